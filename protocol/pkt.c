@@ -1,0 +1,143 @@
+/*
+ * pkt.c — message builder and reader with sticky error flags.
+ */
+#include "protocol/pkt.h"
+
+#include <string.h>
+
+void pkt_init(struct pktbuf *pb, uint8_t *storage, size_t cap)
+{
+    pb->data = storage;
+    pb->cap = cap;
+    pb->len = 0;
+    pb->msg_start = 0;
+    pb->failed = false;
+}
+
+static bool pkt_reserve(struct pktbuf *pb, size_t n)
+{
+    if (pb->failed || n > pb->cap - pb->len) {
+        pb->failed = true;
+        return false;
+    }
+    return true;
+}
+
+void pkt_put_bytes(struct pktbuf *pb, const void *p, size_t n)
+{
+    if (!pkt_reserve(pb, n))
+        return;
+    if (n > 0)
+        memcpy(pb->data + pb->len, p, n);
+    pb->len += n;
+}
+
+void pkt_put_u8(struct pktbuf *pb, uint8_t v)
+{
+    pkt_put_bytes(pb, &v, 1);
+}
+
+void pkt_put_u16(struct pktbuf *pb, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    pkt_put_bytes(pb, b, 2);
+}
+
+void pkt_put_u32(struct pktbuf *pb, uint32_t v)
+{
+    uint8_t b[4];
+    pkt_store_be32(b, v);
+    pkt_put_bytes(pb, b, 4);
+}
+
+void pkt_put_cstr(struct pktbuf *pb, const char *s)
+{
+    pkt_put_bytes(pb, s, strlen(s) + 1);
+}
+
+void pkt_begin(struct pktbuf *pb, char type)
+{
+    if (type != 0)
+        pkt_put_u8(pb, (uint8_t)type);
+    pb->msg_start = pb->len;
+    pkt_put_u32(pb, 0); /* patched by pkt_end */
+}
+
+void pkt_end(struct pktbuf *pb)
+{
+    if (pb->failed)
+        return;
+    pkt_store_be32(pb->data + pb->msg_start, (uint32_t)(pb->len - pb->msg_start));
+}
+
+static void pkt_put_field(struct pktbuf *pb, char code, const char *value)
+{
+    if (value == NULL)
+        return;
+    pkt_put_u8(pb, (uint8_t)code);
+    pkt_put_cstr(pb, value);
+}
+
+void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r)
+{
+    pkt_begin(pb, type);
+    pkt_put_field(pb, 'S', r->severity);
+    pkt_put_field(pb, 'V', r->severity);
+    pkt_put_field(pb, 'C', r->sqlstate);
+    pkt_put_field(pb, 'M', r->message);
+    pkt_put_field(pb, 'D', r->detail);
+    pkt_put_field(pb, 'H', r->hint);
+    pkt_put_u8(pb, 0);
+    pkt_end(pb);
+}
+
+void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len)
+{
+    r->p = p;
+    r->len = len;
+    r->pos = 0;
+    r->failed = false;
+}
+
+const uint8_t *pkt_get_bytes(struct pktreader *r, size_t n)
+{
+    if (r->failed || n > r->len - r->pos) {
+        r->failed = true;
+        return NULL;
+    }
+    const uint8_t *at = r->p + r->pos;
+    r->pos += n;
+    return at;
+}
+
+uint8_t pkt_get_u8(struct pktreader *r)
+{
+    const uint8_t *b = pkt_get_bytes(r, 1);
+    return b ? b[0] : 0;
+}
+
+uint16_t pkt_get_u16(struct pktreader *r)
+{
+    const uint8_t *b = pkt_get_bytes(r, 2);
+    return b ? (uint16_t)((b[0] << 8) | b[1]) : 0;
+}
+
+uint32_t pkt_get_u32(struct pktreader *r)
+{
+    const uint8_t *b = pkt_get_bytes(r, 4);
+    return b ? pkt_be32(b) : 0;
+}
+
+const char *pkt_get_cstr(struct pktreader *r)
+{
+    if (r->failed)
+        return "";
+    const uint8_t *start = r->p + r->pos;
+    const uint8_t *nul = memchr(start, 0, r->len - r->pos);
+    if (nul == NULL) {
+        r->failed = true;
+        return "";
+    }
+    r->pos += (size_t)(nul - start) + 1;
+    return (const char *)start;
+}

@@ -1,0 +1,85 @@
+/*
+ * pkt.h — building and reading PostgreSQL v3 protocol messages.
+ *
+ * The builder writes into caller-provided storage and carries a sticky
+ * error flag: callers make many puts and check pkt_ok() once at the end,
+ * the way PgBouncer's PktBuf works.  Nothing here allocates.
+ */
+#ifndef PGNEAR_PROTOCOL_PKT_H
+#define PGNEAR_PROTOCOL_PKT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Header of every message after the startup packet: type byte + int32 length. */
+#define PKT_HEADER_LEN 5
+
+struct pktbuf {
+    uint8_t *data;
+    size_t cap;
+    size_t len;
+    size_t msg_start; /* offset of the current message's length word */
+    bool failed;
+};
+
+void pkt_init(struct pktbuf *pb, uint8_t *storage, size_t cap);
+/* type 0 starts an untyped packet (startup, SSLRequest, CancelRequest). */
+void pkt_begin(struct pktbuf *pb, char type);
+void pkt_end(struct pktbuf *pb);
+void pkt_put_u8(struct pktbuf *pb, uint8_t v);
+void pkt_put_u16(struct pktbuf *pb, uint16_t v);
+void pkt_put_u32(struct pktbuf *pb, uint32_t v);
+void pkt_put_bytes(struct pktbuf *pb, const void *p, size_t n);
+void pkt_put_cstr(struct pktbuf *pb, const char *s);
+static inline bool pkt_ok(const struct pktbuf *pb)
+{
+    return !pb->failed;
+}
+
+/* Error or notice fields, PostgreSQL style; detail and hint may be NULL. */
+struct pkt_report {
+    const char *severity; /* "FATAL", "ERROR", "NOTICE", ... */
+    const char *sqlstate; /* five characters */
+    const char *message;
+    const char *detail;
+    const char *hint;
+};
+/* Appends an ErrorResponse ('E') or NoticeResponse ('N'). */
+void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r);
+
+/* Reader over one received message body, sticky error as well. */
+struct pktreader {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+    bool failed;
+};
+
+void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len);
+uint8_t pkt_get_u8(struct pktreader *r);
+uint16_t pkt_get_u16(struct pktreader *r);
+uint32_t pkt_get_u32(struct pktreader *r);
+/* Returns a pointer into the message to a NUL-terminated string, or "" and failure. */
+const char *pkt_get_cstr(struct pktreader *r);
+/* Returns a pointer to n bytes inside the message, or NULL and failure. */
+const uint8_t *pkt_get_bytes(struct pktreader *r, size_t n);
+static inline size_t pkt_remaining(const struct pktreader *r)
+{
+    return r->failed ? 0 : r->len - r->pos;
+}
+
+static inline uint32_t pkt_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline void pkt_store_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+#endif

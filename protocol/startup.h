@@ -1,0 +1,83 @@
+/*
+ * startup.h — the first packet of a connection: SSLRequest, GSSENCRequest,
+ * CancelRequest or StartupMessage, parsed with strict bounds.
+ */
+#ifndef PGNEAR_PROTOCOL_STARTUP_H
+#define PGNEAR_PROTOCOL_STARTUP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* PostgreSQL's own limit (MAX_STARTUP_PACKET_LENGTH). */
+#define STARTUP_MAX_LEN        10000
+#define STARTUP_MIN_LEN        8
+#define STARTUP_MAX_PARAMS     64
+#define STARTUP_MAX_UNKNOWN_PQ 16
+/* Protocol 3.2 (PostgreSQL 18) allows cancel keys of up to 256 bytes. */
+#define CANCEL_KEY_MAX_LEN     256
+#define CANCEL_KEY_V30_LEN     4
+
+#define PROTO_CODE_SSL     80877103u
+#define PROTO_CODE_GSSENC  80877104u
+#define PROTO_CODE_CANCEL  80877102u
+#define PROTO_MAJOR(v)     ((v) >> 16)
+#define PROTO_MINOR(v)     ((v)&0xffff)
+#define PROTO_VERSION(M, m) (((uint32_t)(M) << 16) | (m))
+/* The newest protocol pgnear speaks to clients. */
+#define PROTO_LATEST_MINOR 2
+
+enum startup_kind {
+    STARTUP_SSL_REQUEST,
+    STARTUP_GSSENC_REQUEST,
+    STARTUP_CANCEL_REQUEST,
+    STARTUP_MESSAGE,
+};
+
+enum startup_error {
+    STARTUP_OK = 0,
+    STARTUP_INCOMPLETE = 1, /* not an error: need more bytes */
+    STARTUP_EBADLEN = -1,
+    STARTUP_EBADPROTO = -2,
+    STARTUP_EBADPARAMS = -3,
+    STARTUP_ENOUSER = -4,
+    STARTUP_ETOOMANY = -5,
+    STARTUP_EBADCANCEL = -6,
+};
+
+struct startup_param {
+    const char *name; /* pointers into the parsed packet */
+    const char *value;
+};
+
+struct startup_packet {
+    enum startup_kind kind;
+    uint32_t version; /* as sent: 3.x, or one of the request codes */
+    /* CancelRequest */
+    uint32_t cancel_pid;
+    const uint8_t *cancel_key;
+    size_t cancel_key_len;
+    /* StartupMessage */
+    size_t nparams;
+    struct startup_param params[STARTUP_MAX_PARAMS];
+    const char *user;
+    const char *database;
+    size_t n_unknown_pq; /* "_pq_." options pgnear does not know (all of them, today) */
+    const char *unknown_pq[STARTUP_MAX_UNKNOWN_PQ];
+};
+
+/*
+ * Reads the length word of the first packet.  Returns STARTUP_INCOMPLETE
+ * until four bytes are there, STARTUP_EBADLEN for lengths outside
+ * [STARTUP_MIN_LEN, STARTUP_MAX_LEN].
+ */
+int startup_packet_length(const uint8_t *buf, size_t avail, uint32_t *len);
+
+/* Parses one whole packet (length word included); pointers in *out point into buf. */
+int startup_parse(const uint8_t *buf, size_t len, struct startup_packet *out);
+
+const char *startup_strerror(int err);
+
+/* The value of a startup parameter, or NULL. */
+const char *startup_param(const struct startup_packet *sp, const char *name);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * tls.c — OpenSSL contexts and per-connection setup.
+ */
+#include "protocol/tls.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+static void tls_errstr(char *err, size_t errcap, const char *what, const char *file)
+{
+    char ebuf[256];
+    ERR_error_string_n(ERR_get_error(), ebuf, sizeof(ebuf));
+    snprintf(err, errcap, "%s \"%s\": %s", what, file ? file : "", ebuf);
+    ERR_clear_error();
+}
+
+/* Settings shared by both directions: TLS 1.2 minimum, partial writes for the relay. */
+static SSL_CTX *tls_new_ctx(const SSL_METHOD *method)
+{
+    SSL_CTX *ctx = SSL_CTX_new(method);
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    return ctx;
+}
+
+SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, char *err,
+                                  size_t errcap)
+{
+    SSL_CTX *ctx = tls_new_ctx(TLS_server_method());
+    if (ctx == NULL) {
+        tls_errstr(err, errcap, "could not create TLS context", NULL);
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+        tls_errstr(err, errcap, "could not load client_tls_cert_file", cert_file);
+        goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        tls_errstr(err, errcap, "could not load client_tls_key_file", key_file);
+        goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tls_errstr(err, errcap, "client_tls_key_file does not match the certificate", key_file);
+        goto fail;
+    }
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"pgnear", 6);
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+SSL_CTX *tls_make_server_side_ctx(enum tls_server_mode mode, const char *ca_file,
+                                  const char *cert_file, const char *key_file, char *err,
+                                  size_t errcap)
+{
+    SSL_CTX *ctx = tls_new_ctx(TLS_client_method());
+    if (ctx == NULL) {
+        tls_errstr(err, errcap, "could not create TLS context", NULL);
+        return NULL;
+    }
+    if (mode >= TLS_SERVER_VERIFY_CA) {
+        if (ca_file == NULL || ca_file[0] == '\0') {
+            snprintf(err, errcap, "server_tls = verify-ca or verify-full needs server_tls_ca_file");
+            goto fail;
+        }
+        if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+            tls_errstr(err, errcap, "could not load server_tls_ca_file", ca_file);
+            goto fail;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+    if (cert_file != NULL && cert_file[0] != '\0') {
+        if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+            tls_errstr(err, errcap, "could not load server_tls_cert_file", cert_file);
+            goto fail;
+        }
+    }
+    return ctx;
+fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+/* verify-full: an IP literal is matched against IP SANs, anything else as a DNS name. */
+static bool tls_set_expected_host(SSL *ssl, const char *host)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1)
+        return true;
+    ERR_clear_error();
+    if (SSL_set1_host(ssl, host) != 1)
+        return false;
+    SSL_set_tlsext_host_name(ssl, host);
+    return true;
+}
+
+SSL *tls_new_server_ssl(SSL_CTX *ctx, int fd, enum tls_server_mode mode, const char *host)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1 ||
+        (mode == TLS_SERVER_VERIFY_FULL && !tls_set_expected_host(ssl, host))) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_connect_state(ssl);
+    return ssl;
+}
+
+SSL *tls_new_client_ssl(SSL_CTX *ctx, int fd)
+{
+    SSL *ssl = SSL_new(ctx);
+    if (ssl == NULL)
+        return NULL;
+    if (SSL_set_fd(ssl, fd) != 1) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    SSL_set_accept_state(ssl);
+    return ssl;
+}

@@ -1,0 +1,41 @@
+/*
+ * tls.h — OpenSSL contexts for both sides of the proxy.
+ */
+#ifndef PGNEAR_PROTOCOL_TLS_H
+#define PGNEAR_PROTOCOL_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+/* server_tls modes, libpq's sslmode names. */
+enum tls_server_mode {
+    TLS_SERVER_DISABLE,
+    TLS_SERVER_PREFER,
+    TLS_SERVER_REQUIRE,
+    TLS_SERVER_VERIFY_CA,
+    TLS_SERVER_VERIFY_FULL,
+};
+
+/*
+ * Context for accepting client TLS with pgnear's certificate (TLS 1.2+).
+ * On failure returns NULL and writes why into err.
+ */
+SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, char *err,
+                                  size_t errcap);
+
+/* Context for connecting to servers; ca_file may be NULL below verify-ca. */
+SSL_CTX *tls_make_server_side_ctx(enum tls_server_mode mode, const char *ca_file,
+                                  const char *cert_file, const char *key_file, char *err,
+                                  size_t errcap);
+
+/*
+ * A new SSL for one server connection; for verify-full the host (name or
+ * IP literal) is checked against the certificate.
+ */
+SSL *tls_new_server_ssl(SSL_CTX *ctx, int fd, enum tls_server_mode mode, const char *host);
+
+SSL *tls_new_client_ssl(SSL_CTX *ctx, int fd);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * cancel.h — pgnear's own cancel keys and the forwarding of CancelRequests.
+ *
+ * Clients get the server's real process ID with a secret chosen by
+ * pgnear; the server's secret never leaves pgnear.  A key is forgotten
+ * when its session ends, so a late cancel can never reach a server
+ * process that has since been given to someone else.
+ */
+#ifndef PGNEAR_PROXY_CANCEL_H
+#define PGNEAR_PROXY_CANCEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+struct worker;
+struct startup_packet;
+
+/*
+ * Records the server's key and picks the client's (4 bytes under protocol
+ * 3.0, 32 under 3.2).  Returns 0, or -1 when out of memory.
+ */
+int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
+                    size_t server_key_len);
+void cancel_unregister(struct session *s);
+
+/* Handles one CancelRequest from any listener; never answers the sender. */
+void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id);
+
+/* Frees cancel connections still in flight (shutdown). */
+void cancel_close_all(struct worker *w);
+
+#endif

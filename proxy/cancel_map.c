@@ -1,0 +1,110 @@
+/*
+ * cancel_map.c — open addressing with linear probing and backward-shift
+ * deletion, so lookups never wade through tombstones.
+ */
+#include "proxy/cancel_map.h"
+
+#include <stdlib.h>
+
+/* Fibonacci hashing spreads sequential or clustered tags. */
+static size_t slot_of(const struct cancel_map *m, uint32_t tag)
+{
+    return (size_t)((tag * 2654435769u) >> 7) & m->mask;
+}
+
+int cancel_map_init(struct cancel_map *m, size_t capacity_pow2)
+{
+    if (capacity_pow2 < 8 || (capacity_pow2 & (capacity_pow2 - 1)) != 0)
+        capacity_pow2 = 64;
+    m->slots = calloc(capacity_pow2, sizeof(*m->slots));
+    if (m->slots == NULL)
+        return -1;
+    m->mask = capacity_pow2 - 1;
+    m->count = 0;
+    return 0;
+}
+
+void cancel_map_free(struct cancel_map *m)
+{
+    free(m->slots);
+    m->slots = NULL;
+    m->count = 0;
+}
+
+static void cancel_map_put(struct cancel_map *m, uint32_t tag, void *owner)
+{
+    size_t i = slot_of(m, tag);
+    while (m->slots[i].owner != NULL)
+        i = (i + 1) & m->mask;
+    m->slots[i].tag = tag;
+    m->slots[i].owner = owner;
+    m->count++;
+}
+
+static int cancel_map_grow(struct cancel_map *m)
+{
+    struct cancel_map bigger;
+    if (cancel_map_init(&bigger, (m->mask + 1) * 2) != 0)
+        return -1;
+    for (size_t i = 0; i <= m->mask; i++)
+        if (m->slots[i].owner != NULL)
+            cancel_map_put(&bigger, m->slots[i].tag, m->slots[i].owner);
+    free(m->slots);
+    *m = bigger;
+    return 0;
+}
+
+bool cancel_map_insert(struct cancel_map *m, uint32_t tag, void *owner, bool *oom)
+{
+    *oom = false;
+    if (cancel_map_find(m, tag) != NULL)
+        return false;
+    if ((m->count + 1) * 2 > m->mask + 1 && cancel_map_grow(m) != 0) {
+        *oom = true;
+        return false;
+    }
+    cancel_map_put(m, tag, owner);
+    return true;
+}
+
+void *cancel_map_find(const struct cancel_map *m, uint32_t tag)
+{
+    for (size_t i = slot_of(m, tag); m->slots[i].owner != NULL; i = (i + 1) & m->mask)
+        if (m->slots[i].tag == tag)
+            return m->slots[i].owner;
+    return NULL;
+}
+
+/* Moves later members of the probe run back into the hole left at i. */
+static void cancel_map_close_gap(struct cancel_map *m, size_t hole)
+{
+    size_t i = hole;
+    for (;;) {
+        i = (i + 1) & m->mask;
+        if (m->slots[i].owner == NULL)
+            break;
+        size_t home = slot_of(m, m->slots[i].tag);
+        /* Skip entries whose home lies cyclically in (hole, i]. */
+        bool stays = hole <= i ? (home > hole && home <= i) : (home > hole || home <= i);
+        if (stays)
+            continue;
+        m->slots[hole] = m->slots[i];
+        m->slots[i].owner = NULL;
+        hole = i;
+    }
+}
+
+bool cancel_map_remove(struct cancel_map *m, uint32_t tag, const void *owner)
+{
+    for (size_t i = slot_of(m, tag); m->slots[i].owner != NULL; i = (i + 1) & m->mask) {
+        if (m->slots[i].tag != tag)
+            continue;
+        if (m->slots[i].owner != owner)
+            return false;
+        m->slots[i].owner = NULL;
+        m->count--;
+        cancel_map_close_gap(m, i);
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,485 @@
+/*
+ * config.c — INI loading (inih) driven by one table of settings, so that
+ * parsing, SHOW CONFIG and reload checks cannot disagree.
+ */
+#include "proxy/config.h"
+
+#include "proxy/log.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <iniparser/iniparser.h>
+#include <stdarg.h>
+#include <unistd.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum setting_type { T_STR, T_INT, T_MS, T_BOOL, T_ENUM };
+
+struct setting {
+    const char *name;
+    enum setting_type type;
+    size_t offset;
+    const char *def;
+    bool reloadable;
+    const char *const *choices; /* T_ENUM: index is the stored value */
+};
+
+static const char *const auth_choices[] = {"scram", "passthrough", NULL};
+static const char *const client_tls_choices[] = {"disable", "allow", "require", NULL};
+static const char *const server_tls_choices[] = {"disable", "prefer", "require", "verify-ca",
+                                                 "verify-full", NULL};
+static const char *const proxy_protocol_choices[] = {"off", "optional", "required", NULL};
+
+#define S(n, t, d, r) {#n, t, offsetof(struct config, n), d, r, NULL}
+#define E(n, d, r, c) {#n, T_ENUM, offsetof(struct config, n), d, r, c}
+
+static const struct setting config_settings[] = {
+    S(listen_addr, T_STR, "127.0.0.1", false),
+    S(listen_port, T_INT, "6432", false),
+    S(unix_socket_dir, T_STR, "/tmp", false),
+    S(admin_db, T_STR, "pgnear", true),
+    S(admin_users, T_STR, "", true),
+    E(auth, "", true, auth_choices),
+    S(auth_file, T_STR, "", true),
+    S(auth_query, T_STR, "", true),
+    E(client_tls, "disable", true, client_tls_choices),
+    S(client_tls_cert_file, T_STR, "", true),
+    S(client_tls_key_file, T_STR, "", true),
+    E(server_tls, "prefer", true, server_tls_choices),
+    S(server_tls_ca_file, T_STR, "", true),
+    S(server_tls_cert_file, T_STR, "", true),
+    S(server_tls_key_file, T_STR, "", true),
+    S(server_conninfo, T_STR, "", true),
+    E(proxy_protocol, "off", true, proxy_protocol_choices),
+    S(trusted_proxies, T_STR, "", true),
+    S(client_hints, T_BOOL, "on", true),
+    S(geoip_db, T_STR, "", true),
+    S(cities_file, T_STR, "", true),
+    S(default_region, T_STR, "", true),
+    S(health_check_interval_ms, T_MS, "2s", true),
+    S(health_check_timeout_ms, T_MS, "1s", true),
+    S(max_client_conn, T_INT, "10000", true),
+    S(client_login_timeout_ms, T_MS, "15s", true),
+    S(server_connect_timeout_ms, T_MS, "5s", true),
+    S(shutdown_timeout_ms, T_MS, "30s", true),
+    S(workers, T_INT, "1", false),
+    S(websocket_port, T_INT, "0", false),
+    S(metrics_addr, T_STR, "", false),
+    S(migrations_dir, T_STR, "", true),
+    S(migrations_db, T_STR, "", true),
+    S(peers, T_STR, "", true),
+    S(pool_mode, T_STR, "none", true),
+    S(logfile, T_STR, "", true),
+};
+#define N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
+
+/* Users write health_check_interval, the struct stores milliseconds. */
+static bool setting_name_matches(const struct setting *s, const char *name)
+{
+    size_t n = strlen(name);
+    if (s->type == T_MS)
+        return strncmp(s->name, name, n) == 0 && strcmp(s->name + n, "_ms") == 0;
+    return strcmp(s->name, name) == 0;
+}
+
+static const char *setting_display_name(const struct setting *s, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", s->name);
+    if (s->type == T_MS)
+        buf[strlen(buf) - 3] = '\0';
+    return buf;
+}
+
+/* "15s", "1500ms", "2min", "1h" or a bare number of seconds. */
+static bool parse_duration_ms(const char *v, int *out)
+{
+    char *end;
+    errno = 0;
+    double n = strtod(v, &end);
+    if (end == v || errno != 0 || n < 0)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    double mult;
+    if (*end == '\0' || strcmp(end, "s") == 0)
+        mult = 1000;
+    else if (strcmp(end, "ms") == 0)
+        mult = 1;
+    else if (strcmp(end, "min") == 0)
+        mult = 60000;
+    else if (strcmp(end, "h") == 0)
+        mult = 3600000;
+    else
+        return false;
+    if (n * mult > INT_MAX)
+        return false;
+    *out = (int)(n * mult);
+    return true;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
+                                                                               "no", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return *out = true, true;
+        if (strcasecmp(v, no[i]) == 0)
+            return *out = false, true;
+    }
+    return false;
+}
+
+static bool setting_assign(struct config *cfg, const struct setting *s, const char *value)
+{
+    char *field = (char *)cfg + s->offset;
+    char *end;
+    long n;
+    switch (s->type) {
+    case T_STR: {
+        char *copy = strdup(value);
+        if (copy == NULL)
+            return false;
+        free(*(char **)field);
+        *(char **)field = copy;
+        return true;
+    }
+    case T_INT:
+        errno = 0;
+        n = strtol(value, &end, 10);
+        if (end == value || *end != '\0' || errno != 0 || n < 0 || n > INT_MAX)
+            return false;
+        *(int *)field = (int)n;
+        return true;
+    case T_MS:
+        return parse_duration_ms(value, (int *)field);
+    case T_BOOL:
+        return parse_bool(value, (bool *)field);
+    case T_ENUM:
+        if (value[0] == '\0') {
+            *(int *)field = -1;
+            return true;
+        }
+        for (int i = 0; s->choices[i] != NULL; i++)
+            if (strcasecmp(value, s->choices[i]) == 0)
+                return *(int *)field = i, true;
+        return false;
+    }
+    return false;
+}
+
+static void setting_format(const struct config *cfg, const struct setting *s, char *buf,
+                           size_t cap)
+{
+    const char *field = (const char *)cfg + s->offset;
+    switch (s->type) {
+    case T_STR:
+        snprintf(buf, cap, "%s", *(char *const *)field ? *(char *const *)field : "");
+        break;
+    case T_INT:
+        snprintf(buf, cap, "%d", *(const int *)field);
+        break;
+    case T_MS:
+        snprintf(buf, cap, "%dms", *(const int *)field);
+        break;
+    case T_BOOL:
+        snprintf(buf, cap, "%s", *(const bool *)field ? "on" : "off");
+        break;
+    case T_ENUM: {
+        int v = *(const int *)field;
+        snprintf(buf, cap, "%s", v >= 0 ? s->choices[v] : "");
+        break;
+    }
+    }
+}
+
+/* Errors name the file, section and key: iniparser keeps no line numbers. */
+static bool load_fail(char *err, size_t errcap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool load_fail(char *err, size_t errcap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errcap, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool load_pgnear_key(struct config *cfg, const char *name, const char *value, char *err,
+                            size_t errcap)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        if (!setting_name_matches(&config_settings[i], name))
+            continue;
+        if (!setting_assign(cfg, &config_settings[i], value))
+            return load_fail(err, errcap, "%s: invalid value \"%s\" for setting \"%s\"",
+                             cfg->path, value, name);
+        return true;
+    }
+    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [pgnear]", cfg->path, name);
+}
+
+static bool load_region_key(struct config *cfg, struct region *r, const char *name,
+                            const char *value, char *err, size_t errcap)
+{
+    if (strcmp(name, "location") == 0) {
+        if (!region_parse_location(value, &r->lat, &r->lon))
+            return load_fail(err, errcap,
+                             "%s: invalid location \"%s\" for region \"%s\": expected "
+                             "latitude, longitude in degrees",
+                             cfg->path, value, r->name);
+        r->has_location = true;
+        return true;
+    }
+    if (strcmp(name, "hosts") == 0) {
+        char why[512];
+        if (region_parse_hosts(r, value, why, sizeof(why)) != NULL)
+            return load_fail(err, errcap, "%s: %s", cfg->path, why);
+        return true;
+    }
+    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [region %s]", cfg->path,
+                     name, r->name);
+}
+
+static bool valid_region_name(const char *name)
+{
+    if (*name == '\0')
+        return false;
+    for (const char *p = name; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+    return true;
+}
+
+/* Calls fn for every key of one section, with the "section:" prefix removed. */
+static bool load_section_keys(struct config *cfg, dictionary *d, const char *section,
+                              struct region *r, char *err, size_t errcap)
+{
+    int n = iniparser_getsecnkeys(d, section);
+    if (n <= 0)
+        return true;
+    const char **keys = calloc((size_t)n, sizeof(*keys));
+    if (keys == NULL || iniparser_getseckeys(d, section, keys) == NULL) {
+        free(keys);
+        return load_fail(err, errcap, "out of memory");
+    }
+    bool ok = true;
+    size_t prefix = strlen(section) + 1;
+    for (int i = 0; i < n && ok; i++) {
+        const char *value = iniparser_getstring(d, keys[i], "");
+        const char *name = keys[i] + prefix;
+        if (r != NULL)
+            ok = load_region_key(cfg, r, name, value, err, errcap);
+        else if (strcmp(section, "pgnear") == 0)
+            ok = load_pgnear_key(cfg, name, value, err, errcap);
+        /* [cities] overrides are read by the routing layer */
+    }
+    free(keys);
+    return ok;
+}
+
+static bool load_section(struct config *cfg, dictionary *d, const char *section, char *err,
+                         size_t errcap)
+{
+    if (strcmp(section, "pgnear") == 0 || strcmp(section, "cities") == 0)
+        return load_section_keys(cfg, d, section, NULL, err, errcap);
+    if (strncmp(section, "region ", 7) != 0)
+        return load_fail(err, errcap, "%s: unrecognized section [%s]", cfg->path, section);
+    const char *name = section + 7;
+    while (*name == ' ')
+        name++;
+    if (!valid_region_name(name))
+        return load_fail(err, errcap, "%s: invalid region name \"%s\"", cfg->path, name);
+    struct region *r = region_set_add(&cfg->regions, name);
+    if (r == NULL)
+        return load_fail(err, errcap, "out of memory");
+    return load_section_keys(cfg, d, section, r, err, errcap);
+}
+
+/* iniparser reports syntax errors through a callback; send them to the log. */
+static int load_syntax_error(const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_error(0, "%s", msg);
+    return 0;
+}
+
+static bool load_file(struct config *cfg, char *err, size_t errcap)
+{
+    if (access(cfg->path, R_OK) != 0)
+        return load_fail(err, errcap, "could not open configuration file \"%s\": %s", cfg->path,
+                         strerror(errno));
+    iniparser_set_error_callback(load_syntax_error);
+    dictionary *d = iniparser_load(cfg->path);
+    if (d == NULL)
+        return load_fail(err, errcap, "%s: syntax error (see the log above)", cfg->path);
+    bool ok = true;
+    int nsec = iniparser_getnsec(d);
+    for (int i = 0; i < nsec && ok; i++)
+        ok = load_section(cfg, d, iniparser_getsecname(d, i), err, errcap);
+    iniparser_freedict(d);
+    return ok;
+}
+
+static bool config_set_defaults(struct config *cfg)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (!setting_assign(cfg, &config_settings[i], config_settings[i].def))
+            return false;
+    return true;
+}
+
+
+static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
+{
+    if (cfg->regions.count == 0)
+        return load_fail(err, errcap, "%s: no [region NAME] section", cfg->path);
+    for (size_t i = 0; i < cfg->regions.count; i++)
+        if (cfg->regions.items[i].nhosts == 0)
+            return load_fail(err, errcap, "region \"%s\" has no hosts",
+                               cfg->regions.items[i].name);
+    if (cfg->default_region[0] == '\0') {
+        cfg->default_region_ptr = &cfg->regions.items[0];
+        return true;
+    }
+    cfg->default_region_ptr = region_set_find(&cfg->regions, cfg->default_region);
+    if (cfg->default_region_ptr == NULL)
+        return load_fail(err, errcap, "default_region \"%s\" is not a configured region",
+                           cfg->default_region);
+    return true;
+}
+
+static bool config_check_auth(struct config *cfg, char *err, size_t errcap)
+{
+    bool have_source = cfg->auth_file[0] != '\0' || cfg->auth_query[0] != '\0';
+    if (cfg->auth < 0)
+        cfg->auth = have_source ? AUTH_SCRAM : AUTH_PASSTHROUGH;
+    if (cfg->auth == AUTH_SCRAM && !have_source)
+        return load_fail(err, errcap, "%s", "auth = scram needs auth_file or auth_query");
+    if (cfg->auth_file[0] != '\0' &&
+        userlist_load(&cfg->users, cfg->auth_file, err, errcap) != 0)
+        return false;
+    return true;
+}
+
+static bool config_check_tls(struct config *cfg, char *err, size_t errcap)
+{
+    if (cfg->client_tls != CLIENT_TLS_DISABLE) {
+        if (cfg->client_tls_cert_file[0] == '\0' || cfg->client_tls_key_file[0] == '\0')
+            return load_fail(err, errcap, "%s",
+                               "client_tls needs client_tls_cert_file and client_tls_key_file");
+        cfg->client_tls_ctx = tls_make_client_side_ctx(cfg->client_tls_cert_file,
+                                                       cfg->client_tls_key_file, err, errcap);
+        if (cfg->client_tls_ctx == NULL)
+            return false;
+    }
+    if (cfg->server_tls != TLS_SERVER_DISABLE) {
+        cfg->server_tls_ctx = tls_make_server_side_ctx(
+            (enum tls_server_mode)cfg->server_tls, cfg->server_tls_ca_file,
+            cfg->server_tls_cert_file, cfg->server_tls_key_file, err, errcap);
+        if (cfg->server_tls_ctx == NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
+{
+    if (cfg->listen_port <= 0 || cfg->listen_port > 65535)
+        return load_fail(err, errcap, "%s", "listen_port must be between 1 and 65535");
+    if (cfg->workers != 1)
+        return load_fail(err, errcap, "%s", "workers: only 1 event-loop thread is supported yet");
+    if (strcmp(cfg->pool_mode, "none") != 0)
+        return load_fail(err, errcap, "pool_mode \"%s\" is not supported yet (use none)",
+                           cfg->pool_mode);
+    if (cfg->max_client_conn <= 0)
+        return load_fail(err, errcap, "%s", "max_client_conn must be positive");
+    return true;
+}
+
+static void config_free(struct config *cfg);
+
+struct config *config_load(const char *path, char *err, size_t errcap)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !config_set_defaults(cfg)) {
+        snprintf(err, errcap, "out of memory");
+        config_free(cfg);
+        return NULL;
+    }
+    if (!load_file(cfg, err, errcap) || !config_check_limits(cfg, err, errcap) ||
+        !config_check_regions(cfg, err, errcap) || !config_check_auth(cfg, err, errcap) ||
+        !config_check_tls(cfg, err, errcap)) {
+        config_free(cfg);
+        return NULL;
+    }
+    cfg->refcount = 1;
+    return cfg;
+}
+
+void config_unref(struct config *cfg)
+{
+    if (cfg != NULL && --cfg->refcount <= 0)
+        config_free(cfg);
+}
+
+static void config_free(struct config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (config_settings[i].type == T_STR)
+            free(*(char **)((char *)cfg + config_settings[i].offset));
+    region_set_free(&cfg->regions);
+    userlist_free(&cfg->users);
+    SSL_CTX_free(cfg->client_tls_ctx);
+    SSL_CTX_free(cfg->server_tls_ctx);
+    free(cfg->path);
+    free(cfg);
+}
+
+void config_visit(const struct config *cfg, config_visit_fn fn, void *arg)
+{
+    char name[64], value[1024];
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        setting_format(cfg, &config_settings[i], value, sizeof(value));
+        fn(arg, setting_display_name(&config_settings[i], name, sizeof(name)), value,
+           config_settings[i].reloadable);
+    }
+}
+
+int config_restart_only_changes(const struct config *old_cfg, const struct config *new_cfg,
+                                const char **names, int max)
+{
+    int n = 0;
+    char a[1024], b[1024];
+    for (size_t i = 0; i < N_SETTINGS && n < max; i++) {
+        if (config_settings[i].reloadable)
+            continue;
+        setting_format(old_cfg, &config_settings[i], a, sizeof(a));
+        setting_format(new_cfg, &config_settings[i], b, sizeof(b));
+        if (strcmp(a, b) != 0)
+            names[n++] = config_settings[i].name;
+    }
+    return n;
+}
+
+int config_warnings(const struct config *cfg, char warnings[][256], int max)
+{
+    int n = 0;
+    if (n < max && cfg->auth == AUTH_PASSTHROUGH && cfg->client_tls != CLIENT_TLS_DISABLE &&
+        cfg->server_tls != TLS_SERVER_DISABLE)
+        snprintf(warnings[n++], 256,
+                 "auth = passthrough with TLS on both sides: SCRAM logins from clients that "
+                 "prefer channel binding (libpq's default) will fail; use auth = scram, or "
+                 "have clients set channel_binding=disable");
+    return n;
+}

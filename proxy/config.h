@@ -1,0 +1,90 @@
+/*
+ * config.h — the loaded configuration.  A reload builds a new struct
+ * config aside and swaps it in only when all of it loaded.
+ */
+#ifndef PGNEAR_PROXY_CONFIG_H
+#define PGNEAR_PROXY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "protocol/tls.h"
+#include "routing/region.h"
+#include "proxy/userlist.h"
+
+enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
+enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
+
+struct config {
+    int refcount; /* the worker and every session started under it */
+    char *path;
+    /* [pgnear] settings, in the order of config_settings[] */
+    char *listen_addr;
+    int listen_port;
+    char *unix_socket_dir;
+    char *admin_db;
+    char *admin_users;
+    int auth; /* enum auth_mode; -1 until derived */
+    char *auth_file;
+    char *auth_query;
+    int client_tls;
+    char *client_tls_cert_file;
+    char *client_tls_key_file;
+    int server_tls;
+    char *server_tls_ca_file;
+    char *server_tls_cert_file;
+    char *server_tls_key_file;
+    char *server_conninfo;
+    int proxy_protocol;
+    char *trusted_proxies;
+    bool client_hints;
+    char *geoip_db;
+    char *cities_file;
+    char *default_region;
+    int health_check_interval_ms;
+    int health_check_timeout_ms;
+    int max_client_conn;
+    int client_login_timeout_ms;
+    int server_connect_timeout_ms;
+    int shutdown_timeout_ms;
+    int workers;
+    int websocket_port;
+    char *metrics_addr;
+    char *migrations_dir;
+    char *migrations_db;
+    char *peers;
+    char *pool_mode;
+    char *logfile;
+
+    /* derived at load */
+    struct region_set regions;
+    struct region *default_region_ptr;
+    struct userlist users;
+    SSL_CTX *client_tls_ctx; /* NULL when client_tls = disable */
+    SSL_CTX *server_tls_ctx; /* NULL when server_tls = disable */
+};
+
+/* Loads and validates; on failure returns NULL and writes "file:line: why" into err. */
+struct config *config_load(const char *path, char *err, size_t errcap);
+static inline struct config *config_ref(struct config *cfg)
+{
+    cfg->refcount++;
+    return cfg;
+}
+void config_unref(struct config *cfg);
+
+/* Calls fn for every setting with its current value as text (SHOW CONFIG, --check -v). */
+typedef void (*config_visit_fn)(void *arg, const char *name, const char *value, bool reloadable);
+void config_visit(const struct config *cfg, config_visit_fn fn, void *arg);
+
+/* Names the settings whose new value cannot take effect without a restart; returns count. */
+int config_restart_only_changes(const struct config *old_cfg, const struct config *new_cfg,
+                                const char **names, int max);
+
+/* Warnings for setups that load but will not work as users expect (pgnear --check). */
+int config_warnings(const struct config *cfg, char warnings[][256], int max);
+
+#endif

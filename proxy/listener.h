@@ -1,0 +1,21 @@
+/*
+ * listener.h — TCP (IPv4, IPv6) and Unix-socket listening sockets.
+ */
+#ifndef PGNEAR_PROXY_LISTENER_H
+#define PGNEAR_PROXY_LISTENER_H
+
+#include <stddef.h>
+
+struct worker;
+struct config;
+
+struct listener_set;
+
+/* Opens every listen_addr and the Unix socket; NULL with err on failure. */
+struct listener_set *listener_open(struct worker *w, const struct config *cfg, char *err,
+                                   size_t errcap);
+/* Stops accepting (SIGTERM) without closing the sockets. */
+void listener_pause(struct listener_set *ls);
+void listener_close(struct listener_set *ls);
+
+#endif

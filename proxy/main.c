@@ -1,0 +1,146 @@
+/*
+ * main.c — command line, configuration check, and the daemon's start.
+ */
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pgnear-build.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "Usage:\n"
+                 "  pgnear [-d] [-v] [-q] CONFIG.ini      run the proxy\n"
+                 "  pgnear --check CONFIG.ini             validate the configuration and exit 0/1\n"
+                 "  pgnear --version\n"
+                 "\n"
+                 "  -d  run in the background (logs go to the configured logfile)\n"
+                 "  -v  verbose: log debug messages\n"
+                 "  -q  quiet: log warnings and errors only\n");
+}
+
+static int run_check(const char *path)
+{
+    char err[1024], warnings[8][256];
+    struct config *cfg = config_load(path, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "pgnear: %s\n", err);
+        return 1;
+    }
+    int n = config_warnings(cfg, warnings, 8);
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
+    printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
+           cfg->default_region_ptr->name);
+    config_unref(cfg);
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0)
+        return -1;
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+    return 0;
+}
+
+static int run_proxy(const char *path, bool background, enum log_level level)
+{
+    char err[1024];
+    struct config *cfg = config_load(path, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "pgnear: %s\n", err);
+        return 1;
+    }
+    if (background && cfg->logfile[0] == '\0') {
+        fprintf(stderr, "pgnear: -d needs a logfile in the configuration\n");
+        config_unref(cfg);
+        return 1;
+    }
+    if (log_open(cfg->logfile, level) != 0) {
+        fprintf(stderr, "pgnear: could not open logfile \"%s\"\n", cfg->logfile);
+        config_unref(cfg);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    static struct worker w;
+    if (worker_init(&w, cfg, err, sizeof(err)) != 0) {
+        log_msg(LOG_FATAL, 0, "%s", err);
+        worker_free(&w);
+        return 1;
+    }
+    if (background && daemonize() != 0) {
+        log_msg(LOG_FATAL, 0, "could not run in the background");
+        worker_free(&w);
+        return 1;
+    }
+    log_info(0, "pgnear %s started (pid %d), %zu regions, default region %s", PACKAGE_VERSION,
+             (int)getpid(), cfg->regions.count, cfg->default_region_ptr->name);
+    worker_run(&w);
+    worker_free(&w);
+    log_info(0, "pgnear stopped");
+    log_close();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"check", no_argument, NULL, 'c'},  {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},   {"daemon", no_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    bool check = false, background = false;
+    enum log_level level = LOG_INFO;
+    int c;
+    while ((c = getopt_long(argc, argv, "dvqh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            check = true;
+            break;
+        case 'V':
+            printf("pgnear %s\n", PACKAGE_VERSION);
+            return 0;
+        case 'd':
+            background = true;
+            break;
+        case 'v':
+            level = LOG_DEBUG;
+            break;
+        case 'q':
+            level = LOG_WARNING;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        usage(stderr);
+        return 2;
+    }
+    return check ? run_check(argv[optind]) : run_proxy(argv[optind], background, level);
+}

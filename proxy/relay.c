@@ -1,0 +1,120 @@
+/*
+ * relay.c — an established session: bytes both ways.
+ *
+ * Each read lands in the source's input buffer; the scan looks only at
+ * message headers (to know boundaries and the transaction status) and the
+ * bytes move to the peer's output buffer in one step, by chain hand-over
+ * when the whole buffer goes, and are written at once.  When the peer's
+ * output backs up past the high-water mark, reading from the source stops
+ * until it drains below the low-water mark.
+ */
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/framing.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+#define RELAY_READ_MAX   (64 * 1024)
+#define RELAY_HIGH_WATER (512 * 1024)
+#define RELAY_LOW_WATER  (128 * 1024)
+
+static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst)
+{
+    struct frame_scan sc;
+    frame_scan(src->in, src->fwd_remaining, &sc);
+    if (sc.error) {
+        session_fail(s, "08P01",
+                     src == &s->client ? "invalid message length from client"
+                                       : "invalid message length from server",
+                     NULL, NULL);
+        return -1;
+    }
+    src->fwd_remaining = sc.remaining;
+    if (sc.messages > 0)
+        src->last_type = sc.last_type;
+    if (sc.ready_status)
+        s->tx_status = sc.ready_status;
+    if (sc.forward == 0)
+        return 0;
+    int rc = sc.forward == evbuffer_get_length(src->in)
+                 ? evbuffer_add_buffer(dst->out, src->in)
+                 : (evbuffer_remove_buffer(src->in, dst->out, sc.forward) < 0 ? -1 : 0);
+    if (rc != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    if (endpoint_flush(s, dst) < 0)
+        return -1;
+    if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(src);
+    return 0;
+}
+
+static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst)
+{
+    int more;
+    ssize_t n = endpoint_fill(s, src, RELAY_READ_MAX, &more);
+    if (n <= 0)
+        return;
+    if (relay_pump(s, src, dst) < 0)
+        return;
+    if (more && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
+}
+
+static void relay_write(struct session *s, struct endpoint *ep, struct endpoint *peer)
+{
+    if (endpoint_flush(s, ep) < 0)
+        return;
+    if (peer->read_paused && evbuffer_get_length(ep->out) <= RELAY_LOW_WATER)
+        endpoint_resume_read(peer);
+}
+
+static void relay_client_read(struct session *s)
+{
+    relay_read(s, &s->client, &s->server);
+}
+
+static void relay_server_read(struct session *s)
+{
+    relay_read(s, &s->server, &s->client);
+}
+
+static void relay_client_write(struct session *s)
+{
+    relay_write(s, &s->client, &s->server);
+}
+
+static void relay_server_write(struct session *s)
+{
+    relay_write(s, &s->server, &s->client);
+}
+
+void relay_start(struct session *s)
+{
+    session_set_timer(s, 0);
+    session_move(s, &s->w->active_sessions);
+    s->phase = PHASE_ACTIVE;
+    s->client.on_read = relay_client_read;
+    s->client.on_write = relay_client_write;
+    s->server.on_read = relay_server_read;
+    s->server.on_write = relay_server_write;
+    s->client.fwd_remaining = 0;
+    s->server.fwd_remaining = 0;
+    log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d",
+             s->startup.user, s->startup.database, s->region->name,
+             s->region->hosts[s->host_index].name, s->region->hosts[s->host_index].port);
+    s->client.read_paused = true; /* resume re-adds the event either way */
+    endpoint_resume_read(&s->client);
+    /* Whatever either side sent early goes through now. */
+    if (evbuffer_get_length(s->server.in) > 0 && relay_pump(s, &s->server, &s->client) < 0)
+        return;
+    if (evbuffer_get_length(s->client.in) > 0 && relay_pump(s, &s->client, &s->server) < 0)
+        return;
+    if (s->server.stream.ssl && SSL_pending(s->server.stream.ssl) > 0)
+        event_active(s->server.rev, EV_READ, 0);
+    endpoint_flush(s, &s->client);
+}

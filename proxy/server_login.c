@@ -1,0 +1,335 @@
+/*
+ * server_login.c — connecting to a server of the chosen region: TCP,
+ * SSLRequest and TLS per server_tls, the StartupMessage, authentication
+ * (relayed, or done by pgnear with the client's ClientKey), and the
+ * server's ParameterStatus and BackendKeyData up to ReadyForQuery.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/framing.h"
+#include "protocol/pkt.h"
+#include "protocol/tls.h"
+#include "proxy/cancel.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server_auth.h"
+#include "proxy/server_login.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "routing/region.h"
+
+/* Login messages are small; anything this large is a broken server. */
+#define LOGIN_MAX_MESSAGE (1024 * 1024)
+
+static void server_connect_host(struct session *s);
+
+static const struct region_host *server_host(const struct session *s)
+{
+    return &s->region->hosts[s->host_index];
+}
+
+/*
+ * Gives up on this host.  Before anything from it reached the client the
+ * next host is tried; after that the client gets the error.
+ */
+void server_try_next(struct session *s, const char *why)
+{
+    const struct region_host *h = server_host(s);
+    s->w->stats.server_connect_failures++;
+    log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name,
+             why);
+    endpoint_detach(&s->server);
+    if (s->server_sent_to_client) {
+        session_fail(s, "08006", "lost the server connection during login", why, NULL);
+        return;
+    }
+    if (++s->host_index < s->region->nhosts) {
+        server_connect_host(s);
+        return;
+    }
+    char msg[256];
+    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"",
+             s->region->name);
+    s->w->stats.login_failures++;
+    session_fail(s, "08001", msg, why, NULL);
+}
+
+void server_login_timeout(struct session *s)
+{
+    server_try_next(s, "timeout");
+}
+
+/* The StartupMessage as the client sent it, minus what is pgnear's own. */
+static int server_send_startup(struct session *s)
+{
+    const struct startup_packet *sp = &s->startup;
+    uint8_t buf[STARTUP_MAX_LEN];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
+    for (size_t i = 0; i < sp->nparams; i++) {
+        pkt_put_cstr(&pb, sp->params[i].name);
+        pkt_put_cstr(&pb, sp->params[i].value);
+    }
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    if (!pkt_ok(&pb)) {
+        session_fail(s, "08P01", "startup packet too long", NULL, NULL);
+        return -1;
+    }
+    s->phase = PHASE_SERVER_LOGIN;
+    s->server.on_read = server_login_on_read;
+    s->server.on_write = NULL;
+    if (s->cfg->auth == AUTH_PASSTHROUGH) {
+        s->client.on_read = server_auth_client_on_read;
+        event_add(s->client.rev, NULL);
+    } else {
+        endpoint_pause_read(&s->client); /* nothing to read until ReadyForQuery */
+    }
+    session_set_timer(s, s->cfg->client_login_timeout_ms);
+    event_add(s->server.rev, NULL);
+    return endpoint_send(s, &s->server, buf, pb.len);
+}
+
+static void server_tls_step(struct session *s)
+{
+    int rc = stream_tls_connect(&s->server.stream);
+    if (rc == STREAM_AGAIN) {
+        endpoint_watch(&s->server, s->server.stream.want);
+        if (s->server.stream.want == STREAM_WANT_READ && s->server.write_armed) {
+            event_del(s->server.wev);
+            s->server.write_armed = false;
+        }
+        return;
+    }
+    if (rc != 0) {
+        char why[256], msg[300];
+        long verify = SSL_get_verify_result(s->server.stream.ssl);
+        if (verify != X509_V_OK)
+            snprintf(why, sizeof(why), "certificate verify failed: %s",
+                     X509_verify_cert_error_string(verify));
+        else
+            stream_tls_error(why, sizeof(why));
+        snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
+        server_try_next(s, msg);
+        return;
+    }
+    if (s->server.write_armed) {
+        event_del(s->server.wev);
+        s->server.write_armed = false;
+    }
+    log_debug(s->id, "server TLS established (%s)", SSL_get_version(s->server.stream.ssl));
+    server_send_startup(s);
+}
+
+/* The server's one-byte answer to SSLRequest; nothing more is read before TLS. */
+static void server_ssl_answer(struct session *s)
+{
+    char c;
+    ssize_t n = recv(s->server.stream.fd, &c, 1, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        server_try_next(s, n == 0 ? "server closed the connection" : strerror(errno));
+        return;
+    }
+    if (c == 'S') {
+        const struct region_host *h = server_host(s);
+        s->server.stream.ssl = tls_new_server_ssl(
+            s->cfg->server_tls_ctx, s->server.stream.fd, (enum tls_server_mode)s->cfg->server_tls,
+            h->name);
+        if (s->server.stream.ssl == NULL) {
+            server_try_next(s, "could not create TLS session");
+            return;
+        }
+        s->phase = PHASE_SERVER_TLS;
+        s->server.on_read = server_tls_step;
+        s->server.on_write = server_tls_step;
+        server_tls_step(s);
+        return;
+    }
+    if (c == 'N' && s->cfg->server_tls < TLS_SERVER_REQUIRE) {
+        server_send_startup(s);
+        return;
+    }
+    server_try_next(s, c == 'N' ? "server does not support TLS, and server_tls requires it"
+                                : "server sent an invalid answer to SSLRequest");
+}
+
+static void server_connected(struct session *s)
+{
+    int err = 0;
+    socklen_t elen = sizeof(err);
+    if (getsockopt(s->server.stream.fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
+        err = errno;
+    if (err != 0) {
+        server_try_next(s, strerror(err));
+        return;
+    }
+    event_del(s->server.wev);
+    s->server.write_armed = false;
+    s->server.on_write = NULL;
+    if (s->cfg->server_tls == TLS_SERVER_DISABLE) {
+        server_send_startup(s);
+        return;
+    }
+    uint8_t req[8];
+    pkt_store_be32(req, 8);
+    pkt_store_be32(req + 4, PROTO_CODE_SSL);
+    if (stream_write_raw(&s->server.stream, req, sizeof(req)) != (ssize_t)sizeof(req)) {
+        server_try_next(s, "could not send SSLRequest");
+        return;
+    }
+    s->phase = PHASE_SERVER_SSL;
+    s->server.on_read = server_ssl_answer;
+    event_add(s->server.rev, NULL);
+}
+
+static void server_connect_host(struct session *s)
+{
+    const struct region_host *h = server_host(s);
+    int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        server_try_next(s, strerror(errno));
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (endpoint_attach(s, &s->server, fd) != 0) {
+        close(fd);
+        session_close(s, "out of memory");
+        return;
+    }
+    s->phase = PHASE_CONNECT;
+    s->server.on_write = server_connected;
+    if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 && errno != EINPROGRESS) {
+        server_try_next(s, strerror(errno));
+        return;
+    }
+    log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);
+    session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    endpoint_watch(&s->server, STREAM_WANT_WRITE);
+}
+
+void server_login_start(struct session *s)
+{
+    s->host_index = 0;
+    s->server_sent_to_client = false;
+    server_connect_host(s);
+}
+
+/* Errors that mean "this node cannot take you now": worth the next host. */
+static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    while (pkt_remaining(&r) > 0) {
+        uint8_t code = pkt_get_u8(&r);
+        if (code == 0)
+            break;
+        const char *v = pkt_get_cstr(&r);
+        if (code == 'C')
+            return strcmp(v, "57P03") == 0 || strcmp(v, "53300") == 0 ||
+                   strcmp(v, "57P01") == 0 || strcmp(v, "53000") == 0;
+    }
+    return false;
+}
+
+/* BackendKeyData: the client gets the real process ID and pgnear's key. */
+static int server_handle_key(struct session *s, const uint8_t *body, uint32_t len)
+{
+    if (len < 8 || len - 4 > CANCEL_KEY_MAX_LEN) {
+        session_fail(s, "08P01", "server sent an invalid BackendKeyData message", NULL, NULL);
+        return -1;
+    }
+    if (cancel_register(s, pkt_be32(body), body + 4, len - 4) != 0) {
+        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        return -1;
+    }
+    uint8_t buf[64];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 'K');
+    pkt_put_u32(&pb, s->server_pid);
+    pkt_put_bytes(&pb, s->client_key, s->client_key_len);
+    pkt_end(&pb);
+    return evbuffer_add(s->client.out, buf, pb.len);
+}
+
+int server_forward(struct session *s, uint32_t body_len)
+{
+    s->server_sent_to_client = true;
+    return evbuffer_remove_buffer(s->server.in, s->client.out, body_len + PKT_HEADER_LEN) < 0
+               ? -1
+               : 1;
+}
+
+/*
+ * One whole login message from the server.  Returns 0 when it was
+ * consumed here, 1 when it was forwarded, -1 when the session ended or
+ * moved on.
+ */
+static int server_login_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    s->server.last_type = type;
+    switch (type) {
+    case 'R':
+        return server_auth_message(s, body, len);
+    case 'v': /* NegotiateProtocolVersion: for pgnear, not the client */
+        log_debug(s->id, "server speaks protocol 3.%u", len >= 4 ? PROTO_MINOR(pkt_be32(body)) : 0);
+        return 0;
+    case 'K':
+        return server_handle_key(s, body, len);
+    case 'E':
+        if (!s->server_sent_to_client && server_error_is_retryable(body, len)) {
+            server_try_next(s, "server refused the connection");
+            return -1;
+        }
+        return server_forward(s, len);
+    case 'Z':
+        server_forward(s, len);
+        relay_start(s);
+        return -1;
+    default:
+        return server_forward(s, len);
+    }
+}
+
+void server_login_on_read(struct session *s)
+{
+    int more;
+    if (endpoint_fill(s, &s->server, 65536, &more) < 0)
+        return;
+    for (;;) {
+        char type;
+        uint32_t len;
+        int st = frame_peek_whole(s->server.in, LOGIN_MAX_MESSAGE, &type, &len);
+        if (st == FRAME_INCOMPLETE)
+            break;
+        if (st == FRAME_BAD_LENGTH) {
+            server_try_next(s, "server sent an invalid message length");
+            return;
+        }
+        const uint8_t *body = frame_body(s->server.in, len);
+        int rc = server_login_message(s, type, body, len);
+        if (rc < 0)
+            return;
+        if (rc == 0)
+            frame_consume(s->server.in, len);
+    }
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    if (more)
+        event_active(s->server.rev, EV_READ, 0);
+}

@@ -1,0 +1,385 @@
+/*
+ * session.c — session lifecycle and the endpoint plumbing shared by the
+ * login phases and the relay.
+ */
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/pkt.h"
+#include "proxy/cancel.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server_login.h"
+#include "routing/region.h"
+#include "proxy/worker.h"
+
+static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct endpoint *ep = arg;
+    struct session *s = ep->session;
+    if (what & EV_WRITE) {
+        if (ep->on_write != NULL) {
+            ep->on_write(s);
+            return; /* the handler may have closed the session */
+        }
+        if (endpoint_flush(s, ep) < 0)
+            return;
+    }
+    if ((what & EV_READ) && ep->on_read != NULL)
+        ep->on_read(s);
+}
+
+static int endpoint_init(struct session *s, struct endpoint *ep, int fd)
+{
+    memset(ep, 0, sizeof(*ep));
+    stream_init(&ep->stream, fd);
+    ep->session = s;
+    ep->in = evbuffer_new();
+    ep->out = evbuffer_new();
+    if (fd >= 0) {
+        ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
+        ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    }
+    if (ep->in == NULL || ep->out == NULL || (fd >= 0 && (ep->rev == NULL || ep->wev == NULL)))
+        return -1;
+    return 0;
+}
+
+/* Used when the server socket is created after the session. */
+int endpoint_attach(struct session *s, struct endpoint *ep, int fd)
+{
+    stream_init(&ep->stream, fd);
+    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
+    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    return ep->rev && ep->wev ? 0 : -1;
+}
+
+void endpoint_detach(struct endpoint *ep)
+{
+    if (ep->rev)
+        event_free(ep->rev);
+    if (ep->wev)
+        event_free(ep->wev);
+    ep->rev = ep->wev = NULL;
+    ep->write_armed = false;
+    ep->read_paused = false;
+    stream_close(&ep->stream);
+    if (ep->in)
+        evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
+    if (ep->out)
+        evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
+    ep->fwd_remaining = 0;
+}
+
+static void endpoint_free(struct endpoint *ep)
+{
+    endpoint_detach(ep);
+    if (ep->in)
+        evbuffer_free(ep->in);
+    if (ep->out)
+        evbuffer_free(ep->out);
+    ep->in = ep->out = NULL;
+}
+
+/* Arms the event the stream waits for (TLS may wait for the other direction). */
+void endpoint_watch(struct endpoint *ep, int want)
+{
+    if (want == STREAM_WANT_WRITE) {
+        if (!ep->write_armed && ep->wev) {
+            event_add(ep->wev, NULL);
+            ep->write_armed = true;
+        }
+    } else if (ep->rev && !ep->read_paused) {
+        event_add(ep->rev, NULL);
+    }
+}
+
+int endpoint_flush(struct session *s, struct endpoint *ep)
+{
+    if (ep->stream.fd < 0)
+        return 0;
+    if (evbuffer_get_length(ep->out) > 0) {
+        ssize_t n = stream_write(&ep->stream, ep->out);
+        if (n == STREAM_ERROR || n == STREAM_EOF) {
+            session_close(s, ep == &s->client ? "could not send to client"
+                                              : "could not send to server");
+            return -1;
+        }
+    }
+    if (evbuffer_get_length(ep->out) > 0) {
+        endpoint_watch(ep, ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ
+                                                               : STREAM_WANT_WRITE);
+    } else if (ep->write_armed) {
+        event_del(ep->wev);
+        ep->write_armed = false;
+    }
+    return 0;
+}
+
+void endpoint_pause_read(struct endpoint *ep)
+{
+    if (!ep->read_paused && ep->rev) {
+        event_del(ep->rev);
+        ep->read_paused = true;
+    }
+}
+
+void endpoint_resume_read(struct endpoint *ep)
+{
+    if (ep->read_paused && ep->rev) {
+        ep->read_paused = false;
+        event_add(ep->rev, NULL);
+        /* TLS may hold decrypted bytes no socket event will announce. */
+        if (ep->stream.ssl && SSL_pending(ep->stream.ssl) > 0)
+            event_active(ep->rev, EV_READ, 0);
+    }
+}
+
+int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
+{
+    if (evbuffer_add(ep->out, p, n) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return endpoint_flush(s, ep);
+}
+
+ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+{
+    ssize_t n = stream_read(&ep->stream, ep->in, max, more);
+    if (n > 0) {
+        ep->bytes_in += (uint64_t)n;
+        return n;
+    }
+    if (n == STREAM_AGAIN) {
+        if (ep->stream.want == STREAM_WANT_WRITE)
+            endpoint_watch(ep, STREAM_WANT_WRITE);
+        return 0;
+    }
+    if (n == STREAM_EOF) {
+        if (ep == &s->client)
+            session_close(s, "client closed the connection");
+        else
+            session_server_gone(s, "server closed the connection");
+    } else {
+        char why[256], msg[320];
+        if (ep->stream.ssl)
+            stream_tls_error(why, sizeof(why));
+        else
+            snprintf(why, sizeof(why), "%s", strerror(errno));
+        snprintf(msg, sizeof(msg), "%s: %s",
+                 ep == &s->client ? "could not receive from client"
+                                  : "could not receive from server",
+                 why);
+        if (ep == &s->client)
+            session_close(s, msg);
+        else
+            session_server_gone(s, msg);
+    }
+    return -1;
+}
+
+static void format_peer(struct session *s, const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    } else {
+        snprintf(s->peer, sizeof(s->peer), "unix socket");
+        return;
+    }
+    snprintf(s->peer, sizeof(s->peer), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
+             port);
+}
+
+static void session_close_when_flushed(struct session *s);
+
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    switch (s->phase) {
+    case PHASE_CLOSING:
+        session_close(s, "client did not read the final error");
+        return;
+    case PHASE_CONNECT:
+    case PHASE_SERVER_SSL:
+    case PHASE_SERVER_TLS:
+        /* A server that does not answer in time counts as unreachable. */
+        server_login_timeout(s);
+        return;
+    default:
+        s->w->stats.login_failures++;
+        session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
+        return;
+    }
+}
+
+void session_set_timer(struct session *s, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (ms > 0)
+        event_add(s->timer, &tv);
+    else
+        event_del(s->timer);
+}
+
+/* Refuses a connection beyond max_client_conn without reading from it. */
+static void session_refuse(struct worker *w, int fd)
+{
+    uint8_t buf[256];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"FATAL", "53300", "sorry, too many clients already", NULL, NULL};
+    pkt_put_report(&pb, 'E', &r);
+    if (pkt_ok(&pb) && send(fd, buf, pb.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        log_debug(0, "could not send refusal: %s", strerror(errno));
+    close(fd);
+    w->stats.sessions_refused++;
+    log_warn(0, "refused connection: %s", w->draining ? "shutting down" : "max_client_conn reached");
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                    bool unix_socket)
+{
+    if (w->draining || worker_client_count(w) >= (size_t)w->cfg->max_client_conn) {
+        session_refuse(w, fd);
+        return;
+    }
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        close(fd);
+        log_error(0, "out of memory accepting a connection");
+        return;
+    }
+    s->w = w;
+    s->id = ++w->next_client_id;
+    s->unix_socket = unix_socket;
+    s->cfg = config_ref(w->cfg);
+    s->list = &w->login_sessions;
+    list_append(s->list, &s->node);
+    if (!unix_socket) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    format_peer(s, addr);
+    (void)addrlen;
+    s->timer = evtimer_new(w->base, session_timer_cb, s);
+    if (s->timer == NULL || endpoint_init(s, &s->client, fd) != 0 ||
+        endpoint_init(s, &s->server, -1) != 0) {
+        session_close(s, "out of memory");
+        return;
+    }
+    w->stats.sessions_total++;
+    log_debug(s->id, "connection from %s", s->peer);
+    client_login_start(s);
+}
+
+void session_move(struct session *s, struct list *to)
+{
+    list_remove(s->list, &s->node);
+    s->list = to;
+    list_append(to, &s->node);
+}
+
+void session_close(struct session *s, const char *why)
+{
+    struct worker *w = s->w;
+    if (s->phase == PHASE_ACTIVE)
+        log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
+                 s->peer, why, (unsigned long long)s->client.bytes_in,
+                 (unsigned long long)s->server.bytes_in);
+    else
+        log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
+    cancel_unregister(s);
+    list_remove(s->list, &s->node);
+    endpoint_free(&s->client);
+    endpoint_free(&s->server);
+    if (s->timer)
+        event_free(s->timer);
+    free(s->startup_raw);
+    config_unref(s->cfg);
+    free(s);
+    worker_check_drained(w);
+}
+
+/* After a FATAL report nothing more is read; close when the report is out. */
+static void session_close_when_flushed(struct session *s)
+{
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    if (evbuffer_get_length(s->client.out) == 0)
+        session_close(s, "error sent");
+}
+
+void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
+                  const char *hint)
+{
+    uint8_t buf[2048];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
+    pkt_put_report(&pb, 'E', &r);
+    log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
+    /* Drop the server side now; the client gets the report, then EOF. */
+    if (s->server.stream.fd >= 0)
+        endpoint_detach(&s->server);
+    if (!pkt_ok(&pb) || s->client.stream.fd < 0) {
+        session_close(s, msg);
+        return;
+    }
+    evbuffer_add(s->client.out, buf, pb.len);
+    s->phase = PHASE_CLOSING;
+    s->client.on_read = NULL;
+    s->client.on_write = session_close_when_flushed;
+    if (s->client.rev)
+        event_del(s->client.rev);
+    session_set_timer(s, 5000);
+    session_close_when_flushed(s);
+}
+
+void session_server_gone(struct session *s, const char *why)
+{
+    if (s->phase < PHASE_ACTIVE && !s->server_sent_to_client) {
+        server_try_next(s, why);
+        return;
+    }
+    bool explained = s->server.last_type == 'E' && s->server.fwd_remaining == 0;
+    bool cut = s->server.fwd_remaining != 0;
+    endpoint_detach(&s->server);
+    if (explained || cut || s->phase == PHASE_CLOSING) {
+        /* The server said why, or the client's stream is cut mid-message anyway. */
+        s->phase = PHASE_CLOSING;
+        s->client.on_read = NULL;
+        s->client.on_write = session_close_when_flushed;
+        if (s->client.rev)
+            event_del(s->client.rev);
+        session_set_timer(s, 5000);
+        session_close_when_flushed(s);
+        return;
+    }
+    char detail[256];
+    const struct region_host *h = &s->region->hosts[s->host_index];
+    snprintf(detail, sizeof(detail), "The server %s:%d of region %s closed the connection: %s.",
+             h->name, h->port, s->region->name, why);
+    session_fail(s, "08006", "server closed the connection unexpectedly", detail,
+                 "The server probably terminated abnormally before or while processing the "
+                 "request.");
+}

@@ -1,0 +1,122 @@
+/*
+ * session.h — one client session and its server connection.
+ */
+#ifndef PGNEAR_PROXY_SESSION_H
+#define PGNEAR_PROXY_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "protocol/scram.h"
+#include "protocol/startup.h"
+#include "protocol/stream.h"
+#include "proxy/list.h"
+
+struct session;
+struct worker;
+struct region;
+struct pkt_report;
+
+typedef void (*endpoint_handler)(struct session *s);
+
+/* One side of the proxy: a socket, its buffers and its two events. */
+struct endpoint {
+    struct stream stream;
+    struct event *rev, *wev;
+    struct evbuffer *in, *out;
+    endpoint_handler on_read;
+    endpoint_handler on_write; /* NULL: just flush out */
+    struct session *session;
+    uint32_t fwd_remaining; /* bytes of the current message still to forward */
+    char last_type;         /* type of the last message seen starting */
+    bool read_paused;       /* back-pressure: the peer's output is full */
+    bool write_armed;
+    uint64_t bytes_in;
+};
+
+enum session_phase {
+    PHASE_STARTUP,     /* reading SSLRequest / StartupMessage */
+    PHASE_CLIENT_TLS,  /* client TLS handshake */
+    PHASE_CLIENT_AUTH, /* pgnear verifies the client (auth = scram) */
+    PHASE_CONNECT,     /* TCP connect to a server host */
+    PHASE_SERVER_SSL,  /* waiting for the server's answer to SSLRequest */
+    PHASE_SERVER_TLS,  /* server TLS handshake */
+    PHASE_SERVER_LOGIN,
+    PHASE_ACTIVE,
+    PHASE_CLOSING, /* a final error is being flushed to the client */
+};
+
+struct session {
+    struct list_node node; /* on one of the worker's session lists */
+    struct list *list;     /* the list it is on */
+    struct worker *w;
+    struct config *cfg; /* the configuration the session started under (a reference) */
+    uint64_t id;
+    enum session_phase phase;
+    struct endpoint client, server;
+    struct event *timer; /* login timeout, then server connect timeout */
+
+    char peer[64]; /* client address for logs */
+    bool client_tls;
+    bool unix_socket;
+
+    /* startup packet, kept whole; params point into it */
+    uint8_t *startup_raw;
+    struct startup_packet startup;
+    uint16_t client_minor; /* protocol minor version agreed with the client */
+
+    /* routing */
+    struct region *region;
+    int locality_source; /* enum locality_source */
+    size_t host_index;
+    bool server_sent_to_client; /* anything from this server reached the client */
+
+    /* authentication */
+    struct scram_server scram_srv;
+    struct scram_client scram_cli;
+    struct scram_verifier verifier;
+    bool scram_done;       /* client verified by pgnear */
+    bool server_offered_plus;
+    uint32_t last_auth_code; /* passthrough: the server's last authentication request */
+    char tx_status;          /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+
+    /* cancel keys: ours to the client, the server's to us */
+    uint32_t server_pid;
+    uint8_t client_key[32];
+    uint8_t client_key_len;
+    uint8_t server_key[CANCEL_KEY_MAX_LEN];
+    uint16_t server_key_len;
+    bool key_registered;
+};
+
+/* Session lifecycle (session.c). */
+void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                    bool unix_socket);
+void session_close(struct session *s, const char *why);
+/* Sends a FATAL report to the client, then closes once it is flushed (or at once). */
+void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
+                  const char *hint);
+void session_set_timer(struct session *s, int ms);
+/* The server hung up: the client gets what came before, and an error unless the server sent one. */
+void session_server_gone(struct session *s, const char *why);
+
+/* Endpoint helpers (session.c). */
+int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session closed */
+void endpoint_pause_read(struct endpoint *ep);
+void endpoint_resume_read(struct endpoint *ep);
+int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);
+/* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
+ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
+void endpoint_watch(struct endpoint *ep, int want);
+int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
+void endpoint_detach(struct endpoint *ep);
+void session_move(struct session *s, struct list *to);
+
+/* Phases (client_login.c, server_login.c, relay.c). */
+void client_login_start(struct session *s);
+void server_login_start(struct session *s);
+void relay_start(struct session *s);
+void server_login_timeout(struct session *s);
+
+#endif

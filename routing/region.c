@@ -1,0 +1,150 @@
+/*
+ * region.c — region definitions: location and host lists.
+ */
+#include "routing/region.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static bool parse_double(const char *s, char **end, double *out)
+{
+    errno = 0;
+    double v = strtod(s, end);
+    if (*end == s || errno != 0 || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+bool region_parse_location(const char *text, double *lat, double *lon)
+{
+    char *end;
+    if (!parse_double(text, &end, lat))
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end != ',')
+        return false;
+    if (!parse_double(end + 1, &end, lon))
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    return *end == '\0' && *lat >= -90 && *lat <= 90 && *lon >= -180 && *lon <= 180;
+}
+
+/* Splits "host:port" or "[v6]:port"; host and port point into the copy in buf. */
+static bool split_host_port(char *buf, char **host, char **port)
+{
+    if (buf[0] == '[') {
+        char *close = strchr(buf, ']');
+        if (close == NULL || close[1] != ':')
+            return false;
+        *close = '\0';
+        *host = buf + 1;
+        *port = close + 2;
+        return true;
+    }
+    char *colon = strrchr(buf, ':');
+    if (colon == NULL || strchr(buf, ':') != colon)
+        return false;
+    *colon = '\0';
+    *host = buf;
+    *port = colon + 1;
+    return true;
+}
+
+static const char *region_add_host(struct region *r, const char *spec, char *err, size_t errcap)
+{
+    char buf[512], *host, *port, *end;
+    if (strlen(spec) >= sizeof(buf) || r->nhosts >= REGION_MAX_HOSTS) {
+        snprintf(err, errcap, "too many hosts or host too long in region \"%s\"", r->name);
+        return err;
+    }
+    strcpy(buf, spec);
+    long p;
+    if (!split_host_port(buf, &host, &port) || host[0] == '\0' ||
+        (p = strtol(port, &end, 10)) <= 0 || p > 65535 || *end != '\0') {
+        snprintf(err, errcap, "invalid host \"%s\" in region \"%s\": expected host:port", spec,
+                 r->name);
+        return err;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errcap, "could not resolve host \"%s\" in region \"%s\": %s", host,
+                 r->name, gai_strerror(rc));
+        return err;
+    }
+    struct region_host *h = &r->hosts[r->nhosts];
+    h->name = strdup(host);
+    if (h->name == NULL) {
+        freeaddrinfo(res);
+        snprintf(err, errcap, "out of memory");
+        return err;
+    }
+    h->port = (int)p;
+    memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
+    h->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    r->nhosts++;
+    return NULL;
+}
+
+const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap)
+{
+    char *copy = strdup(text), *save = NULL;
+    if (copy == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return err;
+    }
+    const char *msg = NULL;
+    for (char *tok = strtok_r(copy, ", \t", &save); tok && !msg; tok = strtok_r(NULL, ", \t", &save))
+        msg = region_add_host(r, tok, err, errcap);
+    free(copy);
+    if (msg == NULL && r->nhosts == 0) {
+        snprintf(err, errcap, "region \"%s\" has no hosts", r->name);
+        msg = err;
+    }
+    return msg;
+}
+
+struct region *region_set_find(const struct region_set *set, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (strcasecmp(set->items[i].name, name) == 0)
+            return &set->items[i];
+    return NULL;
+}
+
+struct region *region_set_add(struct region_set *set, const char *name)
+{
+    struct region *grown = realloc(set->items, (set->count + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return NULL;
+    set->items = grown;
+    struct region *r = &grown[set->count];
+    memset(r, 0, sizeof(*r));
+    r->name = strdup(name);
+    if (r->name == NULL)
+        return NULL;
+    set->count++;
+    return r;
+}
+
+void region_set_free(struct region_set *set)
+{
+    for (size_t i = 0; i < set->count; i++) {
+        for (size_t h = 0; h < set->items[i].nhosts; h++)
+            free(set->items[i].hosts[h].name);
+        free(set->items[i].name);
+    }
+    free(set->items);
+    set->items = NULL;
+    set->count = 0;
+}

@@ -1,0 +1,46 @@
+/*
+ * region.h — the regions pgnear routes to and their hosts.
+ */
+#ifndef PGNEAR_ROUTING_REGION_H
+#define PGNEAR_ROUTING_REGION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#define REGION_MAX_HOSTS 16
+
+struct region_host {
+    char *name; /* host name or address literal, as configured (for TLS verify-full) */
+    int port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+struct region {
+    char *name;
+    bool has_location;
+    double lat, lon;
+    size_t nhosts;
+    struct region_host hosts[REGION_MAX_HOSTS];
+};
+
+struct region_set {
+    size_t count;
+    struct region *items; /* owned array */
+};
+
+/* Parses "lat, lon" in degrees; returns false on anything else or out of range. */
+bool region_parse_location(const char *text, double *lat, double *lon);
+
+/*
+ * Parses "host:port, [v6]:port, ..." into r->hosts, resolving names now.
+ * Returns NULL or a message for the configuration error.
+ */
+const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap);
+
+struct region *region_set_add(struct region_set *set, const char *name);
+struct region *region_set_find(const struct region_set *set, const char *name);
+void region_set_free(struct region_set *set);
+
+#endif

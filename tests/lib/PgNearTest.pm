@@ -1,0 +1,1481 @@
+package PgNearTest;
+
+# Integration-test harness for pgnear.  See the POD at the end of this file
+# for the API; tests/integration/000_harness.t exercises all of it.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Exporter qw(import);
+use Fcntl qw(O_CREAT O_EXCL O_WRONLY);
+use File::Basename qw(basename dirname);
+use File::Path qw(remove_tree);
+use File::Spec;
+use File::Temp ();
+use IO::Select;
+use IO::Socket::IP;
+use IPC::Run ();
+use POSIX ();
+use Scalar::Util qw(weaken blessed);
+use Time::HiRes ();
+use Digest::SHA qw(sha256 hmac_sha256);
+use MIME::Base64 qw(encode_base64 decode_base64);
+require Test::Builder;
+
+our $VERSION = '0.1';
+
+our @EXPORT = qw(
+  psql pgbench parse_pgbench run_cmd require_tool pg_bindir
+  free_port have_ipv6 wait_until tmpdir
+  sqlstate dbi_connect conninfo_string make_scram_verifier
+  slurp_file write_file
+);
+
+# Fixed credentials created in every Cluster.
+our $APP_USER        = 'app';
+our $APP_PASSWORD    = 'app-secret';
+our $APP_DB          = 'movr';
+our $PGNEAR_USER     = 'pgnear';
+our $PGNEAR_PASSWORD = 'pgnear-secret';
+
+our $OWNER_PID = $$;    # only this process cleans up (forked children do not)
+
+my $ROOT;               # per-process temp root, /tmp/pgnear-test-NAME-XXXXXX
+my $REGISTRY;           # file read by the guardian if we die without cleaning up
+my $GUARD_PID;
+my @LIVE;               # weak refs to Proxy / Cluster objects
+my %MY_PORTS;           # port => lock file
+my @PROXY_LOGS;         # shown on failure
+my $PORT_LOCK_DIR = '/tmp/pgnear-test-ports';
+
+# A clean, predictable client environment: no stray libpq settings.
+for my $k (keys %ENV) {
+    delete $ENV{$k} if $k =~ /^PG(?!NEAR)[A-Z]/;
+}
+delete $ENV{LANGUAGE};
+$ENV{LC_ALL} = 'C.UTF-8';
+
+# Turn INT/TERM/HUP into an ordinary exit, so that END blocks clean up.
+for my $sig (qw(INT TERM HUP)) {
+    next if defined $SIG{$sig} && $SIG{$sig} ne '' && $SIG{$sig} ne 'DEFAULT';
+    $SIG{$sig} = sub {
+        my $n = { INT => 2, TERM => 15, HUP => 1 }->{$sig};
+        if ($$ != $OWNER_PID) { POSIX::_exit(128 + $n) }
+        print STDERR "# PgNearTest: caught SIG$sig, cleaning up\n";
+        exit(128 + $n);
+    };
+}
+
+sub _debug { Test::Builder->new->note("PgNearTest: @_") if $ENV{PGNEAR_TEST_DEBUG} }
+
+# ---------------------------------------------------------------- temp root
+
+sub _root {
+    return $ROOT if defined $ROOT;
+    (my $tn = basename($0)) =~ s/\.t$//;
+    $tn =~ s/[^\w-]/_/g;
+    $tn = substr($tn, 0, 16);
+    $ROOT = File::Temp::tempdir("pgnear-test-$tn-XXXXXX", DIR => '/tmp', CLEANUP => 0);
+    chmod 0711, $ROOT or die "chmod $ROOT: $!";
+    $REGISTRY = "$ROOT/.cleanup";
+    write_file($REGISTRY, '');
+    _start_guardian() if $$ == $OWNER_PID;
+    return $ROOT;
+}
+
+sub tmpdir {
+    my (%o) = @_;
+    my $prefix = $o{name} // 'tmp';
+    $prefix =~ s/[^\w.-]/_/g;
+    $prefix = substr($prefix, 0, 16);
+    my $d = File::Temp::tempdir("$prefix-XXXX", DIR => _root(), CLEANUP => 0);
+    chmod(($o{mode} // 0700), $d) or die "chmod $d: $!";
+    _chown($o{owner}, $d) if $o{owner};
+    return $d;
+}
+
+# chown to a user by name; only meaningful (and only done) when root.
+sub _chown {
+    my ($user, @paths) = @_;
+    return unless $> == 0 && defined $user;
+    my (undef, undef, $uid, $gid) = getpwnam($user);
+    die "PgNearTest: no such user '$user'\n" unless defined $uid;
+    chown($uid, $gid, @paths) == @paths or die "chown $user @paths: $!";
+}
+
+# The OS account that runs PostgreSQL: postgres when we are root, else us.
+sub _pg_os_user { $> == 0 ? 'postgres' : scalar getpwuid($>) }
+
+sub _as_pg_user {
+    my @cmd = @_;
+    return @cmd unless $> == 0;
+    die "PgNearTest: user 'postgres' does not exist\n" unless defined getpwnam('postgres');
+    return (require_tool('setpriv'), '--reuid=postgres', '--regid=postgres', '--init-groups', '--', @cmd);
+}
+
+# ---------------------------------------------------------------- guardian
+# A detached process that outlives us if we are SIGKILLed: it then stops the
+# servers and processes listed in $REGISTRY and removes the temp root.
+
+sub _start_guardian {
+    my $parent = $$;
+    my $pid = fork;
+    die "PgNearTest: fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        eval {
+            POSIX::setsid();
+            open STDIN,  '<', '/dev/null';
+            open STDOUT, '>', '/dev/null';
+            open STDERR, '>', '/dev/null';
+            if (opendir my $dh, '/proc/self/fd') {
+                my @fds = grep { /^\d+$/ && $_ > 2 } readdir $dh;
+                closedir $dh;
+                POSIX::close($_) for @fds;    # do not hold the TAP pipe open
+            }
+            $SIG{$_} = 'IGNORE' for qw(INT HUP PIPE QUIT);
+            $SIG{TERM} = sub { POSIX::_exit(0) };
+            Time::HiRes::sleep(0.5) while getppid() == $parent;
+            $SIG{TERM} = 'IGNORE';
+            _cleanup_from_registry();
+        };
+        POSIX::_exit(0);
+    }
+    $GUARD_PID = $pid;
+}
+
+sub _reg_add {
+    my ($line) = @_;
+    _root();
+    open my $fh, '>>', $REGISTRY or return;
+    print $fh "$line\n";
+    close $fh;
+}
+
+sub _reg_del {
+    my ($line) = @_;
+    return unless defined $REGISTRY && -e $REGISTRY;
+    my @keep = grep { $_ ne "$line\n" } do { open my $fh, '<', $REGISTRY or return; <$fh> };
+    write_file("$REGISTRY.new", join('', @keep));
+    rename "$REGISTRY.new", $REGISTRY;
+}
+
+sub _cleanup_from_registry {
+    my @lines = do { open my $fh, '<', $REGISTRY or return; <$fh> };
+    chomp @lines;
+    my @pids   = map { /^pid (\d+)$/    ? $1 : () } @lines;
+    my @pgdata = map { /^pgdata (.+)$/  ? $1 : () } @lines;
+    my @files  = map { /^unlink (.+)$/  ? $1 : () } @lines;
+    kill 'INT', @pids if @pids;
+    _pg_kill_datadir($_) for @pgdata;
+    kill 'KILL', @pids if @pids;
+    unlink @files;
+    remove_tree($ROOT) unless $ENV{PGNEAR_TEST_KEEP};
+}
+
+# Immediate shutdown of a postmaster by signal (no pg_ctl needed).
+sub _pg_kill_datadir {
+    my ($datadir) = @_;
+    my $pid = _postmaster_pid($datadir) or return;
+    kill 'QUIT', $pid;
+    for (1 .. 100) {
+        return unless kill 0, $pid;
+        Time::HiRes::sleep(0.05);
+    }
+    kill 'KILL', $pid;
+}
+
+sub _postmaster_pid {
+    my ($datadir) = @_;
+    open my $fh, '<', "$datadir/postmaster.pid" or return;
+    my $pid = <$fh>;
+    return unless defined $pid && $pid =~ /^(\d+)/;
+    return $1;
+}
+
+# ---------------------------------------------------------------- cleanup
+
+sub _register {
+    my ($obj) = @_;
+    push @LIVE, $obj;
+    weaken($LIVE[-1]);
+}
+
+END {
+    if ($$ == $OWNER_PID) {
+        my $failed = $? || !Test::Builder->new->is_passing;
+        local ($?, $!, $@);
+        my @objs = grep { defined } @LIVE;
+        for my $o (grep { $_->isa('PgNearTest::Proxy') } reverse @objs) { eval { $o->_cleanup } }
+        for my $o (grep { $_->isa('PgNearTest::Cluster') } reverse @objs) { eval { $o->_cleanup } }
+        if ($failed) {
+            for my $log (grep { -s } @PROXY_LOGS) {
+                my $tail = _tail(slurp_file($log), 40);
+                Test::Builder->new->diag("tail of $log:\n$tail");
+            }
+        }
+        unlink values %MY_PORTS;
+        if ($GUARD_PID) {
+            kill 'TERM', $GUARD_PID;
+            waitpid($GUARD_PID, 0);
+        }
+        if (defined $ROOT) {
+            if ($ENV{PGNEAR_TEST_KEEP}) { print STDERR "# PgNearTest: kept $ROOT\n" }
+            else                        { remove_tree($ROOT) }
+        }
+    }
+}
+
+# ---------------------------------------------------------------- utilities
+
+sub slurp_file {
+    my ($path) = @_;
+    open my $fh, '<', $path or die "PgNearTest: cannot read $path: $!\n";
+    local $/;
+    my $c = <$fh>;
+    return $c // '';
+}
+
+sub write_file {
+    my ($path, $content, %o) = @_;
+    open my $fh, '>', $path or die "PgNearTest: cannot write $path: $!\n";
+    print $fh $content;
+    close $fh or die "PgNearTest: cannot write $path: $!\n";
+    chmod($o{mode}, $path) or die "chmod $path: $!" if defined $o{mode};
+    _chown($o{owner}, $path) if $o{owner};
+    return $path;
+}
+
+sub _tail {
+    my ($text, $n) = @_;
+    my @l = split /\n/, $text // '';
+    @l = @l[-$n .. -1] if @l > $n;
+    return join("\n", @l) . "\n";
+}
+
+sub wait_until {
+    my ($code, %o) = @_;
+    my $timeout  = $o{timeout}  // 10;
+    my $interval = $o{interval} // 0.1;
+    my $deadline = Time::HiRes::time() + $timeout;
+    my $max      = int($timeout / $interval) + 2;
+    for (1 .. $max) {
+        my $r = $code->();
+        return $r if $r;
+        last if Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep($interval);
+    }
+    return 0;
+}
+
+my $HAVE_V6;
+sub have_ipv6 {
+    return $HAVE_V6 if defined $HAVE_V6;
+    return $HAVE_V6 = 0 if $ENV{PGNEAR_TEST_NO_IPV6};
+    my $s = IO::Socket::IP->new(LocalHost => '::1', LocalPort => 0, Proto => 'tcp', Listen => 1);
+    $HAVE_V6 = $s ? 1 : 0;
+    close $s if $s;
+    return $HAVE_V6;
+}
+
+sub _port_bindable {
+    my ($host, $port) = @_;
+    my $s = IO::Socket::IP->new(LocalHost => $host, LocalPort => $port, Proto => 'tcp',
+                                Listen => 1, ReuseAddr => 1) or return 0;
+    close $s;
+    return 1;
+}
+
+# Cross-process reservation: /tmp/pgnear-test-ports/PORT holding our pid.
+sub _lock_port {
+    my ($port) = @_;
+    unless (-d $PORT_LOCK_DIR) {
+        mkdir $PORT_LOCK_DIR;
+        chmod 01777, $PORT_LOCK_DIR;
+    }
+    my $f = "$PORT_LOCK_DIR/$port";
+    for (1 .. 2) {
+        if (sysopen my $fh, $f, O_CREAT | O_EXCL | O_WRONLY, 0644) {
+            print $fh "$$\n";
+            close $fh;
+            $MY_PORTS{$port} = $f;
+            return 1;
+        }
+        my $owner = do { open my $r, '<', $f or next; local $/; <$r> } // '';
+        return 0 unless $owner =~ /^(\d+)\s*$/;              # being written: taken
+        return 0 if kill(0, $1) || $!{EPERM};                 # owner alive: taken
+        unlink $f;                                            # stale, retry once
+    }
+    return 0;
+}
+
+sub free_port {
+    my (%o) = @_;
+    my $v6 = $o{ipv6} && have_ipv6();
+    for (1 .. 500) {
+        my $port = 20000 + int(rand(12000));
+        next if $MY_PORTS{$port};
+        next unless _lock_port($port);
+        if (_port_bindable('127.0.0.1', $port) && (!$v6 || _port_bindable('::1', $port))) {
+            return $port;
+        }
+        unlink delete $MY_PORTS{$port};
+    }
+    die "PgNearTest: free_port found no free port in 20000-31999 after 500 tries\n";
+}
+
+# ---------------------------------------------------------------- tools
+
+my $BINDIR;
+sub pg_bindir {
+    return $BINDIR if defined $BINDIR;
+    if (defined $ENV{PG_BINDIR}) {
+        die "PgNearTest: PG_BINDIR=$ENV{PG_BINDIR} has no executable initdb\n"
+          unless -x "$ENV{PG_BINDIR}/initdb";
+        return $BINDIR = $ENV{PG_BINDIR};
+    }
+    my @cand = ('/usr/lib/postgresql/15/bin',
+                sort { (basename(dirname($b)) =~ /(\d+)/)[0] <=> (basename(dirname($a)) =~ /(\d+)/)[0] }
+                grep { m{/\d+/bin$} } glob('/usr/lib/postgresql/*/bin'));
+    for my $d (@cand) { return $BINDIR = $d if -x "$d/initdb" && -x "$d/postgres" }
+    for my $d (split /:/, $ENV{PATH} // '') { return $BINDIR = $d if length $d && -x "$d/initdb" }
+    die "PgNearTest: no PostgreSQL server binaries found (looked in @cand and PATH); "
+      . "install postgresql-15 or set PG_BINDIR\n";
+}
+
+my %TOOL;
+my %PG_TOOL = map { $_ => 1 } qw(psql pgbench initdb pg_ctl postgres pg_isready createdb pg_dump);
+sub require_tool {
+    my ($name) = @_;
+    return $TOOL{$name} if $TOOL{$name};
+    my @dirs;
+    push @dirs, pg_bindir() if $PG_TOOL{$name};
+    push @dirs, grep { length } split /:/, ($ENV{PATH} // '');
+    push @dirs, qw(/usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin);
+    if ($name =~ m{/}) {
+        return $TOOL{$name} = $name if -x $name && !-d $name;
+    } else {
+        for my $d (@dirs) {
+            return $TOOL{$name} = "$d/$name" if -x "$d/$name" && !-d "$d/$name";
+        }
+    }
+    die "PgNearTest: required tool '$name' not found (searched: @dirs)\n";
+}
+
+# run_cmd(\@argv, timeout => 30, stdin => '', env => {K => V|undef}, cwd => DIR)
+#   -> (exit_code, stdout, stderr); exit_code is 128+N when killed by signal N
+#   and -1 when it could not start or timed out (stderr then says so).
+sub run_cmd {
+    my ($cmd, %o) = @_;
+    my $timeout = $o{timeout} // 30;
+    my ($in, $out, $err) = ($o{stdin} // '', '', '');
+    my $env = $o{env} // {};
+    my $init = sub {
+        if (defined $o{cwd}) { chdir $o{cwd} or die "chdir $o{cwd}: $!" }
+        for my $k (keys %$env) {
+            if (defined $env->{$k}) { $ENV{$k} = $env->{$k} } else { delete $ENV{$k} }
+        }
+    };
+    my $h = eval {
+        IPC::Run::start($cmd, init => $init, '<', \$in, '>', \$out, '2>', \$err,
+                        IPC::Run::timeout($timeout, name => 'PgNearTest'));
+    };
+    return (-1, '', "PgNearTest: could not start @$cmd: $@") unless $h;
+    unless (eval { $h->finish; 1 }) {
+        my $e = $@;
+        eval { $h->kill_kill(grace => 2) };
+        $err .= ($e =~ /timeout/i)
+          ? "\nPgNearTest: $cmd->[0] timed out after ${timeout}s\n"
+          : "\nPgNearTest: $cmd->[0]: $e\n";
+        return (-1, $out, $err);
+    }
+    my $st = $h->full_result(0);
+    my $code = POSIX::WIFEXITED($st) ? POSIX::WEXITSTATUS($st)
+             : POSIX::WIFSIGNALED($st) ? 128 + POSIX::WTERMSIG($st) : -1;
+    return ($code, $out, $err);
+}
+
+sub _trim { my $s = shift // ''; $s =~ s/^\s+|\s+$//g; return $s }
+
+# psql($conninfo, $sql | \@sqls, %opts)
+sub psql {
+    my ($conninfo, $sql, %o) = @_;
+    my @cmd = (require_tool('psql'), '-X', '-A', '-t', '-v', 'ON_ERROR_STOP=1');
+    push @cmd, '-q' if $o{quiet};
+    push @cmd, '-c', '\set VERBOSITY verbose' if $o{verbose};
+    push @cmd, @{ $o{args} } if $o{args};
+    push @cmd, map { ('-c', $_) } (ref $sql ? @$sql : ($sql)) if defined $sql;
+    push @cmd, '-d', $conninfo;
+    my %env = %{ $o{env} // {} };
+    $env{PGPASSWORD} = $o{password} if defined $o{password};
+    my ($rc, $out, $err) = run_cmd(\@cmd, timeout => $o{timeout} // 30, stdin => $o{stdin}, env => \%env);
+    $out = _trim($out);
+    return ($rc, $out, $err) if wantarray;
+    my $what = ref $sql ? join('; ', @$sql) : $sql // '(stdin)';
+    croak "psql failed (exit $rc) on [$conninfo] running [$what]:\n$err" if $rc != 0;
+    return $out;
+}
+
+# SQLSTATE from psql's stderr (needs verbose => 1) or a Wire error hash.
+sub sqlstate {
+    my ($x) = @_;
+    return $x->{C} if ref $x eq 'HASH';
+    return $1 if defined $x && $x =~ /(?:ERROR|FATAL|PANIC):\s+([0-9A-Z]{5}):/;
+    return undef;
+}
+
+# pgbench(\@args, $conninfo | {ENV => value}, timeout => 120)
+sub pgbench {
+    my ($args, $target, %o) = @_;
+    my @cmd = (require_tool('pgbench'), @$args);
+    my %env = %{ $o{env} // {} };
+    if (ref $target eq 'HASH') { %env = (%env, %$target) }
+    elsif (defined $target)    { push @cmd, $target }
+    return run_cmd(\@cmd, timeout => $o{timeout} // 120, env => \%env);
+}
+
+sub parse_pgbench {
+    my ($out) = @_;
+    my %r;
+    $out //= '';
+    $r{processed}   = $1 if $out =~ /number of transactions actually processed:\s*(\d+)/;
+    ($r{failed}, $r{failed_pct}) = ($1, $2)
+      if $out =~ /number of failed transactions:\s*(\d+)(?:\s*\(([\d.]+)%\))?/;
+    $r{tps}         = $1 + 0 if $out =~ /^tps = ([\d.]+)/m;
+    $r{latency_avg} = $1 + 0 if $out =~ /latency average = ([\d.]+) ms/;
+    $r{clients}     = $1 if $out =~ /number of clients:\s*(\d+)/;
+    $r{threads}     = $1 if $out =~ /number of threads:\s*(\d+)/;
+    $r{scale}       = $1 if $out =~ /scaling factor:\s*(\d+)/;
+    $r{duration}    = $1 if $out =~ /duration:\s*(\d+) s/;
+    return \%r;
+}
+
+# conninfo_string(key => value, ...): ordered libpq conninfo, undef values skipped.
+sub conninfo_string {
+    my @kv = @_;
+    my @parts;
+    while (my ($k, $v) = splice(@kv, 0, 2)) {
+        next unless defined $v;
+        if ($v eq '' || $v =~ /[\s'\\]/) {
+            (my $q = $v) =~ s/([\\'])/\\$1/g;
+            $v = "'$q'";
+        }
+        push @parts, "$k=$v";
+    }
+    return join ' ', @parts;
+}
+
+# (\@default_pairs, \%overrides): overrides replace in place (undef removes),
+# new keys are appended in sorted order.
+sub _merge_conninfo {
+    my ($defaults, $over) = @_;
+    my %o = %$over;
+    my @kv = @$defaults;
+    my @out;
+    while (my ($k, $v) = splice(@kv, 0, 2)) {
+        push @out, $k, (exists $o{$k} ? delete $o{$k} : $v);
+    }
+    push @out, map { ($_, $o{$_}) } sort keys %o;
+    return conninfo_string(@out);
+}
+
+sub dbi_connect {
+    my ($conninfo, %attr) = @_;
+    require DBI;
+    return DBI->connect("dbi:Pg:$conninfo", '', '',
+                        { RaiseError => 0, PrintError => 0, AutoCommit => 1, %attr });
+}
+
+sub _pbkdf2_sha256 {
+    my ($pw, $salt, $iter) = @_;
+    my $u = hmac_sha256($salt . pack('N', 1), $pw);
+    my $r = $u;
+    for (2 .. $iter) { $u = hmac_sha256($u, $pw); $r ^= $u }
+    return $r;
+}
+
+# make_scram_verifier($password, salt => RAW_BYTES, iterations => 4096)
+sub make_scram_verifier {
+    my ($pw, %o) = @_;
+    my $salt = $o{salt} // join('', map { chr(int(rand(256))) } 1 .. 16);
+    my $iter = $o{iterations} // 4096;
+    my $salted = _pbkdf2_sha256($pw, $salt, $iter);
+    my $stored = sha256(hmac_sha256('Client Key', $salted));
+    my $server = hmac_sha256('Server Key', $salted);
+    return sprintf('SCRAM-SHA-256$%d:%s$%s:%s', $iter, encode_base64($salt, ''),
+                   encode_base64($stored, ''), encode_base64($server, ''));
+}
+
+# ======================================================================
+package PgNearTest::CA;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+
+sub new {
+    my ($class, %o) = @_;
+    my $dir = $o{dir} // PgNearTest::tmpdir(name => 'ca', mode => 0755);
+    unless (-d $dir) { mkdir $dir or die "mkdir $dir: $!" }
+    chmod 0755, $dir;
+    my $self = bless { dir => $dir, key_type => $o{key_type} // 'ec' }, $class;
+    PgNearTest::write_file("$dir/openssl.cnf", <<'EOF');
+[req]
+distinguished_name = req_dn
+[req_dn]
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+    $self->{key}  = "$dir/ca.key";
+    $self->{cert} = "$dir/ca.crt";
+    my $cn = $o{cn} // "PgNear Test CA $$";
+    $self->_genkey($self->{key}, $self->{key_type});
+    $self->_openssl('req', '-new', '-x509', '-config', "$dir/openssl.cnf", '-extensions', 'v3_ca',
+                    '-key', $self->{key}, '-out', $self->{cert}, '-days', 3650, '-sha256',
+                    '-set_serial', _serial(), '-subj', "/CN=$cn");
+    chmod 0644, $self->{cert};
+    return $self;
+}
+
+sub cert { $_[0]{cert} }
+sub key  { $_[0]{key} }
+sub dir  { $_[0]{dir} }
+
+sub _serial { '0x' . join('', map { sprintf '%02x', int(rand(256)) } 1 .. 12) }
+
+sub _openssl {
+    my ($self, @args) = @_;
+    my ($rc, $out, $err) = PgNearTest::run_cmd([PgNearTest::require_tool('openssl'), @args],
+                                               timeout => 60, env => { OPENSSL_CONF => "$self->{dir}/openssl.cnf" });
+    die "PgNearTest::CA: openssl @args failed ($rc):\n$out$err" if $rc != 0;
+    return $out;
+}
+
+sub _genkey {
+    my ($self, $path, $type) = @_;
+    my @alg = $type eq 'rsa' ? ('-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048')
+            : $type eq 'ec'  ? ('-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1')
+            : croak "key_type must be ec or rsa";
+    $self->_openssl('genpkey', @alg, '-out', $path);
+    chmod 0600, $path;
+}
+
+# issue(name => 'server', cn => 'localhost', san => [...], owner => 'postgres',
+#       key_type => 'ec'|'rsa', days => 3650) -> {cert => path, key => path}
+sub issue {
+    my ($self, %o) = @_;
+    my $name = $o{name} // croak 'issue: name required';
+    croak "issue: bad name '$name'" unless $name =~ /^[\w.-]+$/;
+    my $cn   = $o{cn} // $name;
+    my $dir  = $self->{dir};
+    my ($key, $csr, $crt, $ext) = map { "$dir/$name.$_" } qw(key csr crt ext.cnf);
+    my $type = $o{key_type} // $self->{key_type};
+    my $ku   = $type eq 'rsa' ? 'digitalSignature, keyEncipherment' : 'digitalSignature';
+    my $ext_text = "[v3_leaf]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, $ku\n"
+                 . "extendedKeyUsage = serverAuth, clientAuth\nsubjectKeyIdentifier = hash\n"
+                 . "authorityKeyIdentifier = keyid, issuer\n";
+    $ext_text .= 'subjectAltName = ' . join(', ', @{ $o{san} }) . "\n" if $o{san} && @{ $o{san} };
+    PgNearTest::write_file($ext, $ext_text);
+    $self->_genkey($key, $type);
+    $self->_openssl('req', '-new', '-config', "$dir/openssl.cnf", '-key', $key, '-out', $csr,
+                    '-subj', "/CN=$cn");
+    $self->_openssl('x509', '-req', '-in', $csr, '-CA', $self->{cert}, '-CAkey', $self->{key},
+                    '-set_serial', _serial(), '-days', $o{days} // 3650, '-sha256',
+                    '-extfile', $ext, '-extensions', 'v3_leaf', '-out', $crt);
+    chmod 0644, $crt;
+    my $owner = exists $o{owner} ? $o{owner} : PgNearTest::_pg_os_user();
+    PgNearTest::_chown($owner, $key) if defined $owner;
+    return { cert => $crt, key => $key };
+}
+
+# ======================================================================
+package PgNearTest::Cluster;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+
+our %LOCATION = (
+    'us-east'      => '39.04, -77.49',     # Ashburn
+    'us-central'   => '41.26, -95.86',     # Council Bluffs
+    'us-west'      => '45.60, -121.18',    # The Dalles
+    'eu-west'      => '53.35, -6.26',      # Dublin
+    'eu-central'   => '50.11, 8.68',       # Frankfurt
+    'ap-southeast' => '1.35, 103.82',      # Singapore
+    'ap-northeast' => '35.68, 139.69',     # Tokyo
+    'ap-south'     => '19.08, 72.88',      # Mumbai
+    'sa-east'      => '-23.55, -46.63',    # Sao Paulo
+);
+
+sub new {
+    my ($class, %o) = @_;
+    my $name = $o{name} // croak 'Cluster: name required';
+    croak "Cluster: bad name '$name'" unless $name =~ /^[\w.-]+$/;
+    my $self = bless {
+        name      => $name,
+        ca        => $o{ca},
+        host      => '127.0.0.1',
+        ipv6      => $o{ipv6} // PgNearTest::have_ipv6(),
+        location  => $o{location} // $LOCATION{$name},
+        owner_pid => $$,
+    }, $class;
+    $self->{ipv6} = 0 unless PgNearTest::have_ipv6();
+    my $dir = $self->{dir} = PgNearTest::tmpdir(name => 'pg-' . substr($name, 0, 12), mode => 0700,
+                                                owner => PgNearTest::_pg_os_user());
+    $self->{datadir}    = "$dir/data";
+    $self->{socket_dir} = "$dir/sock";
+    $self->{log_path}   = "$dir/postgres.log";
+    mkdir $self->{socket_dir} or die "mkdir: $!";
+    chmod 0700, $self->{socket_dir};
+    PgNearTest::_chown(PgNearTest::_pg_os_user(), $self->{socket_dir});
+    die "Cluster: socket path too long: $self->{socket_dir}\n" if length($self->{socket_dir}) > 90;
+    PgNearTest::_register($self);
+
+    my $pg_ctl = PgNearTest::require_tool('pg_ctl');
+    my ($rc, $out, $err) = PgNearTest::run_cmd(
+        [PgNearTest::_as_pg_user(PgNearTest::require_tool('initdb'), '-D', $self->{datadir},
+            '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256',
+            '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions')],
+        timeout => 120, cwd => $dir);
+    die "Cluster $name: initdb failed ($rc):\n$out$err" if $rc != 0;
+    PgNearTest::_reg_add("pgdata $self->{datadir}");
+    $self->{base_conf} = PgNearTest::slurp_file("$self->{datadir}/postgresql.conf");
+
+    if ($self->{ca}) {
+        my $c = $self->{ca}->issue(name => "pg-$name", cn => 'localhost',
+                                   san => ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1']);
+        $self->_write("server.crt", PgNearTest::slurp_file($c->{cert}), 0644);
+        $self->_write("server.key", PgNearTest::slurp_file($c->{key}), 0600);
+        $self->_write("root.crt",   PgNearTest::slurp_file($self->{ca}->cert), 0644);
+        $self->{server_cert} = $c;
+    }
+    my @hba = $o{hba} ? @{ $o{hba} } : ('local all all trust',
+                                        'host all all 127.0.0.1/32 scram-sha-256',
+                                        'host all all ::1/128 scram-sha-256');
+    $self->_write('pg_hba.conf', join("\n", 'local all postgres trust', @hba) . "\n", 0600);
+    $self->{extra_conf} = ref $o{conf} eq 'HASH'
+      ? join('', map { "$_ = " . _q($o{conf}{$_}) . "\n" } sort keys %{ $o{conf} })
+      : ($o{conf} // '');
+
+    my $auto = !defined $o{port};
+    for my $attempt (1 .. ($auto ? 4 : 1)) {
+        $self->{port} = $o{port} // PgNearTest::free_port(ipv6 => $self->{ipv6});
+        $self->_write_conf;
+        my $off = -s $self->{log_path} // 0;
+        my ($ok, $msg) = $self->_try_start;
+        last if $ok;
+        my $log = $self->_log_from($off);
+        next if $auto && $attempt < 4 && $log =~ /could not bind|already in use|could not create any TCP/i;
+        die "Cluster $name: server did not start on port $self->{port}:\n$msg\n--- log:\n"
+          . PgNearTest::_tail($log, 30);
+    }
+    $self->_create_roles unless defined $o{roles} && !$o{roles};
+    return $self;
+}
+
+sub _q { my $v = shift; $v =~ s/'/''/g; "'$v'" }
+
+sub _write {
+    my ($self, $file, $content, $mode) = @_;
+    PgNearTest::write_file("$self->{datadir}/$file", $content, mode => $mode,
+                           owner => PgNearTest::_pg_os_user());
+}
+
+sub _write_conf {
+    my ($self) = @_;
+    my $listen = $self->{ipv6} ? '127.0.0.1,::1' : '127.0.0.1';
+    my $conf = $self->{base_conf} . "\n# ---- added by PgNearTest ----\n"
+      . "cluster_name = " . _q($self->{name}) . "\n"
+      . "port = $self->{port}\n"
+      . "listen_addresses = '$listen'\n"
+      . "unix_socket_directories = " . _q($self->{socket_dir}) . "\n"
+      . "max_connections = 200\n"
+      . "shared_buffers = '32MB'\n"
+      . "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+      . "password_encryption = 'scram-sha-256'\n"
+      . "log_line_prefix = '%m [%p] %q%u@%d '\n"
+      . "log_connections = on\n";
+    $conf .= $self->{ca}
+      ? "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'root.crt'\n"
+      : "ssl = off\n";
+    $conf .= $self->{extra_conf};
+    $self->_write('postgresql.conf', $conf, 0600);
+}
+
+sub _log_from {
+    my ($self, $off) = @_;
+    open my $fh, '<', $self->{log_path} or return '';
+    seek $fh, $off, 0;
+    local $/;
+    return <$fh> // '';
+}
+
+sub _pg_ctl {
+    my ($self, @args) = @_;
+    return PgNearTest::run_cmd(
+        [PgNearTest::_as_pg_user(PgNearTest::require_tool('pg_ctl'), '-D', $self->{datadir}, @args)],
+        timeout => 90, cwd => $self->{dir});
+}
+
+sub _try_start {
+    my ($self) = @_;
+    my ($rc, $out, $err) = $self->_pg_ctl('-l', $self->{log_path}, '-w', '-t', 60, '-s', 'start');
+    return (1) if $rc == 0;
+    return (0, "pg_ctl start exit $rc: $out$err");
+}
+
+sub _create_roles {
+    my ($self) = @_;
+    $self->psql_admin([
+        "SET password_encryption = 'scram-sha-256'; "
+          . "CREATE ROLE $APP_USER LOGIN SUPERUSER PASSWORD " . _q($APP_PASSWORD) . '; '
+          . "CREATE ROLE $PGNEAR_USER LOGIN SUPERUSER PASSWORD " . _q($PGNEAR_PASSWORD) . ';',
+        "CREATE DATABASE $APP_DB OWNER $APP_USER",
+    ]);
+}
+
+sub name       { $_[0]{name} }
+sub host       { $_[0]{host} }
+sub port       { $_[0]{port} }
+sub location   { $_[0]{location} }
+sub datadir    { $_[0]{datadir} }
+sub socket_dir { $_[0]{socket_dir} }
+sub log_path   { $_[0]{log_path} }
+sub log_contents { PgNearTest::slurp_file($_[0]{log_path}) }
+sub hostport   { "$_[0]{host}:$_[0]{port}" }
+sub pid        { PgNearTest::_postmaster_pid($_[0]{datadir}) }
+
+sub is_running {
+    my ($self) = @_;
+    my $pid = $self->pid or return 0;
+    return kill(0, $pid) ? 1 : 0;
+}
+
+sub conninfo {
+    my ($self, %o) = @_;
+    return PgNearTest::_merge_conninfo(
+        [host => $self->{host}, port => $self->{port}, dbname => $APP_DB, user => $APP_USER,
+         password => $APP_PASSWORD, sslmode => 'disable', connect_timeout => 10], \%o);
+}
+
+sub psql_admin {
+    my ($self, $sql, %o) = @_;
+    my $ci = PgNearTest::conninfo_string(host => $self->{socket_dir}, port => $self->{port},
+                                         user => 'postgres', dbname => $o{dbname} // 'postgres');
+    my ($rc, $out, $err) = PgNearTest::psql($ci, $sql, timeout => $o{timeout} // 60);
+    my $what = ref $sql ? join('; ', @$sql) : $sql;
+    die "Cluster $self->{name}: psql_admin failed (exit $rc) running [$what]:\n$err" if $rc != 0;
+    return $out;
+}
+
+sub scram_verifier {
+    my ($self, $role) = @_;
+    return $self->psql_admin('SELECT rolpassword FROM pg_authid WHERE rolname = ' . _q($role));
+}
+
+sub stop {
+    my ($self, %o) = @_;
+    return 1 unless $self->is_running;
+    my $mode = $o{mode} // 'fast';
+    my ($rc, $out, $err) = $self->_pg_ctl('-m', $mode, '-w', '-t', 60, '-s', 'stop');
+    die "Cluster $self->{name}: pg_ctl stop failed ($rc): $out$err" if $rc != 0;
+    return 1;
+}
+
+sub start {
+    my ($self) = @_;
+    croak "Cluster $self->{name} is already running" if $self->is_running;
+    my $off = -s $self->{log_path} // 0;
+    my ($ok, $msg) = $self->_try_start;
+    die "Cluster $self->{name}: start failed:\n$msg\n--- log:\n"
+      . PgNearTest::_tail($self->_log_from($off), 30) unless $ok;
+    return 1;
+}
+
+sub restart {
+    my ($self, %o) = @_;
+    $self->stop(%o);
+    $self->start;
+}
+
+sub _cleanup {
+    my ($self) = @_;
+    return if $self->{cleaned} || $$ != $self->{owner_pid};
+    $self->{cleaned} = 1;
+    if ($self->is_running) {
+        my ($rc) = eval { $self->_pg_ctl('-m', 'immediate', '-w', '-t', 30, '-s', 'stop') };
+        PgNearTest::_pg_kill_datadir($self->{datadir}) if !defined $rc || $rc != 0 || $self->is_running;
+    }
+    PgNearTest::_reg_del("pgdata $self->{datadir}");
+}
+
+sub DESTROY {
+    local ($?, $!, $@);
+    eval { $_[0]->_cleanup };
+}
+
+# ======================================================================
+package PgNearTest::Proxy;
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use POSIX qw(WNOHANG);
+use File::Spec;
+use Scalar::Util qw(blessed);
+
+sub new {
+    my ($class, %o) = @_;
+    my $bin = $o{binary} // $ENV{PGNEAR};
+    my $start = $o{start} // 1;
+    if ($start) {
+        die "PgNearTest::Proxy: \$PGNEAR is not set; point it at the pgnear binary "
+          . "(make check sets it)\n" unless defined $bin && length $bin;
+        die "PgNearTest::Proxy: \$PGNEAR=$bin is not an executable file\n" unless -f $bin && -x _;
+    }
+    my $dir = PgNearTest::tmpdir(name => 'pgnear', mode => 0755);
+    my $self = bless {
+        binary        => defined $bin ? File::Spec->rel2abs($bin) : undef,
+        dir           => $dir,
+        config_path   => "$dir/pgnear.ini",
+        log_path      => "$dir/pgnear.log",
+        host          => '127.0.0.1',
+        args          => $o{args} // ['-v'],
+        fixed_port    => defined $o{port},
+        port          => $o{port},
+        start_timeout => $o{start_timeout} // 10,
+        owner_pid     => $$,
+        settings      => {},
+        extra_ini     => '',
+    }, $class;
+    $self->{port} //= PgNearTest::free_port(ipv6 => 1);
+    push @PROXY_LOGS, $self->{log_path};
+    PgNearTest::_register($self);
+    $self->update_config(regions => $o{regions}, settings => $o{settings} // {},
+                         extra_ini => $o{extra_ini} // '');
+    $self->start if $start;
+    return $self;
+}
+
+sub port        { $_[0]{port} }
+sub host        { $_[0]{host} }
+sub dir         { $_[0]{dir} }
+sub pid         { $_[0]{pid} }
+sub config_path { $_[0]{config_path} }
+sub log_path    { $_[0]{log_path} }
+sub socket_dir  { $_[0]{dir} }
+sub config_text { PgNearTest::slurp_file($_[0]{config_path}) }
+sub log_contents { -e $_[0]{log_path} ? PgNearTest::slurp_file($_[0]{log_path}) : '' }
+sub log_size    { -s $_[0]{log_path} // 0 }
+sub exit_status { $_[0]{exit_status} }
+
+sub _norm_regions {
+    my ($regions) = @_;
+    croak 'Proxy: regions required' unless $regions;
+    my @list;
+    if (ref $regions eq 'HASH') {
+        @list = map {
+            my $r = $regions->{$_};
+            blessed($r) ? { name => $_, location => $r->location, hosts => [$r] } : { name => $_, %$r }
+        } sort keys %$regions;
+    } else {
+        @list = map { blessed($_) ? { name => $_->name, location => $_->location, hosts => [$_] } : {%$_} }
+                @$regions;
+    }
+    for my $r (@list) {
+        croak 'Proxy: region without name' unless defined $r->{name};
+        my @hosts = @{ $r->{hosts} // croak "Proxy: region $r->{name} has no hosts" };
+        if (!defined $r->{location}) {
+            my ($c) = grep { blessed($_) } @hosts;
+            $r->{location} = $c ? $c->location : $PgNearTest::Cluster::LOCATION{ $r->{name} };
+            croak "Proxy: region $r->{name} needs a location" unless defined $r->{location};
+        }
+        $r->{hosts} = [map { blessed($_) ? $_->hostport : $_ } @hosts];
+    }
+    return \@list;
+}
+
+# update_config(regions => ..., settings => {...}, extra_ini => '...'):
+# settings are merged into the current ones (undef deletes a key); the file
+# is rewritten.  Send HUP yourself to make a running pgnear reload it.
+sub update_config {
+    my ($self, %o) = @_;
+    $self->{regions} = _norm_regions($o{regions}) if $o{regions};
+    if ($o{settings}) {
+        for my $k (keys %{ $o{settings} }) { $self->{settings}{$k} = $o{settings}{$k} }
+    }
+    $self->{extra_ini} = $o{extra_ini} if defined $o{extra_ini};
+    $self->_write_config;
+}
+
+sub _write_config {
+    my ($self) = @_;
+    my @default = (
+        listen_addr     => PgNearTest::have_ipv6() ? '127.0.0.1, ::1' : '127.0.0.1',
+        listen_port     => $self->{port},
+        unix_socket_dir => $self->{dir},
+        default_region  => $self->{regions}[0]{name},
+        server_conninfo => "user=$PgNearTest::PGNEAR_USER password=$PgNearTest::PGNEAR_PASSWORD",
+    );
+    my %s = %{ $self->{settings} };
+    my @lines;
+    while (my ($k, $v) = splice(@default, 0, 2)) {
+        $v = delete $s{$k} if exists $s{$k};
+        push @lines, [$k, $v];
+    }
+    push @lines, map { [$_, $s{$_}] } sort keys %s;
+    my $ini = "; generated by PgNearTest for $0\n[pgnear]\n";
+    for (@lines) {
+        my ($k, $v) = @$_;
+        next unless defined $v;
+        $v = join(', ', @$v) if ref $v eq 'ARRAY';
+        $ini .= "$k = $v\n";
+    }
+    for my $r (@{ $self->{regions} }) {
+        $ini .= "\n[region $r->{name}]\nlocation = $r->{location}\nhosts = " . join(', ', @{ $r->{hosts} }) . "\n";
+        for my $k (sort grep { !/^(name|location|hosts)$/ } keys %$r) { $ini .= "$k = $r->{$k}\n" }
+    }
+    $ini .= "\n$self->{extra_ini}\n" if length $self->{extra_ini};
+    PgNearTest::write_file($self->{config_path}, $ini);
+}
+
+sub start {
+    my ($self) = @_;
+    croak 'Proxy: already running' if $self->is_running;
+    my $bin = $self->{binary};
+    die "PgNearTest::Proxy: \$PGNEAR is not set or not executable\n" unless defined $bin && -x $bin;
+    for my $attempt (1 .. 3) {
+        my $off = $self->log_size;
+        open my $logfh, '>>', $self->{log_path} or die "open $self->{log_path}: $!";
+        my $pid = fork;
+        die "fork: $!" unless defined $pid;
+        if ($pid == 0) {
+            open STDIN, '<', '/dev/null';
+            open STDOUT, '>&', $logfh;
+            open STDERR, '>&', $logfh;
+            { no warnings 'exec'; exec { $bin } $bin, @{ $self->{args} }, $self->{config_path}; }
+            print STDERR "PgNearTest: exec $bin failed: $!\n";
+            POSIX::_exit(127);
+        }
+        close $logfh;
+        $self->{pid} = $pid;
+        delete $self->{exit_status};
+        PgNearTest::_reg_add("pid $pid");
+        my $state = $self->_wait_listening;
+        return $self if $state eq 'up';
+        my $log = $self->_log_from($off);
+        if ($state eq 'exited') {
+            if (!$self->{fixed_port} && $attempt < 3 && $log =~ /in use/i) {
+                $self->{port} = PgNearTest::free_port(ipv6 => 1);
+                $self->_write_config;
+                next;
+            }
+            die "PgNearTest::Proxy: pgnear exited during startup (status $self->{exit_status})\n"
+              . "command: $bin @{ $self->{args} } $self->{config_path}\n--- log:\n"
+              . PgNearTest::_tail($log, 40);
+        }
+        $self->stop(signal => 'KILL');
+        die "PgNearTest::Proxy: pgnear did not listen on 127.0.0.1:$self->{port} within "
+          . "$self->{start_timeout}s\n--- log:\n" . PgNearTest::_tail($log, 40);
+    }
+}
+
+sub _log_from {
+    my ($self, $off) = @_;
+    open my $fh, '<', $self->{log_path} or return '';
+    seek $fh, $off, 0;
+    local $/;
+    return <$fh> // '';
+}
+
+# 'up' | 'exited' | 'timeout'
+sub _wait_listening {
+    my ($self) = @_;
+    my $deadline = Time::HiRes::time() + $self->{start_timeout};
+    for (1 .. int($self->{start_timeout} / 0.05) + 2) {
+        return 'exited' unless $self->is_running;
+        return 'up' if _pid_listens($self->{pid}, $self->{port});
+        last if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.05);
+    }
+    return 'timeout';
+}
+
+# Does process $pid own a listening TCP socket on $port?  Uses /proc so that
+# no probe connection shows up in pgnear's log; falls back to connecting.
+sub _pid_listens {
+    my ($pid, $port) = @_;
+    unless (-r '/proc/net/tcp') {
+        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
+        return $s ? 1 : 0;
+    }
+    my %ino;
+    for my $f ('/proc/net/tcp', '/proc/net/tcp6') {
+        open my $fh, '<', $f or next;
+        <$fh>;
+        while (<$fh>) {
+            my @f = split;
+            next unless @f > 9 && $f[3] eq '0A' && $f[1] =~ /:([0-9A-F]{4})$/ && hex($1) == $port;
+            $ino{ $f[9] } = 1;
+        }
+    }
+    return 0 unless %ino;
+    opendir my $dh, "/proc/$pid/fd" or return 0;
+    for my $fd (readdir $dh) {
+        my $l = readlink("/proc/$pid/fd/$fd") // next;
+        return 1 if $l =~ /^socket:\[(\d+)\]$/ && $ino{$1};
+    }
+    return 0;
+}
+
+sub is_running {
+    my ($self) = @_;
+    my $pid = $self->{pid} or return 0;
+    my $r = waitpid($pid, WNOHANG);
+    return 1 if $r == 0;
+    $self->_reaped($r == $pid ? $? : undef);
+    return 0;
+}
+
+sub _reaped {
+    my ($self, $st) = @_;
+    PgNearTest::_reg_del("pid $self->{pid}") if $self->{pid};
+    delete $self->{pid};
+    $self->{exit_status} = !defined $st ? -1
+                         : POSIX::WIFEXITED($st) ? POSIX::WEXITSTATUS($st)
+                         : 128 + POSIX::WTERMSIG($st);
+}
+
+sub signal {
+    my ($self, $sig) = @_;
+    croak "Proxy: not running" unless $self->is_running;
+    kill($sig, $self->{pid}) or croak "kill $sig $self->{pid}: $!";
+}
+
+# wait_for_exit(timeout => 10): exit status, or undef if still running.
+sub wait_for_exit {
+    my ($self, %o) = @_;
+    PgNearTest::wait_until(sub { !$self->is_running }, timeout => $o{timeout} // 10, interval => 0.05);
+    return $self->is_running ? undef : $self->{exit_status};
+}
+
+# stop(signal => 'TERM', timeout => 15): signal, wait, SIGKILL after timeout.
+# Returns the exit code (128+N if killed by signal N).
+sub stop {
+    my ($self, %o) = @_;
+    return $self->{exit_status} unless $self->is_running;
+    kill($o{signal} // 'TERM', $self->{pid});
+    my $st = $self->wait_for_exit(timeout => $o{timeout} // 15);
+    return $st if defined $st;
+    kill 'KILL', $self->{pid};
+    return $self->wait_for_exit(timeout => 10);
+}
+
+sub wait_for_log {
+    my ($self, $re, %o) = @_;
+    my $off = $o{offset} // 0;
+    my $m;
+    PgNearTest::wait_until(sub { my @m = $self->_log_from($off) =~ $re; $m = @m ? $m[0] // 1 : undef; @m },
+                           timeout => $o{timeout} // 10, interval => 0.05);
+    return $m;
+}
+
+sub conninfo {
+    my ($self, %o) = @_;
+    return PgNearTest::_merge_conninfo(
+        [host => $self->{host}, port => $self->{port}, dbname => $PgNearTest::APP_DB,
+         user => $PgNearTest::APP_USER, password => $PgNearTest::APP_PASSWORD,
+         sslmode => 'disable', connect_timeout => 10], \%o);
+}
+
+sub _cleanup {
+    my ($self) = @_;
+    return if $$ != $self->{owner_pid};
+    $self->stop(signal => 'INT', timeout => 5) if $self->{pid};
+}
+
+sub DESTROY {
+    local ($?, $!, $@);
+    eval { $_[0]->_cleanup };
+}
+
+# ======================================================================
+package PgNearTest::Wire;
+
+# A small PostgreSQL v3 frontend speaking raw protocol, for what libpq
+# cannot show (SQLSTATE of a failed login, NegotiateProtocolVersion) or
+# will not send (PROXY headers, odd startup packets, cancel requests).
+# Plain TCP or Unix socket only (no TLS).
+
+use strict;
+use warnings;
+use Carp qw(croak);
+use IO::Select;
+use IO::Socket::IP;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
+use Digest::SHA qw(sha256 hmac_sha256);
+use Digest::MD5 qw(md5_hex);
+use MIME::Base64 qw(encode_base64 decode_base64);
+
+# connect(host => '127.0.0.1', port => N | socket_dir => DIR, port => N,
+#         timeout => 10, prelude => BYTES)
+sub connect {
+    my ($class, %o) = @_;
+    my $timeout = $o{timeout} // 10;
+    my $port = $o{port} // croak 'Wire: port required';
+    my $sock;
+    if ($o{socket_dir}) {
+        $sock = IO::Socket::UNIX->new(Peer => "$o{socket_dir}/.s.PGSQL.$port", Type => SOCK_STREAM)
+          or die "Wire: connect $o{socket_dir}/.s.PGSQL.$port: $!\n";
+    } else {
+        my $host = $o{host} // '127.0.0.1';
+        $sock = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => 'tcp', Timeout => $timeout)
+          or die "Wire: connect $host:$port: $@\n";
+    }
+    binmode $sock;
+    my $self = bless { sock => $sock, timeout => $timeout, buf => '' }, $class;
+    $self->send_raw($o{prelude}) if defined $o{prelude};
+    return $self;
+}
+
+sub socket { $_[0]{sock} }
+
+sub send_raw {
+    my ($self, $bytes) = @_;
+    my $sel = IO::Select->new($self->{sock});
+    my $off = 0;
+    while ($off < length $bytes) {
+        $sel->can_write($self->{timeout}) or die "Wire: write timed out\n";
+        my $n = syswrite($self->{sock}, $bytes, length($bytes) - $off, $off);
+        die "Wire: write: $!\n" unless defined $n;
+        $off += $n;
+    }
+}
+
+sub send_msg {
+    my ($self, $type, $payload) = @_;
+    $self->send_raw($type . pack('N', 4 + length $payload) . $payload);
+}
+
+# read_bytes(N): exactly N bytes, undef on EOF; dies on timeout.
+sub read_bytes {
+    my ($self, $n) = @_;
+    my $sel = IO::Select->new($self->{sock});
+    while (length $self->{buf} < $n) {
+        $sel->can_read($self->{timeout}) or die "Wire: read timed out after $self->{timeout}s\n";
+        my $r = sysread($self->{sock}, my $chunk, 65536);
+        die "Wire: read: $!\n" unless defined $r;
+        return undef if $r == 0;
+        $self->{buf} .= $chunk;
+    }
+    return substr($self->{buf}, 0, $n, '');
+}
+
+# read_msg -> (type, payload), or () on EOF
+sub read_msg {
+    my ($self) = @_;
+    my $hdr = $self->read_bytes(5) // return ();
+    my ($type, $len) = unpack('a N', $hdr);
+    my $payload = $len > 4 ? $self->read_bytes($len - 4) : '';
+    return () unless defined $payload;
+    return ($type, $payload);
+}
+
+sub parse_fields {
+    my ($payload) = @_;
+    my %f;
+    while ($payload =~ /\G([^\0])([^\0]*)\0/gc) { $f{$1} = $2 }
+    return \%f;
+}
+
+# SSLRequest: returns the one-byte answer ('S' or 'N'), or undef on EOF.
+sub ssl_request {
+    my ($self) = @_;
+    $self->send_raw(pack('NN', 8, 80877103));
+    return $self->read_bytes(1);
+}
+
+# startup(user =>, database =>, password =>, params => [k => v, ...],
+#         protocol => 0x30000 | [3, 2])
+# -> { ok => 0|1, error => {C=>..,M=>..}, params => {...}, pid =>, key =>,
+#      auth => [...], negotiate => {minor =>, unrecognized => [...]},
+#      notices => [...], eof => 0|1 }
+sub startup {
+    my ($self, %o) = @_;
+    my $proto = $o{protocol} // 0x30000;
+    $proto = ($proto->[0] << 16) | $proto->[1] if ref $proto;
+    my @p = (user => $o{user} // croak('Wire: user required'));
+    push @p, database => $o{database} if defined $o{database};
+    push @p, ref $o{params} eq 'HASH' ? %{ $o{params} } : @{ $o{params} // [] };
+    my $body = pack('N', $proto);
+    while (my ($k, $v) = splice(@p, 0, 2)) { $body .= "$k\0$v\0" }
+    $body .= "\0";
+    $self->send_raw(pack('N', 4 + length $body) . $body);
+
+    my %r = (ok => 0, params => {}, auth => [], notices => []);
+    my $scram;
+    for (1 .. 1000) {
+        my ($t, $m) = $self->read_msg;
+        if (!defined $t) { $r{eof} = 1; return \%r }
+        if ($t eq 'R') {
+            my $code = unpack('N', $m);
+            if ($code == 0) { push @{ $r{auth} }, 'ok' }
+            elsif ($code == 3) {
+                push @{ $r{auth} }, 'password';
+                $self->send_msg('p', ($o{password} // '') . "\0");
+            } elsif ($code == 5) {
+                push @{ $r{auth} }, 'md5';
+                my $salt = substr($m, 4, 4);
+                $self->send_msg('p', 'md5' . md5_hex(md5_hex(($o{password} // '') . $o{user}) . $salt) . "\0");
+            } elsif ($code == 10) {
+                my @mechs = grep { length } split /\0/, substr($m, 4);
+                push @{ $r{auth} }, "sasl:@mechs";
+                $r{sasl_mechanisms} = \@mechs;
+                die "Wire: server offers no SCRAM-SHA-256 (@mechs)\n" unless grep { $_ eq 'SCRAM-SHA-256' } @mechs;
+                my $nonce = encode_base64(join('', map { chr(int(rand(256))) } 1 .. 18), '');
+                $scram = { bare => "n=,r=$nonce", nonce => $nonce };
+                my $first = "n,,$scram->{bare}";
+                $self->send_msg('p', "SCRAM-SHA-256\0" . pack('N', length $first) . $first);
+            } elsif ($code == 11) {
+                my $sf = substr($m, 4);
+                my %a = map { /^(\w)=(.*)$/s ? ($1, $2) : () } split /,/, $sf;
+                die "Wire: bad SCRAM server-first '$sf'\n"
+                  unless $scram && defined $a{r} && index($a{r}, $scram->{nonce}) == 0 && $a{s} && $a{i};
+                my $salted = PgNearTest::_pbkdf2_sha256($o{password} // '', decode_base64($a{s}), $a{i});
+                my $ck = hmac_sha256('Client Key', $salted);
+                my $wo = "c=biws,r=$a{r}";
+                my $am = "$scram->{bare},$sf,$wo";
+                my $proof = $ck ^ hmac_sha256($am, sha256($ck));
+                $scram->{expect} = encode_base64(hmac_sha256($am, hmac_sha256('Server Key', $salted)), '');
+                $self->send_msg('p', "$wo,p=" . encode_base64($proof, ''));
+            } elsif ($code == 12) {
+                my ($v) = substr($m, 4) =~ /v=([^,]+)/;
+                $r{server_signature_ok} = (defined $v && $scram && $v eq $scram->{expect}) ? 1 : 0;
+            } else {
+                die "Wire: unsupported authentication request $code\n";
+            }
+        }
+        elsif ($t eq 'S') { my ($k, $v) = split /\0/, $m; $r{params}{$k} = $v }
+        elsif ($t eq 'K') { ($r{pid}, $r{key}) = unpack('N a*', $m) }
+        elsif ($t eq 'N') { push @{ $r{notices} }, parse_fields($m) }
+        elsif ($t eq 'v') {
+            my ($minor, $n) = unpack('N N', $m);
+            $r{negotiate} = { minor => $minor & 0xffff,
+                              unrecognized => [grep { length } split /\0/, substr($m, 8)] };
+        }
+        elsif ($t eq 'E') { $r{error} = parse_fields($m); return \%r }
+        elsif ($t eq 'Z') { $r{ok} = 1; $r{status} = $m; $self->{pid} = $r{pid}; $self->{key} = $r{key}; return \%r }
+        else { die "Wire: unexpected message '$t' during startup\n" }
+    }
+    die "Wire: startup did not finish\n";
+}
+
+# query($sql) -> { rows => [[...]], columns => [...], tags => [...], tag =>,
+#                  error => {...}, notices => [...], notifications => [...], status => 'I' }
+sub query {
+    my ($self, $sql) = @_;
+    $self->send_msg('Q', "$sql\0");
+    my %r = (rows => [], columns => [], tags => [], notices => [], notifications => []);
+    for (1 .. 10_000_000) {
+        my ($t, $m) = $self->read_msg;
+        if (!defined $t) { $r{eof} = 1; return \%r }
+        if ($t eq 'T') {
+            my $n = unpack('n', $m);
+            my @cols;
+            my $pos = 2;
+            for (1 .. $n) {
+                my $end = index($m, "\0", $pos);
+                push @cols, substr($m, $pos, $end - $pos);
+                $pos = $end + 1 + 18;
+            }
+            $r{columns} = \@cols;
+        }
+        elsif ($t eq 'D') {
+            my $n = unpack('n', $m);
+            my $pos = 2;
+            my @row;
+            for (1 .. $n) {
+                my $len = unpack('l>', substr($m, $pos, 4));
+                $pos += 4;
+                if ($len < 0) { push @row, undef }
+                else { push @row, substr($m, $pos, $len); $pos += $len }
+            }
+            push @{ $r{rows} }, \@row;
+        }
+        elsif ($t eq 'C') { (my $tag = $m) =~ s/\0$//; push @{ $r{tags} }, $tag; $r{tag} = $tag }
+        elsif ($t eq 'E') { $r{error} = parse_fields($m) }
+        elsif ($t eq 'N') { push @{ $r{notices} }, parse_fields($m) }
+        elsif ($t eq 'A') {
+            my ($pid, $rest) = unpack('N a*', $m);
+            my ($ch, $payload) = split /\0/, $rest, -1;
+            push @{ $r{notifications} }, { pid => $pid, channel => $ch, payload => $payload };
+        }
+        elsif ($t eq 'Z') { $r{status} = $m; return \%r }
+        # 'I' (empty query), 'S' (parameter status) and others are ignored
+    }
+    die "Wire: query did not finish\n";
+}
+
+sub terminate {
+    my ($self) = @_;
+    eval { $self->send_msg('X', '') };
+    close $self->{sock};
+}
+
+# PgNearTest::Wire->cancel(host =>, port =>, pid =>, key =>): sends a
+# CancelRequest and waits (bounded) for the other side to close.
+sub cancel {
+    my ($class, %o) = @_;
+    my $w = $class->connect(%o);
+    my $body = pack('NN', 80877102, $o{pid}) . $o{key};
+    $w->send_raw(pack('N', 4 + length $body) . $body);
+    my $eof = eval { !defined $w->read_bytes(1) };
+    close $w->{sock};
+    return 1;
+}
+
+package PgNearTest;
+
+1;
+
+__END__
+
+=head1 NAME
+
+PgNearTest - integration-test harness for pgnear (real PostgreSQL servers, TAP)
+
+=head1 SYNOPSIS
+
+  use FindBin;
+  use lib "$FindBin::RealBin/../lib";
+  use Test::More;
+  use PgNearTest;
+
+  my $ca = PgNearTest::CA->new;
+  my $us = PgNearTest::Cluster->new(name => 'us-east', ca => $ca);
+  my $eu = PgNearTest::Cluster->new(name => 'eu-west', ca => $ca);
+  my $p  = PgNearTest::Proxy->new(regions => [$us, $eu],
+                                  settings => { health_check_interval => '1s' });
+  is psql($p->conninfo(options => '-c pgnear.city=dublin'), 'SHOW cluster_name'), 'eu-west';
+  done_testing;
+
+=head1 ENVIRONMENT
+
+  PGNEAR            the pgnear binary (required by PgNearTest::Proxy)
+  PG_BINDIR         PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+  PGNEAR_TEST_KEEP  keep the temp root (/tmp/pgnear-test-*) for inspection
+  PGNEAR_TEST_NO_IPV6  behave as if ::1 were unavailable
+
+Loading the module deletes every PG* libpq variable from %ENV and sets
+LC_ALL=C.UTF-8, so that tools behave the same everywhere.
+
+=head1 CLEANUP
+
+Everything lives under one root /tmp/pgnear-test-NAME-XXXXXX per test
+process.  At exit (normal, die, or SIGINT/TERM/HUP) proxies are stopped
+(SIGINT, SIGKILL after 5 s), servers stopped with pg_ctl -m immediate, and
+the root removed.  A detached guardian process does the same if the test
+process is SIGKILLed.  Ports are reserved across processes with lock files
+in /tmp/pgnear-test-ports.  When the test failed, the tail of every pgnear
+log is printed as diagnostics.
+
+=head1 FUNCTIONS (exported)
+
+  psql($conninfo, $sql | \@sqls, timeout => 30, verbose => 0, quiet => 0,
+       stdin => STR, args => [...], env => {...}, password => STR)
+      list context: (exit_code, trimmed stdout, stderr)
+      scalar context: trimmed stdout; dies unless exit code is 0.
+      Runs psql -X -A -t -v ON_ERROR_STOP=1 [-c ...]... -d CONNINFO.
+      verbose => 1 adds \set VERBOSITY verbose, so sqlstate($stderr) works
+      (for errors after login; for login errors use PgNearTest::Wire).
+  pgbench(\@args, $conninfo | {ENV=>VAL}, timeout => 120) -> (exit_code, stdout, stderr)
+  parse_pgbench($stdout) -> {processed, failed, failed_pct, tps, latency_avg,
+                             clients, threads, scale, duration}
+  run_cmd(\@argv, timeout => 30, stdin =>, env => {K => V|undef}, cwd =>)
+      -> (exit_code, stdout, stderr); -1 if it timed out or could not start
+  sqlstate($psql_stderr | $wire_error_hash) -> 'XXXXX' or undef
+  dbi_connect($conninfo, %dbi_attrs) -> $dbh or undef ($DBI::errstr)
+  conninfo_string(k => v, ...) -> "k=v k='quoted v'" (undef values skipped)
+  make_scram_verifier($password, salt => RAW, iterations => 4096) -> 'SCRAM-SHA-256$...'
+  free_port(ipv6 => 0|1) -> a free port in 20000..31999, reserved for this process
+  have_ipv6() -> 1 if ::1 can be bound
+  wait_until(sub {...}, timeout => 10, interval => 0.1) -> the true value, or 0
+  require_tool($name) -> full path; dies loudly if missing
+  pg_bindir() -> directory of the PostgreSQL server binaries
+  tmpdir(name => 'x', mode => 0700, owner => 'postgres') -> dir under the root
+  slurp_file($path), write_file($path, $content, mode => 0600, owner => 'postgres')
+
+=head1 PgNearTest::CA
+
+  PgNearTest::CA->new(dir => DIR, key_type => 'ec'|'rsa', cn => 'PgNear Test CA')
+  $ca->issue(name => 'server', cn => 'localhost',
+             san => ['DNS:localhost', 'IP:127.0.0.1', 'IP:::1'],
+             owner => 'postgres', key_type => 'ec', days => 3650)
+      -> {cert => path, key => path}   (key mode 0600, owned by postgres
+         when we are root unless owner => undef)
+  $ca->cert, $ca->key, $ca->dir
+
+=head1 PgNearTest::Cluster
+
+  PgNearTest::Cluster->new(name => 'us-east', ca => $ca|undef, port => N,
+      location => 'lat, lon', hba => [lines], conf => {k => v} | "text",
+      ipv6 => 0|1, roles => 1)
+  Starts a PostgreSQL server (initdb, pg_ctl -w) as OS user postgres, with
+  cluster_name, listen_addresses 127.0.0.1[,::1], max_connections 200,
+  fsync off, password_encryption scram-sha-256, ssl on with a CA-issued
+  certificate (SAN localhost, 127.0.0.1, ::1) when ca is given.
+  pg_hba.conf: "local all postgres trust" followed by hba (default: local
+  all all trust; host all all 127.0.0.1/32 and ::1/128 scram-sha-256).
+  Roles: app/app-secret (superuser, owns database movr) and
+  pgnear/pgnear-secret (superuser).  Known region names have a default
+  location (%PgNearTest::Cluster::LOCATION).
+
+  $c->name, host ('127.0.0.1'), port, hostport, location, datadir,
+  socket_dir, log_path, log_contents, pid, is_running
+  $c->conninfo(%overrides)   host port dbname=movr user=app password sslmode=disable connect_timeout=10
+  $c->psql_admin($sql | \@sqls, dbname => 'postgres') -> trimmed stdout; dies on error
+  $c->scram_verifier($role) -> rolpassword
+  $c->stop(mode => 'fast'), $c->start, $c->restart(mode => 'fast')
+
+=head1 PgNearTest::Proxy
+
+  PgNearTest::Proxy->new(
+      regions   => [$cluster, {name =>, location =>, hosts => [$cluster | 'h:p', ...]}, ...]
+                   | {name => $cluster | {location =>, hosts => [...]}},
+      settings  => {key => value | [values] | undef},   # undef removes a default
+      extra_ini => "[cities]\nseattle = us-west\n",
+      binary    => $ENV{PGNEAR}, args => ['-v'], port => N,
+      start => 1, start_timeout => 10)
+  Defaults in [pgnear]: listen_addr (127.0.0.1[, ::1]), listen_port,
+  unix_socket_dir (its temp dir), default_region (first region),
+  server_conninfo (user=pgnear password=pgnear-secret).
+  Runs "$PGNEAR -v CONFIG.ini", output to log_path, and waits until the
+  process listens on 127.0.0.1:port; dies with the log tail otherwise.
+
+  $p->port, host, pid, dir, socket_dir, config_path, config_text, log_path,
+  log_contents, log_size, exit_status, is_running
+  $p->conninfo(%overrides)   like Cluster::conninfo, pointing at pgnear
+  $p->update_config(regions =>, settings =>, extra_ini =>)   rewrites the file
+  $p->signal('HUP'), $p->start
+  $p->stop(signal => 'TERM', timeout => 15) -> exit code (128+N if signal N)
+  $p->wait_for_exit(timeout => 10) -> exit code or undef
+  $p->wait_for_log(qr/.../, offset => $p->log_size_before, timeout => 10) -> $1 / 1 or undef
+
+=head1 PgNearTest::Wire
+
+Raw protocol client (plain TCP or Unix socket), for login-time SQLSTATEs,
+NegotiateProtocolVersion, PROXY headers and cancel requests.
+
+  my $w = PgNearTest::Wire->connect(host =>, port =>, socket_dir =>, timeout => 10, prelude => $bytes);
+  my $r = $w->startup(user =>, database =>, password =>, params => [k => v],
+                      protocol => [3, 0]);
+      # {ok, error => {C, M, S, ...}, params, pid, key, auth, negotiate, notices, eof}
+  my $q = $w->query($sql);   # {rows, columns, tags, tag, error, notices, notifications, status}
+  $w->ssl_request -> 'S' | 'N'; $w->send_raw($bytes); $w->send_msg($type, $payload);
+  $w->read_msg -> ($type, $payload); $w->terminate;
+  PgNearTest::Wire->cancel(host =>, port =>, pid =>, key =>);
+
+=cut

@@ -1,0 +1,476 @@
+/*
+ * test_pkt.c
+ *    Unit tests for protocol/pkt.c: the message builder and the reader
+ *    (cmocka, TAP output).  Expected bytes are written out by hand.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/pkt.h"
+
+#define CANARY 0xEE
+
+/* Fills storage with the canary so writes past cap show up. */
+static void init_guarded(struct pktbuf *pb, uint8_t *storage, size_t total, size_t cap)
+{
+    memset(storage, CANARY, total);
+    pkt_init(pb, storage, cap);
+}
+
+static void assert_canary(const uint8_t *storage, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++)
+        assert_int_equal(storage[i], CANARY);
+}
+
+/* ---- builder ---- */
+
+static void test_init_empty(void **state)
+{
+    uint8_t buf[4];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    assert_ptr_equal(pb.data, buf);
+    assert_int_equal(pb.cap, 4);
+    assert_int_equal(pb.len, 0);
+    assert_true(pkt_ok(&pb));
+}
+
+static void test_put_ints_big_endian(void **state)
+{
+    uint8_t buf[16];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_u8(&pb, 0xAB);
+    pkt_put_u16(&pb, 0x1234);
+    pkt_put_u32(&pb, 0xDEADBEEFu);
+    pkt_put_u16(&pb, 0xFF00);
+    static const uint8_t want[] = {0xAB, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0xFF, 0x00};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_put_bytes_and_cstr(void **state)
+{
+    uint8_t buf[32];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_bytes(&pb, "xyz", 3);
+    pkt_put_bytes(&pb, NULL, 0);
+    pkt_put_cstr(&pb, "ab");
+    pkt_put_cstr(&pb, "");
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, 7);
+    assert_memory_equal(buf, "xyzab\0", 7);
+}
+
+static void test_typed_message_length(void **state)
+{
+    uint8_t buf[32];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 'Q');
+    pkt_put_cstr(&pb, "SELECT 1");
+    pkt_end(&pb);
+    static const uint8_t want[] = {'Q', 0, 0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_untyped_message_length(void **state)
+{
+    uint8_t buf[32];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, 196608);
+    pkt_put_cstr(&pb, "user");
+    pkt_put_cstr(&pb, "u");
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    static const uint8_t want[] = {0, 0, 0, 16, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'u', 0, 0};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+/* Each message's length covers only itself, not what came before. */
+static void test_consecutive_messages(void **state)
+{
+    uint8_t buf[32];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 'Z');
+    pkt_put_u8(&pb, 'I');
+    pkt_end(&pb);
+    pkt_begin(&pb, 'S');
+    pkt_put_cstr(&pb, "a");
+    pkt_put_cstr(&pb, "bc");
+    pkt_end(&pb);
+    pkt_begin(&pb, 'N');
+    pkt_end(&pb);
+    static const uint8_t want[] = {'Z', 0,   0,   0, 5, 'I', 'S', 0, 0, 0,
+                                   9,   'a', 0,   'b', 'c', 0, 'N', 0, 0, 0, 4};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_exact_fit(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 10);
+    pkt_begin(&pb, 'D');
+    pkt_put_u32(&pb, 7);
+    pkt_put_u8(&pb, 9);
+    pkt_end(&pb);
+    static const uint8_t want[] = {'D', 0, 0, 0, 9, 0, 0, 0, 7, 9};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, 10);
+    assert_memory_equal(storage, want, sizeof(want));
+    assert_canary(storage, 10, sizeof(storage));
+}
+
+static void test_overflow_is_sticky(void **state)
+{
+    uint8_t storage[32];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 8);
+    pkt_put_u32(&pb, 0x01020304);
+    pkt_put_bytes(&pb, "12345", 5); /* one byte too many: nothing of it written */
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(pb.len, 4);
+    pkt_put_u8(&pb, 0x42); /* would fit, but the failure sticks */
+    pkt_put_u16(&pb, 0x4242);
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(pb.len, 4);
+    static const uint8_t want[] = {1, 2, 3, 4};
+    assert_memory_equal(storage, want, 4);
+    assert_canary(storage, 4, sizeof(storage));
+}
+
+static void test_overflow_each_put(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+
+    init_guarded(&pb, storage, sizeof(storage), 0);
+    pkt_put_u8(&pb, 1);
+    assert_false(pkt_ok(&pb));
+    assert_canary(storage, 0, sizeof(storage));
+
+    init_guarded(&pb, storage, sizeof(storage), 1);
+    pkt_put_u16(&pb, 1);
+    assert_false(pkt_ok(&pb));
+    assert_canary(storage, 0, sizeof(storage));
+
+    init_guarded(&pb, storage, sizeof(storage), 3);
+    pkt_put_u32(&pb, 1);
+    assert_false(pkt_ok(&pb));
+    assert_canary(storage, 0, sizeof(storage));
+}
+
+/* The terminating NUL must fit too. */
+static void test_cstr_nul_overflow(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 5);
+    pkt_put_cstr(&pb, "hello");
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(pb.len, 0);
+    assert_canary(storage, 0, sizeof(storage));
+}
+
+static void test_huge_put_fails(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 8);
+    pkt_put_u8(&pb, 1);
+    pkt_put_bytes(&pb, storage, SIZE_MAX);
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(pb.len, 1);
+    assert_canary(storage, 1, sizeof(storage));
+}
+
+/* A message that does not fit leaves the storage past cap alone, length word included. */
+static void test_end_after_overflow(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 8);
+    pkt_begin(&pb, 'E');
+    pkt_put_cstr(&pb, "too long");
+    pkt_end(&pb);
+    assert_false(pkt_ok(&pb));
+    static const uint8_t want[] = {'E', 0, 0, 0, 0};
+    assert_memory_equal(storage, want, sizeof(want));
+    assert_canary(storage, 5, sizeof(storage));
+}
+
+static void test_begin_overflow(void **state)
+{
+    uint8_t storage[8];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 3);
+    pkt_begin(&pb, 'Q');
+    pkt_end(&pb);
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(storage[0], 'Q');
+    assert_canary(storage, 1, sizeof(storage));
+}
+
+/* Appends one field to want: code byte, string, NUL. */
+static size_t add_field(uint8_t *want, size_t n, char code, const char *s)
+{
+    want[n++] = (uint8_t)code;
+    memcpy(want + n, s, strlen(s) + 1);
+    return n + strlen(s) + 1;
+}
+
+static void test_report_all_fields(void **state)
+{
+    uint8_t buf[256];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"FATAL", "28P01", "password authentication failed", "the detail",
+                           "a hint"};
+    pkt_put_report(&pb, 'E', &r);
+
+    uint8_t want[256] = {'E', 0, 0, 0, 0};
+    size_t n = 5;
+    n = add_field(want, n, 'S', "FATAL");
+    n = add_field(want, n, 'V', "FATAL");
+    n = add_field(want, n, 'C', "28P01");
+    n = add_field(want, n, 'M', "password authentication failed");
+    n = add_field(want, n, 'D', "the detail");
+    n = add_field(want, n, 'H', "a hint");
+    want[n++] = 0;
+    pkt_store_be32(want + 1, (uint32_t)(n - 1));
+
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, n);
+    assert_memory_equal(buf, want, n);
+}
+
+static void test_report_without_optional(void **state)
+{
+    uint8_t buf[128];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_u8(&pb, 0x77); /* something before: the length starts at the report */
+    struct pkt_report r = {"NOTICE", "00000", "hi", NULL, NULL};
+    pkt_put_report(&pb, 'N', &r);
+    static const uint8_t want[] = {0x77, 'N', 0,   0,   0,   32,  'S', 'N', 'O', 'T', 'I', 'C',
+                                   'E',  0,   'V', 'N', 'O', 'T', 'I', 'C', 'E', 0,   'C', '0',
+                                   '0',  '0', '0', '0', 0,   'M', 'h', 'i', 0,   0};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_report_overflow(void **state)
+{
+    uint8_t storage[64];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), 20);
+    struct pkt_report r = {"ERROR", "42601", "syntax error at or near", NULL, NULL};
+    pkt_put_report(&pb, 'E', &r);
+    assert_false(pkt_ok(&pb));
+    assert_true(pb.len <= 20);
+    assert_canary(storage, 20, sizeof(storage));
+}
+
+/* ---- reader ---- */
+
+static void test_get_ints(void **state)
+{
+    static const uint8_t msg[] = {0xAB, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 0x80, 0x01};
+    struct pktreader r;
+    pkt_reader_init(&r, msg, sizeof(msg));
+    assert_int_equal(pkt_remaining(&r), 9);
+    assert_int_equal(pkt_get_u8(&r), 0xAB);
+    assert_int_equal(pkt_get_u16(&r), 0x1234);
+    assert_int_equal(pkt_get_u32(&r), 0xDEADBEEFu);
+    assert_int_equal(pkt_remaining(&r), 2);
+    assert_int_equal(pkt_get_u16(&r), 0x8001);
+    assert_int_equal(pkt_remaining(&r), 0);
+    assert_false(r.failed);
+}
+
+static void test_get_bytes(void **state)
+{
+    static const uint8_t msg[] = {1, 2, 3, 4, 5};
+    struct pktreader r;
+    pkt_reader_init(&r, msg, sizeof(msg));
+    assert_ptr_equal(pkt_get_bytes(&r, 0), msg);
+    assert_ptr_equal(pkt_get_bytes(&r, 2), msg);
+    assert_ptr_equal(pkt_get_bytes(&r, 3), msg + 2);
+    assert_ptr_equal(pkt_get_bytes(&r, 0), msg + 5);
+    assert_int_equal(pkt_remaining(&r), 0);
+    assert_false(r.failed);
+    assert_null(pkt_get_bytes(&r, 1));
+    assert_true(r.failed);
+}
+
+static void test_get_past_end(void **state)
+{
+    static const uint8_t msg[] = {1, 2, 3};
+    struct pktreader r;
+
+    pkt_reader_init(&r, msg, sizeof(msg));
+    assert_int_equal(pkt_get_u32(&r), 0);
+    assert_true(r.failed);
+    assert_int_equal(pkt_remaining(&r), 0);
+
+    pkt_reader_init(&r, msg, 1);
+    assert_int_equal(pkt_get_u16(&r), 0);
+    assert_true(r.failed);
+
+    pkt_reader_init(&r, msg, 0);
+    assert_int_equal(pkt_get_u8(&r), 0);
+    assert_true(r.failed);
+
+    pkt_reader_init(&r, msg, sizeof(msg));
+    assert_null(pkt_get_bytes(&r, 4));
+    assert_true(r.failed);
+
+    pkt_reader_init(&r, msg, sizeof(msg));
+    pkt_get_u8(&r);
+    assert_null(pkt_get_bytes(&r, SIZE_MAX));
+    assert_true(r.failed);
+}
+
+static void test_reader_sticky(void **state)
+{
+    static const uint8_t msg[] = {0, 'a', 'b', 0, 9, 9, 9, 9};
+    struct pktreader r;
+    pkt_reader_init(&r, msg, sizeof(msg));
+    pkt_get_u8(&r);
+    assert_null(pkt_get_bytes(&r, 100));
+    assert_int_equal(pkt_remaining(&r), 0);
+    /* Enough bytes are left for each of these, yet all fail. */
+    assert_int_equal(pkt_get_u8(&r), 0);
+    assert_int_equal(pkt_get_u16(&r), 0);
+    assert_int_equal(pkt_get_u32(&r), 0);
+    assert_string_equal(pkt_get_cstr(&r), "");
+    assert_null(pkt_get_bytes(&r, 0));
+    assert_true(r.failed);
+}
+
+static void test_get_cstr(void **state)
+{
+    static const uint8_t msg[] = {'u', 's', 'e', 'r', 0, 0, 'x', 0};
+    struct pktreader r;
+    pkt_reader_init(&r, msg, sizeof(msg));
+    const char *a = pkt_get_cstr(&r);
+    assert_ptr_equal(a, msg);
+    assert_string_equal(a, "user");
+    const char *b = pkt_get_cstr(&r);
+    assert_ptr_equal(b, msg + 5);
+    assert_string_equal(b, "");
+    assert_string_equal(pkt_get_cstr(&r), "x");
+    assert_int_equal(pkt_remaining(&r), 0);
+    assert_false(r.failed);
+}
+
+static void test_cstr_without_nul(void **state)
+{
+    static const uint8_t msg[] = {'o', 'k', 0, 'b', 'a', 'd', 0};
+    struct pktreader r;
+    /* The NUL after "bad" lies outside the message. */
+    pkt_reader_init(&r, msg, sizeof(msg) - 1);
+    assert_string_equal(pkt_get_cstr(&r), "ok");
+    const char *s = pkt_get_cstr(&r);
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    assert_true(r.failed);
+    assert_int_equal(pkt_remaining(&r), 0);
+}
+
+static void test_cstr_at_end(void **state)
+{
+    static const uint8_t msg[] = {'a', 0};
+    struct pktreader r;
+    pkt_reader_init(&r, msg, sizeof(msg));
+    assert_string_equal(pkt_get_cstr(&r), "a");
+    assert_false(r.failed);
+    assert_string_equal(pkt_get_cstr(&r), "");
+    assert_true(r.failed);
+}
+
+static void test_be32_helpers(void **state)
+{
+    uint8_t b[4];
+    pkt_store_be32(b, 0x80FF0102u);
+    static const uint8_t want[] = {0x80, 0xFF, 0x01, 0x02};
+    assert_memory_equal(b, want, 4);
+    assert_int_equal(pkt_be32(b), 0x80FF0102u);
+}
+
+/* What the builder writes the reader reads back. */
+static void test_round_trip(void **state)
+{
+    uint8_t buf[64];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 'R');
+    pkt_put_u32(&pb, 10);
+    pkt_put_cstr(&pb, "SCRAM-SHA-256");
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    assert_true(pkt_ok(&pb));
+
+    struct pktreader r;
+    pkt_reader_init(&r, buf, pb.len);
+    assert_int_equal(pkt_get_u8(&r), 'R');
+    assert_int_equal(pkt_get_u32(&r), pb.len - 1);
+    assert_int_equal(pkt_get_u32(&r), 10);
+    assert_string_equal(pkt_get_cstr(&r), "SCRAM-SHA-256");
+    assert_int_equal(pkt_get_u8(&r), 0);
+    assert_int_equal(pkt_remaining(&r), 0);
+    assert_false(r.failed);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_init_empty),
+        cmocka_unit_test(test_put_ints_big_endian),
+        cmocka_unit_test(test_put_bytes_and_cstr),
+        cmocka_unit_test(test_typed_message_length),
+        cmocka_unit_test(test_untyped_message_length),
+        cmocka_unit_test(test_consecutive_messages),
+        cmocka_unit_test(test_exact_fit),
+        cmocka_unit_test(test_overflow_is_sticky),
+        cmocka_unit_test(test_overflow_each_put),
+        cmocka_unit_test(test_cstr_nul_overflow),
+        cmocka_unit_test(test_huge_put_fails),
+        cmocka_unit_test(test_end_after_overflow),
+        cmocka_unit_test(test_begin_overflow),
+        cmocka_unit_test(test_report_all_fields),
+        cmocka_unit_test(test_report_without_optional),
+        cmocka_unit_test(test_report_overflow),
+        cmocka_unit_test(test_get_ints),
+        cmocka_unit_test(test_get_bytes),
+        cmocka_unit_test(test_get_past_end),
+        cmocka_unit_test(test_reader_sticky),
+        cmocka_unit_test(test_get_cstr),
+        cmocka_unit_test(test_cstr_without_nul),
+        cmocka_unit_test(test_cstr_at_end),
+        cmocka_unit_test(test_be32_helpers),
+        cmocka_unit_test(test_round_trip),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("pkt", tests, NULL, NULL);
+}
