@@ -1,9 +1,9 @@
 /*
  * client_auth.c — SCRAM-SHA-256(-PLUS) between the client and pgnear.
  *
- * The verifier comes from auth_file (auth_query lookups are not wired in
- * yet).  A user without a verifier gets a made-up one, so that a wrong
- * user name and a wrong password fail the same way, after the proof.
+ * The verifier comes from auth_file, else from auth_query run on the
+ * region's node.  A user without a verifier gets a made-up one, so that a
+ * wrong user name and a wrong password fail the same way, after the proof.
  */
 #include "proxy/client_auth.h"
 
@@ -12,16 +12,19 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "protocol/framing.h"
+#include "protocol/pgasync.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "routing/region.h"
 
 #define AUTH_CODE_OK            0
 #define AUTH_CODE_SASL          10
@@ -71,31 +74,102 @@ int client_auth_send_ok(struct session *s)
     return client_auth_send(s, AUTH_CODE_OK, NULL, 0);
 }
 
-/* A verifier no password matches, for users pgnear does not know. */
-static void client_auth_mock_verifier(struct scram_verifier *v)
+/*
+ * A verifier no password matches, for users pgnear does not know.  Its
+ * salt is derived from the user name and a per-process secret, so that
+ * repeated attempts see the same salt, as they would for a real user.
+ */
+static void client_auth_mock_verifier(struct session *s, struct scram_verifier *v)
 {
+    uint8_t digest[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
     memset(v, 0, sizeof(*v));
     v->iterations = 4096;
     v->salt_len = 16;
-    RAND_bytes(v->salt, (int)v->salt_len);
+    HMAC(EVP_sha256(), s->w->mock_secret, sizeof(s->w->mock_secret),
+         (const unsigned char *)s->startup.user, strlen(s->startup.user), digest, &dlen);
+    memcpy(v->salt, digest, v->salt_len);
     RAND_bytes(v->stored_key, SCRAM_KEY_LEN);
     RAND_bytes(v->server_key, SCRAM_KEY_LEN);
 }
 
-static bool client_auth_lookup(struct session *s)
+static void client_auth_offer(struct session *s);
+
+static bool client_auth_use_secret(struct session *s, const char *secret, const char *source)
 {
-    const char *secret = userlist_find(&s->cfg->users, s->startup.user);
     if (secret == NULL) {
-        log_info(s->id, "user \"%s\" is not in auth_file", s->startup.user);
-        client_auth_mock_verifier(&s->verifier);
+        log_info(s->id, "user \"%s\" not found by %s", s->startup.user, source);
+        client_auth_mock_verifier(s, &s->verifier);
         return true;
     }
     if (scram_parse_verifier(secret, strlen(secret), &s->verifier) != SCRAM_OK) {
-        log_error(s->id, "auth_file entry for user \"%s\" is not a SCRAM-SHA-256 secret",
+        log_error(s->id, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
                   s->startup.user);
+        s->w->stats.login_failures++;
+        session_fail(s, "28000", "authentication failed: pgnear has no usable secret for this user",
+                     "pgnear verifies clients with SCRAM-SHA-256 secrets only.", NULL);
         return false;
     }
     return true;
+}
+
+static void client_auth_query_done(void *arg, const PGresult *res, const char *error)
+{
+    struct session *s = arg;
+    s->auth_query = NULL;
+    if (error != NULL) {
+        log_error(s->id, "auth_query failed: %s", error);
+        s->w->stats.login_failures++;
+        session_fail(s, "08001", "could not look up the user's secret", error, NULL);
+        return;
+    }
+    const char *secret = NULL;
+    if (PQntuples(res) > 0 && PQnfields(res) >= 2 && !PQgetisnull(res, 0, 1))
+        secret = PQgetvalue(res, 0, 1);
+    if (client_auth_use_secret(s, secret, "auth_query"))
+        client_auth_offer(s);
+}
+
+/* The conninfo of pgnear's own connection to one host, per server_conninfo and server_tls. */
+static bool client_auth_conninfo(const struct session *s, const struct region_host *h, char *buf,
+                                 size_t cap)
+{
+    static const char *const sslmodes[] = {"disable", "prefer", "require", "verify-ca",
+                                           "verify-full"};
+    const struct config *cfg = s->cfg;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", h->port);
+    buf[0] = '\0';
+    if (!pgasync_conninfo_add(buf, cap, "dbname", s->startup.database) ||
+        !pgasync_conninfo_add(buf, cap, "sslmode", sslmodes[cfg->server_tls]))
+        return false;
+    if (cfg->server_tls_ca_file[0] != '\0' &&
+        !pgasync_conninfo_add(buf, cap, "sslrootcert", cfg->server_tls_ca_file))
+        return false;
+    size_t n = strlen(buf);
+    if ((size_t)snprintf(buf + n, cap - n, " %s", cfg->server_conninfo) >= cap - n)
+        return false;
+    /* host and port come last: they are the region's, whatever server_conninfo says */
+    return pgasync_conninfo_add(buf, cap, "host", h->name) &&
+           pgasync_conninfo_add(buf, cap, "port", port);
+}
+
+/* auth_query runs on the chosen region's first host. */
+static void client_auth_start_query(struct session *s)
+{
+    char conninfo[2048], err[512] = "conninfo too long";
+    const char *params[1] = {s->startup.user};
+    if (client_auth_conninfo(s, &s->region->hosts[0], conninfo, sizeof(conninfo)))
+        s->auth_query = pgasync_query(s->w->base, conninfo, s->cfg->auth_query, 1, params,
+                                      s->cfg->server_connect_timeout_ms * 2,
+                                      client_auth_query_done, s, err, sizeof(err));
+    if (s->auth_query == NULL) {
+        log_error(s->id, "could not start auth_query: %s", err);
+        s->w->stats.login_failures++;
+        session_fail(s, "08001", "could not look up the user's secret", NULL, NULL);
+        return;
+    }
+    endpoint_pause_read(&s->client);
 }
 
 /* SASLInitialResponse: mechanism, int32 length (-1: none), client-first-message. */
@@ -119,6 +193,7 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
     }
     char out[SASL_MAX_MESSAGE];
     size_t outlen;
+    s->scram_started = true;
     int rc = scram_server_init(&s->scram_srv, &s->verifier, cblen ? cb : NULL, cblen);
     if (rc == SCRAM_OK)
         rc = scram_server_handle_first(&s->scram_srv, mech, data, n == 0xffffffffu ? 0 : n, out,
@@ -144,7 +219,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     s->scram_done = true;
     frame_consume(s->client.in, len);
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
-              s->scram_srv.cb_used ? " with channel binding" : "");
+              scram_server_channel_bound(&s->scram_srv) ? " with channel binding" : "");
     s->client.on_read = NULL;
     server_login_start(s);
     return -1; /* the session moved on; stop reading here */
@@ -166,7 +241,7 @@ static void client_auth_on_read(struct session *s)
             return;
         }
         const uint8_t *body = frame_body(s->client.in, len);
-        int rc = s->scram_srv.state == SCRAM_STATE_NONE ? client_auth_initial(s, body, len)
+        int rc = !s->scram_started ? client_auth_initial(s, body, len)
                                                         : client_auth_final(s, body, len);
         if (rc < 0)
             return;
@@ -176,14 +251,10 @@ static void client_auth_on_read(struct session *s)
         event_active(s->client.rev, EV_READ, 0);
 }
 
-void client_auth_start(struct session *s)
+
+/* AuthenticationSASL: -PLUS first when the client is on TLS. */
+static void client_auth_offer(struct session *s)
 {
-    if (!client_auth_lookup(s)) {
-        s->w->stats.login_failures++;
-        session_fail(s, "28000", "authentication failed: pgnear has no usable secret for this user",
-                     NULL, NULL);
-        return;
-    }
     uint8_t mechs[64];
     size_t n = 0;
     if (s->client_tls) {
@@ -193,8 +264,22 @@ void client_auth_start(struct session *s)
     memcpy(mechs + n, SCRAM_MECH, sizeof(SCRAM_MECH));
     n += sizeof(SCRAM_MECH);
     mechs[n++] = 0;
-    memset(&s->scram_srv, 0, sizeof(s->scram_srv));
-    s->phase = PHASE_CLIENT_AUTH;
+    s->scram_started = false;
     s->client.on_read = client_auth_on_read;
+    endpoint_resume_read(&s->client);
+    event_add(s->client.rev, NULL);
     client_auth_send(s, AUTH_CODE_SASL, mechs, n);
+}
+
+void client_auth_start(struct session *s)
+{
+    s->phase = PHASE_CLIENT_AUTH;
+    s->client.on_read = NULL;
+    const char *secret = userlist_find(&s->cfg->users, s->startup.user);
+    if (secret == NULL && s->cfg->auth_query[0] != '\0') {
+        client_auth_start_query(s);
+        return;
+    }
+    if (client_auth_use_secret(s, secret, "auth_file"))
+        client_auth_offer(s);
 }

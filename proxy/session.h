@@ -17,6 +17,7 @@ struct session;
 struct worker;
 struct region;
 struct pkt_report;
+struct pgasync;
 
 typedef void (*endpoint_handler)(struct session *s);
 
@@ -76,7 +77,9 @@ struct session {
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
+    bool scram_started;    /* SASLInitialResponse received */
     bool scram_done;       /* client verified by pgnear */
+    struct pgasync *auth_query; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
     char tx_status;          /* from the last ReadyForQuery: 'I', 'T' or 'E' */

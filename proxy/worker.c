@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <event2/event.h>
+#include <openssl/rand.h>
 
 #include "proxy/cancel.h"
 #include "proxy/config.h"
@@ -120,7 +121,8 @@ int worker_init(struct worker *w, struct config *cfg, char *err, size_t errcap)
     list_init(&w->active_sessions);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
-    if (w->base == NULL || cancel_map_init(&w->cancel_keys, 1024) != 0) {
+    if (w->base == NULL || cancel_map_init(&w->cancel_keys, 1024) != 0 ||
+        RAND_bytes(w->mock_secret, sizeof(w->mock_secret)) != 1) {
         snprintf(err, errcap, "could not create the event loop");
         return -1;
     }

@@ -38,6 +38,7 @@ struct worker {
     struct list cancel_conns;    /* forwarding one cancel request each */
     struct cancel_map cancel_keys;
     uint64_t next_client_id;
+    uint8_t mock_secret[32]; /* makes stable fake SCRAM salts for unknown users */
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;

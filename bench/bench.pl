@@ -1,0 +1,143 @@
+#!/usr/bin/perl
+# Runs the same pgbench load against one PostgreSQL 15 server directly,
+# through pgnear, through PgBouncer (session mode) and through HAProxy
+# (TCP mode), interleaved round by round, and prints medians and ratios.
+#
+#   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm']
+#
+# Needs a built ./pgnear (or $PGNEAR), pgbouncer, haproxy and pgbench
+# (scripts/install-deps.sh installs them).  Quote the ratios, not the tps:
+# the machines are shared and noisy.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use Getopt::Long;
+use List::Util qw(max min);
+use PgNearTest;
+
+my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram');
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s') or die "bad options\n";
+$ENV{PGNEAR} //= "$FindBin::RealBin/../pgnear";
+die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
+my $pgbench = require_tool('pgbench');
+my $pgbouncer_bin = require_tool('pgbouncer');
+my $haproxy_bin = require_tool('haproxy');
+
+# One server for every target; enough connections for 64 clients via every path.
+my $pg = PgNearTest::Cluster->new(name => 'bench', location => '39.04, -77.49', conf => { max_connections => 300,
+    shared_buffers => '256MB' });
+$pg->psql_admin("CREATE DATABASE bench OWNER app");
+my $verifier = $pg->scram_verifier('app');
+my $dir = tmpdir(name => 'bench', mode => 0755);
+write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
+
+my ($rc, $out, $err) = pgbench(['-i', '-q', '-s', $opt{scale}],
+    $pg->conninfo(dbname => 'bench'), timeout => 600);
+die "pgbench -i failed: $err\n" if $rc;
+
+my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
+    settings => { auth => $opt{pgnear_auth}, auth_file => "$dir/userlist.txt", server_tls => 'disable',
+                  max_client_conn => 1000 });
+
+# PgBouncer refuses to run as root: its files belong to postgres.
+my $bouncer_port = free_port();
+my $bdir = tmpdir(name => 'pgbouncer', mode => 0755, owner => 'postgres');
+write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0600, owner => 'postgres');
+write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
+[databases]
+bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $bdir/userlist.txt
+pool_mode = session
+max_client_conn = 1000
+default_pool_size = 100
+server_tls_sslmode = disable
+logfile = $bdir/pgbouncer.log
+pidfile = $bdir/pgbouncer.pid
+INI
+system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
+       $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
+
+my $haproxy_port = free_port();
+write_file("$dir/haproxy.cfg", <<"CFG");
+global
+    maxconn 2000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen pg
+    bind 127.0.0.1:$haproxy_port
+    server pg1 127.0.0.1:@{[$pg->port]}
+CFG
+system($haproxy_bin, '-D', '-f', "$dir/haproxy.cfg", '-p', "$dir/haproxy.pid") == 0
+    or die "haproxy failed to start\n";
+
+END {
+    for my $pidfile (grep { defined && -f } ($bdir && "$bdir/pgbouncer.pid", $dir && "$dir/haproxy.pid")) {
+        chomp(my $pid = PgNearTest::slurp_file($pidfile));
+        kill 'TERM', $pid if $pid;
+    }
+}
+
+my %targets = (
+    direct    => $pg->port,
+    pgnear    => $pgnear->port,
+    pgbouncer => $bouncer_port,
+    haproxy   => $haproxy_port,
+);
+my @order = qw(direct pgnear pgbouncer haproxy);
+PgNearTest::wait_until(sub {
+    my ($c) = psql(conninfo_string(host => '127.0.0.1', port => $bouncer_port, dbname => 'bench',
+                                   user => 'app', password => 'app-secret'), 'SELECT 1');
+    $c == 0 }, timeout => 10) or die "pgbouncer does not answer\n";
+
+my @configs;
+for my $mode (qw(simple prepared)) {
+    push @configs, { name => "S-$mode-$_", args => ['-S', '-M', $mode, '-c', $_, '-j', min($_, 2)] }
+        for (1, 8, 64);
+}
+push @configs, { name => 'storm', args => ['-S', '-C', '-c', 8, '-j', 2] };
+if ($opt{only} ne '') {
+    my %want = map { $_ => 1 } split /,/, $opt{only};
+    @configs = grep { $want{$_->{name}} } @configs;
+}
+
+sub run_one {
+    my ($cfg, $port) = @_;
+    my ($c, $o, $e) = pgbench([@{ $cfg->{args} }, '-n', '-T', $opt{seconds}],
+        conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
+                        password => 'app-secret', sslmode => 'disable'),
+        timeout => $opt{seconds} * 4 + 60);
+    my $r = parse_pgbench($o);
+    die "pgbench failed on port $port: $e\n" if $c || !$r->{tps} || $r->{failed};
+    return $r->{tps};
+}
+
+sub median {
+    my @s = sort { $a <=> $b } @_;
+    return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
+}
+
+printf "pgbench %s s per run, %d rounds, interleaved %s; scale %d\n",
+    $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{scale};
+printf "%-16s %10s %10s %10s %10s   %7s %7s %7s   %s\n", 'load', 'direct', 'pgnear', 'pgbouncer',
+    'haproxy', 'pgnear', 'bouncer', 'haproxy', 'pgnear/best-other';
+for my $cfg (@configs) {
+    my %tps;
+    for my $round (1 .. $opt{rounds}) {
+        push @{ $tps{$_} }, run_one($cfg, $targets{$_}) for @order;
+    }
+    my %m = map { $_ => median(@{ $tps{$_} }) } @order;
+    my $best_other = $cfg->{name} eq 'storm' ? $m{haproxy} : max($m{pgbouncer}, $m{haproxy});
+    printf "%-16s %10.0f %10.0f %10.0f %10.0f   %7.2f %7.2f %7.2f   %.2f%s\n", $cfg->{name},
+        @m{@order}, $m{pgnear} / $m{direct}, $m{pgbouncer} / $m{direct}, $m{haproxy} / $m{direct},
+        $m{pgnear} / $best_other, $cfg->{name} eq 'storm' ? ' (vs haproxy)' : '';
+}
+print "ratios: median tps / direct median tps; the last column compares pgnear with the better of PgBouncer and HAProxy (HAProxy for the storm)\n";

@@ -1,0 +1,214 @@
+/*
+ * pgasync.c — libpq on the event loop.
+ */
+#include "protocol/pgasync.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+struct pgasync {
+    struct event_base *base;
+    PGconn *conn;
+    struct event *ev;
+    struct event *timer;
+    char *sql;
+    int nparams;
+    char **params;
+    bool sent;
+    PGresult *last;
+    pgasync_done_fn done;
+    void *arg;
+};
+
+static void pgasync_free(struct pgasync *q)
+{
+    if (q->ev)
+        event_free(q->ev);
+    if (q->timer)
+        event_free(q->timer);
+    if (q->conn)
+        PQfinish(q->conn);
+    if (q->last)
+        PQclear(q->last);
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    free(q->sql);
+    free(q);
+}
+
+static void pgasync_finish(struct pgasync *q, const char *error)
+{
+    char msg[512];
+    if (error == NULL && q->last == NULL)
+        error = "no result";
+    if (error != NULL) {
+        snprintf(msg, sizeof(msg), "%s", error);
+        /* libpq messages end with a newline; logs want one line. */
+        size_t n = strlen(msg);
+        while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+            msg[--n] = '\0';
+    }
+    q->done(q->arg, error ? NULL : q->last, error ? msg : NULL);
+    pgasync_free(q);
+}
+
+static void pgasync_cb(evutil_socket_t fd, short what, void *arg);
+
+/* libpq may change the socket while connecting (another host), so re-create the event. */
+static int pgasync_wait(struct pgasync *q, short what)
+{
+    if (q->ev)
+        event_free(q->ev);
+    q->ev = event_new(q->base, PQsocket(q->conn), what, pgasync_cb, q);
+    return q->ev && event_add(q->ev, NULL) == 0 ? 0 : -1;
+}
+
+static void pgasync_read_results(struct pgasync *q)
+{
+    if (!PQconsumeInput(q->conn)) {
+        pgasync_finish(q, PQerrorMessage(q->conn));
+        return;
+    }
+    while (!PQisBusy(q->conn)) {
+        PGresult *res = PQgetResult(q->conn);
+        if (res == NULL) {
+            ExecStatusType st = q->last ? PQresultStatus(q->last) : PGRES_FATAL_ERROR;
+            bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
+            pgasync_finish(q, ok ? NULL
+                                 : (q->last ? PQresultErrorMessage(q->last)
+                                            : PQerrorMessage(q->conn)));
+            return;
+        }
+        if (q->last)
+            PQclear(q->last);
+        q->last = res;
+    }
+    if (pgasync_wait(q, EV_READ) != 0)
+        pgasync_finish(q, "out of memory");
+}
+
+static void pgasync_send(struct pgasync *q)
+{
+    if (!q->sent) {
+        if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL,
+                               (const char *const *)q->params, NULL, NULL, 0)) {
+            pgasync_finish(q, PQerrorMessage(q->conn));
+            return;
+        }
+        q->sent = true;
+    }
+    int rc = PQflush(q->conn);
+    if (rc < 0) {
+        pgasync_finish(q, PQerrorMessage(q->conn));
+        return;
+    }
+    if (pgasync_wait(q, rc == 1 ? EV_WRITE : EV_READ) != 0)
+        pgasync_finish(q, "out of memory");
+}
+
+static void pgasync_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pgasync *q = arg;
+    if (PQstatus(q->conn) != CONNECTION_OK) {
+        switch (PQconnectPoll(q->conn)) {
+        case PGRES_POLLING_READING:
+            if (pgasync_wait(q, EV_READ) != 0)
+                pgasync_finish(q, "out of memory");
+            return;
+        case PGRES_POLLING_WRITING:
+            if (pgasync_wait(q, EV_WRITE) != 0)
+                pgasync_finish(q, "out of memory");
+            return;
+        case PGRES_POLLING_OK:
+            pgasync_send(q);
+            return;
+        default:
+            pgasync_finish(q, PQerrorMessage(q->conn));
+            return;
+        }
+    }
+    if (!q->sent || (what & EV_WRITE))
+        pgasync_send(q);
+    else
+        pgasync_read_results(q);
+}
+
+static void pgasync_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    pgasync_finish(arg, "timeout");
+}
+
+static bool pgasync_copy_params(struct pgasync *q, int nparams, const char *const *params)
+{
+    q->params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
+    if (q->params == NULL)
+        return false;
+    q->nparams = nparams;
+    for (int i = 0; i < nparams; i++)
+        if ((q->params[i] = strdup(params[i])) == NULL)
+            return false;
+    return true;
+}
+
+struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, const char *sql,
+                              int nparams, const char *const *params, int timeout_ms,
+                              pgasync_done_fn done, void *arg, char *error, size_t errcap)
+{
+    struct pgasync *q = calloc(1, sizeof(*q));
+    if (q == NULL || (q->sql = strdup(sql)) == NULL || !pgasync_copy_params(q, nparams, params)) {
+        snprintf(error, errcap, "out of memory");
+        if (q)
+            pgasync_free(q);
+        return NULL;
+    }
+    q->base = base;
+    q->done = done;
+    q->arg = arg;
+    q->conn = PQconnectStart(conninfo);
+    if (q->conn == NULL || PQstatus(q->conn) == CONNECTION_BAD) {
+        snprintf(error, errcap, "%s", q->conn ? PQerrorMessage(q->conn) : "out of memory");
+        pgasync_free(q);
+        return NULL;
+    }
+    PQsetnonblocking(q->conn, 1);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    q->timer = evtimer_new(base, pgasync_timeout, q);
+    if (q->timer == NULL || evtimer_add(q->timer, &tv) != 0 || pgasync_wait(q, EV_WRITE) != 0) {
+        snprintf(error, errcap, "out of memory");
+        pgasync_free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void pgasync_abandon(struct pgasync *q)
+{
+    if (q != NULL)
+        pgasync_free(q);
+}
+
+bool pgasync_conninfo_add(char *buf, size_t cap, const char *key, const char *value)
+{
+    size_t n = strlen(buf);
+    int w = snprintf(buf + n, cap - n, "%s%s='", n > 0 ? " " : "", key);
+    if (w < 0 || (size_t)w >= cap - n)
+        return false;
+    n += (size_t)w;
+    for (const char *p = value; *p; p++) {
+        if (n + 3 >= cap)
+            return false;
+        if (*p == '\'' || *p == '\\')
+            buf[n++] = '\\';
+        buf[n++] = *p;
+    }
+    if (n + 2 > cap)
+        return false;
+    buf[n++] = '\'';
+    buf[n] = '\0';
+    return true;
+}

@@ -1,0 +1,35 @@
+/*
+ * pgasync.h — one libpq connection running one query, driven by the
+ * event loop (PQconnectStart/PQconnectPoll, PQsendQueryParams,
+ * PQconsumeInput): pgnear's own connections never block the loop.
+ */
+#ifndef PGNEAR_PROTOCOL_PGASYNC_H
+#define PGNEAR_PROTOCOL_PGASYNC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+struct event_base;
+struct pgasync;
+
+/*
+ * Called once: with the last result of the query (owned by the callee
+ * only during the call), or with res NULL and a message.  The pgasync is
+ * freed after the callback returns.
+ */
+typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *error);
+
+/* Starts connecting; NULL when out of memory or libpq refused the conninfo (error set). */
+struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, const char *sql,
+                              int nparams, const char *const *params, int timeout_ms,
+                              pgasync_done_fn done, void *arg, char *error, size_t errcap);
+
+/* Abandons the query; the callback is not called. */
+void pgasync_abandon(struct pgasync *q);
+
+/* Appends key='value' to a conninfo string, quoting as libpq wants; false if cap is short. */
+bool pgasync_conninfo_add(char *buf, size_t cap, const char *key, const char *value);
+
+#endif
