@@ -3,6 +3,7 @@
  */
 #include "protocol/framing.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -35,10 +36,72 @@ void frame_consume(struct evbuffer *buf, uint32_t body_len)
     evbuffer_drain(buf, (size_t)body_len + PKT_HEADER_LEN);
 }
 
-/* Reads n bytes at ptr without moving it; false if the buffer ends first. */
-static int frame_copy_at(struct evbuffer *buf, struct evbuffer_ptr *ptr, uint8_t *out, size_t n)
+/*
+ * Copies n bytes starting at offset off of the peeked chains into out;
+ * false when the chains end first.  Only used for headers that straddle
+ * two chains, so the common case reads headers in place.
+ */
+static bool frame_gather(const struct evbuffer_iovec *vec, int nvec, int i, size_t off,
+                         uint8_t *out, size_t n)
 {
-    return evbuffer_copyout_from(buf, ptr, out, n) == (ev_ssize_t)n;
+    size_t got = 0;
+    for (; i < nvec && got < n; i++, off = 0) {
+        size_t take = vec[i].iov_len - off;
+        if (take > n - got)
+            take = n - got;
+        memcpy(out + got, (const uint8_t *)vec[i].iov_base + off, take);
+        got += take;
+    }
+    return got == n;
+}
+
+#define FRAME_SCAN_VECS 16
+
+/* A window of peeked chains, refilled when the scan walks off its end. */
+struct frame_window {
+    struct evbuffer *buf;
+    struct evbuffer_iovec vec[FRAME_SCAN_VECS];
+    int nvec;
+    int ci;       /* chain holding the scan position */
+    size_t coff;  /* offset of the scan position in that chain */
+};
+
+/* Peeks the chains from absolute offset pos on. */
+static bool frame_window_at(struct frame_window *fw, size_t pos)
+{
+    struct evbuffer_ptr ptr;
+    if (evbuffer_ptr_set(fw->buf, &ptr, pos, EVBUFFER_PTR_SET) != 0)
+        return false;
+    fw->nvec = evbuffer_peek(fw->buf, -1, &ptr, fw->vec, FRAME_SCAN_VECS);
+    if (fw->nvec > FRAME_SCAN_VECS)
+        fw->nvec = FRAME_SCAN_VECS;
+    fw->ci = 0;
+    fw->coff = 0;
+    return fw->nvec > 0;
+}
+
+/* Moves the scan position n bytes on; false when it left the buffer. */
+static bool frame_window_advance(struct frame_window *fw, size_t n, size_t newpos)
+{
+    fw->coff += n;
+    while (fw->ci < fw->nvec && fw->coff >= fw->vec[fw->ci].iov_len) {
+        fw->coff -= fw->vec[fw->ci].iov_len;
+        fw->ci++;
+    }
+    if (fw->ci < fw->nvec)
+        return true;
+    return frame_window_at(fw, newpos);
+}
+
+/* The header at the scan position: in place when it is contiguous. */
+static const uint8_t *frame_window_header(struct frame_window *fw, uint8_t *copy, size_t want)
+{
+    if (fw->vec[fw->ci].iov_len - fw->coff >= want)
+        return (const uint8_t *)fw->vec[fw->ci].iov_base + fw->coff;
+    if (frame_gather(fw->vec, fw->nvec, fw->ci, fw->coff, copy, want))
+        return copy;
+    /* Straddles the end of the window: gather through evbuffer's own copy. */
+    return NULL;
 }
 
 void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out)
@@ -47,27 +110,33 @@ void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out
     memset(out, 0, sizeof(*out));
     size_t pos = remaining < avail ? remaining : avail;
     out->remaining = remaining - (uint32_t)pos;
-    struct evbuffer_ptr ptr;
-    if (pos == avail || evbuffer_ptr_set(buf, &ptr, pos, EVBUFFER_PTR_SET) != 0) {
+    struct frame_window fw = {.buf = buf};
+    if (avail - pos < PKT_HEADER_LEN || !frame_window_at(&fw, pos)) {
         out->forward = pos;
         return;
     }
     while (avail - pos >= PKT_HEADER_LEN) {
-        uint8_t hdr[PKT_HEADER_LEN + 1];
+        uint8_t copy[PKT_HEADER_LEN + 1];
         size_t want = avail - pos > PKT_HEADER_LEN ? PKT_HEADER_LEN + 1 : PKT_HEADER_LEN;
-        if (!frame_copy_at(buf, &ptr, hdr, want))
-            break;
-        uint32_t len = pkt_be32(hdr + 1);
+        const uint8_t *h = frame_window_header(&fw, copy, want);
+        if (h == NULL) {
+            struct evbuffer_ptr ptr;
+            if (evbuffer_ptr_set(buf, &ptr, pos, EVBUFFER_PTR_SET) != 0 ||
+                evbuffer_copyout_from(buf, &ptr, copy, want) != (ev_ssize_t)want)
+                break;
+            h = copy;
+        }
+        uint32_t len = pkt_be32(h + 1);
         if (len < 4) {
             out->error = FRAME_BAD_LENGTH;
             break;
         }
-        if (hdr[0] == 'Z') {
+        if (h[0] == 'Z') {
             if (want <= PKT_HEADER_LEN)
                 break; /* wait for the status byte */
-            out->ready_status = (char)hdr[PKT_HEADER_LEN];
+            out->ready_status = (char)h[PKT_HEADER_LEN];
         }
-        out->last_type = (char)hdr[0];
+        out->last_type = (char)h[0];
         out->messages++;
         size_t total = (size_t)len + 1;
         if (total > avail - pos) {
@@ -76,7 +145,7 @@ void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out
             break;
         }
         pos += total;
-        if (pos == avail || evbuffer_ptr_set(buf, &ptr, total, EVBUFFER_PTR_ADD) != 0)
+        if (avail - pos < PKT_HEADER_LEN || !frame_window_advance(&fw, total, pos))
             break;
     }
     out->forward = pos;
