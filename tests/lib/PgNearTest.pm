@@ -202,12 +202,20 @@ sub _register {
 }
 
 END {
+    my $sanitizer_hit = 0;
     if ($$ == $OWNER_PID) {
         my $failed = $? || !Test::Builder->new->is_passing;
         local ($?, $!, $@);
         my @objs = grep { defined } @LIVE;
         for my $o (grep { $_->isa('PgNearTest::Proxy') } reverse @objs) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Cluster') } reverse @objs) { eval { $o->_cleanup } }
+        # A sanitizer report in any pgnear log fails the test file, passing or not.
+        for my $log (grep { -s } @PROXY_LOGS) {
+            my $text = slurp_file($log);
+            next unless $text =~ /(ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:)/;
+            $sanitizer_hit = 1;
+            Test::Builder->new->diag("sanitizer report in $log:\n" . _tail($text, 80));
+        }
         if ($failed) {
             for my $log (grep { -s } @PROXY_LOGS) {
                 my $tail = _tail(slurp_file($log), 40);
@@ -224,6 +232,7 @@ END {
             else                        { remove_tree($ROOT) }
         }
     }
+    $? = 97 if $sanitizer_hit;
 }
 
 # ---------------------------------------------------------------- utilities
