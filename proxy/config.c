@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,7 +101,7 @@ static bool parse_duration_ms(const char *v, int *out)
     char *end;
     errno = 0;
     double n = strtod(v, &end);
-    if (end == v || errno != 0 || n < 0)
+    if (end == v || errno != 0 || !isfinite(n) || n < 0)
         return false;
     while (isspace((unsigned char)*end))
         end++;
@@ -344,8 +345,8 @@ static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
         return load_fail(err, errcap, "%s: no [region NAME] section", cfg->path);
     for (size_t i = 0; i < cfg->regions.count; i++)
         if (cfg->regions.items[i].nhosts == 0)
-            return load_fail(err, errcap, "region \"%s\" has no hosts",
-                               cfg->regions.items[i].name);
+            return load_fail(err, errcap, "%s: region \"%s\" has no hosts", cfg->path,
+                             cfg->regions.items[i].name);
     if (cfg->default_region[0] == '\0') {
         cfg->default_region_ptr = &cfg->regions.items[0];
         return true;

@@ -83,7 +83,7 @@ static int run_proxy(const char *path, bool background, enum log_level level)
     }
     signal(SIGPIPE, SIG_IGN);
     static struct worker w;
-    if (worker_init(&w, cfg, err, sizeof(err)) != 0) {
+    if (worker_init(&w, cfg, (int)level, err, sizeof(err)) != 0) {
         log_msg(LOG_FATAL, 0, "%s", err);
         worker_free(&w);
         return 1;

@@ -91,13 +91,15 @@ static int server_send_startup(struct session *s)
     s->phase = PHASE_SERVER_LOGIN;
     s->server.on_read = server_login_on_read;
     s->server.on_write = NULL;
+    s->server_answered = false;
     if (s->cfg->auth == AUTH_PASSTHROUGH) {
         s->client.on_read = server_auth_client_on_read;
         event_add(s->client.rev, NULL);
     } else {
         endpoint_pause_read(&s->client); /* nothing to read until ReadyForQuery */
     }
-    session_set_timer(s, s->cfg->client_login_timeout_ms);
+    /* Until the server says something, it may still be a host that never answers. */
+    session_set_timer(s, s->cfg->server_connect_timeout_ms);
     event_add(s->server.rev, NULL);
     return endpoint_send(s, &s->server, buf, pb.len);
 }
@@ -320,6 +322,10 @@ void server_login_on_read(struct session *s)
         if (st == FRAME_BAD_LENGTH) {
             server_try_next(s, "server sent an invalid message length");
             return;
+        }
+        if (!s->server_answered) {
+            s->server_answered = true;
+            session_set_timer(s, s->cfg->client_login_timeout_ms);
         }
         const uint8_t *body = frame_body(s->server.in, len);
         int rc = server_login_message(s, type, body, len);

@@ -226,6 +226,14 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         /* A server that does not answer in time counts as unreachable. */
         server_login_timeout(s);
         return;
+    case PHASE_SERVER_LOGIN:
+        if (!s->server_answered) {
+            server_login_timeout(s);
+            return;
+        }
+        s->w->stats.login_failures++;
+        session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
+        return;
     default:
         s->w->stats.login_failures++;
         session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
@@ -303,7 +311,7 @@ void session_move(struct session *s, struct list *to)
 void session_close(struct session *s, const char *why)
 {
     struct worker *w = s->w;
-    if (s->phase == PHASE_ACTIVE)
+    if (s->list == &w->active_sessions)
         log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
                  s->peer, why, (unsigned long long)s->client.bytes_in,
                  (unsigned long long)s->server.bytes_in);
@@ -361,6 +369,11 @@ void session_server_gone(struct session *s, const char *why)
 {
     if (s->phase < PHASE_ACTIVE && !s->server_sent_to_client) {
         server_try_next(s, why);
+        return;
+    }
+    if (s->phase == PHASE_ACTIVE && s->client.last_type == 'X' && s->client.fwd_remaining == 0) {
+        /* The client said Terminate; the server hanging up is the normal end. */
+        session_close(s, "client terminated the session");
         return;
     }
     bool explained = s->server.last_type == 'E' && s->server.fwd_remaining == 0;

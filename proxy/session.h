@@ -72,6 +72,7 @@ struct session {
     int locality_source; /* enum locality_source */
     size_t host_index;
     bool server_sent_to_client; /* anything from this server reached the client */
+    bool server_answered;       /* the server sent its first login message */
 
     /* authentication */
     struct scram_server scram_srv;

@@ -39,8 +39,8 @@ static void worker_stop_now(struct worker *w, const char *why)
 {
     log_info(0, "%s", why);
     w->draining = true;
-    if (w->listeners)
-        listener_pause(w->listeners);
+    listener_close(w->listeners);
+    w->listeners = NULL;
     worker_close_sessions(&w->login_sessions, "57P01",
                           "terminating connection due to administrator command");
     worker_close_sessions(&w->active_sessions, "57P01",
@@ -61,7 +61,9 @@ static void worker_on_sigterm(evutil_socket_t sig, short what, void *arg)
     if (w->draining)
         return;
     w->draining = true;
-    listener_pause(w->listeners);
+    /* Closed, not paused: a paused socket would leave new clients queued and unanswered. */
+    listener_close(w->listeners);
+    w->listeners = NULL;
     log_info(0, "received SIGTERM: no new connections; waiting for %zu sessions to end",
              worker_client_count(w));
     struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
@@ -101,7 +103,7 @@ void worker_reload(struct worker *w)
         config_unref(fresh);
         return;
     }
-    if (log_open(fresh->logfile, LOG_INFO) != 0)
+    if (log_open(fresh->logfile, w->log_level) != 0)
         log_error(0, "could not open logfile \"%s\"", fresh->logfile);
     config_unref(w->cfg);
     w->cfg = fresh;
@@ -113,10 +115,11 @@ static void worker_on_sighup(evutil_socket_t sig, short what, void *arg)
     worker_reload(arg);
 }
 
-int worker_init(struct worker *w, struct config *cfg, char *err, size_t errcap)
+int worker_init(struct worker *w, struct config *cfg, int log_level, char *err, size_t errcap)
 {
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
+    w->log_level = log_level;
     list_init(&w->login_sessions);
     list_init(&w->active_sessions);
     list_init(&w->cancel_conns);

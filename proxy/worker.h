@@ -40,6 +40,7 @@ struct worker {
     uint64_t next_client_id;
     uint8_t mock_secret[32]; /* makes stable fake SCRAM salts for unknown users */
     struct worker_stats stats;
+    int log_level; /* from the command line; kept across reloads */
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
     struct event *sig_term, *sig_int, *sig_hup;
@@ -50,7 +51,7 @@ static inline size_t worker_client_count(const struct worker *w)
     return w->login_sessions.count + w->active_sessions.count;
 }
 
-int worker_init(struct worker *w, struct config *cfg, char *err, size_t errcap);
+int worker_init(struct worker *w, struct config *cfg, int log_level, char *err, size_t errcap);
 int worker_run(struct worker *w);
 void worker_free(struct worker *w);
 /* Re-reads the configuration file (SIGHUP, RELOAD). */

@@ -9,7 +9,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <stdio.h>
 #include <string.h>
 
 #include "protocol/pkt.h"
@@ -117,8 +116,8 @@ static void test_consecutive_messages(void **state)
     pkt_end(&pb);
     pkt_begin(&pb, 'N');
     pkt_end(&pb);
-    static const uint8_t want[] = {'Z', 0,   0,   0, 5, 'I', 'S', 0, 0, 0,
-                                   9,   'a', 0,   'b', 'c', 0, 'N', 0, 0, 0, 4};
+    static const uint8_t want[] = {'Z', 0, 0,   0,   5, 'I', 'S', 0, 0, 0, 9,
+                                   'a', 0, 'b', 'c', 0, 'N', 0,   0, 0, 4};
     assert_true(pkt_ok(&pb));
     assert_int_equal(pb.len, sizeof(want));
     assert_memory_equal(buf, want, sizeof(want));

@@ -1,0 +1,138 @@
+# pgbench through pgnear: initialisation, the simple, extended and prepared
+# query protocols under concurrency, a new connection per transaction (-C,
+# over TCP and the Unix socket), every server session closed once the
+# clients are gone, and a client's Terminate ending the session cleanly.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time);
+use PgNearTest;
+
+require_tool($_) for qw(psql pgbench);
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $p  = PgNearTest::Proxy->new(regions => [$us],
+                                settings => { auth => 'passthrough', server_tls => 'disable' });
+
+# Sessions of the app role on the server, seen directly (not through pgnear).
+sub app_sessions {
+    return $us->psql_admin("SELECT count(*) FROM pg_stat_activity "
+                         . "WHERE usename = 'app' AND backend_type = 'client backend'");
+}
+
+sub wait_back_to {
+    my ($baseline, $what) = @_;
+    my $last;
+    my $ok = wait_until(sub { $last = app_sessions(); $last <= $baseline }, timeout => 10, interval => 0.2);
+    ok $ok, "$what: app sessions on the server back to baseline $baseline (last count $last)";
+}
+
+my $baseline = app_sessions();
+is $baseline, 0, 'no app sessions on the server before the test';
+
+my $ci = $p->conninfo;
+
+# ---- initialisation through pgnear
+my ($rc, $out, $err) = pgbench(['-i', '-s', '2', '-q'], $ci, timeout => 60);
+is $rc, 0, 'pgbench -i -s 2 through pgnear succeeds' or diag "stdout:\n$out\nstderr:\n$err";
+is $us->psql_admin('SELECT count(*) FROM pgbench_accounts', dbname => 'movr'), '200000',
+    'pgbench_accounts has 200000 rows on the server';
+is $us->psql_admin('SELECT count(*) FROM pgbench_branches', dbname => 'movr'), '2',
+    'pgbench_branches has 2 rows (scale 2)';
+
+# ---- the three query protocols, 8 clients on 2 threads
+my %total;
+for my $mode (qw(simple extended prepared)) {
+    my $t0 = time;
+    ($rc, $out, $err) = pgbench(['-M', $mode, '-c', '8', '-j', '2', '-T', '3', '-n'], $ci, timeout => 40);
+    my $dt = time - $t0;
+    is $rc, 0, "pgbench -M $mode exits 0" or diag "stdout:\n$out\nstderr:\n$err";
+    my $r = parse_pgbench($out);
+    ok defined $r->{processed} && $r->{processed} > 0,
+        "-M $mode: transactions processed (" . ($r->{processed} // 'none') . ')'
+        or diag "stdout:\n$out\nstderr:\n$err";
+    is $r->{failed} // 0, 0, "-M $mode: zero failed transactions";
+    is $r->{clients}, 8, "-M $mode: 8 clients reported";
+    unlike $err, qr/(?:error|abort|FATAL)/i, "-M $mode: no errors on stderr" or diag $err;
+    note sprintf '-M %s: %s transactions, tps %s, %.1fs', $mode, $r->{processed} // '?', $r->{tps} // '?', $dt;
+    $total{$mode} = $r->{processed} // 0;
+}
+
+# Each committed pgbench transaction inserts one history row.
+my $history = $us->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr');
+my $sum = 0;
+$sum += $_ for values %total;
+is $history, $sum, "pgbench_history rows on the server ($history) = transactions processed ($sum)";
+
+wait_back_to($baseline, 'after -M simple/extended/prepared');
+
+# ---- a fixed number of transactions per client, prepared
+($rc, $out, $err) = pgbench(['-M', 'prepared', '-c', '4', '-j', '2', '-t', '500', '-n'], $ci, timeout => 60);
+is $rc, 0, 'pgbench -M prepared -t 500 exits 0' or diag "stdout:\n$out\nstderr:\n$err";
+my $r = parse_pgbench($out);
+is $r->{processed}, 2000, '-t 500 x 4 clients: 2000 transactions processed';
+is $r->{failed} // 0, 0, '-t 500: zero failed transactions';
+
+# ---- a new connection for every transaction
+my $log_before = $p->log_size;
+($rc, $out, $err) = pgbench(['-C', '-M', 'extended', '-c', '4', '-j', '2', '-t', '100', '-n'], $ci, timeout => 60);
+is $rc, 0, 'pgbench -C exits 0' or diag "stdout:\n$out\nstderr:\n$err";
+$r = parse_pgbench($out);
+is $r->{processed}, 400, '-C: 400 transactions processed, one connection each';
+is $r->{failed} // 0, 0, '-C: zero failed transactions';
+unlike $err, qr/(?:error|abort|FATAL)/i, '-C: no errors on stderr' or diag $err;
+{
+    my $log = substr($p->log_contents, $log_before);
+    my $n = () = $log =~ /session established/g;
+    cmp_ok $n, '>=', 400, "-C: pgnear logged >= 400 established sessions ($n)";
+}
+
+wait_back_to($baseline, 'after -C');
+
+# ---- -C over the Unix socket
+($rc, $out, $err) = pgbench(['-C', '-M', 'simple', '-c', '2', '-j', '1', '-t', '50', '-n'],
+                            $p->conninfo(host => $p->socket_dir), timeout => 60);
+is $rc, 0, 'pgbench -C over the Unix socket exits 0' or diag "stdout:\n$out\nstderr:\n$err";
+$r = parse_pgbench($out);
+is $r->{processed}, 100, '-C over the Unix socket: 100 transactions processed';
+is $r->{failed} // 0, 0, '-C over the Unix socket: zero failed transactions';
+wait_back_to($baseline, 'after -C over the Unix socket');
+
+# ---- pgnear still serves new sessions
+is psql($ci, 'SELECT count(*) FROM pgbench_branches'), '2', 'pgnear still answers after the runs';
+wait_back_to($baseline, 'after the last psql');
+ok $p->is_running, 'pgnear is still running';
+
+# ---- Terminate, then wait for the close (as a client that reads to EOF does)
+for my $case (['the server directly', $us->port], ['pgnear', $p->port]) {
+    my ($what, $port) = @$case;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $port);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    ok $r->{ok}, "Terminate test: login to $what";
+    $w->send_msg('X', '');
+    my ($t, $m) = eval { $w->read_msg };
+    ok !defined $t, "after Terminate, $what just closes the connection (clean EOF, no message)"
+        or diag "got message '$t': " . join(' ', map { "$_->[0]=$_->[1]" }
+                 map { [$_, PgNearTest::Wire::parse_fields($m // '')->{$_}] } qw(S C M));
+}
+wait_back_to($baseline, 'after Terminate');
+
+{
+    # Every pgbench and psql client ends with Terminate ('X'); the server then
+    # closes its side.  That is a normal end of session, whichever EOF pgnear
+    # sees first: no FATAL 08006 to the client, and a normal close log line.
+    my $log = $p->log_contents;
+    my %est    = map { $_ => 1 } $log =~ /(c\d+): session established/g;
+    my %closed = map { $_ => 1 } $log =~ /(c\d+): closing session of /g;
+    my @unclosed = grep { !$closed{$_} } sort keys %est;
+    my @fatal = $log =~ /^(.*FATAL 08006: server closed the connection unexpectedly.*)$/mg;
+    is scalar(@fatal), 0, 'no "server closed the connection unexpectedly" after clients sent Terminate'
+        or diag scalar(@fatal) . " such lines, e.g.:\n" . join("\n", @fatal[0 .. ($#fatal < 2 ? $#fatal : 2)]);
+    is scalar(@unclosed), 0, 'every one of the ' . scalar(keys %est) . ' established sessions is logged as a normal session close'
+        or diag scalar(@unclosed) . " were not, e.g.:\n" . join('', map {
+            my $id = $_; join("\n", $log =~ /^(.*\b$id: (?:FATAL|closing).*)$/mg) . "\n" } @unclosed[0 .. ($#unclosed < 1 ? $#unclosed : 1)]);
+}
+
+done_testing;

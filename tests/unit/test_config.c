@@ -1,0 +1,737 @@
+/*
+ * test_config.c
+ *    Unit tests for proxy/config.c, routing/region.c and proxy/userlist.c
+ *    (cmocka, TAP output).  Every test writes its files into a fresh
+ *    mkdtemp directory; TLS certificates are made with the OpenSSL API.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "proxy/config.h"
+#include "proxy/userlist.h"
+#include "routing/region.h"
+
+#define MAX_FILES 16
+
+struct fixture {
+    char dir[256];
+    char paths[MAX_FILES][320];
+    int nfiles;
+};
+
+static int setup(void **state)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    if (fx == NULL)
+        return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(fx->dir, sizeof(fx->dir), "%s/pgnear-test-config-XXXXXX", tmp ? tmp : "/tmp");
+    if (mkdtemp(fx->dir) == NULL) {
+        free(fx);
+        return -1;
+    }
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *fx = *state;
+    for (int i = 0; i < fx->nfiles; i++)
+        unlink(fx->paths[i]);
+    int rc = rmdir(fx->dir);
+    free(fx);
+    return rc;
+}
+
+/* A path for name inside the test directory, removed at teardown. */
+static const char *path_in(struct fixture *fx, const char *name)
+{
+    for (int i = 0; i < fx->nfiles; i++)
+        if (strcmp(strrchr(fx->paths[i], '/') + 1, name) == 0)
+            return fx->paths[i];
+    assert_true(fx->nfiles < MAX_FILES);
+    char *p = fx->paths[fx->nfiles++];
+    size_t n = strlen(fx->dir);
+    memcpy(p, fx->dir, n);
+    snprintf(p + n, sizeof(fx->paths[0]) - n, "/%s", name);
+    return p;
+}
+
+static const char *write_file(struct fixture *fx, const char *name, const char *text)
+{
+    const char *path = path_in(fx, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+static struct config *load_text(struct fixture *fx, const char *text, char *err, size_t errcap)
+{
+    err[0] = '\0';
+    return config_load(write_file(fx, "pgnear.ini", text), err, errcap);
+}
+
+/* Loading must fail with a message that contains each of the needles. */
+static void expect_error(struct fixture *fx, const char *text, const char *needle1,
+                         const char *needle2)
+{
+    char err[1024];
+    struct config *cfg = load_text(fx, text, err, sizeof(err));
+    if (cfg != NULL) {
+        config_unref(cfg);
+        fail_msg("loaded although it should not:\n%s", text);
+    }
+    assert_true(err[0] != '\0');
+    if (strstr(err, needle1) == NULL || (needle2 && strstr(err, needle2) == NULL))
+        fail_msg("error \"%s\" does not name \"%s\"%s%s", err, needle1, needle2 ? " and " : "",
+                 needle2 ? needle2 : "");
+}
+
+static struct config *expect_load(struct fixture *fx, const char *text)
+{
+    char err[1024];
+    struct config *cfg = load_text(fx, text, err, sizeof(err));
+    if (cfg == NULL)
+        fail_msg("config_load failed: %s", err);
+    return cfg;
+}
+
+#define REGION_OK "[region eu]\nhosts = 127.0.0.1:5432\n"
+
+/* ---- a valid file ---- */
+
+static const char valid_ini[] = "; two regions\n"
+                                "[pgnear]\n"
+                                "listen_port = 7432\n"
+                                "default_region = eu\n"
+                                "health_check_interval = 2s\n"
+                                "health_check_timeout = 1500ms\n"
+                                "client_login_timeout = 1min\n"
+                                "\n"
+                                "[region us]\n"
+                                "location = 40.7, -74.0\n"
+                                "hosts = 127.0.0.1:5432\n"
+                                "\n"
+                                "[region eu]\n"
+                                "location = 50.1, 8.7\n"
+                                "hosts = [::1]:5433, 127.0.0.1:6543\n";
+
+static void check_v4(const struct region_host *h, const char *name, int port)
+{
+    assert_string_equal(h->name, name);
+    assert_int_equal(h->port, port);
+    assert_int_equal(h->addr.ss_family, AF_INET);
+    assert_int_equal(h->addrlen, sizeof(struct sockaddr_in));
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&h->addr;
+    assert_int_equal(ntohs(sin->sin_port), port);
+    assert_int_equal(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+}
+
+static void check_v6_loopback(const struct region_host *h, int port)
+{
+    assert_string_equal(h->name, "::1");
+    assert_int_equal(h->port, port);
+    assert_int_equal(h->addr.ss_family, AF_INET6);
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&h->addr;
+    assert_int_equal(ntohs(sin6->sin6_port), port);
+    assert_memory_equal(&sin6->sin6_addr, &in6addr_loopback, sizeof(in6addr_loopback));
+}
+
+static void test_valid_two_regions(void **state)
+{
+    struct config *cfg = expect_load(*state, valid_ini);
+    assert_int_equal(cfg->refcount, 1);
+    assert_int_equal(cfg->listen_port, 7432);
+    assert_int_equal(cfg->regions.count, 2);
+    struct region *us = region_set_find(&cfg->regions, "us");
+    struct region *eu = region_set_find(&cfg->regions, "eu");
+    assert_non_null(us);
+    assert_non_null(eu);
+    assert_true(us->has_location);
+    assert_true(us->lat > 40.69 && us->lat < 40.71);
+    assert_true(us->lon > -74.01 && us->lon < -73.99);
+    assert_int_equal(us->nhosts, 1);
+    check_v4(&us->hosts[0], "127.0.0.1", 5432);
+    assert_int_equal(eu->nhosts, 2);
+    check_v6_loopback(&eu->hosts[0], 5433);
+    check_v4(&eu->hosts[1], "127.0.0.1", 6543);
+    assert_ptr_equal(cfg->default_region_ptr, eu);
+    config_unref(cfg);
+}
+
+static void test_valid_durations(void **state)
+{
+    struct config *cfg = expect_load(*state, valid_ini);
+    assert_int_equal(cfg->health_check_interval_ms, 2000);
+    assert_int_equal(cfg->health_check_timeout_ms, 1500);
+    assert_int_equal(cfg->client_login_timeout_ms, 60000);
+    assert_int_equal(cfg->server_connect_timeout_ms, 5000); /* default 5s */
+    config_unref(cfg);
+
+    cfg = expect_load(*state, "[pgnear]\nhealth_check_interval = 3\n"
+                              "health_check_timeout = 0.5s\nshutdown_timeout = 1h\n" REGION_OK);
+    assert_int_equal(cfg->health_check_interval_ms, 3000);
+    assert_int_equal(cfg->health_check_timeout_ms, 500);
+    assert_int_equal(cfg->shutdown_timeout_ms, 3600000);
+    config_unref(cfg);
+}
+
+static void test_defaults(void **state)
+{
+    struct config *cfg = expect_load(*state, REGION_OK);
+    assert_int_equal(cfg->listen_port, 6432);
+    assert_string_equal(cfg->listen_addr, "127.0.0.1");
+    assert_int_equal(cfg->max_client_conn, 10000);
+    assert_int_equal(cfg->client_tls, CLIENT_TLS_DISABLE);
+    assert_null(cfg->client_tls_ctx);
+    assert_int_equal(cfg->server_tls, TLS_SERVER_PREFER);
+    assert_non_null(cfg->server_tls_ctx);
+    assert_int_equal(cfg->auth, AUTH_PASSTHROUGH); /* no auth source */
+    assert_true(cfg->client_hints);
+    assert_ptr_equal(cfg->default_region_ptr, &cfg->regions.items[0]);
+    config_unref(cfg);
+}
+
+/* Without default_region the first region of the file is the default. */
+static void test_default_region_first(void **state)
+{
+    struct config *cfg = expect_load(*state, "[region zz]\nhosts = 127.0.0.1:1\n"
+                                             "[region aa]\nhosts = 127.0.0.1:2\n");
+    assert_non_null(cfg->default_region_ptr);
+    assert_string_equal(cfg->default_region_ptr->name, "zz");
+    config_unref(cfg);
+}
+
+static void test_enums_and_bools(void **state)
+{
+    struct config *cfg = expect_load(*state, "[pgnear]\nserver_tls = DISABLE\nclient_hints = off\n"
+                                             "proxy_protocol = required\n" REGION_OK);
+    assert_int_equal(cfg->server_tls, TLS_SERVER_DISABLE);
+    assert_null(cfg->server_tls_ctx);
+    assert_false(cfg->client_hints);
+    assert_int_equal(cfg->proxy_protocol, PROXY_PROTOCOL_REQUIRED);
+    config_unref(cfg);
+}
+
+static void test_ref_unref(void **state)
+{
+    struct config *cfg = expect_load(*state, REGION_OK);
+    assert_ptr_equal(config_ref(cfg), cfg);
+    assert_int_equal(cfg->refcount, 2);
+    config_unref(cfg);
+    assert_int_equal(cfg->refcount, 1);
+    config_unref(cfg); /* freed: ASan's leak check would notice otherwise */
+    config_unref(NULL);
+}
+
+/* ---- config_visit ---- */
+
+struct visited {
+    int n;
+    char name[64][48];
+    char value[64][64];
+    bool reloadable[64];
+};
+
+static void visit_cb(void *arg, const char *name, const char *value, bool reloadable)
+{
+    struct visited *v = arg;
+    assert_true(v->n < 64);
+    snprintf(v->name[v->n], sizeof(v->name[0]), "%s", name);
+    snprintf(v->value[v->n], sizeof(v->value[0]), "%s", value);
+    v->reloadable[v->n] = reloadable;
+    v->n++;
+}
+
+static int visited_index(const struct visited *v, const char *name)
+{
+    for (int i = 0; i < v->n; i++)
+        if (strcmp(v->name[i], name) == 0)
+            return i;
+    fail_msg("setting %s not visited", name);
+    return -1;
+}
+
+static void expect_visited(const struct visited *v, const char *name, const char *value,
+                           bool reloadable)
+{
+    int i = visited_index(v, name);
+    assert_string_equal(v->value[i], value);
+    assert_int_equal(v->reloadable[i], reloadable);
+}
+
+static void test_visit(void **state)
+{
+    struct config *cfg = expect_load(*state, valid_ini);
+    struct visited v = {0};
+    config_visit(cfg, visit_cb, &v);
+    assert_true(v.n >= 30);
+    for (int i = 0; i < v.n; i++)
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(v.name[i], v.name[j]);
+    expect_visited(&v, "listen_port", "7432", false);
+    expect_visited(&v, "default_region", "eu", true);
+    expect_visited(&v, "health_check_interval", "2000ms", true);
+    expect_visited(&v, "client_login_timeout", "60000ms", true);
+    expect_visited(&v, "auth", "passthrough", true);
+    expect_visited(&v, "client_tls", "disable", true);
+    expect_visited(&v, "client_hints", "on", true);
+    expect_visited(&v, "auth_file", "", true);
+    config_unref(cfg);
+}
+
+/* ---- files that must not load ---- */
+
+static void test_err_unknown_setting(void **state)
+{
+    expect_error(*state, "[pgnear]\nfrobnicate = 1\n" REGION_OK, "frobnicate", NULL);
+    /* Durations are known by their short name only. */
+    expect_error(*state, "[pgnear]\nhealth_check_interval_ms = 5\n" REGION_OK,
+                 "health_check_interval_ms", NULL);
+    expect_error(*state, REGION_OK "colour = red\n", "colour", NULL);
+}
+
+static void test_err_unknown_section(void **state)
+{
+    expect_error(*state, REGION_OK "[mystery]\nx = 1\n", "mystery", NULL);
+}
+
+static void test_err_bad_enum(void **state)
+{
+    expect_error(*state, "[pgnear]\nclient_tls = maybe\n" REGION_OK, "maybe", "client_tls");
+    expect_error(*state, "[pgnear]\nauth = md5\n" REGION_OK, "md5", "auth");
+    expect_error(*state, "[pgnear]\nclient_hints = perhaps\n" REGION_OK, "perhaps", "client_hints");
+}
+
+static void test_err_bad_number(void **state)
+{
+    expect_error(*state, "[pgnear]\nmax_client_conn = 12abc\n" REGION_OK, "12abc",
+                 "max_client_conn");
+    expect_error(*state, "[pgnear]\nlisten_port = 70000\n" REGION_OK, "listen_port", NULL);
+    expect_error(*state, "[pgnear]\nlisten_port = 0\n" REGION_OK, "listen_port", NULL);
+}
+
+static void test_err_bad_duration(void **state)
+{
+    expect_error(*state, "[pgnear]\nhealth_check_interval = 5 parsecs\n" REGION_OK,
+                 "health_check_interval", "5 parsecs");
+    expect_error(*state, "[pgnear]\nhealth_check_interval = -1s\n" REGION_OK,
+                 "health_check_interval", NULL);
+    expect_error(*state, "[pgnear]\nshutdown_timeout = 1000h\n" REGION_OK, "shutdown_timeout",
+                 NULL);
+}
+
+/* strtod reads "nan" and "inf" as numbers; neither is a duration. */
+static void test_err_nonfinite_duration(void **state)
+{
+    expect_error(*state, "[pgnear]\nhealth_check_interval = inf\n" REGION_OK,
+                 "health_check_interval", NULL);
+    expect_error(*state, "[pgnear]\nhealth_check_interval = nan\n" REGION_OK,
+                 "health_check_interval", NULL);
+    expect_error(*state, "[pgnear]\nhealth_check_interval = nans\n" REGION_OK,
+                 "health_check_interval", NULL);
+}
+
+static void test_err_bad_port(void **state)
+{
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1:99999\n", "127.0.0.1:99999", "eu");
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1:0\n", "127.0.0.1:0", NULL);
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1:54x\n", "127.0.0.1:54x", NULL);
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1:\n", "127.0.0.1:", NULL);
+}
+
+static void test_err_host_without_port(void **state)
+{
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1\n", "127.0.0.1", "host:port");
+    expect_error(*state, "[region eu]\nhosts = 127.0.0.1:5432, ::1\n", "::1", NULL);
+}
+
+static void test_err_region_without_hosts(void **state)
+{
+    expect_error(*state, "[region nohosts]\nlocation = 1, 2\n", "nohosts", "no hosts");
+    expect_error(*state, REGION_OK "[region empty]\nhosts =\n", "empty", "no hosts");
+}
+
+static void test_err_no_region(void **state)
+{
+    expect_error(*state, "[pgnear]\nlisten_port = 7000\n", "region", NULL);
+}
+
+static void test_err_default_region_unknown(void **state)
+{
+    expect_error(*state, "[pgnear]\ndefault_region = mars\n" REGION_OK, "mars", "default_region");
+}
+
+static void test_err_bad_location(void **state)
+{
+    expect_error(*state, "[region eu]\nlocation = 91, 0\nhosts = 127.0.0.1:1\n", "91, 0", "eu");
+    expect_error(*state, "[region eu]\nlocation = north\nhosts = 127.0.0.1:1\n", "north",
+                 "location");
+}
+
+static void test_err_bad_region_name(void **state)
+{
+    expect_error(*state, "[region eu/west]\nhosts = 127.0.0.1:1\n", "eu/west", NULL);
+}
+
+static void test_err_scram_without_source(void **state)
+{
+    expect_error(*state, "[pgnear]\nauth = scram\n" REGION_OK, "auth_file", "auth_query");
+}
+
+static void test_err_missing_file(void **state)
+{
+    struct fixture *fx = *state;
+    char err[512] = "";
+    const char *path = path_in(fx, "absent.ini");
+    assert_null(config_load(path, err, sizeof(err)));
+    assert_non_null(strstr(err, path));
+}
+
+static void test_err_unsupported(void **state)
+{
+    expect_error(*state, "[pgnear]\nworkers = 4\n" REGION_OK, "workers", NULL);
+    expect_error(*state, "[pgnear]\npool_mode = transaction\n" REGION_OK, "transaction", NULL);
+}
+
+/* ---- region.h directly ---- */
+
+static void expect_location(const char *text, double lat, double lon)
+{
+    double a = 999, b = 999;
+    if (!region_parse_location(text, &a, &b))
+        fail_msg("location \"%s\" rejected", text);
+    assert_true(a > lat - 1e-9 && a < lat + 1e-9);
+    assert_true(b > lon - 1e-9 && b < lon + 1e-9);
+}
+
+static void test_location_valid(void **state)
+{
+    expect_location("40.7, -74.0", 40.7, -74.0);
+    expect_location("-90,180", -90, 180);
+    expect_location("90 , -180 ", 90, -180);
+    expect_location("0,0", 0, 0);
+}
+
+static void test_location_invalid(void **state)
+{
+    static const char *const bad[] = {"91, 0", "-90.5, 0", "0, 181", "0, -180.01", "1",
+                                      "1 2",   "1,",       ",1",     "1,2,3",      "",
+                                      "a, b",  "nan, 0",   "0, inf", "1, 2x",      "1e999, 0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        double lat, lon;
+        if (region_parse_location(bad[i], &lat, &lon))
+            fail_msg("location \"%s\" accepted", bad[i]);
+    }
+}
+
+static void test_hosts_valid(void **state)
+{
+    struct region_set set = {0};
+    struct region *r = region_set_add(&set, "t");
+    assert_non_null(r);
+    char err[256] = "";
+    assert_null(region_parse_hosts(r, "127.0.0.1:5432,[::1]:5433\t127.0.0.1:1", err, sizeof(err)));
+    assert_int_equal(r->nhosts, 3);
+    check_v4(&r->hosts[0], "127.0.0.1", 5432);
+    check_v6_loopback(&r->hosts[1], 5433);
+    check_v4(&r->hosts[2], "127.0.0.1", 1);
+    assert_ptr_equal(region_set_find(&set, "T"), r); /* names match without case */
+    assert_null(region_set_find(&set, "u"));
+    region_set_free(&set);
+    assert_int_equal(set.count, 0);
+}
+
+static void expect_bad_hosts(const char *text, const char *needle)
+{
+    struct region_set set = {0};
+    struct region *r = region_set_add(&set, "t");
+    assert_non_null(r);
+    char err[256] = "";
+    const char *msg = region_parse_hosts(r, text, err, sizeof(err));
+    if (msg == NULL)
+        fail_msg("hosts \"%s\" accepted", text);
+    assert_ptr_equal(msg, err);
+    if (strstr(err, needle) == NULL)
+        fail_msg("error \"%s\" does not name \"%s\"", err, needle);
+    region_set_free(&set);
+}
+
+static void test_hosts_invalid(void **state)
+{
+    expect_bad_hosts("127.0.0.1", "127.0.0.1");
+    expect_bad_hosts("::1:5432", "::1:5432");
+    expect_bad_hosts("[::1]5432", "[::1]5432");
+    expect_bad_hosts("[::1", "[::1");
+    expect_bad_hosts(":5432", ":5432");
+    expect_bad_hosts("[]:5432", "[]:5432");
+    expect_bad_hosts("127.0.0.1:65536", "65536");
+    expect_bad_hosts("127.0.0.1:-1", "-1");
+    expect_bad_hosts("", "no hosts");
+    expect_bad_hosts(" , ", "no hosts");
+}
+
+static void test_hosts_too_many(void **state)
+{
+    char text[1024] = "";
+    for (int i = 0; i <= REGION_MAX_HOSTS; i++)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "127.0.0.1:%d,", 1000 + i);
+    expect_bad_hosts(text, "too many");
+}
+
+/* ---- auth_file ---- */
+
+static const char auth_ok[] = "# comment\n"
+                              "; another comment\n"
+                              "\n"
+                              "\"alice\" \"SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5\"\n"
+                              "   \"bob\"\t\"md5abc\"   \n"
+                              "\"we\"\"ird\" \"pa\"\"ss\"\"\"\n"
+                              "\"spaced name\" \"\"\n";
+
+static void test_userlist_ok(void **state)
+{
+    const char *path = write_file(*state, "users.txt", auth_ok);
+    struct userlist ul = {0};
+    char err[256] = "";
+    assert_int_equal(userlist_load(&ul, path, err, sizeof(err)), 0);
+    assert_int_equal(ul.count, 4);
+    assert_string_equal(userlist_find(&ul, "alice"), "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5");
+    assert_string_equal(userlist_find(&ul, "bob"), "md5abc");
+    assert_string_equal(userlist_find(&ul, "we\"ird"), "pa\"ss\"");
+    assert_string_equal(userlist_find(&ul, "spaced name"), "");
+    assert_null(userlist_find(&ul, "carol"));
+    assert_null(userlist_find(&ul, "Alice"));
+    userlist_free(&ul);
+    assert_int_equal(ul.count, 0);
+}
+
+/* The line is rejected and the error names file and line. */
+static void expect_bad_userlist(struct fixture *fx, const char *text, const char *where)
+{
+    const char *path = write_file(fx, "bad-users.txt", text);
+    struct userlist ul = {0};
+    char err[512] = "";
+    assert_int_equal(userlist_load(&ul, path, err, sizeof(err)), -1);
+    if (strstr(err, path) == NULL || strstr(err, where) == NULL)
+        fail_msg("error \"%s\" does not name %s%s", err, path, where);
+    userlist_free(&ul);
+}
+
+static void test_userlist_malformed(void **state)
+{
+    expect_bad_userlist(*state, "alice \"x\"\n", ":1:");
+    expect_bad_userlist(*state, "\"alice\"\n", ":1:");
+    expect_bad_userlist(*state, "\"a\" \"b\"\n# c\n\"alice\" \"unterminated\n", ":3:");
+    expect_bad_userlist(*state, "\"alice\" secret\n", ":1:");
+    expect_bad_userlist(*state, "\"al\"ice\" \"x\"\n", ":1:");
+    expect_bad_userlist(*state, "\"a\" \"b\"\n\"unterminated \"\" user\n", ":2:");
+}
+
+static void test_userlist_missing_file(void **state)
+{
+    struct userlist ul = {0};
+    char err[512] = "";
+    const char *path = path_in(*state, "no-users.txt");
+    assert_int_equal(userlist_load(&ul, path, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, path));
+    assert_int_equal(ul.count, 0);
+}
+
+static void test_config_with_auth_file(void **state)
+{
+    struct fixture *fx = *state;
+    const char *users = write_file(fx, "users.txt", auth_ok);
+    char ini[1024];
+    snprintf(ini, sizeof(ini), "[pgnear]\nauth_file = %s\n" REGION_OK, users);
+    struct config *cfg = expect_load(fx, ini);
+    assert_int_equal(cfg->auth, AUTH_SCRAM); /* derived from the auth source */
+    assert_int_equal(cfg->users.count, 4);
+    assert_string_equal(userlist_find(&cfg->users, "bob"), "md5abc");
+    config_unref(cfg);
+
+    write_file(fx, "users.txt", "\"ok\" \"x\"\nbroken\n");
+    expect_error(fx, ini, users, ":2:");
+}
+
+/* ---- TLS and warnings ---- */
+
+static void make_cert(struct fixture *fx, const char *cert_name, const char *key_name)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_true(key && x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    assert_int_equal(X509_set_pubkey(x, key), 1);
+    X509_NAME *name = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1,
+                               0);
+    assert_int_equal(X509_set_issuer_name(x, name), 1);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    FILE *f = fopen(path_in(fx, cert_name), "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_X509(f, x), 1);
+    fclose(f);
+    f = fopen(path_in(fx, key_name), "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+/* [pgnear] with client TLS on the generated certificate, plus extra lines. */
+static void tls_ini(struct fixture *fx, char *out, size_t cap, const char *extra)
+{
+    snprintf(out, cap,
+             "[pgnear]\nclient_tls = require\nclient_tls_cert_file = %s\n"
+             "client_tls_key_file = %s\n%s" REGION_OK,
+             path_in(fx, "cert.pem"), path_in(fx, "key.pem"), extra);
+}
+
+static int warnings_of(struct fixture *fx, const char *extra, char warnings[][256])
+{
+    char ini[2048];
+    tls_ini(fx, ini, sizeof(ini), extra);
+    struct config *cfg = expect_load(fx, ini);
+    int n = config_warnings(cfg, warnings, 4);
+    config_unref(cfg);
+    return n;
+}
+
+static void test_tls_loads(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char ini[2048];
+    tls_ini(fx, ini, sizeof(ini), "");
+    struct config *cfg = expect_load(fx, ini);
+    assert_int_equal(cfg->client_tls, CLIENT_TLS_REQUIRE);
+    assert_non_null(cfg->client_tls_ctx);
+    config_unref(cfg);
+}
+
+static void test_passthrough_tls_warning(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char w[4][256] = {{0}};
+    assert_int_equal(warnings_of(fx, "", w), 1);
+    assert_non_null(strstr(w[0], "passthrough"));
+    assert_non_null(strstr(w[0], "channel_binding"));
+    assert_int_equal(warnings_of(fx, "auth = passthrough\nserver_tls = require\n", w), 1);
+}
+
+static void test_no_warning_without_both_tls(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char w[4][256];
+    assert_int_equal(warnings_of(fx, "server_tls = disable\n", w), 0);
+    const char *users = write_file(fx, "users.txt", auth_ok);
+    char extra[512];
+    snprintf(extra, sizeof(extra), "auth_file = %s\n", users);
+    assert_int_equal(warnings_of(fx, extra, w), 0);
+
+    struct config *cfg = expect_load(fx, REGION_OK); /* client TLS off */
+    assert_int_equal(config_warnings(cfg, w, 4), 0);
+    config_unref(cfg);
+}
+
+static void test_warnings_respect_max(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char ini[2048];
+    tls_ini(fx, ini, sizeof(ini), "");
+    struct config *cfg = expect_load(fx, ini);
+    char w[1][256];
+    memset(w, 'x', sizeof(w));
+    assert_int_equal(config_warnings(cfg, w, 0), 0);
+    assert_int_equal(w[0][0], 'x');
+    config_unref(cfg);
+}
+
+static void test_err_tls_files(void **state)
+{
+    struct fixture *fx = *state;
+    expect_error(fx, "[pgnear]\nclient_tls = allow\n" REGION_OK, "client_tls_cert_file", NULL);
+    char ini[2048];
+    tls_ini(fx, ini, sizeof(ini), ""); /* the files do not exist yet */
+    expect_error(fx, ini, "cert.pem", NULL);
+
+    make_cert(fx, "cert.pem", "key.pem");
+    make_cert(fx, "other-cert.pem", "other-key.pem");
+    snprintf(ini, sizeof(ini),
+             "[pgnear]\nclient_tls = require\nclient_tls_cert_file = %s\n"
+             "client_tls_key_file = %s\n" REGION_OK,
+             path_in(fx, "cert.pem"), path_in(fx, "other-key.pem"));
+    expect_error(fx, ini, "other-key.pem", "client_tls_key_file");
+}
+
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(test_valid_two_regions),
+        T(test_valid_durations),
+        T(test_defaults),
+        T(test_default_region_first),
+        T(test_enums_and_bools),
+        T(test_ref_unref),
+        T(test_visit),
+        T(test_err_unknown_setting),
+        T(test_err_unknown_section),
+        T(test_err_bad_enum),
+        T(test_err_bad_number),
+        T(test_err_bad_duration),
+        T(test_err_nonfinite_duration),
+        T(test_err_bad_port),
+        T(test_err_host_without_port),
+        T(test_err_region_without_hosts),
+        T(test_err_no_region),
+        T(test_err_default_region_unknown),
+        T(test_err_bad_location),
+        T(test_err_bad_region_name),
+        T(test_err_scram_without_source),
+        T(test_err_missing_file),
+        T(test_err_unsupported),
+        T(test_location_valid),
+        T(test_location_invalid),
+        T(test_hosts_valid),
+        T(test_hosts_invalid),
+        T(test_hosts_too_many),
+        T(test_userlist_ok),
+        T(test_userlist_malformed),
+        T(test_userlist_missing_file),
+        T(test_config_with_auth_file),
+        T(test_tls_loads),
+        T(test_passthrough_tls_warning),
+        T(test_no_warning_without_both_tls),
+        T(test_warnings_respect_max),
+        T(test_err_tls_files),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
