@@ -18,7 +18,7 @@ use PgNearTest;
 
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s') or die "bad options\n";
-$ENV{PGNEAR} //= "$FindBin::RealBin/../pgnear";
+$ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $pgbench = require_tool('pgbench');
 my $pgbouncer_bin = require_tool('pgbouncer');

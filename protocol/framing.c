@@ -62,8 +62,8 @@ struct frame_window {
     struct evbuffer *buf;
     struct evbuffer_iovec vec[FRAME_SCAN_VECS];
     int nvec;
-    int ci;       /* chain holding the scan position */
-    size_t coff;  /* offset of the scan position in that chain */
+    int ci;      /* chain holding the scan position */
+    size_t coff; /* offset of the scan position in that chain */
 };
 
 /* Peeks the chains from absolute offset pos on. */

@@ -31,12 +31,12 @@ void frame_consume(struct evbuffer *buf, uint32_t body_len);
 
 /* What the relay learnt from scanning headers. */
 struct frame_scan {
-    size_t forward;          /* bytes at the front that may go out now */
-    uint32_t remaining;      /* bytes of a message cut off by the end of the buffer */
-    char last_type;          /* type of the last message that started */
-    char ready_status;       /* status byte of the last ReadyForQuery seen, or 0 */
-    size_t messages;         /* messages that started in this scan */
-    int error;               /* FRAME_BAD_LENGTH on a length word below 4 */
+    size_t forward;     /* bytes at the front that may go out now */
+    uint32_t remaining; /* bytes of a message cut off by the end of the buffer */
+    char last_type;     /* type of the last message that started */
+    char ready_status;  /* status byte of the last ReadyForQuery seen, or 0 */
+    size_t messages;    /* messages that started in this scan */
+    int error;          /* FRAME_BAD_LENGTH on a length word below 4 */
 };
 
 /*

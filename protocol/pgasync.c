@@ -79,9 +79,8 @@ static void pgasync_read_results(struct pgasync *q)
         if (res == NULL) {
             ExecStatusType st = q->last ? PQresultStatus(q->last) : PGRES_FATAL_ERROR;
             bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
-            pgasync_finish(q, ok ? NULL
-                                 : (q->last ? PQresultErrorMessage(q->last)
-                                            : PQerrorMessage(q->conn)));
+            pgasync_finish(
+                q, ok ? NULL : (q->last ? PQresultErrorMessage(q->last) : PQerrorMessage(q->conn)));
             return;
         }
         if (q->last)
@@ -95,8 +94,8 @@ static void pgasync_read_results(struct pgasync *q)
 static void pgasync_send(struct pgasync *q)
 {
     if (!q->sent) {
-        if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL,
-                               (const char *const *)q->params, NULL, NULL, 0)) {
+        if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                               NULL, NULL, 0)) {
             pgasync_finish(q, PQerrorMessage(q->conn));
             return;
         }

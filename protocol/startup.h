@@ -14,14 +14,14 @@
 #define STARTUP_MAX_PARAMS     64
 #define STARTUP_MAX_UNKNOWN_PQ 16
 /* Protocol 3.2 (PostgreSQL 18) allows cancel keys of up to 256 bytes. */
-#define CANCEL_KEY_MAX_LEN     256
-#define CANCEL_KEY_V30_LEN     4
+#define CANCEL_KEY_MAX_LEN 256
+#define CANCEL_KEY_V30_LEN 4
 
-#define PROTO_CODE_SSL     80877103u
-#define PROTO_CODE_GSSENC  80877104u
-#define PROTO_CODE_CANCEL  80877102u
-#define PROTO_MAJOR(v)     ((v) >> 16)
-#define PROTO_MINOR(v)     ((v)&0xffff)
+#define PROTO_CODE_SSL      80877103u
+#define PROTO_CODE_GSSENC   80877104u
+#define PROTO_CODE_CANCEL   80877102u
+#define PROTO_MAJOR(v)      ((v) >> 16)
+#define PROTO_MINOR(v)      ((v)&0xffff)
 #define PROTO_VERSION(M, m) (((uint32_t)(M) << 16) | (m))
 /* The newest protocol pgnear speaks to clients. */
 #define PROTO_LATEST_MINOR 2

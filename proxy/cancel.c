@@ -22,9 +22,9 @@
 #include "proxy/worker.h"
 #include "routing/region.h"
 
-#define CANCEL_KEY_V32_LEN   32
-#define CANCEL_FORWARD_MS    5000
-#define CANCEL_KEY_ATTEMPTS  16
+#define CANCEL_KEY_V32_LEN  32
+#define CANCEL_FORWARD_MS   5000
+#define CANCEL_KEY_ATTEMPTS 16
 
 /* One in-flight forwarded cancel: connect, send 16+ bytes, wait for close. */
 struct cancel_conn {

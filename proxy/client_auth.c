@@ -161,8 +161,8 @@ static void client_auth_start_query(struct session *s)
     const char *params[1] = {s->startup.user};
     if (client_auth_conninfo(s, &s->region->hosts[0], conninfo, sizeof(conninfo)))
         s->auth_query = pgasync_query(s->w->base, conninfo, s->cfg->auth_query, 1, params,
-                                      s->cfg->server_connect_timeout_ms * 2,
-                                      client_auth_query_done, s, err, sizeof(err));
+                                      s->cfg->server_connect_timeout_ms * 2, client_auth_query_done,
+                                      s, err, sizeof(err));
     if (s->auth_query == NULL) {
         log_error(s->id, "could not start auth_query: %s", err);
         s->w->stats.login_failures++;
@@ -241,8 +241,8 @@ static void client_auth_on_read(struct session *s)
             return;
         }
         const uint8_t *body = frame_body(s->client.in, len);
-        int rc = !s->scram_started ? client_auth_initial(s, body, len)
-                                                        : client_auth_final(s, body, len);
+        int rc =
+            !s->scram_started ? client_auth_initial(s, body, len) : client_auth_final(s, body, len);
         if (rc < 0)
             return;
         frame_consume(s->client.in, len);
@@ -250,7 +250,6 @@ static void client_auth_on_read(struct session *s)
     if (more)
         event_active(s->client.rev, EV_READ, 0);
 }
-
 
 /* AuthenticationSASL: -PLUS first when the client is on TLS. */
 static void client_auth_offer(struct session *s)

@@ -182,7 +182,8 @@ static void client_startup_process(struct session *s)
             return;
         case STARTUP_GSSENC_REQUEST:
             if (evbuffer_get_length(s->client.in) > 0) {
-                client_fail_protocol(s, "received unencrypted data after GSSAPI encryption request");
+                client_fail_protocol(s,
+                                     "received unencrypted data after GSSAPI encryption request");
                 return;
             }
             if (endpoint_send(s, &s->client, "N", 1) < 0)

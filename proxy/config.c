@@ -31,12 +31,18 @@ struct setting {
 
 static const char *const auth_choices[] = {"scram", "passthrough", NULL};
 static const char *const client_tls_choices[] = {"disable", "allow", "require", NULL};
-static const char *const server_tls_choices[] = {"disable", "prefer", "require", "verify-ca",
-                                                 "verify-full", NULL};
+static const char *const server_tls_choices[] = {"disable",   "prefer",      "require",
+                                                 "verify-ca", "verify-full", NULL};
 static const char *const proxy_protocol_choices[] = {"off", "optional", "required", NULL};
 
-#define S(n, t, d, r) {#n, t, offsetof(struct config, n), d, r, NULL}
-#define E(n, d, r, c) {#n, T_ENUM, offsetof(struct config, n), d, r, c}
+#define S(n, t, d, r)                                                                              \
+    {                                                                                              \
+#n, t, offsetof(struct config, n), d, r, NULL                                              \
+    }
+#define E(n, d, r, c)                                                                              \
+    {                                                                                              \
+#n, T_ENUM, offsetof(struct config, n), d, r, c                                            \
+    }
 
 static const struct setting config_settings[] = {
     S(listen_addr, T_STR, "127.0.0.1", false),
@@ -125,7 +131,7 @@ static bool parse_duration_ms(const char *v, int *out)
 static bool parse_bool(const char *v, bool *out)
 {
     static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
-                                                                               "no", "0"};
+                                                                                "no", "0"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, yes[i]) == 0)
             return *out = true, true;
@@ -173,8 +179,7 @@ static bool setting_assign(struct config *cfg, const struct setting *s, const ch
     return false;
 }
 
-static void setting_format(const struct config *cfg, const struct setting *s, char *buf,
-                           size_t cap)
+static void setting_format(const struct config *cfg, const struct setting *s, char *buf, size_t cap)
 {
     const char *field = (const char *)cfg + s->offset;
     switch (s->type) {
@@ -217,8 +222,8 @@ static bool load_pgnear_key(struct config *cfg, const char *name, const char *va
         if (!setting_name_matches(&config_settings[i], name))
             continue;
         if (!setting_assign(cfg, &config_settings[i], value))
-            return load_fail(err, errcap, "%s: invalid value \"%s\" for setting \"%s\"",
-                             cfg->path, value, name);
+            return load_fail(err, errcap, "%s: invalid value \"%s\" for setting \"%s\"", cfg->path,
+                             value, name);
         return true;
     }
     return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [pgnear]", cfg->path, name);
@@ -242,8 +247,8 @@ static bool load_region_key(struct config *cfg, struct region *r, const char *na
             return load_fail(err, errcap, "%s: %s", cfg->path, why);
         return true;
     }
-    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [region %s]", cfg->path,
-                     name, r->name);
+    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [region %s]", cfg->path, name,
+                     r->name);
 }
 
 static bool valid_region_name(const char *name)
@@ -338,7 +343,6 @@ static bool config_set_defaults(struct config *cfg)
     return true;
 }
 
-
 static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
 {
     if (cfg->regions.count == 0)
@@ -354,7 +358,7 @@ static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
     cfg->default_region_ptr = region_set_find(&cfg->regions, cfg->default_region);
     if (cfg->default_region_ptr == NULL)
         return load_fail(err, errcap, "default_region \"%s\" is not a configured region",
-                           cfg->default_region);
+                         cfg->default_region);
     return true;
 }
 
@@ -365,8 +369,7 @@ static bool config_check_auth(struct config *cfg, char *err, size_t errcap)
         cfg->auth = have_source ? AUTH_SCRAM : AUTH_PASSTHROUGH;
     if (cfg->auth == AUTH_SCRAM && !have_source)
         return load_fail(err, errcap, "%s", "auth = scram needs auth_file or auth_query");
-    if (cfg->auth_file[0] != '\0' &&
-        userlist_load(&cfg->users, cfg->auth_file, err, errcap) != 0)
+    if (cfg->auth_file[0] != '\0' && userlist_load(&cfg->users, cfg->auth_file, err, errcap) != 0)
         return false;
     return true;
 }
@@ -376,7 +379,7 @@ static bool config_check_tls(struct config *cfg, char *err, size_t errcap)
     if (cfg->client_tls != CLIENT_TLS_DISABLE) {
         if (cfg->client_tls_cert_file[0] == '\0' || cfg->client_tls_key_file[0] == '\0')
             return load_fail(err, errcap, "%s",
-                               "client_tls needs client_tls_cert_file and client_tls_key_file");
+                             "client_tls needs client_tls_cert_file and client_tls_key_file");
         cfg->client_tls_ctx = tls_make_client_side_ctx(cfg->client_tls_cert_file,
                                                        cfg->client_tls_key_file, err, errcap);
         if (cfg->client_tls_ctx == NULL)
@@ -400,7 +403,7 @@ static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
         return load_fail(err, errcap, "%s", "workers: only 1 event-loop thread is supported yet");
     if (strcmp(cfg->pool_mode, "none") != 0)
         return load_fail(err, errcap, "pool_mode \"%s\" is not supported yet (use none)",
-                           cfg->pool_mode);
+                         cfg->pool_mode);
     if (cfg->max_client_conn <= 0)
         return load_fail(err, errcap, "%s", "max_client_conn must be positive");
     return true;

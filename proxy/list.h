@@ -41,7 +41,7 @@ static inline void list_remove(struct list *l, struct list_node *n)
 
 #define list_entry(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-#define list_for_each_safe(pos, tmp, l)                                                       \
+#define list_for_each_safe(pos, tmp, l)                                                            \
     for (pos = (l)->head.next, tmp = pos->next; pos != &(l)->head; pos = tmp, tmp = pos->next)
 
 #endif

@@ -21,7 +21,7 @@
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
-#define LISTENER_MAX 16
+#define LISTENER_MAX   16
 #define LISTEN_BACKLOG 1024
 
 struct listener_set {
@@ -31,8 +31,8 @@ struct listener_set {
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-static void listener_accept_tcp(struct evconnlistener *l, evutil_socket_t fd,
-                                struct sockaddr *addr, int addrlen, void *arg)
+static void listener_accept_tcp(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                                int addrlen, void *arg)
 {
     session_accept(arg, fd, addr, addrlen, false);
 }
@@ -53,9 +53,9 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool 
 {
     if (ls->count >= LISTENER_MAX)
         return -1;
-    struct evconnlistener *l = evconnlistener_new(
-        w->base, is_unix ? listener_accept_unix : listener_accept_tcp, w,
-        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
+    struct evconnlistener *l =
+        evconnlistener_new(w->base, is_unix ? listener_accept_unix : listener_accept_tcp, w,
+                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
     if (l == NULL)
         return -1;
     evconnlistener_set_error_cb(l, listener_error_cb);
@@ -64,8 +64,8 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool 
     return 0;
 }
 
-static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const char *host,
-                             int port, char *err, size_t errcap)
+static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const char *host, int port,
+                             char *err, size_t errcap)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
@@ -103,8 +103,8 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
     return 0;
 }
 
-static int listener_bind_unix(struct listener_set *ls, struct worker *w, const char *dir,
-                              int port, char *err, size_t errcap)
+static int listener_bind_unix(struct listener_set *ls, struct worker *w, const char *dir, int port,
+                              char *err, size_t errcap)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if ((size_t)snprintf(sun.sun_path, sizeof(sun.sun_path), "%s/.s.PGSQL.%d", dir, port) >=

@@ -66,9 +66,8 @@ void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
     if (client_id != 0)
-        fprintf(out, "%s.%03d UTC %s c%llu: %s\n", ts, (int)(tv.tv_usec / 1000),
-                level_names[level], (unsigned long long)client_id, line);
+        fprintf(out, "%s.%03d UTC %s c%llu: %s\n", ts, (int)(tv.tv_usec / 1000), level_names[level],
+                (unsigned long long)client_id, line);
     else
-        fprintf(out, "%s.%03d UTC %s %s\n", ts, (int)(tv.tv_usec / 1000), level_names[level],
-                line);
+        fprintf(out, "%s.%03d UTC %s %s\n", ts, (int)(tv.tv_usec / 1000), level_names[level], line);
 }

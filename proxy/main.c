@@ -105,9 +105,12 @@ static int run_proxy(const char *path, bool background, enum log_level level)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"check", no_argument, NULL, 'c'},  {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},   {"daemon", no_argument, NULL, 'd'},
-        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},
+        {"check", no_argument, NULL, 'c'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {"daemon", no_argument, NULL, 'd'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},
         {NULL, 0, NULL, 0},
     };
     bool check = false, background = false;

@@ -165,8 +165,9 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         return -1;
     default: {
         char msg[128];
-        snprintf(msg, sizeof(msg), "server requested an authentication method pgnear does not "
-                                   "support (code %u)",
+        snprintf(msg, sizeof(msg),
+                 "server requested an authentication method pgnear does not "
+                 "support (code %u)",
                  code);
         s->w->stats.login_failures++;
         session_fail(s, "28000", msg, NULL, NULL);

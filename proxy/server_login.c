@@ -46,8 +46,7 @@ void server_try_next(struct session *s, const char *why)
 {
     const struct region_host *h = server_host(s);
     s->w->stats.server_connect_failures++;
-    log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name,
-             why);
+    log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
     endpoint_detach(&s->server);
     if (s->server_sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
@@ -58,8 +57,7 @@ void server_try_next(struct session *s, const char *why)
         return;
     }
     char msg[256];
-    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"",
-             s->region->name);
+    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"", s->region->name);
     s->w->stats.login_failures++;
     session_fail(s, "08001", msg, why, NULL);
 }
@@ -148,9 +146,9 @@ static void server_ssl_answer(struct session *s)
     }
     if (c == 'S') {
         const struct region_host *h = server_host(s);
-        s->server.stream.ssl = tls_new_server_ssl(
-            s->cfg->server_tls_ctx, s->server.stream.fd, (enum tls_server_mode)s->cfg->server_tls,
-            h->name);
+        s->server.stream.ssl =
+            tls_new_server_ssl(s->cfg->server_tls_ctx, s->server.stream.fd,
+                               (enum tls_server_mode)s->cfg->server_tls, h->name);
         if (s->server.stream.ssl == NULL) {
             server_try_next(s, "could not create TLS session");
             return;
@@ -242,8 +240,8 @@ static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
             break;
         const char *v = pkt_get_cstr(&r);
         if (code == 'C')
-            return strcmp(v, "57P03") == 0 || strcmp(v, "53300") == 0 ||
-                   strcmp(v, "57P01") == 0 || strcmp(v, "53000") == 0;
+            return strcmp(v, "57P03") == 0 || strcmp(v, "53300") == 0 || strcmp(v, "57P01") == 0 ||
+                   strcmp(v, "53000") == 0;
     }
     return false;
 }
@@ -272,9 +270,8 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
 int server_forward(struct session *s, uint32_t body_len)
 {
     s->server_sent_to_client = true;
-    return evbuffer_remove_buffer(s->server.in, s->client.out, body_len + PKT_HEADER_LEN) < 0
-               ? -1
-               : 1;
+    return evbuffer_remove_buffer(s->server.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1
+                                                                                              : 1;
 }
 
 /*

@@ -119,8 +119,8 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
         }
     }
     if (evbuffer_get_length(ep->out) > 0) {
-        endpoint_watch(ep, ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ
-                                                               : STREAM_WANT_WRITE);
+        endpoint_watch(ep,
+                       ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ : STREAM_WANT_WRITE);
     } else if (ep->write_armed) {
         event_del(ep->wev);
         ep->write_armed = false;
@@ -207,8 +207,7 @@ static void format_peer(struct session *s, const struct sockaddr *sa)
         snprintf(s->peer, sizeof(s->peer), "unix socket");
         return;
     }
-    snprintf(s->peer, sizeof(s->peer), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host,
-             port);
+    snprintf(s->peer, sizeof(s->peer), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
 }
 
 static void session_close_when_flushed(struct session *s);
@@ -262,7 +261,8 @@ static void session_refuse(struct worker *w, int fd)
         log_debug(0, "could not send refusal: %s", strerror(errno));
     close(fd);
     w->stats.sessions_refused++;
-    log_warn(0, "refused connection: %s", w->draining ? "shutting down" : "max_client_conn reached");
+    log_warn(0, "refused connection: %s",
+             w->draining ? "shutting down" : "max_client_conn reached");
 }
 
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,

@@ -78,8 +78,8 @@ struct session {
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
-    bool scram_started;    /* SASLInitialResponse received */
-    bool scram_done;       /* client verified by pgnear */
+    bool scram_started;         /* SASLInitialResponse received */
+    bool scram_done;            /* client verified by pgnear */
     struct pgasync *auth_query; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */

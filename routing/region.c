@@ -77,8 +77,8 @@ static const char *region_add_host(struct region *r, const char *spec, char *err
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errcap, "could not resolve host \"%s\" in region \"%s\": %s", host,
-                 r->name, gai_strerror(rc));
+        snprintf(err, errcap, "could not resolve host \"%s\" in region \"%s\": %s", host, r->name,
+                 gai_strerror(rc));
         return err;
     }
     struct region_host *h = &r->hosts[r->nhosts];
@@ -104,7 +104,8 @@ const char *region_parse_hosts(struct region *r, const char *text, char *err, si
         return err;
     }
     const char *msg = NULL;
-    for (char *tok = strtok_r(copy, ", \t", &save); tok && !msg; tok = strtok_r(NULL, ", \t", &save))
+    for (char *tok = strtok_r(copy, ", \t", &save); tok && !msg;
+         tok = strtok_r(NULL, ", \t", &save))
         msg = region_add_host(r, tok, err, errcap);
     free(copy);
     if (msg == NULL && r->nhosts == 0) {

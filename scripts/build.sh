@@ -1,15 +1,21 @@
 #!/bin/sh
-# Builds pgnear in the source tree (or with --sanitizers in build-asan/).
+# Builds pgnear out of tree: build/ (normal) or build-asan/ (--sanitizers:
+# AddressSanitizer + UndefinedBehaviorSanitizer).  Prints the build dir.
 set -eu
 cd "$(dirname "$0")/.."
-jobs=$(nproc 2>/dev/null || echo 2)
-if [ "${1:-}" = "--sanitizers" ]; then
-    [ -x configure ] || ./autogen.sh
-    mkdir -p build-asan
-    cd build-asan
-    [ -f Makefile ] || ../configure --enable-sanitizers
-else
-    [ -x configure ] || ./autogen.sh
-    [ -f Makefile ] || ./configure
+if [ -f Makefile ] && [ -f config.status ]; then
+    echo "build.sh: the source tree is configured in place; run 'make distclean' first" >&2
+    exit 1
 fi
-make -j"$jobs"
+dir=build
+flags=""
+if [ "${1:-}" = "--sanitizers" ]; then
+    dir=build-asan
+    flags=--enable-sanitizers
+fi
+[ -x configure ] || ./autogen.sh >/dev/null
+mkdir -p "$dir"
+cd "$dir"
+[ -f Makefile ] || ../configure -q $flags
+make -s -j"$(nproc 2>/dev/null || echo 2)" >&2
+pwd

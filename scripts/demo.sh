@@ -28,7 +28,7 @@ if [ "${1:-}" = "stop" ]; then
 fi
 
 scripts/install-deps.sh
-scripts/build.sh
+bin=$(scripts/build.sh)/pgnear
 stop_all
 rm -rf "$run"
 mkdir -p "$run"
@@ -94,8 +94,8 @@ logfile = $run/pgnear.log
 $hosts_lines
 CONF
 
-./pgnear --check "$run/pgnear.ini"
-./pgnear -d "$run/pgnear.ini"
+"$bin" --check "$run/pgnear.ini"
+"$bin" -d "$run/pgnear.ini"
 sleep 0.5
 pgrep -f "pgnear -d $run/pgnear.ini" | head -n 1 > "$run/pgnear.pid"
 
