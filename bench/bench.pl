@@ -16,6 +16,8 @@ use Getopt::Long;
 use List::Util qw(max min);
 use PgNearTest;
 
+$| = 1;
+
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s') or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";

@@ -185,6 +185,11 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
     return q;
 }
 
+void *pgasync_arg(const struct pgasync *q)
+{
+    return q->arg;
+}
+
 void pgasync_abandon(struct pgasync *q)
 {
     if (q != NULL)

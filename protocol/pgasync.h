@@ -26,6 +26,9 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
                               int nparams, const char *const *params, int timeout_ms,
                               pgasync_done_fn done, void *arg, char *error, size_t errcap);
 
+/* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
+void *pgasync_arg(const struct pgasync *q);
+
 /* Abandons the query; the callback is not called. */
 void pgasync_abandon(struct pgasync *q);
 

@@ -22,6 +22,7 @@
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/pgconn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -130,36 +131,13 @@ static void client_auth_query_done(void *arg, const PGresult *res, const char *e
         client_auth_offer(s);
 }
 
-/* The conninfo of pgnear's own connection to one host, per server_conninfo and server_tls. */
-static bool client_auth_conninfo(const struct session *s, const struct region_host *h, char *buf,
-                                 size_t cap)
-{
-    static const char *const sslmodes[] = {"disable", "prefer", "require", "verify-ca",
-                                           "verify-full"};
-    const struct config *cfg = s->cfg;
-    char port[16];
-    snprintf(port, sizeof(port), "%d", h->port);
-    buf[0] = '\0';
-    if (!pgasync_conninfo_add(buf, cap, "dbname", s->startup.database) ||
-        !pgasync_conninfo_add(buf, cap, "sslmode", sslmodes[cfg->server_tls]))
-        return false;
-    if (cfg->server_tls_ca_file[0] != '\0' &&
-        !pgasync_conninfo_add(buf, cap, "sslrootcert", cfg->server_tls_ca_file))
-        return false;
-    size_t n = strlen(buf);
-    if ((size_t)snprintf(buf + n, cap - n, " %s", cfg->server_conninfo) >= cap - n)
-        return false;
-    /* host and port come last: they are the region's, whatever server_conninfo says */
-    return pgasync_conninfo_add(buf, cap, "host", h->name) &&
-           pgasync_conninfo_add(buf, cap, "port", port);
-}
-
 /* auth_query runs on the chosen region's first host. */
 static void client_auth_start_query(struct session *s)
 {
     char conninfo[2048], err[512] = "conninfo too long";
     const char *params[1] = {s->startup.user};
-    if (client_auth_conninfo(s, &s->region->hosts[0], conninfo, sizeof(conninfo)))
+    if (pgconn_conninfo(s->cfg, &s->region->hosts[0], s->startup.database, conninfo,
+                        sizeof(conninfo)))
         s->auth_query = pgasync_query(s->w->base, conninfo, s->cfg->auth_query, 1, params,
                                       s->cfg->server_connect_timeout_ms * 2, client_auth_query_done,
                                       s, err, sizeof(err));

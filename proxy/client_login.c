@@ -4,6 +4,7 @@
  * version negotiation.  Authentication follows in client_auth.c (auth =
  * scram) or is relayed by server_login.c (auth = passthrough).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,14 +19,29 @@
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "routing/region.h"
 #include "routing/route.h"
 
 static void client_startup_on_read(struct session *s);
+static void client_startup_process(struct session *s);
 
 static void client_fail_protocol(struct session *s, const char *msg)
 {
     s->w->stats.login_failures++;
     session_fail(s, "08P01", msg, NULL, NULL);
+}
+
+/* The first label of the TLS server name, as a possible region hint. */
+static void client_take_sni(struct session *s)
+{
+    const char *name = SSL_get_servername(s->client.stream.ssl, TLSEXT_NAMETYPE_host_name);
+    if (name == NULL)
+        return;
+    size_t n = strcspn(name, ".");
+    if (n >= sizeof(s->sni))
+        return;
+    memcpy(s->sni, name, n);
+    s->sni[n] = '\0';
 }
 
 static void client_tls_step(struct session *s)
@@ -51,6 +67,7 @@ static void client_tls_step(struct session *s)
         s->client.write_armed = false;
     }
     s->client_tls = true;
+    client_take_sni(s);
     s->phase = PHASE_STARTUP;
     s->client.on_read = client_startup_on_read;
     s->client.on_write = NULL;
@@ -115,6 +132,96 @@ static int client_negotiate_version(struct session *s)
     return endpoint_send(s, &s->client, buf, pb.len);
 }
 
+/* A hint error is the client's mistake: answer like PostgreSQL does for a bad GUC. */
+static void client_fail_hint(struct session *s, int rc, const char *name)
+{
+    char msg[256];
+    s->w->stats.login_failures++;
+    if (rc == HINTS_EUNKNOWN) {
+        snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%s\"", name);
+        session_fail(s, "42704", msg, NULL,
+                     "pgnear knows pgnear.region, pgnear.city and pgnear.location.");
+        return;
+    }
+    session_fail(s, "22023", "invalid pgnear hint in the startup packet",
+                 rc == HINTS_ETOOLONG ? "A hint value is too long." : "The options are malformed.",
+                 NULL);
+}
+
+/* Takes pgnear.* out of options and out of the parameters, keeping the rest for the server. */
+static int client_take_hints(struct session *s)
+{
+    struct startup_packet *sp = &s->startup;
+    char errname[128] = "";
+    for (size_t i = 0; i < sp->nparams; i++) {
+        int rc = startup_hints_from_param(sp->params[i].name, sp->params[i].value, &s->hints);
+        if (rc < 0) {
+            client_fail_hint(s, rc, sp->params[i].name);
+            return -1;
+        }
+    }
+    const char *options = startup_param(sp, "options");
+    if (options == NULL)
+        return 0;
+    size_t cap = strlen(options) + 1;
+    s->server_options = malloc(cap);
+    if (s->server_options == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    int rc = startup_hints_extract(options, strlen(options), &s->hints, s->server_options, cap,
+                                   errname, sizeof(errname));
+    if (rc != HINTS_OK) {
+        client_fail_hint(s, rc, errname);
+        return -1;
+    }
+    return 0;
+}
+
+/* The evidence, in DESIGN.md's order of trust within each kind. */
+static void client_locality_input(struct session *s, struct locality_input *in)
+{
+    const struct startup_hints *h = &s->hints;
+    bool hints = s->cfg->client_hints;
+    const struct pp_header *pp = s->pp;
+    memset(in, 0, sizeof(*in));
+    if (hints && h->has_region)
+        in->region = h->region, in->region_via = "startup hint";
+    else if (pp && pp->has_region)
+        in->region = pp->region, in->region_via = "PROXY TLV";
+    else if (s->sni[0] && region_set_find(&s->cfg->regions, s->sni) != NULL)
+        in->region = s->sni, in->region_via = "TLS SNI";
+    if (hints && h->has_city)
+        in->city = h->city, in->city_via = "startup hint";
+    else if (pp && pp->has_city)
+        in->city = pp->city, in->city_via = "PROXY TLV";
+    if (hints && h->has_location)
+        in->location = h->location, in->location_via = "startup hint";
+    else if (pp && pp->has_location)
+        in->location = pp->location, in->location_via = "PROXY TLV";
+    if (!s->unix_socket)
+        in->addr = (const struct sockaddr *)&s->addr;
+}
+
+static void client_route(struct session *s)
+{
+    struct locality_input in;
+    client_locality_input(s, &in);
+    locality_resolve(&s->cfg->routing, &in, &s->loc);
+    s->plan_len = route_plan(&s->cfg->routing, &s->loc, s->plan, s->plan_km, ROUTE_MAX_REGIONS);
+    s->plan_index = 0;
+    s->region = s->plan[0];
+    s->w->stats.routed_by_source[s->loc.source]++;
+    if (s->plan_km[0] >= 0)
+        log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, s->plan_km[0],
+                 route_source_name(s->loc.source), s->loc.reason);
+    else
+        log_info(s->id, "route: region %s (%s: %s)", s->region->name,
+                 route_source_name(s->loc.source), s->loc.reason);
+    free(s->pp);
+    s->pp = NULL;
+}
+
 static void client_handle_startup(struct session *s)
 {
     struct config *cfg = s->cfg;
@@ -126,15 +233,12 @@ static void client_handle_startup(struct session *s)
                      "Connect with sslmode=require or stronger.");
         return;
     }
-    if (client_negotiate_version(s) < 0)
+    if (client_negotiate_version(s) < 0 || client_take_hints(s) < 0)
         return;
     const char *app = startup_param(sp, "application_name");
     log_info(s->id, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
-    struct route_decision rd;
-    route_pick_region(&cfg->regions, cfg->default_region_ptr, &rd);
-    s->region = rd.region;
-    s->locality_source = rd.source;
+    client_route(s);
     if (cfg->auth == AUTH_SCRAM)
         client_auth_start(s);
     else
@@ -150,6 +254,16 @@ static int client_take_packet(struct session *s)
         return 0;
     int rc = startup_packet_length(hdr, 4, &len);
     if (rc != STARTUP_OK) {
+        struct pp_header pp;
+        uint8_t *peek = evbuffer_pullup(s->client.in, -1);
+        if (s->phase == PHASE_STARTUP && !s->client_tls && peek != NULL &&
+            pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) !=
+                PP_NOT_PROXY) {
+            s->w->stats.login_failures++;
+            session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off",
+                         NULL, "Set proxy_protocol = optional or required in pgnear.");
+            return -1;
+        }
         client_fail_protocol(s, startup_strerror(rc));
         return -1;
     }
@@ -212,10 +326,82 @@ static void client_startup_on_read(struct session *s)
         client_startup_process(s);
 }
 
-void client_login_start(struct session *s)
+/* Trusted senders only; the header names the real caller and may carry TLVs. */
+static void client_take_proxy_header(struct session *s, const struct pp_header *pp)
 {
+    if (!cidr_list_contains(&s->cfg->trusted, (const struct sockaddr *)&s->addr)) {
+        s->w->stats.login_failures++;
+        log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
+        session_fail(s, "28000", "PROXY protocol header from an untrusted address",
+                     "Only addresses in trusted_proxies may send PROXY headers.", NULL);
+        return;
+    }
+    evbuffer_drain(s->client.in, pp->length);
+    if (!pp->local) {
+        char via[64];
+        snprintf(via, sizeof(via), "%s", s->peer);
+        memcpy(&s->addr, &pp->src, sizeof(s->addr));
+        session_format_peer(s, (const struct sockaddr *)&s->addr);
+        s->from_proxy = true;
+        log_info(s->id, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,
+                 pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
+    }
+    s->pp = malloc(sizeof(*pp));
+    if (s->pp == NULL) {
+        session_close(s, "out of memory");
+        return;
+    }
+    memcpy(s->pp, pp, sizeof(*pp));
     s->phase = PHASE_STARTUP;
     s->client.on_read = client_startup_on_read;
     session_set_timer(s, s->cfg->client_login_timeout_ms);
+    if (evbuffer_get_length(s->client.in) > 0)
+        client_startup_process(s);
+}
+
+static void client_proxy_on_read(struct session *s)
+{
+    int more;
+    if (endpoint_fill(s, &s->client, PP_V2_HDR_LEN + PP_V2_MAX_PAYLOAD, &more) < 0)
+        return;
+    size_t avail = evbuffer_get_length(s->client.in);
+    const uint8_t *p = evbuffer_pullup(s->client.in, -1);
+    struct pp_header pp;
+    int rc = p ? pp_parse(p, avail, &s->cfg->tlv_types, &pp) : PP_INCOMPLETE;
+    if (rc == PP_INCOMPLETE)
+        return;
+    if (rc == PP_OK) {
+        client_take_proxy_header(s, &pp);
+        return;
+    }
+    if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol == PROXY_PROTOCOL_OPTIONAL) {
+        s->phase = PHASE_STARTUP;
+        s->client.on_read = client_startup_on_read;
+        session_set_timer(s, s->cfg->client_login_timeout_ms);
+        client_startup_process(s);
+        return;
+    }
+    s->w->stats.login_failures++;
+    session_fail(s, "08P01",
+                 rc == PP_NOT_PROXY ? "expected a PROXY protocol header (proxy_protocol = required)"
+                                    : "invalid PROXY protocol header",
+                 rc == PP_NOT_PROXY ? NULL : pp_strerror(rc), NULL);
+}
+
+/* The PROXY header must come first and fast: load balancers send it at once. */
+#define PROXY_HEADER_TIMEOUT_MS 5000
+
+void client_login_start(struct session *s)
+{
     event_add(s->client.rev, NULL);
+    if (s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket) {
+        int ms = s->cfg->client_login_timeout_ms;
+        s->phase = PHASE_PROXY_HEADER;
+        s->client.on_read = client_proxy_on_read;
+        session_set_timer(s, ms < PROXY_HEADER_TIMEOUT_MS ? ms : PROXY_HEADER_TIMEOUT_MS);
+        return;
+    }
+    s->phase = PHASE_STARTUP;
+    s->client.on_read = client_startup_on_read;
+    session_set_timer(s, s->cfg->client_login_timeout_ms);
 }

@@ -5,6 +5,8 @@
 #include "proxy/config.h"
 
 #include "proxy/log.h"
+#include "routing/cities.h"
+#include "routing/geoip.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -18,7 +20,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum setting_type { T_STR, T_INT, T_MS, T_BOOL, T_ENUM };
+enum setting_type { T_STR, T_INT, T_MS, T_BOOL, T_ENUM, T_TLV };
 
 struct setting {
     const char *name;
@@ -62,6 +64,9 @@ static const struct setting config_settings[] = {
     S(server_tls_key_file, T_STR, "", true),
     S(server_conninfo, T_STR, "", true),
     E(proxy_protocol, "off", true, proxy_protocol_choices),
+    S(proxy_tlv_city, T_TLV, "0xE3", true),
+    S(proxy_tlv_region, T_TLV, "0xE4", true),
+    S(proxy_tlv_location, T_TLV, "0xE5", true),
     S(trusted_proxies, T_STR, "", true),
     S(client_hints, T_BOOL, "on", true),
     S(geoip_db, T_STR, "", true),
@@ -164,6 +169,14 @@ static bool setting_assign(struct config *cfg, const struct setting *s, const ch
         return true;
     case T_MS:
         return parse_duration_ms(value, (int *)field);
+    case T_TLV: /* PROXY v2 custom range only */
+        errno = 0;
+        n = strtol(value, &end, 0);
+        if (end == value || *end != '\0' || errno != 0 || n < PP2_TYPE_MIN_CUSTOM ||
+            n > PP2_TYPE_MAX_CUSTOM)
+            return false;
+        *(int *)field = (int)n;
+        return true;
     case T_BOOL:
         return parse_bool(value, (bool *)field);
     case T_ENUM:
@@ -188,6 +201,9 @@ static void setting_format(const struct config *cfg, const struct setting *s, ch
         break;
     case T_INT:
         snprintf(buf, cap, "%d", *(const int *)field);
+        break;
+    case T_TLV:
+        snprintf(buf, cap, "0x%02X", *(const int *)field);
         break;
     case T_MS:
         snprintf(buf, cap, "%dms", *(const int *)field);
@@ -282,7 +298,6 @@ static bool load_section_keys(struct config *cfg, dictionary *d, const char *sec
             ok = load_region_key(cfg, r, name, value, err, errcap);
         else if (strcmp(section, "pgnear") == 0)
             ok = load_pgnear_key(cfg, name, value, err, errcap);
-        /* [cities] overrides are read by the routing layer */
     }
     free(keys);
     return ok;
@@ -291,7 +306,9 @@ static bool load_section_keys(struct config *cfg, dictionary *d, const char *sec
 static bool load_section(struct config *cfg, dictionary *d, const char *section, char *err,
                          size_t errcap)
 {
-    if (strcmp(section, "pgnear") == 0 || strcmp(section, "cities") == 0)
+    if (strcmp(section, "cities") == 0)
+        return true; /* after the regions: load_city_overrides() */
+    if (strcmp(section, "pgnear") == 0)
         return load_section_keys(cfg, d, section, NULL, err, errcap);
     if (strncmp(section, "region ", 7) != 0)
         return load_fail(err, errcap, "%s: unrecognized section [%s]", cfg->path, section);
@@ -318,6 +335,39 @@ static int load_syntax_error(const char *fmt, ...)
     return 0;
 }
 
+static bool config_check_regions(struct config *cfg, char *err, size_t errcap);
+
+/* [cities]: city = region, like PARTITION BY LIST (city); names are folded like lookups. */
+static bool load_city_overrides(struct config *cfg, dictionary *d, char *err, size_t errcap)
+{
+    int n = iniparser_getsecnkeys(d, "cities");
+    if (n <= 0)
+        return true;
+    const char **keys = calloc((size_t)n, sizeof(*keys));
+    cfg->overrides = calloc((size_t)n, sizeof(*cfg->overrides));
+    if (keys == NULL || cfg->overrides == NULL || iniparser_getseckeys(d, "cities", keys) == NULL) {
+        free(keys);
+        return load_fail(err, errcap, "out of memory");
+    }
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++) {
+        const char *city = keys[i] + strlen("cities:");
+        const char *name = iniparser_getstring(d, keys[i], "");
+        struct city_override *o = &cfg->overrides[cfg->n_overrides];
+        char folded[256];
+        o->region = region_set_find(&cfg->regions, name);
+        if (o->region == NULL)
+            ok = load_fail(err, errcap, "%s: [cities] %s = %s: no such region", cfg->path, city,
+                           name);
+        else if (!city_fold(city, folded, sizeof(folded)) || (o->city = strdup(folded)) == NULL)
+            ok = load_fail(err, errcap, "%s: [cities] invalid city name \"%s\"", cfg->path, city);
+        else
+            cfg->n_overrides++;
+    }
+    free(keys);
+    return ok;
+}
+
 static bool load_file(struct config *cfg, char *err, size_t errcap)
 {
     if (access(cfg->path, R_OK) != 0)
@@ -331,6 +381,7 @@ static bool load_file(struct config *cfg, char *err, size_t errcap)
     int nsec = iniparser_getnsec(d);
     for (int i = 0; i < nsec && ok; i++)
         ok = load_section(cfg, d, iniparser_getsecname(d, i), err, errcap);
+    ok = ok && config_check_regions(cfg, err, errcap) && load_city_overrides(cfg, d, err, errcap);
     iniparser_freedict(d);
     return ok;
 }
@@ -347,6 +398,9 @@ static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
 {
     if (cfg->regions.count == 0)
         return load_fail(err, errcap, "%s: no [region NAME] section", cfg->path);
+    for (size_t i = 0; i < cfg->regions.count; i++)
+        for (size_t h = 0; h < cfg->regions.items[i].nhosts; h++)
+            cfg->regions.items[i].hosts[h].region = &cfg->regions.items[i];
     for (size_t i = 0; i < cfg->regions.count; i++)
         if (cfg->regions.items[i].nhosts == 0)
             return load_fail(err, errcap, "%s: region \"%s\" has no hosts", cfg->path,
@@ -395,6 +449,31 @@ static bool config_check_tls(struct config *cfg, char *err, size_t errcap)
     return true;
 }
 
+/* Locality sources: trusted proxies, TLV types, the city table, GeoIP databases. */
+static bool config_load_routing(struct config *cfg, char *err, size_t errcap)
+{
+    char why[512];
+    if (!cidr_list_parse(&cfg->trusted, cfg->trusted_proxies, why, sizeof(why)))
+        return load_fail(err, errcap, "%s: trusted_proxies: %s", cfg->path, why);
+    cfg->tlv_types.city = (uint8_t)cfg->proxy_tlv_city;
+    cfg->tlv_types.region = (uint8_t)cfg->proxy_tlv_region;
+    cfg->tlv_types.location = (uint8_t)cfg->proxy_tlv_location;
+    if (cfg->tlv_types.city == cfg->tlv_types.region ||
+        cfg->tlv_types.city == cfg->tlv_types.location ||
+        cfg->tlv_types.region == cfg->tlv_types.location)
+        return load_fail(err, errcap, "%s: proxy_tlv_city, _region and _location must differ",
+                         cfg->path);
+    if (cfg->cities_file[0] != '\0' &&
+        (cfg->cities = city_table_load(cfg->cities_file, why, sizeof(why))) == NULL)
+        return load_fail(err, errcap, "cities_file: %s", why);
+    if (cfg->geoip_db[0] != '\0' &&
+        (cfg->geoip = geoip_open(cfg->geoip_db, why, sizeof(why))) == NULL)
+        return load_fail(err, errcap, "geoip_db: %s", why);
+    cfg->routing = (struct routing_data){&cfg->regions, cfg->default_region_ptr, cfg->cities,
+                                         cfg->geoip,    cfg->overrides,          cfg->n_overrides};
+    return true;
+}
+
 static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
 {
     if (cfg->listen_port <= 0 || cfg->listen_port > 65535)
@@ -420,7 +499,7 @@ struct config *config_load(const char *path, char *err, size_t errcap)
         return NULL;
     }
     if (!load_file(cfg, err, errcap) || !config_check_limits(cfg, err, errcap) ||
-        !config_check_regions(cfg, err, errcap) || !config_check_auth(cfg, err, errcap) ||
+        !config_load_routing(cfg, err, errcap) || !config_check_auth(cfg, err, errcap) ||
         !config_check_tls(cfg, err, errcap)) {
         config_free(cfg);
         return NULL;
@@ -443,6 +522,13 @@ static void config_free(struct config *cfg)
         if (config_settings[i].type == T_STR)
             free(*(char **)((char *)cfg + config_settings[i].offset));
     region_set_free(&cfg->regions);
+    for (size_t i = 0; i < cfg->n_overrides; i++)
+        free(cfg->overrides[i].city);
+    free(cfg->overrides);
+    if (cfg->cities)
+        city_table_free(cfg->cities);
+    if (cfg->geoip)
+        geoip_close(cfg->geoip);
     userlist_free(&cfg->users);
     SSL_CTX_free(cfg->client_tls_ctx);
     SSL_CTX_free(cfg->server_tls_ctx);

@@ -10,7 +10,10 @@
 
 #include <openssl/ssl.h>
 
+#include "protocol/proxy_proto.h"
 #include "protocol/tls.h"
+#include "routing/cidr.h"
+#include "routing/route.h"
 #include "routing/region.h"
 #include "proxy/userlist.h"
 
@@ -39,6 +42,9 @@ struct config {
     char *server_tls_key_file;
     char *server_conninfo;
     int proxy_protocol;
+    int proxy_tlv_city;
+    int proxy_tlv_region;
+    int proxy_tlv_location;
     char *trusted_proxies;
     bool client_hints;
     char *geoip_db;
@@ -62,6 +68,14 @@ struct config {
     /* derived at load */
     struct region_set regions;
     struct region *default_region_ptr;
+    struct cidr_list trusted;
+    struct pp_tlv_types tlv_types;
+    struct city_table *cities;       /* NULL without cities_file */
+    struct geoip_set *geoip;         /* NULL without geoip_db */
+    struct city_override *overrides; /* [cities] */
+    size_t n_overrides;
+    struct routing_data routing;   /* the above, as routing sees them */
+    struct health_checker *health; /* running while this is the current config */
     struct userlist users;
     SSL_CTX *client_tls_ctx; /* NULL when client_tls = disable */
     SSL_CTX *server_tls_ctx; /* NULL when server_tls = disable */

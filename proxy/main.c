@@ -1,6 +1,7 @@
 /*
  * main.c — command line, configuration check, and the daemon's start.
  */
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
@@ -13,17 +14,21 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
+#include "routing/route.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "Usage:\n"
-                 "  pgnear [-d] [-v] [-q] CONFIG.ini      run the proxy\n"
-                 "  pgnear --check CONFIG.ini             validate the configuration and exit 0/1\n"
-                 "  pgnear --version\n"
-                 "\n"
-                 "  -d  run in the background (logs go to the configured logfile)\n"
-                 "  -v  verbose: log debug messages\n"
-                 "  -q  quiet: log warnings and errors only\n");
+    fprintf(out,
+            "Usage:\n"
+            "  pgnear [-d] [-v] [-q] CONFIG.ini      run the proxy\n"
+            "  pgnear --check CONFIG.ini             validate the configuration and exit 0/1\n"
+            "  pgnear --explain CONFIG.ini city=Seattle | ip=81.2.69.142 | location=47.6,-122.3\n"
+            "                                        print the routing decision and why\n"
+            "  pgnear --version\n"
+            "\n"
+            "  -d  run in the background (logs go to the configured logfile)\n"
+            "  -v  verbose: log debug messages\n"
+            "  -q  quiet: log warnings and errors only\n");
 }
 
 static int run_check(const char *path)
@@ -39,6 +44,75 @@ static int run_check(const char *path)
         fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
+    config_unref(cfg);
+    return 0;
+}
+
+/* "city=Seattle", "ip=81.2.69.142", "location=47.6,-122.3", "region=us-east" */
+static bool explain_parse_arg(const char *arg, struct locality_input *in,
+                              struct sockaddr_storage *addr)
+{
+    const char *eq = strchr(arg, '=');
+    if (eq == NULL)
+        return false;
+    size_t n = (size_t)(eq - arg);
+    const char *v = eq + 1;
+    if (n == 4 && strncmp(arg, "city", 4) == 0)
+        in->city = v, in->city_via = "command line";
+    else if (n == 6 && strncmp(arg, "region", 6) == 0)
+        in->region = v, in->region_via = "command line";
+    else if (n == 8 && strncmp(arg, "location", 8) == 0)
+        in->location = v, in->location_via = "command line";
+    else if (n == 2 && strncmp(arg, "ip", 2) == 0) {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+        memset(addr, 0, sizeof(*addr));
+        if (inet_pton(AF_INET, v, &a4->sin_addr) == 1)
+            a4->sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, v, &a6->sin6_addr) == 1)
+            a6->sin6_family = AF_INET6;
+        else
+            return false;
+        in->addr = (const struct sockaddr *)addr;
+    } else
+        return false;
+    return true;
+}
+
+/* pgnear --explain: the decision a caller would get, and why (health not known here). */
+static int run_explain(const char *path, int argc, char **argv)
+{
+    char err[1024];
+    struct locality_input in = {0};
+    struct sockaddr_storage addr;
+    for (int i = 0; i < argc; i++) {
+        if (!explain_parse_arg(argv[i], &in, &addr)) {
+            fprintf(stderr,
+                    "pgnear: --explain takes city=NAME, ip=ADDRESS, location=LAT,LON or "
+                    "region=NAME, not \"%s\"\n",
+                    argv[i]);
+            return 2;
+        }
+    }
+    struct config *cfg = config_load(path, err, sizeof(err));
+    if (cfg == NULL) {
+        fprintf(stderr, "pgnear: %s\n", err);
+        return 1;
+    }
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double km[ROUTE_MAX_REGIONS];
+    locality_resolve(&cfg->routing, &in, &loc);
+    size_t n = route_plan(&cfg->routing, &loc, plan, km, ROUTE_MAX_REGIONS);
+    printf("source: %s (%s)\n", route_source_name(loc.source), loc.via);
+    printf("reason: %s\n", loc.reason);
+    printf("region: %s\n", plan[0]->name);
+    for (size_t i = 0; i < n; i++) {
+        if (km[i] >= 0)
+            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, km[i]);
+        else
+            printf("  %zu. %-16s\n", i + 1, plan[i]->name);
+    }
     config_unref(cfg);
     return 0;
 }
@@ -105,21 +179,21 @@ static int run_proxy(const char *path, bool background, enum log_level level)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"check", no_argument, NULL, 'c'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {"daemon", no_argument, NULL, 'd'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},
-        {NULL, 0, NULL, 0},
+        {"check", no_argument, NULL, 'c'},   {"explain", no_argument, NULL, 'e'},
+        {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'},
+        {"daemon", no_argument, NULL, 'd'},  {"verbose", no_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},   {NULL, 0, NULL, 0},
     };
-    bool check = false, background = false;
+    bool check = false, background = false, explain = false;
     enum log_level level = LOG_INFO;
     int c;
     while ((c = getopt_long(argc, argv, "dvqh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             check = true;
+            break;
+        case 'e':
+            explain = true;
             break;
         case 'V':
             printf("pgnear %s\n", PACKAGE_VERSION);
@@ -141,6 +215,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (explain && optind < argc)
+        return run_explain(argv[optind], argc - optind - 1, argv + optind + 1);
     if (optind != argc - 1) {
         usage(stderr);
         return 2;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -26,6 +27,7 @@
 #include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 /* Login messages are small; anything this large is a broken server. */
@@ -38,33 +40,72 @@ static const struct region_host *server_host(const struct session *s)
     return &s->region->hosts[s->host_index];
 }
 
+/* The next host of the current region worth trying, from host_index on; false when none. */
+static bool server_pick_host(struct session *s, size_t from)
+{
+    for (size_t i = from; i < s->region->nhosts; i++) {
+        if (s->region_any_host || s->region->hosts[i].health.up) {
+            s->host_index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Enters plan[index]: its up hosts, or all of them when none is up. */
+static bool server_enter_region(struct session *s, size_t index)
+{
+    s->plan_index = index;
+    s->region = s->plan[index];
+    s->region_any_host = !region_is_up(s->region);
+    return server_pick_host(s, 0);
+}
+
 /*
  * Gives up on this host.  Before anything from it reached the client the
- * next host is tried; after that the client gets the error.
+ * next host is tried, then the next region of the plan; after that the
+ * client gets the error.  A host that could not be reached is marked down
+ * at once, for every session, without waiting for its health check.
  */
-void server_try_next(struct session *s, const char *why)
+static void server_give_up(struct session *s, const char *why, bool unreachable)
 {
-    const struct region_host *h = server_host(s);
+    struct region_host *h = &s->region->hosts[s->host_index];
     s->w->stats.server_connect_failures++;
     log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
+    if (unreachable && s->cfg->health != NULL && h->health.up)
+        health_mark_down(s->cfg->health, h, why);
     endpoint_detach(&s->server);
     if (s->server_sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
         return;
     }
-    if (++s->host_index < s->region->nhosts) {
+    if (server_pick_host(s, s->host_index + 1)) {
         server_connect_host(s);
         return;
     }
+    for (size_t next = s->plan_index + 1; next < s->plan_len; next++) {
+        if (server_enter_region(s, next)) {
+            s->w->stats.failovers++;
+            log_info(s->id, "failing over to region %s", s->region->name);
+            server_connect_host(s);
+            return;
+        }
+    }
     char msg[256];
-    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"", s->region->name);
+    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
+             s->plan[0]->name, s->plan_len > 1 ? " or of the regions after it" : "");
     s->w->stats.login_failures++;
     session_fail(s, "08001", msg, why, NULL);
 }
 
+void server_try_next(struct session *s, const char *why)
+{
+    server_give_up(s, why, true);
+}
+
 void server_login_timeout(struct session *s)
 {
-    server_try_next(s, "timeout");
+    server_give_up(s, "timeout", true);
 }
 
 /* The StartupMessage as the client sent it, minus what is pgnear's own. */
@@ -77,8 +118,16 @@ static int server_send_startup(struct session *s)
     pkt_begin(&pb, 0);
     pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
     for (size_t i = 0; i < sp->nparams; i++) {
-        pkt_put_cstr(&pb, sp->params[i].name);
-        pkt_put_cstr(&pb, sp->params[i].value);
+        const char *name = sp->params[i].name, *value = sp->params[i].value;
+        if (strncasecmp(name, "pgnear.", 7) == 0)
+            continue;
+        if (strcmp(name, "options") == 0) {
+            if (s->server_options == NULL || s->server_options[0] == '\0')
+                continue;
+            value = s->server_options;
+        }
+        pkt_put_cstr(&pb, name);
+        pkt_put_cstr(&pb, value);
     }
     pkt_put_u8(&pb, 0);
     pkt_end(&pb);
@@ -224,9 +273,14 @@ static void server_connect_host(struct session *s)
 
 void server_login_start(struct session *s)
 {
-    s->host_index = 0;
     s->server_sent_to_client = false;
-    server_connect_host(s);
+    for (size_t i = 0; i < s->plan_len; i++) {
+        if (server_enter_region(s, i)) {
+            server_connect_host(s);
+            return;
+        }
+    }
+    session_fail(s, "08001", "no region has a host to connect to", NULL, NULL);
 }
 
 /* Errors that mean "this node cannot take you now": worth the next host. */
@@ -292,7 +346,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         return server_handle_key(s, body, len);
     case 'E':
         if (!s->server_sent_to_client && server_error_is_retryable(body, len)) {
-            server_try_next(s, "server refused the connection");
+            /* Up, but not taking sessions now (starting, shutting down, full). */
+            server_give_up(s, "server refused the connection", false);
             return -1;
         }
         return server_forward(s, len);

@@ -191,7 +191,7 @@ ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *m
     return -1;
 }
 
-static void format_peer(struct session *s, const struct sockaddr *sa)
+void session_format_peer(struct session *s, const struct sockaddr *sa)
 {
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
@@ -218,6 +218,10 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     switch (s->phase) {
     case PHASE_CLOSING:
         session_close(s, "client did not read the final error");
+        return;
+    case PHASE_PROXY_HEADER:
+        s->w->stats.login_failures++;
+        session_close(s, "no PROXY protocol header in time");
         return;
     case PHASE_CONNECT:
     case PHASE_SERVER_SSL:
@@ -288,8 +292,9 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    format_peer(s, addr);
-    (void)addrlen;
+    if ((size_t)addrlen <= sizeof(s->addr))
+        memcpy(&s->addr, addr, (size_t)addrlen);
+    session_format_peer(s, addr);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
     if (s->timer == NULL || endpoint_init(s, &s->client, fd) != 0 ||
         endpoint_init(s, &s->server, -1) != 0) {
@@ -325,6 +330,8 @@ void session_close(struct session *s, const char *why)
     if (s->timer)
         event_free(s->timer);
     free(s->startup_raw);
+    free(s->server_options);
+    free(s->pp);
     config_unref(s->cfg);
     free(s);
     worker_check_drained(w);

@@ -8,10 +8,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "protocol/proxy_proto.h"
 #include "protocol/scram.h"
+#include "protocol/startup_options.h"
 #include "protocol/startup.h"
 #include "protocol/stream.h"
 #include "proxy/list.h"
+#include "routing/route.h"
 
 struct session;
 struct worker;
@@ -37,12 +40,13 @@ struct endpoint {
 };
 
 enum session_phase {
-    PHASE_STARTUP,     /* reading SSLRequest / StartupMessage */
-    PHASE_CLIENT_TLS,  /* client TLS handshake */
-    PHASE_CLIENT_AUTH, /* pgnear verifies the client (auth = scram) */
-    PHASE_CONNECT,     /* TCP connect to a server host */
-    PHASE_SERVER_SSL,  /* waiting for the server's answer to SSLRequest */
-    PHASE_SERVER_TLS,  /* server TLS handshake */
+    PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
+    PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
+    PHASE_CLIENT_TLS,   /* client TLS handshake */
+    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram) */
+    PHASE_CONNECT,      /* TCP connect to a server host */
+    PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
+    PHASE_SERVER_TLS,   /* server TLS handshake */
     PHASE_SERVER_LOGIN,
     PHASE_ACTIVE,
     PHASE_CLOSING, /* a final error is being flushed to the client */
@@ -58,7 +62,11 @@ struct session {
     struct endpoint client, server;
     struct event *timer; /* login timeout, then server connect timeout */
 
-    char peer[64]; /* client address for logs */
+    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
+    struct sockaddr_storage addr; /* the caller's real address */
+    bool from_proxy;              /* a trusted PROXY header said who the caller is */
+    struct pp_header *pp;         /* its TLVs, kept until routing is decided */
+    char sni[64];                 /* TLS server name the client asked for */
     bool client_tls;
     bool unix_socket;
 
@@ -67,10 +75,16 @@ struct session {
     struct startup_packet startup;
     uint16_t client_minor; /* protocol minor version agreed with the client */
 
-    /* routing */
-    struct region *region;
-    int locality_source; /* enum locality_source */
-    size_t host_index;
+    /* routing: where the caller is, and the regions to try in order */
+    struct startup_hints hints;
+    char *server_options; /* the client's options without pgnear.* hints; NULL: none */
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double plan_km[ROUTE_MAX_REGIONS];
+    size_t plan_len, plan_index;
+    struct region *region;      /* plan[plan_index] */
+    size_t host_index;          /* into region->hosts */
+    bool region_any_host;       /* no host of this region is up: try them all */
     bool server_sent_to_client; /* anything from this server reached the client */
     bool server_answered;       /* the server sent its first login message */
 
@@ -102,6 +116,7 @@ void session_close(struct session *s, const char *why);
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);
 void session_set_timer(struct session *s, int ms);
+void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);
 

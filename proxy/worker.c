@@ -14,6 +14,9 @@
 #include "proxy/config.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/pgconn.h"
+#include "routing/health.h"
+#include "routing/region.h"
 #include "proxy/session.h"
 
 void worker_check_drained(struct worker *w)
@@ -79,6 +82,40 @@ static void worker_on_sigint(evutil_socket_t sig, short what, void *arg)
     worker_stop_now(arg, "received SIGINT: shutting down now");
 }
 
+static bool worker_health_conninfo(void *arg, const struct region_host *h, char *buf, size_t cap)
+{
+    const struct worker *w = arg;
+    return pgconn_conninfo(w->cfg, h, "postgres", buf, cap);
+}
+
+static void worker_health_log(void *arg, const struct region *r, const struct region_host *h,
+                              bool up, const char *why)
+{
+    if (up)
+        log_info(0, "host %s:%d of region %s is up: %s", h->name, h->port, r->name, why);
+    else
+        log_warn(0, "host %s:%d of region %s is down: %s", h->name, h->port, r->name, why);
+}
+
+/* Health checks run for the current configuration only. */
+static void worker_start_health(struct worker *w)
+{
+    struct config *cfg = w->cfg;
+    if (cfg->health_check_interval_ms <= 0)
+        return;
+    cfg->health =
+        health_start(w->base, &cfg->regions, cfg->health_check_interval_ms,
+                     cfg->health_check_timeout_ms, worker_health_conninfo, worker_health_log, w);
+    if (cfg->health == NULL)
+        log_error(0, "could not start health checks");
+}
+
+static void worker_stop_health(struct worker *w)
+{
+    health_stop(w->cfg->health);
+    w->cfg->health = NULL;
+}
+
 /* Builds the new configuration aside; swaps it in only when all of it loaded. */
 void worker_reload(struct worker *w)
 {
@@ -105,8 +142,11 @@ void worker_reload(struct worker *w)
     }
     if (log_open(fresh->logfile, w->log_level) != 0)
         log_error(0, "could not open logfile \"%s\"", fresh->logfile);
+    health_carry_over(&fresh->regions, &w->cfg->regions);
+    worker_stop_health(w);
     config_unref(w->cfg);
     w->cfg = fresh;
+    worker_start_health(w);
     log_info(0, "configuration reloaded from %s", fresh->path);
 }
 
@@ -138,7 +178,10 @@ int worker_init(struct worker *w, struct config *cfg, int log_level, char *err, 
         return -1;
     }
     w->listeners = listener_open(w, cfg, err, errcap);
-    return w->listeners ? 0 : -1;
+    if (w->listeners == NULL)
+        return -1;
+    worker_start_health(w);
+    return 0;
 }
 
 int worker_run(struct worker *w)
@@ -154,6 +197,8 @@ void worker_free(struct worker *w)
     list_for_each_safe(pos, tmp, &w->active_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     cancel_close_all(w);
+    if (w->cfg)
+        worker_stop_health(w);
     listener_close(w->listeners);
     w->listeners = NULL;
     if (w->drain_timer)

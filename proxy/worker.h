@@ -26,6 +26,8 @@ struct worker_stats {
     uint64_t cancels_ignored;
     uint64_t bytes_client_to_server;
     uint64_t bytes_server_to_client;
+    uint64_t routed_by_source[5]; /* enum locality_source */
+    uint64_t failovers;           /* sessions that moved to another region before starting */
 };
 
 struct worker {

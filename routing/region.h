@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "routing/health.h"
+
 #define REGION_MAX_HOSTS 16
 
 struct region_host {
@@ -15,6 +17,9 @@ struct region_host {
     int port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    struct host_health health;
+    struct region *region; /* back-pointer, set once the region array is final */
+    struct pgasync *check; /* health check in flight */
 };
 
 struct region {

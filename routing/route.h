@@ -1,10 +1,18 @@
 /*
- * route.h — choosing the region for a session.
+ * route.h — where a caller is (locality), and the regions to try, nearest
+ * healthy first.
  */
 #ifndef PGNEAR_ROUTING_ROUTE_H
 #define PGNEAR_ROUTING_ROUTE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "routing/region.h"
+
+struct city_table;
+struct geoip_set;
 
 /* Which piece of evidence decided a session's region (DESIGN.md order). */
 enum locality_source {
@@ -15,17 +23,58 @@ enum locality_source {
     LOCALITY_DEFAULT,
 };
 
-struct route_decision {
+#define ROUTE_MAX_REGIONS 64
+#define ROUTE_TEXT_MAX    129
+
+/* An explicit [cities] entry: folded city name -> region. */
+struct city_override {
+    char *city; /* folded with city_fold() */
     struct region *region;
-    enum locality_source source;
 };
 
+/* What routing needs from the configuration. */
+struct routing_data {
+    struct region_set *regions;
+    struct region *fallback; /* default_region */
+    const struct city_table *cities;
+    const struct geoip_set *geoip;
+    const struct city_override *overrides;
+    size_t n_overrides;
+};
+
+/* Evidence about one caller; every field optional.  "via" names the channel, for logs. */
+struct locality_input {
+    const char *region, *region_via;
+    const char *city, *city_via;
+    const char *location, *location_via; /* "lat,lon" */
+    const struct sockaddr *addr;         /* the caller's real address */
+};
+
+struct locality {
+    enum locality_source source;
+    char via[32]; /* "startup hint", "PROXY TLV", "TLS SNI", "GeoIP", ... */
+    bool has_coords;
+    double lat, lon;
+    char city[ROUTE_TEXT_MAX];
+    struct region *region; /* named region (hint or [cities] override), if any */
+    char reason[256];      /* one sentence: why this locality */
+};
+
+/* First hit wins: region, city, coordinates, GeoIP, default (DESIGN.md). */
+void locality_resolve(const struct routing_data *rd, const struct locality_input *in,
+                      struct locality *out);
+
 /*
- * Picks the region for a caller.  Locality sources are not wired in yet,
- * so every caller gets the fallback (default_region) and says so.
+ * The regions to try, in order: the named region or the nearest one by
+ * great-circle distance first, regions whose health checks fail last.
+ * distances[i] is the distance in km from the caller (negative when
+ * unknown).  Returns the count.
  */
-void route_pick_region(const struct region_set *regions, struct region *fallback,
-                       struct route_decision *out);
+size_t route_plan(const struct routing_data *rd, const struct locality *loc, struct region **out,
+                  double *distances, size_t max);
+
+/* Great-circle distance in kilometres (haversine, mean Earth radius). */
+double route_distance_km(double lat1, double lon1, double lat2, double lon2);
 
 const char *route_source_name(enum locality_source source);
 

@@ -1,0 +1,34 @@
+/*
+ * pgconn.c — conninfo strings for pgnear's own libpq connections.
+ */
+#include "proxy/pgconn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/config.h"
+#include "routing/region.h"
+
+bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, const char *dbname,
+                     char *buf, size_t cap)
+{
+    static const char *const sslmodes[] = {"disable", "prefer", "require", "verify-ca",
+                                           "verify-full"};
+    char port[16];
+    snprintf(port, sizeof(port), "%d", h->port);
+    buf[0] = '\0';
+    if (!pgasync_conninfo_add(buf, cap, "dbname", dbname) ||
+        !pgasync_conninfo_add(buf, cap, "sslmode", sslmodes[cfg->server_tls]) ||
+        !pgasync_conninfo_add(buf, cap, "application_name", "pgnear"))
+        return false;
+    if (cfg->server_tls_ca_file[0] != '\0' &&
+        !pgasync_conninfo_add(buf, cap, "sslrootcert", cfg->server_tls_ca_file))
+        return false;
+    size_t n = strlen(buf);
+    if ((size_t)snprintf(buf + n, cap - n, " %s", cfg->server_conninfo) >= cap - n)
+        return false;
+    /* host and port come last: they are the region's, whatever server_conninfo says */
+    return pgasync_conninfo_add(buf, cap, "host", h->name) &&
+           pgasync_conninfo_add(buf, cap, "port", port);
+}

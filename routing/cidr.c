@@ -1,0 +1,100 @@
+/*
+ * cidr.c — address/prefix lists.
+ */
+#include "routing/cidr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool cidr_parse_one(struct cidr *c, const char *text)
+{
+    char buf[64];
+    if (strlen(text) >= sizeof(buf))
+        return false;
+    strcpy(buf, text);
+    char *slash = strchr(buf, '/');
+    if (slash != NULL)
+        *slash = '\0';
+    if (inet_pton(AF_INET, buf, c->addr) == 1) {
+        c->family = AF_INET;
+        c->prefix = 32;
+    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
+        c->family = AF_INET6;
+        c->prefix = 128;
+    } else {
+        return false;
+    }
+    if (slash != NULL) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (slash[1] == '\0' || *end != '\0' || p < 0 || p > c->prefix)
+            return false;
+        c->prefix = (int)p;
+    }
+    return true;
+}
+
+bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t errcap)
+{
+    char *copy = strdup(text), *save = NULL;
+    if (copy == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return false;
+    }
+    l->count = 0;
+    bool ok = true;
+    for (char *tok = strtok_r(copy, ", \t", &save); tok && ok;
+         tok = strtok_r(NULL, ", \t", &save)) {
+        if (l->count >= CIDR_MAX) {
+            snprintf(err, errcap, "more than %d addresses", CIDR_MAX);
+            ok = false;
+        } else if (!cidr_parse_one(&l->items[l->count], tok)) {
+            snprintf(err, errcap, "invalid address or prefix \"%s\"", tok);
+            ok = false;
+        } else {
+            l->count++;
+        }
+    }
+    free(copy);
+    return ok;
+}
+
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
+{
+    int bytes = bits / 8, rest = bits % 8;
+    if (memcmp(a, b, (size_t)bytes) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (a[bytes] & mask) == (b[bytes] & mask);
+}
+
+bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa)
+{
+    uint8_t addr[16];
+    int family;
+    if (sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        family = AF_INET;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            memcpy(addr, a6->s6_addr + 12, 4);
+            family = AF_INET;
+        } else {
+            memcpy(addr, a6->s6_addr, 16);
+            family = AF_INET6;
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < l->count; i++)
+        if (l->items[i].family == family &&
+            prefix_equal(addr, l->items[i].addr, l->items[i].prefix))
+            return true;
+    return false;
+}

@@ -1,0 +1,31 @@
+/*
+ * cidr.h — address lists such as trusted_proxies = 127.0.0.1/32, 10.0.0.0/8, ::1.
+ */
+#ifndef PGNEAR_ROUTING_CIDR_H
+#define PGNEAR_ROUTING_CIDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define CIDR_MAX 64
+
+struct cidr {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];
+    int prefix;
+};
+
+struct cidr_list {
+    size_t count;
+    struct cidr items[CIDR_MAX];
+};
+
+/* Parses a comma list; a bare address means a single host.  false with err on a bad entry. */
+bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t errcap);
+
+/* IPv4-mapped IPv6 addresses match IPv4 entries; Unix sockets match nothing. */
+bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa);
+
+#endif

@@ -1,0 +1,181 @@
+/*
+ * health.c — health checks: one libpq connection per host and interval,
+ * "SELECT pg_is_in_recovery()", bounded by the timeout.  A failure marks
+ * the host down at once; it comes back after HEALTH_RISE successes in a row.
+ */
+#include "routing/health.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "protocol/pgasync.h"
+#include "routing/region.h"
+
+struct health_checker {
+    struct event_base *base;
+    struct region_set *regions;
+    int interval_ms, timeout_ms;
+    health_conninfo_fn conninfo;
+    health_log_fn log;
+    void *arg;
+    struct event *timer;
+};
+
+struct health_probe {
+    struct health_checker *hc;
+    struct region_host *host;
+    struct timeval started;
+};
+
+static double elapsed_ms(const struct timeval *since)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (double)(now.tv_sec - since->tv_sec) * 1000.0 +
+           (double)(now.tv_usec - since->tv_usec) / 1000.0;
+}
+
+static void health_set_down(struct health_checker *hc, struct region_host *h, const char *why)
+{
+    struct host_health *hh = &h->health;
+    hh->consecutive_ok = 0;
+    hh->consecutive_fail++;
+    snprintf(hh->last_error, sizeof(hh->last_error), "%s", why);
+    if (hh->up) {
+        hh->up = false;
+        hc->log(hc->arg, h->region, h, false, why);
+    }
+}
+
+static void health_probe_done(void *arg, const PGresult *res, const char *error)
+{
+    struct health_probe *p = arg;
+    struct region_host *h = p->host;
+    struct host_health *hh = &h->health;
+    h->check = NULL;
+    hh->checked = true;
+    hh->last_check = (int64_t)time(NULL);
+    if (error != NULL) {
+        health_set_down(p->hc, h, error);
+    } else {
+        hh->rtt_ms = elapsed_ms(&p->started);
+        hh->in_recovery = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        hh->consecutive_fail = 0;
+        hh->consecutive_ok++;
+        hh->last_error[0] = '\0';
+        if (!hh->up && hh->consecutive_ok >= HEALTH_RISE) {
+            hh->up = true;
+            p->hc->log(p->hc->arg, h->region, h, true, "health checks pass again");
+        }
+    }
+    free(p);
+}
+
+static void health_probe_start(struct health_checker *hc, struct region_host *h)
+{
+    char conninfo[2048], err[256];
+    if (h->check != NULL)
+        return; /* the last one is still running; its timeout will end it */
+    if (!hc->conninfo(hc->arg, h, conninfo, sizeof(conninfo))) {
+        health_set_down(hc, h, "health check conninfo too long");
+        return;
+    }
+    struct health_probe *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return;
+    p->hc = hc;
+    p->host = h;
+    gettimeofday(&p->started, NULL);
+    h->check = pgasync_query(hc->base, conninfo, "SELECT pg_is_in_recovery()", 0, NULL,
+                             hc->timeout_ms, health_probe_done, p, err, sizeof(err));
+    if (h->check == NULL) {
+        free(p);
+        health_set_down(hc, h, err);
+    }
+}
+
+static void health_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct health_checker *hc = arg;
+    for (size_t r = 0; r < hc->regions->count; r++) {
+        struct region *reg = &hc->regions->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++)
+            health_probe_start(hc, &reg->hosts[i]);
+    }
+}
+
+struct health_checker *health_start(struct event_base *base, struct region_set *regions,
+                                    int interval_ms, int timeout_ms, health_conninfo_fn conninfo,
+                                    health_log_fn log, void *arg)
+{
+    struct health_checker *hc = calloc(1, sizeof(*hc));
+    if (hc == NULL)
+        return NULL;
+    *hc = (struct health_checker){base, regions, interval_ms, timeout_ms, conninfo, log, arg, NULL};
+    hc->timer = event_new(base, -1, EV_PERSIST, health_tick, hc);
+    struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
+    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0) {
+        health_stop(hc);
+        return NULL;
+    }
+    health_tick(-1, 0, hc); /* know the state right away, not one interval later */
+    return hc;
+}
+
+void health_stop(struct health_checker *hc)
+{
+    if (hc == NULL)
+        return;
+    for (size_t r = 0; r < hc->regions->count; r++) {
+        struct region *reg = &hc->regions->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++) {
+            struct region_host *h = &reg->hosts[i];
+            if (h->check != NULL) {
+                /* The probe struct is the callback's argument; abandoning skips the callback. */
+                free(pgasync_arg(h->check));
+                pgasync_abandon(h->check);
+                h->check = NULL;
+            }
+        }
+    }
+    if (hc->timer)
+        event_free(hc->timer);
+    free(hc);
+}
+
+void health_mark_down(struct health_checker *hc, struct region_host *h, const char *why)
+{
+    if (hc != NULL)
+        health_set_down(hc, h, why);
+    else
+        h->health.up = false;
+}
+
+void health_carry_over(struct region_set *to, const struct region_set *from)
+{
+    for (size_t r = 0; r < to->count; r++) {
+        struct region *reg = &to->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++) {
+            struct region_host *h = &reg->hosts[i];
+            for (size_t fr = 0; fr < from->count; fr++)
+                for (size_t fi = 0; fi < from->items[fr].nhosts; fi++) {
+                    const struct region_host *o = &from->items[fr].hosts[fi];
+                    if (o->port == h->port && strcmp(o->name, h->name) == 0)
+                        h->health = o->health;
+                }
+        }
+    }
+}
+
+bool region_is_up(const struct region *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (r->hosts[i].health.up)
+            return true;
+    return false;
+}
