@@ -1141,7 +1141,9 @@ sub connect {
           or die "Wire: connect $o{socket_dir}/.s.PGSQL.$port: $!\n";
     } else {
         my $host = $o{host} // '127.0.0.1';
-        $sock = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => 'tcp', Timeout => $timeout)
+        # local_addr: connect from another loopback address (127.0.0.5), as another "caller"
+        $sock = IO::Socket::IP->new(PeerHost => $host, PeerPort => $port, Proto => 'tcp', Timeout => $timeout,
+                                    ($o{local_addr} ? (LocalHost => $o{local_addr}) : ()))
           or die "Wire: connect $host:$port: $@\n";
     }
     binmode $sock;
@@ -1478,7 +1480,8 @@ log is printed as diagnostics.
 Raw protocol client (plain TCP or Unix socket), for login-time SQLSTATEs,
 NegotiateProtocolVersion, PROXY headers and cancel requests.
 
-  my $w = PgNearTest::Wire->connect(host =>, port =>, socket_dir =>, timeout => 10, prelude => $bytes);
+  my $w = PgNearTest::Wire->connect(host =>, port =>, socket_dir =>, timeout => 10, prelude => $bytes,
+                                    local_addr => '127.0.0.5');
   my $r = $w->startup(user =>, database =>, password =>, params => [k => v],
                       protocol => [3, 0]);
       # {ok, error => {C, M, S, ...}, params, pid, key, auth, negotiate, notices, eof}
