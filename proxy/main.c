@@ -14,6 +14,8 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/worker.h"
+#include "routing/cities.h"
+#include "routing/geoip.h"
 #include "routing/route.h"
 
 static void usage(FILE *out)
@@ -44,6 +46,13 @@ static int run_check(const char *path)
         fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
+    if (cfg->cities != NULL)
+        printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);
+    if (cfg->geoip != NULL) {
+        char desc[512];
+        geoip_describe(cfg->geoip, desc, sizeof(desc));
+        printf("GeoIP: %s\n", desc);
+    }
     config_unref(cfg);
     return 0;
 }

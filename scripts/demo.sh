@@ -77,6 +77,10 @@ hosts = 127.0.0.1:$pgport
 done
 
 printf '"app" "%s"\n' "$verifier" > "$run/userlist.txt"
+geoip=""
+if ls "$top"/conf/geoip/*.mmdb >/dev/null 2>&1; then
+    geoip="geoip_db = $(ls "$top"/conf/geoip/*.mmdb | paste -sd, -)"
+fi
 cat > "$run/pgnear.ini" <<CONF
 [pgnear]
 listen_addr = 127.0.0.1
@@ -90,6 +94,12 @@ client_tls_key_file = $run/server.key
 server_tls = verify-full
 server_tls_ca_file = $run/ca.crt
 default_region = us-east
+cities_file = $top/conf/cities.csv
+$geoip
+proxy_protocol = optional
+trusted_proxies = 127.0.0.1/32
+health_check_interval = 2s
+server_conninfo = user=app password=app-secret
 logfile = $run/pgnear.log
 $hosts_lines
 CONF
@@ -105,6 +115,9 @@ pgnear is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear
 Try (password: app-secret):
 
   psql "host=127.0.0.1 port=$port dbname=movr user=app" -c 'SHOW cluster_name'
+  psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Seattle'" -c 'SHOW cluster_name'
+  psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name'
+  build/pgnear --explain $run/pgnear.ini city=Tokyo
   psql "host=localhost port=$port dbname=movr user=app sslmode=verify-full sslrootcert=$run/ca.crt channel_binding=require" -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
   PGPASSWORD=app-secret pgbench -i "host=127.0.0.1 port=$port dbname=movr user=app" && PGPASSWORD=app-secret pgbench -S -T 5 "host=127.0.0.1 port=$port dbname=movr user=app"
 

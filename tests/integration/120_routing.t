@@ -1,0 +1,605 @@
+# Locality routing against four real regions: every source of the caller's
+# locality (startup hints, PROXY v1/v2 headers and their TLVs, GeoIP on the
+# real caller address, TLS SNI), their order of precedence, the [cities]
+# override, fallbacks, and the PROXY protocol rules (trusted_proxies,
+# proxy_protocol = off | optional | required, LOCAL, split headers).
+#
+# The expected region of every city is computed here with an independent
+# haversine over coordinates written in this file, not taken from pgnear.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IPC::Run ();
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';    # writes to a connection pgnear closed must not kill us
+
+my $T0 = time;
+my $SRCDIR = $ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..";
+my $CITIES = "$SRCDIR/conf/cities.csv";
+die "no city table at $CITIES\n" unless -r $CITIES;
+my $PGNEAR = $ENV{PGNEAR} // die "PGNEAR is not set\n";
+
+# ------------------------------------------------------------------ geography
+
+my $EARTH_KM = 6371.0088;    # mean Earth radius (IUGG)
+my $PI = 4 * atan2(1, 1);
+
+sub haversine_km {
+    my ($lat1, $lon1, $lat2, $lon2) = @_;
+    my $r = $PI / 180;
+    my ($p1, $p2) = ($lat1 * $r, $lat2 * $r);
+    my $dphi = ($lat2 - $lat1) * $r;
+    my $dlam = ($lon2 - $lon1) * $r;
+    my $h = sin($dphi / 2)**2 + cos($p1) * cos($p2) * sin($dlam / 2)**2;
+    $h = 1 if $h > 1;
+    return 2 * $EARTH_KM * atan2(sqrt($h), sqrt(1 - $h));
+}
+
+my %REGION = (
+    'us-east'      => [39.04, -77.49],
+    'us-west'      => [45.60, -121.18],
+    'eu-west'      => [53.35, -6.26],
+    'ap-northeast' => [35.68, 139.69],
+);
+my @REGION_ORDER = ('us-east', 'us-west', 'eu-west', 'ap-northeast');
+
+sub nearest_region {
+    my ($lat, $lon) = @_;
+    my ($best, $best_km);
+    for my $r (@REGION_ORDER) {
+        my $km = haversine_km($lat, $lon, @{ $REGION{$r} });
+        ($best, $best_km) = ($r, $km) if !defined $best_km || $km < $best_km;
+    }
+    return $best;
+}
+
+# hint: the name as sent (the city table's first "San Francisco" is the one in
+# Argentina, see conf/cities.README.md, hence ", US"); ascii: the name in the
+# test GeoIP databases; coordinates: city centres, written here by hand.
+my @CITIES = (
+    { hint => 'Seattle',           ascii => 'Seattle',       cc => 'US', lat => 47.6062,  lon => -122.3321 },
+    { hint => 'San Francisco, US', ascii => 'San Francisco', cc => 'US', lat => 37.7749,  lon => -122.4194 },
+    { hint => 'New York',          ascii => 'New York',      cc => 'US', lat => 40.7128,  lon => -74.0060 },
+    { hint => 'Toronto',           ascii => 'Toronto',       cc => 'CA', lat => 43.6532,  lon => -79.3832 },
+    { hint => 'Mexico City',       ascii => 'Mexico City',   cc => 'MX', lat => 19.4326,  lon => -99.1332 },
+    { hint => 'São Paulo',         ascii => 'Sao Paulo',     cc => 'BR', lat => -23.5505, lon => -46.6333 },
+    { hint => 'London',            ascii => 'London',        cc => 'GB', lat => 51.5074,  lon => -0.1278 },
+    { hint => 'Paris',             ascii => 'Paris',         cc => 'FR', lat => 48.8566,  lon => 2.3522 },
+    { hint => 'Berlin',            ascii => 'Berlin',        cc => 'DE', lat => 52.5200,  lon => 13.4050 },
+    { hint => 'Lagos',             ascii => 'Lagos',         cc => 'NG', lat => 6.5244,   lon => 3.3792 },
+    { hint => 'Nairobi',           ascii => 'Nairobi',       cc => 'KE', lat => -1.2921,  lon => 36.8219 },
+    { hint => 'Mumbai',            ascii => 'Mumbai',        cc => 'IN', lat => 19.0760,  lon => 72.8777 },
+    { hint => 'Singapore',         ascii => 'Singapore',     cc => 'SG', lat => 1.3521,   lon => 103.8198 },
+    { hint => 'Tokyo',             ascii => 'Tokyo',         cc => 'JP', lat => 35.6762,  lon => 139.6503 },
+    { hint => 'Sydney',            ascii => 'Sydney',        cc => 'AU', lat => -33.8688, lon => 151.2093 },
+    { hint => 'Auckland',          ascii => 'Auckland',      cc => 'NZ', lat => -36.8485, lon => 174.7633 },
+);
+for my $i (0 .. $#CITIES) {
+    my $c = $CITIES[$i];
+    $c->{expect} = nearest_region($c->{lat}, $c->{lon});
+    $c->{ip4}    = '203.0.113.' . (10 + $i);     # maxmind layout database
+    $c->{ip4b}   = '198.51.100.' . (10 + $i);    # dbip layout database
+}
+my %CITY = map { $_->{ascii} => $_ } @CITIES;
+
+# The spread the test relies on: every region gets some cities.
+{
+    my %seen = map { $_->{expect} => 1 } @CITIES;
+    is_deeply [sort keys %seen], [sort @REGION_ORDER], 'the test cities cover all four regions'
+      or BAIL_OUT('city list does not spread over the regions');
+}
+# A hard-coded sanity check of the haversine itself (London - Paris ~ 343.5 km).
+cmp_ok abs(haversine_km(51.5074, -0.1278, 48.8566, 2.3522) - 343.5), '<', 1.5, 'haversine sanity';
+
+# ------------------------------------------------------------------ GeoIP databases
+
+my $dir = tmpdir(name => 'geo', mode => 0755);
+my $mm_db   = "$dir/test-city-v6.mmdb";    # GeoLite2-City layout
+my $dbip_db = "$dir/test-city-v4.mmdb";    # ip-location-db flat layout
+{
+    my @mm = (
+        '127.0.0.5/32=Tokyo,JP,35.6762,139.6503',
+        '127.0.0.7/32=Sydney,AU,-33.8688,151.2093',
+        '2001:db8::10/128=Auckland,NZ,-36.8485,174.7633',
+        map { "$_->{ip4}/32=$_->{ascii},$_->{cc},$_->{lat},$_->{lon}" } @CITIES,
+    );
+    my @db = map { "$_->{ip4b}/32=$_->{ascii},$_->{cc},$_->{lat},$_->{lon}" } @CITIES;
+    my $mk = "$SRCDIR/tests/lib/make_mmdb.pl";
+    my ($rc, $out, $err) = run_cmd([$^X, $mk, '--layout', 'maxmind', '--ip-version', 6, '--out', $mm_db, @mm],
+                                   timeout => 60);
+    is $rc, 0, 'test GeoIP database (MaxMind layout) written' or diag $err;
+    ($rc, $out, $err) = run_cmd([$^X, $mk, '--layout', 'dbip', '--ip-version', 4, '--out', $dbip_db, @db],
+                                timeout => 60);
+    is $rc, 0, 'test GeoIP database (DB-IP layout) written' or diag $err;
+}
+
+# ------------------------------------------------------------------ regions and proxies
+
+my $ca = PgNearTest::CA->new;
+my $tls = $ca->issue(name => 'pgnear', cn => 'pgnear.db.example', owner => undef,
+                     san => ['DNS:*.db.example', 'DNS:localhost', 'IP:127.0.0.1']);
+
+my @clusters = map { PgNearTest::Cluster->new(name => $_) } @REGION_ORDER;
+is_deeply [map { [map { $_ + 0 } split /\s*,\s*/, $_->location] } @clusters], [map { $REGION{$_} } @REGION_ORDER],
+    'the clusters sit where this test thinks the regions are';
+
+my %BASE = (
+    auth                  => 'passthrough',
+    server_tls            => 'disable',
+    cities_file           => $CITIES,
+    trusted_proxies       => '127.0.0.1/32',
+    proxy_protocol        => 'optional',
+    geoip_db              => "$mm_db, $dbip_db",
+    default_region        => 'us-east',
+    health_check_interval => '1s',
+    health_check_timeout  => '1s',
+);
+my $CITIES_INI = "[cities]\namsterdam = us-east\n";    # deliberately not the nearest (eu-west)
+
+my $p = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
+    settings => { %BASE, client_tls => 'allow',
+                  client_tls_cert_file => $tls->{cert}, client_tls_key_file => $tls->{key} });
+my $p_nohints = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
+    settings => { %BASE, client_hints => 'off' });
+my $p_required = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
+    settings => { %BASE, proxy_protocol => 'required' });
+my $p_off = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
+    settings => { %BASE, proxy_protocol => 'off' });
+
+# Routing prefers healthy regions: wait until every host has passed its checks.
+for my $px ($p, $p_nohints, $p_required, $p_off) {
+    for my $c (@clusters) {
+        my $re = qr/host 127\.0\.0\.1:${\ $c->port} of region \Q${\ $c->name}\E is up/;
+        ok $px->wait_for_log($re, timeout => 20), "proxy on port ${\ $px->port}: region ${\ $c->name} is up"
+          or BAIL_OUT('a region never became healthy');
+    }
+}
+
+# ------------------------------------------------------------------ helpers
+
+# Escapes a value for the server's options word splitting (backslash before
+# whitespace and backslashes).
+sub opt_escape { my $s = shift; $s =~ s/([\\\s])/\\$1/g; return $s }
+
+sub pp_v1 {
+    my ($src, $dst, $sport, $dport) = @_;
+    my $fam = $src =~ /:/ ? 'TCP6' : 'TCP4';
+    return "PROXY $fam $src $dst $sport $dport\r\n";
+}
+
+sub inet_bytes {
+    my ($a) = @_;
+    require Socket;
+    if ($a =~ /:/) { return Socket::inet_pton(Socket::AF_INET6(), $a) // die "bad address $a" }
+    return Socket::inet_pton(Socket::AF_INET(), $a) // die "bad address $a";
+}
+
+# PROXY v2, written byte by byte from proxy-protocol.txt section 2.2.
+#   pp_v2(src => ADDR, dst => ADDR, sport =>, dport =>, tlvs => [[type, bytes], ...], local => 1)
+sub pp_v2 {
+    my (%o) = @_;
+    my $sig = "\x0D\x0A\x0D\x0A\x00\x0D\x0A\x51\x55\x49\x54\x0A";
+    my ($ver_cmd, $fam, $body);
+    if ($o{local}) {
+        ($ver_cmd, $fam, $body) = (0x20, 0x00, '');
+    } else {
+        my $v6 = $o{src} =~ /:/;
+        $ver_cmd = 0x21;
+        $fam = $v6 ? 0x21 : 0x11;
+        $body = inet_bytes($o{src}) . inet_bytes($o{dst}) . pack('nn', $o{sport}, $o{dport});
+    }
+    for my $t (@{ $o{tlvs} // [] }) {
+        $body .= pack('C n', $t->[0], length $t->[1]) . $t->[1];
+    }
+    return $sig . pack('C C n', $ver_cmd, $fam, length $body) . $body;
+}
+my ($TLV_CITY, $TLV_REGION, $TLV_LOCATION) = (0xE3, 0xE4, 0xE5);
+
+my $sport = 40000;
+sub v2_from {
+    my ($src, @tlvs) = @_;
+    return pp_v2(src => $src, dst => ($src =~ /:/ ? '2001:db8::1' : '127.0.0.1'),
+                 sport => $sport++, dport => $p->port, tlvs => \@tlvs);
+}
+
+# A whole session with the raw client: (cluster_name or undef, startup result).
+#   wire_session(port =>, prelude =>, local_addr =>, params => [...], bytewise => BYTES,
+#                sql => 'SELECT ...' (its first value in $r->{sql}))
+sub wire_session {
+    my (%o) = @_;
+    my ($name, $r);
+    my $ok = eval {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $o{port} // $p->port, timeout => 10,
+                                          (defined $o{prelude} ? (prelude => $o{prelude}) : ()),
+                                          ($o{local_addr} ? (local_addr => $o{local_addr}) : ()));
+        if (defined $o{bytewise}) {
+            for my $b (split //, $o{bytewise}) { $w->send_raw($b); sleep 0.005 }
+        }
+        $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                         params => $o{params} // []);
+        if ($r->{ok}) {
+            my $q = $w->query('SHOW cluster_name');
+            $name = $q->{rows}[0][0];
+            $r->{sql} = $w->query($o{sql})->{rows}[0][0] if defined $o{sql};
+        }
+        $w->terminate;
+        1;
+    };
+    $r //= { error => { M => "client died: $@" } } unless $ok;
+    return ($name, $r);
+}
+
+# The first message pgnear sends back after the prelude alone, as fields.
+sub wire_reply {
+    my (%o) = @_;
+    my $res = eval {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $o{port} // $p->port, timeout => 10,
+                                          ($o{local_addr} ? (local_addr => $o{local_addr}) : ()));
+        eval { $w->send_raw($o{bytes}) };
+        my ($t, $m) = $w->read_msg;
+        my %r = (type => $t // 'EOF');
+        $r{fields} = PgNearTest::Wire::parse_fields($m) if defined $t && $t eq 'E';
+        my @more = eval { $w->read_msg };
+        $r{closed} = (!@more || $@) ? 1 : 0;
+        close $w->socket;
+        \%r;
+    };
+    return $res // { type => "died: $@" };
+}
+
+sub where { my ($px, $options) = @_; return scalar psql($px->conninfo(options => $options), 'SHOW cluster_name') }
+
+# Runs $code, returns what pgnear logged meanwhile.
+sub logged {
+    my ($px, $code) = @_;
+    my $off = $px->log_size;
+    my @r = $code->();
+    # the route line is written before the server is even contacted
+    return (substr($px->log_contents, $off), @r);
+}
+
+sub route_re {
+    my ($region, $source, $reason) = @_;
+    return qr/route: region \Q$region\E(?:, \d+ km away)? \(\Q$source\E: \Q$reason\E/;
+}
+
+my %got;    # "city" => region the session landed in, for --explain
+
+# ------------------------------------------------------------------ (1) city hint, psql
+
+for my $c (@CITIES) {
+    my ($log, $got) = logged($p, sub { where($p, '-c pgnear.city=' . opt_escape($c->{hint})) });
+    is $got, $c->{expect}, "city hint $c->{hint} -> $c->{expect}";
+    like $log, route_re($c->{expect}, 'city', qq{city "$c->{hint}" (startup hint) is }),
+        "  log: decided by the city hint";
+    $got{ $c->{ascii} } = $got;
+}
+is where($p, '-c pgnear.city=sao\ paulo'), $CITY{'Sao Paulo'}{expect}, 'city names are folded (sao paulo)';
+is where($p, '-c pgnear.city=TOKYO'), 'ap-northeast', 'city names ignore case';
+
+# ------------------------------------------------------------------ (2) location hint
+
+for my $c (@CITIES) {
+    my ($log, $got) = logged($p, sub { where($p, "-c pgnear.location=$c->{lat},$c->{lon}") });
+    is $got, $c->{expect}, "location hint of $c->{ascii} ($c->{lat},$c->{lon}) -> $c->{expect}";
+    like $log, route_re($c->{expect}, 'location', 'coordinates '), '  log: decided by the coordinates';
+}
+
+# ------------------------------------------------------------------ (3) PROXY v2 city TLV
+
+for my $c (@CITIES) {
+    # 192.0.2.x is in no GeoIP database: only the TLV can place the caller.
+    my ($log, $got, $r) = logged($p, sub { wire_session(prelude => v2_from('192.0.2.1', [$TLV_CITY, $c->{hint}])) });
+    is $got, $c->{expect}, "PROXY v2 city TLV $c->{hint} -> $c->{expect}"
+      or diag explain $r->{error};
+    like $log, route_re($c->{expect}, 'city', qq{city "$c->{hint}" (PROXY TLV) is }), '  log: decided by the TLV';
+}
+
+# ------------------------------------------------------------------ (4) GeoIP on the PROXY source address
+
+for my $c (@CITIES) {
+    my ($log, $got, $r) = logged($p, sub {
+        wire_session(prelude => pp_v1($c->{ip4}, '127.0.0.1', $sport++, $p->port)) });
+    is $got, $c->{expect}, "PROXY v1 from $c->{ip4} (GeoIP: $c->{ascii}) -> $c->{expect}"
+      or diag explain $r->{error};
+    like $log, qr/PROXY v1 header from 127\.0\.0\.1:\d+: caller \Q$c->{ip4}\E:\d+/, '  log: the real caller';
+    like $log, route_re($c->{expect}, 'geoip', "GeoIP places the caller in $c->{ascii}, $c->{cc} at"),
+        '  log: decided by GeoIP';
+
+    ($log, $got, $r) = logged($p, sub { wire_session(prelude => v2_from($c->{ip4b})) });
+    is $got, $c->{expect}, "PROXY v2 from $c->{ip4b} (DB-IP layout: $c->{ascii}) -> $c->{expect}"
+      or diag explain $r->{error};
+    like $log, route_re($c->{expect}, 'geoip', "GeoIP places the caller in $c->{ascii}, $c->{cc} at"),
+        '  log: decided by GeoIP (flat layout)';
+}
+{
+    my ($log, $got, $r) = logged($p, sub { wire_session(prelude => v2_from('2001:db8::10')) });
+    is $got, 'ap-northeast', 'PROXY v2 TCP6 from 2001:db8::10 (GeoIP: Auckland) -> ap-northeast'
+      or diag explain $r->{error};
+    like $log, route_re('ap-northeast', 'geoip', 'GeoIP places the caller in Auckland'), '  log: GeoIP on IPv6';
+}
+
+# ------------------------------------------------------------------ (5) --pgnear.city spelling
+
+for my $c (@CITIES) {
+    is where($p, '--pgnear.city=' . opt_escape($c->{hint})), $c->{expect},
+        "--pgnear.city=$c->{hint} -> $c->{expect}";
+}
+
+# ------------------------------------------------------------------ other TLVs
+
+{
+    my ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_REGION, 'us-west']));
+    is $got, 'us-west', 'PROXY v2 region TLV';
+    ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_LOCATION, '-33.8688,151.2093']));
+    is $got, 'ap-northeast', 'PROXY v2 location TLV';
+    ($got) = wire_session(prelude => v2_from('192.0.2.1', [0x04, 'noop'], [$TLV_CITY, 'Lagos'], [0xEA, 'vpce-0123']));
+    is $got, $CITY{Lagos}{expect}, 'unknown TLVs around the city TLV are skipped';
+    ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_CITY, 'Amsterdam']));
+    is $got, 'us-east', '[cities] override applies to a TLV city too';
+}
+
+# ------------------------------------------------------------------ precedence
+
+{
+    my ($log, $got) = logged($p, sub { where($p, '-c pgnear.region=eu-west -c pgnear.city=Tokyo') });
+    is $got, 'eu-west', 'region hint beats city hint';
+    like $log, route_re('eu-west', 'region', 'region eu-west named by startup hint'), '  log: region hint';
+
+    is where($p, '-c pgnear.city=Tokyo -c pgnear.region=eu-west'), 'eu-west', 'region hint wins whatever the order';
+    is where($p, '-c pgnear.city=Tokyo -c pgnear.location=51.5074,-0.1278'), 'ap-northeast',
+        'city hint beats location hint';
+    is where($p, '-c pgnear.location=51.5074,-0.1278 -c pgnear.city=Tokyo'), 'ap-northeast',
+        'city hint beats location hint whatever the order';
+
+    # GeoIP puts 127.0.0.7 in Sydney.
+    ($log, $got) = logged($p, sub { wire_session(local_addr => '127.0.0.7') });
+    is $got, 'ap-northeast', 'no hint from 127.0.0.7: GeoIP on the socket peer (Sydney)';
+    like $log, route_re('ap-northeast', 'geoip', 'GeoIP places the caller in Sydney'), '  log: GeoIP';
+    ($got) = wire_session(local_addr => '127.0.0.7', params => [options => '-c pgnear.location=51.5074,-0.1278']);
+    is $got, 'eu-west', 'location hint beats GeoIP';
+    ($got) = wire_session(local_addr => '127.0.0.7', params => [options => '-c pgnear.city=Seattle']);
+    is $got, 'us-west', 'city hint beats GeoIP';
+
+    # Source address in Tokyo (203.0.113.x), TLV city Seattle: the city wins.
+    ($got) = wire_session(prelude => v2_from($CITY{Tokyo}{ip4}, [$TLV_CITY, 'Seattle']));
+    is $got, 'us-west', 'PROXY TLV city beats GeoIP of the PROXY source';
+    ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_REGION, 'ap-northeast']),
+                          params => [options => '-c pgnear.city=London']);
+    is $got, 'ap-northeast', 'PROXY TLV region beats a city hint';
+    ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_CITY, 'Tokyo']),
+                          params => [options => '-c pgnear.city=London']);
+    is $got, 'eu-west', 'a city hint beats a PROXY TLV city';
+    ($got) = wire_session(prelude => v2_from($CITY{Tokyo}{ip4}),
+                          params => [options => '-c pgnear.location=47.6062,-122.3321']);
+    is $got, 'us-west', 'location hint beats GeoIP of the PROXY source';
+}
+
+# ------------------------------------------------------------------ [cities] override
+
+{
+    my ($log, $got) = logged($p, sub { where($p, '-c pgnear.city=Amsterdam') });
+    is $got, 'us-east', '[cities] amsterdam = us-east beats the nearest region (eu-west)';
+    like $log, route_re('us-east', 'city', 'city "Amsterdam" (startup hint) is mapped to region us-east in [cities]'),
+        '  log: the override decided';
+    cmp_ok haversine_km(52.3676, 4.9041, @{ $REGION{'eu-west'} }), '<',
+           haversine_km(52.3676, 4.9041, @{ $REGION{'us-east'} }), '  (Amsterdam really is nearer eu-west)';
+    is where($p, '-c pgnear.city=AMSTERDAM'), 'us-east', 'override names are folded like lookups';
+    $got{Amsterdam} = $got;
+}
+
+# ------------------------------------------------------------------ unknown cities and regions
+
+{
+    my ($log, $got) = logged($p, sub { where($p, '-c pgnear.city=Xyzzyville') });
+    is $got, 'us-east', 'unknown city, nothing else: default_region';
+    like $log, route_re('us-east', 'default',
+                        'city "Xyzzyville" from startup hint is not in the city table; no locality known: default_region us-east'),
+        '  log: says why';
+
+    ($log, $got) = logged($p, sub { where($p, '-c pgnear.city=Xyzzyville -c pgnear.location=35.6762,139.6503') });
+    is $got, 'ap-northeast', 'unknown city falls back to the location hint';
+    like $log, route_re('ap-northeast', 'location', 'coordinates 35.6762, 139.6503'), '  log: location decided';
+
+    ($got) = wire_session(local_addr => '127.0.0.7', params => [options => '-c pgnear.city=Xyzzyville']);
+    is $got, 'ap-northeast', 'unknown city falls back to GeoIP (127.0.0.7 = Sydney)';
+
+    ($log, $got) = logged($p, sub { where($p, '-c pgnear.region=mars -c pgnear.city=London') });
+    is $got, 'eu-west', 'unknown region hint falls back to the city hint';
+
+    ($log, $got) = logged($p, sub { where($p, '-c pgnear.region=mars') });
+    is $got, 'us-east', 'unknown region alone: default_region';
+    like $log, route_re('us-east', 'default', 'region "mars" from startup hint is not configured; no locality known'),
+        '  log: says why';
+
+    ($log, $got) = logged($p, sub { where($p, '-c pgnear.location=north') });
+    is $got, 'us-east', 'malformed location: default_region';
+    like $log, qr/location "north" from startup hint is not "lat,lon"; no locality known/, '  log: says why';
+}
+
+# ------------------------------------------------------------------ bad hints
+
+{
+    my (undef, $r) = wire_session(params => [options => '-c pgnear.bogus=1']);
+    ok !$r->{ok}, 'pgnear.bogus=1 is refused';
+    is sqlstate($r->{error}), '42704', '  SQLSTATE 42704 (undefined object), like an unknown GUC';
+    like $r->{error}{M} // '', qr/unrecognized configuration parameter "pgnear\.bogus"/, '  message names it';
+
+    (undef, $r) = wire_session(params => ['pgnear.bogus' => '1']);
+    is sqlstate($r->{error}), '42704', 'pgnear.bogus as a startup parameter: 42704 too';
+
+    my $got;
+    ($got, $r) = wire_session(params => ['pgnear.city' => 'Nairobi'],
+                              sql => "SELECT coalesce(current_setting('pgnear.city', true), '<null>')");
+    is $got, 'eu-west', 'pgnear.city as a plain startup parameter is a hint too';
+    ok defined $r->{sql} && ($r->{sql} eq '<null>' || $r->{sql} eq ''),
+        '  and that parameter never reaches the server' or diag 'server has pgnear.city = ' . ($r->{sql} // 'undef');
+}
+
+# ------------------------------------------------------------------ hints never reach the server
+
+{
+    my @out = split /\n/, psql($p->conninfo(options => '-c pgnear.city=Tokyo -c search_path=foo'),
+                               ['SHOW cluster_name', "SELECT coalesce(current_setting('pgnear.city', true), '<null>')",
+                                'SHOW search_path'], timeout => 30), -1;
+    is $out[0], 'ap-northeast', 'hint and another setting in one options: hint used';
+    ok $out[1] eq '<null>' || $out[1] eq '', 'the server never saw pgnear.city' or diag "server has pgnear.city = $out[1]";
+    is $out[2], 'foo', 'the other setting (search_path) reached the server';
+}
+
+# ------------------------------------------------------------------ client_hints = off
+
+{
+    my ($log, $out) = logged($p_nohints, sub {
+        scalar psql($p_nohints->conninfo(options => '-c pgnear.city=Tokyo -c search_path=foo'),
+             ['SHOW cluster_name', "SELECT coalesce(current_setting('pgnear.city', true), '<null>')",
+              'SHOW search_path'], timeout => 30) });
+    my @out = split /\n/, $out, -1;
+    is $out[0], 'us-east', 'client_hints = off: the city hint is ignored (default region)';
+    ok $out[1] eq '<null>' || $out[1] eq '', 'client_hints = off: the hint is still stripped'
+      or diag "server has pgnear.city = $out[1]";
+    is $out[2], 'foo', 'client_hints = off: other options still reach the server';
+    like $log, route_re('us-east', 'default', 'no locality known: default_region us-east'), '  log: default';
+    is where($p_nohints, '-c pgnear.region=eu-west'), 'us-east', 'client_hints = off: region hint ignored';
+    is where($p_nohints, '-c pgnear.location=35.6762,139.6503'), 'us-east', 'client_hints = off: location ignored';
+    my ($got) = wire_session(port => $p_nohints->port,
+                             prelude => pp_v2(src => '192.0.2.1', dst => '127.0.0.1', sport => 4242,
+                                              dport => $p_nohints->port, tlvs => [[$TLV_CITY, 'Tokyo']]));
+    is $got, 'ap-northeast', 'client_hints = off: a trusted PROXY TLV still counts';
+}
+
+# ------------------------------------------------------------------ trusted_proxies
+
+{
+    my $off = $p->log_size;
+    my $r = wire_reply(local_addr => '127.0.0.5', bytes => v2_from('192.0.2.1', [$TLV_CITY, 'Seattle']));
+    is $r->{type}, 'E', 'PROXY header from untrusted 127.0.0.5: ErrorResponse';
+    is $r->{fields}{C}, '28000', '  SQLSTATE 28000';
+    like $r->{fields}{M} // '', qr/untrusted/, '  message says why';
+    ok $r->{closed}, '  and the connection is closed';
+    ok $p->wait_for_log(qr/PROXY header from 127\.0\.0\.5:\d+, which is not in trusted_proxies/, offset => $off),
+        '  log names the untrusted sender';
+
+    $r = wire_reply(local_addr => '127.0.0.5', bytes => pp_v1('203.0.113.10', '127.0.0.1', 1234, $p->port));
+    is $r->{fields}{C}, '28000', 'PROXY v1 header from untrusted 127.0.0.5: 28000';
+
+    # GeoIP puts 127.0.0.5 in Tokyo.
+    my ($got, $sr) = wire_session(local_addr => '127.0.0.5');
+    is $got, 'ap-northeast', 'the same caller without a header logs in (GeoIP of 127.0.0.5: Tokyo)'
+      or diag explain $sr->{error};
+}
+
+# ------------------------------------------------------------------ proxy_protocol = required / off
+
+{
+    my (undef, $r) = wire_session(port => $p_required->port);
+    ok !$r->{ok}, 'proxy_protocol = required: a plain client is refused';
+    is sqlstate($r->{error}), '08P01', '  SQLSTATE 08P01';
+    like $r->{error}{M} // '', qr/expected a PROXY protocol header/, '  message says why';
+
+    my $got;
+    ($got, $r) = wire_session(port => $p_required->port,
+                              prelude => pp_v2(src => $CITY{Paris}{ip4}, dst => '127.0.0.1', sport => 5555,
+                                               dport => $p_required->port));
+    is $got, 'eu-west', 'proxy_protocol = required: a PROXY v2 client logs in (GeoIP: Paris)';
+    ($got, $r) = wire_session(port => $p_required->port, prelude => pp_v2(local => 1));
+    is $got, 'us-east', 'proxy_protocol = required: PROXY v2 LOCAL then a normal login';
+    ($got, $r) = wire_session(port => $p_required->port, prelude => "PROXY UNKNOWN\r\n",
+                              params => [options => '-c pgnear.city=Sydney']);
+    is $got, 'ap-northeast', 'proxy_protocol = required: PROXY v1 UNKNOWN, hints still work';
+
+    for my $h (['v2', v2_from('192.0.2.1', [$TLV_CITY, 'Tokyo'])],
+               ['v1', pp_v1('203.0.113.10', '127.0.0.1', 1234, $p_off->port)]) {
+        my $e = wire_reply(port => $p_off->port, bytes => $h->[1]);
+        is $e->{type}, 'E', "proxy_protocol = off: PROXY $h->[0] header gets an ErrorResponse";
+        is $e->{fields}{C}, '08P01', '  SQLSTATE 08P01';
+        is $e->{fields}{M}, 'received a PROXY protocol header, but proxy_protocol = off', '  the explicit message';
+    }
+    is where($p_off, '-c pgnear.city=Berlin'), 'eu-west', 'proxy_protocol = off: plain clients work';
+}
+
+# ------------------------------------------------------------------ LOCAL and split headers
+
+{
+    my ($got, $r) = wire_session(prelude => pp_v2(local => 1));
+    is $got, 'us-east', 'PROXY v2 LOCAL (health check) then a normal login: default region (127.0.0.1)'
+      or diag explain $r->{error};
+    ($got) = wire_session(prelude => pp_v2(local => 1), params => [options => '-c pgnear.city=Auckland']);
+    is $got, 'ap-northeast', 'PROXY v2 LOCAL then a login with a city hint';
+    ($got) = wire_session(prelude => pp_v2(local => 1, tlvs => [[$TLV_CITY, 'Toronto']]));
+    is $got, 'us-east', 'PROXY v2 LOCAL with a city TLV';
+
+    # A health check that connects, sends LOCAL and hangs up disturbs nothing.
+    for (1 .. 3) {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, prelude => pp_v2(local => 1));
+        close $w->socket;
+    }
+    ok $p->is_running, 'LOCAL-only connections that hang up: pgnear still runs';
+
+    my $hdr = v2_from('192.0.2.1', [$TLV_CITY, 'Sydney']);
+    ($got, $r) = wire_session(bytewise => $hdr);
+    is $got, 'ap-northeast', 'PROXY v2 header sent one byte at a time' or diag explain $r->{error};
+    ($got, $r) = wire_session(bytewise => pp_v1($CITY{Mumbai}{ip4}, '127.0.0.1', 1234, $p->port));
+    is $got, $CITY{Mumbai}{expect}, 'PROXY v1 header sent one byte at a time' or diag explain $r->{error};
+}
+
+# ------------------------------------------------------------------ TLS SNI as a region hint
+
+{
+    my $openssl = require_tool('openssl');
+    my $sni_route = sub {
+        my ($servername, $options) = @_;
+        my $body = pack('N', 0x30000) . "user\0app\0database\0movr\0"
+                 . (defined $options ? "options\0$options\0" : '') . "\0";
+        my $startup = pack('N', 4 + length $body) . $body;
+        my $off = $p->log_size;
+        my ($in, $out, $err) = ('', '', '');
+        my $h = IPC::Run::start([$openssl, 's_client', '-quiet', '-ign_eof', '-starttls', 'postgres',
+                                 '-connect', '127.0.0.1:' . $p->port, '-servername', $servername],
+                                '<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(15));
+        $in .= $startup;
+        my $route;
+        for (1 .. 150) {
+            eval { $h->pump_nb };
+            $route = $1 if substr($p->log_contents, $off) =~ /(route: region [^\n]*)/;
+            last if defined $route;
+            sleep 0.05;
+        }
+        eval { $h->kill_kill(grace => 1) };
+        diag "openssl s_client: $err" unless defined $route;
+        return $route // '';
+    };
+    like $sni_route->('eu-west.db.example'), qr/^route: region eu-west(?:, \d+ km away)? \(region: region eu-west named by TLS SNI\)/,
+        'TLS SNI eu-west.db.example: region hint';
+    like $sni_route->('ap-northeast.db.example', '-c pgnear.city=Seattle'),
+        qr/^route: region ap-northeast(?:, \d+ km away)? \(region: region ap-northeast named by TLS SNI/,
+        'TLS SNI region beats a city hint';
+    like $sni_route->('pg.db.example', '-c pgnear.city=Seattle'), qr/^route: region us-west\b/,
+        'TLS SNI that names no region is no hint';
+}
+
+# ------------------------------------------------------------------ pgnear --explain
+
+for my $city ('Tokyo', 'Amsterdam', 'Nairobi') {
+    my $arg = $city eq 'Amsterdam' ? 'Amsterdam' : $CITY{$city}{hint};
+    my ($rc, $out, $err) = run_cmd([$PGNEAR, '--explain', $p->config_path, "city=$arg"], timeout => 30);
+    is $rc, 0, "pgnear --explain city=$arg exits 0" or diag $err;
+    my ($region) = $out =~ /^region: (\S+)$/m;
+    is $region, $got{$city}, "  --explain says $got{$city}, where the session went";
+}
+{
+    my ($rc, $out) = run_cmd([$PGNEAR, '--explain', $p->config_path, "ip=$CITY{Lagos}{ip4}"], timeout => 30);
+    like $out, qr/^region: \Q$CITY{Lagos}{expect}\E$/m, '--explain ip= agrees with the GeoIP sessions';
+}
+
+ok $_->is_running, 'pgnear on port ' . $_->port . ' is still running' for $p, $p_nohints, $p_required, $p_off;
+for my $px ($p, $p_nohints, $p_required, $p_off) {
+    unlike $px->log_contents, qr/ UTC (?:ERROR|FATAL) /, 'no ERROR lines in the log of pgnear on port ' . $px->port;
+}
+note sprintf 'run time %.1f s', time - $T0;
+
+done_testing;
