@@ -3,7 +3,11 @@
 # through pgnear, through PgBouncer (session mode) and through HAProxy
 # (TCP mode), interleaved round by round, and prints medians and ratios.
 #
-#   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm']
+#   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
+#
+# --geo (the default) also runs the connection storm through a second pgnear
+# that routes every session by GeoIP (a 4000-network database) over 30
+# regions, interleaved with the first, and prints the ratio.
 #
 # Needs a built ./pgnear (or $PGNEAR), pgbouncer, haproxy and pgbench
 # (scripts/install-deps.sh installs them).  Quote the ratios, not the tps:
@@ -18,8 +22,9 @@ use PgNearTest;
 
 $| = 1;
 
-my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram');
-GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s') or die "bad options\n";
+my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1);
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!')
+    or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $pgbench = require_tool('pgbench');
@@ -143,3 +148,35 @@ for my $cfg (@configs) {
         $m{pgnear} / $best_other, $cfg->{name} eq 'storm' ? ' (vs haproxy)' : '';
 }
 print "ratios: median tps / direct median tps; the last column compares pgnear with the better of PgBouncer and HAProxy (HAProxy for the storm)\n";
+
+# Routing cost on the connection storm: GeoIP + 30 regions versus routing off.
+if ($opt{geo} && ($opt{only} eq '' || $opt{only} =~ /storm/)) {
+    my @nets = map { sprintf('10.%d.%d.0/24=City%d,US,%.2f,%.2f', $_ >> 8, $_ & 255, $_,
+                             -50 + ($_ % 100), -170 + ($_ % 340)) } 0 .. 3999;
+    push @nets, '127.0.0.0/8=Tokyo,JP,35.6895,139.6917';
+    my ($mrc, $mout, $merr) = run_cmd(['perl', "$FindBin::RealBin/../tests/lib/make_mmdb.pl",
+        '--layout', 'maxmind', '--ip-version', 6, '--out', "$dir/bench.mmdb", @nets], timeout => 300);
+    die "make_mmdb.pl failed: $merr\n" if $mrc;
+    my @regions = map {
+        { name => "r$_", location => sprintf('%.2f, %.2f', -60 + ($_ * 4), -180 + ($_ * 12)),
+          hosts => ['127.0.0.1:' . $pg->port] }
+    } 0 .. 29;
+    my $geo = PgNearTest::Proxy->new(regions => \@regions, args => ['-q'],
+        settings => { auth => $opt{pgnear_auth}, auth_file => "$dir/userlist.txt",
+                      server_tls => 'disable', max_client_conn => 1000,
+                      geoip_db => "$dir/bench.mmdb", default_region => 'r0',
+                      health_check_interval => 0 });
+    my ($storm) = grep { $_->{name} eq 'storm' } @configs;
+    $storm //= { name => 'storm', args => ['-S', '-C', '-c', 8, '-j', 2] };
+    my %tps;
+    for my $round (1 .. $opt{rounds}) {
+        push @{ $tps{plain} }, run_one($storm, $pgnear->port);
+        push @{ $tps{geo} }, run_one($storm, $geo->port);
+    }
+    my ($plain, $g) = (median(@{ $tps{plain} }), median(@{ $tps{geo} }));
+    printf "storm, routing off %.0f tps, GeoIP over 30 regions %.0f tps: ratio %.3f\n", $plain, $g,
+        $g / $plain;
+    my ($erc, $explain) = run_cmd([$ENV{PGNEAR}, '--explain', $geo->config_path, 'ip=127.0.0.1']);
+    my ($why) = $explain =~ /^reason: (.*)$/m;
+    print "a storm session's route: ", ($why // 'unknown'), "\n";
+}

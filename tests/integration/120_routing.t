@@ -192,11 +192,34 @@ sub pp_v2 {
         $fam = $v6 ? 0x21 : 0x11;
         $body = inet_bytes($o{src}) . inet_bytes($o{dst}) . pack('nn', $o{sport}, $o{dport});
     }
+    my $crc_at;
+    if ($o{crc}) {    # PP2_TYPE_CRC32C first, its value zero while the sum is computed
+        $crc_at = 16 + length($body) + 3;
+        $body .= pack('C n', 0x03, 4) . "\0\0\0\0";
+    }
     for my $t (@{ $o{tlvs} // [] }) {
         $body .= pack('C n', $t->[0], length $t->[1]) . $t->[1];
     }
-    return $sig . pack('C C n', $ver_cmd, $fam, length $body) . $body;
+    my $hdr = $sig . pack('C C n', $ver_cmd, $fam, length $body) . $body;
+    if ($o{crc}) {
+        my $crc = crc32c($hdr);
+        $crc ^= 1 if $o{crc} eq 'bad';
+        substr($hdr, $crc_at, 4) = pack('N', $crc);
+    }
+    return $hdr;
 }
+
+# CRC32c (Castagnoli, reflected polynomial 0x82F63B78), bit by bit.
+sub crc32c {
+    my ($data) = @_;
+    my $crc = 0xFFFFFFFF;
+    for my $b (unpack 'C*', $data) {
+        $crc ^= $b;
+        $crc = ($crc & 1) ? (($crc >> 1) ^ 0x82F63B78) : ($crc >> 1) for 1 .. 8;
+    }
+    return $crc ^ 0xFFFFFFFF;
+}
+is sprintf('%08x', crc32c('123456789')), 'e3069283', 'crc32c check value (RFC 3720)';
 my ($TLV_CITY, $TLV_REGION, $TLV_LOCATION) = (0xE3, 0xE4, 0xE5);
 
 my $sport = 40000;
@@ -341,6 +364,76 @@ for my $c (@CITIES) {
     is $got, $CITY{Lagos}{expect}, 'unknown TLVs around the city TLV are skipped';
     ($got) = wire_session(prelude => v2_from('192.0.2.1', [$TLV_CITY, 'Amsterdam']));
     is $got, 'us-east', '[cities] override applies to a TLV city too';
+}
+
+# ------------------------------------------------------------------ header forms
+
+{
+    my ($got, $r) = wire_session(prelude => pp_v2(src => '192.0.2.1', dst => '127.0.0.1', sport => 1, dport => $p->port,
+                                                  crc => 'good', tlvs => [[$TLV_CITY, 'Berlin']]));
+    is $got, 'eu-west', 'PROXY v2 with a correct CRC32C TLV' or diag explain $r->{error};
+    my $e = wire_reply(bytes => pp_v2(src => '192.0.2.1', dst => '127.0.0.1', sport => 1, dport => $p->port,
+                                      crc => 'bad', tlvs => [[$TLV_CITY, 'Berlin']]));
+    is $e->{fields}{C}, '08P01', 'PROXY v2 with a wrong CRC32C: 08P01';
+    like join(' ', grep { defined } @{ $e->{fields} }{qw(M D)}), qr/CRC/i, '  the error mentions the checksum';
+
+    $e = wire_reply(bytes => "PROXY TCP4 nonsense here\r\n");
+    is $e->{fields}{C}, '08P01', 'malformed PROXY v1 line: 08P01';
+    $e = wire_reply(bytes => v2_from('192.0.2.1', [$TLV_CITY, "Tok\xFFyo"]));
+    is $e->{fields}{C}, '08P01', 'PROXY v2 city TLV that is not UTF-8: 08P01';
+
+    # Header and StartupMessage in a single write (one TCP segment).
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 10);
+    $w->{pending} = v2_from('192.0.2.1', [$TLV_CITY, 'Singapore']);
+    {
+        no warnings 'redefine';
+        my $orig = \&PgNearTest::Wire::send_raw;
+        local *PgNearTest::Wire::send_raw = sub {
+            my ($self, $bytes) = @_;
+            $bytes = delete($self->{pending}) . $bytes if defined $self->{pending};
+            $orig->($self, $bytes);
+        };
+        $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    }
+    is $r->{ok} && $w->query('SHOW cluster_name')->{rows}[0][0], 'ap-northeast',
+        'PROXY header and StartupMessage in one segment';
+    $w->terminate;
+
+    SKIP: {
+        skip 'no ::1 on this machine', 2 unless have_ipv6();
+        my $w6 = PgNearTest::Wire->connect(host => '::1', port => $p->port, timeout => 10);
+        $w6->send_raw(v2_from('192.0.2.1', [$TLV_CITY, 'Tokyo']));
+        my ($t, $m) = $w6->read_msg;
+        is $t, 'E', 'PROXY header over ::1 (not in trusted_proxies = 127.0.0.1/32): refused';
+        is PgNearTest::Wire::parse_fields($m // '')->{C}, '28000', '  SQLSTATE 28000';
+        close $w6->socket;
+    }
+
+    # A header that never ends is not waited for forever.
+    my $t0 = time;
+    my $ev = eval {
+        my $ws = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 12);
+        $ws->send_raw('PROXY TCP4 192.0.2');
+        my ($t) = $ws->read_msg;
+        $t // 'EOF';
+    } // "died: $@";
+    like $ev, qr/^(?:E|EOF)$/, 'an unfinished PROXY header: the connection ends (error or close)';
+    cmp_ok time - $t0, '<', 10, '  within the PROXY header timeout';
+}
+
+# ------------------------------------------------------------------ repeated and odd hint spellings
+
+{
+    is where($p, '-c pgnear.city=Tokyo -c pgnear.city=London'), 'eu-west', 'the last city hint wins, as for GUCs';
+    is where($p, '-c pgnear.city=Tokyo -c pgnear.city='), 'us-east', 'an empty city hint clears the earlier one';
+    my @out = split /\n/, scalar psql($p->conninfo(options => '-cpgnear.city=Tokyo -csearch_path=bar'),
+                                      ['SHOW cluster_name', "SELECT coalesce(current_setting('pgnear.city', true), '<null>')",
+                                       'SHOW search_path']), -1;
+    is $out[0], 'ap-northeast', '-cpgnear.city=Tokyo (no space after -c) is a hint';
+    ok $out[1] eq '<null>' || $out[1] eq '', '  and is stripped' or diag "server has pgnear.city = $out[1]";
+    is $out[2], 'bar', '  -csearch_path=bar still reaches the server';
+    is scalar psql($p->conninfo, 'SHOW cluster_name', env => { PGOPTIONS => '-c pgnear.city=Sydney' }), 'ap-northeast',
+        'hint through PGOPTIONS';
 }
 
 # ------------------------------------------------------------------ precedence
