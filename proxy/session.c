@@ -346,6 +346,18 @@ static void session_close_when_flushed(struct session *s)
         session_close(s, "error sent");
 }
 
+/* Reads no more; closes once what the client is owed has been written (or after 5 s). */
+static void session_finish(struct session *s)
+{
+    s->phase = PHASE_CLOSING;
+    s->client.on_read = NULL;
+    s->client.on_write = session_close_when_flushed;
+    if (s->client.rev)
+        event_del(s->client.rev);
+    session_set_timer(s, 5000);
+    session_close_when_flushed(s);
+}
+
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint)
 {
@@ -363,13 +375,7 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
         return;
     }
     evbuffer_add(s->client.out, buf, pb.len);
-    s->phase = PHASE_CLOSING;
-    s->client.on_read = NULL;
-    s->client.on_write = session_close_when_flushed;
-    if (s->client.rev)
-        event_del(s->client.rev);
-    session_set_timer(s, 5000);
-    session_close_when_flushed(s);
+    session_finish(s);
 }
 
 void session_server_gone(struct session *s, const char *why)
@@ -388,13 +394,7 @@ void session_server_gone(struct session *s, const char *why)
     endpoint_detach(&s->server);
     if (explained || cut || s->phase == PHASE_CLOSING) {
         /* The server said why, or the client's stream is cut mid-message anyway. */
-        s->phase = PHASE_CLOSING;
-        s->client.on_read = NULL;
-        s->client.on_write = session_close_when_flushed;
-        if (s->client.rev)
-            event_del(s->client.rev);
-        session_set_timer(s, 5000);
-        session_close_when_flushed(s);
+        session_finish(s);
         return;
     }
     char detail[256];

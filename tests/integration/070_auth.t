@@ -22,62 +22,6 @@ die "PGNEAR is not set; point it at the pgnear binary\n" unless $ENV{PGNEAR} && 
 
 # ---------------------------------------------------------------- helpers
 
-# A raw protocol client over TLS: PgNearTest::Wire with its socket replaced
-# by `openssl s_client -starttls postgres` (which sends the SSLRequest and
-# does the handshake), so that startup() & co. work over TLS too.
-{
-    package TlsWire;
-    our @ISA = ('PgNearTest::Wire');
-    use IPC::Run ();
-    use Time::HiRes ();
-
-    sub connect {
-        my ($class, %o) = @_;
-        my $self = bless { in => '', out => '', err => '', timeout => $o{timeout} // 10, buf => '' }, $class;
-        my @cmd = (PgNearTest::require_tool('openssl'), 's_client', '-connect', "$o{host}:$o{port}",
-                   '-starttls', 'postgres', '-quiet', '-nocommands', '-verify_return_error',
-                   '-CAfile', $o{ca}, '-verify_hostname', $o{verify_hostname} // 'localhost');
-        $self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out}, '2>', \$self->{err},
-                                     IPC::Run::timeout(60));
-        return $self;
-    }
-
-    sub send_raw {
-        my ($self, $bytes) = @_;
-        $self->{in} .= $bytes;
-        my $deadline = Time::HiRes::time() + $self->{timeout};
-        while (length $self->{in}) {
-            die "TlsWire: openssl s_client ended: $self->{err}\n" unless $self->{h}->pumpable;
-            die "TlsWire: write timed out\n" if Time::HiRes::time() > $deadline;
-            $self->{h}->pump_nb;
-            Time::HiRes::sleep(0.01) if length $self->{in};
-        }
-    }
-
-    # Exactly N bytes, undef on EOF (s_client exits when the server closes).
-    sub read_bytes {
-        my ($self, $n) = @_;
-        my $deadline = Time::HiRes::time() + $self->{timeout};
-        while (length $self->{out} < $n) {
-            return undef unless $self->{h}->pumpable;
-            die "TlsWire: read timed out after $self->{timeout}s; s_client said: $self->{err}\n"
-              if Time::HiRes::time() > $deadline;
-            $self->{h}->pump_nb;
-            Time::HiRes::sleep(0.01) if length $self->{out} < $n;
-        }
-        return substr($self->{out}, 0, $n, '');
-    }
-
-    sub stderr { $_[0]{err} }
-
-    sub terminate {
-        my ($self) = @_;
-        eval { $self->send_msg('X', '') };
-        eval { $self->{h}->kill_kill(grace => 1) };
-    }
-
-    sub DESTROY { my $s = shift; local ($@, $?); eval { $s->{h}->kill_kill(grace => 0) if $s->{h} && $s->{h}->pumpable } }
-}
 
 sub pbkdf2_sha256 {
     my ($pw, $salt, $iter) = @_;
@@ -241,21 +185,21 @@ my $ps = PgNearTest::Proxy->new(regions => [$us],
         '... on the client side, for lack of channel binding';
 
     # Channel binding by hand: the right certificate hash, a wrong one, and a downgrade.
-    my $tw = TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
+    my $tw = PgNearTest::TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
     $r = scram_login($tw, gs2 => 'p', cb => cert_end_point($pc->{cert}));
     ok $r->{ok}, 'scram: SCRAM-SHA-256-PLUS with the hash of pgnear\'s certificate works' or diag explain $r;
     is_deeply $r->{mechs}, ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256'], '... PLUS offered over TLS';
     is $r->{server_final_ok}, 1, '... and pgnear\'s signature covers the binding';
     $tw->terminate;
 
-    $tw = TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
+    $tw = PgNearTest::TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
     # What a client would send if something in between had its own certificate.
     $r = scram_login($tw, gs2 => 'p', cb => cert_end_point($us->datadir . "/server.crt"));
     ok !$r->{ok}, 'scram: channel binding data of another certificate is refused';
     is $r->{error}{C}, '28000', '... with 28000' or diag explain $r;
     $tw->terminate;
 
-    $tw = TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
+    $tw = PgNearTest::TlsWire->connect(host => '127.0.0.1', port => $ps->port, ca => $ca->cert);
     $r = scram_login($tw, gs2 => 'y');
     ok !$r->{ok}, 'scram: a client claiming pgnear has no channel binding (gs2 "y") is refused';
     is $r->{error}{C}, '28000', '... with 28000' or diag explain $r;
@@ -387,7 +331,7 @@ my $ptls = PgNearTest::Proxy->new(regions => [$us],
     is $rc, 0, '... then libpq retries without TLS, which works' or diag $err;
     unlike $out, qr/SSL connection/, '... so the session is in plain text';
     # The same exchange by hand, for the SQLSTATE on the wire.
-    my $tw = TlsWire->connect(host => '127.0.0.1', port => $ptls->port, ca => $ca->cert);
+    my $tw = PgNearTest::TlsWire->connect(host => '127.0.0.1', port => $ptls->port, ca => $ca->cert);
     my $r = scram_login($tw, gs2 => 'y');
     ok !grep({ /-PLUS$/ } @{ $r->{mechs} }), 'passthrough: SCRAM-SHA-256-PLUS removed from the server\'s offer';
     is $r->{error}{C}, '28000', 'passthrough: a TLS client that would bind (gs2 "y") gets 28000';

@@ -1350,6 +1350,67 @@ sub cancel {
 
 package PgNearTest;
 
+
+# ================================================================ PgNearTest::TlsWire
+
+# A raw protocol client over TLS: PgNearTest::Wire with its socket replaced
+# by `openssl s_client -starttls postgres` (which sends the SSLRequest and
+# does the handshake), so that startup() & co. work over TLS too.
+#   PgNearTest::TlsWire->connect(host =>, port =>, ca => CA_FILE, verify_hostname => 'localhost')
+package PgNearTest::TlsWire;
+our @ISA = ('PgNearTest::Wire');
+use IPC::Run ();
+use Time::HiRes ();
+
+sub connect {
+    my ($class, %o) = @_;
+    my $self = bless { in => '', out => '', err => '', timeout => $o{timeout} // 10, buf => '' }, $class;
+    my @cmd = (PgNearTest::require_tool('openssl'), 's_client', '-connect', "$o{host}:$o{port}",
+               '-starttls', 'postgres', '-quiet', '-nocommands', '-verify_return_error',
+               '-CAfile', $o{ca}, '-verify_hostname', $o{verify_hostname} // 'localhost');
+    $self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out}, '2>', \$self->{err},
+                                 IPC::Run::timeout(60));
+    return $self;
+}
+
+sub send_raw {
+    my ($self, $bytes) = @_;
+    $self->{in} .= $bytes;
+    my $deadline = Time::HiRes::time() + $self->{timeout};
+    while (length $self->{in}) {
+        die "TlsWire: openssl s_client ended: $self->{err}\n" unless $self->{h}->pumpable;
+        die "TlsWire: write timed out\n" if Time::HiRes::time() > $deadline;
+        $self->{h}->pump_nb;
+        Time::HiRes::sleep(0.01) if length $self->{in};
+    }
+}
+
+# Exactly N bytes, undef on EOF (s_client exits when the server closes).
+sub read_bytes {
+    my ($self, $n) = @_;
+    my $deadline = Time::HiRes::time() + $self->{timeout};
+    while (length $self->{out} < $n) {
+        return undef unless $self->{h}->pumpable;
+        die "TlsWire: read timed out after $self->{timeout}s; s_client said: $self->{err}\n"
+          if Time::HiRes::time() > $deadline;
+        $self->{h}->pump_nb;
+        Time::HiRes::sleep(0.01) if length $self->{out} < $n;
+    }
+    return substr($self->{out}, 0, $n, '');
+}
+
+sub stderr { $_[0]{err} }
+
+sub terminate {
+    my ($self) = @_;
+    eval { $self->send_msg('X', '') };
+    eval { $self->{h}->kill_kill(grace => 1) };
+}
+
+sub DESTROY { my $s = shift; local ($@, $?); eval { $s->{h}->kill_kill(grace => 0) if $s->{h} && $s->{h}->pumpable } }
+
+package PgNearTest;
+
 1;
 
 __END__
