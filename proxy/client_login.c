@@ -208,16 +208,19 @@ static void client_route(struct session *s)
     struct locality_input in;
     client_locality_input(s, &in);
     locality_resolve(&s->cfg->routing, &in, &s->loc);
-    s->plan_len = route_plan(&s->cfg->routing, &s->loc, s->plan, s->plan_km, ROUTE_MAX_REGIONS);
+    s->plan_len = route_plan(&s->cfg->routing, &s->loc, s->plan, s->plan_cos, ROUTE_MAX_REGIONS);
     s->plan_index = 0;
     s->region = s->plan[0];
     s->w->stats.routed_by_source[s->loc.source]++;
-    if (s->plan_km[0] >= 0)
-        log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, s->plan_km[0],
-                 route_source_name(s->loc.source), s->loc.reason);
+    char reason[384];
+    locality_reason(&s->loc, reason, sizeof(reason));
+    double km = route_km(s->plan_cos[0]);
+    if (km >= 0)
+        log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, km,
+                 route_source_name(s->loc.source), reason);
     else
         log_info(s->id, "route: region %s (%s: %s)", s->region->name,
-                 route_source_name(s->loc.source), s->loc.reason);
+                 route_source_name(s->loc.source), reason);
     free(s->pp);
     s->pp = NULL;
 }

@@ -249,12 +249,13 @@ static bool load_region_key(struct config *cfg, struct region *r, const char *na
                             const char *value, char *err, size_t errcap)
 {
     if (strcmp(name, "location") == 0) {
-        if (!region_parse_location(value, &r->lat, &r->lon))
+        double lat, lon;
+        if (!region_parse_location(value, &lat, &lon))
             return load_fail(err, errcap,
                              "%s: invalid location \"%s\" for region \"%s\": expected "
                              "latitude, longitude in degrees",
                              cfg->path, value, r->name);
-        r->has_location = true;
+        region_set_location(r, lat, lon);
         return true;
     }
     if (strcmp(name, "hosts") == 0) {
@@ -398,9 +399,11 @@ static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
 {
     if (cfg->regions.count == 0)
         return load_fail(err, errcap, "%s: no [region NAME] section", cfg->path);
-    for (size_t i = 0; i < cfg->regions.count; i++)
-        for (size_t h = 0; h < cfg->regions.items[i].nhosts; h++)
-            cfg->regions.items[i].hosts[h].region = &cfg->regions.items[i];
+    for (size_t i = 0; i < cfg->regions.count; i++) {
+        struct region *r = &cfg->regions.items[i];
+        for (size_t h = 0; h < r->nhosts; h++)
+            r->hosts[h].region = r;
+    }
     for (size_t i = 0; i < cfg->regions.count; i++)
         if (cfg->regions.items[i].nhosts == 0)
             return load_fail(err, errcap, "%s: region \"%s\" has no hosts", cfg->path,

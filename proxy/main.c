@@ -113,12 +113,13 @@ static int run_explain(const char *path, int argc, char **argv)
     double km[ROUTE_MAX_REGIONS];
     locality_resolve(&cfg->routing, &in, &loc);
     size_t n = route_plan(&cfg->routing, &loc, plan, km, ROUTE_MAX_REGIONS);
+    char reason[384];
     printf("source: %s (%s)\n", route_source_name(loc.source), loc.via);
-    printf("reason: %s\n", loc.reason);
+    printf("reason: %s\n", locality_reason(&loc, reason, sizeof(reason)));
     printf("region: %s\n", plan[0]->name);
     for (size_t i = 0; i < n; i++) {
-        if (km[i] >= 0)
-            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, km[i]);
+        if (route_km(km[i]) >= 0)
+            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, route_km(km[i]));
         else
             printf("  %zu. %-16s\n", i + 1, plan[i]->name);
     }

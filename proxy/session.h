@@ -80,7 +80,7 @@ struct session {
     char *server_options; /* the client's options without pgnear.* hints; NULL: none */
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
-    double plan_km[ROUTE_MAX_REGIONS];
+    double plan_cos[ROUTE_MAX_REGIONS]; /* route_km() gives the distance */
     size_t plan_len, plan_index;
     struct region *region;      /* plan[plan_index] */
     size_t host_index;          /* into region->hosts */

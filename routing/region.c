@@ -22,6 +22,22 @@ static bool parse_double(const char *s, char **end, double *out)
     return true;
 }
 
+void region_unit_vector(double lat, double lon, double v[3])
+{
+    double rad = M_PI / 180.0;
+    v[0] = cos(lat * rad) * cos(lon * rad);
+    v[1] = cos(lat * rad) * sin(lon * rad);
+    v[2] = sin(lat * rad);
+}
+
+void region_set_location(struct region *r, double lat, double lon)
+{
+    r->has_location = true;
+    r->lat = lat;
+    r->lon = lon;
+    region_unit_vector(lat, lon, r->unit);
+}
+
 bool region_parse_location(const char *text, double *lat, double *lon)
 {
     char *end;
@@ -89,6 +105,7 @@ static const char *region_add_host(struct region *r, const char *spec, char *err
         return err;
     }
     h->port = (int)p;
+    h->health.up = true; /* until a check or a client says otherwise */
     memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
     h->addrlen = res->ai_addrlen;
     freeaddrinfo(res);

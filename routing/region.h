@@ -26,6 +26,7 @@ struct region {
     char *name;
     bool has_location;
     double lat, lon;
+    double unit[3]; /* the location on the unit sphere: distances by dot product */
     size_t nhosts;
     struct region_host hosts[REGION_MAX_HOSTS];
 };
@@ -34,6 +35,12 @@ struct region_set {
     size_t count;
     struct region *items; /* owned array */
 };
+
+/* Point on the unit sphere for a latitude and longitude in degrees. */
+void region_unit_vector(double lat, double lon, double v[3]);
+
+/* Sets the region's location (and its unit vector, which distances use). */
+void region_set_location(struct region *r, double lat, double lon);
 
 /* Parses "lat, lon" in degrees; returns false on anything else or out of range. */
 bool region_parse_location(const char *text, double *lat, double *lon);

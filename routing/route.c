@@ -25,7 +25,15 @@ double route_distance_km(double lat1, double lon1, double lat2, double lon2)
 static void set_via(struct locality *out, enum locality_source src, const char *via)
 {
     out->source = src;
-    snprintf(out->via, sizeof(out->via), "%s", via ? via : "");
+    out->via = via ? via : "";
+}
+
+/* Notes the first piece of evidence that could not be used, for the reason. */
+static void note_unusable(struct locality *out, const char *what, const char *value,
+                          const char *via, const char *why)
+{
+    if (out->note[0] == '\0')
+        snprintf(out->note, sizeof(out->note), "%s \"%.64s\" from %s %s", what, value, via, why);
 }
 
 static bool resolve_region(const struct routing_data *rd, const struct locality_input *in,
@@ -33,8 +41,7 @@ static bool resolve_region(const struct routing_data *rd, const struct locality_
 {
     struct region *r = region_set_find(rd->regions, in->region);
     if (r == NULL) {
-        snprintf(out->reason, sizeof(out->reason), "region \"%.64s\" from %s is not configured",
-                 in->region, in->region_via);
+        note_unusable(out, "region", in->region, in->region_via, "is not configured");
         return false;
     }
     set_via(out, LOCALITY_REGION_HINT, in->region_via);
@@ -44,14 +51,13 @@ static bool resolve_region(const struct routing_data *rd, const struct locality_
         out->lat = r->lat;
         out->lon = r->lon;
     }
-    snprintf(out->reason, sizeof(out->reason), "region %s named by %s", r->name, in->region_via);
     return true;
 }
 
 static struct region *city_override_find(const struct routing_data *rd, const char *city)
 {
     char folded[ROUTE_TEXT_MAX * 2];
-    if (!city_fold(city, folded, sizeof(folded)))
+    if (rd->n_overrides == 0 || !city_fold(city, folded, sizeof(folded)))
         return NULL;
     for (size_t i = 0; i < rd->n_overrides; i++)
         if (strcmp(rd->overrides[i].city, folded) == 0)
@@ -62,34 +68,22 @@ static struct region *city_override_find(const struct routing_data *rd, const ch
 static bool resolve_city(const struct routing_data *rd, const struct locality_input *in,
                          struct locality *out)
 {
-    snprintf(out->city, sizeof(out->city), "%s", in->city);
     struct region *r = city_override_find(rd, in->city);
     const struct city *c = rd->cities ? city_table_lookup(rd->cities, in->city) : NULL;
-    if (r != NULL) {
-        set_via(out, LOCALITY_CITY, in->city_via);
-        out->region = r;
-        if (c != NULL) { /* for distances only: the override decides */
-            out->has_coords = true;
-            out->lat = c->lat;
-            out->lon = c->lon;
-        }
-        snprintf(out->reason, sizeof(out->reason),
-                 "city \"%.64s\" (%s) is mapped to region %s in "
-                 "[cities]",
-                 in->city, in->city_via, r->name);
-        return true;
-    }
-    if (c == NULL) {
-        snprintf(out->reason, sizeof(out->reason),
-                 "city \"%.64s\" from %s is not in the city table", in->city, in->city_via);
+    if (r == NULL && c == NULL) {
+        note_unusable(out, "city", in->city, in->city_via, "is not in the city table");
         return false;
     }
     set_via(out, LOCALITY_CITY, in->city_via);
-    out->has_coords = true;
-    out->lat = c->lat;
-    out->lon = c->lon;
-    snprintf(out->reason, sizeof(out->reason), "city \"%.64s\" (%s) is %s, %s at %.4f, %.4f",
-             in->city, in->city_via, c->name, c->country, c->lat, c->lon);
+    snprintf(out->city, sizeof(out->city), "%s", in->city);
+    out->region = r; /* an override decides; coordinates are for distances only */
+    if (c != NULL) {
+        out->matched = c->name;
+        memcpy(out->country, c->country, sizeof(out->country));
+        out->has_coords = true;
+        out->lat = c->lat;
+        out->lon = c->lon;
+    }
     return true;
 }
 
@@ -97,16 +91,13 @@ static bool resolve_location(const struct locality_input *in, struct locality *o
 {
     double lat, lon;
     if (!region_parse_location(in->location, &lat, &lon)) {
-        snprintf(out->reason, sizeof(out->reason), "location \"%.64s\" from %s is not \"lat,lon\"",
-                 in->location, in->location_via);
+        note_unusable(out, "location", in->location, in->location_via, "is not \"lat,lon\"");
         return false;
     }
     set_via(out, LOCALITY_COORDINATES, in->location_via);
     out->has_coords = true;
     out->lat = lat;
     out->lon = lon;
-    snprintf(out->reason, sizeof(out->reason), "coordinates %.4f, %.4f from %s", lat, lon,
-             in->location_via);
     return true;
 }
 
@@ -121,35 +112,66 @@ static bool resolve_geoip(const struct routing_data *rd, const struct locality_i
     out->has_coords = true;
     out->lat = g.lat;
     out->lon = g.lon;
-    snprintf(out->city, sizeof(out->city), "%s", g.city);
-    snprintf(out->reason, sizeof(out->reason), "GeoIP places the caller in %s%s%s at %.4f, %.4f",
-             g.city[0] ? g.city : "(no city)", g.country[0] ? ", " : "", g.country, g.lat, g.lon);
+    memcpy(out->city, g.city,
+           sizeof(out->city) < sizeof(g.city) ? sizeof(out->city) : sizeof(g.city));
+    out->city[sizeof(out->city) - 1] = '\0';
+    memcpy(out->country, g.country, sizeof(out->country));
     return true;
 }
 
 void locality_resolve(const struct routing_data *rd, const struct locality_input *in,
                       struct locality *out)
 {
-    char unusable[sizeof(out->reason)] = ""; /* the first evidence that could not be used */
-    memset(out, 0, sizeof(*out));
+    out->source = LOCALITY_DEFAULT;
+    out->via = "";
+    out->has_coords = false;
+    out->region = NULL;
+    out->matched = NULL;
+    out->city[0] = out->country[0] = out->note[0] = '\0';
     if (in->region && resolve_region(rd, in, out))
         return;
-    snprintf(unusable, sizeof(unusable), "%s", out->reason);
     if (in->city && resolve_city(rd, in, out))
         return;
-    if (unusable[0] == '\0')
-        snprintf(unusable, sizeof(unusable), "%s", out->reason);
     if (in->location && resolve_location(in, out))
         return;
-    if (unusable[0] == '\0')
-        snprintf(unusable, sizeof(unusable), "%s", out->reason);
     if (in->addr && rd->geoip && resolve_geoip(rd, in, out))
         return;
-    memset(out, 0, sizeof(*out));
     set_via(out, LOCALITY_DEFAULT, "default_region");
     out->region = rd->fallback;
-    snprintf(out->reason, sizeof(out->reason), "%.160s%sno locality known: default_region %.40s",
-             unusable, unusable[0] ? "; " : "", rd->fallback->name);
+}
+
+/* Formatted only when someone reads it: logs and --explain, not the routing itself. */
+const char *locality_reason(const struct locality *loc, char *buf, size_t cap)
+{
+    const char *sep = loc->note[0] ? "; " : "";
+    switch (loc->source) {
+    case LOCALITY_REGION_HINT:
+        snprintf(buf, cap, "region %s named by %s", loc->region->name, loc->via);
+        break;
+    case LOCALITY_CITY:
+        if (loc->region != NULL)
+            snprintf(buf, cap, "city \"%s\" (%s) is mapped to region %s in [cities]", loc->city,
+                     loc->via, loc->region->name);
+        else
+            snprintf(buf, cap, "city \"%s\" (%s) is %s, %s at %.4f, %.4f", loc->city, loc->via,
+                     loc->matched ? loc->matched : loc->city, loc->country, loc->lat, loc->lon);
+        break;
+    case LOCALITY_COORDINATES:
+        snprintf(buf, cap, "coordinates %.4f, %.4f from %s", loc->lat, loc->lon, loc->via);
+        break;
+    case LOCALITY_GEOIP:
+        snprintf(buf, cap, "GeoIP places the caller in %s%s%s at %.4f, %.4f",
+                 loc->city[0] ? loc->city : "(no city)", loc->country[0] ? ", " : "", loc->country,
+                 loc->lat, loc->lon);
+        break;
+    case LOCALITY_DEFAULT:
+        snprintf(buf, cap, "%s%sno locality known: default_region %s", loc->note, sep,
+                 loc->region ? loc->region->name : "?");
+        return buf;
+    }
+    if (loc->note[0] && strlen(buf) + 2 < cap)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " (%s)", loc->note);
+    return buf;
 }
 
 /* The point distances are measured from: the caller, else the named region. */
@@ -168,40 +190,67 @@ static bool route_origin(const struct locality *loc, double *lat, double *lon)
     return false;
 }
 
-/* Sort key: named region first, then up before down, then nearer first, then config order. */
-static bool route_before(const struct locality *loc, const struct region *a, double da,
-                         const struct region *b, double db)
+/*
+ * One candidate and its sort key: the named region first, then regions
+ * with a host up, then those with a distance, nearest first (largest dot
+ * product of unit vectors), then configuration order.
+ */
+struct route_candidate {
+    struct region *region;
+    int rank;   /* 0 named, 1 up, 2 down */
+    double dot; /* cosine of the angle to the caller; -2 when unknown */
+    size_t order;
+};
+
+static bool candidate_before(const struct route_candidate *a, const struct route_candidate *b)
 {
-    if ((a == loc->region) != (b == loc->region))
-        return a == loc->region;
-    bool ua = region_is_up(a), ub = region_is_up(b);
-    if (ua != ub)
-        return ua;
-    if (da >= 0 && db >= 0 && da != db)
-        return da < db;
-    if ((da >= 0) != (db >= 0))
-        return da >= 0;
-    return a < b;
+    if (a->rank != b->rank)
+        return a->rank < b->rank;
+    if (a->dot != b->dot)
+        return a->dot > b->dot;
+    return a->order < b->order;
+}
+
+/* Great-circle kilometres from the cosine of the angle, through the chord (precise near 0). */
+double route_km(double dot)
+{
+    if (dot < -1.5)
+        return -1;
+    double chord = sqrt(fmax(0.0, 2.0 - 2.0 * dot));
+    return 2.0 * EARTH_RADIUS_KM * asin(fmin(1.0, chord / 2.0));
 }
 
 size_t route_plan(const struct routing_data *rd, const struct locality *loc, struct region **out,
-                  double *distances, size_t max)
+                  double *cosines, size_t max)
 {
-    double lat = 0, lon = 0;
-    bool origin = route_origin(loc, &lat, &lon);
+    double lat = 0, lon = 0, origin[3] = {0, 0, 0};
+    bool has_origin = route_origin(loc, &lat, &lon);
+    if (has_origin)
+        region_unit_vector(lat, lon, origin);
+    struct route_candidate best[ROUTE_MAX_REGIONS];
     size_t n = 0;
-    for (size_t i = 0; i < rd->regions->count && n < max; i++) {
+    if (max > ROUTE_MAX_REGIONS)
+        max = ROUTE_MAX_REGIONS;
+    if (max == 0)
+        return 0;
+    for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
-        double d = origin && r->has_location ? route_distance_km(lat, lon, r->lat, r->lon) : -1;
-        /* insertion sort: a handful of regions */
-        size_t j = n++;
-        while (j > 0 && route_before(loc, r, d, out[j - 1], distances[j - 1])) {
-            out[j] = out[j - 1];
-            distances[j] = distances[j - 1];
+        struct route_candidate c = {r, r == loc->region ? 0 : region_is_up(r) ? 1 : 2, -2.0, i};
+        if (has_origin && r->has_location)
+            c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
+        /* keep the best max, in order: insertion into a bounded sorted array */
+        if (n == max && !candidate_before(&c, &best[n - 1]))
+            continue;
+        size_t j = n < max ? n++ : n - 1;
+        while (j > 0 && candidate_before(&c, &best[j - 1])) {
+            best[j] = best[j - 1];
             j--;
         }
-        out[j] = r;
-        distances[j] = d;
+        best[j] = c;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = best[i].region;
+        cosines[i] = best[i].dot;
     }
     return n;
 }

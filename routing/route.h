@@ -52,26 +52,35 @@ struct locality_input {
 
 struct locality {
     enum locality_source source;
-    char via[32]; /* "startup hint", "PROXY TLV", "TLS SNI", "GeoIP", ... */
+    const char *via; /* "startup hint", "PROXY TLV", "TLS SNI", "GeoIP", ... (static text) */
     bool has_coords;
     double lat, lon;
     char city[ROUTE_TEXT_MAX];
+    const char *matched; /* the city table's name for it, if any */
+    char country[3];
     struct region *region; /* named region (hint or [cities] override), if any */
-    char reason[256];      /* one sentence: why this locality */
+    char note[160];        /* the first evidence that could not be used, and why */
 };
 
 /* First hit wins: region, city, coordinates, GeoIP, default (DESIGN.md). */
 void locality_resolve(const struct routing_data *rd, const struct locality_input *in,
                       struct locality *out);
 
+/* One sentence on why the locality is what it is, for logs and --explain. */
+const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
+
 /*
- * The regions to try, in order: the named region or the nearest one by
- * great-circle distance first, regions whose health checks fail last.
- * distances[i] is the distance in km from the caller (negative when
- * unknown).  Returns the count.
+ * The best max regions to try, in order: the named region or the nearest
+ * one by great-circle distance first, regions whose health checks fail
+ * last.  cosines[i] is the cosine of the angle between the caller and the
+ * region (below -1 when unknown): route_km() turns it into kilometres when
+ * someone wants to read it.  Returns the count.
  */
 size_t route_plan(const struct routing_data *rd, const struct locality *loc, struct region **out,
-                  double *distances, size_t max);
+                  double *cosines, size_t max);
+
+/* Kilometres for a cosine from route_plan(); -1 when unknown. */
+double route_km(double cosine);
 
 /* Great-circle distance in kilometres (haversine, mean Earth radius). */
 double route_distance_km(double lat1, double lon1, double lat2, double lon2);

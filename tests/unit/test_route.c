@@ -35,6 +35,20 @@ extern char **environ;
 
 /* ---- group fixture: a city table and a GeoIP database on disk ---- */
 
+/* locality_reason() into one buffer, for the assertions. */
+static char reason_buf[512];
+#define REASON(l) locality_reason((l), reason_buf, sizeof reason_buf)
+
+/* route_plan() with its cosines turned into kilometres. */
+static size_t plan_km(const struct routing_data *rd, const struct locality *loc,
+                      struct region **plan, double *km, size_t max)
+{
+    size_t n = route_plan(rd, loc, plan, km, max);
+    for (size_t i = 0; i < n; i++)
+        km[i] = route_km(km[i]);
+    return n;
+}
+
 static char tmpdir[] = "/tmp/test_route.XXXXXX";
 static char csv_path[sizeof tmpdir + 16];
 static char mmdb_path[sizeof tmpdir + 16];
@@ -180,9 +194,8 @@ static int env_setup(void **state)
         struct region *r = region_set_add(&e->set, region_specs[i].name);
         if (r == NULL)
             return -1;
-        r->has_location = region_specs[i].has_location;
-        r->lat = region_specs[i].lat;
-        r->lon = region_specs[i].lon;
+        if (region_specs[i].has_location)
+            region_set_location(r, region_specs[i].lat, region_specs[i].lon);
     }
     /* The array is final: hosts and back-pointers now. */
     for (size_t i = 0; i < e->set.count; i++) {
@@ -258,16 +271,16 @@ static void resolve(const struct env *e, const struct locality_input *in, struct
 {
     memset(out, 0x5a, sizeof(*out)); /* locality_resolve must set everything itself */
     locality_resolve(&e->rd, in, out);
-    /* the reason is always one NUL-terminated sentence */
-    assert_non_null(memchr(out->reason, '\0', sizeof out->reason));
-    assert_true(out->reason[0] != '\0');
+    /* the reason is always one sentence that fits its buffer */
+    assert_true(strlen(REASON(out)) + 1 < sizeof reason_buf);
+    assert_true(REASON(out)[0] != '\0');
 }
 
 /* Plans and checks the order by region name; "" ends the list. */
-static size_t plan_expect(const struct env *e, const struct locality *loc,
-                          const char *const *names, struct region **plan, double *km)
+static size_t plan_expect(const struct env *e, const struct locality *loc, const char *const *names,
+                          struct region **plan, double *km)
 {
-    size_t n = route_plan(&e->rd, loc, plan, km, ROUTE_MAX_REGIONS);
+    size_t n = plan_km(&e->rd, loc, plan, km, ROUTE_MAX_REGIONS);
     size_t want = 0;
     while (names[want] != NULL)
         want++;
@@ -373,8 +386,8 @@ static void test_priority_region(void **state)
     assert_true(loc.has_coords);
     assert_near(loc.lat, 53.35, 1e-9, "lat of the named region");
     assert_near(loc.lon, -6.26, 1e-9, "lon of the named region");
-    assert_contains(loc.reason, "region eu-west");
-    assert_contains(loc.reason, "startup hint");
+    assert_contains(REASON(&loc), "region eu-west");
+    assert_contains(REASON(&loc), "startup hint");
 
     /* region names are matched without regard to case */
     in.region = "AP-NORTHEAST";
@@ -408,9 +421,9 @@ static void test_priority_city(void **state)
     assert_true(loc.has_coords);
     assert_near(loc.lat, 53.3331, 1e-9, "Dublin lat");
     assert_near(loc.lon, -6.2489, 1e-9, "Dublin lon");
-    assert_contains(loc.reason, "city");
-    assert_contains(loc.reason, "Dublin");
-    assert_contains(loc.reason, "PROXY TLV");
+    assert_contains(REASON(&loc), "city");
+    assert_contains(REASON(&loc), "Dublin");
+    assert_contains(REASON(&loc), "PROXY TLV");
 
     /* folded lookups: case and accents */
     in.city = "ZURICH";
@@ -433,8 +446,8 @@ static void test_priority_location(void **state)
     assert_true(loc.has_coords);
     assert_near(loc.lat, 35.0, 1e-9, "lat");
     assert_near(loc.lon, 135.5, 1e-9, "lon");
-    assert_contains(loc.reason, "coordinates");
-    assert_contains(loc.reason, "startup hint");
+    assert_contains(REASON(&loc), "coordinates");
+    assert_contains(REASON(&loc), "startup hint");
 }
 
 static void test_priority_geoip(void **state)
@@ -451,8 +464,8 @@ static void test_priority_geoip(void **state)
     assert_true(loc.has_coords);
     assert_near(loc.lat, 47.6062, 1e-6, "Seattle lat");
     assert_near(loc.lon, -122.3321, 1e-6, "Seattle lon");
-    assert_contains(loc.reason, "GeoIP");
-    assert_contains(loc.reason, "Seattle");
+    assert_contains(REASON(&loc), "GeoIP");
+    assert_contains(REASON(&loc), "Seattle");
 
     a = v4("192.0.2.200");
     resolve(e, &in, &loc);
@@ -470,8 +483,8 @@ static void test_priority_default(void **state)
     assert_ptr_equal(loc.region, e->use);
     assert_false(loc.has_coords);
     assert_string_equal(loc.city, "");
-    assert_contains(loc.reason, "default_region");
-    assert_contains(loc.reason, "us-east");
+    assert_contains(REASON(&loc), "default_region");
+    assert_contains(REASON(&loc), "us-east");
 }
 
 /* ---- locality_resolve: unusable evidence falls through ---- */
@@ -507,10 +520,10 @@ static void test_unknown_region_falls_through(void **state)
     resolve(e, &in, &loc);
     assert_int_equal(loc.source, LOCALITY_DEFAULT);
     assert_ptr_equal(loc.region, e->use);
-    assert_contains(loc.reason, "mars-1");
-    assert_contains(loc.reason, "PROXY TLV");
-    assert_contains(loc.reason, "not configured");
-    assert_contains(loc.reason, "default_region");
+    assert_contains(REASON(&loc), "mars-1");
+    assert_contains(REASON(&loc), "PROXY TLV");
+    assert_contains(REASON(&loc), "not configured");
+    assert_contains(REASON(&loc), "default_region");
 }
 
 static void test_unknown_city_falls_through(void **state)
@@ -537,23 +550,23 @@ static void test_unknown_city_falls_through(void **state)
     resolve(e, &in, &loc);
     assert_int_equal(loc.source, LOCALITY_DEFAULT);
     assert_false(loc.has_coords);
-    assert_contains(loc.reason, "Atlantis");
-    assert_contains(loc.reason, "city table");
-    assert_contains(loc.reason, "default_region");
+    assert_contains(REASON(&loc), "Atlantis");
+    assert_contains(REASON(&loc), "city table");
+    assert_contains(REASON(&loc), "default_region");
 
     /* no city table at all: the city is unusable, not a crash */
     e->rd.cities = NULL;
     in.city = "Dublin";
     resolve(e, &in, &loc);
     assert_int_equal(loc.source, LOCALITY_DEFAULT);
-    assert_contains(loc.reason, "Dublin");
+    assert_contains(REASON(&loc), "Dublin");
 }
 
 static void test_bad_location_falls_through(void **state)
 {
     struct env *e = *state;
-    static const char *const bad[] = {"north", "91, 0", "0, 181", "1.5", "1.5,", "nan, 0",
-                                      "1, 2, 3", ""};
+    static const char *const bad[] = {"north", "91, 0",  "0, 181",  "1.5",
+                                      "1.5,",  "nan, 0", "1, 2, 3", ""};
     struct sockaddr_in a = v4("203.0.113.1");
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct locality_input in = {.location = bad[i], .location_via = "startup hint"};
@@ -561,10 +574,10 @@ static void test_bad_location_falls_through(void **state)
         resolve(e, &in, &loc);
         if (loc.source != LOCALITY_DEFAULT)
             fail_msg("location \"%s\" was accepted", bad[i]);
-        assert_contains(loc.reason, "location");
-        assert_contains(loc.reason, "default_region");
+        assert_contains(REASON(&loc), "location");
+        assert_contains(REASON(&loc), "default_region");
         if (bad[i][0] != '\0')
-            assert_contains(loc.reason, bad[i]);
+            assert_contains(REASON(&loc), bad[i]);
         in.addr = (struct sockaddr *)&a;
         resolve(e, &in, &loc);
         assert_int_equal(loc.source, LOCALITY_GEOIP);
@@ -583,8 +596,8 @@ static void test_first_unusable_is_reported(void **state)
     struct locality loc;
     resolve(e, &in, &loc);
     assert_int_equal(loc.source, LOCALITY_DEFAULT);
-    assert_contains(loc.reason, "mars-1"); /* the strongest evidence given */
-    assert_contains(loc.reason, "default_region us-east");
+    assert_contains(REASON(&loc), "mars-1"); /* the strongest evidence given */
+    assert_contains(REASON(&loc), "default_region us-east");
 }
 
 static void test_geoip_unusable(void **state)
@@ -608,7 +621,7 @@ static void test_geoip_unusable(void **state)
     e->rd.geoip = NULL;
     resolve(e, &in, &loc);
     assert_int_equal(loc.source, LOCALITY_DEFAULT);
-    assert_contains(loc.reason, "default_region");
+    assert_contains(REASON(&loc), "default_region");
 }
 
 /* ---- route_plan ---- */
@@ -621,8 +634,8 @@ static void test_plan_by_distance(void **state)
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS];
     resolve(e, &in, &loc);
-    static const char *const want[] = {"eu-west", "us-east", "us-west", "ap-northeast", "lab",
-                                       NULL};
+    static const char *const want[] = {"eu-west",      "us-east", "us-west",
+                                       "ap-northeast", "lab",     NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 53.33, -6.25);
     for (size_t i = 1; i + 1 < n; i++)
@@ -632,8 +645,8 @@ static void test_plan_by_distance(void **state)
     /* from Tokyo: ap-northeast, us-west, eu-west, us-east */
     in.location = "35.69, 139.69";
     resolve(e, &in, &loc);
-    static const char *const tokyo[] = {"ap-northeast", "us-west", "eu-west", "us-east", "lab",
-                                        NULL};
+    static const char *const tokyo[] = {"ap-northeast", "us-west", "eu-west",
+                                        "us-east",      "lab",     NULL};
     n = plan_expect(e, &loc, tokyo, plan, km);
     check_km(plan, km, n, 35.69, 139.69);
 
@@ -641,8 +654,8 @@ static void test_plan_by_distance(void **state)
     struct sockaddr_in a = v4("203.0.113.7");
     in = (struct locality_input){.addr = (struct sockaddr *)&a};
     resolve(e, &in, &loc);
-    static const char *const seattle[] = {"us-west", "us-east", "eu-west", "ap-northeast", "lab",
-                                          NULL};
+    static const char *const seattle[] = {"us-west",      "us-east", "eu-west",
+                                          "ap-northeast", "lab",     NULL};
     plan_expect(e, &loc, seattle, plan, km);
 }
 
@@ -655,8 +668,8 @@ static void test_plan_named_region_first(void **state)
     double km[ROUTE_MAX_REGIONS];
     resolve(e, &in, &loc);
     /* then by distance from the named region: us-west 3.7k, eu-west 5.5k, ap-northeast 10.9k */
-    static const char *const want[] = {"us-east", "us-west", "eu-west", "ap-northeast", "lab",
-                                       NULL};
+    static const char *const want[] = {"us-east",      "us-west", "eu-west",
+                                       "ap-northeast", "lab",     NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 39.04, -77.49);
     assert_near(km[0], 0, 1e-6, "named region distance");
@@ -664,7 +677,7 @@ static void test_plan_named_region_first(void **state)
     /* a named region without a location: first, then the others, distances unknown */
     in.region = "lab";
     resolve(e, &in, &loc);
-    n = route_plan(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
+    n = plan_km(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
     assert_int_equal(n, N_REGIONS);
     assert_ptr_equal(plan[0], e->lab);
     for (size_t i = 0; i < n; i++)
@@ -681,8 +694,8 @@ static void test_plan_default_region(void **state)
 
     e->rd.fallback = e->euw;
     resolve(e, &in, &loc);
-    static const char *const want[] = {"eu-west", "us-east", "us-west", "ap-northeast", "lab",
-                                       NULL};
+    static const char *const want[] = {"eu-west",      "us-east", "us-west",
+                                       "ap-northeast", "lab",     NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 53.35, -6.26);
 }
@@ -697,35 +710,32 @@ static void test_plan_down_last(void **state)
     resolve(e, &in, &loc);
 
     e->euw->hosts[0].health.up = false;
-    static const char *const want[] = {"us-east", "us-west", "ap-northeast", "lab", "eu-west",
-                                       NULL};
+    static const char *const want[] = {"us-east", "us-west", "ap-northeast",
+                                       "lab",     "eu-west", NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 53.3331, -6.2489);
 
     /* two down: nearest down first among the down ones */
     e->use->hosts[0].health.up = false;
-    static const char *const two[] = {"us-west", "ap-northeast", "lab", "eu-west", "us-east",
-                                      NULL};
+    static const char *const two[] = {"us-west", "ap-northeast", "lab", "eu-west", "us-east", NULL};
     plan_expect(e, &loc, two, plan, km);
 
     /* a region with one up host of two is up */
     add_host(e->euw, "10.0.2.2", true);
-    static const char *const again[] = {"eu-west", "us-west", "ap-northeast", "lab", "us-east",
-                                        NULL};
+    static const char *const again[] = {"eu-west", "us-west", "ap-northeast",
+                                        "lab",     "us-east", NULL};
     plan_expect(e, &loc, again, plan, km);
 
     /* a down region without a location is last of all */
     e->lab->hosts[0].health.up = false;
-    static const char *const lab[] = {"eu-west", "us-west", "ap-northeast", "us-east", "lab",
-                                      NULL};
+    static const char *const lab[] = {"eu-west", "us-west", "ap-northeast", "us-east", "lab", NULL};
     plan_expect(e, &loc, lab, plan, km);
 
     /* everything down: distance order again */
     for (size_t i = 0; i < e->set.count; i++)
         for (size_t h = 0; h < e->set.items[i].nhosts; h++)
             e->set.items[i].hosts[h].health.up = false;
-    static const char *const all[] = {"eu-west", "us-east", "us-west", "ap-northeast", "lab",
-                                      NULL};
+    static const char *const all[] = {"eu-west", "us-east", "us-west", "ap-northeast", "lab", NULL};
     plan_expect(e, &loc, all, plan, km);
 }
 
@@ -749,7 +759,7 @@ static void test_plan_location_less_after_located(void **state)
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS];
     resolve(e, &in, &loc);
-    size_t n = route_plan(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
+    size_t n = plan_km(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
     assert_int_equal(n, 6);
     assert_string_equal(plan[0]->name, "us-west");
     assert_true(km[3] >= 0);
@@ -768,10 +778,10 @@ static void test_plan_max(void **state)
     double km[ROUTE_MAX_REGIONS];
     resolve(e, &in, &loc);
     /* only room for two: the two to try first */
-    size_t n = route_plan(&e->rd, &loc, plan, km, 2);
+    size_t n = plan_km(&e->rd, &loc, plan, km, 2);
     assert_int_equal(n, 2);
     if (strcmp(plan[0]->name, "ap-northeast") != 0 || strcmp(plan[1]->name, "us-west") != 0)
-        fail_msg("route_plan(max = 2) from Tokyo returned %s, %s; expected ap-northeast, "
+        fail_msg("plan_km(max = 2) from Tokyo returned %s, %s; expected ap-northeast, "
                  "us-west (the nearest two)",
                  plan[0]->name, plan[1]->name);
 }
@@ -790,14 +800,14 @@ static void test_override_beats_distance(void **state)
     assert_int_equal(loc.source, LOCALITY_CITY);
     assert_ptr_equal(loc.region, e->apn);
     assert_string_equal(loc.via, "X-City");
-    assert_contains(loc.reason, "[cities]");
-    assert_contains(loc.reason, "ap-northeast");
-    assert_contains(loc.reason, "DUBLIN");
+    assert_contains(REASON(&loc), "[cities]");
+    assert_contains(REASON(&loc), "ap-northeast");
+    assert_contains(REASON(&loc), "DUBLIN");
     /* the city's own coordinates still order the rest of the plan */
     assert_true(loc.has_coords);
     assert_near(loc.lat, 53.3331, 1e-9, "Dublin lat");
-    static const char *const want[] = {"ap-northeast", "eu-west", "us-east", "us-west", "lab",
-                                       NULL};
+    static const char *const want[] = {"ap-northeast", "eu-west", "us-east",
+                                       "us-west",      "lab",     NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 53.3331, -6.2489);
 
@@ -822,10 +832,10 @@ static void test_override_not_in_table(void **state)
     assert_int_equal(loc.source, LOCALITY_CITY);
     assert_ptr_equal(loc.region, e->usw);
     assert_false(loc.has_coords);
-    assert_contains(loc.reason, "[cities]");
+    assert_contains(REASON(&loc), "[cities]");
     /* no coordinates: the rest ordered from the named region */
-    static const char *const want[] = {"us-west", "us-east", "eu-west", "ap-northeast", "lab",
-                                       NULL};
+    static const char *const want[] = {"us-west",      "us-east", "eu-west",
+                                       "ap-northeast", "lab",     NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 45.60, -121.18);
 
@@ -838,7 +848,7 @@ static void test_override_not_in_table(void **state)
     resolve(e, &in, &loc);
     assert_ptr_equal(loc.region, e->lab);
     /* a region without a location, named by [cities]: first even so */
-    route_plan(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
+    plan_km(&e->rd, &loc, plan, km, ROUTE_MAX_REGIONS);
     assert_ptr_equal(plan[0], e->lab);
 
     /* a city in the table without an override: not affected */
@@ -859,8 +869,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_priority_location, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_priority_geoip, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_priority_default, env_setup, env_teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_region_falls_through, env_setup,
-                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_region_falls_through, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_unknown_city_falls_through, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_bad_location_falls_through, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_first_unusable_is_reported, env_setup, env_teardown),
