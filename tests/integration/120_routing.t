@@ -138,8 +138,30 @@ my %BASE = (
     health_check_interval => '1s',
     health_check_timeout  => '1s',
 );
-my $CITIES_INI = "[cities]\namsterdam = us-east\n";    # deliberately not the nearest (eu-west)
+# Deliberately not the nearest regions (eu-west for both), and not both the default.
+my $CITIES_INI = "[cities]\namsterdam = us-east\nReykjavík = ap-northeast\n";
 
+# Routing prefers healthy regions.  A host is ready when pgnear's last word
+# on it is "is up", or, when pgnear logs nothing because hosts start up and
+# stay up, once two health-check intervals have passed, the cluster has seen
+# pgnear's checks (application_name=pgnear) and pgnear never said "is down".
+sub wait_healthy {
+    my ($px, $since, @clusters) = @_;
+    for my $c (@clusters) {
+        my ($port, $name) = ($c->port, $c->name);
+        my $ready = wait_until(sub {
+            my @said = $px->log_contents =~ /host 127\.0\.0\.1:$port of region \Q$name\E is (up|down)/g;
+            return $said[-1] eq 'up' if @said;
+            return 0 if time - $since < 2.5;
+            my @checks = $c->log_contents =~ /connection authorized: user=pgnear database=postgres application_name=pgnear/g;
+            return @checks >= 2;
+        }, timeout => 20, interval => 0.1);
+        ok $ready, "pgnear on port ${\ $px->port}: region $name is healthy"
+          or BAIL_OUT("region $name never became healthy");
+    }
+}
+
+my $since = time;
 my $p = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
     settings => { %BASE, client_tls => 'allow',
                   client_tls_cert_file => $tls->{cert}, client_tls_key_file => $tls->{key} });
@@ -150,14 +172,7 @@ my $p_required = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CIT
 my $p_off = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
     settings => { %BASE, proxy_protocol => 'off' });
 
-# Routing prefers healthy regions: wait until every host has passed its checks.
-for my $px ($p, $p_nohints, $p_required, $p_off) {
-    for my $c (@clusters) {
-        my $re = qr/host 127\.0\.0\.1:${\ $c->port} of region \Q${\ $c->name}\E is up/;
-        ok $px->wait_for_log($re, timeout => 20), "proxy on port ${\ $px->port}: region ${\ $c->name} is up"
-          or BAIL_OUT('a region never became healthy');
-    }
-}
+wait_healthy($_, $since, @clusters) for $p, $p_nohints, $p_required, $p_off;
 
 # ------------------------------------------------------------------ helpers
 
@@ -340,6 +355,14 @@ for my $c (@CITIES) {
         '  log: decided by GeoIP (flat layout)';
 }
 {
+    # IPv4-mapped IPv6 source: only the IPv4 (DB-IP layout) database knows it.
+    my $c = $CITY{Nairobi};
+    my ($log, $got, $r) = logged($p, sub { wire_session(prelude => v2_from("::ffff:$c->{ip4b}")) });
+    is $got, $c->{expect}, "PROXY v2 TCP6 from ::ffff:$c->{ip4b} (v4-mapped, GeoIP: Nairobi) -> $c->{expect}"
+      or diag explain $r->{error};
+    like $log, route_re($c->{expect}, 'geoip', 'GeoIP places the caller in Nairobi'), '  log: GeoIP on the IPv4 address';
+}
+{
     my ($log, $got, $r) = logged($p, sub { wire_session(prelude => v2_from('2001:db8::10')) });
     is $got, 'ap-northeast', 'PROXY v2 TCP6 from 2001:db8::10 (GeoIP: Auckland) -> ap-northeast'
       or diag explain $r->{error};
@@ -444,6 +467,7 @@ for my $c (@CITIES) {
     like $log, route_re('eu-west', 'region', 'region eu-west named by startup hint'), '  log: region hint';
 
     is where($p, '-c pgnear.city=Tokyo -c pgnear.region=eu-west'), 'eu-west', 'region hint wins whatever the order';
+    is where($p, '-c pgnear.region=AP-NORTHEAST'), 'ap-northeast', 'region hint ignores case';
     is where($p, '-c pgnear.city=Tokyo -c pgnear.location=51.5074,-0.1278'), 'ap-northeast',
         'city hint beats location hint';
     is where($p, '-c pgnear.location=51.5074,-0.1278 -c pgnear.city=Tokyo'), 'ap-northeast',
@@ -481,8 +505,13 @@ for my $c (@CITIES) {
         '  log: the override decided';
     cmp_ok haversine_km(52.3676, 4.9041, @{ $REGION{'eu-west'} }), '<',
            haversine_km(52.3676, 4.9041, @{ $REGION{'us-east'} }), '  (Amsterdam really is nearer eu-west)';
-    is where($p, '-c pgnear.city=AMSTERDAM'), 'us-east', 'override names are folded like lookups';
     $got{Amsterdam} = $got;
+    is where($p, '-c pgnear.city=AMSTERDAM'), 'us-east', 'override names are folded like lookups';
+    ($log, $got) = logged($p, sub { where($p, '-c pgnear.city=reykjavik') });
+    is $got, 'ap-northeast', '[cities] Reykjavík = ap-northeast: "reykjavik" finds the folded override key';
+    like $log, route_re('ap-northeast', 'city', 'city "reykjavik" (startup hint) is mapped to region ap-northeast in [cities]'),
+        '  log: the override decided';
+    cmp_ok nearest_region(64.1466, -21.9426), 'ne', 'ap-northeast', '  (Reykjavik is nowhere near ap-northeast)';
 }
 
 # ------------------------------------------------------------------ unknown cities and regions
@@ -623,8 +652,9 @@ for my $c (@CITIES) {
       or diag explain $r->{error};
     ($got) = wire_session(prelude => pp_v2(local => 1), params => [options => '-c pgnear.city=Auckland']);
     is $got, 'ap-northeast', 'PROXY v2 LOCAL then a login with a city hint';
-    ($got) = wire_session(prelude => pp_v2(local => 1, tlvs => [[$TLV_CITY, 'Toronto']]));
-    is $got, 'us-east', 'PROXY v2 LOCAL with a city TLV';
+    # What TLVs on a LOCAL header mean is not specified; the login must work.
+    ($got) = wire_session(prelude => pp_v2(local => 1, tlvs => [[0x04, 'noop'], [$TLV_CITY, 'Toronto']]));
+    ok defined $got, 'PROXY v2 LOCAL with TLVs: the login works';
 
     # A health check that connects, sends LOCAL and hangs up disturbs nothing.
     for (1 .. 3) {
@@ -642,37 +672,54 @@ for my $c (@CITIES) {
 
 # ------------------------------------------------------------------ TLS SNI as a region hint
 
+# PgNearTest::TlsWire (openssl s_client -starttls postgres) with a server name.
 {
-    my $openssl = require_tool('openssl');
-    my $sni_route = sub {
+    package SniWire;
+    our @ISA = ('PgNearTest::TlsWire');
+    sub connect {
+        my ($class, %o) = @_;
+        my $self = bless { in => '', out => '', err => '', timeout => $o{timeout} // 10, buf => '' }, $class;
+        my @cmd = (PgNearTest::require_tool('openssl'), 's_client', '-connect', "$o{host}:$o{port}",
+                   '-starttls', 'postgres', '-quiet', '-nocommands', '-verify_return_error',
+                   '-CAfile', $o{ca}, '-verify_hostname', 'localhost', '-servername', $o{servername});
+        $self->{h} = IPC::Run::start(\@cmd, '<', \$self->{in}, '>', \$self->{out}, '2>', \$self->{err},
+                                     IPC::Run::timeout(60));
+        return $self;
+    }
+}
+
+{
+    # (region the session landed in, route line pgnear logged)
+    my $sni_session = sub {
         my ($servername, $options) = @_;
-        my $body = pack('N', 0x30000) . "user\0app\0database\0movr\0"
-                 . (defined $options ? "options\0$options\0" : '') . "\0";
-        my $startup = pack('N', 4 + length $body) . $body;
         my $off = $p->log_size;
-        my ($in, $out, $err) = ('', '', '');
-        my $h = IPC::Run::start([$openssl, 's_client', '-quiet', '-ign_eof', '-starttls', 'postgres',
-                                 '-connect', '127.0.0.1:' . $p->port, '-servername', $servername],
-                                '<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(15));
-        $in .= $startup;
-        my $route;
-        for (1 .. 150) {
-            eval { $h->pump_nb };
-            $route = $1 if substr($p->log_contents, $off) =~ /(route: region [^\n]*)/;
-            last if defined $route;
-            sleep 0.05;
-        }
-        eval { $h->kill_kill(grace => 1) };
-        diag "openssl s_client: $err" unless defined $route;
-        return $route // '';
+        my ($got, $err);
+        eval {
+            my $w = SniWire->connect(host => '127.0.0.1', port => $p->port, ca => $ca->cert,
+                                     servername => $servername, timeout => 15);
+            my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                                params => [defined $options ? (options => $options) : ()]);
+            if ($r->{ok}) { $got = $w->query('SHOW cluster_name')->{rows}[0][0] }
+            else          { $err = $r->{error}{M} // 'login failed'; $err .= ' / ' . $w->stderr }
+            $w->terminate;
+            1;
+        } or $err = "client died: $@";
+        diag "SNI $servername: $err" if defined $err;
+        my ($route) = substr($p->log_contents, $off) =~ /(route: region [^\n]*)/;
+        return ($got // '', $route // '');
     };
-    like $sni_route->('eu-west.db.example'), qr/^route: region eu-west(?:, \d+ km away)? \(region: region eu-west named by TLS SNI\)/,
-        'TLS SNI eu-west.db.example: region hint';
-    like $sni_route->('ap-northeast.db.example', '-c pgnear.city=Seattle'),
-        qr/^route: region ap-northeast(?:, \d+ km away)? \(region: region ap-northeast named by TLS SNI/,
-        'TLS SNI region beats a city hint';
-    like $sni_route->('pg.db.example', '-c pgnear.city=Seattle'), qr/^route: region us-west\b/,
-        'TLS SNI that names no region is no hint';
+    my ($got, $route) = $sni_session->('eu-west.db.example');
+    is $got, 'eu-west', 'TLS SNI eu-west.db.example: the session lands in eu-west';
+    like $route, qr/^route: region eu-west(?:, \d+ km away)? \(region: region eu-west named by TLS SNI\)/,
+        '  log: region named by TLS SNI';
+    ($got, $route) = $sni_session->('ap-northeast.db.example', '-c pgnear.city=Seattle');
+    is $got, 'ap-northeast', 'TLS SNI region beats a city hint';
+    ($got, $route) = $sni_session->('ap-northeast.db.example', '-c pgnear.region=us-west');
+    is $got, 'us-west', 'a region startup hint beats the TLS SNI region';
+    ($got, $route) = $sni_session->('pg.db.example', '-c pgnear.city=Seattle');
+    is $got, 'us-west', 'TLS SNI that names no region is no hint (the city hint decides)';
+    ($got, $route) = $sni_session->('US-West.DB.example');
+    is $got, 'us-west', 'TLS SNI is case-insensitive, like DNS';
 }
 
 # ------------------------------------------------------------------ pgnear --explain
