@@ -4,6 +4,10 @@
 # (TCP mode), interleaved round by round, and prints medians and ratios.
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
+#                  [--workers 2]
+#
+# pgnear runs with --workers event-loop threads (default 2, like HAProxy's
+# default of one thread per core on this 2-core machine); PgBouncer has one.
 #
 # --geo (the default) also runs the connection storm through a second pgnear
 # that routes every session by GeoIP (a 4000-network database) over 30
@@ -22,8 +26,9 @@ use PgNearTest;
 
 $| = 1;
 
-my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1);
-GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!')
+my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1,
+           workers => 2);
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -45,7 +50,7 @@ die "pgbench -i failed: $err\n" if $rc;
 
 my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
     settings => { auth => $opt{pgnear_auth}, auth_file => "$dir/userlist.txt", server_tls => 'disable',
-                  max_client_conn => 1000 });
+                  max_client_conn => 1000, workers => $opt{workers} });
 
 # PgBouncer refuses to run as root: its files belong to postgres.
 my $bouncer_port = free_port();
@@ -132,8 +137,8 @@ sub median {
     return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
 }
 
-printf "pgbench %s s per run, %d rounds, interleaved %s; scale %d\n",
-    $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{scale};
+printf "pgbench %s s per run, %d rounds, interleaved %s; scale %d; pgnear workers %d\n",
+    $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{scale}, $opt{workers};
 printf "%-16s %10s %10s %10s %10s   %7s %7s %7s   %s\n", 'load', 'direct', 'pgnear', 'pgbouncer',
     'haproxy', 'pgnear', 'bouncer', 'haproxy', 'pgnear/best-other';
 for my $cfg (@configs) {
@@ -165,7 +170,7 @@ if ($opt{geo} && ($opt{only} eq '' || $opt{only} =~ /storm/)) {
         settings => { auth => $opt{pgnear_auth}, auth_file => "$dir/userlist.txt",
                       server_tls => 'disable', max_client_conn => 1000,
                       geoip_db => "$dir/bench.mmdb", default_region => 'r0',
-                      health_check_interval => 0 });
+                      health_check_interval => 0, workers => $opt{workers} });
     my ($storm) = grep { $_->{name} eq 'storm' } @configs;
     $storm //= { name => 'storm', args => ['-S', '-C', '-c', 8, '-j', 2] };
     my %tps;

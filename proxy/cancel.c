@@ -4,6 +4,7 @@
 #include "proxy/cancel.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "protocol/pkt.h"
 #include "protocol/startup.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -45,31 +47,44 @@ static uint32_t key_tag(const uint8_t *key)
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len)
 {
+    struct daemon *d = s->w->d;
+    struct cancel_entry *e = &s->cancel;
+    const struct region_host *h = &s->region->hosts[s->host_index];
     cancel_unregister(s);
-    s->server_pid = server_pid;
-    memcpy(s->server_key, server_key, server_key_len);
-    s->server_key_len = (uint16_t)server_key_len;
-    s->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
+    e->server_pid = server_pid;
+    memcpy(e->server_key, server_key, server_key_len);
+    e->server_key_len = (uint16_t)server_key_len;
+    memcpy(&e->server_addr, &h->addr, h->addrlen);
+    e->server_addrlen = h->addrlen;
+    e->client_id = s->id;
+    e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
+    int rc = -1;
+    pthread_mutex_lock(&d->cancel_lock);
     for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
         bool oom;
-        if (RAND_bytes(s->client_key, s->client_key_len) != 1)
-            return -1;
-        if (cancel_map_insert(&s->w->cancel_keys, key_tag(s->client_key), s, &oom)) {
-            s->key_registered = true;
-            return 0;
+        if (RAND_bytes(e->client_key, e->client_key_len) != 1)
+            break;
+        if (cancel_map_insert(&d->cancel_keys, key_tag(e->client_key), e, &oom)) {
+            e->registered = true;
+            rc = 0;
+            break;
         }
         if (oom)
-            return -1;
+            break;
     }
-    return -1;
+    pthread_mutex_unlock(&d->cancel_lock);
+    return rc;
 }
 
 void cancel_unregister(struct session *s)
 {
-    if (!s->key_registered)
+    struct daemon *d = s->w->d;
+    if (!s->cancel.registered)
         return;
-    cancel_map_remove(&s->w->cancel_keys, key_tag(s->client_key), s);
-    s->key_registered = false;
+    pthread_mutex_lock(&d->cancel_lock);
+    cancel_map_remove(&d->cancel_keys, key_tag(s->cancel.client_key), &s->cancel);
+    pthread_mutex_unlock(&d->cancel_lock);
+    s->cancel.registered = false;
 }
 
 static void cancel_conn_free(struct cancel_conn *cc)
@@ -118,14 +133,13 @@ static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg)
         cancel_conn_free(cc);
 }
 
-static int cancel_start_forward(struct worker *w, struct session *target)
+static int cancel_start_forward(struct worker *w, const struct cancel_entry *target)
 {
-    const struct region_host *h = &target->region->hosts[target->host_index];
     struct cancel_conn *cc = calloc(1, sizeof(*cc));
     if (cc == NULL)
         return -1;
     cc->w = w;
-    cc->client_id = target->id;
+    cc->client_id = target->client_id;
     struct pktbuf pb;
     pkt_init(&pb, cc->packet, sizeof(cc->packet));
     pkt_begin(&pb, 0);
@@ -135,11 +149,13 @@ static int cancel_start_forward(struct worker *w, struct session *target)
     pkt_end(&pb);
     cc->len = pb.len;
     list_append(&w->cancel_conns, &cc->node);
-    cc->fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    cc->fd = socket(target->server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (cc->fd < 0 || !pkt_ok(&pb) ||
-        (connect(cc->fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 &&
+        (connect(cc->fd, (const struct sockaddr *)&target->server_addr, target->server_addrlen) !=
+             0 &&
          errno != EINPROGRESS)) {
-        log_warn(target->id, "could not connect to forward cancel request: %s", strerror(errno));
+        log_warn(target->client_id, "could not connect to forward cancel request: %s",
+                 strerror(errno));
         cancel_conn_free(cc);
         return -1;
     }
@@ -152,23 +168,38 @@ static int cancel_start_forward(struct worker *w, struct session *target)
     return 0;
 }
 
+/* Looks the key up and copies the entry while the owner cannot remove it. */
+static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
+                          struct cancel_entry *copy)
+{
+    bool found = false;
+    if (sp->cancel_key_len < 4)
+        return false;
+    pthread_mutex_lock(&d->cancel_lock);
+    const struct cancel_entry *e = cancel_map_find(&d->cancel_keys, key_tag(sp->cancel_key));
+    /* Both the whole key and the process ID must match, compared in constant time. */
+    if (e != NULL && e->client_key_len == sp->cancel_key_len &&
+        CRYPTO_memcmp(e->client_key, sp->cancel_key, sp->cancel_key_len) == 0 &&
+        e->server_pid == sp->cancel_pid) {
+        memcpy(copy, e, sizeof(*copy));
+        found = true;
+    }
+    pthread_mutex_unlock(&d->cancel_lock);
+    return found;
+}
+
 void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id)
 {
-    struct session *target = NULL;
-    if (sp->cancel_key_len >= 4)
-        target = cancel_map_find(&w->cancel_keys, key_tag(sp->cancel_key));
-    /* Both the whole key and the process ID must match, compared in constant time. */
-    if (target == NULL || target->client_key_len != sp->cancel_key_len ||
-        CRYPTO_memcmp(target->client_key, sp->cancel_key, sp->cancel_key_len) != 0 ||
-        target->server_pid != sp->cancel_pid || target->server.stream.fd < 0) {
+    struct cancel_entry target;
+    if (!cancel_lookup(w->d, sp, &target)) {
         w->stats.cancels_ignored++;
         log_info(from_id, "cancel request for process %u matches no session; ignored",
                  sp->cancel_pid);
         return;
     }
     log_info(from_id, "cancel request for c%llu (server process %u)",
-             (unsigned long long)target->id, target->server_pid);
-    cancel_start_forward(w, target);
+             (unsigned long long)target.client_id, target.server_pid);
+    cancel_start_forward(w, &target);
 }
 
 void cancel_close_all(struct worker *w)

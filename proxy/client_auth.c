@@ -21,6 +21,7 @@
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/pgconn.h"
 #include "proxy/session.h"
@@ -87,7 +88,7 @@ static void client_auth_mock_verifier(struct session *s, struct scram_verifier *
     memset(v, 0, sizeof(*v));
     v->iterations = 4096;
     v->salt_len = 16;
-    HMAC(EVP_sha256(), s->w->mock_secret, sizeof(s->w->mock_secret),
+    HMAC(EVP_sha256(), s->w->d->mock_secret, sizeof(s->w->d->mock_secret),
          (const unsigned char *)s->startup.user, strlen(s->startup.user), digest, &dlen);
     memcpy(v->salt, digest, v->salt_len);
     RAND_bytes(v->stored_key, SCRAM_KEY_LEN);

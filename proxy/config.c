@@ -481,8 +481,8 @@ static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
 {
     if (cfg->listen_port <= 0 || cfg->listen_port > 65535)
         return load_fail(err, errcap, "%s", "listen_port must be between 1 and 65535");
-    if (cfg->workers != 1)
-        return load_fail(err, errcap, "%s", "workers: only 1 event-loop thread is supported yet");
+    if (cfg->workers < 1 || cfg->workers > 64)
+        return load_fail(err, errcap, "%s", "workers must be between 1 and 64");
     if (strcmp(cfg->pool_mode, "none") != 0)
         return load_fail(err, errcap, "pool_mode \"%s\" is not supported yet (use none)",
                          cfg->pool_mode);
@@ -513,8 +513,22 @@ struct config *config_load(const char *path, char *err, size_t errcap)
 
 void config_unref(struct config *cfg)
 {
-    if (cfg != NULL && --cfg->refcount <= 0)
+    if (cfg != NULL && __atomic_sub_fetch(&cfg->refcount, 1, __ATOMIC_ACQ_REL) <= 0)
         config_free(cfg);
+}
+
+int config_keep_restart_only(struct config *fresh, const struct config *running)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++) {
+        const struct setting *st = &config_settings[i];
+        if (st->reloadable)
+            continue;
+        char value[1024];
+        setting_format(running, st, value, sizeof(value));
+        if (!setting_assign(fresh, st, value))
+            return -1;
+    }
+    return 0;
 }
 
 static void config_free(struct config *cfg)

@@ -83,9 +83,10 @@ struct config {
 
 /* Loads and validates; on failure returns NULL and writes "file:line: why" into err. */
 struct config *config_load(const char *path, char *err, size_t errcap);
+/* References are taken and dropped by every worker thread. */
 static inline struct config *config_ref(struct config *cfg)
 {
-    cfg->refcount++;
+    __atomic_add_fetch(&cfg->refcount, 1, __ATOMIC_RELAXED);
     return cfg;
 }
 void config_unref(struct config *cfg);
@@ -97,6 +98,9 @@ void config_visit(const struct config *cfg, config_visit_fn fn, void *arg);
 /* Names the settings whose new value cannot take effect without a restart; returns count. */
 int config_restart_only_changes(const struct config *old_cfg, const struct config *new_cfg,
                                 const char **names, int max);
+
+/* A reload keeps the running values of what needs a restart (listeners, workers); -1 OOM. */
+int config_keep_restart_only(struct config *fresh, const struct config *running);
 
 /* Warnings for setups that load but will not work as users expect (pgnear --check). */
 int config_warnings(const struct config *cfg, char warnings[][256], int max);

@@ -65,7 +65,7 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool 
 }
 
 static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const char *host, int port,
-                             char *err, size_t errcap)
+                             bool reuseport, char *err, size_t errcap)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
@@ -82,6 +82,8 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         if (fd < 0)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
@@ -99,7 +101,8 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         snprintf(err, errcap, "no usable address for listen_addr \"%s\"", host);
         return -1;
     }
-    log_info(0, "listening on %s port %d", host, port);
+    if (w->index == 0)
+        log_info(0, "listening on %s port %d", host, port);
     return 0;
 }
 
@@ -130,8 +133,8 @@ static int listener_bind_unix(struct listener_set *ls, struct worker *w, const c
     return 0;
 }
 
-struct listener_set *listener_open(struct worker *w, const struct config *cfg, char *err,
-                                   size_t errcap)
+struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool reuseport,
+                                   bool with_unix, char *err, size_t errcap)
 {
     struct listener_set *ls = calloc(1, sizeof(*ls));
     char *addrs = strdup(cfg->listen_addr), *save = NULL;
@@ -143,9 +146,9 @@ struct listener_set *listener_open(struct worker *w, const struct config *cfg, c
     }
     int rc = 0;
     for (char *a = strtok_r(addrs, ", \t", &save); a && rc == 0; a = strtok_r(NULL, ", \t", &save))
-        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, err, errcap);
+        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, reuseport, err, errcap);
     free(addrs);
-    if (rc == 0 && cfg->unix_socket_dir[0] != '\0')
+    if (rc == 0 && with_unix && cfg->unix_socket_dir[0] != '\0')
         rc = listener_bind_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errcap);
     if (rc != 0) {
         listener_close(ls);

@@ -13,7 +13,7 @@
 #include "pgnear-build.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/worker.h"
+#include "proxy/daemon.h"
 #include "routing/cities.h"
 #include "routing/geoip.h"
 #include "routing/route.h"
@@ -127,26 +127,6 @@ static int run_explain(const char *path, int argc, char **argv)
     return 0;
 }
 
-static int daemonize(void)
-{
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid > 0)
-        _exit(0);
-    if (setsid() < 0)
-        return -1;
-    int fd = open("/dev/null", O_RDWR);
-    if (fd < 0)
-        return -1;
-    dup2(fd, STDIN_FILENO);
-    dup2(fd, STDOUT_FILENO);
-    dup2(fd, STDERR_FILENO);
-    if (fd > STDERR_FILENO)
-        close(fd);
-    return 0;
-}
-
 static int run_proxy(const char *path, bool background, enum log_level level)
 {
     char err[1024];
@@ -166,24 +146,10 @@ static int run_proxy(const char *path, bool background, enum log_level level)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    static struct worker w;
-    if (worker_init(&w, cfg, (int)level, err, sizeof(err)) != 0) {
-        log_msg(LOG_FATAL, 0, "%s", err);
-        worker_free(&w);
-        return 1;
-    }
-    if (background && daemonize() != 0) {
-        log_msg(LOG_FATAL, 0, "could not run in the background");
-        worker_free(&w);
-        return 1;
-    }
-    log_info(0, "pgnear %s started (pid %d), %zu regions, default region %s", PACKAGE_VERSION,
-             (int)getpid(), cfg->regions.count, cfg->default_region_ptr->name);
-    worker_run(&w);
-    worker_free(&w);
+    int rc = daemon_run(cfg, (int)level, background);
     log_info(0, "pgnear stopped");
     log_close();
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

@@ -44,7 +44,7 @@ static const struct region_host *server_host(const struct session *s)
 static bool server_pick_host(struct session *s, size_t from)
 {
     for (size_t i = from; i < s->region->nhosts; i++) {
-        if (s->region_any_host || s->region->hosts[i].health.up) {
+        if (s->region_any_host || host_is_up(&s->region->hosts[i])) {
             s->host_index = i;
             return true;
         }
@@ -72,8 +72,9 @@ static void server_give_up(struct session *s, const char *why, bool unreachable)
     struct region_host *h = &s->region->hosts[s->host_index];
     s->w->stats.server_connect_failures++;
     log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
-    if (unreachable && s->cfg->health != NULL && h->health.up)
-        health_mark_down(s->cfg->health, h, why);
+    if (unreachable && health_mark_down(h))
+        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, s->region->name,
+                 why);
     endpoint_detach(&s->server);
     if (s->server_sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
@@ -315,8 +316,8 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
     pkt_begin(&pb, 'K');
-    pkt_put_u32(&pb, s->server_pid);
-    pkt_put_bytes(&pb, s->client_key, s->client_key_len);
+    pkt_put_u32(&pb, s->cancel.server_pid);
+    pkt_put_bytes(&pb, s->cancel.client_key, s->cancel.client_key_len);
     pkt_end(&pb);
     return evbuffer_add(s->client.out, buf, pb.len);
 }

@@ -20,6 +20,7 @@
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/server_login.h"
 #include "routing/region.h"
@@ -272,18 +273,24 @@ static void session_refuse(struct worker *w, int fd)
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
                     bool unix_socket)
 {
-    if (w->draining || worker_client_count(w) >= (size_t)w->cfg->max_client_conn) {
+    if (w->draining ||
+        __atomic_add_fetch(&w->d->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
+        if (!w->draining)
+            __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
         session_refuse(w, fd);
         return;
     }
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
+        __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
         close(fd);
         log_error(0, "out of memory accepting a connection");
         return;
     }
     s->w = w;
-    s->id = ++w->next_client_id;
+    /* Unique across workers: the worker's own count, interleaved. */
+    s->id = ++w->next_client_id * (uint64_t)w->d->nworkers + (uint64_t)w->index -
+            (uint64_t)w->d->nworkers + 1;
     s->unix_socket = unix_socket;
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
@@ -334,6 +341,7 @@ void session_close(struct session *s, const char *why)
     free(s->pp);
     config_unref(s->cfg);
     free(s);
+    __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);
 }
 

@@ -13,6 +13,7 @@
 #include "protocol/startup_options.h"
 #include "protocol/startup.h"
 #include "protocol/stream.h"
+#include "proxy/cancel.h"
 #include "proxy/list.h"
 #include "routing/route.h"
 
@@ -100,12 +101,7 @@ struct session {
     char tx_status;          /* from the last ReadyForQuery: 'I', 'T' or 'E' */
 
     /* cancel keys: ours to the client, the server's to us */
-    uint32_t server_pid;
-    uint8_t client_key[32];
-    uint8_t client_key_len;
-    uint8_t server_key[CANCEL_KEY_MAX_LEN];
-    uint16_t server_key_len;
-    bool key_registered;
+    struct cancel_entry cancel;
 };
 
 /* Session lifecycle (session.c). */

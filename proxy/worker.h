@@ -1,18 +1,20 @@
 /*
- * worker.h — one event loop and everything it owns.  This struct and the
- * loaded config are the only mutable state in the process.
+ * worker.h — one event loop (a thread) and everything it owns: its
+ * listeners, its sessions, its statistics.  Workers share only what
+ * struct daemon holds and the loaded configuration.
  */
 #ifndef PGNEAR_PROXY_WORKER_H
 #define PGNEAR_PROXY_WORKER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/cancel_map.h"
 #include "proxy/list.h"
 
 struct config;
+struct daemon;
 struct event_base;
 struct event;
 struct listener_set;
@@ -31,21 +33,31 @@ struct worker_stats {
 };
 
 struct worker {
+    struct daemon *d;
+    int index;
     struct event_base *base;
-    struct config *cfg;
+    struct config *cfg; /* this worker's reference to the current configuration */
     struct listener_set *listeners;
     /* a session's state is the list it is on */
     struct list login_sessions;  /* before ReadyForQuery */
     struct list active_sessions; /* relaying */
     struct list cancel_conns;    /* forwarding one cancel request each */
-    struct cancel_map cancel_keys;
     uint64_t next_client_id;
-    uint8_t mock_secret[32]; /* makes stable fake SCRAM salts for unknown users */
     struct worker_stats stats;
-    int log_level; /* from the command line; kept across reloads */
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
-    struct event *sig_term, *sig_int, *sig_hup;
+    int ctl[2]; /* control pipe: the main thread's messages to this worker */
+    struct event *ctl_ev;
+    pthread_t thread;
+    bool started; /* thread created */
+};
+
+/* What the main thread tells a worker. */
+enum worker_command {
+    WORKER_RELOAD = 'R', /* take this configuration (a reference is passed along) */
+    WORKER_DRAIN = 'T',  /* SIGTERM: stop accepting, end when the sessions have */
+    WORKER_STOP = 'I',   /* SIGINT: end every session now */
+    WORKER_EXITED = 'X', /* to worker 0: another worker's loop has ended */
 };
 
 static inline size_t worker_client_count(const struct worker *w)
@@ -53,11 +65,14 @@ static inline size_t worker_client_count(const struct worker *w)
     return w->login_sessions.count + w->active_sessions.count;
 }
 
-int worker_init(struct worker *w, struct config *cfg, int log_level, char *err, size_t errcap);
+struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,
+                          size_t errcap);
 int worker_run(struct worker *w);
 void worker_free(struct worker *w);
-/* Re-reads the configuration file (SIGHUP, RELOAD). */
-void worker_reload(struct worker *w);
+/* Thread-safe: queues a command for the worker's own loop. */
+int worker_send(struct worker *w, enum worker_command cmd, struct config *cfg);
+/* Runs a command on the worker's own thread. */
+void worker_handle(struct worker *w, enum worker_command cmd, struct config *cfg);
 
 /* Ends the loop once a draining worker has no sessions left. */
 void worker_check_drained(struct worker *w);

@@ -46,10 +46,8 @@ static void health_set_down(struct health_checker *hc, struct region_host *h, co
     hh->consecutive_ok = 0;
     hh->consecutive_fail++;
     snprintf(hh->last_error, sizeof(hh->last_error), "%s", why);
-    if (hh->up) {
-        hh->up = false;
+    if (__atomic_exchange_n(&hh->up, false, __ATOMIC_RELAXED))
         hc->log(hc->arg, h->region, h, false, why);
-    }
 }
 
 static void health_probe_done(void *arg, const PGresult *res, const char *error)
@@ -66,10 +64,13 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error)
         hh->rtt_ms = elapsed_ms(&p->started);
         hh->in_recovery = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         hh->consecutive_fail = 0;
+        /* A session that failed to connect meanwhile restarts the count. */
+        if (__atomic_exchange_n(&hh->client_failures, 0, __ATOMIC_RELAXED) > 0)
+            hh->consecutive_ok = 0;
         hh->consecutive_ok++;
         hh->last_error[0] = '\0';
-        if (!hh->up && hh->consecutive_ok >= HEALTH_RISE) {
-            hh->up = true;
+        if (!host_is_up(h) && hh->consecutive_ok >= HEALTH_RISE) {
+            __atomic_store_n(&hh->up, true, __ATOMIC_RELAXED);
             p->hc->log(p->hc->arg, h->region, h, true, "health checks pass again");
         }
     }
@@ -148,12 +149,10 @@ void health_stop(struct health_checker *hc)
     free(hc);
 }
 
-void health_mark_down(struct health_checker *hc, struct region_host *h, const char *why)
+bool health_mark_down(struct region_host *h)
 {
-    if (hc != NULL)
-        health_set_down(hc, h, why);
-    else
-        h->health.up = false;
+    __atomic_add_fetch(&h->health.client_failures, 1, __ATOMIC_RELAXED);
+    return __atomic_exchange_n(&h->health.up, false, __ATOMIC_RELAXED);
 }
 
 void health_carry_over(struct region_set *to, const struct region_set *from)
@@ -175,7 +174,7 @@ void health_carry_over(struct region_set *to, const struct region_set *from)
 bool region_is_up(const struct region *r)
 {
     for (size_t i = 0; i < r->nhosts; i++)
-        if (r->hosts[i].health.up)
+        if (host_is_up(&r->hosts[i]))
             return true;
     return false;
 }

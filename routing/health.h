@@ -23,8 +23,9 @@ struct host_health {
     bool in_recovery; /* pg_is_in_recovery(): a standby */
     int consecutive_ok;
     int consecutive_fail;
-    double rtt_ms;      /* of the last successful check: connect + query */
-    int64_t last_check; /* unix time of the last finished check */
+    int client_failures; /* marks by sessions since the last check (atomic) */
+    double rtt_ms;       /* of the last successful check: connect + query */
+    int64_t last_check;  /* unix time of the last finished check */
     char last_error[160];
 };
 
@@ -42,8 +43,12 @@ struct health_checker *health_start(struct event_base *base, struct region_set *
                                     health_log_fn log, void *arg);
 void health_stop(struct health_checker *hc);
 
-/* A client's connection attempt failed: the host is down now, without waiting for a check. */
-void health_mark_down(struct health_checker *hc, struct region_host *h, const char *why);
+/*
+ * A client's connection attempt failed: the host is down now, for every
+ * worker, without waiting for a check; it comes back after HEALTH_RISE
+ * successful checks.  Returns true when this call took it down.
+ */
+bool health_mark_down(struct region_host *h);
 
 /* Copies the states of hosts that are in both sets (same name and port), across a reload. */
 void health_carry_over(struct region_set *to, const struct region_set *from);

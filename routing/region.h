@@ -31,6 +31,12 @@ struct region {
     struct region_host hosts[REGION_MAX_HOSTS];
 };
 
+/* Whether a host takes sessions; safe from any worker thread. */
+static inline bool host_is_up(const struct region_host *h)
+{
+    return __atomic_load_n(&h->health.up, __ATOMIC_RELAXED);
+}
+
 struct region_set {
     size_t count;
     struct region *items; /* owned array */

@@ -927,6 +927,8 @@ sub _write_config {
         unix_socket_dir => $self->{dir},
         default_region  => $self->{regions}[0]{name},
         server_conninfo => "user=$PgNearTest::PGNEAR_USER password=$PgNearTest::PGNEAR_PASSWORD",
+        # PGNEAR_TEST_WORKERS=N runs every proxy of the suite with N event-loop threads
+        ($ENV{PGNEAR_TEST_WORKERS} ? (workers => $ENV{PGNEAR_TEST_WORKERS}) : ()),
     );
     my %s = %{ $self->{settings} };
     my @lines;
@@ -1440,6 +1442,7 @@ PgNearTest - integration-test harness for pgnear (real PostgreSQL servers, TAP)
   PG_BINDIR         PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
   PGNEAR_TEST_KEEP  keep the temp root (/tmp/pgnear-test-*) for inspection
   PGNEAR_TEST_NO_IPV6  behave as if ::1 were unavailable
+  PGNEAR_TEST_WORKERS  run every pgnear with this many event-loop threads
 
 Loading the module deletes every PG* libpq variable from %ENV and sets
 LC_ALL=C.UTF-8, so that tools behave the same everywhere.

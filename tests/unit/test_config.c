@@ -407,7 +407,8 @@ static void test_err_missing_file(void **state)
 
 static void test_err_unsupported(void **state)
 {
-    expect_error(*state, "[pgnear]\nworkers = 4\n" REGION_OK, "workers", NULL);
+    expect_error(*state, "[pgnear]\nworkers = 0\n" REGION_OK, "workers", NULL);
+    expect_error(*state, "[pgnear]\nworkers = 65\n" REGION_OK, "workers", NULL);
     expect_error(*state, "[pgnear]\npool_mode = transaction\n" REGION_OK, "transaction", NULL);
 }
 

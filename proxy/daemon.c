@@ -1,0 +1,269 @@
+/*
+ * daemon.c — workers, signals and reloads.
+ *
+ * Worker 0 runs on the main thread and owns the signal handlers and the
+ * health checks; the others are threads with event loops of their own,
+ * each accepting on the same TCP ports (SO_REUSEPORT).  The main thread
+ * reaches them through their control pipes.
+ */
+#include "proxy/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/rand.h>
+
+#include "pgnear-build.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pgconn.h"
+#include "proxy/worker.h"
+#include "routing/health.h"
+#include "routing/region.h"
+
+static bool daemon_health_conninfo(void *arg, const struct region_host *h, char *buf, size_t cap)
+{
+    const struct daemon *d = arg;
+    return pgconn_conninfo(d->cfg, h, "postgres", buf, cap);
+}
+
+static void daemon_health_log(void *arg, const struct region *r, const struct region_host *h,
+                              bool up, const char *why)
+{
+    if (up)
+        log_info(0, "host %s:%d of region %s is up: %s", h->name, h->port, r->name, why);
+    else
+        log_warn(0, "host %s:%d of region %s is down: %s", h->name, h->port, r->name, why);
+}
+
+/* Health checks run for the current configuration only, on worker 0's loop. */
+static void daemon_start_health(struct daemon *d)
+{
+    struct config *cfg = d->cfg;
+    if (cfg->health_check_interval_ms <= 0)
+        return;
+    cfg->health =
+        health_start(d->workers[0]->base, &cfg->regions, cfg->health_check_interval_ms,
+                     cfg->health_check_timeout_ms, daemon_health_conninfo, daemon_health_log, d);
+    if (cfg->health == NULL)
+        log_error(0, "could not start health checks");
+}
+
+static void daemon_stop_health(struct daemon *d)
+{
+    health_stop(d->cfg->health);
+    d->cfg->health = NULL;
+}
+
+/* Hands cfg to every worker: each gets a reference of its own. */
+static void daemon_publish(struct daemon *d, struct config *cfg)
+{
+    for (int i = 1; i < d->nworkers; i++)
+        if (worker_send(d->workers[i], WORKER_RELOAD, config_ref(cfg)) != 0) {
+            log_error(0, "could not hand the new configuration to worker %d", i);
+            config_unref(cfg);
+        }
+    worker_handle(d->workers[0], WORKER_RELOAD, config_ref(cfg));
+}
+
+/* Builds the new configuration aside; swaps it in only when all of it loaded. */
+void daemon_reload(struct daemon *d)
+{
+    char err[1024];
+    struct config *fresh = config_load(d->cfg->path, err, sizeof(err));
+    if (fresh == NULL) {
+        log_error(0, "reload failed, keeping the current configuration: %s", err);
+        return;
+    }
+    const char *fixed[16];
+    int n = config_restart_only_changes(d->cfg, fresh, fixed, 16);
+    for (int i = 0; i < n; i++)
+        log_warn(0, "setting \"%s\" changed but takes effect only after a restart", fixed[i]);
+    if (config_keep_restart_only(fresh, d->cfg) != 0) {
+        log_error(0, "reload failed: out of memory");
+        config_unref(fresh);
+        return;
+    }
+    if (strcmp(fresh->logfile, d->cfg->logfile) != 0 && log_open(fresh->logfile, d->log_level) != 0)
+        log_error(0, "could not open logfile \"%s\"", fresh->logfile);
+    health_carry_over(&fresh->regions, &d->cfg->regions);
+    daemon_stop_health(d);
+    struct config *old = d->cfg;
+    d->cfg = fresh;
+    daemon_publish(d, fresh);
+    config_unref(old);
+    daemon_start_health(d);
+    log_info(0, "configuration reloaded from %s", fresh->path);
+}
+
+static void daemon_broadcast(struct daemon *d, enum worker_command cmd)
+{
+    for (int i = 1; i < d->nworkers; i++)
+        worker_send(d->workers[i], cmd, NULL);
+    worker_handle(d->workers[0], cmd, NULL);
+}
+
+static void daemon_on_sigterm(evutil_socket_t sig, short what, void *arg)
+{
+    log_info(0, "received SIGTERM: no new connections; waiting for sessions to end");
+    daemon_broadcast(arg, WORKER_DRAIN);
+}
+
+static void daemon_on_sigint(evutil_socket_t sig, short what, void *arg)
+{
+    log_info(0, "received SIGINT: shutting down now");
+    daemon_broadcast(arg, WORKER_STOP);
+}
+
+static void daemon_on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    daemon_reload(arg);
+}
+
+static int daemon_signals(struct daemon *d)
+{
+    struct event_base *base = d->workers[0]->base;
+    d->sig_term = evsignal_new(base, SIGTERM, daemon_on_sigterm, d);
+    d->sig_int = evsignal_new(base, SIGINT, daemon_on_sigint, d);
+    d->sig_hup = evsignal_new(base, SIGHUP, daemon_on_sighup, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || evsignal_add(d->sig_term, NULL) != 0 ||
+        evsignal_add(d->sig_int, NULL) != 0 || evsignal_add(d->sig_hup, NULL) != 0)
+        return -1;
+    return 0;
+}
+
+static void *daemon_worker_thread(void *arg)
+{
+    struct worker *w = arg;
+    worker_run(w);
+    __atomic_sub_fetch(&w->d->running, 1, __ATOMIC_RELEASE);
+    worker_send(w->d->workers[0], WORKER_EXITED, NULL);
+    return NULL;
+}
+
+/* Other threads leave the signals to the main thread's loop. */
+static int daemon_start_threads(struct daemon *d)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int rc = 0;
+    for (int i = 1; i < d->nworkers && rc == 0; i++) {
+        __atomic_add_fetch(&d->running, 1, __ATOMIC_RELEASE);
+        if (pthread_create(&d->workers[i]->thread, NULL, daemon_worker_thread, d->workers[i]) !=
+            0) {
+            __atomic_sub_fetch(&d->running, 1, __ATOMIC_RELEASE);
+            rc = -1;
+        } else {
+            d->workers[i]->started = true;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0)
+        return -1;
+    dup2(fd, STDIN_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    if (fd > STDERR_FILENO)
+        close(fd);
+    return 0;
+}
+
+static void daemon_free(struct daemon *d)
+{
+    if (d->cfg != NULL && d->workers != NULL && d->workers[0] != NULL)
+        daemon_stop_health(d);
+    for (int i = d->nworkers - 1; d->workers && i >= 0; i--)
+        worker_free(d->workers[i]);
+    free(d->workers);
+    if (d->sig_term)
+        event_free(d->sig_term);
+    if (d->sig_int)
+        event_free(d->sig_int);
+    if (d->sig_hup)
+        event_free(d->sig_hup);
+    cancel_map_free(&d->cancel_keys);
+    pthread_mutex_destroy(&d->cancel_lock);
+    config_unref(d->cfg);
+    free(d);
+}
+
+static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, size_t errcap)
+{
+    struct daemon *d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        snprintf(err, errcap, "out of memory");
+        config_unref(cfg);
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->log_level = log_level;
+    d->nworkers = cfg->workers;
+    pthread_mutex_init(&d->cancel_lock, NULL);
+    d->workers = calloc((size_t)d->nworkers, sizeof(*d->workers));
+    if (d->workers == NULL || cancel_map_init(&d->cancel_keys, 1024) != 0 ||
+        RAND_bytes(d->mock_secret, sizeof(d->mock_secret)) != 1) {
+        snprintf(err, errcap, "out of memory");
+        daemon_free(d);
+        return NULL;
+    }
+    for (int i = 0; i < d->nworkers; i++)
+        if ((d->workers[i] = worker_new(d, i, cfg, err, errcap)) == NULL) {
+            daemon_free(d);
+            return NULL;
+        }
+    if (daemon_signals(d) != 0) {
+        snprintf(err, errcap, "could not install signal handlers");
+        daemon_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+int daemon_run(struct config *cfg, int log_level, bool background)
+{
+    char err[1024];
+    struct daemon *d = daemon_new(cfg, log_level, err, sizeof(err));
+    if (d == NULL) {
+        log_msg(LOG_FATAL, 0, "%s", err);
+        return 1;
+    }
+    /* Fork before any thread exists; the listeners are open already. */
+    if (background && daemonize() != 0) {
+        log_msg(LOG_FATAL, 0, "could not run in the background");
+        daemon_free(d);
+        return 1;
+    }
+    daemon_start_health(d);
+    if (daemon_start_threads(d) != 0) {
+        log_msg(LOG_FATAL, 0, "could not start the worker threads");
+        daemon_broadcast(d, WORKER_STOP);
+    }
+    log_info(0, "pgnear %s started (pid %d), %d worker%s, %zu regions, default region %s",
+             PACKAGE_VERSION, (int)getpid(), d->nworkers, d->nworkers == 1 ? "" : "s",
+             cfg->regions.count, cfg->default_region_ptr->name);
+    worker_run(d->workers[0]);
+    for (int i = 1; i < d->nworkers; i++)
+        if (d->workers[i]->started)
+            pthread_join(d->workers[i]->thread, NULL);
+    daemon_free(d);
+    return 0;
+}

@@ -1,0 +1,39 @@
+/*
+ * daemon.h — the process: its event-loop workers (threads), signals,
+ * reloads, and the little the workers share (cancel keys, the client
+ * count).
+ */
+#ifndef PGNEAR_PROXY_DAEMON_H
+#define PGNEAR_PROXY_DAEMON_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/cancel_map.h"
+
+struct config;
+struct event;
+struct worker;
+
+struct daemon {
+    struct config *cfg; /* the current configuration (one reference) */
+    int log_level;      /* from the command line; kept across reloads */
+    int nworkers;
+    struct worker **workers; /* [0] runs on the main thread */
+    uint8_t mock_secret[32]; /* stable fake SCRAM salts for unknown users */
+    int clients;             /* client connections of all workers (atomic) */
+    int running;             /* worker threads other than worker 0 still looping (atomic) */
+    pthread_mutex_t cancel_lock;
+    struct cancel_map cancel_keys; /* key tag -> struct cancel_entry, under cancel_lock */
+    struct event *sig_term, *sig_int, *sig_hup;
+};
+
+/* Runs the proxy until it is stopped; takes over cfg.  Returns the exit code. */
+int daemon_run(struct config *cfg, int log_level, bool background);
+
+/* Re-reads the configuration file and hands it to every worker (SIGHUP, RELOAD). */
+void daemon_reload(struct daemon *d);
+
+#endif
