@@ -111,9 +111,22 @@ ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *mor
     return stream_read_plain(s, buf, max);
 }
 
+/* send() for the common case of one contiguous chunk: cheaper in the kernel than writev(). */
+static ssize_t stream_send_one(struct stream *s, struct evbuffer *buf)
+{
+    struct evbuffer_iovec vec[2];
+    int nvec = evbuffer_peek(buf, -1, NULL, vec, 2);
+    if (nvec != 1)
+        return evbuffer_write(buf, s->fd);
+    ssize_t n = send(s->fd, vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0)
+        evbuffer_drain(buf, (size_t)n);
+    return n;
+}
+
 static ssize_t stream_write_plain(struct stream *s, struct evbuffer *buf)
 {
-    int n = evbuffer_write(buf, s->fd);
+    ssize_t n = stream_send_one(s, buf);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             s->want = STREAM_WANT_WRITE;
