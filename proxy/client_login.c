@@ -46,25 +46,15 @@ static void client_take_sni(struct session *s)
 
 static void client_tls_step(struct session *s)
 {
-    int rc = stream_tls_accept(&s->client.stream);
-    if (rc == STREAM_AGAIN) {
-        endpoint_watch(&s->client, s->client.stream.want);
-        if (s->client.stream.want == STREAM_WANT_READ && s->client.write_armed) {
-            event_del(s->client.wev);
-            s->client.write_armed = false;
-        }
+    int rc = endpoint_handshake(&s->client, stream_tls_accept);
+    if (rc == STREAM_AGAIN)
         return;
-    }
     if (rc != 0) {
         char why[256];
         stream_tls_error(why, sizeof(why));
         s->w->stats.login_failures++;
         session_close(s, why);
         return;
-    }
-    if (s->client.write_armed) {
-        event_del(s->client.wev);
-        s->client.write_armed = false;
     }
     s->client_tls = true;
     client_take_sni(s);

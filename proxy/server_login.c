@@ -154,15 +154,9 @@ static int server_send_startup(struct session *s)
 
 static void server_tls_step(struct session *s)
 {
-    int rc = stream_tls_connect(&s->server.stream);
-    if (rc == STREAM_AGAIN) {
-        endpoint_watch(&s->server, s->server.stream.want);
-        if (s->server.stream.want == STREAM_WANT_READ && s->server.write_armed) {
-            event_del(s->server.wev);
-            s->server.write_armed = false;
-        }
+    int rc = endpoint_handshake(&s->server, stream_tls_connect);
+    if (rc == STREAM_AGAIN)
         return;
-    }
     if (rc != 0) {
         char why[256], msg[300];
         long verify = SSL_get_verify_result(s->server.stream.ssl);
@@ -174,10 +168,6 @@ static void server_tls_step(struct session *s)
         snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
         server_try_next(s, msg);
         return;
-    }
-    if (s->server.write_armed) {
-        event_del(s->server.wev);
-        s->server.write_armed = false;
     }
     log_debug(s->id, "server TLS established (%s)", SSL_get_version(s->server.stream.ssl));
     server_send_startup(s);

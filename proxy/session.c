@@ -129,6 +129,28 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
     return 0;
 }
 
+static void endpoint_disarm_write(struct endpoint *ep)
+{
+    if (ep->write_armed) {
+        event_del(ep->wev);
+        ep->write_armed = false;
+    }
+}
+
+int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *))
+{
+    int rc = step(&ep->stream);
+    if (rc == STREAM_AGAIN) {
+        endpoint_watch(ep, ep->stream.want);
+        if (ep->stream.want == STREAM_WANT_READ)
+            endpoint_disarm_write(ep);
+        return rc;
+    }
+    if (rc == 0)
+        endpoint_disarm_write(ep);
+    return rc;
+}
+
 void endpoint_pause_read(struct endpoint *ep)
 {
     if (!ep->read_paused && ep->rev) {

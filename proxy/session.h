@@ -124,6 +124,12 @@ int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t 
 /* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
 void endpoint_watch(struct endpoint *ep, int want);
+/*
+ * One step of a TLS handshake (stream_tls_accept or stream_tls_connect):
+ * arms the event the handshake waits for; returns 0 when done (write
+ * event disarmed), STREAM_AGAIN, or STREAM_ERROR.
+ */
+int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *));
 int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
 void endpoint_detach(struct endpoint *ep);
 void session_move(struct session *s, struct list *to);
