@@ -53,7 +53,9 @@ static void pgasync_finish(struct pgasync *q, const char *error)
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
             msg[--n] = '\0';
     }
-    q->done(q->arg, error ? NULL : q->last, error ? msg : NULL);
+    bool answered = error != NULL && q->conn != NULL &&
+                    (PQconnectionNeedsPassword(q->conn) || PQconnectionUsedPassword(q->conn));
+    q->done(q->arg, error ? NULL : q->last, error ? msg : NULL, answered);
     pgasync_free(q);
 }
 

@@ -19,7 +19,12 @@ struct pgasync;
  * only during the call), or with res NULL and a message.  The pgasync is
  * freed after the callback returns.
  */
-typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *error);
+/*
+ * server_answered: on a failure, whether a server took part (it asked for
+ * a password, or refused the one given) — up, though pgnear cannot log in.
+ */
+typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *error,
+                                bool server_answered);
 
 /* Starts connecting; NULL when out of memory or libpq refused the conninfo (error set). */
 struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, const char *sql,

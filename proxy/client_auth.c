@@ -115,8 +115,10 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
     return true;
 }
 
-static void client_auth_query_done(void *arg, const PGresult *res, const char *error)
+static void client_auth_query_done(void *arg, const PGresult *res, const char *error,
+                                   bool server_answered)
 {
+    (void)server_answered;
     struct session *s = arg;
     s->auth_query = NULL;
     if (error != NULL) {

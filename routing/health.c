@@ -50,7 +50,8 @@ static void health_set_down(struct health_checker *hc, struct region_host *h, co
         hc->log(hc->arg, h->region, h, false, why);
 }
 
-static void health_probe_done(void *arg, const PGresult *res, const char *error)
+static void health_probe_done(void *arg, const PGresult *res, const char *error,
+                              bool server_answered)
 {
     struct health_probe *p = arg;
     struct region_host *h = p->host;
@@ -58,11 +59,22 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error)
     h->check = NULL;
     hh->checked = true;
     hh->last_check = (int64_t)time(NULL);
-    if (error != NULL) {
+    if (error != NULL && !server_answered) {
         health_set_down(p->hc, h, error);
     } else {
+        /* A server that asks for a password is up, even if server_conninfo cannot log in. */
+        if (error != NULL && !hh->login_failing) {
+            char why[320];
+            snprintf(why, sizeof(why),
+                     "it answers, but the health check cannot log in "
+                     "(check server_conninfo): %s",
+                     error);
+            p->hc->log(p->hc->arg, h->region, h, true, why);
+        }
+        hh->login_failing = error != NULL;
         hh->rtt_ms = elapsed_ms(&p->started);
-        hh->in_recovery = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        hh->in_recovery =
+            res != NULL && PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         hh->consecutive_fail = 0;
         /* A session that failed to connect meanwhile restarts the count. */
         if (__atomic_exchange_n(&hh->client_failures, 0, __ATOMIC_RELAXED) > 0)

@@ -24,6 +24,7 @@ struct host_health {
     int consecutive_ok;
     int consecutive_fail;
     int client_failures; /* marks by sessions since the last check (atomic) */
+    bool login_failing;  /* the server answers, but server_conninfo cannot log in */
     double rtt_ms;       /* of the last successful check: connect + query */
     int64_t last_check;  /* unix time of the last finished check */
     char last_error[160];
