@@ -141,25 +141,6 @@ my %BASE = (
 # Deliberately not the nearest regions (eu-west for both), and not both the default.
 my $CITIES_INI = "[cities]\namsterdam = us-east\nReykjavík = ap-northeast\n";
 
-# Routing prefers healthy regions.  A host is ready when pgnear's last word
-# on it is "is up", or, when pgnear logs nothing because hosts start up and
-# stay up, once two health-check intervals have passed, the cluster has seen
-# pgnear's checks (application_name=pgnear) and pgnear never said "is down".
-sub wait_healthy {
-    my ($px, $since, @clusters) = @_;
-    for my $c (@clusters) {
-        my ($port, $name) = ($c->port, $c->name);
-        my $ready = wait_until(sub {
-            my @said = $px->log_contents =~ /host 127\.0\.0\.1:$port of region \Q$name\E is (up|down)/g;
-            return $said[-1] eq 'up' if @said;
-            return 0 if time - $since < 2.5;
-            my @checks = $c->log_contents =~ /connection authorized: user=pgnear database=postgres application_name=pgnear/g;
-            return @checks >= 2;
-        }, timeout => 20, interval => 0.1);
-        ok $ready, "pgnear on port ${\ $px->port}: region $name is healthy"
-          or BAIL_OUT("region $name never became healthy");
-    }
-}
 
 my $since = time;
 my $p = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
@@ -172,7 +153,7 @@ my $p_required = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CIT
 my $p_off = PgNearTest::Proxy->new(regions => \@clusters, extra_ini => $CITIES_INI,
     settings => { %BASE, proxy_protocol => 'off' });
 
-wait_healthy($_, $since, @clusters) for $p, $p_nohints, $p_required, $p_off;
+$_->wait_healthy($since, @clusters) for $p, $p_nohints, $p_required, $p_off;
 
 # ------------------------------------------------------------------ helpers
 

@@ -78,25 +78,6 @@ my $mmdb = "$dir/callers.mmdb";
 # ------------------------------------------------------------------ regions and pgnear
 
 my @clusters = map { PgNearTest::Cluster->new(name => $_) } @REGION_ORDER;
-# Routing prefers healthy regions.  A host is ready when pgnear's last word
-# on it is "is up", or, when pgnear logs nothing because hosts start up and
-# stay up, once two health-check intervals have passed, the cluster has seen
-# pgnear's checks (application_name=pgnear) and pgnear never said "is down".
-sub wait_healthy {
-    my ($px, $since, @clusters) = @_;
-    for my $c (@clusters) {
-        my ($port, $name) = ($c->port, $c->name);
-        my $ready = wait_until(sub {
-            my @said = $px->log_contents =~ /host 127\.0\.0\.1:$port of region \Q$name\E is (up|down)/g;
-            return $said[-1] eq 'up' if @said;
-            return 0 if time - $since < 2.5;
-            my @checks = $c->log_contents =~ /connection authorized: user=pgnear database=postgres application_name=pgnear/g;
-            return @checks >= 2;
-        }, timeout => 20, interval => 0.1);
-        ok $ready, "pgnear on port ${\ $px->port}: region $name is healthy"
-          or BAIL_OUT("region $name never became healthy");
-    }
-}
 
 my $since = time;
 my $p = PgNearTest::Proxy->new(regions => \@clusters, settings => {
@@ -109,7 +90,7 @@ my $p = PgNearTest::Proxy->new(regions => \@clusters, settings => {
     default_region        => $DEFAULT,
     health_check_interval => '1s',
 });
-wait_healthy($p, $since, @clusters);
+$p->wait_healthy($since, @clusters);
 
 # ------------------------------------------------------------------ HAProxy
 

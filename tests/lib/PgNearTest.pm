@@ -1066,6 +1066,27 @@ sub signal {
 }
 
 # wait_for_exit(timeout => 10): exit status, or undef if still running.
+# Routing prefers healthy regions.  A host is ready when pgnear's last word
+# on it is "is up", or, when pgnear logs nothing because hosts start up and
+# stay up, once two health-check intervals have passed, the cluster has seen
+# pgnear's checks (application_name=pgnear) and pgnear never said "is down".
+#   $p->wait_healthy($started_at, @clusters)   one ok() per cluster; BAIL_OUT if never
+sub wait_healthy {
+    my ($self, $since, @clusters) = @_;
+    for my $c (@clusters) {
+        my ($port, $name) = ($c->port, $c->name);
+        my $ready = PgNearTest::wait_until(sub {
+            my @said = $self->log_contents =~ /host 127\.0\.0\.1:$port of region \Q$name\E is (up|down)/g;
+            return $said[-1] eq 'up' if @said;
+            return 0 if time - $since < 2.5;
+            my @checks = $c->log_contents =~ /connection authorized: user=pgnear database=postgres application_name=pgnear/g;
+            return @checks >= 2;
+        }, timeout => 20, interval => 0.1);
+        Test::Builder->new->ok($ready, "pgnear on port $self->{port}: region $name is healthy")
+          or Test::Builder->new->BAIL_OUT("region $name never became healthy");
+    }
+}
+
 sub wait_for_exit {
     my ($self, %o) = @_;
     PgNearTest::wait_until(sub { !$self->is_running }, timeout => $o{timeout} // 10, interval => 0.05);
