@@ -8,6 +8,7 @@
  */
 #include "proxy/daemon.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -89,8 +90,9 @@ void daemon_reload(struct daemon *d)
         config_unref(fresh);
         return;
     }
-    if (strcmp(fresh->logfile, d->cfg->logfile) != 0 && log_open(fresh->logfile, d->log_level) != 0)
-        log_error(0, "could not open logfile \"%s\"", fresh->logfile);
+    /* Reopened even under the same name, so that a rotated file is let go. */
+    if (log_open(fresh->logfile, d->log_level) != 0)
+        log_error(0, "could not open logfile \"%s\": %s", fresh->logfile, strerror(errno));
     health_carry_over(&fresh->regions, &d->cfg->regions);
     daemon_stop_health(d);
     struct config *old = d->cfg;

@@ -1,73 +1,119 @@
 /*
  * log.c — timestamped single-line log records to stderr or a file.
  *
+ * Every record is formatted into a stack buffer and written with one
+ * write(2) to a descriptor that stays the same for the life of the
+ * process.  Reopening (SIGHUP, a new logfile) dup2()s the new file onto
+ * that descriptor, so worker threads that are writing at that moment land
+ * in the old or the new file, never in a closed one, and nothing leaks.
  * The sink and level are process settings taken from the command line and
  * the configuration; they are the only state here.
  */
 #include "proxy/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static struct {
-    FILE *out;
-    enum log_level level;
-} log_state = {NULL, LOG_INFO};
+    int fd; /* -1: not opened yet, records go to stderr */
+    atomic_int level;
+} log_state = {-1, LOG_INFO};
 
 static const char *const level_names[] = {"DEBUG", "LOG", "WARNING", "ERROR", "FATAL"};
 
+static int log_open_sink(const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        return fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+}
+
 int log_open(const char *path, enum log_level level)
 {
-    FILE *f = stderr;
-    if (path != NULL && path[0] != '\0') {
-        f = fopen(path, "a");
-        if (f == NULL)
+    int fd = log_open_sink(path);
+    if (fd < 0)
+        return -1;
+    if (log_state.fd < 0) {
+        log_state.fd = fd;
+    } else {
+        /* Atomic for concurrent writers: they see the old file or the new. */
+        if (dup2(fd, log_state.fd) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
             return -1;
-        setvbuf(f, NULL, _IOLBF, 0);
+        }
+        close(fd);
     }
-    if (log_state.out != NULL && log_state.out != stderr)
-        fclose(log_state.out);
-    log_state.out = f;
-    log_state.level = level;
+    atomic_store_explicit(&log_state.level, (int)level, memory_order_relaxed);
     return 0;
 }
 
 void log_set_level(enum log_level level)
 {
-    log_state.level = level;
+    atomic_store_explicit(&log_state.level, (int)level, memory_order_relaxed);
 }
 
 void log_close(void)
 {
-    if (log_state.out != NULL && log_state.out != stderr)
-        fclose(log_state.out);
-    log_state.out = NULL;
+    if (log_state.fd >= 0)
+        close(log_state.fd);
+    log_state.fd = -1;
+}
+
+/* One write for the whole record, retried only for what was not written. */
+static void log_write(const char *buf, size_t len)
+{
+    int fd = log_state.fd >= 0 ? log_state.fd : STDERR_FILENO;
+    while (len > 0) {
+        ssize_t n = write(fd, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n;
+        len -= (size_t)n;
+    }
 }
 
 void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
 {
-    if (level < log_state.level)
+    if ((int)level < atomic_load_explicit(&log_state.level, memory_order_relaxed))
         return;
-    FILE *out = log_state.out ? log_state.out : stderr;
     struct timeval tv;
     struct tm tm;
-    char ts[32], line[2048];
+    char ts[32], rec[2200];
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+    int head;
+    if (client_id != 0)
+        head = snprintf(rec, sizeof(rec), "%s.%03d UTC %s c%llu: ", ts, (int)(tv.tv_usec / 1000),
+                        level_names[level], (unsigned long long)client_id);
+    else
+        head = snprintf(rec, sizeof(rec), "%s.%03d UTC %s ", ts, (int)(tv.tv_usec / 1000),
+                        level_names[level]);
+    if (head < 0 || (size_t)head >= sizeof(rec) - 2)
+        return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
+    int body = vsnprintf(rec + head, sizeof(rec) - (size_t)head - 1, fmt, ap);
     va_end(ap);
+    if (body < 0)
+        return;
+    size_t len = (size_t)head + (size_t)body;
+    if (len > sizeof(rec) - 2)
+        len = sizeof(rec) - 2;
     /* Keep one event on one line whatever the message carried. */
-    for (char *p = line; *p; p++)
+    for (char *p = rec + head; p < rec + len; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    if (client_id != 0)
-        fprintf(out, "%s.%03d UTC %s c%llu: %s\n", ts, (int)(tv.tv_usec / 1000), level_names[level],
-                (unsigned long long)client_id, line);
-    else
-        fprintf(out, "%s.%03d UTC %s %s\n", ts, (int)(tv.tv_usec / 1000), level_names[level], line);
+    rec[len++] = '\n';
+    log_write(rec, len);
 }

@@ -309,4 +309,46 @@ sub new_connection_outcome {
     like $p->log_contents, qr/received SIGINT/, 'SIGINT is logged';
 }
 
+# ==================================================================== SIGHUP and the log file
+
+# SIGHUP reopens the logfile, so a rotated file (renamed away) is let go and
+# a fresh one created; a new logfile name takes effect at once.  Sessions
+# running on several workers while the file changes lose nothing.
+{
+    my $p = PgNearTest::Proxy->new(regions => [$us], settings => { %base }, start => 0);
+    my $a = $p->dir . '/a.log';
+    my $b = $p->dir . '/b.log';
+    $p->update_config(settings => { logfile => $a });
+    $p->start;
+    my $w = login($p);
+    is cluster_of($w), 'us-east', 'logfile: a session through pgnear';
+    my $alog = PgNearTest::slurp_file($a);
+    like $alog, qr/^\S+ \S+ UTC LOG c\d+: login from 127\.0\.0\.1:\d+: user=app database=movr/m,
+      'logfile: records go to the configured file, one per line';
+
+    rename $a, "$a.1" or die "rename: $!";
+    $p->signal('HUP');
+    ok PgNearTest::wait_until(sub { -e $a && PgNearTest::slurp_file($a) =~ /configuration reloaded/ }, timeout => 10),
+      'logfile rotated away + SIGHUP: a fresh file is created and carries "configuration reloaded"';
+    my $w2 = login($p);
+    $w2->terminate;
+    like PgNearTest::slurp_file($a), qr/login from 127\.0\.0\.1:\d+: user=app/, '... and the next login is logged there';
+    my $old = PgNearTest::slurp_file("$a.1");
+    unlike $old, qr/configuration reloaded/, '... the rotated file got nothing after the reopen';
+
+    $p->update_config(settings => { logfile => $b });
+    $p->signal('HUP');
+    ok PgNearTest::wait_until(sub { -e $b && PgNearTest::slurp_file($b) =~ /configuration reloaded/ }, timeout => 10),
+      'a new logfile name in the configuration: SIGHUP switches to it';
+    my $a_size = -s $a;
+    my @ws = map { login($p) } 1 .. 4;
+    is_deeply [map { cluster_of($_) } @ws], [('us-east') x 4], '... sessions after the switch work';
+    $_->terminate for @ws;
+    is -s $a, $a_size, '... and nothing more is written to the old file';
+    is cluster_of($w), 'us-east', 'the session opened before both reopens still works';
+    $w->terminate;
+    ok $p->is_running, 'pgnear is running';
+    $p->stop;
+}
+
 done_testing;
