@@ -22,23 +22,62 @@ struct pgasync {
     PGresult *last;
     pgasync_done_fn done;
     void *arg;
+    bool in_callback;         /* pgasync_keep() is allowed only from the done callback */
+    bool kept;                /* the owner keeps the connection after the callback */
+    pgasync_closed_fn closed; /* while idle: the server went away */
+    void *closed_arg;
 };
+
+/* What one query owns; the connection and its timer outlive it when kept. */
+static void pgasync_clear_query(struct pgasync *q)
+{
+    if (q->ev) {
+        event_free(q->ev);
+        q->ev = NULL;
+    }
+    if (q->last) {
+        PQclear(q->last);
+        q->last = NULL;
+    }
+    for (int i = 0; i < q->nparams; i++)
+        free(q->params[i]);
+    free(q->params);
+    q->params = NULL;
+    q->nparams = 0;
+    free(q->sql);
+    q->sql = NULL;
+    q->sent = false;
+}
 
 static void pgasync_free(struct pgasync *q)
 {
-    if (q->ev)
-        event_free(q->ev);
+    pgasync_clear_query(q);
     if (q->timer)
         event_free(q->timer);
     if (q->conn)
         PQfinish(q->conn);
-    if (q->last)
-        PQclear(q->last);
-    for (int i = 0; i < q->nparams; i++)
-        free(q->params[i]);
-    free(q->params);
-    free(q->sql);
     free(q);
+}
+
+static void pgasync_idle_cb(evutil_socket_t fd, short what, void *arg);
+
+/* After a kept query: no timer, and a watch for the server closing the connection. */
+static void pgasync_go_idle(struct pgasync *q)
+{
+    evtimer_del(q->timer);
+    pgasync_clear_query(q);
+    q->kept = false;
+    q->done = NULL;
+    q->arg = NULL;
+    q->ev = event_new(q->base, PQsocket(q->conn), EV_READ | EV_PERSIST, pgasync_idle_cb, q);
+    if (q->ev == NULL || event_add(q->ev, NULL) != 0)
+        q->closed(q->closed_arg); /* the owner finds out now rather than never */
+}
+
+bool pgasync_connection_ok(const struct pgasync *q)
+{
+    return q->conn != NULL && PQstatus(q->conn) == CONNECTION_OK &&
+           PQtransactionStatus(q->conn) == PQTRANS_IDLE;
 }
 
 static void pgasync_finish(struct pgasync *q, const char *error)
@@ -55,8 +94,13 @@ static void pgasync_finish(struct pgasync *q, const char *error)
     }
     bool answered = error != NULL && q->conn != NULL &&
                     (PQconnectionNeedsPassword(q->conn) || PQconnectionUsedPassword(q->conn));
+    q->in_callback = true;
     q->done(q->arg, error ? NULL : q->last, error ? msg : NULL, answered);
-    pgasync_free(q);
+    q->in_callback = false;
+    if (q->kept)
+        pgasync_go_idle(q);
+    else
+        pgasync_free(q);
 }
 
 static void pgasync_cb(evutil_socket_t fd, short what, void *arg);
@@ -185,6 +229,50 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
         return NULL;
     }
     return q;
+}
+
+bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg)
+{
+    if (!q->in_callback || !pgasync_connection_ok(q))
+        return false;
+    q->kept = true;
+    q->closed = closed;
+    q->closed_arg = arg;
+    return true;
+}
+
+/* While idle the server may still talk (ParameterStatus, a FATAL at shutdown, EOF). */
+static void pgasync_idle_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pgasync *q = arg;
+    (void)fd;
+    (void)what;
+    if (PQconsumeInput(q->conn) && PQstatus(q->conn) == CONNECTION_OK) {
+        PGnotify *n;
+        while ((n = PQnotifies(q->conn)) != NULL)
+            PQfreemem(n);
+        return;
+    }
+    q->closed(q->closed_arg);
+}
+
+int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char *const *params,
+                    int timeout_ms, pgasync_done_fn done, void *arg)
+{
+    pgasync_clear_query(q);
+    if ((q->sql = strdup(sql)) == NULL || !pgasync_copy_params(q, nparams, params))
+        return -1;
+    q->done = done;
+    q->arg = arg;
+    /* Queued here, flushed from the loop: done is never called before we return. */
+    if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
+                           NULL, 0))
+        return -1;
+    q->sent = true;
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    if (evtimer_add(q->timer, &tv) != 0 || pgasync_wait(q, EV_WRITE) != 0)
+        return -1;
+    return 0;
 }
 
 void *pgasync_arg(const struct pgasync *q)

@@ -31,6 +31,30 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
                               int nparams, const char *const *params, int timeout_ms,
                               pgasync_done_fn done, void *arg, char *error, size_t errcap);
 
+/*
+ * Connection reuse.  From inside the done callback, pgasync_keep() asks to
+ * keep the connection: when it is still usable (connected, no transaction
+ * open) it stays open, idle, and belongs to the caller, who either runs
+ * another query on it with pgasync_requery() or closes it with
+ * pgasync_abandon().  Otherwise it is freed as usual.
+ */
+typedef void (*pgasync_closed_fn)(void *arg);
+
+/*
+ * From the done callback only.  False: the connection is not reusable
+ * (and is freed after the callback).  closed(arg) is called, at most
+ * once, when the server ends the connection while it is idle.
+ */
+bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg);
+/* Connected and outside any transaction. */
+bool pgasync_connection_ok(const struct pgasync *q);
+/*
+ * Runs sql on an idle kept connection; done is called later, never from
+ * inside this call.  -1: nothing was started and the caller still owns q.
+ */
+int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char *const *params,
+                    int timeout_ms, pgasync_done_fn done, void *arg);
+
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);
 

@@ -17,13 +17,11 @@
 #include <openssl/ssl.h>
 
 #include "protocol/framing.h"
-#include "protocol/pgasync.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
-#include "proxy/pgconn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -115,39 +113,33 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
     return true;
 }
 
-static void client_auth_query_done(void *arg, const PGresult *res, const char *error,
-                                   bool server_answered)
+static void client_auth_lookup_done(void *arg, const char *secret, const char *error)
 {
-    (void)server_answered;
     struct session *s = arg;
-    s->auth_query = NULL;
+    s->auth_lookup = NULL;
     if (error != NULL) {
         log_error(s->id, "auth_query failed: %s", error);
         s->w->stats.login_failures++;
-        session_fail(s, "08001", "could not look up the user's secret", error, NULL);
+        session_fail(s, "08001", "could not look up the user's secret", NULL,
+                     "The reason is in pgnear's log.");
         return;
     }
-    const char *secret = NULL;
-    if (PQntuples(res) > 0 && PQnfields(res) >= 2 && !PQgetisnull(res, 0, 1))
-        secret = PQgetvalue(res, 0, 1);
     if (client_auth_use_secret(s, secret, "auth_query"))
         client_auth_offer(s);
 }
 
-/* auth_query runs on the chosen region's first host. */
+/* auth_query runs in the chosen region, on a kept connection when the worker has one. */
 static void client_auth_start_query(struct session *s)
 {
-    char conninfo[2048], err[512] = "conninfo too long";
-    const char *params[1] = {s->startup.user};
-    if (pgconn_conninfo(s->cfg, &s->region->hosts[0], s->startup.database, conninfo,
-                        sizeof(conninfo)))
-        s->auth_query = pgasync_query(s->w->base, conninfo, s->cfg->auth_query, 1, params,
-                                      s->cfg->server_connect_timeout_ms * 2, client_auth_query_done,
-                                      s, err, sizeof(err));
-    if (s->auth_query == NULL) {
+    char err[512];
+    s->auth_lookup =
+        auth_lookup_start(&s->w->auth_lookups, s->cfg, s->region, s->startup.database,
+                          s->startup.user, s->id, client_auth_lookup_done, s, err, sizeof(err));
+    if (s->auth_lookup == NULL) {
         log_error(s->id, "could not start auth_query: %s", err);
         s->w->stats.login_failures++;
-        session_fail(s, "08001", "could not look up the user's secret", NULL, NULL);
+        session_fail(s, "08001", "could not look up the user's secret", NULL,
+                     "The reason is in pgnear's log.");
         return;
     }
     endpoint_pause_read(&s->client);

@@ -30,7 +30,7 @@
 static bool daemon_health_conninfo(void *arg, const struct region_host *h, char *buf, size_t cap)
 {
     const struct daemon *d = arg;
-    return pgconn_conninfo(d->cfg, h, "postgres", buf, cap);
+    return pgconn_conninfo(d->cfg, h, "postgres", "pgnear health check", buf, cap);
 }
 
 static void daemon_health_log(void *arg, const struct region *r, const struct region_host *h,

@@ -11,7 +11,7 @@
 #include "routing/region.h"
 
 bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, const char *dbname,
-                     char *buf, size_t cap)
+                     const char *purpose, char *buf, size_t cap)
 {
     static const char *const sslmodes[] = {"disable", "prefer", "require", "verify-ca",
                                            "verify-full"};
@@ -20,7 +20,7 @@ bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, cons
     buf[0] = '\0';
     if (!pgasync_conninfo_add(buf, cap, "dbname", dbname) ||
         !pgasync_conninfo_add(buf, cap, "sslmode", sslmodes[cfg->server_tls]) ||
-        !pgasync_conninfo_add(buf, cap, "application_name", "pgnear"))
+        !pgasync_conninfo_add(buf, cap, "application_name", purpose))
         return false;
     if (cfg->server_tls_ca_file[0] != '\0' &&
         !pgasync_conninfo_add(buf, cap, "sslrootcert", cfg->server_tls_ca_file))

@@ -11,8 +11,12 @@
 struct config;
 struct region_host;
 
-/* dbname first, then server_conninfo (which may override it), then the host's address. */
+/*
+ * dbname first, then server_conninfo (which may override it), then the
+ * host's address.  purpose is the application_name, so that a DBA sees in
+ * pg_stat_activity what each of pgnear's connections is for.
+ */
 bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, const char *dbname,
-                     char *buf, size_t cap);
+                     const char *purpose, char *buf, size_t cap);
 
 #endif

@@ -16,7 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "protocol/pgasync.h"
+#include "proxy/auth_lookup.h"
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
@@ -352,7 +352,7 @@ void session_close(struct session *s, const char *why)
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
-    pgasync_abandon(s->auth_query);
+    auth_lookup_cancel(s->auth_lookup);
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     endpoint_free(&s->server);

@@ -95,7 +95,7 @@ struct session {
     struct scram_verifier verifier;
     bool scram_started;         /* SASLInitialResponse received */
     bool scram_done;            /* client verified by pgnear */
-    struct pgasync *auth_query; /* verifier lookup in flight */
+    struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
     char tx_status;          /* from the last ReadyForQuery: 'I', 'T' or 'E' */

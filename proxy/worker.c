@@ -143,7 +143,7 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     if (w->base == NULL || pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) != 0 ||
         (w->ctl_ev = event_new(w->base, w->ctl[0], EV_READ | EV_PERSIST, worker_ctl_cb, w)) ==
             NULL ||
-        event_add(w->ctl_ev, NULL) != 0) {
+        event_add(w->ctl_ev, NULL) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
         return NULL;
@@ -172,6 +172,7 @@ void worker_free(struct worker *w)
     list_for_each_safe(pos, tmp, &w->active_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     cancel_close_all(w);
+    auth_lookup_pool_close(&w->auth_lookups);
     listener_close(w->listeners);
     if (w->drain_timer)
         event_free(w->drain_timer);

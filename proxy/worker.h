@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/auth_lookup.h"
 #include "proxy/list.h"
 
 struct config;
@@ -42,6 +43,7 @@ struct worker {
     struct list login_sessions;  /* before ReadyForQuery */
     struct list active_sessions; /* relaying */
     struct list cancel_conns;    /* forwarding one cancel request each */
+    struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint64_t next_client_id;
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */

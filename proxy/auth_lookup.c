@@ -1,0 +1,291 @@
+/*
+ * auth_lookup.c — auth_query with kept connections.
+ *
+ * Opening a libpq connection (TCP, TLS, SCRAM) to look up one verifier
+ * costs more than the client's own login; a connection storm would pay it
+ * twice.  So each worker keeps a few idle connections per host and
+ * database (its own: no locks) and runs the next lookup on one of them.
+ * A kept connection that the server has closed is noticed while idle, or
+ * at the latest when the lookup on it fails, and the lookup is then
+ * retried once on a fresh connection to the same host.  Hosts are tried
+ * healthy ones first, in the configured order.
+ */
+#include "proxy/auth_lookup.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pgconn.h"
+#include "routing/region.h"
+
+#define AUTH_LOOKUP_SWEEP_MS     5000
+#define AUTH_LOOKUP_CONNINFO_MAX 2048
+
+/* One idle kept connection. */
+struct auth_lookup_conn {
+    struct list_node node;
+    struct auth_lookup_pool *pool;
+    struct pgasync *q;
+    char *key;       /* its conninfo (with a password: never logged) */
+    char where[300]; /* host:port, for the log */
+    uint64_t idle_since_ms;
+};
+
+struct auth_lookup {
+    struct auth_lookup_pool *pool;
+    const struct config *cfg;
+    const struct region *region;
+    char *dbname;
+    char *user;
+    uint64_t client_id;
+    size_t order[REGION_MAX_HOSTS]; /* host indexes, healthy first */
+    size_t norder;
+    size_t next; /* next entry of order to try */
+    size_t host; /* the host being asked */
+    char key[AUTH_LOOKUP_CONNINFO_MAX];
+    struct pgasync *q;
+    bool reused; /* q was a kept connection */
+    auth_lookup_done_fn done;
+    void *arg;
+    char error[512];
+};
+
+static uint64_t auth_lookup_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void auth_lookup_conn_free(struct auth_lookup_conn *c)
+{
+    list_remove(&c->pool->idle, &c->node);
+    pgasync_abandon(c->q);
+    free(c->key);
+    free(c);
+}
+
+static void auth_lookup_conn_closed(void *arg)
+{
+    struct auth_lookup_conn *c = arg;
+    log_debug(0, "auth_query connection to %s closed by the server while idle", c->where);
+    auth_lookup_conn_free(c);
+}
+
+static void auth_lookup_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct auth_lookup_pool *p = arg;
+    uint64_t now = auth_lookup_now_ms();
+    struct list_node *pos, *tmp;
+    (void)fd;
+    (void)what;
+    list_for_each_safe(pos, tmp, &p->idle)
+    {
+        struct auth_lookup_conn *c = list_entry(pos, struct auth_lookup_conn, node);
+        if (now - c->idle_since_ms >= AUTH_LOOKUP_IDLE_TIMEOUT_MS)
+            auth_lookup_conn_free(c);
+    }
+}
+
+int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base)
+{
+    memset(p, 0, sizeof(*p));
+    p->base = base;
+    list_init(&p->idle);
+    p->sweep = event_new(base, -1, EV_PERSIST, auth_lookup_sweep, p);
+    struct timeval tv = {AUTH_LOOKUP_SWEEP_MS / 1000, 0};
+    return p->sweep && event_add(p->sweep, &tv) == 0 ? 0 : -1;
+}
+
+void auth_lookup_pool_close(struct auth_lookup_pool *p)
+{
+    struct list_node *pos, *tmp;
+    if (p->base == NULL)
+        return;
+    list_for_each_safe(pos, tmp, &p->idle)
+        auth_lookup_conn_free(list_entry(pos, struct auth_lookup_conn, node));
+    if (p->sweep)
+        event_free(p->sweep);
+    p->sweep = NULL;
+}
+
+/* Takes an idle connection made with this conninfo out of the pool, newest first. */
+static struct pgasync *auth_lookup_take_idle(struct auth_lookup_pool *p, const char *key)
+{
+    for (struct list_node *n = p->idle.head.prev; n != &p->idle.head; n = n->prev) {
+        struct auth_lookup_conn *c = list_entry(n, struct auth_lookup_conn, node);
+        if (strcmp(c->key, key) == 0) {
+            struct pgasync *q = c->q;
+            c->q = NULL;
+            auth_lookup_conn_free(c);
+            return q;
+        }
+    }
+    return NULL;
+}
+
+/* Puts a connection whose query just ended back in the pool, if there is room. */
+static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, const char *key,
+                             const struct region_host *h)
+{
+    size_t same = 0;
+    struct list_node *n;
+    for (n = p->idle.head.next; n != &p->idle.head; n = n->next)
+        same += strcmp(list_entry(n, struct auth_lookup_conn, node)->key, key) == 0;
+    if (same >= AUTH_LOOKUP_IDLE_PER_KEY || p->idle.count >= AUTH_LOOKUP_IDLE_MAX)
+        return;
+    struct auth_lookup_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL || (c->key = strdup(key)) == NULL) {
+        free(c);
+        return;
+    }
+    c->pool = p;
+    c->q = q;
+    snprintf(c->where, sizeof(c->where), "%s:%d", h->name, h->port);
+    c->idle_since_ms = auth_lookup_now_ms();
+    if (!pgasync_keep(q, auth_lookup_conn_closed, c)) {
+        free(c->key);
+        free(c);
+        return;
+    }
+    list_append(&p->idle, &c->node);
+}
+
+static void auth_lookup_free(struct auth_lookup *l)
+{
+    free(l->dbname);
+    free(l->user);
+    free(l);
+}
+
+static void auth_lookup_query_done(void *arg, const PGresult *res, const char *error,
+                                   bool server_answered);
+
+/* Starts the query on host l->host: on a kept connection unless fresh is asked for. */
+static bool auth_lookup_ask(struct auth_lookup *l, bool fresh)
+{
+    const char *params[1] = {l->user};
+    const struct config *cfg = l->cfg;
+    int timeout_ms = cfg->server_connect_timeout_ms * 2;
+    if (!fresh && (l->q = auth_lookup_take_idle(l->pool, l->key)) != NULL) {
+        if (pgasync_requery(l->q, cfg->auth_query, 1, params, timeout_ms, auth_lookup_query_done,
+                            l) == 0) {
+            l->reused = true;
+            l->pool->reused++;
+            return true;
+        }
+        pgasync_abandon(l->q);
+    }
+    l->reused = false;
+    l->q = pgasync_query(l->pool->base, l->key, cfg->auth_query, 1, params, timeout_ms,
+                         auth_lookup_query_done, l, l->error, sizeof(l->error));
+    if (l->q == NULL)
+        return false;
+    l->pool->opened++;
+    log_debug(l->client_id, "auth_query: new connection to %s:%d of region %s",
+              l->region->hosts[l->host].name, l->region->hosts[l->host].port, l->region->name);
+    return true;
+}
+
+/* The next host in order; false when every host has been tried. */
+static bool auth_lookup_next_host(struct auth_lookup *l)
+{
+    while (l->next < l->norder) {
+        l->host = l->order[l->next++];
+        if (!pgconn_conninfo(l->cfg, &l->region->hosts[l->host], l->dbname, "pgnear auth_query",
+                             l->key, sizeof(l->key))) {
+            snprintf(l->error, sizeof(l->error), "conninfo too long");
+            continue;
+        }
+        if (auth_lookup_ask(l, false))
+            return true;
+    }
+    return false;
+}
+
+static void auth_lookup_query_done(void *arg, const PGresult *res, const char *error,
+                                   bool server_answered)
+{
+    struct auth_lookup *l = arg;
+    struct pgasync *q = l->q;
+    const struct region_host *h = &l->region->hosts[l->host];
+    (void)server_answered;
+    l->q = NULL;
+    if (error == NULL) {
+        const char *secret = NULL;
+        if (PQntuples(res) > 0 && PQnfields(res) >= 2 && !PQgetisnull(res, 0, 1))
+            secret = PQgetvalue(res, 0, 1);
+        auth_lookup_keep(l->pool, q, l->key, h);
+        l->done(l->arg, secret, NULL);
+        auth_lookup_free(l);
+        return;
+    }
+    if (pgasync_connection_ok(q)) {
+        /* The server ran the query and refused it: another host would too. */
+        auth_lookup_keep(l->pool, q, l->key, h);
+        l->done(l->arg, NULL, error);
+        auth_lookup_free(l);
+        return;
+    }
+    snprintf(l->error, sizeof(l->error), "%s:%d: %s", h->name, h->port, error);
+    if (l->reused) {
+        log_debug(l->client_id, "auth_query: kept connection to %s:%d was lost (%s), reconnecting",
+                  h->name, h->port, error);
+        if (auth_lookup_ask(l, true))
+            return;
+    } else {
+        log_warn(l->client_id, "auth_query on %s:%d of region %s failed: %s", h->name, h->port,
+                 l->region->name, error);
+    }
+    if (auth_lookup_next_host(l))
+        return;
+    l->done(l->arg, NULL, l->error);
+    auth_lookup_free(l);
+}
+
+struct auth_lookup *auth_lookup_start(struct auth_lookup_pool *p, const struct config *cfg,
+                                      const struct region *region, const char *dbname,
+                                      const char *user, uint64_t client_id,
+                                      auth_lookup_done_fn done, void *arg, char *error,
+                                      size_t errcap)
+{
+    struct auth_lookup *l = calloc(1, sizeof(*l));
+    if (l == NULL || (l->dbname = strdup(dbname)) == NULL || (l->user = strdup(user)) == NULL) {
+        if (l)
+            auth_lookup_free(l);
+        snprintf(error, errcap, "out of memory");
+        return NULL;
+    }
+    l->pool = p;
+    l->cfg = cfg;
+    l->region = region;
+    l->client_id = client_id;
+    l->done = done;
+    l->arg = arg;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < region->nhosts; i++)
+            if (host_is_up(&region->hosts[i]) == (pass == 0))
+                l->order[l->norder++] = i;
+    snprintf(l->error, sizeof(l->error), "region %s has no hosts", region->name);
+    if (!auth_lookup_next_host(l)) {
+        snprintf(error, errcap, "%s", l->error);
+        auth_lookup_free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void auth_lookup_cancel(struct auth_lookup *l)
+{
+    if (l == NULL)
+        return;
+    pgasync_abandon(l->q);
+    auth_lookup_free(l);
+}
