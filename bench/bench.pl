@@ -4,8 +4,10 @@
 # (TCP mode), interleaved round by round, and prints medians and ratios.
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
-#                  [--workers 2]
+#                  [--workers 2] [--verifiers file|query]
 #
+# --verifiers query makes pgnear look SCRAM secrets up with auth_query on
+# the server instead of reading them from auth_file.
 # pgnear runs with --workers event-loop threads (default 2, like HAProxy's
 # default of one thread per core on this 2-core machine); PgBouncer has one.
 #
@@ -27,8 +29,9 @@ use PgNearTest;
 $| = 1;
 
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1,
-           workers => 2);
-GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i')
+           workers => 2, verifiers => 'file');
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i',
+           'verifiers=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -49,7 +52,10 @@ my ($rc, $out, $err) = pgbench(['-i', '-q', '-s', $opt{scale}],
 die "pgbench -i failed: $err\n" if $rc;
 
 my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
-    settings => { auth => $opt{pgnear_auth}, auth_file => "$dir/userlist.txt", server_tls => 'disable',
+    settings => { auth => $opt{pgnear_auth}, server_tls => 'disable',
+                  ($opt{verifiers} eq 'query'
+                     ? (auth_query => 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1')
+                     : (auth_file => "$dir/userlist.txt")),
                   max_client_conn => 1000, workers => $opt{workers} });
 
 # PgBouncer refuses to run as root: its files belong to postgres.
