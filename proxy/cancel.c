@@ -7,18 +7,23 @@
 #include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "protocol/pkt.h"
 #include "protocol/startup.h"
+#include "protocol/stream.h"
+#include "protocol/tls.h"
 #include "proxy/daemon.h"
+#include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -28,14 +33,31 @@
 #define CANCEL_FORWARD_MS   5000
 #define CANCEL_KEY_ATTEMPTS 16
 
-/* One in-flight forwarded cancel: connect, send 16+ bytes, wait for close. */
+/*
+ * One in-flight forwarded cancel.  When the session's own server
+ * connection used TLS, so does the cancel (SSLRequest, handshake, then the
+ * request), so that the server's secret key never crosses the network in
+ * the clear; otherwise it is sent in plain TCP like libpq does.
+ */
+enum cancel_conn_state {
+    CC_CONNECTING, /* waiting for connect() */
+    CC_SSL_ANSWER, /* SSLRequest sent, waiting for 'S' or 'N' */
+    CC_HANDSHAKE,  /* TLS handshake */
+    CC_SENDING,    /* the CancelRequest */
+    CC_WAIT_CLOSE, /* sent: wait for the server to hang up */
+};
+
 struct cancel_conn {
     struct list_node node;
     struct worker *w;
-    int fd;
-    struct event *ev;
-    uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
-    size_t len, sent;
+    struct stream st;
+    struct event *ev;    /* re-made for each wait: the wanted readiness changes */
+    struct event *timer; /* the whole exchange's deadline */
+    enum cancel_conn_state state;
+    bool use_tls;
+    enum tls_server_mode tls_mode;
+    char host[CANCEL_HOST_MAX];
+    struct evbuffer *out;
     uint64_t client_id;
 };
 
@@ -56,6 +78,8 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
     e->server_key_len = (uint16_t)server_key_len;
     memcpy(&e->server_addr, &h->addr, h->addrlen);
     e->server_addrlen = h->addrlen;
+    e->server_tls = s->server.stream.ssl != NULL;
+    snprintf(e->server_host, sizeof(e->server_host), "%s", h->name);
     e->client_id = s->id;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
     int rc = -1;
@@ -92,45 +116,179 @@ static void cancel_conn_free(struct cancel_conn *cc)
     list_remove(&cc->w->cancel_conns, &cc->node);
     if (cc->ev)
         event_free(cc->ev);
-    if (cc->fd >= 0)
-        close(cc->fd);
+    if (cc->timer)
+        event_free(cc->timer);
+    if (cc->out)
+        evbuffer_free(cc->out);
+    stream_close(&cc->st);
     free(cc);
 }
 
-/* Sends the request once connected, then waits for the server to hang up. */
+static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg);
+
+static void cancel_conn_wait(struct cancel_conn *cc, short what)
+{
+    if (cc->ev)
+        event_free(cc->ev);
+    cc->ev = event_new(cc->w->base, cc->st.fd, what, cancel_conn_cb, cc);
+    if (cc->ev == NULL || event_add(cc->ev, NULL) != 0)
+        cancel_conn_free(cc);
+}
+
+static void cancel_conn_wait_stream(struct cancel_conn *cc)
+{
+    cancel_conn_wait(cc, cc->st.want == STREAM_WANT_WRITE ? EV_WRITE : EV_READ);
+}
+
+static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const char *why)
+{
+    log_warn(cc->client_id, "could not forward cancel request: %s%s%s", what, why ? ": " : "",
+             why ? why : "");
+    cancel_conn_free(cc);
+}
+
+/* Connected: either the SSLRequest or, without TLS, the request itself. */
+static void cancel_conn_connected(struct cancel_conn *cc)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(cc->st.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        cancel_conn_fail(cc, "connect", strerror(err ? err : errno));
+        return;
+    }
+    if (!cc->use_tls) {
+        cc->state = CC_SENDING;
+        cancel_conn_wait(cc, EV_WRITE);
+        return;
+    }
+    uint8_t req[8];
+    pkt_store_be32(req, 8);
+    pkt_store_be32(req + 4, PROTO_CODE_SSL);
+    if (stream_write_raw(&cc->st, req, sizeof(req)) != (ssize_t)sizeof(req)) {
+        cancel_conn_fail(cc, "SSLRequest", strerror(errno));
+        return;
+    }
+    cc->state = CC_SSL_ANSWER;
+    cancel_conn_wait(cc, EV_READ);
+}
+
+/* One byte, and nothing read past it: what follows is the TLS handshake. */
+static void cancel_conn_ssl_answer(struct cancel_conn *cc)
+{
+    char c;
+    ssize_t n = recv(cc->st.fd, &c, 1, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        cancel_conn_wait(cc, EV_READ);
+        return;
+    }
+    if (n != 1 || (c != 'S' && c != 'N')) {
+        cancel_conn_fail(cc, "bad answer to SSLRequest", n == 0 ? "connection closed" : NULL);
+        return;
+    }
+    if (c == 'N') {
+        if (cc->tls_mode >= TLS_SERVER_REQUIRE) {
+            cancel_conn_fail(cc, "the server refused TLS, and server_tls requires it", NULL);
+            return;
+        }
+        cc->state = CC_SENDING; /* PostgreSQL takes the request on the same connection */
+        cancel_conn_wait(cc, EV_WRITE);
+        return;
+    }
+    cc->st.ssl = tls_new_server_ssl(cc->w->cfg->server_tls_ctx, cc->st.fd, cc->tls_mode, cc->host);
+    if (cc->st.ssl == NULL) {
+        cancel_conn_fail(cc, "out of memory", NULL);
+        return;
+    }
+    cc->state = CC_HANDSHAKE;
+    cancel_conn_wait(cc, EV_WRITE);
+}
+
+static void cancel_conn_handshake(struct cancel_conn *cc)
+{
+    int rc = stream_tls_connect(&cc->st);
+    if (rc == STREAM_AGAIN) {
+        cancel_conn_wait_stream(cc);
+        return;
+    }
+    if (rc != 0) {
+        char why[256];
+        long verify = SSL_get_verify_result(cc->st.ssl);
+        if (verify != X509_V_OK)
+            snprintf(why, sizeof(why), "certificate verify failed: %s",
+                     X509_verify_cert_error_string(verify));
+        else
+            stream_tls_error(why, sizeof(why));
+        cancel_conn_fail(cc, "TLS handshake failed", why);
+        return;
+    }
+    cc->state = CC_SENDING;
+    cancel_conn_wait(cc, EV_WRITE);
+}
+
+static void cancel_conn_send(struct cancel_conn *cc)
+{
+    ssize_t n = stream_write(&cc->st, cc->out);
+    if (n == STREAM_ERROR || n == STREAM_EOF) {
+        cancel_conn_fail(cc, "send", cc->st.ssl ? NULL : strerror(errno));
+        return;
+    }
+    if (evbuffer_get_length(cc->out) > 0) {
+        cancel_conn_wait_stream(cc);
+        return;
+    }
+    cc->w->stats.cancels_forwarded++;
+    log_info(cc->client_id, "cancel request forwarded to server%s", cc->st.ssl ? " over TLS" : "");
+    if (cc->st.ssl == NULL)
+        shutdown(cc->st.fd, SHUT_WR);
+    cc->state = CC_WAIT_CLOSE;
+    cancel_conn_wait(cc, EV_READ);
+}
+
+/* The server reads the request, acts, and closes; we only wait for that. */
+static void cancel_conn_wait_close(struct cancel_conn *cc)
+{
+    int more = 0;
+    ssize_t n = stream_read(&cc->st, cc->out, 4096, &more);
+    evbuffer_drain(cc->out, evbuffer_get_length(cc->out));
+    if (n == STREAM_AGAIN || n > 0)
+        cancel_conn_wait_stream(cc);
+    else
+        cancel_conn_free(cc);
+}
+
 static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct cancel_conn *cc = arg;
-    if (what & EV_TIMEOUT) {
-        log_warn(cc->client_id, "cancel request to server timed out");
-        cancel_conn_free(cc);
-        return;
+    (void)fd;
+    (void)what;
+    switch (cc->state) {
+    case CC_CONNECTING:
+        cancel_conn_connected(cc);
+        break;
+    case CC_SSL_ANSWER:
+        cancel_conn_ssl_answer(cc);
+        break;
+    case CC_HANDSHAKE:
+        cancel_conn_handshake(cc);
+        break;
+    case CC_SENDING:
+        cancel_conn_send(cc);
+        break;
+    case CC_WAIT_CLOSE:
+        cancel_conn_wait_close(cc);
+        break;
     }
-    if (cc->sent < cc->len) {
-        ssize_t n = send(fd, cc->packet + cc->sent, cc->len - cc->sent, MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            log_warn(cc->client_id, "could not forward cancel request: %s", strerror(errno));
-            cancel_conn_free(cc);
-            return;
-        }
-        if (n > 0)
-            cc->sent += (size_t)n;
-        if (cc->sent == cc->len) {
-            cc->w->stats.cancels_forwarded++;
-            log_info(cc->client_id, "cancel request forwarded to server");
-            shutdown(fd, SHUT_WR);
-            event_free(cc->ev);
-            cc->ev = event_new(cc->w->base, fd, EV_READ | EV_PERSIST, cancel_conn_cb, cc);
-            struct timeval tv = {CANCEL_FORWARD_MS / 1000, 0};
-            if (cc->ev == NULL || event_add(cc->ev, &tv) != 0)
-                cancel_conn_free(cc);
-        }
-        return;
-    }
-    char buf[64];
-    ssize_t n = recv(fd, buf, sizeof(buf), 0);
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
-        cancel_conn_free(cc);
+}
+
+static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct cancel_conn *cc = arg;
+    (void)fd;
+    (void)what;
+    if (cc->state == CC_WAIT_CLOSE)
+        cancel_conn_free(cc); /* sent; the server is just slow to hang up */
+    else
+        cancel_conn_fail(cc, "timed out", NULL);
 }
 
 static int cancel_start_forward(struct worker *w, const struct cancel_entry *target)
@@ -140,31 +298,41 @@ static int cancel_start_forward(struct worker *w, const struct cancel_entry *tar
         return -1;
     cc->w = w;
     cc->client_id = target->client_id;
+    stream_init(&cc->st, -1);
+    list_append(&w->cancel_conns, &cc->node);
+    /* TLS when the session's server connection had it and server_tls still allows it. */
+    cc->use_tls = target->server_tls && w->cfg->server_tls_ctx != NULL;
+    cc->tls_mode = (enum tls_server_mode)w->cfg->server_tls;
+    memcpy(cc->host, target->server_host, sizeof(cc->host));
+    uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
     struct pktbuf pb;
-    pkt_init(&pb, cc->packet, sizeof(cc->packet));
+    pkt_init(&pb, packet, sizeof(packet));
     pkt_begin(&pb, 0);
     pkt_put_u32(&pb, PROTO_CODE_CANCEL);
     pkt_put_u32(&pb, target->server_pid);
     pkt_put_bytes(&pb, target->server_key, target->server_key_len);
     pkt_end(&pb);
-    cc->len = pb.len;
-    list_append(&w->cancel_conns, &cc->node);
-    cc->fd = socket(target->server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (cc->fd < 0 || !pkt_ok(&pb) ||
-        (connect(cc->fd, (const struct sockaddr *)&target->server_addr, target->server_addrlen) !=
-             0 &&
-         errno != EINPROGRESS)) {
-        log_warn(target->client_id, "could not connect to forward cancel request: %s",
-                 strerror(errno));
+    cc->out = evbuffer_new();
+    if (cc->out == NULL || !pkt_ok(&pb) || evbuffer_add(cc->out, packet, pb.len) != 0) {
         cancel_conn_free(cc);
         return -1;
     }
-    cc->ev = event_new(w->base, cc->fd, EV_WRITE | EV_PERSIST, cancel_conn_cb, cc);
+    cc->st.fd =
+        socket(target->server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (cc->st.fd < 0 || (connect(cc->st.fd, (const struct sockaddr *)&target->server_addr,
+                                  target->server_addrlen) != 0 &&
+                          errno != EINPROGRESS)) {
+        cancel_conn_fail(cc, "connect", strerror(errno));
+        return -1;
+    }
     struct timeval tv = {CANCEL_FORWARD_MS / 1000, 0};
-    if (cc->ev == NULL || event_add(cc->ev, &tv) != 0) {
+    cc->timer = evtimer_new(w->base, cancel_conn_timeout, cc);
+    if (cc->timer == NULL || evtimer_add(cc->timer, &tv) != 0) {
         cancel_conn_free(cc);
         return -1;
     }
+    cc->state = CC_CONNECTING;
+    cancel_conn_wait(cc, EV_WRITE);
     return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "protocol/startup.h"
 
 #define CANCEL_KEY_V32_LEN 32
+#define CANCEL_HOST_MAX    256
 
 struct cancel_entry {
     uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
@@ -29,6 +30,8 @@ struct cancel_entry {
     uint16_t server_key_len;
     struct sockaddr_storage server_addr;
     socklen_t server_addrlen;
+    bool server_tls;                   /* the session's server connection is TLS */
+    char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
     uint64_t client_id;
     bool registered;
 };

@@ -1,6 +1,6 @@
 /*
- * config.c — INI loading (inih) driven by one table of settings, so that
- * parsing, SHOW CONFIG and reload checks cannot disagree.
+ * config.c — INI loading (iniparser) driven by one table of settings, so
+ * that parsing, SHOW CONFIG and reload checks cannot disagree.
  */
 #include "proxy/config.h"
 
@@ -369,11 +369,117 @@ static bool load_city_overrides(struct config *cfg, dictionary *d, char *err, si
     return ok;
 }
 
+/* A section or a key seen by load_check_duplicates, and the line it was on. */
+struct ini_seen {
+    char name[320];
+    int line;
+};
+
+/* Lowercased and trimmed, as iniparser stores names. */
+static void ini_fold_name(char *dst, size_t cap, const char *p, size_t n)
+{
+    while (n > 0 && isspace((unsigned char)*p))
+        p++, n--;
+    while (n > 0 && isspace((unsigned char)p[n - 1]))
+        n--;
+    if (n >= cap)
+        n = cap - 1;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (char)tolower((unsigned char)p[i]);
+    dst[n] = '\0';
+}
+
+/* The name of a "[section]" or "key = value" line in out; false for anything else. */
+static bool ini_line_name(const char *line, const char *section, char *out, size_t cap)
+{
+    char name[300];
+    while (isspace((unsigned char)*line))
+        line++;
+    if (*line == '\0' || *line == ';' || *line == '#')
+        return false;
+    if (*line == '[') {
+        const char *end = strchr(line, ']');
+        if (end == NULL)
+            return false; /* iniparser reports it */
+        ini_fold_name(name, sizeof(name), line + 1, (size_t)(end - line - 1));
+        snprintf(out, cap, "[%s]", name);
+        return true;
+    }
+    const char *eq = strchr(line, '=');
+    if (eq == NULL)
+        return false;
+    ini_fold_name(name, sizeof(name), line, (size_t)(eq - line));
+    snprintf(out, cap, "%s:%s", section, name);
+    return true;
+}
+
+/*
+ * iniparser merges a repeated section and lets a repeated key win without
+ * a word.  In a proxy's configuration both are mistakes (two [region x]
+ * sections would mix their hosts), so they are refused, with line numbers.
+ */
+static bool load_check_duplicates(const char *path, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return load_fail(err, errcap, "could not open configuration file \"%s\": %s", path,
+                         strerror(errno));
+    struct ini_seen *seen = NULL;
+    size_t nseen = 0, cap = 0;
+    char line[4096], section[300] = "", name[320];
+    int lineno = 0;
+    bool ok = true, continued = false, in_long_line = false;
+    while (ok && fgets(line, sizeof(line), f) != NULL) {
+        size_t len = strlen(line);
+        bool rest_of_long_line = in_long_line;
+        in_long_line = len > 0 && line[len - 1] != '\n';
+        if (rest_of_long_line)
+            continue; /* iniparser refuses such lines itself */
+        lineno++;
+        while (len > 0 && isspace((unsigned char)line[len - 1]))
+            line[--len] = '\0';
+        bool was_continued = continued;
+        continued = len > 0 && line[len - 1] == '\\';
+        if (was_continued || !ini_line_name(line, section, name, sizeof(name)))
+            continue;
+        if (name[0] == '[')
+            snprintf(section, sizeof(section), "%.*s", (int)strlen(name) - 2, name + 1);
+        for (size_t i = 0; i < nseen && ok; i++)
+            if (strcmp(seen[i].name, name) == 0)
+                ok = name[0] == '['
+                         ? load_fail(err, errcap,
+                                     "%s:%d: section %s appears again (first at line %d)", path,
+                                     lineno, name, seen[i].line)
+                         : load_fail(err, errcap,
+                                     "%s:%d: \"%s\" is set again in [%s] (first at line %d)", path,
+                                     lineno, strchr(name, ':') + 1, section, seen[i].line);
+        if (!ok)
+            break;
+        if (nseen == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            struct ini_seen *grown = realloc(seen, ncap * sizeof(*seen));
+            if (grown == NULL) {
+                ok = load_fail(err, errcap, "out of memory");
+                break;
+            }
+            seen = grown;
+            cap = ncap;
+        }
+        snprintf(seen[nseen].name, sizeof(seen[nseen].name), "%s", name);
+        seen[nseen++].line = lineno;
+    }
+    free(seen);
+    fclose(f);
+    return ok;
+}
+
 static bool load_file(struct config *cfg, char *err, size_t errcap)
 {
     if (access(cfg->path, R_OK) != 0)
         return load_fail(err, errcap, "could not open configuration file \"%s\": %s", cfg->path,
                          strerror(errno));
+    if (!load_check_duplicates(cfg->path, err, errcap))
+        return false;
     iniparser_set_error_callback(load_syntax_error);
     dictionary *d = iniparser_load(cfg->path);
     if (d == NULL)

@@ -1,5 +1,7 @@
 # A CancelRequest sent inside TLS (SSLRequest first, as libpq 17 does)
-# reaches the right server just like a plain one.
+# reaches the right server just like a plain one; and pgnear forwards it to
+# the server inside TLS whenever the session's own server connection is,
+# so the server's secret key never crosses the network in the clear.
 use strict;
 use warnings;
 use FindBin;
@@ -44,5 +46,61 @@ ok defined $elapsed && $elapsed < 3, sprintf('within seconds (%.2f s)', $elapsed
 like $p->log_contents, qr/cancel request forwarded to server/, 'pgnear forwarded it';
 is $w->query('SELECT 1')->{rows}[0][0], 1, 'the canceled session goes on';
 $w->terminate;
+
+# ------------------------------------------------------------ pgnear -> server
+
+# A relay between pgnear and a TLS server records the first 8 bytes pgnear
+# sends on each connection: an SSLRequest is 00000008 04d2162f, a plain
+# CancelRequest 00000010 04d2162e.
+my $SSLREQ = '0000000804d2162f';
+my $PLAIN_CANCEL = '0000001004d2162e';
+my $eu = PgNearTest::Cluster->new(name => 'eu-west', ca => $ca);
+
+sub cancel_through {
+    my ($px) = @_;
+    my $v = PgNearTest::Wire->connect(host => '127.0.0.1', port => $px->port, timeout => 30);
+    my $l = $v->startup(user => 'app', database => 'movr', password => 'app-secret');
+    return { error => 'login failed' } unless $l->{ok};
+    my $t0 = time;
+    $v->send_msg('Q', "SELECT pg_sleep(20)\0");
+    sleep 0.5;
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $px->port, timeout => 10);
+    $c->send_raw(pack('NNN', 16, 80877102, $l->{pid}) . $l->{key});
+    eval { $c->read_msg };    # pgnear answers nothing and closes
+    my %r;
+    for (1 .. 50) {
+        my ($type, $payload) = $v->read_msg;
+        last unless defined $type;
+        if ($type eq 'E') { ($r{code}) = $payload =~ /C(\d{2}\w{3})\0/ }
+        if ($type eq 'Z') { $r{elapsed} = time - $t0; last }
+    }
+    $r{cluster} = $v->query('SHOW cluster_name')->{rows}[0][0];
+    $v->terminate;
+    return \%r;
+}
+
+for my $mode (qw(verify-full require disable)) {
+    my $relay = PgNearTest::Relay->new(to => $eu->port, first_bytes => 8);
+    my $px = PgNearTest::Proxy->new(
+        regions => [{ name => 'eu-west', location => $eu->location, hosts => [$relay->hostport] }],
+        settings => { auth => 'passthrough', server_tls => $mode, server_tls_ca_file => $ca->cert,
+                      health_check_interval => 0 });
+    my $r = cancel_through($px);
+    is $r->{code}, '57014', "server_tls = $mode: the query on the server was canceled";
+    ok defined $r->{elapsed} && $r->{elapsed} < 3, sprintf('... within seconds (%.2f s)', $r->{elapsed} // -1);
+    is $r->{cluster}, 'eu-west', '... and the session goes on';
+    ok PgNearTest::wait_until(sub { my @r = $relay->recorded; @r >= 2 }, timeout => 5),
+      '... the relay saw the session\'s connection and the cancel\'s';
+    my @seen = $relay->recorded;
+    if ($mode eq 'disable') {
+        ok scalar(grep { $_ eq $PLAIN_CANCEL } @seen), '... without TLS the cancel goes in plain TCP, like the session';
+        like $px->log_contents, qr/cancel request forwarded to server\n/, '... and the log says so';
+    } else {
+        is_deeply \@seen, [$SSLREQ, $SSLREQ], '... both began with an SSLRequest: the cancel key went inside TLS';
+        like $px->log_contents, qr/cancel request forwarded to server over TLS/, '... and the log says so';
+    }
+    $px->stop;
+    $relay->stop;
+}
 
 done_testing;

@@ -9,9 +9,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use POSIX qw(WNOHANG);
-use IO::Select;
-use IO::Socket::IP;
-use Socket qw(SOL_SOCKET SO_LINGER);
 use Time::HiRes qw(time sleep);
 use PgNearTest;
 
@@ -125,64 +122,12 @@ cmp_ok lookups_opened(), '<=', 4 + 2 * $WORKERS, 'all lookups so far used a hand
 
 # ------------------------------------------------------------ a kept connection silently lost
 
-# A TCP relay between pgnear and the server that can lose every connection
-# it carries without a word to pgnear (a NAT or firewall forgetting them):
-# on SIGUSR1 it closes the server side, and resets the pgnear side only when
-# pgnear next sends something.  pgnear, idle, cannot notice; the lookup on
-# the dead connection fails and must be retried on a fresh one.
-sub start_relay {
-    my ($to) = @_;
-    my $port = PgNearTest::free_port();
-    my $l = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => $port, Listen => 16, ReuseAddr => 1)
-      or die "relay listen: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        my $sever = 0;
-        local $SIG{USR1} = sub { $sever = 1 };
-        my (%other, %upstream, %zombie);
-        my $sel = IO::Select->new($l);
-        my $end = time + 120;
-        while (time < $end) {
-            if ($sever) {
-                for my $s (grep { $_ != $l } $sel->handles) {
-                    if ($upstream{$s}) { $sel->remove($s); close $s }
-                    else               { $zombie{$s} = 1 }
-                }
-                %other = %upstream = ();
-                $sever = 0;
-            }
-            for my $s ($sel->can_read(0.05)) {
-                if ($s == $l) {
-                    my $c = $l->accept or next;
-                    my $u = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $to) or do { close $c; next };
-                    @other{ $c, $u } = ($u, $c);
-                    $upstream{$u} = 1;
-                    $sel->add($c, $u);
-                    next;
-                }
-                my $n = sysread($s, my $buf, 65536);
-                if (delete $zombie{$s}) {
-                    setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));    # RST
-                    $sel->remove($s); close $s;
-                    next;
-                }
-                my $o = $other{$s};
-                if (!$n || !$o) {
-                    for my $x (grep { defined } $s, $o) { $sel->remove($x); close $x; delete $other{$x} }
-                    next;
-                }
-                syswrite($o, $buf);
-            }
-        }
-        POSIX::_exit(0);
-    }
-    close $l;
-    PgNearTest::_reg_add("pid $pid");
-    return ($port, $pid);
-}
-
 {
-    my ($rport, $rpid) = start_relay($us->port);
+    # The relay loses every connection it carries without a word to pgnear
+    # (a NAT or firewall forgetting them): pgnear, idle, cannot notice; the
+    # lookup on the dead connection fails and is retried on a fresh one.
+    my $relay = PgNearTest::Relay->new(to => $us->port);
+    my $rport = $relay->port;
     my $p3 = PgNearTest::Proxy->new(
         regions => [{ name => 'us-east', location => $us->location, hosts => ["127.0.0.1:$rport"] }],
         settings => { auth => 'scram', auth_query => $AUTH_QUERY, server_tls => 'disable',
@@ -196,15 +141,14 @@ sub start_relay {
     };
     is $login3->(), 'us-east', 'through a relay: a login keeps its lookup connection';
     my $off = $p3->log_size;
-    kill 'USR1', $rpid;
+    $relay->sever;
     sleep 0.5;
     is $login3->(), 'us-east', 'the relay lost it silently: the next login still works';
     like substr($p3->log_contents, $off), qr/auth_query: kept connection to 127\.0\.0\.1:$rport was lost .*reconnecting/,
       '... the lookup found the kept connection dead and reconnected';
     unlike substr($p3->log_contents, $off), qr/auth_query failed/, '... without failing the login';
     $p3->stop;
-    kill 'KILL', $rpid; waitpid($rpid, 0);
-    PgNearTest::_reg_del("pid $rpid");
+    $relay->stop;
 }
 
 # ------------------------------------------------------------ a broken auth_query

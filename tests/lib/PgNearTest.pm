@@ -209,6 +209,7 @@ END {
         my @objs = grep { defined } @LIVE;
         for my $o (grep { $_->isa('PgNearTest::Proxy') } reverse @objs) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Cluster') } reverse @objs) { eval { $o->_cleanup } }
+        for my $o (grep { $_->isa('PgNearTest::Relay') } reverse @objs) { eval { $o->_cleanup } }
         # A sanitizer report in any pgnear log fails the test file, passing or not.
         for my $log (grep { -s } @PROXY_LOGS) {
             my $text = slurp_file($log);
@@ -1131,6 +1132,122 @@ sub _cleanup {
 sub DESTROY {
     local ($?, $!, $@);
     eval { $_[0]->_cleanup };
+}
+
+# ======================================================================
+# A TCP relay in front of a server, run in a child process, for tests that
+# need to see or break what travels between pgnear and a server:
+#   first_bytes => N   records the first N bytes pgnear sent on each
+#                      connection (hex, one line per connection) in ->record
+#   ->sever            loses every connection it carries without a word to
+#                      pgnear: the server side is closed, the pgnear side is
+#                      reset only when pgnear next sends (a NAT forgetting)
+# It stops by itself after `lifetime` seconds (default 300).
+package PgNearTest::Relay;
+
+use strict;
+use warnings;
+use IO::Select;
+use IO::Socket::IP;
+use Socket qw(SOL_SOCKET SO_LINGER);
+use Time::HiRes qw(time);
+
+sub new {
+    my ($class, %o) = @_;
+    my $to = $o{to} // die 'Relay: to => port required';
+    my $dir = PgNearTest::tmpdir(name => 'relay', mode => 0755);
+    my $self = bless { record => "$dir/first-bytes", owner_pid => $$ }, $class;
+    my $l;
+    for (1 .. 5) {
+        $self->{port} = PgNearTest::free_port();
+        $l = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => $self->{port}, Listen => 64,
+                                 ReuseAddr => 1) and last;
+    }
+    die "Relay: cannot listen: $!" unless $l;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        eval { _run($l, $to, $o{first_bytes} // 0, $self->{record}, $o{lifetime} // 300) };
+        POSIX::_exit(0);
+    }
+    close $l;
+    $self->{pid} = $pid;
+    PgNearTest::_reg_add("pid $pid");
+    PgNearTest::_register($self);
+    return $self;
+}
+
+sub port   { $_[0]{port} }
+sub hostport { "127.0.0.1:$_[0]{port}" }
+sub sever  { kill 'USR1', $_[0]{pid} }
+# One hex string per connection, in the order they were accepted.
+sub recorded {
+    my ($self) = @_;
+    return () unless -e $self->{record};
+    return split /\n/, PgNearTest::slurp_file($self->{record});
+}
+
+sub stop {
+    my ($self) = @_;
+    return unless $self->{pid};
+    kill 'KILL', $self->{pid};
+    waitpid($self->{pid}, 0);
+    PgNearTest::_reg_del("pid $self->{pid}");
+    delete $self->{pid};
+}
+
+sub _cleanup { my ($self) = @_; $self->stop if $$ == $self->{owner_pid} }
+sub DESTROY  { local ($?, $@); eval { $_[0]->_cleanup } }
+
+sub _run {
+    my ($l, $to, $want, $record, $lifetime) = @_;
+    my $sever = 0;
+    local $SIG{USR1} = sub { $sever = 1 };
+    my (%other, %upstream, %zombie, %seen);
+    my $sel = IO::Select->new($l);
+    my $end = time + $lifetime;
+    while (time < $end) {
+        if ($sever) {
+            for my $s (grep { $_ != $l } $sel->handles) {
+                if ($upstream{$s}) { $sel->remove($s); close $s }
+                else               { $zombie{$s} = 1 }
+            }
+            %other = %upstream = ();
+            $sever = 0;
+        }
+        for my $s ($sel->can_read(0.05)) {
+            if ($s == $l) {
+                my $c = $l->accept or next;
+                my $u = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $to) or do { close $c; next };
+                @other{ $c, $u } = ($u, $c);
+                $upstream{$u} = 1;
+                $seen{$c} = '';
+                $sel->add($c, $u);
+                next;
+            }
+            next unless defined fileno($s);    # closed earlier in this batch
+            my $n = sysread($s, my $buf, 65536);
+            if (delete $zombie{$s}) {
+                setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));    # RST
+                $sel->remove($s); close $s;
+                next;
+            }
+            if ($want && exists $seen{$s} && $n) {
+                $seen{$s} .= $buf;
+                if (length $seen{$s} >= $want) {
+                    open my $fh, '>>', $record or die;
+                    print $fh unpack('H*', substr($seen{$s}, 0, $want)), "\n";
+                    close $fh;
+                    delete $seen{$s};
+                }
+            }
+            my $o = $other{$s};
+            if (!$n || !$o) {
+                for my $x (grep { defined } $s, $o) { $sel->remove($x); close $x; delete $other{$x} }
+                next;
+            }
+            syswrite($o, $buf);
+        }
+    }
 }
 
 # ======================================================================

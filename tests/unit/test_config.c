@@ -313,6 +313,24 @@ static void test_err_unknown_section(void **state)
     expect_error(*state, REGION_OK "[mystery]\nx = 1\n", "mystery", NULL);
 }
 
+/* iniparser would merge these silently; pgnear refuses them, with line numbers. */
+static void test_err_duplicates(void **state)
+{
+    expect_error(*state,
+                 "[region eu]\nhosts = 127.0.0.1:5432\n\n[region us]\nhosts = 127.0.0.1:5433\n"
+                 "[ Region EU ]\nhosts = 127.0.0.1:5434\n",
+                 ":6: section [region eu] appears again (first at line 1)", NULL);
+    expect_error(*state, "[pgnear]\nlisten_port = 6432\n; comment\nLISTEN_PORT = 6433\n" REGION_OK,
+                 ":4: \"listen_port\" is set again in [pgnear] (first at line 2)", NULL);
+    expect_error(*state, REGION_OK "[cities]\nparis = eu\nlyon = eu\n  paris=eu\n",
+                 "\"paris\" is set again in [cities]", NULL);
+    /* The same key in two sections, and a repeated value, are fine. */
+    struct config *cfg = expect_load(*state, "[pgnear]\ndefault_region = eu\n" REGION_OK
+                                             "[region us]\nhosts = 127.0.0.1:5432\n"
+                                             "[cities]\nparis = eu\nlyon = eu\n");
+    config_unref(cfg);
+}
+
 static void test_err_bad_enum(void **state)
 {
     expect_error(*state, "[pgnear]\nclient_tls = maybe\n" REGION_OK, "maybe", "client_tls");
@@ -704,6 +722,7 @@ int main(void)
         T(test_visit),
         T(test_err_unknown_setting),
         T(test_err_unknown_section),
+        T(test_err_duplicates),
         T(test_err_bad_enum),
         T(test_err_bad_number),
         T(test_err_bad_duration),
