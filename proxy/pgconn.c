@@ -3,6 +3,8 @@
  */
 #include "proxy/pgconn.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +30,19 @@ bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, cons
     size_t n = strlen(buf);
     if ((size_t)snprintf(buf + n, cap - n, " %s", cfg->server_conninfo) >= cap - n)
         return false;
-    /* host and port come last: they are the region's, whatever server_conninfo says */
+    /*
+     * host and port come last: they are the region's, whatever
+     * server_conninfo says.  hostaddr is the address resolved when the
+     * configuration was loaded: with it libpq does no name lookup, which
+     * would block the event loop; host still names the server for TLS.
+     */
+    char addr[INET6_ADDRSTRLEN] = "";
+    if (h->addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&h->addr)->sin_addr, addr, sizeof(addr));
+    else if (h->addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&h->addr)->sin6_addr, addr,
+                  sizeof(addr));
     return pgasync_conninfo_add(buf, cap, "host", h->name) &&
+           (addr[0] == '\0' || pgasync_conninfo_add(buf, cap, "hostaddr", addr)) &&
            pgasync_conninfo_add(buf, cap, "port", port);
 }

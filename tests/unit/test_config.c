@@ -21,7 +21,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <libpq-fe.h>
+
 #include "proxy/config.h"
+#include "proxy/pgconn.h"
 #include "proxy/userlist.h"
 #include "routing/region.h"
 
@@ -708,6 +711,54 @@ static void test_err_tls_files(void **state)
     expect_error(fx, ini, "other-key.pem", "client_tls_key_file");
 }
 
+/* ---- conninfo of pgnear's own connections ---- */
+
+static const char *conninfo_value(PQconninfoOption *opts, const char *key)
+{
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+        if (strcmp(o->keyword, key) == 0)
+            return o->val;
+    return NULL;
+}
+
+static void test_pgconn_conninfo(void **state)
+{
+    struct config *cfg =
+        expect_load(*state, "[pgnear]\nserver_conninfo = user=pgnear host=elsewhere port=1 "
+                            "password='it\\'s'\nserver_tls = require\n"
+                            "[region eu]\nhosts = localhost:5433, 127.0.0.2:5434\n");
+    char buf[2048], *msg = NULL;
+    const struct region *r = &cfg->regions.items[0];
+    assert_true(pgconn_conninfo(cfg, &r->hosts[0], "movr", "pgnear auth_query", buf, sizeof(buf)));
+    PQconninfoOption *opts = PQconninfoParse(buf, &msg);
+    if (opts == NULL)
+        fail_msg("libpq cannot parse \"%s\": %s", buf, msg ? msg : "?");
+    /* The region's host wins over server_conninfo's; the address needs no lookup. */
+    assert_string_equal(conninfo_value(opts, "host"), "localhost");
+    const char *addr = conninfo_value(opts, "hostaddr");
+    assert_non_null(addr);
+    assert_true(strcmp(addr, "127.0.0.1") == 0 || strcmp(addr, "::1") == 0);
+    assert_string_equal(conninfo_value(opts, "port"), "5433");
+    assert_string_equal(conninfo_value(opts, "dbname"), "movr");
+    assert_string_equal(conninfo_value(opts, "user"), "pgnear");
+    assert_string_equal(conninfo_value(opts, "password"), "it's");
+    assert_string_equal(conninfo_value(opts, "sslmode"), "require");
+    assert_string_equal(conninfo_value(opts, "application_name"), "pgnear auth_query");
+    PQconninfoFree(opts);
+
+    assert_true(
+        pgconn_conninfo(cfg, &r->hosts[1], "postgres", "pgnear health check", buf, sizeof(buf)));
+    opts = PQconninfoParse(buf, &msg);
+    assert_non_null(opts);
+    assert_string_equal(conninfo_value(opts, "host"), "127.0.0.2");
+    assert_string_equal(conninfo_value(opts, "hostaddr"), "127.0.0.2");
+    assert_string_equal(conninfo_value(opts, "port"), "5434");
+    PQconninfoFree(opts);
+    /* Too small a buffer is refused, not truncated. */
+    assert_false(pgconn_conninfo(cfg, &r->hosts[1], "postgres", "x", buf, 40));
+    config_unref(cfg);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -723,6 +774,7 @@ int main(void)
         T(test_err_unknown_setting),
         T(test_err_unknown_section),
         T(test_err_duplicates),
+        T(test_pgconn_conninfo),
         T(test_err_bad_enum),
         T(test_err_bad_number),
         T(test_err_bad_duration),
