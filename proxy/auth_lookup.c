@@ -8,7 +8,9 @@
  * A kept connection that the server has closed is noticed while idle, or
  * at the latest when the lookup on it fails, and the lookup is then
  * retried once on a fresh connection to the same host.  Hosts are tried
- * healthy ones first, in the configured order.
+ * healthy ones first, in the configured order.  Each worker opens at most
+ * AUTH_LOOKUP_CONNS_PER_KEY connections per host and database; further
+ * lookups wait in line and are handed the next one that frees up.
  */
 #include "proxy/auth_lookup.h"
 
@@ -39,6 +41,8 @@ struct auth_lookup_conn {
 };
 
 struct auth_lookup {
+    struct list_node node; /* on pool->busy or pool->waiting, or on none */
+    struct list *on;       /* which */
     struct auth_lookup_pool *pool;
     const struct config *cfg;
     const struct region *region;
@@ -64,11 +68,19 @@ static uint64_t auth_lookup_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A connection closed or became idle: someone waiting may take it or open one. */
+static void auth_lookup_wake(struct auth_lookup_pool *p)
+{
+    if (p->waiting.count > 0)
+        event_active(p->wake, EV_TIMEOUT, 0);
+}
+
 static void auth_lookup_conn_free(struct auth_lookup_conn *c)
 {
     list_remove(&c->pool->idle, &c->node);
     pgasync_abandon(c->q);
     free(c->key);
+    auth_lookup_wake(c->pool);
     free(c);
 }
 
@@ -94,14 +106,19 @@ static void auth_lookup_sweep(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+static void auth_lookup_wake_cb(evutil_socket_t fd, short what, void *arg);
+
 int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base)
 {
     memset(p, 0, sizeof(*p));
     p->base = base;
     list_init(&p->idle);
+    list_init(&p->busy);
+    list_init(&p->waiting);
     p->sweep = event_new(base, -1, EV_PERSIST, auth_lookup_sweep, p);
+    p->wake = event_new(base, -1, 0, auth_lookup_wake_cb, p);
     struct timeval tv = {AUTH_LOOKUP_SWEEP_MS / 1000, 0};
-    return p->sweep && event_add(p->sweep, &tv) == 0 ? 0 : -1;
+    return p->sweep && p->wake && event_add(p->sweep, &tv) == 0 ? 0 : -1;
 }
 
 void auth_lookup_pool_close(struct auth_lookup_pool *p)
@@ -113,7 +130,17 @@ void auth_lookup_pool_close(struct auth_lookup_pool *p)
         auth_lookup_conn_free(list_entry(pos, struct auth_lookup_conn, node));
     if (p->sweep)
         event_free(p->sweep);
-    p->sweep = NULL;
+    if (p->wake)
+        event_free(p->wake);
+    p->sweep = p->wake = NULL;
+}
+
+static bool auth_lookup_has_idle(const struct auth_lookup_pool *p, const char *key)
+{
+    for (const struct list_node *n = p->idle.head.next; n != &p->idle.head; n = n->next)
+        if (strcmp(list_entry(n, struct auth_lookup_conn, node)->key, key) == 0)
+            return true;
+    return false;
 }
 
 /* Takes an idle connection made with this conninfo out of the pool, newest first. */
@@ -139,7 +166,7 @@ static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, cons
     struct list_node *n;
     for (n = p->idle.head.next; n != &p->idle.head; n = n->next)
         same += strcmp(list_entry(n, struct auth_lookup_conn, node)->key, key) == 0;
-    if (same >= AUTH_LOOKUP_IDLE_PER_KEY || p->idle.count >= AUTH_LOOKUP_IDLE_MAX)
+    if (same >= AUTH_LOOKUP_CONNS_PER_KEY || p->idle.count >= AUTH_LOOKUP_IDLE_MAX)
         return;
     struct auth_lookup_conn *c = calloc(1, sizeof(*c));
     if (c == NULL || (c->key = strdup(key)) == NULL) {
@@ -158,8 +185,30 @@ static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, cons
     list_append(&p->idle, &c->node);
 }
 
+static void auth_lookup_set_list(struct auth_lookup *l, struct list *to)
+{
+    if (l->on != NULL)
+        list_remove(l->on, &l->node);
+    l->on = to;
+    if (to != NULL)
+        list_append(to, &l->node);
+}
+
+/* Connections to this conninfo, busy or idle. */
+static size_t auth_lookup_open_count(const struct auth_lookup_pool *p, const char *key)
+{
+    size_t n = 0;
+    const struct list_node *i;
+    for (i = p->idle.head.next; i != &p->idle.head; i = i->next)
+        n += strcmp(list_entry(i, struct auth_lookup_conn, node)->key, key) == 0;
+    for (i = p->busy.head.next; i != &p->busy.head; i = i->next)
+        n += strcmp(list_entry(i, struct auth_lookup, node)->key, key) == 0;
+    return n;
+}
+
 static void auth_lookup_free(struct auth_lookup *l)
 {
+    auth_lookup_set_list(l, NULL);
     free(l->dbname);
     free(l->user);
     free(l);
@@ -179,15 +228,25 @@ static bool auth_lookup_ask(struct auth_lookup *l, bool fresh)
                             l) == 0) {
             l->reused = true;
             l->pool->reused++;
+            auth_lookup_set_list(l, &l->pool->busy);
             return true;
         }
         pgasync_abandon(l->q);
     }
     l->reused = false;
+    if (!fresh && auth_lookup_open_count(l->pool, l->key) >= AUTH_LOOKUP_CONNS_PER_KEY) {
+        if (l->on != &l->pool->waiting)
+            log_debug(l->client_id, "auth_query: waiting for one of the %d connections to %s:%d",
+                      AUTH_LOOKUP_CONNS_PER_KEY, l->region->hosts[l->host].name,
+                      l->region->hosts[l->host].port);
+        auth_lookup_set_list(l, &l->pool->waiting);
+        return true;
+    }
     l->q = pgasync_query(l->pool->base, l->key, cfg->auth_query, 1, params, timeout_ms,
                          auth_lookup_query_done, l, l->error, sizeof(l->error));
     if (l->q == NULL)
         return false;
+    auth_lookup_set_list(l, &l->pool->busy);
     l->pool->opened++;
     log_debug(l->client_id, "auth_query: new connection to %s:%d of region %s",
               l->region->hosts[l->host].name, l->region->hosts[l->host].port, l->region->name);
@@ -218,6 +277,9 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
     const struct region_host *h = &l->region->hosts[l->host];
     (void)server_answered;
     l->q = NULL;
+    auth_lookup_set_list(l, NULL);
+    /* Whatever becomes of this connection, a waiter may now take it or open one. */
+    auth_lookup_wake(l->pool);
     if (error == NULL) {
         const char *secret = NULL;
         if (PQntuples(res) > 0 && PQnfields(res) >= 2 && !PQgetisnull(res, 0, 1))
@@ -286,6 +348,30 @@ void auth_lookup_cancel(struct auth_lookup *l)
 {
     if (l == NULL)
         return;
-    pgasync_abandon(l->q);
+    if (l->q != NULL) {
+        pgasync_abandon(l->q);
+        auth_lookup_wake(l->pool);
+    }
     auth_lookup_free(l);
+}
+
+/* Waiters, first come first: a kept connection, or a slot to open one. */
+static void auth_lookup_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct auth_lookup_pool *p = arg;
+    struct list_node *pos, *tmp;
+    (void)fd;
+    (void)what;
+    list_for_each_safe(pos, tmp, &p->waiting)
+    {
+        struct auth_lookup *l = list_entry(pos, struct auth_lookup, node);
+        if (auth_lookup_open_count(p, l->key) >= AUTH_LOOKUP_CONNS_PER_KEY &&
+            !auth_lookup_has_idle(p, l->key))
+            continue;
+        auth_lookup_set_list(l, NULL);
+        if (auth_lookup_ask(l, false) || auth_lookup_next_host(l))
+            continue;
+        l->done(l->arg, NULL, l->error);
+        auth_lookup_free(l);
+    }
 }

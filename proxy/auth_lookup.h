@@ -18,16 +18,23 @@ struct event;
 struct event_base;
 struct region;
 
-/* Idle connections kept per worker and host+database, and in all. */
-#define AUTH_LOOKUP_IDLE_PER_KEY 4
-#define AUTH_LOOKUP_IDLE_MAX     64
+/*
+ * Connections open per worker and host+database, busy or idle: a login
+ * storm queues for them rather than opening one per login and running the
+ * server out of connections.  At most AUTH_LOOKUP_IDLE_MAX idle in all.
+ */
+#define AUTH_LOOKUP_CONNS_PER_KEY 4
+#define AUTH_LOOKUP_IDLE_MAX      64
 /* An idle connection unused this long is closed. */
 #define AUTH_LOOKUP_IDLE_TIMEOUT_MS 60000
 
 struct auth_lookup_pool {
     struct event_base *base;
-    struct list idle; /* struct auth_lookup_conn, oldest first */
+    struct list idle;    /* struct auth_lookup_conn, oldest first */
+    struct list busy;    /* struct auth_lookup with a query running */
+    struct list waiting; /* struct auth_lookup queued for a connection, first come first */
     struct event *sweep;
+    struct event *wake;   /* made active when a connection frees up for a waiter */
     unsigned long opened; /* connections opened, for the logs and tests */
     unsigned long reused; /* queries that ran on a kept connection */
 };

@@ -62,10 +62,13 @@ cmp_ok $opened, '<=', $WORKERS, "... open at most one lookup connection per work
 cmp_ok idle_lookups(), '>=', 1, "... which stays open, idle, as '$APPNAME' in pg_stat_activity";
 cmp_ok lookups_opened(), '<=', 4 + 2 * $WORKERS, 'all lookups so far used a handful of connections, not one per login';
 
-# Several at once: each worker opens what it needs and keeps a few.
+# A burst: each worker opens at most 4 lookup connections per host and
+# database, and the other logins wait for one of them.
 {
+    my $off = $p->log_size;
+    my $opened_before = lookups_opened();
     my @pids;
-    for my $i (1 .. 8) {
+    for my $i (1 .. 24) {
         my $pid = fork // die "fork: $!";
         if ($pid == 0) { POSIX::_exit(login() eq 'app|us-east' ? 0 : 1) }
         push @pids, $pid;
@@ -75,12 +78,16 @@ cmp_ok lookups_opened(), '<=', 4 + 2 * $WORKERS, 'all lookups so far used a hand
         my $t = time;
         while (waitpid($pid, WNOHANG) == 0) {
             if (time - $t > 60) { kill 'KILL', $pid; waitpid($pid, 0); $failed++; last }
-            sleep 0.05;
+            sleep 0.02;
         }
         $failed++ if $?;
     }
-    is $failed, 0, '8 logins at once all succeed';
-    cmp_ok idle_lookups(), '<=', 4 * $WORKERS, 'at most 4 idle lookup connections per worker are kept';
+    is $failed, 0, '24 logins at once all succeed';
+    my $opened = lookups_opened() - $opened_before;
+    cmp_ok idle_lookups(), '<=', 4 * $WORKERS, 'at most 4 lookup connections per worker are open afterwards';
+    cmp_ok $opened, '<=', 4 * $WORKERS, "... and no more were opened during the burst ($opened)";
+    like substr($p->log_contents, $off), qr/auth_query: waiting for one of the 4 connections to 127\.0\.0\.1:/,
+      '... the other logins waited for one';
 }
 
 # ------------------------------------------------------------ the server closes them
