@@ -150,3 +150,33 @@ void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out
     }
     out->forward = pos;
 }
+
+void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct frame_scan *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t pos = remaining < avail ? remaining : avail;
+    out->remaining = remaining - (uint32_t)pos;
+    while (avail - pos >= PKT_HEADER_LEN) {
+        const uint8_t *h = p + pos;
+        uint32_t len = pkt_be32(h + 1);
+        if (len < 4) {
+            out->error = FRAME_BAD_LENGTH;
+            break;
+        }
+        if (h[0] == 'Z') {
+            if (avail - pos <= PKT_HEADER_LEN)
+                break; /* wait for the status byte */
+            out->ready_status = (char)h[PKT_HEADER_LEN];
+        }
+        out->last_type = (char)h[0];
+        out->messages++;
+        size_t total = (size_t)len + 1;
+        if (total > avail - pos) {
+            out->remaining = (uint32_t)(total - (avail - pos));
+            pos = avail;
+            break;
+        }
+        pos += total;
+    }
+    out->forward = pos;
+}

@@ -47,4 +47,7 @@ struct frame_scan {
  */
 void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out);
 
+/* The same on avail contiguous bytes (the relay's direct path). */
+void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct frame_scan *out);
+
 #endif

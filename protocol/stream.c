@@ -1,7 +1,8 @@
 /*
- * stream.c — plain and TLS reads and writes straight into and out of
- * evbuffers.  Plain reads use recv() on reserved buffer space rather than
- * evbuffer_read(), which costs an extra FIONREAD ioctl per call.
+ * stream.c — plain and TLS reads and writes, on flat bytes and straight
+ * into and out of evbuffers.  Plain reads use recv() on reserved buffer
+ * space rather than evbuffer_read(), which costs an extra FIONREAD ioctl
+ * per call.
  */
 #include "protocol/stream.h"
 
@@ -36,31 +37,6 @@ void stream_close(struct stream *s)
     }
 }
 
-static ssize_t stream_read_plain(struct stream *s, struct evbuffer *buf, size_t max)
-{
-    struct evbuffer_iovec vec[2];
-    int n = evbuffer_reserve_space(buf, (ev_ssize_t)max, vec, 2);
-    if (n <= 0)
-        return STREAM_ERROR;
-    if (vec[0].iov_len > max)
-        vec[0].iov_len = max;
-    ssize_t got = recv(s->fd, vec[0].iov_base, vec[0].iov_len, 0);
-    if (got <= 0) {
-        evbuffer_commit_space(buf, vec, 0);
-        if (got == 0)
-            return STREAM_EOF;
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            s->want = STREAM_WANT_READ;
-            return STREAM_AGAIN;
-        }
-        return STREAM_ERROR;
-    }
-    vec[0].iov_len = (size_t)got;
-    if (evbuffer_commit_space(buf, vec, 1) != 0)
-        return STREAM_ERROR;
-    return got;
-}
-
 /* Maps an SSL_get_error() result onto a stream status and sets want. */
 static ssize_t stream_tls_status(struct stream *s, int ret)
 {
@@ -82,51 +58,71 @@ static ssize_t stream_tls_status(struct stream *s, int ret)
     }
 }
 
-static ssize_t stream_read_tls(struct stream *s, struct evbuffer *buf, size_t max, int *more)
+ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
 {
-    struct evbuffer_iovec vec[1];
-    if (evbuffer_reserve_space(buf, (ev_ssize_t)max, vec, 1) != 1)
-        return STREAM_ERROR;
-    if (vec[0].iov_len > max)
-        vec[0].iov_len = max;
-    size_t got = 0;
-    ERR_clear_error();
-    int ret = SSL_read_ex(s->ssl, vec[0].iov_base, vec[0].iov_len, &got);
-    if (ret <= 0) {
-        evbuffer_commit_space(buf, vec, 0);
-        return stream_tls_status(s, ret);
+    *more = 0;
+    if (s->ssl != NULL) {
+        size_t got = 0;
+        ERR_clear_error();
+        int ret = SSL_read_ex(s->ssl, p, max, &got);
+        if (ret <= 0)
+            return stream_tls_status(s, ret);
+        *more = SSL_pending(s->ssl) > 0;
+        return (ssize_t)got;
     }
-    vec[0].iov_len = got;
-    if (evbuffer_commit_space(buf, vec, 1) != 0)
-        return STREAM_ERROR;
-    *more = SSL_pending(s->ssl) > 0;
-    return (ssize_t)got;
+    ssize_t got = recv(s->fd, p, max, 0);
+    if (got > 0)
+        return got;
+    if (got == 0)
+        return STREAM_EOF;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        s->want = STREAM_WANT_READ;
+        return STREAM_AGAIN;
+    }
+    return STREAM_ERROR;
 }
 
 ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *more)
 {
-    *more = 0;
-    if (s->ssl != NULL)
-        return stream_read_tls(s, buf, max, more);
-    return stream_read_plain(s, buf, max);
-}
-
-/* send() for the common case of one contiguous chunk: cheaper in the kernel than writev(). */
-static ssize_t stream_send_one(struct stream *s, struct evbuffer *buf)
-{
     struct evbuffer_iovec vec[2];
-    int nvec = evbuffer_peek(buf, -1, NULL, vec, 2);
-    if (nvec != 1)
-        return evbuffer_write(buf, s->fd);
-    ssize_t n = send(s->fd, vec[0].iov_base, vec[0].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0)
-        evbuffer_drain(buf, (size_t)n);
-    return n;
+    *more = 0;
+    if (evbuffer_reserve_space(buf, (ev_ssize_t)max, vec, 2) <= 0)
+        return STREAM_ERROR;
+    if (vec[0].iov_len > max)
+        vec[0].iov_len = max;
+    ssize_t got = stream_read_bytes(s, vec[0].iov_base, vec[0].iov_len, more);
+    vec[0].iov_len = got > 0 ? (size_t)got : 0;
+    if (evbuffer_commit_space(buf, vec, got > 0 ? 1 : 0) != 0)
+        return STREAM_ERROR;
+    return got;
 }
 
-static ssize_t stream_write_plain(struct stream *s, struct evbuffer *buf)
+ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
 {
-    ssize_t n = stream_send_one(s, buf);
+    if (s->ssl != NULL) {
+        size_t done = 0;
+        ERR_clear_error();
+        /* Partial writes and moving write buffers are enabled on the SSL. */
+        int ret = SSL_write_ex(s->ssl, p, n, &done);
+        return ret > 0 ? (ssize_t)done : stream_tls_status(s, ret);
+    }
+    ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) {
+        if ((size_t)w < n)
+            s->want = STREAM_WANT_WRITE;
+        return w;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        s->want = STREAM_WANT_WRITE;
+        return STREAM_AGAIN;
+    }
+    return STREAM_ERROR;
+}
+
+/* Several chunks in one writev(); after a partial write the socket is full. */
+static ssize_t stream_write_plain_chunks(struct stream *s, struct evbuffer *buf)
+{
+    int n = evbuffer_write(buf, s->fd);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
             s->want = STREAM_WANT_WRITE;
@@ -139,34 +135,28 @@ static ssize_t stream_write_plain(struct stream *s, struct evbuffer *buf)
     return n;
 }
 
-/* One TLS record per contiguous chunk; partial writes are enabled on the SSL. */
-static ssize_t stream_write_tls(struct stream *s, struct evbuffer *buf)
+/*
+ * send() for the usual single chunk (cheaper in the kernel than writev()),
+ * writev() for several; with TLS one record per chunk.
+ */
+ssize_t stream_write(struct stream *s, struct evbuffer *buf)
 {
     ssize_t total = 0;
+    if (s->ssl == NULL && evbuffer_peek(buf, -1, NULL, NULL, 0) > 1)
+        return stream_write_plain_chunks(s, buf);
     while (evbuffer_get_length(buf) > 0) {
         struct evbuffer_iovec vec[1];
         if (evbuffer_peek(buf, -1, NULL, vec, 1) < 1)
             return STREAM_ERROR;
-        size_t done = 0;
-        ERR_clear_error();
-        int ret = SSL_write_ex(s->ssl, vec[0].iov_base, vec[0].iov_len, &done);
-        if (ret <= 0) {
-            ssize_t st = stream_tls_status(s, ret);
-            return total > 0 && st == STREAM_AGAIN ? total : st;
-        }
-        evbuffer_drain(buf, done);
-        total += (ssize_t)done;
+        ssize_t n = stream_write_bytes(s, vec[0].iov_base, vec[0].iov_len);
+        if (n < 0)
+            return total > 0 && n == STREAM_AGAIN ? total : n;
+        evbuffer_drain(buf, (size_t)n);
+        total += n;
+        if ((size_t)n < vec[0].iov_len)
+            break; /* the socket is full */
     }
     return total;
-}
-
-ssize_t stream_write(struct stream *s, struct evbuffer *buf)
-{
-    if (evbuffer_get_length(buf) == 0)
-        return 0;
-    if (s->ssl != NULL)
-        return stream_write_tls(s, buf);
-    return stream_write_plain(s, buf);
 }
 
 ssize_t stream_write_raw(struct stream *s, const void *p, size_t n)

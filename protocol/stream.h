@@ -47,6 +47,10 @@ ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *mor
 /* Writes as much of buf as the socket takes and drains it; returns bytes or a stream_status. */
 ssize_t stream_write(struct stream *s, struct evbuffer *buf);
 
+/* The same on flat memory: at most max bytes into p; as much of p[0..n) as the socket takes. */
+ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more);
+ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
+
 /* Writes a small block that must go out whole, before TLS (SSLRequest replies). */
 ssize_t stream_write_raw(struct stream *s, const void *p, size_t n);
 

@@ -1,12 +1,20 @@
 /*
  * relay.c — an established session: bytes both ways.
  *
- * Each read lands in the source's input buffer; the scan looks only at
- * message headers (to know boundaries and the transaction status) and the
- * bytes move to the peer's output buffer in one step, by chain hand-over
- * when the whole buffer goes, and are written at once.  When the peer's
- * output backs up past the high-water mark, reading from the source stops
- * until it drains below the low-water mark.
+ * The scan looks only at message headers (to know boundaries and the
+ * transaction status).  Two paths:
+ *
+ * - direct, the usual one: nothing is queued on either side, so a read
+ *   lands in the worker's relay block and goes out from there to the
+ *   peer's socket at once: no allocation, no copy.  Only what the peer's
+ *   socket does not take, and a header cut off by the end of the read,
+ *   are kept in evbuffers.
+ * - queued, while such bytes wait: reads land in the source's input
+ *   buffer and move to the peer's output buffer by chain hand-over when
+ *   the whole buffer goes, and are written at once.
+ *
+ * When the peer's output backs up past the high-water mark, reading from
+ * the source stops until it drains below the low-water mark.
  */
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -17,26 +25,34 @@
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
-#define RELAY_READ_MAX   (64 * 1024)
+#define RELAY_READ_MAX   RELAY_BLOCK_SIZE
 #define RELAY_HIGH_WATER (512 * 1024)
 #define RELAY_LOW_WATER  (128 * 1024)
 
-static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst)
+/* What a scan learnt goes into the session; <0: bad length, session failed. */
+static int relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan *sc)
 {
-    struct frame_scan sc;
-    frame_scan(src->in, src->fwd_remaining, &sc);
-    if (sc.error) {
+    if (sc->error) {
         session_fail(s, "08P01",
                      src == &s->client ? "invalid message length from client"
                                        : "invalid message length from server",
                      NULL, NULL);
         return -1;
     }
-    src->fwd_remaining = sc.remaining;
-    if (sc.messages > 0)
-        src->last_type = sc.last_type;
-    if (sc.ready_status)
-        s->tx_status = sc.ready_status;
+    src->fwd_remaining = sc->remaining;
+    if (sc->messages > 0)
+        src->last_type = sc->last_type;
+    if (sc->ready_status)
+        s->tx_status = sc->ready_status;
+    return 0;
+}
+
+static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst)
+{
+    struct frame_scan sc;
+    frame_scan(src->in, src->fwd_remaining, &sc);
+    if (relay_note_scan(s, src, &sc) < 0)
+        return -1;
     if (sc.forward == 0)
         return 0;
     int rc = sc.forward == evbuffer_get_length(src->in)
@@ -53,8 +69,38 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     return 0;
 }
 
+/* Nothing queued either way: from the worker's block straight to the peer. */
+static void relay_read_direct(struct session *s, struct endpoint *src, struct endpoint *dst)
+{
+    uint8_t *block = s->w->relay_block;
+    int more;
+    ssize_t n = endpoint_fill_bytes(s, src, block, RELAY_BLOCK_SIZE, &more);
+    if (n <= 0)
+        return;
+    struct frame_scan sc;
+    frame_scan_bytes(block, (size_t)n, src->fwd_remaining, &sc);
+    if (relay_note_scan(s, src, &sc) < 0)
+        return;
+    /* A header cut off by the end of the read waits in the input buffer for the rest. */
+    if (sc.forward < (size_t)n &&
+        evbuffer_add(src->in, block + sc.forward, (size_t)n - sc.forward) != 0) {
+        session_close(s, "out of memory");
+        return;
+    }
+    if (sc.forward > 0 && endpoint_send_bytes(s, dst, block, sc.forward) < 0)
+        return;
+    if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(src);
+    if (more && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
+}
+
 static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst)
 {
+    if (evbuffer_get_length(src->in) == 0 && evbuffer_get_length(dst->out) == 0) {
+        relay_read_direct(s, src, dst);
+        return;
+    }
     int more;
     ssize_t n = endpoint_fill(s, src, RELAY_READ_MAX, &more);
     if (n <= 0)

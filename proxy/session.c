@@ -179,13 +179,9 @@ int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t 
     return endpoint_flush(s, ep);
 }
 
-ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+/* A read that got nothing: wait for the event, or close the session saying why. */
+static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n)
 {
-    ssize_t n = stream_read(&ep->stream, ep->in, max, more);
-    if (n > 0) {
-        ep->bytes_in += (uint64_t)n;
-        return n;
-    }
     if (n == STREAM_AGAIN) {
         if (ep->stream.want == STREAM_WANT_WRITE)
             endpoint_watch(ep, STREAM_WANT_WRITE);
@@ -212,6 +208,50 @@ ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *m
             session_server_gone(s, msg);
     }
     return -1;
+}
+
+ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+{
+    ssize_t n = stream_read(&ep->stream, ep->in, max, more);
+    if (n > 0) {
+        ep->bytes_in += (uint64_t)n;
+        return n;
+    }
+    return endpoint_read_ended(s, ep, n);
+}
+
+ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
+                            int *more)
+{
+    ssize_t n = stream_read_bytes(&ep->stream, p, max, more);
+    if (n > 0) {
+        ep->bytes_in += (uint64_t)n;
+        return n;
+    }
+    return endpoint_read_ended(s, ep, n);
+}
+
+int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n)
+{
+    size_t sent = 0;
+    if (evbuffer_get_length(ep->out) == 0) {
+        ssize_t w = stream_write_bytes(&ep->stream, p, n);
+        if (w == STREAM_ERROR || w == STREAM_EOF) {
+            session_close(s, ep == &s->client ? "could not send to client"
+                                              : "could not send to server");
+            return -1;
+        }
+        sent = w > 0 ? (size_t)w : 0;
+        if (sent == n)
+            return 0;
+    }
+    /* The socket is full: keep the rest (the only copy this path makes) and wait. */
+    if (evbuffer_add(ep->out, p + sent, n - sent) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    endpoint_watch(ep, ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ : STREAM_WANT_WRITE);
+    return 0;
 }
 
 void session_format_peer(struct session *s, const struct sockaddr *sa)

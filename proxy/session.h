@@ -93,8 +93,8 @@ struct session {
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
-    bool scram_started;         /* SASLInitialResponse received */
-    bool scram_done;            /* client verified by pgnear */
+    bool scram_started;              /* SASLInitialResponse received */
+    bool scram_done;                 /* client verified by pgnear */
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
@@ -123,6 +123,14 @@ void endpoint_resume_read(struct endpoint *ep);
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);
 /* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
+/* The same into flat memory; >0 bytes read, 0 nothing yet, <0 session closed. */
+ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
+                            int *more);
+/*
+ * Sends n bytes straight from p when nothing is queued before them; what
+ * the socket does not take is queued in ep->out.  <0: session closed.
+ */
+int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n);
 void endpoint_watch(struct endpoint *ep, int want);
 /*
  * One step of a TLS handshake (stream_tls_accept or stream_tls_connect):

@@ -140,7 +140,8 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     list_init(&w->active_sessions);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
-    if (w->base == NULL || pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) != 0 ||
+    w->relay_block = malloc(RELAY_BLOCK_SIZE);
+    if (w->base == NULL || w->relay_block == NULL || pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) != 0 ||
         (w->ctl_ev = event_new(w->base, w->ctl[0], EV_READ | EV_PERSIST, worker_ctl_cb, w)) ==
             NULL ||
         event_add(w->ctl_ev, NULL) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0) {
@@ -185,5 +186,6 @@ void worker_free(struct worker *w)
     if (w->ctl[1] >= 0)
         close(w->ctl[1]);
     config_unref(w->cfg);
+    free(w->relay_block);
     free(w);
 }

@@ -40,10 +40,11 @@ struct worker {
     struct config *cfg; /* this worker's reference to the current configuration */
     struct listener_set *listeners;
     /* a session's state is the list it is on */
-    struct list login_sessions;  /* before ReadyForQuery */
-    struct list active_sessions; /* relaying */
-    struct list cancel_conns;    /* forwarding one cancel request each */
+    struct list login_sessions;           /* before ReadyForQuery */
+    struct list active_sessions;          /* relaying */
+    struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
+    uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     uint64_t next_client_id;
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
@@ -53,6 +54,9 @@ struct worker {
     pthread_t thread;
     bool started; /* thread created */
 };
+
+/* The most one relay read takes in (also the size of relay_block). */
+#define RELAY_BLOCK_SIZE (64 * 1024)
 
 /* What the main thread tells a worker. */
 enum worker_command {

@@ -608,6 +608,103 @@ static void test_scan_streaming(void **state)
     }
 }
 
+/* ---- the flat scan of the relay's direct path ---- */
+
+static void test_scan_bytes_prefixes_match_model(void **state)
+{
+    uint8_t w[512];
+    struct layout l;
+    build_stream(w, &l);
+    for (size_t avail = 0; avail <= l.n; avail++) {
+        struct frame_scan got, want = model_scan(&l, avail);
+        frame_scan_bytes(w, avail, 0, &got);
+        assert_same_scan(&got, &want);
+    }
+}
+
+/* From inside any message, with the rest of it as remaining, both scans agree. */
+static void test_scan_bytes_matches_evbuffer_scan(void **state)
+{
+    uint8_t w[512];
+    struct layout l;
+    build_stream(w, &l);
+    for (size_t i = 0; i < l.count; i++) {
+        for (size_t into = 0; into < l.total[i]; into++) {
+            size_t from = l.start[i] + into;
+            uint32_t remaining = into == 0 ? 0 : (uint32_t)(l.total[i] - into);
+            for (size_t avail = 0; from + avail <= l.n; avail += 3) {
+                struct frame_scan flat;
+                frame_scan_bytes(w + from, avail, remaining, &flat);
+                struct evbuffer *b = flat_buffer(w + from, avail);
+                struct frame_scan chained = scan(b, remaining);
+                assert_same_scan(&flat, &chained);
+                evbuffer_free(b);
+            }
+        }
+    }
+}
+
+static void test_scan_bytes_bad_length(void **state)
+{
+    uint8_t w[64];
+    size_t n = put_msg(w, 0, 'D', 2, 9);
+    n = put_header(w, n, 'C', 3);
+    struct frame_scan s;
+    frame_scan_bytes(w, n, 0, &s);
+    assert_int_equal(s.error, FRAME_BAD_LENGTH);
+    assert_int_equal(s.forward, 7);
+    assert_int_equal(s.messages, 1);
+}
+
+/*
+ * The relay's two paths in turn, as in relay.c: reads go through the flat
+ * scan while nothing is carried over, else through the evbuffer holding
+ * the carried-over bytes.  Every byte goes out once, in order.
+ */
+static void test_scan_bytes_hybrid_streaming(void **state)
+{
+    uint8_t w[512];
+    struct layout l;
+    build_stream(w, &l);
+    unsigned seed = 4242;
+    for (int round = 0; round < 500; round++) {
+        struct evbuffer *carry = evbuffer_new(), *out = evbuffer_new();
+        uint32_t remaining = 0;
+        size_t messages = 0, fed = 0;
+        char ready = 0;
+        while (fed < l.n) {
+            seed = seed * 1103515245u + 12345u;
+            size_t piece = 1 + (seed >> 16) % 23;
+            if (piece > l.n - fed)
+                piece = l.n - fed;
+            struct frame_scan sc;
+            if (evbuffer_get_length(carry) == 0) {
+                frame_scan_bytes(w + fed, piece, remaining, &sc);
+                evbuffer_add(out, w + fed, sc.forward);
+                evbuffer_add(carry, w + fed + sc.forward, piece - sc.forward);
+            } else {
+                evbuffer_add(carry, w + fed, piece);
+                sc = scan(carry, remaining);
+                evbuffer_remove_buffer(carry, out, sc.forward);
+            }
+            assert_int_equal(sc.error, 0);
+            fed += piece;
+            remaining = sc.remaining;
+            messages += sc.messages;
+            if (sc.ready_status)
+                ready = sc.ready_status;
+        }
+        assert_int_equal(evbuffer_get_length(out), l.n);
+        assert_memory_equal(evbuffer_pullup(out, -1), w, l.n);
+        assert_int_equal(evbuffer_get_length(carry), 0);
+        assert_int_equal(messages, l.count);
+        assert_int_equal(remaining, 0);
+        assert_int_equal(ready, 'E');
+        evbuffer_free(carry);
+        evbuffer_free(out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -618,6 +715,10 @@ int main(void)
         cmocka_unit_test(test_peek_bad_length),
         cmocka_unit_test(test_peek_body_above_max),
         cmocka_unit_test(test_peek_body_over_chains),
+        cmocka_unit_test(test_scan_bytes_prefixes_match_model),
+        cmocka_unit_test(test_scan_bytes_matches_evbuffer_scan),
+        cmocka_unit_test(test_scan_bytes_bad_length),
+        cmocka_unit_test(test_scan_bytes_hybrid_streaming),
         cmocka_unit_test(test_scan_empty),
         cmocka_unit_test(test_scan_whole_messages),
         cmocka_unit_test(test_scan_cut_at_end),
