@@ -413,6 +413,39 @@ static bool ini_line_name(const char *line, const char *section, char *out, size
     return true;
 }
 
+/* The names seen so far in one file. */
+struct ini_names {
+    struct ini_seen *items;
+    size_t count, cap;
+    char section[300];
+};
+
+/* Records a section or key name; false (err set) when it was seen before. */
+static bool ini_note_name(struct ini_names *n, const char *name, const char *path, int lineno,
+                          char *err, size_t errcap)
+{
+    for (size_t i = 0; i < n->count; i++) {
+        if (strcmp(n->items[i].name, name) != 0)
+            continue;
+        if (name[0] == '[')
+            return load_fail(err, errcap, "%s:%d: section %s appears again (first at line %d)",
+                             path, lineno, name, n->items[i].line);
+        return load_fail(err, errcap, "%s:%d: \"%s\" is set again in [%s] (first at line %d)", path,
+                         lineno, strchr(name, ':') + 1, n->section, n->items[i].line);
+    }
+    if (n->count == n->cap) {
+        size_t ncap = n->cap ? n->cap * 2 : 64;
+        struct ini_seen *grown = realloc(n->items, ncap * sizeof(*grown));
+        if (grown == NULL)
+            return load_fail(err, errcap, "out of memory");
+        n->items = grown;
+        n->cap = ncap;
+    }
+    snprintf(n->items[n->count].name, sizeof(n->items[0].name), "%s", name);
+    n->items[n->count++].line = lineno;
+    return true;
+}
+
 /*
  * iniparser merges a repeated section and lets a repeated key win without
  * a word.  In a proxy's configuration both are mistakes (two [region x]
@@ -424,9 +457,8 @@ static bool load_check_duplicates(const char *path, char *err, size_t errcap)
     if (f == NULL)
         return load_fail(err, errcap, "could not open configuration file \"%s\": %s", path,
                          strerror(errno));
-    struct ini_seen *seen = NULL;
-    size_t nseen = 0, cap = 0;
-    char line[4096], section[300] = "", name[320];
+    struct ini_names names = {NULL, 0, 0, ""};
+    char line[4096], name[320];
     int lineno = 0;
     bool ok = true, continued = false, in_long_line = false;
     while (ok && fgets(line, sizeof(line), f) != NULL) {
@@ -440,35 +472,13 @@ static bool load_check_duplicates(const char *path, char *err, size_t errcap)
             line[--len] = '\0';
         bool was_continued = continued;
         continued = len > 0 && line[len - 1] == '\\';
-        if (was_continued || !ini_line_name(line, section, name, sizeof(name)))
+        if (was_continued || !ini_line_name(line, names.section, name, sizeof(name)))
             continue;
         if (name[0] == '[')
-            snprintf(section, sizeof(section), "%.*s", (int)strlen(name) - 2, name + 1);
-        for (size_t i = 0; i < nseen && ok; i++)
-            if (strcmp(seen[i].name, name) == 0)
-                ok = name[0] == '['
-                         ? load_fail(err, errcap,
-                                     "%s:%d: section %s appears again (first at line %d)", path,
-                                     lineno, name, seen[i].line)
-                         : load_fail(err, errcap,
-                                     "%s:%d: \"%s\" is set again in [%s] (first at line %d)", path,
-                                     lineno, strchr(name, ':') + 1, section, seen[i].line);
-        if (!ok)
-            break;
-        if (nseen == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            struct ini_seen *grown = realloc(seen, ncap * sizeof(*seen));
-            if (grown == NULL) {
-                ok = load_fail(err, errcap, "out of memory");
-                break;
-            }
-            seen = grown;
-            cap = ncap;
-        }
-        snprintf(seen[nseen].name, sizeof(seen[nseen].name), "%s", name);
-        seen[nseen++].line = lineno;
+            snprintf(names.section, sizeof(names.section), "%.*s", (int)strlen(name) - 2, name + 1);
+        ok = ini_note_name(&names, name, path, lineno, err, errcap);
     }
-    free(seen);
+    free(names.items);
     fclose(f);
     return ok;
 }
