@@ -104,6 +104,37 @@ static const uint8_t *frame_window_header(struct frame_window *fw, uint8_t *copy
     return NULL;
 }
 
+/*
+ * The header at *pos (h holds at least min(6, avail - *pos) of its bytes):
+ * notes the message and moves *pos past it.  False stops the scan: a bad
+ * length, a ReadyForQuery whose status byte has not arrived, or a message
+ * cut off by the end of the bytes.
+ */
+static bool frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct frame_scan *out)
+{
+    size_t have = avail - *pos;
+    uint32_t len = pkt_be32(h + 1);
+    if (len < 4) {
+        out->error = FRAME_BAD_LENGTH;
+        return false;
+    }
+    if (h[0] == 'Z') {
+        if (have <= PKT_HEADER_LEN)
+            return false; /* wait for the status byte */
+        out->ready_status = (char)h[PKT_HEADER_LEN];
+    }
+    out->last_type = (char)h[0];
+    out->messages++;
+    size_t total = (size_t)len + 1;
+    if (total > have) {
+        out->remaining = (uint32_t)(total - have);
+        *pos = avail;
+        return false;
+    }
+    *pos += total;
+    return true;
+}
+
 void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out)
 {
     size_t avail = evbuffer_get_length(buf);
@@ -126,26 +157,10 @@ void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out
                 break;
             h = copy;
         }
-        uint32_t len = pkt_be32(h + 1);
-        if (len < 4) {
-            out->error = FRAME_BAD_LENGTH;
+        size_t from = pos;
+        if (!frame_scan_step(h, avail, &pos, out))
             break;
-        }
-        if (h[0] == 'Z') {
-            if (want <= PKT_HEADER_LEN)
-                break; /* wait for the status byte */
-            out->ready_status = (char)h[PKT_HEADER_LEN];
-        }
-        out->last_type = (char)h[0];
-        out->messages++;
-        size_t total = (size_t)len + 1;
-        if (total > avail - pos) {
-            out->remaining = (uint32_t)(total - (avail - pos));
-            pos = avail;
-            break;
-        }
-        pos += total;
-        if (avail - pos < PKT_HEADER_LEN || !frame_window_advance(&fw, total, pos))
+        if (avail - pos < PKT_HEADER_LEN || !frame_window_advance(&fw, pos - from, pos))
             break;
     }
     out->forward = pos;
@@ -156,27 +171,7 @@ void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct
     memset(out, 0, sizeof(*out));
     size_t pos = remaining < avail ? remaining : avail;
     out->remaining = remaining - (uint32_t)pos;
-    while (avail - pos >= PKT_HEADER_LEN) {
-        const uint8_t *h = p + pos;
-        uint32_t len = pkt_be32(h + 1);
-        if (len < 4) {
-            out->error = FRAME_BAD_LENGTH;
-            break;
-        }
-        if (h[0] == 'Z') {
-            if (avail - pos <= PKT_HEADER_LEN)
-                break; /* wait for the status byte */
-            out->ready_status = (char)h[PKT_HEADER_LEN];
-        }
-        out->last_type = (char)h[0];
-        out->messages++;
-        size_t total = (size_t)len + 1;
-        if (total > avail - pos) {
-            out->remaining = (uint32_t)(total - (avail - pos));
-            pos = avail;
-            break;
-        }
-        pos += total;
-    }
+    while (avail - pos >= PKT_HEADER_LEN && frame_scan_step(p + pos, avail, &pos, out))
+        ;
     out->forward = pos;
 }
