@@ -40,10 +40,31 @@ static const struct region_host *server_host(const struct session *s)
     return &s->region->hosts[s->host_index];
 }
 
-/* The next host of the current region worth trying, from host_index on; false when none. */
-static bool server_pick_host(struct session *s, size_t from)
+/*
+ * The order to try the region's hosts in: up primaries, then up standbys
+ * (by their last health check; a region of standbys still serves
+ * read-only work), each group in configured order; all hosts in
+ * configured order when none is up.
+ */
+static void server_order_hosts(struct session *s)
 {
-    for (size_t i = from; i < s->region->nhosts; i++) {
+    s->host_count = s->host_pos = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < s->region->nhosts; i++) {
+            const struct region_host *h = &s->region->hosts[i];
+            bool take =
+                s->region_any_host ? pass == 0 : host_is_up(h) && host_is_standby(h) == (pass == 1);
+            if (take)
+                s->host_order[s->host_count++] = (uint8_t)i;
+        }
+    }
+}
+
+/* The next host worth trying (still up, unless none was); false when none is left. */
+static bool server_pick_host(struct session *s)
+{
+    while (s->host_pos < s->host_count) {
+        size_t i = s->host_order[s->host_pos++];
         if (s->region_any_host || host_is_up(&s->region->hosts[i])) {
             s->host_index = i;
             return true;
@@ -58,7 +79,8 @@ static bool server_enter_region(struct session *s, size_t index)
     s->plan_index = index;
     s->region = s->plan[index];
     s->region_any_host = !region_is_up(s->region);
-    return server_pick_host(s, 0);
+    server_order_hosts(s);
+    return server_pick_host(s);
 }
 
 /*
@@ -80,7 +102,7 @@ static void server_give_up(struct session *s, const char *why, bool unreachable)
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
         return;
     }
-    if (server_pick_host(s, s->host_index + 1)) {
+    if (server_pick_host(s)) {
         server_connect_host(s);
         return;
     }

@@ -83,8 +83,10 @@ struct session {
     struct region *plan[ROUTE_MAX_REGIONS];
     double plan_cos[ROUTE_MAX_REGIONS]; /* route_km() gives the distance */
     size_t plan_len, plan_index;
-    struct region *region;      /* plan[plan_index] */
-    size_t host_index;          /* into region->hosts */
+    struct region *region;                /* plan[plan_index] */
+    size_t host_index;                    /* into region->hosts */
+    uint8_t host_order[REGION_MAX_HOSTS]; /* hosts of the region in the order to try */
+    uint8_t host_count, host_pos;
     bool region_any_host;       /* no host of this region is up: try them all */
     bool server_sent_to_client; /* anything from this server reached the client */
     bool server_answered;       /* the server sent its first login message */

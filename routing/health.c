@@ -50,6 +50,20 @@ static void health_set_down(struct health_checker *hc, struct region_host *h, co
         hc->log(hc->arg, h->region, h, false, why);
 }
 
+/* Sessions prefer primaries; a host that changes role (promotion, a rejoined old primary) is said.
+ */
+static void health_note_role(struct health_checker *hc, struct region_host *h, bool standby)
+{
+    struct host_health *hh = &h->health;
+    bool changed = hh->role_known ? hh->in_recovery != standby : standby;
+    __atomic_store_n(&hh->in_recovery, standby, __ATOMIC_RELAXED);
+    hh->role_known = true;
+    if (changed)
+        hc->log(hc->arg, h->region, h, true,
+                standby ? "it is a standby (in recovery): sessions go to a primary first"
+                        : "it is a primary now");
+}
+
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
                               bool server_answered)
 {
@@ -73,8 +87,9 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
         }
         hh->login_failing = error != NULL;
         hh->rtt_ms = elapsed_ms(&p->started);
-        hh->in_recovery =
-            res != NULL && PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        if (res != NULL)
+            health_note_role(p->hc, h,
+                             PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0);
         hh->consecutive_fail = 0;
         /* A session that failed to connect meanwhile restarts the count. */
         if (__atomic_exchange_n(&hh->client_failures, 0, __ATOMIC_RELAXED) > 0)

@@ -20,7 +20,8 @@ struct region_set;
 struct host_health {
     bool up;          /* believed reachable; true until a check or a client says otherwise */
     bool checked;     /* at least one check finished */
-    bool in_recovery; /* pg_is_in_recovery(): a standby */
+    bool in_recovery; /* pg_is_in_recovery(): a standby (atomic: workers read it) */
+    bool role_known;  /* in_recovery comes from a check that logged in */
     int consecutive_ok;
     int consecutive_fail;
     int client_failures; /* marks by sessions since the last check (atomic) */

@@ -37,6 +37,12 @@ static inline bool host_is_up(const struct region_host *h)
     return __atomic_load_n(&h->health.up, __ATOMIC_RELAXED);
 }
 
+/* A standby by its last health check; sessions try primaries first. */
+static inline bool host_is_standby(const struct region_host *h)
+{
+    return __atomic_load_n(&h->health.in_recovery, __ATOMIC_RELAXED);
+}
+
 struct region_set {
     size_t count;
     struct region *items; /* owned array */
