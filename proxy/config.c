@@ -78,6 +78,10 @@ static const struct setting config_settings[] = {
     S(client_login_timeout_ms, T_MS, "15s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
     S(shutdown_timeout_ms, T_MS, "30s", true),
+    S(tcp_keepalive, T_BOOL, "on", true),
+    S(tcp_keepidle_ms, T_MS, "60s", true),
+    S(tcp_keepintvl_ms, T_MS, "10s", true),
+    S(tcp_keepcnt, T_INT, "6", true),
     S(workers, T_INT, "1", false),
     S(websocket_port, T_INT, "0", false),
     S(metrics_addr, T_STR, "", false),
@@ -604,6 +608,10 @@ static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
                          cfg->pool_mode);
     if (cfg->max_client_conn <= 0)
         return load_fail(err, errcap, "%s", "max_client_conn must be positive");
+    if (cfg->tcp_keepidle_ms < 1000 || cfg->tcp_keepintvl_ms < 1000 || cfg->tcp_keepcnt < 1)
+        return load_fail(
+            err, errcap, "%s",
+            "tcp_keepidle and tcp_keepintvl must be 1s or more, tcp_keepcnt 1 or more");
     return true;
 }
 

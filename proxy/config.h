@@ -56,6 +56,10 @@ struct config {
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
     int shutdown_timeout_ms;
+    bool tcp_keepalive; /* on client and server TCP connections */
+    int tcp_keepidle_ms;
+    int tcp_keepintvl_ms;
+    int tcp_keepcnt;
     int workers;
     int websocket_port;
     char *metrics_addr;

@@ -266,8 +266,7 @@ static void server_connect_host(struct session *s)
         server_try_next(s, strerror(errno));
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    session_tune_tcp(s->cfg, fd);
     if (endpoint_attach(s, &s->server, fd) != 0) {
         close(fd);
         session_close(s, "out of memory");

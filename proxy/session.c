@@ -254,6 +254,19 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
     return 0;
 }
 
+void session_tune_tcp(const struct config *cfg, int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!cfg->tcp_keepalive)
+        return;
+    int idle = cfg->tcp_keepidle_ms / 1000, intvl = cfg->tcp_keepintvl_ms / 1000;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt, sizeof(cfg->tcp_keepcnt));
+}
+
 void session_format_peer(struct session *s, const struct sockaddr *sa)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -357,10 +370,8 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
     list_append(s->list, &s->node);
-    if (!unix_socket) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
+    if (!unix_socket)
+        session_tune_tcp(s->cfg, fd);
     if ((size_t)addrlen <= sizeof(s->addr))
         memcpy(&s->addr, addr, (size_t)addrlen);
     session_format_peer(s, addr);

@@ -125,6 +125,13 @@ void endpoint_resume_read(struct endpoint *ep);
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);
 /* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
+/*
+ * TCP_NODELAY (clients that make many small round trips stall without it)
+ * and, with tcp_keepalive, keepalive probes: a peer that vanished without
+ * a FIN (a crashed host, a NAT that forgot the flow) would otherwise hold
+ * its session, and the server connection behind it, forever.
+ */
+void session_tune_tcp(const struct config *cfg, int fd);
 /* The same into flat memory; >0 bytes read, 0 nothing yet, <0 session closed. */
 ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
                             int *more);
