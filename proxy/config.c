@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <iniparser/iniparser.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <limits.h>
 #include <math.h>
@@ -328,15 +329,25 @@ static bool load_section(struct config *cfg, dictionary *d, const char *section,
     return load_section_keys(cfg, d, section, r, err, errcap);
 }
 
-/* iniparser reports syntax errors through a callback; send them to the log. */
+/*
+ * iniparser reports syntax errors through a callback, naming the file it
+ * read (our prepared copy, see load_prepare) and the line; the log gets the
+ * line number and text, and the caller names the real file.
+ */
 static int load_syntax_error(const char *fmt, ...)
 {
-    char msg[512];
+    char msg[1200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_error(0, "%s", msg);
+    const char *at = strstr(msg, " ("), *text = strstr(msg, "-> ");
+    int line;
+    if (at != NULL && text != NULL && sscanf(at, " (%d)", &line) == 1)
+        log_error(0, "configuration syntax error on line %d: %.*s", line,
+                  (int)strcspn(text + 3, "\n"), text + 3);
+    else
+        log_error(0, "%s", msg);
     return 0;
 }
 
@@ -451,11 +462,32 @@ static bool ini_note_name(struct ini_names *n, const char *name, const char *pat
 }
 
 /*
+ * "[region us-east]   ; Dublin": iniparser refuses a comment after a
+ * section header (DESIGN.md's own example has one), so the comment is cut
+ * off; anything else after the "]" is left for iniparser to refuse.
+ */
+static void ini_cut_section_comment(char *line)
+{
+    char *p = line;
+    while (isspace((unsigned char)*p))
+        p++;
+    char *end = *p == '[' ? strchr(p, ']') : NULL;
+    if (end == NULL)
+        return;
+    char *rest = end + 1;
+    while (isspace((unsigned char)*rest))
+        rest++;
+    if (*rest == ';' || *rest == '#')
+        end[1] = '\0';
+}
+
+/*
+ * Reads the file once, line by line, into out (the copy iniparser loads).
  * iniparser merges a repeated section and lets a repeated key win without
  * a word.  In a proxy's configuration both are mistakes (two [region x]
  * sections would mix their hosts), so they are refused, with line numbers.
  */
-static bool load_check_duplicates(const char *path, char *err, size_t errcap)
+static bool load_prepare(const char *path, FILE *out, char *err, size_t errcap)
 {
     FILE *f = fopen(path, "r");
     if (f == NULL)
@@ -469,11 +501,16 @@ static bool load_check_duplicates(const char *path, char *err, size_t errcap)
         size_t len = strlen(line);
         bool rest_of_long_line = in_long_line;
         in_long_line = len > 0 && line[len - 1] != '\n';
-        if (rest_of_long_line)
-            continue; /* iniparser refuses such lines itself */
+        if (rest_of_long_line) {
+            fputs(line, out); /* iniparser refuses such lines itself */
+            continue;
+        }
         lineno++;
         while (len > 0 && isspace((unsigned char)line[len - 1]))
             line[--len] = '\0';
+        ini_cut_section_comment(line);
+        fprintf(out, "%s%s", line, in_long_line ? "" : "\n");
+        len = strlen(line);
         bool was_continued = continued;
         continued = len > 0 && line[len - 1] == '\\';
         if (was_continued || !ini_line_name(line, names.section, name, sizeof(name)))
@@ -492,10 +529,28 @@ static bool load_file(struct config *cfg, char *err, size_t errcap)
     if (access(cfg->path, R_OK) != 0)
         return load_fail(err, errcap, "could not open configuration file \"%s\": %s", cfg->path,
                          strerror(errno));
-    if (!load_check_duplicates(cfg->path, err, errcap))
+    /* iniparser 4.1 loads only by path: the prepared copy lives in a memfd. */
+    int fd = memfd_create("pgnear-config", MFD_CLOEXEC);
+    FILE *out = fd >= 0 ? fdopen(dup(fd), "w") : NULL;
+    if (out == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return load_fail(err, errcap, "could not prepare the configuration: %s", strerror(errno));
+    }
+    bool prepared = load_prepare(cfg->path, out, err, errcap);
+    if (fclose(out) != 0 && prepared)
+        prepared =
+            load_fail(err, errcap, "could not prepare the configuration: %s", strerror(errno));
+    char copy[64];
+    snprintf(copy, sizeof(copy), "/proc/self/fd/%d", fd);
+    dictionary *d = NULL;
+    if (prepared) {
+        iniparser_set_error_callback(load_syntax_error);
+        d = iniparser_load(copy);
+    }
+    close(fd);
+    if (!prepared)
         return false;
-    iniparser_set_error_callback(load_syntax_error);
-    dictionary *d = iniparser_load(cfg->path);
     if (d == NULL)
         return load_fail(err, errcap, "%s: syntax error (see the log above)", cfg->path);
     bool ok = true;

@@ -316,6 +316,31 @@ static void test_err_unknown_section(void **state)
     expect_error(*state, REGION_OK "[mystery]\nx = 1\n", "mystery", NULL);
 }
 
+/* DESIGN.md's example has comments after section headers and values. */
+static void test_inline_comments(void **state)
+{
+    struct config *cfg =
+        expect_load(*state, "[pgnear]                      ; the proxy\n"
+                            "listen_port = 6433            ; a comment\n"
+                            "default_region = eu # another\n"
+                            "[region eu]   ; Dublin\n"
+                            "location = 53.35, -6.26        ; lat, lon\n"
+                            "hosts = 127.0.0.1:5432\n"
+                            "  [ region us ]   # Virginia\n"
+                            "hosts = 127.0.0.1:5433\n"
+                            "[cities]                           ; explicit overrides\n"
+                            "dublin = eu\n");
+    assert_int_equal(cfg->listen_port, 6433);
+    assert_string_equal(cfg->default_region, "eu");
+    assert_int_equal(cfg->regions.count, 2);
+    assert_non_null(region_set_find(&cfg->regions, "us"));
+    assert_int_equal(cfg->n_overrides, 1);
+    config_unref(cfg);
+    /* Text after a header that is not a comment is not taken for one. */
+    expect_error(*state, REGION_OK "[cities] dublin = eu\n", "unrecognized setting", "[cities]");
+    expect_error(*state, REGION_OK "no equals sign here\n", "pgnear.ini: syntax error", NULL);
+}
+
 /* iniparser would merge these silently; pgnear refuses them, with line numbers. */
 static void test_err_duplicates(void **state)
 {
@@ -774,6 +799,7 @@ int main(void)
         T(test_err_unknown_setting),
         T(test_err_unknown_section),
         T(test_err_duplicates),
+        T(test_inline_comments),
         T(test_pgconn_conninfo),
         T(test_err_bad_enum),
         T(test_err_bad_number),
