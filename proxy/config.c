@@ -417,15 +417,15 @@ static bool ini_line_name(const char *line, const char *section, char *out, size
         if (end == NULL)
             return false; /* iniparser reports it */
         ini_fold_name(name, sizeof(name), line + 1, (size_t)(end - line - 1));
-        snprintf(out, cap, "[%s]", name);
-        return true;
+        int w = snprintf(out, cap, "[%s]", name);
+        return w > 0 && (size_t)w < cap; /* a name too long to compare is left to iniparser */
     }
     const char *eq = strchr(line, '=');
     if (eq == NULL)
         return false;
     ini_fold_name(name, sizeof(name), line, (size_t)(eq - line));
-    snprintf(out, cap, "%s:%s", section, name);
-    return true;
+    int w = snprintf(out, cap, "%s:%s", section, name);
+    return w > 0 && (size_t)w < cap;
 }
 
 /* The names seen so far in one file. */

@@ -45,7 +45,10 @@ static void health_set_down(struct health_checker *hc, struct region_host *h, co
     struct host_health *hh = &h->health;
     hh->consecutive_ok = 0;
     hh->consecutive_fail++;
-    snprintf(hh->last_error, sizeof(hh->last_error), "%s", why);
+    /* Kept short for SHOW REGIONS; the log gets the whole message. */
+    size_t n = strnlen(why, sizeof(hh->last_error) - 1);
+    memcpy(hh->last_error, why, n);
+    hh->last_error[n] = '\0';
     if (__atomic_exchange_n(&hh->up, false, __ATOMIC_RELAXED))
         hc->log(hc->arg, h->region, h, false, why);
 }
