@@ -72,15 +72,30 @@ static void daemon_publish(struct daemon *d, struct config *cfg)
     worker_handle(d->workers[0], WORKER_RELOAD, config_ref(cfg));
 }
 
-/* Builds the new configuration aside; swaps it in only when all of it loaded. */
-void daemon_reload(struct daemon *d)
-{
+/* A reload in progress: the loader thread fills fresh/err, then writes a byte to pipe[1]. */
+struct reload_job {
+    struct daemon *d;
+    char *path;
+    struct config *fresh;
     char err[1024];
-    struct config *fresh = config_load(d->cfg->path, err, sizeof(err));
-    if (fresh == NULL) {
-        log_error(0, "reload failed, keeping the current configuration: %s", err);
-        return;
-    }
+    int pipe[2];
+    struct event *done_ev; /* on worker 0's loop */
+};
+
+static void reload_job_free(struct reload_job *job)
+{
+    if (job->done_ev)
+        event_free(job->done_ev);
+    for (int i = 0; i < 2; i++)
+        if (job->pipe[i] >= 0)
+            close(job->pipe[i]);
+    free(job->path);
+    free(job);
+}
+
+/* Swaps in a configuration that loaded completely. */
+static void daemon_reload_swap(struct daemon *d, struct config *fresh)
+{
     const char *fixed[16];
     int n = config_restart_only_changes(d->cfg, fresh, fixed, 16);
     for (int i = 0; i < n; i++)
@@ -101,6 +116,74 @@ void daemon_reload(struct daemon *d)
     config_unref(old);
     daemon_start_health(d);
     log_info(0, "configuration reloaded from %s", fresh->path);
+}
+
+static void *daemon_reload_thread(void *arg)
+{
+    struct reload_job *job = arg;
+    job->fresh = config_load(job->path, job->err, sizeof(job->err));
+    /* The last touch of job: worker 0 frees it once it has read this byte. */
+    ssize_t w;
+    do
+        w = write(job->pipe[1], "L", 1);
+    while (w < 0 && errno == EINTR);
+    return NULL;
+}
+
+static void daemon_reload_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct reload_job *job = arg;
+    struct daemon *d = job->d;
+    char c;
+    (void)what;
+    if (read(fd, &c, 1) != 1)
+        return;
+    d->reload = NULL;
+    if (job->fresh == NULL)
+        log_error(0, "reload failed, keeping the current configuration: %s", job->err);
+    else
+        daemon_reload_swap(d, job->fresh);
+    reload_job_free(job);
+    if (d->reload_again) {
+        d->reload_again = false;
+        daemon_reload(d);
+    }
+}
+
+void daemon_reload(struct daemon *d)
+{
+    if (d->reload != NULL) {
+        if (!d->reload_again)
+            log_info(0, "a reload is already running; another one follows it");
+        d->reload_again = true;
+        return;
+    }
+    struct reload_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        log_error(0, "reload failed: out of memory");
+        return;
+    }
+    job->d = d;
+    job->pipe[0] = job->pipe[1] = -1;
+    pthread_t t;
+    pthread_attr_t attr;
+    bool started = false;
+    if ((job->path = strdup(d->cfg->path)) != NULL &&
+        pipe2(job->pipe, O_CLOEXEC | O_NONBLOCK) == 0 &&
+        (job->done_ev = event_new(d->workers[0]->base, job->pipe[0], EV_READ, daemon_reload_done,
+                                  job)) != NULL &&
+        event_add(job->done_ev, NULL) == 0 && pthread_attr_init(&attr) == 0) {
+        /* Detached: a shutdown never waits for a load that hangs (a file on a dead mount). */
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, daemon_reload_thread, job) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    if (!started) {
+        log_error(0, "reload failed: could not start loading the configuration");
+        reload_job_free(job);
+        return;
+    }
+    d->reload = job;
 }
 
 static void daemon_broadcast(struct daemon *d, enum worker_command cmd)
@@ -191,6 +274,17 @@ static int daemonize(void)
 
 static void daemon_free(struct daemon *d)
 {
+    if (d->reload != NULL) {
+        struct reload_job *job = d->reload;
+        char c;
+        event_free(job->done_ev);
+        job->done_ev = NULL;
+        if (read(job->pipe[0], &c, 1) == 1) { /* loaded, never swapped in */
+            config_unref(job->fresh);
+            reload_job_free(job);
+        } /* else its loader thread still runs and owns the job; the process is ending */
+        d->reload = NULL;
+    }
     if (d->cfg != NULL && d->workers != NULL && d->workers[0] != NULL)
         daemon_stop_health(d);
     for (int i = d->nworkers - 1; d->workers && i >= 0; i--)

@@ -28,12 +28,19 @@ struct daemon {
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys; /* key tag -> struct cancel_entry, under cancel_lock */
     struct event *sig_term, *sig_int, *sig_hup;
+    struct reload_job *reload; /* a configuration being loaded aside, or NULL */
+    bool reload_again;         /* a reload was asked for while one was running */
 };
 
 /* Runs the proxy until it is stopped; takes over cfg.  Returns the exit code. */
 int daemon_run(struct config *cfg, int log_level, bool background);
 
-/* Re-reads the configuration file and hands it to every worker (SIGHUP, RELOAD). */
+/*
+ * Re-reads the configuration file and hands it to every worker (SIGHUP,
+ * RELOAD).  The file, city table, GeoIP databases and TLS files are loaded
+ * on a thread of their own, so that no session waits on them; the swap
+ * happens on worker 0 once all of it loaded.  Worker 0's thread only.
+ */
 void daemon_reload(struct daemon *d);
 
 #endif

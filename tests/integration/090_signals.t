@@ -11,6 +11,7 @@ use IO::Select;
 use IO::Socket::IP;
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use POSIX ();
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -347,6 +348,44 @@ sub new_connection_outcome {
     is -s $a, $a_size, '... and nothing more is written to the old file';
     is cluster_of($w), 'us-east', 'the session opened before both reopens still works';
     $w->terminate;
+    ok $p->is_running, 'pgnear is running';
+    $p->stop;
+}
+
+# ==================================================================== SIGHUP loads aside
+
+# The new configuration loads on a thread of its own: while it loads
+# (here, a city table that is a FIFO nobody has written yet) sessions are
+# served, new ones accepted, and a second SIGHUP waits for the first.
+{
+    my $p = PgNearTest::Proxy->new(regions => [$us, $eu], settings => { %base, workers => 1 });
+    my $w = login($p);
+    my $fifo = $p->dir . '/cities.fifo';
+    POSIX::mkfifo($fifo, 0600) or die "mkfifo: $!";
+    my $off = $p->log_size;
+    $p->update_config(settings => { cities_file => $fifo });
+    $p->signal('HUP');
+    sleep 0.5;
+    is $w->query('SELECT 6 * 7')->{rows}[0][0], 42, 'while the new configuration loads, a session runs queries';
+    my $w2 = eval { login($p) };
+    ok $w2, '... and new sessions are accepted' or diag $@;
+    is $w2 && cluster_of($w2), 'us-east', '... under the configuration in force';
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/a reload is already running; another one follows it/, offset => $off),
+      'a second SIGHUP meanwhile waits for the first';
+    unlike substr($p->log_contents, $off), qr/configuration reloaded/, 'nothing was swapped in yet';
+
+    # Let the load finish; the reload after it reads the file again.
+    $p->update_config(settings => { cities_file => undef, default_region => 'eu-west' });
+    open my $fh, '>', $fifo or die "open fifo: $!";
+    print $fh "name,country,lat,lon\nSeattle,US,47.6062,-122.3321\n";
+    close $fh;
+    ok PgNearTest::wait_until(sub { 2 <= (() = substr($p->log_contents, $off) =~ /configuration reloaded/g) },
+                              timeout => 15), 'the first reload finishes, then the second';
+    is cluster_of(login($p)), 'eu-west', 'new sessions follow the configuration of the second';
+    is cluster_of($w), 'us-east', 'the session from before is where it was';
+    $w->terminate;
+    $w2->terminate if $w2;
     ok $p->is_running, 'pgnear is running';
     $p->stop;
 }
