@@ -213,7 +213,7 @@ END {
         # A sanitizer report in any pgnear log fails the test file, passing or not.
         for my $log (grep { -s } @PROXY_LOGS) {
             my $text = slurp_file($log);
-            next unless $text =~ /(ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:)/;
+            next unless $text =~ /(ERROR: (?:Address|Leak|Undefined)Sanitizer|WARNING: ThreadSanitizer|runtime error:)/;
             $sanitizer_hit = 1;
             Test::Builder->new->diag("sanitizer report in $log:\n" . _tail($text, 80));
         }
