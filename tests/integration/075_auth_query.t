@@ -65,6 +65,10 @@ cmp_ok lookups_opened(), '<=', 4 + 2 * $WORKERS, 'all lookups so far used a hand
 # A burst: each worker opens at most 4 lookup connections per host and
 # database, and the other logins wait for one of them.
 {
+    # Without kept connections every lookup of the burst needs a new one,
+    # which takes milliseconds: far longer than the logins take to arrive.
+    $us->psql_admin("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$APPNAME'");
+    PgNearTest::wait_until(sub { idle_lookups() == 0 }, timeout => 10);
     my $off = $p->log_size;
     my $opened_before = lookups_opened();
     my @pids;
