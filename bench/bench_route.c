@@ -23,23 +23,19 @@
  *       -lmaxminddb -lpq -levent -lssl -lcrypto -lm
  */
 #include <arpa/inet.h>
-#include <errno.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "routing/geoip.h"
 #include "routing/region.h"
 #include "routing/route.h"
-
-extern char **environ;
+#include "tests/unit/mmdb_writer.h"
 
 #define N_REGIONS 30
 #define N_NETS    4000
@@ -56,19 +52,6 @@ static uint64_t rng(void)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return rng_state * 0x2545F4914F6CDD1Dull;
-}
-
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* 30 points spread evenly over the sphere (Fibonacci lattice), as regions. */
@@ -118,56 +101,29 @@ static uint32_t public_octet(void)
 /* Writes the database with make_mmdb.pl; fills nets with what it holds. */
 static int write_mmdb(const char *path, struct net *nets)
 {
-    const char *srcdir = getenv("PGNEAR_SRCDIR");
-    char script[4096];
-    snprintf(script, sizeof script, "%s/tests/lib/make_mmdb.pl", srcdir && *srcdir ? srcdir : ".");
-    if (access(script, R_OK) != 0) {
-        fprintf(stderr, "bench_route: %s: %s (set PGNEAR_SRCDIR to the source tree)\n", script,
-                strerror(errno));
-        return -1;
-    }
-    char **argv = calloc(N_NETS + 16, sizeof(*argv));
+    const char **specs = calloc(N_NETS, sizeof(*specs));
     char *text = calloc(N_NETS, 96);
-    if (argv == NULL || text == NULL)
-        return -1;
-    size_t n = 0;
-    argv[n++] = "perl";
-    argv[n++] = script;
-    argv[n++] = "--layout";
-    argv[n++] = "maxmind";
-    argv[n++] = "--ip-version";
-    argv[n++] = "6";
-    argv[n++] = "--out";
-    argv[n++] = (char *)path;
-    for (int i = 0; i < N_NETS; i++) {
-        /* mostly /24, some /20 and /16, as in real city databases */
-        int prefix = i % 10 == 0 ? 16 : i % 5 == 0 ? 20 : 24;
-        uint32_t base = public_octet() << 24 | (uint32_t)(rng() & 0xffffff);
-        base &= ~(uint32_t)0 << (32 - prefix);
-        nets[i] = (struct net){base, prefix};
-        double lat = -55.0 + (double)(rng() % 12500) / 100.0;
-        double lon = -180.0 + (double)(rng() % 36000) / 100.0;
-        char *t = text + (size_t)i * 96;
-        snprintf(t, 96, "%u.%u.%u.%u/%d=City%d,%c%c,%.4f,%.4f", base >> 24, (base >> 16) & 255,
-                 (base >> 8) & 255, base & 255, prefix, i, 'A' + i % 26, 'A' + (i / 26) % 26, lat,
-                 lon);
-        argv[n++] = t;
+    int rc = -1;
+    if (specs != NULL && text != NULL) {
+        for (int i = 0; i < N_NETS; i++) {
+            /* mostly /24, some /20 and /16, as in real city databases */
+            int prefix = i % 10 == 0 ? 16 : i % 5 == 0 ? 20 : 24;
+            uint32_t base = public_octet() << 24 | (uint32_t)(rng() & 0xffffff);
+            base &= ~(uint32_t)0 << (32 - prefix);
+            nets[i] = (struct net){base, prefix};
+            double lat = -55.0 + (double)(rng() % 12500) / 100.0;
+            double lon = -180.0 + (double)(rng() % 36000) / 100.0;
+            char *t = text + (size_t)i * 96;
+            snprintf(t, 96, "%u.%u.%u.%u/%d=City%d,%c%c,%.4f,%.4f", base >> 24, (base >> 16) & 255,
+                     (base >> 8) & 255, base & 255, prefix, i, 'A' + i % 26, 'A' + (i / 26) % 26,
+                     lat, lon);
+            specs[i] = t;
+        }
+        rc = mmdb_write(getenv("PGNEAR_SRCDIR"), path, "maxmind", "6", NULL, specs, N_NETS);
     }
-    argv[n] = NULL;
-    pid_t pid;
-    int status;
-    int rc = posix_spawnp(&pid, "perl", NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "bench_route: cannot run perl: %s\n", strerror(rc));
-        return -1;
-    }
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "bench_route: make_mmdb.pl failed\n");
-        return -1;
-    }
-    free(argv);
+    free(specs);
     free(text);
-    return 0;
+    return rc;
 }
 
 struct decision_sink {
@@ -178,7 +134,7 @@ struct decision_sink {
 
 static void report(const char *what, double *per, int batches)
 {
-    qsort(per, (size_t)batches, sizeof per[0], cmp_double);
+    qsort(per, (size_t)batches, sizeof per[0], mmdb_cmp_double);
     double sum = 0;
     for (int i = 0; i < batches; i++)
         sum += per[i];
@@ -217,10 +173,10 @@ int main(int argc, char **argv)
             return 1;
         }
         snprintf(path, sizeof path, "%s/bench.mmdb", dir);
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         if (write_mmdb(path, nets) != 0)
             return 1;
-        printf("wrote %d networks to %s in %.1f s\n", N_NETS, path, (now_ns() - t0) / 1e9);
+        printf("wrote %d networks to %s in %.1f s\n", N_NETS, path, (mmdb_now_ns() - t0) / 1e9);
         mmdb = path;
     }
     char err[512];
@@ -260,7 +216,7 @@ int main(int argc, char **argv)
     /* The whole decision, as a session makes it. */
     size_t k = 0;
     for (int b = -WARMUP; b < batches; b++) {
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
             struct locality_input in = {.addr = (const struct sockaddr *)&addrs[k]};
             struct locality loc;
@@ -273,7 +229,7 @@ int main(int argc, char **argv)
             }
             k = (k + 1) % N_ADDRS;
         }
-        double t = (now_ns() - t0) / BATCH;
+        double t = (mmdb_now_ns() - t0) / BATCH;
         if (b >= 0)
             per[b] = t;
     }
@@ -291,7 +247,7 @@ int main(int argc, char **argv)
         locality_resolve(&rd, &in, &locs[i]);
     }
     for (int b = -WARMUP; b < part; b++) {
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
             struct locality_input in = {.addr = (const struct sockaddr *)&addrs[k]};
             struct locality loc;
@@ -299,39 +255,39 @@ int main(int argc, char **argv)
             sink.regions += loc.source;
             k = (k + 1) % N_ADDRS;
         }
-        double t = (now_ns() - t0) / BATCH;
+        double t = (mmdb_now_ns() - t0) / BATCH;
         if (b >= 0)
             per[b] = t;
     }
     report("  locality_resolve alone:", per, part);
     for (int b = -WARMUP; b < part; b++) {
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
             struct geoip_result g;
             geoip_lookup(geo, (const struct sockaddr *)&addrs[k], &g, err, sizeof err);
             sink.km += g.lat;
             k = (k + 1) % N_ADDRS;
         }
-        double t = (now_ns() - t0) / BATCH;
+        double t = (mmdb_now_ns() - t0) / BATCH;
         if (b >= 0)
             per[b] = t;
     }
     report("    of which geoip_lookup:", per, part);
     for (int b = -WARMUP; b < part; b++) {
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
             size_t n = route_plan(&rd, &locs[k], plan, km, ROUTE_MAX_REGIONS);
             sink.regions += (uintptr_t)plan[0] + n;
             k = (k + 1) % N_ADDRS;
         }
-        double t = (now_ns() - t0) / BATCH;
+        double t = (mmdb_now_ns() - t0) / BATCH;
         if (b >= 0)
             per[b] = t;
     }
     report("  route_plan alone (30 regions):", per, part);
     /* For comparison: one haversine distance per region (route_plan compares cosines instead). */
     for (int b = -WARMUP; b < part; b++) {
-        double t0 = now_ns();
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
             const struct locality *l = &locs[k];
             double d = 0;
@@ -340,7 +296,7 @@ int main(int argc, char **argv)
             sink.km += d;
             k = (k + 1) % N_ADDRS;
         }
-        double t = (now_ns() - t0) / BATCH;
+        double t = (mmdb_now_ns() - t0) / BATCH;
         if (b >= 0)
             per[b] = t;
     }

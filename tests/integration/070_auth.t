@@ -23,14 +23,6 @@ die "PGNEAR is not set; point it at the pgnear binary\n" unless $ENV{PGNEAR} && 
 # ---------------------------------------------------------------- helpers
 
 
-sub pbkdf2_sha256 {
-    my ($pw, $salt, $iter) = @_;
-    my $u = hmac_sha256($salt . pack('N', 1), $pw);
-    my $r = $u;
-    for (2 .. $iter) { $u = hmac_sha256($u, $pw); $r ^= $u }
-    return $r;
-}
-
 # tls-server-end-point channel binding data of a PEM certificate signed
 # with SHA-256 (all certificates of PgNearTest::CA are).
 sub cert_end_point {
@@ -65,7 +57,7 @@ sub scram_login {
     die "expected AuthenticationSASLContinue, got '$t'\n" unless $t eq 'R' && unpack('N', $m) == 11;
     my $sf = substr($m, 4);
     my %a = map { /^(\w)=(.*)$/s ? ($1, $2) : () } split /,/, $sf;
-    my $salted = pbkdf2_sha256($o{password} // 'app-secret', decode_base64($a{s}), $a{i});
+    my $salted = PgNearTest::_pbkdf2_sha256($o{password} // 'app-secret', decode_base64($a{s}), $a{i});
     my $ck = hmac_sha256('Client Key', $salted);
     my $wo = 'c=' . encode_base64($gs2 . ($o{gs2} eq 'p' ? $o{cb} : ''), '') . ",r=$a{r}";
     my $am = "$bare,$sf,$wo";

@@ -14,18 +14,15 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "routing/geoip.h"
-
-extern char **environ;
+#include "tests/unit/mmdb_writer.h"
 
 enum db_id { MM4, MM6, DBIP4, DBIP6, FLAT6, NOKEYS, TYPED, JUNK, NDB };
 
@@ -92,40 +89,10 @@ struct fixture {
 /* Runs perl make_mmdb.pl for one spec; its messages go to stderr. */
 static int make_mmdb(const char *srcdir, const char *path, const struct db_spec *spec)
 {
-    char script[DIR_MAX + 64];
-    const char *argv[12 + MAX_NETS];
     size_t n = 0;
-    int len = snprintf(script, sizeof script, "%s/tests/lib/make_mmdb.pl", srcdir);
-    if (len < 0 || (size_t)len >= sizeof script) {
-        fprintf(stderr, "# PGNEAR_SRCDIR is too long\n");
-        return -1;
-    }
-    argv[n++] = "perl";
-    argv[n++] = script;
-    argv[n++] = "--out";
-    argv[n++] = path;
-    argv[n++] = "--layout";
-    argv[n++] = spec->layout;
-    argv[n++] = "--ip-version";
-    argv[n++] = spec->ipv;
-    if (spec->type != NULL) {
-        argv[n++] = "--database-type";
-        argv[n++] = spec->type;
-    }
-    for (size_t i = 0; spec->nets[i] != NULL; i++)
-        argv[n++] = spec->nets[i];
-    argv[n] = NULL;
-    pid_t pid;
-    int status;
-    if (posix_spawnp(&pid, "perl", NULL, NULL, (char *const *)argv, environ) != 0) {
-        fprintf(stderr, "# cannot run perl: is it installed?\n");
-        return -1;
-    }
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "# perl %s failed for %s\n", script, path);
-        return -1;
-    }
-    return 0;
+    while (spec->nets[n] != NULL)
+        n++;
+    return mmdb_write(srcdir, path, spec->layout, spec->ipv, spec->type, spec->nets, n);
 }
 
 static int write_junk(const char *path)
@@ -540,19 +507,6 @@ static void test_unix_peer(void **state)
 
 /* ---- cost ---- */
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 #define BENCH_BATCHES   200
 #define BENCH_PER_BATCH 5000
 /* Under valgrind a lookup costs ~50 times more: stop there. */
@@ -571,16 +525,16 @@ static void test_lookup_cost(void **state)
     double per[BENCH_BATCHES];
     struct geoip_result r;
     int batches = 0, located = 0;
-    double start = now_ns();
-    while (batches < BENCH_BATCHES && now_ns() - start < BENCH_MAX_NS) {
-        double t0 = now_ns();
+    double start = mmdb_now_ns();
+    while (batches < BENCH_BATCHES && mmdb_now_ns() - start < BENCH_MAX_NS) {
+        double t0 = mmdb_now_ns();
         for (int i = 0; i < BENCH_PER_BATCH; i++) {
             assert_int_equal(geoip_lookup(g, (struct sockaddr *)&ss[i & 3], &r, NULL, 0), 0);
             located += r.has_location;
         }
-        per[batches++] = (now_ns() - t0) / BENCH_PER_BATCH;
+        per[batches++] = (mmdb_now_ns() - t0) / BENCH_PER_BATCH;
     }
-    qsort(per, (size_t)batches, sizeof per[0], cmp_double);
+    qsort(per, (size_t)batches, sizeof per[0], mmdb_cmp_double);
     printf("# geoip_lookup: median %.0f ns per lookup over %d lookups (fastest batch %.0f)\n",
            per[batches / 2], batches * BENCH_PER_BATCH, per[0]);
     /* three addresses of four have coordinates somewhere */

@@ -19,19 +19,16 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "routing/cities.h"
 #include "routing/geoip.h"
 #include "routing/region.h"
 #include "routing/route.h"
-
-extern char **environ;
+#include "tests/unit/mmdb_writer.h"
 
 /* ---- group fixture: a city table and a GeoIP database on disk ---- */
 
@@ -72,34 +69,8 @@ static const char *const geoip_nets[] = {
 
 static int run_make_mmdb(const char *srcdir)
 {
-    char script[4096];
-    const char *argv[16];
-    size_t n = 0;
-    int len = snprintf(script, sizeof script, "%s/tests/lib/make_mmdb.pl", srcdir);
-    if (len < 0 || (size_t)len >= sizeof script)
-        return -1;
-    argv[n++] = "perl";
-    argv[n++] = script;
-    argv[n++] = "--out";
-    argv[n++] = mmdb_path;
-    argv[n++] = "--layout";
-    argv[n++] = "maxmind";
-    argv[n++] = "--ip-version";
-    argv[n++] = "6";
-    for (size_t i = 0; geoip_nets[i] != NULL; i++)
-        argv[n++] = geoip_nets[i];
-    argv[n] = NULL;
-    pid_t pid;
-    int status;
-    if (posix_spawnp(&pid, "perl", NULL, NULL, (char *const *)argv, environ) != 0) {
-        fprintf(stderr, "# cannot run perl: is it installed?\n");
-        return -1;
-    }
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "# perl %s failed\n", script);
-        return -1;
-    }
-    return 0;
+    return mmdb_write(srcdir, mmdb_path, "maxmind", "6", NULL, geoip_nets,
+                      sizeof(geoip_nets) / sizeof(geoip_nets[0]) - 1);
 }
 
 static int group_setup(void **state)
