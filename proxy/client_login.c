@@ -202,9 +202,9 @@ static void client_route(struct session *s)
     s->plan_index = 0;
     s->region = s->plan[0];
     s->w->stats.routed_by_source[s->loc.source]++;
-    char reason[384];
+    char reason[512];
     locality_reason(&s->loc, reason, sizeof(reason));
-    double km = route_km(s->plan_cos[0]);
+    double km = locality_caller_placed(&s->loc) ? route_km(s->plan_cos[0]) : -1;
     if (km >= 0)
         log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, km,
                  route_source_name(s->loc.source), reason);

@@ -28,10 +28,11 @@ static void set_via(struct locality *out, enum locality_source src, const char *
     out->via = via ? via : "";
 }
 
-/* Notes the first piece of evidence that could not be used, for the reason. */
-static void note_unusable(struct locality *out, const char *what, const char *value,
+/* Notes evidence that could not be used; the reason names the first. */
+static void note_unusable(struct locality *out, unsigned bit, const char *what, const char *value,
                           const char *via, const char *why)
 {
+    out->unplaced |= bit;
     if (out->note[0] == '\0')
         snprintf(out->note, sizeof(out->note), "%s \"%.64s\" from %s %s", what, value, via, why);
 }
@@ -41,7 +42,8 @@ static bool resolve_region(const struct routing_data *rd, const struct locality_
 {
     struct region *r = region_set_find(rd->regions, in->region);
     if (r == NULL) {
-        note_unusable(out, "region", in->region, in->region_via, "is not configured");
+        note_unusable(out, LOCALITY_UNPLACED_REGION, "region", in->region, in->region_via,
+                      "is not configured");
         return false;
     }
     set_via(out, LOCALITY_REGION_HINT, in->region_via);
@@ -65,13 +67,29 @@ static struct region *city_override_find(const struct routing_data *rd, const ch
     return NULL;
 }
 
+/*
+ * "New+York", as a URL's query string would write it: no city name holds
+ * a '+' (GeoNames has none), so it stands for a space, as "_" and "-" do
+ * in city_fold().
+ */
+static void city_query(const char *city, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; city[n] != '\0' && n + 1 < cap; n++)
+        out[n] = city[n] == '+' ? ' ' : city[n];
+    out[n] = '\0';
+}
+
 static bool resolve_city(const struct routing_data *rd, const struct locality_input *in,
                          struct locality *out)
 {
-    struct region *r = city_override_find(rd, in->city);
-    const struct city *c = rd->cities ? city_table_lookup(rd->cities, in->city) : NULL;
+    char query[ROUTE_TEXT_MAX * 2];
+    city_query(in->city, query, sizeof(query));
+    struct region *r = city_override_find(rd, query);
+    const struct city *c = rd->cities ? city_table_lookup(rd->cities, query) : NULL;
     if (r == NULL && c == NULL) {
-        note_unusable(out, "city", in->city, in->city_via, "is not in the city table");
+        note_unusable(out, LOCALITY_UNPLACED_CITY, "city", in->city, in->city_via,
+                      "is not in the city table");
         return false;
     }
     set_via(out, LOCALITY_CITY, in->city_via);
@@ -91,7 +109,8 @@ static bool resolve_location(const struct locality_input *in, struct locality *o
 {
     double lat, lon;
     if (!region_parse_location(in->location, &lat, &lon)) {
-        note_unusable(out, "location", in->location, in->location_via, "is not \"lat,lon\"");
+        note_unusable(out, LOCALITY_UNPLACED_LOCATION, "location", in->location, in->location_via,
+                      "is not \"lat,lon\"");
         return false;
     }
     set_via(out, LOCALITY_COORDINATES, in->location_via);
@@ -127,6 +146,7 @@ void locality_resolve(const struct routing_data *rd, const struct locality_input
     out->has_coords = false;
     out->region = NULL;
     out->matched = NULL;
+    out->unplaced = 0;
     out->city[0] = out->country[0] = out->note[0] = '\0';
     if (in->region && resolve_region(rd, in, out))
         return;
@@ -138,6 +158,13 @@ void locality_resolve(const struct routing_data *rd, const struct locality_input
         return;
     set_via(out, LOCALITY_DEFAULT, "default_region");
     out->region = rd->fallback;
+}
+
+bool locality_caller_placed(const struct locality *loc)
+{
+    return loc->has_coords &&
+           (loc->source == LOCALITY_CITY || loc->source == LOCALITY_COORDINATES ||
+            loc->source == LOCALITY_GEOIP);
 }
 
 /* Formatted only when someone reads it: logs and --explain, not the routing itself. */

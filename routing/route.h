@@ -59,12 +59,25 @@ struct locality {
     const char *matched; /* the city table's name for it, if any */
     char country[3];
     struct region *region; /* named region (hint or [cities] override), if any */
-    char note[160];        /* the first evidence that could not be used, and why */
+    unsigned unplaced;     /* LOCALITY_UNPLACED_*: evidence given that could not be used */
+    char note[256];        /* the first evidence that could not be used, and why */
 };
+
+/* Bits of struct locality's unplaced. */
+#define LOCALITY_UNPLACED_REGION   1u /* no such region */
+#define LOCALITY_UNPLACED_CITY     2u /* neither in [cities] nor in the city table */
+#define LOCALITY_UNPLACED_LOCATION 4u /* not "lat,lon" */
 
 /* First hit wins: region, city, coordinates, GeoIP, default (DESIGN.md). */
 void locality_resolve(const struct routing_data *rd, const struct locality_input *in,
                       struct locality *out);
+
+/*
+ * Whether the caller's own position is known (a city, coordinates, GeoIP),
+ * so that distances to regions mean something; not for a named region or
+ * default_region.
+ */
+bool locality_caller_placed(const struct locality *loc);
 
 /* One sentence on why the locality is what it is, for logs and --explain. */
 const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
