@@ -224,53 +224,123 @@ static void setting_format(const struct config *cfg, const struct setting *s, ch
     }
 }
 
-/* Errors name the file, section and key: iniparser keeps no line numbers. */
-static bool load_fail(char *err, size_t errcap, const char *fmt, ...)
+/* A section or a key seen by load_prepare, and the line it was on. */
+struct ini_seen {
+    char name[320];
+    int line;
+};
+
+/* The names of one file: "[section]" and "section:key", as iniparser folds them. */
+struct ini_names {
+    struct ini_seen *items;
+    size_t count, cap;
+    char section[300];
+};
+
+/*
+ * One load: the configuration being built and every problem found so far.
+ * Loading goes on after a problem wherever what follows does not depend
+ * on it, so that pgnear --check can list them all at once.
+ */
+struct load_ctx {
+    struct config *cfg;
+    enum config_scope scope;
+    struct config_problems *problems;
+    struct ini_names names; /* the lines of sections and keys, for messages */
+};
+
+static void problem_v(struct load_ctx *lc, int line, const char *fmt, va_list ap)
+{
+    struct config_problems *p = lc->problems;
+    if (p->count == CONFIG_MAX_PROBLEMS) {
+        p->dropped++;
+        return;
+    }
+    char *out = p->items[p->count++];
+    size_t cap = sizeof(p->items[0]);
+    int n = line > 0 ? snprintf(out, cap, "%s:%d: ", lc->cfg->path, line)
+                     : snprintf(out, cap, "%s: ", lc->cfg->path);
+    if (n > 0 && (size_t)n < cap)
+        vsnprintf(out + n, cap - (size_t)n, fmt, ap);
+}
+
+/* The line of "[section]" or "section:key" in the file; 0 when it is not there. */
+static int ini_line_of(const struct ini_names *names, const char *name)
+{
+    for (size_t i = 0; name != NULL && i < names->count; i++)
+        if (strcmp(names->items[i].name, name) == 0)
+            return names->items[i].line;
+    return 0;
+}
+
+/* Records a problem at a line; false, so that callers can return it. */
+static bool problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static bool load_fail(char *err, size_t errcap, const char *fmt, ...)
+static bool problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, errcap, fmt, ap);
+    problem_v(lc, line, fmt, ap);
     va_end(ap);
     return false;
 }
 
-static bool load_pgnear_key(struct config *cfg, const char *name, const char *value, char *err,
-                            size_t errcap)
+/* Records a problem at the line of name ("[region eu]", "pgnear:auth", NULL for none). */
+static bool problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static bool problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
 {
+    va_list ap;
+    va_start(ap, fmt);
+    problem_v(lc, ini_line_of(&lc->names, name), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* --explain needs only these of [pgnear]; the rest is not even read. */
+static bool setting_for_routing(const char *name)
+{
+    return strcmp(name, "cities_file") == 0 || strcmp(name, "geoip_db") == 0 ||
+           strcmp(name, "default_region") == 0;
+}
+
+/* key is the whole "pgnear:name" of the file, for the line number. */
+static void load_pgnear_key(struct load_ctx *lc, const char *key, const char *name,
+                            const char *value)
+{
+    if (lc->scope == CONFIG_SCOPE_ROUTING && !setting_for_routing(name))
+        return;
     for (size_t i = 0; i < N_SETTINGS; i++) {
         if (!setting_name_matches(&config_settings[i], name))
             continue;
-        if (!setting_assign(cfg, &config_settings[i], value))
-            return load_fail(err, errcap, "%s: invalid value \"%s\" for setting \"%s\"", cfg->path,
-                             value, name);
-        return true;
+        if (!setting_assign(lc->cfg, &config_settings[i], value))
+            problem(lc, key, "invalid value \"%s\" for setting \"%s\"", value, name);
+        return;
     }
-    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [pgnear]", cfg->path, name);
+    problem(lc, key, "unrecognized setting \"%s\" in [pgnear]", name);
 }
 
-static bool load_region_key(struct config *cfg, struct region *r, const char *name,
-                            const char *value, char *err, size_t errcap)
+static void load_region_key(struct load_ctx *lc, struct region *r, const char *key,
+                            const char *name, const char *value)
 {
     if (strcmp(name, "location") == 0) {
         double lat, lon;
-        if (!region_parse_location(value, &lat, &lon))
-            return load_fail(err, errcap,
-                             "%s: invalid location \"%s\" for region \"%s\": expected "
-                             "latitude, longitude in degrees",
-                             cfg->path, value, r->name);
-        region_set_location(r, lat, lon);
-        return true;
+        if (region_parse_location(value, &lat, &lon))
+            region_set_location(r, lat, lon);
+        else
+            problem(lc, key,
+                    "invalid location \"%s\" for region \"%s\": expected latitude, longitude "
+                    "in degrees",
+                    value, r->name);
+        return;
     }
     if (strcmp(name, "hosts") == 0) {
         char why[512];
         if (region_parse_hosts(r, value, why, sizeof(why)) != NULL)
-            return load_fail(err, errcap, "%s: %s", cfg->path, why);
-        return true;
+            problem(lc, key, "%s", why);
+        return;
     }
-    return load_fail(err, errcap, "%s: unrecognized setting \"%s\" in [region %s]", cfg->path, name,
-                     r->name);
+    problem(lc, key, "unrecognized setting \"%s\" in [region %s]", name, r->name);
 }
 
 static bool valid_region_name(const char *name)
@@ -283,57 +353,67 @@ static bool valid_region_name(const char *name)
     return true;
 }
 
-/* Calls fn for every key of one section, with the "section:" prefix removed. */
-static bool load_section_keys(struct config *cfg, dictionary *d, const char *section,
-                              struct region *r, char *err, size_t errcap)
+/* Every key of one section, with the "section:" prefix removed. */
+static void load_section_keys(struct load_ctx *lc, dictionary *d, const char *section,
+                              struct region *r)
 {
     int n = iniparser_getsecnkeys(d, section);
     if (n <= 0)
-        return true;
+        return;
     const char **keys = calloc((size_t)n, sizeof(*keys));
     if (keys == NULL || iniparser_getseckeys(d, section, keys) == NULL) {
         free(keys);
-        return load_fail(err, errcap, "out of memory");
+        problem(lc, NULL, "out of memory");
+        return;
     }
-    bool ok = true;
     size_t prefix = strlen(section) + 1;
-    for (int i = 0; i < n && ok; i++) {
+    for (int i = 0; i < n; i++) {
         const char *value = iniparser_getstring(d, keys[i], "");
-        const char *name = keys[i] + prefix;
         if (r != NULL)
-            ok = load_region_key(cfg, r, name, value, err, errcap);
-        else if (strcmp(section, "pgnear") == 0)
-            ok = load_pgnear_key(cfg, name, value, err, errcap);
+            load_region_key(lc, r, keys[i], keys[i] + prefix, value);
+        else
+            load_pgnear_key(lc, keys[i], keys[i] + prefix, value);
     }
     free(keys);
-    return ok;
 }
 
-static bool load_section(struct config *cfg, dictionary *d, const char *section, char *err,
-                         size_t errcap)
+static void load_section(struct load_ctx *lc, dictionary *d, const char *section)
 {
+    char at[320];
+    snprintf(at, sizeof(at), "[%s]", section);
     if (strcmp(section, "cities") == 0)
-        return true; /* after the regions: load_city_overrides() */
-    if (strcmp(section, "pgnear") == 0)
-        return load_section_keys(cfg, d, section, NULL, err, errcap);
-    if (strncmp(section, "region ", 7) != 0)
-        return load_fail(err, errcap, "%s: unrecognized section [%s]", cfg->path, section);
+        return; /* after the regions: load_city_overrides() */
+    if (strcmp(section, "pgnear") == 0) {
+        load_section_keys(lc, d, section, NULL);
+        return;
+    }
+    if (strncmp(section, "region ", 7) != 0) {
+        if (lc->scope == CONFIG_SCOPE_ALL)
+            problem(lc, at, "unrecognized section [%s]", section);
+        return;
+    }
     const char *name = section + 7;
     while (*name == ' ')
         name++;
-    if (!valid_region_name(name))
-        return load_fail(err, errcap, "%s: invalid region name \"%s\"", cfg->path, name);
-    struct region *r = region_set_add(&cfg->regions, name);
-    if (r == NULL)
-        return load_fail(err, errcap, "out of memory");
-    return load_section_keys(cfg, d, section, r, err, errcap);
+    if (!valid_region_name(name)) {
+        problem(lc, at, "invalid region name \"%s\"", name);
+        return;
+    }
+    struct region *r = region_set_add(&lc->cfg->regions, name);
+    if (r == NULL) {
+        problem(lc, NULL, "out of memory");
+        return;
+    }
+    load_section_keys(lc, d, section, r);
 }
 
 /*
- * iniparser reports syntax errors through a callback, naming the file it
- * read (our prepared copy, see load_prepare) and the line; the log gets the
- * line number and text, and the caller names the real file.
+ * iniparser reports syntax errors through a callback without a context
+ * argument, naming the file it read (our prepared copy, see load_prepare)
+ * and the line: the load in progress on this thread records them.
  */
+static __thread struct load_ctx *syntax_ctx;
+
 static int load_syntax_error(const char *fmt, ...)
 {
     char msg[1200];
@@ -342,53 +422,57 @@ static int load_syntax_error(const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     const char *at = strstr(msg, " ("), *text = strstr(msg, "-> ");
-    int line;
-    if (at != NULL && text != NULL && sscanf(at, " (%d)", &line) == 1)
-        log_error(0, "configuration syntax error on line %d: %.*s", line,
-                  (int)strcspn(text + 3, "\n"), text + 3);
-    else
+    int line = 0;
+    if (at == NULL || sscanf(at, " (%d)", &line) != 1)
+        line = 0;
+    if (syntax_ctx == NULL)
         log_error(0, "%s", msg);
+    else if (text != NULL)
+        problem_at(syntax_ctx, line, "syntax error: %.*s", (int)strcspn(text + 3, "\n"), text + 3);
+    else if (strstr(msg, "too long") != NULL)
+        problem_at(syntax_ctx, line, "syntax error: line too long");
+    else
+        problem_at(syntax_ctx, line, "%.*s", (int)strcspn(msg, "\n"), msg);
     return 0;
 }
 
-static bool config_check_regions(struct config *cfg, char *err, size_t errcap);
+/* One [cities] entry: city = region, names folded like lookups. */
+static void load_city_override(struct load_ctx *lc, dictionary *d, const char *key)
+{
+    struct config *cfg = lc->cfg;
+    const char *city = key + strlen("cities:");
+    const char *name = iniparser_getstring(d, key, "");
+    struct city_override *o = &cfg->overrides[cfg->n_overrides];
+    char folded[256];
+    o->region = region_set_find(&cfg->regions, name);
+    if (o->region == NULL)
+        problem(lc, key, "[cities] %s = %s: no such region", city, name);
+    else if (!city_fold(city, folded, sizeof(folded)))
+        problem(lc, key, "[cities] invalid city name \"%s\"", city);
+    else if ((o->city = strdup(folded)) == NULL)
+        problem(lc, NULL, "out of memory");
+    else
+        cfg->n_overrides++;
+}
 
-/* [cities]: city = region, like PARTITION BY LIST (city); names are folded like lookups. */
-static bool load_city_overrides(struct config *cfg, dictionary *d, char *err, size_t errcap)
+/* [cities]: city = region, like PARTITION BY LIST (city). */
+static void load_city_overrides(struct load_ctx *lc, dictionary *d)
 {
     int n = iniparser_getsecnkeys(d, "cities");
     if (n <= 0)
-        return true;
+        return;
     const char **keys = calloc((size_t)n, sizeof(*keys));
-    cfg->overrides = calloc((size_t)n, sizeof(*cfg->overrides));
-    if (keys == NULL || cfg->overrides == NULL || iniparser_getseckeys(d, "cities", keys) == NULL) {
+    lc->cfg->overrides = calloc((size_t)n, sizeof(*lc->cfg->overrides));
+    if (keys == NULL || lc->cfg->overrides == NULL ||
+        iniparser_getseckeys(d, "cities", keys) == NULL) {
         free(keys);
-        return load_fail(err, errcap, "out of memory");
+        problem(lc, NULL, "out of memory");
+        return;
     }
-    bool ok = true;
-    for (int i = 0; i < n && ok; i++) {
-        const char *city = keys[i] + strlen("cities:");
-        const char *name = iniparser_getstring(d, keys[i], "");
-        struct city_override *o = &cfg->overrides[cfg->n_overrides];
-        char folded[256];
-        o->region = region_set_find(&cfg->regions, name);
-        if (o->region == NULL)
-            ok = load_fail(err, errcap, "%s: [cities] %s = %s: no such region", cfg->path, city,
-                           name);
-        else if (!city_fold(city, folded, sizeof(folded)) || (o->city = strdup(folded)) == NULL)
-            ok = load_fail(err, errcap, "%s: [cities] invalid city name \"%s\"", cfg->path, city);
-        else
-            cfg->n_overrides++;
-    }
+    for (int i = 0; i < n; i++)
+        load_city_override(lc, d, keys[i]);
     free(keys);
-    return ok;
 }
-
-/* A section or a key seen by load_check_duplicates, and the line it was on. */
-struct ini_seen {
-    char name[320];
-    int line;
-};
 
 /* Lowercased and trimmed, as iniparser stores names. */
 static void ini_fold_name(char *dst, size_t cap, const char *p, size_t n)
@@ -428,31 +512,29 @@ static bool ini_line_name(const char *line, const char *section, char *out, size
     return w > 0 && (size_t)w < cap;
 }
 
-/* The names seen so far in one file. */
-struct ini_names {
-    struct ini_seen *items;
-    size_t count, cap;
-    char section[300];
-};
-
-/* Records a section or key name; false (err set) when it was seen before. */
-static bool ini_note_name(struct ini_names *n, const char *name, const char *path, int lineno,
-                          char *err, size_t errcap)
+/*
+ * Records a section or key name with its line.  One seen before is a
+ * problem (iniparser would merge a repeated section and let a repeated key
+ * win without a word; in a proxy's configuration both are mistakes: two
+ * [region x] sections would mix their hosts).  False only when out of memory.
+ */
+static bool ini_note_name(struct load_ctx *lc, const char *name, int lineno)
 {
-    for (size_t i = 0; i < n->count; i++) {
-        if (strcmp(n->items[i].name, name) != 0)
-            continue;
+    struct ini_names *n = &lc->names;
+    int first = ini_line_of(n, name);
+    if (first > 0) {
         if (name[0] == '[')
-            return load_fail(err, errcap, "%s:%d: section %s appears again (first at line %d)",
-                             path, lineno, name, n->items[i].line);
-        return load_fail(err, errcap, "%s:%d: \"%s\" is set again in [%s] (first at line %d)", path,
-                         lineno, strchr(name, ':') + 1, n->section, n->items[i].line);
+            problem_at(lc, lineno, "section %s appears again (first at line %d)", name, first);
+        else
+            problem_at(lc, lineno, "\"%s\" is set again in [%s] (first at line %d)",
+                       strchr(name, ':') + 1, n->section, first);
+        return true;
     }
     if (n->count == n->cap) {
         size_t ncap = n->cap ? n->cap * 2 : 64;
         struct ini_seen *grown = realloc(n->items, ncap * sizeof(*grown));
         if (grown == NULL)
-            return load_fail(err, errcap, "out of memory");
+            return problem_at(lc, 0, "out of memory");
         n->items = grown;
         n->cap = ncap;
     }
@@ -481,20 +563,38 @@ static void ini_cut_section_comment(char *line)
         end[1] = '\0';
 }
 
-/*
- * Reads the file once, line by line, into out (the copy iniparser loads).
- * iniparser merges a repeated section and lets a repeated key win without
- * a word.  In a proxy's configuration both are mistakes (two [region x]
- * sections would mix their hosts), so they are refused, with line numbers.
- */
-static bool load_prepare(const char *path, FILE *out, char *err, size_t errcap)
+/* One line of the file into out, and its name into lc->names; false when out of memory. */
+static bool load_prepare_line(struct load_ctx *lc, char *line, int lineno, bool *continued,
+                              FILE *out)
 {
-    FILE *f = fopen(path, "r");
+    char name[320];
+    size_t len = strlen(line);
+    bool long_line = len > 0 && line[len - 1] != '\n';
+    while (len > 0 && isspace((unsigned char)line[len - 1]))
+        line[--len] = '\0';
+    ini_cut_section_comment(line);
+    fprintf(out, "%s%s", line, long_line ? "" : "\n");
+    len = strlen(line);
+    bool was_continued = *continued;
+    *continued = len > 0 && line[len - 1] == '\\';
+    if (was_continued || !ini_line_name(line, lc->names.section, name, sizeof(name)))
+        return true;
+    if (name[0] == '[')
+        snprintf(lc->names.section, sizeof(lc->names.section), "%.*s", (int)strlen(name) - 2,
+                 name + 1);
+    return ini_note_name(lc, name, lineno);
+}
+
+/*
+ * Reads the file once, line by line, into out (the copy iniparser loads),
+ * noting the line of every section and key; a repeated one is a problem.
+ */
+static bool load_prepare(struct load_ctx *lc, FILE *out)
+{
+    FILE *f = fopen(lc->cfg->path, "r");
     if (f == NULL)
-        return load_fail(err, errcap, "could not open configuration file \"%s\": %s", path,
-                         strerror(errno));
-    struct ini_names names = {NULL, 0, 0, ""};
-    char line[4096], name[320];
+        return problem(lc, NULL, "could not open configuration file: %s", strerror(errno));
+    char line[4096];
     int lineno = 0;
     bool ok = true, continued = false, in_long_line = false;
     while (ok && fgets(line, sizeof(line), f) != NULL) {
@@ -505,61 +605,59 @@ static bool load_prepare(const char *path, FILE *out, char *err, size_t errcap)
             fputs(line, out); /* iniparser refuses such lines itself */
             continue;
         }
-        lineno++;
-        while (len > 0 && isspace((unsigned char)line[len - 1]))
-            line[--len] = '\0';
-        ini_cut_section_comment(line);
-        fprintf(out, "%s%s", line, in_long_line ? "" : "\n");
-        len = strlen(line);
-        bool was_continued = continued;
-        continued = len > 0 && line[len - 1] == '\\';
-        if (was_continued || !ini_line_name(line, names.section, name, sizeof(name)))
-            continue;
-        if (name[0] == '[')
-            snprintf(names.section, sizeof(names.section), "%.*s", (int)strlen(name) - 2, name + 1);
-        ok = ini_note_name(&names, name, path, lineno, err, errcap);
+        ok = load_prepare_line(lc, line, ++lineno, &continued, out);
     }
-    free(names.items);
     fclose(f);
     return ok;
 }
 
-static bool load_file(struct config *cfg, char *err, size_t errcap)
+/* iniparser 4.1 loads only by path: the prepared copy lives in a memfd. */
+static dictionary *load_dictionary(struct load_ctx *lc)
 {
-    if (access(cfg->path, R_OK) != 0)
-        return load_fail(err, errcap, "could not open configuration file \"%s\": %s", cfg->path,
-                         strerror(errno));
-    /* iniparser 4.1 loads only by path: the prepared copy lives in a memfd. */
     int fd = memfd_create("pgnear-config", MFD_CLOEXEC);
     FILE *out = fd >= 0 ? fdopen(dup(fd), "w") : NULL;
     if (out == NULL) {
         if (fd >= 0)
             close(fd);
-        return load_fail(err, errcap, "could not prepare the configuration: %s", strerror(errno));
+        problem(lc, NULL, "could not prepare the configuration: %s", strerror(errno));
+        return NULL;
     }
-    bool prepared = load_prepare(cfg->path, out, err, errcap);
+    bool prepared = load_prepare(lc, out);
     if (fclose(out) != 0 && prepared)
-        prepared =
-            load_fail(err, errcap, "could not prepare the configuration: %s", strerror(errno));
+        prepared = problem(lc, NULL, "could not prepare the configuration: %s", strerror(errno));
     char copy[64];
     snprintf(copy, sizeof(copy), "/proc/self/fd/%d", fd);
     dictionary *d = NULL;
     if (prepared) {
         iniparser_set_error_callback(load_syntax_error);
+        syntax_ctx = lc;
         d = iniparser_load(copy);
+        syntax_ctx = NULL;
     }
     close(fd);
-    if (!prepared)
+    return d;
+}
+
+static void config_check_regions(struct load_ctx *lc);
+
+/* The sections, then the checks of what they say; false when the file cannot be read. */
+static bool load_file(struct load_ctx *lc)
+{
+    if (access(lc->cfg->path, R_OK) != 0)
+        return problem(lc, NULL, "could not open configuration file: %s", strerror(errno));
+    dictionary *d = load_dictionary(lc);
+    if (d == NULL) { /* why is in the problems: every syntax error is there */
+        if (lc->problems->count == 0)
+            problem(lc, NULL, "could not load the configuration");
         return false;
-    if (d == NULL)
-        return load_fail(err, errcap, "%s: syntax error (see the log above)", cfg->path);
-    bool ok = true;
+    }
     int nsec = iniparser_getnsec(d);
-    for (int i = 0; i < nsec && ok; i++)
-        ok = load_section(cfg, d, iniparser_getsecname(d, i), err, errcap);
-    ok = ok && config_check_regions(cfg, err, errcap) && load_city_overrides(cfg, d, err, errcap);
+    for (int i = 0; i < nsec; i++)
+        load_section(lc, d, iniparser_getsecname(d, i));
+    config_check_regions(lc);
+    load_city_overrides(lc, d);
     iniparser_freedict(d);
-    return ok;
+    return true;
 }
 
 static bool config_set_defaults(struct config *cfg)
@@ -570,123 +668,185 @@ static bool config_set_defaults(struct config *cfg)
     return true;
 }
 
-static bool config_check_regions(struct config *cfg, char *err, size_t errcap)
+static void config_check_regions(struct load_ctx *lc)
 {
-    if (cfg->regions.count == 0)
-        return load_fail(err, errcap, "%s: no [region NAME] section", cfg->path);
+    struct config *cfg = lc->cfg;
+    char at[320];
+    if (cfg->regions.count == 0) {
+        problem(lc, NULL, "no [region NAME] section");
+        return;
+    }
     for (size_t i = 0; i < cfg->regions.count; i++) {
         struct region *r = &cfg->regions.items[i];
         for (size_t h = 0; h < r->nhosts; h++)
             r->hosts[h].region = r;
+        snprintf(at, sizeof(at), "[region %s]", r->name);
+        if (r->nhosts == 0)
+            problem(lc, at, "region \"%s\" has no hosts", r->name);
     }
-    for (size_t i = 0; i < cfg->regions.count; i++)
-        if (cfg->regions.items[i].nhosts == 0)
-            return load_fail(err, errcap, "%s: region \"%s\" has no hosts", cfg->path,
-                             cfg->regions.items[i].name);
-    if (cfg->default_region[0] == '\0') {
-        cfg->default_region_ptr = &cfg->regions.items[0];
-        return true;
-    }
+    cfg->default_region_ptr = &cfg->regions.items[0];
+    if (cfg->default_region[0] == '\0')
+        return;
     cfg->default_region_ptr = region_set_find(&cfg->regions, cfg->default_region);
     if (cfg->default_region_ptr == NULL)
-        return load_fail(err, errcap, "default_region \"%s\" is not a configured region",
-                         cfg->default_region);
-    return true;
+        problem(lc, "pgnear:default_region", "default_region \"%s\" is not a configured region",
+                cfg->default_region);
 }
 
-static bool config_check_auth(struct config *cfg, char *err, size_t errcap)
+static void config_check_auth(struct load_ctx *lc)
 {
+    struct config *cfg = lc->cfg;
+    char err[1024];
     bool have_source = cfg->auth_file[0] != '\0' || cfg->auth_query[0] != '\0';
     if (cfg->auth < 0)
         cfg->auth = have_source ? AUTH_SCRAM : AUTH_PASSTHROUGH;
     if (cfg->auth == AUTH_SCRAM && !have_source)
-        return load_fail(err, errcap, "%s", "auth = scram needs auth_file or auth_query");
-    if (cfg->auth_file[0] != '\0' && userlist_load(&cfg->users, cfg->auth_file, err, errcap) != 0)
-        return false;
-    return true;
+        problem(lc, "pgnear:auth", "auth = scram needs auth_file or auth_query");
+    if (cfg->auth_file[0] != '\0' &&
+        userlist_load(&cfg->users, cfg->auth_file, err, sizeof(err)) != 0)
+        problem(lc, "pgnear:auth_file", "%s", err);
 }
 
-static bool config_check_tls(struct config *cfg, char *err, size_t errcap)
+/* The line of the first of names ([pgnear] keys) that msg mentions and the file sets. */
+static int line_of_named(struct load_ctx *lc, const char *msg, const char *const names[],
+                         const char *fallback)
 {
+    char key[64];
+    for (size_t i = 0; names[i] != NULL; i++) {
+        snprintf(key, sizeof(key), "pgnear:%s", names[i]);
+        int line = ini_line_of(&lc->names, key);
+        if (strstr(msg, names[i]) != NULL && line > 0)
+            return line;
+    }
+    snprintf(key, sizeof(key), "pgnear:%s", fallback);
+    return ini_line_of(&lc->names, key);
+}
+
+static void config_check_tls(struct load_ctx *lc)
+{
+    static const char *const files[] = {"client_tls_cert_file", "client_tls_key_file",
+                                        "server_tls_ca_file",   "server_tls_cert_file",
+                                        "server_tls_key_file",  NULL};
+    struct config *cfg = lc->cfg;
+    char err[1024];
     if (cfg->client_tls != CLIENT_TLS_DISABLE) {
         if (cfg->client_tls_cert_file[0] == '\0' || cfg->client_tls_key_file[0] == '\0')
-            return load_fail(err, errcap, "%s",
-                             "client_tls needs client_tls_cert_file and client_tls_key_file");
-        cfg->client_tls_ctx = tls_make_client_side_ctx(cfg->client_tls_cert_file,
-                                                       cfg->client_tls_key_file, err, errcap);
-        if (cfg->client_tls_ctx == NULL)
-            return false;
+            problem(lc, "pgnear:client_tls",
+                    "client_tls needs client_tls_cert_file and client_tls_key_file");
+        else if ((cfg->client_tls_ctx =
+                      tls_make_client_side_ctx(cfg->client_tls_cert_file, cfg->client_tls_key_file,
+                                               err, sizeof(err))) == NULL)
+            problem_at(lc, line_of_named(lc, err, files, "client_tls"), "%s", err);
     }
     if (cfg->server_tls != TLS_SERVER_DISABLE) {
         cfg->server_tls_ctx = tls_make_server_side_ctx(
             (enum tls_server_mode)cfg->server_tls, cfg->server_tls_ca_file,
-            cfg->server_tls_cert_file, cfg->server_tls_key_file, err, errcap);
+            cfg->server_tls_cert_file, cfg->server_tls_key_file, err, sizeof(err));
         if (cfg->server_tls_ctx == NULL)
-            return false;
+            problem_at(lc, line_of_named(lc, err, files, "server_tls"), "%s", err);
     }
-    return true;
 }
 
-/* Locality sources: trusted proxies, TLV types, the city table, GeoIP databases. */
-static bool config_load_routing(struct config *cfg, char *err, size_t errcap)
+/* Who may send PROXY headers and the TLV types they use: not routing decisions. */
+static void config_check_proxy(struct load_ctx *lc)
 {
+    struct config *cfg = lc->cfg;
     char why[512];
     if (!cidr_list_parse(&cfg->trusted, cfg->trusted_proxies, why, sizeof(why)))
-        return load_fail(err, errcap, "%s: trusted_proxies: %s", cfg->path, why);
+        problem(lc, "pgnear:trusted_proxies", "trusted_proxies: %s", why);
     cfg->tlv_types.city = (uint8_t)cfg->proxy_tlv_city;
     cfg->tlv_types.region = (uint8_t)cfg->proxy_tlv_region;
     cfg->tlv_types.location = (uint8_t)cfg->proxy_tlv_location;
     if (cfg->tlv_types.city == cfg->tlv_types.region ||
         cfg->tlv_types.city == cfg->tlv_types.location ||
         cfg->tlv_types.region == cfg->tlv_types.location)
-        return load_fail(err, errcap, "%s: proxy_tlv_city, _region and _location must differ",
-                         cfg->path);
-    if (cfg->cities_file[0] != '\0' &&
-        (cfg->cities = city_table_load(cfg->cities_file, why, sizeof(why))) == NULL)
-        return load_fail(err, errcap, "cities_file: %s", why);
-    if (cfg->geoip_db[0] != '\0' &&
-        (cfg->geoip = geoip_open(cfg->geoip_db, why, sizeof(why))) == NULL)
-        return load_fail(err, errcap, "geoip_db: %s", why);
-    cfg->routing = (struct routing_data){&cfg->regions, cfg->default_region_ptr, cfg->cities,
-                                         cfg->geoip,    cfg->overrides,          cfg->n_overrides};
-    return true;
+        problem(lc, NULL, "proxy_tlv_city, proxy_tlv_region and proxy_tlv_location must differ");
 }
 
-static bool config_check_limits(struct config *cfg, char *err, size_t errcap)
+/* The city table and the GeoIP databases: what routing looks callers up in. */
+static void config_load_routing(struct load_ctx *lc)
 {
+    struct config *cfg = lc->cfg;
+    char why[512];
+    if (cfg->cities_file[0] != '\0' &&
+        (cfg->cities = city_table_load(cfg->cities_file, why, sizeof(why))) == NULL)
+        problem(lc, "pgnear:cities_file", "cities_file: %s", why);
+    if (cfg->geoip_db[0] != '\0' &&
+        (cfg->geoip = geoip_open(cfg->geoip_db, why, sizeof(why))) == NULL)
+        problem(lc, "pgnear:geoip_db", "geoip_db: %s", why);
+    cfg->routing = (struct routing_data){&cfg->regions, cfg->default_region_ptr, cfg->cities,
+                                         cfg->geoip,    cfg->overrides,          cfg->n_overrides};
+}
+
+static void config_check_limits(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
     if (cfg->listen_port <= 0 || cfg->listen_port > 65535)
-        return load_fail(err, errcap, "%s", "listen_port must be between 1 and 65535");
+        problem(lc, "pgnear:listen_port", "listen_port must be between 1 and 65535");
     if (cfg->workers < 1 || cfg->workers > 64)
-        return load_fail(err, errcap, "%s", "workers must be between 1 and 64");
+        problem(lc, "pgnear:workers", "workers must be between 1 and 64");
     if (strcmp(cfg->pool_mode, "none") != 0)
-        return load_fail(err, errcap, "pool_mode \"%s\" is not supported yet (use none)",
-                         cfg->pool_mode);
+        problem(lc, "pgnear:pool_mode", "pool_mode \"%s\" is not supported yet (use none)",
+                cfg->pool_mode);
     if (cfg->max_client_conn <= 0)
-        return load_fail(err, errcap, "%s", "max_client_conn must be positive");
-    if (cfg->tcp_keepidle_ms < 1000 || cfg->tcp_keepintvl_ms < 1000 || cfg->tcp_keepcnt < 1)
-        return load_fail(
-            err, errcap, "%s",
-            "tcp_keepidle and tcp_keepintvl must be 1s or more, tcp_keepcnt 1 or more");
-    return true;
+        problem(lc, "pgnear:max_client_conn", "max_client_conn must be positive");
+    if (cfg->tcp_keepidle_ms < 1000)
+        problem(lc, "pgnear:tcp_keepidle", "tcp_keepidle must be 1s or more");
+    if (cfg->tcp_keepintvl_ms < 1000)
+        problem(lc, "pgnear:tcp_keepintvl", "tcp_keepintvl must be 1s or more");
+    if (cfg->tcp_keepcnt < 1)
+        problem(lc, "pgnear:tcp_keepcnt", "tcp_keepcnt must be 1 or more");
 }
 
 static void config_free(struct config *cfg);
 
-struct config *config_load(const char *path, char *err, size_t errcap)
+struct config *config_load_scoped(const char *path, enum config_scope scope,
+                                  struct config_problems *problems)
 {
     struct config *cfg = calloc(1, sizeof(*cfg));
+    struct load_ctx lc = {cfg, scope, problems, {NULL, 0, 0, ""}};
+    problems->count = problems->dropped = 0;
     if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !config_set_defaults(cfg)) {
-        snprintf(err, errcap, "out of memory");
+        snprintf(problems->items[0], sizeof(problems->items[0]), "%s: out of memory", path);
+        problems->count = 1;
         config_free(cfg);
         return NULL;
     }
-    if (!load_file(cfg, err, errcap) || !config_check_limits(cfg, err, errcap) ||
-        !config_load_routing(cfg, err, errcap) || !config_check_auth(cfg, err, errcap) ||
-        !config_check_tls(cfg, err, errcap)) {
+    if (load_file(&lc)) {
+        config_load_routing(&lc);
+        if (scope == CONFIG_SCOPE_ALL) {
+            config_check_limits(&lc);
+            config_check_proxy(&lc);
+            config_check_auth(&lc);
+            config_check_tls(&lc);
+        }
+    }
+    free(lc.names.items);
+    if (problems->count > 0) {
         config_free(cfg);
         return NULL;
     }
     cfg->refcount = 1;
+    return cfg;
+}
+
+struct config *config_load(const char *path, char *err, size_t errcap)
+{
+    struct config_problems *problems = malloc(sizeof(*problems));
+    if (problems == NULL) {
+        snprintf(err, errcap, "%s: out of memory", path);
+        return NULL;
+    }
+    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, problems);
+    if (cfg == NULL) {
+        int more = problems->count - 1 + problems->dropped;
+        if (more > 0)
+            snprintf(err, errcap, "%s (and %d more problem%s: pgnear --check lists them all)",
+                     problems->items[0], more, more == 1 ? "" : "s");
+        else
+            snprintf(err, errcap, "%s", problems->items[0]);
+    }
+    free(problems);
     return cfg;
 }
 

@@ -85,7 +85,32 @@ struct config {
     SSL_CTX *server_tls_ctx; /* NULL when server_tls = disable */
 };
 
-/* Loads and validates; on failure returns NULL and writes "file:line: why" into err. */
+/* What config_load_scoped loads and checks. */
+enum config_scope {
+    CONFIG_SCOPE_ALL,     /* everything: the proxy, reloads, pgnear --check */
+    CONFIG_SCOPE_ROUTING, /* regions, [cities], cities_file, geoip_db, default_region (--explain) */
+};
+
+#define CONFIG_MAX_PROBLEMS 32
+
+/* Every problem of one load, each "file:line: why", or "file: why" where no line is known. */
+struct config_problems {
+    int count;   /* in items, in the order found */
+    int dropped; /* found beyond CONFIG_MAX_PROBLEMS */
+    char items[CONFIG_MAX_PROBLEMS][512];
+};
+
+/*
+ * Loads and validates what scope asks for, going on after a problem
+ * wherever what follows does not depend on it; NULL when there was any.
+ */
+struct config *config_load_scoped(const char *path, enum config_scope scope,
+                                  struct config_problems *problems);
+
+/*
+ * The whole configuration; on failure returns NULL with the first problem
+ * in err ("file:line: why"), and how many more there are.
+ */
 struct config *config_load(const char *path, char *err, size_t errcap);
 /* References are taken and dropped by every worker thread. */
 static inline struct config *config_ref(struct config *cfg)

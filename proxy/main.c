@@ -33,12 +33,25 @@ static void usage(FILE *out)
             "  -q  quiet: log warnings and errors only\n");
 }
 
+/* Every problem of the file, one a line. */
+static void report_problems(const char *path, const struct config_problems *p)
+{
+    for (int i = 0; i < p->count; i++)
+        fprintf(stderr, "pgnear: %s\n", p->items[i]);
+    if (p->dropped > 0)
+        fprintf(stderr, "pgnear: %s: %d more problems not shown\n", path, p->dropped);
+    if (p->count + p->dropped > 1)
+        fprintf(stderr, "pgnear: configuration file \"%s\" has %d problems\n", path,
+                p->count + p->dropped);
+}
+
 static int run_check(const char *path)
 {
-    char err[1024], warnings[8][256];
-    struct config *cfg = config_load(path, err, sizeof(err));
+    char warnings[8][256];
+    struct config_problems problems;
+    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
     if (cfg == NULL) {
-        fprintf(stderr, "pgnear: %s\n", err);
+        report_problems(path, &problems);
         return 1;
     }
     int n = config_warnings(cfg, warnings, 8);
@@ -88,10 +101,51 @@ static bool explain_parse_arg(const char *arg, struct locality_input *in,
     return true;
 }
 
-/* pgnear --explain: the decision a caller would get, and why (health not known here). */
+/* What the evidence given could not do, so that a quiet default does not look like a decision. */
+static void explain_notes(const struct config *cfg, const struct locality_input *in,
+                          const struct locality *loc)
+{
+    if (in->addr != NULL && loc->source == LOCALITY_DEFAULT) {
+        if (cfg->geoip == NULL)
+            printf("note: no GeoIP database is configured (geoip_db is not set), so ip= cannot "
+                   "place the caller\n");
+        else
+            printf("note: the GeoIP databases have no location for this address\n");
+    }
+    if (in->city != NULL && cfg->cities == NULL)
+        printf("note: no city table is configured (cities_file is not set): only [cities] "
+               "places a city\n");
+    printf("note: health is not checked by --explain; the running proxy may pass over a region "
+           "that is down\n");
+}
+
+static void explain_print(const struct config *cfg, const struct locality_input *in,
+                          const struct locality *loc)
+{
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    size_t n = route_plan(&cfg->routing, loc, plan, cosines, ROUTE_MAX_REGIONS);
+    bool distances = locality_caller_placed(loc);
+    char reason[512];
+    printf("source: %s (%s)\n", route_source_name(loc->source), loc->via);
+    printf("reason: %s\n", locality_reason(loc, reason, sizeof(reason)));
+    printf("region: %s\n", plan[0]->name);
+    for (size_t i = 0; i < n; i++) {
+        if (distances && route_km(cosines[i]) >= 0)
+            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, route_km(cosines[i]));
+        else
+            printf("  %zu. %s\n", i + 1, plan[i]->name);
+    }
+    explain_notes(cfg, in, loc);
+}
+
+/*
+ * pgnear --explain: the decision a caller would get, and why.  Only what
+ * routing needs is loaded (no credentials, no TLS files), and health is
+ * not known here.
+ */
 static int run_explain(const char *path, int argc, char **argv)
 {
-    char err[1024];
     struct locality_input in = {0};
     struct sockaddr_storage addr;
     for (int i = 0; i < argc; i++) {
@@ -103,36 +157,25 @@ static int run_explain(const char *path, int argc, char **argv)
             return 2;
         }
     }
-    struct config *cfg = config_load(path, err, sizeof(err));
+    struct config_problems problems;
+    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ROUTING, &problems);
     if (cfg == NULL) {
-        fprintf(stderr, "pgnear: %s\n", err);
+        report_problems(path, &problems);
         return 1;
     }
     struct locality loc;
-    struct region *plan[ROUTE_MAX_REGIONS];
-    double km[ROUTE_MAX_REGIONS];
     locality_resolve(&cfg->routing, &in, &loc);
-    size_t n = route_plan(&cfg->routing, &loc, plan, km, ROUTE_MAX_REGIONS);
-    char reason[384];
-    printf("source: %s (%s)\n", route_source_name(loc.source), loc.via);
-    printf("reason: %s\n", locality_reason(&loc, reason, sizeof(reason)));
-    printf("region: %s\n", plan[0]->name);
-    for (size_t i = 0; i < n; i++) {
-        if (route_km(km[i]) >= 0)
-            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, route_km(km[i]));
-        else
-            printf("  %zu. %-16s\n", i + 1, plan[i]->name);
-    }
+    explain_print(cfg, &in, &loc);
     config_unref(cfg);
     return 0;
 }
 
 static int run_proxy(const char *path, bool background, enum log_level level)
 {
-    char err[1024];
-    struct config *cfg = config_load(path, err, sizeof(err));
+    struct config_problems problems;
+    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
     if (cfg == NULL) {
-        fprintf(stderr, "pgnear: %s\n", err);
+        report_problems(path, &problems);
         return 1;
     }
     if (background && cfg->logfile[0] == '\0') {

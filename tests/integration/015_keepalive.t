@@ -83,7 +83,7 @@ sub session_sockets {
     my $off = $p->log_size;
     $p->update_config(settings => { tcp_keepalive => 'on', tcp_keepidle => '0s' });
     $p->signal('HUP');
-    ok $p->wait_for_log(qr/reload failed, keeping the current configuration: tcp_keepidle/, offset => $off),
+    ok $p->wait_for_log(qr/reload failed, keeping the current configuration: \S+:\d+: tcp_keepidle must be 1s or more/, offset => $off),
       'tcp_keepidle below 1 s is refused';
 }
 ok $p->is_running, 'pgnear is running';

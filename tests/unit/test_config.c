@@ -338,7 +338,8 @@ static void test_inline_comments(void **state)
     config_unref(cfg);
     /* Text after a header that is not a comment is not taken for one. */
     expect_error(*state, REGION_OK "[cities] dublin = eu\n", "unrecognized setting", "[cities]");
-    expect_error(*state, REGION_OK "no equals sign here\n", "pgnear.ini: syntax error", NULL);
+    expect_error(*state, REGION_OK "no equals sign here\n", "pgnear.ini:3: syntax error",
+                 "no equals sign here");
 }
 
 /* iniparser would merge these silently; pgnear refuses them, with line numbers. */
@@ -456,6 +457,154 @@ static void test_err_unsupported(void **state)
     expect_error(*state, "[pgnear]\nworkers = 0\n" REGION_OK, "workers", NULL);
     expect_error(*state, "[pgnear]\nworkers = 65\n" REGION_OK, "workers", NULL);
     expect_error(*state, "[pgnear]\npool_mode = transaction\n" REGION_OK, "transaction", NULL);
+}
+
+/* ---- every problem of a file in one load (pgnear --check) ---- */
+
+/* Loads text with config_load_scoped; every needle must be in a problem of its own, in order. */
+static void expect_problems(struct fixture *fx, const char *text, enum config_scope scope,
+                            const char *const needles[])
+{
+    struct config_problems *p = malloc(sizeof(*p));
+    assert_non_null(p);
+    const char *path = write_file(fx, "pgnear.ini", text);
+    struct config *cfg = config_load_scoped(path, scope, p);
+    if (cfg != NULL) {
+        config_unref(cfg);
+        free(p);
+        fail_msg("loaded although it should not:\n%s", text);
+    }
+    int n = 0;
+    while (needles[n] != NULL)
+        n++;
+    for (int i = 0; i < p->count; i++)
+        print_message("# problem %d: %s\n", i + 1, p->items[i]);
+    assert_int_equal(p->count, n);
+    for (int i = 0; i < n; i++) {
+        if (strncmp(p->items[i], path, strlen(path)) != 0 ||
+            strstr(p->items[i], needles[i]) == NULL)
+            fail_msg("problem %d \"%s\" does not name %s and \"%s\"", i + 1, p->items[i], path,
+                     needles[i]);
+    }
+    free(p);
+}
+
+static void test_problems_all_reported(void **state)
+{
+    struct fixture *fx = *state;
+    char text[1024];
+    snprintf(text, sizeof(text),
+             "[pgnear]\n"               /* 1 */
+             "listen_port = 70000\n"    /* 2 */
+             "auth = kerberos\n"        /* 3 */
+             "frobnicate = 1\n"         /* 4 */
+             "auth_file = %s\n"         /* 5 */
+             "client_tls = require\n"   /* 6 */
+             "default_region = mars\n"  /* 7 */
+             "[region eu]\n"            /* 8 */
+             "location = 91, 0\n"       /* 9 */
+             "hosts = 127.0.0.1:5432\n" /* 10 */
+             "[region empty]\n"         /* 11 */
+             "location = 1, 2\n"        /* 12 */
+             "[cities]\n"               /* 13 */
+             "paris = nowhere\n",       /* 14 */
+             path_in(fx, "no-users.txt"));
+    const char *const expected[] = {
+        ":3: invalid value \"kerberos\" for setting \"auth\"",
+        ":4: unrecognized setting \"frobnicate\"",
+        ":9: invalid location \"91, 0\"",
+        ":11: region \"empty\" has no hosts",
+        ":7: default_region \"mars\" is not a configured region",
+        ":14: [cities] paris = nowhere: no such region",
+        ":2: listen_port must be between 1 and 65535",
+        ":5: could not open auth_file",
+        ":6: client_tls needs client_tls_cert_file and client_tls_key_file",
+        NULL,
+    };
+    expect_problems(fx, text, CONFIG_SCOPE_ALL, expected);
+}
+
+/* Every repeated name and every syntax error, each with its line. */
+static void test_problems_duplicates_and_syntax(void **state)
+{
+    const char *const dups[] = {
+        ":4: \"listen_port\" is set again in [pgnear] (first at line 2)",
+        ":7: section [region eu] appears again (first at line 5)",
+        ":9: \"hosts\" is set again in [region eu] (first at line 6)",
+        NULL,
+    };
+    expect_problems(*state,
+                    "[pgnear]\nlisten_port = 6432\n; comment\nlisten_port = 6433\n"
+                    "[region eu]\nhosts = 127.0.0.1:5432\n[Region EU]\nlocation = 1, 2\n"
+                    "hosts = 127.0.0.1:5433\n",
+                    CONFIG_SCOPE_ALL, dups);
+    const char *const syntax[] = {
+        ":2: syntax error: no equals sign",
+        ":5: syntax error: [unclosed",
+        NULL,
+    };
+    expect_problems(*state, "[pgnear]\nno equals sign\n" REGION_OK "[unclosed\n", CONFIG_SCOPE_ALL,
+                    syntax);
+}
+
+/* A config_load caller (a reload) gets the first problem and how many more there are. */
+static void test_problems_first_and_count(void **state)
+{
+    expect_error(*state, "[pgnear]\nworkers = 0\nauth = md5\nlisten_port = 0\n" REGION_OK, "md5",
+                 "(and 2 more problems: pgnear --check lists them all)");
+}
+
+/* More problems than CONFIG_MAX_PROBLEMS are counted, not lost silently. */
+static void test_problems_overflow(void **state)
+{
+    struct fixture *fx = *state;
+    char text[4096] = "[pgnear]\n";
+    for (int i = 0; i < CONFIG_MAX_PROBLEMS + 5; i++)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), "unknown_%d = 1\n", i);
+    strcat(text, REGION_OK);
+    struct config_problems *p = malloc(sizeof(*p));
+    assert_non_null(p);
+    assert_null(config_load_scoped(write_file(fx, "pgnear.ini", text), CONFIG_SCOPE_ALL, p));
+    assert_int_equal(p->count, CONFIG_MAX_PROBLEMS);
+    assert_int_equal(p->dropped, 5);
+    free(p);
+}
+
+/* --explain: only what routing needs; credentials, TLS and other settings are not read. */
+static void test_scope_routing(void **state)
+{
+    struct fixture *fx = *state;
+    struct config_problems *p = malloc(sizeof(*p));
+    assert_non_null(p);
+    const char *path = write_file(fx, "pgnear.ini",
+                                  "[pgnear]\nauth = scram\nauth_file = /nonexistent/users.txt\n"
+                                  "client_tls = require\nlisten_port = 0\nfrobnicate = 1\n"
+                                  "default_region = us\n"
+                                  "[region eu]\nlocation = 50.1, 8.7\nhosts = 127.0.0.1:5432\n"
+                                  "[region us]\nhosts = 127.0.0.1:5433\n"
+                                  "[cities]\nparis = eu\n");
+    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ROUTING, p);
+    if (cfg == NULL)
+        fail_msg("routing scope failed: %s", p->count > 0 ? p->items[0] : "?");
+    assert_string_equal(cfg->default_region_ptr->name, "us");
+    assert_ptr_equal(cfg->routing.fallback, cfg->default_region_ptr);
+    assert_int_equal(cfg->n_overrides, 1);
+    assert_int_equal(cfg->regions.count, 2);
+    config_unref(cfg);
+    /* The same file does not load whole. */
+    assert_null(config_load_scoped(path, CONFIG_SCOPE_ALL, p));
+    assert_true(p->count >= 3);
+    free(p);
+    /* What routing needs is still checked. */
+    const char *const routing[] = {
+        ":4: invalid location \"north\"",
+        ":2: default_region \"mars\" is not a configured region",
+        NULL,
+    };
+    expect_problems(fx,
+                    "[pgnear]\ndefault_region = mars\n[region eu]\nlocation = north\n"
+                    "hosts = 127.0.0.1:1\n",
+                    CONFIG_SCOPE_ROUTING, routing);
 }
 
 /* ---- region.h directly ---- */
@@ -815,6 +964,11 @@ int main(void)
         T(test_err_scram_without_source),
         T(test_err_missing_file),
         T(test_err_unsupported),
+        T(test_problems_all_reported),
+        T(test_problems_duplicates_and_syntax),
+        T(test_problems_first_and_count),
+        T(test_problems_overflow),
+        T(test_scope_routing),
         T(test_location_valid),
         T(test_location_invalid),
         T(test_hosts_valid),
