@@ -1,8 +1,9 @@
 /*
- * stream.c — plain and TLS reads and writes, on flat bytes and straight
- * into and out of evbuffers.  Plain reads use recv() on reserved buffer
- * space rather than evbuffer_read(), which costs an extra FIONREAD ioctl
- * per call.
+ * stream.c — plain and TLS reads and writes, on flat bytes and on
+ * evbuffers.  Every operation that stops short records what it waits for
+ * (read_want, write_want), so that the caller can never arm the wrong
+ * event: a write that leaves bytes behind always says which readiness
+ * will take them.
  */
 #include "protocol/stream.h"
 
@@ -20,16 +21,20 @@ void stream_init(struct stream *s, int fd)
 {
     s->fd = fd;
     s->ssl = NULL;
-    s->want = STREAM_WANT_READ;
+    s->read_want = STREAM_WANT_READ;
+    s->write_want = STREAM_WANT_WRITE;
 }
 
 void stream_close(struct stream *s)
 {
     if (s->ssl != NULL) {
-        /* Best effort close_notify; the socket is non-blocking. */
-        SSL_shutdown(s->ssl);
+        /* Best effort close_notify: one try on the non-blocking socket. */
+        ERR_clear_error();
+        if (!SSL_in_init(s->ssl))
+            SSL_shutdown(s->ssl);
         SSL_free(s->ssl);
         s->ssl = NULL;
+        ERR_clear_error();
     }
     if (s->fd >= 0) {
         close(s->fd);
@@ -37,15 +42,20 @@ void stream_close(struct stream *s)
     }
 }
 
-/* Maps an SSL_get_error() result onto a stream status and sets want. */
-static ssize_t stream_tls_status(struct stream *s, int ret)
+bool stream_has_pending(const struct stream *s)
+{
+    return s->ssl != NULL && SSL_pending(s->ssl) > 0;
+}
+
+/* Maps an SSL_get_error() result onto a stream status; *want gets what to wait for. */
+static ssize_t stream_tls_status(struct stream *s, int ret, uint8_t *want)
 {
     switch (SSL_get_error(s->ssl, ret)) {
     case SSL_ERROR_WANT_READ:
-        s->want = STREAM_WANT_READ;
+        *want = STREAM_WANT_READ;
         return STREAM_AGAIN;
     case SSL_ERROR_WANT_WRITE:
-        s->want = STREAM_WANT_WRITE;
+        *want = STREAM_WANT_WRITE;
         return STREAM_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return STREAM_EOF;
@@ -58,6 +68,11 @@ static ssize_t stream_tls_status(struct stream *s, int ret)
     }
 }
 
+static bool stream_errno_again(void)
+{
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
 ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
 {
     *more = 0;
@@ -66,7 +81,8 @@ ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
         ERR_clear_error();
         int ret = SSL_read_ex(s->ssl, p, max, &got);
         if (ret <= 0)
-            return stream_tls_status(s, ret);
+            return stream_tls_status(s, ret, &s->read_want);
+        s->read_want = STREAM_WANT_READ;
         *more = SSL_pending(s->ssl) > 0;
         return (ssize_t)got;
     }
@@ -75,69 +91,73 @@ ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
         return got;
     if (got == 0)
         return STREAM_EOF;
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        s->want = STREAM_WANT_READ;
+    if (stream_errno_again()) {
+        s->read_want = STREAM_WANT_READ;
         return STREAM_AGAIN;
     }
     return STREAM_ERROR;
 }
 
+/* Enough for one TLS record, so a TLS read is never cut short by this block. */
+#define STREAM_READ_BLOCK (16 * 1024 + 512)
+
 ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *more)
 {
-    struct evbuffer_iovec vec[2];
-    *more = 0;
-    if (evbuffer_reserve_space(buf, (ev_ssize_t)max, vec, 2) <= 0)
-        return STREAM_ERROR;
-    if (vec[0].iov_len > max)
-        vec[0].iov_len = max;
-    ssize_t got = stream_read_bytes(s, vec[0].iov_base, vec[0].iov_len, more);
-    vec[0].iov_len = got > 0 ? (size_t)got : 0;
-    if (evbuffer_commit_space(buf, vec, got > 0 ? 1 : 0) != 0)
+    uint8_t block[STREAM_READ_BLOCK];
+    ssize_t got = stream_read_bytes(s, block, max < sizeof(block) ? max : sizeof(block), more);
+    if (got > 0 && evbuffer_add(buf, block, (size_t)got) != 0)
         return STREAM_ERROR;
     return got;
 }
 
-ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
+/*
+ * TLS: one SSL_write_ex() writes at most one record with partial writes
+ * enabled, so keep going until everything is out or OpenSSL says what it
+ * waits for.  A record that did not fit stays inside OpenSSL, and the
+ * retry must offer the same bytes again: the caller keeps them at the
+ * front of its queue.
+ */
+static ssize_t stream_write_tls(struct stream *s, const uint8_t *p, size_t n)
 {
-    if (s->ssl != NULL) {
+    size_t total = 0;
+    while (total < n) {
         size_t done = 0;
         ERR_clear_error();
-        /* Partial writes and moving write buffers are enabled on the SSL. */
-        int ret = SSL_write_ex(s->ssl, p, n, &done);
-        return ret > 0 ? (ssize_t)done : stream_tls_status(s, ret);
+        int ret = SSL_write_ex(s->ssl, p + total, n - total, &done);
+        if (ret <= 0) {
+            ssize_t st = stream_tls_status(s, ret, &s->write_want);
+            return st == STREAM_AGAIN && total > 0 ? (ssize_t)total : st;
+        }
+        total += done;
     }
-    ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w >= 0) {
-        if ((size_t)w < n)
-            s->want = STREAM_WANT_WRITE;
-        return w;
-    }
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-        s->want = STREAM_WANT_WRITE;
-        return STREAM_AGAIN;
-    }
-    return STREAM_ERROR;
+    s->write_want = STREAM_WANT_WRITE;
+    return (ssize_t)total;
 }
 
-/* Several chunks in one writev(); after a partial write the socket is full. */
+ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
+{
+    if (s->ssl != NULL)
+        return stream_write_tls(s, p, n);
+    ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    s->write_want = STREAM_WANT_WRITE; /* the only readiness a plain write waits for */
+    if (w >= 0)
+        return w;
+    return stream_errno_again() ? STREAM_AGAIN : STREAM_ERROR;
+}
+
+/* Several chunks in one writev(). */
 static ssize_t stream_write_plain_chunks(struct stream *s, struct evbuffer *buf)
 {
+    s->write_want = STREAM_WANT_WRITE;
     int n = evbuffer_write(buf, s->fd);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-            s->want = STREAM_WANT_WRITE;
-            return STREAM_AGAIN;
-        }
-        return STREAM_ERROR;
-    }
-    if (evbuffer_get_length(buf) > 0)
-        s->want = STREAM_WANT_WRITE;
-    return n;
+    if (n >= 0)
+        return n;
+    return stream_errno_again() ? 0 : STREAM_ERROR;
 }
 
 /*
  * send() for the usual single chunk (cheaper in the kernel than writev()),
- * writev() for several; with TLS one record per chunk.
+ * writev() for several; with TLS chunk by chunk.
  */
 ssize_t stream_write(struct stream *s, struct evbuffer *buf)
 {
@@ -149,12 +169,14 @@ ssize_t stream_write(struct stream *s, struct evbuffer *buf)
         if (evbuffer_peek(buf, -1, NULL, vec, 1) < 1)
             return STREAM_ERROR;
         ssize_t n = stream_write_bytes(s, vec[0].iov_base, vec[0].iov_len);
+        if (n == STREAM_AGAIN)
+            return total;
         if (n < 0)
-            return total > 0 && n == STREAM_AGAIN ? total : n;
+            return n;
         evbuffer_drain(buf, (size_t)n);
         total += n;
         if ((size_t)n < vec[0].iov_len)
-            break; /* the socket is full */
+            break; /* the socket is full; write_want says so */
     }
     return total;
 }
@@ -169,9 +191,11 @@ ssize_t stream_write_raw(struct stream *s, const void *p, size_t n)
 
 static int stream_handshake_result(struct stream *s, int ret)
 {
-    if (ret == 1)
+    if (ret == 1) {
+        s->read_want = STREAM_WANT_READ;
         return 0;
-    ssize_t st = stream_tls_status(s, ret);
+    }
+    ssize_t st = stream_tls_status(s, ret, &s->read_want);
     return st == STREAM_EOF ? STREAM_ERROR : (int)st;
 }
 

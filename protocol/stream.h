@@ -9,7 +9,9 @@
 #ifndef PGNEAR_PROTOCOL_STREAM_H
 #define PGNEAR_PROTOCOL_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <openssl/ssl.h>
@@ -17,21 +19,30 @@
 struct evbuffer;
 
 enum stream_status {
-    STREAM_AGAIN = -1, /* nothing now: wait for the event in stream.want */
+    STREAM_AGAIN = -1, /* nothing now: wait for the readiness in read_want / write_want */
     STREAM_ERROR = -2, /* errno or the TLS error queue says why */
     STREAM_EOF = -3,
 };
 
-/* Which readiness the last STREAM_AGAIN waits for (TLS may want the other one). */
+/* A readiness of the socket: an unfinished operation waits for one of them. */
 enum stream_want {
     STREAM_WANT_READ = 1,
     STREAM_WANT_WRITE = 2,
 };
 
+/*
+ * Reads and writes keep separate waits, because with TLS either may need
+ * the other direction: SSL_read() may have a record of its own to send
+ * (WANT_WRITE) and SSL_write() may need to read first (WANT_READ).  Each
+ * operation sets its own field whenever it stops short, so whoever arms
+ * the socket's events knows, for the read side and the write side apart,
+ * which readiness resumes it.  A TLS handshake counts as a read.
+ */
 struct stream {
     int fd;
     SSL *ssl;
-    int want;
+    uint8_t read_want;  /* what an unfinished read (or handshake) waits for */
+    uint8_t write_want; /* what unwritten bytes wait for */
 };
 
 void stream_init(struct stream *s, int fd);
@@ -40,16 +51,26 @@ void stream_close(struct stream *s);
 /*
  * Appends at most max bytes to buf.  Returns the count (> 0) or a
  * stream_status.  With TLS, *more is set when decrypted bytes remain
- * buffered inside OpenSSL and no socket event will announce them.
+ * buffered inside OpenSSL and no socket event will announce them.  The
+ * bytes go through a small block on the stack and are appended, so buf
+ * only ever holds memory for bytes that arrived (a reservation of max
+ * bytes per read would pin a large chain for every small read).
  */
 ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *more);
 
-/* Writes as much of buf as the socket takes and drains it; returns bytes or a stream_status. */
+/*
+ * Writes as much of buf as the socket takes and drains it; returns bytes
+ * (0 included) or a stream_status.  Whenever bytes are left in buf,
+ * write_want says which readiness to wait for.
+ */
 ssize_t stream_write(struct stream *s, struct evbuffer *buf);
 
 /* The same on flat memory: at most max bytes into p; as much of p[0..n) as the socket takes. */
 ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more);
 ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
+
+/* Decrypted bytes are waiting inside OpenSSL (no socket event will announce them). */
+bool stream_has_pending(const struct stream *s);
 
 /* Writes a small block that must go out whole, before TLS (SSLRequest replies). */
 ssize_t stream_write_raw(struct stream *s, const void *p, size_t n);

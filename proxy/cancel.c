@@ -135,9 +135,10 @@ static void cancel_conn_wait(struct cancel_conn *cc, short what)
         cancel_conn_free(cc);
 }
 
-static void cancel_conn_wait_stream(struct cancel_conn *cc)
+/* Waits for what the stream's unfinished read (or handshake) or write waits for. */
+static void cancel_conn_wait_stream(struct cancel_conn *cc, uint8_t want)
 {
-    cancel_conn_wait(cc, cc->st.want == STREAM_WANT_WRITE ? EV_WRITE : EV_READ);
+    cancel_conn_wait(cc, want == STREAM_WANT_WRITE ? EV_WRITE : EV_READ);
 }
 
 static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const char *why)
@@ -207,7 +208,7 @@ static void cancel_conn_handshake(struct cancel_conn *cc)
 {
     int rc = stream_tls_connect(&cc->st);
     if (rc == STREAM_AGAIN) {
-        cancel_conn_wait_stream(cc);
+        cancel_conn_wait_stream(cc, cc->st.read_want);
         return;
     }
     if (rc != 0) {
@@ -233,7 +234,7 @@ static void cancel_conn_send(struct cancel_conn *cc)
         return;
     }
     if (evbuffer_get_length(cc->out) > 0) {
-        cancel_conn_wait_stream(cc);
+        cancel_conn_wait_stream(cc, cc->st.write_want);
         return;
     }
     cc->w->stats.cancels_forwarded++;
@@ -251,7 +252,7 @@ static void cancel_conn_wait_close(struct cancel_conn *cc)
     ssize_t n = stream_read(&cc->st, cc->out, 4096, &more);
     evbuffer_drain(cc->out, evbuffer_get_length(cc->out));
     if (n == STREAM_AGAIN || n > 0)
-        cancel_conn_wait_stream(cc);
+        cancel_conn_wait_stream(cc, cc->st.read_want);
     else
         cancel_conn_free(cc);
 }

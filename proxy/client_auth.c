@@ -193,7 +193,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     frame_consume(s->client.in, len);
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
               scram_server_channel_bound(&s->scram_srv) ? " with channel binding" : "");
-    s->client.on_read = NULL;
+    endpoint_set_reader(&s->client, NULL);
     server_login_start(s);
     return -1; /* the session moved on; stop reading here */
 }
@@ -237,16 +237,16 @@ static void client_auth_offer(struct session *s)
     n += sizeof(SCRAM_MECH);
     mechs[n++] = 0;
     s->scram_started = false;
-    s->client.on_read = client_auth_on_read;
     endpoint_resume_read(&s->client);
-    event_add(s->client.rev, NULL);
+    /* A client that pipelined its SASLInitialResponse has it answered now. */
+    endpoint_set_reader(&s->client, client_auth_on_read);
     client_auth_send(s, AUTH_CODE_SASL, mechs, n);
 }
 
 void client_auth_start(struct session *s)
 {
     s->phase = PHASE_CLIENT_AUTH;
-    s->client.on_read = NULL;
+    endpoint_set_reader(&s->client, NULL);
     const char *secret = userlist_find(&s->cfg->users, s->startup.user);
     if (secret == NULL && s->cfg->auth_query[0] != '\0') {
         client_auth_start_query(s);

@@ -59,12 +59,9 @@ static void client_tls_step(struct session *s)
     s->client_tls = true;
     client_take_sni(s);
     s->phase = PHASE_STARTUP;
-    s->client.on_read = client_startup_on_read;
-    s->client.on_write = NULL;
     log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
-    /* The handshake may have left decrypted bytes inside OpenSSL. */
-    if (SSL_pending(s->client.stream.ssl) > 0)
-        event_active(s->client.rev, EV_READ, 0);
+    /* The handshake may have left decrypted bytes inside OpenSSL: the new reader gets them. */
+    endpoint_set_reader(&s->client, client_startup_on_read);
 }
 
 /* CVE-2021-23214: bytes after SSLRequest would be read as if encrypted. */
@@ -93,8 +90,7 @@ static void client_handle_ssl_request(struct session *s)
         return;
     }
     s->phase = PHASE_CLIENT_TLS;
-    s->client.on_read = client_tls_step;
-    s->client.on_write = client_tls_step;
+    s->client.on_read = client_tls_step; /* the handshake step arms what it waits for */
     client_tls_step(s);
 }
 
@@ -231,6 +227,8 @@ static void client_handle_startup(struct session *s)
     const char *app = startup_param(sp, "application_name");
     log_info(s->id, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
+    /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
+    endpoint_set_reader(&s->client, NULL);
     client_route(s);
     if (cfg->auth == AUTH_SCRAM)
         client_auth_start(s);
@@ -315,7 +313,7 @@ static void client_startup_on_read(struct session *s)
         return;
     if (more)
         event_active(s->client.rev, EV_READ, 0);
-    if (n > 0)
+    if (evbuffer_get_length(s->client.in) > 0)
         client_startup_process(s);
 }
 
@@ -346,10 +344,8 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
     }
     memcpy(s->pp, pp, sizeof(*pp));
     s->phase = PHASE_STARTUP;
-    s->client.on_read = client_startup_on_read;
     session_set_timer(s, s->cfg->client_login_timeout_ms);
-    if (evbuffer_get_length(s->client.in) > 0)
-        client_startup_process(s);
+    endpoint_set_reader(&s->client, client_startup_on_read);
 }
 
 static void client_proxy_on_read(struct session *s)
@@ -369,9 +365,8 @@ static void client_proxy_on_read(struct session *s)
     }
     if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol == PROXY_PROTOCOL_OPTIONAL) {
         s->phase = PHASE_STARTUP;
-        s->client.on_read = client_startup_on_read;
         session_set_timer(s, s->cfg->client_login_timeout_ms);
-        client_startup_process(s);
+        endpoint_set_reader(&s->client, client_startup_on_read);
         return;
     }
     s->w->stats.login_failures++;
@@ -386,15 +381,14 @@ static void client_proxy_on_read(struct session *s)
 
 void client_login_start(struct session *s)
 {
-    event_add(s->client.rev, NULL);
     if (s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket) {
         int ms = s->cfg->client_login_timeout_ms;
         s->phase = PHASE_PROXY_HEADER;
-        s->client.on_read = client_proxy_on_read;
         session_set_timer(s, ms < PROXY_HEADER_TIMEOUT_MS ? ms : PROXY_HEADER_TIMEOUT_MS);
+        endpoint_set_reader(&s->client, client_proxy_on_read);
         return;
     }
     s->phase = PHASE_STARTUP;
-    s->client.on_read = client_startup_on_read;
     session_set_timer(s, s->cfg->client_login_timeout_ms);
+    endpoint_set_reader(&s->client, client_startup_on_read);
 }

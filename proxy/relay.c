@@ -2,16 +2,12 @@
  * relay.c — an established session: bytes both ways.
  *
  * The scan looks only at message headers (to know boundaries and the
- * transaction status).  Two paths:
- *
- * - direct, the usual one: nothing is queued on either side, so a read
- *   lands in the worker's relay block and goes out from there to the
- *   peer's socket at once: no allocation, no copy.  Only what the peer's
- *   socket does not take, and a header cut off by the end of the read,
- *   are kept in evbuffers.
- * - queued, while such bytes wait: reads land in the source's input
- *   buffer and move to the peer's output buffer by chain hand-over when
- *   the whole buffer goes, and are written at once.
+ * transaction status).  Every read lands in the worker's relay block.
+ * When nothing is queued for the peer, it goes out from there to the
+ * peer's socket at once: no allocation, no copy.  Only what the peer's
+ * socket does not take, and a header cut off by the end of the read, are
+ * kept in evbuffers; while bytes wait for the peer, new ones are appended
+ * behind them (one copy, into packed chains).
  *
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
@@ -25,7 +21,6 @@
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
-#define RELAY_READ_MAX   RELAY_BLOCK_SIZE
 #define RELAY_HIGH_WATER (512 * 1024)
 #define RELAY_LOW_WATER  (128 * 1024)
 
@@ -69,21 +64,42 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     return 0;
 }
 
-/* Nothing queued either way: from the worker's block straight to the peer. */
-static void relay_read_direct(struct session *s, struct endpoint *src, struct endpoint *dst)
+/*
+ * A header cut off by the end of the last read waits in src->in: at most
+ * a ReadyForQuery (passed whole) minus one byte.  It goes in front of the
+ * new bytes in the block, so every scan is of flat memory.
+ */
+#define RELAY_CARRY_MAX 8
+
+/*
+ * Reads into the worker's block and forwards every whole header's worth
+ * at once: straight to the peer's socket when nothing is queued there
+ * (no allocation, no copy), else appended to the peer's queue, which
+ * packs small reads into shared chains, so that memory follows the bytes
+ * queued rather than the number of reads.
+ */
+static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst)
 {
     uint8_t *block = s->w->relay_block;
+    size_t carry = evbuffer_get_length(src->in);
+    if (carry > RELAY_CARRY_MAX) {
+        /* Only relay_start leaves more, and relay_pump takes that. */
+        relay_pump(s, src, dst);
+        return;
+    }
+    if (carry > 0)
+        evbuffer_copyout(src->in, block, carry);
     int more;
-    ssize_t n = endpoint_fill_bytes(s, src, block, RELAY_BLOCK_SIZE, &more);
+    ssize_t n = endpoint_fill_bytes(s, src, block + carry, RELAY_BLOCK_SIZE - carry, &more);
     if (n <= 0)
         return;
+    evbuffer_drain(src->in, carry);
+    size_t avail = carry + (size_t)n;
     struct frame_scan sc;
-    frame_scan_bytes(block, (size_t)n, src->fwd_remaining, &sc);
+    frame_scan_bytes(block, avail, src->fwd_remaining, &sc);
     if (relay_note_scan(s, src, &sc) < 0)
         return;
-    /* A header cut off by the end of the read waits in the input buffer for the rest. */
-    if (sc.forward < (size_t)n &&
-        evbuffer_add(src->in, block + sc.forward, (size_t)n - sc.forward) != 0) {
+    if (sc.forward < avail && evbuffer_add(src->in, block + sc.forward, avail - sc.forward) != 0) {
         session_close(s, "out of memory");
         return;
     }
@@ -91,22 +107,6 @@ static void relay_read_direct(struct session *s, struct endpoint *src, struct en
         return;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(src);
-    if (more && !src->read_paused)
-        event_active(src->rev, EV_READ, 0);
-}
-
-static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst)
-{
-    if (evbuffer_get_length(src->in) == 0 && evbuffer_get_length(dst->out) == 0) {
-        relay_read_direct(s, src, dst);
-        return;
-    }
-    int more;
-    ssize_t n = endpoint_fill(s, src, RELAY_READ_MAX, &more);
-    if (n <= 0)
-        return;
-    if (relay_pump(s, src, dst) < 0)
-        return;
     if (more && !src->read_paused)
         event_active(src->rev, EV_READ, 0);
 }
@@ -144,23 +144,20 @@ void relay_start(struct session *s)
     session_set_timer(s, 0);
     session_move(s, &s->w->active_sessions);
     s->phase = PHASE_ACTIVE;
-    s->client.on_read = relay_client_read;
     s->client.on_write = relay_client_write;
-    s->server.on_read = relay_server_read;
     s->server.on_write = relay_server_write;
     s->client.fwd_remaining = 0;
     s->server.fwd_remaining = 0;
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d",
              s->startup.user, s->startup.database, s->region->name,
              s->region->hosts[s->host_index].name, s->region->hosts[s->host_index].port);
-    s->client.read_paused = true; /* resume re-adds the event either way */
-    endpoint_resume_read(&s->client);
+    s->client.read_paused = s->server.read_paused = false;
+    endpoint_set_reader(&s->client, relay_client_read);
+    endpoint_set_reader(&s->server, relay_server_read);
     /* Whatever either side sent early goes through now. */
     if (evbuffer_get_length(s->server.in) > 0 && relay_pump(s, &s->server, &s->client) < 0)
         return;
     if (evbuffer_get_length(s->client.in) > 0 && relay_pump(s, &s->client, &s->server) < 0)
         return;
-    if (s->server.stream.ssl && SSL_pending(s->server.stream.ssl) > 0)
-        event_active(s->server.rev, EV_READ, 0);
     endpoint_flush(s, &s->client);
 }

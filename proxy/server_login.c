@@ -159,18 +159,13 @@ static int server_send_startup(struct session *s)
         return -1;
     }
     s->phase = PHASE_SERVER_LOGIN;
-    s->server.on_read = server_login_on_read;
-    s->server.on_write = NULL;
     s->server_answered = false;
-    if (s->cfg->auth == AUTH_PASSTHROUGH) {
-        s->client.on_read = server_auth_client_on_read;
-        event_add(s->client.rev, NULL);
-    } else {
-        endpoint_pause_read(&s->client); /* nothing to read until ReadyForQuery */
-    }
+    /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
+    if (s->cfg->auth == AUTH_PASSTHROUGH)
+        endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    event_add(s->server.rev, NULL);
+    endpoint_set_reader(&s->server, server_login_on_read);
     return endpoint_send(s, &s->server, buf, pb.len);
 }
 
@@ -216,8 +211,7 @@ static void server_ssl_answer(struct session *s)
             return;
         }
         s->phase = PHASE_SERVER_TLS;
-        s->server.on_read = server_tls_step;
-        s->server.on_write = server_tls_step;
+        s->server.on_read = server_tls_step; /* the handshake step arms what it waits for */
         server_tls_step(s);
         return;
     }
@@ -239,9 +233,7 @@ static void server_connected(struct session *s)
         server_try_next(s, strerror(err));
         return;
     }
-    event_del(s->server.wev);
-    s->server.write_armed = false;
-    s->server.on_write = NULL;
+    endpoint_set_reader(&s->server, NULL);
     if (s->cfg->server_tls == TLS_SERVER_DISABLE) {
         server_send_startup(s);
         return;
@@ -254,8 +246,7 @@ static void server_connected(struct session *s)
         return;
     }
     s->phase = PHASE_SERVER_SSL;
-    s->server.on_read = server_ssl_answer;
-    event_add(s->server.rev, NULL);
+    endpoint_set_reader(&s->server, server_ssl_answer);
 }
 
 static void server_connect_host(struct session *s)
@@ -273,14 +264,13 @@ static void server_connect_host(struct session *s)
         return;
     }
     s->phase = PHASE_CONNECT;
-    s->server.on_write = server_connected;
     if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 && errno != EINPROGRESS) {
         server_try_next(s, strerror(errno));
         return;
     }
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_watch(&s->server, STREAM_WANT_WRITE);
+    endpoint_wait_writable(&s->server, server_connected);
 }
 
 void server_login_start(struct session *s)

@@ -26,20 +26,61 @@
 #include "routing/region.h"
 #include "proxy/worker.h"
 
+static void session_free(struct session *s);
+
+/* The client hung up while its reads were paused (the server was not taking its input). */
+static void endpoint_hangup(struct session *s, struct endpoint *ep)
+{
+    if (ep != &s->client)
+        return;
+    session_close(s, "client closed the connection while its input was held back "
+                     "(the server was not reading)");
+}
+
+/*
+ * Each event has one readiness.  The writer runs when it is the one its
+ * queued output waits for, the reader when it is the one its read waits
+ * for; a read event also runs the reader when the reader was kicked
+ * (endpoint_set_reader) or TLS holds decrypted bytes, which costs at most
+ * one read that finds nothing.
+ */
+static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what)
+{
+    if (what & EV_CLOSED) {
+        endpoint_hangup(s, ep);
+        return;
+    }
+    uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
+    if (ep->out != NULL && evbuffer_get_length(ep->out) > 0 && ep->stream.write_want == ready) {
+        if (ep->on_write != NULL)
+            ep->on_write(s);
+        else
+            endpoint_flush(s, ep);
+        if (s->closed)
+            return;
+    }
+    if (ep->on_read != NULL && !ep->read_paused &&
+        (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
+        ep->on_read(s);
+}
+
 static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct endpoint *ep = arg;
     struct session *s = ep->session;
-    if (what & EV_WRITE) {
-        if (ep->on_write != NULL) {
-            ep->on_write(s);
-            return; /* the handler may have closed the session */
-        }
-        if (endpoint_flush(s, ep) < 0)
-            return;
-    }
-    if ((what & EV_READ) && ep->on_read != NULL)
-        ep->on_read(s);
+    (void)fd;
+    s->busy++;
+    endpoint_dispatch(s, ep, what);
+    if (--s->busy == 0 && s->closed)
+        session_free(s);
+}
+
+static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
+{
+    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
+    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
+    return ep->rev && ep->wev ? 0 : -1;
 }
 
 static int endpoint_init(struct session *s, struct endpoint *ep, int fd)
@@ -49,22 +90,16 @@ static int endpoint_init(struct session *s, struct endpoint *ep, int fd)
     ep->session = s;
     ep->in = evbuffer_new();
     ep->out = evbuffer_new();
-    if (fd >= 0) {
-        ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
-        ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
-    }
-    if (ep->in == NULL || ep->out == NULL || (fd >= 0 && (ep->rev == NULL || ep->wev == NULL)))
+    if (ep->in == NULL || ep->out == NULL)
         return -1;
-    return 0;
+    return fd >= 0 ? endpoint_new_events(s, ep, fd) : 0;
 }
 
 /* Used when the server socket is created after the session. */
 int endpoint_attach(struct session *s, struct endpoint *ep, int fd)
 {
     stream_init(&ep->stream, fd);
-    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
-    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
-    return ep->rev && ep->wev ? 0 : -1;
+    return endpoint_new_events(s, ep, fd);
 }
 
 void endpoint_detach(struct endpoint *ep)
@@ -73,9 +108,13 @@ void endpoint_detach(struct endpoint *ep)
         event_free(ep->rev);
     if (ep->wev)
         event_free(ep->wev);
-    ep->rev = ep->wev = NULL;
-    ep->write_armed = false;
+    if (ep->hev)
+        event_free(ep->hev);
+    ep->rev = ep->wev = ep->hev = NULL;
+    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
     ep->read_paused = false;
+    ep->on_read = NULL;
+    ep->on_write = NULL;
     stream_close(&ep->stream);
     if (ep->in)
         evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
@@ -94,80 +133,98 @@ static void endpoint_free(struct endpoint *ep)
     ep->in = ep->out = NULL;
 }
 
-/* Arms the event the stream waits for (TLS may wait for the other direction). */
-void endpoint_watch(struct endpoint *ep, int want)
+static void endpoint_set_event(struct event *ev, bool *armed, bool want)
 {
-    if (want == STREAM_WANT_WRITE) {
-        if (!ep->write_armed && ep->wev) {
-            event_add(ep->wev, NULL);
-            ep->write_armed = true;
-        }
-    } else if (ep->rev && !ep->read_paused) {
-        event_add(ep->rev, NULL);
-    }
+    if (want == *armed || ev == NULL)
+        return;
+    if (want)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+    *armed = want;
+}
+
+void endpoint_arm(struct endpoint *ep)
+{
+    if (ep->rev == NULL)
+        return;
+    bool reading = ep->on_read != NULL && !ep->read_paused;
+    bool writing = evbuffer_get_length(ep->out) > 0;
+    uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
+    endpoint_set_event(ep->rev, &ep->rev_armed,
+                       (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
+    endpoint_set_event(ep->wev, &ep->wev_armed,
+                       (reading && rw == STREAM_WANT_WRITE) ||
+                           (writing && ww == STREAM_WANT_WRITE));
+    endpoint_set_event(ep->hev, &ep->hev_armed, ep->on_read != NULL && ep->read_paused);
+}
+
+/* Hands bytes that arrived before now to the reader, on the next loop turn. */
+static void endpoint_kick(struct endpoint *ep)
+{
+    if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
+        (evbuffer_get_length(ep->in) > 0 || ep->stream.ssl != NULL))
+        event_active(ep->rev, EV_READ, 0);
+}
+
+void endpoint_set_reader(struct endpoint *ep, endpoint_handler h)
+{
+    ep->on_read = h;
+    ep->stream.read_want = STREAM_WANT_READ;
+    endpoint_arm(ep);
+    endpoint_kick(ep);
+}
+
+void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
+{
+    ep->on_read = h;
+    ep->stream.read_want = STREAM_WANT_WRITE;
+    endpoint_arm(ep);
 }
 
 int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    if (evbuffer_get_length(ep->out) > 0) {
-        ssize_t n = stream_write(&ep->stream, ep->out);
-        if (n == STREAM_ERROR || n == STREAM_EOF) {
-            session_close(s, ep == &s->client ? "could not send to client"
-                                              : "could not send to server");
-            return -1;
-        }
+    if (evbuffer_get_length(ep->out) > 0 && stream_write(&ep->stream, ep->out) < 0) {
+        session_close(s,
+                      ep == &s->client ? "could not send to client" : "could not send to server");
+        return -1;
     }
-    if (evbuffer_get_length(ep->out) > 0) {
-        endpoint_watch(ep,
-                       ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ : STREAM_WANT_WRITE);
-    } else if (ep->write_armed) {
-        event_del(ep->wev);
-        ep->write_armed = false;
-    }
+    endpoint_arm(ep);
     return 0;
-}
-
-static void endpoint_disarm_write(struct endpoint *ep)
-{
-    if (ep->write_armed) {
-        event_del(ep->wev);
-        ep->write_armed = false;
-    }
 }
 
 int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *))
 {
     int rc = step(&ep->stream);
-    if (rc == STREAM_AGAIN) {
-        endpoint_watch(ep, ep->stream.want);
-        if (ep->stream.want == STREAM_WANT_READ)
-            endpoint_disarm_write(ep);
-        return rc;
-    }
-    if (rc == 0)
-        endpoint_disarm_write(ep);
+    endpoint_arm(ep);
     return rc;
 }
 
 void endpoint_pause_read(struct endpoint *ep)
 {
-    if (!ep->read_paused && ep->rev) {
-        event_del(ep->rev);
-        ep->read_paused = true;
-    }
+    if (ep->read_paused)
+        return;
+    ep->read_paused = true;
+    /* A client that leaves meanwhile must still be noticed (EPOLLRDHUP). */
+    struct session *s = ep->session;
+    if (ep == &s->client && ep->hev == NULL && ep->rev != NULL &&
+        (event_base_get_features(s->w->base) & EV_FEATURE_EARLY_CLOSE))
+        ep->hev =
+            event_new(s->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
+    endpoint_arm(ep);
 }
 
 void endpoint_resume_read(struct endpoint *ep)
 {
-    if (ep->read_paused && ep->rev) {
-        ep->read_paused = false;
-        event_add(ep->rev, NULL);
-        /* TLS may hold decrypted bytes no socket event will announce. */
-        if (ep->stream.ssl && SSL_pending(ep->stream.ssl) > 0)
-            event_active(ep->rev, EV_READ, 0);
-    }
+    if (!ep->read_paused)
+        return;
+    ep->read_paused = false;
+    endpoint_arm(ep);
+    /* TLS may hold decrypted bytes no socket event will announce. */
+    if (ep->rev && stream_has_pending(&ep->stream))
+        event_active(ep->rev, EV_READ, 0);
 }
 
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
@@ -183,8 +240,7 @@ int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n)
 {
     if (n == STREAM_AGAIN) {
-        if (ep->stream.want == STREAM_WANT_WRITE)
-            endpoint_watch(ep, STREAM_WANT_WRITE);
+        endpoint_arm(ep); /* a TLS read may now wait for writability */
         return 0;
     }
     if (n == STREAM_EOF) {
@@ -210,24 +266,31 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
     return -1;
 }
 
+/* A read that got bytes: a TLS read that waited for writability no longer does. */
+static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
+{
+    ep->bytes_in += (uint64_t)n;
+    if (want_before != ep->stream.read_want)
+        endpoint_arm(ep);
+    return n;
+}
+
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
 {
+    uint8_t want = ep->stream.read_want;
     ssize_t n = stream_read(&ep->stream, ep->in, max, more);
-    if (n > 0) {
-        ep->bytes_in += (uint64_t)n;
-        return n;
-    }
+    if (n > 0)
+        return endpoint_read_got(ep, n, want);
     return endpoint_read_ended(s, ep, n);
 }
 
 ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
                             int *more)
 {
+    uint8_t want = ep->stream.read_want;
     ssize_t n = stream_read_bytes(&ep->stream, p, max, more);
-    if (n > 0) {
-        ep->bytes_in += (uint64_t)n;
-        return n;
-    }
+    if (n > 0)
+        return endpoint_read_got(ep, n, want);
     return endpoint_read_ended(s, ep, n);
 }
 
@@ -242,15 +305,13 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
             return -1;
         }
         sent = w > 0 ? (size_t)w : 0;
-        if (sent == n)
-            return 0;
     }
-    /* The socket is full: keep the rest (the only copy this path makes) and wait. */
-    if (evbuffer_add(ep->out, p + sent, n - sent) != 0) {
+    /* What the socket did not take is kept (the only copy this path makes). */
+    if (sent < n && evbuffer_add(ep->out, p + sent, n - sent) != 0) {
         session_close(s, "out of memory");
         return -1;
     }
-    endpoint_watch(ep, ep->stream.want == STREAM_WANT_READ ? STREAM_WANT_READ : STREAM_WANT_WRITE);
+    endpoint_arm(ep);
     return 0;
 }
 
@@ -393,9 +454,19 @@ void session_move(struct session *s, struct list *to)
     list_append(to, &s->node);
 }
 
+static void session_free(struct session *s)
+{
+    struct worker *w = s->w;
+    free(s);
+    __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
+    worker_check_drained(w);
+}
+
 void session_close(struct session *s, const char *why)
 {
     struct worker *w = s->w;
+    if (s->closed)
+        return;
     if (s->list == &w->active_sessions)
         log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
                  s->peer, why, (unsigned long long)s->client.bytes_in,
@@ -404,18 +475,25 @@ void session_close(struct session *s, const char *why)
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
     auth_lookup_cancel(s->auth_lookup);
+    s->auth_lookup = NULL;
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     endpoint_free(&s->server);
     if (s->timer)
         event_free(s->timer);
+    s->timer = NULL;
     free(s->startup_raw);
     free(s->server_options);
     free(s->pp);
+    s->startup_raw = NULL;
+    s->server_options = NULL;
+    s->pp = NULL;
     config_unref(s->cfg);
-    free(s);
-    __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
-    worker_check_drained(w);
+    s->cfg = NULL;
+    s->closed = true;
+    /* Inside one of its own event callbacks the memory stays until the callback returns. */
+    if (s->busy == 0)
+        session_free(s);
 }
 
 /* After a FATAL report nothing more is read; close when the report is out. */
@@ -431,10 +509,8 @@ static void session_close_when_flushed(struct session *s)
 static void session_finish(struct session *s)
 {
     s->phase = PHASE_CLOSING;
-    s->client.on_read = NULL;
     s->client.on_write = session_close_when_flushed;
-    if (s->client.rev)
-        event_del(s->client.rev);
+    endpoint_set_reader(&s->client, NULL);
     session_set_timer(s, 5000);
     session_close_when_flushed(s);
 }

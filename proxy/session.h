@@ -25,18 +25,30 @@ struct pgasync;
 
 typedef void (*endpoint_handler)(struct session *s);
 
-/* One side of the proxy: a socket, its buffers and its two events. */
+/*
+ * One side of the proxy: a socket, its buffers and its events.
+ *
+ * Which events are armed is never set by hand: endpoint_arm() derives it
+ * from the state — a reader (on_read, not paused) waits for what its
+ * stream's last read asked for, queued output waits for what its last
+ * write asked for — and every primitive below calls it after touching
+ * the stream.  The event callback runs the writer when the readiness its
+ * write waits for arrives, and the reader when the readiness its read
+ * waits for does, so a TLS operation that wants the other direction is
+ * retried when that direction is ready.
+ */
 struct endpoint {
     struct stream stream;
     struct event *rev, *wev;
+    struct event *hev; /* client only: a hangup while reads are paused */
     struct evbuffer *in, *out;
-    endpoint_handler on_read;
-    endpoint_handler on_write; /* NULL: just flush out */
+    endpoint_handler on_read;  /* the phase's input step (or handshake, connect); NULL: none */
+    endpoint_handler on_write; /* runs when queued output may move; NULL: just flush */
     struct session *session;
     uint32_t fwd_remaining; /* bytes of the current message still to forward */
     char last_type;         /* type of the last message seen starting */
     bool read_paused;       /* back-pressure: the peer's output is full */
-    bool write_armed;
+    bool rev_armed, wev_armed, hev_armed;
     uint64_t bytes_in;
 };
 
@@ -60,6 +72,8 @@ struct session {
     struct config *cfg; /* the configuration the session started under (a reference) */
     uint64_t id;
     enum session_phase phase;
+    int busy;    /* event callbacks of this session on the stack */
+    bool closed; /* closed inside a callback: freed when it returns */
     struct endpoint client, server;
     struct event *timer; /* login timeout, then server connect timeout */
 
@@ -119,6 +133,17 @@ void session_format_peer(struct session *s, const struct sockaddr *sa);
 void session_server_gone(struct session *s, const char *why);
 
 /* Endpoint helpers (session.c). */
+/* Arms exactly the events the endpoint's reader and queued output wait for. */
+void endpoint_arm(struct endpoint *ep);
+/*
+ * Makes h the endpoint's reader (NULL: nothing is read now).  Bytes that
+ * arrived before the change (already in ep->in, or decrypted inside
+ * OpenSSL) are handed to h on the next loop turn: a client that pipelines
+ * its next message behind the last one is never left waiting.
+ */
+void endpoint_set_reader(struct endpoint *ep, endpoint_handler h);
+/* A reader that waits for the socket to become writable (a TCP connect). */
+void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h);
 int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session closed */
 void endpoint_pause_read(struct endpoint *ep);
 void endpoint_resume_read(struct endpoint *ep);
@@ -140,11 +165,10 @@ ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, 
  * the socket does not take is queued in ep->out.  <0: session closed.
  */
 int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n);
-void endpoint_watch(struct endpoint *ep, int want);
 /*
- * One step of a TLS handshake (stream_tls_accept or stream_tls_connect):
- * arms the event the handshake waits for; returns 0 when done (write
- * event disarmed), STREAM_AGAIN, or STREAM_ERROR.
+ * One step of a TLS handshake (stream_tls_accept or stream_tls_connect),
+ * run as the endpoint's reader: arms the event the handshake waits for;
+ * returns 0 when done, STREAM_AGAIN, or STREAM_ERROR.
  */
 int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *));
 int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
