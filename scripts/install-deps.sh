@@ -1,14 +1,58 @@
 #!/bin/sh
 # Installs what pgnear needs to build, test, benchmark and run its demo on
-# Debian 12.  Services that the packages would start (PgBouncer, HAProxy,
-# a default PostgreSQL cluster) are kept from starting: pgnear's scripts
-# start their own, on ports of their own.
+# Debian 12, from a minimal system up (debootstrap --variant=minbase: only
+# Essential and required packages).  Services that the packages would start
+# (PgBouncer, HAProxy, a default PostgreSQL cluster) are kept from starting:
+# pgnear's scripts start their own, on ports of their own.
+#   scripts/install-deps.sh          install what is missing
+#   scripts/install-deps.sh --npm    also npm, for the maintainer targets
+#                                    `make cities` and `make geoip-db`
+#   scripts/install-deps.sh --list   print the package list and exit
+# Every program that the tests, scripts, bench/ and the Makefile run must
+# come from a package listed here or from an Essential/required one:
+# scripts/check-tools.sh checks that, and CI runs it.
 set -eu
 
-PACKAGES="build-essential autoconf automake libtool pkg-config clang
- libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev
- postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl
- perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl mmdb-bin valgrind"
+# build: compilers, autotools, libraries
+BUILD="build-essential make autoconf automake libtool pkg-config clang
+ libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev"
+# tests, demo and benchmarks: servers and clients
+SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl"
+# perl and the modules of the test harness; mmdb-bin's mmdblookup checks
+# downloaded GeoIP files
+PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl mmdb-bin"
+# programs that a minimal Debian lacks: ss (015_keepalive.t) from iproute2;
+# ps and pgrep from procps (the scripts read /proc instead, but whoever
+# looks after a running pgnear reaches for them)
+TOOLS="iproute2 procps"
+# valgrind's callgrind counts the relay's instructions (README, Performance)
+PROFILE="valgrind"
+PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PROFILE"
+
+npm=no
+for arg in "$@"; do
+    case $arg in
+    --list)
+        printf '%s\n' $PACKAGES
+        exit 0
+        ;;
+    --npm) npm=yes ;;
+    -h | --help)
+        sed -n '2,13s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "install-deps: unknown argument '$arg' (usage: scripts/install-deps.sh [--npm | --list])" >&2
+        exit 2
+        ;;
+    esac
+done
+
+# npm (and node) may come from elsewhere than Debian (NodeSource's nodejs
+# has npm in it); Debian's npm is installed only when there is none.
+if [ "$npm" = yes ] && ! command -v npm >/dev/null 2>&1; then
+    PACKAGES="$PACKAGES npm ca-certificates"
+fi
 
 missing=""
 for p in $PACKAGES; do
@@ -20,18 +64,24 @@ if [ -z "$missing" ]; then
 fi
 
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || {
+        echo "install-deps: missing packages:$missing; run this as root (or install sudo)" >&2
+        exit 1
+    }
+    SUDO=sudo
+fi
 policy=/usr/sbin/policy-rc.d
-added_policy=no
 if [ ! -e "$policy" ]; then
+    # Keeps the packages' services from starting; removed again on exit.
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
     $SUDO chmod +x "$policy"
-    added_policy=yes
+    trap '$SUDO rm -f "$policy"' EXIT
+    trap 'exit 1' HUP INT TERM
 fi
 echo "install-deps: installing$missing"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
-[ "$added_policy" = yes ] && $SUDO rm -f "$policy"
 # Should a package have started its service anyway, stop it: tests pick their own ports.
 for svc in pgbouncer haproxy postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
