@@ -1,56 +1,229 @@
 #!/bin/sh
 # The demo: three local PostgreSQL 15 clusters as the regions us-east,
 # us-west and eu-west, pgnear in front of them, and psql lines to try.
-#   scripts/demo.sh          install, build, start (everything under demo-run/)
-#   scripts/demo.sh stop     stop it all
+#   scripts/demo.sh          install, build, start (a running demo is stopped first)
+#   scripts/demo.sh stop     stop what the demo started
+# Its files (configuration, certificates, logs, the clusters' data) are in
+# demo-run/.  PostgreSQL runs as the user postgres, which must be able to
+# reach them: when it cannot enter the checkout (under /root, which is
+# drwx------, say), they go to a directory of their own under /var/tmp
+# instead, and demo-run is a link to it.  Run as root.
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-run="$top/demo-run"
+link="$top/demo-run"
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
-as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups"
+# (from /: the postgres user may not be allowed into the current directory)
+as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups env --chdir=/"
 regions="us-east:39.04,-77.49:25501 us-west:45.60,-121.18:25502 eu-west:53.35,-6.26:25503"
 port=${PGNEAR_PORT:-6432}
+run=""
 
-stop_all() {
-    [ -f "$run/pgnear.pid" ] && kill "$(cat "$run/pgnear.pid")" 2>/dev/null || true
-    for r in $regions; do
-        name=${r%%:*}
-        [ -d "$run/$name" ] && $as_postgres "$PG_BINDIR/pg_ctl" -D "$run/$name" -m fast stop >/dev/null 2>&1 || true
-    done
-    rm -f "$run/pgnear.pid"
+say() { echo "demo: $*"; }
+warn() { echo "demo: $*" >&2; }
+fail() {
+    warn "$@"
+    exit 1
 }
 
+# Is process PID alive (not gone, not a zombie)?
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+cmdline() { tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline"; }
+
+# The pgnear processes running on the configuration DIR/pgnear.ini, for
+# each DIR given (the demo's own, however it was found).
+pgnear_on() {
+    for f in /proc/[0-9]*/cmdline; do
+        c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
+        for dir in "$@"; do
+            case $c in
+            pgnear" -d $dir/pgnear.ini " | */pgnear" -d $dir/pgnear.ini ")
+                p=${f#/proc/}
+                echo "${p%/cmdline}"
+                ;;
+            esac
+        done
+    done
+}
+
+# What listens on TCP port PORT (any address, IPv4 or IPv6): "PID COMMAND"
+# lines; status 1 when nothing does.  Read from /proc: no ss needed.
+listeners() {
+    hex=$(printf '%04X' "$1")
+    inodes=$(awk -v p="$hex" 'FNR > 1 && $4 == "0A" { n = split($2, a, ":"); if (a[n] == p) print $10 }' \
+        /proc/net/tcp /proc/net/tcp6 2>/dev/null) || true
+    [ -n "$inodes" ] || return 1
+    found=""
+    for ino in $inodes; do
+        for fd in $(find /proc/[0-9]*/fd -lname "socket:\[$ino\]" 2>/dev/null); do
+            pid=${fd#/proc/}
+            pid=${pid%%/*}
+            case " $found " in *" $pid "*) continue ;; esac
+            found="$found $pid"
+            echo "pid $pid: $(cmdline "$pid")"
+        done
+    done
+    [ -n "$found" ] || echo "a process this user cannot see"
+    return 0
+}
+
+# Stops what the demo in directory $1 started: the pgnear whose pid it
+# wrote (and any other pgnear on its configuration), then its clusters.
+stop_all() {
+    dir=$1
+    pids=$(cat "$dir/pgnear.pid" 2>/dev/null || true)
+    for pid in $pids $(pgnear_on "$dir" "$link"); do
+        case $pid in '' | *[!0-9]*) continue ;; esac
+        alive "$pid" || continue
+        case $(cmdline "$pid") in
+        *pgnear*" -d "*/pgnear.ini*) ;;
+        *)
+            warn "pid $pid in $dir/pgnear.pid is no longer pgnear; left alone"
+            continue
+            ;;
+        esac
+        # SIGINT closes the sessions at once; SIGTERM would wait for them.
+        kill -INT "$pid" 2>/dev/null || true
+        i=0
+        while alive "$pid" && [ "$i" -lt 100 ]; do
+            sleep 0.1
+            i=$((i + 1))
+        done
+        if alive "$pid"; then
+            warn "pgnear (pid $pid) did not stop in 10 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        say "stopped pgnear (pid $pid)"
+    done
+    rm -f "$dir/pgnear.pid"
+    for r in $regions; do
+        name=${r%%:*}
+        [ -f "$dir/$name/postmaster.pid" ] || continue
+        $as_postgres "$PG_BINDIR/pg_ctl" -D "$dir/$name" status >/dev/null 2>&1 || continue
+        if $as_postgres "$PG_BINDIR/pg_ctl" -D "$dir/$name" -m fast -w stop >/dev/null; then
+            say "stopped PostgreSQL of region $name"
+        else
+            warn "could not stop PostgreSQL in $dir/$name (log: $dir/$name.log)"
+        fi
+    done
+}
+
+# The directory of the demo that ran last, if any.
+last_run() {
+    if [ -L "$link" ]; then
+        readlink "$link"
+    elif [ -d "$link" ]; then
+        echo "$link"
+    fi
+}
+
+[ "$(id -u)" -eq 0 ] || fail "run the demo as root: it installs packages and starts PostgreSQL as the user postgres"
+
 if [ "${1:-}" = "stop" ]; then
-    stop_all
-    echo "demo stopped"
+    old=$(last_run)
+    if [ -z "$old" ]; then
+        say "nothing to stop: no demo-run in $top"
+        exit 0
+    fi
+    stop_all "$old"
+    p=$(sed -n 's/^listen_port = \([0-9]*\)$/\1/p' "$old/pgnear.ini" 2>/dev/null) || true
+    port=${p:-$port}
+    if who=$(listeners "$port"); then
+        warn "port $port is still in use, by something this demo did not start:"
+        echo "$who" >&2
+    fi
+    say "demo stopped (its files stay in $old)"
     exit 0
+elif [ $# -gt 0 ]; then
+    fail "unknown argument '$1' (usage: scripts/demo.sh [stop])"
 fi
 
 scripts/install-deps.sh
 bin=$(scripts/build.sh)/pgnear
-stop_all
-rm -rf "$run"
-mkdir -p "$run"
+
+# A demo started before (from this checkout) is stopped and started afresh.
+old=$(last_run)
+[ -z "$old" ] || stop_all "$old"
+
+# Anything else on the demo's ports would take its connections: pgnear
+# shares its port with any other pgnear (SO_REUSEPORT), so clients would
+# reach the old one, with the old certificates.
+busy=""
+for p in "$port" 25501 25502 25503; do
+    if who=$(listeners "$p"); then
+        warn "port $p is in use, by something this demo did not start:"
+        echo "$who" | sed 's/^/    /' >&2
+        busy="$busy $p"
+    fi
+done
+[ -z "$busy" ] || fail "stop it first (kill PID), or give pgnear another port with PGNEAR_PORT=6433 scripts/demo.sh"
+
+if [ -n "$old" ]; then
+    case $old in
+    "$link" | /var/tmp/pgnear-demo.*) rm -rf "$old" ;;
+    *) warn "demo-run linked to $old, which the demo did not make: left as it is" ;;
+    esac
+    rm -f "$link"
+fi
+
+# Where the files go: in the checkout when the user postgres can reach it.
+if $as_postgres test -x "$top"; then
+    run=$link
+    mkdir -p "$run"
+    where=""
+else
+    blocked=""
+    d=$top
+    while [ "$d" != / ]; do
+        $as_postgres test -x "$d" 2>/dev/null || blocked=$d
+        d=$(dirname "$d")
+    done
+    run=$(mktemp -d /var/tmp/pgnear-demo.XXXXXX)
+    ln -s "$run" "$link"
+    where="The user postgres cannot enter ${blocked:-$top} ($(stat -c '%A, owner %U' "${blocked:-$top}")),
+so the demo's files are in $run (demo-run links to it)."
+    say "the user postgres cannot enter ${blocked:-$top}: the demo's files go to $run (demo-run links to it)"
+fi
 chown postgres "$run"
+
+# From here on, a failure stops what was started.
+started=no
+on_exit() {
+    if [ "$started" = no ] && [ -n "$run" ]; then
+        warn "the demo did not start; stopping what it had started (files: $run)"
+        stop_all "$run" >&2
+    fi
+}
+trap on_exit EXIT
+trap 'exit 1' HUP INT TERM
 
 # A throwaway CA and certificates, for TLS on both sides.
 openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=pgnear demo CA" \
     -keyout "$run/ca.key" -out "$run/ca.crt" 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$run/server.key" \
     -out "$run/server.csr" 2>/dev/null
-printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' > "$run/san.ext"
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n' >"$run/san.ext"
 openssl x509 -req -in "$run/server.csr" -CA "$run/ca.crt" -CAkey "$run/ca.key" \
     -CAcreateserial -days 30 -extfile "$run/san.ext" -out "$run/server.crt" 2>/dev/null
 chown postgres "$run/server.key" "$run/server.crt" "$run/ca.crt"
 chmod 600 "$run/server.key"
 
 verifier=""
+hosts_lines=""
 for r in $regions; do
-    name=${r%%:*}; rest=${r#*:}; loc=${rest%:*}; pgport=${rest##*:}
+    name=${r%%:*}
+    rest=${r#*:}
+    loc=${rest%:*}
+    pgport=${rest##*:}
     $as_postgres "$PG_BINDIR/initdb" -D "$run/$name" -U postgres --auth-local=trust \
-        --auth-host=scram-sha-256 >/dev/null
-    cat >> "$run/$name/postgresql.conf" <<CONF
+        --auth-host=scram-sha-256 >/dev/null ||
+        fail "initdb of region $name failed (in $run/$name)"
+    cat >>"$run/$name/postgresql.conf" <<CONF
 port = $pgport
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
@@ -59,8 +232,11 @@ ssl = on
 ssl_cert_file = '$run/server.crt'
 ssl_key_file = '$run/server.key'
 CONF
-    $as_postgres "$PG_BINDIR/pg_ctl" -D "$run/$name" -l "$run/$name.log" -w start >/dev/null
-    psql="psql -X -q -h $run -p $pgport -U postgres -d postgres"
+    if ! $as_postgres "$PG_BINDIR/pg_ctl" -D "$run/$name" -l "$run/$name.log" -w start >/dev/null; then
+        tail -n 20 "$run/$name.log" >&2 || true
+        fail "PostgreSQL of region $name did not start (log: $run/$name.log)"
+    fi
+    psql="$PG_BINDIR/psql -X -q -h $run -p $pgport -U postgres -d postgres"
     if [ -z "$verifier" ]; then
         $psql -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
         verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
@@ -69,19 +245,19 @@ CONF
         $psql -c "CREATE ROLE app LOGIN PASSWORD '$verifier'"
     fi
     $psql -c "CREATE DATABASE movr OWNER app"
-    hosts_lines="${hosts_lines:-}
+    hosts_lines="$hosts_lines
 [region $name]
 location = $loc
 hosts = 127.0.0.1:$pgport
 "
 done
 
-printf '"app" "%s"\n' "$verifier" > "$run/userlist.txt"
+printf '"app" "%s"\n' "$verifier" >"$run/userlist.txt"
 geoip=""
 if ls "$top"/conf/geoip/*.mmdb >/dev/null 2>&1; then
     geoip="geoip_db = $(ls "$top"/conf/geoip/*.mmdb | paste -sd, -)"
 fi
-cat > "$run/pgnear.ini" <<CONF
+cat >"$run/pgnear.ini" <<CONF
 [pgnear]
 listen_addr = 127.0.0.1
 listen_port = $port
@@ -105,19 +281,49 @@ $hosts_lines
 CONF
 
 "$bin" --check "$run/pgnear.ini"
-"$bin" -d "$run/pgnear.ini"
-sleep 0.5
-pgrep -f "pgnear -d $run/pgnear.ini" | head -n 1 > "$run/pgnear.pid"
+: >"$run/pgnear.log"
+if ! "$bin" -d "$run/pgnear.ini"; then
+    tail -n 20 "$run/pgnear.log" >&2 || true
+    fail "pgnear did not start (log: $run/pgnear.log)"
+fi
 
+# pgnear -d returns once it has forked; the process that goes on logs its pid.
+pid=""
+i=0
+while [ "$i" -lt 100 ]; do
+    pid=$(sed -n 's/.* started (pid \([0-9]*\)).*/\1/p' "$run/pgnear.log" | tail -n 1)
+    [ -n "$pid" ] && break
+    grep -q 'FATAL' "$run/pgnear.log" && break
+    sleep 0.1
+    i=$((i + 1))
+done
+if [ -z "$pid" ] || ! alive "$pid"; then
+    tail -n 20 "$run/pgnear.log" >&2 || true
+    fail "pgnear is not running (log: $run/pgnear.log)"
+fi
+echo "$pid" >"$run/pgnear.pid"
+
+# It must answer on its port, with this run's certificate, and route.
+check="host=localhost hostaddr=127.0.0.1 port=$port dbname=movr user=app password=app-secret
+ sslmode=verify-full sslrootcert=$run/ca.crt connect_timeout=10"
+if ! got=$(PGAPPNAME=pgnear-demo "$PG_BINDIR/psql" -X -At "$check" -c 'SHOW cluster_name' 2>&1) ||
+    [ "$got" != us-east ]; then
+    echo "$got" >&2
+    tail -n 20 "$run/pgnear.log" >&2 || true
+    fail "pgnear (pid $pid) does not answer on 127.0.0.1:$port as it should (log: $run/pgnear.log)"
+fi
+started=yes
+
+echo
+echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log)."
+[ -z "$where" ] || echo "$where"
 cat <<MSG
-
-pgnear is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log).
 Try (password: app-secret):
 
   psql "host=127.0.0.1 port=$port dbname=movr user=app" -c 'SHOW cluster_name'
   psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Seattle'" -c 'SHOW cluster_name'
   psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name'
-  build/pgnear --explain $run/pgnear.ini city=Tokyo
+  $bin --explain $run/pgnear.ini city=Tokyo
   psql "host=localhost port=$port dbname=movr user=app sslmode=verify-full sslrootcert=$run/ca.crt channel_binding=require" -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
   PGPASSWORD=app-secret pgbench -i "host=127.0.0.1 port=$port dbname=movr user=app" && PGPASSWORD=app-secret pgbench -S -T 5 "host=127.0.0.1 port=$port dbname=movr user=app"
 
