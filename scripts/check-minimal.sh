@@ -1,0 +1,151 @@
+#!/bin/sh
+# Runs the README's quick start on a minimal Debian 12, as CI does: a
+# `debootstrap --variant=minbase` tree (Essential and required packages
+# only, nothing else), with the checkout's HEAD cloned to /root/project in
+# it (/root is drwx------ there, as everywhere).  In it, as root:
+#   scripts/demo.sh; a query through pgnear; scripts/demo.sh again (it must
+#   restart cleanly); scripts/demo.sh stop, after which nothing may run;
+#   scripts/test.sh, the whole suite; scripts/check-tools.sh.
+# Whatever install-deps.sh forgets, this fails on.  It runs in mount, PID
+# and (after the packages are in) network namespaces of its own, so that its
+# mounts, processes and ports end with it and meet nobody else's.
+#   scripts/check-minimal.sh [--keep]     --keep: leave the tree in /var/tmp
+# Needs root and Debian's archive; installs debootstrap on this machine if
+# it is missing.  MIRROR=URL picks another Debian mirror.
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+
+say() { echo "check-minimal: $*"; }
+die() {
+    echo "check-minimal: $*" >&2
+    exit 1
+}
+
+keep=no
+for arg in "$@"; do
+    case $arg in
+    --keep) keep=yes ;;
+    -h | --help)
+        sed -n '2,14s/^# \{0,1\}//p' "$0"
+        exit 0
+        ;;
+    *) die "unknown argument '$arg' (usage: scripts/check-minimal.sh [--keep])" ;;
+    esac
+done
+[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, namespaces)"
+git -C "$top" rev-parse --verify -q HEAD >/dev/null || die "$top is not a git checkout with a commit"
+
+suite=bookworm
+mirror=${MIRROR:-http://deb.debian.org/debian}
+security=${SECURITY_MIRROR:-$(echo "$mirror" | sed 's|/debian/*$|/debian-security|')}
+
+if ! command -v debootstrap >/dev/null 2>&1; then
+    say "installing debootstrap on this machine"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends debootstrap >/dev/null
+fi
+
+work=$(mktemp -d /var/tmp/pgnear-minimal.XXXXXX)
+root=$work/root
+cleanup() {
+    status=$?
+    if [ "$keep" = yes ]; then
+        say "the tree stays in $root"
+    elif grep -q " $work/" /proc/self/mountinfo; then
+        # Never rm -rf through a mounted /dev.
+        echo "check-minimal: something is still mounted under $work; not removing it" >&2
+    else
+        rm -rf "$work"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 1' HUP INT TERM
+
+start=$(date +%s)
+say "debootstrap --variant=minbase $suite into $root"
+if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1; then
+    tail -n 30 "$work/debootstrap.log" >&2
+    die "debootstrap failed"
+fi
+# What every Debian machine has besides its packages: the archive's
+# sources (updates and security too), name service, a hosts file.
+cat >"$root/etc/apt/sources.list" <<EOF
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb $security $suite-security main
+EOF
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+echo pgnear-minimal >"$root/etc/hostname"
+say "minbase has $(chroot "$root" dpkg-query -W | wc -l) packages; $(ls -ld "$root/root" | cut -d' ' -f1) /root"
+
+git clone -q "$top" "$root/root/project"
+say "cloned $(git -C "$top" rev-parse --short HEAD) to /root/project"
+
+# The steps, run by the chroot's own sh.
+cat >"$root/root/steps.sh" <<'STEPS'
+set -eu
+cd /root/project
+step() { echo; echo "==== check-minimal: $*"; }
+if [ "$1" = install ]; then
+    step "scripts/install-deps.sh (from $(dpkg-query -W | wc -l) packages)"
+    scripts/install-deps.sh
+    exit 0
+fi
+# From here on, in a network namespace of its own: bring up loopback.
+ip link set lo up
+
+step "scripts/demo.sh"
+scripts/demo.sh
+step "a query through pgnear, routed by city"
+got=$(PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/psql -X -At \
+    "host=127.0.0.1 port=6432 dbname=movr user=app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name')
+[ "$got" = eu-west ] || { echo "expected eu-west, got '$got'" >&2; exit 1; }
+echo "Dublin -> $got"
+step "scripts/demo.sh again, over the running demo"
+scripts/demo.sh
+step "scripts/demo.sh stop"
+scripts/demo.sh stop
+left=""
+for s in /proc/[0-9]*/stat; do
+    line=$(cat "$s" 2>/dev/null) || continue
+    case $line in
+    *"(pgnear) "[!Z]* | *"(postgres) "[!Z]*) left="$left ${s#/proc/}" ;;
+    esac
+done
+[ -z "$left" ] || { echo "still running after demo.sh stop:$left" >&2; exit 1; }
+echo "nothing left running"
+
+step "scripts/test.sh"
+scripts/test.sh
+step "scripts/check-tools.sh"
+scripts/check-tools.sh
+STEPS
+
+# In namespaces of its own: mounts (private, so they vanish with it) and
+# PIDs (every process in it is killed when it ends).
+inside() {
+    unshare --mount --pid --fork --kill-child sh -eu -c '
+        root=$1
+        shift
+        mount -t proc proc "$root/proc"
+        mount -t sysfs -o ro sysfs "$root/sys"
+        mount --rbind /dev "$root/dev"
+        mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+        exec "$@"
+    ' inside "$root" "$@"
+}
+# The chroot's own programs only, with the environment of a root login.
+clean="env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb"
+
+# shellcheck disable=SC2086
+inside $clean chroot "$root" sh /root/steps.sh install ||
+    die "scripts/install-deps.sh failed on minimal Debian"
+# The rest without the machine's network: loopback only.
+# shellcheck disable=SC2086
+inside unshare --net $clean chroot "$root" sh /root/steps.sh run ||
+    die "the README's quick start failed on minimal Debian (see above)"
+
+say "passed: demo, suite and tool check on minimal Debian $suite in $(($(date +%s) - start)) s"
