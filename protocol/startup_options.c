@@ -44,6 +44,7 @@ struct opt_state {
     bool full;
     char *errname;
     size_t errcap;
+    int last_hint; /* the hint the previous word set, else HINT_NONE */
 };
 
 void startup_hints_init(struct startup_hints *hints)
@@ -64,6 +65,8 @@ const char *startup_hints_strerror(int rc)
         return "malformed options";
     case HINTS_ENOSPACE:
         return "options do not fit";
+    case HINTS_ESTRAY:
+        return "unescaped space in a pgnear setting value";
     default:
         return "unknown options error";
     }
@@ -157,13 +160,13 @@ static bool hint_has_prefix(const char *name, size_t n)
     return n >= HINT_PREFIX_LEN && strncasecmp(name, HINT_PREFIX, HINT_PREFIX_LEN) == 0;
 }
 
+static const char *const hint_names[] = {"city", "region", "location"};
+
 /* Which hint a pgnear.* name is, or HINT_NONE. */
 static int hint_which(const char *name)
 {
-    static const char *const names[] = {"city", "region", "location"};
-
     for (int i = 0; i < HINT_NONE; i++) {
-        if (strcasecmp(name + HINT_PREFIX_LEN, names[i]) == 0)
+        if (strcasecmp(name + HINT_PREFIX_LEN, hint_names[i]) == 0)
             return i;
     }
     return HINT_NONE;
@@ -234,6 +237,7 @@ static int opt_setting(struct opt_state *s, struct opt_cur c, bool *ours)
             return opt_fail(s, name, HINTS_ETOOLONG);
         val[vlen++] = (char)ch;
     }
+    s->last_hint = which;
     return hint_store(s->hints, which, val, vlen);
 }
 
@@ -311,6 +315,35 @@ static bool opt_is_end_marker(const struct opt_word *w)
     return opt_getc(&c) == '-' && opt_getc(&c) == '-' && opt_cur_empty(c);
 }
 
+/* A word the server would refuse: not a switch, or "-" and a digit (it has no such switch). */
+static bool opt_is_stray(const struct opt_word *w)
+{
+    struct opt_cur c = opt_cursor(w);
+    int first = opt_getc(&c), second = opt_getc(&c);
+
+    return !opt_is_switch(w) || (first == '-' && second >= '0' && second <= '9');
+}
+
+/* errname: "pgnear.city York", the hint and the word cut off its value. */
+static int opt_fail_stray(struct opt_state *s, const struct opt_word *w)
+{
+    char name[HINT_NAME_BUF + HINT_VALUE_MAX + 2];
+    const char *hint = hint_names[s->last_hint];
+    struct opt_cur c = opt_cursor(w);
+    size_t n = 0;
+    int ch;
+
+    memcpy(name, HINT_PREFIX, HINT_PREFIX_LEN);
+    n += HINT_PREFIX_LEN;
+    memcpy(name + n, hint, strlen(hint));
+    n += strlen(hint);
+    name[n++] = ' ';
+    while (n + 1 < sizeof(name) && (ch = opt_getc(&c)) >= 0)
+        name[n++] = (char)ch;
+    name[n] = '\0';
+    return opt_fail(s, name, HINTS_ESTRAY);
+}
+
 static int opt_run(struct opt_state *s)
 {
     struct opt_word w;
@@ -320,6 +353,9 @@ static int opt_run(struct opt_state *s)
     while (opt_next_word(s, &w)) {
         if (!ended && opt_is_end_marker(&w))
             ended = true;
+        if (!ended && s->last_hint != HINT_NONE && opt_is_stray(&w))
+            return opt_fail_stray(s, &w);
+        s->last_hint = HINT_NONE;
         if (ended || !opt_is_switch(&w)) {
             opt_emit(s, w.p, w.n);
             continue;
@@ -342,6 +378,7 @@ int startup_hints_extract(const char *in, size_t len, struct startup_hints *hint
         .cap = cap,
         .errname = errname,
         .errcap = errname != NULL ? errcap : 0,
+        .last_hint = HINT_NONE,
     };
     int rc;
 

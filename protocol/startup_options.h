@@ -24,6 +24,7 @@ enum hints_result {
     HINTS_ETOOLONG = -2,
     HINTS_ESYNTAX = -3,
     HINTS_ENOSPACE = -4,
+    HINTS_ESTRAY = -5, /* a plain word right after a hint: a value cut at an unescaped space */
 };
 
 /* Clears every hint; callers start from this (or from a zeroed struct). */
@@ -48,6 +49,15 @@ void startup_hints_init(struct startup_hints *hints);
  * culprit so the caller can say 'unrecognized pgnear setting "pgnear.foo"':
  * the setting's name, or the switch missing its argument ("-c").
  * hints may be partly filled on error.
+ *
+ * "-c pgnear.city=New York" is HINTS_ESTRAY: the server would refuse the
+ * word "York" as an argument of its own ("invalid command-line argument
+ * for server process"), so the mistake is reported here, where it can be
+ * explained; errname is then the hint's name, a space and the word
+ * ("pgnear.city York"), and the hint holds what came before the space.
+ * A word is stray when it is not a switch, or looks like a negative
+ * number ("-c pgnear.location=47.6, -122.3"): the server has no digit
+ * switches.
  */
 int startup_hints_extract(const char *in, size_t len, struct startup_hints *hints, char *out,
                           size_t cap, char *errname, size_t errcap);

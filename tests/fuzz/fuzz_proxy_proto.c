@@ -118,7 +118,8 @@ static void fuzz_options(const uint8_t *data, size_t size)
     startup_hints_init(&h);
     rc = startup_hints_extract(in, size, &h, out, size + 1, err, sizeof(err));
     /* out has room for the whole input, so never HINTS_ENOSPACE */
-    check(rc == HINTS_OK || rc == HINTS_EUNKNOWN || rc == HINTS_ETOOLONG || rc == HINTS_ESYNTAX);
+    check(rc == HINTS_OK || rc == HINTS_EUNKNOWN || rc == HINTS_ETOOLONG || rc == HINTS_ESYNTAX ||
+          rc == HINTS_ESTRAY);
     check(strnlen(err, sizeof(err)) < sizeof(err));
     check_hints(&h);
     fuzz_param(in, size);

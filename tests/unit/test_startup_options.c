@@ -283,6 +283,30 @@ static void test_syntax(void **state)
     assert_kept("-c geqo", "-c geqo");
 }
 
+/* "-c pgnear.city=New York": the server would refuse "York"; pgnear says why first. */
+static void test_stray_word(void **state)
+{
+    (void)state;
+    struct result r = extract("-c pgnear.city=New York");
+
+    assert_int_equal(r.rc, HINTS_ESTRAY);
+    assert_string_equal(r.err, "pgnear.city York");
+    assert_string_equal(r.out, "");
+    assert_string_equal(r.h.city, "New"); /* what came before the space, for the message */
+    assert_error("-c search_path=a --pgnear.city=Salt\\ Lake City -c geqo=off", HINTS_ESTRAY,
+                 "pgnear.city City");
+    assert_error("-cpgnear.region=eu west", HINTS_ESTRAY, "pgnear.region west");
+    assert_error("-c pgnear.location=47.6, -122.3", HINTS_ESTRAY, "pgnear.location -122.3");
+    assert_error("-c pgnear.city=New Yo\\ rk", HINTS_ESTRAY, "pgnear.city Yo rk");
+    /* what the server reads as a switch after a hint is fine, and so is a stray word elsewhere */
+    r = extract("-c pgnear.city=Lima -d 5 -c pgnear.region=x -- plain");
+    assert_int_equal(r.rc, HINTS_OK);
+    assert_string_equal(r.out, "-d 5 -- plain");
+    assert_kept("-c geqo=off stray", "-c geqo=off stray");
+    assert_city("-c pgnear.city=New\\ York", "New York");
+    assert_city("-c pgnear.city=New_York", "New_York");
+}
+
 static void test_out_space(void **state)
 {
     (void)state;
@@ -377,8 +401,8 @@ static void test_from_param(void **state)
 static void test_strerror(void **state)
 {
     (void)state;
-    static const int codes[] = {HINTS_OK,      HINTS_EUNKNOWN, HINTS_ETOOLONG,
-                                HINTS_ESYNTAX, HINTS_ENOSPACE, 42};
+    static const int codes[] = {
+        HINTS_OK, HINTS_EUNKNOWN, HINTS_ETOOLONG, HINTS_ESYNTAX, HINTS_ENOSPACE, HINTS_ESTRAY, 42};
 
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         assert_true(strlen(startup_hints_strerror(codes[i])) > 0);
@@ -398,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_unknown),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_stray_word),
         cmocka_unit_test(test_out_space),
         cmocka_unit_test(test_length_and_nul),
         cmocka_unit_test(test_from_param),
