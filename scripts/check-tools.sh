@@ -13,7 +13,8 @@
 # The programs are found by reading the files: the first word of each shell
 # command (through variables, sudo, setpriv and env), require_tool(),
 # run_cmd([...]), system(), exec and IPC::Run in Perl, posix_spawnp() and
-# friends in C, the recipes of Makefile.am.
+# friends in C, child_process in JavaScript, the recipes of Makefile.am,
+# and the interpreters of #! lines.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -52,7 +53,9 @@ SEARCH="$PG_BINDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 EXEMPT='
 sudo        scripts/install-deps.sh     only when not run as root, and it says so when sudo is missing
 npm         scripts/fetch-geoip.sh      make geoip-db, a maintainer target: it says when npm is missing (scripts/install-deps.sh --npm)
-npm         scripts/gen-cities.pl       make cities, a maintainer target (scripts/install-deps.sh --npm)
+npm         scripts/gen-cities.*        make cities, a maintainer target (scripts/install-deps.sh --npm)
+node        scripts/gen-cities.js       make cities, a maintainer target (scripts/install-deps.sh --npm)
+node        Makefile.am                 make cities, a maintainer target (scripts/install-deps.sh --npm)
 debootstrap scripts/check-minimal.sh    CI only: it installs debootstrap on the host itself
 git         scripts/check-minimal.sh    CI only: clones the checkout, on the host that cloned it
 no-such-tool-pgnear tests/integration/000_harness.t  the test that require_tool fails on a missing tool
@@ -66,14 +69,15 @@ trap 'exit 1' HUP INT TERM
 SHELL_FILES=$(ls scripts/*.sh .ci/run autogen.sh 2>/dev/null)
 PERL_FILES=$(ls tests/integration/*.t tests/lib/*.pm tests/lib/*.pl bench/*.pl scripts/*.pl 2>/dev/null)
 C_FILES=$(ls tests/unit/*.c bench/*.c 2>/dev/null)
+JS_FILES=$(ls scripts/*.js tests/*/*.js bench/*.js 2>/dev/null || true)
 # shellcheck disable=SC2086
-perl - <<'PERL' >"$tmp/uses" -- $SHELL_FILES -- $PERL_FILES -- $C_FILES -- Makefile.am
+perl - <<'PERL' >"$tmp/uses" -- $SHELL_FILES -- $PERL_FILES -- $C_FILES -- $JS_FILES -- Makefile.am
 use strict;
 use warnings;
 
 shift @ARGV if @ARGV && $ARGV[0] eq '--';
-my (@sh, @pl, @c);
-for my $list (\@sh, \@pl, \@c) {
+my (@sh, @pl, @c, @js);
+for my $list (\@sh, \@pl, \@c, \@js) {
     while (@ARGV && $ARGV[0] ne '--') { push @$list, shift @ARGV }
     shift @ARGV;
 }
@@ -106,6 +110,7 @@ sub sh_tokens {
     my $n = length $s;
     while ($i < $n) {
         my $c = substr($s, $i, 1);
+        if ($c eq "\n") { $flush->(); push @t, ';'; $i++; next }
         if ($c =~ /\s/) { $flush->(); $i++; next }
         if ($c eq '#' && !defined $w) { last }
         if ($c eq "'") {
@@ -357,6 +362,8 @@ sub sh_file {
         }
         # trap 'code' SIG...: the code runs later
         while ($line =~ /\btrap\s+'([^']*)'/g) { sh_scan($1, "$file:$no", { %$st, case => 0 }) }
+        # sh -c 'code': the code runs too
+        while ($line =~ /\bsh\s+(?:-\w+\s+)*-c\s+'([^']*)'/g) { sh_scan($1, "$file:$no", { %$st, case => 0 }) }
         sh_scan($line, "$file:$no", $st);
     }
 }
@@ -397,10 +404,38 @@ sub c_file {
     close $fh;
 }
 
+# ---------- JavaScript (node) ----------
+sub js_file {
+    my ($file) = @_;
+    open my $fh, '<', $file or die "$file: $!\n";
+    my $text = do { local $/; <$fh> };
+    close $fh;
+    # child_process.spawn('npm', ...), execFileSync("git", ...), exec('tar ...')
+    while ($text =~ /\b(?:spawn|spawnSync|execFile|execFileSync|exec|execSync|fork)\(\s*['"`]([\w.+\/-]+)/g) {
+        my $tool = $1;
+        my $line = 1 + (() = substr($text, 0, pos $text) =~ /\n/g);
+        found($tool, "$file:$line");
+    }
+}
+
+# ---------- #! lines: the interpreter runs the file ----------
+sub shebang {
+    my ($file) = @_;
+    open my $fh, '<', $file or return;
+    my $first = <$fh> // '';
+    close $fh;
+    return unless $first =~ m{^#!\s*(\S+)(?:\s+(\S+))?};
+    my ($interp, $arg) = ($1, $2);
+    $interp =~ s{^/(?:usr/)?bin/(?=\w+$)}{};
+    found($interp =~ m{(^|/)env$} && defined $arg ? $arg : $interp, "$file:1");
+}
+
 sh_file($_, 0) for @sh;
 pl_file($_) for @pl;
 c_file($_) for @c;
+js_file($_) for @js;
 sh_file($_, 1) for @mk;
+shebang($_) for @sh, @pl, @js;
 PERL
 
 # ---- 2. where each program is, which package has it, and may it ----
