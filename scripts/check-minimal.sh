@@ -34,6 +34,9 @@ for arg in "$@"; do
     esac
 done
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, namespaces)"
+for t in unshare ip git; do
+    command -v "$t" >/dev/null 2>&1 || die "needs $t on this machine (scripts/install-deps.sh installs ip, in iproute2)"
+done
 git -C "$top" rev-parse --verify -q HEAD >/dev/null || die "$top is not a git checkout with a commit"
 
 suite=bookworm
@@ -94,9 +97,6 @@ if [ "$1" = install ]; then
     scripts/install-deps.sh
     exit 0
 fi
-# From here on, in a network namespace of its own: bring up loopback.
-ip link set lo up
-
 step "scripts/demo.sh"
 scripts/demo.sh
 step "a query through pgnear, routed by city"
@@ -124,18 +124,26 @@ step "scripts/check-tools.sh"
 scripts/check-tools.sh
 STEPS
 
-# In namespaces of its own: mounts (private, so they vanish with it) and
-# PIDs (every process in it is killed when it ends).
+# In namespaces of its own: mounts (private, so they vanish with it), PIDs
+# (every process in it is killed when it ends) and, with --net first, the
+# network (loopback only, brought up by this machine's ip).
 inside() {
-    unshare --mount --pid --fork --kill-child sh -eu -c '
-        root=$1
+    net=""
+    if [ "$1" = --net ]; then
+        net=--net
         shift
+    fi
+    unshare --mount --pid --fork --kill-child $net sh -eu -c '
+        root=$1
+        net=$2
+        shift 2
         mount -t proc proc "$root/proc"
         mount -t sysfs -o ro sysfs "$root/sys"
         mount --rbind /dev "$root/dev"
         mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+        [ -z "$net" ] || ip link set lo up
         exec "$@"
-    ' inside "$root" "$@"
+    ' inside "$root" "$net" "$@"
 }
 # The chroot's own programs only, with the environment of a root login.
 clean="env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 TERM=dumb"
@@ -145,7 +153,7 @@ inside $clean chroot "$root" sh /root/steps.sh install ||
     die "scripts/install-deps.sh failed on minimal Debian"
 # The rest without the machine's network: loopback only.
 # shellcheck disable=SC2086
-inside unshare --net $clean chroot "$root" sh /root/steps.sh run ||
+inside --net $clean chroot "$root" sh /root/steps.sh run ||
     die "the README's quick start failed on minimal Debian (see above)"
 
 say "passed: demo, suite and tool check on minimal Debian $suite in $(($(date +%s) - start)) s"
