@@ -1,10 +1,14 @@
 /*
- * cities.c — the city table: conf/cities.csv read into one array sorted by
- * folded name (then population, then line), searched by binary search.
+ * cities.c — the city table: conf/cities.csv read into an array of places,
+ * in file order, and an index of the folded names and alternate names,
+ * sorted by folded name and then by rank (prefer, population, line), which
+ * lookups search by binary search.
  *
  * The file is read whole; names are unquoted in place and point into that
- * copy; folded keys live in a second buffer of the same size (a folded
- * name is never longer than the name as written).
+ * copy.  Folded keys are written into a second buffer of the file's size (a
+ * folded name is never longer than the name as written), then, once the
+ * index is sorted, copied in its order into one of the size they need: the
+ * index addresses them by offset.
  */
 #include "routing/cities.h"
 
@@ -19,14 +23,35 @@
 /* Refuse files that cannot be a city table rather than eat memory. */
 #define CITIES_FILE_MAX ((size_t)256 << 20)
 
-/* Fields of a line: name, country, lat, lon and an optional population. */
-#define CITY_FIELDS_MAX 5
+/* Longest folded qualifier ("northwest territories" and the like). */
+#define QUALIFIER_MAX 64
 
-struct city_entry {
-    struct city city; /* first: lookups hand out &entry->city */
-    const char *key;  /* folded name, in t->keys */
-    uint64_t population;
-    size_t line;
+/* The columns of the file; the first four are required, in this order. */
+enum city_column {
+    COL_NAME,
+    COL_COUNTRY,
+    COL_LAT,
+    COL_LON,
+    COL_POPULATION,
+    COL_ADMIN1,
+    COL_ALTERNATES,
+    COL_PREFER,
+    COL_COUNT
+};
+
+static const char *const column_names[COL_COUNT] = {
+    "name", "country", "lat", "lon", "population", "admin1", "alternates", "prefer",
+};
+
+struct city_row {
+    struct city city; /* first: lookups hand out &row->city */
+    bool prefer;
+};
+
+/* One name of one place: the index that lookups search. */
+struct city_key {
+    uint32_t key; /* offset of the folded name in t->keys */
+    uint32_t row; /* index into t->rows */
 };
 
 struct city_table {
@@ -34,17 +59,21 @@ struct city_table {
     size_t len;
     char *keys; /* folded names, each NUL-terminated */
     size_t keys_used;
-    struct city_entry *v;
+    struct city_row *rows; /* in file order */
     size_t n, cap;
+    struct city_key *idx; /* sorted by folded name, then rank */
+    size_t nidx, idx_cap;
+    int col[COL_COUNT]; /* field number of each column, -1 when absent */
+    size_t nfields;
     bool header_seen;
-    bool has_population;
+    char why[96]; /* a message made up for the current line */
 };
 
 /* ---- folding ---- */
 
 /*
  * ASCII replacements of U+00C0..U+024F and U+1E00..U+1EFF; "" keeps the
- * character.  Printed by scripts/gen-cities.pl --fold-table, which folds the
+ * character.  Printed by scripts/gen-cities.js --fold-table, which folds the
  * same way when it orders the CSV.
  */
 static const char fold_latin[0x250 - 0xC0][3] = {
@@ -129,9 +158,18 @@ static size_t utf8_decode(const unsigned char *s, size_t n, uint32_t *cp)
 
 enum fold_kind { FOLD_SPACE, FOLD_DROP, FOLD_TEXT, FOLD_KEEP };
 
+/* True for the apostrophes that fold away: ' ` ´ ʻ ʼ ‘ ’. */
+static bool is_apostrophe(uint32_t cp)
+{
+    return cp == '\'' || cp == '`' || cp == 0xB4 || cp == 0x2BB || cp == 0x2BC || cp == 0x2018 ||
+           cp == 0x2019;
+}
+
 /* What one code point folds to: a space, nothing, the text *rep, or itself. */
 static enum fold_kind fold_char(uint32_t cp, char *ascii, const char **rep)
 {
+    if (cp == '.' || is_apostrophe(cp))
+        return FOLD_DROP;
     if (cp < 0x80) {
         if (cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == '-' || cp == '_')
             return FOLD_SPACE;
@@ -144,10 +182,6 @@ static enum fold_kind fold_char(uint32_t cp, char *ascii, const char **rep)
         return FOLD_DROP;
     if (cp == 0xA0 || (cp >= 0x2010 && cp <= 0x2015))
         return FOLD_SPACE;
-    if (cp == 0xB4 || cp == 0x2BB || cp == 0x2BC || cp == 0x2018 || cp == 0x2019) {
-        *rep = "'";
-        return FOLD_TEXT;
-    }
     if (cp >= 0xC0 && cp < 0x250)
         *rep = fold_latin[cp - 0xC0];
     else if (cp >= 0x1E00 && cp < 0x1F00)
@@ -172,8 +206,39 @@ static bool fold_put(char *out, size_t cap, size_t *used, bool *space, const cha
     return true;
 }
 
-/* city_fold() of the first len bytes of in. */
-static bool fold_n(const char *in, size_t len, char *out, size_t cap)
+/*
+ * Rewrites the words "saint" and "sainte" of the folded text s (len bytes,
+ * words separated by single spaces) as "st" and "ste", in place; returns the
+ * new length.
+ */
+static size_t fold_saints(char *s, size_t len)
+{
+    size_t w = 0;
+
+    for (size_t r = 0; r < len;) {
+        const char *end = memchr(s + r, ' ', len - r);
+        size_t n = end ? (size_t)(end - (s + r)) : len - r;
+        const char *word = s + r;
+        size_t wn = n;
+
+        if (n == 5 && memcmp(word, "saint", 5) == 0)
+            word = "st", wn = 2;
+        else if (n == 6 && memcmp(word, "sainte", 6) == 0)
+            word = "ste", wn = 3;
+        memmove(s + w, word, wn);
+        w += wn;
+        r += n;
+        if (r < len) {
+            s[w++] = ' ';
+            r++;
+        }
+    }
+    s[w] = '\0';
+    return w;
+}
+
+/* city_fold() of the first len bytes of in; the folded length in *outlen. */
+static bool fold_n(const char *in, size_t len, char *out, size_t cap, size_t *outlen)
 {
     const unsigned char *s = (const unsigned char *)in;
     size_t used = 0;
@@ -208,12 +273,15 @@ static bool fold_n(const char *in, size_t len, char *out, size_t cap)
         i += n;
     }
     out[used] = '\0';
+    used = fold_saints(out, used);
+    if (outlen)
+        *outlen = used;
     return true;
 }
 
 bool city_fold(const char *in, char *out, size_t cap)
 {
-    return in && fold_n(in, strlen(in), out, cap);
+    return in && fold_n(in, strlen(in), out, cap, NULL);
 }
 
 /* ---- CSV ---- */
@@ -319,22 +387,6 @@ static bool parse_population(const char *s, uint64_t *out)
     return true;
 }
 
-/* Checks the header line and notes whether populations follow. */
-static const char *parse_header(struct city_table *t, char **f, size_t nf)
-{
-    static const char *const names[CITY_FIELDS_MAX] = {"name", "country", "lat", "lon",
-                                                       "population"};
-
-    if (nf < 4)
-        return "expected the header name,country,lat,lon[,population]";
-    for (size_t i = 0; i < nf; i++)
-        if (strcasecmp(f[i], names[i]) != 0)
-            return "expected the header name,country,lat,lon[,population]";
-    t->header_seen = true;
-    t->has_population = nf == 5;
-    return NULL;
-}
-
 /* Checks a name: not empty, not too long, no control characters. */
 static const char *check_name(const char *name)
 {
@@ -350,39 +402,166 @@ static const char *check_name(const char *name)
     return NULL;
 }
 
-/* Fills in e from the fields of a city line; returns why it cannot. */
-static const char *parse_city(struct city_table *t, char **f, size_t nf, struct city_entry *e)
+/* Checks the header line: the columns, and where each is. */
+static const char *parse_header(struct city_table *t, char **f, size_t nf)
 {
-    char *key = t->keys + t->keys_used;
+    static const char usage[] =
+        "expected the header name,country,lat,lon[,population][,admin1][,alternates][,prefer]";
 
-    if (nf != (t->has_population ? 5u : 4u))
-        return t->has_population ? "expected 5 fields" : "expected 4 fields";
-    const char *why = check_name(f[0]);
-    if (why)
-        return why;
-    if (!fold_n(f[0], strlen(f[0]), key, t->len + 1 - t->keys_used))
-        return "name is not valid UTF-8";
-    if (!*key)
-        return "name is blank";
-    const char *cc = f[1];
-    if (strlen(cc) != 2 || !isalpha_ascii(cc[0]) || !isalpha_ascii(cc[1]))
-        return "country is not an ISO 3166 alpha-2 code";
-    if (!parse_coord(f[2], 90, &e->city.lat))
-        return "latitude is not a number in [-90, 90]";
-    if (!parse_coord(f[3], 180, &e->city.lon))
-        return "longitude is not a number in [-180, 180]";
-    e->population = 0;
-    if (t->has_population && !parse_population(f[4], &e->population))
-        return "population is not a whole number";
-    e->city.name = f[0];
-    e->city.country[0] = upper_ascii(cc[0]);
-    e->city.country[1] = upper_ascii(cc[1]);
-    e->city.country[2] = '\0';
-    e->key = key;
-    t->keys_used += strlen(key) + 1;
+    for (size_t c = 0; c < COL_COUNT; c++)
+        t->col[c] = -1;
+    if (nf < 4)
+        return usage;
+    for (size_t i = 0; i < nf; i++) {
+        size_t c = 0;
+
+        while (c < COL_COUNT && strcasecmp(f[i], column_names[c]) != 0)
+            c++;
+        if (c == COL_COUNT || (i < COL_POPULATION) != (c < COL_POPULATION) ||
+            (i < COL_POPULATION && c != i))
+            return usage;
+        if (t->col[c] >= 0)
+            return "a column appears twice in the header";
+        t->col[c] = (int)i;
+    }
+    t->nfields = nf;
+    t->header_seen = true;
     return NULL;
 }
 
+/* The field of column c, or "" when the file has no such column. */
+static char *field(const struct city_table *t, char **f, enum city_column c)
+{
+    static char empty[] = "";
+
+    return t->col[c] >= 0 ? f[t->col[c]] : empty;
+}
+
+/* Parses an optional admin1 code: empty, or 1 to 3 ASCII letters and digits. */
+static bool parse_admin1(const char *s, char out[4])
+{
+    size_t n = strlen(s);
+
+    if (n > 3)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isalpha_ascii(s[i]) && !(s[i] >= '0' && s[i] <= '9'))
+            return false;
+        out[i] = upper_ascii(s[i]);
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* Parses the prefer column: empty or "0" for no, "1" for yes. */
+static bool parse_prefer(const char *s, bool *out)
+{
+    if (strcmp(s, "") != 0 && strcmp(s, "0") != 0 && strcmp(s, "1") != 0)
+        return false;
+    *out = s[0] == '1';
+    return true;
+}
+
+/*
+ * Indexes name as a name of row: folds it into t->keys; a name that folds
+ * like one this row already has (from index entry first on) is skipped.
+ */
+static const char *add_key(struct city_table *t, const char *name, size_t row, size_t first)
+{
+    char *key = t->keys + t->keys_used;
+    size_t klen;
+
+    if (!fold_n(name, strlen(name), key, t->len + 1 - t->keys_used, &klen))
+        return "name is not valid UTF-8";
+    if (klen == 0)
+        return "name is blank";
+    for (size_t i = first; i < t->nidx; i++)
+        if (strcmp(t->keys + t->idx[i].key, key) == 0)
+            return NULL;
+    if (t->nidx == t->idx_cap) /* cannot happen: idx_cap counts lines and "|" */
+        return "too many names";
+    t->idx[t->nidx].key = (uint32_t)t->keys_used;
+    t->idx[t->nidx].row = (uint32_t)row;
+    t->nidx++;
+    t->keys_used += klen + 1;
+    return NULL;
+}
+
+/* Indexes the "|"-separated alternate names of s (cut in place) for row. */
+static const char *add_alternates(struct city_table *t, char *s, size_t row, size_t first)
+{
+    size_t n = 0;
+
+    if (!*s)
+        return NULL;
+    for (char *p = s;; n++) {
+        char *bar = strchr(p, '|');
+        const char *why;
+
+        if (bar)
+            *bar = '\0';
+        if (n == CITY_ALTERNATES_MAX)
+            return "too many alternate names";
+        why = check_name(p);
+        if (!why)
+            why = add_key(t, p, row, first);
+        if (why) {
+            snprintf(t->why, sizeof t->why, "alternate name %zu: %s", n + 1, why);
+            return t->why;
+        }
+        if (!bar)
+            return NULL;
+        p = bar + 1;
+    }
+}
+
+/* Fills in the numbers and codes of r from the fields of a city line. */
+static const char *parse_fields(struct city_table *t, char **f, struct city_row *r)
+{
+    const char *cc = f[COL_COUNTRY];
+
+    if (strlen(cc) != 2 || !isalpha_ascii(cc[0]) || !isalpha_ascii(cc[1]))
+        return "country is not an ISO 3166 alpha-2 code";
+    r->city.country[0] = upper_ascii(cc[0]);
+    r->city.country[1] = upper_ascii(cc[1]);
+    r->city.country[2] = '\0';
+    if (!parse_coord(f[COL_LAT], 90, &r->city.lat))
+        return "latitude is not a number in [-90, 90]";
+    if (!parse_coord(f[COL_LON], 180, &r->city.lon))
+        return "longitude is not a number in [-180, 180]";
+    if (!parse_population(field(t, f, COL_POPULATION), &r->city.population))
+        return "population is not a whole number";
+    if (!parse_admin1(field(t, f, COL_ADMIN1), r->city.admin1))
+        return "admin1 is not a code of 1 to 3 letters and digits";
+    if (!parse_prefer(field(t, f, COL_PREFER), &r->prefer))
+        return "prefer is not empty, 0 or 1";
+    return NULL;
+}
+
+/* Adds the city line of fields f as the next row, with its names indexed. */
+static const char *parse_city(struct city_table *t, char **f, size_t nf)
+{
+    struct city_row *r = &t->rows[t->n];
+    size_t first = t->nidx;
+    const char *why;
+
+    if (nf != t->nfields) {
+        snprintf(t->why, sizeof t->why, "expected %zu fields", t->nfields);
+        return t->why;
+    }
+    why = check_name(f[COL_NAME]);
+    if (!why)
+        why = add_key(t, f[COL_NAME], t->n, first);
+    if (!why)
+        why = parse_fields(t, f, r);
+    if (!why)
+        why = add_alternates(t, field(t, f, COL_ALTERNATES), t->n, first);
+    if (why)
+        return why;
+    r->city.name = f[COL_NAME];
+    t->n++;
+    return NULL;
+}
 /* True for a line of nothing but spaces and tabs. */
 static bool is_blank(const char *p, const char *end)
 {
@@ -393,29 +572,25 @@ static bool is_blank(const char *p, const char *end)
 }
 
 /* Handles line number line, [p, end): a comment, a blank, the header or a city. */
-static const char *parse_line(struct city_table *t, char *p, char *end, size_t line)
+
+/* Handles line number line, [p, end): a comment, a blank, the header or a city. */
+static const char *parse_line(struct city_table *t, char *p, char *end)
 {
-    char *f[CITY_FIELDS_MAX];
+    char *f[COL_COUNT];
     const char *why = NULL;
 
     if (end > p && end[-1] == '\r')
         end--;
     if ((p < end && *p == '#') || is_blank(p, end))
         return NULL;
-    size_t nf = split_fields(p, end, f, CITY_FIELDS_MAX, &why);
+    size_t nf = split_fields(p, end, f, COL_COUNT, &why);
     if (nf == 0)
         return why;
     if (!t->header_seen)
         return parse_header(t, f, nf);
     if (t->n == t->cap) /* cannot happen: cap counts the lines */
         return "too many lines";
-    struct city_entry *e = &t->v[t->n];
-    why = parse_city(t, f, nf, e);
-    if (why)
-        return why;
-    e->line = line;
-    t->n++;
-    return NULL;
+    return parse_city(t, f, nf);
 }
 
 /* Parses every line of t->text; false with the error in err. */
@@ -429,7 +604,7 @@ static bool parse_all(struct city_table *t, const char *path, char *err, size_t 
     for (; p <= stop; line++) {
         char *nl = memchr(p, '\n', (size_t)(stop - p));
         char *end = nl ? nl : stop;
-        const char *why = parse_line(t, p, end, line);
+        const char *why = parse_line(t, p, end);
 
         if (why) {
             set_err(err, errcap, path, line, why);
@@ -444,14 +619,20 @@ static bool parse_all(struct city_table *t, const char *path, char *err, size_t 
     return true;
 }
 
+/* The number of bytes c in the first len bytes of s. */
+static size_t count_byte(const char *s, size_t len, char c)
+{
+    size_t n = 0;
+
+    for (const char *p = s; (p = memchr(p, c, len - (size_t)(p - s))) != NULL; p++)
+        n++;
+    return n;
+}
+
 /* 1 + the number of newlines in the first len bytes of s. */
 static size_t count_lines(const char *s, size_t len)
 {
-    size_t n = 1;
-
-    for (const char *p = s; (p = memchr(p, '\n', len - (size_t)(p - s))) != NULL; p++)
-        n++;
-    return n;
+    return count_byte(s, len, '\n') + 1;
 }
 
 /* Reads fp to its end into a NUL-terminated buffer; returns why it cannot. */
@@ -509,17 +690,66 @@ static bool read_all(struct city_table *t, const char *path, char *err, size_t e
     return true;
 }
 
-/* Order of the array: folded name, then largest population, then file order. */
-static int entry_cmp(const void *a, const void *b)
+/* Ranks two places of one name: prefer first, then population, then file order. */
+static int rank_cmp(const struct city_row *x, const struct city_row *y)
 {
-    const struct city_entry *x = a, *y = b;
-    int c = strcmp(x->key, y->key);
+    if (x->prefer != y->prefer)
+        return x->prefer ? -1 : 1;
+    if (x->city.population != y->city.population)
+        return x->city.population > y->city.population ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
 
-    if (c)
-        return c;
-    if (x->population != y->population)
-        return x->population > y->population ? -1 : 1;
-    return x->line < y->line ? -1 : x->line > y->line;
+/* Order of the index: folded name, then rank. */
+static int key_cmp(const void *a, const void *b, void *arg)
+{
+    const struct city_table *t = arg;
+    const struct city_key *x = a, *y = b;
+    int c = strcmp(t->keys + x->key, t->keys + y->key);
+
+    return c ? c : rank_cmp(&t->rows[x->row], &t->rows[y->row]);
+}
+
+/* Allocates the rows, index and keys for the lines of t->text. */
+static bool alloc_parts(struct city_table *t)
+{
+    t->cap = count_byte(t->text, t->len, '\n') + 1;
+    /* each line has a name and at most one alternate more than it has "|" */
+    t->idx_cap = 2 * t->cap + count_byte(t->text, t->len, '|');
+    t->keys = malloc(t->len + 1);
+    t->rows = calloc(t->cap, sizeof *t->rows);
+    t->idx = calloc(t->idx_cap, sizeof *t->idx);
+    return t->keys && t->rows && t->idx;
+}
+
+/*
+ * Sorts the index, and lays the keys out in its order in a buffer of the
+ * size they need; without memory for that, the keys stay where they are.
+ */
+static void finish(struct city_table *t)
+{
+    char *keys = malloc(t->keys_used);
+    struct city_key *idx;
+    size_t used = 0;
+
+    qsort_r(t->idx, t->nidx, sizeof *t->idx, key_cmp, t);
+    for (size_t i = 0; keys && i < t->nidx; i++) {
+        const char *key = t->keys + t->idx[i].key;
+        size_t n = strlen(key) + 1;
+
+        memcpy(keys + used, key, n);
+        t->idx[i].key = (uint32_t)used;
+        used += n;
+    }
+    if (keys) {
+        free(t->keys);
+        t->keys = keys;
+    }
+    idx = realloc(t->idx, t->nidx * sizeof *t->idx);
+    if (idx) {
+        t->idx = idx;
+        t->idx_cap = t->nidx;
+    }
 }
 
 struct city_table *city_table_load(const char *path, char *err, size_t errcap)
@@ -533,16 +763,13 @@ struct city_table *city_table_load(const char *path, char *err, size_t errcap)
     }
     if (!read_all(t, path, err, errcap))
         goto fail;
-    t->cap = count_lines(t->text, t->len);
-    t->keys = malloc(t->len + 1);
-    t->v = calloc(t->cap, sizeof *t->v);
-    if (!t->keys || !t->v) {
+    if (t->len > UINT32_MAX || !alloc_parts(t)) {
         set_err(err, errcap, path, 0, "out of memory");
         goto fail;
     }
     if (!parse_all(t, path, err, errcap))
         goto fail;
-    qsort(t->v, t->n, sizeof *t->v, entry_cmp);
+    finish(t);
     return t;
 fail:
     city_table_free(t);
@@ -553,7 +780,8 @@ void city_table_free(struct city_table *t)
 {
     if (!t)
         return;
-    free(t->v);
+    free(t->idx);
+    free(t->rows);
     free(t->keys);
     free(t->text);
     free(t);
@@ -564,16 +792,197 @@ size_t city_table_count(const struct city_table *t)
     return t ? t->n : 0;
 }
 
+/* ---- qualifiers ---- */
+
+/* A state, province or nation that a qualifier may name, folded. */
+struct admin_name {
+    char cc[3];
+    char code[4];
+    const char *name;
+};
+
+static const struct admin_name admin_names[] = {
+    {"US", "AL", "alabama"},
+    {"US", "AK", "alaska"},
+    {"US", "AZ", "arizona"},
+    {"US", "AR", "arkansas"},
+    {"US", "CA", "california"},
+    {"US", "CO", "colorado"},
+    {"US", "CT", "connecticut"},
+    {"US", "DE", "delaware"},
+    {"US", "DC", "district of columbia"},
+    {"US", "FL", "florida"},
+    {"US", "GA", "georgia"},
+    {"US", "HI", "hawaii"},
+    {"US", "ID", "idaho"},
+    {"US", "IL", "illinois"},
+    {"US", "IN", "indiana"},
+    {"US", "IA", "iowa"},
+    {"US", "KS", "kansas"},
+    {"US", "KY", "kentucky"},
+    {"US", "LA", "louisiana"},
+    {"US", "ME", "maine"},
+    {"US", "MD", "maryland"},
+    {"US", "MA", "massachusetts"},
+    {"US", "MI", "michigan"},
+    {"US", "MN", "minnesota"},
+    {"US", "MS", "mississippi"},
+    {"US", "MO", "missouri"},
+    {"US", "MT", "montana"},
+    {"US", "NE", "nebraska"},
+    {"US", "NV", "nevada"},
+    {"US", "NH", "new hampshire"},
+    {"US", "NJ", "new jersey"},
+    {"US", "NM", "new mexico"},
+    {"US", "NY", "new york"},
+    {"US", "NC", "north carolina"},
+    {"US", "ND", "north dakota"},
+    {"US", "OH", "ohio"},
+    {"US", "OK", "oklahoma"},
+    {"US", "OR", "oregon"},
+    {"US", "PA", "pennsylvania"},
+    {"US", "RI", "rhode island"},
+    {"US", "SC", "south carolina"},
+    {"US", "SD", "south dakota"},
+    {"US", "TN", "tennessee"},
+    {"US", "TX", "texas"},
+    {"US", "UT", "utah"},
+    {"US", "VT", "vermont"},
+    {"US", "VA", "virginia"},
+    {"US", "WA", "washington"},
+    {"US", "WV", "west virginia"},
+    {"US", "WI", "wisconsin"},
+    {"US", "WY", "wyoming"},
+    {"CA", "AB", "alberta"},
+    {"CA", "BC", "british columbia"},
+    {"CA", "MB", "manitoba"},
+    {"CA", "NB", "new brunswick"},
+    {"CA", "NL", "newfoundland and labrador"},
+    {"CA", "NL", "newfoundland"},
+    {"CA", "NS", "nova scotia"},
+    {"CA", "NT", "northwest territories"},
+    {"CA", "NU", "nunavut"},
+    {"CA", "ON", "ontario"},
+    {"CA", "PE", "prince edward island"},
+    {"CA", "QC", "quebec"},
+    {"CA", "SK", "saskatchewan"},
+    {"CA", "YT", "yukon"},
+    {"AU", "ACT", "australian capital territory"},
+    {"AU", "NSW", "new south wales"},
+    {"AU", "NT", "northern territory"},
+    {"AU", "QLD", "queensland"},
+    {"AU", "SA", "south australia"},
+    {"AU", "TAS", "tasmania"},
+    {"AU", "VIC", "victoria"},
+    {"AU", "WA", "western australia"},
+    {"GB", "ENG", "england"},
+    {"GB", "NIR", "northern ireland"},
+    {"GB", "SCT", "scotland"},
+    {"GB", "WLS", "wales"},
+};
+
+/* What the text after a comma may mean: a country, an admin1 code, an admin1 name. */
+struct qualifier {
+    char cc[3];
+    char code[4];
+    const struct admin_name *named;
+};
+
+/* "name, Q" (three == false) or "name, admin1, CC" (three == true). */
+struct qualifiers {
+    struct qualifier admin, last;
+    bool three;
+};
+
+/* One reading of a query: the bytes of the name, and the qualifiers after it. */
+struct reading {
+    size_t name_len;
+    struct qualifiers q;
+};
+
+/* Reads len bytes of s as a qualifier; false when it can mean nothing. */
+static bool parse_qualifier(const char *s, size_t len, struct qualifier *q)
+{
+    char buf[QUALIFIER_MAX];
+    size_t n;
+
+    memset(q, 0, sizeof *q);
+    if (!fold_n(s, len, buf, sizeof buf, &n) || n == 0)
+        return false;
+    if (strcmp(buf, "uk") == 0)
+        memcpy(q->cc, "GB", 3);
+    else if (strcmp(buf, "usa") == 0)
+        memcpy(q->cc, "US", 3);
+    else if (n == 2 && isalpha_ascii(buf[0]) && isalpha_ascii(buf[1]))
+        for (size_t i = 0; i < 3; i++)
+            q->cc[i] = upper_ascii(buf[i]);
+    if (!parse_admin1(buf, q->code)) /* longer, or not letters and digits */
+        q->code[0] = '\0';
+    for (size_t i = 0; n > 3 && i < sizeof admin_names / sizeof admin_names[0]; i++)
+        if (buf[0] == admin_names[i].name[0] && strcmp(buf, admin_names[i].name) == 0)
+            q->named = &admin_names[i];
+    return q->cc[0] || q->code[0] || q->named;
+}
+
+static bool is_country(const struct qualifier *q, const struct city *c)
+{
+    return q->cc[0] && strcmp(c->country, q->cc) == 0;
+}
+
+static bool is_admin1(const struct qualifier *q, const struct city *c)
+{
+    if (!c->admin1[0])
+        return false;
+    if (q->code[0] && strcmp(c->admin1, q->code) == 0)
+        return true;
+    return q->named && strcmp(c->country, q->named->cc) == 0 &&
+           strcmp(c->admin1, q->named->code) == 0;
+}
+
+/* Whether c is a place the qualifiers allow. */
+static bool qualifiers_match(const struct qualifiers *q, const struct city *c)
+{
+    if (!q->three)
+        return is_country(&q->last, c) || is_admin1(&q->last, c);
+    /* a place without admin1 cannot be ruled out by one */
+    return is_country(&q->last, c) && (!c->admin1[0] || is_admin1(&q->admin, c));
+}
+
+/*
+ * Reads query (len bytes) as "name, Q" (commas 1) or "name, admin1, CC"
+ * (commas 2); false when it does not read so: too few commas, or a last
+ * part that is no qualifier (for commas 2, no country).
+ */
+static bool read_qualified(const char *query, size_t len, int commas, struct reading *r)
+{
+    const char *last = memrchr(query, ',', len);
+    const char *mid = last ? memrchr(query, ',', (size_t)(last - query)) : NULL;
+
+    if (!last || (commas == 2 && !mid))
+        return false;
+    r->name_len = (size_t)(last - query);
+    r->q.three = commas == 2;
+    if (!parse_qualifier(last + 1, len - r->name_len - 1, &r->q.last))
+        return false;
+    if (commas == 1)
+        return true;
+    if (!r->q.last.cc[0])
+        return false;
+    parse_qualifier(mid + 1, r->name_len - (size_t)(mid - query) - 1, &r->q.admin);
+    r->name_len = (size_t)(mid - query);
+    return true;
+}
+
 /* ---- lookup ---- */
 
-/* Index of the first entry whose key is not below key. */
+/* Index of the first index entry whose key is not below key. */
 static size_t lower_bound(const struct city_table *t, const char *key)
 {
-    size_t lo = 0, hi = t->n;
+    size_t lo = 0, hi = t->nidx;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->v[mid].key, key) < 0)
+        if (strcmp(t->keys + t->idx[mid].key, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -581,46 +990,46 @@ static size_t lower_bound(const struct city_table *t, const char *key)
     return lo;
 }
 
-/* The first entry of key (in country cc unless cc is NULL): the winner by the array's order. */
-static const struct city *find(const struct city_table *t, const char *key, const char *cc)
+/* The best-ranked place named key that the qualifiers (if any) allow. */
+static const struct city *find(const struct city_table *t, const char *key,
+                               const struct qualifiers *q)
 {
-    for (size_t i = lower_bound(t, key); i < t->n && strcmp(t->v[i].key, key) == 0; i++)
-        if (!cc || strcmp(t->v[i].city.country, cc) == 0)
-            return &t->v[i].city;
+    for (size_t i = lower_bound(t, key); i < t->nidx && strcmp(t->keys + t->idx[i].key, key) == 0;
+         i++) {
+        const struct city *c = &t->rows[t->idx[i].row].city;
+
+        if (!q || qualifiers_match(q, c))
+            return c;
+    }
     return NULL;
 }
 
-/* Splits a trailing ", CC" off q: the length of the name before it, and CC in upper case. */
-static bool split_country(const char *q, size_t *name_len, char cc[3])
+/* find() of the first len bytes of query, folded. */
+static const struct city *find_n(const struct city_table *t, const char *query, size_t len,
+                                 const struct qualifiers *q)
 {
-    const char *comma = strrchr(q, ',');
+    char key[CITY_NAME_MAX];
+    size_t klen;
 
-    if (!comma)
-        return false;
-    const char *p = comma + 1 + strspn(comma + 1, " \t");
-    if (!isalpha_ascii(p[0]) || !isalpha_ascii(p[1]) || p[2 + strspn(p + 2, " \t")] != '\0')
-        return false;
-    cc[0] = upper_ascii(p[0]);
-    cc[1] = upper_ascii(p[1]);
-    cc[2] = '\0';
-    *name_len = (size_t)(comma - q);
-    return true;
+    if (!fold_n(query, len, key, sizeof key, &klen) || klen == 0)
+        return NULL;
+    return find(t, key, q);
 }
 
 const struct city *city_table_lookup(const struct city_table *t, const char *query)
 {
-    char key[CITY_NAME_MAX];
-    char cc[3];
-    size_t name_len;
+    size_t len;
 
     if (!t || !query)
         return NULL;
-    if (split_country(query, &name_len, cc) && fold_n(query, name_len, key, sizeof key)) {
-        const struct city *c = find(t, key, cc);
-        if (c)
+    len = strlen(query);
+    for (int commas = 2; commas >= 1; commas--) {
+        struct reading r;
+        const struct city *c;
+
+        if (read_qualified(query, len, commas, &r) &&
+            (c = find_n(t, query, r.name_len, &r.q)) != NULL)
             return c;
     }
-    if (!city_fold(query, key, sizeof key))
-        return NULL;
-    return find(t, key, NULL);
+    return find_n(t, query, len, NULL);
 }

@@ -3,11 +3,13 @@
  * load balancer or client names a city (pgnear.city, X-City, TLV 0xE3, ...).
  *
  * The table is a CSV file (conf/cities.csv, from GeoNames): "#" comment
- * lines, a header "name,country,lat,lon[,population]", then one city a line.
- * Names are compared folded (see city_fold).  Several lines may share a
- * name: the one with the largest population wins, or, without populations
- * or among equals, the first in the file.  conf/cities.README.md says how
- * the generated file orders them.
+ * lines, a header, then one place a line.  The header starts with
+ * "name,country,lat,lon"; the optional columns "population", "admin1",
+ * "alternates" (other names of the place, separated by "|") and "prefer"
+ * ("1" or empty) may follow in any order.  Names are compared folded (see
+ * city_fold).  Several places may share a name: one marked prefer wins, then
+ * the one with the largest population, then the first in the file.
+ * conf/cities.README.md says how the generated file is made.
  *
  * A loaded table is read-only: lookups from several threads are safe.
  */
@@ -16,14 +18,20 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest name, in bytes, that the table and the lookups accept. */
 #define CITY_NAME_MAX 256
 
+/* Most alternate names one line may give. */
+#define CITY_ALTERNATES_MAX 16
+
 struct city {
-    const char *name; /* as written in the file; points into the table */
-    char country[3];  /* ISO 3166-1 alpha-2, upper case */
-    double lat, lon;  /* degrees */
+    const char *name;    /* as written in the file; points into the table */
+    char country[3];     /* ISO 3166-1 alpha-2, upper case */
+    char admin1[4];      /* state, province or nation ("MA", "ON", "NSW", "ENG"), or "" */
+    double lat, lon;     /* degrees */
+    uint64_t population; /* 0 when the file gives none */
 };
 
 struct city_table;
@@ -33,15 +41,27 @@ struct city_table *city_table_load(const char *path, char *err, size_t errcap);
 
 void city_table_free(struct city_table *t);
 
+/* Number of places (lines), not counting alternate names. */
 size_t city_table_count(const struct city_table *t);
 
 /*
- * "seattle", "Seattle", "SÃO PAULO", "Sao Paulo", "paris, fr", "Paris,US",
- * "  new   york ": case and accents ignored, whitespace collapsed; a trailing
- * ", CC" (ISO 3166 alpha-2) restricts the country (when no city of that
- * name is in that country, the whole text is tried as a name, since a few
- * names hold a comma).  Ambiguous names resolve by the rule above.  NULL
- * when unknown.
+ * "seattle", "Seattle", "SÃO PAULO", "Sao Paulo", "  new   york ": case,
+ * accents and punctuation ignored as city_fold() says; a name of a line or
+ * one of its alternate names.  Ambiguous names resolve by the rule above,
+ * unless qualified:
+ *
+ *   "Paris, FR"            a country: ISO 3166 alpha-2, or "UK", "USA";
+ *   "Portland, ME"         or a state, province or nation (admin1), by code
+ *   "Portland, Maine"      or by name (US, Canada, Australia, Great Britain);
+ *                          a two-letter qualifier means either, whichever
+ *                          place is the larger ("Salem, IN": India's);
+ *   "London, ON, CA"       admin1 and country; the admin1 part is ignored
+ *                          for places the table gives no admin1.
+ *
+ * When nothing of that name matches the qualifiers, the whole text is tried
+ * as a name (a few names hold a comma); failing that, NULL: the qualifier is
+ * never dropped to answer with a place the caller ruled out.  NULL when
+ * unknown.
  */
 const struct city *city_table_lookup(const struct city_table *t, const char *query);
 
@@ -50,10 +70,11 @@ const struct city *city_table_lookup(const struct city_table *t, const char *que
  * config: ASCII lower-cased; Latin letters with diacritics (Latin-1
  * Supplement, Latin Extended-A and -B, Latin Extended Additional) to their
  * base letters, ß to "ss", æ to "ae", ø to "o", þ to "th" and so on;
- * combining marks dropped; ’ ‘ ʻ ʼ ´ to "'"; "-", "_", dashes and all
- * whitespace to one space, trimmed at both ends; anything else kept as is.
- * Writes the folded form into out; returns false when cap is short or the
- * input is not UTF-8.
+ * combining marks, "." and apostrophes (' ` ´ ‘ ’ ʻ ʼ) dropped; "-", "_",
+ * dashes and all whitespace to one space, trimmed at both ends; the words
+ * "saint" and "sainte" to "st" and "ste"; anything else kept as is.  Writes
+ * the folded form into out; returns false when cap is short or the input is
+ * not UTF-8.
  */
 bool city_fold(const char *in, char *out, size_t cap);
 

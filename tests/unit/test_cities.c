@@ -1,9 +1,10 @@
 /*
  * test_cities.c
  *    Unit tests for routing/cities.c (cmocka, TAP output): folding, small
- *    tables written to a temporary directory (quoting, comments, country
- *    suffix, the ambiguity rule, bad lines), and the real conf/cities.csv
- *    found through $PGNEAR_SRCDIR.
+ *    tables written to a temporary directory (quoting, comments, optional
+ *    columns, qualifiers, alternate names, the ambiguity rule, bad lines),
+ *    and the real conf/cities.csv found through $PGNEAR_SRCDIR: well-known
+ *    ambiguous names, qualified forms, other spellings.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -128,7 +129,7 @@ static void test_fold_ascii(void **state)
     expect_fold("   ", "");
     expect_fold("Winston-Salem", "winston salem");
     expect_fold("new_york", "new york");
-    expect_fold("St. John's, AG", "st. john's, ag");
+    expect_fold("St. John's, AG", "st johns, ag");
 }
 
 static void test_fold_latin1(void **state)
@@ -174,13 +175,31 @@ static void test_fold_marks_and_punctuation(void **state)
     (void)state;
     expect_fold("Zu\xCC\x88rich", "zurich"); /* decomposed ü */
     expect_fold("Sa\xCC\x83o Paulo", "sao paulo");
-    expect_fold("Ta’ Xbiex", "ta' xbiex");
-    expect_fold("Ta‘ Xbiex", "ta' xbiex");
-    expect_fold("ʻEwa Beach", "'ewa beach");
-    expect_fold("Saint\xC2\xA0Louis", "saint louis"); /* no-break space */
+    expect_fold("Ta’ Xbiex", "ta xbiex"); /* apostrophes of every kind dropped */
+    expect_fold("Ta‘ Xbiex", "ta xbiex");
+    expect_fold("ʻEwa Beach", "ewa beach");
+    expect_fold("Xi'an Xi`an Xi´an Xiʼan", "xian xian xian xian");
+    expect_fold("Washington, D.C.", "washington, dc");
+    expect_fold("St.Louis", "stlouis");
+    expect_fold(" . ", "");
+    expect_fold("Saint\xC2\xA0Louis", "st louis"); /* no-break space */
     expect_fold("Stratford–on–Avon", "stratford on avon");
     expect_fold("Москва", "Москва"); /* other scripts as written */
     expect_fold("東京", "東京");
+}
+
+static void test_fold_saints(void **state)
+{
+    (void)state;
+    expect_fold("Saint Louis", "st louis");
+    expect_fold("St. Louis", "st louis");
+    expect_fold("ST LOUIS", "st louis");
+    expect_fold("Saint-Étienne", "st etienne");
+    expect_fold("Sainte-Foy", "ste foy");
+    expect_fold("Ste. Foy", "ste foy");
+    expect_fold("Port Saint Lucie", "port st lucie");
+    expect_fold("Saints Saintes Saintly saint", "saints saintes saintly st");
+    expect_fold("  saint  ", "st");
 }
 
 static void test_fold_rejects(void **state)
@@ -393,7 +412,7 @@ static void test_bad_lines(void **state)
                "unterminated quoted field");
     LOAD_FAILS("name,country,lat,lon\nParis,FR,48.85,2.35,7\n", 2, "expected 4 fields");
     LOAD_FAILS("name,country,lat,lon\nParis,FR,48.85\n", 2, "expected 4 fields");
-    LOAD_FAILS("name,country,lat,lon\na,FR,1,2,3,4,5,6\n", 2, "too many fields");
+    LOAD_FAILS("name,country,lat,lon\na,FR,1,2,3,4,5,6,7,8,9\n", 2, "too many fields");
     LOAD_FAILS("name,country,lat,lon,population\nParis,FR,48.85,2.35\n", 2, "expected 5 fields");
     LOAD_FAILS("name,country,lat,lon,population\nParis,FR,48.85,2.35,-5\n", 2, "population");
     LOAD_FAILS("name,country,lat,lon,population\nParis,FR,48.85,2.35,1e6\n", 2, "population");
@@ -424,6 +443,10 @@ static void test_bad_lines(void **state)
     LOAD_FAILS("Paris,FR,48.85,2.35\n", 1, "expected the header");
     LOAD_FAILS("name,country,lat\n", 1, "expected the header");
     LOAD_FAILS("name,country,lon,lat\n", 1, "expected the header");
+    LOAD_FAILS("name,country,lat,lon,inhabitants\n", 1, "expected the header");
+    LOAD_FAILS("population,name,country,lat,lon\n", 1, "expected the header");
+    LOAD_FAILS("name,country,lat,lon,admin1,lat\n", 1, "expected the header");
+    LOAD_FAILS("name,country,lat,lon,admin1,Admin1\n", 1, "appears twice");
 }
 
 static void test_long_name(void **state)
@@ -458,6 +481,222 @@ static void test_missing_file(void **state)
     assert_null(city_table_load(NULL, err, sizeof err));
     assert_int_equal(city_table_count(NULL), 0);
     city_table_free(NULL);
+}
+
+/* ---- optional columns, qualifiers, alternate names ---- */
+
+static const char full_csv[] =
+    "name,country,lat,lon,population,admin1,alternates,prefer\n"
+    "Portland,US,45.5234,-122.6762,632309,or,,\n"
+    "Portland,US,43.6574,-70.2589,66881,ME,,\n"
+    "Portland,AU,-38.3423,141.6036,10900,VIC,,0\n"
+    "Springfield,US,37.2153,-93.2982,166810,MO,,\n"
+    "Springfield,US,39.8017,-89.6437,116565,IL,,\n"
+    "London,GB,51.5085,-0.1257,7556900,ENG,Londres,\n"
+    "London,CA,42.9834,-81.2330,346765,ON,,\n"
+    "Cambridge,GB,52.2000,0.1167,158434,ENG,,\n"
+    "Cambridge,CA,43.3601,-80.3127,120372,ON,,\n"
+    "Cambridge,US,42.3751,-71.1056,110402,MA,,\n"
+    "Valencia,VE,10.1620,-68.0076,1385083,,,\n"
+    "Valencia,ES,39.4697,-0.3774,814208,,València,1\n"
+    "Valencia,US,34.4436,-118.6095,148456,CA,,\n"
+    "Munich,DE,48.1374,11.5755,1260391,,München|Muenchen|MUNICH|Munchen,\n"
+    "Köln,DE,50.9333,6.9500,963395,,Cologne|Koeln,\n"
+    "Cologne,IT,45.5786,9.9418,7032,,,\n"
+    "Salem,IN,11.6538,78.1554,778396,,,\n"
+    "Salem,US,44.9429,-123.0351,164549,OR,,\n"
+    "Salem,US,38.6056,-86.1011,6319,IN,,\n"
+    "Perth,AU,-31.9522,115.8614,1896548,WA,,\n"
+    "Perth,GB,56.3952,-3.4314,47180,SCT,,\n"
+    "San Jose,US,37.3394,-121.8950,1026908,CA,,\n"
+    "San José,CR,9.9333,-84.0833,335007,,,\n"
+    "\"Washington, D.C.\",US,38.8951,-77.0364,601723,DC,Washington|Washington DC,\n"
+    "Washington,GB,54.9000,-1.5167,53526,ENG,,\n"
+    "Seattle,US,47.6062,-122.3321,737015,WA,,\n"
+    "Darwin,AU,-12.4611,130.8418,129062,NT,,\n"
+    "Paris,FR,48.8534,2.3488,2138551,,,\n"
+    "Paris,US,33.6609,-95.5555,24782,TX,,\n"
+    "Munchin,DE,50.0000,10.0000,100,,,\n";
+
+#define FULL_CSV_PLACES 30
+
+/* Asserts that query finds the place of that name, country and admin1 ("" for none). */
+static const struct city *expect3(const struct city_table *t, const char *query, const char *name,
+                                  const char *cc, const char *admin1)
+{
+    const struct city *c = expect(t, query, name, cc);
+
+    if (strcmp(c->admin1, admin1) != 0)
+        fail_msg("\"%s\": %s, %s-%s; expected %s-%s", query, c->name, c->country, c->admin1, cc,
+                 admin1);
+    return c;
+}
+
+static void test_optional_columns(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    assert_int_equal(city_table_count(t), FULL_CSV_PLACES);
+    const struct city *c = expect3(t, "Portland", "Portland", "US", "OR"); /* upper-cased */
+    assert_int_equal(c->population, 632309);
+    c = expect3(t, "San José", "San Jose", "US", "CA");
+    assert_true(fabs(c->lat - 37.3394) < 1e-9);
+    city_table_free(t);
+
+    /* The optional columns in any order, or only some of them. */
+    t = load_ok("name,country,lat,lon,prefer,alternates,admin1,population\n"
+                "Paris,US,33.6609,-95.5555,,Lutetia,TX,24782\n"
+                "Paris,FR,48.8534,2.3488,,,,2138551\n");
+    expect3(t, "Paris", "Paris", "FR", "");
+    expect3(t, "Lutetia", "Paris", "US", "TX");
+    city_table_free(t);
+    t = load_ok("name,country,lat,lon,admin1\nParis,US,33.6609,-95.5555,TX\n");
+    c = expect3(t, "Paris, Texas", "Paris", "US", "TX");
+    assert_int_equal(c->population, 0);
+    city_table_free(t);
+}
+
+static void test_bad_optional_columns(void **state)
+{
+    (void)state;
+#define HDR "name,country,lat,lon,population,admin1,alternates,prefer\n"
+    LOAD_FAILS(HDR "Paris,FR,1,2,,ABCD,,\n", 2, "admin1");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,A-B,,\n", 2, "admin1");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,,yes\n", 2, "prefer");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,,2\n", 2, "prefer");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,a||b,\n", 2, "alternate name 2: empty name");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,a|,\n", 2, "alternate name 2: empty name");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,\" - \",\n", 2, "alternate name 1: name is blank");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,Pa\xC3,\n", 2, "alternate name 1: name is not valid UTF-8");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,x|Pa\tris,\n", 2, "alternate name 2: control character");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p|q,\n", 2,
+               "too many alternate names");
+    LOAD_FAILS(HDR "Paris,FR,1,2,,,\n", 2, "expected 8 fields");
+#undef HDR
+    /* Sixteen alternates are fine. */
+    struct city_table *t = load_ok("name,country,lat,lon,alternates\n"
+                                   "Paris,FR,1,2,a|b|c|d|e|f|g|h|i|j|k|l|m|n|o|p\n");
+    expect(t, "p", "Paris", "FR");
+    city_table_free(t);
+}
+
+static void test_prefer_and_population(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    expect(t, "Valencia", "Valencia", "ES"); /* prefer beats a larger population */
+    expect(t, "Valencia, VE", "Valencia", "VE");
+    expect3(t, "Portland", "Portland", "US", "OR");
+    expect3(t, "Springfield", "Springfield", "US", "MO");
+    expect3(t, "Cambridge", "Cambridge", "GB", "ENG");
+    expect(t, "Salem", "Salem", "IN");
+    expect3(t, "Washington", "Washington, D.C.", "US", "DC"); /* by an alternate name */
+    city_table_free(t);
+}
+
+static void test_qualifier_country_or_admin1(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    expect3(t, "Portland, ME", "Portland", "US", "ME"); /* ME: Montenegro has no Portland */
+    expect3(t, "portland,me", "Portland", "US", "ME");
+    expect3(t, "Portland, Maine", "Portland", "US", "ME");
+    expect3(t, "Portland, OR", "Portland", "US", "OR");
+    expect3(t, "Portland, oregon", "Portland", "US", "OR");
+    expect3(t, "Portland, US", "Portland", "US", "OR");
+    expect3(t, "Portland, USA", "Portland", "US", "OR");
+    expect3(t, "Portland, AU", "Portland", "AU", "VIC");
+    expect3(t, "Portland, VIC", "Portland", "AU", "VIC");
+    expect3(t, "Portland, Victoria", "Portland", "AU", "VIC");
+    expect3(t, "Springfield, IL", "Springfield", "US", "IL"); /* IL: not Israel's */
+    expect3(t, "Springfield, Illinois", "Springfield", "US", "IL");
+    expect3(t, "London, ON", "London", "CA", "ON");
+    expect3(t, "London, Ontario", "London", "CA", "ON");
+    expect3(t, "London, UK", "London", "GB", "ENG");
+    expect3(t, "London, England", "London", "GB", "ENG");
+    expect3(t, "Cambridge, MA", "Cambridge", "US", "MA");
+    expect3(t, "Cambridge, CA", "Cambridge", "CA", "ON"); /* Canada: no Cambridge in California */
+    expect3(t, "Perth, Scotland", "Perth", "GB", "SCT");
+    expect3(t, "Perth, WA", "Perth", "AU", "WA");
+    expect3(t, "Perth, Western Australia", "Perth", "AU", "WA");
+    expect3(t, "San Jose, CA", "San Jose", "US", "CA");
+    expect3(t, "Valencia, CA", "Valencia", "US", "CA");
+    expect3(t, "Darwin, NT", "Darwin", "AU", "NT");
+    expect3(t, "Washington, DC", "Washington, D.C.", "US", "DC");
+    expect3(t, "Washington, D.C.", "Washington, D.C.", "US", "DC");
+    expect3(t, "Washington, District of Columbia", "Washington, D.C.", "US", "DC");
+    expect3(t, "Washington, GB", "Washington", "GB", "ENG");
+    /* Both readings of a two-letter code: the larger place wins. */
+    expect(t, "Salem, IN", "Salem", "IN");
+    expect3(t, "Salem, Indiana", "Salem", "US", "IN");
+    city_table_free(t);
+}
+
+static void test_qualifier_admin1_and_country(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    expect3(t, "Portland, ME, US", "Portland", "US", "ME");
+    expect3(t, "Portland , maine , usa ", "Portland", "US", "ME");
+    expect3(t, "London, ON, CA", "London", "CA", "ON");
+    expect3(t, "London, Ontario, CA", "London", "CA", "ON");
+    expect3(t, "Salem, IN, US", "Salem", "US", "IN");
+    expect3(t, "Washington, DC, US", "Washington, D.C.", "US", "DC");
+    /* No admin1 in the table for these places: the middle part cannot rule them out. */
+    expect(t, "Munich, Bavaria, DE", "Munich", "DE");
+    expect(t, "Muenchen, BY, DE", "Munich", "DE");
+    assert_null(city_table_lookup(t, "Munich, Bavaria, AT"));
+    assert_null(city_table_lookup(t, "Portland, ME, AU"));
+    assert_null(city_table_lookup(t, "Portland, Oregan, US"));
+    assert_null(city_table_lookup(t, "Portland, ON, CA"));
+    city_table_free(t);
+}
+
+static void test_qualifier_matches_nothing(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    /* A qualifier is never dropped to answer with a place it rules out. */
+    assert_null(city_table_lookup(t, "Paris, DE"));
+    assert_null(city_table_lookup(t, "Paris, France")); /* country names are not known */
+    assert_null(city_table_lookup(t, "Portland, Oregan"));
+    assert_null(city_table_lookup(t, "Portland, NSW"));
+    assert_null(city_table_lookup(t, "Portland, XX"));
+    assert_null(city_table_lookup(t, "Portland, 7"));
+    assert_null(city_table_lookup(t, "Portland,"));
+    assert_null(city_table_lookup(t, "Portland, , US"));
+    assert_null(city_table_lookup(t, ", US"));
+    city_table_free(t);
+}
+
+static void test_alternate_names(void **state)
+{
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    expect(t, "München", "Munich", "DE");
+    expect(t, "MUENCHEN", "Munich", "DE");
+    expect(t, "Munchen", "Munich", "DE"); /* folds like München: indexed once */
+    expect(t, "Koeln", "Köln", "DE");
+    expect(t, "Cologne", "Köln", "DE"); /* the larger place of that name */
+    expect(t, "Cologne, IT", "Cologne", "IT");
+    expect(t, "Cologne, DE", "Köln", "DE");
+    expect(t, "Londres", "London", "GB");
+    expect(t, "Valencia", "Valencia", "ES");
+    expect(t, "València", "Valencia", "ES");
+    expect3(t, "Washington DC", "Washington, D.C.", "US", "DC");
+    city_table_free(t);
 }
 
 /* ---- the real table ---- */
@@ -534,10 +773,10 @@ static void test_real_cities(void **state)
 static void test_real_country_suffix(void **state)
 {
     static const struct known cities[] = {
-        /* North to south among the US ones, by the documented rule: Maine. */
-        {"Paris, US", "US", 44.26, -70.50},  {"Paris,US", "US", 44.26, -70.50},
+        /* The most populous of the US ones: Paris, Texas; Dublin, California. */
+        {"Paris, US", "US", 33.66, -95.56},   {"Paris,US", "US", 33.66, -95.56},
         {"Sydney, CA", "CA", 46.14, -60.18}, /* Nova Scotia */
-        {"Dublin, us", "US", 42.91, -72.06}, {"São Paulo, PT", "PT", 38.71, -9.14},
+        {"Dublin, us", "US", 37.70, -121.94}, {"Birmingham, US", "US", 33.52, -86.80},
         {"London, CA", "CA", 42.98, -81.23},
     };
     const struct city_table *t = real_table();
@@ -549,6 +788,178 @@ static void test_real_country_suffix(void **state)
     assert_null(city_table_lookup(t, "Xyzzy Upon Plugh"));
 }
 
+/* A query and the country and admin1 ("" for any) of the place it must find. */
+struct expected {
+    const char *query, *country, *admin1;
+};
+
+/* Checks every query of v; fails listing all those that found something else. */
+static void expect_all(const char *what, const struct expected *v, size_t n)
+{
+    const struct city_table *t = real_table();
+    char wrong[4096] = "";
+    size_t used = 0, right = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const struct city *c = city_table_lookup(t, v[i].query);
+
+        if (c && strcmp(c->country, v[i].country) == 0 &&
+            (!v[i].admin1[0] || strcmp(c->admin1, v[i].admin1) == 0)) {
+            right++;
+            continue;
+        }
+        int k =
+            snprintf(wrong + used, sizeof wrong - used, "\n#   \"%s\": %s %s-%s, expected %s-%s",
+                     v[i].query, c ? c->name : "(none)", c ? c->country : "", c ? c->admin1 : "",
+                     v[i].country, v[i].admin1);
+        if (k > 0 && (size_t)k < sizeof wrong - used)
+            used += (size_t)k;
+    }
+    printf("# %zu of %zu %s resolved as expected\n", right, n, what);
+    if (right != n)
+        fail_msg("%s:%s", what, wrong);
+}
+
+#define EXPECT_ALL(what, v) expect_all(what, v, sizeof(v) / sizeof((v)[0]))
+
+/*
+ * Well-known names that several places bear: the most populous place of the
+ * name, as GeoNames counts them, except Valencia (marked prefer, see
+ * conf/cities.README.md).  Cambridge is England's: 158,000 people against
+ * 120,000 in Cambridge, Ontario and 110,000 in Cambridge, Massachusetts.
+ */
+static void test_real_ambiguous(void **state)
+{
+    static const struct expected v[] = {
+        {"Boston", "US", "MA"},       {"Portland", "US", "OR"},  {"Cambridge", "GB", "ENG"},
+        {"San Jose", "US", "CA"},     {"Valencia", "ES", ""},    {"Paris", "FR", ""},
+        {"London", "GB", "ENG"},      {"Sydney", "AU", "NSW"},   {"Birmingham", "GB", "ENG"},
+        {"Springfield", "US", "MO"},  {"Dublin", "IE", ""},      {"Perth", "AU", "WA"},
+        {"Victoria", "CA", "BC"},     {"Kingston", "JM", ""},    {"Hamilton", "CA", "ON"},
+        {"Richmond", "US", "VA"},     {"Santiago", "CL", ""},    {"Córdoba", "AR", ""},
+        {"Cartagena", "CO", ""},      {"Mérida", "MX", ""},      {"Alexandria", "EG", ""},
+        {"Tripoli", "LY", ""},        {"Hyderabad", "IN", ""},   {"Manchester", "GB", "ENG"},
+        {"Moscow", "RU", ""},         {"Rome", "IT", ""},        {"Athens", "GR", ""},
+        {"Berlin", "DE", ""},         {"Toledo", "US", "OH"},    {"Florence", "IT", ""},
+        {"Naples", "IT", ""},         {"Venice", "IT", ""},      {"Memphis", "US", "TN"},
+        {"Lima", "PE", ""},           {"La Paz", "BO", ""},      {"Georgetown", "GY", ""},
+        {"Vancouver", "CA", "BC"},    {"Columbus", "US", "OH"},  {"Austin", "US", "TX"},
+        {"Dallas", "US", "TX"},       {"Houston", "US", "TX"},   {"Phoenix", "US", "AZ"},
+        {"Melbourne", "AU", "VIC"},   {"Brisbane", "AU", "QLD"}, {"Adelaide", "AU", "SA"},
+        {"Halifax", "CA", "NS"},      {"Windsor", "CA", "ON"},   {"Wellington", "NZ", ""},
+        {"Toronto", "CA", "ON"},      {"Montreal", "CA", "QC"},  {"Ottawa", "CA", "ON"},
+        {"Durham", "US", "NC"},       {"Plymouth", "GB", "ENG"}, {"Oxford", "GB", "ENG"},
+        {"Bristol", "GB", "ENG"},     {"Worcester", "US", "MA"}, {"Newport", "GB", "WLS"},
+        {"Aberdeen", "GB", "SCT"},    {"Glasgow", "GB", "SCT"},  {"Edinburgh", "GB", "SCT"},
+        {"Belfast", "GB", "NIR"},     {"Milan", "IT", ""},       {"Vienna", "AT", ""},
+        {"Prague", "CZ", ""},         {"Warsaw", "PL", ""},      {"Lisbon", "PT", ""},
+        {"Brussels", "BE", ""},       {"Delhi", "IN", ""},       {"Cairo", "EG", ""},
+        {"Lagos", "NG", ""},          {"Barcelona", "ES", ""},   {"Madrid", "ES", ""},
+        {"Granada", "ES", ""},        {"Odessa", "UA", ""},      {"Salem", "IN", ""},
+        {"Washington", "US", "DC"},   {"New York", "US", "NY"},  {"Saint Petersburg", "RU", ""},
+        {"St. Petersburg", "RU", ""}, {"Frankfurt", "DE", ""},   {"Hanover", "DE", ""},
+        {"Panama City", "PA", ""},    {"Mexico City", "MX", ""}, {"Kansas City", "US", "MO"},
+    };
+
+    (void)state;
+    EXPECT_ALL("ambiguous names", v);
+}
+
+static void test_real_qualified(void **state)
+{
+    static const struct expected v[] = {
+        {"Portland, ME", "US", "ME"},
+        {"Portland, Maine", "US", "ME"},
+        {"Portland, OR", "US", "OR"},
+        {"Portland, ME, US", "US", "ME"},
+        {"Portland, Maine, USA", "US", "ME"},
+        {"Springfield, IL", "US", "IL"},
+        {"Springfield, Illinois", "US", "IL"},
+        {"Springfield, MA", "US", "MA"},
+        {"London, ON", "CA", "ON"},
+        {"London, Ontario", "CA", "ON"},
+        {"London, ON, CA", "CA", "ON"},
+        {"London, UK", "GB", "ENG"},
+        {"Boston, US", "US", "MA"},
+        {"Boston, USA", "US", "MA"},
+        {"Boston, GB", "GB", "ENG"},
+        {"Boston, England", "GB", "ENG"},
+        {"Cambridge, MA", "US", "MA"},
+        {"Cambridge, US", "US", "MA"},
+        {"Cambridge, ON", "CA", "ON"},
+        {"Perth, Scotland", "GB", "SCT"},
+        {"Perth, WA", "AU", "WA"},
+        {"Sydney, NS", "CA", "NS"},
+        {"Sydney, Nova Scotia", "CA", "NS"},
+        {"Paris, TX", "US", "TX"},
+        {"Paris, Texas", "US", "TX"},
+        {"Paris, TN", "US", "TN"},
+        {"Birmingham, AL", "US", "AL"},
+        {"Birmingham, Alabama", "US", "AL"},
+        {"Athens, GA", "US", "GA"},
+        {"Valencia, VE", "VE", ""},
+        {"Valencia, US", "US", "CA"},
+        {"Valencia, CA", "US", "CA"},
+        {"San Jose, CR", "CR", ""},
+        {"San José, CR", "CR", ""},
+        {"San Jose, CA", "US", "CA"},
+        {"Vancouver, WA", "US", "WA"},
+        {"Kingston, ON", "CA", "ON"},
+        {"Kingston, NY", "US", "NY"},
+        {"Richmond, BC", "CA", "BC"},
+        {"Columbus, GA", "US", "GA"},
+        {"Salem, OR", "US", "OR"},
+        {"Salem, Indiana", "US", "IN"},
+        {"Washington, DC", "US", "DC"},
+        {"Washington, D.C.", "US", "DC"},
+        {"Newcastle, NSW", "AU", "NSW"},
+        {"Munich, Bavaria, DE", "DE", ""},
+    };
+    static const char *const unknown[] = {
+        "Paris, DE", "Paris, France", "Portland, Oregan", "Portland, Oregan, US", "Boston, JP",
+    };
+    const struct city_table *t = real_table();
+
+    (void)state;
+    EXPECT_ALL("qualified names", v);
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
+        if (city_table_lookup(t, unknown[i]))
+            fail_msg("\"%s\": found, expected nothing", unknown[i]);
+}
+
+static void test_real_spellings(void **state)
+{
+    static const struct expected v[] = {
+        {"Muenchen", "DE", ""},
+        {"München", "DE", ""},
+        {"Munich", "DE", ""},
+        {"Koeln", "DE", ""},
+        {"Köln", "DE", ""},
+        {"Cologne", "DE", ""},
+        {"Zuerich", "CH", ""},
+        {"Duesseldorf", "DE", ""},
+        {"Nuernberg", "DE", ""},
+        {"Nuremberg", "DE", ""},
+        {"Sao Paulo", "BR", ""},
+        {"Kiev", "UA", ""},
+        {"Bombay", "IN", ""},
+        {"Peking", "CN", ""},
+        {"Den Haag", "NL", ""},
+        {"Geneva", "CH", ""},
+        {"Wien", "AT", ""},
+        {"Roma", "IT", ""},
+        {"St Louis", "US", "MO"},
+        {"Saint Louis", "US", "MO"},
+        {"Xian", "CN", ""},
+        {"NYC", "US", "NY"},
+        {"Washington DC", "US", "DC"},
+        {"Montréal", "CA", "QC"},
+    };
+
+    (void)state;
+    EXPECT_ALL("other spellings", v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -556,6 +967,7 @@ int main(void)
         cmocka_unit_test(test_fold_latin1),
         cmocka_unit_test(test_fold_latin_extended),
         cmocka_unit_test(test_fold_marks_and_punctuation),
+        cmocka_unit_test(test_fold_saints),
         cmocka_unit_test(test_fold_rejects),
         cmocka_unit_test(test_load_small),
         cmocka_unit_test(test_lookup_folding),
@@ -567,9 +979,19 @@ int main(void)
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_long_name),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_optional_columns),
+        cmocka_unit_test(test_bad_optional_columns),
+        cmocka_unit_test(test_prefer_and_population),
+        cmocka_unit_test(test_qualifier_country_or_admin1),
+        cmocka_unit_test(test_qualifier_admin1_and_country),
+        cmocka_unit_test(test_qualifier_matches_nothing),
+        cmocka_unit_test(test_alternate_names),
         cmocka_unit_test(test_real_load),
         cmocka_unit_test(test_real_cities),
         cmocka_unit_test(test_real_country_suffix),
+        cmocka_unit_test(test_real_ambiguous),
+        cmocka_unit_test(test_real_qualified),
+        cmocka_unit_test(test_real_spellings),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
