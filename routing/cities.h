@@ -26,6 +26,9 @@
 /* Most alternate names one line may give. */
 #define CITY_ALTERNATES_MAX 16
 
+/* Most suggestions city_table_suggest() returns, whatever max says. */
+#define CITY_SUGGEST_MAX 16
+
 struct city {
     const char *name;    /* as written in the file; points into the table */
     char country[3];     /* ISO 3166-1 alpha-2, upper case */
@@ -64,6 +67,19 @@ size_t city_table_count(const struct city_table *t);
  * unknown.
  */
 const struct city *city_table_lookup(const struct city_table *t, const char *query);
+
+/*
+ * Up to max (at most CITY_SUGGEST_MAX) known places whose folded names are
+ * closest to query, for telling a caller about a misspelled name: edit
+ * distance (insertions, deletions, substitutions and transpositions of
+ * bytes of the folded names) of at most a third of the name's length and at
+ * most 2, closest first, then as an ambiguous name resolves.  Qualifiers
+ * restrict the suggestions as in city_table_lookup(), unless that leaves
+ * none; "Paris, France" suggests Paris.  Each place appears once.  Returns
+ * how many were written to out.
+ */
+size_t city_table_suggest(const struct city_table *t, const char *query, const struct city **out,
+                          size_t max);
 
 /*
  * The folding used for keys, exposed for the [cities] overrides of the

@@ -2,9 +2,10 @@
  * test_cities.c
  *    Unit tests for routing/cities.c (cmocka, TAP output): folding, small
  *    tables written to a temporary directory (quoting, comments, optional
- *    columns, qualifiers, alternate names, the ambiguity rule, bad lines),
- *    and the real conf/cities.csv found through $PGNEAR_SRCDIR: well-known
- *    ambiguous names, qualified forms, other spellings.
+ *    columns, qualifiers, alternate names, the ambiguity rule, bad lines,
+ *    suggestions), and the real conf/cities.csv found through
+ *    $PGNEAR_SRCDIR: well-known ambiguous names, qualified forms, other
+ *    spellings and suggestions for misspelled names.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -699,6 +700,100 @@ static void test_alternate_names(void **state)
     city_table_free(t);
 }
 
+/* ---- suggestions ---- */
+
+/* Asserts that query suggests exactly the places "Name CC[-admin1]" of want, in order. */
+static void expect_suggest(const struct city_table *t, const char *query, size_t max,
+                           const char *const *want, size_t nwant)
+{
+    const struct city *got[CITY_SUGGEST_MAX];
+    size_t n = city_table_suggest(t, query, got, max);
+    char buf[CITY_SUGGEST_MAX][CITY_NAME_MAX + 16];
+
+    for (size_t i = 0; i < n; i++)
+        snprintf(buf[i], sizeof buf[i], "%s %s%s%s", got[i]->name, got[i]->country,
+                 got[i]->admin1[0] ? "-" : "", got[i]->admin1);
+    for (size_t i = 0; i < n || i < nwant; i++)
+        if (i >= n || i >= nwant || strcmp(buf[i], want[i]) != 0)
+            fail_msg("\"%s\": suggestion %zu is \"%s\", expected \"%s\" (%zu, expected %zu)", query,
+                     i + 1, i < n ? buf[i] : "(none)", i < nwant ? want[i] : "(none)", n, nwant);
+}
+
+#define SUGGEST(t, query, max, ...)                                                                \
+    do {                                                                                           \
+        static const char *const want_[] = {__VA_ARGS__};                                          \
+        expect_suggest(t, query, max, want_, sizeof want_ / sizeof want_[0]);                      \
+    } while (0)
+
+static void test_suggest_small(void **state)
+{
+    const struct city *out[CITY_SUGGEST_MAX];
+    struct city_table *t;
+
+    (void)state;
+    t = load_ok(full_csv);
+    SUGGEST(t, "Seatle", 5, "Seattle US-WA");
+    SUGGEST(t, "Seattttle", 5, "Seattle US-WA"); /* two edits */
+    SUGGEST(t, "Portlnd", 5, "Portland US-OR", "Portland US-ME", "Portland AU-VIC");
+    SUGGEST(t, "Portlnd", 2, "Portland US-OR", "Portland US-ME");
+    SUGGEST(t, "Protland", 5, "Portland US-OR", "Portland US-ME", "Portland AU-VIC");
+    SUGGEST(t, "Portlnd, ME", 5, "Portland US-ME");
+    SUGGEST(t, "Portlnd, Maine, US", 5, "Portland US-ME");
+    SUGGEST(t, "Valenca", 5, "Valencia ES", "Valencia VE", "Valencia US-CA");
+    SUGGEST(t, "Muenchn", 5, "Munich DE", "Munchin DE"); /* Munich once, though near two names */
+    /* One edit from "Munchen", two from "Muenchen" which comes first in the index. */
+    SUGGEST(t, "Munchn", 5, "Munich DE", "Munchin DE");
+    SUGGEST(t, "Prais", 5, "Paris FR", "Paris US-TX"); /* a transposition is one edit */
+    SUGGEST(t, "Sanjose", 5, "San Jose US-CA", "San José CR");
+    /* A qualifier that leaves nothing is dropped; so is one that means nothing. */
+    SUGGEST(t, "Paris, DE", 5, "Paris FR", "Paris US-TX");
+    SUGGEST(t, "Paris, France", 5, "Paris FR", "Paris US-TX");
+    SUGGEST(t, "Pariss", 1, "Paris FR");
+    assert_int_equal(city_table_suggest(t, "Seattttttle", out, 5), 0); /* three edits */
+    assert_int_equal(city_table_suggest(t, "Pa", out, 5), 0);          /* short: exact only */
+    assert_int_equal(city_table_suggest(t, "Prss", out, 5), 0); /* 4 bytes: one edit, not 2 */
+    assert_int_equal(city_table_suggest(t, "Xyzzy", out, 5), 0);
+    assert_int_equal(city_table_suggest(t, "", out, 5), 0);
+    assert_int_equal(city_table_suggest(t, " - ", out, 5), 0);
+    assert_int_equal(city_table_suggest(t, "Se\xC3", out, 5), 0);
+    assert_int_equal(city_table_suggest(t, "Seatle", out, 0), 0);
+    assert_int_equal(city_table_suggest(t, NULL, out, 5), 0);
+    assert_int_equal(city_table_suggest(t, "Seatle", NULL, 5), 0);
+    assert_int_equal(city_table_suggest(NULL, "Seatle", out, 5), 0);
+    city_table_free(t);
+}
+
+static void test_suggest_limits(void **state)
+{
+    const struct city *out[CITY_SUGGEST_MAX + 4];
+    char q[CITY_NAME_MAX * 2];
+    size_t len = 0, cap = 64 + 40 * 32;
+    char *text = malloc(cap);
+    struct city_table *t;
+
+    (void)state;
+    assert_non_null(text);
+    len += (size_t)snprintf(text + len, cap - len, "name,country,lat,lon,population\n");
+    for (int i = 0; i < 40; i++) /* Aaaaaa00 .. Aaaaaa39, larger as i grows */
+        len += (size_t)snprintf(text + len, cap - len, "Aaaaaa%02d,FR,1,2,%d\n", i, i);
+    t = load_ok(text);
+    free(text);
+    /* No more than CITY_SUGGEST_MAX, the most populous of those as near. */
+    assert_int_equal(city_table_suggest(t, "Aaaaaa", out, CITY_SUGGEST_MAX + 4), CITY_SUGGEST_MAX);
+    for (size_t i = 0; i < CITY_SUGGEST_MAX; i++)
+        assert_int_equal(out[i]->population, 39 - i);
+    /* Nearer beats more populous. */
+    assert_int_equal(city_table_suggest(t, "Aaaaaa05", out, 3), 3);
+    assert_string_equal(out[0]->name, "Aaaaaa05");
+    assert_string_equal(out[1]->name, "Aaaaaa35"); /* one edit, as are 00..09, 15, 25 */
+    assert_string_equal(out[2]->name, "Aaaaaa25");
+    /* Names longer than the suggestions compare get none, and cost nothing. */
+    memset(q, 'a', sizeof q - 1);
+    q[sizeof q - 1] = '\0';
+    assert_int_equal(city_table_suggest(t, q, out, 3), 0);
+    city_table_free(t);
+}
+
 /* ---- the real table ---- */
 
 /* conf/cities.csv of the source tree, loaded once for the tests below. */
@@ -960,6 +1055,41 @@ static void test_real_spellings(void **state)
     EXPECT_ALL("other spellings", v);
 }
 
+/* The first suggestion for query must be name in cc. */
+static void expect_first_suggestion(const char *query, const char *name, const char *cc)
+{
+    const struct city *out[3];
+    struct timespec a, b;
+
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    size_t n = city_table_suggest(real_table(), query, out, 3);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (n == 0)
+        fail_msg("\"%s\": no suggestion, expected %s, %s", query, name, cc);
+    if (strcmp(out[0]->name, name) != 0 || strcmp(out[0]->country, cc) != 0)
+        fail_msg("\"%s\": suggests %s, %s first; expected %s, %s", query, out[0]->name,
+                 out[0]->country, name, cc);
+    double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+    printf("# \"%s\": %zu suggestions, %s first, in %.1f ms\n", query, n, out[0]->name, ms);
+}
+
+static void test_real_suggest(void **state)
+{
+    const struct city *out[3];
+
+    (void)state;
+    expect_first_suggestion("Seatle", "Seattle", "US");
+    expect_first_suggestion("Sanfrancisco", "San Francisco", "US");
+    expect_first_suggestion("San Fransisco", "San Francisco", "US");
+    expect_first_suggestion("Lodnon", "London", "GB");
+    expect_first_suggestion("Philadelpia", "Philadelphia", "US");
+    expect_first_suggestion("Muenchn", "Munich", "DE");
+    expect_first_suggestion("Amsterdm", "Amsterdam", "NL");
+    expect_first_suggestion("Portlnd, ME", "Portland", "US");
+    expect_first_suggestion("Paris, France", "Paris", "FR");
+    assert_int_equal(city_table_suggest(real_table(), "Xyzzy Upon Plugh", out, 3), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -986,12 +1116,15 @@ int main(void)
         cmocka_unit_test(test_qualifier_admin1_and_country),
         cmocka_unit_test(test_qualifier_matches_nothing),
         cmocka_unit_test(test_alternate_names),
+        cmocka_unit_test(test_suggest_small),
+        cmocka_unit_test(test_suggest_limits),
         cmocka_unit_test(test_real_load),
         cmocka_unit_test(test_real_cities),
         cmocka_unit_test(test_real_country_suffix),
         cmocka_unit_test(test_real_ambiguous),
         cmocka_unit_test(test_real_qualified),
         cmocka_unit_test(test_real_spellings),
+        cmocka_unit_test(test_real_suggest),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
