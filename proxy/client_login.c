@@ -242,20 +242,45 @@ static int client_take_packet(struct session *s)
     uint8_t hdr[4];
     uint32_t len;
     if (evbuffer_copyout(s->client.in, hdr, 4) < 4)
+/*
+ * A PROXY header where a startup packet belongs: with proxy_protocol =
+ * off, or a second header after the one already taken.  Says which.
+ */
+static bool client_misplaced_proxy_header(struct session *s)
+{
+    struct pp_header pp;
+    uint8_t *peek = evbuffer_pullup(s->client.in, -1);
+    if (s->phase != PHASE_STARTUP || s->client_tls || peek == NULL ||
+        pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) == PP_NOT_PROXY)
+        return false;
+    s->w->stats.login_failures++;
+    if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF)
+        session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off", NULL,
+                     "Set proxy_protocol = optional or required in pgnear.");
+    else if (s->pp != NULL)
+        session_fail(s, "08P01", "received a second PROXY protocol header",
+                     "A connection carries one PROXY header, at its very start; the load balancer "
+                     "in front of pgnear may be adding its own header to one it passes on.",
+                     NULL);
+    else
+        session_fail(
+            s, "08P01", "received a PROXY protocol header after the connection's first bytes",
+            "A PROXY header is only accepted as the very first bytes of a connection.", NULL);
+    return true;
+}
+
         return 0;
     int rc = startup_packet_length(hdr, 4, &len);
     if (rc != STARTUP_OK) {
-        struct pp_header pp;
-        uint8_t *peek = evbuffer_pullup(s->client.in, -1);
-        if (s->phase == PHASE_STARTUP && !s->client_tls && peek != NULL &&
-            pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) !=
-                PP_NOT_PROXY) {
-            s->w->stats.login_failures++;
-            session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off",
-                         NULL, "Set proxy_protocol = optional or required in pgnear.");
+        if (client_misplaced_proxy_header(s))
             return -1;
-        }
-        client_fail_protocol(s, startup_strerror(rc));
+        /*
+         * As PostgreSQL does: no answer to bytes that do not even start a
+         * startup packet (a client that sends Terminate before logging in,
+         * a port scanner); the log says why.
+         */
+        s->w->stats.login_failures++;
+        session_close(s, "invalid length of startup packet");
         return -1;
     }
     if (evbuffer_get_length(s->client.in) < len)

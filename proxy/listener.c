@@ -12,8 +12,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <event2/listener.h>
 
 #include "proxy/config.h"
@@ -24,29 +26,107 @@
 #define LISTENER_MAX   16
 #define LISTEN_BACKLOG 1024
 
+/* How long accepting rests after running out of descriptors or memory. */
+#define ACCEPT_REST_MS 100
+/* While accepts keep failing, one log line per this many seconds, with a count. */
+#define ACCEPT_LOG_INTERVAL_S 10
+
 struct listener_set {
+    struct worker *w;
     size_t count;
     struct evconnlistener *items[LISTENER_MAX];
     bool is_unix[LISTENER_MAX];
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct event *rest_timer; /* re-enables accepting after a resource error */
+    bool resting;
+    bool failing;        /* accepts failed since the last one that worked */
+    uint64_t unreported; /* failures not yet counted in a log line */
+    time_t last_report;
 };
+
+/*
+ * An accept worked.  Under churn accepts fail and work by turns, so the
+ * recovery is only a debug line; the next failure report (at most one per
+ * interval) carries the count.
+ */
+static void listener_accepted(struct listener_set *ls)
+{
+    if (!ls->failing)
+        return;
+    log_debug(0, "accepting connections again");
+    ls->failing = false;
+}
 
 static void listener_accept_tcp(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                                 int addrlen, void *arg)
 {
-    session_accept(arg, fd, addr, addrlen, false);
+    struct listener_set *ls = arg;
+    listener_accepted(ls);
+    session_accept(ls->w, fd, addr, addrlen, false);
 }
 
 static void listener_accept_unix(struct evconnlistener *l, evutil_socket_t fd,
                                  struct sockaddr *addr, int addrlen, void *arg)
 {
-    session_accept(arg, fd, addr, addrlen, true);
+    struct listener_set *ls = arg;
+    listener_accepted(ls);
+    session_accept(ls->w, fd, addr, addrlen, true);
 }
 
+static void listener_enable_all(struct listener_set *ls, bool on)
+{
+    for (size_t i = 0; i < ls->count; i++) {
+        if (on)
+            evconnlistener_enable(ls->items[i]);
+        else
+            evconnlistener_disable(ls->items[i]);
+    }
+}
+
+/* The rest is over: try accepting again. */
+static void listener_rest_done(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener_set *ls = arg;
+    (void)fd;
+    (void)what;
+    ls->resting = false;
+    listener_enable_all(ls, true);
+}
+
+/*
+ * An accept failed (libevent retries EINTR, EAGAIN and ECONNABORTED
+ * itself, so what arrives here is EMFILE, ENFILE, ENOBUFS, ENOMEM and
+ * the like).  The pending connection stays in the backlog and the
+ * listener is readable again at once: retrying spins the CPU and floods
+ * the log.  Rest instead — stop accepting for a moment, as PgBouncer does
+ * — and log once per interval with a count; clients already connected
+ * are served meanwhile, and waiting ones are taken when descriptors free
+ * up.
+ */
 static void listener_error_cb(struct evconnlistener *l, void *arg)
 {
-    /* EMFILE and friends: log and keep listening; the next accept may work. */
-    log_error(0, "accept failed: %s", strerror(errno));
+    struct listener_set *ls = arg;
+    int err = errno;
+    (void)l;
+    if (ls->resting)
+        return;
+    struct timeval tv = {ACCEPT_REST_MS / 1000, (ACCEPT_REST_MS % 1000) * 1000};
+    if (ls->rest_timer == NULL || event_add(ls->rest_timer, &tv) != 0) {
+        log_error(0, "accept failed: %s", strerror(err));
+        return;
+    }
+    ls->resting = true;
+    ls->failing = true;
+    ls->unreported++;
+    listener_enable_all(ls, false);
+    time_t now = time(NULL);
+    if (ls->last_report != 0 && now - ls->last_report < ACCEPT_LOG_INTERVAL_S)
+        return;
+    log_error(0,
+              "accept failed: %s; retrying every %d ms (%llu failed accepts since the last report)",
+              strerror(err), ACCEPT_REST_MS, (unsigned long long)ls->unreported);
+    ls->unreported = 0;
+    ls->last_report = now;
 }
 
 static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool is_unix)
@@ -54,7 +134,7 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool 
     if (ls->count >= LISTENER_MAX)
         return -1;
     struct evconnlistener *l =
-        evconnlistener_new(w->base, is_unix ? listener_accept_unix : listener_accept_tcp, w,
+        evconnlistener_new(w->base, is_unix ? listener_accept_unix : listener_accept_tcp, ls,
                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
     if (l == NULL)
         return -1;
@@ -144,7 +224,11 @@ struct listener_set *listener_open(struct worker *w, const struct config *cfg, b
         free(addrs);
         return NULL;
     }
-    int rc = 0;
+    ls->w = w;
+    ls->rest_timer = evtimer_new(w->base, listener_rest_done, ls);
+    int rc = ls->rest_timer != NULL ? 0 : -1;
+    if (rc != 0)
+        snprintf(err, errcap, "out of memory");
     for (char *a = strtok_r(addrs, ", \t", &save); a && rc == 0; a = strtok_r(NULL, ", \t", &save))
         rc = listener_bind_tcp(ls, w, a, cfg->listen_port, reuseport, err, errcap);
     free(addrs);
@@ -159,14 +243,18 @@ struct listener_set *listener_open(struct worker *w, const struct config *cfg, b
 
 void listener_pause(struct listener_set *ls)
 {
-    for (size_t i = 0; i < ls->count; i++)
-        evconnlistener_disable(ls->items[i]);
+    if (ls->rest_timer != NULL)
+        event_del(ls->rest_timer);
+    ls->resting = false;
+    listener_enable_all(ls, false);
 }
 
 void listener_close(struct listener_set *ls)
 {
     if (ls == NULL)
         return;
+    if (ls->rest_timer != NULL)
+        event_free(ls->rest_timer);
     for (size_t i = 0; i < ls->count; i++)
         evconnlistener_free(ls->items[i]);
     if (ls->unix_path[0] != '\0')

@@ -250,11 +250,37 @@ static void server_connected(struct session *s)
 }
 
 static void server_connect_host(struct session *s)
+/* Errors of this machine, not of the host: out of descriptors, memory or local ports. */
+static bool server_error_is_local(int err)
+{
+    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
+           err == EADDRNOTAVAIL;
+}
+
+/*
+ * pgnear itself ran out of something: this login fails, and nobody else
+ * pays — the host is not marked down (it was never asked) and no other
+ * host or region is tried, since they would fail the same way.
+ */
+static void server_fail_local(struct session *s, const char *call, int err)
+{
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%s failed: %s.", call, strerror(err));
+    s->w->stats.login_failures++;
+    log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
+    session_fail(s, "53300", "pgnear could not open a connection to the server", detail,
+                 "pgnear is out of file descriptors, memory or local ports; raise its "
+                 "open-files limit (ulimit -n) or lower max_client_conn.");
+}
+
 {
     const struct region_host *h = server_host(s);
     int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        server_try_next(s, strerror(errno));
+        if (server_error_is_local(errno))
+            server_fail_local(s, "socket()", errno);
+        else
+            server_try_next(s, strerror(errno));
         return;
     }
     session_tune_tcp(s->cfg, fd);
@@ -265,7 +291,10 @@ static void server_connect_host(struct session *s)
     }
     s->phase = PHASE_CONNECT;
     if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 && errno != EINPROGRESS) {
-        server_try_next(s, strerror(errno));
+        if (server_error_is_local(errno))
+            server_fail_local(s, "connect()", errno);
+        else
+            server_try_next(s, strerror(errno));
         return;
     }
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);

@@ -207,8 +207,13 @@ void endpoint_pause_read(struct endpoint *ep)
     if (ep->read_paused)
         return;
     ep->read_paused = true;
-    /* A client that leaves meanwhile must still be noticed (EPOLLRDHUP). */
     struct session *s = ep->session;
+    log_debug(s->id, "reading from the %s paused: the %s is not taking its input",
+              ep == &s->client ? "client" : "server", ep == &s->client ? "server" : "client");
+    /*
+     * A client that leaves meanwhile must still be noticed: its FIN sets
+     * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
+     */
     if (ep == &s->client && ep->hev == NULL && ep->rev != NULL &&
         (event_base_get_features(s->w->base) & EV_FEATURE_EARLY_CLOSE))
         ep->hev =

@@ -5,11 +5,14 @@
  */
 #include "routing/health.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -107,6 +110,23 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
     free(p);
 }
 
+/*
+ * When pgnear itself is out of descriptors or memory, a check would fail
+ * here, not at the host: skip the round and leave the host's state as it
+ * is (libpq would report "could not create socket" as if the host were
+ * down).  Opening a socket and closing it again is the cheapest honest
+ * test of that.
+ */
+static bool health_can_open_socket(const struct region_host *h)
+{
+    int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        close(fd);
+        return true;
+    }
+    return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
+}
+
 static void health_probe_start(struct health_checker *hc, struct region_host *h)
 {
     char conninfo[2048], err[256];
@@ -116,6 +136,8 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
         health_set_down(hc, h, "health check conninfo too long");
         return;
     }
+    if (!health_can_open_socket(h))
+        return;
     struct health_probe *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return;

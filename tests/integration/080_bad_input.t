@@ -60,6 +60,21 @@ sub expect_fatal {
     close $w->socket;
 }
 
+# Bytes that do not start a startup packet (a length word outside 8..10000)
+# get what PostgreSQL gives them: no answer, the connection closed at once,
+# and a line in the log.
+sub expect_silent_close {
+    my ($name, $bytes) = @_;
+    my $w = wire();
+    my $t0 = time;
+    eval { $w->send_raw($bytes) };
+    my $ev = next_event($w);
+    ok $ev->{kind} eq 'eof' || $ev->{kind} eq 'reset', "$name: closed without an answer"
+      or diag explain $ev;
+    cmp_ok time - $t0, '<', 4, "$name: closed at once";
+    close $w->socket;
+}
+
 sub startup_packet {
     my ($version, $body) = @_;
     return pack('N', 8 + length $body) . pack('N', $version) . $body;
@@ -67,11 +82,12 @@ sub startup_packet {
 
 # ------------------------------------------------------------------ malformed startup packets
 
-expect_fatal('length 4', pack('N', 4), '08P01', qr/invalid length of startup packet/);
-expect_fatal('length 3 (below the header)', pack('N', 3) . "\0" x 8, '08P01', qr/length/);
-expect_fatal('length 100000 (oversized)', pack('N', 100_000) . pack('N', 0x30000) . "user\0app\0" x 10,
-             '08P01', qr/invalid length of startup packet/);
-expect_fatal('length 0xFFFFFFFF', pack('N', 0xFFFFFFFF) . "x" x 16, '08P01', qr/length/);
+expect_silent_close('length 4', pack('N', 4));
+expect_silent_close('length 3 (below the header)', pack('N', 3) . "\0" x 8);
+expect_silent_close('length 100000 (oversized)', pack('N', 100_000) . pack('N', 0x30000) . "user\0app\0" x 10);
+expect_silent_close('length 0xFFFFFFFF', pack('N', 0xFFFFFFFF) . "x" x 16);
+# node-postgres's quick-disconnect: Terminate before any startup packet.
+expect_silent_close('Terminate before the startup packet', pack('a N', 'X', 4));
 expect_fatal('protocol 2.0', startup_packet(0x20000, "user\0app\0database\0movr\0\0"), '08P01',
              qr/unsupported frontend protocol/);
 expect_fatal('protocol 4.0', startup_packet(0x40000, "user\0app\0\0"), '08P01',
@@ -319,7 +335,8 @@ is psql($p->conninfo, 'SELECT 5'), '5', 'a normal session works after the half-o
 ok kill(0, $p->pid), 'pgnear is still running after all the abuse';
 is psql($p->conninfo, 'SELECT 6 * 7'), '42', 'a final psql session works';
 my $log = $p->log_contents;
-like $log, qr/c\d+: FATAL 08P01: invalid length of startup packet/, 'log: FATAL 08P01 bad length, with client id';
+like $log, qr/c\d+: closing connection from \S+ during login: invalid length of startup packet/,
+     'log: invalid length of startup packet, with client id';
 like $log, qr/c\d+: FATAL 08P01: unsupported frontend protocol/, 'log: FATAL 08P01 bad protocol, with client id';
 like $log, qr/c\d+: FATAL 08P01: no PostgreSQL user name/, 'log: FATAL 08P01 no user, with client id';
 like $log, qr/c\d+: FATAL 08P01: invalid startup packet layout/, 'log: FATAL 08P01 no terminator, with client id';
