@@ -16,6 +16,7 @@
 #include "proxy/cancel.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
+#include "proxy/hint_notice.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -129,6 +130,10 @@ static void client_fail_hint(struct session *s, int rc, const char *name)
                      "pgnear knows pgnear.region, pgnear.city and pgnear.location.");
         return;
     }
+    if (rc == HINTS_ESTRAY) {
+        hint_fail_stray(s, name);
+        return;
+    }
     session_fail(s, "22023", "invalid pgnear hint in the startup packet",
                  rc == HINTS_ETOOLONG ? "A hint value is too long." : "The options are malformed.",
                  NULL);
@@ -194,6 +199,7 @@ static void client_route(struct session *s)
     struct locality_input in;
     client_locality_input(s, &in);
     locality_resolve(&s->cfg->routing, &in, &s->loc);
+    hint_log_tlv(s, &in);
     s->plan_len = route_plan(&s->cfg->routing, &s->loc, s->plan, s->plan_cos, ROUTE_MAX_REGIONS);
     s->plan_index = 0;
     s->region = s->plan[0];

@@ -112,6 +112,10 @@ static void explain_notes(const struct config *cfg, const struct locality_input 
         else
             printf("note: the GeoIP databases have no location for this address\n");
     }
+    char nearby[400];
+    if (in->city != NULL && (loc->unplaced & LOCALITY_UNPLACED_CITY) &&
+        locality_city_suggestions(&cfg->routing, in->city, nearby, sizeof(nearby))[0] != '\0')
+        printf("note: did you mean %s?\n", nearby);
     if (in->city != NULL && cfg->cities == NULL)
         printf("note: no city table is configured (cities_file is not set): only [cities] "
                "places a city\n");

@@ -22,6 +22,7 @@
 #include "protocol/tls.h"
 #include "proxy/cancel.h"
 #include "proxy/config.h"
+#include "proxy/hint_notice.h"
 #include "proxy/log.h"
 #include "proxy/server_auth.h"
 #include "proxy/server_login.h"
@@ -383,6 +384,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         }
         return server_forward(s, len);
     case 'Z':
+        hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);
         relay_start(s);
         return -1;

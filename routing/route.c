@@ -160,6 +160,32 @@ void locality_resolve(const struct routing_data *rd, const struct locality_input
     out->region = rd->fallback;
 }
 
+#define ROUTE_SUGGESTIONS 3
+
+const char *locality_city_suggestions(const struct routing_data *rd, const char *city, char *buf,
+                                      size_t cap)
+{
+    const struct city *nearby[ROUTE_SUGGESTIONS];
+    char query[ROUTE_TEXT_MAX * 2];
+    size_t n = 0, len = 0;
+    if (cap == 0)
+        return buf;
+    buf[0] = '\0';
+    if (rd->cities != NULL) {
+        city_query(city, query, sizeof(query));
+        n = city_table_suggest(rd->cities, query, nearby, ROUTE_SUGGESTIONS);
+    }
+    for (size_t i = 0; i < n && len < cap; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? " or " : ", ";
+        int w =
+            snprintf(buf + len, cap - len, "%s%s (%s)", sep, nearby[i]->name, nearby[i]->country);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 bool locality_caller_placed(const struct locality *loc)
 {
     return loc->has_coords &&

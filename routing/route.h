@@ -79,6 +79,14 @@ void locality_resolve(const struct routing_data *rd, const struct locality_input
  */
 bool locality_caller_placed(const struct locality *loc);
 
+/*
+ * The city table's names closest to a city it does not know, for telling
+ * whoever named it: "Seattle (US), Seaside (US) or Settle (GB)" in buf;
+ * "" when nothing is close or there is no city table.  Returns buf.
+ */
+const char *locality_city_suggestions(const struct routing_data *rd, const char *city, char *buf,
+                                      size_t cap);
+
 /* One sentence on why the locality is what it is, for logs and --explain. */
 const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
 
