@@ -242,12 +242,6 @@ static void client_handle_startup(struct session *s)
         server_login_start(s);
 }
 
-/* Takes the whole first packet off the buffer once it has arrived. */
-static int client_take_packet(struct session *s)
-{
-    uint8_t hdr[4];
-    uint32_t len;
-    if (evbuffer_copyout(s->client.in, hdr, 4) < 4)
 /*
  * A PROXY header where a startup packet belongs: with proxy_protocol =
  * off, or a second header after the one already taken.  Says which.
@@ -275,6 +269,12 @@ static bool client_misplaced_proxy_header(struct session *s)
     return true;
 }
 
+/* Takes the whole first packet off the buffer once it has arrived. */
+static int client_take_packet(struct session *s)
+{
+    uint8_t hdr[4];
+    uint32_t len;
+    if (evbuffer_copyout(s->client.in, hdr, 4) < 4)
         return 0;
     int rc = startup_packet_length(hdr, 4, &len);
     if (rc != STARTUP_OK) {

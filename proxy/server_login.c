@@ -250,7 +250,6 @@ static void server_connected(struct session *s)
     endpoint_set_reader(&s->server, server_ssl_answer);
 }
 
-static void server_connect_host(struct session *s)
 /* Errors of this machine, not of the host: out of descriptors, memory or local ports. */
 static bool server_error_is_local(int err)
 {
@@ -274,6 +273,7 @@ static void server_fail_local(struct session *s, const char *call, int err)
                  "open-files limit (ulimit -n) or lower max_client_conn.");
 }
 
+static void server_connect_host(struct session *s)
 {
     const struct region_host *h = server_host(s);
     int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

@@ -23,8 +23,9 @@ SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy
 PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl mmdb-bin"
 # programs that a minimal Debian lacks: ss (015_keepalive.t) from iproute2;
 # ps and pgrep from procps (the scripts read /proc instead, but whoever
-# looks after a running pgnear reaches for them)
-TOOLS="iproute2 procps"
+# looks after a running pgnear reaches for them); groff and man render the
+# man page made from doc/pgnear.md (tests/doc/manpage.t)
+TOOLS="iproute2 procps groff-base man-db"
 # valgrind's callgrind counts the relay's instructions (README, Performance)
 PROFILE="valgrind"
 PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PROFILE"
