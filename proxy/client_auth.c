@@ -35,12 +35,12 @@
 static void client_auth_fail(struct session *s, int rc)
 {
     char msg[256];
-    const char *detail = scram_server_errdetail(&s->scram_srv);
+    const char *detail = scram_server_errdetail(&s->login->scram_srv);
     s->w->stats.login_failures++;
     switch (rc) {
     case SCRAM_EAUTH:
         snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"",
-                 s->startup.user);
+                 s->login->startup.user);
         log_info(s->id, "%s: %s", msg, detail);
         session_fail(s, "28P01", msg, NULL, NULL);
         return;
@@ -87,7 +87,8 @@ static void client_auth_mock_verifier(struct session *s, struct scram_verifier *
     v->iterations = 4096;
     v->salt_len = 16;
     HMAC(EVP_sha256(), s->w->d->mock_secret, sizeof(s->w->d->mock_secret),
-         (const unsigned char *)s->startup.user, strlen(s->startup.user), digest, &dlen);
+         (const unsigned char *)s->login->startup.user, strlen(s->login->startup.user), digest,
+         &dlen);
     memcpy(v->salt, digest, v->salt_len);
     RAND_bytes(v->stored_key, SCRAM_KEY_LEN);
     RAND_bytes(v->server_key, SCRAM_KEY_LEN);
@@ -98,13 +99,13 @@ static void client_auth_offer(struct session *s);
 static bool client_auth_use_secret(struct session *s, const char *secret, const char *source)
 {
     if (secret == NULL) {
-        log_info(s->id, "user \"%s\" not found by %s", s->startup.user, source);
-        client_auth_mock_verifier(s, &s->verifier);
+        log_info(s->id, "user \"%s\" not found by %s", s->login->startup.user, source);
+        client_auth_mock_verifier(s, &s->login->verifier);
         return true;
     }
-    if (scram_parse_verifier(secret, strlen(secret), &s->verifier) != SCRAM_OK) {
+    if (scram_parse_verifier(secret, strlen(secret), &s->login->verifier) != SCRAM_OK) {
         log_error(s->id, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
-                  s->startup.user);
+                  s->login->startup.user);
         s->w->stats.login_failures++;
         session_fail(s, "28000", "authentication failed: pgnear has no usable secret for this user",
                      "pgnear verifies clients with SCRAM-SHA-256 secrets only.", NULL);
@@ -116,7 +117,7 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
 static void client_auth_lookup_done(void *arg, const char *secret, const char *error)
 {
     struct session *s = arg;
-    s->auth_lookup = NULL;
+    s->login->auth_lookup = NULL;
     if (error != NULL) {
         log_error(s->id, "auth_query failed: %s", error);
         s->w->stats.login_failures++;
@@ -132,10 +133,10 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
 static void client_auth_start_query(struct session *s)
 {
     char err[512];
-    s->auth_lookup =
-        auth_lookup_start(&s->w->auth_lookups, s->cfg, s->region, s->startup.database,
-                          s->startup.user, s->id, client_auth_lookup_done, s, err, sizeof(err));
-    if (s->auth_lookup == NULL) {
+    s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, s->region,
+                                              s->login->startup.database, s->login->startup.user,
+                                              s->id, client_auth_lookup_done, s, err, sizeof(err));
+    if (s->login->auth_lookup == NULL) {
         log_error(s->id, "could not start auth_query: %s", err);
         s->w->stats.login_failures++;
         session_fail(s, "08001", "could not look up the user's secret", NULL,
@@ -166,11 +167,11 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
     }
     char out[SASL_MAX_MESSAGE];
     size_t outlen;
-    s->scram_started = true;
-    int rc = scram_server_init(&s->scram_srv, &s->verifier, cblen ? cb : NULL, cblen);
+    s->login->scram_started = true;
+    int rc = scram_server_init(&s->login->scram_srv, &s->login->verifier, cblen ? cb : NULL, cblen);
     if (rc == SCRAM_OK)
-        rc = scram_server_handle_first(&s->scram_srv, mech, data, n == 0xffffffffu ? 0 : n, out,
-                                       sizeof(out), &outlen);
+        rc = scram_server_handle_first(&s->login->scram_srv, mech, data, n == 0xffffffffu ? 0 : n,
+                                       out, sizeof(out), &outlen);
     if (rc != SCRAM_OK) {
         client_auth_fail(s, rc);
         return -1;
@@ -182,17 +183,17 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
 {
     char out[SASL_MAX_MESSAGE];
     size_t outlen;
-    int rc = scram_server_handle_final(&s->scram_srv, body, len, out, sizeof(out), &outlen);
+    int rc = scram_server_handle_final(&s->login->scram_srv, body, len, out, sizeof(out), &outlen);
     if (rc != SCRAM_OK) {
         client_auth_fail(s, rc);
         return -1;
     }
     if (client_auth_send(s, AUTH_CODE_SASL_FINAL, out, outlen) < 0)
         return -1;
-    s->scram_done = true;
+    s->login->scram_done = true;
     frame_consume(s->client.in, len);
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
-              scram_server_channel_bound(&s->scram_srv) ? " with channel binding" : "");
+              scram_server_channel_bound(&s->login->scram_srv) ? " with channel binding" : "");
     endpoint_set_reader(&s->client, NULL);
     server_login_start(s);
     return -1; /* the session moved on; stop reading here */
@@ -214,8 +215,8 @@ static void client_auth_on_read(struct session *s)
             return;
         }
         const uint8_t *body = frame_body(s->client.in, len);
-        int rc =
-            !s->scram_started ? client_auth_initial(s, body, len) : client_auth_final(s, body, len);
+        int rc = !s->login->scram_started ? client_auth_initial(s, body, len)
+                                          : client_auth_final(s, body, len);
         if (rc < 0)
             return;
         frame_consume(s->client.in, len);
@@ -236,7 +237,7 @@ static void client_auth_offer(struct session *s)
     memcpy(mechs + n, SCRAM_MECH, sizeof(SCRAM_MECH));
     n += sizeof(SCRAM_MECH);
     mechs[n++] = 0;
-    s->scram_started = false;
+    s->login->scram_started = false;
     endpoint_resume_read(&s->client);
     /* A client that pipelined its SASLInitialResponse has it answered now. */
     endpoint_set_reader(&s->client, client_auth_on_read);
@@ -247,7 +248,7 @@ void client_auth_start(struct session *s)
 {
     s->phase = PHASE_CLIENT_AUTH;
     endpoint_set_reader(&s->client, NULL);
-    const char *secret = userlist_find(&s->cfg->users, s->startup.user);
+    const char *secret = userlist_find(&s->cfg->users, s->login->startup.user);
     if (secret == NULL && s->cfg->auth_query[0] != '\0') {
         client_auth_start_query(s);
         return;

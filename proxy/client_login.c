@@ -39,10 +39,10 @@ static void client_take_sni(struct session *s)
     if (name == NULL)
         return;
     size_t n = strcspn(name, ".");
-    if (n >= sizeof(s->sni))
+    if (n >= sizeof(s->login->sni))
         return;
-    memcpy(s->sni, name, n);
-    s->sni[n] = '\0';
+    memcpy(s->login->sni, name, n);
+    s->login->sni[n] = '\0';
 }
 
 static void client_tls_step(struct session *s)
@@ -98,7 +98,7 @@ static void client_handle_ssl_request(struct session *s)
 /* Tells a client asking for more than pgnear speaks what it gets instead. */
 static int client_negotiate_version(struct session *s)
 {
-    const struct startup_packet *sp = &s->startup;
+    const struct startup_packet *sp = &s->login->startup;
     uint16_t asked = (uint16_t)PROTO_MINOR(sp->version);
     s->client_minor = asked > PROTO_LATEST_MINOR ? PROTO_LATEST_MINOR : asked;
     if (asked <= PROTO_LATEST_MINOR && sp->n_unknown_pq == 0)
@@ -142,10 +142,11 @@ static void client_fail_hint(struct session *s, int rc, const char *name)
 /* Takes pgnear.* out of options and out of the parameters, keeping the rest for the server. */
 static int client_take_hints(struct session *s)
 {
-    struct startup_packet *sp = &s->startup;
+    struct startup_packet *sp = &s->login->startup;
     char errname[128] = "";
     for (size_t i = 0; i < sp->nparams; i++) {
-        int rc = startup_hints_from_param(sp->params[i].name, sp->params[i].value, &s->hints);
+        int rc =
+            startup_hints_from_param(sp->params[i].name, sp->params[i].value, &s->login->hints);
         if (rc < 0) {
             client_fail_hint(s, rc, sp->params[i].name);
             return -1;
@@ -155,13 +156,13 @@ static int client_take_hints(struct session *s)
     if (options == NULL)
         return 0;
     size_t cap = strlen(options) + 1;
-    s->server_options = malloc(cap);
-    if (s->server_options == NULL) {
+    s->login->server_options = malloc(cap);
+    if (s->login->server_options == NULL) {
         session_close(s, "out of memory");
         return -1;
     }
-    int rc = startup_hints_extract(options, strlen(options), &s->hints, s->server_options, cap,
-                                   errname, sizeof(errname));
+    int rc = startup_hints_extract(options, strlen(options), &s->login->hints,
+                                   s->login->server_options, cap, errname, sizeof(errname));
     if (rc != HINTS_OK) {
         client_fail_hint(s, rc, errname);
         return -1;
@@ -172,16 +173,16 @@ static int client_take_hints(struct session *s)
 /* The evidence, in DESIGN.md's order of trust within each kind. */
 static void client_locality_input(struct session *s, struct locality_input *in)
 {
-    const struct startup_hints *h = &s->hints;
+    const struct startup_hints *h = &s->login->hints;
     bool hints = s->cfg->client_hints;
-    const struct pp_header *pp = s->pp;
+    const struct pp_header *pp = s->login->pp;
     memset(in, 0, sizeof(*in));
     if (hints && h->has_region)
         in->region = h->region, in->region_via = "startup hint";
     else if (pp && pp->has_region)
         in->region = pp->region, in->region_via = "PROXY TLV";
-    else if (s->sni[0] && region_set_find(&s->cfg->regions, s->sni) != NULL)
-        in->region = s->sni, in->region_via = "TLS SNI";
+    else if (s->login->sni[0] && region_set_find(&s->cfg->regions, s->login->sni) != NULL)
+        in->region = s->login->sni, in->region_via = "TLS SNI";
     if (hints && h->has_city)
         in->city = h->city, in->city_via = "startup hint";
     else if (pp && pp->has_city)
@@ -198,29 +199,30 @@ static void client_route(struct session *s)
 {
     struct locality_input in;
     client_locality_input(s, &in);
-    locality_resolve(&s->cfg->routing, &in, &s->loc);
+    locality_resolve(&s->cfg->routing, &in, &s->login->loc);
     hint_log_tlv(s, &in);
-    s->plan_len = route_plan(&s->cfg->routing, &s->loc, s->plan, s->plan_cos, ROUTE_MAX_REGIONS);
-    s->plan_index = 0;
-    s->region = s->plan[0];
-    s->w->stats.routed_by_source[s->loc.source]++;
+    s->login->plan_len = route_plan(&s->cfg->routing, &s->login->loc, s->login->plan,
+                                    s->login->plan_cos, ROUTE_MAX_REGIONS);
+    s->login->plan_index = 0;
+    s->region = s->login->plan[0];
+    s->w->stats.routed_by_source[s->login->loc.source]++;
     char reason[512];
-    locality_reason(&s->loc, reason, sizeof(reason));
-    double km = locality_caller_placed(&s->loc) ? route_km(s->plan_cos[0]) : -1;
+    locality_reason(&s->login->loc, reason, sizeof(reason));
+    double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
     if (km >= 0)
         log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, km,
-                 route_source_name(s->loc.source), reason);
+                 route_source_name(s->login->loc.source), reason);
     else
         log_info(s->id, "route: region %s (%s: %s)", s->region->name,
-                 route_source_name(s->loc.source), reason);
-    free(s->pp);
-    s->pp = NULL;
+                 route_source_name(s->login->loc.source), reason);
+    free(s->login->pp);
+    s->login->pp = NULL;
 }
 
 static void client_handle_startup(struct session *s)
 {
     struct config *cfg = s->cfg;
-    const struct startup_packet *sp = &s->startup;
+    const struct startup_packet *sp = &s->login->startup;
     if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->unix_socket) {
         s->w->stats.login_failures++;
         session_fail(s, "28000", "pgnear requires TLS connections",
@@ -257,7 +259,7 @@ static bool client_misplaced_proxy_header(struct session *s)
     if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF)
         session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off", NULL,
                      "Set proxy_protocol = optional or required in pgnear.");
-    else if (s->pp != NULL)
+    else if (s->login->pp != NULL)
         session_fail(s, "08P01", "received a second PROXY protocol header",
                      "A connection carries one PROXY header, at its very start; the load balancer "
                      "in front of pgnear may be adding its own header to one it passes on.",
@@ -298,11 +300,13 @@ static int client_take_packet(struct session *s)
         return -1;
     }
     evbuffer_remove(s->client.in, s->startup_raw, len);
-    rc = startup_parse(s->startup_raw, len, &s->startup);
+    rc = startup_parse(s->startup_raw, len, &s->login->startup);
     if (rc != STARTUP_OK) {
         client_fail_protocol(s, startup_strerror(rc));
         return -1;
     }
+    s->user = s->login->startup.user;
+    s->database = s->login->startup.database;
     return 1;
 }
 
@@ -312,7 +316,7 @@ static void client_startup_process(struct session *s)
         int rc = client_take_packet(s);
         if (rc <= 0)
             return;
-        switch (s->startup.kind) {
+        switch (s->login->startup.kind) {
         case STARTUP_SSL_REQUEST:
             client_handle_ssl_request(s);
             return;
@@ -326,7 +330,7 @@ static void client_startup_process(struct session *s)
                 return;
             continue;
         case STARTUP_CANCEL_REQUEST:
-            cancel_handle_request(s->w, &s->startup, s->id);
+            cancel_handle_request(s->w, &s->login->startup, s->id);
             session_close(s, "cancel request handled");
             return;
         case STARTUP_MESSAGE:
@@ -368,12 +372,12 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         log_info(s->id, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,
                  pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
     }
-    s->pp = malloc(sizeof(*pp));
-    if (s->pp == NULL) {
+    s->login->pp = malloc(sizeof(*pp));
+    if (s->login->pp == NULL) {
         session_close(s, "out of memory");
         return;
     }
-    memcpy(s->pp, pp, sizeof(*pp));
+    memcpy(s->login->pp, pp, sizeof(*pp));
     s->phase = PHASE_STARTUP;
     session_set_timer(s, s->cfg->client_login_timeout_ms);
     endpoint_set_reader(&s->client, client_startup_on_read);

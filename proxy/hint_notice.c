@@ -31,7 +31,7 @@
 /* "The session went to region us-east, the default region (default_region)." */
 static void hint_where(const struct session *s, char *buf, size_t cap)
 {
-    const struct locality *loc = &s->loc;
+    const struct locality *loc = &s->login->loc;
     char by[200];
     switch (loc->source) {
     case LOCALITY_REGION_HINT:
@@ -90,11 +90,11 @@ static void hint_notice_city(struct session *s, const char *where)
     if (rd->cities == NULL)
         snprintf(msg, sizeof(msg),
                  "pgnear.city \"%s\" is not in [cities], and pgnear has no city table",
-                 s->hints.city);
+                 s->login->hints.city);
     else
         snprintf(msg, sizeof(msg), "pgnear.city \"%s\" is not in pgnear's city table",
-                 s->hints.city);
-    if (locality_city_suggestions(rd, s->hints.city, nearby, sizeof(nearby))[0] != '\0')
+                 s->login->hints.city);
+    if (locality_city_suggestions(rd, s->login->hints.city, nearby, sizeof(nearby))[0] != '\0')
         snprintf(hint, sizeof(hint), "Did you mean %s?", nearby);
     else
         snprintf(hint, sizeof(hint),
@@ -105,8 +105,8 @@ static void hint_notice_city(struct session *s, const char *where)
 
 void hint_notice_queue(struct session *s)
 {
-    const struct startup_hints *h = &s->hints;
-    unsigned unplaced = s->loc.unplaced;
+    const struct startup_hints *h = &s->login->hints;
+    unsigned unplaced = s->login->loc.unplaced;
     char msg[300], where[300], hint[512];
     if (!s->cfg->client_hints || unplaced == 0)
         return;
@@ -133,7 +133,7 @@ static bool hint_via_tlv(const char *via)
 
 void hint_log_tlv(struct session *s, const struct locality_input *in)
 {
-    unsigned unplaced = s->loc.unplaced;
+    unsigned unplaced = s->login->loc.unplaced;
     char nearby[400];
     if ((unplaced & LOCALITY_UNPLACED_REGION) && hint_via_tlv(in->region_via))
         log_warn(s->id, "PROXY TLV region \"%s\" is not a configured region", in->region);
@@ -161,7 +161,7 @@ void hint_fail_stray(struct session *s, const char *errname)
     const char *sp = strchr(errname, ' ');
     const char *word = sp ? sp + 1 : "";
     int n = sp ? (int)(sp - errname) : (int)strlen(errname);
-    const char *value = hint_value(&s->hints, errname, (size_t)n);
+    const char *value = hint_value(&s->login->hints, errname, (size_t)n);
     bool city = n == 11 && strncmp(errname, "pgnear.city", 11) == 0;
     char msg[256], detail[512], hint[512];
     snprintf(msg, sizeof(msg), "unescaped space in the value of %.*s in options", n, errname);

@@ -142,15 +142,16 @@ static void relay_server_write(struct session *s)
 void relay_start(struct session *s)
 {
     session_set_timer(s, 0);
+    session_login_end(s);
     session_move(s, &s->w->active_sessions);
     s->phase = PHASE_ACTIVE;
     s->client.on_write = relay_client_write;
     s->server.on_write = relay_server_write;
     s->client.fwd_remaining = 0;
     s->server.fwd_remaining = 0;
-    log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d",
-             s->startup.user, s->startup.database, s->region->name,
-             s->region->hosts[s->host_index].name, s->region->hosts[s->host_index].port);
+    log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
+             s->database, s->region->name, s->region->hosts[s->host_index].name,
+             s->region->hosts[s->host_index].port);
     s->client.read_paused = s->server.read_paused = false;
     endpoint_set_reader(&s->client, relay_client_read);
     endpoint_set_reader(&s->server, relay_server_read);

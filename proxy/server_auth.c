@@ -64,7 +64,7 @@ static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t le
             break;
         size_t n = strlen(m);
         if (n > 5 && strcmp(m + n - 5, "-PLUS") == 0) {
-            s->server_offered_plus = true;
+            s->login->server_offered_plus = true;
             continue;
         }
         pkt_put_cstr(&pb, m);
@@ -82,7 +82,7 @@ static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t le
 
 static int relay_auth(struct session *s, uint32_t code, const uint8_t *body, uint32_t len)
 {
-    s->last_auth_code = code;
+    s->login->last_auth_code = code;
     if (code == AUTH_SASL)
         return relay_sasl_offer(s, body + 4, len - 4);
     return server_forward(s, len);
@@ -110,7 +110,7 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
 static int scram_fail(struct session *s, const char *msg)
 {
     s->w->stats.login_failures++;
-    session_fail(s, "28000", msg, scram_client_errdetail(&s->scram_cli), NULL);
+    session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
     return -1;
 }
 
@@ -129,11 +129,11 @@ static int scram_start(struct session *s, const uint8_t *mechs, uint32_t len)
     }
     char out[SASL_MAX];
     size_t n;
-    if (scram_client_init(&s->scram_cli, scram_server_client_key(&s->scram_srv), &s->verifier,
-                          plus ? cb : NULL, cblen) != SCRAM_OK ||
-        scram_client_first(&s->scram_cli, out, sizeof(out), &n) != SCRAM_OK)
+    if (scram_client_init(&s->login->scram_cli, scram_server_client_key(&s->login->scram_srv),
+                          &s->login->verifier, plus ? cb : NULL, cblen) != SCRAM_OK ||
+        scram_client_first(&s->login->scram_cli, out, sizeof(out), &n) != SCRAM_OK)
         return scram_fail(s, "could not start SCRAM authentication with the server");
-    return send_sasl_response(s, scram_client_mechanism(&s->scram_cli), out, n);
+    return send_sasl_response(s, scram_client_mechanism(&s->login->scram_cli), out, n);
 }
 
 static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uint32_t len)
@@ -147,11 +147,12 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
     case AUTH_SASL:
         return scram_start(s, data, len);
     case AUTH_SASL_CONTINUE:
-        if (scram_client_handle_first(&s->scram_cli, data, len, out, sizeof(out), &n) != SCRAM_OK)
+        if (scram_client_handle_first(&s->login->scram_cli, data, len, out, sizeof(out), &n) !=
+            SCRAM_OK)
             return scram_fail(s, "the server's SCRAM secret for this user differs from pgnear's");
         return send_sasl_response(s, NULL, out, n);
     case AUTH_SASL_FINAL:
-        if (scram_client_handle_final(&s->scram_cli, data, len) != SCRAM_OK)
+        if (scram_client_handle_final(&s->login->scram_cli, data, len) != SCRAM_OK)
             return scram_fail(s, "server could not prove it knows the user's SCRAM secret");
         return 0;
     case AUTH_CLEARTEXT:
@@ -197,7 +198,7 @@ int server_auth_message(struct session *s, const uint8_t *body, uint32_t len)
  */
 static bool client_would_downgrade(struct session *s, const uint8_t *body, uint32_t len)
 {
-    if (s->last_auth_code != AUTH_SASL || !s->server_offered_plus)
+    if (s->login->last_auth_code != AUTH_SASL || !s->login->server_offered_plus)
         return false;
     struct pktreader r;
     pkt_reader_init(&r, body, len);
@@ -231,7 +232,7 @@ void server_auth_client_on_read(struct session *s)
                          "Set auth = scram in pgnear, or connect with channel_binding=disable.");
             return;
         }
-        s->last_auth_code = 0;
+        s->login->last_auth_code = 0;
         evbuffer_remove_buffer(s->client.in, s->server.out, len + PKT_HEADER_LEN);
     }
     if (endpoint_flush(s, &s->server) < 0)

@@ -49,14 +49,15 @@ static const struct region_host *server_host(const struct session *s)
  */
 static void server_order_hosts(struct session *s)
 {
-    s->host_count = s->host_pos = 0;
+    s->login->host_count = s->login->host_pos = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < s->region->nhosts; i++) {
             const struct region_host *h = &s->region->hosts[i];
-            bool take =
-                s->region_any_host ? pass == 0 : host_is_up(h) && host_is_standby(h) == (pass == 1);
+            bool take = s->login->region_any_host
+                            ? pass == 0
+                            : host_is_up(h) && host_is_standby(h) == (pass == 1);
             if (take)
-                s->host_order[s->host_count++] = (uint8_t)i;
+                s->login->host_order[s->login->host_count++] = (uint8_t)i;
         }
     }
 }
@@ -64,9 +65,9 @@ static void server_order_hosts(struct session *s)
 /* The next host worth trying (still up, unless none was); false when none is left. */
 static bool server_pick_host(struct session *s)
 {
-    while (s->host_pos < s->host_count) {
-        size_t i = s->host_order[s->host_pos++];
-        if (s->region_any_host || host_is_up(&s->region->hosts[i])) {
+    while (s->login->host_pos < s->login->host_count) {
+        size_t i = s->login->host_order[s->login->host_pos++];
+        if (s->login->region_any_host || host_is_up(&s->region->hosts[i])) {
             s->host_index = i;
             return true;
         }
@@ -77,9 +78,9 @@ static bool server_pick_host(struct session *s)
 /* Enters plan[index]: its up hosts, or all of them when none is up. */
 static bool server_enter_region(struct session *s, size_t index)
 {
-    s->plan_index = index;
-    s->region = s->plan[index];
-    s->region_any_host = !region_is_up(s->region);
+    s->login->plan_index = index;
+    s->region = s->login->plan[index];
+    s->login->region_any_host = !region_is_up(s->region);
     server_order_hosts(s);
     return server_pick_host(s);
 }
@@ -107,7 +108,7 @@ static void server_give_up(struct session *s, const char *why, bool unreachable)
         server_connect_host(s);
         return;
     }
-    for (size_t next = s->plan_index + 1; next < s->plan_len; next++) {
+    for (size_t next = s->login->plan_index + 1; next < s->login->plan_len; next++) {
         if (server_enter_region(s, next)) {
             s->w->stats.failovers++;
             log_info(s->id, "failing over to region %s", s->region->name);
@@ -117,7 +118,7 @@ static void server_give_up(struct session *s, const char *why, bool unreachable)
     }
     char msg[256];
     snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
-             s->plan[0]->name, s->plan_len > 1 ? " or of the regions after it" : "");
+             s->login->plan[0]->name, s->login->plan_len > 1 ? " or of the regions after it" : "");
     s->w->stats.login_failures++;
     session_fail(s, "08001", msg, why, NULL);
 }
@@ -135,7 +136,7 @@ void server_login_timeout(struct session *s)
 /* The StartupMessage as the client sent it, minus what is pgnear's own. */
 static int server_send_startup(struct session *s)
 {
-    const struct startup_packet *sp = &s->startup;
+    const struct startup_packet *sp = &s->login->startup;
     uint8_t buf[STARTUP_MAX_LEN];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
@@ -146,9 +147,9 @@ static int server_send_startup(struct session *s)
         if (strncasecmp(name, "pgnear.", 7) == 0)
             continue;
         if (strcmp(name, "options") == 0) {
-            if (s->server_options == NULL || s->server_options[0] == '\0')
+            if (s->login->server_options == NULL || s->login->server_options[0] == '\0')
                 continue;
-            value = s->server_options;
+            value = s->login->server_options;
         }
         pkt_put_cstr(&pb, name);
         pkt_put_cstr(&pb, value);
@@ -306,7 +307,7 @@ static void server_connect_host(struct session *s)
 void server_login_start(struct session *s)
 {
     s->server_sent_to_client = false;
-    for (size_t i = 0; i < s->plan_len; i++) {
+    for (size_t i = 0; i < s->login->plan_len; i++) {
         if (server_enter_region(s, i)) {
             server_connect_host(s);
             return;

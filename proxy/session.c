@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 
 #include "proxy/auth_lookup.h"
 #include "protocol/pkt.h"
@@ -442,7 +443,8 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
         memcpy(&s->addr, addr, (size_t)addrlen);
     session_format_peer(s, addr);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
-    if (s->timer == NULL || endpoint_init(s, &s->client, fd) != 0 ||
+    s->login = calloc(1, sizeof(*s->login));
+    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0 ||
         endpoint_init(s, &s->server, -1) != 0) {
         session_close(s, "out of memory");
         return;
@@ -450,6 +452,22 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     w->stats.sessions_total++;
     log_debug(s->id, "connection from %s", s->peer);
     client_login_start(s);
+}
+
+void session_login_end(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (l == NULL)
+        return;
+    auth_lookup_cancel(l->auth_lookup);
+    free(l->server_options);
+    free(l->pp);
+    /* SCRAM keys and the verifier are secrets: nothing of them stays in freed memory. */
+    scram_server_cleanup(&l->scram_srv);
+    scram_client_cleanup(&l->scram_cli);
+    OPENSSL_cleanse(l, sizeof(*l));
+    free(l);
+    s->login = NULL;
 }
 
 void session_move(struct session *s, struct list *to)
@@ -462,6 +480,7 @@ void session_move(struct session *s, struct list *to)
 static void session_free(struct session *s)
 {
     struct worker *w = s->w;
+    session_login_end(s);
     free(s);
     __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);
@@ -479,8 +498,10 @@ void session_close(struct session *s, const char *why)
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
-    auth_lookup_cancel(s->auth_lookup);
-    s->auth_lookup = NULL;
+    if (s->login != NULL) {
+        auth_lookup_cancel(s->login->auth_lookup);
+        s->login->auth_lookup = NULL;
+    }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     endpoint_free(&s->server);
@@ -488,11 +509,7 @@ void session_close(struct session *s, const char *why)
         event_free(s->timer);
     s->timer = NULL;
     free(s->startup_raw);
-    free(s->server_options);
-    free(s->pp);
     s->startup_raw = NULL;
-    s->server_options = NULL;
-    s->pp = NULL;
     config_unref(s->cfg);
     s->cfg = NULL;
     s->closed = true;

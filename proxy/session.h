@@ -65,30 +65,17 @@ enum session_phase {
     PHASE_CLOSING, /* a final error is being flushed to the client */
 };
 
-struct session {
-    struct list_node node; /* on one of the worker's session lists */
-    struct list *list;     /* the list it is on */
-    struct worker *w;
-    struct config *cfg; /* the configuration the session started under (a reference) */
-    uint64_t id;
-    enum session_phase phase;
-    int busy;    /* event callbacks of this session on the stack */
-    bool closed; /* closed inside a callback: freed when it returns */
-    struct endpoint client, server;
-    struct event *timer; /* login timeout, then server connect timeout */
-
-    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
-    struct sockaddr_storage addr; /* the caller's real address */
-    bool from_proxy;              /* a trusted PROXY header said who the caller is */
-    struct pp_header *pp;         /* its TLVs, kept until routing is decided */
-    char sni[64];                 /* TLS server name the client asked for */
-    bool client_tls;
-    bool unix_socket;
-
-    /* startup packet, kept whole; params point into it */
-    uint8_t *startup_raw;
-    struct startup_packet startup;
-    uint16_t client_minor; /* protocol minor version agreed with the client */
+/*
+ * What only the login needs: the parsed startup packet, the evidence of
+ * where the caller is and the plan it gave, the SCRAM exchanges.  It is a
+ * separate allocation, freed when the session starts relaying, so that an
+ * idle session holds only what the relay and the cancel map read (about
+ * a third of the memory).
+ */
+struct session_login {
+    struct pp_header *pp;          /* the PROXY header's TLVs, kept until routing is decided */
+    char sni[64];                  /* TLS server name the client asked for */
+    struct startup_packet startup; /* params point into the session's startup_raw */
 
     /* routing: where the caller is, and the regions to try in order */
     struct startup_hints hints;
@@ -97,13 +84,9 @@ struct session {
     struct region *plan[ROUTE_MAX_REGIONS];
     double plan_cos[ROUTE_MAX_REGIONS]; /* route_km() gives the distance */
     size_t plan_len, plan_index;
-    struct region *region;                /* plan[plan_index] */
-    size_t host_index;                    /* into region->hosts */
     uint8_t host_order[REGION_MAX_HOSTS]; /* hosts of the region in the order to try */
     uint8_t host_count, host_pos;
-    bool region_any_host;       /* no host of this region is up: try them all */
-    bool server_sent_to_client; /* anything from this server reached the client */
-    bool server_answered;       /* the server sent its first login message */
+    bool region_any_host; /* no host of this region is up: try them all */
 
     /* authentication */
     struct scram_server scram_srv;
@@ -114,7 +97,37 @@ struct session {
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
-    char tx_status;          /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+};
+
+struct session {
+    struct list_node node; /* on one of the worker's session lists */
+    struct list *list;     /* the list it is on */
+    struct worker *w;
+    struct config *cfg; /* the configuration the session started under (a reference) */
+    uint64_t id;
+    enum session_phase phase;
+    int busy;    /* event callbacks of this session on the stack */
+    bool closed; /* closed inside a callback: freed when it returns */
+    struct endpoint client, server;
+    struct event *timer;         /* login timeout, then server connect timeout */
+    struct session_login *login; /* NULL once relaying */
+
+    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
+    struct sockaddr_storage addr; /* the caller's real address */
+    bool from_proxy;              /* a trusted PROXY header said who the caller is */
+    bool client_tls;
+    bool unix_socket;
+
+    /* the startup packet, kept whole; user and database point into it */
+    uint8_t *startup_raw;
+    const char *user, *database;
+    uint16_t client_minor; /* protocol minor version agreed with the client */
+
+    struct region *region;      /* the region being tried, then the one serving */
+    size_t host_index;          /* into region->hosts */
+    bool server_sent_to_client; /* anything from this server reached the client */
+    bool server_answered;       /* the server sent its first login message */
+    char tx_status;             /* from the last ReadyForQuery: 'I', 'T' or 'E' */
 
     /* cancel keys: ours to the client, the server's to us */
     struct cancel_entry cancel;
@@ -128,6 +141,8 @@ void session_close(struct session *s, const char *why);
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);
 void session_set_timer(struct session *s, int ms);
+/* Frees what only the login needed (struct session_login); relay_start calls it. */
+void session_login_end(struct session *s);
 void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);
