@@ -25,6 +25,9 @@ struct daemon {
     uint8_t mock_secret[32]; /* stable fake SCRAM salts for unknown users */
     int clients;             /* client connections of all workers (atomic) */
     int running;             /* worker threads other than worker 0 still looping (atomic) */
+    /* Accept failures of all workers: one log line per interval for the whole daemon (atomic). */
+    uint64_t accept_failures_unreported;
+    int64_t accept_reported_at; /* time() of the last report; 0: none yet */
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys; /* key tag -> struct cancel_entry, under cancel_lock */
     struct event *sig_term, *sig_int, *sig_hup;

@@ -19,6 +19,7 @@
 #include <event2/listener.h>
 
 #include "proxy/config.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -39,9 +40,7 @@ struct listener_set {
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct event *rest_timer; /* re-enables accepting after a resource error */
     bool resting;
-    bool failing;        /* accepts failed since the last one that worked */
-    uint64_t unreported; /* failures not yet counted in a log line */
-    time_t last_report;
+    bool failing; /* accepts failed since the last one that worked */
 };
 
 /*
@@ -94,6 +93,27 @@ static void listener_rest_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
+ * Every worker has listeners of its own, and they run out of descriptors
+ * together: the workers share one count and one report per interval, so
+ * the log says it once, whatever the number of workers.
+ */
+static void listener_report_failure(struct daemon *d, int err)
+{
+    __atomic_add_fetch(&d->accept_failures_unreported, 1, __ATOMIC_RELAXED);
+    int64_t now = (int64_t)time(NULL);
+    int64_t last = __atomic_load_n(&d->accept_reported_at, __ATOMIC_RELAXED);
+    if (last != 0 && now - last < ACCEPT_LOG_INTERVAL_S)
+        return;
+    if (!__atomic_compare_exchange_n(&d->accept_reported_at, &last, now, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return; /* another worker reports this interval */
+    uint64_t count = __atomic_exchange_n(&d->accept_failures_unreported, 0, __ATOMIC_RELAXED);
+    log_error(0,
+              "accept failed: %s; retrying every %d ms (%llu failed accepts since the last report)",
+              strerror(err), ACCEPT_REST_MS, (unsigned long long)count);
+}
+
+/*
  * An accept failed (libevent retries EINTR, EAGAIN and ECONNABORTED
  * itself, so what arrives here is EMFILE, ENFILE, ENOBUFS, ENOMEM and
  * the like).  The pending connection stays in the backlog and the
@@ -117,16 +137,8 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
     }
     ls->resting = true;
     ls->failing = true;
-    ls->unreported++;
     listener_enable_all(ls, false);
-    time_t now = time(NULL);
-    if (ls->last_report != 0 && now - ls->last_report < ACCEPT_LOG_INTERVAL_S)
-        return;
-    log_error(0,
-              "accept failed: %s; retrying every %d ms (%llu failed accepts since the last report)",
-              strerror(err), ACCEPT_REST_MS, (unsigned long long)ls->unreported);
-    ls->unreported = 0;
-    ls->last_report = now;
+    listener_report_failure(ls->w->d, err);
 }
 
 static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool is_unix)
