@@ -25,7 +25,7 @@ void stream_init(struct stream *s, int fd)
     s->write_want = STREAM_WANT_WRITE;
 }
 
-void stream_close(struct stream *s)
+int stream_take_fd(struct stream *s)
 {
     if (s->ssl != NULL) {
         /* Best effort close_notify: one try on the non-blocking socket. */
@@ -36,10 +36,16 @@ void stream_close(struct stream *s)
         s->ssl = NULL;
         ERR_clear_error();
     }
-    if (s->fd >= 0) {
-        close(s->fd);
-        s->fd = -1;
-    }
+    int fd = s->fd;
+    s->fd = -1;
+    return fd;
+}
+
+void stream_close(struct stream *s)
+{
+    int fd = stream_take_fd(s);
+    if (fd >= 0)
+        close(fd);
 }
 
 bool stream_has_pending(const struct stream *s)

@@ -47,6 +47,8 @@ struct stream {
 
 void stream_init(struct stream *s, int fd);
 void stream_close(struct stream *s);
+/* Ends TLS as stream_close does, but hands the socket to the caller to close. */
+int stream_take_fd(struct stream *s);
 
 /*
  * Appends at most max bytes to buf.  Returns the count (> 0) or a

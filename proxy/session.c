@@ -20,6 +20,7 @@
 #include "proxy/auth_lookup.h"
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
+#include "proxy/close_queue.h"
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
@@ -504,7 +505,10 @@ void session_close(struct session *s, const char *why)
     }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
+    /* Its events go first (they name the socket), then the socket, at the queue's pace. */
+    int server_fd = stream_take_fd(&s->server.stream);
     endpoint_free(&s->server);
+    close_queue_push(&w->closing, server_fd);
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;

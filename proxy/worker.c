@@ -144,7 +144,8 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     if (w->base == NULL || w->relay_block == NULL || pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) != 0 ||
         (w->ctl_ev = event_new(w->base, w->ctl[0], EV_READ | EV_PERSIST, worker_ctl_cb, w)) ==
             NULL ||
-        event_add(w->ctl_ev, NULL) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0) {
+        event_add(w->ctl_ev, NULL) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+        close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
         return NULL;
@@ -175,6 +176,7 @@ void worker_free(struct worker *w)
     cancel_close_all(w);
     auth_lookup_pool_close(&w->auth_lookups);
     listener_close(w->listeners);
+    close_queue_free(&w->closing);
     if (w->drain_timer)
         event_free(w->drain_timer);
     if (w->ctl_ev)

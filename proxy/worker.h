@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proxy/auth_lookup.h"
+#include "proxy/close_queue.h"
 #include "proxy/list.h"
 
 struct config;
@@ -44,7 +45,8 @@ struct worker {
     struct list active_sessions;          /* relaying */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
-    uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
