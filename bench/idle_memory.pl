@@ -1,0 +1,128 @@
+#!/usr/bin/perl
+# Memory per idle session: opens N sessions that log in and then sit idle,
+# through pgnear and through PgBouncer (session mode), for each of client
+# plain/TLS x server plain/TLS, and prints the growth of the proxy's
+# resident memory divided by N (KiB per idle session).
+#
+#   bench/idle_memory.pl [--sessions 1000] [--rounds 2]
+#
+# Needs a built ./build/pgnear (or $PGNEAR) and pgbouncer (scripts/install-deps.sh).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use Getopt::Long;
+use List::Util qw(min);
+use Time::HiRes qw(sleep);
+use DBI;
+use DBD::Pg;
+use PgNearTest;
+
+$| = 1;
+my %opt = (sessions => 1000, rounds => 2);
+GetOptions(\%opt, 'sessions=i', 'rounds=i') or die "bad options\n";
+$ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
+die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
+my $pgbouncer_bin = require_tool('pgbouncer');
+
+my $ca = PgNearTest::CA->new;
+my $cert = $ca->issue(name => 'proxy', cn => 'localhost', san => ['DNS:localhost', 'IP:127.0.0.1'],
+                      owner => 'postgres');
+my $pg = PgNearTest::Cluster->new(name => 'idle', ca => $ca, location => '39.04, -77.49',
+                                  conf => { max_connections => $opt{sessions} + 50 });
+my $verifier = $pg->scram_verifier('app');
+my $dir = tmpdir(name => 'idle', mode => 0755);
+write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
+
+sub rss_kib {
+    my ($pid) = @_;
+    return PgNearTest::slurp_file("/proc/$pid/status") =~ /^VmRSS:\s+(\d+) kB/m ? $1 : die "no VmRSS\n";
+}
+
+sub pgnear_for {
+    my ($server) = @_;
+    return PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
+        settings => { auth => 'scram', auth_file => "$dir/userlist.txt", max_client_conn => 5000,
+                      client_tls => 'allow', client_tls_cert_file => $cert->{cert},
+                      client_tls_key_file => $cert->{key},
+                      server_tls => $server eq 'tls' ? 'require' : 'disable' });
+}
+
+# PgBouncer in session mode, one per server side, with the same certificate for clients.
+sub pgbouncer_for {
+    my ($server) = @_;
+    my $bdir = tmpdir(name => "pgbouncer-$server", mode => 0755, owner => 'postgres');
+    my $port = free_port();
+    write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644, owner => 'postgres');
+    my $tls = $server eq 'tls' ? 'require' : 'disable';
+    write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
+[databases]
+movr = host=127.0.0.1 port=${\ $pg->port} dbname=movr
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $bdir/userlist.txt
+pool_mode = session
+max_client_conn = 5000
+default_pool_size = ${\ ($opt{sessions} + 10)}
+client_tls_sslmode = allow
+client_tls_cert_file = $cert->{cert}
+client_tls_key_file = $cert->{key}
+server_tls_sslmode = $tls
+logfile = $bdir/pgbouncer.log
+pidfile = $bdir/pgbouncer.pid
+INI
+    system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
+           $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
+    wait_until(sub { -s "$bdir/pgbouncer.pid" }, timeout => 10) or die "pgbouncer did not start\n";
+    chomp(my $pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
+    return { port => $port, pid => $pid, dir => $bdir };
+}
+
+# Opens n sessions, waits for the proxy to settle, returns KiB per session.
+# One session first, closed again, so that what the first one allocates
+# for good (TLS libraries, buffers of the loop) is not counted.
+sub kib_per_session {
+    my ($pid, $port, $client) = @_;
+    my $ssl = $client eq 'tls' ? 'require' : 'disable';
+    my $dsn = "dbi:Pg:host=127.0.0.1;port=$port;dbname=movr;sslmode=$ssl;channel_binding=disable";
+    my $open = sub {
+        my $dbh = DBI->connect($dsn, 'app', 'app-secret', { RaiseError => 0, PrintError => 0 })
+          or die "connect: $DBI::errstr\n";
+        $dbh->selectrow_array('SELECT 1') or die "query failed\n";
+        return $dbh;
+    };
+    $open->()->disconnect;
+    sleep 0.5;
+    my $before = rss_kib($pid);
+    my @h = map { $open->() } 1 .. $opt{sessions};
+    sleep 1;
+    my $after = rss_kib($pid);
+    $_->disconnect for @h;
+    return ($after - $before) / $opt{sessions};
+}
+
+# A fresh proxy for every measurement: freed memory stays in the process,
+# so a second measurement in the same one would see none of it.
+my %kib;
+for my $round (1 .. $opt{rounds}) {
+    for my $server ('plain', 'tls') {
+        for my $client ('plain', 'tls') {
+            my $near = pgnear_for($server);
+            push @{ $kib{"$client/$server"}{pgnear} }, kib_per_session($near->pid, $near->port, $client);
+            $near->stop;
+            my $bouncer = pgbouncer_for($server);
+            push @{ $kib{"$client/$server"}{pgbouncer} },
+                kib_per_session($bouncer->{pid}, $bouncer->{port}, $client);
+            kill 'TERM', $bouncer->{pid};
+            sleep 0.5;
+        }
+    }
+}
+printf "%-14s %12s %14s   (KiB per idle session, least of %d rounds, %d sessions)\n",
+    'client/server', 'pgnear', 'pgbouncer', $opt{rounds}, $opt{sessions};
+for my $k ('plain/plain', 'tls/plain', 'plain/tls', 'tls/tls') {
+    printf "%-14s %12.1f %14.1f\n", $k, min(@{ $kib{$k}{pgnear} }), min(@{ $kib{$k}{pgbouncer} });
+}
