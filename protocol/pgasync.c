@@ -24,6 +24,7 @@ struct pgasync {
     void *arg;
     bool in_callback;         /* pgasync_keep() is allowed only from the done callback */
     bool kept;                /* the owner keeps the connection after the callback */
+    bool timed_out;           /* the query's timer ended it */
     pgasync_closed_fn closed; /* while idle: the server went away */
     void *closed_arg;
 };
@@ -47,6 +48,7 @@ static void pgasync_clear_query(struct pgasync *q)
     free(q->sql);
     q->sql = NULL;
     q->sent = false;
+    q->timed_out = false;
 }
 
 static void pgasync_free(struct pgasync *q)
@@ -185,7 +187,9 @@ static void pgasync_cb(evutil_socket_t fd, short what, void *arg)
 
 static void pgasync_timeout(evutil_socket_t fd, short what, void *arg)
 {
-    pgasync_finish(arg, "timeout");
+    struct pgasync *q = arg;
+    q->timed_out = true;
+    pgasync_finish(q, "timeout");
 }
 
 static bool pgasync_copy_params(struct pgasync *q, int nparams, const char *const *params)
@@ -273,6 +277,11 @@ int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char 
     if (evtimer_add(q->timer, &tv) != 0 || pgasync_wait(q, EV_WRITE) != 0)
         return -1;
     return 0;
+}
+
+bool pgasync_timed_out(const struct pgasync *q)
+{
+    return q != NULL && q->timed_out;
 }
 
 void *pgasync_arg(const struct pgasync *q)

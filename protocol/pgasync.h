@@ -55,6 +55,13 @@ bool pgasync_connection_ok(const struct pgasync *q);
 int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char *const *params,
                     int timeout_ms, pgasync_done_fn done, void *arg);
 
+/*
+ * From the done callback: whether the query ended because timeout_ms
+ * passed (the server was slow or silent) rather than on an error the
+ * server or the network reported.
+ */
+bool pgasync_timed_out(const struct pgasync *q);
+
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);
 

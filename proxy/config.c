@@ -75,6 +75,7 @@ static const struct setting config_settings[] = {
     S(default_region, T_STR, "", true),
     S(health_check_interval_ms, T_MS, "2s", true),
     S(health_check_timeout_ms, T_MS, "1s", true),
+    S(health_check_fall, T_INT, "3", true),
     S(max_client_conn, T_INT, "10000", true),
     S(client_login_timeout_ms, T_MS, "15s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
@@ -796,6 +797,9 @@ static void config_check_limits(struct load_ctx *lc)
         problem(lc, "pgnear:tcp_keepintvl", "tcp_keepintvl must be 1s or more");
     if (cfg->tcp_keepcnt < 1)
         problem(lc, "pgnear:tcp_keepcnt", "tcp_keepcnt must be 1 or more");
+    if (cfg->health_check_fall < HEALTH_FALL_MIN || cfg->health_check_fall > HEALTH_FALL_MAX)
+        problem(lc, "pgnear:health_check_fall", "health_check_fall must be between %d and %d",
+                HEALTH_FALL_MIN, HEALTH_FALL_MAX);
 }
 
 static void config_free(struct config *cfg);

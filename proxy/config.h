@@ -52,6 +52,7 @@ struct config {
     char *default_region;
     int health_check_interval_ms;
     int health_check_timeout_ms;
+    int health_check_fall;
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;

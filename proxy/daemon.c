@@ -34,12 +34,20 @@ static bool daemon_health_conninfo(void *arg, const struct region_host *h, char 
 }
 
 static void daemon_health_log(void *arg, const struct region *r, const struct region_host *h,
-                              bool up, const char *why)
+                              enum health_event ev, const char *why)
 {
-    if (up)
+    switch (ev) {
+    case HEALTH_UP:
         log_info(0, "host %s:%d of region %s is up: %s", h->name, h->port, r->name, why);
-    else
+        return;
+    case HEALTH_DOWN:
         log_warn(0, "host %s:%d of region %s is down: %s", h->name, h->port, r->name, why);
+        return;
+    case HEALTH_TIMEOUT: /* at most one line per host and interval, and only while slow */
+        log_info(0, "health check of host %s:%d of region %s %s; it stays up for now", h->name,
+                 h->port, r->name, why);
+        return;
+    }
 }
 
 /* Health checks run for the current configuration only, on worker 0's loop. */
@@ -48,9 +56,10 @@ static void daemon_start_health(struct daemon *d)
     struct config *cfg = d->cfg;
     if (cfg->health_check_interval_ms <= 0)
         return;
-    cfg->health =
-        health_start(d->workers[0]->base, &cfg->regions, cfg->health_check_interval_ms,
-                     cfg->health_check_timeout_ms, daemon_health_conninfo, daemon_health_log, d);
+    struct health_params params = {cfg->health_check_interval_ms, cfg->health_check_timeout_ms,
+                                   cfg->health_check_fall};
+    cfg->health = health_start(d->workers[0]->base, &cfg->regions, &params, daemon_health_conninfo,
+                               daemon_health_log, d);
     if (cfg->health == NULL)
         log_error(0, "could not start health checks");
 }

@@ -85,20 +85,42 @@ static bool server_enter_region(struct session *s, size_t index)
     return server_pick_host(s);
 }
 
+/* What a failed attempt says about its host. */
+enum server_verdict {
+    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
+    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
+    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
+};
+
+/* Marks the host as the verdict says, for every session, without waiting for its health check. */
+static void server_mark_host(struct session *s, struct region_host *h, enum server_verdict v,
+                             const char *why)
+{
+    bool down = false;
+    if (v == HOST_UNREACHABLE)
+        down = health_mark_down(h);
+    if (v == HOST_SLOW) {
+        int n = health_count_timeout(h, s->cfg->health_check_fall, &down);
+        if (!down && n < s->cfg->health_check_fall)
+            log_info(s->id, "host %s:%d of region %s timed out (%d of %d); it stays up for now",
+                     h->name, h->port, s->region->name, n, s->cfg->health_check_fall);
+    }
+    if (down)
+        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, s->region->name,
+                 why);
+}
+
 /*
  * Gives up on this host.  Before anything from it reached the client the
  * next host is tried, then the next region of the plan; after that the
- * client gets the error.  A host that could not be reached is marked down
- * at once, for every session, without waiting for its health check.
+ * client gets the error.
  */
-static void server_give_up(struct session *s, const char *why, bool unreachable)
+static void server_give_up(struct session *s, const char *why, enum server_verdict v)
 {
     struct region_host *h = &s->region->hosts[s->host_index];
     s->w->stats.server_connect_failures++;
     log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
-    if (unreachable && health_mark_down(h))
-        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, s->region->name,
-                 why);
+    server_mark_host(s, h, v, why);
     endpoint_detach(&s->server);
     if (s->server_sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
@@ -125,12 +147,12 @@ static void server_give_up(struct session *s, const char *why, bool unreachable)
 
 void server_try_next(struct session *s, const char *why)
 {
-    server_give_up(s, why, true);
+    server_give_up(s, why, HOST_UNREACHABLE);
 }
 
 void server_login_timeout(struct session *s)
 {
-    server_give_up(s, "timeout", true);
+    server_give_up(s, "timeout", HOST_SLOW);
 }
 
 /* The StartupMessage as the client sent it, minus what is pgnear's own. */
@@ -299,6 +321,7 @@ static void server_connect_host(struct session *s)
             server_try_next(s, strerror(errno));
         return;
     }
+    s->login->host_downs_seen = health_downs(h);
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
     endpoint_wait_writable(&s->server, server_connected);
@@ -331,6 +354,19 @@ static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
                    strcmp(v, "53000") == 0;
     }
     return false;
+}
+
+/*
+ * The host just served a login: it is evidently up, so its timeouts are
+ * forgotten, and when it was down as this session started connecting,
+ * it is up again now rather than after HEALTH_RISE checks.
+ */
+static void server_login_served(struct session *s)
+{
+    struct region_host *h = &s->region->hosts[s->host_index];
+    if (health_note_login(h, s->login->host_downs_seen))
+        log_info(s->id, "host %s:%d of region %s is up: a session logged in through it", h->name,
+                 h->port, s->region->name);
 }
 
 /* BackendKeyData: the client gets the real process ID and pgnear's key. */
@@ -380,11 +416,12 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     case 'E':
         if (!s->server_sent_to_client && server_error_is_retryable(body, len)) {
             /* Up, but not taking sessions now (starting, shutting down, full). */
-            server_give_up(s, "server refused the connection", false);
+            server_give_up(s, "server refused the connection", HOST_BUSY);
             return -1;
         }
         return server_forward(s, len);
     case 'Z':
+        server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);
         relay_start(s);

@@ -86,7 +86,8 @@ struct session_login {
     size_t plan_len, plan_index;
     uint8_t host_order[REGION_MAX_HOSTS]; /* hosts of the region in the order to try */
     uint8_t host_count, host_pos;
-    bool region_any_host; /* no host of this region is up: try them all */
+    bool region_any_host;     /* no host of this region is up: try them all */
+    unsigned host_downs_seen; /* health_downs() of the host as the connect started */
 
     /* authentication */
     struct scram_server scram_srv;

@@ -1,7 +1,10 @@
 /*
  * health.c — health checks: one libpq connection per host and interval,
- * "SELECT pg_is_in_recovery()", bounded by the timeout.  A failure marks
- * the host down at once; it comes back after HEALTH_RISE successes in a row.
+ * "SELECT pg_is_in_recovery()", bounded by the timeout.  A refused, reset
+ * or failed check marks the host down at once; a check that only timed
+ * out does so at the fall-th timeout in a row (a busy host is slow, not
+ * gone).  A host comes back after HEALTH_RISE successes in a row, or when
+ * a session logs in through it.
  */
 #include "routing/health.h"
 
@@ -22,7 +25,7 @@
 struct health_checker {
     struct event_base *base;
     struct region_set *regions;
-    int interval_ms, timeout_ms;
+    struct health_params params;
     health_conninfo_fn conninfo;
     health_log_fn log;
     void *arg;
@@ -43,17 +46,47 @@ static double elapsed_ms(const struct timeval *since)
            (double)(now.tv_usec - since->tv_usec) / 1000.0;
 }
 
-static void health_set_down(struct health_checker *hc, struct region_host *h, const char *why)
+/* Takes h down; true when it was up (the caller says so). */
+static bool health_take_down(struct region_host *h)
 {
-    struct host_health *hh = &h->health;
+    if (!__atomic_exchange_n(&h->health.up, false, __ATOMIC_RELAXED))
+        return false;
+    __atomic_add_fetch(&h->health.downs, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+static void health_note_failure(struct host_health *hh, const char *why)
+{
     hh->consecutive_ok = 0;
     hh->consecutive_fail++;
     /* Kept short for SHOW REGIONS; the log gets the whole message. */
     size_t n = strnlen(why, sizeof(hh->last_error) - 1);
     memcpy(hh->last_error, why, n);
     hh->last_error[n] = '\0';
-    if (__atomic_exchange_n(&hh->up, false, __ATOMIC_RELAXED))
-        hc->log(hc->arg, h->region, h, false, why);
+}
+
+static void health_set_down(struct health_checker *hc, struct region_host *h, const char *why)
+{
+    health_note_failure(&h->health, why);
+    if (health_take_down(h))
+        hc->log(hc->arg, h->region, h, HEALTH_DOWN, why);
+}
+
+/* A check that timed out: counted; the host goes down at the fall-th in a row. */
+static void health_check_timed_out(struct health_checker *hc, struct region_host *h)
+{
+    char why[160];
+    int fall = hc->params.fall;
+    int n = __atomic_add_fetch(&h->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
+    if (n >= fall || !host_is_up(h)) {
+        snprintf(why, sizeof(why), "health check timed out (%d in a row, health_check_fall = %d)",
+                 n, fall);
+        health_set_down(hc, h, why);
+        return;
+    }
+    snprintf(why, sizeof(why), "timed out (%d of %d)", n, fall);
+    health_note_failure(&h->health, why);
+    hc->log(hc->arg, h->region, h, HEALTH_TIMEOUT, why);
 }
 
 /* Sessions prefer primaries; a host that changes role (promotion, a rejoined old primary) is said.
@@ -65,9 +98,40 @@ static void health_note_role(struct health_checker *hc, struct region_host *h, b
     __atomic_store_n(&hh->in_recovery, standby, __ATOMIC_RELAXED);
     hh->role_known = true;
     if (changed)
-        hc->log(hc->arg, h->region, h, true,
+        hc->log(hc->arg, h->region, h, HEALTH_UP,
                 standby ? "it is a standby (in recovery): sessions go to a primary first"
                         : "it is a primary now");
+}
+
+/* The server answered the check (error NULL: and logged in); up after HEALTH_RISE in a row. */
+static void health_check_passed(struct health_probe *p, const PGresult *res, const char *error)
+{
+    struct region_host *h = p->host;
+    struct host_health *hh = &h->health;
+    /* A server that asks for a password is up, even if server_conninfo cannot log in. */
+    if (error != NULL && !hh->login_failing) {
+        char why[320];
+        snprintf(why, sizeof(why),
+                 "it answers, but the health check cannot log in "
+                 "(check server_conninfo): %s",
+                 error);
+        p->hc->log(p->hc->arg, h->region, h, HEALTH_UP, why);
+    }
+    hh->login_failing = error != NULL;
+    hh->rtt_ms = elapsed_ms(&p->started);
+    if (res != NULL)
+        health_note_role(p->hc, h, PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0);
+    hh->consecutive_fail = 0;
+    __atomic_store_n(&hh->consecutive_timeouts, 0, __ATOMIC_RELAXED);
+    /* A session that failed to connect meanwhile restarts the count. */
+    if (__atomic_exchange_n(&hh->client_failures, 0, __ATOMIC_RELAXED) > 0)
+        hh->consecutive_ok = 0;
+    hh->consecutive_ok++;
+    hh->last_error[0] = '\0';
+    if (!host_is_up(h) && hh->consecutive_ok >= HEALTH_RISE) {
+        __atomic_store_n(&hh->up, true, __ATOMIC_RELAXED);
+        p->hc->log(p->hc->arg, h->region, h, HEALTH_UP, "health checks pass again");
+    }
 }
 
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
@@ -75,38 +139,16 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
 {
     struct health_probe *p = arg;
     struct region_host *h = p->host;
-    struct host_health *hh = &h->health;
+    bool timed_out = pgasync_timed_out(h->check);
     h->check = NULL;
-    hh->checked = true;
-    hh->last_check = (int64_t)time(NULL);
-    if (error != NULL && !server_answered) {
+    h->health.checked = true;
+    h->health.last_check = (int64_t)time(NULL);
+    if (timed_out)
+        health_check_timed_out(p->hc, h);
+    else if (error != NULL && !server_answered)
         health_set_down(p->hc, h, error);
-    } else {
-        /* A server that asks for a password is up, even if server_conninfo cannot log in. */
-        if (error != NULL && !hh->login_failing) {
-            char why[320];
-            snprintf(why, sizeof(why),
-                     "it answers, but the health check cannot log in "
-                     "(check server_conninfo): %s",
-                     error);
-            p->hc->log(p->hc->arg, h->region, h, true, why);
-        }
-        hh->login_failing = error != NULL;
-        hh->rtt_ms = elapsed_ms(&p->started);
-        if (res != NULL)
-            health_note_role(p->hc, h,
-                             PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0);
-        hh->consecutive_fail = 0;
-        /* A session that failed to connect meanwhile restarts the count. */
-        if (__atomic_exchange_n(&hh->client_failures, 0, __ATOMIC_RELAXED) > 0)
-            hh->consecutive_ok = 0;
-        hh->consecutive_ok++;
-        hh->last_error[0] = '\0';
-        if (!host_is_up(h) && hh->consecutive_ok >= HEALTH_RISE) {
-            __atomic_store_n(&hh->up, true, __ATOMIC_RELAXED);
-            p->hc->log(p->hc->arg, h->region, h, true, "health checks pass again");
-        }
-    }
+    else
+        health_check_passed(p, res, error);
     free(p);
 }
 
@@ -145,7 +187,7 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
     p->host = h;
     gettimeofday(&p->started, NULL);
     h->check = pgasync_query(hc->base, conninfo, "SELECT pg_is_in_recovery()", 0, NULL,
-                             hc->timeout_ms, health_probe_done, p, err, sizeof(err));
+                             hc->params.timeout_ms, health_probe_done, p, err, sizeof(err));
     if (h->check == NULL) {
         free(p);
         health_set_down(hc, h, err);
@@ -163,13 +205,16 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 struct health_checker *health_start(struct event_base *base, struct region_set *regions,
-                                    int interval_ms, int timeout_ms, health_conninfo_fn conninfo,
+                                    const struct health_params *params, health_conninfo_fn conninfo,
                                     health_log_fn log, void *arg)
 {
     struct health_checker *hc = calloc(1, sizeof(*hc));
     if (hc == NULL)
         return NULL;
-    *hc = (struct health_checker){base, regions, interval_ms, timeout_ms, conninfo, log, arg, NULL};
+    *hc = (struct health_checker){base, regions, *params, conninfo, log, arg, NULL};
+    if (hc->params.fall < HEALTH_FALL_MIN)
+        hc->params.fall = HEALTH_FALL_MIN;
+    int interval_ms = params->interval_ms;
     hc->timer = event_new(base, -1, EV_PERSIST, health_tick, hc);
     struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
     if (hc->timer == NULL || event_add(hc->timer, &tv) != 0) {
@@ -204,7 +249,31 @@ void health_stop(struct health_checker *hc)
 bool health_mark_down(struct region_host *h)
 {
     __atomic_add_fetch(&h->health.client_failures, 1, __ATOMIC_RELAXED);
-    return __atomic_exchange_n(&h->health.up, false, __ATOMIC_RELAXED);
+    return health_take_down(h);
+}
+
+int health_count_timeout(struct region_host *h, int fall, bool *took_down)
+{
+    int n = __atomic_add_fetch(&h->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
+    *took_down = n >= fall && health_mark_down(h);
+    return n;
+}
+
+unsigned health_downs(const struct region_host *h)
+{
+    return __atomic_load_n(&h->health.downs, __ATOMIC_RELAXED);
+}
+
+bool health_note_login(struct region_host *h, unsigned downs_seen)
+{
+    struct host_health *hh = &h->health;
+    /* Loaded first: most logins find nothing to change and write nothing (no shared-line
+     * ping-pong). */
+    if (__atomic_load_n(&hh->consecutive_timeouts, __ATOMIC_RELAXED) != 0)
+        __atomic_store_n(&hh->consecutive_timeouts, 0, __ATOMIC_RELAXED);
+    if (host_is_up(h) || health_downs(h) != downs_seen)
+        return false;
+    return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
 }
 
 void health_carry_over(struct region_set *to, const struct region_set *from)
