@@ -1142,6 +1142,14 @@ sub DESTROY {
 #   ->sever            loses every connection it carries without a word to
 #                      pgnear: the server side is closed, the pgnear side is
 #                      reset only when pgnear next sends (a NAT forgetting)
+#   ->intercept(match => STR, count => N, action => 'stall' | 'reset')
+#                      the next N connections whose first bytes from pgnear
+#                      contain STR (an application_name, say) never reach
+#                      the server: 'stall' holds them open and silent (a
+#                      server too busy to answer), 'reset' resets them (a
+#                      crash); count => 0 stops intercepting
+#   ->intercepted      one word per connection that matched, in order:
+#                      'stall', 'reset', or 'pass' (matched, let through)
 # It stops by itself after `lifetime` seconds (default 300).
 package PgNearTest::Relay;
 
@@ -1156,7 +1164,8 @@ sub new {
     my ($class, %o) = @_;
     my $to = $o{to} // die 'Relay: to => port required';
     my $dir = PgNearTest::tmpdir(name => 'relay', mode => 0755);
-    my $self = bless { record => "$dir/first-bytes", owner_pid => $$ }, $class;
+    my $self = bless { record => "$dir/first-bytes", control => "$dir/intercept",
+                       intercepted => "$dir/intercepted", owner_pid => $$ }, $class;
     my $l;
     for (1 .. 5) {
         $self->{port} = PgNearTest::free_port();
@@ -1166,7 +1175,8 @@ sub new {
     die "Relay: cannot listen: $!" unless $l;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        eval { _run($l, $to, $o{first_bytes} // 0, $self->{record}, $o{lifetime} // 300) };
+        eval { _run($l, $to, $o{first_bytes} // 0, $self->{record}, $o{lifetime} // 300,
+                    @{$self}{qw(control intercepted)}) };
         POSIX::_exit(0);
     }
     close $l;
@@ -1186,6 +1196,28 @@ sub recorded {
     return split /\n/, PgNearTest::slurp_file($self->{record});
 }
 
+sub intercept {
+    my ($self, %o) = @_;
+    my $match = $o{match} // die 'Relay: intercept needs match';
+    my $action = $o{action} // 'stall';
+    die "Relay: intercept action is stall or reset\n" unless $action =~ /^(?:stall|reset)$/;
+    die "Relay: intercept match cannot hold a newline\n" if $match =~ /\n/;
+    _write_control($self->{control}, $action, $o{count} // 1, $match);
+}
+
+sub intercepted {
+    my ($self) = @_;
+    return () unless -e $self->{intercepted};
+    return split /\n/, PgNearTest::slurp_file($self->{intercepted});
+}
+
+# Written aside and renamed, so that the relay never reads half a file.
+sub _write_control {
+    my ($path, $action, $count, $match) = @_;
+    PgNearTest::write_file("$path.new", "$action\n$count\n$match\n");
+    rename "$path.new", $path or die "rename $path: $!";
+}
+
 sub stop {
     my ($self) = @_;
     return unless $self->{pid};
@@ -1198,11 +1230,26 @@ sub stop {
 sub _cleanup { my ($self) = @_; $self->stop if $$ == $self->{owner_pid} }
 sub DESTROY  { local ($?, $@); eval { $_[0]->_cleanup } }
 
+# What to do with a client connection whose first bytes so far are $head:
+# 'stall', 'reset', 'pass' (it matched, let through), '' (it did not match).
+sub _intercept_verdict {
+    my ($control, $log, $head) = @_;
+    return '' unless -e $control;
+    my ($action, $left, $match) = split /\n/, PgNearTest::slurp_file($control);
+    return '' unless defined $match && length $match && index($head, $match) >= 0;
+    my $verdict = $left > 0 ? $action : 'pass';
+    _write_control($control, $action, $left - 1, $match) if $left > 0;
+    open my $fh, '>>', $log or die "open $log: $!";
+    print $fh "$verdict\n";
+    close $fh;
+    return $verdict;
+}
+
 sub _run {
-    my ($l, $to, $want, $record, $lifetime) = @_;
+    my ($l, $to, $want, $record, $lifetime, $control, $intercepted) = @_;
     my $sever = 0;
     local $SIG{USR1} = sub { $sever = 1 };
-    my (%other, %upstream, %zombie, %seen);
+    my (%other, %upstream, %zombie, %seen, %head, %held);
     my $sel = IO::Select->new($l);
     my $end = time + $lifetime;
     while (time < $end) {
@@ -1221,6 +1268,7 @@ sub _run {
                 @other{ $c, $u } = ($u, $c);
                 $upstream{$u} = 1;
                 $seen{$c} = '';
+                $head{$c} = '';
                 $sel->add($c, $u);
                 next;
             }
@@ -1230,6 +1278,25 @@ sub _run {
                 setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));    # RST
                 $sel->remove($s); close $s;
                 next;
+            }
+            if ($held{$s}) {    # stalled: what it sends goes nowhere, until it hangs up
+                if (!$n) { delete $held{$s}; $sel->remove($s); close $s }
+                next;
+            }
+            if ($n && exists $head{$s}) {
+                $head{$s} .= $buf;
+                my $v = _intercept_verdict($control, $intercepted, $head{$s});
+                delete $head{$s} if $v ne '' || length $head{$s} >= 4096;
+                if ($v eq 'stall' || $v eq 'reset') {
+                    my $u = delete $other{$s};
+                    delete $other{$u};
+                    delete $upstream{$u};
+                    $sel->remove($u); close $u;
+                    if ($v eq 'stall') { $held{$s} = 1; next }
+                    setsockopt($s, SOL_SOCKET, SO_LINGER, pack('ii', 1, 0));    # RST
+                    $sel->remove($s); close $s;
+                    next;
+                }
             }
             if ($want && exists $seen{$s} && $n) {
                 $seen{$s} .= $buf;
@@ -1242,7 +1309,9 @@ sub _run {
             }
             my $o = $other{$s};
             if (!$n || !$o) {
-                for my $x (grep { defined } $s, $o) { $sel->remove($x); close $x; delete $other{$x} }
+                for my $x (grep { defined } $s, $o) {
+                    $sel->remove($x); close $x; delete $other{$x}; delete $head{$x};
+                }
                 next;
             }
             syswrite($o, $buf);
