@@ -208,6 +208,7 @@ static void test_defaults(void **state)
     assert_non_null(cfg->server_tls_ctx);
     assert_int_equal(cfg->auth, AUTH_PASSTHROUGH); /* no auth source */
     assert_true(cfg->client_hints);
+    assert_int_equal(cfg->health_check_fall, 3);
     assert_ptr_equal(cfg->default_region_ptr, &cfg->regions.items[0]);
     config_unref(cfg);
 }
@@ -450,6 +451,17 @@ static void test_err_missing_file(void **state)
     const char *path = path_in(fx, "absent.ini");
     assert_null(config_load(path, err, sizeof(err)));
     assert_non_null(strstr(err, path));
+}
+
+static void test_err_health_check_fall(void **state)
+{
+    expect_error(*state, "[pgnear]\nhealth_check_fall = 0\n" REGION_OK, "health_check_fall",
+                 "1 and 100");
+    expect_error(*state, "[pgnear]\nhealth_check_fall = 101\n" REGION_OK, "health_check_fall",
+                 NULL);
+    struct config *cfg = expect_load(*state, "[pgnear]\nhealth_check_fall = 100\n" REGION_OK);
+    assert_int_equal(cfg->health_check_fall, 100);
+    config_unref(cfg);
 }
 
 static void test_err_unsupported(void **state)
@@ -964,6 +976,7 @@ int main(void)
         T(test_err_scram_without_source),
         T(test_err_missing_file),
         T(test_err_unsupported),
+        T(test_err_health_check_fall),
         T(test_problems_all_reported),
         T(test_problems_duplicates_and_syntax),
         T(test_problems_first_and_count),
