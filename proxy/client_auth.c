@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -42,6 +43,7 @@ static void client_auth_fail(struct session *s, int rc)
         snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"",
                  s->login->startup.user);
         log_info(s->id, "%s: %s", msg, detail);
+        login_throttle_failed(s);
         session_fail(s, "28P01", msg, NULL, NULL);
         return;
     case SCRAM_ECBIND:
@@ -191,6 +193,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     if (client_auth_send(s, AUTH_CODE_SASL_FINAL, out, outlen) < 0)
         return -1;
     s->login->scram_done = true;
+    login_throttle_succeeded(s);
     frame_consume(s->client.in, len);
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
               scram_server_channel_bound(&s->login->scram_srv) ? " with channel binding" : "");

@@ -18,6 +18,7 @@
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -238,10 +239,8 @@ static void client_handle_startup(struct session *s)
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
     client_route(s);
-    if (cfg->auth == AUTH_SCRAM)
-        client_auth_start(s);
-    else
-        server_login_start(s);
+    /* Authentication starts at once, or after the wait this caller and user earned by failing. */
+    login_throttle_gate(s, cfg->auth == AUTH_SCRAM ? client_auth_start : server_login_start);
 }
 
 /*

@@ -4,6 +4,7 @@
  */
 #include "proxy/config.h"
 
+#include "proxy/auth_throttle.h"
 #include "proxy/log.h"
 #include "routing/cities.h"
 #include "routing/geoip.h"
@@ -56,6 +57,9 @@ static const struct setting config_settings[] = {
     E(auth, "", true, auth_choices),
     S(auth_file, T_STR, "", true),
     S(auth_query, T_STR, "", true),
+    S(auth_failure_threshold, T_INT, "3", true),
+    S(auth_failure_delay_ms, T_MS, "100ms", true),
+    S(auth_failure_max_delay_ms, T_MS, "10s", true),
     E(client_tls, "disable", true, client_tls_choices),
     S(client_tls_cert_file, T_STR, "", true),
     S(client_tls_key_file, T_STR, "", true),
@@ -802,6 +806,21 @@ static void config_check_limits(struct load_ctx *lc)
                 HEALTH_FALL_MIN, HEALTH_FALL_MAX);
 }
 
+/* The auth throttle's settings (auth_throttle.h). */
+static void config_check_throttle(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    if (cfg->auth_failure_threshold > THROTTLE_THRESHOLD_MAX)
+        problem(lc, "pgnear:auth_failure_threshold",
+                "auth_failure_threshold must be between 0 (off) and %d", THROTTLE_THRESHOLD_MAX);
+    if (cfg->auth_failure_delay_ms < 1 || cfg->auth_failure_delay_ms > THROTTLE_DELAY_MAX_MS)
+        problem(lc, "pgnear:auth_failure_delay", "auth_failure_delay must be between 1ms and 1h");
+    else if (cfg->auth_failure_max_delay_ms < cfg->auth_failure_delay_ms ||
+             cfg->auth_failure_max_delay_ms > THROTTLE_DELAY_MAX_MS)
+        problem(lc, "pgnear:auth_failure_max_delay",
+                "auth_failure_max_delay must be between auth_failure_delay and 1h");
+}
+
 static void config_free(struct config *cfg);
 
 struct config *config_load_scoped(const char *path, enum config_scope scope,
@@ -820,6 +839,7 @@ struct config *config_load_scoped(const char *path, enum config_scope scope,
         config_load_routing(&lc);
         if (scope == CONFIG_SCOPE_ALL) {
             config_check_limits(&lc);
+            config_check_throttle(&lc);
             config_check_proxy(&lc);
             config_check_auth(&lc);
             config_check_tls(&lc);
@@ -931,5 +951,10 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
                  "auth = passthrough with TLS on both sides: SCRAM logins from clients that "
                  "prefer channel binding (libpq's default) will fail; use auth = scram, or "
                  "have clients set channel_binding=disable");
+    if (n < max && cfg->auth_failure_threshold > 0 && cfg->client_login_timeout_ms > 0 &&
+        cfg->auth_failure_max_delay_ms >= cfg->client_login_timeout_ms)
+        snprintf(warnings[n++], 256,
+                 "auth_failure_max_delay is not shorter than client_login_timeout: a login "
+                 "whose throttle wait would outlast the timeout is refused (53300) at once");
     return n;
 }

@@ -33,6 +33,9 @@ struct config {
     int auth; /* enum auth_mode; -1 until derived */
     char *auth_file;
     char *auth_query;
+    int auth_failure_threshold; /* failed logins of one (address, user) before waits; 0: off */
+    int auth_failure_delay_ms;
+    int auth_failure_max_delay_ms;
     int client_tls;
     char *client_tls_cert_file;
     char *client_tls_key_file;

@@ -307,6 +307,7 @@ static void daemon_free(struct daemon *d)
         event_free(d->sig_hup);
     cancel_map_free(&d->cancel_keys);
     pthread_mutex_destroy(&d->cancel_lock);
+    auth_throttle_free(&d->auth_throttle);
     config_unref(d->cfg);
     free(d);
 }
@@ -323,6 +324,13 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
     d->log_level = log_level;
     d->nworkers = cfg->workers;
     pthread_mutex_init(&d->cancel_lock, NULL);
+    if (auth_throttle_init(&d->auth_throttle) != 0) {
+        snprintf(err, errcap, "could not draw a random secret for the auth throttle");
+        pthread_mutex_destroy(&d->cancel_lock);
+        free(d);
+        config_unref(cfg);
+        return NULL;
+    }
     d->workers = calloc((size_t)d->nworkers, sizeof(*d->workers));
     if (d->workers == NULL || cancel_map_init(&d->cancel_keys, 1024) != 0 ||
         RAND_bytes(d->mock_secret, sizeof(d->mock_secret)) != 1) {

@@ -1,7 +1,7 @@
 /*
  * daemon.h — the process: its event-loop workers (threads), signals,
  * reloads, and the little the workers share (cancel keys, the client
- * count).
+ * count, the auth throttle's table).
  */
 #ifndef PGNEAR_PROXY_DAEMON_H
 #define PGNEAR_PROXY_DAEMON_H
@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/auth_throttle.h"
 #include "proxy/cancel_map.h"
 
 struct config;
@@ -29,7 +30,8 @@ struct daemon {
     uint64_t accept_failures_unreported;
     int64_t accept_reported_at; /* time() of the last report; 0: none yet */
     pthread_mutex_t cancel_lock;
-    struct cancel_map cancel_keys; /* key tag -> struct cancel_entry, under cancel_lock */
+    struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
+    struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
     struct event *sig_term, *sig_int, *sig_hup;
     struct reload_job *reload; /* a configuration being loaded aside, or NULL */
     bool reload_again;         /* a reload was asked for while one was running */

@@ -24,6 +24,7 @@
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/server_auth.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
@@ -339,8 +340,8 @@ void server_login_start(struct session *s)
     session_fail(s, "08001", "no region has a host to connect to", NULL, NULL);
 }
 
-/* Errors that mean "this node cannot take you now": worth the next host. */
-static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
+/* The SQLSTATE of an ErrorResponse; "" when it has none. */
+static const char *server_error_sqlstate(const uint8_t *body, uint32_t len)
 {
     struct pktreader r;
     pkt_reader_init(&r, body, len);
@@ -350,10 +351,16 @@ static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
             break;
         const char *v = pkt_get_cstr(&r);
         if (code == 'C')
-            return strcmp(v, "57P03") == 0 || strcmp(v, "53300") == 0 || strcmp(v, "57P01") == 0 ||
-                   strcmp(v, "53000") == 0;
+            return v != NULL ? v : "";
     }
-    return false;
+    return "";
+}
+
+/* Errors that mean "this node cannot take you now": worth the next host. */
+static bool server_error_is_retryable(const char *sqlstate)
+{
+    return strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "53300") == 0 ||
+           strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "53000") == 0;
 }
 
 /*
@@ -364,6 +371,7 @@ static bool server_error_is_retryable(const uint8_t *body, uint32_t len)
 static void server_login_served(struct session *s)
 {
     struct region_host *h = &s->region->hosts[s->host_index];
+    login_throttle_succeeded(s);
     if (health_note_login(h, s->login->host_downs_seen))
         log_info(s->id, "host %s:%d of region %s is up: a session logged in through it", h->name,
                  h->port, s->region->name);
@@ -413,13 +421,18 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         return 0;
     case 'K':
         return server_handle_key(s, body, len);
-    case 'E':
-        if (!s->server_sent_to_client && server_error_is_retryable(body, len)) {
+    case 'E': {
+        const char *sqlstate = server_error_sqlstate(body, len);
+        if (!s->server_sent_to_client && server_error_is_retryable(sqlstate)) {
             /* Up, but not taking sessions now (starting, shutting down, full). */
             server_give_up(s, "server refused the connection", HOST_BUSY);
             return -1;
         }
+        /* Under passthrough the server judges the password; under scram pgnear did. */
+        if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
+            login_throttle_failed(s);
         return server_forward(s, len);
+    }
     case 'Z':
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */

@@ -24,6 +24,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/server_login.h"
 #include "routing/region.h"
 #include "proxy/worker.h"
@@ -461,6 +462,7 @@ void session_login_end(struct session *s)
     if (l == NULL)
         return;
     auth_lookup_cancel(l->auth_lookup);
+    login_throttle_release(s);
     free(l->server_options);
     free(l->pp);
     /* SCRAM keys and the verifier are secrets: nothing of them stays in freed memory. */
@@ -502,6 +504,7 @@ void session_close(struct session *s, const char *why)
     if (s->login != NULL) {
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
+        login_throttle_release(s); /* a held login must not wake up */
     }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);

@@ -13,6 +13,7 @@
 #include "protocol/startup_options.h"
 #include "protocol/startup.h"
 #include "protocol/stream.h"
+#include "proxy/auth_throttle.h"
 #include "proxy/cancel.h"
 #include "proxy/list.h"
 #include "routing/route.h"
@@ -98,6 +99,12 @@ struct session_login {
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
+
+    /* the auth throttle (login_throttle.c) */
+    struct throttle_key throttle_key; /* (address, user) */
+    bool throttle_keyed;              /* throttle_key is set, and the outcome not yet told */
+    struct event *throttle_timer;     /* holds a throttled login before it starts */
+    endpoint_handler throttle_next;   /* what starts when the hold ends */
 };
 
 struct session {

@@ -32,6 +32,18 @@ struct worker_stats {
     uint64_t bytes_server_to_client;
     uint64_t routed_by_source[5]; /* enum locality_source */
     uint64_t failovers;           /* sessions that moved to another region before starting */
+    /* The auth throttle (login_throttle.c); SHOW STATS will read these. */
+    uint64_t logins_delayed;          /* login attempts held before their authentication */
+    uint64_t login_delay_ms;          /* the total they were held */
+    uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
+    uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
+};
+
+/* Rate limit of the throttle's log lines (login_throttle.c). */
+struct throttle_log {
+    int64_t window_start; /* ms, monotonic: the current second */
+    int lines;            /* logged in it */
+    uint64_t left_out;    /* not logged since the last line */
 };
 
 struct worker {
@@ -49,6 +61,7 @@ struct worker {
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
     struct worker_stats stats;
+    struct throttle_log throttle_log;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
     int ctl[2]; /* control pipe: the main thread's messages to this worker */

@@ -209,6 +209,9 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->auth, AUTH_PASSTHROUGH); /* no auth source */
     assert_true(cfg->client_hints);
     assert_int_equal(cfg->health_check_fall, 3);
+    assert_int_equal(cfg->auth_failure_threshold, 3);
+    assert_int_equal(cfg->auth_failure_delay_ms, 100);
+    assert_int_equal(cfg->auth_failure_max_delay_ms, 10000);
     assert_ptr_equal(cfg->default_region_ptr, &cfg->regions.items[0]);
     config_unref(cfg);
 }
@@ -461,6 +464,24 @@ static void test_err_health_check_fall(void **state)
                  NULL);
     struct config *cfg = expect_load(*state, "[pgnear]\nhealth_check_fall = 100\n" REGION_OK);
     assert_int_equal(cfg->health_check_fall, 100);
+    config_unref(cfg);
+}
+
+static void test_err_auth_failure_settings(void **state)
+{
+    struct fixture *fx = *state;
+    expect_error(fx, "[pgnear]\nauth_failure_threshold = 1001\n" REGION_OK,
+                 "auth_failure_threshold", NULL);
+    expect_error(fx, "[pgnear]\nauth_failure_delay = 0\n" REGION_OK, "auth_failure_delay", NULL);
+    expect_error(fx, "[pgnear]\nauth_failure_delay = 2h\n" REGION_OK, "auth_failure_delay", NULL);
+    expect_error(fx,
+                 "[pgnear]\nauth_failure_delay = 1s\nauth_failure_max_delay = 500ms\n" REGION_OK,
+                 "auth_failure_max_delay", NULL);
+    struct config *cfg =
+        expect_load(fx, "[pgnear]\nauth_failure_threshold = 0\nauth_failure_delay = 1ms\n"
+                        "auth_failure_max_delay = 1ms\n" REGION_OK);
+    assert_int_equal(cfg->auth_failure_threshold, 0);
+    assert_int_equal(cfg->auth_failure_max_delay_ms, 1);
     config_unref(cfg);
 }
 
@@ -880,6 +901,22 @@ static void test_warnings_respect_max(void **state)
     config_unref(cfg);
 }
 
+/* A throttle wait that could outlast the login timeout is worth a warning. */
+static void test_auth_failure_delay_warning(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char w[4][256];
+    assert_int_equal(warnings_of(fx, "auth = passthrough\nserver_tls = disable\n", w), 0);
+    assert_int_equal(warnings_of(fx, "server_tls = disable\nauth_failure_max_delay = 15s\n", w), 1);
+    assert_non_null(strstr(w[0], "client_login_timeout"));
+    assert_int_equal(
+        warnings_of(
+            fx, "server_tls = disable\nauth_failure_max_delay = 15s\nauth_failure_threshold = 0\n",
+            w),
+        0);
+}
+
 static void test_err_tls_files(void **state)
 {
     struct fixture *fx = *state;
@@ -977,6 +1014,8 @@ int main(void)
         T(test_err_missing_file),
         T(test_err_unsupported),
         T(test_err_health_check_fall),
+        T(test_err_auth_failure_settings),
+        T(test_auth_failure_delay_warning),
         T(test_problems_all_reported),
         T(test_problems_duplicates_and_syntax),
         T(test_problems_first_and_count),

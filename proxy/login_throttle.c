@@ -1,0 +1,157 @@
+/*
+ * login_throttle.c — the auth throttle at a session's login.
+ */
+#include "proxy/login_throttle.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+
+#include "proxy/auth_throttle.h"
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+static void login_throttle_params(const struct config *cfg, struct throttle_params *p)
+{
+    p->threshold = cfg->auth_failure_threshold;
+    p->delay_ms = cfg->auth_failure_delay_ms;
+    p->max_delay_ms = cfg->auth_failure_max_delay_ms;
+    /* Waiting past the login timeout would only end in 57014: refuse at once instead. */
+    p->horizon_ms = p->max_delay_ms;
+    if (cfg->client_login_timeout_ms > 0 && cfg->client_login_timeout_ms < p->horizon_ms)
+        p->horizon_ms = cfg->client_login_timeout_ms;
+}
+
+/*
+ * A guesser opens connections as fast as it likes: at most
+ * THROTTLE_LOG_BURST lines a second per worker say so, and the next line
+ * after a quiet spell counts what was left out.
+ */
+#define THROTTLE_LOG_BURST 10
+
+/* Whether a line may be logged now; if so, note says how many were left out before it. */
+static bool login_throttle_may_log(struct worker *w, char *note, size_t cap)
+{
+    struct throttle_log *tl = &w->throttle_log;
+    int64_t now = auth_throttle_now();
+    if (now - tl->window_start >= 1000) {
+        tl->window_start = now;
+        tl->lines = 0;
+    }
+    if (tl->lines >= THROTTLE_LOG_BURST) {
+        tl->left_out++;
+        return false;
+    }
+    tl->lines++;
+    note[0] = '\0';
+    if (tl->left_out > 0)
+        snprintf(note, cap, " (%" PRIu64 " similar lines left out)", tl->left_out);
+    tl->left_out = 0;
+    return true;
+}
+
+static void login_throttle_log(struct session *s, const char *what, const struct throttle_state *st)
+{
+    char note[96];
+    if (!login_throttle_may_log(s->w, note, sizeof(note)))
+        return;
+    log_info(s->id,
+             "login of user \"%s\" from %s %s %" PRId64 " ms: %" PRIu32
+             " failed logins in a row from this address%s",
+             s->user, s->peer, what, st->wait_ms, st->failures, note);
+}
+
+static void login_throttle_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+    (void)fd;
+    (void)what;
+    s->login->throttle_next(s);
+}
+
+/* Holds the login for st->wait_ms on a timer of its own (the login timeout keeps running). */
+static void login_throttle_hold(struct session *s, endpoint_handler next,
+                                const struct throttle_state *st)
+{
+    struct timeval tv = {(time_t)(st->wait_ms / 1000), (suseconds_t)(st->wait_ms % 1000) * 1000};
+    s->w->stats.logins_delayed++;
+    s->w->stats.login_delay_ms += (uint64_t)st->wait_ms;
+    login_throttle_log(s, "held for", st);
+    s->login->throttle_next = next;
+    if (s->login->throttle_timer == NULL)
+        s->login->throttle_timer = evtimer_new(s->w->base, login_throttle_wake, s);
+    if (s->login->throttle_timer == NULL || evtimer_add(s->login->throttle_timer, &tv) != 0) {
+        session_close(s, "out of memory");
+        return;
+    }
+}
+
+void login_throttle_gate(struct session *s, endpoint_handler next)
+{
+    struct throttle_params p;
+    struct throttle_state st;
+    struct auth_throttle *t = &s->w->d->auth_throttle;
+    login_throttle_params(s->cfg, &p);
+    if (p.threshold <= 0) {
+        next(s);
+        return;
+    }
+    auth_throttle_key(t, (const struct sockaddr *)&s->addr, s->user, &s->login->throttle_key);
+    s->login->throttle_keyed = true;
+    switch (auth_throttle_admit(t, &p, &s->login->throttle_key, auth_throttle_now(), &st)) {
+    case THROTTLE_GO:
+        next(s);
+        return;
+    case THROTTLE_WAIT:
+        login_throttle_hold(s, next, &st);
+        return;
+    case THROTTLE_REFUSE:
+        break;
+    }
+    char msg[160];
+    s->w->stats.logins_throttle_refused++;
+    s->w->stats.login_failures++;
+    login_throttle_log(s, "refused: its turn would come after", &st);
+    snprintf(msg, sizeof(msg), "too many failed login attempts for user \"%s\" from this address",
+             s->user);
+    session_fail(s, "53300", msg, NULL, "Wait before trying again.");
+}
+
+void login_throttle_failed(struct session *s)
+{
+    struct throttle_params p;
+    bool evicted;
+    if (s->login == NULL || !s->login->throttle_keyed)
+        return;
+    login_throttle_params(s->cfg, &p);
+    uint32_t n = auth_throttle_failed(&s->w->d->auth_throttle, &p, &s->login->throttle_key,
+                                      auth_throttle_now(), &evicted);
+    if (evicted)
+        s->w->stats.auth_throttle_evictions++;
+    char note[96];
+    if (n > 0 && n == (uint32_t)p.threshold && login_throttle_may_log(s->w, note, sizeof(note)))
+        log_info(s->id,
+                 "%" PRIu32 " failed logins in a row for user \"%s\" from %s: its next attempts "
+                 "wait, from %d ms%s",
+                 n, s->user, s->peer, p.delay_ms, note);
+}
+
+void login_throttle_succeeded(struct session *s)
+{
+    if (s->login == NULL || !s->login->throttle_keyed)
+        return;
+    /* Once is enough: under scram both the proof and the server's ReadyForQuery say so. */
+    s->login->throttle_keyed = false;
+    auth_throttle_succeeded(&s->w->d->auth_throttle, &s->login->throttle_key);
+}
+
+void login_throttle_release(struct session *s)
+{
+    if (s->login == NULL || s->login->throttle_timer == NULL)
+        return;
+    event_free(s->login->throttle_timer);
+    s->login->throttle_timer = NULL;
+}
