@@ -7,8 +7,12 @@
 # starts the count again; three in a row take it down, sessions go to
 # the next region, and a login through the host brings it back at once.
 # A session whose server does not answer in time counts like a check.
-# A reload changes the fall.  A refused connection (the relay gone) and a
-# reset one still take the host down at the first check.
+# A reload changes the fall.  A reset connection and a refused one (the
+# relay gone) still take the host down at the first check.
+#
+# On a busy machine a check the relay let through may time out by itself
+# — the very thing health_check_fall is for — and spoil a phase's exact
+# counts; such a phase is run again from a settled state (at most 3 times).
 use strict;
 use warnings;
 use FindBin;
@@ -18,7 +22,7 @@ use Time::HiRes qw(time sleep);
 use PgNearTest;
 
 my $INTERVAL = 1;      # seconds: health_check_interval
-my $TIMEOUT  = 0.6;    # seconds: health_check_timeout
+my $TIMEOUT  = 0.8;    # seconds: health_check_timeout
 my $CHECK    = 'pgnear health check';    # the checks' application_name, as the relay sees it
 
 my $us    = PgNearTest::Cluster->new(name => 'us-east');
@@ -35,8 +39,8 @@ my $NEAR_US = '-c pgnear.location=38.9,-77.0';    # Washington: us-east is neare
 
 # Where a caller near us-east lands (cluster_name), or the error.
 sub us_caller {
-    my ($options) = @_;
-    my ($rc, $out, $err) = psql($p->conninfo(options => $options // $NEAR_US), 'SHOW cluster_name', timeout => 20);
+    my ($options, %conn) = @_;
+    my ($rc, $out, $err) = psql($p->conninfo(options => $options // $NEAR_US, %conn), 'SHOW cluster_name', timeout => 20);
     return $rc == 0 ? $out : "error: $err";
 }
 
@@ -49,10 +53,56 @@ sub wait_passes {
     return wait_until(sub { count_of('pass') >= $before + $n }, timeout => ($n + 3) * $INTERVAL + 5, interval => 0.05);
 }
 
-# The timeout lines "(k of N)" since an offset, as a list of k.
+# The health checks' "(k of N)" timeout lines since an offset, as a list of k.
 sub timeout_counts {
     my ($off, $fall) = @_;
     return log_since($off) =~ /health check of host $HOST timed out \((\d+) of $fall\); it stays up/g;
+}
+
+# Health-check timeouts logged since an offset (counted, or the one that took the host down).
+sub logged_timeouts {
+    my ($off) = @_;
+    my $log = log_since($off);
+    my $n = () = $log =~ /health check of host $HOST timed out \(\d+ of \d+\)|host $HOST is down: health check timed out/g;
+    return $n;
+}
+
+sub host_is_up_by_log {
+    my @said = $p->log_contents =~ /host $HOST is (up|down)/g;
+    return !@said || $said[-1] eq 'up';
+}
+
+# ---- the phase runner: assertions are collected, and given once the phase ran clean
+
+my @checks;
+sub check    { my ($ok, $name, $diag) = @_; push @checks, [$ok ? 1 : 0, $name, $diag]; return $ok }
+sub check_is { my ($got, $want, $name) = @_; check(defined $got && $got eq $want, $name, "got '" . ($got // 'undef') . "', expected '$want'") }
+
+# The host up, its count at 0 (a check passed since it was last stalled), no intercept armed.
+sub settle {
+    $relay->intercept(match => $CHECK, count => 0);
+    wait_until(\&host_is_up_by_log, timeout => 5 * $INTERVAL + 5, interval => 0.05)
+      or BAIL_OUT('us-east never came back up');
+    wait_passes(count_of('pass'), 1) or BAIL_OUT('no health check passes through the relay');
+}
+
+# $code->($offset) runs the phase and returns how many of the relay's stalls
+# in it were not health checks.
+sub phase {
+    my ($name, $code) = @_;
+    for my $try (1 .. 3) {
+        settle();
+        @checks = ();
+        my ($off, $stalls) = ($p->log_size, count_of('stall'));
+        my $other = $code->($off) // 0;
+        my $spurious = logged_timeouts($off) - (count_of('stall') - $stalls - $other);
+        if ($spurious <= 0 || $try == 3) {
+            note "$name: $spurious check(s) timed out by themselves on the last try" if $spurious > 0;
+            ok($_->[0], $_->[1]) or diag($_->[2] // '') for @checks;
+            return;
+        }
+        note "$name: $spurious check(s) the relay let through timed out by themselves; again";
+    }
 }
 
 # ---- all is well: checks pass through the relay, callers land in us-east
@@ -62,69 +112,61 @@ ok wait_passes(0, 2), 'health checks pass through the relay';
 is us_caller(), 'us-east', 'a caller near us-east lands there';
 unlike $p->config_text, qr/health_check_fall/, 'health_check_fall is not set: its default applies';
 
-# ---- one stalled check: counted, the host stays up
-
-{
-    my $off = $p->log_size;
-    my $passes = count_of('pass');
+phase('one stalled check', sub {
+    my ($off) = @_;
+    my ($passes, $stalls) = (count_of('pass'), count_of('stall'));
     $relay->intercept(match => $CHECK, count => 1);
-    ok $p->wait_for_log(qr/health check of host $HOST timed out \(1 of 3\); it stays up for now/,
-                        offset => $off, timeout => 3 * $INTERVAL + 5),
+    check $p->wait_for_log(qr/health check of host $HOST timed out \(1 of 3\); it stays up for now/,
+                           offset => $off, timeout => 3 * $INTERVAL + 5),
       'a stalled check is logged as timeout 1 of 3 (the default health_check_fall)';
-    is count_of('stall'), 1, '... the relay stalled exactly one check';
-    is us_caller(), 'us-east', '... and callers still land in us-east';
-    ok wait_passes($passes, 1), 'the next check passes';
-    unlike log_since($off), qr/host $HOST is (?:down|up)/, 'one timeout takes nothing down (no up/down line)';
-}
+    check_is count_of('stall') - $stalls, 1, '... the relay stalled exactly one check';
+    check_is us_caller(), 'us-east', '... and callers still land in us-east';
+    check wait_passes($passes, 1), 'the next check passes';
+    check log_since($off) !~ /host $HOST is (?:down|up)/, 'one timeout takes nothing down (no up/down line)';
+    return 0;
+});
 
-# ---- two in a row: still up; a passing check then starts the count again
-
-{
-    my $off = $p->log_size;
+phase('two in a row, twice', sub {
+    my ($off) = @_;
     my $passes = count_of('pass');
     $relay->intercept(match => $CHECK, count => 2);
-    ok $p->wait_for_log(qr/timed out \(2 of 3\)/, offset => $off, timeout => 4 * $INTERVAL + 5),
+    check $p->wait_for_log(qr/timed out \(2 of 3\)/, offset => $off, timeout => 4 * $INTERVAL + 5),
       'two stalled checks in a row: timeout 2 of 3';
-    is_deeply [timeout_counts($off, 3)], [1, 2], '... counted 1, then 2';
-    is us_caller(), 'us-east', '... callers still land in us-east';
-    ok wait_passes($passes, 1), 'then a check passes';
+    check_is join(',', timeout_counts($off, 3)), '1,2', '... counted 1, then 2';
+    check_is us_caller(), 'us-east', '... callers still land in us-east';
+    check wait_passes($passes, 1), 'then a check passes';
 
-    $off = $p->log_size;
+    my $off2 = $p->log_size;
     $passes = count_of('pass');
     $relay->intercept(match => $CHECK, count => 2);
-    ok $p->wait_for_log(qr/timed out \(2 of 3\)/, offset => $off, timeout => 4 * $INTERVAL + 5),
+    check $p->wait_for_log(qr/timed out \(2 of 3\)/, offset => $off2, timeout => 4 * $INTERVAL + 5),
       'two more stalled checks';
-    is_deeply [timeout_counts($off, 3)], [1, 2], '... counted from 1 again: the passing check reset the count';
-    ok wait_passes($passes, 1), '... and a check passes';
-    unlike log_since(0), qr/host $HOST is down/, 'four timeouts, never three in a row: never down';
-}
+    check_is join(',', timeout_counts($off2, 3)), '1,2', '... counted from 1 again: the passing check reset the count';
+    check wait_passes($passes, 1), '... and a check passes';
+    check log_since($off) !~ /host $HOST is down/, 'four timeouts, never three in a row: never down';
+    return 0;
+});
 
-# ---- a session's own timeout counts with the checks
-
-{
-    my $off = $p->log_size;
-    my $passes = count_of('pass');
+phase('a session times out', sub {
+    my ($off) = @_;
     my $stalls = count_of('stall');
     $relay->intercept(match => 'stalled-app', count => 1);
     my $t0 = time;
-    my ($rc, $out, $err) = psql($p->conninfo(options => $NEAR_US, application_name => 'stalled-app'),
-                                'SHOW cluster_name', timeout => 20);
+    my $out = us_caller(undef, application_name => 'stalled-app');
     my $took = time - $t0;
-    is count_of('stall'), $stalls + 1, 'the relay stalled the session\'s server connection';
-    is $out, 'eu-west', '... the session fails over to eu-west after server_connect_timeout';
-    cmp_ok $took, '<', 10, sprintf('... promptly (%.1fs)', $took);
-    like log_since($off), qr/c\d+: host $HOST timed out \(1 of 3\); it stays up for now/,
+    my $stalled = count_of('stall') - $stalls;
+    check_is $stalled, 1, 'the relay stalled the session\'s server connection';
+    check_is $out, 'eu-west', '... the session fails over to eu-west after server_connect_timeout';
+    check $took < 10, sprintf('... promptly (%.1fs)', $took);
+    check log_since($off) =~ /c\d+: host $HOST timed out \(1 of 3\); it stays up for now/,
       '... and its timeout is counted (1 of 3), not a down';
-    unlike log_since($off), qr/host $HOST is down/, '... the host stays up';
-    $relay->intercept(match => $CHECK, count => 0);
-    ok wait_passes($passes, 1), 'checks go on passing';
-}
+    check log_since($off) !~ /host $HOST is down/, '... the host stays up';
+    return $stalled;
+});
 
-# ---- logins through the host reset the count between stalled checks
-
-{
-    my $off = $p->log_size;
-    $relay->intercept(match => $CHECK, count => 1000);
+phase('logins between stalled checks, then none', sub {
+    my ($off) = @_;
+    $relay->intercept(match => $CHECK, count => 1000);    # every check stalls: none can time out by itself
     my @landed;
     for my $k (1 .. 4) {
         wait_until(sub { my @c = timeout_counts($off, 3); @c >= $k }, timeout => 3 * $INTERVAL + 5, interval => 0.05)
@@ -132,77 +174,80 @@ unlike $p->config_text, qr/health_check_fall/, 'health_check_fall is not set: it
         push @landed, us_caller();
     }
     my @counts = timeout_counts($off, 3);
-    cmp_ok scalar(@counts), '>=', 4, 'four stalled checks in a row, each followed by a login through the host';
-    is_deeply \@landed, [('us-east') x 4], '... every caller landed in us-east';
-    unlike log_since($off), qr/host $HOST is down/, '... and the host never went down';
-    cmp_ok scalar(grep { $_ == 1 } @counts), '>=', 2, '... the count started again at 1 after a login'
-      or diag "counts: @counts";
+    check @counts >= 4, 'four stalled checks in a row, each followed by a login through the host';
+    check_is join(',', @landed), join(',', ('us-east') x 4), '... every caller landed in us-east';
+    check log_since($off) !~ /host $HOST is down/, '... and the host never went down';
+    check scalar(grep { $_ == 1 } @counts) >= 2, '... the count started again at 1 after a login', "counts: @counts";
 
-    # ---- without logins, three in a row take it down
-    $off = $p->log_size;
+    # Without logins, three in a row take it down.
+    my $off2 = $p->log_size;
     my $t0 = time;
-    ok $p->wait_for_log(qr/host $HOST is down: health check timed out \(3 in a row, health_check_fall = 3\)/,
-                        offset => $off, timeout => 5 * $INTERVAL + 5),
+    check $p->wait_for_log(qr/host $HOST is down: health check timed out \(3 in a row, health_check_fall = 3\)/,
+                           offset => $off2, timeout => 5 * $INTERVAL + 5),
       'no logins: the third timeout in a row takes the host down';
     my $took = time - $t0;
-    cmp_ok $took, '<=', 3 * $INTERVAL + 2, sprintf('... within three intervals (%.1fs)', $took);
-    my @before_down = timeout_counts($off, 3);
-    is_deeply [@before_down[-2, -1]], [1, 2], '... after timeouts 1 and 2 of 3' or diag "@before_down";
-    is us_caller(), 'eu-west', 'callers near us-east now go to eu-west';
+    check $took <= 3 * $INTERVAL + 2, sprintf('... within three intervals (%.1fs)', $took);
+    my @before_down = timeout_counts($off2, 3);
+    check_is join(',', @before_down[-2, -1]), '1,2', '... after timeouts 1 and 2 of 3';
+    check_is us_caller(), 'eu-west', 'callers near us-east now go to eu-west';
 
-    # ---- a login through the down host brings it up at once
-    $off = $p->log_size;
-    is us_caller('-c pgnear.region=us-east'), 'us-east', 'a caller that names us-east still reaches it';
-    like log_since($off), qr/c\d+: host $HOST is up: a session logged in through it/,
+    # A login through the down host brings it up at once.
+    my $off3 = $p->log_size;
+    check_is us_caller('-c pgnear.region=us-east'), 'us-east', 'a caller that names us-east still reaches it';
+    check log_since($off3) =~ /c\d+: host $HOST is up: a session logged in through it/,
       '... and that login brings the host up';
-    is us_caller(), 'us-east', 'callers near us-east land there again';
-    ok $p->wait_for_log(qr/timed out \(1 of 3\)/, offset => $off, timeout => 3 * $INTERVAL + 5),
+    check_is us_caller(), 'us-east', 'callers near us-east land there again';
+    check $p->wait_for_log(qr/timed out \(1 of 3\)/, offset => $off3, timeout => 3 * $INTERVAL + 5),
       'the checks, still stalled, count from 1 again';
-
     $relay->intercept(match => $CHECK, count => 0);
-    my $passes = count_of('pass');
-    ok wait_passes($passes, 3), 'the stall ends: checks pass';
-}
+    return 0;
+});
 
-# ---- a reload changes the fall
-
-{
-    my $off = $p->log_size;
+phase('health_check_fall = 1 by reload', sub {
+    my ($off) = @_;
     $p->update_config(settings => { health_check_fall => 1 });
     $p->signal('HUP');
-    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'reload with health_check_fall = 1';
+    check $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'reload with health_check_fall = 1';
     $relay->intercept(match => $CHECK, count => 1);
-    ok $p->wait_for_log(qr/host $HOST is down: health check timed out \(1 in a row, health_check_fall = 1\)/,
-                        offset => $off, timeout => 3 * $INTERVAL + 5),
+    check $p->wait_for_log(qr/host $HOST is down: health check timed out \(1 in a row, health_check_fall = 1\)/,
+                           offset => $off, timeout => 3 * $INTERVAL + 5),
       '... one stalled check takes the host down';
-    unlike log_since($off), qr/timed out \(\d+ of/, '... with no "stays up" line';
-    ok $p->wait_for_log(qr/host $HOST is up: health checks pass again/, offset => $off, timeout => 4 * $INTERVAL + 5),
+    check log_since($off) !~ /timed out \(\d+ of/, '... with no "stays up" line';
+    check $p->wait_for_log(qr/host $HOST is up: health checks pass again/, offset => $off, timeout => 4 * $INTERVAL + 5),
       'it comes back after the checks pass';
-    $p->update_config(settings => { health_check_fall => undef });
-    $p->signal('HUP');
-    ok $p->wait_for_log(qr/configuration reloaded.*\n(?s:.*)configuration reloaded/, offset => $off),
-      'reload back to the default';
-}
-
-# ---- hard errors take the host down at the first check
-
+    return 0;
+});
 {
     my $off = $p->log_size;
-    $relay->intercept(match => $CHECK, count => 1, action => 'reset');
-    ok $p->wait_for_log(qr/host $HOST is down/, offset => $off, timeout => 3 * $INTERVAL + 5),
-      'a reset check takes the host down at once';
-    is count_of('reset'), 1, '... after one reset';
-    unlike log_since($off), qr/timed out/, '... it is not a timeout';
-    ok $p->wait_for_log(qr/host $HOST is up: health checks pass again/, offset => $off, timeout => 4 * $INTERVAL + 5),
-      '... and it comes back';
+    $p->update_config(settings => { health_check_fall => undef });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'reload back to the default';
+}
 
-    $off = $p->log_size;
+phase('a reset check', sub {
+    my ($off) = @_;
+    my $resets = count_of('reset');
+    $relay->intercept(match => $CHECK, count => 1, action => 'reset');
+    check $p->wait_for_log(qr/host $HOST is down/, offset => $off, timeout => 3 * $INTERVAL + 5),
+      'a reset check takes the host down at once';
+    check_is count_of('reset') - $resets, 1, '... after one reset';
+    check log_since($off) !~ /timed out/, '... it is not a timeout';
+    check $p->wait_for_log(qr/host $HOST is up: health checks pass again/, offset => $off, timeout => 4 * $INTERVAL + 5),
+      '... and it comes back';
+    return 0;
+});
+
+# ---- a refused connection: the relay gone (last: it cannot be undone)
+
+{
+    settle();
+    my $off = $p->log_size;
     $relay->stop;
     my $t0 = time;
     ok $p->wait_for_log(qr/host $HOST is down: .*refused/, offset => $off, timeout => 2 * $INTERVAL + 5),
       'the relay gone: the refused check takes the host down';
     cmp_ok time - $t0, '<=', $INTERVAL + 1, '... at the first check';
-    unlike log_since($off), qr/timed out/, '... no timeout counted';
+    unlike log_since($off), qr/host $HOST timed out|health check of host $HOST timed out/, '... no timeout counted';
     is us_caller(), 'eu-west', 'callers near us-east go to eu-west';
 }
 
