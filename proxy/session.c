@@ -544,6 +544,19 @@ static void session_finish(struct session *s)
     session_close_when_flushed(s);
 }
 
+/*
+ * A report of pgnear's own can only start where a server message would:
+ * in the middle of one being relayed the client would take it for the
+ * rest of that message (a DataRow with pgnear's bytes in it).  A closing
+ * session has had its last word already, or its stream was cut short.
+ */
+static bool session_may_report(const struct session *s)
+{
+    if (s->phase == PHASE_CLOSING)
+        return false;
+    return s->phase != PHASE_ACTIVE || s->server.fwd_remaining == 0;
+}
+
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint)
 {
@@ -553,14 +566,16 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
     struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
     pkt_put_report(&pb, 'E', &r);
     log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
-    /* Drop the server side now; the client gets the report, then EOF. */
+    bool report = session_may_report(s); /* before the detach forgets where the relay was */
+    /* Drop the server side now; the client gets the report (or what came before), then EOF. */
     if (s->server.stream.fd >= 0)
         endpoint_detach(&s->server);
     if (!pkt_ok(&pb) || s->client.stream.fd < 0) {
         session_close(s, msg);
         return;
     }
-    evbuffer_add(s->client.out, buf, pb.len);
+    if (report)
+        evbuffer_add(s->client.out, buf, pb.len);
     session_finish(s);
 }
 

@@ -28,19 +28,29 @@
 
 /* ---- message streams ---- */
 
-int script_add(struct msg_script *sc, uint8_t type, uint32_t body_len)
+static int script_push(struct msg_script *sc, struct msg m)
 {
     if (sc->count == sc->cap) {
         size_t cap = sc->cap ? sc->cap * 2 : 64;
-        struct msg *m = realloc(sc->msgs, cap * sizeof(*m));
-        if (m == NULL)
+        struct msg *grown = realloc(sc->msgs, cap * sizeof(*grown));
+        if (grown == NULL)
             return -1;
-        sc->msgs = m;
+        sc->msgs = grown;
         sc->cap = cap;
     }
-    sc->msgs[sc->count++] = (struct msg){type, body_len};
-    sc->bytes += 5 + (uint64_t)body_len;
+    sc->msgs[sc->count++] = m;
+    sc->bytes += 5 + (uint64_t)m.body_len;
     return 0;
+}
+
+int script_add(struct msg_script *sc, uint8_t type, uint32_t body_len)
+{
+    return script_push(sc, (struct msg){.type = type, .body_len = body_len});
+}
+
+int script_add_bad(struct msg_script *sc, uint8_t type, uint8_t length_word)
+{
+    return script_push(sc, (struct msg){.type = type, .bad = (uint8_t)(1 + (length_word & 3))});
 }
 
 int script_end_turn(struct msg_script *sc)
@@ -84,7 +94,8 @@ static uint8_t header_byte(const struct msg *m, uint64_t at)
 {
     if (at == 0)
         return m->type;
-    return (uint8_t)((m->body_len + 4u) >> (8 * (4 - at)));
+    uint32_t word = m->bad ? m->bad - 1u : m->body_len + 4u;
+    return (uint8_t)(word >> (8 * (4 - at)));
 }
 
 /* Bytes [at, at + k) of message m (at >= 5: its body), the first at stream offset c->offset. */

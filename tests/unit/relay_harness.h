@@ -31,6 +31,7 @@
 
 struct msg {
     uint8_t type;
+    uint8_t bad; /* 0, or 1 + a length word below 4 that pgnear must refuse (no body) */
     uint32_t body_len;
 };
 
@@ -50,6 +51,8 @@ struct msg_script {
 
 /* 0, or -1 when out of memory. */
 int script_add(struct msg_script *sc, uint8_t type, uint32_t body_len);
+/* A header whose length word (0 .. 3) is invalid; 0, or -1 when out of memory. */
+int script_add_bad(struct msg_script *sc, uint8_t type, uint8_t length_word);
 /* Ends the current turn here; 0, or -1 when out of memory. */
 int script_end_turn(struct msg_script *sc);
 void script_free(struct msg_script *sc);

@@ -311,6 +311,47 @@ static void test_copy_in(void **state)
     script_free(&ss);
 }
 
+/*
+ * The client sends a length word below 4 while the server's stream is at
+ * server_early bytes (read before the relay began, so the moment is
+ * exact): pgnear stops with 08P01.  What came before reaches the client,
+ * and the report only where a message starts: in the middle of a row the
+ * client would take it for the rest of the row.
+ */
+static void run_bad_length(const bool *sides, size_t server_early, struct relay_stats *st)
+{
+    struct msg_script cs, ss;
+    memset(&cs, 0, sizeof(cs));
+    memset(&ss, 0, sizeof(ss));
+    assert_int_equal(script_add_bad(&cs, 'Q', 2), 0);
+    assert_int_equal(script_add(&ss, 'T', 30), 0);
+    assert_int_equal(script_add(&ss, 'D', 768000), 0);
+    assert_int_equal(script_add(&ss, 'Z', 1), 0);
+    struct relay_case c = base_case(sides, &cs, &ss, 707);
+    c.exact = false; /* a prefix each way, the client's perhaps with a report */
+    c.peer[PEER_CLIENT].early = 5;
+    c.peer[PEER_SERVER].early = server_early;
+    run_case(server_early == 35 ? "bad length between messages" : "bad length mid-row", &c, st);
+    assert_int_equal(st->got[PEER_CLIENT], server_early);
+    assert_int_equal(st->got[PEER_SERVER], 0);
+    script_free(&cs);
+    script_free(&ss);
+}
+
+static void test_bad_length_between_messages(void **state)
+{
+    struct relay_stats st;
+    run_bad_length(*state, 35, &st); /* the whole RowDescription */
+    assert_true(st.trailer_seen);
+}
+
+static void test_bad_length_mid_row(void **state)
+{
+    struct relay_stats st;
+    run_bad_length(*state, 1499, &st);
+    assert_false(st.trailer_seen);
+}
+
 static int group_setup(void **state)
 {
     char err[256];
@@ -349,6 +390,8 @@ int main(void)
         FOR_ALL_SIDES("terminate", test_terminate),
         FOR_ALL_SIDES("conversation", test_conversation),
         FOR_ALL_SIDES("copy in", test_copy_in),
+        FOR_ALL_SIDES("bad length between messages", test_bad_length_between_messages),
+        FOR_ALL_SIDES("bad length mid-row", test_bad_length_mid_row),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("relay", tests, group_setup, group_teardown);
