@@ -108,7 +108,9 @@ static const uint8_t *frame_window_header(struct frame_window *fw, uint8_t *copy
  * The header at *pos (h holds at least min(6, avail - *pos) of its bytes):
  * notes the message and moves *pos past it.  False stops the scan: a bad
  * length, a ReadyForQuery whose status byte has not arrived, or a message
- * cut off by the end of the bytes.
+ * cut off by the end of the bytes.  A ReadyForQuery without a body (length
+ * 4, from a broken server) has no status to wait for: it is whole at five
+ * bytes and goes out as it is, or the session would stall on it.
  */
 static bool frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct frame_scan *out)
 {
@@ -118,7 +120,7 @@ static bool frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct 
         out->error = FRAME_BAD_LENGTH;
         return false;
     }
-    if (h[0] == 'Z') {
+    if (h[0] == 'Z' && len > 4) {
         if (have <= PKT_HEADER_LEN)
             return false; /* wait for the status byte */
         out->ready_status = (char)h[PKT_HEADER_LEN];

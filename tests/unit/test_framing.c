@@ -378,6 +378,27 @@ static void test_scan_ready_without_status(void **state)
     evbuffer_free(b);
 }
 
+/* A ReadyForQuery of length 4 (no status byte) is whole at five bytes: held back, it would stall.
+ */
+static void test_scan_ready_empty(void **state)
+{
+    uint8_t w[64];
+    size_t first = put_msg(w, 0, 'C', 4, 0);
+    size_t n = put_header(w, first, 'Z', 4);
+    struct evbuffer *b = flat_buffer(w, n);
+    struct frame_scan s = scan(b, 0);
+    expect_scan(&s, n, 0, 2, 'Z', 0);
+    evbuffer_free(b);
+    frame_scan_bytes(w, n, 0, &s);
+    expect_scan(&s, n, 0, 2, 'Z', 0);
+
+    size_t more = put_ready(w, n, 'T'); /* a real one after it still gives its status */
+    b = flat_buffer(w, more);
+    s = scan(b, 0);
+    expect_scan(&s, more, 0, 3, 'Z', 'T');
+    evbuffer_free(b);
+}
+
 static void test_scan_bad_length(void **state)
 {
     for (uint32_t word = 0; word < 4; word++) {
@@ -730,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_scan_ready_status),
         cmocka_unit_test(test_scan_last_ready_wins),
         cmocka_unit_test(test_scan_ready_without_status),
+        cmocka_unit_test(test_scan_ready_empty),
         cmocka_unit_test(test_scan_bad_length),
         cmocka_unit_test(test_scan_bad_length_first),
         cmocka_unit_test(test_scan_prefixes_match_model),

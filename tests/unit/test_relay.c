@@ -312,6 +312,32 @@ static void test_copy_in(void **state)
 }
 
 /*
+ * A broken server's ReadyForQuery without its status byte (length 4) at
+ * the end of each answer: nothing follows it until the client asks
+ * again, so a relay that held it back waiting for the status would stall.
+ */
+static void test_empty_ready(void **state)
+{
+    struct msg_script cs, ss;
+    memset(&cs, 0, sizeof(cs));
+    memset(&ss, 0, sizeof(ss));
+    for (int t = 0; t < 3; t++) {
+        assert_int_equal(script_add(&cs, 'Q', 30), 0);
+        assert_int_equal(script_end_turn(&cs), 0);
+        assert_int_equal(script_add(&ss, 'C', 13), 0);
+        assert_int_equal(script_add(&ss, 'Z', 0), 0);
+        assert_int_equal(script_end_turn(&ss), 0);
+    }
+    struct relay_case c = base_case(*state, &cs, &ss, 808);
+    c.lockstep = true;
+    closes_after_all(&c.peer[PEER_CLIENT], true);
+    struct relay_stats st;
+    run_case("empty ReadyForQuery", &c, &st);
+    script_free(&cs);
+    script_free(&ss);
+}
+
+/*
  * The client sends a length word below 4 while the server's stream is at
  * server_early bytes (read before the relay began, so the moment is
  * exact): pgnear stops with 08P01.  What came before reaches the client,
@@ -390,6 +416,7 @@ int main(void)
         FOR_ALL_SIDES("terminate", test_terminate),
         FOR_ALL_SIDES("conversation", test_conversation),
         FOR_ALL_SIDES("copy in", test_copy_in),
+        FOR_ALL_SIDES("empty ReadyForQuery", test_empty_ready),
         FOR_ALL_SIDES("bad length between messages", test_bad_length_between_messages),
         FOR_ALL_SIDES("bad length mid-row", test_bad_length_mid_row),
     };
