@@ -154,8 +154,10 @@ struct peer_plan {
     int sndbuf; /* SO_SNDBUF of the peer's socket; 0: the default */
     /*
      * The peer closes once it has sent close_sent bytes (at most its
-     * stream) and received close_got (at most the other's), and with
-     * close_waits_other once the other peer has everything too.
+     * stream; it sends no more) and received close_got (at most the
+     * other's), and with close_waits_other once the other peer has
+     * everything too.  A plan must not wait for bytes that the other
+     * holds back for its own close: that is a stall.
      */
     uint64_t close_sent, close_got;
     bool close_waits_other;
