@@ -13,6 +13,7 @@
 
 #include "proxy/auth_throttle.h"
 #include "proxy/cancel_map.h"
+#include "proxy/log.h"
 
 struct config;
 struct event;
@@ -26,9 +27,8 @@ struct daemon {
     uint8_t mock_secret[32]; /* stable fake SCRAM salts for unknown users */
     int clients;             /* client connections of all workers (atomic) */
     int running;             /* worker threads other than worker 0 still looping (atomic) */
-    /* Accept failures of all workers: one log line per interval for the whole daemon (atomic). */
-    uint64_t accept_failures_unreported;
-    int64_t accept_reported_at; /* time() of the last report; 0: none yet */
+    /* Lines about failed accepts and throttled logins, for all workers together. */
+    struct log_limit accept_log, throttle_log;
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */

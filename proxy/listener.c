@@ -94,23 +94,17 @@ static void listener_rest_done(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Every worker has listeners of its own, and they run out of descriptors
- * together: the workers share one count and one report per interval, so
+ * together: the workers share one report per interval (d->accept_log), so
  * the log says it once, whatever the number of workers.
  */
 static void listener_report_failure(struct daemon *d, int err)
 {
-    __atomic_add_fetch(&d->accept_failures_unreported, 1, __ATOMIC_RELAXED);
-    int64_t now = (int64_t)time(NULL);
-    int64_t last = __atomic_load_n(&d->accept_reported_at, __ATOMIC_RELAXED);
-    if (last != 0 && now - last < ACCEPT_LOG_INTERVAL_S)
+    uint64_t left_out;
+    if (!log_limit_allow(&d->accept_log, 1, ACCEPT_LOG_INTERVAL_S * 1000, &left_out))
         return;
-    if (!__atomic_compare_exchange_n(&d->accept_reported_at, &last, now, false, __ATOMIC_RELAXED,
-                                     __ATOMIC_RELAXED))
-        return; /* another worker reports this interval */
-    uint64_t count = __atomic_exchange_n(&d->accept_failures_unreported, 0, __ATOMIC_RELAXED);
     log_error(0,
               "accept failed: %s; retrying every %d ms (%llu failed accepts since the last report)",
-              strerror(err), ACCEPT_REST_MS, (unsigned long long)count);
+              strerror(err), ACCEPT_REST_MS, (unsigned long long)left_out + 1);
 }
 
 /*

@@ -117,3 +117,38 @@ void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
     rec[len++] = '\n';
     log_write(rec, len);
 }
+
+void log_limit_init(struct log_limit *l)
+{
+    pthread_mutex_init(&l->lock, NULL);
+    l->window_start_ms = 0;
+    l->lines = 0;
+    l->left_out = 0;
+}
+
+void log_limit_destroy(struct log_limit *l)
+{
+    pthread_mutex_destroy(&l->lock);
+}
+
+bool log_limit_allow(struct log_limit *l, uint32_t burst, int64_t window_ms, uint64_t *left_out)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    pthread_mutex_lock(&l->lock);
+    if (l->lines == 0 || now - l->window_start_ms >= window_ms) {
+        l->window_start_ms = now;
+        l->lines = 0;
+    }
+    bool allow = l->lines < burst;
+    if (allow) {
+        l->lines++;
+        *left_out = l->left_out;
+        l->left_out = 0;
+    } else {
+        l->left_out++;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return allow;
+}

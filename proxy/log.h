@@ -4,6 +4,8 @@
 #ifndef PGNEAR_PROXY_LOG_H
 #define PGNEAR_PROXY_LOG_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -22,5 +24,24 @@ void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
 #define log_info(id, ...)  log_msg(LOG_INFO, id, __VA_ARGS__)
 #define log_warn(id, ...)  log_msg(LOG_WARNING, id, __VA_ARGS__)
 #define log_error(id, ...) log_msg(LOG_ERROR, id, __VA_ARGS__)
+
+/*
+ * A limit on lines about one kind of event that a client or the system
+ * can repeat as fast as it likes (failed accepts, throttled logins): at
+ * most burst lines per window, for all workers together, and the next
+ * line allowed says how many were left out.  One lock, taken only on
+ * those rare paths.
+ */
+struct log_limit {
+    pthread_mutex_t lock;
+    int64_t window_start_ms; /* monotonic */
+    uint32_t lines;          /* allowed in the current window */
+    uint64_t left_out;       /* refused since the last line allowed */
+};
+
+void log_limit_init(struct log_limit *l);
+void log_limit_destroy(struct log_limit *l);
+/* Whether one more line may be logged now; if so, *left_out is how many were refused before it. */
+bool log_limit_allow(struct log_limit *l, uint32_t burst, int64_t window_ms, uint64_t *left_out);
 
 #endif

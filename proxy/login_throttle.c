@@ -27,29 +27,20 @@ static void login_throttle_params(const struct config *cfg, struct throttle_para
 
 /*
  * A guesser opens connections as fast as it likes: at most
- * THROTTLE_LOG_BURST lines a second per worker say so, and the next line
- * after a quiet spell counts what was left out.
+ * THROTTLE_LOG_BURST lines a second, for all workers together, say so,
+ * and the next line after a quiet spell counts what was left out.
  */
 #define THROTTLE_LOG_BURST 10
 
 /* Whether a line may be logged now; if so, note says how many were left out before it. */
 static bool login_throttle_may_log(struct worker *w, char *note, size_t cap)
 {
-    struct throttle_log *tl = &w->throttle_log;
-    int64_t now = auth_throttle_now();
-    if (now - tl->window_start >= 1000) {
-        tl->window_start = now;
-        tl->lines = 0;
-    }
-    if (tl->lines >= THROTTLE_LOG_BURST) {
-        tl->left_out++;
+    uint64_t left_out;
+    if (!log_limit_allow(&w->d->throttle_log, THROTTLE_LOG_BURST, 1000, &left_out))
         return false;
-    }
-    tl->lines++;
     note[0] = '\0';
-    if (tl->left_out > 0)
-        snprintf(note, cap, " (%" PRIu64 " similar lines left out)", tl->left_out);
-    tl->left_out = 0;
+    if (left_out > 0)
+        snprintf(note, cap, " (%" PRIu64 " similar lines left out)", left_out);
     return true;
 }
 

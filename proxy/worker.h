@@ -39,13 +39,6 @@ struct worker_stats {
     uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
 };
 
-/* Rate limit of the throttle's log lines (login_throttle.c). */
-struct throttle_log {
-    int64_t window_start; /* ms, monotonic: the current second */
-    int lines;            /* logged in it */
-    uint64_t left_out;    /* not logged since the last line */
-};
-
 struct worker {
     struct daemon *d;
     int index;
@@ -61,7 +54,6 @@ struct worker {
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
     struct worker_stats stats;
-    struct throttle_log throttle_log;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
     int ctl[2]; /* control pipe: the main thread's messages to this worker */
