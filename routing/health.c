@@ -276,6 +276,28 @@ bool health_note_login(struct region_host *h, unsigned downs_seen)
     return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
 }
 
+/*
+ * The reload runs on worker 0's thread, which alone writes what the
+ * checks learn; what sessions of every worker write (up, the counts of
+ * downs, timeouts and failures, the role they read) is loaded atomically.
+ */
+static void health_copy(struct host_health *to, const struct host_health *from)
+{
+    to->checked = from->checked;
+    to->role_known = from->role_known;
+    to->consecutive_ok = from->consecutive_ok;
+    to->consecutive_fail = from->consecutive_fail;
+    to->login_failing = from->login_failing;
+    to->rtt_ms = from->rtt_ms;
+    to->last_check = from->last_check;
+    memcpy(to->last_error, from->last_error, sizeof(to->last_error));
+    to->up = __atomic_load_n(&from->up, __ATOMIC_RELAXED);
+    to->in_recovery = __atomic_load_n(&from->in_recovery, __ATOMIC_RELAXED);
+    to->consecutive_timeouts = __atomic_load_n(&from->consecutive_timeouts, __ATOMIC_RELAXED);
+    to->downs = __atomic_load_n(&from->downs, __ATOMIC_RELAXED);
+    to->client_failures = __atomic_load_n(&from->client_failures, __ATOMIC_RELAXED);
+}
+
 void health_carry_over(struct region_set *to, const struct region_set *from)
 {
     for (size_t r = 0; r < to->count; r++) {
@@ -286,7 +308,7 @@ void health_carry_over(struct region_set *to, const struct region_set *from)
                 for (size_t fi = 0; fi < from->items[fr].nhosts; fi++) {
                     const struct region_host *o = &from->items[fr].hosts[fi];
                     if (o->port == h->port && strcmp(o->name, h->name) == 0)
-                        h->health = o->health;
+                        health_copy(&h->health, &o->health);
                 }
         }
     }

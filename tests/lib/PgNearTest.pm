@@ -29,7 +29,7 @@ our @EXPORT = qw(
   psql pgbench parse_pgbench run_cmd require_tool pg_bindir
   free_port have_ipv6 wait_until tmpdir
   sqlstate dbi_connect conninfo_string make_scram_verifier
-  slurp_file write_file
+  slurp_file write_file sanitizer_of
 );
 
 # Fixed credentials created in every Cluster.
@@ -351,6 +351,15 @@ sub pg_bindir {
     for my $d (split /:/, $ENV{PATH} // '') { return $BINDIR = $d if length $d && -x "$d/initdb" }
     die "PgNearTest: no PostgreSQL server binaries found (looked in @cand and PATH); "
       . "install postgresql-15 or set PG_BINDIR\n";
+}
+
+# Which sanitizer a binary is built with ('address', 'thread' or ''), from
+# the runtime it links: measurements of its memory must know.
+sub sanitizer_of {
+    my ($bin) = @_;
+    $bin //= $ENV{PGNEAR};
+    my $libs = `ldd '$bin' 2>/dev/null`;
+    return $libs =~ /libtsan/ ? 'thread' : $libs =~ /libasan/ ? 'address' : '';
 }
 
 my %TOOL;
