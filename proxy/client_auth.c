@@ -23,6 +23,7 @@
 #include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
+#include "proxy/msg_loop.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -202,30 +203,31 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     return -1; /* the session moved on; stop reading here */
 }
 
+static void client_auth_expected_sasl(struct session *s)
+{
+    session_fail(s, "08P01", "expected SASL response", NULL, NULL);
+}
+
+static int client_auth_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    if (type != 'p') {
+        client_auth_expected_sasl(s);
+        return MSG_STOP;
+    }
+    int rc = !s->login->scram_started ? client_auth_initial(s, body, len)
+                                      : client_auth_final(s, body, len);
+    return rc < 0 ? MSG_STOP : MSG_CONSUMED;
+}
+
 static void client_auth_on_read(struct session *s)
 {
-    int more;
-    if (endpoint_fill(s, &s->client, SASL_MAX_MESSAGE, &more) < 0)
-        return;
-    for (;;) {
-        char type;
-        uint32_t len;
-        int st = frame_peek_whole(s->client.in, SASL_MAX_MESSAGE, &type, &len);
-        if (st == FRAME_INCOMPLETE)
-            break;
-        if (st == FRAME_BAD_LENGTH || type != 'p') {
-            session_fail(s, "08P01", "expected SASL response", NULL, NULL);
-            return;
-        }
-        const uint8_t *body = frame_body(s->client.in, len);
-        int rc = !s->login->scram_started ? client_auth_initial(s, body, len)
-                                          : client_auth_final(s, body, len);
-        if (rc < 0)
-            return;
-        frame_consume(s->client.in, len);
-    }
-    if (more)
-        event_active(s->client.rev, EV_READ, 0);
+    static const struct msg_reader reader = {
+        .fill_max = SASL_MAX_MESSAGE,
+        .max_body = SASL_MAX_MESSAGE,
+        .on_message = client_auth_message,
+        .on_bad_length = client_auth_expected_sasl,
+    };
+    endpoint_read_messages(s, &s->client, &reader);
 }
 
 /* AuthenticationSASL: -PLUS first when the client is on TLS. */

@@ -17,12 +17,12 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
-#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/msg_loop.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -208,35 +208,35 @@ static bool client_would_downgrade(struct session *s, const uint8_t *body, uint3
     return !r.failed && strcmp(mech, SCRAM_MECH) == 0 && gs2[0] == 'y';
 }
 
+static void client_bad_length(struct session *s)
+{
+    session_fail(s, "08P01", "invalid message length during authentication", NULL, NULL);
+}
+
+/* The client's password or SASL message goes to the server as it is. */
+static int client_auth_relay(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    if (type == 'p' && client_would_downgrade(s, body, len)) {
+        s->w->stats.login_failures++;
+        session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
+                     "With auth = passthrough and TLS on both sides of pgnear, the server "
+                     "sees pgnear's certificate; a client that supports channel binding "
+                     "would be rejected as a downgrade.",
+                     "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        return MSG_STOP;
+    }
+    s->login->last_auth_code = 0;
+    evbuffer_remove_buffer(s->client.in, s->server.out, len + PKT_HEADER_LEN);
+    return MSG_FORWARDED;
+}
+
 void server_auth_client_on_read(struct session *s)
 {
-    int more;
-    if (endpoint_fill(s, &s->client, SASL_MAX, &more) < 0)
-        return;
-    for (;;) {
-        char type;
-        uint32_t len;
-        int st = frame_peek_whole(s->client.in, SASL_MAX, &type, &len);
-        if (st == FRAME_INCOMPLETE)
-            break;
-        if (st == FRAME_BAD_LENGTH) {
-            session_fail(s, "08P01", "invalid message length during authentication", NULL, NULL);
-            return;
-        }
-        if (type == 'p' && client_would_downgrade(s, frame_body(s->client.in, len), len)) {
-            s->w->stats.login_failures++;
-            session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
-                         "With auth = passthrough and TLS on both sides of pgnear, the server "
-                         "sees pgnear's certificate; a client that supports channel binding "
-                         "would be rejected as a downgrade.",
-                         "Set auth = scram in pgnear, or connect with channel_binding=disable.");
-            return;
-        }
-        s->login->last_auth_code = 0;
-        evbuffer_remove_buffer(s->client.in, s->server.out, len + PKT_HEADER_LEN);
-    }
-    if (endpoint_flush(s, &s->server) < 0)
-        return;
-    if (more)
-        event_active(s->client.rev, EV_READ, 0);
+    static const struct msg_reader reader = {
+        .fill_max = SASL_MAX,
+        .max_body = SASL_MAX,
+        .on_message = client_auth_relay,
+        .on_bad_length = client_bad_length,
+    };
+    endpoint_read_messages(s, &s->client, &reader);
 }

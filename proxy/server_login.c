@@ -17,7 +17,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/tls.h"
 #include "proxy/cancel.h"
@@ -25,6 +24,7 @@
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
+#include "proxy/msg_loop.h"
 #include "proxy/server_auth.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
@@ -412,6 +412,11 @@ int server_forward(struct session *s, uint32_t body_len)
  */
 static int server_login_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
+    if (!s->server_answered) {
+        /* It answers: what is left is the login's time, not the connect's. */
+        s->server_answered = true;
+        session_set_timer(s, s->cfg->client_login_timeout_ms);
+    }
     s->server.last_type = type;
     switch (type) {
     case 'R':
@@ -444,34 +449,18 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     }
 }
 
+static void server_bad_length(struct session *s)
+{
+    server_try_next(s, "server sent an invalid message length");
+}
+
 void server_login_on_read(struct session *s)
 {
-    int more;
-    if (endpoint_fill(s, &s->server, 65536, &more) < 0)
-        return;
-    for (;;) {
-        char type;
-        uint32_t len;
-        int st = frame_peek_whole(s->server.in, LOGIN_MAX_MESSAGE, &type, &len);
-        if (st == FRAME_INCOMPLETE)
-            break;
-        if (st == FRAME_BAD_LENGTH) {
-            server_try_next(s, "server sent an invalid message length");
-            return;
-        }
-        if (!s->server_answered) {
-            s->server_answered = true;
-            session_set_timer(s, s->cfg->client_login_timeout_ms);
-        }
-        const uint8_t *body = frame_body(s->server.in, len);
-        int rc = server_login_message(s, type, body, len);
-        if (rc < 0)
-            return;
-        if (rc == 0)
-            frame_consume(s->server.in, len);
-    }
-    if (endpoint_flush(s, &s->client) < 0)
-        return;
-    if (more)
-        event_active(s->server.rev, EV_READ, 0);
+    static const struct msg_reader reader = {
+        .fill_max = 65536,
+        .max_body = LOGIN_MAX_MESSAGE,
+        .on_message = server_login_message,
+        .on_bad_length = server_bad_length,
+    };
+    endpoint_read_messages(s, &s->server, &reader);
 }
