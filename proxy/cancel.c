@@ -25,6 +25,7 @@
 #include "proxy/daemon.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/server_dial.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -40,9 +41,7 @@
  * the clear; otherwise it is sent in plain TCP like libpq does.
  */
 enum cancel_conn_state {
-    CC_CONNECTING, /* waiting for connect() */
-    CC_SSL_ANSWER, /* SSLRequest sent, waiting for 'S' or 'N' */
-    CC_HANDSHAKE,  /* TLS handshake */
+    CC_DIALING,    /* connect, and SSLRequest and TLS handshake when TLS is used */
     CC_SENDING,    /* the CancelRequest */
     CC_WAIT_CLOSE, /* sent: wait for the server to hang up */
 };
@@ -51,11 +50,10 @@ struct cancel_conn {
     struct list_node node;
     struct worker *w;
     struct stream st;
+    struct server_dial dial;
     struct event *ev;    /* re-made for each wait: the wanted readiness changes */
     struct event *timer; /* the whole exchange's deadline */
     enum cancel_conn_state state;
-    bool use_tls;
-    enum tls_server_mode tls_mode;
     char host[CANCEL_HOST_MAX];
     struct evbuffer *out;
     uint64_t client_id;
@@ -148,78 +146,15 @@ static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const cha
     cancel_conn_free(cc);
 }
 
-/* Connected: either the SSLRequest or, without TLS, the request itself. */
-static void cancel_conn_connected(struct cancel_conn *cc)
+static void cancel_conn_dial(struct cancel_conn *cc)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(cc->st.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
-        cancel_conn_fail(cc, "connect", strerror(err ? err : errno));
-        return;
-    }
-    if (!cc->use_tls) {
-        cc->state = CC_SENDING;
-        cancel_conn_wait(cc, EV_WRITE);
-        return;
-    }
-    uint8_t req[8];
-    pkt_store_be32(req, 8);
-    pkt_store_be32(req + 4, PROTO_CODE_SSL);
-    if (stream_write_raw(&cc->st, req, sizeof(req)) != (ssize_t)sizeof(req)) {
-        cancel_conn_fail(cc, "SSLRequest", strerror(errno));
-        return;
-    }
-    cc->state = CC_SSL_ANSWER;
-    cancel_conn_wait(cc, EV_READ);
-}
-
-/* One byte, and nothing read past it: what follows is the TLS handshake. */
-static void cancel_conn_ssl_answer(struct cancel_conn *cc)
-{
-    char c;
-    ssize_t n = recv(cc->st.fd, &c, 1, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        cancel_conn_wait(cc, EV_READ);
-        return;
-    }
-    if (n != 1 || (c != 'S' && c != 'N')) {
-        cancel_conn_fail(cc, "bad answer to SSLRequest", n == 0 ? "connection closed" : NULL);
-        return;
-    }
-    if (c == 'N') {
-        if (cc->tls_mode >= TLS_SERVER_REQUIRE) {
-            cancel_conn_fail(cc, "the server refused TLS, and server_tls requires it", NULL);
-            return;
-        }
-        cc->state = CC_SENDING; /* PostgreSQL takes the request on the same connection */
-        cancel_conn_wait(cc, EV_WRITE);
-        return;
-    }
-    cc->st.ssl = tls_new_server_ssl(cc->w->cfg->server_tls_ctx, cc->st.fd, cc->tls_mode, cc->host);
-    if (cc->st.ssl == NULL) {
-        cancel_conn_fail(cc, "out of memory", NULL);
-        return;
-    }
-    cc->state = CC_HANDSHAKE;
-    cancel_conn_wait(cc, EV_WRITE);
-}
-
-static void cancel_conn_handshake(struct cancel_conn *cc)
-{
-    int rc = stream_tls_connect(&cc->st);
-    if (rc == STREAM_AGAIN) {
+    int rc = server_dial_step(&cc->dial);
+    if (rc == DIAL_AGAIN) {
         cancel_conn_wait_stream(cc, cc->st.read_want);
         return;
     }
-    if (rc != 0) {
-        char why[256];
-        long verify = SSL_get_verify_result(cc->st.ssl);
-        if (verify != X509_V_OK)
-            snprintf(why, sizeof(why), "certificate verify failed: %s",
-                     X509_verify_cert_error_string(verify));
-        else
-            stream_tls_error(why, sizeof(why));
-        cancel_conn_fail(cc, "TLS handshake failed", why);
+    if (rc == DIAL_FAILED) {
+        cancel_conn_fail(cc, cc->dial.why, NULL);
         return;
     }
     cc->state = CC_SENDING;
@@ -263,14 +198,8 @@ static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     switch (cc->state) {
-    case CC_CONNECTING:
-        cancel_conn_connected(cc);
-        break;
-    case CC_SSL_ANSWER:
-        cancel_conn_ssl_answer(cc);
-        break;
-    case CC_HANDSHAKE:
-        cancel_conn_handshake(cc);
+    case CC_DIALING:
+        cancel_conn_dial(cc);
         break;
     case CC_SENDING:
         cancel_conn_send(cc);
@@ -301,10 +230,12 @@ static int cancel_start_forward(struct worker *w, const struct cancel_entry *tar
     cc->client_id = target->client_id;
     stream_init(&cc->st, -1);
     list_append(&w->cancel_conns, &cc->node);
-    /* TLS when the session's server connection had it and server_tls still allows it. */
-    cc->use_tls = target->server_tls && w->cfg->server_tls_ctx != NULL;
-    cc->tls_mode = (enum tls_server_mode)w->cfg->server_tls;
     memcpy(cc->host, target->server_host, sizeof(cc->host));
+    /* TLS when the session's server connection had it and server_tls still allows it. */
+    bool use_tls = target->server_tls && w->cfg->server_tls_ctx != NULL;
+    server_dial_init(&cc->dial, &cc->st, use_tls ? w->cfg->server_tls_ctx : NULL,
+                     use_tls ? (enum tls_server_mode)w->cfg->server_tls : TLS_SERVER_DISABLE,
+                     cc->host);
     uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
     struct pktbuf pb;
     pkt_init(&pb, packet, sizeof(packet));
@@ -318,12 +249,9 @@ static int cancel_start_forward(struct worker *w, const struct cancel_entry *tar
         cancel_conn_free(cc);
         return -1;
     }
-    cc->st.fd =
-        socket(target->server_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (cc->st.fd < 0 || (connect(cc->st.fd, (const struct sockaddr *)&target->server_addr,
-                                  target->server_addrlen) != 0 &&
-                          errno != EINPROGRESS)) {
-        cancel_conn_fail(cc, "connect", strerror(errno));
+    if (server_dial_start(&cc->dial, (const struct sockaddr *)&target->server_addr,
+                          target->server_addrlen) == DIAL_FAILED) {
+        cancel_conn_fail(cc, "connect", cc->dial.why);
         return -1;
     }
     struct timeval tv = {CANCEL_FORWARD_MS / 1000, 0};
@@ -332,8 +260,8 @@ static int cancel_start_forward(struct worker *w, const struct cancel_entry *tar
         cancel_conn_free(cc);
         return -1;
     }
-    cc->state = CC_CONNECTING;
-    cancel_conn_wait(cc, EV_WRITE);
+    cc->state = CC_DIALING;
+    cancel_conn_wait_stream(cc, cc->st.read_want);
     return 0;
 }
 

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -26,6 +25,7 @@
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
 #include "proxy/server_auth.h"
+#include "proxy/server_dial.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -194,84 +194,35 @@ static int server_send_startup(struct session *s)
     return endpoint_send(s, &s->server, buf, pb.len);
 }
 
-static void server_tls_step(struct session *s)
+/* Where the dial is, for the session timer: each stage gives up on the host when it expires. */
+static enum session_phase server_dial_phase(enum server_dial_stage stage)
 {
-    int rc = endpoint_handshake(&s->server, stream_tls_connect);
-    if (rc == STREAM_AGAIN)
-        return;
-    if (rc != 0) {
-        char why[256], msg[300];
-        long verify = SSL_get_verify_result(s->server.stream.ssl);
-        if (verify != X509_V_OK)
-            snprintf(why, sizeof(why), "certificate verify failed: %s",
-                     X509_verify_cert_error_string(verify));
-        else
-            stream_tls_error(why, sizeof(why));
-        snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
-        server_try_next(s, msg);
+    switch (stage) {
+    case DIAL_SSL_ANSWER:
+        return PHASE_SERVER_SSL;
+    case DIAL_HANDSHAKE:
+        return PHASE_SERVER_TLS;
+    default:
+        return PHASE_CONNECT;
+    }
+}
+
+/* The server endpoint's reader until the connection is up (TLS included). */
+static void server_dialing(struct session *s)
+{
+    int rc = server_dial_step(&s->login->dial);
+    s->phase = server_dial_phase(s->login->dial.stage);
+    if (rc == DIAL_AGAIN) {
+        endpoint_arm(&s->server); /* for what the dial now waits for */
         return;
     }
-    log_debug(s->id, "server TLS established (%s)", SSL_get_version(s->server.stream.ssl));
+    if (rc == DIAL_FAILED) {
+        server_try_next(s, s->login->dial.why);
+        return;
+    }
+    if (s->server.stream.ssl != NULL)
+        log_debug(s->id, "server TLS established (%s)", SSL_get_version(s->server.stream.ssl));
     server_send_startup(s);
-}
-
-/* The server's one-byte answer to SSLRequest; nothing more is read before TLS. */
-static void server_ssl_answer(struct session *s)
-{
-    char c;
-    ssize_t n = recv(s->server.stream.fd, &c, 1, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        server_try_next(s, n == 0 ? "server closed the connection" : strerror(errno));
-        return;
-    }
-    if (c == 'S') {
-        const struct region_host *h = server_host(s);
-        s->server.stream.ssl =
-            tls_new_server_ssl(s->cfg->server_tls_ctx, s->server.stream.fd,
-                               (enum tls_server_mode)s->cfg->server_tls, h->name);
-        if (s->server.stream.ssl == NULL) {
-            server_try_next(s, "could not create TLS session");
-            return;
-        }
-        s->phase = PHASE_SERVER_TLS;
-        s->server.on_read = server_tls_step; /* the handshake step arms what it waits for */
-        server_tls_step(s);
-        return;
-    }
-    if (c == 'N' && s->cfg->server_tls < TLS_SERVER_REQUIRE) {
-        server_send_startup(s);
-        return;
-    }
-    server_try_next(s, c == 'N' ? "server does not support TLS, and server_tls requires it"
-                                : "server sent an invalid answer to SSLRequest");
-}
-
-static void server_connected(struct session *s)
-{
-    int err = 0;
-    socklen_t elen = sizeof(err);
-    if (getsockopt(s->server.stream.fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
-        err = errno;
-    if (err != 0) {
-        server_try_next(s, strerror(err));
-        return;
-    }
-    endpoint_set_reader(&s->server, NULL);
-    if (s->cfg->server_tls == TLS_SERVER_DISABLE) {
-        server_send_startup(s);
-        return;
-    }
-    uint8_t req[8];
-    pkt_store_be32(req, 8);
-    pkt_store_be32(req + 4, PROTO_CODE_SSL);
-    if (stream_write_raw(&s->server.stream, req, sizeof(req)) != (ssize_t)sizeof(req)) {
-        server_try_next(s, "could not send SSLRequest");
-        return;
-    }
-    s->phase = PHASE_SERVER_SSL;
-    endpoint_set_reader(&s->server, server_ssl_answer);
 }
 
 /* Errors of this machine, not of the host: out of descriptors, memory or local ports. */
@@ -300,32 +251,27 @@ static void server_fail_local(struct session *s, const char *call, int err)
 static void server_connect_host(struct session *s)
 {
     const struct region_host *h = server_host(s);
-    int fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        if (server_error_is_local(errno))
-            server_fail_local(s, "socket()", errno);
-        else
-            server_try_next(s, strerror(errno));
-        return;
-    }
-    session_tune_tcp(s->cfg, fd);
-    if (endpoint_attach(s, &s->server, fd) != 0) {
-        close(fd);
-        session_close(s, "out of memory");
-        return;
-    }
+    struct server_dial *d = &s->login->dial;
+    server_dial_init(d, &s->server.stream, s->cfg->server_tls_ctx,
+                     (enum tls_server_mode)s->cfg->server_tls, h->name);
     s->phase = PHASE_CONNECT;
-    if (connect(fd, (const struct sockaddr *)&h->addr, h->addrlen) != 0 && errno != EINPROGRESS) {
-        if (server_error_is_local(errno))
-            server_fail_local(s, "connect()", errno);
+    if (server_dial_start(d, (const struct sockaddr *)&h->addr, h->addrlen) == DIAL_FAILED) {
+        if (server_error_is_local(d->failed_errno))
+            server_fail_local(s, d->failed_call, d->failed_errno);
         else
-            server_try_next(s, strerror(errno));
+            server_try_next(s, d->why);
+        return;
+    }
+    session_tune_tcp(s->cfg, s->server.stream.fd);
+    /* On failure the socket stays in the stream, and closing the session closes it. */
+    if (endpoint_attach(s, &s->server, s->server.stream.fd) != 0) {
+        session_close(s, "out of memory");
         return;
     }
     s->login->host_downs_seen = health_downs(h);
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_wait_writable(&s->server, server_connected);
+    endpoint_wait_writable(&s->server, server_dialing);
 }
 
 void server_login_start(struct session *s)

@@ -16,6 +16,7 @@
 #include "proxy/auth_throttle.h"
 #include "proxy/cancel.h"
 #include "proxy/list.h"
+#include "proxy/server_dial.h"
 #include "routing/route.h"
 
 struct session;
@@ -89,6 +90,7 @@ struct session_login {
     uint8_t host_count, host_pos;
     bool region_any_host;     /* no host of this region is up: try them all */
     unsigned host_downs_seen; /* health_downs() of the host as the connect started */
+    struct server_dial dial;  /* the connection to the host being tried */
 
     /* authentication */
     struct scram_server scram_srv;
