@@ -34,6 +34,7 @@
 
 #include "routing/geoip.h"
 #include "routing/region.h"
+#include "routing/registry.h"
 #include "routing/route.h"
 #include "tests/unit/mmdb_writer.h"
 
@@ -55,7 +56,7 @@ static uint64_t rng(void)
 }
 
 /* 30 points spread evenly over the sphere (Fibonacci lattice), as regions. */
-static void build_regions(struct region_set *set)
+static void build_regions(struct registry *registry, struct region_set *set)
 {
     const double golden = M_PI * (3.0 - sqrt(5.0));
     for (int i = 0; i < N_REGIONS; i++) {
@@ -76,9 +77,13 @@ static void build_regions(struct region_set *set)
         snprintf(host, sizeof host, "10.0.%zu.1", i);
         h->name = strdup(host);
         h->port = 5432;
-        h->health.up = true;
         h->region = &set->items[i];
         set->items[i].nhosts = 1;
+    }
+    /* Every region enabled and every host up: fresh entries. */
+    if (!registry_bind(registry, set)) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
     }
 }
 
@@ -163,7 +168,12 @@ int main(int argc, char **argv)
     }
 
     struct region_set set = {0};
-    build_regions(&set);
+    struct registry *registry = registry_new();
+    if (registry == NULL) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    build_regions(registry, &set);
 
     static struct net nets[N_NETS];
     char dir[] = "/tmp/bench_route.XXXXXX", path[64] = "";
@@ -307,6 +317,7 @@ int main(int argc, char **argv)
     free(per);
     geoip_close(geo);
     region_set_free(&set);
+    registry_free(registry);
     if (path[0] != '\0') {
         unlink(path);
         rmdir(dir);

@@ -196,7 +196,8 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->addr = (const struct sockaddr *)&s->addr;
 }
 
-static void client_route(struct session *s)
+/* Picks the regions to try; false (the session failed) when the admin disabled every one. */
+static bool client_route(struct session *s)
 {
     struct locality_input in;
     client_locality_input(s, &in);
@@ -205,6 +206,12 @@ static void client_route(struct session *s)
     s->login->plan_len = route_plan(&s->cfg->routing, &s->login->loc, s->login->plan,
                                     s->login->plan_cos, ROUTE_MAX_REGIONS);
     s->login->plan_index = 0;
+    if (s->login->plan_len == 0) {
+        s->w->stats.login_failures++;
+        session_fail(s, "08001", "no region takes sessions now",
+                     "Every configured region is disabled.", NULL);
+        return false;
+    }
     s->region = s->login->plan[0];
     s->w->stats.routed_by_source[s->login->loc.source]++;
     char reason[512];
@@ -218,6 +225,7 @@ static void client_route(struct session *s)
                  route_source_name(s->login->loc.source), reason);
     free(s->login->pp);
     s->login->pp = NULL;
+    return true;
 }
 
 static void client_handle_startup(struct session *s)
@@ -238,7 +246,8 @@ static void client_handle_startup(struct session *s)
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
-    client_route(s);
+    if (!client_route(s))
+        return;
     /* Authentication starts at once, or after the wait this caller and user earned by failing. */
     login_throttle_gate(s, cfg->auth == AUTH_SCRAM ? client_auth_start : server_login_start);
 }

@@ -26,6 +26,7 @@
 #include "proxy/worker.h"
 #include "routing/health.h"
 #include "routing/region.h"
+#include "routing/registry.h"
 
 static bool daemon_health_conninfo(void *arg, const struct region_host *h, char *buf, size_t cap)
 {
@@ -109,7 +110,9 @@ static void daemon_reload_swap(struct daemon *d, struct config *fresh)
     int n = config_restart_only_changes(d->cfg, fresh, fixed, 16);
     for (int i = 0; i < n; i++)
         log_warn(0, "setting \"%s\" changed but takes effect only after a restart", fixed[i]);
-    if (config_keep_restart_only(fresh, d->cfg) != 0) {
+    /* Before any worker sees fresh: regions and hosts it still names keep their state. */
+    if (config_keep_restart_only(fresh, d->cfg) != 0 ||
+        !registry_bind(d->registry, &fresh->regions)) {
         log_error(0, "reload failed: out of memory");
         config_unref(fresh);
         return;
@@ -117,7 +120,6 @@ static void daemon_reload_swap(struct daemon *d, struct config *fresh)
     /* Reopened even under the same name, so that a rotated file is let go. */
     if (log_open(fresh->logfile, d->log_level) != 0)
         log_error(0, "could not open logfile \"%s\": %s", fresh->logfile, strerror(errno));
-    health_carry_over(&fresh->regions, &d->cfg->regions);
     daemon_stop_health(d);
     struct config *old = d->cfg;
     d->cfg = fresh;
@@ -311,6 +313,7 @@ static void daemon_free(struct daemon *d)
     log_limit_destroy(&d->throttle_log);
     auth_throttle_free(&d->auth_throttle);
     config_unref(d->cfg);
+    registry_free(d->registry); /* the workers and their sessions let go of every config */
     free(d);
 }
 
@@ -338,7 +341,9 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
         return NULL;
     }
     d->workers = calloc((size_t)d->nworkers, sizeof(*d->workers));
-    if (d->workers == NULL || cancel_map_init(&d->cancel_keys, 1024) != 0 ||
+    d->registry = registry_new();
+    if (d->workers == NULL || d->registry == NULL || !registry_bind(d->registry, &cfg->regions) ||
+        cancel_map_init(&d->cancel_keys, 1024) != 0 ||
         RAND_bytes(d->mock_secret, sizeof(d->mock_secret)) != 1) {
         snprintf(err, errcap, "out of memory");
         daemon_free(d);

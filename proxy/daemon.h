@@ -17,11 +17,14 @@
 
 struct config;
 struct event;
+struct registry;
 struct worker;
 
 struct daemon {
     struct config *cfg; /* the current configuration (one reference) */
-    int log_level;      /* from the command line; kept across reloads */
+    /* Health and admin state by region and host name, across reloads; bound on worker 0. */
+    struct registry *registry;
+    int log_level; /* from the command line; kept across reloads */
     int nworkers;
     struct worker **workers; /* [0] runs on the main thread */
     uint8_t mock_secret[32]; /* stable fake SCRAM salts for unknown users */

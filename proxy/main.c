@@ -16,6 +16,7 @@
 #include "proxy/daemon.h"
 #include "routing/cities.h"
 #include "routing/geoip.h"
+#include "routing/registry.h"
 #include "routing/route.h"
 
 static void usage(FILE *out)
@@ -167,10 +168,19 @@ static int run_explain(const char *path, int argc, char **argv)
         report_problems(path, &problems);
         return 1;
     }
+    /* No daemon here: a registry of its own, every region enabled and every host up. */
+    struct registry *registry = registry_new();
+    if (registry == NULL || !registry_bind(registry, &cfg->regions)) {
+        fprintf(stderr, "pgnear: out of memory\n");
+        config_unref(cfg);
+        registry_free(registry);
+        return 1;
+    }
     struct locality loc;
     locality_resolve(&cfg->routing, &in, &loc);
     explain_print(cfg, &in, &loc);
     config_unref(cfg);
+    registry_free(registry);
     return 0;
 }
 

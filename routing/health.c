@@ -49,9 +49,9 @@ static double elapsed_ms(const struct timeval *since)
 /* Takes h down; true when it was up (the caller says so). */
 static bool health_take_down(struct region_host *h)
 {
-    if (!__atomic_exchange_n(&h->health.up, false, __ATOMIC_RELAXED))
+    if (!__atomic_exchange_n(&h->runtime->health.up, false, __ATOMIC_RELAXED))
         return false;
-    __atomic_add_fetch(&h->health.downs, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->runtime->health.downs, 1, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -67,7 +67,7 @@ static void health_note_failure(struct host_health *hh, const char *why)
 
 static void health_set_down(struct health_checker *hc, struct region_host *h, const char *why)
 {
-    health_note_failure(&h->health, why);
+    health_note_failure(&h->runtime->health, why);
     if (health_take_down(h))
         hc->log(hc->arg, h->region, h, HEALTH_DOWN, why);
 }
@@ -77,7 +77,7 @@ static void health_check_timed_out(struct health_checker *hc, struct region_host
 {
     char why[160];
     int fall = hc->params.fall;
-    int n = __atomic_add_fetch(&h->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
+    int n = __atomic_add_fetch(&h->runtime->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
     if (n >= fall || !host_is_up(h)) {
         snprintf(why, sizeof(why), "health check timed out (%d in a row, health_check_fall = %d)",
                  n, fall);
@@ -85,7 +85,7 @@ static void health_check_timed_out(struct health_checker *hc, struct region_host
         return;
     }
     snprintf(why, sizeof(why), "timed out (%d of %d)", n, fall);
-    health_note_failure(&h->health, why);
+    health_note_failure(&h->runtime->health, why);
     hc->log(hc->arg, h->region, h, HEALTH_TIMEOUT, why);
 }
 
@@ -93,7 +93,7 @@ static void health_check_timed_out(struct health_checker *hc, struct region_host
  */
 static void health_note_role(struct health_checker *hc, struct region_host *h, bool standby)
 {
-    struct host_health *hh = &h->health;
+    struct host_health *hh = &h->runtime->health;
     bool changed = hh->role_known ? hh->in_recovery != standby : standby;
     __atomic_store_n(&hh->in_recovery, standby, __ATOMIC_RELAXED);
     hh->role_known = true;
@@ -107,7 +107,7 @@ static void health_note_role(struct health_checker *hc, struct region_host *h, b
 static void health_check_passed(struct health_probe *p, const PGresult *res, const char *error)
 {
     struct region_host *h = p->host;
-    struct host_health *hh = &h->health;
+    struct host_health *hh = &h->runtime->health;
     /* A server that asks for a password is up, even if server_conninfo cannot log in. */
     if (error != NULL && !hh->login_failing) {
         char why[320];
@@ -141,8 +141,8 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
     struct region_host *h = p->host;
     bool timed_out = pgasync_timed_out(h->check);
     h->check = NULL;
-    h->health.checked = true;
-    h->health.last_check = (int64_t)time(NULL);
+    h->runtime->health.checked = true;
+    h->runtime->health.last_check = (int64_t)time(NULL);
     if (timed_out)
         health_check_timed_out(p->hc, h);
     else if (error != NULL && !server_answered)
@@ -248,25 +248,25 @@ void health_stop(struct health_checker *hc)
 
 bool health_mark_down(struct region_host *h)
 {
-    __atomic_add_fetch(&h->health.client_failures, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&h->runtime->health.client_failures, 1, __ATOMIC_RELAXED);
     return health_take_down(h);
 }
 
 int health_count_timeout(struct region_host *h, int fall, bool *took_down)
 {
-    int n = __atomic_add_fetch(&h->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
+    int n = __atomic_add_fetch(&h->runtime->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
     *took_down = n >= fall && health_mark_down(h);
     return n;
 }
 
 unsigned health_downs(const struct region_host *h)
 {
-    return __atomic_load_n(&h->health.downs, __ATOMIC_RELAXED);
+    return __atomic_load_n(&h->runtime->health.downs, __ATOMIC_RELAXED);
 }
 
 bool health_note_login(struct region_host *h, unsigned downs_seen)
 {
-    struct host_health *hh = &h->health;
+    struct host_health *hh = &h->runtime->health;
     /* Loaded first: most logins find nothing to change and write nothing (no shared-line
      * ping-pong). */
     if (__atomic_load_n(&hh->consecutive_timeouts, __ATOMIC_RELAXED) != 0)
@@ -274,44 +274,6 @@ bool health_note_login(struct region_host *h, unsigned downs_seen)
     if (host_is_up(h) || health_downs(h) != downs_seen)
         return false;
     return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
-}
-
-/*
- * The reload runs on worker 0's thread, which alone writes what the
- * checks learn; what sessions of every worker write (up, the counts of
- * downs, timeouts and failures, the role they read) is loaded atomically.
- */
-static void health_copy(struct host_health *to, const struct host_health *from)
-{
-    to->checked = from->checked;
-    to->role_known = from->role_known;
-    to->consecutive_ok = from->consecutive_ok;
-    to->consecutive_fail = from->consecutive_fail;
-    to->login_failing = from->login_failing;
-    to->rtt_ms = from->rtt_ms;
-    to->last_check = from->last_check;
-    memcpy(to->last_error, from->last_error, sizeof(to->last_error));
-    to->up = __atomic_load_n(&from->up, __ATOMIC_RELAXED);
-    to->in_recovery = __atomic_load_n(&from->in_recovery, __ATOMIC_RELAXED);
-    to->consecutive_timeouts = __atomic_load_n(&from->consecutive_timeouts, __ATOMIC_RELAXED);
-    to->downs = __atomic_load_n(&from->downs, __ATOMIC_RELAXED);
-    to->client_failures = __atomic_load_n(&from->client_failures, __ATOMIC_RELAXED);
-}
-
-void health_carry_over(struct region_set *to, const struct region_set *from)
-{
-    for (size_t r = 0; r < to->count; r++) {
-        struct region *reg = &to->items[r];
-        for (size_t i = 0; i < reg->nhosts; i++) {
-            struct region_host *h = &reg->hosts[i];
-            for (size_t fr = 0; fr < from->count; fr++)
-                for (size_t fi = 0; fi < from->items[fr].nhosts; fi++) {
-                    const struct region_host *o = &from->items[fr].hosts[fi];
-                    if (o->port == h->port && strcmp(o->name, h->name) == 0)
-                        health_copy(&h->health, &o->health);
-                }
-        }
-    }
 }
 
 bool region_is_up(const struct region *r)

@@ -98,9 +98,6 @@ unsigned health_downs(const struct region_host *h);
  */
 bool health_note_login(struct region_host *h, unsigned downs_seen);
 
-/* Copies the states of hosts that are in both sets (same name and port), across a reload. */
-void health_carry_over(struct region_set *to, const struct region_set *from);
-
 /* A region can take sessions when one of its hosts is up. */
 bool region_is_up(const struct region *r);
 

@@ -105,7 +105,6 @@ static const char *region_add_host(struct region *r, const char *spec, char *err
         return err;
     }
     h->port = (int)p;
-    h->health.up = true; /* until a check or a client says otherwise */
     memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
     h->addrlen = res->ai_addrlen;
     freeaddrinfo(res);

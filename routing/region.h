@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "routing/health.h"
+#include "routing/registry.h"
 
 #define REGION_MAX_HOSTS 16
 
@@ -17,7 +17,8 @@ struct region_host {
     int port;
     struct sockaddr_storage addr;
     socklen_t addrlen;
-    struct host_health health;
+    /* Health, kept across reloads: set by registry_bind before anyone routes here. */
+    struct registry_host *runtime;
     struct region *region; /* back-pointer, set once the region array is final */
     struct pgasync *check; /* health check in flight */
 };
@@ -26,7 +27,8 @@ struct region {
     char *name;
     bool has_location;
     double lat, lon;
-    double unit[3]; /* the location on the unit sphere: distances by dot product */
+    double unit[3];                  /* the location on the unit sphere: distances by dot product */
+    struct registry_region *runtime; /* the admin's state (registry_bind) */
     size_t nhosts;
     struct region_host hosts[REGION_MAX_HOSTS];
 };
@@ -34,13 +36,13 @@ struct region {
 /* Whether a host takes sessions; safe from any worker thread. */
 static inline bool host_is_up(const struct region_host *h)
 {
-    return __atomic_load_n(&h->health.up, __ATOMIC_RELAXED);
+    return __atomic_load_n(&h->runtime->health.up, __ATOMIC_RELAXED);
 }
 
 /* A standby by its last health check; sessions try primaries first. */
 static inline bool host_is_standby(const struct region_host *h)
 {
-    return __atomic_load_n(&h->health.in_recovery, __ATOMIC_RELAXED);
+    return __atomic_load_n(&h->runtime->health.in_recovery, __ATOMIC_RELAXED);
 }
 
 struct region_set {

@@ -288,6 +288,8 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc, str
         return 0;
     for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
+        if (!registry_takes_sessions(r->runtime))
+            continue; /* never, not even last: registry.h */
         struct route_candidate c = {r, r == loc->region ? 0 : region_is_up(r) ? 1 : 2, -2.0, i};
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];

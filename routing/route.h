@@ -93,7 +93,9 @@ const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
 /*
  * The best max regions to try, in order: the named region or the nearest
  * one by great-circle distance first, regions whose health checks fail
- * last.  cosines[i] is the cosine of the angle between the caller and the
+ * last; regions the admin disabled not at all (so the count may be 0,
+ * and a named region may be missing).  Every region of rd must be bound
+ * to a registry (registry_bind).  cosines[i] is the cosine of the angle between the caller and the
  * region (below -1 when unknown): route_km() turns it into kilometres when
  * someone wants to read it.  Returns the count.
  */

@@ -28,6 +28,7 @@
 
 #include "routing/health.h"
 #include "routing/region.h"
+#include "routing/registry.h"
 
 #define INTERVAL_MS 150
 #define TIMEOUT_MS  60
@@ -42,6 +43,7 @@ struct seen {
 /* One test's world: a region of one host, its checker, and what the checker said. */
 struct world {
     struct event_base *base;
+    struct registry *registry;
     struct region_set set;
     struct region_host *host;
     struct health_checker *hc;
@@ -108,6 +110,9 @@ static void world_init(struct world *w, int port)
     snprintf(hosts, sizeof(hosts), "127.0.0.1:%d", port);
     assert_null(region_parse_hosts(r, hosts, err, sizeof(err)));
     r->hosts[0].region = r;
+    w->registry = registry_new();
+    assert_non_null(w->registry);
+    assert_true(registry_bind(w->registry, &w->set));
     w->host = &r->hosts[0];
 }
 
@@ -130,6 +135,7 @@ static void world_free(struct world *w)
     if (w->fd >= 0)
         close(w->fd);
     region_set_free(&w->set);
+    registry_free(w->registry);
     event_base_free(w->base);
 }
 

@@ -27,6 +27,7 @@
 #include "routing/cities.h"
 #include "routing/geoip.h"
 #include "routing/region.h"
+#include "routing/registry.h"
 #include "routing/route.h"
 #include "tests/unit/mmdb_writer.h"
 
@@ -123,6 +124,7 @@ static int group_teardown(void **state)
 /* ---- per-test fixture: regions built by hand ---- */
 
 struct env {
+    struct registry *registry; /* what the regions' health and admin state live in */
     struct region_set set;
     struct routing_data rd;
     struct city_override ov[4];
@@ -144,7 +146,8 @@ static const struct region_spec region_specs[] = {
 };
 #define N_REGIONS (sizeof region_specs / sizeof region_specs[0])
 
-static void add_host(struct region *r, const char *name, bool up)
+/* Adds a host to r, a region of e->set, and binds the set again (as a reload would). */
+static void add_host(struct env *e, struct region *r, const char *name, bool up)
 {
     assert_true(r->nhosts < REGION_MAX_HOSTS);
     struct region_host *h = &r->hosts[r->nhosts++];
@@ -152,8 +155,9 @@ static void add_host(struct region *r, const char *name, bool up)
     h->name = strdup(name);
     assert_non_null(h->name);
     h->port = 5432;
-    h->health.up = up;
     h->region = r;
+    assert_true(registry_bind(e->registry, &e->set));
+    h->runtime->health.up = up;
 }
 
 static int env_setup(void **state)
@@ -161,6 +165,10 @@ static int env_setup(void **state)
     struct env *e = calloc(1, sizeof(*e));
     if (e == NULL)
         return -1;
+    if ((e->registry = registry_new()) == NULL) {
+        free(e);
+        return -1;
+    }
     for (size_t i = 0; i < N_REGIONS; i++) {
         struct region *r = region_set_add(&e->set, region_specs[i].name);
         if (r == NULL)
@@ -172,7 +180,7 @@ static int env_setup(void **state)
     for (size_t i = 0; i < e->set.count; i++) {
         char name[32];
         snprintf(name, sizeof name, "10.0.%zu.1", i);
-        add_host(&e->set.items[i], name, true);
+        add_host(e, &e->set.items[i], name, true);
     }
     e->use = &e->set.items[0];
     e->usw = &e->set.items[1];
@@ -192,6 +200,7 @@ static int env_teardown(void **state)
     for (size_t i = 0; i < sizeof e->ov / sizeof e->ov[0]; i++)
         free(e->ov[i].city);
     region_set_free(&e->set);
+    registry_free(e->registry);
     free(e);
     return 0;
 }
@@ -680,32 +689,32 @@ static void test_plan_down_last(void **state)
     double km[ROUTE_MAX_REGIONS];
     resolve(e, &in, &loc);
 
-    e->euw->hosts[0].health.up = false;
+    e->euw->hosts[0].runtime->health.up = false;
     static const char *const want[] = {"us-east", "us-west", "ap-northeast",
                                        "lab",     "eu-west", NULL};
     size_t n = plan_expect(e, &loc, want, plan, km);
     check_km(plan, km, n, 53.3331, -6.2489);
 
     /* two down: nearest down first among the down ones */
-    e->use->hosts[0].health.up = false;
+    e->use->hosts[0].runtime->health.up = false;
     static const char *const two[] = {"us-west", "ap-northeast", "lab", "eu-west", "us-east", NULL};
     plan_expect(e, &loc, two, plan, km);
 
     /* a region with one up host of two is up */
-    add_host(e->euw, "10.0.2.2", true);
+    add_host(e, e->euw, "10.0.2.2", true);
     static const char *const again[] = {"eu-west", "us-west", "ap-northeast",
                                         "lab",     "us-east", NULL};
     plan_expect(e, &loc, again, plan, km);
 
     /* a down region without a location is last of all */
-    e->lab->hosts[0].health.up = false;
+    e->lab->hosts[0].runtime->health.up = false;
     static const char *const lab[] = {"eu-west", "us-west", "ap-northeast", "us-east", "lab", NULL};
     plan_expect(e, &loc, lab, plan, km);
 
     /* everything down: distance order again */
     for (size_t i = 0; i < e->set.count; i++)
         for (size_t h = 0; h < e->set.items[i].nhosts; h++)
-            e->set.items[i].hosts[h].health.up = false;
+            e->set.items[i].hosts[h].runtime->health.up = false;
     static const char *const all[] = {"eu-west", "us-east", "us-west", "ap-northeast", "lab", NULL};
     plan_expect(e, &loc, all, plan, km);
 }
@@ -721,7 +730,7 @@ static void test_plan_location_less_after_located(void **state)
         for (size_t h = 0; h < e->set.items[i].nhosts; h++)
             e->set.items[i].hosts[h].region = &e->set.items[i];
     r = &e->set.items[e->set.count - 1];
-    add_host(r, "10.0.9.1", true);
+    add_host(e, r, "10.0.9.1", true);
     e->use = &e->set.items[0];
     e->rd.fallback = e->use;
 

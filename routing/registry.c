@@ -1,0 +1,143 @@
+/*
+ * registry.c — region and host entries that outlive configurations.
+ * Lookups are linear: a bind runs once per start or reload, over the few
+ * hundred names a configuration holds at most.
+ */
+#include "routing/registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "routing/region.h"
+
+/* An array of entry pointers that grows; the entries pointed at never move. */
+struct entry_list {
+    void **items;
+    size_t count, cap;
+};
+
+struct registry {
+    struct entry_list regions; /* struct registry_region * */
+    struct entry_list hosts;   /* struct registry_host * */
+};
+
+static bool entry_list_append(struct entry_list *list, void *entry)
+{
+    if (list->count == list->cap) {
+        size_t cap = list->cap ? list->cap * 2 : 16;
+        void **grown = realloc(list->items, cap * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        list->items = grown;
+        list->cap = cap;
+    }
+    list->items[list->count++] = entry;
+    return true;
+}
+
+struct registry *registry_new(void)
+{
+    return calloc(1, sizeof(struct registry));
+}
+
+void registry_free(struct registry *reg)
+{
+    if (reg == NULL)
+        return;
+    for (size_t i = 0; i < reg->regions.count; i++) {
+        struct registry_region *rr = reg->regions.items[i];
+        free(rr->name);
+        free(rr);
+    }
+    for (size_t i = 0; i < reg->hosts.count; i++) {
+        struct registry_host *rh = reg->hosts.items[i];
+        free(rh->name);
+        free(rh);
+    }
+    free(reg->regions.items);
+    free(reg->hosts.items);
+    free(reg);
+}
+
+struct registry_region *registry_find_region(const struct registry *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->regions.count; i++) {
+        struct registry_region *rr = reg->regions.items[i];
+        if (strcasecmp(rr->name, name) == 0)
+            return rr;
+    }
+    return NULL;
+}
+
+static struct registry_region *registry_region_entry(struct registry *reg, const char *name)
+{
+    struct registry_region *rr = registry_find_region(reg, name);
+    if (rr != NULL)
+        return rr;
+    rr = calloc(1, sizeof(*rr));
+    if (rr == NULL)
+        return NULL;
+    rr->name = strdup(name);
+    rr->admin_state = REGION_ENABLED;
+    if (rr->name == NULL || !entry_list_append(&reg->regions, rr)) {
+        free(rr->name);
+        free(rr);
+        return NULL;
+    }
+    return rr;
+}
+
+static struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port)
+{
+    for (size_t i = 0; i < reg->hosts.count; i++) {
+        struct registry_host *rh = reg->hosts.items[i];
+        if (rh->port == port && strcmp(rh->name, name) == 0)
+            return rh;
+    }
+    struct registry_host *rh = calloc(1, sizeof(*rh));
+    if (rh == NULL)
+        return NULL;
+    rh->name = strdup(name);
+    rh->port = port;
+    rh->health.up = true; /* until a check or a client says otherwise */
+    if (rh->name == NULL || !entry_list_append(&reg->hosts, rh)) {
+        free(rh->name);
+        free(rh);
+        return NULL;
+    }
+    return rh;
+}
+
+bool registry_bind(struct registry *reg, struct region_set *set)
+{
+    for (size_t r = 0; r < set->count; r++) {
+        struct region *region = &set->items[r];
+        region->runtime = registry_region_entry(reg, region->name);
+        if (region->runtime == NULL)
+            return false;
+        for (size_t i = 0; i < region->nhosts; i++) {
+            struct region_host *h = &region->hosts[i];
+            h->runtime = registry_host_entry(reg, h->name, h->port);
+            if (h->runtime == NULL)
+                return false;
+        }
+    }
+    return true;
+}
+
+void registry_set_admin_state(struct registry_region *rr, enum region_admin_state state)
+{
+    __atomic_store_n(&rr->admin_state, (int)state, __ATOMIC_RELAXED);
+}
+
+enum region_admin_state registry_admin_state(const struct registry_region *rr)
+{
+    return (enum region_admin_state)__atomic_load_n(&rr->admin_state, __ATOMIC_RELAXED);
+}
+
+bool registry_takes_sessions(const struct registry_region *rr)
+{
+    enum region_admin_state state = registry_admin_state(rr);
+    return state == REGION_ENABLED || state == REGION_PAUSED;
+}
