@@ -71,15 +71,24 @@ static void daemon_stop_health(struct daemon *d)
     d->cfg->health = NULL;
 }
 
+/* A worker whose loop had ended did not take the configuration it was handed. */
+static void daemon_config_handed(struct worker *from, const struct worker_reply *r)
+{
+    if (r->ran == 0)
+        config_unref(r->arg);
+}
+
 /* Hands cfg to every worker: each gets a reference of its own. */
 static void daemon_publish(struct daemon *d, struct config *cfg)
 {
+    struct worker *w0 = d->workers[0];
     for (int i = 1; i < d->nworkers; i++)
-        if (worker_send(d->workers[i], WORKER_RELOAD, config_ref(cfg)) != 0) {
+        if (worker_call(w0, d->workers[i], worker_use_config, config_ref(cfg), daemon_config_handed,
+                        NULL) != 0) {
             log_error(0, "could not hand the new configuration to worker %d", i);
             config_unref(cfg);
         }
-    worker_handle(d->workers[0], WORKER_RELOAD, config_ref(cfg));
+    worker_use_config(w0, config_ref(cfg)); /* this thread's own, at once */
 }
 
 /* A reload in progress: the loader thread fills fresh/err, then writes a byte to pipe[1]. */
@@ -197,23 +206,25 @@ void daemon_reload(struct daemon *d)
     d->reload = job;
 }
 
-static void daemon_broadcast(struct daemon *d, enum worker_command cmd)
+/* Runs fn on every worker: the others through their mailboxes, worker 0 (this thread) at once. */
+static void daemon_broadcast(struct daemon *d, worker_fn fn)
 {
     for (int i = 1; i < d->nworkers; i++)
-        worker_send(d->workers[i], cmd, NULL);
-    worker_handle(d->workers[0], cmd, NULL);
+        if (worker_call(d->workers[0], d->workers[i], fn, NULL, NULL, NULL) != 0)
+            log_error(0, "could not reach worker %d: out of memory", i);
+    fn(d->workers[0], NULL);
 }
 
 static void daemon_on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
     log_info(0, "received SIGTERM: no new connections; waiting for sessions to end");
-    daemon_broadcast(arg, WORKER_DRAIN);
+    daemon_broadcast(arg, worker_drain_fn);
 }
 
 static void daemon_on_sigint(evutil_socket_t sig, short what, void *arg)
 {
     log_info(0, "received SIGINT: shutting down now");
-    daemon_broadcast(arg, WORKER_STOP);
+    daemon_broadcast(arg, worker_stop_fn);
 }
 
 static void daemon_on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -238,7 +249,9 @@ static void *daemon_worker_thread(void *arg)
     struct worker *w = arg;
     worker_run(w);
     __atomic_sub_fetch(&w->d->running, 1, __ATOMIC_RELEASE);
-    worker_send(w->d->workers[0], WORKER_EXITED, NULL);
+    /* Worker 0 ends last: it hears that this loop has ended. */
+    if (worker_call(w, w->d->workers[0], worker_check_drained_fn, NULL, NULL, NULL) != 0)
+        log_error(0, "worker %d could not tell worker 0 that it ended", w->index);
     return NULL;
 }
 
@@ -298,6 +311,10 @@ static void daemon_free(struct daemon *d)
     }
     if (d->cfg != NULL && d->workers != NULL && d->workers[0] != NULL)
         daemon_stop_health(d);
+    /* Every mailbox closed before any is freed: a call queued on one may answer to another. */
+    for (int i = 0; d->workers && i < d->nworkers; i++)
+        if (d->workers[i] != NULL)
+            worker_calls_close(d->workers[i]);
     for (int i = d->nworkers - 1; d->workers && i >= 0; i--)
         worker_free(d->workers[i]);
     free(d->workers);
@@ -379,7 +396,7 @@ int daemon_run(struct config *cfg, int log_level, bool background)
     daemon_start_health(d);
     if (daemon_start_threads(d) != 0) {
         log_msg(LOG_FATAL, 0, "could not start the worker threads");
-        daemon_broadcast(d, WORKER_STOP);
+        daemon_broadcast(d, worker_stop_fn);
     }
     log_info(0, "pgnear %s started (pid %d), %d worker%s, %zu regions, default region %s",
              PACKAGE_VERSION, (int)getpid(), d->nworkers, d->nworkers == 1 ? "" : "s",

@@ -1,6 +1,6 @@
 /*
  * worker.c — one event loop: its listeners and sessions, drain and stop,
- * and the control pipe through which the main thread reaches it.
+ * and what the main thread asks of it through worker_call.
  */
 #include "proxy/worker.h"
 
@@ -18,12 +18,6 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/session.h"
-
-/* One control message; small enough for an atomic pipe write. */
-struct worker_msg {
-    char cmd;
-    struct config *cfg;
-};
 
 void worker_check_drained(struct worker *w)
 {
@@ -87,42 +81,30 @@ static void worker_drain(struct worker *w)
     worker_check_drained(w);
 }
 
-void worker_handle(struct worker *w, enum worker_command cmd, struct config *cfg)
+int worker_use_config(struct worker *w, void *cfg)
 {
-    switch (cmd) {
-    case WORKER_RELOAD:
-        /* Sessions keep the configuration they started under; new ones get this. */
-        config_unref(w->cfg);
-        w->cfg = cfg;
-        return;
-    case WORKER_DRAIN:
-        worker_drain(w);
-        return;
-    case WORKER_STOP:
-        worker_stop_now(w);
-        return;
-    case WORKER_EXITED:
-        worker_check_drained(w);
-        return;
-    }
+    /* Sessions keep the configuration they started under; new ones get this. */
+    config_unref(w->cfg);
+    w->cfg = cfg;
+    return 0;
 }
 
-static void worker_ctl_cb(evutil_socket_t fd, short what, void *arg)
+int worker_drain_fn(struct worker *w, void *unused)
 {
-    struct worker *w = arg;
-    struct worker_msg m;
-    while (read(fd, &m, sizeof(m)) == (ssize_t)sizeof(m))
-        worker_handle(w, (enum worker_command)m.cmd, m.cfg);
+    worker_drain(w);
+    return 0;
 }
 
-int worker_send(struct worker *w, enum worker_command cmd, struct config *cfg)
+int worker_stop_fn(struct worker *w, void *unused)
 {
-    struct worker_msg m = {(char)cmd, cfg};
-    ssize_t n;
-    do
-        n = write(w->ctl[1], &m, sizeof(m));
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof(m) ? 0 : -1;
+    worker_stop_now(w);
+    return 0;
+}
+
+int worker_check_drained_fn(struct worker *w, void *unused)
+{
+    worker_check_drained(w);
+    return 0;
 }
 
 struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err, size_t errcap)
@@ -135,16 +117,14 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     w->d = d;
     w->index = index;
     w->cfg = config_ref(cfg);
-    w->ctl[0] = w->ctl[1] = -1;
+    w->calls.bell[0] = w->calls.bell[1] = -1; /* worker_free may come before worker_calls_init */
     list_init(&w->login_sessions);
     list_init(&w->active_sessions);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
-    if (w->base == NULL || w->relay_block == NULL || pipe2(w->ctl, O_CLOEXEC | O_NONBLOCK) != 0 ||
-        (w->ctl_ev = event_new(w->base, w->ctl[0], EV_READ | EV_PERSIST, worker_ctl_cb, w)) ==
-            NULL ||
-        event_add(w->ctl_ev, NULL) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+    if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
+        auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
@@ -161,7 +141,9 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
 
 int worker_run(struct worker *w)
 {
-    return event_base_dispatch(w->base);
+    int rc = event_base_dispatch(w->base);
+    worker_calls_close(w);
+    return rc;
 }
 
 void worker_free(struct worker *w)
@@ -179,14 +161,9 @@ void worker_free(struct worker *w)
     close_queue_free(&w->closing);
     if (w->drain_timer)
         event_free(w->drain_timer);
-    if (w->ctl_ev)
-        event_free(w->ctl_ev);
+    worker_calls_free(w);
     if (w->base)
         event_base_free(w->base);
-    if (w->ctl[0] >= 0)
-        close(w->ctl[0]);
-    if (w->ctl[1] >= 0)
-        close(w->ctl[1]);
     config_unref(w->cfg);
     free(w->relay_block);
     free(w);

@@ -14,6 +14,7 @@
 #include "proxy/auth_lookup.h"
 #include "proxy/close_queue.h"
 #include "proxy/list.h"
+#include "proxy/worker_call.h"
 
 struct config;
 struct daemon;
@@ -56,22 +57,13 @@ struct worker {
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
-    int ctl[2]; /* control pipe: the main thread's messages to this worker */
-    struct event *ctl_ev;
+    struct worker_mailbox calls; /* other workers' calls to this one (worker_call.h) */
     pthread_t thread;
     bool started; /* thread created */
 };
 
 /* The most one relay read takes in (also the size of relay_block). */
 #define RELAY_BLOCK_SIZE (64 * 1024)
-
-/* What the main thread tells a worker. */
-enum worker_command {
-    WORKER_RELOAD = 'R', /* take this configuration (a reference is passed along) */
-    WORKER_DRAIN = 'T',  /* SIGTERM: stop accepting, end when the sessions have */
-    WORKER_STOP = 'I',   /* SIGINT: end every session now */
-    WORKER_EXITED = 'X', /* to worker 0: another worker's loop has ended */
-};
 
 static inline size_t worker_client_count(const struct worker *w)
 {
@@ -80,12 +72,22 @@ static inline size_t worker_client_count(const struct worker *w)
 
 struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,
                           size_t errcap);
+/* Runs the loop until it ends, then closes the worker's mailbox (worker_calls_close). */
 int worker_run(struct worker *w);
 void worker_free(struct worker *w);
-/* Thread-safe: queues a command for the worker's own loop. */
-int worker_send(struct worker *w, enum worker_command cmd, struct config *cfg);
-/* Runs a command on the worker's own thread. */
-void worker_handle(struct worker *w, enum worker_command cmd, struct config *cfg);
+
+/*
+ * What the main thread asks of a worker, as worker_fn (worker_call.h): run
+ * on the worker's own thread, directly or through worker_call.
+ */
+/* Takes this configuration (arg: a reference of its own) for new sessions. */
+int worker_use_config(struct worker *w, void *cfg);
+/* SIGTERM: stop accepting, end when the sessions have. */
+int worker_drain_fn(struct worker *w, void *unused);
+/* SIGINT: end every session now. */
+int worker_stop_fn(struct worker *w, void *unused);
+/* To worker 0: another worker's loop has ended. */
+int worker_check_drained_fn(struct worker *w, void *unused);
 
 /* Ends the loop once a draining worker has no sessions left. */
 void worker_check_drained(struct worker *w);
