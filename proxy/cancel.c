@@ -172,7 +172,7 @@ static void cancel_conn_send(struct cancel_conn *cc)
         cancel_conn_wait_stream(cc, cc->st.write_want);
         return;
     }
-    cc->w->stats.cancels_forwarded++;
+    stat_inc(&cc->w->stats.cancels_forwarded);
     log_info(cc->client_id, "cancel request forwarded to server%s", cc->st.ssl ? " over TLS" : "");
     if (cc->st.ssl == NULL)
         shutdown(cc->st.fd, SHUT_WR);
@@ -289,7 +289,7 @@ void cancel_handle_request(struct worker *w, const struct startup_packet *sp, ui
 {
     struct cancel_entry target;
     if (!cancel_lookup(w->d, sp, &target)) {
-        w->stats.cancels_ignored++;
+        stat_inc(&w->stats.cancels_ignored);
         log_info(from_id, "cancel request for process %u matches no session; ignored",
                  sp->cancel_pid);
         return;

@@ -29,7 +29,7 @@ static void client_startup_process(struct session *s);
 
 static void client_fail_protocol(struct session *s, const char *msg)
 {
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08P01", msg, NULL, NULL);
 }
 
@@ -54,7 +54,7 @@ static void client_tls_step(struct session *s)
     if (rc != 0) {
         char why[256];
         stream_tls_error(why, sizeof(why));
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_close(s, why);
         return;
     }
@@ -124,7 +124,7 @@ static int client_negotiate_version(struct session *s)
 static void client_fail_hint(struct session *s, int rc, const char *name)
 {
     char msg[256];
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     if (rc == HINTS_EUNKNOWN) {
         snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%s\"", name);
         session_fail(s, "42704", msg, NULL,
@@ -213,7 +213,7 @@ static bool client_route(struct session *s)
         return false;
     }
     s->region = s->login->plan[0];
-    s->w->stats.routed_by_source[s->login->loc.source]++;
+    stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
     char reason[512];
     locality_reason(&s->login->loc, reason, sizeof(reason));
     double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
@@ -233,7 +233,7 @@ static void client_handle_startup(struct session *s)
     struct config *cfg = s->cfg;
     const struct startup_packet *sp = &s->login->startup;
     if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->unix_socket) {
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "pgnear requires TLS connections",
                      "client_tls = require, and this connection is not encrypted.",
                      "Connect with sslmode=require or stronger.");
@@ -263,7 +263,7 @@ static bool client_misplaced_proxy_header(struct session *s)
     if (s->phase != PHASE_STARTUP || s->client_tls || peek == NULL ||
         pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) == PP_NOT_PROXY)
         return false;
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF)
         session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off", NULL,
                      "Set proxy_protocol = optional or required in pgnear.");
@@ -295,7 +295,7 @@ static int client_take_packet(struct session *s)
          * startup packet (a client that sends Terminate before logging in,
          * a port scanner); the log says why.
          */
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_close(s, "invalid length of startup packet");
         return -1;
     }
@@ -364,7 +364,7 @@ static void client_startup_on_read(struct session *s)
 static void client_take_proxy_header(struct session *s, const struct pp_header *pp)
 {
     if (!cidr_list_contains(&s->cfg->trusted, (const struct sockaddr *)&s->addr)) {
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
         session_fail(s, "28000", "PROXY protocol header from an untrusted address",
                      "Only addresses in trusted_proxies may send PROXY headers.", NULL);
@@ -412,7 +412,7 @@ static void client_proxy_on_read(struct session *s)
         endpoint_set_reader(&s->client, client_startup_on_read);
         return;
     }
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08P01",
                  rc == PP_NOT_PROXY ? "expected a PROXY protocol header (proxy_protocol = required)"
                                     : "invalid PROXY protocol header",

@@ -68,8 +68,8 @@ static void login_throttle_hold(struct session *s, endpoint_handler next,
                                 const struct throttle_state *st)
 {
     struct timeval tv = {(time_t)(st->wait_ms / 1000), (suseconds_t)(st->wait_ms % 1000) * 1000};
-    s->w->stats.logins_delayed++;
-    s->w->stats.login_delay_ms += (uint64_t)st->wait_ms;
+    stat_inc(&s->w->stats.logins_delayed);
+    stat_add(&s->w->stats.login_delay_ms, (uint64_t)st->wait_ms);
     login_throttle_log(s, "held for", st);
     s->login->throttle_next = next;
     if (s->login->throttle_timer == NULL)
@@ -103,8 +103,8 @@ void login_throttle_gate(struct session *s, endpoint_handler next)
         break;
     }
     char msg[160];
-    s->w->stats.logins_throttle_refused++;
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.logins_throttle_refused);
+    stat_inc(&s->w->stats.login_failures);
     login_throttle_log(s, "refused: its turn would come after", &st);
     snprintf(msg, sizeof(msg), "too many failed login attempts for user \"%s\" from this address",
              s->user);
@@ -121,7 +121,7 @@ void login_throttle_failed(struct session *s)
     uint32_t n = auth_throttle_failed(&s->w->d->auth_throttle, &p, &s->login->throttle_key,
                                       auth_throttle_now(), &evicted);
     if (evicted)
-        s->w->stats.auth_throttle_evictions++;
+        stat_inc(&s->w->stats.auth_throttle_evictions);
     char note[96];
     if (n > 0 && n == (uint32_t)p.threshold && login_throttle_may_log(s->w, note, sizeof(note)))
         log_info(s->id,

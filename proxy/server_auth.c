@@ -109,7 +109,7 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
 
 static int scram_fail(struct session *s, const char *msg)
 {
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
     return -1;
 }
@@ -157,7 +157,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         return 0;
     case AUTH_CLEARTEXT:
     case AUTH_MD5:
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "server requested password authentication",
                      "Under auth = scram pgnear verifies clients itself and has no password to "
                      "give the server.",
@@ -170,7 +170,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
                  "server requested an authentication method pgnear does not "
                  "support (code %u)",
                  code);
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", msg, NULL, NULL);
         return -1;
     }
@@ -217,7 +217,7 @@ static void client_bad_length(struct session *s)
 static int client_auth_relay(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     if (type == 'p' && client_would_downgrade(s, body, len)) {
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
                      "With auth = passthrough and TLS on both sides of pgnear, the server "
                      "sees pgnear's certificate; a client that supports channel binding "

@@ -119,7 +119,7 @@ static void server_mark_host(struct session *s, struct region_host *h, enum serv
 static void server_give_up(struct session *s, const char *why, enum server_verdict v)
 {
     struct region_host *h = &s->region->hosts[s->host_index];
-    s->w->stats.server_connect_failures++;
+    stat_inc(&s->w->stats.server_connect_failures);
     log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
     server_mark_host(s, h, v, why);
     endpoint_detach(&s->server);
@@ -133,7 +133,7 @@ static void server_give_up(struct session *s, const char *why, enum server_verdi
     }
     for (size_t next = s->login->plan_index + 1; next < s->login->plan_len; next++) {
         if (server_enter_region(s, next)) {
-            s->w->stats.failovers++;
+            stat_inc(&s->w->stats.failovers);
             log_info(s->id, "failing over to region %s", s->region->name);
             server_connect_host(s);
             return;
@@ -142,7 +142,7 @@ static void server_give_up(struct session *s, const char *why, enum server_verdi
     char msg[256];
     snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
              s->login->plan[0]->name, s->login->plan_len > 1 ? " or of the regions after it" : "");
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08001", msg, why, NULL);
 }
 
@@ -241,7 +241,7 @@ static void server_fail_local(struct session *s, const char *call, int err)
 {
     char detail[160];
     snprintf(detail, sizeof(detail), "%s failed: %s.", call, strerror(err));
-    s->w->stats.login_failures++;
+    stat_inc(&s->w->stats.login_failures);
     log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
     session_fail(s, "53300", "pgnear could not open a connection to the server", detail,
                  "pgnear is out of file descriptors, memory or local ports; raise its "

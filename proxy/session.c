@@ -365,7 +365,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         session_close(s, "client did not read the final error");
         return;
     case PHASE_PROXY_HEADER:
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_close(s, "no PROXY protocol header in time");
         return;
     case PHASE_CONNECT:
@@ -379,11 +379,11 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
             server_login_timeout(s);
             return;
         }
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
         return;
     default:
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
         return;
     }
@@ -409,7 +409,7 @@ static void session_refuse(struct worker *w, int fd)
     if (pkt_ok(&pb) && send(fd, buf, pb.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_debug(0, "could not send refusal: %s", strerror(errno));
     close(fd);
-    w->stats.sessions_refused++;
+    stat_inc(&w->stats.sessions_refused);
     log_warn(0, "refused connection: %s",
              w->draining ? "shutting down" : "max_client_conn reached");
 }
@@ -451,7 +451,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
         session_close(s, "out of memory");
         return;
     }
-    w->stats.sessions_total++;
+    stat_inc(&w->stats.sessions_total);
     log_debug(s->id, "connection from %s", s->peer);
     client_login_start(s);
 }

@@ -14,6 +14,7 @@
 #include "proxy/auth_lookup.h"
 #include "proxy/close_queue.h"
 #include "proxy/list.h"
+#include "proxy/stats.h"
 #include "proxy/worker_call.h"
 
 struct config;
@@ -21,24 +22,6 @@ struct daemon;
 struct event_base;
 struct event;
 struct listener_set;
-
-struct worker_stats {
-    uint64_t sessions_total;
-    uint64_t sessions_refused;
-    uint64_t login_failures;
-    uint64_t server_connect_failures;
-    uint64_t cancels_forwarded;
-    uint64_t cancels_ignored;
-    uint64_t bytes_client_to_server;
-    uint64_t bytes_server_to_client;
-    uint64_t routed_by_source[5]; /* enum locality_source */
-    uint64_t failovers;           /* sessions that moved to another region before starting */
-    /* The auth throttle (login_throttle.c); SHOW STATS will read these. */
-    uint64_t logins_delayed;          /* login attempts held before their authentication */
-    uint64_t login_delay_ms;          /* the total they were held */
-    uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
-    uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
-};
 
 struct worker {
     struct daemon *d;

@@ -6,7 +6,8 @@
  *    and done on the caller's, results and counts come back, calls from
  *    one worker to another run in the order they were made, a call to
  *    oneself works, and a worker whose loop has ended answers at once with
- *    ran = 0 — also for calls that were queued when it ended.
+ *    ran = 0 — also for calls that were queued when it ended; and one
+ *    worker summing the counters of all while they count (stats.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -260,12 +261,50 @@ static void test_queued_at_close(void **state)
     assert_int_equal(rec.done_runs, 3);
 }
 
+/* Each worker counts on its own thread; worker 0 sums everybody's as they run. */
+static int count_some(struct worker *w, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        stat_inc(&w->stats.sessions_total);
+        stat_add(&w->stats.routed_by_source[4], 2);
+    }
+    return 0;
+}
+
+static void sum_done(struct worker *from, const struct worker_reply *r)
+{
+    struct worker_stats *sum = r->done_arg;
+    for (int i = 0; i < from->d->nworkers; i++)
+        stats_accumulate(sum, &from->d->workers[i]->stats);
+    event_base_loopexit(from->base, NULL);
+}
+
+static void test_stats_summed(void **state)
+{
+    (void)state;
+    struct world wd = {0};
+    struct worker_stats sum = {0};
+    world_init(&wd);
+    assert_int_equal(worker_call_all(wd.w[0], count_some, NULL, sum_done, &sum), 0);
+    /* read while worker 1 may be counting: a partial sum, never a torn one */
+    struct worker_stats early = {0};
+    stats_accumulate(&early, &wd.w[1]->stats);
+    assert_true(early.sessions_total <= 1000);
+    run_worker0(&wd);
+    assert_int_equal(sum.sessions_total, 2000);
+    assert_int_equal(sum.routed_by_source[4], 4000);
+    assert_int_equal(sum.failovers, 0);
+    world_free(&wd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_call_runs_on_target), cmocka_unit_test(test_call_all),
         cmocka_unit_test(test_calls_in_order),      cmocka_unit_test(test_call_self),
         cmocka_unit_test(test_ended_target),        cmocka_unit_test(test_queued_at_close),
+        cmocka_unit_test(test_stats_summed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,54 @@
+/*
+ * stats.h — a worker's counters, readable from any thread.
+ *
+ * Each counter has one writer, the worker that owns it, which adds with a
+ * relaxed load and store (no locked instruction: nobody else writes).
+ * Any thread may read a counter with a relaxed load, at any moment: the
+ * admin console and the metrics endpoint sum every worker's counters
+ * without stopping a loop.  A sum is not a snapshot of one instant, and
+ * need not be: each counter only grows.
+ */
+#ifndef PGNEAR_PROXY_STATS_H
+#define PGNEAR_PROXY_STATS_H
+
+#include <stdint.h>
+
+struct worker_stats {
+    uint64_t sessions_total;
+    uint64_t sessions_refused;
+    uint64_t login_failures;
+    uint64_t server_connect_failures;
+    uint64_t cancels_forwarded;
+    uint64_t cancels_ignored;
+    uint64_t bytes_client_to_server;
+    uint64_t bytes_server_to_client;
+    uint64_t routed_by_source[5]; /* enum locality_source */
+    uint64_t failovers;           /* sessions that moved to another region before starting */
+    /* The auth throttle (login_throttle.c). */
+    uint64_t logins_delayed;          /* login attempts held before their authentication */
+    uint64_t login_delay_ms;          /* the total they were held */
+    uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
+    uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
+};
+
+/* Adds n to a counter of the calling worker's own. */
+static inline void stat_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, __atomic_load_n(counter, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline void stat_inc(uint64_t *counter)
+{
+    stat_add(counter, 1);
+}
+
+/* Reads a counter of any worker's. */
+static inline uint64_t stat_read(const uint64_t *counter)
+{
+    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+/* Adds every counter of one (some worker's, read as it runs) to sum (the caller's own). */
+void stats_accumulate(struct worker_stats *sum, const struct worker_stats *one);
+
+#endif
