@@ -207,9 +207,9 @@ static bool client_route(struct session *s)
                                     s->login->plan_cos, ROUTE_MAX_REGIONS);
     s->login->plan_index = 0;
     if (s->login->plan_len == 0) {
-        s->w->stats.login_failures++;
+        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08001", "no region takes sessions now",
-                     "Every configured region is disabled.", NULL);
+                     "Every configured region is disabled or draining.", NULL);
         return false;
     }
     s->region = s->login->plan[0];
