@@ -91,6 +91,29 @@ void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r)
     pkt_end(pb);
 }
 
+void pkt_put_ready_for_query(struct pktbuf *pb, char status)
+{
+    pkt_begin(pb, 'Z');
+    pkt_put_u8(pb, (uint8_t)status);
+    pkt_end(pb);
+}
+
+void pkt_put_parameter_status(struct pktbuf *pb, const char *name, const char *value)
+{
+    pkt_begin(pb, 'S');
+    pkt_put_cstr(pb, name);
+    pkt_put_cstr(pb, value);
+    pkt_end(pb);
+}
+
+void pkt_put_backend_key_data(struct pktbuf *pb, uint32_t pid, const uint8_t *key, size_t key_len)
+{
+    pkt_begin(pb, 'K');
+    pkt_put_u32(pb, pid);
+    pkt_put_bytes(pb, key, key_len);
+    pkt_end(pb);
+}
+
 void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len)
 {
     r->p = p;

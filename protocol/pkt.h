@@ -36,6 +36,11 @@ static inline bool pkt_ok(const struct pktbuf *pb)
 {
     return !pb->failed;
 }
+/* For builders that find their input unfit to send (a count over int16, say). */
+static inline void pkt_fail(struct pktbuf *pb)
+{
+    pb->failed = true;
+}
 
 /* Error or notice fields, PostgreSQL style; detail and hint may be NULL. */
 struct pkt_report {
@@ -47,6 +52,13 @@ struct pkt_report {
 };
 /* Appends an ErrorResponse ('E') or NoticeResponse ('N'). */
 void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r);
+
+/* ReadyForQuery ('Z'): status 'I' idle, 'T' in a transaction, 'E' in a failed one. */
+void pkt_put_ready_for_query(struct pktbuf *pb, char status);
+/* ParameterStatus ('S'). */
+void pkt_put_parameter_status(struct pktbuf *pb, const char *name, const char *value);
+/* BackendKeyData ('K'): key_len is 4 under protocol 3.0, up to 256 under 3.2. */
+void pkt_put_backend_key_data(struct pktbuf *pb, uint32_t pid, const uint8_t *key, size_t key_len);
 
 /* Reader over one received message body, sticky error as well. */
 struct pktreader {

@@ -337,10 +337,8 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     uint8_t buf[64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_begin(&pb, 'K');
-    pkt_put_u32(&pb, s->cancel.server_pid);
-    pkt_put_bytes(&pb, s->cancel.client_key, s->cancel.client_key_len);
-    pkt_end(&pb);
+    pkt_put_backend_key_data(&pb, s->cancel.server_pid, s->cancel.client_key,
+                             s->cancel.client_key_len);
     return evbuffer_add(s->client.out, buf, pb.len);
 }
 

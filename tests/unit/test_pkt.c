@@ -290,6 +290,61 @@ static void test_report_overflow(void **state)
     assert_canary(storage, 20, sizeof(storage));
 }
 
+static void test_ready_for_query(void **state)
+{
+    uint8_t buf[16];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_ready_for_query(&pb, 'I');
+    pkt_put_ready_for_query(&pb, 'E');
+    static const uint8_t want[] = {'Z', 0, 0, 0, 5, 'I', 'Z', 0, 0, 0, 5, 'E'};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_parameter_status(void **state)
+{
+    uint8_t buf[64];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_parameter_status(&pb, "TimeZone", "UTC");
+    static const uint8_t want[] = {'S', 0,   0,   0,   17, 'T', 'i', 'm', 'e',
+                                   'Z', 'o', 'n', 'e', 0,  'U', 'T', 'C', 0};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_backend_key_data(void **state)
+{
+    uint8_t buf[64];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    static const uint8_t key[] = {0xCA, 0xFE, 0xBA, 0xBE, 0x01, 0x02};
+    pkt_put_backend_key_data(&pb, 0x00012345, key, 4);
+    pkt_put_backend_key_data(&pb, 7, key, sizeof(key));
+    static const uint8_t want[] = {'K',  0,    0,    0,    12,   0,    1,    0x23, 0x45, 0xCA,
+                                   0xFE, 0xBA, 0xBE, 'K',  0,    0,    0,    14,   0,    0,
+                                   0,    7,    0xCA, 0xFE, 0xBA, 0xBE, 0x01, 0x02};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_fail_is_sticky(void **state)
+{
+    uint8_t storage[16];
+    struct pktbuf pb;
+    init_guarded(&pb, storage, sizeof(storage), sizeof(storage));
+    pkt_put_u8(&pb, 1);
+    pkt_fail(&pb);
+    pkt_put_ready_for_query(&pb, 'I');
+    assert_false(pkt_ok(&pb));
+    assert_int_equal(pb.len, 1);
+    assert_canary(storage, 1, sizeof(storage));
+}
+
 /* ---- reader ---- */
 
 static void test_get_ints(void **state)
@@ -460,6 +515,10 @@ int main(void)
         cmocka_unit_test(test_report_all_fields),
         cmocka_unit_test(test_report_without_optional),
         cmocka_unit_test(test_report_overflow),
+        cmocka_unit_test(test_ready_for_query),
+        cmocka_unit_test(test_parameter_status),
+        cmocka_unit_test(test_backend_key_data),
+        cmocka_unit_test(test_fail_is_sticky),
         cmocka_unit_test(test_get_ints),
         cmocka_unit_test(test_get_bytes),
         cmocka_unit_test(test_get_past_end),
