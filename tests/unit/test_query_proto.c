@@ -15,11 +15,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "protocol/pkt.h"
 #include "protocol/query_proto.h"
+#include "protocol/query_values.h"
 
 #define CANARY 0xEE
 
@@ -831,6 +833,278 @@ static void test_builder_limits(void **state)
         assert_int_equal(storage[i], CANARY);
 }
 
+/* ---- values ---- */
+
+/*
+ * The expected texts are what PostgreSQL 15.18 printed for the same values
+ * with TimeZone UTC (psql -At; numeric as round(v::float8::numeric, s)),
+ * and the numeric bytes what its COPY ... (FORMAT binary) sent.
+ */
+
+/* text encoder's output for one value must be want, and fit exactly strlen(want) + 1 bytes. */
+#define ASSERT_TEXT(call_with_buf_cap, want)                                                       \
+    do {                                                                                           \
+        char buf[400];                                                                             \
+        size_t cap = sizeof(buf);                                                                  \
+        int n_ = (call_with_buf_cap);                                                              \
+        assert_int_equal(n_, strlen(want));                                                        \
+        assert_string_equal(buf, want);                                                            \
+        cap = strlen(want) + 1;                                                                    \
+        assert_int_equal((call_with_buf_cap), (int)strlen(want));                                  \
+        cap = strlen(want);                                                                        \
+        assert_int_equal((call_with_buf_cap), -1);                                                 \
+    } while (0)
+
+static void test_text_integers(void **state)
+{
+    ASSERT_TEXT(qp_text_int8(buf, cap, 0), "0");
+    ASSERT_TEXT(qp_text_int8(buf, cap, -42), "-42");
+    ASSERT_TEXT(qp_text_int8(buf, cap, INT64_MIN), "-9223372036854775808");
+    ASSERT_TEXT(qp_text_int8(buf, cap, INT64_MAX), "9223372036854775807");
+    ASSERT_TEXT(qp_text_int8_unsigned(buf, cap, (uint64_t)INT64_MAX), "9223372036854775807");
+    char text[QP_TEXT_MAX];
+    assert_int_equal(qp_text_int8_unsigned(text, sizeof(text), (uint64_t)INT64_MAX + 1), -1);
+    assert_int_equal(qp_text_int8_unsigned(text, sizeof(text), UINT64_MAX), -1);
+    ASSERT_TEXT(qp_text_int4(buf, cap, INT32_MIN), "-2147483648");
+    ASSERT_TEXT(qp_text_int4(buf, cap, 7), "7");
+    ASSERT_TEXT(qp_text_bool(buf, cap, true), "t");
+    ASSERT_TEXT(qp_text_bool(buf, cap, false), "f");
+}
+
+static double double_of_bits(uint64_t bits)
+{
+    double v;
+    memcpy(&v, &bits, sizeof(v));
+    return v;
+}
+
+static void test_text_float8(void **state)
+{
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0.1), "0.1");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 1e20), "1e+20");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 1.5e-5), "1.5e-05");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 1e-5), "1e-05");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 100), "100");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 1e15), "1e+15");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 1e14), "100000000000000");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0.0001), "0.0001");
+    ASSERT_TEXT(qp_text_float8(buf, cap, -2.5), "-2.5");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 123456.789), "123456.789");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0.1 + 0.2), "0.30000000000000004");
+    ASSERT_TEXT(qp_text_float8(buf, cap, NAN), "NaN");
+    ASSERT_TEXT(qp_text_float8(buf, cap, INFINITY), "Infinity");
+    ASSERT_TEXT(qp_text_float8(buf, cap, -INFINITY), "-Infinity");
+    ASSERT_TEXT(qp_text_float8(buf, cap, -0.0), "-0");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0.0), "0");
+    ASSERT_TEXT(qp_text_float8(buf, cap, double_of_bits(1)), "5e-324");
+    ASSERT_TEXT(qp_text_float8(buf, cap, double_of_bits(0x7FEFFFFFFFFFFFFFu)),
+                "1.7976931348623157e+308");
+    /*
+     * 3092535278770144000 lies exactly halfway between this double and the
+     * next one below: printf-style shortest round trip takes it (16
+     * digits), PostgreSQL's Ryu does not.
+     */
+    ASSERT_TEXT(qp_text_float8(buf, cap, double_of_bits(0x43C5757239BD3AA2u)),
+                "3.0925352787701443e+18");
+    /* Powers of two: the double below is half as far as the one above. */
+    ASSERT_TEXT(qp_text_float8(buf, cap, 18446744073709551616.0), "1.8446744073709552e+19");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0x1p-24), "5.960464477539063e-08");
+    ASSERT_TEXT(qp_text_float8(buf, cap, 0x1p-44), "5.684341886080802e-14");
+}
+
+static void test_text_numeric(void **state)
+{
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 0.125, 2), "0.13");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 2.675, 2), "2.68"); /* 2.67499999... as a double */
+    ASSERT_TEXT(qp_text_numeric(buf, cap, -0.001, 2), "0.00");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 1.5, 4), "1.5000");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 0.5, 0), "1");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, -0.5, 0), "-1");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 999.995, 2), "1000.00");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 1e20, 2), "100000000000000000000.00");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 0.1, 20), "0.10000000000000000000");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 1.0 / 3, 18), "0.333333333333333000");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 1e-20, 3), "0.000");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, 123456789.987654321, 9), "123456789.987654000");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, NAN, 2), "NaN");
+    ASSERT_TEXT(qp_text_numeric(buf, cap, -INFINITY, 2), "-Infinity");
+    char text[QP_TEXT_MAX];
+    assert_int_equal(qp_text_numeric(text, sizeof(text), 1, -1), -1);
+    assert_int_equal(qp_text_numeric(text, sizeof(text), 1, QP_NUMERIC_MAX_SCALE + 1), -1);
+    /* The largest double at the largest scale fits the documented room. */
+    static char big[312 + QP_NUMERIC_MAX_SCALE];
+    int n = qp_text_numeric(big, sizeof(big), -1.7976931348623157e308, QP_NUMERIC_MAX_SCALE);
+    assert_int_equal(n, 1 + 309 + 1 + QP_NUMERIC_MAX_SCALE);
+    assert_memory_equal(big, "-179769313486232000000", 22);
+}
+
+/* Days from 1970-01-01 to 2026-11-22: 56 years with 14 leap days, then Jan to Oct and 21. */
+#define DAYS_TO_2026_11_22     (56 * 365 + 14 + (31 + 28 + 31 + 30 + 31 + 30 + 31 + 31 + 30 + 31) + 21)
+#define SECS_2026_11_22_101530 ((int64_t)DAYS_TO_2026_11_22 * 86400 + 10 * 3600 + 15 * 60 + 30)
+/* 2000-01-01: 30 years with 7 leap days (1972 to 1996). */
+#define SECS_2000_01_01 ((int64_t)(30 * 365 + 7) * 86400)
+
+static void test_text_timestamptz(void **state)
+{
+    assert_int_equal(SECS_2026_11_22_101530, 1795342530); /* as PostgreSQL's extract(epoch) */
+    struct timeval tv = {SECS_2026_11_22_101530, 123456};
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &tv), "2026-11-22 10:15:30.123456+00");
+    tv.tv_usec = 120000;
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &tv), "2026-11-22 10:15:30.12+00");
+    tv.tv_usec = 0;
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &tv), "2026-11-22 10:15:30+00");
+    ASSERT_TEXT(qp_text_timestamptz_time(buf, cap, SECS_2026_11_22_101530),
+                "2026-11-22 10:15:30+00");
+    ASSERT_TEXT(qp_text_timestamptz_time(buf, cap, 0), "1970-01-01 00:00:00+00");
+    ASSERT_TEXT(qp_text_timestamptz_time(buf, cap, SECS_2000_01_01), "2000-01-01 00:00:00+00");
+    /* 2000-02-29 23:59:59.5: 59 days into 2000. */
+    struct timeval leap = {SECS_2000_01_01 + 60 * 86400 - 1, 500000};
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &leap), "2000-02-29 23:59:59.5+00");
+    struct timeval before_epoch = {-1, 999999};
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &before_epoch), "1969-12-31 23:59:59.999999+00");
+    /* 1 BC (year 0) began 719528 days before 1970: 1970 years of 365.2425 days. */
+    ASSERT_TEXT(qp_text_timestamptz_time(buf, cap, -(time_t)719528 * 86400),
+                "0001-01-01 00:00:00+00 BC");
+}
+
+/* PostgreSQL's range: 4714-11-24 00:00 BC to 294276-12-31 23:59:59.999999. */
+static void test_timestamptz_range(void **state)
+{
+    /* Its ends in microseconds from 2000-01-01, from PostgreSQL's timestamp.h. */
+    const int64_t min_pg = INT64_C(-211813488000000000);
+    const int64_t end_pg = INT64_C(9223371331200000000);
+    struct timeval first = {min_pg / 1000000 + SECS_2000_01_01, 0};
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &first), "4714-11-24 00:00:00+00 BC");
+    struct timeval last = {end_pg / 1000000 + SECS_2000_01_01 - 1, 999999};
+    ASSERT_TEXT(qp_text_timestamptz(buf, cap, &last), "294276-12-31 23:59:59.999999+00");
+
+    char text[QP_TEXT_MAX];
+    uint8_t bin[8];
+    struct timeval outside[] = {
+        {first.tv_sec - 1, 999999},
+        {last.tv_sec + 1, 0},
+        {INT64_MAX, 0},
+        {INT64_MIN, 0},
+        {0, 1000000},
+        {0, -1},
+    };
+    for (size_t i = 0; i < sizeof(outside) / sizeof(outside[0]); i++) {
+        assert_int_equal(qp_text_timestamptz(text, sizeof(text), &outside[i]), -1);
+        assert_int_equal(qp_binary_timestamptz(bin, &outside[i]), -1);
+    }
+}
+
+/* An int64 big-endian, for the expected bytes. */
+static void be64(uint8_t out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static void test_binary_values(void **state)
+{
+    uint8_t out[8];
+    assert_int_equal(qp_binary_int8(out, -2), 8);
+    assert_memory_equal(out, "\xFF\xFF\xFF\xFF\xFF\xFF\xFF\xFE", 8);
+    assert_int_equal(qp_binary_int8_unsigned(out, 0x0102030405060708u), 8);
+    assert_memory_equal(out, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+    assert_int_equal(qp_binary_int8_unsigned(out, UINT64_MAX), -1);
+    assert_int_equal(qp_binary_int4(out, 0x11223344), 4);
+    assert_memory_equal(out, "\x11\x22\x33\x44", 4);
+    assert_int_equal(qp_binary_bool(out, true), 1);
+    assert_int_equal(out[0], 1);
+    assert_int_equal(qp_binary_bool(out, false), 1);
+    assert_int_equal(out[0], 0);
+    assert_int_equal(qp_binary_float8(out, 1.0), 8);
+    assert_memory_equal(out, "\x3F\xF0\0\0\0\0\0\0", 8);
+    assert_int_equal(qp_binary_float8(out, -0.1), 8);
+    assert_memory_equal(out, "\xBF\xB9\x99\x99\x99\x99\x99\x9A", 8);
+}
+
+static void test_binary_timestamptz(void **state)
+{
+    uint8_t out[8], want[8];
+    struct timeval y2k = {SECS_2000_01_01, 0};
+    assert_int_equal(qp_binary_timestamptz(out, &y2k), 8);
+    assert_memory_equal(out, "\0\0\0\0\0\0\0\0", 8);
+
+    struct timeval tv = {SECS_2026_11_22_101530, 123456};
+    int64_t usecs = (SECS_2026_11_22_101530 - SECS_2000_01_01) * 1000000 + 123456;
+    assert_true(usecs == INT64_C(848657730123456));
+    be64(want, (uint64_t)usecs);
+    assert_int_equal(qp_binary_timestamptz(out, &tv), 8);
+    assert_memory_equal(out, want, 8);
+
+    struct timeval epoch = {0, 0};
+    be64(want, (uint64_t)INT64_C(-946684800000000));
+    assert_int_equal(qp_binary_timestamptz(out, &epoch), 8);
+    assert_memory_equal(out, want, 8);
+}
+
+/* numeric_send: ndigits, weight, sign, dscale, then base-10000 digits, all int16. */
+static void assert_numeric(const char *text, const uint8_t *want, size_t want_len)
+{
+    uint8_t out[64];
+    assert_int_equal(qp_binary_numeric(out, sizeof(out), text, strlen(text)), (int)want_len);
+    assert_memory_equal(out, want, want_len);
+    assert_int_equal(qp_binary_numeric(out, want_len - 1, text, strlen(text)), -1);
+}
+
+static void test_binary_numeric(void **state)
+{
+    static const uint8_t n013[] = {0, 1, 0xFF, 0xFF, 0, 0, 0, 2, 0x05, 0x14};
+    assert_numeric("0.13", n013, sizeof(n013));
+    static const uint8_t neg[] = {0, 3, 0, 1, 0x40, 0, 0, 3, 0, 1, 0x09, 0x29, 0x1A, 0x7C};
+    assert_numeric("-12345.678", neg, sizeof(neg));
+    static const uint8_t zero[] = {0, 0, 0, 0, 0, 0, 0, 2};
+    assert_numeric("0.00", zero, sizeof(zero));
+    assert_numeric("-0.00", zero, sizeof(zero));
+    static const uint8_t nan[] = {0, 0, 0, 0, 0xC0, 0, 0, 0};
+    assert_numeric("NaN", nan, sizeof(nan));
+    static const uint8_t inf[] = {0, 0, 0, 0, 0xD0, 0, 0, 0x20};
+    assert_numeric("Infinity", inf, sizeof(inf));
+    static const uint8_t ninf[] = {0, 0, 0, 0, 0xF0, 0, 0, 0x20};
+    assert_numeric("-Infinity", ninf, sizeof(ninf));
+    static const uint8_t e20[] = {0, 1, 0, 5, 0, 0, 0, 2, 0, 1};
+    assert_numeric("100000000000000000000.00", e20, sizeof(e20));
+    static const uint8_t tiny[] = {0, 1, 0xFF, 0xFF, 0x40, 0, 0, 4, 0, 1};
+    assert_numeric("-0.0001", tiny, sizeof(tiny));
+    static const uint8_t ten_thousand[] = {0, 1, 0, 1, 0, 0, 0, 0, 0, 1};
+    assert_numeric("10000", ten_thousand, sizeof(ten_thousand));
+    static const uint8_t one[] = {0, 1, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_numeric("1", one, sizeof(one));
+
+    uint8_t out[64];
+    static const char *const bad[] = {"", "-", "1.", ".5", "1e5", "abc", "1.2.3", "--1", " 1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(qp_binary_numeric(out, sizeof(out), bad[i], strlen(bad[i])), -1);
+}
+
+/* What qp_text_numeric writes, qp_binary_numeric reads. */
+static void test_numeric_text_to_binary(void **state)
+{
+    char text[64];
+    uint8_t out[64];
+    int n = qp_text_numeric(text, sizeof(text), -1234.5678, 6);
+    assert_string_equal(text, "-1234.567800");
+    static const uint8_t want[] = {0, 2, 0, 0, 0x40, 0, 0, 6, 0x04, 0xD2, 0x16, 0x2E};
+    assert_int_equal(qp_binary_numeric(out, sizeof(out), text, (size_t)n), sizeof(want));
+    assert_memory_equal(out, want, sizeof(want));
+}
+
+static void test_type_len(void **state)
+{
+    assert_int_equal(qp_type_len(QP_OID_INT8), 8);
+    assert_int_equal(qp_type_len(QP_OID_INT4), 4);
+    assert_int_equal(qp_type_len(QP_OID_BOOL), 1);
+    assert_int_equal(qp_type_len(QP_OID_FLOAT8), 8);
+    assert_int_equal(qp_type_len(QP_OID_TIMESTAMPTZ), 8);
+    assert_int_equal(qp_type_len(QP_OID_TEXT), -1);
+    assert_int_equal(qp_type_len(QP_OID_NUMERIC), -1);
+    assert_int_equal(qp_type_len(0), 0);
+    assert_int_equal(QP_TYPMOD_NUMERIC(10, 2), 0x000A0006);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +1134,16 @@ int main(void)
         cmocka_unit_test(test_small_messages),
         cmocka_unit_test(test_parameter_description),
         cmocka_unit_test(test_builder_limits),
+        cmocka_unit_test(test_text_integers),
+        cmocka_unit_test(test_text_float8),
+        cmocka_unit_test(test_text_numeric),
+        cmocka_unit_test(test_text_timestamptz),
+        cmocka_unit_test(test_timestamptz_range),
+        cmocka_unit_test(test_binary_values),
+        cmocka_unit_test(test_binary_timestamptz),
+        cmocka_unit_test(test_binary_numeric),
+        cmocka_unit_test(test_numeric_text_to_binary),
+        cmocka_unit_test(test_type_len),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("query_proto", tests, NULL, NULL);
