@@ -15,6 +15,7 @@
 #include "proxy/log.h"
 #include "proxy/daemon.h"
 #include "routing/cities.h"
+#include "routing/explain.h"
 #include "routing/geoip.h"
 #include "routing/registry.h"
 #include "routing/route.h"
@@ -86,62 +87,28 @@ static bool explain_parse_arg(const char *arg, struct locality_input *in,
         in->region = v, in->region_via = "command line";
     else if (n == 8 && strncmp(arg, "location", 8) == 0)
         in->location = v, in->location_via = "command line";
-    else if (n == 2 && strncmp(arg, "ip", 2) == 0) {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
-        memset(addr, 0, sizeof(*addr));
-        if (inet_pton(AF_INET, v, &a4->sin_addr) == 1)
-            a4->sin_family = AF_INET;
-        else if (inet_pton(AF_INET6, v, &a6->sin6_addr) == 1)
-            a6->sin6_family = AF_INET6;
-        else
-            return false;
+    else if (n == 2 && strncmp(arg, "ip", 2) == 0 && route_parse_address(v, addr))
         in->addr = (const struct sockaddr *)addr;
-    } else
+    else
         return false;
     return true;
 }
 
-/* What the evidence given could not do, so that a quiet default does not look like a decision. */
-static void explain_notes(const struct config *cfg, const struct locality_input *in,
-                          const struct locality *loc)
+static void explain_print(const struct config *cfg, const struct locality_input *in)
 {
-    if (in->addr != NULL && loc->source == LOCALITY_DEFAULT) {
-        if (cfg->geoip == NULL)
-            printf("note: no GeoIP database is configured (geoip_db is not set), so ip= cannot "
-                   "place the caller\n");
+    struct route_explanation e;
+    route_explain(&cfg->routing, in, false, &e);
+    printf("source: %s (%s)\n", e.source, e.loc.via);
+    printf("reason: %s\n", e.reason);
+    printf("region: %s\n", e.n > 0 ? e.plan[0]->name : "(none)");
+    for (size_t i = 0; i < e.n; i++) {
+        if (e.km[i] >= 0)
+            printf("  %zu. %-16s %8.0f km\n", i + 1, e.plan[i]->name, e.km[i]);
         else
-            printf("note: the GeoIP databases have no location for this address\n");
+            printf("  %zu. %s\n", i + 1, e.plan[i]->name);
     }
-    char nearby[400];
-    if (in->city != NULL && (loc->unplaced & LOCALITY_UNPLACED_CITY) &&
-        locality_city_suggestions(&cfg->routing, in->city, nearby, sizeof(nearby))[0] != '\0')
-        printf("note: did you mean %s?\n", nearby);
-    if (in->city != NULL && cfg->cities == NULL)
-        printf("note: no city table is configured (cities_file is not set): only [cities] "
-               "places a city\n");
-    printf("note: health is not checked by --explain; the running proxy may pass over a region "
-           "that is down\n");
-}
-
-static void explain_print(const struct config *cfg, const struct locality_input *in,
-                          const struct locality *loc)
-{
-    struct region *plan[ROUTE_MAX_REGIONS];
-    double cosines[ROUTE_MAX_REGIONS];
-    size_t n = route_plan(&cfg->routing, loc, plan, cosines, ROUTE_MAX_REGIONS);
-    bool distances = locality_caller_placed(loc);
-    char reason[512];
-    printf("source: %s (%s)\n", route_source_name(loc->source), loc->via);
-    printf("reason: %s\n", locality_reason(loc, reason, sizeof(reason)));
-    printf("region: %s\n", plan[0]->name);
-    for (size_t i = 0; i < n; i++) {
-        if (distances && route_km(cosines[i]) >= 0)
-            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, route_km(cosines[i]));
-        else
-            printf("  %zu. %s\n", i + 1, plan[i]->name);
-    }
-    explain_notes(cfg, in, loc);
+    for (int i = 0; i < e.nnotes; i++)
+        printf("note: %s\n", e.notes[i]);
 }
 
 /*
@@ -176,9 +143,7 @@ static int run_explain(const char *path, int argc, char **argv)
         registry_free(registry);
         return 1;
     }
-    struct locality loc;
-    locality_resolve(&cfg->routing, &in, &loc);
-    explain_print(cfg, &in, &loc);
+    explain_print(cfg, &in);
     config_unref(cfg);
     registry_free(registry);
     return 0;

@@ -1,0 +1,80 @@
+/*
+ * explain.c — a routing decision and why (explain.h).
+ */
+#include "routing/explain.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static void explain_note(struct route_explanation *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void explain_note(struct route_explanation *e, const char *fmt, ...)
+{
+    if (e->nnotes == EXPLAIN_MAX_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->notes[e->nnotes++], sizeof(e->notes[0]), fmt, ap);
+    va_end(ap);
+}
+
+/* What the evidence given could not do, so that a quiet default does not look like a decision. */
+static void explain_notes(const struct routing_data *rd, const struct locality_input *in,
+                          bool health_known, struct route_explanation *e)
+{
+    const struct locality *loc = &e->loc;
+    if (in->addr != NULL && loc->source == LOCALITY_DEFAULT) {
+        if (rd->geoip == NULL)
+            explain_note(e, "no GeoIP database is configured (geoip_db is not set), so ip= "
+                            "cannot place the caller");
+        else
+            explain_note(e, "the GeoIP databases have no location for this address");
+    }
+    char nearby[300];
+    if (in->city != NULL && (loc->unplaced & LOCALITY_UNPLACED_CITY) &&
+        locality_city_suggestions(rd, in->city, nearby, sizeof(nearby))[0] != '\0')
+        explain_note(e, "did you mean %s?", nearby);
+    if (in->city != NULL && rd->cities == NULL)
+        explain_note(e, "no city table is configured (cities_file is not set): only [cities] "
+                        "places a city");
+    if (!health_known)
+        explain_note(e, "health is not checked by --explain; the running proxy may pass over a "
+                        "region that is down");
+    if (e->n == 0)
+        explain_note(e, "every region is disabled or draining: a session would be refused");
+}
+
+void route_explain(const struct routing_data *rd, const struct locality_input *in,
+                   bool health_known, struct route_explanation *out)
+{
+    memset(out, 0, sizeof(*out));
+    locality_resolve(rd, in, &out->loc);
+    double cosines[ROUTE_MAX_REGIONS];
+    out->n = route_plan(rd, &out->loc, out->plan, cosines, ROUTE_MAX_REGIONS);
+    bool placed = locality_caller_placed(&out->loc);
+    for (size_t i = 0; i < out->n; i++)
+        out->km[i] = placed ? route_km(cosines[i]) : -1.0;
+    out->source = route_source_name(out->loc.source);
+    locality_reason(&out->loc, out->reason, sizeof(out->reason));
+    explain_notes(rd, in, health_known, out);
+}
+
+bool route_parse_address(const char *text, struct sockaddr_storage *addr)
+{
+    struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
+    memset(addr, 0, sizeof(*addr));
+    if (inet_pton(AF_INET, text, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        return true;
+    }
+    return false;
+}

@@ -1,0 +1,37 @@
+/*
+ * explain.h — a routing decision and why, in words: what `pgnear
+ * --explain` prints and what SHOW ROUTE in the admin console shows, built
+ * in one place so that the two can never disagree.
+ */
+#ifndef PGNEAR_ROUTING_EXPLAIN_H
+#define PGNEAR_ROUTING_EXPLAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "routing/route.h"
+
+#define EXPLAIN_MAX_NOTES 4
+
+struct route_explanation {
+    struct locality loc;
+    const char *source; /* route_source_name() */
+    char reason[512];
+    size_t n; /* regions in the order they would be tried (0: every one disabled) */
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double km[ROUTE_MAX_REGIONS]; /* negative when the caller is not placed */
+    int nnotes;
+    char notes[EXPLAIN_MAX_NOTES][400]; /* what the evidence could not do */
+};
+
+/*
+ * Resolves in and plans as a session would.  health_known: the health
+ * checks ran (the running proxy); otherwise a note says that they did not.
+ */
+void route_explain(const struct routing_data *rd, const struct locality_input *in,
+                   bool health_known, struct route_explanation *out);
+
+/* "ip=", "city=": parses an address for locality_input.addr; false when it is none. */
+bool route_parse_address(const char *text, struct sockaddr_storage *addr);
+
+#endif
