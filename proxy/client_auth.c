@@ -199,7 +199,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
               scram_server_channel_bound(&s->login->scram_srv) ? " with channel binding" : "");
     endpoint_set_reader(&s->client, NULL);
-    server_login_start(s);
+    s->login->after_auth(s);
     return -1; /* the session moved on; stop reading here */
 }
 
@@ -253,7 +253,17 @@ void client_auth_start(struct session *s)
 {
     s->phase = PHASE_CLIENT_AUTH;
     endpoint_set_reader(&s->client, NULL);
-    const char *secret = userlist_find(&s->cfg->users, s->login->startup.user);
+    const char *user = s->login->startup.user;
+    const char *secret = userlist_find(&s->cfg->users, user);
+    if (s->login->for_console) {
+        /* Only admin_users, only from auth_file: anyone else fails at the proof, like a bad
+         * password. */
+        if (!config_is_admin_user(s->cfg, user))
+            secret = NULL;
+        if (client_auth_use_secret(s, secret, "auth_file (admin_users)"))
+            client_auth_offer(s);
+        return;
+    }
     if (secret == NULL && s->cfg->auth_query[0] != '\0') {
         client_auth_start_query(s);
         return;

@@ -6,7 +6,10 @@
 
 struct session;
 
-/* Sends AuthenticationSASL and runs the exchange; then starts the server login. */
+/*
+ * Sends AuthenticationSASL and runs the exchange; then runs the login's
+ * after_auth (the server login, or the admin console).
+ */
 void client_auth_start(struct session *s);
 
 /* Sends the client AuthenticationOk once the server accepted pgnear's login. */

@@ -14,6 +14,7 @@
 #include "protocol/pkt.h"
 #include "protocol/tls.h"
 #include "proxy/cancel.h"
+#include "proxy/admin/console.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
@@ -246,8 +247,13 @@ static void client_handle_startup(struct session *s)
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
+    if (console_wanted(s)) {
+        console_login(s); /* the admin database never reaches a server */
+        return;
+    }
     if (!client_route(s))
         return;
+    s->login->after_auth = server_login_start;
     /* Authentication starts at once, or after the wait this caller and user earned by failing. */
     login_throttle_gate(s, cfg->auth == AUTH_SCRAM ? client_auth_start : server_login_start);
 }
@@ -315,6 +321,7 @@ static int client_take_packet(struct session *s)
     }
     s->user = s->login->startup.user;
     s->database = s->login->startup.database;
+    s->application_name = startup_param(&s->login->startup, "application_name");
     return 1;
 }
 

@@ -958,3 +958,21 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
                  "whose throttle wait would outlast the timeout is refused (53300) at once");
     return n;
 }
+
+bool config_is_admin_user(const struct config *cfg, const char *user)
+{
+    size_t ulen = strlen(user);
+    const char *p = cfg->admin_users;
+    while (*p != '\0') {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t end = n;
+        while (end > 0 && isspace((unsigned char)p[end - 1]))
+            end--;
+        if (end > 0 && end == ulen && memcmp(p, user, ulen) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}

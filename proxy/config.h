@@ -124,6 +124,9 @@ static inline struct config *config_ref(struct config *cfg)
 }
 void config_unref(struct config *cfg);
 
+/* Whether user is one of admin_users (a comma list; names compared exactly). */
+bool config_is_admin_user(const struct config *cfg, const char *user);
+
 /* Calls fn for every setting with its current value as text (SHOW CONFIG, --check -v). */
 typedef void (*config_visit_fn)(void *arg, const char *name, const char *value, bool reloadable);
 void config_visit(const struct config *cfg, config_visit_fn fn, void *arg);

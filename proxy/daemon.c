@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 #include <openssl/rand.h>
 
 #include "pgnear-build.h"
+#include "proxy/admin/metrics.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/pgconn.h"
@@ -112,16 +114,16 @@ static void reload_job_free(struct reload_job *job)
     free(job);
 }
 
-/* Swaps in a configuration that loaded completely. */
-static void daemon_reload_swap(struct daemon *d, struct config *fresh)
+/* Swaps in a configuration that loaded completely; says what it did in *o. */
+static void daemon_reload_swap(struct daemon *d, struct config *fresh, struct reload_outcome *o)
 {
-    const char *fixed[16];
-    int n = config_restart_only_changes(d->cfg, fresh, fixed, 16);
-    for (int i = 0; i < n; i++)
-        log_warn(0, "setting \"%s\" changed but takes effect only after a restart", fixed[i]);
+    o->nfixed = config_restart_only_changes(d->cfg, fresh, o->fixed, 16);
+    for (int i = 0; i < o->nfixed; i++)
+        log_warn(0, "setting \"%s\" changed but takes effect only after a restart", o->fixed[i]);
     /* Before any worker sees fresh: regions and hosts it still names keep their state. */
     if (config_keep_restart_only(fresh, d->cfg) != 0 ||
         !registry_bind(d->registry, &fresh->regions)) {
+        snprintf(o->error, sizeof(o->error), "out of memory");
         log_error(0, "reload failed: out of memory");
         config_unref(fresh);
         return;
@@ -135,7 +137,26 @@ static void daemon_reload_swap(struct daemon *d, struct config *fresh)
     daemon_publish(d, fresh);
     config_unref(old);
     daemon_start_health(d);
+    o->ok = true;
     log_info(0, "configuration reloaded from %s", fresh->path);
+}
+
+/* Tells everyone who waited for this reload; the restart-only names point into the old config's
+ * table. */
+static void daemon_reload_tell(struct daemon *d, struct reload_waiter *list,
+                               const struct reload_outcome *o)
+{
+    __atomic_add_fetch(&d->reloads, 1, __ATOMIC_RELAXED);
+    if (!o->ok)
+        __atomic_add_fetch(&d->reloads_failed, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&d->last_reload_at, (int64_t)time(NULL), __ATOMIC_RELAXED);
+    __atomic_store_n(&d->last_reload_ok, o->ok, __ATOMIC_RELAXED);
+    while (list != NULL) {
+        struct reload_waiter *w = list;
+        list = w->next;
+        w->fn(d, o, w->arg);
+        free(w);
+    }
 }
 
 static void *daemon_reload_thread(void *arg)
@@ -159,15 +180,34 @@ static void daemon_reload_done(evutil_socket_t fd, short what, void *arg)
     if (read(fd, &c, 1) != 1)
         return;
     d->reload = NULL;
-    if (job->fresh == NULL)
+    struct reload_outcome o = {0};
+    if (job->fresh == NULL) {
+        snprintf(o.error, sizeof(o.error), "%s", job->err);
         log_error(0, "reload failed, keeping the current configuration: %s", job->err);
-    else
-        daemon_reload_swap(d, job->fresh);
+    } else {
+        daemon_reload_swap(d, job->fresh, &o);
+    }
     reload_job_free(job);
+    struct reload_waiter *told = d->reload_waiters;
+    d->reload_waiters = NULL;
     if (d->reload_again) {
         d->reload_again = false;
+        d->reload_waiters = d->again_waiters;
+        d->again_waiters = NULL;
         daemon_reload(d);
     }
+    daemon_reload_tell(d, told, &o);
+}
+
+/* A reload that never started: its waiters hear why. */
+static void daemon_reload_not_started(struct daemon *d, const char *why)
+{
+    struct reload_outcome o = {0};
+    snprintf(o.error, sizeof(o.error), "%s", why);
+    log_error(0, "reload failed: %s", why);
+    struct reload_waiter *told = d->reload_waiters;
+    d->reload_waiters = NULL;
+    daemon_reload_tell(d, told, &o);
 }
 
 void daemon_reload(struct daemon *d)
@@ -180,7 +220,7 @@ void daemon_reload(struct daemon *d)
     }
     struct reload_job *job = calloc(1, sizeof(*job));
     if (job == NULL) {
-        log_error(0, "reload failed: out of memory");
+        daemon_reload_not_started(d, "out of memory");
         return;
     }
     job->d = d;
@@ -199,11 +239,25 @@ void daemon_reload(struct daemon *d)
         pthread_attr_destroy(&attr);
     }
     if (!started) {
-        log_error(0, "reload failed: could not start loading the configuration");
         reload_job_free(job);
+        daemon_reload_not_started(d, "could not start loading the configuration");
         return;
     }
     d->reload = job;
+}
+
+int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg)
+{
+    struct reload_waiter *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return -1;
+    w->fn = fn;
+    w->arg = arg;
+    struct reload_waiter **list = d->reload != NULL ? &d->again_waiters : &d->reload_waiters;
+    w->next = *list;
+    *list = w;
+    daemon_reload(d);
+    return 0;
 }
 
 /* Runs fn on every worker: the others through their mailboxes, worker 0 (this thread) at once. */
@@ -311,6 +365,13 @@ static void daemon_free(struct daemon *d)
     }
     if (d->cfg != NULL && d->workers != NULL && d->workers[0] != NULL)
         daemon_stop_health(d);
+    metrics_stop(d->metrics);
+    d->metrics = NULL;
+    /* Whoever waits for a reload hears that none comes (their workers answer nobody now). */
+    struct reload_outcome gone = {.error = "pgnear is shutting down"};
+    daemon_reload_tell(d, d->reload_waiters, &gone);
+    daemon_reload_tell(d, d->again_waiters, &gone);
+    d->reload_waiters = d->again_waiters = NULL;
     /* Every mailbox closed before any is freed: a call queued on one may answer to another. */
     for (int i = 0; d->workers && i < d->nworkers; i++)
         if (d->workers[i] != NULL)
@@ -373,6 +434,11 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
         }
     if (daemon_signals(d) != 0) {
         snprintf(err, errcap, "could not install signal handlers");
+        daemon_free(d);
+        return NULL;
+    }
+    if (cfg->metrics_addr[0] != '\0' &&
+        (d->metrics = metrics_start(d->workers[0], cfg->metrics_addr, err, errcap)) == NULL) {
         daemon_free(d);
         return NULL;
     }

@@ -20,6 +20,24 @@ struct event;
 struct registry;
 struct worker;
 
+struct daemon;
+
+/* What a reload did, for whoever asked for it (RELOAD in the admin console). */
+struct reload_outcome {
+    bool ok;          /* the new configuration is in use */
+    char error[1024]; /* why not */
+    int nfixed;       /* settings that changed but wait for a restart */
+    const char *fixed[16];
+};
+typedef void (*reload_done_fn)(struct daemon *d, const struct reload_outcome *o, void *arg);
+
+/* One who waits for a reload's outcome. */
+struct reload_waiter {
+    struct reload_waiter *next;
+    reload_done_fn fn;
+    void *arg;
+};
+
 struct daemon {
     struct config *cfg; /* the current configuration (one reference) */
     /* Health and admin state by region and host name, across reloads; bound on worker 0. */
@@ -36,8 +54,14 @@ struct daemon {
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
     struct event *sig_term, *sig_int, *sig_hup;
-    struct reload_job *reload; /* a configuration being loaded aside, or NULL */
-    bool reload_again;         /* a reload was asked for while one was running */
+    struct reload_job *reload;            /* a configuration being loaded aside, or NULL */
+    bool reload_again;                    /* a reload was asked for while one was running */
+    struct reload_waiter *reload_waiters; /* of the running reload */
+    struct reload_waiter *again_waiters;  /* of the one that follows it */
+    unsigned reloads, reloads_failed;     /* counted on worker 0, read by anyone (atomic) */
+    int64_t last_reload_at;               /* Unix time (atomic) */
+    bool last_reload_ok;                  /* (atomic) */
+    struct metrics_server *metrics;       /* /metrics on worker 0, or NULL */
 };
 
 /* Runs the proxy until it is stopped; takes over cfg.  Returns the exit code. */
@@ -50,5 +74,13 @@ int daemon_run(struct config *cfg, int log_level, bool background);
  * happens on worker 0 once all of it loaded.  Worker 0's thread only.
  */
 void daemon_reload(struct daemon *d);
+
+/*
+ * daemon_reload, and fn(d, outcome, arg) on worker 0 once a reload that
+ * read the file after this call is done (a reload already running read it
+ * too early: the one that follows it answers).  0, or -1 when out of
+ * memory (nothing started, fn never called).  Worker 0's thread only.
+ */
+int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg);
 
 #endif

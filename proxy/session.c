@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "proxy/admin/console.h"
 #include "proxy/auth_lookup.h"
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
@@ -26,8 +28,9 @@
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/server_login.h"
-#include "routing/region.h"
 #include "proxy/worker.h"
+#include "routing/region.h"
+#include "routing/route.h"
 
 static void session_free(struct session *s);
 
@@ -277,7 +280,11 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
 /* A read that got bytes: a TLS read that waited for writability no longer does. */
 static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
 {
+    struct session *s = ep->session;
     ep->bytes_in += (uint64_t)n;
+    stat_add(ep == &s->client ? &s->w->stats.bytes_client_to_server
+                              : &s->w->stats.bytes_server_to_client,
+             (uint64_t)n);
     if (want_before != ep->stream.read_want)
         endpoint_arm(ep);
     return n;
@@ -436,6 +443,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     s->id = ++w->next_client_id * (uint64_t)w->d->nworkers + (uint64_t)w->index -
             (uint64_t)w->d->nworkers + 1;
     s->unix_socket = unix_socket;
+    s->connected_at = (int64_t)time(NULL);
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
     list_append(s->list, &s->node);
@@ -456,11 +464,27 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     client_login_start(s);
 }
 
+/* What SHOW CLIENTS tells of the caller's place once the login's state is gone. */
+static void session_keep_origin(struct session *s, const struct session_login *l)
+{
+    struct session_origin *o = &s->origin;
+    const char *place = l->loc.matched != NULL ? l->loc.matched : l->loc.city;
+    o->source = (uint8_t)l->loc.source;
+    o->has_coords = l->loc.has_coords;
+    o->lat = (float)l->loc.lat;
+    o->lon = (float)l->loc.lon;
+    o->km = -1.0f;
+    if (l->plan_index < l->plan_len && locality_caller_placed(&l->loc))
+        o->km = (float)route_km(l->plan_cos[l->plan_index]);
+    snprintf(o->place, sizeof(o->place), "%.*s", (int)sizeof(o->place) - 1, place);
+}
+
 void session_login_end(struct session *s)
 {
     struct session_login *l = s->login;
     if (l == NULL)
         return;
+    session_keep_origin(s, l);
     auth_lookup_cancel(l->auth_lookup);
     login_throttle_release(s);
     free(l->server_options);
@@ -484,6 +508,7 @@ static void session_free(struct session *s)
 {
     struct worker *w = s->w;
     session_login_end(s);
+    console_end(s);
     free(s);
     __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);
@@ -498,6 +523,8 @@ void session_close(struct session *s, const char *why)
         log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
                  s->peer, why, (unsigned long long)s->client.bytes_in,
                  (unsigned long long)s->server.bytes_in);
+    else if (s->list == &w->admin_sessions)
+        log_info(s->id, "closing admin console session of %s: %s", s->peer, why);
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
@@ -566,6 +593,8 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
     struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
     pkt_put_report(&pb, 'E', &r);
     log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
+    if (s->phase < PHASE_ACTIVE)
+        stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate)]);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
     if (s->server.stream.fd >= 0)

@@ -4,6 +4,7 @@
 #include "proxy/stats.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* Every field is a uint64_t counter: the struct is read as an array of them. */
 _Static_assert(sizeof(struct worker_stats) % sizeof(uint64_t) == 0,
@@ -15,4 +16,78 @@ void stats_accumulate(struct worker_stats *sum, const struct worker_stats *one)
     const uint64_t *from = (const uint64_t *)one;
     for (size_t i = 0; i < sizeof(*sum) / sizeof(uint64_t); i++)
         to[i] += stat_read(&from[i]);
+}
+
+#define F(field, metric, help)                                                                     \
+    {                                                                                              \
+#field, metric, NULL, help, offsetof(struct worker_stats, field)                           \
+    }
+#define ROUTED(i, source)                                                                          \
+    {                                                                                              \
+        "routed_by_" source, "routing_decisions", "source=\"" source "\"",                         \
+            "Sessions routed, by the evidence that decided the region.",                           \
+            offsetof(struct worker_stats, routed_by_source) + (i) * sizeof(uint64_t)               \
+    }
+#define LOGIN_ERROR(i, class)                                                                      \
+    {                                                                                              \
+        "login_errors_" class, "login_errors", "sqlstate_class=\"" class "\"",                     \
+            "Logins refused with an error, by SQLSTATE class.",                                    \
+            offsetof(struct worker_stats, login_errors_by_class) + (i) * sizeof(uint64_t)          \
+    }
+
+/* The classes counted apart, in login_errors_by_class order; "other" is the last. */
+static const char *const sqlstate_classes[STAT_SQLSTATE_CLASSES] = {"08", "28", "53", "57",
+                                                                    "3D", "42", "0A"};
+
+static const struct stat_field fields[] = {
+    F(sessions_total, "client_connections", "Client connections accepted."),
+    F(sessions_refused, "client_connections_refused",
+      "Client connections refused (max_client_conn, shutting down)."),
+    F(login_failures, "login_failures", "Logins that failed, for any reason."),
+    LOGIN_ERROR(0, "08"),
+    LOGIN_ERROR(1, "28"),
+    LOGIN_ERROR(2, "53"),
+    LOGIN_ERROR(3, "57"),
+    LOGIN_ERROR(4, "3D"),
+    LOGIN_ERROR(5, "42"),
+    LOGIN_ERROR(6, "0A"),
+    LOGIN_ERROR(7, "other"),
+    F(server_connect_failures, "server_connect_failures",
+      "Connections to a server host that failed."),
+    F(failovers, "failovers", "Sessions that went to another region than the first choice."),
+    ROUTED(0, "region_hint"),
+    ROUTED(1, "city"),
+    ROUTED(2, "coordinates"),
+    ROUTED(3, "geoip"),
+    ROUTED(4, "default"),
+    F(cancels_forwarded, "cancels_forwarded", "Cancel requests forwarded to a server."),
+    F(cancels_ignored, "cancels_ignored", "Cancel requests that matched no session."),
+    F(bytes_client_to_server, "client_read_bytes",
+      "Bytes read from clients (logins and relayed traffic)."),
+    F(bytes_server_to_client, "server_read_bytes",
+      "Bytes read from servers (logins and relayed traffic)."),
+    F(logins_delayed, "logins_delayed", "Login attempts held by the failed-login throttle."),
+    F(login_delay_ms, "login_delay_milliseconds",
+      "Milliseconds login attempts were held by the throttle."),
+    F(logins_throttle_refused, "logins_throttle_refused",
+      "Login attempts refused by the throttle."),
+    F(auth_throttle_evictions, "auth_throttle_evictions",
+      "Throttle records dropped to make room for others."),
+};
+
+_Static_assert(sizeof(fields) / sizeof(fields[0]) == sizeof(struct worker_stats) / sizeof(uint64_t),
+               "every counter of struct worker_stats has a stat_field");
+
+const struct stat_field *stat_fields(size_t *n)
+{
+    *n = sizeof(fields) / sizeof(fields[0]);
+    return fields;
+}
+
+int stat_sqlstate_class(const char *sqlstate)
+{
+    for (int i = 0; i < STAT_SQLSTATE_CLASSES - 1; i++)
+        if (sqlstate_classes[i] != NULL && strncmp(sqlstate, sqlstate_classes[i], 2) == 0)
+            return i;
+    return STAT_SQLSTATE_CLASSES - 1;
 }

@@ -11,7 +11,11 @@
 #ifndef PGNEAR_PROXY_STATS_H
 #define PGNEAR_PROXY_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* SQLSTATE classes of login errors counted apart (the last one counts any other). */
+#define STAT_SQLSTATE_CLASSES 8
 
 struct worker_stats {
     uint64_t sessions_total;
@@ -22,14 +26,18 @@ struct worker_stats {
     uint64_t cancels_ignored;
     uint64_t bytes_client_to_server;
     uint64_t bytes_server_to_client;
-    uint64_t routed_by_source[5]; /* enum locality_source */
-    uint64_t failovers;           /* sessions that moved to another region before starting */
+    uint64_t routed_by_source[5];                          /* enum locality_source */
+    uint64_t login_errors_by_class[STAT_SQLSTATE_CLASSES]; /* stat_sqlstate_class() */
+    uint64_t failovers; /* sessions that moved to another region before starting */
     /* The auth throttle (login_throttle.c). */
     uint64_t logins_delayed;          /* login attempts held before their authentication */
     uint64_t login_delay_ms;          /* the total they were held */
     uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
     uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
 };
+
+/* The slot of login_errors_by_class for a SQLSTATE. */
+int stat_sqlstate_class(const char *sqlstate);
 
 /* Adds n to a counter of the calling worker's own. */
 static inline void stat_add(uint64_t *counter, uint64_t n)
@@ -46,6 +54,23 @@ static inline void stat_inc(uint64_t *counter)
 static inline uint64_t stat_read(const uint64_t *counter)
 {
     return __atomic_load_n(counter, __ATOMIC_RELAXED);
+}
+
+/* A counter's name, meaning and place, for SHOW STATS and /metrics alike. */
+struct stat_field {
+    const char *name;   /* SHOW STATS's */
+    const char *metric; /* Prometheus's: pgnear_<metric>_total */
+    const char *label;  /* the metric's label, as name="value"; NULL: none */
+    const char *help;
+    size_t offset; /* into struct worker_stats */
+};
+
+/* Every counter of struct worker_stats, in the order SHOW STATS lists them. */
+const struct stat_field *stat_fields(size_t *n);
+
+static inline uint64_t stat_field_value(const struct worker_stats *st, const struct stat_field *f)
+{
+    return *(const uint64_t *)((const char *)st + f->offset);
 }
 
 /* Adds every counter of one (some worker's, read as it runs) to sum (the caller's own). */

@@ -52,6 +52,8 @@ static void worker_stop_now(struct worker *w)
                           "terminating connection due to administrator command");
     worker_close_sessions(&w->active_sessions, "57P01",
                           "terminating connection due to administrator command");
+    worker_close_sessions(&w->admin_sessions, "57P01",
+                          "terminating connection due to administrator command");
     /* Sessions still flushing their last error get a moment; then the loop ends. */
     struct timeval tv = {0, 200000};
     event_base_loopexit(w->base, &tv);
@@ -73,6 +75,9 @@ static void worker_drain(struct worker *w)
     /* Closed, not paused: a paused socket would leave new clients queued and unanswered. */
     listener_close(w->listeners);
     w->listeners = NULL;
+    /* Admin sessions do not hold a shutdown up. */
+    worker_close_sessions(&w->admin_sessions, "57P01",
+                          "terminating connection because pgnear is shutting down");
     struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
                          (w->cfg->shutdown_timeout_ms % 1000) * 1000};
     w->drain_timer = evtimer_new(w->base, worker_drain_timeout, w);
@@ -120,6 +125,7 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     w->calls.bell[0] = w->calls.bell[1] = -1; /* worker_free may come before worker_calls_init */
     list_init(&w->login_sessions);
     list_init(&w->active_sessions);
+    list_init(&w->admin_sessions);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
@@ -154,6 +160,8 @@ void worker_free(struct worker *w)
     list_for_each_safe(pos, tmp, &w->login_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     list_for_each_safe(pos, tmp, &w->active_sessions)
+        session_close(list_entry(pos, struct session, node), "shutdown");
+    list_for_each_safe(pos, tmp, &w->admin_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     cancel_close_all(w);
     auth_lookup_pool_close(&w->auth_lookups);

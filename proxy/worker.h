@@ -32,6 +32,7 @@ struct worker {
     /* a session's state is the list it is on */
     struct list login_sessions;           /* before ReadyForQuery */
     struct list active_sessions;          /* relaying */
+    struct list admin_sessions;           /* logged into the admin console */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
@@ -50,7 +51,7 @@ struct worker {
 
 static inline size_t worker_client_count(const struct worker *w)
 {
-    return w->login_sessions.count + w->active_sessions.count;
+    return w->login_sessions.count + w->active_sessions.count + w->admin_sessions.count;
 }
 
 struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,

@@ -25,7 +25,7 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl mmdb-bin"
 # ps and pgrep from procps (the scripts read /proc instead, but whoever
 # looks after a running pgnear reaches for them); groff and man render the
 # man page made from doc/pgnear.md (tests/doc/manpage.t)
-TOOLS="iproute2 procps groff-base man-db"
+TOOLS="iproute2 procps groff-base man-db curl"
 # valgrind's callgrind counts the relay's instructions (README, Performance)
 PROFILE="valgrind"
 PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PROFILE"

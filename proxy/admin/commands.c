@@ -1,0 +1,677 @@
+/*
+ * commands.c — what each admin command does: a table of {command,
+ * columns, handler}.  The grammar (grammar.c) knows the words and the help
+ * text; here each kind of command gets its columns, for Describe before it
+ * runs, and its handler.
+ *
+ * Handlers run on the admin session's worker.  What belongs to other
+ * workers (their sessions, their counters) is gathered by snapshot.c or
+ * asked for with worker_call; what only worker 0 may touch (a reload, the
+ * health checks' records) is asked of worker 0 the same way.  Such a
+ * handler returns CMD_PENDING and answers through console_command_done.
+ */
+#include "proxy/admin/commands.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "pgnear-build.h"
+#include "proxy/admin/console.h"
+#include "proxy/admin/snapshot.h"
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "proxy/worker_call.h"
+#include "routing/explain.h"
+#include "routing/region.h"
+#include "routing/registry.h"
+
+typedef int (*command_fn)(struct session *s, const struct admin_cmd *cmd,
+                          struct console_wait *wait);
+
+typedef void (*snapshot_render_fn)(const struct snapshot *snap, struct admin_result *res);
+
+/* A command either runs a handler or renders a snapshot of the workers (run_snapshot). */
+struct command_def {
+    enum admin_cmd_kind kind;
+    const struct admin_column *cols;
+    int ncols;
+    command_fn run;
+    unsigned snapshot; /* SNAPSHOT_* beyond the counters, for render */
+    snapshot_render_fn render;
+};
+
+#define COLS(a) a, (int)(sizeof(a) / sizeof(a[0]))
+
+/* ---- SHOW HELP, VERSION, CONFIG ---- */
+
+static const struct admin_column help_cols[] = {{"command", ADMIN_TEXT, 0},
+                                                {"description", ADMIN_TEXT, 0}};
+
+static int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    size_t n;
+    const struct admin_command_def *defs = admin_commands(&n);
+    result_init(&wait->res, COLS(help_cols));
+    for (size_t i = 0; i < n; i++) {
+        result_text(&wait->res, defs[i].syntax);
+        result_text(&wait->res, defs[i].help);
+    }
+    result_set_tag(&wait->res, "SHOW");
+    return CMD_DONE;
+}
+
+static const struct admin_column version_cols[] = {{"version", ADMIN_TEXT, 0}};
+
+static int show_version(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    result_init(&wait->res, COLS(version_cols));
+    result_text(&wait->res, "pgnear " PACKAGE_VERSION);
+    result_set_tag(&wait->res, "SHOW");
+    return CMD_DONE;
+}
+
+static const struct admin_column config_cols[] = {
+    {"setting", ADMIN_TEXT, 0}, {"value", ADMIN_TEXT, 0}, {"reloadable", ADMIN_BOOL, 0}};
+
+static void config_row(void *arg, const char *name, const char *value, bool reloadable)
+{
+    struct admin_result *res = arg;
+    result_text(res, name);
+    result_text(res, value);
+    result_bool(res, reloadable);
+}
+
+static int show_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    result_init(&wait->res, COLS(config_cols));
+    config_visit(s->w->cfg, config_row, &wait->res);
+    result_set_tag(&wait->res, "SHOW");
+    return CMD_DONE;
+}
+
+/* ---- commands that gather from every worker ---- */
+
+struct snapshot_request {
+    struct console_wait *wait;
+    snapshot_render_fn render;
+};
+
+static void snapshot_answer(struct snapshot *snap, void *arg)
+{
+    struct snapshot_request *req = arg;
+    req->render(snap, &req->wait->res);
+    if (snapshot_partial(snap))
+        result_notice(&req->wait->res, "some workers could not answer in full (out of memory, or "
+                                       "shutting down): the figures are partial");
+    result_set_tag(&req->wait->res, "SHOW");
+    snapshot_free(snap);
+    console_command_done(req->wait, CMD_DONE);
+    free(req);
+}
+
+static int run_snapshot(struct session *s, unsigned what, snapshot_render_fn render,
+                        struct console_wait *wait)
+{
+    struct snapshot_request *req = calloc(1, sizeof(*req));
+    if (req == NULL || snapshot_take(s->w, what, snapshot_answer, req) != 0) {
+        free(req);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    req->wait = wait;
+    req->render = render;
+    return CMD_PENDING;
+}
+
+static const struct admin_column stats_cols[] = {
+    {"stat", ADMIN_TEXT, 0}, {"value", ADMIN_INT8, 0}, {"description", ADMIN_TEXT, 0}};
+
+static void render_stats(const struct snapshot *snap, struct admin_result *res)
+{
+    struct worker_stats sum;
+    size_t n;
+    const struct stat_field *f = stat_fields(&n);
+    snapshot_sum_stats(snap, &sum);
+    result_init(res, COLS(stats_cols));
+    for (size_t i = 0; i < n; i++) {
+        result_text(res, f[i].name);
+        result_int(res, (int64_t)stat_field_value(&sum, &f[i]));
+        result_text(res, f[i].help);
+    }
+}
+
+static const struct admin_column lists_cols[] = {{"list", ADMIN_TEXT, 0}, {"items", ADMIN_INT8, 0}};
+
+static void lists_row(struct admin_result *res, const char *name, uint64_t n)
+{
+    result_text(res, name);
+    result_int(res, (int64_t)n);
+}
+
+static void render_lists(const struct snapshot *snap, struct admin_result *res)
+{
+    uint64_t login = 0, active = 0, admin = 0, up = 0;
+    for (int i = 0; i < snap->nparts; i++) {
+        login += snap->parts[i].login_sessions;
+        active += snap->parts[i].active_sessions;
+        admin += snap->parts[i].admin_sessions;
+    }
+    const struct snapshot_part *p0 = &snap->parts[0];
+    for (size_t i = 0; i < p0->nhosts; i++)
+        up += p0->hosts[i].up;
+    result_init(res, COLS(lists_cols));
+    lists_row(res, "clients_login", login);
+    lists_row(res, "clients_active", active);
+    lists_row(res, "admin_sessions", admin);
+    lists_row(res, "hosts", p0->nhosts);
+    lists_row(res, "hosts_up", up);
+    lists_row(res, "workers", (uint64_t)snap->nparts);
+}
+
+static const struct admin_column clients_cols[] = {{"id", ADMIN_INT8, 0},
+                                                   {"address", ADMIN_TEXT, 0},
+                                                   {"user", ADMIN_TEXT, 0},
+                                                   {"database", ADMIN_TEXT, 0},
+                                                   {"application_name", ADMIN_TEXT, 0},
+                                                   {"state", ADMIN_TEXT, 0},
+                                                   {"tls", ADMIN_BOOL, 0},
+                                                   {"region", ADMIN_TEXT, 0},
+                                                   {"server", ADMIN_TEXT, 0},
+                                                   {"locality_source", ADMIN_TEXT, 0},
+                                                   {"city", ADMIN_TEXT, 0},
+                                                   {"latitude", ADMIN_NUMERIC, 4},
+                                                   {"longitude", ADMIN_NUMERIC, 4},
+                                                   {"distance_km", ADMIN_NUMERIC, 0},
+                                                   {"connected_at", ADMIN_TIMESTAMPTZ, 0},
+                                                   {"bytes_in", ADMIN_INT8, 0},
+                                                   {"bytes_out", ADMIN_INT8, 0},
+                                                   {"worker", ADMIN_INT8, 0}};
+
+/* An empty name as NULL: SQL's way of saying "none". */
+static void text_or_null(struct admin_result *res, const char *s)
+{
+    if (s[0] == '\0')
+        result_null(res);
+    else
+        result_text(res, s);
+}
+
+static void client_row(struct admin_result *res, const struct client_row *c)
+{
+    result_int(res, (int64_t)c->id);
+    result_text(res, c->addr);
+    result_text(res, c->user);
+    result_text(res, c->database);
+    text_or_null(res, c->application_name);
+    result_text(res, c->state);
+    result_bool(res, c->tls);
+    text_or_null(res, c->region);
+    text_or_null(res, c->server);
+    text_or_null(res, c->source);
+    text_or_null(res, c->place);
+    if (c->has_coords) {
+        result_numeric(res, c->lat);
+        result_numeric(res, c->lon);
+    } else {
+        result_null(res);
+        result_null(res);
+    }
+    if (c->km >= 0)
+        result_numeric(res, c->km);
+    else
+        result_null(res);
+    result_time(res, c->connected_at);
+    result_int(res, (int64_t)c->bytes_in);
+    result_int(res, (int64_t)c->bytes_out);
+    result_int(res, c->worker);
+}
+
+static void render_clients(const struct snapshot *snap, struct admin_result *res)
+{
+    result_init(res, COLS(clients_cols));
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nclients; j++)
+            client_row(res, &snap->parts[i].clients[j]);
+}
+
+static const struct admin_column servers_cols[] = {{"region", ADMIN_TEXT, 0},
+                                                   {"server", ADMIN_TEXT, 0},
+                                                   {"state", ADMIN_TEXT, 0},
+                                                   {"client", ADMIN_INT8, 0},
+                                                   {"connected_at", ADMIN_TIMESTAMPTZ, 0},
+                                                   {"bytes_in", ADMIN_INT8, 0},
+                                                   {"bytes_out", ADMIN_INT8, 0},
+                                                   {"worker", ADMIN_INT8, 0}};
+
+/* A server connection per relaying client (no pooling: they live and end together). */
+static void render_servers(const struct snapshot *snap, struct admin_result *res)
+{
+    result_init(res, COLS(servers_cols));
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
+            const struct client_row *c = &snap->parts[i].clients[j];
+            if (c->server[0] == '\0')
+                continue;
+            result_text(res, c->region);
+            result_text(res, c->server);
+            result_text(res, c->state);
+            result_int(res, (int64_t)c->id);
+            result_time(res, c->connected_at);
+            result_int(res, (int64_t)c->bytes_out);
+            result_int(res, (int64_t)c->bytes_in);
+            result_int(res, c->worker);
+        }
+}
+
+static const struct admin_column regions_cols[] = {
+    {"region", ADMIN_TEXT, 0},      {"state", ADMIN_TEXT, 0},
+    {"latitude", ADMIN_NUMERIC, 4}, {"longitude", ADMIN_NUMERIC, 4},
+    {"host", ADMIN_TEXT, 0},        {"port", ADMIN_INT8, 0},
+    {"role", ADMIN_TEXT, 0},        {"up", ADMIN_BOOL, 0},
+    {"rtt_ms", ADMIN_NUMERIC, 3},   {"last_check", ADMIN_TIMESTAMPTZ, 0},
+    {"last_error", ADMIN_TEXT, 0},  {"times_down", ADMIN_INT8, 0},
+    {"sessions", ADMIN_INT8, 0}};
+
+static void region_host_row(const struct snapshot *snap, struct admin_result *res,
+                            const struct host_row *h)
+{
+    char server[SNAPSHOT_NAME_MAX + 8];
+    snprintf(server, sizeof(server), "%s:%d", h->host, h->port);
+    result_text(res, h->region);
+    result_text(res, h->admin_state);
+    if (h->has_location) {
+        result_numeric(res, h->lat);
+        result_numeric(res, h->lon);
+    } else {
+        result_null(res);
+        result_null(res);
+    }
+    result_text(res, h->host);
+    result_int(res, h->port);
+    result_text(res, !h->role_known ? "unknown" : h->standby ? "standby" : "primary");
+    result_bool(res, h->up);
+    if (h->checked && h->last_error[0] == '\0')
+        result_numeric(res, h->rtt_ms);
+    else
+        result_null(res);
+    result_time(res, h->last_check);
+    text_or_null(res, h->last_error);
+    result_int(res, h->downs);
+    result_int(res, (int64_t)snapshot_server_sessions(snap, h->region, server));
+}
+
+static void render_regions(const struct snapshot *snap, struct admin_result *res)
+{
+    result_init(res, COLS(regions_cols));
+    const struct snapshot_part *p0 = &snap->parts[0];
+    for (size_t i = 0; i < p0->nhosts; i++)
+        region_host_row(snap, res, &p0->hosts[i]);
+}
+
+/* ---- SHOW ROUTE ---- */
+
+static const struct admin_column route_cols[] = {
+    {"rank", ADMIN_INT8, 0},  {"region", ADMIN_TEXT, 0}, {"distance_km", ADMIN_NUMERIC, 0},
+    {"up", ADMIN_BOOL, 0},    {"state", ADMIN_TEXT, 0},  {"source", ADMIN_TEXT, 0},
+    {"reason", ADMIN_TEXT, 0}};
+
+/* The evidence as a session would give it; false (and the error set) when it cannot be. */
+static bool route_input(const struct admin_cmd *cmd, struct locality_input *in,
+                        struct sockaddr_storage *addr, struct admin_error *err)
+{
+    memset(in, 0, sizeof(*in));
+    switch (cmd->route_target) {
+    case ADMIN_ROUTE_CITY:
+        in->city = cmd->value, in->city_via = "SHOW ROUTE";
+        return true;
+    case ADMIN_ROUTE_REGION:
+        in->region = cmd->value, in->region_via = "SHOW ROUTE";
+        return true;
+    case ADMIN_ROUTE_LOCATION:
+        in->location = cmd->value, in->location_via = "SHOW ROUTE";
+        return true;
+    default:
+        if (!route_parse_address(cmd->value, addr)) {
+            admin_error_set(err, "22P02", NULL, NULL, "invalid IP address: \"%s\"", cmd->value);
+            return false;
+        }
+        in->addr = (const struct sockaddr *)addr;
+        return true;
+    }
+}
+
+static int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    struct locality_input in;
+    struct sockaddr_storage addr;
+    if (!route_input(cmd, &in, &addr, &wait->err))
+        return CMD_ERROR;
+    struct route_explanation *e = malloc(sizeof(*e));
+    if (e == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    route_explain(&s->w->cfg->routing, &in, true, e);
+    struct admin_result *res = &wait->res;
+    result_init(res, COLS(route_cols));
+    for (size_t i = 0; i < e->n; i++) {
+        const struct region *r = e->plan[i];
+        result_int(res, (int64_t)i + 1);
+        result_text(res, r->name);
+        if (e->km[i] >= 0)
+            result_numeric(res, e->km[i]);
+        else
+            result_null(res);
+        result_bool(res, region_is_up(r));
+        result_text(res, snapshot_admin_state_name((int)registry_admin_state(r->runtime)));
+        result_textf(res, "%s (%s)", e->source, e->loc.via);
+        result_text(res, e->reason);
+    }
+    for (int i = 0; i < e->nnotes; i++)
+        result_notice(res, "%s", e->notes[i]);
+    result_set_tag(res, "SHOW");
+    free(e);
+    return CMD_DONE;
+}
+
+/* ---- DISABLE, ENABLE ---- */
+
+/* The region of the current configuration by that name; NULL and the error set when none. */
+static struct region *find_region(struct session *s, const char *name, struct admin_error *err)
+{
+    struct region_set *set = &s->w->cfg->regions;
+    struct region *r = region_set_find(set, name);
+    if (r != NULL)
+        return r;
+    char names[512] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < set->count && used < sizeof(names); i++)
+        used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                                 set->items[i].name);
+    char hint[600];
+    snprintf(hint, sizeof(hint), "The regions are: %s.", names);
+    admin_error_set(err, "42704", NULL, hint, "region \"%s\" does not exist", name);
+    return NULL;
+}
+
+static int set_region_state(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait, enum region_admin_state state,
+                            const char *tag)
+{
+    struct region *r = find_region(s, cmd->region, &wait->err);
+    if (r == NULL)
+        return CMD_ERROR;
+    enum region_admin_state was = registry_admin_state(r->runtime);
+    registry_set_admin_state(r->runtime, state);
+    log_info(s->id, "admin %s: %s region %s (was %s)", s->user, tag, r->name,
+             snapshot_admin_state_name((int)was));
+    result_init(&wait->res, NULL, 0);
+    if (was == state)
+        result_notice(&wait->res, "region \"%s\" was already %s", r->name,
+                      snapshot_admin_state_name((int)state));
+    result_set_tag(&wait->res, tag);
+    return CMD_DONE;
+}
+
+static int disable_region(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    return set_region_state(s, cmd, wait, REGION_DISABLED, "DISABLE");
+}
+
+static int enable_region(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    return set_region_state(s, cmd, wait, REGION_ENABLED, "ENABLE");
+}
+
+/* ---- KILL ---- */
+
+struct kill_request {
+    uint64_t id;
+    char admin[SNAPSHOT_NAME_MAX];
+    struct console_wait *wait;
+};
+
+static struct session *find_session(struct list *l, uint64_t id)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, l)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+/* On the worker that owns the client: 1 when it was there. */
+static int kill_on_worker(struct worker *w, void *arg)
+{
+    struct kill_request *req = arg;
+    struct session *s = find_session(&w->active_sessions, req->id);
+    if (s == NULL)
+        s = find_session(&w->login_sessions, req->id);
+    if (s == NULL)
+        s = find_session(&w->admin_sessions, req->id);
+    if (s == NULL || s->phase == PHASE_CLOSING)
+        return 0;
+    log_info(s->id, "killed by admin %s", req->admin);
+    session_fail(s, "57P01", "terminating connection due to administrator command",
+                 "The pgnear admin console ran KILL for this client.", NULL);
+    return 1;
+}
+
+static void kill_answered(struct worker *from, const struct worker_reply *r)
+{
+    struct kill_request *req = r->arg;
+    struct console_wait *wait = req->wait;
+    int rc = CMD_DONE;
+    if (r->ran == 1 && r->result == 1) {
+        result_init(&wait->res, NULL, 0);
+        result_set_tag(&wait->res, "KILL");
+    } else {
+        admin_error_set(&wait->err, "42704", NULL, "SHOW CLIENTS lists the clients and their ids.",
+                        "no client with id %llu", (unsigned long long)req->id);
+        rc = CMD_ERROR;
+    }
+    free(req);
+    console_command_done(wait, rc);
+}
+
+static int kill_client(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    struct daemon *d = s->w->d;
+    struct kill_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    req->id = cmd->client_id;
+    req->wait = wait;
+    snprintf(req->admin, sizeof(req->admin), "%.*s", SNAPSHOT_NAME_MAX - 1, s->user);
+    /* Ids interleave the workers (session_accept): the owner is known without asking all. */
+    int owner = cmd->client_id == 0 ? 0 : (int)((cmd->client_id - 1) % (uint64_t)d->nworkers);
+    if (worker_call(s->w, d->workers[owner], kill_on_worker, req, kill_answered, NULL) != 0) {
+        free(req);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
+/* ---- SHUTDOWN ---- */
+
+static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    log_info(s->id, "admin %s asked for SHUTDOWN", s->user);
+    /* Exactly what SIGTERM does, by the same path: worker 0 gets the signal. */
+    if (kill(getpid(), SIGTERM) != 0) {
+        admin_error_set(&wait->err, "58000", NULL, NULL, "could not signal pgnear: %m");
+        return CMD_ERROR;
+    }
+    result_init(&wait->res, NULL, 0);
+    result_set_tag(&wait->res, "SHUTDOWN");
+    return CMD_DONE;
+}
+
+/* ---- RELOAD ---- */
+
+/*
+ * A reload runs on worker 0 and answers later: the request goes to worker
+ * 0, waits there for the reload's outcome, and comes back to the admin's
+ * worker with it.
+ */
+struct reload_request {
+    struct worker *asker;
+    struct console_wait *wait;
+    bool ok;
+    char error[1024];
+    int nfixed;
+    const char *fixed[16]; /* static names from the settings table */
+};
+
+static int reload_deliver(struct worker *w, void *arg)
+{
+    struct reload_request *req = arg;
+    struct console_wait *wait = req->wait;
+    int rc = CMD_DONE;
+    if (req->ok) {
+        result_init(&wait->res, NULL, 0);
+        for (int i = 0; i < req->nfixed; i++)
+            result_notice(&wait->res,
+                          "setting \"%s\" changed but takes effect only after a restart",
+                          req->fixed[i]);
+        result_set_tag(&wait->res, "RELOAD");
+    } else {
+        admin_error_set(&wait->err, "F0000", req->error,
+                        "The running configuration is unchanged; pgnear's log has the details.",
+                        "could not reload the configuration");
+        rc = CMD_ERROR;
+    }
+    free(req);
+    console_command_done(wait, rc);
+    return 0;
+}
+
+/* The admin's worker ended before the answer came back: nobody waits any more. */
+static void reload_undelivered(struct worker *from, const struct worker_reply *r)
+{
+    if (r->ran == 0) {
+        struct reload_request *req = r->arg;
+        console_wait_abandon(req->wait);
+        free(req);
+    }
+}
+
+static void reload_told(struct daemon *d, const struct reload_outcome *o, void *arg)
+{
+    struct reload_request *req = arg;
+    req->ok = o->ok;
+    snprintf(req->error, sizeof(req->error), "%s", o->error);
+    req->nfixed = o->nfixed;
+    memcpy(req->fixed, o->fixed, sizeof(req->fixed));
+    if (worker_call(d->workers[0], req->asker, reload_deliver, req, reload_undelivered, NULL) !=
+        0) {
+        console_wait_abandon(req->wait);
+        free(req);
+    }
+}
+
+static int reload_on_worker0(struct worker *w, void *arg)
+{
+    if (daemon_reload_then(w->d, reload_told, arg) != 0)
+        reload_told(w->d, &(struct reload_outcome){.error = "out of memory"}, arg);
+    return 0;
+}
+
+/* Runs on the admin's worker: worker 0 had ended, so the process is stopping. */
+static void reload_unsent(struct worker *from, const struct worker_reply *r)
+{
+    if (r->ran != 0)
+        return;
+    struct reload_request *req = r->arg;
+    snprintf(req->error, sizeof(req->error), "pgnear is shutting down");
+    reload_deliver(from, req);
+}
+
+static int reload_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    struct reload_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    req->asker = s->w;
+    req->wait = wait;
+    log_info(s->id, "admin %s asked for RELOAD", s->user);
+    if (worker_call(s->w, s->w->d->workers[0], reload_on_worker0, req, reload_unsent, NULL) != 0) {
+        free(req);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
+/* ---- the table ---- */
+
+static const struct command_def commands[] = {
+    {ADMIN_SHOW_HELP, COLS(help_cols), show_help, 0, NULL},
+    {ADMIN_SHOW_VERSION, COLS(version_cols), show_version, 0, NULL},
+    {ADMIN_SHOW_CONFIG, COLS(config_cols), show_config, 0, NULL},
+    {ADMIN_SHOW_REGIONS, COLS(regions_cols), NULL, SNAPSHOT_HOSTS | SNAPSHOT_CLIENTS,
+     render_regions},
+    {ADMIN_SHOW_CLIENTS, COLS(clients_cols), NULL, SNAPSHOT_CLIENTS, render_clients},
+    {ADMIN_SHOW_SERVERS, COLS(servers_cols), NULL, SNAPSHOT_CLIENTS, render_servers},
+    {ADMIN_SHOW_STATS, COLS(stats_cols), NULL, 0, render_stats},
+    {ADMIN_SHOW_LISTS, COLS(lists_cols), NULL, SNAPSHOT_HOSTS, render_lists},
+    {ADMIN_SHOW_ROUTE, COLS(route_cols), show_route, 0, NULL},
+    {ADMIN_RELOAD, NULL, 0, reload_config, 0, NULL},
+    {ADMIN_DISABLE, NULL, 0, disable_region, 0, NULL},
+    {ADMIN_ENABLE, NULL, 0, enable_region, 0, NULL},
+    {ADMIN_KILL, NULL, 0, kill_client, 0, NULL},
+    {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
+};
+
+static const struct command_def *command_find(enum admin_cmd_kind kind)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (commands[i].kind == kind)
+            return &commands[i];
+    return NULL;
+}
+
+int command_prepare(const char *text, size_t len, struct command_plan *plan,
+                    struct admin_error *err)
+{
+    int rc = admin_parse(text, len, &plan->cmd, err);
+    if (rc == ADMIN_PARSE_EMPTY)
+        return CMD_EMPTY;
+    return rc == ADMIN_PARSE_OK ? CMD_DONE : CMD_ERROR;
+}
+
+void command_columns(const struct command_plan *plan, const struct admin_column **cols, int *ncols)
+{
+    const struct command_def *def = command_find(plan->cmd.kind);
+    *cols = def != NULL ? def->cols : NULL;
+    *ncols = def != NULL ? def->ncols : 0;
+}
+
+int command_run(struct session *s, const struct command_plan *plan, struct console_wait *wait)
+{
+    const struct command_def *def = command_find(plan->cmd.kind);
+    if (def == NULL) {
+        admin_error_set(&wait->err, "0A000", NULL, "SHOW HELP lists what this build can do.",
+                        "%s is not available in this build of pgnear",
+                        admin_command_name(plan->cmd.kind));
+        return CMD_ERROR;
+    }
+    if (def->render != NULL)
+        return run_snapshot(s, def->snapshot, def->render, wait);
+    return def->run(s, &plan->cmd, wait);
+}

@@ -1,0 +1,709 @@
+/*
+ * console.c — the admin console's session: login, the simple and the
+ * extended query protocol, statements and portals, rows in the formats
+ * the client asked for.
+ *
+ * A simple Query runs as PostgreSQL runs it: through the unnamed portal,
+ * rows in text.  Parse keeps a plan (the command parsed once), Bind makes
+ * a portal of it with the client's result formats, Execute runs the
+ * command the first time and sends its rows, max_rows at a time.  After an
+ * error, messages up to the next Sync are skipped; Sync ends the implicit
+ * transaction, and with it every portal.
+ *
+ * A command that must ask the workers (SHOW CLIENTS, PAUSE) answers later:
+ * the console stops reading until it does, so messages keep their order.
+ */
+#include "proxy/admin/console.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "pgnear-build.h"
+#include "protocol/framing.h"
+#include "protocol/pkt.h"
+#include "protocol/query_proto.h"
+#include "proxy/admin/commands.h"
+#include "proxy/admin/console_rows.h"
+#include "proxy/client_auth.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/login_throttle.h"
+#include "proxy/msg_loop.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+/* The longest message read: a longer one ends the session (a 1 MB query still gets an error). */
+#define CONSOLE_MAX_MESSAGE (4 * 1024 * 1024)
+/* Output queued beyond this stops reading until the client takes it. */
+#define CONSOLE_OUT_HIGH (1024 * 1024)
+/* Named statements a session may keep. */
+#define CONSOLE_MAX_STATEMENTS 1000
+
+struct console_stmt {
+    struct console_stmt *next;
+    char name[QP_NAME_MAX + 1];
+    bool empty; /* blanks only: Execute answers EmptyQueryResponse */
+    struct command_plan plan;
+};
+
+struct console_portal {
+    struct console_portal *next;
+    char name[QP_NAME_MAX + 1];
+    bool empty;
+    struct command_plan plan;
+    const struct admin_column *cols;
+    int ncols;
+    int16_t *formats; /* one per column */
+    bool ran;         /* the command ran; res holds its rows */
+    size_t next_row;
+    struct admin_result res;
+};
+
+struct console {
+    struct console_stmt *stmts;
+    size_t nstmts;
+    struct console_portal *portals;
+    bool skip_to_sync; /* an extended-protocol error: skip messages up to Sync */
+    /* A command answering later, and how to go on once it has. */
+    struct console_wait *wait;
+    struct console_portal *wait_portal;
+    int32_t wait_max_rows;
+    bool wait_simple;
+};
+
+static void console_on_read(struct session *s);
+static void console_on_drain(struct session *s);
+
+/* ---- output ---- */
+
+/* Queues one built message (or fails the session when it could not be built or queued). */
+static int console_queue(struct session *s, struct pktbuf *pb)
+{
+    if (!pkt_ok(pb) || evbuffer_add(s->client.out, pb->data, pb->len) != 0) {
+        session_close(s, "out of memory building an admin console answer");
+        return -1;
+    }
+    return 0;
+}
+
+static int console_send_error(struct session *s, const struct admin_error *e)
+{
+    uint8_t buf[2048];
+    struct pktbuf pb;
+    char pos[16];
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"ERROR", e->sqlstate, e->message, e->detail[0] ? e->detail : NULL,
+                           e->hint[0] ? e->hint : NULL};
+    pkt_put_report(&pb, 'E', &r);
+    if (e->position > 0 && pkt_ok(&pb)) {
+        /* The report ends with its terminating NUL: put the P field before it. */
+        pb.len--;
+        snprintf(pos, sizeof(pos), "%d", e->position);
+        pkt_put_u8(&pb, 'P');
+        pkt_put_cstr(&pb, pos);
+        pkt_put_u8(&pb, 0);
+        pkt_end(&pb);
+    }
+    log_info(s->id, "admin console: ERROR %s: %s", e->sqlstate, e->message);
+    return console_queue(s, &pb);
+}
+
+/* Short messages with no more than a tag or a status. */
+static int console_send_simple(struct session *s, void (*put)(struct pktbuf *))
+{
+    uint8_t buf[16];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    put(&pb);
+    return console_queue(s, &pb);
+}
+
+static int console_send_ready(struct session *s)
+{
+    uint8_t buf[8];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_ready_for_query(&pb, 'I');
+    return console_queue(s, &pb);
+}
+
+static int console_send_tag(struct session *s, const char *tag)
+{
+    uint8_t buf[128];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    qp_put_command_complete(&pb, tag);
+    return console_queue(s, &pb);
+}
+
+/* An error in the extended protocol: say so, then skip to the next Sync. */
+static int console_fail(struct session *s, const struct admin_error *e)
+{
+    s->console->skip_to_sync = true;
+    return console_send_error(s, e);
+}
+
+static int console_fail_qp(struct session *s, const struct qp_error *qe)
+{
+    struct qp_error_text text;
+    struct pkt_report r;
+    struct admin_error e;
+    qp_error_report(qe, &text, &r);
+    admin_error_set(&e, r.sqlstate, r.detail, NULL, "%s", r.message);
+    return console_fail(s, &e);
+}
+
+/* ---- statements and portals ---- */
+
+static struct console_stmt *console_find_stmt(struct console *c, const char *name)
+{
+    for (struct console_stmt *st = c->stmts; st != NULL; st = st->next)
+        if (strcmp(st->name, name) == 0)
+            return st;
+    return NULL;
+}
+
+static struct console_portal *console_find_portal(struct console *c, const char *name)
+{
+    for (struct console_portal *p = c->portals; p != NULL; p = p->next)
+        if (strcmp(p->name, name) == 0)
+            return p;
+    return NULL;
+}
+
+static void console_drop_stmt(struct console *c, const char *name)
+{
+    for (struct console_stmt **pp = &c->stmts; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            struct console_stmt *st = *pp;
+            *pp = st->next;
+            free(st);
+            c->nstmts--;
+            return;
+        }
+}
+
+static void console_portal_free(struct console_portal *p)
+{
+    result_free(&p->res);
+    free(p->formats);
+    free(p);
+}
+
+static void console_drop_portal(struct console *c, const char *name)
+{
+    for (struct console_portal **pp = &c->portals; *pp != NULL; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            struct console_portal *p = *pp;
+            *pp = p->next;
+            console_portal_free(p);
+            return;
+        }
+}
+
+static void console_drop_portals(struct console *c)
+{
+    while (c->portals != NULL) {
+        struct console_portal *p = c->portals;
+        c->portals = p->next;
+        console_portal_free(p);
+    }
+}
+
+/* A portal of plan, with every column in format (or, with bind, the formats it asks for). */
+static struct console_portal *console_new_portal(struct session *s, const char *name,
+                                                 const struct command_plan *plan, bool empty,
+                                                 const struct qp_bind *bind)
+{
+    struct console_portal *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->empty = empty;
+    p->plan = *plan;
+    if (!empty)
+        command_columns(plan, &p->cols, &p->ncols);
+    p->formats = calloc((size_t)(p->ncols > 0 ? p->ncols : 1), sizeof(*p->formats));
+    if (p->formats == NULL) {
+        free(p);
+        return NULL;
+    }
+    for (int i = 0; bind != NULL && i < p->ncols; i++)
+        p->formats[i] = qp_bind_result_format(bind, i);
+    console_drop_portal(s->console, name);
+    p->next = s->console->portals;
+    s->console->portals = p;
+    return p;
+}
+
+/* ---- running and sending rows ---- */
+
+static int console_send_row_description(struct session *s, const struct console_portal *p)
+{
+    if (p->ncols == 0)
+        return console_send_simple(s, qp_put_no_data);
+    return console_rows_describe(s, p->cols, p->ncols, p->formats);
+}
+
+/* Sends rows from where the portal stopped; then CommandComplete, or PortalSuspended at max_rows.
+ */
+static int console_send_rows(struct session *s, struct console_portal *p, int32_t max_rows)
+{
+    size_t rows = result_rows(&p->res);
+    size_t sent = 0;
+    for (; p->next_row < rows; p->next_row++, sent++) {
+        if (max_rows > 0 && sent == (size_t)max_rows)
+            return console_send_simple(s, qp_put_portal_suspended);
+        if (console_rows_send_row(s, &p->res, p->next_row, p->formats) < 0)
+            return -1;
+    }
+    return console_send_tag(s, p->res.tag);
+}
+
+static int console_send_notices(struct session *s, const struct admin_result *r)
+{
+    for (int i = 0; i < r->nnotices; i++) {
+        uint8_t buf[1200];
+        struct pktbuf pb;
+        pkt_init(&pb, buf, sizeof(buf));
+        struct pkt_report rep = {"NOTICE", "00000", r->text + r->notices[i], NULL, NULL};
+        pkt_put_report(&pb, 'N', &rep);
+        if (console_queue(s, &pb) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The command's answer is in (now or later): keep the rows, or report the error. */
+static int console_take_answer(struct session *s, struct console_portal *p,
+                               struct console_wait *wait, int rc, int32_t max_rows, bool simple)
+{
+    int out;
+    if (rc == CMD_DONE && !result_ok(&wait->res))
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+    if (rc == CMD_DONE && result_ok(&wait->res)) {
+        p->res = wait->res;
+        p->ran = true;
+        out = console_send_notices(s, &p->res);
+        if (out == 0)
+            out = console_send_rows(s, p, max_rows);
+    } else {
+        result_free(&wait->res);
+        out = simple ? console_send_error(s, &wait->err) : console_fail(s, &wait->err);
+    }
+    free(wait);
+    if (out < 0 || !simple)
+        return out;
+    return console_send_ready(s);
+}
+
+/* Runs the portal's command if it has not run, then sends rows; 1 while the answer is pending. */
+static int console_execute(struct session *s, struct console_portal *p, int32_t max_rows,
+                           bool simple)
+{
+    if (p->empty)
+        return console_send_simple(s, qp_put_empty_query_response);
+    if (p->ran)
+        return console_send_rows(s, p, max_rows);
+    struct console_wait *wait = calloc(1, sizeof(*wait));
+    if (wait == NULL) {
+        session_close(s, "out of memory running an admin command");
+        return -1;
+    }
+    wait->s = s;
+    int rc = command_run(s, &p->plan, wait);
+    if (rc != CMD_PENDING)
+        return console_take_answer(s, p, wait, rc, max_rows, simple);
+    struct console *c = s->console;
+    c->wait = wait;
+    c->wait_portal = p;
+    c->wait_max_rows = max_rows;
+    c->wait_simple = simple;
+    endpoint_set_reader(&s->client, NULL); /* the next message waits for this answer */
+    return 1;
+}
+
+void console_command_done(struct console_wait *wait, int rc)
+{
+    struct session *s = wait->s;
+    if (s == NULL) {
+        result_free(&wait->res);
+        free(wait);
+        return;
+    }
+    struct console *c = s->console;
+    c->wait = NULL;
+    if (console_take_answer(s, c->wait_portal, wait, rc, c->wait_max_rows, c->wait_simple) < 0)
+        return;
+    if (c->wait_simple)
+        console_drop_portal(c, ""); /* a simple query's portal ends with it */
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    endpoint_set_reader(&s->client, console_on_read);
+}
+
+/* ---- messages ---- */
+
+/* Query: the unnamed statement and portal of this text, run at once, then ReadyForQuery. */
+static int console_query(struct session *s, const struct qp_query *q)
+{
+    struct console *c = s->console;
+    struct command_plan plan;
+    struct admin_error err;
+    console_drop_stmt(c, "");
+    int rc = command_prepare(q->text, q->text_len, &plan, &err);
+    if (rc == CMD_ERROR)
+        return console_send_error(s, &err) < 0 ? -1 : console_send_ready(s);
+    struct console_portal *p = console_new_portal(s, "", &plan, rc == CMD_EMPTY, NULL);
+    if (p == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    if (!p->empty && console_send_row_description(s, p) < 0)
+        return -1;
+    int ex = console_execute(s, p, 0, true);
+    if (ex != 0)
+        return ex; /* 1: the answer comes later, and ReadyForQuery after it */
+    console_drop_portal(c, "");
+    return p->empty ? console_send_ready(s) : 0;
+}
+
+static int console_parse(struct session *s, const struct qp_parse *m)
+{
+    struct console *c = s->console;
+    struct admin_error err;
+    if (m->name[0] != '\0' && console_find_stmt(c, m->name) != NULL) {
+        admin_error_set(&err, "42P05", NULL, NULL, "prepared statement \"%s\" already exists",
+                        m->name);
+        return console_fail(s, &err);
+    }
+    if (m->name[0] != '\0' && c->nstmts >= CONSOLE_MAX_STATEMENTS) {
+        admin_error_set(&err, "54000", NULL, "Close (DEALLOCATE) statements no longer needed.",
+                        "too many prepared statements in this admin session (at most %d)",
+                        CONSOLE_MAX_STATEMENTS);
+        return console_fail(s, &err);
+    }
+    if (m->nparam_types > 0) {
+        admin_error_set(&err, "0A000", "Admin commands take no parameters.", NULL,
+                        "the admin console does not take parameters");
+        return console_fail(s, &err);
+    }
+    struct console_stmt *st = calloc(1, sizeof(*st));
+    if (st == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    int rc = command_prepare(m->query, m->query_len, &st->plan, &err);
+    if (rc == CMD_ERROR) {
+        free(st);
+        return console_fail(s, &err);
+    }
+    st->empty = rc == CMD_EMPTY;
+    snprintf(st->name, sizeof(st->name), "%s", m->name);
+    console_drop_stmt(c, m->name);
+    st->next = c->stmts;
+    c->stmts = st;
+    c->nstmts++;
+    return console_send_simple(s, qp_put_parse_complete);
+}
+
+static int console_bind(struct session *s, const struct qp_bind *b)
+{
+    struct admin_error err;
+    struct qp_error qe;
+    const struct console_stmt *st = console_find_stmt(s->console, b->statement);
+    if (st == NULL) {
+        admin_error_set(&err, "26000", NULL, NULL, "prepared statement \"%s\" does not exist",
+                        b->statement);
+        return console_fail(s, &err);
+    }
+    if (b->nparams > 0) {
+        admin_error_set(&err, "08P01", NULL, NULL,
+                        "bind message supplies %d parameters, but prepared statement \"%s\" "
+                        "requires 0",
+                        b->nparams, b->statement);
+        return console_fail(s, &err);
+    }
+    const struct admin_column *cols = NULL;
+    int ncols = 0;
+    if (!st->empty)
+        command_columns(&st->plan, &cols, &ncols);
+    if (qp_bind_check_result_formats(b, ncols, &qe) != QP_OK)
+        return console_fail_qp(s, &qe);
+    if (console_new_portal(s, b->portal, &st->plan, st->empty, b) == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return console_send_simple(s, qp_put_bind_complete);
+}
+
+static int console_describe(struct session *s, const struct qp_target *t)
+{
+    struct admin_error err;
+    if (t->kind == 'P') {
+        const struct console_portal *p = console_find_portal(s->console, t->name);
+        if (p == NULL) {
+            admin_error_set(&err, "34000", NULL, NULL, "portal \"%s\" does not exist", t->name);
+            return console_fail(s, &err);
+        }
+        return p->empty ? console_send_simple(s, qp_put_no_data)
+                        : console_send_row_description(s, p);
+    }
+    const struct console_stmt *st = console_find_stmt(s->console, t->name);
+    if (st == NULL) {
+        admin_error_set(&err, "26000", NULL, NULL, "prepared statement \"%s\" does not exist",
+                        t->name);
+        return console_fail(s, &err);
+    }
+    uint8_t buf[16];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    qp_put_parameter_description(&pb, NULL, 0);
+    if (console_queue(s, &pb) < 0)
+        return -1;
+    const struct admin_column *cols = NULL;
+    int ncols = 0;
+    if (!st->empty)
+        command_columns(&st->plan, &cols, &ncols);
+    if (ncols == 0)
+        return console_send_simple(s, qp_put_no_data);
+    return console_rows_describe(s, cols, ncols, NULL);
+}
+
+static int console_exec(struct session *s, const struct qp_execute *e)
+{
+    struct console_portal *p = console_find_portal(s->console, e->portal);
+    if (p == NULL) {
+        struct admin_error err;
+        admin_error_set(&err, "34000", NULL, NULL, "portal \"%s\" does not exist", e->portal);
+        return console_fail(s, &err);
+    }
+    return console_execute(s, p, e->max_rows, false);
+}
+
+static int console_close(struct session *s, const struct qp_target *t)
+{
+    if (t->kind == 'S')
+        console_drop_stmt(s->console, t->name);
+    else
+        console_drop_portal(s->console, t->name);
+    return console_send_simple(s, qp_put_close_complete);
+}
+
+/* Sync: the implicit transaction ends, with its portals; errors stop being skipped. */
+static int console_sync(struct session *s)
+{
+    s->console->skip_to_sync = false;
+    console_drop_portals(s->console);
+    if (console_send_ready(s) < 0)
+        return -1;
+    return endpoint_flush(s, &s->client);
+}
+
+/* One parsed message; <0 the session ended, 1 an answer is pending, 0 go on. */
+static int console_dispatch(struct session *s, const struct qp_message *m)
+{
+    switch (m->type) {
+    case 'Q':
+        return console_query(s, &m->u.query);
+    case 'P':
+        return console_parse(s, &m->u.parse);
+    case 'B':
+        return console_bind(s, &m->u.bind);
+    case 'D':
+        return console_describe(s, &m->u.target);
+    case 'E':
+        return console_exec(s, &m->u.execute);
+    case 'C':
+        return console_close(s, &m->u.target);
+    case 'S':
+        return console_sync(s);
+    case 'H':
+        return endpoint_flush(s, &s->client);
+    default: /* 'X' */
+        session_close(s, "admin client sent Terminate");
+        return -1;
+    }
+}
+
+/* A message type no PostgreSQL server takes here ends the session, as PostgreSQL does. */
+static void console_bad_type(struct session *s, char type)
+{
+    char msg[64];
+    snprintf(msg, sizeof(msg), "invalid frontend message type %d", (unsigned char)type);
+    session_fail(s, "08P01", msg, NULL, NULL);
+}
+
+static int console_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct qp_message m;
+    struct qp_error qe;
+    int rc = qp_parse_message(type, body, len, &m, &qe);
+    if (rc == QP_ETYPE) {
+        console_bad_type(s, type);
+        return MSG_STOP;
+    }
+    /* After an error, everything up to Sync is read and dropped; a Query is not extended. */
+    if (s->console->skip_to_sync && type != 'S')
+        return MSG_CONSUMED;
+    if (rc != QP_OK)
+        rc = type == 'Q' ? console_fail_qp(s, &qe) < 0 ? -1 : console_send_ready(s)
+                         : console_fail_qp(s, &qe);
+    else
+        rc = console_dispatch(s, &m);
+    if (rc < 0)
+        return MSG_STOP;
+    if (rc == 1) {
+        frame_consume(s->client.in, len); /* handled; the answer comes later */
+        return MSG_STOP;
+    }
+    if (type == 'Q' && endpoint_flush(s, &s->client) < 0)
+        return MSG_STOP;
+    if (evbuffer_get_length(s->client.out) > CONSOLE_OUT_HIGH) {
+        /* A client that sends faster than it reads waits until it has read. */
+        frame_consume(s->client.in, len);
+        endpoint_set_reader(&s->client, NULL);
+        s->client.on_write = console_on_drain;
+        endpoint_flush(s, &s->client);
+        return MSG_STOP;
+    }
+    return MSG_CONSUMED;
+}
+
+static void console_bad_length(struct session *s)
+{
+    session_fail(s, "08P01", "invalid message length",
+                 "The admin console reads messages of at most 4 MB.", NULL);
+}
+
+static void console_on_read(struct session *s)
+{
+    static const struct msg_reader reader = {
+        .fill_max = 64 * 1024,
+        .max_body = CONSOLE_MAX_MESSAGE,
+        .on_message = console_message,
+        .on_bad_length = console_bad_length,
+    };
+    endpoint_read_messages(s, &s->client, &reader);
+}
+
+/* Output held reading back: once most of it has gone, reading goes on. */
+static void console_on_drain(struct session *s)
+{
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    if (evbuffer_get_length(s->client.out) > CONSOLE_OUT_HIGH / 2)
+        return;
+    s->client.on_write = NULL;
+    endpoint_set_reader(&s->client, console_on_read);
+}
+
+/* ---- login ---- */
+
+bool console_wanted(const struct session *s)
+{
+    return strcmp(s->database, s->cfg->admin_db) == 0;
+}
+
+/* What a server reports at login; psql and drivers read some of these. */
+static int console_send_welcome(struct session *s)
+{
+    static const char *const params[][2] = {
+        {"server_version", "15.0 (pgnear " PACKAGE_VERSION " admin console)"},
+        {"server_encoding", "UTF8"},
+        {"client_encoding", "UTF8"},
+        {"DateStyle", "ISO, MDY"},
+        {"TimeZone", "UTC"},
+        {"integer_datetimes", "on"},
+        {"standard_conforming_strings", "on"},
+        {"application_name", ""},
+        {"is_superuser", "off"},
+    };
+    uint8_t buf[1024];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
+        pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
+    pkt_put_ready_for_query(&pb, 'I');
+    if (client_auth_send_ok(s) < 0 || console_queue(s, &pb) < 0)
+        return -1;
+    return endpoint_flush(s, &s->client);
+}
+
+/* The client is who it must be: from here pgnear answers it. */
+static void console_start(struct session *s)
+{
+    session_set_timer(s, 0);
+    s->console = calloc(1, sizeof(*s->console));
+    if (s->console == NULL) {
+        session_fail(s, "53200", "out of memory", NULL, NULL);
+        return;
+    }
+    session_login_end(s);
+    session_move(s, &s->w->admin_sessions);
+    s->phase = PHASE_ADMIN;
+    log_info(s->id, "admin console session for user %s from %s", s->user, s->peer);
+    if (console_send_welcome(s) < 0)
+        return;
+    endpoint_set_reader(&s->client, console_on_read);
+}
+
+/* Over the Unix socket, the OS user pgnear runs as needs no password (peer credentials). */
+static bool console_peer_is_owner(const struct session *s)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (!s->unix_socket ||
+        getsockopt(s->client.stream.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return false;
+    return cred.uid == geteuid();
+}
+
+void console_login(struct session *s)
+{
+    s->login->for_console = true;
+    s->login->after_auth = console_start;
+    if (console_peer_is_owner(s)) {
+        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
+        console_start(s);
+        return;
+    }
+    /* Authentication starts at once, or after the wait this caller and user earned by failing. */
+    login_throttle_gate(s, client_auth_start);
+}
+
+void console_end(struct session *s)
+{
+    struct console *c = s->console;
+    if (c == NULL)
+        return;
+    if (c->wait != NULL && c->wait->abandoned) {
+        result_free(&c->wait->res);
+        free(c->wait);
+    } else if (c->wait != NULL) {
+        c->wait->s = NULL; /* the command frees it when its answer comes */
+    }
+    console_drop_portals(c);
+    while (c->stmts != NULL) {
+        struct console_stmt *st = c->stmts;
+        c->stmts = st->next;
+        free(st);
+    }
+    free(c);
+    s->console = NULL;
+}
+
+void console_wait_abandon(struct console_wait *wait)
+{
+    if (wait->s != NULL) {
+        wait->abandoned = true; /* console_end frees it */
+        return;
+    }
+    result_free(&wait->res);
+    free(wait);
+}

@@ -1,0 +1,43 @@
+/*
+ * console.h — the admin console: a session on admin_db that pgnear
+ * answers itself, as a PostgreSQL server would, over the simple and the
+ * extended query protocol.  What each command does is in commands.c; this
+ * is the session side: who may log in, the messages, statements and
+ * portals, and encoding results in the formats the client asked for.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_CONSOLE_H
+#define PGNEAR_PROXY_ADMIN_CONSOLE_H
+
+#include <stdbool.h>
+
+struct session;
+struct console_wait;
+
+/* Whether the startup packet names admin_db. */
+bool console_wanted(const struct session *s);
+
+/*
+ * After the startup packet: trust over the Unix socket for the OS user
+ * pgnear runs as, SCRAM against auth_file for admin_users otherwise.
+ */
+void console_login(struct session *s);
+
+/* Frees the console's state; a command still running finds nobody to answer (session_free). */
+void console_end(struct session *s);
+
+/*
+ * A command that answers later (commands.c returned CMD_PENDING) reports
+ * here, on the session's thread: rc 0 when its result is filled, -1 when
+ * its error is.  The session may have ended meanwhile: then this only
+ * frees what was waiting.
+ */
+void console_command_done(struct console_wait *wait, int rc);
+
+/*
+ * A pending command whose answer cannot come back (the session's worker
+ * ended before it could be told): frees the wait now, or lets the
+ * session's end free it.  Only while no loop runs that session (shutdown).
+ */
+void console_wait_abandon(struct console_wait *wait);
+
+#endif

@@ -1,0 +1,609 @@
+/*
+ * grammar.c — the admin console's command language (grammar.h).
+ *
+ * A small lexer turns the text into tokens (words, quoted strings, quoted
+ * names, `=`, `;`), skipping blanks and comments; a command is the longest
+ * row of the table whose keywords the first words match, and its row says
+ * how its arguments are read.  Every fault names its place in the text.
+ */
+#include "proxy/admin/grammar.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* How a command's arguments are read. */
+enum args {
+    ARGS_NONE,
+    ARGS_OPT_REGION, /* [region] */
+    ARGS_REGION,     /* region */
+    ARGS_ROUTE,      /* FOR CITY|IP|LOCATION|REGION value */
+    ARGS_CLIENT,     /* client_id */
+    ARGS_SET,        /* setting = value */
+};
+
+static const struct admin_command_def commands[] = {
+    {ADMIN_SHOW_HELP, {"SHOW", "HELP"}, ARGS_NONE, "SHOW HELP", "lists the commands"},
+    {ADMIN_SHOW_VERSION, {"SHOW", "VERSION"}, ARGS_NONE, "SHOW VERSION", "pgnear's version"},
+    {ADMIN_SHOW_CONFIG,
+     {"SHOW", "CONFIG"},
+     ARGS_NONE,
+     "SHOW CONFIG",
+     "every setting with its value, and whether a reload can change it"},
+    {ADMIN_SHOW_REGIONS,
+     {"SHOW", "REGIONS"},
+     ARGS_NONE,
+     "SHOW REGIONS",
+     "each host of each region: the admin's state, location, role, health, last check, sessions"},
+    {ADMIN_SHOW_CLIENTS,
+     {"SHOW", "CLIENTS"},
+     ARGS_NONE,
+     "SHOW CLIENTS",
+     "one row a client: address, user, database, state, region, server, where it was placed "
+     "and how, bytes"},
+    {ADMIN_SHOW_SERVERS,
+     {"SHOW", "SERVERS"},
+     ARGS_NONE,
+     "SHOW SERVERS",
+     "one row a server connection: region, host, state, client, age, bytes"},
+    {ADMIN_SHOW_POOLS,
+     {"SHOW", "POOLS"},
+     ARGS_NONE,
+     "SHOW POOLS",
+     "per region, database and user: clients and servers"},
+    {ADMIN_SHOW_STATS,
+     {"SHOW", "STATS"},
+     ARGS_NONE,
+     "SHOW STATS",
+     "counters since start: sessions, logins, routing decisions by source, failovers, bytes"},
+    {ADMIN_SHOW_LISTS,
+     {"SHOW", "LISTS"},
+     ARGS_NONE,
+     "SHOW LISTS",
+     "how many clients, admin sessions, hosts and workers there are"},
+    {ADMIN_SHOW_ROUTE,
+     {"SHOW", "ROUTE"},
+     ARGS_ROUTE,
+     "SHOW ROUTE FOR CITY 'x' | IP 'a.b.c.d' | LOCATION 'lat,lon' | REGION 'r'",
+     "the regions a session with this evidence would try now, in order, and why"},
+    {ADMIN_RELOAD,
+     {"RELOAD"},
+     ARGS_NONE,
+     "RELOAD",
+     "re-reads the configuration for new sessions; says what waits for a restart"},
+    {ADMIN_SET,
+     {"SET"},
+     ARGS_SET,
+     "SET setting = value",
+     "changes a reloadable setting until the next reload"},
+    {ADMIN_RECONNECT,
+     {"RECONNECT"},
+     ARGS_OPT_REGION,
+     "RECONNECT [region]",
+     "replaces server connections once their clients are done with them"},
+    {ADMIN_PAUSE,
+     {"PAUSE"},
+     ARGS_OPT_REGION,
+     "PAUSE [region]",
+     "holds each session's next query once its transaction has ended; returns when all are held"},
+    {ADMIN_RESUME, {"RESUME"}, ARGS_OPT_REGION, "RESUME [region]", "lets held queries go"},
+    {ADMIN_DISABLE,
+     {"DISABLE"},
+     ARGS_REGION,
+     "DISABLE region",
+     "routes no new sessions to the region; the next nearest takes them"},
+    {ADMIN_ENABLE, {"ENABLE"}, ARGS_REGION, "ENABLE region", "routes new sessions there again"},
+    {ADMIN_DRAIN,
+     {"DRAIN"},
+     ARGS_REGION,
+     "DRAIN region",
+     "disables the region, then closes each of its sessions once it is idle"},
+    {ADMIN_KILL, {"KILL"}, ARGS_CLIENT, "KILL client_id", "closes one client session"},
+    {ADMIN_SHUTDOWN,
+     {"SHUTDOWN"},
+     ARGS_NONE,
+     "SHUTDOWN",
+     "stops accepting and ends once sessions have (as SIGTERM)"},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* First words of SQL statements: psql and drivers send these, the console does not run them. */
+static const char *const sql_words[] = {
+    "SELECT",  "WITH",       "INSERT",    "UPDATE",  "DELETE",   "BEGIN",   "START",
+    "COMMIT",  "ROLLBACK",   "END",       "ABORT",   "VALUES",   "TABLE",   "CREATE",
+    "DROP",    "ALTER",      "COPY",      "LISTEN",  "UNLISTEN", "NOTIFY",  "PREPARE",
+    "EXECUTE", "DEALLOCATE", "FETCH",     "DECLARE", "CLOSE",    "DISCARD", "EXPLAIN",
+    "GRANT",   "REVOKE",     "TRUNCATE",  "ANALYZE", "VACUUM",   "LOCK",    "CALL",
+    "DO",      "COMMENT",    "SAVEPOINT", "RELEASE", "RESET",    "MOVE",    "CHECKPOINT",
+    "REINDEX", "CLUSTER",    "SECURITY",  "REFRESH", "IMPORT",   "MERGE",
+};
+
+void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *detail,
+                      const char *hint, const char *fmt, va_list ap)
+{
+    memset(e, 0, sizeof(*e));
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    snprintf(e->detail, sizeof(e->detail), "%s", detail != NULL ? detail : "");
+    snprintf(e->hint, sizeof(e->hint), "%s", hint != NULL ? hint : "");
+}
+
+void admin_error_set(struct admin_error *e, const char *sqlstate, const char *detail,
+                     const char *hint, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    admin_error_setv(e, sqlstate, detail, hint, fmt, ap);
+    va_end(ap);
+}
+
+const struct admin_command_def *admin_commands(size_t *n)
+{
+    *n = N_COMMANDS;
+    return commands;
+}
+
+const char *admin_command_name(enum admin_cmd_kind kind)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (commands[i].kind == kind)
+            return commands[i].words[1] ? commands[i].syntax : commands[i].words[0];
+    return "?";
+}
+
+/* ---- lexer ---- */
+
+enum tok_type { TOK_END, TOK_WORD, TOK_STRING, TOK_NAME, TOK_EQUALS, TOK_SEMI, TOK_OTHER };
+
+struct token {
+    enum tok_type type;
+    size_t start, len; /* where it is in the text */
+    size_t text_len;
+    char text[ADMIN_VALUE_MAX + 1]; /* last: lex_next clears what comes before */
+};
+
+struct lexer {
+    const char *p;
+    size_t len, pos;
+    struct admin_error *err;
+};
+
+static int lex_fail(struct lexer *lx, size_t pos, const char *sqlstate, const char *hint,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int lex_fail(struct lexer *lx, size_t pos, const char *sqlstate, const char *hint,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    admin_error_setv(lx->err, sqlstate, NULL, hint, fmt, ap);
+    va_end(ap);
+    lx->err->position = (int)pos + 1;
+    return ADMIN_PARSE_ERROR;
+}
+
+/* Skips blanks and comments; -1 on a comment that never ends. */
+static int lex_skip(struct lexer *lx)
+{
+    while (lx->pos < lx->len) {
+        const char *c = lx->p + lx->pos;
+        size_t left = lx->len - lx->pos;
+        if (isspace((unsigned char)c[0])) {
+            lx->pos++;
+        } else if (left >= 2 && c[0] == '-' && c[1] == '-') {
+            while (lx->pos < lx->len && lx->p[lx->pos] != '\n')
+                lx->pos++;
+        } else if (left >= 2 && c[0] == '/' && c[1] == '*') {
+            size_t start = lx->pos;
+            lx->pos += 2;
+            while (lx->pos + 1 < lx->len && !(lx->p[lx->pos] == '*' && lx->p[lx->pos + 1] == '/'))
+                lx->pos++;
+            if (lx->pos + 1 >= lx->len)
+                return lex_fail(lx, start, "42601", NULL, "unterminated /* comment");
+            lx->pos += 2;
+        } else {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static bool word_char(const struct lexer *lx, size_t i)
+{
+    unsigned char c = (unsigned char)lx->p[i];
+    if (c == '-' && i + 1 < lx->len && lx->p[i + 1] == '-')
+        return false; /* a comment starts */
+    return isalnum(c) || c == '_' || c == '-' || c == '.' || c == ':' || c == '+' || c >= 0x80;
+}
+
+/* 'text' or "name": the doubled quote stands for itself. */
+static int lex_quoted(struct lexer *lx, struct token *t, char quote)
+{
+    size_t max = quote == '"' ? ADMIN_NAME_MAX : ADMIN_VALUE_MAX;
+    lx->pos++;
+    for (;;) {
+        if (lx->pos >= lx->len)
+            return lex_fail(lx, t->start, "42601", NULL,
+                            quote == '"' ? "unterminated quoted identifier"
+                                         : "unterminated quoted string");
+        char c = lx->p[lx->pos++];
+        if (c == quote) {
+            if (lx->pos < lx->len && lx->p[lx->pos] == quote)
+                lx->pos++;
+            else
+                break;
+        }
+        if (t->text_len == max)
+            return quote == '"'
+                       ? lex_fail(lx, t->start, "42622", NULL, "name is too long (over %d bytes)",
+                                  ADMIN_NAME_MAX)
+                       : lex_fail(lx, t->start, "54000", NULL,
+                                  "quoted string is too long (over %d bytes)", ADMIN_VALUE_MAX);
+        t->text[t->text_len++] = c;
+    }
+    t->text[t->text_len] = '\0';
+    t->type = quote == '"' ? TOK_NAME : TOK_STRING;
+    return 0;
+}
+
+static int lex_next(struct lexer *lx, struct token *t)
+{
+    memset(t, 0, sizeof(*t) - sizeof(t->text));
+    t->text[0] = '\0';
+    if (lex_skip(lx) < 0)
+        return ADMIN_PARSE_ERROR;
+    t->start = lx->pos;
+    if (lx->pos >= lx->len) {
+        t->type = TOK_END;
+        return 0;
+    }
+    char c = lx->p[lx->pos];
+    int rc = 0;
+    if (c == '\'' || c == '"') {
+        rc = lex_quoted(lx, t, c);
+    } else if (c == '=' || c == ';') {
+        t->type = c == '=' ? TOK_EQUALS : TOK_SEMI;
+        lx->pos++;
+    } else if (word_char(lx, lx->pos)) {
+        while (lx->pos < lx->len && word_char(lx, lx->pos)) {
+            if (t->text_len == ADMIN_VALUE_MAX)
+                return lex_fail(lx, t->start, "54000", NULL, "word is too long");
+            t->text[t->text_len++] = lx->p[lx->pos++];
+        }
+        t->text[t->text_len] = '\0';
+        t->type = TOK_WORD;
+    } else {
+        t->type = TOK_OTHER;
+        t->text[0] = c;
+        t->text[1] = '\0';
+        lx->pos++;
+    }
+    t->len = lx->pos - t->start;
+    return rc;
+}
+
+/* "syntax error at or near ..." for the token, as PostgreSQL words it. */
+static int syntax_error(struct lexer *lx, const struct token *t, const char *hint)
+{
+    if (t->type == TOK_END)
+        return lex_fail(lx, t->start, "42601", hint, "syntax error at end of input");
+    return lex_fail(lx, t->start, "42601", hint, "syntax error at or near \"%.*s\"",
+                    (int)(t->len < 64 ? t->len : 64), lx->p + t->start);
+}
+
+/* ---- the closest commands, for a hint ---- */
+
+/* Edit distance (insert, delete, substitute), case-insensitively, over at most 63 bytes. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, 63), lb = strnlen(b, 63);
+    int row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int cost = toupper((unsigned char)a[i - 1]) != toupper((unsigned char)b[j - 1]);
+            int best = diag + cost;
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The command's keywords, "SHOW CLIENTS". */
+static void command_words(const struct admin_command_def *def, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s%s%s", def->words[0], def->words[1] ? " " : "",
+             def->words[1] ? def->words[1] : "");
+}
+
+/* 'Did you mean "SHOW CLIENTS"?' for what the user typed (one or two words), or the list hint. */
+static void closest_hint(const char *typed, char *hint, size_t cap)
+{
+    int best = 1 << 30;
+    const char *found[3];
+    int nfound = 0;
+    char words[64];
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        command_words(&commands[i], words, sizeof(words));
+        int d = edit_distance(typed, words);
+        if (d < best) {
+            best = d;
+            nfound = 0;
+        }
+        if (d == best && nfound < 3)
+            found[nfound++] = commands[i].syntax;
+    }
+    int allowed = (int)strlen(typed) / 3 > 2 ? (int)strlen(typed) / 3 : 2;
+    if (best > allowed || nfound == 0) {
+        snprintf(hint, cap, "Type SHOW HELP for the list of commands.");
+        return;
+    }
+    if (nfound == 1)
+        snprintf(hint, cap, "Did you mean \"%s\"?", found[0]);
+    else if (nfound == 2)
+        snprintf(hint, cap, "Did you mean \"%s\" or \"%s\"?", found[0], found[1]);
+    else
+        snprintf(hint, cap, "Did you mean \"%s\", \"%s\" or \"%s\"?", found[0], found[1], found[2]);
+}
+
+/* ---- commands and their arguments ---- */
+
+struct parser {
+    struct lexer lx;
+    struct token tok; /* the current token */
+    struct admin_cmd *out;
+};
+
+static int advance(struct parser *ps)
+{
+    return lex_next(&ps->lx, &ps->tok);
+}
+
+/* The table row whose keywords the words from here match, longest first; NULL when none. */
+static const struct admin_command_def *match_command(const struct token *w0, const struct token *w1)
+{
+    const struct admin_command_def *best = NULL;
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        const struct admin_command_def *def = &commands[i];
+        if (strcasecmp(def->words[0], w0->text) != 0)
+            continue;
+        if (def->words[1] == NULL) {
+            if (best == NULL)
+                best = def;
+        } else if (w1->type == TOK_WORD && strcasecmp(def->words[1], w1->text) == 0) {
+            best = def;
+        }
+    }
+    return best;
+}
+
+static bool is_sql_word(const char *w)
+{
+    for (size_t i = 0; i < sizeof(sql_words) / sizeof(sql_words[0]); i++)
+        if (strcasecmp(w, sql_words[i]) == 0)
+            return true;
+    return false;
+}
+
+static int unknown_command(struct parser *ps, const struct token *w0, const struct token *w1)
+{
+    char typed[160], hint[256];
+    /* SHOW takes a second keyword; the other commands are one word. */
+    if (w1->type == TOK_WORD && strcasecmp(w0->text, "SHOW") == 0)
+        snprintf(typed, sizeof(typed), "%.63s %.63s", w0->text, w1->text);
+    else
+        snprintf(typed, sizeof(typed), "%.63s", w0->text);
+    closest_hint(typed, hint, sizeof(hint));
+    return lex_fail(&ps->lx, w0->start, "42601", hint, "unrecognized admin command \"%s\"", typed);
+}
+
+/* A region or setting name: a bare word or a "quoted name". */
+static int take_name(struct parser *ps, char *dst, const char *what)
+{
+    const struct token *t = &ps->tok;
+    if (t->type != TOK_WORD && t->type != TOK_NAME) {
+        char hint[96];
+        snprintf(hint, sizeof(hint), "Name the %s.", what);
+        return syntax_error(&ps->lx, t, hint);
+    }
+    if (t->text_len > ADMIN_NAME_MAX)
+        return lex_fail(&ps->lx, t->start, "42622", NULL, "%s name is too long (over %d bytes)",
+                        what, ADMIN_NAME_MAX);
+    memcpy(dst, t->text, t->text_len + 1);
+    return advance(ps);
+}
+
+/* "lat,lon" within the globe. */
+static bool valid_location(const char *v)
+{
+    char *end;
+    errno = 0;
+    double lat = strtod(v, &end);
+    if (end == v || errno != 0)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    if (*end++ != ',')
+        return false;
+    const char *lon_text = end;
+    double lon = strtod(lon_text, &end);
+    if (end == lon_text || errno != 0)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    return *end == '\0' && isfinite(lat) && isfinite(lon) && lat >= -90 && lat <= 90 &&
+           lon >= -180 && lon <= 180;
+}
+
+/* FOR CITY|IP|LOCATION|REGION value */
+static int take_route(struct parser *ps)
+{
+    static const char *const targets[] = {"CITY", "IP", "LOCATION", "REGION"};
+    const char *hint = "Write SHOW ROUTE FOR CITY 'x', IP 'a.b.c.d', LOCATION 'lat,lon' or "
+                       "REGION 'r'.";
+    if (ps->tok.type != TOK_WORD || strcasecmp(ps->tok.text, "FOR") != 0)
+        return syntax_error(&ps->lx, &ps->tok, hint);
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    int target = -1;
+    for (int i = 0; i < 4 && ps->tok.type == TOK_WORD; i++)
+        if (strcasecmp(ps->tok.text, targets[i]) == 0)
+            target = i;
+    if (target < 0)
+        return syntax_error(&ps->lx, &ps->tok, hint);
+    ps->out->route_target = (enum admin_route_target)target;
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    const struct token *t = &ps->tok;
+    if (t->type != TOK_STRING && t->type != TOK_WORD && t->type != TOK_NAME)
+        return syntax_error(&ps->lx, t, hint);
+    memcpy(ps->out->value, t->text, t->text_len + 1);
+    struct in6_addr a;
+    if (target == ADMIN_ROUTE_IP && inet_pton(AF_INET, t->text, &a) != 1 &&
+        inet_pton(AF_INET6, t->text, &a) != 1)
+        return lex_fail(&ps->lx, t->start, "22P02", NULL,
+                        "invalid input syntax for an IP address: \"%.64s\"", t->text);
+    if (target == ADMIN_ROUTE_LOCATION && !valid_location(t->text))
+        return lex_fail(&ps->lx, t->start, "22023",
+                        "A location is 'latitude,longitude' in degrees, latitude from -90 to 90, "
+                        "longitude from -180 to 180.",
+                        "invalid location: \"%.64s\"", t->text);
+    return advance(ps);
+}
+
+static int take_client_id(struct parser *ps)
+{
+    const struct token *t = &ps->tok;
+    if (t->type != TOK_WORD && t->type != TOK_STRING)
+        return syntax_error(&ps->lx, t, "Name the client by its id (SHOW CLIENTS lists them).");
+    char *end;
+    errno = 0;
+    unsigned long long id = strtoull(t->text, &end, 10);
+    if (t->text_len == 0 || !isdigit((unsigned char)t->text[0]) || *end != '\0' || errno != 0)
+        return lex_fail(&ps->lx, t->start, "22023",
+                        "A client id is a whole number from SHOW CLIENTS.",
+                        "invalid client id: \"%.64s\"", t->text);
+    ps->out->client_id = id;
+    return advance(ps);
+}
+
+/* setting = value, or setting TO value */
+static int take_setting(struct parser *ps)
+{
+    if (take_name(ps, ps->out->setting, "setting") < 0)
+        return ADMIN_PARSE_ERROR;
+    const struct token *t = &ps->tok;
+    if (t->type != TOK_EQUALS && !(t->type == TOK_WORD && strcasecmp(t->text, "TO") == 0))
+        return syntax_error(&ps->lx, t, "Write SET setting = value.");
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (t->type != TOK_STRING && t->type != TOK_WORD)
+        return syntax_error(&ps->lx, t, "Write SET setting = value.");
+    memcpy(ps->out->value, t->text, t->text_len + 1);
+    ps->out->value_quoted = t->type == TOK_STRING;
+    return advance(ps);
+}
+
+static int take_args(struct parser *ps, int args)
+{
+    switch (args) {
+    case ARGS_OPT_REGION:
+        if (ps->tok.type != TOK_WORD && ps->tok.type != TOK_NAME)
+            return 0;
+        ps->out->has_region = true;
+        return take_name(ps, ps->out->region, "region");
+    case ARGS_REGION:
+        ps->out->has_region = true;
+        return take_name(ps, ps->out->region, "region");
+    case ARGS_ROUTE:
+        return take_route(ps);
+    case ARGS_CLIENT:
+        return take_client_id(ps);
+    case ARGS_SET:
+        return take_setting(ps);
+    default:
+        return 0;
+    }
+}
+
+/* After the command: optional ';'s, then nothing but blanks. */
+static int take_end(struct parser *ps)
+{
+    bool semi = false;
+    while (ps->tok.type == TOK_SEMI) {
+        semi = true;
+        if (advance(ps) < 0)
+            return ADMIN_PARSE_ERROR;
+    }
+    if (ps->tok.type == TOK_END)
+        return ADMIN_PARSE_OK;
+    if (semi)
+        return lex_fail(&ps->lx, ps->tok.start, "0A000", "Send one command per query.",
+                        "the admin console runs one command at a time");
+    return syntax_error(&ps->lx, &ps->tok, NULL);
+}
+
+static int parse_command(struct parser *ps)
+{
+    struct token w0 = ps->tok, w1;
+    if (w0.type != TOK_WORD)
+        return syntax_error(&ps->lx, &w0, "Type SHOW HELP for the list of commands.");
+    if (is_sql_word(w0.text)) {
+        lex_fail(&ps->lx, w0.start, "0A000", "Type SHOW HELP for the list of commands.",
+                 "the pgnear admin console does not run SQL");
+        return ADMIN_PARSE_SQL;
+    }
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    w1 = ps->tok;
+    const struct admin_command_def *def = match_command(&w0, &w1);
+    if (def == NULL)
+        return unknown_command(ps, &w0, &w1);
+    ps->out->kind = def->kind;
+    if (def->words[1] != NULL && advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (take_args(ps, def->args) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_end(ps);
+}
+
+int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err)
+{
+    struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};
+    memset(out, 0, sizeof(*out));
+    memset(err, 0, sizeof(*err));
+    if (len > ADMIN_TEXT_MAX)
+        return lex_fail(&ps->lx, 0, "54000", "Admin commands are short; this is not one.",
+                        "admin command text is too long (%zu bytes, at most %d)", len,
+                        ADMIN_TEXT_MAX);
+    const char *nul = memchr(text, '\0', len);
+    if (nul != NULL)
+        return lex_fail(&ps->lx, (size_t)(nul - text), "22021", NULL,
+                        "invalid byte sequence for encoding \"UTF8\": 0x00");
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (ps->tok.type == TOK_END || ps->tok.type == TOK_SEMI) {
+        /* Blanks, comments and semicolons only. */
+        while (ps->tok.type == TOK_SEMI)
+            if (advance(ps) < 0)
+                return ADMIN_PARSE_ERROR;
+        if (ps->tok.type == TOK_END)
+            return ADMIN_PARSE_EMPTY;
+    }
+    return parse_command(ps);
+}

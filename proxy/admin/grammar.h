@@ -1,0 +1,108 @@
+/*
+ * grammar.h — the admin console's command language: text in, a parsed
+ * command out.  Pure: no allocation, nothing from the rest of pgnear, so a
+ * fuzz target links it alone.
+ *
+ * Keywords are case-insensitive words separated by any blanks and SQL's
+ * two kinds of comment; one command per text, an optional `;` at its end.
+ * Region and setting names are bare words (letters, digits, `_`, `-`,
+ * `.`) or "double-quoted"; values are 'single-quoted' ('' for a quote,
+ * backslash literal, as standard_conforming_strings = on), numbers with an
+ * optional unit, or bare words.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_GRAMMAR_H
+#define PGNEAR_PROXY_ADMIN_GRAMMAR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ADMIN_NAME_MAX  63          /* as PostgreSQL's NAMEDATALEN - 1 */
+#define ADMIN_VALUE_MAX 1024        /* a quoted value */
+#define ADMIN_TEXT_MAX  (64 * 1024) /* a longer command text is refused unread */
+
+enum admin_cmd_kind {
+    ADMIN_SHOW_HELP,
+    ADMIN_SHOW_VERSION,
+    ADMIN_SHOW_CONFIG,
+    ADMIN_SHOW_REGIONS,
+    ADMIN_SHOW_CLIENTS,
+    ADMIN_SHOW_SERVERS,
+    ADMIN_SHOW_POOLS,
+    ADMIN_SHOW_STATS,
+    ADMIN_SHOW_LISTS,
+    ADMIN_SHOW_ROUTE,
+    ADMIN_RELOAD,
+    ADMIN_SET,
+    ADMIN_RECONNECT,
+    ADMIN_PAUSE,
+    ADMIN_RESUME,
+    ADMIN_DISABLE,
+    ADMIN_ENABLE,
+    ADMIN_DRAIN,
+    ADMIN_KILL,
+    ADMIN_SHUTDOWN,
+    ADMIN_CMD_KINDS
+};
+
+/* What SHOW ROUTE FOR names. */
+enum admin_route_target {
+    ADMIN_ROUTE_CITY,
+    ADMIN_ROUTE_IP,
+    ADMIN_ROUTE_LOCATION,
+    ADMIN_ROUTE_REGION,
+};
+
+struct admin_cmd {
+    enum admin_cmd_kind kind;
+    bool has_region;                 /* PAUSE, RESUME, RECONNECT: a region was named */
+    char region[ADMIN_NAME_MAX + 1]; /* DISABLE, ENABLE, DRAIN, and the optional ones */
+    enum admin_route_target route_target;
+    char value[ADMIN_VALUE_MAX + 1];  /* SHOW ROUTE's place; SET's value */
+    bool value_quoted;                /* SET: the value was a quoted literal */
+    char setting[ADMIN_NAME_MAX + 1]; /* SET */
+    uint64_t client_id;               /* KILL */
+};
+
+/* admin_parse's results. */
+enum admin_parse_result {
+    ADMIN_PARSE_OK = 0,
+    ADMIN_PARSE_EMPTY = 1,  /* blanks and comments only: PostgreSQL answers EmptyQueryResponse */
+    ADMIN_PARSE_ERROR = -1, /* err says what and where */
+    ADMIN_PARSE_SQL = -2,   /* SQL (psql's own queries): err says the console does not run it */
+};
+
+/* What a command that failed tells the client (an ErrorResponse), from the parser or a handler. */
+struct admin_error {
+    char sqlstate[6];
+    char message[256];
+    char detail[512];
+    char hint[256];
+    int position; /* 1-based byte position in the command text, as PostgreSQL's P field; 0: none */
+};
+
+void admin_error_set(struct admin_error *e, const char *sqlstate, const char *detail,
+                     const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *detail,
+                      const char *hint, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
+
+/* One command of the language, as SHOW HELP shows it. */
+struct admin_command_def {
+    enum admin_cmd_kind kind;
+    const char *words[3]; /* keywords, upper case; NULL after the last */
+    int args;             /* how its arguments are read (grammar.c) */
+    const char *syntax;   /* "PAUSE [region]" */
+    const char *help;
+};
+
+int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err);
+
+/* Every command, in SHOW HELP's order. */
+const struct admin_command_def *admin_commands(size_t *n);
+
+/* The keywords of a kind: "SHOW CLIENTS". */
+const char *admin_command_name(enum admin_cmd_kind kind);
+
+#endif

@@ -1,0 +1,288 @@
+/*
+ * metrics.c — Prometheus text exposition on metrics_addr (libevent's
+ * evhttp, on worker 0's loop).
+ *
+ * A scrape takes the same snapshot SHOW STATS and SHOW REGIONS do
+ * (snapshot.c) and answers when every worker has filled its part: no loop
+ * waits for another, and the figures agree with the console's.  Names
+ * follow Prometheus's conventions: a pgnear_ prefix, _total on counters,
+ * base units (seconds, bytes).
+ */
+#include "proxy/admin/metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "pgnear-build.h"
+#include "proxy/admin/snapshot.h"
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
+#include "proxy/worker.h"
+
+struct metrics_server {
+    struct worker *w;
+    struct evhttp *http;
+};
+
+/* One scrape waiting for its snapshot; req is NULL once the scraper has gone. */
+struct scrape {
+    struct evhttp_request *req;
+    struct daemon *d;
+};
+
+/* Writes s as a label value: backslash, double quote and newline escaped. */
+static void put_label_value(struct evbuffer *out, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\\' || *s == '"')
+            evbuffer_add_printf(out, "\\%c", *s);
+        else if (*s == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, s, 1);
+    }
+}
+
+static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(out, "# HELP pgnear_%s %s\n# TYPE pgnear_%s %s\n", name, help, name, type);
+}
+
+/* pgnear_<name>{region="r",host="h"} value */
+static void put_host_sample(struct evbuffer *out, const char *name, const struct host_row *h,
+                            const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void put_host_sample(struct evbuffer *out, const char *name, const struct host_row *h,
+                            const char *fmt, ...)
+{
+    evbuffer_add_printf(out, "pgnear_%s{region=\"", name);
+    put_label_value(out, h->region);
+    evbuffer_add_printf(out, "\",host=\"");
+    put_label_value(out, h->host);
+    evbuffer_add_printf(out, ":%d\"} ", h->port);
+    va_list ap;
+    va_start(ap, fmt);
+    evbuffer_add_vprintf(out, fmt, ap);
+    va_end(ap);
+    evbuffer_add(out, "\n", 1);
+}
+
+static void put_counters(struct evbuffer *out, const struct snapshot *snap)
+{
+    struct worker_stats sum;
+    size_t n;
+    const struct stat_field *f = stat_fields(&n);
+    snapshot_sum_stats(snap, &sum);
+    for (size_t i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof(name), "%s_total", f[i].metric);
+        if (i == 0 || strcmp(f[i].metric, f[i - 1].metric) != 0)
+            put_header(out, name, "counter", f[i].help);
+        evbuffer_add_printf(out, "pgnear_%s%s%s%s %llu\n", name, f[i].label ? "{" : "",
+                            f[i].label ? f[i].label : "", f[i].label ? "}" : "",
+                            (unsigned long long)stat_field_value(&sum, &f[i]));
+    }
+}
+
+static void put_clients(struct evbuffer *out, const struct snapshot *snap)
+{
+    uint64_t login = 0, active = 0, admin = 0;
+    for (int i = 0; i < snap->nparts; i++) {
+        login += snap->parts[i].login_sessions;
+        active += snap->parts[i].active_sessions;
+        admin += snap->parts[i].admin_sessions;
+    }
+    put_header(out, "clients", "gauge", "Client sessions now, by state.");
+    evbuffer_add_printf(out, "pgnear_clients{state=\"login\"} %llu\n", (unsigned long long)login);
+    evbuffer_add_printf(out, "pgnear_clients{state=\"active\"} %llu\n", (unsigned long long)active);
+    evbuffer_add_printf(out, "pgnear_clients{state=\"admin\"} %llu\n", (unsigned long long)admin);
+}
+
+/* Per region: its sessions and the admin's state (once per region: hosts come grouped). */
+static void put_regions(struct evbuffer *out, const struct snapshot *snap)
+{
+    const struct snapshot_part *p0 = &snap->parts[0];
+    put_header(out, "region_sessions", "gauge", "Sessions relaying through the region now.");
+    for (size_t i = 0; i < p0->nhosts; i++) {
+        const struct host_row *h = &p0->hosts[i];
+        if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
+            continue;
+        evbuffer_add(out, "pgnear_region_sessions{region=\"", 31);
+        put_label_value(out, h->region);
+        evbuffer_add_printf(out, "\"} %llu\n",
+                            (unsigned long long)snapshot_region_sessions(snap, h->region));
+    }
+    put_header(out, "region_state", "gauge",
+               "1 for the state the admin set on the region: enabled, disabled, draining, paused.");
+    for (size_t i = 0; i < p0->nhosts; i++) {
+        const struct host_row *h = &p0->hosts[i];
+        if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
+            continue;
+        evbuffer_add(out, "pgnear_region_state{region=\"", 28);
+        put_label_value(out, h->region);
+        evbuffer_add_printf(out, "\",state=\"%s\"} 1\n", h->admin_state);
+    }
+}
+
+static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
+{
+    const struct snapshot_part *p0 = &snap->parts[0];
+    put_header(out, "host_up", "gauge", "1 when the host takes sessions, by its health checks.");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_up", &p0->hosts[i], "%d", p0->hosts[i].up ? 1 : 0);
+    put_header(out, "host_health_check_rtt_seconds", "gauge",
+               "Time the last successful health check took (connect and query).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        if (p0->hosts[i].checked && p0->hosts[i].last_error[0] == '\0')
+            put_host_sample(out, "host_health_check_rtt_seconds", &p0->hosts[i], "%.6f",
+                            p0->hosts[i].rtt_ms / 1000.0);
+    put_header(out, "host_last_health_check_timestamp_seconds", "gauge",
+               "When the last health check of the host finished (Unix time).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_last_health_check_timestamp_seconds", &p0->hosts[i], "%lld",
+                        (long long)p0->hosts[i].last_check);
+    put_header(out, "host_downs_total", "counter", "Times the host was taken down.");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_downs_total", &p0->hosts[i], "%u", p0->hosts[i].downs);
+}
+
+static void put_process(struct evbuffer *out, const struct daemon *d)
+{
+    put_header(out, "info", "gauge", "pgnear's version.");
+    evbuffer_add_printf(out, "pgnear_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
+    put_header(out, "workers", "gauge", "Event-loop threads.");
+    evbuffer_add_printf(out, "pgnear_workers %d\n", d->nworkers);
+    put_header(out, "reloads_total", "counter", "Configuration reloads (SIGHUP, RELOAD, SET).");
+    evbuffer_add_printf(out, "pgnear_reloads_total %u\n",
+                        __atomic_load_n(&d->reloads, __ATOMIC_RELAXED));
+    put_header(out, "reload_failures_total", "counter", "Reloads that kept the old configuration.");
+    evbuffer_add_printf(out, "pgnear_reload_failures_total %u\n",
+                        __atomic_load_n(&d->reloads_failed, __ATOMIC_RELAXED));
+    put_header(out, "last_reload_success", "gauge", "1 when the last reload was applied.");
+    evbuffer_add_printf(out, "pgnear_last_reload_success %d\n",
+                        __atomic_load_n(&d->last_reload_ok, __ATOMIC_RELAXED) ? 1 : 0);
+    put_header(out, "last_reload_timestamp_seconds", "gauge", "When the last reload ended.");
+    evbuffer_add_printf(out, "pgnear_last_reload_timestamp_seconds %lld\n",
+                        (long long)__atomic_load_n(&d->last_reload_at, __ATOMIC_RELAXED));
+}
+
+static void scrape_gone(struct evhttp_connection *conn, void *arg)
+{
+    struct scrape *sc = arg;
+    sc->req = NULL; /* the connection and its request are going away */
+}
+
+static void scrape_answer(struct snapshot *snap, void *arg)
+{
+    struct scrape *sc = arg;
+    if (sc->req != NULL) {
+        struct evbuffer *out = evbuffer_new();
+        evhttp_connection_set_closecb(evhttp_request_get_connection(sc->req), NULL, NULL);
+        if (out != NULL) {
+            put_counters(out, snap);
+            put_clients(out, snap);
+            put_regions(out, snap);
+            put_hosts(out, snap);
+            put_process(out, sc->d);
+            evhttp_add_header(evhttp_request_get_output_headers(sc->req), "Content-Type",
+                              "text/plain; version=0.0.4; charset=utf-8");
+            evhttp_send_reply(sc->req, HTTP_OK, "OK", out);
+            evbuffer_free(out);
+        } else {
+            evhttp_send_error(sc->req, HTTP_INTERNAL, "out of memory");
+        }
+    }
+    snapshot_free(snap);
+    free(sc);
+}
+
+static void metrics_request(struct evhttp_request *req, void *arg)
+{
+    struct metrics_server *ms = arg;
+    if (strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)) ?: "", "/metrics") != 0) {
+        evhttp_send_error(req, HTTP_NOTFOUND, "pgnear serves /metrics only");
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        evhttp_send_error(req, HTTP_BADMETHOD, "GET /metrics");
+        return;
+    }
+    struct scrape *sc = calloc(1, sizeof(*sc));
+    if (sc == NULL || snapshot_take(ms->w, SNAPSHOT_HOSTS, scrape_answer, sc) != 0) {
+        free(sc);
+        evhttp_send_error(req, HTTP_SERVUNAVAIL, "out of memory");
+        return;
+    }
+    sc->req = req;
+    sc->d = ms->w->d;
+    evhttp_connection_set_closecb(evhttp_request_get_connection(req), scrape_gone, sc);
+}
+
+/* "127.0.0.1:9187", "[::1]:9187", ":9187" (every address); false when it is none of these. */
+static bool metrics_split_addr(const char *addr, char *host, size_t cap, int *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL)
+        return false;
+    const char *h = addr;
+    size_t n = (size_t)(colon - addr);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']')
+        h++, n -= 2;
+    if (n >= cap)
+        return false;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 1 || p > 65535)
+        return false;
+    *port = (int)p;
+    if (host[0] == '\0')
+        snprintf(host, cap, "0.0.0.0");
+    return true;
+}
+
+struct metrics_server *metrics_start(struct worker *w, const char *addr, char *err, size_t errcap)
+{
+    char host[256];
+    int port;
+    if (!metrics_split_addr(addr, host, sizeof(host), &port)) {
+        snprintf(err, errcap, "metrics_addr \"%s\" is not host:port", addr);
+        return NULL;
+    }
+    struct metrics_server *ms = calloc(1, sizeof(*ms));
+    if (ms == NULL || (ms->http = evhttp_new(w->base)) == NULL) {
+        free(ms);
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    ms->w = w;
+    evhttp_set_gencb(ms->http, metrics_request, ms);
+    evhttp_set_max_headers_size(ms->http, 16 * 1024);
+    evhttp_set_max_body_size(ms->http, 0);
+    evhttp_set_timeout(ms->http, 10);
+    if (evhttp_bind_socket(ms->http, host, (uint16_t)port) != 0) {
+        snprintf(err, errcap, "could not listen on metrics_addr %s", addr);
+        metrics_stop(ms);
+        return NULL;
+    }
+    log_info(0, "serving Prometheus metrics on http://%s/metrics", addr);
+    return ms;
+}
+
+void metrics_stop(struct metrics_server *ms)
+{
+    if (ms == NULL)
+        return;
+    evhttp_free(ms->http);
+    free(ms);
+}

@@ -1,0 +1,249 @@
+/*
+ * snapshot.c — gathering what the workers hold (snapshot.h).
+ */
+#include "proxy/admin/snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "proxy/worker_call.h"
+#include "routing/health.h"
+#include "routing/region.h"
+#include "routing/registry.h"
+#include "routing/route.h"
+
+/* Copies src (may be NULL) into dst, cut to fit. */
+static void copy_name(char *dst, size_t cap, const char *src)
+{
+    size_t n = src != NULL ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src != NULL ? src : "", n);
+    dst[n] = '\0';
+}
+
+static const char *client_state(const struct session *s)
+{
+    if (s->phase == PHASE_CLOSING)
+        return "closing";
+    if (s->phase != PHASE_ACTIVE)
+        return "login";
+    return s->tx_status == 'I' ? "idle" : "active";
+}
+
+static void client_row_fill(struct client_row *row, const struct session *s)
+{
+    row->id = s->id;
+    row->worker = s->w->index;
+    copy_name(row->addr, sizeof(row->addr), s->peer);
+    copy_name(row->user, sizeof(row->user), s->user);
+    copy_name(row->database, sizeof(row->database), s->database);
+    copy_name(row->application_name, sizeof(row->application_name), s->application_name);
+    row->state = client_state(s);
+    row->tls = s->client_tls;
+    const bool placed = s->phase == PHASE_ACTIVE;
+    copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
+    if (placed && s->region != NULL && s->host_index < s->region->nhosts) {
+        const struct region_host *h = &s->region->hosts[s->host_index];
+        snprintf(row->server, sizeof(row->server), "%.*s:%d", SNAPSHOT_NAME_MAX - 1, h->name,
+                 h->port);
+    }
+    row->source = placed ? route_source_name((enum locality_source)s->origin.source) : "";
+    copy_name(row->place, sizeof(row->place), placed ? s->origin.place : NULL);
+    row->has_coords = placed && s->origin.has_coords;
+    row->lat = s->origin.lat;
+    row->lon = s->origin.lon;
+    row->km = placed ? s->origin.km : -1.0;
+    row->connected_at = s->connected_at;
+    row->bytes_in = s->client.bytes_in;
+    row->bytes_out = s->server.bytes_in;
+}
+
+/* Counts one relaying session in its region's entry (few regions: a linear search). */
+static bool part_count_region(struct snapshot_part *p, const struct region *r, size_t *cap)
+{
+    for (size_t i = 0; i < p->nregions; i++)
+        if (strcmp(p->regions[i].name, r->name) == 0) {
+            p->regions[i].sessions++;
+            return true;
+        }
+    if (p->nregions == *cap) {
+        size_t grown_cap = *cap ? *cap * 2 : 8;
+        struct region_sessions *grown = realloc(p->regions, grown_cap * sizeof(*grown));
+        if (grown == NULL)
+            return false;
+        p->regions = grown;
+        *cap = grown_cap;
+    }
+    struct region_sessions *e = &p->regions[p->nregions++];
+    copy_name(e->name, sizeof(e->name), r->name);
+    e->sessions = 1;
+    return true;
+}
+
+static void part_add_clients(struct snapshot_part *p, struct list *sessions)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, sessions)
+        client_row_fill(&p->clients[p->nclients++], list_entry(pos, struct session, node));
+}
+
+const char *snapshot_admin_state_name(int state)
+{
+    static const char *const names[] = {"enabled", "disabled", "draining", "paused"};
+    return state >= 0 && state < 4 ? names[state] : "?";
+}
+
+static void host_row_fill(struct host_row *row, const struct region *r, const struct region_host *h)
+{
+    const struct host_health *hh = &h->runtime->health;
+    copy_name(row->region, sizeof(row->region), r->name);
+    row->admin_state = snapshot_admin_state_name((int)registry_admin_state(r->runtime));
+    row->has_location = r->has_location;
+    row->lat = r->lat;
+    row->lon = r->lon;
+    copy_name(row->host, sizeof(row->host), h->name);
+    row->port = h->port;
+    row->up = host_is_up(h);
+    row->standby = host_is_standby(h);
+    /* Worker 0's health checks write the rest: this runs on worker 0. */
+    row->checked = hh->checked;
+    row->role_known = hh->role_known;
+    row->login_failing = hh->login_failing;
+    row->rtt_ms = hh->rtt_ms;
+    row->last_check = hh->last_check;
+    row->downs = health_downs(h);
+    copy_name(row->last_error, sizeof(row->last_error), hh->last_error);
+}
+
+/* Worker 0: every host of its configuration (the current one), with health. */
+static void part_add_hosts(struct snapshot_part *p, const struct config *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->regions.count; i++)
+        n += cfg->regions.items[i].nhosts;
+    p->hosts = n > 0 ? calloc(n, sizeof(*p->hosts)) : NULL;
+    if (n > 0 && p->hosts == NULL) {
+        p->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < cfg->regions.count; i++) {
+        const struct region *r = &cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++)
+            host_row_fill(&p->hosts[p->nhosts++], r, &r->hosts[j]);
+    }
+}
+
+/* Runs on each worker's thread: fills that worker's part and nothing else. */
+static int snapshot_fill(struct worker *w, void *arg)
+{
+    struct snapshot *snap = arg;
+    struct snapshot_part *p = &snap->parts[w->index];
+    p->ran = true;
+    stats_accumulate(&p->stats, &w->stats);
+    p->login_sessions = w->login_sessions.count;
+    p->active_sessions = w->active_sessions.count;
+    p->admin_sessions = w->admin_sessions.count;
+    size_t cap = 0;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        const struct session *s = list_entry(pos, struct session, node);
+        if (s->region != NULL && !part_count_region(p, s->region, &cap)) {
+            p->failed = true;
+            break;
+        }
+    }
+    if ((snap->what & SNAPSHOT_HOSTS) && w->index == 0)
+        part_add_hosts(p, w->cfg);
+    if (!(snap->what & SNAPSHOT_CLIENTS))
+        return 0;
+    size_t n = w->login_sessions.count + w->active_sessions.count;
+    p->clients = n > 0 ? calloc(n, sizeof(*p->clients)) : NULL;
+    if (n > 0 && p->clients == NULL) {
+        p->failed = true;
+        return 0;
+    }
+    part_add_clients(p, &w->active_sessions);
+    part_add_clients(p, &w->login_sessions);
+    return 0;
+}
+
+static void snapshot_gathered(struct worker *from, const struct worker_reply *r)
+{
+    struct snapshot *snap = r->arg;
+    snap->done(snap, snap->arg);
+}
+
+int snapshot_take(struct worker *from, unsigned what, snapshot_done_fn done, void *arg)
+{
+    struct snapshot *snap = calloc(1, sizeof(*snap));
+    if (snap == NULL)
+        return -1;
+    snap->what = what;
+    snap->nparts = from->d->nworkers;
+    snap->done = done;
+    snap->arg = arg;
+    snap->parts = calloc((size_t)snap->nparts, sizeof(*snap->parts));
+    if (snap->parts == NULL ||
+        worker_call_all(from, snapshot_fill, snap, snapshot_gathered, NULL) != 0) {
+        snapshot_free(snap);
+        return -1;
+    }
+    return 0;
+}
+
+void snapshot_free(struct snapshot *snap)
+{
+    if (snap == NULL)
+        return;
+    for (int i = 0; snap->parts != NULL && i < snap->nparts; i++) {
+        free(snap->parts[i].regions);
+        free(snap->parts[i].clients);
+        free(snap->parts[i].hosts);
+    }
+    free(snap->parts);
+    free(snap);
+}
+
+void snapshot_sum_stats(const struct snapshot *snap, struct worker_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < snap->nparts; i++)
+        stats_accumulate(out, &snap->parts[i].stats);
+}
+
+uint64_t snapshot_region_sessions(const struct snapshot *snap, const char *region)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nregions; j++)
+            if (strcmp(snap->parts[i].regions[j].name, region) == 0)
+                n += snap->parts[i].regions[j].sessions;
+    return n;
+}
+
+uint64_t snapshot_server_sessions(const struct snapshot *snap, const char *region,
+                                  const char *server)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
+            const struct client_row *c = &snap->parts[i].clients[j];
+            if (strcmp(c->region, region) == 0 && strcmp(c->server, server) == 0 &&
+                c->server[0] != '\0')
+                n++;
+        }
+    return n;
+}
+
+bool snapshot_partial(const struct snapshot *snap)
+{
+    for (int i = 0; i < snap->nparts; i++)
+        if (snap->parts[i].failed || !snap->parts[i].ran)
+            return true;
+    return false;
+}

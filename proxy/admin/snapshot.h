@@ -1,0 +1,115 @@
+/*
+ * snapshot.h — what every worker holds, gathered without stopping a loop.
+ *
+ * A snapshot asks each worker (worker_call_all) to copy what the admin
+ * console and the metrics endpoint show into a part of its own: its
+ * counters, its sessions per region, and on request one row per client.
+ * Each part is written on its worker's thread and read only once every
+ * worker has answered, on the thread that asked; nothing in a part points
+ * into a worker's memory (names are copied), so a session that closes or a
+ * configuration that goes away meanwhile changes nothing.  SHOW STATS and
+ * /metrics both sum the same parts, so their figures agree.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_SNAPSHOT_H
+#define PGNEAR_PROXY_ADMIN_SNAPSHOT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/stats.h"
+
+struct worker;
+
+#define SNAPSHOT_NAME_MAX 64
+
+/* What to gather beyond the counters. */
+#define SNAPSHOT_CLIENTS 1u /* a row per client session */
+#define SNAPSHOT_HOSTS   2u /* a row per region host, with its health (worker 0 writes it) */
+
+/* One client session, as SHOW CLIENTS shows it. */
+struct client_row {
+    uint64_t id;
+    int worker;
+    char addr[64];
+    char user[SNAPSHOT_NAME_MAX];
+    char database[SNAPSHOT_NAME_MAX];
+    char application_name[SNAPSHOT_NAME_MAX];
+    const char *state; /* static text: "login", "active", "idle", "closing" */
+    bool tls;
+    char region[SNAPSHOT_NAME_MAX]; /* "" while none is chosen */
+    char server[SNAPSHOT_NAME_MAX + 8];
+    const char *source; /* static text: route_source_name() */
+    char place[34];
+    bool has_coords;
+    double lat, lon, km; /* km < 0: unknown */
+    int64_t connected_at;
+    uint64_t bytes_in, bytes_out; /* from the client, to the client */
+};
+
+/* One host of a region of the current configuration, and its health. */
+struct host_row {
+    char region[SNAPSHOT_NAME_MAX];
+    const char *admin_state; /* static text: "enabled", "disabled", "draining", "paused" */
+    bool has_location;
+    double lat, lon;
+    char host[SNAPSHOT_NAME_MAX];
+    int port;
+    bool up, checked, role_known, standby, login_failing;
+    double rtt_ms;
+    int64_t last_check;
+    unsigned downs;
+    char last_error[160];
+};
+
+/* Sessions of one region on one worker (relaying, by the region serving them). */
+struct region_sessions {
+    char name[SNAPSHOT_NAME_MAX];
+    uint64_t sessions;
+};
+
+struct snapshot_part {
+    bool ran;    /* the worker answered (false: its loop had ended) */
+    bool failed; /* out of memory while filling: what is here is partial */
+    struct worker_stats stats;
+    uint64_t login_sessions, active_sessions, admin_sessions;
+    struct region_sessions *regions;
+    size_t nregions;
+    struct client_row *clients;
+    size_t nclients;
+    struct host_row *hosts; /* worker 0's part only */
+    size_t nhosts;
+};
+
+struct snapshot;
+typedef void (*snapshot_done_fn)(struct snapshot *snap, void *arg);
+
+struct snapshot {
+    unsigned what; /* SNAPSHOT_* */
+    int nparts;
+    struct snapshot_part *parts; /* one per worker, by index */
+    snapshot_done_fn done;
+    void *arg;
+};
+
+/*
+ * Asks every worker of from's daemon; done(snap, arg) runs on from's
+ * thread once all have answered, and owns snap (snapshot_free).  0, or -1
+ * when out of memory (done is never called).
+ */
+int snapshot_take(struct worker *from, unsigned what, snapshot_done_fn done, void *arg);
+void snapshot_free(struct snapshot *snap);
+
+/* Every worker's counters added up. */
+void snapshot_sum_stats(const struct snapshot *snap, struct worker_stats *out);
+/* Relaying sessions of a region, over every worker. */
+uint64_t snapshot_region_sessions(const struct snapshot *snap, const char *region);
+/* Relaying sessions through one host ("name:port"), over every worker. */
+uint64_t snapshot_server_sessions(const struct snapshot *snap, const char *region,
+                                  const char *server);
+/* Static text for an admin state. */
+const char *snapshot_admin_state_name(int state);
+/* Whether some worker ran out of memory or did not answer: the figures are partial. */
+bool snapshot_partial(const struct snapshot *snap);
+
+#endif

@@ -1,0 +1,233 @@
+# The admin console (database pgnear): who may log in, every SHOW command
+# through psql (aligned, \x, csv, \gset) and through DBD::Pg's prepared
+# statements (the extended protocol), SHOW ROUTE against --explain,
+# DISABLE/ENABLE moving new sessions, KILL, RELOAD moving a city while an
+# open session stays usable, bad input answered with errors while the
+# console stays up, and raw protocol misuse.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+
+my $PGNEAR = $ENV{PGNEAR} // die "PGNEAR is not set\n";
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $uw = PgNearTest::Cluster->new(name => 'us-west');
+my $eu = PgNearTest::Cluster->new(name => 'eu-west');
+
+my $auth_dir = PgNearTest::tmpdir(name => 'admin-auth');
+my $userlist = "$auth_dir/userlist.txt";
+write_file($userlist,
+    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n}
+  . qq{"other" "} . make_scram_verifier('other-secret') . qq{"\n});
+
+my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $eu],
+    settings => { auth => 'passthrough', server_tls => 'disable', auth_file => $userlist,
+                  admin_users => 'admin', health_check_interval => '200ms',
+                  cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . '/conf/cities.csv' },
+    extra_ini => "\n[cities]\nboston = us-east\n");
+
+sub admin_ci { $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret', @_) }
+sub admin { psql(admin_ci(), @_) }
+
+sub admin_err {
+    my ($sql, %o) = @_;
+    my ($rc, $out, $err) = psql($o{conninfo} // admin_ci(), $sql, verbose => 1);
+    return ($rc, sqlstate($err), $err, $out);
+}
+
+# ------------------------------------------------------------------ access
+
+like admin('SHOW VERSION'), qr/^pgnear \d/, 'admin_users logs in with SCRAM over TCP';
+# The SQLSTATE of a failed console login, read off the wire.
+sub login_error {
+    my ($user, $password) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    my $r = $w->startup(user => $user, database => 'pgnear', password => $password);
+    return $r->{ok} ? 'ok' : ($r->{error} // {})->{C} // 'none';
+}
+is login_error('admin', 'wrong'), '28P01', 'a wrong password is refused with 28P01';
+is login_error('other', 'other-secret'), '28P01',
+    'a user in auth_file but not in admin_users gets 28P01 (no hint of why)';
+is login_error('app', 'app-secret'), '28P01', 'an application user cannot reach the console';
+like psql($p->conninfo(host => $p->socket_dir, dbname => 'pgnear', user => 'anyone',
+                       password => undef), 'SHOW VERSION'),
+    qr/^pgnear/, 'the OS user pgnear runs as is trusted over the Unix socket';
+is psql($p->conninfo, 'SHOW cluster_name'), 'us-east', 'application sessions still reach servers';
+unlike $us->log_contents, qr/database "pgnear"/, 'the admin database never reached a server';
+
+# ------------------------------------------------------------------ SHOW
+
+my $help = admin('SHOW HELP');
+for my $c ('SHOW CLIENTS', 'SHOW ROUTE FOR CITY', 'PAUSE [region]', 'DISABLE region', 'KILL client_id',
+           'RELOAD', 'SHUTDOWN') {
+    like $help, qr/^\Q$c\E/m, "SHOW HELP lists $c";
+}
+my %config = map { my @f = split /\|/; ($f[0] => [$f[1], $f[2]]) } split /\n/, admin('SHOW CONFIG');
+is $config{admin_users}[0], 'admin', 'SHOW CONFIG: admin_users';
+is $config{health_check_interval}[0], '200ms', 'SHOW CONFIG: a duration as it was written';
+is $config{workers}[1], 'f', 'SHOW CONFIG: workers needs a restart';
+is $config{auth}[1], 't', 'SHOW CONFIG: auth is reloadable';
+
+# A session that stays open, placed by a city hint.
+my $open = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+ok $open->startup(user => 'app', database => 'movr', password => 'app-secret',
+                  params => { options => '-c pgnear.city=Boston' })->{ok}, 'an application session stays open';
+is $open->query('SHOW cluster_name')->{rows}[0][0], 'us-east', '... in us-east';
+
+my @clients = grep { /\|app\|/ } split /\n/, admin('SHOW CLIENTS');
+is scalar(@clients), 1, 'SHOW CLIENTS: one application client';
+my @c = split /\|/, $clients[0];
+my $client_id = $c[0];
+like $client_id, qr/^\d+$/, 'SHOW CLIENTS: the id';
+is $c[5], 'idle', 'SHOW CLIENTS: idle between queries';
+is $c[7], 'us-east', 'SHOW CLIENTS: the region';
+is $c[8], $us->hostport, 'SHOW CLIENTS: the server';
+is $c[9], 'city', 'SHOW CLIENTS: placed by its city';
+like $c[10], qr/^Boston/, 'SHOW CLIENTS: the city';
+like $c[14], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00$/, 'SHOW CLIENTS: connected_at is a timestamptz';
+
+my @servers = split /\n/, admin('SHOW SERVERS');
+is scalar(grep { /\|$client_id\|/ } @servers), 1, 'SHOW SERVERS: the client\'s server connection';
+
+my %regions;
+for (split /\n/, admin('SHOW REGIONS')) { my @f = split /\|/; $regions{ $f[0] } = \@f }
+is_deeply [sort keys %regions], ['eu-west', 'us-east', 'us-west'], 'SHOW REGIONS: every region';
+is $regions{'us-east'}[1], 'enabled', 'SHOW REGIONS: enabled';
+is $regions{'us-east'}[12], 1, 'SHOW REGIONS: us-east serves the open session';
+is $regions{'eu-west'}[12], 0, 'SHOW REGIONS: eu-west serves none';
+ok wait_until(sub { (split /\|/, (grep { /^us-west\|/ } split /\n/, admin('SHOW REGIONS'))[0])[7] eq 't' }, timeout => 10),
+    'SHOW REGIONS: health shows up';
+
+my %stats = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS');
+cmp_ok $stats{sessions_total}, '>=', 3, 'SHOW STATS: sessions counted';
+cmp_ok $stats{routed_by_city}, '>=', 1, 'SHOW STATS: routing decisions by source';
+cmp_ok $stats{bytes_client_to_server}, '>', 0, 'SHOW STATS: bytes';
+cmp_ok $stats{login_errors_28}, '>=', 3, 'SHOW STATS: the refused admin logins, class 28';
+
+my %lists = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW LISTS');
+is $lists{clients_active}, 1, 'SHOW LISTS: one active client';
+is $lists{admin_sessions}, 1, 'SHOW LISTS: this admin session';
+is $lists{hosts}, 3, 'SHOW LISTS: hosts';
+
+# psql's own ways of showing results.
+like admin(['\x on', 'SHOW VERSION']), qr/^version\|pgnear/m, 'expanded display (\x)';
+like admin('SHOW HELP', args => ['--csv']), qr/^"SHOW ROUTE FOR CITY 'x' \| IP[^"]*",/m,
+    'csv output (a value with commas and quotes, quoted)';
+like admin(undef, stdin => "SHOW VERSION \\gset\n\\echo got :version\n"), qr/^got pgnear/m, '\gset';
+
+# ------------------------------------------------------------------ SHOW ROUTE
+
+for my $case (['CITY', 'Tokyo', 'city=Tokyo'], ['LOCATION', '48.85,2.35', 'location=48.85,2.35'],
+              ['REGION', 'us-west', 'region=us-west'], ['CITY', 'boston', 'city=boston']) {
+    my ($what, $value, $arg) = @$case;
+    my @rows = map { [split /\|/] } split /\n/, admin("SHOW ROUTE FOR $what '$value'");
+    my ($rc, $out) = PgNearTest::run_cmd([$PGNEAR, '--explain', $p->config_path, $arg]);
+    is $rc, 0, "--explain $arg runs";
+    my @explained = $out =~ /^\s+\d+\.\s+(\S+)/mg;
+    is_deeply [map { $_->[1] } @rows], \@explained, "SHOW ROUTE FOR $what '$value': the order of --explain";
+    my ($reason) = $out =~ /^reason: (.*)$/m;
+    $reason =~ s/command line/SHOW ROUTE/g;    # the channel the evidence came by
+    is $rows[0][6], $reason, "SHOW ROUTE FOR $what '$value': the reason of --explain";
+}
+
+# ------------------------------------------------------------------ DISABLE, ENABLE
+
+my $hint = $p->conninfo(options => '-c pgnear.city=Boston');
+is admin('DISABLE "us-east"'), 'DISABLE', 'DISABLE us-east';
+is psql($hint, 'SHOW cluster_name'), 'us-west', 'a Boston session now goes to the next nearest';
+is $open->query('SELECT 1')->{rows}[0][0], 1, 'the open session in us-east goes on';
+like((grep { /^us-east\|/ } split /\n/, admin('SHOW REGIONS'))[0], qr/^us-east\|disabled\|/,
+     'SHOW REGIONS: disabled');
+is admin('ENABLE us-east'), 'ENABLE', 'ENABLE us-east';
+is psql($hint, 'SHOW cluster_name'), 'us-east', 'Boston sessions come back';
+my ($rc, $state, $err) = admin_err('DISABLE nowhere');
+is $state, '42704', 'DISABLE of an unknown region: 42704';
+like $err, qr/us-east/, '... naming the regions there are';
+
+# ------------------------------------------------------------------ RELOAD
+
+$p->update_config(extra_ini => "\n[cities]\nboston = eu-west\n");
+is admin('RELOAD'), 'RELOAD', 'RELOAD';
+is psql($hint, 'SHOW cluster_name'), 'eu-west', 'after RELOAD Boston goes where the file now says';
+is $open->query('SHOW cluster_name')->{rows}[0][0], 'us-east', 'the open session stays usable where it was';
+$p->update_config(settings => { workers => 3 });
+($rc, my $out, $err) = psql(admin_ci(), 'RELOAD', verbose => 1);
+is $rc, 0, 'RELOAD with a restart-only change succeeds';
+like $err, qr/NOTICE:.*"workers" changed but takes effect only after a restart/, '... and says what waits for a restart';
+$p->update_config(settings => { workers => $ENV{PGNEAR_TEST_WORKERS} || undef });
+$p->update_config(extra_ini => "\n[cities]\nboston = no-such-region\n");
+($rc, $state, $err) = admin_err('RELOAD');
+is $state, 'F0000', 'a broken configuration: RELOAD fails with F0000';
+like $err, qr/no-such-region/, '... saying why';
+is psql($hint, 'SHOW cluster_name'), 'eu-west', '... and the running configuration stays';
+$p->update_config(extra_ini => "\n[cities]\nboston = us-east\n");
+admin('RELOAD');
+
+# ------------------------------------------------------------------ KILL
+
+is admin("KILL $client_id"), 'KILL', 'KILL the open session';
+my $r = eval { $open->query('SELECT 1') };
+ok !$r || $r->{eof} || ($r->{error} && $r->{error}{C} eq '57P01'), 'the killed session is gone';
+($rc, $state) = admin_err('KILL 999999999');
+is $state, '42704', 'KILL of no such client: 42704';
+($rc, $state) = admin_err('KILL bob');
+is $state, '22023', 'KILL of a word: 22023';
+
+# ------------------------------------------------------------------ bad input
+
+($rc, $state, $err) = admin_err('SHOW CLEINTS');
+is $state, '42601', 'a misspelt command: 42601';
+like $err, qr/HINT:\s+Did you mean "SHOW CLIENTS"\?/, '... with a hint naming the closest';
+($rc, $state, $err) = admin_err('SELECT 1');
+is $state, '0A000', 'SQL: 0A000';
+like $err, qr/does not run SQL/, '... saying the console does not run SQL';
+($rc, $state) = admin_err('SHOW STATS; SHOW CLIENTS');
+is $state, '0A000', 'two commands in one query: 0A000';
+{
+    # Through stdin: a 1 MB argument is more than the kernel passes to psql.
+    my ($rc1, $out1, $err1) = psql(admin_ci(), undef, args => ['-v', 'VERBOSITY=verbose'],
+                                   stdin => 'SHOW ' . ('x' x (1024 * 1024)) . ";\n");
+    is sqlstate($err1), '54000', 'a 1 MB query: 54000';
+}
+($rc, $state) = admin_err("SHOW ROUTE FOR LOCATION '91,0'");
+is $state, '22023', 'a location off the globe: 22023';
+($rc, $state, $err) = admin_err('\d');
+isnt $rc, 0, 'psql\'s \d gets an error';
+like admin('SHOW VERSION'), qr/^pgnear/, 'the console is still up after all that';
+
+# ------------------------------------------------------------------ extended protocol
+
+my $dbh = dbi_connect(admin_ci());
+ok $dbh, 'DBD::Pg logs in';
+my $sth = $dbh->prepare('SHOW STATS');
+ok $sth->execute, 'a prepared SHOW STATS executes';
+my $rows = $sth->fetchall_arrayref;
+ok((grep { $_->[0] eq 'sessions_total' && $_->[1] >= 3 } @$rows), 'its rows arrive, numbers as numbers');
+is_deeply $sth->{NAME}, ['stat', 'value', 'description'], 'Describe gave the column names';
+is $sth->{pg_type}[1], 'int8', '... and types';
+ok $sth->execute, 'executing the same prepared statement again';
+my $again = $sth->fetchall_arrayref;
+is scalar(@$again), scalar(@$rows), '... gives the same rows';
+my $bad = $dbh->prepare('SHOW NOTHING');
+ok !$bad->execute, 'preparing an unknown command fails';
+is $dbh->state, '42601', '... with 42601';
+my $ver = $dbh->selectrow_array('SHOW VERSION');
+like $ver, qr/^pgnear/, 'the session goes on after an extended-protocol error';
+$dbh->disconnect;
+
+# Raw messages: an unknown frontend message type ends the session with 08P01.
+my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+ok $w->startup(user => 'admin', database => 'pgnear', password => 'admin-secret')->{ok}, 'raw login';
+$w->send_msg('d', 'copy data where none belongs');
+my ($type, $body) = $w->read_msg;
+is $type, 'E', 'an unexpected message type gets an error';
+like $body, qr/C08P01/, '... 08P01';
+like admin('SHOW VERSION'), qr/^pgnear/, 'the console serves others after that';
+
+done_testing;
