@@ -366,11 +366,12 @@ static int console_query(struct session *s, const struct qp_query *q)
     }
     if (!p->empty && console_send_row_description(s, p) < 0)
         return -1;
+    bool empty = p->empty;
     int ex = console_execute(s, p, 0, true);
     if (ex != 0)
         return ex; /* 1: the answer comes later, and ReadyForQuery after it */
     console_drop_portal(c, "");
-    return p->empty ? console_send_ready(s) : 0;
+    return empty ? console_send_ready(s) : 0; /* a command's answer carried its own */
 }
 
 static int console_parse(struct session *s, const struct qp_parse *m)

@@ -121,6 +121,14 @@ like admin('SHOW HELP', args => ['--csv']), qr/^"SHOW ROUTE FOR CITY 'x' \| IP[^
     'csv output (a value with commas and quotes, quoted)';
 like admin(undef, stdin => "SHOW VERSION \\gset\n\\echo got :version\n"), qr/^got pgnear/m, '\gset';
 
+{
+    # \watch repeats until psql is stopped (psql 15 has no count): two seconds of it.
+    my ($wrc, $wout) = PgNearTest::run_cmd([require_tool('psql'), '-X', '-A', '-t', '-d', admin_ci()],
+                                           stdin => "SHOW LISTS \\watch 0.2\n", timeout => 2);
+    my $n = () = $wout =~ /^workers\|/mg;
+    cmp_ok $n, '>=', 3, "\\watch 0.2 repeats the command ($n times in 2 s)";
+}
+
 # ------------------------------------------------------------------ SHOW ROUTE
 
 for my $case (['CITY', 'Tokyo', 'city=Tokyo'], ['LOCATION', '48.85,2.35', 'location=48.85,2.35'],
