@@ -71,10 +71,11 @@ my $text;
     for my $section ('NAME', 'SYNOPSIS', 'DESCRIPTION', 'OPTIONS', 'EXIT STATUS', 'SIGNALS',
                      'CONFIGURATION FILE', 'SETTINGS', 'ROUTING', 'CITY TABLE', 'GEOIP',
                      'HEALTH CHECKS', 'AUTHENTICATION', 'CANCEL REQUESTS', 'TLS', 'LOGGING',
-                     'ADMIN CONSOLE', 'MIGRATIONS', 'SEE ALSO') {
+                     'ADMIN CONSOLE', 'METRICS', 'MIGRATIONS', 'SEE ALSO') {
         like($out, qr/^\Q$section\E$/m, "section $section");
     }
-    like($out, qr/^ADMIN CONSOLE\n\s+Not built yet\./m, 'the admin console is said to be not built');
+    like($out, qr/^ADMIN CONSOLE\n\s+Connect with psql/m, 'the admin console says how to reach it');
+    like($out, qr/^\s+SHOW CLIENTS\s/m, '... and lists its commands');
     like($out, qr/^MIGRATIONS\n\s+Not built yet\./m, 'migrations are said to be not built');
 }
 
