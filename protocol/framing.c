@@ -124,6 +124,9 @@ static bool frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct 
         if (have <= PKT_HEADER_LEN)
             return false; /* wait for the status byte */
         out->ready_status = (char)h[PKT_HEADER_LEN];
+        out->readies++;
+    } else if (h[0] == 'Q' || h[0] == 'S' || h[0] == 'F') {
+        out->requests++;
     }
     out->last_type = (char)h[0];
     out->messages++;

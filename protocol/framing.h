@@ -36,7 +36,16 @@ struct frame_scan {
     char last_type;     /* type of the last message that started */
     char ready_status;  /* status byte of the last ReadyForQuery seen, or 0 */
     size_t messages;    /* messages that started in this scan */
-    int error;          /* FRAME_BAD_LENGTH on a length word below 4 */
+    /*
+     * Of those, the ones a ReadyForQuery answers, one each, when a client
+     * sends them: Query, Sync, FunctionCall ('Q', 'S', 'F'); and the
+     * ReadyForQuery messages themselves.  Both are counted in either
+     * direction: which one means something depends on who sent the bytes
+     * (a server's 'S' is a ParameterStatus, a client's 'Z' means nothing).
+     */
+    uint32_t requests;
+    uint32_t readies;
+    int error; /* FRAME_BAD_LENGTH on a length word below 4 */
 };
 
 /*

@@ -84,6 +84,7 @@ static const struct setting config_settings[] = {
     S(client_login_timeout_ms, T_MS, "15s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
     S(shutdown_timeout_ms, T_MS, "30s", true),
+    S(pause_timeout_ms, T_MS, "10s", true),
     S(tcp_keepalive, T_BOOL, "on", true),
     S(tcp_keepidle_ms, T_MS, "60s", true),
     S(tcp_keepintvl_ms, T_MS, "10s", true),
@@ -821,6 +822,12 @@ static void config_check_throttle(struct load_ctx *lc)
                 "auth_failure_max_delay must be between auth_failure_delay and 1h");
 }
 
+static void config_check_pause(struct load_ctx *lc)
+{
+    if (lc->cfg->pause_timeout_ms < 1 || lc->cfg->pause_timeout_ms > 3600 * 1000)
+        problem(lc, "pgnear:pause_timeout", "pause_timeout must be between 1ms and 1h");
+}
+
 static void config_free(struct config *cfg);
 
 struct config *config_load_scoped(const char *path, enum config_scope scope,
@@ -840,6 +847,7 @@ struct config *config_load_scoped(const char *path, enum config_scope scope,
         if (scope == CONFIG_SCOPE_ALL) {
             config_check_limits(&lc);
             config_check_throttle(&lc);
+            config_check_pause(&lc);
             config_check_proxy(&lc);
             config_check_auth(&lc);
             config_check_tls(&lc);

@@ -60,7 +60,8 @@ struct config {
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
     int shutdown_timeout_ms;
-    bool tcp_keepalive; /* on client and server TCP connections */
+    int pause_timeout_ms; /* PAUSE gives up (and undoes itself) after this */
+    bool tcp_keepalive;   /* on client and server TCP connections */
     int tcp_keepidle_ms;
     int tcp_keepintvl_ms;
     int tcp_keepcnt;

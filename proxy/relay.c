@@ -12,6 +12,8 @@
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
  */
+#include <stdio.h>
+
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -20,6 +22,8 @@
 #include "proxy/log.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "routing/region.h"
+#include "routing/registry.h"
 
 #define RELAY_HIGH_WATER (512 * 1024)
 #define RELAY_LOW_WATER  (128 * 1024)
@@ -37,9 +41,26 @@ static int relay_note_scan(struct session *s, struct endpoint *src, const struct
     src->fwd_remaining = sc->remaining;
     if (sc->messages > 0)
         src->last_type = sc->last_type;
+    if (src == &s->client) {
+        s->requests_pending += sc->requests;
+        return 0;
+    }
+    /* Only the server says whether it is idle. */
     if (sc->ready_status)
         s->tx_status = sc->ready_status;
+    s->requests_pending =
+        sc->readies >= s->requests_pending ? 0 : s->requests_pending - sc->readies;
     return 0;
+}
+
+/*
+ * After the server's bytes went on to the client (its last answer must
+ * reach the client before anything is done): what the admin asked for,
+ * if the session has come to a safe point.  False when the session ended.
+ */
+static bool relay_after_server_bytes(struct session *s, struct endpoint *src)
+{
+    return src != &s->server || s->on_safe == SAFE_NOTHING || relay_act_at_safe_point(s);
 }
 
 static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst)
@@ -61,7 +82,7 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
         return -1;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(src);
-    return 0;
+    return relay_after_server_bytes(s, src) ? 0 : -1;
 }
 
 /*
@@ -105,6 +126,8 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
     }
     if (sc.forward > 0 && endpoint_send_bytes(s, dst, block, sc.forward) < 0)
         return;
+    if (!relay_after_server_bytes(s, src))
+        return;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(src);
     if (more && !src->read_paused)
@@ -115,8 +138,41 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
 {
     if (endpoint_flush(s, ep) < 0)
         return;
-    if (peer->read_paused && evbuffer_get_length(ep->out) <= RELAY_LOW_WATER)
+    /* A held client stays unread whatever the back-pressure says. */
+    if (peer->read_paused && evbuffer_get_length(ep->out) <= RELAY_LOW_WATER &&
+        !(peer == &s->client && s->held))
         endpoint_resume_read(peer);
+}
+
+bool relay_act_at_safe_point(struct session *s)
+{
+    if (!session_at_safe_point(s))
+        return true;
+    if (s->on_safe == SAFE_CLOSE) {
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "The pgnear admin console is draining region %s; connect again to be routed "
+                 "to another region.",
+                 s->region->name);
+        session_fail(s, "57P01", "terminating connection due to administrator command", detail,
+                     NULL);
+        return false;
+    }
+    if (s->on_safe == SAFE_HOLD && !s->held) {
+        s->held = true;
+        endpoint_pause_read(&s->client);
+    }
+    return true;
+}
+
+void relay_release(struct session *s)
+{
+    s->on_safe = SAFE_NOTHING;
+    if (!s->held)
+        return;
+    s->held = false;
+    if (evbuffer_get_length(s->server.out) <= RELAY_LOW_WATER)
+        endpoint_resume_read(&s->client);
 }
 
 static void relay_client_read(struct session *s)
@@ -149,6 +205,8 @@ void relay_start(struct session *s)
     s->server.on_write = relay_server_write;
     s->client.fwd_remaining = 0;
     s->server.fwd_remaining = 0;
+    s->tx_status = 'I'; /* the login ends with the server's ReadyForQuery, always idle */
+    s->requests_pending = 0;
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
              s->database, s->region->name, s->region->hosts[s->host_index].name,
              s->region->hosts[s->host_index].port);
@@ -160,5 +218,11 @@ void relay_start(struct session *s)
         return;
     if (evbuffer_get_length(s->client.in) > 0 && relay_pump(s, &s->client, &s->server) < 0)
         return;
-    endpoint_flush(s, &s->client);
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    /* A paused region holds new sessions at the same gate as open ones. */
+    if (registry_paused(s->region->runtime)) {
+        s->on_safe = SAFE_HOLD;
+        relay_act_at_safe_point(s);
+    }
 }

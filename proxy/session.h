@@ -157,11 +157,40 @@ struct session {
     size_t host_index;          /* into region->hosts */
     bool server_sent_to_client; /* anything from this server reached the client */
     bool server_answered;       /* the server sent its first login message */
-    char tx_status;             /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+    char tx_status;             /* from the server's last ReadyForQuery: 'I', 'T' or 'E' */
+    /*
+     * Requests the client sent that the server has not answered yet:
+     * Query, Sync and FunctionCall each get exactly one ReadyForQuery.
+     * Counted from what the relay reads of each side, so that nothing a
+     * client sends can make a session look idle.
+     */
+    uint32_t requests_pending;
+    /* What the admin asked of the session at its next safe point (enum session_on_safe). */
+    uint8_t on_safe;
+    bool held; /* PAUSE: the client's next request waits, unread */
 
     /* cancel keys: ours to the client, the server's to us */
     struct cancel_entry cancel;
 };
+
+/* What happens at a session's next safe point (the admin console's PAUSE and DRAIN). */
+enum session_on_safe {
+    SAFE_NOTHING,
+    SAFE_HOLD,  /* stop reading from the client until RESUME */
+    SAFE_CLOSE, /* end the session with 57P01 (DRAIN) */
+};
+
+/*
+ * A session is at a safe point when the server has answered every request
+ * and is outside a transaction, and no message from the client is half
+ * forwarded: holding or closing it there cuts no transaction and loses
+ * nothing.
+ */
+static inline bool session_at_safe_point(const struct session *s)
+{
+    return s->phase == PHASE_ACTIVE && s->tx_status == 'I' && s->requests_pending == 0 &&
+           s->client.fwd_remaining == 0;
+}
 
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
@@ -224,6 +253,10 @@ void session_move(struct session *s, struct list *to);
 void client_login_start(struct session *s);
 void server_login_start(struct session *s);
 void relay_start(struct session *s);
+/* Does what the admin asked (s->on_safe) if s is at a safe point; false when the session ended. */
+bool relay_act_at_safe_point(struct session *s);
+/* Lets a held session read again (RESUME). */
+void relay_release(struct session *s);
 void server_login_timeout(struct session *s);
 
 #endif

@@ -138,6 +138,15 @@ enum region_admin_state registry_admin_state(const struct registry_region *rr)
 
 bool registry_takes_sessions(const struct registry_region *rr)
 {
-    enum region_admin_state state = registry_admin_state(rr);
-    return state == REGION_ENABLED || state == REGION_PAUSED;
+    return registry_admin_state(rr) == REGION_ENABLED;
+}
+
+void registry_set_paused(struct registry_region *rr, bool paused)
+{
+    __atomic_store_n(&rr->paused, paused ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+bool registry_paused(const struct registry_region *rr)
+{
+    return __atomic_load_n(&rr->paused, __ATOMIC_RELAXED) != 0;
 }

@@ -35,20 +35,20 @@ struct region_set;
  * What the admin wants of a region.  A disabled or draining region is
  * never chosen by route_plan: not when a client names it, not even last
  * when nothing else is left (unlike a region whose hosts are all down,
- * which is still tried last).  A paused region is routed to as usual: its
- * gate holds the sessions, not the plan.
+ * which is still tried last).  Pausing is apart from these: a paused
+ * region is routed to as usual, and its gate holds the sessions.
  */
 enum region_admin_state {
     REGION_ENABLED,
     REGION_DISABLED,
     REGION_DRAINING,
-    REGION_PAUSED,
 };
 
 /* One region name's entry. */
 struct registry_region {
     char *name;
     int admin_state; /* enum region_admin_state (atomic: every worker reads it) */
+    int paused;      /* PAUSE: sessions hold their next request (atomic) */
 };
 
 /* One host's entry, by name (as configured) and port. */
@@ -80,7 +80,7 @@ bool registry_bind(struct registry *reg, struct region_set *set);
 /* The entry of a region name, or NULL.  The binding thread only. */
 struct registry_region *registry_find_region(const struct registry *reg, const char *name);
 
-/* Whether route_plan may choose the region (enabled or paused); safe from any thread. */
+/* Whether route_plan may choose the region (enabled); safe from any thread. */
 bool registry_takes_sessions(const struct registry_region *rr);
 
 /* Sets an entry's admin state; safe from any thread. */
@@ -88,5 +88,9 @@ void registry_set_admin_state(struct registry_region *rr, enum region_admin_stat
 
 /* An entry's admin state; safe from any thread. */
 enum region_admin_state registry_admin_state(const struct registry_region *rr);
+
+/* PAUSE and RESUME; safe from any thread. */
+void registry_set_paused(struct registry_region *rr, bool paused);
+bool registry_paused(const struct registry_region *rr);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include "pgnear-build.h"
 #include "proxy/admin/console.h"
+#include "proxy/admin/pause.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/config.h"
 #include "proxy/daemon.h"
@@ -192,7 +193,8 @@ static const struct admin_column clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                    {"connected_at", ADMIN_TIMESTAMPTZ, 0},
                                                    {"bytes_in", ADMIN_INT8, 0},
                                                    {"bytes_out", ADMIN_INT8, 0},
-                                                   {"worker", ADMIN_INT8, 0}};
+                                                   {"worker", ADMIN_INT8, 0},
+                                                   {"in_transaction", ADMIN_BOOL, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -231,6 +233,7 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_int(res, (int64_t)c->bytes_in);
     result_int(res, (int64_t)c->bytes_out);
     result_int(res, c->worker);
+    result_bool(res, c->in_transaction);
 }
 
 static void render_clients(const struct snapshot *snap, struct admin_result *res)
@@ -277,7 +280,7 @@ static const struct admin_column regions_cols[] = {
     {"role", ADMIN_TEXT, 0},        {"up", ADMIN_BOOL, 0},
     {"rtt_ms", ADMIN_NUMERIC, 3},   {"last_check", ADMIN_TIMESTAMPTZ, 0},
     {"last_error", ADMIN_TEXT, 0},  {"times_down", ADMIN_INT8, 0},
-    {"sessions", ADMIN_INT8, 0}};
+    {"sessions", ADMIN_INT8, 0},    {"paused", ADMIN_BOOL, 0}};
 
 static void region_host_row(const struct snapshot *snap, struct admin_result *res,
                             const struct host_row *h)
@@ -305,6 +308,7 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
     text_or_null(res, h->last_error);
     result_int(res, h->downs);
     result_int(res, (int64_t)snapshot_server_sessions(snap, h->region, server));
+    result_bool(res, h->paused);
 }
 
 static void render_regions(const struct snapshot *snap, struct admin_result *res)
@@ -635,6 +639,9 @@ static const struct command_def commands[] = {
     {ADMIN_DISABLE, NULL, 0, disable_region, 0, NULL},
     {ADMIN_ENABLE, NULL, 0, enable_region, 0, NULL},
     {ADMIN_KILL, NULL, 0, kill_client, 0, NULL},
+    {ADMIN_PAUSE, NULL, 0, pause_command, 0, NULL},
+    {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL},
+    {ADMIN_DRAIN, NULL, 0, drain_command, 0, NULL},
     {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
 };
 

@@ -129,6 +129,15 @@ static void put_regions(struct evbuffer *out, const struct snapshot *snap)
         put_label_value(out, h->region);
         evbuffer_add_printf(out, "\",state=\"%s\"} 1\n", h->admin_state);
     }
+    put_header(out, "region_paused", "gauge", "1 while the region is paused (PAUSE).");
+    for (size_t i = 0; i < p0->nhosts; i++) {
+        const struct host_row *h = &p0->hosts[i];
+        if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
+            continue;
+        evbuffer_add(out, "pgnear_region_paused{region=\"", 29);
+        put_label_value(out, h->region);
+        evbuffer_add_printf(out, "\"} %d\n", h->paused ? 1 : 0);
+    }
 }
 
 static void put_hosts(struct evbuffer *out, const struct snapshot *snap)

@@ -31,7 +31,9 @@ static const char *client_state(const struct session *s)
         return "closing";
     if (s->phase != PHASE_ACTIVE)
         return "login";
-    return s->tx_status == 'I' ? "idle" : "active";
+    if (s->held)
+        return "held";
+    return session_at_safe_point(s) ? "idle" : "active";
 }
 
 static void client_row_fill(struct client_row *row, const struct session *s)
@@ -43,6 +45,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     copy_name(row->database, sizeof(row->database), s->database);
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
+    row->in_transaction = s->phase == PHASE_ACTIVE && (s->tx_status == 'T' || s->tx_status == 'E');
     row->tls = s->client_tls;
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
@@ -93,8 +96,8 @@ static void part_add_clients(struct snapshot_part *p, struct list *sessions)
 
 const char *snapshot_admin_state_name(int state)
 {
-    static const char *const names[] = {"enabled", "disabled", "draining", "paused"};
-    return state >= 0 && state < 4 ? names[state] : "?";
+    static const char *const names[] = {"enabled", "disabled", "draining"};
+    return state >= 0 && state < 3 ? names[state] : "?";
 }
 
 static void host_row_fill(struct host_row *row, const struct region *r, const struct region_host *h)
@@ -102,6 +105,7 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     const struct host_health *hh = &h->runtime->health;
     copy_name(row->region, sizeof(row->region), r->name);
     row->admin_state = snapshot_admin_state_name((int)registry_admin_state(r->runtime));
+    row->paused = registry_paused(r->runtime);
     row->has_location = r->has_location;
     row->lat = r->lat;
     row->lon = r->lon;

@@ -35,7 +35,8 @@ struct client_row {
     char user[SNAPSHOT_NAME_MAX];
     char database[SNAPSHOT_NAME_MAX];
     char application_name[SNAPSHOT_NAME_MAX];
-    const char *state; /* static text: "login", "active", "idle", "closing" */
+    const char *state;   /* static text: "login", "active", "idle", "held", "closing" */
+    bool in_transaction; /* the server said 'T' or 'E' */
     bool tls;
     char region[SNAPSHOT_NAME_MAX]; /* "" while none is chosen */
     char server[SNAPSHOT_NAME_MAX + 8];
@@ -50,7 +51,8 @@ struct client_row {
 /* One host of a region of the current configuration, and its health. */
 struct host_row {
     char region[SNAPSHOT_NAME_MAX];
-    const char *admin_state; /* static text: "enabled", "disabled", "draining", "paused" */
+    const char *admin_state; /* static text: "enabled", "disabled", "draining" */
+    bool paused;
     bool has_location;
     double lat, lon;
     char host[SNAPSHOT_NAME_MAX];

@@ -348,6 +348,41 @@ static void test_scan_ready_status(void **state)
     }
 }
 
+/*
+ * Requests a ReadyForQuery answers (Query, Sync, FunctionCall) and the
+ * ReadyForQuery messages are counted as they start, in both scans; a
+ * ReadyForQuery whose status byte has not come is not counted yet.
+ */
+static void test_scan_counts_requests(void **state)
+{
+    uint8_t w[256];
+    size_t n = put_msg(w, 0, 'Q', 9, 'a');
+    n = put_msg(w, n, 'P', 12, 0);
+    n = put_msg(w, n, 'B', 10, 0);
+    n = put_msg(w, n, 'E', 5, 0);
+    n = put_msg(w, n, 'S', 0, 0);
+    n = put_msg(w, n, 'F', 14, 0);
+    n = put_msg(w, n, 'd', 20, 0);
+    n = put_ready(w, n, 'I');
+    n = put_ready(w, n, 'T');
+    struct evbuffer *b = flat_buffer(w, n);
+    struct frame_scan s = scan(b, 0);
+    assert_int_equal(s.requests, 3);
+    assert_int_equal(s.readies, 2);
+    evbuffer_free(b);
+    struct frame_scan f;
+    frame_scan_bytes(w, n, 0, &f);
+    assert_int_equal(f.requests, 3);
+    assert_int_equal(f.readies, 2);
+    /* the last ReadyForQuery without its status byte: not counted, not passed */
+    frame_scan_bytes(w, n - 1, 0, &f);
+    assert_int_equal(f.readies, 1);
+    assert_int_equal(f.requests, 3);
+    /* a Query whose header arrived counts (it is on its way to the server) */
+    frame_scan_bytes(w, 5, 0, &f);
+    assert_int_equal(f.requests, 1);
+}
+
 /* The last ReadyForQuery wins, even when other messages follow it. */
 static void test_scan_last_ready_wins(void **state)
 {
@@ -749,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_scan_remaining_then_split_header),
         cmocka_unit_test(test_scan_split_header),
         cmocka_unit_test(test_scan_ready_status),
+        cmocka_unit_test(test_scan_counts_requests),
         cmocka_unit_test(test_scan_last_ready_wins),
         cmocka_unit_test(test_scan_ready_without_status),
         cmocka_unit_test(test_scan_ready_empty),

@@ -191,7 +191,8 @@ static void test_plan_skips_disabled(void **state)
     registry_set_admin_state(e.set.items[0].runtime, REGION_DISABLED);
     assert_string_equal(plan_names(&e, names, sizeof(names)), "mid far");
     /* a paused region is routed to (its gate holds sessions); a draining one is not */
-    registry_set_admin_state(e.set.items[2].runtime, REGION_PAUSED);
+    registry_set_paused(e.set.items[2].runtime, true);
+    assert_true(registry_paused(e.set.items[2].runtime));
     assert_string_equal(plan_names(&e, names, sizeof(names)), "mid far");
     registry_set_admin_state(e.set.items[1].runtime, REGION_DRAINING);
     assert_string_equal(plan_names(&e, names, sizeof(names)), "far");

@@ -1,0 +1,13 @@
+/*
+ * pause.h — PAUSE, RESUME and DRAIN (pause.c).
+ */
+#ifndef PGNEAR_PROXY_ADMIN_PAUSE_H
+#define PGNEAR_PROXY_ADMIN_PAUSE_H
+
+#include "proxy/admin/commands.h"
+
+int pause_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+int resume_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+
+#endif

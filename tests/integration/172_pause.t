@@ -1,0 +1,175 @@
+# PAUSE, RESUME and DRAIN in the admin console: PAUSE under pgbench -c 16
+# returns only once every session is held and loses no transaction; a
+# session in an open transaction makes PAUSE give up after pause_timeout,
+# naming it, and traffic flows again; a new session in a paused region
+# waits at the same gate; PAUSE racing RESUME ends at once; DRAIN closes
+# idle sessions with 57P01 and the others at their next safe point, while
+# new sessions go to the next region.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IO::Select;
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $uw = PgNearTest::Cluster->new(name => 'us-west');
+my $auth_dir = PgNearTest::tmpdir(name => 'pause-auth');
+write_file("$auth_dir/userlist.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n});
+my $p = PgNearTest::Proxy->new(regions => [$us, $uw],
+    settings => { auth => 'passthrough', server_tls => 'disable', admin_users => 'admin',
+                  auth_file => "$auth_dir/userlist.txt", pause_timeout => '1500ms' },
+    extra_ini => "\n[cities]\nboston = us-east\n");
+my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+my $boston = $p->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston');
+
+sub admin_try {
+    my ($sql) = @_;
+    my ($rc, $out, $err) = psql($admin_ci, $sql, verbose => 1);
+    return ($rc, sqlstate($err), $err, $out);
+}
+
+sub held_count {
+    return scalar grep { (split /\|/)[5] eq 'held' } split /\n/, psql($admin_ci, 'SHOW CLIENTS');
+}
+
+sub wire {
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.city=Boston' });
+    return $r->{ok} ? $w : undef;
+}
+
+# Nothing arrives on the connection within $secs.
+sub silent_for {
+    my ($w, $secs) = @_;
+    return !IO::Select->new($w->socket)->can_read($secs);
+}
+
+my ($rc, $out, $err) = pgbench(['-i', '-s', '1', '-q'], $boston, timeout => 60);
+is $rc, 0, 'pgbench -i through pgnear' or diag $err;
+
+# ------------------------------------------------------------------ PAUSE under load
+
+my $bench_out = "$auth_dir/bench.out";
+my $pid = fork // die "fork: $!";
+if ($pid == 0) {
+    my ($brc, $bo, $be) = pgbench(['-n', '-c', '16', '-j', '2', '-T', '6', '-S'], $boston, timeout => 60);
+    write_file($bench_out, "rc=$brc\n$bo\n$be");
+    exit 0;
+}
+sleep 1.5;
+my $t0 = time;
+($rc, my $state, $err) = admin_try('PAUSE');
+my $took = time - $t0;
+is $rc, 0, 'PAUSE under pgbench -c 16 succeeds' or diag $err;
+is held_count(), 16, 'when PAUSE returns, every pgbench session is held';
+my $commits = sub { $us->psql_admin("SELECT xact_commit FROM pg_stat_database WHERE datname = 'movr'") };
+my $before = $commits->();
+sleep 0.5;
+is $commits->(), $before, 'no transaction runs in movr while paused';
+sleep 0.5;
+is psql($admin_ci, 'RESUME'), 'RESUME', 'RESUME';
+waitpid($pid, 0);
+my $bench = slurp_file($bench_out);
+like $bench, qr/^rc=0$/m, 'pgbench ends well';
+my $r = parse_pgbench($bench);
+is $r->{failed} // 0, 0, '... with no failed transaction';
+cmp_ok $r->{processed}, '>', 100, '... and work done before and after the pause';
+like $bench, qr/latency average/, 'pgbench reported';
+is held_count(), 0, 'nobody is held after RESUME';
+
+# ------------------------------------------------------------------ a transaction keeps PAUSE from closing
+
+my $tx = wire();
+ok $tx, 'a session for an open transaction';
+$tx->query('BEGIN');
+my $other = wire();
+ok $other, 'and an idle one';
+my ($tx_id) = map { (split /\|/)[0] } grep { (split /\|/)[-1] eq 't' } split /\n/, psql($admin_ci, 'SHOW CLIENTS');
+ok defined $tx_id, 'SHOW CLIENTS: in_transaction shows the open transaction';
+$t0 = time;
+($rc, $state, $err) = admin_try('PAUSE us-east');
+$took = time - $t0;
+is $state, '57014', 'PAUSE with a client in a transaction gives up: 57014';
+like $err, qr/client \Q$tx_id\E \(.*\) in a transaction/, '... naming the client and that it is in a transaction';
+like $err, qr/pause is undone/, '... saying the pause is undone';
+cmp_ok $took, '>=', 1.4, '... after pause_timeout';
+cmp_ok $took, '<', 5, '... not much later';
+is $other->query('SELECT 1')->{rows}[0][0], 1, 'traffic flows again: the idle session answers';
+is $tx->query('COMMIT')->{tag}, 'COMMIT', 'the transaction commits';
+like((grep { /^us-east\|/ } split /\n/, psql($admin_ci, 'SHOW REGIONS'))[0], qr/\|f$/,
+     'SHOW REGIONS: us-east is not paused any more');
+
+# ------------------------------------------------------------------ new sessions wait at the gate
+
+is psql($admin_ci, 'PAUSE us-east'), 'PAUSE', 'PAUSE us-east with every session idle returns at once';
+my $late = wire();
+ok $late, 'a new session logs in while us-east is paused';
+$late->send_msg('Q', "SELECT 42\0");
+ok silent_for($late, 0.7), '... but its first query waits';
+is held_count(), 3, 'SHOW CLIENTS: it is held with the others';
+my $west = wire_region('us-west');
+is $west->query('SHOW cluster_name')->{rows}[0][0], 'us-west', 'a session in another region is not paused';
+psql($admin_ci, 'RESUME us-east');
+my %got;
+for (1 .. 20) {
+    my ($t, $m) = $late->read_msg;
+    last unless defined $t;
+    $got{$t} = $m;
+    last if $t eq 'Z';
+}
+like $got{D} // '', qr/42/, 'after RESUME the held query is answered';
+
+sub wire_region {
+    my ($region) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                params => { options => "-c pgnear.region=$region" });
+    return $w;
+}
+
+# ------------------------------------------------------------------ PAUSE racing RESUME
+
+$tx->query('BEGIN');
+my $race = "$auth_dir/race.out";
+$pid = fork // die "fork: $!";
+if ($pid == 0) {
+    my ($prc, $po, $pe) = psql($admin_ci, 'PAUSE', verbose => 1);
+    write_file($race, "rc=$prc\n$pe");
+    exit 0;
+}
+sleep 0.4;
+$t0 = time;
+is psql($admin_ci, 'RESUME'), 'RESUME', 'RESUME while a PAUSE waits';
+waitpid($pid, 0);
+cmp_ok time - $t0, '<', 1, 'the waiting PAUSE ends at once';
+like slurp_file($race), qr/canceled by RESUME/, '... saying RESUME canceled it';
+is $tx->query('COMMIT')->{tag}, 'COMMIT', 'the transaction goes on';
+is $other->query('SELECT 2')->{rows}[0][0], 2, 'and so does everyone else';
+
+# ------------------------------------------------------------------ DRAIN
+
+$tx->query('BEGIN');
+is psql($admin_ci, 'DRAIN us-east'), 'DRAIN', 'DRAIN us-east';
+my $q = $other->query('SELECT 3');
+ok $q->{eof} || ($q->{error} && $q->{error}{C} eq '57P01'), 'an idle session is closed (57P01)';
+is psql($boston, 'SHOW cluster_name'), 'us-west', 'new Boston sessions go to the next region';
+is $tx->query('SELECT 4')->{rows}[0][0], 4, 'a session in a transaction goes on';
+$q = $tx->query('COMMIT');
+is $q->{tag}, 'COMMIT', '... commits';
+my ($t, $m) = $tx->read_msg;
+is $t, 'E', '... then is closed at its safe point';
+like $m // '', qr/C57P01.*draining region us-east/s, '... with 57P01 saying why';
+like((grep { /^us-east\|/ } split /\n/, psql($admin_ci, 'SHOW REGIONS'))[0], qr/^us-east\|draining\|/,
+     'SHOW REGIONS: draining');
+is psql($admin_ci, 'ENABLE us-east'), 'ENABLE', 'ENABLE us-east';
+is psql($boston, 'SHOW cluster_name'), 'us-east', 'Boston goes home again';
+($rc, $state) = admin_try('DRAIN nowhere');
+is $state, '42704', 'DRAIN of an unknown region: 42704';
+
+done_testing;
