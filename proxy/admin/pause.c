@@ -324,59 +324,67 @@ int pause_command(struct session *s, const struct admin_cmd *cmd, struct console
     return CMD_PENDING;
 }
 
+/* A RESUME or DRAIN on its way to every worker; the workers read scope only. */
+struct scope_call {
+    struct pause_scope scope;
+    struct console_wait *wait;
+    const char *tag;
+};
+
 static void scope_done(struct worker *from, const struct worker_reply *r)
 {
-    struct console_wait *wait = r->done_arg;
-    free(r->arg);
-    result_init(&wait->res, NULL, 0);
-    result_set_tag(&wait->res, "RESUME");
-    console_command_done(wait, CMD_DONE);
+    struct scope_call *call = r->arg;
+    result_init(&call->wait->res, NULL, 0);
+    result_set_tag(&call->wait->res, call->tag);
+    console_command_done(call->wait, CMD_DONE);
+    free(call);
+}
+
+/*
+ * The command's scope, then before() on this worker (the region's state),
+ * then fn over the scope on every worker; the answer once all have run.
+ */
+static int scope_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait,
+                         const char *tag,
+                         void (*before)(struct session *, const struct pause_scope *), worker_fn fn)
+{
+    struct scope_call *call = calloc(1, sizeof(*call));
+    if (call == NULL || !command_scope(s, cmd, &call->scope, &wait->err)) {
+        if (call == NULL)
+            admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        free(call);
+        return CMD_ERROR;
+    }
+    call->wait = wait;
+    call->tag = tag;
+    before(s, &call->scope);
+    log_info(s->id, "admin %s: %s %s", s->user, tag,
+             call->scope.all ? "(all regions)" : call->scope.region);
+    if (worker_call_all(s->w, fn, &call->scope, scope_done, NULL) != 0) {
+        free(call);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
+static void unpause_regions(struct session *s, const struct pause_scope *scope)
+{
+    set_paused(&s->w->cfg->regions, scope, false);
+}
+
+static void set_draining(struct session *s, const struct pause_scope *scope)
+{
+    struct region *r = region_set_find(&s->w->cfg->regions, scope->region);
+    registry_set_admin_state(r->runtime, REGION_DRAINING);
 }
 
 int resume_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    struct pause_scope *scope = malloc(sizeof(*scope));
-    if (scope == NULL || !command_scope(s, cmd, scope, &wait->err)) {
-        if (scope == NULL)
-            admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
-        free(scope);
-        return CMD_ERROR;
-    }
-    set_paused(&s->w->cfg->regions, scope, false);
-    log_info(s->id, "admin %s: RESUME %s", s->user, scope->all ? "(all)" : scope->region);
-    if (worker_call_all(s->w, release_on_worker, scope, scope_done, wait) != 0) {
-        free(scope);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
-}
-
-static void drain_done(struct worker *from, const struct worker_reply *r)
-{
-    struct console_wait *wait = r->done_arg;
-    free(r->arg);
-    result_init(&wait->res, NULL, 0);
-    result_set_tag(&wait->res, "DRAIN");
-    console_command_done(wait, CMD_DONE);
+    return scope_command(s, cmd, wait, "RESUME", unpause_regions, release_on_worker);
 }
 
 int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    struct pause_scope *scope = malloc(sizeof(*scope));
-    if (scope == NULL || !command_scope(s, cmd, scope, &wait->err)) {
-        if (scope == NULL)
-            admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
-        free(scope);
-        return CMD_ERROR;
-    }
-    struct region *r = region_set_find(&s->w->cfg->regions, scope->region);
-    registry_set_admin_state(r->runtime, REGION_DRAINING);
-    log_info(s->id, "admin %s: DRAIN %s", s->user, r->name);
-    if (worker_call_all(s->w, drain_on_worker, scope, drain_done, wait) != 0) {
-        free(scope);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
+    return scope_command(s, cmd, wait, "DRAIN", set_draining, drain_on_worker);
 }
