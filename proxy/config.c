@@ -253,6 +253,8 @@ struct load_ctx {
     enum config_scope scope;
     struct config_problems *problems;
     struct ini_names names; /* the lines of sections and keys, for messages */
+    const struct config_override *overrides;
+    int noverrides;
 };
 
 static void problem_v(struct load_ctx *lc, int line, const char *fmt, va_list ap)
@@ -657,6 +659,14 @@ static bool load_file(struct load_ctx *lc)
             problem(lc, NULL, "could not load the configuration");
         return false;
     }
+    if (lc->noverrides > 0 && iniparser_find_entry(d, "pgnear") == 0)
+        iniparser_set(d, "pgnear", NULL); /* the section the overrides go in */
+    for (int i = 0; i < lc->noverrides; i++) {
+        char key[80];
+        snprintf(key, sizeof(key), "pgnear:%s", lc->overrides[i].name);
+        if (iniparser_set(d, key, lc->overrides[i].value) != 0)
+            problem(lc, NULL, "out of memory");
+    }
     int nsec = iniparser_getnsec(d);
     for (int i = 0; i < nsec; i++)
         load_section(lc, d, iniparser_getsecname(d, i));
@@ -830,11 +840,22 @@ static void config_check_pause(struct load_ctx *lc)
 
 static void config_free(struct config *cfg);
 
+static struct config *config_load_with(const char *path, enum config_scope scope,
+                                       const struct config_override *ov, int nov,
+                                       struct config_problems *problems);
+
 struct config *config_load_scoped(const char *path, enum config_scope scope,
                                   struct config_problems *problems)
 {
+    return config_load_with(path, scope, NULL, 0, problems);
+}
+
+static struct config *config_load_with(const char *path, enum config_scope scope,
+                                       const struct config_override *ov, int nov,
+                                       struct config_problems *problems)
+{
     struct config *cfg = calloc(1, sizeof(*cfg));
-    struct load_ctx lc = {cfg, scope, problems, {NULL, 0, 0, ""}};
+    struct load_ctx lc = {cfg, scope, problems, {NULL, 0, 0, ""}, ov, nov};
     problems->count = problems->dropped = 0;
     if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !config_set_defaults(cfg)) {
         snprintf(problems->items[0], sizeof(problems->items[0]), "%s: out of memory", path);
@@ -864,12 +885,28 @@ struct config *config_load_scoped(const char *path, enum config_scope scope,
 
 struct config *config_load(const char *path, char *err, size_t errcap)
 {
+    return config_load_overridden(path, NULL, 0, err, errcap);
+}
+
+bool config_setting_known(const char *name, bool *reloadable)
+{
+    for (size_t i = 0; i < N_SETTINGS; i++)
+        if (setting_name_matches(&config_settings[i], name)) {
+            *reloadable = config_settings[i].reloadable;
+            return true;
+        }
+    return false;
+}
+
+struct config *config_load_overridden(const char *path, const struct config_override *ov, int nov,
+                                      char *err, size_t errcap)
+{
     struct config_problems *problems = malloc(sizeof(*problems));
     if (problems == NULL) {
         snprintf(err, errcap, "%s: out of memory", path);
         return NULL;
     }
-    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, problems);
+    struct config *cfg = config_load_with(path, CONFIG_SCOPE_ALL, ov, nov, problems);
     if (cfg == NULL) {
         int more = problems->count - 1 + problems->dropped;
         if (more > 0)

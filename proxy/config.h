@@ -117,6 +117,19 @@ struct config *config_load_scoped(const char *path, enum config_scope scope,
  * in err ("file:line: why"), and how many more there are.
  */
 struct config *config_load(const char *path, char *err, size_t errcap);
+
+/* A setting's value given apart from the file (the admin console's SET). */
+struct config_override {
+    char name[64]; /* as written in the file: health_check_interval, not ..._ms */
+    char value[1025];
+};
+
+/* config_load, with each override taking the place of the file's [pgnear] value. */
+struct config *config_load_overridden(const char *path, const struct config_override *ov, int nov,
+                                      char *err, size_t errcap);
+
+/* Whether name is a setting (as written in the file), and whether a reload applies it. */
+bool config_setting_known(const char *name, bool *reloadable);
 /* References are taken and dropped by every worker thread. */
 static inline struct config *config_ref(struct config *cfg)
 {

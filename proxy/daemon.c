@@ -97,6 +97,8 @@ static void daemon_publish(struct daemon *d, struct config *cfg)
 struct reload_job {
     struct daemon *d;
     char *path;
+    struct config_override *overrides; /* a copy: the loader thread reads it */
+    int noverrides;
     struct config *fresh;
     char err[1024];
     int pipe[2];
@@ -111,8 +113,11 @@ static void reload_job_free(struct reload_job *job)
         if (job->pipe[i] >= 0)
             close(job->pipe[i]);
     free(job->path);
+    free(job->overrides);
     free(job);
 }
+
+static void daemon_reload_start(struct daemon *d);
 
 /* Swaps in a configuration that loaded completely; says what it did in *o. */
 static void daemon_reload_swap(struct daemon *d, struct config *fresh, struct reload_outcome *o)
@@ -162,7 +167,8 @@ static void daemon_reload_tell(struct daemon *d, struct reload_waiter *list,
 static void *daemon_reload_thread(void *arg)
 {
     struct reload_job *job = arg;
-    job->fresh = config_load(job->path, job->err, sizeof(job->err));
+    job->fresh = config_load_overridden(job->path, job->overrides, job->noverrides, job->err,
+                                        sizeof(job->err));
     /* The last touch of job: worker 0 frees it once it has read this byte. */
     ssize_t w;
     do
@@ -194,7 +200,7 @@ static void daemon_reload_done(evutil_socket_t fd, short what, void *arg)
         d->reload_again = false;
         d->reload_waiters = d->again_waiters;
         d->again_waiters = NULL;
-        daemon_reload(d);
+        daemon_reload_start(d);
     }
     daemon_reload_tell(d, told, &o);
 }
@@ -212,6 +218,15 @@ static void daemon_reload_not_started(struct daemon *d, const char *why)
 
 void daemon_reload(struct daemon *d)
 {
+    /* SIGHUP and RELOAD read the file as it is: SET's values end here. */
+    free(d->overrides);
+    d->overrides = NULL;
+    d->noverrides = 0;
+    daemon_reload_start(d);
+}
+
+static void daemon_reload_start(struct daemon *d)
+{
     if (d->reload != NULL) {
         if (!d->reload_again)
             log_info(0, "a reload is already running; another one follows it");
@@ -225,6 +240,11 @@ void daemon_reload(struct daemon *d)
     }
     job->d = d;
     job->pipe[0] = job->pipe[1] = -1;
+    if (d->noverrides > 0 &&
+        (job->overrides = malloc((size_t)d->noverrides * sizeof(*job->overrides))) != NULL) {
+        memcpy(job->overrides, d->overrides, (size_t)d->noverrides * sizeof(*job->overrides));
+        job->noverrides = d->noverrides;
+    }
     pthread_t t;
     pthread_attr_t attr;
     bool started = false;
@@ -246,7 +266,8 @@ void daemon_reload(struct daemon *d)
     d->reload = job;
 }
 
-int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg)
+/* Adds a waiter to the reload to come (the running one read the file too early). */
+static int daemon_reload_wait(struct daemon *d, reload_done_fn fn, void *arg)
 {
     struct reload_waiter *w = calloc(1, sizeof(*w));
     if (w == NULL)
@@ -256,6 +277,77 @@ int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg)
     struct reload_waiter **list = d->reload != NULL ? &d->again_waiters : &d->reload_waiters;
     w->next = *list;
     *list = w;
+    return 0;
+}
+
+/* A SET waiting for its reload: the value it replaced, to put back if the reload refuses it. */
+struct override_wait {
+    reload_done_fn fn;
+    void *arg;
+    bool had_previous;
+    struct config_override previous, mine;
+};
+
+static int daemon_find_override(const struct daemon *d, const char *name)
+{
+    for (int i = 0; i < d->noverrides; i++)
+        if (strcmp(d->overrides[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static void daemon_override_told(struct daemon *d, const struct reload_outcome *o, void *arg)
+{
+    struct override_wait *ow = arg;
+    int i = daemon_find_override(d, ow->mine.name);
+    /* Refused, and still ours (no SIGHUP or later SET replaced it): the previous one again. */
+    if (!o->ok && i >= 0 && strcmp(d->overrides[i].value, ow->mine.value) == 0) {
+        if (ow->had_previous)
+            d->overrides[i] = ow->previous;
+        else
+            d->overrides[i] = d->overrides[--d->noverrides];
+    }
+    ow->fn(d, o, ow->arg);
+    free(ow);
+}
+
+int daemon_override_then(struct daemon *d, const char *name, const char *value, reload_done_fn fn,
+                         void *arg)
+{
+    struct override_wait *ow = calloc(1, sizeof(*ow));
+    int i = daemon_find_override(d, name);
+    if (ow == NULL)
+        return -1;
+    if (i < 0) {
+        struct config_override *grown =
+            realloc(d->overrides, (size_t)(d->noverrides + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            free(ow);
+            return -1;
+        }
+        d->overrides = grown;
+        i = d->noverrides++;
+    } else {
+        ow->had_previous = true;
+        ow->previous = d->overrides[i];
+    }
+    snprintf(ow->mine.name, sizeof(ow->mine.name), "%s", name);
+    snprintf(ow->mine.value, sizeof(ow->mine.value), "%s", value);
+    d->overrides[i] = ow->mine;
+    ow->fn = fn;
+    ow->arg = arg;
+    if (daemon_reload_wait(d, daemon_override_told, ow) != 0) {
+        free(ow);
+        return -1;
+    }
+    daemon_reload_start(d);
+    return 0;
+}
+
+int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg)
+{
+    if (daemon_reload_wait(d, fn, arg) != 0)
+        return -1;
     daemon_reload(d);
     return 0;
 }
@@ -367,6 +459,7 @@ static void daemon_free(struct daemon *d)
         daemon_stop_health(d);
     metrics_stop(d->metrics);
     d->metrics = NULL;
+    free(d->overrides);
     /* Whoever waits for a reload hears that none comes (their workers answer nobody now). */
     struct reload_outcome gone = {.error = "pgnear is shutting down"};
     daemon_reload_tell(d, d->reload_waiters, &gone);

@@ -13,6 +13,7 @@
 
 #include "proxy/auth_throttle.h"
 #include "proxy/cancel_map.h"
+#include "proxy/config.h"
 #include "proxy/log.h"
 
 struct config;
@@ -61,7 +62,10 @@ struct daemon {
     unsigned reloads, reloads_failed;     /* counted on worker 0, read by anyone (atomic) */
     int64_t last_reload_at;               /* Unix time (atomic) */
     bool last_reload_ok;                  /* (atomic) */
-    struct metrics_server *metrics;       /* /metrics on worker 0, or NULL */
+    /* SET's values, in force until the next SIGHUP or RELOAD; worker 0's. */
+    struct config_override *overrides;
+    int noverrides;
+    struct metrics_server *metrics; /* /metrics on worker 0, or NULL */
 };
 
 /* Runs the proxy until it is stopped; takes over cfg.  Returns the exit code. */
@@ -82,5 +86,14 @@ void daemon_reload(struct daemon *d);
  * memory (nothing started, fn never called).  Worker 0's thread only.
  */
 int daemon_reload_then(struct daemon *d, reload_done_fn fn, void *arg);
+
+/*
+ * SET: name = value on top of the file until the next SIGHUP or RELOAD,
+ * by a reload that keeps the other SET values; fn as daemon_reload_then.
+ * A value the reload refuses is dropped again (the one before it, if
+ * any, comes back).  Worker 0's thread only.
+ */
+int daemon_override_then(struct daemon *d, const char *name, const char *value, reload_done_fn fn,
+                         void *arg);
 
 #endif

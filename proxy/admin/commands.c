@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -319,6 +320,75 @@ static void render_regions(const struct snapshot *snap, struct admin_result *res
         region_host_row(snap, res, &p0->hosts[i]);
 }
 
+static const struct admin_column pools_cols[] = {
+    {"region", ADMIN_TEXT, 0},       {"database", ADMIN_TEXT, 0},
+    {"user", ADMIN_TEXT, 0},         {"clients_active", ADMIN_INT8, 0},
+    {"clients_held", ADMIN_INT8, 0}, {"servers_active", ADMIN_INT8, 0},
+    {"servers_idle", ADMIN_INT8, 0}, {"pool_mode", ADMIN_TEXT, 0}};
+
+struct pool_row {
+    const struct client_row *first; /* region, database and user come from it */
+    int64_t active, held;
+};
+
+/* A pool is a region, database and user; without pooling, one server connection per client. */
+static void render_pools(const struct snapshot *snap, struct admin_result *res)
+{
+    size_t total = 0, n = 0;
+    for (int i = 0; i < snap->nparts; i++)
+        total += snap->parts[i].nclients;
+    struct pool_row *pools = calloc(total > 0 ? total : 1, sizeof(*pools));
+    result_init(res, COLS(pools_cols));
+    if (pools == NULL) {
+        res->failed = true;
+        return;
+    }
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
+            const struct client_row *c = &snap->parts[i].clients[j];
+            if (c->server[0] == '\0')
+                continue; /* still logging in: in no pool yet */
+            size_t k = 0;
+            while (k < n && !(strcmp(pools[k].first->region, c->region) == 0 &&
+                              strcmp(pools[k].first->database, c->database) == 0 &&
+                              strcmp(pools[k].first->user, c->user) == 0))
+                k++;
+            if (k == n)
+                pools[n++].first = c;
+            if (strcmp(c->state, "held") == 0)
+                pools[k].held++;
+            else
+                pools[k].active++;
+        }
+    for (size_t k = 0; k < n; k++) {
+        result_text(res, pools[k].first->region);
+        result_text(res, pools[k].first->database);
+        result_text(res, pools[k].first->user);
+        result_int(res, pools[k].active);
+        result_int(res, pools[k].held);
+        result_int(res, pools[k].active + pools[k].held);
+        result_int(res, 0);
+        result_text(res, "none");
+    }
+    free(pools);
+}
+
+/* Without pooling, nothing outlives its client: say so rather than pretend. */
+static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
+                             struct console_wait *wait)
+{
+    if (cmd->has_region && region_set_find(&s->w->cfg->regions, cmd->region) == NULL) {
+        admin_error_set(&wait->err, "42704", NULL, "SHOW REGIONS lists them.",
+                        "region \"%s\" does not exist", cmd->region);
+        return CMD_ERROR;
+    }
+    result_init(&wait->res, NULL, 0);
+    result_notice(&wait->res, "pool_mode = none: each server connection belongs to one client and "
+                              "closes with it, so there is none to replace");
+    result_set_tag(&wait->res, "RECONNECT");
+    return CMD_DONE;
+}
+
 /* ---- SHOW ROUTE ---- */
 
 static const struct admin_column route_cols[] = {
@@ -534,6 +604,8 @@ static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct
 struct reload_request {
     struct worker *asker;
     struct console_wait *wait;
+    const char *tag;                 /* RELOAD or SET */
+    struct config_override override; /* SET's */
     bool ok;
     char error[1024];
     int nfixed;
@@ -551,7 +623,12 @@ static int reload_deliver(struct worker *w, void *arg)
             result_notice(&wait->res,
                           "setting \"%s\" changed but takes effect only after a restart",
                           req->fixed[i]);
-        result_set_tag(&wait->res, "RELOAD");
+        result_set_tag(&wait->res, req->tag);
+    } else if (strcmp(req->tag, "SET") == 0) {
+        admin_error_set(&wait->err, "22023", req->error, "The running configuration is unchanged.",
+                        "invalid value for parameter \"%s\": \"%s\"", req->override.name,
+                        req->override.value);
+        rc = CMD_ERROR;
     } else {
         admin_error_set(&wait->err, "F0000", req->error,
                         "The running configuration is unchanged; pgnear's log has the details.",
@@ -589,8 +666,13 @@ static void reload_told(struct daemon *d, const struct reload_outcome *o, void *
 
 static int reload_on_worker0(struct worker *w, void *arg)
 {
-    if (daemon_reload_then(w->d, reload_told, arg) != 0)
-        reload_told(w->d, &(struct reload_outcome){.error = "out of memory"}, arg);
+    struct reload_request *req = arg;
+    int rc =
+        strcmp(req->tag, "SET") == 0
+            ? daemon_override_then(w->d, req->override.name, req->override.value, reload_told, req)
+            : daemon_reload_then(w->d, reload_told, req);
+    if (rc != 0)
+        reload_told(w->d, &(struct reload_outcome){.error = "out of memory"}, req);
     return 0;
 }
 
@@ -604,6 +686,7 @@ static void reload_unsent(struct worker *from, const struct worker_reply *r)
     reload_deliver(from, req);
 }
 
+/* RELOAD, or SET (a reload with one more value on top of the file). */
 static int reload_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct reload_request *req = calloc(1, sizeof(*req));
@@ -613,13 +696,53 @@ static int reload_config(struct session *s, const struct admin_cmd *cmd, struct 
     }
     req->asker = s->w;
     req->wait = wait;
-    log_info(s->id, "admin %s asked for RELOAD", s->user);
+    req->tag = cmd->kind == ADMIN_SET ? "SET" : "RELOAD";
+    if (cmd->kind == ADMIN_SET) {
+        snprintf(req->override.name, sizeof(req->override.name), "%s", cmd->setting);
+        snprintf(req->override.value, sizeof(req->override.value), "%s", cmd->value);
+        log_info(s->id, "admin %s: SET %s = '%s'", s->user, cmd->setting, cmd->value);
+    } else {
+        log_info(s->id, "admin %s asked for RELOAD", s->user);
+    }
     if (worker_call(s->w, s->w->d->workers[0], reload_on_worker0, req, reload_unsent, NULL) != 0) {
         free(req);
         admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
         return CMD_ERROR;
     }
     return CMD_PENDING;
+}
+
+/* SET: known and reloadable settings only; then as RELOAD. */
+static int set_setting(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    /* Session parameters some drivers SET as they connect (JDBC: extra_float_digits). */
+    static const char *const session_params[] = {
+        "application_name", "extra_float_digits", "client_encoding",   "datestyle",
+        "timezone",         "search_path",        "statement_timeout", "intervalstyle",
+    };
+    for (size_t i = 0; i < sizeof(session_params) / sizeof(session_params[0]); i++)
+        if (strcasecmp(cmd->setting, session_params[i]) == 0) {
+            result_init(&wait->res, NULL, 0);
+            result_notice(&wait->res,
+                          "\"%s\" is a PostgreSQL session parameter: the admin console does not "
+                          "use it, and changes nothing",
+                          session_params[i]);
+            result_set_tag(&wait->res, "SET");
+            return CMD_DONE;
+        }
+    bool reloadable;
+    if (!config_setting_known(cmd->setting, &reloadable)) {
+        admin_error_set(&wait->err, "42704", NULL, "SHOW CONFIG lists the settings.",
+                        "unrecognized configuration parameter \"%s\"", cmd->setting);
+        return CMD_ERROR;
+    }
+    if (!reloadable) {
+        admin_error_set(
+            &wait->err, "55P02", NULL, "Change it in the configuration file and restart pgnear.",
+            "parameter \"%s\" cannot be changed without restarting pgnear", cmd->setting);
+        return CMD_ERROR;
+    }
+    return reload_config(s, cmd, wait);
 }
 
 /* ---- the table ---- */
@@ -642,6 +765,9 @@ static const struct command_def commands[] = {
     {ADMIN_PAUSE, NULL, 0, pause_command, 0, NULL},
     {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL},
     {ADMIN_DRAIN, NULL, 0, drain_command, 0, NULL},
+    {ADMIN_SET, NULL, 0, set_setting, 0, NULL},
+    {ADMIN_SHOW_POOLS, COLS(pools_cols), NULL, SNAPSHOT_CLIENTS, render_pools},
+    {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL},
     {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
 };
 

@@ -110,6 +110,13 @@ cmp_ok $stats{routed_by_city}, '>=', 1, 'SHOW STATS: routing decisions by source
 cmp_ok $stats{bytes_client_to_server}, '>', 0, 'SHOW STATS: bytes';
 cmp_ok $stats{login_errors_28}, '>=', 3, 'SHOW STATS: the refused admin logins, class 28';
 
+my @pools = map { [split /\|/] } split /\n/, admin('SHOW POOLS');
+is scalar(@pools), 1, 'SHOW POOLS: one pool (region, database, user)';
+is_deeply $pools[0], ['us-east', 'movr', 'app', 1, 0, 1, 0, 'none'], 'SHOW POOLS: its counts, pool_mode none';
+my (undef, $out0, $err0) = psql(admin_ci(), 'RECONNECT us-east', verbose => 1);
+is $out0, 'RECONNECT', 'RECONNECT us-east';
+like $err0, qr/NOTICE:.*pool_mode = none/, '... says there is nothing to replace without pooling';
+
 my %lists = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW LISTS');
 is $lists{clients_active}, 1, 'SHOW LISTS: one active client';
 is $lists{admin_sessions}, 1, 'SHOW LISTS: this admin session';
@@ -176,6 +183,34 @@ like $err, qr/no-such-region/, '... saying why';
 is psql($hint, 'SHOW cluster_name'), 'eu-west', '... and the running configuration stays';
 $p->update_config(extra_ini => "\n[cities]\nboston = us-east\n");
 admin('RELOAD');
+
+# ------------------------------------------------------------------ SET
+
+sub config_value {
+    my ($name) = @_;
+    my ($line) = grep { /^\Q$name\E\|/ } split /\n/, admin('SHOW CONFIG');
+    return (split /\|/, $line)[1];
+}
+is admin("SET default_region = 'us-west'"), 'SET', 'SET default_region';
+is config_value('default_region'), 'us-west', 'SHOW CONFIG shows the value SET';
+is psql($p->conninfo, 'SHOW cluster_name'), 'us-west', 'new sessions without hints follow it';
+is admin('SET pause_timeout TO 2s'), 'SET', 'SET pause_timeout TO 2s';
+is config_value('default_region'), 'us-west', 'a second SET keeps the first';
+($rc, $state, $err) = admin_err("SET pause_timeout = 'forever'");
+is $state, '22023', 'SET to a bad value: 22023';
+like $err, qr/pause_timeout/, '... naming the setting';
+is config_value('pause_timeout'), '2000ms', '... and the value before it stays (2s)';
+($rc, $state, $err) = admin_err('SET workers = 4');
+is $state, '55P02', 'SET of a setting that needs a restart: 55P02';
+like $err, qr/cannot be changed without restarting/, '... saying so';
+($rc, $state) = admin_err('SET no_such_setting = 1');
+is $state, '42704', 'SET of an unknown setting: 42704';
+($rc, $out, $err) = psql(admin_ci(), 'SET extra_float_digits = 3', verbose => 1);
+is $rc, 0, 'SET extra_float_digits (as JDBC sends it) is accepted';
+like $err, qr/NOTICE:.*session parameter.*changes nothing/, '... saying it changes nothing';
+admin('RELOAD');
+is config_value('default_region'), 'us-east', 'RELOAD ends what SET changed';
+is psql($p->conninfo, 'SHOW cluster_name'), 'us-east', '... for new sessions too';
 
 # ------------------------------------------------------------------ KILL
 
