@@ -264,6 +264,66 @@ my $ver = $dbh->selectrow_array('SHOW VERSION');
 like $ver, qr/^pgnear/, 'the session goes on after an extended-protocol error';
 $dbh->disconnect;
 
+# Every command through libpq's prepared statements (PQprepare, PQexecPrepared: named
+# statements, Describe, Bind, Execute, Sync).
+{
+    my $h = dbi_connect(admin_ci(), PrintWarn => 0);
+    for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW CLIENTS',
+               'SHOW SERVERS', 'SHOW POOLS', 'SHOW STATS', 'SHOW LISTS',
+               "SHOW ROUTE FOR CITY 'Boston'", "SHOW ROUTE FOR IP '127.0.0.1'",
+               "SHOW ROUTE FOR LOCATION '40,-74'", "SHOW ROUTE FOR REGION 'eu-west'",
+               'DISABLE eu-west', 'ENABLE eu-west', 'PAUSE eu-west', 'RESUME eu-west',
+               'DRAIN eu-west', 'ENABLE eu-west', "SET pause_timeout = '3s'", 'RECONNECT',
+               'RELOAD') {
+        my $st = $h->prepare($c);
+        my $ok = $st && $st->execute;
+        ok $ok, "prepared and executed: $c" or diag $h->errstr;
+        $st->fetchall_arrayref if $ok && $st->{NUM_OF_FIELDS};
+    }
+    $h->disconnect;
+}
+
+# Extended-protocol misuse, message by message: each gets its error, then Sync sets things right.
+{
+    my $m = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    ok $m->startup(user => 'admin', database => 'pgnear', password => 'admin-secret')->{ok},
+        'raw login for extended-protocol misuse';
+    my $round = sub {
+        my (@msgs) = @_;
+        $m->send_msg(@$_) for @msgs, ['S', ''];
+        my ($err, @types);
+        for (1 .. 50) {
+            my ($t, $b) = $m->read_msg;
+            last unless defined $t;
+            push @types, $t;
+            $err //= PgNearTest::Wire::parse_fields($b)->{C} if $t eq 'E';
+            last if $t eq 'Z';
+        }
+        return ($err, join '', @types);
+    };
+    my ($code, $seq) = $round->(['B', "\0nosuch\0\0\0\0\0\0\0"]);
+    is $code, '26000', 'Bind to a statement that does not exist: 26000';
+    is $seq, 'EZ', '... then ReadyForQuery at Sync';
+    ($code, $seq) = $round->(['E', "nosuch\0\0\0\0\0"]);
+    is $code, '34000', 'Execute of a portal that does not exist: 34000';
+    ($code) = $round->(['P', "s1\0SHOW VERSION\0\0\1\0\0\0\x17"]);
+    is $code, '0A000', 'Parse with a parameter type: 0A000 (commands take no parameters)';
+    ($code, $seq) = $round->(['P', "s2\0SHOW VERSION\0\0\0"], ['P', "s2\0SHOW VERSION\0\0\0"]);
+    is $code, '42P05', 'the same statement name twice: 42P05';
+    ($code) = $round->(['P', "\0SHOW VERSION\0\0\0"], ['B', "\0\0\0\0\0\1x\0\0\0\0\0\0"]);
+    is $code, '08P01', 'Bind with a parameter value: 08P01';
+    ($code) = $round->(['P', "\0SHOW VERSION\0\0\0"], ['B', "\0\0\0\0\0\0\0\1\0\7"]);
+    is $code, '22023', 'Bind with a result format code of 7: 22023';
+    ($code, $seq) = $round->(['P', "\0SHOW VERSION\0\0\0"], ['B', "\0\0\0\0\0\0\0\0"],
+                             ['D', "P\0"], ['E', "\0\0\0\0\0"]);
+    is $code, undef, 'then a well-formed round works';
+    is $seq, '12TDCZ', '... ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete, ReadyForQuery';
+    ($code, $seq) = $round->(['P', "\0SHOW HELP\0\0\0"], ['B', "\0\0\0\0\0\0\0\0"],
+                             ['E', "\0\0\0\0\2"], ['E', "\0\0\0\0\2"]);
+    is $seq, '12DDsDDsZ', 'Execute with a row limit: PortalSuspended, then more rows';
+    $m->terminate;
+}
+
 # Raw messages: an unknown frontend message type ends the session with 08P01.
 my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
 ok $w->startup(user => 'admin', database => 'pgnear', password => 'admin-secret')->{ok}, 'raw login';

@@ -25,6 +25,7 @@
 #include "protocol/stream.h"
 #include "protocol/tls.h"
 #include "proxy/list.h"
+#include "routing/registry.h"
 
 /* ---- message streams ---- */
 
@@ -318,6 +319,9 @@ void tls_kit_free(struct tls_kit *k)
 
 static char rig_region_name[] = "relay-test";
 static char rig_host_name[] = "relay-test-server";
+/* What the daemon's registry holds for the region and its host: enabled, not paused, up. */
+static struct registry_region rig_region_state = {rig_region_name, REGION_ENABLED, 0};
+static struct registry_host rig_host_state = {rig_host_name, 5432, {.up = true}};
 
 int rig_init(struct relay_rig *r)
 {
@@ -326,9 +330,12 @@ int rig_init(struct relay_rig *r)
     r->w.d = &r->d;
     list_init(&r->w.login_sessions);
     list_init(&r->w.active_sessions);
+    list_init(&r->w.admin_sessions);
     list_init(&r->w.cancel_conns);
     /* session_server_gone names the region and host in its report. */
     r->region.name = rig_region_name;
+    r->region.runtime = &rig_region_state;
+    r->region.hosts[0].runtime = &rig_host_state;
     r->region.nhosts = 1;
     r->region.hosts[0].name = rig_host_name;
     r->region.hosts[0].port = 5432;
