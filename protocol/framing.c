@@ -112,23 +112,26 @@ static const uint8_t *frame_window_header(struct frame_window *fw, uint8_t *copy
  * 4, from a broken server) has no status to wait for: it is whole at five
  * bytes and goes out as it is, or the session would stall on it.
  */
-static bool frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct frame_scan *out)
+/* Inlined into both scans: it runs once per message relayed. */
+static inline __attribute__((always_inline)) bool
+frame_scan_step(const uint8_t *h, size_t avail, size_t *pos, struct frame_scan *out)
 {
+    /* Read once: a store through out may alias h (bytes), which would make each use reload it. */
+    const uint8_t type = h[0];
     size_t have = avail - *pos;
     uint32_t len = pkt_be32(h + 1);
     if (len < 4) {
         out->error = FRAME_BAD_LENGTH;
         return false;
     }
-    if (h[0] == 'Z' && len > 4) {
+    if (type == 'Z' && len > 4) {
         if (have <= PKT_HEADER_LEN)
             return false; /* wait for the status byte */
         out->ready_status = (char)h[PKT_HEADER_LEN];
         out->readies++;
-    } else if (h[0] == 'Q' || h[0] == 'S' || h[0] == 'F') {
-        out->requests++;
     }
-    out->last_type = (char)h[0];
+    out->requests += (uint32_t)((type == 'Q') | (type == 'S') | (type == 'F'));
+    out->last_type = (char)type;
     out->messages++;
     size_t total = (size_t)len + 1;
     if (total > have) {

@@ -29,7 +29,8 @@
 #define RELAY_LOW_WATER  (128 * 1024)
 
 /* What a scan learnt goes into the session; <0: bad length, session failed. */
-static int relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan *sc)
+static inline __attribute__((always_inline)) int
+relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan *sc)
 {
     if (sc->error) {
         session_fail(s, "08P01",
