@@ -582,6 +582,39 @@ static int parse_command(struct parser *ps)
     return take_end(ps);
 }
 
+/*
+ * The offset of the first byte that does not belong to valid UTF-8 (as
+ * PostgreSQL checks a query: NUL, stray continuation bytes, overlong
+ * forms, surrogates and code points above U+10FFFF are all invalid); len
+ * when the text is valid.
+ */
+static size_t utf8_invalid_at(const char *text, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        size_t n = c < 0x80             ? 1
+                   : (c & 0xE0) == 0xC0 ? 2
+                   : (c & 0xF0) == 0xE0 ? 3
+                   : (c & 0xF8) == 0xF0 ? 4
+                                        : 0;
+        if (c == 0 || n == 0 || i + n > len)
+            return i;
+        uint32_t cp = n == 1 ? c : c & (0x7Fu >> n);
+        for (size_t k = 1; k < n; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return i;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_for_len[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return i;
+        i += n;
+    }
+    return len;
+}
+
 int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err)
 {
     struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};
@@ -591,10 +624,16 @@ int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admi
         return lex_fail(&ps->lx, 0, "54000", "Admin commands are short; this is not one.",
                         "admin command text is too long (%zu bytes, at most %d)", len,
                         ADMIN_TEXT_MAX);
-    const char *nul = memchr(text, '\0', len);
-    if (nul != NULL)
-        return lex_fail(&ps->lx, (size_t)(nul - text), "22021", NULL,
-                        "invalid byte sequence for encoding \"UTF8\": 0x00");
+    size_t bad = utf8_invalid_at(text, len);
+    if (bad < len) {
+        char bytes[24];
+        size_t n = len - bad < 4 ? len - bad : 4, used = 0;
+        for (size_t i = 0; i < n; i++)
+            used += (size_t)snprintf(bytes + used, sizeof(bytes) - used, "%s0x%02x", i ? " " : "",
+                                     (unsigned char)text[bad + i]);
+        return lex_fail(&ps->lx, bad, "22021", NULL,
+                        "invalid byte sequence for encoding \"UTF8\": %s", bytes);
+    }
     if (advance(ps) < 0)
         return ADMIN_PARSE_ERROR;
     if (ps->tok.type == TOK_END || ps->tok.type == TOK_SEMI) {

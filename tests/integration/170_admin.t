@@ -242,6 +242,14 @@ is $state, '0A000', 'two commands in one query: 0A000';
 is $state, '22023', 'a location off the globe: 22023';
 ($rc, $state, $err) = admin_err('\d');
 isnt $rc, 0, 'psql\'s \d gets an error';
+{
+    my $u = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    $u->startup(user => 'admin', database => 'pgnear', password => 'admin-secret');
+    my $r = $u->query("SHOW CITY \xff\xfe");
+    is(($r->{error} // {})->{C}, '22021', 'a query that is not UTF-8: 22021');
+    is $u->query('SHOW VERSION')->{rows}[0][0] =~ /^pgnear/ ? 1 : 0, 1, '... and the session goes on';
+    $u->terminate;
+}
 like admin('SHOW VERSION'), qr/^pgnear/, 'the console is still up after all that';
 
 # ------------------------------------------------------------------ extended protocol

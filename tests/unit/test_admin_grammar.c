@@ -232,6 +232,17 @@ static void test_limits(void **state)
     assert_int_equal(admin_parse(with_nul, sizeof(with_nul) - 1, &cmd, &err), ADMIN_PARSE_ERROR);
     assert_string_equal(err.sqlstate, "22021");
     assert_int_equal(err.position, 5);
+    /* UTF-8 as PostgreSQL checks it: valid text in values goes through, the rest is 22021 */
+    expect_kind("SHOW ROUTE FOR CITY 'Zürich'", ADMIN_SHOW_ROUTE);
+    assert_string_equal(cmd.value, "Zürich");
+    expect_kind("SHOW ROUTE FOR CITY '東京'", ADMIN_SHOW_ROUTE);
+    expect_error("SHOW \xff", "22021", 6);
+    assert_string_equal(err.message, "invalid byte sequence for encoding \"UTF8\": 0xff");
+    expect_error("SHOW ROUTE FOR CITY 'Z\xc3'", "22021", 23); /* cut short */
+    expect_error("SHOW \xc0\xaf", "22021", 6);                /* overlong '/' */
+    expect_error("SHOW \xed\xa0\x80", "22021", 6);            /* a surrogate */
+    expect_error("SHOW \xf4\x90\x80\x80", "22021", 6);        /* above U+10FFFF */
+    expect_error("SHOW \x80", "22021", 6);                    /* a stray continuation */
     size_t n = ADMIN_TEXT_MAX + 1;
     char *big = malloc(n);
     assert_non_null(big);
