@@ -1,0 +1,79 @@
+#!/usr/bin/perl
+# Instructions pgnear spends per pgbench transaction, counted by callgrind:
+# pgnear runs under valgrind --tool=callgrind (one worker) from start to
+# SIGTERM while one pgbench session runs a fixed number of transactions
+# through it: once --transactions, once twice as many.  The difference over
+# the extra transactions is the relay's cost per transaction, free of
+# startup, login and exit: callgrind counts user-space instructions, not
+# time, so the figure is stable on a shared, noisy machine.
+#
+#   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
+#
+# Compare two builds by pointing $PGNEAR (or --binary) at each in turn.
+# Needs valgrind, pgbench and PostgreSQL 15.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use Getopt::Long;
+use List::Util qw(min max);
+use PgNearTest;
+
+$| = 1;
+my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0);
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s') or die "bad options\n";
+my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
+die "no pgnear binary at $bin: build first\n" unless -x $bin;
+my $valgrind = require_tool('valgrind');
+require_tool('pgbench');
+
+my $pg = PgNearTest::Cluster->new(name => 'cg', location => '39.04, -77.49');
+$pg->psql_admin("CREATE DATABASE bench OWNER app");
+my ($rc, $out, $err) = pgbench(['-i', '-q', '-s', 1], $pg->conninfo(dbname => 'bench'), timeout => 300);
+die "pgbench -i failed: $err\n" if $rc;
+
+# The proxy's binary is a wrapper that runs the real one under callgrind (same process ID).
+my $dir = tmpdir(name => 'callgrind', mode => 0755);
+my $wrapper = write_file("$dir/pgnear-callgrind", <<"SH", mode => 0755);
+#!/bin/sh
+exec $valgrind --tool=callgrind --callgrind-out-file=$dir/callgrind.out.%p $bin "\$@"
+SH
+my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
+    start => 0, start_timeout => 120,
+    settings => { server_tls => $opt{tls} ? 'require' : 'disable', workers => 1,
+                  # a health check logs in with SCRAM (tens of millions of instructions): not mid-run
+                  health_check_interval => '1h' });
+
+# Instructions (Ir) of one whole pgnear run (start, one pgbench session of n transactions,
+# SIGTERM): callgrind writes its totals as the process exits.
+sub run_transactions {
+    my ($n) = @_;
+    unlink glob("$dir/callgrind.out.*");
+    $proxy->start;
+    my ($c, $o, $e) = pgbench(['-n', '-S', '-M', $opt{mode}, '-c', 1, '-t', $n],
+        conninfo_string(host => '127.0.0.1', port => $proxy->port, dbname => 'bench', user => 'app',
+                        password => 'app-secret', sslmode => 'disable'),
+        timeout => 600);
+    die "pgbench failed: $e\n" if $c;
+    my $st = $proxy->stop(timeout => 60);
+    die "pgnear exited with status $st\n" if $st;
+    my ($file) = glob("$dir/callgrind.out.*") or die "no callgrind output\n";
+    my $text = PgNearTest::slurp_file($file);
+    $text =~ /^(?:summary|totals):\s+(\d+)/m or die "no instruction total in $file\n";
+    return $1;
+}
+
+my $n = $opt{transactions};
+printf "pgbench -S -M %s -c 1, server TLS %s, %d and %d transactions; Ir per transaction:\n",
+    $opt{mode}, $opt{tls} ? 'on' : 'off', $n, 2 * $n;
+my @per;
+for my $round (1 .. $opt{rounds}) {
+    my $once = run_transactions($n);
+    my $twice = run_transactions(2 * $n);
+    push @per, ($twice - $once) / $n;
+    printf "  round %d: %.0f (%d Ir for %d, %d Ir for %d)\n", $round, $per[-1], $once, $n, $twice,
+        2 * $n;
+}
+my @sorted = sort { $a <=> $b } @per;
+printf "median %.0f Ir per transaction (min %.0f, max %.0f)\n", $sorted[$#sorted / 2], min(@per),
+    max(@per);
