@@ -229,5 +229,16 @@ EOF
     like($@, qr/exited during startup \(status 3\)/, '... with its status');
 }
 
+# Every integration test is run by make check: a file missing from Makefile.am's list would
+# pass unseen by CI.
+{
+    my $src = $ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..";
+    my $am = slurp_file("$src/Makefile.am");
+    my @files = map { s{^.*/}{}r } glob("$src/tests/integration/*.t");
+    my @unlisted = grep { $am !~ /tests\/integration\/\Q$_\E\b/ } @files;
+    is_deeply \@unlisted, [], 'every tests/integration/*.t is in INTEGRATION_TESTS'
+        or diag "not listed in Makefile.am: @unlisted";
+}
+
 diag(sprintf 'harness self-test took %.1f s', time - $t0);
 done_testing;
