@@ -181,15 +181,27 @@ enum session_on_safe {
 };
 
 /*
+ * Whether the client's last message leaves an extended-protocol batch open
+ * (Parse, Bind, Describe, Execute, Close or Flush with no Sync after it):
+ * the server is then inside an implicit transaction that only the coming
+ * Sync ends, whatever its last ReadyForQuery said.
+ */
+static inline bool session_batch_open(const struct session *s)
+{
+    char t = s->client.last_type;
+    return t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C' || t == 'H';
+}
+
+/*
  * A session is at a safe point when the server has answered every request
- * and is outside a transaction, and no message from the client is half
- * forwarded: holding or closing it there cuts no transaction and loses
- * nothing.
+ * and is outside a transaction, no extended-protocol batch is waiting for
+ * its Sync, and no message from the client is half forwarded: holding or
+ * closing it there cuts no transaction and loses nothing.
  */
 static inline bool session_at_safe_point(const struct session *s)
 {
     return s->phase == PHASE_ACTIVE && s->tx_status == 'I' && s->requests_pending == 0 &&
-           s->client.fwd_remaining == 0;
+           s->client.fwd_remaining == 0 && !session_batch_open(s);
 }
 
 /* Session lifecycle (session.c). */

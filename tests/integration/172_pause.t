@@ -105,6 +105,25 @@ is $tx->query('COMMIT')->{tag}, 'COMMIT', 'the transaction commits';
 like((grep { /^us-east\|/ } split /\n/, psql($admin_ci, 'SHOW REGIONS'))[0], qr/\|f$/,
      'SHOW REGIONS: us-east is not paused any more');
 
+# An extended-protocol batch without its Sync yet: the server is inside an implicit
+# transaction whatever its last ReadyForQuery said, so PAUSE must not count it as held.
+{
+    my $b = wire();
+    $b->send_msg('P', "\0SELECT 7\0\0\0");
+    $b->send_msg('B', "\0\0\0\0\0\0\0\0");
+    $b->send_msg('E', "\0\0\0\0\0");
+    $b->send_msg('H', '');
+    my @seen;
+    for (1 .. 4) { my ($t) = $b->read_msg; push @seen, $t }
+    is join('', @seen), '12DC', 'a batch executed and flushed, no Sync yet';
+    my ($brc, $bstate, $berr) = admin_try('PAUSE us-east');
+    is $bstate, '57014', 'PAUSE does not take a session with an open batch for idle';
+    $b->send_msg('S', '');
+    my ($t) = $b->read_msg;
+    is $t, 'Z', 'the batch ends with its Sync';
+    $b->terminate;
+}
+
 # ------------------------------------------------------------------ new sessions wait at the gate
 
 is psql($admin_ci, 'PAUSE us-east'), 'PAUSE', 'PAUSE us-east with every session idle returns at once';
