@@ -2,13 +2,16 @@
  * framing.h — message boundaries of the v3 protocol inside an evbuffer.
  *
  * The relay reads only the five-byte header of each message and decides
- * to forward it; the login phases ask for whole messages.
+ * to forward it, telling the server connection's tx_track the type of
+ * each message as it starts; the login phases ask for whole messages.
  */
 #ifndef PGNEAR_PROTOCOL_FRAMING_H
 #define PGNEAR_PROTOCOL_FRAMING_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "protocol/tx_track.h"
 
 struct evbuffer;
 
@@ -34,29 +37,29 @@ struct frame_scan {
     size_t forward;     /* bytes at the front that may go out now */
     uint32_t remaining; /* bytes of a message cut off by the end of the buffer */
     char last_type;     /* type of the last message that started */
-    char ready_status;  /* status byte of the last ReadyForQuery seen, or 0 */
     size_t messages;    /* messages that started in this scan */
-    /*
-     * Of those, the ones a ReadyForQuery answers, one each, when a client
-     * sends them: Query, Sync, FunctionCall ('Q', 'S', 'F'); and the
-     * ReadyForQuery messages themselves.  Both are counted in either
-     * direction: which one means something depends on who sent the bytes
-     * (a server's 'S' is a ParameterStatus, a client's 'Z' means nothing).
-     */
-    uint32_t requests;
-    uint32_t readies;
-    int error; /* FRAME_BAD_LENGTH on a length word below 4 */
+    int error;          /* FRAME_BAD_LENGTH on a length word below 4 */
+};
+
+/* Whose bytes are scanned: the same type byte means different messages each way. */
+enum frame_side {
+    FRAME_FROM_CLIENT,
+    FRAME_FROM_SERVER,
 };
 
 /*
  * Scans buf from the front: first the rest of the message in progress
  * (remaining bytes), then whole and partial messages, stopping before a
- * header that is not complete yet.  ReadyForQuery is only passed whole, so
- * its status byte is always seen.
+ * header that is not complete yet.  Each message that starts is told to
+ * track once (tx_track_client or tx_track_server, by side), before the
+ * scan moves past its header.  The server's ReadyForQuery is only passed
+ * whole, so its status byte is always seen.
  */
-void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out);
+void frame_scan(struct evbuffer *buf, uint32_t remaining, struct frame_scan *out,
+                struct tx_track *track, enum frame_side side);
 
 /* The same on avail contiguous bytes (the relay's direct path). */
-void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct frame_scan *out);
+void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct frame_scan *out,
+                      struct tx_track *track, enum frame_side side);
 
 #endif

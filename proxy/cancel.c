@@ -25,12 +25,13 @@
 #include "proxy/daemon.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/server_conn.h"
 #include "proxy/server_dial.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
 
-#define CANCEL_KEY_V32_LEN  32
+#define CANCEL_HOST_MAX     256
 #define CANCEL_FORWARD_MS   5000
 #define CANCEL_KEY_ATTEMPTS 16
 
@@ -64,20 +65,30 @@ static uint32_t key_tag(const uint8_t *key)
     return pkt_be32(key);
 }
 
+/* What forwarding a cancel needs, copied from the registry under its lock. */
+struct cancel_target {
+    uint64_t client_id;
+    uint32_t server_pid;
+    uint8_t server_key[CANCEL_KEY_MAX_LEN];
+    uint16_t server_key_len;
+    struct sockaddr_storage server_addr;
+    socklen_t server_addrlen;
+    bool server_tls;                   /* the session's server connection is TLS */
+    char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
+};
+
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len)
 {
     struct daemon *d = s->w->d;
     struct cancel_entry *e = &s->cancel;
-    const struct region_host *h = &s->region->hosts[s->host_index];
+    struct server_conn *sc = s->server_conn;
+    /* Another worker may be reading the old key: it goes before the new one is written. */
     cancel_unregister(s);
-    e->server_pid = server_pid;
-    memcpy(e->server_key, server_key, server_key_len);
-    e->server_key_len = (uint16_t)server_key_len;
-    memcpy(&e->server_addr, &h->addr, h->addrlen);
-    e->server_addrlen = h->addrlen;
-    e->server_tls = s->server.stream.ssl != NULL;
-    snprintf(e->server_host, sizeof(e->server_host), "%s", h->name);
+    sc->pid = server_pid;
+    memcpy(sc->key, server_key, server_key_len);
+    sc->key_len = (uint16_t)server_key_len;
+    e->server = sc;
     e->client_id = s->id;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
     int rc = -1;
@@ -107,6 +118,7 @@ void cancel_unregister(struct session *s)
     cancel_map_remove(&d->cancel_keys, key_tag(s->cancel.client_key), &s->cancel);
     pthread_mutex_unlock(&d->cancel_lock);
     s->cancel.registered = false;
+    s->cancel.server = NULL;
 }
 
 static void cancel_conn_free(struct cancel_conn *cc)
@@ -221,7 +233,7 @@ static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
         cancel_conn_fail(cc, "timed out", NULL);
 }
 
-static int cancel_start_forward(struct worker *w, const struct cancel_entry *target)
+static int cancel_start_forward(struct worker *w, const struct cancel_target *target)
 {
     struct cancel_conn *cc = calloc(1, sizeof(*cc));
     if (cc == NULL)
@@ -265,9 +277,24 @@ static int cancel_start_forward(struct worker *w, const struct cancel_entry *tar
     return 0;
 }
 
-/* Looks the key up and copies the entry while the owner cannot remove it. */
+/* The registered connection's process ID, key and host, copied while its owner cannot change them.
+ */
+static void cancel_copy_target(const struct cancel_entry *e, struct cancel_target *t)
+{
+    const struct server_conn *sc = e->server;
+    t->client_id = e->client_id;
+    t->server_pid = sc->pid;
+    memcpy(t->server_key, sc->key, sc->key_len);
+    t->server_key_len = sc->key_len;
+    memcpy(&t->server_addr, &sc->host->addr, sc->host->addrlen);
+    t->server_addrlen = sc->host->addrlen;
+    t->server_tls = sc->tls;
+    snprintf(t->server_host, sizeof(t->server_host), "%s", sc->host->name);
+}
+
+/* Looks the key up and copies what forwarding needs while the owner cannot unregister it. */
 static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
-                          struct cancel_entry *copy)
+                          struct cancel_target *target)
 {
     bool found = false;
     if (sp->cancel_key_len < 4)
@@ -277,8 +304,8 @@ static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
     /* Both the whole key and the process ID must match, compared in constant time. */
     if (e != NULL && e->client_key_len == sp->cancel_key_len &&
         CRYPTO_memcmp(e->client_key, sp->cancel_key, sp->cancel_key_len) == 0 &&
-        e->server_pid == sp->cancel_pid) {
-        memcpy(copy, e, sizeof(*copy));
+        e->server->pid == sp->cancel_pid) {
+        cancel_copy_target(e, target);
         found = true;
     }
     pthread_mutex_unlock(&d->cancel_lock);
@@ -287,7 +314,7 @@ static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
 
 void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id)
 {
-    struct cancel_entry target;
+    struct cancel_target target;
     if (!cancel_lookup(w->d, sp, &target)) {
         stat_inc(&w->stats.cancels_ignored);
         log_info(from_id, "cancel request for process %u matches no session; ignored",

@@ -3,11 +3,15 @@
  *
  * Clients get the server's real process ID with a secret chosen by
  * pgnear; the server's secret never leaves pgnear.  A key is forgotten
- * when its session ends, so a late cancel can never reach a server
- * process that has since been given to someone else.  The registry is
- * shared by the workers (a CancelRequest may arrive on any of them), so an
- * entry carries copies of all that forwarding needs, never a session
- * pointer another thread could follow.
+ * when its server connection closes, so a late cancel can never reach a
+ * server process that has since been given to someone else.  The registry
+ * is shared by the workers (a CancelRequest may arrive on any of them):
+ * an entry names the server connection whose process ID and key it
+ * stands for, and another worker reads them only under cancel_lock,
+ * copying what forwarding needs.  The owner fills them in before it
+ * registers and unregisters, under the same lock, before it changes them
+ * or frees the connection, so nothing read under the lock can change or
+ * go away meanwhile.
  */
 #ifndef PGNEAR_PROXY_CANCEL_H
 #define PGNEAR_PROXY_CANCEL_H
@@ -15,33 +19,28 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
 #include "protocol/startup.h"
 
 #define CANCEL_KEY_V32_LEN 32
-#define CANCEL_HOST_MAX    256
+
+struct server_conn;
 
 struct cancel_entry {
     uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
     uint8_t client_key_len;
-    uint32_t server_pid;
-    uint8_t server_key[CANCEL_KEY_MAX_LEN];
-    uint16_t server_key_len;
-    struct sockaddr_storage server_addr;
-    socklen_t server_addrlen;
-    bool server_tls;                   /* the session's server connection is TLS */
-    char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
-    uint64_t client_id;
     bool registered;
+    uint64_t client_id;
+    const struct server_conn *server; /* whose process ID and key this stands for */
 };
 
 struct session;
 struct worker;
 
 /*
- * Records the server's key and picks the client's (4 bytes under protocol
- * 3.0, 32 under 3.2).  Returns 0, or -1 when out of memory.
+ * Records the server's process ID and key in the session's server
+ * connection and picks the client's key (4 bytes under protocol 3.0, 32
+ * under 3.2).  Returns 0, or -1 when out of memory.
  */
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len);

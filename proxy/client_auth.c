@@ -136,7 +136,7 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
 static void client_auth_start_query(struct session *s)
 {
     char err[512];
-    s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, s->region,
+    s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, s->login->plan[0],
                                               s->login->startup.database, s->login->startup.user,
                                               s->id, client_auth_lookup_done, s, err, sizeof(err));
     if (s->login->auth_lookup == NULL) {

@@ -23,6 +23,7 @@
 #include "protocol/pkt.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "routing/region.h"
 
@@ -51,7 +52,7 @@ static void hint_where(const struct session *s, char *buf, size_t cap)
         snprintf(by, sizeof(by), "the default region (default_region)");
         break;
     }
-    snprintf(buf, cap, "The session went to region %s, %s.", s->region->name, by);
+    snprintf(buf, cap, "The session went to region %s, %s.", s->server_conn->region->name, by);
 }
 
 /* "Configured regions: us-east, eu-west." (as many as fit, then "...") */

@@ -7,10 +7,10 @@
 #include <event2/event.h>
 
 #include "protocol/framing.h"
+#include "proxy/server_conn.h"
 
 void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct msg_reader *r)
 {
-    struct endpoint *peer = ep == &s->client ? &s->server : &s->client;
     int more;
     if (endpoint_fill(s, ep, r->fill_max, &more) < 0)
         return;
@@ -31,7 +31,11 @@ void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct
         if (verdict == MSG_CONSUMED)
             frame_consume(ep->in, len);
     }
-    if (endpoint_flush(s, peer) < 0)
+    /* The client's messages go to the server connection, if there is one yet. */
+    struct endpoint *peer = ep != &s->client         ? &s->client
+                            : s->server_conn != NULL ? &s->server_conn->ep
+                                                     : NULL;
+    if (peer != NULL && endpoint_flush(s, peer) < 0)
         return;
     /* The read stopped at fill_max: the rest comes on the next loop turn. */
     if (more)

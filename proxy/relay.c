@@ -1,13 +1,17 @@
 /*
  * relay.c — an established session: bytes both ways.
  *
- * The scan looks only at message headers (to know boundaries and the
- * transaction status).  Every read lands in the worker's relay block.
- * When nothing is queued for the peer, it goes out from there to the
- * peer's socket at once: no allocation, no copy.  Only what the peer's
- * socket does not take, and a header cut off by the end of the read, are
- * kept in evbuffers; while bytes wait for the peer, new ones are appended
- * behind them (one copy, into packed chains).
+ * The scan looks only at message headers: to know boundaries, and to
+ * tell the server connection's tx_track each message that starts, which
+ * keeps its transaction status (from the server's ReadyForQuery only) and
+ * its count of requests outstanding, a few instructions a message.
+ *
+ * Every read lands in the worker's relay block.  When nothing is queued
+ * for the peer, it goes out from there to the peer's socket at once: no
+ * allocation, no copy.  Only what the peer's socket does not take, and a
+ * header cut off by the end of the read, are kept in evbuffers; while
+ * bytes wait for the peer, new ones are appended behind them (one copy,
+ * into packed chains).
  *
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
@@ -20,6 +24,7 @@
 #include "protocol/framing.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -42,15 +47,6 @@ relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan
     src->fwd_remaining = sc->remaining;
     if (sc->messages > 0)
         src->last_type = sc->last_type;
-    if (src == &s->client) {
-        s->requests_pending += sc->requests;
-        return 0;
-    }
-    /* Only the server says whether it is idle. */
-    if (sc->ready_status)
-        s->tx_status = sc->ready_status;
-    s->requests_pending =
-        sc->readies >= s->requests_pending ? 0 : s->requests_pending - sc->readies;
     return 0;
 }
 
@@ -59,15 +55,16 @@ relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan
  * reach the client before anything is done): what the admin asked for,
  * if the session has come to a safe point.  False when the session ended.
  */
-static bool relay_after_server_bytes(struct session *s, struct endpoint *src)
+static bool relay_after_server_bytes(struct session *s, enum frame_side side)
 {
-    return src != &s->server || s->on_safe == SAFE_NOTHING || relay_act_at_safe_point(s);
+    return side != FRAME_FROM_SERVER || s->on_safe == SAFE_NOTHING || relay_act_at_safe_point(s);
 }
 
-static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst)
+static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst,
+                      enum frame_side side)
 {
     struct frame_scan sc;
-    frame_scan(src->in, src->fwd_remaining, &sc);
+    frame_scan(src->in, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
         return -1;
     if (sc.forward == 0)
@@ -83,7 +80,7 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
         return -1;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(src);
-    return relay_after_server_bytes(s, src) ? 0 : -1;
+    return relay_after_server_bytes(s, side) ? 0 : -1;
 }
 
 /*
@@ -100,13 +97,14 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
  * packs small reads into shared chains, so that memory follows the bytes
  * queued rather than the number of reads.
  */
-static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst)
+static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
+                       enum frame_side side)
 {
     uint8_t *block = s->w->relay_block;
     size_t carry = evbuffer_get_length(src->in);
     if (carry > RELAY_CARRY_MAX) {
         /* Only relay_start leaves more, and relay_pump takes that. */
-        relay_pump(s, src, dst);
+        relay_pump(s, src, dst, side);
         return;
     }
     if (carry > 0)
@@ -118,7 +116,7 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
     evbuffer_drain(src->in, carry);
     size_t avail = carry + (size_t)n;
     struct frame_scan sc;
-    frame_scan_bytes(block, avail, src->fwd_remaining, &sc);
+    frame_scan_bytes(block, avail, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
         return;
     if (sc.forward < avail && evbuffer_add(src->in, block + sc.forward, avail - sc.forward) != 0) {
@@ -127,7 +125,7 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
     }
     if (sc.forward > 0 && endpoint_send_bytes(s, dst, block, sc.forward) < 0)
         return;
-    if (!relay_after_server_bytes(s, src))
+    if (!relay_after_server_bytes(s, side))
         return;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(src);
@@ -143,6 +141,12 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
     if (peer->read_paused && evbuffer_get_length(ep->out) <= RELAY_LOW_WATER &&
         !(peer == &s->client && s->held))
         endpoint_resume_read(peer);
+}
+
+bool session_at_safe_point(const struct session *s)
+{
+    return s->phase == PHASE_ACTIVE && s->server_conn != NULL &&
+           server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
 }
 
 bool relay_act_at_safe_point(struct session *s)
@@ -172,52 +176,54 @@ void relay_release(struct session *s)
     if (!s->held)
         return;
     s->held = false;
-    if (evbuffer_get_length(s->server.out) <= RELAY_LOW_WATER)
+    if (s->server_conn != NULL && evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);
 }
 
 static void relay_client_read(struct session *s)
 {
-    relay_read(s, &s->client, &s->server);
+    relay_read(s, &s->client, &s->server_conn->ep, FRAME_FROM_CLIENT);
 }
 
 static void relay_server_read(struct session *s)
 {
-    relay_read(s, &s->server, &s->client);
+    relay_read(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
 }
 
 static void relay_client_write(struct session *s)
 {
-    relay_write(s, &s->client, &s->server);
+    relay_write(s, &s->client, &s->server_conn->ep);
 }
 
 static void relay_server_write(struct session *s)
 {
-    relay_write(s, &s->server, &s->client);
+    relay_write(s, &s->server_conn->ep, &s->client);
 }
 
 void relay_start(struct session *s)
 {
+    struct server_conn *sc = s->server_conn;
+    struct endpoint *server = &sc->ep;
     session_set_timer(s, 0);
     session_login_end(s);
     session_move(s, &s->w->active_sessions);
+    server_conn_move(sc, &s->w->active_servers);
     s->phase = PHASE_ACTIVE;
     s->client.on_write = relay_client_write;
-    s->server.on_write = relay_server_write;
+    server->on_write = relay_server_write;
     s->client.fwd_remaining = 0;
-    s->server.fwd_remaining = 0;
-    s->tx_status = 'I'; /* the login ends with the server's ReadyForQuery, always idle */
-    s->requests_pending = 0;
+    server->fwd_remaining = 0;
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
-             s->database, s->region->name, s->region->hosts[s->host_index].name,
-             s->region->hosts[s->host_index].port);
-    s->client.read_paused = s->server.read_paused = false;
+             s->database, sc->region->name, sc->host->name, sc->host->port);
+    s->client.read_paused = server->read_paused = false;
     endpoint_set_reader(&s->client, relay_client_read);
-    endpoint_set_reader(&s->server, relay_server_read);
+    endpoint_set_reader(server, relay_server_read);
     /* Whatever either side sent early goes through now. */
-    if (evbuffer_get_length(s->server.in) > 0 && relay_pump(s, &s->server, &s->client) < 0)
+    if (evbuffer_get_length(server->in) > 0 &&
+        relay_pump(s, server, &s->client, FRAME_FROM_SERVER) < 0)
         return;
-    if (evbuffer_get_length(s->client.in) > 0 && relay_pump(s, &s->client, &s->server) < 0)
+    if (evbuffer_get_length(s->client.in) > 0 &&
+        relay_pump(s, &s->client, server, FRAME_FROM_CLIENT) < 0)
         return;
     if (endpoint_flush(s, &s->client) < 0)
         return;

@@ -23,6 +23,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/msg_loop.h"
+#include "proxy/server_conn.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -76,7 +77,7 @@ static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t le
         return -1;
     }
     evbuffer_add(s->client.out, buf, pb.len);
-    s->server_sent_to_client = true;
+    s->server_conn->sent_to_client = true;
     return 0;
 }
 
@@ -104,7 +105,7 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
         session_fail(s, "08P01", "SASL message too long", NULL, NULL);
         return -1;
     }
-    return evbuffer_add(s->server.out, buf, pb.len) == 0 ? 0 : -1;
+    return evbuffer_add(s->server_conn->ep.out, buf, pb.len) == 0 ? 0 : -1;
 }
 
 static int scram_fail(struct session *s, const char *msg)
@@ -117,13 +118,14 @@ static int scram_fail(struct session *s, const char *msg)
 /* pgnear logs in with the ClientKey; over TLS with the server's channel binding. */
 static int scram_start(struct session *s, const uint8_t *mechs, uint32_t len)
 {
-    bool plus = s->server.stream.ssl != NULL && mech_list_has(mechs, len, SCRAM_MECH_PLUS);
+    SSL *ssl = s->server_conn->ep.stream.ssl;
+    bool plus = ssl != NULL && mech_list_has(mechs, len, SCRAM_MECH_PLUS);
     if (!plus && !mech_list_has(mechs, len, SCRAM_MECH))
         return scram_fail(s, "server offered no SCRAM-SHA-256 mechanism");
     uint8_t cb[SCRAM_MAX_CB_LEN];
     size_t cblen = 0;
     if (plus) {
-        X509 *cert = SSL_get0_peer_certificate(s->server.stream.ssl);
+        X509 *cert = SSL_get0_peer_certificate(ssl);
         if (cert == NULL || scram_tls_server_end_point(cert, cb, sizeof(cb), &cblen) != SCRAM_OK)
             plus = false, cblen = 0;
     }
@@ -142,7 +144,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
     size_t n;
     switch (code) {
     case AUTH_OK:
-        s->server_sent_to_client = true;
+        s->server_conn->sent_to_client = true;
         return client_auth_send_ok(s) < 0 ? -1 : 0;
     case AUTH_SASL:
         return scram_start(s, data, len);
@@ -186,7 +188,7 @@ int server_auth_message(struct session *s, const uint8_t *body, uint32_t len)
     uint32_t code = pkt_be32(body);
     int rc = s->cfg->auth == AUTH_PASSTHROUGH ? relay_auth(s, code, body, len)
                                               : scram_auth(s, code, body + 4, len - 4);
-    if (rc >= 0 && endpoint_flush(s, &s->server) < 0)
+    if (rc >= 0 && endpoint_flush(s, &s->server_conn->ep) < 0)
         return -1;
     return rc;
 }
@@ -226,7 +228,7 @@ static int client_auth_relay(struct session *s, char type, const uint8_t *body, 
         return MSG_STOP;
     }
     s->login->last_auth_code = 0;
-    evbuffer_remove_buffer(s->client.in, s->server.out, len + PKT_HEADER_LEN);
+    evbuffer_remove_buffer(s->client.in, s->server_conn->ep.out, len + PKT_HEADER_LEN);
     return MSG_FORWARDED;
 }
 

@@ -25,6 +25,7 @@
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
 #include "proxy/server_auth.h"
+#include "proxy/server_conn.h"
 #include "proxy/server_dial.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
@@ -35,11 +36,12 @@
 /* Login messages are small; anything this large is a broken server. */
 #define LOGIN_MAX_MESSAGE (1024 * 1024)
 
-static void server_connect_host(struct session *s);
+static void server_connect_host(struct session *s, struct region_host *h);
 
-static const struct region_host *server_host(const struct session *s)
+/* The region of the plan being tried. */
+static struct region *server_region(const struct session *s)
 {
-    return &s->region->hosts[s->host_index];
+    return s->login->plan[s->login->plan_index];
 }
 
 /*
@@ -50,10 +52,11 @@ static const struct region_host *server_host(const struct session *s)
  */
 static void server_order_hosts(struct session *s)
 {
+    const struct region *r = server_region(s);
     s->login->host_count = s->login->host_pos = 0;
     for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < s->region->nhosts; i++) {
-            const struct region_host *h = &s->region->hosts[i];
+        for (size_t i = 0; i < r->nhosts; i++) {
+            const struct region_host *h = &r->hosts[i];
             bool take = s->login->region_any_host
                             ? pass == 0
                             : host_is_up(h) && host_is_standby(h) == (pass == 1);
@@ -63,25 +66,24 @@ static void server_order_hosts(struct session *s)
     }
 }
 
-/* The next host worth trying (still up, unless none was); false when none is left. */
-static bool server_pick_host(struct session *s)
+/* The next host worth trying (still up, unless none was); NULL when none is left. */
+static struct region_host *server_pick_host(struct session *s)
 {
+    struct region *r = server_region(s);
     while (s->login->host_pos < s->login->host_count) {
-        size_t i = s->login->host_order[s->login->host_pos++];
-        if (s->login->region_any_host || host_is_up(&s->region->hosts[i])) {
-            s->host_index = i;
-            return true;
-        }
+        struct region_host *h = &r->hosts[s->login->host_order[s->login->host_pos++]];
+        if (s->login->region_any_host || host_is_up(h))
+            return h;
     }
-    return false;
+    return NULL;
 }
 
 /* Enters plan[index]: its up hosts, or all of them when none is up. */
-static bool server_enter_region(struct session *s, size_t index)
+static struct region_host *server_enter_region(struct session *s, size_t index)
 {
     s->login->plan_index = index;
-    s->region = s->login->plan[index];
-    s->login->region_any_host = !region_is_up(s->region);
+    s->region = server_region(s);
+    s->login->region_any_host = !region_is_up(server_region(s));
     server_order_hosts(s);
     return server_pick_host(s);
 }
@@ -94,9 +96,10 @@ enum server_verdict {
 };
 
 /* Marks the host as the verdict says, for every session, without waiting for its health check. */
-static void server_mark_host(struct session *s, struct region_host *h, enum server_verdict v,
+static void server_mark_host(struct session *s, const struct server_conn *sc, enum server_verdict v,
                              const char *why)
 {
+    struct region_host *h = sc->host;
     bool down = false;
     if (v == HOST_UNREACHABLE)
         down = health_mark_down(h);
@@ -104,10 +107,10 @@ static void server_mark_host(struct session *s, struct region_host *h, enum serv
         int n = health_count_timeout(h, s->cfg->health_check_fall, &down);
         if (!down && n < s->cfg->health_check_fall)
             log_info(s->id, "host %s:%d of region %s timed out (%d of %d); it stays up for now",
-                     h->name, h->port, s->region->name, n, s->cfg->health_check_fall);
+                     h->name, h->port, sc->region->name, n, s->cfg->health_check_fall);
     }
     if (down)
-        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, s->region->name,
+        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, sc->region->name,
                  why);
 }
 
@@ -118,24 +121,27 @@ static void server_mark_host(struct session *s, struct region_host *h, enum serv
  */
 static void server_give_up(struct session *s, const char *why, enum server_verdict v)
 {
-    struct region_host *h = &s->region->hosts[s->host_index];
+    struct server_conn *sc = s->server_conn;
+    struct region_host *h;
     stat_inc(&s->w->stats.server_connect_failures);
-    log_warn(s->id, "server %s:%d of region %s failed: %s", h->name, h->port, s->region->name, why);
-    server_mark_host(s, h, v, why);
-    endpoint_detach(&s->server);
-    if (s->server_sent_to_client) {
+    log_warn(s->id, "server %s:%d of region %s failed: %s", sc->host->name, sc->host->port,
+             sc->region->name, why);
+    server_mark_host(s, sc, v, why);
+    bool sent_to_client = sc->sent_to_client;
+    server_conn_close(sc, false);
+    if (sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);
         return;
     }
-    if (server_pick_host(s)) {
-        server_connect_host(s);
+    if ((h = server_pick_host(s)) != NULL) {
+        server_connect_host(s, h);
         return;
     }
     for (size_t next = s->login->plan_index + 1; next < s->login->plan_len; next++) {
-        if (server_enter_region(s, next)) {
+        if ((h = server_enter_region(s, next)) != NULL) {
             stat_inc(&s->w->stats.failovers);
-            log_info(s->id, "failing over to region %s", s->region->name);
-            server_connect_host(s);
+            log_info(s->id, "failing over to region %s", server_region(s)->name);
+            server_connect_host(s, h);
             return;
         }
     }
@@ -184,14 +190,13 @@ static int server_send_startup(struct session *s)
         return -1;
     }
     s->phase = PHASE_SERVER_LOGIN;
-    s->server_answered = false;
     /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
     if (s->cfg->auth == AUTH_PASSTHROUGH)
         endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_set_reader(&s->server, server_login_on_read);
-    return endpoint_send(s, &s->server, buf, pb.len);
+    endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
+    return endpoint_send(s, &s->server_conn->ep, buf, pb.len);
 }
 
 /* Where the dial is, for the session timer: each stage gives up on the host when it expires. */
@@ -210,18 +215,20 @@ static enum session_phase server_dial_phase(enum server_dial_stage stage)
 /* The server endpoint's reader until the connection is up (TLS included). */
 static void server_dialing(struct session *s)
 {
+    struct server_conn *sc = s->server_conn;
     int rc = server_dial_step(&s->login->dial);
     s->phase = server_dial_phase(s->login->dial.stage);
     if (rc == DIAL_AGAIN) {
-        endpoint_arm(&s->server); /* for what the dial now waits for */
+        endpoint_arm(&sc->ep); /* for what the dial now waits for */
         return;
     }
     if (rc == DIAL_FAILED) {
         server_try_next(s, s->login->dial.why);
         return;
     }
-    if (s->server.stream.ssl != NULL)
-        log_debug(s->id, "server TLS established (%s)", SSL_get_version(s->server.stream.ssl));
+    sc->tls = sc->ep.stream.ssl != NULL;
+    if (sc->tls)
+        log_debug(s->id, "server TLS established (%s)", SSL_get_version(sc->ep.stream.ssl));
     server_send_startup(s);
 }
 
@@ -248,11 +255,15 @@ static void server_fail_local(struct session *s, const char *call, int err)
                  "open-files limit (ulimit -n) or lower max_client_conn.");
 }
 
-static void server_connect_host(struct session *s)
+static void server_connect_host(struct session *s, struct region_host *h)
 {
-    const struct region_host *h = server_host(s);
+    struct server_conn *sc = server_conn_new(s, server_region(s), h);
+    if (sc == NULL) {
+        session_fail(s, "53200", "out of memory", NULL, NULL);
+        return;
+    }
     struct server_dial *d = &s->login->dial;
-    server_dial_init(d, &s->server.stream, s->cfg->server_tls_ctx,
+    server_dial_init(d, &sc->ep.stream, s->cfg->server_tls_ctx,
                      (enum tls_server_mode)s->cfg->server_tls, h->name);
     s->phase = PHASE_CONNECT;
     if (server_dial_start(d, (const struct sockaddr *)&h->addr, h->addrlen) == DIAL_FAILED) {
@@ -262,24 +273,24 @@ static void server_connect_host(struct session *s)
             server_try_next(s, d->why);
         return;
     }
-    session_tune_tcp(s->cfg, s->server.stream.fd);
-    /* On failure the socket stays in the stream, and closing the session closes it. */
-    if (endpoint_attach(s, &s->server, s->server.stream.fd) != 0) {
+    session_tune_tcp(s->cfg, sc->ep.stream.fd);
+    /* On failure the socket stays in the stream, and closing the connection closes it. */
+    if (endpoint_attach(s, &sc->ep, sc->ep.stream.fd) != 0) {
         session_close(s, "out of memory");
         return;
     }
     s->login->host_downs_seen = health_downs(h);
-    log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, s->region->name);
+    log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_wait_writable(&s->server, server_dialing);
+    endpoint_wait_writable(&sc->ep, server_dialing);
 }
 
 void server_login_start(struct session *s)
 {
-    s->server_sent_to_client = false;
     for (size_t i = 0; i < s->login->plan_len; i++) {
-        if (server_enter_region(s, i)) {
-            server_connect_host(s);
+        struct region_host *h = server_enter_region(s, i);
+        if (h != NULL) {
+            server_connect_host(s, h);
             return;
         }
     }
@@ -316,11 +327,11 @@ static bool server_error_is_retryable(const char *sqlstate)
  */
 static void server_login_served(struct session *s)
 {
-    struct region_host *h = &s->region->hosts[s->host_index];
+    struct server_conn *sc = s->server_conn;
     login_throttle_succeeded(s);
-    if (health_note_login(h, s->login->host_downs_seen))
-        log_info(s->id, "host %s:%d of region %s is up: a session logged in through it", h->name,
-                 h->port, s->region->name);
+    if (health_note_login(sc->host, s->login->host_downs_seen))
+        log_info(s->id, "host %s:%d of region %s is up: a session logged in through it",
+                 sc->host->name, sc->host->port, sc->region->name);
 }
 
 /* BackendKeyData: the client gets the real process ID and pgnear's key. */
@@ -337,16 +348,16 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     uint8_t buf[64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_backend_key_data(&pb, s->cancel.server_pid, s->cancel.client_key,
+    pkt_put_backend_key_data(&pb, s->server_conn->pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     return evbuffer_add(s->client.out, buf, pb.len);
 }
 
 int server_forward(struct session *s, uint32_t body_len)
 {
-    s->server_sent_to_client = true;
-    return evbuffer_remove_buffer(s->server.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1
-                                                                                              : 1;
+    struct server_conn *sc = s->server_conn;
+    sc->sent_to_client = true;
+    return evbuffer_remove_buffer(sc->ep.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1 : 1;
 }
 
 /*
@@ -356,12 +367,13 @@ int server_forward(struct session *s, uint32_t body_len)
  */
 static int server_login_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    if (!s->server_answered) {
+    struct server_conn *sc = s->server_conn;
+    if (!sc->answered) {
         /* It answers: what is left is the login's time, not the connect's. */
-        s->server_answered = true;
+        sc->answered = true;
         session_set_timer(s, s->cfg->client_login_timeout_ms);
     }
-    s->server.last_type = type;
+    sc->ep.last_type = type;
     switch (type) {
     case 'R':
         return server_auth_message(s, body, len);
@@ -372,7 +384,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         return server_handle_key(s, body, len);
     case 'E': {
         const char *sqlstate = server_error_sqlstate(body, len);
-        if (!s->server_sent_to_client && server_error_is_retryable(sqlstate)) {
+        if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
             /* Up, but not taking sessions now (starting, shutting down, full). */
             server_give_up(s, "server refused the connection", HOST_BUSY);
             return -1;
@@ -382,7 +394,11 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
             login_throttle_failed(s);
         return server_forward(s, len);
     }
+    case 'S':
+        server_conn_note_param(sc, body, len);
+        return server_forward(s, len);
     case 'Z':
+        tx_track_init(&sc->tx, len >= 1 ? (char)body[0] : 0);
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);
@@ -406,5 +422,5 @@ void server_login_on_read(struct session *s)
         .on_message = server_login_message,
         .on_bad_length = server_bad_length,
     };
-    endpoint_read_messages(s, &s->server, &reader);
+    endpoint_read_messages(s, &s->server_conn->ep, &reader);
 }

@@ -27,6 +27,7 @@
 #include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
+#include "proxy/server_conn.h"
 #include "proxy/server_login.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -77,8 +78,12 @@ static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     s->busy++;
     endpoint_dispatch(s, ep, what);
-    if (--s->busy == 0 && s->closed)
-        session_free(s);
+    if (--s->busy == 0) {
+        if (s->closed)
+            session_free(s);
+        else if (s->servers_gone != NULL)
+            server_conn_reap(s);
+    }
 }
 
 static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
@@ -89,7 +94,7 @@ static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
     return ep->rev && ep->wev ? 0 : -1;
 }
 
-static int endpoint_init(struct session *s, struct endpoint *ep, int fd)
+int endpoint_init(struct session *s, struct endpoint *ep, int fd)
 {
     memset(ep, 0, sizeof(*ep));
     stream_init(&ep->stream, fd);
@@ -129,7 +134,7 @@ void endpoint_detach(struct endpoint *ep)
     ep->fwd_remaining = 0;
 }
 
-static void endpoint_free(struct endpoint *ep)
+void endpoint_free(struct endpoint *ep)
 {
     endpoint_detach(ep);
     if (ep->in)
@@ -192,10 +197,14 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    if (evbuffer_get_length(ep->out) > 0 && stream_write(&ep->stream, ep->out) < 0) {
-        session_close(s,
-                      ep == &s->client ? "could not send to client" : "could not send to server");
-        return -1;
+    if (evbuffer_get_length(ep->out) > 0) {
+        ssize_t n = stream_write(&ep->stream, ep->out);
+        if (n < 0) {
+            session_close(s, ep == &s->client ? "could not send to client"
+                                              : "could not send to server");
+            return -1;
+        }
+        ep->bytes_out += (uint64_t)n;
     }
     endpoint_arm(ep);
     return 0;
@@ -320,6 +329,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
             return -1;
         }
         sent = w > 0 ? (size_t)w : 0;
+        ep->bytes_out += sent;
     }
     /* What the socket did not take is kept (the only copy this path makes). */
     if (sent < n && evbuffer_add(ep->out, p + sent, n - sent) != 0) {
@@ -382,7 +392,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         server_login_timeout(s);
         return;
     case PHASE_SERVER_LOGIN:
-        if (!s->server_answered) {
+        if (s->server_conn != NULL && !s->server_conn->answered) {
             server_login_timeout(s);
             return;
         }
@@ -454,8 +464,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     session_format_peer(s, addr);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
     s->login = calloc(1, sizeof(*s->login));
-    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0 ||
-        endpoint_init(s, &s->server, -1) != 0) {
+    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0) {
         session_close(s, "out of memory");
         return;
     }
@@ -509,6 +518,7 @@ static void session_free(struct session *s)
     struct worker *w = s->w;
     session_login_end(s);
     console_end(s);
+    server_conn_reap(s);
     free(s);
     __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);
@@ -519,10 +529,11 @@ void session_close(struct session *s, const char *why)
     struct worker *w = s->w;
     if (s->closed)
         return;
+    uint64_t server_bytes = s->server_bytes + (s->server_conn ? s->server_conn->ep.bytes_in : 0);
     if (s->list == &w->active_sessions)
         log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
                  s->peer, why, (unsigned long long)s->client.bytes_in,
-                 (unsigned long long)s->server.bytes_in);
+                 (unsigned long long)server_bytes);
     else if (s->list == &w->admin_sessions)
         log_info(s->id, "closing admin console session of %s: %s", s->peer, why);
     else
@@ -535,10 +546,8 @@ void session_close(struct session *s, const char *why)
     }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
-    /* Its events go first (they name the socket), then the socket, at the queue's pace. */
-    int server_fd = stream_take_fd(&s->server.stream);
-    endpoint_free(&s->server);
-    close_queue_push(&w->closing, server_fd);
+    if (s->server_conn != NULL)
+        server_conn_close(s->server_conn, true);
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;
@@ -581,7 +590,8 @@ static bool session_may_report(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
         return false;
-    return s->phase != PHASE_ACTIVE || s->server.fwd_remaining == 0;
+    return s->phase != PHASE_ACTIVE || s->server_conn == NULL ||
+           s->server_conn->ep.fwd_remaining == 0;
 }
 
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
@@ -597,8 +607,8 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
         stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate)]);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
-    if (s->server.stream.fd >= 0)
-        endpoint_detach(&s->server);
+    if (s->server_conn != NULL)
+        server_conn_close(s->server_conn, false);
     if (!pkt_ok(&pb) || s->client.stream.fd < 0) {
         session_close(s, msg);
         return;
@@ -610,7 +620,8 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
 
 void session_server_gone(struct session *s, const char *why)
 {
-    if (s->phase < PHASE_ACTIVE && !s->server_sent_to_client) {
+    struct server_conn *sc = s->server_conn;
+    if (s->phase < PHASE_ACTIVE && !sc->sent_to_client) {
         server_try_next(s, why);
         return;
     }
@@ -619,18 +630,17 @@ void session_server_gone(struct session *s, const char *why)
         session_close(s, "client terminated the session");
         return;
     }
-    bool explained = s->server.last_type == 'E' && s->server.fwd_remaining == 0;
-    bool cut = s->server.fwd_remaining != 0;
-    endpoint_detach(&s->server);
+    bool explained = sc->ep.last_type == 'E' && sc->ep.fwd_remaining == 0;
+    bool cut = sc->ep.fwd_remaining != 0;
+    char detail[256];
+    snprintf(detail, sizeof(detail), "The server %s:%d of region %s closed the connection: %s.",
+             sc->host->name, sc->host->port, sc->region->name, why);
+    server_conn_close(sc, false);
     if (explained || cut || s->phase == PHASE_CLOSING) {
         /* The server said why, or the client's stream is cut mid-message anyway. */
         session_finish(s);
         return;
     }
-    char detail[256];
-    const struct region_host *h = &s->region->hosts[s->host_index];
-    snprintf(detail, sizeof(detail), "The server %s:%d of region %s closed the connection: %s.",
-             h->name, h->port, s->region->name, why);
     session_fail(s, "08006", "server closed the connection unexpectedly", detail,
                  "The server probably terminated abnormally before or while processing the "
                  "request.");

@@ -1,5 +1,6 @@
 /*
- * session.h — one client session and its server connection.
+ * session.h — one client session; its server side is a struct server_conn
+ * (server_conn.h).
  */
 #ifndef PGNEAR_PROXY_SESSION_H
 #define PGNEAR_PROXY_SESSION_H
@@ -20,6 +21,7 @@
 #include "routing/route.h"
 
 struct session;
+struct server_conn;
 struct worker;
 struct region;
 struct pkt_report;
@@ -51,7 +53,7 @@ struct endpoint {
     char last_type;         /* type of the last message seen starting */
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool rev_armed, wev_armed, hev_armed;
-    uint64_t bytes_in;
+    uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
 
 enum session_phase {
@@ -133,10 +135,12 @@ struct session {
     enum session_phase phase;
     int busy;    /* event callbacks of this session on the stack */
     bool closed; /* closed inside a callback: freed when it returns */
-    struct endpoint client, server;
-    struct event *timer;         /* login timeout, then server connect timeout */
-    struct session_login *login; /* NULL once relaying */
-    struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
+    struct endpoint client;
+    struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
+    struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
+    struct event *timer;              /* login timeout, then server connect timeout */
+    struct session_login *login;      /* NULL once relaying */
+    struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
 
     char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
     struct sockaddr_storage addr; /* the caller's real address */
@@ -153,23 +157,17 @@ struct session {
     struct session_origin origin; /* set as the login ends */
     int64_t connected_at;         /* when the client connected (Unix time, seconds) */
 
-    struct region *region;      /* the region being tried, then the one serving */
-    size_t host_index;          /* into region->hosts */
-    bool server_sent_to_client; /* anything from this server reached the client */
-    bool server_answered;       /* the server sent its first login message */
-    char tx_status;             /* from the server's last ReadyForQuery: 'I', 'T' or 'E' */
     /*
-     * Requests the client sent that the server has not answered yet:
-     * Query, Sync and FunctionCall each get exactly one ReadyForQuery.
-     * Counted from what the relay reads of each side, so that nothing a
-     * client sends can make a session look idle.
+     * Where the client is routed: the region of the plan being tried, then
+     * the one serving (the server connection's, while there is one).
      */
-    uint32_t requests_pending;
+    struct region *region;
+    uint64_t server_bytes; /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
     bool held; /* PAUSE: the client's next request waits, unread */
 
-    /* cancel keys: ours to the client, the server's to us */
+    /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;
 };
 
@@ -181,28 +179,13 @@ enum session_on_safe {
 };
 
 /*
- * Whether the client's last message leaves an extended-protocol batch open
- * (Parse, Bind, Describe, Execute, Close or Flush with no Sync after it):
- * the server is then inside an implicit transaction that only the coming
- * Sync ends, whatever its last ReadyForQuery said.
+ * A session is at a safe point when it relays, its server connection is
+ * at one (idle, every request answered, no extended-protocol batch waiting
+ * for its Sync, no COPY: server_conn_at_safe_point) and no message from
+ * the client is half forwarded: holding or closing it there cuts no
+ * transaction and loses nothing (relay.c).
  */
-static inline bool session_batch_open(const struct session *s)
-{
-    char t = s->client.last_type;
-    return t == 'P' || t == 'B' || t == 'D' || t == 'E' || t == 'C' || t == 'H';
-}
-
-/*
- * A session is at a safe point when the server has answered every request
- * and is outside a transaction, no extended-protocol batch is waiting for
- * its Sync, and no message from the client is half forwarded: holding or
- * closing it there cuts no transaction and loses nothing.
- */
-static inline bool session_at_safe_point(const struct session *s)
-{
-    return s->phase == PHASE_ACTIVE && s->tx_status == 'I' && s->requests_pending == 0 &&
-           s->client.fwd_remaining == 0 && !session_batch_open(s);
-}
+bool session_at_safe_point(const struct session *s);
 
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
@@ -219,6 +202,10 @@ void session_format_peer(struct session *s, const struct sockaddr *sa);
 void session_server_gone(struct session *s, const char *why);
 
 /* Endpoint helpers (session.c). */
+/* Buffers, and events when fd >= 0; <0 when out of memory (endpoint_free cleans up). */
+int endpoint_init(struct session *s, struct endpoint *ep, int fd);
+/* Detaches, then frees the buffers. */
+void endpoint_free(struct endpoint *ep);
 /* Arms exactly the events the endpoint's reader and queued output wait for. */
 void endpoint_arm(struct endpoint *ep);
 /*

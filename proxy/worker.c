@@ -126,6 +126,8 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     list_init(&w->login_sessions);
     list_init(&w->active_sessions);
     list_init(&w->admin_sessions);
+    list_init(&w->login_servers);
+    list_init(&w->active_servers);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);

@@ -30,14 +30,18 @@ struct worker {
     struct config *cfg; /* this worker's reference to the current configuration */
     struct listener_set *listeners;
     /* a session's state is the list it is on */
-    struct list login_sessions;           /* before ReadyForQuery */
-    struct list active_sessions;          /* relaying */
-    struct list admin_sessions;           /* logged into the admin console */
+    struct list login_sessions;  /* before ReadyForQuery */
+    struct list active_sessions; /* relaying */
+    struct list admin_sessions;  /* logged into the admin console */
+    /* a server connection's state is the list it is on (server_conn.h) */
+    struct list login_servers;            /* connecting and logging in */
+    struct list active_servers;           /* linked to a relaying session */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
+    uint64_t next_server_id;
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
@@ -52,6 +56,11 @@ struct worker {
 static inline size_t worker_client_count(const struct worker *w)
 {
     return w->login_sessions.count + w->active_sessions.count + w->admin_sessions.count;
+}
+
+static inline size_t worker_server_count(const struct worker *w)
+{
+    return w->login_servers.count + w->active_servers.count;
 }
 
 struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,

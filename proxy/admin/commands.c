@@ -159,11 +159,13 @@ static void lists_row(struct admin_result *res, const char *name, uint64_t n)
 
 static void render_lists(const struct snapshot *snap, struct admin_result *res)
 {
-    uint64_t login = 0, active = 0, admin = 0, up = 0;
+    uint64_t login = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0, up = 0;
     for (int i = 0; i < snap->nparts; i++) {
         login += snap->parts[i].login_sessions;
         active += snap->parts[i].active_sessions;
         admin += snap->parts[i].admin_sessions;
+        sv_login += snap->parts[i].login_servers;
+        sv_active += snap->parts[i].active_servers;
     }
     const struct snapshot_part *p0 = &snap->parts[0];
     for (size_t i = 0; i < p0->nhosts; i++)
@@ -172,6 +174,8 @@ static void render_lists(const struct snapshot *snap, struct admin_result *res)
     lists_row(res, "clients_login", login);
     lists_row(res, "clients_active", active);
     lists_row(res, "admin_sessions", admin);
+    lists_row(res, "servers_login", sv_login);
+    lists_row(res, "servers_active", sv_active);
     lists_row(res, "hosts", p0->nhosts);
     lists_row(res, "hosts_up", up);
     lists_row(res, "workers", (uint64_t)snap->nparts);
@@ -252,26 +256,64 @@ static const struct admin_column servers_cols[] = {{"region", ADMIN_TEXT, 0},
                                                    {"connected_at", ADMIN_TIMESTAMPTZ, 0},
                                                    {"bytes_in", ADMIN_INT8, 0},
                                                    {"bytes_out", ADMIN_INT8, 0},
-                                                   {"worker", ADMIN_INT8, 0}};
+                                                   {"worker", ADMIN_INT8, 0},
+                                                   {"id", ADMIN_INT8, 0},
+                                                   {"pid", ADMIN_INT8, 0},
+                                                   {"tls", ADMIN_BOOL, 0},
+                                                   {"tx_status", ADMIN_TEXT, 0},
+                                                   {"requests_outstanding", ADMIN_INT8, 0},
+                                                   {"safe_point", ADMIN_BOOL, 0},
+                                                   {"server_version", ADMIN_TEXT, 0},
+                                                   {"uses", ADMIN_INT8, 0}};
 
-/* A server connection per relaying client (no pooling: they live and end together). */
+/* The transaction status as PostgreSQL's ReadyForQuery names it. */
+static const char *tx_status_name(char status)
+{
+    switch (status) {
+    case 'I':
+        return "idle";
+    case 'T':
+        return "in transaction";
+    case 'E':
+        return "failed transaction";
+    default:
+        return "unknown";
+    }
+}
+
+static void server_row(struct admin_result *res, const struct server_row *sv)
+{
+    result_text(res, sv->region);
+    result_text(res, sv->server);
+    result_text(res, sv->state);
+    result_int(res, (int64_t)sv->client);
+    result_time_us(res, sv->connected_at_us);
+    result_int(res, (int64_t)sv->bytes_in);
+    result_int(res, (int64_t)sv->bytes_out);
+    result_int(res, sv->worker);
+    result_int(res, (int64_t)sv->id);
+    if (sv->pid != 0)
+        result_int(res, sv->pid);
+    else
+        result_null(res);
+    result_bool(res, sv->tls);
+    result_text(res, tx_status_name(sv->tx_status));
+    result_int(res, sv->outstanding);
+    result_bool(res, sv->safe_point);
+    if (sv->server_version[0] != '\0')
+        result_text(res, sv->server_version);
+    else
+        result_null(res);
+    result_int(res, sv->uses);
+}
+
+/* Every server connection, from the workers' server lists: logging in, or serving a client. */
 static void render_servers(const struct snapshot *snap, struct admin_result *res)
 {
     result_init(res, COLS(servers_cols));
     for (int i = 0; i < snap->nparts; i++)
-        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
-            const struct client_row *c = &snap->parts[i].clients[j];
-            if (c->server[0] == '\0')
-                continue;
-            result_text(res, c->region);
-            result_text(res, c->server);
-            result_text(res, c->state);
-            result_int(res, (int64_t)c->id);
-            result_time(res, c->connected_at);
-            result_int(res, (int64_t)c->bytes_out);
-            result_int(res, (int64_t)c->bytes_in);
-            result_int(res, c->worker);
-        }
+        for (size_t j = 0; j < snap->parts[i].nservers; j++)
+            server_row(res, &snap->parts[i].servers[j]);
 }
 
 static const struct admin_column regions_cols[] = {
@@ -754,7 +796,7 @@ static const struct command_def commands[] = {
     {ADMIN_SHOW_REGIONS, COLS(regions_cols), NULL, SNAPSHOT_HOSTS | SNAPSHOT_CLIENTS,
      render_regions},
     {ADMIN_SHOW_CLIENTS, COLS(clients_cols), NULL, SNAPSHOT_CLIENTS, render_clients},
-    {ADMIN_SHOW_SERVERS, COLS(servers_cols), NULL, SNAPSHOT_CLIENTS, render_servers},
+    {ADMIN_SHOW_SERVERS, COLS(servers_cols), NULL, SNAPSHOT_SERVERS, render_servers},
     {ADMIN_SHOW_STATS, COLS(stats_cols), NULL, 0, render_stats},
     {ADMIN_SHOW_LISTS, COLS(lists_cols), NULL, SNAPSHOT_HOSTS, render_lists},
     {ADMIN_SHOW_ROUTE, COLS(route_cols), show_route, 0, NULL},

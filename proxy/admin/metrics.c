@@ -105,6 +105,20 @@ static void put_clients(struct evbuffer *out, const struct snapshot *snap)
     evbuffer_add_printf(out, "pgnear_clients{state=\"admin\"} %llu\n", (unsigned long long)admin);
 }
 
+static void put_servers(struct evbuffer *out, const struct snapshot *snap)
+{
+    uint64_t login = 0, active = 0;
+    for (int i = 0; i < snap->nparts; i++) {
+        login += snap->parts[i].login_servers;
+        active += snap->parts[i].active_servers;
+    }
+    put_header(out, "server_connections", "gauge", "Server connections now, by state.");
+    evbuffer_add_printf(out, "pgnear_server_connections{state=\"login\"} %llu\n",
+                        (unsigned long long)login);
+    evbuffer_add_printf(out, "pgnear_server_connections{state=\"active\"} %llu\n",
+                        (unsigned long long)active);
+}
+
 /* Per region: its sessions and the admin's state (once per region: hosts come grouped). */
 static void put_regions(struct evbuffer *out, const struct snapshot *snap)
 {
@@ -197,6 +211,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
         if (out != NULL) {
             put_counters(out, snap);
             put_clients(out, snap);
+            put_servers(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);
             put_process(out, sc->d);

@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -131,7 +132,7 @@ static int count_late_on_worker(struct worker *w, void *arg)
             struct late_client *c = &late->named[late->count];
             c->id = s->id;
             snprintf(c->addr, sizeof(c->addr), "%s", s->peer);
-            c->in_transaction = s->tx_status == 'T' || s->tx_status == 'E';
+            c->in_transaction = server_conn_in_transaction(s->server_conn);
         }
         late->count++;
     }

@@ -9,6 +9,7 @@
 
 #include "proxy/config.h"
 #include "proxy/daemon.h"
+#include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -45,12 +46,12 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     copy_name(row->database, sizeof(row->database), s->database);
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->in_transaction = s->phase == PHASE_ACTIVE && (s->tx_status == 'T' || s->tx_status == 'E');
+    row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls;
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
-    if (placed && s->region != NULL && s->host_index < s->region->nhosts) {
-        const struct region_host *h = &s->region->hosts[s->host_index];
+    if (placed && s->server_conn != NULL) {
+        const struct region_host *h = s->server_conn->host;
         snprintf(row->server, sizeof(row->server), "%.*s:%d", SNAPSHOT_NAME_MAX - 1, h->name,
                  h->port);
     }
@@ -62,7 +63,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     row->km = placed ? s->origin.km : -1.0;
     row->connected_at = s->connected_at;
     row->bytes_in = s->client.bytes_in;
-    row->bytes_out = s->server.bytes_in;
+    row->bytes_out = s->client.bytes_out;
 }
 
 /* Counts one relaying session in its region's entry (few regions: a linear search). */
@@ -85,6 +86,44 @@ static bool part_count_region(struct snapshot_part *p, const struct region *r, s
     copy_name(e->name, sizeof(e->name), r->name);
     e->sessions = 1;
     return true;
+}
+
+static void server_row_fill(struct server_row *row, const struct server_conn *sc)
+{
+    const struct worker *w = sc->w;
+    row->id = sc->id;
+    row->worker = w->index;
+    row->client = sc->client != NULL ? sc->client->id : 0;
+    row->state = sc->list == &w->active_servers ? "active" : "login";
+    copy_name(row->region, sizeof(row->region), sc->region->name);
+    snprintf(row->server, sizeof(row->server), "%.*s:%d", SNAPSHOT_NAME_MAX - 1, sc->host->name,
+             sc->host->port);
+    row->tls = sc->tls;
+    row->pid = sc->pid;
+    row->tx_status = sc->tx.status;
+    row->outstanding = sc->tx.outstanding;
+    row->safe_point = server_conn_at_safe_point(sc);
+    copy_name(row->server_version, sizeof(row->server_version), sc->params.server_version);
+    row->connected_at_us = sc->connect_time;
+    row->bytes_in = sc->ep.bytes_in;
+    row->bytes_out = sc->ep.bytes_out;
+    row->uses = sc->use_count;
+}
+
+static void part_add_servers(struct snapshot_part *p, const struct worker *w)
+{
+    size_t n = w->login_servers.count + w->active_servers.count;
+    p->servers = n > 0 ? calloc(n, sizeof(*p->servers)) : NULL;
+    if (n > 0 && p->servers == NULL) {
+        p->failed = true;
+        return;
+    }
+    const struct list *lists[] = {&w->active_servers, &w->login_servers};
+    for (size_t i = 0; i < 2; i++) {
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, lists[i])
+            server_row_fill(&p->servers[p->nservers++], list_entry(pos, struct server_conn, node));
+    }
 }
 
 static void part_add_clients(struct snapshot_part *p, struct list *sessions)
@@ -151,6 +190,8 @@ static int snapshot_fill(struct worker *w, void *arg)
     p->login_sessions = w->login_sessions.count;
     p->active_sessions = w->active_sessions.count;
     p->admin_sessions = w->admin_sessions.count;
+    p->login_servers = w->login_servers.count;
+    p->active_servers = w->active_servers.count;
     size_t cap = 0;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->active_sessions)
@@ -163,6 +204,8 @@ static int snapshot_fill(struct worker *w, void *arg)
     }
     if ((snap->what & SNAPSHOT_HOSTS) && w->index == 0)
         part_add_hosts(p, w->cfg);
+    if (snap->what & SNAPSHOT_SERVERS)
+        part_add_servers(p, w);
     if (!(snap->what & SNAPSHOT_CLIENTS))
         return 0;
     size_t n = w->login_sessions.count + w->active_sessions.count;
@@ -207,6 +250,7 @@ void snapshot_free(struct snapshot *snap)
     for (int i = 0; snap->parts != NULL && i < snap->nparts; i++) {
         free(snap->parts[i].regions);
         free(snap->parts[i].clients);
+        free(snap->parts[i].servers);
         free(snap->parts[i].hosts);
     }
     free(snap->parts);

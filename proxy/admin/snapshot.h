@@ -26,6 +26,7 @@ struct worker;
 /* What to gather beyond the counters. */
 #define SNAPSHOT_CLIENTS 1u /* a row per client session */
 #define SNAPSHOT_HOSTS   2u /* a row per region host, with its health (worker 0 writes it) */
+#define SNAPSHOT_SERVERS 4u /* a row per server connection */
 
 /* One client session, as SHOW CLIENTS shows it. */
 struct client_row {
@@ -46,6 +47,25 @@ struct client_row {
     double lat, lon, km; /* km < 0: unknown */
     int64_t connected_at;
     uint64_t bytes_in, bytes_out; /* from the client, to the client */
+};
+
+/* One server connection, as SHOW SERVERS shows it. */
+struct server_row {
+    uint64_t id; /* unique in its worker */
+    int worker;
+    uint64_t client;   /* the id of the client session it serves */
+    const char *state; /* static text: the list it is on ("login", "active") */
+    char region[SNAPSHOT_NAME_MAX];
+    char server[SNAPSHOT_NAME_MAX + 8]; /* host:port as configured */
+    bool tls;
+    uint32_t pid;         /* 0 until BackendKeyData */
+    char tx_status;       /* from its last ReadyForQuery; 0 before the first */
+    uint32_t outstanding; /* requests not answered yet */
+    bool safe_point;
+    char server_version[40];
+    int64_t connected_at_us;
+    uint64_t bytes_in, bytes_out; /* from the server, to the server */
+    uint32_t uses;
 };
 
 /* One host of a region of the current configuration, and its health. */
@@ -79,6 +99,9 @@ struct snapshot_part {
     size_t nregions;
     struct client_row *clients;
     size_t nclients;
+    uint64_t login_servers, active_servers;
+    struct server_row *servers;
+    size_t nservers;
     struct host_row *hosts; /* worker 0's part only */
     size_t nhosts;
 };

@@ -92,8 +92,34 @@ is $c[9], 'city', 'SHOW CLIENTS: placed by its city';
 like $c[10], qr/^Boston/, 'SHOW CLIENTS: the city';
 like $c[14], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\+00$/, 'SHOW CLIENTS: connected_at is a timestamptz';
 
-my @servers = split /\n/, admin('SHOW SERVERS');
-is scalar(grep { /\|$client_id\|/ } @servers), 1, 'SHOW SERVERS: the client\'s server connection';
+my $backend_pid = $open->query('SELECT pg_backend_pid()')->{rows}[0][0];
+sub server_of_client {
+    my ($id) = @_;
+    my @rows = grep { (split /\|/)[3] eq $id } split /\n/, admin('SHOW SERVERS');
+    return @rows == 1 ? [split /\|/, $rows[0], -1] : undef;
+}
+my $sv = server_of_client($client_id);
+ok $sv, 'SHOW SERVERS: the client\'s server connection, one row';
+is_deeply [@$sv[0, 1, 2]], ['us-east', $us->hostport, 'active'], 'SHOW SERVERS: region, server, state';
+like $sv->[4], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00$/, 'SHOW SERVERS: connected_at';
+cmp_ok $sv->[5], '>', 0, 'SHOW SERVERS: bytes from the server';
+cmp_ok $sv->[6], '>', 0, 'SHOW SERVERS: bytes to the server';
+is $sv->[9], $backend_pid, 'SHOW SERVERS: pid is the backend\'s (pg_backend_pid)';
+is $sv->[10], 'f', 'SHOW SERVERS: not TLS (server_tls = disable)';
+is_deeply [@$sv[11, 12, 13]], ['idle', 0, 't'], 'SHOW SERVERS: idle, nothing outstanding, at a safe point';
+like $sv->[14], qr/^15\./, 'SHOW SERVERS: the server_version it reported';
+is $sv->[15], 1, 'SHOW SERVERS: one client served';
+# The transaction status is the server's, the request count the relay's.
+$open->query('BEGIN');
+is_deeply [@{ server_of_client($client_id) }[11, 12, 13]], ['in transaction', 0, 'f'],
+    'SHOW SERVERS: in transaction after BEGIN';
+$open->send_query('SELECT pg_sleep(0.6)');
+ok wait_until(sub { (server_of_client($client_id) // [])->[12] eq '1' }, timeout => 5),
+    'SHOW SERVERS: one request outstanding while the server works on it';
+$open->read_result;
+$open->query('ROLLBACK');
+is_deeply [@{ server_of_client($client_id) }[11, 12, 13]], ['idle', 0, 't'],
+    'SHOW SERVERS: idle again after ROLLBACK';
 
 my %regions;
 for (split /\n/, admin('SHOW REGIONS')) { my @f = split /\|/; $regions{ $f[0] } = \@f }
@@ -120,6 +146,8 @@ like $err0, qr/NOTICE:.*pool_mode = none/, '... says there is nothing to replace
 my %lists = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW LISTS');
 is $lists{clients_active}, 1, 'SHOW LISTS: one active client';
 is $lists{admin_sessions}, 1, 'SHOW LISTS: this admin session';
+is $lists{servers_active}, 1, 'SHOW LISTS: one active server connection';
+is $lists{servers_login}, 0, 'SHOW LISTS: no server connection logging in';
 is $lists{hosts}, 3, 'SHOW LISTS: hosts';
 
 # psql's own ways of showing results.

@@ -60,6 +60,8 @@ ok wait_until(sub { my (undef, $o) = scrape(); ($o =~ /^pgnear_host_up\{region="
 is sample($out, 'pgnear_region_sessions{region="us-east"}'), 2, 'sessions of us-east';
 is sample($out, 'pgnear_region_sessions{region="eu-west"}'), 1, 'sessions of eu-west';
 is sample($out, 'pgnear_clients{state="active"}'), 3, 'active clients';
+is sample($out, 'pgnear_server_connections{state="active"}'), 3, 'a server connection per active client';
+is sample($out, 'pgnear_server_connections{state="login"}'), 0, 'no server connection logging in';
 is sample($out, 'pgnear_routing_decisions_total{source="region_hint"}'), 3, 'routing decisions by source';
 is sample($out, 'pgnear_region_state{region="us-east",state="enabled"}'), 1, 'region state';
 like sample($out, 'pgnear_host_health_check_rtt_seconds{region="us-east",host="' . $us->hostport . '"}'),

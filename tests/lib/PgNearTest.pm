@@ -1506,7 +1506,19 @@ sub startup {
 #                  error => {...}, notices => [...], notifications => [...], status => 'I' }
 sub query {
     my ($self, $sql) = @_;
+    $self->send_query($sql);
+    return $self->read_result;
+}
+
+# send_query($sql): the Query message alone; read_result later reads its answer.
+sub send_query {
+    my ($self, $sql) = @_;
     $self->send_msg('Q', "$sql\0");
+}
+
+# read_result -> what query returns, for a Query sent before.
+sub read_result {
+    my ($self) = @_;
     my %r = (rows => [], columns => [], tags => [], notices => [], notifications => []);
     for (1 .. 10_000_000) {
         my ($t, $m) = $self->read_msg;

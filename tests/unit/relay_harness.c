@@ -25,6 +25,7 @@
 #include "protocol/stream.h"
 #include "protocol/tls.h"
 #include "proxy/list.h"
+#include "proxy/server_conn.h"
 #include "routing/registry.h"
 
 /* ---- message streams ---- */
@@ -331,6 +332,8 @@ int rig_init(struct relay_rig *r)
     list_init(&r->w.login_sessions);
     list_init(&r->w.active_sessions);
     list_init(&r->w.admin_sessions);
+    list_init(&r->w.login_servers);
+    list_init(&r->w.active_servers);
     list_init(&r->w.cancel_conns);
     /* session_server_gone names the region and host in its report. */
     r->region.name = rig_region_name;
@@ -381,17 +384,10 @@ static void rig_timer_cb(evutil_socket_t fd, short what, void *arg)
     session_close(arg, "client did not read the final error");
 }
 
-/* Buffers and events around a stream that already holds its fd and SSL. */
-static int rig_endpoint(struct session *s, struct endpoint *ep)
+/* Events around a stream that takes over fd and ssl (endpoint_attach starts it afresh). */
+static int rig_attach(struct session *s, struct endpoint *ep, int fd, SSL *ssl)
 {
-    ep->session = s;
-    ep->in = evbuffer_new();
-    ep->out = evbuffer_new();
-    if (ep->in == NULL || ep->out == NULL)
-        return -1;
-    /* endpoint_attach starts the stream afresh; the SSL goes back in after it. */
-    SSL *ssl = ep->stream.ssl;
-    int rc = endpoint_attach(s, ep, ep->stream.fd);
+    int rc = endpoint_attach(s, ep, fd);
     ep->stream.ssl = ssl;
     return rc;
 }
@@ -406,11 +402,6 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
         close(sfd);
         return NULL;
     }
-    /* From here on session_close releases the fds and SSLs, whatever fails. */
-    stream_init(&s->client.stream, cfd);
-    s->client.stream.ssl = cssl;
-    stream_init(&s->server.stream, sfd);
-    s->server.stream.ssl = sssl;
     s->w = &r->w;
     s->id = ++r->w.next_client_id;
     s->list = &r->w.login_sessions;
@@ -422,9 +413,23 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
     s->database = "relay-test";
     s->region = &r->region;
     s->phase = PHASE_SERVER_LOGIN;
-    s->tx_status = 'I';
+    /* From here on session_close releases the fds and SSLs, whatever fails. */
+    int crc = endpoint_init(s, &s->client, -1);
+    stream_init(&s->client.stream, cfd);
+    s->client.stream.ssl = cssl;
+    struct server_conn *sc = server_conn_new(s, &r->region, &r->region.hosts[0]);
+    if (sc == NULL) {
+        SSL_free(sssl);
+        close(sfd);
+    } else {
+        stream_init(&sc->ep.stream, sfd);
+        sc->ep.stream.ssl = sssl;
+        sc->tls = sssl != NULL;
+        tx_track_init(&sc->tx, 'I');
+    }
     s->timer = evtimer_new(r->w.base, rig_timer_cb, s);
-    if (s->timer == NULL || rig_endpoint(s, &s->client) != 0 || rig_endpoint(s, &s->server) != 0) {
+    if (s->timer == NULL || crc != 0 || sc == NULL || rig_attach(s, &s->client, cfd, cssl) != 0 ||
+        rig_attach(s, &sc->ep, sfd, sssl) != 0) {
         session_close(s, "out of memory");
         return NULL;
     }
@@ -1019,7 +1024,7 @@ static int run_setup(struct relay_run *run, const struct tls_kit *k)
     run->watchdog = event_new(run->rig->w.base, -1, EV_PERSIST, run_watchdog_cb, run);
     if (pc != 0 || ps != 0 || run->s == NULL || run->watchdog == NULL ||
         event_add(run->watchdog, &tick) != 0 || run_early(run, PEER_CLIENT, &run->s->client) != 0 ||
-        run_early(run, PEER_SERVER, &run->s->server) != 0) {
+        run_early(run, PEER_SERVER, &run->s->server_conn->ep) != 0) {
         run_fail(run, "out of memory setting up the run");
         return -1;
     }
@@ -1053,7 +1058,8 @@ static void run_fail_stalled(struct relay_run *run, double idle)
     peer_describe(&run->peer[PEER_SERVER], s, sizeof(s));
     if (rig_session_alive(run->rig)) {
         endpoint_describe(&run->s->client, "client", pc, sizeof(pc));
-        endpoint_describe(&run->s->server, "server", ps, sizeof(ps));
+        if (run->s->server_conn != NULL)
+            endpoint_describe(&run->s->server_conn->ep, "server", ps, sizeof(ps));
     }
     run_fail(run, "stalled: nothing moved for %.1f s; %s; %s; pgnear's session %s%s%s%s", idle, c,
              s, rig_session_alive(run->rig) ? "still open, " : "closed", pc,
@@ -1099,8 +1105,9 @@ static void run_sample(struct relay_run *run)
 {
     if (!rig_session_alive(run->rig))
         return;
-    const struct endpoint *ep[2] = {&run->s->client, &run->s->server};
-    for (int i = 0; i < 2; i++) {
+    const struct server_conn *sc = run->s->server_conn;
+    const struct endpoint *ep[2] = {&run->s->client, sc != NULL ? &sc->ep : NULL};
+    for (int i = 0; i < 2 && ep[i] != NULL; i++) {
         size_t queued = ep[i]->out ? evbuffer_get_length(ep[i]->out) : 0;
         if (queued > run->st->max_out[i])
             run->st->max_out[i] = queued;

@@ -93,16 +93,48 @@ static int chains(struct evbuffer *b)
     return evbuffer_peek(b, -1, NULL, NULL, 0);
 }
 
-static struct frame_scan scan(struct evbuffer *b, uint32_t remaining)
+/*
+ * A scan of server bytes, and the status a fresh tx_track was left with
+ * (0: no ReadyForQuery with a status byte was seen).
+ */
+struct tscan {
+    size_t forward;
+    uint32_t remaining;
+    char last_type;
+    size_t messages;
+    int error;
+    char ready_status;
+};
+
+static struct tscan tscan_of(const struct frame_scan *f, const struct tx_track *t)
 {
-    struct frame_scan s;
-    memset(&s, 0x5A, sizeof(s)); /* garbage: frame_scan must set every field */
-    frame_scan(b, remaining, &s);
+    struct tscan s = {f->forward, f->remaining, f->last_type, f->messages, f->error, t->status};
     return s;
 }
 
-static void expect_scan(const struct frame_scan *s, size_t forward, uint32_t remaining,
-                        size_t messages, char last_type, char ready_status)
+static struct tscan scan(struct evbuffer *b, uint32_t remaining)
+{
+    struct frame_scan s;
+    struct tx_track t;
+    tx_track_init(&t, 0);
+    memset(&s, 0x5A, sizeof(s)); /* garbage: frame_scan must set every field */
+    frame_scan(b, remaining, &s, &t, FRAME_FROM_SERVER);
+    return tscan_of(&s, &t);
+}
+
+/* The same through the flat scan of the relay's direct path. */
+static struct tscan scan_bytes(const uint8_t *w, size_t avail, uint32_t remaining)
+{
+    struct frame_scan s;
+    struct tx_track t;
+    tx_track_init(&t, 0);
+    memset(&s, 0x5A, sizeof(s));
+    frame_scan_bytes(w, avail, remaining, &s, &t, FRAME_FROM_SERVER);
+    return tscan_of(&s, &t);
+}
+
+static void expect_scan(const struct tscan *s, size_t forward, uint32_t remaining, size_t messages,
+                        char last_type, char ready_status)
 {
     assert_int_equal(s->forward, forward);
     assert_int_equal(s->remaining, remaining);
@@ -112,7 +144,7 @@ static void expect_scan(const struct frame_scan *s, size_t forward, uint32_t rem
     assert_int_equal(s->error, 0);
 }
 
-static void assert_same_scan(const struct frame_scan *a, const struct frame_scan *b)
+static void assert_same_scan(const struct tscan *a, const struct tscan *b)
 {
     assert_int_equal(a->forward, b->forward);
     assert_int_equal(a->remaining, b->remaining);
@@ -240,7 +272,7 @@ static void test_peek_body_over_chains(void **state)
 static void test_scan_empty(void **state)
 {
     struct evbuffer *b = evbuffer_new();
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, 0, 0, 0, 0, 0);
     s = scan(b, 17);
     expect_scan(&s, 0, 17, 0, 0, 0);
@@ -254,7 +286,7 @@ static void test_scan_whole_messages(void **state)
     n = put_msg(w, n, 'D', 3, 0);
     n = put_msg(w, n, 'C', 5, 0);
     struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, n, 0, 3, 'C', 0);
     assert_int_equal(n, 33);
     assert_int_equal(evbuffer_get_length(b), n); /* scanning consumes nothing */
@@ -268,7 +300,7 @@ static void test_scan_cut_at_end(void **state)
     n = put_msg(w, n, 'D', 100, 0);
     size_t avail = n - 80; /* header and 20 body bytes of the second message */
     struct evbuffer *b = flat_buffer(w, avail);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, avail, 80, 2, 'D', 0);
     evbuffer_free(b);
 }
@@ -279,7 +311,7 @@ static void test_scan_header_only(void **state)
     uint8_t w[64];
     size_t n = put_msg(w, 0, 'd', 30, 0);
     struct evbuffer *b = flat_buffer(w, 5);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, 5, 30, 1, 'd', 0);
     evbuffer_free(b);
     assert_int_equal(n, 35);
@@ -292,7 +324,7 @@ static void test_scan_continues_remaining(void **state)
     size_t n = put_msg(w, 80, 'C', 8, 0);
     n = put_ready(w, n, 'I');
     struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 80);
+    struct tscan s = scan(b, 80);
     expect_scan(&s, n, 0, 2, 'Z', 'I');
     evbuffer_free(b);
 }
@@ -303,7 +335,7 @@ static void test_scan_remaining_beyond_buffer(void **state)
     uint8_t w[64];
     memset(w, 'Z', sizeof(w)); /* looks like headers, must be skipped as body */
     struct evbuffer *b = flat_buffer(w, 30);
-    struct frame_scan s = scan(b, 100);
+    struct tscan s = scan(b, 100);
     expect_scan(&s, 30, 70, 0, 0, 0);
     s = scan(b, 30);
     expect_scan(&s, 30, 0, 0, 0, 0);
@@ -316,7 +348,7 @@ static void test_scan_remaining_then_split_header(void **state)
     memset(w, 0, 10);
     put_msg(w, 10, 'D', 8, 0);
     struct evbuffer *b = flat_buffer(w, 13); /* tail, then 3 header bytes */
-    struct frame_scan s = scan(b, 10);
+    struct tscan s = scan(b, 10);
     expect_scan(&s, 10, 0, 0, 0, 0);
     evbuffer_free(b);
 }
@@ -328,7 +360,7 @@ static void test_scan_split_header(void **state)
     put_msg(w, first, 'D', 6, 0);
     for (size_t extra = 1; extra < 5; extra++) {
         struct evbuffer *b = flat_buffer(w, first + extra);
-        struct frame_scan s = scan(b, 0);
+        struct tscan s = scan(b, 0);
         expect_scan(&s, first, 0, 1, 'D', 0);
         evbuffer_free(b);
     }
@@ -342,45 +374,10 @@ static void test_scan_ready_status(void **state)
         size_t n = put_msg(w, 0, 'C', 4, 0);
         n = put_ready(w, n, statuses[i]);
         struct evbuffer *b = flat_buffer(w, n);
-        struct frame_scan s = scan(b, 0);
+        struct tscan s = scan(b, 0);
         expect_scan(&s, n, 0, 2, 'Z', statuses[i]);
         evbuffer_free(b);
     }
-}
-
-/*
- * Requests a ReadyForQuery answers (Query, Sync, FunctionCall) and the
- * ReadyForQuery messages are counted as they start, in both scans; a
- * ReadyForQuery whose status byte has not come is not counted yet.
- */
-static void test_scan_counts_requests(void **state)
-{
-    uint8_t w[256];
-    size_t n = put_msg(w, 0, 'Q', 9, 'a');
-    n = put_msg(w, n, 'P', 12, 0);
-    n = put_msg(w, n, 'B', 10, 0);
-    n = put_msg(w, n, 'E', 5, 0);
-    n = put_msg(w, n, 'S', 0, 0);
-    n = put_msg(w, n, 'F', 14, 0);
-    n = put_msg(w, n, 'd', 20, 0);
-    n = put_ready(w, n, 'I');
-    n = put_ready(w, n, 'T');
-    struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 0);
-    assert_int_equal(s.requests, 3);
-    assert_int_equal(s.readies, 2);
-    evbuffer_free(b);
-    struct frame_scan f;
-    frame_scan_bytes(w, n, 0, &f);
-    assert_int_equal(f.requests, 3);
-    assert_int_equal(f.readies, 2);
-    /* the last ReadyForQuery without its status byte: not counted, not passed */
-    frame_scan_bytes(w, n - 1, 0, &f);
-    assert_int_equal(f.readies, 1);
-    assert_int_equal(f.requests, 3);
-    /* a Query whose header arrived counts (it is on its way to the server) */
-    frame_scan_bytes(w, 5, 0, &f);
-    assert_int_equal(f.requests, 1);
 }
 
 /* The last ReadyForQuery wins, even when other messages follow it. */
@@ -392,7 +389,7 @@ static void test_scan_last_ready_wins(void **state)
     n = put_ready(w, n, 'E');
     n = put_msg(w, n, 'N', 3, 0);
     struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, n, 0, 4, 'N', 'E');
     evbuffer_free(b);
 }
@@ -403,7 +400,7 @@ static void test_scan_ready_without_status(void **state)
     size_t first = put_msg(w, 0, 'C', 4, 0);
     size_t n = put_ready(w, first, 'I');
     struct evbuffer *b = flat_buffer(w, n - 1);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, first, 0, 1, 'C', 0);
     evbuffer_free(b);
 
@@ -421,10 +418,10 @@ static void test_scan_ready_empty(void **state)
     size_t first = put_msg(w, 0, 'C', 4, 0);
     size_t n = put_header(w, first, 'Z', 4);
     struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, n, 0, 2, 'Z', 0);
     evbuffer_free(b);
-    frame_scan_bytes(w, n, 0, &s);
+    s = scan_bytes(w, n, 0);
     expect_scan(&s, n, 0, 2, 'Z', 0);
 
     size_t more = put_ready(w, n, 'T'); /* a real one after it still gives its status */
@@ -442,7 +439,7 @@ static void test_scan_bad_length(void **state)
         size_t n = put_header(w, first, 'D', word);
         n = put_msg(w, n, 'D', 4, 0);
         struct evbuffer *b = flat_buffer(w, n);
-        struct frame_scan s = scan(b, 0);
+        struct tscan s = scan(b, 0);
         assert_int_equal(s.error, FRAME_BAD_LENGTH);
         assert_int_equal(s.forward, first);
         assert_int_equal(s.messages, 1);
@@ -456,7 +453,7 @@ static void test_scan_bad_length_first(void **state)
     size_t n = put_header(w, 0, 'Z', 3);
     w[n++] = 'I';
     struct evbuffer *b = flat_buffer(w, n);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     assert_int_equal(s.error, FRAME_BAD_LENGTH);
     assert_int_equal(s.forward, 0);
     assert_int_equal(s.messages, 0);
@@ -494,9 +491,9 @@ static void build_stream(uint8_t *w, struct layout *l)
 }
 
 /* What a scan of the first avail bytes must find, from the layout alone. */
-static struct frame_scan model_scan(const struct layout *l, size_t avail)
+static struct tscan model_scan(const struct layout *l, size_t avail)
 {
-    struct frame_scan s = {0};
+    struct tscan s = {0};
     s.forward = 0;
     for (size_t i = 0; i < l->count; i++) {
         size_t need = l->type[i] == 'Z' ? 6 : 5;
@@ -523,7 +520,7 @@ static void test_scan_prefixes_match_model(void **state)
     build_stream(w, &l);
     for (size_t avail = 0; avail <= l.n; avail++) {
         struct evbuffer *b = flat_buffer(w, avail);
-        struct frame_scan got = scan(b, 0), want = model_scan(&l, avail);
+        struct tscan got = scan(b, 0), want = model_scan(&l, avail);
         assert_same_scan(&got, &want);
         evbuffer_free(b);
     }
@@ -536,13 +533,13 @@ static void test_scan_two_cuts_reference(void **state)
     struct layout l;
     build_stream(w, &l);
     for (size_t avail = 2; avail <= l.n; avail += 3) {
-        struct frame_scan want = model_scan(&l, avail);
+        struct tscan want = model_scan(&l, avail);
         for (size_t a = 1; a < avail; a++) {
             for (size_t c = a + 1; c < avail; c += 2) {
                 size_t cuts[2] = {a, c};
                 struct evbuffer *b = ref_buffer(w, cuts, 2, avail);
                 assert_int_equal(chains(b), 3);
-                struct frame_scan got = scan(b, 0);
+                struct tscan got = scan(b, 0);
                 assert_same_scan(&got, &want);
                 evbuffer_free(b);
             }
@@ -559,7 +556,7 @@ static void test_scan_moved_chains(void **state)
     size_t cuts[] = {2, l.start[3] + 5, l.start[4] + 3, l.start[6] + 1, l.start[9] + 4};
     struct evbuffer *b = moved_buffer(w, cuts, 5, l.n);
     assert_int_equal(chains(b), 6);
-    struct frame_scan s = scan(b, 0);
+    struct tscan s = scan(b, 0);
     expect_scan(&s, l.n, 0, l.count, 'E', 'E');
     evbuffer_free(b);
 
@@ -575,13 +572,13 @@ static void test_scan_one_byte_chains(void **state)
     uint8_t w[512];
     struct layout l;
     build_stream(w, &l);
-    size_t cuts[511];
+    size_t cuts[511] = {0};
     for (size_t i = 0; i + 1 < l.n; i++)
         cuts[i] = i + 1;
     for (size_t avail = 1; avail <= l.n; avail++) {
         struct evbuffer *b = ref_buffer(w, cuts, avail - 1, avail);
         assert_int_equal(chains(b), (int)avail);
-        struct frame_scan got = scan(b, 0), want = model_scan(&l, avail);
+        struct tscan got = scan(b, 0), want = model_scan(&l, avail);
         assert_same_scan(&got, &want);
         evbuffer_free(b);
     }
@@ -613,7 +610,7 @@ static void test_scan_random_chains(void **state)
         struct evbuffer *b =
             round % 2 ? ref_buffer(w, cuts, ncuts, avail) : moved_buffer(w, cuts, ncuts, avail);
         assert_int_equal(chains(b), (int)ncuts + 1);
-        struct frame_scan got = scan(b, 0), want = model_scan(&l, avail);
+        struct tscan got = scan(b, 0), want = model_scan(&l, avail);
         assert_same_scan(&got, &want);
         evbuffer_free(b);
     }
@@ -623,7 +620,7 @@ static void test_scan_random_chains(void **state)
 static void relay_step(struct evbuffer *b, uint32_t *remaining, size_t *sent, size_t *messages,
                        char *ready)
 {
-    struct frame_scan s = scan(b, *remaining);
+    struct tscan s = scan(b, *remaining);
     assert_int_equal(s.error, 0);
     assert_true(s.forward <= evbuffer_get_length(b));
     assert_int_equal(evbuffer_drain(b, s.forward), 0);
@@ -672,8 +669,8 @@ static void test_scan_bytes_prefixes_match_model(void **state)
     struct layout l;
     build_stream(w, &l);
     for (size_t avail = 0; avail <= l.n; avail++) {
-        struct frame_scan got, want = model_scan(&l, avail);
-        frame_scan_bytes(w, avail, 0, &got);
+        struct tscan got, want = model_scan(&l, avail);
+        got = scan_bytes(w, avail, 0);
         assert_same_scan(&got, &want);
     }
 }
@@ -689,10 +686,10 @@ static void test_scan_bytes_matches_evbuffer_scan(void **state)
             size_t from = l.start[i] + into;
             uint32_t remaining = into == 0 ? 0 : (uint32_t)(l.total[i] - into);
             for (size_t avail = 0; from + avail <= l.n; avail += 3) {
-                struct frame_scan flat;
-                frame_scan_bytes(w + from, avail, remaining, &flat);
+                struct tscan flat;
+                flat = scan_bytes(w + from, avail, remaining);
                 struct evbuffer *b = flat_buffer(w + from, avail);
-                struct frame_scan chained = scan(b, remaining);
+                struct tscan chained = scan(b, remaining);
                 assert_same_scan(&flat, &chained);
                 evbuffer_free(b);
             }
@@ -705,8 +702,8 @@ static void test_scan_bytes_bad_length(void **state)
     uint8_t w[64];
     size_t n = put_msg(w, 0, 'D', 2, 9);
     n = put_header(w, n, 'C', 3);
-    struct frame_scan s;
-    frame_scan_bytes(w, n, 0, &s);
+    struct tscan s;
+    s = scan_bytes(w, n, 0);
     assert_int_equal(s.error, FRAME_BAD_LENGTH);
     assert_int_equal(s.forward, 7);
     assert_int_equal(s.messages, 1);
@@ -733,9 +730,9 @@ static void test_scan_bytes_hybrid_streaming(void **state)
             size_t piece = 1 + (seed >> 16) % 23;
             if (piece > l.n - fed)
                 piece = l.n - fed;
-            struct frame_scan sc;
+            struct tscan sc;
             if (evbuffer_get_length(carry) == 0) {
-                frame_scan_bytes(w + fed, piece, remaining, &sc);
+                sc = scan_bytes(w + fed, piece, remaining);
                 evbuffer_add(out, w + fed, sc.forward);
                 evbuffer_add(carry, w + fed + sc.forward, piece - sc.forward);
             } else {
@@ -784,7 +781,6 @@ int main(void)
         cmocka_unit_test(test_scan_remaining_then_split_header),
         cmocka_unit_test(test_scan_split_header),
         cmocka_unit_test(test_scan_ready_status),
-        cmocka_unit_test(test_scan_counts_requests),
         cmocka_unit_test(test_scan_last_ready_wins),
         cmocka_unit_test(test_scan_ready_without_status),
         cmocka_unit_test(test_scan_ready_empty),

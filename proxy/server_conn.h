@@ -1,0 +1,122 @@
+/*
+ * server_conn.h — one connection to a PostgreSQL server, the server side
+ * of a session.
+ *
+ * A server connection is made for a client session (one per host tried
+ * during the login) and, for now, serves that session only; its state is
+ * the worker list it sits on, so counting connections by state is free:
+ *
+ *   login_servers   connecting, SSLRequest and TLS, authentication, up to
+ *                   the server's first ReadyForQuery
+ *   active_servers  linked to a relaying client session
+ *
+ * A pool would add lists of its own (idle, used, tested) and move
+ * connections between them with server_conn_move().  Everything the
+ * server told pgnear about itself lives here: its process ID and cancel
+ * key, some ParameterStatus values, and what the relay learns from the
+ * headers it forwards.  One allocation per connection, freed when it
+ * closes; nothing is allocated per message.
+ */
+#ifndef PGNEAR_PROXY_SERVER_CONN_H
+#define PGNEAR_PROXY_SERVER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/startup.h"
+#include "protocol/tx_track.h"
+#include "proxy/list.h"
+#include "proxy/session.h"
+
+struct region;
+struct region_host;
+struct worker;
+
+/* Long enough for "15.6 (Debian 15.6-1.pgdg120+2)"; longer versions are cut. */
+#define SERVER_VERSION_MAX 40
+
+/*
+ * ParameterStatus values the server sent during the login, for logs and
+ * SHOW SERVERS.  Fixed size: a value that changes later in the session
+ * (in_hot_standby after a promotion) is not followed, since the relay
+ * reads headers only.  A flag is 0 until reported, then 't' or 'f'.
+ */
+struct server_params {
+    char server_version[SERVER_VERSION_MAX]; /* "" until reported */
+    char in_hot_standby;
+    char default_transaction_read_only;
+    char is_superuser;
+};
+
+struct server_conn {
+    struct list_node node; /* on one of the worker's server lists */
+    struct list *list;     /* the list it is on: its state */
+    struct worker *w;
+    struct endpoint ep;     /* socket, TLS, buffers, events; ep.session is its client's */
+    struct session *client; /* the session it serves (s->server_conn == this) */
+    /* In the client's configuration, which outlives the connection: */
+    struct region *region;
+    struct region_host *host;
+    uint64_t id;          /* unique in the worker, for logs */
+    int64_t connect_time; /* when the connect started: Unix time in microseconds */
+    uint32_t use_count;   /* client sessions served (1 until connections are pooled) */
+    uint32_t pid;         /* from BackendKeyData */
+    uint16_t key_len;     /* 0: no BackendKeyData (yet) */
+    uint8_t key[CANCEL_KEY_MAX_LEN];
+    bool tls;            /* the connection is encrypted */
+    bool answered;       /* the server sent its first login message */
+    bool sent_to_client; /* something from this server reached the client */
+    /*
+     * The transaction status (from the server's ReadyForQuery only) and
+     * the requests the server has yet to answer, kept by the relay as
+     * messages start each way (protocol/tx_track.h has the exact rule).
+     */
+    struct tx_track tx;
+    struct server_params params;
+    struct server_conn *next_gone; /* closed inside a callback, on its session's chain */
+};
+
+/*
+ * A new connection to host (of region) for session s, on the worker's
+ * login list, linked both ways (s->server_conn, sc->client), with its
+ * buffers but no socket yet.  NULL when out of memory.
+ */
+struct server_conn *server_conn_new(struct session *s, struct region *region,
+                                    struct region_host *host);
+
+/*
+ * Closes the connection and unlinks it from its session: its cancel key
+ * is forgotten, its socket closed — with paced, at the worker's pace
+ * (close_queue.h) — and its memory freed, once no event callback of the
+ * session is running.
+ */
+void server_conn_close(struct server_conn *sc, bool paced);
+
+/* Moves the connection to another of the worker's server lists (a change of state). */
+void server_conn_move(struct server_conn *sc, struct list *to);
+
+/* Frees connections closed while the session's callbacks ran (s->servers_gone). */
+void server_conn_reap(struct session *s);
+
+/* Notes a ParameterStatus message (name, value) from the login. */
+void server_conn_note_param(struct server_conn *sc, const uint8_t *body, uint32_t len);
+
+/*
+ * The server is idle ('I') and has nothing of the client's to answer or
+ * finish: no request outstanding, no extended-protocol batch without its
+ * Sync, no COPY, and the count is trusted (see tx_track.h).  A
+ * transaction boundary where the connection could be paused or, with
+ * pooling, given to another client.
+ */
+static inline bool server_conn_at_safe_point(const struct server_conn *sc)
+{
+    return tx_track_at_safe_point(&sc->tx);
+}
+
+/* The server's last ReadyForQuery said 'T' or 'E' (false for NULL: no connection). */
+static inline bool server_conn_in_transaction(const struct server_conn *sc)
+{
+    return sc != NULL && (sc->tx.status == 'T' || sc->tx.status == 'E');
+}
+
+#endif
