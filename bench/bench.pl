@@ -4,7 +4,11 @@
 # (TCP mode), interleaved round by round, and prints medians and ratios.
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
-#                  [--workers 2] [--verifiers file|query]
+#                  [--workers 2] [--verifiers file|query] [--baseline path/to/older/pgnear]
+#
+# --baseline runs a second pgnear binary (an older build, say) with the same
+# settings as a fifth target, interleaved with the others, and adds the
+# ratio pgnear/baseline: what a change cost the relay, in tps.
 #
 # --verifiers query makes pgnear look SCRAM secrets up with auth_query on
 # the server instead of reading them from auth_file.
@@ -31,7 +35,7 @@ $| = 1;
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1,
            workers => 2, verifiers => 'file');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i',
-           'verifiers=s')
+           'verifiers=s', 'baseline=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -51,12 +55,18 @@ my ($rc, $out, $err) = pgbench(['-i', '-q', '-s', $opt{scale}],
     $pg->conninfo(dbname => 'bench'), timeout => 600);
 die "pgbench -i failed: $err\n" if $rc;
 
-my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
-    settings => { auth => $opt{pgnear_auth}, server_tls => 'disable',
-                  ($opt{verifiers} eq 'query'
-                     ? (auth_query => 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1')
-                     : (auth_file => "$dir/userlist.txt")),
-                  max_client_conn => 1000, workers => $opt{workers} });
+my %pgnear_settings = (auth => $opt{pgnear_auth}, server_tls => 'disable',
+    ($opt{verifiers} eq 'query'
+       ? (auth_query => 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1')
+       : (auth_file => "$dir/userlist.txt")),
+    max_client_conn => 1000, workers => $opt{workers});
+my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], settings => {%pgnear_settings});
+my $baseline;
+if (defined $opt{baseline}) {
+    die "no pgnear binary at $opt{baseline}\n" unless -x $opt{baseline};
+    $baseline = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $opt{baseline},
+        settings => {%pgnear_settings});
+}
 
 # PgBouncer refuses to run as root: its files belong to postgres.
 my $bouncer_port = free_port();
@@ -111,6 +121,10 @@ my %targets = (
     haproxy   => $haproxy_port,
 );
 my @order = qw(direct pgnear pgbouncer haproxy);
+if ($baseline) {
+    $targets{baseline} = $baseline->port;
+    splice @order, 2, 0, 'baseline';
+}
 PgNearTest::wait_until(sub {
     my ($c) = psql(conninfo_string(host => '127.0.0.1', port => $bouncer_port, dbname => 'bench',
                                    user => 'app', password => 'app-secret'), 'SELECT 1');
@@ -155,8 +169,13 @@ for my $cfg (@configs) {
     my %m = map { $_ => median(@{ $tps{$_} }) } @order;
     my $best_other = $cfg->{name} eq 'storm' ? $m{haproxy} : max($m{pgbouncer}, $m{haproxy});
     printf "%-16s %10.0f %10.0f %10.0f %10.0f   %7.2f %7.2f %7.2f   %.2f%s\n", $cfg->{name},
-        @m{@order}, $m{pgnear} / $m{direct}, $m{pgbouncer} / $m{direct}, $m{haproxy} / $m{direct},
+        @m{qw(direct pgnear pgbouncer haproxy)}, $m{pgnear} / $m{direct},
+        $m{pgbouncer} / $m{direct}, $m{haproxy} / $m{direct},
         $m{pgnear} / $best_other, $cfg->{name} eq 'storm' ? ' (vs haproxy)' : '';
+    printf "%-16s baseline %.0f tps; pgnear/baseline %.3f (per round: %s)\n", '', $m{baseline},
+        $m{pgnear} / $m{baseline},
+        join(' ', map { sprintf '%.3f', $tps{pgnear}[$_] / $tps{baseline}[$_] } 0 .. $#{ $tps{pgnear} })
+        if $baseline;
 }
 print "ratios: median tps / direct median tps; the last column compares pgnear with the better of PgBouncer and HAProxy (HAProxy for the storm)\n";
 
