@@ -86,6 +86,12 @@ struct tx_track {
     uint8_t copy_ends;     /* CopyDone/CopyFail sent in the window before any COPY was seen */
     uint8_t flags;         /* enum tx_track_flag */
     char status;           /* from the last ReadyForQuery: 'I', 'T' or 'E'; 0: unknown */
+    /*
+     * ReadyForQuery messages since the login: requests answered (SHOW
+     * STATS's queries), and of those the ones that left the server idle (a
+     * transaction, or a statement outside one, ended: its transactions).
+     */
+    uint64_t answered, answered_idle;
 };
 
 /* A connection just logged in: its ReadyForQuery said status, nothing is outstanding. */
@@ -221,6 +227,8 @@ TX_TRACK_INLINE void tx_track_server(struct tx_track *t, uint8_t type, uint8_t s
         else
             t->flags |= TX_UNSURE; /* an answer the count did not expect */
         t->status = (char)status;
+        t->answered++;
+        t->answered_idle += status == 'I';
     } else if (tx_track_copy_types[type]) {
         tx_track_server_copy(t, type); /* CommandComplete, ErrorResponse, COPY responses */
     }

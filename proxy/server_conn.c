@@ -70,6 +70,8 @@ void server_conn_close(struct server_conn *sc, bool paced)
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
     s->server_bytes += sc->ep.bytes_in;
+    stat_add(&sc->w->stats.queries, sc->tx.answered);
+    stat_add(&sc->w->stats.transactions, sc->tx.answered_idle);
     s->server_conn = NULL;
     log_debug(s->id,
               "server connection %llu to %s:%d closed (%llu bytes in, %llu out; status %c, %u "

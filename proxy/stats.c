@@ -60,6 +60,12 @@ static const struct stat_field fields[] = {
     ROUTED(2, "coordinates"),
     ROUTED(3, "geoip"),
     ROUTED(4, "default"),
+    F(queries, "queries",
+      "Requests the servers answered: each simple Query, extended-protocol Sync and "
+      "FunctionCall gets one ReadyForQuery."),
+    F(transactions, "transactions",
+      "ReadyForQuery answers that left the server idle: transactions ended, counting a "
+      "statement outside a transaction as one."),
     F(cancels_forwarded, "cancels_forwarded", "Cancel requests forwarded to a server."),
     F(cancels_ignored, "cancels_ignored", "Cancel requests that matched no session."),
     F(bytes_client_to_server, "client_read_bytes",

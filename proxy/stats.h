@@ -29,6 +29,13 @@ struct worker_stats {
     uint64_t routed_by_source[5];                          /* enum locality_source */
     uint64_t login_errors_by_class[STAT_SQLSTATE_CLASSES]; /* stat_sqlstate_class() */
     uint64_t failovers; /* sessions that moved to another region before starting */
+    /*
+     * Requests the servers answered (ReadyForQuery) and transactions ended,
+     * of server connections already closed: the relay keeps the figures of
+     * open ones in their tx_track, and snapshot.c adds those as it sums.
+     */
+    uint64_t queries;
+    uint64_t transactions;
     /* The auth throttle (login_throttle.c). */
     uint64_t logins_delayed;          /* login attempts held before their authentication */
     uint64_t login_delay_ms;          /* the total they were held */

@@ -180,6 +180,18 @@ static void part_add_hosts(struct snapshot_part *p, const struct config *cfg)
     }
 }
 
+/* What the relay counts in the open server connections (closed ones are in w->stats). */
+static void part_add_open_counts(struct snapshot_part *p, const struct worker *w)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_servers)
+    {
+        const struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        p->stats.queries += sc->tx.answered;
+        p->stats.transactions += sc->tx.answered_idle;
+    }
+}
+
 /* Runs on each worker's thread: fills that worker's part and nothing else. */
 static int snapshot_fill(struct worker *w, void *arg)
 {
@@ -187,6 +199,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     struct snapshot_part *p = &snap->parts[w->index];
     p->ran = true;
     stats_accumulate(&p->stats, &w->stats);
+    part_add_open_counts(p, w);
     p->login_sessions = w->login_sessions.count;
     p->active_sessions = w->active_sessions.count;
     p->admin_sessions = w->admin_sessions.count;

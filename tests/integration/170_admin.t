@@ -130,7 +130,16 @@ is $regions{'eu-west'}[12], 0, 'SHOW REGIONS: eu-west serves none';
 ok wait_until(sub { (split /\|/, (grep { /^us-west\|/ } split /\n/, admin('SHOW REGIONS'))[0])[7] eq 't' }, timeout => 10),
     'SHOW REGIONS: health shows up';
 
-my %stats = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS');
+sub show_stats { return { map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS') } }
+# Queries and transactions: the open session's answers count while it is open.
+my $before = show_stats();
+$open->query("SELECT $_") for 1 .. 3;
+$open->query($_) for 'BEGIN', 'SELECT 1', 'SELECT 2', 'COMMIT';
+my $after = show_stats();
+is $after->{queries} - $before->{queries}, 7, 'SHOW STATS: queries, each answered request once';
+is $after->{transactions} - $before->{transactions}, 4,
+    'SHOW STATS: transactions (three autocommit statements and one BEGIN ... COMMIT)';
+my %stats = %{ show_stats() };
 cmp_ok $stats{sessions_total}, '>=', 3, 'SHOW STATS: sessions counted';
 cmp_ok $stats{routed_by_city}, '>=', 1, 'SHOW STATS: routing decisions by source';
 cmp_ok $stats{bytes_client_to_server}, '>', 0, 'SHOW STATS: bytes';

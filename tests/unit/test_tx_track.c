@@ -87,6 +87,15 @@ static void test_transaction_status(void **state)
     expect(&t, 0, 'E', false);
     feed(&t, "Q", "CZI"); /* ROLLBACK */
     expect(&t, 0, 'I', true);
+    /* Three answers, one of which left the server idle; the login's does not count. */
+    assert_int_equal(t.answered, 3);
+    assert_int_equal(t.answered_idle, 1);
+    feed(&t, "QQ", "CZICZI");
+    assert_int_equal(t.answered, 5);
+    assert_int_equal(t.answered_idle, 3);
+    /* A client's 'Z' is no answer. */
+    feed(&t, "Z", NULL);
+    assert_int_equal(t.answered, 5);
 }
 
 static void test_extended_pipelined(void **state)
