@@ -22,6 +22,7 @@
 #include "protocol/startup.h"
 #include "protocol/stream.h"
 #include "protocol/tls.h"
+#include "proxy/admin/console.h"
 #include "proxy/daemon.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -75,7 +76,26 @@ struct cancel_target {
     socklen_t server_addrlen;
     bool server_tls;                   /* the session's server connection is TLS */
     char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
+    bool console;                      /* an admin console session: nothing to forward */
+    int worker;                        /* ... handled on the console's worker */
 };
+
+/* Picks a fresh client key for e and registers it; under cancel_lock.  0, or -1. */
+static int cancel_pick_key(struct daemon *d, struct cancel_entry *e)
+{
+    for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
+        bool oom;
+        if (RAND_bytes(e->client_key, e->client_key_len) != 1)
+            return -1;
+        if (cancel_map_insert(&d->cancel_keys, key_tag(e->client_key), e, &oom)) {
+            e->registered = true;
+            return 0;
+        }
+        if (oom)
+            return -1;
+    }
+    return -1;
+}
 
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len)
@@ -90,22 +110,29 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
     sc->key_len = (uint16_t)server_key_len;
     e->server = sc;
     e->client_id = s->id;
+    e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
-    int rc = -1;
     pthread_mutex_lock(&d->cancel_lock);
-    for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
-        bool oom;
-        if (RAND_bytes(e->client_key, e->client_key_len) != 1)
-            break;
-        if (cancel_map_insert(&d->cancel_keys, key_tag(e->client_key), e, &oom)) {
-            e->registered = true;
-            rc = 0;
-            break;
-        }
-        if (oom)
-            break;
-    }
+    int rc = cancel_pick_key(d, e);
     pthread_mutex_unlock(&d->cancel_lock);
+    return rc;
+}
+
+int cancel_register_console(struct session *s, uint32_t *pid)
+{
+    struct daemon *d = s->w->d;
+    struct cancel_entry *e = &s->cancel;
+    cancel_unregister(s);
+    e->server = NULL;
+    /* Any number will do (the key is what proves the caller); a positive one, as a pid is. */
+    e->console_pid = (uint32_t)(s->id % 0x7ffffffe) + 1;
+    e->client_id = s->id;
+    e->worker = s->w->index;
+    e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
+    pthread_mutex_lock(&d->cancel_lock);
+    int rc = cancel_pick_key(d, e);
+    pthread_mutex_unlock(&d->cancel_lock);
+    *pid = e->console_pid;
     return rc;
 }
 
@@ -283,6 +310,10 @@ static void cancel_copy_target(const struct cancel_entry *e, struct cancel_targe
 {
     const struct server_conn *sc = e->server;
     t->client_id = e->client_id;
+    t->worker = e->worker;
+    t->console = sc == NULL;
+    if (t->console)
+        return;
     t->server_pid = sc->pid;
     memcpy(t->server_key, sc->key, sc->key_len);
     t->server_key_len = sc->key_len;
@@ -304,7 +335,7 @@ static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
     /* Both the whole key and the process ID must match, compared in constant time. */
     if (e != NULL && e->client_key_len == sp->cancel_key_len &&
         CRYPTO_memcmp(e->client_key, sp->cancel_key, sp->cancel_key_len) == 0 &&
-        e->server->pid == sp->cancel_pid) {
+        (e->server != NULL ? e->server->pid : e->console_pid) == sp->cancel_pid) {
         cancel_copy_target(e, target);
         found = true;
     }
@@ -319,6 +350,12 @@ void cancel_handle_request(struct worker *w, const struct startup_packet *sp, ui
         stat_inc(&w->stats.cancels_ignored);
         log_info(from_id, "cancel request for process %u matches no session; ignored",
                  sp->cancel_pid);
+        return;
+    }
+    if (target.console) {
+        log_info(from_id, "cancel request for admin console session c%llu",
+                 (unsigned long long)target.client_id);
+        console_cancel(w, target.worker, target.client_id);
         return;
     }
     log_info(from_id, "cancel request for c%llu (server process %u)",

@@ -31,7 +31,9 @@ struct cancel_entry {
     uint8_t client_key_len;
     bool registered;
     uint64_t client_id;
-    const struct server_conn *server; /* whose process ID and key this stands for */
+    const struct server_conn *server; /* whose process ID and key this stands for; NULL: console */
+    uint32_t console_pid;             /* an admin console session's process ID, as pgnear gave it */
+    int worker; /* the session's worker: a console's cancel is handled there */
 };
 
 struct session;
@@ -44,6 +46,12 @@ struct worker;
  */
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len);
+/*
+ * A key for an admin console session, which has no server: a cancel with
+ * it reaches the console on its own worker (console_cancel).  *pid is the
+ * process ID to give the client with the key.  0, or -1 when out of memory.
+ */
+int cancel_register_console(struct session *s, uint32_t *pid);
 void cancel_unregister(struct session *s);
 
 /* Handles one CancelRequest from any listener; never answers the sender. */

@@ -32,6 +32,7 @@ struct command_plan {
 struct console_wait {
     struct session *s; /* NULL once the session has ended: nobody hears the answer */
     bool abandoned;    /* the answer will never come (console_wait_abandon) */
+    bool canceled;     /* a CancelRequest came for the session: a waiting PAUSE gives up */
     struct admin_result res;
     struct admin_error err;
 };

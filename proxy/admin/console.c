@@ -29,6 +29,7 @@
 #include "protocol/query_proto.h"
 #include "proxy/admin/commands.h"
 #include "proxy/admin/console_rows.h"
+#include "proxy/cancel.h"
 #include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
@@ -36,6 +37,8 @@
 #include "proxy/msg_loop.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "proxy/worker_call.h"
+#include "proxy/daemon.h"
 
 /* The longest message read: a longer one ends the session (a 1 MB query still gets an error). */
 #define CONSOLE_MAX_MESSAGE (4 * 1024 * 1024)
@@ -364,7 +367,8 @@ static int console_query(struct session *s, const struct qp_query *q)
         session_close(s, "out of memory");
         return -1;
     }
-    if (!p->empty && console_send_row_description(s, p) < 0)
+    /* A simple query describes rows only when there are some: NoData is the extended protocol's. */
+    if (!p->empty && p->ncols > 0 && console_send_row_description(s, p) < 0)
         return -1;
     bool empty = p->empty;
     int ex = console_execute(s, p, 0, true);
@@ -630,6 +634,13 @@ static int console_send_welcome(struct session *s)
     pkt_init(&pb, buf, sizeof(buf));
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
         pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
+    /* A key of its own, so that psql's Ctrl-C can stop a PAUSE that waits. */
+    uint32_t pid;
+    if (cancel_register_console(s, &pid) != 0) {
+        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        return -1;
+    }
+    pkt_put_backend_key_data(&pb, pid, s->cancel.client_key, s->cancel.client_key_len);
     pkt_put_ready_for_query(&pb, 'I');
     if (client_auth_send_ok(s) < 0 || console_queue(s, &pb) < 0)
         return -1;
@@ -697,6 +708,43 @@ void console_end(struct session *s)
     }
     free(c);
     s->console = NULL;
+}
+
+/* On the console's worker: marks what the session waits on as canceled (arg: its id). */
+static int console_cancel_on_worker(struct worker *w, void *arg)
+{
+    uint64_t id = *(const uint64_t *)arg;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->admin_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (s->id != id || s->console == NULL)
+            continue;
+        if (s->console->wait != NULL) {
+            s->console->wait->canceled = true;
+            log_info(s->id, "admin console: cancel request for the command waiting");
+        }
+        return 0;
+    }
+    return 0;
+}
+
+static void console_cancel_told(struct worker *from, const struct worker_reply *r)
+{
+    free(r->arg);
+}
+
+void console_cancel(struct worker *from, int worker_index, uint64_t session_id)
+{
+    uint64_t *id = malloc(sizeof(*id));
+    if (id == NULL || worker_index < 0 || worker_index >= from->d->nworkers) {
+        free(id);
+        return;
+    }
+    *id = session_id;
+    if (worker_call(from, from->d->workers[worker_index], console_cancel_on_worker, id,
+                    console_cancel_told, NULL) != 0)
+        free(id);
 }
 
 void console_wait_abandon(struct console_wait *wait)

@@ -9,9 +9,11 @@
 #define PGNEAR_PROXY_ADMIN_CONSOLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct session;
 struct console_wait;
+struct worker;
 
 /* Whether the startup packet names admin_db. */
 bool console_wanted(const struct session *s);
@@ -39,5 +41,12 @@ void console_command_done(struct console_wait *wait, int rc);
  * session's end free it.  Only while no loop runs that session (shutdown).
  */
 void console_wait_abandon(struct console_wait *wait);
+
+/*
+ * A CancelRequest with the key of admin console session session_id, on
+ * worker worker_index, received on from: the command it is waiting on (a
+ * PAUSE) is told to give up, on the console's own worker.
+ */
+void console_cancel(struct worker *from, int worker_index, uint64_t session_id);
 
 #endif

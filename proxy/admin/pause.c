@@ -191,8 +191,17 @@ static int release_scope(struct worker *from, const struct pause_scope *scope)
     return 0;
 }
 
+/* How a PAUSE ended. */
+enum pause_end {
+    PAUSE_WAITING,  /* not yet: poll again */
+    PAUSE_HELD,     /* every session in scope is held */
+    PAUSE_LATE,     /* pause_timeout passed first: undone */
+    PAUSE_RESUMED,  /* a RESUME came first: nothing to undo */
+    PAUSE_CANCELED, /* the admin's cancel request (Ctrl-C): undone */
+};
+
 /* The error of a PAUSE that gave up: how many clients, and the first ones by id. */
-static void pause_late_error(struct pause_request *req, uint64_t late, bool resumed)
+static void pause_late_error(struct pause_request *req, uint64_t late, enum pause_end end)
 {
     char detail[512] = "";
     size_t used = 0;
@@ -208,9 +217,13 @@ static void pause_late_error(struct pause_request *req, uint64_t late, bool resu
         }
     if (used > 0 && used < sizeof(detail) - 1)
         snprintf(detail + used, sizeof(detail) - used, ".");
-    if (resumed)
+    if (end == PAUSE_RESUMED)
         admin_error_set(&req->wait->err, "57014", NULL, NULL,
                         "PAUSE was canceled by RESUME before every session was held");
+    else if (end == PAUSE_CANCELED)
+        admin_error_set(&req->wait->err, "57014", detail[0] ? detail : NULL,
+                        "The pause is undone; every session goes on.",
+                        "canceling statement due to user request");
     else
         admin_error_set(&req->wait->err, "57014", detail,
                         "Those clients must end their transactions; then PAUSE again, or raise "
@@ -220,16 +233,16 @@ static void pause_late_error(struct pause_request *req, uint64_t late, bool resu
                         (unsigned long long)late, late == 1 ? " was" : "s were", req->timeout_ms);
 }
 
-static void pause_finish(struct pause_request *req, uint64_t late, bool resumed)
+static void pause_finish(struct pause_request *req, uint64_t late, enum pause_end end)
 {
     struct console_wait *wait = req->wait;
     int rc = CMD_DONE;
-    if (late == 0 && !resumed) {
+    if (end == PAUSE_HELD) {
         result_init(&wait->res, NULL, 0);
         result_set_tag(&wait->res, "PAUSE");
     } else {
-        pause_late_error(req, late, resumed);
-        if (!resumed) {
+        pause_late_error(req, late, end);
+        if (end != PAUSE_RESUMED) {
             set_paused(&req->cfg->regions, &req->scope, false);
             if (release_scope(req->home, &req->scope) != 0)
                 log_error(0, "PAUSE: could not release the held sessions: out of memory");
@@ -248,9 +261,13 @@ static void pause_counted(struct worker *from, const struct worker_reply *r)
     uint64_t late = 0;
     for (int i = 0; i < from->d->nworkers; i++)
         late += req->late[i].count;
-    bool resumed = resumed_meanwhile(req);
-    if (late == 0 || resumed || now_ms() >= req->deadline_ms) {
-        pause_finish(req, late, resumed);
+    enum pause_end end = resumed_meanwhile(req)         ? PAUSE_RESUMED
+                         : req->wait->canceled          ? PAUSE_CANCELED
+                         : late == 0                    ? PAUSE_HELD
+                         : now_ms() >= req->deadline_ms ? PAUSE_LATE
+                                                        : PAUSE_WAITING;
+    if (end != PAUSE_WAITING) {
+        pause_finish(req, late, end);
         return;
     }
     struct timeval tv = {0, PAUSE_POLL_MS * 1000};

@@ -171,6 +171,36 @@ like slurp_file($race), qr/canceled by RESUME/, '... saying RESUME canceled it';
 is $tx->query('COMMIT')->{tag}, 'COMMIT', 'the transaction goes on';
 is $other->query('SELECT 2')->{rows}[0][0], 2, 'and so does everyone else';
 
+# ------------------------------------------------------------------ a cancel request stops a waiting PAUSE
+
+is psql($admin_ci, "SET pause_timeout = '30s'"), 'SET', 'pause_timeout = 30s for the next PAUSE';
+my $busy = wire();
+$busy->query('BEGIN');
+my $con = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+my $login = $con->startup(user => 'admin', database => 'pgnear', password => 'admin-secret');
+ok $login->{ok} && $login->{pid} && length($login->{key} // '') == 4,
+    'the console sends BackendKeyData: a process ID and a key';
+# A wrong key changes nothing: the PAUSE goes on waiting.
+$con->send_query('PAUSE us-east');
+sleep 0.3;
+PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $login->{pid},
+                         key => pack('N', unpack('N', $login->{key}) ^ 1));
+ok silent_for($con, 0.5), 'a cancel request with a wrong key does not stop PAUSE (nothing arrives)';
+$t0 = time;
+PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $login->{pid},
+                         key => $login->{key});
+my $canceled = $con->read_result;
+$took = time - $t0;
+is $canceled->{error}{C}, '57014', 'the right key stops the waiting PAUSE: 57014';
+like $canceled->{error}{M}, qr/^canceling statement due to user request$/, '... in PostgreSQL\'s words';
+like $canceled->{error}{D} // '', qr/client \d+ .* in a transaction/, '... naming who was still busy';
+cmp_ok $took, '<', 2, '... at once, long before pause_timeout';
+like((grep { /^us-east\|/ } split /\n/, psql($admin_ci, 'SHOW REGIONS'))[0], qr/\|f$/,
+     '... and the pause is undone');
+is $busy->query('COMMIT')->{tag}, 'COMMIT', 'the busy session goes on';
+like $con->query('SHOW VERSION')->{rows}[0][0], qr/^pgnear/, 'the console session goes on';
+is psql($admin_ci, 'RELOAD'), 'RELOAD', 'RELOAD: pause_timeout as the file says again';
+
 # ------------------------------------------------------------------ DRAIN
 
 $tx->query('BEGIN');
