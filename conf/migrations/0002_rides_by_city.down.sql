@@ -1,0 +1,3 @@
+DROP FUNCTION city_revenue(text);
+DROP TABLE rides;
+DROP TABLE vehicles;

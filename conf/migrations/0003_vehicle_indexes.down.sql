@@ -1,0 +1,4 @@
+-- pgnear: no-transaction
+
+DROP INDEX CONCURRENTLY users_name_idx;
+DROP INDEX CONCURRENTLY vehicles_owner_idx;
