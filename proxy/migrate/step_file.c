@@ -83,7 +83,7 @@ int migrate_text_normalise(const char *text, size_t len, char **out, size_t *out
 {
     *out = NULL;
     *out_len = 0;
-    if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+    while (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) { /* all of them: idempotent */
         text += 3;
         len -= 3;
     }

@@ -14,10 +14,10 @@
  * Any other "-- pgnear:" comment (an unknown directive, one given twice,
  * or one below the top) is an error, never ignored.
  *
- * The text of a file is normalised before anything else: a UTF-8 byte
- * order mark at its start is dropped, CR LF becomes LF, blanks (space,
- * tab, CR, VT, FF) at the end of every line are removed, and the file ends
- * with exactly one LF (none if it is empty).  The normalised text is what
+ * The text of a file is normalised before anything else: UTF-8 byte order
+ * marks at its start are dropped, CR LF becomes LF, blanks (space, tab,
+ * CR, VT, FF) at the end of every line are removed, and the file ends with
+ * exactly one LF (none if it is empty).  The normalised text is what
  * is split into statements, what would run, and what the SHA-256 checksum
  * is taken of: a change of line endings or trailing blanks by an editor
  * does not change it, any other edit does.  The number of lines, and so

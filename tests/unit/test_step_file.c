@@ -122,6 +122,7 @@ static void test_normalise(void **state)
     NORMALISED("a\rb\n", "a\rb\n");   /* a CR inside a line stays */
     NORMALISED("a \v\f\n", "a\n");
     NORMALISED("\xef\xbb\xbfSELECT 1;\r\n", "SELECT 1;\n");
+    NORMALISED("\xef\xbb\xbf\xef\xbb\xbfSELECT 1;", "SELECT 1;\n");
     NORMALISED("", "");
     NORMALISED(" \r\n\n\t", "");
     NORMALISED("'a   \nb'\n", "'a\nb'\n");
