@@ -58,21 +58,21 @@ enum sql_split_result {
 
 /* Why sql_split failed: the line where the construct began, and a message. */
 struct sql_split_error {
-    unsigned line;     /* 0 when no line applies (too large, out of memory) */
+    unsigned line;     /* where it began; 0 for a script too large */
     char message[160]; /* lower-case first letter, no trailing period */
 };
 
 /*
  * Called for each -- comment outside quotes, with its text from the "--"
  * to the end of the line (the newline excluded) and its line.  Returns 0
- * to go on; anything else stops the split, which returns that value.
+ * to go on, or a positive value to stop the split, which returns it.
  */
 typedef int (*sql_comment_fn)(void *ctx, size_t offset, size_t length, unsigned line);
 
 /*
  * Cuts text[0..len) into *out (freed with sql_script_free, even after an
  * error).  on_comment may be NULL.  Returns SQL_SPLIT_OK, a negative
- * sql_split_result with *err filled in, or on_comment's nonzero value.
+ * sql_split_result with *err filled in, or on_comment's positive value.
  */
 int sql_split(const char *text, size_t len, struct sql_script *out, struct sql_split_error *err,
               sql_comment_fn on_comment, void *ctx);
