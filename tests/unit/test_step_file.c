@@ -191,7 +191,11 @@ static void test_directives(void **state)
     expect_timeout("1h", 3600000);
     expect_timeout("2147483647", 2147483647);
     expect_timeout("596h", 2145600000);
+}
 
+static void test_directive_errors(void **state)
+{
+    (void)state;
     expect_directive_error("-- x\n-- pgnear: pasue\n",
                            "f.sql:2: unknown directive \"pasue\" (known: no-transaction, pause, "
                            "lock_timeout, statement_timeout)");
@@ -599,6 +603,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_normalise),
         cmocka_unit_test(test_directives),
+        cmocka_unit_test(test_directive_errors),
         cmocka_unit_test_teardown(test_script, teardown),
         cmocka_unit_test_teardown(test_checksum, teardown),
         cmocka_unit_test_teardown(test_script_errors, teardown),
