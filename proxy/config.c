@@ -94,6 +94,8 @@ static const struct setting config_settings[] = {
     S(metrics_addr, T_STR, "", false),
     S(migrations_dir, T_STR, "", true),
     S(migrations_db, T_STR, "", true),
+    S(migration_order, T_STR, "", true),
+    S(migration_hold_timeout_ms, T_MS, "10s", true),
     S(peers, T_STR, "", true),
     S(pool_mode, T_STR, "none", true),
     S(logfile, T_STR, "", true),
@@ -838,6 +840,75 @@ static void config_check_pause(struct load_ctx *lc)
         problem(lc, "pgnear:pause_timeout", "pause_timeout must be between 1ms and 1h");
 }
 
+/* s without its leading and trailing blanks, in place. */
+static char *trim_blanks(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+/* One name of migration_order: a configured region, named once; its index, or -1. */
+static int migration_order_name(struct load_ctx *lc, const char *name, const bool *seen)
+{
+    struct config *cfg = lc->cfg;
+    const struct region *r = region_set_find(&cfg->regions, name);
+    if (r == NULL) {
+        problem(lc, "pgnear:migration_order",
+                "migration_order names \"%s\", which is not a configured region", name);
+        return -1;
+    }
+    size_t i = (size_t)(r - cfg->regions.items);
+    if (seen[i]) {
+        problem(lc, "pgnear:migration_order", "migration_order names region \"%s\" twice", r->name);
+        return -1;
+    }
+    return (int)i;
+}
+
+/*
+ * migration_order: the regions it names, in its order, then the others in
+ * the order of the file, as indices into regions.items.
+ */
+static void config_check_migrations(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    size_t n = cfg->regions.count, used = 0;
+    if (cfg->migration_hold_timeout_ms < 1 || cfg->migration_hold_timeout_ms > 3600 * 1000)
+        problem(lc, "pgnear:migration_hold_timeout",
+                "migration_hold_timeout must be between 1ms and 1h");
+    bool *seen = calloc(n > 0 ? n : 1, sizeof(*seen));
+    char *list = strdup(cfg->migration_order);
+    cfg->migration_order_index = calloc(n > 0 ? n : 1, sizeof(size_t));
+    if (seen == NULL || list == NULL || cfg->migration_order_index == NULL) {
+        problem(lc, NULL, "out of memory");
+        free(seen);
+        free(list);
+        return;
+    }
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        char *name = trim_blanks(tok);
+        if (name[0] == '\0') {
+            problem(lc, "pgnear:migration_order", "migration_order has an empty region name");
+            continue;
+        }
+        int i = migration_order_name(lc, name, seen);
+        if (i >= 0) {
+            seen[i] = true;
+            cfg->migration_order_index[used++] = (size_t)i;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!seen[i])
+            cfg->migration_order_index[used++] = i;
+    free(seen);
+    free(list);
+}
+
 static void config_free(struct config *cfg);
 
 static struct config *config_load_with(const char *path, enum config_scope scope,
@@ -869,6 +940,8 @@ static struct config *config_load_with(const char *path, enum config_scope scope
             config_check_limits(&lc);
             config_check_throttle(&lc);
             config_check_pause(&lc);
+            if (cfg->regions.count > 0)
+                config_check_migrations(&lc);
             config_check_proxy(&lc);
             config_check_auth(&lc);
             config_check_tls(&lc);
@@ -947,6 +1020,7 @@ static void config_free(struct config *cfg)
         if (config_settings[i].type == T_STR)
             free(*(char **)((char *)cfg + config_settings[i].offset));
     region_set_free(&cfg->regions);
+    free(cfg->migration_order_index);
     for (size_t i = 0; i < cfg->n_overrides; i++)
         free(cfg->overrides[i].city);
     free(cfg->overrides);

@@ -70,6 +70,8 @@ struct config {
     char *metrics_addr;
     char *migrations_dir;
     char *migrations_db;
+    char *migration_order;         /* region names, a comma list */
+    int migration_hold_timeout_ms; /* a pause step is not started if the gate cannot close */
     char *peers;
     char *pool_mode;
     char *logfile;
@@ -77,6 +79,7 @@ struct config {
     /* derived at load */
     struct region_set regions;
     struct region *default_region_ptr;
+    size_t *migration_order_index; /* regions.count indices into regions.items: migrations' order */
     struct cidr_list trusted;
     struct pp_tlv_types tlv_types;
     struct city_table *cities;       /* NULL without cities_file */

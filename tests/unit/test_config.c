@@ -467,6 +467,56 @@ static void test_err_health_check_fall(void **state)
     config_unref(cfg);
 }
 
+#define THREE_REGIONS                                                                              \
+    "[region a]\nhosts = 127.0.0.1:1\n[region b]\nhosts = 127.0.0.1:2\n"                           \
+    "[region c]\nhosts = 127.0.0.1:3\n"
+
+/* The names of the regions in migration order, "c,a,b". */
+static void migration_order_names(const struct config *cfg, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->regions.count && used < cap; i++)
+        used += (size_t)snprintf(buf + used, cap - used, "%s%s", i ? "," : "",
+                                 cfg->regions.items[cfg->migration_order_index[i]].name);
+}
+
+static void expect_migration_order(void **state, const char *setting, const char *expected)
+{
+    char text[512], names[64];
+    snprintf(text, sizeof(text), "[pgnear]\nmigration_order = %s\n" THREE_REGIONS, setting);
+    struct config *cfg = expect_load(*state, text);
+    migration_order_names(cfg, names, sizeof(names));
+    assert_string_equal(names, expected);
+    config_unref(cfg);
+}
+
+static void test_migration_order(void **state)
+{
+    struct config *cfg = expect_load(*state, THREE_REGIONS);
+    char names[64];
+    migration_order_names(cfg, names, sizeof(names));
+    assert_string_equal(names, "a,b,c"); /* the file's order by default */
+    assert_int_equal(cfg->migration_hold_timeout_ms, 10000);
+    config_unref(cfg);
+    expect_migration_order(state, "c, a, b", "c,a,b");
+    expect_migration_order(state, "b", "b,a,c"); /* the others after, in the file's order */
+    expect_migration_order(state, " C ,b", "c,b,a");
+    expect_error(*state, "[pgnear]\nmigration_order = a, mars\n" THREE_REGIONS, "mars",
+                 "not a configured region");
+    expect_error(*state, "[pgnear]\nmigration_order = a, b, A\n" THREE_REGIONS, "\"a\" twice",
+                 "migration_order");
+    expect_error(*state, "[pgnear]\nmigration_order = a, ,b\n" THREE_REGIONS, "empty region name",
+                 NULL);
+    expect_error(*state, "[pgnear]\nmigration_hold_timeout = 0\n" THREE_REGIONS,
+                 "migration_hold_timeout", "1ms and 1h");
+    expect_error(*state, "[pgnear]\nmigration_hold_timeout = 2h\n" THREE_REGIONS,
+                 "migration_hold_timeout", NULL);
+    cfg = expect_load(*state, "[pgnear]\nmigration_hold_timeout = 1500ms\n" THREE_REGIONS);
+    assert_int_equal(cfg->migration_hold_timeout_ms, 1500);
+    config_unref(cfg);
+}
+
 static void test_err_auth_failure_settings(void **state)
 {
     struct fixture *fx = *state;
@@ -1015,6 +1065,7 @@ int main(void)
         T(test_err_unsupported),
         T(test_err_health_check_fall),
         T(test_err_auth_failure_settings),
+        T(test_migration_order),
         T(test_auth_failure_delay_warning),
         T(test_problems_all_reported),
         T(test_problems_duplicates_and_syntax),
