@@ -1,0 +1,196 @@
+/*
+ * history.c — the pgnear_schema_history table (history.h).
+ */
+#include "proxy/migrate/history.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char migrate_history_create_sql[] =
+    "CREATE TABLE IF NOT EXISTS " MIGRATE_HISTORY_TABLE " (\n"
+    "    version bigint PRIMARY KEY CHECK (version > 0),\n"
+    "    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 63),\n"
+    "    checksum text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),\n"
+    "    state text NOT NULL\n"
+    "        CHECK (state IN ('running', 'applied', 'failed', 'uncertain', 'reverted')),\n"
+    "    statements_done integer NOT NULL DEFAULT 0 CHECK (statements_done >= 0),\n"
+    "    statements_total integer NOT NULL CHECK (statements_total >= 0),\n"
+    "    started_at timestamptz NOT NULL DEFAULT now(),\n"
+    "    finished_at timestamptz,\n"
+    "    run_by text NOT NULL,\n"
+    "    error text,\n"
+    "    error_statement integer CHECK (error_statement > 0)\n"
+    ")";
+
+const char migrate_history_exists_sql[] =
+    "SELECT to_regclass('" MIGRATE_HISTORY_TABLE "') IS NOT NULL";
+
+/* Times as integer microseconds: nothing to parse but a number. */
+const char migrate_history_select_sql[] =
+    "SELECT version, name, checksum, state, statements_done, statements_total,"
+    " (extract(epoch FROM started_at) * 1000000)::int8,"
+    " (extract(epoch FROM finished_at) * 1000000)::int8,"
+    " run_by, error, error_statement"
+    " FROM " MIGRATE_HISTORY_TABLE " ORDER BY version";
+
+enum history_column {
+    COL_VERSION,
+    COL_NAME,
+    COL_CHECKSUM,
+    COL_STATE,
+    COL_DONE,
+    COL_TOTAL,
+    COL_STARTED,
+    COL_FINISHED,
+    COL_RUN_BY,
+    COL_ERROR,
+    COL_ERROR_STATEMENT,
+    HISTORY_COLUMNS
+};
+
+static const char *const column_names[HISTORY_COLUMNS] = {
+    "version",    "name",        "checksum", "state", "statements_done", "statements_total",
+    "started_at", "finished_at", "run_by",   "error", "error_statement"};
+
+static const char *const state_names[] = {"pending", "running",   "applied",
+                                          "failed",  "uncertain", "reverted"};
+
+const char *migrate_state_name(enum migrate_state state)
+{
+    return (size_t)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state] : "?";
+}
+
+bool migrate_state_parse(const char *text, enum migrate_state *out)
+{
+    for (size_t i = MIGRATE_RUNNING; i < sizeof(state_names) / sizeof(state_names[0]); i++)
+        if (strcmp(text, state_names[i]) == 0) {
+            *out = (enum migrate_state)i;
+            return true;
+        }
+    return false;
+}
+
+/* A decimal integer, all of the text. */
+static bool parse_int64(const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool is_checksum(const char *text)
+{
+    size_t n = strspn(text, "0123456789abcdef");
+    return n == MIGRATE_CHECKSUM_HEX && text[n] == '\0';
+}
+
+/* The numbers of a row; NULL is allowed where nullable says so (and reads 0). */
+static bool row_number(const PGresult *res, int row, int col, bool nullable, int64_t min,
+                       int64_t *out)
+{
+    *out = 0;
+    if (PQgetisnull(res, row, col))
+        return nullable;
+    return parse_int64(PQgetvalue(res, row, col), out) && *out >= min;
+}
+
+/* -1 with err naming the row's version (or number) and the column. */
+static int row_fault(const PGresult *res, int row, int col, char *err, size_t errcap)
+{
+    const char *v = PQgetisnull(res, row, col) ? "NULL" : PQgetvalue(res, row, col);
+    snprintf(err, errcap, "%s row %d has an invalid %s: \"%.64s\"", MIGRATE_HISTORY_TABLE, row + 1,
+             column_names[col], v);
+    return -1;
+}
+
+static int parse_row(const PGresult *res, int row, struct migrate_history_row *out, char *err,
+                     size_t errcap)
+{
+    static const int64_t mins[HISTORY_COLUMNS] = {[COL_VERSION] = 1,
+                                                  [COL_STARTED] = INT64_MIN,
+                                                  [COL_FINISHED] = INT64_MIN,
+                                                  [COL_ERROR_STATEMENT] = 1};
+    int64_t *numbers[HISTORY_COLUMNS] = {
+        [COL_VERSION] = &out->version,         [COL_DONE] = &out->statements_done,
+        [COL_TOTAL] = &out->statements_total,  [COL_STARTED] = &out->started_at_us,
+        [COL_FINISHED] = &out->finished_at_us, [COL_ERROR_STATEMENT] = &out->error_statement};
+    for (int col = 0; col < HISTORY_COLUMNS; col++) {
+        bool nullable = col == COL_FINISHED || col == COL_ERROR || col == COL_ERROR_STATEMENT;
+        if (numbers[col] != NULL && !row_number(res, row, col, nullable, mins[col], numbers[col]))
+            return row_fault(res, row, col, err, errcap);
+        if (numbers[col] == NULL && !nullable && PQgetisnull(res, row, col))
+            return row_fault(res, row, col, err, errcap);
+    }
+    const char *name = PQgetvalue(res, row, COL_NAME);
+    const char *checksum = PQgetvalue(res, row, COL_CHECKSUM);
+    if (name[0] == '\0' || strlen(name) > MIGRATE_NAME_MAX)
+        return row_fault(res, row, COL_NAME, err, errcap);
+    if (!is_checksum(checksum))
+        return row_fault(res, row, COL_CHECKSUM, err, errcap);
+    if (!migrate_state_parse(PQgetvalue(res, row, COL_STATE), &out->state))
+        return row_fault(res, row, COL_STATE, err, errcap);
+    memcpy(out->name, name, strlen(name) + 1);
+    memcpy(out->checksum, checksum, MIGRATE_CHECKSUM_HEX + 1);
+    snprintf(out->run_by, sizeof(out->run_by), "%s", PQgetvalue(res, row, COL_RUN_BY));
+    out->has_error = !PQgetisnull(res, row, COL_ERROR);
+    snprintf(out->error, sizeof(out->error), "%s", PQgetvalue(res, row, COL_ERROR));
+    return 0;
+}
+
+int migrate_history_parse(const PGresult *res, struct migrate_history *out, char *err,
+                          size_t errcap)
+{
+    memset(out, 0, sizeof(*out));
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != HISTORY_COLUMNS) {
+        snprintf(err, errcap, "%s: the query did not return the table's %d columns",
+                 MIGRATE_HISTORY_TABLE, HISTORY_COLUMNS);
+        return -1;
+    }
+    int n = PQntuples(res);
+    out->rows = calloc(n > 0 ? (size_t)n : 1, sizeof(*out->rows));
+    if (out->rows == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        struct migrate_history_row *row = &out->rows[out->count];
+        if (parse_row(res, i, row, err, errcap) != 0)
+            return -1;
+        if (out->count > 0 && row->version <= row[-1].version) {
+            snprintf(err, errcap, "%s rows are not in ascending order of version at row %d",
+                     MIGRATE_HISTORY_TABLE, i + 1);
+            return -1;
+        }
+        out->count++;
+    }
+    return 0;
+}
+
+void migrate_history_free(struct migrate_history *h)
+{
+    free(h->rows);
+    h->rows = NULL;
+    h->count = 0;
+}
+
+const struct migrate_history_row *migrate_history_find(const struct migrate_history *h,
+                                                       int64_t version)
+{
+    size_t lo = 0, hi = h->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->rows[mid].version == version)
+            return &h->rows[mid];
+        if (h->rows[mid].version < version)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

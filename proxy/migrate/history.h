@@ -1,0 +1,99 @@
+/*
+ * history.h — pgnear_schema_history, the record each region keeps of the
+ * steps run on its migrations_db.
+ *
+ * Each region has a database of its own, so the table holds one row per
+ * version: the key is the version.  The row says what the step was (name,
+ * checksum of its normalised text), how far it got (state,
+ * statements_done of statements_total), when, by which pgnear, and on a
+ * failure the server's error and the number, from 1, of the statement
+ * that failed.
+ *
+ * The states:
+ *   running    a no-transaction step began and has not said how it ended
+ *   applied    every statement ran (a transactional step commits this row
+ *              with its SQL)
+ *   failed     a statement failed; error and error_statement say which
+ *   uncertain  a step found running after pgnear stopped: nobody knows
+ *              how far it went until an admin says
+ *   reverted   its down script ran
+ *
+ * Here is only the table's text and the reading of its rows; the queries
+ * are run by others (status.c, the runner).
+ */
+#ifndef PGNEAR_PROXY_MIGRATE_HISTORY_H
+#define PGNEAR_PROXY_MIGRATE_HISTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "proxy/migrate/step_file.h"
+
+#define MIGRATE_HISTORY_TABLE  "pgnear_schema_history"
+#define MIGRATE_RUN_BY_MAX     127 /* run_by as kept in a row; longer is cut */
+#define MIGRATE_HISTORY_ERRMAX 511 /* error as kept in a row; longer is cut */
+
+/* A step's state in one region; PENDING is no row at all. */
+enum migrate_state {
+    MIGRATE_PENDING,
+    MIGRATE_RUNNING,
+    MIGRATE_APPLIED,
+    MIGRATE_FAILED,
+    MIGRATE_UNCERTAIN,
+    MIGRATE_REVERTED,
+};
+
+struct migrate_history_row {
+    int64_t version;
+    char name[MIGRATE_NAME_MAX + 1];
+    char checksum[MIGRATE_CHECKSUM_HEX + 1];
+    enum migrate_state state;
+    int64_t statements_done, statements_total;
+    int64_t started_at_us;  /* microseconds since the Unix epoch */
+    int64_t finished_at_us; /* 0: not finished (NULL) */
+    char run_by[MIGRATE_RUN_BY_MAX + 1];
+    bool has_error;
+    char error[MIGRATE_HISTORY_ERRMAX + 1];
+    int64_t error_statement; /* 0: none (NULL) */
+};
+
+struct migrate_history {
+    struct migrate_history_row *rows; /* by version, ascending */
+    size_t count;
+};
+
+/* The table, created on first use (CREATE TABLE IF NOT EXISTS). */
+extern const char migrate_history_create_sql[];
+
+/*
+ * Whether the table exists: one row, one boolean column.  Unqualified, as
+ * the table is created: both follow the connection's search_path.
+ */
+extern const char migrate_history_exists_sql[];
+
+/* Every row, by version; its result is what migrate_history_parse reads. */
+extern const char migrate_history_select_sql[];
+
+/* "applied"; "pending" for PENDING. */
+const char *migrate_state_name(enum migrate_state state);
+/* A state as the table spells it; false for anything else ("pending" included). */
+bool migrate_state_parse(const char *text, enum migrate_state *out);
+
+/*
+ * Reads the rows of migrate_history_select_sql's result: 0, or -1 with err
+ * saying which row and column is wrong (a table pgnear did not make, or
+ * one edited by hand past its checks).  *out is freed with
+ * migrate_history_free either way.
+ */
+int migrate_history_parse(const PGresult *res, struct migrate_history *out, char *err,
+                          size_t errcap);
+void migrate_history_free(struct migrate_history *h);
+
+/* The row of a version; NULL when the step never ran there. */
+const struct migrate_history_row *migrate_history_find(const struct migrate_history *h,
+                                                       int64_t version);
+
+#endif
