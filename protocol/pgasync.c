@@ -284,6 +284,13 @@ bool pgasync_timed_out(const struct pgasync *q)
     return q != NULL && q->timed_out;
 }
 
+const char *pgasync_error_sqlstate(const struct pgasync *q)
+{
+    if (q == NULL || q->last == NULL || PQresultStatus(q->last) != PGRES_FATAL_ERROR)
+        return NULL;
+    return PQresultErrorField(q->last, PG_DIAG_SQLSTATE);
+}
+
 void *pgasync_arg(const struct pgasync *q)
 {
     return q->arg;

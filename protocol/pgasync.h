@@ -62,6 +62,13 @@ int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char 
  */
 bool pgasync_timed_out(const struct pgasync *q);
 
+/*
+ * From the done callback of a query that failed: the SQLSTATE the server
+ * gave ("42P01"), or NULL when the failure was not the server's answer to
+ * the query (no connection, a timeout).
+ */
+const char *pgasync_error_sqlstate(const struct pgasync *q);
+
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);
 

@@ -1,0 +1,139 @@
+/*
+ * status.c — reading every region's migration history (status.h).
+ */
+#include "proxy/migrate/status.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/config.h"
+#include "proxy/pgconn.h"
+#include "routing/region.h"
+
+const struct region_host *migrate_primary(const struct region *r, char *why, size_t cap)
+{
+    bool standby_up = false;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        if (!host_is_up(h))
+            continue;
+        if (!host_is_standby(h))
+            return h;
+        standby_up = true;
+    }
+    snprintf(why, cap,
+             standby_up ? "no primary: every host of region \"%s\" that is up is a standby"
+                        : "no host of region \"%s\" is up",
+             r->name);
+    return NULL;
+}
+
+static void status_region_done(struct migrate_region_status *rs)
+{
+    struct migrate_status *st = rs->status;
+    rs->query = NULL;
+    if (--st->waiting == 0)
+        event_active(st->finish, EV_TIMEOUT, 0);
+}
+
+static void history_read(void *arg, const PGresult *res, const char *error, bool server_answered)
+{
+    struct migrate_region_status *rs = arg;
+    (void)server_answered;
+    if (res != NULL) {
+        char why[256];
+        rs->reached = migrate_history_parse(res, &rs->history, why, sizeof(why)) == 0;
+        if (!rs->reached)
+            snprintf(rs->error, sizeof(rs->error), "%s", why);
+    } else if (rs->query != NULL && pgasync_error_sqlstate(rs->query) != NULL &&
+               strcmp(pgasync_error_sqlstate(rs->query), "42P01") == 0) {
+        rs->reached = true; /* no table: nothing ever ran there */
+    } else {
+        snprintf(rs->error, sizeof(rs->error), "%s%s", error,
+                 pgasync_timed_out(rs->query) ? " (no answer in time)" : "");
+    }
+    status_region_done(rs);
+}
+
+/* The query of one region; false when it could not start (the error is set). */
+static bool status_region_start(struct event_base *base, struct migrate_region_status *rs,
+                                int timeout_ms)
+{
+    const struct config *cfg = rs->status->cfg;
+    const struct region_host *h = migrate_primary(rs->region, rs->error, sizeof(rs->error));
+    if (h == NULL)
+        return false;
+    snprintf(rs->host, sizeof(rs->host), "%s:%d", h->name, h->port);
+    char conninfo[2048], why[256];
+    if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, conninfo,
+                         sizeof(conninfo))) {
+        snprintf(rs->error, sizeof(rs->error), "the connection string of %s is too long", rs->host);
+        return false;
+    }
+    rs->query = pgasync_query(base, conninfo, migrate_history_select_sql, 0, NULL, timeout_ms,
+                              history_read, rs, why, sizeof(why));
+    if (rs->query == NULL) {
+        snprintf(rs->error, sizeof(rs->error), "%s", why);
+        return false;
+    }
+    return true;
+}
+
+static void status_finish(evutil_socket_t fd, short what, void *arg)
+{
+    struct migrate_status *st = arg;
+    (void)fd;
+    (void)what;
+    st->done(st, st->arg);
+}
+
+struct migrate_status *migrate_status_start(struct event_base *base, struct config *cfg,
+                                            const struct region *alone, int timeout_ms,
+                                            migrate_status_done_fn done, void *arg)
+{
+    struct migrate_status *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return NULL;
+    st->cfg = config_ref(cfg);
+    st->done = done;
+    st->arg = arg;
+    st->regions = calloc(cfg->regions.count, sizeof(*st->regions));
+    st->finish = event_new(base, -1, 0, status_finish, st);
+    if (st->regions == NULL || st->finish == NULL) {
+        migrate_status_free(st);
+        return NULL;
+    }
+    for (size_t i = 0; i < cfg->regions.count; i++) {
+        const struct region *r = &cfg->regions.items[cfg->migration_order_index[i]];
+        if (alone != NULL && r != alone)
+            continue;
+        struct migrate_region_status *rs = &st->regions[st->count++];
+        rs->region = r;
+        rs->status = st;
+        st->waiting++; /* before the start: a failure is counted down at once */
+        if (!status_region_start(base, rs, timeout_ms))
+            status_region_done(rs);
+    }
+    if (st->count == 0)
+        event_active(st->finish, EV_TIMEOUT, 0);
+    return st;
+}
+
+void migrate_status_free(struct migrate_status *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < st->count; i++) {
+        pgasync_abandon(st->regions[i].query);
+        migrate_history_free(&st->regions[i].history);
+    }
+    free(st->regions);
+    if (st->finish != NULL)
+        event_free(st->finish);
+    config_unref(st->cfg);
+    free(st);
+}
