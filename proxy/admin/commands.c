@@ -22,6 +22,7 @@
 
 #include "pgnear-build.h"
 #include "proxy/admin/console.h"
+#include "proxy/admin/migrations.h"
 #include "proxy/admin/pause.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/config.h"
@@ -811,6 +812,8 @@ static const struct command_def commands[] = {
     {ADMIN_SHOW_POOLS, COLS(pools_cols), NULL, SNAPSHOT_CLIENTS, render_pools},
     {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL},
     {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
+    {ADMIN_SHOW_MIGRATIONS, COLS(migrations_show_cols), migrations_show_command, 0, NULL},
+    {ADMIN_MIGRATE_PLAN, COLS(migrations_plan_cols), migrations_plan_command, 0, NULL},
 };
 
 static const struct command_def *command_find(enum admin_cmd_kind kind)

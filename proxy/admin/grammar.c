@@ -26,6 +26,7 @@ enum args {
     ARGS_ROUTE,      /* FOR CITY|IP|LOCATION|REGION value */
     ARGS_CLIENT,     /* client_id */
     ARGS_SET,        /* setting = value */
+    ARGS_MIGRATE,    /* [TO version] [IN REGION region] */
 };
 
 static const struct admin_command_def commands[] = {
@@ -110,6 +111,16 @@ static const struct admin_command_def commands[] = {
      ARGS_NONE,
      "SHUTDOWN",
      "stops accepting and ends once sessions have (as SIGTERM)"},
+    {ADMIN_SHOW_MIGRATIONS,
+     {"SHOW", "MIGRATIONS"},
+     ARGS_NONE,
+     "SHOW MIGRATIONS",
+     "each step of migrations_dir with its state in each region, from the regions' histories"},
+    {ADMIN_MIGRATE_PLAN,
+     {"MIGRATE", "PLAN"},
+     ARGS_MIGRATE,
+     "MIGRATE PLAN [TO version] [IN REGION region]",
+     "the steps MIGRATE UP would run, region by region, in order; runs nothing"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -519,6 +530,47 @@ static int take_setting(struct parser *ps)
     return advance(ps);
 }
 
+/* A step's version: a whole number from 1, as the step files number them. */
+static int take_version(struct parser *ps)
+{
+    const struct token *t = &ps->tok;
+    if (t->type != TOK_WORD)
+        return syntax_error(&ps->lx, t, "Write TO and a step's version.");
+    char *end;
+    errno = 0;
+    long long v = strtoll(t->text, &end, 10);
+    if (!isdigit((unsigned char)t->text[0]) || *end != '\0' || errno != 0 || v < 1)
+        return lex_fail(&ps->lx, t->start, "22023",
+                        "A version is the whole number a step's file name starts with.",
+                        "invalid step version: \"%.64s\"", t->text);
+    ps->out->has_version = true;
+    ps->out->version = v;
+    return advance(ps);
+}
+
+/* The keyword w here; false (nothing read) when the token is something else. */
+static bool at_keyword(const struct parser *ps, const char *w)
+{
+    return ps->tok.type == TOK_WORD && strcasecmp(ps->tok.text, w) == 0;
+}
+
+/* [TO version] [IN REGION region] */
+static int take_migrate(struct parser *ps)
+{
+    if (at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps) < 0))
+        return ADMIN_PARSE_ERROR;
+    if (!at_keyword(ps, "IN"))
+        return 0;
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (!at_keyword(ps, "REGION"))
+        return syntax_error(&ps->lx, &ps->tok, "Write IN REGION and the region's name.");
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    ps->out->has_region = true;
+    return take_name(ps, ps->out->region, "region");
+}
+
 static int take_args(struct parser *ps, int args)
 {
     switch (args) {
@@ -536,6 +588,8 @@ static int take_args(struct parser *ps, int args)
         return take_client_id(ps);
     case ARGS_SET:
         return take_setting(ps);
+    case ARGS_MIGRATE:
+        return take_migrate(ps);
     default:
         return 0;
     }

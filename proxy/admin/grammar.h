@@ -43,6 +43,8 @@ enum admin_cmd_kind {
     ADMIN_DRAIN,
     ADMIN_KILL,
     ADMIN_SHUTDOWN,
+    ADMIN_SHOW_MIGRATIONS,
+    ADMIN_MIGRATE_PLAN,
     ADMIN_CMD_KINDS
 };
 
@@ -56,13 +58,15 @@ enum admin_route_target {
 
 struct admin_cmd {
     enum admin_cmd_kind kind;
-    bool has_region;                 /* PAUSE, RESUME, RECONNECT: a region was named */
+    bool has_region; /* PAUSE, RESUME, RECONNECT, MIGRATE PLAN: a region was named */
     char region[ADMIN_NAME_MAX + 1]; /* DISABLE, ENABLE, DRAIN, and the optional ones */
     enum admin_route_target route_target;
     char value[ADMIN_VALUE_MAX + 1];  /* SHOW ROUTE's place; SET's value */
     bool value_quoted;                /* SET: the value was a quoted literal */
     char setting[ADMIN_NAME_MAX + 1]; /* SET */
     uint64_t client_id;               /* KILL */
+    bool has_version;                 /* MIGRATE PLAN TO version */
+    int64_t version;
 };
 
 /* admin_parse's results. */

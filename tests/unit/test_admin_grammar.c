@@ -191,6 +191,37 @@ static void test_set(void **state)
     expect_error(big, "54000", 9);
 }
 
+static void test_migrate(void **state)
+{
+    (void)state;
+    expect_kind("SHOW MIGRATIONS", ADMIN_SHOW_MIGRATIONS);
+    expect_kind("migrate plan", ADMIN_MIGRATE_PLAN);
+    assert_false(cmd.has_version);
+    assert_false(cmd.has_region);
+    expect_kind("MIGRATE PLAN TO 0002", ADMIN_MIGRATE_PLAN);
+    assert_true(cmd.has_version);
+    assert_int_equal(cmd.version, 2);
+    assert_false(cmd.has_region);
+    expect_kind("MIGRATE PLAN in region \"eu-west\";", ADMIN_MIGRATE_PLAN);
+    assert_false(cmd.has_version);
+    assert_true(cmd.has_region);
+    assert_string_equal(cmd.region, "eu-west");
+    expect_kind("MIGRATE PLAN TO 999999999999999999 IN REGION us", ADMIN_MIGRATE_PLAN);
+    assert_int_equal(cmd.version, 999999999999999999LL);
+    assert_string_equal(cmd.region, "us");
+    expect_error("MIGRATE PLAN TO", "42601", 16);
+    expect_error("MIGRATE PLAN TO 0", "22023", 17);
+    expect_error("MIGRATE PLAN TO -1", "22023", 17);
+    expect_error("MIGRATE PLAN TO 1x", "22023", 17);
+    expect_error("MIGRATE PLAN TO 99999999999999999999", "22023", 17);
+    expect_error("MIGRATE PLAN TO '2'", "42601", 17);
+    expect_error("MIGRATE PLAN IN us", "42601", 17);
+    expect_error("MIGRATE PLAN IN REGION", "42601", 23);
+    expect_error("MIGRATE PLAN IN REGION us TO 2", "42601", 27);
+    expect_error("MIGRATE PLAN us", "42601", 14);
+    expect_error("MIGRATE UP", "42601", 1); /* not built */
+}
+
 static void test_unknown_commands(void **state)
 {
     (void)state;
@@ -276,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_route),
         cmocka_unit_test(test_kill),
         cmocka_unit_test(test_set),
+        cmocka_unit_test(test_migrate),
         cmocka_unit_test(test_unknown_commands),
         cmocka_unit_test(test_sql_and_several),
         cmocka_unit_test(test_limits),

@@ -1,0 +1,269 @@
+/*
+ * migrations.c — SHOW MIGRATIONS and MIGRATE PLAN.
+ *
+ * Both load the steps of migrations_dir (a few files, read at once: the
+ * loader is bounded and a bad file is the admin's answer), then read every
+ * region's history on the admin session's loop (migrate/status.c) and
+ * answer through console_command_done once all regions have answered or
+ * timed out.  Nothing is written anywhere.
+ */
+#include "proxy/admin/migrations.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/admin/console.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/migrate/plan.h"
+#include "proxy/migrate/status.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "routing/region.h"
+
+const struct admin_column migrations_show_cols[9] = {{"version", ADMIN_INT8, 0},
+                                                     {"name", ADMIN_TEXT, 0},
+                                                     {"region", ADMIN_TEXT, 0},
+                                                     {"state", ADMIN_TEXT, 0},
+                                                     {"checksum_ok", ADMIN_BOOL, 0},
+                                                     {"started_at", ADMIN_TIMESTAMPTZ, 0},
+                                                     {"finished_at", ADMIN_TIMESTAMPTZ, 0},
+                                                     {"run_by", ADMIN_TEXT, 0},
+                                                     {"error", ADMIN_TEXT, 0}};
+
+const struct admin_column migrations_plan_cols[6] = {
+    {"region", ADMIN_TEXT, 0},      {"version", ADMIN_INT8, 0}, {"name", ADMIN_TEXT, 0},
+    {"transaction", ADMIN_TEXT, 0}, {"pause", ADMIN_BOOL, 0},   {"statements", ADMIN_INT8, 0}};
+
+#define NCOLS(a) (int)(sizeof(a) / sizeof(a[0]))
+
+struct migrations_request {
+    struct console_wait *wait;
+    enum admin_cmd_kind kind;
+    int64_t to;
+    struct migrate_steps steps;
+};
+
+/* ---- SHOW MIGRATIONS ---- */
+
+static void show_row_of(struct admin_result *res, const struct migrate_region_status *rs,
+                        const struct migrate_history_row *row, const struct migrate_step *step)
+{
+    result_text(res, rs->region->name);
+    if (!rs->reached) {
+        result_text(res, "unknown");
+        for (int i = 0; i < 4; i++)
+            result_null(res);
+        result_textf(res, "region cannot be reached: %s", rs->error);
+        return;
+    }
+    result_text(res, migrate_state_name(row != NULL ? row->state : MIGRATE_PENDING));
+    if (row != NULL && step != NULL)
+        result_bool(res, strcmp(row->checksum, step->up.checksum) == 0);
+    else
+        result_null(res);
+    if (row == NULL) {
+        for (int i = 0; i < 4; i++)
+            result_null(res);
+        return;
+    }
+    result_time_us(res, row->started_at_us);
+    if (row->finished_at_us != 0)
+        result_time_us(res, row->finished_at_us);
+    else
+        result_null(res);
+    result_text(res, row->run_by);
+    if (row->has_error)
+        result_text(res, row->error);
+    else
+        result_null(res);
+}
+
+/* Rows the history has and migrations_dir has not: shown after the steps, region by region. */
+static void show_orphans(struct admin_result *res, const struct migrate_status *st,
+                         const struct migrate_steps *steps)
+{
+    for (size_t r = 0; r < st->count; r++) {
+        const struct migrate_region_status *rs = &st->regions[r];
+        for (size_t i = 0; rs->reached && i < rs->history.count; i++) {
+            const struct migrate_history_row *row = &rs->history.rows[i];
+            if (migrate_step_find(steps, row->version) != NULL)
+                continue;
+            result_int(res, row->version);
+            result_text(res, row->name);
+            show_row_of(res, rs, row, NULL);
+            result_notice(res,
+                          "step %" PRId64 " (%s) is in the history of region \"%s\" but "
+                          "has no file in migrations_dir",
+                          row->version, row->name, rs->region->name);
+        }
+    }
+}
+
+static void render_show(struct migrations_request *req, const struct migrate_status *st)
+{
+    struct admin_result *res = &req->wait->res;
+    result_init(res, migrations_show_cols, NCOLS(migrations_show_cols));
+    for (size_t r = 0; r < st->count; r++)
+        if (!st->regions[r].reached)
+            result_notice(res, "region \"%s\" cannot be reached: %s", st->regions[r].region->name,
+                          st->regions[r].error);
+    for (size_t i = 0; i < req->steps.count; i++) {
+        const struct migrate_step *step = &req->steps.steps[i];
+        for (size_t r = 0; r < st->count; r++) {
+            const struct migrate_region_status *rs = &st->regions[r];
+            result_int(res, step->version);
+            result_text(res, step->name);
+            show_row_of(res, rs, migrate_history_find(&rs->history, step->version), step);
+        }
+    }
+    show_orphans(res, st, &req->steps);
+    result_set_tag(res, "SHOW");
+}
+
+/* ---- MIGRATE PLAN ---- */
+
+static void plan_rows(struct admin_result *res, const struct migrate_region_status *rs,
+                      const struct migrate_steps *steps, const size_t *idx, size_t n)
+{
+    if (n == 0)
+        result_notice(res, "region \"%s\" has nothing to run", rs->region->name);
+    for (size_t i = 0; i < n; i++) {
+        const struct migrate_step *step = &steps->steps[idx[i]];
+        result_text(res, rs->region->name);
+        result_int(res, step->version);
+        result_text(res, step->name);
+        result_text(res, step->up.directives.no_transaction ? "no-transaction" : "transaction");
+        result_bool(res, step->up.directives.pause);
+        result_int(res, (int64_t)step->up.sql.count);
+    }
+}
+
+/* CMD_DONE with the rows, or CMD_ERROR for the first region where UP would stop. */
+static int render_plan(struct migrations_request *req, const struct migrate_status *st)
+{
+    struct admin_result *res = &req->wait->res;
+    size_t *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
+    if (idx == NULL) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    result_init(res, migrations_plan_cols, NCOLS(migrations_plan_cols));
+    for (size_t r = 0; r < st->count; r++) {
+        const struct migrate_region_status *rs = &st->regions[r];
+        struct migrate_plan_error perr;
+        size_t n;
+        if (!rs->reached) {
+            admin_error_set(&req->wait->err, "08001", rs->error,
+                            "MIGRATE UP would stop there too; SHOW REGIONS shows its hosts.",
+                            "could not read the migration history of region \"%s\"",
+                            rs->region->name);
+        } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, req->to, idx,
+                                       &n, &perr) != 0) {
+            admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
+                            perr.message);
+        } else {
+            plan_rows(res, rs, &req->steps, idx, n);
+            continue;
+        }
+        free(idx);
+        result_free(res);
+        return CMD_ERROR;
+    }
+    free(idx);
+    result_set_tag(res, "MIGRATE PLAN");
+    return CMD_DONE;
+}
+
+/* ---- both ---- */
+
+static void migrations_answer(struct migrate_status *st, void *arg)
+{
+    struct migrations_request *req = arg;
+    int rc = CMD_DONE;
+    if (req->kind == ADMIN_SHOW_MIGRATIONS)
+        render_show(req, st);
+    else
+        rc = render_plan(req, st);
+    struct console_wait *wait = req->wait;
+    migrate_status_free(st);
+    migrate_steps_free(&req->steps);
+    free(req);
+    console_command_done(wait, rc);
+}
+
+/* migrations_dir and migrations_db are set; false with the error when not. */
+static bool migrations_configured(const struct config *cfg, struct admin_error *err)
+{
+    const char *missing = cfg->migrations_dir[0] == '\0'  ? "migrations_dir"
+                          : cfg->migrations_db[0] == '\0' ? "migrations_db"
+                                                          : NULL;
+    if (missing == NULL)
+        return true;
+    char hint[160];
+    snprintf(hint, sizeof(hint), "Set %s in pgnear's configuration, then RELOAD.", missing);
+    admin_error_set(err, "55000", NULL, hint, "%s is not set: pgnear has no migrations", missing);
+    return false;
+}
+
+/* The region named by IN REGION, or NULL for all; false with the error when there is none. */
+static bool migrations_region(const struct config *cfg, const struct admin_cmd *cmd,
+                              const struct region **out, struct admin_error *err)
+{
+    *out = NULL;
+    if (!cmd->has_region)
+        return true;
+    *out = region_set_find(&cfg->regions, cmd->region);
+    if (*out == NULL)
+        admin_error_set(err, "42704", NULL, "SHOW REGIONS lists them.",
+                        "region \"%s\" does not exist", cmd->region);
+    return *out != NULL;
+}
+
+static int migrations_start(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
+{
+    struct config *cfg = s->w->cfg;
+    const struct region *alone;
+    if (!migrations_configured(cfg, &wait->err) || !migrations_region(cfg, cmd, &alone, &wait->err))
+        return CMD_ERROR;
+    struct migrations_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    char why[512];
+    if (migrate_steps_load(cfg->migrations_dir, &req->steps, why, sizeof(why)) != 0) {
+        admin_error_set(&wait->err, "F0000", NULL,
+                        "Fix the step file; nothing was read from any region.",
+                        "could not load the steps of migrations_dir: %s", why);
+        migrate_steps_free(&req->steps);
+        free(req);
+        return CMD_ERROR;
+    }
+    req->wait = wait;
+    req->kind = cmd->kind;
+    req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
+    if (migrate_status_start(s->w->base, cfg, alone, cfg->server_connect_timeout_ms,
+                             migrations_answer, req) == NULL) {
+        migrate_steps_free(&req->steps);
+        free(req);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
+int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
+{
+    return migrations_start(s, cmd, wait);
+}
+
+int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
+{
+    return migrations_start(s, cmd, wait);
+}

@@ -1,0 +1,18 @@
+/*
+ * migrations.h — SHOW MIGRATIONS and MIGRATE PLAN (migrations.c): the
+ * steps of migrations_dir against each region's history.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_MIGRATIONS_H
+#define PGNEAR_PROXY_ADMIN_MIGRATIONS_H
+
+#include "proxy/admin/commands.h"
+
+extern const struct admin_column migrations_show_cols[9];
+extern const struct admin_column migrations_plan_cols[6];
+
+int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait);
+int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait);
+
+#endif
