@@ -179,18 +179,16 @@ void migrate_history_free(struct migrate_history *h)
     h->count = 0;
 }
 
+static int row_version_cmp(const void *key, const void *elem)
+{
+    int64_t k = *(const int64_t *)key, v = ((const struct migrate_history_row *)elem)->version;
+    return (k > v) - (k < v);
+}
+
 const struct migrate_history_row *migrate_history_find(const struct migrate_history *h,
                                                        int64_t version)
 {
-    size_t lo = 0, hi = h->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (h->rows[mid].version == version)
-            return &h->rows[mid];
-        if (h->rows[mid].version < version)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (h->count == 0)
+        return NULL;
+    return bsearch(&version, h->rows, h->count, sizeof(h->rows[0]), row_version_cmp);
 }

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int plan_refuse(struct migrate_plan_error *err, const char *detail, const char *hint,
@@ -25,19 +26,17 @@ static int plan_refuse(struct migrate_plan_error *err, const char *detail, const
     return -1;
 }
 
+static int step_version_cmp(const void *key, const void *elem)
+{
+    int64_t k = *(const int64_t *)key, v = ((const struct migrate_step *)elem)->version;
+    return (k > v) - (k < v);
+}
+
 const struct migrate_step *migrate_step_find(const struct migrate_steps *steps, int64_t version)
 {
-    size_t lo = 0, hi = steps->count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (steps->steps[mid].version == version)
-            return &steps->steps[mid];
-        if (steps->steps[mid].version < version)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    if (steps->count == 0)
+        return NULL;
+    return bsearch(&version, steps->steps, steps->count, sizeof(steps->steps[0]), step_version_cmp);
 }
 
 /* 0 when the row lets the region go on; -1 with err set when it stops it. */
