@@ -235,14 +235,24 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
     return q;
 }
 
-bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg)
+static bool pgasync_keep_if(struct pgasync *q, bool usable, pgasync_closed_fn closed, void *arg)
 {
-    if (!q->in_callback || !pgasync_connection_ok(q))
+    if (!q->in_callback || !usable)
         return false;
     q->kept = true;
     q->closed = closed;
     q->closed_arg = arg;
     return true;
+}
+
+bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg)
+{
+    return pgasync_keep_if(q, pgasync_connection_ok(q), closed, arg);
+}
+
+bool pgasync_keep_open(struct pgasync *q, pgasync_closed_fn closed, void *arg)
+{
+    return pgasync_keep_if(q, q->conn != NULL && PQstatus(q->conn) == CONNECTION_OK, closed, arg);
 }
 
 /* While idle the server may still talk (ParameterStatus, a FATAL at shutdown, EOF). */
@@ -284,11 +294,16 @@ bool pgasync_timed_out(const struct pgasync *q)
     return q != NULL && q->timed_out;
 }
 
-const char *pgasync_error_sqlstate(const struct pgasync *q)
+const char *pgasync_error_field(const struct pgasync *q, int field)
 {
     if (q == NULL || q->last == NULL || PQresultStatus(q->last) != PGRES_FATAL_ERROR)
         return NULL;
-    return PQresultErrorField(q->last, PG_DIAG_SQLSTATE);
+    return PQresultErrorField(q->last, field);
+}
+
+const char *pgasync_error_sqlstate(const struct pgasync *q)
+{
+    return pgasync_error_field(q, PG_DIAG_SQLSTATE);
 }
 
 void *pgasync_arg(const struct pgasync *q)

@@ -46,6 +46,14 @@ typedef void (*pgasync_closed_fn)(void *arg);
  * once, when the server ends the connection while it is idle.
  */
 bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg);
+/*
+ * As pgasync_keep, but also inside a transaction block, open or failed:
+ * for a caller that runs a transaction one statement at a time (the
+ * migration runner).  The caller must end the transaction with COMMIT or
+ * ROLLBACK through pgasync_requery, or abandon the connection, which
+ * makes the server roll it back.  False only when the connection is gone.
+ */
+bool pgasync_keep_open(struct pgasync *q, pgasync_closed_fn closed, void *arg);
 /* Connected and outside any transaction. */
 bool pgasync_connection_ok(const struct pgasync *q);
 /*
@@ -68,6 +76,8 @@ bool pgasync_timed_out(const struct pgasync *q);
  * the query (no connection, a timeout).
  */
 const char *pgasync_error_sqlstate(const struct pgasync *q);
+/* The same for any field of the server's error (PG_DIAG_MESSAGE_PRIMARY ...). */
+const char *pgasync_error_field(const struct pgasync *q, int field);
 
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);

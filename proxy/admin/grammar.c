@@ -27,6 +27,7 @@ enum args {
     ARGS_CLIENT,     /* client_id */
     ARGS_SET,        /* setting = value */
     ARGS_MIGRATE,    /* [TO version] [IN REGION region] */
+    ARGS_IN_REGION,  /* [IN REGION region] */
 };
 
 static const struct admin_command_def commands[] = {
@@ -121,6 +122,12 @@ static const struct admin_command_def commands[] = {
      ARGS_MIGRATE,
      "MIGRATE PLAN [TO version] [IN REGION region]",
      "the steps MIGRATE UP would run, region by region, in order; runs nothing"},
+    {ADMIN_MIGRATE_NEXT,
+     {"MIGRATE", "NEXT"},
+     ARGS_IN_REGION,
+     "MIGRATE NEXT [IN REGION region]",
+     "runs the lowest pending step in each region where it is pending, region by region "
+     "(transactional steps only)"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -554,10 +561,10 @@ static bool at_keyword(const struct parser *ps, const char *w)
     return ps->tok.type == TOK_WORD && strcasecmp(ps->tok.text, w) == 0;
 }
 
-/* [TO version] [IN REGION region] */
-static int take_migrate(struct parser *ps)
+/* [TO version] (when to_allowed) [IN REGION region] */
+static int take_migrate(struct parser *ps, bool to_allowed)
 {
-    if (at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps) < 0))
+    if (to_allowed && at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps) < 0))
         return ADMIN_PARSE_ERROR;
     if (!at_keyword(ps, "IN"))
         return 0;
@@ -589,7 +596,8 @@ static int take_args(struct parser *ps, int args)
     case ARGS_SET:
         return take_setting(ps);
     case ARGS_MIGRATE:
-        return take_migrate(ps);
+    case ARGS_IN_REGION:
+        return take_migrate(ps, args == ARGS_MIGRATE);
     default:
         return 0;
     }

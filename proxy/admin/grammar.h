@@ -45,6 +45,7 @@ enum admin_cmd_kind {
     ADMIN_SHUTDOWN,
     ADMIN_SHOW_MIGRATIONS,
     ADMIN_MIGRATE_PLAN,
+    ADMIN_MIGRATE_NEXT,
     ADMIN_CMD_KINDS
 };
 

@@ -13,11 +13,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "pgnear-build.h"
 
 #include "proxy/admin/console.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/migrate/plan.h"
+#include "proxy/migrate/runner.h"
 #include "proxy/migrate/status.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -44,6 +48,9 @@ struct migrations_request {
     enum admin_cmd_kind kind;
     int64_t to;
     struct migrate_steps steps;
+    struct event_base *base; /* MIGRATE NEXT: where the run goes on */
+    const struct region *alone;
+    char run_by[MIGRATE_RUN_BY_MAX + 1];
 };
 
 /* ---- SHOW MIGRATIONS ---- */
@@ -177,6 +184,79 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
     return CMD_DONE;
 }
 
+/* ---- MIGRATE NEXT ---- */
+
+static void next_done(const struct migrate_run_outcome *out, void *arg)
+{
+    struct console_wait *wait = arg;
+    if (out->failed) {
+        admin_error_set(&wait->err, out->err.sqlstate, out->err.detail, out->err.hint, "%s",
+                        out->err.message);
+        console_command_done(wait, CMD_ERROR);
+        return;
+    }
+    result_init(&wait->res, NULL, 0);
+    for (int i = 0; i < out->nnotes; i++)
+        result_notice(&wait->res, "%s", out->notes[i]);
+    result_set_tag(&wait->res, "MIGRATE NEXT");
+    console_command_done(wait, CMD_DONE);
+}
+
+/*
+ * The lowest version pending in any region (the plans checked first, as
+ * MIGRATE PLAN does); 0 when none is; -1 with the error set.
+ */
+static int64_t next_version(struct migrations_request *req, const struct migrate_status *st)
+{
+    int64_t lowest = 0;
+    size_t n, *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
+    if (idx == NULL) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return -1;
+    }
+    for (size_t r = 0; r < st->count; r++) {
+        const struct migrate_region_status *rs = &st->regions[r];
+        struct migrate_plan_error perr;
+        if (!rs->reached) {
+            admin_error_set(&req->wait->err, "08001", rs->error, NULL,
+                            "could not read the migration history of region \"%s\"",
+                            rs->region->name);
+        } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL,
+                                       idx, &n, &perr) != 0) {
+            admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
+                            perr.message);
+        } else {
+            if (n > 0 && (lowest == 0 || req->steps.steps[idx[0]].version < lowest))
+                lowest = req->steps.steps[idx[0]].version;
+            continue;
+        }
+        free(idx);
+        return -1;
+    }
+    free(idx);
+    return lowest;
+}
+
+/* After the first reading: nothing to do, an error, or the run of the next step. */
+static int start_next(struct migrations_request *req, const struct migrate_status *st)
+{
+    int64_t v = next_version(req, st);
+    if (v < 0)
+        return CMD_ERROR;
+    if (v == 0) {
+        result_init(&req->wait->res, NULL, 0);
+        result_notice(&req->wait->res, "every step is applied: nothing to run");
+        result_set_tag(&req->wait->res, "MIGRATE NEXT");
+        return CMD_DONE;
+    }
+    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, v, req->run_by, next_done,
+                          req->wait) != 0) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
 /* ---- both ---- */
 
 static void migrations_answer(struct migrate_status *st, void *arg)
@@ -185,13 +265,16 @@ static void migrations_answer(struct migrate_status *st, void *arg)
     int rc = CMD_DONE;
     if (req->kind == ADMIN_SHOW_MIGRATIONS)
         render_show(req, st);
-    else
+    else if (req->kind == ADMIN_MIGRATE_PLAN)
         rc = render_plan(req, st);
+    else
+        rc = start_next(req, st);
     struct console_wait *wait = req->wait;
     migrate_status_free(st);
     migrate_steps_free(&req->steps);
     free(req);
-    console_command_done(wait, rc);
+    if (rc != CMD_PENDING)
+        console_command_done(wait, rc);
 }
 
 /* migrations_dir and migrations_db are set; false with the error when not. */
@@ -246,6 +329,12 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
     req->wait = wait;
     req->kind = cmd->kind;
     req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
+    req->base = s->w->base;
+    req->alone = alone;
+    char host[64] = "?";
+    gethostname(host, sizeof(host) - 1);
+    snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
+             PACKAGE_VERSION, host, (int)getpid(), s->user);
     if (migrate_status_start(s->w->base, cfg, alone, cfg->server_connect_timeout_ms,
                              migrations_answer, req) == NULL) {
         migrate_steps_free(&req->steps);
@@ -265,5 +354,13 @@ int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
 int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
+    return migrations_start(s, cmd, wait);
+}
+
+int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
+{
+    log_info(s->id, "admin %s: MIGRATE NEXT%s%s", s->user, cmd->has_region ? " IN REGION " : "",
+             cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }

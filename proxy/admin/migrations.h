@@ -15,4 +15,7 @@ int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
 int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait);
 
+int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait);
+
 #endif

@@ -76,8 +76,8 @@ my $text;
     }
     like($out, qr/^ADMIN CONSOLE\n\s+Connect with psql/m, 'the admin console says how to reach it');
     like($out, qr/^\s+SHOW CLIENTS\s/m, '... and lists its commands');
-    like($out, qr/^MIGRATIONS\n\s+Running steps is not built yet:/m,
-         'running migration steps is said to be not built');
+    like($out, qr/^MIGRATIONS\n\s+Running steps is only partly built:/m,
+         'running migration steps is said to be only partly built');
 }
 
 # ---- every setting, with its default and reload behaviour

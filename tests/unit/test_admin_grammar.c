@@ -219,6 +219,11 @@ static void test_migrate(void **state)
     expect_error("MIGRATE PLAN IN REGION", "42601", 23);
     expect_error("MIGRATE PLAN IN REGION us TO 2", "42601", 27);
     expect_error("MIGRATE PLAN us", "42601", 14);
+    expect_kind("MIGRATE NEXT", ADMIN_MIGRATE_NEXT);
+    assert_false(cmd.has_region);
+    expect_kind("migrate next in region us", ADMIN_MIGRATE_NEXT);
+    assert_string_equal(cmd.region, "us");
+    expect_error("MIGRATE NEXT TO 2", "42601", 14);
     expect_error("MIGRATE UP", "42601", 1); /* not built */
 }
 

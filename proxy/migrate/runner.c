@@ -1,0 +1,573 @@
+/*
+ * runner.c — transactional steps, region by region (runner.h).
+ *
+ * One query is out at a time, on the lock connection or the step
+ * connection; its answer goes to the handler of the phase (on_result),
+ * which reads what it needs from the result and names the next query.
+ * The next query is sent from an event of its own (a kept pgasync may not
+ * be given a new query from inside its done callback), at once or, while
+ * the lock is polled, after MIGRATE_LOCK_POLL_MS.
+ */
+#include "proxy/migrate/runner.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/config.h"
+#include "proxy/migrate/history.h"
+#include "proxy/migrate/status.h"
+#include "proxy/pgconn.h"
+#include "routing/region.h"
+
+enum { CONN_LOCK, CONN_STEP, NCONNS };
+
+/*
+ * What the next event does.  Closing connections and freeing the run
+ * happen there too, never inside a pgasync callback (which still uses its
+ * connection after the handler returns).
+ */
+enum run_action { ACT_SEND, ACT_REGION, ACT_FINISH };
+
+struct migrate_run;
+typedef void (*run_result_fn)(struct migrate_run *run, const PGresult *res, const char *error);
+
+struct run_conn {
+    struct migrate_run *run;
+    struct pgasync *q; /* NULL until connected, and once closed */
+};
+
+#define RUN_PARAMS 9
+
+struct migrate_run {
+    struct event_base *base;
+    struct config *cfg;
+    struct migrate_steps steps;
+    const struct region *alone;
+    int64_t to;
+    char run_by[MIGRATE_RUN_BY_MAX + 1];
+    migrate_run_done_fn done;
+    void *arg;
+    struct migrate_run_outcome out;
+
+    size_t ri; /* the region, an index of migration_order_index */
+    const struct region *region;
+    char conninfo[2048];
+    struct run_conn conns[NCONNS];
+    struct event *next; /* does action: sends the query below, ... */
+    enum run_action action;
+    int conn; /* of the query to send */
+    const char *sql;
+    char sql_buf[128];
+    int nparams;
+    char params[RUN_PARAMS][MIGRATE_HISTORY_ERRMAX + 1];
+    run_result_fn on_result;
+    int64_t lock_deadline_ms;
+
+    size_t *todo; /* indices into steps of the region's plan */
+    size_t ntodo, ti;
+    size_t k, nqueries; /* the step's queries: BEGIN, SETs, statements, history row, COMMIT */
+    size_t nsets;
+    int64_t step_started_ms;
+    struct migrate_plan_error step_err; /* the failed statement's, while rolling back */
+    size_t failed_statement;
+    char server_msg[MIGRATE_HISTORY_ERRMAX + 1]; /* "message (SQLSTATE)", for the history */
+    char *stmt_copy;                             /* the statement being sent, NUL-terminated */
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void run_close_conns(struct migrate_run *run)
+{
+    for (int i = 0; i < NCONNS; i++) {
+        pgasync_abandon(run->conns[i].q);
+        run->conns[i].q = NULL;
+    }
+}
+
+static void run_free(struct migrate_run *run)
+{
+    run_close_conns(run);
+    if (run->next != NULL)
+        event_free(run->next);
+    migrate_steps_free(&run->steps);
+    free(run->todo);
+    free(run->stmt_copy);
+    config_unref(run->cfg);
+    free(run);
+}
+
+/* Does action from the loop, at once or after delay_ms. */
+static void run_defer(struct migrate_run *run, enum run_action action, int delay_ms)
+{
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    run->action = action;
+    if (evtimer_add(run->next, &tv) != 0 && action != ACT_FINISH) {
+        run->out.failed = true;
+        snprintf(run->out.err.sqlstate, sizeof(run->out.err.sqlstate), "53200");
+        snprintf(run->out.err.message, sizeof(run->out.err.message), "out of memory");
+        run_defer(run, ACT_FINISH, 0);
+    }
+}
+
+/* The end, from the loop: the lock released, then done told, then the run freed. */
+static void run_finish(struct migrate_run *run)
+{
+    run_defer(run, ACT_FINISH, 0);
+}
+
+static void run_finish_now(struct migrate_run *run)
+{
+    run_close_conns(run);
+    run->done(&run->out, run->arg);
+    run_free(run);
+}
+
+static void run_fail(struct migrate_run *run, const char *sqlstate, const char *detail,
+                     const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void run_fail(struct migrate_run *run, const char *sqlstate, const char *detail,
+                     const char *hint, const char *fmt, ...)
+{
+    struct migrate_plan_error *e = &run->out.err;
+    va_list ap;
+    run->out.failed = true;
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof(e->message), fmt, ap);
+    va_end(ap);
+    snprintf(e->detail, sizeof(e->detail), "%s", detail != NULL ? detail : "");
+    snprintf(e->hint, sizeof(e->hint), "%s", hint != NULL ? hint : "");
+    run_finish(run);
+}
+
+static void run_note(struct migrate_run *run, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void run_note(struct migrate_run *run, const char *fmt, ...)
+{
+    if (run->out.nnotes == MIGRATE_RUN_NOTES)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(run->out.notes[run->out.nnotes++], sizeof(run->out.notes[0]), fmt, ap);
+    va_end(ap);
+}
+
+/* ---- sending ---- */
+
+static void run_conn_closed(void *arg)
+{
+    struct run_conn *c = arg;
+    /* The server went away while idle: the lock (if this held it) is gone. */
+    pgasync_abandon(c->q);
+    c->q = NULL;
+}
+
+static void run_query_done(void *arg, const PGresult *res, const char *error, bool answered)
+{
+    struct run_conn *c = arg;
+    struct migrate_run *run = c->run;
+    (void)answered;
+    if (!pgasync_keep_open(c->q, run_conn_closed, c))
+        c->q = NULL; /* freed after this callback */
+    run->on_result(run, res, error);
+}
+
+/* Queues sql (run->params[0..nparams)) on conn, for fn; sent after delay_ms from the loop. */
+static void run_send(struct migrate_run *run, int conn, const char *sql, int nparams,
+                     run_result_fn fn, int delay_ms)
+{
+    run->conn = conn;
+    run->sql = sql;
+    run->nparams = nparams;
+    run->on_result = fn;
+    run_defer(run, ACT_SEND, delay_ms);
+}
+
+static void run_region(struct migrate_run *run);
+
+static void run_send_now(struct migrate_run *run)
+{
+    struct run_conn *c = &run->conns[run->conn];
+    const char *params[RUN_PARAMS];
+    char why[256] = "the connection was lost";
+    for (int i = 0; i < run->nparams; i++)
+        params[i] = run->params[i];
+    int timeout = run->cfg->server_connect_timeout_ms;
+    if (run->conn == CONN_STEP && c->q != NULL)
+        timeout = 24 * 3600 * 1000; /* a step's statement takes the time it takes */
+    if (c->q != NULL) {
+        if (pgasync_requery(c->q, run->sql, run->nparams, params, timeout, run_query_done, c) == 0)
+            return;
+        pgasync_abandon(c->q);
+        c->q = NULL;
+    } else if (run->conn == CONN_STEP && run->k > 0) {
+        /* the step's transaction went with its connection */
+    } else if ((c->q = pgasync_query(run->base, run->conninfo, run->sql, run->nparams, params,
+                                     timeout, run_query_done, c, why, sizeof(why))) != NULL) {
+        return;
+    }
+    run_fail(run, "08006", why, NULL, "lost the connection to region \"%s\"", run->region->name);
+}
+
+static void run_act(evutil_socket_t fd, short what, void *arg)
+{
+    struct migrate_run *run = arg;
+    (void)fd;
+    (void)what;
+    switch (run->action) {
+    case ACT_SEND:
+        run_send_now(run);
+        return;
+    case ACT_REGION:
+        run_close_conns(run); /* releases the last region's lock */
+        run_region(run);
+        return;
+    case ACT_FINISH:
+        run_finish_now(run);
+        return;
+    }
+}
+
+/* ---- one region ---- */
+
+static const char lock_sql[] = "SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY ")";
+
+/* The history row of a step: $1 version ... $9 error_statement; state, done and error vary. */
+static const char history_upsert_sql[] =
+    "INSERT INTO " MIGRATE_HISTORY_TABLE
+    " (version, name, checksum, state, statements_done, statements_total, started_at,"
+    " finished_at, run_by, error, error_statement)"
+    " VALUES ($1, $2, $3, $4, $5, $6, now(), clock_timestamp(), $7, NULLIF($8, ''),"
+    " NULLIF($9, '')::integer)"
+    " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,"
+    " state = EXCLUDED.state, statements_done = EXCLUDED.statements_done,"
+    " statements_total = EXCLUDED.statements_total, started_at = EXCLUDED.started_at,"
+    " finished_at = EXCLUDED.finished_at, run_by = EXCLUDED.run_by, error = EXCLUDED.error,"
+    " error_statement = EXCLUDED.error_statement";
+
+static void run_step(struct migrate_run *run);
+
+/* The server's error of the last query, as "message (SQLSTATE)". */
+static void server_error(const struct migrate_run *run, const char *error, char *buf, size_t cap,
+                         const char **sqlstate)
+{
+    const struct pgasync *q = run->conns[run->conn].q;
+    const char *primary = pgasync_error_field(q, PG_DIAG_MESSAGE_PRIMARY);
+    *sqlstate = pgasync_error_sqlstate(q);
+    if (primary != NULL && *sqlstate != NULL)
+        snprintf(buf, cap, "%s", primary);
+    else
+        snprintf(buf, cap, "%s", error != NULL ? error : "no result");
+    if (*sqlstate == NULL)
+        *sqlstate = "08006";
+}
+
+static void step_params(struct migrate_run *run, const struct migrate_step *step, const char *state,
+                        size_t done, const char *error, size_t statement)
+{
+    snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, step->version);
+    snprintf(run->params[1], sizeof(run->params[1]), "%s", step->name);
+    snprintf(run->params[2], sizeof(run->params[2]), "%s", step->up.checksum);
+    snprintf(run->params[3], sizeof(run->params[3]), "%s", state);
+    snprintf(run->params[4], sizeof(run->params[4]), "%zu", done);
+    snprintf(run->params[5], sizeof(run->params[5]), "%zu", step->up.sql.count);
+    snprintf(run->params[6], sizeof(run->params[6]), "%s", run->run_by);
+    snprintf(run->params[7], sizeof(run->params[7]), "%s", error);
+    if (statement > 0)
+        snprintf(run->params[8], sizeof(run->params[8]), "%zu", statement);
+    else
+        run->params[8][0] = '\0';
+}
+
+static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    struct migrate_plan_error *e = &run->step_err;
+    if (res == NULL)
+        snprintf(e->hint, sizeof(e->hint),
+                 "Its history row could not be written (%s): the region's history does not "
+                 "show this failure.",
+                 error);
+    run->out.failed = true;
+    run->out.err = *e;
+    run_finish(run);
+}
+
+static void on_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    (void)res;
+    (void)error;
+    step_params(run, step, "failed", 0, run->server_msg, run->failed_statement);
+    run_send(run, CONN_STEP, history_upsert_sql, RUN_PARAMS, on_failure_recorded, 0);
+}
+
+/* A query of the step failed: the error for the admin, then ROLLBACK and the 'failed' row. */
+static void step_failed(struct migrate_run *run, const char *error)
+{
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const char *sqlstate;
+    char why[MIGRATE_HISTORY_ERRMAX + 1];
+    struct migrate_plan_error *e = &run->step_err;
+    server_error(run, error, why, sizeof(why), &sqlstate);
+    size_t first = 1 + run->nsets;
+    run->failed_statement =
+        run->k >= first && run->k < first + step->up.sql.count ? run->k - first + 1 : 0;
+    memset(e, 0, sizeof(*e));
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
+    snprintf(run->server_msg, sizeof(run->server_msg), "%.480s (%s)", why, sqlstate);
+    if (run->failed_statement > 0)
+        snprintf(e->message, sizeof(e->message),
+                 "step %" PRId64 " (%s) failed in region \"%s\" at statement %zu: %.120s",
+                 step->version, step->name, run->region->name, run->failed_statement, why);
+    else
+        snprintf(e->message, sizeof(e->message),
+                 "step %" PRId64 " (%s) failed in region \"%s\": %.120s", step->version, step->name,
+                 run->region->name, why);
+    snprintf(e->detail, sizeof(e->detail),
+             "Statement %zu of %zu (%s line %u). The step was rolled back there; earlier regions "
+             "keep what they applied, later ones were not touched.",
+             run->failed_statement, step->up.sql.count, step->up.file,
+             run->failed_statement > 0 ? step->up.sql.stmts[run->failed_statement - 1].line : 0);
+    if (run->conns[CONN_STEP].q == NULL) {
+        on_failure_recorded(run, NULL, "the connection was lost");
+        return;
+    }
+    run_send(run, CONN_STEP, "ROLLBACK", 0, on_rolled_back, 0);
+}
+
+/* Query k of the current step into run->sql (and its params). */
+static void step_query(struct migrate_run *run, const struct migrate_step *step)
+{
+    const struct migrate_directives *d = &step->up.directives;
+    size_t k = run->k, first = 1 + run->nsets;
+    run->nparams = 0;
+    if (k == 0) {
+        run->sql = "BEGIN";
+    } else if (k < first) {
+        bool lock = d->lock_timeout_ms >= 0 && k == 1;
+        snprintf(run->sql_buf, sizeof(run->sql_buf), "SET LOCAL %s = %" PRId64,
+                 lock ? "lock_timeout" : "statement_timeout",
+                 lock ? d->lock_timeout_ms : d->statement_timeout_ms);
+        run->sql = run->sql_buf;
+    } else if (k < first + step->up.sql.count) {
+        run->sql = NULL; /* the statement: copied by run_step_next */
+    } else if (k == first + step->up.sql.count) {
+        step_params(run, step, "applied", step->up.sql.count, "", 0);
+        run->sql = history_upsert_sql;
+        run->nparams = RUN_PARAMS;
+    } else {
+        run->sql = "COMMIT";
+    }
+}
+
+static void on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
+
+/* Sends query k of the current step. */
+static void run_step_next(struct migrate_run *run)
+{
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    step_query(run, step);
+    if (run->sql == NULL) {
+        const struct sql_statement *st = &step->up.sql.stmts[run->k - 1 - run->nsets];
+        free(run->stmt_copy);
+        run->stmt_copy = strndup(step->up.text + st->offset, st->length);
+        if (run->stmt_copy == NULL) {
+            run_fail(run, "53200", NULL, NULL, "out of memory");
+            return;
+        }
+        run->sql = run->stmt_copy;
+    }
+    run_send(run, CONN_STEP, run->sql, run->nparams, on_step_query, 0);
+}
+
+static void on_step_query(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    if (res == NULL) {
+        step_failed(run, error);
+        return;
+    }
+    if (++run->k < run->nqueries) {
+        run_step_next(run);
+        return;
+    }
+    run->out.applied++;
+    run_note(run, "region \"%s\": step %" PRId64 " (%s) applied, %zu statement%s in %" PRId64 " ms",
+             run->region->name, step->version, step->name, step->up.sql.count,
+             step->up.sql.count == 1 ? "" : "s", now_ms() - run->step_started_ms);
+    run->ti++;
+    run_step(run);
+}
+
+/* The region's next step, or the next region. */
+static void run_step(struct migrate_run *run)
+{
+    if (run->ti == run->ntodo) {
+        if (run->ntodo == 0)
+            run_note(run, "region \"%s\" has nothing to run", run->region->name);
+        run->ri++;
+        run_defer(run, ACT_REGION, 0);
+        return;
+    }
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_directives *d = &step->up.directives;
+    run->k = 0;
+    run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
+    run->nqueries = 1 + run->nsets + step->up.sql.count + 2;
+    run->step_started_ms = now_ms();
+    run_step_next(run);
+}
+
+/* Every step the region would run is transactional and no pause step; else the run stops. */
+static bool region_runnable(struct migrate_run *run)
+{
+    for (size_t i = 0; i < run->ntodo; i++) {
+        const struct migrate_step *step = &run->steps.steps[run->todo[i]];
+        const char *what = step->up.directives.no_transaction ? "no-transaction"
+                           : step->up.directives.pause        ? "pause"
+                                                              : NULL;
+        if (what != NULL) {
+            run_fail(run, "0A000", "This build of pgnear runs transactional steps only.",
+                     "MIGRATE PLAN shows each step's transaction mode and pause flag.",
+                     "step %" PRId64 " (%s) is a %s step, which MIGRATE does not run yet; "
+                     "nothing was run in region \"%s\"",
+                     step->version, step->name, what, run->region->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void on_history(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    struct migrate_history h;
+    struct migrate_plan_error perr;
+    char why[256];
+    if (res == NULL || migrate_history_parse(res, &h, why, sizeof(why)) != 0) {
+        if (res != NULL)
+            migrate_history_free(&h);
+        run_fail(run, "08006", res == NULL ? error : why, NULL,
+                 "could not read the migration history of region \"%s\"", run->region->name);
+        return;
+    }
+    int rc = migrate_plan_region(&run->steps, &h, run->region->name, run->to, run->todo,
+                                 &run->ntodo, &perr);
+    migrate_history_free(&h);
+    if (rc != 0) {
+        run->out.failed = true;
+        run->out.err = perr;
+        run_finish(run);
+        return;
+    }
+    run->ti = 0;
+    if (region_runnable(run))
+        run_step(run);
+}
+
+static void on_created(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    if (res == NULL) {
+        run_fail(run, "08006", error, NULL,
+                 "could not create the migration history table in region \"%s\"",
+                 run->region->name);
+        return;
+    }
+    run_send(run, CONN_STEP, migrate_history_select_sql, 0, on_history, 0);
+}
+
+static void on_lock(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    if (res == NULL || PQntuples(res) != 1) {
+        run_fail(run, "08006", error, NULL, "could not take the migration lock of region \"%s\"",
+                 run->region->name);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+        run_send(run, CONN_STEP, migrate_history_create_sql, 0, on_created, 0);
+        return;
+    }
+    if (now_ms() >= run->lock_deadline_ms) {
+        char detail[256];
+        snprintf(detail, sizeof(detail),
+                 "Another session holds pg_advisory_lock(%s) in migrations_db there: another "
+                 "pgnear migrating, most likely.",
+                 MIGRATE_LOCK_KEY);
+        run_fail(run, "55P03", detail, "Wait for that migration to end, then try again.",
+                 "could not take the migration lock of region \"%s\" within %d ms",
+                 run->region->name, MIGRATE_LOCK_WAIT_MS);
+        return;
+    }
+    run_send(run, CONN_LOCK, lock_sql, 0, on_lock, MIGRATE_LOCK_POLL_MS);
+}
+
+/* Region ri: its primary, its lock; or the end. */
+static void run_region(struct migrate_run *run)
+{
+    const struct config *cfg = run->cfg;
+    while (run->ri < cfg->regions.count && run->alone != NULL &&
+           &cfg->regions.items[cfg->migration_order_index[run->ri]] != run->alone)
+        run->ri++;
+    if (run->ri == cfg->regions.count) {
+        run_finish(run);
+        return;
+    }
+    run->region = &cfg->regions.items[cfg->migration_order_index[run->ri]];
+    char why[256];
+    const struct region_host *h = migrate_primary(run->region, why, sizeof(why));
+    if (h == NULL) {
+        run_fail(run, "08001", why, NULL, "cannot migrate region \"%s\"", run->region->name);
+        return;
+    }
+    if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,
+                         sizeof(run->conninfo))) {
+        run_fail(run, "08001", "Its connection string is too long.", NULL,
+                 "cannot migrate region \"%s\"", run->region->name);
+        return;
+    }
+    run->lock_deadline_ms = now_ms() + MIGRATE_LOCK_WAIT_MS;
+    run->k = 0;
+    run_send(run, CONN_LOCK, lock_sql, 0, on_lock, 0);
+}
+
+int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
+                      const struct region *alone, int64_t to, const char *run_by,
+                      migrate_run_done_fn done, void *arg)
+{
+    struct migrate_run *run = calloc(1, sizeof(*run));
+    if (run == NULL) {
+        migrate_steps_free(steps);
+        return -1;
+    }
+    run->steps = *steps;
+    memset(steps, 0, sizeof(*steps));
+    run->cfg = config_ref(cfg);
+    run->base = base;
+    run->alone = alone;
+    run->to = to;
+    snprintf(run->run_by, sizeof(run->run_by), "%s", run_by);
+    run->done = done;
+    run->arg = arg;
+    for (int i = 0; i < NCONNS; i++)
+        run->conns[i].run = run;
+    run->todo = calloc(run->steps.count > 0 ? run->steps.count : 1, sizeof(*run->todo));
+    run->next = evtimer_new(base, run_act, run);
+    if (run->todo == NULL || run->next == NULL) {
+        run_free(run);
+        return -1;
+    }
+    run_defer(run, ACT_REGION, 0);
+    return 0;
+}

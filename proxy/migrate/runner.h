@@ -1,0 +1,66 @@
+/*
+ * runner.h — running transactional steps in each region, on the event
+ * loop (MIGRATE NEXT).
+ *
+ * Region by region in migration order, each fully before the next:
+ *
+ *   1. a connection of its own to the region's primary takes the
+ *      session-level advisory lock MIGRATE_LOCK_KEY with
+ *      pg_try_advisory_lock, polled every MIGRATE_LOCK_POLL_MS for up to
+ *      MIGRATE_LOCK_WAIT_MS (never the blocking form: a step's connection
+ *      never waits on the lock holder);
+ *   2. a second connection creates the history table if needed and reads
+ *      it again under the lock, so that two pgnear instances never run a
+ *      step twice, and plans the region's steps up to the target;
+ *   3. each step: BEGIN, its lock_timeout and statement_timeout as SET
+ *      LOCAL, its statements one by one, its history row 'applied', COMMIT
+ *      — the row commits with the SQL or not at all.  A statement that
+ *      fails: ROLLBACK, a 'failed' row naming the statement, and the run
+ *      stops there;
+ *   4. both connections closed, which releases the lock.
+ *
+ * Only transactional steps without pause run here: a no-transaction or
+ * pause step stops the run before anything of its region runs (0A000).
+ */
+#ifndef PGNEAR_PROXY_MIGRATE_RUNNER_H
+#define PGNEAR_PROXY_MIGRATE_RUNNER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/migrate/plan.h"
+#include "proxy/migrate/step_file.h"
+
+struct config;
+struct event_base;
+struct region;
+struct migrate_run;
+
+#define MIGRATE_LOCK_KEY     "7236842019847731201" /* pg_try_advisory_lock(bigint) */
+#define MIGRATE_LOCK_POLL_MS 100
+#define MIGRATE_LOCK_WAIT_MS 10000
+#define MIGRATE_RUN_NOTES    8
+
+/* What a run did: a line per step applied, and its error when it stopped. */
+struct migrate_run_outcome {
+    bool failed;
+    struct migrate_plan_error err; /* sqlstate, message, detail, hint */
+    int nnotes;
+    char notes[MIGRATE_RUN_NOTES][256];
+    size_t applied; /* steps applied, in all regions */
+};
+
+typedef void (*migrate_run_done_fn)(const struct migrate_run_outcome *out, void *arg);
+
+/*
+ * Runs the steps up to version to in each region of cfg in migration
+ * order (only alone when not NULL).  Takes steps (the caller's copy is
+ * emptied).  done is called once, from the loop; the run frees itself
+ * after it.  -1 when out of memory (steps are freed).
+ */
+int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
+                      const struct region *alone, int64_t to, const char *run_by,
+                      migrate_run_done_fn done, void *arg);
+
+#endif
