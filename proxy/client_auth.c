@@ -24,6 +24,7 @@
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
+#include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -251,7 +252,7 @@ static void client_auth_offer(struct session *s)
 
 void client_auth_start(struct session *s)
 {
-    s->phase = PHASE_CLIENT_AUTH;
+    phase_enter(s, PHASE_CLIENT_AUTH);
     endpoint_set_reader(&s->client, NULL);
     const char *user = s->login->startup.user;
     const char *secret = userlist_find(&s->cfg->users, user);

@@ -20,6 +20,7 @@
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
+#include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -61,7 +62,7 @@ static void client_tls_step(struct session *s)
     }
     s->client_tls = true;
     client_take_sni(s);
-    s->phase = PHASE_STARTUP;
+    phase_enter(s, PHASE_STARTUP);
     log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
     /* The handshake may have left decrypted bytes inside OpenSSL: the new reader gets them. */
     endpoint_set_reader(&s->client, client_startup_on_read);
@@ -92,7 +93,7 @@ static void client_handle_ssl_request(struct session *s)
         session_close(s, "could not create TLS session");
         return;
     }
-    s->phase = PHASE_CLIENT_TLS;
+    phase_enter(s, PHASE_CLIENT_TLS);
     s->client.on_read = client_tls_step; /* the handshake step arms what it waits for */
     client_tls_step(s);
 }
@@ -393,7 +394,7 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         return;
     }
     memcpy(s->login->pp, pp, sizeof(*pp));
-    s->phase = PHASE_STARTUP;
+    phase_enter(s, PHASE_STARTUP);
     session_set_timer(s, s->cfg->client_login_timeout_ms);
     endpoint_set_reader(&s->client, client_startup_on_read);
 }
@@ -414,7 +415,7 @@ static void client_proxy_on_read(struct session *s)
         return;
     }
     if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol == PROXY_PROTOCOL_OPTIONAL) {
-        s->phase = PHASE_STARTUP;
+        phase_enter(s, PHASE_STARTUP);
         session_set_timer(s, s->cfg->client_login_timeout_ms);
         endpoint_set_reader(&s->client, client_startup_on_read);
         return;
@@ -433,12 +434,12 @@ void client_login_start(struct session *s)
 {
     if (s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket) {
         int ms = s->cfg->client_login_timeout_ms;
-        s->phase = PHASE_PROXY_HEADER;
+        phase_enter(s, PHASE_PROXY_HEADER);
         session_set_timer(s, ms < PROXY_HEADER_TIMEOUT_MS ? ms : PROXY_HEADER_TIMEOUT_MS);
         endpoint_set_reader(&s->client, client_proxy_on_read);
         return;
     }
-    s->phase = PHASE_STARTUP;
+    phase_enter(s, PHASE_STARTUP);
     session_set_timer(s, s->cfg->client_login_timeout_ms);
     endpoint_set_reader(&s->client, client_startup_on_read);
 }

@@ -24,6 +24,7 @@
 #include "protocol/framing.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/phase.h"
 #include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -208,7 +209,7 @@ void relay_start(struct session *s)
     session_login_end(s);
     session_move(s, &s->w->active_sessions);
     server_conn_move(sc, &s->w->active_servers);
-    s->phase = PHASE_ACTIVE;
+    phase_enter(s, PHASE_ACTIVE);
     s->client.on_write = relay_client_write;
     server->on_write = relay_server_write;
     s->client.fwd_remaining = 0;

@@ -24,6 +24,7 @@
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
+#include "proxy/phase.h"
 #include "proxy/server_auth.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_dial.h"
@@ -189,7 +190,7 @@ static int server_send_startup(struct session *s)
         session_fail(s, "08P01", "startup packet too long", NULL, NULL);
         return -1;
     }
-    s->phase = PHASE_SERVER_LOGIN;
+    phase_enter(s, PHASE_SERVER_LOGIN);
     /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
     if (s->cfg->auth == AUTH_PASSTHROUGH)
         endpoint_set_reader(&s->client, server_auth_client_on_read);
@@ -217,7 +218,7 @@ static void server_dialing(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     int rc = server_dial_step(&s->login->dial);
-    s->phase = server_dial_phase(s->login->dial.stage);
+    phase_enter(s, server_dial_phase(s->login->dial.stage));
     if (rc == DIAL_AGAIN) {
         endpoint_arm(&sc->ep); /* for what the dial now waits for */
         return;
@@ -265,7 +266,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     struct server_dial *d = &s->login->dial;
     server_dial_init(d, &sc->ep.stream, s->cfg->server_tls_ctx,
                      (enum tls_server_mode)s->cfg->server_tls, h->name);
-    s->phase = PHASE_CONNECT;
+    phase_enter(s, PHASE_CONNECT);
     if (server_dial_start(d, (const struct sockaddr *)&h->addr, h->addrlen) == DIAL_FAILED) {
         if (server_error_is_local(d->failed_errno))
             server_fail_local(s, d->failed_call, d->failed_errno);

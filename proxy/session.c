@@ -27,6 +27,7 @@
 #include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
+#include "proxy/phase.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_login.h"
 #include "proxy/worker.h"
@@ -376,34 +377,9 @@ static void session_close_when_flushed(struct session *s);
 
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct session *s = arg;
-    switch (s->phase) {
-    case PHASE_CLOSING:
-        session_close(s, "client did not read the final error");
-        return;
-    case PHASE_PROXY_HEADER:
-        stat_inc(&s->w->stats.login_failures);
-        session_close(s, "no PROXY protocol header in time");
-        return;
-    case PHASE_CONNECT:
-    case PHASE_SERVER_SSL:
-    case PHASE_SERVER_TLS:
-        /* A server that does not answer in time counts as unreachable. */
-        server_login_timeout(s);
-        return;
-    case PHASE_SERVER_LOGIN:
-        if (s->server_conn != NULL && !s->server_conn->answered) {
-            server_login_timeout(s);
-            return;
-        }
-        stat_inc(&s->w->stats.login_failures);
-        session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
-        return;
-    default:
-        stat_inc(&s->w->stats.login_failures);
-        session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
-        return;
-    }
+    (void)fd;
+    (void)what;
+    phase_timeout(arg);
 }
 
 void session_set_timer(struct session *s, int ms)
@@ -573,7 +549,7 @@ static void session_close_when_flushed(struct session *s)
 /* Reads no more; closes once what the client is owed has been written (or after 5 s). */
 static void session_finish(struct session *s)
 {
-    s->phase = PHASE_CLOSING;
+    phase_enter(s, PHASE_CLOSING);
     s->client.on_write = session_close_when_flushed;
     endpoint_set_reader(&s->client, NULL);
     session_set_timer(s, 5000);
@@ -603,7 +579,7 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
     struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
     pkt_put_report(&pb, 'E', &r);
     log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
-    if (s->phase < PHASE_ACTIVE)
+    if (phase_in_login(s->phase))
         stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate)]);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
@@ -621,7 +597,7 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
 void session_server_gone(struct session *s, const char *why)
 {
     struct server_conn *sc = s->server_conn;
-    if (s->phase < PHASE_ACTIVE && !sc->sent_to_client) {
+    if (phase_in_login(s->phase) && !sc->sent_to_client) {
         server_try_next(s, why);
         return;
     }

@@ -17,6 +17,7 @@
 #include "proxy/auth_throttle.h"
 #include "proxy/cancel.h"
 #include "proxy/list.h"
+#include "proxy/phase.h"
 #include "proxy/server_dial.h"
 #include "routing/route.h"
 
@@ -54,20 +55,6 @@ struct endpoint {
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool rev_armed, wev_armed, hev_armed;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
-};
-
-enum session_phase {
-    PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
-    PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
-    PHASE_CLIENT_TLS,   /* client TLS handshake */
-    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram) */
-    PHASE_CONNECT,      /* TCP connect to a server host */
-    PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
-    PHASE_SERVER_TLS,   /* server TLS handshake */
-    PHASE_SERVER_LOGIN,
-    PHASE_ACTIVE,
-    PHASE_ADMIN,   /* logged into the admin console */
-    PHASE_CLOSING, /* a final error is being flushed to the client */
 };
 
 /*

@@ -35,6 +35,7 @@
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
+#include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -658,7 +659,7 @@ static void console_start(struct session *s)
     }
     session_login_end(s);
     session_move(s, &s->w->admin_sessions);
-    s->phase = PHASE_ADMIN;
+    phase_enter(s, PHASE_ADMIN);
     log_info(s->id, "admin console session for user %s from %s", s->user, s->peer);
     if (console_send_welcome(s) < 0)
         return;

@@ -1,0 +1,44 @@
+/*
+ * phase.h — the phases of a client session, and the one place that moves
+ * a session from one to the next.
+ *
+ * Each phase is a row of phase.c's table: its name, what starts it
+ * (enter: the readers and timers it needs), what the session timer means
+ * in it, and whether it is part of the login.  A phase changes only
+ * through phase_enter().
+ */
+#ifndef PGNEAR_PROXY_PHASE_H
+#define PGNEAR_PROXY_PHASE_H
+
+#include <stdbool.h>
+
+struct session;
+
+enum session_phase {
+    PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
+    PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
+    PHASE_CLIENT_TLS,   /* client TLS handshake */
+    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram) */
+    PHASE_CONNECT,      /* TCP connect to a server host */
+    PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
+    PHASE_SERVER_TLS,   /* server TLS handshake */
+    PHASE_SERVER_LOGIN, /* the server's authentication and parameters, up to ReadyForQuery */
+    PHASE_ACTIVE,       /* relaying */
+    PHASE_ADMIN,        /* logged into the admin console */
+    PHASE_CLOSING,      /* a final error is being flushed to the client */
+    PHASE_COUNT
+};
+
+/* Sets s's phase to next and runs what starts it: the only way a phase changes. */
+void phase_enter(struct session *s, enum session_phase next);
+
+/* The session timer expired: does what that means in s's phase. */
+void phase_timeout(struct session *s);
+
+/* The phase's name, for logs. */
+const char *phase_name(enum session_phase phase);
+
+/* Whether the phase is part of the login (a failure in it counts as a failed login). */
+bool phase_in_login(enum session_phase phase);
+
+#endif
