@@ -16,6 +16,7 @@
 #include "proxy/cancel.h"
 #include "proxy/admin/console.h"
 #include "proxy/client_auth.h"
+#include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
@@ -25,9 +26,6 @@
 #include "proxy/worker.h"
 #include "routing/region.h"
 #include "routing/route.h"
-
-static void client_startup_on_read(struct session *s);
-static void client_startup_process(struct session *s);
 
 static void client_fail_protocol(struct session *s, const char *msg)
 {
@@ -62,10 +60,15 @@ static void client_tls_step(struct session *s)
     }
     s->client_tls = true;
     client_take_sni(s);
-    phase_enter(s, PHASE_STARTUP);
     log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
-    /* The handshake may have left decrypted bytes inside OpenSSL: the new reader gets them. */
-    endpoint_set_reader(&s->client, client_startup_on_read);
+    /* The handshake may have left decrypted bytes inside OpenSSL: the next reader gets them. */
+    phase_done(s);
+}
+
+void client_tls_enter(struct session *s)
+{
+    s->client.on_read = client_tls_step; /* the handshake step arms what it waits for */
+    client_tls_step(s);
 }
 
 /* CVE-2021-23214: bytes after SSLRequest would be read as if encrypted. */
@@ -94,8 +97,6 @@ static void client_handle_ssl_request(struct session *s)
         return;
     }
     phase_enter(s, PHASE_CLIENT_TLS);
-    s->client.on_read = client_tls_step; /* the handshake step arms what it waits for */
-    client_tls_step(s);
 }
 
 /* Tells a client asking for more than pgnear speaks what it gets instead. */
@@ -394,9 +395,7 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         return;
     }
     memcpy(s->login->pp, pp, sizeof(*pp));
-    phase_enter(s, PHASE_STARTUP);
-    session_set_timer(s, s->cfg->client_login_timeout_ms);
-    endpoint_set_reader(&s->client, client_startup_on_read);
+    phase_done(s);
 }
 
 static void client_proxy_on_read(struct session *s)
@@ -415,9 +414,7 @@ static void client_proxy_on_read(struct session *s)
         return;
     }
     if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol == PROXY_PROTOCOL_OPTIONAL) {
-        phase_enter(s, PHASE_STARTUP);
-        session_set_timer(s, s->cfg->client_login_timeout_ms);
-        endpoint_set_reader(&s->client, client_startup_on_read);
+        phase_done(s); /* no header: what came is the startup packet's */
         return;
     }
     stat_inc(&s->w->stats.login_failures);
@@ -430,16 +427,16 @@ static void client_proxy_on_read(struct session *s)
 /* The PROXY header must come first and fast: load balancers send it at once. */
 #define PROXY_HEADER_TIMEOUT_MS 5000
 
-void client_login_start(struct session *s)
+void client_proxy_enter(struct session *s)
 {
-    if (s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket) {
-        int ms = s->cfg->client_login_timeout_ms;
-        phase_enter(s, PHASE_PROXY_HEADER);
-        session_set_timer(s, ms < PROXY_HEADER_TIMEOUT_MS ? ms : PROXY_HEADER_TIMEOUT_MS);
-        endpoint_set_reader(&s->client, client_proxy_on_read);
-        return;
-    }
-    phase_enter(s, PHASE_STARTUP);
-    session_set_timer(s, s->cfg->client_login_timeout_ms);
+    int ms = s->cfg->client_login_timeout_ms;
+    session_set_timer(s, ms < PROXY_HEADER_TIMEOUT_MS ? ms : PROXY_HEADER_TIMEOUT_MS);
+    endpoint_set_reader(&s->client, client_proxy_on_read);
+}
+
+void client_startup_enter(struct session *s)
+{
+    if (!s->client_tls)
+        session_set_timer(s, s->cfg->client_login_timeout_ms);
     endpoint_set_reader(&s->client, client_startup_on_read);
 }

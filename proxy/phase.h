@@ -4,8 +4,9 @@
  *
  * Each phase is a row of phase.c's table: its name, what starts it
  * (enter: the readers and timers it needs), what the session timer means
- * in it, and whether it is part of the login.  A phase changes only
- * through phase_enter().
+ * in it, what follows when it ends as it should (phase_done), and whether
+ * it is part of the login.  A phase changes only through phase_enter();
+ * the phase files call into it, never into each other.
  */
 #ifndef PGNEAR_PROXY_PHASE_H
 #define PGNEAR_PROXY_PHASE_H
@@ -29,8 +30,17 @@ enum session_phase {
     PHASE_COUNT
 };
 
+/* A new connection: the PROXY header first when one is expected, else the startup packet. */
+void phase_begin(struct session *s);
+
 /* Sets s's phase to next and runs what starts it: the only way a phase changes. */
 void phase_enter(struct session *s, enum session_phase next);
+
+/*
+ * The phase ended as it should: enters the one that follows, as the table
+ * and the session's state decide.
+ */
+void phase_done(struct session *s);
 
 /* The session timer expired: does what that means in s's phase. */
 void phase_timeout(struct session *s);

@@ -446,7 +446,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     }
     stat_inc(&w->stats.sessions_total);
     log_debug(s->id, "connection from %s", s->peer);
-    client_login_start(s);
+    phase_begin(s);
 }
 
 /* What SHOW CLIENTS tells of the caller's place once the login's state is gone. */

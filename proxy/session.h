@@ -235,8 +235,7 @@ int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
 void endpoint_detach(struct endpoint *ep);
 void session_move(struct session *s, struct list *to);
 
-/* Phases (client_login.c, server_login.c, relay.c). */
-void client_login_start(struct session *s);
+/* Phases (server_login.c, relay.c). */
 void server_login_start(struct session *s);
 void relay_start(struct session *s);
 /* Does what the admin asked (s->on_safe) if s is at a safe point; false when the session ended. */
