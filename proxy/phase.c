@@ -7,21 +7,36 @@
 #include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/relay.h"
 #include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+
+/* Which of the worker's session lists a phase puts the session on: its state there. */
+enum phase_list {
+    PHASE_LIST_KEEP,   /* the one it is on */
+    PHASE_LIST_LOGIN,  /* login_sessions (where a new session starts) */
+    PHASE_LIST_ACTIVE, /* active_sessions */
+    PHASE_LIST_ADMIN,  /* admin_sessions */
+};
 
 struct phase_row {
     const char *name;
     endpoint_handler enter;      /* starts the phase (readers, timers); NULL: nothing to start */
     endpoint_handler on_timeout; /* the session timer expired; NULL: the phase arms none */
     endpoint_handler done;       /* the phase ended as it should: enters the next; NULL: none */
+    enum phase_list list;        /* the worker's list the session sits on */
     bool login;                  /* part of the login: its failures are failed logins */
 };
 
 static void phase_to_startup(struct session *s)
 {
     phase_enter(s, PHASE_STARTUP);
+}
+
+static void phase_to_active(struct session *s)
+{
+    phase_enter(s, PHASE_ACTIVE);
 }
 
 /* No PROXY header in time: a load balancer sends it at once, so this is no client of ours. */
@@ -51,22 +66,55 @@ static void phase_closing_timeout(struct session *s)
     session_close(s, "client did not read the final error");
 }
 
+/* One row per phase; a session moves down it, to ACTIVE or ADMIN, and may close from anywhere. */
 static const struct phase_row phase_rows[PHASE_COUNT] = {
-    [PHASE_PROXY_HEADER] = {"proxy header", client_proxy_enter, phase_proxy_header_timeout,
-                            phase_to_startup, true},
-    /* The TLS handshake comes back to STARTUP for the startup packet proper. */
-    [PHASE_STARTUP] = {"startup", client_startup_enter, phase_login_timeout, NULL, true},
-    [PHASE_CLIENT_TLS] = {"client tls", client_tls_enter, phase_login_timeout, phase_to_startup,
-                          true},
-    [PHASE_CLIENT_AUTH] = {"client auth", NULL, phase_login_timeout, NULL, true},
+    [PHASE_PROXY_HEADER] = {.name = "proxy header",
+                            .enter = client_proxy_enter,
+                            .on_timeout = phase_proxy_header_timeout,
+                            .done = phase_to_startup,
+                            .list = PHASE_LIST_LOGIN,
+                            .login = true},
+    /* The TLS handshake comes back here for the startup packet proper. */
+    [PHASE_STARTUP] = {.name = "startup",
+                       .enter = client_startup_enter,
+                       .on_timeout = phase_login_timeout,
+                       .list = PHASE_LIST_LOGIN,
+                       .login = true},
+    [PHASE_CLIENT_TLS] = {.name = "client tls",
+                          .enter = client_tls_enter,
+                          .on_timeout = phase_login_timeout,
+                          .done = phase_to_startup,
+                          .list = PHASE_LIST_LOGIN,
+                          .login = true},
+    [PHASE_CLIENT_AUTH] = {.name = "client auth",
+                           .on_timeout = phase_login_timeout,
+                           .list = PHASE_LIST_LOGIN,
+                           .login = true},
     /* A server that does not answer in time counts as unreachable. */
-    [PHASE_CONNECT] = {"connect", NULL, server_login_timeout, NULL, true},
-    [PHASE_SERVER_SSL] = {"server ssl", NULL, server_login_timeout, NULL, true},
-    [PHASE_SERVER_TLS] = {"server tls", NULL, server_login_timeout, NULL, true},
-    [PHASE_SERVER_LOGIN] = {"server login", NULL, phase_server_login_timeout, NULL, true},
-    [PHASE_ACTIVE] = {"active", NULL, NULL, NULL, false},
-    [PHASE_ADMIN] = {"admin", NULL, NULL, NULL, false},
-    [PHASE_CLOSING] = {"closing", NULL, phase_closing_timeout, NULL, false},
+    [PHASE_CONNECT] = {.name = "connect",
+                       .on_timeout = server_login_timeout,
+                       .list = PHASE_LIST_LOGIN,
+                       .login = true},
+    [PHASE_SERVER_SSL] = {.name = "server ssl",
+                          .on_timeout = server_login_timeout,
+                          .list = PHASE_LIST_LOGIN,
+                          .login = true},
+    [PHASE_SERVER_TLS] = {.name = "server tls",
+                          .on_timeout = server_login_timeout,
+                          .list = PHASE_LIST_LOGIN,
+                          .login = true},
+    [PHASE_SERVER_LOGIN] = {.name = "server login",
+                            .on_timeout = phase_server_login_timeout,
+                            .done = phase_to_active,
+                            .list = PHASE_LIST_LOGIN,
+                            .login = true},
+    /* No timer: the login's is stopped. */
+    [PHASE_ACTIVE] = {.name = "active", .enter = relay_start, .list = PHASE_LIST_ACTIVE},
+    [PHASE_ADMIN] = {.name = "admin"},
+    /* Entered from any phase, on the list of the one it ends. */
+    [PHASE_CLOSING] = {.name = "closing",
+                       .on_timeout = phase_closing_timeout,
+                       .list = PHASE_LIST_KEEP},
 };
 
 const char *phase_name(enum session_phase phase)
@@ -79,11 +127,29 @@ bool phase_in_login(enum session_phase phase)
     return phase < PHASE_COUNT && phase_rows[phase].login;
 }
 
+static struct list *phase_list(struct worker *w, enum phase_list list)
+{
+    switch (list) {
+    case PHASE_LIST_LOGIN:
+        return &w->login_sessions;
+    case PHASE_LIST_ACTIVE:
+        return &w->active_sessions;
+    case PHASE_LIST_ADMIN:
+        return &w->admin_sessions;
+    default:
+        return NULL;
+    }
+}
+
 static void phase_start(struct session *s, enum session_phase next)
 {
+    const struct phase_row *row = &phase_rows[next];
+    struct list *to = phase_list(s->w, row->list);
     s->phase = next;
-    if (phase_rows[next].enter != NULL)
-        phase_rows[next].enter(s);
+    if (to != NULL && to != s->list)
+        session_move(s, to);
+    if (row->enter != NULL)
+        row->enter(s);
 }
 
 void phase_begin(struct session *s)

@@ -24,7 +24,7 @@
 #include "protocol/framing.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/phase.h"
+#include "proxy/relay.h"
 #include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -207,9 +207,7 @@ void relay_start(struct session *s)
     struct endpoint *server = &sc->ep;
     session_set_timer(s, 0);
     session_login_end(s);
-    session_move(s, &s->w->active_sessions);
     server_conn_move(sc, &s->w->active_servers);
-    phase_enter(s, PHASE_ACTIVE);
     s->client.on_write = relay_client_write;
     server->on_write = relay_server_write;
     s->client.fwd_remaining = 0;

@@ -403,7 +403,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);
-        relay_start(s);
+        phase_done(s);
         return -1;
     default:
         return server_forward(s, len);

@@ -182,7 +182,7 @@ void session_close(struct session *s, const char *why);
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);
 void session_set_timer(struct session *s, int ms);
-/* Frees what only the login needed (struct session_login); relay_start calls it. */
+/* Frees what only the login needed (struct session_login), as the login ends. */
 void session_login_end(struct session *s);
 void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
@@ -235,13 +235,8 @@ int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
 void endpoint_detach(struct endpoint *ep);
 void session_move(struct session *s, struct list *to);
 
-/* Phases (server_login.c, relay.c). */
+/* Phases (server_login.c). */
 void server_login_start(struct session *s);
-void relay_start(struct session *s);
-/* Does what the admin asked (s->on_safe) if s is at a safe point; false when the session ended. */
-bool relay_act_at_safe_point(struct session *s);
-/* Lets a held session read again (RESUME). */
-void relay_release(struct session *s);
 void server_login_timeout(struct session *s);
 
 #endif

@@ -22,6 +22,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/relay.h"
 #include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"

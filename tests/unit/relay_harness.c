@@ -25,6 +25,7 @@
 #include "protocol/stream.h"
 #include "protocol/tls.h"
 #include "proxy/list.h"
+#include "proxy/phase.h"
 #include "proxy/server_conn.h"
 #include "routing/registry.h"
 
@@ -375,13 +376,15 @@ bool rig_session_alive(const struct relay_rig *r)
 }
 
 /*
- * The session timer's own callback is private to session.c; relay_start
- * stops the timer, and only session_finish starts it again (5 s for the
- * client to take its last bytes), after which pgnear closes as here.
+ * The session timer means what phase.c's table says, as session.c's own
+ * callback does: relaying arms none, and CLOSING (5 s for the client to
+ * take its last bytes) closes the session.
  */
 static void rig_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    session_close(arg, "client did not read the final error");
+    (void)fd;
+    (void)what;
+    phase_timeout(arg);
 }
 
 /* Events around a stream that takes over fd and ssl (endpoint_attach starts it afresh). */
@@ -1028,7 +1031,7 @@ static int run_setup(struct relay_run *run, const struct tls_kit *k)
         run_fail(run, "out of memory setting up the run");
         return -1;
     }
-    relay_start(run->s);
+    phase_enter(run->s, PHASE_ACTIVE);
     return 0;
 }
 

@@ -118,7 +118,7 @@ void tls_kit_free(struct tls_kit *k);
  * The parts of a daemon and a worker that session and relay code touch:
  * the event base, the relay block, the close queue, the session lists
  * and the client count.  No configuration, listeners or cancel keys:
- * relay_start and session_close never need them for a session that
+ * entering ACTIVE and session_close never need them for a session that
  * registered none.
  */
 struct relay_rig {
@@ -132,7 +132,8 @@ void rig_free(struct relay_rig *r);
 /*
  * A session as the login phases leave it, its client endpoint on cfd and
  * its server endpoint on sfd (non-blocking; ssl: a finished TLS
- * connection or NULL), ready for relay_start.  Takes over the fds and
+ * connection or NULL), in SERVER_LOGIN, ready for phase_enter(s,
+ * PHASE_ACTIVE), which starts the relay.  Takes over the fds and
  * SSLs, also on failure (NULL).
  */
 struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SSL *sssl);
@@ -161,7 +162,7 @@ struct peer_plan {
      */
     uint64_t close_sent, close_got;
     bool close_waits_other;
-    size_t early; /* bytes of its stream already in pgnear's input at relay_start */
+    size_t early; /* bytes of its stream already in pgnear's input as it starts */
 };
 
 struct relay_case {

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "proxy/log.h"
+#include "proxy/phase.h"
 #include "proxy/server_conn.h"
 #include "tests/unit/relay_harness.h"
 
@@ -104,7 +105,7 @@ static struct tx_run *run_open(const struct bytes *early_client)
     /* Bytes read during the login, behind its last message: the relay's evbuffer scan. */
     if (early_client != NULL)
         assert_int_equal(evbuffer_add(r->s->client.in, early_client->b, early_client->n), 0);
-    relay_start(r->s);
+    phase_enter(r->s, PHASE_ACTIVE);
     return r;
 }
 
