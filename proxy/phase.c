@@ -4,11 +4,15 @@
  */
 #include "proxy/phase.h"
 
+#include <stdio.h>
+
 #include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/relay.h"
 #include "proxy/server_conn.h"
+#include "proxy/server_connect.h"
+#include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 
@@ -34,6 +38,11 @@ static void phase_to_startup(struct session *s)
     phase_enter(s, PHASE_STARTUP);
 }
 
+static void phase_to_server_login(struct session *s)
+{
+    phase_enter(s, PHASE_SERVER_LOGIN);
+}
+
 static void phase_to_active(struct session *s)
 {
     phase_enter(s, PHASE_ACTIVE);
@@ -52,11 +61,16 @@ static void phase_login_timeout(struct session *s)
     session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
 }
 
+static void phase_server_timeout(struct session *s)
+{
+    phase_server_failed(s, "timeout", HOST_SLOW);
+}
+
 /* A server that has not answered yet counts as unreachable; after its answer the login is late. */
 static void phase_server_login_timeout(struct session *s)
 {
     if (s->server_conn != NULL && !s->server_conn->answered)
-        server_login_timeout(s);
+        phase_server_timeout(s);
     else
         phase_login_timeout(s);
 }
@@ -92,18 +106,24 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
                            .login = true},
     /* A server that does not answer in time counts as unreachable. */
     [PHASE_CONNECT] = {.name = "connect",
-                       .on_timeout = server_login_timeout,
+                       .enter = server_connect_enter,
+                       .on_timeout = phase_server_timeout,
+                       .done = phase_to_server_login,
                        .list = PHASE_LIST_LOGIN,
                        .login = true},
+    /* The dial's stages after the connect: the dial goes on, nothing new starts. */
     [PHASE_SERVER_SSL] = {.name = "server ssl",
-                          .on_timeout = server_login_timeout,
+                          .on_timeout = phase_server_timeout,
+                          .done = phase_to_server_login,
                           .list = PHASE_LIST_LOGIN,
                           .login = true},
     [PHASE_SERVER_TLS] = {.name = "server tls",
-                          .on_timeout = server_login_timeout,
+                          .on_timeout = phase_server_timeout,
+                          .done = phase_to_server_login,
                           .list = PHASE_LIST_LOGIN,
                           .login = true},
     [PHASE_SERVER_LOGIN] = {.name = "server login",
+                            .enter = server_login_enter,
                             .on_timeout = phase_server_login_timeout,
                             .done = phase_to_active,
                             .list = PHASE_LIST_LOGIN,
@@ -186,4 +206,16 @@ void phase_timeout(struct session *s)
         return;
     }
     row->on_timeout(s);
+}
+
+void phase_server_failed(struct session *s, const char *why, enum server_verdict v)
+{
+    bool sent_to_client = s->server_conn->sent_to_client;
+    server_connect_failed(s, why, v);
+    if (sent_to_client) {
+        session_fail(s, "08006", "lost the server connection during login", why, NULL);
+        return;
+    }
+    snprintf(s->login->server_failure, sizeof(s->login->server_failure), "%s", why);
+    phase_enter(s, PHASE_CONNECT);
 }

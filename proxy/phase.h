@@ -33,6 +33,13 @@ enum session_phase {
 /* A new connection: the PROXY header first when one is expected, else the startup packet. */
 void phase_begin(struct session *s);
 
+/* What a failed attempt to log in through a server says about its host. */
+enum server_verdict {
+    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
+    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
+    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
+};
+
 /* Sets s's phase to next and runs what starts it: the only way a phase changes. */
 void phase_enter(struct session *s, enum session_phase next);
 
@@ -41,6 +48,15 @@ void phase_enter(struct session *s, enum session_phase next);
  * and the session's state decide.
  */
 void phase_done(struct session *s);
+
+/*
+ * Gives up on the server connection of a session in the login: the host
+ * is marked as the verdict says and the connection closed.  Before
+ * anything from it reached the client the next host is tried (CONNECT
+ * again), then the next region of the plan; after that the client gets
+ * the error.
+ */
+void phase_server_failed(struct session *s, const char *why, enum server_verdict v);
 
 /* The session timer expired: does what that means in s's phase. */
 void phase_timeout(struct session *s);

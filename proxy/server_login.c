@@ -1,301 +1,269 @@
 /*
- * server_login.c — connecting to a server of the chosen region: TCP,
- * SSLRequest and TLS per server_tls, the StartupMessage, authentication
- * (relayed, or done by pgnear with the client's ClientKey), and the
- * server's ParameterStatus and BackendKeyData up to ReadyForQuery.
+ * server_login.c — the login on an open server connection
+ * (SERVER_LOGIN): the StartupMessage, the server's authentication
+ * requests, its ParameterStatus and BackendKeyData, up to ReadyForQuery.
+ *
+ * Authentication, auth = passthrough: the exchange is the client's;
+ * pgnear relays it but removes SCRAM-SHA-256-PLUS from the server's offer
+ * (its channel binding would name pgnear's certificate, not the server's)
+ * and explains the one case that cannot work instead of letting the
+ * server report a bare failure.  auth = scram: pgnear answers itself with
+ * the ClientKey the client's proof revealed.
  */
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
+#include "proxy/server_login.h"
+
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "protocol/pkt.h"
-#include "protocol/tls.h"
+#include "protocol/scram.h"
 #include "proxy/cancel.h"
+#include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
 #include "proxy/phase.h"
-#include "proxy/server_auth.h"
 #include "proxy/server_conn.h"
-#include "proxy/server_dial.h"
-#include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/health.h"
-#include "routing/region.h"
 
 /* Login messages are small; anything this large is a broken server. */
 #define LOGIN_MAX_MESSAGE (1024 * 1024)
 
-static void server_connect_host(struct session *s, struct region_host *h);
-
-/* The region of the plan being tried. */
-static struct region *server_region(const struct session *s)
-{
-    return s->login->plan[s->login->plan_index];
-}
-
-/*
- * The order to try the region's hosts in: up primaries, then up standbys
- * (by their last health check; a region of standbys still serves
- * read-only work), each group in configured order; all hosts in
- * configured order when none is up.
- */
-static void server_order_hosts(struct session *s)
-{
-    const struct region *r = server_region(s);
-    s->login->host_count = s->login->host_pos = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < r->nhosts; i++) {
-            const struct region_host *h = &r->hosts[i];
-            bool take = s->login->region_any_host
-                            ? pass == 0
-                            : host_is_up(h) && host_is_standby(h) == (pass == 1);
-            if (take)
-                s->login->host_order[s->login->host_count++] = (uint8_t)i;
-        }
-    }
-}
-
-/* The next host worth trying (still up, unless none was); NULL when none is left. */
-static struct region_host *server_pick_host(struct session *s)
-{
-    struct region *r = server_region(s);
-    while (s->login->host_pos < s->login->host_count) {
-        struct region_host *h = &r->hosts[s->login->host_order[s->login->host_pos++]];
-        if (s->login->region_any_host || host_is_up(h))
-            return h;
-    }
-    return NULL;
-}
-
-/* Enters plan[index]: its up hosts, or all of them when none is up. */
-static struct region_host *server_enter_region(struct session *s, size_t index)
-{
-    s->login->plan_index = index;
-    s->region = server_region(s);
-    s->login->region_any_host = !region_is_up(server_region(s));
-    server_order_hosts(s);
-    return server_pick_host(s);
-}
-
-/* What a failed attempt says about its host. */
-enum server_verdict {
-    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
-    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
-    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
-};
-
-/* Marks the host as the verdict says, for every session, without waiting for its health check. */
-static void server_mark_host(struct session *s, const struct server_conn *sc, enum server_verdict v,
-                             const char *why)
-{
-    struct region_host *h = sc->host;
-    bool down = false;
-    if (v == HOST_UNREACHABLE)
-        down = health_mark_down(h);
-    if (v == HOST_SLOW) {
-        int n = health_count_timeout(h, s->cfg->health_check_fall, &down);
-        if (!down && n < s->cfg->health_check_fall)
-            log_info(s->id, "host %s:%d of region %s timed out (%d of %d); it stays up for now",
-                     h->name, h->port, sc->region->name, n, s->cfg->health_check_fall);
-    }
-    if (down)
-        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, sc->region->name,
-                 why);
-}
-
-/*
- * Gives up on this host.  Before anything from it reached the client the
- * next host is tried, then the next region of the plan; after that the
- * client gets the error.
- */
-static void server_give_up(struct session *s, const char *why, enum server_verdict v)
+/* Moves the whole login message at the front of the server's input to the client. */
+static int server_forward(struct session *s, uint32_t body_len)
 {
     struct server_conn *sc = s->server_conn;
-    struct region_host *h;
-    stat_inc(&s->w->stats.server_connect_failures);
-    log_warn(s->id, "server %s:%d of region %s failed: %s", sc->host->name, sc->host->port,
-             sc->region->name, why);
-    server_mark_host(s, sc, v, why);
-    bool sent_to_client = sc->sent_to_client;
-    server_conn_close(sc, false);
-    if (sent_to_client) {
-        session_fail(s, "08006", "lost the server connection during login", why, NULL);
-        return;
-    }
-    if ((h = server_pick_host(s)) != NULL) {
-        server_connect_host(s, h);
-        return;
-    }
-    for (size_t next = s->login->plan_index + 1; next < s->login->plan_len; next++) {
-        if ((h = server_enter_region(s, next)) != NULL) {
-            stat_inc(&s->w->stats.failovers);
-            log_info(s->id, "failing over to region %s", server_region(s)->name);
-            server_connect_host(s, h);
-            return;
-        }
-    }
-    char msg[256];
-    snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
-             s->login->plan[0]->name, s->login->plan_len > 1 ? " or of the regions after it" : "");
-    stat_inc(&s->w->stats.login_failures);
-    session_fail(s, "08001", msg, why, NULL);
+    sc->sent_to_client = true;
+    return evbuffer_remove_buffer(sc->ep.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1 : 1;
 }
 
-void server_try_next(struct session *s, const char *why)
+#define AUTH_OK            0
+#define AUTH_CLEARTEXT     3
+#define AUTH_MD5           5
+#define AUTH_SASL          10
+#define AUTH_SASL_CONTINUE 11
+#define AUTH_SASL_FINAL    12
+#define SASL_MAX           4096
+
+static bool mech_list_has(const uint8_t *p, uint32_t len, const char *name)
 {
-    server_give_up(s, why, HOST_UNREACHABLE);
+    struct pktreader r;
+    pkt_reader_init(&r, p, len);
+    for (;;) {
+        const char *m = pkt_get_cstr(&r);
+        if (r.failed || m[0] == '\0')
+            return false;
+        if (strcmp(m, name) == 0)
+            return true;
+    }
 }
 
-void server_login_timeout(struct session *s)
+/* Passthrough: forward AuthenticationSASL without the -PLUS mechanisms. */
+static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t len)
 {
-    server_give_up(s, "timeout", HOST_SLOW);
-}
-
-/* The StartupMessage as the client sent it, minus what is pgnear's own. */
-static int server_send_startup(struct session *s)
-{
-    const struct startup_packet *sp = &s->login->startup;
-    uint8_t buf[STARTUP_MAX_LEN];
+    uint8_t buf[1024];
     struct pktbuf pb;
+    struct pktreader r;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
-    for (size_t i = 0; i < sp->nparams; i++) {
-        const char *name = sp->params[i].name, *value = sp->params[i].value;
-        if (strncasecmp(name, "pgnear.", 7) == 0)
+    pkt_reader_init(&r, mechs, len);
+    pkt_begin(&pb, 'R');
+    pkt_put_u32(&pb, AUTH_SASL);
+    for (;;) {
+        const char *m = pkt_get_cstr(&r);
+        if (r.failed || m[0] == '\0')
+            break;
+        size_t n = strlen(m);
+        if (n > 5 && strcmp(m + n - 5, "-PLUS") == 0) {
+            s->login->server_offered_plus = true;
             continue;
-        if (strcmp(name, "options") == 0) {
-            if (s->login->server_options == NULL || s->login->server_options[0] == '\0')
-                continue;
-            value = s->login->server_options;
         }
-        pkt_put_cstr(&pb, name);
-        pkt_put_cstr(&pb, value);
+        pkt_put_cstr(&pb, m);
     }
     pkt_put_u8(&pb, 0);
     pkt_end(&pb);
-    if (!pkt_ok(&pb)) {
-        session_fail(s, "08P01", "startup packet too long", NULL, NULL);
+    if (r.failed || !pkt_ok(&pb)) {
+        session_fail(s, "08P01", "server sent an invalid AuthenticationSASL message", NULL, NULL);
         return -1;
     }
-    phase_enter(s, PHASE_SERVER_LOGIN);
-    /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
-    if (s->cfg->auth == AUTH_PASSTHROUGH)
-        endpoint_set_reader(&s->client, server_auth_client_on_read);
-    /* Until the server says something, it may still be a host that never answers. */
-    session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
-    return endpoint_send(s, &s->server_conn->ep, buf, pb.len);
+    evbuffer_add(s->client.out, buf, pb.len);
+    s->server_conn->sent_to_client = true;
+    return 0;
 }
 
-/* Where the dial is, for the session timer: each stage gives up on the host when it expires. */
-static enum session_phase server_dial_phase(enum server_dial_stage stage)
+static int relay_auth(struct session *s, uint32_t code, const uint8_t *body, uint32_t len)
 {
-    switch (stage) {
-    case DIAL_SSL_ANSWER:
-        return PHASE_SERVER_SSL;
-    case DIAL_HANDSHAKE:
-        return PHASE_SERVER_TLS;
-    default:
-        return PHASE_CONNECT;
-    }
+    s->login->last_auth_code = code;
+    if (code == AUTH_SASL)
+        return relay_sasl_offer(s, body + 4, len - 4);
+    return server_forward(s, len);
 }
 
-/* The server endpoint's reader until the connection is up (TLS included). */
-static void server_dialing(struct session *s)
+static int send_sasl_response(struct session *s, const char *mech, const char *data, size_t n)
 {
-    struct server_conn *sc = s->server_conn;
-    int rc = server_dial_step(&s->login->dial);
-    phase_enter(s, server_dial_phase(s->login->dial.stage));
-    if (rc == DIAL_AGAIN) {
-        endpoint_arm(&sc->ep); /* for what the dial now waits for */
-        return;
+    uint8_t buf[SASL_MAX + 128];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 'p');
+    if (mech != NULL) {
+        pkt_put_cstr(&pb, mech);
+        pkt_put_u32(&pb, (uint32_t)n);
     }
-    if (rc == DIAL_FAILED) {
-        server_try_next(s, s->login->dial.why);
-        return;
+    pkt_put_bytes(&pb, data, n);
+    pkt_end(&pb);
+    if (!pkt_ok(&pb)) {
+        session_fail(s, "08P01", "SASL message too long", NULL, NULL);
+        return -1;
     }
-    sc->tls = sc->ep.stream.ssl != NULL;
-    if (sc->tls)
-        log_debug(s->id, "server TLS established (%s)", SSL_get_version(sc->ep.stream.ssl));
-    server_send_startup(s);
+    return evbuffer_add(s->server_conn->ep.out, buf, pb.len) == 0 ? 0 : -1;
 }
 
-/* Errors of this machine, not of the host: out of descriptors, memory or local ports. */
-static bool server_error_is_local(int err)
+static int scram_fail(struct session *s, const char *msg)
 {
-    return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM ||
-           err == EADDRNOTAVAIL;
+    stat_inc(&s->w->stats.login_failures);
+    session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
+    return -1;
+}
+
+/* pgnear logs in with the ClientKey; over TLS with the server's channel binding. */
+static int scram_start(struct session *s, const uint8_t *mechs, uint32_t len)
+{
+    SSL *ssl = s->server_conn->ep.stream.ssl;
+    bool plus = ssl != NULL && mech_list_has(mechs, len, SCRAM_MECH_PLUS);
+    if (!plus && !mech_list_has(mechs, len, SCRAM_MECH))
+        return scram_fail(s, "server offered no SCRAM-SHA-256 mechanism");
+    uint8_t cb[SCRAM_MAX_CB_LEN];
+    size_t cblen = 0;
+    if (plus) {
+        X509 *cert = SSL_get0_peer_certificate(ssl);
+        if (cert == NULL || scram_tls_server_end_point(cert, cb, sizeof(cb), &cblen) != SCRAM_OK)
+            plus = false, cblen = 0;
+    }
+    char out[SASL_MAX];
+    size_t n;
+    if (scram_client_init(&s->login->scram_cli, scram_server_client_key(&s->login->scram_srv),
+                          &s->login->verifier, plus ? cb : NULL, cblen) != SCRAM_OK ||
+        scram_client_first(&s->login->scram_cli, out, sizeof(out), &n) != SCRAM_OK)
+        return scram_fail(s, "could not start SCRAM authentication with the server");
+    return send_sasl_response(s, scram_client_mechanism(&s->login->scram_cli), out, n);
+}
+
+static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uint32_t len)
+{
+    char out[SASL_MAX];
+    size_t n;
+    switch (code) {
+    case AUTH_OK:
+        s->server_conn->sent_to_client = true;
+        return client_auth_send_ok(s) < 0 ? -1 : 0;
+    case AUTH_SASL:
+        return scram_start(s, data, len);
+    case AUTH_SASL_CONTINUE:
+        if (scram_client_handle_first(&s->login->scram_cli, data, len, out, sizeof(out), &n) !=
+            SCRAM_OK)
+            return scram_fail(s, "the server's SCRAM secret for this user differs from pgnear's");
+        return send_sasl_response(s, NULL, out, n);
+    case AUTH_SASL_FINAL:
+        if (scram_client_handle_final(&s->login->scram_cli, data, len) != SCRAM_OK)
+            return scram_fail(s, "server could not prove it knows the user's SCRAM secret");
+        return 0;
+    case AUTH_CLEARTEXT:
+    case AUTH_MD5:
+        stat_inc(&s->w->stats.login_failures);
+        session_fail(s, "28000", "server requested password authentication",
+                     "Under auth = scram pgnear verifies clients itself and has no password to "
+                     "give the server.",
+                     "Use scram-sha-256 in the server's pg_hba.conf with the same SCRAM secret as "
+                     "pgnear's auth_file, or use auth = passthrough.");
+        return -1;
+    default: {
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "server requested an authentication method pgnear does not "
+                 "support (code %u)",
+                 code);
+        stat_inc(&s->w->stats.login_failures);
+        session_fail(s, "28000", msg, NULL, NULL);
+        return -1;
+    }
+    }
 }
 
 /*
- * pgnear itself ran out of something: this login fails, and nobody else
- * pays — the host is not marked down (it was never asked) and no other
- * host or region is tried, since they would fail the same way.
+ * One AuthenticationXXX message.  Returns 0 when consumed, 1 when
+ * forwarded to the client as it is, -1 when the session failed.
  */
-static void server_fail_local(struct session *s, const char *call, int err)
+static int server_auth_message(struct session *s, const uint8_t *body, uint32_t len)
 {
-    char detail[160];
-    snprintf(detail, sizeof(detail), "%s failed: %s.", call, strerror(err));
-    stat_inc(&s->w->stats.login_failures);
-    log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
-    session_fail(s, "53300", "pgnear could not open a connection to the server", detail,
-                 "pgnear is out of file descriptors, memory or local ports; raise its "
-                 "open-files limit (ulimit -n) or lower max_client_conn.");
+    if (len < 4) {
+        session_fail(s, "08P01", "server sent an invalid authentication request", NULL, NULL);
+        return -1;
+    }
+    uint32_t code = pkt_be32(body);
+    int rc = s->cfg->auth == AUTH_PASSTHROUGH ? relay_auth(s, code, body, len)
+                                              : scram_auth(s, code, body + 4, len - 4);
+    if (rc >= 0 && endpoint_flush(s, &s->server_conn->ep) < 0)
+        return -1;
+    return rc;
 }
 
-static void server_connect_host(struct session *s, struct region_host *h)
+/*
+ * A client on TLS that supports channel binding, told by the stripped offer
+ * that the server does not, answers "y": the server, which did offer PLUS,
+ * must treat that as a downgrade attack.  Say so instead.
+ */
+static bool client_would_downgrade(struct session *s, const uint8_t *body, uint32_t len)
 {
-    struct server_conn *sc = server_conn_new(s, server_region(s), h);
-    if (sc == NULL) {
-        session_fail(s, "53200", "out of memory", NULL, NULL);
-        return;
-    }
-    struct server_dial *d = &s->login->dial;
-    server_dial_init(d, &sc->ep.stream, s->cfg->server_tls_ctx,
-                     (enum tls_server_mode)s->cfg->server_tls, h->name);
-    phase_enter(s, PHASE_CONNECT);
-    if (server_dial_start(d, (const struct sockaddr *)&h->addr, h->addrlen) == DIAL_FAILED) {
-        if (server_error_is_local(d->failed_errno))
-            server_fail_local(s, d->failed_call, d->failed_errno);
-        else
-            server_try_next(s, d->why);
-        return;
-    }
-    session_tune_tcp(s->cfg, sc->ep.stream.fd);
-    /* On failure the socket stays in the stream, and closing the connection closes it. */
-    if (endpoint_attach(s, &sc->ep, sc->ep.stream.fd) != 0) {
-        session_close(s, "out of memory");
-        return;
-    }
-    s->login->host_downs_seen = health_downs(h);
-    log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
-    session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    endpoint_wait_writable(&sc->ep, server_dialing);
+    if (s->login->last_auth_code != AUTH_SASL || !s->login->server_offered_plus)
+        return false;
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    const char *mech = pkt_get_cstr(&r);
+    pkt_get_u32(&r);
+    const uint8_t *gs2 = pkt_get_bytes(&r, 1);
+    return !r.failed && strcmp(mech, SCRAM_MECH) == 0 && gs2[0] == 'y';
 }
 
-void server_login_start(struct session *s)
+static void client_bad_length(struct session *s)
 {
-    for (size_t i = 0; i < s->login->plan_len; i++) {
-        struct region_host *h = server_enter_region(s, i);
-        if (h != NULL) {
-            server_connect_host(s, h);
-            return;
-        }
+    session_fail(s, "08P01", "invalid message length during authentication", NULL, NULL);
+}
+
+/* The client's password or SASL message goes to the server as it is. */
+static int client_auth_relay(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    if (type == 'p' && client_would_downgrade(s, body, len)) {
+        stat_inc(&s->w->stats.login_failures);
+        session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
+                     "With auth = passthrough and TLS on both sides of pgnear, the server "
+                     "sees pgnear's certificate; a client that supports channel binding "
+                     "would be rejected as a downgrade.",
+                     "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        return MSG_STOP;
     }
-    session_fail(s, "08001", "no region has a host to connect to", NULL, NULL);
+    s->login->last_auth_code = 0;
+    evbuffer_remove_buffer(s->client.in, s->server_conn->ep.out, len + PKT_HEADER_LEN);
+    return MSG_FORWARDED;
+}
+
+/* auth = passthrough: relays the client's password and SASL messages to the server. */
+static void server_auth_client_on_read(struct session *s)
+{
+    static const struct msg_reader reader = {
+        .fill_max = SASL_MAX,
+        .max_body = SASL_MAX,
+        .on_message = client_auth_relay,
+        .on_bad_length = client_bad_length,
+    };
+    endpoint_read_messages(s, &s->client, &reader);
 }
 
 /* The SQLSTATE of an ErrorResponse; "" when it has none. */
@@ -354,13 +322,6 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     return evbuffer_add(s->client.out, buf, pb.len);
 }
 
-int server_forward(struct session *s, uint32_t body_len)
-{
-    struct server_conn *sc = s->server_conn;
-    sc->sent_to_client = true;
-    return evbuffer_remove_buffer(sc->ep.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1 : 1;
-}
-
 /*
  * One whole login message from the server.  Returns 0 when it was
  * consumed here, 1 when it was forwarded, -1 when the session ended or
@@ -387,7 +348,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         const char *sqlstate = server_error_sqlstate(body, len);
         if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
             /* Up, but not taking sessions now (starting, shutting down, full). */
-            server_give_up(s, "server refused the connection", HOST_BUSY);
+            phase_server_failed(s, "server refused the connection", HOST_BUSY);
             return -1;
         }
         /* Under passthrough the server judges the password; under scram pgnear did. */
@@ -412,10 +373,10 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
 
 static void server_bad_length(struct session *s)
 {
-    server_try_next(s, "server sent an invalid message length");
+    phase_server_failed(s, "server sent an invalid message length", HOST_UNREACHABLE);
 }
 
-void server_login_on_read(struct session *s)
+static void server_login_on_read(struct session *s)
 {
     static const struct msg_reader reader = {
         .fill_max = 65536,
@@ -424,4 +385,39 @@ void server_login_on_read(struct session *s)
         .on_bad_length = server_bad_length,
     };
     endpoint_read_messages(s, &s->server_conn->ep, &reader);
+}
+
+void server_login_enter(struct session *s)
+{
+    const struct startup_packet *sp = &s->login->startup;
+    uint8_t buf[STARTUP_MAX_LEN];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
+    for (size_t i = 0; i < sp->nparams; i++) {
+        const char *name = sp->params[i].name, *value = sp->params[i].value;
+        if (strncasecmp(name, "pgnear.", 7) == 0)
+            continue;
+        if (strcmp(name, "options") == 0) {
+            if (s->login->server_options == NULL || s->login->server_options[0] == '\0')
+                continue;
+            value = s->login->server_options;
+        }
+        pkt_put_cstr(&pb, name);
+        pkt_put_cstr(&pb, value);
+    }
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    if (!pkt_ok(&pb)) {
+        session_fail(s, "08P01", "startup packet too long", NULL, NULL);
+        return;
+    }
+    /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
+    if (s->cfg->auth == AUTH_PASSTHROUGH)
+        endpoint_set_reader(&s->client, server_auth_client_on_read);
+    /* Until the server says something, it may still be a host that never answers. */
+    session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
+    endpoint_send(s, &s->server_conn->ep, buf, pb.len);
 }

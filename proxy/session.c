@@ -29,7 +29,6 @@
 #include "proxy/login_throttle.h"
 #include "proxy/phase.h"
 #include "proxy/server_conn.h"
-#include "proxy/server_login.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -598,7 +597,7 @@ void session_server_gone(struct session *s, const char *why)
 {
     struct server_conn *sc = s->server_conn;
     if (phase_in_login(s->phase) && !sc->sent_to_client) {
-        server_try_next(s, why);
+        phase_server_failed(s, why, HOST_UNREACHABLE);
         return;
     }
     if (s->phase == PHASE_ACTIVE && s->client.last_type == 'X' && s->client.fwd_remaining == 0) {

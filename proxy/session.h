@@ -81,6 +81,8 @@ struct session_login {
     bool region_any_host;     /* no host of this region is up: try them all */
     unsigned host_downs_seen; /* health_downs() of the host as the connect started */
     struct server_dial dial;  /* the connection to the host being tried */
+    bool servers_tried;       /* a host of the plan has been tried */
+    char server_failure[320]; /* why the last host tried failed */
 
     /* authentication */
     bool for_console;            /* the admin database: pgnear answers, no server is involved */
@@ -235,8 +237,7 @@ int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
 void endpoint_detach(struct endpoint *ep);
 void session_move(struct session *s, struct list *to);
 
-/* Phases (server_login.c). */
+/* Until the auth phases go through the table, their way into CONNECT (server_connect.c). */
 void server_login_start(struct session *s);
-void server_login_timeout(struct session *s);
 
 #endif
