@@ -91,6 +91,14 @@ void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r)
     pkt_end(pb);
 }
 
+void pkt_put_authentication(struct pktbuf *pb, uint32_t code, const void *data, size_t len)
+{
+    pkt_begin(pb, 'R');
+    pkt_put_u32(pb, code);
+    pkt_put_bytes(pb, data, len);
+    pkt_end(pb);
+}
+
 void pkt_put_ready_for_query(struct pktbuf *pb, char status)
 {
     pkt_begin(pb, 'Z');

@@ -53,6 +53,8 @@ struct pkt_report {
 /* Appends an ErrorResponse ('E') or NoticeResponse ('N'). */
 void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r);
 
+/* An authentication request ('R'): code (0: AuthenticationOk, 10: SASL, ...) and its data. */
+void pkt_put_authentication(struct pktbuf *pb, uint32_t code, const void *data, size_t len);
 /* ReadyForQuery ('Z'): status 'I' idle, 'T' in a transaction, 'E' in a failed one. */
 void pkt_put_ready_for_query(struct pktbuf *pb, char status);
 /* ParameterStatus ('S'). */

@@ -29,7 +29,6 @@
 #include "proxy/worker.h"
 #include "routing/region.h"
 
-#define AUTH_CODE_OK            0
 #define AUTH_CODE_SASL          10
 #define AUTH_CODE_SASL_CONTINUE 11
 #define AUTH_CODE_SASL_FINAL    12
@@ -62,20 +61,12 @@ static int client_auth_send(struct session *s, uint32_t code, const void *data, 
     uint8_t buf[SASL_MAX_MESSAGE + 64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_begin(&pb, 'R');
-    pkt_put_u32(&pb, code);
-    pkt_put_bytes(&pb, data, len);
-    pkt_end(&pb);
+    pkt_put_authentication(&pb, code, data, len);
     if (!pkt_ok(&pb)) {
         session_close(s, "SASL message too long");
         return -1;
     }
     return endpoint_send(s, &s->client, buf, pb.len);
-}
-
-int client_auth_send_ok(struct session *s)
-{
-    return client_auth_send(s, AUTH_CODE_OK, NULL, 0);
 }
 
 /*
@@ -200,7 +191,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
               scram_server_channel_bound(&s->login->scram_srv) ? " with channel binding" : "");
     endpoint_set_reader(&s->client, NULL);
-    s->login->after_auth(s);
+    phase_done(s);
     return -1; /* the session moved on; stop reading here */
 }
 
@@ -250,9 +241,8 @@ static void client_auth_offer(struct session *s)
     client_auth_send(s, AUTH_CODE_SASL, mechs, n);
 }
 
-void client_auth_start(struct session *s)
+void client_auth_enter(struct session *s)
 {
-    phase_enter(s, PHASE_CLIENT_AUTH);
     endpoint_set_reader(&s->client, NULL);
     const char *user = s->login->startup.user;
     const char *secret = userlist_find(&s->cfg->users, user);

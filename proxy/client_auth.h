@@ -1,5 +1,6 @@
 /*
- * client_auth.h — pgnear verifies the client itself (auth = scram).
+ * client_auth.h — pgnear verifies the client itself (CLIENT_AUTH: auth =
+ * scram, and always for the admin console), for phase.c.
  */
 #ifndef PGNEAR_PROXY_CLIENT_AUTH_H
 #define PGNEAR_PROXY_CLIENT_AUTH_H
@@ -7,12 +8,10 @@
 struct session;
 
 /*
- * Sends AuthenticationSASL and runs the exchange; then runs the login's
- * after_auth (the server login, or the admin console).
+ * CLIENT_AUTH: finds the user's verifier (auth_file, else auth_query; for
+ * the console admin_users in auth_file only), sends AuthenticationSASL
+ * and runs the exchange; a verified client ends the phase (phase_done).
  */
-void client_auth_start(struct session *s);
-
-/* Sends the client AuthenticationOk once the server accepted pgnear's login. */
-int client_auth_send_ok(struct session *s);
+void client_auth_enter(struct session *s);
 
 #endif

@@ -1,8 +1,10 @@
 /*
- * client_login.c — the client side of a new connection: SSLRequest and
- * TLS, GSSENCRequest, CancelRequest, the StartupMessage and protocol
- * version negotiation.  Authentication follows in client_auth.c (auth =
- * scram) or is relayed by server_login.c (auth = passthrough).
+ * client_login.c — the client side of a new connection (PROXY_HEADER,
+ * STARTUP, CLIENT_TLS): the PROXY header, SSLRequest and TLS,
+ * GSSENCRequest, CancelRequest, the StartupMessage, protocol version
+ * negotiation and the route.  Authentication follows (phase.c decides
+ * which): pgnear's own (client_auth.c) or the server's, relayed
+ * (server_login.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,13 +16,10 @@
 #include "protocol/pkt.h"
 #include "protocol/tls.h"
 #include "proxy/cancel.h"
-#include "proxy/admin/console.h"
-#include "proxy/client_auth.h"
 #include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
-#include "proxy/login_throttle.h"
 #include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
@@ -249,15 +248,11 @@ static void client_handle_startup(struct session *s)
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
-    if (console_wanted(s)) {
-        console_login(s); /* the admin database never reaches a server */
+    /* The admin database never reaches a server: it is not routed. */
+    s->login->for_console = strcmp(sp->database, cfg->admin_db) == 0;
+    if (!s->login->for_console && !client_route(s))
         return;
-    }
-    if (!client_route(s))
-        return;
-    s->login->after_auth = server_login_start;
-    /* Authentication starts at once, or after the wait this caller and user earned by failing. */
-    login_throttle_gate(s, cfg->auth == AUTH_SCRAM ? client_auth_start : server_login_start);
+    phase_done(s);
 }
 
 /*

@@ -12,6 +12,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/phase.h"
 #include "proxy/worker.h"
 
 static void login_throttle_params(const struct config *cfg, struct throttle_params *p)
@@ -60,11 +61,11 @@ static void login_throttle_wake(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     (void)fd;
     (void)what;
-    s->login->throttle_next(s);
+    phase_enter(s, s->login->throttle_next);
 }
 
 /* Holds the login for st->wait_ms on a timer of its own (the login timeout keeps running). */
-static void login_throttle_hold(struct session *s, endpoint_handler next,
+static void login_throttle_hold(struct session *s, enum session_phase next,
                                 const struct throttle_state *st)
 {
     struct timeval tv = {(time_t)(st->wait_ms / 1000), (suseconds_t)(st->wait_ms % 1000) * 1000};
@@ -80,21 +81,21 @@ static void login_throttle_hold(struct session *s, endpoint_handler next,
     }
 }
 
-void login_throttle_gate(struct session *s, endpoint_handler next)
+void login_throttle_gate(struct session *s, enum session_phase next)
 {
     struct throttle_params p;
     struct throttle_state st;
     struct auth_throttle *t = &s->w->d->auth_throttle;
     login_throttle_params(s->cfg, &p);
     if (p.threshold <= 0) {
-        next(s);
+        phase_enter(s, next);
         return;
     }
     auth_throttle_key(t, (const struct sockaddr *)&s->addr, s->user, &s->login->throttle_key);
     s->login->throttle_keyed = true;
     switch (auth_throttle_admit(t, &p, &s->login->throttle_key, auth_throttle_now(), &st)) {
     case THROTTLE_GO:
-        next(s);
+        phase_enter(s, next);
         return;
     case THROTTLE_WAIT:
         login_throttle_hold(s, next, &st);

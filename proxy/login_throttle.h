@@ -10,13 +10,14 @@
 #include "proxy/session.h"
 
 /*
- * Runs next(s) — the start of authentication — now, or after the wait
- * the pair (caller's address, user name) has earned by failing, on a
- * timer of the worker's loop; or refuses the login with 53300 when the
- * pair's attempts are booked too far ahead.  Nothing of the exchange
- * happens before the wait, so the wait tells nothing about the password.
+ * Enters next — the phase that authenticates: CLIENT_AUTH, or CONNECT
+ * under passthrough — now, or after the wait the pair (caller's address,
+ * user name) has earned by failing, on a timer of the worker's loop; or
+ * refuses the login with 53300 when the pair's attempts are booked too
+ * far ahead.  Nothing of the exchange happens before the wait, so the
+ * wait tells nothing about the password.
  */
-void login_throttle_gate(struct session *s, endpoint_handler next);
+void login_throttle_gate(struct session *s, enum session_phase next);
 
 /* The client's password (or user name) was wrong. */
 void login_throttle_failed(struct session *s);

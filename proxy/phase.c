@@ -6,9 +6,12 @@
 
 #include <stdio.h>
 
+#include "proxy/admin/console.h"
+#include "proxy/client_auth.h"
 #include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/login_throttle.h"
 #include "proxy/relay.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_connect.h"
@@ -29,6 +32,7 @@ struct phase_row {
     endpoint_handler enter;      /* starts the phase (readers, timers); NULL: nothing to start */
     endpoint_handler on_timeout; /* the session timer expired; NULL: the phase arms none */
     endpoint_handler done;       /* the phase ended as it should: enters the next; NULL: none */
+    endpoint_handler end;        /* frees the phase's state as the session is freed; NULL: none */
     enum phase_list list;        /* the worker's list the session sits on */
     bool login;                  /* part of the login: its failures are failed logins */
 };
@@ -36,6 +40,29 @@ struct phase_row {
 static void phase_to_startup(struct session *s)
 {
     phase_enter(s, PHASE_STARTUP);
+}
+
+/*
+ * The startup packet is in.  The admin console takes its trusted peer at
+ * once; anyone else is authenticated — by pgnear (auth = scram, and
+ * always for the console) or by the server (passthrough: CONNECT) —
+ * after the wait this caller and user earned by failing.
+ */
+static void phase_after_startup(struct session *s)
+{
+    if (s->login->for_console && console_trusts_peer(s)) {
+        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
+        phase_enter(s, PHASE_ADMIN);
+        return;
+    }
+    bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
+    login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
+}
+
+/* pgnear verified the client: the console answers it, or a server of its route serves it. */
+static void phase_after_client_auth(struct session *s)
+{
+    phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
 }
 
 static void phase_to_server_login(struct session *s)
@@ -92,6 +119,7 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
     [PHASE_STARTUP] = {.name = "startup",
                        .enter = client_startup_enter,
                        .on_timeout = phase_login_timeout,
+                       .done = phase_after_startup,
                        .list = PHASE_LIST_LOGIN,
                        .login = true},
     [PHASE_CLIENT_TLS] = {.name = "client tls",
@@ -101,7 +129,9 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
                           .list = PHASE_LIST_LOGIN,
                           .login = true},
     [PHASE_CLIENT_AUTH] = {.name = "client auth",
+                           .enter = client_auth_enter,
                            .on_timeout = phase_login_timeout,
+                           .done = phase_after_client_auth,
                            .list = PHASE_LIST_LOGIN,
                            .login = true},
     /* A server that does not answer in time counts as unreachable. */
@@ -130,7 +160,11 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
                             .login = true},
     /* No timer: the login's is stopped. */
     [PHASE_ACTIVE] = {.name = "active", .enter = relay_start, .list = PHASE_LIST_ACTIVE},
-    [PHASE_ADMIN] = {.name = "admin"},
+    /* No timer either; the console's state outlives the phase if the session fails (CLOSING). */
+    [PHASE_ADMIN] = {.name = "admin",
+                     .enter = console_enter,
+                     .end = console_end,
+                     .list = PHASE_LIST_ADMIN},
     /* Entered from any phase, on the list of the one it ends. */
     [PHASE_CLOSING] = {.name = "closing",
                        .on_timeout = phase_closing_timeout,
@@ -218,4 +252,12 @@ void phase_server_failed(struct session *s, const char *why, enum server_verdict
     }
     snprintf(s->login->server_failure, sizeof(s->login->server_failure), "%s", why);
     phase_enter(s, PHASE_CONNECT);
+}
+
+void phase_end(struct session *s)
+{
+    /* A session closes in CLOSING as often as in the phase whose state it holds: every end runs. */
+    for (size_t i = 0; i < PHASE_COUNT; i++)
+        if (phase_rows[i].end != NULL)
+            phase_rows[i].end(s);
 }

@@ -61,6 +61,12 @@ void phase_server_failed(struct session *s, const char *why, enum server_verdict
 /* The session timer expired: does what that means in s's phase. */
 void phase_timeout(struct session *s);
 
+/*
+ * The session is being freed: frees what its phases left in it (the
+ * admin console's state), each only if it is there.
+ */
+void phase_end(struct session *s);
+
 /* The phase's name, for logs. */
 const char *phase_name(enum session_phase phase);
 

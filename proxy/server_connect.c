@@ -236,9 +236,3 @@ void server_connect_enter(struct session *s)
     stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08001", msg, l->server_failure, NULL);
 }
-
-/* Until the auth phases go through the table, their way into CONNECT. */
-void server_login_start(struct session *s)
-{
-    phase_enter(s, PHASE_CONNECT);
-}

@@ -23,7 +23,6 @@
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/cancel.h"
-#include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/hint_notice.h"
 #include "proxy/log.h"
@@ -156,6 +155,16 @@ static int scram_start(struct session *s, const uint8_t *mechs, uint32_t len)
     return send_sasl_response(s, scram_client_mechanism(&s->login->scram_cli), out, n);
 }
 
+/* auth = scram: the server accepted pgnear's login, and the client learns it was let in. */
+static int client_send_auth_ok(struct session *s)
+{
+    uint8_t buf[16];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
+    return endpoint_send(s, &s->client, buf, pb.len) < 0 ? -1 : 0;
+}
+
 static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uint32_t len)
 {
     char out[SASL_MAX];
@@ -163,7 +172,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
     switch (code) {
     case AUTH_OK:
         s->server_conn->sent_to_client = true;
-        return client_auth_send_ok(s) < 0 ? -1 : 0;
+        return client_send_auth_ok(s);
     case AUTH_SASL:
         return scram_start(s, data, len);
     case AUTH_SASL_CONTINUE:

@@ -18,7 +18,6 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "proxy/admin/console.h"
 #include "proxy/auth_lookup.h"
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
@@ -492,7 +491,7 @@ static void session_free(struct session *s)
 {
     struct worker *w = s->w;
     session_login_end(s);
-    console_end(s);
+    phase_end(s);
     server_conn_reap(s);
     free(s);
     __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);

@@ -85,8 +85,7 @@ struct session_login {
     char server_failure[320]; /* why the last host tried failed */
 
     /* authentication */
-    bool for_console;            /* the admin database: pgnear answers, no server is involved */
-    endpoint_handler after_auth; /* what client_auth starts once the client is verified */
+    bool for_console; /* the admin database: pgnear answers, no server is involved */
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
@@ -100,7 +99,7 @@ struct session_login {
     struct throttle_key throttle_key; /* (address, user) */
     bool throttle_keyed;              /* throttle_key is set, and the outcome not yet told */
     struct event *throttle_timer;     /* holds a throttled login before it starts */
-    endpoint_handler throttle_next;   /* what starts when the hold ends */
+    enum session_phase throttle_next; /* the phase entered when the hold ends */
 };
 
 /*
@@ -236,8 +235,5 @@ int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *));
 int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
 void endpoint_detach(struct endpoint *ep);
 void session_move(struct session *s, struct list *to);
-
-/* Until the auth phases go through the table, their way into CONNECT (server_connect.c). */
-void server_login_start(struct session *s);
 
 #endif

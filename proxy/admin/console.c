@@ -30,12 +30,9 @@
 #include "proxy/admin/commands.h"
 #include "proxy/admin/console_rows.h"
 #include "proxy/cancel.h"
-#include "proxy/client_auth.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
-#include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
-#include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -611,11 +608,6 @@ static void console_on_drain(struct session *s)
 
 /* ---- login ---- */
 
-bool console_wanted(const struct session *s)
-{
-    return strcmp(s->database, s->cfg->admin_db) == 0;
-}
-
 /* What a server reports at login; psql and drivers read some of these. */
 static int console_send_welcome(struct session *s)
 {
@@ -633,6 +625,7 @@ static int console_send_welcome(struct session *s)
     uint8_t buf[1024];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_authentication(&pb, 0, NULL, 0); /* AuthenticationOk */
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
         pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
     /* A key of its own, so that psql's Ctrl-C can stop a PAUSE that waits. */
@@ -643,13 +636,12 @@ static int console_send_welcome(struct session *s)
     }
     pkt_put_backend_key_data(&pb, pid, s->cancel.client_key, s->cancel.client_key_len);
     pkt_put_ready_for_query(&pb, 'I');
-    if (client_auth_send_ok(s) < 0 || console_queue(s, &pb) < 0)
+    if (console_queue(s, &pb) < 0)
         return -1;
     return endpoint_flush(s, &s->client);
 }
 
-/* The client is who it must be: from here pgnear answers it. */
-static void console_start(struct session *s)
+void console_enter(struct session *s)
 {
     session_set_timer(s, 0);
     s->console = calloc(1, sizeof(*s->console));
@@ -658,16 +650,13 @@ static void console_start(struct session *s)
         return;
     }
     session_login_end(s);
-    session_move(s, &s->w->admin_sessions);
-    phase_enter(s, PHASE_ADMIN);
     log_info(s->id, "admin console session for user %s from %s", s->user, s->peer);
     if (console_send_welcome(s) < 0)
         return;
     endpoint_set_reader(&s->client, console_on_read);
 }
 
-/* Over the Unix socket, the OS user pgnear runs as needs no password (peer credentials). */
-static bool console_peer_is_owner(const struct session *s)
+bool console_trusts_peer(const struct session *s)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
@@ -675,19 +664,6 @@ static bool console_peer_is_owner(const struct session *s)
         getsockopt(s->client.stream.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         return false;
     return cred.uid == geteuid();
-}
-
-void console_login(struct session *s)
-{
-    s->login->for_console = true;
-    s->login->after_auth = console_start;
-    if (console_peer_is_owner(s)) {
-        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
-        console_start(s);
-        return;
-    }
-    /* Authentication starts at once, or after the wait this caller and user earned by failing. */
-    login_throttle_gate(s, client_auth_start);
 }
 
 void console_end(struct session *s)

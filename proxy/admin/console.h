@@ -15,16 +15,21 @@ struct session;
 struct console_wait;
 struct worker;
 
-/* Whether the startup packet names admin_db. */
-bool console_wanted(const struct session *s);
+/*
+ * Whether the client on the Unix socket is the OS user pgnear runs as
+ * (peer credentials): it is let in without a password.  Anyone else
+ * proves itself with SCRAM against auth_file, as one of admin_users
+ * (client_auth.c), before phase.c lets it in.
+ */
+bool console_trusts_peer(const struct session *s);
+
+/* ADMIN (phase.c's row): the client is who it must be; from here pgnear answers it. */
+void console_enter(struct session *s);
 
 /*
- * After the startup packet: trust over the Unix socket for the OS user
- * pgnear runs as, SCRAM against auth_file for admin_users otherwise.
+ * Frees the console's state; a command still running finds nobody to
+ * answer.  Run as the session is freed, in whatever phase it ended.
  */
-void console_login(struct session *s);
-
-/* Frees the console's state; a command still running finds nobody to answer (session_free). */
 void console_end(struct session *s);
 
 /*

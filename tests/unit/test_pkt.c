@@ -303,6 +303,24 @@ static void test_ready_for_query(void **state)
     assert_memory_equal(buf, want, sizeof(want));
 }
 
+static void test_authentication(void **state)
+{
+    uint8_t buf[32];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_authentication(&pb, 0, NULL, 0);
+    pkt_put_authentication(&pb, 12, "v=ab", 4);
+    static const uint8_t want[] = {'R', 0, 0,  0, 8, 0, 0,  0,   0,   'R', 0,
+                                   0,   0, 12, 0, 0, 0, 12, 'v', '=', 'a', 'b'};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+    /* Too long for what is left: the buffer is marked failed, not overrun. */
+    pkt_init(&pb, buf, 10);
+    pkt_put_authentication(&pb, 11, "0123456789", 10);
+    assert_false(pkt_ok(&pb));
+}
+
 static void test_parameter_status(void **state)
 {
     uint8_t buf[64];
@@ -516,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_report_without_optional),
         cmocka_unit_test(test_report_overflow),
         cmocka_unit_test(test_ready_for_query),
+        cmocka_unit_test(test_authentication),
         cmocka_unit_test(test_parameter_status),
         cmocka_unit_test(test_backend_key_data),
         cmocka_unit_test(test_fail_is_sticky),
