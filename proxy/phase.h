@@ -19,7 +19,7 @@ enum session_phase {
     PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
     PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
     PHASE_CLIENT_TLS,   /* client TLS handshake */
-    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram) */
+    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram; always for the console) */
     PHASE_CONNECT,      /* TCP connect to a server host */
     PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
     PHASE_SERVER_TLS,   /* server TLS handshake */
@@ -33,13 +33,6 @@ enum session_phase {
 /* A new connection: the PROXY header first when one is expected, else the startup packet. */
 void phase_begin(struct session *s);
 
-/* What a failed attempt to log in through a server says about its host. */
-enum server_verdict {
-    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
-    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
-    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
-};
-
 /* Sets s's phase to next and runs what starts it: the only way a phase changes. */
 void phase_enter(struct session *s, enum session_phase next);
 
@@ -48,6 +41,13 @@ void phase_enter(struct session *s, enum session_phase next);
  * and the session's state decide.
  */
 void phase_done(struct session *s);
+
+/* What a failed attempt to log in through a server says about its host. */
+enum server_verdict {
+    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
+    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
+    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
+};
 
 /*
  * Gives up on the server connection of a session in the login: the host
