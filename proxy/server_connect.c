@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <event2/event.h>
 
 #include "protocol/tls.h"
 #include "proxy/config.h"

@@ -17,7 +17,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <openssl/ssl.h>
 
 #include "protocol/pkt.h"
