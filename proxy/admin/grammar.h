@@ -46,6 +46,7 @@ enum admin_cmd_kind {
     ADMIN_SHOW_MIGRATIONS,
     ADMIN_MIGRATE_PLAN,
     ADMIN_MIGRATE_NEXT,
+    ADMIN_MIGRATE_UP,
     ADMIN_CMD_KINDS
 };
 
@@ -66,7 +67,7 @@ struct admin_cmd {
     bool value_quoted;                /* SET: the value was a quoted literal */
     char setting[ADMIN_NAME_MAX + 1]; /* SET */
     uint64_t client_id;               /* KILL */
-    bool has_version;                 /* MIGRATE PLAN TO version */
+    bool has_version;                 /* MIGRATE PLAN, MIGRATE UP: TO version */
     int64_t version;
 };
 

@@ -1,11 +1,13 @@
 /*
- * migrations.c — SHOW MIGRATIONS and MIGRATE PLAN.
+ * migrations.c — SHOW MIGRATIONS, MIGRATE PLAN, MIGRATE NEXT and MIGRATE UP.
  *
- * Both load the steps of migrations_dir (a few files, read at once: the
- * loader is bounded and a bad file is the admin's answer), then read every
- * region's history on the admin session's loop (migrate/status.c) and
- * answer through console_command_done once all regions have answered or
- * timed out.  Nothing is written anywhere.
+ * Each loads the steps of migrations_dir (a few files, read at once: the
+ * loader is bounded and a bad file is the admin's answer), then reads every
+ * region's history on the admin session's loop (migrate/status.c).  SHOW
+ * and PLAN answer through console_command_done once all regions have
+ * answered or timed out, and write nothing; NEXT and UP, when every
+ * region's plan allows it, hand the steps to the runner (migrate/runner.c),
+ * which reads each history again under the region's lock.
  */
 #include "proxy/admin/migrations.h"
 
@@ -186,9 +188,9 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
 
 /* ---- MIGRATE NEXT ---- */
 
-static void next_done(const struct migrate_run_outcome *out, void *arg)
+static void run_done(const struct migrate_run_outcome *out, struct console_wait *wait,
+                     const char *tag)
 {
-    struct console_wait *wait = arg;
     if (out->failed) {
         admin_error_set(&wait->err, out->err.sqlstate, out->err.detail, out->err.hint, "%s",
                         out->err.message);
@@ -198,15 +200,28 @@ static void next_done(const struct migrate_run_outcome *out, void *arg)
     result_init(&wait->res, NULL, 0);
     for (int i = 0; i < out->nnotes; i++)
         result_notice(&wait->res, "%s", out->notes[i]);
-    result_set_tag(&wait->res, "MIGRATE NEXT");
+    result_set_tag(&wait->res, tag);
     console_command_done(wait, CMD_DONE);
 }
 
+static void next_done(const struct migrate_run_outcome *out, void *arg)
+{
+    run_done(out, arg, "MIGRATE NEXT");
+}
+
+static void up_done(const struct migrate_run_outcome *out, void *arg)
+{
+    run_done(out, arg, "MIGRATE");
+}
+
 /*
- * The lowest version pending in any region (the plans checked first, as
- * MIGRATE PLAN does); 0 when none is; -1 with the error set.
+ * The lowest version up to to pending in any region (the plans checked
+ * first, as MIGRATE PLAN does, so that a region which would refuse stops
+ * the run before anything runs anywhere); 0 when none is; -1 with the
+ * error set.
  */
-static int64_t next_version(struct migrations_request *req, const struct migrate_status *st)
+static int64_t lowest_pending(struct migrations_request *req, const struct migrate_status *st,
+                              int64_t to)
 {
     int64_t lowest = 0;
     size_t n, *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
@@ -221,8 +236,8 @@ static int64_t next_version(struct migrations_request *req, const struct migrate
             admin_error_set(&req->wait->err, "08001", rs->error, NULL,
                             "could not read the migration history of region \"%s\"",
                             rs->region->name);
-        } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL,
-                                       idx, &n, &perr) != 0) {
+        } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, to, idx, &n,
+                                       &perr) != 0) {
             admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
                             perr.message);
         } else {
@@ -237,20 +252,26 @@ static int64_t next_version(struct migrations_request *req, const struct migrate
     return lowest;
 }
 
-/* After the first reading: nothing to do, an error, or the run of the next step. */
-static int start_next(struct migrations_request *req, const struct migrate_status *st)
+/*
+ * After the first reading: nothing to do, an error, or the run.  NEXT runs
+ * up to the lowest pending version, UP up to its target: the same runner.
+ */
+static int start_run(struct migrations_request *req, const struct migrate_status *st)
 {
-    int64_t v = next_version(req, st);
+    bool up = req->kind == ADMIN_MIGRATE_UP;
+    const char *tag = up ? "MIGRATE" : "MIGRATE NEXT";
+    int64_t v = lowest_pending(req, st, up ? req->to : MIGRATE_TO_ALL);
     if (v < 0)
         return CMD_ERROR;
     if (v == 0) {
         result_init(&req->wait->res, NULL, 0);
-        result_notice(&req->wait->res, "every step is applied: nothing to run");
-        result_set_tag(&req->wait->res, "MIGRATE NEXT");
+        result_notice(&req->wait->res, "every step%s is applied: nothing to run",
+                      up && req->to != MIGRATE_TO_ALL ? " up to the version" : "");
+        result_set_tag(&req->wait->res, tag);
         return CMD_DONE;
     }
-    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, v, req->run_by, next_done,
-                          req->wait) != 0) {
+    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, up ? req->to : v,
+                          req->run_by, up ? up_done : next_done, req->wait) != 0) {
         admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
         return CMD_ERROR;
     }
@@ -268,7 +289,7 @@ static void migrations_answer(struct migrate_status *st, void *arg)
     else if (req->kind == ADMIN_MIGRATE_PLAN)
         rc = render_plan(req, st);
     else
-        rc = start_next(req, st);
+        rc = start_run(req, st);
     struct console_wait *wait = req->wait;
     migrate_status_free(st);
     migrate_steps_free(&req->steps);
@@ -361,6 +382,16 @@ int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
     log_info(s->id, "admin %s: MIGRATE NEXT%s%s", s->user, cmd->has_region ? " IN REGION " : "",
+             cmd->has_region ? cmd->region : "");
+    return migrations_start(s, cmd, wait);
+}
+
+int migrations_up_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    char to[32] = "";
+    if (cmd->has_version)
+        snprintf(to, sizeof(to), " TO %" PRId64, cmd->version);
+    log_info(s->id, "admin %s: MIGRATE UP%s%s%s", s->user, to, cmd->has_region ? " IN REGION " : "",
              cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }

@@ -1,6 +1,6 @@
 /*
- * migrations.h — SHOW MIGRATIONS and MIGRATE PLAN (migrations.c): the
- * steps of migrations_dir against each region's history.
+ * migrations.h — SHOW MIGRATIONS, MIGRATE PLAN, NEXT and UP (migrations.c):
+ * the steps of migrations_dir against each region's history.
  */
 #ifndef PGNEAR_PROXY_ADMIN_MIGRATIONS_H
 #define PGNEAR_PROXY_ADMIN_MIGRATIONS_H
@@ -17,5 +17,7 @@ int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
 
 int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait);
+int migrations_up_command(struct session *s, const struct admin_cmd *cmd,
+                          struct console_wait *wait);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * runner.h — running transactional steps in each region, on the event
- * loop (MIGRATE NEXT).
+ * loop (MIGRATE NEXT and MIGRATE UP).
  *
  * Region by region in migration order, each fully before the next:
  *
@@ -40,7 +40,7 @@ struct migrate_run;
 #define MIGRATE_LOCK_KEY     "7236842019847731201" /* pg_try_advisory_lock(bigint) */
 #define MIGRATE_LOCK_POLL_MS 100
 #define MIGRATE_LOCK_WAIT_MS 10000
-#define MIGRATE_RUN_NOTES    8
+#define MIGRATE_RUN_NOTES    64
 
 /* What a run did: a line per step applied, and its error when it stopped. */
 struct migrate_run_outcome {

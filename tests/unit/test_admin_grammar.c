@@ -224,7 +224,15 @@ static void test_migrate(void **state)
     expect_kind("migrate next in region us", ADMIN_MIGRATE_NEXT);
     assert_string_equal(cmd.region, "us");
     expect_error("MIGRATE NEXT TO 2", "42601", 14);
-    expect_error("MIGRATE UP", "42601", 1); /* not built */
+    expect_kind("MIGRATE UP", ADMIN_MIGRATE_UP);
+    expect_kind("migrate up to 3 in region \"eu-west\"", ADMIN_MIGRATE_UP);
+    assert_true(cmd.has_version && cmd.version == 3 && cmd.has_region);
+    assert_string_equal(cmd.region, "eu-west");
+    expect_kind("MIGRATE UP IN REGION us;", ADMIN_MIGRATE_UP);
+    expect_error("MIGRATE UP TO", "42601", 14);
+    expect_error("MIGRATE UP TO 0", "22023", 15);
+    expect_error("MIGRATE UP us", "42601", 12);
+    expect_error("MIGRATE DOWN TO 1", "42601", 1); /* not built */
 }
 
 static void test_unknown_commands(void **state)
