@@ -127,13 +127,13 @@ static const struct admin_command_def commands[] = {
      ARGS_IN_REGION,
      "MIGRATE NEXT [IN REGION region]",
      "runs the lowest pending step in each region where it is pending, region by region "
-     "(transactional steps only)"},
+     "(no pause step)"},
     {ADMIN_MIGRATE_UP,
      {"MIGRATE", "UP"},
      ARGS_MIGRATE,
      "MIGRATE UP [TO version] [IN REGION region]",
      "runs every pending step up to the version, region by region in migration order, each "
-     "region fully before the next (transactional steps only)"},
+     "region fully before the next (no pause step)"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -35,6 +35,22 @@ const char migrate_history_select_sql[] =
     " run_by, error, error_statement"
     " FROM " MIGRATE_HISTORY_TABLE " ORDER BY version";
 
+/*
+ * The lock is tried only when a row is running (the scalar subquery is not
+ * run otherwise), and released in the same statement when it was taken.
+ */
+const char migrate_history_select_live_sql[] =
+    "WITH try AS MATERIALIZED (SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY ") AS free),"
+    " released AS MATERIALIZED (SELECT free, CASE WHEN free THEN "
+    "pg_advisory_unlock(" MIGRATE_LOCK_KEY ") END FROM try)"
+    " SELECT version, name, checksum,"
+    " CASE WHEN state = 'running' AND (SELECT free FROM released) THEN 'uncertain' ELSE state END,"
+    " statements_done, statements_total,"
+    " (extract(epoch FROM started_at) * 1000000)::int8,"
+    " (extract(epoch FROM finished_at) * 1000000)::int8,"
+    " run_by, error, error_statement"
+    " FROM " MIGRATE_HISTORY_TABLE " ORDER BY version";
+
 enum history_column {
     COL_VERSION,
     COL_NAME,

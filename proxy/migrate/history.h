@@ -15,7 +15,9 @@
  *              with its SQL)
  *   failed     a statement failed; error and error_statement say which
  *   uncertain  a step found running after pgnear stopped: nobody knows
- *              how far it went until an admin says
+ *              how far it went until an admin says.  Only reported: a
+ *              'running' row read while the region's migration lock is
+ *              free (or by a run that holds it) is uncertain
  *   reverted   its down script ran
  *
  * Here is only the table's text and the reading of its rows; the queries
@@ -35,6 +37,8 @@
 #define MIGRATE_HISTORY_TABLE  "pgnear_schema_history"
 #define MIGRATE_RUN_BY_MAX     127 /* run_by as kept in a row; longer is cut */
 #define MIGRATE_HISTORY_ERRMAX 511 /* error as kept in a row; longer is cut */
+/* The session-level advisory lock a run holds in a region, pg_try_advisory_lock(bigint). */
+#define MIGRATE_LOCK_KEY "7236842019847731201"
 
 /* A step's state in one region; PENDING is no row at all. */
 enum migrate_state {
@@ -76,6 +80,14 @@ extern const char migrate_history_exists_sql[];
 
 /* Every row, by version; its result is what migrate_history_parse reads. */
 extern const char migrate_history_select_sql[];
+
+/*
+ * The same rows, but a 'running' row reads 'uncertain' when nobody holds
+ * the region's migration lock (taken and released at once to see): no run
+ * is going on, so the pgnear that ran the step stopped in it.  While a run
+ * holds the lock its row reads 'running'.  The table itself is not changed.
+ */
+extern const char migrate_history_select_live_sql[];
 
 /* "applied"; "pending" for PENDING. */
 const char *migrate_state_name(enum migrate_state state);

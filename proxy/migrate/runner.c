@@ -250,13 +250,22 @@ static const char history_upsert_sql[] =
     "INSERT INTO " MIGRATE_HISTORY_TABLE
     " (version, name, checksum, state, statements_done, statements_total, started_at,"
     " finished_at, run_by, error, error_statement)"
-    " VALUES ($1, $2, $3, $4, $5, $6, now(), clock_timestamp(), $7, NULLIF($8, ''),"
+    " VALUES ($1, $2, $3, $4, $5, $6, now(),"
+    " CASE WHEN $4 = 'running' THEN NULL ELSE clock_timestamp() END, $7, NULLIF($8, ''),"
     " NULLIF($9, '')::integer)"
     " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,"
     " state = EXCLUDED.state, statements_done = EXCLUDED.statements_done,"
     " statements_total = EXCLUDED.statements_total, started_at = EXCLUDED.started_at,"
     " finished_at = EXCLUDED.finished_at, run_by = EXCLUDED.run_by, error = EXCLUDED.error,"
     " error_statement = EXCLUDED.error_statement";
+
+/* A no-transaction step: its count after each statement, then how it ended. */
+static const char history_done_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET statements_done = $2 WHERE version = $1";
+static const char history_end_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = $2, statements_done = $3,"
+    " finished_at = clock_timestamp(), error = NULLIF($4, ''),"
+    " error_statement = NULLIF($5, '')::integer WHERE version = $1";
 
 static void run_step(struct migrate_run *run);
 
@@ -292,10 +301,20 @@ static void step_params(struct migrate_run *run, const struct migrate_step *step
         run->params[8][0] = '\0';
 }
 
+static bool step_notx(const struct migrate_run *run)
+{
+    return run->steps.steps[run->todo[run->ti]].up.directives.no_transaction;
+}
+
 static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_plan_error *e = &run->step_err;
-    if (res == NULL)
+    if (res == NULL && step_notx(run) && run->k > 0)
+        snprintf(e->hint, sizeof(e->hint),
+                 "Its history row could not be written (%s): it still says running, and "
+                 "SHOW MIGRATIONS reports the step uncertain there.",
+                 error);
+    else if (res == NULL)
         snprintf(e->hint, sizeof(e->hint),
                  "Its history row could not be written (%s): the region's history does not "
                  "show this failure.",
@@ -314,6 +333,25 @@ static void on_rolled_back(struct migrate_run *run, const PGresult *res, const c
     run_send(run, CONN_STEP, history_upsert_sql, RUN_PARAMS, on_failure_recorded, 0);
 }
 
+/*
+ * The index in the step's statements of query k; SIZE_MAX when query k is
+ * not one of them.  A transactional step sends BEGIN, its SETs, its
+ * statements, its row, COMMIT; a no-transaction one its 'running' row, its
+ * SETs, each statement followed by its count, RESET ALL, its end.
+ */
+static size_t step_statement_of(const struct migrate_run *run, const struct migrate_step *step)
+{
+    size_t first = 1 + run->nsets, n = step->up.sql.count;
+    if (run->k < first)
+        return SIZE_MAX;
+    size_t at = run->k - first;
+    if (!step->up.directives.no_transaction)
+        return at < n ? at : SIZE_MAX;
+    return at < 2 * n && at % 2 == 0 ? at / 2 : SIZE_MAX;
+}
+
+static void notx_failed(struct migrate_run *run);
+
 /* A query of the step failed: the error for the admin, then ROLLBACK and the 'failed' row. */
 static void step_failed(struct migrate_run *run, const char *error)
 {
@@ -322,9 +360,8 @@ static void step_failed(struct migrate_run *run, const char *error)
     char why[MIGRATE_HISTORY_ERRMAX + 1];
     struct migrate_plan_error *e = &run->step_err;
     server_error(run, error, why, sizeof(why), &sqlstate);
-    size_t first = 1 + run->nsets;
-    run->failed_statement =
-        run->k >= first && run->k < first + step->up.sql.count ? run->k - first + 1 : 0;
+    size_t at = step_statement_of(run, step);
+    run->failed_statement = at == SIZE_MAX ? 0 : at + 1;
     memset(e, 0, sizeof(*e));
     snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
     snprintf(run->server_msg, sizeof(run->server_msg), "%.480s (%s)", why, sqlstate);
@@ -337,31 +374,121 @@ static void step_failed(struct migrate_run *run, const char *error)
                  "step %" PRId64 " (%s) failed in region \"%s\": %.120s", step->version, step->name,
                  run->region->name, why);
     snprintf(e->detail, sizeof(e->detail),
-             "Statement %zu of %zu (%s line %u). The step was rolled back there; earlier regions "
-             "keep what they applied, later ones were not touched.",
+             "Statement %zu of %zu (%s line %u). %s; earlier regions keep what they applied, "
+             "later ones were not touched.",
              run->failed_statement, step->up.sql.count, step->up.file,
-             run->failed_statement > 0 ? step->up.sql.stmts[run->failed_statement - 1].line : 0);
+             run->failed_statement > 0 ? step->up.sql.stmts[run->failed_statement - 1].line : 0,
+             step->up.directives.no_transaction
+                 ? "A no-transaction step is not rolled back: the statements before it stay done "
+                   "there"
+                 : "The step was rolled back there");
     if (run->conns[CONN_STEP].q == NULL) {
         on_failure_recorded(run, NULL, "the connection was lost");
+        return;
+    }
+    if (step->up.directives.no_transaction) {
+        notx_failed(run);
         return;
     }
     run_send(run, CONN_STEP, "ROLLBACK", 0, on_rolled_back, 0);
 }
 
+/* $1 version, $2 state, $3 statements_done, $4 error, $5 error_statement: history_end_sql's. */
+static void end_params(struct migrate_run *run, const struct migrate_step *step, const char *state,
+                       size_t done, const char *error, size_t statement)
+{
+    step_params(run, step, state, done, error, statement);
+    memcpy(run->params[1], run->params[3], sizeof(run->params[1]));
+    memcpy(run->params[2], run->params[4], sizeof(run->params[2]));
+    memcpy(run->params[3], run->params[7], sizeof(run->params[3]));
+    memcpy(run->params[4], run->params[8], sizeof(run->params[4]));
+}
+
+static void on_notx_reset(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    (void)res;
+    (void)error;
+    end_params(run, step, "failed", run->failed_statement - 1, run->server_msg,
+               run->failed_statement);
+    run_send(run, CONN_STEP, history_end_sql, 5, on_failure_recorded, 0);
+}
+
+/*
+ * A no-transaction step stopped: after a failed statement, its timeouts
+ * reset and its row 'failed' with the count of statements done; after any
+ * other query (its row, a SET, a count) its row is left as it is, 'running'
+ * (uncertain once this run ends), or absent when nothing ran.
+ */
+static void notx_failed(struct migrate_run *run)
+{
+    struct migrate_plan_error *e = &run->step_err;
+    if (run->failed_statement > 0) {
+        run_send(run, CONN_STEP, "RESET ALL", 0, on_notx_reset, 0);
+        return;
+    }
+    if (run->k > 0)
+        snprintf(e->hint, sizeof(e->hint),
+                 "Its history row says running: SHOW MIGRATIONS reports the step uncertain there "
+                 "until it is settled.");
+    run->out.failed = true;
+    run->out.err = *e;
+    run_finish(run);
+}
+
+/* The step's k-th SET (k from 1): its lock_timeout, then its statement_timeout. */
+static void set_query(struct migrate_run *run, const struct migrate_step *step, const char *set)
+{
+    const struct migrate_directives *d = &step->up.directives;
+    bool lock = d->lock_timeout_ms >= 0 && run->k == 1;
+    snprintf(run->sql_buf, sizeof(run->sql_buf), "%s %s = %" PRId64, set,
+             lock ? "lock_timeout" : "statement_timeout",
+             lock ? d->lock_timeout_ms : d->statement_timeout_ms);
+    run->sql = run->sql_buf;
+}
+
+/*
+ * Query k of a no-transaction step: each statement runs on its own, with
+ * the timeouts SET on the connection (then RESET), and the history row,
+ * in statements of its own, says 'running' before and the count after each.
+ */
+static void notx_query(struct migrate_run *run, const struct migrate_step *step)
+{
+    size_t k = run->k, first = 1 + run->nsets, n = step->up.sql.count;
+    run->nparams = 0;
+    if (k == 0) {
+        step_params(run, step, "running", 0, "", 0);
+        run->sql = history_upsert_sql;
+        run->nparams = RUN_PARAMS;
+    } else if (k < first) {
+        set_query(run, step, "SET");
+    } else if (k < first + 2 * n && (k - first) % 2 == 0) {
+        run->sql = NULL; /* the statement: copied by run_step_next */
+    } else if (k < first + 2 * n) {
+        snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, step->version);
+        snprintf(run->params[1], sizeof(run->params[1]), "%zu", (k - first) / 2 + 1);
+        run->sql = history_done_sql;
+        run->nparams = 2;
+    } else if (k == first + 2 * n) {
+        run->sql = "RESET ALL";
+    } else {
+        end_params(run, step, "applied", n, "", 0);
+        run->sql = history_end_sql;
+        run->nparams = 5;
+    }
+}
+
 /* Query k of the current step into run->sql (and its params). */
 static void step_query(struct migrate_run *run, const struct migrate_step *step)
 {
-    const struct migrate_directives *d = &step->up.directives;
     size_t k = run->k, first = 1 + run->nsets;
     run->nparams = 0;
-    if (k == 0) {
+    if (step->up.directives.no_transaction) {
+        notx_query(run, step);
+    } else if (k == 0) {
         run->sql = "BEGIN";
     } else if (k < first) {
-        bool lock = d->lock_timeout_ms >= 0 && k == 1;
-        snprintf(run->sql_buf, sizeof(run->sql_buf), "SET LOCAL %s = %" PRId64,
-                 lock ? "lock_timeout" : "statement_timeout",
-                 lock ? d->lock_timeout_ms : d->statement_timeout_ms);
-        run->sql = run->sql_buf;
+        set_query(run, step, "SET LOCAL");
     } else if (k < first + step->up.sql.count) {
         run->sql = NULL; /* the statement: copied by run_step_next */
     } else if (k == first + step->up.sql.count) {
@@ -381,7 +508,7 @@ static void run_step_next(struct migrate_run *run)
     const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
     step_query(run, step);
     if (run->sql == NULL) {
-        const struct sql_statement *st = &step->up.sql.stmts[run->k - 1 - run->nsets];
+        const struct sql_statement *st = &step->up.sql.stmts[step_statement_of(run, step)];
         free(run->stmt_copy);
         run->stmt_copy = strndup(step->up.text + st->offset, st->length);
         if (run->stmt_copy == NULL) {
@@ -405,9 +532,12 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
         return;
     }
     run->out.applied++;
-    run_note(run, "region \"%s\": step %" PRId64 " (%s) applied, %zu statement%s in %" PRId64 " ms",
+    run_note(run,
+             "region \"%s\": step %" PRId64 " (%s) applied, %zu statement%s%s in %" PRId64 " ms",
              run->region->name, step->version, step->name, step->up.sql.count,
-             step->up.sql.count == 1 ? "" : "s", now_ms() - run->step_started_ms);
+             step->up.sql.count == 1 ? "" : "s",
+             step->up.directives.no_transaction ? " (no transaction)" : "",
+             now_ms() - run->step_started_ms);
     run->ti++;
     run_step(run);
 }
@@ -426,25 +556,22 @@ static void run_step(struct migrate_run *run)
     const struct migrate_directives *d = &step->up.directives;
     run->k = 0;
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
-    run->nqueries = 1 + run->nsets + step->up.sql.count + 2;
+    run->nqueries = 1 + run->nsets + step->up.sql.count * (d->no_transaction ? 2 : 1) + 2;
     run->step_started_ms = now_ms();
     run_step_next(run);
 }
 
-/* Every step the region would run is transactional and no pause step; else the run stops. */
+/* No step the region would run is a pause step; else the run stops. */
 static bool region_runnable(struct migrate_run *run)
 {
     for (size_t i = 0; i < run->ntodo; i++) {
         const struct migrate_step *step = &run->steps.steps[run->todo[i]];
-        const char *what = step->up.directives.no_transaction ? "no-transaction"
-                           : step->up.directives.pause        ? "pause"
-                                                              : NULL;
-        if (what != NULL) {
-            run_fail(run, "0A000", "This build of pgnear runs transactional steps only.",
+        if (step->up.directives.pause) {
+            run_fail(run, "0A000", "This build of pgnear runs no pause step.",
                      "MIGRATE PLAN shows each step's transaction mode and pause flag.",
-                     "step %" PRId64 " (%s) is a %s step, which MIGRATE does not run yet; "
+                     "step %" PRId64 " (%s) is a pause step, which MIGRATE does not run yet; "
                      "nothing was run in region \"%s\"",
-                     step->version, step->name, what, run->region->name);
+                     step->version, step->name, run->region->name);
             return false;
         }
     }
@@ -463,6 +590,11 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
                  "could not read the migration history of region \"%s\"", run->region->name);
         return;
     }
+    /* Under the lock no run is going on here: a step still running was left by a pgnear that
+     * stopped. */
+    for (size_t i = 0; i < h.count; i++)
+        if (h.rows[i].state == MIGRATE_RUNNING)
+            h.rows[i].state = MIGRATE_UNCERTAIN;
     int rc = migrate_plan_region(&run->steps, &h, run->region->name, run->to, run->todo,
                                  &run->ntodo, &perr);
     migrate_history_free(&h);

@@ -1,5 +1,5 @@
 /*
- * runner.h — running transactional steps in each region, on the event
+ * runner.h — running steps in each region, on the event
  * loop (MIGRATE NEXT and MIGRATE UP).
  *
  * Region by region in migration order, each fully before the next:
@@ -19,8 +19,13 @@
  *      stops there;
  *   4. both connections closed, which releases the lock.
  *
- * Only transactional steps without pause run here: a no-transaction or
- * pause step stops the run before anything of its region runs (0A000).
+ * A no-transaction step runs without BEGIN: its row 'running' first, its
+ * timeouts as plain SET, each statement followed by the row's count of
+ * statements done, RESET ALL, its row 'applied'; a failed statement leaves
+ * the row 'failed' with the count done.  Under the lock, a row still
+ * 'running' was left by a pgnear that stopped: it is uncertain, and the
+ * region's plan refuses it.  A pause step stops the run before anything
+ * of its region runs (0A000).
  */
 #ifndef PGNEAR_PROXY_MIGRATE_RUNNER_H
 #define PGNEAR_PROXY_MIGRATE_RUNNER_H
@@ -37,7 +42,6 @@ struct event_base;
 struct region;
 struct migrate_run;
 
-#define MIGRATE_LOCK_KEY     "7236842019847731201" /* pg_try_advisory_lock(bigint) */
 #define MIGRATE_LOCK_POLL_MS 100
 #define MIGRATE_LOCK_WAIT_MS 10000
 #define MIGRATE_RUN_NOTES    64

@@ -74,7 +74,7 @@ static bool status_region_start(struct event_base *base, struct migrate_region_s
         snprintf(rs->error, sizeof(rs->error), "the connection string of %s is too long", rs->host);
         return false;
     }
-    rs->query = pgasync_query(base, conninfo, migrate_history_select_sql, 0, NULL, timeout_ms,
+    rs->query = pgasync_query(base, conninfo, migrate_history_select_live_sql, 0, NULL, timeout_ms,
                               history_read, rs, why, sizeof(why));
     if (rs->query == NULL) {
         snprintf(rs->error, sizeof(rs->error), "%s", why);

@@ -7,7 +7,9 @@
  * standby, by the health checks) in migrations_db reads the history.  The
  * regions are asked all at once; each query has a time limit, so a region
  * that cannot be reached says why rather than hangs.  No table means
- * nothing ever ran there.  Nothing is written.
+ * nothing ever ran there.  Nothing is written.  A 'running' row reads
+ * 'uncertain' when no run holds the region's migration lock (see
+ * migrate_history_select_live_sql).
  */
 #ifndef PGNEAR_PROXY_MIGRATE_STATUS_H
 #define PGNEAR_PROXY_MIGRATE_STATUS_H

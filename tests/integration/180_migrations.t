@@ -3,8 +3,9 @@
 # no history table exists, the plan in full, TO a version and IN one
 # region, in migration_order; then history rows written by hand in one
 # region (with pgnear's own table text and checksums, from
-# tests/unit/print_migrations): applied steps, a running one shown as it
-# is, a checksum mismatch after a file is edited, a recorded step with no
+# tests/unit/print_migrations): applied steps, a running one shown as
+# running while the migration lock is held and uncertain when it is free,
+# a checksum mismatch after a file is edited, a recorded step with no
 # file, a bad step file; a region whose server is down says so while the
 # others are shown.  Through psql, and through DBD::Pg's prepared
 # statements.
@@ -158,14 +159,30 @@ my ($rc, $out, $notice) = psql(admin_ci(), 'MIGRATE PLAN TO 2 IN REGION "us-east
 is $out, '', 'MIGRATE PLAN TO 2 IN REGION us-east: nothing to run';
 like $notice, qr/NOTICE:.*region "us-east" has nothing to run/, '... said in a NOTICE';
 
-# A step recorded as running (pgnear died in it, or it runs now): shown as it is; UP would stop.
+# A step recorded as running while a run holds the region's migration lock: shown as running.
 history_row($us, 3, 'running');
+my $holder = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port);
+ok $holder->startup(user => $PgNearTest::APP_USER, database => 'movr',
+                    password => $PgNearTest::APP_PASSWORD)->{ok}, 'a session straight to us-east';
+$holder->query('SELECT pg_advisory_lock(7236842019847731201)');
 %cell = map { ("$_->[0]/$_->[2]" => $_) } @{ rows('SHOW MIGRATIONS') };
-is_deeply [@{ $cell{'3/us-east'} }[3, 6]], ['running', ''], 'a running step is shown as running, unfinished';
+is_deeply [@{ $cell{'3/us-east'} }[3, 6]], ['running', ''],
+    'a running step, the lock held: shown as running, unfinished';
 ($state, $err) = admin_err('MIGRATE PLAN');
 is $state, '55000', 'MIGRATE PLAN with a running step: 55000';
 like $err, qr/step 3 \(vehicle_indexes\) is running in region "us-east"/, '... naming step and region';
 is scalar(@{ rows('MIGRATE PLAN IN REGION "eu-west"') }), 4, '... while another region still plans';
+# Nobody holds the lock: the pgnear that ran it stopped in it, so it is uncertain.
+$holder->terminate;
+%cell = map { ("$_->[0]/$_->[2]" => $_) } @{ rows('SHOW MIGRATIONS') };
+is $cell{'3/us-east'}[3], 'uncertain', 'a running step, the lock free: shown as uncertain';
+($state, $err) = admin_err('MIGRATE PLAN');
+is $state, '55000', '... MIGRATE PLAN: 55000';
+like $err, qr/step 3 \(vehicle_indexes\) is uncertain in region "us-east"/, '... naming step and region';
+is $us->psql_admin('SELECT state FROM pgnear_schema_history WHERE version = 3', dbname => 'movr'),
+    'running', '... the table itself is not changed by reading it';
+is $us->psql_admin('SELECT count(*) FROM pg_locks WHERE locktype = \'advisory\'', dbname => 'movr'),
+    0, '... and no advisory lock is left behind';
 $us->psql_admin('DELETE FROM pgnear_schema_history WHERE version = 3', dbname => 'movr');
 
 history_row($us, 3, 'failed', error => 'deadlock detected (40P01)');

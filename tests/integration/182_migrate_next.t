@@ -3,7 +3,7 @@
 # order, its history row committed with its SQL (checksum, statements,
 # run_by); IN REGION limits it to one; a second session holding the
 # migration lock makes it wait (polled) and go on once the lock is free,
-# or fail with 55P03 naming the region when it is not; a no-transaction
+# or fail with 55P03 naming the region when it is not; a pause
 # step is refused before anything runs; a failing statement rolls its
 # step back, is recorded as failed with the statement's number, names
 # region, step, statement and the server's SQLSTATE, and leaves later
@@ -132,10 +132,10 @@ unlink "$dir/0003_rows.sql";
 # ------------------------------------------------------------------ refusals and failures
 
 write_file("$dir/0003_index.sql",
-    "-- pgnear: no-transaction\nCREATE INDEX CONCURRENTLY accounts_city ON accounts (city);\n");
+    "-- pgnear: pause\nALTER TABLE accounts ADD COLUMN zip text;\n");
 ($rc, $out, $err) = admin_full('MIGRATE NEXT');
-is sqlstate($err), '0A000', 'a no-transaction step: 0A000';
-like $err, qr/step 3 \(index\) is a no-transaction step.*nothing was run in region "eu-west"/,
+is sqlstate($err), '0A000', 'a pause step: 0A000';
+like $err, qr/step 3 \(index\) is a pause step.*nothing was run in region "eu-west"/,
     '... naming step and region';
 is scalar(@{ history($eu) }), 2, '... nothing ran';
 unlink "$dir/0003_index.sql";

@@ -6,7 +6,11 @@
 # a failing step stops everything after it (later regions untouched,
 # earlier ones recorded) with an error naming region, step, statement and
 # the server's error and SQLSTATE; two pgnear instances sent MIGRATE UP at
-# the same time run each step exactly once in each region.
+# the same time run each step exactly once in each region.  No-transaction
+# steps: CREATE INDEX CONCURRENTLY runs; a failing second statement leaves
+# the first done and the row failed at statement 2; pgnear SIGKILLed while
+# a statement runs leaves the row running, reported uncertain once
+# restarted, and MIGRATE UP refuses to go on.
 use strict;
 use warnings;
 use FindBin;
@@ -156,8 +160,68 @@ for my $r (@order) {
     is_deeply states($cluster{$r}), [map { "$_:applied" } 1 .. 7], "$r: recorded once each";
 }
 
-like admin('SHOW VERSION'), qr/^pgnear/, 'the console is up after all that';
+# ------------------------------------------------------------------ no-transaction steps
+
 is $p2->stop, 0, 'the second pgnear exits cleanly';
+
+# CREATE INDEX CONCURRENTLY cannot run in a transaction block: it runs on its own.
+write_file("$dir/0008_index.sql", "-- pgnear: no-transaction\n-- pgnear: lock_timeout = 5s\n"
+  . "CREATE INDEX CONCURRENTLY accounts_city ON accounts (city);\nINSERT INTO runs VALUES (8);\n");
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is $rc, 0, 'MIGRATE UP runs a no-transaction step (CREATE INDEX CONCURRENTLY)' or diag $err;
+is_deeply [map { /^region "([^"]+)": step 8 \(index\) applied, 2 statements \(no transaction\)/ ? $1 : $_ }
+           @{ notes($err) }], \@order, '... in each region, said so in NOTICEs';
+for my $r (@order) {
+    is $cluster{$r}->psql_admin("SELECT indisvalid FROM pg_index WHERE indexrelid = 'accounts_city'::regclass",
+                                dbname => 'movr'), 't', "$r: the index is built and valid";
+    my ($row8) = grep { $_->[0] == 8 } @{ history($cluster{$r}) };
+    is_deeply [@$row8[1 .. 5]], ['applied', 2, 2, '', ''], "$r: its row applied, 2 of 2 statements";
+}
+
+# A failing second statement: the first stays done, the row says failed at statement 2.
+write_file("$dir/0009_half.sql", "-- pgnear: no-transaction\nINSERT INTO runs VALUES (9);\n"
+  . "INSERT INTO accounts VALUES (1 / 0);\nINSERT INTO runs VALUES (99);\n");
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is sqlstate($err), '22012', 'a no-transaction step failing at statement 2: the server\'s SQLSTATE';
+like $err, qr/step 9 \(half\) failed in region "eu-west" at statement 2: division by zero/,
+    '... naming step, region and statement';
+like $err, qr/DETAIL:.*not rolled back/, '... and saying it is not rolled back';
+my ($row9) = grep { $_->[0] == 9 } @{ history($eu) };
+is_deeply [@$row9[1 .. 5]], ['failed', 1, 3, 'division by zero (22012)', 2],
+    'eu-west: failed, 1 of 3 statements done, at statement 2';
+is_deeply runs($eu), [1 .. 9], '... statement 1 stays done, statement 3 never ran';
+is_deeply runs($us), [1 .. 8], 'us-east: untouched';
+($rc, $out, $err) = admin_full('MIGRATE UP');
+like $err, qr/step 9 \(half\) is failed in region "eu-west"/, 'MIGRATE UP then refuses, naming it';
+
+# pgnear killed in the middle of a no-transaction step: running, then uncertain.
+$eu->psql_admin('DELETE FROM pgnear_schema_history WHERE version = 9', dbname => 'movr');
+$eu->psql_admin('DELETE FROM runs WHERE step = 9', dbname => 'movr');
+write_file("$dir/0009_half.sql", "-- pgnear: no-transaction\nINSERT INTO runs VALUES (9);\n"
+  . "SELECT pg_sleep(4);\nINSERT INTO runs VALUES (99);\n");
+my $kid = fork // die "fork: $!";
+if ($kid == 0) { my @r = psql(admin_ci($p), 'MIGRATE UP', timeout => 30); exit 0 }
+ok wait_until(sub { my ($r) = grep { $_->[0] == 9 } @{ history($eu) };
+                    $r && $r->[1] eq 'running' && $r->[2] == 1 }, timeout => 10),
+    'eu-west: step 9 running, statement 1 done, while statement 2 sleeps';
+($rc, $out, $err) = admin_full('SHOW MIGRATIONS');
+like $out, qr/^9\|half\|eu-west\|running\|/m, 'SHOW MIGRATIONS meanwhile: running (the run holds the lock)';
+$p->stop(signal => 'KILL');
+waitpid($kid, 0);
+$p->start;
+my $wait_done = wait_until(sub { $eu->psql_admin(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", dbname => 'movr') == 0 }, timeout => 10);
+ok $wait_done, 'the lock went with the killed pgnear\'s connection';
+($rc, $out, $err) = admin_full('SHOW MIGRATIONS');
+like $out, qr/^9\|half\|eu-west\|uncertain\|/m, 'after the restart SHOW MIGRATIONS says uncertain';
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is sqlstate($err), '55000', 'MIGRATE UP refuses: 55000';
+like $err, qr/step 9 \(half\) is uncertain in region "eu-west"/, '... naming step and region';
+sleep 4; # the server finishes the orphaned pg_sleep, then cannot answer
+is_deeply runs($eu), [1 .. 9], '... and statement 3 never ran';
+is_deeply runs($us), [1 .. 8], '... nor anything in us-east';
+
+like admin('SHOW VERSION'), qr/^pgnear/, 'the console is up after all that';
 is $p->stop, 0, 'pgnear exits cleanly on SIGTERM';
 
 done_testing();
