@@ -28,6 +28,8 @@ enum args {
     ARGS_SET,        /* setting = value */
     ARGS_MIGRATE,    /* [TO version] [IN REGION region] */
     ARGS_IN_REGION,  /* [IN REGION region] */
+    ARGS_RESOLVE,    /* version AS applied|failed [IN REGION region] */
+    ARGS_RETRY,      /* version [IN REGION region] */
 };
 
 static const struct admin_command_def commands[] = {
@@ -134,6 +136,18 @@ static const struct admin_command_def commands[] = {
      "MIGRATE UP [TO version] [IN REGION region]",
      "runs every pending step up to the version, region by region in migration order, each "
      "region fully before the next (no pause step)"},
+    {ADMIN_MIGRATE_RESOLVE,
+     {"MIGRATE", "RESOLVE"},
+     ARGS_RESOLVE,
+     "MIGRATE RESOLVE version AS applied|failed [IN REGION region]",
+     "settles the step where it is uncertain, or failed without a transaction, as the admin says "
+     "(recorded in the history)"},
+    {ADMIN_MIGRATE_RETRY,
+     {"MIGRATE", "RETRY"},
+     ARGS_RETRY,
+     "MIGRATE RETRY version [IN REGION region]",
+     "runs the step again where it is uncertain or failed: a no-transaction step from its first "
+     "statement not done"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -584,6 +598,25 @@ static int take_migrate(struct parser *ps, bool to_allowed)
     return take_name(ps, ps->out->region, "region");
 }
 
+/* version AS applied|failed, or version alone; then [IN REGION region] */
+static int take_settle(struct parser *ps, bool resolve)
+{
+    if (take_version(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (resolve) {
+        if (!at_keyword(ps, "AS") || advance(ps) < 0)
+            return at_keyword(ps, "AS")
+                       ? ADMIN_PARSE_ERROR
+                       : syntax_error(&ps->lx, &ps->tok, "Write AS applied or AS failed.");
+        if (!at_keyword(ps, "applied") && !at_keyword(ps, "failed"))
+            return syntax_error(&ps->lx, &ps->tok, "Write AS applied or AS failed.");
+        ps->out->resolve_applied = at_keyword(ps, "applied");
+        if (advance(ps) < 0)
+            return ADMIN_PARSE_ERROR;
+    }
+    return take_migrate(ps, false);
+}
+
 static int take_args(struct parser *ps, int args)
 {
     switch (args) {
@@ -604,6 +637,9 @@ static int take_args(struct parser *ps, int args)
     case ARGS_MIGRATE:
     case ARGS_IN_REGION:
         return take_migrate(ps, args == ARGS_MIGRATE);
+    case ARGS_RESOLVE:
+    case ARGS_RETRY:
+        return take_settle(ps, args == ARGS_RESOLVE);
     default:
         return 0;
     }

@@ -47,6 +47,8 @@ enum admin_cmd_kind {
     ADMIN_MIGRATE_PLAN,
     ADMIN_MIGRATE_NEXT,
     ADMIN_MIGRATE_UP,
+    ADMIN_MIGRATE_RESOLVE,
+    ADMIN_MIGRATE_RETRY,
     ADMIN_CMD_KINDS
 };
 
@@ -69,6 +71,7 @@ struct admin_cmd {
     uint64_t client_id;               /* KILL */
     bool has_version;                 /* MIGRATE PLAN, MIGRATE UP: TO version */
     int64_t version;
+    bool resolve_applied; /* MIGRATE RESOLVE version AS applied (else AS failed) */
 };
 
 /* admin_parse's results. */

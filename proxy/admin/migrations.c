@@ -52,6 +52,7 @@ struct migrations_request {
     struct migrate_steps steps;
     struct event_base *base; /* MIGRATE NEXT: where the run goes on */
     const struct region *alone;
+    bool resolve_applied; /* MIGRATE RESOLVE */
     char run_by[MIGRATE_RUN_BY_MAX + 1];
 };
 
@@ -270,15 +271,39 @@ static int start_run(struct migrations_request *req, const struct migrate_status
         result_set_tag(&req->wait->res, tag);
         return CMD_DONE;
     }
-    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, up ? req->to : v,
-                          req->run_by, up ? up_done : next_done, req->wait) != 0) {
+    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, false};
+    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by,
+                          up ? up_done : next_done, req->wait) != 0) {
         admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
         return CMD_ERROR;
     }
     return CMD_PENDING;
 }
 
-/* ---- both ---- */
+/* ---- MIGRATE RESOLVE, MIGRATE RETRY ---- */
+
+/* The runner checks each region's row under its lock; the first reading only shows all answer. */
+static int start_settle(struct migrations_request *req, const struct migrate_status *st)
+{
+    for (size_t r = 0; r < st->count; r++)
+        if (!st->regions[r].reached) {
+            admin_error_set(&req->wait->err, "08001", st->regions[r].error, NULL,
+                            "could not read the migration history of region \"%s\"",
+                            st->regions[r].region->name);
+            return CMD_ERROR;
+        }
+    struct migrate_run_what what = {req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
+                                                                       : MIGRATE_RUN_RETRY,
+                                    req->to, req->resolve_applied};
+    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by, up_done,
+                          req->wait) != 0) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
+/* ---- all ---- */
 
 static void migrations_answer(struct migrate_status *st, void *arg)
 {
@@ -288,6 +313,8 @@ static void migrations_answer(struct migrate_status *st, void *arg)
         render_show(req, st);
     else if (req->kind == ADMIN_MIGRATE_PLAN)
         rc = render_plan(req, st);
+    else if (req->kind == ADMIN_MIGRATE_RESOLVE || req->kind == ADMIN_MIGRATE_RETRY)
+        rc = start_settle(req, st);
     else
         rc = start_run(req, st);
     struct console_wait *wait = req->wait;
@@ -352,6 +379,7 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
     req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
     req->base = s->w->base;
     req->alone = alone;
+    req->resolve_applied = cmd->resolve_applied;
     char host[64] = "?";
     gethostname(host, sizeof(host) - 1);
     snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
@@ -393,5 +421,17 @@ int migrations_up_command(struct session *s, const struct admin_cmd *cmd, struct
         snprintf(to, sizeof(to), " TO %" PRId64, cmd->version);
     log_info(s->id, "admin %s: MIGRATE UP%s%s%s", s->user, to, cmd->has_region ? " IN REGION " : "",
              cmd->has_region ? cmd->region : "");
+    return migrations_start(s, cmd, wait);
+}
+
+int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
+                              struct console_wait *wait)
+{
+    log_info(s->id, "admin %s: MIGRATE %s %" PRId64 "%s%s%s", s->user,
+             cmd->kind == ADMIN_MIGRATE_RESOLVE ? "RESOLVE" : "RETRY", cmd->version,
+             cmd->kind != ADMIN_MIGRATE_RESOLVE ? ""
+             : cmd->resolve_applied             ? " AS applied"
+                                                : " AS failed",
+             cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }

@@ -50,7 +50,10 @@ struct migrate_run {
     struct config *cfg;
     struct migrate_steps steps;
     const struct region *alone;
+    struct migrate_run_what what;
     int64_t to;
+    size_t settled; /* RESOLVE, RETRY: regions where the version was settled or run */
+    int64_t resume; /* RETRY of a no-transaction step: its statements already done */
     char run_by[MIGRATE_RUN_BY_MAX + 1];
     migrate_run_done_fn done;
     void *arg;
@@ -457,7 +460,7 @@ static void notx_query(struct migrate_run *run, const struct migrate_step *step)
     size_t k = run->k, first = 1 + run->nsets, n = step->up.sql.count;
     run->nparams = 0;
     if (k == 0) {
-        step_params(run, step, "running", 0, "", 0);
+        step_params(run, step, "running", (size_t)run->resume, "", 0);
         run->sql = history_upsert_sql;
         run->nparams = RUN_PARAMS;
     } else if (k < first) {
@@ -527,7 +530,11 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
         step_failed(run, error);
         return;
     }
-    if (++run->k < run->nqueries) {
+    if (++run->k == 1 + run->nsets && step->up.directives.no_transaction && run->resume > 0) {
+        run->k += 2 * (size_t)run->resume; /* RETRY: on from the first statement not done */
+        run->resume = 0;
+    }
+    if (run->k < run->nqueries) {
         run_step_next(run);
         return;
     }
@@ -578,6 +585,98 @@ static bool region_runnable(struct migrate_run *run)
     return true;
 }
 
+/* RESOLVE: "resolved as applied by <run_by> at <time>", after the error the row had. */
+static const char history_resolve_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = $2, finished_at = clock_timestamp(),"
+    " error = concat_ws('; ', error, 'resolved as ' || $2 || ' by ' || $3 || ' at ' ||"
+    " clock_timestamp()::text) WHERE version = $1 AND state IN ('running', 'uncertain', 'failed')";
+
+static void on_resolved(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    if (res == NULL) {
+        run_fail(run, "08006", error, NULL, "could not resolve step %" PRId64 " in region \"%s\"",
+                 run->what.version, run->region->name);
+        return;
+    }
+    run->settled++;
+    run_note(run, "region \"%s\": step %" PRId64 " resolved as %s", run->region->name,
+             run->what.version, run->what.resolve_applied ? "applied" : "failed");
+    run->ri++;
+    run_defer(run, ACT_REGION, 0);
+}
+
+/*
+ * RESOLVE, RETRY: may the row be settled here?  An uncertain row, or a
+ * failed one of a no-transaction step (RETRY also takes a failed
+ * transactional step, rolled back, to run it whole).  Else a NOTICE, and
+ * on to the next region.
+ */
+static bool settle_allowed(struct migrate_run *run, const struct migrate_history_row *row,
+                           const struct migrate_step *step)
+{
+    bool notx = step == NULL || step->up.directives.no_transaction;
+    bool ok = row != NULL &&
+              (row->state == MIGRATE_UNCERTAIN ||
+               (row->state == MIGRATE_FAILED && (notx || run->what.mode == MIGRATE_RUN_RETRY)));
+    if (ok)
+        return true;
+    run_note(run, "region \"%s\": step %" PRId64 " is %s there: nothing to %s", run->region->name,
+             run->what.version, row != NULL ? migrate_state_name(row->state) : "pending",
+             run->what.mode == MIGRATE_RUN_RESOLVE ? "resolve" : "retry");
+    run->ri++;
+    run_defer(run, ACT_REGION, 0);
+    return false;
+}
+
+/* RETRY: the step again, from where it stopped when it runs without a transaction. */
+static void run_retry(struct migrate_run *run, const struct migrate_history_row *row,
+                      const struct migrate_step *step)
+{
+    if (step == NULL) {
+        run_fail(run, "55000", "The history records it, but migrations_dir has no file for it.",
+                 "Put the step's file back in migrations_dir.",
+                 "step %" PRId64 " has no step file: it cannot be retried in region \"%s\"",
+                 run->what.version, run->region->name);
+        return;
+    }
+    run->resume = 0;
+    if (step->up.directives.no_transaction) {
+        if (strcmp(step->up.checksum, row->checksum) != 0) {
+            run_fail(run, "55000",
+                     "The statements done ran from the file as it was; the file changed since.",
+                     "Restore the file, or settle the step with MIGRATE RESOLVE.",
+                     "checksum mismatch for step %" PRId64 " (%s) in region \"%s\"", step->version,
+                     step->name, run->region->name);
+            return;
+        }
+        run->resume = row->statements_done;
+    }
+    run->todo[0] = (size_t)(step - run->steps.steps);
+    run->ntodo = 1;
+    run->ti = 0;
+    run->settled++;
+    if (run->resume > 0)
+        run_note(run, "region \"%s\": step %" PRId64 " (%s) goes on from statement %" PRId64,
+                 run->region->name, step->version, step->name, run->resume + 1);
+    run_step(run);
+}
+
+static void run_settle(struct migrate_run *run, const struct migrate_history_row *row)
+{
+    const struct migrate_step *step = migrate_step_find(&run->steps, run->what.version);
+    if (!settle_allowed(run, row, step))
+        return;
+    if (run->what.mode == MIGRATE_RUN_RETRY) {
+        run_retry(run, row, step);
+        return;
+    }
+    snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, run->what.version);
+    snprintf(run->params[1], sizeof(run->params[1]), "%s",
+             run->what.resolve_applied ? "applied" : "failed");
+    snprintf(run->params[2], sizeof(run->params[2]), "%s", run->run_by);
+    run_send(run, CONN_STEP, history_resolve_sql, 3, on_resolved, 0);
+}
+
 static void on_history(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_history h;
@@ -590,11 +689,15 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
                  "could not read the migration history of region \"%s\"", run->region->name);
         return;
     }
-    /* Under the lock no run is going on here: a step still running was left by a pgnear that
-     * stopped. */
+    /* Under the lock no run goes on here: a running step was left by a pgnear that stopped. */
     for (size_t i = 0; i < h.count; i++)
         if (h.rows[i].state == MIGRATE_RUNNING)
             h.rows[i].state = MIGRATE_UNCERTAIN;
+    if (run->what.mode != MIGRATE_RUN_UP) {
+        run_settle(run, migrate_history_find(&h, run->what.version));
+        migrate_history_free(&h);
+        return;
+    }
     int rc = migrate_plan_region(&run->steps, &h, run->region->name, run->to, run->todo,
                                  &run->ntodo, &perr);
     migrate_history_free(&h);
@@ -653,7 +756,14 @@ static void run_region(struct migrate_run *run)
            &cfg->regions.items[cfg->migration_order_index[run->ri]] != run->alone)
         run->ri++;
     if (run->ri == cfg->regions.count) {
-        run_finish(run);
+        if (run->what.mode != MIGRATE_RUN_UP && run->settled == 0)
+            run_fail(run, "55000", "SHOW MIGRATIONS shows the step's state in each region.", NULL,
+                     "step %" PRId64 " is neither uncertain nor failed in any region %s",
+                     run->what.version,
+                     run->what.mode == MIGRATE_RUN_RESOLVE ? "where it can be resolved"
+                                                           : "where it can be retried");
+        else
+            run_finish(run);
         return;
     }
     run->region = &cfg->regions.items[cfg->migration_order_index[run->ri]];
@@ -675,8 +785,8 @@ static void run_region(struct migrate_run *run)
 }
 
 int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
-                      const struct region *alone, int64_t to, const char *run_by,
-                      migrate_run_done_fn done, void *arg)
+                      const struct region *alone, const struct migrate_run_what *what,
+                      const char *run_by, migrate_run_done_fn done, void *arg)
 {
     struct migrate_run *run = calloc(1, sizeof(*run));
     if (run == NULL) {
@@ -688,7 +798,8 @@ int migrate_run_start(struct event_base *base, struct config *cfg, struct migrat
     run->cfg = config_ref(cfg);
     run->base = base;
     run->alone = alone;
-    run->to = to;
+    run->what = *what;
+    run->to = what->mode == MIGRATE_RUN_UP ? what->version : MIGRATE_TO_ALL;
     snprintf(run->run_by, sizeof(run->run_by), "%s", run_by);
     run->done = done;
     run->arg = arg;

@@ -55,16 +55,38 @@ struct migrate_run_outcome {
     size_t applied; /* steps applied, in all regions */
 };
 
+/*
+ * What a run does in each region, under its lock:
+ *   UP       the steps of the region's plan up to version;
+ *   RESOLVE  a row of version that is uncertain (or running: no run holds
+ *            the lock), or failed in a no-transaction step, becomes
+ *            applied or failed as the admin says, the error saying who
+ *            and when;
+ *   RETRY    the step of version, uncertain or failed there, runs again:
+ *            a no-transaction step from its first statement not done
+ *            (statements_done + 1, when its file is unchanged), a
+ *            transactional one whole.
+ * RESOLVE and RETRY pass over the regions where the version is in no such
+ * state (a NOTICE says so) and fail with 55000 when there is none.
+ */
+enum migrate_run_mode { MIGRATE_RUN_UP, MIGRATE_RUN_RESOLVE, MIGRATE_RUN_RETRY };
+
+struct migrate_run_what {
+    enum migrate_run_mode mode;
+    int64_t version;      /* UP: up to it; else the step's */
+    bool resolve_applied; /* RESOLVE: AS applied, else AS failed */
+};
+
 typedef void (*migrate_run_done_fn)(const struct migrate_run_outcome *out, void *arg);
 
 /*
- * Runs the steps up to version to in each region of cfg in migration
- * order (only alone when not NULL).  Takes steps (the caller's copy is
+ * Does what in each region of cfg in migration order (only alone when
+ * not NULL).  Takes steps (the caller's copy is
  * emptied).  done is called once, from the loop; the run frees itself
  * after it.  -1 when out of memory (steps are freed).
  */
 int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
-                      const struct region *alone, int64_t to, const char *run_by,
-                      migrate_run_done_fn done, void *arg);
+                      const struct region *alone, const struct migrate_run_what *what,
+                      const char *run_by, migrate_run_done_fn done, void *arg);
 
 #endif

@@ -10,7 +10,9 @@
 # steps: CREATE INDEX CONCURRENTLY runs; a failing second statement leaves
 # the first done and the row failed at statement 2; pgnear SIGKILLed while
 # a statement runs leaves the row running, reported uncertain once
-# restarted, and MIGRATE UP refuses to go on.
+# restarted, and MIGRATE UP refuses to go on.  RESOLVE settles an uncertain
+# step as applied or failed, recording who and when; RETRY goes on from the
+# first statement not done, or runs a failed transactional step whole.
 use strict;
 use warnings;
 use FindBin;
@@ -220,6 +222,72 @@ like $err, qr/step 9 \(half\) is uncertain in region "eu-west"/, '... naming ste
 sleep 4; # the server finishes the orphaned pg_sleep, then cannot answer
 is_deeply runs($eu), [1 .. 9], '... and statement 3 never ran';
 is_deeply runs($us), [1 .. 8], '... nor anything in us-east';
+
+# ------------------------------------------------------------------ RESOLVE and RETRY
+
+($rc, $out, $err) = admin_full('MIGRATE RESOLVE 9 AS applied IN REGION "us-east"');
+is sqlstate($err), '55000', 'RESOLVE where the step is pending: 55000';
+like $err, qr/step 9 is neither uncertain nor failed in any region where it can be resolved/, '... saying so';
+
+($rc, $out, $err) = admin_full('MIGRATE RETRY 9');
+is $rc, 0, 'MIGRATE RETRY 9' or diag $err;
+is_deeply notes($err),
+    ['region "eu-west": step 9 (half) goes on from statement 2',
+     (grep { /^region "eu-west": step 9 \(half\) applied, 3 statements \(no transaction\)/ } @{ notes($err) }),
+     'region "us-east": step 9 is pending there: nothing to retry',
+     'region "us-west": step 9 is pending there: nothing to retry'],
+    '... goes on in eu-west from statement 2, and passes over the regions where it is pending';
+is scalar(@{ notes($err) }), 4, '... the step said applied there';
+is_deeply runs($eu), [1 .. 9, 99], 'eu-west: statement 1 not run again, statement 3 ran';
+($row9) = grep { $_->[0] == 9 } @{ history($eu) };
+is_deeply [@$row9[1 .. 5]], ['applied', 3, 3, '', ''], '... its row applied, 3 of 3';
+is_deeply runs($us), [1 .. 8], 'us-east: nothing ran';
+
+# A running row written by hand in us-east (its lock free: uncertain), resolved as applied.
+my $sum9 = $eu->psql_admin('SELECT checksum FROM pgnear_schema_history WHERE version = 9', dbname => 'movr');
+for my $c ($us, $uw) {
+    $c->psql_admin("INSERT INTO pgnear_schema_history (version, name, checksum, state, statements_done,"
+      . " statements_total, run_by) VALUES (9, 'half', '$sum9', 'running', 0, 3, 'by hand')", dbname => 'movr');
+}
+like admin('SHOW MIGRATIONS'), qr/^9\|half\|us-east\|uncertain\|/m, 'us-east: step 9 uncertain';
+($rc, $out, $err) = admin_full('MIGRATE RESOLVE 9 AS applied IN REGION "us-east"');
+is $rc, 0, 'MIGRATE RESOLVE 9 AS applied IN REGION us-east' or diag $err;
+is_deeply notes($err), ['region "us-east": step 9 resolved as applied'], '... said in a NOTICE';
+($row9) = grep { $_->[0] == 9 } @{ history($us) };
+is $row9->[1], 'applied', '... its row says applied';
+like $row9->[4], qr/^resolved as applied by pgnear \S+ on \S+ pid \d+, admin admin at \d{4}-\d\d-\d\d /,
+    '... and who resolved it, and when';
+is_deeply runs($us), [1 .. 8], '... and nothing ran';
+is_deeply states($uw), [(map { "$_:applied" } 1 .. 8), '9:running'], 'us-west was left as it was';
+
+($rc, $out, $err) = admin_full('MIGRATE RESOLVE 9 AS failed');
+is $rc, 0, 'MIGRATE RESOLVE 9 AS failed (every region)' or diag $err;
+is_deeply notes($err), ['region "eu-west": step 9 is applied there: nothing to resolve',
+                        'region "us-east": step 9 is applied there: nothing to resolve',
+                        'region "us-west": step 9 resolved as failed'],
+    '... only where it is uncertain';
+is_deeply states($uw), [(map { "$_:applied" } 1 .. 8), '9:failed'], 'us-west: failed';
+($rc, $out, $err) = admin_full('MIGRATE UP');
+like $err, qr/step 9 \(half\) is failed in region "us-west"/, 'MIGRATE UP refuses, naming it';
+($rc, $out, $err) = admin_full('MIGRATE RETRY 9 IN REGION "us-west"');
+is $rc, 0, 'MIGRATE RETRY 9 IN REGION us-west' or diag $err;
+is_deeply runs($uw), [1 .. 9, 99], '... ran the step from its first statement (none was done)';
+is_deeply states($uw), [map { "$_:applied" } 1 .. 9], '... applied';
+
+# RETRY of a failed transactional step runs it whole.
+write_file("$dir/0010_tx.sql", "INSERT INTO runs VALUES (10);\nINSERT INTO accounts VALUES (1 / 0);\n");
+($rc, $out, $err) = admin_full('MIGRATE UP IN REGION "us-west"');
+is sqlstate($err), '22012', 'a transactional step fails in us-west';
+write_file("$dir/0010_tx.sql", "INSERT INTO runs VALUES (10);\nINSERT INTO accounts VALUES (10);\n");
+($rc, $out, $err) = admin_full('MIGRATE RETRY 10');
+is $rc, 0, 'MIGRATE RETRY 10 runs it again, fixed' or diag $err;
+is_deeply runs($uw), [1 .. 10, 99], '... whole, once';
+is_deeply states($uw), [map { "$_:applied" } 1 .. 10], '... applied';
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is $rc, 0, 'MIGRATE UP goes on everywhere' or diag $err;
+for my $r (@order) {
+    is_deeply states($cluster{$r}), [map { "$_:applied" } 1 .. 10], "$r: every step applied";
+}
 
 like admin('SHOW VERSION'), qr/^pgnear/, 'the console is up after all that';
 is $p->stop, 0, 'pgnear exits cleanly on SIGTERM';

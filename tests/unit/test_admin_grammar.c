@@ -233,6 +233,18 @@ static void test_migrate(void **state)
     expect_error("MIGRATE UP TO 0", "22023", 15);
     expect_error("MIGRATE UP us", "42601", 12);
     expect_error("MIGRATE DOWN TO 1", "42601", 1); /* not built */
+    expect_kind("MIGRATE RESOLVE 3 AS applied", ADMIN_MIGRATE_RESOLVE);
+    assert_true(cmd.has_version && cmd.version == 3 && cmd.resolve_applied && !cmd.has_region);
+    expect_kind("migrate resolve 0003 as FAILED in region us;", ADMIN_MIGRATE_RESOLVE);
+    assert_true(cmd.version == 3 && !cmd.resolve_applied && cmd.has_region);
+    expect_error("MIGRATE RESOLVE 3", "42601", 18);
+    expect_error("MIGRATE RESOLVE 3 AS done", "42601", 22);
+    expect_error("MIGRATE RESOLVE AS applied", "22023", 17);
+    expect_kind("MIGRATE RETRY 7", ADMIN_MIGRATE_RETRY);
+    assert_true(cmd.has_version && cmd.version == 7);
+    expect_kind("MIGRATE RETRY 7 IN REGION \"eu-west\"", ADMIN_MIGRATE_RETRY);
+    expect_error("MIGRATE RETRY", "42601", 14);
+    expect_error("MIGRATE RETRY 7 AS applied", "42601", 17);
 }
 
 static void test_unknown_commands(void **state)
