@@ -30,6 +30,7 @@ enum args {
     ARGS_IN_REGION,  /* [IN REGION region] */
     ARGS_RESOLVE,    /* version AS applied|failed [IN REGION region] */
     ARGS_RETRY,      /* version [IN REGION region] */
+    ARGS_DOWN,       /* TO version [IN REGION region] */
 };
 
 static const struct admin_command_def commands[] = {
@@ -148,6 +149,12 @@ static const struct admin_command_def commands[] = {
      "MIGRATE RETRY version [IN REGION region]",
      "runs the step again where it is uncertain or failed: a no-transaction step from its first "
      "statement not done"},
+    {ADMIN_MIGRATE_DOWN,
+     {"MIGRATE", "DOWN"},
+     ARGS_DOWN,
+     "MIGRATE DOWN TO version [IN REGION region]",
+     "runs the down scripts of the steps applied above the version, newest first, region by "
+     "region in reverse migration order"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -637,6 +644,10 @@ static int take_args(struct parser *ps, int args)
     case ARGS_MIGRATE:
     case ARGS_IN_REGION:
         return take_migrate(ps, args == ARGS_MIGRATE);
+    case ARGS_DOWN:
+        if (!at_keyword(ps, "TO"))
+            return syntax_error(&ps->lx, &ps->tok, "Write TO and the version to go down to.");
+        return take_migrate(ps, true);
     case ARGS_RESOLVE:
     case ARGS_RETRY:
         return take_settle(ps, args == ARGS_RESOLVE);

@@ -303,6 +303,80 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
     return CMD_PENDING;
 }
 
+/* ---- MIGRATE DOWN ---- */
+
+/*
+ * Steps to revert in one region: 1 when there are; 0 when none; -1 with
+ * the error set when the region would stop the run (its plan's checks, or
+ * a step without a down script).
+ */
+static int down_region(struct migrations_request *req, const struct migrate_region_status *rs,
+                       size_t *idx)
+{
+    struct migrate_plan_error perr;
+    size_t n;
+    int found = 0;
+    if (!rs->reached) {
+        admin_error_set(&req->wait->err, "08001", rs->error, NULL,
+                        "could not read the migration history of region \"%s\"", rs->region->name);
+        return -1;
+    }
+    if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL, idx, &n,
+                            &perr) != 0) {
+        admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s", perr.message);
+        return -1;
+    }
+    for (size_t i = 0; i < rs->history.count; i++) {
+        const struct migrate_history_row *row = &rs->history.rows[i];
+        if (row->version <= req->to || row->state != MIGRATE_APPLIED)
+            continue;
+        const char *why = migrate_down_refusal(migrate_step_find(&req->steps, row->version));
+        if (why != NULL) {
+            admin_error_set(&req->wait->err, "55000", why,
+                            "MIGRATE DOWN runs only steps with a down script; nothing was run.",
+                            "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
+                            row->name, rs->region->name);
+            return -1;
+        }
+        found = 1;
+    }
+    return found;
+}
+
+/* Every region checked first: one that would stop the run stops it before anything runs. */
+static int start_down(struct migrations_request *req, const struct migrate_status *st)
+{
+    size_t *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
+    int any = 0;
+    if (idx == NULL) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    for (size_t r = 0; r < st->count && any >= 0; r++) {
+        int rc = down_region(req, &st->regions[r], idx);
+        any = rc < 0 ? -1 : any | rc;
+    }
+    free(idx);
+    if (any < 0)
+        return CMD_ERROR;
+    if (any == 0) {
+        result_init(&req->wait->res, NULL, 0);
+        result_notice(&req->wait->res,
+                      "no step above version %" PRId64 " is applied: nothing to "
+                      "revert",
+                      req->to);
+        result_set_tag(&req->wait->res, "MIGRATE");
+        return CMD_DONE;
+    }
+    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, false};
+    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by, up_done,
+                          req->wait) != 0) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}
+
 /* ---- all ---- */
 
 static void migrations_answer(struct migrate_status *st, void *arg)
@@ -313,6 +387,8 @@ static void migrations_answer(struct migrate_status *st, void *arg)
         render_show(req, st);
     else if (req->kind == ADMIN_MIGRATE_PLAN)
         rc = render_plan(req, st);
+    else if (req->kind == ADMIN_MIGRATE_DOWN)
+        rc = start_down(req, st);
     else if (req->kind == ADMIN_MIGRATE_RESOLVE || req->kind == ADMIN_MIGRATE_RETRY)
         rc = start_settle(req, st);
     else
@@ -432,6 +508,14 @@ int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
              cmd->kind != ADMIN_MIGRATE_RESOLVE ? ""
              : cmd->resolve_applied             ? " AS applied"
                                                 : " AS failed",
+             cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
+    return migrations_start(s, cmd, wait);
+}
+
+int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
+{
+    log_info(s->id, "admin %s: MIGRATE DOWN TO %" PRId64 "%s%s", s->user, cmd->version,
              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }

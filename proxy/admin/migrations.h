@@ -19,6 +19,8 @@ int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait);
 int migrations_up_command(struct session *s, const struct admin_cmd *cmd,
                           struct console_wait *wait);
+int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait);
 /* MIGRATE RESOLVE and MIGRATE RETRY. */
 int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
                               struct console_wait *wait);

@@ -309,6 +309,18 @@ static bool step_notx(const struct migrate_run *run)
     return run->steps.steps[run->todo[run->ti]].up.directives.no_transaction;
 }
 
+/* The script a run runs of a step: its down script for MIGRATE DOWN, else its up one. */
+static const struct migrate_script *script_of(const struct migrate_run *run,
+                                              const struct migrate_step *step)
+{
+    return run->what.mode == MIGRATE_RUN_DOWN ? &step->down : &step->up;
+}
+
+/* DOWN: the row of a step whose down script ran, in the down script's transaction. */
+static const char history_revert_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = 'reverted', finished_at = clock_timestamp(),"
+    " run_by = $2, error = NULL, error_statement = NULL WHERE version = $1";
+
 static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_plan_error *e = &run->step_err;
@@ -330,6 +342,10 @@ static void on_failure_recorded(struct migrate_run *run, const PGresult *res, co
 static void on_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
 {
     const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    if (run->what.mode == MIGRATE_RUN_DOWN) {
+        on_failure_recorded(run, res, error); /* the row stays applied: the step is still there */
+        return;
+    }
     (void)res;
     (void)error;
     step_params(run, step, "failed", 0, run->server_msg, run->failed_statement);
@@ -344,11 +360,11 @@ static void on_rolled_back(struct migrate_run *run, const PGresult *res, const c
  */
 static size_t step_statement_of(const struct migrate_run *run, const struct migrate_step *step)
 {
-    size_t first = 1 + run->nsets, n = step->up.sql.count;
+    size_t first = 1 + run->nsets, n = script_of(run, step)->sql.count;
     if (run->k < first)
         return SIZE_MAX;
     size_t at = run->k - first;
-    if (!step->up.directives.no_transaction)
+    if (!script_of(run, step)->directives.no_transaction)
         return at < n ? at : SIZE_MAX;
     return at < 2 * n && at % 2 == 0 ? at / 2 : SIZE_MAX;
 }
@@ -379,9 +395,11 @@ static void step_failed(struct migrate_run *run, const char *error)
     snprintf(e->detail, sizeof(e->detail),
              "Statement %zu of %zu (%s line %u). %s; earlier regions keep what they applied, "
              "later ones were not touched.",
-             run->failed_statement, step->up.sql.count, step->up.file,
-             run->failed_statement > 0 ? step->up.sql.stmts[run->failed_statement - 1].line : 0,
-             step->up.directives.no_transaction
+             run->failed_statement, script_of(run, step)->sql.count, script_of(run, step)->file,
+             run->failed_statement > 0
+                 ? script_of(run, step)->sql.stmts[run->failed_statement - 1].line
+                 : 0,
+             script_of(run, step)->directives.no_transaction
                  ? "A no-transaction step is not rolled back: the statements before it stay done "
                    "there"
                  : "The step was rolled back there");
@@ -389,7 +407,7 @@ static void step_failed(struct migrate_run *run, const char *error)
         on_failure_recorded(run, NULL, "the connection was lost");
         return;
     }
-    if (step->up.directives.no_transaction) {
+    if (script_of(run, step)->directives.no_transaction) {
         notx_failed(run);
         return;
     }
@@ -442,7 +460,7 @@ static void notx_failed(struct migrate_run *run)
 /* The step's k-th SET (k from 1): its lock_timeout, then its statement_timeout. */
 static void set_query(struct migrate_run *run, const struct migrate_step *step, const char *set)
 {
-    const struct migrate_directives *d = &step->up.directives;
+    const struct migrate_directives *d = &script_of(run, step)->directives;
     bool lock = d->lock_timeout_ms >= 0 && run->k == 1;
     snprintf(run->sql_buf, sizeof(run->sql_buf), "%s %s = %" PRId64, set,
              lock ? "lock_timeout" : "statement_timeout",
@@ -457,7 +475,7 @@ static void set_query(struct migrate_run *run, const struct migrate_step *step, 
  */
 static void notx_query(struct migrate_run *run, const struct migrate_step *step)
 {
-    size_t k = run->k, first = 1 + run->nsets, n = step->up.sql.count;
+    size_t k = run->k, first = 1 + run->nsets, n = script_of(run, step)->sql.count;
     run->nparams = 0;
     if (k == 0) {
         step_params(run, step, "running", (size_t)run->resume, "", 0);
@@ -486,15 +504,22 @@ static void step_query(struct migrate_run *run, const struct migrate_step *step)
 {
     size_t k = run->k, first = 1 + run->nsets;
     run->nparams = 0;
-    if (step->up.directives.no_transaction) {
+    if (script_of(run, step)->directives.no_transaction) {
         notx_query(run, step);
     } else if (k == 0) {
         run->sql = "BEGIN";
     } else if (k < first) {
         set_query(run, step, "SET LOCAL");
-    } else if (k < first + step->up.sql.count) {
+    } else if (k < first + script_of(run, step)->sql.count) {
         run->sql = NULL; /* the statement: copied by run_step_next */
-    } else if (k == first + step->up.sql.count) {
+    } else if (k == first + script_of(run, step)->sql.count) {
+        if (run->what.mode == MIGRATE_RUN_DOWN) {
+            snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, step->version);
+            snprintf(run->params[1], sizeof(run->params[1]), "%s", run->run_by);
+            run->sql = history_revert_sql;
+            run->nparams = 2;
+            return;
+        }
         step_params(run, step, "applied", step->up.sql.count, "", 0);
         run->sql = history_upsert_sql;
         run->nparams = RUN_PARAMS;
@@ -511,9 +536,10 @@ static void run_step_next(struct migrate_run *run)
     const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
     step_query(run, step);
     if (run->sql == NULL) {
-        const struct sql_statement *st = &step->up.sql.stmts[step_statement_of(run, step)];
+        const struct sql_statement *st =
+            &script_of(run, step)->sql.stmts[step_statement_of(run, step)];
         free(run->stmt_copy);
-        run->stmt_copy = strndup(step->up.text + st->offset, st->length);
+        run->stmt_copy = strndup(script_of(run, step)->text + st->offset, st->length);
         if (run->stmt_copy == NULL) {
             run_fail(run, "53200", NULL, NULL, "out of memory");
             return;
@@ -530,7 +556,8 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
         step_failed(run, error);
         return;
     }
-    if (++run->k == 1 + run->nsets && step->up.directives.no_transaction && run->resume > 0) {
+    if (++run->k == 1 + run->nsets && script_of(run, step)->directives.no_transaction &&
+        run->resume > 0) {
         run->k += 2 * (size_t)run->resume; /* RETRY: on from the first statement not done */
         run->resume = 0;
     }
@@ -539,11 +566,11 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
         return;
     }
     run->out.applied++;
-    run_note(run,
-             "region \"%s\": step %" PRId64 " (%s) applied, %zu statement%s%s in %" PRId64 " ms",
-             run->region->name, step->version, step->name, step->up.sql.count,
-             step->up.sql.count == 1 ? "" : "s",
-             step->up.directives.no_transaction ? " (no transaction)" : "",
+    run_note(run, "region \"%s\": step %" PRId64 " (%s) %s, %zu statement%s%s in %" PRId64 " ms",
+             run->region->name, step->version, step->name,
+             run->what.mode == MIGRATE_RUN_DOWN ? "reverted" : "applied",
+             script_of(run, step)->sql.count, script_of(run, step)->sql.count == 1 ? "" : "s",
+             script_of(run, step)->directives.no_transaction ? " (no transaction)" : "",
              now_ms() - run->step_started_ms);
     run->ti++;
     run_step(run);
@@ -560,12 +587,23 @@ static void run_step(struct migrate_run *run)
         return;
     }
     const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
-    const struct migrate_directives *d = &step->up.directives;
+    const struct migrate_directives *d = &script_of(run, step)->directives;
     run->k = 0;
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
-    run->nqueries = 1 + run->nsets + step->up.sql.count * (d->no_transaction ? 2 : 1) + 2;
+    run->nqueries =
+        1 + run->nsets + script_of(run, step)->sql.count * (d->no_transaction ? 2 : 1) + 2;
     run->step_started_ms = now_ms();
     run_step_next(run);
+}
+
+const char *migrate_down_refusal(const struct migrate_step *step)
+{
+    if (step == NULL || !step->has_down)
+        return "It has no down file (NNNN_name.down.sql) in migrations_dir.";
+    if (step->down.directives.no_transaction || step->down.directives.pause)
+        return "Its down file is a no-transaction or pause script, which MIGRATE DOWN does not "
+               "run yet.";
+    return NULL;
 }
 
 /* No step the region would run is a pause step; else the run stops. */
@@ -677,6 +715,41 @@ static void run_settle(struct migrate_run *run, const struct migrate_history_row
     run_send(run, CONN_STEP, history_resolve_sql, 3, on_resolved, 0);
 }
 
+/*
+ * DOWN: the region's applied steps above the version, newest first, each
+ * by its down script in a transaction; the checks of MIGRATE PLAN first,
+ * and every down script there, or nothing runs in the region.
+ */
+static void run_down(struct migrate_run *run, const struct migrate_history *h)
+{
+    struct migrate_plan_error perr;
+    size_t n;
+    if (migrate_plan_region(&run->steps, h, run->region->name, MIGRATE_TO_ALL, run->todo, &n,
+                            &perr) != 0) {
+        run->out.failed = true;
+        run->out.err = perr;
+        run_finish(run);
+        return;
+    }
+    run->ntodo = 0;
+    for (size_t i = h->count; i-- > 0;) {
+        const struct migrate_history_row *row = &h->rows[i];
+        if (row->version <= run->what.version || row->state != MIGRATE_APPLIED)
+            continue;
+        const struct migrate_step *step = migrate_step_find(&run->steps, row->version);
+        const char *why = migrate_down_refusal(step);
+        if (why != NULL) {
+            run_fail(run, "55000", why, "MIGRATE DOWN runs only steps with a down script.",
+                     "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
+                     row->name, run->region->name);
+            return;
+        }
+        run->todo[run->ntodo++] = (size_t)(step - run->steps.steps);
+    }
+    run->ti = 0;
+    run_step(run);
+}
+
 static void on_history(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_history h;
@@ -693,6 +766,11 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
     for (size_t i = 0; i < h.count; i++)
         if (h.rows[i].state == MIGRATE_RUNNING)
             h.rows[i].state = MIGRATE_UNCERTAIN;
+    if (run->what.mode == MIGRATE_RUN_DOWN) {
+        run_down(run, &h);
+        migrate_history_free(&h);
+        return;
+    }
     if (run->what.mode != MIGRATE_RUN_UP) {
         run_settle(run, migrate_history_find(&h, run->what.version));
         migrate_history_free(&h);
@@ -748,15 +826,24 @@ static void on_lock(struct migrate_run *run, const PGresult *res, const char *er
     run_send(run, CONN_LOCK, lock_sql, 0, on_lock, MIGRATE_LOCK_POLL_MS);
 }
 
+/* The index in cfg->regions of the ri-th region to run: DOWN takes them in reverse order. */
+static size_t region_at(const struct migrate_run *run)
+{
+    size_t n = run->cfg->regions.count;
+    return run->cfg
+        ->migration_order_index[run->what.mode == MIGRATE_RUN_DOWN ? n - 1 - run->ri : run->ri];
+}
+
 /* Region ri: its primary, its lock; or the end. */
 static void run_region(struct migrate_run *run)
 {
     const struct config *cfg = run->cfg;
     while (run->ri < cfg->regions.count && run->alone != NULL &&
-           &cfg->regions.items[cfg->migration_order_index[run->ri]] != run->alone)
+           &cfg->regions.items[region_at(run)] != run->alone)
         run->ri++;
     if (run->ri == cfg->regions.count) {
-        if (run->what.mode != MIGRATE_RUN_UP && run->settled == 0)
+        if ((run->what.mode == MIGRATE_RUN_RESOLVE || run->what.mode == MIGRATE_RUN_RETRY) &&
+            run->settled == 0)
             run_fail(run, "55000", "SHOW MIGRATIONS shows the step's state in each region.", NULL,
                      "step %" PRId64 " is neither uncertain nor failed in any region %s",
                      run->what.version,
@@ -766,7 +853,7 @@ static void run_region(struct migrate_run *run)
             run_finish(run);
         return;
     }
-    run->region = &cfg->regions.items[cfg->migration_order_index[run->ri]];
+    run->region = &cfg->regions.items[region_at(run)];
     char why[256];
     const struct region_host *h = migrate_primary(run->region, why, sizeof(why));
     if (h == NULL) {

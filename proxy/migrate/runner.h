@@ -66,10 +66,13 @@ struct migrate_run_outcome {
  *            a no-transaction step from its first statement not done
  *            (statements_done + 1, when its file is unchanged), a
  *            transactional one whole.
+ *   DOWN     the applied steps above version, newest first, each by its
+ *            down script in a transaction with its row set 'reverted';
+ *            the regions in reverse migration order.
  * RESOLVE and RETRY pass over the regions where the version is in no such
  * state (a NOTICE says so) and fail with 55000 when there is none.
  */
-enum migrate_run_mode { MIGRATE_RUN_UP, MIGRATE_RUN_RESOLVE, MIGRATE_RUN_RETRY };
+enum migrate_run_mode { MIGRATE_RUN_UP, MIGRATE_RUN_RESOLVE, MIGRATE_RUN_RETRY, MIGRATE_RUN_DOWN };
 
 struct migrate_run_what {
     enum migrate_run_mode mode;
@@ -88,5 +91,8 @@ typedef void (*migrate_run_done_fn)(const struct migrate_run_outcome *out, void 
 int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
                       const struct region *alone, const struct migrate_run_what *what,
                       const char *run_by, migrate_run_done_fn done, void *arg);
+
+/* Why MIGRATE DOWN cannot run step's down script (NULL: it can); step may be NULL. */
+const char *migrate_down_refusal(const struct migrate_step *step);
 
 #endif

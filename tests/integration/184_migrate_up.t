@@ -13,6 +13,8 @@
 # restarted, and MIGRATE UP refuses to go on.  RESOLVE settles an uncertain
 # step as applied or failed, recording who and when; RETRY goes on from the
 # first statement not done, or runs a failed transactional step whole.
+# DOWN TO refuses before anything runs when a step has no down file, and
+# reverts newest first, regions in reverse migration order.
 use strict;
 use warnings;
 use FindBin;
@@ -288,6 +290,47 @@ is $rc, 0, 'MIGRATE UP goes on everywhere' or diag $err;
 for my $r (@order) {
     is_deeply states($cluster{$r}), [map { "$_:applied" } 1 .. 10], "$r: every step applied";
 }
+
+# ------------------------------------------------------------------ DOWN
+
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 8');
+is sqlstate($err), '55000', 'MIGRATE DOWN past a step without a down file: 55000';
+like $err, qr/step 9 \(half\) cannot go down in region "eu-west"/, '... naming a step and region';
+like $err, qr/DETAIL:.*no down file/, '... saying why';
+for my $r (@order) {
+    is_deeply states($cluster{$r}), [map { "$_:applied" } 1 .. 10], "$r: nothing ran";
+}
+write_file("$dir/0010_tx.down.sql", "DELETE FROM runs WHERE step = 10;\nDELETE FROM accounts WHERE id = 10;\n");
+write_file("$dir/0009_half.down.sql", "DELETE FROM runs WHERE step IN (9, 99);\n");
+
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 8 IN REGION "us-west"');
+is $rc, 0, 'MIGRATE DOWN TO 8 IN REGION us-west' or diag $err;
+is_deeply [map { /^region "([^"]+)": step (\d+) \(\w+\) reverted, \d statements? in \d+ ms$/ ? "$1/$2" : $_ }
+           @{ notes($err) }], ['us-west/10', 'us-west/9'], '... steps 10 then 9 reverted, newest first';
+is_deeply states($uw), [(map { "$_:applied" } 1 .. 8), '9:reverted', '10:reverted'], '... recorded reverted';
+is_deeply runs($uw), [1 .. 8], '... their down scripts ran';
+is_deeply runs($us), [1 .. 8, 10], 'us-east untouched';
+
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 9');
+is $rc, 0, 'MIGRATE DOWN TO 9' or diag $err;
+is_deeply [map { /^region "([^"]+)": step (\d+) \(\w+\) reverted/ ? "$1/$2" : $_ } @{ notes($err) }],
+    ['region "us-west" has nothing to run', 'us-east/10', 'eu-west/10'],
+    '... regions in reverse migration order';
+is_deeply states($eu), [(map { "$_:applied" } 1 .. 9), '10:reverted'], 'eu-west: step 10 reverted';
+is_deeply runs($eu), [1 .. 9, 99], '... by its down script';
+
+($rc, $out, $err) = admin_full('MIGRATE UP IN REGION "us-west"');
+is $rc, 0, 'MIGRATE UP runs reverted steps again' or diag $err;
+is_deeply runs($uw), [1 .. 10, 99], '... 9 and 10 in us-west';
+is_deeply states($uw), [map { "$_:applied" } 1 .. 10], '... applied again';
+
+write_file("$dir/0010_tx.down.sql", "DELETE FROM runs WHERE step = 10;\nSELECT 1 / 0;\n");
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 9 IN REGION "us-west"');
+is sqlstate($err), '22012', 'a failing down script: the server\'s SQLSTATE';
+like $err, qr/step 10 \(tx\) failed in region "us-west" at statement 2: division by zero/,
+    '... naming step, region and statement';
+is_deeply states($uw), [map { "$_:applied" } 1 .. 10], '... the row stays applied';
+is_deeply runs($uw), [1 .. 10, 99], '... the down script was rolled back';
 
 like admin('SHOW VERSION'), qr/^pgnear/, 'the console is up after all that';
 is $p->stop, 0, 'pgnear exits cleanly on SIGTERM';

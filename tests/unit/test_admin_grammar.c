@@ -232,7 +232,13 @@ static void test_migrate(void **state)
     expect_error("MIGRATE UP TO", "42601", 14);
     expect_error("MIGRATE UP TO 0", "22023", 15);
     expect_error("MIGRATE UP us", "42601", 12);
-    expect_error("MIGRATE DOWN TO 1", "42601", 1); /* not built */
+    expect_kind("MIGRATE DOWN TO 1", ADMIN_MIGRATE_DOWN);
+    assert_true(cmd.has_version && cmd.version == 1 && !cmd.has_region);
+    expect_kind("migrate down to 2 in region us", ADMIN_MIGRATE_DOWN);
+    assert_true(cmd.version == 2 && cmd.has_region);
+    expect_error("MIGRATE DOWN", "42601", 13);
+    expect_error("MIGRATE DOWN IN REGION us", "42601", 14);
+    expect_error("MIGRATE ABORT", "42601", 1); /* not built */
     expect_kind("MIGRATE RESOLVE 3 AS applied", ADMIN_MIGRATE_RESOLVE);
     assert_true(cmd.has_version && cmd.version == 3 && cmd.resolve_applied && !cmd.has_region);
     expect_kind("migrate resolve 0003 as FAILED in region us;", ADMIN_MIGRATE_RESOLVE);
