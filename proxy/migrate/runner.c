@@ -1,5 +1,8 @@
 /*
- * runner.c — transactional steps, region by region (runner.h).
+ * runner.c — migration steps, region by region (runner.h): up steps in a
+ * transaction of their own with their history row, or statement by
+ * statement (no-transaction) with the row recorded before and updated
+ * after each; down scripts; RESOLVE and RETRY.
  *
  * One query is out at a time, on the lock connection or the step
  * connection; its answer goes to the handler of the phase (on_result),
