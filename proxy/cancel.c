@@ -97,18 +97,18 @@ static int cancel_pick_key(struct daemon *d, struct cancel_entry *e)
     return -1;
 }
 
-int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
-                    size_t server_key_len)
+/*
+ * Registers a fresh client key for s, standing for sc (NULL: the console,
+ * whose process ID is console_pid).  The caller unregistered the old key
+ * before changing what it stood for.
+ */
+static int cancel_register_entry(struct session *s, const struct server_conn *sc,
+                                 uint32_t console_pid)
 {
     struct daemon *d = s->w->d;
     struct cancel_entry *e = &s->cancel;
-    struct server_conn *sc = s->server_conn;
-    /* Another worker may be reading the old key: it goes before the new one is written. */
-    cancel_unregister(s);
-    sc->pid = server_pid;
-    memcpy(sc->key, server_key, server_key_len);
-    sc->key_len = (uint16_t)server_key_len;
     e->server = sc;
+    e->console_pid = console_pid;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
@@ -118,22 +118,24 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
     return rc;
 }
 
+int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
+                    size_t server_key_len)
+{
+    struct server_conn *sc = s->server_conn;
+    /* Another worker may be reading the old key: it goes before the new one is written. */
+    cancel_unregister(s);
+    sc->pid = server_pid;
+    memcpy(sc->key, server_key, server_key_len);
+    sc->key_len = (uint16_t)server_key_len;
+    return cancel_register_entry(s, sc, 0);
+}
+
 int cancel_register_console(struct session *s, uint32_t *pid)
 {
-    struct daemon *d = s->w->d;
-    struct cancel_entry *e = &s->cancel;
     cancel_unregister(s);
-    e->server = NULL;
     /* Any number will do (the key is what proves the caller); a positive one, as a pid is. */
-    e->console_pid = (uint32_t)(s->id % 0x7ffffffe) + 1;
-    e->client_id = s->id;
-    e->worker = s->w->index;
-    e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
-    pthread_mutex_lock(&d->cancel_lock);
-    int rc = cancel_pick_key(d, e);
-    pthread_mutex_unlock(&d->cancel_lock);
-    *pid = e->console_pid;
-    return rc;
+    *pid = (uint32_t)(s->id % 0x7ffffffe) + 1;
+    return cancel_register_entry(s, NULL, *pid);
 }
 
 void cancel_unregister(struct session *s)
