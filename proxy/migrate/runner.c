@@ -76,8 +76,8 @@ struct migrate_run {
     run_result_fn on_result;
     int64_t lock_deadline_ms;
 
-    size_t *todo; /* indices into steps of the region's plan */
-    size_t ntodo, ti;
+    size_t *planned; /* indices into steps of the region's plan */
+    size_t nplanned, next_planned;
     size_t k, nqueries; /* the step's queries: BEGIN, SETs, statements, history row, COMMIT */
     size_t nsets;
     int64_t step_started_ms;
@@ -108,7 +108,7 @@ static void run_free(struct migrate_run *run)
     if (run->next != NULL)
         event_free(run->next);
     migrate_steps_free(&run->steps);
-    free(run->todo);
+    free(run->planned);
     free(run->stmt_copy);
     config_unref(run->cfg);
     free(run);
@@ -307,9 +307,15 @@ static void step_params(struct migrate_run *run, const struct migrate_step *step
         run->params[8][0] = '\0';
 }
 
+/* The step of the plan being run. */
+static const struct migrate_step *run_current_step(const struct migrate_run *run)
+{
+    return &run->steps.steps[run->planned[run->next_planned]];
+}
+
 static bool step_notx(const struct migrate_run *run)
 {
-    return run->steps.steps[run->todo[run->ti]].up.directives.no_transaction;
+    return run_current_step(run)->up.directives.no_transaction;
 }
 
 /* The script a run runs of a step: its down script for MIGRATE DOWN, else its up one. */
@@ -344,7 +350,7 @@ static void on_failure_recorded(struct migrate_run *run, const PGresult *res, co
 
 static void on_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
 {
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     if (run->what.mode == MIGRATE_RUN_DOWN) {
         on_failure_recorded(run, res, error); /* the row stays applied: the step is still there */
         return;
@@ -377,7 +383,7 @@ static void notx_failed(struct migrate_run *run);
 /* A query of the step failed: the error for the admin, then ROLLBACK and the 'failed' row. */
 static void step_failed(struct migrate_run *run, const char *error)
 {
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     const char *sqlstate;
     char why[MIGRATE_HISTORY_ERRMAX + 1];
     struct migrate_plan_error *e = &run->step_err;
@@ -430,7 +436,7 @@ static void end_params(struct migrate_run *run, const struct migrate_step *step,
 
 static void on_notx_reset(struct migrate_run *run, const PGresult *res, const char *error)
 {
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     (void)res;
     (void)error;
     end_params(run, step, "failed", run->failed_statement - 1, run->server_msg,
@@ -536,7 +542,7 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
 /* Sends query k of the current step. */
 static void run_step_next(struct migrate_run *run)
 {
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     step_query(run, step);
     if (run->sql == NULL) {
         const struct sql_statement *st =
@@ -554,7 +560,7 @@ static void run_step_next(struct migrate_run *run)
 
 static void on_step_query(struct migrate_run *run, const PGresult *res, const char *error)
 {
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     if (res == NULL) {
         step_failed(run, error);
         return;
@@ -575,21 +581,21 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
              script_of(run, step)->sql.count, script_of(run, step)->sql.count == 1 ? "" : "s",
              script_of(run, step)->directives.no_transaction ? " (no transaction)" : "",
              now_ms() - run->step_started_ms);
-    run->ti++;
+    run->next_planned++;
     run_step(run);
 }
 
 /* The region's next step, or the next region. */
 static void run_step(struct migrate_run *run)
 {
-    if (run->ti == run->ntodo) {
-        if (run->ntodo == 0)
+    if (run->next_planned == run->nplanned) {
+        if (run->nplanned == 0)
             run_note(run, "region \"%s\" has nothing to run", run->region->name);
         run->ri++;
         run_defer(run, ACT_REGION, 0);
         return;
     }
-    const struct migrate_step *step = &run->steps.steps[run->todo[run->ti]];
+    const struct migrate_step *step = run_current_step(run);
     const struct migrate_directives *d = &script_of(run, step)->directives;
     run->k = 0;
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
@@ -612,8 +618,8 @@ const char *migrate_down_refusal(const struct migrate_step *step)
 /* No step the region would run is a pause step; else the run stops. */
 static bool region_runnable(struct migrate_run *run)
 {
-    for (size_t i = 0; i < run->ntodo; i++) {
-        const struct migrate_step *step = &run->steps.steps[run->todo[i]];
+    for (size_t i = 0; i < run->nplanned; i++) {
+        const struct migrate_step *step = &run->steps.steps[run->planned[i]];
         if (step->up.directives.pause) {
             run_fail(run, "0A000", "This build of pgnear runs no pause step.",
                      "MIGRATE PLAN shows each step's transaction mode and pause flag.",
@@ -692,9 +698,9 @@ static void run_retry(struct migrate_run *run, const struct migrate_history_row 
         }
         run->resume = row->statements_done;
     }
-    run->todo[0] = (size_t)(step - run->steps.steps);
-    run->ntodo = 1;
-    run->ti = 0;
+    run->planned[0] = (size_t)(step - run->steps.steps);
+    run->nplanned = 1;
+    run->next_planned = 0;
     run->settled++;
     if (run->resume > 0)
         run_note(run, "region \"%s\": step %" PRId64 " (%s) goes on from statement %" PRId64,
@@ -727,14 +733,14 @@ static void run_down(struct migrate_run *run, const struct migrate_history *h)
 {
     struct migrate_plan_error perr;
     size_t n;
-    if (migrate_plan_region(&run->steps, h, run->region->name, MIGRATE_TO_ALL, run->todo, &n,
+    if (migrate_plan_region(&run->steps, h, run->region->name, MIGRATE_TO_ALL, run->planned, &n,
                             &perr) != 0) {
         run->out.failed = true;
         run->out.err = perr;
         run_finish(run);
         return;
     }
-    run->ntodo = 0;
+    run->nplanned = 0;
     for (size_t i = h->count; i-- > 0;) {
         const struct migrate_history_row *row = &h->rows[i];
         if (row->version <= run->what.version || row->state != MIGRATE_APPLIED)
@@ -747,9 +753,9 @@ static void run_down(struct migrate_run *run, const struct migrate_history *h)
                      row->name, run->region->name);
             return;
         }
-        run->todo[run->ntodo++] = (size_t)(step - run->steps.steps);
+        run->planned[run->nplanned++] = (size_t)(step - run->steps.steps);
     }
-    run->ti = 0;
+    run->next_planned = 0;
     run_step(run);
 }
 
@@ -779,8 +785,8 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
         migrate_history_free(&h);
         return;
     }
-    int rc = migrate_plan_region(&run->steps, &h, run->region->name, run->to, run->todo,
-                                 &run->ntodo, &perr);
+    int rc = migrate_plan_region(&run->steps, &h, run->region->name, run->to, run->planned,
+                                 &run->nplanned, &perr);
     migrate_history_free(&h);
     if (rc != 0) {
         run->out.failed = true;
@@ -788,7 +794,7 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
         run_finish(run);
         return;
     }
-    run->ti = 0;
+    run->next_planned = 0;
     if (region_runnable(run))
         run_step(run);
 }
@@ -895,9 +901,9 @@ int migrate_run_start(struct event_base *base, struct config *cfg, struct migrat
     run->arg = arg;
     for (int i = 0; i < NCONNS; i++)
         run->conns[i].run = run;
-    run->todo = calloc(run->steps.count > 0 ? run->steps.count : 1, sizeof(*run->todo));
+    run->planned = calloc(run->steps.count > 0 ? run->steps.count : 1, sizeof(*run->planned));
     run->next = evtimer_new(base, run_act, run);
-    if (run->todo == NULL || run->next == NULL) {
+    if (run->planned == NULL || run->next == NULL) {
         run_free(run);
         return -1;
     }
