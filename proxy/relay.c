@@ -17,6 +17,7 @@
  * the source stops until it drains below the low-water mark.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -171,8 +172,20 @@ bool relay_act_at_safe_point(struct session *s)
     return true;
 }
 
-void relay_release(struct session *s)
+bool relay_hold(struct session *s, uint8_t reason)
 {
+    if (s->on_safe == SAFE_CLOSE)
+        return true;
+    s->hold_reasons |= reason;
+    s->on_safe = SAFE_HOLD;
+    return relay_act_at_safe_point(s);
+}
+
+void relay_release(struct session *s, uint8_t reason)
+{
+    s->hold_reasons &= (uint8_t)~reason;
+    if (s->hold_reasons != 0 || s->on_safe != SAFE_HOLD)
+        return;
     s->on_safe = SAFE_NOTHING;
     if (!s->held)
         return;
@@ -227,8 +240,12 @@ void relay_start(struct session *s)
     if (endpoint_flush(s, &s->client) < 0)
         return;
     /* A paused region holds new sessions at the same gate as open ones. */
-    if (registry_paused(s->region->runtime)) {
-        s->on_safe = SAFE_HOLD;
-        relay_act_at_safe_point(s);
-    }
+    uint8_t reasons = 0;
+    if (registry_paused(s->region->runtime))
+        reasons |= HOLD_PAUSE;
+    if (registry_migration_hold(s->region->runtime) &&
+        strcmp(s->database, s->w->cfg->migrations_db) == 0)
+        reasons |= HOLD_MIGRATION;
+    if (reasons != 0)
+        relay_hold(s, reasons);
 }

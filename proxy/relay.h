@@ -6,6 +6,7 @@
 #define PGNEAR_PROXY_RELAY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct session;
 
@@ -19,7 +20,14 @@ void relay_start(struct session *s);
 /* Does what the admin asked (s->on_safe) if s is at a safe point; false when the session ended. */
 bool relay_act_at_safe_point(struct session *s);
 
-/* Lets a held session read again (RESUME). */
-void relay_release(struct session *s);
+/*
+ * Holds s at its next safe point for reason (enum hold_reason), at once
+ * when it is at one; false when the session ended.  A session DRAIN is
+ * closing stays on its way out.
+ */
+bool relay_hold(struct session *s, uint8_t reason);
+
+/* reason no longer holds s; it reads again once no reason does (RESUME, a pause step's end). */
+void relay_release(struct session *s, uint8_t reason);
 
 #endif

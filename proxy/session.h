@@ -153,7 +153,8 @@ struct session {
     uint64_t server_bytes; /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
-    bool held; /* PAUSE: the client's next request waits, unread */
+    uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
+    bool held;            /* the client's next request waits, unread */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;
@@ -162,8 +163,14 @@ struct session {
 /* What happens at a session's next safe point (the admin console's PAUSE and DRAIN). */
 enum session_on_safe {
     SAFE_NOTHING,
-    SAFE_HOLD,  /* stop reading from the client until RESUME */
+    SAFE_HOLD,  /* stop reading from the client until every hold reason is gone */
     SAFE_CLOSE, /* end the session with 57P01 (DRAIN) */
+};
+
+/* Who holds a session at its safe point (bits of hold_reasons). */
+enum hold_reason {
+    HOLD_PAUSE = 1,     /* the admin's PAUSE of its region */
+    HOLD_MIGRATION = 2, /* a pause step of a migration of its region and database */
 };
 
 /*

@@ -150,3 +150,13 @@ bool registry_paused(const struct registry_region *rr)
 {
     return __atomic_load_n(&rr->paused, __ATOMIC_RELAXED) != 0;
 }
+
+void registry_set_migration_hold(struct registry_region *rr, bool held)
+{
+    __atomic_store_n(&rr->migration_hold, held ? 1 : 0, __ATOMIC_RELAXED);
+}
+
+bool registry_migration_hold(const struct registry_region *rr)
+{
+    return __atomic_load_n(&rr->migration_hold, __ATOMIC_RELAXED) != 0;
+}

@@ -49,6 +49,8 @@ struct registry_region {
     char *name;
     int admin_state; /* enum region_admin_state (atomic: every worker reads it) */
     int paused;      /* PAUSE: sessions hold their next request (atomic) */
+    /* A migration's pause step: sessions of migrations_db hold theirs (atomic). */
+    int migration_hold;
 };
 
 /* One host's entry, by name (as configured) and port. */
@@ -92,5 +94,9 @@ enum region_admin_state registry_admin_state(const struct registry_region *rr);
 /* PAUSE and RESUME; safe from any thread. */
 void registry_set_paused(struct registry_region *rr, bool paused);
 bool registry_paused(const struct registry_region *rr);
+
+/* A pause step's gate for the region's migrations_db; safe from any thread. */
+void registry_set_migration_hold(struct registry_region *rr, bool held);
+bool registry_migration_hold(const struct registry_region *rr);
 
 #endif

@@ -280,6 +280,20 @@ static int console_send_notices(struct session *s, const struct admin_result *r)
     return 0;
 }
 
+void console_wait_notice(struct console_wait *wait, const char *text)
+{
+    struct session *s = wait->s;
+    if (s == NULL)
+        return;
+    uint8_t buf[1200];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report rep = {"NOTICE", "00000", text, NULL, NULL};
+    pkt_put_report(&pb, 'N', &rep);
+    if (console_queue(s, &pb) == 0)
+        endpoint_flush(s, &s->client);
+}
+
 /* The command's answer is in (now or later): keep the rows, or report the error. */
 static int console_take_answer(struct session *s, struct console_portal *p,
                                struct console_wait *wait, int rc, int32_t max_rows, bool simple)
@@ -676,6 +690,8 @@ void console_end(struct session *s)
         free(c->wait);
     } else if (c->wait != NULL) {
         c->wait->s = NULL; /* the command frees it when its answer comes */
+        if (c->wait->on_session_end != NULL)
+            c->wait->on_session_end(c->wait->hook_arg);
     }
     console_drop_portals(c);
     while (c->stmts != NULL) {
@@ -697,9 +713,12 @@ static int console_cancel_on_worker(struct worker *w, void *arg)
         struct session *s = list_entry(pos, struct session, node);
         if (s->id != id || s->console == NULL)
             continue;
-        if (s->console->wait != NULL) {
-            s->console->wait->canceled = true;
+        struct console_wait *wait = s->console->wait;
+        if (wait != NULL) {
+            wait->canceled = true;
             log_info(s->id, "admin console: cancel request for the command waiting");
+            if (wait->on_cancel != NULL)
+                wait->on_cancel(wait->hook_arg);
         }
         return 0;
     }

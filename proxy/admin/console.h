@@ -41,6 +41,12 @@ void console_end(struct session *s);
 void console_command_done(struct console_wait *wait, int rc);
 
 /*
+ * A NOTICE sent at once to the session a pending command runs for
+ * (progress); nothing when the session has ended.
+ */
+void console_wait_notice(struct console_wait *wait, const char *text);
+
+/*
  * A pending command whose answer cannot come back (the session's worker
  * ended before it could be told): frees the wait now, or lets the
  * session's end free it.  Only while no loop runs that session (shutdown).

@@ -1,0 +1,344 @@
+/*
+ * gate.c — holding the sessions of a scope at their next safe point, and
+ * letting them go (gate.h).
+ */
+#include "proxy/gate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
+#include "proxy/relay.h"
+#include "proxy/server_conn.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "proxy/worker_call.h"
+#include "routing/region.h"
+#include "routing/registry.h"
+
+/* A session that was not held yet. */
+struct late_session {
+    uint64_t id;
+    char addr[64];
+    bool in_transaction;
+};
+
+struct worker_late {
+    uint64_t count;
+    struct late_session named[GATE_NAME_LATE];
+};
+
+struct gate_close {
+    struct worker *home; /* the timer and the answers are here */
+    struct config *cfg;  /* its regions, as the closing began (a reference held) */
+    struct gate_scope scope;
+    int64_t started_ms, deadline_ms;
+    bool force;
+    char force_detail[512];
+    bool forced_once;
+    bool canceled;
+    struct event *timer;
+    struct worker_late *late; /* one per worker */
+    uint64_t forced;
+    gate_done_fn done;
+    void *arg;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
+{
+    if (s->region == NULL || (!scope->all && strcasecmp(s->region->name, scope->region) != 0))
+        return false;
+    return scope->database[0] == '\0' || strcmp(s->database, scope->database) == 0;
+}
+
+/* The scope's flag in each of its regions: new sessions there are held as they start. */
+static void set_flag(const struct region_set *regions, const struct gate_scope *scope, bool on)
+{
+    for (size_t i = 0; i < regions->count; i++) {
+        struct registry_region *rr = regions->items[i].runtime;
+        if (!scope->all && strcasecmp(regions->items[i].name, scope->region) != 0)
+            continue;
+        if (scope->reason == HOLD_PAUSE)
+            registry_set_paused(rr, on);
+        else
+            registry_set_migration_hold(rr, on);
+    }
+}
+
+/* Whether someone took the flag down meanwhile in some region of the scope (RESUME). */
+static bool opened_meanwhile(const struct gate_close *g)
+{
+    const struct region_set *regions = &g->cfg->regions;
+    for (size_t i = 0; i < regions->count; i++) {
+        const struct region *r = &regions->items[i];
+        if (!g->scope.all && strcasecmp(r->name, g->scope.region) != 0)
+            continue;
+        if (!(g->scope.reason == HOLD_PAUSE ? registry_paused(r->runtime)
+                                            : registry_migration_hold(r->runtime)))
+            return true;
+    }
+    return false;
+}
+
+/* ---- on each worker ---- */
+
+static int hold_on_worker(struct worker *w, void *arg)
+{
+    const struct gate_close *g = arg;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (gate_in_scope(&g->scope, s))
+            relay_hold(s, g->scope.reason);
+    }
+    return 0;
+}
+
+static int release_on_worker(struct worker *w, void *arg)
+{
+    const struct gate_scope *scope = arg;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (gate_in_scope(scope, s))
+            relay_release(s, scope->reason);
+    }
+    return 0;
+}
+
+/* A session the gate waits for: in scope, wanted held for this reason, not held yet. */
+static bool is_late(const struct gate_close *g, const struct session *s)
+{
+    return gate_in_scope(&g->scope, s) && (s->hold_reasons & g->scope.reason) != 0 && !s->held &&
+           s->on_safe == SAFE_HOLD;
+}
+
+static int count_late_on_worker(struct worker *w, void *arg)
+{
+    struct gate_close *g = arg;
+    struct worker_late *late = &g->late[w->index];
+    memset(late, 0, sizeof(*late));
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (!is_late(g, s))
+            continue;
+        if (late->count < GATE_NAME_LATE) {
+            struct late_session *c = &late->named[late->count];
+            c->id = s->id;
+            snprintf(c->addr, sizeof(c->addr), "%s", s->peer);
+            c->in_transaction = server_conn_in_transaction(s->server_conn);
+        }
+        late->count++;
+    }
+    return 0;
+}
+
+/* force: the sessions still not held are ended; each counted in its worker's slot. */
+static int force_on_worker(struct worker *w, void *arg)
+{
+    struct gate_close *g = arg;
+    struct list_node *pos, *tmp;
+    uint64_t n = 0;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (!is_late(g, s))
+            continue;
+        log_info(s->id, "ended: it kept a migration's pause step from starting");
+        session_fail(s, "57P01", "terminating connection due to administrator command",
+                     g->force_detail, "Connect again: the next session waits for the step.");
+        n++;
+    }
+    g->late[w->index].count = n;
+    return 0;
+}
+
+/* ---- on the home worker ---- */
+
+struct open_call {
+    struct gate_scope scope;
+    void (*done)(void *arg);
+    void *arg;
+};
+
+static void opened(struct worker *from, const struct worker_reply *r)
+{
+    struct open_call *call = r->arg;
+    (void)from;
+    if (call->done != NULL)
+        call->done(call->arg);
+    free(call);
+}
+
+int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(void *arg),
+              void *arg)
+{
+    set_flag(&home->cfg->regions, scope, false);
+    struct open_call *call = calloc(1, sizeof(*call));
+    if (call == NULL)
+        return -1;
+    call->scope = *scope;
+    call->done = done;
+    call->arg = arg;
+    if (worker_call_all(home, release_on_worker, &call->scope, opened, NULL) != 0) {
+        free(call);
+        return -1;
+    }
+    return 0;
+}
+
+static void gate_free(struct gate_close *g)
+{
+    if (g->timer != NULL)
+        event_free(g->timer);
+    config_unref(g->cfg);
+    free(g->late);
+    free(g);
+}
+
+/* "Still busy: client 12 (addr) in a transaction, ...": the first late sessions by worker. */
+static void name_busy(const struct gate_close *g, char *buf, size_t cap)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < g->home->d->nworkers; i++)
+        for (uint64_t j = 0; j < g->late[i].count && j < GATE_NAME_LATE; j++) {
+            const struct late_session *c = &g->late[i].named[j];
+            if (used < cap)
+                used += (size_t)snprintf(buf + used, cap - used, "%sclient %llu (%s)%s",
+                                         used ? ", " : "Still busy: ", (unsigned long long)c->id,
+                                         c->addr, c->in_transaction ? " in a transaction" : "");
+        }
+    if (used > 0 && used < cap - 1)
+        snprintf(buf + used, cap - used, ".");
+}
+
+/* The end: open again unless held or opened by someone else, done told, freed. */
+static void gate_finish(struct gate_close *g, uint64_t late, enum gate_end end)
+{
+    struct gate_outcome o = {.end = end, .late = late, .forced = g->forced};
+    o.waited_ms = now_ms() - g->started_ms;
+    if (end != GATE_HELD)
+        name_busy(g, o.busy, sizeof(o.busy));
+    if ((end == GATE_LATE || end == GATE_CANCELED || end == GATE_FAILED) &&
+        gate_open(g->home, &g->scope, NULL, NULL) != 0)
+        log_error(0, "could not let the held sessions go: out of memory");
+    gate_done_fn done = g->done;
+    void *arg = g->arg;
+    gate_free(g);
+    done(&o, arg);
+}
+
+static void gate_poll(struct gate_close *g);
+
+static void forced(struct worker *from, const struct worker_reply *r)
+{
+    struct gate_close *g = r->arg;
+    for (int i = 0; i < from->d->nworkers; i++)
+        g->forced += g->late[i].count;
+    gate_poll(g); /* the ended sessions have left their lists */
+}
+
+static enum gate_end gate_verdict(struct gate_close *g, uint64_t late, int64_t now)
+{
+    if (opened_meanwhile(g))
+        return GATE_OPENED;
+    if (g->canceled)
+        return GATE_CANCELED;
+    if (late == 0)
+        return GATE_HELD;
+    return now >= g->deadline_ms ? GATE_LATE : (enum gate_end) - 1;
+}
+
+static void counted(struct worker *from, const struct worker_reply *r)
+{
+    struct gate_close *g = r->arg;
+    uint64_t late = 0;
+    for (int i = 0; i < from->d->nworkers; i++)
+        late += g->late[i].count;
+    enum gate_end end = gate_verdict(g, late, now_ms());
+    if (end == GATE_LATE && g->force && !g->forced_once) {
+        g->forced_once = true;
+        if (worker_call_all(g->home, force_on_worker, g, forced, NULL) == 0)
+            return;
+        end = GATE_FAILED;
+    }
+    if (end != (enum gate_end) - 1) {
+        gate_finish(g, late, end);
+        return;
+    }
+    struct timeval tv = {0, GATE_POLL_MS * 1000};
+    evtimer_add(g->timer, &tv);
+}
+
+static void gate_poll(struct gate_close *g)
+{
+    if (worker_call_all(g->home, count_late_on_worker, g, counted, NULL) != 0)
+        gate_finish(g, 0, GATE_FAILED);
+}
+
+static void gate_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    gate_poll(arg);
+}
+
+static void marked(struct worker *from, const struct worker_reply *r)
+{
+    (void)from;
+    gate_poll(r->arg);
+}
+
+struct gate_close *gate_close(struct worker *home, const struct gate_scope *scope, int timeout_ms,
+                              const char *force_detail, gate_done_fn done, void *arg)
+{
+    struct gate_close *g = calloc(1, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->home = home;
+    g->cfg = config_ref(home->cfg);
+    g->scope = *scope;
+    g->started_ms = now_ms();
+    g->deadline_ms = g->started_ms + timeout_ms;
+    g->force = force_detail != NULL;
+    snprintf(g->force_detail, sizeof(g->force_detail), "%s", g->force ? force_detail : "");
+    g->done = done;
+    g->arg = arg;
+    g->late = calloc((size_t)home->d->nworkers, sizeof(*g->late));
+    g->timer = evtimer_new(home->base, gate_timer_cb, g);
+    if (g->late == NULL || g->timer == NULL) {
+        gate_free(g);
+        return NULL;
+    }
+    set_flag(&g->cfg->regions, scope, true);
+    if (worker_call_all(home, hold_on_worker, g, marked, NULL) != 0) {
+        set_flag(&g->cfg->regions, scope, false);
+        gate_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void gate_close_cancel(struct gate_close *g)
+{
+    g->canceled = true;
+}

@@ -1,0 +1,79 @@
+/*
+ * gate.h — holding the sessions of a scope at their next safe point on
+ * every worker, and letting them go again: the mechanism of the admin's
+ * PAUSE and of a migration's pause steps.
+ *
+ * Closing a gate sets its flag (a paused region, or a region's migration
+ * hold), so that sessions starting meanwhile are held as they start, asks
+ * every worker to hold the open sessions in scope (relay_hold), then asks
+ * again every GATE_POLL_MS how many are not held yet.  It ends when none
+ * is left, when the timeout passes (the gate opens again, naming the
+ * sessions that kept it from closing; with force, those are ended with
+ * 57P01 instead and the gate closes), when someone opened it meanwhile
+ * (RESUME), or when it is canceled.  No loop waits: the asking is
+ * worker_call_all and a timer on the home worker.
+ */
+#ifndef PGNEAR_PROXY_GATE_H
+#define PGNEAR_PROXY_GATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct worker;
+
+#define GATE_POLL_MS   20
+#define GATE_NAME_LATE 8 /* sessions named when a gate could not close */
+
+/* The sessions a gate is about. */
+struct gate_scope {
+    bool all;          /* every region (PAUSE without a region) */
+    char region[64];   /* else this one */
+    char database[64]; /* "": every database */
+    uint8_t reason;    /* enum hold_reason: HOLD_PAUSE or HOLD_MIGRATION */
+};
+
+enum gate_end {
+    GATE_HELD,     /* every session in scope is held */
+    GATE_LATE,     /* the timeout passed first: open again */
+    GATE_OPENED,   /* someone else opened it meanwhile (RESUME): nothing undone */
+    GATE_CANCELED, /* gate_close_cancel: open again */
+    GATE_FAILED,   /* out of memory: open again */
+};
+
+struct gate_outcome {
+    enum gate_end end;
+    uint64_t late;     /* sessions in scope not held when it ended */
+    uint64_t forced;   /* sessions ended because they kept it open (force) */
+    int64_t waited_ms; /* from the asking to the end */
+    char busy[512];    /* "Still busy: client 12 (addr) in a transaction, ..." or "" */
+};
+
+typedef void (*gate_done_fn)(const struct gate_outcome *o, void *arg);
+
+struct gate_close;
+
+/*
+ * Closes scope's gate, from home's loop; done is called there once, from
+ * the loop (never inside this call).  force_detail, when not NULL, is the
+ * errdetail of the 57P01 sent to each session still not held at the
+ * timeout.  NULL when out of memory (the gate is left open).
+ */
+struct gate_close *gate_close(struct worker *home, const struct gate_scope *scope, int timeout_ms,
+                              const char *force_detail, gate_done_fn done, void *arg);
+
+/* Gives up closing (Ctrl-C, ABORT): the next poll opens the gate and tells done GATE_CANCELED. */
+void gate_close_cancel(struct gate_close *g);
+
+/*
+ * Opens scope's gate: its flag unset, then the sessions in scope let go
+ * on every worker; done (may be NULL) once all have.  -1 when out of
+ * memory (the flag is unset all the same, so new sessions pass).
+ */
+int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(void *arg),
+              void *arg);
+
+/* Whether session s is in scope (DRAIN's choice of sessions too). */
+struct session;
+bool gate_in_scope(const struct gate_scope *scope, const struct session *s);
+
+#endif
