@@ -306,6 +306,11 @@ const char *pgasync_error_sqlstate(const struct pgasync *q)
     return pgasync_error_field(q, PG_DIAG_SQLSTATE);
 }
 
+int pgasync_backend_pid(const struct pgasync *q)
+{
+    return q != NULL && q->conn != NULL ? PQbackendPID(q->conn) : 0;
+}
+
 void *pgasync_arg(const struct pgasync *q)
 {
     return q->arg;

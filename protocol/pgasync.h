@@ -79,6 +79,9 @@ const char *pgasync_error_sqlstate(const struct pgasync *q);
 /* The same for any field of the server's error (PG_DIAG_MESSAGE_PRIMARY ...). */
 const char *pgasync_error_field(const struct pgasync *q, int field);
 
+/* The server process of a connected query (for pg_cancel_backend); 0 when not connected. */
+int pgasync_backend_pid(const struct pgasync *q);
+
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);
 

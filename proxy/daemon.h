@@ -66,6 +66,9 @@ struct daemon {
     struct config_override *overrides;
     int noverrides;
     struct metrics_server *metrics; /* /metrics on worker 0, or NULL */
+    /* 1 + the index of the worker whose admin session runs a migration; 0: none (atomic). */
+    int migrating;
+    uint64_t migrations_started; /* numbers each run (atomic) */
 };
 
 /* Runs the proxy until it is stopped; takes over cfg.  Returns the exit code. */

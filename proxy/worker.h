@@ -22,6 +22,7 @@ struct daemon;
 struct event_base;
 struct event;
 struct listener_set;
+struct migrations_request;
 
 struct worker {
     struct daemon *d;
@@ -45,7 +46,8 @@ struct worker {
     struct worker_stats stats;
     bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
     struct event *drain_timer;
-    struct worker_mailbox calls; /* other workers' calls to this one (worker_call.h) */
+    struct worker_mailbox calls;          /* other workers' calls to this one (worker_call.h) */
+    struct migrations_request *migration; /* the migration run from here (admin/migrations.c) */
     pthread_t thread;
     bool started; /* thread created */
 };

@@ -819,6 +819,7 @@ static const struct command_def commands[] = {
     {ADMIN_MIGRATE_RESOLVE, NULL, 0, migrations_settle_command, 0, NULL},
     {ADMIN_MIGRATE_RETRY, NULL, 0, migrations_settle_command, 0, NULL},
     {ADMIN_MIGRATE_DOWN, NULL, 0, migrations_down_command, 0, NULL},
+    {ADMIN_MIGRATE_ABORT, NULL, 0, migrations_abort_command, 0, NULL},
 };
 
 static const struct command_def *command_find(enum admin_cmd_kind kind)

@@ -26,11 +26,12 @@ enum args {
     ARGS_ROUTE,      /* FOR CITY|IP|LOCATION|REGION value */
     ARGS_CLIENT,     /* client_id */
     ARGS_SET,        /* setting = value */
-    ARGS_MIGRATE,    /* [TO version] [IN REGION region] */
-    ARGS_IN_REGION,  /* [IN REGION region] */
+    ARGS_PLAN,       /* [TO version] [IN REGION region] */
+    ARGS_UP,         /* [TO version] [IN REGION region] [FORCE] */
+    ARGS_NEXT,       /* [IN REGION region] [FORCE] */
     ARGS_RESOLVE,    /* version AS applied|failed [IN REGION region] */
-    ARGS_RETRY,      /* version [IN REGION region] */
-    ARGS_DOWN,       /* TO version [IN REGION region] */
+    ARGS_RETRY,      /* version [IN REGION region] [FORCE] */
+    ARGS_DOWN,       /* TO version [IN REGION region] [FORCE] */
 };
 
 static const struct admin_command_def commands[] = {
@@ -122,21 +123,20 @@ static const struct admin_command_def commands[] = {
      "each step of migrations_dir with its state in each region, from the regions' histories"},
     {ADMIN_MIGRATE_PLAN,
      {"MIGRATE", "PLAN"},
-     ARGS_MIGRATE,
+     ARGS_PLAN,
      "MIGRATE PLAN [TO version] [IN REGION region]",
      "the steps MIGRATE UP would run, region by region, in order; runs nothing"},
     {ADMIN_MIGRATE_NEXT,
      {"MIGRATE", "NEXT"},
-     ARGS_IN_REGION,
-     "MIGRATE NEXT [IN REGION region]",
-     "runs the lowest pending step in each region where it is pending, region by region "
-     "(no pause step)"},
+     ARGS_NEXT,
+     "MIGRATE NEXT [IN REGION region] [FORCE]",
+     "runs the lowest pending step in each region where it is pending, region by region"},
     {ADMIN_MIGRATE_UP,
      {"MIGRATE", "UP"},
-     ARGS_MIGRATE,
-     "MIGRATE UP [TO version] [IN REGION region]",
+     ARGS_UP,
+     "MIGRATE UP [TO version] [IN REGION region] [FORCE]",
      "runs every pending step up to the version, region by region in migration order, each "
-     "region fully before the next (no pause step)"},
+     "region fully before the next; FORCE ends the sessions that keep a pause step waiting"},
     {ADMIN_MIGRATE_RESOLVE,
      {"MIGRATE", "RESOLVE"},
      ARGS_RESOLVE,
@@ -146,15 +146,21 @@ static const struct admin_command_def commands[] = {
     {ADMIN_MIGRATE_RETRY,
      {"MIGRATE", "RETRY"},
      ARGS_RETRY,
-     "MIGRATE RETRY version [IN REGION region]",
+     "MIGRATE RETRY version [IN REGION region] [FORCE]",
      "runs the step again where it is uncertain or failed: a no-transaction step from its first "
      "statement not done"},
     {ADMIN_MIGRATE_DOWN,
      {"MIGRATE", "DOWN"},
      ARGS_DOWN,
-     "MIGRATE DOWN TO version [IN REGION region]",
+     "MIGRATE DOWN TO version [IN REGION region] [FORCE]",
      "runs the down scripts of the steps applied above the version, newest first, region by "
      "region in reverse migration order"},
+    {ADMIN_MIGRATE_ABORT,
+     {"MIGRATE", "ABORT"},
+     ARGS_NONE,
+     "MIGRATE ABORT",
+     "stops the migration running on this pgnear: cancels its statement, rolls back its step, "
+     "lets held sessions go"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -589,12 +595,22 @@ static bool at_keyword(const struct parser *ps, const char *w)
 }
 
 /* [TO version] (when to_allowed) [IN REGION region] */
-static int take_migrate(struct parser *ps, bool to_allowed)
+/* [FORCE], after a command that runs steps */
+static int take_force(struct parser *ps, bool allowed)
+{
+    if (!allowed || !at_keyword(ps, "FORCE"))
+        return 0;
+    ps->out->force = true;
+    return advance(ps) < 0 ? ADMIN_PARSE_ERROR : 0;
+}
+
+/* [TO version] [IN REGION region] [FORCE], as far as the command takes them */
+static int take_migrate(struct parser *ps, bool to_allowed, bool force_allowed)
 {
     if (to_allowed && at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps) < 0))
         return ADMIN_PARSE_ERROR;
     if (!at_keyword(ps, "IN"))
-        return 0;
+        return take_force(ps, force_allowed);
     if (advance(ps) < 0)
         return ADMIN_PARSE_ERROR;
     if (!at_keyword(ps, "REGION"))
@@ -602,7 +618,9 @@ static int take_migrate(struct parser *ps, bool to_allowed)
     if (advance(ps) < 0)
         return ADMIN_PARSE_ERROR;
     ps->out->has_region = true;
-    return take_name(ps, ps->out->region, "region");
+    if (take_name(ps, ps->out->region, "region") < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_force(ps, force_allowed);
 }
 
 /* version AS applied|failed, or version alone; then [IN REGION region] */
@@ -621,7 +639,7 @@ static int take_settle(struct parser *ps, bool resolve)
         if (advance(ps) < 0)
             return ADMIN_PARSE_ERROR;
     }
-    return take_migrate(ps, false);
+    return take_migrate(ps, false, !resolve);
 }
 
 static int take_args(struct parser *ps, int args)
@@ -641,13 +659,14 @@ static int take_args(struct parser *ps, int args)
         return take_client_id(ps);
     case ARGS_SET:
         return take_setting(ps);
-    case ARGS_MIGRATE:
-    case ARGS_IN_REGION:
-        return take_migrate(ps, args == ARGS_MIGRATE);
+    case ARGS_PLAN:
+    case ARGS_UP:
+    case ARGS_NEXT:
+        return take_migrate(ps, args != ARGS_NEXT, args != ARGS_PLAN);
     case ARGS_DOWN:
         if (!at_keyword(ps, "TO"))
             return syntax_error(&ps->lx, &ps->tok, "Write TO and the version to go down to.");
-        return take_migrate(ps, true);
+        return take_migrate(ps, true, true);
     case ARGS_RESOLVE:
     case ARGS_RETRY:
         return take_settle(ps, args == ARGS_RESOLVE);

@@ -50,6 +50,7 @@ enum admin_cmd_kind {
     ADMIN_MIGRATE_RESOLVE,
     ADMIN_MIGRATE_RETRY,
     ADMIN_MIGRATE_DOWN,
+    ADMIN_MIGRATE_ABORT,
     ADMIN_CMD_KINDS
 };
 
@@ -73,6 +74,7 @@ struct admin_cmd {
     bool has_version;                 /* MIGRATE PLAN, MIGRATE UP: TO version */
     int64_t version;
     bool resolve_applied; /* MIGRATE RESOLVE version AS applied (else AS failed) */
+    bool force;           /* MIGRATE NEXT|UP|RETRY|DOWN ... FORCE */
 };
 
 /* admin_parse's results. */

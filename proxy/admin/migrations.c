@@ -8,6 +8,12 @@
  * answered or timed out, and write nothing; NEXT and UP, when every
  * region's plan allows it, hand the steps to the runner (migrate/runner.c),
  * which reads each history again under the region's lock.
+ *
+ * One migration runs on a pgnear at a time (daemon->migrating names its
+ * worker, whose ->migration is the request): a second is refused at
+ * once, and MIGRATE ABORT, on any worker, finds the one to stop.  The
+ * request lives until the run's end; Ctrl-C on the admin's session, or
+ * the session ending, aborts it as MIGRATE ABORT would.
  */
 #include "proxy/admin/migrations.h"
 
@@ -17,16 +23,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "pgnear-build.h"
 
 #include "proxy/admin/console.h"
 #include "proxy/config.h"
+#include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/migrate/plan.h"
 #include "proxy/migrate/runner.h"
 #include "proxy/migrate/status.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "proxy/worker_call.h"
 #include "routing/region.h"
 
 const struct admin_column migrations_show_cols[9] = {{"version", ADMIN_INT8, 0},
@@ -47,13 +57,20 @@ const struct admin_column migrations_plan_cols[6] = {
 
 struct migrations_request {
     struct console_wait *wait;
+    struct worker *home; /* the admin session's: the run goes on here */
     enum admin_cmd_kind kind;
     int64_t to;
     struct migrate_steps steps;
-    struct event_base *base; /* MIGRATE NEXT: where the run goes on */
     const struct region *alone;
     bool resolve_applied; /* MIGRATE RESOLVE */
+    bool force;
     char run_by[MIGRATE_RUN_BY_MAX + 1];
+    /* The commands that run steps: */
+    bool claimed;            /* this is the pgnear's one migration (daemon->migrating) */
+    uint64_t id;             /* daemon->migrations_started when it began */
+    struct migrate_run *run; /* once started, until its end */
+    bool aborted;            /* the abort came before the run started */
+    char abort_who[128];
 };
 
 /* ---- SHOW MIGRATIONS ---- */
@@ -189,30 +206,61 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
 
 /* ---- MIGRATE NEXT ---- */
 
-static void run_done(const struct migrate_run_outcome *out, struct console_wait *wait,
-                     const char *tag)
+/* The request's end: the claim given back, the command's hooks unset, freed. */
+static void request_free(struct migrations_request *req)
 {
+    if (req->claimed) {
+        req->home->migration = NULL;
+        __atomic_store_n(&req->home->d->migrating, 0, __ATOMIC_RELEASE);
+    }
+    if (req->wait != NULL) {
+        req->wait->on_cancel = NULL;
+        req->wait->on_session_end = NULL;
+    }
+    migrate_steps_free(&req->steps);
+    free(req);
+}
+
+static void run_note(void *arg, const char *text)
+{
+    struct migrations_request *req = arg;
+    console_wait_notice(req->wait, text);
+}
+
+static void run_done(void *arg, const struct migrate_run_outcome *out)
+{
+    struct migrations_request *req = arg;
+    struct console_wait *wait = req->wait;
+    const char *tag = req->kind == ADMIN_MIGRATE_NEXT ? "MIGRATE NEXT" : "MIGRATE";
+    int rc = CMD_DONE;
+    req->run = NULL;
     if (out->failed) {
         admin_error_set(&wait->err, out->err.sqlstate, out->err.detail, out->err.hint, "%s",
                         out->err.message);
-        console_command_done(wait, CMD_ERROR);
-        return;
+        rc = CMD_ERROR;
+    } else {
+        result_init(&wait->res, NULL, 0);
+        if (out->longest_hold_ms > 0)
+            result_notice(&wait->res, "the longest a pause step held its sessions: %" PRId64 " ms",
+                          out->longest_hold_ms);
+        result_set_tag(&wait->res, tag);
     }
-    result_init(&wait->res, NULL, 0);
-    for (int i = 0; i < out->nnotes; i++)
-        result_notice(&wait->res, "%s", out->notes[i]);
-    result_set_tag(&wait->res, tag);
-    console_command_done(wait, CMD_DONE);
+    request_free(req);
+    console_command_done(wait, rc);
 }
 
-static void next_done(const struct migrate_run_outcome *out, void *arg)
+/* Starts the runner with the request's steps; CMD_PENDING, or CMD_ERROR when out of memory. */
+static int run_start(struct migrations_request *req, struct config *cfg,
+                     const struct migrate_run_what *what)
 {
-    run_done(out, arg, "MIGRATE NEXT");
-}
-
-static void up_done(const struct migrate_run_outcome *out, void *arg)
-{
-    run_done(out, arg, "MIGRATE");
+    struct migrate_run_hooks hooks = {run_note, run_done, req};
+    req->run =
+        migrate_run_start(req->home, cfg, &req->steps, req->alone, what, req->run_by, &hooks);
+    if (req->run == NULL) {
+        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
 }
 
 /*
@@ -271,13 +319,8 @@ static int start_run(struct migrations_request *req, const struct migrate_status
         result_set_tag(&req->wait->res, tag);
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, false};
-    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by,
-                          up ? up_done : next_done, req->wait) != 0) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
+    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, false, req->force};
+    return run_start(req, st->cfg, &what);
 }
 
 /* ---- MIGRATE RESOLVE, MIGRATE RETRY ---- */
@@ -294,13 +337,8 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
         }
     struct migrate_run_what what = {req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
                                                                        : MIGRATE_RUN_RETRY,
-                                    req->to, req->resolve_applied};
-    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by, up_done,
-                          req->wait) != 0) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
+                                    req->to, req->resolve_applied, req->force};
+    return run_start(req, st->cfg, &what);
 }
 
 /* ---- MIGRATE DOWN ---- */
@@ -368,13 +406,8 @@ static int start_down(struct migrations_request *req, const struct migrate_statu
         result_set_tag(&req->wait->res, "MIGRATE");
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, false};
-    if (migrate_run_start(req->base, st->cfg, &req->steps, req->alone, &what, req->run_by, up_done,
-                          req->wait) != 0) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
+    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, false, req->force};
+    return run_start(req, st->cfg, &what);
 }
 
 /* ---- all ---- */
@@ -383,7 +416,12 @@ static void migrations_answer(struct migrate_status *st, void *arg)
 {
     struct migrations_request *req = arg;
     int rc = CMD_DONE;
-    if (req->kind == ADMIN_SHOW_MIGRATIONS)
+    if (req->aborted)
+        admin_error_set(&req->wait->err, "57014", "Nothing was run in any region.", NULL,
+                        "migration canceled by %s", req->abort_who);
+    if (req->aborted)
+        rc = CMD_ERROR;
+    else if (req->kind == ADMIN_SHOW_MIGRATIONS)
         render_show(req, st);
     else if (req->kind == ADMIN_MIGRATE_PLAN)
         rc = render_plan(req, st);
@@ -395,10 +433,10 @@ static void migrations_answer(struct migrate_status *st, void *arg)
         rc = start_run(req, st);
     struct console_wait *wait = req->wait;
     migrate_status_free(st);
-    migrate_steps_free(&req->steps);
-    free(req);
-    if (rc != CMD_PENDING)
-        console_command_done(wait, rc);
+    if (rc == CMD_PENDING)
+        return;
+    request_free(req);
+    console_command_done(wait, rc);
 }
 
 /* migrations_dir and migrations_db are set; false with the error when not. */
@@ -429,6 +467,87 @@ static bool migrations_region(const struct config *cfg, const struct admin_cmd *
     return *out != NULL;
 }
 
+/* Ctrl-C on the admin's session, the session's end, MIGRATE ABORT: the run stops. */
+static void request_abort(struct migrations_request *req, const char *who)
+{
+    if (req->run != NULL) {
+        migrate_run_abort(req->run, who);
+    } else if (!req->aborted) {
+        req->aborted = true; /* migrations_answer says so */
+        snprintf(req->abort_who, sizeof(req->abort_who), "%s", who);
+    }
+}
+
+static void request_canceled(void *arg)
+{
+    request_abort(arg, "a cancel request (Ctrl-C)");
+}
+
+static void request_session_ended(void *arg)
+{
+    request_abort(arg, "the end of the admin's session");
+}
+
+/* Whether the command runs steps (and so must be this pgnear's only migration). */
+static bool runs_steps(enum admin_cmd_kind kind)
+{
+    return kind != ADMIN_SHOW_MIGRATIONS && kind != ADMIN_MIGRATE_PLAN;
+}
+
+/* The pgnear's one migration is this request's; false with the error when another runs. */
+static bool request_claim(struct migrations_request *req, struct session *s)
+{
+    int none = 0;
+    if (!__atomic_compare_exchange_n(&s->w->d->migrating, &none, s->w->index + 1, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        admin_error_set(&req->wait->err, "55006", NULL,
+                        "Wait for it to end, or stop it with MIGRATE ABORT.",
+                        "a migration is already running on this pgnear");
+        return false;
+    }
+    req->claimed = true;
+    req->id = __atomic_add_fetch(&s->w->d->migrations_started, 1, __ATOMIC_RELAXED);
+    s->w->migration = req;
+    req->wait->on_cancel = request_canceled;
+    req->wait->on_session_end = request_session_ended;
+    req->wait->hook_arg = req;
+    return true;
+}
+
+/* A request for cmd, its steps loaded; NULL with the error set. */
+static struct migrations_request *request_new(struct session *s, const struct admin_cmd *cmd,
+                                              const struct region *alone, struct console_wait *wait)
+{
+    struct migrations_request *req = calloc(1, sizeof(*req));
+    char why[512], host[64] = "?";
+    if (req == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return NULL;
+    }
+    req->wait = wait;
+    req->home = s->w;
+    req->kind = cmd->kind;
+    req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
+    req->alone = alone;
+    req->resolve_applied = cmd->resolve_applied;
+    req->force = cmd->force;
+    gethostname(host, sizeof(host) - 1);
+    snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
+             PACKAGE_VERSION, host, (int)getpid(), s->user);
+    if (migrate_steps_load(s->w->cfg->migrations_dir, &req->steps, why, sizeof(why)) != 0) {
+        admin_error_set(&wait->err, "F0000", NULL,
+                        "Fix the step file; nothing was read from any region.",
+                        "could not load the steps of migrations_dir: %s", why);
+        request_free(req);
+        return NULL;
+    }
+    if (runs_steps(cmd->kind) && !request_claim(req, s)) {
+        request_free(req);
+        return NULL;
+    }
+    return req;
+}
+
 static int migrations_start(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
@@ -436,34 +555,12 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
     const struct region *alone;
     if (!migrations_configured(cfg, &wait->err) || !migrations_region(cfg, cmd, &alone, &wait->err))
         return CMD_ERROR;
-    struct migrations_request *req = calloc(1, sizeof(*req));
-    if (req == NULL) {
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+    struct migrations_request *req = request_new(s, cmd, alone, wait);
+    if (req == NULL)
         return CMD_ERROR;
-    }
-    char why[512];
-    if (migrate_steps_load(cfg->migrations_dir, &req->steps, why, sizeof(why)) != 0) {
-        admin_error_set(&wait->err, "F0000", NULL,
-                        "Fix the step file; nothing was read from any region.",
-                        "could not load the steps of migrations_dir: %s", why);
-        migrate_steps_free(&req->steps);
-        free(req);
-        return CMD_ERROR;
-    }
-    req->wait = wait;
-    req->kind = cmd->kind;
-    req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
-    req->base = s->w->base;
-    req->alone = alone;
-    req->resolve_applied = cmd->resolve_applied;
-    char host[64] = "?";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
-             PACKAGE_VERSION, host, (int)getpid(), s->user);
     if (migrate_status_start(s->w->base, cfg, alone, cfg->server_connect_timeout_ms,
                              migrations_answer, req) == NULL) {
-        migrate_steps_free(&req->steps);
-        free(req);
+        request_free(req);
         admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
         return CMD_ERROR;
     }
@@ -518,4 +615,133 @@ int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
     log_info(s->id, "admin %s: MIGRATE DOWN TO %" PRId64 "%s%s", s->user, cmd->version,
              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
+}
+
+/* ---- MIGRATE ABORT ---- */
+
+#define ABORT_POLL_MS 50
+#define ABORT_WAIT_MS 60000
+#define ABORT_ELSEWHERE_HINT                                                                       \
+    "A migration another pgnear runs is stopped from that pgnear's console; SHOW MIGRATIONS "      \
+    "names the pgnear of a running step."
+
+/* An ABORT on its way to the migration's worker, then waiting there for the run's end. */
+struct abort_call {
+    struct console_wait *wait;
+    struct worker *home; /* the ABORT's worker */
+    int target;          /* the migration's worker */
+    char who[128];
+    uint64_t id; /* the migration told to stop */
+    bool found;  /* abort_on_worker found it */
+    bool gone;   /* gone_on_worker: it has ended */
+    int64_t waited_ms;
+    struct event *timer;
+};
+
+static void abort_answer(struct abort_call *call)
+{
+    struct console_wait *wait = call->wait;
+    int rc = CMD_DONE;
+    if (!call->found) {
+        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
+                        "no migration is running on this pgnear");
+        rc = CMD_ERROR;
+    } else {
+        result_init(&wait->res, NULL, 0);
+        if (call->gone)
+            result_notice(&wait->res, "the migration stopped; its admin session has the details");
+        else
+            result_notice(&wait->res,
+                          "the migration was told to stop and has not ended after "
+                          "%d s; its admin session will have the details",
+                          ABORT_WAIT_MS / 1000);
+        result_set_tag(&wait->res, "MIGRATE ABORT");
+    }
+    if (call->timer != NULL)
+        event_free(call->timer);
+    free(call);
+    console_command_done(wait, rc);
+}
+
+static int abort_on_worker(struct worker *w, void *arg)
+{
+    struct abort_call *call = arg;
+    struct migrations_request *req = w->migration;
+    call->found = req != NULL;
+    if (req == NULL)
+        return 0;
+    call->id = req->id;
+    log_info(0, "migration %llu: %s", (unsigned long long)req->id, call->who);
+    request_abort(req, call->who);
+    return 0;
+}
+
+static int gone_on_worker(struct worker *w, void *arg)
+{
+    struct abort_call *call = arg;
+    call->gone = w->migration == NULL || w->migration->id != call->id;
+    return 0;
+}
+
+static void abort_poll(struct abort_call *call);
+
+static void abort_checked(struct worker *from, const struct worker_reply *r)
+{
+    struct abort_call *call = r->arg;
+    (void)from;
+    if (r->ran == 0)
+        call->gone = true; /* that worker's loop has ended, and the run with it */
+    if (!call->found || call->gone || call->waited_ms >= ABORT_WAIT_MS) {
+        abort_answer(call);
+        return;
+    }
+    struct timeval tv = {0, ABORT_POLL_MS * 1000};
+    call->waited_ms += ABORT_POLL_MS;
+    if (evtimer_add(call->timer, &tv) != 0)
+        abort_answer(call);
+}
+
+static void abort_poll(struct abort_call *call)
+{
+    if (worker_call(call->home, call->home->d->workers[call->target], gone_on_worker, call,
+                    abort_checked, NULL) != 0)
+        abort_answer(call);
+}
+
+static void abort_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    abort_poll(arg);
+}
+
+int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
+                             struct console_wait *wait)
+{
+    (void)cmd;
+    int migrating = __atomic_load_n(&s->w->d->migrating, __ATOMIC_ACQUIRE);
+    log_info(s->id, "admin %s: MIGRATE ABORT", s->user);
+    if (migrating == 0) {
+        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
+                        "no migration is running on this pgnear");
+        return CMD_ERROR;
+    }
+    struct abort_call *call = calloc(1, sizeof(*call));
+    if (call == NULL || (call->timer = evtimer_new(s->w->base, abort_timer_cb, call)) == NULL) {
+        free(call);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    call->wait = wait;
+    call->home = s->w;
+    call->target = migrating - 1;
+    snprintf(call->who, sizeof(call->who), "MIGRATE ABORT (admin %.32s)", s->user);
+    if (worker_call(s->w, s->w->d->workers[call->target], abort_on_worker, call, abort_checked,
+                    NULL) != 0) {
+        event_free(call->timer);
+        free(call);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
 }

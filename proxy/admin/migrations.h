@@ -24,5 +24,8 @@ int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
 /* MIGRATE RESOLVE and MIGRATE RETRY. */
 int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
                               struct console_wait *wait);
+/* MIGRATE ABORT: stops the migration running on this pgnear, whichever worker runs it. */
+int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
+                             struct console_wait *wait);
 
 #endif

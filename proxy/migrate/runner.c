@@ -24,9 +24,13 @@
 
 #include "protocol/pgasync.h"
 #include "proxy/config.h"
+#include "proxy/gate.h"
+#include "proxy/log.h"
 #include "proxy/migrate/history.h"
 #include "proxy/migrate/status.h"
 #include "proxy/pgconn.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
 #include "routing/region.h"
 
 enum { CONN_LOCK, CONN_STEP, NCONNS };
@@ -49,6 +53,7 @@ struct run_conn {
 #define RUN_PARAMS 9
 
 struct migrate_run {
+    struct worker *home;
     struct event_base *base;
     struct config *cfg;
     struct migrate_steps steps;
@@ -58,9 +63,21 @@ struct migrate_run {
     size_t settled; /* RESOLVE, RETRY: regions where the version was settled or run */
     int64_t resume; /* RETRY of a no-transaction step: its statements already done */
     char run_by[MIGRATE_RUN_BY_MAX + 1];
-    migrate_run_done_fn done;
-    void *arg;
+    struct migrate_run_hooks hooks;
     struct migrate_run_outcome out;
+
+    /* A pause step's gate: closing, then held while the step runs. */
+    struct gate_close *closing;
+    bool gate_held;
+    struct gate_scope gate;
+    int64_t hold_started_ms;
+
+    /* MIGRATE ABORT (or Ctrl-C, or the admin's session ending). */
+    bool aborting;
+    bool cleaning;      /* a failure or an abort is being recorded: its queries still go */
+    bool statement_out; /* a statement of a step is running on the step connection */
+    char abort_who[128];
+    char cancel_pid[16];
 
     size_t ri; /* the region, an index of migration_order_index */
     const struct region *region;
@@ -133,10 +150,13 @@ static void run_finish(struct migrate_run *run)
     run_defer(run, ACT_FINISH, 0);
 }
 
+static void run_release_gate(struct migrate_run *run);
+
 static void run_finish_now(struct migrate_run *run)
 {
     run_close_conns(run);
-    run->done(&run->out, run->arg);
+    run_release_gate(run);
+    run->hooks.done(run->hooks.arg, &run->out);
     run_free(run);
 }
 
@@ -163,12 +183,13 @@ static void run_note(struct migrate_run *run, const char *fmt, ...)
 
 static void run_note(struct migrate_run *run, const char *fmt, ...)
 {
-    if (run->out.nnotes == MIGRATE_RUN_NOTES)
-        return;
+    char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(run->out.notes[run->out.nnotes++], sizeof(run->out.notes[0]), fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
+    log_info(0, "migration: %s", text);
+    run->hooks.note(run->hooks.arg, text);
 }
 
 /* ---- sending ---- */
@@ -186,6 +207,7 @@ static void run_query_done(void *arg, const PGresult *res, const char *error, bo
     struct run_conn *c = arg;
     struct migrate_run *run = c->run;
     (void)answered;
+    run->statement_out = false;
     if (!pgasync_keep_open(c->q, run_conn_closed, c))
         c->q = NULL; /* freed after this callback */
     run->on_result(run, res, error);
@@ -203,12 +225,18 @@ static void run_send(struct migrate_run *run, int conn, const char *sql, int npa
 }
 
 static void run_region(struct migrate_run *run);
+static void run_stop_for_abort(struct migrate_run *run);
 
 static void run_send_now(struct migrate_run *run)
 {
     struct run_conn *c = &run->conns[run->conn];
     const char *params[RUN_PARAMS];
     char why[256] = "the connection was lost";
+    if (run->aborting && !run->cleaning) {
+        run_stop_for_abort(run);
+        return;
+    }
+    run->statement_out = run->conn == CONN_STEP && run->sql == run->stmt_copy;
     for (int i = 0; i < run->nparams; i++)
         params[i] = run->params[i];
     int timeout = run->cfg->server_connect_timeout_ms;
@@ -379,6 +407,7 @@ static size_t step_statement_of(const struct migrate_run *run, const struct migr
 }
 
 static void notx_failed(struct migrate_run *run);
+static void step_aborted(struct migrate_run *run, size_t statement);
 
 /* A query of the step failed: the error for the admin, then ROLLBACK and the 'failed' row. */
 static void step_failed(struct migrate_run *run, const char *error)
@@ -387,8 +416,13 @@ static void step_failed(struct migrate_run *run, const char *error)
     const char *sqlstate;
     char why[MIGRATE_HISTORY_ERRMAX + 1];
     struct migrate_plan_error *e = &run->step_err;
-    server_error(run, error, why, sizeof(why), &sqlstate);
     size_t at = step_statement_of(run, step);
+    run->cleaning = true;
+    if (run->aborting) { /* canceled by the abort, most likely: whatever it was, the run stops */
+        step_aborted(run, at == SIZE_MAX ? 0 : at + 1);
+        return;
+    }
+    server_error(run, error, why, sizeof(why), &sqlstate);
     run->failed_statement = at == SIZE_MAX ? 0 : at + 1;
     memset(e, 0, sizeof(*e));
     snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
@@ -421,6 +455,201 @@ static void step_failed(struct migrate_run *run, const char *error)
         return;
     }
     run_send(run, CONN_STEP, "ROLLBACK", 0, on_rolled_back, 0);
+}
+
+/* ---- abort ---- */
+
+static void on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
+
+/* The run ends with the abort's error: what happened in the region is detail. */
+static void run_aborted(struct migrate_run *run, const char *detail)
+{
+    run_fail(run, "57014", detail, "SHOW MIGRATIONS shows where each region stands.",
+             "migration canceled by %s%s%s%s", run->abort_who,
+             run->region != NULL ? " in region \"" : "",
+             run->region != NULL ? run->region->name : "", run->region != NULL ? "\"" : "");
+}
+
+static void on_abort_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
+{
+    const struct migrate_step *step = run_current_step(run);
+    char detail[256];
+    (void)res;
+    (void)error;
+    snprintf(detail, sizeof(detail),
+             "Step %" PRId64 " (%s) was rolled back there and its history is unchanged; the steps "
+             "before it stay done.",
+             step->version, step->name);
+    run_aborted(run, detail);
+}
+
+/*
+ * The abort stops the current step before its statement (1-based)
+ * statement: a transactional step is rolled back; a no-transaction one
+ * keeps the statements before it and its row says failed at it.
+ */
+static void step_aborted(struct migrate_run *run, size_t statement)
+{
+    const struct migrate_step *step = run_current_step(run);
+    const struct migrate_script *sc = script_of(run, step);
+    struct migrate_plan_error *e = &run->step_err;
+    run->cleaning = true;
+    if (!sc->directives.no_transaction || run->conns[CONN_STEP].q == NULL) {
+        if (run->conns[CONN_STEP].q == NULL)
+            on_abort_rolled_back(run, NULL, NULL); /* its connection went, and the transaction */
+        else
+            run_send(run, CONN_STEP, "ROLLBACK", 0, on_abort_rolled_back, 0);
+        return;
+    }
+    if (statement == 0)
+        statement = 1;
+    run->failed_statement = statement;
+    snprintf(run->server_msg, sizeof(run->server_msg), "canceled by %s (57014)", run->abort_who);
+    memset(e, 0, sizeof(*e));
+    snprintf(e->sqlstate, sizeof(e->sqlstate), "57014");
+    snprintf(e->message, sizeof(e->message), "migration canceled by %s in region \"%s\"",
+             run->abort_who, run->region->name);
+    snprintf(e->detail, sizeof(e->detail),
+             "Step %" PRId64 " (%s) runs without a transaction: its statements before statement "
+             "%zu of %zu stay done there, and its history row says failed.",
+             step->version, step->name, statement, sc->sql.count);
+    snprintf(e->hint, sizeof(e->hint),
+             "MIGRATE RETRY %" PRId64 " goes on from statement %zu; MIGRATE RESOLVE settles it.",
+             step->version, statement);
+    notx_failed(run);
+}
+
+/* The abort, met as the next query was about to go (run_send_now). */
+static void run_stop_for_abort(struct migrate_run *run)
+{
+    if (run->on_result != on_step_query || run->k == 0) {
+        run_aborted(run, run->region != NULL ? "No step was running there." : NULL);
+        return;
+    }
+    const struct migrate_step *step = run_current_step(run);
+    const struct migrate_script *sc = script_of(run, step);
+    size_t first = 1 + run->nsets, n = sc->sql.count;
+    if (!sc->directives.no_transaction) {
+        step_aborted(run, 0);
+        return;
+    }
+    if (run->k >= first + 2 * n) { /* every statement done: the step ends as applied */
+        run->cleaning = true;
+        run_send_now(run);
+        return;
+    }
+    size_t at = run->k < first ? 0 : (run->k - first) / 2 + ((run->k - first) % 2);
+    step_aborted(run, at + 1);
+}
+
+static void on_cancel_sent(void *arg, const PGresult *res, const char *error, bool answered)
+{
+    struct run_conn *c = arg;
+    (void)res;
+    (void)answered;
+    if (error != NULL)
+        log_warn(0, "migration: could not cancel the running statement: %s", error);
+    if (!pgasync_keep_open(c->q, run_conn_closed, c))
+        c->q = NULL;
+}
+
+/* The statement running on the step connection is canceled from the lock connection. */
+static void run_cancel_statement(struct migrate_run *run)
+{
+    struct run_conn *lock = &run->conns[CONN_LOCK];
+    int pid = pgasync_backend_pid(run->conns[CONN_STEP].q);
+    const char *params[1] = {run->cancel_pid};
+    snprintf(run->cancel_pid, sizeof(run->cancel_pid), "%d", pid);
+    if (lock->q == NULL || pid == 0 ||
+        pgasync_requery(lock->q, "SELECT pg_cancel_backend($1)", 1, params,
+                        run->cfg->server_connect_timeout_ms, on_cancel_sent, lock) != 0)
+        run_note(run, "could not cancel the running statement: the run stops once it ends");
+}
+
+void migrate_run_abort(struct migrate_run *run, const char *who)
+{
+    if (run->aborting)
+        return;
+    run->aborting = true;
+    snprintf(run->abort_who, sizeof(run->abort_who), "%s", who);
+    log_info(0, "migration: stopping, asked by %s", who);
+    if (run->closing != NULL)
+        gate_close_cancel(run->closing); /* on_gate ends the run */
+    else if (run->statement_out)
+        run_cancel_statement(run);
+}
+
+/* ---- pause steps ---- */
+
+/* The gate of a pause step opens again, once the step has ended (or the run). */
+static void run_release_gate(struct migrate_run *run)
+{
+    if (!run->gate_held)
+        return;
+    run->gate_held = false;
+    int64_t held = now_ms() - run->hold_started_ms;
+    if (held > run->out.longest_hold_ms)
+        run->out.longest_hold_ms = held;
+    if (gate_open(run->home, &run->gate, NULL, NULL) != 0)
+        log_error(0, "migration: could not let the held sessions go: out of memory");
+    run_note(run, "region \"%s\": the sessions of database \"%s\" go on, held %" PRId64 " ms",
+             run->gate.region, run->gate.database, held);
+}
+
+static void on_gate(const struct gate_outcome *o, void *arg)
+{
+    struct migrate_run *run = arg;
+    const struct migrate_step *step = run_current_step(run);
+    run->closing = NULL;
+    if (o->end == GATE_HELD) {
+        run->gate_held = true;
+        run->hold_started_ms = now_ms();
+        run_note(run,
+                 "region \"%s\": the sessions of database \"%s\" are held (%" PRId64
+                 " ms to close the gate%s)",
+                 run->gate.region, run->gate.database, o->waited_ms,
+                 o->forced > 0 ? ", busy sessions ended by FORCE" : "");
+        run_step(run);
+    } else if (run->aborting) {
+        run_aborted(run, "The step's gate was opening again; the step was not started.");
+    } else if (o->end == GATE_LATE) {
+        run_fail(run, "55P03", o->busy,
+                 "Those clients must end their transactions: run it again, raise "
+                 "migration_hold_timeout, or add FORCE to end them.",
+                 "could not hold the sessions of database \"%s\" in region \"%s\" within "
+                 "migration_hold_timeout (%d ms): step %" PRId64 " (%s) was not started",
+                 run->gate.database, run->gate.region, run->cfg->migration_hold_timeout_ms,
+                 step->version, step->name);
+    } else {
+        run_fail(run, "53200", NULL, NULL,
+                 "could not hold the sessions of database \"%s\" in region \"%s\": step %" PRId64
+                 " (%s) was not started",
+                 run->gate.database, run->gate.region, step->version, step->name);
+    }
+}
+
+/* A pause step: the gate of migrations_db in the region closes before the step starts. */
+static void run_hold(struct migrate_run *run, const struct migrate_step *step)
+{
+    char detail[512];
+    memset(&run->gate, 0, sizeof(run->gate));
+    snprintf(run->gate.region, sizeof(run->gate.region), "%s", run->region->name);
+    snprintf(run->gate.database, sizeof(run->gate.database), "%s", run->cfg->migrations_db);
+    run->gate.reason = HOLD_MIGRATION;
+    snprintf(detail, sizeof(detail),
+             "Migration step %" PRId64 " (%s) holds the sessions of database \"%s\" in region "
+             "\"%s\" while it runs; this session was still busy after migration_hold_timeout "
+             "(%d ms), and the migration was run with FORCE.",
+             step->version, step->name, run->gate.database, run->gate.region,
+             run->cfg->migration_hold_timeout_ms);
+    run_note(run,
+             "region \"%s\": step %" PRId64 " (%s) is a pause step: holding the sessions of "
+             "database \"%s\" there",
+             run->region->name, step->version, step->name, run->gate.database);
+    run->closing = gate_close(run->home, &run->gate, run->cfg->migration_hold_timeout_ms,
+                              run->what.force ? detail : NULL, on_gate, run);
+    if (run->closing == NULL)
+        run_fail(run, "53200", NULL, NULL, "out of memory");
 }
 
 /* $1 version, $2 state, $3 statements_done, $4 error, $5 error_statement: history_end_sql's. */
@@ -537,8 +766,6 @@ static void step_query(struct migrate_run *run, const struct migrate_step *step)
     }
 }
 
-static void on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
-
 /* Sends query k of the current step. */
 static void run_step_next(struct migrate_run *run)
 {
@@ -554,6 +781,12 @@ static void run_step_next(struct migrate_run *run)
             return;
         }
         run->sql = run->stmt_copy;
+        run_note(run,
+                 "region \"%s\": step %" PRId64 " (%s), statement %zu of %zu (line %u), %.1f s "
+                 "into the step",
+                 run->region->name, step->version, step->name, step_statement_of(run, step) + 1,
+                 script_of(run, step)->sql.count, st->line,
+                 (double)(now_ms() - run->step_started_ms) / 1000.0);
     }
     run_send(run, CONN_STEP, run->sql, run->nparams, on_step_query, 0);
 }
@@ -581,7 +814,13 @@ static void on_step_query(struct migrate_run *run, const PGresult *res, const ch
              script_of(run, step)->sql.count, script_of(run, step)->sql.count == 1 ? "" : "s",
              script_of(run, step)->directives.no_transaction ? " (no transaction)" : "",
              now_ms() - run->step_started_ms);
+    run_release_gate(run);
     run->next_planned++;
+    if (run->aborting) {
+        run_aborted(run, "The step running when it was asked ended first and stays applied; "
+                         "no later step was started.");
+        return;
+    }
     run_step(run);
 }
 
@@ -597,6 +836,10 @@ static void run_step(struct migrate_run *run)
     }
     const struct migrate_step *step = run_current_step(run);
     const struct migrate_directives *d = &script_of(run, step)->directives;
+    if (d->pause && !run->gate_held) {
+        run_hold(run, step);
+        return;
+    }
     run->k = 0;
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
     run->nqueries =
@@ -609,27 +852,10 @@ const char *migrate_down_refusal(const struct migrate_step *step)
 {
     if (step == NULL || !step->has_down)
         return "It has no down file (NNNN_name.down.sql) in migrations_dir.";
-    if (step->down.directives.no_transaction || step->down.directives.pause)
-        return "Its down file is a no-transaction or pause script, which MIGRATE DOWN does not "
-               "run yet.";
+    if (step->down.directives.no_transaction)
+        return "Its down file is a no-transaction script: MIGRATE DOWN runs a down script in a "
+               "transaction with its history row, so that a failure leaves the step applied.";
     return NULL;
-}
-
-/* No step the region would run is a pause step; else the run stops. */
-static bool region_runnable(struct migrate_run *run)
-{
-    for (size_t i = 0; i < run->nplanned; i++) {
-        const struct migrate_step *step = &run->steps.steps[run->planned[i]];
-        if (step->up.directives.pause) {
-            run_fail(run, "0A000", "This build of pgnear runs no pause step.",
-                     "MIGRATE PLAN shows each step's transaction mode and pause flag.",
-                     "step %" PRId64 " (%s) is a pause step, which MIGRATE does not run yet; "
-                     "nothing was run in region \"%s\"",
-                     step->version, step->name, run->region->name);
-            return false;
-        }
-    }
-    return true;
 }
 
 /* RESOLVE: "resolved as applied by <run_by> at <time>", after the error the row had. */
@@ -795,8 +1021,7 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
         return;
     }
     run->next_planned = 0;
-    if (region_runnable(run))
-        run_step(run);
+    run_step(run);
 }
 
 static void on_created(struct migrate_run *run, const PGresult *res, const char *error)
@@ -880,33 +1105,34 @@ static void run_region(struct migrate_run *run)
     run_send(run, CONN_LOCK, lock_sql, 0, on_lock, 0);
 }
 
-int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
-                      const struct region *alone, const struct migrate_run_what *what,
-                      const char *run_by, migrate_run_done_fn done, void *arg)
+struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
+                                      struct migrate_steps *steps, const struct region *alone,
+                                      const struct migrate_run_what *what, const char *run_by,
+                                      const struct migrate_run_hooks *hooks)
 {
     struct migrate_run *run = calloc(1, sizeof(*run));
     if (run == NULL) {
         migrate_steps_free(steps);
-        return -1;
+        return NULL;
     }
     run->steps = *steps;
     memset(steps, 0, sizeof(*steps));
     run->cfg = config_ref(cfg);
-    run->base = base;
+    run->home = home;
+    run->base = home->base;
     run->alone = alone;
     run->what = *what;
     run->to = what->mode == MIGRATE_RUN_UP ? what->version : MIGRATE_TO_ALL;
     snprintf(run->run_by, sizeof(run->run_by), "%s", run_by);
-    run->done = done;
-    run->arg = arg;
+    run->hooks = *hooks;
     for (int i = 0; i < NCONNS; i++)
         run->conns[i].run = run;
     run->planned = calloc(run->steps.count > 0 ? run->steps.count : 1, sizeof(*run->planned));
-    run->next = evtimer_new(base, run_act, run);
+    run->next = evtimer_new(run->base, run_act, run);
     if (run->planned == NULL || run->next == NULL) {
         run_free(run);
-        return -1;
+        return NULL;
     }
     run_defer(run, ACT_REGION, 0);
-    return 0;
+    return run;
 }

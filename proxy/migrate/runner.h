@@ -24,8 +24,20 @@
  * statements done, RESET ALL, its row 'applied'; a failed statement leaves
  * the row 'failed' with the count done.  Under the lock, a row still
  * 'running' was left by a pgnear that stopped: it is uncertain, and the
- * region's plan refuses it.  A pause step stops the run before anything
- * of its region runs (0A000).
+ * region's plan refuses it.
+ *
+ * A pause step first closes the gate (gate.h) of migrations_db in its
+ * region: the sessions there finish their transaction and their next
+ * request waits.  If the gate cannot close within migration_hold_timeout
+ * the step is not started (55P03, naming the sessions still busy), unless
+ * the run was asked with FORCE, which ends those sessions with 57P01.  The
+ * gate opens again as the step ends, however it ends.
+ *
+ * migrate_run_abort stops a run: a statement running is canceled
+ * (pg_cancel_backend on the idle lock connection, which never waits on
+ * the step's), a transactional step is rolled back and leaves its history
+ * as it was, a no-transaction one is recorded failed with the statements
+ * it did, a gate closing or closed opens, and the run ends with 57014.
  */
 #ifndef PGNEAR_PROXY_MIGRATE_RUNNER_H
 #define PGNEAR_PROXY_MIGRATE_RUNNER_H
@@ -38,21 +50,19 @@
 #include "proxy/migrate/step_file.h"
 
 struct config;
-struct event_base;
 struct region;
+struct worker;
 struct migrate_run;
 
 #define MIGRATE_LOCK_POLL_MS 100
 #define MIGRATE_LOCK_WAIT_MS 10000
-#define MIGRATE_RUN_NOTES    64
 
-/* What a run did: a line per step applied, and its error when it stopped. */
+/* What a run did, and its error when it stopped. */
 struct migrate_run_outcome {
     bool failed;
     struct migrate_plan_error err; /* sqlstate, message, detail, hint */
-    int nnotes;
-    char notes[MIGRATE_RUN_NOTES][256];
-    size_t applied; /* steps applied, in all regions */
+    size_t applied;                /* steps applied (or reverted), in all regions */
+    int64_t longest_hold_ms;       /* the longest a pause step held its sessions */
 };
 
 /*
@@ -78,19 +88,33 @@ struct migrate_run_what {
     enum migrate_run_mode mode;
     int64_t version;      /* UP: up to it; else the step's */
     bool resolve_applied; /* RESOLVE: AS applied, else AS failed */
+    bool force;           /* pause steps end the sessions that keep the gate open */
 };
 
-typedef void (*migrate_run_done_fn)(const struct migrate_run_outcome *out, void *arg);
+/* Where a run reports, on its worker's loop. */
+struct migrate_run_hooks {
+    /* A line of progress, as it happens (also logged). */
+    void (*note)(void *arg, const char *text);
+    /* Once, at the end; the run frees itself after it. */
+    void (*done)(void *arg, const struct migrate_run_outcome *out);
+    void *arg;
+};
 
 /*
- * Does what in each region of cfg in migration order (only alone when
- * not NULL).  Takes steps (the caller's copy is
- * emptied).  done is called once, from the loop; the run frees itself
- * after it.  -1 when out of memory (steps are freed).
+ * Does what in each region of cfg in migration order (only alone when not
+ * NULL), on home's loop.  Takes steps (the caller's copy is emptied).
+ * NULL when out of memory (steps are freed).
  */
-int migrate_run_start(struct event_base *base, struct config *cfg, struct migrate_steps *steps,
-                      const struct region *alone, const struct migrate_run_what *what,
-                      const char *run_by, migrate_run_done_fn done, void *arg);
+struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
+                                      struct migrate_steps *steps, const struct region *alone,
+                                      const struct migrate_run_what *what, const char *run_by,
+                                      const struct migrate_run_hooks *hooks);
+
+/*
+ * Stops run as soon as it safely can (see above); who says why, for the
+ * error ("MIGRATE ABORT by admin x").  The end comes through done, later.
+ */
+void migrate_run_abort(struct migrate_run *run, const char *who);
 
 /* Why MIGRATE DOWN cannot run step's down script (NULL: it can); step may be NULL. */
 const char *migrate_down_refusal(const struct migrate_step *step);

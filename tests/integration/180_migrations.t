@@ -118,8 +118,9 @@ is $state, '42704', 'an unknown region: 42704';
 like $err, qr/region "mars" does not exist/, '... named';
 ($state) = admin_err('MIGRATE PLAN TO 0');
 is $state, '22023', 'TO 0: 22023';
-($state) = admin_err('MIGRATE ABORT');
-is $state, '42601', 'MIGRATE ABORT is not a command of this build';
+($state, $err) = admin_err('MIGRATE ABORT');
+is $state, '55000', 'MIGRATE ABORT with no migration running: 55000';
+like $err, qr/no migration is running on this pgnear/, '... saying so';
 
 # ------------------------------------------------------------------ history by hand
 

@@ -60,7 +60,10 @@ sub history {
       . ' FROM pgnear_schema_history ORDER BY version', dbname => 'movr')];
 }
 sub states { [map { "$_->[0]:$_->[1]" } @{ history($_[0]) }] }
-sub notes { my @n = $_[0] =~ /NOTICE:\s+(?:00000: )?(.*)/g; \@n }
+# The NOTICEs that say what was done; progress, statement by statement, apart.
+sub all_notes { my @n = $_[0] =~ /NOTICE:\s+(?:00000: )?(.*)/g; \@n }
+sub notes { [grep { !/, statement \d+ of \d+ \(line \d+\), [\d.]+ s into the step$/ } @{ all_notes($_[0]) }] }
+sub progress { [grep { /, statement \d+ of \d+ \(line \d+\), [\d.]+ s into the step$/ } @{ all_notes($_[0]) }] }
 
 # ------------------------------------------------------------------ UP TO
 
@@ -70,6 +73,10 @@ is_deeply [map { /^region "([^"]+)": step (\d+) \(\w+\) applied, 2 statements in
            @{ notes($err) }],
     [map { ("$_/1", "$_/2") } @order],
     '... steps 1 and 2 in each region, each region fully before the next, said in NOTICEs';
+is_deeply [map { /^region "([^"]+)": step (\d+) \(\w+\), statement (\d+) of 2 \(line (\d+)\), [\d.]+ s into the step$/
+                 ? "$1/$2/$3/$4" : $_ } @{ progress($err) }],
+    [map { my $r = $_; map { ("$r/$_/1/1", "$r/$_/2/2") } 1, 2 } @order],
+    '... and a progress NOTICE as each statement starts: region, step, statement n of m, line, time';
 for my $r (@order) {
     is_deeply states($cluster{$r}), ['1:applied', '2:applied'], "$r: steps 1 and 2 recorded applied";
     is_deeply runs($cluster{$r}), [1, 2], "$r: each ran once, step 3 not at all";

@@ -238,7 +238,23 @@ static void test_migrate(void **state)
     assert_true(cmd.version == 2 && cmd.has_region);
     expect_error("MIGRATE DOWN", "42601", 13);
     expect_error("MIGRATE DOWN IN REGION us", "42601", 14);
-    expect_error("MIGRATE ABORT", "42601", 1); /* not built */
+    expect_kind("MIGRATE ABORT", ADMIN_MIGRATE_ABORT);
+    expect_error("MIGRATE ABORT 3", "42601", 15);
+    expect_kind("MIGRATE UP TO 3 IN REGION us FORCE", ADMIN_MIGRATE_UP);
+    assert_true(cmd.force && cmd.version == 3 && cmd.has_region);
+    expect_kind("migrate up force", ADMIN_MIGRATE_UP);
+    assert_true(cmd.force && !cmd.has_version);
+    expect_kind("MIGRATE UP", ADMIN_MIGRATE_UP);
+    assert_false(cmd.force);
+    expect_kind("MIGRATE NEXT FORCE;", ADMIN_MIGRATE_NEXT);
+    assert_true(cmd.force);
+    expect_kind("MIGRATE DOWN TO 1 FORCE", ADMIN_MIGRATE_DOWN);
+    assert_true(cmd.force);
+    expect_kind("MIGRATE RETRY 2 IN REGION us FORCE", ADMIN_MIGRATE_RETRY);
+    assert_true(cmd.force);
+    expect_error("MIGRATE PLAN FORCE", "42601", 14);
+    expect_error("MIGRATE RESOLVE 3 AS applied FORCE", "42601", 30);
+    expect_error("MIGRATE UP FORCE TO 3", "42601", 18);
     expect_kind("MIGRATE RESOLVE 3 AS applied", ADMIN_MIGRATE_RESOLVE);
     assert_true(cmd.has_version && cmd.version == 3 && cmd.resolve_applied && !cmd.has_region);
     expect_kind("migrate resolve 0003 as FAILED in region us;", ADMIN_MIGRATE_RESOLVE);
