@@ -76,8 +76,12 @@ my $text;
     }
     like($out, qr/^ADMIN CONSOLE\n\s+Connect with psql/m, 'the admin console says how to reach it');
     like($out, qr/^\s+SHOW CLIENTS\s/m, '... and lists its commands');
-    like($out, qr/^MIGRATIONS\n\s+Running steps is only partly built:/m,
-         'running migration steps is said to be only partly built');
+    like($out, qr/^MIGRATIONS\n\s+pgnear runs schema migration steps in every region/m,
+         'the migrations section begins by saying what they do');
+    for my $sub ('Pause steps', 'Stopping a run', 'Going down', 'Settling a step') {
+        like($out, qr/^\s+\Q$sub\E$/m, "migrations: $sub");
+    }
+    like($out, qr/^\s+MIGRATE ABORT\s/m, '... and MIGRATE ABORT is in the commands');
 }
 
 # ---- every setting, with its default and reload behaviour
