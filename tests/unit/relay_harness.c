@@ -321,7 +321,8 @@ void tls_kit_free(struct tls_kit *k)
 
 static char rig_region_name[] = "relay-test";
 static char rig_host_name[] = "relay-test-server";
-/* What the daemon's registry holds for the region and its host: enabled, not paused, not held, up. */
+/* What the daemon's registry holds for the region and its host: enabled, not paused, not held, up.
+ */
 static struct registry_region rig_region_state = {rig_region_name, REGION_ENABLED, 0, 0};
 static struct registry_host rig_host_state = {rig_host_name, 5432, {.up = true}};
 
