@@ -123,6 +123,11 @@ sleep 1;
 my $up = bg_admin('MIGRATE UP');
 ok wait_until(sub { sleeping($eu) == 1 || bg_ended($up) }, timeout => 30) && !bg_ended($up),
     'MIGRATE UP: eu-west\'s pause step comes to its sleep';
+# Held by pgnear between transactions, not blocked on the server by the
+# step's lock: each pgbench backend is there, idle, in no transaction.
+is $eu->psql_admin("SELECT count(*) || ' ' || count(*) FILTER (WHERE state = 'idle')"
+                 . " FROM pg_stat_activity WHERE datname = 'movr' AND application_name = 'pgbench'",
+                   dbname => 'movr'), '16 16', '... the 16 pgbench sessions are held: their backends all idle';
 
 my ($took, $rc, $out, $err) = timed(sub { psql(in_region('eu-west', dbname => 'postgres'), 'SELECT 1') });
 is "$rc $out", '0 1', 'while it holds, database postgres in eu-west answers' or diag $err;
