@@ -339,7 +339,12 @@ static int console_execute(struct session *s, struct console_portal *p, int32_t 
     c->wait_portal = p;
     c->wait_max_rows = max_rows;
     c->wait_simple = simple;
-    endpoint_set_reader(&s->client, NULL); /* the next message waits for this answer */
+    /*
+     * The next message waits for this answer, but a client that hangs up
+     * meanwhile is noticed (the paused reader watches for the hangup), so
+     * that the command learns of its session's end (on_session_end).
+     */
+    endpoint_pause_read(&s->client);
     return 1;
 }
 
@@ -359,6 +364,7 @@ void console_command_done(struct console_wait *wait, int rc)
         console_drop_portal(c, ""); /* a simple query's portal ends with it */
     if (endpoint_flush(s, &s->client) < 0)
         return;
+    endpoint_resume_read(&s->client);
     endpoint_set_reader(&s->client, console_on_read);
 }
 
