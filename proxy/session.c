@@ -34,13 +34,15 @@
 
 static void session_free(struct session *s);
 
-/* The client hung up while its reads were paused (the server was not taking its input). */
+/*
+ * The client hung up while its reads were paused: back-pressure from the
+ * server, a PAUSE or pause step holding it, or a console command it waits on.
+ */
 static void endpoint_hangup(struct session *s, struct endpoint *ep)
 {
     if (ep != &s->client)
         return;
-    session_close(s, "client closed the connection while its input was held back "
-                     "(the server was not reading)");
+    session_close(s, "client closed the connection while pgnear was not reading from it");
 }
 
 /*
@@ -222,8 +224,7 @@ void endpoint_pause_read(struct endpoint *ep)
         return;
     ep->read_paused = true;
     struct session *s = ep->session;
-    log_debug(s->id, "reading from the %s paused: the %s is not taking its input",
-              ep == &s->client ? "client" : "server", ep == &s->client ? "server" : "client");
+    log_debug(s->id, "reading from the %s paused", ep == &s->client ? "client" : "server");
     /*
      * A client that leaves meanwhile must still be noticed: its FIN sets
      * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
