@@ -74,8 +74,10 @@ struct migrate_run {
 
     /* MIGRATE ABORT (or Ctrl-C, or the admin's session ending). */
     bool aborting;
-    bool cleaning;      /* a failure or an abort is being recorded: its queries still go */
-    bool statement_out; /* a statement of a step is running on the step connection */
+    bool cleaning;          /* a failure or an abort is being recorded: its queries still go */
+    bool statement_out;     /* a statement of a step is running on the step connection */
+    size_t statement;       /* which (from 1), for the progress NOTICEs */
+    struct event *progress; /* every MIGRATE_PROGRESS_MS while a statement runs */
     char abort_who[128];
     char cancel_pid[16];
 
@@ -124,6 +126,8 @@ static void run_free(struct migrate_run *run)
     run_close_conns(run);
     if (run->next != NULL)
         event_free(run->next);
+    if (run->progress != NULL)
+        event_free(run->progress);
     migrate_steps_free(&run->steps);
     free(run->planned);
     free(run->stmt_copy);
@@ -208,6 +212,7 @@ static void run_query_done(void *arg, const PGresult *res, const char *error, bo
     struct migrate_run *run = c->run;
     (void)answered;
     run->statement_out = false;
+    evtimer_del(run->progress);
     if (!pgasync_keep_open(c->q, run_conn_closed, c))
         c->q = NULL; /* freed after this callback */
     run->on_result(run, res, error);
@@ -237,6 +242,10 @@ static void run_send_now(struct migrate_run *run)
         return;
     }
     run->statement_out = run->conn == CONN_STEP && run->sql == run->stmt_copy;
+    if (run->statement_out) {
+        struct timeval tv = {MIGRATE_PROGRESS_MS / 1000, 0};
+        evtimer_add(run->progress, &tv);
+    }
     for (int i = 0; i < run->nparams; i++)
         params[i] = run->params[i];
     int timeout = run->cfg->server_connect_timeout_ms;
@@ -351,6 +360,24 @@ static const struct migrate_script *script_of(const struct migrate_run *run,
                                               const struct migrate_step *step)
 {
     return run->what.mode == MIGRATE_RUN_DOWN ? &step->down : &step->up;
+}
+
+/* A statement that runs long says so every MIGRATE_PROGRESS_MS. */
+static void run_progress(evutil_socket_t fd, short what, void *arg)
+{
+    struct migrate_run *run = arg;
+    (void)fd;
+    (void)what;
+    if (!run->statement_out)
+        return;
+    const struct migrate_step *step = run_current_step(run);
+    run_note(run,
+             "region \"%s\": step %" PRId64 " (%s), statement %zu of %zu still running, %.1f s "
+             "into the step",
+             run->region->name, step->version, step->name, run->statement,
+             script_of(run, step)->sql.count, (double)(now_ms() - run->step_started_ms) / 1000.0);
+    struct timeval tv = {MIGRATE_PROGRESS_MS / 1000, 0};
+    evtimer_add(run->progress, &tv);
 }
 
 /* DOWN: the row of a step whose down script ran, in the down script's transaction. */
@@ -781,6 +808,7 @@ static void run_step_next(struct migrate_run *run)
             return;
         }
         run->sql = run->stmt_copy;
+        run->statement = step_statement_of(run, step) + 1;
         run_note(run,
                  "region \"%s\": step %" PRId64 " (%s), statement %zu of %zu (line %u), %.1f s "
                  "into the step",
@@ -1129,7 +1157,8 @@ struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
         run->conns[i].run = run;
     run->planned = calloc(run->steps.count > 0 ? run->steps.count : 1, sizeof(*run->planned));
     run->next = evtimer_new(run->base, run_act, run);
-    if (run->planned == NULL || run->next == NULL) {
+    run->progress = evtimer_new(run->base, run_progress, run);
+    if (run->planned == NULL || run->next == NULL || run->progress == NULL) {
         run_free(run);
         return NULL;
     }

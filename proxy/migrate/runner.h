@@ -56,6 +56,7 @@ struct migrate_run;
 
 #define MIGRATE_LOCK_POLL_MS 100
 #define MIGRATE_LOCK_WAIT_MS 10000
+#define MIGRATE_PROGRESS_MS  10000 /* a NOTICE this often while a statement runs */
 
 /* What a run did, and its error when it stopped. */
 struct migrate_run_outcome {

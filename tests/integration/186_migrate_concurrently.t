@@ -100,6 +100,7 @@ like $long_vxid, qr{^\d+/\d+$}, '... and its virtual transaction';
 # ------------------------------------------------------------------ MIGRATE UP, in the background
 
 my $result = "$auth_dir/migrate-up";
+my $up_started = time;
 my $kid = fork // die "fork: $!";
 if ($kid == 0) {
     my ($crc, $cout, $cerr) = psql($admin_ci, 'MIGRATE UP', verbose => 1, timeout => 90);
@@ -165,6 +166,10 @@ sleep 1;
 is_deeply [@step[0, 3]], [$step_pid, 'virtualxid'], 'a second later the step still waits';
 ok !$kid_ended->(), '... and MIGRATE UP has not ended';
 
+# A statement that runs long is reported every 10 s: wait for the first report.
+sleep 0.1 while time - $up_started < 11.5 && !$kid_ended->();
+ok !$kid_ended->(), 'after 11.5 s the step still waits';
+
 # ------------------------------------------------------------------ the transaction ends
 
 is $long->query('COMMIT')->{tag}, 'COMMIT', 'the open transaction commits';
@@ -175,6 +180,10 @@ is $cout, 'MIGRATE', '... with the tag MIGRATE';
 is_deeply [map { /NOTICE:\s+(?:00000: )?region "([^"]+)": step 1 \(idx\) applied, 2 statements \(no transaction\)/
                    ? $1 : () } @cerr],
     ['eu-west', 'us-east'], '... the step applied in eu-west, then in us-east';
+my @still = grep { /NOTICE:\s+(?:00000: )?region "eu-west": step 1 \(idx\), statement 1 of 2 still running, (\d+\.\d) s into the step$/ } @cerr;
+is scalar(@still), 1, '... a NOTICE said the first statement was still running, 10 s into it'
+    or diag join("\n", @cerr);
+like $still[0] // '', qr/, 1\d\.\d s into the step$/, '... with the time so far';
 for my $c ($eu, $us) {
     my $r = $c->name;
     is valid_index($c, 't_city') . valid_index($c, 't_id'), 'tt', "$r: both indexes are valid";
