@@ -571,7 +571,8 @@ static int take_setting(struct parser *ps)
 }
 
 /* A step's version: a whole number from 1, as the step files number them. */
-static int take_version(struct parser *ps)
+/* A step's version, at least min (0: MIGRATE DOWN TO 0 undoes every step). */
+static int take_version(struct parser *ps, long long min)
 {
     const struct token *t = &ps->tok;
     if (t->type != TOK_WORD)
@@ -579,7 +580,7 @@ static int take_version(struct parser *ps)
     char *end;
     errno = 0;
     long long v = strtoll(t->text, &end, 10);
-    if (!isdigit((unsigned char)t->text[0]) || *end != '\0' || errno != 0 || v < 1)
+    if (!isdigit((unsigned char)t->text[0]) || *end != '\0' || errno != 0 || v < min)
         return lex_fail(&ps->lx, t->start, "22023",
                         "A version is the whole number a step's file name starts with.",
                         "invalid step version: \"%.64s\"", t->text);
@@ -594,7 +595,6 @@ static bool at_keyword(const struct parser *ps, const char *w)
     return ps->tok.type == TOK_WORD && strcasecmp(ps->tok.text, w) == 0;
 }
 
-/* [TO version] (when to_allowed) [IN REGION region] */
 /* [FORCE], after a command that runs steps */
 static int take_force(struct parser *ps, bool allowed)
 {
@@ -604,10 +604,13 @@ static int take_force(struct parser *ps, bool allowed)
     return advance(ps) < 0 ? ADMIN_PARSE_ERROR : 0;
 }
 
-/* [TO version] [IN REGION region] [FORCE], as far as the command takes them */
-static int take_migrate(struct parser *ps, bool to_allowed, bool force_allowed)
+/*
+ * [TO version] [IN REGION region] [FORCE], as far as the command takes
+ * them: TO when to_min >= 0, with a version of at least to_min.
+ */
+static int take_migrate(struct parser *ps, int to_min, bool force_allowed)
 {
-    if (to_allowed && at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps) < 0))
+    if (to_min >= 0 && at_keyword(ps, "TO") && (advance(ps) < 0 || take_version(ps, to_min) < 0))
         return ADMIN_PARSE_ERROR;
     if (!at_keyword(ps, "IN"))
         return take_force(ps, force_allowed);
@@ -626,7 +629,7 @@ static int take_migrate(struct parser *ps, bool to_allowed, bool force_allowed)
 /* version AS applied|failed, or version alone; then [IN REGION region] */
 static int take_settle(struct parser *ps, bool resolve)
 {
-    if (take_version(ps) < 0)
+    if (take_version(ps, 1) < 0)
         return ADMIN_PARSE_ERROR;
     if (resolve) {
         if (!at_keyword(ps, "AS") || advance(ps) < 0)
@@ -639,7 +642,7 @@ static int take_settle(struct parser *ps, bool resolve)
         if (advance(ps) < 0)
             return ADMIN_PARSE_ERROR;
     }
-    return take_migrate(ps, false, !resolve);
+    return take_migrate(ps, -1, !resolve);
 }
 
 static int take_args(struct parser *ps, int args)
@@ -662,11 +665,11 @@ static int take_args(struct parser *ps, int args)
     case ARGS_PLAN:
     case ARGS_UP:
     case ARGS_NEXT:
-        return take_migrate(ps, args != ARGS_NEXT, args != ARGS_PLAN);
+        return take_migrate(ps, args != ARGS_NEXT ? 1 : -1, args != ARGS_PLAN);
     case ARGS_DOWN:
         if (!at_keyword(ps, "TO"))
             return syntax_error(&ps->lx, &ps->tok, "Write TO and the version to go down to.");
-        return take_migrate(ps, true, true);
+        return take_migrate(ps, 0, true);
     case ARGS_RESOLVE:
     case ARGS_RETRY:
         return take_settle(ps, args == ARGS_RESOLVE);

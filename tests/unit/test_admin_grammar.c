@@ -236,6 +236,10 @@ static void test_migrate(void **state)
     assert_true(cmd.has_version && cmd.version == 1 && !cmd.has_region);
     expect_kind("migrate down to 2 in region us", ADMIN_MIGRATE_DOWN);
     assert_true(cmd.version == 2 && cmd.has_region);
+    expect_kind("MIGRATE DOWN TO 0", ADMIN_MIGRATE_DOWN); /* every step undone */
+    assert_true(cmd.has_version && cmd.version == 0);
+    expect_error("MIGRATE DOWN TO -1", "22023", 17);
+    expect_error("MIGRATE UP TO 0 FORCE", "22023", 15);
     expect_error("MIGRATE DOWN", "42601", 13);
     expect_error("MIGRATE DOWN IN REGION us", "42601", 14);
     expect_kind("MIGRATE ABORT", ADMIN_MIGRATE_ABORT);
