@@ -286,7 +286,21 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
 
 /* ---- one region ---- */
 
-static const char lock_sql[] = "SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY ")";
+/*
+ * The lock, and who holds it when it is not free: a bigint advisory lock
+ * shows in pg_locks as classid (high 32 bits), objid (low 32), objsubid 1.
+ */
+static const char lock_sql[] =
+    "SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY "),"
+    " (SELECT format('\"%s\" (server process %s, from %s, connected since %s)',"
+    " a.application_name, a.pid, coalesce(host(a.client_addr), 'a Unix socket'),"
+    " date_trunc('second', a.backend_start))"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.classid::bigint = (" MIGRATE_LOCK_KEY "::bigint >> 32)"
+    " AND l.objid::bigint = (" MIGRATE_LOCK_KEY "::bigint & 4294967295)"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND a.pid <> pg_backend_pid() LIMIT 1)";
 
 /* The history row of a step: $1 version ... $9 error_statement; state, done and error vary. */
 static const char history_upsert_sql[] =
@@ -1065,7 +1079,7 @@ static void on_created(struct migrate_run *run, const PGresult *res, const char 
 
 static void on_lock(struct migrate_run *run, const PGresult *res, const char *error)
 {
-    if (res == NULL || PQntuples(res) != 1) {
+    if (res == NULL || PQntuples(res) != 1 || PQnfields(res) != 2) {
         run_fail(run, "08006", error, NULL, "could not take the migration lock of region \"%s\"",
                  run->region->name);
         return;
@@ -1075,12 +1089,19 @@ static void on_lock(struct migrate_run *run, const PGresult *res, const char *er
         return;
     }
     if (now_ms() >= run->lock_deadline_ms) {
-        char detail[256];
-        snprintf(detail, sizeof(detail),
-                 "Another session holds pg_advisory_lock(%s) in migrations_db there: another "
-                 "pgnear migrating, most likely.",
-                 MIGRATE_LOCK_KEY);
-        run_fail(run, "55P03", detail, "Wait for that migration to end, then try again.",
+        char detail[512];
+        const char *who = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+        if (who != NULL) /* "pgnear migrations" is how another pgnear shows */
+            snprintf(detail, sizeof(detail),
+                     "pg_advisory_lock(%s) in migrations_db there is held by %.300s.",
+                     MIGRATE_LOCK_KEY, who);
+        else
+            snprintf(detail, sizeof(detail),
+                     "Another session holds pg_advisory_lock(%s) in migrations_db there.",
+                     MIGRATE_LOCK_KEY);
+        run_fail(run, "55P03", detail,
+                 "A pgnear migrating shows as \"pgnear migrations\"; wait for its run to end, "
+                 "then try again.",
                  "could not take the migration lock of region \"%s\" within %d ms",
                  run->region->name, MIGRATE_LOCK_WAIT_MS);
         return;

@@ -11,7 +11,6 @@
 # statements.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
 use File::Copy qw(copy);
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
@@ -20,11 +19,8 @@ use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
 
-my $PGNEAR = $ENV{PGNEAR} // die "PGNEAR is not set\n";
 my $src = $ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..";
-my $helper = dirname($PGNEAR) . '/tests/unit/print_migrations';
-die "$helper is missing: make check (or make tests/unit/print_migrations) builds it\n"
-    unless -x $helper;
+my $helper = migrations_helper();
 
 my $us = PgNearTest::Cluster->new(name => 'us-east');
 my $uw = PgNearTest::Cluster->new(name => 'us-west');

@@ -10,7 +10,6 @@
 # regions untouched.
 use strict;
 use warnings;
-use File::Basename qw(dirname);
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
@@ -19,10 +18,7 @@ use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
 
-my $PGNEAR = $ENV{PGNEAR} // die "PGNEAR is not set\n";
-my $helper = dirname($PGNEAR) . '/tests/unit/print_migrations';
-die "$helper is missing: make check (or make tests/unit/print_migrations) builds it\n"
-    unless -x $helper;
+my $helper = migrations_helper();
 
 my $us = PgNearTest::Cluster->new(name => 'us-east');
 my $uw = PgNearTest::Cluster->new(name => 'us-west');
@@ -124,6 +120,10 @@ $t0 = time;
 isnt $rc, 0, 'MIGRATE NEXT with the lock held throughout fails';
 is sqlstate($err), '55P03', '... with 55P03';
 like $err, qr/could not take the migration lock of region "us-east"/, '... naming the region';
+my $holder_pid = $us->psql_admin('SELECT pid FROM pg_locks WHERE locktype = \'advisory\' AND granted',
+                                 dbname => 'movr');
+like $err, qr/DETAIL:.*held by "[^"]*" \(server process $holder_pid, from 127\.0\.0\.1, connected since \d{4}-/,
+    '... and saying who holds the lock: its server process and address';
 cmp_ok time - $t0, '>=', 9, '... after waiting for it';
 is scalar(@{ history($us) }), 2, '... and ran nothing';
 $holder->terminate;

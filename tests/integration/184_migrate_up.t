@@ -51,15 +51,8 @@ sub admin_ci { my $px = shift; $px->conninfo(dbname => 'pgnear', user => 'admin'
 sub admin { psql(admin_ci($p), @_) }
 sub admin_full { psql(admin_ci($p), $_[0], verbose => 1) }
 sub runs { [split /\n/, $_[0]->psql_admin('SELECT step FROM runs ORDER BY step', dbname => 'movr')] }
-sub history {
-    my ($c) = @_;
-    return [] if $c->psql_admin("SELECT to_regclass('pgnear_schema_history') IS NOT NULL",
-                                dbname => 'movr') ne 't';
-    return [map { [split /\|/, $_, -1] } split /\n/, $c->psql_admin(
-        'SELECT version, state, statements_done, statements_total, error, error_statement'
-      . ' FROM pgnear_schema_history ORDER BY version', dbname => 'movr')];
-}
-sub states { [map { "$_->[0]:$_->[1]" } @{ history($_[0]) }] }
+sub history { schema_history($_[0]) }
+sub states { schema_states($_[0]) }
 # The NOTICEs that say what was done; progress, statement by statement, apart.
 sub all_notes { my @n = $_[0] =~ /NOTICE:\s+(?:00000: )?(.*)/g; \@n }
 sub notes { [grep { !/, statement \d+ of \d+ \(line \d+\), [\d.]+ s into the step$/ } @{ all_notes($_[0]) }] }

@@ -66,15 +66,8 @@ my $progress_re = qr/, statement \d+ of \d+ \(line \d+\), [\d.]+ s into the step
 sub notes { [grep { !/$progress_re/ } @{ all_notes($_[0]) }] }
 sub progress { [grep { /$progress_re/ } @{ all_notes($_[0]) }] }
 
-sub history {
-    my ($c) = @_;
-    return [] if $c->psql_admin("SELECT to_regclass('pgnear_schema_history') IS NOT NULL",
-                                dbname => 'movr') ne 't';
-    return [map { [split /\|/, $_, -1] } split /\n/, $c->psql_admin(
-        'SELECT version, state, statements_done, statements_total, error, error_statement'
-      . ' FROM pgnear_schema_history ORDER BY version', dbname => 'movr')];
-}
-sub states { [map { "$_->[0]:$_->[1]" } @{ history($_[0]) }] }
+sub history { schema_history($_[0]) }
+sub states { schema_states($_[0]) }
 sub has_table { $_[0]->psql_admin("SELECT to_regclass('$_[1]') IS NOT NULL", dbname => 'movr') eq 't' }
 
 # pgnear's step backends in movr sleeping in pg_sleep.

@@ -30,6 +30,7 @@ our @EXPORT = qw(
   free_port have_ipv6 wait_until tmpdir
   sqlstate dbi_connect conninfo_string make_scram_verifier
   slurp_file write_file sanitizer_of
+  migrations_helper schema_history schema_states
 );
 
 # Fixed credentials created in every Cluster.
@@ -526,6 +527,34 @@ sub make_scram_verifier {
 }
 
 # ======================================================================
+
+# ---- schema migrations
+
+# The helper that prints what pgnear's step loader reads (make check builds it beside pgnear).
+sub migrations_helper {
+    my $pgnear = $ENV{PGNEAR} // die "PGNEAR is not set\n";
+    my $helper = dirname($pgnear) . '/tests/unit/print_migrations';
+    die "$helper is missing: make check (or make tests/unit/print_migrations) builds it\n"
+        unless -x $helper;
+    return $helper;
+}
+
+# A cluster's migration history in database $db (default movr), by version:
+# [version, state, statements_done, statements_total, error, error_statement];
+# [] while the table does not exist.
+sub schema_history {
+    my ($c, $db) = @_;
+    $db //= $APP_DB;
+    return [] if $c->psql_admin("SELECT to_regclass('pgnear_schema_history') IS NOT NULL",
+                                dbname => $db) ne 't';
+    return [map { [split /\|/, $_, -1] } split /\n/, $c->psql_admin(
+        'SELECT version, state, statements_done, statements_total, error, error_statement'
+      . ' FROM pgnear_schema_history ORDER BY version', dbname => $db)];
+}
+
+# The same as "version:state" strings.
+sub schema_states { [map { "$_->[0]:$_->[1]" } @{ schema_history(@_) }] }
+
 package PgNearTest::CA;
 
 use strict;
