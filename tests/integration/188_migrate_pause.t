@@ -362,7 +362,31 @@ for my $c ($eu, $us) {
     ok has_table($c, 'd'), $c->name . ': d exists';
 }
 
+# ------------------------------------------------------------------ SIGTERM while a pause step holds
+
+# pgnear is told to stop in the middle of a pause step: the admin's session
+# ends with it, which stops the run; the step is rolled back, the gate
+# opens, and the held client gets its answer before pgnear goes.
+$eu->psql_admin('UPDATE sleep_for SET s = 30', dbname => 'movr');
+write_file("$dir/0005_last.sql", "-- pgnear: pause\nCREATE TABLE e (i int);\n"
+  . "SELECT pg_sleep((SELECT s FROM sleep_for));\n");
+$up = bg_admin('MIGRATE UP');
+ok wait_until(sub { sleeping($eu) == 1 || bg_ended($up) }, timeout => 30) && !bg_ended($up),
+    'MIGRATE UP: step 5 holds and sleeps';
+$client->send_query('SELECT 44');
+ok !IO::Select->new($client->socket)->can_read(1), 'the client\'s query is held';
+$t0 = time;
+$p->signal('TERM');
+$q = $client->read_result;
+is_deeply $q->{rows}, [[44]], 'SIGTERM: the held query is answered';
+cmp_ok time - $t0, '<', 5, '... within a few seconds';
+($rc, $out, $err) = bg_result($up, 10);
+isnt $rc, 0, 'MIGRATE UP does not end well';
+ok wait_until(sub { sleeping($eu) == 0 }, timeout => 5), 'the step\'s sleep is canceled';
+ok wait_until(sub { migration_conns($eu) == 0 }, timeout => 5), 'pgnear\'s migration connections are closed';
+ok !has_table($eu, 'e'), 'eu-west: e does not exist';
+is_deeply states($eu), [map { "$_:applied" } 1 .. 4], '... no row for step 5';
 $client->terminate;
-is $p->stop, 0, 'pgnear exits cleanly on SIGTERM';
+is $p->stop, 0, 'pgnear exits cleanly once its last client has gone';
 
 done_testing();
