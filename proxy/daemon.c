@@ -480,6 +480,7 @@ static void daemon_free(struct daemon *d)
         event_free(d->sig_hup);
     cancel_map_free(&d->cancel_keys);
     pthread_mutex_destroy(&d->cancel_lock);
+    pthread_mutex_destroy(&d->migrating_lock);
     log_limit_destroy(&d->accept_log);
     log_limit_destroy(&d->throttle_log);
     auth_throttle_free(&d->auth_throttle);
@@ -500,11 +501,13 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
     d->log_level = log_level;
     d->nworkers = cfg->workers;
     pthread_mutex_init(&d->cancel_lock, NULL);
+    pthread_mutex_init(&d->migrating_lock, NULL);
     log_limit_init(&d->accept_log);
     log_limit_init(&d->throttle_log);
     if (auth_throttle_init(&d->auth_throttle) != 0) {
         snprintf(err, errcap, "could not draw a random secret for the auth throttle");
         pthread_mutex_destroy(&d->cancel_lock);
+        pthread_mutex_destroy(&d->migrating_lock);
         log_limit_destroy(&d->accept_log);
         log_limit_destroy(&d->throttle_log);
         free(d);

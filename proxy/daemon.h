@@ -68,6 +68,9 @@ struct daemon {
     struct metrics_server *metrics; /* /metrics on worker 0, or NULL */
     /* 1 + the index of the worker whose admin session runs a migration; 0: none (atomic). */
     int migrating;
+    /* Which command and admin, since when: for the 55006 of a second one (under its lock). */
+    pthread_mutex_t migrating_lock;
+    char migrating_what[128];
     uint64_t migrations_started; /* numbers each run (atomic) */
 };
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -494,13 +495,45 @@ static bool runs_steps(enum admin_cmd_kind kind)
     return kind != ADMIN_SHOW_MIGRATIONS && kind != ADMIN_MIGRATE_PLAN;
 }
 
+/* "MIGRATE UP by admin x, started 2026-11-23 03:12:44 UTC.": the errdetail of a second one. */
+static void describe_run(char *buf, size_t cap, enum admin_cmd_kind kind, const char *user)
+{
+    static const struct {
+        enum admin_cmd_kind kind;
+        const char *name;
+    } names[] = {{ADMIN_MIGRATE_NEXT, "MIGRATE NEXT"},
+                 {ADMIN_MIGRATE_UP, "MIGRATE UP"},
+                 {ADMIN_MIGRATE_DOWN, "MIGRATE DOWN"},
+                 {ADMIN_MIGRATE_RESOLVE, "MIGRATE RESOLVE"},
+                 {ADMIN_MIGRATE_RETRY, "MIGRATE RETRY"}};
+    const char *name = "MIGRATE";
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].kind == kind)
+            name = names[i].name;
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(buf, cap, "%s by admin %.32s, started %s.", name, user, when);
+}
+
 /* The pgnear's one migration is this request's; false with the error when another runs. */
 static bool request_claim(struct migrations_request *req, struct session *s)
 {
+    struct daemon *d = s->w->d;
     int none = 0;
-    if (!__atomic_compare_exchange_n(&s->w->d->migrating, &none, s->w->index + 1, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        admin_error_set(&req->wait->err, "55006", NULL,
+    char other[sizeof(d->migrating_what)];
+    pthread_mutex_lock(&d->migrating_lock);
+    bool mine = __atomic_compare_exchange_n(&d->migrating, &none, s->w->index + 1, false,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    if (mine)
+        describe_run(d->migrating_what, sizeof(d->migrating_what), req->kind, s->user);
+    else
+        memcpy(other, d->migrating_what, sizeof(other));
+    pthread_mutex_unlock(&d->migrating_lock);
+    if (!mine) {
+        admin_error_set(&req->wait->err, "55006", other,
                         "Wait for it to end, or stop it with MIGRATE ABORT.",
                         "a migration is already running on this pgnear");
         return false;

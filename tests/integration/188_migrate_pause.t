@@ -231,6 +231,8 @@ for my $cmd ('MIGRATE UP', 'MIGRATE NEXT', 'MIGRATE RETRY 3', 'MIGRATE DOWN TO 1
     ($took, $rc, $out, $err) = timed(sub { admin_full($cmd) });
     is sqlstate($err), '55006', "$cmd meanwhile: 55006";
     like $err, qr/a migration is already running on this pgnear/, '... saying so';
+    like $err, qr/DETAIL:\s+MIGRATE UP by admin admin, started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\./,
+        '... and which one: command, admin, when';
     cmp_ok $took, '<', 1, '... at once';
 }
 ($took, $rc, $out, $err) = timed(sub { admin_full('MIGRATE ABORT') });
