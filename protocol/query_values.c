@@ -390,9 +390,10 @@ static int qp_text_timestamp_usecs(char *buf, size_t cap, int64_t t)
     /* The fraction, if any, without its trailing zeros. */
     char fraction[8] = "";
     if (usecs != 0) {
-        snprintf(fraction, sizeof(fraction), ".%06d", usecs);
-        for (size_t n = strlen(fraction); fraction[n - 1] == '0'; n--)
-            fraction[n - 1] = '\0';
+        int digits = 6;
+        for (; usecs % 10 == 0; usecs /= 10)
+            digits--;
+        snprintf(fraction, sizeof(fraction), ".%0*d", digits, usecs);
     }
     bool bc = c.year <= 0;
     return qp_fitted(snprintf(buf, cap, "%04lld-%02d-%02d %02d:%02d:%02d%s+00%s",

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-
 #include "protocol/tls.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
