@@ -140,7 +140,7 @@ static const struct admin_command_def commands[] = {
     {ADMIN_MIGRATE_RESOLVE,
      {"MIGRATE", "RESOLVE"},
      ARGS_RESOLVE,
-     "MIGRATE RESOLVE version AS applied|failed [IN REGION region]",
+     "MIGRATE RESOLVE version AS applied|failed|reverted [IN REGION region]",
      "settles the step where it is uncertain, or failed without a transaction, as the admin says "
      "(recorded in the history)"},
     {ADMIN_MIGRATE_RETRY,
@@ -635,10 +635,12 @@ static int take_settle(struct parser *ps, bool resolve)
         if (!at_keyword(ps, "AS") || advance(ps) < 0)
             return at_keyword(ps, "AS")
                        ? ADMIN_PARSE_ERROR
-                       : syntax_error(&ps->lx, &ps->tok, "Write AS applied or AS failed.");
-        if (!at_keyword(ps, "applied") && !at_keyword(ps, "failed"))
-            return syntax_error(&ps->lx, &ps->tok, "Write AS applied or AS failed.");
+                       : syntax_error(&ps->lx, &ps->tok,
+                                      "Write AS applied, AS failed or AS reverted.");
+        if (!at_keyword(ps, "applied") && !at_keyword(ps, "failed") && !at_keyword(ps, "reverted"))
+            return syntax_error(&ps->lx, &ps->tok, "Write AS applied, AS failed or AS reverted.");
         ps->out->resolve_applied = at_keyword(ps, "applied");
+        ps->out->resolve_reverted = at_keyword(ps, "reverted");
         if (advance(ps) < 0)
             return ADMIN_PARSE_ERROR;
     }

@@ -73,8 +73,9 @@ struct admin_cmd {
     uint64_t client_id;               /* KILL */
     bool has_version;                 /* MIGRATE PLAN, MIGRATE UP: TO version */
     int64_t version;
-    bool resolve_applied; /* MIGRATE RESOLVE version AS applied (else AS failed) */
-    bool force;           /* MIGRATE NEXT|UP|RETRY|DOWN ... FORCE */
+    bool resolve_applied;  /* MIGRATE RESOLVE version AS applied */
+    bool resolve_reverted; /* MIGRATE RESOLVE version AS reverted (neither: AS failed) */
+    bool force;            /* MIGRATE NEXT|UP|RETRY|DOWN ... FORCE */
 };
 
 /* admin_parse's results. */

@@ -63,7 +63,7 @@ struct migrations_request {
     int64_t to;
     struct migrate_steps steps;
     const struct region *alone;
-    bool resolve_applied; /* MIGRATE RESOLVE */
+    const char *resolve_as; /* MIGRATE RESOLVE: "applied", "failed" or "reverted" */
     bool force;
     char run_by[MIGRATE_RUN_BY_MAX + 1];
     /* The commands that run steps: */
@@ -320,7 +320,7 @@ static int start_run(struct migrations_request *req, const struct migrate_status
         result_set_tag(&req->wait->res, tag);
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, false, req->force};
+    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, NULL, req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -338,7 +338,7 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
         }
     struct migrate_run_what what = {req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
                                                                        : MIGRATE_RUN_RETRY,
-                                    req->to, req->resolve_applied, req->force};
+                                    req->to, req->resolve_as, req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -349,17 +349,20 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
  * the error set when the region would stop the run (its plan's checks, or
  * a step without a down script).
  */
-static int down_region(struct migrations_request *req, const struct migrate_region_status *rs,
+static int down_region(struct migrations_request *req, struct migrate_region_status *rs,
                        size_t *idx)
 {
     struct migrate_plan_error perr;
     size_t n;
     int found = 0;
+    int64_t resume_version, resume_done;
     if (!rs->reached) {
         admin_error_set(&req->wait->err, "08001", rs->error, NULL,
                         "could not read the migration history of region \"%s\"", rs->region->name);
         return -1;
     }
+    /* A down script that stopped part way goes on: its step is still to revert. */
+    migrate_history_down_resumable(&rs->history, req->to, &resume_version, &resume_done);
     if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL, idx, &n,
                             &perr) != 0) {
         admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s", perr.message);
@@ -383,7 +386,7 @@ static int down_region(struct migrations_request *req, const struct migrate_regi
 }
 
 /* Every region checked first: one that would stop the run stops it before anything runs. */
-static int start_down(struct migrations_request *req, const struct migrate_status *st)
+static int start_down(struct migrations_request *req, struct migrate_status *st)
 {
     size_t *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
     int any = 0;
@@ -407,7 +410,7 @@ static int start_down(struct migrations_request *req, const struct migrate_statu
         result_set_tag(&req->wait->res, "MIGRATE");
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, false, req->force};
+    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, NULL, req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -562,7 +565,9 @@ static struct migrations_request *request_new(struct session *s, const struct ad
     req->kind = cmd->kind;
     req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
     req->alone = alone;
-    req->resolve_applied = cmd->resolve_applied;
+    req->resolve_as = cmd->resolve_applied    ? "applied"
+                      : cmd->resolve_reverted ? "reverted"
+                                              : "failed";
     req->force = cmd->force;
     gethostname(host, sizeof(host) - 1);
     snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
@@ -637,6 +642,7 @@ int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
              cmd->kind == ADMIN_MIGRATE_RESOLVE ? "RESOLVE" : "RETRY", cmd->version,
              cmd->kind != ADMIN_MIGRATE_RESOLVE ? ""
              : cmd->resolve_applied             ? " AS applied"
+             : cmd->resolve_reverted            ? " AS reverted"
                                                 : " AS failed",
              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);

@@ -14,7 +14,8 @@ const char migrate_history_create_sql[] =
     "    name text NOT NULL CHECK (length(name) BETWEEN 1 AND 63),\n"
     "    checksum text NOT NULL CHECK (checksum ~ '^[0-9a-f]{64}$'),\n"
     "    state text NOT NULL\n"
-    "        CHECK (state IN ('running', 'applied', 'failed', 'uncertain', 'reverted')),\n"
+    "        CHECK (state IN ('running', 'applied', 'failed', 'uncertain', 'reverted',\n"
+    "                         'reverting')),\n"
     "    statements_done integer NOT NULL DEFAULT 0 CHECK (statements_done >= 0),\n"
     "    statements_total integer NOT NULL CHECK (statements_total >= 0),\n"
     "    started_at timestamptz NOT NULL DEFAULT now(),\n"
@@ -70,12 +71,29 @@ static const char *const column_names[HISTORY_COLUMNS] = {
     "version",    "name",        "checksum", "state", "statements_done", "statements_total",
     "started_at", "finished_at", "run_by",   "error", "error_statement"};
 
-static const char *const state_names[] = {"pending", "running",   "applied",
-                                          "failed",  "uncertain", "reverted"};
+static const char *const state_names[] = {"pending",   "running",  "applied",  "failed",
+                                          "uncertain", "reverted", "reverting"};
 
 const char *migrate_state_name(enum migrate_state state)
 {
     return (size_t)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state] : "?";
+}
+
+void migrate_history_down_resumable(struct migrate_history *h, int64_t target, int64_t *version,
+                                    int64_t *done)
+{
+    *version = 0;
+    *done = 0;
+    for (size_t i = 0; i < h->count; i++) {
+        struct migrate_history_row *row = &h->rows[i];
+        if (row->state != MIGRATE_REVERTING || row->version <= target)
+            continue;
+        row->state = MIGRATE_APPLIED;
+        if (row->version > *version) {
+            *version = row->version;
+            *done = row->statements_done;
+        }
+    }
 }
 
 bool migrate_state_parse(const char *text, enum migrate_state *out)

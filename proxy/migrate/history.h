@@ -19,6 +19,11 @@
  *              'running' row read while the region's migration lock is
  *              free (or by a run that holds it) is uncertain
  *   reverted   its down script ran
+ *   reverting  its down script runs, or ran in part, without a transaction:
+ *              statements_done of its statements_total are done (and
+ *              error says why it stopped, if it did).  MIGRATE DOWN goes
+ *              on from there; MIGRATE RESOLVE settles it as applied or
+ *              reverted
  *
  * Here is only the table's text and the reading of its rows; the queries
  * are run by others (status.c, the runner).
@@ -48,6 +53,7 @@ enum migrate_state {
     MIGRATE_FAILED,
     MIGRATE_UNCERTAIN,
     MIGRATE_REVERTED,
+    MIGRATE_REVERTING, /* a no-transaction down script ran in part: statements_done of it */
 };
 
 struct migrate_history_row {
@@ -91,6 +97,15 @@ extern const char migrate_history_select_live_sql[];
 
 /* "applied"; "pending" for PENDING. */
 const char *migrate_state_name(enum migrate_state state);
+
+/*
+ * MIGRATE DOWN TO target: a row 'reverting' above target is a down script
+ * to go on with, so it counts as applied (for the plan's checks and the
+ * steps to revert); the newest such row's version and statements_done
+ * are returned (*version 0: none).
+ */
+void migrate_history_down_resumable(struct migrate_history *h, int64_t target, int64_t *version,
+                                    int64_t *done);
 /* A state as the table spells it; false for anything else ("pending" included). */
 bool migrate_state_parse(const char *text, enum migrate_state *out);
 

@@ -55,6 +55,14 @@ static int plan_check_row(const struct migrate_steps *steps, const struct migrat
                            "step %" PRId64 " (%s) is %s in region \"%s\"", row->version, row->name,
                            migrate_state_name(row->state), region);
     }
+    if (row->state == MIGRATE_REVERTING)
+        return plan_refuse(err,
+                           "Its down script runs without a transaction and did not finish: "
+                           "SHOW MIGRATIONS shows its row.",
+                           "MIGRATE DOWN goes on with the down script from its first statement "
+                           "not done; MIGRATE RESOLVE settles it as applied or reverted.",
+                           "step %" PRId64 " (%s) is half reverted in region \"%s\"", row->version,
+                           row->name, region);
     if (row->state == MIGRATE_REVERTED)
         return 0;
     const struct migrate_step *step = migrate_step_find(steps, row->version);

@@ -62,6 +62,8 @@ struct migrate_run {
     int64_t to;
     size_t settled; /* RESOLVE, RETRY: regions where the version was settled or run */
     int64_t resume; /* RETRY of a no-transaction step: its statements already done */
+    /* DOWN: the step whose no-transaction down script stopped part way, and how far it went. */
+    int64_t down_resume_version, down_resume;
     char run_by[MIGRATE_RUN_BY_MAX + 1];
     struct migrate_run_hooks hooks;
     struct migrate_run_outcome out;
@@ -394,10 +396,26 @@ static void run_progress(evutil_socket_t fd, short what, void *arg)
     evtimer_add(run->progress, &tv);
 }
 
-/* DOWN: the row of a step whose down script ran, in the down script's transaction. */
+/* DOWN: the row of a step whose down script ran (in its transaction, when it has one). */
 static const char history_revert_sql[] =
     "UPDATE " MIGRATE_HISTORY_TABLE " SET state = 'reverted', finished_at = clock_timestamp(),"
     " run_by = $2, error = NULL, error_statement = NULL WHERE version = $1";
+
+/*
+ * DOWN, a no-transaction down script: its row 'reverting' before its
+ * first statement ($2: statements already done, when it goes on), its
+ * count after each, 'reverted' at the end (history_revert_sql).
+ */
+static const char history_reverting_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = 'reverting', statements_done = $2,"
+    " statements_total = $3, started_at = now(), finished_at = NULL, run_by = $4, error = NULL,"
+    " error_statement = NULL WHERE version = $1";
+
+/* The state a no-transaction script that stopped part way leaves its row in. */
+static const char *notx_failed_state(const struct migrate_run *run)
+{
+    return run->what.mode == MIGRATE_RUN_DOWN ? "reverting" : "failed";
+}
 
 static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
 {
@@ -492,6 +510,17 @@ static void step_failed(struct migrate_run *run, const char *error)
         return;
     }
     if (script_of(run, step)->directives.no_transaction) {
+        if (run->failed_statement > 0 && run->what.mode == MIGRATE_RUN_DOWN)
+            snprintf(e->hint, sizeof(e->hint),
+                     "Its history row says reverting: once the down script is fixed, MIGRATE DOWN "
+                     "goes on from statement %zu; MIGRATE RESOLVE %" PRId64
+                     " AS applied|reverted settles it.",
+                     run->failed_statement, step->version);
+        else if (run->failed_statement > 0)
+            snprintf(e->hint, sizeof(e->hint),
+                     "MIGRATE RETRY %" PRId64 " goes on from statement %zu; MIGRATE RESOLVE "
+                     "settles it.",
+                     step->version, run->failed_statement);
         notx_failed(run);
         return;
     }
@@ -551,12 +580,13 @@ static void step_aborted(struct migrate_run *run, size_t statement)
     snprintf(e->message, sizeof(e->message), "migration canceled by %s in region \"%s\"",
              run->abort_who, run->region->name);
     snprintf(e->detail, sizeof(e->detail),
-             "Step %" PRId64 " (%s) runs without a transaction: its statements before statement "
-             "%zu of %zu stay done there, and its history row says failed.",
-             step->version, step->name, statement, sc->sql.count);
+             "Step %" PRId64 " (%s)%s runs without a transaction: its statements before statement "
+             "%zu of %zu stay done there, and its history row says %s.",
+             step->version, step->name, run->what.mode == MIGRATE_RUN_DOWN ? "'s down script" : "",
+             statement, sc->sql.count, notx_failed_state(run));
     snprintf(e->hint, sizeof(e->hint),
-             "MIGRATE RETRY %" PRId64 " goes on from statement %zu; MIGRATE RESOLVE settles it.",
-             step->version, statement);
+             "MIGRATE %s goes on from statement %zu; MIGRATE RESOLVE settles it.",
+             run->what.mode == MIGRATE_RUN_DOWN ? "DOWN" : "RETRY", statement);
     notx_failed(run);
 }
 
@@ -709,7 +739,7 @@ static void on_notx_reset(struct migrate_run *run, const PGresult *res, const ch
     const struct migrate_step *step = run_current_step(run);
     (void)res;
     (void)error;
-    end_params(run, step, "failed", run->failed_statement - 1, run->server_msg,
+    end_params(run, step, notx_failed_state(run), run->failed_statement - 1, run->server_msg,
                run->failed_statement);
     run_send(run, CONN_STEP, history_end_sql, 5, on_failure_recorded, 0);
 }
@@ -727,7 +757,11 @@ static void notx_failed(struct migrate_run *run)
         run_send(run, CONN_STEP, "RESET ALL", 0, on_notx_reset, 0);
         return;
     }
-    if (run->k > 0)
+    if (run->k > 0 && run->what.mode == MIGRATE_RUN_DOWN)
+        snprintf(e->hint, sizeof(e->hint),
+                 "Its history row says reverting: MIGRATE DOWN goes on from there, or MIGRATE "
+                 "RESOLVE settles it.");
+    else if (run->k > 0)
         snprintf(e->hint, sizeof(e->hint),
                  "Its history row says running: SHOW MIGRATIONS reports the step uncertain there "
                  "until it is settled.");
@@ -756,7 +790,14 @@ static void notx_query(struct migrate_run *run, const struct migrate_step *step)
 {
     size_t k = run->k, first = 1 + run->nsets, n = script_of(run, step)->sql.count;
     run->nparams = 0;
-    if (k == 0) {
+    if (k == 0 && run->what.mode == MIGRATE_RUN_DOWN) {
+        snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, step->version);
+        snprintf(run->params[1], sizeof(run->params[1]), "%" PRId64, run->resume);
+        snprintf(run->params[2], sizeof(run->params[2]), "%zu", n);
+        snprintf(run->params[3], sizeof(run->params[3]), "%s", run->run_by);
+        run->sql = history_reverting_sql;
+        run->nparams = 4;
+    } else if (k == 0) {
         step_params(run, step, "running", (size_t)run->resume, "", 0);
         run->sql = history_upsert_sql;
         run->nparams = RUN_PARAMS;
@@ -771,6 +812,11 @@ static void notx_query(struct migrate_run *run, const struct migrate_step *step)
         run->nparams = 2;
     } else if (k == first + 2 * n) {
         run->sql = "RESET ALL";
+    } else if (run->what.mode == MIGRATE_RUN_DOWN) {
+        snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, step->version);
+        snprintf(run->params[1], sizeof(run->params[1]), "%s", run->run_by);
+        run->sql = history_revert_sql;
+        run->nparams = 2;
     } else {
         end_params(run, step, "applied", n, "", 0);
         run->sql = history_end_sql;
@@ -882,6 +928,14 @@ static void run_step(struct migrate_run *run)
         run_hold(run, step);
         return;
     }
+    if (run->what.mode == MIGRATE_RUN_DOWN) { /* a down script that stopped goes on */
+        run->resume = step->version == run->down_resume_version ? run->down_resume : 0;
+        if (run->resume > 0 && d->no_transaction)
+            run_note(run,
+                     "region \"%s\": the down script of step %" PRId64 " (%s) goes on from "
+                     "statement %" PRId64,
+                     run->region->name, step->version, step->name, run->resume + 1);
+    }
     run->k = 0;
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
     run->nqueries =
@@ -894,9 +948,6 @@ const char *migrate_down_refusal(const struct migrate_step *step)
 {
     if (step == NULL || !step->has_down)
         return "It has no down file (NNNN_name.down.sql) in migrations_dir.";
-    if (step->down.directives.no_transaction)
-        return "Its down file is a no-transaction script: MIGRATE DOWN runs a down script in a "
-               "transaction with its history row, so that a failure leaves the step applied.";
     return NULL;
 }
 
@@ -904,7 +955,8 @@ const char *migrate_down_refusal(const struct migrate_step *step)
 static const char history_resolve_sql[] =
     "UPDATE " MIGRATE_HISTORY_TABLE " SET state = $2, finished_at = clock_timestamp(),"
     " error = concat_ws('; ', error, 'resolved as ' || $2 || ' by ' || $3 || ' at ' ||"
-    " clock_timestamp()::text) WHERE version = $1 AND state IN ('running', 'uncertain', 'failed')";
+    " clock_timestamp()::text) WHERE version = $1 AND state IN ('running', 'uncertain', 'failed', "
+    "'reverting')";
 
 static void on_resolved(struct migrate_run *run, const PGresult *res, const char *error)
 {
@@ -915,7 +967,7 @@ static void on_resolved(struct migrate_run *run, const PGresult *res, const char
     }
     run->settled++;
     run_note(run, "region \"%s\": step %" PRId64 " resolved as %s", run->region->name,
-             run->what.version, run->what.resolve_applied ? "applied" : "failed");
+             run->what.version, run->what.resolve_as);
     run->ri++;
     run_defer(run, ACT_REGION, 0);
 }
@@ -930,9 +982,14 @@ static bool settle_allowed(struct migrate_run *run, const struct migrate_history
                            const struct migrate_step *step)
 {
     bool notx = step == NULL || step->up.directives.no_transaction;
-    bool ok = row != NULL &&
-              (row->state == MIGRATE_UNCERTAIN ||
-               (row->state == MIGRATE_FAILED && (notx || run->what.mode == MIGRATE_RUN_RETRY)));
+    bool retry = run->what.mode == MIGRATE_RUN_RETRY;
+    bool as_reverted = !retry && strcmp(run->what.resolve_as, "reverted") == 0;
+    /* A half-reverted step is settled as applied or reverted, or goes on by MIGRATE DOWN. */
+    bool ok =
+        row != NULL && (row->state == MIGRATE_REVERTING
+                            ? !retry && strcmp(run->what.resolve_as, "failed") != 0
+                            : !as_reverted && (row->state == MIGRATE_UNCERTAIN ||
+                                               (row->state == MIGRATE_FAILED && (notx || retry))));
     if (ok)
         return true;
     run_note(run, "region \"%s\": step %" PRId64 " is %s there: nothing to %s", run->region->name,
@@ -986,8 +1043,7 @@ static void run_settle(struct migrate_run *run, const struct migrate_history_row
         return;
     }
     snprintf(run->params[0], sizeof(run->params[0]), "%" PRId64, run->what.version);
-    snprintf(run->params[1], sizeof(run->params[1]), "%s",
-             run->what.resolve_applied ? "applied" : "failed");
+    snprintf(run->params[1], sizeof(run->params[1]), "%s", run->what.resolve_as);
     snprintf(run->params[2], sizeof(run->params[2]), "%s", run->run_by);
     run_send(run, CONN_STEP, history_resolve_sql, 3, on_resolved, 0);
 }
@@ -997,10 +1053,13 @@ static void run_settle(struct migrate_run *run, const struct migrate_history_row
  * by its down script in a transaction; the checks of MIGRATE PLAN first,
  * and every down script there, or nothing runs in the region.
  */
-static void run_down(struct migrate_run *run, const struct migrate_history *h)
+static void run_down(struct migrate_run *run, struct migrate_history *h)
 {
     struct migrate_plan_error perr;
     size_t n;
+    run->down_resume_version = 0;
+    migrate_history_down_resumable(h, run->what.version, &run->down_resume_version,
+                                   &run->down_resume);
     if (migrate_plan_region(&run->steps, h, run->region->name, MIGRATE_TO_ALL, run->planned, &n,
                             &perr) != 0) {
         run->out.failed = true;

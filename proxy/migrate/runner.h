@@ -87,9 +87,9 @@ enum migrate_run_mode { MIGRATE_RUN_UP, MIGRATE_RUN_RESOLVE, MIGRATE_RUN_RETRY, 
 
 struct migrate_run_what {
     enum migrate_run_mode mode;
-    int64_t version;      /* UP: up to it; else the step's */
-    bool resolve_applied; /* RESOLVE: AS applied, else AS failed */
-    bool force;           /* pause steps end the sessions that keep the gate open */
+    int64_t version;        /* UP: up to it; else the step's */
+    const char *resolve_as; /* RESOLVE: "applied", "failed" or "reverted" (a static string) */
+    bool force;             /* pause steps end the sessions that keep the gate open */
 };
 
 /* Where a run reports, on its worker's loop. */

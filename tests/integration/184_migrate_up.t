@@ -14,7 +14,10 @@
 # step as applied or failed, recording who and when; RETRY goes on from the
 # first statement not done, or runs a failed transactional step whole.
 # DOWN TO refuses before anything runs when a step has no down file, and
-# reverts newest first, regions in reverse migration order.
+# reverts newest first, regions in reverse migration order.  A
+# no-transaction down script that fails part way leaves its row
+# reverting: UP refuses, DOWN goes on from the statement that failed, and
+# RESOLVE AS reverted settles it.
 use strict;
 use warnings;
 use FindBin;
@@ -331,6 +334,68 @@ like $err, qr/step 10 \(tx\) failed in region "us-west" at statement 2: division
     '... naming step, region and statement';
 is_deeply states($uw), [map { "$_:applied" } 1 .. 10], '... the row stays applied';
 is_deeply runs($uw), [1 .. 10, 99], '... the down script was rolled back';
+
+# ------------------------------------------------------------------ a no-transaction down script
+
+sub indexes {
+    join ',', split /\n/, $_[0]->psql_admin("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts'"
+                                          . " AND indexname LIKE 'acc\\_%' ORDER BY 1", dbname => 'movr');
+}
+sub row_of { my ($c, $v) = @_; my ($r) = grep { $_->[0] == $v } @{ history($c) }; $r // [] }
+
+write_file("$dir/0011_idx.sql", "-- pgnear: no-transaction\n"
+  . "CREATE INDEX CONCURRENTLY acc_a ON accounts (id);\nCREATE INDEX CONCURRENTLY acc_b ON accounts (city);\n");
+write_file("$dir/0011_idx.down.sql", "-- pgnear: no-transaction\n"
+  . "DROP INDEX CONCURRENTLY acc_a;\nDROP INDEX CONCURRENTLY acc_bx;\n");
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is $rc, 0, 'a no-transaction step 11 with a no-transaction down script: applied' or diag $err;
+is indexes($_), 'acc_a,acc_b', $_->name . ': both indexes' for $eu, $us, $uw;
+
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 10');
+is sqlstate($err), '42704', 'its down script failing at statement 2: the server\'s SQLSTATE';
+like $err, qr/step 11 \(idx\) failed in region "us-west" at statement 2: index "acc_bx" does not exist/,
+    '... naming step, region, statement and the error';
+like $err, qr/HINT:\s+Its history row says reverting: once the down script is fixed, MIGRATE DOWN goes on from statement 2/,
+    '... the hint says how to go on';
+is_deeply [@{ row_of($uw, 11) }[1, 2, 3, 5]], ['reverting', 1, 2, 2],
+    'us-west: the row says reverting, 1 of 2 statements done, stopped at statement 2';
+like row_of($uw, 11)->[4], qr/acc_bx/, '... with the server\'s error';
+is indexes($uw), 'acc_b', '... the first statement stays done';
+is_deeply [@{ row_of($us, 11) }[1]], ['applied'], 'us-east: not touched';
+like psql(admin_ci($p), 'SHOW MIGRATIONS'), qr/^11\|idx\|us-west\|reverting\|/m, 'SHOW MIGRATIONS: reverting';
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is sqlstate($err), '55000', 'MIGRATE UP refuses a half-reverted step';
+like $err, qr/step 11 \(idx\) is half reverted in region "us-west"/, '... naming it';
+
+write_file("$dir/0011_idx.down.sql", "-- pgnear: no-transaction\n"
+  . "DROP INDEX CONCURRENTLY acc_a;\nDROP INDEX CONCURRENTLY acc_b;\n");
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 10');
+is $rc, 0, 'the down script fixed: MIGRATE DOWN TO 10' or diag $err;
+like $err, qr/region "us-west": the down script of step 11 \(idx\) goes on from statement 2/,
+    '... goes on from statement 2 in us-west';
+is_deeply [map { /^region "([^"]+)": step (\d+) \(\w+\) reverted/ ? "$1/$2" : () } @{ notes($err) }],
+    ['us-west/11', 'us-east/11', 'eu-west/11'], '... then the other regions, in reverse order';
+for my $c ($eu, $us, $uw) {
+    is row_of($c, 11)->[1], 'reverted', $c->name . ': step 11 reverted';
+    is indexes($c), '', '... both indexes gone';
+}
+
+($rc, $out, $err) = admin_full('MIGRATE UP');
+is $rc, 0, 'step 11 again' or diag $err;
+write_file("$dir/0011_idx.down.sql", "-- pgnear: no-transaction\n"
+  . "DROP INDEX CONCURRENTLY acc_a;\nDROP INDEX CONCURRENTLY acc_bx;\n");
+($rc, $out, $err) = admin_full('MIGRATE DOWN TO 10 IN REGION "us-east"');
+is row_of($us, 11)->[1], 'reverting', 'its down script stops part way in us-east';
+($rc, $out, $err) = admin_full('MIGRATE RESOLVE 11 AS failed');
+is sqlstate($err), '55000', 'RESOLVE AS failed of a half-reverted step: refused';
+($rc, $out, $err) = admin_full('MIGRATE RETRY 11');
+is sqlstate($err), '55000', 'RETRY of it: refused (MIGRATE DOWN goes on)';
+($rc, $out, $err) = admin_full('MIGRATE RESOLVE 11 AS reverted');
+is $rc, 0, 'MIGRATE RESOLVE 11 AS reverted' or diag $err;
+like $err, qr/region "us-east": step 11 resolved as reverted/, '... in us-east';
+is row_of($us, 11)->[1], 'reverted', '... the row says reverted';
+like row_of($us, 11)->[4], qr/resolved as reverted by pgnear .* at /, '... and who settled it, when';
+is row_of($eu, 11)->[1], 'applied', 'eu-west: still applied';
 
 like admin('SHOW VERSION'), qr/^pgnear/, 'the console is up after all that';
 is $p->stop, 0, 'pgnear exits cleanly on SIGTERM';

@@ -263,6 +263,10 @@ static void test_migrate(void **state)
     assert_true(cmd.has_version && cmd.version == 3 && cmd.resolve_applied && !cmd.has_region);
     expect_kind("migrate resolve 0003 as FAILED in region us;", ADMIN_MIGRATE_RESOLVE);
     assert_true(cmd.version == 3 && !cmd.resolve_applied && cmd.has_region);
+    expect_kind("MIGRATE RESOLVE 3 AS reverted", ADMIN_MIGRATE_RESOLVE);
+    assert_true(cmd.resolve_reverted && !cmd.resolve_applied);
+    expect_kind("MIGRATE RESOLVE 3 AS applied", ADMIN_MIGRATE_RESOLVE);
+    assert_false(cmd.resolve_reverted);
     expect_error("MIGRATE RESOLVE 3", "42601", 18);
     expect_error("MIGRATE RESOLVE 3 AS done", "42601", 22);
     expect_error("MIGRATE RESOLVE AS applied", "22023", 17);

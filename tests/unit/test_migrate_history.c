@@ -46,8 +46,9 @@ static PGresult *make_result(const char *const rows[][11], int nrows, int ncols)
 
 static void test_state_names(void **state)
 {
-    static const char *const names[] = {"running", "applied", "failed", "uncertain", "reverted"};
-    for (size_t i = 0; i < 5; i++) {
+    static const char *const names[] = {"running",   "applied",  "failed",
+                                        "uncertain", "reverted", "reverting"};
+    for (size_t i = 0; i < 6; i++) {
         enum migrate_state s;
         assert_true(migrate_state_parse(names[i], &s));
         assert_string_equal(migrate_state_name(s), names[i]);
@@ -195,6 +196,7 @@ static void test_sql_text(void **state)
             fail_msg("the table has no \"%s\"", columns[i]);
     assert_non_null(strstr(migrate_history_create_sql,
                            "'running', 'applied', 'failed', 'uncertain', 'reverted'"));
+    assert_non_null(strstr(migrate_history_create_sql, "'reverting'"));
     assert_non_null(strstr(migrate_history_create_sql, "IF NOT EXISTS pgnear_schema_history"));
     assert_non_null(strstr(migrate_history_select_sql, "ORDER BY version"));
     assert_non_null(strstr(migrate_history_exists_sql, "to_regclass('pgnear_schema_history')"));
