@@ -4,11 +4,11 @@
 # bench/delay_relay.pl (40 ms each way by default, so an 80 ms round trip),
 # for each path:
 #   direct       the client connects to the distant server itself
-#   pgnear       a client 1 ms from pgnear; pgnear (auth = scram) opens a
-#                server connection to the distant region for each client
-#   bouncer-cold PgBouncer (session mode, 1 ms from the client): its first
-#                session, which opens the server connection
-#   bouncer-warm PgBouncer's later sessions, on the server connection it kept
+#   pgnear       a client 1 ms from pgnear (auth = scram), which today opens
+#                a server connection to the distant region for each client
+#   pgbouncer    PgBouncer (session mode, 1 ms from the client); its first
+#                session, which opens the server connection, is reported on
+#                its own: the later ones reuse that connection
 # once with TLS between the proxies (and the direct client) and the server,
 # once without.  Sessions go path by path, interleaved.  The round trips
 # come from the distant relay's counts: those before the first row reached
@@ -18,7 +18,11 @@
 #
 #   bench/distant_connect.pl [--sessions 30] [--delay-ms 40] [--near-delay-ms 0.5]
 #                            [--server-tls off,on] [--workers 1] [--trace]
+#                            [--pgnear NAME[:key=value,...]]...
 #
+# --pgnear (repeatable) measures a pgnear with these settings added, as the
+# path pgnear:NAME: e.g. --pgnear none:pool_mode=none --pgnear session:pool_mode=session
+# once pooling exists.  Without it, one pgnear with today's settings.
 # --trace makes the relays log every chunk they pass (see delay_relay.pl)
 # and prints where the logs are.
 #
@@ -37,7 +41,7 @@ use PgNearTest;
 $| = 1;
 
 my %opt = (sessions => 30, 'delay-ms' => 40, 'near-delay-ms' => 0.5, 'server-tls' => 'off,on', workers => 1);
-GetOptions(\%opt, 'sessions=i', 'delay-ms=f', 'near-delay-ms=f', 'server-tls=s', 'workers=i', 'trace')
+GetOptions(\%opt, 'sessions=i', 'delay-ms=f', 'near-delay-ms=f', 'server-tls=s', 'workers=i', 'trace', 'pgnear=s@')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -169,46 +173,87 @@ sub spread {
     return $s[0] == $s[-1] ? "$s[0]" : "$s[0]-$s[-1]";
 }
 
+# The pgnear variants to measure: --pgnear NAME[:key=value,...] (repeatable)
+# adds a pgnear with those settings on top of the common ones.
+sub pgnear_variants {
+    my @specs = @{ $opt{pgnear} // [] };
+    @specs = ('pgnear') unless @specs;
+    my @variants;
+    for my $spec (@specs) {
+        my ($name, $kv) = $spec =~ /^([\w-]+)(?::(.*))?$/ or die "--pgnear takes NAME[:key=value,...]\n";
+        my %settings = map { /^\s*([\w.]+)\s*=\s*(.*?)\s*$/ or die "--pgnear $spec: bad '$_'\n"; ($1, $2) }
+            split /,/, $kv // '';
+        push @variants, { name => $name eq 'pgnear' ? 'pgnear' : "pgnear:$name", settings => \%settings };
+    }
+    return @variants;
+}
+
+# Starts pgnear (each variant) and PgBouncer with server TLS on or off, each
+# behind a near relay; returns the paths, direct first, and what to stop.
+sub start_paths {
+    my ($tls, $distant) = @_;
+    my @paths = ({ name => 'direct', port => $distant->{port}, sslmode => $tls eq 'on' ? 'require' : 'disable' });
+    my (@relays_here, @proxies);
+    for my $v (pgnear_variants()) {
+        my $pgnear = PgNearTest::Proxy->new(
+            regions => [{ name => 'distant', location => $pg->location,
+                          hosts => ["127.0.0.1:$distant->{port}"] }],
+            args => ['-q'],
+            settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
+                          server_tls => $tls eq 'on' ? 'require' : 'disable', health_check_interval => 0,
+                          workers => $opt{workers}, %{ $v->{settings} } });
+        push @proxies, $pgnear;
+        push @relays_here, start_relay("near-$v->{name}-$tls" =~ s/:/-/r, $pgnear->port, $opt{'near-delay-ms'});
+        push @paths, { name => $v->{name}, port => $relays_here[-1]{port}, sslmode => 'disable', proxy => 1 };
+    }
+    my $bouncer = start_pgbouncer($tls, $distant->{port});
+    push @relays_here, start_relay("near-pgbouncer-$tls", $bouncer->{port}, $opt{'near-delay-ms'});
+    push @paths, { name => 'pgbouncer', port => $relays_here[-1]{port}, sslmode => 'disable', proxy => 1 };
+    my $stop = sub {
+        stop_relay($_) for @relays_here;
+        stop_pgbouncer($bouncer);
+        $_->stop for @proxies;
+    };
+    return (\@paths, $stop);
+}
+
+sub print_row {
+    my ($name, @r) = @_;
+    my @ms = map { $_->{ms} } @r;
+    printf "%-20s %8d %9.1f %8.1f   %-22s %-18s %s\n", $name, scalar @r, percentile(50, @ms),
+        percentile(90, @ms), spread(map { $_->{rt_first} } @r), spread(map { $_->{rt_all} } @r),
+        spread(map { $_->{conns} } @r);
+}
+
+# A proxy's first session is reported on its own (PgBouncer's opens the
+# server connection that the later ones reuse); then the paths take turns.
 sub run_mode {
     my ($tls, $distant) = @_;
-    my $pgnear = PgNearTest::Proxy->new(
-        regions => [{ name => 'distant', location => $pg->location, hosts => ["127.0.0.1:$distant->{port}"] }],
-        args => ['-q'],
-        settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
-                      server_tls => $tls eq 'on' ? 'require' : 'disable', health_check_interval => 0,
-                      workers => $opt{workers} });
-    my $bouncer = start_pgbouncer($tls, $distant->{port});
-    my $near_pgnear = start_relay("near-pgnear-$tls", $pgnear->port, $opt{'near-delay-ms'});
-    my $near_bouncer = start_relay("near-pgbouncer-$tls", $bouncer->{port}, $opt{'near-delay-ms'});
-    my $direct_ssl = $tls eq 'on' ? 'require' : 'disable';
-
-    my %res;
-    push @{ $res{'bouncer-cold'} }, one_session($near_bouncer->{port}, 'disable', $distant);
+    my ($paths, $stop) = start_paths($tls, $distant);
+    my (%first, %res);
+    $first{ $_->{name} } = one_session($_->{port}, $_->{sslmode}, $distant) for grep { $_->{proxy} } @$paths;
     for (1 .. $opt{sessions}) {
-        push @{ $res{direct} }, one_session($distant->{port}, $direct_ssl, $distant);
-        push @{ $res{pgnear} }, one_session($near_pgnear->{port}, 'disable', $distant);
-        push @{ $res{'bouncer-warm'} }, one_session($near_bouncer->{port}, 'disable', $distant);
+        push @{ $res{ $_->{name} } }, one_session($_->{port}, $_->{sslmode}, $distant) for @$paths;
     }
-    printf "\nserver TLS %s (direct client sslmode=%s; clients to pgnear and PgBouncer in plain text)\n", $tls,
-        $direct_ssl;
-    printf "%-14s %8s %9s %8s   %-22s %-18s %s\n", 'path', 'sessions', 'median ms', 'p90 ms',
+    printf "\nserver TLS %s (direct client sslmode=%s; clients to the proxies in plain text)\n", $tls,
+        $paths->[0]{sslmode};
+    printf "%-20s %8s %9s %8s   %-22s %-18s %s\n", 'path', 'sessions', 'median ms', 'p90 ms',
         'round trips, 1st row', 'round trips, all', 'new distant conns';
-    for my $path ('direct', 'pgnear', 'bouncer-cold', 'bouncer-warm') {
-        my @r = @{ $res{$path} };
-        my @ms = map { $_->{ms} } @r;
-        printf "%-14s %8d %9.1f %8.1f   %-22s %-18s %s\n", $path, scalar @r, percentile(50, @ms),
-            percentile(90, @ms), spread(map { $_->{rt_first} } @r), spread(map { $_->{rt_all} } @r),
-            spread(map { $_->{conns} } @r);
+    for my $p (@$paths) {
+        print_row("$p->{name} (first)", $first{ $p->{name} }) if $first{ $p->{name} };
+        print_row($p->{name}, @{ $res{ $p->{name} } });
     }
-    stop_relay($_) for $near_pgnear, $near_bouncer;
-    stop_pgbouncer($bouncer);
-    $pgnear->stop;
+    $stop->();
 }
 
 my $distant = start_relay('distant', $pg->port, $opt{'delay-ms'});
 printf "distant link %.1f ms each way (a TCP handshake counts one round trip); clients %.1f ms each way from "
-    . "pgnear and PgBouncer; %d sessions per path; pgnear %s, workers %d, pool_mode none (every client a new "
-    . "server connection)\n", $opt{'delay-ms'}, $opt{'near-delay-ms'}, $opt{sessions}, $ENV{PGNEAR}, $opt{workers};
+    . "the proxies; %d sessions per path; pgnear %s, workers %d\n", $opt{'delay-ms'}, $opt{'near-delay-ms'},
+    $opt{sessions}, $ENV{PGNEAR}, $opt{workers};
+for my $v (pgnear_variants()) {
+    my $s = $v->{settings};
+    printf "%s: auth = scram%s\n", $v->{name}, join('', map { ", $_ = $s->{$_}" } sort keys %$s);
+}
 for my $tls (split /,/, $opt{'server-tls'}) {
     die "--server-tls takes on and off\n" unless $tls =~ /^(on|off)$/;
     run_mode($tls, $distant);
