@@ -80,6 +80,15 @@ SSL_CTX *tls_make_server_side_ctx(enum tls_server_mode mode, const char *ca_file
     } else {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
     }
+    /*
+     * PostgreSQL offers one key exchange group, ssl_ecdh_curve (P-256 by
+     * default), and OpenSSL's clients send their first key share for
+     * X25519: the server then asks for another (a HelloRetryRequest), one
+     * more round trip to every distant region.  P-256 first avoids it; the
+     * others stay offered for servers set otherwise.
+     */
+    if (SSL_CTX_set1_groups_list(ctx, "P-256:X25519:P-384:X448:P-521") != 1)
+        ERR_clear_error(); /* an OpenSSL without one of them: its defaults */
     if (cert_file != NULL && cert_file[0] != '\0') {
         if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
             SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
