@@ -592,6 +592,10 @@ static bool load_prepare_line(struct load_ctx *lc, char *line, int lineno, bool 
     if (name[0] == '[')
         snprintf(lc->names.section, sizeof(lc->names.section), "%.*s", (int)strlen(name) - 2,
                  name + 1);
+    else if (lc->names.section[0] == '\0') { /* iniparser would drop it without a word */
+        problem_at(lc, lineno, "\"%s\" is set before any section: put it under [pgnear]", name + 1);
+        return true;
+    }
     return ini_note_name(lc, name, lineno);
 }
 

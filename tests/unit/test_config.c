@@ -379,6 +379,14 @@ static void test_err_bad_number(void **state)
     expect_error(*state, "[pgnear]\nlisten_port = 0\n" REGION_OK, "listen_port", NULL);
 }
 
+/* A setting before any section would be dropped by iniparser: it is an error instead. */
+static void test_err_setting_before_section(void **state)
+{
+    expect_error(*state, "listen_port = 7000\n" REGION_OK, "listen_port", "before any section");
+    expect_error(*state, "; a comment first\n\nworkers = 2\n[pgnear]\n" REGION_OK, "workers",
+                 "[pgnear]");
+}
+
 static void test_err_bad_duration(void **state)
 {
     expect_error(*state, "[pgnear]\nhealth_check_interval = 5 parsecs\n" REGION_OK,
@@ -1054,6 +1062,7 @@ int main(void)
         T(test_err_bad_duration),
         T(test_err_nonfinite_duration),
         T(test_err_bad_port),
+        T(test_err_setting_before_section),
         T(test_err_host_without_port),
         T(test_err_region_without_hosts),
         T(test_err_no_region),
