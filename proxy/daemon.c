@@ -478,6 +478,15 @@ static void daemon_free(struct daemon *d)
         event_free(d->sig_int);
     if (d->sig_hup)
         event_free(d->sig_hup);
+    /*
+     * Freeing the signal events gave the signals their default action back:
+     * a SIGTERM sent again while pgnear finishes exiting (a supervisor that
+     * repeats itself) would kill it with status 143 instead of letting it
+     * end with its own.
+     */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     cancel_map_free(&d->cancel_keys);
     pthread_mutex_destroy(&d->cancel_lock);
     pthread_mutex_destroy(&d->migrating_lock);

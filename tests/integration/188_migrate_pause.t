@@ -389,6 +389,7 @@ ok wait_until(sub { migration_conns($eu) == 0 }, timeout => 5), 'pgnear\'s migra
 ok !has_table($eu, 'e'), 'eu-west: e does not exist';
 is_deeply states($eu), [map { "$_:applied" } 1 .. 4], '... no row for step 5';
 $client->terminate;
-is $p->stop, 0, 'pgnear exits cleanly once its last client has gone';
+# The SIGTERM above asked for the end: pgnear goes once its last client has.
+is $p->wait_for_exit(timeout => 20), 0, 'pgnear exits cleanly once its last client has gone';
 
 done_testing();
