@@ -850,9 +850,10 @@ int command_run(struct session *s, const struct command_plan *plan, struct conso
 {
     const struct command_def *def = command_find(plan->cmd.kind);
     if (def == NULL) {
+        char name[64];
         admin_error_set(&wait->err, "0A000", NULL, "SHOW HELP lists what this build can do.",
                         "%s is not available in this build of pgnear",
-                        admin_command_name(plan->cmd.kind));
+                        admin_command_name(plan->cmd.kind, name, sizeof(name)));
         return CMD_ERROR;
     }
     if (def->render != NULL)

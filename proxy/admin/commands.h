@@ -32,7 +32,6 @@ struct command_plan {
 struct console_wait {
     struct session *s; /* NULL once the session has ended: nobody hears the answer */
     bool abandoned;    /* the answer will never come (console_wait_abandon) */
-    bool canceled;     /* a CancelRequest came for the session */
     /*
      * What a CancelRequest for the session does to the command (a PAUSE
      * gives up, a migration aborts), on the session's worker; and what the

@@ -721,7 +721,6 @@ static int console_cancel_on_worker(struct worker *w, void *arg)
             continue;
         struct console_wait *wait = s->console->wait;
         if (wait != NULL) {
-            wait->canceled = true;
             log_info(s->id, "admin console: cancel request for the command waiting");
             if (wait->on_cancel != NULL)
                 wait->on_cancel(wait->hook_arg);

@@ -200,12 +200,14 @@ const struct admin_command_def *admin_commands(size_t *n)
     return commands;
 }
 
-const char *admin_command_name(enum admin_cmd_kind kind)
+const char *admin_command_name(enum admin_cmd_kind kind, char *buf, size_t cap)
 {
+    snprintf(buf, cap, "?");
     for (size_t i = 0; i < N_COMMANDS; i++)
         if (commands[i].kind == kind)
-            return commands[i].words[1] ? commands[i].syntax : commands[i].words[0];
-    return "?";
+            snprintf(buf, cap, "%s%s%s", commands[i].words[0], commands[i].words[1] ? " " : "",
+                     commands[i].words[1] ? commands[i].words[1] : "");
+    return buf;
 }
 
 /* ---- lexer ---- */

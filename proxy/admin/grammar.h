@@ -115,7 +115,7 @@ int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admi
 /* Every command, in SHOW HELP's order. */
 const struct admin_command_def *admin_commands(size_t *n);
 
-/* The keywords of a kind: "SHOW CLIENTS". */
-const char *admin_command_name(enum admin_cmd_kind kind);
+/* The keywords of a kind ("SHOW CLIENTS", "MIGRATE UP") into buf; returns buf. */
+const char *admin_command_name(enum admin_cmd_kind kind, char *buf, size_t cap);
 
 #endif

@@ -501,24 +501,14 @@ static bool runs_steps(enum admin_cmd_kind kind)
 /* "MIGRATE UP by admin x, started 2026-11-23 03:12:44 UTC.": the errdetail of a second one. */
 static void describe_run(char *buf, size_t cap, enum admin_cmd_kind kind, const char *user)
 {
-    static const struct {
-        enum admin_cmd_kind kind;
-        const char *name;
-    } names[] = {{ADMIN_MIGRATE_NEXT, "MIGRATE NEXT"},
-                 {ADMIN_MIGRATE_UP, "MIGRATE UP"},
-                 {ADMIN_MIGRATE_DOWN, "MIGRATE DOWN"},
-                 {ADMIN_MIGRATE_RESOLVE, "MIGRATE RESOLVE"},
-                 {ADMIN_MIGRATE_RETRY, "MIGRATE RETRY"}};
-    const char *name = "MIGRATE";
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (names[i].kind == kind)
-            name = names[i].name;
+    char name[64];
     char when[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
-    snprintf(buf, cap, "%s by admin %.32s, started %s.", name, user, when);
+    snprintf(buf, cap, "%s by admin %.32s, started %s.",
+             admin_command_name(kind, name, sizeof(name)), user, when);
 }
 
 /* The pgnear's one migration is this request's; false with the error when another runs. */

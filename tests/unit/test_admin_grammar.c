@@ -348,9 +348,11 @@ static void test_limits(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    assert_string_equal(admin_command_name(ADMIN_SHOW_CLIENTS), "SHOW CLIENTS");
-    assert_string_equal(admin_command_name(ADMIN_PAUSE), "PAUSE");
-    assert_string_equal(admin_command_name(ADMIN_KILL), "KILL");
+    char name[64];
+    assert_string_equal(admin_command_name(ADMIN_SHOW_CLIENTS, name, sizeof(name)), "SHOW CLIENTS");
+    assert_string_equal(admin_command_name(ADMIN_PAUSE, name, sizeof(name)), "PAUSE");
+    assert_string_equal(admin_command_name(ADMIN_KILL, name, sizeof(name)), "KILL");
+    assert_string_equal(admin_command_name(ADMIN_MIGRATE_UP, name, sizeof(name)), "MIGRATE UP");
 }
 
 int main(void)
