@@ -1,0 +1,96 @@
+/*
+ * param_set.c — a connection's ParameterStatus values (param_set.h).
+ */
+#include "protocol/param_set.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/pkt.h"
+
+/* The entry at offset off: its name, its value, and where the next one starts. */
+static size_t entry_next(const struct param_set *ps, size_t off, const char **name,
+                         const char **value)
+{
+    *name = ps->data + off;
+    *value = *name + strlen(*name) + 1;
+    return (size_t)(*value - ps->data) + strlen(*value) + 1;
+}
+
+/* Removes the entry at off (of length len), closing the gap. */
+static void entry_remove(struct param_set *ps, size_t off, size_t len)
+{
+    memmove(ps->data + off, ps->data + off + len, ps->used - off - len);
+    ps->used = (uint16_t)(ps->used - len);
+    ps->count--;
+}
+
+static int set_full(struct param_set *ps)
+{
+    ps->overflowed = true;
+    return PARAM_SET_FULL;
+}
+
+int param_set_put(struct param_set *ps, const char *name, const char *value)
+{
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (nlen == 0)
+        return PARAM_SET_BAD;
+    if (ps->data == NULL && (ps->data = malloc(PARAM_SET_MAX_BYTES)) == NULL)
+        return set_full(ps);
+    for (size_t off = 0; off < ps->used;) {
+        const char *n, *v;
+        size_t next = entry_next(ps, off, &n, &v);
+        if (strcmp(n, name) == 0) {
+            entry_remove(ps, off, next - off);
+            break;
+        }
+        off = next;
+    }
+    if (ps->count == PARAM_SET_MAX || nlen + vlen + 2 > (size_t)PARAM_SET_MAX_BYTES - ps->used)
+        return set_full(ps);
+    memcpy(ps->data + ps->used, name, nlen + 1);
+    memcpy(ps->data + ps->used + nlen + 1, value, vlen + 1);
+    ps->used = (uint16_t)(ps->used + nlen + vlen + 2);
+    ps->count++;
+    return PARAM_SET_OK;
+}
+
+int param_set_note(struct param_set *ps, const uint8_t *body, size_t len)
+{
+    const uint8_t *end_name = memchr(body, '\0', len);
+    if (end_name == NULL)
+        return PARAM_SET_BAD;
+    size_t rest = len - (size_t)(end_name - body) - 1;
+    const uint8_t *value = end_name + 1;
+    const uint8_t *end_value = rest > 0 ? memchr(value, '\0', rest) : NULL;
+    if (end_value == NULL || end_value != body + len - 1)
+        return PARAM_SET_BAD;
+    return param_set_put(ps, (const char *)body, (const char *)value);
+}
+
+const char *param_set_get(const struct param_set *ps, const char *name)
+{
+    for (size_t off = 0; off < ps->used;) {
+        const char *n, *v;
+        off = entry_next(ps, off, &n, &v);
+        if (strcmp(n, name) == 0)
+            return v;
+    }
+    return NULL;
+}
+
+void param_set_write(const struct param_set *ps, struct pktbuf *pb)
+{
+    for (size_t off = 0; off < ps->used;) {
+        const char *n, *v;
+        off = entry_next(ps, off, &n, &v);
+        pkt_put_parameter_status(pb, n, v);
+    }
+}
+
+void param_set_free(struct param_set *ps)
+{
+    free(ps->data);
+    memset(ps, 0, sizeof(*ps));
+}

@@ -1,0 +1,53 @@
+/*
+ * param_set.h — the ParameterStatus values a server reported on one
+ * connection, kept so that they can be told again, as the server would,
+ * to the next client of a pooled connection.
+ *
+ * One allocation of PARAM_SET_MAX_BYTES at the first value; names and
+ * values are stored as "name\0value\0" one after another, in the order
+ * first reported (a later report of a name replaces its value in place of
+ * order).  A server that reports more than the set holds leaves the set
+ * marked full: such a connection must not be pooled, since the next
+ * client would not hear everything.
+ */
+#ifndef PGNEAR_PROTOCOL_PARAM_SET_H
+#define PGNEAR_PROTOCOL_PARAM_SET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pktbuf;
+
+#define PARAM_SET_MAX_BYTES 4096
+#define PARAM_SET_MAX       64
+
+struct param_set {
+    char *data;      /* NULL until the first value */
+    uint16_t used;   /* bytes of data in use */
+    uint16_t count;  /* parameters */
+    bool overflowed; /* a value did not fit: the set is not the server's whole story */
+};
+
+/* param_set_put's and param_set_note's results. */
+enum param_set_result {
+    PARAM_SET_OK = 0,
+    PARAM_SET_BAD = -1,  /* not a ParameterStatus body: name\0value\0 and nothing after */
+    PARAM_SET_FULL = -2, /* no room (or out of memory): overflowed is set */
+};
+
+/* Sets name to value (replacing an earlier value of name). */
+int param_set_put(struct param_set *ps, const char *name, const char *value);
+
+/* The body of a ParameterStatus message ('S'), len bytes, never trusted: parsed strictly. */
+int param_set_note(struct param_set *ps, const uint8_t *body, size_t len);
+
+/* The value of name, or NULL. */
+const char *param_set_get(const struct param_set *ps, const char *name);
+
+/* Appends one ParameterStatus message per parameter, in order (pb's sticky error on overflow). */
+void param_set_write(const struct param_set *ps, struct pktbuf *pb);
+
+void param_set_free(struct param_set *ps);
+
+#endif

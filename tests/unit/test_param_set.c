@@ -1,0 +1,124 @@
+/*
+ * test_param_set.c
+ *    Unit tests for protocol/param_set.c: a connection's ParameterStatus
+ *    values, kept to be told again to the next client (cmocka, TAP).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/param_set.h"
+#include "protocol/pkt.h"
+
+static void test_put_get_replace(void **state)
+{
+    (void)state;
+    struct param_set ps = {0};
+    assert_null(param_set_get(&ps, "TimeZone"));
+    assert_int_equal(param_set_put(&ps, "TimeZone", "UTC"), PARAM_SET_OK);
+    assert_int_equal(param_set_put(&ps, "DateStyle", "ISO, MDY"), PARAM_SET_OK);
+    assert_int_equal(param_set_put(&ps, "application_name", ""), PARAM_SET_OK);
+    assert_string_equal(param_set_get(&ps, "TimeZone"), "UTC");
+    assert_string_equal(param_set_get(&ps, "application_name"), "");
+    /* a later report replaces the value; the others keep theirs */
+    assert_int_equal(param_set_put(&ps, "TimeZone", "Europe/Paris"), PARAM_SET_OK);
+    assert_int_equal(ps.count, 3);
+    assert_string_equal(param_set_get(&ps, "TimeZone"), "Europe/Paris");
+    assert_string_equal(param_set_get(&ps, "DateStyle"), "ISO, MDY");
+    assert_null(param_set_get(&ps, "timezone")); /* names are exact, as the server sends them */
+    assert_int_equal(param_set_put(&ps, "", "x"), PARAM_SET_BAD);
+    param_set_free(&ps);
+    assert_null(ps.data);
+}
+
+static void test_note_strict(void **state)
+{
+    (void)state;
+    struct param_set ps = {0};
+    static const uint8_t good[] = "server_version\0"
+                                  "15.6";
+    assert_int_equal(param_set_note(&ps, good, sizeof(good)), PARAM_SET_OK);
+    assert_string_equal(param_set_get(&ps, "server_version"), "15.6");
+    static const uint8_t no_value_nul[] = {'a', 0, 'b'};
+    assert_int_equal(param_set_note(&ps, no_value_nul, sizeof(no_value_nul)), PARAM_SET_BAD);
+    static const uint8_t no_nul[] = {'a', 'b'};
+    assert_int_equal(param_set_note(&ps, no_nul, sizeof(no_nul)), PARAM_SET_BAD);
+    static const uint8_t trailing[] = {'a', 0, 'b', 0, 'c', 0};
+    assert_int_equal(param_set_note(&ps, trailing, sizeof(trailing)), PARAM_SET_BAD);
+    static const uint8_t name_only[] = {'a', 0};
+    assert_int_equal(param_set_note(&ps, name_only, sizeof(name_only)), PARAM_SET_BAD);
+    assert_int_equal(param_set_note(&ps, (const uint8_t *)"", 0), PARAM_SET_BAD);
+    static const uint8_t empty_name[] = {0, 'v', 0};
+    assert_int_equal(param_set_note(&ps, empty_name, sizeof(empty_name)), PARAM_SET_BAD);
+    assert_int_equal(ps.count, 1);
+    assert_false(ps.overflowed);
+    param_set_free(&ps);
+}
+
+static void test_full(void **state)
+{
+    (void)state;
+    struct param_set ps = {0};
+    char name[32];
+    for (int i = 0; i < PARAM_SET_MAX; i++) {
+        snprintf(name, sizeof(name), "p%d", i);
+        assert_int_equal(param_set_put(&ps, name, "v"), PARAM_SET_OK);
+    }
+    assert_int_equal(param_set_put(&ps, "one_more", "v"), PARAM_SET_FULL);
+    assert_true(ps.overflowed);
+    /* replacing one still works: its old entry makes the room */
+    assert_int_equal(param_set_put(&ps, "p3", "w"), PARAM_SET_OK);
+    assert_string_equal(param_set_get(&ps, "p3"), "w");
+    param_set_free(&ps);
+
+    char big[PARAM_SET_MAX_BYTES];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(param_set_put(&ps, "big", big), PARAM_SET_FULL);
+    assert_true(ps.overflowed);
+    assert_int_equal(ps.count, 0);
+    big[PARAM_SET_MAX_BYTES - 5] = '\0'; /* "big\0" (4) + value (4091) + "\0" fill it exactly */
+    assert_int_equal(param_set_put(&ps, "big", big), PARAM_SET_OK);
+    assert_int_equal(ps.used, PARAM_SET_MAX_BYTES);
+    assert_int_equal(param_set_put(&ps, "a", ""), PARAM_SET_FULL);
+    param_set_free(&ps);
+}
+
+static void test_write(void **state)
+{
+    (void)state;
+    struct param_set ps = {0};
+    param_set_put(&ps, "a", "1");
+    param_set_put(&ps, "bb", "22");
+    param_set_put(&ps, "a", "3"); /* a moves after bb */
+    uint8_t buf[64];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    param_set_write(&ps, &pb);
+    static const uint8_t want[] = {'S', 0,   0, 0, 10, 'b', 'b', 0, '2', '2',
+                                   0,   'S', 0, 0, 0,  8,   'a', 0, '3', 0};
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+    pkt_init(&pb, buf, 12); /* too small: the builder's sticky error */
+    param_set_write(&ps, &pb);
+    assert_false(pkt_ok(&pb));
+    param_set_free(&ps);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_put_get_replace),
+        cmocka_unit_test(test_note_strict),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_write),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("param_set", tests, NULL, NULL);
+}
