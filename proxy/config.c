@@ -98,6 +98,15 @@ static const struct setting config_settings[] = {
     S(migration_hold_timeout_ms, T_MS, "10s", true),
     S(peers, T_STR, "", true),
     S(pool_mode, T_STR, "none", true),
+    S(server_reset_query, T_STR, "DISCARD ALL", true),
+    S(server_check_query, T_STR, "", true),
+    S(server_check_delay_ms, T_MS, "30s", true),
+    S(server_lifetime_ms, T_MS, "3600s", true),
+    S(server_idle_timeout_ms, T_MS, "600s", true),
+    S(query_wait_timeout_ms, T_MS, "120s", true),
+    S(pool_size, T_INT, "20", true),
+    S(min_pool_size, T_INT, "0", true),
+    S(max_db_connections, T_INT, "0", true),
     S(logfile, T_STR, "", true),
 };
 #define N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -800,6 +809,25 @@ static void config_load_routing(struct load_ctx *lc)
                                          cfg->geoip,    cfg->overrides,          cfg->n_overrides};
 }
 
+/* The pooling settings: bounds, and min_pool_size within pool_size. */
+static void check_pool_settings(struct load_ctx *lc)
+{
+    const struct config *cfg = lc->cfg;
+    if (cfg->pool_size < 1 || cfg->pool_size > 10000)
+        problem(lc, "pgnear:pool_size", "pool_size must be between 1 and 10000");
+    if (cfg->min_pool_size < 0 || cfg->min_pool_size > cfg->pool_size)
+        problem(lc, "pgnear:min_pool_size", "min_pool_size must be between 0 and pool_size (%d)",
+                cfg->pool_size);
+    if (cfg->max_db_connections < 0)
+        problem(lc, "pgnear:max_db_connections", "max_db_connections must be 0 (no limit) or more");
+    if (cfg->server_lifetime_ms < 1000 || cfg->server_idle_timeout_ms < 1000)
+        problem(lc, "pgnear:server_lifetime",
+                "server_lifetime and server_idle_timeout must be 1s or more");
+    if (cfg->query_wait_timeout_ms < 1 || cfg->server_check_delay_ms < 0)
+        problem(lc, "pgnear:query_wait_timeout",
+                "query_wait_timeout must be positive and server_check_delay not negative");
+}
+
 static void config_check_limits(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -812,6 +840,7 @@ static void config_check_limits(struct load_ctx *lc)
                 cfg->pool_mode);
     if (cfg->max_client_conn <= 0)
         problem(lc, "pgnear:max_client_conn", "max_client_conn must be positive");
+    check_pool_settings(lc);
     if (cfg->tcp_keepidle_ms < 1000)
         problem(lc, "pgnear:tcp_keepidle", "tcp_keepidle must be 1s or more");
     if (cfg->tcp_keepintvl_ms < 1000)

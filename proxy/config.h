@@ -74,6 +74,16 @@ struct config {
     int migration_hold_timeout_ms; /* a pause step is not started if the gate cannot close */
     char *peers;
     char *pool_mode;
+    /* Server-connection pooling (pool_mode = session): */
+    char *server_reset_query; /* run as a connection is given back */
+    char *server_check_query; /* run before reuse after server_check_delay idle ("": empty query) */
+    int server_check_delay_ms;
+    int server_lifetime_ms;     /* a connection older than this is closed, not kept */
+    int server_idle_timeout_ms; /* an idle connection is closed after this */
+    int query_wait_timeout_ms;  /* how long a client waits for a connection of a full pool */
+    int pool_size;              /* connections per region, database and user */
+    int min_pool_size;          /* kept open in the background */
+    int max_db_connections;     /* per host; 0: no limit */
     char *logfile;
 
     /* derived at load */

@@ -416,6 +416,25 @@ static void test_err_bad_port(void **state)
     expect_error(*state, "[region eu]\nhosts = 127.0.0.1:\n", "127.0.0.1:", NULL);
 }
 
+/* The pooling settings: defaults, and bounds. */
+static void test_pool_settings(void **state)
+{
+    struct config *cfg = expect_load(*state, REGION_OK);
+    assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
+    assert_int_equal(cfg->pool_size, 20);
+    assert_int_equal(cfg->min_pool_size, 0);
+    assert_int_equal(cfg->server_lifetime_ms, 3600 * 1000);
+    assert_int_equal(cfg->server_idle_timeout_ms, 600 * 1000);
+    assert_int_equal(cfg->query_wait_timeout_ms, 120 * 1000);
+    config_unref(cfg);
+    expect_error(*state, "[pgnear]\npool_size = 0\n" REGION_OK, "pool_size", NULL);
+    expect_error(*state, "[pgnear]\npool_size = 5\nmin_pool_size = 6\n" REGION_OK, "min_pool_size",
+                 "5");
+    expect_error(*state, "[pgnear]\nmax_db_connections = -1\n" REGION_OK, "max_db_connections",
+                 NULL);
+    expect_error(*state, "[pgnear]\nserver_lifetime = 10ms\n" REGION_OK, "server_lifetime", NULL);
+}
+
 static void test_err_host_without_port(void **state)
 {
     expect_error(*state, "[region eu]\nhosts = 127.0.0.1\n", "127.0.0.1", "host:port");
@@ -1063,6 +1082,7 @@ int main(void)
         T(test_err_nonfinite_duration),
         T(test_err_bad_port),
         T(test_err_setting_before_section),
+        T(test_pool_settings),
         T(test_err_host_without_port),
         T(test_err_region_without_hosts),
         T(test_err_no_region),
