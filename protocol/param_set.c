@@ -31,13 +31,29 @@ static int set_full(struct param_set *ps)
     return PARAM_SET_FULL;
 }
 
+/* Room for need bytes: the buffer doubles from 256 up to PARAM_SET_MAX_BYTES. */
+static int param_set_reserve(struct param_set *ps, size_t need)
+{
+    if (need <= ps->cap)
+        return 0;
+    size_t cap = ps->cap > 0 ? ps->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    if (cap > PARAM_SET_MAX_BYTES)
+        cap = PARAM_SET_MAX_BYTES;
+    char *p = realloc(ps->data, cap);
+    if (p == NULL)
+        return -1;
+    ps->data = p;
+    ps->cap = (uint16_t)cap;
+    return 0;
+}
+
 int param_set_put(struct param_set *ps, const char *name, const char *value)
 {
     size_t nlen = strlen(name), vlen = strlen(value);
     if (nlen == 0)
         return PARAM_SET_BAD;
-    if (ps->data == NULL && (ps->data = malloc(PARAM_SET_MAX_BYTES)) == NULL)
-        return set_full(ps);
     for (size_t off = 0; off < ps->used;) {
         const char *n, *v;
         size_t next = entry_next(ps, off, &n, &v);
@@ -47,7 +63,8 @@ int param_set_put(struct param_set *ps, const char *name, const char *value)
         }
         off = next;
     }
-    if (ps->count == PARAM_SET_MAX || nlen + vlen + 2 > (size_t)PARAM_SET_MAX_BYTES - ps->used)
+    if (ps->count == PARAM_SET_MAX || nlen + vlen + 2 > (size_t)PARAM_SET_MAX_BYTES - ps->used ||
+        param_set_reserve(ps, ps->used + nlen + vlen + 2) != 0)
         return set_full(ps);
     memcpy(ps->data + ps->used, name, nlen + 1);
     memcpy(ps->data + ps->used + nlen + 1, value, vlen + 1);
@@ -82,11 +99,28 @@ const char *param_set_get(const struct param_set *ps, const char *name)
 
 void param_set_write(const struct param_set *ps, struct pktbuf *pb)
 {
-    for (size_t off = 0; off < ps->used;) {
-        const char *n, *v;
-        off = entry_next(ps, off, &n, &v);
-        pkt_put_parameter_status(pb, n, v);
+    param_set_write_merged(ps, NULL, pb);
+}
+
+void param_set_write_merged(const struct param_set *base, const struct param_set *over,
+                            struct pktbuf *pb)
+{
+    const char *n, *v;
+    for (size_t off = 0; param_set_next(base, &off, &n, &v);) {
+        const char *newer = over != NULL ? param_set_get(over, n) : NULL;
+        pkt_put_parameter_status(pb, n, newer != NULL ? newer : v);
     }
+    for (size_t off = 0; over != NULL && param_set_next(over, &off, &n, &v);)
+        if (param_set_get(base, n) == NULL)
+            pkt_put_parameter_status(pb, n, v);
+}
+
+bool param_set_next(const struct param_set *ps, size_t *off, const char **name, const char **value)
+{
+    if (*off >= ps->used)
+        return false;
+    *off = entry_next(ps, *off, name, value);
+    return true;
 }
 
 void param_set_free(struct param_set *ps)

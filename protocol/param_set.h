@@ -3,7 +3,7 @@
  * connection, kept so that they can be told again, as the server would,
  * to the next client of a pooled connection.
  *
- * One allocation of PARAM_SET_MAX_BYTES at the first value; names and
+ * One allocation, grown as values come (at most PARAM_SET_MAX_BYTES); names and
  * values are stored as "name\0value\0" one after another, in the order
  * first reported (a later report of a name replaces its value in place of
  * order).  A server that reports more than the set holds leaves the set
@@ -25,6 +25,7 @@ struct pktbuf;
 struct param_set {
     char *data;      /* NULL until the first value */
     uint16_t used;   /* bytes of data in use */
+    uint16_t cap;    /* bytes allocated */
     uint16_t count;  /* parameters */
     bool overflowed; /* a value did not fit: the set is not the server's whole story */
 };
@@ -47,6 +48,17 @@ const char *param_set_get(const struct param_set *ps, const char *name);
 
 /* Appends one ParameterStatus message per parameter, in order (pb's sticky error on overflow). */
 void param_set_write(const struct param_set *ps, struct pktbuf *pb);
+
+/*
+ * The same with over's values in place of base's for the names both have,
+ * then over's other names: what a server reports at login, followed by
+ * what SETs after it changed.
+ */
+void param_set_write_merged(const struct param_set *base, const struct param_set *over,
+                            struct pktbuf *pb);
+
+/* Iterates: *off starts at 0; false after the last entry. */
+bool param_set_next(const struct param_set *ps, size_t *off, const char **name, const char **value);
 
 void param_set_free(struct param_set *ps);
 

@@ -34,6 +34,7 @@ struct setting {
 };
 
 static const char *const auth_choices[] = {"scram", "passthrough", NULL};
+static const char *const pool_mode_choices[] = {"none", "session", NULL};
 static const char *const client_tls_choices[] = {"disable", "allow", "require", NULL};
 static const char *const server_tls_choices[] = {"disable",   "prefer",      "require",
                                                  "verify-ca", "verify-full", NULL};
@@ -97,7 +98,7 @@ static const struct setting config_settings[] = {
     S(migration_order, T_STR, "", true),
     S(migration_hold_timeout_ms, T_MS, "10s", true),
     S(peers, T_STR, "", true),
-    S(pool_mode, T_STR, "none", true),
+    E(pool_mode, "none", true, pool_mode_choices),
     S(server_reset_query, T_STR, "DISCARD ALL", true),
     S(server_check_query, T_STR, "", true),
     S(server_check_delay_ms, T_MS, "30s", true),
@@ -835,9 +836,6 @@ static void config_check_limits(struct load_ctx *lc)
         problem(lc, "pgnear:listen_port", "listen_port must be between 1 and 65535");
     if (cfg->workers < 1 || cfg->workers > 64)
         problem(lc, "pgnear:workers", "workers must be between 1 and 64");
-    if (strcmp(cfg->pool_mode, "none") != 0)
-        problem(lc, "pgnear:pool_mode", "pool_mode \"%s\" is not supported yet (use none)",
-                cfg->pool_mode);
     if (cfg->max_client_conn <= 0)
         problem(lc, "pgnear:max_client_conn", "max_client_conn must be positive");
     check_pool_settings(lc);
@@ -1108,6 +1106,11 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
         snprintf(warnings[n++], 256,
                  "auth_failure_max_delay is not shorter than client_login_timeout: a login "
                  "whose throttle wait would outlast the timeout is refused (53300) at once");
+    if (n < max && cfg->auth == AUTH_PASSTHROUGH && cfg->pool_mode == POOL_SESSION)
+        snprintf(warnings[n++], 256,
+                 "pool_mode = session has no effect under auth = passthrough: pgnear cannot "
+                 "log in to a server for a client it did not verify, so no server connection "
+                 "is kept for another client; use auth = scram to pool");
     return n;
 }
 

@@ -18,6 +18,7 @@
 #include "proxy/userlist.h"
 
 enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
+enum pool_mode { POOL_NONE, POOL_SESSION };
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
@@ -73,7 +74,7 @@ struct config {
     char *migration_order;         /* region names, a comma list */
     int migration_hold_timeout_ms; /* a pause step is not started if the gate cannot close */
     char *peers;
-    char *pool_mode;
+    int pool_mode; /* enum pool_mode */
     /* Server-connection pooling (pool_mode = session): */
     char *server_reset_query; /* run as a connection is given back */
     char *server_check_query; /* run before reuse after server_check_delay idle ("": empty query) */

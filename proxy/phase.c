@@ -245,6 +245,10 @@ void phase_timeout(struct session *s)
 void phase_server_failed(struct session *s, const char *why, enum server_verdict v)
 {
     bool sent_to_client = s->server_conn->sent_to_client;
+    if (s->login->resumed && !sent_to_client) {
+        server_connect_kept_failed(s, why);
+        return;
+    }
     server_connect_failed(s, why, v);
     if (sent_to_client) {
         session_fail(s, "08006", "lost the server connection during login", why, NULL);

@@ -62,6 +62,26 @@ static bool relay_after_server_bytes(struct session *s, enum frame_side side)
     return side != FRAME_FROM_SERVER || s->on_safe == SAFE_NOTHING || relay_act_at_safe_point(s);
 }
 
+/*
+ * A connection that may be kept outlives its client: the client's
+ * Terminate, the last thing it sends, is not passed on (the server would
+ * end the connection).  Returns how much of the forward bytes at p to
+ * send.  A Terminate with anything behind it is sent, and the connection
+ * then is not kept.
+ */
+static size_t relay_keep_terminate(struct session *s, const uint8_t *p, size_t forward)
+{
+    struct server_conn *sc = s->server_conn;
+    if (!sc->poolable)
+        return forward;
+    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+    if (forward >= sizeof(terminate) &&
+        memcmp(p + forward - sizeof(terminate), terminate, sizeof(terminate)) == 0)
+        return forward - sizeof(terminate);
+    sc->poolable = false;
+    return forward;
+}
+
 static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst,
                       enum frame_side side)
 {
@@ -69,6 +89,8 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     frame_scan(src->in, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
         return -1;
+    if (side == FRAME_FROM_CLIENT && sc.last_type == 'X')
+        s->server_conn->poolable = false; /* only at relay_start: not worth holding back */
     if (sc.forward == 0)
         return 0;
     int rc = sc.forward == evbuffer_get_length(src->in)
@@ -125,7 +147,10 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
         session_close(s, "out of memory");
         return;
     }
-    if (sc.forward > 0 && endpoint_send_bytes(s, dst, block, sc.forward) < 0)
+    size_t send = sc.forward;
+    if (__builtin_expect(sc.last_type == 'X', 0) && side == FRAME_FROM_CLIENT)
+        send = relay_keep_terminate(s, block, send);
+    if (send > 0 && endpoint_send_bytes(s, dst, block, send) < 0)
         return;
     if (!relay_after_server_bytes(s, side))
         return;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "protocol/pkt.h"
+#include "proxy/config.h"
 #include "protocol/stream.h"
 #include "proxy/cancel.h"
 #include "proxy/close_queue.h"
@@ -38,10 +39,14 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     sc->w = w;
     sc->id = ++w->next_server_id;
     sc->client = s;
+    sc->cfg = s->cfg != NULL ? config_ref(s->cfg) : NULL; /* NULL in the relay tests */
     sc->region = region;
     sc->host = host;
     sc->connect_time = server_conn_now_us();
     sc->use_count = 1;
+    sc->poolable = s->login != NULL && s->login->pool_share;
+    snprintf(sc->database, sizeof(sc->database), "%s", s->database);
+    snprintf(sc->user, sizeof(sc->user), "%s", s->user);
     sc->list = &w->login_servers;
     list_append(sc->list, &sc->node);
     s->server_conn = sc;
@@ -55,25 +60,65 @@ void server_conn_move(struct server_conn *sc, struct list *to)
     list_append(to, &sc->node);
 }
 
-static void server_conn_free(struct server_conn *sc)
+void server_conn_free(struct server_conn *sc)
 {
     endpoint_free(&sc->ep);
+    param_set_free(&sc->startup);
+    param_set_free(&sc->reported);
+    config_unref(sc->cfg);
     free(sc);
+}
+
+/* What the client's session counts of its server: bytes, and the requests answered. */
+static void server_conn_account(struct server_conn *sc, struct session *s)
+{
+    s->server_bytes += sc->ep.bytes_in - sc->bytes_in_at_attach;
+    stat_add(&sc->w->stats.queries, sc->tx.answered);
+    stat_add(&sc->w->stats.transactions, sc->tx.answered_idle);
+    tx_track_init(&sc->tx, sc->tx.status);
+}
+
+void server_conn_attach(struct server_conn *sc, struct session *s)
+{
+    sc->client = s;
+    sc->ep.session = s;
+    s->server_conn = sc;
+    if (sc->cfg != s->cfg) {
+        config_unref(sc->cfg);
+        sc->cfg = s->cfg != NULL ? config_ref(s->cfg) : NULL; /* NULL in the relay tests */
+    }
+    sc->bytes_in_at_attach = sc->ep.bytes_in;
+    sc->use_count++;
+    sc->sent_to_client = false;
+    server_conn_move(sc, &sc->w->active_servers);
+}
+
+void server_conn_detach(struct server_conn *sc)
+{
+    struct session *s = sc->client;
+    if (s->cancel.registered && s->cancel.server == sc)
+        cancel_unregister(s);
+    server_conn_account(sc, s);
+    s->server_conn = NULL;
+    sc->client = NULL;
+    sc->ep.session = NULL;
+    sc->ep.on_read = NULL;
+    sc->ep.on_write = NULL;
 }
 
 void server_conn_close(struct server_conn *sc, bool paced)
 {
     struct session *s = sc->client;
     /* The key goes first: another worker may be copying it. */
-    if (s->cancel.registered && s->cancel.server == sc)
+    if (s != NULL && s->cancel.registered && s->cancel.server == sc)
         cancel_unregister(s);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
-    s->server_bytes += sc->ep.bytes_in;
-    stat_add(&sc->w->stats.queries, sc->tx.answered);
-    stat_add(&sc->w->stats.transactions, sc->tx.answered_idle);
-    s->server_conn = NULL;
-    log_debug(s->id,
+    if (s != NULL) {
+        server_conn_account(sc, s);
+        s->server_conn = NULL;
+    }
+    log_debug(s != NULL ? s->id : 0,
               "server connection %llu to %s:%d closed (%llu bytes in, %llu out; status %c, %u "
               "requests outstanding%s%s)",
               (unsigned long long)sc->id, sc->host->name, sc->host->port,
@@ -91,6 +136,13 @@ void server_conn_close(struct server_conn *sc, bool paced)
     }
     /* An event callback of the session may still look at the endpoint (detached, it reads nothing).
      */
+    if (s == NULL) {
+        if (sc->in_callback)
+            sc->closed = true; /* freed as its callback returns (pool.c) */
+        else
+            server_conn_free(sc);
+        return;
+    }
     if (s->busy > 0) {
         sc->next_gone = s->servers_gone;
         s->servers_gone = sc;

@@ -3,15 +3,19 @@
  * of a session.
  *
  * A server connection is made for a client session (one per host tried
- * during the login) and, for now, serves that session only; its state is
- * the worker list it sits on, so counting connections by state is free:
+ * during the login); under pool_mode = session it is kept when its client
+ * leaves and serves the next client of the same host, database and user
+ * (pool.h).  Its state is the worker list it sits on, so counting
+ * connections by state is free:
  *
  *   login_servers   connecting, SSLRequest and TLS, authentication, up to
  *                   the server's first ReadyForQuery
- *   active_servers  linked to a relaying client session
+ *   active_servers  linked to a client session (relaying, or being handed
+ *                   over to a new client)
+ *   used_servers    its client left; the reset query runs
+ *   idle_servers    reset, waiting for the next client
  *
- * A pool would add lists of its own (idle, used, tested) and move
- * connections between them with server_conn_move().  Everything the
+ * Everything the
  * server told pgnear about itself lives here: its process ID and cancel
  * key, some ParameterStatus values, and what the relay learns from the
  * headers it forwards.  One allocation per connection, freed when it
@@ -23,6 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "protocol/param_set.h"
 #include "protocol/startup.h"
 #include "protocol/tx_track.h"
 #include "proxy/list.h"
@@ -31,6 +36,9 @@
 struct region;
 struct region_host;
 struct worker;
+
+/* A pool's database and user names (PostgreSQL's NAMEDATALEN): longer ones are not pooled. */
+#define SERVER_POOL_NAME_MAX 64
 
 /* Long enough for "15.6 (Debian 15.6-1.pgdg120+2)"; longer versions are cut. */
 #define SERVER_VERSION_MAX 40
@@ -52,20 +60,30 @@ struct server_conn {
     struct list_node node; /* on one of the worker's server lists */
     struct list *list;     /* the list it is on: its state */
     struct worker *w;
-    struct endpoint ep;     /* socket, TLS, buffers, events; ep.session is its client's */
-    struct session *client; /* the session it serves (s->server_conn == this) */
-    /* In the client's configuration, which outlives the connection: */
+    struct endpoint ep;     /* socket, TLS, buffers, events; ep.session: its client, NULL if none */
+    struct session *client; /* the session it serves (s->server_conn == this); NULL when kept */
+    struct config *cfg;     /* a reference: region and host point into it */
     struct region *region;
     struct region_host *host;
-    uint64_t id;          /* unique in the worker, for logs */
-    int64_t connect_time; /* when the connect started: Unix time in microseconds */
-    uint32_t use_count;   /* client sessions served (1 until connections are pooled) */
-    uint32_t pid;         /* from BackendKeyData */
-    uint16_t key_len;     /* 0: no BackendKeyData (yet) */
+    /* The pool it belongs to (with host): who logged in, and where. */
+    char database[SERVER_POOL_NAME_MAX];
+    char user[SERVER_POOL_NAME_MAX];
+    uint64_t id;                 /* unique in the worker, for logs */
+    int64_t connect_time;        /* when the connect started: Unix time in microseconds */
+    int64_t idle_since;          /* when it was last given back (monotonic microseconds) */
+    uint32_t use_count;          /* client sessions served */
+    uint64_t bytes_in_at_attach; /* ep.bytes_in as its client got it */
+    uint32_t pid;                /* from BackendKeyData */
+    uint16_t key_len;            /* 0: no BackendKeyData (yet) */
     uint8_t key[CANCEL_KEY_MAX_LEN];
     bool tls;            /* the connection is encrypted */
     bool answered;       /* the server sent its first login message */
     bool sent_to_client; /* something from this server reached the client */
+    bool poolable;       /* may be kept for another client when this one leaves */
+    bool reconnect;      /* RECONNECT asked: closed, not kept, when its client leaves */
+    bool in_callback;    /* a kept connection's event callback is running: free after it */
+    bool closed;         /* closed during that callback */
+    bool reset_failed;   /* the reset query's answer had an error */
     /*
      * The transaction status (from the server's ReadyForQuery only) and
      * the requests the server has yet to answer, kept by the relay as
@@ -73,6 +91,14 @@ struct server_conn {
      */
     struct tx_track tx;
     struct server_params params;
+    /*
+     * Pooled connections only: the startup parameters it logged in with
+     * (user and database aside; they are its defaults, which a reset
+     * returns to) and every ParameterStatus value the server reported at
+     * login and while no client had it — what a new client is told.
+     */
+    struct param_set startup;
+    struct param_set reported;
     struct server_conn *next_gone; /* closed inside a callback, on its session's chain */
 };
 
@@ -94,6 +120,15 @@ void server_conn_close(struct server_conn *sc, bool paced);
 
 /* Moves the connection to another of the worker's server lists (a change of state). */
 void server_conn_move(struct server_conn *sc, struct list *to);
+
+/* Takes a kept connection for s: linked both ways, moved to active_servers, s's configuration. */
+void server_conn_attach(struct server_conn *sc, struct session *s);
+
+/* Unlinks the connection from its client, which is leaving (the connection is kept). */
+void server_conn_detach(struct server_conn *sc);
+
+/* Frees a kept connection that server_conn_close closed inside its own callback (pool.c). */
+void server_conn_free(struct server_conn *sc);
 
 /* Frees connections closed while the session's callbacks ran (s->servers_gone). */
 void server_conn_reap(struct session *s);

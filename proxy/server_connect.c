@@ -16,6 +16,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/phase.h"
+#include "proxy/pool.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_dial.h"
 #include "proxy/session.h"
@@ -160,8 +161,25 @@ static void server_fail_local(struct session *s, const char *call, int err)
                  "open-files limit (ulimit -n) or lower max_client_conn.");
 }
 
+/* A kept connection to h takes the session, if one fits: handed over instead of dialed. */
+static bool server_take_kept(struct session *s, struct region_host *h)
+{
+    if (!s->login->pool_share)
+        return false;
+    struct server_conn *sc = pool_take(s, server_region(s), h);
+    if (sc == NULL)
+        return false;
+    s->login->resumed = true;
+    s->login->host_downs_seen = health_downs(h);
+    phase_enter(s, PHASE_SERVER_LOGIN);
+    return true;
+}
+
 static void server_connect_host(struct session *s, struct region_host *h)
 {
+    s->login->resumed = false;
+    if (server_take_kept(s, h))
+        return;
     struct server_conn *sc = server_conn_new(s, server_region(s), h);
     if (sc == NULL) {
         session_fail(s, "53200", "out of memory", NULL, NULL);
@@ -215,9 +233,27 @@ static struct region_host *server_next_host(struct session *s)
     return NULL;
 }
 
+void server_connect_kept_failed(struct session *s, const char *why)
+{
+    struct server_conn *sc = s->server_conn;
+    struct region_host *h = sc->host;
+    log_info(s->id, "kept server connection %llu to %s:%d failed: %s; trying another",
+             (unsigned long long)sc->id, h->name, h->port, why);
+    server_conn_close(sc, false);
+    s->login->retry_host = h;
+    phase_enter(s, PHASE_CONNECT);
+}
+
 void server_connect_enter(struct session *s)
 {
     struct session_login *l = s->login;
+    l->pool_share = pool_session_may_share(s);
+    if (l->retry_host != NULL) {
+        struct region_host *again = l->retry_host;
+        l->retry_host = NULL;
+        server_connect_host(s, again);
+        return;
+    }
     struct region_host *h = server_next_host(s);
     if (h != NULL) {
         l->servers_tried = true;

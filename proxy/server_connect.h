@@ -21,4 +21,11 @@ void server_connect_enter(struct session *s);
 /* Counts and logs the failed attempt, marks its host as v says, closes the connection. */
 void server_connect_failed(struct session *s, const char *why, enum server_verdict v);
 
+/*
+ * A kept connection handed to s failed before s heard anything from it:
+ * closed, its host not blamed (kept connections die of old age), and the
+ * same host tried again — another kept connection, or a new one.
+ */
+void server_connect_kept_failed(struct session *s, const char *why);
+
 #endif

@@ -29,6 +29,7 @@
 #include "proxy/msg_loop.h"
 #include "proxy/phase.h"
 #include "proxy/server_conn.h"
+#include "proxy/server_handover.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "routing/health.h"
@@ -302,7 +303,7 @@ static bool server_error_is_retryable(const char *sqlstate)
  * forgotten, and when it was down as this session started connecting,
  * it is up again now rather than after HEALTH_RISE checks.
  */
-static void server_login_served(struct session *s)
+void server_login_served(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     login_throttle_succeeded(s);
@@ -366,6 +367,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     }
     case 'S':
         server_conn_note_param(sc, body, len);
+        if (sc->poolable && param_set_note(&sc->reported, body, len) != PARAM_SET_OK)
+            sc->poolable = false;
         return server_forward(s, len);
     case 'Z':
         tx_track_init(&sc->tx, len >= 1 ? (char)body[0] : 0);
@@ -395,8 +398,68 @@ static void server_login_on_read(struct session *s)
     endpoint_read_messages(s, &s->server_conn->ep, &reader);
 }
 
+/*
+ * The startup parameter name as the server gets it from s (user and
+ * database aside): the client's, without pgnear.* hints, options without
+ * the hints in it; NULL when s sends none.
+ */
+static const char *server_param_sent(const struct session *s, const char *name, const char *value)
+{
+    if (strncasecmp(name, "pgnear.", 7) == 0)
+        return NULL;
+    if (strcmp(name, "options") == 0) {
+        const char *opts = s->login->server_options;
+        return opts == NULL || opts[0] == '\0' ? NULL : opts;
+    }
+    return value;
+}
+
+static bool server_param_is_identity(const char *name)
+{
+    return strcmp(name, "user") == 0 || strcmp(name, "database") == 0;
+}
+
+const char *server_login_param(const struct session *s, const char *name)
+{
+    const struct startup_packet *sp = &s->login->startup;
+    for (size_t i = 0; i < sp->nparams; i++)
+        if (strcmp(sp->params[i].name, name) == 0)
+            return server_param_sent(s, name, sp->params[i].value);
+    return NULL;
+}
+
+size_t server_login_params(const struct session *s, const char **names, const char **values,
+                           size_t max)
+{
+    const struct startup_packet *sp = &s->login->startup;
+    size_t n = 0;
+    for (size_t i = 0; i < sp->nparams && n < max; i++) {
+        const char *name = sp->params[i].name;
+        const char *value = server_param_sent(s, name, sp->params[i].value);
+        if (value == NULL || server_param_is_identity(name))
+            continue;
+        names[n] = name;
+        values[n++] = value;
+    }
+    return n;
+}
+
+/* A connection that may be kept remembers whom and what it logged in with. */
+static void server_remember_startup(struct session *s, struct server_conn *sc)
+{
+    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
+    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    for (size_t i = 0; i < n && sc->poolable; i++)
+        if (param_set_put(&sc->startup, names[i], values[i]) != PARAM_SET_OK)
+            sc->poolable = false;
+}
+
 void server_login_enter(struct session *s)
 {
+    if (s->login->resumed) {
+        server_handover_enter(s);
+        return;
+    }
     const struct startup_packet *sp = &s->login->startup;
     uint8_t buf[STARTUP_MAX_LEN];
     struct pktbuf pb;
@@ -404,14 +467,10 @@ void server_login_enter(struct session *s)
     pkt_begin(&pb, 0);
     pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
     for (size_t i = 0; i < sp->nparams; i++) {
-        const char *name = sp->params[i].name, *value = sp->params[i].value;
-        if (strncasecmp(name, "pgnear.", 7) == 0)
+        const char *name = sp->params[i].name;
+        const char *value = server_param_sent(s, name, sp->params[i].value);
+        if (value == NULL)
             continue;
-        if (strcmp(name, "options") == 0) {
-            if (s->login->server_options == NULL || s->login->server_options[0] == '\0')
-                continue;
-            value = s->login->server_options;
-        }
         pkt_put_cstr(&pb, name);
         pkt_put_cstr(&pb, value);
     }
@@ -421,6 +480,8 @@ void server_login_enter(struct session *s)
         session_fail(s, "08P01", "startup packet too long", NULL, NULL);
         return;
     }
+    if (s->server_conn->poolable)
+        server_remember_startup(s, s->server_conn);
     /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
     if (s->cfg->auth == AUTH_PASSTHROUGH)
         endpoint_set_reader(&s->client, server_auth_client_on_read);

@@ -27,6 +27,7 @@
 #include "proxy/log.h"
 #include "proxy/login_throttle.h"
 #include "proxy/phase.h"
+#include "proxy/pool.h"
 #include "proxy/server_conn.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
@@ -77,6 +78,10 @@ static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
     struct endpoint *ep = arg;
     struct session *s = ep->session;
     (void)fd;
+    if (s == NULL) {
+        pool_event(ep, what); /* a kept server connection: no client */
+        return;
+    }
     s->busy++;
     endpoint_dispatch(s, ep, what);
     if (--s->busy == 0) {
@@ -473,6 +478,7 @@ void session_login_end(struct session *s)
     login_throttle_release(s);
     free(l->server_options);
     free(l->pp);
+    param_set_free(&l->handover_params);
     /* SCRAM keys and the verifier are secrets: nothing of them stays in freed memory. */
     scram_server_cleanup(&l->scram_srv);
     scram_client_cleanup(&l->scram_cli);
@@ -504,7 +510,9 @@ void session_close(struct session *s, const char *why)
     struct worker *w = s->w;
     if (s->closed)
         return;
-    uint64_t server_bytes = s->server_bytes + (s->server_conn ? s->server_conn->ep.bytes_in : 0);
+    uint64_t server_bytes =
+        s->server_bytes +
+        (s->server_conn ? s->server_conn->ep.bytes_in - s->server_conn->bytes_in_at_attach : 0);
     if (s->list == &w->active_sessions)
         log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
                  s->peer, why, (unsigned long long)s->client.bytes_in,
@@ -522,7 +530,7 @@ void session_close(struct session *s, const char *why)
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     if (s->server_conn != NULL)
-        server_conn_close(s->server_conn, true);
+        pool_release(s->server_conn);
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "protocol/param_set.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/scram.h"
 #include "protocol/startup_options.h"
@@ -83,6 +84,17 @@ struct session_login {
     struct server_dial dial;  /* the connection to the host being tried */
     bool servers_tried;       /* a host of the plan has been tried */
     char server_failure[320]; /* why the last host tried failed */
+
+    /* pooling (pool.h, server_handover.h) */
+    bool pool_share;                  /* the server connection may be kept for others after */
+    bool resumed;                     /* the server connection is a kept one, being handed over */
+    struct region_host *retry_host;   /* a kept connection to it failed: the host is tried again */
+    bool handover_checking;           /* server_check_query's answer still to come */
+    uint8_t handover_answers;         /* ReadyForQuery messages still to come */
+    struct param_set handover_params; /* ParameterStatus the settings brought */
+    bool handover_failed;             /* the settings failed: the client gets that error */
+    char handover_sqlstate[6];
+    char handover_msg[256], handover_detail[256], handover_hint[256];
 
     /* authentication */
     bool for_console; /* the admin database: pgnear answers, no server is involved */

@@ -79,6 +79,13 @@ static const struct stat_field fields[] = {
       "Login attempts refused by the throttle."),
     F(auth_throttle_evictions, "auth_throttle_evictions",
       "Throttle records dropped to make room for others."),
+    F(server_reuses, "server_connection_reuses",
+      "Logins served by a kept server connection instead of a new one (pool_mode = session)."),
+    F(servers_kept, "server_connections_kept",
+      "Server connections kept for the next client as their client left."),
+    F(servers_not_kept, "server_connections_not_kept",
+      "Server connections closed as their client left although pooling could keep them (in a "
+      "transaction, too old, RECONNECT, reset failed)."),
 };
 
 _Static_assert(sizeof(fields) / sizeof(fields[0]) == sizeof(struct worker_stats) / sizeof(uint64_t),

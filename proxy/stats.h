@@ -41,6 +41,10 @@ struct worker_stats {
     uint64_t login_delay_ms;          /* the total they were held */
     uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
     uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
+    /* Server-connection pooling (pool.c, server_handover.c). */
+    uint64_t server_reuses;    /* logins served by a kept connection */
+    uint64_t servers_kept;     /* connections kept as their client left */
+    uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
 };
 
 /* The slot of login_errors_by_class for a SQLSTATE. */

@@ -17,6 +17,7 @@
 #include "proxy/daemon.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/session.h"
 
 void worker_check_drained(struct worker *w)
@@ -48,6 +49,7 @@ static void worker_stop_now(struct worker *w)
     w->draining = true;
     listener_close(w->listeners);
     w->listeners = NULL;
+    pool_close_idle(w);
     worker_close_sessions(&w->login_sessions, "57P01",
                           "terminating connection due to administrator command");
     worker_close_sessions(&w->active_sessions, "57P01",
@@ -75,6 +77,8 @@ static void worker_drain(struct worker *w)
     /* Closed, not paused: a paused socket would leave new clients queued and unanswered. */
     listener_close(w->listeners);
     w->listeners = NULL;
+    /* Kept server connections neither: a connection given back from now on is closed. */
+    pool_close_idle(w);
     /* Admin sessions do not hold a shutdown up. */
     worker_close_sessions(&w->admin_sessions, "57P01",
                           "terminating connection because pgnear is shutting down");
@@ -128,11 +132,13 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     list_init(&w->admin_sessions);
     list_init(&w->login_servers);
     list_init(&w->active_servers);
+    list_init(&w->used_servers);
+    list_init(&w->idle_servers);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
-        auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+        pool_init(w) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
@@ -165,6 +171,7 @@ void worker_free(struct worker *w)
         session_close(list_entry(pos, struct session, node), "shutdown");
     list_for_each_safe(pos, tmp, &w->admin_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
+    pool_free(w);
     cancel_close_all(w);
     auth_lookup_pool_close(&w->auth_lookups);
     listener_close(w->listeners);

@@ -36,7 +36,10 @@ struct worker {
     struct list admin_sessions;  /* logged into the admin console */
     /* a server connection's state is the list it is on (server_conn.h) */
     struct list login_servers;            /* connecting and logging in */
-    struct list active_servers;           /* linked to a relaying session */
+    struct list active_servers;           /* linked to a session (relaying, or handed over) */
+    struct list used_servers;             /* kept: their client left, the reset query runs */
+    struct list idle_servers;             /* kept: reset, waiting for the next client */
+    struct event *pool_timer;             /* looks at idle_servers for timeouts (pool.c) */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
@@ -62,7 +65,8 @@ static inline size_t worker_client_count(const struct worker *w)
 
 static inline size_t worker_server_count(const struct worker *w)
 {
-    return w->login_servers.count + w->active_servers.count;
+    return w->login_servers.count + w->active_servers.count + w->used_servers.count +
+           w->idle_servers.count;
 }
 
 struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,

@@ -28,6 +28,7 @@
 #include "proxy/config.h"
 #include "proxy/daemon.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -150,6 +151,13 @@ static void render_stats(const struct snapshot *snap, struct admin_result *res)
     }
 }
 
+static int64_t admin_now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
 static const struct admin_column lists_cols[] = {{"list", ADMIN_TEXT, 0}, {"items", ADMIN_INT8, 0}};
 
 static void lists_row(struct admin_result *res, const char *name, uint64_t n)
@@ -160,13 +168,16 @@ static void lists_row(struct admin_result *res, const char *name, uint64_t n)
 
 static void render_lists(const struct snapshot *snap, struct admin_result *res)
 {
-    uint64_t login = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0, up = 0;
+    uint64_t login = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0, sv_used = 0,
+             sv_idle = 0, up = 0;
     for (int i = 0; i < snap->nparts; i++) {
         login += snap->parts[i].login_sessions;
         active += snap->parts[i].active_sessions;
         admin += snap->parts[i].admin_sessions;
         sv_login += snap->parts[i].login_servers;
         sv_active += snap->parts[i].active_servers;
+        sv_used += snap->parts[i].used_servers;
+        sv_idle += snap->parts[i].idle_servers;
     }
     const struct snapshot_part *p0 = &snap->parts[0];
     for (size_t i = 0; i < p0->nhosts; i++)
@@ -177,6 +188,8 @@ static void render_lists(const struct snapshot *snap, struct admin_result *res)
     lists_row(res, "admin_sessions", admin);
     lists_row(res, "servers_login", sv_login);
     lists_row(res, "servers_active", sv_active);
+    lists_row(res, "servers_used", sv_used);
+    lists_row(res, "servers_idle", sv_idle);
     lists_row(res, "hosts", p0->nhosts);
     lists_row(res, "hosts_up", up);
     lists_row(res, "workers", (uint64_t)snap->nparts);
@@ -265,7 +278,11 @@ static const struct admin_column servers_cols[] = {{"region", ADMIN_TEXT, 0},
                                                    {"requests_outstanding", ADMIN_INT8, 0},
                                                    {"safe_point", ADMIN_BOOL, 0},
                                                    {"server_version", ADMIN_TEXT, 0},
-                                                   {"uses", ADMIN_INT8, 0}};
+                                                   {"uses", ADMIN_INT8, 0},
+                                                   {"database", ADMIN_TEXT, 0},
+                                                   {"user", ADMIN_TEXT, 0},
+                                                   {"age", ADMIN_INT8, 0},
+                                                   {"idle", ADMIN_INT8, 0}};
 
 /* The transaction status as PostgreSQL's ReadyForQuery names it. */
 static const char *tx_status_name(char status)
@@ -287,7 +304,10 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
     result_text(res, sv->region);
     result_text(res, sv->server);
     result_text(res, sv->state);
-    result_int(res, (int64_t)sv->client);
+    if (sv->client != 0)
+        result_int(res, (int64_t)sv->client);
+    else
+        result_null(res);
     result_time_us(res, sv->connected_at_us);
     result_int(res, (int64_t)sv->bytes_in);
     result_int(res, (int64_t)sv->bytes_out);
@@ -306,6 +326,14 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
     else
         result_null(res);
     result_int(res, sv->uses);
+    result_text(res, sv->database);
+    result_text(res, sv->user);
+    int64_t now_us = admin_now_us();
+    result_int(res, (now_us - sv->connected_at_us) / 1000000);
+    if (sv->idle_since_us != 0)
+        result_int(res, (now_us - sv->idle_since_us) / 1000000);
+    else
+        result_null(res);
 }
 
 /* Every server connection, from the workers' server lists: logging in, or serving a client. */
@@ -364,59 +392,151 @@ static void render_regions(const struct snapshot *snap, struct admin_result *res
 }
 
 static const struct admin_column pools_cols[] = {
-    {"region", ADMIN_TEXT, 0},       {"database", ADMIN_TEXT, 0},
-    {"user", ADMIN_TEXT, 0},         {"clients_active", ADMIN_INT8, 0},
-    {"clients_held", ADMIN_INT8, 0}, {"servers_active", ADMIN_INT8, 0},
-    {"servers_idle", ADMIN_INT8, 0}, {"pool_mode", ADMIN_TEXT, 0}};
+    {"region", ADMIN_TEXT, 0},     {"database", ADMIN_TEXT, 0},   {"user", ADMIN_TEXT, 0},
+    {"cl_active", ADMIN_INT8, 0},  {"cl_waiting", ADMIN_INT8, 0}, {"cl_held", ADMIN_INT8, 0},
+    {"sv_active", ADMIN_INT8, 0},  {"sv_idle", ADMIN_INT8, 0},    {"sv_used", ADMIN_INT8, 0},
+    {"sv_tested", ADMIN_INT8, 0},  {"sv_login", ADMIN_INT8, 0},   {"maxwait", ADMIN_INT8, 0},
+    {"maxwait_us", ADMIN_INT8, 0}, {"pool_mode", ADMIN_TEXT, 0}};
 
+/* One pool: a region, database and user, with its clients and servers counted by state. */
 struct pool_row {
-    const struct client_row *first; /* region, database and user come from it */
-    int64_t active, held;
+    const char *region, *database, *user; /* in the snapshot's rows */
+    int64_t cl_active, cl_waiting, cl_held;
+    int64_t sv_active, sv_idle, sv_used, sv_tested, sv_login;
+    int64_t maxwait_us;
 };
 
-/* A pool is a region, database and user; without pooling, one server connection per client. */
+/* The pool of (region, database, user) in pools[0..*n), added when new; NULL when full. */
+static struct pool_row *pool_row_find(struct pool_row *pools, size_t *n, size_t cap,
+                                      const char *region, const char *database, const char *user)
+{
+    for (size_t k = 0; k < *n; k++)
+        if (strcmp(pools[k].region, region) == 0 && strcmp(pools[k].database, database) == 0 &&
+            strcmp(pools[k].user, user) == 0)
+            return &pools[k];
+    if (*n == cap)
+        return NULL;
+    pools[*n] = (struct pool_row){.region = region, .database = database, .user = user};
+    return &pools[(*n)++];
+}
+
+static void pools_count_clients(const struct snapshot *snap, struct pool_row *pools, size_t *n,
+                                size_t cap)
+{
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
+            const struct client_row *c = &snap->parts[i].clients[j];
+            if (c->region[0] == '\0')
+                continue; /* still logging in: in no pool yet */
+            struct pool_row *p = pool_row_find(pools, n, cap, c->region, c->database, c->user);
+            if (p == NULL)
+                continue;
+            if (strcmp(c->state, "held") == 0)
+                p->cl_held++;
+            else if (strcmp(c->state, "waiting") == 0)
+                p->cl_waiting++;
+            else if (c->server[0] != '\0')
+                p->cl_active++;
+        }
+}
+
+static void pools_count_servers(const struct snapshot *snap, struct pool_row *pools, size_t *n,
+                                size_t cap)
+{
+    for (int i = 0; i < snap->nparts; i++)
+        for (size_t j = 0; j < snap->parts[i].nservers; j++) {
+            const struct server_row *sv = &snap->parts[i].servers[j];
+            struct pool_row *p = pool_row_find(pools, n, cap, sv->region, sv->database, sv->user);
+            if (p == NULL)
+                continue;
+            if (strcmp(sv->state, "active") == 0)
+                p->sv_active++;
+            else if (strcmp(sv->state, "idle") == 0)
+                p->sv_idle++;
+            else if (strcmp(sv->state, "used") == 0)
+                p->sv_used++;
+            else if (strcmp(sv->state, "tested") == 0)
+                p->sv_tested++;
+            else
+                p->sv_login++;
+        }
+}
+
+/* A pool is a region, database and user: its clients and its server connections by state. */
 static void render_pools(const struct snapshot *snap, struct admin_result *res)
 {
-    size_t total = 0, n = 0;
+    size_t cap = 0, n = 0;
     for (int i = 0; i < snap->nparts; i++)
-        total += snap->parts[i].nclients;
-    struct pool_row *pools = calloc(total > 0 ? total : 1, sizeof(*pools));
+        cap += snap->parts[i].nclients + snap->parts[i].nservers;
+    struct pool_row *pools = calloc(cap > 0 ? cap : 1, sizeof(*pools));
     result_init(res, COLS(pools_cols));
     if (pools == NULL) {
         res->failed = true;
         return;
     }
-    for (int i = 0; i < snap->nparts; i++)
-        for (size_t j = 0; j < snap->parts[i].nclients; j++) {
-            const struct client_row *c = &snap->parts[i].clients[j];
-            if (c->server[0] == '\0')
-                continue; /* still logging in: in no pool yet */
-            size_t k = 0;
-            while (k < n && !(strcmp(pools[k].first->region, c->region) == 0 &&
-                              strcmp(pools[k].first->database, c->database) == 0 &&
-                              strcmp(pools[k].first->user, c->user) == 0))
-                k++;
-            if (k == n)
-                pools[n++].first = c;
-            if (strcmp(c->state, "held") == 0)
-                pools[k].held++;
-            else
-                pools[k].active++;
-        }
+    pools_count_clients(snap, pools, &n, cap);
+    pools_count_servers(snap, pools, &n, cap);
+    const char *mode = snap->parts[0].pool_mode == POOL_SESSION ? "session" : "none";
     for (size_t k = 0; k < n; k++) {
-        result_text(res, pools[k].first->region);
-        result_text(res, pools[k].first->database);
-        result_text(res, pools[k].first->user);
-        result_int(res, pools[k].active);
-        result_int(res, pools[k].held);
-        result_int(res, pools[k].active + pools[k].held);
-        result_int(res, 0);
-        result_text(res, "none");
+        const struct pool_row *p = &pools[k];
+        result_text(res, p->region);
+        result_text(res, p->database);
+        result_text(res, p->user);
+        int64_t counts[] = {p->cl_active, p->cl_waiting, p->cl_held,
+                            p->sv_active, p->sv_idle,    p->sv_used,
+                            p->sv_tested, p->sv_login,   p->maxwait_us / 1000000,
+                            p->maxwait_us};
+        for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
+            result_int(res, counts[c]);
+        result_text(res, mode);
     }
     free(pools);
 }
 
-/* Without pooling, nothing outlives its client: say so rather than pretend. */
+struct reconnect_request {
+    char region[SNAPSHOT_NAME_MAX]; /* "": every region */
+    int closed, marked;             /* added up by the workers (atomically) */
+    bool pool_none;                 /* pool_mode = none: connections close with their clients */
+    struct console_wait *wait;
+};
+
+/* On each worker: its kept connections of the region closed, the others marked. */
+static int reconnect_on_worker(struct worker *w, void *arg)
+{
+    struct reconnect_request *req = arg;
+    int closed = 0, marked = 0;
+    pool_reconnect(w, req->region[0] ? req->region : NULL, &closed, &marked);
+    __atomic_add_fetch(&req->closed, closed, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&req->marked, marked, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void reconnect_answered(struct worker *from, const struct worker_reply *r)
+{
+    struct reconnect_request *req = r->arg;
+    struct console_wait *wait = req->wait;
+    (void)from;
+    result_init(&wait->res, NULL, 0);
+    if (req->pool_none)
+        result_notice(&wait->res,
+                      "pool_mode = none: each server connection closes with its client; closed %d "
+                      "kept from before",
+                      req->closed);
+    else
+        result_notice(&wait->res,
+                      "closed %d idle server connection%s; %d in use will be closed as their "
+                      "clients leave",
+                      req->closed, req->closed == 1 ? "" : "s", req->marked);
+    result_set_tag(&wait->res, "RECONNECT");
+    free(req);
+    console_command_done(wait, CMD_DONE);
+}
+
+/*
+ * RECONNECT [region]: no kept server connection outlives the command; the
+ * ones in use are replaced after their client leaves (a changed password
+ * or server takes effect without cutting anybody off).
+ */
 static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
                              struct console_wait *wait)
 {
@@ -425,11 +545,23 @@ static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
                         "region \"%s\" does not exist", cmd->region);
         return CMD_ERROR;
     }
-    result_init(&wait->res, NULL, 0);
-    result_notice(&wait->res, "pool_mode = none: each server connection belongs to one client and "
-                              "closes with it, so there is none to replace");
-    result_set_tag(&wait->res, "RECONNECT");
-    return CMD_DONE;
+    struct reconnect_request *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    if (cmd->has_region)
+        snprintf(req->region, sizeof(req->region), "%s", cmd->region);
+    req->wait = wait;
+    req->pool_none = s->w->cfg->pool_mode == POOL_NONE;
+    log_info(s->id, "admin %s asked for RECONNECT%s%s", s->user, cmd->has_region ? " " : "",
+             cmd->has_region ? cmd->region : "");
+    if (worker_call_all(s->w, reconnect_on_worker, req, reconnect_answered, NULL) != 0) {
+        free(req);
+        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
 }
 
 /* ---- SHOW ROUTE ---- */
@@ -809,7 +941,7 @@ static const struct command_def commands[] = {
     {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL},
     {ADMIN_DRAIN, NULL, 0, drain_command, 0, NULL},
     {ADMIN_SET, NULL, 0, set_setting, 0, NULL},
-    {ADMIN_SHOW_POOLS, COLS(pools_cols), NULL, SNAPSHOT_CLIENTS, render_pools},
+    {ADMIN_SHOW_POOLS, COLS(pools_cols), NULL, SNAPSHOT_CLIENTS | SNAPSHOT_SERVERS, render_pools},
     {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL},
     {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
     {ADMIN_SHOW_MIGRATIONS, COLS(migrations_show_cols), migrations_show_command, 0, NULL},

@@ -107,16 +107,22 @@ static void put_clients(struct evbuffer *out, const struct snapshot *snap)
 
 static void put_servers(struct evbuffer *out, const struct snapshot *snap)
 {
-    uint64_t login = 0, active = 0;
+    uint64_t login = 0, active = 0, used = 0, idle = 0;
     for (int i = 0; i < snap->nparts; i++) {
         login += snap->parts[i].login_servers;
         active += snap->parts[i].active_servers;
+        used += snap->parts[i].used_servers;
+        idle += snap->parts[i].idle_servers;
     }
     put_header(out, "server_connections", "gauge", "Server connections now, by state.");
     evbuffer_add_printf(out, "pgnear_server_connections{state=\"login\"} %llu\n",
                         (unsigned long long)login);
     evbuffer_add_printf(out, "pgnear_server_connections{state=\"active\"} %llu\n",
                         (unsigned long long)active);
+    evbuffer_add_printf(out, "pgnear_server_connections{state=\"used\"} %llu\n",
+                        (unsigned long long)used);
+    evbuffer_add_printf(out, "pgnear_server_connections{state=\"idle\"} %llu\n",
+                        (unsigned long long)idle);
 }
 
 /* Per region: its sessions and the admin's state (once per region: hosts come grouped). */

@@ -88,13 +88,29 @@ static bool part_count_region(struct snapshot_part *p, const struct region *r, s
     return true;
 }
 
+/* The state a connection's list stands for, in PgBouncer's words where they apply. */
+static const char *server_state_name(const struct server_conn *sc)
+{
+    const struct worker *w = sc->w;
+    if (sc->list == &w->active_servers)
+        return "active";
+    if (sc->list == &w->used_servers)
+        return "used";
+    if (sc->list == &w->idle_servers)
+        return "idle";
+    return "new";
+}
+
 static void server_row_fill(struct server_row *row, const struct server_conn *sc)
 {
     const struct worker *w = sc->w;
     row->id = sc->id;
     row->worker = w->index;
     row->client = sc->client != NULL ? sc->client->id : 0;
-    row->state = sc->list == &w->active_servers ? "active" : "login";
+    row->state = server_state_name(sc);
+    copy_name(row->database, sizeof(row->database), sc->database);
+    copy_name(row->user, sizeof(row->user), sc->user);
+    row->idle_since_us = sc->list == &w->idle_servers ? sc->idle_since : 0;
     copy_name(row->region, sizeof(row->region), sc->region->name);
     snprintf(row->server, sizeof(row->server), "%.*s:%d", SNAPSHOT_NAME_MAX - 1, sc->host->name,
              sc->host->port);
@@ -112,14 +128,15 @@ static void server_row_fill(struct server_row *row, const struct server_conn *sc
 
 static void part_add_servers(struct snapshot_part *p, const struct worker *w)
 {
-    size_t n = w->login_servers.count + w->active_servers.count;
+    size_t n = worker_server_count(w);
     p->servers = n > 0 ? calloc(n, sizeof(*p->servers)) : NULL;
     if (n > 0 && p->servers == NULL) {
         p->failed = true;
         return;
     }
-    const struct list *lists[] = {&w->active_servers, &w->login_servers};
-    for (size_t i = 0; i < 2; i++) {
+    const struct list *lists[] = {&w->active_servers, &w->login_servers, &w->used_servers,
+                                  &w->idle_servers};
+    for (size_t i = 0; i < 4; i++) {
         struct list_node *pos, *tmp;
         list_for_each_safe(pos, tmp, lists[i])
             server_row_fill(&p->servers[p->nservers++], list_entry(pos, struct server_conn, node));
@@ -205,6 +222,9 @@ static int snapshot_fill(struct worker *w, void *arg)
     p->admin_sessions = w->admin_sessions.count;
     p->login_servers = w->login_servers.count;
     p->active_servers = w->active_servers.count;
+    p->used_servers = w->used_servers.count;
+    p->idle_servers = w->idle_servers.count;
+    p->pool_mode = w->cfg->pool_mode;
     size_t cap = 0;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->active_sessions)

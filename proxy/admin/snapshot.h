@@ -54,7 +54,7 @@ struct server_row {
     uint64_t id; /* unique in its worker */
     int worker;
     uint64_t client;   /* the id of the client session it serves */
-    const char *state; /* static text: the list it is on ("login", "active") */
+    const char *state; /* static text: the list it is on ("new", "active", "used", "idle") */
     char region[SNAPSHOT_NAME_MAX];
     char server[SNAPSHOT_NAME_MAX + 8]; /* host:port as configured */
     bool tls;
@@ -66,6 +66,9 @@ struct server_row {
     int64_t connected_at_us;
     uint64_t bytes_in, bytes_out; /* from the server, to the server */
     uint32_t uses;
+    char database[SNAPSHOT_NAME_MAX];
+    char user[SNAPSHOT_NAME_MAX];
+    int64_t idle_since_us; /* 0 unless idle */
 };
 
 /* One host of a region of the current configuration, and its health. */
@@ -99,7 +102,8 @@ struct snapshot_part {
     size_t nregions;
     struct client_row *clients;
     size_t nclients;
-    uint64_t login_servers, active_servers;
+    uint64_t login_servers, active_servers, used_servers, idle_servers;
+    int pool_mode; /* the worker's configuration's (enum pool_mode) */
     struct server_row *servers;
     size_t nservers;
     struct host_row *hosts; /* worker 0's part only */

@@ -147,7 +147,8 @@ cmp_ok $stats{login_errors_28}, '>=', 3, 'SHOW STATS: the refused admin logins, 
 
 my @pools = map { [split /\|/] } split /\n/, admin('SHOW POOLS');
 is scalar(@pools), 1, 'SHOW POOLS: one pool (region, database, user)';
-is_deeply $pools[0], ['us-east', 'movr', 'app', 1, 0, 1, 0, 'none'], 'SHOW POOLS: its counts, pool_mode none';
+is_deeply $pools[0], ['us-east', 'movr', 'app', 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 'none'],
+    'SHOW POOLS: cl_active 1, sv_active 1, nothing waiting or idle, pool_mode none';
 my (undef, $out0, $err0) = psql(admin_ci(), 'RECONNECT us-east', verbose => 1);
 is $out0, 'RECONNECT', 'RECONNECT us-east';
 like $err0, qr/NOTICE:.*pool_mode = none/, '... says there is nothing to replace without pooling';

@@ -336,6 +336,8 @@ int rig_init(struct relay_rig *r)
     list_init(&r->w.admin_sessions);
     list_init(&r->w.login_servers);
     list_init(&r->w.active_servers);
+    list_init(&r->w.used_servers);
+    list_init(&r->w.idle_servers);
     list_init(&r->w.cancel_conns);
     /* session_server_gone names the region and host in its report. */
     r->region.name = rig_region_name;

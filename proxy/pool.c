@@ -1,0 +1,394 @@
+/*
+ * pool.c — server connections kept between clients: given back, reset,
+ * kept idle, taken again, and closed when they should not be kept.
+ */
+#include "proxy/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/framing.h"
+#include "protocol/pkt.h"
+#include "protocol/stream.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/server_conn.h"
+#include "proxy/server_login.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "routing/health.h"
+#include "routing/region.h"
+
+/* How often idle connections are looked at for server_idle_timeout and server_lifetime. */
+#define POOL_SWEEP_MS 1000
+/* What a kept connection may be sent unasked (notices, parameter changes): small messages. */
+#define POOL_MAX_MESSAGE (64 * 1024)
+
+static int64_t pool_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool pool_session_may_share(const struct session *s)
+{
+    if (s->cfg->pool_mode != POOL_SESSION || s->cfg->auth != AUTH_SCRAM || s->login == NULL)
+        return false;
+    if (strlen(s->user) >= SERVER_POOL_NAME_MAX || strlen(s->database) >= SERVER_POOL_NAME_MAX)
+        return false;
+    const struct startup_packet *sp = &s->login->startup;
+    for (size_t i = 0; i < sp->nparams; i++) {
+        const char *name = sp->params[i].name;
+        /* A walsender, or a protocol option: a property of the connection, not a setting. */
+        if (strcmp(name, "replication") == 0 || strncmp(name, "_pq_.", 5) == 0)
+            return false;
+    }
+    return true;
+}
+
+/* Why sc cannot be kept now that its client leaves; NULL when it can. */
+static const char *pool_refusal(const struct server_conn *sc, const struct session *s)
+{
+    if (!sc->poolable || s->cfg->pool_mode != POOL_SESSION)
+        return "pooling is off for it";
+    if (s->phase != PHASE_ACTIVE)
+        return "its client did not finish logging in";
+    if (sc->reconnect)
+        return "RECONNECT asked for a new connection";
+    if (sc->w->draining)
+        return "pgnear is shutting down";
+    if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
+        sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
+        return "its client left inside a transaction, a COPY or a request";
+    if (pool_now_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+        return "it is older than server_lifetime";
+    if (!host_is_up(sc->host))
+        return "its host is down";
+    return NULL;
+}
+
+/*
+ * Never called: a kept connection's events go to pool_event, since its
+ * endpoint has no session.  Being a reader, it keeps the read event armed
+ * (endpoint_arm), so that a server hanging up is seen at once.
+ */
+static void pool_reading(struct session *s)
+{
+    (void)s;
+}
+
+static void pool_close(struct server_conn *sc, const char *why)
+{
+    log_info(0, "server connection %llu to %s:%d (database %s, user %s) closed: %s",
+             (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->database, sc->user,
+             why);
+    server_conn_close(sc, false);
+}
+
+static void pool_arm_sweep(struct worker *w)
+{
+    if (w->pool_timer != NULL && !evtimer_pending(w->pool_timer, NULL)) {
+        struct timeval tv = {POOL_SWEEP_MS / 1000, (POOL_SWEEP_MS % 1000) * 1000};
+        evtimer_add(w->pool_timer, &tv);
+    }
+}
+
+static void pool_now_idle(struct server_conn *sc)
+{
+    sc->idle_since = pool_now_us();
+    server_conn_move(sc, &sc->w->idle_servers);
+    pool_arm_sweep(sc->w);
+    log_debug(0, "server connection %llu to %s:%d is idle (database %s, user %s, %u uses)",
+              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->database, sc->user,
+              sc->use_count);
+}
+
+/* Writes what is queued for the server; false when the connection was closed. */
+static bool pool_flush(struct server_conn *sc)
+{
+    if (evbuffer_get_length(sc->ep.out) > 0) {
+        ssize_t n = stream_write(&sc->ep.stream, sc->ep.out);
+        if (n < 0) {
+            pool_close(sc, "could not send to the server");
+            return false;
+        }
+        sc->ep.bytes_out += (uint64_t)n;
+    }
+    endpoint_arm(&sc->ep);
+    return true;
+}
+
+/* Sends the reset query; the connection becomes idle when the server has answered it. */
+static void pool_reset(struct server_conn *sc)
+{
+    const char *query = sc->cfg->server_reset_query;
+    if (query[0] == '\0') {
+        pool_now_idle(sc);
+        return;
+    }
+    uint8_t head[5];
+    head[0] = 'Q';
+    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
+    if (evbuffer_add(sc->ep.out, head, sizeof(head)) != 0 ||
+        evbuffer_add(sc->ep.out, query, strlen(query) + 1) != 0) {
+        pool_close(sc, "out of memory");
+        return;
+    }
+    server_conn_move(sc, &sc->w->used_servers);
+    sc->reset_failed = false;
+    pool_flush(sc);
+}
+
+void pool_release(struct server_conn *sc)
+{
+    struct session *s = sc->client;
+    const char *refusal = pool_refusal(sc, s);
+    if (refusal != NULL) {
+        if (sc->poolable)
+            log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
+                      refusal);
+        server_conn_close(sc, true);
+        return;
+    }
+    server_conn_detach(sc);
+    sc->ep.read_paused = false;
+    sc->ep.on_read = pool_reading;
+    sc->ep.stream.read_want = STREAM_WANT_READ;
+    pool_reset(sc);
+}
+
+/* A server's ErrorResponse, for the log: its message field. */
+static void pool_log_error(const struct server_conn *sc, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    while (pkt_remaining(&r) > 0) {
+        uint8_t code = pkt_get_u8(&r);
+        if (code == 0)
+            break;
+        const char *v = pkt_get_cstr(&r);
+        if (code == 'M' && v != NULL)
+            log_warn(0, "server connection %llu to %s:%d: %s", (unsigned long long)sc->id,
+                     sc->host->name, sc->host->port, v);
+    }
+}
+
+/* One message from a server with no client; false when the connection was closed. */
+static bool pool_message(struct server_conn *sc, char type, const uint8_t *body, uint32_t len)
+{
+    bool resetting = sc->list == &sc->w->used_servers;
+    switch (type) {
+    case 'S':
+        if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {
+            pool_close(sc, "it reported more parameters than pgnear keeps");
+            return false;
+        }
+        return true;
+    case 'N':
+        return true;
+    case 'E':
+        pool_log_error(sc, body, len);
+        if (!resetting) {
+            pool_close(sc, "the server sent an error to an idle connection");
+            return false;
+        }
+        sc->reset_failed = true;
+        return true;
+    case 'Z':
+        if (!resetting || len < 1) {
+            pool_close(sc, "unexpected ReadyForQuery");
+            return false;
+        }
+        if (sc->reset_failed || body[0] != 'I') {
+            pool_close(sc, "server_reset_query failed");
+            return false;
+        }
+        sc->tx.status = 'I';
+        pool_now_idle(sc);
+        return true;
+    default:
+        if (resetting)
+            return true; /* CommandComplete, rows of a reset query that returns some */
+        pool_close(sc, "the server sent an unexpected message to an idle connection");
+        return false;
+    }
+}
+
+/* Reads and handles what the server sent; false when the connection was closed. */
+static bool pool_read(struct server_conn *sc)
+{
+    int more = 0;
+    ssize_t n = stream_read(&sc->ep.stream, sc->ep.in, POOL_MAX_MESSAGE, &more);
+    if (n == STREAM_AGAIN)
+        return true;
+    if (n < 0) {
+        pool_close(sc, n == STREAM_EOF ? "the server closed the connection"
+                                       : "could not receive from the server");
+        return false;
+    }
+    sc->ep.bytes_in += (uint64_t)n;
+    for (;;) {
+        char type;
+        uint32_t len;
+        int st = frame_peek_whole(sc->ep.in, POOL_MAX_MESSAGE, &type, &len);
+        if (st == FRAME_INCOMPLETE)
+            break;
+        if (st == FRAME_BAD_LENGTH) {
+            pool_close(sc, "the server sent an invalid message length");
+            return false;
+        }
+        if (!pool_message(sc, type, frame_body(sc->ep.in, len), len))
+            return false;
+        frame_consume(sc->ep.in, len);
+    }
+    if (more)
+        event_active(sc->ep.rev, EV_READ, 0);
+    return true;
+}
+
+void pool_event(struct endpoint *ep, short what)
+{
+    struct server_conn *sc = list_entry(ep, struct server_conn, ep);
+    sc->in_callback = true;
+    if ((what & EV_CLOSED) == 0 && pool_flush(sc) && pool_read(sc))
+        endpoint_arm(ep);
+    sc->in_callback = false;
+    if (sc->closed)
+        server_conn_free(sc);
+}
+
+/* Every startup parameter sc logged in with is one s gives too (s's value is then SET). */
+static bool pool_params_fit(const struct server_conn *sc, const struct session *s)
+{
+    const char *name, *value;
+    for (size_t off = 0; param_set_next(&sc->startup, &off, &name, &value);) {
+        const char *mine = server_login_param(s, name);
+        if (mine == NULL)
+            return false;
+        /* options cannot be SET: it must be the same. */
+        if (strcmp(name, "options") == 0 && strcmp(mine, value) != 0)
+            return false;
+    }
+    /* Options sc did not log in with cannot be added either. */
+    return server_login_param(s, "options") == NULL || param_set_get(&sc->startup, "options");
+}
+
+static bool pool_same_place(const struct server_conn *sc, const struct region *r,
+                            const struct region_host *h)
+{
+    return sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0 &&
+           strcmp(sc->region->name, r->name) == 0;
+}
+
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h)
+{
+    struct worker *w = s->w;
+    int64_t oldest = pool_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->idle_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||
+            strcmp(sc->user, s->user) != 0)
+            continue;
+        if (sc->connect_time < oldest) {
+            pool_close(sc, "older than server_lifetime");
+            continue;
+        }
+        if (!pool_params_fit(sc, s))
+            continue;
+        server_conn_attach(sc, s);
+        sc->region = r;
+        sc->host = h;
+        return sc;
+    }
+    return NULL;
+}
+
+/* Closes the idle connections past server_idle_timeout or server_lifetime. */
+static void pool_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    int64_t now = pool_now_us();
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->idle_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        const struct config *cfg = w->cfg;
+        if (now - sc->idle_since >= (int64_t)cfg->server_idle_timeout_ms * 1000)
+            pool_close(sc, "idle longer than server_idle_timeout");
+        else if (now - sc->connect_time >= (int64_t)cfg->server_lifetime_ms * 1000)
+            pool_close(sc, "older than server_lifetime");
+    }
+    if (w->idle_servers.count > 0)
+        pool_arm_sweep(w);
+}
+
+int pool_init(struct worker *w)
+{
+    w->pool_timer = evtimer_new(w->base, pool_sweep, w);
+    return w->pool_timer != NULL ? 0 : -1;
+}
+
+static void pool_close_list(struct list *l, const char *why)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, l) pool_close(list_entry(pos, struct server_conn, node), why);
+}
+
+void pool_close_idle(struct worker *w)
+{
+    pool_close_list(&w->used_servers, "pgnear is shutting down");
+    pool_close_list(&w->idle_servers, "pgnear is shutting down");
+}
+
+void pool_free(struct worker *w)
+{
+    if (w->pool_timer == NULL)
+        return;
+    pool_close_idle(w);
+    event_free(w->pool_timer);
+    w->pool_timer = NULL;
+}
+
+static bool pool_in_region(const struct server_conn *sc, const char *region)
+{
+    return region == NULL || strcasecmp(sc->region->name, region) == 0;
+}
+
+void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked)
+{
+    struct list *kept[] = {&w->used_servers, &w->idle_servers};
+    for (size_t i = 0; i < 2; i++) {
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, kept[i])
+        {
+            struct server_conn *sc = list_entry(pos, struct server_conn, node);
+            if (pool_in_region(sc, region)) {
+                pool_close(sc, "RECONNECT");
+                (*closed)++;
+            }
+        }
+    }
+    struct list *in_use[] = {&w->login_servers, &w->active_servers};
+    for (size_t i = 0; i < 2; i++) {
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, in_use[i])
+        {
+            struct server_conn *sc = list_entry(pos, struct server_conn, node);
+            if (pool_in_region(sc, region) && !sc->reconnect) {
+                sc->reconnect = true;
+                (*marked)++;
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+/*
+ * pool.h — server connections kept between clients (pool_mode = session).
+ *
+ * A connection whose client leaves at a safe point, idle outside any
+ * transaction, is reset with server_reset_query on the worker's
+ * used_servers list and then waits on idle_servers for the next client
+ * of the same host, database and user, which takes it instead of
+ * dialing (server_connect.c) and gets its startup parameters applied and
+ * the connection's ParameterStatus values told (server_login.c).  Only
+ * under auth = scram: pgnear verified that next client itself.
+ *
+ * Pools are per worker: a connection lives on the event loop that made
+ * it, and no lock is taken to find one.  Everything else that can close a
+ * kept connection (its server hanging up, server_idle_timeout,
+ * server_lifetime, RECONNECT, a shutdown) is here too.
+ */
+#ifndef PGNEAR_PROXY_POOL_H
+#define PGNEAR_PROXY_POOL_H
+
+#include <stdbool.h>
+
+struct endpoint;
+struct region;
+struct region_host;
+struct server_conn;
+struct session;
+struct worker;
+
+/*
+ * Whether a session's server connection may be kept for other clients
+ * once it leaves: pool_mode = session, auth = scram, and a startup packet
+ * whose every parameter a later client's SET can change (no replication,
+ * no protocol extensions, names that fit).
+ */
+bool pool_session_may_share(const struct session *s);
+
+/*
+ * s's client is leaving (session_close): its server connection is kept
+ * when it can serve another client, else closed.
+ */
+void pool_release(struct server_conn *sc);
+
+/*
+ * An idle connection to host h of region r for s's database and user
+ * that can take s's startup parameters, linked to s; NULL when none.
+ */
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h);
+
+/* The event callback of a connection without a client (endpoint_event_cb hands it over). */
+void pool_event(struct endpoint *ep, short what);
+
+/* Sets up and frees the worker's pool (its timer; every kept connection is closed). */
+int pool_init(struct worker *w);
+void pool_free(struct worker *w);
+
+/* Closes every kept connection (a shutdown starting). */
+void pool_close_idle(struct worker *w);
+
+/*
+ * RECONNECT: closes the kept connections of region (NULL: every region)
+ * and marks the ones in use to be closed when their client leaves.
+ */
+void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked);
+
+#endif

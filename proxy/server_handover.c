@@ -1,0 +1,251 @@
+/*
+ * server_handover.c — a kept server connection given to a new client.
+ */
+#include "proxy/server_handover.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/framing.h"
+#include "protocol/pkt.h"
+#include "protocol/stream.h"
+#include "proxy/cancel.h"
+#include "proxy/config.h"
+#include "proxy/hint_notice.h"
+#include "proxy/log.h"
+#include "proxy/msg_loop.h"
+#include "proxy/phase.h"
+#include "proxy/server_conn.h"
+#include "proxy/server_login.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+
+#define AUTH_OK 0
+
+/* A string as an SQL literal, correct whatever standard_conforming_strings says. */
+static int handover_literal(struct evbuffer *q, const char *v)
+{
+    bool escape = strchr(v, '\\') != NULL;
+    if (evbuffer_add(q, escape ? "E'" : "'", escape ? 2 : 1) != 0)
+        return -1;
+    for (const char *p = v; *p != '\0'; p++) {
+        bool doubled = *p == '\'' || (escape && *p == '\\');
+        if (evbuffer_add(q, p, 1) != 0 || (doubled && evbuffer_add(q, p, 1) != 0))
+            return -1;
+    }
+    return evbuffer_add(q, "'", 1);
+}
+
+/*
+ * Appends to out a Query setting the client's startup parameters that
+ * differ from the ones the connection logged in with (which a reset
+ * returns it to).  Returns how many, or -1 when out of memory.
+ */
+static int handover_settings(struct session *s, struct evbuffer *out)
+{
+    const struct server_conn *sc = s->server_conn;
+    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
+    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    struct evbuffer *q = evbuffer_new();
+    int count = 0, rc = q != NULL ? 0 : -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *kept = param_set_get(&sc->startup, names[i]);
+        if (strcmp(names[i], "options") == 0 || (kept != NULL && strcmp(kept, values[i]) == 0))
+            continue;
+        rc |= evbuffer_add_printf(q, "%s", count++ > 0 ? ", " : "SELECT ") < 0;
+        rc |= evbuffer_add_printf(q, "pg_catalog.set_config(") < 0;
+        rc |= handover_literal(q, names[i]);
+        rc |= evbuffer_add_printf(q, ", ") < 0;
+        rc |= handover_literal(q, values[i]);
+        rc |= evbuffer_add_printf(q, ", false)") < 0;
+    }
+    if (rc == 0 && count > 0) {
+        uint8_t head[5] = {'Q'};
+        pkt_store_be32(head + 1, (uint32_t)(evbuffer_get_length(q) + 5));
+        rc |= evbuffer_add(out, head, sizeof(head));
+        rc |= evbuffer_add_buffer(out, q);
+        rc |= evbuffer_add(out, "", 1);
+    }
+    if (q != NULL)
+        evbuffer_free(q);
+    return rc != 0 ? -1 : count;
+}
+
+/* The check query, as a Query message. */
+static int handover_check(struct session *s, struct evbuffer *out)
+{
+    const char *query = s->cfg->server_check_query;
+    uint8_t head[5] = {'Q'};
+    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
+    if (evbuffer_add(out, head, sizeof(head)) != 0 ||
+        evbuffer_add(out, query, strlen(query) + 1) != 0)
+        return -1;
+    return 0;
+}
+
+/* What a server says at login, said by pgnear for the kept connection; then the relay starts. */
+static void handover_finish(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    uint8_t key[CANCEL_KEY_MAX_LEN];
+    memcpy(key, sc->key, sc->key_len);
+    if (cancel_register(s, sc->pid, key, sc->key_len) != 0) {
+        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        return;
+    }
+    uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * 2 * PARAM_SET_MAX + 128];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
+    param_set_write_merged(&sc->reported, &s->login->handover_params, &pb);
+    pkt_put_backend_key_data(&pb, sc->pid, s->cancel.client_key, s->cancel.client_key_len);
+    if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
+        session_fail(s, "53200", "out of memory", NULL, NULL);
+        return;
+    }
+    hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_ready_for_query(&pb, 'I');
+    evbuffer_add(s->client.out, buf, pb.len);
+    tx_track_init(&sc->tx, 'I');
+    sc->sent_to_client = true;
+    server_login_served(s);
+    phase_done(s);
+}
+
+/* An ErrorResponse's fields, kept to be told to the client as the FATAL error of its login. */
+static void handover_keep_error(struct session_login *l, const uint8_t *body, uint32_t len)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    l->handover_failed = true;
+    while (pkt_remaining(&r) > 0) {
+        uint8_t code = pkt_get_u8(&r);
+        if (code == 0)
+            break;
+        const char *v = pkt_get_cstr(&r);
+        if (r.failed)
+            break;
+        if (code == 'C')
+            snprintf(l->handover_sqlstate, sizeof(l->handover_sqlstate), "%s", v);
+        else if (code == 'M')
+            snprintf(l->handover_msg, sizeof(l->handover_msg), "%s", v);
+        else if (code == 'D')
+            snprintf(l->handover_detail, sizeof(l->handover_detail), "%s", v);
+        else if (code == 'H')
+            snprintf(l->handover_hint, sizeof(l->handover_hint), "%s", v);
+    }
+}
+
+/* The last answer came: the client is let in, or told why its parameters were refused. */
+static void handover_answered(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (!l->handover_failed) {
+        handover_finish(s);
+        return;
+    }
+    /* As a server refuses a bad startup parameter: FATAL, with its own message. */
+    session_fail(s, l->handover_sqlstate[0] ? l->handover_sqlstate : "22023",
+                 l->handover_msg[0] ? l->handover_msg : "invalid startup parameter",
+                 l->handover_detail[0] ? l->handover_detail : NULL,
+                 l->handover_hint[0] ? l->handover_hint : NULL);
+}
+
+static int handover_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct session_login *l = s->login;
+    struct server_conn *sc = s->server_conn;
+    if (!sc->answered) {
+        sc->answered = true;
+        session_set_timer(s, s->cfg->client_login_timeout_ms);
+    }
+    switch (type) {
+    case 'E':
+        if (l->handover_checking) {
+            phase_server_failed(s, "server_check_query failed", HOST_BUSY);
+            return MSG_STOP;
+        }
+        handover_keep_error(l, body, len);
+        return MSG_CONSUMED;
+    case 'S':
+        if (!l->handover_checking && param_set_note(&l->handover_params, body, len) != PARAM_SET_OK)
+            sc->poolable = false; /* its client hears less than all: it is not kept after */
+        return MSG_CONSUMED;
+    case 'Z':
+        l->handover_checking = false;
+        if (--l->handover_answers > 0)
+            return MSG_CONSUMED;
+        frame_consume(sc->ep.in, len);
+        handover_answered(s);
+        return MSG_STOP;
+    default:
+        return MSG_CONSUMED; /* the check's and the settings' results */
+    }
+}
+
+static void handover_bad_length(struct session *s)
+{
+    phase_server_failed(s, "server sent an invalid message length", HOST_BUSY);
+}
+
+static void handover_on_read(struct session *s)
+{
+    static const struct msg_reader reader = {
+        .fill_max = 65536,
+        .max_body = 65536,
+        .on_message = handover_message,
+        .on_bad_length = handover_bad_length,
+    };
+    endpoint_read_messages(s, &s->server_conn->ep, &reader);
+}
+
+static int64_t handover_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void server_handover_enter(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    struct session_login *l = s->login;
+    int64_t idle_us = handover_now_us() - sc->idle_since;
+    log_info(s->id, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
+             (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
+             (long long)(idle_us / 1000));
+    stat_inc(&s->w->stats.server_reuses);
+    l->handover_answers = 0;
+    if (idle_us > (int64_t)s->cfg->server_check_delay_ms * 1000) {
+        if (handover_check(s, sc->ep.out) != 0)
+            goto oom;
+        l->handover_answers++;
+        l->handover_checking = true;
+    }
+    int settings = handover_settings(s, sc->ep.out);
+    if (settings < 0)
+        goto oom;
+    l->handover_answers += settings > 0;
+    if (l->handover_answers == 0) {
+        handover_finish(s);
+        return;
+    }
+    sc->answered = false; /* until it does, a timeout is the connection's fault */
+    session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    endpoint_set_reader(&sc->ep, handover_on_read);
+    ssize_t n = stream_write(&sc->ep.stream, sc->ep.out);
+    if (n < 0) {
+        phase_server_failed(s, "could not send to server", HOST_BUSY);
+        return;
+    }
+    sc->ep.bytes_out += (uint64_t)n;
+    endpoint_arm(&sc->ep);
+    return;
+oom:
+    session_fail(s, "53200", "out of memory", NULL, NULL);
+}
