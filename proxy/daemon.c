@@ -490,6 +490,7 @@ static void daemon_free(struct daemon *d)
     cancel_map_free(&d->cancel_keys);
     pthread_mutex_destroy(&d->cancel_lock);
     pthread_mutex_destroy(&d->migrating_lock);
+    pool_limits_free(&d->pool_limits);
     log_limit_destroy(&d->accept_log);
     log_limit_destroy(&d->throttle_log);
     auth_throttle_free(&d->auth_throttle);
@@ -511,12 +512,14 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
     d->nworkers = cfg->workers;
     pthread_mutex_init(&d->cancel_lock, NULL);
     pthread_mutex_init(&d->migrating_lock, NULL);
+    pool_limits_init(&d->pool_limits);
     log_limit_init(&d->accept_log);
     log_limit_init(&d->throttle_log);
     if (auth_throttle_init(&d->auth_throttle) != 0) {
         snprintf(err, errcap, "could not draw a random secret for the auth throttle");
         pthread_mutex_destroy(&d->cancel_lock);
         pthread_mutex_destroy(&d->migrating_lock);
+        pool_limits_free(&d->pool_limits);
         log_limit_destroy(&d->accept_log);
         log_limit_destroy(&d->throttle_log);
         free(d);

@@ -15,6 +15,7 @@
 #include "proxy/cancel_map.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/pool_limits.h"
 
 struct config;
 struct event;
@@ -53,6 +54,7 @@ struct daemon {
     struct log_limit accept_log, throttle_log;
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
+    struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
     struct event *sig_term, *sig_int, *sig_hup;
     struct reload_job *reload;            /* a configuration being loaded aside, or NULL */

@@ -11,6 +11,7 @@
 #include "proxy/client_login.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/login_throttle.h"
 #include "proxy/relay.h"
 #include "proxy/server_conn.h"
@@ -21,10 +22,11 @@
 
 /* Which of the worker's session lists a phase puts the session on: its state there. */
 enum phase_list {
-    PHASE_LIST_KEEP,   /* the one it is on */
-    PHASE_LIST_LOGIN,  /* login_sessions (where a new session starts) */
-    PHASE_LIST_ACTIVE, /* active_sessions */
-    PHASE_LIST_ADMIN,  /* admin_sessions */
+    PHASE_LIST_KEEP,    /* the one it is on */
+    PHASE_LIST_LOGIN,   /* login_sessions (where a new session starts) */
+    PHASE_LIST_WAITING, /* waiting_sessions */
+    PHASE_LIST_ACTIVE,  /* active_sessions */
+    PHASE_LIST_ADMIN,   /* admin_sessions */
 };
 
 struct phase_row {
@@ -63,6 +65,11 @@ static void phase_after_startup(struct session *s)
 static void phase_after_client_auth(struct session *s)
 {
     phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
+}
+
+static void phase_to_connect(struct session *s)
+{
+    phase_enter(s, PHASE_CONNECT);
 }
 
 static void phase_to_server_login(struct session *s)
@@ -152,6 +159,13 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
                           .done = phase_to_server_login,
                           .list = PHASE_LIST_LOGIN,
                           .login = true},
+    /* Left for CONNECT when a connection frees up (pool_wake), or failed at query_wait_timeout. */
+    [PHASE_WAIT_SERVER] = {.name = "wait server",
+                           .enter = pool_wait_enter,
+                           .on_timeout = pool_wait_timeout,
+                           .done = phase_to_connect,
+                           .list = PHASE_LIST_WAITING,
+                           .login = true},
     [PHASE_SERVER_LOGIN] = {.name = "server login",
                             .enter = server_login_enter,
                             .on_timeout = phase_server_login_timeout,
@@ -186,6 +200,8 @@ static struct list *phase_list(struct worker *w, enum phase_list list)
     switch (list) {
     case PHASE_LIST_LOGIN:
         return &w->login_sessions;
+    case PHASE_LIST_WAITING:
+        return &w->waiting_sessions;
     case PHASE_LIST_ACTIVE:
         return &w->active_sessions;
     case PHASE_LIST_ADMIN:

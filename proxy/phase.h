@@ -23,6 +23,7 @@ enum session_phase {
     PHASE_CONNECT,      /* TCP connect to a server host */
     PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
     PHASE_SERVER_TLS,   /* server TLS handshake */
+    PHASE_WAIT_SERVER,  /* the pool is full: waiting for a server connection (pool.h) */
     PHASE_SERVER_LOGIN, /* the server's authentication and parameters, up to ReadyForQuery */
     PHASE_ACTIVE,       /* relaying */
     PHASE_ADMIN,        /* logged into the admin console */

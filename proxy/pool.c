@@ -18,6 +18,10 @@
 #include "protocol/stream.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/phase.h"
+#include "proxy/pool_limits.h"
+#include "proxy/worker_call.h"
+#include "proxy/daemon.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_login.h"
 #include "proxy/session.h"
@@ -105,6 +109,9 @@ static void pool_now_idle(struct server_conn *sc)
     sc->idle_since = pool_now_us();
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
+    /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */
+    if (__atomic_load_n(&sc->w->d->pool_limits.waiting, __ATOMIC_RELAXED) > 0)
+        event_active(sc->w->pool_wake, EV_TIMEOUT, 0);
     log_debug(0, "server connection %llu to %s:%d is idle (database %s, user %s, %u uses)",
               (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->database, sc->user,
               sc->use_count);
@@ -287,12 +294,13 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
            strcmp(sc->region->name, r->name) == 0;
 }
 
-struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h)
+/* An idle connection to h of r that can serve s (too old ones are closed on the way); or NULL. */
+static struct server_conn *pool_find(struct session *s, const struct region *r,
+                                     const struct region_host *h)
 {
-    struct worker *w = s->w;
     int64_t oldest = pool_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->idle_servers)
+    list_for_each_safe(pos, tmp, &s->w->idle_servers)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||
@@ -302,14 +310,241 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
             pool_close(sc, "older than server_lifetime");
             continue;
         }
-        if (!pool_params_fit(sc, s))
-            continue;
-        server_conn_attach(sc, s);
-        sc->region = r;
-        sc->host = h;
-        return sc;
+        if (pool_params_fit(sc, s))
+            return sc;
     }
     return NULL;
+}
+
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h)
+{
+    struct server_conn *sc = pool_find(s, r, h);
+    if (sc == NULL)
+        return NULL;
+    server_conn_attach(sc, s);
+    sc->region = r;
+    sc->host = h;
+    return sc;
+}
+
+/* ---- pool_size and max_db_connections: counting, and clients waiting ---- */
+
+static void pool_session_keys(const struct session *s, const struct region_host *h, char *pool,
+                              char *host)
+{
+    pool_key(pool, s->region->name, s->database, s->user);
+    pool_host_key(host, h->name, h->port);
+}
+
+static int pool_wake_soon(struct worker *w, void *arg)
+{
+    (void)arg;
+    event_active(w->pool_wake, EV_TIMEOUT, 0);
+    return 0;
+}
+
+/* Every worker looks at its waiting clients, and at its idle connections others wait for. */
+static void pool_wake_all(struct worker *w)
+{
+    if (worker_call_all(w, pool_wake_soon, NULL, NULL, NULL) != 0)
+        log_warn(0, "out of memory waking the clients waiting for a server connection");
+}
+
+void pool_uncount(struct server_conn *sc)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    pool_key(pool, sc->region->name, sc->database, sc->user);
+    pool_host_key(host, sc->host->name, sc->host->port);
+    if (pool_limits_release(&sc->w->d->pool_limits, pool, host))
+        pool_wake_all(sc->w);
+}
+
+static enum pool_reserve pool_try_reserve(const struct session *s, const struct region_host *h)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    pool_session_keys(s, h, pool, host);
+    return pool_limits_reserve(&s->w->d->pool_limits, pool, host, s->cfg->pool_size,
+                               s->cfg->max_db_connections);
+}
+
+void pool_unreserve(struct session *s)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    if (s->login == NULL || !s->login->slot_reserved)
+        return;
+    s->login->slot_reserved = false;
+    pool_session_keys(s, s->login->slot_host, pool, host);
+    if (pool_limits_release(&s->w->d->pool_limits, pool, host))
+        pool_wake_all(s->w);
+}
+
+/*
+ * A limit is reached, and an idle connection here holds a slot of it
+ * (one that cannot serve s, else s would have taken it): it goes, to make
+ * room.  Returns whether one did.
+ */
+static bool pool_close_for(struct session *s, const struct region_host *h, enum pool_reserve rc)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &s->w->idle_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
+        bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
+                         strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
+        if (rc == POOL_FULL ? same_pool : same_host) {
+            pool_close(sc, "its slot is wanted by a client with other startup parameters");
+            return true;
+        }
+    }
+    return false;
+}
+
+static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
+{
+    struct session_login *l = s->login;
+    l->wait_host = h;
+    l->wait_reason = (uint8_t)rc;
+    if (!l->waiting) {
+        char pool[POOL_KEY_MAX];
+        pool_key(pool, s->region->name, s->database, s->user);
+        l->waiting = true;
+        l->wait_since_us = pool_now_us();
+        pool_limits_wait(&s->w->d->pool_limits, pool, 1);
+    }
+    phase_enter(s, PHASE_WAIT_SERVER);
+    /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
+    pool_wake_all(s->w);
+}
+
+bool pool_reserve(struct session *s, struct region_host *h)
+{
+    struct session_login *l = s->login;
+    if (s->cfg->pool_mode != POOL_SESSION || l->slot_reserved)
+        return true;
+    enum pool_reserve rc = pool_try_reserve(s, h);
+    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, h, rc))
+        rc = pool_try_reserve(s, h);
+    switch (rc) {
+    case POOL_RESERVED:
+        l->slot_reserved = true;
+        l->slot_host = h;
+        return true;
+    case POOL_NO_MEMORY:
+        session_fail(s, "53200", "out of memory", NULL, NULL);
+        return false;
+    default:
+        pool_wait(s, h, rc);
+        return false;
+    }
+}
+
+void pool_wait_stop(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (l == NULL || !l->waiting)
+        return;
+    char pool[POOL_KEY_MAX];
+    pool_key(pool, s->region->name, s->database, s->user);
+    l->waiting = false;
+    pool_limits_wait(&s->w->d->pool_limits, pool, -1);
+}
+
+/* A waiting client sent something before its login ended: not a PostgreSQL client. */
+static void pool_wait_client_input(struct session *s)
+{
+    session_fail(s, "08P01", "unexpected message from the client during its login", NULL, NULL);
+}
+
+void pool_wait_enter(struct session *s)
+{
+    struct session_login *l = s->login;
+    log_info(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
+             l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+             s->region->name, s->database, s->user);
+    int64_t waited_ms = (pool_now_us() - l->wait_since_us) / 1000;
+    int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
+    session_set_timer(s, left > 0 ? left : 1);
+    /* Not read, but watched: a client that gives up is seen at once. */
+    endpoint_set_reader(&s->client, pool_wait_client_input);
+    endpoint_pause_read(&s->client);
+}
+
+void pool_wait_timeout(struct session *s)
+{
+    struct session_login *l = s->login;
+    char msg[160], detail[320];
+    double waited = (double)(pool_now_us() - l->wait_since_us) / 1e6;
+    pool_wait_stop(s);
+    if (l->wait_reason == POOL_FULL) {
+        snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
+                 s->database, s->user);
+        snprintf(detail, sizeof(detail),
+                 "The pool of region %s is full: its %d server connections (pool_size) were in use "
+                 "for the %.1f s this client waited (query_wait_timeout).",
+                 s->region->name, s->cfg->pool_size, waited);
+    } else {
+        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", l->wait_host->name,
+                 l->wait_host->port);
+        snprintf(detail, sizeof(detail),
+                 "The host has %d server connections (max_db_connections), all in use for the "
+                 "%.1f s this client waited (query_wait_timeout).",
+                 s->cfg->max_db_connections, waited);
+    }
+    stat_inc(&s->w->stats.login_failures);
+    session_fail(s, "53300", msg, detail,
+                 "Raise pool_size or max_db_connections if the server can take more connections, "
+                 "or make clients hold their sessions for less time.");
+}
+
+/* Its waiting client can go: a kept connection fits it, or a slot was reserved for it. */
+static bool pool_waiter_may_go(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (pool_find(s, s->region, l->wait_host) != NULL)
+        return true;
+    if (pool_try_reserve(s, l->wait_host) != POOL_RESERVED)
+        return false;
+    l->slot_reserved = true;
+    l->slot_host = l->wait_host;
+    return true;
+}
+
+/* Idle connections whose slot a waiting client (of any worker) wants are closed. */
+static void pool_shed_idle(struct worker *w)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->idle_servers)
+    {
+        if (__atomic_load_n(&w->d->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
+            return;
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        char pool[POOL_KEY_MAX];
+        pool_key(pool, sc->region->name, sc->database, sc->user);
+        if (pool_limits_has_waiters(&w->d->pool_limits, pool))
+            pool_close(sc, "a client waits for its slot");
+    }
+}
+
+/* A connection may have freed up: waiting clients go on, oldest first, while they can. */
+static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->waiting_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (s->phase != PHASE_WAIT_SERVER || !pool_waiter_may_go(s))
+            continue;
+        pool_wait_stop(s);
+        endpoint_set_reader(&s->client, NULL);
+        endpoint_resume_read(&s->client);
+        s->login->retry_host = s->login->wait_host;
+        phase_done(s);
+    }
+    pool_shed_idle(w);
 }
 
 /* Closes the idle connections past server_idle_timeout or server_lifetime. */
@@ -336,7 +571,8 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
 int pool_init(struct worker *w)
 {
     w->pool_timer = evtimer_new(w->base, pool_sweep, w);
-    return w->pool_timer != NULL ? 0 : -1;
+    w->pool_wake = evtimer_new(w->base, pool_wake_cb, w);
+    return w->pool_timer != NULL && w->pool_wake != NULL ? 0 : -1;
 }
 
 static void pool_close_list(struct list *l, const char *why)
@@ -353,11 +589,12 @@ void pool_close_idle(struct worker *w)
 
 void pool_free(struct worker *w)
 {
-    if (w->pool_timer == NULL)
-        return;
     pool_close_idle(w);
-    event_free(w->pool_timer);
-    w->pool_timer = NULL;
+    if (w->pool_timer != NULL)
+        event_free(w->pool_timer);
+    if (w->pool_wake != NULL)
+        event_free(w->pool_wake);
+    w->pool_timer = w->pool_wake = NULL;
 }
 
 static bool pool_in_region(const struct server_conn *sc, const char *region)

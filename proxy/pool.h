@@ -46,6 +46,25 @@ void pool_release(struct server_conn *sc);
  */
 struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h);
 
+/*
+ * Counts the connection s is about to open to h against pool_size and
+ * max_db_connections (pool_mode = session).  False when a limit is
+ * reached: s then waits (PHASE_WAIT_SERVER) for one to free up, up to
+ * query_wait_timeout — or failed, out of memory.
+ */
+bool pool_reserve(struct session *s, struct region_host *h);
+
+/* A reserved slot s will not use after all (it took a kept connection). */
+void pool_unreserve(struct session *s);
+
+/* A counted connection closed (server_conn_close): waiting clients are told. */
+void pool_uncount(struct server_conn *sc);
+
+/* PHASE_WAIT_SERVER's enter and timeout (53300), and its end however it ends. */
+void pool_wait_enter(struct session *s);
+void pool_wait_timeout(struct session *s);
+void pool_wait_stop(struct session *s);
+
 /* The event callback of a connection without a client (endpoint_event_cb hands it over). */
 void pool_event(struct endpoint *ep, short what);
 

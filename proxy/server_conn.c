@@ -14,6 +14,7 @@
 #include "proxy/cancel.h"
 #include "proxy/close_queue.h"
 #include "proxy/log.h"
+#include "proxy/pool.h"
 #include "proxy/worker.h"
 #include "routing/region.h"
 
@@ -114,6 +115,10 @@ void server_conn_close(struct server_conn *sc, bool paced)
         cancel_unregister(s);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
+    if (sc->counted) {
+        sc->counted = false;
+        pool_uncount(sc);
+    }
     if (s != NULL) {
         server_conn_account(sc, s);
         s->server_conn = NULL;

@@ -169,6 +169,7 @@ static bool server_take_kept(struct session *s, struct region_host *h)
     struct server_conn *sc = pool_take(s, server_region(s), h);
     if (sc == NULL)
         return false;
+    pool_unreserve(s); /* a slot counted for a new connection is not needed */
     s->login->resumed = true;
     s->login->host_downs_seen = health_downs(h);
     phase_enter(s, PHASE_SERVER_LOGIN);
@@ -178,13 +179,16 @@ static bool server_take_kept(struct session *s, struct region_host *h)
 static void server_connect_host(struct session *s, struct region_host *h)
 {
     s->login->resumed = false;
-    if (server_take_kept(s, h))
+    if (server_take_kept(s, h) || !pool_reserve(s, h))
         return;
     struct server_conn *sc = server_conn_new(s, server_region(s), h);
     if (sc == NULL) {
+        pool_unreserve(s);
         session_fail(s, "53200", "out of memory", NULL, NULL);
         return;
     }
+    sc->counted = s->login->slot_reserved; /* the connection holds the slot from now on */
+    s->login->slot_reserved = false;
     struct server_dial *d = &s->login->dial;
     server_dial_init(d, &sc->ep.stream, s->cfg->server_tls_ctx,
                      (enum tls_server_mode)s->cfg->server_tls, h->name);

@@ -523,6 +523,8 @@ void session_close(struct session *s, const char *why)
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
     if (s->login != NULL) {
+        pool_wait_stop(s);
+        pool_unreserve(s);
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
         login_throttle_release(s); /* a held login must not wake up */

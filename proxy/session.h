@@ -89,6 +89,12 @@ struct session_login {
     bool pool_share;                  /* the server connection may be kept for others after */
     bool resumed;                     /* the server connection is a kept one, being handed over */
     struct region_host *retry_host;   /* a kept connection to it failed: the host is tried again */
+    bool slot_reserved;               /* counted in the limits for the connection about to open */
+    struct region_host *slot_host;    /* to this host */
+    bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
+    uint8_t wait_reason;              /* enum pool_reserve: which limit it waits on */
+    struct region_host *wait_host;    /* the host it waits to connect to */
+    int64_t wait_since_us;            /* Unix time in microseconds */
     bool handover_checking;           /* server_check_query's answer still to come */
     uint8_t handover_answers;         /* ReadyForQuery messages still to come */
     struct param_set handover_params; /* ParameterStatus the settings brought */

@@ -52,6 +52,8 @@ static void worker_stop_now(struct worker *w)
     pool_close_idle(w);
     worker_close_sessions(&w->login_sessions, "57P01",
                           "terminating connection due to administrator command");
+    worker_close_sessions(&w->waiting_sessions, "57P01",
+                          "terminating connection due to administrator command");
     worker_close_sessions(&w->active_sessions, "57P01",
                           "terminating connection due to administrator command");
     worker_close_sessions(&w->admin_sessions, "57P01",
@@ -128,6 +130,7 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     w->cfg = config_ref(cfg);
     w->calls.bell[0] = w->calls.bell[1] = -1; /* worker_free may come before worker_calls_init */
     list_init(&w->login_sessions);
+    list_init(&w->waiting_sessions);
     list_init(&w->active_sessions);
     list_init(&w->admin_sessions);
     list_init(&w->login_servers);
@@ -166,6 +169,8 @@ void worker_free(struct worker *w)
         return;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->login_sessions)
+        session_close(list_entry(pos, struct session, node), "shutdown");
+    list_for_each_safe(pos, tmp, &w->waiting_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     list_for_each_safe(pos, tmp, &w->active_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");

@@ -31,15 +31,17 @@ struct worker {
     struct config *cfg; /* this worker's reference to the current configuration */
     struct listener_set *listeners;
     /* a session's state is the list it is on */
-    struct list login_sessions;  /* before ReadyForQuery */
-    struct list active_sessions; /* relaying */
-    struct list admin_sessions;  /* logged into the admin console */
+    struct list login_sessions;   /* before ReadyForQuery */
+    struct list waiting_sessions; /* logged in, waiting for a server connection of a full pool */
+    struct list active_sessions;  /* relaying */
+    struct list admin_sessions;   /* logged into the admin console */
     /* a server connection's state is the list it is on (server_conn.h) */
     struct list login_servers;            /* connecting and logging in */
     struct list active_servers;           /* linked to a session (relaying, or handed over) */
     struct list used_servers;             /* kept: their client left, the reset query runs */
     struct list idle_servers;             /* kept: reset, waiting for the next client */
     struct event *pool_timer;             /* looks at idle_servers for timeouts (pool.c) */
+    struct event *pool_wake;              /* a connection may have freed up for waiting_sessions */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
@@ -60,7 +62,8 @@ struct worker {
 
 static inline size_t worker_client_count(const struct worker *w)
 {
-    return w->login_sessions.count + w->active_sessions.count + w->admin_sessions.count;
+    return w->login_sessions.count + w->waiting_sessions.count + w->active_sessions.count +
+           w->admin_sessions.count;
 }
 
 static inline size_t worker_server_count(const struct worker *w)

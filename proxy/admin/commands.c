@@ -168,10 +168,11 @@ static void lists_row(struct admin_result *res, const char *name, uint64_t n)
 
 static void render_lists(const struct snapshot *snap, struct admin_result *res)
 {
-    uint64_t login = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0, sv_used = 0,
-             sv_idle = 0, up = 0;
+    uint64_t login = 0, waiting = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0,
+             sv_used = 0, sv_idle = 0, up = 0;
     for (int i = 0; i < snap->nparts; i++) {
         login += snap->parts[i].login_sessions;
+        waiting += snap->parts[i].waiting_sessions;
         active += snap->parts[i].active_sessions;
         admin += snap->parts[i].admin_sessions;
         sv_login += snap->parts[i].login_servers;
@@ -184,6 +185,7 @@ static void render_lists(const struct snapshot *snap, struct admin_result *res)
         up += p0->hosts[i].up;
     result_init(res, COLS(lists_cols));
     lists_row(res, "clients_login", login);
+    lists_row(res, "clients_waiting", waiting);
     lists_row(res, "clients_active", active);
     lists_row(res, "admin_sessions", admin);
     lists_row(res, "servers_login", sv_login);
@@ -433,9 +435,12 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
                 continue;
             if (strcmp(c->state, "held") == 0)
                 p->cl_held++;
-            else if (strcmp(c->state, "waiting") == 0)
+            else if (strcmp(c->state, "waiting") == 0) {
                 p->cl_waiting++;
-            else if (c->server[0] != '\0')
+                int64_t waited = admin_now_us() - c->wait_since_us;
+                if (waited > p->maxwait_us)
+                    p->maxwait_us = waited;
+            } else if (c->server[0] != '\0')
                 p->cl_active++;
         }
 }
@@ -706,6 +711,8 @@ static int kill_on_worker(struct worker *w, void *arg)
     struct session *s = find_session(&w->active_sessions, req->id);
     if (s == NULL)
         s = find_session(&w->login_sessions, req->id);
+    if (s == NULL)
+        s = find_session(&w->waiting_sessions, req->id);
     if (s == NULL)
         s = find_session(&w->admin_sessions, req->id);
     if (s == NULL || s->phase == PHASE_CLOSING)

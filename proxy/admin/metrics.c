@@ -93,14 +93,17 @@ static void put_counters(struct evbuffer *out, const struct snapshot *snap)
 
 static void put_clients(struct evbuffer *out, const struct snapshot *snap)
 {
-    uint64_t login = 0, active = 0, admin = 0;
+    uint64_t login = 0, waiting = 0, active = 0, admin = 0;
     for (int i = 0; i < snap->nparts; i++) {
         login += snap->parts[i].login_sessions;
+        waiting += snap->parts[i].waiting_sessions;
         active += snap->parts[i].active_sessions;
         admin += snap->parts[i].admin_sessions;
     }
     put_header(out, "clients", "gauge", "Client sessions now, by state.");
     evbuffer_add_printf(out, "pgnear_clients{state=\"login\"} %llu\n", (unsigned long long)login);
+    evbuffer_add_printf(out, "pgnear_clients{state=\"waiting\"} %llu\n",
+                        (unsigned long long)waiting);
     evbuffer_add_printf(out, "pgnear_clients{state=\"active\"} %llu\n", (unsigned long long)active);
     evbuffer_add_printf(out, "pgnear_clients{state=\"admin\"} %llu\n", (unsigned long long)admin);
 }

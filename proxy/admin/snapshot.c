@@ -30,6 +30,8 @@ static const char *client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
         return "closing";
+    if (s->phase == PHASE_WAIT_SERVER)
+        return "waiting";
     if (s->phase != PHASE_ACTIVE)
         return "login";
     if (s->held)
@@ -46,6 +48,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     copy_name(row->database, sizeof(row->database), s->database);
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
+    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls;
     const bool placed = s->phase == PHASE_ACTIVE;
@@ -218,6 +221,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     stats_accumulate(&p->stats, &w->stats);
     part_add_open_counts(p, w);
     p->login_sessions = w->login_sessions.count;
+    p->waiting_sessions = w->waiting_sessions.count;
     p->active_sessions = w->active_sessions.count;
     p->admin_sessions = w->admin_sessions.count;
     p->login_servers = w->login_servers.count;
@@ -241,13 +245,14 @@ static int snapshot_fill(struct worker *w, void *arg)
         part_add_servers(p, w);
     if (!(snap->what & SNAPSHOT_CLIENTS))
         return 0;
-    size_t n = w->login_sessions.count + w->active_sessions.count;
+    size_t n = w->login_sessions.count + w->waiting_sessions.count + w->active_sessions.count;
     p->clients = n > 0 ? calloc(n, sizeof(*p->clients)) : NULL;
     if (n > 0 && p->clients == NULL) {
         p->failed = true;
         return 0;
     }
     part_add_clients(p, &w->active_sessions);
+    part_add_clients(p, &w->waiting_sessions);
     part_add_clients(p, &w->login_sessions);
     return 0;
 }

@@ -36,8 +36,9 @@ struct client_row {
     char user[SNAPSHOT_NAME_MAX];
     char database[SNAPSHOT_NAME_MAX];
     char application_name[SNAPSHOT_NAME_MAX];
-    const char *state;   /* static text: "login", "active", "idle", "held", "closing" */
-    bool in_transaction; /* the server said 'T' or 'E' */
+    const char *state; /* static text: "login", "waiting", "active", "idle", "held", "closing" */
+    int64_t wait_since_us; /* waiting: since when (Unix time in microseconds); else 0 */
+    bool in_transaction;   /* the server said 'T' or 'E' */
     bool tls;
     char region[SNAPSHOT_NAME_MAX]; /* "" while none is chosen */
     char server[SNAPSHOT_NAME_MAX + 8];
@@ -97,7 +98,7 @@ struct snapshot_part {
     bool ran;    /* the worker answered (false: its loop had ended) */
     bool failed; /* out of memory while filling: what is here is partial */
     struct worker_stats stats;
-    uint64_t login_sessions, active_sessions, admin_sessions;
+    uint64_t login_sessions, waiting_sessions, active_sessions, admin_sessions;
     struct region_sessions *regions;
     size_t nregions;
     struct client_row *clients;

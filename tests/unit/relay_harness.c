@@ -332,6 +332,7 @@ int rig_init(struct relay_rig *r)
     r->d.nworkers = 1;
     r->w.d = &r->d;
     list_init(&r->w.login_sessions);
+    list_init(&r->w.waiting_sessions);
     list_init(&r->w.active_sessions);
     list_init(&r->w.admin_sessions);
     list_init(&r->w.login_servers);

@@ -1,0 +1,128 @@
+/*
+ * pool_limits.c — the shared counts behind pool_size and max_db_connections.
+ */
+#include "proxy/pool_limits.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int pool_limits_init(struct pool_limits *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    return pthread_mutex_init(&pl->lock, NULL) == 0 ? 0 : -1;
+}
+
+void pool_limits_free(struct pool_limits *pl)
+{
+    free(pl->counts);
+    pthread_mutex_destroy(&pl->lock);
+    memset(pl, 0, sizeof(*pl));
+}
+
+/* The names are NAMEDATALEN-bounded (pool.c refuses longer ones); a unit separator joins them. */
+void pool_key(char *out, const char *region, const char *database, const char *user)
+{
+    snprintf(out, POOL_KEY_MAX, "%s\x1f%s\x1f%s", region, database, user);
+}
+
+void pool_host_key(char *out, const char *host, int port)
+{
+    snprintf(out, POOL_KEY_MAX, "\x1e%s:%d", host, port);
+}
+
+/* The count of key, created (at zero) when create says so; NULL when absent or out of memory. */
+static struct pool_count *count_find(struct pool_limits *pl, const char *key, bool create)
+{
+    for (size_t i = 0; i < pl->n; i++)
+        if (strcmp(pl->counts[i].key, key) == 0)
+            return &pl->counts[i];
+    if (!create)
+        return NULL;
+    if (pl->n == pl->cap) {
+        size_t cap = pl->cap > 0 ? pl->cap * 2 : 16;
+        struct pool_count *grown = realloc(pl->counts, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        pl->counts = grown;
+        pl->cap = cap;
+    }
+    struct pool_count *c = &pl->counts[pl->n++];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->key, sizeof(c->key), "%s", key);
+    return c;
+}
+
+/* Removes a count nothing refers to any more (the last one takes its place). */
+static void count_drop_if_unused(struct pool_limits *pl, struct pool_count *c)
+{
+    if (c->servers > 0 || c->waiting > 0)
+        return;
+    *c = pl->counts[--pl->n];
+}
+
+enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
+                                      int pool_size, int max_db)
+{
+    enum pool_reserve rc = POOL_RESERVED;
+    pthread_mutex_lock(&pl->lock);
+    struct pool_count *p = count_find(pl, pool, true);
+    struct pool_count *h = p != NULL ? count_find(pl, host, true) : NULL;
+    if (h == NULL)
+        rc = POOL_NO_MEMORY;
+    else if (p->servers >= pool_size)
+        rc = POOL_FULL;
+    else if (max_db > 0 && h->servers >= max_db)
+        rc = POOL_HOST_FULL;
+    if (rc == POOL_RESERVED) {
+        p->servers++;
+        h->servers++;
+    }
+    /* Unused ones go; the host's first, since dropping moves the last entry (maybe p). */
+    if (h != NULL)
+        count_drop_if_unused(pl, h);
+    if (p != NULL && (p = count_find(pl, pool, false)) != NULL)
+        count_drop_if_unused(pl, p);
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}
+
+bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host)
+{
+    pthread_mutex_lock(&pl->lock);
+    const char *keys[] = {host, pool};
+    for (size_t i = 0; i < 2; i++) {
+        struct pool_count *c = count_find(pl, keys[i], false);
+        if (c == NULL)
+            continue;
+        if (c->servers > 0)
+            c->servers--;
+        count_drop_if_unused(pl, c);
+    }
+    bool waiting = pl->waiting > 0;
+    pthread_mutex_unlock(&pl->lock);
+    return waiting;
+}
+
+void pool_limits_wait(struct pool_limits *pl, const char *pool, int delta)
+{
+    pthread_mutex_lock(&pl->lock);
+    struct pool_count *c = count_find(pl, pool, delta > 0);
+    if (c != NULL && c->waiting + delta >= 0) {
+        c->waiting += delta;
+        __atomic_add_fetch(&pl->waiting, delta, __ATOMIC_RELAXED);
+        count_drop_if_unused(pl, c);
+    }
+    pthread_mutex_unlock(&pl->lock);
+}
+
+bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool)
+{
+    if (__atomic_load_n(&pl->waiting, __ATOMIC_RELAXED) == 0)
+        return false;
+    pthread_mutex_lock(&pl->lock);
+    const struct pool_count *c = count_find(pl, pool, false);
+    bool waiting = c != NULL && c->waiting > 0;
+    pthread_mutex_unlock(&pl->lock);
+    return waiting;
+}

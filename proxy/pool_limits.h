@@ -1,0 +1,63 @@
+/*
+ * pool_limits.h — server connections counted across workers, for
+ * pool_size (per region, database and user) and max_db_connections (per
+ * host).
+ *
+ * Pools live on each worker (pool.h), but a limit protects a server from
+ * all of pgnear: the counts are shared, under one lock taken only as a
+ * connection opens or closes and as a client starts or stops waiting —
+ * never per message.  A count whose connections are all gone and that
+ * nobody waits for is removed, so the table holds what is in use.
+ */
+#ifndef PGNEAR_PROXY_POOL_LIMITS_H
+#define PGNEAR_PROXY_POOL_LIMITS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* region, database and user; or host:port */
+#define POOL_KEY_MAX 200
+
+struct pool_count {
+    char key[POOL_KEY_MAX];
+    int servers; /* connections open or opening */
+    int waiting; /* clients waiting for one */
+};
+
+struct pool_limits {
+    pthread_mutex_t lock;
+    struct pool_count *counts; /* pools and hosts, in one array */
+    size_t n, cap;
+    int waiting; /* clients waiting, all pools (read without the lock as a hint) */
+};
+
+int pool_limits_init(struct pool_limits *pl);
+void pool_limits_free(struct pool_limits *pl);
+
+/* The keys of a pool and of a host. */
+void pool_key(char *out, const char *region, const char *database, const char *user);
+void pool_host_key(char *out, const char *host, int port);
+
+/* What pool_limits_reserve found. */
+enum pool_reserve {
+    POOL_RESERVED,  /* counted: the connection may be opened */
+    POOL_FULL,      /* pool_size reached */
+    POOL_HOST_FULL, /* max_db_connections reached */
+    POOL_NO_MEMORY, /* no room to count it */
+};
+
+/* Counts one more connection of pool and host unless a limit says no (max_db 0: none). */
+enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
+                                      int pool_size, int max_db);
+
+/* One connection of pool and host closed.  Returns whether some client waits, anywhere. */
+bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host);
+
+/* A client starts (delta 1) or stops (-1) waiting for a connection of pool. */
+void pool_limits_wait(struct pool_limits *pl, const char *pool, int delta);
+
+/* Whether some client waits for a connection of pool. */
+bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool);
+
+#endif
