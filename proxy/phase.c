@@ -12,6 +12,7 @@
 #include "proxy/config.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/pool_warm.h"
 #include "proxy/login_throttle.h"
 #include "proxy/relay.h"
 #include "proxy/server_conn.h"
@@ -79,6 +80,8 @@ static void phase_to_server_login(struct session *s)
 
 static void phase_to_active(struct session *s)
 {
+    if (pool_warm_done(s))
+        return; /* an internal session: its connection went to the pool, it ended */
     phase_enter(s, PHASE_ACTIVE);
 }
 

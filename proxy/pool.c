@@ -20,6 +20,7 @@
 #include "proxy/log.h"
 #include "proxy/phase.h"
 #include "proxy/pool_limits.h"
+#include "proxy/pool_warm.h"
 #include "proxy/worker_call.h"
 #include "proxy/daemon.h"
 #include "proxy/server_conn.h"
@@ -96,7 +97,7 @@ static void pool_close(struct server_conn *sc, const char *why)
     server_conn_close(sc, false);
 }
 
-static void pool_arm_sweep(struct worker *w)
+void pool_arm_sweep(struct worker *w)
 {
     if (w->pool_timer != NULL && !evtimer_pending(w->pool_timer, NULL)) {
         struct timeval tv = {POOL_SWEEP_MS / 1000, (POOL_SWEEP_MS % 1000) * 1000};
@@ -153,6 +154,27 @@ static void pool_reset(struct server_conn *sc)
     pool_flush(sc);
 }
 
+/* Parks a connection without client: its events come to pool_event. */
+static void pool_park(struct server_conn *sc)
+{
+    server_conn_detach(sc);
+    sc->ep.read_paused = false;
+    sc->ep.on_read = pool_reading;
+    sc->ep.stream.read_want = STREAM_WANT_READ;
+}
+
+bool pool_keep_fresh(struct server_conn *sc)
+{
+    if (!sc->poolable || sc->tx.status != 'I' || evbuffer_get_length(sc->ep.in) > 0) {
+        server_conn_close(sc, true);
+        return false;
+    }
+    pool_park(sc);
+    pool_now_idle(sc);
+    endpoint_arm(&sc->ep);
+    return true;
+}
+
 void pool_release(struct server_conn *sc)
 {
     struct session *s = sc->client;
@@ -164,10 +186,7 @@ void pool_release(struct server_conn *sc)
         server_conn_close(sc, true);
         return;
     }
-    server_conn_detach(sc);
-    sc->ep.read_paused = false;
-    sc->ep.on_read = pool_reading;
-    sc->ep.stream.read_want = STREAM_WANT_READ;
+    pool_park(sc);
     pool_reset(sc);
 }
 
@@ -434,7 +453,10 @@ bool pool_reserve(struct session *s, struct region_host *h)
         session_fail(s, "53200", "out of memory", NULL, NULL);
         return false;
     default:
-        pool_wait(s, h, rc);
+        if (l->warming)
+            session_close(s, "min_pool_size: the pool is full");
+        else
+            pool_wait(s, h, rc);
         return false;
     }
 }
@@ -559,12 +581,14 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         const struct config *cfg = w->cfg;
-        if (now - sc->idle_since >= (int64_t)cfg->server_idle_timeout_ms * 1000)
+        if (now - sc->idle_since >= (int64_t)cfg->server_idle_timeout_ms * 1000 &&
+            !pool_warm_keeps(w, sc))
             pool_close(sc, "idle longer than server_idle_timeout");
         else if (now - sc->connect_time >= (int64_t)cfg->server_lifetime_ms * 1000)
             pool_close(sc, "older than server_lifetime");
     }
-    if (w->idle_servers.count > 0)
+    pool_warm_tick(w);
+    if (w->idle_servers.count > 0 || pool_warm_active(w))
         pool_arm_sweep(w);
 }
 

@@ -72,6 +72,15 @@ void pool_event(struct endpoint *ep, short what);
 int pool_init(struct worker *w);
 void pool_free(struct worker *w);
 
+/*
+ * A new connection with no client (pool_warm.h) goes idle into the pool;
+ * closed instead when it cannot be kept.  Returns whether it was kept.
+ */
+bool pool_keep_fresh(struct server_conn *sc);
+
+/* Makes sure the sweep (timeouts, min_pool_size) runs within a second. */
+void pool_arm_sweep(struct worker *w);
+
 /* Closes every kept connection (a shutdown starting). */
 void pool_close_idle(struct worker *w);
 

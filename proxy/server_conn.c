@@ -76,7 +76,6 @@ static void server_conn_account(struct server_conn *sc, struct session *s)
     s->server_bytes += sc->ep.bytes_in - sc->bytes_in_at_attach;
     stat_add(&sc->w->stats.queries, sc->tx.answered);
     stat_add(&sc->w->stats.transactions, sc->tx.answered_idle);
-    tx_track_init(&sc->tx, sc->tx.status);
 }
 
 void server_conn_attach(struct server_conn *sc, struct session *s)
@@ -100,6 +99,7 @@ void server_conn_detach(struct server_conn *sc)
     if (s->cancel.registered && s->cancel.server == sc)
         cancel_unregister(s);
     server_conn_account(sc, s);
+    tx_track_init(&sc->tx, sc->tx.status); /* counted: the next client's start at zero */
     s->server_conn = NULL;
     sc->client = NULL;
     sc->ep.session = NULL;

@@ -164,7 +164,7 @@ static void server_fail_local(struct session *s, const char *call, int err)
 /* A kept connection to h takes the session, if one fits: handed over instead of dialed. */
 static bool server_take_kept(struct session *s, struct region_host *h)
 {
-    if (!s->login->pool_share)
+    if (!s->login->pool_share || s->login->warming)
         return false;
     struct server_conn *sc = pool_take(s, server_region(s), h);
     if (sc == NULL)

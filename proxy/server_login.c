@@ -28,6 +28,7 @@
 #include "proxy/login_throttle.h"
 #include "proxy/msg_loop.h"
 #include "proxy/phase.h"
+#include "proxy/pool_warm.h"
 #include "proxy/server_conn.h"
 #include "proxy/server_handover.h"
 #include "proxy/session.h"
@@ -127,6 +128,8 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
 
 static int scram_fail(struct session *s, const char *msg)
 {
+    if (s->login->warming)
+        pool_warm_forget(s); /* its key is of no use any more */
     stat_inc(&s->w->stats.login_failures);
     session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
     return -1;
@@ -148,8 +151,11 @@ static int scram_start(struct session *s, const uint8_t *mechs, uint32_t len)
     }
     char out[SASL_MAX];
     size_t n;
-    if (scram_client_init(&s->login->scram_cli, scram_server_client_key(&s->login->scram_srv),
-                          &s->login->verifier, plus ? cb : NULL, cblen) != SCRAM_OK ||
+    const uint8_t *client_key = pool_warm_client_key(s);
+    if (client_key == NULL)
+        client_key = scram_server_client_key(&s->login->scram_srv);
+    if (scram_client_init(&s->login->scram_cli, client_key, &s->login->verifier, plus ? cb : NULL,
+                          cblen) != SCRAM_OK ||
         scram_client_first(&s->login->scram_cli, out, sizeof(out), &n) != SCRAM_OK)
         return scram_fail(s, "could not start SCRAM authentication with the server");
     return send_sasl_response(s, scram_client_mechanism(&s->login->scram_cli), out, n);
@@ -307,6 +313,7 @@ void server_login_served(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     login_throttle_succeeded(s);
+    pool_warm_note(s);
     if (health_note_login(sc->host, s->login->host_downs_seen))
         log_info(s->id, "host %s:%d of region %s is up: a session logged in through it",
                  sc->host->name, sc->host->port, sc->region->name);

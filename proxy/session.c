@@ -395,6 +395,31 @@ void session_set_timer(struct session *s, int ms)
         event_del(s->timer);
 }
 
+struct session *session_new(struct worker *w, int fd)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    s->w = w;
+    /* Unique across workers: the worker's own count, interleaved. */
+    s->id = ++w->next_client_id * (uint64_t)w->d->nworkers + (uint64_t)w->index -
+            (uint64_t)w->d->nworkers + 1;
+    s->connected_at = (int64_t)time(NULL);
+    s->cfg = config_ref(w->cfg);
+    s->list = &w->login_sessions;
+    list_append(s->list, &s->node);
+    s->timer = evtimer_new(w->base, session_timer_cb, s);
+    s->login = calloc(1, sizeof(*s->login));
+    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0) {
+        /* The caller closes it (it owns fd until then); session_close frees what is here. */
+        free(s->login);
+        s->login = NULL;
+    }
+    return s;
+}
+
 /* Refuses a connection beyond max_client_conn without reading from it. */
 static void session_refuse(struct worker *w, int fd)
 {
@@ -421,30 +446,19 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
         session_refuse(w, fd);
         return;
     }
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = session_new(w, fd);
     if (s == NULL) {
-        __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
         close(fd);
         log_error(0, "out of memory accepting a connection");
         return;
     }
-    s->w = w;
-    /* Unique across workers: the worker's own count, interleaved. */
-    s->id = ++w->next_client_id * (uint64_t)w->d->nworkers + (uint64_t)w->index -
-            (uint64_t)w->d->nworkers + 1;
     s->unix_socket = unix_socket;
-    s->connected_at = (int64_t)time(NULL);
-    s->cfg = config_ref(w->cfg);
-    s->list = &w->login_sessions;
-    list_append(s->list, &s->node);
     if (!unix_socket)
         session_tune_tcp(s->cfg, fd);
     if ((size_t)addrlen <= sizeof(s->addr))
         memcpy(&s->addr, addr, (size_t)addrlen);
     session_format_peer(s, addr);
-    s->timer = evtimer_new(w->base, session_timer_cb, s);
-    s->login = calloc(1, sizeof(*s->login));
-    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0) {
+    if (s->login == NULL) {
         session_close(s, "out of memory");
         return;
     }

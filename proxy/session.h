@@ -86,9 +86,11 @@ struct session_login {
     char server_failure[320]; /* why the last host tried failed */
 
     /* pooling (pool.h, server_handover.h) */
-    bool pool_share;                  /* the server connection may be kept for others after */
-    bool resumed;                     /* the server connection is a kept one, being handed over */
-    struct region_host *retry_host;   /* a kept connection to it failed: the host is tried again */
+    bool pool_share;                /* the server connection may be kept for others after */
+    bool resumed;                   /* the server connection is a kept one, being handed over */
+    struct region_host *retry_host; /* a kept connection to it failed: the host is tried again */
+    bool warming;                   /* no client: opens a connection for min_pool_size */
+    uint8_t warm_client_key[SCRAM_KEY_LEN]; /* the ClientKey it logs in with (pool_warm.h) */
     bool slot_reserved;               /* counted in the limits for the connection about to open */
     struct region_host *slot_host;    /* to this host */
     bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
@@ -204,6 +206,15 @@ bool session_at_safe_point(const struct session *s);
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
                     bool unix_socket);
 void session_close(struct session *s, const char *why);
+/*
+ * A new session on w's login list, counted in the daemon's clients
+ * (which the caller has already incremented; session_free takes it back),
+ * its client endpoint on fd (-1: an internal session with no client,
+ * whose output only piles up).  NULL when out of memory (the count given
+ * back); s->login NULL when part of it could not be made: the caller
+ * closes it.
+ */
+struct session *session_new(struct worker *w, int fd);
 /* Sends a FATAL report to the client, then closes once it is flushed (or at once). */
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);

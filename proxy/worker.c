@@ -18,6 +18,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/pool_warm.h"
 #include "proxy/session.h"
 
 void worker_check_drained(struct worker *w)
@@ -177,6 +178,7 @@ void worker_free(struct worker *w)
     list_for_each_safe(pos, tmp, &w->admin_sessions)
         session_close(list_entry(pos, struct session, node), "shutdown");
     pool_free(w);
+    pool_warm_free(w);
     cancel_close_all(w);
     auth_lookup_pool_close(&w->auth_lookups);
     listener_close(w->listeners);

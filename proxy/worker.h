@@ -23,6 +23,7 @@ struct event_base;
 struct event;
 struct listener_set;
 struct migrations_request;
+struct pool_warm;
 
 struct worker {
     struct daemon *d;
@@ -41,6 +42,7 @@ struct worker {
     struct list used_servers;             /* kept: their client left, the reset query runs */
     struct list idle_servers;             /* kept: reset, waiting for the next client */
     struct event *pool_timer;             /* looks at idle_servers for timeouts (pool.c) */
+    struct pool_warm *warm;               /* pairs kept warm for min_pool_size (pool_warm.h) */
     struct event *pool_wake;              /* a connection may have freed up for waiting_sessions */
     struct list cancel_conns;             /* forwarding one cancel request each */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */

@@ -1,0 +1,290 @@
+/*
+ * pool_warm.c — min_pool_size: the pairs kept warm, and the internal
+ * sessions that open their connections.
+ */
+#include "proxy/pool_warm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "protocol/pkt.h"
+#include "protocol/scram.h"
+#include "protocol/startup.h"
+#include "proxy/config.h"
+#include "proxy/daemon.h"
+#include "proxy/log.h"
+#include "proxy/phase.h"
+#include "proxy/pool.h"
+#include "proxy/server_conn.h"
+#include "proxy/server_login.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "routing/region.h"
+
+/* A (region, database, user) seen since start, and what logging in for it again takes. */
+struct pool_warm_pair {
+    char region[SERVER_POOL_NAME_MAX];
+    char database[SERVER_POOL_NAME_MAX];
+    char user[SERVER_POOL_NAME_MAX];
+    uint8_t *startup; /* a StartupMessage with the parameters as the server got them */
+    size_t startup_len;
+    uint8_t client_key[SCRAM_KEY_LEN];
+    struct scram_verifier verifier;
+    int64_t last_seen_us; /* a client of the pair logged in */
+    int64_t last_try_us;  /* a warming session started */
+    int64_t last_ok_us;   /* a warming session's connection went idle */
+};
+
+struct pool_warm {
+    struct pool_warm_pair pairs[POOL_WARM_MAX];
+    int n;
+};
+
+static int64_t warm_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void warm_pair_wipe(struct pool_warm_pair *p)
+{
+    free(p->startup);
+    OPENSSL_cleanse(p, sizeof(*p));
+}
+
+static struct pool_warm_pair *warm_find(struct pool_warm *pw, const char *region,
+                                        const char *database, const char *user)
+{
+    for (int i = 0; pw != NULL && i < pw->n; i++) {
+        struct pool_warm_pair *p = &pw->pairs[i];
+        if (strcmp(p->region, region) == 0 && strcmp(p->database, database) == 0 &&
+            strcmp(p->user, user) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+/* The StartupMessage a warming session of s's pair sends: user, database, s's parameters. */
+static uint8_t *warm_startup_of(const struct session *s, size_t *len)
+{
+    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
+    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    uint8_t buf[STARTUP_MAX_LEN];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_VERSION(3, 0));
+    pkt_put_cstr(&pb, "user");
+    pkt_put_cstr(&pb, s->user);
+    pkt_put_cstr(&pb, "database");
+    pkt_put_cstr(&pb, s->database);
+    for (size_t i = 0; i < n; i++) {
+        pkt_put_cstr(&pb, names[i]);
+        pkt_put_cstr(&pb, values[i]);
+    }
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    uint8_t *copy = pkt_ok(&pb) ? malloc(pb.len) : NULL;
+    if (copy != NULL) {
+        memcpy(copy, buf, pb.len);
+        *len = pb.len;
+    }
+    return copy;
+}
+
+/* A free slot: an empty one, else the pair seen longest ago. */
+static struct pool_warm_pair *warm_slot(struct pool_warm *pw)
+{
+    if (pw->n < POOL_WARM_MAX)
+        return &pw->pairs[pw->n++];
+    struct pool_warm_pair *oldest = &pw->pairs[0];
+    for (int i = 1; i < pw->n; i++)
+        if (pw->pairs[i].last_seen_us < oldest->last_seen_us)
+            oldest = &pw->pairs[i];
+    warm_pair_wipe(oldest);
+    return oldest;
+}
+
+void pool_warm_note(struct session *s)
+{
+    struct worker *w = s->w;
+    struct session_login *l = s->login;
+    const uint8_t *key = scram_server_client_key(&l->scram_srv);
+    if (s->cfg->min_pool_size == 0 || l->warming || key == NULL || !l->pool_share)
+        return;
+    if (w->warm == NULL && (w->warm = calloc(1, sizeof(*w->warm))) == NULL)
+        return;
+    struct pool_warm_pair *p = warm_find(w->warm, s->region->name, s->database, s->user);
+    if (p == NULL) {
+        size_t len = 0;
+        uint8_t *startup = warm_startup_of(s, &len);
+        if (startup == NULL)
+            return;
+        p = warm_slot(w->warm);
+        snprintf(p->region, sizeof(p->region), "%s", s->region->name);
+        snprintf(p->database, sizeof(p->database), "%s", s->database);
+        snprintf(p->user, sizeof(p->user), "%s", s->user);
+        p->startup = startup;
+        p->startup_len = len;
+        log_info(s->id, "min_pool_size: keeping region %s, database %s, user %s warm", p->region,
+                 p->database, p->user);
+    }
+    /* The latest key and verifier: a password changed since is followed. */
+    memcpy(p->client_key, key, SCRAM_KEY_LEN);
+    p->verifier = l->verifier;
+    p->last_seen_us = warm_now_us();
+    pool_arm_sweep(w);
+}
+
+bool pool_warm_active(const struct worker *w)
+{
+    return w->warm != NULL && w->warm->n > 0;
+}
+
+/* Server connections of the pair on this worker, whatever their state. */
+static int warm_count(const struct worker *w, const struct pool_warm_pair *p)
+{
+    const struct list *lists[] = {&w->login_servers, &w->active_servers, &w->used_servers,
+                                  &w->idle_servers};
+    int n = 0;
+    for (size_t i = 0; i < 4; i++) {
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, lists[i])
+        {
+            const struct server_conn *sc = list_entry(pos, struct server_conn, node);
+            n += strcmp(sc->region->name, p->region) == 0 &&
+                 strcmp(sc->database, p->database) == 0 && strcmp(sc->user, p->user) == 0;
+        }
+    }
+    return n;
+}
+
+/* The internal session's login state, as a client's would be after pgnear verified it. */
+static int warm_login_init(struct session *s, const struct pool_warm_pair *p, struct region *r)
+{
+    struct session_login *l = s->login;
+    s->startup_raw = malloc(p->startup_len);
+    if (s->startup_raw == NULL)
+        return -1;
+    memcpy(s->startup_raw, p->startup, p->startup_len);
+    if (startup_parse(s->startup_raw, p->startup_len, &l->startup) != 0)
+        return -1;
+    s->user = l->startup.user;
+    s->database = l->startup.database;
+    s->application_name = startup_param(&l->startup, "application_name");
+    const char *options = startup_param(&l->startup, "options");
+    if (options != NULL && (l->server_options = strdup(options)) == NULL)
+        return -1;
+    l->warming = true;
+    memcpy(l->warm_client_key, p->client_key, SCRAM_KEY_LEN);
+    l->verifier = p->verifier;
+    l->plan[0] = r;
+    l->plan_cos[0] = 1.0;
+    l->plan_len = 1;
+    s->region = r;
+    return 0;
+}
+
+/* Starts an internal session that opens one connection for the pair. */
+static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region *r)
+{
+    __atomic_add_fetch(&w->d->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
+    struct session *s = session_new(w, -1);
+    if (s == NULL)
+        return;
+    snprintf(s->peer, sizeof(s->peer), "min_pool_size");
+    if (s->login == NULL || warm_login_init(s, p, r) != 0) {
+        session_close(s, "out of memory");
+        return;
+    }
+    p->last_try_us = warm_now_us();
+    log_debug(s->id, "min_pool_size: opening a connection to region %s for database %s, user %s",
+              p->region, p->database, p->user);
+    phase_enter(s, PHASE_CONNECT);
+}
+
+/* The pair's share of min_pool_size on one worker (at least one). */
+static int warm_share(const struct worker *w)
+{
+    int n = w->d->nworkers;
+    int share = (w->cfg->min_pool_size + n - 1) / n;
+    return share > 0 ? share : 1;
+}
+
+void pool_warm_tick(struct worker *w)
+{
+    struct pool_warm *pw = w->warm;
+    if (pw == NULL || w->draining)
+        return;
+    int64_t now = warm_now_us();
+    const struct config *cfg = w->cfg;
+    for (int i = 0; i < pw->n; i++) {
+        struct pool_warm_pair *p = &pw->pairs[i];
+        struct region *r = region_set_find(&cfg->regions, p->region);
+        bool stale = now - p->last_seen_us > (int64_t)cfg->server_lifetime_ms * 1000;
+        if (stale || r == NULL || cfg->min_pool_size == 0 || cfg->pool_mode != POOL_SESSION) {
+            warm_pair_wipe(p);
+            pw->pairs[i--] = pw->pairs[--pw->n];
+            continue;
+        }
+        bool failed_lately = p->last_try_us > p->last_ok_us &&
+                             now - p->last_try_us < (int64_t)POOL_WARM_RETRY_MS * 1000;
+        if (failed_lately)
+            continue;
+        for (int missing = warm_share(w) - warm_count(w, p); missing > 0; missing--)
+            warm_start(w, p, r);
+    }
+}
+
+bool pool_warm_keeps(const struct worker *w, const struct server_conn *sc)
+{
+    const struct pool_warm_pair *p = warm_find(w->warm, sc->region->name, sc->database, sc->user);
+    return p != NULL && w->cfg->min_pool_size > 0 && warm_count(w, p) <= warm_share(w);
+}
+
+bool pool_warm_done(struct session *s)
+{
+    if (s->login == NULL || !s->login->warming)
+        return false;
+    struct pool_warm_pair *p = warm_find(s->w->warm, s->region->name, s->database, s->user);
+    if (pool_keep_fresh(s->server_conn) && p != NULL)
+        p->last_ok_us = warm_now_us();
+    session_close(s, "min_pool_size: connection opened and kept");
+    return true;
+}
+
+const uint8_t *pool_warm_client_key(const struct session *s)
+{
+    return s->login != NULL && s->login->warming ? s->login->warm_client_key : NULL;
+}
+
+void pool_warm_forget(struct session *s)
+{
+    struct pool_warm *pw = s->w->warm;
+    struct pool_warm_pair *p = warm_find(pw, s->region->name, s->database, s->user);
+    if (p == NULL)
+        return;
+    log_warn(s->id,
+             "min_pool_size: region %s, database %s, user %s no longer kept warm: its "
+             "login failed",
+             p->region, p->database, p->user);
+    warm_pair_wipe(p);
+    *p = pw->pairs[--pw->n];
+}
+
+void pool_warm_free(struct worker *w)
+{
+    if (w->warm == NULL)
+        return;
+    for (int i = 0; i < w->warm->n; i++)
+        warm_pair_wipe(&w->warm->pairs[i]);
+    free(w->warm);
+    w->warm = NULL;
+}
