@@ -5,6 +5,11 @@
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
 #                  [--workers 2] [--verifiers file|query] [--baseline path/to/older/pgnear]
+#                  [--pool_mode session|none]
+#
+# pgnear runs with --pool_mode (default session) and pool_size 100, as
+# PgBouncer's default_pool_size here; the storm (a new session per
+# transaction) is then compared with PgBouncer as well as with HAProxy.
 #
 # --baseline runs a second pgnear binary (an older build, say) with the same
 # settings as a fifth target, interleaved with the others, and adds the
@@ -33,9 +38,9 @@ use PgNearTest;
 $| = 1;
 
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1,
-           workers => 2, verifiers => 'file');
+           workers => 2, verifiers => 'file', pool_mode => 'session');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i',
-           'verifiers=s', 'baseline=s')
+           'verifiers=s', 'baseline=s', 'pool_mode=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -59,7 +64,9 @@ my %pgnear_settings = (auth => $opt{pgnear_auth}, server_tls => 'disable',
     ($opt{verifiers} eq 'query'
        ? (auth_query => 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1')
        : (auth_file => "$dir/userlist.txt")),
-    max_client_conn => 1000, workers => $opt{workers});
+    max_client_conn => 1000, workers => $opt{workers},
+    # As PgBouncer's default_pool_size below: the same server connections each way.
+    pool_mode => $opt{pool_mode}, pool_size => 100);
 my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], settings => {%pgnear_settings});
 my $baseline;
 if (defined $opt{baseline}) {
@@ -172,6 +179,9 @@ for my $cfg (@configs) {
         @m{qw(direct pgnear pgbouncer haproxy)}, $m{pgnear} / $m{direct},
         $m{pgbouncer} / $m{direct}, $m{haproxy} / $m{direct},
         $m{pgnear} / $best_other, $cfg->{name} eq 'storm' ? ' (vs haproxy)' : '';
+    printf "%-16s pgnear/pgbouncer %.2f (pool_mode = %s; PgBouncer in session mode)\n", '',
+        $m{pgnear} / $m{pgbouncer}, $opt{pool_mode}
+        if $cfg->{name} eq 'storm';
     printf "%-16s baseline %.0f tps; pgnear/baseline %.3f (per round: %s)\n", '', $m{baseline},
         $m{pgnear} / $m{baseline},
         join(' ', map { sprintf '%.3f', $tps{pgnear}[$_] / $tps{baseline}[$_] } 0 .. $#{ $tps{pgnear} })

@@ -18,11 +18,16 @@
 #
 #   bench/distant_connect.pl [--sessions 30] [--delay-ms 40] [--near-delay-ms 0.5]
 #                            [--server-tls off,on] [--workers 1] [--trace]
-#                            [--pgnear NAME[:key=value,...]]...
+#                            [--pgnear NAME[:key=value,...]]... [--gap-s 0]
 #
 # --pgnear (repeatable) measures a pgnear with these settings added, as the
 # path pgnear:NAME: e.g. --pgnear none:pool_mode=none --pgnear session:pool_mode=session
-# once pooling exists.  Without it, one pgnear with today's settings.
+# --pgnear warm:min_pool_size=1,server_idle_timeout=1s.  Without it, one
+# pgnear with the default settings.
+# --gap-s waits that long after each session (on top of letting the link go
+# quiet): with server_idle_timeout below it, a kept connection is gone by
+# the next session, and only min_pool_size has one ready ("the first
+# client after a quiet spell").
 # --trace makes the relays log every chunk they pass (see delay_relay.pl)
 # and prints where the logs are.
 #
@@ -40,8 +45,10 @@ use PgNearTest;
 
 $| = 1;
 
-my %opt = (sessions => 30, 'delay-ms' => 40, 'near-delay-ms' => 0.5, 'server-tls' => 'off,on', workers => 1);
-GetOptions(\%opt, 'sessions=i', 'delay-ms=f', 'near-delay-ms=f', 'server-tls=s', 'workers=i', 'trace', 'pgnear=s@')
+my %opt = (sessions => 30, 'delay-ms' => 40, 'near-delay-ms' => 0.5, 'server-tls' => 'off,on', workers => 1,
+           'gap-s' => 0);
+GetOptions(\%opt, 'sessions=i', 'delay-ms=f', 'near-delay-ms=f', 'server-tls=s', 'workers=i', 'trace', 'pgnear=s@',
+           'gap-s=f')
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -153,7 +160,7 @@ sub one_session {
     my $first = relay_totals($distant);
     $dbh->disconnect;
     # let the link go quiet: a pooler's reset query, the server's goodbye
-    sleep(6 * $opt{'delay-ms'} / 1000 + 0.05);
+    sleep(6 * $opt{'delay-ms'} / 1000 + 0.05 + $opt{'gap-s'});
     my $after = relay_totals($distant);
     return { ms => $ms, rt_first => $first->{round_trips} - $before->{round_trips},
              rt_all => $after->{round_trips} - $before->{round_trips},
@@ -250,6 +257,7 @@ my $distant = start_relay('distant', $pg->port, $opt{'delay-ms'});
 printf "distant link %.1f ms each way (a TCP handshake counts one round trip); clients %.1f ms each way from "
     . "the proxies; %d sessions per path; pgnear %s, workers %d\n", $opt{'delay-ms'}, $opt{'near-delay-ms'},
     $opt{sessions}, $ENV{PGNEAR}, $opt{workers};
+printf "gap between sessions: %.1f s\n", $opt{'gap-s'} if $opt{'gap-s'};
 for my $v (pgnear_variants()) {
     my $s = $v->{settings};
     printf "%s: auth = scram%s\n", $v->{name}, join('', map { ", $_ = $s->{$_}" } sort keys %$s);

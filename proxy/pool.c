@@ -180,12 +180,15 @@ void pool_release(struct server_conn *sc)
     struct session *s = sc->client;
     const char *refusal = pool_refusal(sc, s);
     if (refusal != NULL) {
-        if (sc->poolable)
+        if (sc->poolable) {
+            stat_inc(&sc->w->stats.servers_not_kept);
             log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
                       refusal);
+        }
         server_conn_close(sc, true);
         return;
     }
+    stat_inc(&sc->w->stats.servers_kept);
     pool_park(sc);
     pool_reset(sc);
 }
@@ -233,6 +236,7 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
             return false;
         }
         if (sc->reset_failed || body[0] != 'I') {
+            stat_inc(&sc->w->stats.servers_not_kept);
             pool_close(sc, "server_reset_query failed");
             return false;
         }

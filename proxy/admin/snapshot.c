@@ -96,7 +96,10 @@ static const char *server_state_name(const struct server_conn *sc)
 {
     const struct worker *w = sc->w;
     if (sc->list == &w->active_servers)
-        return "active";
+        return sc->client != NULL && sc->client->login != NULL &&
+                       sc->client->login->handover_checking
+                   ? "tested"
+                   : "active";
     if (sc->list == &w->used_servers)
         return "used";
     if (sc->list == &w->idle_servers)

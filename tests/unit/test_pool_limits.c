@@ -1,0 +1,192 @@
+/*
+ * test_pool_limits.c
+ *    Unit tests for proxy/pool_limits.c, the counts behind pool_size and
+ *    max_db_connections (cmocka, TAP), and for the merged ParameterStatus
+ *    a kept connection's next client is told (protocol/param_set.c).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/param_set.h"
+#include "protocol/pkt.h"
+#include "proxy/pool_limits.h"
+
+static void test_pool_size(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char pool[POOL_KEY_MAX], other[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(pool, "eu", "movr", "app");
+    pool_key(other, "eu", "movr", "admin");
+    pool_host_key(host, "10.0.0.1", 5432);
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 2, 0), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 2, 0), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 2, 0), POOL_FULL);
+    /* another user's pool on the same host is counted apart */
+    assert_int_equal(pool_limits_reserve(&pl, other, host, 2, 0), POOL_RESERVED);
+    assert_false(pool_limits_release(&pl, pool, host)); /* nobody waits */
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 2, 0), POOL_RESERVED);
+    pool_limits_free(&pl);
+}
+
+static void test_max_db_connections(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char a[POOL_KEY_MAX], b[POOL_KEY_MAX], host[POOL_KEY_MAX], host2[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(a, "eu", "movr", "app");
+    pool_key(b, "eu", "other", "app");
+    pool_host_key(host, "10.0.0.1", 5432);
+    pool_host_key(host2, "10.0.0.2", 5432);
+    assert_int_equal(pool_limits_reserve(&pl, a, host, 20, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve(&pl, b, host, 20, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve(&pl, a, host, 20, 2), POOL_HOST_FULL);
+    assert_int_equal(pool_limits_reserve(&pl, a, host2, 20, 2), POOL_RESERVED);
+    pool_limits_release(&pl, b, host);
+    assert_int_equal(pool_limits_reserve(&pl, a, host, 20, 2), POOL_RESERVED);
+    pool_limits_free(&pl);
+}
+
+static void test_waiters_and_cleanup(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(pool, "eu", "movr", "app");
+    pool_host_key(host, "10.0.0.1", 5432);
+    assert_false(pool_limits_has_waiters(&pl, pool));
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_RESERVED);
+    pool_limits_wait(&pl, pool, 1);
+    assert_true(pool_limits_has_waiters(&pl, pool));
+    assert_true(pool_limits_release(&pl, pool, host)); /* someone waits: wake them */
+    pool_limits_wait(&pl, pool, -1);
+    assert_false(pool_limits_has_waiters(&pl, pool));
+    /* nothing open, nobody waiting: the table holds nothing */
+    assert_int_equal(pl.n, 0);
+    assert_int_equal(pl.waiting, 0);
+    /* a release with nothing counted, or a wait ended twice, changes nothing */
+    assert_false(pool_limits_release(&pl, pool, host));
+    pool_limits_wait(&pl, pool, -1);
+    assert_int_equal(pl.waiting, 0);
+    pool_limits_free(&pl);
+}
+
+/* Many pools: the table grows, and each count stays its own. */
+static void test_many_pools(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_host_key(host, "h", 1);
+    for (int i = 0; i < 500; i++) {
+        char user[16];
+        snprintf(user, sizeof(user), "u%d", i);
+        pool_key(pool, "r", "d", user);
+        assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_RESERVED);
+        assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_FULL);
+    }
+    assert_int_equal(pl.n, 501);
+    for (int i = 0; i < 500; i++) {
+        char user[16];
+        snprintf(user, sizeof(user), "u%d", i);
+        pool_key(pool, "r", "d", user);
+        pool_limits_release(&pl, pool, host);
+    }
+    assert_int_equal(pl.n, 0);
+    pool_limits_free(&pl);
+}
+
+struct racer {
+    struct pool_limits *pl;
+    int reserved;
+};
+
+/* Two threads reserve and release against one limit: never more than it at once. */
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    pool_key(pool, "r", "d", "u");
+    pool_host_key(host, "h", 1);
+    for (int i = 0; i < 20000; i++) {
+        if (pool_limits_reserve(r->pl, pool, host, 3, 0) == POOL_RESERVED) {
+            r->reserved++;
+            pool_limits_release(r->pl, pool, host);
+        }
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    assert_int_equal(pool_limits_init(&pl), 0);
+    struct racer a = {&pl, 0}, b = {&pl, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, race, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, race, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    /* each held at most one at a time, so the limit of 3 never refused anyone */
+    assert_int_equal(a.reserved + b.reserved, 40000);
+    assert_int_equal(pl.n, 0);
+    pool_limits_free(&pl);
+}
+
+/* What a kept connection's next client hears: the login's values, with the SETs' on top. */
+static void test_merged_parameters(void **state)
+{
+    (void)state;
+    struct param_set base = {0}, over = {0};
+    param_set_put(&base, "application_name", "first");
+    param_set_put(&base, "TimeZone", "UTC");
+    param_set_put(&over, "TimeZone", "Europe/Paris");
+    param_set_put(&over, "search_path", "app"); /* not reported at login: comes last */
+    uint8_t buf[512];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    param_set_write_merged(&base, &over, &pb);
+    assert_true(pkt_ok(&pb));
+    static const char expect[] = "S\0\0\0\x1b"
+                                 "application_name\0first\0"
+                                 "S\0\0\0\x1a"
+                                 "TimeZone\0Europe/Paris\0"
+                                 "S\0\0\0\x14"
+                                 "search_path\0app\0";
+    assert_int_equal(pb.len, sizeof(expect) - 1);
+    assert_memory_equal(buf, expect, sizeof(expect) - 1);
+    size_t off = 0;
+    const char *n, *v;
+    assert_true(param_set_next(&base, &off, &n, &v));
+    assert_string_equal(n, "application_name");
+    assert_true(param_set_next(&base, &off, &n, &v));
+    assert_string_equal(v, "UTC");
+    assert_false(param_set_next(&base, &off, &n, &v));
+    param_set_free(&base);
+    param_set_free(&over);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pool_size),
+        cmocka_unit_test(test_max_db_connections),
+        cmocka_unit_test(test_waiters_and_cleanup),
+        cmocka_unit_test(test_many_pools),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_merged_parameters),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
