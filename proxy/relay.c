@@ -152,6 +152,11 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
         send = relay_keep_terminate(s, block, send);
     if (send > 0 && endpoint_send_bytes(s, dst, block, send) < 0)
         return;
+    if (send < sc.forward) {
+        /* The session ends here, as a server ends it after Terminate; its connection may stay. */
+        session_close(s, "client terminated the session");
+        return;
+    }
     if (!relay_after_server_bytes(s, side))
         return;
     if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
