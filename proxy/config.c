@@ -98,7 +98,7 @@ static const struct setting config_settings[] = {
     S(migration_order, T_STR, "", true),
     S(migration_hold_timeout_ms, T_MS, "10s", true),
     S(peers, T_STR, "", true),
-    E(pool_mode, "none", true, pool_mode_choices),
+    E(pool_mode, "session", true, pool_mode_choices),
     S(server_reset_query, T_STR, "DISCARD ALL", true),
     S(server_check_query, T_STR, "", true),
     S(server_check_delay_ms, T_MS, "30s", true),
@@ -1106,11 +1106,6 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
         snprintf(warnings[n++], 256,
                  "auth_failure_max_delay is not shorter than client_login_timeout: a login "
                  "whose throttle wait would outlast the timeout is refused (53300) at once");
-    if (n < max && cfg->auth == AUTH_PASSTHROUGH && cfg->pool_mode == POOL_SESSION)
-        snprintf(warnings[n++], 256,
-                 "pool_mode = session has no effect under auth = passthrough: pgnear cannot "
-                 "log in to a server for a client it did not verify, so no server connection "
-                 "is kept for another client; use auth = scram to pool");
     return n;
 }
 

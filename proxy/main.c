@@ -47,6 +47,22 @@ static void report_problems(const char *path, const struct config_problems *p)
                 p->count + p->dropped);
 }
 
+/* What --check says of server-connection pooling: whether connections are kept, and how many. */
+static void print_pooling(const struct config *cfg)
+{
+    if (cfg->pool_mode == POOL_NONE)
+        printf("pooling: off (pool_mode = none): each client gets a server connection of its own\n");
+    else if (cfg->auth == AUTH_PASSTHROUGH)
+        printf("pooling: off: under auth = passthrough pgnear cannot log in to a server for a "
+               "client it did not verify, so no server connection is kept for another client "
+               "(auth = scram pools)\n");
+    else
+        printf("pooling: pool_mode = session, pool_size %d per region, database and user, "
+               "min_pool_size %d, max_db_connections %d%s\n",
+               cfg->pool_size, cfg->min_pool_size, cfg->max_db_connections,
+               cfg->max_db_connections == 0 ? " (no limit)" : "");
+}
+
 static int run_check(const char *path)
 {
     char warnings[8][256];
@@ -61,6 +77,7 @@ static int run_check(const char *path)
         fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
+    print_pooling(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);
     if (cfg->geoip != NULL) {
