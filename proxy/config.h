@@ -152,6 +152,12 @@ static inline struct config *config_ref(struct config *cfg)
 }
 void config_unref(struct config *cfg);
 
+/* Whether server connections are kept between clients: pool_mode = session under auth = scram. */
+static inline bool config_pooling(const struct config *cfg)
+{
+    return cfg->pool_mode == POOL_SESSION && cfg->auth == AUTH_SCRAM;
+}
+
 /* Whether user is one of admin_users (a comma list; names compared exactly). */
 bool config_is_admin_user(const struct config *cfg, const char *user);
 

@@ -51,7 +51,8 @@ static void report_problems(const char *path, const struct config_problems *p)
 static void print_pooling(const struct config *cfg)
 {
     if (cfg->pool_mode == POOL_NONE)
-        printf("pooling: off (pool_mode = none): each client gets a server connection of its own\n");
+        printf(
+            "pooling: off (pool_mode = none): each client gets a server connection of its own\n");
     else if (cfg->auth == AUTH_PASSTHROUGH)
         printf("pooling: off: under auth = passthrough pgnear cannot log in to a server for a "
                "client it did not verify, so no server connection is kept for another client "

@@ -44,7 +44,7 @@ static int64_t pool_now_us(void)
 
 bool pool_session_may_share(const struct session *s)
 {
-    if (s->cfg->pool_mode != POOL_SESSION || s->cfg->auth != AUTH_SCRAM || s->login == NULL)
+    if (!config_pooling(s->cfg) || s->login == NULL)
         return false;
     if (strlen(s->user) >= SERVER_POOL_NAME_MAX || strlen(s->database) >= SERVER_POOL_NAME_MAX)
         return false;
@@ -61,7 +61,7 @@ bool pool_session_may_share(const struct session *s)
 /* Why sc cannot be kept now that its client leaves; NULL when it can. */
 static const char *pool_refusal(const struct server_conn *sc, const struct session *s)
 {
-    if (!sc->poolable || s->cfg->pool_mode != POOL_SESSION)
+    if (!sc->poolable || !config_pooling(s->cfg))
         return "pooling is off for it";
     if (s->phase != PHASE_ACTIVE)
         return "its client did not finish logging in";
@@ -443,7 +443,7 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
 bool pool_reserve(struct session *s, struct region_host *h)
 {
     struct session_login *l = s->login;
-    if (s->cfg->pool_mode != POOL_SESSION || l->slot_reserved)
+    if (!config_pooling(s->cfg) || l->slot_reserved)
         return true;
     enum pool_reserve rc = pool_try_reserve(s, h);
     if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, h, rc))

@@ -229,7 +229,7 @@ void pool_warm_tick(struct worker *w)
         struct pool_warm_pair *p = &pw->pairs[i];
         struct region *r = region_set_find(&cfg->regions, p->region);
         bool stale = now - p->last_seen_us > (int64_t)cfg->server_lifetime_ms * 1000;
-        if (stale || r == NULL || cfg->min_pool_size == 0 || cfg->pool_mode != POOL_SESSION) {
+        if (stale || r == NULL || cfg->min_pool_size == 0 || !config_pooling(cfg)) {
             warm_pair_wipe(p);
             pw->pairs[i--] = pw->pairs[--pw->n];
             continue;

@@ -523,10 +523,11 @@ static void reconnect_answered(struct worker *from, const struct worker_reply *r
     (void)from;
     result_init(&wait->res, NULL, 0);
     if (req->pool_none)
-        result_notice(&wait->res,
-                      "pool_mode = none: each server connection closes with its client; closed %d "
-                      "kept from before",
-                      req->closed);
+        result_notice(
+            &wait->res,
+            "no pooling (pool_mode = none, or auth = passthrough): each server connection "
+            "closes with its client; closed %d kept from before",
+            req->closed);
     else
         result_notice(&wait->res,
                       "closed %d idle server connection%s; %d in use will be closed as their "
@@ -558,7 +559,7 @@ static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
     if (cmd->has_region)
         snprintf(req->region, sizeof(req->region), "%s", cmd->region);
     req->wait = wait;
-    req->pool_none = s->w->cfg->pool_mode == POOL_NONE;
+    req->pool_none = !config_pooling(s->w->cfg);
     log_info(s->id, "admin %s asked for RECONNECT%s%s", s->user, cmd->has_region ? " " : "",
              cmd->has_region ? cmd->region : "");
     if (worker_call_all(s->w, reconnect_on_worker, req, reconnect_answered, NULL) != 0) {

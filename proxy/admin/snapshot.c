@@ -231,7 +231,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     p->active_servers = w->active_servers.count;
     p->used_servers = w->used_servers.count;
     p->idle_servers = w->idle_servers.count;
-    p->pool_mode = w->cfg->pool_mode;
+    p->pool_mode = config_pooling(w->cfg) ? POOL_SESSION : POOL_NONE;
     size_t cap = 0;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->active_sessions)

@@ -104,7 +104,8 @@ struct snapshot_part {
     struct client_row *clients;
     size_t nclients;
     uint64_t login_servers, active_servers, used_servers, idle_servers;
-    int pool_mode; /* the worker's configuration's (enum pool_mode) */
+    int pool_mode; /* the worker's configuration's, in effect (enum pool_mode): none under
+                      passthrough */
     struct server_row *servers;
     size_t nservers;
     struct host_row *hosts; /* worker 0's part only */
