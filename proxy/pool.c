@@ -150,6 +150,8 @@ static void pool_reset(struct server_conn *sc)
         return;
     }
     server_conn_move(sc, &sc->w->used_servers);
+    sc->idle_since = pool_now_us(); /* when the reset started: a server that never answers it */
+    pool_arm_sweep(sc->w);
     sc->reset_failed = false;
     pool_flush(sc);
 }
@@ -327,8 +329,8 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||
-            strcmp(sc->user, s->user) != 0)
-            continue;
+            strcmp(sc->user, s->user) != 0 || evbuffer_get_length(sc->ep.in) > 0)
+            continue; /* (part of a message from the server is still coming: not now) */
         if (sc->connect_time < oldest) {
             pool_close(sc, "older than server_lifetime");
             continue;
@@ -591,8 +593,17 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
         else if (now - sc->connect_time >= (int64_t)cfg->server_lifetime_ms * 1000)
             pool_close(sc, "older than server_lifetime");
     }
+    int64_t reset_limit_us = w->cfg->server_connect_timeout_ms > 0
+                                 ? 2 * (int64_t)w->cfg->server_connect_timeout_ms * 1000
+                                 : 10000000;
+    list_for_each_safe(pos, tmp, &w->used_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        if (now - sc->idle_since >= reset_limit_us)
+            pool_close(sc, "server_reset_query not answered in twice server_connect_timeout");
+    }
     pool_warm_tick(w);
-    if (w->idle_servers.count > 0 || pool_warm_active(w))
+    if (w->idle_servers.count > 0 || w->used_servers.count > 0 || pool_warm_active(w))
         pool_arm_sweep(w);
 }
 

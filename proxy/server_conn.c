@@ -88,6 +88,7 @@ void server_conn_attach(struct server_conn *sc, struct session *s)
         sc->cfg = s->cfg != NULL ? config_ref(s->cfg) : NULL; /* NULL in the relay tests */
     }
     sc->bytes_in_at_attach = sc->ep.bytes_in;
+    sc->ep.last_type = 0;
     sc->use_count++;
     sc->sent_to_client = false;
     server_conn_move(sc, &sc->w->active_servers);
