@@ -17,14 +17,19 @@
 #include "proxy/daemon.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/admin/migrations.h"
 #include "proxy/pool.h"
 #include "proxy/pool_warm.h"
 #include "proxy/session.h"
 
 void worker_check_drained(struct worker *w)
 {
-    /* Worker 0 keeps the signals: it ends last, once the other loops have. */
-    if (w->draining && worker_client_count(w) == 0 &&
+    /*
+     * Worker 0 keeps the signals: it ends last, once the other loops have.
+     * A migration stopping on this loop must end first: sessions of other
+     * workers may be held by its pause step until it does.
+     */
+    if (w->draining && worker_client_count(w) == 0 && w->migration == NULL &&
         (w->index != 0 || __atomic_load_n(&w->d->running, __ATOMIC_ACQUIRE) == 0)) {
         if (w->index == 0)
             log_info(0, "all sessions ended; shutting down");
@@ -179,6 +184,7 @@ void worker_free(struct worker *w)
         session_close(list_entry(pos, struct session, node), "shutdown");
     pool_free(w);
     pool_warm_free(w);
+    migrations_worker_end(w);
     cancel_close_all(w);
     auth_lookup_pool_close(&w->auth_lookups);
     listener_close(w->listeners);

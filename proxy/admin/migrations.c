@@ -213,6 +213,7 @@ static void request_free(struct migrations_request *req)
     if (req->claimed) {
         req->home->migration = NULL;
         __atomic_store_n(&req->home->d->migrating, 0, __ATOMIC_RELEASE);
+        worker_check_drained(req->home); /* a shutdown may have waited for the run to stop */
     }
     if (req->wait != NULL) {
         req->wait->on_cancel = NULL;
@@ -220,6 +221,21 @@ static void request_free(struct migrations_request *req)
     }
     migrate_steps_free(&req->steps);
     free(req);
+}
+
+void migrations_worker_end(struct worker *w)
+{
+    struct migrations_request *req = w->migration;
+    if (req == NULL)
+        return;
+    if (req->run != NULL)
+        migrate_run_discard(req->run);
+    req->run = NULL;
+    struct console_wait *wait = req->wait;
+    request_free(req);
+    /* Its admin session has gone (else it would have been closed first): nobody to answer. */
+    if (wait != NULL && wait->s == NULL)
+        console_command_done(wait, CMD_ERROR);
 }
 
 static void run_note(void *arg, const char *text)

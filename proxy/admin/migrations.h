@@ -7,8 +7,16 @@
 
 #include "proxy/admin/commands.h"
 
+struct worker;
+
 extern const struct admin_column migrations_show_cols[9];
 extern const struct admin_column migrations_plan_cols[6];
+
+/*
+ * The worker's loop has ended with a migration still stopping (a shutdown
+ * while it was aborted): what is left of it is freed.
+ */
+void migrations_worker_end(struct worker *w);
 
 int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait);

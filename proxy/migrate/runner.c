@@ -637,6 +637,11 @@ static void run_cancel_statement(struct migrate_run *run)
         run_note(run, "could not cancel the running statement: the run stops once it ends");
 }
 
+void migrate_run_discard(struct migrate_run *run)
+{
+    run_free(run);
+}
+
 void migrate_run_abort(struct migrate_run *run, const char *who)
 {
     if (run->aborting)

@@ -117,6 +117,12 @@ struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
  */
 void migrate_run_abort(struct migrate_run *run, const char *who);
 
+/*
+ * Frees a run whose loop has ended (pgnear exiting while it stopped):
+ * its connections are abandoned, done is not called.
+ */
+void migrate_run_discard(struct migrate_run *run);
+
 /* Why MIGRATE DOWN cannot run step's down script (NULL: it can); step may be NULL. */
 const char *migrate_down_refusal(const struct migrate_step *step);
 
