@@ -172,3 +172,20 @@ const char *pkt_get_cstr(struct pktreader *r)
     r->pos += (size_t)(nul - start) + 1;
     return (const char *)start;
 }
+
+const char *pkt_report_field(const uint8_t *body, size_t len, char code)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    while (pkt_remaining(&r) > 0) {
+        uint8_t c = pkt_get_u8(&r);
+        if (c == 0)
+            return NULL;
+        const char *v = pkt_get_cstr(&r);
+        if (r.failed)
+            return NULL;
+        if (c == (uint8_t)code)
+            return v;
+    }
+    return NULL;
+}

@@ -71,6 +71,13 @@ struct pktreader {
 };
 
 void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len);
+
+/*
+ * The field code of an ErrorResponse or NoticeResponse body (len bytes,
+ * never trusted): its value, or NULL when the body has no such field or
+ * is malformed before it.
+ */
+const char *pkt_report_field(const uint8_t *body, size_t len, char code);
 uint8_t pkt_get_u8(struct pktreader *r);
 uint16_t pkt_get_u16(struct pktreader *r);
 uint32_t pkt_get_u32(struct pktreader *r);

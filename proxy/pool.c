@@ -198,17 +198,9 @@ void pool_release(struct server_conn *sc)
 /* A server's ErrorResponse, for the log: its message field. */
 static void pool_log_error(const struct server_conn *sc, const uint8_t *body, uint32_t len)
 {
-    struct pktreader r;
-    pkt_reader_init(&r, body, len);
-    while (pkt_remaining(&r) > 0) {
-        uint8_t code = pkt_get_u8(&r);
-        if (code == 0)
-            break;
-        const char *v = pkt_get_cstr(&r);
-        if (code == 'M' && v != NULL)
-            log_warn(0, "server connection %llu to %s:%d: %s", (unsigned long long)sc->id,
-                     sc->host->name, sc->host->port, v);
-    }
+    const char *msg = pkt_report_field(body, len, 'M');
+    log_warn(0, "server connection %llu to %s:%d: %s", (unsigned long long)sc->id, sc->host->name,
+             sc->host->port, msg != NULL ? msg : "(an error without a message)");
 }
 
 /* One message from a server with no client; false when the connection was closed. */

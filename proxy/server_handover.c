@@ -120,25 +120,16 @@ static void handover_finish(struct session *s)
 /* An ErrorResponse's fields, kept to be told to the client as the FATAL error of its login. */
 static void handover_keep_error(struct session_login *l, const uint8_t *body, uint32_t len)
 {
-    struct pktreader r;
-    pkt_reader_init(&r, body, len);
+    const char *v;
     l->handover_failed = true;
-    while (pkt_remaining(&r) > 0) {
-        uint8_t code = pkt_get_u8(&r);
-        if (code == 0)
-            break;
-        const char *v = pkt_get_cstr(&r);
-        if (r.failed)
-            break;
-        if (code == 'C')
-            snprintf(l->handover_sqlstate, sizeof(l->handover_sqlstate), "%s", v);
-        else if (code == 'M')
-            snprintf(l->handover_msg, sizeof(l->handover_msg), "%s", v);
-        else if (code == 'D')
-            snprintf(l->handover_detail, sizeof(l->handover_detail), "%s", v);
-        else if (code == 'H')
-            snprintf(l->handover_hint, sizeof(l->handover_hint), "%s", v);
-    }
+    if ((v = pkt_report_field(body, len, 'C')) != NULL)
+        snprintf(l->handover_sqlstate, sizeof(l->handover_sqlstate), "%s", v);
+    if ((v = pkt_report_field(body, len, 'M')) != NULL)
+        snprintf(l->handover_msg, sizeof(l->handover_msg), "%s", v);
+    if ((v = pkt_report_field(body, len, 'D')) != NULL)
+        snprintf(l->handover_detail, sizeof(l->handover_detail), "%s", v);
+    if ((v = pkt_report_field(body, len, 'H')) != NULL)
+        snprintf(l->handover_hint, sizeof(l->handover_hint), "%s", v);
 }
 
 /* The last answer came: the client is let in, or told why its parameters were refused. */

@@ -284,17 +284,8 @@ static void server_auth_client_on_read(struct session *s)
 /* The SQLSTATE of an ErrorResponse; "" when it has none. */
 static const char *server_error_sqlstate(const uint8_t *body, uint32_t len)
 {
-    struct pktreader r;
-    pkt_reader_init(&r, body, len);
-    while (pkt_remaining(&r) > 0) {
-        uint8_t code = pkt_get_u8(&r);
-        if (code == 0)
-            break;
-        const char *v = pkt_get_cstr(&r);
-        if (code == 'C')
-            return v != NULL ? v : "";
-    }
-    return "";
+    const char *sqlstate = pkt_report_field(body, len, 'C');
+    return sqlstate != NULL ? sqlstate : "";
 }
 
 /* Errors that mean "this node cannot take you now": worth the next host. */

@@ -4,7 +4,9 @@
  *    ParameterStatus bodies (a length byte, then that many bytes), each
  *    noted in one set.  Besides not crashing: a body taken must read back
  *    as its value; the set stays within its bounds; the messages written
- *    parse back into the same set.
+ *    parse back into the same set.  Each body is also read as an
+ *    ErrorResponse (pkt_report_field, as a kept connection's reset and a
+ *    handover read the server's errors): a field found lies within it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +54,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(strcmp(param_set_get(&ps, (const char *)body),
                          (const char *)body + strlen((const char *)body) + 1) == 0);
         check(ps.used <= PARAM_SET_MAX_BYTES && ps.count <= PARAM_SET_MAX);
+        for (const char *codes = "CMDH"; *codes != '\0'; codes++) {
+            const char *v = pkt_report_field(body, n, *codes);
+            check(v == NULL ||
+                  ((const uint8_t *)v > body && (const uint8_t *)v + strlen(v) < body + n));
+        }
         off += n;
     }
     static uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * PARAM_SET_MAX];

@@ -262,6 +262,28 @@ static void test_report_all_fields(void **state)
     assert_memory_equal(buf, want, n);
 }
 
+/* Fields read back from a report's body; a body cut anywhere never reads past its end. */
+static void test_report_field(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"ERROR", "22023", "invalid value for parameter", NULL, "a hint"};
+    pkt_put_report(&pb, 'E', &r);
+    const uint8_t *body = buf + PKT_HEADER_LEN;
+    size_t len = pb.len - PKT_HEADER_LEN;
+    assert_string_equal(pkt_report_field(body, len, 'C'), "22023");
+    assert_string_equal(pkt_report_field(body, len, 'M'), "invalid value for parameter");
+    assert_string_equal(pkt_report_field(body, len, 'H'), "a hint");
+    assert_null(pkt_report_field(body, len, 'D'));
+    for (size_t cut = 0; cut < len; cut++) {
+        const char *v = pkt_report_field(body, cut, 'H');
+        assert_true(v == NULL || (const uint8_t *)v + strlen(v) < body + cut);
+    }
+    assert_null(pkt_report_field(body, 0, 'C'));
+}
+
 static void test_report_without_optional(void **state)
 {
     uint8_t buf[128];
@@ -531,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_end_after_overflow),
         cmocka_unit_test(test_begin_overflow),
         cmocka_unit_test(test_report_all_fields),
+        cmocka_unit_test(test_report_field),
         cmocka_unit_test(test_report_without_optional),
         cmocka_unit_test(test_report_overflow),
         cmocka_unit_test(test_ready_for_query),
