@@ -423,11 +423,14 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
     l->wait_host = h;
     l->wait_reason = (uint8_t)rc;
     if (!l->waiting) {
-        char pool[POOL_KEY_MAX];
-        pool_key(pool, s->region->name, s->database, s->user);
+        /* Counted under what it waits for: its pool, or its host when that is what is full. */
+        if (rc == POOL_HOST_FULL)
+            pool_host_key(l->wait_key, h->name, h->port);
+        else
+            pool_key(l->wait_key, s->region->name, s->database, s->user);
         l->waiting = true;
         l->wait_since_us = pool_now_us();
-        pool_limits_wait(&s->w->d->pool_limits, pool, 1);
+        pool_limits_wait(&s->w->d->pool_limits, l->wait_key, 1);
     }
     phase_enter(s, PHASE_WAIT_SERVER);
     /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
@@ -464,10 +467,8 @@ void pool_wait_stop(struct session *s)
     struct session_login *l = s->login;
     if (l == NULL || !l->waiting)
         return;
-    char pool[POOL_KEY_MAX];
-    pool_key(pool, s->region->name, s->database, s->user);
     l->waiting = false;
-    pool_limits_wait(&s->w->d->pool_limits, pool, -1);
+    pool_limits_wait(&s->w->d->pool_limits, l->wait_key, -1);
 }
 
 /* A waiting client sent something before its login ended: not a PostgreSQL client. */
@@ -523,7 +524,10 @@ static bool pool_waiter_may_go(struct session *s)
     struct session_login *l = s->login;
     if (pool_find(s, s->region, l->wait_host) != NULL)
         return true;
-    if (pool_try_reserve(s, l->wait_host) != POOL_RESERVED)
+    enum pool_reserve rc = pool_try_reserve(s, l->wait_host);
+    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, l->wait_host, rc))
+        rc = pool_try_reserve(s, l->wait_host);
+    if (rc != POOL_RESERVED)
         return false;
     l->slot_reserved = true;
     l->slot_host = l->wait_host;
@@ -539,9 +543,11 @@ static void pool_shed_idle(struct worker *w)
         if (__atomic_load_n(&w->d->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
             return;
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        char pool[POOL_KEY_MAX];
+        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
         pool_key(pool, sc->region->name, sc->database, sc->user);
-        if (pool_limits_has_waiters(&w->d->pool_limits, pool))
+        pool_host_key(host, sc->host->name, sc->host->port);
+        if (pool_limits_has_waiters(&w->d->pool_limits, pool) ||
+            pool_limits_has_waiters(&w->d->pool_limits, host))
             pool_close(sc, "a client waits for its slot");
     }
 }

@@ -19,6 +19,7 @@
 #include "proxy/cancel.h"
 #include "proxy/list.h"
 #include "proxy/phase.h"
+#include "proxy/pool_limits.h"
 #include "proxy/server_dial.h"
 #include "routing/route.h"
 
@@ -95,6 +96,7 @@ struct session_login {
     struct region_host *slot_host;    /* to this host */
     bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
     uint8_t wait_reason;              /* enum pool_reserve: which limit it waits on */
+    char wait_key[POOL_KEY_MAX];      /* what it is counted as waiting for */
     struct region_host *wait_host;    /* the host it waits to connect to */
     int64_t wait_since_us;            /* Unix time in microseconds */
     bool handover_checking;           /* server_check_query's answer still to come */
