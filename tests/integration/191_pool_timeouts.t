@@ -1,0 +1,246 @@
+# Session pooling's timers and the ways a kept server connection ends:
+# server_lifetime (closed when its client leaves once older, never handed
+# out past it), server_idle_timeout (gone from SHOW SERVERS and from the
+# server within the timeout and a second), a backend killed on the server
+# while idle (seen by pgnear, or caught by the check query after
+# server_check_delay: the next client gets a working fresh connection,
+# never an error), the region's PostgreSQL restarted while a connection
+# idles, and RECONNECT (idle connections closed at once, the ones in use
+# when their clients leave).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool('psql');
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $auth_dir = tmpdir(name => 'pool-auth');
+my $userlist = "$auth_dir/userlist.txt";
+write_file($userlist,
+    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+
+sub proxy {
+    PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+                      pool_mode => 'session', workers => 1, @_ });
+}
+
+# ---------------------------------------------------------------- helpers
+
+sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
+
+sub admin_rows {
+    my ($p, $sql) = @_;
+    my $out = psql(admin_ci($p), $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+
+sub app_servers { grep { ($_->{region} // '') eq 'us-east' } admin_rows($_[0], 'SHOW SERVERS') }
+sub server_by_pid { my ($p, $pid) = @_; (grep { $_->{pid} eq $pid } app_servers($p))[0] // {} }
+
+# A raw-protocol login through $p: (wire, startup result, error).
+sub try_login {
+    my ($p) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+    my $r = eval { $w->startup(user => 'app', database => 'movr', password => 'app-secret') };
+    return ($w, $r // { ok => 0, error => { M => $@ } });
+}
+
+sub login {
+    my ($p) = @_;
+    my ($w, $r) = try_login($p);
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return ($w, $r);
+}
+
+sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
+sub backend_pid { one($_[0], 'SELECT pg_backend_pid()') }
+
+sub on_server {
+    my ($pid) = @_;
+    return $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") ne '0';
+}
+sub backend_gone { my ($pid, $t) = @_; wait_until(sub { !on_server($pid) }, timeout => $t // 5) }
+
+sub wait_idle {
+    my ($p, $pid) = @_;
+    return wait_until(sub { (server_by_pid($p, $pid)->{state} // '') eq 'idle' }, timeout => 5);
+}
+
+# A client that leaves its connection idle in the pool: the backend pid.
+sub park_one {
+    my ($p, $label) = @_;
+    my ($w) = login($p);
+    my $pid = backend_pid($w);
+    $w->terminate;
+    ok wait_idle($p, $pid), "$label: the connection is idle in the pool";
+    return $pid;
+}
+
+# The next client logs in without an error and can query: its backend pid.
+sub next_client_works {
+    my ($p, $label) = @_;
+    my ($w, $r) = try_login($p);
+    ok $r->{ok}, "$label: the next client logs in without an error"
+        or diag explain $r->{error};
+    return undef unless $r->{ok};
+    my $q = $w->query('SELECT pg_backend_pid(), 42');
+    ok !$q->{error} && $q->{rows}[0][1] eq '42', "$label: and its first query works"
+        or diag explain $q->{error};
+    $w->terminate;
+    return $q->{rows}[0][0];
+}
+
+# ================================================================ server_lifetime
+{
+    my $p = proxy(server_lifetime => '2s');
+    my $t0 = time;
+    my $pid = park_one($p, 'lifetime');
+    my ($w) = login($p);
+    is backend_pid($w), $pid, 'lifetime: a young connection is reused';
+    sleep 2.5 - (time - $t0) if time - $t0 < 2.5;
+    $w->terminate;
+    ok backend_gone($pid), 'lifetime: older than server_lifetime, it is closed when its client leaves';
+    my $pid2 = next_client_works($p, 'lifetime');
+    isnt $pid2, $pid, 'lifetime: the next client gets another backend';
+
+    # Idle past its lifetime: never handed out.
+    ok wait_idle($p, $pid2), 'lifetime: a second connection idles';
+    sleep 2.5;
+    my $pid3 = next_client_works($p, 'lifetime, idle past it');
+    isnt $pid3, $pid2, 'lifetime: a connection that reached server_lifetime while idle is not handed out';
+    ok backend_gone($pid2), 'lifetime: and it is closed';
+    $p->stop;
+}
+
+# ================================================================ server_idle_timeout
+{
+    my $p = proxy(server_idle_timeout => '2s');
+    my ($w) = login($p);
+    my $pid = backend_pid($w);
+    $w->terminate;
+    my $t_left = time;
+    ok wait_idle($p, $pid), 'idle timeout: idle in the pool';
+    sleep 1.2 - (time - $t_left) if time - $t_left < 1.2;
+    my $s = server_by_pid($p, $pid);
+    is $s->{state}, 'idle', 'idle timeout: still kept after a second';
+    cmp_ok $s->{idle} // -1, '>=', 1, 'idle timeout: SHOW SERVERS counts its idle seconds';
+    ok on_server($pid), 'idle timeout: the backend is still on the server after a second';
+    my $left = sub { my $t = $_[0] - (time - $t_left); $t > 0.1 ? $t : 0.1 };
+    ok wait_until(sub { !%{ server_by_pid($p, $pid) } }, timeout => $left->(3.5)),
+        'idle timeout: gone from SHOW SERVERS within 3.5 s of its client leaving';
+    ok backend_gone($pid, $left->(3.6)), 'idle timeout: gone from pg_stat_activity within ~3.5 s';
+    cmp_ok time - $t_left, '>=', 1.9, 'idle timeout: not before server_idle_timeout';
+    my $pid2 = next_client_works($p, 'idle timeout');
+    isnt $pid2, $pid, 'idle timeout: the next client gets a new backend';
+    $p->stop;
+}
+
+# ================================================================ a backend killed while idle
+{
+    my $p = proxy(server_check_delay => '1s');
+    my $pid = park_one($p, 'check delay');
+    sleep 1.5;
+    is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', 'check delay: the idle backend is killed on the server';
+    ok backend_gone($pid), 'check delay: it is gone';
+    my $pid2 = next_client_works($p, 'check delay');
+    isnt $pid2, $pid, 'check delay: on a fresh backend';
+    # Killed and the next client right behind, the connection idle longer than server_check_delay.
+    $pid = park_one($p, 'check delay, at once');
+    sleep 1.5;
+    $us->psql_admin("SELECT pg_terminate_backend($pid)");
+    $pid2 = next_client_works($p, 'check delay, at once');
+    isnt $pid2, $pid, 'check delay, at once: on a fresh backend';
+    $p->stop;
+}
+{
+    my $p = proxy();    # server_check_delay 30s: pgnear sees the connection close while it idles
+    my $pid = park_one($p, 'killed while idle');
+    is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', 'killed while idle: the backend is killed';
+    ok wait_until(sub { !%{ server_by_pid($p, $pid) } }, timeout => 3),
+        'killed while idle: pgnear drops it from SHOW SERVERS';
+    my $pid2 = next_client_works($p, 'killed while idle');
+    isnt $pid2, $pid, 'killed while idle: on a fresh backend';
+    $p->stop;
+}
+
+# A connection that died without pgnear seeing it: through a relay that
+# drops the server side and keeps pgnear's side open in silence (it resets
+# it only when pgnear writes), so only the check query can find out.
+for my $check ('', 'SELECT 1') {
+    my $label = $check eq '' ? 'silent death, empty check query' : "silent death, check query $check";
+    my $relay = PgNearTest::Relay->new(to => $us->port);
+    my $p = PgNearTest::Proxy->new(
+        regions => [{ name => 'us-east', location => $us->location, hosts => [$relay->hostport] }],
+        settings => { auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+                      pool_mode => 'session', workers => 1, server_check_delay => '1s',
+                      ($check ne '' ? (server_check_query => $check) : ()) });
+    my $pid = park_one($p, $label);
+    $relay->sever;
+    ok backend_gone($pid), "$label: the backend is gone on the server";
+    sleep 1.5;
+    is server_by_pid($p, $pid)->{state}, 'idle', "$label: pgnear has not noticed (still idle)";
+    my $pid2 = next_client_works($p, $label);
+    isnt $pid2, $pid, "$label: on a fresh backend";
+    ok !%{ server_by_pid($p, $pid) }, "$label: the dead connection is no longer listed";
+    $p->stop;
+    $relay->stop;
+}
+
+# ================================================================ RECONNECT
+{
+    my $p = proxy();
+    my ($wa) = login($p);
+    my ($wb) = login($p);
+    my ($pa, $pb) = (backend_pid($wa), backend_pid($wb));
+    isnt $pa, $pb, 'RECONNECT: two clients on two backends';
+    $wa->terminate;
+    ok wait_idle($p, $pa), 'RECONNECT: A\'s connection idles, B\'s is in use';
+    my ($rc, $out, $err) = psql(admin_ci($p), 'RECONNECT', verbose => 1);
+    is $rc, 0, 'RECONNECT succeeds' or diag $err;
+    is $out, 'RECONNECT', 'RECONNECT: its tag';
+    ok backend_gone($pa), 'RECONNECT: the idle connection is closed';
+    ok on_server($pb), 'RECONNECT: the one in use is not cut';
+    is one($wb, 'SELECT 7'), 7, 'RECONNECT: its client goes on';
+    my $pc = next_client_works($p, 'RECONNECT');
+    isnt $pc, $pa, 'RECONNECT: the next client does not get the closed connection';
+    $wb->terminate;
+    ok backend_gone($pb), 'RECONNECT: the connection in use during RECONNECT is closed when its client leaves';
+    my $pd = next_client_works($p, 'RECONNECT, after B');
+    isnt $pd, $pb, 'RECONNECT: B\'s connection is not handed out';
+    ok wait_idle($p, $pd), 'RECONNECT: connections made after it are kept again';
+    my ($we) = login($p);
+    is backend_pid($we), $pd, 'RECONNECT: and reused';
+    $we->terminate;
+
+    # RECONNECT naming the region.
+    ok wait_idle($p, $pd), 'RECONNECT us-east: a connection idles';
+    ($rc, $out, $err) = psql(admin_ci($p), 'RECONNECT us-east', verbose => 1);
+    is $rc, 0, 'RECONNECT us-east succeeds' or diag $err;
+    ok backend_gone($pd), 'RECONNECT us-east: the idle connection is closed';
+    ($rc, $out, $err) = psql(admin_ci($p), 'RECONNECT nowhere', verbose => 1);
+    is sqlstate($err), '42704', 'RECONNECT of an unknown region: 42704';
+
+    # ============================================================ PostgreSQL restarted
+    my $pid = park_one($p, 'restart');
+    $us->restart;
+    ok !on_server($pid), 'restart: the old backend is gone';
+    my $pid2 = next_client_works($p, 'restart');
+    isnt $pid2, $pid, 'restart: on a fresh backend';
+    $pid = park_one($p, 'immediate restart');
+    $us->restart(mode => 'immediate');
+    $pid2 = next_client_works($p, 'immediate restart');
+    isnt $pid2, $pid, 'immediate restart: on a fresh backend';
+    ok $p->is_running, 'pgnear still running';
+}
+
+done_testing;
