@@ -378,6 +378,17 @@ for my $case (['pool_mode = none', pool_mode => 'none'],
     my $logins = () = $log =~ /connection authorized: user=app database=movr/g;
     cmp_ok $logins, '>=', 1, "pgbench: $logins backends opened for app/movr";
     cmp_ok $logins, '<=', 4, 'pgbench: no more backends than pool_size (4) for 200 client connections';
+
+    # Twice as many clients as pool_size: they take turns.
+    ($rc, $out, $err) = pgbench(['-n', '-S', '-C', '-c', '8', '-j', '2', '-t', '25'], $pb->conninfo, timeout => 120);
+    is $rc, 0, 'pgbench -C -c 8 -t 25 through a pool of 4' or diag "$out\n$err";
+    $r = parse_pgbench($out);
+    is $r->{processed}, 200, 'pgbench -c 8: 200 transactions processed';
+    is $r->{failed} // 0, 0, 'pgbench -c 8: 0 failed';
+    $log = substr($us->log_contents, $off);
+    $logins = () = $log =~ /connection authorized: user=app database=movr/g;
+    cmp_ok $logins, '<=', 4, "pgbench -c 8: still no more than pool_size (4) backends in all ($logins)";
+    ok $pb->is_running, 'pgbench: pgnear still running';
     $pb->stop;
 }
 
