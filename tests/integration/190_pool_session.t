@@ -94,10 +94,13 @@ sub wait_sleeping {
 my @SETTINGS = qw(application_name TimeZone DateStyle IntervalStyle search_path work_mem
                   statement_timeout client_encoding extra_float_digits);
 
-# What a client sees: the ParameterStatus values of its login and its settings.
+# What a client sees: the ParameterStatus values of its login, its settings
+# (a custom one, myapp.tenant, given or not: '' when it does not exist), and who it is.
 sub observe {
     my ($w, $r) = @_;
     my %s = map { ($_ => one($w, "SELECT current_setting('$_')")) } @SETTINGS;
+    $s{'myapp.tenant'} = one($w, "SELECT coalesce(current_setting('myapp.tenant', true), '')");
+    $s{'current_user, session_user'} = one($w, "SELECT current_user || ', ' || session_user");
     return { parameter_status => $r->{params}, settings => \%s };
 }
 
@@ -108,6 +111,10 @@ my @PARAM_CLIENTS = (
     [options => '-c work_mem=7MB -c statement_timeout=12345 -c extra_float_digits=2', DateStyle => 'SQL, DMY'],
     [],
     [client_encoding => 'LATIN1', DateStyle => 'German', IntervalStyle => 'iso_8601'],
+    [options => '-c myapp.tenant=7'],
+    [],
+    [options => '-c myapp.tenant=8', application_name => 'a'],
+    [options => '-c myapp.tenant=9', application_name => 'a'],
     [TimeZone => 'UTC', application_name => 'a'],
     [application_name => 'b', search_path => 'other, public'],
 );
@@ -209,6 +216,36 @@ my $p = proxy();
     is sqlstate($q->{error}), '42P01', 'client 1\'s temp table does not exist for client 2 (42P01)';
     is one($w2, 'SHOW work_mem'), '4MB', 'client 1\'s SET work_mem is gone';
     is one($w2, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0, 'no advisory lock held';
+    $w2->terminate;
+    ok wait_idle($p, $pid), 'idle again';
+}
+{
+    # Settings changed with SET (and the ParameterStatus they caused), a
+    # role, and LISTEN: none of it reaches the next client.
+    $us->psql_admin('CREATE ROLE reader NOLOGIN', dbname => 'movr');
+    my ($dw, $dr) = direct_login();
+    my $want = observe($dw, $dr);
+    $dw->terminate;
+    my ($w1) = login($p);
+    my $pid = backend_pid($w1);
+    one($w1, $_) for "SET application_name = 'changed'", "SET TimeZone = 'Asia/Tokyo'", "SET DateStyle = 'SQL, DMY'",
+                     "SET IntervalStyle = 'sql_standard'", 'SET search_path = pg_catalog', 'SET myapp.tenant = 5',
+                     'SET ROLE reader', 'LISTEN leaked_channel';
+    is one($w1, 'SELECT current_user'), 'reader', 'client 1 switched to role reader';
+    $w1->terminate;
+    ok wait_idle($p, $pid), 'client 1 (SETs, SET ROLE, LISTEN) left an idle connection';
+    my ($w2, $r2) = login($p);
+    is backend_pid($w2), $pid, 'client 2 is on client 1\'s backend';
+    my $got = observe($w2, $r2);
+    is_deeply $got->{settings}, $want->{settings}, 'after SETs and SET ROLE: client 2\'s settings as direct'
+        or diag explain { got => $got->{settings}, direct => $want->{settings} };
+    is_deeply $got->{parameter_status}, $want->{parameter_status}, 'after SETs and SET ROLE: ParameterStatus as direct'
+        or diag explain { got => $got->{parameter_status}, direct => $want->{parameter_status} };
+    $us->psql_admin("NOTIFY leaked_channel, 'x'", dbname => 'movr');
+    sleep 0.2;
+    my $q = $w2->query('SELECT 1');
+    is scalar(@{ $q->{notifications} }), 0, 'client 1\'s LISTEN does not deliver notifications to client 2';
+    is one($w2, "SELECT count(*) FROM pg_listening_channels()"), 0, 'client 2 listens to nothing';
     $w2->terminate;
     ok wait_idle($p, $pid), 'idle again';
 }
