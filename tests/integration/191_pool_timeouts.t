@@ -12,6 +12,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
+use POSIX ();
 use Time::HiRes qw(time sleep);
 use PgNearTest;
 
@@ -98,6 +99,88 @@ sub next_client_works {
         or diag explain $q->{error};
     $w->terminate;
     return $q->{rows}[0][0];
+}
+
+# A login in a child process, so that the test can watch it: returns a
+# handle for bg_result, which gives {ok, elapsed, pid} or {C, M, elapsed}.
+my $bg_n = 0;
+sub bg_login {
+    my ($p) = @_;
+    my $file = "$auth_dir/bg-" . ++$bg_n;
+    my $kid = fork // die "fork: $!";
+    if ($kid == 0) {
+        my %out;
+        eval {
+            my $t0 = time;
+            my ($w, $r) = try_login($p);
+            $out{elapsed} = time - $t0;
+            $out{ok} = $r->{ok} ? 1 : 0;
+            if ($r->{ok}) {
+                my $q = $w->query('SELECT pg_backend_pid()');
+                $out{pid} = $q->{error} ? 'error' : $q->{rows}[0][0];
+                $w->terminate;
+            } else {
+                $out{$_} = $r->{error}{$_} // '' for qw(C M);
+            }
+            1;
+        } or $out{died} = $@;
+        write_file("$file.new", join('', map { my $v = $out{$_} // ''; $v =~ s/\n/ /g; "$_=$v\n" } sort keys %out));
+        rename "$file.new", $file;
+        POSIX::_exit(0);
+    }
+    return { kid => $kid, file => $file };
+}
+
+sub bg_result {
+    my ($bg) = @_;
+    my $done = wait_until(sub { -e $bg->{file} }, timeout => 20);
+    waitpid($bg->{kid}, 0);
+    return { died => 'no result within 20 s' } unless $done;
+    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
+}
+
+sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } admin_rows($_[0], 'SHOW POOLS'))[0] // {} }
+
+# ================================================================ states used and tested
+{
+    # A reset that takes a second: the connection is "used" meanwhile.
+    my $p = proxy(server_reset_query => 'SELECT pg_sleep(1)');
+    my ($w) = login($p);
+    my $pid = backend_pid($w);
+    $w->terminate;
+    ok wait_until(sub { (server_by_pid($p, $pid)->{state} // '') eq 'used' }, timeout => 0.8, interval => 0.05),
+        'used: SHOW SERVERS shows the connection in its reset as used';
+    is pool_row($p)->{sv_used}, 1, 'used: SHOW POOLS sv_used 1';
+    is server_by_pid($p, $pid)->{client}, '', 'used: no client';
+    my ($w2, $r2) = try_login($p);
+    ok $r2->{ok}, 'used: a client arriving during the reset logs in' or diag explain $r2->{error};
+    my $pid2 = $r2->{ok} ? backend_pid($w2) : 0;
+    note "used: the client arriving during the reset got backend $pid2 (the resetting one was $pid)";
+    $w2->terminate if $r2->{ok};
+    ok wait_idle($p, $pid), 'used: once reset, the connection is idle';
+    $p->stop;
+}
+{
+    # A check query that takes a second: the connection is "tested" meanwhile.
+    my $p = proxy(server_check_query => 'SELECT pg_sleep(1)', server_check_delay => '1s');
+    my $pid = park_one($p, 'tested');
+    sleep 1.3;
+    my $bg = bg_login($p);
+    ok wait_until(sub { (server_by_pid($p, $pid)->{state} // '') eq 'tested' }, timeout => 1, interval => 0.05),
+        'tested: SHOW SERVERS shows the connection under its check query as tested';
+    is pool_row($p)->{sv_tested}, 1, 'tested: SHOW POOLS sv_tested 1';
+    my $r = bg_result($bg);
+    ok $r->{ok}, 'tested: the client logs in' or diag explain $r;
+    is $r->{pid}, $pid, 'tested: on the connection that passed its check';
+    cmp_ok $r->{elapsed}, '>=', 0.9, sprintf('tested: after the check query (%.2f s)', $r->{elapsed});
+    ok wait_idle($p, $pid), 'tested: idle again after its client';
+    # Idle for less than server_check_delay: no check.
+    my $t0 = time;
+    my ($w) = login($p);
+    cmp_ok time - $t0, '<', 0.9, 'tested: a connection idle for less than server_check_delay is not checked';
+    is backend_pid($w), $pid, 'tested: and is handed out';
+    $w->terminate;
+    $p->stop;
 }
 
 # ================================================================ server_lifetime
