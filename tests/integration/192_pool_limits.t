@@ -52,6 +52,8 @@ sub pool_row {
 }
 sub waiting_clients { my ($p) = @_; grep { ($_->{state} // '') eq 'waiting' } admin_rows($p, 'SHOW CLIENTS') }
 sub servers { my ($p) = @_; grep { ($_->{region} // '') eq 'us-east' } admin_rows($p, 'SHOW SERVERS') }
+# The server connections of pool movr/app.
+sub pool_servers { my ($p) = @_; grep { $_->{database} eq 'movr' && $_->{user} eq 'app' } servers($p) }
 
 sub login {
     my ($p, %o) = @_;
@@ -160,6 +162,25 @@ sub no_servers_left {
     is one($h2, 'SELECT 2'), 2, 'the holders are unaffected (2)';
     is scalar(servers($p)), 2, 'no server connection opened past pool_size';
 
+    # pool_size counts per database and user: other pools are not held up.
+    for my $other (['user app2', user => 'app2'], ['database postgres', database => 'postgres']) {
+        my ($label, @who) = @$other;
+        my $t = time;
+        my $w = eval { login($p, @who) };
+        ok $w, "pool app/movr full: a client of $label gets in" or diag $@;
+        cmp_ok time - $t, '<', 1, "pool app/movr full: $label does not wait";
+        $w->terminate if $w;
+    }
+
+    # A waiting client that gives up leaves the queue at once.
+    $bg = bg_login($p);
+    ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'give up: a client waits';
+    kill 'KILL', $bg->{kid};
+    waitpid($bg->{kid}, 0);
+    ok wait_until(sub { !waiting_clients($p) }, timeout => 1), 'give up: gone from SHOW CLIENTS within a second';
+    is pool_row($p, 'movr', 'app')->{cl_waiting}, 0, 'give up: SHOW POOLS cl_waiting 0';
+    is scalar(pool_servers($p)), 2, 'give up: still two server connections in pool movr/app';
+
     # ============================================================ a holder leaves cleanly
     $t0 = time;
     $bg = bg_login($p);
@@ -173,11 +194,11 @@ sub no_servers_left {
     cmp_ok $r->{elapsed}, '>=', 0.7, sprintf('clean leave: it had waited (%.2f s)', $r->{elapsed});
     cmp_ok $r->{elapsed}, '<', 1.8, 'clean leave: it got in before query_wait_timeout';
     note "clean leave: the waiter got backend $r->{pid}; the holder that left had $pid1";
-    cmp_ok scalar(servers($p)), '<=', 2, 'clean leave: still at most pool_size server connections';
+    cmp_ok scalar(pool_servers($p)), '<=', 2, 'clean leave: still at most pool_size server connections in pool movr/app';
 
     # ============================================================ a holder leaves inside its transaction
     my ($h3, $pid3) = holder($p);
-    is scalar(servers($p)), 2, 'transaction leave: two held again';
+    is scalar(grep { $_->{state} eq 'active' } pool_servers($p)), 2, 'transaction leave: two held again';
     $bg = bg_login($p);
     ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'transaction leave: a client waits';
     sleep 0.8;
