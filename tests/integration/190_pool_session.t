@@ -331,6 +331,7 @@ is scalar(grep { $_->{state} ne 'idle' } app_servers($p)), 0, 'no server connect
 
 # ================================================================ parameters
 my @pids = parameter_checks($p, 'workers 1');
+note "workers 1: backends of the parameter clients in turn: @pids";
 my %distinct = map { $_ => 1 } @pids;
 note 'workers 1: ' . scalar(keys %distinct) . " distinct backends for " . scalar(@pids) . ' clients';
 ok $p->is_running, 'pgnear (workers = 1) still running';
