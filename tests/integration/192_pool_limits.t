@@ -59,7 +59,8 @@ sub login {
     my ($p, %o) = @_;
     my $user = $o{user} // 'app';
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
-    my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user});
+    my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user},
+                        params => $o{params} // []);
     die "login through pgnear as $user failed: " . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
       unless $r->{ok};
     return $w;
@@ -250,7 +251,78 @@ sub no_servers_left {
     ok $r->{ok}, 'max_db_connections, handover: app2 gets in when app\'s holder leaves' or diag explain $r;
     ok $r->{query_ok}, 'max_db_connections, handover: and can query';
     cmp_ok $r->{elapsed}, '<', 1.8, sprintf('max_db_connections, handover: before the timeout (%.2f s)', $r->{elapsed});
+
+    # A kept connection of another pool gives way at once.
+    ok wait_until(sub { my @s = servers($p); @s == 1 && $s[0]{state} eq 'idle' && $s[0]{user} eq 'app2' }, timeout => 5),
+        'max_db_connections, give way: one kept connection, of app2';
+    my ($idle_pid) = map { $_->{pid} } servers($p);
+    my $t0 = time;
+    ($h, $hpid) = eval { holder($p, database => 'postgres') };
+    ok $h, 'max_db_connections, give way: a client of database postgres logs in' or diag $@;
+    cmp_ok time - $t0, '<', 1, 'max_db_connections, give way: without waiting';
+    ok backend_gone($idle_pid), 'max_db_connections, give way: app2\'s kept connection was closed for it';
+
+    # The holder gives its connection back cleanly: kept for database
+    # postgres, it cannot serve app2, and gives way to app2's waiting client.
+    $bg = bg_login($p, user => 'app2');
+    ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'max_db_connections, clean handover: app2 waits';
+    sleep 0.8;
+    one($h, 'ROLLBACK') if $h;
+    $h->terminate if $h;
+    $r = bg_result($bg);
+    ok $r->{ok}, 'max_db_connections, clean handover: app2 gets in when the holder gives its connection back'
+        or diag explain $r;
+    cmp_ok $r->{elapsed}, '<', 1.8, sprintf('max_db_connections, clean handover: before the timeout (%.2f s)', $r->{elapsed});
+    ok backend_gone($hpid), 'max_db_connections, clean handover: the kept connection of database postgres was closed for it';
     ok $p->is_running, 'pgnear still running';
+    $p->stop;
+}
+
+# ================================================================ pool_size: a kept connection that cannot serve gives way
+{
+    my $p = proxy(pool_size => 1);
+    my $w = login($p, params => [options => '-c work_mem=7MB']);
+    my $pid = one($w, 'SELECT pg_backend_pid()');
+    $w->terminate;
+    ok wait_until(sub { my @s = pool_servers($p); @s == 1 && $s[0]{state} eq 'idle' }, timeout => 5),
+        'pool_size 1: a connection logged in with other options is kept';
+    my $t0 = time;
+    $w = eval { login($p) };
+    ok $w, 'pool_size 1: a client without those options logs in' or diag $@;
+    cmp_ok time - $t0, '<', 1, 'pool_size 1: without waiting';
+    is $w ? one($w, 'SHOW work_mem') : '', '4MB', 'pool_size 1: with its own settings';
+    ok backend_gone($pid), 'pool_size 1: the kept connection that could not serve it was closed';
+    $w->terminate if $w;
+    $p->stop;
+}
+
+# ================================================================ pool_size over two workers
+{
+    my $p = proxy(pool_size => 2, workers => 2);
+    my ($h1, $pid1) = holder($p);
+    my ($h2, $pid2) = holder($p);
+    # Three logins: whatever workers they land on, the third waits.
+    my $bg = bg_login($p);
+    ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'two workers: the third client waits';
+    my $r = bg_result($bg);
+    is $r->{C}, '53300', 'two workers: and gets 53300' or diag explain $r;
+    is scalar(pool_servers($p)), 2, 'two workers: never more than pool_size connections';
+    for my $round (1 .. 4) {
+        $bg = bg_login($p);
+        ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), "two workers, round $round: a client waits";
+        sleep 0.3;
+        my $leaving = $round % 2 ? $h1 : $h2;
+        one($leaving, 'ROLLBACK');
+        $leaving->terminate;
+        $r = bg_result($bg);
+        ok $r->{ok}, "two workers, round $round: it gets in when a holder on either worker leaves" or diag explain $r;
+        cmp_ok $r->{elapsed}, '<', 1.8, sprintf('two workers, round %d: before the timeout (%.2f s)', $round, $r->{elapsed});
+        my ($new) = holder($p);
+        if ($round % 2) { $h1 = $new } else { $h2 = $new }
+        cmp_ok scalar(pool_servers($p)), '<=', 2, "two workers, round $round: at most pool_size connections";
+    }
+    $_->terminate for $h1, $h2;
+    ok $p->is_running, 'two workers: pgnear still running';
     $p->stop;
 }
 
