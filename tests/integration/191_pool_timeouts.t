@@ -183,6 +183,27 @@ sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq
     $p->stop;
 }
 
+# ================================================================ min_pool_size
+{
+    my $p = proxy(min_pool_size => 2, server_idle_timeout => '2s');
+    is scalar(app_servers($p)), 0, 'min_pool_size: nothing opened before a client of the pair logged in';
+    my $pid = park_one($p, 'min_pool_size');
+    my $two_idle = sub { my @s = app_servers($p); @s == 2 && !grep { $_->{state} ne 'idle' } @s };
+    ok wait_until($two_idle, timeout => 5), 'min_pool_size: two connections kept open for app/movr'
+        or diag explain [app_servers($p)];
+    my @pids = sort map { $_->{pid} } app_servers($p);
+    sleep 3;
+    is_deeply [sort map { $_->{pid} } app_servers($p)], \@pids,
+        'min_pool_size: server_idle_timeout (2s) spares them' or diag explain [app_servers($p)];
+    is $us->psql_admin("SELECT pg_terminate_backend($pids[0])"), 't', 'min_pool_size: one is killed on the server';
+    ok wait_until(sub { $two_idle->() && !grep { $_->{pid} eq $pids[0] } app_servers($p) }, timeout => 5),
+        'min_pool_size: and replaced' or diag explain [app_servers($p)];
+    my %kept = map { ($_->{pid} => 1) } app_servers($p);
+    my $pid2 = next_client_works($p, 'min_pool_size');
+    ok $kept{ $pid2 // '' }, 'min_pool_size: the next client got one of the kept connections';
+    $p->stop;
+}
+
 # ================================================================ server_lifetime
 {
     my $p = proxy(server_lifetime => '2s');
