@@ -1,11 +1,13 @@
 # Session pooling's limits: with pool_size = 2 and two clients holding
 # their server connections (inside transactions), a third client's login
 # waits (SHOW CLIENTS: waiting; SHOW POOLS: cl_waiting 1, maxwait counting)
-# and after query_wait_timeout gets 53300 naming the pool; a waiting
-# client gets in, without an error, when a holder leaves within the
-# timeout (cleanly or inside its transaction); max_db_connections = 1
-# holds the same way for the whole host, across two users and across two
-# databases.
+# and after query_wait_timeout gets 53300 naming the pool; other users and
+# databases are not held up; a waiting client that gives up leaves the
+# queue; a waiting client gets in, without an error, when a holder leaves
+# within the timeout (cleanly or inside its transaction); max_db_connections
+# = 1 holds the same way for the whole host, across two users and two
+# databases; a kept connection that cannot serve a login (another pool,
+# other options) gives way to it; pool_size holds over two workers.
 use strict;
 use warnings;
 use FindBin;
