@@ -3,11 +3,13 @@
 # region, database and user (same backend pid, shown idle in SHOW SERVERS
 # between clients with uses counting up); the next client sees its startup
 # parameters exactly as a direct connection would (SHOW values and the
-# ParameterStatus messages it received), none of the last client's
-# prepared statements, temp tables or advisory locks; a failing reset, a
-# client leaving inside a transaction or a COPY, pool_mode = none and auth =
+# ParameterStatus messages it received, options and a custom setting
+# included), and none of the last client's prepared statements, temp
+# tables, advisory locks, SETs, role or LISTENs; a failing reset, a client
+# leaving inside a transaction or a COPY, pool_mode = none and auth =
 # passthrough keep nothing; cancel keys are the new client's alone; two
-# workers and TLS to the server; pgbench -C stays within pool_size backends.
+# workers and TLS to the server; pgbench -C (4 and 8 clients) stays within
+# pool_size backends.
 use strict;
 use warnings;
 use FindBin;
