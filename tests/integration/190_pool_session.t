@@ -278,7 +278,7 @@ my $p = proxy();
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $r1->{pid}, key => $r1->{key});
     $res = $w2->read_result;
     ok !$res->{error}, 'cancel: client 1\'s old key does not cancel client 2\'s query'
-        or diag explain $res->{error};
+        or diag explain($res->{error}), join("\n", grep { /cancel/ } split /\n/, $p->log_contents);
     is $res->{tag}, 'SELECT 1', 'cancel: client 2\'s query completed';
     cmp_ok time - $t0, '>=', 1.9, 'cancel: it ran its full 2 s';
     $w2->terminate;
