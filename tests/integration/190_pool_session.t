@@ -275,7 +275,10 @@ my $p = proxy();
     $t0 = time;
     $w2->send_query('SELECT pg_sleep(2)');
     ok wait_sleeping($pid2), 'cancel: client 2 runs pg_sleep(2)';
+    my $off = $p->log_size;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $r1->{pid}, key => $r1->{key});
+    ok $p->wait_for_log(qr/cancel request for process $pid matches no session; ignored/, offset => $off, timeout => 3),
+        'cancel: pgnear logs client 1\'s old key as matching no session';
     $res = $w2->read_result;
     ok !$res->{error}, 'cancel: client 1\'s old key does not cancel client 2\'s query'
         or diag explain($res->{error}), join("\n", grep { /cancel/ } split /\n/, $p->log_contents);
