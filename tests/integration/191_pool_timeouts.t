@@ -1,6 +1,6 @@
 # Session pooling's timers and the ways a kept server connection ends:
-# the states used (reset running) and tested (check query running) in SHOW
-# SERVERS and SHOW POOLS; min_pool_size (connections kept open, spared by
+# the states new (logging in), used (reset running) and tested (check query
+# running) in SHOW SERVERS and SHOW POOLS; min_pool_size (connections kept open, spared by
 # server_idle_timeout, replaced); server_lifetime (closed when its client
 # leaves once older, never handed out past it); server_idle_timeout (gone
 # from SHOW SERVERS and from the server within the timeout and a second); a
@@ -184,6 +184,24 @@ sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq
     is backend_pid($w), $pid, 'tested: and is handed out';
     $w->terminate;
     $p->stop;
+}
+
+{
+    # A server login that does not answer: the connection is "new" meanwhile.
+    my $relay = PgNearTest::Relay->new(to => $us->port);
+    my $p = PgNearTest::Proxy->new(
+        regions => [{ name => 'us-east', location => $us->location, hosts => [$relay->hostport] }],
+        settings => { auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+                      pool_mode => 'session', workers => 1 });
+    $relay->intercept(match => "user\0app\0", action => 'stall');
+    my $bg = bg_login($p);
+    ok wait_until(sub { grep { $_->{state} eq 'new' && $_->{user} eq 'app' } app_servers($p) }, timeout => 3),
+        'new: SHOW SERVERS shows the connection logging in as new' or diag explain [app_servers($p)];
+    is pool_row($p)->{sv_login}, 1, 'new: SHOW POOLS sv_login 1';
+    kill 'KILL', $bg->{kid};
+    waitpid($bg->{kid}, 0);
+    $p->stop;
+    $relay->stop;
 }
 
 # ================================================================ min_pool_size
