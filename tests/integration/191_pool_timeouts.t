@@ -1,15 +1,16 @@
-# Session pooling's timers and the ways a kept server connection ends:
-# the states new (logging in), used (reset running) and tested (check query
-# running) in SHOW SERVERS and SHOW POOLS; min_pool_size (connections kept open, spared by
-# server_idle_timeout, replaced); server_lifetime (closed when its client
-# leaves once older, never handed out past it); server_idle_timeout (gone
-# from SHOW SERVERS and from the server within the timeout and a second); a
-# backend killed on the server while idle (seen by pgnear, or caught by the
-# check query after server_check_delay) or dying silently behind a relay
-# (caught by the check query, empty or not): the next client gets a working
-# fresh connection, never an error; RECONNECT [region] (idle connections
-# closed at once, the ones in use when their clients leave); the region's
-# PostgreSQL restarted (fast and immediate) while a connection idles.
+# Session pooling's timers and the ways a kept server connection ends: the
+# states new (logging in), used (reset running) and tested (check query
+# running) in SHOW SERVERS and SHOW POOLS; min_pool_size (connections kept
+# open, spared by server_idle_timeout, replaced); server_lifetime (closed
+# when its client leaves once older, never handed out past it);
+# server_idle_timeout (gone from SHOW SERVERS and from the server within the
+# timeout and a second); a backend killed on the server while idle (seen by
+# pgnear, or caught by the check query after server_check_delay) or dying
+# silently behind a relay (caught by the check query, empty or not): the
+# next client gets a working fresh connection, never an error; RECONNECT
+# [region] (idle connections closed at once, the ones in use when their
+# clients leave); the region's PostgreSQL restarted (fast and immediate)
+# while a connection idles.
 use strict;
 use warnings;
 use FindBin;
