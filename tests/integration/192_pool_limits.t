@@ -295,6 +295,21 @@ sub no_servers_left {
     is $w ? one($w, 'SHOW work_mem') : '', '4MB', 'pool_size 1: with its own settings';
     ok backend_gone($pid), 'pool_size 1: the kept connection that could not serve it was closed';
     $w->terminate if $w;
+
+    # Given back while a client that it cannot serve waits: it gives way.
+    ok wait_until(sub { my @s = pool_servers($p); @s == 1 && $s[0]{state} eq 'idle' }, timeout => 5),
+        'pool_size 1, clean handover: one kept connection';
+    my ($h, $hpid) = holder($p, params => [options => '-c work_mem=7MB']);
+    my $bg = bg_login($p);
+    ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'pool_size 1, clean handover: a client waits';
+    sleep 0.8;
+    one($h, 'ROLLBACK');
+    $h->terminate;
+    my $r = bg_result($bg);
+    ok $r->{ok}, 'pool_size 1, clean handover: it gets in when the holder with other options gives its connection back'
+        or diag explain $r;
+    cmp_ok $r->{elapsed}, '<', 1.8, sprintf('pool_size 1, clean handover: before the timeout (%.2f s)', $r->{elapsed});
+    ok backend_gone($hpid), 'pool_size 1, clean handover: the connection with other options was closed for it';
     $p->stop;
 }
 
