@@ -133,6 +133,24 @@ sub no_servers_left {
         or diag explain [servers($p)];
 }
 
+# ================================================================ bounds, with pgnear --check
+# (pool_size 1 to 10000, max_db_connections 0 or more, lifetimes 1s or more)
+for my $case ([1, pool_size => 0], [1, pool_size => 10001], [0, pool_size => 1], [1, max_db_connections => -1],
+              [0, max_db_connections => 0], [1, server_lifetime => '500ms'], [0, server_lifetime => '1s'],
+              [1, server_idle_timeout => '0s'], [0, server_idle_timeout => '1s'], [1, pool_mode => 'bogus'],
+              [0, pool_mode => 'none']) {
+    my ($bad, $k, $v) = @$case;
+    my $cfg = PgNearTest::Proxy->new(regions => [$us], start => 0,
+        settings => { auth => 'scram', auth_file => $userlist, pool_mode => 'session', $k => $v });
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    if ($bad) {
+        is $rc, 1, "pgnear --check refuses $k = $v";
+        like $err, qr/\Q$k\E/, "... naming $k";
+    } else {
+        is $rc, 0, "pgnear --check accepts $k = $v" or diag $err;
+    }
+}
+
 # ================================================================ pool_size: the wait times out
 {
     my $p = proxy(pool_size => 2);
