@@ -288,20 +288,39 @@ void pool_event(struct endpoint *ep, short what)
         server_conn_free(sc);
 }
 
-/* Every startup parameter sc logged in with is one s gives too (s's value is then SET). */
-static bool pool_params_fit(const struct server_conn *sc, const struct session *s)
+/* How well a kept connection's login parameters suit a client. */
+enum pool_fit {
+    FIT_NONE,  /* it cannot serve the client */
+    FIT_SET,   /* it can, with the client's differing parameters set */
+    FIT_EXACT, /* it logged in with exactly the client's parameters: nothing to set */
+};
+
+/*
+ * Every startup parameter sc logged in with must be one s gives too (s's
+ * value is then set), and options the same: a RESET returns a parameter to
+ * its login value, and the server's default for one given at login cannot
+ * be learnt afterwards.
+ */
+static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct session *s)
 {
     const char *name, *value;
+    bool same = true;
     for (size_t off = 0; param_set_next(&sc->startup, &off, &name, &value);) {
         const char *mine = server_login_param(s, name);
         if (mine == NULL)
-            return false;
+            return FIT_NONE;
         /* options cannot be SET: it must be the same. */
         if (strcmp(name, "options") == 0 && strcmp(mine, value) != 0)
-            return false;
+            return FIT_NONE;
+        same = same && strcmp(mine, value) == 0;
     }
     /* Options sc did not log in with cannot be added either. */
-    return server_login_param(s, "options") == NULL || param_set_get(&sc->startup, "options");
+    if (server_login_param(s, "options") != NULL && param_set_get(&sc->startup, "options") == NULL)
+        return FIT_NONE;
+    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
+    return same && server_login_params(s, names, values, STARTUP_MAX_PARAMS) == sc->startup.count
+               ? FIT_EXACT
+               : FIT_SET;
 }
 
 static bool pool_same_place(const struct server_conn *sc, const struct region *r,
@@ -311,11 +330,16 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
            strcmp(sc->region->name, r->name) == 0;
 }
 
-/* An idle connection to h of r that can serve s (too old ones are closed on the way); or NULL. */
+/*
+ * An idle connection to h of r that can serve s (too old ones are closed
+ * on the way), one that logged in with exactly s's parameters first: the
+ * client's RESET then means what it would directly.  NULL when none.
+ */
 static struct server_conn *pool_find(struct session *s, const struct region *r,
                                      const struct region_host *h)
 {
     int64_t oldest = pool_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &s->w->idle_servers)
     {
@@ -327,10 +351,13 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
             pool_close(sc, "older than server_lifetime");
             continue;
         }
-        if (pool_params_fit(sc, s))
+        enum pool_fit how = pool_params_fit(sc, s);
+        if (how == FIT_EXACT)
             return sc;
+        if (how == FIT_SET && fit == NULL)
+            fit = sc;
     }
-    return NULL;
+    return fit;
 }
 
 struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h)

@@ -137,12 +137,15 @@ cmp_ok lookups_opened(), '<=', 4 + 2 * $WORKERS, 'all lookups so far used a hand
     # The relay loses every connection it carries without a word to pgnear
     # (a NAT or firewall forgetting them): pgnear, idle, cannot notice; the
     # lookup on the dead connection fails and is retried on a fresh one.
+    # The subject is the lookup connection: the session's server connection
+    # is not kept here (pool_mode = none).  A kept server connection lost
+    # the same way is 191_pool_timeouts.t's (server_check_query finds it).
     my $relay = PgNearTest::Relay->new(to => $us->port);
     my $rport = $relay->port;
     my $p3 = PgNearTest::Proxy->new(
         regions => [{ name => 'us-east', location => $us->location, hosts => ["127.0.0.1:$rport"] }],
         settings => { auth => 'scram', auth_query => $AUTH_QUERY, server_tls => 'disable',
-                      health_check_interval => 0, workers => 1 });
+                      health_check_interval => 0, workers => 1, pool_mode => 'none' });
     my $login3 = sub {
         my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p3->port, timeout => 20);
         my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
