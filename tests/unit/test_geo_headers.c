@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "protocol/geo_headers.h"
@@ -366,6 +367,32 @@ static void test_xff(void **state)
     assert_addr(&g, "X-Forwarded-For", "192.0.2.1", 0);
 }
 
+/* A long chain: the value's bound, and only the right-most hops kept. */
+static void test_xff_long(void **state)
+{
+    static char chain[GEO_VALUE_MAX + 2];
+    struct geo_headers g;
+    size_t n = 0;
+
+    (void)state;
+    /* 192.0.2.1 then 40 trusted hops: the left-most kept is a trusted one */
+    n += (size_t)snprintf(chain, sizeof(chain), "192.0.2.1");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(chain + n, sizeof(chain) - n, ", 10.0.0.%d", i);
+    read_with(NULL, trusted_proxies, &g, "X-Forwarded-For", chain, NULL);
+    assert_addr(&g, "X-Forwarded-For", "10.0.0.8", 0);
+    /* GEO_VALUE_MAX bytes is read, one more is not */
+    memset(chain, ' ', GEO_VALUE_MAX);
+    memcpy(chain + GEO_VALUE_MAX - 9, "192.0.2.7", 9);
+    chain[GEO_VALUE_MAX] = '\0';
+    READ(&g, "X-Forwarded-For", chain);
+    assert_addr(&g, "X-Forwarded-For", "192.0.2.7", 0);
+    chain[GEO_VALUE_MAX] = ' ';
+    chain[GEO_VALUE_MAX + 1] = '\0';
+    READ(&g, "X-Forwarded-For", chain);
+    assert_false(g.has_addr);
+}
+
 static void test_forwarded(void **state)
 {
     struct geo_headers g;
@@ -472,13 +499,21 @@ static void test_decoders(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sao_paulo),        cmocka_unit_test(test_city_sources),
-        cmocka_unit_test(test_city_precedence),  cmocka_unit_test(test_city_malformed),
-        cmocka_unit_test(test_percent_plus),     cmocka_unit_test(test_coord_sources),
-        cmocka_unit_test(test_coord_precedence), cmocka_unit_test(test_coord_malformed),
-        cmocka_unit_test(test_region_and_names), cmocka_unit_test(test_xff),
-        cmocka_unit_test(test_forwarded),        cmocka_unit_test(test_forwarded_malformed),
-        cmocka_unit_test(test_viewer_address),   cmocka_unit_test(test_decoders),
+        cmocka_unit_test(test_sao_paulo),
+        cmocka_unit_test(test_city_sources),
+        cmocka_unit_test(test_city_precedence),
+        cmocka_unit_test(test_city_malformed),
+        cmocka_unit_test(test_percent_plus),
+        cmocka_unit_test(test_coord_sources),
+        cmocka_unit_test(test_coord_precedence),
+        cmocka_unit_test(test_coord_malformed),
+        cmocka_unit_test(test_region_and_names),
+        cmocka_unit_test(test_xff),
+        cmocka_unit_test(test_xff_long),
+        cmocka_unit_test(test_forwarded),
+        cmocka_unit_test(test_forwarded_malformed),
+        cmocka_unit_test(test_viewer_address),
+        cmocka_unit_test(test_decoders),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
