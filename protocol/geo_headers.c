@@ -305,7 +305,7 @@ static bool edgescape_find(struct span list, const char *key, struct span *val)
 
 /* ---- region ---- */
 
-/* A region name as pgnear's config spells them: [A-Za-z0-9._-]. */
+/* A region name as pgnear's config allows them (valid_region_name): [A-Za-z0-9_-]. */
 static bool region_valid(struct span s)
 {
     if (s.n > GEO_REGION_MAX)
@@ -314,7 +314,7 @@ static bool region_valid(struct span s)
         char c = s.p[i];
 
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+              c == '_' || c == '-'))
             return false;
     }
     return true;

@@ -317,6 +317,10 @@ static void test_region_and_names(void **state)
     assert_string_equal(g.region_header, "X-Region");
     READ(&g, "X-Region", "eu west");
     assert_false(g.has_region);
+    READ(&g, "X-Region", "eu.west");
+    assert_false(g.has_region);
+    READ(&g, "X-Region", "Asia_Tokyo-2");
+    assert_string_equal(g.region, "Asia_Tokyo-2");
     READ(&g, "X-Region", "r\xc3\xa9gion");
     assert_false(g.has_region);
 
