@@ -23,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/utf8.h"
+
 /* A span of a header value: not NUL-terminated. */
 struct span {
     const char *p;
@@ -94,42 +96,6 @@ static bool span_split(struct span s, char sep, struct span *head, struct span *
 }
 
 /* ---- UTF-8 text ---- */
-
-/*
- * Length of the well-formed UTF-8 sequence at s (Unicode table 3-7: no
- * overlongs, no surrogates, nothing above U+10FFFF), 0 if ill-formed.
- */
-static size_t utf8_seq_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t k;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (n < k || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t j = 2; j < k; j++) {
-        if (s[j] < 0x80 || s[j] > 0xBF)
-            return 0;
-    }
-    return k;
-}
 
 /* Valid UTF-8 with no C0 or C1 control character and no DEL. */
 bool geo_text_valid(const char *s, size_t len)

@@ -12,6 +12,8 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "protocol/utf8.h"
+
 static const uint8_t pp_v1_sig[] = {'P', 'R', 'O', 'X', 'Y', ' '};
 static const uint8_t pp_v2_sig[] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                     0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -335,56 +337,10 @@ static bool pp_v2_crc_ok(const uint8_t *hdr, size_t total, size_t crc_at)
     return crc == pp_be32(hdr + crc_at);
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s (Unicode table 3-7: no
- * overlongs, no surrogates, nothing above U+10FFFF), 0 if ill-formed or NUL.
- */
-static size_t pp_utf8_seq_len(const uint8_t *s, size_t n)
-{
-    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
-    size_t k;
-
-    if (c == 0)
-        return 0;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        k = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        k = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        k = 4;
-    else
-        return 0;
-    if (c == 0xE0)
-        lo = 0xA0;
-    else if (c == 0xED)
-        hi = 0x9F;
-    else if (c == 0xF0)
-        lo = 0x90;
-    else if (c == 0xF4)
-        hi = 0x8F;
-    if (n < k || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t j = 2; j < k; j++) {
-        if (s[j] < 0x80 || s[j] > 0xBF)
-            return 0;
-    }
-    return k;
-}
-
+/* A locality TLV: well-formed UTF-8, no NUL. */
 static bool pp_utf8_valid(const uint8_t *s, size_t n)
 {
-    size_t i = 0;
-
-    while (i < n) {
-        size_t k = pp_utf8_seq_len(s + i, n - i);
-
-        if (k == 0)
-            return false;
-        i += k;
-    }
-    return true;
+    return utf8_invalid_at(s, n) == n;
 }
 
 /* An empty TLV (a balancer with nothing to say) counts as absent. */

@@ -35,13 +35,6 @@
 /* What a kept connection may be sent unasked (notices, parameter changes): small messages. */
 #define POOL_MAX_MESSAGE (64 * 1024)
 
-static int64_t pool_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 bool pool_session_may_share(const struct session *s)
 {
     if (!config_pooling(s->cfg) || s->login == NULL)
@@ -72,7 +65,7 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
     if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
         sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
         return "its client left inside a transaction, a COPY or a request";
-    if (pool_now_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+    if (server_conn_now_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
     if (!host_is_up(sc->host))
         return "its host is down";
@@ -107,7 +100,7 @@ void pool_arm_sweep(struct worker *w)
 
 static void pool_now_idle(struct server_conn *sc)
 {
-    sc->idle_since = pool_now_us();
+    sc->idle_since = server_conn_now_us();
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
     /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */
@@ -150,7 +143,8 @@ static void pool_reset(struct server_conn *sc)
         return;
     }
     server_conn_move(sc, &sc->w->used_servers);
-    sc->idle_since = pool_now_us(); /* when the reset started: a server that never answers it */
+    sc->idle_since =
+        server_conn_now_us(); /* when the reset started: a server that never answers it */
     pool_arm_sweep(sc->w);
     sc->reset_failed = false;
     pool_flush(sc);
@@ -338,7 +332,7 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
 static struct server_conn *pool_find(struct session *s, const struct region *r,
                                      const struct region_host *h)
 {
-    int64_t oldest = pool_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    int64_t oldest = server_conn_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &s->w->idle_servers)
@@ -456,7 +450,7 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
         else
             pool_key(l->wait_key, s->region->name, s->database, s->user);
         l->waiting = true;
-        l->wait_since_us = pool_now_us();
+        l->wait_since_us = server_conn_now_us();
         pool_limits_wait(&s->w->d->pool_limits, l->wait_key, 1);
     }
     phase_enter(s, PHASE_WAIT_SERVER);
@@ -510,7 +504,7 @@ void pool_wait_enter(struct session *s)
     log_info(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
              l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
              s->region->name, s->database, s->user);
-    int64_t waited_ms = (pool_now_us() - l->wait_since_us) / 1000;
+    int64_t waited_ms = (server_conn_now_us() - l->wait_since_us) / 1000;
     int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
     session_set_timer(s, left > 0 ? left : 1);
     /* Not read, but watched: a client that gives up is seen at once. */
@@ -522,7 +516,7 @@ void pool_wait_timeout(struct session *s)
 {
     struct session_login *l = s->login;
     char msg[160], detail[320];
-    double waited = (double)(pool_now_us() - l->wait_since_us) / 1e6;
+    double waited = (double)(server_conn_now_us() - l->wait_since_us) / 1e6;
     pool_wait_stop(s);
     if (l->wait_reason == POOL_FULL) {
         snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
@@ -606,7 +600,7 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    int64_t now = pool_now_us();
+    int64_t now = server_conn_now_us();
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->idle_servers)
     {

@@ -46,13 +46,6 @@ struct pool_warm {
     int n;
 };
 
-static int64_t warm_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void warm_pair_wipe(struct pool_warm_pair *p)
 {
     free(p->startup);
@@ -139,7 +132,7 @@ void pool_warm_note(struct session *s)
     /* The latest key and verifier: a password changed since is followed. */
     memcpy(p->client_key, key, SCRAM_KEY_LEN);
     p->verifier = l->verifier;
-    p->last_seen_us = warm_now_us();
+    p->last_seen_us = server_conn_now_us();
     pool_arm_sweep(w);
 }
 
@@ -204,7 +197,7 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
         session_close(s, "out of memory");
         return;
     }
-    p->last_try_us = warm_now_us();
+    p->last_try_us = server_conn_now_us();
     log_debug(s->id, "min_pool_size: opening a connection to region %s for database %s, user %s",
               p->region, p->database, p->user);
     phase_enter(s, PHASE_CONNECT);
@@ -223,7 +216,7 @@ void pool_warm_tick(struct worker *w)
     struct pool_warm *pw = w->warm;
     if (pw == NULL || w->draining)
         return;
-    int64_t now = warm_now_us();
+    int64_t now = server_conn_now_us();
     const struct config *cfg = w->cfg;
     for (int i = 0; i < pw->n; i++) {
         struct pool_warm_pair *p = &pw->pairs[i];
@@ -255,7 +248,7 @@ bool pool_warm_done(struct session *s)
         return false;
     struct pool_warm_pair *p = warm_find(s->w->warm, s->region->name, s->database, s->user);
     if (pool_keep_fresh(s->server_conn) && p != NULL)
-        p->last_ok_us = warm_now_us();
+        p->last_ok_us = server_conn_now_us();
     session_close(s, "min_pool_size: connection opened and kept");
     return true;
 }

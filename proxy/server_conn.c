@@ -18,7 +18,7 @@
 #include "proxy/worker.h"
 #include "routing/region.h"
 
-static int64_t server_conn_now_us(void)
+int64_t server_conn_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -195,18 +195,11 @@ static void handover_on_read(struct session *s)
     endpoint_read_messages(s, &s->server_conn->ep, &reader);
 }
 
-static int64_t handover_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 void server_handover_enter(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     struct session_login *l = s->login;
-    int64_t idle_us = handover_now_us() - sc->idle_since;
+    int64_t idle_us = server_conn_now_us() - sc->idle_since;
     log_info(s->id, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
              (long long)(idle_us / 1000));

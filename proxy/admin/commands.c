@@ -29,6 +29,7 @@
 #include "proxy/daemon.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/server_conn.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "proxy/worker_call.h"
@@ -149,13 +150,6 @@ static void render_stats(const struct snapshot *snap, struct admin_result *res)
         result_int(res, (int64_t)stat_field_value(&sum, &f[i]));
         result_text(res, f[i].help);
     }
-}
-
-static int64_t admin_now_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }
 
 static const struct admin_column lists_cols[] = {{"list", ADMIN_TEXT, 0}, {"items", ADMIN_INT8, 0}};
@@ -330,7 +324,7 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
     result_int(res, sv->uses);
     result_text(res, sv->database);
     result_text(res, sv->user);
-    int64_t now_us = admin_now_us();
+    int64_t now_us = server_conn_now_us();
     result_int(res, (now_us - sv->connected_at_us) / 1000000);
     if (sv->idle_since_us != 0)
         result_int(res, (now_us - sv->idle_since_us) / 1000000);
@@ -437,7 +431,7 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
                 p->cl_held++;
             else if (strcmp(c->state, "waiting") == 0) {
                 p->cl_waiting++;
-                int64_t waited = admin_now_us() - c->wait_since_us;
+                int64_t waited = server_conn_now_us() - c->wait_since_us;
                 if (waited > p->maxwait_us)
                     p->maxwait_us = waited;
             } else if (c->server[0] != '\0')

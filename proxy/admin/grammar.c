@@ -18,6 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/utf8.h"
+
 /* How a command's arguments are read. */
 enum args {
     ARGS_NONE,
@@ -723,39 +725,6 @@ static int parse_command(struct parser *ps)
     return take_end(ps);
 }
 
-/*
- * The offset of the first byte that does not belong to valid UTF-8 (as
- * PostgreSQL checks a query: NUL, stray continuation bytes, overlong
- * forms, surrogates and code points above U+10FFFF are all invalid); len
- * when the text is valid.
- */
-static size_t utf8_invalid_at(const char *text, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        unsigned c = p[i];
-        size_t n = c < 0x80             ? 1
-                   : (c & 0xE0) == 0xC0 ? 2
-                   : (c & 0xF0) == 0xE0 ? 3
-                   : (c & 0xF8) == 0xF0 ? 4
-                                        : 0;
-        if (c == 0 || n == 0 || i + n > len)
-            return i;
-        uint32_t cp = n == 1 ? c : c & (0x7Fu >> n);
-        for (size_t k = 1; k < n; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return i;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        static const uint32_t min_for_len[5] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_for_len[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return i;
-        i += n;
-    }
-    return len;
-}
-
 int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err)
 {
     struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};
@@ -765,7 +734,7 @@ int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admi
         return lex_fail(&ps->lx, 0, "54000", "Admin commands are short; this is not one.",
                         "admin command text is too long (%zu bytes, at most %d)", len,
                         ADMIN_TEXT_MAX);
-    size_t bad = utf8_invalid_at(text, len);
+    size_t bad = utf8_invalid_at((const uint8_t *)text, len);
     if (bad < len) {
         char bytes[24];
         size_t n = len - bad < 4 ? len - bad : 4, used = 0;
