@@ -377,8 +377,15 @@ sub connect {
     die "PgNearWs::Pg: upgrade to $o{port}" . ($o{path} // '/') . ' answered '
       . ($r->{status} // 'nothing') . ": $r->{raw}$r->{body}\n" unless ($r->{status} // 0) == 101;
     die "PgNearWs::Pg: wrong Sec-WebSocket-Accept in $r->{raw}\n" unless $r->{accept_ok};
-    return bless { ws => $ws, buf => '', timeout => $ws->timeout, frame_size => $o{frame_size} // 0,
-                   response => $r }, $class;
+    my $self = $class->over($ws, %o);
+    $self->{response} = $r;
+    return $self;
+}
+
+# over($ws, frame_size => N): PostgreSQL over a PgNearWs already upgraded.
+sub over {
+    my ($class, $ws, %o) = @_;
+    return bless { ws => $ws, buf => '', timeout => $ws->timeout, frame_size => $o{frame_size} // 0 }, $class;
 }
 
 sub ws       { $_[0]{ws} }
@@ -465,6 +472,9 @@ PgNearWs - a WebSocket client for pgnear's integration tests
   ws_accept($key), ws_random_key()                        (exportable)
 
 =head1 PgNearWs::Pg
+
+  PgNearWs::Pg->connect(PgNearWs->connect options, path =>, headers =>, frame_size =>, upgrade => {...})
+  PgNearWs::Pg->over($upgraded_ws, frame_size => N)
 
 A PgNearTest::Wire whose bytes travel as masked binary frames of
 frame_size bytes (0: one frame per write); read_bytes reassembles binary
