@@ -319,26 +319,6 @@ void ws_ingress_timeout(struct session *s)
     session_close(s, "no HTTP request within websocket_handshake_timeout");
 }
 
-void ws_ingress_locality(struct session *s, struct locality_input *in)
-{
-    const struct session_login *l = s->login;
-    const struct geo_headers *g = l->geo;
-    if (g == NULL)
-        return;
-    if (in->location == NULL && g->has_coords)
-        in->location = l->geo_location, in->location_via = l->geo_via[1];
-    /* Coordinates come before a city among headers; the client's own hints before both. */
-    if (in->city == NULL && in->location == NULL && g->has_city)
-        in->city = l->geo_city, in->city_via = l->geo_via[2];
-}
-
-bool ws_ingress_decided(const struct session *s, const char *via)
-{
-    const struct session_login *l = s->login;
-    return l->geo != NULL && via != NULL &&
-           (via == l->geo_via[0] || via == l->geo_via[1] || via == l->geo_via[2]);
-}
-
 /* ---- pings ---- */
 
 static void ws_ping_cb(evutil_socket_t fd, short what, void *arg)
