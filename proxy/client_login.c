@@ -57,7 +57,10 @@ static void client_tls_step(struct session *s)
         session_close(s, why);
         return;
     }
-    s->client_tls = true;
+    if (s->websocket && s->client.stream.ws == NULL)
+        s->websocket_tls = true; /* wss: the PostgreSQL stream itself is not TLS (yet) */
+    else
+        s->client_tls = true;
     client_take_sni(s);
     log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
     /* The handshake may have left decrypted bytes inside OpenSSL: the next reader gets them. */
@@ -82,7 +85,7 @@ static void client_handle_ssl_request(struct session *s)
         client_fail_protocol(s, "SSL request received on an encrypted connection");
         return;
     }
-    if (cfg->client_tls_ctx == NULL || s->unix_socket) {
+    if (cfg->client_tls == CLIENT_TLS_DISABLE || cfg->client_tls_ctx == NULL || s->unix_socket) {
         endpoint_send(s, &s->client, "N", 1);
         return;
     }
@@ -90,8 +93,7 @@ static void client_handle_ssl_request(struct session *s)
         session_close(s, "could not answer SSL request");
         return;
     }
-    s->client.stream.ssl = tls_new_client_ssl(cfg->client_tls_ctx, s->client.stream.fd);
-    if (s->client.stream.ssl == NULL) {
+    if (stream_tls_server(&s->client.stream, cfg->client_tls_ctx) != 0) {
         session_close(s, "could not create TLS session");
         return;
     }
@@ -173,6 +175,31 @@ static int client_take_hints(struct session *s)
     return 0;
 }
 
+/*
+ * Coordinates or a city from a trusted load balancer's headers
+ * (ws_ingress.c kept them), below the startup hints: coordinates before
+ * a city, as the headers that carry them are the more precise.
+ */
+static void client_header_locality(struct session *s, struct locality_input *in)
+{
+    const struct session_login *l = s->login;
+    const struct geo_headers *g = l->geo;
+    if (g == NULL)
+        return;
+    if (in->location == NULL && g->has_coords)
+        in->location = l->geo_location, in->location_via = l->geo_via[1];
+    if (in->city == NULL && in->location == NULL && g->has_city)
+        in->city = l->geo_city, in->city_via = l->geo_via[2];
+}
+
+/* Whether a header decided (the via texts of headers are the login's own). */
+static bool client_header_decided(const struct session *s, const char *via)
+{
+    const struct session_login *l = s->login;
+    return l->geo != NULL && via != NULL &&
+           (via == l->geo_via[0] || via == l->geo_via[1] || via == l->geo_via[2]);
+}
+
 /* The evidence, in DESIGN.md's order of trust within each kind. */
 static void client_locality_input(struct session *s, struct locality_input *in)
 {
@@ -184,6 +211,8 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->region = h->region, in->region_via = "startup hint";
     else if (pp && pp->has_region)
         in->region = pp->region, in->region_via = "PROXY TLV";
+    else if (s->login->geo && s->login->geo->has_region)
+        in->region = s->login->geo->region, in->region_via = s->login->geo_via[0];
     else if (s->login->sni[0] && region_set_find(&s->cfg->regions, s->login->sni) != NULL)
         in->region = s->login->sni, in->region_via = "TLS SNI";
     if (hints && h->has_city)
@@ -194,6 +223,7 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->location = h->location, in->location_via = "startup hint";
     else if (pp && pp->has_location)
         in->location = pp->location, in->location_via = "PROXY TLV";
+    client_header_locality(s, in);
     if (!s->unix_socket)
         in->addr = (const struct sockaddr *)&s->addr;
 }
@@ -216,6 +246,8 @@ static bool client_route(struct session *s)
     }
     s->region = s->login->plan[0];
     stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
+    if (client_header_decided(s, s->login->loc.via))
+        stat_inc(&s->w->stats.routed_by_header);
     char reason[512];
     locality_reason(&s->login->loc, reason, sizeof(reason));
     double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
@@ -234,7 +266,9 @@ static void client_handle_startup(struct session *s)
 {
     struct config *cfg = s->cfg;
     const struct startup_packet *sp = &s->login->startup;
-    if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->unix_socket) {
+    /* wss is encrypted as well: the client's TLS is the WebSocket's. */
+    if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->websocket_tls &&
+        !s->unix_socket) {
         stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "pgnear requires TLS connections",
                      "client_tls = require, and this connection is not encrypted.",
