@@ -87,7 +87,7 @@ sub connect {
                                    SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER(),
                                    SSL_hostname => $vh, SSL_verifycn_name => $vh,
                                    SSL_verifycn_scheme => 'http', Timeout => $timeout)
-          or die "PgNearWs: TLS handshake with $host:$port failed: $IO::Socket::SSL::SSL_ERROR\n";
+          or die "PgNearWs: TLS handshake with $host:$port failed: " . IO::Socket::SSL::errstr() . "\n";
     }
     binmode $sock;
     return bless { sock => $sock, timeout => $timeout, buf => '', tls => $o{tls} ? 1 : 0,
@@ -285,31 +285,40 @@ sub read_frame {
 # pings and pongs are recorded in ->{pings} / ->{pongs} (payloads).
 sub read_message {
     my ($self) = @_;
-    my ($msg, $n);
+    my $msg;
     while (1) {
         my $f = $self->read_frame // return undef;
-        if ($f->{opcode} == OP_PING) {
-            push @{ $self->{pings} }, $f->{payload};
-            $self->send_frame(opcode => OP_PONG, payload => $f->{payload}) if $self->{auto_pong};
-            next;
-        }
-        if ($f->{opcode} == OP_PONG) { push @{ $self->{pongs} }, $f->{payload}; next }
-        if ($f->{opcode} == OP_CLOSE) {
-            $self->{close_in} = { code => $f->{code}, reason => $f->{reason}, frame => $f };
-            return undef;
-        }
-        die "PgNearWs: pgnear sent a masked frame\n" if $f->{masked};
-        die "PgNearWs: pgnear set RSV bits $f->{rsv}\n" if $f->{rsv};
-        if ($f->{opcode} == OP_CONT) {
-            die "PgNearWs: continuation frame without a message\n" unless $msg;
-            $msg->{payload} .= $f->{payload};
-        } else {
-            die "PgNearWs: new data frame inside a fragmented message\n" if $msg;
-            $msg = { opcode => $f->{opcode}, payload => $f->{payload} };
-        }
-        $msg->{frames}++;
-        return $msg if $f->{fin};
+        my $kind = $self->_take_frame($f, \$msg);
+        return undef if $kind eq 'close';
+        return $msg if $kind eq 'message';
     }
+}
+
+# One frame read: 'control' (a ping or pong, dealt with), 'close',
+# 'fragment' (more of $$msg to come) or 'message' ($$msg whole).
+sub _take_frame {
+    my ($self, $f, $msg) = @_;
+    if ($f->{opcode} == OP_PING) {
+        push @{ $self->{pings} }, $f->{payload};
+        $self->send_frame(opcode => OP_PONG, payload => $f->{payload}) if $self->{auto_pong};
+        return 'control';
+    }
+    if ($f->{opcode} == OP_PONG) { push @{ $self->{pongs} }, $f->{payload}; return 'control' }
+    if ($f->{opcode} == OP_CLOSE) {
+        $self->{close_in} = { code => $f->{code}, reason => $f->{reason}, frame => $f };
+        return 'close';
+    }
+    die "PgNearWs: pgnear sent a masked frame\n" if $f->{masked};
+    die "PgNearWs: pgnear set RSV bits $f->{rsv}\n" if $f->{rsv};
+    if ($f->{opcode} == OP_CONT) {
+        die "PgNearWs: continuation frame without a message\n" unless $$msg;
+        $$msg->{payload} .= $f->{payload};
+    } else {
+        die "PgNearWs: new data frame inside a fragmented message\n" if $$msg;
+        $$msg = { opcode => $f->{opcode}, payload => $f->{payload} };
+    }
+    $$msg->{frames}++;
+    return $f->{fin} ? 'message' : 'fragment';
 }
 
 # expect_close(timeout => S) -> {code, reason, data (binary payload read
@@ -338,21 +347,26 @@ sub close {
     return $self->expect_close(%o);
 }
 
-# pump(SECONDS): reads (answering pings) for that long; returns the data
-# messages' payloads joined; stops early at a close or EOF (->{ended} = 1).
+# pump(SECONDS): reads frames (answering pings) for that long; returns
+# the data messages' payloads joined; stops early at a close or EOF
+# (->{ended} = 1).
 sub pump {
     my ($self, $secs) = @_;
     my $end = Time::HiRes::time() + $secs;
-    my $data = '';
+    my ($data, $msg) = ('', undef);
     while ((my $left = $end - Time::HiRes::time()) > 0) {
         if (length $self->{buf} < 2) {
             my $n = eval { $self->_fill($left) };
             last unless defined $n;    # quiet until the end
             if ($n == 0) { $self->{ended} = 1; last }
+            next;
         }
-        my $m = $self->read_message;
-        if (!$m) { $self->{ended} = 1; last }
-        $data .= $m->{payload};
+        local $self->{timeout} = $left > 1 ? $left : 1;    # the rest of a frame begun
+        my $f = $self->read_frame;
+        if (!$f) { $self->{ended} = 1; last }
+        my $kind = $self->_take_frame($f, \$msg);
+        if ($kind eq 'close') { $self->{ended} = 1; last }
+        if ($kind eq 'message') { $data .= $msg->{payload}; $msg = undef }
     }
     return $data;
 }
