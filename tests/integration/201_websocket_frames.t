@@ -10,7 +10,8 @@
 # and then close 1000; websocket_ping_interval pings a quiet connection that
 # the pongs keep alive; authentication under auth = scram (cleartext by
 # default, SCRAM with websocket_auth = scram, a pipelined password refused
-# with a hint); the basic exchange with workers = 2.
+# with a hint); TLS inside the WebSocket (SSLRequest, as the Neon driver
+# with forceDisablePgSSL = false); the basic exchange with workers = 2.
 use strict;
 use warnings;
 use FindBin;
@@ -383,6 +384,37 @@ expect_close_code(1002, 'an unknown opcode (3)', sub {
     is $err && $err->{C}, '08P01', 'websocket_auth = scram: a pipelined password gets 08P01' or diag explain $err;
     like $err && $err->{H} // '', qr/neonConfig\.pipelineConnect = false/, '... whose hint names pipelineConnect';
     $sp->stop;
+}
+
+# ---------------------------------------------------------------- TLS inside the WebSocket
+
+{
+    PgNearWs::require_ssl();
+    my $ca = PgNearTest::CA->new;
+    my $cert = $ca->issue(name => 'pgnear', cn => 'localhost', san => ['DNS:localhost', 'IP:127.0.0.1'], owner => undef);
+    my $tport = free_port();
+    my $tp = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', websocket_port => $tport, client_tls => 'allow',
+                      client_tls_cert_file => $cert->{cert}, client_tls_key_file => $cert->{key} });
+    my $pg = ws_pg(port => $tport);
+    is $pg->start_tls(ca => $ca->cert), 'S', 'SSLRequest inside the WebSocket: S';
+    ok $pg->{tls_sock}, '... and a TLS handshake verifying pgnear\'s certificate (localhost)';
+    my $r = login($pg);
+    ok $r->{ok}, 'a login over TLS inside the WebSocket' or diag explain $r;
+    my $q = $pg->query("SELECT i, md5(i::text) FROM generate_series(1, 20000) i");
+    is scalar(grep { $q->{rows}[$_][1] eq md5_hex($_ + 1) } 0 .. 19_999), 20_000,
+      '... and a 20000-row result through it';
+    $pg->terminate;
+
+    # client_tls = disable: the SSLRequest is declined, the session goes on in the clear.
+    my $nport = free_port();
+    my $np = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', websocket_port => $nport });
+    $pg = ws_pg(port => $nport);
+    is $pg->start_tls(ca => $ca->cert), 'N', 'client_tls = disable: SSLRequest inside the WebSocket: N';
+    ok login($pg)->{ok}, '... and the login goes on without TLS';
+    $tp->stop;
+    $np->stop;
 }
 
 # ---------------------------------------------------------------- workers = 2

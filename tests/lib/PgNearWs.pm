@@ -383,6 +383,10 @@ sub shutdown_now { CORE::close($_[0]{sock}) }
 package PgNearWs::Pg;
 our @ISA = ('PgNearTest::Wire');
 use Carp qw(croak);
+use IO::Select;
+use POSIX ();
+use Socket ();
+use Time::HiRes ();
 
 sub connect {
     my ($class, %o) = @_;
@@ -407,10 +411,74 @@ sub socket   { $_[0]{ws}->socket }
 sub response { $_[0]{response} }
 sub frame_size { my $s = shift; $s->{frame_size} = shift if @_; $s->{frame_size} }
 
+# start_tls(ca => CA_FILE, verify_hostname => 'localhost'): SSLRequest
+# through the WebSocket; on 'S', TLS inside it (the Neon driver with
+# forceDisablePgSSL = false).  A child process carries the TLS bytes
+# between a socket pair and the frames; the session then speaks through
+# the TLS end.  Returns the server's answer to the SSLRequest ('S' / 'N').
+sub start_tls {
+    my ($self, %o) = @_;
+    PgNearWs::require_ssl();
+    my $answer = $self->ssl_request;
+    return $answer unless defined $answer && $answer eq 'S';
+    socketpair(my $mine, my $theirs, Socket::AF_UNIX(), Socket::SOCK_STREAM(), 0) or die "socketpair: $!\n";
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        CORE::close($mine);
+        eval { _carry($self->{ws}, $theirs) };
+        POSIX::_exit(0);
+    }
+    CORE::close($theirs);
+    $self->{carrier} = $pid;
+    PgNearTest::_reg_add("pid $pid");
+    my $vh = $o{verify_hostname} // 'localhost';
+    IO::Socket::SSL->start_SSL($mine, SSL_ca_file => $o{ca} // croak('start_tls needs ca'),
+                               SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER(),
+                               SSL_hostname => $vh, SSL_verifycn_name => $vh,
+                               SSL_verifycn_scheme => 'http', Timeout => $self->{timeout})
+      or die "PgNearWs::Pg: TLS inside the WebSocket failed: " . IO::Socket::SSL::errstr() . "\n";
+    $self->{tls_sock} = $mine;
+    return $answer;
+}
+
+# In the child: socket pair <-> binary frames, until either side ends.
+sub _carry {
+    my ($ws, $pair) = @_;
+    my $sel = IO::Select->new($ws->socket, $pair);
+    while (1) {
+        my @ready = length $ws->{buf} ? ($ws->socket) : $sel->can_read(60);
+        return unless @ready;
+        for my $s (@ready) {
+            if ($s == $pair) {
+                my $n = sysread($pair, my $d, 16384);
+                return unless $n;
+                $ws->send_frame(opcode => PgNearWs::OP_BINARY, payload => $d);
+            } else {
+                my $m = $ws->read_message or return;
+                my $off = 0;
+                while ($off < length $m->{payload}) {
+                    my $n = syswrite($pair, $m->{payload}, length($m->{payload}) - $off, $off);
+                    return unless defined $n;
+                    $off += $n;
+                }
+            }
+        }
+    }
+}
+
 # The PostgreSQL bytes go out as masked binary frames of frame_size bytes
-# (all of them in one TCP write).
+# (all of them in one TCP write), or through TLS after start_tls.
 sub send_raw {
     my ($self, $bytes) = @_;
+    if (my $t = $self->{tls_sock}) {
+        my $off = 0;
+        while ($off < length $bytes) {
+            my $n = syswrite($t, $bytes, length($bytes) - $off, $off);
+            die "PgNearWs::Pg: TLS write: $!\n" unless $n;
+            $off += $n;
+        }
+        return;
+    }
     my $fs = $self->{frame_size} || length($bytes) || 1;
     my @frames;
     for (my $off = 0; $off < length $bytes; $off += $fs) {
@@ -423,6 +491,7 @@ sub send_raw {
 # WebSocket (->ws->close_received) or the connection.
 sub read_bytes {
     my ($self, $n) = @_;
+    return $self->_read_tls($n) if $self->{tls_sock};
     local $self->{ws}{timeout} = $self->{timeout};
     while (length $self->{buf} < $n) {
         my $m = $self->{ws}->read_message // return undef;
@@ -432,11 +501,47 @@ sub read_bytes {
     return substr($self->{buf}, 0, $n, '');
 }
 
+sub _read_tls {
+    my ($self, $n) = @_;
+    my $t = $self->{tls_sock};
+    while (length $self->{buf} < $n) {
+        unless ($t->pending) {
+            IO::Select->new($t)->can_read($self->{timeout})
+              or die "PgNearWs::Pg: TLS read timed out after $self->{timeout}s\n";
+        }
+        my $r = sysread($t, my $chunk, 65536);
+        return undef unless $r;
+        $self->{buf} .= $chunk;
+    }
+    return substr($self->{buf}, 0, $n, '');
+}
+
 sub terminate {
     my ($self) = @_;
     eval { $self->send_msg('X', '') };
+    if ($self->{tls_sock}) {
+        CORE::close($self->{tls_sock});
+        $self->_reap_carrier;
+        return;
+    }
     eval { $self->{ws}->close(timeout => 2) };
     $self->{ws}->shutdown_now;
+}
+
+sub _reap_carrier {
+    my ($self) = @_;
+    my $pid = delete $self->{carrier} or return;
+    my $end = Time::HiRes::time() + 5;
+    Time::HiRes::sleep(0.05) while waitpid($pid, POSIX::WNOHANG()) == 0 && Time::HiRes::time() < $end;
+    if (kill 0, $pid) { kill 'KILL', $pid; waitpid($pid, 0) }
+    PgNearTest::_reg_del("pid $pid");
+}
+
+sub DESTROY {
+    my ($self) = @_;
+    local ($?, $!, $@);
+    return unless $self->{carrier};
+    eval { CORE::close($self->{tls_sock}) if $self->{tls_sock}; $self->_reap_carrier };
 }
 
 package PgNearWs;
@@ -489,6 +594,8 @@ PgNearWs - a WebSocket client for pgnear's integration tests
 
   PgNearWs::Pg->connect(PgNearWs->connect options, path =>, headers =>, frame_size =>, upgrade => {...})
   PgNearWs::Pg->over($upgraded_ws, frame_size => N)
+
+  $pg->start_tls(ca => CA_FILE) -> 'S' | 'N'   SSLRequest, then TLS inside the WebSocket
 
 A PgNearTest::Wire whose bytes travel as masked binary frames of
 frame_size bytes (0: one frame per write); read_bytes reassembles binary
