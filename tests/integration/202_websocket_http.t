@@ -92,6 +92,21 @@ for my $path ('/', '/v2', '/v2?address=foo:5432', '/?x=1') {
     $r = $ws->upgrade(path => '/', headers => ['Sec-WebSocket-Protocol' => 'pg, chat']);
     is $r->{status}, 101, 'an upgrade offering subprotocols: 101';
     ok !exists $r->{headers}{'sec-websocket-protocol'}, '... none of them echoed';
+
+    # A browser fails an upgrade that ignores its offer, so pgnear echoes a
+    # byte-stream subprotocol when one is offered (ws branch, 7adeff0; the
+    # contract said none).  Whatever comes back must be one of the offered
+    # values, spelled as offered (RFC 6455 4.1; browsers compare exactly).
+    for my $offer (['binary', 'binary'], ['chat, postgresql', 'postgresql'], ['x, postgres, binary', 'postgres'],
+                   ['Binary', undef]) {
+        $ws = ws();
+        $r = $ws->upgrade(path => '/', headers => ['Sec-WebSocket-Protocol' => $offer->[0]]);
+        my $got = $r->{headers}{'sec-websocket-protocol'};
+        my %offered = map { $_ => 1 } split /\s*,\s*/, $offer->[0];
+        ok !defined $got || $offered{$got}, "offering '$offer->[0]': the answer is one of the offered values"
+          . ' (' . ($got // 'none') . ')';
+        is $got, $offer->[1], "... '" . ($offer->[1] // 'none') . "' echoed" if defined $offer->[1];
+    }
 }
 {
     my ($pg, $r) = ws_login(path => '/v2?address=foo:5432');
@@ -132,6 +147,8 @@ my $key = PgNearWs::ws_random_key();
 my $std = "Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         . "Sec-WebSocket-Key: $key\r\nSec-WebSocket-Version: 13\r\n";
 error_case('a wrong path', 404, "GET /nope HTTP/1.1\r\n$std\r\n");
+error_case('no Host', 400, "GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           . "Sec-WebSocket-Key: $key\r\nSec-WebSocket-Version: 13\r\n\r\n");
 error_case('a path that only starts like one', 404, "GET /v2x HTTP/1.1\r\n$std\r\n");
 error_case('GET / without Upgrade/Connection', 400, "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
 error_case('Upgrade: websocket without Connection: Upgrade', 400,
@@ -341,6 +358,21 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     unlike $got, qr{^HTTP/1\.1 101}, 'wss: a plain HTTP upgrade request is not answered 101';
     ok $closed, '... and the connection is closed';
     $tp->stop;
+}
+
+# ---------------------------------------------------------------- websocket_path
+
+{
+    my $pport = free_port();
+    my $pp = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', websocket_port => $pport, websocket_path => '/db, /a/b' });
+    for my $case (['/db', 101], ['/a/b?address=x:5432', 101], ['/', 404], ['/v2', 404], ['/a', 404]) {
+        my $ws = ws($pport);
+        my $r = $ws->upgrade(path => $case->[0]);
+        is $r->{status}, $case->[1], "websocket_path = /db, /a/b: $case->[0] -> $case->[1]";
+    }
+    is healthz($pport)->{status}, 200, '... /healthz whatever the paths';
+    $pp->stop;
 }
 
 # ---------------------------------------------------------------- untrusted locality headers
