@@ -206,6 +206,24 @@ sub pg_frame { { opcode => PgNearWs::OP_BINARY, payload => $_[0], %{ $_[1] // {}
     ok !$c->{no_close}, '... after its close frame';
 }
 
+# Close codes a peer may not send (RFC 6455 7.4.1: 1005, 1006 and 1015 never
+# travel in a close frame; 0-999 and the unassigned 1016-2999 are not
+# valid): pgnear must not echo them; it fails the connection (1002, or
+# drops it), as the RFC's "invalid data" rule and the Autobahn suite have it.
+for my $code (1005, 1006, 1015, 999, 2999) {
+    my $pg = ws_pg();
+    ok login($pg)->{ok}, "login before a close with code $code";
+    my $c = $pg->ws->close(code => $code, timeout => 10);
+    ok(($c->{code} // 0) == 1002 || $c->{no_close}, "a close with code $code -> 1002 or a drop, not an echo")
+      or diag 'answered ' . ($c->{code} // 'no code');
+}
+for my $code (1001, 3000, 4999) {
+    my $pg = ws_pg();
+    ok login($pg)->{ok}, "login before a close with code $code";
+    my $c = $pg->ws->close(code => $code, timeout => 10);
+    is $c->{code}, $code, "a close with the valid code $code is answered with it";
+}
+
 # The session behind a closed WebSocket is gone (its backend too).
 {
     my $pg = ws_pg();
