@@ -160,6 +160,8 @@ struct session {
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
     struct event *timer;              /* login timeout, then server connect timeout */
     struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
+    uint64_t ws_ping_traffic;         /* the client's bytes at the last tick */
+    bool ws_ping_waiting;             /* a ping went out on a quiet connection */
     struct session_login *login;      /* NULL once relaying */
     struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
 
