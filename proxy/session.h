@@ -125,6 +125,8 @@ struct session_login {
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
+    bool server_asked;       /* passthrough: the server has sent an authentication message */
+    bool password_held;      /* passthrough: a password came before that, and waits for it */
 
     /* the auth throttle (login_throttle.c) */
     struct throttle_key throttle_key; /* (address, user) */
