@@ -103,8 +103,8 @@ void http_ws_accept(const char *key, char out[HTTP_WS_ACCEPT_LEN]);
 
 /*
  * A whole HTTP/1.1 response with Connection: close, a short text body and
- * extra_headers (NULL, or lines each ending in CRLF) for 200, 400, 404,
- * 405, 426, 431, 503 and 505.  Returns its length, or 0 when the status is
+ * extra_headers (NULL, or lines each ending in CRLF) for 200, 400, 403,
+ * 404, 405, 408, 426, 431, 503 and 505.  Returns its length, or 0 when the status is
  * not one of those or cap is too small.
  */
 size_t http_response(char *out, size_t cap, int status, const char *extra_headers);

@@ -889,6 +889,34 @@ int scram_server_handle_final(struct scram_server *s, const uint8_t *msg, size_t
     return rc;
 }
 
+int scram_server_check_password(struct scram_server *s, const char *password)
+{
+    uint8_t salted[SCRAM_KEY_LEN], client_key[SCRAM_KEY_LEN], stored[SCRAM_KEY_LEN];
+    size_t pwlen;
+    if (s == NULL || s->state != SCRAM_STATE_INIT || password == NULL)
+        return server_fail(s, SCRAM_EINTERNAL, "The SCRAM exchange is not at its start.");
+    if (!password_usable(password, &pwlen))
+        return server_fail(s, SCRAM_EAUTH,
+                           "The password has characters outside ASCII, which pgnear does not "
+                           "normalize (SASLprep).");
+    const struct scram_verifier *v = &s->verifier;
+    bool ok = PKCS5_PBKDF2_HMAC(password, (int)pwlen, v->salt, (int)v->salt_len, v->iterations,
+                                EVP_sha256(), SCRAM_KEY_LEN, salted) == 1 &&
+              hmac_sha256_str(salted, SCRAM_KEY_LEN, "Client Key", client_key) &&
+              sha256(client_key, SCRAM_KEY_LEN, stored);
+    OPENSSL_cleanse(salted, sizeof(salted));
+    if (ok && CRYPTO_memcmp(stored, v->stored_key, SCRAM_KEY_LEN) == 0) {
+        memcpy(s->client_key, client_key, SCRAM_KEY_LEN);
+        s->state = SCRAM_STATE_DONE;
+    }
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    if (!ok)
+        return server_fail(s, SCRAM_EINTERNAL, "Could not derive the keys of the password.");
+    if (s->state != SCRAM_STATE_DONE)
+        return server_fail(s, SCRAM_EAUTH, "The password does not match the SCRAM secret.");
+    return SCRAM_OK;
+}
+
 const uint8_t *scram_server_client_key(const struct scram_server *s)
 {
     if (s == NULL || s->state != SCRAM_STATE_DONE)

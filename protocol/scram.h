@@ -133,7 +133,15 @@ int scram_server_handle_first(struct scram_server *s, const char *mech, const ui
 int scram_server_handle_final(struct scram_server *s, const uint8_t *msg, size_t len, char *out,
                               size_t cap, size_t *outlen);
 
-/* The recovered ClientKey; NULL unless handle_final succeeded. */
+/*
+ * A password given in clear (AuthenticationCleartextPassword) instead of
+ * the exchange, checked against the verifier scram_server_init was given:
+ * on success the ClientKey is kept as handle_final would.  SCRAM_EAUTH
+ * when it does not match.  Costs the verifier's iteration count of HMACs.
+ */
+int scram_server_check_password(struct scram_server *s, const char *password);
+
+/* The recovered ClientKey; NULL unless handle_final or check_password succeeded. */
 const uint8_t *scram_server_client_key(const struct scram_server *s);
 
 /* 1 if the client authenticated with channel binding (PLUS), else 0. */

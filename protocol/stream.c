@@ -17,10 +17,14 @@
 #include <event2/buffer.h>
 #include <openssl/err.h>
 
+#include "protocol/tls.h"
+#include "protocol/ws.h"
+
 void stream_init(struct stream *s, int fd)
 {
     s->fd = fd;
     s->ssl = NULL;
+    s->ws = NULL;
     s->read_want = STREAM_WANT_READ;
     s->write_want = STREAM_WANT_WRITE;
 }
@@ -36,6 +40,10 @@ int stream_take_fd(struct stream *s)
         s->ssl = NULL;
         ERR_clear_error();
     }
+    if (s->ws != NULL) {
+        ws_free(s->ws); /* its close frame, the socket's TLS; the socket is s->fd */
+        s->ws = NULL;
+    }
     int fd = s->fd;
     s->fd = -1;
     return fd;
@@ -50,7 +58,22 @@ void stream_close(struct stream *s)
 
 bool stream_has_pending(const struct stream *s)
 {
-    return s->ssl != NULL && SSL_pending(s->ssl) > 0;
+    return (s->ssl != NULL && SSL_pending(s->ssl) > 0) || (s->ws != NULL && ws_has_pending(s->ws));
+}
+
+bool stream_has_output(const struct stream *s)
+{
+    return s->ws != NULL && ws_has_output(s->ws);
+}
+
+int stream_flush(struct stream *s)
+{
+    if (s->ws == NULL)
+        return 0;
+    int rc = ws_flush(s->ws);
+    if (rc == STREAM_AGAIN)
+        s->write_want = ws_write_want(s->ws);
+    return rc;
 }
 
 /* Maps an SSL_get_error() result onto a stream status; *want gets what to wait for. */
@@ -58,10 +81,11 @@ static ssize_t stream_tls_status(struct stream *s, int ret, uint8_t *want)
 {
     switch (SSL_get_error(s->ssl, ret)) {
     case SSL_ERROR_WANT_READ:
-        *want = STREAM_WANT_READ;
+        /* Inside a WebSocket, what the socket below waits for (it may be TLS too). */
+        *want = s->ws != NULL ? ws_read_want(s->ws) : STREAM_WANT_READ;
         return STREAM_AGAIN;
     case SSL_ERROR_WANT_WRITE:
-        *want = STREAM_WANT_WRITE;
+        *want = s->ws != NULL ? ws_write_want(s->ws) : STREAM_WANT_WRITE;
         return STREAM_AGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return STREAM_EOF;
@@ -109,6 +133,12 @@ ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
         if (!*more)
             stream_tls_release(s);
         return (ssize_t)got;
+    }
+    if (s->ws != NULL) {
+        ssize_t n = ws_read(s->ws, p, max, more);
+        if (n == STREAM_AGAIN)
+            s->read_want = ws_read_want(s->ws);
+        return n;
     }
     ssize_t got = recv(s->fd, p, max, 0);
     if (got > 0)
@@ -162,6 +192,11 @@ ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
 {
     if (s->ssl != NULL)
         return stream_write_tls(s, p, n);
+    if (s->ws != NULL) {
+        ssize_t w = ws_write(s->ws, p, n);
+        s->write_want = ws_write_want(s->ws);
+        return w;
+    }
     ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
     s->write_want = STREAM_WANT_WRITE; /* the only readiness a plain write waits for */
     if (w >= 0)
@@ -186,7 +221,7 @@ static ssize_t stream_write_plain_chunks(struct stream *s, struct evbuffer *buf)
 ssize_t stream_write(struct stream *s, struct evbuffer *buf)
 {
     ssize_t total = 0;
-    if (s->ssl == NULL && evbuffer_peek(buf, -1, NULL, NULL, 0) > 1)
+    if (s->ssl == NULL && s->ws == NULL && evbuffer_peek(buf, -1, NULL, NULL, 0) > 1)
         return stream_write_plain_chunks(s, buf);
     while (evbuffer_get_length(buf) > 0) {
         struct evbuffer_iovec vec[1];
@@ -207,6 +242,8 @@ ssize_t stream_write(struct stream *s, struct evbuffer *buf)
 
 ssize_t stream_write_raw(struct stream *s, const void *p, size_t n)
 {
+    if (s->ws != NULL)
+        return stream_write_bytes(s, p, n);
     ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
     if (w < 0)
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? STREAM_AGAIN : STREAM_ERROR;
@@ -221,6 +258,37 @@ static int stream_handshake_result(struct stream *s, int ret)
     }
     ssize_t st = stream_tls_status(s, ret, &s->read_want);
     return st == STREAM_EOF ? STREAM_ERROR : (int)st;
+}
+
+int stream_push_websocket(struct stream *s, uint64_t max_frame)
+{
+    int fd = s->fd;
+    struct ws_conn *ws = ws_new(s, max_frame); /* takes the socket and its TLS */
+    if (ws == NULL)
+        return -1;
+    s->fd = fd; /* still the socket events wait on */
+    s->ws = ws;
+    s->read_want = STREAM_WANT_READ;
+    s->write_want = STREAM_WANT_WRITE;
+    return 0;
+}
+
+int stream_tls_server(struct stream *s, SSL_CTX *ctx)
+{
+    if (s->ws == NULL) {
+        s->ssl = tls_new_client_ssl(ctx, s->fd);
+        return s->ssl != NULL ? 0 : -1;
+    }
+    BIO *bio = ws_bio_new(s->ws);
+    SSL *ssl = bio != NULL ? SSL_new(ctx) : NULL;
+    if (ssl == NULL) {
+        BIO_free(bio);
+        return -1;
+    }
+    SSL_set_bio(ssl, bio, bio);
+    SSL_set_accept_state(ssl);
+    s->ssl = ssl;
+    return 0;
 }
 
 int stream_tls_accept(struct stream *s)
@@ -244,5 +312,17 @@ const char *stream_tls_error(char *buf, size_t cap)
     }
     ERR_error_string_n(e, buf, cap);
     ERR_clear_error();
+    return buf;
+}
+
+const char *stream_error(const struct stream *s, char *buf, size_t cap)
+{
+    if (s->ws != NULL && ws_error(s->ws)[0] != '\0') {
+        snprintf(buf, cap, "%s", ws_error(s->ws));
+        return buf;
+    }
+    if (s->ssl != NULL || s->ws != NULL)
+        return stream_tls_error(buf, cap);
+    snprintf(buf, cap, "%s", strerror(errno));
     return buf;
 }

@@ -1,6 +1,7 @@
 /*
- * stream.h — one non-blocking byte stream, plain or TLS, read into and
- * written from libevent buffers.
+ * stream.h — one non-blocking byte stream, plain, TLS or WebSocket (itself
+ * over plain or TLS, and maybe with TLS inside), read into and written
+ * from libevent buffers.  Whoever reads the stream never learns which.
  *
  * The relay calls these directly from its event callbacks so that a write
  * is attempted the moment there is something to send, instead of waiting
@@ -17,6 +18,7 @@
 #include <openssl/ssl.h>
 
 struct evbuffer;
+struct ws_conn;
 
 enum stream_status {
     STREAM_AGAIN = -1, /* nothing now: wait for the readiness in read_want / write_want */
@@ -40,7 +42,8 @@ enum stream_want {
  */
 struct stream {
     int fd;
-    SSL *ssl;
+    SSL *ssl;           /* TLS of the stream (inside the WebSocket when ws is set) */
+    struct ws_conn *ws; /* the stream is a WebSocket's (ws.h); it owns the socket's TLS */
     uint8_t read_want;  /* what an unfinished read (or handshake) waits for */
     uint8_t write_want; /* what unwritten bytes wait for */
 };
@@ -74,8 +77,26 @@ ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
 /* Decrypted bytes are waiting inside OpenSSL (no socket event will announce them). */
 bool stream_has_pending(const struct stream *s);
 
+/* The WebSocket keeps control frames for the socket (then write_want says what they wait for). */
+bool stream_has_output(const struct stream *s);
+
+/* Sends those control frames: 0 when done or nothing is waiting, else a stream_status. */
+int stream_flush(struct stream *s);
+
+/*
+ * Turns s into a WebSocket over what it was (plain or TLS), after the
+ * HTTP upgrade: -1 when out of memory (s unchanged).
+ */
+int stream_push_websocket(struct stream *s, uint64_t max_frame);
+
 /* Writes a small block that must go out whole, before TLS (SSLRequest replies). */
 ssize_t stream_write_raw(struct stream *s, const void *p, size_t n);
+
+/*
+ * Starts the server side of TLS on the stream (an SSLRequest answered
+ * 'S'): on the socket, or inside the WebSocket.  -1 when out of memory.
+ */
+int stream_tls_server(struct stream *s, SSL_CTX *ctx);
 
 /* TLS handshakes, resumed on each event until 0 (done) or STREAM_ERROR. */
 int stream_tls_accept(struct stream *s);
@@ -83,5 +104,8 @@ int stream_tls_connect(struct stream *s);
 
 /* A short description of the last TLS error on this thread, for logs. */
 const char *stream_tls_error(char *buf, size_t cap);
+
+/* Why the last operation on s failed, for logs: the WebSocket's, TLS's or errno's words. */
+const char *stream_error(const struct stream *s, char *buf, size_t cap);
 
 #endif

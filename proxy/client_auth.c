@@ -29,6 +29,7 @@
 #include "proxy/worker.h"
 #include "routing/region.h"
 
+#define AUTH_CODE_CLEARTEXT     3
 #define AUTH_CODE_SASL          10
 #define AUTH_CODE_SASL_CONTINUE 11
 #define AUTH_CODE_SASL_FINAL    12
@@ -150,7 +151,16 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
     uint32_t n = pkt_get_u32(&r);
     const uint8_t *data = pkt_get_bytes(&r, n == 0xffffffffu ? 0 : n);
     if (r.failed || pkt_remaining(&r) != 0) {
-        session_fail(s, "08P01", "malformed SASLInitialResponse message", NULL, NULL);
+        /* Most likely a password the client sent before it was asked for anything. */
+        session_fail(s, "08P01", "malformed SASLInitialResponse message",
+                     s->websocket ? "pgnear asked for SCRAM-SHA-256 (websocket_auth = scram), but "
+                                    "the client sent a message that is not a SASL response, as a "
+                                    "client that pipelines its password does."
+                                  : NULL,
+                     s->websocket ? "With the Neon serverless driver, set "
+                                    "neonConfig.pipelineConnect = false, or set websocket_auth = "
+                                    "cleartext in pgnear."
+                                  : NULL);
         return -1;
     }
     uint8_t cb[SCRAM_MAX_CB_LEN];
@@ -174,6 +184,18 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
     return client_auth_send(s, AUTH_CODE_SASL_CONTINUE, out, outlen);
 }
 
+/* The client proved who it is (len: its last message, consumed here); the login goes on. */
+static int client_auth_done(struct session *s, uint32_t len, const char *how)
+{
+    s->login->scram_done = true;
+    login_throttle_succeeded(s);
+    frame_consume(s->client.in, len);
+    log_debug(s->id, "client authenticated by pgnear (%s)", how);
+    endpoint_set_reader(&s->client, NULL);
+    phase_done(s);
+    return -1; /* the session moved on; stop reading here */
+}
+
 static int client_auth_final(struct session *s, const uint8_t *body, uint32_t len)
 {
     char out[SASL_MAX_MESSAGE];
@@ -185,14 +207,35 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
     }
     if (client_auth_send(s, AUTH_CODE_SASL_FINAL, out, outlen) < 0)
         return -1;
-    s->login->scram_done = true;
-    login_throttle_succeeded(s);
-    frame_consume(s->client.in, len);
-    log_debug(s->id, "client authenticated by pgnear (SCRAM%s)",
-              scram_server_channel_bound(&s->login->scram_srv) ? " with channel binding" : "");
-    endpoint_set_reader(&s->client, NULL);
-    phase_done(s);
-    return -1; /* the session moved on; stop reading here */
+    return client_auth_done(
+        s, len,
+        scram_server_channel_bound(&s->login->scram_srv) ? "SCRAM with channel binding" : "SCRAM");
+}
+
+/*
+ * WebSocket clients under websocket_auth = cleartext give their password
+ * (the Neon driver sends it before it is asked): checked against the
+ * SCRAM verifier, it yields the ClientKey a SCRAM exchange would have.
+ */
+static bool client_auth_cleartext(const struct session *s)
+{
+    return s->websocket && s->cfg->websocket_auth == WS_AUTH_CLEARTEXT;
+}
+
+static int client_auth_password(struct session *s, const uint8_t *body, uint32_t len)
+{
+    if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len - 1) != NULL) {
+        session_fail(s, "08P01", "malformed password message", NULL, NULL);
+        return -1;
+    }
+    int rc = scram_server_init(&s->login->scram_srv, &s->login->verifier, NULL, 0);
+    if (rc == SCRAM_OK)
+        rc = scram_server_check_password(&s->login->scram_srv, (const char *)body);
+    if (rc != SCRAM_OK) {
+        client_auth_fail(s, rc);
+        return -1;
+    }
+    return client_auth_done(s, len, "password over WebSocket");
 }
 
 static void client_auth_expected_sasl(struct session *s)
@@ -206,6 +249,8 @@ static int client_auth_message(struct session *s, char type, const uint8_t *body
         client_auth_expected_sasl(s);
         return MSG_STOP;
     }
+    if (client_auth_cleartext(s))
+        return client_auth_password(s, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
     int rc = !s->login->scram_started ? client_auth_initial(s, body, len)
                                       : client_auth_final(s, body, len);
     return rc < 0 ? MSG_STOP : MSG_CONSUMED;
@@ -227,6 +272,12 @@ static void client_auth_offer(struct session *s)
 {
     uint8_t mechs[64];
     size_t n = 0;
+    if (client_auth_cleartext(s)) {
+        endpoint_resume_read(&s->client);
+        endpoint_set_reader(&s->client, client_auth_on_read); /* a pipelined password too */
+        client_auth_send(s, AUTH_CODE_CLEARTEXT, NULL, 0);
+        return;
+    }
     if (s->client_tls) {
         memcpy(mechs, SCRAM_MECH_PLUS, sizeof(SCRAM_MECH_PLUS));
         n += sizeof(SCRAM_MECH_PLUS);

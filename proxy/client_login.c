@@ -23,6 +23,7 @@
 #include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "proxy/ws_ingress.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -57,7 +58,10 @@ static void client_tls_step(struct session *s)
         session_close(s, why);
         return;
     }
-    s->client_tls = true;
+    if (s->websocket && s->client.stream.ws == NULL)
+        s->websocket_tls = true; /* wss: the PostgreSQL stream itself is not TLS (yet) */
+    else
+        s->client_tls = true;
     client_take_sni(s);
     log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
     /* The handshake may have left decrypted bytes inside OpenSSL: the next reader gets them. */
@@ -82,7 +86,7 @@ static void client_handle_ssl_request(struct session *s)
         client_fail_protocol(s, "SSL request received on an encrypted connection");
         return;
     }
-    if (cfg->client_tls_ctx == NULL || s->unix_socket) {
+    if (cfg->client_tls == CLIENT_TLS_DISABLE || cfg->client_tls_ctx == NULL || s->unix_socket) {
         endpoint_send(s, &s->client, "N", 1);
         return;
     }
@@ -90,8 +94,7 @@ static void client_handle_ssl_request(struct session *s)
         session_close(s, "could not answer SSL request");
         return;
     }
-    s->client.stream.ssl = tls_new_client_ssl(cfg->client_tls_ctx, s->client.stream.fd);
-    if (s->client.stream.ssl == NULL) {
+    if (stream_tls_server(&s->client.stream, cfg->client_tls_ctx) != 0) {
         session_close(s, "could not create TLS session");
         return;
     }
@@ -184,6 +187,8 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->region = h->region, in->region_via = "startup hint";
     else if (pp && pp->has_region)
         in->region = pp->region, in->region_via = "PROXY TLV";
+    else if (s->login->geo && s->login->geo->has_region)
+        in->region = s->login->geo->region, in->region_via = s->login->geo_via[0];
     else if (s->login->sni[0] && region_set_find(&s->cfg->regions, s->login->sni) != NULL)
         in->region = s->login->sni, in->region_via = "TLS SNI";
     if (hints && h->has_city)
@@ -194,6 +199,7 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->location = h->location, in->location_via = "startup hint";
     else if (pp && pp->has_location)
         in->location = pp->location, in->location_via = "PROXY TLV";
+    ws_ingress_locality(s, in);
     if (!s->unix_socket)
         in->addr = (const struct sockaddr *)&s->addr;
 }
@@ -216,6 +222,8 @@ static bool client_route(struct session *s)
     }
     s->region = s->login->plan[0];
     stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
+    if (ws_ingress_decided(s, s->login->loc.via))
+        stat_inc(&s->w->stats.routed_by_header);
     char reason[512];
     locality_reason(&s->login->loc, reason, sizeof(reason));
     double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;

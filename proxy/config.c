@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum setting_type { T_STR, T_INT, T_MS, T_BOOL, T_ENUM, T_TLV };
+enum setting_type { T_STR, T_INT, T_MS, T_BOOL, T_ENUM, T_TLV, T_SIZE };
 
 struct setting {
     const char *name;
@@ -39,6 +39,8 @@ static const char *const client_tls_choices[] = {"disable", "allow", "require", 
 static const char *const server_tls_choices[] = {"disable",   "prefer",      "require",
                                                  "verify-ca", "verify-full", NULL};
 static const char *const proxy_protocol_choices[] = {"off", "optional", "required", NULL};
+static const char *const websocket_untrusted_choices[] = {"ignore", "refuse", NULL};
+static const char *const websocket_auth_choices[] = {"cleartext", "scram", NULL};
 
 #define S(n, t, d, r)                                                                              \
     {                                                                                              \
@@ -92,6 +94,17 @@ static const struct setting config_settings[] = {
     S(tcp_keepcnt, T_INT, "6", true),
     S(workers, T_INT, "1", false),
     S(websocket_port, T_INT, "0", false),
+    S(websocket_tls, T_BOOL, "off", true),
+    S(websocket_path, T_STR, "/, /v2", true),
+    E(websocket_untrusted, "ignore", true, websocket_untrusted_choices),
+    S(websocket_max_frame, T_SIZE, "64MB", true),
+    S(websocket_ping_interval_ms, T_MS, "0", true),
+    S(websocket_handshake_timeout_ms, T_MS, "5s", true),
+    E(websocket_auth, "cleartext", true, websocket_auth_choices),
+    S(geo_region_header, T_STR, "X-Region", true),
+    S(geo_city_header, T_STR, "X-City", true),
+    S(geo_country_header, T_STR, "X-Country", true),
+    S(geo_lat_long_header, T_STR, "", true),
     S(metrics_addr, T_STR, "", false),
     S(migrations_dir, T_STR, "", true),
     S(migrations_db, T_STR, "", true),
@@ -156,6 +169,31 @@ static bool parse_duration_ms(const char *v, int *out)
     return true;
 }
 
+/* "64MB", "16kB", "1GB" or a bare number of bytes; at most 1GB (PostgreSQL's largest message). */
+static bool parse_size(const char *v, int *out)
+{
+    static const struct {
+        const char *unit;
+        long long mult;
+    } units[] = {{"", 1}, {"B", 1}, {"kB", 1024}, {"MB", 1024 * 1024}, {"GB", 1024 * 1024 * 1024}};
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (end == v || errno != 0 || n < 0)
+        return false;
+    while (isspace((unsigned char)*end))
+        end++;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (strcasecmp(end, units[i].unit) != 0)
+            continue;
+        if (n > (1024LL * 1024 * 1024) / units[i].mult)
+            return false;
+        *out = (int)(n * units[i].mult);
+        return true;
+    }
+    return false;
+}
+
 static bool parse_bool(const char *v, bool *out)
 {
     static const char *const yes[] = {"on", "true", "yes", "1"}, *const no[] = {"off", "false",
@@ -192,6 +230,8 @@ static bool setting_assign(struct config *cfg, const struct setting *s, const ch
         return true;
     case T_MS:
         return parse_duration_ms(value, (int *)field);
+    case T_SIZE:
+        return parse_size(value, (int *)field);
     case T_TLV: /* PROXY v2 custom range only */
         errno = 0;
         n = strtol(value, &end, 0);
@@ -230,6 +270,9 @@ static void setting_format(const struct config *cfg, const struct setting *s, ch
         break;
     case T_MS:
         snprintf(buf, cap, "%dms", *(const int *)field);
+        break;
+    case T_SIZE:
+        snprintf(buf, cap, "%dB", *(const int *)field);
         break;
     case T_BOOL:
         snprintf(buf, cap, "%s", *(const bool *)field ? "on" : "off");
@@ -761,10 +804,15 @@ static void config_check_tls(struct load_ctx *lc)
                                         "server_tls_key_file",  NULL};
     struct config *cfg = lc->cfg;
     char err[1024];
-    if (cfg->client_tls != CLIENT_TLS_DISABLE) {
+    bool wss = cfg->websocket_tls && cfg->websocket_port != 0;
+    if (cfg->client_tls != CLIENT_TLS_DISABLE || wss) {
+        /* wss takes the same certificate, even where clients of the TCP port get no TLS. */
         if (cfg->client_tls_cert_file[0] == '\0' || cfg->client_tls_key_file[0] == '\0')
-            problem(lc, "pgnear:client_tls",
-                    "client_tls needs client_tls_cert_file and client_tls_key_file");
+            problem(lc,
+                    cfg->client_tls != CLIENT_TLS_DISABLE ? "pgnear:client_tls"
+                                                          : "pgnear:websocket_tls",
+                    "%s needs client_tls_cert_file and client_tls_key_file",
+                    cfg->client_tls != CLIENT_TLS_DISABLE ? "client_tls" : "websocket_tls");
         else if ((cfg->client_tls_ctx =
                       tls_make_client_side_ctx(cfg->client_tls_cert_file, cfg->client_tls_key_file,
                                                err, sizeof(err))) == NULL)
@@ -829,6 +877,57 @@ static void check_pool_settings(struct load_ctx *lc)
                 "query_wait_timeout must be positive and server_check_delay not negative");
 }
 
+/* Whether the comma list of websocket_path holds only paths ("/x/y", no blanks or '?'). */
+static bool websocket_paths_valid(const char *list)
+{
+    const char *p = list;
+    int count = 0;
+    while (*p != '\0') {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        if (n == 0)
+            break;
+        if (p[0] != '/' || memchr(p, '?', n) != NULL || memchr(p, '#', n) != NULL || n > 255)
+            return false;
+        count++;
+        p += n;
+    }
+    return count > 0;
+}
+
+bool config_websocket_path(const struct config *cfg, const char *path)
+{
+    size_t len = strlen(path);
+    for (const char *p = cfg->websocket_path; *p != '\0';) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        if (n > 0 && n == len && memcmp(p, path, n) == 0)
+            return true;
+        p += n;
+    }
+    return false;
+}
+
+static void check_websocket_settings(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    if (cfg->websocket_port < 0 || cfg->websocket_port > 65535)
+        problem(lc, "pgnear:websocket_port", "websocket_port must be between 0 (off) and 65535");
+    else if (cfg->websocket_port != 0 && cfg->websocket_port == cfg->listen_port)
+        problem(lc, "pgnear:websocket_port", "websocket_port must differ from listen_port");
+    if (!websocket_paths_valid(cfg->websocket_path))
+        problem(lc, "pgnear:websocket_path",
+                "websocket_path must be a comma list of paths, each beginning with \"/\"");
+    if (cfg->websocket_max_frame < 1024)
+        problem(lc, "pgnear:websocket_max_frame", "websocket_max_frame must be 1kB or more");
+    if (cfg->websocket_handshake_timeout_ms < 100)
+        problem(lc, "pgnear:websocket_handshake_timeout",
+                "websocket_handshake_timeout must be 100ms or more");
+    if (cfg->websocket_ping_interval_ms != 0 && cfg->websocket_ping_interval_ms < 1000)
+        problem(lc, "pgnear:websocket_ping_interval",
+                "websocket_ping_interval must be 0 (off) or 1s or more");
+}
+
 static void config_check_limits(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -839,6 +938,7 @@ static void config_check_limits(struct load_ctx *lc)
     if (cfg->max_client_conn <= 0)
         problem(lc, "pgnear:max_client_conn", "max_client_conn must be positive");
     check_pool_settings(lc);
+    check_websocket_settings(lc);
     if (cfg->tcp_keepidle_ms < 1000)
         problem(lc, "pgnear:tcp_keepidle", "tcp_keepidle must be 1s or more");
     if (cfg->tcp_keepintvl_ms < 1000)

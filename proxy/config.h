@@ -20,6 +20,8 @@
 enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
 enum pool_mode { POOL_NONE, POOL_SESSION };
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
+enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
+enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
 struct config {
@@ -68,6 +70,17 @@ struct config {
     int tcp_keepcnt;
     int workers;
     int websocket_port;
+    bool websocket_tls;             /* the WebSocket port speaks wss */
+    char *websocket_path;           /* upgrade paths, a comma list */
+    int websocket_untrusted;        /* enum websocket_untrusted */
+    int websocket_max_frame;        /* bytes of one client frame's payload */
+    int websocket_ping_interval_ms; /* 0: no pings */
+    int websocket_handshake_timeout_ms;
+    int websocket_auth;      /* enum websocket_auth (under auth = scram) */
+    char *geo_region_header; /* locality headers with operator-chosen names */
+    char *geo_city_header;
+    char *geo_country_header;
+    char *geo_lat_long_header;
     char *metrics_addr;
     char *migrations_dir;
     char *migrations_db;
@@ -157,6 +170,9 @@ static inline bool config_pooling(const struct config *cfg)
 {
     return cfg->pool_mode == POOL_SESSION && cfg->auth == AUTH_SCRAM;
 }
+
+/* Whether path is one of websocket_path's (compared exactly). */
+bool config_websocket_path(const struct config *cfg, const char *path);
 
 /* Whether user is one of admin_users (a comma list; names compared exactly). */
 bool config_is_admin_user(const struct config *cfg, const char *user);

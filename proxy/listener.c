@@ -36,7 +36,6 @@ struct listener_set {
     struct worker *w;
     size_t count;
     struct evconnlistener *items[LISTENER_MAX];
-    bool is_unix[LISTENER_MAX];
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     struct event *rest_timer; /* re-enables accepting after a resource error */
     bool resting;
@@ -61,7 +60,7 @@ static void listener_accept_tcp(struct evconnlistener *l, evutil_socket_t fd, st
 {
     struct listener_set *ls = arg;
     listener_accepted(ls);
-    session_accept(ls->w, fd, addr, addrlen, false);
+    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_TCP);
 }
 
 static void listener_accept_unix(struct evconnlistener *l, evutil_socket_t fd,
@@ -69,7 +68,27 @@ static void listener_accept_unix(struct evconnlistener *l, evutil_socket_t fd,
 {
     struct listener_set *ls = arg;
     listener_accepted(ls);
-    session_accept(ls->w, fd, addr, addrlen, true);
+    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_UNIX);
+}
+
+static void listener_accept_websocket(struct evconnlistener *l, evutil_socket_t fd,
+                                      struct sockaddr *addr, int addrlen, void *arg)
+{
+    struct listener_set *ls = arg;
+    listener_accepted(ls);
+    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_WEBSOCKET);
+}
+
+static evconnlistener_cb listener_callback(enum session_transport t)
+{
+    switch (t) {
+    case TRANSPORT_UNIX:
+        return listener_accept_unix;
+    case TRANSPORT_WEBSOCKET:
+        return listener_accept_websocket;
+    default:
+        return listener_accept_tcp;
+    }
 }
 
 static void listener_enable_all(struct listener_set *ls, bool on)
@@ -135,23 +154,22 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
     listener_report_failure(ls->w->d, err);
 }
 
-static int listener_add(struct listener_set *ls, struct worker *w, int fd, bool is_unix)
+static int listener_add(struct listener_set *ls, struct worker *w, int fd, enum session_transport t)
 {
     if (ls->count >= LISTENER_MAX)
         return -1;
     struct evconnlistener *l =
-        evconnlistener_new(w->base, is_unix ? listener_accept_unix : listener_accept_tcp, ls,
+        evconnlistener_new(w->base, listener_callback(t), ls,
                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
     if (l == NULL)
         return -1;
     evconnlistener_set_error_cb(l, listener_error_cb);
-    ls->is_unix[ls->count] = is_unix;
     ls->items[ls->count++] = l;
     return 0;
 }
 
 static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const char *host, int port,
-                             bool reuseport, char *err, size_t errcap)
+                             enum session_transport t, bool reuseport, char *err, size_t errcap)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
@@ -173,7 +191,7 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
-            listener_add(ls, w, fd, false) != 0) {
+            listener_add(ls, w, fd, t) != 0) {
             snprintf(err, errcap, "could not listen on %s port %d: %s", host, port,
                      strerror(errno));
             close(fd);
@@ -188,7 +206,8 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         return -1;
     }
     if (w->index == 0)
-        log_info(0, "listening on %s port %d", host, port);
+        log_info(0, "listening on %s port %d%s", host, port,
+                 t == TRANSPORT_WEBSOCKET ? " (WebSocket)" : "");
     return 0;
 }
 
@@ -208,7 +227,7 @@ static int listener_bind_unix(struct listener_set *ls, struct worker *w, const c
     }
     unlink(sun.sun_path); /* a stale socket from a previous run */
     if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(sun.sun_path, 0777) != 0 ||
-        listen(fd, LISTEN_BACKLOG) != 0 || listener_add(ls, w, fd, true) != 0) {
+        listen(fd, LISTEN_BACKLOG) != 0 || listener_add(ls, w, fd, TRANSPORT_UNIX) != 0) {
         snprintf(err, errcap, "could not listen on Unix socket \"%s\": %s", sun.sun_path,
                  strerror(errno));
         close(fd);
@@ -235,8 +254,13 @@ struct listener_set *listener_open(struct worker *w, const struct config *cfg, b
     int rc = ls->rest_timer != NULL ? 0 : -1;
     if (rc != 0)
         snprintf(err, errcap, "out of memory");
-    for (char *a = strtok_r(addrs, ", \t", &save); a && rc == 0; a = strtok_r(NULL, ", \t", &save))
-        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, reuseport, err, errcap);
+    for (char *a = strtok_r(addrs, ", \t", &save); a && rc == 0;
+         a = strtok_r(NULL, ", \t", &save)) {
+        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, TRANSPORT_TCP, reuseport, err, errcap);
+        if (rc == 0 && cfg->websocket_port != 0)
+            rc = listener_bind_tcp(ls, w, a, cfg->websocket_port, TRANSPORT_WEBSOCKET, reuseport,
+                                   err, errcap);
+    }
     free(addrs);
     if (rc == 0 && with_unix && cfg->unix_socket_dir[0] != '\0')
         rc = listener_bind_unix(ls, w, cfg->unix_socket_dir, cfg->listen_port, err, errcap);

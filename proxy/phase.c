@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 
+#include "protocol/tls.h"
 #include "proxy/admin/console.h"
 #include "proxy/client_auth.h"
 #include "proxy/client_login.h"
@@ -20,6 +21,7 @@
 #include "proxy/server_login.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "proxy/ws_ingress.h"
 
 /* Which of the worker's session lists a phase puts the session on: its state there. */
 enum phase_list {
@@ -43,6 +45,12 @@ struct phase_row {
 static void phase_to_startup(struct session *s)
 {
     phase_enter(s, PHASE_STARTUP);
+}
+
+/* The TLS of wss comes before the HTTP request; any other before the startup packet proper. */
+static void phase_after_client_tls(struct session *s)
+{
+    phase_enter(s, s->websocket && s->client.stream.ws == NULL ? PHASE_WEBSOCKET : PHASE_STARTUP);
 }
 
 /*
@@ -95,6 +103,10 @@ static void phase_proxy_header_timeout(struct session *s)
 static void phase_login_timeout(struct session *s)
 {
     stat_inc(&s->w->stats.login_failures);
+    if (s->websocket && s->client.stream.ws == NULL) {
+        session_close(s, "wss TLS handshake not done within websocket_handshake_timeout");
+        return;
+    }
     session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
 }
 
@@ -125,6 +137,13 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
                             .done = phase_to_startup,
                             .list = PHASE_LIST_LOGIN,
                             .login = true},
+    /* websocket_port: the HTTP request, /healthz, the upgrade; then the startup packet. */
+    [PHASE_WEBSOCKET] = {.name = "websocket",
+                         .enter = ws_ingress_enter,
+                         .on_timeout = ws_ingress_timeout,
+                         .done = phase_to_startup,
+                         .list = PHASE_LIST_LOGIN,
+                         .login = true},
     /* The TLS handshake comes back here for the startup packet proper. */
     [PHASE_STARTUP] = {.name = "startup",
                        .enter = client_startup_enter,
@@ -135,7 +154,7 @@ static const struct phase_row phase_rows[PHASE_COUNT] = {
     [PHASE_CLIENT_TLS] = {.name = "client tls",
                           .enter = client_tls_enter,
                           .on_timeout = phase_login_timeout,
-                          .done = phase_to_startup,
+                          .done = phase_after_client_tls,
                           .list = PHASE_LIST_LOGIN,
                           .login = true},
     [PHASE_CLIENT_AUTH] = {.name = "client auth",
@@ -225,10 +244,27 @@ static void phase_start(struct session *s, enum session_phase next)
         row->enter(s);
 }
 
+/* websocket_port: wss's TLS first, or the HTTP request; the whole upgrade within its timeout. */
+static enum session_phase phase_first_websocket(struct session *s)
+{
+    session_set_timer(s, s->cfg->websocket_handshake_timeout_ms);
+    if (!s->cfg->websocket_tls)
+        return PHASE_WEBSOCKET;
+    if (s->cfg->client_tls_ctx == NULL ||
+        (s->client.stream.ssl = tls_new_client_ssl(s->cfg->client_tls_ctx, s->client.stream.fd)) ==
+            NULL)
+        return PHASE_COUNT;
+    return PHASE_CLIENT_TLS;
+}
+
 void phase_begin(struct session *s)
 {
     bool proxy_header = s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket;
     enum session_phase first = proxy_header ? PHASE_PROXY_HEADER : PHASE_STARTUP;
+    if (s->websocket && (first = phase_first_websocket(s)) == PHASE_COUNT) {
+        session_close(s, "could not create the TLS session of wss");
+        return;
+    }
     log_debug(s->id, "phase %s", phase_name(first));
     phase_start(s, first);
 }

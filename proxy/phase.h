@@ -17,6 +17,7 @@ struct session;
 
 enum session_phase {
     PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
+    PHASE_WEBSOCKET,    /* websocket_port: the HTTP request, up to the upgrade (ws_ingress.h) */
     PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
     PHASE_CLIENT_TLS,   /* client TLS handshake */
     PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram; always for the console) */

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 
 #include "proxy/auth_lookup.h"
+#include "protocol/http_upgrade.h"
 #include "protocol/pkt.h"
 #include "proxy/cancel.h"
 #include "proxy/close_queue.h"
@@ -60,7 +61,8 @@ static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what
         return;
     }
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
-    if (ep->out != NULL && evbuffer_get_length(ep->out) > 0 && ep->stream.write_want == ready) {
+    if (ep->out != NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) &&
+        ep->stream.write_want == ready) {
         if (ep->on_write != NULL)
             ep->on_write(s);
         else
@@ -166,7 +168,7 @@ void endpoint_arm(struct endpoint *ep)
     if (ep->rev == NULL)
         return;
     bool reading = ep->on_read != NULL && !ep->read_paused;
-    bool writing = evbuffer_get_length(ep->out) > 0;
+    bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     endpoint_set_event(ep->rev, &ep->rev_armed,
                        (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
@@ -180,7 +182,8 @@ void endpoint_arm(struct endpoint *ep)
 static void endpoint_kick(struct endpoint *ep)
 {
     if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->stream.ssl != NULL))
+        (evbuffer_get_length(ep->in) > 0 || ep->stream.ssl != NULL ||
+         stream_has_pending(&ep->stream)))
         event_active(ep->rev, EV_READ, 0);
 }
 
@@ -203,8 +206,12 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    if (evbuffer_get_length(ep->out) > 0) {
-        ssize_t n = stream_write(&ep->stream, ep->out);
+    if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
+        /* A WebSocket's control frames go first, even with nothing of ours to send. */
+        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
+                                                     : stream_flush(&ep->stream);
+        if (n == STREAM_AGAIN)
+            n = 0;
         if (n < 0) {
             session_close(s, ep == &s->client ? "could not send to client"
                                               : "could not send to server");
@@ -275,10 +282,7 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
             session_server_gone(s, "server closed the connection");
     } else {
         char why[256], msg[320];
-        if (ep->stream.ssl)
-            stream_tls_error(why, sizeof(why));
-        else
-            snprintf(why, sizeof(why), "%s", strerror(errno));
+        stream_error(&ep->stream, why, sizeof(why));
         snprintf(msg, sizeof(msg), "%s: %s",
                  ep == &s->client ? "could not receive from client"
                                   : "could not receive from server",
@@ -421,14 +425,17 @@ struct session *session_new(struct worker *w, int fd)
 }
 
 /* Refuses a connection beyond max_client_conn without reading from it. */
-static void session_refuse(struct worker *w, int fd)
+static void session_refuse(struct worker *w, int fd, enum session_transport transport)
 {
     uint8_t buf[256];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
     struct pkt_report r = {"FATAL", "53300", "sorry, too many clients already", NULL, NULL};
     pkt_put_report(&pb, 'E', &r);
-    if (pkt_ok(&pb) && send(fd, buf, pb.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    /* Before the upgrade a WebSocket client speaks HTTP (and wss TLS: it only sees the close). */
+    if (transport == TRANSPORT_WEBSOCKET)
+        pb.len = w->cfg->websocket_tls ? 0 : http_response((char *)buf, sizeof(buf), 503, NULL);
+    if (pkt_ok(&pb) && pb.len > 0 && send(fd, buf, pb.len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_debug(0, "could not send refusal: %s", strerror(errno));
     close(fd);
     stat_inc(&w->stats.sessions_refused);
@@ -437,13 +444,14 @@ static void session_refuse(struct worker *w, int fd)
 }
 
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
-                    bool unix_socket)
+                    enum session_transport transport)
 {
+    bool unix_socket = transport == TRANSPORT_UNIX;
     if (w->draining ||
         __atomic_add_fetch(&w->d->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
         if (!w->draining)
             __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
-        session_refuse(w, fd);
+        session_refuse(w, fd, transport);
         return;
     }
     struct session *s = session_new(w, fd);
@@ -453,6 +461,7 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
         return;
     }
     s->unix_socket = unix_socket;
+    s->websocket = transport == TRANSPORT_WEBSOCKET;
     if (!unix_socket)
         session_tune_tcp(s->cfg, fd);
     if ((size_t)addrlen <= sizeof(s->addr))
@@ -473,6 +482,7 @@ static void session_keep_origin(struct session *s, const struct session_login *l
     struct session_origin *o = &s->origin;
     const char *place = l->loc.matched != NULL ? l->loc.matched : l->loc.city;
     o->source = (uint8_t)l->loc.source;
+    snprintf(o->via, sizeof(o->via), "%s", l->loc.via != NULL ? l->loc.via : "");
     o->has_coords = l->loc.has_coords;
     o->lat = (float)l->loc.lat;
     o->lon = (float)l->loc.lon;
@@ -492,6 +502,7 @@ void session_login_end(struct session *s)
     login_throttle_release(s);
     free(l->server_options);
     free(l->pp);
+    free(l->geo);
     param_set_free(&l->handover_params);
     /* SCRAM keys and the verifier are secrets: nothing of them stays in freed memory. */
     scram_server_cleanup(&l->scram_srv);
@@ -550,6 +561,9 @@ void session_close(struct session *s, const char *why)
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;
+    if (s->ws_ping)
+        event_free(s->ws_ping);
+    s->ws_ping = NULL;
     free(s->startup_raw);
     s->startup_raw = NULL;
     config_unref(s->cfg);
@@ -591,6 +605,16 @@ static bool session_may_report(const struct session *s)
         return false;
     return s->phase != PHASE_ACTIVE || s->server_conn == NULL ||
            s->server_conn->ep.fwd_remaining == 0;
+}
+
+void session_send_last(struct session *s, const void *p, size_t n, const char *why)
+{
+    if (n == 0 || s->client.stream.fd < 0 || evbuffer_add(s->client.out, p, n) != 0) {
+        session_close(s, why);
+        return;
+    }
+    log_debug(s->id, "last answer: %s", why);
+    session_finish(s);
 }
 
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,

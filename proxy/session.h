@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "protocol/geo_headers.h"
 #include "protocol/param_set.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/scram.h"
@@ -25,6 +26,9 @@
 
 struct session;
 struct server_conn;
+
+/* How the client reached pgnear. */
+enum session_transport { TRANSPORT_TCP, TRANSPORT_UNIX, TRANSPORT_WEBSOCKET };
 struct worker;
 struct region;
 struct pkt_report;
@@ -67,8 +71,13 @@ struct endpoint {
  * a third of the memory).
  */
 struct session_login {
-    struct pp_header *pp;          /* the PROXY header's TLVs, kept until routing is decided */
-    char sni[64];                  /* TLS server name the client asked for */
+    struct pp_header *pp; /* the PROXY header's TLVs, kept until routing is decided */
+    char sni[64];         /* TLS server name the client asked for */
+    /* WebSocket ingress (ws_ingress.c): what a trusted sender's headers said */
+    struct geo_headers *geo;
+    char geo_location[48];                             /* its coordinates as "lat,lon" */
+    char geo_city[GEO_CITY_MAX + GEO_COUNTRY_MAX + 3]; /* "city, CC" */
+    char geo_via[3][80];           /* "header cf-ipcity": for the region, coordinates and city */
     struct startup_packet startup; /* params point into the session's startup_raw */
 
     /* routing: where the caller is, and the regions to try in order */
@@ -133,6 +142,7 @@ struct session_origin {
     float km;       /* to the serving region; negative when unknown */
     uint8_t source; /* enum locality_source */
     bool has_coords;
+    char via[40];   /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
     char place[34]; /* the city as matched in the table, or as given; "" when none */
 };
 
@@ -149,14 +159,17 @@ struct session {
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
     struct event *timer;              /* login timeout, then server connect timeout */
+    struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
     struct session_login *login;      /* NULL once relaying */
     struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
 
     char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
     struct sockaddr_storage addr; /* the caller's real address */
     bool from_proxy;              /* a trusted PROXY header said who the caller is */
-    bool client_tls;
+    bool client_tls;              /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
     bool unix_socket;
+    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
+    bool websocket_tls; /* ... over wss */
 
     /* the startup packet, kept whole; user and database point into it */
     uint8_t *startup_raw;
@@ -206,7 +219,7 @@ bool session_at_safe_point(const struct session *s);
 
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
-                    bool unix_socket);
+                    enum session_transport transport);
 void session_close(struct session *s, const char *why);
 /*
  * A new session on w's login list, counted in the daemon's clients
@@ -217,6 +230,8 @@ void session_close(struct session *s, const char *why);
  * closes it.
  */
 struct session *session_new(struct worker *w, int fd);
+/* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
+void session_send_last(struct session *s, const void *p, size_t n, const char *why);
 /* Sends a FATAL report to the client, then closes once it is flushed (or at once). */
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);

@@ -60,6 +60,11 @@ static const struct stat_field fields[] = {
     ROUTED(2, "coordinates"),
     ROUTED(3, "geoip"),
     ROUTED(4, "default"),
+    F(routed_by_header, "routed_by_header",
+      "Sessions placed by a locality header of a trusted HTTP load balancer or CDN."),
+    F(websocket_upgrades, "websocket_upgrades", "Connections upgraded to WebSocket."),
+    F(websocket_refused, "websocket_refused",
+      "HTTP requests on websocket_port answered with an error, or not sent whole in time."),
     F(queries, "queries",
       "Requests the servers answered: each simple Query, extended-protocol Sync and "
       "FunctionCall gets one ReadyForQuery."),

@@ -29,6 +29,10 @@ struct worker_stats {
     uint64_t routed_by_source[5];                          /* enum locality_source */
     uint64_t login_errors_by_class[STAT_SQLSTATE_CLASSES]; /* stat_sqlstate_class() */
     uint64_t failovers; /* sessions that moved to another region before starting */
+    /* WebSocket ingress (ws_ingress.c). */
+    uint64_t websocket_upgrades; /* connections that became WebSockets */
+    uint64_t websocket_refused;  /* HTTP requests answered with an error, or never whole */
+    uint64_t routed_by_header;   /* sessions placed by a load balancer's locality header */
     /*
      * Requests the servers answered (ReadyForQuery) and transactions ended,
      * of server connections already closed: the relay keeps the figures of

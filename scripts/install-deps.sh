@@ -19,7 +19,7 @@ set -eu
 
 # build: compilers, autotools, libraries
 BUILD="build-essential make autoconf automake libtool pkg-config clang
- libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev"
+ libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev"
 # tests, demo and benchmarks: servers and clients
 SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl"
 # perl and the modules of the test harness; mmdb-bin's mmdblookup checks

@@ -209,7 +209,9 @@ static const struct admin_column clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                    {"bytes_in", ADMIN_INT8, 0},
                                                    {"bytes_out", ADMIN_INT8, 0},
                                                    {"worker", ADMIN_INT8, 0},
-                                                   {"in_transaction", ADMIN_BOOL, 0}};
+                                                   {"in_transaction", ADMIN_BOOL, 0},
+                                                   {"transport", ADMIN_TEXT, 0},
+                                                   {"locality_via", ADMIN_TEXT, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -249,6 +251,8 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_int(res, (int64_t)c->bytes_out);
     result_int(res, c->worker);
     result_bool(res, c->in_transaction);
+    result_text(res, c->transport);
+    text_or_null(res, c->via);
 }
 
 static void render_clients(const struct snapshot *snap, struct admin_result *res)

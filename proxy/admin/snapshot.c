@@ -50,7 +50,8 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     row->state = client_state(s);
     row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
-    row->tls = s->client_tls;
+    row->tls = s->client_tls || s->websocket_tls;
+    row->transport = s->websocket ? "websocket" : s->unix_socket ? "unix" : "tcp";
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {
@@ -60,6 +61,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     }
     row->source = placed ? route_source_name((enum locality_source)s->origin.source) : "";
     copy_name(row->place, sizeof(row->place), placed ? s->origin.place : NULL);
+    copy_name(row->via, sizeof(row->via), placed ? s->origin.via : NULL);
     row->has_coords = placed && s->origin.has_coords;
     row->lat = s->origin.lat;
     row->lon = s->origin.lon;

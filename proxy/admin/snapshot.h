@@ -42,7 +42,9 @@ struct client_row {
     bool tls;
     char region[SNAPSHOT_NAME_MAX]; /* "" while none is chosen */
     char server[SNAPSHOT_NAME_MAX + 8];
-    const char *source; /* static text: route_source_name() */
+    const char *source;    /* static text: route_source_name() */
+    const char *transport; /* static text: "tcp", "unix", "websocket" */
+    char via[40];          /* what decided the locality: "startup hint", "header cf-ipcity" */
     char place[34];
     bool has_coords;
     double lat, lon, km; /* km < 0: unknown */
