@@ -17,6 +17,8 @@
 //   --pipeline password|false   neonConfig.pipelineConnect (default password)
 //   --pg-ssl             forceDisablePgSSL = false and ssl on: SSLRequest and
 //                        TLS inside the WebSocket (the driver's subtls; needs --ca)
+//   --no-coalesce        coalesceWrites = false: each write of the driver its own
+//                        WebSocket message (default: one message per run-loop turn)
 //   --header 'Name: value'      a request header of the upgrade (repeatable);
 //                        the value's UTF-8 bytes are sent as they are
 //   --host H --user U --password P --database D   the connection's parameters
@@ -55,7 +57,7 @@ function usage(msg) {
 function parseArgs(argv) {
     const o = {
         wsHost: '127.0.0.1', path: '/v2', proxyString: false, wss: false, ca: null,
-        insecure: false, pipeline: 'password', pgSsl: false, headers: {}, host: 'localhost',
+        insecure: false, coalesce: true, pipeline: 'password', pgSsl: false, headers: {}, host: 'localhost',
         user: 'app', password: 'app-secret', database: 'movr', statements: [], hold: false,
         timeout: 20,
     };
@@ -80,6 +82,7 @@ function parseArgs(argv) {
             break;
         }
         case '--pg-ssl': o.pgSsl = true; break;
+        case '--no-coalesce': o.coalesce = false; break;
         case '--header': {
             const h = need(i++);
             const colon = h.indexOf(':');
@@ -149,6 +152,7 @@ function configure(o) {
     neonConfig.useSecureWebSocket = o.wss;
     neonConfig.pipelineConnect = o.pipeline;
     neonConfig.forceDisablePgSSL = !o.pgSsl;
+    neonConfig.coalesceWrites = o.coalesce;
     neonConfig.wsProxy = o.proxyString ? `${o.wsHost}:${o.port}${o.path}`
                                        : () => `${o.wsHost}:${o.port}${o.path}`;
     if (o.pgSsl) neonConfig.rootCerts = o.ca;
