@@ -293,7 +293,8 @@ void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
         rlen = sizeof(body) - 2;
     body[0] = (uint8_t)(code >> 8);
     body[1] = (uint8_t)(code & 0xff);
-    memcpy(body + 2, reason, rlen);
+    if (rlen > 0)
+        memcpy(body + 2, reason, rlen);
     ws_queue(ws, WS_SLOT_CLOSE, WSLAY_CONNECTION_CLOSE, body, 2 + rlen);
     ws_flush(ws);
 }

@@ -242,7 +242,9 @@ static void client_handle_startup(struct session *s)
 {
     struct config *cfg = s->cfg;
     const struct startup_packet *sp = &s->login->startup;
-    if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->unix_socket) {
+    /* wss is encrypted as well: the client's TLS is the WebSocket's. */
+    if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->websocket_tls &&
+        !s->unix_socket) {
         stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "pgnear requires TLS connections",
                      "client_tls = require, and this connection is not encrypted.",

@@ -493,6 +493,7 @@ static void daemon_free(struct daemon *d)
     pool_limits_free(&d->pool_limits);
     log_limit_destroy(&d->accept_log);
     log_limit_destroy(&d->throttle_log);
+    log_limit_destroy(&d->http_log);
     auth_throttle_free(&d->auth_throttle);
     config_unref(d->cfg);
     registry_free(d->registry); /* the workers and their sessions let go of every config */
@@ -515,6 +516,7 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
     pool_limits_init(&d->pool_limits);
     log_limit_init(&d->accept_log);
     log_limit_init(&d->throttle_log);
+    log_limit_init(&d->http_log);
     if (auth_throttle_init(&d->auth_throttle) != 0) {
         snprintf(err, errcap, "could not draw a random secret for the auth throttle");
         pthread_mutex_destroy(&d->cancel_lock);
@@ -522,6 +524,7 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
         pool_limits_free(&d->pool_limits);
         log_limit_destroy(&d->accept_log);
         log_limit_destroy(&d->throttle_log);
+        log_limit_destroy(&d->http_log);
         free(d);
         config_unref(cfg);
         return NULL;

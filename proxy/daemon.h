@@ -51,7 +51,7 @@ struct daemon {
     int clients;             /* client connections of all workers (atomic) */
     int running;             /* worker threads other than worker 0 still looping (atomic) */
     /* Lines about failed accepts and throttled logins, for all workers together. */
-    struct log_limit accept_log, throttle_log;
+    struct log_limit accept_log, throttle_log, http_log; /* http_log: websocket_port refusals */
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */

@@ -247,6 +247,23 @@ static bool client_would_downgrade(struct session *s, const uint8_t *body, uint3
     return !r.failed && strcmp(mech, SCRAM_MECH) == 0 && gs2[0] == 'y';
 }
 
+/*
+ * A WebSocket client that pipelined a password in clear (the Neon driver's
+ * default) while the server asks for SCRAM: its message is no SASL
+ * response, and the server's own error would not say why.
+ */
+static bool client_pipelined_password(struct session *s, const uint8_t *body, uint32_t len)
+{
+    if (!s->websocket || s->login->last_auth_code != AUTH_SASL)
+        return false;
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    pkt_get_cstr(&r);
+    uint32_t n = pkt_get_u32(&r);
+    pkt_get_bytes(&r, n == 0xffffffffu ? 0 : n);
+    return r.failed || pkt_remaining(&r) != 0;
+}
+
 static void client_bad_length(struct session *s)
 {
     session_fail(s, "08P01", "invalid message length during authentication", NULL, NULL);
@@ -262,6 +279,16 @@ static int client_auth_relay(struct session *s, char type, const uint8_t *body, 
                      "sees pgnear's certificate; a client that supports channel binding "
                      "would be rejected as a downgrade.",
                      "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        return MSG_STOP;
+    }
+    if (type == 'p' && client_pipelined_password(s, body, len)) {
+        stat_inc(&s->w->stats.login_failures);
+        session_fail(s, "08P01",
+                     "the client sent a password in clear, but the server asks for SCRAM",
+                     "A client that pipelines its password (the Neon serverless driver's "
+                     "pipelineConnect = \"password\") sends it before it is asked.",
+                     "Set neonConfig.pipelineConnect = false, or set auth = scram in pgnear, "
+                     "which takes a WebSocket client's password (websocket_auth = cleartext).");
         return MSG_STOP;
     }
     s->login->last_auth_code = 0;

@@ -34,6 +34,23 @@
 
 /* Bytes read from the socket at a time while the head is incomplete. */
 #define WS_HEAD_READ 4096
+/* Refusals anyone can cause as fast as they like: this many lines a second, for all workers. */
+#define WS_LOG_BURST 5
+
+/* A line about a refused or doubtful request, unless too many came this second. */
+static void ws_log_refusal(struct session *s, bool warn, const char *what)
+{
+    uint64_t left_out;
+    if (!log_limit_allow(&s->w->d->http_log, WS_LOG_BURST, 1000, &left_out))
+        return;
+    if (warn)
+        log_warn(s->id, "%s", what);
+    else
+        log_info(s->id, "%s", what);
+    if (left_out > 0)
+        log_info(s->id, "%llu lines about HTTP requests on websocket_port were not logged",
+                 (unsigned long long)left_out);
+}
 
 /* A header's occurrences joined with ", " (RFC 9110 5.3), for geo_headers_read. */
 struct header_view {
@@ -92,8 +109,11 @@ static void ws_answer(struct session *s, int status, const char *extra, const ch
     size_t n = http_response(buf, sizeof(buf), status, extra);
     if (status != 200)
         stat_inc(&s->w->stats.websocket_refused);
-    if (why != NULL)
-        log_info(s->id, "HTTP %d to %s: %s", status, s->peer, why);
+    if (why != NULL) {
+        char line[320];
+        snprintf(line, sizeof(line), "HTTP %d to %s: %s", status, s->peer, why);
+        ws_log_refusal(s, false, line);
+    }
     session_send_last(s, buf, n, why != NULL ? why : "HTTP request answered");
 }
 
@@ -158,7 +178,10 @@ static bool ws_take_geo(struct session *s, const struct http_request *req)
             ws_answer(s, 403, NULL, "locality headers from an address not in trusted_proxies");
             return false;
         }
-        log_warn(s->id, "locality headers from %s ignored: not in trusted_proxies", s->peer);
+        char line[160];
+        snprintf(line, sizeof(line), "locality headers from %s ignored: not in trusted_proxies",
+                 s->peer);
+        ws_log_refusal(s, true, line);
         return true;
     }
     s->login->geo = malloc(sizeof(*s->login->geo));
