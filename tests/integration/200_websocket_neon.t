@@ -13,6 +13,9 @@
 #     string after the path), an unknown path (404);
 #   - websocket_auth = scram: pipelineConnect false logs in, "password" gets
 #     08P01 with a hint naming pipelineConnect; a wrong password is 28P01;
+#     auth = passthrough: pipelineConnect false logs in, "password" gets
+#     08P01 with that hint; client_tls = require: wss and TLS inside the
+#     WebSocket count as encrypted, plain ws is 28000;
 #   - locality from the headers of CDNs and load balancers, from a trusted
 #     peer: each lands in the region nearest to the city or coordinates the
 #     header names, computed here by haversine from coordinates the test
@@ -293,6 +296,37 @@ for my $pipeline ('password', 'false') {
       or diag explain_run($r);
     $r = neon($p, pipeline => 'false', password => 'wrong', sql => [$Q_REGION]);
     is $r->{error}{code}, '28P01', 'websocket_auth = scram: a wrong password is 28P01' or diag explain_run($r);
+    $p->stop;
+}
+
+{
+    my $p = proxy(auth => 'passthrough', auth_file => undef, admin_users => undef);
+    my $r = neon($p, pipeline => 'false', sql => [$Q_REGION]);
+    is $r->{rc}, 0, 'auth = passthrough: pipelineConnect false logs in (SCRAM with the server)'
+      or diag explain_run($r);
+    is_deeply rows_of($r), [[$DEFAULT]], '... and runs a query';
+    $r = neon($p, pipeline => 'password', sql => [$Q_REGION]);
+    is $r->{rc}, 2, 'auth = passthrough: pipelineConnect "password" against a SCRAM server fails'
+      or diag explain_run($r);
+    is $r->{error}{code}, '08P01', '... with 08P01' or diag explain_run($r);
+    like $r->{error}{hint} // '', qr/pipelineConnect/, '... and a hint naming pipelineConnect'
+      or diag explain_run($r);
+    $p->stop;
+}
+
+# client_tls = require: wss, or TLS inside the WebSocket, is encrypted; plain ws is not.
+{
+    my $p = proxy(client_tls => 'require', websocket_tls => 'on');
+    my $r = neon($p, wss => 1, pipeline => 'false', sql => [$Q_REGION]);
+    is_deeply rows_of($r), [[$DEFAULT]], 'client_tls = require: wss counts as encrypted' or diag explain_run($r);
+    $p->stop;
+    $p = proxy(client_tls => 'require', websocket_tls => 'off');
+    $r = neon($p, pipeline => 'false', sql => [$Q_REGION]);
+    is $r->{error}{code}, '28000', 'client_tls = require: plain ws without TLS inside is refused with 28000'
+      or diag explain_run($r);
+    $r = neon($p, pipeline => 'false', pg_ssl => 1, sql => [$Q_REGION]);
+    is_deeply rows_of($r), [[$DEFAULT]], 'client_tls = require: plain ws with TLS inside works'
+      or diag explain_run($r);
     $p->stop;
 }
 
