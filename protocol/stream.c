@@ -61,11 +61,6 @@ bool stream_has_pending(const struct stream *s)
     return (s->ssl != NULL && SSL_pending(s->ssl) > 0) || (s->ws != NULL && ws_has_pending(s->ws));
 }
 
-bool stream_has_output(const struct stream *s)
-{
-    return s->ws != NULL && ws_has_output(s->ws);
-}
-
 int stream_flush(struct stream *s)
 {
     if (s->ws == NULL)

@@ -78,7 +78,11 @@ ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
 bool stream_has_pending(const struct stream *s);
 
 /* The WebSocket keeps control frames for the socket (then write_want says what they wait for). */
-bool stream_has_output(const struct stream *s);
+bool ws_has_output(const struct ws_conn *ws);
+static inline bool stream_has_output(const struct stream *s)
+{
+    return s->ws != NULL && ws_has_output(s->ws); /* inline: the relay asks on every step */
+}
 
 /* Sends those control frames: 0 when done or nothing is waiting, else a stream_status. */
 int stream_flush(struct stream *s);

@@ -23,7 +23,6 @@
 #include "proxy/phase.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
-#include "proxy/ws_ingress.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -176,6 +175,31 @@ static int client_take_hints(struct session *s)
     return 0;
 }
 
+/*
+ * Coordinates or a city from a trusted load balancer's headers
+ * (ws_ingress.c kept them), below the startup hints: coordinates before
+ * a city, as the headers that carry them are the more precise.
+ */
+static void client_header_locality(struct session *s, struct locality_input *in)
+{
+    const struct session_login *l = s->login;
+    const struct geo_headers *g = l->geo;
+    if (g == NULL)
+        return;
+    if (in->location == NULL && g->has_coords)
+        in->location = l->geo_location, in->location_via = l->geo_via[1];
+    if (in->city == NULL && in->location == NULL && g->has_city)
+        in->city = l->geo_city, in->city_via = l->geo_via[2];
+}
+
+/* Whether a header decided (the via texts of headers are the login's own). */
+static bool client_header_decided(const struct session *s, const char *via)
+{
+    const struct session_login *l = s->login;
+    return l->geo != NULL && via != NULL &&
+           (via == l->geo_via[0] || via == l->geo_via[1] || via == l->geo_via[2]);
+}
+
 /* The evidence, in DESIGN.md's order of trust within each kind. */
 static void client_locality_input(struct session *s, struct locality_input *in)
 {
@@ -199,7 +223,7 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->location = h->location, in->location_via = "startup hint";
     else if (pp && pp->has_location)
         in->location = pp->location, in->location_via = "PROXY TLV";
-    ws_ingress_locality(s, in);
+    client_header_locality(s, in);
     if (!s->unix_socket)
         in->addr = (const struct sockaddr *)&s->addr;
 }
@@ -222,7 +246,7 @@ static bool client_route(struct session *s)
     }
     s->region = s->login->plan[0];
     stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
-    if (ws_ingress_decided(s, s->login->loc.via))
+    if (client_header_decided(s, s->login->loc.via))
         stat_inc(&s->w->stats.routed_by_header);
     char reason[512];
     locality_reason(&s->login->loc, reason, sizeof(reason));

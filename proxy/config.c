@@ -1206,6 +1206,16 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
         snprintf(warnings[n++], 256,
                  "auth_failure_max_delay is not shorter than client_login_timeout: a login "
                  "whose throttle wait would outlast the timeout is refused (53300) at once");
+    if (n < max && cfg->websocket_port != 0 && cfg->auth == AUTH_SCRAM &&
+        cfg->websocket_auth == WS_AUTH_CLEARTEXT && !cfg->websocket_tls)
+        snprintf(warnings[n++], 256,
+                 "websocket_auth = cleartext without websocket_tls: WebSocket clients send their "
+                 "password in clear unless they use TLS inside the WebSocket or a TLS load "
+                 "balancer is in front on a private network");
+    if (n < max && cfg->websocket_port != 0 && cfg->trusted_proxies[0] == '\0')
+        snprintf(warnings[n++], 256,
+                 "websocket_port without trusted_proxies: the locality headers of load balancers "
+                 "in front are ignored");
     return n;
 }
 

@@ -193,12 +193,34 @@ static bool ws_take_geo(struct session *s, const struct http_request *req)
     return true;
 }
 
+/*
+ * No subprotocol is needed; but a browser that offers some fails the
+ * connection unless one comes back, so the first offered of those that
+ * name a plain byte stream is echoed.  NULL: none of them.
+ */
+static const char *ws_pick_protocol(const char *offered, char *buf, size_t cap)
+{
+    static const char *const ours[] = {"binary", "postgresql", "postgres", NULL};
+    for (const char *p = offered; p != NULL && *p != '\0';) {
+        p += strspn(p, ", \t");
+        size_t n = strcspn(p, ", \t");
+        for (size_t i = 0; ours[i] != NULL && n > 0; i++)
+            if (strlen(ours[i]) == n && strncasecmp(p, ours[i], n) == 0 && n < cap) {
+                memcpy(buf, ours[i], n + 1);
+                return buf;
+            }
+        p += n;
+    }
+    return NULL;
+}
+
 /* Turns the stream into a WebSocket, after the 101 went out whole. */
 static bool ws_switch(struct session *s, const struct http_request *req)
 {
-    char accept[HTTP_WS_ACCEPT_LEN], buf[256];
+    char accept[HTTP_WS_ACCEPT_LEN], buf[320], proto[16];
     http_ws_accept(req->ws_key, accept);
-    size_t n = http_switching_protocols(buf, sizeof(buf), accept, NULL);
+    size_t n = http_switching_protocols(buf, sizeof(buf), accept,
+                                        ws_pick_protocol(req->ws_protocol, proto, sizeof(proto)));
     if (n == 0 || endpoint_send(s, &s->client, buf, n) != 0)
         return false;
     if (evbuffer_get_length(s->client.out) > 0) {
@@ -295,26 +317,6 @@ void ws_ingress_timeout(struct session *s)
         return;
     }
     session_close(s, "no HTTP request within websocket_handshake_timeout");
-}
-
-void ws_ingress_locality(struct session *s, struct locality_input *in)
-{
-    const struct session_login *l = s->login;
-    const struct geo_headers *g = l->geo;
-    if (g == NULL)
-        return;
-    if (in->location == NULL && g->has_coords)
-        in->location = l->geo_location, in->location_via = l->geo_via[1];
-    /* Coordinates come before a city among headers; the client's own hints before both. */
-    if (in->city == NULL && in->location == NULL && g->has_city)
-        in->city = l->geo_city, in->city_via = l->geo_via[2];
-}
-
-bool ws_ingress_decided(const struct session *s, const char *via)
-{
-    const struct session_login *l = s->login;
-    return l->geo != NULL && via != NULL &&
-           (via == l->geo_via[0] || via == l->geo_via[1] || via == l->geo_via[2]);
 }
 
 /* ---- pings ---- */

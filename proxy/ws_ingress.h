@@ -2,7 +2,8 @@
  * ws_ingress.h — a connection to websocket_port before its PostgreSQL
  * stream begins (PHASE_WEBSOCKET): the HTTP request, GET /healthz for the
  * load balancer, the upgrade to a WebSocket, and the locality headers of
- * whoever sent the request — believed only from trusted_proxies.  After
+ * whoever sent the request — believed only from trusted_proxies, and kept
+ * in the login's state for client_login.c to weigh.  After
  * the upgrade the session goes on as any other: its stream is a WebSocket
  * (protocol/ws.h), which nothing past this file needs to know.
  */
@@ -12,23 +13,12 @@
 #include <stdbool.h>
 
 struct session;
-struct locality_input;
 
 /* The first phase of a connection to websocket_port (after wss's TLS handshake). */
 void ws_ingress_enter(struct session *s);
 
 /* The request did not come whole within websocket_handshake_timeout. */
 void ws_ingress_timeout(struct session *s);
-
-/*
- * Adds the coordinates or city the request's headers said to in, below
- * the startup hints (a header's region is client_login.c's to place,
- * before the TLS server name).  Coordinates come before a city.
- */
-void ws_ingress_locality(struct session *s, struct locality_input *in);
-
-/* Whether loc's evidence came from a header (for the metrics). */
-bool ws_ingress_decided(const struct session *s, const char *via);
 
 /* Starts the pings of websocket_ping_interval once the session relays; -1 when out of memory. */
 int ws_ingress_start_pings(struct session *s);

@@ -27,6 +27,7 @@ my %phase_header = (
     'proxy/server_login.c'   => 'proxy/server_login.h',
     'proxy/relay.c'          => 'proxy/relay.h',
     'proxy/admin/console.c'  => 'proxy/admin/console.h',
+    'proxy/ws_ingress.c'     => 'proxy/ws_ingress.h',
 );
 # Headers of phase files that are gone (merged into another): nobody includes them.
 my @gone_headers = ('proxy/server_auth.h');
