@@ -22,9 +22,10 @@ BUILD="build-essential make autoconf automake libtool pkg-config clang
  libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev"
 # tests, demo and benchmarks: servers and clients
 SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl"
-# perl and the modules of the test harness; mmdb-bin's mmdblookup checks
+# perl and the modules of the test harness (IO::Socket::SSL: the wss
+# tests of tests/lib/PgNearWs.pm); mmdb-bin's mmdblookup checks
 # downloaded GeoIP files
-PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl mmdb-bin"
+PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket-ssl-perl mmdb-bin"
 # programs that a minimal Debian lacks: ss (015_keepalive.t) from iproute2;
 # ps and pgrep from procps (the scripts read /proc instead, but whoever
 # looks after a running pgnear reaches for them); groff and man render the
