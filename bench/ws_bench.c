@@ -11,7 +11,7 @@
  *
  *    ws_bench --tcp HOST:PORT | --ws HOST:PORT[/path] | --wss HOST:PORT[/path]
  *             [-c connections] [-T seconds | -t transactions] [-q query | --big]
- *             [-U user] [-d database] [-P password] [--label name]
+ *             [-U user] [-d database] [-P password] [--label name] [--think-ms ms]
  *
  *    Logins: trust (AuthenticationOk) or a cleartext password request
  *    (code 3, which pgnear asks WebSocket clients for); other methods are
@@ -22,7 +22,9 @@
  *
  *    Output: a line for people and one "RESULT key=value ..." line.  The
  *    clock starts when every connection has logged in.  wss does not check
- *    the server's certificate (a benchmark, on loopback).
+ *    the server's certificate (a benchmark, on loopback).  --think-ms pauses
+ *    each connection between transactions (so that a server's pings, from
+ *    websocket_ping_interval, arrive and are answered; latency excludes it).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -41,6 +43,7 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,6 +73,7 @@ struct options {
     const char *database;
     const char *password;
     const char *label;
+    long think_us; /* pause between transactions (lets server pings arrive) */
 };
 
 /* What the threads share: the options, the start barrier, the stop flag. */
@@ -99,6 +103,8 @@ struct conn {
     struct buf pg;  /* the PostgreSQL stream (frame payload for ws) */
     struct buf out; /* one frame or message being built */
     uint64_t rng;
+    bool closing;   /* we sent our close frame: the server's answers it */
+    bool got_close; /* the server's close frame arrived */
     /* results */
     long transactions;
     double latency_sum_s, latency_max_s, login_s;
@@ -213,6 +219,8 @@ static ssize_t sock_read(struct conn *c, void *p, size_t n)
         ssize_t r = recv(c->fd, p, n, 0);
         if (r >= 0)
             return r;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) /* only say_goodbye() sets a timeout */
+            return fail(c, "no close frame from the server within 5 s of ours");
         if (errno != EINTR)
             return fail(c, "recv: %s", strerror(errno));
     }
@@ -458,6 +466,8 @@ static int ws_control_frame(struct conn *c, int opcode, uint64_t len)
     int rc = 0;
     if (opcode == 0x9) /* ping: pong with the same payload */
         rc = ws_send_frame(c, 0xA, payload.data, payload.len);
+    else if (opcode == 0x8 && c->closing)
+        c->got_close = true;
     else if (opcode == 0x8) {
         int code = payload.len >= 2 ? payload.data[0] << 8 | payload.data[1] : 0;
         rc = fail(c, "server sent a close frame (code %d%s%.*s) mid-exchange", code,
@@ -723,16 +733,41 @@ static int make_query_message(struct conn *c, struct buf *msg)
     return 0;
 }
 
-/* Terminate, then (ws) a close frame 1000; errors here do not count. */
+/* Reads what is left until the server closes: no unread bytes at close(), so no RST. */
+static void drain_quietly(struct conn *c)
+{
+    uint8_t scratch[4096];
+    if (c->ssl != NULL) {
+        while (SSL_read(c->ssl, scratch, sizeof scratch) > 0)
+            continue;
+        return;
+    }
+    shutdown(c->fd, SHUT_WR);
+    while (recv(c->fd, scratch, sizeof scratch, 0) > 0)
+        continue;
+}
+
+/*
+ * Terminate, then (ws) a close frame 1000, which the server must answer with
+ * its own close frame (RFC 6455 section 5.5.1): a failure if it does not.
+ */
 static void say_goodbye(struct conn *c)
 {
     static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-    if (c->fd < 0)
+    static const uint8_t normal[2] = {0x03, 0xE8};
+    struct timeval limit = {.tv_sec = 5};
+    if (c->fd < 0 || pg_send(c, terminate, sizeof terminate) < 0)
         return;
-    if (pg_send(c, terminate, sizeof terminate) == 0 && c->ws) {
-        static const uint8_t normal[2] = {0x03, 0xE8};
-        ws_send_frame(c, 0x8, normal, sizeof normal);
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    if (c->ws) {
+        if (ws_send_frame(c, 0x8, normal, sizeof normal) < 0)
+            return;
+        c->closing = true;
+        while (!c->got_close)
+            if (ws_read_frame(c) < 0)
+                return;
     }
+    drain_quietly(c);
 }
 
 static void run_transactions(struct conn *c, const struct buf *q)
@@ -750,6 +785,8 @@ static void run_transactions(struct conn *c, const struct buf *q)
         c->latency_sum_s += dt;
         if (dt > c->latency_max_s)
             c->latency_max_s = dt;
+        if (o->think_us > 0)
+            usleep((useconds_t)o->think_us);
     }
 }
 
@@ -783,7 +820,7 @@ static void usage(void)
     fputs("usage: ws_bench --tcp HOST:PORT | --ws HOST:PORT[/path] | --wss HOST:PORT[/path]\n"
           "                [-c connections] [-T seconds | -t transactions]\n"
           "                [-q query | --big] [-U user] [-d database] [-P password]\n"
-          "                [--label name]\n",
+          "                [--label name] [--think-ms ms]\n",
           stderr);
     exit(2);
 }
@@ -810,10 +847,13 @@ static void parse_target(struct options *o, enum transport t, const char *arg)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longs[] = {
-        {"tcp", required_argument, NULL, 1},   {"ws", required_argument, NULL, 2},
-        {"wss", required_argument, NULL, 3},   {"big", no_argument, NULL, 4},
-        {"label", required_argument, NULL, 5}, {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"tcp", required_argument, NULL, 1},
+                                          {"ws", required_argument, NULL, 2},
+                                          {"wss", required_argument, NULL, 3},
+                                          {"big", no_argument, NULL, 4},
+                                          {"label", required_argument, NULL, 5},
+                                          {"think-ms", required_argument, NULL, 6},
+                                          {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
     *o = (struct options){.connections = 1,
@@ -836,6 +876,9 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 5:
             o->label = optarg;
+            break;
+        case 6:
+            o->think_us = (long)(atof(optarg) * 1000);
             break;
         case 'c':
             o->connections = atoi(optarg);
