@@ -10,6 +10,11 @@
 # stable on a shared, noisy machine.
 #
 #   bench/callgrind_ws.pl [--transactions 2000] [--rounds 3] [--paths tcp,ws,wss] [--big]
+#                         [--keep DIR]
+#
+# --keep copies each path's callgrind output files into DIR (PATH-N.out, N
+# the transactions of that run), for callgrind_annotate: what the extra
+# transactions cost, function by function, is the difference of two files.
 #
 # --big runs SELECT repeat('x', 1000000) (1 MB a row; give fewer
 # transactions, e.g. 50) instead of SELECT 1.  Compare two builds by
@@ -26,7 +31,7 @@ use PgNearTest;
 
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, paths => 'tcp,ws', big => 0);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'paths=s', 'big!', 'binary=s') or die "bad options\n";
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'paths=s', 'big!', 'binary=s', 'keep=s') or die "bad options\n";
 my $root = "$FindBin::RealBin/..";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$root/build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -36,6 +41,7 @@ die "no load client at $client: run `make bench/ws_bench` in the build directory
 my $valgrind = require_tool('valgrind');
 my @paths = split /,/, $opt{paths};
 die "--paths takes tcp, ws and wss\n" if grep { !/^(tcp|ws|wss)$/ } @paths;
+die "--keep $opt{keep}: not a directory\n" if defined $opt{keep} && !-d $opt{keep};
 
 my $pg = PgNearTest::Cluster->new(name => 'cgws', location => '39.04, -77.49',
     hba => ['local all all trust',
@@ -78,6 +84,7 @@ sub run_transactions {
     die "pgnear exited with status $st\n" if $st;
     my ($file) = glob("$dir/callgrind.out.*") or die "no callgrind output\n";
     my $text = PgNearTest::slurp_file($file);
+    write_file("$opt{keep}/$path-$n.out", $text) if defined $opt{keep};
     $text =~ /^(?:summary|totals):\s+(\d+)/m or die "no instruction total in $file\n";
     return $1;
 }

@@ -5,11 +5,13 @@
  *    simple Query and read to ReadyForQuery, for a duration or a number of
  *    transactions each.  The same client speaks plain TCP, a WebSocket
  *    (RFC 6455: HTTP/1.1 upgrade, masked client frames, binary frames
- *    carrying the PostgreSQL stream) or a WebSocket over TLS, so that the
- *    paths through pgnear can be compared with the client's own cost held
- *    equal (bench/ws_bench.pl).
+ *    carrying the PostgreSQL stream), a WebSocket over TLS (wss) or TCP
+ *    with PostgreSQL's own TLS (an SSLRequest first), so that the paths
+ *    through pgnear can be compared with the client's own cost held equal
+ *    (bench/ws_bench.pl).
  *
- *    ws_bench --tcp HOST:PORT | --ws HOST:PORT[/path] | --wss HOST:PORT[/path]
+ *    ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]
+ *             | --wss HOST:PORT[/path]
  *             [-c connections] [-T seconds | -t transactions] [-q query | --big]
  *             [-U user] [-d database] [-P password] [--label name] [--think-ms ms]
  *
@@ -21,8 +23,8 @@
  *    status 1 and says which connection saw what.
  *
  *    Output: a line for people and one "RESULT key=value ..." line.  The
- *    clock starts when every connection has logged in.  wss does not check
- *    the server's certificate (a benchmark, on loopback).  --think-ms pauses
+ *    clock starts when every connection has logged in.  wss and --tls do
+ *    not check the server's certificate (a benchmark, on loopback).  --think-ms pauses
  *    each connection between transactions (so that a server's pings, from
  *    websocket_ping_interval, arrive and are answered; latency excludes it).
  */
@@ -58,7 +60,7 @@
 #define BIG_QUERY         "SELECT repeat('x', 1000000)"
 #define ERROR_TEXT_LENGTH 512
 
-enum transport { T_TCP, T_WS, T_WSS };
+enum transport { T_TCP, T_WS, T_WSS, T_TLS };
 
 struct options {
     enum transport transport;
@@ -284,8 +286,34 @@ static int tcp_connect(struct conn *c)
         return fail(c, "cannot connect to %s:%s: %s", o->host, o->port, strerror(errno));
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return 0;
+}
+
+/* PostgreSQL's own TLS (--tls): an SSLRequest, which the server must accept with 'S'. */
+static int ssl_request(struct conn *c)
+{
+    static const uint8_t request[8] = {0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F}; /* 80877103 */
+    uint8_t answer;
+    if (sock_write_all(c, request, sizeof request) < 0)
+        return -1;
+    ssize_t r = sock_read(c, &answer, 1);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return fail(c, "server closed the connection after SSLRequest");
+    if (answer != 'S')
+        return fail(c, "server refused TLS (answered '%c' to SSLRequest)", answer);
+    return 0;
+}
+
+/* TLS on the socket: wss, or --tls after its SSLRequest.  The certificate is not checked. */
+static int start_tls(struct conn *c)
+{
+    const struct options *o = c->run->opt;
     if (c->run->ssl_ctx == NULL)
         return 0;
+    if (o->transport == T_TLS && ssl_request(c) < 0)
+        return -1;
     c->ssl = SSL_new(c->run->ssl_ctx);
     if (c->ssl == NULL || !SSL_set_fd(c->ssl, c->fd) || !SSL_set_tlsext_host_name(c->ssl, o->host))
         return fail(c, "out of memory for TLS");
@@ -795,8 +823,8 @@ static void *conn_main(void *arg)
     struct conn *c = arg;
     struct buf q = {0};
     double t0 = now_s();
-    bool ok = tcp_connect(c) == 0 && (!c->ws || ws_upgrade(c) == 0) && login(c) == 0 &&
-              make_query_message(c, &q) == 0;
+    bool ok = tcp_connect(c) == 0 && start_tls(c) == 0 && (!c->ws || ws_upgrade(c) == 0) &&
+              login(c) == 0 && make_query_message(c, &q) == 0;
     c->login_s = now_s() - t0;
     /* everyone waits here, failed or not, so that the clock starts together */
     if (pthread_barrier_wait(&c->run->logged_in) == PTHREAD_BARRIER_SERIAL_THREAD)
@@ -817,7 +845,8 @@ static void *conn_main(void *arg)
 
 static void usage(void)
 {
-    fputs("usage: ws_bench --tcp HOST:PORT | --ws HOST:PORT[/path] | --wss HOST:PORT[/path]\n"
+    fputs("usage: ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]\n"
+          "                | --wss HOST:PORT[/path]\n"
           "                [-c connections] [-T seconds | -t transactions]\n"
           "                [-q query | --big] [-U user] [-d database] [-P password]\n"
           "                [--label name] [--think-ms ms]\n",
@@ -847,13 +876,11 @@ static void parse_target(struct options *o, enum transport t, const char *arg)
 
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longs[] = {{"tcp", required_argument, NULL, 1},
-                                          {"ws", required_argument, NULL, 2},
-                                          {"wss", required_argument, NULL, 3},
-                                          {"big", no_argument, NULL, 4},
-                                          {"label", required_argument, NULL, 5},
-                                          {"think-ms", required_argument, NULL, 6},
-                                          {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {
+        {"tcp", required_argument, NULL, 1},   {"ws", required_argument, NULL, 2},
+        {"wss", required_argument, NULL, 3},   {"big", no_argument, NULL, 4},
+        {"label", required_argument, NULL, 5}, {"think-ms", required_argument, NULL, 6},
+        {"tls", required_argument, NULL, 7},   {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
     *o = (struct options){.connections = 1,
@@ -869,6 +896,10 @@ static void parse_options(int argc, char **argv, struct options *o)
         case 2:
         case 3:
             parse_target(o, (enum transport)(ch - 1), optarg);
+            target = true;
+            break;
+        case 7:
+            parse_target(o, T_TLS, optarg);
             target = true;
             break;
         case 4:
@@ -914,7 +945,14 @@ static void parse_options(int argc, char **argv, struct options *o)
 
 static const char *transport_name(enum transport t)
 {
-    return t == T_TCP ? "tcp" : t == T_WS ? "ws" : "wss";
+    static const char *const names[] = {"tcp", "ws", "wss", "tls"};
+    return names[t];
+}
+
+/* The upgrade path, for WebSocket targets only. */
+static const char *ws_path_shown(const struct options *o)
+{
+    return o->transport == T_WS || o->transport == T_WSS ? o->path : "";
 }
 
 static int report(const struct run *run, const struct conn *conns, double elapsed)
@@ -940,8 +978,8 @@ static int report(const struct run *run, const struct conn *conns, double elapse
     double tps = tx / elapsed, mean_ms = tx ? lat / tx * 1e3 : 0;
     printf("ws_bench: %s %s:%s%s, %d connections, %.2f s: %ld transactions, %.1f tps, "
            "mean latency %.3f ms (max %.3f), %.2f MB/s received, mean login %.2f ms%s\n",
-           transport_name(o->transport), o->host, o->port, o->transport == T_TCP ? "" : o->path,
-           o->connections, elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6,
+           transport_name(o->transport), o->host, o->port, ws_path_shown(o), o->connections,
+           elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6,
            login / o->connections * 1e3, failures ? ", FAILED" : "");
     printf("RESULT label=%s transport=%s connections=%d seconds=%.3f transactions=%ld tps=%.1f "
            "latency_ms=%.4f bytes_in=%llu bytes_out=%llu bytes_per_s=%.0f failures=%d\n",
@@ -956,7 +994,7 @@ int main(int argc, char **argv)
     struct options opt;
     struct run run = {.opt = &opt};
     parse_options(argc, argv, &opt);
-    if (opt.transport == T_WSS) {
+    if (opt.transport == T_WSS || opt.transport == T_TLS) {
         run.ssl_ctx = SSL_CTX_new(TLS_client_method());
         if (run.ssl_ctx == NULL)
             die("cannot make a TLS context");
@@ -968,7 +1006,8 @@ int main(int argc, char **argv)
         die("out of memory");
     pthread_barrier_init(&run.logged_in, NULL, (unsigned)opt.connections);
     for (int i = 0; i < opt.connections; i++) {
-        conns[i] = (struct conn){.run = &run, .id = i, .fd = -1, .ws = opt.transport != T_TCP};
+        conns[i] = (struct conn){
+            .run = &run, .id = i, .fd = -1, .ws = opt.transport == T_WS || opt.transport == T_WSS};
         if (getrandom(&conns[i].rng, sizeof conns[i].rng, 0) != sizeof conns[i].rng ||
             conns[i].rng == 0)
             conns[i].rng = 0x9E3779B97F4A7C15ULL + (uint64_t)i;

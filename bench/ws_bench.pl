@@ -2,13 +2,22 @@
 # The relay through a WebSocket against the relay through TCP: one
 # PostgreSQL 15 server, one pgnear (auth = passthrough, so that both paths
 # do the same login work, and workers = 1) with websocket_port, and a second
-# one whose websocket_port speaks wss; the same load client (bench/ws_bench,
-# one thread per connection) runs each load directly against PostgreSQL,
-# through pgnear's TCP port, its WebSocket port and (--wss) its wss port,
-# interleaved round by round, and this prints medians and ratios.
+# one whose websocket_port speaks wss and whose TCP port takes PostgreSQL's
+# own TLS (client_tls = allow); the same load client (bench/ws_bench, one
+# thread per connection) runs each load directly against PostgreSQL,
+# through pgnear's TCP port and its WebSocket port, and (--wss, the
+# default) with TLS: over TCP after an SSLRequest, and over wss;
+# interleaved round by round, and this prints medians and ratios: each
+# WebSocket path against the TCP path with the same encryption.
 #
 #   bench/ws_bench.pl [--seconds 5] [--rounds 5] [--only small-1,small-8,big-2] [--no-wss]
 #                     [--workers 1] [--pool_mode session]
+#
+# Besides tps, mean latency and MB/s (client side), it prints the CPU time
+# pgnear's process spent per transaction (user + system, from /proc; clock
+# ticks of 10 ms over the whole run): the kernel's work for the relay's
+# system calls included, which callgrind (bench/callgrind_ws.pl) leaves out,
+# and less sensitive than tps to how the three programs share two cores.
 #
 # Loads: small-1 and small-8 run SELECT 1 over 1 and 8 connections; big-2
 # runs SELECT repeat('x', 1000000) (1 MB a row) over 2 connections.
@@ -23,6 +32,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
+use POSIX ();
 use PgNearTest;
 
 $| = 1;
@@ -58,6 +68,7 @@ if ($opt{wss}) {
     $wss_port = PgNearTest::free_port();
     $wss = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
         settings => { %settings, websocket_port => $wss_port, websocket_tls => 'on',
+                      client_tls => 'allow',
                       client_tls_cert_file => $cert->{cert}, client_tls_key_file => $cert->{key} });
 }
 
@@ -65,9 +76,14 @@ my %targets = (
     direct       => ['--tcp', '127.0.0.1:' . $pg->port],
     'pgnear-tcp' => ['--tcp', '127.0.0.1:' . $pgnear->port],
     'pgnear-ws'  => ['--ws', "127.0.0.1:$ws_port/"],
-    ($wss ? ('pgnear-wss' => ['--wss', "127.0.0.1:$wss_port/"]) : ()),
+    ($wss ? ('pgnear-tls' => ['--tls', '127.0.0.1:' . $wss->port],
+             'pgnear-wss' => ['--wss', "127.0.0.1:$wss_port/"]) : ()),
 );
-my @order = grep { $targets{$_} } qw(direct pgnear-tcp pgnear-ws pgnear-wss);
+my %proxy_of = ('pgnear-tcp' => $pgnear, 'pgnear-ws' => $pgnear,
+                ($wss ? ('pgnear-tls' => $wss, 'pgnear-wss' => $wss) : ()));
+my @order = grep { $targets{$_} } qw(direct pgnear-tcp pgnear-ws pgnear-tls pgnear-wss);
+# What each path through pgnear is compared with: the same encryption, without the WebSocket.
+my %versus = ('pgnear-ws' => 'pgnear-tcp', 'pgnear-tls' => 'pgnear-tcp', 'pgnear-wss' => 'pgnear-tls');
 
 my @loads = (
     { name => 'small-1', args => ['-c', 1] },
@@ -80,9 +96,20 @@ if ($opt{only} ne '') {
     die "--only matches no load (small-1, small-8, big-2)\n" unless @loads;
 }
 
-# One run of the client: its RESULT line as a hash; any failure ends the bench.
+# User + system CPU seconds of a running process so far.
+sub cpu_seconds {
+    my ($pid) = @_;
+    my $stat = PgNearTest::slurp_file("/proc/$pid/stat");
+    my @f = split ' ', substr($stat, rindex($stat, ')') + 2);
+    return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+}
+
+# One run of the client: its RESULT line as a hash (with cpu_us, pgnear's CPU
+# microseconds per transaction, for the paths through pgnear); any failure ends the bench.
 sub run_one {
     my ($load, $target) = @_;
+    my $proxy = $proxy_of{$target};
+    my $cpu_before = $proxy ? cpu_seconds($proxy->pid) : 0;
     my @cmd = ($client, @{ $targets{$target} }, @{ $load->{args} }, '-T', $opt{seconds},
                '-U', $PgNearTest::APP_USER, '-d', $PgNearTest::APP_DB, '--label', $target);
     my ($c, $o, $e) = run_cmd(\@cmd, timeout => $opt{seconds} * 4 + 60,
@@ -91,6 +118,7 @@ sub run_one {
     die "ws_bench failed on $target ($load->{name}, exit $c):\n$o$e" if $c || !defined $line;
     my %r = map { split /=/, $_, 2 } split ' ', $line;
     die "ws_bench: no transactions on $target ($load->{name})\n" unless $r{transactions};
+    $r{cpu_us} = $proxy ? (cpu_seconds($proxy->pid) - $cpu_before) / $r{transactions} * 1e6 : 0;
     return \%r;
 }
 
@@ -112,16 +140,24 @@ for my $load (@loads) {
     my %tps = map { my $t = $_; $t => median(map { $_->{tps} } @{ $res{$t} }) } @order;
     my %lat = map { my $t = $_; $t => median(map { $_->{latency_ms} } @{ $res{$t} }) } @order;
     my %bps = map { my $t = $_; $t => median(map { $_->{bytes_per_s} } @{ $res{$t} }) } @order;
+    my %cpu = map { my $t = $_; $t => median(map { $_->{cpu_us} } @{ $res{$t} }) } @order;
     print "$load->{name} (@{ $load->{args} }), medians:\n";
-    printf "  %-11s %10s %12s %10s %9s %11s\n", 'path', 'tps', 'latency ms', 'MB/s', '/direct',
-        '/pgnear-tcp';
+    printf "  %-11s %10s %11s %9s %8s   %-22s %11s  %s\n", 'path', 'tps', 'latency ms', 'MB/s',
+        '/direct', 'versus', 'pgnear CPU', 'versus';
     for my $t (@order) {
-        printf "  %-11s %10.0f %12.4f %10.2f %9.3f %11s\n", $t, $tps{$t}, $lat{$t}, $bps{$t} / 1e6,
-            $tps{$t} / $tps{direct},
-            $t =~ /^pgnear-ws/ ? sprintf('%.3f', $tps{$t} / $tps{'pgnear-tcp'}) : '';
+        my $v = $versus{$t};
+        printf "  %-11s %10.0f %11.4f %9.2f %8.3f   %-22s %11s  %s\n", $t, $tps{$t}, $lat{$t},
+            $bps{$t} / 1e6, $tps{$t} / $tps{direct},
+            $v ? sprintf('%.3f x %s', $tps{$t} / $tps{$v}, $v) : '',
+            $proxy_of{$t} ? sprintf('%.1f us/tx', $cpu{$t}) : '',
+            $v ? sprintf('%.3f x', $cpu{$t} / $cpu{$v}) : '';
     }
     # Ratios round by round show how far one round moves.
-    printf "  per round pgnear-ws/pgnear-tcp: %s\n", join(' ', map {
-        sprintf '%.3f', $res{'pgnear-ws'}[$_]{tps} / $res{'pgnear-tcp'}[$_]{tps} } 0 .. $opt{rounds} - 1);
+    for my $t (grep { /-wss?$/ } @order) {
+        printf "  per round %s/%s: %s\n", $t, $versus{$t}, join(' ', map {
+            sprintf '%.3f', $res{$t}[$_]{tps} / $res{ $versus{$t} }[$_]{tps} } 0 .. $opt{rounds} - 1);
+    }
 }
-print "ratios: median tps over the median tps of direct, and of pgnear's TCP port\n";
+print "ratios: median tps over the median tps of direct, and over the median of the path it is "
+    . "compared with (same encryption, no WebSocket); pgnear CPU: medians of pgnear's user + "
+    . "system time per transaction, and their ratio\n";
