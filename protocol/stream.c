@@ -124,8 +124,10 @@ ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
             return st;
         }
         s->read_want = STREAM_WANT_READ;
-        *more = SSL_pending(s->ssl) > 0;
-        if (!*more)
+        bool decrypted = SSL_pending(s->ssl) > 0;
+        /* Inside a WebSocket, records may wait in the frames below as well. */
+        *more = decrypted || (s->ws != NULL && ws_has_pending(s->ws));
+        if (!decrypted)
             stream_tls_release(s);
         return (ssize_t)got;
     }

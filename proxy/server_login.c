@@ -19,6 +19,7 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
+#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "proxy/cancel.h"
@@ -99,9 +100,33 @@ static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t le
     return 0;
 }
 
+static void server_auth_client_on_read(struct session *s);
+
+/*
+ * The server's first authentication message lets a password the client
+ * sent ahead of it go on, now that its kind can be judged (SCRAM cannot
+ * take one); one the server did not need (trust) is dropped.
+ */
+static void release_held_password(struct session *s, uint32_t code)
+{
+    struct session_login *l = s->login;
+    l->server_asked = true;
+    if (!l->password_held)
+        return;
+    l->password_held = false;
+    if (code == 0) {
+        uint8_t hdr[PKT_HEADER_LEN];
+        if (evbuffer_copyout(s->client.in, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr))
+            frame_consume(s->client.in, pkt_be32(hdr + 1) - 4);
+        log_debug(s->id, "dropped the password the client sent before the server asked for none");
+    }
+    endpoint_set_reader(&s->client, server_auth_client_on_read);
+}
+
 static int relay_auth(struct session *s, uint32_t code, const uint8_t *body, uint32_t len)
 {
     s->login->last_auth_code = code;
+    release_held_password(s, code);
     if (code == AUTH_SASL)
         return relay_sasl_offer(s, body + 4, len - 4);
     return server_forward(s, len);
@@ -279,6 +304,12 @@ static int client_auth_relay(struct session *s, char type, const uint8_t *body, 
                      "sees pgnear's certificate; a client that supports channel binding "
                      "would be rejected as a downgrade.",
                      "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        return MSG_STOP;
+    }
+    if (type == 'p' && !s->login->server_asked) {
+        /* Sent before the server asked (a pipelining client): it waits for the request. */
+        s->login->password_held = true;
+        endpoint_set_reader(&s->client, NULL);
         return MSG_STOP;
     }
     if (type == 'p' && client_pipelined_password(s, body, len)) {

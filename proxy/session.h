@@ -125,6 +125,8 @@ struct session_login {
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
+    bool server_asked;       /* passthrough: the server has sent an authentication message */
+    bool password_held;      /* passthrough: a password came before that, and waits for it */
 
     /* the auth throttle (login_throttle.c) */
     struct throttle_key throttle_key; /* (address, user) */
@@ -160,6 +162,8 @@ struct session {
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
     struct event *timer;              /* login timeout, then server connect timeout */
     struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
+    uint64_t ws_ping_traffic;         /* the client's bytes at the last tick */
+    bool ws_ping_waiting;             /* a ping went out on a quiet connection */
     struct session_login *login;      /* NULL once relaying */
     struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
 

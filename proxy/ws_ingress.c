@@ -321,14 +321,35 @@ void ws_ingress_timeout(struct session *s)
 
 /* ---- pings ---- */
 
+/*
+ * Each tick of a connection that carried nothing since the last one sends
+ * a ping, so that a load balancer that cuts idle connections sees
+ * traffic; a quiet connection whose ping went unanswered for a whole tick
+ * (while pgnear was reading it) has lost its client and is closed.
+ */
 static void ws_ping_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct session *s = arg;
+    struct endpoint *ep = &s->client;
     (void)fd;
     (void)what;
-    if (s->client.stream.ws == NULL || s->closed)
+    if (ep->stream.ws == NULL || s->closed)
         return;
-    if (ws_ping(s->client.stream.ws) != 0) {
+    uint64_t traffic = ep->bytes_in + ep->bytes_out;
+    if (traffic != s->ws_ping_traffic) {
+        s->ws_ping_traffic = traffic;
+        s->ws_ping_waiting = false;
+        return;
+    }
+    if (ws_pong_seen(ep->stream.ws))
+        s->ws_ping_waiting = false;
+    if (s->ws_ping_waiting && ep->on_read != NULL && !ep->read_paused) {
+        session_close(s, "the WebSocket client did not answer a ping within "
+                         "websocket_ping_interval");
+        return;
+    }
+    s->ws_ping_waiting = true;
+    if (ws_ping(ep->stream.ws) != 0) {
         session_close(s, "could not send a WebSocket ping");
         return;
     }

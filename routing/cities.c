@@ -70,6 +70,14 @@ struct city_table {
     size_t n, cap;
     struct city_key *idx; /* sorted by folded name, then rank */
     size_t nidx, idx_cap;
+    /*
+     * The names of more than one word again, without their spaces, sorted
+     * the same way: "SANFRANCISCO" (Akamai's spelling) finds "San
+     * Francisco".  NULL when there was no memory for it.
+     */
+    char *ckeys;
+    struct city_key *cidx;
+    size_t ncidx;
     int col[COL_COUNT]; /* field number of each column, -1 when absent */
     size_t nfields;
     bool header_seen;
@@ -717,6 +725,46 @@ static int key_cmp(const void *a, const void *b, void *arg)
     return c ? c : rank_cmp(&t->rows[x->row], &t->rows[y->row]);
 }
 
+/* Order of the compact index: name without spaces, then rank. */
+static int ckey_cmp(const void *a, const void *b, void *arg)
+{
+    const struct city_table *t = arg;
+    const struct city_key *x = a, *y = b;
+    int c = strcmp(t->ckeys + x->key, t->ckeys + y->key);
+
+    return c ? c : rank_cmp(&t->rows[x->row], &t->rows[y->row]);
+}
+
+/* The compact index, from the sorted one; without memory, none. */
+static void build_compact(struct city_table *t)
+{
+    size_t n = 0, used = 0;
+
+    for (size_t i = 0; i < t->nidx; i++)
+        n += strchr(t->keys + t->idx[i].key, ' ') != NULL;
+    t->cidx = n ? malloc(n * sizeof *t->cidx) : NULL;
+    t->ckeys = n ? malloc(t->keys_used) : NULL;
+    if (!t->cidx || !t->ckeys) {
+        free(t->cidx);
+        free(t->ckeys);
+        t->cidx = NULL;
+        t->ckeys = NULL;
+        return;
+    }
+    for (size_t i = 0; i < t->nidx; i++) {
+        const char *key = t->keys + t->idx[i].key;
+        if (strchr(key, ' ') == NULL)
+            continue;
+        t->cidx[t->ncidx].key = (uint32_t)used;
+        t->cidx[t->ncidx++].row = t->idx[i].row;
+        for (; *key; key++)
+            if (*key != ' ')
+                t->ckeys[used++] = *key;
+        t->ckeys[used++] = '\0';
+    }
+    qsort_r(t->cidx, t->ncidx, sizeof *t->cidx, ckey_cmp, t);
+}
+
 /* Allocates the rows, index and keys for the lines of t->text. */
 static bool alloc_parts(struct city_table *t)
 {
@@ -758,6 +806,8 @@ static void finish(struct city_table *t)
         t->idx = idx;
         t->idx_cap = t->nidx;
     }
+    t->keys_used = used ? used : t->keys_used;
+    build_compact(t);
 }
 
 struct city_table *city_table_load(const char *path, char *err, size_t errcap)
@@ -789,6 +839,8 @@ void city_table_free(struct city_table *t)
     if (!t)
         return;
     free(t->idx);
+    free(t->cidx);
+    free(t->ckeys);
     free(t->rows);
     free(t->keys);
     free(t->text);
@@ -983,14 +1035,14 @@ static bool read_qualified(const char *query, size_t len, int commas, struct rea
 
 /* ---- lookup ---- */
 
-/* Index of the first index entry whose key is not below key. */
-static size_t lower_bound(const struct city_table *t, const char *key)
+/* Index of the first of n entries of idx whose key (in keys) is not below key. */
+static size_t lower_bound(const struct city_key *idx, size_t n, const char *keys, const char *key)
 {
-    size_t lo = 0, hi = t->nidx;
+    size_t lo = 0, hi = n;
 
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(t->keys + t->idx[mid].key, key) < 0)
+        if (strcmp(keys + idx[mid].key, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
@@ -998,18 +1050,29 @@ static size_t lower_bound(const struct city_table *t, const char *key)
     return lo;
 }
 
-/* The best-ranked place named key that the qualifiers (if any) allow. */
-static const struct city *find(const struct city_table *t, const char *key,
-                               const struct qualifiers *q)
+/* The best-ranked place of one index named key that the qualifiers (if any) allow. */
+static const struct city *find_in(const struct city_table *t, const struct city_key *idx, size_t n,
+                                  const char *keys, const char *key, const struct qualifiers *q)
 {
-    for (size_t i = lower_bound(t, key); i < t->nidx && strcmp(t->keys + t->idx[i].key, key) == 0;
+    for (size_t i = lower_bound(idx, n, keys, key); i < n && strcmp(keys + idx[i].key, key) == 0;
          i++) {
-        const struct city *c = &t->rows[t->idx[i].row].city;
+        const struct city *c = &t->rows[idx[i].row].city;
 
         if (!q || qualifiers_match(q, c))
             return c;
     }
     return NULL;
+}
+
+/* By name; a name of one word may also be one of several written together. */
+static const struct city *find(const struct city_table *t, const char *key,
+                               const struct qualifiers *q)
+{
+    const struct city *c = find_in(t, t->idx, t->nidx, t->keys, key, q);
+
+    if (c == NULL && t->cidx != NULL && strchr(key, ' ') == NULL)
+        c = find_in(t, t->cidx, t->ncidx, t->ckeys, key, q);
+    return c;
 }
 
 /* find() of the first len bytes of query, folded. */

@@ -52,10 +52,6 @@ SEARCH="$PG_BINDIR:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # A file pattern is a shell glob.
 EXEMPT='
 sudo        scripts/install-deps.sh     only when not run as root, and it says so when sudo is missing
-npm         scripts/fetch-geoip.sh      make geoip-db, a maintainer target: it says when npm is missing (scripts/install-deps.sh --npm)
-npm         scripts/gen-cities.*        make cities, a maintainer target (scripts/install-deps.sh --npm)
-node        scripts/gen-cities.js       make cities, a maintainer target (scripts/install-deps.sh --npm)
-node        Makefile.am                 make cities, a maintainer target (scripts/install-deps.sh --npm)
 debootstrap scripts/check-minimal.sh    CI only: it installs debootstrap on the host itself
 git         scripts/check-minimal.sh    CI only: clones the checkout, on the host that cloned it
 no-such-tool-pgnear tests/integration/000_harness.t  the test that require_tool fails on a missing tool

@@ -37,7 +37,7 @@ for arg in "$@"; do
 done
 
 command -v npm >/dev/null 2>&1 ||
-    die "npm is not installed, and it is what fetches $pkg from the npm registry: scripts/install-deps.sh --npm installs it (Debian's package npm)"
+    die "npm is not installed, and it is what fetches $pkg from the npm registry: scripts/install-deps.sh installs it (Debian's package npm, or nodejs from NodeSource)"
 
 # The version to fetch: the one asked for, else the registry's latest.
 version=$(npm view "$pkg${want:+@$want}" version 2>/dev/null | tail -n 1) || true

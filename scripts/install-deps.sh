@@ -3,11 +3,15 @@
 # Debian 12, from a minimal system up (debootstrap --variant=minbase: only
 # Essential and required packages).  Services that the packages would start
 # (PgBouncer, HAProxy, a default PostgreSQL cluster) are kept from starting:
-# pgnear's scripts start their own, on ports of their own.
+# pgnear's scripts start their own, on ports of their own.  Then the
+# Node.js modules of tests/node (the Neon serverless driver, which the
+# WebSocket tests drive) are installed from its package-lock.json with
+# `npm ci`, when tests/node/node_modules is missing or older than the lock
+# file: the tests themselves run without network.
 #   scripts/install-deps.sh          install what is missing
-#   scripts/install-deps.sh --npm    also npm, for the maintainer targets
-#                                    `make cities` and `make geoip-db`
 #   scripts/install-deps.sh --list   print the package list and exit
+#   scripts/install-deps.sh --npm    the same as no argument (npm is always
+#                                    installed now; kept for old scripts)
 # Every program that the tests, scripts, bench/ and the Makefile run must
 # come from a package listed here or from an Essential/required one:
 # scripts/check-tools.sh checks that, and CI runs it.
@@ -27,41 +31,66 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # looks after a running pgnear reaches for them); groff and man render the
 # man page made from doc/pgnear.md (tests/doc/manpage.t)
 TOOLS="iproute2 procps groff-base man-db curl"
+# node runs the Neon serverless driver (tests/node) for the WebSocket tests
+# and the maintainer targets `make cities` and `make geoip-db`; npm installs
+# tests/node's modules (over https: ca-certificates)
+NODE="nodejs ca-certificates"
 # valgrind's callgrind counts the relay's instructions (README, Performance)
 PROFILE="valgrind"
-PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PROFILE"
+PACKAGES="$BUILD $SERVERS $PERL $TOOLS $NODE $PROFILE"
 
-npm=no
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# npm may come from elsewhere than Debian's package npm (NodeSource's
+# nodejs has npm in it): Debian's is installed only when there is no npm,
+# and listed when it is the one there is.
+if ! command -v npm >/dev/null 2>&1 || installed npm; then
+    PACKAGES="$PACKAGES npm"
+fi
+
+list=no
 for arg in "$@"; do
     case $arg in
-    --list)
-        printf '%s\n' $PACKAGES
-        exit 0
-        ;;
-    --npm) npm=yes ;;
+    --list) list=yes ;;
+    --npm) ;;
     -h | --help)
-        sed -n '2,13s/^# \{0,1\}//p' "$0"
+        sed -n '2,17s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
-        echo "install-deps: unknown argument '$arg' (usage: scripts/install-deps.sh [--npm | --list])" >&2
+        echo "install-deps: unknown argument '$arg' (usage: scripts/install-deps.sh [--list])" >&2
         exit 2
         ;;
     esac
 done
-
-# npm (and node) may come from elsewhere than Debian (NodeSource's nodejs
-# has npm in it); Debian's npm is installed only when there is none.
-if [ "$npm" = yes ] && ! command -v npm >/dev/null 2>&1; then
-    PACKAGES="$PACKAGES npm ca-certificates"
+if [ "$list" = yes ]; then
+    printf '%s\n' $PACKAGES
+    exit 0
 fi
+
+# tests/node's modules, exactly as package-lock.json pins them; npm's own
+# copy of the lock in node_modules says when they were installed.
+node_modules() {
+    dir=$(dirname "$0")/../tests/node
+    stamp=$dir/node_modules/.package-lock.json
+    if [ -e "$stamp" ] && [ ! "$dir/package-lock.json" -nt "$stamp" ]; then
+        echo "install-deps: tests/node/node_modules is up to date"
+        return 0
+    fi
+    echo "install-deps: npm ci in tests/node"
+    (cd "$dir" && npm ci --no-audit --no-fund) || {
+        echo "install-deps: npm ci in tests/node failed" >&2
+        exit 1
+    }
+}
 
 missing=""
 for p in $PACKAGES; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+    installed "$p" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
     echo "install-deps: all packages present"
+    node_modules
     exit 0
 fi
 
@@ -88,4 +117,5 @@ DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommen
 for svc in pgbouncer haproxy postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
+node_modules
 exit 0

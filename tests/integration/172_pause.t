@@ -37,6 +37,14 @@ sub held_count {
     return scalar grep { (split /\|/)[5] eq 'held' } split /\n/, psql($admin_ci, 'SHOW CLIENTS');
 }
 
+# Rows of a SHOW command as hashes by column name (new columns may come at the end).
+sub show_rows {
+    my ($cmd) = @_;
+    my @lines = split /\n/, psql($admin_ci, $cmd, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+
 sub wire {
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
@@ -90,7 +98,7 @@ ok $tx, 'a session for an open transaction';
 $tx->query('BEGIN');
 my $other = wire();
 ok $other, 'and an idle one';
-my ($tx_id) = map { (split /\|/)[0] } grep { (split /\|/)[-1] eq 't' } split /\n/, psql($admin_ci, 'SHOW CLIENTS');
+my ($tx_id) = map { $_->{id} } grep { $_->{in_transaction} eq 't' } show_rows('SHOW CLIENTS');
 ok defined $tx_id, 'SHOW CLIENTS: in_transaction shows the open transaction';
 $t0 = time;
 ($rc, $state, $err) = admin_try('PAUSE us-east');

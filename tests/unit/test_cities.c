@@ -1049,6 +1049,15 @@ static void test_real_spellings(void **state)
         {"NYC", "US", "NY"},
         {"Washington DC", "US", "DC"},
         {"Montréal", "CA", "QC"},
+        /* Akamai EdgeScape: upper case, the words written together */
+        {"SAOPAULO", "BR", ""},
+        {"SANFRANCISCO", "US", "CA"},
+        {"NEWYORK", "US", "NY"},
+        {"FRANKFURTAMMAIN", "DE", ""},
+        {"LOSANGELES", "US", "CA"},
+        {"STLOUIS", "US", "MO"},
+        {"NEWARK", "US", "NJ"}, /* a name of one word is itself first */
+        {"SAOPAULO, BR", "BR", ""},
     };
 
     (void)state;

@@ -1,0 +1,114 @@
+#!/usr/bin/perl
+# Instructions pgnear spends per transaction through its WebSocket port
+# against its TCP port, counted by callgrind, by bench/callgrind_relay.pl's
+# method: pgnear runs under valgrind --tool=callgrind (one worker,
+# auth = passthrough) from start to SIGTERM while one bench/ws_bench
+# connection runs a fixed number of simple Query transactions through it:
+# once --transactions, once twice as many.  The difference over the extra
+# transactions is the relay's cost per transaction, free of startup, login
+# and exit; callgrind counts user-space instructions, so the figure is
+# stable on a shared, noisy machine.
+#
+#   bench/callgrind_ws.pl [--transactions 2000] [--rounds 3] [--paths tcp,ws,wss] [--big]
+#                         [--keep DIR]
+#
+# --keep copies each path's callgrind output files into DIR (PATH-N.out, N
+# the transactions of that run), for callgrind_annotate: what the extra
+# transactions cost, function by function, is the difference of two files.
+#
+# --big runs SELECT repeat('x', 1000000) (1 MB a row; give fewer
+# transactions, e.g. 50) instead of SELECT 1.  Compare two builds by
+# pointing $PGNEAR (or --binary) at each in turn.  Needs valgrind,
+# PostgreSQL 15 and bench/ws_bench (`make bench/ws_bench` in the build
+# directory, or $WS_BENCH).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use Getopt::Long;
+use List::Util qw(min max);
+use PgNearTest;
+
+$| = 1;
+my %opt = (transactions => 2000, rounds => 3, paths => 'tcp,ws', big => 0);
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'paths=s', 'big!', 'binary=s', 'keep=s') or die "bad options\n";
+my $root = "$FindBin::RealBin/..";
+my $bin = $opt{binary} // $ENV{PGNEAR} // "$root/build/pgnear";
+die "no pgnear binary at $bin: build first\n" unless -x $bin;
+my $client = $ENV{WS_BENCH} // "$root/build/bench/ws_bench";
+die "no load client at $client: run `make bench/ws_bench` in the build directory\n"
+    unless -x $client;
+my $valgrind = require_tool('valgrind');
+my @paths = split /,/, $opt{paths};
+die "--paths takes tcp, ws and wss\n" if grep { !/^(tcp|ws|wss)$/ } @paths;
+die "--keep $opt{keep}: not a directory\n" if defined $opt{keep} && !-d $opt{keep};
+
+my $pg = PgNearTest::Cluster->new(name => 'cgws', location => '39.04, -77.49',
+    hba => ['local all all trust',
+            'host all app 127.0.0.1/32 password', 'host all app ::1/128 password',
+            'host all all 127.0.0.1/32 scram-sha-256', 'host all all ::1/128 scram-sha-256']);
+
+# The proxy's binary is a wrapper that runs the real one under callgrind (same process ID).
+my $dir = tmpdir(name => 'callgrind-ws', mode => 0755);
+my $wrapper = write_file("$dir/pgnear-callgrind", <<"SH", mode => 0755);
+#!/bin/sh
+exec $valgrind --tool=callgrind --callgrind-out-file=$dir/callgrind.out.%p $bin "\$@"
+SH
+my %tls;
+if (grep { $_ eq 'wss' } @paths) {
+    my $cert = PgNearTest::CA->new->issue(name => 'pgnear-wss', cn => 'localhost', owner => undef,
+                                          san => ['DNS:localhost', 'IP:127.0.0.1']);
+    %tls = (websocket_tls => 'on', client_tls_cert_file => $cert->{cert},
+            client_tls_key_file => $cert->{key});
+}
+my $ws_port = PgNearTest::free_port();
+my %settings = (auth => 'passthrough', server_tls => 'disable', workers => 1,
+                websocket_port => $ws_port,
+                # a health check logs in (SCRAM: tens of millions of instructions): not mid-run
+                health_check_interval => '1h');
+
+# Instructions (Ir) of one whole pgnear run (start, one ws_bench connection of n
+# transactions over path, SIGTERM): callgrind writes its totals as the process exits.
+sub run_transactions {
+    my ($path, $n) = @_;
+    unlink glob("$dir/callgrind.out.*");
+    my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
+        start_timeout => 120, settings => { %settings, ($path eq 'wss' ? %tls : ()) });
+    my @target = $path eq 'tcp' ? ('--tcp', '127.0.0.1:' . $proxy->port)
+               : ("--$path", "127.0.0.1:$ws_port/");
+    my ($c, $o, $e) = run_cmd([$client, @target, '-c', 1, '-t', $n, ($opt{big} ? '--big' : ()),
+                               '-U', $PgNearTest::APP_USER, '-d', $PgNearTest::APP_DB],
+                              timeout => 600, env => { PGPASSWORD => $PgNearTest::APP_PASSWORD });
+    die "ws_bench failed over $path (exit $c):\n$o$e" if $c;
+    my $st = $proxy->stop(timeout => 60);
+    die "pgnear exited with status $st\n" if $st;
+    my ($file) = glob("$dir/callgrind.out.*") or die "no callgrind output\n";
+    my $text = PgNearTest::slurp_file($file);
+    write_file("$opt{keep}/$path-$n.out", $text) if defined $opt{keep};
+    $text =~ /^(?:summary|totals):\s+(\d+)/m or die "no instruction total in $file\n";
+    return $1;
+}
+
+my $n = $opt{transactions};
+printf "ws_bench -c 1, %s, %d and %d transactions, pgnear auth passthrough; Ir per transaction:\n",
+    $opt{big} ? "SELECT repeat('x', 1000000)" : 'SELECT 1', $n, 2 * $n;
+my %per;
+for my $round (1 .. $opt{rounds}) {
+    for my $path (@paths) {
+        my $once = run_transactions($path, $n);
+        my $twice = run_transactions($path, 2 * $n);
+        push @{ $per{$path} }, ($twice - $once) / $n;
+        printf "  round %d %-3s: %.0f (%d Ir for %d, %d Ir for %d)\n", $round, $path,
+            $per{$path}[-1], $once, $n, $twice, 2 * $n;
+    }
+}
+my %median;
+for my $path (@paths) {
+    my @sorted = sort { $a <=> $b } @{ $per{$path} };
+    $median{$path} = $sorted[$#sorted / 2];
+    printf "%-3s median %.0f Ir per transaction (min %.0f, max %.0f)\n", $path, $median{$path},
+        min(@sorted), max(@sorted);
+}
+for my $path (grep { $_ ne 'tcp' } @paths) {
+    printf "%s / tcp: %.2f\n", $path, $median{$path} / $median{tcp} if $median{tcp};
+}
