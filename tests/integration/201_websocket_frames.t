@@ -6,11 +6,12 @@
 # read back and checked; ping -> pong with the same payload, also between
 # the fragments of a message; the close handshake; the protocol errors
 # (text frame 1003, unmasked frame 1002, RSV bit 1002, a frame over
-# websocket_max_frame 1009); a failed session ends with its ErrorResponse
-# and then close 1000; websocket_ping_interval pings a quiet connection that
-# the pongs keep alive; authentication under auth = scram (cleartext by
-# default, SCRAM with websocket_auth = scram, a pipelined password refused
-# with a hint); TLS inside the WebSocket (SSLRequest, as the Neon driver
+# websocket_max_frame 1009, close codes no peer may send); a failed session
+# ends with its ErrorResponse and then close 1000; websocket_ping_interval
+# pings a quiet connection (not a busy one) that the pongs keep alive, and
+# closes one whose client stops answering; authentication under auth =
+# scram (cleartext by default, SCRAM with websocket_auth = scram, a
+# pipelined password refused with a hint); TLS inside the WebSocket (SSLRequest, as the Neon driver
 # with forceDisablePgSSL = false); the basic exchange with workers = 2.
 use strict;
 use warnings;
@@ -343,11 +344,26 @@ expect_close_code(1002, 'an unknown opcode (3)', sub {
 
     # A connection that is not quiet is not pinged (the pings are for quiet ones).
     $ws->{pings} = [];
-    my $end = time + 3;
+    my $end = time + 3.5;
     my $n = 0;
     while (time < $end) { $n++ if $pg->query('SELECT 1')->{rows}[0][0] == 1; sleep 0.2 }
-    ok $n >= 10, "a busy connection keeps working ($n queries in 3 s)";
-    note 'pings on a busy connection: ' . scalar @{ $ws->{pings} };
+    ok $n >= 10, "a busy connection keeps working ($n queries in 3.5 s)";
+    my $busy_pings = @{ $ws->{pings} };
+    ok $busy_pings <= 1, "... and is not pinged ($busy_pings pings)";
+
+    $pg->terminate;    # no one would answer its pings from here on
+
+    # A quiet client that does not answer the pings is gone: closed.
+    my $mute = ws_pg(port => $pport);
+    ok login($mute)->{ok}, 'login for a client that does not answer pings';
+    my $off = $pp->log_size;
+    $mute->ws->{auto_pong} = 0;
+    $t = time;
+    $mute->ws->pump(6);
+    my $gone = time - $t;
+    ok $mute->ws->{ended}, sprintf('a quiet client leaving the pings unanswered is closed (after %.1f s)', $gone);
+    ok $gone <= 4, '... within about two intervals of its first ping';
+    ok $pp->wait_for_log(qr/did not answer a ping/, offset => $off), '... and the log says why';
     $pp->stop;
 }
 
