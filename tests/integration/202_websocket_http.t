@@ -8,7 +8,8 @@
 # trickling a request neither keep TCP nor WebSocket clients from working
 # and are closed (408) after websocket_handshake_timeout; max_client_conn
 # shared by TCP and WebSocket clients; wss (websocket_tls = on), and a plain
-# request to it failing; locality headers from a peer outside
+# request to it failing; a custom websocket_path list, counted in the
+# upgrade and refusal metrics; locality headers from a peer outside
 # trusted_proxies: 403 under websocket_untrusted = refuse, ignored with a
 # warning under ignore, used from a trusted peer.
 use strict;
@@ -23,7 +24,7 @@ use PgNearTest;
 use PgNearWs qw(ws_accept);
 
 $SIG{PIPE} = 'IGNORE';    # a peer that closed first must not kill the test
-require_tool($_) for qw(psql openssl);
+require_tool($_) for qw(psql openssl curl);
 PgNearWs::require_ssl();
 die "PGNEAR is not set; point it at the pgnear binary\n" unless $ENV{PGNEAR} && -x $ENV{PGNEAR};
 
@@ -364,14 +365,25 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
 
 {
     my $pport = free_port();
+    my $mport = free_port();
     my $pp = PgNearTest::Proxy->new(regions => [$us],
-        settings => { auth => 'passthrough', websocket_port => $pport, websocket_path => '/db, /a/b' });
+        settings => { auth => 'passthrough', websocket_port => $pport, websocket_path => '/db, /a/b',
+                      metrics_addr => "127.0.0.1:$mport" });
+    my @keep;
     for my $case (['/db', 101], ['/a/b?address=x:5432', 101], ['/', 404], ['/v2', 404], ['/a', 404]) {
         my $ws = ws($pport);
         my $r = $ws->upgrade(path => $case->[0]);
         is $r->{status}, $case->[1], "websocket_path = /db, /a/b: $case->[0] -> $case->[1]";
+        push @keep, $ws;
     }
     is healthz($pport)->{status}, 200, '... /healthz whatever the paths';
+
+    # The metrics count them: 2 upgrades, 3 refusals (/healthz is neither).
+    my ($rc, $out, $err) = run_cmd([require_tool('curl'), '-s', '-S', "http://127.0.0.1:$mport/metrics"], timeout => 10);
+    is $rc, 0, 'metrics scraped' or diag $err;
+    my %m = map { /^(pgnear_websocket_\w+?)(?:\{[^}]*\})? (\S+)$/ ? ($1 => $2) : () } split /\n/, $out;
+    is $m{pgnear_websocket_upgrades_total}, 2, 'pgnear_websocket_upgrades_total counts the 2 upgrades';
+    is $m{pgnear_websocket_refused_total}, 3, 'pgnear_websocket_refused_total counts the 3 refusals';
     $pp->stop;
 }
 
