@@ -4,7 +4,8 @@
 # messages with continuation frames; many messages in one frame; one frame
 # over many TCP writes, many frames in one write); a result of several MB
 # read back and checked; ping -> pong with the same payload, also between
-# the fragments of a message; the close handshake; the protocol errors
+# the fragments of a message; a reader that stalls does not make pgnear
+# buffer; the close handshake; the protocol errors
 # (text frame 1003, unmasked frame 1002, RSV bit 1002, a frame over
 # websocket_max_frame 1009, close codes no peer may send); a failed session
 # ends with its ErrorResponse and then close 1000; websocket_ping_interval
@@ -182,6 +183,32 @@ sub pg_frame { { opcode => PgNearWs::OP_BINARY, payload => $_[0], %{ $_[1] // {}
     $q = $pg->query("SELECT md5('$payload'), length('$payload')");
     is_deeply $q->{rows}, [[md5_hex($payload), length $payload]], 'a 3.2 MB Query in frames just under websocket_max_frame';
     $pg->frame_size(0);
+}
+
+# A WebSocket client that does not read: pgnear holds back instead of
+# buffering the server's answer, and the stream arrives whole afterwards.
+{
+    my $pg = ws_pg(timeout => 60);
+    ok login($pg)->{ok}, 'login for the stalled reader';
+    my ($rows, $width) = (60_000, 1000);
+    my $rss = sub { (slurp_file('/proc/' . $p->pid . '/status') =~ /^VmRSS:\s+(\d+)\s+kB/m)[0] };
+    my $before = $rss->();
+    $pg->send_msg('Q', "COPY (SELECT repeat('x', $width) FROM generate_series(1, $rows)) TO STDOUT\0");
+    sleep 3;    # the server has produced everything by now; the client read nothing
+    my $grown = $rss->() - $before;
+    cmp_ok $grown, '<', 16 * 1024, "a stalled WebSocket reader: pgnear holds back ~57 MB (RSS grew by $grown kB)";
+    is psql($p->conninfo, 'SELECT 1'), '1', '... other sessions keep working meanwhile';
+    my ($bytes, $count, $status) = (0, 0, '');
+    for (1 .. $rows + 100) {
+        my ($type, $payload) = $pg->read_msg;
+        last unless defined $type;
+        if ($type eq 'd') { $bytes += length $payload; $count++ }
+        if ($type eq 'Z') { $status = $payload; last }
+    }
+    is $count, $rows, '... then every row arrives';
+    is $bytes, $rows * ($width + 1), '... every byte';
+    is $status, 'I', '... and ReadyForQuery';
+    $pg->terminate;
 }
 
 # ---------------------------------------------------------------- ping, close
