@@ -9,6 +9,8 @@
  */
 #include "protocol/ws.h"
 
+#include "protocol/utf8.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -366,6 +368,18 @@ static ssize_t ws_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb 
     return 0;
 }
 
+/*
+ * Codes a peer may send in a close frame (RFC 6455 7.4, and the IANA
+ * registry's 1012-1014): never 1004-1006 or 1015, which only name what
+ * happened locally.
+ */
+static bool ws_close_code_valid(uint16_t code)
+{
+    if (code >= 3000 && code <= 4999)
+        return true;
+    return code >= 1000 && code <= 1014 && code != 1004 && code != 1005 && code != 1006;
+}
+
 /* The client closed: answer with its code (RFC 6455 5.5.1); the stream ends. */
 static ssize_t ws_close_received(struct ws_conn *ws)
 {
@@ -374,6 +388,11 @@ static ssize_t ws_close_received(struct ws_conn *ws)
         return ws_fail(ws, WS_CLOSE_PROTOCOL, "WebSocket close frame of one byte");
     if (ws->ctrl_in_len >= 2)
         code = (uint16_t)(ws->ctrl_in[0] << 8 | ws->ctrl_in[1]);
+    if (!ws_close_code_valid(code))
+        return ws_fail(ws, WS_CLOSE_PROTOCOL, "WebSocket close frame with code %u", (unsigned)code);
+    if (ws->ctrl_in_len > 2 &&
+        utf8_invalid_at(ws->ctrl_in + 2, ws->ctrl_in_len - 2) != ws->ctrl_in_len - 2)
+        return ws_fail(ws, WS_CLOSE_BAD_DATA, "WebSocket close reason that is not UTF-8");
     ws->got_close = true;
     ws_close(ws, code, NULL);
     return STREAM_EOF;

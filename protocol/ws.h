@@ -34,6 +34,7 @@
 #define WS_CLOSE_GOING_AWAY  1001
 #define WS_CLOSE_PROTOCOL    1002
 #define WS_CLOSE_UNSUPPORTED 1003 /* a text frame: we carry bytes */
+#define WS_CLOSE_BAD_DATA    1007 /* a close reason that is not UTF-8 */
 #define WS_CLOSE_TOO_BIG     1009
 #define WS_CLOSE_INTERNAL    1011
 

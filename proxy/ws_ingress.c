@@ -206,7 +206,8 @@ static const char *ws_pick_protocol(const char *offered, char *buf, size_t cap)
         size_t n = strcspn(p, ", \t");
         for (size_t i = 0; ours[i] != NULL && n > 0; i++)
             if (strlen(ours[i]) == n && strncasecmp(p, ours[i], n) == 0 && n < cap) {
-                memcpy(buf, ours[i], n + 1);
+                memcpy(buf, p, n); /* as the client spelled it: it compares exactly */
+                buf[n] = '\0';
                 return buf;
             }
         p += n;
