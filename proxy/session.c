@@ -580,7 +580,8 @@ static void session_close_when_flushed(struct session *s)
     if (endpoint_flush(s, &s->client) < 0)
         return;
     if (evbuffer_get_length(s->client.out) == 0)
-        session_close(s, "error sent");
+        session_close(s, s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent"
+                                                                     : "error sent");
 }
 
 /* Reads no more; closes once what the client is owed has been written (or after 5 s). */
