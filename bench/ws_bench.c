@@ -12,7 +12,8 @@
  *
  *    ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]
  *             | --wss HOST:PORT[/path]
- *             [-c connections] [-T seconds | -t transactions] [-q query | --big]
+ *             [-c connections] [-T seconds | -t transactions]
+ *             [-q query | --big | --upload bytes]
  *             [-U user] [-d database] [-P password] [--label name] [--think-ms ms]
  *
  *    Logins: trust (AuthenticationOk) or a cleartext password request
@@ -22,7 +23,12 @@
  *    add up, a bad frame or a closed connection ends the run with exit
  *    status 1 and says which connection saw what.
  *
- *    Output: a line for people and one "RESULT key=value ..." line.  The
+ *    --big: SELECT repeat('x', 1000000), whose row is checked byte by byte;
+ *    --upload N: SELECT length('xxx...'), a query of N bytes (what the
+ *    client sends, for the other direction).
+ *
+ *    Output: a line for people and one "RESULT key=value ..." line
+ *    (bytes are the PostgreSQL stream's, without frame or TLS overhead).  The
  *    clock starts when every connection has logged in.  wss and --tls do
  *    not check the server's certificate (a benchmark, on loopback).  --think-ms pauses
  *    each connection between transactions (so that a server's pings, from
@@ -58,6 +64,7 @@
 #define MAX_PG_MESSAGE    (256 * 1024 * 1024)
 #define MAX_HTTP_HEAD     8192
 #define BIG_QUERY         "SELECT repeat('x', 1000000)"
+#define BIG_ROW_LENGTH    1000000 /* --big checks every byte of its one field */
 #define ERROR_TEXT_LENGTH 512
 
 enum transport { T_TCP, T_WS, T_WSS, T_TLS };
@@ -76,6 +83,8 @@ struct options {
     const char *password;
     const char *label;
     long think_us; /* pause between transactions (lets server pings arrive) */
+    bool big;      /* the query is BIG_QUERY: check the row's bytes too */
+    char *upload;  /* --upload's query, built here */
 };
 
 /* What the threads share: the options, the start barrier, the stop flag. */
@@ -628,6 +637,21 @@ static int check_data_row(struct conn *c, const struct pg_msg *m)
     return 0;
 }
 
+/* --big's row: one field of BIG_ROW_LENGTH 'x' (check_data_row() saw the framing). */
+static int check_big_row(struct conn *c, const struct pg_msg *m)
+{
+    static const uint8_t xs[4096] = {[0 ... 4095] = 'x'};
+    if (m->len != 2 + 4 + BIG_ROW_LENGTH || m->body[0] != 0 || m->body[1] != 1)
+        return fail(c, "--big: a DataRow of %u bytes (expected %d: one field of %d bytes)", m->len,
+                    2 + 4 + BIG_ROW_LENGTH, BIG_ROW_LENGTH);
+    for (size_t at = 6; at < m->len; at += sizeof xs) {
+        size_t n = m->len - at < sizeof xs ? m->len - at : sizeof xs;
+        if (memcmp(m->body + at, xs, n) != 0)
+            return fail(c, "--big: wrong bytes in the row near offset %zu", at - 6);
+    }
+    return 0;
+}
+
 static int send_startup(struct conn *c)
 {
     const struct options *o = c->run->opt;
@@ -724,7 +748,7 @@ static int transaction(struct conn *c, const uint8_t *query_msg, size_t query_le
             return -1;
         switch (m.type) {
         case 'D':
-            if (check_data_row(c, &m) < 0)
+            if (check_data_row(c, &m) < 0 || (c->run->opt->big && check_big_row(c, &m) < 0))
                 return -1;
             break;
         case 'C': /* CommandComplete */
@@ -848,7 +872,8 @@ static void usage(void)
     fputs("usage: ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]\n"
           "                | --wss HOST:PORT[/path]\n"
           "                [-c connections] [-T seconds | -t transactions]\n"
-          "                [-q query | --big] [-U user] [-d database] [-P password]\n"
+          "                [-q query | --big | --upload bytes] [-U user] [-d database]\n"
+          "                [-P password]\n"
           "                [--label name] [--think-ms ms]\n",
           stderr);
     exit(2);
@@ -874,13 +899,31 @@ static void parse_target(struct options *o, enum transport t, const char *arg)
     snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
 }
 
+/* SELECT length('xxx...'): a query of about n bytes, for the client-to-server direction. */
+static char *upload_query(long n)
+{
+    if (n < 32 || n > MAX_PG_MESSAGE / 2)
+        die("--upload takes a size from 32 to %d bytes", MAX_PG_MESSAGE / 2);
+    char *q = malloc((size_t)n + 1);
+    if (q == NULL)
+        die("out of memory");
+    size_t head = (size_t)snprintf(q, (size_t)n + 1, "SELECT length('");
+    memset(q + head, 'x', (size_t)n - head - 2);
+    memcpy(q + n - 2, "')", 3);
+    return q;
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longs[] = {
-        {"tcp", required_argument, NULL, 1},   {"ws", required_argument, NULL, 2},
-        {"wss", required_argument, NULL, 3},   {"big", no_argument, NULL, 4},
-        {"label", required_argument, NULL, 5}, {"think-ms", required_argument, NULL, 6},
-        {"tls", required_argument, NULL, 7},   {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"tcp", required_argument, NULL, 1},
+                                          {"ws", required_argument, NULL, 2},
+                                          {"wss", required_argument, NULL, 3},
+                                          {"big", no_argument, NULL, 4},
+                                          {"label", required_argument, NULL, 5},
+                                          {"think-ms", required_argument, NULL, 6},
+                                          {"tls", required_argument, NULL, 7},
+                                          {"upload", required_argument, NULL, 8},
+                                          {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
     *o = (struct options){.connections = 1,
@@ -898,12 +941,16 @@ static void parse_options(int argc, char **argv, struct options *o)
             parse_target(o, (enum transport)(ch - 1), optarg);
             target = true;
             break;
+        case 8:
+            o->query = o->upload = upload_query(atol(optarg));
+            break;
         case 7:
             parse_target(o, T_TLS, optarg);
             target = true;
             break;
         case 4:
             o->query = BIG_QUERY;
+            o->big = true;
             break;
         case 5:
             o->label = optarg;
@@ -977,15 +1024,17 @@ static int report(const struct run *run, const struct conn *conns, double elapse
     }
     double tps = tx / elapsed, mean_ms = tx ? lat / tx * 1e3 : 0;
     printf("ws_bench: %s %s:%s%s, %d connections, %.2f s: %ld transactions, %.1f tps, "
-           "mean latency %.3f ms (max %.3f), %.2f MB/s received, mean login %.2f ms%s\n",
+           "mean latency %.3f ms (max %.3f), %.2f MB/s received, %.2f MB/s sent, "
+           "mean login %.2f ms%s\n",
            transport_name(o->transport), o->host, o->port, ws_path_shown(o), o->connections,
-           elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6,
+           elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6, out / elapsed / 1e6,
            login / o->connections * 1e3, failures ? ", FAILED" : "");
     printf("RESULT label=%s transport=%s connections=%d seconds=%.3f transactions=%ld tps=%.1f "
            "latency_ms=%.4f bytes_in=%llu bytes_out=%llu bytes_per_s=%.0f failures=%d\n",
+           /* bytes_per_s: both directions of the PostgreSQL stream */
            o->label[0] ? o->label : transport_name(o->transport), transport_name(o->transport),
            o->connections, elapsed, tx, tps, mean_ms, (unsigned long long)in,
-           (unsigned long long)out, in / elapsed, failures);
+           (unsigned long long)out, (in + out) / elapsed, failures);
     return failures ? 1 : 0;
 }
 
@@ -1027,5 +1076,6 @@ int main(int argc, char **argv)
     free(conns);
     free(threads);
     SSL_CTX_free(run.ssl_ctx);
+    free(opt.upload);
     return rc;
 }
