@@ -15,6 +15,7 @@
  *             [-c connections] [-T seconds | -t transactions]
  *             [-q query | --big | --upload bytes]
  *             [-U user] [-d database] [-P password] [--label name] [--think-ms ms]
+ *             [--frame-size bytes [--fragment]]
  *
  *    Logins: trust (AuthenticationOk) or a cleartext password request
  *    (code 3, which pgnear asks WebSocket clients for); other methods are
@@ -26,6 +27,10 @@
  *    --big: SELECT repeat('x', 1000000), whose row is checked byte by byte;
  *    --upload N: SELECT length('xxx...'), a query of N bytes (what the
  *    client sends, for the other direction).
+ *
+ *    --frame-size N cuts what the client sends into frames of N bytes at
+ *    most (messages of their own; with --fragment, one message's
+ *    continuation frames): frame boundaries that are not message ones.
  *
  *    Output: a line for people and one "RESULT key=value ..." line
  *    (bytes are the PostgreSQL stream's, without frame or TLS overhead).  The
@@ -82,9 +87,11 @@ struct options {
     const char *database;
     const char *password;
     const char *label;
-    long think_us; /* pause between transactions (lets server pings arrive) */
-    bool big;      /* the query is BIG_QUERY: check the row's bytes too */
-    char *upload;  /* --upload's query, built here */
+    long think_us;     /* pause between transactions (lets server pings arrive) */
+    bool big;          /* the query is BIG_QUERY: check the row's bytes too */
+    char *upload;      /* --upload's query, built here */
+    size_t frame_size; /* ws: frames of at most this many bytes (0: one frame a write) */
+    bool fragment;     /* ws: ... as continuation frames of one message */
 };
 
 /* What the threads share: the options, the start barrier, the stop flag. */
@@ -423,12 +430,12 @@ static int ws_upgrade(struct conn *c)
 
 /* ---------- WebSocket frames ---------- */
 
-/* One masked frame of opcode holding p[0..n) (FIN set), in one write. */
-static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
+/* One masked frame of opcode holding p[0..n), in one write; fin: the message's last. */
+static int ws_send_fragment(struct conn *c, int opcode, bool fin, const uint8_t *p, size_t n)
 {
     uint8_t head[14];
     size_t h = 2;
-    head[0] = (uint8_t)(0x80 | opcode);
+    head[0] = (uint8_t)((fin ? 0x80 : 0) | opcode);
     if (n < 126) {
         head[1] = (uint8_t)(0x80 | n);
     } else if (n < 65536) {
@@ -456,11 +463,32 @@ static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
     return sock_write_all(c, c->out.data, c->out.len);
 }
 
-/* Sends PostgreSQL bytes: as they are, or in one binary frame. */
+static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
+{
+    return ws_send_fragment(c, opcode, true, p, n);
+}
+
+/*
+ * Sends PostgreSQL bytes: as they are, or in one binary frame; with
+ * --frame-size, in frames of that many bytes at most (each a message of
+ * its own, or with --fragment the continuation frames of one message).
+ */
 static int pg_send(struct conn *c, const uint8_t *p, size_t n)
 {
+    const struct options *o = c->run->opt;
     c->pg_bytes_out += n;
-    return c->ws ? ws_send_frame(c, 0x2, p, n) : sock_write_all(c, p, n);
+    if (!c->ws)
+        return sock_write_all(c, p, n);
+    if (o->frame_size == 0)
+        return ws_send_frame(c, 0x2, p, n);
+    for (size_t at = 0; at < n; at += o->frame_size) {
+        size_t k = n - at < o->frame_size ? n - at : o->frame_size;
+        bool first = at == 0, last = at + k == n;
+        int opcode = o->fragment && !first ? 0x0 : 0x2;
+        if (ws_send_fragment(c, opcode, !o->fragment || last, p + at, k) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Waits until raw holds need bytes from raw_off. */
@@ -873,8 +901,8 @@ static void usage(void)
           "                | --wss HOST:PORT[/path]\n"
           "                [-c connections] [-T seconds | -t transactions]\n"
           "                [-q query | --big | --upload bytes] [-U user] [-d database]\n"
-          "                [-P password]\n"
-          "                [--label name] [--think-ms ms]\n",
+          "                [-P password] [--label name] [--think-ms ms]\n"
+          "                [--frame-size bytes [--fragment]]\n",
           stderr);
     exit(2);
 }
@@ -923,6 +951,8 @@ static void parse_options(int argc, char **argv, struct options *o)
                                           {"think-ms", required_argument, NULL, 6},
                                           {"tls", required_argument, NULL, 7},
                                           {"upload", required_argument, NULL, 8},
+                                          {"frame-size", required_argument, NULL, 9},
+                                          {"fragment", no_argument, NULL, 10},
                                           {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
@@ -943,6 +973,12 @@ static void parse_options(int argc, char **argv, struct options *o)
             break;
         case 8:
             o->query = o->upload = upload_query(atol(optarg));
+            break;
+        case 9:
+            o->frame_size = (size_t)atol(optarg);
+            break;
+        case 10:
+            o->fragment = true;
             break;
         case 7:
             parse_target(o, T_TLS, optarg);
@@ -985,6 +1021,8 @@ static void parse_options(int argc, char **argv, struct options *o)
             usage();
         }
     }
+    if (o->fragment && o->frame_size == 0)
+        die("--fragment needs --frame-size");
     if (!target || optind != argc || o->connections < 1 || o->connections > 10000 ||
         (o->seconds <= 0 && o->transactions <= 0))
         usage();
