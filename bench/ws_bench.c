@@ -941,18 +941,96 @@ static char *upload_query(long n)
     return q;
 }
 
+/* The short options: false when ch is none of them. */
+static bool apply_short_option(struct options *o, int ch, char *arg)
+{
+    switch (ch) {
+    case 'c':
+        o->connections = atoi(arg);
+        return true;
+    case 'T':
+        o->seconds = atof(arg);
+        o->transactions = 0;
+        return true;
+    case 't':
+        o->transactions = atol(arg);
+        o->seconds = 0;
+        return true;
+    case 'q':
+        o->query = arg;
+        return true;
+    case 'U':
+        o->user = arg;
+        return true;
+    case 'd':
+        o->database = arg;
+        return true;
+    case 'P':
+        o->password = arg;
+        return true;
+    }
+    return false;
+}
+
+enum long_option {
+    OPT_TCP = 1, /* the first four in enum transport's order */
+    OPT_WS,
+    OPT_WSS,
+    OPT_TLS,
+    OPT_BIG,
+    OPT_UPLOAD,
+    OPT_LABEL,
+    OPT_THINK,
+    OPT_FRAME_SIZE,
+    OPT_FRAGMENT
+};
+
+/* One option of getopt_long's: false when it is not one of ours. */
+static bool apply_option(struct options *o, int ch, char *arg, bool *target)
+{
+    switch (ch) {
+    case OPT_TCP:
+    case OPT_WS:
+    case OPT_WSS:
+    case OPT_TLS:
+        parse_target(o, (enum transport)(ch - OPT_TCP), arg);
+        *target = true;
+        return true;
+    case OPT_BIG:
+        o->query = BIG_QUERY;
+        o->big = true;
+        return true;
+    case OPT_UPLOAD:
+        o->query = o->upload = upload_query(atol(arg));
+        return true;
+    case OPT_LABEL:
+        o->label = arg;
+        return true;
+    case OPT_THINK:
+        o->think_us = (long)(atof(arg) * 1000);
+        return true;
+    case OPT_FRAME_SIZE:
+        o->frame_size = (size_t)atol(arg);
+        return true;
+    case OPT_FRAGMENT:
+        o->fragment = true;
+        return true;
+    }
+    return apply_short_option(o, ch, arg);
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longs[] = {{"tcp", required_argument, NULL, 1},
-                                          {"ws", required_argument, NULL, 2},
-                                          {"wss", required_argument, NULL, 3},
-                                          {"big", no_argument, NULL, 4},
-                                          {"label", required_argument, NULL, 5},
-                                          {"think-ms", required_argument, NULL, 6},
-                                          {"tls", required_argument, NULL, 7},
-                                          {"upload", required_argument, NULL, 8},
-                                          {"frame-size", required_argument, NULL, 9},
-                                          {"fragment", no_argument, NULL, 10},
+    static const struct option longs[] = {{"tcp", required_argument, NULL, OPT_TCP},
+                                          {"ws", required_argument, NULL, OPT_WS},
+                                          {"wss", required_argument, NULL, OPT_WSS},
+                                          {"tls", required_argument, NULL, OPT_TLS},
+                                          {"big", no_argument, NULL, OPT_BIG},
+                                          {"upload", required_argument, NULL, OPT_UPLOAD},
+                                          {"label", required_argument, NULL, OPT_LABEL},
+                                          {"think-ms", required_argument, NULL, OPT_THINK},
+                                          {"frame-size", required_argument, NULL, OPT_FRAME_SIZE},
+                                          {"fragment", no_argument, NULL, OPT_FRAGMENT},
                                           {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
@@ -960,67 +1038,13 @@ static void parse_options(int argc, char **argv, struct options *o)
                           .seconds = 5,
                           .query = "SELECT 1",
                           .user = "app",
-                          .database = "app",
                           .password = getenv("PGPASSWORD"),
                           .label = ""};
-    while ((ch = getopt_long(argc, argv, "c:T:t:q:U:d:P:", longs, NULL)) != -1) {
-        switch (ch) {
-        case 1:
-        case 2:
-        case 3:
-            parse_target(o, (enum transport)(ch - 1), optarg);
-            target = true;
-            break;
-        case 8:
-            o->query = o->upload = upload_query(atol(optarg));
-            break;
-        case 9:
-            o->frame_size = (size_t)atol(optarg);
-            break;
-        case 10:
-            o->fragment = true;
-            break;
-        case 7:
-            parse_target(o, T_TLS, optarg);
-            target = true;
-            break;
-        case 4:
-            o->query = BIG_QUERY;
-            o->big = true;
-            break;
-        case 5:
-            o->label = optarg;
-            break;
-        case 6:
-            o->think_us = (long)(atof(optarg) * 1000);
-            break;
-        case 'c':
-            o->connections = atoi(optarg);
-            break;
-        case 'T':
-            o->seconds = atof(optarg);
-            o->transactions = 0;
-            break;
-        case 't':
-            o->transactions = atol(optarg);
-            o->seconds = 0;
-            break;
-        case 'q':
-            o->query = optarg;
-            break;
-        case 'U':
-            o->user = optarg;
-            break;
-        case 'd':
-            o->database = optarg;
-            break;
-        case 'P':
-            o->password = optarg;
-            break;
-        default:
+    while ((ch = getopt_long(argc, argv, "c:T:t:q:U:d:P:", longs, NULL)) != -1)
+        if (!apply_option(o, ch, optarg, &target))
             usage();
-        }
-    }
+    if (o->database == NULL) /* as libpq: the user's name */
+        o->database = o->user;
     if (o->fragment && o->frame_size == 0)
         die("--fragment needs --frame-size");
     if (!target || optind != argc || o->connections < 1 || o->connections > 10000 ||
