@@ -9,15 +9,19 @@
 # and exit; callgrind counts user-space instructions, so the figure is
 # stable on a shared, noisy machine.
 #
-#   bench/callgrind_ws.pl [--transactions 2000] [--rounds 3] [--paths tcp,ws,wss] [--big]
-#                         [--keep DIR]
+#   bench/callgrind_ws.pl [--transactions 2000] [--rounds 3] [--paths tcp,ws,tls,wss] [--big]
+#                         [--upload BYTES] [--keep DIR]
 #
 # --keep copies each path's callgrind output files into DIR (PATH-N.out, N
 # the transactions of that run), for callgrind_annotate: what the extra
 # transactions cost, function by function, is the difference of two files.
 #
 # --big runs SELECT repeat('x', 1000000) (1 MB a row; give fewer
-# transactions, e.g. 50) instead of SELECT 1.  Compare two builds by
+# transactions, e.g. 500) instead of SELECT 1; its count moves with how
+# much each read finds (the timing of the server's writes), so it is not as
+# repeatable as SELECT 1's.  --upload BYTES sends a query of that size
+# (SELECT length('xxx...')): the client-to-server direction.  tls is the TCP port with PostgreSQL's own TLS
+# (an SSLRequest first), what wss is to be compared with.  Compare two builds by
 # pointing $PGNEAR (or --binary) at each in turn.  Needs valgrind,
 # PostgreSQL 15 and bench/ws_bench (`make bench/ws_bench` in the build
 # directory, or $WS_BENCH).
@@ -31,7 +35,7 @@ use PgNearTest;
 
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, paths => 'tcp,ws', big => 0);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'paths=s', 'big!', 'binary=s', 'keep=s') or die "bad options\n";
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'paths=s', 'big!', 'binary=s', 'keep=s', 'upload=i') or die "bad options\n";
 my $root = "$FindBin::RealBin/..";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$root/build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -40,7 +44,7 @@ die "no load client at $client: run `make bench/ws_bench` in the build directory
     unless -x $client;
 my $valgrind = require_tool('valgrind');
 my @paths = split /,/, $opt{paths};
-die "--paths takes tcp, ws and wss\n" if grep { !/^(tcp|ws|wss)$/ } @paths;
+die "--paths takes tcp, ws, tls and wss\n" if grep { !/^(tcp|ws|tls|wss)$/ } @paths;
 die "--keep $opt{keep}: not a directory\n" if defined $opt{keep} && !-d $opt{keep};
 
 my $pg = PgNearTest::Cluster->new(name => 'cgws', location => '39.04, -77.49',
@@ -55,10 +59,10 @@ my $wrapper = write_file("$dir/pgnear-callgrind", <<"SH", mode => 0755);
 exec $valgrind --tool=callgrind --callgrind-out-file=$dir/callgrind.out.%p $bin "\$@"
 SH
 my %tls;
-if (grep { $_ eq 'wss' } @paths) {
+if (grep { /^(tls|wss)$/ } @paths) {
     my $cert = PgNearTest::CA->new->issue(name => 'pgnear-wss', cn => 'localhost', owner => undef,
                                           san => ['DNS:localhost', 'IP:127.0.0.1']);
-    %tls = (websocket_tls => 'on', client_tls_cert_file => $cert->{cert},
+    %tls = (client_tls => 'allow', client_tls_cert_file => $cert->{cert},
             client_tls_key_file => $cert->{key});
 }
 my $ws_port = PgNearTest::free_port();
@@ -73,10 +77,13 @@ sub run_transactions {
     my ($path, $n) = @_;
     unlink glob("$dir/callgrind.out.*");
     my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
-        start_timeout => 120, settings => { %settings, ($path eq 'wss' ? %tls : ()) });
-    my @target = $path eq 'tcp' ? ('--tcp', '127.0.0.1:' . $proxy->port)
+        start_timeout => 120,
+        settings => { %settings, ($path eq 'tls' ? %tls : ()),
+                      ($path eq 'wss' ? (%tls, websocket_tls => 'on') : ()) });
+    my @target = $path =~ /^(tcp|tls)$/ ? ("--$path", '127.0.0.1:' . $proxy->port)
                : ("--$path", "127.0.0.1:$ws_port/");
     my ($c, $o, $e) = run_cmd([$client, @target, '-c', 1, '-t', $n, ($opt{big} ? '--big' : ()),
+                               ($opt{upload} ? ('--upload', $opt{upload}) : ()),
                                '-U', $PgNearTest::APP_USER, '-d', $PgNearTest::APP_DB],
                               timeout => 600, env => { PGPASSWORD => $PgNearTest::APP_PASSWORD });
     die "ws_bench failed over $path (exit $c):\n$o$e" if $c;
@@ -91,7 +98,8 @@ sub run_transactions {
 
 my $n = $opt{transactions};
 printf "ws_bench -c 1, %s, %d and %d transactions, pgnear auth passthrough; Ir per transaction:\n",
-    $opt{big} ? "SELECT repeat('x', 1000000)" : 'SELECT 1', $n, 2 * $n;
+    $opt{big} ? "SELECT repeat('x', 1000000)"
+    : $opt{upload} ? "a query of $opt{upload} bytes" : 'SELECT 1', $n, 2 * $n;
 my %per;
 for my $round (1 .. $opt{rounds}) {
     for my $path (@paths) {
@@ -109,6 +117,8 @@ for my $path (@paths) {
     printf "%-3s median %.0f Ir per transaction (min %.0f, max %.0f)\n", $path, $median{$path},
         min(@sorted), max(@sorted);
 }
-for my $path (grep { $_ ne 'tcp' } @paths) {
-    printf "%s / tcp: %.2f\n", $path, $median{$path} / $median{tcp} if $median{tcp};
+# Each WebSocket path against the TCP path with the same encryption, and TLS against none.
+for ([ws => 'tcp'], [tls => 'tcp'], [wss => 'tls'], [wss => 'tcp']) {
+    my ($p, $q) = @$_;
+    printf "%s / %s: %.2f\n", $p, $q, $median{$p} / $median{$q} if $median{$p} && $median{$q};
 }

@@ -12,8 +12,10 @@
  *
  *    ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]
  *             | --wss HOST:PORT[/path]
- *             [-c connections] [-T seconds | -t transactions] [-q query | --big]
+ *             [-c connections] [-T seconds | -t transactions]
+ *             [-q query | --big | --upload bytes]
  *             [-U user] [-d database] [-P password] [--label name] [--think-ms ms]
+ *             [--frame-size bytes [--fragment]]
  *
  *    Logins: trust (AuthenticationOk) or a cleartext password request
  *    (code 3, which pgnear asks WebSocket clients for); other methods are
@@ -22,7 +24,16 @@
  *    add up, a bad frame or a closed connection ends the run with exit
  *    status 1 and says which connection saw what.
  *
- *    Output: a line for people and one "RESULT key=value ..." line.  The
+ *    --big: SELECT repeat('x', 1000000), whose row is checked byte by byte;
+ *    --upload N: SELECT length('xxx...'), a query of N bytes (what the
+ *    client sends, for the other direction).
+ *
+ *    --frame-size N cuts what the client sends into frames of N bytes at
+ *    most (messages of their own; with --fragment, one message's
+ *    continuation frames): frame boundaries that are not message ones.
+ *
+ *    Output: a line for people and one "RESULT key=value ..." line
+ *    (bytes are the PostgreSQL stream's, without frame or TLS overhead).  The
  *    clock starts when every connection has logged in.  wss and --tls do
  *    not check the server's certificate (a benchmark, on loopback).  --think-ms pauses
  *    each connection between transactions (so that a server's pings, from
@@ -58,6 +69,7 @@
 #define MAX_PG_MESSAGE    (256 * 1024 * 1024)
 #define MAX_HTTP_HEAD     8192
 #define BIG_QUERY         "SELECT repeat('x', 1000000)"
+#define BIG_ROW_LENGTH    1000000 /* --big checks every byte of its one field */
 #define ERROR_TEXT_LENGTH 512
 
 enum transport { T_TCP, T_WS, T_WSS, T_TLS };
@@ -75,7 +87,11 @@ struct options {
     const char *database;
     const char *password;
     const char *label;
-    long think_us; /* pause between transactions (lets server pings arrive) */
+    long think_us;     /* pause between transactions (lets server pings arrive) */
+    bool big;          /* the query is BIG_QUERY: check the row's bytes too */
+    char *upload;      /* --upload's query, built here */
+    size_t frame_size; /* ws: frames of at most this many bytes (0: one frame a write) */
+    bool fragment;     /* ws: ... as continuation frames of one message */
 };
 
 /* What the threads share: the options, the start barrier, the stop flag. */
@@ -414,12 +430,12 @@ static int ws_upgrade(struct conn *c)
 
 /* ---------- WebSocket frames ---------- */
 
-/* One masked frame of opcode holding p[0..n) (FIN set), in one write. */
-static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
+/* One masked frame of opcode holding p[0..n), in one write; fin: the message's last. */
+static int ws_send_fragment(struct conn *c, int opcode, bool fin, const uint8_t *p, size_t n)
 {
     uint8_t head[14];
     size_t h = 2;
-    head[0] = (uint8_t)(0x80 | opcode);
+    head[0] = (uint8_t)((fin ? 0x80 : 0) | opcode);
     if (n < 126) {
         head[1] = (uint8_t)(0x80 | n);
     } else if (n < 65536) {
@@ -447,11 +463,32 @@ static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
     return sock_write_all(c, c->out.data, c->out.len);
 }
 
-/* Sends PostgreSQL bytes: as they are, or in one binary frame. */
+static int ws_send_frame(struct conn *c, int opcode, const uint8_t *p, size_t n)
+{
+    return ws_send_fragment(c, opcode, true, p, n);
+}
+
+/*
+ * Sends PostgreSQL bytes: as they are, or in one binary frame; with
+ * --frame-size, in frames of that many bytes at most (each a message of
+ * its own, or with --fragment the continuation frames of one message).
+ */
 static int pg_send(struct conn *c, const uint8_t *p, size_t n)
 {
+    const struct options *o = c->run->opt;
     c->pg_bytes_out += n;
-    return c->ws ? ws_send_frame(c, 0x2, p, n) : sock_write_all(c, p, n);
+    if (!c->ws)
+        return sock_write_all(c, p, n);
+    if (o->frame_size == 0)
+        return ws_send_frame(c, 0x2, p, n);
+    for (size_t at = 0; at < n; at += o->frame_size) {
+        size_t k = n - at < o->frame_size ? n - at : o->frame_size;
+        bool first = at == 0, last = at + k == n;
+        int opcode = o->fragment && !first ? 0x0 : 0x2;
+        if (ws_send_fragment(c, opcode, !o->fragment || last, p + at, k) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* Waits until raw holds need bytes from raw_off. */
@@ -628,6 +665,21 @@ static int check_data_row(struct conn *c, const struct pg_msg *m)
     return 0;
 }
 
+/* --big's row: one field of BIG_ROW_LENGTH 'x' (check_data_row() saw the framing). */
+static int check_big_row(struct conn *c, const struct pg_msg *m)
+{
+    static const uint8_t xs[4096] = {[0 ... 4095] = 'x'};
+    if (m->len != 2 + 4 + BIG_ROW_LENGTH || m->body[0] != 0 || m->body[1] != 1)
+        return fail(c, "--big: a DataRow of %u bytes (expected %d: one field of %d bytes)", m->len,
+                    2 + 4 + BIG_ROW_LENGTH, BIG_ROW_LENGTH);
+    for (size_t at = 6; at < m->len; at += sizeof xs) {
+        size_t n = m->len - at < sizeof xs ? m->len - at : sizeof xs;
+        if (memcmp(m->body + at, xs, n) != 0)
+            return fail(c, "--big: wrong bytes in the row near offset %zu", at - 6);
+    }
+    return 0;
+}
+
 static int send_startup(struct conn *c)
 {
     const struct options *o = c->run->opt;
@@ -724,7 +776,7 @@ static int transaction(struct conn *c, const uint8_t *query_msg, size_t query_le
             return -1;
         switch (m.type) {
         case 'D':
-            if (check_data_row(c, &m) < 0)
+            if (check_data_row(c, &m) < 0 || (c->run->opt->big && check_big_row(c, &m) < 0))
                 return -1;
             break;
         case 'C': /* CommandComplete */
@@ -848,8 +900,9 @@ static void usage(void)
     fputs("usage: ws_bench --tcp HOST:PORT | --tls HOST:PORT | --ws HOST:PORT[/path]\n"
           "                | --wss HOST:PORT[/path]\n"
           "                [-c connections] [-T seconds | -t transactions]\n"
-          "                [-q query | --big] [-U user] [-d database] [-P password]\n"
-          "                [--label name] [--think-ms ms]\n",
+          "                [-q query | --big | --upload bytes] [-U user] [-d database]\n"
+          "                [-P password] [--label name] [--think-ms ms]\n"
+          "                [--frame-size bytes [--fragment]]\n",
           stderr);
     exit(2);
 }
@@ -874,70 +927,126 @@ static void parse_target(struct options *o, enum transport t, const char *arg)
     snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
 }
 
+/* SELECT length('xxx...'): a query of about n bytes, for the client-to-server direction. */
+static char *upload_query(long n)
+{
+    if (n < 32 || n > MAX_PG_MESSAGE / 2)
+        die("--upload takes a size from 32 to %d bytes", MAX_PG_MESSAGE / 2);
+    char *q = malloc((size_t)n + 1);
+    if (q == NULL)
+        die("out of memory");
+    size_t head = (size_t)snprintf(q, (size_t)n + 1, "SELECT length('");
+    memset(q + head, 'x', (size_t)n - head - 2);
+    memcpy(q + n - 2, "')", 3);
+    return q;
+}
+
+/* The short options: false when ch is none of them. */
+static bool apply_short_option(struct options *o, int ch, char *arg)
+{
+    switch (ch) {
+    case 'c':
+        o->connections = atoi(arg);
+        return true;
+    case 'T':
+        o->seconds = atof(arg);
+        o->transactions = 0;
+        return true;
+    case 't':
+        o->transactions = atol(arg);
+        o->seconds = 0;
+        return true;
+    case 'q':
+        o->query = arg;
+        return true;
+    case 'U':
+        o->user = arg;
+        return true;
+    case 'd':
+        o->database = arg;
+        return true;
+    case 'P':
+        o->password = arg;
+        return true;
+    }
+    return false;
+}
+
+enum long_option {
+    OPT_TCP = 1, /* the first four in enum transport's order */
+    OPT_WS,
+    OPT_WSS,
+    OPT_TLS,
+    OPT_BIG,
+    OPT_UPLOAD,
+    OPT_LABEL,
+    OPT_THINK,
+    OPT_FRAME_SIZE,
+    OPT_FRAGMENT
+};
+
+/* One option of getopt_long's: false when it is not one of ours. */
+static bool apply_option(struct options *o, int ch, char *arg, bool *target)
+{
+    switch (ch) {
+    case OPT_TCP:
+    case OPT_WS:
+    case OPT_WSS:
+    case OPT_TLS:
+        parse_target(o, (enum transport)(ch - OPT_TCP), arg);
+        *target = true;
+        return true;
+    case OPT_BIG:
+        o->query = BIG_QUERY;
+        o->big = true;
+        return true;
+    case OPT_UPLOAD:
+        o->query = o->upload = upload_query(atol(arg));
+        return true;
+    case OPT_LABEL:
+        o->label = arg;
+        return true;
+    case OPT_THINK:
+        o->think_us = (long)(atof(arg) * 1000);
+        return true;
+    case OPT_FRAME_SIZE:
+        o->frame_size = (size_t)atol(arg);
+        return true;
+    case OPT_FRAGMENT:
+        o->fragment = true;
+        return true;
+    }
+    return apply_short_option(o, ch, arg);
+}
+
 static void parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longs[] = {
-        {"tcp", required_argument, NULL, 1},   {"ws", required_argument, NULL, 2},
-        {"wss", required_argument, NULL, 3},   {"big", no_argument, NULL, 4},
-        {"label", required_argument, NULL, 5}, {"think-ms", required_argument, NULL, 6},
-        {"tls", required_argument, NULL, 7},   {NULL, 0, NULL, 0}};
+    static const struct option longs[] = {{"tcp", required_argument, NULL, OPT_TCP},
+                                          {"ws", required_argument, NULL, OPT_WS},
+                                          {"wss", required_argument, NULL, OPT_WSS},
+                                          {"tls", required_argument, NULL, OPT_TLS},
+                                          {"big", no_argument, NULL, OPT_BIG},
+                                          {"upload", required_argument, NULL, OPT_UPLOAD},
+                                          {"label", required_argument, NULL, OPT_LABEL},
+                                          {"think-ms", required_argument, NULL, OPT_THINK},
+                                          {"frame-size", required_argument, NULL, OPT_FRAME_SIZE},
+                                          {"fragment", no_argument, NULL, OPT_FRAGMENT},
+                                          {NULL, 0, NULL, 0}};
     bool target = false;
     int ch;
     *o = (struct options){.connections = 1,
                           .seconds = 5,
                           .query = "SELECT 1",
                           .user = "app",
-                          .database = "app",
                           .password = getenv("PGPASSWORD"),
                           .label = ""};
-    while ((ch = getopt_long(argc, argv, "c:T:t:q:U:d:P:", longs, NULL)) != -1) {
-        switch (ch) {
-        case 1:
-        case 2:
-        case 3:
-            parse_target(o, (enum transport)(ch - 1), optarg);
-            target = true;
-            break;
-        case 7:
-            parse_target(o, T_TLS, optarg);
-            target = true;
-            break;
-        case 4:
-            o->query = BIG_QUERY;
-            break;
-        case 5:
-            o->label = optarg;
-            break;
-        case 6:
-            o->think_us = (long)(atof(optarg) * 1000);
-            break;
-        case 'c':
-            o->connections = atoi(optarg);
-            break;
-        case 'T':
-            o->seconds = atof(optarg);
-            o->transactions = 0;
-            break;
-        case 't':
-            o->transactions = atol(optarg);
-            o->seconds = 0;
-            break;
-        case 'q':
-            o->query = optarg;
-            break;
-        case 'U':
-            o->user = optarg;
-            break;
-        case 'd':
-            o->database = optarg;
-            break;
-        case 'P':
-            o->password = optarg;
-            break;
-        default:
+    while ((ch = getopt_long(argc, argv, "c:T:t:q:U:d:P:", longs, NULL)) != -1)
+        if (!apply_option(o, ch, optarg, &target))
             usage();
-        }
-    }
+    if (o->database == NULL) /* as libpq: the user's name */
+        o->database = o->user;
+    if (o->fragment && o->frame_size == 0)
+        die("--fragment needs --frame-size");
     if (!target || optind != argc || o->connections < 1 || o->connections > 10000 ||
         (o->seconds <= 0 && o->transactions <= 0))
         usage();
@@ -977,15 +1086,17 @@ static int report(const struct run *run, const struct conn *conns, double elapse
     }
     double tps = tx / elapsed, mean_ms = tx ? lat / tx * 1e3 : 0;
     printf("ws_bench: %s %s:%s%s, %d connections, %.2f s: %ld transactions, %.1f tps, "
-           "mean latency %.3f ms (max %.3f), %.2f MB/s received, mean login %.2f ms%s\n",
+           "mean latency %.3f ms (max %.3f), %.2f MB/s received, %.2f MB/s sent, "
+           "mean login %.2f ms%s\n",
            transport_name(o->transport), o->host, o->port, ws_path_shown(o), o->connections,
-           elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6,
+           elapsed, tx, tps, mean_ms, lat_max * 1e3, in / elapsed / 1e6, out / elapsed / 1e6,
            login / o->connections * 1e3, failures ? ", FAILED" : "");
     printf("RESULT label=%s transport=%s connections=%d seconds=%.3f transactions=%ld tps=%.1f "
            "latency_ms=%.4f bytes_in=%llu bytes_out=%llu bytes_per_s=%.0f failures=%d\n",
+           /* bytes_per_s: both directions of the PostgreSQL stream */
            o->label[0] ? o->label : transport_name(o->transport), transport_name(o->transport),
            o->connections, elapsed, tx, tps, mean_ms, (unsigned long long)in,
-           (unsigned long long)out, in / elapsed, failures);
+           (unsigned long long)out, (in + out) / elapsed, failures);
     return failures ? 1 : 0;
 }
 
@@ -1027,5 +1138,6 @@ int main(int argc, char **argv)
     free(conns);
     free(threads);
     SSL_CTX_free(run.ssl_ctx);
+    free(opt.upload);
     return rc;
 }

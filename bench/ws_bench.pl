@@ -10,17 +10,19 @@
 # interleaved round by round, and this prints medians and ratios: each
 # WebSocket path against the TCP path with the same encryption.
 #
-#   bench/ws_bench.pl [--seconds 5] [--rounds 5] [--only small-1,small-8,big-2] [--no-wss]
+#   bench/ws_bench.pl [--seconds 5] [--rounds 5] [--only small-1,small-8,big-2,upload-2] [--no-wss]
 #                     [--workers 1] [--pool_mode session]
 #
-# Besides tps, mean latency and MB/s (client side), it prints the CPU time
-# pgnear's process spent per transaction (user + system, from /proc; clock
-# ticks of 10 ms over the whole run): the kernel's work for the relay's
-# system calls included, which callgrind (bench/callgrind_ws.pl) leaves out,
-# and less sensitive than tps to how the three programs share two cores.
+# Besides tps, mean latency and MB/s (the PostgreSQL stream, both ways, as
+# the client counts it), it prints the CPU time pgnear's process spent per
+# transaction (user + system, from /proc; clock ticks of 10 ms over the
+# whole run): the kernel's work for the relay's system calls included,
+# which callgrind (bench/callgrind_ws.pl) leaves out, and less sensitive
+# than tps to how the three programs share two cores.
 #
 # Loads: small-1 and small-8 run SELECT 1 over 1 and 8 connections; big-2
-# runs SELECT repeat('x', 1000000) (1 MB a row) over 2 connections.
+# runs SELECT repeat('x', 1000000) (1 MB a row) over 2 connections; upload-2
+# sends a query of 1 MB (SELECT length('xxx...')) over 2 connections.
 # PostgreSQL asks for a cleartext password (pg_hba "password" for app on
 # loopback), which pgnear relays; ws_bench answers it on every path.
 #
@@ -89,11 +91,12 @@ my @loads = (
     { name => 'small-1', args => ['-c', 1] },
     { name => 'small-8', args => ['-c', 8] },
     { name => 'big-2',   args => ['-c', 2, '--big'] },
+    { name => 'upload-2', args => ['-c', 2, '--upload', 1000000] },
 );
 if ($opt{only} ne '') {
     my %want = map { $_ => 1 } split /,/, $opt{only};
     @loads = grep { $want{ $_->{name} } } @loads;
-    die "--only matches no load (small-1, small-8, big-2)\n" unless @loads;
+    die "--only matches no load (small-1, small-8, big-2, upload-2)\n" unless @loads;
 }
 
 # User + system CPU seconds of a running process so far.
