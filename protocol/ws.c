@@ -49,13 +49,14 @@ struct ws_conn {
     uint8_t read_want;    /* what the last refused read waits for */
 
     /* reading */
-    bool in_frame;       /* a frame's payload is still coming */
-    uint8_t in_opcode;   /* that frame's opcode */
-    uint64_t in_left;    /* its payload bytes still to come */
-    bool in_message;     /* a fragmented binary message goes on */
-    const uint8_t *held; /* payload wslay returned that the caller had no room for */
-    size_t held_len;     /* (it stays valid until wslay is called again) */
-    bool maybe_buffered; /* a read stopped before wslay said it needed the socket */
+    bool in_frame;          /* a frame's payload is still coming */
+    uint8_t in_opcode;      /* that frame's opcode */
+    uint64_t in_left;       /* its payload bytes still to come */
+    bool in_message;        /* a fragmented binary message goes on */
+    const uint8_t *held;    /* payload wslay returned that the caller had no room for */
+    size_t held_len;        /* (it stays valid until wslay is called again) */
+    bool maybe_buffered;    /* a read stopped before wslay said it needed the socket */
+    uint64_t fed, consumed; /* bytes handed to wslay, and those its frames took so far */
     uint8_t ctrl_in[WS_CONTROL_MAX];
     size_t ctrl_in_len;
     bool got_close; /* the client's close frame came: the stream has ended */
@@ -83,8 +84,10 @@ static ssize_t ws_recv_cb(uint8_t *buf, size_t len, int flags, void *user_data)
     int more;
     (void)flags;
     ssize_t n = stream_read_bytes(&ws->lower, buf, len, &more);
-    if (n > 0)
+    if (n > 0) {
+        ws->fed += (uint64_t)n;
         return n;
+    }
     ws->lower_status = n;
     ws->read_want = ws->lower.read_want;
     return -1;
@@ -413,6 +416,13 @@ static ssize_t ws_control_done(struct ws_conn *ws)
     }
 }
 
+/* The bytes of a frame's header (wslay refuses lengths not in their shortest form). */
+static uint64_t ws_header_len(const struct wslay_frame_iocb *f)
+{
+    uint64_t n = f->payload_length < 126 ? 2 : f->payload_length < 65536 ? 4 : 10;
+    return n + (f->mask ? 4 : 0);
+}
+
 /* A chunk of a frame from wslay: payload is held for the caller, control bytes collected. */
 static ssize_t ws_take(struct ws_conn *ws, const struct wslay_frame_iocb *f)
 {
@@ -420,7 +430,9 @@ static ssize_t ws_take(struct ws_conn *ws, const struct wslay_frame_iocb *f)
         ssize_t rc = ws_frame_start(ws, f);
         if (rc < 0)
             return rc;
+        ws->consumed += ws_header_len(f);
     }
+    ws->consumed += f->data_length;
     ws->in_left -= f->data_length;
     if (!ws_is_control(ws->in_opcode)) {
         ws->held = f->data;
@@ -461,6 +473,12 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
             ws->held_len -= k;
             got += k;
             continue;
+        }
+        if (got > 0 && ws->fed == ws->consumed) {
+            /* wslay holds nothing more: asking it would only read the socket to EAGAIN. */
+            ws->maybe_buffered = false;
+            *more = stream_has_pending(&ws->lower);
+            return (ssize_t)got;
         }
         struct wslay_frame_iocb f;
         memset(&f, 0, sizeof(f));
