@@ -51,8 +51,8 @@ size_t city_table_count(const struct city_table *t);
  * "seattle", "Seattle", "SÃO PAULO", "Sao Paulo", "  new   york ": case,
  * accents and punctuation ignored as city_fold() says; a name of a line or
  * one of its alternate names.  A name of one word that is none of those may
- * be one of several words written together ("SAOPAULO", as Akamai writes).  Ambiguous names resolve by the rule above,
- * unless qualified:
+ * be one of several words written together ("SAOPAULO", as Akamai writes).  Ambiguous names resolve
+ * by the rule above, unless qualified:
  *
  *   "Paris, FR"            a country: ISO 3166 alpha-2, or "UK", "USA";
  *   "Portland, ME"         or a state, province or nation (admin1), by code

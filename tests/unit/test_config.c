@@ -252,15 +252,15 @@ static void test_ref_unref(void **state)
 
 struct visited {
     int n;
-    char name[64][48];
-    char value[64][64];
-    bool reloadable[64];
+    char name[128][48];
+    char value[128][64];
+    bool reloadable[128];
 };
 
 static void visit_cb(void *arg, const char *name, const char *value, bool reloadable)
 {
     struct visited *v = arg;
-    assert_true(v->n < 64);
+    assert_true(v->n < 128);
     snprintf(v->name[v->n], sizeof(v->name[0]), "%s", name);
     snprintf(v->value[v->n], sizeof(v->value[0]), "%s", value);
     v->reloadable[v->n] = reloadable;

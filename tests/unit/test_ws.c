@@ -150,8 +150,7 @@ static void test_split_and_fragmented(void **state)
 }
 
 /* Each frame a client may not send: the stream fails and the close frame has the code. */
-static void expect_refused(int fin, int opcode, const void *data, size_t n, int mask,
-                           uint16_t code)
+static void expect_refused(int fin, int opcode, const void *data, size_t n, int mask, uint16_t code)
 {
     struct pair p;
     pair_open(&p, 1024, 0);
@@ -173,16 +172,17 @@ static void test_refused_frames(void **state)
 {
     (void)state;
     static uint8_t big[1500];
-    expect_refused(1, 1, "hi", 2, 1, WS_CLOSE_UNSUPPORTED);  /* text */
-    expect_refused(1, 2, "hi", 2, 0, WS_CLOSE_PROTOCOL);     /* unmasked */
-    expect_refused(1, 0x42, "hi", 2, 1, WS_CLOSE_PROTOCOL);  /* reserved bit */
-    expect_refused(1, 0, "hi", 2, 1, WS_CLOSE_PROTOCOL);     /* continuation, no message */
-    expect_refused(1, 5, "hi", 2, 1, WS_CLOSE_PROTOCOL);     /* unknown opcode */
+    expect_refused(1, 1, "hi", 2, 1, WS_CLOSE_UNSUPPORTED); /* text */
+    expect_refused(1, 2, "hi", 2, 0, WS_CLOSE_PROTOCOL);    /* unmasked */
+    expect_refused(1, 0x42, "hi", 2, 1, WS_CLOSE_PROTOCOL); /* reserved bit */
+    expect_refused(1, 0, "hi", 2, 1, WS_CLOSE_PROTOCOL);    /* continuation, no message */
+    expect_refused(1, 5, "hi", 2, 1, WS_CLOSE_PROTOCOL);    /* unknown opcode */
     expect_refused(1, 2, big, sizeof(big), 1, WS_CLOSE_TOO_BIG);
     expect_refused(0, 9, "hi", 2, 1, WS_CLOSE_PROTOCOL); /* fragmented ping: wslay says so */
 }
 
-/* Parses pgnear's frames in raw[0..n): binary payload into out, pongs counted; returns its length. */
+/* Parses pgnear's frames in raw[0..n): binary payload into out, pongs counted; returns its length.
+ */
 static size_t parse_frames(const uint8_t *raw, size_t n, uint8_t *out, size_t *pongs)
 {
     size_t i = 0, o = 0;
