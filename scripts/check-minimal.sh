@@ -73,13 +73,20 @@ if ! debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$work/debootstra
     die "debootstrap failed"
 fi
 # What every Debian machine has besides its packages: the archive's
-# sources (updates and security too), name service, a hosts file.
+# sources (updates and security too), name service, a hosts file, and the
+# site's own CA certificates (a TLS proxy on the way to the npm registry):
+# ca-certificates adds them to the system bundle when install-deps.sh
+# installs it.
 cat >"$root/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
 deb $security $suite-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+    mkdir -p "$root/usr/local/share/ca-certificates"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 echo pgnear-minimal >"$root/etc/hostname"
 say "minbase has $(chroot "$root" dpkg-query -W | wc -l) packages; $(ls -ld "$root/root" | cut -d' ' -f1) /root"

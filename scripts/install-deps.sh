@@ -78,6 +78,13 @@ node_modules() {
         return 0
     fi
     echo "install-deps: npm ci in tests/node"
+    # Node trusts its own CA list, not the system's: a site whose traffic
+    # passes a TLS proxy has that proxy's CA only in the system's bundle.
+    bundle=/etc/ssl/certs/ca-certificates.crt
+    if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$bundle" ]; then
+        NODE_EXTRA_CA_CERTS=$bundle
+        export NODE_EXTRA_CA_CERTS
+    fi
     (cd "$dir" && npm ci --no-audit --no-fund) || {
         echo "install-deps: npm ci in tests/node failed" >&2
         exit 1
