@@ -25,7 +25,7 @@
  *    status 1 and says which connection saw what.
  *
  *    --big: SELECT repeat('x', 1000000), whose row is checked byte by byte;
- *    --upload N: SELECT length('xxx...'), a query of N bytes (what the
+ *    --upload N: SELECT length('x…x'), a query of N bytes (what the
  *    client sends, for the other direction).
  *
  *    --frame-size N cuts what the client sends into frames of N bytes at
@@ -927,7 +927,7 @@ static void parse_target(struct options *o, enum transport t, const char *arg)
     snprintf(o->path, sizeof o->path, "%s", slash ? slash : "/");
 }
 
-/* SELECT length('xxx...'): a query of about n bytes, for the client-to-server direction. */
+/* SELECT length('x…x'), n x's: a query of about n bytes, the client-to-server direction. */
 static char *upload_query(long n)
 {
     if (n < 32 || n > MAX_PG_MESSAGE / 2)

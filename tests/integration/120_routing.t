@@ -25,19 +25,7 @@ my $PGNEAR = $ENV{PGNEAR} // die "PGNEAR is not set\n";
 
 # ------------------------------------------------------------------ geography
 
-my $EARTH_KM = 6371.0088;    # mean Earth radius (IUGG)
-my $PI = 4 * atan2(1, 1);
-
-sub haversine_km {
-    my ($lat1, $lon1, $lat2, $lon2) = @_;
-    my $r = $PI / 180;
-    my ($p1, $p2) = ($lat1 * $r, $lat2 * $r);
-    my $dphi = ($lat2 - $lat1) * $r;
-    my $dlam = ($lon2 - $lon1) * $r;
-    my $h = sin($dphi / 2)**2 + cos($p1) * cos($p2) * sin($dlam / 2)**2;
-    $h = 1 if $h > 1;
-    return 2 * $EARTH_KM * atan2(sqrt($h), sqrt(1 - $h));
-}
+# haversine_km (PgNearTest) computes distances without pgnear.
 
 my %REGION = (
     'us-east'      => [39.04, -77.49],

@@ -29,15 +29,7 @@ my $HAPROXY = require_tool('haproxy');    # dies loudly when missing
 
 # ------------------------------------------------------------------ geography (independent of pgnear)
 
-my $PI = 4 * atan2(1, 1);
-sub haversine_km {
-    my ($lat1, $lon1, $lat2, $lon2) = @_;
-    my $r = $PI / 180;
-    my $h = sin(($lat2 - $lat1) * $r / 2)**2
-          + cos($lat1 * $r) * cos($lat2 * $r) * sin(($lon2 - $lon1) * $r / 2)**2;
-    $h = 1 if $h > 1;
-    return 2 * 6371.0088 * atan2(sqrt($h), sqrt(1 - $h));
-}
+# haversine_km (PgNearTest) computes distances without pgnear.
 my %REGION = ('us-east' => [39.04, -77.49], 'us-west' => [45.60, -121.18],
               'eu-west' => [53.35, -6.26],  'ap-northeast' => [35.68, 139.69]);
 my @REGION_ORDER = ('us-east', 'us-west', 'eu-west', 'ap-northeast');

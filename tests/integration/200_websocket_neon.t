@@ -63,15 +63,7 @@ require_tool($_) for qw(psql openssl);
 
 # ---------------------------------------------------------------- geography (independent of pgnear)
 
-my $PI = 4 * atan2(1, 1);
-sub haversine_km {
-    my ($lat1, $lon1, $lat2, $lon2) = @_;
-    my $r = $PI / 180;
-    my $h = sin(($lat2 - $lat1) * $r / 2)**2
-          + cos($lat1 * $r) * cos($lat2 * $r) * sin(($lon2 - $lon1) * $r / 2)**2;
-    $h = 1 if $h > 1;
-    return 2 * 6371.0088 * atan2(sqrt($h), sqrt(1 - $h));
-}
+# haversine_km (PgNearTest) computes distances without pgnear.
 
 my @REGIONS = ('us-east', 'eu-west', 'sa-east');
 my %REGION_AT = map { $_ => [split /\s*,\s*/, $PgNearTest::Cluster::LOCATION{$_}] } @REGIONS;

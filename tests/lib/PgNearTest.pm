@@ -29,7 +29,7 @@ our @EXPORT = qw(
   psql pgbench parse_pgbench run_cmd require_tool pg_bindir
   free_port have_ipv6 wait_until tmpdir
   sqlstate dbi_connect conninfo_string make_scram_verifier
-  slurp_file write_file sanitizer_of
+  slurp_file write_file sanitizer_of haversine_km
   migrations_helper schema_history schema_states
 );
 
@@ -356,6 +356,17 @@ sub pg_bindir {
 
 # Which sanitizer a binary is built with ('address', 'thread' or ''), from
 # the runtime it links: measurements of its memory must know.
+# Great-circle distance in km (haversine, mean Earth radius): the tests'
+# own geography, written apart from pgnear's to check its routing.
+sub haversine_km {
+    my ($lat1, $lon1, $lat2, $lon2) = @_;
+    my $r = 4 * atan2(1, 1) / 180;
+    my $h = sin(($lat2 - $lat1) * $r / 2)**2
+          + cos($lat1 * $r) * cos($lat2 * $r) * sin(($lon2 - $lon1) * $r / 2)**2;
+    $h = 1 if $h > 1;
+    return 2 * 6371.0088 * atan2(sqrt($h), sqrt(1 - $h));
+}
+
 sub sanitizer_of {
     my ($bin) = @_;
     $bin //= $ENV{PGNEAR};
