@@ -38,15 +38,7 @@ my @NAMES = ('us-east', 'us-west', 'eu-west', 'ap-northeast');
 
 # ---- where Dublin callers should go, computed here, independently of pgnear
 
-sub haversine_km {
-    my ($lat1, $lon1, $lat2, $lon2) = @_;
-    my $rad = atan2(1, 1) / 45;
-    my $dlat = ($lat2 - $lat1) * $rad;
-    my $dlon = ($lon2 - $lon1) * $rad;
-    my $a = sin($dlat / 2)**2 + cos($lat1 * $rad) * cos($lat2 * $rad) * sin($dlon / 2)**2;
-    $a = 1 if $a > 1;
-    return 2 * 6371.0088 * atan2(sqrt($a), sqrt(1 - $a));
-}
+# (haversine_km: PgNearTest's own geography.)
 
 # The first "Dublin" line of the city table (the file has no populations).
 my ($dub_lat, $dub_lon);
