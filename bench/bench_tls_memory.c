@@ -12,7 +12,7 @@
  *    bench_tls_memory [N] [rsa|ec]     (default 500 ec)
  *
  *    BENCH_TLS_KEEP_BUFFERS=1 leaves out the SSL_free_buffers() that
- *    protocol/stream.c makes: the connecting side then keeps the 16 KB read
+ *    protocol/sock.c makes: the connecting side then keeps the 16 KB read
  *    buffer that took the server's TLS 1.3 session tickets.
  */
 #include <malloc.h>

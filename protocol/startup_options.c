@@ -22,7 +22,15 @@
 /* The backend's switches that take an argument ("B:bC:c:D:d:...W:-:"). */
 static const char opt_arg_switches[] = "BCcDdfhkNprStvW-";
 
-enum { HINT_CITY, HINT_REGION, HINT_LOCATION, HINT_NONE };
+enum {
+    HINT_CITY,
+    HINT_REGION,
+    HINT_LOCATION,
+    HINT_NEED,
+    HINT_MIN_LSN,
+    HINT_REPORT_FENCE,
+    HINT_NONE
+};
 
 /* One word of the options string: raw bytes, escapes still in. */
 struct opt_word {
@@ -160,7 +168,8 @@ static bool hint_has_prefix(const char *name, size_t n)
     return n >= HINT_PREFIX_LEN && strncasecmp(name, HINT_PREFIX, HINT_PREFIX_LEN) == 0;
 }
 
-static const char *const hint_names[] = {"city", "region", "location"};
+static const char *const hint_names[] = {
+    "city", "region", "location", "target_session_attrs", "min_lsn", "report_fence"};
 
 /* Which hint a pgnear.* name is, or HINT_NONE. */
 static int hint_which(const char *name)
@@ -172,14 +181,37 @@ static int hint_which(const char *name)
     return HINT_NONE;
 }
 
+/* Where one hint is kept. */
+static void hint_slot(struct startup_hints *h, int which, bool **has, char **value)
+{
+    switch (which) {
+    case HINT_CITY:
+        *has = &h->has_city, *value = h->city;
+        return;
+    case HINT_REGION:
+        *has = &h->has_region, *value = h->region;
+        return;
+    case HINT_LOCATION:
+        *has = &h->has_location, *value = h->location;
+        return;
+    case HINT_NEED:
+        *has = &h->has_need, *value = h->need;
+        return;
+    case HINT_MIN_LSN:
+        *has = &h->has_min_lsn, *value = h->min_lsn;
+        return;
+    default:
+        *has = &h->has_report_fence, *value = h->report_fence;
+        return;
+    }
+}
+
 /* Sets one hint; the server's last-one-wins rule applies, and "" clears it. */
 static int hint_store(struct startup_hints *h, int which, const char *val, size_t n)
 {
-    bool *has = which == HINT_CITY     ? &h->has_city
-                : which == HINT_REGION ? &h->has_region
-                                       : &h->has_location;
-    char *dst = which == HINT_CITY ? h->city : which == HINT_REGION ? h->region : h->location;
-
+    bool *has;
+    char *dst;
+    hint_slot(h, which, &has, &dst);
     if (n > HINT_VALUE_MAX)
         return HINTS_ETOOLONG;
     memcpy(dst, val, n);

@@ -1,6 +1,8 @@
 /*
- * startup_options.h — pgnear's own locality hints in a StartupMessage:
- * pgnear.city, pgnear.region and pgnear.location, given either inside the
+ * startup_options.h — pgnear's own hints in a StartupMessage: where the
+ * caller is (pgnear.city, pgnear.region, pgnear.location) and what its
+ * session needs (pgnear.target_session_attrs, pgnear.min_lsn,
+ * pgnear.report_fence), given either inside the
  * "options" parameter (libpq's PGOPTIONS: -c pgnear.city=seattle) or as
  * startup parameters of their own.  They are taken out before the startup
  * packet is forwarded, so the server never sees them.
@@ -14,8 +16,11 @@
 #define HINT_VALUE_MAX 128
 
 struct startup_hints {
-    bool has_city, has_region, has_location;
+    bool has_city, has_region, has_location, has_need, has_min_lsn, has_report_fence;
     char city[HINT_VALUE_MAX + 1], region[HINT_VALUE_MAX + 1], location[HINT_VALUE_MAX + 1];
+    char need[HINT_VALUE_MAX + 1];         /* target_session_attrs, as the client wrote it */
+    char min_lsn[HINT_VALUE_MAX + 1];      /* a fence to read after (lsn.h) */
+    char report_fence[HINT_VALUE_MAX + 1]; /* on, off */
 };
 
 enum hints_result {

@@ -1,9 +1,10 @@
 /*
- * stream.c — plain and TLS reads and writes, on flat bytes and on
- * evbuffers.  Every operation that stops short records what it waits for
- * (read_want, write_want), so that the caller can never arm the wrong
- * event: a write that leaves bytes behind always says which readiness
- * will take them.
+ * stream.c — reads and writes of a stream, on flat bytes and on
+ * evbuffers: to the socket (sock.h) or to the WebSocket over it (ws.h),
+ * with TLS on either.  Every operation that stops short records what it
+ * waits for (read_want, write_want), so that the caller can never arm the
+ * wrong event: a write that leaves bytes behind always says which
+ * readiness will take them.
  */
 #include "protocol/stream.h"
 
@@ -11,14 +12,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <openssl/err.h>
 
 #include "protocol/tls.h"
-#include "protocol/ws.h"
 
 void stream_init(struct stream *s, int fd)
 {
@@ -32,13 +31,8 @@ void stream_init(struct stream *s, int fd)
 int stream_take_fd(struct stream *s)
 {
     if (s->ssl != NULL) {
-        /* Best effort close_notify: one try on the non-blocking socket. */
-        ERR_clear_error();
-        if (!SSL_in_init(s->ssl))
-            SSL_shutdown(s->ssl);
-        SSL_free(s->ssl);
+        sock_tls_end(s->ssl);
         s->ssl = NULL;
-        ERR_clear_error();
     }
     if (s->ws != NULL) {
         ws_free(s->ws); /* its close frame, the socket's TLS; the socket is s->fd */
@@ -58,7 +52,7 @@ void stream_close(struct stream *s)
 
 bool stream_has_pending(const struct stream *s)
 {
-    return (s->ssl != NULL && SSL_pending(s->ssl) > 0) || (s->ws != NULL && ws_has_pending(s->ws));
+    return sock_tls_pending(s->ssl) || (s->ws != NULL && ws_has_pending(s->ws));
 }
 
 int stream_flush(struct stream *s)
@@ -71,82 +65,40 @@ int stream_flush(struct stream *s)
     return rc;
 }
 
-/* Maps an SSL_get_error() result onto a stream status; *want gets what to wait for. */
-static ssize_t stream_tls_status(struct stream *s, int ret, uint8_t *want)
-{
-    switch (SSL_get_error(s->ssl, ret)) {
-    case SSL_ERROR_WANT_READ:
-        /* Inside a WebSocket, what the socket below waits for (it may be TLS too). */
-        *want = s->ws != NULL ? ws_read_want(s->ws) : STREAM_WANT_READ;
-        return STREAM_AGAIN;
-    case SSL_ERROR_WANT_WRITE:
-        *want = s->ws != NULL ? ws_write_want(s->ws) : STREAM_WANT_WRITE;
-        return STREAM_AGAIN;
-    case SSL_ERROR_ZERO_RETURN:
-        return STREAM_EOF;
-    case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET))
-            return STREAM_EOF;
-        return STREAM_ERROR;
-    default:
-        return STREAM_ERROR;
-    }
-}
-
-static bool stream_errno_again(void)
-{
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-}
-
 /*
- * Gives back OpenSSL's 16 KB read buffer once every decrypted byte has
- * been taken.  SSL_MODE_RELEASE_BUFFERS misses a case: a read that took
- * in a TLS 1.3 session ticket keeps the buffer, so every idle connection
- * to a server held 16 KB for nothing.  OpenSSL frees nothing while a
- * record is partly read or written.
+ * TLS inside a WebSocket waits, for a read or a write of its records,
+ * for what the socket under the frames waits for (it may be TLS too).
  */
-static void stream_tls_release(struct stream *s)
+static uint8_t stream_ws_want(const struct stream *s, uint8_t tls_want)
 {
-    SSL_free_buffers(s->ssl);
+    return tls_want == STREAM_WANT_READ ? ws_read_want(s->ws) : ws_write_want(s->ws);
+}
+
+/* TLS over the WebSocket's BIO: sock's TLS read, with the waits and leftovers of the frames. */
+static ssize_t stream_read_ws_tls(struct stream *s, void *p, size_t max, int *more)
+{
+    ssize_t got = sock_tls_read(s->ssl, p, max, &s->read_want, more);
+    if (got == STREAM_AGAIN)
+        s->read_want = stream_ws_want(s, s->read_want);
+    else if (got > 0 && !*more)
+        *more = ws_has_pending(s->ws); /* records may wait in the frames below */
+    return got;
 }
 
 ssize_t stream_read_bytes(struct stream *s, void *p, size_t max, int *more)
 {
-    *more = 0;
-    if (s->ssl != NULL) {
-        size_t got = 0;
-        ERR_clear_error();
-        int ret = SSL_read_ex(s->ssl, p, max, &got);
-        if (ret <= 0) {
-            ssize_t st = stream_tls_status(s, ret, &s->read_want);
-            if (st == STREAM_AGAIN && s->read_want == STREAM_WANT_READ)
-                stream_tls_release(s);
-            return st;
-        }
-        s->read_want = STREAM_WANT_READ;
-        bool decrypted = SSL_pending(s->ssl) > 0;
-        /* Inside a WebSocket, records may wait in the frames below as well. */
-        *more = decrypted || (s->ws != NULL && ws_has_pending(s->ws));
-        if (!decrypted)
-            stream_tls_release(s);
-        return (ssize_t)got;
-    }
     if (s->ws != NULL) {
+        if (s->ssl != NULL)
+            return stream_read_ws_tls(s, p, max, more);
         ssize_t n = ws_read(s->ws, p, max, more);
         if (n == STREAM_AGAIN)
             s->read_want = ws_read_want(s->ws);
         return n;
     }
-    ssize_t got = recv(s->fd, p, max, 0);
-    if (got > 0)
-        return got;
-    if (got == 0)
-        return STREAM_EOF;
-    if (stream_errno_again()) {
-        s->read_want = STREAM_WANT_READ;
-        return STREAM_AGAIN;
-    }
-    return STREAM_ERROR;
+    if (s->ssl != NULL)
+        return sock_tls_read(s->ssl, p, max, &s->read_want, more);
+    *more = 0;
+    return sock_recv(s->fd, p, max, &s->read_want);
 }
 
 /* Enough for one TLS record, so a TLS read is never cut short by this block. */
@@ -161,44 +113,27 @@ ssize_t stream_read(struct stream *s, struct evbuffer *buf, size_t max, int *mor
     return got;
 }
 
-/*
- * TLS: one SSL_write_ex() writes at most one record with partial writes
- * enabled, so keep going until everything is out or OpenSSL says what it
- * waits for.  A record that did not fit stays inside OpenSSL, and the
- * retry must offer the same bytes again: the caller keeps them at the
- * front of its queue.
- */
-static ssize_t stream_write_tls(struct stream *s, const uint8_t *p, size_t n)
+/* TLS over the WebSocket's BIO; a write cut short waits for what the frames' socket waits for. */
+static ssize_t stream_write_ws_tls(struct stream *s, const void *p, size_t n)
 {
-    size_t total = 0;
-    while (total < n) {
-        size_t done = 0;
-        ERR_clear_error();
-        int ret = SSL_write_ex(s->ssl, p + total, n - total, &done);
-        if (ret <= 0) {
-            ssize_t st = stream_tls_status(s, ret, &s->write_want);
-            return st == STREAM_AGAIN && total > 0 ? (ssize_t)total : st;
-        }
-        total += done;
-    }
-    s->write_want = STREAM_WANT_WRITE;
-    return (ssize_t)total;
+    ssize_t w = sock_tls_write(s->ssl, p, n, &s->write_want);
+    if (w == STREAM_AGAIN || (w >= 0 && (size_t)w < n))
+        s->write_want = stream_ws_want(s, s->write_want);
+    return w;
 }
 
 ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
 {
-    if (s->ssl != NULL)
-        return stream_write_tls(s, p, n);
     if (s->ws != NULL) {
+        if (s->ssl != NULL)
+            return stream_write_ws_tls(s, p, n);
         ssize_t w = ws_write(s->ws, p, n);
         s->write_want = ws_write_want(s->ws);
         return w;
     }
-    ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    s->write_want = STREAM_WANT_WRITE; /* the only readiness a plain write waits for */
-    if (w >= 0)
-        return w;
-    return stream_errno_again() ? STREAM_AGAIN : STREAM_ERROR;
+    if (s->ssl != NULL)
+        return sock_tls_write(s->ssl, p, n, &s->write_want);
+    return sock_send(s->fd, p, n, &s->write_want);
 }
 
 /* Several chunks in one writev(). */
@@ -208,7 +143,7 @@ static ssize_t stream_write_plain_chunks(struct stream *s, struct evbuffer *buf)
     int n = evbuffer_write(buf, s->fd);
     if (n >= 0)
         return n;
-    return stream_errno_again() ? 0 : STREAM_ERROR;
+    return sock_errno_again() ? 0 : STREAM_ERROR;
 }
 
 /*
@@ -253,17 +188,20 @@ static int stream_handshake_result(struct stream *s, int ret)
         s->read_want = STREAM_WANT_READ;
         return 0;
     }
-    ssize_t st = stream_tls_status(s, ret, &s->read_want);
+    ssize_t st = sock_tls_status(s->ssl, ret, &s->read_want);
+    if (st == STREAM_AGAIN && s->ws != NULL)
+        s->read_want = stream_ws_want(s, s->read_want);
     return st == STREAM_EOF ? STREAM_ERROR : (int)st;
 }
 
 int stream_push_websocket(struct stream *s, uint64_t max_frame)
 {
-    int fd = s->fd;
-    struct ws_conn *ws = ws_new(s, max_frame); /* takes the socket and its TLS */
+    struct sock below = {
+        .fd = s->fd, .ssl = s->ssl, .read_want = s->read_want, .write_want = s->write_want};
+    struct ws_conn *ws = ws_new(&below, max_frame); /* takes the socket's TLS */
     if (ws == NULL)
         return -1;
-    s->fd = fd; /* still the socket events wait on */
+    s->ssl = NULL; /* s->fd stays: the socket events wait on */
     s->ws = ws;
     s->read_want = STREAM_WANT_READ;
     s->write_want = STREAM_WANT_WRITE;

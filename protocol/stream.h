@@ -17,28 +17,18 @@
 
 #include <openssl/ssl.h>
 
+#include "protocol/sock.h"
+#include "protocol/ws.h"
+
 struct evbuffer;
-struct ws_conn;
-
-enum stream_status {
-    STREAM_AGAIN = -1, /* nothing now: wait for the readiness in read_want / write_want */
-    STREAM_ERROR = -2, /* errno or the TLS error queue says why */
-    STREAM_EOF = -3,
-};
-
-/* A readiness of the socket: an unfinished operation waits for one of them. */
-enum stream_want {
-    STREAM_WANT_READ = 1,
-    STREAM_WANT_WRITE = 2,
-};
 
 /*
- * Reads and writes keep separate waits, because with TLS either may need
- * the other direction: SSL_read() may have a record of its own to send
- * (WANT_WRITE) and SSL_write() may need to read first (WANT_READ).  Each
- * operation sets its own field whenever it stops short, so whoever arms
- * the socket's events knows, for the read side and the write side apart,
- * which readiness resumes it.  A TLS handshake counts as a read.
+ * Reads and writes keep separate waits, as a socket's (sock.h), because
+ * with TLS either may need the other direction.  Each operation sets its
+ * own field whenever it stops short, so whoever arms the socket's events
+ * knows, for the read side and the write side apart, which readiness
+ * resumes it.  A TLS handshake counts as a read.  Inside a WebSocket they
+ * are what the socket under its frames waits for.
  */
 struct stream {
     int fd;
@@ -78,7 +68,6 @@ ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
 bool stream_has_pending(const struct stream *s);
 
 /* The WebSocket keeps control frames for the socket (then write_want says what they wait for). */
-bool ws_has_output(const struct ws_conn *ws);
 static inline bool stream_has_output(const struct stream *s)
 {
     return s->ws != NULL && ws_has_output(s->ws); /* inline: the relay asks on every step */

@@ -17,7 +17,14 @@ static void tls_errstr(char *err, size_t errcap, const char *what, const char *f
     ERR_clear_error();
 }
 
-/* Settings shared by both directions: TLS 1.2 minimum, partial writes for the relay. */
+/*
+ * Settings shared by both directions: TLS 1.2 minimum, partial writes for
+ * the relay.  A peer that closes TCP without close_notify, as most clients
+ * do, has ended its stream like any other: read as the end, not as an
+ * error, it leaves the session able to answer what the peer sent before
+ * (OpenSSL refuses to write after a fatal error).  A truncation cannot
+ * pass unseen: PostgreSQL messages carry their lengths.
+ */
 static SSL_CTX *tls_new_ctx(const SSL_METHOD *method)
 {
     SSL_CTX *ctx = SSL_CTX_new(method);
@@ -26,7 +33,8 @@ static SSL_CTX *tls_new_ctx(const SSL_METHOD *method)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_IGNORE_UNEXPECTED_EOF);
     return ctx;
 }
 

@@ -2,7 +2,7 @@
  * ws.c — a byte stream over the server side of a WebSocket (ws.h).
  *
  * wslay's frame layer reads and writes frames through two callbacks that
- * end in the socket's stream.  Around it: which frames a client may send
+ * end in the socket (sock.h).  Around it: which frames a client may send
  * and what they mean, the control frames owed to the client (a pong, a
  * close, our pings), and the one rule of writing: a frame, once begun,
  * is finished before anything else goes out.
@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <openssl/bio.h>
@@ -42,7 +41,7 @@ struct ws_control {
 };
 
 struct ws_conn {
-    struct stream lower; /* the socket, and its TLS for wss */
+    struct sock lower; /* the socket, and its TLS for wss */
     wslay_frame_context_ptr frames;
     uint64_t max_frame;
     ssize_t lower_status; /* the socket's last refusal (a stream_status), 0 when none */
@@ -76,14 +75,14 @@ struct ws_conn {
     char error[160];
 };
 
-/* ---- wslay's callbacks: the socket's stream below ---- */
+/* ---- wslay's callbacks: the socket below ---- */
 
 static ssize_t ws_recv_cb(uint8_t *buf, size_t len, int flags, void *user_data)
 {
     struct ws_conn *ws = user_data;
     int more;
     (void)flags;
-    ssize_t n = stream_read_bytes(&ws->lower, buf, len, &more);
+    ssize_t n = sock_read(&ws->lower, buf, len, &more);
     if (n > 0) {
         ws->fed += (uint64_t)n;
         return n;
@@ -98,21 +97,16 @@ static ssize_t ws_lower_write(struct ws_conn *ws, const uint8_t *data, size_t le
 {
     if (ws->lower.ssl == NULL) {
         struct iovec iov[2] = {{ws->stash, ws->stash_len}, {(void *)data, len}};
-        struct msghdr msg = {.msg_iov = ws->stash_len > 0 ? iov : iov + 1,
-                             .msg_iovlen = ws->stash_len > 0 ? 2 : 1};
-        ws->lower.write_want = STREAM_WANT_WRITE;
-        ssize_t w = sendmsg(ws->lower.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w >= 0)
-            return w;
-        return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? STREAM_AGAIN
-                                                                         : STREAM_ERROR;
+        bool stash = ws->stash_len > 0;
+        return sock_sendv(ws->lower.fd, stash ? iov : iov + 1, stash ? 2 : 1,
+                          &ws->lower.write_want);
     }
     /* A retry after WANT_WRITE rebuilds the same block: OpenSSL needs the same bytes again. */
     uint8_t block[WS_TLS_BLOCK];
     size_t room = sizeof(block) - ws->stash_len, k = len < room ? len : room;
     memcpy(block, ws->stash, ws->stash_len);
     memcpy(block + ws->stash_len, data, k);
-    return stream_write_bytes(&ws->lower, block, ws->stash_len + k);
+    return sock_write(&ws->lower, block, ws->stash_len + k);
 }
 
 /*
@@ -156,7 +150,7 @@ static int ws_genmask_cb(uint8_t *buf, size_t len, void *user_data)
     return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
-struct ws_conn *ws_new(struct stream *lower, uint64_t max_frame)
+struct ws_conn *ws_new(struct sock *below, uint64_t max_frame)
 {
     static const struct wslay_frame_callbacks callbacks = {ws_send_cb, ws_recv_cb, ws_genmask_cb};
     struct ws_conn *ws = calloc(1, sizeof(*ws));
@@ -166,12 +160,12 @@ struct ws_conn *ws_new(struct stream *lower, uint64_t max_frame)
         free(ws);
         return NULL;
     }
-    ws->lower = *lower;
+    ws->lower = *below;
     ws->max_frame = max_frame;
     ws->read_want = STREAM_WANT_READ;
     ws->out_slot = -1;
-    lower->fd = -1;
-    lower->ssl = NULL;
+    below->fd = -1;
+    below->ssl = NULL;
     return ws;
 }
 
@@ -477,7 +471,7 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
         if (got > 0 && ws->fed == ws->consumed) {
             /* wslay holds nothing more: asking it would only read the socket to EAGAIN. */
             ws->maybe_buffered = false;
-            *more = stream_has_pending(&ws->lower);
+            *more = sock_pending(&ws->lower);
             return (ssize_t)got;
         }
         struct wslay_frame_iocb f;
@@ -501,7 +495,7 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
 
 bool ws_has_pending(const struct ws_conn *ws)
 {
-    return ws->held_len > 0 || ws->maybe_buffered || stream_has_pending(&ws->lower);
+    return ws->held_len > 0 || ws->maybe_buffered || sock_pending(&ws->lower);
 }
 
 uint8_t ws_read_want(const struct ws_conn *ws)
@@ -531,7 +525,7 @@ int ws_free(struct ws_conn *ws)
     if (!ws->failed && !ws->got_close)
         ws_close(ws, WS_CLOSE_NORMAL, NULL);
     wslay_frame_context_free(ws->frames);
-    int fd = stream_take_fd(&ws->lower);
+    int fd = sock_take_fd(&ws->lower);
     free(ws);
     return fd;
 }
@@ -570,7 +564,7 @@ static int ws_bio_read(BIO *b, char *buf, int len)
         BIO_set_retry_read(b);
         return -1;
     }
-    errno = n == STREAM_EOF ? 0 : EPROTO; /* stream.c reads errno 0 as the peer hanging up */
+    errno = n == STREAM_EOF ? 0 : EPROTO; /* sock_tls_status reads errno 0 as the peer hanging up */
     return n == STREAM_EOF ? 0 : -1;
 }
 

@@ -4,7 +4,7 @@
  * relation between frame and message boundaries, and what is written goes
  * out in binary frames.
  *
- * It sits between a socket's stream (plain, or TLS for wss) and whoever
+ * It sits between a socket (sock.h: plain, or TLS for wss) and whoever
  * reads the PostgreSQL stream: struct stream (stream.h) calls it, so the
  * relay, the login and cancel code never see a frame.  The frames are
  * parsed and built by wslay's frame layer; this file holds the policy
@@ -27,7 +27,7 @@
 
 #include <openssl/bio.h>
 
-#include "protocol/stream.h"
+#include "protocol/sock.h"
 
 /* Close status codes (RFC 6455 section 7.4.1). */
 #define WS_CLOSE_NORMAL      1000
@@ -41,11 +41,11 @@
 struct ws_conn;
 
 /*
- * A WebSocket over the socket (and TLS, if any) of lower, which it takes
- * over: lower is left with fd -1 and no TLS.  max_frame bounds the payload
- * of one client frame.  NULL when out of memory (lower untouched).
+ * A WebSocket over the socket (and TLS, if any) of below, which it takes
+ * over: below is left with fd -1 and no TLS.  max_frame bounds the payload
+ * of one client frame.  NULL when out of memory (below untouched).
  */
-struct ws_conn *ws_new(struct stream *lower, uint64_t max_frame);
+struct ws_conn *ws_new(struct sock *below, uint64_t max_frame);
 
 /*
  * Sends a close frame (one try, as TLS's close_notify), ends the TLS of

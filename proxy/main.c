@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +12,9 @@
 #include <unistd.h>
 
 #include "pgnear-build.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/base/config.h"
+#include "proxy/base/fd_limit.h"
+#include "proxy/base/log.h"
 #include "proxy/daemon.h"
 #include "routing/cities.h"
 #include "routing/explain.h"
@@ -47,6 +49,14 @@ static void report_problems(const char *path, const struct config_problems *p)
                 p->count + p->dropped);
 }
 
+/* "1st", "22nd", "113th": the ordinal of n. */
+static const char *ordinal_suffix(long long n)
+{
+    if (n % 100 >= 11 && n % 100 <= 13)
+        return "th";
+    return n % 10 == 1 ? "st" : n % 10 == 2 ? "nd" : n % 10 == 3 ? "rd" : "th";
+}
+
 /* What --check says of server-connection pooling: whether connections are kept, and how many. */
 static void print_pooling(const struct config *cfg)
 {
@@ -58,10 +68,64 @@ static void print_pooling(const struct config *cfg)
                "client it did not verify, so no server connection is kept for another client "
                "(auth = scram pools)\n");
     else
-        printf("pooling: pool_mode = session, pool_size %d per region, database and user, "
+        printf("pooling: pool_mode = session, pool_size %d%s per region, database and user, "
                "min_pool_size %d, max_db_connections %d%s\n",
-               cfg->pool_size, cfg->min_pool_size, cfg->max_db_connections,
-               cfg->max_db_connections == 0 ? " (no limit)" : "");
+               cfg->pool_size, cfg->pool_size == 0 ? " (no limit)" : "", cfg->min_pool_size,
+               cfg->max_db_connections, cfg->max_db_connections == 0 ? " (no limit)" : "");
+}
+
+/* What --check says of the limits a client can meet: who waits, who is refused, and when. */
+static void print_limits(const struct config *cfg)
+{
+    double wait_s = cfg->query_wait_timeout_ms / 1000.0;
+    printf("limit: max_client_conn %d: a client connection beyond that many at once gets 53300 "
+           "(sorry, too many clients already)\n",
+           cfg->max_client_conn);
+    if (!config_pooling(cfg))
+        printf("limit: none per pool or host: every client session gets a server connection of "
+               "its own\n");
+    else if (cfg->pool_size == 0 && cfg->max_db_connections == 0)
+        printf("limit: none per pool or host: every client session gets a server connection, "
+               "a kept one when one fits\n");
+    long long n;
+    if (config_pooling(cfg) && cfg->pool_size > 0) {
+        n = (long long)cfg->pool_size + 1;
+        printf("limit: pool_size %d: the %lld%s concurrent session of one region, database and "
+               "user waits for a server connection up to query_wait_timeout (%g s), then gets "
+               "53300\n",
+               cfg->pool_size, n, ordinal_suffix(n), wait_s);
+    }
+    if (config_pooling(cfg) && cfg->max_db_connections > 0) {
+        n = (long long)cfg->max_db_connections + 1;
+        printf("limit: max_db_connections %d: a session that needs the %lld%s server connection "
+               "of one host waits up to query_wait_timeout (%g s), then gets 53300\n",
+               cfg->max_db_connections, n, ordinal_suffix(n), wait_s);
+    }
+}
+
+/*
+ * What --check says of the open-files limit, as this shell would give it
+ * to pgnear (a service manager may give another: pgnear warns in its log
+ * at start when the one it runs under is short).
+ */
+static void print_fd_limit(const struct config *cfg)
+{
+    long long soft, hard;
+    if (!fd_limit_get(&soft, &hard)) {
+        printf("open files: the limit cannot be read here\n");
+        return;
+    }
+    long long usable = hard == LLONG_MAX ? fd_limit_needed(cfg) : hard;
+    long long sessions = fd_limit_sessions(cfg, usable);
+    char hard_text[32] = "none";
+    if (hard != LLONG_MAX)
+        snprintf(hard_text, sizeof(hard_text), "%lld", hard);
+    printf("open files: soft limit %lld, hard %s in this shell; pgnear raises the soft limit to "
+           "the hard one, room for about %lld client sessions%s\n",
+           soft, hard_text, sessions,
+           sessions >= cfg->max_client_conn ? ""
+                                            : ", fewer than max_client_conn: raise the hard "
+                                              "limit (ulimit -Hn, LimitNOFILE)");
 }
 
 static int run_check(const char *path)
@@ -79,6 +143,8 @@ static int run_check(const char *path)
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
     print_pooling(cfg);
+    print_limits(cfg);
+    print_fd_limit(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);
     if (cfg->geoip != NULL) {
@@ -90,9 +156,9 @@ static int run_check(const char *path)
     return 0;
 }
 
-/* "city=Seattle", "ip=81.2.69.142", "location=47.6,-122.3", "region=us-east" */
+/* "city=Seattle", "ip=81.2.69.142", "location=47.6,-122.3", "region=us-east", "need=read-write" */
 static bool explain_parse_arg(const char *arg, struct locality_input *in,
-                              struct sockaddr_storage *addr)
+                              struct sockaddr_storage *addr, int *need)
 {
     const char *eq = strchr(arg, '=');
     if (eq == NULL)
@@ -107,17 +173,27 @@ static bool explain_parse_arg(const char *arg, struct locality_input *in,
         in->location = v, in->location_via = "command line";
     else if (n == 2 && strncmp(arg, "ip", 2) == 0 && route_parse_address(v, addr))
         in->addr = (const struct sockaddr *)addr;
-    else
+    else if (n == 4 && strncmp(arg, "need", 4) == 0) {
+        enum session_need parsed;
+        if (!need_parse(v, &parsed))
+            return false;
+        *need = (int)parsed;
+    } else
         return false;
     return true;
 }
 
-static void explain_print(const struct config *cfg, const struct locality_input *in)
+static void explain_print(const struct config *cfg, const struct locality_input *in,
+                          enum session_need need)
 {
     struct route_explanation e;
-    route_explain(&cfg->routing, in, false, &e);
+    struct need_spec spec = {need, 0, 0};
+    route_explain(&cfg->routing, in, &spec, false, &e);
     printf("source: %s (%s)\n", e.source, e.loc.via);
     printf("reason: %s\n", e.reason);
+    printf("needing: %s\n", need_name(need));
+    if (e.passed_over[0] != '\0')
+        printf("passed over: %s\n", e.passed_over);
     printf("region: %s\n", e.n > 0 ? e.plan[0]->name : "(none)");
     for (size_t i = 0; i < e.n; i++) {
         if (e.km[i] >= 0)
@@ -138,12 +214,13 @@ static int run_explain(const char *path, int argc, char **argv)
 {
     struct locality_input in = {0};
     struct sockaddr_storage addr;
+    int need = -1;
     for (int i = 0; i < argc; i++) {
-        if (!explain_parse_arg(argv[i], &in, &addr)) {
+        if (!explain_parse_arg(argv[i], &in, &addr, &need)) {
             fprintf(stderr,
-                    "pgnear: --explain takes city=NAME, ip=ADDRESS, location=LAT,LON or "
-                    "region=NAME, not \"%s\"\n",
-                    argv[i]);
+                    "pgnear: --explain takes city=NAME, ip=ADDRESS, location=LAT,LON, "
+                    "region=NAME or need=TARGET_SESSION_ATTRS (one of: %s), not \"%s\"\n",
+                    need_choices(), argv[i]);
             return 2;
         }
     }
@@ -161,7 +238,7 @@ static int run_explain(const char *path, int argc, char **argv)
         registry_free(registry);
         return 1;
     }
-    explain_print(cfg, &in);
+    explain_print(cfg, &in, need >= 0 ? (enum session_need)need : NEED_ANY);
     config_unref(cfg);
     registry_free(registry);
     return 0;

@@ -39,10 +39,29 @@ struct city {
 
 struct city_table;
 
-/* Loads the CSV; on error returns NULL with "file:line: why" in err. */
+/*
+ * Loads the CSV; on error returns NULL with "file:line: why" in err.  The
+ * table comes with one reference, its caller's.
+ */
 struct city_table *city_table_load(const char *path, char *err, size_t errcap);
 
-void city_table_free(struct city_table *t);
+/*
+ * A table is shared by the configurations loaded from the same file (a
+ * reload that finds it unchanged): each holds a reference, taken and
+ * dropped from any thread; the last one dropped frees the table.
+ */
+struct city_table *city_table_ref(struct city_table *t);
+void city_table_free(struct city_table *t); /* drops a reference; NULL is fine */
+
+/* Whether t was loaded from path and the file is unchanged since (file_id.h). */
+bool city_table_unchanged(const struct city_table *t, const char *path);
+
+/*
+ * Whether the file had not changed for a second when t read it: else a
+ * change since may not show in its times, and city_table_unchanged() is
+ * always false.
+ */
+bool city_table_settled(const struct city_table *t);
 
 /* Number of places (lines), not counting alternate names. */
 size_t city_table_count(const struct city_table *t);

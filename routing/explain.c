@@ -44,17 +44,42 @@ static void explain_notes(const struct routing_data *rd, const struct locality_i
     if (!health_known)
         explain_note(e, "health is not checked by --explain; the running proxy may pass over a "
                         "region that is down");
-    if (e->n == 0)
+    if (e->n == 0 && e->passed_over[0] == '\0')
         explain_note(e, "every region is disabled or draining: a session would be refused");
+    else if (e->n == 0)
+        explain_note(e,
+                     "no region has a host that is %s: a session would wait failover_wait "
+                     "for one, then be refused",
+                     need_name(e->need.role));
+}
+
+/* The regions the need passes over and why: "eu-west: no primary; ap-south: ...". */
+static void explain_passed_over(const struct routing_data *rd, struct route_explanation *e)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < rd->regions->count; i++) {
+        const struct region *r = &rd->regions->items[i];
+        char why[160];
+        if (!registry_takes_sessions(r->runtime) || need_region_fit(r, &e->need) != NEED_FIT_NONE)
+            continue;
+        need_region_shortfall(r, &e->need, why, sizeof(why));
+        int w = snprintf(e->passed_over + len, sizeof(e->passed_over) - len, "%s%s: %s",
+                         len > 0 ? "; " : "", r->name, why);
+        if (w < 0 || (size_t)w >= sizeof(e->passed_over) - len)
+            break;
+        len += (size_t)w;
+    }
 }
 
 void route_explain(const struct routing_data *rd, const struct locality_input *in,
-                   bool health_known, struct route_explanation *out)
+                   const struct need_spec *need, bool health_known, struct route_explanation *out)
 {
     memset(out, 0, sizeof(*out));
+    out->need = *need;
     locality_resolve(rd, in, &out->loc);
     double cosines[ROUTE_MAX_REGIONS];
-    out->n = route_plan(rd, &out->loc, out->plan, cosines, ROUTE_MAX_REGIONS);
+    out->n = route_plan(rd, &out->loc, need, out->plan, cosines, ROUTE_MAX_REGIONS);
+    explain_passed_over(rd, out);
     bool placed = locality_caller_placed(&out->loc);
     for (size_t i = 0; i < out->n; i++)
         out->km[i] = placed ? route_km(cosines[i]) : -1.0;

@@ -14,22 +14,25 @@
 #define EXPLAIN_MAX_NOTES 4
 
 struct route_explanation {
+    struct need_spec need;
     struct locality loc;
     const char *source; /* route_source_name() */
     char reason[512];
     size_t n; /* regions in the order they would be tried (0: every one disabled) */
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS]; /* negative when the caller is not placed */
+    char passed_over[512]; /* "eu-west: no primary; ..." regions that cannot serve need; "" none */
     int nnotes;
     char notes[EXPLAIN_MAX_NOTES][400]; /* what the evidence could not do */
 };
 
 /*
- * Resolves in and plans as a session would.  health_known: the health
- * checks ran (the running proxy); otherwise a note says that they did not.
+ * Resolves in and plans as a session that needs need would.  health_known:
+ * the health checks ran (the running proxy); otherwise a note says that
+ * they did not (and no host's role is known).
  */
 void route_explain(const struct routing_data *rd, const struct locality_input *in,
-                   bool health_known, struct route_explanation *out);
+                   const struct need_spec *need, bool health_known, struct route_explanation *out);
 
 /* "ip=", "city=": parses an address for locality_input.addr; false when it is none. */
 bool route_parse_address(const char *text, struct sockaddr_storage *addr);

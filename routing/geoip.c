@@ -7,6 +7,7 @@
  * would calloc its path on every call).
  */
 #include "routing/geoip.h"
+#include "routing/file_id.h"
 
 #include <errno.h>
 #include <math.h>
@@ -50,9 +51,12 @@ static const struct geoip_layout layout_flat = {
 struct geoip_db {
     MMDB_s mmdb; /* never moved once open: lookup results point back to it */
     const struct geoip_layout *layout;
+    struct file_id id; /* taken before the open: a file replaced meanwhile shows as changed */
 };
 
 struct geoip_set {
+    int refcount; /* one for each holder (atomic): configurations share a set */
+    char *paths;  /* as given to geoip_open */
     size_t count;
     struct geoip_db dbs[];
 };
@@ -186,7 +190,8 @@ static int detect_layout(struct geoip_db *db, const char *path, char *err, size_
 static int open_db(struct geoip_db *db, const char *path, char *err, size_t errcap)
 {
     errno = 0;
-    int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
+    int rc = file_id_of_path(path, &db->id) ? MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb)
+                                            : MMDB_FILE_OPEN_ERROR;
     int saved = errno;
     if (rc == MMDB_SUCCESS)
         return 0;
@@ -244,12 +249,13 @@ struct geoip_set *geoip_open(const char *paths, char *err, size_t errcap)
         items += *p == ',';
     struct geoip_set *g = calloc(1, sizeof *g + items * sizeof g->dbs[0]);
     char *list = strdup(paths);
-    if (g == NULL || list == NULL) {
+    if (g == NULL || list == NULL || (g->paths = strdup(paths)) == NULL) {
         set_err(err, errcap, "geoip: out of memory");
         free(g);
         free(list);
         return NULL;
     }
+    g->refcount = 1;
     int rc = open_all(g, list, err, errcap);
     free(list);
     if (rc == 0)
@@ -258,12 +264,29 @@ struct geoip_set *geoip_open(const char *paths, char *err, size_t errcap)
     return NULL;
 }
 
+struct geoip_set *geoip_ref(struct geoip_set *g)
+{
+    __atomic_add_fetch(&g->refcount, 1, __ATOMIC_RELAXED);
+    return g;
+}
+
+bool geoip_unchanged(const struct geoip_set *g, const char *paths)
+{
+    if (strcmp(g->paths, paths) != 0)
+        return false;
+    for (size_t i = 0; i < g->count; i++)
+        if (!file_id_unchanged(&g->dbs[i].id, g->dbs[i].mmdb.filename))
+            return false;
+    return true;
+}
+
 void geoip_close(struct geoip_set *g)
 {
-    if (g == NULL)
+    if (g == NULL || __atomic_sub_fetch(&g->refcount, 1, __ATOMIC_ACQ_REL) > 0)
         return;
     for (size_t i = 0; i < g->count; i++)
         MMDB_close(&g->dbs[i].mmdb);
+    free(g->paths);
     free(g);
 }
 

@@ -25,7 +25,21 @@ struct geoip_set;
  */
 struct geoip_set *geoip_open(const char *paths, char *err, size_t errcap);
 
+/*
+ * A set is shared by the configurations that open the same files, unchanged
+ * (a reload): each holds a reference, taken and dropped from any thread;
+ * geoip_close drops one, and the last one closes the databases.  The set
+ * comes from geoip_open with one reference, its caller's.
+ */
+struct geoip_set *geoip_ref(struct geoip_set *g);
 void geoip_close(struct geoip_set *g);
+
+/*
+ * Whether g was opened from paths (the same list) and each file is
+ * unchanged since (file_id.h).  Databases are mapped, not read: replace
+ * them by renaming a new file over the old, never by rewriting in place.
+ */
+bool geoip_unchanged(const struct geoip_set *g, const char *paths);
 
 struct geoip_result {
     bool found;        /* some database has an entry for the address */

@@ -1,6 +1,7 @@
 /*
  * health.c — health checks: one libpq connection per host and interval,
- * "SELECT pg_is_in_recovery()", bounded by the timeout.  A refused, reset
+ * one query (HEALTH_QUERY: role, read-only, WAL positions), bounded by
+ * the timeout.  A refused, reset
  * or failed check marks the host down at once; a check that only timed
  * out does so at the fall-th timeout in a row (a busy host is slow, not
  * gone).  A host comes back after HEALTH_RISE successes in a row, or when
@@ -9,6 +10,7 @@
 #include "routing/health.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,25 @@
 #include <event2/event.h>
 
 #include "protocol/pgasync.h"
+#include "routing/lag.h"
 #include "routing/region.h"
+
+/*
+ * What a check reads, in one round trip: whether the server is a standby,
+ * whether its sessions start read-only, its WAL position (a primary's
+ * written position, a standby's replayed one) and, on a standby, what it
+ * has received and how old its last replayed commit is, and the timeline
+ * (a primary's from its WAL file name, a standby's from its WAL receiver,
+ * which shows it only to roles with pg_read_all_stats).  Positions come
+ * as byte offsets (numeric), NULL where they do not apply.
+ */
+#define HEALTH_QUERY                                                                               \
+    "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "               \
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END "   \
+    "- '0/0', pg_last_wal_receive_lsn() - '0/0', "                                                 \
+    "extract(epoch FROM now() - pg_last_xact_replay_timestamp()), "                                \
+    "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "          \
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
 
 struct health_checker {
     struct event_base *base;
@@ -30,12 +50,14 @@ struct health_checker {
     health_log_fn log;
     void *arg;
     struct event *timer;
+    struct event *hurry_timer; /* every HEALTH_HURRY_MS: the standbys sessions wait on */
 };
 
 struct health_probe {
     struct health_checker *hc;
     struct region_host *host;
     struct timeval started;
+    int64_t started_ms; /* health_clock_ms */
 };
 
 static double elapsed_ms(const struct timeval *since)
@@ -89,18 +111,100 @@ static void health_check_timed_out(struct health_checker *hc, struct region_host
     hc->log(hc->arg, h->region, h, HEALTH_TIMEOUT, why);
 }
 
-/* Sessions prefer primaries; a host that changes role (promotion, a rejoined old primary) is said.
- */
+/* Sessions choose hosts by role (need.h); a host that changes role (promotion, a rejoined old
+ * primary) is said. */
 static void health_note_role(struct health_checker *hc, struct region_host *h, bool standby)
 {
     struct host_health *hh = &h->runtime->health;
     bool changed = hh->role_known ? hh->in_recovery != standby : standby;
     __atomic_store_n(&hh->in_recovery, standby, __ATOMIC_RELAXED);
-    hh->role_known = true;
-    if (changed)
-        hc->log(hc->arg, h->region, h, HEALTH_UP,
-                standby ? "it is a standby (in recovery): sessions go to a primary first"
-                        : "it is a primary now");
+    __atomic_store_n(&hh->role_known, true, __ATOMIC_RELAXED);
+    if (!changed)
+        return;
+    /* A new role starts its positions afresh: the old ones belong to another history. */
+    hh->lsn_history_count = hh->lsn_history_next = 0;
+    hh->lag_ok_checks = 0;
+    __atomic_store_n(&hh->lagging, false, __ATOMIC_RELAXED);
+    hc->log(hc->arg, h->region, h, HEALTH_UP,
+            standby ? "it is a standby (in recovery): sessions that need a primary go elsewhere"
+                    : "it is a primary now");
+}
+
+static bool health_column_true(const PGresult *res, int col)
+{
+    const char *v = PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col);
+    return strcmp(v, "t") == 0 || strcmp(v, "on") == 0;
+}
+
+/* A WAL position as a byte offset; 0 for NULL (or anything that is not one). */
+static uint64_t health_column_lsn(const PGresult *res, int col)
+{
+    if (PQgetisnull(res, 0, col))
+        return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(PQgetvalue(res, 0, col), &end, 10);
+    return errno == 0 && *end == '\0' ? (uint64_t)v : 0;
+}
+
+/* The primary standbys are measured against: the up primary furthest ahead. */
+static const struct host_health *health_primary(const struct health_checker *hc)
+{
+    const struct host_health *best = NULL;
+    for (size_t r = 0; r < hc->regions->count; r++) {
+        const struct region *reg = &hc->regions->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++) {
+            const struct host_health *hh = &reg->hosts[i].runtime->health;
+            if (host_is_up(&reg->hosts[i]) && hh->role_known && !hh->in_recovery &&
+                hh->lsn_history_count > 0 && (best == NULL || hh->lsn > best->lsn))
+                best = hh;
+        }
+    }
+    return best;
+}
+
+static void health_note_lag(struct health_checker *hc, struct region_host *h, const PGresult *res)
+{
+    /* The servers' clocks may differ a little: a commit "from the future" is 0 s old. */
+    double age = PQgetisnull(res, 0, 4) ? -1.0 : fmax(0.0, strtod(PQgetvalue(res, 0, 4), NULL));
+    struct standby_position pos = {health_column_lsn(res, 2), health_column_lsn(res, 3), age};
+    struct lag_reading r = lag_measure(health_primary(hc), &pos, health_clock_ms());
+    struct lag_limits limits = {hc->params.max_lag_ms, hc->params.max_lag_bytes};
+    int change = lag_judge(&h->runtime->health, r, &limits);
+    char why[200];
+    if (change > 0)
+        snprintf(why, sizeof(why),
+                 "%.1f s and %lld bytes behind its primary, over max_standby_lag: "
+                 "passed over for reads",
+                 (double)r.ms / 1000.0, (long long)r.bytes);
+    else if (change < 0)
+        snprintf(why, sizeof(why),
+                 "%.1f s behind, under max_standby_lag for %d checks: reads again",
+                 (double)r.ms / 1000.0, HEALTH_LAG_RISE);
+    if (change != 0)
+        hc->log(hc->arg, h->region, h, HEALTH_LAG, why);
+}
+
+/* What a check that logged in read: role, read-only, position, a standby's lag. */
+static void health_note_state(struct health_checker *hc, struct region_host *h, const PGresult *res)
+{
+    struct host_health *hh = &h->runtime->health;
+    if (PQntuples(res) < 1 || PQnfields(res) < 6)
+        return;
+    bool standby = health_column_true(res, 0);
+    health_note_role(hc, h, standby);
+    __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
+    uint64_t lsn = health_column_lsn(res, 2);
+    __atomic_store_n(&hh->lsn, lsn, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->timeline, (uint32_t)health_column_lsn(res, 5), __ATOMIC_RELAXED);
+    if (standby) {
+        health_note_lag(hc, h, res);
+        return;
+    }
+    if (lsn != 0)
+        lag_note_primary(hh, lsn, health_clock_ms());
+    __atomic_store_n(&hh->lag_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->lag_ms, 0, __ATOMIC_RELAXED);
 }
 
 /* The server answered the check (error NULL: and logged in); up after HEALTH_RISE in a row. */
@@ -118,9 +222,10 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
         p->hc->log(p->hc->arg, h->region, h, HEALTH_UP, why);
     }
     hh->login_failing = error != NULL;
+    hh->busy_said = false;
     hh->rtt_ms = elapsed_ms(&p->started);
     if (res != NULL)
-        health_note_role(p->hc, h, PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0);
+        health_note_state(p->hc, h, res);
     hh->consecutive_fail = 0;
     __atomic_store_n(&hh->consecutive_timeouts, 0, __ATOMIC_RELAXED);
     /* A session that failed to connect meanwhile restarts the count. */
@@ -134,6 +239,17 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
     }
 }
 
+/* A check timed out on a host that answers sessions: not counted; said once until a check passes.
+ */
+static void health_check_busy(struct health_checker *hc, struct region_host *h)
+{
+    if (h->runtime->health.busy_said)
+        return;
+    h->runtime->health.busy_said = true;
+    hc->log(hc->arg, h->region, h, HEALTH_TIMEOUT,
+            "timed out, but the host answers sessions: busy, not counted");
+}
+
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
                               bool server_answered)
 {
@@ -143,7 +259,13 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
     h->check = NULL;
     h->runtime->health.checked = true;
     h->runtime->health.last_check = (int64_t)time(NULL);
-    if (timed_out)
+    /* Sessions' connections got answers meanwhile: the host is busy, this check was queued. */
+    bool busy = timed_out && health_answered_since(h, p->started_ms);
+    if (server_answered)
+        health_note_answer(h);
+    if (busy)
+        health_check_busy(p->hc, h);
+    else if (timed_out)
         health_check_timed_out(p->hc, h);
     else if (error != NULL && !server_answered)
         health_set_down(p->hc, h, error);
@@ -186,8 +308,9 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
     p->hc = hc;
     p->host = h;
     gettimeofday(&p->started, NULL);
-    h->check = pgasync_query(hc->base, conninfo, "SELECT pg_is_in_recovery()", 0, NULL,
-                             hc->params.timeout_ms, health_probe_done, p, err, sizeof(err));
+    p->started_ms = health_clock_ms();
+    h->check = pgasync_query(hc->base, conninfo, HEALTH_QUERY, 0, NULL, hc->params.timeout_ms,
+                             health_probe_done, p, err, sizeof(err));
     if (h->check == NULL) {
         free(p);
         health_set_down(hc, h, err);
@@ -204,6 +327,21 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The standbys that sessions wait on, checked again as soon as the last check ended. */
+static void health_hurry_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct health_checker *hc = arg;
+    int64_t now = health_clock_ms();
+    for (size_t r = 0; r < hc->regions->count; r++) {
+        struct region *reg = &hc->regions->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++) {
+            struct region_host *h = &reg->hosts[i];
+            if (__atomic_load_n(&h->runtime->health.hurry_until_ms, __ATOMIC_RELAXED) > now)
+                health_probe_start(hc, h);
+        }
+    }
+}
+
 struct health_checker *health_start(struct event_base *base, struct region_set *regions,
                                     const struct health_params *params, health_conninfo_fn conninfo,
                                     health_log_fn log, void *arg)
@@ -211,13 +349,16 @@ struct health_checker *health_start(struct event_base *base, struct region_set *
     struct health_checker *hc = calloc(1, sizeof(*hc));
     if (hc == NULL)
         return NULL;
-    *hc = (struct health_checker){base, regions, *params, conninfo, log, arg, NULL};
+    *hc = (struct health_checker){base, regions, *params, conninfo, log, arg, NULL, NULL};
     if (hc->params.fall < HEALTH_FALL_MIN)
         hc->params.fall = HEALTH_FALL_MIN;
     int interval_ms = params->interval_ms;
     hc->timer = event_new(base, -1, EV_PERSIST, health_tick, hc);
+    hc->hurry_timer = event_new(base, -1, EV_PERSIST, health_hurry_tick, hc);
     struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
-    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0) {
+    struct timeval hurry = {0, HEALTH_HURRY_MS * 1000};
+    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0 || hc->hurry_timer == NULL ||
+        event_add(hc->hurry_timer, &hurry) != 0) {
         health_stop(hc);
         return NULL;
     }
@@ -243,6 +384,8 @@ void health_stop(struct health_checker *hc)
     }
     if (hc->timer)
         event_free(hc->timer);
+    if (hc->hurry_timer)
+        event_free(hc->hurry_timer);
     free(hc);
 }
 
@@ -257,6 +400,15 @@ int health_count_timeout(struct region_host *h, int fall, bool *took_down)
     int n = __atomic_add_fetch(&h->runtime->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
     *took_down = n >= fall && health_mark_down(h);
     return n;
+}
+
+void health_hurry(struct region_host *h, int64_t until_ms)
+{
+    int64_t *at = &h->runtime->health.hurry_until_ms;
+    int64_t seen = __atomic_load_n(at, __ATOMIC_RELAXED);
+    while (seen < until_ms && !__atomic_compare_exchange_n(at, &seen, until_ms, true,
+                                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 unsigned health_downs(const struct region_host *h)
@@ -276,10 +428,23 @@ bool health_note_login(struct region_host *h, unsigned downs_seen)
     return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
 }
 
-bool region_is_up(const struct region *r)
+int64_t health_clock_ms(void)
 {
-    for (size_t i = 0; i < r->nhosts; i++)
-        if (host_is_up(&r->hosts[i]))
-            return true;
-    return false;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void health_note_answer(struct region_host *h)
+{
+    int64_t now = health_clock_ms();
+    /* Loaded first: within a millisecond, the many answers of a busy host write once. */
+    if (__atomic_load_n(&h->runtime->health.last_answer_ms, __ATOMIC_RELAXED) < now)
+        __atomic_store_n(&h->runtime->health.last_answer_ms, now, __ATOMIC_RELAXED);
+}
+
+bool health_answered_since(const struct region_host *h, int64_t since_ms)
+{
+    int64_t last = __atomic_load_n(&h->runtime->health.last_answer_ms, __ATOMIC_RELAXED);
+    return last != 0 && last >= since_ms;
 }

@@ -21,28 +21,6 @@ struct region_set;
 #define HEALTH_FALL_MIN 1
 #define HEALTH_FALL_MAX 100
 
-struct host_health {
-    bool up;          /* believed reachable; true until a check or a client says otherwise */
-    bool checked;     /* at least one check finished */
-    bool in_recovery; /* pg_is_in_recovery(): a standby (atomic: workers read it) */
-    bool role_known;  /* in_recovery comes from a check that logged in */
-    int consecutive_ok;
-    int consecutive_fail;
-    /*
-     * Checks and session connects that timed out in a row (atomic:
-     * sessions of every worker add to it and reset it).  A timeout means
-     * slow, not gone: the host goes down only at health_check_fall.
-     */
-    int consecutive_timeouts;
-    /* Times it went down (atomic): a login that connected before the last one proves nothing. */
-    unsigned downs;
-    int client_failures; /* marks by sessions since the last check (atomic) */
-    bool login_failing;  /* the server answers, but server_conninfo cannot log in */
-    double rtt_ms;       /* of the last successful check: connect + query */
-    int64_t last_check;  /* unix time of the last finished check */
-    char last_error[160];
-};
-
 /* Builds the libpq conninfo for one host (server_conninfo, TLS settings). */
 typedef bool (*health_conninfo_fn)(void *arg, const struct region_host *h, char *buf, size_t cap);
 /* What health_log_fn reports. */
@@ -50,6 +28,7 @@ enum health_event {
     HEALTH_DOWN,    /* the host went down */
     HEALTH_UP,      /* it is up (again), or a note about an up host (role, login) */
     HEALTH_TIMEOUT, /* a check timed out, counted, and the host stays up for now */
+    HEALTH_LAG,     /* a standby passed over for lag, or taking reads again */
 };
 /* Reports an up/down transition or a counted timeout, for the log. */
 typedef void (*health_log_fn)(void *arg, const struct region *r, const struct region_host *h,
@@ -61,7 +40,9 @@ struct health_checker;
 struct health_params {
     int interval_ms;
     int timeout_ms;
-    int fall; /* HEALTH_FALL_MIN .. HEALTH_FALL_MAX */
+    int fall;              /* HEALTH_FALL_MIN .. HEALTH_FALL_MAX */
+    int64_t max_lag_ms;    /* max_standby_lag; 0: off */
+    int64_t max_lag_bytes; /* max_standby_lag_bytes; 0: off */
 };
 
 /* Checks every host of regions every interval_ms, each check bounded by timeout_ms. */
@@ -98,7 +79,23 @@ unsigned health_downs(const struct region_host *h);
  */
 bool health_note_login(struct region_host *h, unsigned downs_seen);
 
-/* A region can take sessions when one of its hosts is up. */
-bool region_is_up(const struct region *r);
+/* How often a standby that sessions wait on (health_hurry) is checked. */
+#define HEALTH_HURRY_MS 20
+
+/*
+ * Sessions wait for h to replay a position until until_ms
+ * (health_clock_ms): it is checked every HEALTH_HURRY_MS until then, so
+ * that they learn soon that it has.  Safe from any worker thread.
+ */
+void health_hurry(struct region_host *h, int64_t until_ms);
+
+/* Milliseconds of a monotonic clock, for the two below. */
+int64_t health_clock_ms(void);
+
+/* One of pgnear's connections to h got its first answer.  Safe from any worker thread. */
+void health_note_answer(struct region_host *h);
+
+/* Whether h answered one of pgnear's connections at since_ms or later. */
+bool health_answered_since(const struct region_host *h, int64_t since_ms);
 
 #endif

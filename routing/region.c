@@ -165,3 +165,28 @@ void region_set_free(struct region_set *set)
     set->items = NULL;
     set->count = 0;
 }
+
+bool region_is_up(const struct region *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (host_is_up(&r->hosts[i]))
+            return true;
+    return false;
+}
+
+bool registry_bind(struct registry *reg, struct region_set *set)
+{
+    for (size_t r = 0; r < set->count; r++) {
+        struct region *region = &set->items[r];
+        region->runtime = registry_region_entry(reg, region->name);
+        if (region->runtime == NULL)
+            return false;
+        for (size_t i = 0; i < region->nhosts; i++) {
+            struct region_host *h = &region->hosts[i];
+            h->runtime = registry_host_entry(reg, h->name, h->port);
+            if (h->runtime == NULL)
+                return false;
+        }
+    }
+    return true;
+}

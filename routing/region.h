@@ -45,6 +45,9 @@ static inline bool host_is_standby(const struct region_host *h)
     return __atomic_load_n(&h->runtime->health.in_recovery, __ATOMIC_RELAXED);
 }
 
+/* A region can take sessions when one of its hosts is up. */
+bool region_is_up(const struct region *r);
+
 struct region_set {
     size_t count;
     struct region *items; /* owned array */
@@ -64,6 +67,18 @@ bool region_parse_location(const char *text, double *lat, double *lon);
  * Returns NULL or a message for the configuration error.
  */
 const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap);
+
+/*
+ * Points every region and host of set at its registry entry (regions by
+ * name, case-insensitively as region_set_find; hosts by name and port,
+ * whatever region names them: the same server, so a host moved to another
+ * region keeps its health, as two regions naming one host share it),
+ * making fresh entries for names not seen before: enabled, hosts up until
+ * a check or a client says otherwise.  Rebinding a set already bound is
+ * harmless.  Returns false when out of memory (set is then partly bound:
+ * drop it).  The registry's binding thread only (registry.h).
+ */
+bool registry_bind(struct registry *reg, struct region_set *set);
 
 struct region *region_set_add(struct region_set *set, const char *name);
 struct region *region_set_find(const struct region_set *set, const char *name);

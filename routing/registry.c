@@ -9,8 +9,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "routing/region.h"
-
 /* An array of entry pointers that grows; the entries pointed at never move. */
 struct entry_list {
     void **items;
@@ -70,7 +68,7 @@ struct registry_region *registry_find_region(const struct registry *reg, const c
     return NULL;
 }
 
-static struct registry_region *registry_region_entry(struct registry *reg, const char *name)
+struct registry_region *registry_region_entry(struct registry *reg, const char *name)
 {
     struct registry_region *rr = registry_find_region(reg, name);
     if (rr != NULL)
@@ -88,7 +86,7 @@ static struct registry_region *registry_region_entry(struct registry *reg, const
     return rr;
 }
 
-static struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port)
+struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port)
 {
     for (size_t i = 0; i < reg->hosts.count; i++) {
         struct registry_host *rh = reg->hosts.items[i];
@@ -101,29 +99,13 @@ static struct registry_host *registry_host_entry(struct registry *reg, const cha
     rh->name = strdup(name);
     rh->port = port;
     rh->health.up = true; /* until a check or a client says otherwise */
+    rh->health.lag_bytes = rh->health.lag_ms = -1;
     if (rh->name == NULL || !entry_list_append(&reg->hosts, rh)) {
         free(rh->name);
         free(rh);
         return NULL;
     }
     return rh;
-}
-
-bool registry_bind(struct registry *reg, struct region_set *set)
-{
-    for (size_t r = 0; r < set->count; r++) {
-        struct region *region = &set->items[r];
-        region->runtime = registry_region_entry(reg, region->name);
-        if (region->runtime == NULL)
-            return false;
-        for (size_t i = 0; i < region->nhosts; i++) {
-            struct region_host *h = &region->hosts[i];
-            h->runtime = registry_host_entry(reg, h->name, h->port);
-            if (h->runtime == NULL)
-                return false;
-        }
-    }
-    return true;
 }
 
 void registry_set_admin_state(struct registry_region *rr, enum region_admin_state state)

@@ -2,17 +2,17 @@
  * registry.h — the runtime state of regions and hosts, kept by the
  * process outside any loaded configuration: per region name the admin's
  * state, per host (name:port) its health.  A loaded configuration's
- * regions and hosts point at their entries here (registry_bind), so a
- * reload keeps both for what the new configuration still names, without
- * copying anything.
+ * regions and hosts point at their entries here (registry_bind in
+ * region.h), so a reload keeps both for what the new configuration still
+ * names, without copying anything.
  *
  * Threads.  The lookup arrays (which names have entries) are read and
  * written by one thread only, the one that binds: in pgnear worker 0's,
  * at start and at each reload before the new configuration is handed to
  * the workers.  The entries themselves are read and written by every
  * worker through the configuration's pointers: the health fields as
- * health.h says (relaxed atomics for what sessions touch), the admin
- * state with relaxed atomics.
+ * struct host_health says (relaxed atomics for what sessions touch), the
+ * admin state with relaxed atomics.
  *
  * Lifetime.  Entries are allocated one by one and never moved or freed
  * before registry_free: a configuration that points at them may live on
@@ -26,10 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-
-#include "routing/health.h"
-
-struct region_set;
+#include <stdint.h>
 
 /*
  * What the admin wants of a region.  A disabled or draining region is
@@ -53,6 +50,67 @@ struct registry_region {
     int migration_hold;
 };
 
+/* Positions of a primary kept to tell how long ago it passed a standby's (about a minute). */
+#define HEALTH_LSN_HISTORY 64
+
+/*
+ * A host's health: written by the health checks (health.h) and by the
+ * sessions that connect to it, read by routing.
+ */
+struct host_health {
+    bool up;          /* believed reachable; true until a check or a client says otherwise */
+    bool checked;     /* at least one check finished */
+    bool in_recovery; /* pg_is_in_recovery(): a standby (atomic: workers read it) */
+    bool role_known;  /* in_recovery comes from a check that logged in */
+    bool read_only;   /* default_transaction_read_only is on: read-only, though maybe a primary */
+    /*
+     * A standby passed over for reads (read-only, standby, prefer-standby):
+     * its lag went over max_standby_lag, and it has not yet been back
+     * under it for HEALTH_LAG_RISE checks in a row (atomic).
+     */
+    bool lagging;
+    int lag_ok_checks; /* while lagging: checks in a row back under the limit */
+    /* By the last check (atomic: SHOW reads them); -1 when not known (a primary: 0). */
+    int64_t lag_bytes;
+    int64_t lag_ms;
+    uint64_t lsn;      /* a primary's WAL write position, a standby's replay position; 0 unknown */
+    uint32_t timeline; /* of that position (a standby: the one it receives); 0 unknown */
+    /*
+     * Until then (health_clock_ms; atomic), sessions wait for this standby
+     * to replay a position they need: it is checked every HEALTH_HURRY_MS.
+     */
+    int64_t hurry_until_ms;
+    /* A primary's recent positions and when the checks read them (the checks' thread only). */
+    struct lsn_sample {
+        int64_t at_ms; /* health_clock_ms when the check's answer came */
+        uint64_t lsn;
+    } lsn_history[HEALTH_LSN_HISTORY];
+    unsigned lsn_history_next;  /* where the next sample goes */
+    unsigned lsn_history_count; /* samples kept, up to HEALTH_LSN_HISTORY */
+    int consecutive_ok;
+    int consecutive_fail;
+    /*
+     * Checks and session connects that timed out in a row (atomic:
+     * sessions of every worker add to it and reset it).  A timeout means
+     * slow, not gone: the host goes down only at health_check_fall.
+     */
+    int consecutive_timeouts;
+    /* Times it went down (atomic): a login that connected before the last one proves nothing. */
+    unsigned downs;
+    int client_failures; /* marks by sessions since the last check (atomic) */
+    bool login_failing;  /* the server answers, but server_conninfo cannot log in */
+    /*
+     * When one of pgnear's connections to it last got a first answer, a
+     * session's or a check's (health_clock_ms; atomic).  A host that
+     * answers others while a connection waits is busy, not gone.
+     */
+    int64_t last_answer_ms;
+    bool busy_said; /* a check timed out on it while it answered sessions, and the log said so */
+    double rtt_ms;  /* of the last successful check: connect + query */
+    int64_t last_check; /* unix time of the last finished check */
+    char last_error[160];
+};
+
 /* One host's entry, by name (as configured) and port. */
 struct registry_host {
     char *name;
@@ -67,20 +125,17 @@ struct registry *registry_new(void);
 /* Frees every entry: only once no configuration bound to reg is left. */
 void registry_free(struct registry *reg);
 
-/*
- * Points every region and host of set at its entry (regions by name,
- * case-insensitively as region_set_find; hosts by name and port, whatever
- * region names them: the same server, so a host moved to another region
- * keeps its health, as two regions naming one host share it), making
- * fresh entries for names not seen before: enabled, hosts up until a
- * check or a client says otherwise.  Rebinding a set already bound is
- * harmless.  Returns false when out of memory (set is then partly bound:
- * drop it).  The binding thread only (see above).
- */
-bool registry_bind(struct registry *reg, struct region_set *set);
-
 /* The entry of a region name, or NULL.  The binding thread only. */
 struct registry_region *registry_find_region(const struct registry *reg, const char *name);
+
+/*
+ * The entry of a region name (case-insensitively), or of a host name and
+ * port, made when there is none yet: enabled, the host up until a check
+ * or a client says otherwise.  NULL when out of memory.  The binding
+ * thread only.
+ */
+struct registry_region *registry_region_entry(struct registry *reg, const char *name);
+struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port);
 
 /* Whether route_plan may choose the region (enabled); safe from any thread. */
 bool registry_takes_sessions(const struct registry_region *rr);

@@ -244,13 +244,14 @@ static bool route_origin(const struct locality *loc, double *lat, double *lon)
 }
 
 /*
- * One candidate and its sort key: the named region first, then regions
- * with a host up, then those with a distance, nearest first (largest dot
- * product of unit vectors), then configuration order.
+ * One candidate and its sort key: the named region first, then by how
+ * well its hosts fit the session's need (for "any": a host up, then
+ * none), then those with a distance, nearest first (largest dot product
+ * of unit vectors), then configuration order.
  */
 struct route_candidate {
     struct region *region;
-    int rank;   /* 0 named, 1 up, 2 down */
+    int rank;   /* 0 named, else 1 + enum need_fit */
     double dot; /* cosine of the angle to the caller; -2 when unknown */
     size_t order;
 };
@@ -273,8 +274,8 @@ double route_km(double dot)
     return 2.0 * EARTH_RADIUS_KM * asin(fmin(1.0, chord / 2.0));
 }
 
-size_t route_plan(const struct routing_data *rd, const struct locality *loc, struct region **out,
-                  double *cosines, size_t max)
+size_t route_plan(const struct routing_data *rd, const struct locality *loc,
+                  const struct need_spec *need, struct region **out, double *cosines, size_t max)
 {
     double lat = 0, lon = 0, origin[3] = {0, 0, 0};
     bool has_origin = route_origin(loc, &lat, &lon);
@@ -290,7 +291,10 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc, str
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))
             continue; /* never, not even last: registry.h */
-        struct route_candidate c = {r, r == loc->region ? 0 : region_is_up(r) ? 1 : 2, -2.0, i};
+        enum need_fit fit = need_region_fit(r, need);
+        if (fit == NEED_FIT_NONE)
+            continue; /* nothing there can serve it: passed over (need_region_shortfall says why) */
+        struct route_candidate c = {r, r == loc->region ? 0 : 1 + (int)fit, -2.0, i};
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
         /* keep the best max, in order: insertion into a bounded sorted array */
@@ -308,6 +312,14 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc, str
         cosines[i] = best[i].dot;
     }
     return n;
+}
+
+bool route_any_enabled(const struct routing_data *rd)
+{
+    for (size_t i = 0; i < rd->regions->count; i++)
+        if (registry_takes_sessions(rd->regions->items[i].runtime))
+            return true;
+    return false;
 }
 
 const char *route_source_name(enum locality_source source)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "routing/need.h"
 #include "routing/region.h"
 
 struct city_table;
@@ -91,16 +92,22 @@ const char *locality_city_suggestions(const struct routing_data *rd, const char 
 const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
 
 /*
- * The best max regions to try, in order: the named region or the nearest
- * one by great-circle distance first, regions whose health checks fail
- * last; regions the admin disabled not at all (so the count may be 0,
- * and a named region may be missing).  Every region of rd must be bound
- * to a registry (registry_bind).  cosines[i] is the cosine of the angle between the caller and the
- * region (below -1 when unknown): route_km() turns it into kilometres when
- * someone wants to read it.  Returns the count.
+ * The best max regions to try for a session that needs need, in order:
+ * the named region or the nearest one by great-circle distance first;
+ * regions whose hosts fit the need only as a fallback after those that
+ * fit it well, and regions whose health checks fail last (need.h);
+ * regions with no host that could serve the need, or that the admin
+ * disabled, not at all (so the count may be 0, and a named region may be
+ * missing).  Every region of rd must be bound to a registry
+ * (registry_bind).  cosines[i] is the cosine of the angle between the
+ * caller and the region (below -1 when unknown): route_km() turns it into
+ * kilometres when someone wants to read it.  Returns the count.
  */
-size_t route_plan(const struct routing_data *rd, const struct locality *loc, struct region **out,
-                  double *cosines, size_t max);
+size_t route_plan(const struct routing_data *rd, const struct locality *loc,
+                  const struct need_spec *need, struct region **out, double *cosines, size_t max);
+
+/* Whether the admin left any region of rd enabled (route_plan's count may be 0 for a need). */
+bool route_any_enabled(const struct routing_data *rd);
 
 /* Kilometres for a cosine from route_plan(); -1 when unknown. */
 double route_km(double cosine);

@@ -3,9 +3,11 @@
 # `debootstrap --variant=minbase` tree (Essential and required packages
 # only, nothing else), with the checkout's HEAD cloned to /root/project in
 # it (/root is drwx------ there, as everywhere).  In it, as root:
-#   scripts/demo.sh; a query through pgnear; scripts/demo.sh again (it must
+#   scripts/demo.sh; a query through pgnear; the demo's console, MIGRATE UP,
+#   WebSocket client and metrics; scripts/demo.sh again (it must
 #   restart cleanly); scripts/demo.sh stop, after which nothing may run;
-#   scripts/test.sh, the whole suite; scripts/check-tools.sh.
+#   scripts/test.sh, the whole suite (on the sanitizer build, two worker
+#   threads per pgnear); scripts/check-tools.sh.
 # Whatever install-deps.sh forgets, this fails on.  It runs in mount, PID
 # and (after the packages are in) network namespaces of its own, so that its
 # mounts, processes and ports end with it and meet nobody else's.
@@ -27,7 +29,7 @@ for arg in "$@"; do
     case $arg in
     --keep) keep=yes ;;
     -h | --help)
-        sed -n '2,14s/^# \{0,1\}//p' "$0"
+        sed -n '2,15s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown argument '$arg' (usage: scripts/check-minimal.sh [--keep])" ;;
@@ -111,6 +113,22 @@ got=$(PGPASSWORD=app-secret /usr/lib/postgresql/15/bin/psql -X -At \
     "host=127.0.0.1 port=6432 dbname=movr user=app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name')
 [ "$got" = eu-west ] || { echo "expected eu-west, got '$got'" >&2; exit 1; }
 echo "Dublin -> $got"
+step "the demo's console, migrations, WebSocket client and metrics"
+admin="host=127.0.0.1 port=6432 dbname=pgnear user=admin password=admin-secret"
+psql=/usr/lib/postgresql/15/bin/psql
+got=$($psql -X -At "$admin" -c "SHOW ROUTE FOR CITY 'Tokyo'" | head -n 1 | cut -d'|' -f2)
+[ "$got" = us-west ] || { echo "SHOW ROUTE FOR CITY 'Tokyo': expected us-west first, got '$got'" >&2; exit 1; }
+$psql -X -q "$admin" -c 'MIGRATE UP' 2>/dev/null
+got=$($psql -X -At "$admin" -c 'SHOW MIGRATIONS' | cut -d'|' -f4 | sort | uniq -c | tr -s ' ')
+[ "$got" = " 12 applied" ] || { echo "after MIGRATE UP, SHOW MIGRATIONS says:$got" >&2; exit 1; }
+echo "MIGRATE UP: 4 steps applied in 3 regions"
+got=$(node tests/node/neon_client.js --port 6480 --wss --ca demo-run/ca.crt --header 'X-City: Tokyo' \
+    --sql 'SHOW cluster_name' | tail -n 1)
+case $got in *'"rows":[["us-west"]]'*) ;; *) echo "WebSocket client, X-City Tokyo: $got" >&2; exit 1 ;; esac
+echo "WebSocket, X-City Tokyo -> us-west"
+got=$(curl -sf http://127.0.0.1:9187/metrics | grep -c '^pgnear_host_up{.*} 1$')
+[ "$got" = 3 ] || { echo "metrics: $got hosts up, expected 3" >&2; exit 1; }
+echo "metrics: 3 hosts up"
 step "scripts/demo.sh again, over the running demo"
 scripts/demo.sh
 step "scripts/demo.sh stop"

@@ -1,6 +1,9 @@
 #!/bin/sh
 # The demo: three local PostgreSQL 15 clusters as the regions us-east,
-# us-west and eu-west, pgnear in front of them, and psql lines to try.
+# us-west and eu-west, pgnear in front of them, and lines to try: routing
+# by city, the admin console, the MovR schema migrations of
+# conf/migrations/ run in every region, a WebSocket client (the Neon
+# serverless driver of tests/node) and the Prometheus metrics.
 #   scripts/demo.sh          install, build, start (a running demo is stopped first)
 #   scripts/demo.sh stop     stop what the demo started
 # Its files (configuration, certificates, logs, the clusters' data) are in
@@ -17,6 +20,8 @@ PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups env --chdir=/"
 regions="us-east:39.04,-77.49:25501 us-west:45.60,-121.18:25502 eu-west:53.35,-6.26:25503"
 port=${PGNEAR_PORT:-6432}
+ws_port=${PGNEAR_WS_PORT:-6480}
+metrics_port=${PGNEAR_METRICS_PORT:-9187}
 run=""
 
 say() { echo "demo: $*"; }
@@ -154,14 +159,14 @@ old=$(last_run)
 # shares its port with any other pgnear (SO_REUSEPORT), so clients would
 # reach the old one, with the old certificates.
 busy=""
-for p in "$port" 25501 25502 25503; do
+for p in "$port" "$ws_port" "$metrics_port" 25501 25502 25503; do
     if who=$(listeners "$p"); then
         warn "port $p is in use, by something this demo did not start:"
         echo "$who" | sed 's/^/    /' >&2
         busy="$busy $p"
     fi
 done
-[ -z "$busy" ] || fail "stop it first (kill PID), or give pgnear another port with PGNEAR_PORT=6433 scripts/demo.sh"
+[ -z "$busy" ] || fail "stop it first (kill PID), or give pgnear other ports with PGNEAR_PORT=6433, PGNEAR_WS_PORT or PGNEAR_METRICS_PORT"
 
 if [ -n "$old" ]; then
     case $old in
@@ -240,6 +245,11 @@ CONF
     if [ -z "$verifier" ]; then
         $psql -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
         verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+        # The console's admin needs a SCRAM secret in auth_file only, not a
+        # role in any region: the server makes it, and forgets the role.
+        $psql -c "CREATE ROLE pgnear_demo_admin PASSWORD 'admin-secret'"
+        admin_verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgnear_demo_admin'")
+        $psql -c "DROP ROLE pgnear_demo_admin"
     else
         # The same SCRAM secret in every region, so that pgnear can log in anywhere.
         $psql -c "CREATE ROLE app LOGIN PASSWORD '$verifier'"
@@ -252,10 +262,24 @@ hosts = 127.0.0.1:$pgport
 "
 done
 
-printf '"app" "%s"\n' "$verifier" >"$run/userlist.txt"
+printf '"app" "%s"\n"admin" "%s"\n' "$verifier" "$admin_verifier" >"$run/userlist.txt"
+chmod 600 "$run/userlist.txt"
 geoip=""
 if ls "$top"/conf/geoip/*.mmdb >/dev/null 2>&1; then
     geoip="geoip_db = $(ls "$top"/conf/geoip/*.mmdb | paste -sd, -)"
+fi
+# PostgreSQL over WebSocket when the Neon serverless driver's client can
+# run (install-deps.sh installs Node.js and tests/node's modules).
+websocket=""
+ws_client="$top/tests/node/neon_client.js"
+if command -v node >/dev/null 2>&1 && [ -d "$top/tests/node/node_modules/@neondatabase/serverless" ]; then
+    # wss, with the demo's certificate: the driver sends its password as
+    # soon as it connects (pipelineConnect = "password", its default), which
+    # pgnear checks against the user's SCRAM secret.  (websocket_auth =
+    # scram would make the driver compute SCRAM in JavaScript: seconds on a
+    # busy machine.)
+    websocket="websocket_port = $ws_port
+websocket_tls = on"
 fi
 cat >"$run/pgnear.ini" <<CONF
 [pgnear]
@@ -277,6 +301,12 @@ trusted_proxies = 127.0.0.1/32
 health_check_interval = 2s
 server_conninfo = user=app password=app-secret
 logfile = $run/pgnear.log
+admin_users = admin
+metrics_addr = 127.0.0.1:$metrics_port
+$websocket
+; the MovR steps, run in every region by MIGRATE UP on the console
+migrations_dir = $top/conf/migrations
+migrations_db = movr
 $hosts_lines
 CONF
 
@@ -314,18 +344,48 @@ if ! got=$(PGAPPNAME=pgnear-demo "$PG_BINDIR/psql" -X -At "$check" -c 'SHOW clus
 fi
 started=yes
 
+app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
+admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
 echo
 echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log)."
 [ -z "$where" ] || echo "$where"
 cat <<MSG
-Try (password: app-secret):
 
-  psql "host=127.0.0.1 port=$port dbname=movr user=app" -c 'SHOW cluster_name'
-  psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Seattle'" -c 'SHOW cluster_name'
-  psql "host=127.0.0.1 port=$port dbname=movr user=app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name'
+Route a caller: a city in the startup options picks the region (no hint: default_region us-east).
+  psql "$app options='-c pgnear.city=Tokyo'" -c 'SHOW cluster_name'
+  psql "$app options='-c pgnear.city=Dublin'" -c 'SHOW cluster_name'
+  psql "$app" -c 'SHOW cluster_name'
   $bin --explain $run/pgnear.ini city=Tokyo
-  psql "host=localhost port=$port dbname=movr user=app sslmode=verify-full sslrootcert=$run/ca.crt channel_binding=require" -c 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
-  PGPASSWORD=app-secret pgbench -i "host=127.0.0.1 port=$port dbname=movr user=app" && PGPASSWORD=app-secret pgbench -S -T 5 "host=127.0.0.1 port=$port dbname=movr user=app"
+  psql "host=localhost port=$port dbname=movr user=app password=app-secret sslmode=verify-full sslrootcert=$run/ca.crt channel_binding=require" -c 'SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
+
+The admin console: the database pgnear, as user admin (or as root over the Unix socket: psql -h $run -p $port pgnear).
+SHOW HELP lists its commands.
+  psql "$admin" -c 'SHOW REGIONS'
+  psql "$admin" -c "SHOW ROUTE FOR CITY 'Tokyo'"
+
+A schema migration in every region, one region after the other: the MovR steps of conf/migrations/
+for the database movr (the last renames a column while the sessions of movr are held).
+  psql "$admin" -c 'MIGRATE PLAN'
+  psql "$admin" -c 'MIGRATE UP'
+  psql "$admin" -c 'SHOW MIGRATIONS'
+  psql "$app options='-c pgnear.city=Dublin'" -c '\d users'    # after MIGRATE UP: payment_method
+MSG
+if [ -n "$websocket" ]; then
+    cat <<MSG
+
+A WebSocket client: the Neon serverless driver, over wss on port $ws_port; a header as a CDN would send it places the caller.
+  node $ws_client --port $ws_port --wss --ca $run/ca.crt --sql 'SHOW cluster_name'
+  node $ws_client --port $ws_port --wss --ca $run/ca.crt --header 'X-City: Tokyo' --sql 'SHOW cluster_name'
+MSG
+else
+    echo
+    echo "(No WebSocket listener: Node.js or tests/node/node_modules is missing; scripts/install-deps.sh installs them.)"
+fi
+cat <<MSG
+
+Prometheus metrics, and some load:
+  curl -s http://127.0.0.1:$metrics_port/metrics | grep -E '^pgnear_(routing_decisions|host_up|websocket_upgrades)'
+  pgbench -i "$app" && pgbench -S -T 5 "$app"
 
 Stop it with: scripts/demo.sh stop
 MSG

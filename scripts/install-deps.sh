@@ -29,8 +29,11 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # programs that a minimal Debian lacks: ss (015_keepalive.t) from iproute2;
 # ps and pgrep from procps (the scripts read /proc instead, but whoever
 # looks after a running pgnear reaches for them); groff and man render the
-# man page made from doc/pgnear.md (tests/doc/manpage.t)
-TOOLS="iproute2 procps groff-base man-db curl"
+# man page made from doc/pgnear.md (tests/doc/manpage.t); curl scrapes
+# /metrics; systemd's systemd-analyze verifies the unit conf/pgnear.service
+# as make install puts it (tests/doc/install.t): the package only, nothing
+# is started with it
+TOOLS="iproute2 procps groff-base man-db curl systemd"
 # node runs the Neon serverless driver (tests/node) for the WebSocket tests
 # and the maintainer targets `make cities` and `make geoip-db`; npm installs
 # tests/node's modules (over https: ca-certificates)

@@ -29,14 +29,14 @@
 #include "protocol/query_proto.h"
 #include "proxy/admin/commands.h"
 #include "proxy/admin/console_rows.h"
-#include "proxy/cancel.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/msg_loop.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
-#include "proxy/daemon.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/session.h"
 
 /* The longest message read: a longer one ends the session (a 1 MB query still gets an error). */
 #define CONSOLE_MAX_MESSAGE (4 * 1024 * 1024)
@@ -280,7 +280,8 @@ static int console_send_notices(struct session *s, const struct admin_result *r)
     return 0;
 }
 
-void console_wait_notice(struct console_wait *wait, const char *text)
+/* wait->notice: a NOTICE sent at once, for a pending command (progress). */
+static void console_wait_notice(struct console_wait *wait, const char *text)
 {
     struct session *s = wait->s;
     if (s == NULL)
@@ -317,38 +318,11 @@ static int console_take_answer(struct session *s, struct console_portal *p,
     return console_send_ready(s);
 }
 
-/* Runs the portal's command if it has not run, then sends rows; 1 while the answer is pending. */
-static int console_execute(struct session *s, struct console_portal *p, int32_t max_rows,
-                           bool simple)
-{
-    if (p->empty)
-        return console_send_simple(s, qp_put_empty_query_response);
-    if (p->ran)
-        return console_send_rows(s, p, max_rows);
-    struct console_wait *wait = calloc(1, sizeof(*wait));
-    if (wait == NULL) {
-        session_close(s, "out of memory running an admin command");
-        return -1;
-    }
-    wait->s = s;
-    int rc = command_run(s, &p->plan, wait);
-    if (rc != CMD_PENDING)
-        return console_take_answer(s, p, wait, rc, max_rows, simple);
-    struct console *c = s->console;
-    c->wait = wait;
-    c->wait_portal = p;
-    c->wait_max_rows = max_rows;
-    c->wait_simple = simple;
-    /*
-     * The next message waits for this answer, but a client that hangs up
-     * meanwhile is noticed (the paused reader watches for the hangup), so
-     * that the command learns of its session's end (on_session_end).
-     */
-    endpoint_pause_read(&s->client);
-    return 1;
-}
-
-void console_command_done(struct console_wait *wait, int rc)
+/*
+ * wait->answer: a pending command's answer, on the session's thread; when
+ * the session has ended, only the wait is freed.
+ */
+static void console_command_done(struct console_wait *wait, int rc)
 {
     struct session *s = wait->s;
     if (s == NULL) {
@@ -366,6 +340,60 @@ void console_command_done(struct console_wait *wait, int rc)
         return;
     endpoint_resume_read(&s->client);
     endpoint_set_reader(&s->client, console_on_read);
+}
+
+/* wait->abandon: no answer will come (shutdown): the wait is freed now or at the session's end. */
+static void console_wait_abandon(struct console_wait *wait)
+{
+    if (wait->s != NULL) {
+        wait->abandoned = true; /* console_end frees it */
+        return;
+    }
+    result_free(&wait->res);
+    free(wait);
+}
+
+/* A wait for a command run for s, answering through the console. */
+static struct console_wait *console_wait_new(struct session *s)
+{
+    struct console_wait *wait = calloc(1, sizeof(*wait));
+    if (wait == NULL)
+        return NULL;
+    wait->s = s;
+    wait->answer = console_command_done;
+    wait->notice = console_wait_notice;
+    wait->abandon = console_wait_abandon;
+    return wait;
+}
+
+/* Runs the portal's command if it has not run, then sends rows; 1 while the answer is pending. */
+static int console_execute(struct session *s, struct console_portal *p, int32_t max_rows,
+                           bool simple)
+{
+    if (p->empty)
+        return console_send_simple(s, qp_put_empty_query_response);
+    if (p->ran)
+        return console_send_rows(s, p, max_rows);
+    struct console_wait *wait = console_wait_new(s);
+    if (wait == NULL) {
+        session_close(s, "out of memory running an admin command");
+        return -1;
+    }
+    int rc = command_run(s, &p->plan, wait);
+    if (rc != CMD_PENDING)
+        return console_take_answer(s, p, wait, rc, max_rows, simple);
+    struct console *c = s->console;
+    c->wait = wait;
+    c->wait_portal = p;
+    c->wait_max_rows = max_rows;
+    c->wait_simple = simple;
+    /*
+     * The next message waits for this answer, but a client that hangs up
+     * meanwhile is noticed (the paused reader watches for the hangup), so
+     * that the command learns of its session's end (on_session_end).
+     */
+    endpoint_pause_read(&s->client);
+    return 1;
 }
 
 /* ---- messages ---- */
@@ -709,51 +737,14 @@ void console_end(struct session *s)
     s->console = NULL;
 }
 
-/* On the console's worker: marks what the session waits on as canceled (arg: its id). */
-static int console_cancel_on_worker(struct worker *w, void *arg)
+void console_cancel_session(struct session *s)
 {
-    uint64_t id = *(const uint64_t *)arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->admin_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (s->id != id || s->console == NULL)
-            continue;
-        struct console_wait *wait = s->console->wait;
-        if (wait != NULL) {
-            log_info(s->id, "admin console: cancel request for the command waiting");
-            if (wait->on_cancel != NULL)
-                wait->on_cancel(wait->hook_arg);
-        }
-        return 0;
-    }
-    return 0;
-}
-
-static void console_cancel_told(struct worker *from, const struct worker_reply *r)
-{
-    free(r->arg);
-}
-
-void console_cancel(struct worker *from, int worker_index, uint64_t session_id)
-{
-    uint64_t *id = malloc(sizeof(*id));
-    if (id == NULL || worker_index < 0 || worker_index >= from->d->nworkers) {
-        free(id);
+    if (s->console == NULL)
         return;
+    struct console_wait *wait = s->console->wait;
+    if (wait != NULL) {
+        log_info(s->id, "admin console: cancel request for the command waiting");
+        if (wait->on_cancel != NULL)
+            wait->on_cancel(wait->hook_arg);
     }
-    *id = session_id;
-    if (worker_call(from, from->d->workers[worker_index], console_cancel_on_worker, id,
-                    console_cancel_told, NULL) != 0)
-        free(id);
-}
-
-void console_wait_abandon(struct console_wait *wait)
-{
-    if (wait->s != NULL) {
-        wait->abandoned = true; /* console_end frees it */
-        return;
-    }
-    result_free(&wait->res);
-    free(wait);
 }

@@ -12,7 +12,6 @@
 #include <stdint.h>
 
 struct session;
-struct console_wait;
 struct worker;
 
 /*
@@ -33,31 +32,9 @@ void console_enter(struct session *s);
 void console_end(struct session *s);
 
 /*
- * A command that answers later (commands.c returned CMD_PENDING) reports
- * here, on the session's thread: rc 0 when its result is filled, -1 when
- * its error is.  The session may have ended meanwhile: then this only
- * frees what was waiting.
+ * PHASE_ADMIN's cancel (on the console's own worker): the command the
+ * session waits on (a PAUSE) is told to give up.
  */
-void console_command_done(struct console_wait *wait, int rc);
-
-/*
- * A NOTICE sent at once to the session a pending command runs for
- * (progress); nothing when the session has ended.
- */
-void console_wait_notice(struct console_wait *wait, const char *text);
-
-/*
- * A pending command whose answer cannot come back (the session's worker
- * ended before it could be told): frees the wait now, or lets the
- * session's end free it.  Only while no loop runs that session (shutdown).
- */
-void console_wait_abandon(struct console_wait *wait);
-
-/*
- * A CancelRequest with the key of admin console session session_id, on
- * worker worker_index, received on from: the command it is waiting on (a
- * PAUSE) is told to give up, on the console's own worker.
- */
-void console_cancel(struct worker *from, int worker_index, uint64_t session_id);
+void console_cancel_session(struct session *s);
 
 #endif

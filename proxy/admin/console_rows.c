@@ -11,7 +11,7 @@
 #include "protocol/pkt.h"
 #include "protocol/query_proto.h"
 #include "protocol/query_values.h"
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 
 #define MAX_COLUMNS 64
 /* Room for one encoded non-text value: numeric text at scale <= 6 needs < 320 bytes. */

@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "protocol/utf8.h"
+#include "routing/need.h"
 
 /* How a command's arguments are read. */
 enum args {
@@ -78,7 +79,8 @@ static const struct admin_command_def commands[] = {
     {ADMIN_SHOW_ROUTE,
      {"SHOW", "ROUTE"},
      ARGS_ROUTE,
-     "SHOW ROUTE FOR CITY 'x' | IP 'a.b.c.d' | LOCATION 'lat,lon' | REGION 'r'",
+     "SHOW ROUTE FOR CITY 'x' | IP 'a.b.c.d' | LOCATION 'lat,lon' | REGION 'r' [NEEDING "
+     "read-write | read-only | primary | standby | prefer-standby | prefer-primary | any]",
      "the regions a session with this evidence would try now, in order, and why"},
     {ADMIN_RELOAD,
      {"RELOAD"},
@@ -505,7 +507,25 @@ static bool valid_location(const char *v)
            lon >= -180 && lon <= 180;
 }
 
-/* FOR CITY|IP|LOCATION|REGION value */
+/* [NEEDING target_session_attrs] after SHOW ROUTE's place. */
+static int take_route_need(struct parser *ps)
+{
+    ps->out->need = NEED_ANY;
+    if (ps->tok.type != TOK_WORD || strcasecmp(ps->tok.text, "NEEDING") != 0)
+        return 0;
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    const struct token *t = &ps->tok;
+    enum session_need need;
+    if ((t->type != TOK_WORD && t->type != TOK_STRING) || !need_parse(t->text, &need))
+        return lex_fail(&ps->lx, t->start, "22023", NULL,
+                        "invalid target_session_attrs: \"%.64s\" (one of: %s)", t->text,
+                        need_choices());
+    ps->out->need = (int)need;
+    return advance(ps);
+}
+
+/* FOR CITY|IP|LOCATION|REGION value [NEEDING need] */
 static int take_route(struct parser *ps)
 {
     static const char *const targets[] = {"CITY", "IP", "LOCATION", "REGION"};
@@ -538,7 +558,9 @@ static int take_route(struct parser *ps)
                         "A location is 'latitude,longitude' in degrees, latitude from -90 to 90, "
                         "longitude from -180 to 180.",
                         "invalid location: \"%.64s\"", t->text);
-    return advance(ps);
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_route_need(ps);
 }
 
 static int take_client_id(struct parser *ps)

@@ -21,10 +21,11 @@
 
 #include "pgnear-build.h"
 #include "proxy/admin/snapshot.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/reload.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 
 struct metrics_server {
     struct worker *w;
@@ -34,7 +35,7 @@ struct metrics_server {
 /* One scrape waiting for its snapshot; req is NULL once the scraper has gone. */
 struct scrape {
     struct evhttp_request *req;
-    struct daemon *d;
+    struct shared *shared;
 };
 
 /* Writes s as a label value: backslash, double quote and newline escaped. */
@@ -163,6 +164,33 @@ static void put_regions(struct evbuffer *out, const struct snapshot *snap)
     }
 }
 
+/* Roles and lag: what routing by target_session_attrs decides on. */
+static void put_host_roles(struct evbuffer *out, const struct snapshot_part *p0)
+{
+    put_header(out, "host_standby", "gauge",
+               "1 for a standby, 0 for a primary, by the last health check (absent: not known).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        if (p0->hosts[i].role_known)
+            put_host_sample(out, "host_standby", &p0->hosts[i], "%d", p0->hosts[i].standby);
+    put_header(out, "host_replay_lag_seconds", "gauge",
+               "How far a standby is behind its primary, by pgnear's clock (0 for a primary).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        if (p0->hosts[i].lag_ms >= 0)
+            put_host_sample(out, "host_replay_lag_seconds", &p0->hosts[i], "%.3f",
+                            (double)p0->hosts[i].lag_ms / 1000.0);
+    put_header(out, "host_replay_lag_bytes", "gauge",
+               "Bytes of WAL a standby has yet to replay (0 for a primary).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        if (p0->hosts[i].lag_bytes >= 0)
+            put_host_sample(out, "host_replay_lag_bytes", &p0->hosts[i], "%lld",
+                            (long long)p0->hosts[i].lag_bytes);
+    put_header(out, "host_passed_over_for_lag", "gauge",
+               "1 while a standby is over max_standby_lag: sessions that read go elsewhere.");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_passed_over_for_lag", &p0->hosts[i], "%d",
+                        p0->hosts[i].standby && p0->hosts[i].lagging);
+}
+
 static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
 {
     const struct snapshot_part *p0 = &snap->parts[0];
@@ -175,6 +203,7 @@ static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
         if (p0->hosts[i].checked && p0->hosts[i].last_error[0] == '\0')
             put_host_sample(out, "host_health_check_rtt_seconds", &p0->hosts[i], "%.6f",
                             p0->hosts[i].rtt_ms / 1000.0);
+    put_host_roles(out, p0);
     put_header(out, "host_last_health_check_timestamp_seconds", "gauge",
                "When the last health check of the host finished (Unix time).");
     for (size_t i = 0; i < p0->nhosts; i++)
@@ -185,24 +214,22 @@ static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
         put_host_sample(out, "host_downs_total", &p0->hosts[i], "%u", p0->hosts[i].downs);
 }
 
-static void put_process(struct evbuffer *out, const struct daemon *d)
+static void put_process(struct evbuffer *out, const struct shared *sh)
 {
+    struct reload_counts rc;
+    reload_counts(sh->reload, &rc);
     put_header(out, "info", "gauge", "pgnear's version.");
     evbuffer_add_printf(out, "pgnear_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
     put_header(out, "workers", "gauge", "Event-loop threads.");
-    evbuffer_add_printf(out, "pgnear_workers %d\n", d->nworkers);
+    evbuffer_add_printf(out, "pgnear_workers %d\n", sh->nworkers);
     put_header(out, "reloads_total", "counter", "Configuration reloads (SIGHUP, RELOAD, SET).");
-    evbuffer_add_printf(out, "pgnear_reloads_total %u\n",
-                        __atomic_load_n(&d->reloads, __ATOMIC_RELAXED));
+    evbuffer_add_printf(out, "pgnear_reloads_total %u\n", rc.reloads);
     put_header(out, "reload_failures_total", "counter", "Reloads that kept the old configuration.");
-    evbuffer_add_printf(out, "pgnear_reload_failures_total %u\n",
-                        __atomic_load_n(&d->reloads_failed, __ATOMIC_RELAXED));
+    evbuffer_add_printf(out, "pgnear_reload_failures_total %u\n", rc.failed);
     put_header(out, "last_reload_success", "gauge", "1 when the last reload was applied.");
-    evbuffer_add_printf(out, "pgnear_last_reload_success %d\n",
-                        __atomic_load_n(&d->last_reload_ok, __ATOMIC_RELAXED) ? 1 : 0);
+    evbuffer_add_printf(out, "pgnear_last_reload_success %d\n", rc.last_ok ? 1 : 0);
     put_header(out, "last_reload_timestamp_seconds", "gauge", "When the last reload ended.");
-    evbuffer_add_printf(out, "pgnear_last_reload_timestamp_seconds %lld\n",
-                        (long long)__atomic_load_n(&d->last_reload_at, __ATOMIC_RELAXED));
+    evbuffer_add_printf(out, "pgnear_last_reload_timestamp_seconds %lld\n", (long long)rc.last_at);
 }
 
 static void scrape_gone(struct evhttp_connection *conn, void *arg)
@@ -223,7 +250,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
             put_servers(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);
-            put_process(out, sc->d);
+            put_process(out, sc->shared);
             evhttp_add_header(evhttp_request_get_output_headers(sc->req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
             evhttp_send_reply(sc->req, HTTP_OK, "OK", out);
@@ -256,7 +283,7 @@ static void metrics_request(struct evhttp_request *req, void *arg)
         return;
     }
     sc->req = req;
-    sc->d = ms->w->d;
+    sc->shared = ms->w->shared;
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), scrape_gone, sc);
 }
 

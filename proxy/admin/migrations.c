@@ -4,10 +4,10 @@
  * Each loads the steps of migrations_dir (a few files, read at once: the
  * loader is bounded and a bad file is the admin's answer), then reads every
  * region's history on the admin session's loop (migrate/status.c).  SHOW
- * and PLAN answer through console_command_done once all regions have
- * answered or timed out, and write nothing; NEXT and UP, when every
- * region's plan allows it, hand the steps to the runner (migrate/runner.c),
- * which reads each history again under the region's lock.
+ * and PLAN answer through their wait once all regions have answered or
+ * timed out, and write nothing; NEXT and UP, when every region's plan
+ * allows it, hand the steps to the runner (migrate/runner.c), which reads
+ * each history again under the region's lock.
  *
  * One migration runs on a pgnear at a time (daemon->migrating names its
  * worker, whose ->migration is the request): a second is refused at
@@ -28,16 +28,15 @@
 
 #include "pgnear-build.h"
 
-#include "proxy/admin/console.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
 #include "proxy/migrate/plan.h"
 #include "proxy/migrate/runner.h"
 #include "proxy/migrate/status.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 const struct admin_column migrations_show_cols[9] = {{"version", ADMIN_INT8, 0},
@@ -212,7 +211,7 @@ static void request_free(struct migrations_request *req)
 {
     if (req->claimed) {
         req->home->migration = NULL;
-        __atomic_store_n(&req->home->d->migrating, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&req->home->shared->migrating, 0, __ATOMIC_RELEASE);
         worker_check_drained(req->home); /* a shutdown may have waited for the run to stop */
     }
     if (req->wait != NULL) {
@@ -235,13 +234,13 @@ void migrations_worker_end(struct worker *w)
     request_free(req);
     /* Its admin session has gone (else it would have been closed first): nobody to answer. */
     if (wait != NULL && wait->s == NULL)
-        console_command_done(wait, CMD_ERROR);
+        wait->answer(wait, CMD_ERROR);
 }
 
 static void run_note(void *arg, const char *text)
 {
     struct migrations_request *req = arg;
-    console_wait_notice(req->wait, text);
+    req->wait->notice(req->wait, text);
 }
 
 static void run_done(void *arg, const struct migrate_run_outcome *out)
@@ -263,7 +262,7 @@ static void run_done(void *arg, const struct migrate_run_outcome *out)
         result_set_tag(&wait->res, tag);
     }
     request_free(req);
-    console_command_done(wait, rc);
+    wait->answer(wait, rc);
 }
 
 /* Starts the runner with the request's steps; CMD_PENDING, or CMD_ERROR when out of memory. */
@@ -456,7 +455,7 @@ static void migrations_answer(struct migrate_status *st, void *arg)
     if (rc == CMD_PENDING)
         return;
     request_free(req);
-    console_command_done(wait, rc);
+    wait->answer(wait, rc);
 }
 
 /* migrations_dir and migrations_db are set; false with the error when not. */
@@ -530,17 +529,17 @@ static void describe_run(char *buf, size_t cap, enum admin_cmd_kind kind, const 
 /* The pgnear's one migration is this request's; false with the error when another runs. */
 static bool request_claim(struct migrations_request *req, struct session *s)
 {
-    struct daemon *d = s->w->d;
+    struct shared *sh = s->w->shared;
     int none = 0;
-    char other[sizeof(d->migrating_what)];
-    pthread_mutex_lock(&d->migrating_lock);
-    bool mine = __atomic_compare_exchange_n(&d->migrating, &none, s->w->index + 1, false,
+    char other[sizeof(sh->migrating_what)];
+    pthread_mutex_lock(&sh->migrating_lock);
+    bool mine = __atomic_compare_exchange_n(&sh->migrating, &none, s->w->index + 1, false,
                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
     if (mine)
-        describe_run(d->migrating_what, sizeof(d->migrating_what), req->kind, s->user);
+        describe_run(sh->migrating_what, sizeof(sh->migrating_what), req->kind, s->user);
     else
-        memcpy(other, d->migrating_what, sizeof(other));
-    pthread_mutex_unlock(&d->migrating_lock);
+        memcpy(other, sh->migrating_what, sizeof(other));
+    pthread_mutex_unlock(&sh->migrating_lock);
     if (!mine) {
         admin_error_set(&req->wait->err, "55006", other,
                         "Wait for it to end, or stop it with MIGRATE ABORT.",
@@ -548,7 +547,7 @@ static bool request_claim(struct migrations_request *req, struct session *s)
         return false;
     }
     req->claimed = true;
-    req->id = __atomic_add_fetch(&s->w->d->migrations_started, 1, __ATOMIC_RELAXED);
+    req->id = __atomic_add_fetch(&s->w->shared->migrations_started, 1, __ATOMIC_RELAXED);
     s->w->migration = req;
     req->wait->on_cancel = request_canceled;
     req->wait->on_session_end = request_session_ended;
@@ -705,7 +704,7 @@ static void abort_answer(struct abort_call *call)
     if (call->timer != NULL)
         event_free(call->timer);
     free(call);
-    console_command_done(wait, rc);
+    wait->answer(wait, rc);
 }
 
 static int abort_on_worker(struct worker *w, void *arg)
@@ -748,7 +747,7 @@ static void abort_checked(struct worker *from, const struct worker_reply *r)
 
 static void abort_poll(struct abort_call *call)
 {
-    if (worker_call(call->home, call->home->d->workers[call->target], gone_on_worker, call,
+    if (worker_call(call->home, call->home->shared->workers[call->target], gone_on_worker, call,
                     abort_checked, NULL) != 0)
         abort_answer(call);
 }
@@ -764,7 +763,7 @@ int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
                              struct console_wait *wait)
 {
     (void)cmd;
-    int migrating = __atomic_load_n(&s->w->d->migrating, __ATOMIC_ACQUIRE);
+    int migrating = __atomic_load_n(&s->w->shared->migrating, __ATOMIC_ACQUIRE);
     log_info(s->id, "admin %s: MIGRATE ABORT", s->user);
     if (migrating == 0) {
         admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
@@ -781,7 +780,7 @@ int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
     call->home = s->w;
     call->target = migrating - 1;
     snprintf(call->who, sizeof(call->who), "MIGRATE ABORT (admin %.32s)", s->user);
-    if (worker_call(s->w, s->w->d->workers[call->target], abort_on_worker, call, abort_checked,
+    if (worker_call(s->w, s->w->shared->workers[call->target], abort_on_worker, call, abort_checked,
                     NULL) != 0) {
         event_free(call->timer);
         free(call);
@@ -790,3 +789,14 @@ int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
     }
     return CMD_PENDING;
 }
+
+static bool migrations_busy(const struct worker *w)
+{
+    return w->migration != NULL;
+}
+
+const struct worker_part migrations_part = {
+    .name = "migrations",
+    .busy = migrations_busy,
+    .free = migrations_worker_end,
+};

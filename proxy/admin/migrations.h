@@ -5,7 +5,7 @@
 #ifndef PGNEAR_PROXY_ADMIN_MIGRATIONS_H
 #define PGNEAR_PROXY_ADMIN_MIGRATIONS_H
 
-#include "proxy/admin/commands.h"
+#include "proxy/admin/command_wait.h"
 
 struct worker;
 
@@ -35,5 +35,12 @@ int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
 /* MIGRATE ABORT: stops the migration running on this pgnear, whichever worker runs it. */
 int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
                              struct console_wait *wait);
+
+/*
+ * Migrations' life on a worker: a run from this worker keeps its draining
+ * loop up (sessions of other workers may be held by its pause step until
+ * it ends), and is discarded when the worker is freed.
+ */
+extern const struct worker_part migrations_part;
 
 #endif

@@ -17,14 +17,12 @@
 
 #include <event2/event.h>
 
-#include "proxy/admin/console.h"
-#include "proxy/config.h"
-#include "proxy/gate.h"
-#include "proxy/log.h"
-#include "proxy/relay.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 
@@ -72,7 +70,7 @@ static void pause_closed(const struct gate_outcome *o, void *arg)
         rc = CMD_ERROR;
     }
     free(req);
-    console_command_done(wait, rc);
+    wait->answer(wait, rc);
 }
 
 static void pause_cancel(void *arg)
@@ -136,7 +134,7 @@ static void scope_answer(void *arg)
     struct scope_call *call = arg;
     result_init(&call->wait->res, NULL, 0);
     result_set_tag(&call->wait->res, call->tag);
-    console_command_done(call->wait, CMD_DONE);
+    call->wait->answer(call->wait, CMD_DONE);
     free(call);
 }
 
@@ -184,10 +182,8 @@ static int drain_on_worker(struct worker *w, void *arg)
     list_for_each_safe(pos, tmp, &w->active_sessions)
     {
         struct session *s = list_entry(pos, struct session, node);
-        if (!gate_in_scope(scope, s) || s->on_safe == SAFE_CLOSE)
-            continue;
-        s->on_safe = SAFE_CLOSE;
-        relay_act_at_safe_point(s);
+        if (gate_in_scope(scope, s))
+            gate_drain_session(s);
     }
     return 0;
 }

@@ -7,13 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/server_conn.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
+#include "proxy/base/config.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
 #include "routing/health.h"
+#include "routing/need.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 #include "routing/route.h"
@@ -51,6 +53,11 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
+    row->need = need_name(s->need.role);
+    if (s->fence_lsn != 0)
+        lsn_format(s->fence_tli, s->fence_lsn, row->fence, sizeof(row->fence));
+    if (s->need.min_lsn != 0)
+        lsn_format(s->need.min_tli, s->need.min_lsn, row->min_lsn, sizeof(row->min_lsn));
     row->transport = s->websocket ? "websocket" : s->unix_socket ? "unix" : "tcp";
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
@@ -177,6 +184,10 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     row->port = h->port;
     row->up = host_is_up(h);
     row->standby = host_is_standby(h);
+    row->read_only = __atomic_load_n(&hh->read_only, __ATOMIC_RELAXED);
+    row->lagging = __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED);
+    row->lag_ms = __atomic_load_n(&hh->lag_ms, __ATOMIC_RELAXED);
+    row->lag_bytes = __atomic_load_n(&hh->lag_bytes, __ATOMIC_RELAXED);
     /* Worker 0's health checks write the rest: this runs on worker 0. */
     row->checked = hh->checked;
     row->role_known = hh->role_known;
@@ -274,7 +285,7 @@ int snapshot_take(struct worker *from, unsigned what, snapshot_done_fn done, voi
     if (snap == NULL)
         return -1;
     snap->what = what;
-    snap->nparts = from->d->nworkers;
+    snap->nparts = from->shared->nworkers;
     snap->done = done;
     snap->arg = arg;
     snap->parts = calloc((size_t)snap->nparts, sizeof(*snap->parts));

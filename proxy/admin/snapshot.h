@@ -17,7 +17,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/stats.h"
+#include "protocol/lsn.h"
+
+#include "proxy/base/stats.h"
 
 struct worker;
 
@@ -50,6 +52,9 @@ struct client_row {
     double lat, lon, km; /* km < 0: unknown */
     int64_t connected_at;
     uint64_t bytes_in, bytes_out; /* from the client, to the client */
+    const char *need;             /* static text: need_name(), its target_session_attrs */
+    char fence[LSN_TEXT_MAX];     /* the last pgnear.fence it was sent; "" none */
+    char min_lsn[LSN_TEXT_MAX];   /* the pgnear.min_lsn it came with; "" none */
 };
 
 /* One server connection, as SHOW SERVERS shows it. */
@@ -84,6 +89,8 @@ struct host_row {
     char host[SNAPSHOT_NAME_MAX];
     int port;
     bool up, checked, role_known, standby, login_failing;
+    bool read_only, lagging;
+    int64_t lag_ms, lag_bytes; /* -1: not known */
     double rtt_ms;
     int64_t last_check;
     unsigned downs;

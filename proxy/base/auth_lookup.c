@@ -12,7 +12,7 @@
  * AUTH_LOOKUP_CONNS_PER_KEY connections per host and database; further
  * lookups wait in line and are handed the next one that frees up.
  */
-#include "proxy/auth_lookup.h"
+#include "proxy/base/auth_lookup.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +22,9 @@
 #include <event2/event.h>
 
 #include "protocol/pgasync.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/pgconn.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/pgconn.h"
 #include "routing/region.h"
 
 #define AUTH_LOOKUP_SWEEP_MS     5000

@@ -11,7 +11,7 @@
 
 #include <libpq-fe.h>
 
-#include "proxy/list.h"
+#include "proxy/base/list.h"
 
 struct config;
 struct event;

@@ -2,7 +2,7 @@
  * auth_throttle.c — the table of failed logins per (address, user name).
  * See auth_throttle.h for the rules and why they are so.
  */
-#include "proxy/auth_throttle.h"
+#include "proxy/base/auth_throttle.h"
 
 #include <netinet/in.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * Guessing passwords costs the guesser time; other addresses and other
  * users are never slowed.  A success forgets the pair.
  *
- * One table for the whole process (in struct daemon), under a mutex: a
+ * One table for the whole process (in struct shared), under a mutex: a
  * guesser's connections are spread over the workers by SO_REUSEPORT, and
  * a table per worker would give them `workers` times the attempts and
  * leave stale delays on workers that did not see the success.  The lock

@@ -2,7 +2,7 @@
  * cancel_map.c — open addressing with linear probing and backward-shift
  * deletion, so lookups never wade through tombstones.
  */
-#include "proxy/cancel_map.h"
+#include "proxy/base/cancel_map.h"
 
 #include <stdlib.h>
 

@@ -12,10 +12,10 @@
 
 #include "protocol/proxy_proto.h"
 #include "protocol/tls.h"
+#include "proxy/base/userlist.h"
 #include "routing/cidr.h"
-#include "routing/route.h"
 #include "routing/region.h"
-#include "proxy/userlist.h"
+#include "routing/route.h"
 
 enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
 enum pool_mode { POOL_NONE, POOL_SESSION };
@@ -23,6 +23,13 @@ enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE 
 enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
+
+/* A [database NAME] or [user NAME] section's target_session_attrs. */
+struct need_rule {
+    bool is_user;
+    char *name; /* as iniparser read it: in lower case */
+    int need;   /* enum session_need */
+};
 
 struct config {
     int refcount; /* the worker and every session started under it */
@@ -59,6 +66,12 @@ struct config {
     int health_check_interval_ms;
     int health_check_timeout_ms;
     int health_check_fall;
+    int target_session_attrs;  /* enum session_need: what sessions need unless told otherwise */
+    int failover_wait_ms;      /* how long a session waits for a host that fits its need */
+    int max_standby_lag_ms;    /* a standby further behind is passed over for reads; 0: off */
+    int max_standby_lag_bytes; /* the same in bytes of WAL; 0: off */
+    bool report_fence;         /* sessions get pgnear.fence after each transaction that wrote */
+    int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
@@ -95,7 +108,7 @@ struct config {
     int server_lifetime_ms;     /* a connection older than this is closed, not kept */
     int server_idle_timeout_ms; /* an idle connection is closed after this */
     int query_wait_timeout_ms;  /* how long a client waits for a connection of a full pool */
-    int pool_size;              /* connections per region, database and user */
+    int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */
     char *logfile;
@@ -110,6 +123,8 @@ struct config {
     struct geoip_set *geoip;         /* NULL without geoip_db */
     struct city_override *overrides; /* [cities] */
     size_t n_overrides;
+    struct need_rule *need_rules; /* [database NAME] and [user NAME] sections */
+    size_t n_need_rules;
     struct routing_data routing;   /* the above, as routing sees them */
     struct health_checker *health; /* running while this is the current config */
     struct userlist users;
@@ -124,6 +139,9 @@ enum config_scope {
 };
 
 #define CONFIG_MAX_PROBLEMS 32
+
+/* The most pool_size may say (0 says no limit). */
+#define POOL_SIZE_MAX 10000
 
 /* Every problem of one load, each "file:line: why", or "file: why" where no line is known. */
 struct config_problems {
@@ -151,9 +169,16 @@ struct config_override {
     char value[1025];
 };
 
-/* config_load, with each override taking the place of the file's [pgnear] value. */
+/*
+ * config_load, with each override taking the place of the file's [pgnear]
+ * value.  A reload passes the running configuration (else NULL): the city
+ * table and GeoIP databases of files unchanged since it loaded them are
+ * shared with it, not built again.  running must stay alive and unchanged
+ * meanwhile; only its tables are read (they are immutable), so the load may
+ * run on another thread.
+ */
 struct config *config_load_overridden(const char *path, const struct config_override *ov, int nov,
-                                      char *err, size_t errcap);
+                                      const struct config *running, char *err, size_t errcap);
 
 /* Whether name is a setting (as written in the file), and whether a reload applies it. */
 bool config_setting_known(const char *name, bool *reloadable);
@@ -173,6 +198,16 @@ static inline bool config_pooling(const struct config *cfg)
 
 /* Whether path is one of websocket_path's (compared exactly). */
 bool config_websocket_path(const struct config *cfg, const char *path);
+
+/*
+ * What a session of user on database needs when its startup packet does
+ * not say: the [user] section's, else the [database] section's, else
+ * target_session_attrs (an enum session_need).
+ */
+int config_session_need(const struct config *cfg, const char *user, const char *database);
+
+/* "on", "off", "true", "false", "yes", "no", "1", "0", in any case; false for anything else. */
+bool config_parse_bool(const char *v, bool *out);
 
 /* Whether user is one of admin_users (a comma list; names compared exactly). */
 bool config_is_admin_user(const struct config *cfg, const char *user);

@@ -9,7 +9,7 @@
  * The sink and level are process settings taken from the command line and
  * the configuration; they are the only state here.
  */
-#include "proxy/log.h"
+#include "proxy/base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 /*
  * pgconn.c — conninfo strings for pgnear's own libpq connections.
  */
-#include "proxy/pgconn.h"
+#include "proxy/base/pgconn.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "protocol/pgasync.h"
-#include "proxy/config.h"
+#include "proxy/base/config.h"
 #include "routing/region.h"
 
 bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, const char *dbname,

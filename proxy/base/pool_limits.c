@@ -1,7 +1,7 @@
 /*
  * pool_limits.c — the shared counts behind pool_size and max_db_connections.
  */
-#include "proxy/pool_limits.h"
+#include "proxy/base/pool_limits.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +70,7 @@ enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, 
     struct pool_count *h = p != NULL ? count_find(pl, host, true) : NULL;
     if (h == NULL)
         rc = POOL_NO_MEMORY;
-    else if (p->servers >= pool_size)
+    else if (pool_size > 0 && p->servers >= pool_size)
         rc = POOL_FULL;
     else if (max_db > 0 && h->servers >= max_db)
         rc = POOL_HOST_FULL;
@@ -114,6 +114,29 @@ void pool_limits_wait(struct pool_limits *pl, const char *pool, int delta)
         count_drop_if_unused(pl, c);
     }
     pthread_mutex_unlock(&pl->lock);
+}
+
+bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t now_ms,
+                             int64_t interval_ms, struct pool_wait_report *r)
+{
+    bool report = false;
+    pthread_mutex_lock(&pl->lock);
+    struct pool_count *c = count_find(pl, pool, true);
+    if (c != NULL) {
+        c->waiting++;
+        c->began++;
+        __atomic_add_fetch(&pl->waiting, 1, __ATOMIC_RELAXED);
+        report = !c->reported || now_ms - c->reported_ms >= interval_ms;
+        if (report) {
+            r->waiting = c->waiting;
+            r->began = c->began;
+            c->began = 0;
+            c->reported = true;
+            c->reported_ms = now_ms;
+        }
+    }
+    pthread_mutex_unlock(&pl->lock);
+    return report;
 }
 
 bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool)

@@ -15,14 +15,18 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* region, database and user; or host:port */
 #define POOL_KEY_MAX 200
 
 struct pool_count {
     char key[POOL_KEY_MAX];
-    int servers; /* connections open or opening */
-    int waiting; /* clients waiting for one */
+    int servers;         /* connections open or opening */
+    int waiting;         /* clients waiting for one */
+    int began;           /* clients that began waiting since the last report */
+    bool reported;       /* a report was made, at reported_ms */
+    int64_t reported_ms; /* (monotonic) */
 };
 
 struct pool_limits {
@@ -47,7 +51,7 @@ enum pool_reserve {
     POOL_NO_MEMORY, /* no room to count it */
 };
 
-/* Counts one more connection of pool and host unless a limit says no (max_db 0: none). */
+/* Counts one more connection of pool and host unless a limit says no (0: no limit). */
 enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
                                       int pool_size, int max_db);
 
@@ -56,6 +60,21 @@ bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *h
 
 /* A client starts (delta 1) or stops (-1) waiting for a connection of pool. */
 void pool_limits_wait(struct pool_limits *pl, const char *pool, int delta);
+
+/* What a report of clients waiting for one pool or host says. */
+struct pool_wait_report {
+    int waiting; /* clients waiting now */
+    int began;   /* of all of them, those that began since the last report */
+};
+
+/*
+ * pool_limits_wait(pl, pool, 1), and whether the log should say so now:
+ * at most once per interval_ms for each pool or host, whatever the number
+ * of clients and workers (the lines are counted under the same lock).
+ * Then *r says how many wait.  now_ms: a monotonic clock.
+ */
+bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t now_ms,
+                             int64_t interval_ms, struct pool_wait_report *r);
 
 /* Whether some client waits for a connection of pool. */
 bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool);

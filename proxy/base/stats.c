@@ -1,7 +1,7 @@
 /*
  * stats.c — summing workers' counters (stats.h).
  */
-#include "proxy/stats.h"
+#include "proxy/base/stats.h"
 
 #include <stddef.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /*
  * userlist.c — auth_file parsing.
  */
-#include "proxy/userlist.h"
+#include "proxy/base/userlist.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * region's node.  A user without a verifier gets a made-up one, so that a
  * wrong user name and a wrong password fail the same way, after the proof.
  */
-#include "proxy/client_auth.h"
+#include "proxy/login/client_auth.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,14 +19,14 @@
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/login_throttle.h"
-#include "proxy/msg_loop.h"
-#include "proxy/phase.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/login_throttle.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 #define AUTH_CODE_CLEARTEXT     3
@@ -82,7 +82,7 @@ static void client_auth_mock_verifier(struct session *s, struct scram_verifier *
     memset(v, 0, sizeof(*v));
     v->iterations = 4096;
     v->salt_len = 16;
-    HMAC(EVP_sha256(), s->w->d->mock_secret, sizeof(s->w->d->mock_secret),
+    HMAC(EVP_sha256(), s->w->shared->mock_secret, sizeof(s->w->shared->mock_secret),
          (const unsigned char *)s->login->startup.user, strlen(s->login->startup.user), digest,
          &dlen);
     memcpy(v->salt, digest, v->salt_len);

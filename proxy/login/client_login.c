@@ -13,16 +13,18 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/lsn.h"
 #include "protocol/pkt.h"
 #include "protocol/tls.h"
-#include "proxy/cancel.h"
-#include "proxy/client_login.h"
-#include "proxy/config.h"
-#include "proxy/hint_notice.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/client_login.h"
+#include "proxy/login/hint_notice.h"
+#include "proxy/login/session_route.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -228,35 +230,109 @@ static void client_locality_input(struct session *s, struct locality_input *in)
         in->addr = (const struct sockaddr *)&s->addr;
 }
 
-/* Picks the regions to try; false (the session failed) when the admin disabled every one. */
+/* A hint's value that is none the setting takes: 22023, as the server answers a bad GUC. */
+static bool client_fail_hint_value(struct session *s, const char *name, const char *value,
+                                   const char *hint)
+{
+    char msg[300];
+    snprintf(msg, sizeof(msg), "invalid value for parameter \"%s\": \"%s\"", name, value);
+    stat_inc(&s->w->stats.login_failures);
+    session_fail(s, "22023", msg, NULL, hint);
+    return false;
+}
+
+/* pgnear.min_lsn and pgnear.report_fence: read-your-writes (fence.h). */
+static bool client_session_fence(struct session *s)
+{
+    const struct startup_hints *h = &s->login->hints;
+    s->report_fence = s->cfg->report_fence;
+    if (h->has_report_fence && !config_parse_bool(h->report_fence, &s->report_fence))
+        return client_fail_hint_value(s, "pgnear.report_fence", h->report_fence,
+                                      "Write on or off.");
+    if (h->has_min_lsn &&
+        lsn_parse(h->min_lsn, strlen(h->min_lsn), &s->need.min_tli, &s->need.min_lsn) != LSN_OK)
+        return client_fail_hint_value(
+            s, "pgnear.min_lsn", h->min_lsn,
+            "Pass the value of pgnear.fence as it was reported (00000001/0/3000148), or a "
+            "position as pg_current_wal_lsn() shows it (0/3000148).");
+    return true;
+}
+
+/*
+ * What the session needs of its server: its startup hint, else what the
+ * configuration says for its user and database; and a position to have
+ * replayed.  False (the session failed) for a value that is none of those
+ * the settings take.
+ */
+static bool client_session_need(struct session *s)
+{
+    const struct startup_hints *h = &s->login->hints;
+    enum session_need need;
+    if (!h->has_need) {
+        const struct startup_packet *sp = &s->login->startup;
+        s->need.role = (enum session_need)config_session_need(s->cfg, sp->user, sp->database);
+    } else if (need_parse(h->need, &need)) {
+        s->need.role = need;
+    } else {
+        char hint[200];
+        snprintf(hint, sizeof(hint), "Available values: %s.", need_choices());
+        return client_fail_hint_value(s, "pgnear.target_session_attrs", h->need, hint);
+    }
+    return client_session_fence(s);
+}
+
+/* The route's log line: where, how far, on what evidence, and for which need. */
+static void client_log_route(struct session *s)
+{
+    char reason[512], need[200] = "";
+    locality_reason(&s->login->loc, reason, sizeof(reason));
+    if (s->need.role != NEED_ANY)
+        snprintf(need, sizeof(need), "; needing %s", need_name(s->need.role));
+    if (s->login->plan_len == 0 && s->login->replay_waiting) {
+        log_info(s->id,
+                 "route: no standby has replayed pgnear.min_lsn yet (%s: %s); waiting up to "
+                 "min_lsn_wait for one",
+                 route_source_name(s->login->loc.source), reason);
+        return;
+    }
+    if (s->login->plan_len == 0) {
+        log_info(s->id, "route: no region has a host that is %s now (%s: %s); waiting for one",
+                 need_name(s->need.role), route_source_name(s->login->loc.source), reason);
+        return;
+    }
+    double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
+    if (km >= 0)
+        log_info(s->id, "route: region %s, %.0f km away (%s: %s%s)", s->region->name, km,
+                 route_source_name(s->login->loc.source), reason, need);
+    else
+        log_info(s->id, "route: region %s (%s: %s%s)", s->region->name,
+                 route_source_name(s->login->loc.source), reason, need);
+}
+
+/*
+ * Picks the regions to try; false (the session failed) when the admin
+ * disabled every one.  A session that needs a role no host has now goes
+ * on with none: it waits for one as it connects (failover_wait).
+ */
 static bool client_route(struct session *s)
 {
     struct locality_input in;
+    if (!client_session_need(s))
+        return false;
     client_locality_input(s, &in);
     locality_resolve(&s->cfg->routing, &in, &s->login->loc);
     hint_log_tlv(s, &in);
-    s->login->plan_len = route_plan(&s->cfg->routing, &s->login->loc, s->login->plan,
-                                    s->login->plan_cos, ROUTE_MAX_REGIONS);
-    s->login->plan_index = 0;
-    if (s->login->plan_len == 0) {
+    session_route_plan(s);
+    if (s->login->plan_len == 0 && !route_any_enabled(&s->cfg->routing)) {
         stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08001", "no region takes sessions now",
                      "Every configured region is disabled or draining.", NULL);
         return false;
     }
-    s->region = s->login->plan[0];
     stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
     if (client_header_decided(s, s->login->loc.via))
         stat_inc(&s->w->stats.routed_by_header);
-    char reason[512];
-    locality_reason(&s->login->loc, reason, sizeof(reason));
-    double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
-    if (km >= 0)
-        log_info(s->id, "route: region %s, %.0f km away (%s: %s)", s->region->name, km,
-                 route_source_name(s->login->loc.source), reason);
-    else
-        log_info(s->id, "route: region %s (%s: %s)", s->region->name,
-                 route_source_name(s->login->loc.source), reason);
+    client_log_route(s);
     free(s->login->pp);
     s->login->pp = NULL;
     return true;

@@ -13,7 +13,7 @@
  * not fix them: they go to the log as a warning, for whoever runs the
  * balancer, and the client is not told.
  */
-#include "proxy/hint_notice.h"
+#include "proxy/login/hint_notice.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,10 +21,10 @@
 #include <event2/buffer.h>
 
 #include "protocol/pkt.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/server_conn.h"
-#include "proxy/session.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 #define HINT_NOTICE_SQLSTATE "01000"

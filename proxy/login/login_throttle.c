@@ -1,19 +1,19 @@
 /*
  * login_throttle.c — the auth throttle at a session's login.
  */
-#include "proxy/login_throttle.h"
+#include "proxy/login/login_throttle.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 
 #include <event2/event.h>
 
-#include "proxy/auth_throttle.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/worker.h"
+#include "proxy/base/auth_throttle.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
 
 static void login_throttle_params(const struct config *cfg, struct throttle_params *p)
 {
@@ -37,7 +37,7 @@ static void login_throttle_params(const struct config *cfg, struct throttle_para
 static bool login_throttle_may_log(struct worker *w, char *note, size_t cap)
 {
     uint64_t left_out;
-    if (!log_limit_allow(&w->d->throttle_log, THROTTLE_LOG_BURST, 1000, &left_out))
+    if (!log_limit_allow(&w->shared->throttle_log, THROTTLE_LOG_BURST, 1000, &left_out))
         return false;
     note[0] = '\0';
     if (left_out > 0)
@@ -85,7 +85,7 @@ void login_throttle_gate(struct session *s, enum session_phase next)
 {
     struct throttle_params p;
     struct throttle_state st;
-    struct auth_throttle *t = &s->w->d->auth_throttle;
+    struct auth_throttle *t = &s->w->shared->auth_throttle;
     login_throttle_params(s->cfg, &p);
     if (p.threshold <= 0) {
         phase_enter(s, next);
@@ -119,7 +119,7 @@ void login_throttle_failed(struct session *s)
     if (s->login == NULL || !s->login->throttle_keyed)
         return;
     login_throttle_params(s->cfg, &p);
-    uint32_t n = auth_throttle_failed(&s->w->d->auth_throttle, &p, &s->login->throttle_key,
+    uint32_t n = auth_throttle_failed(&s->w->shared->auth_throttle, &p, &s->login->throttle_key,
                                       auth_throttle_now(), &evicted);
     if (evicted)
         stat_inc(&s->w->stats.auth_throttle_evictions);
@@ -137,7 +137,7 @@ void login_throttle_succeeded(struct session *s)
         return;
     /* Once is enough: under scram both the proof and the server's ReadyForQuery say so. */
     s->login->throttle_keyed = false;
-    auth_throttle_succeeded(&s->w->d->auth_throttle, &s->login->throttle_key);
+    auth_throttle_succeeded(&s->w->shared->auth_throttle, &s->login->throttle_key);
 }
 
 void login_throttle_release(struct session *s)

@@ -7,7 +7,7 @@
 #ifndef PGNEAR_PROXY_LOGIN_THROTTLE_H
 #define PGNEAR_PROXY_LOGIN_THROTTLE_H
 
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 
 /*
  * Enters next — the phase that authenticates: CLIENT_AUTH, or CONNECT

@@ -5,7 +5,7 @@
  * failed attempt says about its host.  The login on the open connection
  * is server_login.c's.
  */
-#include "proxy/server_connect.h"
+#include "proxy/login/server_connect.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,16 +13,19 @@
 #include <sys/socket.h>
 
 #include "protocol/tls.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/pool.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_dial.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/session_route.h"
+#include "proxy/pool/pool.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_dial.h"
+#include "proxy/session/session.h"
 #include "routing/health.h"
+#include "routing/need.h"
 #include "routing/region.h"
+#include "routing/route.h"
 
 /* The region of the plan being tried. */
 static struct region *server_region(const struct session *s)
@@ -30,26 +33,33 @@ static struct region *server_region(const struct session *s)
     return s->login->plan[s->login->plan_index];
 }
 
+/* A host's place in the order to try a region's hosts in; below 0: not at all. */
+static int server_host_rank(const struct session *s, const struct region_host *h)
+{
+    enum need_fit fit = need_host_fit(h, &s->need);
+    if (fit == NEED_FIT_NONE)
+        return -1;
+    /* "any" keeps its old order within the fit: primaries before standbys. */
+    return 2 * (int)fit + (s->need.role == NEED_ANY && host_is_standby(h) ? 1 : 0);
+}
+
 /*
- * The order to try the region's hosts in: up primaries, then up standbys
- * (by their last health check; a region of standbys still serves
- * read-only work), each group in configured order; all hosts in
- * configured order when none is up.
+ * The order to try the region's hosts in: best fit for the session's need
+ * first (need.h; for "any": up primaries, then up standbys, a region of
+ * standbys still serving read-only work), then the fallbacks, then the
+ * hosts that are down, each group in configured order.
  */
 static void server_order_hosts(struct session *s)
 {
     const struct region *r = server_region(s);
+    int rank[REGION_MAX_HOSTS];
     s->login->host_count = s->login->host_pos = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < r->nhosts; i++) {
-            const struct region_host *h = &r->hosts[i];
-            bool take = s->login->region_any_host
-                            ? pass == 0
-                            : host_is_up(h) && host_is_standby(h) == (pass == 1);
-            if (take)
+    for (size_t i = 0; i < r->nhosts; i++)
+        rank[i] = server_host_rank(s, &r->hosts[i]);
+    for (int want = 0; want <= 2 * NEED_FIT_LAST + 1; want++)
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (rank[i] == want)
                 s->login->host_order[s->login->host_count++] = (uint8_t)i;
-        }
-    }
 }
 
 /* The next host worth trying (still up, unless none was); NULL when none is left. */
@@ -64,12 +74,12 @@ static struct region_host *server_pick_host(struct session *s)
     return NULL;
 }
 
-/* Enters plan[index]: its up hosts, or all of them when none is up. */
+/* Enters plan[index]: its hosts that fit, or those that are down when none that fits is up. */
 static struct region_host *server_enter_region(struct session *s, size_t index)
 {
     s->login->plan_index = index;
     s->region = server_region(s);
-    s->login->region_any_host = !region_is_up(server_region(s));
+    s->login->region_any_host = need_region_fit(server_region(s), &s->need) == NEED_FIT_LAST;
     server_order_hosts(s);
     return server_pick_host(s);
 }
@@ -103,6 +113,22 @@ void server_connect_failed(struct session *s, const char *why, enum server_verdi
     server_conn_close(sc, false);
 }
 
+bool server_connect_wait_busy(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    struct session_login *l = s->login;
+    if (sc == NULL || l == NULL || l->resumed || sc->answered ||
+        !health_answered_since(sc->host, l->server_wait_mark_ms))
+        return false;
+    int64_t now = health_clock_ms();
+    log_debug(s->id,
+              "host %s:%d answers other connections, not yet this one (%.1f s): busy, waiting on",
+              sc->host->name, sc->host->port, (double)(now - l->server_wait_start_ms) / 1000.0);
+    l->server_wait_mark_ms = now;
+    session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    return true;
+}
+
 /* Where the dial is, as a phase (for SHOW and the logs; the timer means the same in each). */
 static enum session_phase server_dial_phase(enum server_dial_stage stage)
 {
@@ -120,7 +146,10 @@ static enum session_phase server_dial_phase(enum server_dial_stage stage)
 static void server_dialing(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
+    bool asked = s->login->dial.stage == DIAL_SSL_ANSWER;
     int rc = server_dial_step(&s->login->dial);
+    if (asked && rc != DIAL_FAILED && (rc == DIAL_DONE || s->login->dial.stage != DIAL_SSL_ANSWER))
+        health_note_answer(sc->host); /* the SSLRequest was answered */
     enum session_phase stage = server_dial_phase(s->login->dial.stage);
     if (stage != s->phase)
         phase_enter(s, stage);
@@ -208,6 +237,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     s->login->host_downs_seen = health_downs(h);
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    s->login->server_wait_start_ms = s->login->server_wait_mark_ms = health_clock_ms();
     endpoint_wait_writable(&sc->ep, server_dialing);
 }
 
@@ -248,6 +278,48 @@ void server_connect_kept_failed(struct session *s, const char *why)
     phase_enter(s, PHASE_CONNECT);
 }
 
+/*
+ * No host that fits the session's need is left to try: one may come (a
+ * standby promoted, a primary back), so a session that needs a role waits
+ * up to failover_wait for it, from the first time it found none.
+ */
+static bool server_may_wait_for_role(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (session_route_waits_for_replay(s))
+        return true; /* for a standby to replay pgnear.min_lsn: min_lsn_wait */
+    if (s->need.role == NEED_ANY || s->cfg->failover_wait_ms <= 0 || l->warming)
+        return false;
+    int64_t now = health_clock_ms();
+    if (l->need_wait_until_ms == 0)
+        l->need_wait_until_ms = now + s->cfg->failover_wait_ms;
+    return now < l->need_wait_until_ms;
+}
+
+/* Why no host served the need, for the client: each region that could not, and why. */
+static void server_fail_need(struct session *s)
+{
+    char detail[600] = "", msg[200];
+    size_t len = 0;
+    for (size_t i = 0; i < s->cfg->regions.count && len < sizeof(detail) - 1; i++) {
+        const struct region *r = &s->cfg->regions.items[i];
+        char why[160];
+        if (need_region_shortfall(r, &s->need, why, sizeof(why))[0] == '\0')
+            snprintf(why, sizeof(why), "its hosts failed");
+        int w = snprintf(detail + len, sizeof(detail) - len, "%s%s: %s",
+                         len ? "; " : "Regions: ", r->name, why);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    snprintf(msg, sizeof(msg), "no server that is %s is available", need_name(s->need.role));
+    stat_inc(&s->w->stats.login_failures);
+    log_warn(s->id, "%s (waited up to failover_wait = %d ms): %s", msg, s->cfg->failover_wait_ms,
+             detail);
+    session_fail(s, "08001", msg, detail,
+                 "The primary may be failing over; retry, or connect with a "
+                 "pgnear.target_session_attrs that other hosts satisfy.");
+}
+
 void server_connect_enter(struct session *s)
 {
     struct session_login *l = s->login;
@@ -264,6 +336,14 @@ void server_connect_enter(struct session *s)
         server_connect_host(s, h);
         return;
     }
+    if (server_may_wait_for_role(s)) {
+        phase_enter(s, PHASE_WAIT_ROLE);
+        return;
+    }
+    if (s->need.role != NEED_ANY) {
+        server_fail_need(s);
+        return;
+    }
     if (!l->servers_tried) {
         session_fail(s, "08001", "no region has a host to connect to", NULL, NULL);
         return;
@@ -273,4 +353,32 @@ void server_connect_enter(struct session *s)
              l->plan[0]->name, l->plan_len > 1 ? " or of the regions after it" : "");
     stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08001", msg, l->server_failure, NULL);
+}
+
+/* How often a session waiting for a role looks again: health checks change roles. */
+#define ROLE_WAIT_POLL_MS 50
+
+void server_role_wait_enter(struct session *s)
+{
+    session_set_timer(s, ROLE_WAIT_POLL_MS);
+}
+
+/* WAIT_ROLE's timer: plans again; connects when a host fits, else waits on until failover_wait. */
+void server_role_wait_tick(struct session *s)
+{
+    struct session_login *l = s->login;
+    session_route_plan(s);
+    for (size_t i = 0; i < l->plan_len; i++) {
+        if (need_region_fit(l->plan[i], &s->need) >= NEED_FIT_LAST)
+            continue; /* the named region may come first, down */
+        log_info(s->id, "route: region %s now has a host that is %s", l->plan[i]->name,
+                 need_name(s->need.role));
+        phase_done(s);
+        return;
+    }
+    if (health_clock_ms() >= l->need_wait_until_ms) {
+        phase_done(s); /* CONNECT tries what is left (hosts down), then fails */
+        return;
+    }
+    session_set_timer(s, ROLE_WAIT_POLL_MS);
 }

@@ -5,7 +5,9 @@
 #ifndef PGNEAR_PROXY_SERVER_CONNECT_H
 #define PGNEAR_PROXY_SERVER_CONNECT_H
 
-#include "proxy/phase.h"
+#include <stdbool.h>
+
+#include "proxy/session/phase.h"
 
 struct session;
 
@@ -17,6 +19,25 @@ struct session;
  * phase_done once the connection is up.
  */
 void server_connect_enter(struct session *s);
+
+/*
+ * WAIT_ROLE: no host fits the session's need now (a primary failing
+ * over): it looks again every few milliseconds, and goes on to CONNECT
+ * once one does, or once failover_wait has passed.
+ */
+void server_role_wait_enter(struct session *s);
+void server_role_wait_tick(struct session *s);
+
+/*
+ * server_connect_timeout passed before s's new server connection got its
+ * first answer.  When its host answered other connections of pgnear
+ * meanwhile, it is busy, not gone: a burst of logins queues at the server
+ * (its postmaster starts one backend at a time), as direct clients would.
+ * Then the timer starts again, and true is returned: the wait goes on as
+ * long as the host keeps answering others within each period.  False:
+ * the host counts as slow.
+ */
+bool server_connect_wait_busy(struct session *s);
 
 /* Counts and logs the failed attempt, marks its host as v says, closes the connection. */
 void server_connect_failed(struct session *s, const char *why, enum server_verdict v);

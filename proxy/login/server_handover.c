@@ -1,7 +1,7 @@
 /*
  * server_handover.c — a kept server connection given to a new client.
  */
-#include "proxy/server_handover.h"
+#include "proxy/login/server_handover.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,16 +13,18 @@
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/stream.h"
-#include "proxy/cancel.h"
-#include "proxy/config.h"
-#include "proxy/hint_notice.h"
-#include "proxy/log.h"
-#include "proxy/msg_loop.h"
-#include "proxy/phase.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_login.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/hint_notice.h"
+#include "proxy/login/server_login.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_params.h"
+#include "proxy/session/session.h"
+#include "routing/health.h"
 
 #define AUTH_OK 0
 
@@ -49,7 +51,7 @@ static int handover_settings(struct session *s, struct evbuffer *out)
 {
     const struct server_conn *sc = s->server_conn;
     const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
     struct evbuffer *q = evbuffer_new();
     int count = 0, rc = q != NULL ? 0 : -1;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -153,6 +155,7 @@ static int handover_message(struct session *s, char type, const uint8_t *body, u
     struct server_conn *sc = s->server_conn;
     if (!sc->answered) {
         sc->answered = true;
+        health_note_answer(sc->host);
         session_set_timer(s, s->cfg->client_login_timeout_ms);
     }
     switch (type) {

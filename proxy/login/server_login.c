@@ -10,7 +10,7 @@
  * server report a bare failure.  auth = scram: pgnear answers itself with
  * the ClientKey the client's proof revealed.
  */
-#include "proxy/server_login.h"
+#include "proxy/login/server_login.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -22,18 +22,18 @@
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
-#include "proxy/cancel.h"
-#include "proxy/config.h"
-#include "proxy/hint_notice.h"
-#include "proxy/log.h"
-#include "proxy/login_throttle.h"
-#include "proxy/msg_loop.h"
-#include "proxy/phase.h"
-#include "proxy/pool_warm.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_handover.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/hint_notice.h"
+#include "proxy/login/login_throttle.h"
+#include "proxy/pool/pool_warm.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_params.h"
+#include "proxy/session/session.h"
 #include "routing/health.h"
 
 /* Login messages are small; anything this large is a broken server. */
@@ -398,6 +398,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     if (!sc->answered) {
         /* It answers: what is left is the login's time, not the connect's. */
         sc->answered = true;
+        health_note_answer(sc->host);
         session_set_timer(s, s->cfg->client_login_timeout_ms);
     }
     sc->ep.last_type = type;
@@ -454,57 +455,11 @@ static void server_login_on_read(struct session *s)
     endpoint_read_messages(s, &s->server_conn->ep, &reader);
 }
 
-/*
- * The startup parameter name as the server gets it from s (user and
- * database aside): the client's, without pgnear.* hints, options without
- * the hints in it; NULL when s sends none.
- */
-static const char *server_param_sent(const struct session *s, const char *name, const char *value)
-{
-    if (strncasecmp(name, "pgnear.", 7) == 0)
-        return NULL;
-    if (strcmp(name, "options") == 0) {
-        const char *opts = s->login->server_options;
-        return opts == NULL || opts[0] == '\0' ? NULL : opts;
-    }
-    return value;
-}
-
-static bool server_param_is_identity(const char *name)
-{
-    return strcmp(name, "user") == 0 || strcmp(name, "database") == 0;
-}
-
-const char *server_login_param(const struct session *s, const char *name)
-{
-    const struct startup_packet *sp = &s->login->startup;
-    for (size_t i = 0; i < sp->nparams; i++)
-        if (strcmp(sp->params[i].name, name) == 0)
-            return server_param_sent(s, name, sp->params[i].value);
-    return NULL;
-}
-
-size_t server_login_params(const struct session *s, const char **names, const char **values,
-                           size_t max)
-{
-    const struct startup_packet *sp = &s->login->startup;
-    size_t n = 0;
-    for (size_t i = 0; i < sp->nparams && n < max; i++) {
-        const char *name = sp->params[i].name;
-        const char *value = server_param_sent(s, name, sp->params[i].value);
-        if (value == NULL || server_param_is_identity(name))
-            continue;
-        names[n] = name;
-        values[n++] = value;
-    }
-    return n;
-}
-
 /* A connection that may be kept remembers whom and what it logged in with. */
 static void server_remember_startup(struct session *s, struct server_conn *sc)
 {
     const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
     for (size_t i = 0; i < n && sc->poolable; i++)
         if (param_set_put(&sc->startup, names[i], values[i]) != PARAM_SET_OK)
             sc->poolable = false;
@@ -512,10 +467,6 @@ static void server_remember_startup(struct session *s, struct server_conn *sc)
 
 void server_login_enter(struct session *s)
 {
-    if (s->login->resumed) {
-        server_handover_enter(s);
-        return;
-    }
     const struct startup_packet *sp = &s->login->startup;
     uint8_t buf[STARTUP_MAX_LEN];
     struct pktbuf pb;
@@ -543,6 +494,7 @@ void server_login_enter(struct session *s)
         endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
+    s->login->server_wait_mark_ms = health_clock_ms(); /* the period a timeout looks back on */
     endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
     endpoint_send(s, &s->server_conn->ep, buf, pb.len);
 }

@@ -7,7 +7,7 @@
  * that trickles bytes (slowloris) holds its slot only that long.  Every
  * answer but 101 closes the connection.
  */
-#include "proxy/ws_ingress.h"
+#include "proxy/login/ws_ingress.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +20,12 @@
 #include "protocol/geo_headers.h"
 #include "protocol/http_upgrade.h"
 #include "protocol/ws.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session.h"
 #include "routing/cidr.h"
 #include "routing/health.h"
 #include "routing/region.h"
@@ -41,7 +41,7 @@
 static void ws_log_refusal(struct session *s, bool warn, const char *what)
 {
     uint64_t left_out;
-    if (!log_limit_allow(&s->w->d->http_log, WS_LOG_BURST, 1000, &left_out))
+    if (!log_limit_allow(&s->w->shared->http_log, WS_LOG_BURST, 1000, &left_out))
         return;
     if (warn)
         log_warn(s->id, "%s", what);

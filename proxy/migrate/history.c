@@ -52,6 +52,66 @@ const char migrate_history_select_live_sql[] =
     " run_by, error, error_statement"
     " FROM " MIGRATE_HISTORY_TABLE " ORDER BY version";
 
+/* The history row of a step: $1 version ... $9 error_statement; state, done and error vary. */
+const char migrate_history_upsert_sql[] =
+    "INSERT INTO " MIGRATE_HISTORY_TABLE
+    " (version, name, checksum, state, statements_done, statements_total, started_at,"
+    " finished_at, run_by, error, error_statement)"
+    " VALUES ($1, $2, $3, $4, $5, $6, now(),"
+    " CASE WHEN $4 = 'running' THEN NULL ELSE clock_timestamp() END, $7, NULLIF($8, ''),"
+    " NULLIF($9, '')::integer)"
+    " ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,"
+    " state = EXCLUDED.state, statements_done = EXCLUDED.statements_done,"
+    " statements_total = EXCLUDED.statements_total, started_at = EXCLUDED.started_at,"
+    " finished_at = EXCLUDED.finished_at, run_by = EXCLUDED.run_by, error = EXCLUDED.error,"
+    " error_statement = EXCLUDED.error_statement";
+
+/* A no-transaction step: its count after each statement, then how it ended. */
+const char migrate_history_done_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET statements_done = $2 WHERE version = $1";
+const char migrate_history_end_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = $2, statements_done = $3,"
+    " finished_at = clock_timestamp(), error = NULLIF($4, ''),"
+    " error_statement = NULLIF($5, '')::integer WHERE version = $1";
+
+/* DOWN: the row of a step whose down script ran (in its transaction, when it has one). */
+const char migrate_history_revert_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = 'reverted', finished_at = clock_timestamp(),"
+    " run_by = $2, error = NULL, error_statement = NULL WHERE version = $1";
+
+/*
+ * DOWN, a no-transaction down script: its row 'reverting' before its
+ * first statement ($2: statements already done, when it goes on), its
+ * count after each, 'reverted' at the end (migrate_history_revert_sql).
+ */
+const char migrate_history_reverting_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = 'reverting', statements_done = $2,"
+    " statements_total = $3, started_at = now(), finished_at = NULL, run_by = $4, error = NULL,"
+    " error_statement = NULL WHERE version = $1";
+
+/* RESOLVE: "resolved as applied by <run_by> at <time>", after the error the row had. */
+const char migrate_history_resolve_sql[] =
+    "UPDATE " MIGRATE_HISTORY_TABLE " SET state = $2, finished_at = clock_timestamp(),"
+    " error = concat_ws('; ', error, 'resolved as ' || $2 || ' by ' || $3 || ' at ' ||"
+    " clock_timestamp()::text) WHERE version = $1 AND state IN ('running', 'uncertain', 'failed', "
+    "'reverting')";
+
+/*
+ * The lock, and who holds it when it is not free: a bigint advisory lock
+ * shows in pg_locks as classid (high 32 bits), objid (low 32), objsubid 1.
+ */
+const char migrate_lock_try_sql[] =
+    "SELECT pg_try_advisory_lock(" MIGRATE_LOCK_KEY "),"
+    " (SELECT format('\"%s\" (server process %s, from %s, connected since %s)',"
+    " a.application_name, a.pid, coalesce(host(a.client_addr), 'a Unix socket'),"
+    " date_trunc('second', a.backend_start))"
+    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+    " WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+    " AND l.classid::bigint = (" MIGRATE_LOCK_KEY "::bigint >> 32)"
+    " AND l.objid::bigint = (" MIGRATE_LOCK_KEY "::bigint & 4294967295)"
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    " AND a.pid <> pg_backend_pid() LIMIT 1)";
+
 enum history_column {
     COL_VERSION,
     COL_NAME,

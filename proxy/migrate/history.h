@@ -25,8 +25,9 @@
  *              on from there; MIGRATE RESOLVE settles it as applied or
  *              reverted
  *
- * Here is only the table's text and the reading of its rows; the queries
- * are run by others (status.c, the runner).
+ * Here is only the text of the table, of its writes and of the region's
+ * migration lock, and the reading of its rows; the queries are run by
+ * others (status.c, the runner).
  */
 #ifndef PGNEAR_PROXY_MIGRATE_HISTORY_H
 #define PGNEAR_PROXY_MIGRATE_HISTORY_H
@@ -94,6 +95,35 @@ extern const char migrate_history_select_sql[];
  * holds the lock its row reads 'running'.  The table itself is not changed.
  */
 extern const char migrate_history_select_live_sql[];
+
+/*
+ * The writes of a run, each with its parameters as text:
+ *   upsert     a step's whole row: $1 version, $2 name, $3 checksum,
+ *              $4 state, $5 statements_done, $6 statements_total,
+ *              $7 run_by, $8 error ('' for none), $9 error_statement
+ *              ('' for none); finished_at is set unless $4 is 'running'
+ *   done       a no-transaction step's count: $1 version, $2 statements_done
+ *   end        how it ended: $1 version, $2 state, $3 statements_done,
+ *              $4 error, $5 error_statement
+ *   revert     DOWN, a down script ran: $1 version, $2 run_by
+ *   reverting  DOWN, a no-transaction down script begins or goes on:
+ *              $1 version, $2 statements_done, $3 statements_total, $4 run_by
+ *   resolve    RESOLVE, a row not settled ('running', 'uncertain', 'failed',
+ *              'reverting'): $1 version, $2 state, $3 run_by (in its error)
+ */
+extern const char migrate_history_upsert_sql[];
+extern const char migrate_history_done_sql[];
+extern const char migrate_history_end_sql[];
+extern const char migrate_history_revert_sql[];
+extern const char migrate_history_reverting_sql[];
+extern const char migrate_history_resolve_sql[];
+
+/*
+ * The region's migration lock, tried (pg_try_advisory_lock of
+ * MIGRATE_LOCK_KEY), and who holds it when it is not free: one row, the
+ * boolean and a description of the holder's session (NULL if none is seen).
+ */
+extern const char migrate_lock_try_sql[];
 
 /* "applied"; "pending" for PENDING. */
 const char *migrate_state_name(enum migrate_state state);

@@ -10,8 +10,8 @@
 #include <event2/event.h>
 
 #include "protocol/pgasync.h"
-#include "proxy/config.h"
-#include "proxy/pgconn.h"
+#include "proxy/base/config.h"
+#include "proxy/base/pgconn.h"
 #include "routing/region.h"
 
 const struct region_host *migrate_primary(const struct region *r, char *why, size_t cap)

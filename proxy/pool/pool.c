@@ -2,7 +2,7 @@
  * pool.c — server connections kept between clients: given back, reset,
  * kept idle, taken again, and closed when they should not be kept.
  */
-#include "proxy/pool.h"
+#include "proxy/pool/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +16,24 @@
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/stream.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/pool_limits.h"
-#include "proxy/pool_warm.h"
-#include "proxy/worker_call.h"
-#include "proxy/daemon.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_login.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/pool_limits.h"
+#include "proxy/pool/pool_warm.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_params.h"
+#include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/region.h"
 
 /* How often idle connections are looked at for server_idle_timeout and server_lifetime. */
 #define POOL_SWEEP_MS 1000
+/* At most one line per pool (or host) per interval says that clients wait for it. */
+#define POOL_WAIT_LOG_INTERVAL_MS 10000
 /* What a kept connection may be sent unasked (notices, parameter changes): small messages. */
 #define POOL_MAX_MESSAGE (64 * 1024)
 
@@ -104,7 +106,7 @@ static void pool_now_idle(struct server_conn *sc)
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
     /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */
-    if (__atomic_load_n(&sc->w->d->pool_limits.waiting, __ATOMIC_RELAXED) > 0)
+    if (__atomic_load_n(&sc->w->shared->pool_limits.waiting, __ATOMIC_RELAXED) > 0)
         event_active(sc->w->pool_wake, EV_TIMEOUT, 0);
     log_debug(0, "server connection %llu to %s:%d is idle (database %s, user %s, %u uses)",
               (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->database, sc->user,
@@ -154,6 +156,7 @@ static void pool_reset(struct server_conn *sc)
 static void pool_park(struct server_conn *sc)
 {
     server_conn_detach(sc);
+    sc->ep.unowned_event = pool_event;
     sc->ep.read_paused = false;
     sc->ep.on_read = pool_reading;
     sc->ep.stream.read_want = STREAM_WANT_READ;
@@ -229,6 +232,7 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
             return false;
         }
         sc->tx.status = 'I';
+        health_note_answer(sc->host); /* busy or not, it answers */
         pool_now_idle(sc);
         return true;
     default:
@@ -300,7 +304,7 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
     const char *name, *value;
     bool same = true;
     for (size_t off = 0; param_set_next(&sc->startup, &off, &name, &value);) {
-        const char *mine = server_login_param(s, name);
+        const char *mine = server_param(s, name);
         if (mine == NULL)
             return FIT_NONE;
         /* options cannot be SET: it must be the same. */
@@ -309,10 +313,10 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
         same = same && strcmp(mine, value) == 0;
     }
     /* Options sc did not log in with cannot be added either. */
-    if (server_login_param(s, "options") != NULL && param_set_get(&sc->startup, "options") == NULL)
+    if (server_param(s, "options") != NULL && param_set_get(&sc->startup, "options") == NULL)
         return FIT_NONE;
     const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    return same && server_login_params(s, names, values, STARTUP_MAX_PARAMS) == sc->startup.count
+    return same && server_params(s, names, values, STARTUP_MAX_PARAMS) == sc->startup.count
                ? FIT_EXACT
                : FIT_SET;
 }
@@ -393,7 +397,7 @@ void pool_uncount(struct server_conn *sc)
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     pool_key(pool, sc->region->name, sc->database, sc->user);
     pool_host_key(host, sc->host->name, sc->host->port);
-    if (pool_limits_release(&sc->w->d->pool_limits, pool, host))
+    if (pool_limits_release(&sc->w->shared->pool_limits, pool, host))
         pool_wake_all(sc->w);
 }
 
@@ -401,7 +405,7 @@ static enum pool_reserve pool_try_reserve(const struct session *s, const struct 
 {
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     pool_session_keys(s, h, pool, host);
-    return pool_limits_reserve(&s->w->d->pool_limits, pool, host, s->cfg->pool_size,
+    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, s->cfg->pool_size,
                                s->cfg->max_db_connections);
 }
 
@@ -412,7 +416,7 @@ void pool_unreserve(struct session *s)
         return;
     s->login->slot_reserved = false;
     pool_session_keys(s, s->login->slot_host, pool, host);
-    if (pool_limits_release(&s->w->d->pool_limits, pool, host))
+    if (pool_limits_release(&s->w->shared->pool_limits, pool, host))
         pool_wake_all(s->w);
 }
 
@@ -438,6 +442,24 @@ static bool pool_close_for(struct session *s, const struct region_host *h, enum 
     return false;
 }
 
+/* The line that says clients wait for a full pool or host: one per pool or host per interval. */
+static void pool_wait_log(const struct session *s, const struct region_host *h,
+                          enum pool_reserve rc, const struct pool_wait_report *r)
+{
+    char what[400];
+    if (rc == POOL_HOST_FULL)
+        snprintf(what, sizeof(what), "max_db_connections (%d) reached on host %s:%d of region %s",
+                 s->cfg->max_db_connections, h->name, h->port, s->region->name);
+    else
+        snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
+                 s->cfg->pool_size, s->region->name, s->database, s->user);
+    log_warn(s->id,
+             "%s: %d client%s waiting for a server connection (%d began waiting since the last "
+             "report); a client still waiting after query_wait_timeout (%g s) gets 53300",
+             what, r->waiting, r->waiting == 1 ? "" : "s", r->began,
+             s->cfg->query_wait_timeout_ms / 1000.0);
+}
+
 static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
 {
     struct session_login *l = s->login;
@@ -451,7 +473,10 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
             pool_key(l->wait_key, s->region->name, s->database, s->user);
         l->waiting = true;
         l->wait_since_us = server_conn_now_us();
-        pool_limits_wait(&s->w->d->pool_limits, l->wait_key, 1);
+        struct pool_wait_report report;
+        if (pool_limits_wait_report(&s->w->shared->pool_limits, l->wait_key, health_clock_ms(),
+                                    POOL_WAIT_LOG_INTERVAL_MS, &report))
+            pool_wait_log(s, h, rc, &report);
     }
     phase_enter(s, PHASE_WAIT_SERVER);
     /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
@@ -489,7 +514,7 @@ void pool_wait_stop(struct session *s)
     if (l == NULL || !l->waiting)
         return;
     l->waiting = false;
-    pool_limits_wait(&s->w->d->pool_limits, l->wait_key, -1);
+    pool_limits_wait(&s->w->shared->pool_limits, l->wait_key, -1);
 }
 
 /* A waiting client sent something before its login ended: not a PostgreSQL client. */
@@ -501,9 +526,9 @@ static void pool_wait_client_input(struct session *s)
 void pool_wait_enter(struct session *s)
 {
     struct session_login *l = s->login;
-    log_info(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
-             l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
-             s->region->name, s->database, s->user);
+    log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
+              l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+              s->region->name, s->database, s->user);
     int64_t waited_ms = (server_conn_now_us() - l->wait_since_us) / 1000;
     int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
     session_set_timer(s, left > 0 ? left : 1);
@@ -561,14 +586,14 @@ static void pool_shed_idle(struct worker *w)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->idle_servers)
     {
-        if (__atomic_load_n(&w->d->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
+        if (__atomic_load_n(&w->shared->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
             return;
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
         pool_key(pool, sc->region->name, sc->database, sc->user);
         pool_host_key(host, sc->host->name, sc->host->port);
-        if (pool_limits_has_waiters(&w->d->pool_limits, pool) ||
-            pool_limits_has_waiters(&w->d->pool_limits, host))
+        if (pool_limits_has_waiters(&w->shared->pool_limits, pool) ||
+            pool_limits_has_waiters(&w->shared->pool_limits, host))
             pool_close(sc, "a client waits for its slot");
     }
 }
@@ -687,3 +712,20 @@ void pool_reconnect(struct worker *w, const char *region, int *closed, int *mark
         }
     }
 }
+
+static int pool_part_start(struct worker *w, char *err, size_t errcap)
+{
+    if (pool_init(w) == 0)
+        return 0;
+    snprintf(err, errcap, "could not create the pool timers of worker %d", w->index);
+    return -1;
+}
+
+/* At drain too: a connection given back from then on is closed, not kept. */
+const struct worker_part pool_part = {
+    .name = "pool",
+    .start = pool_part_start,
+    .drain = pool_close_idle,
+    .stop = pool_close_idle,
+    .free = pool_free,
+};

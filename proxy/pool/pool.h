@@ -90,4 +90,7 @@ void pool_close_idle(struct worker *w);
  */
 void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked);
 
+/* The pool's life on a worker: its timers; kept connections closed at drain, stop and free. */
+extern const struct worker_part pool_part;
+
 #endif

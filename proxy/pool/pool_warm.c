@@ -2,7 +2,7 @@
  * pool_warm.c — min_pool_size: the pairs kept warm, and the internal
  * sessions that open their connections.
  */
-#include "proxy/pool_warm.h"
+#include "proxy/pool/pool_warm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +16,15 @@
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "protocol/startup.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/pool.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_login.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/pool/pool.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_params.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 /* A (region, database, user) seen since start, and what logging in for it again takes. */
@@ -68,7 +68,7 @@ static struct pool_warm_pair *warm_find(struct pool_warm *pw, const char *region
 static uint8_t *warm_startup_of(const struct session *s, size_t *len)
 {
     const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_login_params(s, names, values, STARTUP_MAX_PARAMS);
+    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
     uint8_t buf[STARTUP_MAX_LEN];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
@@ -188,7 +188,7 @@ static int warm_login_init(struct session *s, const struct pool_warm_pair *p, st
 /* Starts an internal session that opens one connection for the pair. */
 static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region *r)
 {
-    __atomic_add_fetch(&w->d->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
+    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
     struct session *s = session_new(w, -1);
     if (s == NULL)
         return;
@@ -206,7 +206,7 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
 /* The pair's share of min_pool_size on one worker (at least one). */
 static int warm_share(const struct worker *w)
 {
-    int n = w->d->nworkers;
+    int n = w->shared->nworkers;
     int share = (w->cfg->min_pool_size + n - 1) / n;
     return share > 0 ? share : 1;
 }
@@ -281,3 +281,5 @@ void pool_warm_free(struct worker *w)
     free(w->warm);
     w->warm = NULL;
 }
+
+const struct worker_part pool_warm_part = {.name = "warm pool", .free = pool_warm_free};

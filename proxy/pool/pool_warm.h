@@ -60,4 +60,7 @@ void pool_warm_forget(struct session *s);
 /* Wipes and frees the worker's pairs. */
 void pool_warm_free(struct worker *w);
 
+/* The warm-up's life on a worker: freed with it. */
+extern const struct worker_part pool_warm_part;
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * close_queue.c — server connections closed at a bounded pace (see the header).
  */
-#include "proxy/close_queue.h"
+#include "proxy/runtime/close_queue.h"
 
 #include <stdlib.h>
 #include <unistd.h>

@@ -1,8 +1,9 @@
 /*
- * worker.c — one event loop: its listeners and sessions, drain and stop,
- * and what the main thread asks of it through worker_call.
+ * worker.c — one event loop: what it hosts (the parts the process hands
+ * down: sessions, pool, migrations, ...), drain and stop, and what the
+ * main thread asks of it through worker_call.
  */
-#include "proxy/worker.h"
+#include "proxy/runtime/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,15 +13,25 @@
 
 #include <event2/event.h>
 
-#include "proxy/cancel.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/listener.h"
-#include "proxy/log.h"
-#include "proxy/admin/migrations.h"
-#include "proxy/pool.h"
-#include "proxy/pool_warm.h"
-#include "proxy/session.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+
+static bool worker_parts_busy(const struct worker *w)
+{
+    for (int i = 0; i < w->shared->nparts; i++)
+        if (w->shared->parts[i]->busy != NULL && w->shared->parts[i]->busy(w))
+            return true;
+    return false;
+}
+
+/* Runs the hook named (a member of struct worker_part) of every part that has one, in order. */
+#define WORKER_PARTS_RUN(w, hook)                                                                  \
+    do {                                                                                           \
+        for (int i_ = 0; i_ < (w)->shared->nparts; i_++)                                           \
+            if ((w)->shared->parts[i_]->hook != NULL)                                              \
+                (w)->shared->parts[i_]->hook(w);                                                   \
+    } while (0)
 
 void worker_check_drained(struct worker *w)
 {
@@ -29,8 +40,8 @@ void worker_check_drained(struct worker *w)
      * A migration stopping on this loop must end first: sessions of other
      * workers may be held by its pause step until it does.
      */
-    if (w->draining && worker_client_count(w) == 0 && w->migration == NULL &&
-        (w->index != 0 || __atomic_load_n(&w->d->running, __ATOMIC_ACQUIRE) == 0)) {
+    if (w->draining && worker_client_count(w) == 0 && !worker_parts_busy(w) &&
+        (w->index != 0 || __atomic_load_n(&w->shared->running, __ATOMIC_ACQUIRE) == 0)) {
         if (w->index == 0)
             log_info(0, "all sessions ended; shutting down");
         else
@@ -39,31 +50,11 @@ void worker_check_drained(struct worker *w)
     }
 }
 
-static void worker_close_sessions(struct list *l, const char *sqlstate, const char *msg)
-{
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, l)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        session_fail(s, sqlstate, msg, NULL, NULL);
-    }
-}
-
 /* Tells every client why, then stops; used by SIGINT and the drain timeout. */
 static void worker_stop_now(struct worker *w)
 {
     w->draining = true;
-    listener_close(w->listeners);
-    w->listeners = NULL;
-    pool_close_idle(w);
-    worker_close_sessions(&w->login_sessions, "57P01",
-                          "terminating connection due to administrator command");
-    worker_close_sessions(&w->waiting_sessions, "57P01",
-                          "terminating connection due to administrator command");
-    worker_close_sessions(&w->active_sessions, "57P01",
-                          "terminating connection due to administrator command");
-    worker_close_sessions(&w->admin_sessions, "57P01",
-                          "terminating connection due to administrator command");
+    WORKER_PARTS_RUN(w, stop);
     /* Sessions still flushing their last error get a moment; then the loop ends. */
     struct timeval tv = {0, 200000};
     event_base_loopexit(w->base, &tv);
@@ -82,14 +73,7 @@ static void worker_drain(struct worker *w)
     if (w->draining)
         return;
     w->draining = true;
-    /* Closed, not paused: a paused socket would leave new clients queued and unanswered. */
-    listener_close(w->listeners);
-    w->listeners = NULL;
-    /* Kept server connections neither: a connection given back from now on is closed. */
-    pool_close_idle(w);
-    /* Admin sessions do not hold a shutdown up. */
-    worker_close_sessions(&w->admin_sessions, "57P01",
-                          "terminating connection because pgnear is shutting down");
+    WORKER_PARTS_RUN(w, drain);
     struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
                          (w->cfg->shutdown_timeout_ms % 1000) * 1000};
     w->drain_timer = evtimer_new(w->base, worker_drain_timeout, w);
@@ -124,14 +108,15 @@ int worker_check_drained_fn(struct worker *w, void *unused)
     return 0;
 }
 
-struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err, size_t errcap)
+struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
+                          size_t errcap)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (w == NULL) {
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    w->d = d;
+    w->shared = shared;
     w->index = index;
     w->cfg = config_ref(cfg);
     w->calls.bell[0] = w->calls.bell[1] = -1; /* worker_free may come before worker_calls_init */
@@ -147,18 +132,17 @@ struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char 
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
-        pool_init(w) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+        auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
         return NULL;
     }
-    /* Every worker listens on the TCP addresses (SO_REUSEPORT); the Unix socket is worker 0's. */
-    w->listeners = listener_open(w, cfg, d->nworkers > 1, index == 0, err, errcap);
-    if (w->listeners == NULL) {
-        worker_free(w);
-        return NULL;
-    }
+    for (int i = 0; i < shared->nparts; i++)
+        if (shared->parts[i]->start != NULL && shared->parts[i]->start(w, err, errcap) != 0) {
+            worker_free(w);
+            return NULL;
+        }
     return w;
 }
 
@@ -173,21 +157,8 @@ void worker_free(struct worker *w)
 {
     if (w == NULL)
         return;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->login_sessions)
-        session_close(list_entry(pos, struct session, node), "shutdown");
-    list_for_each_safe(pos, tmp, &w->waiting_sessions)
-        session_close(list_entry(pos, struct session, node), "shutdown");
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-        session_close(list_entry(pos, struct session, node), "shutdown");
-    list_for_each_safe(pos, tmp, &w->admin_sessions)
-        session_close(list_entry(pos, struct session, node), "shutdown");
-    pool_free(w);
-    pool_warm_free(w);
-    migrations_worker_end(w);
-    cancel_close_all(w);
+    WORKER_PARTS_RUN(w, free);
     auth_lookup_pool_close(&w->auth_lookups);
-    listener_close(w->listeners);
     close_queue_free(&w->closing);
     if (w->drain_timer)
         event_free(w->drain_timer);

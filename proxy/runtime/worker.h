@@ -1,7 +1,7 @@
 /*
  * worker.h — one event loop (a thread) and everything it owns: its
  * listeners, its sessions, its statistics.  Workers share only what
- * struct daemon holds and the loaded configuration.
+ * struct shared holds (shared.h) and the loaded configuration.
  */
 #ifndef PGNEAR_PROXY_WORKER_H
 #define PGNEAR_PROXY_WORKER_H
@@ -11,14 +11,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/auth_lookup.h"
-#include "proxy/close_queue.h"
-#include "proxy/list.h"
-#include "proxy/stats.h"
-#include "proxy/worker_call.h"
+#include "proxy/base/auth_lookup.h"
+#include "proxy/base/list.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/worker_call.h"
 
 struct config;
-struct daemon;
+struct shared;
 struct event_base;
 struct event;
 struct listener_set;
@@ -26,7 +26,7 @@ struct migrations_request;
 struct pool_warm;
 
 struct worker {
-    struct daemon *d;
+    struct shared *shared; /* what the process's workers share */
     int index;
     struct event_base *base;
     struct config *cfg; /* this worker's reference to the current configuration */
@@ -59,6 +59,21 @@ struct worker {
     bool started; /* thread created */
 };
 
+/*
+ * One room's life on a worker: what it sets up, does on SIGTERM and
+ * SIGINT, whether it keeps a draining loop alive, and frees.  The process
+ * hands the parts down (struct shared), so the loop calls the rooms above
+ * it without naming them; each runs in table order.  NULL: nothing.
+ */
+struct worker_part {
+    const char *name;
+    int (*start)(struct worker *w, char *err, size_t errcap); /* 0, or -1 with err */
+    void (*drain)(struct worker *w);                          /* SIGTERM: take no new work */
+    void (*stop)(struct worker *w);                           /* SIGINT, drain timeout */
+    bool (*busy)(const struct worker *w);                     /* holds a draining loop up */
+    void (*free)(struct worker *w);
+};
+
 /* The most one relay read takes in (also the size of relay_block). */
 #define RELAY_BLOCK_SIZE (64 * 1024)
 
@@ -74,7 +89,7 @@ static inline size_t worker_server_count(const struct worker *w)
            w->idle_servers.count;
 }
 
-struct worker *worker_new(struct daemon *d, int index, struct config *cfg, char *err,
+struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
                           size_t errcap);
 /* Runs the loop until it ends, then closes the worker's mailbox (worker_calls_close). */
 int worker_run(struct worker *w);

@@ -2,7 +2,7 @@
  * worker_call.c — calls between workers' loops through their mailboxes
  * (see worker_call.h for the thread rules).
  */
-#include "proxy/worker_call.h"
+#include "proxy/runtime/worker_call.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,8 +11,8 @@
 
 #include <event2/event.h>
 
-#include "proxy/daemon.h"
-#include "proxy/worker.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 
 /* Answers of one worker_call_all; touched only on the caller's thread. */
 struct worker_gather {
@@ -214,12 +214,12 @@ int worker_call(struct worker *from, struct worker *to, worker_fn fn, void *arg,
 int worker_call_all(struct worker *from, worker_fn fn, void *arg, worker_done_fn done,
                     void *done_arg)
 {
-    int n = from->d->nworkers;
+    int n = from->shared->nworkers;
     struct worker_gather *g = calloc(1, sizeof(*g));
     struct worker_call **calls = calloc((size_t)n, sizeof(*calls));
     bool ok = g != NULL && calls != NULL;
     for (int i = 0; ok && i < n; i++) {
-        calls[i] = call_new(from, from->d->workers[i], fn, arg, done, done_arg);
+        calls[i] = call_new(from, from->shared->workers[i], fn, arg, done, done_arg);
         ok = calls[i] != NULL;
     }
     if (!ok) {

@@ -1,7 +1,7 @@
 /*
  * cancel.c — cancel key registry and CancelRequest forwarding.
  */
-#include "proxy/cancel.h"
+#include "proxy/session/cancel.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,14 +22,13 @@
 #include "protocol/startup.h"
 #include "protocol/stream.h"
 #include "protocol/tls.h"
-#include "proxy/admin/console.h"
-#include "proxy/daemon.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_dial.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_dial.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 #define CANCEL_HOST_MAX     256
@@ -76,18 +75,18 @@ struct cancel_target {
     socklen_t server_addrlen;
     bool server_tls;                   /* the session's server connection is TLS */
     char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
-    bool console;                      /* an admin console session: nothing to forward */
-    int worker;                        /* ... handled on the console's worker */
+    bool local; /* a session pgnear answers itself (the admin console): nothing to forward */
+    int worker; /* ... canceled on its own worker */
 };
 
 /* Picks a fresh client key for e and registers it; under cancel_lock.  0, or -1. */
-static int cancel_pick_key(struct daemon *d, struct cancel_entry *e)
+static int cancel_pick_key(struct shared *sh, struct cancel_entry *e)
 {
     for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
         bool oom;
         if (RAND_bytes(e->client_key, e->client_key_len) != 1)
             return -1;
-        if (cancel_map_insert(&d->cancel_keys, key_tag(e->client_key), e, &oom)) {
+        if (cancel_map_insert(&sh->cancel_keys, key_tag(e->client_key), e, &oom)) {
             e->registered = true;
             return 0;
         }
@@ -105,16 +104,16 @@ static int cancel_pick_key(struct daemon *d, struct cancel_entry *e)
 static int cancel_register_entry(struct session *s, const struct server_conn *sc,
                                  uint32_t console_pid)
 {
-    struct daemon *d = s->w->d;
+    struct shared *sh = s->w->shared;
     struct cancel_entry *e = &s->cancel;
     e->server = sc;
     e->console_pid = console_pid;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
-    pthread_mutex_lock(&d->cancel_lock);
-    int rc = cancel_pick_key(d, e);
-    pthread_mutex_unlock(&d->cancel_lock);
+    pthread_mutex_lock(&sh->cancel_lock);
+    int rc = cancel_pick_key(sh, e);
+    pthread_mutex_unlock(&sh->cancel_lock);
     return rc;
 }
 
@@ -140,12 +139,12 @@ int cancel_register_console(struct session *s, uint32_t *pid)
 
 void cancel_unregister(struct session *s)
 {
-    struct daemon *d = s->w->d;
+    struct shared *sh = s->w->shared;
     if (!s->cancel.registered)
         return;
-    pthread_mutex_lock(&d->cancel_lock);
-    cancel_map_remove(&d->cancel_keys, key_tag(s->cancel.client_key), &s->cancel);
-    pthread_mutex_unlock(&d->cancel_lock);
+    pthread_mutex_lock(&sh->cancel_lock);
+    cancel_map_remove(&sh->cancel_keys, key_tag(s->cancel.client_key), &s->cancel);
+    pthread_mutex_unlock(&sh->cancel_lock);
     s->cancel.registered = false;
     s->cancel.server = NULL;
 }
@@ -313,8 +312,8 @@ static void cancel_copy_target(const struct cancel_entry *e, struct cancel_targe
     const struct server_conn *sc = e->server;
     t->client_id = e->client_id;
     t->worker = e->worker;
-    t->console = sc == NULL;
-    if (t->console)
+    t->local = sc == NULL;
+    if (t->local)
         return;
     t->server_pid = sc->pid;
     memcpy(t->server_key, sc->key, sc->key_len);
@@ -325,15 +324,43 @@ static void cancel_copy_target(const struct cancel_entry *e, struct cancel_targe
     snprintf(t->server_host, sizeof(t->server_host), "%s", sc->host->name);
 }
 
+/* On the session's own worker: its phase's cancel (arg: the session's id). */
+static int cancel_local_on_worker(struct worker *w, void *arg)
+{
+    struct session *s = session_find(w, *(const uint64_t *)arg);
+    if (s != NULL)
+        phase_cancel(s);
+    return 0;
+}
+
+static void cancel_local_told(struct worker *from, const struct worker_reply *r)
+{
+    free(r->arg);
+}
+
+/* A key of a session pgnear answers itself: nothing to forward, its worker cancels it. */
+static void cancel_local(struct worker *from, int worker_index, uint64_t session_id)
+{
+    uint64_t *id = malloc(sizeof(*id));
+    if (id == NULL || worker_index < 0 || worker_index >= from->shared->nworkers) {
+        free(id);
+        return;
+    }
+    *id = session_id;
+    if (worker_call(from, from->shared->workers[worker_index], cancel_local_on_worker, id,
+                    cancel_local_told, NULL) != 0)
+        free(id);
+}
+
 /* Looks the key up and copies what forwarding needs while the owner cannot unregister it. */
-static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
+static bool cancel_lookup(struct shared *sh, const struct startup_packet *sp,
                           struct cancel_target *target)
 {
     bool found = false;
     if (sp->cancel_key_len < 4)
         return false;
-    pthread_mutex_lock(&d->cancel_lock);
-    const struct cancel_entry *e = cancel_map_find(&d->cancel_keys, key_tag(sp->cancel_key));
+    pthread_mutex_lock(&sh->cancel_lock);
+    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(sp->cancel_key));
     /* Both the whole key and the process ID must match, compared in constant time. */
     if (e != NULL && e->client_key_len == sp->cancel_key_len &&
         CRYPTO_memcmp(e->client_key, sp->cancel_key, sp->cancel_key_len) == 0 &&
@@ -341,23 +368,23 @@ static bool cancel_lookup(struct daemon *d, const struct startup_packet *sp,
         cancel_copy_target(e, target);
         found = true;
     }
-    pthread_mutex_unlock(&d->cancel_lock);
+    pthread_mutex_unlock(&sh->cancel_lock);
     return found;
 }
 
 void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id)
 {
     struct cancel_target target;
-    if (!cancel_lookup(w->d, sp, &target)) {
+    if (!cancel_lookup(w->shared, sp, &target)) {
         stat_inc(&w->stats.cancels_ignored);
         log_info(from_id, "cancel request for process %u matches no session; ignored",
                  sp->cancel_pid);
         return;
     }
-    if (target.console) {
+    if (target.local) {
         log_info(from_id, "cancel request for admin console session c%llu",
                  (unsigned long long)target.client_id);
-        console_cancel(w, target.worker, target.client_id);
+        cancel_local(w, target.worker, target.client_id);
         return;
     }
     log_info(from_id, "cancel request for c%llu (server process %u)",
@@ -371,3 +398,5 @@ void cancel_close_all(struct worker *w)
     list_for_each_safe(pos, tmp, &w->cancel_conns)
         cancel_conn_free(list_entry(pos, struct cancel_conn, node));
 }
+
+const struct worker_part cancel_part = {.name = "cancel forwarding", .free = cancel_close_all};

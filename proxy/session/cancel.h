@@ -60,4 +60,7 @@ void cancel_handle_request(struct worker *w, const struct startup_packet *sp, ui
 /* Frees cancel connections still in flight (shutdown). */
 void cancel_close_all(struct worker *w);
 
+/* Cancel forwarding's life on a worker: connections in flight closed with it. */
+extern const struct worker_part cancel_part;
+
 #endif

@@ -2,7 +2,7 @@
  * gate.c — holding the sessions of a scope at their next safe point, and
  * letting them go (gate.h).
  */
-#include "proxy/gate.h"
+#include "proxy/session/gate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,18 +10,75 @@
 #include <strings.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/relay.h"
-#include "proxy/server_conn.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 #include "routing/registry.h"
+
+bool session_at_safe_point(const struct session *s)
+{
+    return s->phase == PHASE_ACTIVE && s->server_conn != NULL &&
+           server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
+}
+
+bool gate_act_at_safe_point(struct session *s)
+{
+    if (!session_at_safe_point(s))
+        return true;
+    if (s->on_safe == SAFE_CLOSE) {
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "The pgnear admin console is draining region %s; connect again to be routed "
+                 "to another region.",
+                 s->region->name);
+        session_fail(s, "57P01", "terminating connection due to administrator command", detail,
+                     NULL);
+        return false;
+    }
+    if (s->on_safe == SAFE_HOLD && !s->held) {
+        s->held = true;
+        endpoint_pause_read(&s->client);
+    }
+    return true;
+}
+
+bool gate_hold_session(struct session *s, uint8_t reason)
+{
+    if (s->on_safe == SAFE_CLOSE)
+        return true;
+    s->hold_reasons |= reason;
+    s->on_safe = SAFE_HOLD;
+    return gate_act_at_safe_point(s);
+}
+
+void gate_release_session(struct session *s, uint8_t reason)
+{
+    s->hold_reasons &= (uint8_t)~reason;
+    if (s->hold_reasons != 0 || s->on_safe != SAFE_HOLD)
+        return;
+    s->on_safe = SAFE_NOTHING;
+    if (!s->held)
+        return;
+    s->held = false;
+    if (s->server_conn != NULL && evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
+        endpoint_resume_read(&s->client);
+}
+
+void gate_drain_session(struct session *s)
+{
+    if (s->on_safe == SAFE_CLOSE)
+        return;
+    s->on_safe = SAFE_CLOSE;
+    gate_act_at_safe_point(s);
+}
 
 /* A session that was not held yet. */
 struct late_session {
@@ -104,7 +161,7 @@ static int hold_on_worker(struct worker *w, void *arg)
     {
         struct session *s = list_entry(pos, struct session, node);
         if (gate_in_scope(&g->scope, s))
-            relay_hold(s, g->scope.reason);
+            gate_hold_session(s, g->scope.reason);
     }
     return 0;
 }
@@ -117,7 +174,7 @@ static int release_on_worker(struct worker *w, void *arg)
     {
         struct session *s = list_entry(pos, struct session, node);
         if (gate_in_scope(scope, s))
-            relay_release(s, scope->reason);
+            gate_release_session(s, scope->reason);
     }
     return 0;
 }
@@ -219,7 +276,7 @@ static void name_busy(const struct gate_close *g, char *buf, size_t cap)
 {
     size_t used = 0;
     buf[0] = '\0';
-    for (int i = 0; i < g->home->d->nworkers; i++)
+    for (int i = 0; i < g->home->shared->nworkers; i++)
         for (uint64_t j = 0; j < g->late[i].count && j < GATE_NAME_LATE; j++) {
             const struct late_session *c = &g->late[i].named[j];
             if (used < cap)
@@ -252,7 +309,7 @@ static void gate_poll(struct gate_close *g);
 static void forced(struct worker *from, const struct worker_reply *r)
 {
     struct gate_close *g = r->arg;
-    for (int i = 0; i < from->d->nworkers; i++)
+    for (int i = 0; i < from->shared->nworkers; i++)
         g->forced += g->late[i].count;
     gate_poll(g); /* the ended sessions have left their lists */
 }
@@ -272,7 +329,7 @@ static void counted(struct worker *from, const struct worker_reply *r)
 {
     struct gate_close *g = r->arg;
     uint64_t late = 0;
-    for (int i = 0; i < from->d->nworkers; i++)
+    for (int i = 0; i < from->shared->nworkers; i++)
         late += g->late[i].count;
     enum gate_end end = gate_verdict(g, late, now_ms());
     if (end == GATE_LATE && g->force && !g->forced_once) {
@@ -323,7 +380,7 @@ struct gate_close *gate_close(struct worker *home, const struct gate_scope *scop
     snprintf(g->force_detail, sizeof(g->force_detail), "%s", g->force ? force_detail : "");
     g->done = done;
     g->arg = arg;
-    g->late = calloc((size_t)home->d->nworkers, sizeof(*g->late));
+    g->late = calloc((size_t)home->shared->nworkers, sizeof(*g->late));
     g->timer = evtimer_new(home->base, gate_timer_cb, g);
     if (g->late == NULL || g->timer == NULL) {
         gate_free(g);

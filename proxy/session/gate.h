@@ -5,7 +5,7 @@
  *
  * Closing a gate sets its flag (a paused region, or a region's migration
  * hold), so that sessions starting meanwhile are held as they start, asks
- * every worker to hold the open sessions in scope (relay_hold), then asks
+ * every worker to hold the open sessions in scope (gate_hold_session), then asks
  * again every GATE_POLL_MS how many are not held yet.  It ends when none
  * is left, when the timeout passes (the gate opens again, naming the
  * sessions that kept it from closing; with force, those are ended with
@@ -75,5 +75,43 @@ int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(
 /* Whether session s is in scope (DRAIN's choice of sessions too). */
 struct session;
 bool gate_in_scope(const struct gate_scope *scope, const struct session *s);
+
+/* What happens at a session's next safe point (the admin console's PAUSE and DRAIN). */
+enum session_on_safe {
+    SAFE_NOTHING,
+    SAFE_HOLD,  /* stop reading from the client until every hold reason is gone */
+    SAFE_CLOSE, /* end the session with 57P01 (DRAIN) */
+};
+
+/* Who holds a session at its safe point (bits of hold_reasons). */
+enum hold_reason {
+    HOLD_PAUSE = 1,     /* the admin's PAUSE of its region */
+    HOLD_MIGRATION = 2, /* a pause step of a migration of its region and database */
+};
+
+/*
+ * A session is at a safe point when it relays, its server connection is
+ * at one (idle, every request answered, no extended-protocol batch waiting
+ * for its Sync, no COPY: server_conn_at_safe_point) and no message from
+ * the client is half forwarded: holding or closing it there cuts no
+ * transaction and loses nothing.
+ */
+bool session_at_safe_point(const struct session *s);
+
+/* Does what was asked (s->on_safe) if s is at a safe point; false when the session ended. */
+bool gate_act_at_safe_point(struct session *s);
+
+/*
+ * Holds s at its next safe point for reason (enum hold_reason), at once
+ * when it is at one; false when the session ended.  A session DRAIN is
+ * closing stays on its way out.
+ */
+bool gate_hold_session(struct session *s, uint8_t reason);
+
+/* reason no longer holds s; it reads again once no reason does (RESUME, a pause step's end). */
+void gate_release_session(struct session *s, uint8_t reason);
+
+/* DRAIN: s ends with 57P01 at its next safe point (at once when it is at one). */
+void gate_drain_session(struct session *s);
 
 #endif

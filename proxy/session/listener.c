@@ -1,7 +1,7 @@
 /*
  * listener.c — listening sockets, accepted into sessions.
  */
-#include "proxy/listener.h"
+#include "proxy/session/listener.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -18,11 +18,11 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/session.h"
 
 #define LISTENER_MAX   16
 #define LISTEN_BACKLOG 1024
@@ -113,13 +113,13 @@ static void listener_rest_done(evutil_socket_t fd, short what, void *arg)
 
 /*
  * Every worker has listeners of its own, and they run out of descriptors
- * together: the workers share one report per interval (d->accept_log), so
+ * together: the workers share one report per interval (sh->accept_log), so
  * the log says it once, whatever the number of workers.
  */
-static void listener_report_failure(struct daemon *d, int err)
+static void listener_report_failure(struct shared *sh, int err)
 {
     uint64_t left_out;
-    if (!log_limit_allow(&d->accept_log, 1, ACCEPT_LOG_INTERVAL_S * 1000, &left_out))
+    if (!log_limit_allow(&sh->accept_log, 1, ACCEPT_LOG_INTERVAL_S * 1000, &left_out))
         return;
     log_error(0,
               "accept failed: %s; retrying every %d ms (%llu failed accepts since the last report)",
@@ -151,7 +151,7 @@ static void listener_error_cb(struct evconnlistener *l, void *arg)
     ls->resting = true;
     ls->failing = true;
     listener_enable_all(ls, false);
-    listener_report_failure(ls->w->d, err);
+    listener_report_failure(ls->w->shared, err);
 }
 
 static int listener_add(struct listener_set *ls, struct worker *w, int fd, enum session_transport t)

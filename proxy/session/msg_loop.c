@@ -1,13 +1,13 @@
 /*
  * msg_loop.c — the login phases' input loop: whole messages, one at a time.
  */
-#include "proxy/msg_loop.h"
+#include "proxy/session/msg_loop.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "protocol/framing.h"
-#include "proxy/server_conn.h"
+#include "proxy/session/server_conn.h"
 
 void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct msg_reader *r)
 {

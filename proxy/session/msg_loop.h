@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 
 /* What a message handler did with the whole message at the front of the input. */
 enum msg_verdict {

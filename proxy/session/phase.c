@@ -1,27 +1,16 @@
 /*
- * phase.c — the table of a session's phases, and the transitions between
- * them.
+ * phase.c — the phase engine: moves a session from one phase to the next
+ * and runs what the phase table (struct session_flow, handed down by the
+ * process in struct shared) says each phase does.  What a phase is — its
+ * name, its list, whether it is part of the login — is told here, with
+ * the enum; what it does is the table's.
  */
-#include "proxy/phase.h"
+#include "proxy/session/phase.h"
 
-#include <stdio.h>
-
-#include "protocol/tls.h"
-#include "proxy/admin/console.h"
-#include "proxy/client_auth.h"
-#include "proxy/client_login.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/pool.h"
-#include "proxy/pool_warm.h"
-#include "proxy/login_throttle.h"
-#include "proxy/relay.h"
-#include "proxy/server_conn.h"
-#include "proxy/server_connect.h"
-#include "proxy/server_login.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
-#include "proxy/ws_ingress.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/session.h"
 
 /* Which of the worker's session lists a phase puts the session on: its state there. */
 enum phase_list {
@@ -32,189 +21,41 @@ enum phase_list {
     PHASE_LIST_ADMIN,   /* admin_sessions */
 };
 
-struct phase_row {
+static const struct {
     const char *name;
-    endpoint_handler enter;      /* starts the phase (readers, timers); NULL: nothing to start */
-    endpoint_handler on_timeout; /* the session timer expired; NULL: the phase arms none */
-    endpoint_handler done;       /* the phase ended as it should: enters the next; NULL: none */
-    endpoint_handler end;        /* frees the phase's state as the session is freed; NULL: none */
-    enum phase_list list;        /* the worker's list the session sits on */
-    bool login;                  /* part of the login: its failures are failed logins */
-};
-
-static void phase_to_startup(struct session *s)
-{
-    phase_enter(s, PHASE_STARTUP);
-}
-
-/* The TLS of wss comes before the HTTP request; any other before the startup packet proper. */
-static void phase_after_client_tls(struct session *s)
-{
-    phase_enter(s, s->websocket && s->client.stream.ws == NULL ? PHASE_WEBSOCKET : PHASE_STARTUP);
-}
-
-/*
- * The startup packet is in.  The admin console takes its trusted peer at
- * once; anyone else is authenticated — by pgnear (auth = scram, and
- * always for the console) or by the server (passthrough: CONNECT) —
- * after the wait this caller and user earned by failing.
- */
-static void phase_after_startup(struct session *s)
-{
-    if (s->login->for_console && console_trusts_peer(s)) {
-        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
-        phase_enter(s, PHASE_ADMIN);
-        return;
-    }
-    bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
-    login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
-}
-
-/* pgnear verified the client: the console answers it, or a server of its route serves it. */
-static void phase_after_client_auth(struct session *s)
-{
-    phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
-}
-
-static void phase_to_connect(struct session *s)
-{
-    phase_enter(s, PHASE_CONNECT);
-}
-
-static void phase_to_server_login(struct session *s)
-{
-    phase_enter(s, PHASE_SERVER_LOGIN);
-}
-
-static void phase_to_active(struct session *s)
-{
-    if (pool_warm_done(s))
-        return; /* an internal session: its connection went to the pool, it ended */
-    phase_enter(s, PHASE_ACTIVE);
-}
-
-/* No PROXY header in time: a load balancer sends it at once, so this is no client of ours. */
-static void phase_proxy_header_timeout(struct session *s)
-{
-    stat_inc(&s->w->stats.login_failures);
-    session_close(s, "no PROXY protocol header in time");
-}
-
-static void phase_login_timeout(struct session *s)
-{
-    stat_inc(&s->w->stats.login_failures);
-    if (s->websocket && s->client.stream.ws == NULL) {
-        session_close(s, "wss TLS handshake not done within websocket_handshake_timeout");
-        return;
-    }
-    session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
-}
-
-static void phase_server_timeout(struct session *s)
-{
-    phase_server_failed(s, "timeout", HOST_SLOW);
-}
-
-/* A server that has not answered yet counts as unreachable; after its answer the login is late. */
-static void phase_server_login_timeout(struct session *s)
-{
-    if (s->server_conn != NULL && !s->server_conn->answered)
-        phase_server_timeout(s);
-    else
-        phase_login_timeout(s);
-}
-
-static void phase_closing_timeout(struct session *s)
-{
-    session_close(s, "client did not read the final error");
-}
-
-/* One row per phase; a session moves down it, to ACTIVE or ADMIN, and may close from anywhere. */
-static const struct phase_row phase_rows[PHASE_COUNT] = {
-    [PHASE_PROXY_HEADER] = {.name = "proxy header",
-                            .enter = client_proxy_enter,
-                            .on_timeout = phase_proxy_header_timeout,
-                            .done = phase_to_startup,
-                            .list = PHASE_LIST_LOGIN,
-                            .login = true},
-    /* websocket_port: the HTTP request, /healthz, the upgrade; then the startup packet. */
-    [PHASE_WEBSOCKET] = {.name = "websocket",
-                         .enter = ws_ingress_enter,
-                         .on_timeout = ws_ingress_timeout,
-                         .done = phase_to_startup,
-                         .list = PHASE_LIST_LOGIN,
-                         .login = true},
-    /* The TLS handshake comes back here for the startup packet proper. */
-    [PHASE_STARTUP] = {.name = "startup",
-                       .enter = client_startup_enter,
-                       .on_timeout = phase_login_timeout,
-                       .done = phase_after_startup,
-                       .list = PHASE_LIST_LOGIN,
-                       .login = true},
-    [PHASE_CLIENT_TLS] = {.name = "client tls",
-                          .enter = client_tls_enter,
-                          .on_timeout = phase_login_timeout,
-                          .done = phase_after_client_tls,
-                          .list = PHASE_LIST_LOGIN,
-                          .login = true},
-    [PHASE_CLIENT_AUTH] = {.name = "client auth",
-                           .enter = client_auth_enter,
-                           .on_timeout = phase_login_timeout,
-                           .done = phase_after_client_auth,
-                           .list = PHASE_LIST_LOGIN,
-                           .login = true},
-    /* A server that does not answer in time counts as unreachable. */
-    [PHASE_CONNECT] = {.name = "connect",
-                       .enter = server_connect_enter,
-                       .on_timeout = phase_server_timeout,
-                       .done = phase_to_server_login,
-                       .list = PHASE_LIST_LOGIN,
-                       .login = true},
-    /* The dial's stages after the connect: the dial goes on, nothing new starts. */
-    [PHASE_SERVER_SSL] = {.name = "server ssl",
-                          .on_timeout = phase_server_timeout,
-                          .done = phase_to_server_login,
-                          .list = PHASE_LIST_LOGIN,
-                          .login = true},
-    [PHASE_SERVER_TLS] = {.name = "server tls",
-                          .on_timeout = phase_server_timeout,
-                          .done = phase_to_server_login,
-                          .list = PHASE_LIST_LOGIN,
-                          .login = true},
-    /* Left for CONNECT when a connection frees up (pool_wake), or failed at query_wait_timeout. */
-    [PHASE_WAIT_SERVER] = {.name = "wait server",
-                           .enter = pool_wait_enter,
-                           .on_timeout = pool_wait_timeout,
-                           .done = phase_to_connect,
-                           .list = PHASE_LIST_WAITING,
-                           .login = true},
-    [PHASE_SERVER_LOGIN] = {.name = "server login",
-                            .enter = server_login_enter,
-                            .on_timeout = phase_server_login_timeout,
-                            .done = phase_to_active,
-                            .list = PHASE_LIST_LOGIN,
-                            .login = true},
-    /* No timer: the login's is stopped. */
-    [PHASE_ACTIVE] = {.name = "active", .enter = relay_start, .list = PHASE_LIST_ACTIVE},
-    /* No timer either; the console's state outlives the phase if the session fails (CLOSING). */
-    [PHASE_ADMIN] = {.name = "admin",
-                     .enter = console_enter,
-                     .end = console_end,
-                     .list = PHASE_LIST_ADMIN},
+    enum phase_list list; /* the worker's list the session sits on */
+    bool login;           /* part of the login: its failures are failed logins */
+} phase_kinds[PHASE_COUNT] = {
+    [PHASE_PROXY_HEADER] = {"proxy header", PHASE_LIST_LOGIN, true},
+    [PHASE_WEBSOCKET] = {"websocket", PHASE_LIST_LOGIN, true},
+    [PHASE_STARTUP] = {"startup", PHASE_LIST_LOGIN, true},
+    [PHASE_CLIENT_TLS] = {"client tls", PHASE_LIST_LOGIN, true},
+    [PHASE_CLIENT_AUTH] = {"client auth", PHASE_LIST_LOGIN, true},
+    [PHASE_CONNECT] = {"connect", PHASE_LIST_LOGIN, true},
+    [PHASE_WAIT_ROLE] = {"wait role", PHASE_LIST_LOGIN, true},
+    [PHASE_SERVER_SSL] = {"server ssl", PHASE_LIST_LOGIN, true},
+    [PHASE_SERVER_TLS] = {"server tls", PHASE_LIST_LOGIN, true},
+    [PHASE_WAIT_SERVER] = {"wait server", PHASE_LIST_WAITING, true},
+    [PHASE_SERVER_LOGIN] = {"server login", PHASE_LIST_LOGIN, true},
+    [PHASE_ACTIVE] = {"active", PHASE_LIST_ACTIVE, false},
+    [PHASE_ADMIN] = {"admin", PHASE_LIST_ADMIN, false},
     /* Entered from any phase, on the list of the one it ends. */
-    [PHASE_CLOSING] = {.name = "closing",
-                       .on_timeout = phase_closing_timeout,
-                       .list = PHASE_LIST_KEEP},
+    [PHASE_CLOSING] = {"closing", PHASE_LIST_KEEP, false},
 };
+
+static const struct phase_row *phase_row(const struct session *s, enum session_phase phase)
+{
+    return &s->w->shared->flow->rows[phase];
+}
 
 const char *phase_name(enum session_phase phase)
 {
-    return phase < PHASE_COUNT ? phase_rows[phase].name : "?";
+    return phase < PHASE_COUNT ? phase_kinds[phase].name : "?";
 }
 
 bool phase_in_login(enum session_phase phase)
 {
-    return phase < PHASE_COUNT && phase_rows[phase].login;
+    return phase < PHASE_COUNT && phase_kinds[phase].login;
 }
 
 static struct list *phase_list(struct worker *w, enum phase_list list)
@@ -235,8 +76,8 @@ static struct list *phase_list(struct worker *w, enum phase_list list)
 
 static void phase_start(struct session *s, enum session_phase next)
 {
-    const struct phase_row *row = &phase_rows[next];
-    struct list *to = phase_list(s->w, row->list);
+    const struct phase_row *row = phase_row(s, next);
+    struct list *to = phase_list(s->w, phase_kinds[next].list);
     s->phase = next;
     if (to != NULL && to != s->list)
         session_move(s, to);
@@ -244,27 +85,11 @@ static void phase_start(struct session *s, enum session_phase next)
         row->enter(s);
 }
 
-/* websocket_port: wss's TLS first, or the HTTP request; the whole upgrade within its timeout. */
-static enum session_phase phase_first_websocket(struct session *s)
-{
-    session_set_timer(s, s->cfg->websocket_handshake_timeout_ms);
-    if (!s->cfg->websocket_tls)
-        return PHASE_WEBSOCKET;
-    if (s->cfg->client_tls_ctx == NULL ||
-        (s->client.stream.ssl = tls_new_client_ssl(s->cfg->client_tls_ctx, s->client.stream.fd)) ==
-            NULL)
-        return PHASE_COUNT;
-    return PHASE_CLIENT_TLS;
-}
-
 void phase_begin(struct session *s)
 {
-    bool proxy_header = s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket;
-    enum session_phase first = proxy_header ? PHASE_PROXY_HEADER : PHASE_STARTUP;
-    if (s->websocket && (first = phase_first_websocket(s)) == PHASE_COUNT) {
-        session_close(s, "could not create the TLS session of wss");
-        return;
-    }
+    enum session_phase first = s->w->shared->flow->first(s);
+    if (first == PHASE_COUNT)
+        return; /* closed */
     log_debug(s->id, "phase %s", phase_name(first));
     phase_start(s, first);
 }
@@ -278,9 +103,9 @@ void phase_enter(struct session *s, enum session_phase next)
 
 void phase_done(struct session *s)
 {
-    const struct phase_row *row = &phase_rows[s->phase];
+    const struct phase_row *row = phase_row(s, s->phase);
     if (row->done == NULL) {
-        log_error(s->id, "phase %s has no next phase", row->name);
+        log_error(s->id, "phase %s has no next phase", phase_name(s->phase));
         session_close(s, "internal error: no next phase");
         return;
     }
@@ -289,9 +114,9 @@ void phase_done(struct session *s)
 
 void phase_timeout(struct session *s)
 {
-    const struct phase_row *row = &phase_rows[s->phase];
+    const struct phase_row *row = phase_row(s, s->phase);
     if (row->on_timeout == NULL) {
-        log_warn(s->id, "session timer expired in phase %s, which sets none", row->name);
+        log_warn(s->id, "session timer expired in phase %s, which sets none", phase_name(s->phase));
         return;
     }
     row->on_timeout(s);
@@ -299,24 +124,21 @@ void phase_timeout(struct session *s)
 
 void phase_server_failed(struct session *s, const char *why, enum server_verdict v)
 {
-    bool sent_to_client = s->server_conn->sent_to_client;
-    if (s->login->resumed && !sent_to_client) {
-        server_connect_kept_failed(s, why);
-        return;
-    }
-    server_connect_failed(s, why, v);
-    if (sent_to_client) {
-        session_fail(s, "08006", "lost the server connection during login", why, NULL);
-        return;
-    }
-    snprintf(s->login->server_failure, sizeof(s->login->server_failure), "%s", why);
-    phase_enter(s, PHASE_CONNECT);
+    s->w->shared->flow->server_failed(s, why, v);
 }
 
 void phase_end(struct session *s)
 {
     /* A session closes in CLOSING as often as in the phase whose state it holds: every end runs. */
+    const struct session_flow *flow = s->w->shared->flow;
     for (size_t i = 0; i < PHASE_COUNT; i++)
-        if (phase_rows[i].end != NULL)
-            phase_rows[i].end(s);
+        if (flow->rows[i].end != NULL)
+            flow->rows[i].end(s);
+}
+
+void phase_cancel(struct session *s)
+{
+    const struct phase_row *row = phase_row(s, s->phase);
+    if (row->cancel != NULL)
+        row->cancel(s);
 }

@@ -2,17 +2,19 @@
  * phase.h — the phases of a client session, and the one place that moves
  * a session from one to the next.
  *
- * Each phase is a row of phase.c's table: its name, what starts it
- * (enter: the readers and timers it needs), what the session timer means
- * in it, what follows when it ends as it should (phase_done), and whether
- * it is part of the login.  A phase changes only through phase_enter();
- * the phase files call into it, never into each other.
+ * Each phase is a row of a table (struct session_flow, login/flow.c's,
+ * handed down through struct shared): what starts it (enter: the readers
+ * and timers it needs), what the session timer means in it, what follows
+ * when it ends as it should (phase_done), what it leaves to free.  A
+ * phase changes only through phase_enter(); the phase files call into it,
+ * never into each other, and the engine (phase.c) names none of them.
  */
 #ifndef PGNEAR_PROXY_PHASE_H
 #define PGNEAR_PROXY_PHASE_H
 
 #include <stdbool.h>
 
+struct server_conn;
 struct session;
 
 enum session_phase {
@@ -22,6 +24,7 @@ enum session_phase {
     PHASE_CLIENT_TLS,   /* client TLS handshake */
     PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram; always for the console) */
     PHASE_CONNECT,      /* TCP connect to a server host */
+    PHASE_WAIT_ROLE,    /* no host fits what the session needs: waiting for one (failover_wait) */
     PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
     PHASE_SERVER_TLS,   /* server TLS handshake */
     PHASE_WAIT_SERVER,  /* the pool is full: waiting for a server connection (pool.h) */
@@ -32,7 +35,45 @@ enum session_phase {
     PHASE_COUNT
 };
 
-/* A new connection: the PROXY header first when one is expected, else the startup packet. */
+/* What a failed attempt to log in through a server says about its host. */
+enum server_verdict {
+    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
+    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
+    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
+};
+
+typedef void (*phase_fn)(struct session *s);
+
+/* What one phase does; NULL: nothing. */
+struct phase_row {
+    phase_fn enter;      /* starts the phase (readers, timers) */
+    phase_fn on_timeout; /* the session timer expired (NULL: the phase arms none) */
+    phase_fn done;       /* the phase ended as it should: enters the next */
+    phase_fn end;        /* frees the phase's state as the session is freed */
+    phase_fn cancel;     /* a CancelRequest for a session pgnear answers itself */
+};
+
+/*
+ * The table the engine runs, and the hooks through which the session and
+ * its server connection hand their teardown to the rooms above them.
+ */
+struct session_flow {
+    struct phase_row rows[PHASE_COUNT];
+    /* A new connection's first phase; PHASE_COUNT when it could not start (s closed). */
+    enum session_phase (*first)(struct session *s);
+    /* phase_server_failed's work. */
+    void (*server_failed)(struct session *s, const char *why, enum server_verdict v);
+    /* s closes during its login: let go of what it waits for or holds. */
+    void (*login_abort)(struct session *s);
+    /* s's login state is freed (closed, or relaying). */
+    void (*login_end)(struct session *s);
+    /* The client of sc leaves: sc is kept for another or closed. */
+    void (*server_release)(struct server_conn *sc);
+    /* A server connection counted in the pool's limits closed. */
+    void (*server_closed)(struct server_conn *sc);
+};
+
+/* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */
 void phase_begin(struct session *s);
 
 /* Sets s's phase to next and runs what starts it: the only way a phase changes. */
@@ -43,13 +84,6 @@ void phase_enter(struct session *s, enum session_phase next);
  * and the session's state decide.
  */
 void phase_done(struct session *s);
-
-/* What a failed attempt to log in through a server says about its host. */
-enum server_verdict {
-    HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
-    HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
-    HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
-};
 
 /*
  * Gives up on the server connection of a session in the login: the host
@@ -68,6 +102,9 @@ void phase_timeout(struct session *s);
  * admin console's state), each only if it is there.
  */
 void phase_end(struct session *s);
+
+/* A CancelRequest named s, which has no server to forward it to: its phase's cancel. */
+void phase_cancel(struct session *s);
 
 /* The phase's name, for logs. */
 const char *phase_name(enum session_phase phase);

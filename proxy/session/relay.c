@@ -23,17 +23,16 @@
 #include <event2/event.h>
 
 #include "protocol/framing.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/relay.h"
-#include "proxy/server_conn.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/fence.h"
+#include "proxy/session/relay.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 #include "routing/registry.h"
-
-#define RELAY_HIGH_WATER (512 * 1024)
-#define RELAY_LOW_WATER  (128 * 1024)
 
 /* What a scan learnt goes into the session; <0: bad length, session failed. */
 static inline __attribute__((always_inline)) int
@@ -59,7 +58,7 @@ relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan
  */
 static bool relay_after_server_bytes(struct session *s, enum frame_side side)
 {
-    return side != FRAME_FROM_SERVER || s->on_safe == SAFE_NOTHING || relay_act_at_safe_point(s);
+    return side != FRAME_FROM_SERVER || s->on_safe == SAFE_NOTHING || gate_act_at_safe_point(s);
 }
 
 /*
@@ -175,55 +174,6 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
         endpoint_resume_read(peer);
 }
 
-bool session_at_safe_point(const struct session *s)
-{
-    return s->phase == PHASE_ACTIVE && s->server_conn != NULL &&
-           server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
-}
-
-bool relay_act_at_safe_point(struct session *s)
-{
-    if (!session_at_safe_point(s))
-        return true;
-    if (s->on_safe == SAFE_CLOSE) {
-        char detail[160];
-        snprintf(detail, sizeof(detail),
-                 "The pgnear admin console is draining region %s; connect again to be routed "
-                 "to another region.",
-                 s->region->name);
-        session_fail(s, "57P01", "terminating connection due to administrator command", detail,
-                     NULL);
-        return false;
-    }
-    if (s->on_safe == SAFE_HOLD && !s->held) {
-        s->held = true;
-        endpoint_pause_read(&s->client);
-    }
-    return true;
-}
-
-bool relay_hold(struct session *s, uint8_t reason)
-{
-    if (s->on_safe == SAFE_CLOSE)
-        return true;
-    s->hold_reasons |= reason;
-    s->on_safe = SAFE_HOLD;
-    return relay_act_at_safe_point(s);
-}
-
-void relay_release(struct session *s, uint8_t reason)
-{
-    s->hold_reasons &= (uint8_t)~reason;
-    if (s->hold_reasons != 0 || s->on_safe != SAFE_HOLD)
-        return;
-    s->on_safe = SAFE_NOTHING;
-    if (!s->held)
-        return;
-    s->held = false;
-    if (s->server_conn != NULL && evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
-        endpoint_resume_read(&s->client);
-}
-
 static void relay_client_read(struct session *s)
 {
     relay_read(s, &s->client, &s->server_conn->ep, FRAME_FROM_CLIENT);
@@ -259,10 +209,11 @@ void relay_start(struct session *s)
              s->database, sc->region->name, sc->host->name, sc->host->port);
     s->client.read_paused = server->read_paused = false;
     endpoint_set_reader(&s->client, relay_client_read);
-    endpoint_set_reader(server, relay_server_read);
+    endpoint_set_reader(server, s->report_fence ? fence_server_read : relay_server_read);
     /* Whatever either side sent early goes through now. */
     if (evbuffer_get_length(server->in) > 0 &&
-        relay_pump(s, server, &s->client, FRAME_FROM_SERVER) < 0)
+        (s->report_fence ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) <
+            0)
         return;
     if (evbuffer_get_length(s->client.in) > 0 &&
         relay_pump(s, &s->client, server, FRAME_FROM_CLIENT) < 0)
@@ -277,5 +228,5 @@ void relay_start(struct session *s)
         strcmp(s->database, s->w->cfg->migrations_db) == 0)
         reasons |= HOLD_MIGRATION;
     if (reasons != 0)
-        relay_hold(s, reasons);
+        gate_hold_session(s, reasons);
 }

@@ -1,6 +1,6 @@
 /*
- * relay.h — an established session (ACTIVE): bytes both ways, and what
- * the admin console asks of a session at its next safe point.
+ * relay.h — an established session (ACTIVE): bytes both ways; at each
+ * safe point, what was asked of the session (gate.h).
  */
 #ifndef PGNEAR_PROXY_RELAY_H
 #define PGNEAR_PROXY_RELAY_H
@@ -16,18 +16,5 @@ struct session;
  * through.
  */
 void relay_start(struct session *s);
-
-/* Does what the admin asked (s->on_safe) if s is at a safe point; false when the session ended. */
-bool relay_act_at_safe_point(struct session *s);
-
-/*
- * Holds s at its next safe point for reason (enum hold_reason), at once
- * when it is at one; false when the session ended.  A session DRAIN is
- * closing stays on its way out.
- */
-bool relay_hold(struct session *s, uint8_t reason);
-
-/* reason no longer holds s; it reads again once no reason does (RESUME, a pause step's end). */
-void relay_release(struct session *s, uint8_t reason);
 
 #endif

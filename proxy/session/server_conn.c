@@ -2,20 +2,20 @@
  * server_conn.c — server connections: made, moved between the worker's
  * lists, closed.
  */
-#include "proxy/server_conn.h"
+#include "proxy/session/server_conn.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "protocol/pkt.h"
-#include "proxy/config.h"
 #include "protocol/stream.h"
-#include "proxy/cancel.h"
-#include "proxy/close_queue.h"
-#include "proxy/log.h"
-#include "proxy/pool.h"
-#include "proxy/worker.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
 #include "routing/region.h"
 
 int64_t server_conn_now_us(void)
@@ -118,7 +118,7 @@ void server_conn_close(struct server_conn *sc, bool paced)
     sc->list = NULL;
     if (sc->counted) {
         sc->counted = false;
-        pool_uncount(sc);
+        sc->w->shared->flow->server_closed(sc);
     }
     if (s != NULL) {
         server_conn_account(sc, s);

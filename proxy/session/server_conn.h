@@ -30,8 +30,8 @@
 #include "protocol/param_set.h"
 #include "protocol/startup.h"
 #include "protocol/tx_track.h"
-#include "proxy/list.h"
-#include "proxy/session.h"
+#include "proxy/base/list.h"
+#include "proxy/session/session.h"
 
 struct region;
 struct region_host;

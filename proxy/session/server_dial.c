@@ -1,7 +1,7 @@
 /*
  * server_dial.c — connect, SSLRequest per server_tls, TLS handshake.
  */
-#include "proxy/server_dial.h"
+#include "proxy/session/server_dial.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -2,7 +2,7 @@
  * session.c — session lifecycle and the endpoint plumbing shared by the
  * login phases and the relay.
  */
-#include "proxy/session.h"
+#include "proxy/session/session.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,337 +18,31 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "proxy/auth_lookup.h"
 #include "protocol/http_upgrade.h"
 #include "protocol/pkt.h"
-#include "proxy/cancel.h"
-#include "proxy/close_queue.h"
-#include "proxy/config.h"
-#include "proxy/daemon.h"
-#include "proxy/log.h"
-#include "proxy/login_throttle.h"
-#include "proxy/phase.h"
-#include "proxy/pool.h"
-#include "proxy/server_conn.h"
-#include "proxy/worker.h"
+#include "proxy/base/auth_lookup.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
 static void session_free(struct session *s);
 
-/*
- * The client hung up while its reads were paused: back-pressure from the
- * server, a PAUSE or pause step holding it, or a console command it waits on.
- */
-static void endpoint_hangup(struct session *s, struct endpoint *ep)
+void session_callback_done(struct session *s)
 {
-    if (ep != &s->client)
+    if (--s->busy > 0)
         return;
-    session_close(s, "client closed the connection while pgnear was not reading from it");
+    if (s->closed)
+        session_free(s);
+    else if (s->servers_gone != NULL)
+        server_conn_reap(s);
 }
-
-/*
- * Each event has one readiness.  The writer runs when it is the one its
- * queued output waits for, the reader when it is the one its read waits
- * for; a read event also runs the reader when the reader was kicked
- * (endpoint_set_reader) or TLS holds decrypted bytes, which costs at most
- * one read that finds nothing.
- */
-static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what)
-{
-    if (what & EV_CLOSED) {
-        endpoint_hangup(s, ep);
-        return;
-    }
-    uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
-    if (ep->out != NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) &&
-        ep->stream.write_want == ready) {
-        if (ep->on_write != NULL)
-            ep->on_write(s);
-        else
-            endpoint_flush(s, ep);
-        if (s->closed)
-            return;
-    }
-    if (ep->on_read != NULL && !ep->read_paused &&
-        (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
-        ep->on_read(s);
-}
-
-static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct endpoint *ep = arg;
-    struct session *s = ep->session;
-    (void)fd;
-    if (s == NULL) {
-        pool_event(ep, what); /* a kept server connection: no client */
-        return;
-    }
-    s->busy++;
-    endpoint_dispatch(s, ep, what);
-    if (--s->busy == 0) {
-        if (s->closed)
-            session_free(s);
-        else if (s->servers_gone != NULL)
-            server_conn_reap(s);
-    }
-}
-
-static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
-{
-    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
-    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
-    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
-    return ep->rev && ep->wev ? 0 : -1;
-}
-
-int endpoint_init(struct session *s, struct endpoint *ep, int fd)
-{
-    memset(ep, 0, sizeof(*ep));
-    stream_init(&ep->stream, fd);
-    ep->session = s;
-    ep->in = evbuffer_new();
-    ep->out = evbuffer_new();
-    if (ep->in == NULL || ep->out == NULL)
-        return -1;
-    return fd >= 0 ? endpoint_new_events(s, ep, fd) : 0;
-}
-
-/* Used when the server socket is created after the session. */
-int endpoint_attach(struct session *s, struct endpoint *ep, int fd)
-{
-    stream_init(&ep->stream, fd);
-    return endpoint_new_events(s, ep, fd);
-}
-
-void endpoint_detach(struct endpoint *ep)
-{
-    if (ep->rev)
-        event_free(ep->rev);
-    if (ep->wev)
-        event_free(ep->wev);
-    if (ep->hev)
-        event_free(ep->hev);
-    ep->rev = ep->wev = ep->hev = NULL;
-    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
-    ep->read_paused = false;
-    ep->on_read = NULL;
-    ep->on_write = NULL;
-    stream_close(&ep->stream);
-    if (ep->in)
-        evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
-    if (ep->out)
-        evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
-    ep->fwd_remaining = 0;
-}
-
-void endpoint_free(struct endpoint *ep)
-{
-    endpoint_detach(ep);
-    if (ep->in)
-        evbuffer_free(ep->in);
-    if (ep->out)
-        evbuffer_free(ep->out);
-    ep->in = ep->out = NULL;
-}
-
-static void endpoint_set_event(struct event *ev, bool *armed, bool want)
-{
-    if (want == *armed || ev == NULL)
-        return;
-    if (want)
-        event_add(ev, NULL);
-    else
-        event_del(ev);
-    *armed = want;
-}
-
-void endpoint_arm(struct endpoint *ep)
-{
-    if (ep->rev == NULL)
-        return;
-    bool reading = ep->on_read != NULL && !ep->read_paused;
-    bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
-    uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
-    endpoint_set_event(ep->rev, &ep->rev_armed,
-                       (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
-    endpoint_set_event(ep->wev, &ep->wev_armed,
-                       (reading && rw == STREAM_WANT_WRITE) ||
-                           (writing && ww == STREAM_WANT_WRITE));
-    endpoint_set_event(ep->hev, &ep->hev_armed, ep->on_read != NULL && ep->read_paused);
-}
-
-/* Hands bytes that arrived before now to the reader, on the next loop turn. */
-static void endpoint_kick(struct endpoint *ep)
-{
-    if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->stream.ssl != NULL ||
-         stream_has_pending(&ep->stream)))
-        event_active(ep->rev, EV_READ, 0);
-}
-
-void endpoint_set_reader(struct endpoint *ep, endpoint_handler h)
-{
-    ep->on_read = h;
-    ep->stream.read_want = STREAM_WANT_READ;
-    endpoint_arm(ep);
-    endpoint_kick(ep);
-}
-
-void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
-{
-    ep->on_read = h;
-    ep->stream.read_want = STREAM_WANT_WRITE;
-    endpoint_arm(ep);
-}
-
-int endpoint_flush(struct session *s, struct endpoint *ep)
-{
-    if (ep->stream.fd < 0)
-        return 0;
-    if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
-        /* A WebSocket's control frames go first, even with nothing of ours to send. */
-        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
-                                                     : stream_flush(&ep->stream);
-        if (n == STREAM_AGAIN)
-            n = 0;
-        if (n < 0) {
-            session_close(s, ep == &s->client ? "could not send to client"
-                                              : "could not send to server");
-            return -1;
-        }
-        ep->bytes_out += (uint64_t)n;
-    }
-    endpoint_arm(ep);
-    return 0;
-}
-
-int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *))
-{
-    int rc = step(&ep->stream);
-    endpoint_arm(ep);
-    return rc;
-}
-
-void endpoint_pause_read(struct endpoint *ep)
-{
-    if (ep->read_paused)
-        return;
-    ep->read_paused = true;
-    struct session *s = ep->session;
-    log_debug(s->id, "reading from the %s paused", ep == &s->client ? "client" : "server");
-    /*
-     * A client that leaves meanwhile must still be noticed: its FIN sets
-     * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
-     */
-    if (ep == &s->client && ep->hev == NULL && ep->rev != NULL &&
-        (event_base_get_features(s->w->base) & EV_FEATURE_EARLY_CLOSE))
-        ep->hev =
-            event_new(s->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
-    endpoint_arm(ep);
-}
-
-void endpoint_resume_read(struct endpoint *ep)
-{
-    if (!ep->read_paused)
-        return;
-    ep->read_paused = false;
-    endpoint_arm(ep);
-    /* TLS may hold decrypted bytes no socket event will announce. */
-    if (ep->rev && stream_has_pending(&ep->stream))
-        event_active(ep->rev, EV_READ, 0);
-}
-
-int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
-{
-    if (evbuffer_add(ep->out, p, n) != 0) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    return endpoint_flush(s, ep);
-}
-
-/* A read that got nothing: wait for the event, or close the session saying why. */
-static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n)
-{
-    if (n == STREAM_AGAIN) {
-        endpoint_arm(ep); /* a TLS read may now wait for writability */
-        return 0;
-    }
-    if (n == STREAM_EOF) {
-        if (ep == &s->client)
-            session_close(s, "client closed the connection");
-        else
-            session_server_gone(s, "server closed the connection");
-    } else {
-        char why[256], msg[320];
-        stream_error(&ep->stream, why, sizeof(why));
-        snprintf(msg, sizeof(msg), "%s: %s",
-                 ep == &s->client ? "could not receive from client"
-                                  : "could not receive from server",
-                 why);
-        if (ep == &s->client)
-            session_close(s, msg);
-        else
-            session_server_gone(s, msg);
-    }
-    return -1;
-}
-
-/* A read that got bytes: a TLS read that waited for writability no longer does. */
-static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
-{
-    struct session *s = ep->session;
-    ep->bytes_in += (uint64_t)n;
-    stat_add(ep == &s->client ? &s->w->stats.bytes_client_to_server
-                              : &s->w->stats.bytes_server_to_client,
-             (uint64_t)n);
-    if (want_before != ep->stream.read_want)
-        endpoint_arm(ep);
-    return n;
-}
-
-ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
-{
-    uint8_t want = ep->stream.read_want;
-    ssize_t n = stream_read(&ep->stream, ep->in, max, more);
-    if (n > 0)
-        return endpoint_read_got(ep, n, want);
-    return endpoint_read_ended(s, ep, n);
-}
-
-ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
-                            int *more)
-{
-    uint8_t want = ep->stream.read_want;
-    ssize_t n = stream_read_bytes(&ep->stream, p, max, more);
-    if (n > 0)
-        return endpoint_read_got(ep, n, want);
-    return endpoint_read_ended(s, ep, n);
-}
-
-int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n)
-{
-    size_t sent = 0;
-    if (evbuffer_get_length(ep->out) == 0) {
-        ssize_t w = stream_write_bytes(&ep->stream, p, n);
-        if (w == STREAM_ERROR || w == STREAM_EOF) {
-            session_close(s, ep == &s->client ? "could not send to client"
-                                              : "could not send to server");
-            return -1;
-        }
-        sent = w > 0 ? (size_t)w : 0;
-        ep->bytes_out += sent;
-    }
-    /* What the socket did not take is kept (the only copy this path makes). */
-    if (sent < n && evbuffer_add(ep->out, p + sent, n - sent) != 0) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    endpoint_arm(ep);
-    return 0;
-}
-
 void session_tune_tcp(const struct config *cfg, int fd)
 {
     int one = 1;
@@ -403,13 +97,13 @@ struct session *session_new(struct worker *w, int fd)
 {
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
-        __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
+        __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
         return NULL;
     }
     s->w = w;
     /* Unique across workers: the worker's own count, interleaved. */
-    s->id = ++w->next_client_id * (uint64_t)w->d->nworkers + (uint64_t)w->index -
-            (uint64_t)w->d->nworkers + 1;
+    s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
+            (uint64_t)w->shared->nworkers + 1;
     s->connected_at = (int64_t)time(NULL);
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
@@ -448,9 +142,9 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
 {
     bool unix_socket = transport == TRANSPORT_UNIX;
     if (w->draining ||
-        __atomic_add_fetch(&w->d->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
+        __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
         if (!w->draining)
-            __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
+            __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
         session_refuse(w, fd, transport);
         return;
     }
@@ -499,7 +193,7 @@ void session_login_end(struct session *s)
         return;
     session_keep_origin(s, l);
     auth_lookup_cancel(l->auth_lookup);
-    login_throttle_release(s);
+    s->w->shared->flow->login_end(s);
     free(l->server_options);
     free(l->pp);
     free(l->geo);
@@ -519,6 +213,30 @@ void session_move(struct session *s, struct list *to)
     list_append(to, &s->node);
 }
 
+static struct session *session_find_on(struct list *l, uint64_t id)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, l)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (s->id == id)
+            return s;
+    }
+    return NULL;
+}
+
+struct session *session_find(struct worker *w, uint64_t id)
+{
+    struct list *lists[] = {&w->active_sessions, &w->login_sessions, &w->waiting_sessions,
+                            &w->admin_sessions};
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        struct session *s = session_find_on(lists[i], id);
+        if (s != NULL)
+            return s;
+    }
+    return NULL;
+}
+
 static void session_free(struct session *s)
 {
     struct worker *w = s->w;
@@ -526,7 +244,7 @@ static void session_free(struct session *s)
     phase_end(s);
     server_conn_reap(s);
     free(s);
-    __atomic_sub_fetch(&w->d->clients, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);
 }
 
@@ -548,16 +266,14 @@ void session_close(struct session *s, const char *why)
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
     if (s->login != NULL) {
-        pool_wait_stop(s);
-        pool_unreserve(s);
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
-        login_throttle_release(s); /* a held login must not wake up */
+        w->shared->flow->login_abort(s);
     }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     if (s->server_conn != NULL)
-        pool_release(s->server_conn);
+        w->shared->flow->server_release(s->server_conn);
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;

@@ -10,18 +10,21 @@
 #include <sys/socket.h>
 
 #include "protocol/geo_headers.h"
+#include "protocol/lsn.h"
 #include "protocol/param_set.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/scram.h"
-#include "protocol/startup_options.h"
 #include "protocol/startup.h"
+#include "protocol/startup_options.h"
 #include "protocol/stream.h"
-#include "proxy/auth_throttle.h"
-#include "proxy/cancel.h"
-#include "proxy/list.h"
-#include "proxy/phase.h"
-#include "proxy/pool_limits.h"
-#include "proxy/server_dial.h"
+#include "proxy/session/endpoint.h"
+#include "proxy/base/auth_throttle.h"
+#include "proxy/base/list.h"
+#include "proxy/base/pool_limits.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_dial.h"
+#include "routing/need.h"
 #include "routing/route.h"
 
 struct session;
@@ -33,35 +36,6 @@ struct worker;
 struct region;
 struct pkt_report;
 struct pgasync;
-
-typedef void (*endpoint_handler)(struct session *s);
-
-/*
- * One side of the proxy: a socket, its buffers and its events.
- *
- * Which events are armed is never set by hand: endpoint_arm() derives it
- * from the state — a reader (on_read, not paused) waits for what its
- * stream's last read asked for, queued output waits for what its last
- * write asked for — and every primitive below calls it after touching
- * the stream.  The event callback runs the writer when the readiness its
- * write waits for arrives, and the reader when the readiness its read
- * waits for does, so a TLS operation that wants the other direction is
- * retried when that direction is ready.
- */
-struct endpoint {
-    struct stream stream;
-    struct event *rev, *wev;
-    struct event *hev; /* client only: a hangup while reads are paused */
-    struct evbuffer *in, *out;
-    endpoint_handler on_read;  /* the phase's input step (or handshake, connect); NULL: none */
-    endpoint_handler on_write; /* runs when queued output may move; NULL: just flush */
-    struct session *session;
-    uint32_t fwd_remaining; /* bytes of the current message still to forward */
-    char last_type;         /* type of the last message seen starting */
-    bool read_paused;       /* back-pressure: the peer's output is full */
-    bool rev_armed, wev_armed, hev_armed;
-    uint64_t bytes_in, bytes_out; /* read from and written to the socket */
-};
 
 /*
  * What only the login needs: the parsed startup packet, the evidence of
@@ -89,11 +63,16 @@ struct session_login {
     size_t plan_len, plan_index;
     uint8_t host_order[REGION_MAX_HOSTS]; /* hosts of the region in the order to try */
     uint8_t host_count, host_pos;
-    bool region_any_host;     /* no host of this region is up: try them all */
-    unsigned host_downs_seen; /* health_downs() of the host as the connect started */
-    struct server_dial dial;  /* the connection to the host being tried */
-    bool servers_tried;       /* a host of the plan has been tried */
-    char server_failure[320]; /* why the last host tried failed */
+    bool region_any_host;         /* no host of this region is up: try them all */
+    unsigned host_downs_seen;     /* health_downs() of the host as the connect started */
+    struct server_dial dial;      /* the connection to the host being tried */
+    bool servers_tried;           /* a host of the plan has been tried */
+    char server_failure[320];     /* why the last host tried failed */
+    int64_t server_wait_start_ms; /* health_clock_ms: the dial to the host began */
+    int64_t server_wait_mark_ms;  /* the server_connect_timeout running now began */
+    int64_t need_wait_until_ms;   /* health_clock_ms: failover_wait for a host that fits ends */
+    int64_t replay_wait_until_ms; /* health_clock_ms: min_lsn_wait for a standby to replay ends */
+    bool replay_waiting;          /* the plan is of standbys that have replayed it, or none */
 
     /* pooling (pool.h, server_handover.h) */
     bool pool_share;                /* the server connection may be kept for others after */
@@ -189,7 +168,14 @@ struct session {
      * the one serving (the server connection's, while there is one).
      */
     struct region *region;
-    uint64_t server_bytes; /* bytes read from server connections already closed */
+    struct need_spec need; /* what its server must be (target_session_attrs, pgnear.min_lsn) */
+    bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
+    uint64_t fence_lsn;
+    bool fence_wrote;               /* the transaction going on wrote (fence.c) */
+    bool fence_asked;               /* the server is asked where its WAL is; a ReadyForQuery held */
+    char fence_value[LSN_TEXT_MAX]; /* its answer */
+    uint64_t server_bytes;          /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
     uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
@@ -199,27 +185,10 @@ struct session {
     struct cancel_entry cancel;
 };
 
-/* What happens at a session's next safe point (the admin console's PAUSE and DRAIN). */
-enum session_on_safe {
-    SAFE_NOTHING,
-    SAFE_HOLD,  /* stop reading from the client until every hold reason is gone */
-    SAFE_CLOSE, /* end the session with 57P01 (DRAIN) */
-};
-
-/* Who holds a session at its safe point (bits of hold_reasons). */
-enum hold_reason {
-    HOLD_PAUSE = 1,     /* the admin's PAUSE of its region */
-    HOLD_MIGRATION = 2, /* a pause step of a migration of its region and database */
-};
-
-/*
- * A session is at a safe point when it relays, its server connection is
- * at one (idle, every request answered, no extended-protocol batch waiting
- * for its Sync, no COPY: server_conn_at_safe_point) and no message from
- * the client is half forwarded: holding or closing it there cuts no
- * transaction and loses nothing (relay.c).
- */
-bool session_at_safe_point(const struct session *s);
+/* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */
+#define RELAY_LOW_WATER (128 * 1024)
+/* ... and above which reading from the source stops (relay.c, fence.c). */
+#define RELAY_HIGH_WATER (512 * 1024)
 
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
@@ -246,28 +215,9 @@ void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);
 
-/* Endpoint helpers (session.c). */
-/* Buffers, and events when fd >= 0; <0 when out of memory (endpoint_free cleans up). */
-int endpoint_init(struct session *s, struct endpoint *ep, int fd);
-/* Detaches, then frees the buffers. */
-void endpoint_free(struct endpoint *ep);
-/* Arms exactly the events the endpoint's reader and queued output wait for. */
-void endpoint_arm(struct endpoint *ep);
-/*
- * Makes h the endpoint's reader (NULL: nothing is read now).  Bytes that
- * arrived before the change (already in ep->in, or decrypted inside
- * OpenSSL) are handed to h on the next loop turn: a client that pipelines
- * its next message behind the last one is never left waiting.
- */
-void endpoint_set_reader(struct endpoint *ep, endpoint_handler h);
-/* A reader that waits for the socket to become writable (a TCP connect). */
-void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h);
-int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session closed */
-void endpoint_pause_read(struct endpoint *ep);
-void endpoint_resume_read(struct endpoint *ep);
-int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);
-/* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
-ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
+void session_move(struct session *s, struct list *to);
+/* The session of w with this id, on any of its lists; NULL when there is none. */
+struct session *session_find(struct worker *w, uint64_t id);
 /*
  * TCP_NODELAY (clients that make many small round trips stall without it)
  * and, with tcp_keepalive, keepalive probes: a peer that vanished without
@@ -275,22 +225,13 @@ ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *m
  * its session, and the server connection behind it, forever.
  */
 void session_tune_tcp(const struct config *cfg, int fd);
-/* The same into flat memory; >0 bytes read, 0 nothing yet, <0 session closed. */
-ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
-                            int *more);
 /*
- * Sends n bytes straight from p when nothing is queued before them; what
- * the socket does not take is queued in ep->out.  <0: session closed.
+ * After an event callback of s (s->busy counted up before it): frees s when
+ * it was closed inside, and the server connections closed inside.
  */
-int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n);
-/*
- * One step of a TLS handshake (stream_tls_accept or stream_tls_connect),
- * run as the endpoint's reader: arms the event the handshake waits for;
- * returns 0 when done, STREAM_AGAIN, or STREAM_ERROR.
- */
-int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *));
-int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
-void endpoint_detach(struct endpoint *ep);
-void session_move(struct session *s, struct list *to);
+void session_callback_done(struct session *s);
+
+/* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
+extern const struct worker_part session_part;
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # The reference (doc/pgnear.md) and the man page made from it: the page
 # renders with groff and man without a warning and fits 80 columns; every
-# setting of proxy/config.c is documented with its real default and reload
+# setting of proxy/base/config.c is documented with its real default and reload
 # behaviour, and every option of proxy/main.c; the user-facing documents
 # stand on their own.  A missing tool fails the test: nothing skips.
 use strict;
@@ -85,9 +85,9 @@ my $text;
 }
 
 # ---- every setting, with its default and reload behaviour
-my $config_c = slurp("$src/proxy/config.c");
+my $config_c = slurp("$src/proxy/base/config.c");
 my ($table) = $config_c =~ /config_settings\[\]\s*=\s*\{(.*?)\n\};/s
-  or BAIL_OUT('config_settings[] not found in proxy/config.c');
+  or BAIL_OUT('config_settings[] not found in proxy/base/config.c');
 my @settings;
 while ($table =~ /\b([SE])\((\w+),\s*(.*?)\),?\s*$/mg) {
     my ($kind, $field, $rest) = ($1, $2, $3);
@@ -104,7 +104,7 @@ while ($table =~ /\b([SE])\((\w+),\s*(.*?)\),?\s*$/mg) {
     $name =~ s/_ms$// if $type eq 'T_MS';
     push @settings, { name => $name, def => $def, reload => $reload eq 'true' };
 }
-cmp_ok(scalar @settings, '>=', 30, 'the settings table of proxy/config.c was read');
+cmp_ok(scalar @settings, '>=', 30, 'the settings table of proxy/base/config.c was read');
 
 my ($settings_md) = $md_text =~ /^## Settings\n(.*?)^## /ms
   or BAIL_OUT('no "## Settings" section in doc/pgnear.md');
@@ -125,7 +125,7 @@ for my $s (@settings) {
 }
 my %known = map { $_->{name} => 1 } @settings;
 for my $name (sort keys %doc) {
-    ok($known{$name}, "documented setting $name exists in proxy/config.c");
+    ok($known{$name}, "documented setting $name exists in proxy/base/config.c");
 }
 
 # ---- every option of the command line
@@ -139,7 +139,8 @@ for my $opt ((map { "--$_" } @long), (map { "-$_" } grep { /\w/ } split //, $sho
 }
 
 # ---- the documents stand on their own
-my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/conf/*.ini"), glob("$src/conf/*.md"));
+my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/conf/*.ini"), glob("$src/conf/*.md"),
+            glob("$src/tests/clients/*.md"));
 cmp_ok(scalar @docs, '>=', 3, 'user documents found');
 for my $path (@docs) {
     my $t = slurp($path);

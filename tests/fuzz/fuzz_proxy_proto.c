@@ -14,9 +14,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "protocol/lsn.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/startup_options.h"
+#include "routing/need.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -87,6 +90,19 @@ static void check_hints(const struct startup_hints *h)
     check(strnlen(h->city, HINT_VALUE_MAX + 1) <= HINT_VALUE_MAX);
     check(strnlen(h->region, HINT_VALUE_MAX + 1) <= HINT_VALUE_MAX);
     check(strnlen(h->location, HINT_VALUE_MAX + 1) <= HINT_VALUE_MAX);
+    check(h->has_need == (strnlen(h->need, HINT_VALUE_MAX + 1) > 0));
+    check(strnlen(h->need, HINT_VALUE_MAX + 1) <= HINT_VALUE_MAX);
+    /* what routing then does with it: a value it knows, or the client's error */
+    uint32_t tli, tli2;
+    uint64_t lsn, lsn2;
+    char text[LSN_TEXT_MAX];
+    if (h->has_min_lsn && lsn_parse(h->min_lsn, strlen(h->min_lsn), &tli, &lsn) == LSN_OK) {
+        lsn_format(tli, lsn, text, sizeof(text));
+        check(lsn_parse(text, strlen(text), &tli2, &lsn2) == LSN_OK && tli2 == tli && lsn2 == lsn);
+    }
+    enum session_need need;
+    if (h->has_need && need_parse(h->need, &need))
+        check((unsigned)need < NEED_COUNT && strcasecmp(need_name(need), h->need) == 0);
 }
 
 /* The first two NUL-terminated pieces of the input as a startup parameter. */

@@ -1,7 +1,7 @@
 /*
  * fuzz_relay.c
  *    libFuzzer target for the relay itself: protocol/stream.c,
- *    proxy/session.c and proxy/relay.c, driven through a real session
+ *    proxy/session/session.c and proxy/session/relay.c, driven through a real session
  *    between two peers over socketpairs (tests/unit/relay_harness.c).
  *    The input decides both message streams, plain or TLS on each side,
  *    socket buffer sizes, how the peers chop their reads and writes, a
@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/log.h"
+#include "proxy/base/log.h"
 #include "tests/unit/relay_harness.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

@@ -164,8 +164,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(write(sv[0], w, wlen) == (ssize_t)wlen);
     shutdown(sv[0], SHUT_WR);
 
-    struct stream lower;
-    stream_init(&lower, sv[1]);
+    struct sock lower;
+    sock_init(&lower, sv[1]);
     struct ws_conn *ws = ws_new(&lower, max_frame);
     check(ws != NULL);
     ssize_t end;

@@ -19,15 +19,6 @@ my $us = PgNearTest::Cluster->new(name => 'us-east');
 my $p  = PgNearTest::Proxy->new(regions => [$us],
                                 settings => { auth => 'passthrough', server_tls => 'disable' });
 
-# Bounded wait until server process $pid runs a pg_sleep (seen on the server directly).
-sub wait_sleeping {
-    my ($pid) = @_;
-    return wait_until(sub {
-        $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid "
-                      . "AND state = 'active' AND query LIKE '%pg_sleep%'") eq '1'
-    }, timeout => 5, interval => 0.05);
-}
-
 sub count_matches {
     my ($text, $re) = @_;
     my $n = () = $text =~ /$re/g;
@@ -76,7 +67,7 @@ for my $case (['TCP', $p->conninfo(application_name => 'cancel-tcp')],
 
     my $t_start = time;
     ok $dbh->do('SELECT pg_sleep(20)', { pg_async => PG_ASYNC }), "$how: async SELECT pg_sleep(20) sent";
-    ok wait_sleeping($pid), "$how: the server is running pg_sleep in process $pid";
+    ok $us->wait_sleeping($pid), "$how: the server is running pg_sleep in process $pid";
 
     my $t0 = time;
     my $cancelled = $dbh->pg_cancel;
@@ -103,7 +94,7 @@ for my $proto ([3, 0], [3, 2]) {
     is length($r->{key}), ($proto->[1] >= 2 ? 32 : 4), "protocol $v: key length " . length($r->{key});
     my $off = $p->log_size;
     $w->send_msg('Q', "SELECT pg_sleep(20)\0");
-    ok wait_sleeping($r->{pid}), "protocol $v: pg_sleep(20) running";
+    ok $us->wait_sleeping($r->{pid}), "protocol $v: pg_sleep(20) running";
     my $t0 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $r->{pid}, key => $r->{key});
     my $res = wire_result($w);
@@ -122,7 +113,7 @@ for my $proto ([3, 0], [3, 2]) {
     my ($w, $r) = wire_login();
     my $off = $p->log_size;
     $w->send_msg('Q', "SELECT pg_sleep(20)\0");
-    ok wait_sleeping($r->{pid}), 'split CancelRequest: pg_sleep(20) running';
+    ok $us->wait_sleeping($r->{pid}), 'split CancelRequest: pg_sleep(20) running';
     my $body = pack('NN', 80877102, $r->{pid}) . $r->{key};
     my $pkt  = pack('N', 4 + length $body) . $body;
     my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
@@ -158,7 +149,7 @@ for my $proto ([3, 0], [3, 2]) {
     my $off = $p->log_size;
     my $t0 = time;
     $w->send_msg('Q', "SELECT pg_sleep(3)\0");
-    ok wait_sleeping($r->{pid}), 'pg_sleep(3) running';
+    ok $us->wait_sleeping($r->{pid}), 'pg_sleep(3) running';
     for my $b (@bad) {
         PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $b->[1], key => $b->[2]);
     }
@@ -197,7 +188,7 @@ for my $proto ([3, 0], [3, 2]) {
     my $off = $p->log_size;
     my $t0 = time;
     $wb->send_msg('Q', "SELECT pg_sleep(2)\0");
-    ok wait_sleeping($b_pid), 'session B runs pg_sleep(2)';
+    ok $us->wait_sleeping($b_pid), 'session B runs pg_sleep(2)';
     # A's pid and key; and A's key with B's pid, as if the server had reused A's pid for B.
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $a_pid, key => $a_key);
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $b_pid, key => $a_key);
@@ -215,7 +206,7 @@ for my $proto ([3, 0], [3, 2]) {
 
     # B's own key still works afterwards.
     $wb->send_msg('Q', "SELECT pg_sleep(20)\0");
-    ok wait_sleeping($b_pid), 'B runs pg_sleep(20)';
+    ok $us->wait_sleeping($b_pid), 'B runs pg_sleep(20)';
     $t0 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $b_pid, key => $rb->{key},
                              socket_dir => $p->socket_dir);

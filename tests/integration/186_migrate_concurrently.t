@@ -166,8 +166,13 @@ sleep 1;
 is_deeply [@step[0, 3]], [$step_pid, 'virtualxid'], 'a second later the step still waits';
 ok !$kid_ended->(), '... and MIGRATE UP has not ended';
 
-# A statement that runs long is reported every 10 s: wait for the first report.
-sleep 0.1 while time - $up_started < 11.5 && !$kid_ended->();
+# A statement that runs long is reported every 10 s: wait for the first
+# report, until the statement has run 11.5 s by the server's clock (the
+# step began before it; under load well after MIGRATE UP was sent).
+my $running_sql = "SELECT extract(epoch FROM clock_timestamp() - query_start) >= 11.5"
+  . " FROM pg_stat_activity WHERE pid = $step_pid";
+sleep 0.1 while time - $up_started < 60 && !$kid_ended->()
+  && $eu->psql_admin($running_sql, dbname => 'movr') ne 't';
 ok !$kid_ended->(), 'after 11.5 s the step still waits';
 
 # ------------------------------------------------------------------ the transaction ends

@@ -85,14 +85,6 @@ sub wait_idle {
     return wait_until(sub { (server_by_pid($p, $pid)->{state} // '') eq 'idle' }, timeout => 5);
 }
 
-sub wait_sleeping {
-    my ($pid) = @_;
-    return wait_until(sub {
-        $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid "
-                      . "AND state = 'active' AND query LIKE '%pg_sleep%'") eq '1'
-    }, timeout => 5, interval => 0.05);
-}
-
 my @SETTINGS = qw(application_name TimeZone DateStyle IntervalStyle search_path work_mem
                   statement_timeout client_encoding extra_float_digits);
 
@@ -264,7 +256,7 @@ my $p = proxy();
 
     my $t0 = time;
     $w2->send_query('SELECT pg_sleep(5)');
-    ok wait_sleeping($pid2), 'cancel: client 2 runs pg_sleep(5)';
+    ok $us->wait_sleeping($pid2), 'cancel: client 2 runs pg_sleep(5)';
     my $t1 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $r2->{pid}, key => $r2->{key});
     my $res = $w2->read_result;
@@ -274,7 +266,7 @@ my $p = proxy();
 
     $t0 = time;
     $w2->send_query('SELECT pg_sleep(2)');
-    ok wait_sleeping($pid2), 'cancel: client 2 runs pg_sleep(2)';
+    ok $us->wait_sleeping($pid2), 'cancel: client 2 runs pg_sleep(2)';
     my $off = $p->log_size;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $r1->{pid}, key => $r1->{key});
     ok $p->wait_for_log(qr/cancel request for process $pid matches no session; ignored/, offset => $off, timeout => 3),

@@ -250,7 +250,9 @@ sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq
 
 # ================================================================ server_idle_timeout
 {
-    my $p = proxy(server_idle_timeout => '2s');
+    # 3 s rather than 2: the checks at one second are two psql round trips, which a loaded
+    # machine can stretch to most of a second.
+    my $p = proxy(server_idle_timeout => '3s');
     my ($w) = login($p);
     my $pid = backend_pid($w);
     $w->terminate;
@@ -262,10 +264,10 @@ sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq
     cmp_ok $s->{idle} // -1, '>=', 1, 'idle timeout: SHOW SERVERS counts its idle seconds';
     ok on_server($pid), 'idle timeout: the backend is still on the server after a second';
     my $left = sub { my $t = $_[0] - (time - $t_left); $t > 0.1 ? $t : 0.1 };
-    ok wait_until(sub { !%{ server_by_pid($p, $pid) } }, timeout => $left->(3.5)),
-        'idle timeout: gone from SHOW SERVERS within 3.5 s of its client leaving';
-    ok backend_gone($pid, $left->(3.6)), 'idle timeout: gone from pg_stat_activity within ~3.5 s';
-    cmp_ok time - $t_left, '>=', 1.9, 'idle timeout: not before server_idle_timeout';
+    ok wait_until(sub { !%{ server_by_pid($p, $pid) } }, timeout => $left->(4.5)),
+        'idle timeout: gone from SHOW SERVERS within 4.5 s of its client leaving';
+    ok backend_gone($pid, $left->(4.6)), 'idle timeout: gone from pg_stat_activity within ~4.5 s';
+    cmp_ok time - $t_left, '>=', 2.9, 'idle timeout: not before server_idle_timeout';
     my $pid2 = next_client_works($p, 'idle timeout');
     isnt $pid2, $pid, 'idle timeout: the next client gets a new backend';
     $p->stop;

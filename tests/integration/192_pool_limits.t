@@ -8,6 +8,9 @@
 # = 1 holds the same way for the whole host, across two users and two
 # databases; a kept connection that cannot serve a login (another pool,
 # other options) gives way to it; pool_size holds over two workers.
+# Clients waiting are logged once per pool and 10 s, not once per client
+# (30 clients at once: one line), with how many began waiting since; and
+# pgnear --check says which limits apply and what a client then gets.
 use strict;
 use warnings;
 use FindBin;
@@ -15,7 +18,9 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use POSIX ();
 use Time::HiRes qw(time sleep);
+use Time::Local qw(timegm);
 use PgNearTest;
+use PgNearCrowd;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool('psql');
@@ -134,8 +139,9 @@ sub no_servers_left {
 }
 
 # ================================================================ bounds, with pgnear --check
-# (pool_size 1 to 10000, max_db_connections 0 or more, lifetimes 1s or more)
-for my $case ([1, pool_size => 0], [1, pool_size => 10001], [0, pool_size => 1], [1, max_db_connections => -1],
+# (pool_size 0 (no limit) to 10000, max_db_connections 0 or more, lifetimes 1s or more)
+for my $case ([0, pool_size => 0], [1, pool_size => -1], [1, pool_size => 10001], [0, pool_size => 1],
+              [1, max_db_connections => -1],
               [0, max_db_connections => 0], [1, server_lifetime => '500ms'], [0, server_lifetime => '1s'],
               [1, server_idle_timeout => '0s'], [0, server_idle_timeout => '1s'], [1, pool_mode => 'bogus'],
               [0, pool_mode => 'none']) {
@@ -149,6 +155,71 @@ for my $case ([1, pool_size => 0], [1, pool_size => 10001], [0, pool_size => 1],
     } else {
         is $rc, 0, "pgnear --check accepts $k = $v" or diag $err;
     }
+}
+
+# ================================================================ --check says which limits apply
+{
+    my $cfg = PgNearTest::Proxy->new(regions => [$us], start => 0,
+        settings => { auth => 'scram', auth_file => $userlist, pool_mode => 'session' });
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    is $rc, 0, '--check, defaults: exit 0' or diag $err;
+    like $out, qr/^limit: none per pool or host: every client session gets a server connection/m,
+        '--check, defaults: no limit per pool or host' or diag $out;
+    unlike $out, qr/^limit: (pool_size|max_db_connections)/m, '--check, defaults: neither limit listed';
+    $cfg->update_config(settings => { pool_size => 20, max_db_connections => 50, query_wait_timeout => '90s' });
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    like $out, qr/^limit: pool_size 20: the 21st concurrent session of one region, database and user waits for a server connection up to query_wait_timeout \(90 s\), then gets 53300$/m,
+        '--check: the 21st session of one region, database and user waits, then gets 53300' or diag $out;
+    like $out, qr/^limit: max_db_connections 50: a session that needs the 51st server connection of one host waits up to query_wait_timeout \(90 s\), then gets 53300$/m,
+        '--check: so does one that needs the 51st connection of a host' or diag $out;
+    unlike $out, qr/^limit: none per pool/m, '--check: and no longer says there is none';
+    $cfg->update_config(settings => { auth => 'passthrough', auth_file => undef });
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    unlike $out, qr/^limit: pool_size/m, '--check, passthrough: pool_size does not apply (nothing is pooled)';
+}
+
+# ================================================================ clients waiting: one line per pool and interval
+# The log's UTC timestamp as Unix time.
+sub log_time {
+    my ($stamp) = @_;
+    my ($y, $mo, $d, $h, $mi, $sec) = $stamp =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):([\d.]+)/ or return undef;
+    return timegm(0, $mi, $h, $d, $mo - 1, $y) + $sec;
+}
+
+{
+    my $p = proxy(pool_size => 2);
+    my ($h1) = holder($p);
+    my ($h2) = holder($p);
+    my $line = qr/^(\S+ \S+) UTC WARNING (?:c\d+: )?pool_size \(2\) reached for region us-east, database movr, user app: (\d+) clients? waiting for a server connection \((\d+) began waiting since the last report\); a client still waiting after query_wait_timeout \(2 s\) gets 53300$/m;
+    my $lines = sub { my ($off) = @_; my @m; my $log = substr($p->log_contents, $off);
+                      while ($log =~ /$line/g) { push @m, { at => log_time($1), waiting => $2, began => $3 } } @m };
+    my $off = $p->log_size;
+    my $crowd = PgNearCrowd->new(port => $p->port, user => 'app', database => 'movr', password => 'app-secret', count => 30);
+    my $r = $crowd->login(deadline => 20);
+    is $r->{errors}{53300}, 30, '30 clients past pool_size: each gets 53300 after query_wait_timeout'
+        or diag explain $r;
+    $crowd->finish;
+    my @said = $lines->($off);
+    is scalar(@said), 1, '30 clients waiting: one log line, not one per client' or diag substr($p->log_contents, $off);
+    cmp_ok $said[0]{waiting} // 0, '>=', 1, 'the line says how many wait';
+    my $per_client = () = substr($p->log_contents, $off) =~ /^\S+ \S+ UTC (?:LOG|WARNING) .*waiting for a server connection/mg;
+    is $per_client, 1, 'and nothing else at LOG level or above says a client waits';
+
+    # Past the interval, the next client to wait is said again, with those that began since.
+    my $wait = ($said[0]{at} // time) + 10.3 - time;
+    sleep $wait if $wait > 0;
+    $crowd = PgNearCrowd->new(port => $p->port, user => 'app', database => 'movr', password => 'app-secret', count => 30);
+    $r = $crowd->login(deadline => 20);
+    is $r->{errors}{53300}, 30, 'second round: 30 clients get 53300' or diag explain $r;
+    $crowd->finish;
+    @said = $lines->($off);
+    is scalar(@said), 2, 'second round, 10 s later: one more line' or diag substr($p->log_contents, $off);
+    is $said[1]{began}, 30, 'it counts the 29 left unsaid and the one it reports' or diag explain \@said;
+    cmp_ok $said[1]{at} - $said[0]{at}, '>=', 10, 'at least 10 s after the first';
+    is one($h1, 'SELECT 1'), 1, 'the holders are unaffected';
+    $_->terminate for $h1, $h2;
+    ok $p->is_running, 'pgnear still running';
+    $p->stop;
 }
 
 # ================================================================ pool_size: the wait times out
@@ -259,6 +330,9 @@ for my $case ([1, pool_size => 0], [1, pool_size => 10001], [0, pool_size => 1],
         $h->terminate;    # inside its transaction: closed
         ok backend_gone($hpid), "max_db_connections, $label: the holder's connection closed";
     }
+
+    like $p->log_contents, qr/^\S+ \S+ UTC WARNING (?:c\d+: )?max_db_connections \(1\) reached on host \Q${\ $us->hostport}\E of region us-east: 1 client waiting for a server connection/m,
+        'max_db_connections: the log says a client waits for the host, and for which limit';
 
     # The holder leaves within the timeout: the other user's client gets in.
     no_servers_left($p, 'max_db_connections, handover');

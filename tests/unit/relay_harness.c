@@ -24,9 +24,10 @@
 
 #include "protocol/stream.h"
 #include "protocol/tls.h"
-#include "proxy/list.h"
-#include "proxy/phase.h"
-#include "proxy/server_conn.h"
+#include "proxy/base/list.h"
+#include "proxy/login/flow.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
 #include "routing/registry.h"
 
 /* ---- message streams ---- */
@@ -329,8 +330,9 @@ static struct registry_host rig_host_state = {rig_host_name, 5432, {.up = true}}
 int rig_init(struct relay_rig *r)
 {
     memset(r, 0, sizeof(*r));
-    r->d.nworkers = 1;
-    r->w.d = &r->d;
+    r->shared.nworkers = 1;
+    r->w.shared = &r->shared;
+    r->shared.flow = &login_flow;
     list_init(&r->w.login_sessions);
     list_init(&r->w.waiting_sessions);
     list_init(&r->w.active_sessions);
@@ -376,7 +378,7 @@ void rig_free(struct relay_rig *r)
 
 bool rig_session_alive(const struct relay_rig *r)
 {
-    return __atomic_load_n(&r->d.clients, __ATOMIC_RELAXED) > 0;
+    return __atomic_load_n(&r->shared.clients, __ATOMIC_RELAXED) > 0;
 }
 
 /*
@@ -413,7 +415,7 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
     s->id = ++r->w.next_client_id;
     s->list = &r->w.login_sessions;
     list_append(s->list, &s->node);
-    __atomic_add_fetch(&r->d.clients, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&r->shared.clients, 1, __ATOMIC_RELAXED);
     snprintf(s->peer, sizeof(s->peer), "relay test client");
     s->client_tls = cssl != NULL;
     s->user = "relay-test";

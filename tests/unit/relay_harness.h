@@ -22,9 +22,9 @@
 
 #include <openssl/ssl.h>
 
-#include "proxy/daemon.h"
-#include "proxy/session.h"
-#include "proxy/worker.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/session.h"
 #include "routing/region.h"
 
 /* ---- message streams ---- */
@@ -122,7 +122,7 @@ void tls_kit_free(struct tls_kit *k);
  * registered none.
  */
 struct relay_rig {
-    struct daemon d;
+    struct shared shared;
     struct worker w;
     struct region region;
 };

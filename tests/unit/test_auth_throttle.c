@@ -1,6 +1,6 @@
 /*
  * test_auth_throttle.c
- *    Unit tests for proxy/auth_throttle.c (cmocka, TAP output): the delays
+ *    Unit tests for proxy/base/auth_throttle.c (cmocka, TAP output): the delays
  *    (none below the threshold, then doubling to the cap), spacing of
  *    attempts that arrive together, refusal past the horizon, reset on
  *    success, forgetting, which sources count as one, and the bounded
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <sys/un.h>
 
-#include "proxy/auth_throttle.h"
+#include "proxy/base/auth_throttle.h"
 
 static const struct throttle_params P = {3, 100, 1000, 1000}; /* threshold, delay, max, horizon */
 

@@ -1,6 +1,6 @@
 /*
  * test_cancel_map.c
- *    Unit tests for proxy/cancel_map.c (cmocka, TAP output).  Large runs
+ *    Unit tests for proxy/base/cancel_map.c (cmocka, TAP output).  Large runs
  *    are cross-checked against a plain array of what should be there.
  */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/cancel_map.h"
+#include "proxy/base/cancel_map.h"
 
 /* Distinct non-NULL owners. */
 static char owners[8];

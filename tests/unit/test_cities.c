@@ -484,6 +484,45 @@ static void test_missing_file(void **state)
     city_table_free(NULL);
 }
 
+/* ---- sharing ---- */
+
+/* Writes the small table again, in place. */
+static void rewrite_small(void)
+{
+    FILE *fp = fopen(csv_path, "r+b");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(small_csv, 1, sizeof small_csv - 1, fp), sizeof small_csv - 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+static void test_shared_and_unchanged(void **state)
+{
+    char err[256], other[sizeof tmpdir + 16];
+    const struct timespec settle = {1, 100 * 1000 * 1000};
+
+    (void)state;
+    struct city_table *fresh = load_ok(small_csv);
+    /* read right after it was written: a change in the same tick would not show */
+    assert_false(city_table_settled(fresh));
+    assert_false(city_table_unchanged(fresh, csv_path));
+    city_table_free(fresh);
+    nanosleep(&settle, NULL);
+    struct city_table *t = city_table_load(csv_path, err, sizeof err);
+    assert_non_null(t);
+    assert_true(city_table_settled(t));
+    assert_true(city_table_unchanged(t, csv_path));
+    snprintf(other, sizeof other, "%s/./t.csv", tmpdir);
+    assert_false(city_table_unchanged(t, other)); /* the same file by another name: not shared */
+    /* Two holders: the first to let go leaves the table to the other. */
+    assert_ptr_equal(city_table_ref(t), t);
+    city_table_free(t);
+    expect(t, "sydney", "Sydney", "AU");
+    rewrite_small(); /* the same bytes, but written again */
+    assert_false(city_table_unchanged(t, csv_path));
+    city_table_free(t);
+}
+
 /* ---- optional columns, qualifiers, alternate names ---- */
 
 static const char full_csv[] =
@@ -1118,6 +1157,7 @@ int main(void)
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_long_name),
         cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_shared_and_unchanged),
         cmocka_unit_test(test_optional_columns),
         cmocka_unit_test(test_bad_optional_columns),
         cmocka_unit_test(test_prefer_and_population),

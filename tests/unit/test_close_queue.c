@@ -1,6 +1,6 @@
 /*
  * test_close_queue.c
- *    Unit tests for proxy/close_queue.c (cmocka, TAP output): pipes stand
+ *    Unit tests for proxy/runtime/close_queue.c (cmocka, TAP output): pipes stand
  *    for server sockets, and a write end is closed when its read end
  *    reads EOF.
  */
@@ -16,7 +16,7 @@
 
 #include <event2/event.h>
 
-#include "proxy/close_queue.h"
+#include "proxy/runtime/close_queue.h"
 
 #define PIPES 200
 

@@ -1,6 +1,6 @@
 /*
  * test_config.c
- *    Unit tests for proxy/config.c, routing/region.c and proxy/userlist.c
+ *    Unit tests for proxy/base/config.c, routing/region.c and proxy/base/userlist.c
  *    (cmocka, TAP output).  Every test writes its files into a fresh
  *    mkdtemp directory; TLS certificates are made with the OpenSSL API.
  */
@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -23,9 +24,10 @@
 
 #include <libpq-fe.h>
 
-#include "proxy/config.h"
-#include "proxy/pgconn.h"
-#include "proxy/userlist.h"
+#include "proxy/base/config.h"
+#include "proxy/base/pgconn.h"
+#include "proxy/base/userlist.h"
+#include "routing/cities.h"
 #include "routing/region.h"
 
 #define MAX_FILES 16
@@ -248,6 +250,57 @@ static void test_ref_unref(void **state)
     config_unref(NULL);
 }
 
+/* ---- a reload shares the tables of unchanged files ---- */
+
+/* A reload of ini (cities_file and all) with running, which must load. */
+static struct config *expect_reload(struct fixture *fx, const char *ini,
+                                    const struct config_override *ov, int nov,
+                                    const struct config *running)
+{
+    char err[1024] = "";
+    struct config *cfg =
+        config_load_overridden(path_in(fx, "pgnear.ini"), ov, nov, running, err, sizeof(err));
+    if (cfg == NULL)
+        fail_msg("reload failed: %s\n%s", err, ini);
+    return cfg;
+}
+
+static void test_reload_shares_tables(void **state)
+{
+    struct fixture *fx = *state;
+    const char *csv = "name,country,lat,lon\nDublin,IE,53.35,-6.26\nTokyo,JP,35.68,139.69\n";
+    const char *a = write_file(fx, "a.csv", csv);
+    write_file(fx, "b.csv", csv);
+    char ini[1024];
+    snprintf(ini, sizeof(ini), "[pgnear]\ncities_file = %s\n" REGION_OK, a);
+    write_file(fx, "pgnear.ini", ini);
+    /* Just written: a change in the same tick would not show, so nothing is shared yet. */
+    struct config *first = expect_reload(fx, ini, NULL, 0, NULL);
+    struct config *again = expect_reload(fx, ini, NULL, 0, first);
+    assert_ptr_not_equal(again->cities, first->cities);
+    config_unref(first);
+    const struct timespec settle = {1, 100 * 1000 * 1000};
+    nanosleep(&settle, NULL);
+    struct config *running = expect_reload(fx, ini, NULL, 0, again);
+    config_unref(again);
+    struct config *fresh = expect_reload(fx, ini, NULL, 0, running);
+    assert_ptr_equal(fresh->cities, running->cities);
+    config_unref(running); /* the table lives on in fresh */
+    assert_non_null(city_table_lookup(fresh->cities, "tokyo"));
+    /* Another file, even with the same bytes, is read. */
+    struct config_override ov = {"cities_file", ""};
+    snprintf(ov.value, sizeof(ov.value), "%s", path_in(fx, "b.csv"));
+    struct config *other = expect_reload(fx, ini, &ov, 1, fresh);
+    assert_ptr_not_equal(other->cities, fresh->cities);
+    config_unref(other);
+    /* And so is the same file changed. */
+    write_file(fx, "a.csv", csv);
+    struct config *changed = expect_reload(fx, ini, NULL, 0, fresh);
+    assert_ptr_not_equal(changed->cities, fresh->cities);
+    config_unref(changed);
+    config_unref(fresh);
+}
+
 /* ---- config_visit ---- */
 
 struct visited {
@@ -421,13 +474,17 @@ static void test_pool_settings(void **state)
 {
     struct config *cfg = expect_load(*state, REGION_OK);
     assert_string_equal(cfg->server_reset_query, "DISCARD ALL");
-    assert_int_equal(cfg->pool_size, 20);
+    assert_int_equal(cfg->pool_size, 0); /* no limit: a default limits nobody */
+    assert_int_equal(cfg->max_db_connections, 0);
     assert_int_equal(cfg->min_pool_size, 0);
     assert_int_equal(cfg->server_lifetime_ms, 3600 * 1000);
     assert_int_equal(cfg->server_idle_timeout_ms, 600 * 1000);
     assert_int_equal(cfg->query_wait_timeout_ms, 120 * 1000);
     config_unref(cfg);
-    expect_error(*state, "[pgnear]\npool_size = 0\n" REGION_OK, "pool_size", NULL);
+    config_unref(expect_load(*state, "[pgnear]\npool_size = 0\nmin_pool_size = 10000\n" REGION_OK));
+    expect_error(*state, "[pgnear]\npool_size = -1\n" REGION_OK, "pool_size", NULL);
+    expect_error(*state, "[pgnear]\npool_size = 10001\n" REGION_OK, "pool_size", NULL);
+    expect_error(*state, "[pgnear]\nmin_pool_size = 10001\n" REGION_OK, "min_pool_size", "10000");
     expect_error(*state, "[pgnear]\npool_size = 5\nmin_pool_size = 6\n" REGION_OK, "min_pool_size",
                  "5");
     expect_error(*state, "[pgnear]\nmax_db_connections = -1\n" REGION_OK, "max_db_connections",
@@ -985,11 +1042,11 @@ static void test_auth_failure_delay_warning(void **state)
     make_cert(fx, "cert.pem", "key.pem");
     char w[4][256];
     assert_int_equal(warnings_of(fx, "auth = passthrough\nserver_tls = disable\n", w), 0);
-    assert_int_equal(warnings_of(fx, "server_tls = disable\nauth_failure_max_delay = 15s\n", w), 1);
+    assert_int_equal(warnings_of(fx, "server_tls = disable\nauth_failure_max_delay = 60s\n", w), 1);
     assert_non_null(strstr(w[0], "client_login_timeout"));
     assert_int_equal(
         warnings_of(
-            fx, "server_tls = disable\nauth_failure_max_delay = 15s\nauth_failure_threshold = 0\n",
+            fx, "server_tls = disable\nauth_failure_max_delay = 60s\nauth_failure_threshold = 0\n",
             w),
         0);
 }
@@ -1070,6 +1127,7 @@ int main(void)
         T(test_default_region_first),
         T(test_enums_and_bools),
         T(test_ref_unref),
+        T(test_reload_shares_tables),
         T(test_visit),
         T(test_err_unknown_setting),
         T(test_err_unknown_section),

@@ -542,6 +542,32 @@ static void test_lookup_cost(void **state)
     geoip_close(g);
 }
 
+/* A set opened from files unchanged since is shared; one replaced on disk is not. */
+static void test_shared_and_unchanged(void **state)
+{
+    const struct fixture *fx = *state;
+    const struct timespec settle = {1, 100 * 1000 * 1000};
+    char list[2 * DIR_MAX + 80], replaced[DIR_MAX + 40];
+
+    nanosleep(&settle, NULL); /* the databases were written at setup */
+    db_list(fx, list, sizeof list, MM4, DBIP4);
+    struct geoip_set *g = open_ok(list);
+    assert_true(geoip_unchanged(g, list));
+    assert_false(geoip_unchanged(g, fx->path[MM4])); /* another list */
+    assert_ptr_equal(geoip_ref(g), g);
+    geoip_close(g); /* the other reference keeps it open */
+    expect_city(g, "203.0.113.7", "Seattle", "US", 47.6062, -122.3321, fx->path[MM4]);
+    /* The monthly update: a new file renamed over the old one, the same data. */
+    snprintf(replaced, sizeof replaced, "%s.new", fx->path[DBIP4]);
+    assert_int_equal(make_mmdb(getenv("PGNEAR_SRCDIR"), replaced, &specs[DBIP4]), 0);
+    assert_int_equal(rename(replaced, fx->path[DBIP4]), 0);
+    assert_false(geoip_unchanged(g, list));
+    struct geoip_set *reopened = open_ok(list);
+    assert_false(geoip_unchanged(reopened, list)); /* read within a second of its change */
+    geoip_close(reopened);
+    geoip_close(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_split_v4_v6_set),
         cmocka_unit_test(test_unix_peer),
         cmocka_unit_test(test_lookup_cost),
+        cmocka_unit_test(test_shared_and_unchanged),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("geoip", tests, group_setup, group_teardown);

@@ -1,6 +1,6 @@
 /*
  * test_log_limit.c
- *    Unit tests for log_limit_allow() (proxy/log.c): a burst per window,
+ *    Unit tests for log_limit_allow() (proxy/base/log.c): a burst per window,
  *    the count of lines left out, and the limit shared by threads.
  */
 #include <stdarg.h>
@@ -12,7 +12,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "proxy/log.h"
+#include "proxy/base/log.h"
 
 static void sleep_ms(long ms)
 {

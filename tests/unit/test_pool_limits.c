@@ -1,6 +1,6 @@
 /*
  * test_pool_limits.c
- *    Unit tests for proxy/pool_limits.c, the counts behind pool_size and
+ *    Unit tests for proxy/base/pool_limits.c, the counts behind pool_size and
  *    max_db_connections (cmocka, TAP), and for the merged ParameterStatus
  *    a kept connection's next client is told (protocol/param_set.c).
  */
@@ -16,7 +16,7 @@
 
 #include "protocol/param_set.h"
 #include "protocol/pkt.h"
-#include "proxy/pool_limits.h"
+#include "proxy/base/pool_limits.h"
 
 static void test_pool_size(void **state)
 {
@@ -34,6 +34,57 @@ static void test_pool_size(void **state)
     assert_int_equal(pool_limits_reserve(&pl, other, host, 2, 0), POOL_RESERVED);
     assert_false(pool_limits_release(&pl, pool, host)); /* nobody waits */
     assert_int_equal(pool_limits_reserve(&pl, pool, host, 2, 0), POOL_RESERVED);
+    pool_limits_free(&pl);
+}
+
+/* pool_size 0: no limit per pool; the connections are still counted for the host. */
+static void test_pool_size_unlimited(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(pool, "eu", "movr", "app");
+    pool_host_key(host, "10.0.0.1", 5432);
+    for (int i = 0; i < 3000; i++)
+        assert_int_equal(pool_limits_reserve(&pl, pool, host, 0, 0), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 0, 3000), POOL_HOST_FULL);
+    for (int i = 0; i < 3000; i++)
+        pool_limits_release(&pl, pool, host);
+    assert_int_equal(pl.n, 0);
+    pool_limits_free(&pl);
+}
+
+/* Clients that begin waiting: one report per pool (or host) per interval, saying how many. */
+static void test_wait_reports(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char pool[POOL_KEY_MAX], other[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    struct pool_wait_report r = {0, 0};
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(pool, "eu", "movr", "app");
+    pool_key(other, "eu", "movr", "admin");
+    pool_host_key(host, "10.0.0.1", 5432);
+    assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_RESERVED);
+    assert_true(pool_limits_wait_report(&pl, pool, 1000, 10000, &r));
+    assert_int_equal(r.waiting, 1);
+    assert_int_equal(r.began, 1);
+    for (int i = 0; i < 500; i++)
+        assert_false(pool_limits_wait_report(&pl, pool, 1000 + i * 10, 10000, &r));
+    /* another pool has its own interval */
+    assert_true(pool_limits_wait_report(&pl, other, 5000, 10000, &r));
+    assert_int_equal(r.waiting, 1);
+    pool_limits_wait(&pl, pool, -1);
+    /* the interval passed: the next one is reported, with those left unsaid */
+    assert_true(pool_limits_wait_report(&pl, pool, 11000, 10000, &r));
+    assert_int_equal(r.waiting, 501);
+    assert_int_equal(r.began, 501);
+    assert_false(pool_limits_wait_report(&pl, pool, 20999, 10000, &r));
+    assert_true(pool_limits_wait_report(&pl, pool, 21000, 10000, &r));
+    assert_int_equal(r.waiting, 503);
+    assert_int_equal(r.began, 2);
+    assert_int_equal(pl.waiting, 504);
     pool_limits_free(&pl);
 }
 
@@ -182,6 +233,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool_size),
+        cmocka_unit_test(test_pool_size_unlimited),
+        cmocka_unit_test(test_wait_reports),
         cmocka_unit_test(test_max_db_connections),
         cmocka_unit_test(test_waiters_and_cleanup),
         cmocka_unit_test(test_many_pools),

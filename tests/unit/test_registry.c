@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "routing/health.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 #include "routing/route.h"
@@ -171,7 +172,9 @@ static const char *plan_names(struct plan_env *e, char *buf, size_t cap)
 {
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    size_t n = route_plan(&e->rd, &e->loc, plan, cosines, ROUTE_MAX_REGIONS), len = 0;
+    size_t n = route_plan(&e->rd, &e->loc, &(struct need_spec){NEED_ANY, 0, 0}, plan, cosines,
+                          ROUTE_MAX_REGIONS),
+           len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "", plan[i]->name);

@@ -1,7 +1,7 @@
 /*
  * test_relay.c
  *    Unit tests of the stream and relay layers (protocol/stream.c,
- *    proxy/session.c, proxy/relay.c) over socketpairs, for every
+ *    proxy/session/session.c, proxy/session/relay.c) over socketpairs, for every
  *    combination of client plain/TLS and server plain/TLS (cmocka, TAP).
  *
  *    A real session relays between two of the test's peers that read
@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "proxy/log.h"
+#include "proxy/base/log.h"
 #include "tests/unit/relay_harness.h"
 
 static struct tls_kit kit;

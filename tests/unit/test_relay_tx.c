@@ -29,9 +29,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "proxy/log.h"
-#include "proxy/phase.h"
-#include "proxy/server_conn.h"
+#include "proxy/base/log.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
 #include "tests/unit/relay_harness.h"
 
 static struct relay_rig rig;

@@ -41,7 +41,7 @@ static char reason_buf[512];
 static size_t plan_km(const struct routing_data *rd, const struct locality *loc,
                       struct region **plan, double *km, size_t max)
 {
-    size_t n = route_plan(rd, loc, plan, km, max);
+    size_t n = route_plan(rd, loc, &(struct need_spec){NEED_ANY, 0, 0}, plan, km, max);
     for (size_t i = 0; i < n; i++)
         km[i] = route_km(km[i]);
     return n;

@@ -1,6 +1,6 @@
 /*
  * test_worker_call.c
- *    Unit tests for proxy/worker_call.c (cmocka, TAP output): two workers,
+ *    Unit tests for proxy/runtime/worker_call.c (cmocka, TAP output): two workers,
  *    each an event loop on a thread of its own (worker 0 on the test's
  *    thread), calling each other.  Checked: fn runs on the target's thread
  *    and done on the caller's, results and counts come back, calls from
@@ -20,15 +20,15 @@
 
 #include <event2/event.h>
 
-#include "proxy/daemon.h"
-#include "proxy/worker.h"
-#include "proxy/worker_call.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
 
 #define NWORKERS 2
 #define ORDERED  200
 
 struct world {
-    struct daemon *d;
+    struct shared *shared;
     struct worker *w[NWORKERS];
     pthread_t thread1; /* runs worker 1's loop */
     bool thread1_running;
@@ -55,14 +55,14 @@ static void *worker1_main(void *arg)
 
 static void world_init(struct world *wd)
 {
-    wd->d = calloc(1, sizeof(*wd->d));
-    assert_non_null(wd->d);
-    wd->d->nworkers = NWORKERS;
-    wd->d->workers = wd->w;
+    wd->shared = calloc(1, sizeof(*wd->shared));
+    assert_non_null(wd->shared);
+    wd->shared->nworkers = NWORKERS;
+    wd->shared->workers = wd->w;
     for (int i = 0; i < NWORKERS; i++) {
         struct worker *w = calloc(1, sizeof(*w));
         assert_non_null(w);
-        w->d = wd->d;
+        w->shared = wd->shared;
         w->index = i;
         w->calls.bell[0] = w->calls.bell[1] = -1;
         w->base = event_base_new();
@@ -101,7 +101,7 @@ static void world_free(struct world *wd)
         event_base_free(wd->w[i]->base);
         free(wd->w[i]);
     }
-    free(wd->d);
+    free(wd->shared);
 }
 
 /* Runs worker 0's loop until a done callback ends it (bounded: 5 s). */
@@ -275,8 +275,8 @@ static int count_some(struct worker *w, void *arg)
 static void sum_done(struct worker *from, const struct worker_reply *r)
 {
     struct worker_stats *sum = r->done_arg;
-    for (int i = 0; i < from->d->nworkers; i++)
-        stats_accumulate(sum, &from->d->workers[i]->stats);
+    for (int i = 0; i < from->shared->nworkers; i++)
+        stats_accumulate(sum, &from->shared->workers[i]->stats);
     event_base_loopexit(from->base, NULL);
 }
 

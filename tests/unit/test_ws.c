@@ -33,8 +33,8 @@ static void pair_open(struct pair *p, uint64_t max_frame, int sndbuf)
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
     if (sndbuf > 0)
         assert_int_equal(setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
-    struct stream lower;
-    stream_init(&lower, sv[1]);
+    struct sock lower;
+    sock_init(&lower, sv[1]);
     p->client = sv[0];
     p->ws = ws_new(&lower, max_frame);
     assert_non_null(p->ws);

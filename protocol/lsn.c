@@ -1,0 +1,62 @@
+/*
+ * lsn.c — WAL positions as text (lsn.h).
+ */
+#include "protocol/lsn.h"
+
+#include <stdio.h>
+
+/* One part: 1 to 8 hexadecimal digits; returns the bytes read, 0 when there is no part. */
+static size_t lsn_hex_part(const char *p, size_t len, uint32_t *out)
+{
+    uint32_t v = 0;
+    size_t n = 0;
+    for (; n < len && n < 9; n++) {
+        char c = p[n];
+        uint32_t d;
+        if (c >= '0' && c <= '9')
+            d = (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (uint32_t)(c - 'A' + 10);
+        else
+            break;
+        v = v << 4 | d;
+    }
+    if (n == 0 || n > 8)
+        return 0;
+    *out = v;
+    return n;
+}
+
+int lsn_parse(const char *p, size_t len, uint32_t *tli, uint64_t *lsn)
+{
+    uint32_t part[3];
+    size_t nparts = 0, pos = 0;
+    while (nparts < 3) {
+        size_t n = lsn_hex_part(p + pos, len - pos, &part[nparts]);
+        if (n == 0)
+            return LSN_EINVAL;
+        pos += n;
+        nparts++;
+        if (pos == len)
+            break;
+        if (p[pos] != '/' || nparts == 3)
+            return LSN_EINVAL;
+        pos++;
+    }
+    if (nparts < 2 || (nparts == 3 && part[0] == 0))
+        return LSN_EINVAL;
+    *tli = nparts == 3 ? part[0] : 0;
+    *lsn = (uint64_t)part[nparts - 2] << 32 | part[nparts - 1];
+    return LSN_OK;
+}
+
+const char *lsn_format(uint32_t tli, uint64_t lsn, char *buf, size_t cap)
+{
+    if (tli != 0)
+        snprintf(buf, cap, "%08X/%X/%X", tli, (unsigned)(lsn >> 32), (unsigned)lsn);
+    else
+        snprintf(buf, cap, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
+    return buf;
+}

@@ -1,0 +1,233 @@
+/*
+ * flow.c — the phases of a session's login and what each does: the table
+ * the phase engine (session/phase.c) runs, handed to it at start through
+ * struct shared.  Every phase file's entry points meet here and nowhere
+ * else, so the engine and the session below know none of them.
+ */
+#include "proxy/login/flow.h"
+
+#include <stdio.h>
+
+#include "protocol/tls.h"
+#include "proxy/admin/console.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/login/client_auth.h"
+#include "proxy/login/client_login.h"
+#include "proxy/login/login_throttle.h"
+#include "proxy/login/server_connect.h"
+#include "proxy/login/server_handover.h"
+#include "proxy/login/server_login.h"
+#include "proxy/login/ws_ingress.h"
+#include "proxy/pool/pool.h"
+#include "proxy/pool/pool_warm.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/relay.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+
+static void flow_to_startup(struct session *s)
+{
+    phase_enter(s, PHASE_STARTUP);
+}
+
+/* The TLS of wss comes before the HTTP request; any other before the startup packet proper. */
+static void flow_after_client_tls(struct session *s)
+{
+    phase_enter(s, s->websocket && s->client.stream.ws == NULL ? PHASE_WEBSOCKET : PHASE_STARTUP);
+}
+
+/*
+ * The startup packet is in.  The admin console takes its trusted peer at
+ * once; anyone else is authenticated — by pgnear (auth = scram, and
+ * always for the console) or by the server (passthrough: CONNECT) —
+ * after the wait this caller and user earned by failing.
+ */
+static void flow_after_startup(struct session *s)
+{
+    if (s->login->for_console && console_trusts_peer(s)) {
+        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
+        phase_enter(s, PHASE_ADMIN);
+        return;
+    }
+    bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
+    login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
+}
+
+/* pgnear verified the client: the console answers it, or a server of its route serves it. */
+static void flow_after_client_auth(struct session *s)
+{
+    phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
+}
+
+static void flow_to_connect(struct session *s)
+{
+    phase_enter(s, PHASE_CONNECT);
+}
+
+static void flow_to_server_login(struct session *s)
+{
+    phase_enter(s, PHASE_SERVER_LOGIN);
+}
+
+static void flow_to_active(struct session *s)
+{
+    if (pool_warm_done(s))
+        return; /* an internal session: its connection went to the pool, it ended */
+    phase_enter(s, PHASE_ACTIVE);
+}
+
+/* No PROXY header in time: a load balancer sends it at once, so this is no client of ours. */
+static void flow_proxy_header_timeout(struct session *s)
+{
+    stat_inc(&s->w->stats.login_failures);
+    session_close(s, "no PROXY protocol header in time");
+}
+
+static void flow_login_timeout(struct session *s)
+{
+    stat_inc(&s->w->stats.login_failures);
+    if (s->websocket && s->client.stream.ws == NULL) {
+        session_close(s, "wss TLS handshake not done within websocket_handshake_timeout");
+        return;
+    }
+    session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
+}
+
+static void flow_server_timeout(struct session *s)
+{
+    if (!server_connect_wait_busy(s))
+        phase_server_failed(s, "timeout", HOST_SLOW);
+}
+
+/* A server that has not answered yet counts as unreachable; after its answer the login is late. */
+static void flow_server_login_timeout(struct session *s)
+{
+    if (s->server_conn != NULL && !s->server_conn->answered)
+        flow_server_timeout(s);
+    else
+        flow_login_timeout(s);
+}
+
+static void flow_closing_timeout(struct session *s)
+{
+    session_close(s, "client did not read the final error");
+}
+
+/* websocket_port: wss's TLS first, or the HTTP request; the whole upgrade within its timeout. */
+static enum session_phase flow_first_websocket(struct session *s)
+{
+    session_set_timer(s, s->cfg->websocket_handshake_timeout_ms);
+    if (!s->cfg->websocket_tls)
+        return PHASE_WEBSOCKET;
+    if (s->cfg->client_tls_ctx == NULL ||
+        (s->client.stream.ssl = tls_new_client_ssl(s->cfg->client_tls_ctx, s->client.stream.fd)) ==
+            NULL)
+        return PHASE_COUNT;
+    return PHASE_CLIENT_TLS;
+}
+
+/*
+ * A new connection: wss's TLS or the HTTP request on websocket_port, else
+ * the PROXY header when one is expected, else the startup packet.
+ * PHASE_COUNT: the session could not start (closed).
+ */
+static enum session_phase flow_first_phase(struct session *s)
+{
+    bool proxy_header = s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket;
+    enum session_phase first = proxy_header ? PHASE_PROXY_HEADER : PHASE_STARTUP;
+    if (s->websocket && (first = flow_first_websocket(s)) == PHASE_COUNT)
+        session_close(s, "could not create the TLS session of wss");
+    return first;
+}
+
+/* A kept connection is handed over; a new one logs in. */
+static void flow_server_login_enter(struct session *s)
+{
+    if (s->login->resumed)
+        server_handover_enter(s);
+    else
+        server_login_enter(s);
+}
+
+/* Closed during its login: what it waits for or holds lets go of it. */
+static void flow_login_abort(struct session *s)
+{
+    pool_wait_stop(s);
+    pool_unreserve(s);
+    login_throttle_release(s); /* a held login must not wake up */
+}
+
+static void flow_server_failed(struct session *s, const char *why, enum server_verdict v)
+{
+    bool sent_to_client = s->server_conn->sent_to_client;
+    if (s->login->resumed && !sent_to_client) {
+        server_connect_kept_failed(s, why);
+        return;
+    }
+    server_connect_failed(s, why, v);
+    if (sent_to_client) {
+        session_fail(s, "08006", "lost the server connection during login", why, NULL);
+        return;
+    }
+    snprintf(s->login->server_failure, sizeof(s->login->server_failure), "%s", why);
+    phase_enter(s, PHASE_CONNECT);
+}
+
+/* One row per phase; a session moves down it, to ACTIVE or ADMIN, and may close from anywhere. */
+const struct session_flow login_flow = {
+    .rows =
+        {
+            [PHASE_PROXY_HEADER] = {.enter = client_proxy_enter,
+                                    .on_timeout = flow_proxy_header_timeout,
+                                    .done = flow_to_startup},
+            /* websocket_port: the HTTP request, /healthz, the upgrade; then the startup packet. */
+            [PHASE_WEBSOCKET] = {.enter = ws_ingress_enter,
+                                 .on_timeout = ws_ingress_timeout,
+                                 .done = flow_to_startup},
+            /* The TLS handshake comes back here for the startup packet proper. */
+            [PHASE_STARTUP] = {.enter = client_startup_enter,
+                               .on_timeout = flow_login_timeout,
+                               .done = flow_after_startup},
+            [PHASE_CLIENT_TLS] = {.enter = client_tls_enter,
+                                  .on_timeout = flow_login_timeout,
+                                  .done = flow_after_client_tls},
+            [PHASE_CLIENT_AUTH] = {.enter = client_auth_enter,
+                                   .on_timeout = flow_login_timeout,
+                                   .done = flow_after_client_auth},
+            /* A server that does not answer in time counts as unreachable. */
+            [PHASE_CONNECT] = {.enter = server_connect_enter,
+                               .on_timeout = flow_server_timeout,
+                               .done = flow_to_server_login},
+            /* No host fits the session's need yet: CONNECT again once one does. */
+            [PHASE_WAIT_ROLE] = {.enter = server_role_wait_enter,
+                                 .on_timeout = server_role_wait_tick,
+                                 .done = flow_to_connect},
+            /* The dial's stages after the connect: the dial goes on, nothing new starts. */
+            [PHASE_SERVER_SSL] = {.on_timeout = flow_server_timeout, .done = flow_to_server_login},
+            [PHASE_SERVER_TLS] = {.on_timeout = flow_server_timeout, .done = flow_to_server_login},
+            /* Left for CONNECT when a connection frees up (pool_wake), or failed at
+               query_wait_timeout. */
+            [PHASE_WAIT_SERVER] = {.enter = pool_wait_enter,
+                                   .on_timeout = pool_wait_timeout,
+                                   .done = flow_to_connect},
+            [PHASE_SERVER_LOGIN] = {.enter = flow_server_login_enter,
+                                    .on_timeout = flow_server_login_timeout,
+                                    .done = flow_to_active},
+            /* No timer: the login's is stopped. */
+            [PHASE_ACTIVE] = {.enter = relay_start},
+            /* No timer either; the console's state outlives the phase if the session fails
+               (CLOSING). */
+            [PHASE_ADMIN] = {.enter = console_enter,
+                             .end = console_end,
+                             .cancel = console_cancel_session},
+            /* Entered from any phase, on the list of the one it ends. */
+            [PHASE_CLOSING] = {.on_timeout = flow_closing_timeout},
+        },
+    .first = flow_first_phase,
+    .server_failed = flow_server_failed,
+    .login_abort = flow_login_abort,
+    .login_end = login_throttle_release,
+    .server_release = pool_release,
+    .server_closed = pool_uncount,
+};

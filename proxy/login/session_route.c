@@ -1,0 +1,57 @@
+/*
+ * session_route.c — a session's plan of regions (session_route.h).
+ */
+#include "proxy/login/session_route.h"
+
+#include "proxy/base/config.h"
+#include "proxy/session/session.h"
+#include "routing/health.h"
+#include "routing/route.h"
+
+/*
+ * A session with pgnear.min_lsn that may read from a standby waits up to
+ * min_lsn_wait for one to replay its position, before it settles for the
+ * primary: the standbys that could still get there are checked often
+ * meanwhile (health_hurry).  True while it waits.
+ */
+static bool session_route_awaits_replay(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (s->need.min_lsn == 0 || s->cfg->min_lsn_wait_ms <= 0 || !need_reads_standbys(s->need.role))
+        return false;
+    int64_t now = health_clock_ms();
+    if (l->replay_wait_until_ms == 0)
+        l->replay_wait_until_ms = now + s->cfg->min_lsn_wait_ms;
+    if (now >= l->replay_wait_until_ms)
+        return false;
+    bool any = false;
+    for (size_t i = 0; i < s->cfg->regions.count; i++) {
+        struct region *r = &s->cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++) {
+            if (!need_may_catch_up(&r->hosts[j], &s->need))
+                continue;
+            health_hurry(&r->hosts[j], l->replay_wait_until_ms);
+            any = true;
+        }
+    }
+    return any;
+}
+
+bool session_route_waits_for_replay(const struct session *s)
+{
+    return s->login->replay_waiting;
+}
+
+void session_route_plan(struct session *s)
+{
+    struct session_login *l = s->login;
+    struct need_spec need = s->need;
+    l->replay_waiting = session_route_awaits_replay(s);
+    if (l->replay_waiting)
+        need.role = NEED_STANDBY; /* one that has it, or none yet */
+    l->plan_len =
+        route_plan(&s->cfg->routing, &l->loc, &need, l->plan, l->plan_cos, ROUTE_MAX_REGIONS);
+    l->plan_index = 0;
+    l->servers_tried = false;
+    s->region = l->plan_len > 0 ? l->plan[0] : NULL;
+}

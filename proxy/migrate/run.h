@@ -1,0 +1,168 @@
+/*
+ * run.h — a migration run as runner.c, run_step.c and run_settle.c share
+ * it; nothing outside proxy/migrate/ includes it (runner.h is the run's
+ * interface).
+ *
+ * One query is out at a time, on the lock connection or the step
+ * connection; its answer goes to the handler of the phase (on_result),
+ * which reads what it needs from the result and names the next query.
+ * The next query is sent from an event of its own (a kept pgasync may not
+ * be given a new query from inside its done callback), at once or, while
+ * the lock is polled, after MIGRATE_LOCK_POLL_MS.
+ */
+#ifndef PGNEAR_PROXY_MIGRATE_RUN_H
+#define PGNEAR_PROXY_MIGRATE_RUN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/util.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/migrate/history.h"
+#include "proxy/migrate/runner.h"
+#include "proxy/session/gate.h"
+
+enum { CONN_LOCK, CONN_STEP, NCONNS };
+
+/*
+ * What the next event does.  Closing connections and freeing the run
+ * happen there too, never inside a pgasync callback (which still uses its
+ * connection after the handler returns).
+ */
+enum run_action { ACT_SEND, ACT_REGION, ACT_FINISH };
+
+struct migrate_run;
+typedef void (*run_result_fn)(struct migrate_run *run, const PGresult *res, const char *error);
+
+struct run_conn {
+    struct migrate_run *run;
+    struct pgasync *q; /* NULL until connected, and once closed */
+};
+
+#define RUN_PARAMS 9
+
+struct migrate_run {
+    struct worker *home;
+    struct event_base *base;
+    struct config *cfg;
+    struct migrate_steps steps;
+    const struct region *alone;
+    struct migrate_run_what what;
+    int64_t to;
+    size_t settled; /* RESOLVE, RETRY: regions where the version was settled or run */
+    int64_t resume; /* RETRY of a no-transaction step: its statements already done */
+    /* DOWN: the step whose no-transaction down script stopped part way, and how far it went. */
+    int64_t down_resume_version, down_resume;
+    char run_by[MIGRATE_RUN_BY_MAX + 1];
+    struct migrate_run_hooks hooks;
+    struct migrate_run_outcome out;
+
+    /* A pause step's gate: closing, then held while the step runs. */
+    struct gate_close *closing;
+    bool gate_held;
+    struct gate_scope gate;
+    int64_t hold_started_ms;
+
+    /* MIGRATE ABORT (or Ctrl-C, or the admin's session ending). */
+    bool aborting;
+    bool cleaning;          /* a failure or an abort is being recorded: its queries still go */
+    bool statement_out;     /* a statement of a step is running on the step connection */
+    size_t statement;       /* which (from 1), for the progress NOTICEs */
+    struct event *progress; /* every MIGRATE_PROGRESS_MS while a statement runs */
+    char abort_who[128];
+    char cancel_pid[16];
+
+    size_t ri; /* the region, an index of migration_order_index */
+    const struct region *region;
+    char conninfo[2048];
+    struct run_conn conns[NCONNS];
+    struct event *next; /* does action: sends the query below, ... */
+    enum run_action action;
+    int conn; /* of the query to send */
+    const char *sql;
+    char sql_buf[128];
+    int nparams;
+    char params[RUN_PARAMS][MIGRATE_HISTORY_ERRMAX + 1];
+    run_result_fn on_result;
+    int64_t lock_deadline_ms;
+
+    size_t *planned; /* indices into steps of the region's plan */
+    size_t nplanned, next_planned;
+    size_t k, nqueries; /* the step's queries: BEGIN, SETs, statements, history row, COMMIT */
+    size_t nsets;
+    int64_t step_started_ms;
+    struct migrate_plan_error step_err; /* the failed statement's, while rolling back */
+    size_t failed_statement;
+    char server_msg[MIGRATE_HISTORY_ERRMAX + 1]; /* "message (SQLSTATE)", for the history */
+    char *stmt_copy;                             /* the statement being sent, NUL-terminated */
+};
+
+/* ---- runner.c: the run, its queries, its regions ---- */
+
+/* The monotonic clock, in milliseconds. */
+int64_t run_now_ms(void);
+
+/* Does action from the loop, at once or after delay_ms. */
+void run_defer(struct migrate_run *run, enum run_action action, int delay_ms);
+
+/* The end, from the loop: the lock released, then done told, then the run freed. */
+void run_finish(struct migrate_run *run);
+
+/* The run ends with this error (run->out.err). */
+void run_fail(struct migrate_run *run, const char *sqlstate, const char *detail, const char *hint,
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A line of progress for the admin (hooks.note), also logged. */
+void run_note(struct migrate_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Queues sql (run->params[0..nparams)) on conn, for fn; sent after delay_ms from the loop. */
+void run_send(struct migrate_run *run, int conn, const char *sql, int nparams, run_result_fn fn,
+              int delay_ms);
+
+/* Sends the query queued by run_send, now (or meets the abort instead). */
+void run_send_now(struct migrate_run *run);
+
+/* A kept connection's server went away while idle (pgasync_keep_open's callback). */
+void run_conn_closed(void *arg);
+
+/* ---- run_step.c: the steps of a region ---- */
+
+/* The step of the plan being run. */
+const struct migrate_step *run_current_step(const struct migrate_run *run);
+
+/* The script a run runs of a step: its down script for MIGRATE DOWN, else its up one. */
+const struct migrate_script *run_script_of(const struct migrate_run *run,
+                                           const struct migrate_step *step);
+
+/* The region's next step, or the next region. */
+void run_step(struct migrate_run *run);
+
+/* The handler of each query of a step (run_stop_for_abort knows a step by it). */
+void run_on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
+
+/* The abort stops the current step before its statement (from 1); see run_step.c. */
+void run_step_aborted(struct migrate_run *run, size_t statement);
+
+/* A statement that runs long says so every MIGRATE_PROGRESS_MS (run->progress's event). */
+void run_progress(evutil_socket_t fd, short what, void *arg);
+
+/* The gate of a pause step opens again, once the step has ended (or the run). */
+void run_release_gate(struct migrate_run *run);
+
+/* ---- run_settle.c: ABORT, RESOLVE, RETRY, DOWN ---- */
+
+/* The run ends with the abort's error: what happened in the region is detail. */
+void run_aborted(struct migrate_run *run, const char *detail);
+
+/* The abort, met as the next query was about to go (run_send_now). */
+void run_stop_for_abort(struct migrate_run *run);
+
+/* RESOLVE, RETRY in a region, with the version's row there (NULL: none). */
+void run_settle(struct migrate_run *run, const struct migrate_history_row *row);
+
+/* DOWN in a region, with its history. */
+void run_down(struct migrate_run *run, struct migrate_history *h);
+
+#endif

@@ -1,0 +1,363 @@
+/*
+ * endpoint.c — one side of a session: a socket with its stream (plain,
+ * TLS or WebSocket), its buffers and its events.  Which events are armed
+ * is derived from the state (endpoint_arm); the event callback runs the
+ * writer and the reader of the side.  An error on a side closes its
+ * session (session.c), which is why endpoint and session are one object
+ * graph inside the session room.
+ */
+#include "proxy/session/endpoint.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/session.h"
+
+/*
+ * The client hung up while its reads were paused: back-pressure from the
+ * server, a PAUSE or pause step holding it, or a console command it waits on.
+ */
+static void endpoint_hangup(struct session *s, struct endpoint *ep)
+{
+    if (ep != &s->client)
+        return;
+    session_close(s, "client closed the connection while pgnear was not reading from it");
+}
+
+static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
+
+/*
+ * Runs the reader.  After the peer's end of stream the reader only sees
+ * the bytes that came before it; one that is still the reader afterwards
+ * waits for bytes that will never come, and the end is taken now.
+ */
+static void endpoint_run_reader(struct session *s, struct endpoint *ep)
+{
+    endpoint_handler reader = ep->on_read;
+    reader(s);
+    if (ep->eof && !s->closed && ep->on_read == reader && !ep->read_paused)
+        endpoint_read_ended(s, ep, STREAM_EOF);
+}
+
+/*
+ * Each event has one readiness.  The writer runs when it is the one its
+ * queued output waits for, the reader when it is the one its read waits
+ * for; a read event also runs the reader when the reader was kicked
+ * (endpoint_set_reader) or TLS holds decrypted bytes, which costs at most
+ * one read that finds nothing.
+ */
+static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what)
+{
+    if (what & EV_CLOSED) {
+        endpoint_hangup(s, ep);
+        return;
+    }
+    uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
+    if (ep->out != NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) &&
+        ep->stream.write_want == ready) {
+        if (ep->on_write != NULL)
+            ep->on_write(s);
+        else
+            endpoint_flush(s, ep);
+        if (s->closed)
+            return;
+    }
+    if (ep->on_read != NULL && !ep->read_paused &&
+        (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
+        endpoint_run_reader(s, ep);
+}
+
+static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct endpoint *ep = arg;
+    struct session *s = ep->session;
+    (void)fd;
+    if (s == NULL) {
+        ep->unowned_event(ep, what); /* a kept server connection: no client */
+        return;
+    }
+    s->busy++;
+    endpoint_dispatch(s, ep, what);
+    session_callback_done(s);
+}
+
+static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
+{
+    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
+    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
+    return ep->rev && ep->wev ? 0 : -1;
+}
+
+int endpoint_init(struct session *s, struct endpoint *ep, int fd)
+{
+    memset(ep, 0, sizeof(*ep));
+    stream_init(&ep->stream, fd);
+    ep->session = s;
+    ep->in = evbuffer_new();
+    ep->out = evbuffer_new();
+    if (ep->in == NULL || ep->out == NULL)
+        return -1;
+    return fd >= 0 ? endpoint_new_events(s, ep, fd) : 0;
+}
+
+/* Used when the server socket is created after the session. */
+int endpoint_attach(struct session *s, struct endpoint *ep, int fd)
+{
+    stream_init(&ep->stream, fd);
+    return endpoint_new_events(s, ep, fd);
+}
+
+void endpoint_detach(struct endpoint *ep)
+{
+    if (ep->rev)
+        event_free(ep->rev);
+    if (ep->wev)
+        event_free(ep->wev);
+    if (ep->hev)
+        event_free(ep->hev);
+    ep->rev = ep->wev = ep->hev = NULL;
+    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
+    ep->read_paused = false;
+    ep->eof = false;
+    ep->on_read = NULL;
+    ep->on_write = NULL;
+    stream_close(&ep->stream);
+    if (ep->in)
+        evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
+    if (ep->out)
+        evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
+    ep->fwd_remaining = 0;
+}
+
+void endpoint_free(struct endpoint *ep)
+{
+    endpoint_detach(ep);
+    if (ep->in)
+        evbuffer_free(ep->in);
+    if (ep->out)
+        evbuffer_free(ep->out);
+    ep->in = ep->out = NULL;
+}
+
+static void endpoint_set_event(struct event *ev, bool *armed, bool want)
+{
+    if (want == *armed || ev == NULL)
+        return;
+    if (want)
+        event_add(ev, NULL);
+    else
+        event_del(ev);
+    *armed = want;
+}
+
+void endpoint_arm(struct endpoint *ep)
+{
+    if (ep->rev == NULL)
+        return;
+    /* After the end of stream the socket is always readable: the reader is run, never armed. */
+    bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
+    bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
+    uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
+    endpoint_set_event(ep->rev, &ep->rev_armed,
+                       (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
+    endpoint_set_event(ep->wev, &ep->wev_armed,
+                       (reading && rw == STREAM_WANT_WRITE) ||
+                           (writing && ww == STREAM_WANT_WRITE));
+    endpoint_set_event(ep->hev, &ep->hev_armed, ep->on_read != NULL && ep->read_paused);
+}
+
+/* Hands bytes that arrived before now to the reader, on the next loop turn. */
+static void endpoint_kick(struct endpoint *ep)
+{
+    if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
+        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->stream.ssl != NULL ||
+         stream_has_pending(&ep->stream)))
+        event_active(ep->rev, EV_READ, 0);
+}
+
+void endpoint_set_reader(struct endpoint *ep, endpoint_handler h)
+{
+    ep->on_read = h;
+    ep->stream.read_want = STREAM_WANT_READ;
+    endpoint_arm(ep);
+    endpoint_kick(ep);
+}
+
+void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
+{
+    ep->on_read = h;
+    ep->stream.read_want = STREAM_WANT_WRITE;
+    endpoint_arm(ep);
+}
+
+int endpoint_flush(struct session *s, struct endpoint *ep)
+{
+    if (ep->stream.fd < 0)
+        return 0;
+    if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
+        /* A WebSocket's control frames go first, even with nothing of ours to send. */
+        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
+                                                     : stream_flush(&ep->stream);
+        if (n == STREAM_AGAIN)
+            n = 0;
+        if (n < 0) {
+            session_close(s, ep == &s->client ? "could not send to client"
+                                              : "could not send to server");
+            return -1;
+        }
+        ep->bytes_out += (uint64_t)n;
+    }
+    endpoint_arm(ep);
+    return 0;
+}
+
+int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *))
+{
+    int rc = step(&ep->stream);
+    endpoint_arm(ep);
+    return rc;
+}
+
+void endpoint_pause_read(struct endpoint *ep)
+{
+    if (ep->read_paused)
+        return;
+    ep->read_paused = true;
+    struct session *s = ep->session;
+    log_debug(s->id, "reading from the %s paused", ep == &s->client ? "client" : "server");
+    /*
+     * A client that leaves meanwhile must still be noticed: its FIN sets
+     * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
+     */
+    if (ep == &s->client && ep->hev == NULL && ep->rev != NULL &&
+        (event_base_get_features(s->w->base) & EV_FEATURE_EARLY_CLOSE))
+        ep->hev =
+            event_new(s->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
+    endpoint_arm(ep);
+}
+
+void endpoint_resume_read(struct endpoint *ep)
+{
+    if (!ep->read_paused)
+        return;
+    ep->read_paused = false;
+    endpoint_arm(ep);
+    /* TLS may hold decrypted bytes no socket event will announce; an ended stream none at all. */
+    if (ep->rev && (stream_has_pending(&ep->stream) || ep->eof))
+        event_active(ep->rev, EV_READ, 0);
+}
+
+int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
+{
+    if (evbuffer_add(ep->out, p, n) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return endpoint_flush(s, ep);
+}
+
+/* A read that got nothing: wait for the event, or close the session saying why. */
+static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n)
+{
+    if (n == STREAM_AGAIN) {
+        endpoint_arm(ep); /* a TLS read may now wait for writability */
+        return 0;
+    }
+    if (n == STREAM_EOF) {
+        if (ep == &s->client)
+            session_close(s, "client closed the connection");
+        else
+            session_server_gone(s, "server closed the connection");
+    } else {
+        char why[256], msg[320];
+        stream_error(&ep->stream, why, sizeof(why));
+        snprintf(msg, sizeof(msg), "%s: %s",
+                 ep == &s->client ? "could not receive from client"
+                                  : "could not receive from server",
+                 why);
+        if (ep == &s->client)
+            session_close(s, msg);
+        else
+            session_server_gone(s, msg);
+    }
+    return -1;
+}
+
+/* A read that got bytes: a TLS read that waited for writability no longer does. */
+static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
+{
+    struct session *s = ep->session;
+    ep->bytes_in += (uint64_t)n;
+    stat_add(ep == &s->client ? &s->w->stats.bytes_client_to_server
+                              : &s->w->stats.bytes_server_to_client,
+             (uint64_t)n);
+    if (want_before != ep->stream.read_want)
+        endpoint_arm(ep);
+    return n;
+}
+
+/*
+ * The bytes a peer sent before ending its stream are handled before the
+ * end is: a client may write its CancelRequest, or a whole login, and
+ * close at once, so that the end arrives in the read after the bytes,
+ * while they still wait in ep->in for the reader of the next phase.
+ */
+ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+{
+    *more = 0;
+    uint8_t want = ep->stream.read_want;
+    ssize_t n = ep->eof ? STREAM_EOF : stream_read(&ep->stream, ep->in, max, more);
+    if (n > 0)
+        return endpoint_read_got(ep, n, want);
+    if (n == STREAM_EOF && evbuffer_get_length(ep->in) > 0) {
+        if (!ep->eof)
+            log_debug(s->id, "%s ended its stream; %zu bytes before the end still to handle",
+                      ep == &s->client ? "client" : "server", evbuffer_get_length(ep->in));
+        ep->eof = true;
+        endpoint_arm(ep);
+        return 0;
+    }
+    return endpoint_read_ended(s, ep, n);
+}
+
+ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
+                            int *more)
+{
+    *more = 0;
+    uint8_t want = ep->stream.read_want;
+    ssize_t n = ep->eof ? STREAM_EOF : stream_read_bytes(&ep->stream, p, max, more);
+    if (n > 0)
+        return endpoint_read_got(ep, n, want);
+    return endpoint_read_ended(s, ep, n);
+}
+
+int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n)
+{
+    size_t sent = 0;
+    if (evbuffer_get_length(ep->out) == 0) {
+        ssize_t w = stream_write_bytes(&ep->stream, p, n);
+        if (w == STREAM_ERROR || w == STREAM_EOF) {
+            session_close(s, ep == &s->client ? "could not send to client"
+                                              : "could not send to server");
+            return -1;
+        }
+        sent = w > 0 ? (size_t)w : 0;
+        ep->bytes_out += sent;
+    }
+    /* What the socket did not take is kept (the only copy this path makes). */
+    if (sent < n && evbuffer_add(ep->out, p + sent, n - sent) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    endpoint_arm(ep);
+    return 0;
+}

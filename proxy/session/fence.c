@@ -1,0 +1,199 @@
+/*
+ * fence.c — pgnear.fence after each transaction that wrote (fence.h).
+ */
+#include "proxy/session/fence.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/lsn.h"
+#include "protocol/pkt.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+
+/* The position, on its timeline as the WAL file name gives it: "00000001/0/3000148". */
+#define FENCE_QUERY                                                                                \
+    "SELECT substr(pg_walfile_name(l), 1, 8) || '/' || l FROM pg_current_wal_insert_lsn() AS l"
+
+/* A CommandComplete or ReadyForQuery longer than this is no tag worth reading whole. */
+#define FENCE_TAG_MAX 256
+
+/* Whether a CommandComplete tag names a command that writes (its first word). */
+static bool fence_tag_writes(const uint8_t *tag, uint32_t len)
+{
+    static const char *const writes[] = {
+        "INSERT",  "UPDATE",   "DELETE", "MERGE",    "CREATE",  "ALTER",
+        "DROP",    "TRUNCATE", "GRANT",  "REVOKE",   "COMMENT", "REINDEX",
+        "CLUSTER", "REFRESH",  "IMPORT", "SECURITY", "CALL",    "DO",
+    };
+    for (size_t i = 0; i < sizeof(writes) / sizeof(writes[0]); i++) {
+        size_t n = strlen(writes[i]);
+        if (len >= n && memcmp(tag, writes[i], n) == 0 && (len == n || tag[n] == ' ' || !tag[n]))
+            return true;
+    }
+    return false;
+}
+
+/* Moves n bytes from the server's input to the client's output. */
+static int fence_move(struct session *s, size_t n)
+{
+    if (evbuffer_remove_buffer(s->server_conn->ep.in, s->client.out, n) != (int)n) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* Holds the ReadyForQuery just read and asks the server where its WAL is. */
+static int fence_ask(struct session *s, uint32_t z_len)
+{
+    struct server_conn *sc = s->server_conn;
+    uint8_t msg[sizeof(FENCE_QUERY) + 5];
+    msg[0] = 'Q';
+    pkt_store_be32(msg + 1, (uint32_t)sizeof(FENCE_QUERY) + 4);
+    memcpy(msg + 5, FENCE_QUERY, sizeof(FENCE_QUERY));
+    evbuffer_drain(sc->ep.in, 1 + (size_t)z_len);
+    s->fence_asked = true;
+    s->fence_value[0] = '\0';
+    /* Counted as a request, so that no safe point is seen until its answer is in. */
+    tx_track_client(&sc->tx, 'Q');
+    if (endpoint_send(s, &sc->ep, msg, sizeof(msg)) < 0)
+        return -1;
+    return endpoint_flush(s, &sc->ep);
+}
+
+/* The answer is in: the fence (when the server gave one), then the ReadyForQuery held. */
+static int fence_tell(struct session *s)
+{
+    static const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
+    uint8_t buf[64];
+    struct pktbuf pb;
+    uint32_t tli;
+    uint64_t lsn;
+    s->fence_asked = false;
+    s->fence_wrote = false;
+    pkt_init(&pb, buf, sizeof(buf));
+    if (lsn_parse(s->fence_value, strlen(s->fence_value), &tli, &lsn) == LSN_OK) {
+        s->fence_tli = tli;
+        s->fence_lsn = lsn;
+        pkt_begin(&pb, 'S');
+        pkt_put_cstr(&pb, "pgnear.fence");
+        pkt_put_cstr(&pb, s->fence_value);
+        pkt_end(&pb);
+    } else {
+        log_debug(s->id, "no fence for the transaction that wrote: the server did not say");
+    }
+    if ((pb.len > 0 && (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0)) ||
+        evbuffer_add(s->client.out, ready, sizeof(ready)) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* One whole message of the answer to FENCE_QUERY; only ParameterStatus goes on. */
+static int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
+    if (type == 'S')
+        return fence_move(s, 1 + (size_t)len);
+    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < LSN_TEXT_MAX &&
+        6 + pkt_be32(body + 2) <= blen) {
+        uint32_t n = pkt_be32(body + 2);
+        memcpy(s->fence_value, body + 6, n);
+        s->fence_value[n] = '\0';
+    }
+    if (type == 'E')
+        log_debug(s->id, "the server could not say where its WAL is: no fence");
+    uint8_t status = type == 'Z' && blen > 0 ? body[0] : 0; /* read before the drain frees it */
+    evbuffer_drain(sc->ep.in, 1 + (size_t)len);
+    if (type != 'Z')
+        return 0;
+    tx_track_server(&sc->tx, 'Z', status);
+    /* pgnear's own request is no query of the client's (SHOW STATS). */
+    sc->tx.answered--;
+    sc->tx.answered_idle -= sc->tx.status == 'I';
+    return fence_tell(s);
+}
+
+/* A CommandComplete or ReadyForQuery, whole: a write seen, or a transaction's end. */
+static int fence_watch(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    uint8_t status = type == 'Z' && len > 4 ? body[0] : 0;
+    tx_track_server(&sc->tx, (uint8_t)type, status);
+    if (type == 'C' && fence_tag_writes(body, len - 4))
+        s->fence_wrote = true;
+    /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
+    if (type == 'Z' && status == 'I' && s->fence_wrote && tx_track_at_safe_point(&sc->tx))
+        return fence_ask(s, len);
+    return fence_move(s, 1 + (size_t)len);
+}
+
+/* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
+static int fence_step(struct session *s)
+{
+    struct endpoint *src = &s->server_conn->ep;
+    size_t avail = evbuffer_get_length(src->in);
+    if (src->fwd_remaining > 0) {
+        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
+        if (n == 0)
+            return 0;
+        src->fwd_remaining -= (uint32_t)n;
+        return fence_move(s, n) < 0 ? -1 : 1;
+    }
+    uint8_t h[5];
+    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
+        return 0;
+    uint32_t len = pkt_be32(h + 1);
+    if (len < 4) {
+        session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
+        return -1;
+    }
+    bool whole = s->fence_asked || ((h[0] == 'C' || h[0] == 'Z') && len <= FENCE_TAG_MAX);
+    if (whole) {
+        if (avail < 1 + (size_t)len)
+            return 0;
+        const uint8_t *body = evbuffer_pullup(src->in, 1 + (ssize_t)len) + 5;
+        int rc = s->fence_asked ? fence_answer(s, (char)h[0], body, len)
+                                : fence_watch(s, (char)h[0], body, len);
+        return rc < 0 ? -1 : 1;
+    }
+    tx_track_server(&s->server_conn->tx, h[0], 0);
+    if (h[0] == 'G')
+        s->fence_wrote = true; /* COPY FROM STDIN */
+    size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
+    src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
+    return fence_move(s, n) < 0 ? -1 : 1;
+}
+
+int fence_pump(struct session *s)
+{
+    struct endpoint *src = &s->server_conn->ep;
+    int rc;
+    while ((rc = fence_step(s)) > 0)
+        ;
+    if (rc < 0 || endpoint_flush(s, &s->client) < 0)
+        return -1;
+    if (evbuffer_get_length(s->client.out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(src);
+    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+        return -1;
+    return 0;
+}
+
+void fence_server_read(struct session *s)
+{
+    struct endpoint *src = &s->server_conn->ep;
+    int more;
+    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || fence_pump(s) < 0)
+        return;
+    if (more && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
+}

@@ -1,0 +1,201 @@
+/*
+ * need.c — target_session_attrs: names, and the fit of hosts and regions
+ * by their last health checks (need.h).
+ */
+#include "routing/need.h"
+
+#include <stdio.h>
+#include <strings.h>
+
+#include "routing/region.h"
+
+static const char *const need_names[NEED_COUNT] = {
+    "any", "read-write", "read-only", "primary", "standby", "prefer-standby", "prefer-primary",
+};
+
+bool need_parse(const char *text, enum session_need *out)
+{
+    for (int i = 0; i < NEED_COUNT; i++) {
+        if (strcasecmp(text, need_names[i]) == 0) {
+            *out = (enum session_need)i;
+            return true;
+        }
+    }
+    return false;
+}
+
+const char *need_name(enum session_need need)
+{
+    return (unsigned)need < NEED_COUNT ? need_names[need] : "any";
+}
+
+const char *need_choices(void)
+{
+    return "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary";
+}
+
+bool need_wants_primary(enum session_need need)
+{
+    return need == NEED_READ_WRITE || need == NEED_PRIMARY;
+}
+
+/* Whether a host of this (known) role serves the need; libpq's rules. */
+static bool need_role_fits(enum session_need need, bool standby, bool read_only)
+{
+    switch (need) {
+    case NEED_READ_WRITE:
+        return !standby && !read_only;
+    case NEED_READ_ONLY:
+        return standby || read_only;
+    case NEED_PRIMARY:
+    case NEED_PREFER_PRIMARY:
+        return !standby;
+    case NEED_STANDBY:
+    case NEED_PREFER_STANDBY:
+        return standby;
+    default:
+        return true;
+    }
+}
+
+static bool need_is_prefer(enum session_need need)
+{
+    return need == NEED_PREFER_STANDBY || need == NEED_PREFER_PRIMARY;
+}
+
+/* An up host whose role is known: lag passes a standby over where the session reads from it. */
+static enum need_fit need_known_fit(enum session_need need, bool standby, bool read_only,
+                                    bool lagging)
+{
+    bool prefer = need_is_prefer(need);
+    if (standby && lagging)
+        return prefer ? NEED_FIT_LAST : NEED_FIT_NONE;
+    if (need_role_fits(need, standby, read_only))
+        return NEED_FIT_GOOD;
+    return prefer ? NEED_FIT_FALLBACK : NEED_FIT_NONE;
+}
+
+/* Whether the standby h is known to have replayed the session's position (need_spec). */
+static bool need_has_replayed(const struct region_host *h, const struct need_spec *need)
+{
+    const struct host_health *hh = &h->runtime->health;
+    if (need->min_tli != 0 && __atomic_load_n(&hh->timeline, __ATOMIC_RELAXED) != need->min_tli)
+        return false;
+    return __atomic_load_n(&hh->lsn, __ATOMIC_RELAXED) >= need->min_lsn;
+}
+
+/* h by its role alone. */
+static enum need_fit need_role_fit(const struct region_host *h, enum session_need need)
+{
+    const struct host_health *hh = &h->runtime->health;
+    bool known = __atomic_load_n(&hh->role_known, __ATOMIC_RELAXED);
+    bool standby = host_is_standby(h);
+    bool read_only = __atomic_load_n(&hh->read_only, __ATOMIC_RELAXED);
+    if (!host_is_up(h)) {
+        /* Tried last, as its checks may be stale, unless its last known role rules it out. */
+        bool ruled_out =
+            known && !need_role_fits(need, standby, read_only) && !need_is_prefer(need);
+        return ruled_out ? NEED_FIT_NONE : NEED_FIT_LAST;
+    }
+    if (need == NEED_ANY)
+        return NEED_FIT_GOOD;
+    if (!known)
+        return NEED_FIT_FALLBACK;
+    return need_known_fit(need, standby, read_only,
+                          __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED));
+}
+
+bool need_reads_standbys(enum session_need role)
+{
+    return role == NEED_ANY || role == NEED_READ_ONLY || role == NEED_STANDBY ||
+           role == NEED_PREFER_STANDBY;
+}
+
+bool need_may_catch_up(const struct region_host *h, const struct need_spec *need)
+{
+    const struct host_health *hh = &h->runtime->health;
+    if (need->min_lsn == 0 || !host_is_up(h) || !host_is_standby(h) ||
+        !__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED))
+        return false;
+    if (need->min_tli != 0 && __atomic_load_n(&hh->timeline, __ATOMIC_RELAXED) != need->min_tli)
+        return false;
+    return !need_has_replayed(h, need);
+}
+
+enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need)
+{
+    enum need_fit fit = need_role_fit(h, need->role);
+    if (fit == NEED_FIT_NONE || need->min_lsn == 0)
+        return fit;
+    /* A position to have replayed: a primary has it; a standby must be known to. */
+    const struct host_health *hh = &h->runtime->health;
+    if (!__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED))
+        return NEED_FIT_NONE;
+    if (host_is_standby(h) && !need_has_replayed(h, need))
+        return NEED_FIT_NONE;
+    return fit;
+}
+
+enum need_fit need_region_fit(const struct region *r, const struct need_spec *need)
+{
+    enum need_fit best = NEED_FIT_NONE;
+    for (size_t i = 0; i < r->nhosts && best != NEED_FIT_GOOD; i++) {
+        enum need_fit f = need_host_fit(&r->hosts[i], need);
+        if (f < best)
+            best = f;
+    }
+    return best;
+}
+
+/* What the need is missing, in its own words. */
+static const char *need_missing(enum session_need need)
+{
+    switch (need) {
+    case NEED_READ_WRITE:
+        return "no writable primary";
+    case NEED_PRIMARY:
+    case NEED_PREFER_PRIMARY:
+        return "no primary";
+    case NEED_READ_ONLY:
+        return "no read-only host";
+    default:
+        return "no standby";
+    }
+}
+
+const char *need_region_shortfall(const struct region *r, const struct need_spec *need, char *buf,
+                                  size_t cap)
+{
+    size_t up = 0, unknown = 0, lagging = 0, behind = 0;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        if (need_host_fit(h, need) == NEED_FIT_GOOD) {
+            buf[0] = '\0';
+            return buf;
+        }
+        if (!host_is_up(h))
+            continue;
+        up++;
+        if (!__atomic_load_n(&h->runtime->health.role_known, __ATOMIC_RELAXED))
+            unknown++;
+        else if (host_is_standby(h) &&
+                 __atomic_load_n(&h->runtime->health.lagging, __ATOMIC_RELAXED))
+            lagging++;
+        else if (host_is_standby(h) && need->min_lsn != 0 && !need_has_replayed(h, need))
+            behind++;
+    }
+    const char *missing = need_missing(need->role);
+    if (up == 0)
+        snprintf(buf, cap, "every host down");
+    else if (unknown > 0)
+        snprintf(buf, cap, "%s known (role of %zu host%s not yet checked)", missing, unknown,
+                 unknown == 1 ? "" : "s");
+    else if (lagging > 0)
+        snprintf(buf, cap, "%s (%zu passed over for lag)", missing, lagging);
+    else if (behind > 0)
+        snprintf(buf, cap, "no host known to have replayed pgnear.min_lsn (%zu behind)", behind);
+    else
+        snprintf(buf, cap, "%s", missing);
+    return buf;
+}

@@ -1,0 +1,98 @@
+/*
+ * need.h — what a session needs of its server (libpq's
+ * target_session_attrs, by the same names), and how well a host or a
+ * region serves it, from the hosts' last health checks.
+ *
+ * A host's fit for a need, best first:
+ *   NEED_FIT_GOOD      up, and its role is what the session asked for;
+ *   NEED_FIT_FALLBACK  up, and acceptable when nothing good is left: the
+ *                      primary for prefer-standby, a standby for
+ *                      prefer-primary, and a host whose role no check has
+ *                      learned yet (one that cannot log in, say), which the
+ *                      server itself will judge, as before roles were known;
+ *   NEED_FIT_LAST      down (its checks fail), or a standby passed over for
+ *                      lag where a prefer- need takes it: tried last, as a
+ *                      stale health check may be wrong;
+ *   NEED_FIT_NONE      never: up with the wrong role, or a standby passed
+ *                      over for lag where the session needs a standby.
+ */
+#ifndef PGNEAR_ROUTING_NEED_H
+#define PGNEAR_ROUTING_NEED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct region;
+struct region_host;
+
+enum session_need {
+    NEED_ANY,
+    NEED_READ_WRITE,
+    NEED_READ_ONLY,
+    NEED_PRIMARY,
+    NEED_STANDBY,
+    NEED_PREFER_STANDBY,
+    NEED_PREFER_PRIMARY,
+};
+#define NEED_COUNT 7
+
+/*
+ * What a session needs: a role, and maybe a WAL position its server must
+ * have replayed (pgnear.min_lsn, read-your-writes).  A standby is known to
+ * have replayed it when its last health check read a replayed position at
+ * or past it, on the same timeline when the position names one; a
+ * primary has everything it wrote.  A standby not known to have it does
+ * not fit the session at all, whatever its role: it could show older
+ * data.
+ */
+struct need_spec {
+    enum session_need role;
+    uint32_t min_tli; /* the position's timeline; 0: not named */
+    uint64_t min_lsn; /* 0: no position needed */
+};
+
+enum need_fit {
+    NEED_FIT_GOOD,
+    NEED_FIT_FALLBACK,
+    NEED_FIT_LAST,
+    NEED_FIT_NONE,
+};
+
+/* "read-write" etc., case-insensitively; false for anything else. */
+bool need_parse(const char *text, enum session_need *out);
+
+/* The need's name as libpq spells it. */
+const char *need_name(enum session_need need);
+
+/* "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary". */
+const char *need_choices(void);
+
+/* Whether the need asks for a writable server (a session that must never land on a standby). */
+bool need_wants_primary(enum session_need need);
+
+/* Whether a session of this role may read from a standby (any, read-only, standby, prefer-standby).
+ */
+bool need_reads_standbys(enum session_need role);
+
+/*
+ * Whether h is a standby that could still replay need's position: up, not
+ * passed over for lag, on the position's timeline, not there yet.
+ */
+bool need_may_catch_up(const struct region_host *h, const struct need_spec *need);
+
+/* How well h serves need; safe from any worker thread. */
+enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need);
+
+/* The best fit among r's hosts. */
+enum need_fit need_region_fit(const struct region *r, const struct need_spec *need);
+
+/*
+ * Why r serves need no better than it does, in a few words for route
+ * reasons, SHOW ROUTE and the log: "no primary", "its standby lags",
+ * "every host down".  "" when r has a host that fits well.
+ */
+const char *need_region_shortfall(const struct region *r, const struct need_spec *need, char *buf,
+                                  size_t cap);
+
+#endif
