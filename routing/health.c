@@ -31,7 +31,10 @@
  * written position, a standby's replayed one) and, on a standby, what it
  * has received and how old its last replayed commit is, and the timeline
  * (a primary's from its WAL file name, a standby's from its WAL receiver,
- * which shows it only to roles with pg_read_all_stats).  Positions come
+ * which shows it only to roles with pg_read_all_stats), and the cluster's
+ * system identifier, which a primary and its streaming standbys share (so
+ * that a standby is measured against its own primary, and a region of
+ * standbys is known to follow another region's primary).  Positions come
  * as byte offsets (numeric), NULL where they do not apply.
  */
 #define HEALTH_QUERY                                                                               \
@@ -40,7 +43,8 @@
     "- '0/0', pg_last_wal_receive_lsn() - '0/0', "                                                 \
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp()), "                                \
     "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "          \
-    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END"
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "        \
+    "(SELECT system_identifier FROM pg_control_system())"
 
 struct health_checker {
     struct event_base *base;
@@ -136,8 +140,9 @@ static bool health_column_true(const PGresult *res, int col)
     return strcmp(v, "t") == 0 || strcmp(v, "on") == 0;
 }
 
-/* A WAL position as a byte offset; 0 for NULL (or anything that is not one). */
-static uint64_t health_column_lsn(const PGresult *res, int col)
+/* An unsigned number (a WAL position as a byte offset, a system identifier); 0 for NULL
+ * (or anything that is not one). */
+static uint64_t health_column_uint(const PGresult *res, int col)
 {
     if (PQgetisnull(res, 0, col))
         return 0;
@@ -147,8 +152,12 @@ static uint64_t health_column_lsn(const PGresult *res, int col)
     return errno == 0 && *end == '\0' ? (uint64_t)v : 0;
 }
 
-/* The primary standbys are measured against: the up primary furthest ahead. */
-static const struct host_health *health_primary(const struct health_checker *hc)
+/*
+ * The primary a standby is measured against: an up primary of the same
+ * cluster (system identifier), the one furthest ahead should two claim it
+ * during a switchover.  Regions of unrelated clusters are not compared.
+ */
+static const struct host_health *health_primary(const struct health_checker *hc, uint64_t system_id)
 {
     const struct host_health *best = NULL;
     for (size_t r = 0; r < hc->regions->count; r++) {
@@ -156,7 +165,8 @@ static const struct host_health *health_primary(const struct health_checker *hc)
         for (size_t i = 0; i < reg->nhosts; i++) {
             const struct host_health *hh = &reg->hosts[i].runtime->health;
             if (host_is_up(&reg->hosts[i]) && hh->role_known && !hh->in_recovery &&
-                hh->lsn_history_count > 0 && (best == NULL || hh->lsn > best->lsn))
+                hh->system_id == system_id && hh->lsn_history_count > 0 &&
+                (best == NULL || hh->lsn > best->lsn))
                 best = hh;
         }
     }
@@ -167,8 +177,9 @@ static void health_note_lag(struct health_checker *hc, struct region_host *h, co
 {
     /* The servers' clocks may differ a little: a commit "from the future" is 0 s old. */
     double age = PQgetisnull(res, 0, 4) ? -1.0 : fmax(0.0, strtod(PQgetvalue(res, 0, 4), NULL));
-    struct standby_position pos = {health_column_lsn(res, 2), health_column_lsn(res, 3), age};
-    struct lag_reading r = lag_measure(health_primary(hc), &pos, health_clock_ms());
+    struct standby_position pos = {health_column_uint(res, 2), health_column_uint(res, 3), age};
+    struct lag_reading r =
+        lag_measure(health_primary(hc, h->runtime->health.system_id), &pos, health_clock_ms());
     struct lag_limits limits = {hc->params.max_lag_ms, hc->params.max_lag_bytes};
     int change = lag_judge(&h->runtime->health, r, &limits);
     char why[200];
@@ -189,14 +200,15 @@ static void health_note_lag(struct health_checker *hc, struct region_host *h, co
 static void health_note_state(struct health_checker *hc, struct region_host *h, const PGresult *res)
 {
     struct host_health *hh = &h->runtime->health;
-    if (PQntuples(res) < 1 || PQnfields(res) < 6)
+    if (PQntuples(res) < 1 || PQnfields(res) < 7)
         return;
     bool standby = health_column_true(res, 0);
+    __atomic_store_n(&hh->system_id, health_column_uint(res, 6), __ATOMIC_RELAXED);
     health_note_role(hc, h, standby);
     __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
-    uint64_t lsn = health_column_lsn(res, 2);
+    uint64_t lsn = health_column_uint(res, 2);
     __atomic_store_n(&hh->lsn, lsn, __ATOMIC_RELAXED);
-    __atomic_store_n(&hh->timeline, (uint32_t)health_column_lsn(res, 5), __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->timeline, (uint32_t)health_column_uint(res, 5), __ATOMIC_RELAXED);
     if (standby) {
         health_note_lag(hc, h, res);
         return;

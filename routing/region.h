@@ -45,6 +45,13 @@ static inline bool host_is_standby(const struct region_host *h)
     return __atomic_load_n(&h->runtime->health.in_recovery, __ATOMIC_RELAXED);
 }
 
+/* The cluster a host belongs to, by its last health check (a standby shares its primary's); 0
+ * unknown. */
+static inline uint64_t host_system_id(const struct region_host *h)
+{
+    return __atomic_load_n(&h->runtime->health.system_id, __ATOMIC_RELAXED);
+}
+
 /* A region can take sessions when one of its hosts is up. */
 bool region_is_up(const struct region *r);
 

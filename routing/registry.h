@@ -75,6 +75,8 @@ struct host_health {
     int64_t lag_ms;
     uint64_t lsn;      /* a primary's WAL write position, a standby's replay position; 0 unknown */
     uint32_t timeline; /* of that position (a standby: the one it receives); 0 unknown */
+    /* pg_control_system()'s: shared by a primary and its streaming standbys; 0 unknown (atomic) */
+    uint64_t system_id;
     /*
      * Until then (health_clock_ms; atomic), sessions wait for this standby
      * to replay a position they need: it is checked every HEALTH_HURRY_MS.

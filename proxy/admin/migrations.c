@@ -73,6 +73,34 @@ struct migrations_request {
     char abort_who[128];
 };
 
+/*
+ * A region whose hosts are standbys of another region's primary runs
+ * nothing itself (migrate_target): 1 when the command passes it by, -1
+ * with the error set when it is the one region the command names, 0 for
+ * a region of its own.
+ */
+static int follower_passed(struct migrations_request *req, const struct migrate_region_status *rs)
+{
+    if (rs->follows == NULL)
+        return 0;
+    if (req->alone == NULL)
+        return 1;
+    admin_error_set(&req->wait->err, "55000",
+                    "Its hosts are standbys of that region's primary: they replay what runs there.",
+                    "Run the command for the region that follows none.",
+                    "region \"%s\" follows region \"%s\": nothing runs in it", rs->region->name,
+                    rs->follows->name);
+    return -1;
+}
+
+static void notice_follower(struct admin_result *res, const struct migrate_region_status *rs)
+{
+    result_notice(res,
+                  "region \"%s\" follows region \"%s\": its standbys replay the steps run "
+                  "there",
+                  rs->region->name, rs->follows->name);
+}
+
 /* ---- SHOW MIGRATIONS ---- */
 
 static void show_row_of(struct admin_result *res, const struct migrate_region_status *rs,
@@ -137,6 +165,8 @@ static void render_show(struct migrations_request *req, const struct migrate_sta
         if (!st->regions[r].reached)
             result_notice(res, "region \"%s\" cannot be reached: %s", st->regions[r].region->name,
                           st->regions[r].error);
+        else if (st->regions[r].follows != NULL)
+            notice_follower(res, &st->regions[r]);
     for (size_t i = 0; i < req->steps.count; i++) {
         const struct migrate_step *step = &req->steps.steps[i];
         for (size_t r = 0; r < st->count; r++) {
@@ -182,6 +212,10 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
         const struct migrate_region_status *rs = &st->regions[r];
         struct migrate_plan_error perr;
         size_t n;
+        if (rs->reached && rs->follows != NULL) {
+            notice_follower(res, rs);
+            continue;
+        }
         if (!rs->reached) {
             admin_error_set(&req->wait->err, "08001", rs->error,
                             "MIGRATE UP would stop there too; SHOW REGIONS shows its hosts.",
@@ -297,15 +331,20 @@ static int64_t lowest_pending(struct migrations_request *req, const struct migra
     for (size_t r = 0; r < st->count; r++) {
         const struct migrate_region_status *rs = &st->regions[r];
         struct migrate_plan_error perr;
-        if (!rs->reached) {
+        int passed = rs->reached ? follower_passed(req, rs) : 0;
+        if (passed > 0)
+            continue;
+        if (!rs->reached)
             admin_error_set(&req->wait->err, "08001", rs->error, NULL,
                             "could not read the migration history of region \"%s\"",
                             rs->region->name);
-        } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, to, idx, &n,
-                                       &perr) != 0) {
+        else if (passed < 0)
+            ; /* follower_passed set the error */
+        else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, to, idx, &n,
+                                     &perr) != 0)
             admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
                             perr.message);
-        } else {
+        else {
             if (n > 0 && (lowest == 0 || req->steps.steps[idx[0]].version < lowest))
                 lowest = req->steps.steps[idx[0]].version;
             continue;
@@ -344,13 +383,16 @@ static int start_run(struct migrations_request *req, const struct migrate_status
 /* The runner checks each region's row under its lock; the first reading only shows all answer. */
 static int start_settle(struct migrations_request *req, const struct migrate_status *st)
 {
-    for (size_t r = 0; r < st->count; r++)
+    for (size_t r = 0; r < st->count; r++) {
         if (!st->regions[r].reached) {
             admin_error_set(&req->wait->err, "08001", st->regions[r].error, NULL,
                             "could not read the migration history of region \"%s\"",
                             st->regions[r].region->name);
             return CMD_ERROR;
         }
+        if (follower_passed(req, &st->regions[r]) < 0)
+            return CMD_ERROR;
+    }
     struct migrate_run_what what = {req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
                                                                        : MIGRATE_RUN_RETRY,
                                     req->to, req->resolve_as, req->force};
@@ -376,6 +418,9 @@ static int down_region(struct migrations_request *req, struct migrate_region_sta
                         "could not read the migration history of region \"%s\"", rs->region->name);
         return -1;
     }
+    int passed = follower_passed(req, rs);
+    if (passed != 0)
+        return passed > 0 ? 0 : -1;
     /* A down script that stopped part way goes on: its step is still to revert. */
     migrate_history_down_resumable(&rs->history, req->to, &resume_version, &resume_done);
     if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL, idx, &n,

@@ -311,9 +311,18 @@ static void run_region(struct migrate_run *run)
     }
     run->region = &cfg->regions.items[region_at(run)];
     char why[256];
-    const struct region_host *h = migrate_primary(run->region, why, sizeof(why));
+    const struct region *follows;
+    const struct region_host *h = migrate_target(cfg, run->region, &follows, why, sizeof(why));
     if (h == NULL) {
         run_fail(run, "08001", why, NULL, "cannot migrate region \"%s\"", run->region->name);
+        return;
+    }
+    if (follows != NULL) {
+        run_note(run,
+                 "region \"%s\" follows region \"%s\": its standbys replay the steps run there",
+                 run->region->name, follows->name);
+        run->ri++;
+        run_region(run);
         return;
     }
     if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,

@@ -14,21 +14,43 @@
 #include "proxy/base/pgconn.h"
 #include "routing/region.h"
 
-const struct region_host *migrate_primary(const struct region *r, char *why, size_t cap)
+/* An up primary of another region than r with system identifier id; NULL when none. */
+static const struct region *leader_of(const struct config *cfg, const struct region *r, uint64_t id)
 {
-    bool standby_up = false;
+    for (size_t i = 0; id != 0 && i < cfg->regions.count; i++) {
+        const struct region *other = &cfg->regions.items[i];
+        for (size_t j = 0; other != r && j < other->nhosts; j++) {
+            const struct region_host *h = &other->hosts[j];
+            if (host_is_up(h) && !host_is_standby(h) && host_system_id(h) == id)
+                return other;
+        }
+    }
+    return NULL;
+}
+
+const struct region_host *migrate_target(const struct config *cfg, const struct region *r,
+                                         const struct region **follows, char *why, size_t cap)
+{
+    const struct region_host *standby = NULL;
+    *follows = NULL;
     for (size_t i = 0; i < r->nhosts; i++) {
         const struct region_host *h = &r->hosts[i];
         if (!host_is_up(h))
             continue;
         if (!host_is_standby(h))
             return h;
-        standby_up = true;
+        if (standby == NULL)
+            standby = h;
+        if (*follows == NULL && (*follows = leader_of(cfg, r, host_system_id(h))) != NULL)
+            return h;
     }
-    snprintf(why, cap,
-             standby_up ? "no primary: every host of region \"%s\" that is up is a standby"
-                        : "no host of region \"%s\" is up",
-             r->name);
+    if (standby != NULL)
+        snprintf(why, cap,
+                 "no primary: every host of region \"%s\" that is up is a standby, and none "
+                 "streams from another region's primary",
+                 r->name);
+    else
+        snprintf(why, cap, "no host of region \"%s\" is up", r->name);
     return NULL;
 }
 
@@ -64,7 +86,8 @@ static bool status_region_start(struct event_base *base, struct migrate_region_s
                                 int timeout_ms)
 {
     const struct config *cfg = rs->status->cfg;
-    const struct region_host *h = migrate_primary(rs->region, rs->error, sizeof(rs->error));
+    const struct region_host *h =
+        migrate_target(cfg, rs->region, &rs->follows, rs->error, sizeof(rs->error));
     if (h == NULL)
         return false;
     snprintf(rs->host, sizeof(rs->host), "%s:%d", h->name, h->port);

@@ -4,7 +4,8 @@
  *
  * For each region in migration order (or the one asked for), a
  * connection to its primary (the first of its hosts that is up and not a
- * standby, by the health checks) in migrations_db reads the history.  The
+ * standby, by the health checks) in migrations_db reads the history; a
+ * region that follows another (migrate_target) is read on its standby.  The
  * regions are asked all at once; each query has a time limit, so a region
  * that cannot be reached says why rather than hangs.  No table means
  * nothing ever ran there.  Nothing is written.  A 'running' row reads
@@ -28,9 +29,11 @@ struct pgasync;
 
 struct migrate_region_status {
     const struct region *region; /* of the status's configuration */
-    char host[320];              /* "name:port" of the primary asked; "" when none was */
-    bool reached;                /* history is what the region says */
-    char error[512];             /* when not reached: why */
+    char host[320];              /* "name:port" of the host asked; "" when none was */
+    /* A region of standbys of this region's primary: nothing runs there (migrate_target). */
+    const struct region *follows;
+    bool reached;    /* history is what the region says */
+    char error[512]; /* when not reached: why */
     struct migrate_history history;
     struct pgasync *query; /* in flight */
     struct migrate_status *status;
@@ -62,7 +65,16 @@ struct migrate_status *migrate_status_start(struct event_base *base, struct conf
 /* Frees st, abandoning what is still in flight. */
 void migrate_status_free(struct migrate_status *st);
 
-/* The primary a migration of region r talks to now; NULL with why set when none. */
-const struct region_host *migrate_primary(const struct region *r, char *why, size_t cap);
+/*
+ * The host a migration of region r talks to now: the first of its hosts
+ * that is up and not a standby.  A region without one, whose standby
+ * streams from another region's primary (the same system identifier, by
+ * the health checks), follows that region: *follows names it, and the
+ * standby is returned, to read the history from (a copy of the leader's);
+ * the steps reach it by replication, and nothing is run there.  NULL with
+ * why set when neither.
+ */
+const struct region_host *migrate_target(const struct config *cfg, const struct region *r,
+                                         const struct region **follows, char *why, size_t cap);
 
 #endif

@@ -696,7 +696,7 @@ sub new {
     if ($primary) {
         _basebackup($name, $primary, $self->{datadir}, $dir);
     } else {
-        _initdb($name, $self->{datadir}, $dir);
+        _initdb($name, $self->{datadir}, $dir, $o{own_initdb});
     }
     PgNearTest::_reg_add("pgdata $self->{datadir}");
     $self->{base_conf} = $primary ? $primary->{base_conf}
@@ -820,9 +820,18 @@ sub _initdb_template {
     return $INITDB_TEMPLATE = "/tmp/pgnear-initdb-template-$key";
 }
 
+# A copy of the template shares its system identifier with every other
+# copy, as a standby shares its primary's; own_initdb => 1 (Cluster->new)
+# runs initdb itself, for a cluster that must be unrelated to the others.
 sub _initdb {
-    my ($name, $datadir, $cwd) = @_;
+    my ($name, $datadir, $cwd, $own) = @_;
     my $initdb = PgNearTest::require_tool('initdb');
+    if ($own) {
+        my ($rc, $out, $err) = PgNearTest::run_cmd(
+            [PgNearTest::_as_pg_user($initdb, '-D', $datadir, @INITDB_ARGS)], timeout => 120, cwd => $cwd);
+        die "Cluster $name: initdb failed ($rc):\n$out$err" if $rc != 0;
+        return;
+    }
     my $template = _initdb_template($name);
     unless (-f "$template/PG_VERSION") {
         open(my $lock, '>>', "$template.lock") or die "Cluster $name: $template.lock: $!";
@@ -1886,7 +1895,7 @@ log is printed as diagnostics.
 
   PgNearTest::Cluster->new(name => 'us-east', ca => $ca|undef, port => N,
       location => 'lat, lon', hba => [lines], conf => {k => v} | "text",
-      ipv6 => 0|1, roles => 1)
+      ipv6 => 0|1, roles => 1, own_initdb => 0|1)
   Starts a PostgreSQL server (initdb, pg_ctl -w) as OS user postgres, with
   cluster_name, listen_addresses 127.0.0.1[,::1], max_connections 200,
   fsync off, password_encryption scram-sha-256, ssl on with a CA-issued
@@ -1895,7 +1904,10 @@ log is printed as diagnostics.
   all all trust; host all all 127.0.0.1/32 and ::1/128 scram-sha-256).
   Roles: app/app-secret (superuser, owns database movr) and
   pgnear/pgnear-secret (superuser).  Known region names have a default
-  location (%PgNearTest::Cluster::LOCATION).
+  location (%PgNearTest::Cluster::LOCATION).  The data directory is a copy
+  of one initdb per test process, so every such cluster has the same
+  system identifier (as a primary and its standbys do); own_initdb => 1
+  runs initdb for this cluster alone, for one that must look unrelated.
 
   $c->name, host ('127.0.0.1'), port, hostport, location, datadir,
   socket_dir, log_path, log_contents, pid, is_running
