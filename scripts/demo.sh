@@ -1,8 +1,10 @@
 #!/bin/sh
-# The demo: three local PostgreSQL 15 clusters as the regions us-east,
-# us-west and eu-west, pgnear in front of them, and lines to try: routing
-# by city, the admin console, the MovR schema migrations of
-# conf/migrations/ run in every region, a WebSocket client (the Neon
+# The demo: a PostgreSQL 15 primary as the region us-east and two
+# streaming standbys of it as us-west and eu-west, pgnear in front of them,
+# and lines to try: routing by city and by what a session needs (a
+# writable primary, a standby to read from, a read that sees a write), the
+# admin console, the MovR schema migrations of conf/migrations/ (run in
+# us-east, replayed by the standbys), a WebSocket client (the Neon
 # serverless driver of tests/node) and the Prometheus metrics.
 #   scripts/demo.sh          install, build, start (a running demo is stopped first)
 #   scripts/demo.sh stop     stop what the demo started
@@ -218,31 +220,44 @@ openssl x509 -req -in "$run/server.csr" -CA "$run/ca.crt" -CAkey "$run/ca.key" \
 chown postgres "$run/server.key" "$run/server.crt" "$run/ca.crt"
 chmod 600 "$run/server.key"
 
-verifier=""
+# us-east is the primary; us-west and eu-west are its streaming standbys
+# (pg_basebackup -R), the way most teams run PostgreSQL in several regions.
+# Its conf lines are copied with its files: a standby's own come after them.
+start_cluster() {
+    cat >>"$run/$1/postgresql.conf" <<CONF
+port = $2
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$run'
+cluster_name = '$1'
+ssl = on
+ssl_cert_file = '$run/server.crt'
+ssl_key_file = '$run/server.key'
+CONF
+    if ! $as_postgres "$PG_BINDIR/pg_ctl" -D "$run/$1" -l "$run/$1.log" -w start >/dev/null; then
+        tail -n 20 "$run/$1.log" >&2 || true
+        fail "PostgreSQL of region $1 did not start (log: $run/$1.log)"
+    fi
+}
+
+primary_port=""
 hosts_lines=""
 for r in $regions; do
     name=${r%%:*}
     rest=${r#*:}
     loc=${rest%:*}
     pgport=${rest##*:}
-    $as_postgres "$PG_BINDIR/initdb" -D "$run/$name" -U postgres --auth-local=trust \
-        --auth-host=scram-sha-256 >/dev/null ||
-        fail "initdb of region $name failed (in $run/$name)"
-    cat >>"$run/$name/postgresql.conf" <<CONF
-port = $pgport
-listen_addresses = '127.0.0.1'
-unix_socket_directories = '$run'
-cluster_name = '$name'
-ssl = on
-ssl_cert_file = '$run/server.crt'
-ssl_key_file = '$run/server.key'
-CONF
-    if ! $as_postgres "$PG_BINDIR/pg_ctl" -D "$run/$name" -l "$run/$name.log" -w start >/dev/null; then
-        tail -n 20 "$run/$name.log" >&2 || true
-        fail "PostgreSQL of region $name did not start (log: $run/$name.log)"
-    fi
-    psql="$PG_BINDIR/psql -X -q -h $run -p $pgport -U postgres -d postgres"
-    if [ -z "$verifier" ]; then
+    if [ -n "$primary_port" ]; then
+        $as_postgres "$PG_BINDIR/pg_basebackup" -D "$run/$name" -h "$run" -p "$primary_port" \
+            -U postgres -R -X stream --checkpoint=fast >/dev/null ||
+            fail "pg_basebackup of region $name from us-east failed"
+        start_cluster "$name" "$pgport"
+    else
+        $as_postgres "$PG_BINDIR/initdb" -D "$run/$name" -U postgres --auth-local=trust \
+            --auth-host=scram-sha-256 >/dev/null ||
+            fail "initdb of region $name failed (in $run/$name)"
+        start_cluster "$name" "$pgport"
+        primary_port=$pgport
+        psql="$PG_BINDIR/psql -X -q -h $run -p $pgport -U postgres -d postgres"
         $psql -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
         verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
         # The console's admin needs a SCRAM secret in auth_file only, not a
@@ -250,11 +265,8 @@ CONF
         $psql -c "CREATE ROLE pgnear_demo_admin PASSWORD 'admin-secret'"
         admin_verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgnear_demo_admin'")
         $psql -c "DROP ROLE pgnear_demo_admin"
-    else
-        # The same SCRAM secret in every region, so that pgnear can log in anywhere.
-        $psql -c "CREATE ROLE app LOGIN PASSWORD '$verifier'"
+        $psql -c "CREATE DATABASE movr OWNER app"
     fi
-    $psql -c "CREATE DATABASE movr OWNER app"
     hosts_lines="$hosts_lines
 [region $name]
 location = $loc
@@ -304,7 +316,8 @@ logfile = $run/pgnear.log
 admin_users = admin
 metrics_addr = 127.0.0.1:$metrics_port
 $websocket
-; the MovR steps, run in every region by MIGRATE UP on the console
+; the MovR steps, run by MIGRATE UP on the console in us-east, whose
+; standbys in the other regions replay them
 migrations_dir = $top/conf/migrations
 migrations_db = movr
 $hosts_lines
@@ -347,8 +360,11 @@ started=yes
 app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
 admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
 echo
-echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log)."
+echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log):"
+echo "a primary in us-east, and its streaming standbys in us-west and eu-west."
 [ -z "$where" ] || echo "$where"
+rw="-c pgnear.target_session_attrs=read-write"
+ro="-c pgnear.target_session_attrs=read-only"
 cat <<MSG
 
 Route a caller: a city in the startup options picks the region (no hint: default_region us-east).
@@ -358,13 +374,22 @@ Route a caller: a city in the startup options picks the region (no hint: default
   $bin --explain $run/pgnear.ini city=Tokyo
   psql "host=localhost port=$port dbname=movr user=app password=app-secret sslmode=verify-full sslrootcert=$run/ca.crt channel_binding=require" -c 'SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
 
+What a session needs (libpq's target_session_attrs names): writers to the primary, readers to the nearest standby.
+  psql "$app options='-c pgnear.city=Dublin $rw'" -c 'SHOW cluster_name'    # us-east
+  psql "$app options='-c pgnear.city=Dublin $ro'" -c 'SHOW cluster_name'    # eu-west
+Read your own write from a standby: pgnear.min_lsn (a WAL position, or the pgnear.fence that
+pgnear.report_fence=on sends a writer) puts the read where that position has been replayed.
+  lsn=\$(psql "$app options='$rw'" -Atc 'SELECT pg_current_wal_insert_lsn()')
+  psql "$app options='-c pgnear.city=Dublin $ro -c pgnear.min_lsn=\$lsn'" -c 'SHOW cluster_name'
+
 The admin console: the database pgnear, as user admin (or as root over the Unix socket: psql -h $run -p $port pgnear).
 SHOW HELP lists its commands.
-  psql "$admin" -c 'SHOW REGIONS'
+  psql "$admin" -c 'SHOW REGIONS'    # each host's role and lag
   psql "$admin" -c "SHOW ROUTE FOR CITY 'Tokyo'"
+  psql "$admin" -c "SHOW ROUTE FOR CITY 'Tokyo' NEEDING read-write"
 
-A schema migration in every region, one region after the other: the MovR steps of conf/migrations/
-for the database movr (the last renames a column while the sessions of movr are held).
+A schema migration: the MovR steps of conf/migrations/ for the database movr (the last renames a
+column while the sessions of movr are held) run in us-east; the standbys of us-west and eu-west replay them.
   psql "$admin" -c 'MIGRATE PLAN'
   psql "$admin" -c 'MIGRATE UP'
   psql "$admin" -c 'SHOW MIGRATIONS'
