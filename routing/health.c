@@ -339,19 +339,55 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* The standbys that sessions wait on, checked again as soon as the last check ended. */
+static void health_hurry_arm(struct health_checker *hc)
+{
+    struct timeval hurry = {0, HEALTH_HURRY_MS * 1000};
+    if (!evtimer_pending(hc->hurry_timer, NULL))
+        evtimer_add(hc->hurry_timer, &hurry);
+}
+
+/*
+ * Whether sessions still wait on h: else it is marked idle, so that the
+ * next health_hurry knows to wake the checker.  The deadline is read again
+ * after the mark: a session that moved it meanwhile is seen either here or
+ * by its own look at the mark (both sequentially consistent).
+ */
+static bool health_hurry_wanted(struct host_health *hh, int64_t now)
+{
+    if (__atomic_load_n(&hh->hurry_until_ms, __ATOMIC_SEQ_CST) > now)
+        return true;
+    __atomic_store_n(&hh->hurry_idle, true, __ATOMIC_SEQ_CST);
+    return __atomic_load_n(&hh->hurry_until_ms, __ATOMIC_SEQ_CST) > now;
+}
+
+/*
+ * The standbys that sessions wait on, checked again as soon as the last
+ * check ended; the timer runs only while some session waits, so an idle
+ * pgnear does not wake for it.
+ */
 static void health_hurry_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct health_checker *hc = arg;
     int64_t now = health_clock_ms();
+    bool any = false;
     for (size_t r = 0; r < hc->regions->count; r++) {
         struct region *reg = &hc->regions->items[r];
         for (size_t i = 0; i < reg->nhosts; i++) {
             struct region_host *h = &reg->hosts[i];
-            if (__atomic_load_n(&h->runtime->health.hurry_until_ms, __ATOMIC_RELAXED) > now)
-                health_probe_start(hc, h);
+            if (!health_hurry_wanted(&h->runtime->health, now))
+                continue;
+            health_probe_start(hc, h);
+            any = true;
         }
     }
+    if (any)
+        health_hurry_arm(hc);
+}
+
+void health_wake(struct health_checker *hc)
+{
+    if (hc != NULL)
+        health_hurry_arm(hc);
 }
 
 struct health_checker *health_start(struct event_base *base, struct region_set *regions,
@@ -366,14 +402,14 @@ struct health_checker *health_start(struct event_base *base, struct region_set *
         hc->params.fall = HEALTH_FALL_MIN;
     int interval_ms = params->interval_ms;
     hc->timer = event_new(base, -1, EV_PERSIST, health_tick, hc);
-    hc->hurry_timer = event_new(base, -1, EV_PERSIST, health_hurry_tick, hc);
+    hc->hurry_timer = evtimer_new(base, health_hurry_tick, hc);
     struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
-    struct timeval hurry = {0, HEALTH_HURRY_MS * 1000};
-    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0 || hc->hurry_timer == NULL ||
-        event_add(hc->hurry_timer, &hurry) != 0) {
+    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0 || hc->hurry_timer == NULL) {
         health_stop(hc);
         return NULL;
     }
+    /* Once, for sessions that asked while no checker ran (a reload): the tick goes on for them. */
+    health_hurry_arm(hc);
     health_tick(-1, 0, hc); /* know the state right away, not one interval later */
     return hc;
 }
@@ -414,13 +450,15 @@ int health_count_timeout(struct region_host *h, int fall, bool *took_down)
     return n;
 }
 
-void health_hurry(struct region_host *h, int64_t until_ms)
+bool health_hurry(struct region_host *h, int64_t until_ms)
 {
-    int64_t *at = &h->runtime->health.hurry_until_ms;
-    int64_t seen = __atomic_load_n(at, __ATOMIC_RELAXED);
-    while (seen < until_ms && !__atomic_compare_exchange_n(at, &seen, until_ms, true,
-                                                           __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+    struct host_health *hh = &h->runtime->health;
+    int64_t seen = __atomic_load_n(&hh->hurry_until_ms, __ATOMIC_SEQ_CST);
+    while (seen < until_ms &&
+           !__atomic_compare_exchange_n(&hh->hurry_until_ms, &seen, until_ms, true,
+                                        __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
         ;
+    return __atomic_exchange_n(&hh->hurry_idle, false, __ATOMIC_SEQ_CST);
 }
 
 unsigned health_downs(const struct region_host *h)

@@ -82,6 +82,8 @@ struct host_health {
      * to replay a position they need: it is checked every HEALTH_HURRY_MS.
      */
     int64_t hurry_until_ms;
+    /* The checker found nobody waiting on it and may have stopped its hurry timer (atomic). */
+    bool hurry_idle;
     /* A primary's recent positions and when the checks read them (the checks' thread only). */
     struct lsn_sample {
         int64_t at_ms; /* health_clock_ms when the check's answer came */

@@ -4,9 +4,19 @@
 #include "proxy/login/session_route.h"
 
 #include "proxy/base/config.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/route.h"
+
+/* On worker 0, where the checks run: the current checker hurries again (health_hurry). */
+static int session_route_wake_checker(struct worker *w, void *arg)
+{
+    (void)arg;
+    health_wake(w->cfg->health);
+    return 0;
+}
 
 /*
  * A session with pgnear.min_lsn that may read from a standby waits up to
@@ -24,16 +34,20 @@ static bool session_route_awaits_replay(struct session *s)
         l->replay_wait_until_ms = now + s->cfg->min_lsn_wait_ms;
     if (now >= l->replay_wait_until_ms)
         return false;
-    bool any = false;
+    bool any = false, wake = false;
     for (size_t i = 0; i < s->cfg->regions.count; i++) {
         struct region *r = &s->cfg->regions.items[i];
         for (size_t j = 0; j < r->nhosts; j++) {
             if (!need_may_catch_up(&r->hosts[j], &s->need))
                 continue;
-            health_hurry(&r->hosts[j], l->replay_wait_until_ms);
+            wake |= health_hurry(&r->hosts[j], l->replay_wait_until_ms);
             any = true;
         }
     }
+    /* Out of memory: no hurry, but the regular checks still come each health_check_interval. */
+    if (wake)
+        (void)worker_call(s->w, s->w->shared->workers[0], session_route_wake_checker, NULL, NULL,
+                          NULL);
     return any;
 }
 
