@@ -214,7 +214,7 @@ int main(int argc, char **argv)
         addrs[i].sin_addr.s_addr = htonl(a);
     }
 
-    struct routing_data rd = {&set, &set.items[0], NULL, geo, NULL, 0};
+    struct routing_data rd = {&set, &set.items[0], NULL, geo, NULL, 0, false};
     struct decision_sink sink = {0};
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS];

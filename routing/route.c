@@ -244,10 +244,12 @@ static bool route_origin(const struct locality *loc, double *lat, double *lon)
 }
 
 /*
- * One candidate and its sort key: the named region first, then by how
- * well its hosts fit the session's need (for "any": a host up, then
- * none), then those with a distance, nearest first (largest dot product
- * of unit vectors), then configuration order.
+ * One candidate and its sort key: the named region first (but not
+ * default_region when every host that could serve the session is down,
+ * under health checks: routing_data), then
+ * by how well its hosts fit the session's need (for "any": a host up,
+ * then none), then those with a distance, nearest first (largest dot
+ * product of unit vectors), then configuration order.
  */
 struct route_candidate {
     struct region *region;
@@ -294,7 +296,9 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         enum need_fit fit = need_region_fit(r, need);
         if (fit == NEED_FIT_NONE)
             continue; /* nothing there can serve it: passed over (need_region_shortfall says why) */
-        struct route_candidate c = {r, r == loc->region ? 0 : 1 + (int)fit, -2.0, i};
+        bool first = r == loc->region && (fit != NEED_FIT_LAST || !rd->health_checked ||
+                                          loc->source != LOCALITY_DEFAULT);
+        struct route_candidate c = {r, first ? 0 : 1 + (int)fit, -2.0, i};
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
         /* keep the best max, in order: insertion into a bounded sorted array */

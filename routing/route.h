@@ -41,6 +41,15 @@ struct routing_data {
     const struct geoip_set *geoip;
     const struct city_override *overrides;
     size_t n_overrides;
+    /*
+     * Hosts' states come from health checks, which bring a host that is
+     * down back: default_region, when every host of it is down, then
+     * ranks with the regions that are down.  Without checks only a session
+     * that tries such a host can, so it comes first even so.  (A region
+     * a client or [cities] names always comes first: a session that logs
+     * in there proves a host up that checks cannot reach in time.)
+     */
+    bool health_checked;
 };
 
 /* Evidence about one caller; every field optional.  "via" names the channel, for logs. */

@@ -171,8 +171,9 @@ static void config_load_routing(struct load_ctx *lc)
         load_cities(lc);
     if (cfg->geoip_db[0] != '\0')
         load_geoip(lc);
-    cfg->routing = (struct routing_data){&cfg->regions, cfg->default_region_ptr, cfg->cities,
-                                         cfg->geoip,    cfg->overrides,          cfg->n_overrides};
+    cfg->routing = (struct routing_data){
+        &cfg->regions,    cfg->default_region_ptr,          cfg->cities, cfg->geoip, cfg->overrides,
+        cfg->n_overrides, cfg->health_check_interval_ms > 0};
 }
 
 /* The pooling settings: bounds, and min_pool_size within pool_size (0: no limit). */

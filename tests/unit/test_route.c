@@ -187,7 +187,7 @@ static int env_setup(void **state)
     e->euw = &e->set.items[2];
     e->apn = &e->set.items[3];
     e->lab = &e->set.items[4];
-    e->rd = (struct routing_data){&e->set, e->use, cities, geoip, NULL, 0};
+    e->rd = (struct routing_data){&e->set, e->use, cities, geoip, NULL, 0, false};
     *state = e;
     return 0;
 }
@@ -664,6 +664,42 @@ static void test_plan_named_region_first(void **state)
         assert_true(km[i] < 0);
 }
 
+/*
+ * Under health checks default_region, when its hosts are all down, ranks
+ * with the regions that are down (first among them, being nearest to
+ * itself): sessions placed by it do not dial a dead host first, each
+ * logging its failure.  Without checks it stays first, since only a
+ * session can bring it back; so does a region a client names, always.
+ */
+static void test_plan_default_region_down(void **state)
+{
+    struct env *e = *state;
+    struct locality_input in = {0};
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double km[ROUTE_MAX_REGIONS];
+    resolve(e, &in, &loc);
+    e->use->hosts[0].runtime->health.up = false;
+    static const char *const first[] = {"us-east",      "us-west", "eu-west",
+                                        "ap-northeast", "lab",     NULL};
+    plan_expect(e, &loc, first, plan, km);
+
+    e->rd.health_checked = true;
+    static const char *const after[] = {"us-west", "eu-west", "ap-northeast",
+                                        "lab",     "us-east", NULL};
+    plan_expect(e, &loc, after, plan, km);
+
+    /* named by the client: first even so */
+    struct locality_input named = {.region = "us-east", .region_via = "startup hint"};
+    resolve(e, &named, &loc);
+    plan_expect(e, &loc, first, plan, km);
+
+    /* up again: first again */
+    resolve(e, &in, &loc);
+    e->use->hosts[0].runtime->health.up = true;
+    plan_expect(e, &loc, first, plan, km);
+}
+
 static void test_plan_default_region(void **state)
 {
     struct env *e = *state;
@@ -856,6 +892,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_geoip_unusable, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_by_distance, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_named_region_first, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_plan_default_region_down, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_default_region, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_down_last, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_location_less_after_located, env_setup,
