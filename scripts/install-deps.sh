@@ -20,8 +20,10 @@ set -eu
 # build: compilers, autotools, libraries
 BUILD="build-essential make autoconf automake libtool pkg-config clang
  libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev"
-# tests, demo and benchmarks: servers and clients
-SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl"
+# tests, demo and benchmarks: servers and clients (pg_auto_failover's
+# pg_autoctl: a real failover under pgnear, 216_auto_failover.t)
+SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl
+ postgresql-15-auto-failover pg-auto-failover-cli"
 # perl and the modules of the test harness (IO::Socket::SSL: the wss
 # tests of tests/lib/PgNearWs.pm); mmdb-bin's mmdblookup checks
 # downloaded GeoIP files
