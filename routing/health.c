@@ -196,12 +196,32 @@ static void health_note_lag(struct health_checker *hc, struct region_host *h, co
         hc->log(hc->arg, h->region, h, HEALTH_LAG, why);
 }
 
+/* A session's word on the role stands until a check that started after it. */
+static void health_forget_login_role(int64_t *mark, int64_t check_started_ms)
+{
+    int64_t at = __atomic_load_n(mark, __ATOMIC_RELAXED);
+    if (at != 0 && at < check_started_ms)
+        __atomic_compare_exchange_n(mark, &at, 0, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+bool health_note_login_standby(struct region_host *h)
+{
+    struct host_health *hh = &h->runtime->health;
+    int64_t none = 0;
+    if (__atomic_load_n(&hh->in_recovery, __ATOMIC_RELAXED))
+        return false;
+    return __atomic_compare_exchange_n(&hh->login_saw_standby_ms, &none, health_clock_ms(), false,
+                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 /* What a check that logged in read: role, read-only, position, a standby's lag. */
-static void health_note_state(struct health_checker *hc, struct region_host *h, const PGresult *res)
+static void health_note_state(struct health_checker *hc, struct region_host *h, const PGresult *res,
+                              int64_t started_ms)
 {
     struct host_health *hh = &h->runtime->health;
     if (PQntuples(res) < 1 || PQnfields(res) < 7)
         return;
+    health_forget_login_role(&hh->login_saw_standby_ms, started_ms);
     bool standby = health_column_true(res, 0);
     __atomic_store_n(&hh->system_id, health_column_uint(res, 6), __ATOMIC_RELAXED);
     health_note_role(hc, h, standby);
@@ -237,7 +257,7 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
     hh->busy_said = false;
     hh->rtt_ms = elapsed_ms(&p->started);
     if (res != NULL)
-        health_note_state(p->hc, h, res);
+        health_note_state(p->hc, h, res, p->started_ms);
     hh->consecutive_fail = 0;
     __atomic_store_n(&hh->consecutive_timeouts, 0, __ATOMIC_RELAXED);
     /* A session that failed to connect meanwhile restarts the count. */

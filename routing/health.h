@@ -79,6 +79,18 @@ unsigned health_downs(const struct region_host *h);
  */
 bool health_note_login(struct region_host *h, unsigned downs_seen);
 
+/*
+ * A session's login found h a standby (the server's in_hot_standby) where
+ * its last check said it was a primary: a switchover the checks have not
+ * seen yet.  For every worker h counts as a standby (host_is_standby)
+ * until a check that started after this says what it is.  Safe from any
+ * worker thread.  True when this call is the first to say so.
+ */
+bool health_note_login_standby(struct region_host *h);
+
+/* After a login contradicted the checks, how long every host is checked every HEALTH_HURRY_MS. */
+#define HEALTH_LOGIN_ROLE_CHECK_MS 200
+
 /* How often a standby that sessions wait on (health_hurry) is checked. */
 #define HEALTH_HURRY_MS 20
 

@@ -75,39 +75,60 @@ static bool split_host_port(char *buf, char **host, char **port)
     return true;
 }
 
-static const char *region_add_host(struct region *r, const char *spec, char *err, size_t errcap)
+bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap)
 {
-    char buf[512], *host, *port, *end;
-    if (strlen(spec) >= sizeof(buf) || r->nhosts >= REGION_MAX_HOSTS) {
-        snprintf(err, errcap, "too many hosts or host too long in region \"%s\"", r->name);
-        return err;
+    char buf[sizeof(out->host) + 8], *host, *port, *end;
+    if (strlen(spec) >= sizeof(buf)) {
+        snprintf(err, errcap, "host \"%.40s...\" is too long", spec);
+        return false;
     }
     strcpy(buf, spec);
     long p;
     if (!split_host_port(buf, &host, &port) || host[0] == '\0' ||
         (p = strtol(port, &end, 10)) <= 0 || p > 65535 || *end != '\0') {
-        snprintf(err, errcap, "invalid host \"%s\" in region \"%s\": expected host:port", spec,
-                 r->name);
-        return err;
+        snprintf(err, errcap, "invalid host \"%s\": expected host:port", spec);
+        return false;
+    }
+    size_t host_len = strlen(host);
+    if (host_len >= sizeof(out->host)) {
+        snprintf(err, errcap, "host name in \"%.40s...\" is too long", spec);
+        return false;
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
     int rc = getaddrinfo(host, port, &hints, &res);
     if (rc != 0) {
-        snprintf(err, errcap, "could not resolve host \"%s\" in region \"%s\": %s", host, r->name,
-                 gai_strerror(rc));
+        snprintf(err, errcap, "could not resolve host \"%s\": %s", host, gai_strerror(rc));
+        return false;
+    }
+    memcpy(out->host, host, host_len + 1);
+    out->port = (int)p;
+    memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
+    out->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
+static const char *region_add_host(struct region *r, const char *spec, char *err, size_t errcap)
+{
+    struct host_addr ep;
+    char why[384];
+    if (r->nhosts >= REGION_MAX_HOSTS) {
+        snprintf(err, errcap, "too many hosts in region \"%s\"", r->name);
+        return err;
+    }
+    if (!host_addr_resolve(spec, &ep, why, sizeof(why))) {
+        snprintf(err, errcap, "region \"%s\": %s", r->name, why);
         return err;
     }
     struct region_host *h = &r->hosts[r->nhosts];
-    h->name = strdup(host);
+    h->name = strdup(ep.host);
     if (h->name == NULL) {
-        freeaddrinfo(res);
         snprintf(err, errcap, "out of memory");
         return err;
     }
-    h->port = (int)p;
-    memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
-    h->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
+    h->port = ep.port;
+    memcpy(&h->addr, &ep.addr, ep.addrlen);
+    h->addrlen = ep.addrlen;
     r->nhosts++;
     return NULL;
 }

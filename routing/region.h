@@ -39,10 +39,14 @@ static inline bool host_is_up(const struct region_host *h)
     return __atomic_load_n(&h->runtime->health.up, __ATOMIC_RELAXED);
 }
 
-/* A standby by its last health check; sessions try primaries first. */
+/*
+ * A standby by its last health check, or by a session's login since
+ * (health_note_login_role); sessions try primaries first.
+ */
 static inline bool host_is_standby(const struct region_host *h)
 {
-    return __atomic_load_n(&h->runtime->health.in_recovery, __ATOMIC_RELAXED);
+    return __atomic_load_n(&h->runtime->health.in_recovery, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&h->runtime->health.login_saw_standby_ms, __ATOMIC_RELAXED) != 0;
 }
 
 /* The cluster a host belongs to, by its last health check (a standby shares its primary's); 0
@@ -68,6 +72,17 @@ void region_set_location(struct region *r, double lat, double lon);
 
 /* Parses "lat, lon" in degrees; returns false on anything else or out of range. */
 bool region_parse_location(const char *text, double *lat, double *lon);
+
+/* A host and port as written, and the address it resolved to. */
+struct host_addr {
+    char host[256];
+    int port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+/* Parses "host:port" or "[v6]:port" and resolves it now; false with err set when it cannot. */
+bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap);
 
 /*
  * Parses "host:port, [v6]:port, ..." into r->hosts, resolving names now.

@@ -64,6 +64,12 @@ struct host_health {
     bool role_known;  /* in_recovery comes from a check that logged in */
     bool read_only;   /* default_transaction_read_only is on: read-only, though maybe a primary */
     /*
+     * When a session's login found the host a standby (in_hot_standby)
+     * that its last check said was a primary (health_clock_ms; 0: not so;
+     * atomic): it counts as one until a check started after that.
+     */
+    int64_t login_saw_standby_ms;
+    /*
      * A standby passed over for reads (read-only, standby, prefer-standby):
      * its lag went over max_standby_lag, and it has not yet been back
      * under it for HEALTH_LAG_RISE checks in a row (atomic).

@@ -26,6 +26,7 @@
 #include "proxy/base/log.h"
 #include "proxy/login/hint_notice.h"
 #include "proxy/login/login_throttle.h"
+#include "proxy/login/session_route.h"
 #include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
@@ -35,6 +36,8 @@
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
+#include "routing/need.h"
+#include "routing/region.h"
 
 /* Login messages are small; anything this large is a broken server. */
 #define LOGIN_MAX_MESSAGE (1024 * 1024)
@@ -388,6 +391,43 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
 }
 
 /*
+ * The server said as the login ended that it is a standby (in_hot_standby)
+ * or starts this session read-only (default_transaction_read_only, which
+ * may be set for the user or database), where the session needs to write:
+ * libpq's read-write would not take it, nor does pgnear.  A standby that
+ * the checks took for a primary is a switchover they have not seen yet:
+ * every worker takes it for a standby until a check says what it is.
+ * Either way every host is checked at once, and the session never lands
+ * there: it gets 08001.  (The client has seen the login's ParameterStatus
+ * and BackendKeyData by now, under auth = scram too, so the session cannot
+ * move to another server.)  True when the session was failed.
+ */
+static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
+{
+    bool standby = sc->params.in_hot_standby == 't';
+    bool read_only = standby || sc->params.default_transaction_read_only == 't';
+    enum session_need need = s->need.role;
+    if (!(need == NEED_READ_WRITE && read_only) && !(need == NEED_PRIMARY && standby))
+        return false;
+    const char *what = standby ? "a standby" : "read-only";
+    struct region_host *h = sc->host;
+    if (standby && health_note_login_standby(h))
+        log_warn(s->id,
+                 "host %s:%d of region %s is a standby by its login, though its last health "
+                 "check said it was a primary: sessions that need a primary go elsewhere until "
+                 "a check says what it is",
+                 h->name, h->port, h->region->name);
+    session_route_check_all_soon(s, health_clock_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
+    char why[160];
+    snprintf(why, sizeof(why), "server is %s, and the session needs %s", what, need_name(need));
+    session_fail(s, "08001", why,
+                 standby ? "A switchover: the server became a standby since pgnear last checked it."
+                         : "Sessions of this user or database start read-only there.",
+                 standby ? "Connect again: pgnear now sends the session elsewhere." : NULL);
+    return true;
+}
+
+/*
  * One whole login message from the server.  Returns 0 when it was
  * consumed here, 1 when it was forwarded, -1 when the session ended or
  * moved on.
@@ -428,6 +468,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
             sc->poolable = false;
         return server_forward(s, len);
     case 'Z':
+        if (server_login_wrong_role(s, sc))
+            return -1;
         tx_track_init(&sc->tx, len >= 1 ? (char)body[0] : 0);
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */

@@ -18,6 +18,24 @@ static int session_route_wake_checker(struct worker *w, void *arg)
     return 0;
 }
 
+/* Out of memory: no hurry, but the regular checks still come each health_check_interval. */
+static void session_route_wake(struct session *s)
+{
+    (void)worker_call(s->w, s->w->shared->workers[0], session_route_wake_checker, NULL, NULL, NULL);
+}
+
+void session_route_check_all_soon(struct session *s, int64_t until_ms)
+{
+    bool wake = false;
+    for (size_t i = 0; i < s->cfg->regions.count; i++) {
+        struct region *r = &s->cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++)
+            wake |= health_hurry(&r->hosts[j], until_ms);
+    }
+    if (wake)
+        session_route_wake(s);
+}
+
 /*
  * A session with pgnear.min_lsn that may read from a standby waits up to
  * min_lsn_wait for one to replay its position, before it settles for the
@@ -44,10 +62,8 @@ static bool session_route_awaits_replay(struct session *s)
             any = true;
         }
     }
-    /* Out of memory: no hurry, but the regular checks still come each health_check_interval. */
     if (wake)
-        (void)worker_call(s->w, s->w->shared->workers[0], session_route_wake_checker, NULL, NULL,
-                          NULL);
+        session_route_wake(s);
     return any;
 }
 

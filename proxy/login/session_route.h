@@ -7,6 +7,7 @@
 #define PGNEAR_PROXY_SESSION_ROUTE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct session;
 
@@ -16,6 +17,14 @@ struct session;
  * no region has a host that could serve the need).
  */
 void session_route_plan(struct session *s);
+
+/*
+ * Has every host of s's configuration checked every HEALTH_HURRY_MS until
+ * until_ms (health_clock_ms), waking the checker on worker 0 when it had
+ * stopped hurrying: a switchover was seen, and the new primary is to be
+ * found soon.
+ */
+void session_route_check_all_soon(struct session *s, int64_t until_ms);
 
 /* Whether s still waits (min_lsn_wait) for a standby to replay its pgnear.min_lsn. */
 bool session_route_waits_for_replay(const struct session *s);
