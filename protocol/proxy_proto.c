@@ -35,6 +35,7 @@ struct pp_tlv_scan {
     bool seen[LOC_COUNT];
     const uint8_t *val[LOC_COUNT];
     size_t vlen[LOC_COUNT];
+    int peer_id; /* PP2_TYPE_PGNEAR_PEER; 0: none */
 };
 
 void pp_tlv_types_default(struct pp_tlv_types *t)
@@ -316,6 +317,12 @@ static int pp_v2_tlv(const uint8_t *hdr, size_t total, size_t *pos,
         return PP_OK;
     }
     idx = pp_locality_index(type, types);
+    if (idx < 0 && type == PP2_TYPE_PGNEAR_PEER) {
+        if (vlen != 2 || scan->peer_id != 0 || pp_be16(hdr + vpos) == 0)
+            return PP_EINVALID;
+        scan->peer_id = pp_be16(hdr + vpos);
+        return PP_OK;
+    }
     if (idx < 0)
         return PP_OK;
     if (scan->seen[idx])
@@ -376,6 +383,7 @@ static int pp_v2_parse_tlvs(const uint8_t *hdr, size_t total, size_t pos,
             return PP_ECRC;
         out->crc_checked = true;
     }
+    out->peer_id = scan.peer_id;
     rc = pp_copy_locality(scan.val[LOC_CITY], scan.vlen[LOC_CITY], &out->has_city, out->city);
     if (rc == PP_OK)
         rc = pp_copy_locality(scan.val[LOC_REGION], scan.vlen[LOC_REGION], &out->has_region,
@@ -465,4 +473,48 @@ int pp_parse(const uint8_t *buf, size_t len, const struct pp_tlv_types *types,
     if (rc != PP_OK)
         memset(out, 0, sizeof(*out));
     return rc;
+}
+
+/* Copies n bytes to out at at; the length after them. */
+static size_t pp_put(uint8_t *out, size_t at, const void *bytes, size_t n)
+{
+    memcpy(out + at, bytes, n);
+    return at + n;
+}
+
+size_t pp_build_v2(uint8_t *out, size_t cap, const struct sockaddr *src, const struct sockaddr *dst,
+                   int peer_id)
+{
+    bool v4 = src->sa_family == AF_INET && dst->sa_family == AF_INET;
+    bool v6 = src->sa_family == AF_INET6 && dst->sa_family == AF_INET6;
+    size_t addrs = v4 ? 12 : v6 ? 36 : 0;
+    size_t payload = addrs + (peer_id > 0 ? 5 : 0);
+    if (cap < PP_V2_HDR_LEN + payload || peer_id > 0xFFFF)
+        return 0;
+    size_t n = pp_put(out, 0, pp_v2_sig, sizeof(pp_v2_sig));
+    out[n++] = 0x20 | (addrs > 0 ? PP_V2_CMD_PROXY : PP_V2_CMD_LOCAL);
+    out[n++] = v4 ? PP_V2_TCP4 : v6 ? PP_V2_TCP6 : PP_V2_UNSPEC;
+    out[n++] = (uint8_t)(payload >> 8);
+    out[n++] = (uint8_t)payload;
+    if (v4) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)src;
+        const struct sockaddr_in *b = (const struct sockaddr_in *)dst;
+        n = pp_put(out, n, &a->sin_addr, 4);
+        n = pp_put(out, n, &b->sin_addr, 4);
+        n = pp_put(out, n, &a->sin_port, 2);
+        n = pp_put(out, n, &b->sin_port, 2);
+    } else if (v6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)src;
+        const struct sockaddr_in6 *b = (const struct sockaddr_in6 *)dst;
+        n = pp_put(out, n, &a->sin6_addr, 16);
+        n = pp_put(out, n, &b->sin6_addr, 16);
+        n = pp_put(out, n, &a->sin6_port, 2);
+        n = pp_put(out, n, &b->sin6_port, 2);
+    }
+    if (peer_id > 0) {
+        const uint8_t tlv[5] = {PP2_TYPE_PGNEAR_PEER, 0, 2, (uint8_t)(peer_id >> 8),
+                                (uint8_t)peer_id};
+        n = pp_put(out, n, tlv, sizeof(tlv));
+    }
+    return n;
 }

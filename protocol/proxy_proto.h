@@ -33,6 +33,8 @@
 #define PP2_TYPE_ALIBABA    0xE1
 #define PP2_TYPE_AWS        0xEA
 #define PP2_TYPE_AZURE      0xEE
+/* pgnear's own: the peer_id of the instance that forwarded a cancel request (2 bytes). */
+#define PP2_TYPE_PGNEAR_PEER 0xE8
 
 /* pgnear's default locality TLV types. */
 #define PP_TLV_CITY_DEFAULT     0xE3
@@ -62,6 +64,7 @@ struct pp_header {
     struct sockaddr_storage src, dst;        /* when !local: AF_INET or AF_INET6 with ports */
     bool has_city, has_region, has_location; /* an empty TLV counts as absent */
     bool crc_checked;                        /* a CRC32C TLV was present and matched */
+    int peer_id;                             /* PP2_TYPE_PGNEAR_PEER's value; 0 when absent */
     char city[PP_TLV_VALUE_MAX + 1], region[PP_TLV_VALUE_MAX + 1],
         location[PP_TLV_VALUE_MAX + 1]; /* NUL-terminated copies */
     size_t length; /* bytes the header occupies; the PostgreSQL stream starts after them */
@@ -84,5 +87,16 @@ int pp_parse(const uint8_t *buf, size_t len, const struct pp_tlv_types *types,
 uint32_t pp_crc32c(uint32_t crc, const uint8_t *buf, size_t len);
 
 const char *pp_strerror(int rc);
+
+/*
+ * Writes a PROXY protocol v2 header naming src as the caller and dst as
+ * the address it reached (TCP over IPv4 or IPv6), with a
+ * PP2_TYPE_PGNEAR_PEER TLV when peer_id > 0; a LOCAL header when the two
+ * are not both IPv4 or both IPv6.  Its length, or 0 when cap is too small
+ * (PP_V2_BUILD_MAX always fits).
+ */
+#define PP_V2_BUILD_MAX (PP_V2_HDR_LEN + 36 + 5)
+size_t pp_build_v2(uint8_t *out, size_t cap, const struct sockaddr *src, const struct sockaddr *dst,
+                   int peer_id);
 
 #endif /* PGNEAR_PROTOCOL_PROXY_PROTO_H */

@@ -73,25 +73,40 @@ static bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
+/* sa's address bytes and family, an IPv4-mapped IPv6 one as IPv4; 0 when it has none. */
+static int cidr_addr_of(const struct sockaddr *sa, uint8_t addr[16])
+{
+    if (sa->sa_family == AF_INET) {
+        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return AF_INET;
+    }
+    if (sa->sa_family != AF_INET6)
+        return 0;
+    const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(a6)) {
+        memcpy(addr, a6->s6_addr + 12, 4);
+        return AF_INET;
+    }
+    memcpy(addr, a6->s6_addr, 16);
+    return AF_INET6;
+}
+
+bool cidr_list_add_host(struct cidr_list *l, const struct sockaddr *sa)
+{
+    struct cidr c = {0};
+    if (l->count == CIDR_MAX || (c.family = cidr_addr_of(sa, c.addr)) == 0)
+        return false;
+    c.prefix = c.family == AF_INET ? 32 : 128;
+    l->items[l->count++] = c;
+    return true;
+}
+
 bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa)
 {
     uint8_t addr[16];
-    int family;
-    if (sa->sa_family == AF_INET) {
-        memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        family = AF_INET;
-    } else if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            memcpy(addr, a6->s6_addr + 12, 4);
-            family = AF_INET;
-        } else {
-            memcpy(addr, a6->s6_addr, 16);
-            family = AF_INET6;
-        }
-    } else {
+    int family = cidr_addr_of(sa, addr);
+    if (family == 0)
         return false;
-    }
     for (size_t i = 0; i < l->count; i++)
         if (l->items[i].family == family &&
             prefix_equal(addr, l->items[i].addr, l->items[i].prefix))

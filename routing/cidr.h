@@ -25,6 +25,9 @@ struct cidr_list {
 /* Parses a comma list; a bare address means a single host.  false with err on a bad entry. */
 bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t errcap);
 
+/* Adds sa's address as a single host (IPv4-mapped IPv6 as IPv4); false when full or not IP. */
+bool cidr_list_add_host(struct cidr_list *l, const struct sockaddr *sa);
+
 /* IPv4-mapped IPv6 addresses match IPv4 entries; Unix sockets match nothing. */
 bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa);
 

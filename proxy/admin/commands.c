@@ -414,6 +414,7 @@ static const struct command_def commands[] = {
     {ADMIN_SHOW_STATS, COLS(show_stats_cols), NULL, 0, show_render_stats},
     {ADMIN_SHOW_LISTS, COLS(show_lists_cols), NULL, SNAPSHOT_HOSTS, show_render_lists},
     {ADMIN_SHOW_ROUTE, COLS(show_route_cols), show_route, 0, NULL},
+    {ADMIN_SHOW_PEERS, COLS(show_peers_cols), show_peers, 0, NULL},
     {ADMIN_RELOAD, NULL, 0, reload_config, 0, NULL},
     {ADMIN_DISABLE, NULL, 0, disable_region, 0, NULL},
     {ADMIN_ENABLE, NULL, 0, enable_region, 0, NULL},

@@ -677,12 +677,12 @@ static int console_send_welcome(struct session *s)
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
         pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
     /* A key of its own, so that psql's Ctrl-C can stop a PAUSE that waits. */
-    uint32_t pid;
-    if (cancel_register_console(s, &pid) != 0) {
+    if (cancel_register_console(s) != 0) {
         session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
         return -1;
     }
-    pkt_put_backend_key_data(&pb, pid, s->cancel.client_key, s->cancel.client_key_len);
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+                             s->cancel.client_key_len);
     pkt_put_ready_for_query(&pb, 'I');
     if (console_queue(s, &pb) < 0)
         return -1;

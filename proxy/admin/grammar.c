@@ -76,6 +76,12 @@ static const struct admin_command_def commands[] = {
      ARGS_NONE,
      "SHOW LISTS",
      "how many clients, admin sessions, hosts and workers there are"},
+    {ADMIN_SHOW_PEERS,
+     {"SHOW", "PEERS"},
+     ARGS_NONE,
+     "SHOW PEERS",
+     "the fleet's instances (peers): address, reachable, cancel requests forwarded each way, "
+     "failures"},
     {ADMIN_SHOW_ROUTE,
      {"SHOW", "ROUTE"},
      ARGS_ROUTE,

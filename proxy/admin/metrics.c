@@ -232,6 +232,35 @@ static void put_process(struct evbuffer *out, const struct shared *sh)
     evbuffer_add_printf(out, "pgnear_last_reload_timestamp_seconds %lld\n", (long long)rc.last_at);
 }
 
+/* The fleet's peers that a cancel request went to or came from. */
+static void put_peers(struct evbuffer *out, struct shared *sh)
+{
+    put_header(out, "peer_cancels_total", "counter",
+               "Cancel requests forwarded to each peer (out, delivered) and from it (in).");
+    for (int i = 0; i < PEERS_MAX; i++) {
+        struct peer_stat st;
+        int id = __atomic_load_n(&sh->peers.items[i].id, __ATOMIC_ACQUIRE);
+        if (id == 0)
+            continue;
+        peer_stats_read(&sh->peers, id, &st);
+        evbuffer_add_printf(out, "pgnear_peer_cancels_total{peer=\"%d\",direction=\"out\"} %llu\n",
+                            id, (unsigned long long)st.forwarded_out);
+        evbuffer_add_printf(out, "pgnear_peer_cancels_total{peer=\"%d\",direction=\"in\"} %llu\n",
+                            id, (unsigned long long)st.forwarded_in);
+    }
+    put_header(out, "peer_cancel_failures_total", "counter",
+               "Cancel requests that could not be delivered to each peer.");
+    for (int i = 0; i < PEERS_MAX; i++) {
+        struct peer_stat st;
+        int id = __atomic_load_n(&sh->peers.items[i].id, __ATOMIC_ACQUIRE);
+        if (id == 0)
+            continue;
+        peer_stats_read(&sh->peers, id, &st);
+        evbuffer_add_printf(out, "pgnear_peer_cancel_failures_total{peer=\"%d\"} %llu\n", id,
+                            (unsigned long long)st.failed);
+    }
+}
+
 static void scrape_gone(struct evhttp_connection *conn, void *arg)
 {
     struct scrape *sc = arg;
@@ -251,6 +280,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
             put_regions(out, snap);
             put_hosts(out, snap);
             put_process(out, sc->shared);
+            put_peers(out, sc->shared);
             evhttp_add_header(evhttp_request_get_output_headers(sc->req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
             evhttp_send_reply(sc->req, HTTP_OK, "OK", out);

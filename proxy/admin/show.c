@@ -15,6 +15,7 @@
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -68,6 +69,53 @@ int show_config(struct session *s, const struct admin_cmd *cmd, struct console_w
     result_init(&wait->res, COLS(show_config_cols));
     config_visit(s->w->cfg, config_row, &wait->res);
     result_set_tag(&wait->res, "SHOW");
+    return CMD_DONE;
+}
+
+const struct admin_column show_peers_cols[] = {{"peer_id", ADMIN_INT8, 0},
+                                               {"address", ADMIN_TEXT, 0},
+                                               {"self", ADMIN_BOOL, 0},
+                                               {"reachable", ADMIN_BOOL, 0},
+                                               {"forwarded_out", ADMIN_INT8, 0},
+                                               {"forwarded_in", ADMIN_INT8, 0},
+                                               {"failed", ADMIN_INT8, 0},
+                                               {"last_error", ADMIN_TEXT, 0},
+                                               {"last_forward", ADMIN_TIMESTAMPTZ, 0}};
+
+/* One row an entry of peers, with what this instance forwarded to it and received from it. */
+int show_peers(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    (void)cmd;
+    const struct config *cfg = s->w->cfg;
+    struct admin_result *res = &wait->res;
+    result_init(res, COLS(show_peers_cols));
+    if (cfg->peer_id == 0)
+        result_notice(res, "peer_id is 0: this instance forwards no cancel requests");
+    for (size_t i = 0; i < cfg->peer_list.count; i++) {
+        const struct peer *p = &cfg->peer_list.items[i];
+        struct peer_stat st;
+        peer_stats_read(&s->w->shared->peers, p->id, &st);
+        bool self = p->id == cfg->peer_id;
+        result_int(res, p->id);
+        result_textf(res, "%s:%d", p->where.host, p->where.port);
+        result_bool(res, self);
+        if (self || st.reachable < 0)
+            result_null(res);
+        else
+            result_bool(res, st.reachable == 1);
+        result_int(res, (int64_t)st.forwarded_out);
+        result_int(res, (int64_t)st.forwarded_in);
+        result_int(res, (int64_t)st.failed);
+        if (st.last_error[0] != '\0')
+            result_text(res, st.last_error);
+        else
+            result_null(res);
+        if (st.last_forward != 0)
+            result_time(res, st.last_forward);
+        else
+            result_null(res);
+    }
+    result_set_tag(res, "SHOW");
     return CMD_DONE;
 }
 

@@ -24,12 +24,14 @@ extern const struct admin_column show_servers_cols[20];
 extern const struct admin_column show_regions_cols[18];
 extern const struct admin_column show_pools_cols[14];
 extern const struct admin_column show_route_cols[9];
+extern const struct admin_column show_peers_cols[9];
 
 /* What the admin's own worker answers at once. */
 int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 int show_version(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 int show_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+int show_peers(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 
 /*
  * Takes a snapshot of every worker (SNAPSHOT_* in what, beyond the

@@ -117,7 +117,12 @@ static const struct setting config_settings[] = {
     S(migrations_db, T_STR, "", true),
     S(migration_order, T_STR, "", true),
     S(migration_hold_timeout_ms, T_MS, "10s", true),
+    S(peer_id, T_INT, "0", false),
     S(peers, T_STR, "", true),
+    S(peer_secret_file, T_STR, "", true),
+    S(cancel_forward_timeout_ms, T_MS, "2s", true),
+    S(cancel_rate_limit, T_INT, "100", true),
+    S(cancel_max_inflight, T_INT, "64", true),
     E(pool_mode, "session", true, pool_mode_choices),
     S(server_reset_query, T_STR, "DISCARD ALL", true),
     S(server_check_query, T_STR, "", true),
@@ -419,6 +424,7 @@ static void config_free(struct config *cfg)
         city_table_free(cfg->cities);
     if (cfg->geoip)
         geoip_close(cfg->geoip);
+    free(cfg->peer_list.items);
     userlist_free(&cfg->users);
     SSL_CTX_free(cfg->client_tls_ctx);
     SSL_CTX_free(cfg->server_tls_ctx);

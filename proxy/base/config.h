@@ -10,8 +10,10 @@
 
 #include <openssl/ssl.h>
 
+#include "protocol/cancel_key.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/tls.h"
+#include "proxy/base/peer_stats.h"
 #include "proxy/base/userlist.h"
 #include "routing/cidr.h"
 #include "routing/region.h"
@@ -29,6 +31,17 @@ struct need_rule {
     bool is_user;
     char *name; /* as iniparser read it: in lower case */
     int need;   /* enum session_need */
+};
+
+/* One entry of peers: an instance of the fleet (maybe this one) and where it listens. */
+struct peer {
+    int id;
+    struct host_addr where;
+};
+
+struct peer_list {
+    size_t count;
+    struct peer *items; /* owned */
 };
 
 struct config {
@@ -99,8 +112,13 @@ struct config {
     char *migrations_db;
     char *migration_order;         /* region names, a comma list */
     int migration_hold_timeout_ms; /* a pause step is not started if the gate cannot close */
-    char *peers;
-    int pool_mode; /* enum pool_mode */
+    int peer_id;            /* this instance in the fleet, 1..CANCEL_PEER_ID_MAX; 0: no peering */
+    char *peers;            /* "id@host:port, ...": the fleet, for forwarding cancel requests */
+    char *peer_secret_file; /* the fleet's secret, which authenticates 3.2 cancel keys */
+    int cancel_forward_timeout_ms; /* a cancel request forwarded to a peer: connect and send */
+    int cancel_rate_limit; /* cancel requests that cancel nothing, per second per network; 0: off */
+    int cancel_max_inflight; /* cancel requests being forwarded to peers at once, per worker */
+    int pool_mode;           /* enum pool_mode */
     /* Server-connection pooling (pool_mode = session): */
     char *server_reset_query; /* run as a connection is given back */
     char *server_check_query; /* run before reuse after server_check_delay idle ("": empty query) */
@@ -123,6 +141,10 @@ struct config {
     struct geoip_set *geoip;         /* NULL without geoip_db */
     struct city_override *overrides; /* [cities] */
     size_t n_overrides;
+    struct peer_list peer_list;  /* peers, parsed and resolved */
+    struct cidr_list peer_addrs; /* their addresses (PEERS_MAX fits CIDR_MAX) */
+    uint8_t peer_secret[CANCEL_SECRET_MAX];
+    size_t peer_secret_len;       /* 0: no peer_secret_file */
     struct need_rule *need_rules; /* [database NAME] and [user NAME] sections */
     size_t n_need_rules;
     struct routing_data routing;   /* the above, as routing sees them */
@@ -222,6 +244,12 @@ int config_restart_only_changes(const struct config *old_cfg, const struct confi
 
 /* A reload keeps the running values of what needs a restart (listeners, workers); -1 OOM. */
 int config_keep_restart_only(struct config *fresh, const struct config *running);
+
+/* The entry of peers with that id; NULL when none. */
+const struct peer *config_peer(const struct config *cfg, int id);
+
+/* Whether sa is one of the peers' addresses (any port). */
+bool config_is_peer_addr(const struct config *cfg, const struct sockaddr *sa);
 
 /* Warnings for setups that load but will not work as users expect (pgnear --check). */
 int config_warnings(const struct config *cfg, char warnings[][256], int max);

@@ -119,6 +119,12 @@ static void config_check_proxy(struct load_ctx *lc)
         cfg->tlv_types.region == cfg->tlv_types.location)
         config_problem(lc, NULL,
                        "proxy_tlv_city, proxy_tlv_region and proxy_tlv_location must differ");
+    if (cfg->tlv_types.city == PP2_TYPE_PGNEAR_PEER ||
+        cfg->tlv_types.region == PP2_TYPE_PGNEAR_PEER ||
+        cfg->tlv_types.location == PP2_TYPE_PGNEAR_PEER)
+        config_problem(lc, NULL,
+                       "PROXY TLV type 0xE8 carries the peer of a forwarded cancel request: "
+                       "proxy_tlv_city, proxy_tlv_region and proxy_tlv_location must use another");
 }
 
 /*
@@ -367,6 +373,7 @@ void config_check_loaded(struct load_ctx *lc)
     if (lc->cfg->regions.count > 0)
         config_check_migrations(lc);
     config_check_proxy(lc);
+    config_check_peers(lc);
     config_check_auth(lc);
     config_check_tls(lc);
 }

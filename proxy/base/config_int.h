@@ -66,6 +66,9 @@ bool config_load_file(struct load_ctx *lc);
 /* The regions: each has hosts, and default_region is one of them (config_load_file). */
 void config_check_regions(struct load_ctx *lc);
 
+/* The fleet's settings (config_peers.c): peer_id, peers, peer_secret_file, the cancel limits. */
+void config_check_peers(struct load_ctx *lc);
+
 /* After the file: the routing tables, then (scope all) the checks of every other setting. */
 void config_check_loaded(struct load_ctx *lc);
 

@@ -35,6 +35,13 @@ void stats_accumulate(struct worker_stats *sum, const struct worker_stats *one)
             offsetof(struct worker_stats, login_errors_by_class) + (i) * sizeof(uint64_t)          \
     }
 
+#define CANCEL_RESULT(i, result)                                                                   \
+    {                                                                                              \
+        "cancel_requests_" result, "cancel_requests", "result=\"" result "\"",                     \
+            "Cancel requests received, by what became of them.",                                   \
+            offsetof(struct worker_stats, cancel_results) + (i) * sizeof(uint64_t)                 \
+    }
+
 /* The classes counted apart, in login_errors_by_class order; "other" is the last. */
 static const char *const sqlstate_classes[STAT_SQLSTATE_CLASSES] = {"08", "28", "53", "57",
                                                                     "3D", "42", "0A"};
@@ -73,6 +80,14 @@ static const struct stat_field fields[] = {
       "statement outside a transaction as one."),
     F(cancels_forwarded, "cancels_forwarded", "Cancel requests forwarded to a server."),
     F(cancels_ignored, "cancels_ignored", "Cancel requests that matched no session."),
+    CANCEL_RESULT(CANCEL_LOCAL, "local"),
+    CANCEL_RESULT(CANCEL_FORWARDED, "forwarded"),
+    CANCEL_RESULT(CANCEL_NO_SESSION, "no_session"),
+    CANCEL_RESULT(CANCEL_BAD_KEY, "bad_key"),
+    CANCEL_RESULT(CANCEL_MISROUTED, "misrouted"),
+    CANCEL_RESULT(CANCEL_RATE_LIMITED, "rate_limited"),
+    CANCEL_RESULT(CANCEL_PEER_FAILED, "peer_failed"),
+    CANCEL_RESULT(CANCEL_BUSY, "busy"),
     F(bytes_client_to_server, "client_read_bytes",
       "Bytes read from clients (logins and relayed traffic)."),
     F(bytes_server_to_client, "server_read_bytes",

@@ -17,6 +17,19 @@
 /* SQLSTATE classes of login errors counted apart (the last one counts any other). */
 #define STAT_SQLSTATE_CLASSES 8
 
+/* What became of a CancelRequest received (pgnear_cancel_requests_total's result label). */
+enum cancel_result {
+    CANCEL_LOCAL,        /* its session is here: sent on to its server (or console) */
+    CANCEL_FORWARDED,    /* its session is on a peer: delivered there */
+    CANCEL_NO_SESSION,   /* a key of this instance's that names no session (now) */
+    CANCEL_BAD_KEY,      /* a key no instance made: unknown format, peer or MAC */
+    CANCEL_MISROUTED,    /* forwarded once already, and not ours: never forwarded again */
+    CANCEL_RATE_LIMITED, /* its client network sent too many that cancel nothing */
+    CANCEL_PEER_FAILED,  /* its session is on a peer that could not be reached */
+    CANCEL_BUSY,         /* cancel_max_inflight forwards to peers were under way */
+    CANCEL_RESULTS,
+};
+
 struct worker_stats {
     uint64_t sessions_total;
     uint64_t sessions_refused;
@@ -24,6 +37,7 @@ struct worker_stats {
     uint64_t server_connect_failures;
     uint64_t cancels_forwarded;
     uint64_t cancels_ignored;
+    uint64_t cancel_results[CANCEL_RESULTS]; /* enum cancel_result */
     uint64_t bytes_client_to_server;
     uint64_t bytes_server_to_client;
     uint64_t routed_by_source[5];                          /* enum locality_source */

@@ -451,10 +451,13 @@ static void client_startup_process(struct session *s)
             if (endpoint_send(s, &s->client, "N", 1) < 0)
                 return;
             continue;
-        case STARTUP_CANCEL_REQUEST:
-            cancel_handle_request(s->w, &s->login->startup, s->id);
+        case STARTUP_CANCEL_REQUEST: {
+            struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, s->peer,
+                                      s->login->pp != NULL ? s->login->pp->peer_id : 0};
+            cancel_handle_request(s->w, &s->login->startup, &o);
             session_close(s, "cancel request handled");
             return;
+        }
         case STARTUP_MESSAGE:
             client_handle_startup(s);
             return;
@@ -474,10 +477,18 @@ static void client_startup_on_read(struct session *s)
         client_startup_process(s);
 }
 
-/* Trusted senders only; the header names the real caller and may carry TLVs. */
+/* Whether the connection's own address is one whose PROXY headers are believed. */
+static bool client_proxy_trusted(const struct session *s)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&s->addr;
+    return cidr_list_contains(&s->cfg->trusted, sa) || config_is_peer_addr(s->cfg, sa);
+}
+
+/* Trusted senders only (trusted_proxies, peers); the header names the real caller and may carry
+ * TLVs. */
 static void client_take_proxy_header(struct session *s, const struct pp_header *pp)
 {
-    if (!cidr_list_contains(&s->cfg->trusted, (const struct sockaddr *)&s->addr)) {
+    if (!client_proxy_trusted(s)) {
         stat_inc(&s->w->stats.login_failures);
         log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
         session_fail(s, "28000", "PROXY protocol header from an untrusted address",
@@ -518,7 +529,8 @@ static void client_proxy_on_read(struct session *s)
         client_take_proxy_header(s, &pp);
         return;
     }
-    if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol == PROXY_PROTOCOL_OPTIONAL) {
+    /* From a peer under proxy_protocol = off: a client there, not a forwarded cancel request. */
+    if (rc == PP_NOT_PROXY && s->cfg->proxy_protocol != PROXY_PROTOCOL_REQUIRED) {
         phase_done(s); /* no header: what came is the startup packet's */
         return;
     }

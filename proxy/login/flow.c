@@ -134,7 +134,10 @@ static enum session_phase flow_first_websocket(struct session *s)
  */
 static enum session_phase flow_first_phase(struct session *s)
 {
-    bool proxy_header = s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF && !s->unix_socket;
+    /* The fleet's peers send one ahead of the cancel requests they forward, whatever the mode. */
+    bool proxy_header = (s->cfg->proxy_protocol != PROXY_PROTOCOL_OFF ||
+                         config_is_peer_addr(s->cfg, (const struct sockaddr *)&s->addr)) &&
+                        !s->unix_socket;
     enum session_phase first = proxy_header ? PHASE_PROXY_HEADER : PHASE_STARTUP;
     if (s->websocket && (first = flow_first_websocket(s)) == PHASE_COUNT)
         session_close(s, "could not create the TLS session of wss");

@@ -104,7 +104,8 @@ static void handover_finish(struct session *s)
     pkt_init(&pb, buf, sizeof(buf));
     pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
     param_set_write_merged(&sc->reported, &s->login->handover_params, &pb);
-    pkt_put_backend_key_data(&pb, sc->pid, s->cancel.client_key, s->cancel.client_key_len);
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+                             s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
         session_fail(s, "53200", "out of memory", NULL, NULL);
         return;

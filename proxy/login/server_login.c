@@ -371,7 +371,8 @@ void server_login_served(struct session *s)
                  sc->host->name, sc->host->port, sc->region->name);
 }
 
-/* BackendKeyData: the client gets the real process ID and pgnear's key. */
+/* BackendKeyData: the client gets the real process ID (or a fleet's synthetic one) and pgnear's
+ * key. */
 static int server_handle_key(struct session *s, const uint8_t *body, uint32_t len)
 {
     if (len < 8 || len - 4 > CANCEL_KEY_MAX_LEN) {
@@ -385,7 +386,7 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     uint8_t buf[64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_backend_key_data(&pb, s->server_conn->pid, s->cancel.client_key,
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     return evbuffer_add(s->client.out, buf, pb.len);
 }

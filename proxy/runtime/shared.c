@@ -22,6 +22,8 @@ int shared_init(struct shared *sh, int nworkers, char *err, size_t errcap)
     log_limit_init(&sh->accept_log);
     log_limit_init(&sh->throttle_log);
     log_limit_init(&sh->http_log);
+    log_limit_init(&sh->cancel_log);
+    peer_stats_init(&sh->peers);
     const char *why = NULL;
     if ((sh->workers = calloc((size_t)nworkers, sizeof(*sh->workers))) == NULL ||
         cancel_map_init(&sh->cancel_keys, 1024) != 0)
@@ -46,5 +48,7 @@ void shared_destroy(struct shared *sh)
     log_limit_destroy(&sh->accept_log);
     log_limit_destroy(&sh->throttle_log);
     log_limit_destroy(&sh->http_log);
+    log_limit_destroy(&sh->cancel_log);
+    peer_stats_destroy(&sh->peers);
     auth_throttle_free(&sh->auth_throttle);
 }

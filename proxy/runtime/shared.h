@@ -14,6 +14,7 @@
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/cancel_map.h"
 #include "proxy/base/log.h"
+#include "proxy/base/peer_stats.h"
 #include "proxy/base/pool_limits.h"
 
 struct reloader;
@@ -29,6 +30,8 @@ struct shared {
     int running;             /* worker threads other than worker 0 still looping (atomic) */
     /* Lines about failed accepts and throttled logins, for all workers together. */
     struct log_limit accept_log, throttle_log, http_log; /* http_log: websocket_port refusals */
+    struct log_limit cancel_log; /* cancel requests that cancel nothing, and failed forwards */
+    struct peer_stats peers;     /* cancel requests forwarded to and from each peer */
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proxy/base/auth_lookup.h"
+#include "proxy/base/cancel_limit.h"
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/close_queue.h"
@@ -45,6 +46,8 @@ struct worker {
     struct pool_warm *warm;               /* pairs kept warm for min_pool_size (pool_warm.h) */
     struct event *pool_wake;              /* a connection may have freed up for waiting_sessions */
     struct list cancel_conns;             /* forwarding one cancel request each */
+    int peer_forwards;                    /* of them, those going to peers */
+    struct cancel_limit cancel_limit;     /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */

@@ -18,7 +18,9 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "protocol/cancel_key.h"
 #include "protocol/pkt.h"
+#include "protocol/proxy_proto.h"
 #include "protocol/startup.h"
 #include "protocol/stream.h"
 #include "protocol/tls.h"
@@ -26,43 +28,25 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/cancel_send.h"
 #include "proxy/session/server_conn.h"
-#include "proxy/session/server_dial.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 #define CANCEL_HOST_MAX     256
 #define CANCEL_FORWARD_MS   5000
 #define CANCEL_KEY_ATTEMPTS 16
+#define CANCEL_LOG_BURST    20 /* lines a second about cancel requests that cancel nothing */
 
 /*
- * One in-flight forwarded cancel.  When the session's own server
- * connection used TLS, so does the cancel (SSLRequest, handshake, then the
- * request), so that the server's secret key never crosses the network in
- * the clear; otherwise it is sent in plain TCP like libpq does.
+ * The map's tag: four random bytes of the key (a 3.2 key's first four say
+ * its format and peer), without the bit that says "forwarded", so that a
+ * forwarded request finds its entry.
  */
-enum cancel_conn_state {
-    CC_DIALING,    /* connect, and SSLRequest and TLS handshake when TLS is used */
-    CC_SENDING,    /* the CancelRequest */
-    CC_WAIT_CLOSE, /* sent: wait for the server to hang up */
-};
-
-struct cancel_conn {
-    struct list_node node;
-    struct worker *w;
-    struct stream st;
-    struct server_dial dial;
-    struct event *ev;    /* re-made for each wait: the wanted readiness changes */
-    struct event *timer; /* the whole exchange's deadline */
-    enum cancel_conn_state state;
-    char host[CANCEL_HOST_MAX];
-    struct evbuffer *out;
-    uint64_t client_id;
-};
-
-static uint32_t key_tag(const uint8_t *key)
+static uint32_t key_tag(const uint8_t *key, size_t len)
 {
-    return pkt_be32(key);
+    return len == CANCEL_KEY_V32_LEN ? pkt_be32(key + 4) : pkt_be32(key) & ~1u;
 }
 
 /* What forwarding a cancel needs, copied from the registry under its lock. */
@@ -79,14 +63,24 @@ struct cancel_target {
     int worker; /* ... canceled on its own worker */
 };
 
-/* Picks a fresh client key for e and registers it; under cancel_lock.  0, or -1. */
-static int cancel_pick_key(struct shared *sh, struct cancel_entry *e)
+/*
+ * Picks a fresh client key for e, standing for real_pid, and registers it;
+ * under cancel_lock.  The key names this instance when it is one of a
+ * fleet (cancel_key.h).  0, or -1.
+ */
+static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct cancel_entry *e,
+                           uint32_t real_pid)
 {
+    const uint8_t *secret = cfg->peer_secret_len > 0 ? cfg->peer_secret : NULL;
     for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
+        uint8_t rnd[CANCEL_KEY_RANDOM];
         bool oom;
-        if (RAND_bytes(e->client_key, e->client_key_len) != 1)
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
+            cancel_key_make(real_pid, cfg->peer_id, rnd, secret, cfg->peer_secret_len,
+                            &e->client_pid, e->client_key, e->client_key_len) != 0)
             return -1;
-        if (cancel_map_insert(&sh->cancel_keys, key_tag(e->client_key), e, &oom)) {
+        if (cancel_map_insert(&sh->cancel_keys, key_tag(e->client_key, e->client_key_len), e,
+                              &oom)) {
             e->registered = true;
             return 0;
         }
@@ -107,12 +101,11 @@ static int cancel_register_entry(struct session *s, const struct server_conn *sc
     struct shared *sh = s->w->shared;
     struct cancel_entry *e = &s->cancel;
     e->server = sc;
-    e->console_pid = console_pid;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
     pthread_mutex_lock(&sh->cancel_lock);
-    int rc = cancel_pick_key(sh, e);
+    int rc = cancel_pick_key(sh, s->w->cfg, e, sc != NULL ? sc->pid : console_pid);
     pthread_mutex_unlock(&sh->cancel_lock);
     return rc;
 }
@@ -129,12 +122,11 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
     return cancel_register_entry(s, sc, 0);
 }
 
-int cancel_register_console(struct session *s, uint32_t *pid)
+int cancel_register_console(struct session *s)
 {
     cancel_unregister(s);
     /* Any number will do (the key is what proves the caller); a positive one, as a pid is. */
-    *pid = (uint32_t)(s->id % 0x7ffffffe) + 1;
-    return cancel_register_entry(s, NULL, *pid);
+    return cancel_register_entry(s, NULL, (uint32_t)(s->id % 0x3ffffffe) + 1);
 }
 
 void cancel_unregister(struct session *s)
@@ -143,166 +135,39 @@ void cancel_unregister(struct session *s)
     if (!s->cancel.registered)
         return;
     pthread_mutex_lock(&sh->cancel_lock);
-    cancel_map_remove(&sh->cancel_keys, key_tag(s->cancel.client_key), &s->cancel);
+    cancel_map_remove(&sh->cancel_keys, key_tag(s->cancel.client_key, s->cancel.client_key_len),
+                      &s->cancel);
     pthread_mutex_unlock(&sh->cancel_lock);
     s->cancel.registered = false;
     s->cancel.server = NULL;
 }
 
-static void cancel_conn_free(struct cancel_conn *cc)
+/* Sends the CancelRequest with the server's own process ID and key to the session's server. */
+static int cancel_to_server(struct worker *w, const struct cancel_target *t)
 {
-    list_remove(&cc->w->cancel_conns, &cc->node);
-    if (cc->ev)
-        event_free(cc->ev);
-    if (cc->timer)
-        event_free(cc->timer);
-    if (cc->out)
-        evbuffer_free(cc->out);
-    stream_close(&cc->st);
-    free(cc);
-}
-
-static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg);
-
-static void cancel_conn_wait(struct cancel_conn *cc, short what)
-{
-    if (cc->ev)
-        event_free(cc->ev);
-    cc->ev = event_new(cc->w->base, cc->st.fd, what, cancel_conn_cb, cc);
-    if (cc->ev == NULL || event_add(cc->ev, NULL) != 0)
-        cancel_conn_free(cc);
-}
-
-/* Waits for what the stream's unfinished read (or handshake) or write waits for. */
-static void cancel_conn_wait_stream(struct cancel_conn *cc, uint8_t want)
-{
-    cancel_conn_wait(cc, want == STREAM_WANT_WRITE ? EV_WRITE : EV_READ);
-}
-
-static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const char *why)
-{
-    log_warn(cc->client_id, "could not forward cancel request: %s%s%s", what, why ? ": " : "",
-             why ? why : "");
-    cancel_conn_free(cc);
-}
-
-static void cancel_conn_dial(struct cancel_conn *cc)
-{
-    int rc = server_dial_step(&cc->dial);
-    if (rc == DIAL_AGAIN) {
-        cancel_conn_wait_stream(cc, cc->st.read_want);
-        return;
-    }
-    if (rc == DIAL_FAILED) {
-        cancel_conn_fail(cc, cc->dial.why, NULL);
-        return;
-    }
-    cc->state = CC_SENDING;
-    cancel_conn_wait(cc, EV_WRITE);
-}
-
-static void cancel_conn_send(struct cancel_conn *cc)
-{
-    ssize_t n = stream_write(&cc->st, cc->out);
-    if (n == STREAM_ERROR || n == STREAM_EOF) {
-        cancel_conn_fail(cc, "send", cc->st.ssl ? NULL : strerror(errno));
-        return;
-    }
-    if (evbuffer_get_length(cc->out) > 0) {
-        cancel_conn_wait_stream(cc, cc->st.write_want);
-        return;
-    }
-    stat_inc(&cc->w->stats.cancels_forwarded);
-    log_info(cc->client_id, "cancel request forwarded to server%s", cc->st.ssl ? " over TLS" : "");
-    if (cc->st.ssl == NULL)
-        shutdown(cc->st.fd, SHUT_WR);
-    cc->state = CC_WAIT_CLOSE;
-    cancel_conn_wait(cc, EV_READ);
-}
-
-/* The server reads the request, acts, and closes; we only wait for that. */
-static void cancel_conn_wait_close(struct cancel_conn *cc)
-{
-    int more = 0;
-    ssize_t n = stream_read(&cc->st, cc->out, 4096, &more);
-    evbuffer_drain(cc->out, evbuffer_get_length(cc->out));
-    if (n == STREAM_AGAIN || n > 0)
-        cancel_conn_wait_stream(cc, cc->st.read_want);
-    else
-        cancel_conn_free(cc);
-}
-
-static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct cancel_conn *cc = arg;
-    (void)fd;
-    (void)what;
-    switch (cc->state) {
-    case CC_DIALING:
-        cancel_conn_dial(cc);
-        break;
-    case CC_SENDING:
-        cancel_conn_send(cc);
-        break;
-    case CC_WAIT_CLOSE:
-        cancel_conn_wait_close(cc);
-        break;
-    }
-}
-
-static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
-{
-    struct cancel_conn *cc = arg;
-    (void)fd;
-    (void)what;
-    if (cc->state == CC_WAIT_CLOSE)
-        cancel_conn_free(cc); /* sent; the server is just slow to hang up */
-    else
-        cancel_conn_fail(cc, "timed out", NULL);
-}
-
-static int cancel_start_forward(struct worker *w, const struct cancel_target *target)
-{
-    struct cancel_conn *cc = calloc(1, sizeof(*cc));
-    if (cc == NULL)
-        return -1;
-    cc->w = w;
-    cc->client_id = target->client_id;
-    stream_init(&cc->st, -1);
-    list_append(&w->cancel_conns, &cc->node);
-    memcpy(cc->host, target->server_host, sizeof(cc->host));
-    /* TLS when the session's server connection had it and server_tls still allows it. */
-    bool use_tls = target->server_tls && w->cfg->server_tls_ctx != NULL;
-    server_dial_init(&cc->dial, &cc->st, use_tls ? w->cfg->server_tls_ctx : NULL,
-                     use_tls ? (enum tls_server_mode)w->cfg->server_tls : TLS_SERVER_DISABLE,
-                     cc->host);
     uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
     struct pktbuf pb;
     pkt_init(&pb, packet, sizeof(packet));
     pkt_begin(&pb, 0);
     pkt_put_u32(&pb, PROTO_CODE_CANCEL);
-    pkt_put_u32(&pb, target->server_pid);
-    pkt_put_bytes(&pb, target->server_key, target->server_key_len);
+    pkt_put_u32(&pb, t->server_pid);
+    pkt_put_bytes(&pb, t->server_key, t->server_key_len);
     pkt_end(&pb);
-    cc->out = evbuffer_new();
-    if (cc->out == NULL || !pkt_ok(&pb) || evbuffer_add(cc->out, packet, pb.len) != 0) {
-        cancel_conn_free(cc);
+    if (!pkt_ok(&pb))
         return -1;
-    }
-    if (server_dial_start(&cc->dial, (const struct sockaddr *)&target->server_addr,
-                          target->server_addrlen) == DIAL_FAILED) {
-        cancel_conn_fail(cc, "connect", cc->dial.why);
-        return -1;
-    }
-    struct timeval tv = {CANCEL_FORWARD_MS / 1000, 0};
-    cc->timer = evtimer_new(w->base, cancel_conn_timeout, cc);
-    if (cc->timer == NULL || evtimer_add(cc->timer, &tv) != 0) {
-        cancel_conn_free(cc);
-        return -1;
-    }
-    cc->state = CC_DIALING;
-    cancel_conn_wait_stream(cc, cc->st.read_want);
-    return 0;
+    /* TLS when the session's server connection had it and server_tls still allows it. */
+    bool use_tls = t->server_tls && w->cfg->server_tls_ctx != NULL;
+    struct cancel_delivery d = {t->client_id,
+                                0,
+                                (const struct sockaddr *)&t->server_addr,
+                                t->server_addrlen,
+                                use_tls ? w->cfg->server_tls_ctx : NULL,
+                                (enum tls_server_mode)w->cfg->server_tls,
+                                t->server_host,
+                                packet,
+                                pb.len,
+                                CANCEL_FORWARD_MS};
+    return cancel_send(w, &d);
 }
 
 /* The registered connection's process ID, key and host, copied while its owner cannot change them.
@@ -352,19 +217,27 @@ static void cancel_local(struct worker *from, int worker_index, uint64_t session
         free(id);
 }
 
-/* Looks the key up and copies what forwarding needs while the owner cannot unregister it. */
-static bool cancel_lookup(struct shared *sh, const struct startup_packet *sp,
+/*
+ * Looks the key up (as this instance made it: the forwarded flag cleared
+ * where its format has one) and copies what forwarding needs while the
+ * owner cannot unregister it.
+ */
+static bool cancel_lookup(struct shared *sh, const struct startup_packet *sp, bool peer_format,
                           struct cancel_target *target)
 {
-    bool found = false;
-    if (sp->cancel_key_len < 4)
+    uint8_t key[CANCEL_KEY_MAX_LEN];
+    size_t len = sp->cancel_key_len;
+    if (len != CANCEL_KEY_V30_LEN && len != CANCEL_KEY_V32_LEN)
         return false;
+    memcpy(key, sp->cancel_key, len);
+    if (peer_format)
+        cancel_key_set_forwarded(key, len, false);
+    bool found = false;
     pthread_mutex_lock(&sh->cancel_lock);
-    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(sp->cancel_key));
+    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(key, len));
     /* Both the whole key and the process ID must match, compared in constant time. */
-    if (e != NULL && e->client_key_len == sp->cancel_key_len &&
-        CRYPTO_memcmp(e->client_key, sp->cancel_key, sp->cancel_key_len) == 0 &&
-        (e->server != NULL ? e->server->pid : e->console_pid) == sp->cancel_pid) {
+    if (e != NULL && e->client_key_len == len && CRYPTO_memcmp(e->client_key, key, len) == 0 &&
+        e->client_pid == sp->cancel_pid) {
         cancel_copy_target(e, target);
         found = true;
     }
@@ -372,31 +245,142 @@ static bool cancel_lookup(struct shared *sh, const struct startup_packet *sp,
     return found;
 }
 
-void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id)
+/* A request that cancels nothing: counted, charged to its client network, said (limited). */
+static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum cancel_result r,
+                        const char *why)
 {
-    struct cancel_target target;
-    if (!cancel_lookup(w->shared, sp, &target)) {
-        stat_inc(&w->stats.cancels_ignored);
-        log_info(from_id, "cancel request for process %u matches no session; ignored",
-                 sp->cancel_pid);
+    struct shared *sh = w->shared;
+    uint64_t left_out;
+    stat_inc(&w->stats.cancel_results[r]);
+    /* Too busy to forward is no guess at a key: not charged. */
+    if (r != CANCEL_BUSY) {
+        stat_inc(&w->stats.cancels_ignored); /* matched no session here */
+        cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit,
+                          health_clock_ms());
+    }
+    if (log_limit_allow(&sh->cancel_log, CANCEL_LOG_BURST, 1000, &left_out))
+        log_info(o->id, "cancel request %s; ignored%s", why,
+                 left_out > 0 ? " (more lines like this were left out)" : "");
+}
+
+/*
+ * The key names another instance of the fleet: forwarded there once, with
+ * a PROXY v2 header naming the original client (and this instance, in a
+ * TLV), and the key marked forwarded.  A key that cannot be authenticated
+ * here (3.0, or 3.2 without peer_secret_file) costs its network a token, as
+ * a miss does: forwarding unauthenticated guesses is what the limit bounds.
+ */
+static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
+                           const struct cancel_key_info *info, const struct cancel_origin *o)
+{
+    const struct config *cfg = w->cfg;
+    const struct peer *p = config_peer(cfg, info->peer_id);
+    char why[96];
+    bool authenticated = sp->cancel_key_len == CANCEL_KEY_V32_LEN && cfg->peer_secret_len > 0;
+    if (p == NULL || cfg->peer_id == 0) {
+        snprintf(why, sizeof(why), "names peer %d, which peers does not list", info->peer_id);
+        cancel_miss(w, o, CANCEL_BAD_KEY, why);
         return;
     }
+    if (info->forwarded) {
+        cancel_miss(w, o, CANCEL_MISROUTED, "was forwarded once already and is not ours");
+        return;
+    }
+    if (authenticated && !cancel_key_mac_ok(sp->cancel_key, sp->cancel_key_len, cfg->peer_secret,
+                                            cfg->peer_secret_len)) {
+        cancel_miss(w, o, CANCEL_BAD_KEY, "carries a key the fleet's secret did not sign");
+        return;
+    }
+    if (w->peer_forwards >= cfg->cancel_max_inflight) {
+        cancel_miss(w, o, CANCEL_BUSY, "came while cancel_max_inflight forwards were under way");
+        return;
+    }
+    if (!authenticated)
+        cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, health_clock_ms());
+    uint8_t packet[PP_V2_BUILD_MAX + 12 + CANCEL_KEY_MAX_LEN], key[CANCEL_KEY_MAX_LEN];
+    size_t n = pp_build_v2(packet, sizeof(packet), o->addr, (const struct sockaddr *)&p->where.addr,
+                           cfg->peer_id);
+    memcpy(key, sp->cancel_key, sp->cancel_key_len);
+    cancel_key_set_forwarded(key, sp->cancel_key_len, true);
+    struct pktbuf pb;
+    pkt_init(&pb, packet + n, sizeof(packet) - n);
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
+    pkt_put_u32(&pb, sp->cancel_pid);
+    pkt_put_bytes(&pb, key, sp->cancel_key_len);
+    pkt_end(&pb);
+    struct cancel_delivery d = {o->id,
+                                info->peer_id,
+                                (const struct sockaddr *)&p->where.addr,
+                                p->where.addrlen,
+                                NULL,
+                                TLS_SERVER_DISABLE,
+                                p->where.host,
+                                packet,
+                                n + pb.len,
+                                cfg->cancel_forward_timeout_ms};
+    if (n == 0 || !pkt_ok(&pb) || cancel_send(w, &d) != 0)
+        log_warn(o->id, "could not forward cancel request to peer %d: out of resources",
+                 info->peer_id);
+}
+
+/* The key is this instance's: its session's server, or its console, is told. */
+static void cancel_here(struct worker *w, const struct startup_packet *sp, bool peer_format,
+                        const struct cancel_origin *o)
+{
+    struct cancel_target target;
+    if (!cancel_lookup(w->shared, sp, peer_format, &target)) {
+        char why[64];
+        snprintf(why, sizeof(why), "for process %u matches no session", sp->cancel_pid);
+        cancel_miss(w, o, CANCEL_NO_SESSION, why);
+        return;
+    }
+    stat_inc(&w->stats.cancel_results[CANCEL_LOCAL]);
     if (target.local) {
-        log_info(from_id, "cancel request for admin console session c%llu",
+        log_info(o->id, "cancel request for admin console session c%llu",
                  (unsigned long long)target.client_id);
         cancel_local(w, target.worker, target.client_id);
         return;
     }
-    log_info(from_id, "cancel request for c%llu (server process %u)",
+    log_info(o->id, "cancel request for c%llu (server process %u)",
              (unsigned long long)target.client_id, target.server_pid);
-    cancel_start_forward(w, &target);
+    if (cancel_to_server(w, &target) != 0)
+        log_warn(o->id, "could not forward cancel request: out of resources");
+}
+
+void cancel_handle_request(struct worker *w, const struct startup_packet *sp,
+                           const struct cancel_origin *o)
+{
+    const struct config *cfg = w->cfg;
+    struct cancel_key_info info;
+    if (o->from_peer != 0) {
+        peer_stats_note_in(&w->shared->peers, o->from_peer);
+        log_info(o->id, "cancel request from peer %d, for %s", o->from_peer, o->peer_text);
+    }
+    if (cancel_limit_blocked(&w->cancel_limit, o->addr, cfg->cancel_rate_limit,
+                             health_clock_ms())) {
+        char why[160];
+        snprintf(why, sizeof(why), "from %s, a network over cancel_rate_limit", o->peer_text);
+        cancel_miss(w, o, CANCEL_RATE_LIMITED, why);
+        return;
+    }
+    if (cancel_key_read(sp->cancel_pid, sp->cancel_key, sp->cancel_key_len, cfg->peer_id != 0,
+                        &info) != 0) {
+        char why[64]; /* a key of a format pgnear does not make */
+        snprintf(why, sizeof(why), "for process %u matches no session", sp->cancel_pid);
+        cancel_miss(w, o, CANCEL_BAD_KEY, why);
+        return;
+    }
+    if (info.peer_id != 0 && info.peer_id != cfg->peer_id) {
+        cancel_to_peer(w, sp, &info, o);
+        return;
+    }
+    cancel_here(w, sp, sp->cancel_key_len == CANCEL_KEY_V32_LEN || info.peer_id != 0, o);
 }
 
 void cancel_close_all(struct worker *w)
 {
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->cancel_conns)
-        cancel_conn_free(list_entry(pos, struct cancel_conn, node));
+    cancel_send_close_all(w);
 }
 
 const struct worker_part cancel_part = {.name = "cancel forwarding", .free = cancel_close_all};

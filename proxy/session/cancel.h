@@ -1,8 +1,9 @@
 /*
  * cancel.h — pgnear's own cancel keys and the forwarding of CancelRequests.
  *
- * Clients get the server's real process ID with a secret chosen by
- * pgnear; the server's secret never leaves pgnear.  A key is forgotten
+ * Clients get the server's real process ID (a synthetic one under
+ * protocol 3.0 in a fleet: cancel_key.h) with a secret chosen by pgnear;
+ * the server's secret never leaves pgnear.  A key is forgotten
  * when its server connection closes, so a late cancel can never reach a
  * server process that has since been given to someone else.  The registry
  * is shared by the workers (a CancelRequest may arrive on any of them):
@@ -22,18 +23,27 @@
 
 #include "protocol/startup.h"
 
-#define CANCEL_KEY_V32_LEN 32
+#include "protocol/cancel_key.h"
 
 struct server_conn;
+struct sockaddr;
 
 struct cancel_entry {
     uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
     uint8_t client_key_len;
+    uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
     bool registered;
     uint64_t client_id;
     const struct server_conn *server; /* whose process ID and key this stands for; NULL: console */
-    uint32_t console_pid;             /* an admin console session's process ID, as pgnear gave it */
     int worker; /* the session's worker: a console's cancel is handled there */
+};
+
+/* Where a CancelRequest came from. */
+struct cancel_origin {
+    uint64_t id;                 /* the connection's, for the log */
+    const struct sockaddr *addr; /* the client's (behind a PROXY header: the original one) */
+    const char *peer_text;       /* the same, as text */
+    int from_peer;               /* the peer that forwarded it (its PROXY header said); 0: none */
 };
 
 struct session;
@@ -42,20 +52,30 @@ struct worker;
 /*
  * Records the server's process ID and key in the session's server
  * connection and picks the client's key (4 bytes under protocol 3.0, 32
- * under 3.2).  Returns 0, or -1 when out of memory.
+ * under 3.2) and process ID (s->cancel.client_pid: the server's, or a
+ * synthetic one that names this instance of a fleet; cancel_key.h).
+ * Returns 0, or -1 when out of memory.
  */
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
                     size_t server_key_len);
 /*
  * A key for an admin console session, which has no server: a cancel with
- * it reaches the console on its own worker (console_cancel).  *pid is the
- * process ID to give the client with the key.  0, or -1 when out of memory.
+ * it reaches the console on its own worker (console_cancel).
+ * s->cancel.client_pid is the process ID to give the client with the key.
+ * 0, or -1 when out of memory.
  */
-int cancel_register_console(struct session *s, uint32_t *pid);
+int cancel_register_console(struct session *s);
 void cancel_unregister(struct session *s);
 
-/* Handles one CancelRequest from any listener; never answers the sender. */
-void cancel_handle_request(struct worker *w, const struct startup_packet *sp, uint64_t from_id);
+/*
+ * Handles one CancelRequest from any listener: sent on to the session's
+ * server when the session is here, forwarded to the peer that holds it
+ * when the key names another instance of the fleet, else dropped (counted,
+ * and charged to the client's network: cancel_limit.h).  Never answers the
+ * sender.
+ */
+void cancel_handle_request(struct worker *w, const struct startup_packet *sp,
+                           const struct cancel_origin *o);
 
 /* Frees cancel connections still in flight (shutdown). */
 void cancel_close_all(struct worker *w);
