@@ -48,7 +48,7 @@ static const struct worker_part *const daemon_parts[] = {
 struct daemon {
     struct shared shared; /* handed to every worker as w->shared */
     struct reloader *reload;
-    struct event *sig_term, *sig_int, *sig_hup;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_usr2;
     struct metrics_server *metrics; /* /metrics on worker 0, or NULL */
 };
 
@@ -66,6 +66,13 @@ static void daemon_on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
     log_info(0, "received SIGTERM: no new connections; waiting for sessions to end");
     daemon_broadcast(arg, worker_drain_fn);
+}
+
+static void daemon_on_sigusr2(evutil_socket_t sig, short what, void *arg)
+{
+    log_info(0, "received SIGUSR2: no new connections; waiting for sessions to end, however "
+                "long they take");
+    daemon_broadcast(arg, worker_drain_wait_fn);
 }
 
 static void daemon_on_sigint(evutil_socket_t sig, short what, void *arg)
@@ -86,8 +93,10 @@ static int daemon_signals(struct daemon *d)
     d->sig_term = evsignal_new(base, SIGTERM, daemon_on_sigterm, d);
     d->sig_int = evsignal_new(base, SIGINT, daemon_on_sigint, d);
     d->sig_hup = evsignal_new(base, SIGHUP, daemon_on_sighup, d);
-    if (!d->sig_term || !d->sig_int || !d->sig_hup || evsignal_add(d->sig_term, NULL) != 0 ||
-        evsignal_add(d->sig_int, NULL) != 0 || evsignal_add(d->sig_hup, NULL) != 0)
+    d->sig_usr2 = evsignal_new(base, SIGUSR2, daemon_on_sigusr2, d);
+    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->sig_usr2 ||
+        evsignal_add(d->sig_term, NULL) != 0 || evsignal_add(d->sig_int, NULL) != 0 ||
+        evsignal_add(d->sig_hup, NULL) != 0 || evsignal_add(d->sig_usr2, NULL) != 0)
         return -1;
     return 0;
 }
@@ -163,6 +172,8 @@ static void daemon_free(struct daemon *d)
         event_free(d->sig_int);
     if (d->sig_hup)
         event_free(d->sig_hup);
+    if (d->sig_usr2)
+        event_free(d->sig_usr2);
     /*
      * Freeing the signal events gave the signals their default action back:
      * a SIGTERM sent again while pgnear finishes exiting (a supervisor that
@@ -172,6 +183,7 @@ static void daemon_free(struct daemon *d)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
     shared_destroy(sh);
     reloader_free(d->reload);
     free(d);

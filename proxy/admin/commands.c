@@ -238,9 +238,10 @@ static int kill_client(struct session *s, const struct admin_cmd *cmd, struct co
 
 static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    log_info(s->id, "admin %s asked for SHUTDOWN", s->user);
-    /* Exactly what SIGTERM does, by the same path: worker 0 gets the signal. */
-    if (kill(getpid(), SIGTERM) != 0) {
+    bool wait_all = cmd->kind == ADMIN_SHUTDOWN_WAIT;
+    log_info(s->id, "admin %s asked for SHUTDOWN%s", s->user, wait_all ? " WAIT" : "");
+    /* Exactly what SIGTERM (SIGUSR2) does, by the same path: worker 0 gets the signal. */
+    if (kill(getpid(), wait_all ? SIGUSR2 : SIGTERM) != 0) {
         admin_error_set(&wait->err, "58000", NULL, NULL, "could not signal pgnear: %m");
         return CMD_ERROR;
     }
@@ -427,6 +428,7 @@ static const struct command_def commands[] = {
      show_render_pools},
     {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL},
     {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
+    {ADMIN_SHUTDOWN_WAIT, NULL, 0, shutdown_proxy, 0, NULL},
     {ADMIN_SHOW_MIGRATIONS, COLS(migrations_show_cols), migrations_show_command, 0, NULL},
     {ADMIN_MIGRATE_PLAN, COLS(migrations_plan_cols), migrations_plan_command, 0, NULL},
     {ADMIN_MIGRATE_NEXT, NULL, 0, migrations_next_command, 0, NULL},

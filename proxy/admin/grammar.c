@@ -126,6 +126,12 @@ static const struct admin_command_def commands[] = {
      ARGS_NONE,
      "SHUTDOWN",
      "stops accepting and ends once sessions have (as SIGTERM)"},
+    {ADMIN_SHUTDOWN_WAIT,
+     {"SHUTDOWN", "WAIT"},
+     ARGS_NONE,
+     "SHUTDOWN WAIT",
+     "stops accepting and ends once sessions have, however long they take (as SIGUSR2: an "
+     "upgrade, another pgnear taking the new connections)"},
     {ADMIN_SHOW_MIGRATIONS,
      {"SHOW", "MIGRATIONS"},
      ARGS_NONE,

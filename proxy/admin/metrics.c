@@ -10,7 +10,9 @@
  */
 #include "proxy/admin/metrics.h"
 
+#include <netdb.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "pgnear-build.h"
 #include "proxy/admin/snapshot.h"
@@ -341,6 +344,32 @@ static bool metrics_split_addr(const char *addr, char *host, size_t cap, int *po
     return true;
 }
 
+/*
+ * Listens on host:port with SO_REUSEPORT, as the session listeners do, so
+ * that a new pgnear can start beside a running one (an upgrade) and serve
+ * metrics from the start.
+ */
+static bool metrics_listen(struct metrics_server *ms, const char *host, int port)
+{
+    char portstr[16];
+    snprintf(portstr, sizeof(portstr), "%d", port);
+    struct addrinfo hints = {.ai_flags = AI_PASSIVE, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(host, portstr, &hints, &res) != 0)
+        return false;
+    struct evconnlistener *l = evconnlistener_new_bind(
+        ms->w->base, NULL, NULL,
+        LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+        -1, res->ai_addr, (int)res->ai_addrlen);
+    freeaddrinfo(res);
+    if (l == NULL)
+        return false;
+    if (evhttp_bind_listener(ms->http, l) == NULL) {
+        evconnlistener_free(l);
+        return false;
+    }
+    return true;
+}
+
 struct metrics_server *metrics_start(struct worker *w, const char *addr, char *err, size_t errcap)
 {
     char host[256];
@@ -360,7 +389,7 @@ struct metrics_server *metrics_start(struct worker *w, const char *addr, char *e
     evhttp_set_max_headers_size(ms->http, 16 * 1024);
     evhttp_set_max_body_size(ms->http, 0);
     evhttp_set_timeout(ms->http, 10);
-    if (evhttp_bind_socket(ms->http, host, (uint16_t)port) != 0) {
+    if (!metrics_listen(ms, host, port)) {
         snprintf(err, errcap, "could not listen on metrics_addr %s", addr);
         metrics_stop(ms);
         return NULL;

@@ -68,16 +68,24 @@ static void worker_drain_timeout(evutil_socket_t fd, short what, void *arg)
     worker_stop_now(w);
 }
 
-static void worker_drain(struct worker *w)
+/*
+ * No new sessions; the loop ends once the last one has.  Bounded by
+ * shutdown_timeout, unless wait_all: then sessions end on their own, and
+ * the timer a SIGTERM set before is taken back.
+ */
+static void worker_drain(struct worker *w, bool wait_all)
 {
+    if (wait_all && w->drain_timer != NULL) {
+        event_free(w->drain_timer);
+        w->drain_timer = NULL;
+    }
     if (w->draining)
         return;
     w->draining = true;
     WORKER_PARTS_RUN(w, drain);
     struct timeval tv = {w->cfg->shutdown_timeout_ms / 1000,
                          (w->cfg->shutdown_timeout_ms % 1000) * 1000};
-    w->drain_timer = evtimer_new(w->base, worker_drain_timeout, w);
-    if (w->drain_timer)
+    if (!wait_all && (w->drain_timer = evtimer_new(w->base, worker_drain_timeout, w)) != NULL)
         evtimer_add(w->drain_timer, &tv);
     worker_check_drained(w);
 }
@@ -92,7 +100,13 @@ int worker_use_config(struct worker *w, void *cfg)
 
 int worker_drain_fn(struct worker *w, void *unused)
 {
-    worker_drain(w);
+    worker_drain(w, false);
+    return 0;
+}
+
+int worker_drain_wait_fn(struct worker *w, void *unused)
+{
+    worker_drain(w, true);
     return 0;
 }
 

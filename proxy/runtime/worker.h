@@ -106,6 +106,8 @@ void worker_free(struct worker *w);
 int worker_use_config(struct worker *w, void *cfg);
 /* SIGTERM: stop accepting, end when the sessions have. */
 int worker_drain_fn(struct worker *w, void *unused);
+/* The same without shutdown_timeout: sessions end on their own (SIGUSR2, SHUTDOWN WAIT). */
+int worker_drain_wait_fn(struct worker *w, void *unused);
 /* SIGINT: end every session now. */
 int worker_stop_fn(struct worker *w, void *unused);
 /* To worker 0: another worker's loop has ended. */

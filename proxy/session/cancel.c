@@ -255,8 +255,7 @@ static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum ca
     /* Too busy to forward is no guess at a key: not charged. */
     if (r != CANCEL_BUSY) {
         stat_inc(&w->stats.cancels_ignored); /* matched no session here */
-        cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit,
-                          health_clock_ms());
+        cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit, health_clock_ms());
     }
     if (log_limit_allow(&sh->cancel_log, CANCEL_LOG_BURST, 1000, &left_out))
         log_info(o->id, "cancel request %s; ignored%s", why,

@@ -36,7 +36,10 @@ struct listener_set {
     struct worker *w;
     size_t count;
     struct evconnlistener *items[LISTENER_MAX];
+    enum session_transport kinds[LISTENER_MAX];
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    dev_t unix_dev; /* the socket file as bound: another pgnear may bind the path anew */
+    ino_t unix_ino;
     struct event *rest_timer; /* re-enables accepting after a resource error */
     bool resting;
     bool failing; /* accepts failed since the last one that worked */
@@ -164,12 +167,18 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, enum 
     if (l == NULL)
         return -1;
     evconnlistener_set_error_cb(l, listener_error_cb);
+    ls->kinds[ls->count] = t;
     ls->items[ls->count++] = l;
     return 0;
 }
 
+/*
+ * Every TCP listener has SO_REUSEPORT: each worker's own socket on the
+ * address (the kernel spreads connections over them), and a second pgnear
+ * started beside this one (an upgrade) takes connections at once.
+ */
 static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const char *host, int port,
-                             enum session_transport t, bool reuseport, char *err, size_t errcap)
+                             enum session_transport t, char *err, size_t errcap)
 {
     char portstr[16];
     snprintf(portstr, sizeof(portstr), "%d", port);
@@ -186,8 +195,7 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         if (fd < 0)
             continue;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (reuseport)
-            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
@@ -233,13 +241,18 @@ static int listener_bind_unix(struct listener_set *ls, struct worker *w, const c
         close(fd);
         return -1;
     }
-    snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", sun.sun_path);
+    struct stat st;
+    if (stat(sun.sun_path, &st) == 0) {
+        snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", sun.sun_path);
+        ls->unix_dev = st.st_dev;
+        ls->unix_ino = st.st_ino;
+    }
     log_info(0, "listening on Unix socket \"%s\"", sun.sun_path);
     return 0;
 }
 
-struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool reuseport,
-                                   bool with_unix, char *err, size_t errcap)
+struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool with_unix,
+                                   char *err, size_t errcap)
 {
     struct listener_set *ls = calloc(1, sizeof(*ls));
     char *addrs = strdup(cfg->listen_addr), *save = NULL;
@@ -256,10 +269,9 @@ struct listener_set *listener_open(struct worker *w, const struct config *cfg, b
         snprintf(err, errcap, "out of memory");
     for (char *a = strtok_r(addrs, ", \t", &save); a && rc == 0;
          a = strtok_r(NULL, ", \t", &save)) {
-        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, TRANSPORT_TCP, reuseport, err, errcap);
+        rc = listener_bind_tcp(ls, w, a, cfg->listen_port, TRANSPORT_TCP, err, errcap);
         if (rc == 0 && cfg->websocket_port != 0)
-            rc = listener_bind_tcp(ls, w, a, cfg->websocket_port, TRANSPORT_WEBSOCKET, reuseport,
-                                   err, errcap);
+            rc = listener_bind_tcp(ls, w, a, cfg->websocket_port, TRANSPORT_WEBSOCKET, err, errcap);
     }
     free(addrs);
     if (rc == 0 && with_unix && cfg->unix_socket_dir[0] != '\0')
@@ -279,6 +291,27 @@ void listener_pause(struct listener_set *ls)
     listener_enable_all(ls, false);
 }
 
+/*
+ * The connections already queued on the listeners are taken (as sessions,
+ * however the worker drains) before they close: closing a listening socket
+ * resets what waits on it, and during an upgrade those clients meant the
+ * new pgnear beside this one as much as this one.  Bounded by the backlog.
+ */
+void listener_take_backlog(struct listener_set *ls)
+{
+    for (size_t i = 0; ls != NULL && i < ls->count; i++) {
+        int lfd = evconnlistener_get_fd(ls->items[i]);
+        for (int n = 0; n < LISTEN_BACKLOG; n++) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof(ss);
+            int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (fd < 0)
+                break;
+            session_accept_backlog(ls->w, fd, (struct sockaddr *)&ss, (int)len, ls->kinds[i]);
+        }
+    }
+}
+
 void listener_close(struct listener_set *ls)
 {
     if (ls == NULL)
@@ -287,7 +320,10 @@ void listener_close(struct listener_set *ls)
         event_free(ls->rest_timer);
     for (size_t i = 0; i < ls->count; i++)
         evconnlistener_free(ls->items[i]);
-    if (ls->unix_path[0] != '\0')
+    /* Only our own socket file: a pgnear started since may have bound the path anew. */
+    struct stat st;
+    if (ls->unix_path[0] != '\0' && stat(ls->unix_path, &st) == 0 && st.st_dev == ls->unix_dev &&
+        st.st_ino == ls->unix_ino)
         unlink(ls->unix_path);
     free(ls);
 }

@@ -12,10 +12,15 @@ struct config;
 
 struct listener_set;
 
-/* Opens every listen_addr and the Unix socket; NULL with err on failure. */
-/* reuseport: several workers share the TCP ports; with_unix: this one has the Unix socket. */
-struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool reuseport,
-                                   bool with_unix, char *err, size_t errcap);
+/*
+ * Opens every listen_addr (with SO_REUSEPORT: each worker's socket, and
+ * another pgnear's during an upgrade) and, with_unix, the Unix socket;
+ * NULL with err on failure.
+ */
+struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool with_unix,
+                                   char *err, size_t errcap);
+/* Takes the connections queued on the listeners as sessions, before they close (a drain). */
+void listener_take_backlog(struct listener_set *ls);
 /* Stops accepting (SIGTERM) without closing the sockets. */
 void listener_pause(struct listener_set *ls);
 void listener_close(struct listener_set *ls);

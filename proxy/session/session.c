@@ -137,13 +137,15 @@ static void session_refuse(struct worker *w, int fd, enum session_transport tran
              w->draining ? "shutting down" : "max_client_conn reached");
 }
 
-void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
-                    enum session_transport transport)
+/* A connection accepted: a session, or refused (over max_client_conn; draining, unless late). */
+static void session_accept_as(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                              enum session_transport transport, bool late)
 {
     bool unix_socket = transport == TRANSPORT_UNIX;
-    if (w->draining ||
+    bool refuse = w->draining && !late;
+    if (refuse ||
         __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
-        if (!w->draining)
+        if (!refuse)
             __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
         session_refuse(w, fd, transport);
         return;
@@ -168,6 +170,18 @@ void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int a
     stat_inc(&w->stats.sessions_total);
     log_debug(s->id, "connection from %s", s->peer);
     phase_begin(s);
+}
+
+void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                    enum session_transport transport)
+{
+    session_accept_as(w, fd, addr, addrlen, transport, false);
+}
+
+void session_accept_backlog(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                            enum session_transport transport)
+{
+    session_accept_as(w, fd, addr, addrlen, transport, true);
 }
 
 /* What SHOW CLIENTS tells of the caller's place once the login's state is gone. */

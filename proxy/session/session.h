@@ -193,6 +193,9 @@ struct session {
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
                     enum session_transport transport);
+/* The same for a connection that waited in the backlog as the worker began to drain: served. */
+void session_accept_backlog(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
+                            enum session_transport transport);
 void session_close(struct session *s, const char *why);
 /*
  * A new session on w's login list, counted in the daemon's clients

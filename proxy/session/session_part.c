@@ -29,13 +29,14 @@ static void session_close_all(struct list *l)
 /* Every worker listens on the TCP addresses (SO_REUSEPORT); the Unix socket is worker 0's. */
 static int session_part_start(struct worker *w, char *err, size_t errcap)
 {
-    w->listeners = listener_open(w, w->cfg, w->shared->nworkers > 1, w->index == 0, err, errcap);
+    w->listeners = listener_open(w, w->cfg, w->index == 0, err, errcap);
     return w->listeners != NULL ? 0 : -1;
 }
 
 static void session_part_drain(struct worker *w)
 {
     /* Closed, not paused: a paused socket would leave new clients queued and unanswered. */
+    listener_take_backlog(w->listeners);
     listener_close(w->listeners);
     w->listeners = NULL;
     /* Admin sessions do not hold a shutdown up. */
