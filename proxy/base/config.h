@@ -248,6 +248,15 @@ int config_keep_restart_only(struct config *fresh, const struct config *running)
 /* The entry of peers with that id; NULL when none. */
 const struct peer *config_peer(const struct config *cfg, int id);
 
+/*
+ * The Unix socket a draining pgnear keeps for the cancel requests its
+ * successor on the same port receives for its sessions
+ * ("unix_socket_dir/.s.PGNEAR.PORT.draining"); false without
+ * unix_socket_dir, or when the path is too long.
+ */
+struct sockaddr_un;
+bool config_cancel_socket_path(const struct config *cfg, struct sockaddr_un *sun);
+
 /* Whether sa is one of the peers' addresses (any port). */
 bool config_is_peer_addr(const struct config *cfg, const struct sockaddr *sa);
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* One "id@host:port" entry into list; false with why set. */
@@ -140,4 +141,13 @@ const struct peer *config_peer(const struct config *cfg, int id)
 bool config_is_peer_addr(const struct config *cfg, const struct sockaddr *sa)
 {
     return cidr_list_contains(&cfg->peer_addrs, sa);
+}
+
+bool config_cancel_socket_path(const struct config *cfg, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    return cfg->unix_socket_dir[0] != '\0' &&
+           (size_t)snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/.s.PGNEAR.%d.draining",
+                            cfg->unix_socket_dir, cfg->listen_port) < sizeof(sun->sun_path);
 }

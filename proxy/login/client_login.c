@@ -438,6 +438,11 @@ static void client_startup_process(struct session *s)
         int rc = client_take_packet(s);
         if (rc <= 0)
             return;
+        if (s->cancel_only && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
+            session_fail(s, "57P03", "this socket takes cancel requests only",
+                         "It is a draining pgnear's, for the process that replaced it.", NULL);
+            return;
+        }
         switch (s->login->startup.kind) {
         case STARTUP_SSL_REQUEST:
             client_handle_ssl_request(s);

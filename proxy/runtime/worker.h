@@ -32,6 +32,7 @@ struct worker {
     struct event_base *base;
     struct config *cfg; /* this worker's reference to the current configuration */
     struct listener_set *listeners;
+    struct listener_set *cancel_listener; /* worker 0's, while draining (session/listener.h) */
     /* a session's state is the list it is on */
     struct list login_sessions;   /* before ReadyForQuery */
     struct list waiting_sessions; /* logged in, waiting for a server connection of a full pool */

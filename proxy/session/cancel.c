@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -157,16 +159,15 @@ static int cancel_to_server(struct worker *w, const struct cancel_target *t)
         return -1;
     /* TLS when the session's server connection had it and server_tls still allows it. */
     bool use_tls = t->server_tls && w->cfg->server_tls_ctx != NULL;
-    struct cancel_delivery d = {t->client_id,
-                                0,
-                                (const struct sockaddr *)&t->server_addr,
-                                t->server_addrlen,
-                                use_tls ? w->cfg->server_tls_ctx : NULL,
-                                (enum tls_server_mode)w->cfg->server_tls,
-                                t->server_host,
-                                packet,
-                                pb.len,
-                                CANCEL_FORWARD_MS};
+    struct cancel_delivery d = {.client_id = t->client_id,
+                                .addr = (const struct sockaddr *)&t->server_addr,
+                                .addrlen = t->server_addrlen,
+                                .tls_ctx = use_tls ? w->cfg->server_tls_ctx : NULL,
+                                .tls = (enum tls_server_mode)w->cfg->server_tls,
+                                .host = t->server_host,
+                                .bytes = packet,
+                                .len = pb.len,
+                                .timeout_ms = CANCEL_FORWARD_MS};
     return cancel_send(w, &d);
 }
 
@@ -308,19 +309,53 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
     pkt_put_u32(&pb, sp->cancel_pid);
     pkt_put_bytes(&pb, key, sp->cancel_key_len);
     pkt_end(&pb);
-    struct cancel_delivery d = {o->id,
-                                info->peer_id,
-                                (const struct sockaddr *)&p->where.addr,
-                                p->where.addrlen,
-                                NULL,
-                                TLS_SERVER_DISABLE,
-                                p->where.host,
-                                packet,
-                                n + pb.len,
-                                cfg->cancel_forward_timeout_ms};
+    struct cancel_delivery d = {.client_id = o->id,
+                                .peer_id = info->peer_id,
+                                .addr = (const struct sockaddr *)&p->where.addr,
+                                .addrlen = p->where.addrlen,
+                                .tls = TLS_SERVER_DISABLE,
+                                .host = p->where.host,
+                                .bytes = packet,
+                                .len = n + pb.len,
+                                .timeout_ms = cfg->cancel_forward_timeout_ms};
     if (n == 0 || !pkt_ok(&pb) || cancel_send(w, &d) != 0)
         log_warn(o->id, "could not forward cancel request to peer %d: out of resources",
                  info->peer_id);
+}
+
+/*
+ * A key this process does not know may be one of the pgnear it replaced
+ * on the same port (same peer_id), which serves its last sessions while it
+ * drains: passed, unchanged, to that process's cancel socket when there is
+ * one (listener.h).  A draining process passes nothing on: no loops.  True
+ * when passed.
+ */
+static bool cancel_to_predecessor(struct worker *w, const struct startup_packet *sp,
+                                  const struct cancel_origin *o)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    if (w->draining || !config_cancel_socket_path(w->cfg, &sun) || stat(sun.sun_path, &st) != 0 ||
+        !S_ISSOCK(st.st_mode))
+        return false;
+    uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
+    struct pktbuf pb;
+    pkt_init(&pb, packet, sizeof(packet));
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
+    pkt_put_u32(&pb, sp->cancel_pid);
+    pkt_put_bytes(&pb, sp->cancel_key, sp->cancel_key_len);
+    pkt_end(&pb);
+    struct cancel_delivery d = {.client_id = o->id,
+                                .predecessor = true,
+                                .addr = (const struct sockaddr *)&sun,
+                                .addrlen = sizeof(sun),
+                                .tls = TLS_SERVER_DISABLE,
+                                .host = "",
+                                .bytes = packet,
+                                .len = pb.len,
+                                .timeout_ms = CANCEL_FORWARD_MS};
+    return pkt_ok(&pb) && cancel_send(w, &d) == 0;
 }
 
 /* The key is this instance's: its session's server, or its console, is told. */
@@ -329,6 +364,8 @@ static void cancel_here(struct worker *w, const struct startup_packet *sp, bool 
 {
     struct cancel_target target;
     if (!cancel_lookup(w->shared, sp, peer_format, &target)) {
+        if (cancel_to_predecessor(w, sp, o))
+            return;
         char why[64];
         snprintf(why, sizeof(why), "for process %u matches no session", sp->cancel_pid);
         cancel_miss(w, o, CANCEL_NO_SESSION, why);

@@ -39,7 +39,8 @@ struct cancel_conn {
     char host[CANCEL_HOST_MAX];
     struct evbuffer *out;
     uint64_t client_id;
-    int peer_id; /* 0: a server */
+    int peer_id;      /* 0: a server, or the predecessor */
+    bool predecessor; /* the draining pgnear this one replaced */
 };
 
 static void cancel_conn_free(struct cancel_conn *cc)
@@ -81,7 +82,12 @@ static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const cha
     snprintf(text, sizeof(text), "%s%s%s", what, why ? ": " : "", why ? why : "");
     struct shared *sh = cc->w->shared;
     uint64_t left_out;
-    if (cc->peer_id == 0) {
+    if (cc->predecessor) {
+        /* A stale socket file, a process gone: as many times as keys miss, so limited. */
+        if (log_limit_allow(&sh->cancel_log, 5, 1000, &left_out))
+            log_info(cc->client_id,
+                     "could not pass cancel request to the pgnear this one replaced: %s", text);
+    } else if (cc->peer_id == 0) {
         log_warn(cc->client_id, "could not forward cancel request: %s", text);
     } else {
         stat_inc(&cc->w->stats.cancel_results[CANCEL_PEER_FAILED]);
@@ -111,7 +117,10 @@ static void cancel_conn_dial(struct cancel_conn *cc)
 /* Written whole: the request is delivered. */
 static void cancel_conn_sent(struct cancel_conn *cc)
 {
-    if (cc->peer_id == 0) {
+    if (cc->predecessor) {
+        stat_inc(&cc->w->stats.cancel_results[CANCEL_FORWARDED]);
+        log_info(cc->client_id, "cancel request passed to the pgnear this one replaced");
+    } else if (cc->peer_id == 0) {
         stat_inc(&cc->w->stats.cancels_forwarded);
         log_info(cc->client_id, "cancel request forwarded to server%s",
                  cc->st.ssl ? " over TLS" : "");
@@ -189,6 +198,7 @@ int cancel_send(struct worker *w, const struct cancel_delivery *d)
     cc->w = w;
     cc->client_id = d->client_id;
     cc->peer_id = d->peer_id;
+    cc->predecessor = d->predecessor;
     stream_init(&cc->st, -1);
     list_append(&w->cancel_conns, &cc->node);
     if (cc->peer_id != 0)

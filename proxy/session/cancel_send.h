@@ -9,6 +9,7 @@
 #ifndef PGNEAR_PROXY_CANCEL_SEND_H
 #define PGNEAR_PROXY_CANCEL_SEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@ struct worker;
 struct cancel_delivery {
     uint64_t client_id; /* for the log: the session canceled, or the cancel request's own id */
     int peer_id;        /* a peer's id (its figures, SHOW PEERS), or 0 for a server */
+    bool predecessor;   /* to the draining pgnear this one replaced (its cancel socket) */
     const struct sockaddr *addr;
     socklen_t addrlen;
     SSL_CTX *tls_ctx;         /* NULL: plain TCP */

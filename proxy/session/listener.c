@@ -82,9 +82,20 @@ static void listener_accept_websocket(struct evconnlistener *l, evutil_socket_t 
     session_accept(ls->w, fd, addr, addrlen, TRANSPORT_WEBSOCKET);
 }
 
+/* A draining pgnear's cancel socket: accepted though the worker drains. */
+static void listener_accept_cancel(struct evconnlistener *l, evutil_socket_t fd,
+                                   struct sockaddr *addr, int addrlen, void *arg)
+{
+    struct listener_set *ls = arg;
+    listener_accepted(ls);
+    session_accept_backlog(ls->w, fd, addr, addrlen, TRANSPORT_CANCEL);
+}
+
 static evconnlistener_cb listener_callback(enum session_transport t)
 {
     switch (t) {
+    case TRANSPORT_CANCEL:
+        return listener_accept_cancel;
     case TRANSPORT_UNIX:
         return listener_accept_unix;
     case TRANSPORT_WEBSOCKET:
@@ -219,6 +230,40 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
     return 0;
 }
 
+/*
+ * Binds the Unix socket path (the name of a stale socket is taken over)
+ * with the given mode, accepting as t; 0, or -1 with err.
+ */
+static int listener_bind_path(struct listener_set *ls, struct worker *w,
+                              const struct sockaddr_un *sun, mode_t mode, enum session_transport t,
+                              char *err, size_t errcap)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errcap, "could not create Unix socket: %s", strerror(errno));
+        return -1;
+    }
+    unlink(sun->sun_path); /* a stale socket from a previous run */
+    if (bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) != 0 ||
+        chmod(sun->sun_path, mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
+        listener_add(ls, w, fd, t) != 0) {
+        snprintf(err, errcap, "could not listen on Unix socket \"%s\": %s", sun->sun_path,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    struct stat st;
+    if (stat(sun->sun_path, &st) == 0) {
+        snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", sun->sun_path);
+        ls->unix_dev = st.st_dev;
+        ls->unix_ino = st.st_ino;
+    }
+    log_info(0, "listening on Unix socket \"%s\"%s", sun->sun_path,
+             t == TRANSPORT_CANCEL ? " (cancel requests for this process's remaining sessions)"
+                                   : "");
+    return 0;
+}
+
 static int listener_bind_unix(struct listener_set *ls, struct worker *w, const char *dir, int port,
                               char *err, size_t errcap)
 {
@@ -228,27 +273,26 @@ static int listener_bind_unix(struct listener_set *ls, struct worker *w, const c
         snprintf(err, errcap, "unix_socket_dir \"%s\" is too long", dir);
         return -1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errcap, "could not create Unix socket: %s", strerror(errno));
-        return -1;
+    return listener_bind_path(ls, w, &sun, 0777, TRANSPORT_UNIX, err, errcap);
+}
+
+struct listener_set *listener_open_cancel(struct worker *w, const struct config *cfg, char *err,
+                                          size_t errcap)
+{
+    struct sockaddr_un sun;
+    struct listener_set *ls = calloc(1, sizeof(*ls));
+    if (ls == NULL || !config_cancel_socket_path(cfg, &sun)) {
+        snprintf(err, errcap, ls == NULL ? "out of memory" : "no unix_socket_dir");
+        free(ls);
+        return NULL;
     }
-    unlink(sun.sun_path); /* a stale socket from a previous run */
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 || chmod(sun.sun_path, 0777) != 0 ||
-        listen(fd, LISTEN_BACKLOG) != 0 || listener_add(ls, w, fd, TRANSPORT_UNIX) != 0) {
-        snprintf(err, errcap, "could not listen on Unix socket \"%s\": %s", sun.sun_path,
-                 strerror(errno));
-        close(fd);
-        return -1;
+    ls->w = w;
+    /* Only this user's processes (the pgnear that replaced this one) may connect. */
+    if (listener_bind_path(ls, w, &sun, 0600, TRANSPORT_CANCEL, err, errcap) != 0) {
+        free(ls);
+        return NULL;
     }
-    struct stat st;
-    if (stat(sun.sun_path, &st) == 0) {
-        snprintf(ls->unix_path, sizeof(ls->unix_path), "%s", sun.sun_path);
-        ls->unix_dev = st.st_dev;
-        ls->unix_ino = st.st_ino;
-    }
-    log_info(0, "listening on Unix socket \"%s\"", sun.sun_path);
-    return 0;
+    return ls;
 }
 
 struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool with_unix,

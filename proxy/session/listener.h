@@ -19,6 +19,16 @@ struct listener_set;
  */
 struct listener_set *listener_open(struct worker *w, const struct config *cfg, bool with_unix,
                                    char *err, size_t errcap);
+/*
+ * The Unix socket a draining pgnear keeps, in unix_socket_dir, for the
+ * cancel requests that its successor on the same port receives for
+ * sessions it does not know (they are this process's): mode 0600, and
+ * nothing but a CancelRequest is taken on it.  NULL with err when there is
+ * no unix_socket_dir or it cannot be bound.
+ */
+struct listener_set *listener_open_cancel(struct worker *w, const struct config *cfg, char *err,
+                                          size_t errcap);
+
 /* Takes the connections queued on the listeners as sessions, before they close (a drain). */
 void listener_take_backlog(struct listener_set *ls);
 /* Stops accepting (SIGTERM) without closing the sockets. */

@@ -141,7 +141,7 @@ static void session_refuse(struct worker *w, int fd, enum session_transport tran
 static void session_accept_as(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
                               enum session_transport transport, bool late)
 {
-    bool unix_socket = transport == TRANSPORT_UNIX;
+    bool unix_socket = transport == TRANSPORT_UNIX || transport == TRANSPORT_CANCEL;
     bool refuse = w->draining && !late;
     if (refuse ||
         __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
@@ -157,6 +157,7 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
         return;
     }
     s->unix_socket = unix_socket;
+    s->cancel_only = transport == TRANSPORT_CANCEL;
     s->websocket = transport == TRANSPORT_WEBSOCKET;
     if (!unix_socket)
         session_tune_tcp(s->cfg, fd);

@@ -31,7 +31,8 @@ struct session;
 struct server_conn;
 
 /* How the client reached pgnear. */
-enum session_transport { TRANSPORT_TCP, TRANSPORT_UNIX, TRANSPORT_WEBSOCKET };
+/* TRANSPORT_CANCEL: the Unix socket a draining pgnear keeps for its successor's cancel requests. */
+enum session_transport { TRANSPORT_TCP, TRANSPORT_UNIX, TRANSPORT_WEBSOCKET, TRANSPORT_CANCEL };
 struct worker;
 struct region;
 struct pkt_report;
@@ -151,6 +152,7 @@ struct session {
     bool from_proxy;              /* a trusted PROXY header said who the caller is */
     bool client_tls;              /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
     bool unix_socket;
+    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
     bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
     bool websocket_tls; /* ... over wss */
 

@@ -6,6 +6,8 @@
 #include "proxy/session/session.h"
 
 #include "proxy/runtime/shared.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/listener.h"
 
@@ -39,6 +41,15 @@ static void session_part_drain(struct worker *w)
     listener_take_backlog(w->listeners);
     listener_close(w->listeners);
     w->listeners = NULL;
+    /* A pgnear started on the same port gets the cancel requests of our sessions: it passes them
+     * here. */
+    char err[256];
+    if (w->index == 0 && w->cfg->unix_socket_dir[0] != '\0' &&
+        (w->cancel_listener = listener_open_cancel(w, w->cfg, err, sizeof(err))) == NULL)
+        log_warn(0,
+                 "cancel requests for this process's sessions cannot reach it once it has "
+                 "been replaced: %s",
+                 err);
     /* Admin sessions do not hold a shutdown up. */
     session_fail_all(&w->admin_sessions, "terminating connection because pgnear is shutting down");
 }
@@ -48,6 +59,8 @@ static void session_part_stop(struct worker *w)
 {
     listener_close(w->listeners);
     w->listeners = NULL;
+    listener_close(w->cancel_listener);
+    w->cancel_listener = NULL;
     const char *msg = "terminating connection due to administrator command";
     session_fail_all(&w->login_sessions, msg);
     session_fail_all(&w->waiting_sessions, msg);
@@ -63,6 +76,8 @@ static void session_part_free(struct worker *w)
     session_close_all(&w->admin_sessions);
     listener_close(w->listeners);
     w->listeners = NULL;
+    listener_close(w->cancel_listener);
+    w->cancel_listener = NULL;
 }
 
 const struct worker_part session_part = {

@@ -1513,14 +1513,17 @@ use Digest::SHA qw(sha256 hmac_sha256);
 use Digest::MD5 qw(md5_hex);
 use MIME::Base64 qw(encode_base64 decode_base64);
 
-# connect(host => '127.0.0.1', port => N | socket_dir => DIR, port => N,
-#         timeout => 10, prelude => BYTES)
+# connect(host => '127.0.0.1', port => N | socket_dir => DIR, port => N
+#         | socket_path => PATH, timeout => 10, prelude => BYTES)
 sub connect {
     my ($class, %o) = @_;
     my $timeout = $o{timeout} // 10;
-    my $port = $o{port} // croak 'Wire: port required';
+    my $port = $o{port} // ($o{socket_path} ? 0 : croak 'Wire: port required');
     my $sock;
-    if ($o{socket_dir}) {
+    if ($o{socket_path}) {
+        $sock = IO::Socket::UNIX->new(Peer => $o{socket_path}, Type => SOCK_STREAM)
+          or die "Wire: connect $o{socket_path}: $!\n";
+    } elsif ($o{socket_dir}) {
         $sock = IO::Socket::UNIX->new(Peer => "$o{socket_dir}/.s.PGSQL.$port", Type => SOCK_STREAM)
           or die "Wire: connect $o{socket_dir}/.s.PGSQL.$port: $!\n";
     } else {
@@ -1945,7 +1948,7 @@ log is printed as diagnostics.
 Raw protocol client (plain TCP or Unix socket), for login-time SQLSTATEs,
 NegotiateProtocolVersion, PROXY headers and cancel requests.
 
-  my $w = PgNearTest::Wire->connect(host =>, port =>, socket_dir =>, timeout => 10, prelude => $bytes,
+  my $w = PgNearTest::Wire->connect(host =>, port =>, socket_dir =>, socket_path =>, timeout => 10, prelude => $bytes,
                                     local_addr => '127.0.0.5');
   my $r = $w->startup(user =>, database =>, password =>, params => [k => v],
                       protocol => [3, 0]);
