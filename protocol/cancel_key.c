@@ -10,6 +10,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <netinet/in.h>
+
+#include "protocol/proxy_proto.h"
+
 /* The 96 bits of HMAC-SHA256 a 3.2 key carries, over its format, id and random bytes. */
 static bool cancel_key_mac(const uint8_t *key, const uint8_t *secret, size_t secret_len,
                            uint8_t mac[CANCEL_V32_MAC_LEN])
@@ -86,4 +90,49 @@ bool cancel_key_mac_ok(const uint8_t *key, size_t len, const uint8_t *secret, si
     if (len != CANCEL_KEY_V32_LEN || !cancel_key_mac(key, secret, secret_len, mac))
         return false;
     return CRYPTO_memcmp(mac, key + CANCEL_V32_MAC_OFF, CANCEL_V32_MAC_LEN) == 0;
+}
+
+/* An address as the MAC reads it: family, address bytes, port; its length. */
+static size_t cancel_mac_addr(const struct sockaddr *sa, uint8_t *out)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        out[0] = 4;
+        memcpy(out + 1, &a->sin_addr, 4);
+        memcpy(out + 5, &a->sin_port, 2);
+        return 7;
+    }
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+    out[0] = 6;
+    memcpy(out + 1, &a->sin6_addr, 16);
+    memcpy(out + 17, &a->sin6_port, 2);
+    return 19;
+}
+
+bool cancel_forward_mac(const uint8_t *secret, size_t secret_len, int peer_id,
+                        const struct sockaddr *src, const struct sockaddr *dst, uint32_t pid,
+                        const uint8_t *key, size_t key_len, uint8_t *mac)
+{
+    uint8_t input[2 + 2 * 19 + 4 + CANCEL_KEY_V32_LEN], full[EVP_MAX_MD_SIZE];
+    unsigned int full_len = 0;
+    size_t n = 0;
+    if (key_len > CANCEL_KEY_V32_LEN)
+        return false;
+    input[n++] = (uint8_t)(peer_id >> 8);
+    input[n++] = (uint8_t)peer_id;
+    bool both = (src->sa_family == AF_INET || src->sa_family == AF_INET6) &&
+                src->sa_family == dst->sa_family;
+    if (both) {
+        n += cancel_mac_addr(src, input + n);
+        n += cancel_mac_addr(dst, input + n);
+    }
+    for (int i = 3; i >= 0; i--)
+        input[n++] = (uint8_t)(pid >> (8 * i));
+    memcpy(input + n, key, key_len);
+    n += key_len;
+    if (HMAC(EVP_sha256(), secret, (int)secret_len, input, n, full, &full_len) == NULL ||
+        full_len < PP_PEER_MAC_LEN)
+        return false;
+    memcpy(mac, full, PP_PEER_MAC_LEN);
+    return true;
 }

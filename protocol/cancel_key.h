@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define CANCEL_KEY_V30_LEN 4
 #define CANCEL_KEY_V32_LEN 32
@@ -67,6 +68,19 @@ int cancel_key_read(uint32_t pid, const uint8_t *key, size_t len, bool peering,
 
 /* Sets or clears the forwarded flag in place (whichever the key's length says). */
 void cancel_key_set_forwarded(uint8_t *key, size_t len, bool on);
+
+/*
+ * What authenticates a CancelRequest forwarded to a peer and the PROXY
+ * header ahead of it (the MAC in its PP2_TYPE_PGNEAR_PEER TLV): the first
+ * PP_PEER_MAC_LEN bytes of HMAC-SHA256 with the fleet's secret over the
+ * forwarder's peer_id, the header's addresses (family, address and port of
+ * src then dst, when both are IPv4 or both IPv6; nothing for a LOCAL
+ * header) and the request's process ID and key as sent.  false when the
+ * hash could not be made.
+ */
+bool cancel_forward_mac(const uint8_t *secret, size_t secret_len, int peer_id,
+                        const struct sockaddr *src, const struct sockaddr *dst, uint32_t pid,
+                        const uint8_t *key, size_t key_len, uint8_t *mac);
 
 /* Whether a 3.2 key's HMAC matches secret (constant time). */
 bool cancel_key_mac_ok(const uint8_t *key, size_t len, const uint8_t *secret, size_t secret_len);

@@ -35,7 +35,8 @@ struct pp_tlv_scan {
     bool seen[LOC_COUNT];
     const uint8_t *val[LOC_COUNT];
     size_t vlen[LOC_COUNT];
-    int peer_id; /* PP2_TYPE_PGNEAR_PEER; 0: none */
+    int peer_id;             /* PP2_TYPE_PGNEAR_PEER; 0: none */
+    const uint8_t *peer_mac; /* its MAC, when it has one */
 };
 
 void pp_tlv_types_default(struct pp_tlv_types *t)
@@ -318,9 +319,11 @@ static int pp_v2_tlv(const uint8_t *hdr, size_t total, size_t *pos,
     }
     idx = pp_locality_index(type, types);
     if (idx < 0 && type == PP2_TYPE_PGNEAR_PEER) {
-        if (vlen != 2 || scan->peer_id != 0 || pp_be16(hdr + vpos) == 0)
+        if ((vlen != 2 && vlen != 2 + PP_PEER_MAC_LEN) || scan->peer_id != 0 ||
+            pp_be16(hdr + vpos) == 0)
             return PP_EINVALID;
         scan->peer_id = pp_be16(hdr + vpos);
+        scan->peer_mac = vlen > 2 ? hdr + vpos + 2 : NULL;
         return PP_OK;
     }
     if (idx < 0)
@@ -384,6 +387,9 @@ static int pp_v2_parse_tlvs(const uint8_t *hdr, size_t total, size_t pos,
         out->crc_checked = true;
     }
     out->peer_id = scan.peer_id;
+    out->has_peer_mac = scan.peer_mac != NULL;
+    if (out->has_peer_mac)
+        memcpy(out->peer_mac, scan.peer_mac, PP_PEER_MAC_LEN);
     rc = pp_copy_locality(scan.val[LOC_CITY], scan.vlen[LOC_CITY], &out->has_city, out->city);
     if (rc == PP_OK)
         rc = pp_copy_locality(scan.val[LOC_REGION], scan.vlen[LOC_REGION], &out->has_region,
@@ -483,12 +489,13 @@ static size_t pp_put(uint8_t *out, size_t at, const void *bytes, size_t n)
 }
 
 size_t pp_build_v2(uint8_t *out, size_t cap, const struct sockaddr *src, const struct sockaddr *dst,
-                   int peer_id)
+                   int peer_id, const uint8_t *mac)
 {
     bool v4 = src->sa_family == AF_INET && dst->sa_family == AF_INET;
     bool v6 = src->sa_family == AF_INET6 && dst->sa_family == AF_INET6;
     size_t addrs = v4 ? 12 : v6 ? 36 : 0;
-    size_t payload = addrs + (peer_id > 0 ? 5 : 0);
+    size_t tlv_len = 2 + (mac != NULL ? PP_PEER_MAC_LEN : 0);
+    size_t payload = addrs + (peer_id > 0 ? 3 + tlv_len : 0);
     if (cap < PP_V2_HDR_LEN + payload || peer_id > 0xFFFF)
         return 0;
     size_t n = pp_put(out, 0, pp_v2_sig, sizeof(pp_v2_sig));
@@ -512,9 +519,11 @@ size_t pp_build_v2(uint8_t *out, size_t cap, const struct sockaddr *src, const s
         n = pp_put(out, n, &b->sin6_port, 2);
     }
     if (peer_id > 0) {
-        const uint8_t tlv[5] = {PP2_TYPE_PGNEAR_PEER, 0, 2, (uint8_t)(peer_id >> 8),
+        const uint8_t tlv[5] = {PP2_TYPE_PGNEAR_PEER, 0, (uint8_t)tlv_len, (uint8_t)(peer_id >> 8),
                                 (uint8_t)peer_id};
         n = pp_put(out, n, tlv, sizeof(tlv));
+        if (mac != NULL)
+            n = pp_put(out, n, mac, PP_PEER_MAC_LEN);
     }
     return n;
 }

@@ -33,8 +33,13 @@
 #define PP2_TYPE_ALIBABA    0xE1
 #define PP2_TYPE_AWS        0xEA
 #define PP2_TYPE_AZURE      0xEE
-/* pgnear's own: the peer_id of the instance that forwarded a cancel request (2 bytes). */
+/*
+ * pgnear's own: the peer_id of the instance that forwarded a cancel
+ * request (2 bytes), followed, when the fleet has a secret, by
+ * PP_PEER_MAC_LEN bytes that authenticate the header and the request.
+ */
 #define PP2_TYPE_PGNEAR_PEER 0xE8
+#define PP_PEER_MAC_LEN      16
 
 /* pgnear's default locality TLV types. */
 #define PP_TLV_CITY_DEFAULT     0xE3
@@ -65,6 +70,8 @@ struct pp_header {
     bool has_city, has_region, has_location; /* an empty TLV counts as absent */
     bool crc_checked;                        /* a CRC32C TLV was present and matched */
     int peer_id;                             /* PP2_TYPE_PGNEAR_PEER's value; 0 when absent */
+    bool has_peer_mac;
+    uint8_t peer_mac[PP_PEER_MAC_LEN];
     char city[PP_TLV_VALUE_MAX + 1], region[PP_TLV_VALUE_MAX + 1],
         location[PP_TLV_VALUE_MAX + 1]; /* NUL-terminated copies */
     size_t length; /* bytes the header occupies; the PostgreSQL stream starts after them */
@@ -91,12 +98,13 @@ const char *pp_strerror(int rc);
 /*
  * Writes a PROXY protocol v2 header naming src as the caller and dst as
  * the address it reached (TCP over IPv4 or IPv6), with a
- * PP2_TYPE_PGNEAR_PEER TLV when peer_id > 0; a LOCAL header when the two
- * are not both IPv4 or both IPv6.  Its length, or 0 when cap is too small
+ * PP2_TYPE_PGNEAR_PEER TLV when peer_id > 0 (and mac, PP_PEER_MAC_LEN
+ * bytes, in it when not NULL); a LOCAL header when the two are not both
+ * IPv4 or both IPv6.  Its length, or 0 when cap is too small
  * (PP_V2_BUILD_MAX always fits).
  */
-#define PP_V2_BUILD_MAX (PP_V2_HDR_LEN + 36 + 5)
+#define PP_V2_BUILD_MAX (PP_V2_HDR_LEN + 36 + 3 + 2 + PP_PEER_MAC_LEN)
 size_t pp_build_v2(uint8_t *out, size_t cap, const struct sockaddr *src, const struct sockaddr *dst,
-                   int peer_id);
+                   int peer_id, const uint8_t *mac);
 
 #endif /* PGNEAR_PROTOCOL_PROXY_PROTO_H */

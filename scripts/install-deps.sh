@@ -36,7 +36,8 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # as make install puts it (tests/doc/install.t): the package only, nothing
 # is started with it
 TOOLS="iproute2 procps groff-base man-db curl systemd"
-# node runs the Neon serverless driver (tests/node) for the WebSocket tests
+# node runs the Neon serverless driver (tests/node) for the WebSocket tests,
+# and node-postgres for the cancel tests
 # and the maintainer targets `make cities` and `make geoip-db`; npm installs
 # tests/node's modules (over https: ca-certificates)
 NODE="nodejs ca-certificates"

@@ -39,11 +39,31 @@ static struct peer_stat *peer_stats_entry(struct peer_stats *t, int id)
     return found;
 }
 
-void peer_stats_note_out(struct peer_stats *t, int id, bool ok, const char *why)
+bool peer_stats_begin_out(struct peer_stats *t, int id, int max, int64_t now_ms, bool *failing)
+{
+    struct peer_stat *p = peer_stats_entry(t, id);
+    *failing = false;
+    if (p == NULL)
+        return true; /* a table full of other peers' figures stops nobody */
+    if (__atomic_load_n(&p->retry_at_ms, __ATOMIC_RELAXED) > now_ms) {
+        *failing = true; /* did not reach it either: counted so */
+        __atomic_add_fetch(&p->failed, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    if (__atomic_add_fetch(&p->inflight, 1, __ATOMIC_RELAXED) > max) {
+        __atomic_sub_fetch(&p->inflight, 1, __ATOMIC_RELAXED);
+        return false;
+    }
+    return true;
+}
+
+void peer_stats_note_out(struct peer_stats *t, int id, bool ok, const char *why, int64_t now_ms)
 {
     struct peer_stat *p = peer_stats_entry(t, id);
     if (p == NULL)
         return;
+    __atomic_sub_fetch(&p->inflight, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&p->retry_at_ms, ok ? 0 : now_ms + PEER_RETRY_MS, __ATOMIC_RELAXED);
     __atomic_add_fetch(ok ? &p->forwarded_out : &p->failed, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&p->reachable, ok ? 1 : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&p->last_forward, (int64_t)time(NULL), __ATOMIC_RELAXED);

@@ -19,10 +19,12 @@ struct peer_stat {
     int id;                 /* 0: a free entry */
     uint64_t forwarded_out; /* cancel requests delivered to it (atomic) */
     uint64_t forwarded_in;  /* cancel requests it forwarded here (atomic) */
-    uint64_t failed;        /* deliveries to it that failed (atomic) */
-    int reachable;          /* by the last delivery: 1, 0, or -1 before any (atomic) */
-    int64_t last_forward;   /* unix time of the last delivery tried; 0: none (atomic) */
-    char last_error[160];   /* of the last failed delivery (under the table's lock) */
+    uint64_t failed;      /* requests for it that did not reach it: failed, or not tried (atomic) */
+    int reachable;        /* by the last delivery: 1, 0, or -1 before any (atomic) */
+    int64_t last_forward; /* unix time of the last delivery tried; 0: none (atomic) */
+    int64_t retry_at_ms;  /* after a failed delivery: none tried before then (atomic) */
+    int inflight;         /* deliveries under way, all workers (atomic) */
+    char last_error[160]; /* of the last failed delivery (under the table's lock) */
 };
 
 struct peer_stats {
@@ -33,8 +35,19 @@ struct peer_stats {
 void peer_stats_init(struct peer_stats *t);
 void peer_stats_destroy(struct peer_stats *t);
 
-/* A delivery to peer id ended: ok, or failed with why. */
-void peer_stats_note_out(struct peer_stats *t, int id, bool ok, const char *why);
+/* How long after a failed delivery to a peer none is tried (they fail at once meanwhile). */
+#define PEER_RETRY_MS 1000
+
+/*
+ * A delivery to peer id may start at now_ms (a monotonic clock): not
+ * while it failed within PEER_RETRY_MS (*failing set, and counted as
+ * failed), nor while max deliveries to it are under way.  When true, it counts as under way until
+ * peer_stats_note_out.
+ */
+bool peer_stats_begin_out(struct peer_stats *t, int id, int max, int64_t now_ms, bool *failing);
+
+/* A delivery to peer id ended at now_ms: ok, or failed with why. */
+void peer_stats_note_out(struct peer_stats *t, int id, bool ok, const char *why, int64_t now_ms);
 
 /* Peer id forwarded a cancel request here. */
 void peer_stats_note_in(struct peer_stats *t, int id);

@@ -438,6 +438,16 @@ static void client_startup_process(struct session *s)
         int rc = client_take_packet(s);
         if (rc <= 0)
             return;
+        if (s->login->pp_from_peer && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
+            stat_inc(&s->w->stats.login_failures);
+            log_warn(s->id, "PROXY header from a peer's address ahead of something else than a "
+                            "cancel request");
+            session_fail(s, "28000", "PROXY protocol header from an untrusted address",
+                         "A peer's address may send a PROXY header ahead of a forwarded cancel "
+                         "request only; load balancers' addresses go in trusted_proxies.",
+                         NULL);
+            return;
+        }
         if (s->cancel_only && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
             session_fail(s, "57P03", "this socket takes cancel requests only",
                          "It is a draining pgnear's, for the process that replaced it.", NULL);
@@ -457,8 +467,10 @@ static void client_startup_process(struct session *s)
                 return;
             continue;
         case STARTUP_CANCEL_REQUEST: {
-            struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, s->peer,
-                                      s->login->pp != NULL ? s->login->pp->peer_id : 0};
+            struct session_login *l = s->login;
+            struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, s->peer, l->pp,
+                                      l->pp_from_peer ? (const struct sockaddr *)&l->conn_addr
+                                                      : (const struct sockaddr *)&s->addr};
             cancel_handle_request(s->w, &s->login->startup, &o);
             session_close(s, "cancel request handled");
             return;
@@ -482,18 +494,19 @@ static void client_startup_on_read(struct session *s)
         client_startup_process(s);
 }
 
-/* Whether the connection's own address is one whose PROXY headers are believed. */
-static bool client_proxy_trusted(const struct session *s)
-{
-    const struct sockaddr *sa = (const struct sockaddr *)&s->addr;
-    return cidr_list_contains(&s->cfg->trusted, sa) || config_is_peer_addr(s->cfg, sa);
-}
-
-/* Trusted senders only (trusted_proxies, peers); the header names the real caller and may carry
- * TLVs. */
+/*
+ * Trusted senders only: trusted_proxies, and the peers' addresses ahead of
+ * a forwarded cancel request (checked once the packet after it is read).
+ * The header names the real caller and may carry TLVs.
+ */
 static void client_take_proxy_header(struct session *s, const struct pp_header *pp)
 {
-    if (!client_proxy_trusted(s)) {
+    const struct sockaddr *sa = (const struct sockaddr *)&s->addr;
+    bool trusted = cidr_list_contains(&s->cfg->trusted, sa);
+    if (!trusted && config_is_peer_addr(s->cfg, sa)) {
+        s->login->pp_from_peer = true;
+        memcpy(&s->login->conn_addr, &s->addr, sizeof(s->addr));
+    } else if (!trusted) {
         stat_inc(&s->w->stats.login_failures);
         log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
         session_fail(s, "28000", "PROXY protocol header from an untrusted address",

@@ -253,8 +253,8 @@ static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum ca
     struct shared *sh = w->shared;
     uint64_t left_out;
     stat_inc(&w->stats.cancel_results[r]);
-    /* Too busy to forward is no guess at a key: not charged. */
-    if (r != CANCEL_BUSY) {
+    /* Too busy to forward, or a peer that fails, is no guess at a key: not charged. */
+    if (r != CANCEL_BUSY && r != CANCEL_PEER_FAILED) {
         stat_inc(&w->stats.cancels_ignored); /* matched no session here */
         cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit, health_clock_ms());
     }
@@ -291,17 +291,35 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
         cancel_miss(w, o, CANCEL_BAD_KEY, "carries a key the fleet's secret did not sign");
         return;
     }
-    if (w->peer_forwards >= cfg->cancel_max_inflight) {
-        cancel_miss(w, o, CANCEL_BUSY, "came while cancel_max_inflight forwards were under way");
+    /* One peer may take half the slots: a silent one does not stop forwards to the others. */
+    bool failing = false;
+    int per_peer = cfg->cancel_max_inflight * w->shared->nworkers / 2;
+    if (w->peer_forwards >= cfg->cancel_max_inflight ||
+        !peer_stats_begin_out(&w->shared->peers, p->id, per_peer > 0 ? per_peer : 1,
+                              health_clock_ms(), &failing)) {
+        if (failing) {
+            snprintf(why, sizeof(why), "is for peer %d, which failed less than %d ms ago", p->id,
+                     PEER_RETRY_MS);
+            cancel_miss(w, o, CANCEL_PEER_FAILED, why);
+        } else {
+            cancel_miss(w, o, CANCEL_BUSY,
+                        "came while cancel_max_inflight forwards were under way");
+        }
         return;
     }
     if (!authenticated)
         cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, health_clock_ms());
     uint8_t packet[PP_V2_BUILD_MAX + 12 + CANCEL_KEY_MAX_LEN], key[CANCEL_KEY_MAX_LEN];
-    size_t n = pp_build_v2(packet, sizeof(packet), o->addr, (const struct sockaddr *)&p->where.addr,
-                           cfg->peer_id);
+    uint8_t mac[PP_PEER_MAC_LEN];
+    const struct sockaddr *dst = (const struct sockaddr *)&p->where.addr;
     memcpy(key, sp->cancel_key, sp->cancel_key_len);
     cancel_key_set_forwarded(key, sp->cancel_key_len, true);
+    bool signed_fwd =
+        cfg->peer_secret_len > 0 &&
+        cancel_forward_mac(cfg->peer_secret, cfg->peer_secret_len, cfg->peer_id, o->addr, dst,
+                           sp->cancel_pid, key, sp->cancel_key_len, mac);
+    size_t n =
+        pp_build_v2(packet, sizeof(packet), o->addr, dst, cfg->peer_id, signed_fwd ? mac : NULL);
     struct pktbuf pb;
     pkt_init(&pb, packet + n, sizeof(packet) - n);
     pkt_begin(&pb, 0);
@@ -318,6 +336,9 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                                 .bytes = packet,
                                 .len = n + pb.len,
                                 .timeout_ms = cfg->cancel_forward_timeout_ms};
+    if (n == 0 || !pkt_ok(&pb))
+        peer_stats_note_out(&w->shared->peers, p->id, false, "could not build the request",
+                            health_clock_ms());
     if (n == 0 || !pkt_ok(&pb) || cancel_send(w, &d) != 0)
         log_warn(o->id, "could not forward cancel request to peer %d: out of resources",
                  info->peer_id);
@@ -384,15 +405,50 @@ static void cancel_here(struct worker *w, const struct startup_packet *sp, bool 
         log_warn(o->id, "could not forward cancel request: out of resources");
 }
 
+/*
+ * A request that says it was forwarded by a peer (PP2_TYPE_PGNEAR_PEER),
+ * or whose PROXY header was believed only for coming from a peer's
+ * address: with a fleet's secret, its header and key must carry the MAC
+ * that secret makes (else anyone who can connect from a peer's address
+ * could name any caller and any peer).  Without one, the address is all
+ * there is to go by.  True when it is to be believed; else it has been
+ * dropped, charged to the connection's own address.
+ */
+static bool cancel_from_peer_ok(struct worker *w, const struct startup_packet *sp,
+                                const struct cancel_origin *o)
+{
+    const struct config *cfg = w->cfg;
+    const struct pp_header *pp = o->pp;
+    bool claims = pp != NULL && pp->peer_id != 0;
+    if (!claims && o->conn_addr == o->addr)
+        return true; /* not a peer's header */
+    uint8_t mac[PP_PEER_MAC_LEN];
+    if (cfg->peer_secret_len > 0 &&
+        !(claims && pp->has_peer_mac &&
+          cancel_forward_mac(cfg->peer_secret, cfg->peer_secret_len, pp->peer_id,
+                             (const struct sockaddr *)&pp->src, (const struct sockaddr *)&pp->dst,
+                             sp->cancel_pid, sp->cancel_key, sp->cancel_key_len, mac) &&
+          CRYPTO_memcmp(mac, pp->peer_mac, sizeof(mac)) == 0)) {
+        struct cancel_origin self = *o;
+        self.addr = o->conn_addr;
+        cancel_miss(w, &self, CANCEL_BAD_KEY,
+                    "came with a peer's PROXY header the fleet's secret did not sign");
+        return false;
+    }
+    if (claims) {
+        peer_stats_note_in(&w->shared->peers, pp->peer_id);
+        log_info(o->id, "cancel request from peer %d, for %s", pp->peer_id, o->peer_text);
+    }
+    return true;
+}
+
 void cancel_handle_request(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_origin *o)
 {
     const struct config *cfg = w->cfg;
     struct cancel_key_info info;
-    if (o->from_peer != 0) {
-        peer_stats_note_in(&w->shared->peers, o->from_peer);
-        log_info(o->id, "cancel request from peer %d, for %s", o->from_peer, o->peer_text);
-    }
+    if (!cancel_from_peer_ok(w, sp, o))
+        return;
     if (cancel_limit_blocked(&w->cancel_limit, o->addr, cfg->cancel_rate_limit,
                              health_clock_ms())) {
         char why[160];

@@ -25,6 +25,7 @@
 
 #include "protocol/cancel_key.h"
 
+struct pp_header;
 struct server_conn;
 struct sockaddr;
 
@@ -40,10 +41,11 @@ struct cancel_entry {
 
 /* Where a CancelRequest came from. */
 struct cancel_origin {
-    uint64_t id;                 /* the connection's, for the log */
-    const struct sockaddr *addr; /* the client's (behind a PROXY header: the original one) */
-    const char *peer_text;       /* the same, as text */
-    int from_peer;               /* the peer that forwarded it (its PROXY header said); 0: none */
+    uint64_t id;                      /* the connection's, for the log */
+    const struct sockaddr *addr;      /* the client's (behind a PROXY header: the original one) */
+    const char *peer_text;            /* the same, as text */
+    const struct pp_header *pp;       /* the PROXY header ahead of it, if any */
+    const struct sockaddr *conn_addr; /* the connection's own address */
 };
 
 struct session;

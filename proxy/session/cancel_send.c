@@ -19,6 +19,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/server_dial.h"
+#include "routing/health.h"
 
 #define CANCEL_HOST_MAX 256
 
@@ -41,10 +42,21 @@ struct cancel_conn {
     uint64_t client_id;
     int peer_id;      /* 0: a server, or the predecessor */
     bool predecessor; /* the draining pgnear this one replaced */
+    bool noted;       /* a peer's: its figures have this delivery's outcome */
 };
+
+/* A delivery to a peer ended: its figures told (once), the failure's time kept for retries. */
+static void cancel_conn_note(struct cancel_conn *cc, bool ok, const char *why)
+{
+    if (cc->peer_id == 0 || cc->noted)
+        return;
+    cc->noted = true;
+    peer_stats_note_out(&cc->w->shared->peers, cc->peer_id, ok, why, health_clock_ms());
+}
 
 static void cancel_conn_free(struct cancel_conn *cc)
 {
+    cancel_conn_note(cc, false, "not delivered: pgnear is stopping, or out of memory");
     list_remove(&cc->w->cancel_conns, &cc->node);
     if (cc->peer_id != 0)
         cc->w->peer_forwards--;
@@ -91,7 +103,7 @@ static void cancel_conn_fail(struct cancel_conn *cc, const char *what, const cha
         log_warn(cc->client_id, "could not forward cancel request: %s", text);
     } else {
         stat_inc(&cc->w->stats.cancel_results[CANCEL_PEER_FAILED]);
-        peer_stats_note_out(&sh->peers, cc->peer_id, false, text);
+        cancel_conn_note(cc, false, text);
         if (log_limit_allow(&sh->cancel_log, 5, 1000, &left_out))
             log_warn(cc->client_id, "could not forward cancel request to peer %d (%s): %s",
                      cc->peer_id, cc->host, text);
@@ -126,7 +138,7 @@ static void cancel_conn_sent(struct cancel_conn *cc)
                  cc->st.ssl ? " over TLS" : "");
     } else {
         stat_inc(&cc->w->stats.cancel_results[CANCEL_FORWARDED]);
-        peer_stats_note_out(&cc->w->shared->peers, cc->peer_id, true, NULL);
+        cancel_conn_note(cc, true, NULL);
         log_info(cc->client_id, "cancel request forwarded to peer %d (%s)", cc->peer_id, cc->host);
     }
 }
@@ -193,8 +205,12 @@ static void cancel_conn_timeout(evutil_socket_t fd, short what, void *arg)
 int cancel_send(struct worker *w, const struct cancel_delivery *d)
 {
     struct cancel_conn *cc = calloc(1, sizeof(*cc));
-    if (cc == NULL)
+    if (cc == NULL) {
+        if (d->peer_id != 0)
+            peer_stats_note_out(&w->shared->peers, d->peer_id, false, "out of memory",
+                                health_clock_ms());
         return -1;
+    }
     cc->w = w;
     cc->client_id = d->client_id;
     cc->peer_id = d->peer_id;

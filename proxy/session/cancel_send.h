@@ -22,8 +22,9 @@ struct worker;
 
 struct cancel_delivery {
     uint64_t client_id; /* for the log: the session canceled, or the cancel request's own id */
-    int peer_id;        /* a peer's id (its figures, SHOW PEERS), or 0 for a server */
-    bool predecessor;   /* to the draining pgnear this one replaced (its cancel socket) */
+    int peer_id;      /* a peer's id (its figures, SHOW PEERS; peer_stats_begin_out was called), or
+                       * 0 for a server */
+    bool predecessor; /* to the draining pgnear this one replaced (its cancel socket) */
     const struct sockaddr *addr;
     socklen_t addrlen;
     SSL_CTX *tls_ctx;         /* NULL: plain TCP */

@@ -47,7 +47,14 @@ struct pgasync;
  */
 struct session_login {
     struct pp_header *pp; /* the PROXY header's TLVs, kept until routing is decided */
-    char sni[64];         /* TLS server name the client asked for */
+    /*
+     * The PROXY header was believed only because the connection came from
+     * a peer's address: it may stand ahead of a forwarded CancelRequest,
+     * nothing else.  conn_addr: the connection's own address.
+     */
+    bool pp_from_peer;
+    struct sockaddr_storage conn_addr;
+    char sni[64]; /* TLS server name the client asked for */
     /* WebSocket ingress (ws_ingress.c): what a trusted sender's headers said */
     struct geo_headers *geo;
     char geo_location[48];                             /* its coordinates as "lat,lon" */

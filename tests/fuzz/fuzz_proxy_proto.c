@@ -57,6 +57,7 @@ static void check_header(const struct pp_header *h, const uint8_t *data, size_t 
         check(h->src.ss_family == h->dst.ss_family);
     }
     check(h->peer_id >= 0 && h->peer_id <= 0xFFFF && (h->peer_id == 0 || h->version == 2));
+    check(!h->has_peer_mac || h->peer_id != 0);
     check_value(h->has_city, h->city);
     check_value(h->has_region, h->region);
     check_value(h->has_location, h->location);

@@ -1747,9 +1747,12 @@ sub cancel {
     my $body = pack('NN', 80877102, $o{pid}) . $o{key};
     $w->send_raw(pack('N', 4 + length $body) . $body);
     my $eof = eval { !defined $w->read_bytes(1) };
-    close $w->{sock};
+    $w->hangup;
     return 1;
 }
+
+# Closes the connection without a Terminate (TlsWire: ends its openssl).
+sub hangup { close $_[0]{sock} if $_[0]{sock} }
 
 package PgNearTest;
 
@@ -1809,6 +1812,8 @@ sub terminate {
     eval { $self->send_msg('X', '') };
     eval { $self->{h}->kill_kill(grace => 1) };
 }
+
+sub hangup { eval { $_[0]{h}->kill_kill(grace => 1) } }
 
 sub DESTROY { my $s = shift; local ($@, $?); eval { $s->{h}->kill_kill(grace => 0) if $s->{h} && $s->{h}->pumpable } }
 

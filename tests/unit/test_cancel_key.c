@@ -156,7 +156,8 @@ static void test_proxy_header_roundtrip(void **state)
     pp_tlv_types_default(&types);
     set_v4(&src, "203.0.113.7", 40000);
     set_v4(&dst, "10.0.0.6", 6432);
-    size_t n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3);
+    size_t n =
+        pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3, NULL);
     assert_int_equal(n, PP_V2_HDR_LEN + 12 + 5);
     buf[n] = 0; /* the CancelRequest would follow */
     assert_int_equal(pp_parse(buf, n + 1, &types, &h), PP_OK);
@@ -169,7 +170,7 @@ static void test_proxy_header_roundtrip(void **state)
 
     set_v6(&src, "2001:db8::7", 1234);
     set_v6(&dst, "2001:db8::6", 6432);
-    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 0);
+    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 0, NULL);
     assert_int_equal(n, PP_V2_HDR_LEN + 36);
     assert_int_equal(pp_parse(buf, n, &types, &h), PP_OK);
     assert_int_equal(h.peer_id, 0);
@@ -177,12 +178,58 @@ static void test_proxy_header_roundtrip(void **state)
 
     /* mixed families: a LOCAL header, which keeps the connection's own address */
     set_v4(&dst, "10.0.0.6", 6432);
-    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 2);
+    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 2, NULL);
     assert_int_equal(pp_parse(buf, n, &types, &h), PP_OK);
     assert_true(h.local);
     assert_int_equal(h.peer_id, 2);
     assert_int_equal(
-        pp_build_v2(buf, PP_V2_HDR_LEN, (struct sockaddr *)&src, (struct sockaddr *)&dst, 2), 0);
+        pp_build_v2(buf, PP_V2_HDR_LEN, (struct sockaddr *)&src, (struct sockaddr *)&dst, 2, NULL),
+        0);
+}
+
+/* A forwarded request signed with the fleet's secret: the MAC reads back, and binds it all. */
+static void test_forward_mac(void **state)
+{
+    (void)state;
+    struct sockaddr_storage src, dst, other;
+    struct pp_tlv_types types;
+    struct pp_header h;
+    uint8_t buf[PP_V2_BUILD_MAX], mac[PP_PEER_MAC_LEN], again[PP_PEER_MAC_LEN];
+    const uint8_t key[4] = {1, 2, 3, 5};
+    pp_tlv_types_default(&types);
+    set_v4(&src, "203.0.113.7", 40000);
+    set_v4(&dst, "10.0.0.6", 6432);
+    set_v4(&other, "203.0.113.8", 40000);
+    assert_true(cancel_forward_mac(secret, sizeof(secret), 2, (struct sockaddr *)&src,
+                                   (struct sockaddr *)&dst, 0x40021234, key, 4, mac));
+    size_t n =
+        pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 2, mac);
+    assert_int_equal(n, PP_V2_BUILD_MAX - 24); /* IPv4: 24 bytes of addresses fewer */
+    assert_int_equal(pp_parse(buf, n, &types, &h), PP_OK);
+    assert_int_equal(h.peer_id, 2);
+    assert_true(h.has_peer_mac);
+    assert_memory_equal(h.peer_mac, mac, PP_PEER_MAC_LEN);
+    /* the receiver computes the same from what it parsed */
+    assert_true(cancel_forward_mac(secret, sizeof(secret), h.peer_id, (struct sockaddr *)&h.src,
+                                   (struct sockaddr *)&h.dst, 0x40021234, key, 4, again));
+    assert_memory_equal(again, mac, PP_PEER_MAC_LEN);
+    /* another caller, peer, pid, key or secret: another MAC */
+    const uint8_t key2[4] = {1, 2, 3, 4};
+    cancel_forward_mac(secret, sizeof(secret), 2, (struct sockaddr *)&other,
+                       (struct sockaddr *)&dst, 0x40021234, key, 4, again);
+    assert_memory_not_equal(again, mac, PP_PEER_MAC_LEN);
+    cancel_forward_mac(secret, sizeof(secret), 3, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+                       0x40021234, key, 4, again);
+    assert_memory_not_equal(again, mac, PP_PEER_MAC_LEN);
+    cancel_forward_mac(secret, sizeof(secret), 2, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+                       0x40021235, key, 4, again);
+    assert_memory_not_equal(again, mac, PP_PEER_MAC_LEN);
+    cancel_forward_mac(secret, sizeof(secret), 2, (struct sockaddr *)&src, (struct sockaddr *)&dst,
+                       0x40021234, key2, 4, again);
+    assert_memory_not_equal(again, mac, PP_PEER_MAC_LEN);
+    cancel_forward_mac(secret, sizeof(secret) - 1, 2, (struct sockaddr *)&src,
+                       (struct sockaddr *)&dst, 0x40021234, key, 4, again);
+    assert_memory_not_equal(again, mac, PP_PEER_MAC_LEN);
 }
 
 static void test_proxy_peer_tlv_strict(void **state)
@@ -195,11 +242,12 @@ static void test_proxy_peer_tlv_strict(void **state)
     pp_tlv_types_default(&types);
     set_v4(&src, "203.0.113.7", 40000);
     set_v4(&dst, "10.0.0.6", 6432);
-    size_t n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3);
+    size_t n =
+        pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3, NULL);
     buf[n - 3] = 1; /* a value of 1 byte, not 2: the header one byte shorter */
     buf[15] = (uint8_t)(buf[15] - 1);
     assert_int_equal(pp_parse(buf, n - 1, &types, &h), PP_EINVALID);
-    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3);
+    n = pp_build_v2(buf, sizeof(buf), (struct sockaddr *)&src, (struct sockaddr *)&dst, 3, NULL);
     buf[n - 2] = 0; /* peer id 0 */
     buf[n - 1] = 0;
     assert_int_equal(pp_parse(buf, n, &types, &h), PP_EINVALID);
@@ -242,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_v32_unsigned_and_refused),
         cmocka_unit_test(test_proxy_header_roundtrip),
         cmocka_unit_test(test_proxy_peer_tlv_strict),
+        cmocka_unit_test(test_forward_mac),
         cmocka_unit_test(test_cancel_limit),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
