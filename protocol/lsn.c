@@ -60,3 +60,15 @@ const char *lsn_format(uint32_t tli, uint64_t lsn, char *buf, size_t cap)
         snprintf(buf, cap, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
     return buf;
 }
+
+#define LSN_SHORT_PAGE_HEADER 24 /* MAXALIGN(sizeof(XLogPageHeaderData)) */
+#define LSN_LONG_PAGE_HEADER  40 /* MAXALIGN(sizeof(XLogLongPageHeaderData)), a segment's first */
+
+uint64_t lsn_record_end(uint64_t insert, uint64_t block, uint64_t segment)
+{
+    if (segment != 0 && insert % segment == LSN_LONG_PAGE_HEADER)
+        return insert - LSN_LONG_PAGE_HEADER;
+    if (block != 0 && insert % block == LSN_SHORT_PAGE_HEADER)
+        return insert - LSN_SHORT_PAGE_HEADER;
+    return insert;
+}

@@ -23,6 +23,16 @@ enum lsn_result {
  */
 int lsn_parse(const char *p, size_t len, uint32_t *tli, uint64_t *lsn);
 
+/*
+ * The end of the last WAL record, from an insert position (PostgreSQL's
+ * pg_current_wal_insert_lsn): where a record ended at a page boundary, the
+ * insert position is past the next page's header (24 bytes, 40 at the
+ * start of a segment), a place where no record ends and no standby's
+ * replayed position ever stops.  block and segment: wal_block_size and
+ * wal_segment_size in bytes (0: not known, nothing taken off).
+ */
+uint64_t lsn_record_end(uint64_t insert, uint64_t block, uint64_t segment);
+
 /* "00000002/16/B374D848" (tli 0: "16/B374D848") into buf; returns buf. */
 const char *lsn_format(uint32_t tli, uint64_t lsn, char *buf, size_t cap);
 

@@ -379,7 +379,7 @@ What a session needs (libpq's target_session_attrs names): writers to the primar
   psql "$app options='-c pgnear.city=Dublin $ro'" -c 'SHOW cluster_name'    # eu-west
 Read your own write from a standby: pgnear.min_lsn (a WAL position, or the pgnear.fence that
 pgnear.report_fence=on sends a writer) puts the read where that position has been replayed.
-  lsn=\$(psql "$app options='$rw'" -Atc 'SELECT pg_current_wal_insert_lsn()')
+  lsn=\$(psql "$app options='$rw'" -Atc 'SELECT pg_current_wal_lsn()')
   psql "$app options='-c pgnear.city=Dublin $ro -c pgnear.min_lsn=\$lsn'" -c 'SHOW cluster_name'
 
 The admin console: the database pgnear, as user admin (or as root over the Unix socket: psql -h $run -p $port pgnear).

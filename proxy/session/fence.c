@@ -3,6 +3,7 @@
  */
 #include "proxy/session/fence.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -16,9 +17,17 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
-/* The position, on its timeline as the WAL file name gives it: "00000001/0/3000148". */
+/*
+ * Where the WAL written so far ends, on its timeline as the WAL file name
+ * gives it, with the sizes lsn_record_end needs:
+ * "00000001/0/3000148 8192 16777216".  The insert position is past the
+ * transaction's commit.
+ */
 #define FENCE_QUERY                                                                                \
-    "SELECT substr(pg_walfile_name(l), 1, 8) || '/' || l FROM pg_current_wal_insert_lsn() AS l"
+    "SELECT substr(pg_walfile_name(i), 1, 8) || '/' || i || ' ' || "                               \
+    "current_setting('wal_block_size') || ' ' || "                                                 \
+    "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') "                           \
+    "FROM pg_current_wal_insert_lsn() AS i"
 
 /* A CommandComplete or ReadyForQuery longer than this is no tag worth reading whole. */
 #define FENCE_TAG_MAX 256
@@ -67,6 +76,18 @@ static int fence_ask(struct session *s, uint32_t z_len)
     return endpoint_flush(s, &sc->ep);
 }
 
+/* FENCE_QUERY's answer: the position on its timeline, as the end of the last record. */
+static bool fence_read(const char *answer, uint32_t *tli, uint64_t *lsn)
+{
+    unsigned long long block = 0, segment = 0;
+    const char *space = strchr(answer, ' ');
+    if (space == NULL || sscanf(space, " %llu %llu", &block, &segment) != 2 ||
+        lsn_parse(answer, (size_t)(space - answer), tli, lsn) != LSN_OK)
+        return false;
+    *lsn = lsn_record_end(*lsn, block, segment);
+    return true;
+}
+
 /* The answer is in: the fence (when the server gave one), then the ReadyForQuery held. */
 static int fence_tell(struct session *s)
 {
@@ -78,9 +99,10 @@ static int fence_tell(struct session *s)
     s->fence_asked = false;
     s->fence_wrote = false;
     pkt_init(&pb, buf, sizeof(buf));
-    if (lsn_parse(s->fence_value, strlen(s->fence_value), &tli, &lsn) == LSN_OK) {
+    if (fence_read(s->fence_value, &tli, &lsn)) {
         s->fence_tli = tli;
         s->fence_lsn = lsn;
+        lsn_format(tli, lsn, s->fence_value, sizeof(s->fence_value));
         pkt_begin(&pb, 'S');
         pkt_put_cstr(&pb, "pgnear.fence");
         pkt_put_cstr(&pb, s->fence_value);
@@ -103,7 +125,7 @@ static int fence_answer(struct session *s, char type, const uint8_t *body, uint3
     uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
     if (type == 'S')
         return fence_move(s, 1 + (size_t)len);
-    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < LSN_TEXT_MAX &&
+    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence_value) &&
         6 + pkt_be32(body + 2) <= blen) {
         uint32_t n = pkt_be32(body + 2);
         memcpy(s->fence_value, body + 6, n);

@@ -181,10 +181,10 @@ struct session {
     bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
     uint64_t fence_lsn;
-    bool fence_wrote;               /* the transaction going on wrote (fence.c) */
-    bool fence_asked;               /* the server is asked where its WAL is; a ReadyForQuery held */
-    char fence_value[LSN_TEXT_MAX]; /* its answer */
-    uint64_t server_bytes;          /* bytes read from server connections already closed */
+    bool fence_wrote; /* the transaction going on wrote (fence.c) */
+    bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
+    char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
+    uint64_t server_bytes;               /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
     uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */

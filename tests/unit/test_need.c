@@ -208,6 +208,19 @@ static void test_lag(void **state)
     assert_int_equal(r.ms, 60000);
 }
 
+/* An insert position right after a page or segment header is the end of the record before it. */
+static void test_lsn_record_end(void **state)
+{
+    (void)state;
+    const uint64_t blk = 8192, seg = 16 * 1024 * 1024;
+    assert_true(lsn_record_end(50511872 + 24, blk, seg) == 50511872); /* the case 212 met */
+    assert_true(lsn_record_end(3 * seg + 40, blk, seg) == 3 * seg);   /* a segment's long header */
+    assert_true(lsn_record_end(50511872 + 25, blk, seg) == 50511872 + 25);
+    assert_true(lsn_record_end(50511872, blk, seg) == 50511872);
+    assert_true(lsn_record_end(50511872 + 24, 0, 0) == 50511872 + 24);    /* sizes unknown */
+    assert_true(lsn_record_end(4 * 32768 + 24, 32768, seg) == 4 * 32768); /* wal_block_size 32 kB */
+}
+
 static void test_lsn_text(void **state)
 {
     (void)state;
@@ -297,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_lag),
         cmocka_unit_test(test_judge_hysteresis),
         cmocka_unit_test(test_lsn_text),
+        cmocka_unit_test(test_lsn_record_end),
         cmocka_unit_test(test_fit_fenced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
