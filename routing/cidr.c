@@ -73,8 +73,7 @@ static bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
-/* sa's address bytes and family, an IPv4-mapped IPv6 one as IPv4; 0 when it has none. */
-static int cidr_addr_of(const struct sockaddr *sa, uint8_t addr[16])
+int cidr_addr_of(const struct sockaddr *sa, uint8_t addr[16])
 {
     if (sa->sa_family == AF_INET) {
         memcpy(addr, &((const struct sockaddr_in *)sa)->sin_addr, 4);

@@ -25,6 +25,9 @@ struct cidr_list {
 /* Parses a comma list; a bare address means a single host.  false with err on a bad entry. */
 bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t errcap);
 
+/* sa's address bytes (4 or 16) and family, an IPv4-mapped IPv6 one as IPv4; 0 when not IP. */
+int cidr_addr_of(const struct sockaddr *sa, uint8_t addr[16]);
+
 /* Adds sa's address as a single host (IPv4-mapped IPv6 as IPv4); false when full or not IP. */
 bool cidr_list_add_host(struct cidr_list *l, const struct sockaddr *sa);
 

@@ -235,33 +235,35 @@ static void put_process(struct evbuffer *out, const struct shared *sh)
     evbuffer_add_printf(out, "pgnear_last_reload_timestamp_seconds %lld\n", (long long)rc.last_at);
 }
 
-/* The fleet's peers that a cancel request went to or came from. */
+/* The fleet's peers that a cancel request went to or came from: their figures, one copy. */
+static int read_peers(struct shared *sh, struct peer_stat *rows)
+{
+    int n = 0;
+    for (int i = 0; i < PEERS_MAX; i++) {
+        int id = __atomic_load_n(&sh->peers.items[i].id, __ATOMIC_ACQUIRE);
+        if (id != 0)
+            peer_stats_read(&sh->peers, id, &rows[n++]);
+    }
+    return n;
+}
+
 static void put_peers(struct evbuffer *out, struct shared *sh)
 {
+    struct peer_stat rows[PEERS_MAX];
+    int n = read_peers(sh, rows);
     put_header(out, "peer_cancels_total", "counter",
                "Cancel requests forwarded to each peer (out, delivered) and from it (in).");
-    for (int i = 0; i < PEERS_MAX; i++) {
-        struct peer_stat st;
-        int id = __atomic_load_n(&sh->peers.items[i].id, __ATOMIC_ACQUIRE);
-        if (id == 0)
-            continue;
-        peer_stats_read(&sh->peers, id, &st);
+    for (int i = 0; i < n; i++) {
         evbuffer_add_printf(out, "pgnear_peer_cancels_total{peer=\"%d\",direction=\"out\"} %llu\n",
-                            id, (unsigned long long)st.forwarded_out);
+                            rows[i].id, (unsigned long long)rows[i].forwarded_out);
         evbuffer_add_printf(out, "pgnear_peer_cancels_total{peer=\"%d\",direction=\"in\"} %llu\n",
-                            id, (unsigned long long)st.forwarded_in);
+                            rows[i].id, (unsigned long long)rows[i].forwarded_in);
     }
     put_header(out, "peer_cancel_failures_total", "counter",
-               "Cancel requests that could not be delivered to each peer.");
-    for (int i = 0; i < PEERS_MAX; i++) {
-        struct peer_stat st;
-        int id = __atomic_load_n(&sh->peers.items[i].id, __ATOMIC_ACQUIRE);
-        if (id == 0)
-            continue;
-        peer_stats_read(&sh->peers, id, &st);
-        evbuffer_add_printf(out, "pgnear_peer_cancel_failures_total{peer=\"%d\"} %llu\n", id,
-                            (unsigned long long)st.failed);
-    }
+               "Cancel requests for each peer that did not reach it.");
+    for (int i = 0; i < n; i++)
+        evbuffer_add_printf(out, "pgnear_peer_cancel_failures_total{peer=\"%d\"} %llu\n",
+                            rows[i].id, (unsigned long long)rows[i].failed);
 }
 
 static void scrape_gone(struct evhttp_connection *conn, void *arg)

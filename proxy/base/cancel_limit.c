@@ -7,23 +7,16 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "routing/cidr.h"
+
 /* sa's network: its family (0 when not IP) and leading bytes; IPv4-mapped IPv6 as IPv4. */
 static uint8_t cancel_limit_net(const struct sockaddr *sa, uint8_t net[8])
 {
+    uint8_t addr[16];
+    int family = cidr_addr_of(sa, addr);
     memset(net, 0, 8);
-    if (sa->sa_family == AF_INET) {
-        memcpy(net, &((const struct sockaddr_in *)sa)->sin_addr, 3);
-        return AF_INET;
-    }
-    if (sa->sa_family != AF_INET6)
-        return 0;
-    const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-    if (IN6_IS_ADDR_V4MAPPED(a)) {
-        memcpy(net, a->s6_addr + 12, 3);
-        return AF_INET;
-    }
-    memcpy(net, a->s6_addr, 8);
-    return AF_INET6;
+    memcpy(net, addr, family == AF_INET ? 3 : family == AF_INET6 ? 8 : 0);
+    return (uint8_t)family;
 }
 
 static uint32_t cancel_limit_hash(const uint8_t net[8], uint8_t family)

@@ -51,6 +51,20 @@ static uint32_t key_tag(const uint8_t *key, size_t len)
     return len == CANCEL_KEY_V32_LEN ? pkt_be32(key + 4) : pkt_be32(key) & ~1u;
 }
 
+/* A CancelRequest of that process ID and key: its length in out, or 0 for a key too long. */
+#define CANCEL_PACKET_MAX (12 + CANCEL_KEY_MAX_LEN)
+static size_t cancel_packet(uint8_t *out, uint32_t pid, const uint8_t *key, size_t key_len)
+{
+    struct pktbuf pb;
+    pkt_init(&pb, out, CANCEL_PACKET_MAX);
+    pkt_begin(&pb, 0);
+    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
+    pkt_put_u32(&pb, pid);
+    pkt_put_bytes(&pb, key, key_len);
+    pkt_end(&pb);
+    return pkt_ok(&pb) ? pb.len : 0;
+}
+
 /* What forwarding a cancel needs, copied from the registry under its lock. */
 struct cancel_target {
     uint64_t client_id;
@@ -147,15 +161,9 @@ void cancel_unregister(struct session *s)
 /* Sends the CancelRequest with the server's own process ID and key to the session's server. */
 static int cancel_to_server(struct worker *w, const struct cancel_target *t)
 {
-    uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
-    struct pktbuf pb;
-    pkt_init(&pb, packet, sizeof(packet));
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
-    pkt_put_u32(&pb, t->server_pid);
-    pkt_put_bytes(&pb, t->server_key, t->server_key_len);
-    pkt_end(&pb);
-    if (!pkt_ok(&pb))
+    uint8_t packet[CANCEL_PACKET_MAX];
+    size_t len = cancel_packet(packet, t->server_pid, t->server_key, t->server_key_len);
+    if (len == 0)
         return -1;
     /* TLS when the session's server connection had it and server_tls still allows it. */
     bool use_tls = t->server_tls && w->cfg->server_tls_ctx != NULL;
@@ -166,7 +174,7 @@ static int cancel_to_server(struct worker *w, const struct cancel_target *t)
                                 .tls = (enum tls_server_mode)w->cfg->server_tls,
                                 .host = t->server_host,
                                 .bytes = packet,
-                                .len = pb.len,
+                                .len = len,
                                 .timeout_ms = CANCEL_FORWARD_MS};
     return cancel_send(w, &d);
 }
@@ -309,7 +317,7 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
     }
     if (!authenticated)
         cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, health_clock_ms());
-    uint8_t packet[PP_V2_BUILD_MAX + 12 + CANCEL_KEY_MAX_LEN], key[CANCEL_KEY_MAX_LEN];
+    uint8_t packet[PP_V2_BUILD_MAX + CANCEL_PACKET_MAX], key[CANCEL_KEY_MAX_LEN];
     uint8_t mac[PP_PEER_MAC_LEN];
     const struct sockaddr *dst = (const struct sockaddr *)&p->where.addr;
     memcpy(key, sp->cancel_key, sp->cancel_key_len);
@@ -320,13 +328,7 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                            sp->cancel_pid, key, sp->cancel_key_len, mac);
     size_t n =
         pp_build_v2(packet, sizeof(packet), o->addr, dst, cfg->peer_id, signed_fwd ? mac : NULL);
-    struct pktbuf pb;
-    pkt_init(&pb, packet + n, sizeof(packet) - n);
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
-    pkt_put_u32(&pb, sp->cancel_pid);
-    pkt_put_bytes(&pb, key, sp->cancel_key_len);
-    pkt_end(&pb);
+    size_t len = n == 0 ? 0 : cancel_packet(packet + n, sp->cancel_pid, key, sp->cancel_key_len);
     struct cancel_delivery d = {.client_id = o->id,
                                 .peer_id = info->peer_id,
                                 .addr = (const struct sockaddr *)&p->where.addr,
@@ -334,12 +336,12 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                                 .tls = TLS_SERVER_DISABLE,
                                 .host = p->where.host,
                                 .bytes = packet,
-                                .len = n + pb.len,
+                                .len = n + len,
                                 .timeout_ms = cfg->cancel_forward_timeout_ms};
-    if (n == 0 || !pkt_ok(&pb))
+    if (len == 0)
         peer_stats_note_out(&w->shared->peers, p->id, false, "could not build the request",
                             health_clock_ms());
-    if (n == 0 || !pkt_ok(&pb) || cancel_send(w, &d) != 0)
+    if (len == 0 || cancel_send(w, &d) != 0)
         log_warn(o->id, "could not forward cancel request to peer %d: out of resources",
                  info->peer_id);
 }
@@ -359,14 +361,8 @@ static bool cancel_to_predecessor(struct worker *w, const struct startup_packet 
     if (w->draining || !config_cancel_socket_path(w->cfg, &sun) || stat(sun.sun_path, &st) != 0 ||
         !S_ISSOCK(st.st_mode))
         return false;
-    uint8_t packet[12 + CANCEL_KEY_MAX_LEN];
-    struct pktbuf pb;
-    pkt_init(&pb, packet, sizeof(packet));
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_CODE_CANCEL);
-    pkt_put_u32(&pb, sp->cancel_pid);
-    pkt_put_bytes(&pb, sp->cancel_key, sp->cancel_key_len);
-    pkt_end(&pb);
+    uint8_t packet[CANCEL_PACKET_MAX];
+    size_t len = cancel_packet(packet, sp->cancel_pid, sp->cancel_key, sp->cancel_key_len);
     struct cancel_delivery d = {.client_id = o->id,
                                 .predecessor = true,
                                 .addr = (const struct sockaddr *)&sun,
@@ -374,9 +370,9 @@ static bool cancel_to_predecessor(struct worker *w, const struct startup_packet 
                                 .tls = TLS_SERVER_DISABLE,
                                 .host = "",
                                 .bytes = packet,
-                                .len = pb.len,
+                                .len = len,
                                 .timeout_ms = CANCEL_FORWARD_MS};
-    return pkt_ok(&pb) && cancel_send(w, &d) == 0;
+    return len > 0 && cancel_send(w, &d) == 0;
 }
 
 /* The key is this instance's: its session's server, or its console, is told. */

@@ -70,6 +70,7 @@ use List::Util qw(sum max min);
 use POSIX ();
 use PgNearTest;
 use PgNearFleet;
+use PgNearHAProxy;
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -173,7 +174,8 @@ for my $i (0 .. $N - 1) {
 }
 note "pgnear instances on ports @port (metrics on @mport), peers = $peers";
 
-my $ha = PgNearFleet::HAProxy->new(servers => [map { ['p' . ($_ + 1), $port[$_]] } 0 .. $N - 1], check => 1);
+my $ha = PgNearHAProxy->new(servers => [map { ['p' . ($_ + 1), $port[$_]] } 0 .. $N - 1],
+                            check => 'inter 300ms rise 1 fall 1', retries => 2, redispatch => 1);
 my $HA = $ha->port;
 END { $ha->stop if $ha && $$ == $PgNearTest::OWNER_PID }
 ok $ha->wait_status({ map { ('p' . $_ => 'UP') } 1 .. $N }), "HAProxy on port $HA sees all $N pgnear UP"

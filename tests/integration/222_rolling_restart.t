@@ -50,6 +50,7 @@ use Time::Local qw(timegm);
 use Time::HiRes qw(time sleep);
 use PgNearTest;
 use PgNearRolling qw(spawn reap wait_pid tcp_sockets pgbench_log http_get);
+use PgNearHAProxy;
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -113,7 +114,7 @@ my %SHORT = (auth => 'passthrough', server_tls => 'disable', shutdown_timeout =>
 my $p_term = PgNearTest::Proxy->new(regions => [$us], settings => {%SHORT});
 my $p_usr2 = PgNearTest::Proxy->new(regions => [$us], settings => {%SHORT});
 
-my $hap = PgNearRolling::HAProxy->new(servers => [map { [$NAMES[$_], $ports[$_]] } 0 .. 2]);
+my $hap = PgNearHAProxy->new(servers => [map { [$NAMES[$_], $ports[$_]] } 0 .. 2], check => 'inter 1s');
 ok $hap->wait_status({ map { $_ => 'UP' } @NAMES }, timeout => 15), 'HAProxy sees the three pgnear UP'
   or BAIL_OUT('HAProxy: ' . explain($hap->server_status) . "\n" . $hap->log_contents);
 

@@ -3,11 +3,7 @@ package PgNearFleet;
 # Helpers for tests of several pgnear instances ("peers") behind a load
 # balancer, as tests/integration/220_peer_cancel.t runs them:
 #
-#   PgNearFleet::HAProxy->new(servers => [[name, port], ...], check => 1)
-#       HAProxy (the Debian package) in TCP mode, balance roundrobin, one
-#       frontend in front of the servers; no PROXY header towards them.
-#       ->port, ->stop, ->running, ->server_status -> {name => 'UP'|'DOWN'|...},
-#       ->wait_status({name => 'UP', ...}, timeout => 15), ->log_contents
+# (HAProxy in front of them: PgNearHAProxy.pm.)
 #   metrics($port) -> {series => value} from GET /metrics on 127.0.0.1:$port
 #       (series as exposed: 'name' or 'name{labels}'); {} when it cannot be read
 #   metric($m, $name, label => value, ...) -> the sum of the matching samples
@@ -317,129 +313,6 @@ sub terminate_app {
     my ($self, $app) = @_;
     return $self->{dbh}->selectrow_array(
         'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = ?', undef, $app);
-}
-
-# ---------------------------------------------------------------- HAProxy
-
-package PgNearFleet::HAProxy;
-
-use strict;
-use warnings;
-use Carp qw(croak);
-use IO::Socket::UNIX;
-use POSIX qw(WNOHANG);
-use Socket qw(SOCK_STREAM);
-
-sub new {
-    my ($class, %o) = @_;
-    my $bin = PgNearTest::require_tool('haproxy');    # dies loudly when missing
-    my @servers = @{ $o{servers} // croak 'HAProxy: servers' };
-    my $dir = PgNearTest::tmpdir(name => 'haproxy', mode => 0755);
-    my $self = bless { bin => $bin, dir => $dir, port => $o{port} // PgNearTest::free_port(),
-                       stats => "$dir/stats.sock", cfg => "$dir/haproxy.cfg", log => "$dir/haproxy.log",
-                       owner_pid => $$ }, $class;
-    my $check = $o{check} ? ' check inter 300ms rise 1 fall 1' : '';
-    my $lines = join '', map { "    server $_->[0] 127.0.0.1:$_->[1]$check\n" } @servers;
-    PgNearTest::write_file($self->{cfg}, <<"EOF");
-global
-    maxconn 4000
-    stats socket $self->{stats} mode 600 level admin
-
-defaults
-    mode tcp
-    timeout connect 5s
-    timeout client 120s
-    timeout server 120s
-    retries 2
-    option redispatch
-
-frontend fe
-    bind 127.0.0.1:$self->{port}
-    default_backend be
-
-backend be
-    balance roundrobin
-$lines
-EOF
-    my ($rc, $out, $err) = PgNearTest::run_cmd([$bin, '-c', '-f', $self->{cfg}], timeout => 30);
-    die "HAProxy: haproxy -c rejects $self->{cfg}:\n$out$err" if $rc != 0;
-    my $pid = fork;
-    die "fork: $!" unless defined $pid;
-    if ($pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>>', $self->{log} or POSIX::_exit(126);
-        open STDERR, '>&', \*STDOUT;
-        { no warnings 'exec'; exec { $bin } $bin, '-db', '-f', $self->{cfg}; }
-        POSIX::_exit(127);
-    }
-    $self->{pid} = $pid;
-    PgNearTest::_reg_add("pid $pid");
-    PgNearTest::wait_until(sub { -S $self->{stats} || !$self->running }, timeout => 15, interval => 0.05);
-    die "HAProxy did not start:\n" . $self->log_contents unless $self->running && -S $self->{stats};
-    return $self;
-}
-
-sub port { $_[0]{port} }
-sub log_contents { -e $_[0]{log} ? PgNearTest::slurp_file($_[0]{log}) : '' }
-
-sub running {
-    my ($self) = @_;
-    return 0 unless $self->{pid};
-    my $r = waitpid($self->{pid}, WNOHANG);
-    return 1 if $r == 0;
-    PgNearTest::_reg_del("pid $self->{pid}");
-    delete $self->{pid};
-    return 0;
-}
-
-sub stats_cmd {
-    my ($self, $cmd) = @_;
-    my $s = IO::Socket::UNIX->new(Peer => $self->{stats}, Type => SOCK_STREAM) or return undef;
-    print $s "$cmd\n";
-    local $/;
-    my $r = <$s>;
-    close $s;
-    return $r;
-}
-
-# {server name => status} of backend be.
-sub server_status {
-    my ($self) = @_;
-    my $csv = $self->stats_cmd('show stat') // return {};
-    my @lines = split /\n/, $csv;
-    my $hdr = shift @lines // return {};
-    $hdr =~ s/^# //;
-    my @cols = split /,/, $hdr;
-    my %out;
-    for my $l (@lines) {
-        my %row;
-        @row{@cols} = split /,/, $l, -1;
-        next unless ($row{pxname} // '') eq 'be' && ($row{svname} // '') !~ /^(?:BACKEND|FRONTEND)$/;
-        $out{ $row{svname} } = $row{status};
-    }
-    return \%out;
-}
-
-sub wait_status {
-    my ($self, $want, %o) = @_;
-    return PgNearTest::wait_until(sub {
-        my $s = $self->server_status;
-        !grep { ($s->{$_} // '') !~ /^\Q$want->{$_}\E\b/ } keys %$want;
-    }, timeout => $o{timeout} // 15, interval => 0.1);
-}
-
-sub stop {
-    my ($self) = @_;
-    return unless $self->running;
-    kill 'TERM', $self->{pid};
-    PgNearTest::wait_until(sub { !$self->running }, timeout => 10, interval => 0.05);
-    if ($self->running) { kill 'KILL', $self->{pid}; PgNearTest::wait_until(sub { !$self->running }, timeout => 5) }
-}
-
-sub DESTROY {
-    my ($self) = @_;
-    local ($?, $!, $@);
-    eval { $self->stop } if $$ == $self->{owner_pid};
 }
 
 1;
