@@ -79,17 +79,20 @@ my $unitdir = $dir{systemdsystemunitdir} // '';
 if ($unitdir eq '') {
     # configure --without-systemdsystemunitdir
     my @units;
-    find(sub { push @units, $File::Find::name if $_ eq 'pgnear.service' }, $stage);
+    find(sub { push @units, $File::Find::name if /^pgnear\@?\.service$/ }, $stage);
     is(scalar @units, 0, 'configured without a systemd unit directory: no unit installed')
       or diag(join "\n", @units);
 } else {
     ok($unitdir =~ m{^/}, "the systemd unit directory is absolute: $unitdir");
-    check_unit();
+    check_unit('pgnear.service', 'SIGTERM');
+    # The template for upgrades in turn: its stop waits for the sessions (SIGUSR2).
+    check_unit('pgnear@.service', 'SIGUSR2');
 }
 
 sub check_unit {
-    my $unit = "$stage$unitdir/pgnear.service";
-    ok(-f $unit, "pgnear.service in the unit directory, $unitdir") or BAIL_OUT("no $unit");
+    my ($name, $kill) = @_;
+    my $unit = "$stage$unitdir/$name";
+    ok(-f $unit, "$name in the unit directory, $unitdir") or BAIL_OUT("no $unit");
     my $text = DocLinks::slurp($unit);
     my %key;
     for (split /\n/, $text) {
@@ -103,7 +106,7 @@ sub check_unit {
     is_deeply($key{Type}, ['simple'], 'Type=simple (pgnear stays in the foreground)');
     is_deeply($key{ExecReload}, ["$dir{bindir}/pgnear --check /etc/pgnear/pgnear.ini", '/bin/kill -HUP $MAINPID'],
         'a reload checks the file, then sends SIGHUP');
-    is_deeply($key{KillSignal}, ['SIGTERM'], 'a stop is SIGTERM');
+    is_deeply($key{KillSignal}, [$kill], "$name: a stop is $kill");
 
     # The defaults the unit must fit, from the reference's settings tables.
     my $ref = DocLinks::slurp("$src/doc/pgnear.md");
@@ -111,9 +114,13 @@ sub check_unit {
     my ($max_client) = $ref =~ /^\| `max_client_conn` \| `(\d+)` \|/m;
     ok(defined $shutdown && defined $max_client, 'the defaults of shutdown_timeout and max_client_conn')
       or BAIL_OUT('doc/pgnear.md changed its tables');
-    my ($stop) = ($key{TimeoutStopSec} // [''])->[0] =~ /^(\d+)s$/;
-    ok(defined $stop && $stop > $shutdown,
-        "TimeoutStopSec (${\($stop // 'none')} s) outlasts shutdown_timeout ($shutdown s)");
+    my ($stop) = ($key{TimeoutStopSec} // [''])->[0] =~ /^(\d+s|infinity)$/;
+    if ($kill eq 'SIGUSR2') {
+        is($stop, 'infinity', "$name: TimeoutStopSec=infinity (SIGUSR2 waits for every session)");
+    } else {
+        ok(defined $stop && $stop =~ /^(\d+)s$/ && $1 > $shutdown,
+            "TimeoutStopSec (${\($stop // 'none')}) outlasts shutdown_timeout ($shutdown s)");
+    }
     my ($nofile) = ($key{LimitNOFILE} // [''])->[0] =~ /^(\d+)$/;
     ok(defined $nofile && $nofile >= 2 * $max_client + 1000,
         "LimitNOFILE (${\($nofile // 'none')}) holds max_client_conn ($max_client) clients with a server connection each");
@@ -123,12 +130,12 @@ sub check_unit {
     # with the staged paths.  A copy with a key systemd does not know shows
     # that the check can fail.
     (my $staged = $text) =~ s{\Q$dir{bindir}\E/pgnear}{$bin}g;
-    DocLinks::spew("$tmp/pgnear.service", $staged);
-    ($rc, $out, $err) = run("cd '$tmp' && systemd-analyze verify --man=no ./pgnear.service");
-    is($rc, 0, 'systemd-analyze verify');
+    DocLinks::spew("$tmp/$name", $staged);
+    ($rc, $out, $err) = run("cd '$tmp' && systemd-analyze verify --man=no './$name'");
+    is($rc, 0, "$name: systemd-analyze verify");
     is($out . $err, '', '... finds nothing to say');
-    DocLinks::spew("$tmp/bad/pgnear.service", $staged =~ s/^KillSignal=SIGTERM$/KillSignal=SIGTERM\nNoSuchKey=1/mr);
-    ($rc, $out, $err) = run("cd '$tmp/bad' && systemd-analyze verify --man=no ./pgnear.service");
+    DocLinks::spew("$tmp/bad/$name", $staged =~ s/^KillSignal=(\w+)$/KillSignal=$1\nNoSuchKey=1/mr);
+    ($rc, $out, $err) = run("cd '$tmp/bad' && systemd-analyze verify --man=no './$name'");
     like($out . $err, qr/NoSuchKey/, '... and does say something about a unit with a key systemd does not know');
 }
 
