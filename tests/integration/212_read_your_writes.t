@@ -5,8 +5,10 @@
 # replayed it.  Against a primary (us-east) and a streaming standby in
 # eu-west that replays a second late (recovery_min_apply_delay = 1s):
 # 1,000 fenced reads from a Dublin caller that prefers a standby all see
-# the row just written, while unfenced reads on the delayed standby miss
-# it; a fence old enough that the standby has replayed it reads there; a
+# the row just written (min_lsn_wait = 0: on the primary), while unfenced
+# reads on the delayed standby miss it; on a second standby that replays at
+# once, 200 fenced reads with the default min_lsn_wait wait for it, are
+# read there and see their row; a fence old enough that the standby has replayed it reads there; a
 # fence from another timeline goes to the primary; bad values get 22023.
 use strict;
 use warnings;
@@ -107,8 +109,9 @@ sub show_clients {
 
 # Where a read lands and whether it sees row id: "cluster|count".
 sub read_at {
-    my ($id, $options, $px) = @_;
-    my ($rw, $rr) = wire("-c pgnear.target_session_attrs=prefer-standby -c pgnear.location=53.35,-6.26 $options", $px);
+    my ($id, $options, $px, $at) = @_;
+    $at //= '53.35,-6.26';
+    my ($rw, $rr) = wire("-c pgnear.target_session_attrs=prefer-standby -c pgnear.location=$at $options", $px);
     return "error: $rr->{error}{M}" unless $rr->{ok};
     my $q = $rw->query("SELECT current_setting('cluster_name') || '|' || count(*) FROM marks WHERE id = $id");
     $rw->terminate;
@@ -129,6 +132,41 @@ for my $id (100 .. 100 + $N - 1) {
 is $fenced_ok, $N, "$N fenced reads right after their write: every one sees its row";
 note 'fenced reads went to: ' . join(', ', map { "$_ $where{$_}" } sort keys %where);
 cmp_ok $unfenced_missed, '>', 0, "... while unfenced reads on the delayed standby missed it ($unfenced_missed of 20)";
+
+# The same on a standby that replays at once (ap-southeast, no apply delay),
+# with the default min_lsn_wait: each fenced read waits for it to replay its
+# write, lands there, and sees the row; 200 of them, each a write, a wait
+# and a login.  (The test clusters run synchronous_commit = off, so the WAL
+# reaches the standby at the WAL writer's pace, 200 ms: most of the wait.)
+{
+    my $ap = PgNearTest::Cluster->new_standby(primary => $us, name => 'ap-southeast', hba => \@HBA);
+    my $q = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'ap-southeast', location => '1.35, 103.82', hosts => [$ap] }],
+        settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '1s',
+                      health_check_timeout => '2s' });
+    ok wait_until(sub { $q->log_contents =~ /region ap-southeast is up: it is a standby/ }, timeout => 20),
+      'a second pgnear knows ap-southeast is a standby';
+    my ($ok, %at, @took) = (0);
+    my $t0 = time;
+    my $n = 200;
+    for my $id (20000 .. 20000 + $n - 1) {
+        my ($fence) = fence_of($w->query("INSERT INTO marks (id) VALUES ($id)"));
+        my $t = time;
+        my $got = read_at($id, "-c pgnear.min_lsn=$fence", $q, '1.35,103.82');
+        push @took, time - $t;
+        $ok++ if $got =~ /\|1$/;
+        $at{ (split /\|/, $got)[0] }++;
+    }
+    my @sorted = sort { $a <=> $b } @took;
+    note sprintf('fenced reads on the prompt standby went to: %s (%.1f s for %d writes and reads; '
+                 . 'a read, login to answer: median %.0f ms, 95th percentile %.0f ms)',
+                 join(', ', map { "$_ $at{$_}" } sort keys %at), time - $t0, $n,
+                 1000 * $sorted[$n / 2], 1000 * $sorted[int($n * 0.95)]);
+    is $ok, $n, "$n fenced reads on a standby right after their write: every one sees its row";
+    cmp_ok $at{'ap-southeast'} // 0, '>=', $n * 0.95, '... and (nearly) all were read on the standby';
+    $q->stop;
+}
 
 my ($old) = fence_of($w->query('INSERT INTO marks (id) VALUES (5000)'));
 ok wait_until(sub { read_at(5000, '') eq 'eu-west|1' }, timeout => 10), 'the standby replays the row a second later';
