@@ -58,51 +58,16 @@ static void listener_accepted(struct listener_set *ls)
     ls->failing = false;
 }
 
-static void listener_accept_tcp(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                                int addrlen, void *arg)
+/* A connection accepted on one of the set's listeners, as the listener's kind says. */
+static void listener_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                            int addrlen, void *arg)
 {
     struct listener_set *ls = arg;
+    size_t i = 0;
+    while (i + 1 < ls->count && ls->items[i] != l)
+        i++;
     listener_accepted(ls);
-    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_TCP);
-}
-
-static void listener_accept_unix(struct evconnlistener *l, evutil_socket_t fd,
-                                 struct sockaddr *addr, int addrlen, void *arg)
-{
-    struct listener_set *ls = arg;
-    listener_accepted(ls);
-    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_UNIX);
-}
-
-static void listener_accept_websocket(struct evconnlistener *l, evutil_socket_t fd,
-                                      struct sockaddr *addr, int addrlen, void *arg)
-{
-    struct listener_set *ls = arg;
-    listener_accepted(ls);
-    session_accept(ls->w, fd, addr, addrlen, TRANSPORT_WEBSOCKET);
-}
-
-/* A draining pgnear's cancel socket: accepted though the worker drains. */
-static void listener_accept_cancel(struct evconnlistener *l, evutil_socket_t fd,
-                                   struct sockaddr *addr, int addrlen, void *arg)
-{
-    struct listener_set *ls = arg;
-    listener_accepted(ls);
-    session_accept_backlog(ls->w, fd, addr, addrlen, TRANSPORT_CANCEL);
-}
-
-static evconnlistener_cb listener_callback(enum session_transport t)
-{
-    switch (t) {
-    case TRANSPORT_CANCEL:
-        return listener_accept_cancel;
-    case TRANSPORT_UNIX:
-        return listener_accept_unix;
-    case TRANSPORT_WEBSOCKET:
-        return listener_accept_websocket;
-    default:
-        return listener_accept_tcp;
-    }
+    session_accept(ls->w, fd, addr, addrlen, ls->kinds[i]);
 }
 
 static void listener_enable_all(struct listener_set *ls, bool on)
@@ -173,7 +138,7 @@ static int listener_add(struct listener_set *ls, struct worker *w, int fd, enum 
     if (ls->count >= LISTENER_MAX)
         return -1;
     struct evconnlistener *l =
-        evconnlistener_new(w->base, listener_callback(t), ls,
+        evconnlistener_new(w->base, listener_accept, ls,
                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
     if (l == NULL)
         return -1;

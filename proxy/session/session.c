@@ -142,7 +142,8 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
                               enum session_transport transport, bool late)
 {
     bool unix_socket = transport == TRANSPORT_UNIX || transport == TRANSPORT_CANCEL;
-    bool refuse = w->draining && !late;
+    /* A draining pgnear's cancel socket exists for its drain: served then. */
+    bool refuse = w->draining && !late && transport != TRANSPORT_CANCEL;
     if (refuse ||
         __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED) > w->cfg->max_client_conn) {
         if (!refuse)

@@ -49,7 +49,7 @@ use POSIX ();
 use Time::Local qw(timegm);
 use Time::HiRes qw(time sleep);
 use PgNearTest;
-use PgNearRolling qw(spawn reap wait_pid tcp_sockets pgbench_log http_get);
+use PgNearRolling qw(spawn reap wait_pid tcp_sockets pgbench_log);
 use PgNearHAProxy;
 
 $SIG{PIPE} = 'IGNORE';

@@ -86,21 +86,8 @@ sub cancel_packet {
 
 sub metrics {
     my ($port) = @_;
-    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
-      or return {};
-    binmode $s;
-    print $s "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    my $sel = IO::Select->new($s);
-    my $text = '';
-    my $deadline = Time::HiRes::time() + 10;
-    while (Time::HiRes::time() < $deadline) {
-        last unless $sel->can_read(1);
-        my $n = sysread($s, my $buf, 65536);
-        last unless $n;
-        $text .= $buf;
-    }
-    close $s;
-    return {} unless $text =~ m{\AHTTP/1\.[01] 200};
+    my ($status, $text) = PgNearTest::http_get($port, '/metrics');
+    return {} unless defined $status && $status == 200;
     my %m;
     for my $line (split /\r?\n/, $text) {
         next unless $line =~ /^(pgnear_[a-z0-9_]+(?:\{[^}]*\})?) (\S+)$/;

@@ -17,8 +17,6 @@ package PgNearRolling;
 #       ends => [epoch seconds of each committed transaction's end],
 #       files => [...] } from pgbench -l --log-prefix=$prefix (one file per
 #       thread: PREFIX.PID, PREFIX.PID.1, ...)
-#   http_get($port, $path) -> (status, body) from 127.0.0.1:$port, or () when
-#       nothing answered
 # (HAProxy in front of them: PgNearHAProxy.pm.)
 
 use strict;
@@ -34,7 +32,7 @@ use Time::HiRes ();
 use Exporter qw(import);
 use PgNearTest ();
 
-our @EXPORT_OK = qw(spawn reap wait_pid tcp_sockets pgbench_log http_get);
+our @EXPORT_OK = qw(spawn reap wait_pid tcp_sockets pgbench_log);
 
 my %EXIT;          # pid => exit code, once reaped
 my %REGISTERED;    # pids in the harness's registry
@@ -134,26 +132,5 @@ sub pgbench_log {
     return \%r;
 }
 
-sub http_get {
-    my ($port, $path) = @_;
-    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
-      or return ();
-    binmode $s;
-    print $s "GET $path HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    my $sel = IO::Select->new($s);
-    my $text = '';
-    my $deadline = Time::HiRes::time() + 10;
-    while (Time::HiRes::time() < $deadline) {
-        last unless $sel->can_read(1);
-        my $n = sysread($s, my $buf, 65536);
-        last unless $n;
-        $text .= $buf;
-    }
-    close $s;
-    return () unless $text =~ m{\AHTTP/1\.[01] (\d+)};
-    my $status = $1;
-    my ($body) = $text =~ /\r?\n\r?\n(.*)\z/s;
-    return ($status, $body // '');
-}
 
 1;

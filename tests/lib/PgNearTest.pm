@@ -30,7 +30,7 @@ our @EXPORT = qw(
   free_port have_ipv6 wait_until tmpdir
   sqlstate dbi_connect conninfo_string make_scram_verifier
   slurp_file write_file sanitizer_of haversine_km
-  migrations_helper schema_history schema_states
+  migrations_helper schema_history schema_states http_get
 );
 
 # Fixed credentials created in every Cluster.
@@ -358,6 +358,30 @@ sub pg_bindir {
 # the runtime it links: measurements of its memory must know.
 # Great-circle distance in km (haversine, mean Earth radius): the tests'
 # own geography, written apart from pgnear's to check its routing.
+# http_get($port, $path) -> (status, body) from http://127.0.0.1:$port$path
+# (HTTP/1.0, bounded to 10 s), or () when nothing answered.
+sub http_get {
+    my ($port, $path) = @_;
+    my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
+      or return ();
+    binmode $s;
+    print $s "GET $path HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    my $sel = IO::Select->new($s);
+    my $text = '';
+    my $deadline = Time::HiRes::time() + 10;
+    while (Time::HiRes::time() < $deadline) {
+        last unless $sel->can_read(1);
+        my $n = sysread($s, my $buf, 65536);
+        last unless $n;
+        $text .= $buf;
+    }
+    close $s;
+    return () unless $text =~ m{\AHTTP/1\.[01] (\d+)};
+    my $status = $1;
+    my ($body) = $text =~ /\r?\n\r?\n(.*)\z/s;
+    return ($status, $body // '');
+}
+
 sub haversine_km {
     my ($lat1, $lon1, $lat2, $lon2) = @_;
     my $r = 4 * atan2(1, 1) / 180;
@@ -1884,6 +1908,7 @@ log is printed as diagnostics.
   free_port(ipv6 => 0|1) -> a free port in 20000..31999, reserved for this process
   have_ipv6() -> 1 if ::1 can be bound
   wait_until(sub {...}, timeout => 10, interval => 0.1) -> the true value, or 0
+  http_get($port, $path) -> (status, body) of http://127.0.0.1:$port$path, or ()
   require_tool($name) -> full path; dies loudly if missing
   pg_bindir() -> directory of the PostgreSQL server binaries
   tmpdir(name => 'x', mode => 0700, owner => 'postgres') -> dir under the root
