@@ -8,7 +8,8 @@
  * A kept connection that the server has closed is noticed while idle, or
  * at the latest when the lookup on it fails, and the lookup is then
  * retried once on a fresh connection to the same host.  Hosts are tried
- * healthy ones first, in the configured order.  Each worker opens at most
+ * healthy ones first, in the order of the regions given (the caller's,
+ * nearest first), each region's in the configured order.  Each worker opens at most
  * AUTH_LOOKUP_CONNS_PER_KEY connections per host and database; further
  * lookups wait in line and are handed the next one that frees up.
  */
@@ -45,14 +46,13 @@ struct auth_lookup {
     struct list *on;       /* which */
     struct auth_lookup_pool *pool;
     const struct config *cfg;
-    const struct region *region;
     char *dbname;
     char *user;
     uint64_t client_id;
-    size_t order[REGION_MAX_HOSTS]; /* host indexes, healthy first */
+    const struct region_host **order; /* the hosts to ask: up ones first, regions in order */
     size_t norder;
-    size_t next; /* next entry of order to try */
-    size_t host; /* the host being asked */
+    size_t next;                   /* next entry of order to try */
+    const struct region_host *host; /* the host being asked */
     char key[AUTH_LOOKUP_CONNINFO_MAX];
     struct pgasync *q;
     bool reused; /* q was a kept connection */
@@ -209,6 +209,7 @@ static size_t auth_lookup_open_count(const struct auth_lookup_pool *p, const cha
 static void auth_lookup_free(struct auth_lookup *l)
 {
     auth_lookup_set_list(l, NULL);
+    free(l->order);
     free(l->dbname);
     free(l->user);
     free(l);
@@ -237,8 +238,7 @@ static bool auth_lookup_ask(struct auth_lookup *l, bool fresh)
     if (!fresh && auth_lookup_open_count(l->pool, l->key) >= AUTH_LOOKUP_CONNS_PER_KEY) {
         if (l->on != &l->pool->waiting)
             log_debug(l->client_id, "auth_query: waiting for one of the %d connections to %s:%d",
-                      AUTH_LOOKUP_CONNS_PER_KEY, l->region->hosts[l->host].name,
-                      l->region->hosts[l->host].port);
+                      AUTH_LOOKUP_CONNS_PER_KEY, l->host->name, l->host->port);
         auth_lookup_set_list(l, &l->pool->waiting);
         return true;
     }
@@ -248,8 +248,8 @@ static bool auth_lookup_ask(struct auth_lookup *l, bool fresh)
         return false;
     auth_lookup_set_list(l, &l->pool->busy);
     l->pool->opened++;
-    log_debug(l->client_id, "auth_query: new connection to %s:%d of region %s",
-              l->region->hosts[l->host].name, l->region->hosts[l->host].port, l->region->name);
+    log_debug(l->client_id, "auth_query: new connection to %s:%d of region %s", l->host->name,
+              l->host->port, l->host->region->name);
     return true;
 }
 
@@ -258,7 +258,7 @@ static bool auth_lookup_next_host(struct auth_lookup *l)
 {
     while (l->next < l->norder) {
         l->host = l->order[l->next++];
-        if (!pgconn_conninfo(l->cfg, &l->region->hosts[l->host], l->dbname, "pgnear auth_query",
+        if (!pgconn_conninfo(l->cfg, l->host, l->dbname, "pgnear auth_query",
                              l->key, sizeof(l->key))) {
             snprintf(l->error, sizeof(l->error), "conninfo too long");
             continue;
@@ -274,7 +274,7 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
 {
     struct auth_lookup *l = arg;
     struct pgasync *q = l->q;
-    const struct region_host *h = &l->region->hosts[l->host];
+    const struct region_host *h = l->host;
     (void)server_answered;
     l->q = NULL;
     auth_lookup_set_list(l, NULL);
@@ -304,7 +304,7 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
             return;
     } else {
         log_warn(l->client_id, "auth_query on %s:%d of region %s failed: %s", h->name, h->port,
-                 l->region->name, error);
+                 h->region->name, error);
     }
     if (auth_lookup_next_host(l))
         return;
@@ -312,14 +312,34 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
     auth_lookup_free(l);
 }
 
+/* The hosts of regions[] to ask, up ones first; each group in the regions' order. */
+static bool auth_lookup_order(struct auth_lookup *l, struct region *const *regions,
+                              size_t nregions)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < nregions; i++)
+        total += regions[i]->nhosts;
+    if (total == 0)
+        return true;
+    if ((l->order = calloc(total, sizeof(*l->order))) == NULL)
+        return false;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < nregions; i++)
+            for (size_t j = 0; j < regions[i]->nhosts; j++)
+                if (host_is_up(&regions[i]->hosts[j]) == (pass == 0))
+                    l->order[l->norder++] = &regions[i]->hosts[j];
+    return true;
+}
+
 struct auth_lookup *auth_lookup_start(struct auth_lookup_pool *p, const struct config *cfg,
-                                      const struct region *region, const char *dbname,
-                                      const char *user, uint64_t client_id,
+                                      struct region *const *regions, size_t nregions,
+                                      const char *dbname, const char *user, uint64_t client_id,
                                       auth_lookup_done_fn done, void *arg, char *error,
                                       size_t errcap)
 {
     struct auth_lookup *l = calloc(1, sizeof(*l));
-    if (l == NULL || (l->dbname = strdup(dbname)) == NULL || (l->user = strdup(user)) == NULL) {
+    if (l == NULL || (l->dbname = strdup(dbname)) == NULL || (l->user = strdup(user)) == NULL ||
+        !auth_lookup_order(l, regions, nregions)) {
         if (l)
             auth_lookup_free(l);
         snprintf(error, errcap, "out of memory");
@@ -327,15 +347,10 @@ struct auth_lookup *auth_lookup_start(struct auth_lookup_pool *p, const struct c
     }
     l->pool = p;
     l->cfg = cfg;
-    l->region = region;
     l->client_id = client_id;
     l->done = done;
     l->arg = arg;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < region->nhosts; i++)
-            if (host_is_up(&region->hosts[i]) == (pass == 0))
-                l->order[l->norder++] = i;
-    snprintf(l->error, sizeof(l->error), "region %s has no hosts", region->name);
+    snprintf(l->error, sizeof(l->error), "no region that takes sessions has a host");
     if (!auth_lookup_next_host(l)) {
         snprintf(error, errcap, "%s", l->error);
         auth_lookup_free(l);

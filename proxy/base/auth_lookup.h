@@ -52,13 +52,15 @@ int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base);
 void auth_lookup_pool_close(struct auth_lookup_pool *p);
 
 /*
- * Looks user up with cfg->auth_query in region: on its healthy hosts
- * first, on a kept connection when there is one.  cfg and region must
- * outlive the lookup.  NULL: could not start (error set).
+ * Looks user up with cfg->auth_query on a host of regions[0..nregions):
+ * every up host first, in the regions' order, then those that are down,
+ * on a kept connection when there is one.  cfg and the regions must
+ * outlive the lookup; the array itself need not.  NULL: could not start
+ * (error set; "no region ... has a host" when nregions is 0).
  */
 struct auth_lookup *auth_lookup_start(struct auth_lookup_pool *p, const struct config *cfg,
-                                      const struct region *region, const char *dbname,
-                                      const char *user, uint64_t client_id,
+                                      struct region *const *regions, size_t nregions,
+                                      const char *dbname, const char *user, uint64_t client_id,
                                       auth_lookup_done_fn done, void *arg, char *error,
                                       size_t errcap);
 

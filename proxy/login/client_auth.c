@@ -2,7 +2,7 @@
  * client_auth.c — SCRAM-SHA-256(-PLUS) between the client and pgnear.
  *
  * The verifier comes from auth_file, else from auth_query run on the
- * region's node.  A user without a verifier gets a made-up one, so that a
+ * nearest region that takes sessions (session_route_lookup_plan).  A user without a verifier gets a made-up one, so that a
  * wrong user name and a wrong password fail the same way, after the proof.
  */
 #include "proxy/login/client_auth.h"
@@ -22,12 +22,14 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/login/login_throttle.h"
+#include "proxy/login/session_route.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
+#include "routing/route.h"
 
 #define AUTH_CODE_CLEARTEXT     3
 #define AUTH_CODE_SASL          10
@@ -125,11 +127,17 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
         client_auth_offer(s);
 }
 
-/* auth_query runs in the chosen region, on a kept connection when the worker has one. */
+/*
+ * auth_query runs on the nearest region that takes sessions, whether or
+ * not the session's route has settled (session_route_lookup_plan), on a
+ * kept connection when the worker has one.
+ */
 static void client_auth_start_query(struct session *s)
 {
     char err[512];
-    s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, s->login->plan[0],
+    struct region *regions[ROUTE_MAX_REGIONS];
+    size_t n = session_route_lookup_plan(s, regions, ROUTE_MAX_REGIONS);
+    s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, regions, n,
                                               s->login->startup.database, s->login->startup.user,
                                               s->id, client_auth_lookup_done, s, err, sizeof(err));
     if (s->login->auth_lookup == NULL) {

@@ -85,3 +85,12 @@ void session_route_plan(struct session *s)
     l->servers_tried = false;
     s->region = l->plan_len > 0 ? l->plan[0] : NULL;
 }
+
+size_t session_route_lookup_plan(const struct session *s, struct region **out, size_t max)
+{
+    static const struct need_spec any = {.role = NEED_ANY};
+    double cosines[ROUTE_MAX_REGIONS];
+    if (max > ROUTE_MAX_REGIONS)
+        max = ROUTE_MAX_REGIONS;
+    return route_plan(&s->cfg->routing, &s->login->loc, &any, out, cosines, max);
+}

@@ -7,8 +7,10 @@
 #define PGNEAR_PROXY_SESSION_ROUTE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct region;
 struct session;
 
 /*
@@ -25,6 +27,18 @@ void session_route_plan(struct session *s);
  * found soon.
  */
 void session_route_check_all_soon(struct session *s, int64_t until_ms);
+
+/*
+ * Where a login that pgnear verifies looks the user's secret up
+ * (auth_query), into out[0..max): every region that takes sessions,
+ * nearest first by s's locality, whatever s needs of its server.  The
+ * lookup only reads, which a standby answers as well as a primary, and it
+ * runs before the route has settled: a session waiting for a role (a
+ * failover) or for a standby to replay its pgnear.min_lsn has no region
+ * yet, and the region it ends up in is not known until it connects.
+ * Returns the count; 0 only when no region takes sessions.
+ */
+size_t session_route_lookup_plan(const struct session *s, struct region **out, size_t max);
 
 /* Whether s still waits (min_lsn_wait) for a standby to replay its pgnear.min_lsn. */
 bool session_route_waits_for_replay(const struct session *s);

@@ -1638,13 +1638,19 @@ sub startup {
     $self->send_raw(pack('N', 4 + length $body) . $body);
 
     my %r = (ok => 0, params => {}, auth => [], notices => []);
+    # hangup_at => 'sent': close once the startup packet is out; 'sasl_final': at the SCRAM
+    # exchange's last message (the password proved); 'auth_ok': at AuthenticationOk
+    if (($o{hangup_at} // '') eq 'sent') { $self->hangup; $r{hung_up} = 1; return \%r }
     my $scram;
     for (1 .. 1000) {
         my ($t, $m) = $self->read_msg;
         if (!defined $t) { $r{eof} = 1; return \%r }
         if ($t eq 'R') {
             my $code = unpack('N', $m);
-            if ($code == 0) { push @{ $r{auth} }, 'ok' }
+            if ($code == 0) {
+                push @{ $r{auth} }, 'ok';
+                if (($o{hangup_at} // '') eq 'auth_ok') { $self->hangup; $r{hung_up} = 1; return \%r }
+            }
             elsif ($code == 3) {
                 push @{ $r{auth} }, 'password';
                 $self->send_msg('p', ($o{password} // '') . "\0");
@@ -1676,6 +1682,7 @@ sub startup {
             } elsif ($code == 12) {
                 my ($v) = substr($m, 4) =~ /v=([^,]+)/;
                 $r{server_signature_ok} = (defined $v && $scram && $v eq $scram->{expect}) ? 1 : 0;
+                if (($o{hangup_at} // '') eq 'sasl_final') { $self->hangup; $r{hung_up} = 1; return \%r }
             } else {
                 die "Wire: unsupported authentication request $code\n";
             }
