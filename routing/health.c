@@ -29,13 +29,17 @@
  * What a check reads, in one round trip: whether the server is a standby,
  * whether its sessions start read-only, its WAL position (a primary's
  * written position, a standby's replayed one) and, on a standby, what it
- * has received and how old its last replayed commit is, and the timeline
- * (a primary's from its WAL file name, a standby's from its WAL receiver,
- * which shows it only to roles with pg_read_all_stats), and the cluster's
- * system identifier, which a primary and its streaming standbys share (so
- * that a standby is measured against its own primary, and a region of
- * standbys is known to follow another region's primary).  Positions come
- * as byte offsets (numeric), NULL where they do not apply.
+ * has received and how old its last replayed commit is; the timeline (a
+ * primary's from its WAL file name; a standby's from its WAL receiver,
+ * which shows it only to roles with pg_read_all_stats, else NULL); the
+ * cluster's system identifier, which a primary and its streaming standbys
+ * share (so that a standby is measured against its own primary, and a
+ * region of standbys is known to follow another region's primary); and,
+ * on a standby, the latest timeline its control file names (its last
+ * restartpoint's, or its minimum recovery point's), which any role may
+ * read: the timeline it replays is that one or a later one
+ * (health_standby_timeline).  Positions come as byte offsets (numeric),
+ * NULL where they do not apply.
  */
 #define HEALTH_QUERY                                                                               \
     "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "               \
@@ -44,7 +48,10 @@
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp()), "                                \
     "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "          \
     "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "        \
-    "(SELECT system_identifier FROM pg_control_system())"
+    "(SELECT system_identifier FROM pg_control_system()), "                                        \
+    "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()), " \
+    "(SELECT min_recovery_end_timeline FROM pg_control_recovery())) END"
+#define HEALTH_QUERY_COLUMNS 8
 
 struct health_checker {
     struct event_base *base;
@@ -214,12 +221,35 @@ bool health_note_login_standby(struct region_host *h)
                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
+/*
+ * The timeline a standby replays: its WAL receiver's when the check's
+ * user may see it (pg_read_all_stats).  Otherwise its control file's,
+ * which names that timeline or an earlier one: after a promotion upstream
+ * the standby replays the new timeline at once, but its control file says
+ * so only from its next restartpoint (checkpoint_timeout at the latest).
+ * That is taken as the timeline only where it cannot be behind: it is its
+ * primary's, or no primary of its cluster is known.  Else 0 (not known):
+ * a fence naming a timeline passes it over until then, never the reverse.
+ */
+static uint32_t health_standby_timeline(struct health_checker *hc, const struct region_host *h,
+                                        const PGresult *res)
+{
+    uint32_t received = (uint32_t)health_column_uint(res, 5);
+    uint32_t control = (uint32_t)health_column_uint(res, 7);
+    if (received != 0)
+        return received;
+    const struct host_health *primary = health_primary(hc, h->runtime->health.system_id);
+    if (primary == NULL || primary->timeline == control)
+        return control;
+    return 0;
+}
+
 /* What a check that logged in read: role, read-only, position, a standby's lag. */
 static void health_note_state(struct health_checker *hc, struct region_host *h, const PGresult *res,
                               int64_t started_ms)
 {
     struct host_health *hh = &h->runtime->health;
-    if (PQntuples(res) < 1 || PQnfields(res) < 7)
+    if (PQntuples(res) < 1 || PQnfields(res) < HEALTH_QUERY_COLUMNS)
         return;
     health_forget_login_role(&hh->login_saw_standby_ms, started_ms);
     bool standby = health_column_true(res, 0);
@@ -228,7 +258,9 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
     __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
     uint64_t lsn = health_column_uint(res, 2);
     __atomic_store_n(&hh->lsn, lsn, __ATOMIC_RELAXED);
-    __atomic_store_n(&hh->timeline, (uint32_t)health_column_uint(res, 5), __ATOMIC_RELAXED);
+    uint32_t timeline =
+        standby ? health_standby_timeline(hc, h, res) : (uint32_t)health_column_uint(res, 5);
+    __atomic_store_n(&hh->timeline, timeline, __ATOMIC_RELAXED);
     if (standby) {
         health_note_lag(hc, h, res);
         return;

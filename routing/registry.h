@@ -80,7 +80,7 @@ struct host_health {
     int64_t lag_bytes;
     int64_t lag_ms;
     uint64_t lsn;      /* a primary's WAL write position, a standby's replay position; 0 unknown */
-    uint32_t timeline; /* of that position (a standby: the one it receives); 0 unknown */
+    uint32_t timeline; /* of that position (a standby: health_standby_timeline); 0 unknown */
     /* pg_control_system()'s: shared by a primary and its streaming standbys; 0 unknown (atomic) */
     uint64_t system_id;
     /*

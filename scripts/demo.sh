@@ -284,7 +284,13 @@ fi
 # run (install-deps.sh installs Node.js and tests/node's modules).
 websocket=""
 ws_client="$top/tests/node/neon_client.js"
-if command -v node >/dev/null 2>&1 && [ -d "$top/tests/node/node_modules/@neondatabase/serverless" ]; then
+fence_client="$top/tests/node/fence_client.js"
+node_ok=""
+if command -v node >/dev/null 2>&1 && [ -d "$top/tests/node/node_modules/@neondatabase/serverless" ] &&
+    [ -d "$top/tests/node/node_modules/pg" ]; then
+    node_ok=yes
+fi
+if [ -n "$node_ok" ]; then
     # wss, with the demo's certificate: the driver sends its password as
     # soon as it connects (pipelineConnect = "password", its default), which
     # pgnear checks against the user's SCRAM secret.  (websocket_auth =
@@ -357,6 +363,20 @@ if ! got=$(PGAPPNAME=pgnear-demo "$PG_BINDIR/psql" -X -At "$check" -c 'SHOW clus
 fi
 started=yes
 
+# Read your own write on a standby, end to end: a write with report_fence,
+# then a read from Dublin with its fence, which must land on eu-west's
+# standby and see the row (health checks as app, which has no
+# pg_read_all_stats: the standby's timeline comes from its control file).
+fenced=""
+if [ -n "$node_ok" ]; then
+    if ! fenced=$(node "$fence_client" --port "$port" 2>&1) ||
+        ! printf '%s\n' "$fenced" | grep -q 'on eu-west, a standby, row [0-9]* seen'; then
+        echo "$fenced" >&2
+        tail -n 20 "$run/pgnear.log" >&2 || true
+        fail "pgnear (pid $pid) did not place a fenced read on the standby in eu-west (log: $run/pgnear.log)"
+    fi
+fi
+
 app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
 admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
 echo
@@ -381,6 +401,15 @@ Read your own write from a standby: pgnear.min_lsn (a WAL position, or the pgnea
 pgnear.report_fence=on sends a writer) puts the read where that position has been replayed.
   lsn=\$(psql "$app options='$rw'" -Atc 'SELECT pg_current_wal_lsn()')
   psql "$app options='-c pgnear.city=Dublin $ro -c pgnear.min_lsn=\$lsn'" -c 'SHOW cluster_name'
+MSG
+if [ -n "$node_ok" ]; then
+    cat <<MSG
+The same with the fence itself (node-postgres shows ParameterStatus; psql does not), as run just now:
+  node $fence_client --port $port
+$(printf '%s\n' "$fenced" | sed 's/^/    /')
+MSG
+fi
+cat <<MSG
 
 The admin console: the database pgnear, as user admin (or as root over the Unix socket: psql -h $run -p $port pgnear).
 SHOW HELP lists its commands.

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "pgnear-build.h"
+#include "protocol/lsn.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/stats.h"
@@ -378,7 +379,8 @@ const struct admin_column show_regions_cols[] = {
     {"last_error", ADMIN_TEXT, 0},  {"times_down", ADMIN_INT8, 0},
     {"sessions", ADMIN_INT8, 0},    {"paused", ADMIN_BOOL, 0},
     {"read_only", ADMIN_BOOL, 0},   {"lag_s", ADMIN_NUMERIC, 3},
-    {"lag_bytes", ADMIN_INT8, 0},   {"passed_over", ADMIN_BOOL, 0}};
+    {"lag_bytes", ADMIN_INT8, 0},   {"passed_over", ADMIN_BOOL, 0},
+    {"lsn", ADMIN_TEXT, 0},         {"timeline", ADMIN_INT8, 0}};
 
 static void region_host_row(const struct snapshot *snap, struct admin_result *res,
                             const struct host_row *h)
@@ -417,6 +419,15 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
     else
         result_null(res);
     result_bool(res, h->standby && h->lagging); /* for reads, for lag: need.h */
+    char lsn[LSN_TEXT_MAX];
+    if (h->lsn != 0)
+        result_text(res, lsn_format(0, h->lsn, lsn, sizeof(lsn)));
+    else
+        result_null(res);
+    if (h->timeline != 0)
+        result_int(res, h->timeline);
+    else
+        result_null(res);
 }
 
 void show_render_regions(const struct snapshot *snap, struct admin_result *res)

@@ -188,6 +188,8 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     row->lagging = __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED);
     row->lag_ms = __atomic_load_n(&hh->lag_ms, __ATOMIC_RELAXED);
     row->lag_bytes = __atomic_load_n(&hh->lag_bytes, __ATOMIC_RELAXED);
+    row->lsn = __atomic_load_n(&hh->lsn, __ATOMIC_RELAXED);
+    row->timeline = __atomic_load_n(&hh->timeline, __ATOMIC_RELAXED);
     /* Worker 0's health checks write the rest: this runs on worker 0. */
     row->checked = hh->checked;
     row->role_known = hh->role_known;
