@@ -11,6 +11,7 @@
  */
 #include "protocol/startup_options.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -168,14 +169,28 @@ static bool hint_has_prefix(const char *name, size_t n)
     return n >= HINT_PREFIX_LEN && strncasecmp(name, HINT_PREFIX, HINT_PREFIX_LEN) == 0;
 }
 
-static const char *const hint_names[] = {
-    "city", "region", "location", "target_session_attrs", "min_lsn", "report_fence"};
+/* Every hint: its name after "pgnear.", and where struct startup_hints keeps it. */
+#define HINT_ROW(word, field)                                                                      \
+    {                                                                                              \
+        word, offsetof(struct startup_hints, has_##field), offsetof(struct startup_hints, field)   \
+    }
+static const struct {
+    const char *name;
+    size_t has, value; /* offsets of its bool and of its value */
+} hint_table[HINT_NONE] = {
+    [HINT_CITY] = HINT_ROW("city", city),
+    [HINT_REGION] = HINT_ROW("region", region),
+    [HINT_LOCATION] = HINT_ROW("location", location),
+    [HINT_NEED] = HINT_ROW("target_session_attrs", need),
+    [HINT_MIN_LSN] = HINT_ROW("min_lsn", min_lsn),
+    [HINT_REPORT_FENCE] = HINT_ROW("report_fence", report_fence),
+};
 
 /* Which hint a pgnear.* name is, or HINT_NONE. */
 static int hint_which(const char *name)
 {
     for (int i = 0; i < HINT_NONE; i++) {
-        if (strcasecmp(name + HINT_PREFIX_LEN, hint_names[i]) == 0)
+        if (strcasecmp(name + HINT_PREFIX_LEN, hint_table[i].name) == 0)
             return i;
     }
     return HINT_NONE;
@@ -184,26 +199,23 @@ static int hint_which(const char *name)
 /* Where one hint is kept. */
 static void hint_slot(struct startup_hints *h, int which, bool **has, char **value)
 {
-    switch (which) {
-    case HINT_CITY:
-        *has = &h->has_city, *value = h->city;
-        return;
-    case HINT_REGION:
-        *has = &h->has_region, *value = h->region;
-        return;
-    case HINT_LOCATION:
-        *has = &h->has_location, *value = h->location;
-        return;
-    case HINT_NEED:
-        *has = &h->has_need, *value = h->need;
-        return;
-    case HINT_MIN_LSN:
-        *has = &h->has_min_lsn, *value = h->min_lsn;
-        return;
-    default:
-        *has = &h->has_report_fence, *value = h->report_fence;
-        return;
+    *has = (bool *)((char *)h + hint_table[which].has);
+    *value = (char *)h + hint_table[which].value;
+}
+
+const char *startup_hints_known(char *buf, size_t cap)
+{
+    size_t len = 0;
+    if (cap > 0)
+        buf[0] = '\0';
+    for (int i = 0; i < HINT_NONE && len < cap; i++) {
+        const char *sep = i == 0 ? "" : i == HINT_NONE - 1 ? " and " : ", ";
+        int n = snprintf(buf + len, cap - len, "%s" HINT_PREFIX "%s", sep, hint_table[i].name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
     }
+    return buf;
 }
 
 /* Sets one hint; the server's last-one-wins rule applies, and "" clears it. */
@@ -360,7 +372,7 @@ static bool opt_is_stray(const struct opt_word *w)
 static int opt_fail_stray(struct opt_state *s, const struct opt_word *w)
 {
     char name[HINT_NAME_BUF + HINT_VALUE_MAX + 2];
-    const char *hint = hint_names[s->last_hint];
+    const char *hint = hint_table[s->last_hint].name;
     struct opt_cur c = opt_cursor(w);
     size_t n = 0;
     int ch;

@@ -32,6 +32,9 @@ enum hints_result {
     HINTS_ESTRAY = -5, /* a plain word right after a hint: a value cut at an unescaped space */
 };
 
+/* "pgnear.city, pgnear.region, ... and pgnear.report_fence": every hint, into buf; returns buf. */
+const char *startup_hints_known(char *buf, size_t cap);
+
 /* Clears every hint; callers start from this (or from a zeroed struct). */
 void startup_hints_init(struct startup_hints *hints);
 

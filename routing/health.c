@@ -49,7 +49,8 @@
     "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "          \
     "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "        \
     "(SELECT system_identifier FROM pg_control_system()), "                                        \
-    "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM pg_control_checkpoint()), " \
+    "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM "                        \
+    "pg_control_checkpoint()), "                                                                   \
     "(SELECT min_recovery_end_timeline FROM pg_control_recovery())) END"
 #define HEALTH_QUERY_COLUMNS 8
 

@@ -18,11 +18,11 @@ struct worker;
  * Whether the client on the Unix socket is the OS user pgnear runs as
  * (peer credentials): it is let in without a password.  Anyone else
  * proves itself with SCRAM against auth_file, as one of admin_users
- * (client_auth.c), before phase.c lets it in.
+ * (client_auth.c), before the phase table (flow.c) lets it in.
  */
 bool console_trusts_peer(const struct session *s);
 
-/* ADMIN (phase.c's row): the client is who it must be; from here pgnear answers it. */
+/* ADMIN (flow.c's row): the client is who it must be; from here pgnear answers it. */
 void console_enter(struct session *s);
 
 /*

@@ -91,8 +91,8 @@ struct host_row {
     bool up, checked, role_known, standby, login_failing;
     bool read_only, lagging;
     int64_t lag_ms, lag_bytes; /* -1: not known */
-    uint64_t lsn;              /* a primary's written, a standby's replayed position; 0: not known */
-    uint32_t timeline;         /* of that position; 0: not known */
+    uint64_t lsn;      /* a primary's written, a standby's replayed position; 0: not known */
+    uint32_t timeline; /* of that position; 0: not known */
     double rtt_ms;
     int64_t last_check;
     unsigned downs;

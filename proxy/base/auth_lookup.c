@@ -51,7 +51,7 @@ struct auth_lookup {
     uint64_t client_id;
     const struct region_host **order; /* the hosts to ask: up ones first, regions in order */
     size_t norder;
-    size_t next;                   /* next entry of order to try */
+    size_t next;                    /* next entry of order to try */
     const struct region_host *host; /* the host being asked */
     char key[AUTH_LOOKUP_CONNINFO_MAX];
     struct pgasync *q;
@@ -258,8 +258,8 @@ static bool auth_lookup_next_host(struct auth_lookup *l)
 {
     while (l->next < l->norder) {
         l->host = l->order[l->next++];
-        if (!pgconn_conninfo(l->cfg, l->host, l->dbname, "pgnear auth_query",
-                             l->key, sizeof(l->key))) {
+        if (!pgconn_conninfo(l->cfg, l->host, l->dbname, "pgnear auth_query", l->key,
+                             sizeof(l->key))) {
             snprintf(l->error, sizeof(l->error), "conninfo too long");
             continue;
         }
@@ -313,8 +313,7 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
 }
 
 /* The hosts of regions[] to ask, up ones first; each group in the regions' order. */
-static bool auth_lookup_order(struct auth_lookup *l, struct region *const *regions,
-                              size_t nregions)
+static bool auth_lookup_order(struct auth_lookup *l, struct region *const *regions, size_t nregions)
 {
     size_t total = 0;
     for (size_t i = 0; i < nregions; i++)

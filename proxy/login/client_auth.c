@@ -2,8 +2,8 @@
  * client_auth.c — SCRAM-SHA-256(-PLUS) between the client and pgnear.
  *
  * The verifier comes from auth_file, else from auth_query run on the
- * nearest region that takes sessions (session_route_lookup_plan).  A user without a verifier gets a made-up one, so that a
- * wrong user name and a wrong password fail the same way, after the proof.
+ * nearest region that takes sessions (session_route_lookup_plan).  A user without a verifier gets a
+ * made-up one, so that a wrong user name and a wrong password fail the same way, after the proof.
  */
 #include "proxy/login/client_auth.h"
 
@@ -41,7 +41,6 @@ static void client_auth_fail(struct session *s, int rc)
 {
     char msg[256];
     const char *detail = scram_server_errdetail(&s->login->scram_srv);
-    stat_inc(&s->w->stats.login_failures);
     switch (rc) {
     case SCRAM_EAUTH:
         snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"",
@@ -104,7 +103,6 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
     if (scram_parse_verifier(secret, strlen(secret), &s->login->verifier) != SCRAM_OK) {
         log_error(s->id, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
                   s->login->startup.user);
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "authentication failed: pgnear has no usable secret for this user",
                      "pgnear verifies clients with SCRAM-SHA-256 secrets only.", NULL);
         return false;
@@ -118,7 +116,6 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
     s->login->auth_lookup = NULL;
     if (error != NULL) {
         log_error(s->id, "auth_query failed: %s", error);
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08001", "could not look up the user's secret", NULL,
                      "The reason is in pgnear's log.");
         return;
@@ -142,7 +139,6 @@ static void client_auth_start_query(struct session *s)
                                               s->id, client_auth_lookup_done, s, err, sizeof(err));
     if (s->login->auth_lookup == NULL) {
         log_error(s->id, "could not start auth_query: %s", err);
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08001", "could not look up the user's secret", NULL,
                      "The reason is in pgnear's log.");
         return;

@@ -1,6 +1,6 @@
 /*
  * client_auth.h — pgnear verifies the client itself (CLIENT_AUTH: auth =
- * scram, and always for the admin console), for phase.c.
+ * scram, and always for the admin console), for the phase table (flow.c).
  */
 #ifndef PGNEAR_PROXY_CLIENT_AUTH_H
 #define PGNEAR_PROXY_CLIENT_AUTH_H

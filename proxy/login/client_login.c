@@ -2,7 +2,7 @@
  * client_login.c — the client side of a new connection (PROXY_HEADER,
  * STARTUP, CLIENT_TLS): the PROXY header, SSLRequest and TLS,
  * GSSENCRequest, CancelRequest, the StartupMessage, protocol version
- * negotiation and the route.  Authentication follows (phase.c decides
+ * negotiation and the route.  Authentication follows (flow.c decides
  * which): pgnear's own (client_auth.c) or the server's, relayed
  * (server_login.c).
  */
@@ -30,7 +30,6 @@
 
 static void client_fail_protocol(struct session *s, const char *msg)
 {
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08P01", msg, NULL, NULL);
 }
 
@@ -55,8 +54,7 @@ static void client_tls_step(struct session *s)
     if (rc != 0) {
         char why[256];
         stream_tls_error(why, sizeof(why));
-        stat_inc(&s->w->stats.login_failures);
-        session_close(s, why);
+        session_login_closed(s, why);
         return;
     }
     if (s->websocket && s->client.stream.ws == NULL)
@@ -130,11 +128,11 @@ static int client_negotiate_version(struct session *s)
 static void client_fail_hint(struct session *s, int rc, const char *name)
 {
     char msg[256];
-    stat_inc(&s->w->stats.login_failures);
     if (rc == HINTS_EUNKNOWN) {
+        char known[200], hint[240];
         snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%s\"", name);
-        session_fail(s, "42704", msg, NULL,
-                     "pgnear knows pgnear.region, pgnear.city and pgnear.location.");
+        snprintf(hint, sizeof(hint), "pgnear knows %s.", startup_hints_known(known, sizeof(known)));
+        session_fail(s, "42704", msg, NULL, hint);
         return;
     }
     if (rc == HINTS_ESTRAY) {
@@ -236,7 +234,6 @@ static bool client_fail_hint_value(struct session *s, const char *name, const ch
 {
     char msg[300];
     snprintf(msg, sizeof(msg), "invalid value for parameter \"%s\": \"%s\"", name, value);
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "22023", msg, NULL, hint);
     return false;
 }
@@ -324,7 +321,6 @@ static bool client_route(struct session *s)
     hint_log_tlv(s, &in);
     session_route_plan(s);
     if (s->login->plan_len == 0 && !route_any_enabled(&s->cfg->routing)) {
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08001", "no region takes sessions now",
                      "Every configured region is disabled or draining.", NULL);
         return false;
@@ -345,7 +341,6 @@ static void client_handle_startup(struct session *s)
     /* wss is encrypted as well: the client's TLS is the WebSocket's. */
     if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->websocket_tls &&
         !s->unix_socket) {
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "pgnear requires TLS connections",
                      "client_tls = require, and this connection is not encrypted.",
                      "Connect with sslmode=require or stronger.");
@@ -376,7 +371,6 @@ static bool client_misplaced_proxy_header(struct session *s)
     if (s->phase != PHASE_STARTUP || s->client_tls || peek == NULL ||
         pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) == PP_NOT_PROXY)
         return false;
-    stat_inc(&s->w->stats.login_failures);
     if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF)
         session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off", NULL,
                      "Set proxy_protocol = optional or required in pgnear.");
@@ -408,8 +402,7 @@ static int client_take_packet(struct session *s)
          * startup packet (a client that sends Terminate before logging in,
          * a port scanner); the log says why.
          */
-        stat_inc(&s->w->stats.login_failures);
-        session_close(s, "invalid length of startup packet");
+        session_login_closed(s, "invalid length of startup packet");
         return -1;
     }
     if (evbuffer_get_length(s->client.in) < len)
@@ -439,7 +432,6 @@ static void client_startup_process(struct session *s)
         if (rc <= 0)
             return;
         if (s->login->pp_from_peer && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
-            stat_inc(&s->w->stats.login_failures);
             log_warn(s->id, "PROXY header from a peer's address ahead of something else than a "
                             "cancel request");
             session_fail(s, "28000", "PROXY protocol header from an untrusted address",
@@ -507,7 +499,6 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         s->login->pp_from_peer = true;
         memcpy(&s->login->conn_addr, &s->addr, sizeof(s->addr));
     } else if (!trusted) {
-        stat_inc(&s->w->stats.login_failures);
         log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
         session_fail(s, "28000", "PROXY protocol header from an untrusted address",
                      "Only addresses in trusted_proxies may send PROXY headers.", NULL);
@@ -552,7 +543,6 @@ static void client_proxy_on_read(struct session *s)
         phase_done(s); /* no header: what came is the startup packet's */
         return;
     }
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08P01",
                  rc == PP_NOT_PROXY ? "expected a PROXY protocol header (proxy_protocol = required)"
                                     : "invalid PROXY protocol header",

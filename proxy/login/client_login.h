@@ -1,6 +1,6 @@
 /*
  * client_login.h — the phases of a new connection before authentication
- * (PROXY_HEADER, STARTUP, CLIENT_TLS): what starts each, for phase.c.
+ * (PROXY_HEADER, STARTUP, CLIENT_TLS): what starts each, for the phase table (flow.c).
  */
 #ifndef PGNEAR_PROXY_CLIENT_LOGIN_H
 #define PGNEAR_PROXY_CLIENT_LOGIN_H

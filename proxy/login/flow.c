@@ -80,15 +80,13 @@ static void flow_to_active(struct session *s)
 /* No PROXY header in time: a load balancer sends it at once, so this is no client of ours. */
 static void flow_proxy_header_timeout(struct session *s)
 {
-    stat_inc(&s->w->stats.login_failures);
-    session_close(s, "no PROXY protocol header in time");
+    session_login_closed(s, "no PROXY protocol header in time");
 }
 
 static void flow_login_timeout(struct session *s)
 {
-    stat_inc(&s->w->stats.login_failures);
     if (s->websocket && s->client.stream.ws == NULL) {
-        session_close(s, "wss TLS handshake not done within websocket_handshake_timeout");
+        session_login_closed(s, "wss TLS handshake not done within websocket_handshake_timeout");
         return;
     }
     session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
@@ -178,59 +176,98 @@ static void flow_server_failed(struct session *s, const char *why, enum server_v
 }
 
 /* One row per phase; a session moves down it, to ACTIVE or ADMIN, and may close from anywhere. */
-const struct session_flow login_flow = {
-    .rows =
-        {
-            [PHASE_PROXY_HEADER] = {.enter = client_proxy_enter,
-                                    .on_timeout = flow_proxy_header_timeout,
-                                    .done = flow_to_startup},
-            /* websocket_port: the HTTP request, /healthz, the upgrade; then the startup packet. */
-            [PHASE_WEBSOCKET] = {.enter = ws_ingress_enter,
-                                 .on_timeout = ws_ingress_timeout,
-                                 .done = flow_to_startup},
-            /* The TLS handshake comes back here for the startup packet proper. */
-            [PHASE_STARTUP] = {.enter = client_startup_enter,
-                               .on_timeout = flow_login_timeout,
-                               .done = flow_after_startup},
-            [PHASE_CLIENT_TLS] = {.enter = client_tls_enter,
-                                  .on_timeout = flow_login_timeout,
-                                  .done = flow_after_client_tls},
-            [PHASE_CLIENT_AUTH] = {.enter = client_auth_enter,
+const struct session_flow login_flow =
+    {
+        .rows =
+            {
+                [PHASE_PROXY_HEADER] = {.enter = client_proxy_enter,
+                                        .on_timeout = flow_proxy_header_timeout,
+                                        .done = flow_to_startup,
+                                        .exits = PHASE_BIT(PHASE_STARTUP)},
+                /* websocket_port: the HTTP request, /healthz, the upgrade; then the startup packet.
+                 */
+                [PHASE_WEBSOCKET] = {.enter = ws_ingress_enter,
+                                     .on_timeout = ws_ingress_timeout,
+                                     .done = flow_to_startup,
+                                     .exits = PHASE_BIT(PHASE_STARTUP)},
+                /*
+                 * The TLS handshake (an SSLRequest) comes back here for the startup packet
+                 * proper; then the auth throttle may hold the login before it goes on.
+                 */
+                [PHASE_STARTUP] = {.enter = client_startup_enter,
                                    .on_timeout = flow_login_timeout,
-                                   .done = flow_after_client_auth},
-            /* A server that does not answer in time counts as unreachable. */
-            [PHASE_CONNECT] = {.enter = server_connect_enter,
-                               .on_timeout = flow_server_timeout,
-                               .done = flow_to_server_login},
-            /* No host fits the session's need yet: CONNECT again once one does. */
-            [PHASE_WAIT_ROLE] = {.enter = server_role_wait_enter,
-                                 .on_timeout = server_role_wait_tick,
-                                 .done = flow_to_connect},
-            /* The dial's stages after the connect: the dial goes on, nothing new starts. */
-            [PHASE_SERVER_SSL] = {.on_timeout = flow_server_timeout, .done = flow_to_server_login},
-            [PHASE_SERVER_TLS] = {.on_timeout = flow_server_timeout, .done = flow_to_server_login},
-            /* Left for CONNECT when a connection frees up (pool_wake), or failed at
-               query_wait_timeout. */
-            [PHASE_WAIT_SERVER] = {.enter = pool_wait_enter,
-                                   .on_timeout = pool_wait_timeout,
-                                   .done = flow_to_connect},
-            [PHASE_SERVER_LOGIN] = {.enter = flow_server_login_enter,
-                                    .on_timeout = flow_server_login_timeout,
-                                    .done = flow_to_active},
-            /* No timer: the login's is stopped. */
-            [PHASE_ACTIVE] = {.enter = relay_start},
-            /* No timer either; the console's state outlives the phase if the session fails
-               (CLOSING). */
-            [PHASE_ADMIN] = {.enter = console_enter,
-                             .end = console_end,
-                             .cancel = console_cancel_session},
-            /* Entered from any phase, on the list of the one it ends. */
-            [PHASE_CLOSING] = {.on_timeout = flow_closing_timeout},
-        },
-    .first = flow_first_phase,
-    .server_failed = flow_server_failed,
-    .login_abort = flow_login_abort,
-    .login_end = login_throttle_release,
-    .server_release = pool_release,
-    .server_closed = pool_uncount,
+                                   .done = flow_after_startup,
+                                   .exits = PHASE_BIT(PHASE_CLIENT_TLS) | PHASE_BIT(PHASE_ADMIN) |
+                                            PHASE_BIT(PHASE_CLIENT_AUTH) |
+                                            PHASE_BIT(PHASE_CONNECT)},
+                [PHASE_CLIENT_TLS] = {.enter = client_tls_enter,
+                                      .on_timeout = flow_login_timeout,
+                                      .done = flow_after_client_tls,
+                                      .exits =
+                                          PHASE_BIT(PHASE_WEBSOCKET) | PHASE_BIT(PHASE_STARTUP)},
+                [PHASE_CLIENT_AUTH] = {.enter = client_auth_enter,
+                                       .on_timeout = flow_login_timeout,
+                                       .done = flow_after_client_auth,
+                                       .exits = PHASE_BIT(PHASE_ADMIN) | PHASE_BIT(PHASE_CONNECT)},
+                /*
+                 * A server that does not answer in time counts as unreachable.  The dial
+                 * labels its stages (SERVER_SSL, SERVER_TLS); a kept connection is handed
+                 * over (SERVER_LOGIN); a failed host is left for the next (CONNECT again);
+                 * a session may wait for a host that fits (WAIT_ROLE) or for the pool
+                 * (WAIT_SERVER).
+                 */
+                [PHASE_CONNECT] = {.enter = server_connect_enter,
+                                   .on_timeout = flow_server_timeout,
+                                   .done = flow_to_server_login,
+                                   .exits =
+                                       PHASE_BIT(PHASE_SERVER_SSL) | PHASE_BIT(PHASE_SERVER_TLS) |
+                                       PHASE_BIT(PHASE_SERVER_LOGIN) | PHASE_BIT(PHASE_CONNECT) |
+                                       PHASE_BIT(PHASE_WAIT_ROLE) | PHASE_BIT(PHASE_WAIT_SERVER)},
+                /* No host fits the session's need yet: CONNECT again once one does. */
+                [PHASE_WAIT_ROLE] = {.enter = server_role_wait_enter,
+                                     .on_timeout = server_role_wait_tick,
+                                     .done = flow_to_connect,
+                                     .exits = PHASE_BIT(PHASE_CONNECT)},
+                /* The dial's stages after the connect: the dial goes on, nothing new starts. */
+                [PHASE_SERVER_SSL] = {.on_timeout = flow_server_timeout,
+                                      .done = flow_to_server_login,
+                                      .exits = PHASE_BIT(PHASE_SERVER_TLS) |
+                                               PHASE_BIT(PHASE_SERVER_LOGIN) |
+                                               PHASE_BIT(PHASE_CONNECT)},
+                [PHASE_SERVER_TLS] = {.on_timeout = flow_server_timeout,
+                                      .done = flow_to_server_login,
+                                      .exits =
+                                          PHASE_BIT(PHASE_SERVER_LOGIN) | PHASE_BIT(PHASE_CONNECT)},
+                /* Left for CONNECT when a connection frees up (pool_wake), or failed at
+                   query_wait_timeout. */
+                [PHASE_WAIT_SERVER] = {.enter = pool_wait_enter,
+                                       .on_timeout = pool_wait_timeout,
+                                       .done = flow_to_connect,
+                                       .exits = PHASE_BIT(PHASE_CONNECT)},
+                /* A failed server before anything reached the client: the next host (CONNECT). */
+                [PHASE_SERVER_LOGIN] = {.enter = flow_server_login_enter,
+                                        .on_timeout = flow_server_login_timeout,
+                                        .done = flow_to_active,
+                                        .exits =
+                                            PHASE_BIT(PHASE_ACTIVE) | PHASE_BIT(PHASE_CONNECT)},
+                /* No timer: the login's is stopped. */
+                [PHASE_ACTIVE] = {.enter = relay_start},
+                /* No timer either; the console's state outlives the phase if the session fails
+                   (CLOSING). */
+                [PHASE_ADMIN] = {.enter = console_enter,
+                                 .end = console_end,
+                                 .cancel = console_cancel_session},
+                /* Entered from any phase, on the list of the one it ends. */
+                [PHASE_CLOSING] = {.on_timeout = flow_closing_timeout},
+            },
+        .first = flow_first_phase,
+        /* What first answers, and CONNECT for min_pool_size's sessions of pgnear's own. */
+        .entries = PHASE_BIT(PHASE_PROXY_HEADER) | PHASE_BIT(PHASE_WEBSOCKET) |
+                   PHASE_BIT(PHASE_STARTUP) | PHASE_BIT(PHASE_CLIENT_TLS) |
+                   PHASE_BIT(PHASE_CONNECT),
+        .server_failed = flow_server_failed,
+        .login_abort = flow_login_abort,
+        .login_end = login_throttle_release,
+        .server_release = pool_release,
+        .server_closed = pool_uncount,
 };

@@ -105,7 +105,6 @@ void login_throttle_gate(struct session *s, enum session_phase next)
     }
     char msg[160];
     stat_inc(&s->w->stats.logins_throttle_refused);
-    stat_inc(&s->w->stats.login_failures);
     login_throttle_log(s, "refused: its turn would come after", &st);
     snprintf(msg, sizeof(msg), "too many failed login attempts for user \"%s\" from this address",
              s->user);

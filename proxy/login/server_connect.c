@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "protocol/lsn.h"
 #include "protocol/tls.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -183,7 +184,6 @@ static void server_fail_local(struct session *s, const char *call, int err)
 {
     char detail[160];
     snprintf(detail, sizeof(detail), "%s failed: %s.", call, strerror(err));
-    stat_inc(&s->w->stats.login_failures);
     log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
     session_fail(s, "53300", "pgnear could not open a connection to the server", detail,
                  "pgnear is out of file descriptors, memory or local ports; raise its "
@@ -296,11 +296,31 @@ static bool server_may_wait_for_role(struct session *s)
     return now < l->need_wait_until_ms;
 }
 
+/*
+ * A fenced session (pgnear.min_lsn) that some up host of its role could
+ * serve but for the position: the position is what is missing.
+ */
+static bool server_position_missing(const struct session *s)
+{
+    struct need_spec role_only = {.role = s->need.role};
+    if (s->need.min_lsn == 0)
+        return false;
+    for (size_t i = 0; i < s->cfg->regions.count; i++) {
+        const struct region *r = &s->cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++)
+            if (host_is_up(&r->hosts[j]) &&
+                need_host_fit(&r->hosts[j], &role_only) != NEED_FIT_NONE)
+                return true;
+    }
+    return false;
+}
+
 /* Why no host served the need, for the client: each region that could not, and why. */
 static void server_fail_need(struct session *s)
 {
     char detail[600] = "", msg[200];
     size_t len = 0;
+    bool position = server_position_missing(s);
     for (size_t i = 0; i < s->cfg->regions.count && len < sizeof(detail) - 1; i++) {
         const struct region *r = &s->cfg->regions.items[i];
         char why[160];
@@ -311,13 +331,22 @@ static void server_fail_need(struct session *s)
         if (w > 0)
             len += (size_t)w;
     }
-    snprintf(msg, sizeof(msg), "no server that is %s is available", need_name(s->need.role));
-    stat_inc(&s->w->stats.login_failures);
+    if (position) {
+        char lsn[LSN_TEXT_MAX];
+        snprintf(msg, sizeof(msg), "no %s server has replayed pgnear.min_lsn %s yet",
+                 need_name(s->need.role),
+                 lsn_format(s->need.min_tli, s->need.min_lsn, lsn, sizeof(lsn)));
+    } else {
+        snprintf(msg, sizeof(msg), "no server that is %s is available", need_name(s->need.role));
+    }
     log_warn(s->id, "%s (waited up to failover_wait = %d ms): %s", msg, s->cfg->failover_wait_ms,
              detail);
     session_fail(s, "08001", msg, detail,
-                 "The primary may be failing over; retry, or connect with a "
-                 "pgnear.target_session_attrs that other hosts satisfy.");
+                 position ? "Retry; or connect with pgnear.target_session_attrs=prefer-standby, "
+                            "which reads from the primary when no standby has the position; or "
+                            "raise min_lsn_wait, how long a read waits for a standby to replay it."
+                          : "The primary may be failing over; retry, or connect with a "
+                            "pgnear.target_session_attrs that other hosts satisfy.");
 }
 
 void server_connect_enter(struct session *s)
@@ -351,7 +380,6 @@ void server_connect_enter(struct session *s)
     char msg[256];
     snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
              l->plan[0]->name, l->plan_len > 1 ? " or of the regions after it" : "");
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "08001", msg, l->server_failure, NULL);
 }
 

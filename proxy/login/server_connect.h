@@ -1,6 +1,6 @@
 /*
  * server_connect.h — the phases that open a connection to a server
- * (CONNECT, SERVER_SSL, SERVER_TLS), for phase.c.
+ * (CONNECT, SERVER_SSL, SERVER_TLS), for the phase table (flow.c).
  */
 #ifndef PGNEAR_PROXY_SERVER_CONNECT_H
 #define PGNEAR_PROXY_SERVER_CONNECT_H

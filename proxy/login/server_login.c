@@ -158,7 +158,6 @@ static int scram_fail(struct session *s, const char *msg)
 {
     if (s->login->warming)
         pool_warm_forget(s); /* its key is of no use any more */
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
     return -1;
 }
@@ -220,7 +219,6 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         return 0;
     case AUTH_CLEARTEXT:
     case AUTH_MD5:
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "server requested password authentication",
                      "Under auth = scram pgnear verifies clients itself and has no password to "
                      "give the server.",
@@ -233,7 +231,6 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
                  "server requested an authentication method pgnear does not "
                  "support (code %u)",
                  code);
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", msg, NULL, NULL);
         return -1;
     }
@@ -301,7 +298,6 @@ static void client_bad_length(struct session *s)
 static int client_auth_relay(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     if (type == 'p' && client_would_downgrade(s, body, len)) {
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
                      "With auth = passthrough and TLS on both sides of pgnear, the server "
                      "sees pgnear's certificate; a client that supports channel binding "
@@ -316,7 +312,6 @@ static int client_auth_relay(struct session *s, char type, const uint8_t *body, 
         return MSG_STOP;
     }
     if (type == 'p' && client_pipelined_password(s, body, len)) {
-        stat_inc(&s->w->stats.login_failures);
         session_fail(s, "08P01",
                      "the client sent a password in clear, but the server asks for SCRAM",
                      "A client that pipelines its password (the Neon serverless driver's "
@@ -461,6 +456,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         /* Under passthrough the server judges the password; under scram pgnear did. */
         if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
             login_throttle_failed(s);
+        session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
         return server_forward(s, len);
     }
     case 'S':

@@ -1,6 +1,6 @@
 /*
  * server_login.h — the login on an open server connection (SERVER_LOGIN),
- * for phase.c.
+ * for the phase table (flow.c).
  */
 #ifndef PGNEAR_PROXY_SERVER_LOGIN_H
 #define PGNEAR_PROXY_SERVER_LOGIN_H

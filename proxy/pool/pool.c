@@ -558,7 +558,6 @@ void pool_wait_timeout(struct session *s)
                  "%.1f s this client waited (query_wait_timeout).",
                  s->cfg->max_db_connections, waited);
     }
-    stat_inc(&s->w->stats.login_failures);
     session_fail(s, "53300", msg, detail,
                  "Raise pool_size or max_db_connections if the server can take more connections, "
                  "or make clients hold their sessions for less time.");

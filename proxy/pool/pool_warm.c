@@ -200,7 +200,7 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
     p->last_try_us = server_conn_now_us();
     log_debug(s->id, "min_pool_size: opening a connection to region %s for database %s, user %s",
               p->region, p->database, p->user);
-    phase_enter(s, PHASE_CONNECT);
+    phase_begin_at(s, PHASE_CONNECT);
 }
 
 /* The pair's share of min_pool_size on one worker (at least one). */

@@ -7,6 +7,8 @@
  */
 #include "proxy/session/phase.h"
 
+#include <stdlib.h>
+
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -85,17 +87,48 @@ static void phase_start(struct session *s, enum session_phase next)
         row->enter(s);
 }
 
+/* A move the table does not declare: a bug, which costs this session only (or aborts, checked). */
+static void phase_refuse(struct session *s, const char *from, enum session_phase next)
+{
+    log_error(s->id,
+              "internal error: phase %s may not move to %s (the phase table declares no "
+              "such exit)",
+              from, phase_name(next));
+#ifdef PGNEAR_CHECKED
+    abort();
+#endif
+    if (s->phase == PHASE_CLOSING) {
+        session_close(s, "internal error: undeclared phase change");
+        return;
+    }
+    session_fail(s, "XX000", "internal error in pgnear's login", NULL, NULL);
+}
+
+void phase_begin_at(struct session *s, enum session_phase first)
+{
+    if (first >= PHASE_COUNT || (s->w->shared->flow->entries & PHASE_BIT(first)) == 0) {
+        phase_refuse(s, "(new)", first);
+        return;
+    }
+    log_debug(s->id, "phase %s", phase_name(first));
+    phase_start(s, first);
+}
+
 void phase_begin(struct session *s)
 {
     enum session_phase first = s->w->shared->flow->first(s);
     if (first == PHASE_COUNT)
         return; /* closed */
-    log_debug(s->id, "phase %s", phase_name(first));
-    phase_start(s, first);
+    phase_begin_at(s, first);
 }
 
 void phase_enter(struct session *s, enum session_phase next)
 {
+    if (next >= PHASE_COUNT ||
+        (next != PHASE_CLOSING && (phase_row(s, s->phase)->exits & PHASE_BIT(next)) == 0)) {
+        phase_refuse(s, phase_name(s->phase), next);
+        return;
+    }
     if (s->phase != next)
         log_debug(s->id, "phase %s -> %s", phase_name(s->phase), phase_name(next));
     phase_start(s, next);

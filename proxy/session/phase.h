@@ -13,6 +13,7 @@
 #define PGNEAR_PROXY_PHASE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct server_conn;
 struct session;
@@ -44,6 +45,10 @@ enum server_verdict {
 
 typedef void (*phase_fn)(struct session *s);
 
+/* A set of phases, a bit each. */
+typedef uint32_t phase_set;
+#define PHASE_BIT(p) ((phase_set)1 << (p))
+
 /* What one phase does; NULL: nothing. */
 struct phase_row {
     phase_fn enter;      /* starts the phase (readers, timers) */
@@ -51,6 +56,12 @@ struct phase_row {
     phase_fn done;       /* the phase ended as it should: enters the next */
     phase_fn end;        /* frees the phase's state as the session is freed */
     phase_fn cancel;     /* a CancelRequest for a session pgnear answers itself */
+    /*
+     * The phases it may move to, whoever decides (done, or the phase's own
+     * code: an SSLRequest, a full pool); CLOSING, always.  phase_enter
+     * refuses any other.
+     */
+    phase_set exits;
 };
 
 /*
@@ -61,6 +72,8 @@ struct session_flow {
     struct phase_row rows[PHASE_COUNT];
     /* A new connection's first phase; PHASE_COUNT when it could not start (s closed). */
     enum session_phase (*first)(struct session *s);
+    /* The phases a session may start in: first's answers, and phase_begin_at's. */
+    phase_set entries;
     /* phase_server_failed's work. */
     void (*server_failed)(struct session *s, const char *why, enum server_verdict v);
     /* s closes during its login: let go of what it waits for or holds. */
@@ -76,7 +89,16 @@ struct session_flow {
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */
 void phase_begin(struct session *s);
 
-/* Sets s's phase to next and runs what starts it: the only way a phase changes. */
+/* A new session of pgnear's own (min_pool_size) starts in first, one of the table's entries. */
+void phase_begin_at(struct session *s, enum session_phase first);
+
+/*
+ * Sets s's phase to next and runs what starts it: the only way a phase
+ * changes.  A move the table does not declare (its row's exits) is a bug:
+ * the session fails with XX000 and the log says which move it was
+ * (a build with PGNEAR_CHECKED, the sanitizers' build, aborts instead, so
+ * that the tests see it).
+ */
 void phase_enter(struct session *s, enum session_phase next);
 
 /*

@@ -11,7 +11,7 @@
 struct session;
 
 /*
- * ACTIVE (phase.c's row): the server sent its first ReadyForQuery; the
+ * ACTIVE (flow.c's row): the server sent its first ReadyForQuery; the
  * login's state is freed, and whatever either side sent early goes
  * through.
  */

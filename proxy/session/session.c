@@ -1,6 +1,6 @@
 /*
- * session.c — session lifecycle and the endpoint plumbing shared by the
- * login phases and the relay.
+ * session.c — a session's life: accepted, counted, its timer, its last
+ * words (session_fail, session_send_last), closed and freed.
  */
 #include "proxy/session/session.h"
 
@@ -350,6 +350,21 @@ void session_send_last(struct session *s, const void *p, size_t n, const char *w
     session_finish(s);
 }
 
+void session_count_login_failure(struct session *s, const char *sqlstate)
+{
+    if (!phase_in_login(s->phase) || s->login == NULL || s->login->failure_counted)
+        return;
+    s->login->failure_counted = true;
+    stat_inc(&s->w->stats.login_failures);
+    stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate ? sqlstate : "08")]);
+}
+
+void session_login_closed(struct session *s, const char *why)
+{
+    session_count_login_failure(s, NULL);
+    session_close(s, why);
+}
+
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint)
 {
@@ -359,8 +374,7 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
     struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
     pkt_put_report(&pb, 'E', &r);
     log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
-    if (phase_in_login(s->phase))
-        stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate)]);
+    session_count_login_failure(s, sqlstate);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
     if (s->server_conn != NULL)

@@ -120,6 +120,8 @@ struct session_login {
     bool throttle_keyed;              /* throttle_key is set, and the outcome not yet told */
     struct event *throttle_timer;     /* holds a throttled login before it starts */
     enum session_phase throttle_next; /* the phase entered when the hold ends */
+
+    bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
 };
 
 /*
@@ -217,9 +219,22 @@ void session_close(struct session *s, const char *why);
 struct session *session_new(struct worker *w, int fd);
 /* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
 void session_send_last(struct session *s, const void *p, size_t n, const char *why);
-/* Sends a FATAL report to the client, then closes once it is flushed (or at once). */
+/*
+ * Sends a FATAL report to the client, then closes once it is flushed (or
+ * at once); during the login, a failed login (session_count_login_failure).
+ */
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);
+/*
+ * The one place a failed login is counted: a login that ends without a
+ * session because pgnear or the server refused it (a client that hangs
+ * up is no failure).  Counts once per session, in login_failures and in
+ * login_errors_by_class by sqlstate's class; NULL (closed without an
+ * answer) counts as class 08.  Does nothing outside the login phases.
+ */
+void session_count_login_failure(struct session *s, const char *sqlstate);
+/* Closes s during its login without an answer (an invalid startup packet, ...): a failed login. */
+void session_login_closed(struct session *s, const char *why);
 void session_set_timer(struct session *s, int ms);
 /* Frees what only the login needed (struct session_login), as the login ends. */
 void session_login_end(struct session *s);

@@ -62,6 +62,11 @@ my %phase_header = (
     'proxy/session/relay.c'        => 'proxy/session/relay.h',
     'proxy/admin/console.c'        => 'proxy/admin/console.h',
 );
+# Files that move sessions between phases too (phase_enter, phase_done), but whose
+# headers the phase files use for more than phases: the auth throttle's gate, the
+# pool's slots and kept connections, a kept connection's handover.
+my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
+    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase
 # What runs under the phases and reaches them only through the engine.
@@ -341,7 +346,7 @@ sub lines_matching {
 
 {
     my @phase_headers = sort values %phase_header;
-    for my $file (sort(keys %phase_header), @phase_headers, $phase_table, @plumbing) {
+    for my $file (sort(keys %phase_header), @phase_headers, @phase_movers, $phase_table, @plumbing) {
         ok($is_file{$file}, "$file exists") or diag('a rename updates the lists of this test');
     }
     for my $file (grep { $is_file{$_} } sort keys %phase_header) {
@@ -363,6 +368,12 @@ sub lines_matching {
       lines_matching(qr/\.\s*(?:enter|on_timeout|done|cancel)\s*=(?!=)/, @files);
     is_deeply(\@rows, [], "only $phase_table writes the rows of the phase table")
       or diag(join("\n", @rows));
+    # Every file that moves a session is known here: a phase file, the table, or the plumbing.
+    my %known = map { $_ => 1 } keys %phase_header, @phase_movers, $phase_table, @plumbing;
+    my @movers = grep { !$known{ (split /:/)[0] } }
+      lines_matching(qr/\bphase_(?:enter|done|begin_at|server_failed)\s*\(/, grep { m{^proxy/.*\.c$} } @files);
+    is_deeply(\@movers, [], 'every file that moves a session between phases is a phase file of this test')
+      or diag(join("\n", @movers));
     my @setters = lines_matching(qr/(?:->|\.)\s*phase\s*=(?!=)/, grep { $_ ne $phase_engine } @files);
     is_deeply(\@setters, [], "only $phase_engine sets a session's phase (phase_enter)")
       or diag(join("\n", @setters));

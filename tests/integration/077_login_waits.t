@@ -144,7 +144,7 @@ sub check_round {
 sub all_up {
     my ($what) = @_;
     for my $name (sort keys %proxy) {
-        ok $proxy{$name}->is_running, "$what: $name's pgnear is still running";
+        ok $proxy{$name}->is_running, "$what: ${name}'s pgnear is still running";
         is login_once($name, 'app', '', 'right'), 'us-east', "$what: $name still logs a plain session in";
     }
 }
@@ -166,6 +166,19 @@ for my $what (sort keys %routes) {
     check_round($what, $served, round($options, \@clients), \@clients);
 }
 all_up('after the routes that settle alone');
+
+# What a fenced read that no standby could serve is told: the position is missing, not the role.
+{
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $proxy{auth_query}->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => "-c pgnear.target_session_attrs=read-only -c pgnear.min_lsn=$NEVER" });
+    is $r->{error}{C}, '08001', 'a read-only session with a position no standby has: 08001';
+    is $r->{error}{M}, "no read-only server has replayed pgnear.min_lsn $NEVER yet", '... saying the position is missing';
+    like $r->{error}{D}, qr/eu-west: no host known to have replayed pgnear\.min_lsn/, '... region by region';
+    like $r->{error}{H}, qr/^Retry; or connect with pgnear\.target_session_attrs=prefer-standby.*min_lsn_wait/,
+      '... and what to do';
+    $w->hangup;
+}
 
 # -------------------------------------------------------------- a position replayed while the login waits
 
@@ -216,6 +229,18 @@ all_up('after DISABLE and ENABLE');
     check_round('a standby back while waiting', 'eu-west', $results, \@clients);
 }
 all_up('after the standby came back');
+
+# A failed login is counted once, whatever refused it, and the classes add up to the total
+# (hung-up clients are no failures; the admin logins of this test are counted by class too).
+for my $name (sort keys %proxy) {
+    my $admin = $proxy{$name}->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+    my %st = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, psql($admin, 'SHOW STATS');
+    my $classes = 0;
+    $classes += $st{$_} for grep { /^login_errors_/ } keys %st;
+    cmp_ok $st{login_failures}, '>', 0, "$name: SHOW STATS counts failed logins ($st{login_failures})";
+    is $classes, $st{login_failures}, "$name: ... and login_errors by class add up to login_failures";
+    cmp_ok $st{login_errors_28}, '>', 0, "$name: ... the wrong passwords among them, class 28" if $name ne 'passthrough';
+}
 
 my $checks = Test::More->builder->current_test - $tests_before;
 note "$checks checks of logins whose route waits";

@@ -409,6 +409,28 @@ static void test_strerror(void **state)
     assert_string_equal(startup_hints_strerror(HINTS_EUNKNOWN), "unrecognized pgnear setting");
 }
 
+/* The list the 42704 hint gives: every hint, each one settable by that name. */
+static void test_known(void **state)
+{
+    (void)state;
+    char buf[256], small[12];
+    assert_string_equal(startup_hints_known(buf, sizeof(buf)),
+                        "pgnear.city, pgnear.region, pgnear.location, "
+                        "pgnear.target_session_attrs, pgnear.min_lsn and pgnear.report_fence");
+    assert_int_equal(strlen(startup_hints_known(small, sizeof(small))), sizeof(small) - 1);
+    const char *names[] = {"pgnear.city",     "pgnear.region",
+                           "pgnear.location", "pgnear.target_session_attrs",
+                           "pgnear.min_lsn",  "pgnear.report_fence"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct startup_hints h;
+        startup_hints_init(&h);
+        assert_int_equal(startup_hints_from_param(names[i], "on", &h), 1);
+        assert_int_equal(h.has_city + h.has_region + h.has_location + h.has_need + h.has_min_lsn +
+                             h.has_report_fence,
+                         1);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -427,6 +449,7 @@ int main(void)
         cmocka_unit_test(test_length_and_nul),
         cmocka_unit_test(test_from_param),
         cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_known),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
