@@ -315,6 +315,23 @@ static void health_check_busy(struct health_checker *hc, struct region_host *h)
             "timed out, but the host answers sessions: busy, not counted");
 }
 
+/*
+ * A check that failed before reaching the host because this process ran
+ * out of something (libpq's own words for it): another thread can take
+ * the descriptor that health_can_open_socket just saw free.  Like a round
+ * skipped for it, this says nothing about the host.
+ */
+static bool health_error_is_local(const char *error)
+{
+    static const char *const local[] = {"could not create socket", "Too many open files",
+                                        "Cannot assign requested address",
+                                        "No buffer space available", "out of memory"};
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++)
+        if (strstr(error, local[i]) != NULL)
+            return true;
+    return false;
+}
+
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
                               bool server_answered)
 {
@@ -332,9 +349,10 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
         health_check_busy(p->hc, h);
     else if (timed_out)
         health_check_timed_out(p->hc, h);
-    else if (error != NULL && !server_answered)
-        health_set_down(p->hc, h, error);
-    else
+    else if (error != NULL && !server_answered) {
+        if (!health_error_is_local(error)) /* else no verdict: the round never reached the host */
+            health_set_down(p->hc, h, error);
+    } else
         health_check_passed(p, res, error);
     free(p);
 }
@@ -378,7 +396,8 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
                              health_probe_done, p, err, sizeof(err));
     if (h->check == NULL) {
         free(p);
-        health_set_down(hc, h, err);
+        if (!health_error_is_local(err))
+            health_set_down(hc, h, err);
     }
 }
 
