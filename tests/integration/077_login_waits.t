@@ -11,8 +11,9 @@
 # whole process while its user's secret was looked up.
 #
 # A primary (us-east) and a streaming standby (eu-west); four pgnear in
-# front of them, one per source of secrets; the logins of each round run
-# at once, one process each.
+# front of them, one per source of secrets, two of them with a WebSocket
+# listener whose logins go through the same rounds; the logins of each
+# round run at once, one process each.
 use strict;
 use warnings;
 use FindBin;
@@ -21,6 +22,7 @@ use Test::More;
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use PgNearWs;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool('psql');
@@ -47,8 +49,12 @@ my %source = (
     passthrough => { auth => 'passthrough', auth_file => "$dir/admins.txt" },
 );
 my @regions = ({ name => 'us-east', hosts => [$us] }, { name => 'eu-west', hosts => [$eu] });
+# auth_query and passthrough take WebSocket logins too (SCRAM inside, as over TCP).
+my %ws_port = map { $_ => PgNearTest::free_port() } qw(auth_query passthrough);
 my %proxy = map {
-    $_ => PgNearTest::Proxy->new(regions => \@regions, settings => { %common, %{ $source{$_} } })
+    $_ => PgNearTest::Proxy->new(regions => \@regions, settings => {
+        %common, %{ $source{$_} },
+        ($ws_port{$_} ? (websocket_port => $ws_port{$_}, websocket_auth => 'scram') : ()) })
 } sort keys %source;
 for my $name (sort keys %proxy) {
     ok wait_until(sub { $proxy{$name}->log_contents =~ /region eu-west is up: it is a standby/ }, timeout => 20),
@@ -57,15 +63,18 @@ for my $name (sort keys %proxy) {
 
 # Who logs in through each pgnear: under "both", app is in the file and carol only in the database.
 my @logins = (['auth_file', 'app'], ['auth_query', 'app'], ['auth_query', 'carol'], ['both', 'app'],
-              ['both', 'carol'], ['passthrough', 'app']);
+              ['both', 'carol'], ['passthrough', 'app'], ['auth_query', 'carol', 'ws'],
+              ['passthrough', 'app', 'ws']);
 my %password = (app => 'app-secret', carol => 'carol-pw');
 
 # One login in a child process: "us-east", "eu-west" (where the session landed), "error SQLSTATE",
 # "hung up" or "eof".
 sub login_once {
-    my ($name, $user, $options, $client) = @_;
+    my ($name, $user, $options, $client, $transport) = @_;
     my $out = eval {
-        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $proxy{$name}->port, timeout => 30);
+        my $w = ($transport // '') eq 'ws'
+              ? PgNearWs::Pg->connect(port => $ws_port{$name}, timeout => 30, path => '/v2')
+              : PgNearTest::Wire->connect(host => '127.0.0.1', port => $proxy{$name}->port, timeout => 30);
         my $r = $w->startup(user => $user, database => 'movr', params => { options => $options },
                             password => $client eq 'wrong' ? 'not-the-password' : $password{$user},
                             ($client =~ /^hangup_(.*)/ ? (hangup_at => $1) : ()));
@@ -86,11 +95,11 @@ sub round {
     pipe(my $rd, my $wr) or die "pipe: $!";
     for my $l (@logins) {
         for my $c (@$clients) {
-            my $key = "$l->[0] $l->[1] $c";
+            my $key = join(' ', grep { defined } $l->[0], $l->[1], $l->[2], $c);
             my $pid = fork // die "fork: $!";
             if ($pid == 0) {
                 close $rd;
-                my $res = login_once($l->[0], $l->[1], $options, $c);
+                my $res = login_once($l->[0], $l->[1], $options, $c, $l->[2]);
                 $res =~ s/\n/ /g;
                 syswrite $wr, "$key\t$res\n";
                 POSIX::_exit(0);
@@ -134,7 +143,7 @@ sub check_round {
     my ($what, $served, $results, $clients) = @_;
     for my $l (@logins) {
         for my $c (@$clients) {
-            my $key = "$l->[0] $l->[1] $c";
+            my $key = join(' ', grep { defined } $l->[0], $l->[1], $l->[2], $c);
             my $want = expect($l->[0], $c, $served);
             is $results->{$key} // 'no answer', $want, "$what: $key";
         }

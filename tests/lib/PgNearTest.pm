@@ -1783,7 +1783,7 @@ sub cancel {
 }
 
 # Closes the connection without a Terminate (TlsWire: ends its openssl).
-sub hangup { close $_[0]{sock} if $_[0]{sock} }
+sub hangup { my $sock = $_[0]->socket; close $sock if $sock }
 
 package PgNearTest;
 
