@@ -31,7 +31,12 @@ static int set_full(struct param_set *ps)
     return PARAM_SET_FULL;
 }
 
-/* Room for need bytes: the buffer doubles from 256 up to PARAM_SET_MAX_BYTES. */
+static size_t param_set_limit(const struct param_set *ps)
+{
+    return ps->limit > 0 ? ps->limit : PARAM_SET_MAX_BYTES;
+}
+
+/* Room for need bytes: the buffer doubles from 256 up to the set's limit. */
 static int param_set_reserve(struct param_set *ps, size_t need)
 {
     if (need <= ps->cap)
@@ -39,8 +44,8 @@ static int param_set_reserve(struct param_set *ps, size_t need)
     size_t cap = ps->cap > 0 ? ps->cap : 256;
     while (cap < need)
         cap *= 2;
-    if (cap > PARAM_SET_MAX_BYTES)
-        cap = PARAM_SET_MAX_BYTES;
+    if (cap > param_set_limit(ps))
+        cap = param_set_limit(ps);
     char *p = realloc(ps->data, cap);
     if (p == NULL)
         return -1;
@@ -63,7 +68,7 @@ int param_set_put(struct param_set *ps, const char *name, const char *value)
         }
         off = next;
     }
-    if (ps->count == PARAM_SET_MAX || nlen + vlen + 2 > (size_t)PARAM_SET_MAX_BYTES - ps->used ||
+    if (ps->count == PARAM_SET_MAX || nlen + vlen + 2 > param_set_limit(ps) - ps->used ||
         param_set_reserve(ps, ps->used + nlen + vlen + 2) != 0)
         return set_full(ps);
     memcpy(ps->data + ps->used, name, nlen + 1);
@@ -121,6 +126,15 @@ bool param_set_next(const struct param_set *ps, size_t *off, const char **name, 
         return false;
     *off = entry_next(ps, *off, name, value);
     return true;
+}
+
+int param_set_copy(struct param_set *dst, const struct param_set *src)
+{
+    const char *name, *value;
+    for (size_t off = 0; param_set_next(src, &off, &name, &value);)
+        if (param_set_put(dst, name, value) != PARAM_SET_OK)
+            return set_full(dst);
+    return PARAM_SET_OK;
 }
 
 void param_set_free(struct param_set *ps)

@@ -27,6 +27,7 @@ struct param_set {
     uint16_t used;   /* bytes of data in use */
     uint16_t cap;    /* bytes allocated */
     uint16_t count;  /* parameters */
+    uint16_t limit;  /* the most bytes it may hold; 0: PARAM_SET_MAX_BYTES */
     bool overflowed; /* a value did not fit: the set is not the server's whole story */
 };
 
@@ -56,6 +57,9 @@ void param_set_write(const struct param_set *ps, struct pktbuf *pb);
  */
 void param_set_write_merged(const struct param_set *base, const struct param_set *over,
                             struct pktbuf *pb);
+
+/* dst (empty, its limit set or 0) becomes a copy of src; PARAM_SET_FULL when it does not fit. */
+int param_set_copy(struct param_set *dst, const struct param_set *src);
 
 /* Iterates: *off starts at 0; false after the last entry. */
 bool param_set_next(const struct param_set *ps, size_t *off, const char **name, const char **value);

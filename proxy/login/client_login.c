@@ -24,6 +24,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/phase.h"
+#include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -348,6 +349,10 @@ static void client_handle_startup(struct session *s)
     }
     if (client_negotiate_version(s) < 0 || client_take_hints(s) < 0)
         return;
+    if (server_params_build(s) != 0) {
+        session_fail(s, "53200", "out of memory", NULL, NULL);
+        return;
+    }
     const char *app = startup_param(sp, "application_name");
     log_info(s->id, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");

@@ -50,19 +50,18 @@ static int handover_literal(struct evbuffer *q, const char *v)
 static int handover_settings(struct session *s, struct evbuffer *out)
 {
     const struct server_conn *sc = s->server_conn;
-    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
+    const char *name, *value;
     struct evbuffer *q = evbuffer_new();
     int count = 0, rc = q != NULL ? 0 : -1;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const char *kept = param_set_get(&sc->startup, names[i]);
-        if (strcmp(names[i], "options") == 0 || (kept != NULL && strcmp(kept, values[i]) == 0))
+    for (size_t off = 0; rc == 0 && param_set_next(&s->server_startup, &off, &name, &value);) {
+        const char *kept = param_set_get(&sc->startup, name);
+        if (strcmp(name, "options") == 0 || (kept != NULL && strcmp(kept, value) == 0))
             continue;
         rc |= evbuffer_add_printf(q, "%s", count++ > 0 ? ", " : "SELECT ") < 0;
         rc |= evbuffer_add_printf(q, "pg_catalog.set_config(") < 0;
-        rc |= handover_literal(q, names[i]);
+        rc |= handover_literal(q, name);
         rc |= evbuffer_add_printf(q, ", ") < 0;
-        rc |= handover_literal(q, values[i]);
+        rc |= handover_literal(q, value);
         rc |= evbuffer_add_printf(q, ", false)") < 0;
     }
     if (rc == 0 && count > 0) {

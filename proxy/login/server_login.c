@@ -497,31 +497,16 @@ static void server_login_on_read(struct session *s)
 /* A connection that may be kept remembers whom and what it logged in with. */
 static void server_remember_startup(struct session *s, struct server_conn *sc)
 {
-    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
-    for (size_t i = 0; i < n && sc->poolable; i++)
-        if (param_set_put(&sc->startup, names[i], values[i]) != PARAM_SET_OK)
-            sc->poolable = false;
+    if (param_set_copy(&sc->startup, &s->server_startup) != PARAM_SET_OK)
+        sc->poolable = false;
 }
 
 void server_login_enter(struct session *s)
 {
-    const struct startup_packet *sp = &s->login->startup;
     uint8_t buf[STARTUP_MAX_LEN];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_VERSION(3, PROTO_LATEST_MINOR));
-    for (size_t i = 0; i < sp->nparams; i++) {
-        const char *name = sp->params[i].name;
-        const char *value = server_param_sent(s, name, sp->params[i].value);
-        if (value == NULL)
-            continue;
-        pkt_put_cstr(&pb, name);
-        pkt_put_cstr(&pb, value);
-    }
-    pkt_put_u8(&pb, 0);
-    pkt_end(&pb);
+    server_params_write_startup(&pb, PROTO_LATEST_MINOR, s->user, s->database, &s->server_startup);
     if (!pkt_ok(&pb)) {
         session_fail(s, "08P01", "startup packet too long", NULL, NULL);
         return;

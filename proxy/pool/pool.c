@@ -25,7 +25,6 @@
 #include "proxy/runtime/worker_call.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
-#include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/region.h"
@@ -304,7 +303,7 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
     const char *name, *value;
     bool same = true;
     for (size_t off = 0; param_set_next(&sc->startup, &off, &name, &value);) {
-        const char *mine = server_param(s, name);
+        const char *mine = param_set_get(&s->server_startup, name);
         if (mine == NULL)
             return FIT_NONE;
         /* options cannot be SET: it must be the same. */
@@ -313,12 +312,10 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
         same = same && strcmp(mine, value) == 0;
     }
     /* Options sc did not log in with cannot be added either. */
-    if (server_param(s, "options") != NULL && param_set_get(&sc->startup, "options") == NULL)
+    if (param_set_get(&s->server_startup, "options") != NULL &&
+        param_set_get(&sc->startup, "options") == NULL)
         return FIT_NONE;
-    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    return same && server_params(s, names, values, STARTUP_MAX_PARAMS) == sc->startup.count
-               ? FIT_EXACT
-               : FIT_SET;
+    return same && s->server_startup.count == sc->startup.count ? FIT_EXACT : FIT_SET;
 }
 
 static bool pool_same_place(const struct server_conn *sc, const struct region *r,

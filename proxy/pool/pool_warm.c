@@ -13,7 +13,6 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
-#include "protocol/pkt.h"
 #include "protocol/scram.h"
 #include "protocol/startup.h"
 #include "proxy/base/config.h"
@@ -23,7 +22,6 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
-#include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
 
@@ -32,8 +30,7 @@ struct pool_warm_pair {
     char region[SERVER_POOL_NAME_MAX];
     char database[SERVER_POOL_NAME_MAX];
     char user[SERVER_POOL_NAME_MAX];
-    uint8_t *startup; /* a StartupMessage with the parameters as the server got them */
-    size_t startup_len;
+    struct param_set params; /* the startup parameters as the server got them (server_startup) */
     uint8_t client_key[SCRAM_KEY_LEN];
     struct scram_verifier verifier;
     int64_t last_seen_us; /* a client of the pair logged in */
@@ -48,7 +45,7 @@ struct pool_warm {
 
 static void warm_pair_wipe(struct pool_warm_pair *p)
 {
-    free(p->startup);
+    param_set_free(&p->params);
     OPENSSL_cleanse(p, sizeof(*p));
 }
 
@@ -62,34 +59,6 @@ static struct pool_warm_pair *warm_find(struct pool_warm *pw, const char *region
             return p;
     }
     return NULL;
-}
-
-/* The StartupMessage a warming session of s's pair sends: user, database, s's parameters. */
-static uint8_t *warm_startup_of(const struct session *s, size_t *len)
-{
-    const char *names[STARTUP_MAX_PARAMS], *values[STARTUP_MAX_PARAMS];
-    size_t n = server_params(s, names, values, STARTUP_MAX_PARAMS);
-    uint8_t buf[STARTUP_MAX_LEN];
-    struct pktbuf pb;
-    pkt_init(&pb, buf, sizeof(buf));
-    pkt_begin(&pb, 0);
-    pkt_put_u32(&pb, PROTO_VERSION(3, 0));
-    pkt_put_cstr(&pb, "user");
-    pkt_put_cstr(&pb, s->user);
-    pkt_put_cstr(&pb, "database");
-    pkt_put_cstr(&pb, s->database);
-    for (size_t i = 0; i < n; i++) {
-        pkt_put_cstr(&pb, names[i]);
-        pkt_put_cstr(&pb, values[i]);
-    }
-    pkt_put_u8(&pb, 0);
-    pkt_end(&pb);
-    uint8_t *copy = pkt_ok(&pb) ? malloc(pb.len) : NULL;
-    if (copy != NULL) {
-        memcpy(copy, buf, pb.len);
-        *len = pb.len;
-    }
-    return copy;
 }
 
 /* A free slot: an empty one, else the pair seen longest ago. */
@@ -116,16 +85,16 @@ void pool_warm_note(struct session *s)
         return;
     struct pool_warm_pair *p = warm_find(w->warm, s->region->name, s->database, s->user);
     if (p == NULL) {
-        size_t len = 0;
-        uint8_t *startup = warm_startup_of(s, &len);
-        if (startup == NULL)
+        struct param_set params = {.limit = STARTUP_MAX_LEN};
+        if (param_set_copy(&params, &s->server_startup) != PARAM_SET_OK) {
+            param_set_free(&params);
             return;
+        }
         p = warm_slot(w->warm);
+        p->params = params;
         snprintf(p->region, sizeof(p->region), "%s", s->region->name);
         snprintf(p->database, sizeof(p->database), "%s", s->database);
         snprintf(p->user, sizeof(p->user), "%s", s->user);
-        p->startup = startup;
-        p->startup_len = len;
         log_info(s->id, "min_pool_size: keeping region %s, database %s, user %s warm", p->region,
                  p->database, p->user);
     }
@@ -163,18 +132,18 @@ static int warm_count(const struct worker *w, const struct pool_warm_pair *p)
 static int warm_login_init(struct session *s, const struct pool_warm_pair *p, struct region *r)
 {
     struct session_login *l = s->login;
-    s->startup_raw = malloc(p->startup_len);
-    if (s->startup_raw == NULL)
+    size_t ulen = strlen(p->user) + 1, dlen = strlen(p->database) + 1;
+    /* user and database as a client's point into its startup packet: here into a copy of them */
+    if ((s->startup_raw = malloc(ulen + dlen)) == NULL)
         return -1;
-    memcpy(s->startup_raw, p->startup, p->startup_len);
-    if (startup_parse(s->startup_raw, p->startup_len, &l->startup) != 0)
+    memcpy(s->startup_raw, p->user, ulen);
+    memcpy(s->startup_raw + ulen, p->database, dlen);
+    s->user = (const char *)s->startup_raw;
+    s->database = (const char *)s->startup_raw + ulen;
+    s->server_startup.limit = STARTUP_MAX_LEN;
+    if (param_set_copy(&s->server_startup, &p->params) != PARAM_SET_OK)
         return -1;
-    s->user = l->startup.user;
-    s->database = l->startup.database;
-    s->application_name = startup_param(&l->startup, "application_name");
-    const char *options = startup_param(&l->startup, "options");
-    if (options != NULL && (l->server_options = strdup(options)) == NULL)
-        return -1;
+    s->application_name = param_set_get(&s->server_startup, "application_name");
     l->warming = true;
     memcpy(l->warm_client_key, p->client_key, SCRAM_KEY_LEN);
     l->verifier = p->verifier;

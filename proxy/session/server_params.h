@@ -1,29 +1,29 @@
 /*
  * server_params.h — the startup parameters a session gives its server
- * (server_params.c).
+ * (struct session's server_startup), made once from the client's startup
+ * packet (server_params.c).
  */
 #ifndef PGNEAR_PROXY_SERVER_PARAMS_H
 #define PGNEAR_PROXY_SERVER_PARAMS_H
 
-#include <stddef.h>
-
+struct param_set;
+struct pktbuf;
 struct session;
 
 /*
- * The startup parameter name as the server gets it from s (user and
- * database aside): the client's, without pgnear.* hints, options without
- * the hints in it; NULL when s sends none.
+ * Fills s->server_startup from the client's startup packet (s->login's):
+ * every parameter but user, database and the pgnear.* hints, options
+ * without the hints in it (s->login->server_options) and left out when
+ * nothing else is in it.  A set as large as the largest startup packet:
+ * 0, or -1 when out of memory.
  */
-const char *server_param_sent(const struct session *s, const char *name, const char *value);
+int server_params_build(struct session *s);
 
 /*
- * The startup parameters s gives the server (user and database aside,
- * pgnear.* hints removed): at most max, into names and values; returns
- * how many.
+ * A StartupMessage of protocol 3.minor for user and database with the
+ * parameters of ps, into pb (its sticky error when it does not fit).
  */
-size_t server_params(const struct session *s, const char **names, const char **values, size_t max);
-
-/* The value of one of them; NULL when s gives none. */
-const char *server_param(const struct session *s, const char *name);
+void server_params_write_startup(struct pktbuf *pb, unsigned minor, const char *user,
+                                 const char *database, const struct param_set *ps);
 
 #endif

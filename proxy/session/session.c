@@ -298,6 +298,7 @@ void session_close(struct session *s, const char *why)
     s->ws_ping = NULL;
     free(s->startup_raw);
     s->startup_raw = NULL;
+    param_set_free(&s->server_startup);
     config_unref(s->cfg);
     s->cfg = NULL;
     s->closed = true;

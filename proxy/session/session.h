@@ -168,6 +168,14 @@ struct session {
     /* the startup packet, kept whole; user and database point into it */
     uint8_t *startup_raw;
     const char *user, *database;
+    /*
+     * The startup parameters the server is given besides user and database:
+     * the client's, in its order, without pgnear.* hints (options without
+     * the hints in it).  Made once as the startup packet is read
+     * (server_params_build); every login sends it, the pool compares a kept
+     * connection's with it and sets what differs.
+     */
+    struct param_set server_startup;
     const char *application_name; /* NULL when the client sent none */
     uint16_t client_minor;        /* protocol minor version agreed with the client */
 

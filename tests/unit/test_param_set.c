@@ -111,6 +111,42 @@ static void test_write(void **state)
     param_set_free(&ps);
 }
 
+/* A set given a larger limit holds a whole startup packet's parameters; a copy keeps the order. */
+static void test_limit_and_copy(void **state)
+{
+    (void)state;
+    struct param_set big = {.limit = 10000}, small = {0}, copy = {.limit = 10000};
+    char name[16], value[200];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "p%02d", i);
+        assert_int_equal(param_set_put(&big, name, value), PARAM_SET_OK);
+        int rc = param_set_put(&small, name, value);
+        assert_int_equal(rc, (i + 1) * (4 + 200) <= PARAM_SET_MAX_BYTES ? PARAM_SET_OK
+                                                                        : PARAM_SET_FULL);
+    }
+    assert_int_equal(big.count, 40);
+    assert_false(big.overflowed);
+    assert_true(small.overflowed);
+    assert_int_equal(param_set_copy(&copy, &big), PARAM_SET_OK);
+    assert_int_equal(copy.count, 40);
+    size_t a = 0, b = 0;
+    const char *n1, *v1, *n2, *v2;
+    while (param_set_next(&big, &a, &n1, &v1)) {
+        assert_true(param_set_next(&copy, &b, &n2, &v2));
+        assert_string_equal(n1, n2);
+        assert_string_equal(v1, v2);
+    }
+    struct param_set cramped = {0};
+    assert_int_equal(param_set_copy(&cramped, &big), PARAM_SET_FULL);
+    assert_true(cramped.overflowed);
+    param_set_free(&big);
+    param_set_free(&small);
+    param_set_free(&copy);
+    param_set_free(&cramped);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_note_strict),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_write),
+        cmocka_unit_test(test_limit_and_copy),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("param_set", tests, NULL, NULL);
