@@ -113,10 +113,19 @@ static void *daemon_worker_thread(void *arg)
 }
 
 /* Other threads leave the signals to the main thread's loop. */
+/*
+ * The workers take no signal: the main thread's loop handles them all.
+ * Faults are the exception: raised by the thread that made them, blocked
+ * they would kill the process before a sanitizer's handler (or a debugger)
+ * could say where.
+ */
 static int daemon_start_threads(struct daemon *d)
 {
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP};
     sigset_t all, old;
     sigfillset(&all);
+    for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++)
+        sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     struct shared *sh = &d->shared;
     int rc = 0;
