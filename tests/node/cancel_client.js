@@ -36,6 +36,7 @@
 const fs = require('fs');
 const readline = require('readline');
 const { Client, Query } = require('pg');
+const { parseFlags } = require('./flags');
 
 function usage(msg) {
     process.stderr.write(`cancel_client: ${msg}\n`);
@@ -43,26 +44,13 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const o = { host: '127.0.0.1', ssl: false, ca: null, user: 'app', password: 'app-secret',
-                database: 'movr', timeout: 10 };
-    const need = (i) => {
-        if (i + 1 >= argv.length) usage(`${argv[i]} needs a value`);
-        return argv[i + 1];
-    };
-    for (let i = 0; i < argv.length; i++) {
-        const a = argv[i];
-        switch (a) {
-        case '--host': o.host = need(i++); break;
-        case '--port': o.port = Number(need(i++)); break;
-        case '--ssl': o.ssl = true; break;
-        case '--ca': o.ca = fs.readFileSync(need(i++), 'utf8'); break;
-        case '--user': o.user = need(i++); break;
-        case '--password': o.password = need(i++); break;
-        case '--database': o.database = need(i++); break;
-        case '--timeout': o.timeout = Number(need(i++)); break;
-        default: usage(`unknown argument '${a}'`);
-        }
-    }
+    const o = parseFlags(argv, { host: '127.0.0.1', ssl: false, ca: null, user: 'app',
+                                 password: 'app-secret', database: 'movr', timeout: 10 }, {
+        '--host': ['host', 'string'], '--port': ['port', 'number'], '--ssl': ['ssl', 'true'],
+        '--ca': ['ca', (f) => fs.readFileSync(f, 'utf8')], '--user': ['user', 'string'],
+        '--password': ['password', 'string'], '--database': ['database', 'string'],
+        '--timeout': ['timeout', 'number'],
+    }, usage);
     if (!Number.isInteger(o.port) || o.port <= 0) usage('--port is required');
     if (o.ssl && !o.ca) usage('--ssl needs --ca');
     return o;

@@ -18,6 +18,7 @@
 'use strict';
 
 const { Client } = require('pg');
+const { parseFlags } = require('./flags');
 
 function usage(msg) {
     process.stderr.write(`fence_client: ${msg}\n`);
@@ -25,24 +26,14 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-    const o = { host: '127.0.0.1', user: 'app', password: 'app-secret', database: 'movr', timeout: 20,
-                readerOptions: '-c pgnear.city=Dublin -c pgnear.target_session_attrs=read-only' };
-    const need = (i) => {
-        if (i + 1 >= argv.length) usage(`${argv[i]} needs a value`);
-        return argv[i + 1];
-    };
-    for (let i = 0; i < argv.length; i++) {
-        switch (argv[i]) {
-        case '--host': o.host = need(i++); break;
-        case '--port': o.port = Number(need(i++)); break;
-        case '--user': o.user = need(i++); break;
-        case '--password': o.password = need(i++); break;
-        case '--database': o.database = need(i++); break;
-        case '--reader-options': o.readerOptions = need(i++); break;
-        case '--timeout': o.timeout = Number(need(i++)); break;
-        default: usage(`unknown argument '${argv[i]}'`);
-        }
-    }
+    const o = parseFlags(argv, {
+        host: '127.0.0.1', user: 'app', password: 'app-secret', database: 'movr', timeout: 20,
+        readerOptions: '-c pgnear.city=Dublin -c pgnear.target_session_attrs=read-only',
+    }, {
+        '--host': ['host', 'string'], '--port': ['port', 'number'], '--user': ['user', 'string'],
+        '--password': ['password', 'string'], '--database': ['database', 'string'],
+        '--reader-options': ['readerOptions', 'string'], '--timeout': ['timeout', 'number'],
+    }, usage);
     if (!Number.isInteger(o.port) || o.port <= 0) usage('--port is required');
     return o;
 }
