@@ -30,6 +30,7 @@ enum {
     HINT_NEED,
     HINT_MIN_LSN,
     HINT_REPORT_FENCE,
+    HINT_MOVABLE,
     HINT_NONE
 };
 
@@ -184,6 +185,7 @@ static const struct {
     [HINT_NEED] = HINT_ROW("target_session_attrs", need),
     [HINT_MIN_LSN] = HINT_ROW("min_lsn", min_lsn),
     [HINT_REPORT_FENCE] = HINT_ROW("report_fence", report_fence),
+    [HINT_MOVABLE] = HINT_ROW("movable", movable),
 };
 
 /* Which hint a pgnear.* name is, or HINT_NONE. */

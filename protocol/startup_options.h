@@ -16,11 +16,12 @@
 #define HINT_VALUE_MAX 128
 
 struct startup_hints {
-    bool has_city, has_region, has_location, has_need, has_min_lsn, has_report_fence;
+    bool has_city, has_region, has_location, has_need, has_min_lsn, has_report_fence, has_movable;
     char city[HINT_VALUE_MAX + 1], region[HINT_VALUE_MAX + 1], location[HINT_VALUE_MAX + 1];
     char need[HINT_VALUE_MAX + 1];         /* target_session_attrs, as the client wrote it */
     char min_lsn[HINT_VALUE_MAX + 1];      /* a fence to read after (lsn.h) */
     char report_fence[HINT_VALUE_MAX + 1]; /* on, off */
+    char movable[HINT_VALUE_MAX + 1];      /* on, off: the admin may move the session (move.h) */
 };
 
 enum hints_result {

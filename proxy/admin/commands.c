@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "proxy/admin/migrations.h"
+#include "proxy/admin/move_cmd.h"
 #include "proxy/admin/pause.h"
 #include "proxy/admin/show.h"
 #include "proxy/admin/snapshot.h"
@@ -422,7 +423,9 @@ static const struct command_def commands[] = {
     {ADMIN_KILL, NULL, 0, kill_client, 0, NULL},
     {ADMIN_PAUSE, NULL, 0, pause_command, 0, NULL},
     {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL},
-    {ADMIN_DRAIN, NULL, 0, drain_command, 0, NULL},
+    {ADMIN_DRAIN, COLS(move_cols), drain_command, 0, NULL},
+    {ADMIN_MOVE_CLIENT, COLS(move_cols), move_clients_command, 0, NULL},
+    {ADMIN_MOVE_CLIENTS, COLS(move_cols), move_clients_command, 0, NULL},
     {ADMIN_SET, NULL, 0, set_setting, 0, NULL},
     {ADMIN_SHOW_POOLS, COLS(show_pools_cols), NULL, SNAPSHOT_CLIENTS | SNAPSHOT_SERVERS,
      show_render_pools},

@@ -35,6 +35,8 @@ enum args {
     ARGS_RESOLVE,    /* version AS applied|failed [IN REGION region] */
     ARGS_RETRY,      /* version [IN REGION region] [FORCE] */
     ARGS_DOWN,       /* TO version [IN REGION region] [FORCE] */
+    ARGS_MOVE_ONE,   /* client_id TO REGION region */
+    ARGS_MOVE_MANY,  /* FROM REGION region [TO REGION region] | HOME */
 };
 
 static const struct admin_command_def commands[] = {
@@ -171,6 +173,18 @@ static const struct admin_command_def commands[] = {
      "MIGRATE DOWN TO version [IN REGION region] [FORCE]",
      "runs the down scripts of the steps applied above the version, newest first, region by "
      "region in reverse migration order"},
+    {ADMIN_MOVE_CLIENT,
+     {"MOVE", "CLIENT"},
+     ARGS_MOVE_ONE,
+     "MOVE CLIENT client_id TO REGION region",
+     "moves the session to a server of the region at its next transaction boundary; the client "
+     "keeps its connection"},
+    {ADMIN_MOVE_CLIENTS,
+     {"MOVE", "CLIENTS"},
+     ARGS_MOVE_MANY,
+     "MOVE CLIENTS FROM REGION region [TO REGION region] | MOVE CLIENTS HOME",
+     "moves every movable session of the region (to its next region by its route, without TO); "
+     "HOME: every session whose route now picks another region than the one it is on"},
     {ADMIN_MIGRATE_ABORT,
      {"MIGRATE", "ABORT"},
      ARGS_NONE,
@@ -469,6 +483,19 @@ static bool is_sql_word(const char *w)
     return false;
 }
 
+/* MOVE CLIENT or MOVE CLIENTS: the console's, not SQL's MOVE of a cursor. */
+static bool moves_clients(const struct parser *ps)
+{
+    if (strcasecmp(ps->tok.text, "MOVE") != 0)
+        return false;
+    struct parser ahead = *ps;
+    struct admin_error err;
+    ahead.lx.err = &err;
+    if (lex_next(&ahead.lx, &ahead.tok) < 0 || ahead.tok.type != TOK_WORD)
+        return false;
+    return strcasecmp(ahead.tok.text, "CLIENT") == 0 || strcasecmp(ahead.tok.text, "CLIENTS") == 0;
+}
+
 static int unknown_command(struct parser *ps, const struct token *w0, const struct token *w1)
 {
     char typed[160], hint[256];
@@ -685,6 +712,42 @@ static int take_settle(struct parser *ps, bool resolve)
     return take_migrate(ps, -1, !resolve);
 }
 
+/* REGION name, after FROM or TO: into dst. */
+static int take_keyword_region(struct parser *ps, char *dst)
+{
+    if (!at_keyword(ps, "REGION"))
+        return syntax_error(&ps->lx, &ps->tok, "Write REGION and the region's name.");
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_name(ps, dst, "region");
+}
+
+/* MOVE CLIENT id TO REGION r; MOVE CLIENTS FROM REGION r [TO REGION r2] | HOME */
+static int take_move(struct parser *ps, bool one)
+{
+    struct admin_cmd *out = ps->out;
+    if (one) {
+        if (take_client_id(ps) < 0)
+            return ADMIN_PARSE_ERROR;
+    } else if (at_keyword(ps, "HOME")) {
+        out->move_home = true;
+        return advance(ps);
+    } else {
+        if (!at_keyword(ps, "FROM"))
+            return syntax_error(&ps->lx, &ps->tok, "Write FROM REGION and a region, or HOME.");
+        if (advance(ps) < 0 || take_keyword_region(ps, out->region) < 0)
+            return ADMIN_PARSE_ERROR;
+        out->has_region = true;
+        if (!at_keyword(ps, "TO"))
+            return 0;
+    }
+    if (!at_keyword(ps, "TO"))
+        return syntax_error(&ps->lx, &ps->tok, "Write TO REGION and the region to move it to.");
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_keyword_region(ps, out->to_region);
+}
+
 static int take_args(struct parser *ps, int args)
 {
     switch (args) {
@@ -713,6 +776,9 @@ static int take_args(struct parser *ps, int args)
     case ARGS_RESOLVE:
     case ARGS_RETRY:
         return take_settle(ps, args == ARGS_RESOLVE);
+    case ARGS_MOVE_ONE:
+    case ARGS_MOVE_MANY:
+        return take_move(ps, args == ARGS_MOVE_ONE);
     default:
         return 0;
     }
@@ -740,7 +806,7 @@ static int parse_command(struct parser *ps)
     struct token w0 = ps->tok, w1;
     if (w0.type != TOK_WORD)
         return syntax_error(&ps->lx, &w0, "Type SHOW HELP for the list of commands.");
-    if (is_sql_word(w0.text)) {
+    if (is_sql_word(w0.text) && !moves_clients(ps)) {
         lex_fail(&ps->lx, w0.start, "0A000", "Type SHOW HELP for the list of commands.",
                  "the pgnear admin console does not run SQL");
         return ADMIN_PARSE_SQL;

@@ -53,6 +53,8 @@ enum admin_cmd_kind {
     ADMIN_MIGRATE_RETRY,
     ADMIN_MIGRATE_DOWN,
     ADMIN_MIGRATE_ABORT,
+    ADMIN_MOVE_CLIENT,
+    ADMIN_MOVE_CLIENTS,
     ADMIN_CMD_KINDS
 };
 
@@ -79,6 +81,9 @@ struct admin_cmd {
     bool resolve_applied;  /* MIGRATE RESOLVE version AS applied */
     bool resolve_reverted; /* MIGRATE RESOLVE version AS reverted (neither: AS failed) */
     bool force;            /* MIGRATE NEXT|UP|RETRY|DOWN ... FORCE */
+    /* MOVE CLIENT id TO REGION to; MOVE CLIENTS FROM REGION region [TO REGION to]; ... HOME */
+    char to_region[ADMIN_NAME_MAX + 1]; /* "": each session's next region by its route */
+    bool move_home;
 };
 
 /* admin_parse's results. */

@@ -86,6 +86,8 @@ static void put_counters(struct evbuffer *out, const struct snapshot *snap)
     snapshot_sum_stats(snap, &sum);
     for (size_t i = 0; i < n; i++) {
         char name[96];
+        if (f[i].metric == NULL)
+            continue; /* a histogram's part: put_move_holds */
         snprintf(name, sizeof(name), "%s_total", f[i].metric);
         if (i == 0 || strcmp(f[i].metric, f[i - 1].metric) != 0)
             put_header(out, name, "counter", f[i].help);
@@ -93,6 +95,29 @@ static void put_counters(struct evbuffer *out, const struct snapshot *snap)
                             f[i].label ? f[i].label : "", f[i].label ? "}" : "",
                             (unsigned long long)stat_field_value(&sum, &f[i]));
     }
+}
+
+/* How long moves held their clients, as a Prometheus histogram in seconds. */
+static void put_move_holds(struct evbuffer *out, const struct snapshot *snap)
+{
+    struct worker_stats sum;
+    snapshot_sum_stats(snap, &sum);
+    put_header(out, "session_move_hold_seconds", "histogram",
+               "How long each move of a live session held its client's next query.");
+    uint64_t cumulative = 0;
+    for (int i = 0; i < STAT_MOVE_HOLD_BUCKETS; i++) {
+        cumulative += sum.move_hold_buckets[i];
+        if (i < STAT_MOVE_HOLD_BUCKETS - 1)
+            evbuffer_add_printf(out, "pgnear_session_move_hold_seconds_bucket{le=\"%g\"} %llu\n",
+                                stat_move_hold_le_ms[i] / 1000.0, (unsigned long long)cumulative);
+        else
+            evbuffer_add_printf(out, "pgnear_session_move_hold_seconds_bucket{le=\"+Inf\"} %llu\n",
+                                (unsigned long long)cumulative);
+    }
+    evbuffer_add_printf(out, "pgnear_session_move_hold_seconds_sum %.6f\n",
+                        (double)sum.move_hold_us / 1e6);
+    evbuffer_add_printf(out, "pgnear_session_move_hold_seconds_count %llu\n",
+                        (unsigned long long)cumulative);
 }
 
 static void put_clients(struct evbuffer *out, const struct snapshot *snap)
@@ -280,6 +305,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
         evhttp_connection_set_closecb(evhttp_request_get_connection(sc->req), NULL, NULL);
         if (out != NULL) {
             put_counters(out, snap);
+            put_move_holds(out, snap);
             put_clients(out, snap);
             put_servers(out, snap);
             put_regions(out, snap);

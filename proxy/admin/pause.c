@@ -1,12 +1,12 @@
 /*
- * pause.c — PAUSE, RESUME and DRAIN: asking sessions on every worker to
- * stop, or to end, at their next safe point (session_at_safe_point).
+ * pause.c — PAUSE and RESUME: asking sessions on every worker to stop at
+ * their next safe point (session_at_safe_point), and to go on.
  *
  * PAUSE closes the gate of its regions (gate.h) and answers once every
  * session there is held; if pause_timeout passes first, or a RESUME or the
  * admin's Ctrl-C comes, the gate opens again and the error says which
- * clients kept it from closing.  RESUME opens it; DRAIN ends each session
- * in scope at its safe point.
+ * clients kept it from closing.  RESUME opens it.  DRAIN, which moves or
+ * ends the sessions of a region, is in move_cmd.c.
  */
 #include "proxy/admin/pause.h"
 
@@ -122,7 +122,7 @@ int pause_command(struct session *s, const struct admin_cmd *cmd, struct console
     return CMD_PENDING;
 }
 
-/* A RESUME or DRAIN on its way to every worker. */
+/* A RESUME on its way to every worker. */
 struct scope_call {
     struct gate_scope scope;
     struct console_wait *wait;
@@ -136,12 +136,6 @@ static void scope_answer(void *arg)
     result_set_tag(&call->wait->res, call->tag);
     call->wait->answer(call->wait, CMD_DONE);
     free(call);
-}
-
-static void scope_done(struct worker *from, const struct worker_reply *r)
-{
-    (void)from;
-    scope_answer(r->arg);
 }
 
 static struct scope_call *scope_call_new(struct session *s, const struct admin_cmd *cmd,
@@ -167,35 +161,6 @@ int resume_command(struct session *s, const struct admin_cmd *cmd, struct consol
     if (call == NULL)
         return CMD_ERROR;
     if (gate_open(s->w, &call->scope, scope_answer, call) != 0) {
-        free(call);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
-}
-
-/* DRAIN: each session of the region ends at its next safe point with 57P01. */
-static int drain_on_worker(struct worker *w, void *arg)
-{
-    const struct gate_scope *scope = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (gate_in_scope(scope, s))
-            gate_drain_session(s);
-    }
-    return 0;
-}
-
-int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
-{
-    struct scope_call *call = scope_call_new(s, cmd, wait, "DRAIN");
-    if (call == NULL)
-        return CMD_ERROR;
-    struct region *r = region_set_find(&s->w->cfg->regions, call->scope.region);
-    registry_set_admin_state(r->runtime, REGION_DRAINING);
-    if (worker_call_all(s->w, drain_on_worker, &call->scope, scope_done, NULL) != 0) {
         free(call);
         admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
         return CMD_ERROR;

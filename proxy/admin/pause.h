@@ -1,5 +1,5 @@
 /*
- * pause.h — PAUSE, RESUME and DRAIN (pause.c).
+ * pause.h — PAUSE and RESUME (pause.c).
  */
 #ifndef PGNEAR_PROXY_ADMIN_PAUSE_H
 #define PGNEAR_PROXY_ADMIN_PAUSE_H
@@ -8,6 +8,5 @@
 
 int pause_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 int resume_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
-int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 
 #endif

@@ -233,7 +233,9 @@ const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                  {"locality_via", ADMIN_TEXT, 0},
                                                  {"needing", ADMIN_TEXT, 0},
                                                  {"fence", ADMIN_TEXT, 0},
-                                                 {"min_lsn", ADMIN_TEXT, 0}};
+                                                 {"min_lsn", ADMIN_TEXT, 0},
+                                                 {"moves", ADMIN_INT8, 0},
+                                                 {"movable", ADMIN_TEXT, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -278,6 +280,8 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_text(res, c->need);
     text_or_null(res, c->fence);
     text_or_null(res, c->min_lsn);
+    result_int(res, c->moves);
+    text_or_null(res, c->movable);
 }
 
 void show_render_clients(const struct snapshot *snap, struct admin_result *res)

@@ -19,7 +19,7 @@ extern const struct admin_column show_version_cols[1];
 extern const struct admin_column show_config_cols[3];
 extern const struct admin_column show_stats_cols[3];
 extern const struct admin_column show_lists_cols[2];
-extern const struct admin_column show_clients_cols[24];
+extern const struct admin_column show_clients_cols[26];
 extern const struct admin_column show_servers_cols[20];
 extern const struct admin_column show_regions_cols[20];
 extern const struct admin_column show_pools_cols[14];

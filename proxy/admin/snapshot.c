@@ -13,6 +13,7 @@
 #include "proxy/runtime/worker_call.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
+#include "proxy/session/move.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/need.h"
@@ -59,6 +60,9 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     if (s->need.min_lsn != 0)
         lsn_format(s->need.min_tli, s->need.min_lsn, row->min_lsn, sizeof(row->min_lsn));
     row->transport = s->websocket ? "websocket" : s->unix_socket ? "unix" : "tcp";
+    row->moves = s->moves;
+    const char *refusal = move_refusal(s);
+    row->movable = refusal == NULL ? "yes" : refusal;
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {

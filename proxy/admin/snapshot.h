@@ -55,6 +55,8 @@ struct client_row {
     const char *need;             /* static text: need_name(), its target_session_attrs */
     char fence[LSN_TEXT_MAX];     /* the last pgnear.fence it was sent; "" none */
     char min_lsn[LSN_TEXT_MAX];   /* the pgnear.min_lsn it came with; "" none */
+    uint32_t moves;               /* times it was moved to another server */
+    const char *movable;          /* static text: "yes", or why not (move_refusal) */
 };
 
 /* One server connection, as SHOW SERVERS shows it. */

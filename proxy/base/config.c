@@ -95,6 +95,8 @@ static const struct setting config_settings[] = {
     S(server_connect_timeout_ms, T_MS, "5s", true),
     S(shutdown_timeout_ms, T_MS, "30s", true),
     S(pause_timeout_ms, T_MS, "10s", true),
+    S(move_timeout_ms, T_MS, "10s", true),
+    S(movable, T_BOOL, "on", true),
     S(tcp_keepalive, T_BOOL, "on", true),
     S(tcp_keepidle_ms, T_MS, "60s", true),
     S(tcp_keepintvl_ms, T_MS, "10s", true),
@@ -519,13 +521,27 @@ int config_session_need(const struct config *cfg, const char *user, const char *
     int by_db = -1;
     for (size_t i = 0; i < cfg->n_need_rules; i++) {
         const struct need_rule *r = &cfg->need_rules[i];
-        if (strcasecmp(r->name, r->is_user ? user : database) != 0)
+        if (r->need < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
             continue;
         if (r->is_user)
             return r->need;
         by_db = r->need;
     }
     return by_db >= 0 ? by_db : cfg->target_session_attrs;
+}
+
+bool config_session_movable(const struct config *cfg, const char *user, const char *database)
+{
+    int by_db = -1;
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (r->movable < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
+            continue;
+        if (r->is_user)
+            return r->movable != 0;
+        by_db = r->movable;
+    }
+    return by_db >= 0 ? by_db != 0 : cfg->movable;
 }
 
 bool config_is_admin_user(const struct config *cfg, const char *user)

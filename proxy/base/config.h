@@ -26,11 +26,12 @@ enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
-/* A [database NAME] or [user NAME] section's target_session_attrs. */
+/* A [database NAME] or [user NAME] section: target_session_attrs and movable. */
 struct need_rule {
     bool is_user;
-    char *name; /* as iniparser read it: in lower case */
-    int need;   /* enum session_need */
+    char *name;  /* as iniparser read it: in lower case */
+    int need;    /* enum session_need; -1: not set */
+    int movable; /* 0, 1; -1: not set */
 };
 
 /* One entry of peers: an instance of the fleet (maybe this one) and where it listens. */
@@ -90,6 +91,8 @@ struct config {
     int server_connect_timeout_ms;
     int shutdown_timeout_ms;
     int pause_timeout_ms; /* PAUSE gives up (and undoes itself) after this */
+    int move_timeout_ms;  /* a move whose session reached no safe point by then is given up */
+    bool movable;         /* sessions may be moved to another server (move.h) */
     bool tcp_keepalive;   /* on client and server TCP connections */
     int tcp_keepidle_ms;
     int tcp_keepintvl_ms;
@@ -227,6 +230,8 @@ bool config_websocket_path(const struct config *cfg, const char *path);
  * target_session_attrs (an enum session_need).
  */
 int config_session_need(const struct config *cfg, const char *user, const char *database);
+/* Whether sessions of user and database may be moved: their sections, else movable. */
+bool config_session_movable(const struct config *cfg, const char *user, const char *database);
 
 /* "on", "off", "true", "false", "yes", "no", "1", "0", in any case; false for anything else. */
 bool config_parse_bool(const char *v, bool *out);

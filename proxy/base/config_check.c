@@ -289,6 +289,8 @@ static void config_check_pause(struct load_ctx *lc)
 {
     if (lc->cfg->pause_timeout_ms < 1 || lc->cfg->pause_timeout_ms > 3600 * 1000)
         config_problem(lc, "pgnear:pause_timeout", "pause_timeout must be between 1ms and 1h");
+    if (lc->cfg->move_timeout_ms < 1 || lc->cfg->move_timeout_ms > 3600 * 1000)
+        config_problem(lc, "pgnear:move_timeout", "move_timeout must be between 1ms and 1h");
 }
 
 /* s without its leading and trailing blanks, in place. */

@@ -140,37 +140,47 @@ static void load_section_keys(struct load_ctx *lc, dictionary *d, const char *se
     free(keys);
 }
 
-static bool add_need_rule(struct config *cfg, bool is_user, const char *name,
-                          enum session_need need)
+static bool add_need_rule(struct config *cfg, bool is_user, const char *name, int need, int movable)
 {
     struct need_rule *grown = realloc(cfg->need_rules, (cfg->n_need_rules + 1) * sizeof(*grown));
     if (grown == NULL)
         return false;
     cfg->need_rules = grown;
-    grown[cfg->n_need_rules] = (struct need_rule){is_user, strdup(name), (int)need};
+    grown[cfg->n_need_rules] = (struct need_rule){is_user, strdup(name), need, movable};
     if (grown[cfg->n_need_rules].name == NULL)
         return false;
     cfg->n_need_rules++;
     return true;
 }
 
-/* One [database NAME] or [user NAME] section: what its sessions need. */
+/*
+ * One [database NAME] or [user NAME] section: what its sessions need
+ * (target_session_attrs) and whether they may be moved (movable).
+ */
 static void load_need_section(struct load_ctx *lc, dictionary *d, const char *section, bool is_user,
                               const char *name)
 {
-    char key[400];
+    char key[400], mkey[400];
     snprintf(key, sizeof(key), "%s:target_session_attrs", section);
+    snprintf(mkey, sizeof(mkey), "%s:movable", section);
     const char *value = iniparser_getstring(d, key, NULL);
-    if (value == NULL || iniparser_getsecnkeys(d, section) != 1) {
-        config_problem(lc, NULL, "[%s]: a %s section takes target_session_attrs and nothing else",
+    const char *movable_text = iniparser_getstring(d, mkey, NULL);
+    int given = (value != NULL) + (movable_text != NULL);
+    if (given == 0 || iniparser_getsecnkeys(d, section) != given) {
+        config_problem(lc, NULL,
+                       "[%s]: a %s section takes target_session_attrs and movable, nothing else",
                        section, is_user ? "user" : "database");
         return;
     }
-    enum session_need need;
-    if (!need_parse(value, &need))
+    enum session_need need = 0;
+    bool movable = true;
+    if (value != NULL && !need_parse(value, &need))
         config_problem(lc, key, "invalid target_session_attrs \"%s\" (one of: %s)", value,
                        need_choices());
-    else if (!add_need_rule(lc->cfg, is_user, name, need))
+    else if (movable_text != NULL && !config_parse_bool(movable_text, &movable))
+        config_problem(lc, mkey, "invalid movable \"%s\" (on or off)", movable_text);
+    else if (!add_need_rule(lc->cfg, is_user, name, value != NULL ? (int)need : -1,
+                            movable_text != NULL ? movable : -1))
         config_problem(lc, NULL, "out of memory");
 }
 

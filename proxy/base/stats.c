@@ -35,6 +35,15 @@ void stats_accumulate(struct worker_stats *sum, const struct worker_stats *one)
             offsetof(struct worker_stats, login_errors_by_class) + (i) * sizeof(uint64_t)          \
     }
 
+#define MOVE_HOLD(i, le)                                                                           \
+    {                                                                                              \
+        "move_hold_" le, NULL, NULL, "Moves done whose client was held this long at most.",        \
+            offsetof(struct worker_stats, move_hold_buckets) + (i) * sizeof(uint64_t)              \
+    }
+
+const unsigned stat_move_hold_le_ms[STAT_MOVE_HOLD_BUCKETS - 1] = {1,  5,   10,  25,
+                                                                   50, 100, 250, 1000};
+
 #define CANCEL_RESULT(i, result)                                                                   \
     {                                                                                              \
         "cancel_requests_" result, "cancel_requests", "result=\"" result "\"",                     \
@@ -107,6 +116,23 @@ static const struct stat_field fields[] = {
     F(servers_not_kept, "server_connections_not_kept",
       "Server connections closed as their client left although pooling could keep them (in a "
       "transaction, too old, RECONNECT, reset failed)."),
+    {"moves_done", "session_moves", "result=\"moved\"",
+     "Live sessions the admin asked to move to another server, by result.",
+     offsetof(struct worker_stats, moves_done)},
+    {"moves_failed", "session_moves", "result=\"not_moved\"",
+     "Live sessions the admin asked to move to another server, by result.",
+     offsetof(struct worker_stats, moves_failed)},
+    {"move_hold_us", NULL, NULL, "Microseconds moves done held their client, summed.",
+     offsetof(struct worker_stats, move_hold_us)},
+    MOVE_HOLD(0, "1ms"),
+    MOVE_HOLD(1, "5ms"),
+    MOVE_HOLD(2, "10ms"),
+    MOVE_HOLD(3, "25ms"),
+    MOVE_HOLD(4, "50ms"),
+    MOVE_HOLD(5, "100ms"),
+    MOVE_HOLD(6, "250ms"),
+    MOVE_HOLD(7, "1s"),
+    MOVE_HOLD(8, "over_1s"),
 };
 
 _Static_assert(sizeof(fields) / sizeof(fields[0]) == sizeof(struct worker_stats) / sizeof(uint64_t),
@@ -116,6 +142,15 @@ const struct stat_field *stat_fields(size_t *n)
 {
     *n = sizeof(fields) / sizeof(fields[0]);
     return fields;
+}
+
+void stat_move_hold(struct worker_stats *st, int64_t hold_us)
+{
+    int i = 0;
+    while (i < STAT_MOVE_HOLD_BUCKETS - 1 && hold_us > (int64_t)stat_move_hold_le_ms[i] * 1000)
+        i++;
+    stat_inc(&st->move_hold_buckets[i]);
+    stat_add(&st->move_hold_us, hold_us > 0 ? (uint64_t)hold_us : 0);
 }
 
 int stat_sqlstate_class(const char *sqlstate)

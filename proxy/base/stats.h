@@ -14,6 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * How long moves held their client (move.h), in buckets up to these many
+ * milliseconds each, the last one for anything longer: a histogram.
+ */
+#define STAT_MOVE_HOLD_BUCKETS 9
+extern const unsigned stat_move_hold_le_ms[STAT_MOVE_HOLD_BUCKETS - 1];
+
 /* SQLSTATE classes of login errors counted apart (the last one counts any other). */
 #define STAT_SQLSTATE_CLASSES 8
 
@@ -63,7 +70,15 @@ struct worker_stats {
     uint64_t server_reuses;    /* logins served by a kept connection */
     uint64_t servers_kept;     /* connections kept as their client left */
     uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
+    /* Moves of live sessions (move.c). */
+    uint64_t moves_done;
+    uint64_t moves_failed;
+    uint64_t move_hold_us;                               /* the holds of moves done, summed */
+    uint64_t move_hold_buckets[STAT_MOVE_HOLD_BUCKETS]; /* each counted in its own bucket only */
 };
+
+/* Counts a move done that held its client hold_us microseconds. */
+void stat_move_hold(struct worker_stats *st, int64_t hold_us);
 
 /* The slot of login_errors_by_class for a SQLSTATE. */
 int stat_sqlstate_class(const char *sqlstate);
@@ -88,7 +103,7 @@ static inline uint64_t stat_read(const uint64_t *counter)
 /* A counter's name, meaning and place, for SHOW STATS and /metrics alike. */
 struct stat_field {
     const char *name;   /* SHOW STATS's */
-    const char *metric; /* Prometheus's: pgnear_<metric>_total */
+    const char *metric; /* Prometheus's: pgnear_<metric>_total; NULL: a histogram's part */
     const char *label;  /* the metric's label, as name="value"; NULL: none */
     const char *help;
     size_t offset; /* into struct worker_stats */

@@ -22,6 +22,7 @@
 #include "proxy/pool/pool.h"
 #include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/move.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -74,6 +75,8 @@ static void flow_to_active(struct session *s)
 {
     if (pool_warm_done(s))
         return; /* an internal session: its connection went to the pool, it ended */
+    if (move_target_ready(s))
+        return; /* a mover: its connection is the move's */
     phase_enter(s, PHASE_ACTIVE);
 }
 
@@ -157,6 +160,8 @@ static void flow_login_abort(struct session *s)
     pool_wait_stop(s);
     pool_unreserve(s);
     login_throttle_release(s); /* a held login must not wake up */
+    if (s->login->move_of != NULL)
+        move_target_lost(s, s->closing_why);
 }
 
 static void flow_server_failed(struct session *s, const char *why, enum server_verdict v)
@@ -269,5 +274,7 @@ const struct session_flow login_flow =
         .login_abort = flow_login_abort,
         .login_end = login_throttle_release,
         .server_release = pool_release,
+        .move_held = move_held,
+        .move_abandon = move_abandon,
         .server_closed = pool_uncount,
 };

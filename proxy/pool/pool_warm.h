@@ -51,7 +51,7 @@ bool pool_warm_active(const struct worker *w);
  */
 bool pool_warm_done(struct session *s);
 
-/* The ClientKey a warming session logs in with; NULL for a client's session. */
+/* The ClientKey a warming session or a mover (move.h) logs in with; NULL for a client's session. */
 const uint8_t *pool_warm_client_key(const struct session *s);
 
 /* A warming session's login failed for its credentials: the pair is dropped. */

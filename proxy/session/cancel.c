@@ -145,6 +145,16 @@ int cancel_register_console(struct session *s)
     return cancel_register_entry(s, NULL, (uint32_t)(s->id % 0x3ffffffe) + 1);
 }
 
+void cancel_retarget(struct session *s, const struct server_conn *sc)
+{
+    struct shared *sh = s->w->shared;
+    if (!s->cancel.registered)
+        return;
+    pthread_mutex_lock(&sh->cancel_lock);
+    s->cancel.server = sc;
+    pthread_mutex_unlock(&sh->cancel_lock);
+}
+
 void cancel_unregister(struct session *s)
 {
     struct shared *sh = s->w->shared;

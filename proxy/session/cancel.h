@@ -70,6 +70,12 @@ int cancel_register_console(struct session *s);
 void cancel_unregister(struct session *s);
 
 /*
+ * The session moved to sc (move.h): its key, unchanged, now stands for
+ * sc's process ID and key, so that a CancelRequest reaches the new backend.
+ */
+void cancel_retarget(struct session *s, const struct server_conn *sc);
+
+/*
  * Handles one CancelRequest from any listener: sent on to the session's
  * server when the session is here, forwarded to the peer that holds it
  * when the key names another instance of the fleet, else dropped (counted,

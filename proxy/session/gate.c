@@ -46,6 +46,8 @@ bool gate_act_at_safe_point(struct session *s)
     if (s->on_safe == SAFE_HOLD && !s->held) {
         s->held = true;
         endpoint_pause_read(&s->client);
+        if (s->hold_reasons & HOLD_MOVE)
+            s->w->shared->flow->move_held(s);
     }
     return true;
 }

@@ -87,6 +87,7 @@ enum session_on_safe {
 enum hold_reason {
     HOLD_PAUSE = 1,     /* the admin's PAUSE of its region */
     HOLD_MIGRATION = 2, /* a pause step of a migration of its region and database */
+    HOLD_MOVE = 4,      /* a move to another server (move.h) */
 };
 
 /*

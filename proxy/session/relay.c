@@ -194,6 +194,20 @@ static void relay_server_write(struct session *s)
     relay_write(s, &s->server_conn->ep, &s->client);
 }
 
+int relay_attach_server(struct session *s)
+{
+    struct endpoint *server = &s->server_conn->ep;
+    server->on_write = relay_server_write;
+    server->read_paused = false;
+    endpoint_set_reader(server, s->report_fence ? fence_server_read : relay_server_read);
+    /* Whatever the server sent already goes through now. */
+    if (evbuffer_get_length(server->in) > 0 &&
+        (s->report_fence ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) <
+            0)
+        return -1;
+    return 0;
+}
+
 void relay_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
@@ -202,18 +216,13 @@ void relay_start(struct session *s)
     session_login_end(s);
     server_conn_move(sc, &s->w->active_servers);
     s->client.on_write = relay_client_write;
-    server->on_write = relay_server_write;
     s->client.fwd_remaining = 0;
     server->fwd_remaining = 0;
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
              s->database, sc->region->name, sc->host->name, sc->host->port);
-    s->client.read_paused = server->read_paused = false;
+    s->client.read_paused = false;
     endpoint_set_reader(&s->client, relay_client_read);
-    endpoint_set_reader(server, s->report_fence ? fence_server_read : relay_server_read);
-    /* Whatever either side sent early goes through now. */
-    if (evbuffer_get_length(server->in) > 0 &&
-        (s->report_fence ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) <
-            0)
+    if (relay_attach_server(s) < 0)
         return;
     if (evbuffer_get_length(s->client.in) > 0 &&
         relay_pump(s, &s->client, server, FRAME_FROM_CLIENT) < 0)

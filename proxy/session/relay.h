@@ -17,4 +17,11 @@ struct session;
  */
 void relay_start(struct session *s);
 
+/*
+ * The relay takes over s's server connection (a new one after a move):
+ * its reader and writer, and what it sent already goes to the client.
+ * -1 when the session ended.
+ */
+int relay_attach_server(struct session *s);
+
 #endif

@@ -200,6 +200,31 @@ static void session_keep_origin(struct session *s, const struct session_login *l
     if (l->plan_index < l->plan_len && locality_caller_placed(&l->loc))
         o->km = (float)route_km(l->plan_cos[l->plan_index]);
     snprintf(o->place, sizeof(o->place), "%.*s", (int)sizeof(o->place) - 1, place);
+    snprintf(o->region, sizeof(o->region), "%s", l->loc.region != NULL ? l->loc.region->name : "");
+}
+
+/*
+ * Whether the session may be moved to another server later (move.h), and
+ * under auth = scram the keys to log in for it there.
+ */
+static void session_keep_secret(struct session *s, const struct session_login *l)
+{
+    bool movable = true;
+    const uint8_t *key = scram_server_client_key(&l->scram_srv);
+    if (s->phase != PHASE_ACTIVE || l->warming || l->move_of != NULL || l->for_console)
+        return;
+    if (s->cfg->auth != AUTH_SCRAM || key == NULL)
+        s->unmovable = "auth = passthrough: pgnear cannot log in for the client";
+    else if (l->hints.has_movable && config_parse_bool(l->hints.movable, &movable) && !movable)
+        s->unmovable = "the client connected with pgnear.movable=off";
+    else if (!config_session_movable(s->cfg, s->user, s->database))
+        s->unmovable = "movable = off for its user or database";
+    else if ((s->secret = malloc(sizeof(*s->secret))) == NULL)
+        s->unmovable = "out of memory";
+    else {
+        memcpy(s->secret->client_key, key, SCRAM_KEY_LEN);
+        s->secret->verifier = l->verifier;
+    }
 }
 
 void session_login_end(struct session *s)
@@ -208,6 +233,7 @@ void session_login_end(struct session *s)
     if (l == NULL)
         return;
     session_keep_origin(s, l);
+    session_keep_secret(s, l);
     auth_lookup_cancel(l->auth_lookup);
     s->w->shared->flow->login_end(s);
     free(l->server_options);
@@ -281,10 +307,18 @@ void session_close(struct session *s, const char *why)
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);
+    s->closing_why = why;
+    if (s->move != NULL)
+        w->shared->flow->move_abandon(s);
     if (s->login != NULL) {
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
         w->shared->flow->login_abort(s);
+    }
+    if (s->secret != NULL) {
+        OPENSSL_cleanse(s->secret, sizeof(*s->secret));
+        free(s->secret);
+        s->secret = NULL;
     }
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);

@@ -122,6 +122,19 @@ struct session_login {
     enum session_phase throttle_next; /* the phase entered when the hold ends */
 
     bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
+
+    struct session_move *move_of; /* a mover: it logs in for this move (move.h) */
+};
+
+/*
+ * What pgnear logs in to another server with when it moves a session
+ * under auth = scram (move.h): the ClientKey the client's proof revealed
+ * and the user's verifier.  Kept only for a session that may move; wiped
+ * when it ends.
+ */
+struct session_secret {
+    uint8_t client_key[SCRAM_KEY_LEN];
+    struct scram_verifier verifier;
 };
 
 /*
@@ -133,8 +146,9 @@ struct session_origin {
     float km;       /* to the serving region; negative when unknown */
     uint8_t source; /* enum locality_source */
     bool has_coords;
-    char via[40];   /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
-    char place[34]; /* the city as matched in the table, or as given; "" when none */
+    char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
+    char place[34];  /* the city as matched in the table, or as given; "" when none */
+    char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
 };
 
 struct session {
@@ -202,6 +216,14 @@ struct session {
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;
+
+    /* moves to another server (move.h) */
+    const char *unmovable;         /* why it may not move (static text); NULL: it may */
+    struct session_secret *secret; /* its login's keys, for a move; NULL when it may not move */
+    struct session_move *move;     /* a move under way; NULL: none */
+    uint32_t moves;                /* moves done */
+    bool move_answer_owed;         /* the server owes the answer of a move's own query */
+    const char *closing_why;       /* while session_close runs its hooks: why */
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -1,0 +1,388 @@
+/*
+ * session_state.c — reading a session's state back from its server and
+ * the messages that replay it on another (session_state.h).
+ */
+#include "protocol/session_state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/lsn.h"
+#include "protocol/pkt.h"
+
+/*
+ * The transaction_* settings are not the session's: they describe the
+ * transaction going on, and a server refuses them once one has begun.
+ */
+static const char state_query[] =
+    "SELECT k, n, v, t FROM ("
+    "SELECT 0 AS o, 'f' AS k, 'temp' AS n, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class "
+    "WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text AS v, NULL::text AS t "
+    "UNION ALL SELECT 0, 'f', 'advisory', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks "
+    "WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())::text, NULL "
+    "UNION ALL SELECT 0, 'f', 'hold', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors "
+    "WHERE is_holdable)::text, NULL "
+    "UNION ALL SELECT 0, 'f', 'lsn', (CASE WHEN pg_catalog.pg_is_in_recovery() THEN "
+    "pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END)::text, "
+    "pg_catalog.pg_is_in_recovery()::text "
+    "UNION ALL SELECT 0, 'f', 'user', session_user::text, NULL "
+    "UNION ALL SELECT 1, 's', name, pg_catalog.current_setting(name), NULL "
+    "FROM pg_catalog.pg_settings WHERE source = 'session' AND name NOT IN "
+    "('transaction_isolation', 'transaction_read_only', 'transaction_deferrable') "
+    "UNION ALL SELECT 2, 'r', 'role', pg_catalog.current_setting('role'), NULL "
+    "UNION ALL SELECT 3, 'l', c, NULL, NULL FROM pg_catalog.pg_listening_channels() c "
+    "UNION ALL SELECT 4, 'q', name, statement, NULL FROM pg_catalog.pg_prepared_statements "
+    "WHERE from_sql "
+    "UNION ALL SELECT 5, 'p', name, statement, parameter_types::pg_catalog.oid[]::text "
+    "FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql"
+    ") s ORDER BY o";
+
+/* The one statement every setting and the role are replayed with. */
+static const char set_config_sql[] = "SELECT pg_catalog.set_config($1, $2, false)";
+
+#define OID_TEXT   25
+#define STATE_COLS 4
+
+const char *session_state_query(void)
+{
+    return state_query;
+}
+
+int session_state_init(struct session_state *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->replay = evbuffer_new();
+    return st->replay != NULL ? SESSION_STATE_OK : SESSION_STATE_OOM;
+}
+
+void session_state_free(struct session_state *st)
+{
+    if (st->replay != NULL)
+        evbuffer_free(st->replay);
+    st->replay = NULL;
+}
+
+/* A column of a DataRow: NULL is p == NULL. */
+struct state_col {
+    const uint8_t *p;
+    size_t len;
+};
+
+static int state_split_row(const uint8_t *body, size_t len, struct state_col cols[STATE_COLS])
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    if (pkt_get_u16(&r) != STATE_COLS || r.failed)
+        return SESSION_STATE_BAD;
+    for (int i = 0; i < STATE_COLS; i++) {
+        uint32_t n = pkt_get_u32(&r);
+        if (r.failed)
+            return SESSION_STATE_BAD;
+        cols[i].p = NULL;
+        cols[i].len = 0;
+        if (n == 0xffffffffu)
+            continue;
+        if ((cols[i].p = pkt_get_bytes(&r, n)) == NULL)
+            return SESSION_STATE_BAD;
+        cols[i].len = n;
+    }
+    return pkt_remaining(&r) == 0 ? SESSION_STATE_OK : SESSION_STATE_BAD;
+}
+
+static bool col_is(const struct state_col *c, const char *text)
+{
+    size_t n = strlen(text);
+    return c->p != NULL && c->len == n && memcmp(c->p, text, n) == 0;
+}
+
+/* A column as a C string: no NUL inside (the server sends none in text). */
+static bool col_text(const struct state_col *c)
+{
+    return c->p != NULL && memchr(c->p, '\0', c->len) == NULL;
+}
+
+static bool col_u64(const struct state_col *c, uint64_t *out)
+{
+    if (c->p == NULL || c->len == 0 || c->len > 19)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < c->len; i++) {
+        if (c->p[i] < '0' || c->p[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(c->p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* The replay grows by need bytes: within its bound? */
+static int state_room(struct session_state *st, size_t need)
+{
+    size_t have = evbuffer_get_length(st->replay);
+    return need <= SESSION_STATE_MAX_BYTES && have <= SESSION_STATE_MAX_BYTES - need
+               ? SESSION_STATE_OK
+               : SESSION_STATE_FULL;
+}
+
+/* A message's header: type and the length of a body of body_len bytes. */
+static int state_header(struct session_state *st, char type, size_t body_len)
+{
+    if (state_room(st, body_len + PKT_HEADER_LEN) != SESSION_STATE_OK)
+        return SESSION_STATE_FULL;
+    uint8_t h[PKT_HEADER_LEN];
+    h[0] = (uint8_t)type;
+    pkt_store_be32(h + 1, (uint32_t)(body_len + 4));
+    return evbuffer_add(st->replay, h, sizeof(h)) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+}
+
+static int state_add(struct session_state *st, const void *p, size_t n)
+{
+    return evbuffer_add(st->replay, p, n) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+}
+
+static int state_add_u16(struct session_state *st, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    return state_add(st, b, 2);
+}
+
+static int state_add_u32(struct session_state *st, uint32_t v)
+{
+    uint8_t b[4];
+    pkt_store_be32(b, v);
+    return state_add(st, b, 4);
+}
+
+/* A string with its terminating NUL (len bytes without it). */
+static int state_add_cstr(struct session_state *st, const void *p, size_t len)
+{
+    int rc = state_add(st, p, len);
+    return rc == SESSION_STATE_OK ? state_add(st, "", 1) : rc;
+}
+
+/* Parse of statement name (text, n types from types). */
+static int state_parse(struct session_state *st, const struct state_col *name,
+                       const struct state_col *text, const uint32_t *types, uint16_t ntypes)
+{
+    size_t body = name->len + 1 + text->len + 1 + 2 + (size_t)ntypes * 4;
+    int rc = state_header(st, 'P', body);
+    if (rc == SESSION_STATE_OK)
+        rc = state_add_cstr(st, name->p, name->len);
+    if (rc == SESSION_STATE_OK)
+        rc = state_add_cstr(st, text->p, text->len);
+    if (rc == SESSION_STATE_OK)
+        rc = state_add_u16(st, ntypes);
+    for (uint16_t i = 0; rc == SESSION_STATE_OK && i < ntypes; i++)
+        rc = state_add_u32(st, types[i]);
+    return rc;
+}
+
+/* Bind of the unnamed statement to the unnamed portal with text params, then its Execute. */
+static int state_bind_execute(struct session_state *st, const struct state_col *params, int n)
+{
+    size_t body = 1 + 1 + 2 + 2 + 2;
+    for (int i = 0; i < n; i++)
+        body += 4 + params[i].len;
+    int rc = state_header(st, 'B', body);
+    if (rc == SESSION_STATE_OK)
+        rc = state_add(st, "\0\0\0\0", 4); /* portal "", statement "", no format codes */
+    if (rc == SESSION_STATE_OK)
+        rc = state_add_u16(st, (uint16_t)n);
+    for (int i = 0; rc == SESSION_STATE_OK && i < n; i++) {
+        rc = state_add_u32(st, (uint32_t)params[i].len);
+        if (rc == SESSION_STATE_OK)
+            rc = state_add(st, params[i].p, params[i].len);
+    }
+    if (rc == SESSION_STATE_OK)
+        rc = state_add_u16(st, 0); /* results in text */
+    if (rc == SESSION_STATE_OK)
+        rc = state_header(st, 'E', 5);
+    if (rc == SESSION_STATE_OK)
+        rc = state_add(st, "\0\0\0\0\0", 5); /* portal "", all rows */
+    return rc;
+}
+
+/* set_config(name, value, false): a setting, or the role. */
+static int state_set(struct session_state *st, const struct state_col *name,
+                     const struct state_col *value)
+{
+    static const struct state_col unnamed = {(const uint8_t *)"", 0};
+    static const struct state_col sql = {(const uint8_t *)set_config_sql,
+                                         sizeof(set_config_sql) - 1};
+    static const uint32_t types[2] = {OID_TEXT, OID_TEXT};
+    if (!st->setting_statement_parsed) {
+        int rc = state_parse(st, &unnamed, &sql, types, 2);
+        if (rc != SESSION_STATE_OK)
+            return rc;
+        st->setting_statement_parsed = true;
+    }
+    struct state_col params[2] = {*name, *value};
+    return state_bind_execute(st, params, 2);
+}
+
+/* One statement run once, through the unnamed statement: the next set_config parses again. */
+static int state_run_once(struct session_state *st, const struct state_col *text)
+{
+    static const struct state_col unnamed = {(const uint8_t *)"", 0};
+    int rc = state_parse(st, &unnamed, text, NULL, 0);
+    st->setting_statement_parsed = false;
+    return rc == SESSION_STATE_OK ? state_bind_execute(st, NULL, 0) : rc;
+}
+
+/* LISTEN "channel", the name quoted as an identifier. */
+static int state_listen(struct session_state *st, const struct state_col *channel)
+{
+    if (state_room(st, channel->len * 2 + 16) != SESSION_STATE_OK)
+        return SESSION_STATE_FULL;
+    char *sql = malloc(channel->len * 2 + 16);
+    if (sql == NULL)
+        return SESSION_STATE_OOM;
+    size_t n = 0;
+    memcpy(sql, "LISTEN \"", 8);
+    n = 8;
+    for (size_t i = 0; i < channel->len; i++) {
+        if (channel->p[i] == '"')
+            sql[n++] = '"';
+        sql[n++] = (char)channel->p[i];
+    }
+    sql[n++] = '"';
+    struct state_col text = {(const uint8_t *)sql, n};
+    int rc = state_run_once(st, &text);
+    free(sql);
+    st->channels += rc == SESSION_STATE_OK;
+    return rc;
+}
+
+/* "{23,25}": the parameter types of a protocol statement. */
+static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (c->p == NULL || c->len < 2 || c->p[0] != '{' || c->p[c->len - 1] != '}')
+        return SESSION_STATE_BAD;
+    if (c->len == 2)
+        return SESSION_STATE_OK;
+    size_t max = c->len / 2 + 1;
+    if (max > SESSION_STATE_MAX_TYPES)
+        max = SESSION_STATE_MAX_TYPES;
+    uint32_t *types = calloc(max, sizeof(*types));
+    if (types == NULL)
+        return SESSION_STATE_OOM;
+    size_t count = 0, i = 1;
+    while (i < c->len - 1) {
+        uint64_t v = 0;
+        size_t digits = 0;
+        for (; i < c->len - 1 && c->p[i] >= '0' && c->p[i] <= '9' && digits < 11; i++, digits++)
+            v = v * 10 + (uint64_t)(c->p[i] - '0');
+        bool sep_ok = i == c->len - 1 || c->p[i] == ',';
+        if (digits == 0 || v > UINT32_MAX || !sep_ok || count == max) {
+            free(types);
+            return SESSION_STATE_BAD;
+        }
+        types[count++] = (uint32_t)v;
+        if (c->p[i] == ',' && ++i == c->len - 1) {
+            free(types);
+            return SESSION_STATE_BAD; /* "{23,}" */
+        }
+    }
+    *out = types;
+    *n = (uint16_t)count;
+    return SESSION_STATE_OK;
+}
+
+static int state_statement(struct session_state *st, const struct state_col *cols)
+{
+    uint32_t *types;
+    uint16_t ntypes;
+    int rc = state_parse_types(&cols[3], &types, &ntypes);
+    if (rc != SESSION_STATE_OK)
+        return rc;
+    rc = state_parse(st, &cols[1], &cols[2], types, ntypes);
+    free(types);
+    st->statements += rc == SESSION_STATE_OK;
+    return rc;
+}
+
+static int state_fact(struct session_state *st, const struct state_col *cols)
+{
+    uint64_t *count = col_is(&cols[1], "temp")       ? &st->temp_tables
+                      : col_is(&cols[1], "advisory") ? &st->advisory_locks
+                      : col_is(&cols[1], "hold")     ? &st->hold_cursors
+                                                     : NULL;
+    if (count != NULL)
+        return col_u64(&cols[2], count) ? SESSION_STATE_OK : SESSION_STATE_BAD;
+    if (col_is(&cols[1], "lsn")) {
+        uint32_t tli;
+        st->in_recovery = col_is(&cols[3], "true");
+        if (cols[2].p == NULL)
+            return SESSION_STATE_OK; /* a standby that has replayed nothing yet */
+        st->lsn_known =
+            lsn_parse((const char *)cols[2].p, cols[2].len, &tli, &st->lsn) == LSN_OK && tli == 0;
+        return st->lsn_known ? SESSION_STATE_OK : SESSION_STATE_BAD;
+    }
+    if (col_is(&cols[1], "user")) {
+        if (!col_text(&cols[2]) || cols[2].len >= sizeof(st->session_user))
+            return SESSION_STATE_BAD;
+        memcpy(st->session_user, cols[2].p, cols[2].len);
+        st->session_user[cols[2].len] = '\0';
+        return SESSION_STATE_OK;
+    }
+    return SESSION_STATE_BAD;
+}
+
+int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
+{
+    struct state_col c[STATE_COLS];
+    if (state_split_row(body, len, c) != SESSION_STATE_OK || c[0].len != 1 || !col_text(&c[1]))
+        return SESSION_STATE_BAD;
+    switch (c[0].p[0]) {
+    case 'f':
+        return state_fact(st, c);
+    case 's':
+        if (!col_text(&c[2]))
+            return SESSION_STATE_BAD;
+        st->settings++;
+        return state_set(st, &c[1], &c[2]);
+    case 'r':
+        if (!col_text(&c[2]))
+            return SESSION_STATE_BAD;
+        if (col_is(&c[2], "none"))
+            return SESSION_STATE_OK;
+        st->role_set = true;
+        return state_set(st, &c[1], &c[2]);
+    case 'l':
+        return state_listen(st, &c[1]);
+    case 'q':
+        if (!col_text(&c[2]))
+            return SESSION_STATE_BAD;
+        st->statements++;
+        return state_run_once(st, &c[2]);
+    case 'p':
+        if (!col_text(&c[2]))
+            return SESSION_STATE_BAD;
+        return state_statement(st, c);
+    default:
+        return SESSION_STATE_BAD;
+    }
+}
+
+int session_state_finish(struct session_state *st)
+{
+    return state_header(st, 'S', 0);
+}
+
+const char *session_state_unmovable(const struct session_state *st, const char *login_user)
+{
+    if (st->temp_tables > 0)
+        return "it has temporary tables";
+    if (st->advisory_locks > 0)
+        return "it holds session-level advisory locks";
+    if (st->hold_cursors > 0)
+        return "it has WITH HOLD cursors open";
+    if (st->session_user[0] == '\0' || strcmp(st->session_user, login_user) != 0)
+        return "it ran SET SESSION AUTHORIZATION";
+    return NULL;
+}

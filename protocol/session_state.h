@@ -1,0 +1,91 @@
+/*
+ * session_state.h — what a PostgreSQL session carries that a move to
+ * another server must give the new one, read back from the old server in
+ * one round trip and replayed on the new one in one pipelined round trip.
+ *
+ * The read is one simple Query (session_state_query) whose rows are
+ * (kind, name, value, extra), all text:
+ *
+ *   'f'  facts that keep a session where it is, and where it stands:
+ *        temporary tables, session-level advisory locks, WITH HOLD
+ *        cursors, the WAL position the session has seen, session_user
+ *   's'  a setting the session changed (SET, set_config): pg_settings'
+ *        source 'session', with its current value
+ *   'r'  the role of SET ROLE ("none" when it was not set)
+ *   'l'  a channel of LISTEN
+ *   'q'  a statement of SQL PREPARE: its text as the client sent it
+ *   'p'  a statement of the extended protocol's Parse: name, text and
+ *        parameter types (an oid[] as text)
+ *
+ * in that order.  Each row is parsed as it comes (session_state_row) and
+ * turned at once into the extended-protocol messages that set it up again
+ * on a new server, in the order settings, role, channels, statements, so
+ * that SET ROLE comes after the settings that may need the login user's
+ * rights and before the statements whose names it may resolve.  One Sync
+ * ends them (session_state_finish): the server runs them as one implicit
+ * transaction, so that a failure of any undoes them all.
+ *
+ * What is not read, and so not carried: the unnamed statement, currval()
+ * and lastval(), extension state, pg_backend_pid().  Nothing here trusts
+ * a length field; nothing is sent to the server that came from it as SQL
+ * text except the statements' own texts, which it parsed before.
+ */
+#ifndef PGNEAR_PROTOCOL_SESSION_STATE_H
+#define PGNEAR_PROTOCOL_SESSION_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+
+/* The replay's size at most: a session with more prepared text than this is not moved. */
+#define SESSION_STATE_MAX_BYTES (16u * 1024 * 1024)
+/* A Parse's parameter types at most (PostgreSQL's own limit is 65535). */
+#define SESSION_STATE_MAX_TYPES 65535
+
+enum session_state_result {
+    SESSION_STATE_OK = 0,
+    SESSION_STATE_BAD = -1,  /* a row not of the query's shape */
+    SESSION_STATE_FULL = -2, /* the replay would be larger than SESSION_STATE_MAX_BYTES */
+    SESSION_STATE_OOM = -3,
+};
+
+struct session_state {
+    /* facts ('f' rows) */
+    uint64_t temp_tables;
+    uint64_t advisory_locks;
+    uint64_t hold_cursors;
+    bool lsn_known;   /* the server told its WAL position */
+    uint64_t lsn;     /* the position the session has seen: written (primary) or replayed */
+    bool in_recovery; /* the old server is a standby */
+    char session_user[64];
+    /* what is carried */
+    unsigned settings, channels, statements;
+    bool role_set; /* SET ROLE to something other than none */
+    /* Parse/Bind/Execute messages, then a Sync: what the new server is sent. */
+    struct evbuffer *replay;
+    bool setting_statement_parsed; /* the set_config statement is in the replay */
+};
+
+/* The query that reads a session's state: one round trip, rows as above. */
+const char *session_state_query(void);
+
+/* An empty state; SESSION_STATE_OOM when its buffer could not be made. */
+int session_state_init(struct session_state *st);
+void session_state_free(struct session_state *st);
+
+/* One DataRow of the query's answer (its body, len bytes). */
+int session_state_row(struct session_state *st, const uint8_t *body, size_t len);
+
+/* Ends the replay with its Sync, after the last row. */
+int session_state_finish(struct session_state *st);
+
+/*
+ * Why the state keeps the session where it is (static text), or NULL
+ * when it may move: temporary tables, advisory locks, WITH HOLD cursors,
+ * or SET SESSION AUTHORIZATION (session_user not login_user).
+ */
+const char *session_state_unmovable(const struct session_state *st, const char *login_user);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * move_cmd.h — the console's commands that move live sessions to other
+ * servers: MOVE CLIENT, MOVE CLIENTS FROM REGION, MOVE CLIENTS HOME, and
+ * DRAIN, which moves every movable session of a region before it closes
+ * the rest (move_cmd.c; the move itself is session/move.h).
+ *
+ * Each asks every worker to move its own sessions in scope, then answers
+ * once every move has ended, one row per session: client id, from, to,
+ * result (moved, not moved), reason, and how long the client was held.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_MOVE_CMD_H
+#define PGNEAR_PROXY_ADMIN_MOVE_CMD_H
+
+#include "proxy/admin/command_wait.h"
+#include "proxy/admin/result.h"
+
+extern const struct admin_column move_cols[6];
+
+int move_clients_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+
+#endif

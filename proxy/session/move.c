@@ -1,0 +1,577 @@
+/*
+ * move.c — moving a live session to another server (move.h).
+ */
+#include "proxy/session/move.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
+#include "protocol/framing.h"
+#include "protocol/pkt.h"
+#include "protocol/session_state.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/session/cancel.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/relay.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+#include "routing/route.h"
+
+/* The largest message of the state's answer or the replay's read at once. */
+#define MOVE_MAX_MESSAGE (SESSION_STATE_MAX_BYTES + 1024)
+
+enum move_step {
+    MOVE_WAITING,    /* for the session's next safe point */
+    MOVE_READING,    /* the old server answers the state query */
+    MOVE_CONNECTING, /* the mover logs in to the target */
+    MOVE_REPLAYING,  /* the target runs the replay */
+    MOVE_DRAINING,   /* the old server answers UNLISTEN *: its notifications go on */
+};
+
+struct session_move {
+    struct session *s;
+    struct session *mover; /* the internal session logging in to the target; NULL: none */
+    struct move_target target;
+    enum move_step step;
+    move_done_fn done;
+    void *arg;
+    struct move_result res;
+    struct session_state st;
+    struct event *timer; /* move_timeout */
+    int64_t held_us;     /* when the client was held; 0: not yet */
+    char failure[200];   /* why the read or the replay failed; "" */
+};
+
+static int64_t move_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void move_fail_text(struct session_move *mv, const char *prefix, const char *text)
+{
+    if (mv->failure[0] == '\0')
+        snprintf(mv->failure, sizeof(mv->failure), "%s%s", prefix, text);
+}
+
+/*
+ * The move ends: whoever asked hears how, the session is read again (if
+ * no other hold keeps it), and everything the move made is let go.  The
+ * mover, if still there, is closed with its connection.
+ */
+static void move_end(struct session_move *mv, bool moved, const char *reason)
+{
+    struct session *s = mv->s;
+    struct session *mover = mv->mover;
+    mv->res.moved = moved;
+    snprintf(mv->res.reason, sizeof(mv->res.reason), "%s", moved ? "" : reason);
+    mv->res.hold_us = mv->held_us > 0 ? move_now_us() - mv->held_us : 0;
+    if (mv->timer != NULL)
+        event_free(mv->timer);
+    session_state_free(&mv->st);
+    s->move = NULL;
+    mv->mover = NULL;
+    if (mover != NULL) {
+        mover->login->move_of = NULL;
+        session_close(mover, moved ? "its connection went to the moved session" : reason);
+    }
+    if (moved)
+        log_info(s->id, "moved from region %s to region %s (client held %.1f ms)", mv->res.from,
+                 mv->res.to, (double)mv->res.hold_us / 1000.0);
+    else
+        log_info(s->id, "not moved from region %s%s%s: %s", mv->res.from,
+                 mv->res.to[0] ? " to region " : "", mv->res.to, reason);
+    stat_inc(moved ? &s->w->stats.moves_done : &s->w->stats.moves_failed);
+    if (moved)
+        stat_move_hold(&s->w->stats, mv->res.hold_us);
+    if (!s->closed)
+        gate_release_session(s, HOLD_MOVE);
+    mv->done(&mv->res, mv->arg);
+    free(mv);
+}
+
+const char *move_refusal(const struct session *s)
+{
+    if (s->unmovable != NULL)
+        return s->unmovable;
+    if (s->phase != PHASE_ACTIVE || s->server_conn == NULL)
+        return "it is not relaying";
+    if (s->secret == NULL)
+        return "pgnear has no key to log in for it";
+    if (s->move != NULL)
+        return "it is being moved already";
+    if (s->on_safe == SAFE_CLOSE)
+        return "it is being drained";
+    if (s->move_answer_owed)
+        return "its server still owes the answer of the last move's query";
+    return NULL;
+}
+
+/* The caller's locality as its login found it (struct session_origin), for a route now. */
+static void move_origin_locality(const struct session *s, const struct config *cfg,
+                                 struct locality *loc)
+{
+    const struct session_origin *o = &s->origin;
+    memset(loc, 0, sizeof(*loc));
+    loc->source = (enum locality_source)o->source;
+    loc->via = "the session's login";
+    loc->has_coords = o->has_coords;
+    loc->lat = o->lat;
+    loc->lon = o->lon;
+    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
+}
+
+void move_home_region(const struct session *s, char *out, size_t cap)
+{
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    move_origin_locality(s, s->w->cfg, &loc);
+    size_t n = route_plan(&s->w->cfg->routing, &loc, &s->need, plan, cosines, ROUTE_MAX_REGIONS);
+    snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
+}
+
+static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session_move *mv = arg;
+    struct session *s = mv->s;
+    (void)fd;
+    (void)what;
+    char why[160];
+    if (mv->step == MOVE_WAITING)
+        snprintf(why, sizeof(why), "it reached no transaction boundary within move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "the move took longer than move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    s->busy++;
+    move_end(mv, false, why);
+    session_callback_done(s);
+}
+
+/* A message of the old server that is not the move's: on to the client, as the relay would. */
+static int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    uint8_t h[PKT_HEADER_LEN];
+    h[0] = (uint8_t)type;
+    pkt_store_be32(h + 1, len + 4);
+    if (evbuffer_add(s->client.out, h, sizeof(h)) != 0 ||
+        evbuffer_add(s->client.out, body, len) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return endpoint_flush(s, &s->client);
+}
+
+static void move_bad_length(struct session *s)
+{
+    session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
+}
+
+/* The ReadyForQuery that ends an answer: its status; the bytes after it stay for the relay. */
+static char move_ready(struct endpoint *ep, const uint8_t *body, uint32_t len)
+{
+    char status = len >= 1 ? (char)body[0] : '?';
+    frame_consume(ep->in, len);
+    return status;
+}
+
+static void move_start_mover(struct session_move *mv);
+
+/* The old server answered the state query (status: its ReadyForQuery's). */
+static void move_state_done(struct session *s, char status)
+{
+    struct session_move *mv = s->move;
+    s->move_answer_owed = false;
+    /* The relay reads the old server again: what it sends while the move goes on is the client's.
+     */
+    if (relay_attach_server(s) < 0 || mv == NULL)
+        return; /* the session ended, or the move did (move_timeout) */
+    const char *why = mv->failure[0] ? mv->failure : session_state_unmovable(&mv->st, s->user);
+    if (why == NULL && status != 'I')
+        why = "its server was not idle";
+    if (why == NULL && session_state_finish(&mv->st) != SESSION_STATE_OK)
+        why = "out of memory";
+    if (why != NULL) {
+        move_end(mv, false, why);
+        return;
+    }
+    mv->step = MOVE_CONNECTING;
+    move_start_mover(mv);
+}
+
+/* One message of the old server's answer to the state query. */
+static int move_state_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct session_move *mv = s->move;
+    int rc;
+    if (mv == NULL && type != 'Z')
+        return MSG_CONSUMED; /* the move ended before the answer did */
+    switch (type) {
+    case 'D':
+        rc = mv->failure[0] ? SESSION_STATE_OK : session_state_row(&mv->st, body, len);
+        if (rc == SESSION_STATE_FULL)
+            move_fail_text(mv, "", "its prepared statements are larger than a move carries");
+        else if (rc != SESSION_STATE_OK)
+            move_fail_text(mv, "", "pgnear could not read its state back from the server");
+        return MSG_CONSUMED;
+    case 'E': {
+        const char *m = pkt_report_field(body, len, 'M');
+        move_fail_text(mv, "reading its state failed: ", m != NULL ? m : "(no message)");
+        return MSG_CONSUMED;
+    }
+    case 'T':
+    case 'C':
+        return MSG_CONSUMED;
+    case 'Z':
+        move_state_done(s, move_ready(&s->server_conn->ep, body, len));
+        return MSG_STOP;
+    default: /* NotificationResponse, NoticeResponse, ParameterStatus: the client's */
+        return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
+    }
+}
+
+static const struct msg_reader move_state_reader = {
+    .fill_max = 65536,
+    .max_body = MOVE_MAX_MESSAGE,
+    .on_message = move_state_message,
+    .on_bad_length = move_bad_length,
+};
+
+/* The old server's reader while it answers the state query. */
+static void move_state_read(struct session *s)
+{
+    endpoint_read_messages(s, &s->server_conn->ep, &move_state_reader);
+}
+
+/* The session is held at its safe point: the old server is asked for the state. */
+void move_held(struct session *s)
+{
+    struct session_move *mv = s->move;
+    if (mv == NULL || mv->step != MOVE_WAITING)
+        return;
+    struct server_conn *old = s->server_conn;
+    mv->held_us = move_now_us();
+    if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
+        move_end(mv, false, "its server was sending a message");
+        return;
+    }
+    mv->step = MOVE_READING;
+    s->move_answer_owed = true;
+    const char *q = session_state_query();
+    size_t qlen = strlen(q) + 1;
+    uint8_t h[PKT_HEADER_LEN] = {'Q'};
+    pkt_store_be32(h + 1, (uint32_t)qlen + 4);
+    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 || evbuffer_add(old->ep.out, q, qlen) != 0) {
+        move_end(mv, false, "out of memory");
+        return;
+    }
+    endpoint_set_reader(&old->ep, move_state_read);
+    endpoint_flush(s, &old->ep);
+}
+
+/*
+ * The mover's login state: the session's user, database, startup
+ * parameters and keys, what it needs with the position it has seen, and a
+ * plan of the target (or of the route's next regions).  Static text why
+ * not, or NULL.
+ */
+static const char *move_mover_init(struct session_move *mv, struct session *m)
+{
+    struct session *s = mv->s;
+    struct session_login *l = m->login;
+    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
+    if ((m->startup_raw = malloc(ulen + dlen)) == NULL)
+        return "out of memory";
+    memcpy(m->startup_raw, s->user, ulen);
+    memcpy(m->startup_raw + ulen, s->database, dlen);
+    m->user = (const char *)m->startup_raw;
+    m->database = (const char *)m->startup_raw + ulen;
+    m->server_startup.limit = s->server_startup.limit;
+    if (param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK)
+        return "out of memory";
+    m->application_name = param_set_get(&m->server_startup, "application_name");
+    l->move_of = mv;
+    l->verifier = s->secret->verifier;
+    memcpy(l->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
+    m->need = s->need;
+    /* Never older data: a standby must have replayed what the session has seen. */
+    if (mv->st.lsn_known && (m->need.min_lsn < mv->st.lsn || m->need.min_tli != 0)) {
+        m->need.min_lsn = mv->st.lsn;
+        m->need.min_tli = 0;
+    }
+    struct locality *loc = &l->loc;
+    move_origin_locality(s, m->cfg, loc);
+    if (mv->target.region[0] != '\0') {
+        loc->source = LOCALITY_REGION_HINT;
+        loc->region = region_set_find(&m->cfg->regions, mv->target.region);
+    }
+    l->plan_len =
+        route_plan(&m->cfg->routing, loc, &m->need, l->plan, l->plan_cos, ROUTE_MAX_REGIONS);
+    size_t kept = 0;
+    for (size_t i = 0; i < l->plan_len; i++) {
+        bool wanted = mv->target.region[0] ? l->plan[i] == loc->region
+                                           : strcmp(l->plan[i]->name, mv->target.avoid) != 0;
+        if (wanted) {
+            l->plan[kept] = l->plan[i];
+            l->plan_cos[kept++] = l->plan_cos[i];
+        }
+    }
+    l->plan_len = kept;
+    if (kept == 0)
+        return "no region to move it to has a server that fits what it needs";
+    m->region = l->plan[0];
+    snprintf(mv->res.to, sizeof(mv->res.to), "%s", l->plan[0]->name);
+    return NULL;
+}
+
+static void move_start_mover(struct session_move *mv)
+{
+    struct session *s = mv->s;
+    struct worker *w = s->w;
+    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
+    struct session *m = session_new(w, -1);
+    if (m == NULL) {
+        move_end(mv, false, "out of memory");
+        return;
+    }
+    snprintf(m->peer, sizeof(m->peer), "move of client %llu", (unsigned long long)s->id);
+    const char *why = m->login != NULL ? move_mover_init(mv, m) : "out of memory";
+    if (why != NULL) {
+        if (m->login != NULL)
+            m->login->move_of = NULL;
+        session_close(m, why);
+        move_end(mv, false, why);
+        return;
+    }
+    mv->mover = m;
+    log_debug(s->id, "move: client %llu logs in to region %s", (unsigned long long)m->id,
+              m->region->name);
+    phase_begin_at(m, PHASE_CONNECT);
+}
+
+void move_target_lost(struct session *m, const char *why)
+{
+    struct session_move *mv = m->login->move_of;
+    m->login->move_of = NULL;
+    mv->mover = NULL;
+    char reason[256];
+    snprintf(reason, sizeof(reason), "the target failed: %s", why != NULL ? why : "closed");
+    struct session *s = mv->s;
+    s->busy++;
+    move_end(mv, false, reason);
+    session_callback_done(s);
+}
+
+void move_abandon(struct session *s)
+{
+    struct session_move *mv = s->move;
+    move_end(mv, false, s->closing_why != NULL ? s->closing_why : "the session ended");
+}
+
+/*
+ * The switch: the session's cancel key names the new backend, the old
+ * connection is let go (kept by the pool after its reset, or closed), and
+ * the relay takes the new one.  Inside the mover's callback; the session
+ * is not in one of its own.
+ */
+static void move_switch(struct session_move *mv)
+{
+    struct session *s = mv->s, *m = mv->mover;
+    struct server_conn *old = s->server_conn, *ns = m->server_conn;
+    s->busy++;
+    cancel_retarget(s, ns);
+    /* The old connection goes first: the pool's release unlinks it from s. */
+    s->w->shared->flow->server_release(old);
+    m->server_conn = NULL;
+    ns->client = s;
+    ns->ep.session = s;
+    ns->bytes_in_at_attach = ns->ep.bytes_in;
+    s->server_conn = ns;
+    s->region = ns->region;
+    server_conn_move(ns, &s->w->active_servers);
+    s->moves++;
+    log_info(s->id, "now on server %s:%d in region %s (backend %u)", ns->host->name, ns->host->port,
+             ns->region->name, ns->pid);
+    if (relay_attach_server(s) == 0 && !s->closed)
+        move_end(mv, true, NULL);
+    else if (s->move == mv)
+        move_end(mv, false, "the session ended");
+    session_callback_done(s);
+}
+
+/*
+ * One message of the old server's answer to the empty query that drains
+ * it: a notification sent before the new server listened reaches the old
+ * one's socket before this answer does, and goes on to the client.
+ */
+static int move_drain_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct session_move *mv = s->move;
+    if (type == 'A' || type == 'S' || type == 'N')
+        return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
+    if (type != 'Z')
+        return MSG_CONSUMED; /* EmptyQueryResponse */
+    move_ready(&s->server_conn->ep, body, len);
+    s->move_answer_owed = false;
+    if (mv != NULL && mv->mover != NULL && mv->mover->server_conn != NULL)
+        move_switch(mv);
+    else
+        relay_attach_server(s); /* the move failed meanwhile: the session stays */
+    return MSG_STOP;
+}
+
+static const struct msg_reader move_drain_reader = {
+    .fill_max = 65536,
+    .max_body = MOVE_MAX_MESSAGE,
+    .on_message = move_drain_message,
+    .on_bad_length = move_bad_length,
+};
+
+/* The old server's reader while it answers the drain: the session's callback. */
+static void move_drain_read(struct session *s)
+{
+    endpoint_read_messages(s, &s->server_conn->ep, &move_drain_reader);
+}
+
+/*
+ * The new server listens: one round trip to the old one brings what it
+ * was sent before.  It goes on listening until the switch, so that a move
+ * that fails now leaves the session's channels as they were.
+ */
+static void move_drain_start(struct session_move *mv)
+{
+    struct session *s = mv->s;
+    struct server_conn *old = s->server_conn;
+    static const uint8_t empty_query[] = {'Q', 0, 0, 0, 5, 0};
+    mv->step = MOVE_DRAINING;
+    s->busy++;
+    if (evbuffer_add(old->ep.out, empty_query, sizeof(empty_query)) != 0) {
+        move_end(mv, false, "out of memory");
+    } else {
+        s->move_answer_owed = true;
+        endpoint_set_reader(&old->ep, move_drain_read);
+        endpoint_flush(s, &old->ep);
+    }
+    session_callback_done(s);
+}
+
+/* The target answered the whole replay: the old server drains, or the session switches. */
+static void move_replayed(struct session_move *mv, char status)
+{
+    if (mv->failure[0] == '\0' && status != 'I')
+        move_fail_text(mv, "", "the target was not idle after the replay");
+    if (mv->failure[0] != '\0')
+        move_end(mv, false, mv->failure);
+    else if (mv->st.channels > 0)
+        move_drain_start(mv);
+    else
+        move_switch(mv);
+}
+
+/* One message of the target's answer to the replay: the mover's. */
+static int move_replay_message(struct session *m, char type, const uint8_t *body, uint32_t len)
+{
+    struct session_move *mv = m->login->move_of;
+    if (type == 'E') {
+        const char *msg = pkt_report_field(body, len, 'M');
+        move_fail_text(mv, "the target refused its state: ", msg != NULL ? msg : "(no message)");
+    } else if (type == 'Z') {
+        move_replayed(mv, move_ready(&m->server_conn->ep, body, len));
+        return MSG_STOP;
+    }
+    return MSG_CONSUMED; /* ParseComplete, BindComplete, rows, tags, ParameterStatus, notices */
+}
+
+static const struct msg_reader move_replay_reader = {
+    .fill_max = 65536,
+    .max_body = MOVE_MAX_MESSAGE,
+    .on_message = move_replay_message,
+    .on_bad_length = move_bad_length,
+};
+
+static void move_replay_read(struct session *m)
+{
+    endpoint_read_messages(m, &m->server_conn->ep, &move_replay_reader);
+}
+
+bool move_target_ready(struct session *m)
+{
+    struct session_move *mv = m->login != NULL ? m->login->move_of : NULL;
+    if (mv == NULL)
+        return false;
+    struct server_conn *ns = m->server_conn;
+    bool region_ok = mv->target.region[0] ? strcmp(ns->region->name, mv->target.region) == 0
+                                          : strcmp(ns->region->name, mv->target.avoid) != 0;
+    snprintf(mv->res.to, sizeof(mv->res.to), "%s", ns->region->name);
+    if (!region_ok) {
+        move_end(mv, false, "the region to move it to has no server that fits what it needs");
+        return true;
+    }
+    mv->step = MOVE_REPLAYING;
+    session_set_timer(m, 0); /* move_timeout bounds the rest */
+    if (evbuffer_add_buffer(ns->ep.out, mv->st.replay) != 0) {
+        move_end(mv, false, "out of memory");
+        return true;
+    }
+    ns->ep.on_write = NULL;
+    endpoint_set_reader(&ns->ep, move_replay_read);
+    endpoint_flush(m, &ns->ep);
+    return true;
+}
+
+static void move_refused(struct session *s, const char *why, move_done_fn done, void *arg)
+{
+    struct move_result r = {.client_id = s->id};
+    snprintf(r.from, sizeof(r.from), "%s", s->region != NULL ? s->region->name : "");
+    snprintf(r.reason, sizeof(r.reason), "%s", why);
+    log_info(s->id, "not moved: %s", why);
+    stat_inc(&s->w->stats.moves_failed);
+    done(&r, arg);
+}
+
+void move_session(struct session *s, const struct move_target *t, move_done_fn done, void *arg)
+{
+    const char *why = move_refusal(s);
+    if (why == NULL && t->region[0] != '\0' && strcmp(t->region, s->region->name) == 0)
+        why = "it is in that region already";
+    struct session_move *mv = why == NULL ? calloc(1, sizeof(*mv)) : NULL;
+    if (why == NULL && (mv == NULL || session_state_init(&mv->st) != SESSION_STATE_OK ||
+                        (mv->timer = evtimer_new(s->w->base, move_timeout_cb, mv)) == NULL)) {
+        if (mv != NULL)
+            session_state_free(&mv->st);
+        free(mv);
+        why = "out of memory";
+    }
+    if (why != NULL) {
+        move_refused(s, why, done, arg);
+        return;
+    }
+    mv->s = s;
+    mv->target = *t;
+    mv->done = done;
+    mv->arg = arg;
+    mv->res.client_id = s->id;
+    snprintf(mv->res.from, sizeof(mv->res.from), "%s", s->region->name);
+    snprintf(mv->res.to, sizeof(mv->res.to), "%s", t->region);
+    struct timeval tv = {s->cfg->move_timeout_ms / 1000, (s->cfg->move_timeout_ms % 1000) * 1000};
+    evtimer_add(mv->timer, &tv);
+    s->move = mv;
+    s->busy++;
+    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->held)
+        move_held(s);
+    session_callback_done(s);
+}

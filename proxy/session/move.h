@@ -1,0 +1,91 @@
+/*
+ * move.h — moving a live session to another server at a transaction
+ * boundary, without its client noticing more than a pause.
+ *
+ * A move asked of a session (move_session) holds it at its next safe
+ * point (gate.h, HOLD_MOVE): the server idle, every request answered, no
+ * batch open, no COPY.  Then, on the session's own worker:
+ *
+ *   1. read   one Query on the old server reads back what the session
+ *             carries (protocol/session_state.h); a session with temporary
+ *             tables, session advisory locks or WITH HOLD cursors is
+ *             named with that reason and left where it is;
+ *   2. login  an internal session without a client (the mover) logs in to
+ *             the target like a client's login would: a kept connection of
+ *             the pool, or a new one under the session's own user,
+ *             database, startup parameters and ClientKey; what the session
+ *             needs comes with it (read-write: a primary), and the WAL
+ *             position the session has seen as its pgnear.min_lsn, so that
+ *             a standby behind it is waited for or refused;
+ *   3. replay the state, as one pipelined batch ending in a Sync: one
+ *             implicit transaction, all or nothing;
+ *   4. drain  with LISTEN channels only: an empty query on the old server,
+ *             its notifications passed on until its answer, so that none
+ *             sent before the new server listened is lost (one sent
+ *             between the two may come twice); the old one listens until
+ *             the switch, so a move that fails here loses no channel;
+ *   5. switch the session's cancel key now names the new backend, the old
+ *             connection goes back to the pool (reset) or is closed, and
+ *             the client is read again.
+ *
+ * Until the switch the new connection belongs to the mover: whatever
+ * fails there (the login refused, a replayed statement, the target dying,
+ * move_timeout) ends the mover alone, and the session goes on on its old
+ * server as if nothing had happened; the reason goes to whoever asked.
+ * The client keeps its connection, its cancel key and the ParameterStatus
+ * values it was told; only pg_backend_pid() changes.
+ */
+#ifndef PGNEAR_PROXY_MOVE_H
+#define PGNEAR_PROXY_MOVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct session;
+
+#define MOVE_REGION_MAX 64
+
+/* How a move ended, for whoever asked (one row of the console's answer). */
+struct move_result {
+    uint64_t client_id;
+    char from[MOVE_REGION_MAX];
+    char to[MOVE_REGION_MAX]; /* where it went, or was to go ("" when no region was found) */
+    bool moved;
+    char reason[256]; /* why not; "" when moved */
+    int64_t hold_us;  /* how long the client was not read: from the safe point to the switch */
+};
+
+/* Called once per move, on the session's worker. */
+typedef void (*move_done_fn)(const struct move_result *r, void *arg);
+
+/* Where a move goes: one region, or the session's next region by its own route. */
+struct move_target {
+    char region[MOVE_REGION_MAX]; /* "": the first region of its route that is not avoid */
+    char avoid[MOVE_REGION_MAX];  /* "": none */
+};
+
+/*
+ * Asks s to move at its next safe point, within move_timeout.  done hears
+ * the end, always, also when the move cannot start (then before this
+ * returns).
+ */
+void move_session(struct session *s, const struct move_target *t, move_done_fn done, void *arg);
+
+/* Why s cannot be moved at all (static text), or NULL when it can. */
+const char *move_refusal(const struct session *s);
+
+/* The region s's route picks now, into out (""): what MOVE CLIENTS HOME compares. */
+void move_home_region(const struct session *s, char *out, size_t cap);
+
+/* Hooks the login's flow calls (login/flow.c): */
+/* s is held at its safe point for its move: the move begins. */
+void move_held(struct session *s);
+/* m's server login ended; true when m is a mover (its connection is the move's). */
+bool move_target_ready(struct session *m);
+/* m closes before its move ended: the move fails with why. */
+void move_target_lost(struct session *m, const char *why);
+/* s ends while a move of it is under way: the move ends with it. */
+void move_abandon(struct session *s);
+
+#endif
