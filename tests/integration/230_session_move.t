@@ -15,6 +15,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
+use POSIX ();
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
@@ -157,6 +158,184 @@ for my $round (1 .. 6) {
 }
 my $row = client_of($w);
 is $row->{moves}, 6, 'SHOW CLIENTS counts 6 moves';
+
+# ------------------------------------------------------------------ cancel after a move
+
+{
+    $w->send_query('SELECT pg_sleep(20)');
+    $us->wait_sleeping(one_backend_sleeping($us), timeout => 10);
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $w->{startup}{pid},
+                             key => $w->{startup}{key});
+    my $r = $w->read_result;
+    is $r->{error}{C}, '57014', 'a cancel after six moves reaches the backend the session is on now';
+    is one($w, 'SELECT 7'), 7, '... and the session goes on';
+}
 $w->terminate;
 
+# ------------------------------------------------------------------ what keeps a session where it is
+
+my %unmovable = (
+    'CREATE TEMP TABLE t(x int)'             => 'it has temporary tables',
+    'SELECT pg_advisory_lock(42)'            => 'it holds session-level advisory locks',
+    'BEGIN; DECLARE c CURSOR WITH HOLD FOR SELECT 1; COMMIT' => 'it has WITH HOLD cursors open',
+);
+for my $sql (sort keys %unmovable) {
+    my $u = login();
+    my $cid = client_of($u)->{id};
+    is $u->query($sql)->{error}, undef, "$sql";
+    my $backend = one($u, 'SELECT pg_backend_pid()');
+    my $r = move_one($cid, 'us-west');
+    is $r->{result}, 'not moved', "... keeps the session where it is";
+    is $r->{reason}, $unmovable{$sql}, "... and says why: $unmovable{$sql}";
+    is one($u, 'SELECT pg_backend_pid()'), $backend, '... on the same backend';
+    $u->terminate;
+}
+{
+    my $u = login(options => '-c pgnear.movable=off');
+    my $c2 = client_of($u);
+    is $c2->{movable}, 'the client connected with pgnear.movable=off', 'pgnear.movable=off: SHOW CLIENTS says why';
+    my $r = move_one($c2->{id}, 'us-west');
+    is_deeply [@{$r}{qw(result reason)}], ['not moved', 'the client connected with pgnear.movable=off'],
+      '... and MOVE CLIENT leaves it';
+    $u->terminate;
+    $u = login(user => 'nomove');
+    $r = move_one(client_of($u)->{id}, 'us-west');
+    is_deeply [@{$r}{qw(result reason)}], ['not moved', 'movable = off for its user or database'],
+      '[user nomove] movable = off is respected';
+    $u->terminate;
+}
+
+# ------------------------------------------------------------------ a transaction ends first
+
+{
+    my $u = login();
+    my $cid = client_of($u)->{id};
+    $u->query('BEGIN');
+    $u->query('SELECT 1');
+    my $pid = fork // die;
+    if ($pid == 0) {
+        my @r = admin_rows("MOVE CLIENT $cid TO REGION us-west");
+        write_file("$dir/tx-move", join('|', map { $_ // '' } @{ $r[0] }{qw(result reason)}));
+        POSIX::_exit(0);
+    }
+    sleep 0.5;
+    is one($u, 'SELECT inet_server_port()'), $us->port, 'inside its transaction the session stays';
+    is $u->query('COMMIT')->{tag}, 'COMMIT', '... commits';
+    waitpid $pid, 0;
+    is slurp_file("$dir/tx-move"), 'moved|', '... then moves at its end';
+    is one($u, 'SELECT inet_server_port()'), $uw->port, '... to us-west';
+
+    # One that never ends its transaction within move_timeout stays, unharmed.
+    $u->query('BEGIN');
+    $u->query('SELECT 1');
+    my $t0 = time;
+    my $r = move_one($cid, 'us-east');
+    is $r->{result}, 'not moved', 'a transaction longer than move_timeout: not moved';
+    like $r->{reason}, qr/no transaction boundary within move_timeout \(3000 ms\)/, '... saying why';
+    cmp_ok time - $t0, '<', 8, '... after move_timeout';
+    is one($u, 'SELECT 2'), 2, '... the transaction goes on';
+    is $u->query('COMMIT')->{tag}, 'COMMIT', '... and commits where it was';
+    is one($u, 'SELECT inet_server_port()'), $uw->port, '... on us-west still';
+    $u->terminate;
+}
+
+# ------------------------------------------------------------------ failures leave the session unharmed
+
+{
+    # A statement the target cannot prepare: its table exists only in us-east.
+    $us->psql_admin('CREATE TABLE only_east(x int); GRANT ALL ON only_east TO app', dbname => 'movr');
+    my $u = login();
+    my $cid = client_of($u)->{id};
+    $u->query('SET work_mem = 12345');
+    $u->query('PREPARE q AS SELECT count(*) FROM only_east');
+    my $backend = one($u, 'SELECT pg_backend_pid()');
+    my $r = move_one($cid, 'us-west');
+    is $r->{result}, 'not moved', 'a statement the target refuses: not moved';
+    like $r->{reason}, qr/^the target refused its state: relation "only_east" does not exist/, '... saying why';
+    is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    is one($u, 'EXECUTE q'), 0, '... with its statement';
+    is one($u, 'SHOW work_mem'), '12345kB', '... and its settings';
+
+    # A target that refuses the login: its secret for app differs.
+    $uw->psql_admin(q{ALTER ROLE app PASSWORD 'another-secret'});
+    $u->query('DEALLOCATE q');
+    $r = move_one($cid, 'us-west');
+    is $r->{result}, 'not moved', 'a target that refuses the login: not moved';
+    like $r->{reason}, qr/^the target failed: /, '... saying why' or diag $r->{reason};
+    is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+    $u->terminate;
+}
+
+# ------------------------------------------------------------------ DRAIN and HOME under pgbench -M prepared
+
+my $boston  = $p->conninfo(dbname => 'movr', user => 'app', password => 'app-secret',
+                           options => '-c pgnear.city=Boston');
+my $seattle = $p->conninfo(dbname => 'movr', user => 'app', password => 'app-secret',
+                           options => '-c pgnear.city=Seattle');
+for my $ci ($boston, $seattle) {
+    my ($rc, undef, $err) = pgbench(['-i', '-s', '1', '-q'], $ci, timeout => 120);
+    is $rc, 0, 'pgbench -i through pgnear' or diag $err;
+}
+{
+    my $bench_out = "$dir/bench.out";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my ($brc, $bo, $be) = pgbench(['-n', '-M', 'prepared', '-c', '16', '-j', '4', '-T', '12'],
+                                      $boston, timeout => 120);
+        write_file($bench_out, "rc=$brc\n$bo\n$be");
+        POSIX::_exit(0);
+    }
+    my $on = sub { my ($r) = @_; scalar grep { ($_->{region} // '') eq $r && ($_->{database} // '') eq 'movr' }
+                                 admin_rows('SHOW CLIENTS') };
+    PgNearTest::wait_until(sub { $on->('us-east') == 16 }, timeout => 10, interval => 0.1);
+    sleep 1;
+    my @drained = admin_rows('DRAIN us-east');
+    my @moved = grep { ($_->{result} // '') eq 'moved' } @drained;
+    is scalar(@drained), 16, 'DRAIN us-east under pgbench -M prepared -c 16: a row per session'
+      or diag explain \@drained;
+    is scalar(@moved), 16, '... every session moved' or diag explain [grep { $_->{result} ne 'moved' } @drained];
+    is scalar(grep { $_->{to_region} eq 'us-west' } @moved), 16, '... to us-west, the next region of their route';
+    $moves += @moved;
+    my @holds = sort { $a <=> $b } map { $_->{hold_ms} } @moved;
+    note sprintf 'DRAIN holds (ms): median %.1f, max %.1f', $holds[$#holds / 2], $holds[-1];
+    is $on->('us-east'), 0, '... none is left in us-east';
+    sleep 2;
+    is psql($admin_ci, 'ENABLE us-east'), 'ENABLE', 'ENABLE us-east';
+    my @home = admin_rows('MOVE CLIENTS HOME');
+    is scalar(grep { ($_->{result} // '') eq 'moved' && $_->{to_region} eq 'us-east' } @home), 16,
+      'MOVE CLIENTS HOME takes the 16 back to us-east' or diag explain \@home;
+    $moves += grep { ($_->{result} // '') eq 'moved' } @home;
+    is $on->('us-west'), 0, '... none is left in us-west';
+    sleep 1;
+    my @away = admin_rows('MOVE CLIENTS FROM REGION us-east');
+    is scalar(grep { ($_->{result} // '') eq 'moved' && $_->{to_region} eq 'us-west' } @away), 16,
+      'MOVE CLIENTS FROM REGION us-east: each to its next region' or diag explain \@away;
+    $moves += grep { ($_->{result} // '') eq 'moved' } @away;
+    waitpid $pid, 0;
+    my $out = slurp_file($bench_out);
+    like $out, qr/^rc=0$/m, 'pgbench ends well' or diag $out;
+    my $b = parse_pgbench($out);
+    is $b->{failed} // 0, 0, '... with 0 failed transactions';
+    unlike $out, qr/aborted|error/i, '... no client aborted, no error';
+    cmp_ok $b->{processed} // 0, '>', 100, '... having done work (' . ($b->{processed} // 0) . ' transactions)';
+}
+
+{
+    my %st = map { ($_->{stat} // '') => $_->{value} } admin_rows('SHOW STATS');
+    cmp_ok $st{moves_done} // 0, '>=', $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
+    cmp_ok $st{moves_failed} // 0, '>=', 10, '... and moves_failed the others';
+}
+note "moves made by this test: $moves";
+
 done_testing;
+
+sub one_backend_sleeping {
+    my ($c) = @_;
+    my $pid;
+    PgNearTest::wait_until(sub {
+        $pid = $c->psql_admin(q{SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(20)%' AND state = 'active'});
+        $pid ne '';
+    }, timeout => 10, interval => 0.05);
+    return $pid;
+}
