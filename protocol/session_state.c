@@ -26,8 +26,9 @@ static const char state_query[] =
     "UNION ALL SELECT 0, 'f', 'hold', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors "
     "WHERE is_holdable)::text, NULL "
     "UNION ALL SELECT 0, 'f', 'lsn', (CASE WHEN pg_catalog.pg_is_in_recovery() THEN "
-    "pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END)::text, "
-    "pg_catalog.pg_is_in_recovery()::text "
+    "pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_insert_lsn() END)::text, "
+    "pg_catalog.pg_is_in_recovery()::text || ' ' || pg_catalog.current_setting('wal_block_size') "
+    "|| ' ' || (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') "
     "UNION ALL SELECT 0, 'f', 'user', session_user::text, NULL "
     "UNION ALL SELECT 1, 's', name, pg_catalog.current_setting(name), NULL "
     "FROM pg_catalog.pg_settings WHERE source = 'session' AND name NOT IN "
@@ -306,6 +307,37 @@ static int state_statement(struct session_state *st, const struct state_col *col
     return rc;
 }
 
+/*
+ * Where the session stands: "in_recovery block segment" in extra.  A
+ * standby's replayed position is the end of a record; a primary's insert
+ * position (past every commit, written or not: synchronous_commit = off
+ * leaves the write position behind one) is taken back to where its last
+ * record ended, which is what a standby's replay reaches (lsn.h).
+ */
+static int state_position(struct session_state *st, const struct state_col *pos,
+                          const struct state_col *extra)
+{
+    char text[64], flag[8];
+    unsigned long long block, segment;
+    uint32_t tli;
+    if (!col_text(extra) || extra->len >= sizeof(text))
+        return SESSION_STATE_BAD;
+    memcpy(text, extra->p, extra->len);
+    text[extra->len] = '\0';
+    if (sscanf(text, "%7s %llu %llu", flag, &block, &segment) != 3 ||
+        (strcmp(flag, "true") != 0 && strcmp(flag, "false") != 0))
+        return SESSION_STATE_BAD;
+    st->in_recovery = strcmp(flag, "true") == 0;
+    if (pos->p == NULL)
+        return SESSION_STATE_OK; /* a standby that has replayed nothing yet */
+    if (lsn_parse((const char *)pos->p, pos->len, &tli, &st->lsn) != LSN_OK || tli != 0)
+        return SESSION_STATE_BAD;
+    if (!st->in_recovery)
+        st->lsn = lsn_record_end(st->lsn, block, segment);
+    st->lsn_known = true;
+    return SESSION_STATE_OK;
+}
+
 static int state_fact(struct session_state *st, const struct state_col *cols)
 {
     uint64_t *count = col_is(&cols[1], "temp")       ? &st->temp_tables
@@ -314,15 +346,8 @@ static int state_fact(struct session_state *st, const struct state_col *cols)
                                                      : NULL;
     if (count != NULL)
         return col_u64(&cols[2], count) ? SESSION_STATE_OK : SESSION_STATE_BAD;
-    if (col_is(&cols[1], "lsn")) {
-        uint32_t tli;
-        st->in_recovery = col_is(&cols[3], "true");
-        if (cols[2].p == NULL)
-            return SESSION_STATE_OK; /* a standby that has replayed nothing yet */
-        st->lsn_known =
-            lsn_parse((const char *)cols[2].p, cols[2].len, &tli, &st->lsn) == LSN_OK && tli == 0;
-        return st->lsn_known ? SESSION_STATE_OK : SESSION_STATE_BAD;
-    }
+    if (col_is(&cols[1], "lsn"))
+        return state_position(st, &cols[2], &cols[3]);
     if (col_is(&cols[1], "user")) {
         if (!col_text(&cols[2]) || cols[2].len >= sizeof(st->session_user))
             return SESSION_STATE_BAD;

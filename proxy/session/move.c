@@ -50,6 +50,7 @@ struct session_move {
     struct move_result res;
     struct session_state st;
     struct event *timer; /* move_timeout */
+    struct event *retry; /* waiting for a standby to replay the session's position */
     int64_t held_us;     /* when the client was held; 0: not yet */
     char failure[200];   /* why the read or the replay failed; "" */
 };
@@ -81,6 +82,8 @@ static void move_end(struct session_move *mv, bool moved, const char *reason)
     mv->res.hold_us = mv->held_us > 0 ? move_now_us() - mv->held_us : 0;
     if (mv->timer != NULL)
         event_free(mv->timer);
+    if (mv->retry != NULL)
+        event_free(mv->retry);
     session_state_free(&mv->st);
     s->move = NULL;
     mv->mover = NULL;
@@ -153,6 +156,10 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
     char why[160];
     if (mv->step == MOVE_WAITING)
         snprintf(why, sizeof(why), "it reached no transaction boundary within move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else if (mv->step == MOVE_CONNECTING && mv->mover == NULL)
+        snprintf(why, sizeof(why),
+                 "no standby of the region replayed its position within move_timeout (%d ms)",
                  s->cfg->move_timeout_ms);
     else
         snprintf(why, sizeof(why), "the move took longer than move_timeout (%d ms)",
@@ -283,12 +290,59 @@ void move_held(struct session *s)
     endpoint_flush(s, &old->ep);
 }
 
+/* What the mover needs: the session's need, and the position it has seen (never older data). */
+static struct need_spec move_need(const struct session_move *mv)
+{
+    struct need_spec need = mv->s->need;
+    if (mv->st.lsn_known && (need.min_lsn < mv->st.lsn || need.min_tli != 0)) {
+        need.min_lsn = mv->st.lsn;
+        need.min_tli = 0;
+    }
+    return need;
+}
+
+/* The regions of route that the move may go to: the target, or any but the one to avoid. */
+static size_t move_keep_wanted(const struct session_move *mv, const struct region *target,
+                               struct region **plan, double *cosines, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool wanted =
+            mv->target.region[0] ? plan[i] == target : strcmp(plan[i]->name, mv->target.avoid) != 0;
+        if (wanted) {
+            plan[kept] = plan[i];
+            cosines[kept++] = cosines[i];
+        }
+    }
+    return kept;
+}
+
 /*
- * The mover's login state: the session's user, database, startup
- * parameters and keys, what it needs with the position it has seen, and a
- * plan of the target (or of the route's next regions).  Static text why
- * not, or NULL.
+ * The mover's plan, by the caller's locality (the target named first):
+ * its count, 0 when no region fits; then *later says whether one would
+ * once a standby has replayed the session's position.
  */
+static size_t move_plan(const struct session_move *mv, const struct config *cfg,
+                        struct locality *loc, struct region **plan, double *cosines, bool *later)
+{
+    struct need_spec need = move_need(mv);
+    move_origin_locality(mv->s, cfg, loc);
+    if (mv->target.region[0] != '\0') {
+        loc->source = LOCALITY_REGION_HINT;
+        loc->region = region_set_find(&cfg->regions, mv->target.region);
+    }
+    size_t n = route_plan(&cfg->routing, loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
+    n = move_keep_wanted(mv, loc->region, plan, cosines, n);
+    *later = false;
+    if (n == 0 && need.min_lsn != 0) {
+        need.min_lsn = 0;
+        size_t m = route_plan(&cfg->routing, loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
+        *later = move_keep_wanted(mv, loc->region, plan, cosines, m) > 0;
+    }
+    return n;
+}
+
+/* The mover's login state: the session's user, database, startup parameters, keys and need. */
 static const char *move_mover_init(struct session_move *mv, struct session *m)
 {
     struct session *s = mv->s;
@@ -307,41 +361,43 @@ static const char *move_mover_init(struct session_move *mv, struct session *m)
     l->move_of = mv;
     l->verifier = s->secret->verifier;
     memcpy(l->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
-    m->need = s->need;
-    /* Never older data: a standby must have replayed what the session has seen. */
-    if (mv->st.lsn_known && (m->need.min_lsn < mv->st.lsn || m->need.min_tli != 0)) {
-        m->need.min_lsn = mv->st.lsn;
-        m->need.min_tli = 0;
-    }
-    struct locality *loc = &l->loc;
-    move_origin_locality(s, m->cfg, loc);
-    if (mv->target.region[0] != '\0') {
-        loc->source = LOCALITY_REGION_HINT;
-        loc->region = region_set_find(&m->cfg->regions, mv->target.region);
-    }
-    l->plan_len =
-        route_plan(&m->cfg->routing, loc, &m->need, l->plan, l->plan_cos, ROUTE_MAX_REGIONS);
-    size_t kept = 0;
-    for (size_t i = 0; i < l->plan_len; i++) {
-        bool wanted = mv->target.region[0] ? l->plan[i] == loc->region
-                                           : strcmp(l->plan[i]->name, mv->target.avoid) != 0;
-        if (wanted) {
-            l->plan[kept] = l->plan[i];
-            l->plan_cos[kept++] = l->plan_cos[i];
-        }
-    }
-    l->plan_len = kept;
-    if (kept == 0)
+    m->need = move_need(mv);
+    bool later;
+    l->plan_len = move_plan(mv, m->cfg, &l->loc, l->plan, l->plan_cos, &later);
+    if (l->plan_len == 0)
         return "no region to move it to has a server that fits what it needs";
     m->region = l->plan[0];
     snprintf(mv->res.to, sizeof(mv->res.to), "%s", l->plan[0]->name);
     return NULL;
 }
 
+/* How often a move waiting for a standby to replay the session's position looks again. */
+#define MOVE_REPLAY_POLL_MS 50
+
+static void move_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Logs the mover in; first, while only a standby that has not replayed
+ * the session's position would fit, waits for it (within move_timeout:
+ * its health checks tell when it has).
+ */
 static void move_start_mover(struct session_move *mv)
 {
     struct session *s = mv->s;
     struct worker *w = s->w;
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    bool later;
+    if (move_plan(mv, w->cfg, &loc, plan, cosines, &later) == 0 && later) {
+        struct timeval tv = {0, MOVE_REPLAY_POLL_MS * 1000};
+        if (mv->retry == NULL && (mv->retry = evtimer_new(w->base, move_retry_cb, mv)) == NULL) {
+            move_end(mv, false, "out of memory");
+            return;
+        }
+        evtimer_add(mv->retry, &tv);
+        return;
+    }
     __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
     struct session *m = session_new(w, -1);
     if (m == NULL) {
@@ -361,6 +417,17 @@ static void move_start_mover(struct session_move *mv)
     log_debug(s->id, "move: client %llu logs in to region %s", (unsigned long long)m->id,
               m->region->name);
     phase_begin_at(m, PHASE_CONNECT);
+}
+
+static void move_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session_move *mv = arg;
+    struct session *s = mv->s;
+    (void)fd;
+    (void)what;
+    s->busy++;
+    move_start_mover(mv);
+    session_callback_done(s);
 }
 
 void move_target_lost(struct session *m, const char *why)

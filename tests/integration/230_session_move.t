@@ -28,6 +28,10 @@ my $app_secret = $us->scram_verifier('app');
 $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
 $_->psql_admin('CREATE ROLE reader NOLOGIN; GRANT reader TO app') for $us, $uw;
 
+# A standby of us-east in a region of its own, and a region behind a relay that can cut the link.
+my $ro = PgNearTest::Cluster->new_standby(primary => $us, name => 'sa-east');
+my $relay = PgNearTest::Relay->new(to => $uw->port);
+
 my $dir = tmpdir(name => 'move');
 write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
                            . qq{"app" "$app_secret"\n"nomove" "$app_secret"\n});
@@ -35,9 +39,14 @@ $_->psql_admin("CREATE ROLE nomove LOGIN PASSWORD '$app_secret'; GRANT ALL ON DA
   for $us, $uw;
 
 my $workers = $ENV{PGNEAR_TEST_WORKERS} // 2;
-my $p = PgNearTest::Proxy->new(regions => [$us, $uw],
+my $metrics_port = free_port();
+my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $ro,
+                                           { name => 'ap-flaky', location => '-33.87, 151.21',
+                                             hosts => [$relay->hostport] }],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
-                  server_tls => 'disable', workers => $workers, move_timeout => '3s' },
+                  server_tls => 'disable', workers => $workers, move_timeout => '3s',
+                  health_check_interval => '200ms', min_lsn_wait => '2500ms',
+                  metrics_addr => "127.0.0.1:$metrics_port" },
     extra_ini => "\n[cities]\nboston = us-east\nseattle = us-west\n\n[user nomove]\nmovable = off\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
@@ -223,6 +232,7 @@ for my $sql (sort keys %unmovable) {
     is $u->query('COMMIT')->{tag}, 'COMMIT', '... commits';
     waitpid $pid, 0;
     is slurp_file("$dir/tx-move"), 'moved|', '... then moves at its end';
+    $moves++;
     is one($u, 'SELECT inet_server_port()'), $uw->port, '... to us-west';
 
     # One that never ends its transaction within move_timeout stays, unharmed.
@@ -264,6 +274,68 @@ for my $sql (sort keys %unmovable) {
     like $r->{reason}, qr/^the target failed: /, '... saying why' or diag $r->{reason};
     is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
     $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+    $u->terminate;
+}
+
+{
+    # A target that goes away in the middle of the replay (its link is cut at the first set_config).
+    my $u = login();
+    my $cid = client_of($u)->{id};
+    $u->query('SET work_mem = 2345');
+    $u->query('LISTEN flaky');
+    my $backend = one($u, 'SELECT pg_backend_pid()');
+    $relay->intercept(match => 'pg_catalog.set_config', action => 'reset', count => 1);
+    my $r = move_one($cid, 'ap-flaky');
+    is $r->{result}, 'not moved', 'a target that dies during the replay: not moved';
+    like $r->{reason}, qr/^the target failed: /, '... saying why' or diag $r->{reason};
+    is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    is one($u, 'SHOW work_mem'), '2345kB', '... with its settings';
+    $us->psql_admin(q{NOTIFY flaky, 'still here'}, dbname => 'movr');
+    my $n = $u->query('SELECT 1');
+    PgNearTest::wait_until(sub { @{ $n->{notifications} } or ($n = $u->query('SELECT 1')) && 0 },
+                           timeout => 5, interval => 0.05);
+    is_deeply [map { $_->{payload} } @{ $n->{notifications} }], ['still here'], '... and its channels';
+    $r = move_one($cid, 'ap-flaky');
+    is $r->{result}, 'moved', 'the next try goes through';
+    is one($u, 'SHOW work_mem'), '2345kB', '... settings there';
+    is one($u, 'SELECT inet_server_port()'), $uw->port, '... on the server behind the link';
+    $u->terminate;
+}
+
+# ------------------------------------------------------------------ needs and positions
+
+{
+    # A read-write session never lands on a standby.
+    my $u = login(options => '-c pgnear.target_session_attrs=read-write');
+    my $r = move_one(client_of($u)->{id}, 'sa-east');
+    is $r->{result}, 'not moved', 'a read-write session is not moved to a standby';
+    like $r->{reason}, qr/fits what it needs/, '... saying why';
+    $u->terminate;
+
+    # Nor does any session see older data than it saw: the standby must replay its position first.
+    $us->psql_admin('CREATE TABLE seen(x int); GRANT ALL ON seen TO app', dbname => 'movr');
+    $ro->wait_replay($us->current_lsn);
+    $u = login();
+    my $cid = client_of($u)->{id};
+    $ro->pause_replay;
+    is $u->query('INSERT INTO seen VALUES (1)')->{error}, undef, 'a session writes, the standby does not replay';
+    $r = move_one($cid, 'sa-east');
+    is $r->{result}, 'not moved', 'a standby behind the session is refused';
+    like $r->{reason}, qr/^no standby of the region replayed its position within move_timeout/, '... after move_timeout, saying why' or diag $r->{reason};
+    is one($u, 'SELECT count(*) FROM seen'), 1, '... and the session reads its row where it is';
+    my $pid = fork // die;
+    if ($pid == 0) {
+        my @rows = admin_rows("MOVE CLIENT $cid TO REGION sa-east");
+        write_file("$dir/ro-move", join('|', map { $_ // '' } @{ $rows[0] }{qw(result reason)}));
+        POSIX::_exit(0);
+    }
+    sleep 0.7;
+    $ro->resume_replay;
+    waitpid $pid, 0;
+    is slurp_file("$dir/ro-move"), 'moved|', 'a standby that replays it while the move waits takes the session';
+    is one($u, 'SELECT inet_server_port()'), $ro->port, '... the standby serves it';
+    is one($u, 'SELECT count(*) FROM seen'), 1, '... and it sees its own row there';
+    $moves += 2;
     $u->terminate;
 }
 
@@ -323,8 +395,12 @@ for my $ci ($boston, $seattle) {
 
 {
     my %st = map { ($_->{stat} // '') => $_->{value} } admin_rows('SHOW STATS');
-    cmp_ok $st{moves_done} // 0, '>=', $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
-    cmp_ok $st{moves_failed} // 0, '>=', 10, '... and moves_failed the others';
+    is $st{moves_done}, $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
+    is $st{moves_failed}, 11, '... and moves_failed the 11 that were not';
+    my (undef, $m) = http_get($metrics_port, '/metrics');
+    like $m, qr/^pgnear_session_moves_total\{result="moved"\} $moves$/m, '/metrics: pgnear_session_moves_total';
+    like $m, qr/^pgnear_session_move_hold_seconds_count $moves$/m, '... and the histogram of holds';
+    like $m, qr/^pgnear_session_move_hold_seconds_bucket\{le="\+Inf"\} $moves$/m, '... whose last bucket has them all';
 }
 note "moves made by this test: $moves";
 
