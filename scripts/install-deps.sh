@@ -36,6 +36,9 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # as make install puts it (tests/doc/install.t): the package only, nothing
 # is started with it
 TOOLS="iproute2 procps groff-base man-db curl systemd"
+# psycopg 3 is one of the drivers whose sessions are moved between servers
+# (232_move_drivers.t), node-postgres (tests/node) the other
+PYTHON="python3 python3-psycopg"
 # node runs the Neon serverless driver (tests/node) for the WebSocket tests,
 # and node-postgres for the cancel tests
 # and the maintainer targets `make cities` and `make geoip-db`; npm installs
@@ -43,7 +46,7 @@ TOOLS="iproute2 procps groff-base man-db curl systemd"
 NODE="nodejs ca-certificates"
 # valgrind's callgrind counts the relay's instructions (README, Performance)
 PROFILE="valgrind"
-PACKAGES="$BUILD $SERVERS $PERL $TOOLS $NODE $PROFILE"
+PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PYTHON $NODE $PROFILE"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

@@ -481,9 +481,9 @@ static void move_switch(struct session_move *mv)
 }
 
 /*
- * One message of the old server's answer to the empty query that drains
- * it: a notification sent before the new server listened reaches the old
- * one's socket before this answer does, and goes on to the client.
+ * One message of the old server's answer to the NOTIFY that drains it: a
+ * notification sent before the new server listened reaches the old one's
+ * socket before this answer does, and goes on to the client.
  */
 static int move_drain_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
@@ -491,7 +491,7 @@ static int move_drain_message(struct session *s, char type, const uint8_t *body,
     if (type == 'A' || type == 'S' || type == 'N')
         return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
     if (type != 'Z')
-        return MSG_CONSUMED; /* EmptyQueryResponse */
+        return MSG_CONSUMED; /* CommandComplete */
     move_ready(&s->server_conn->ep, body, len);
     s->move_answer_owed = false;
     if (mv != NULL && mv->mover != NULL && mv->mover->server_conn != NULL)
@@ -516,17 +516,26 @@ static void move_drain_read(struct session *s)
 
 /*
  * The new server listens: one round trip to the old one brings what it
- * was sent before.  It goes on listening until the switch, so that a move
- * that fails now leaves the session's channels as they were.
+ * was sent before.  A backend that listens reads the notification queue
+ * when it is told of a commit, which may come after a query of ours is
+ * answered; one that sends a notification itself reads the whole queue
+ * before its ReadyForQuery.  So the round trip is a NOTIFY on a channel
+ * nobody listens on: everything committed before it, which the new
+ * server may not have, reaches the client before its answer.  The old
+ * server goes on listening until the switch, so that a move that fails
+ * now leaves the session's channels as they were.
  */
 static void move_drain_start(struct session_move *mv)
 {
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
-    static const uint8_t empty_query[] = {'Q', 0, 0, 0, 5, 0};
+    static const char drain[] = "NOTIFY pgnear_move_drain";
+    uint8_t h[PKT_HEADER_LEN] = {'Q'};
+    pkt_store_be32(h + 1, (uint32_t)sizeof(drain) + 4);
     mv->step = MOVE_DRAINING;
     s->busy++;
-    if (evbuffer_add(old->ep.out, empty_query, sizeof(empty_query)) != 0) {
+    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 ||
+        evbuffer_add(old->ep.out, drain, sizeof(drain)) != 0) {
         move_end(mv, false, "out of memory");
     } else {
         s->move_answer_owed = true;
@@ -557,6 +566,12 @@ static int move_replay_message(struct session *m, char type, const uint8_t *body
         const char *msg = pkt_report_field(body, len, 'M');
         move_fail_text(mv, "the target refused its state: ", msg != NULL ? msg : "(no message)");
     } else if (type == 'Z') {
+        /*
+         * What the target sends from now on (a notification of a channel
+         * it listens on now) is the client's: it waits, unread, for the
+         * relay to take over at the switch.
+         */
+        endpoint_pause_read(&m->server_conn->ep);
         move_replayed(mv, move_ready(&m->server_conn->ep, body, len));
         return MSG_STOP;
     }

@@ -19,7 +19,7 @@
  *             a standby behind it is waited for or refused;
  *   3. replay the state, as one pipelined batch ending in a Sync: one
  *             implicit transaction, all or nothing;
- *   4. drain  with LISTEN channels only: an empty query on the old server,
+ *   4. drain  with LISTEN channels only: a NOTIFY on the old server,
  *             its notifications passed on until its answer, so that none
  *             sent before the new server listened is lost (one sent
  *             between the two may come twice); the old one listens until
