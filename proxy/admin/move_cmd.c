@@ -155,7 +155,8 @@ static void batch_answer(struct move_batch *b)
         batch_free(b);
         return;
     }
-    qsort(b->rows, b->nrows, sizeof(*b->rows), batch_row_order);
+    if (b->nrows > 1)
+        qsort(b->rows, b->nrows, sizeof(*b->rows), batch_row_order);
     struct admin_result *res = &wait->res;
     result_init(res, move_cols, 6);
     if (b->out_of_memory)

@@ -520,7 +520,7 @@ for my $c (@CITIES) {
     is sqlstate($r->{error}), '42704', '  SQLSTATE 42704 (undefined object), like an unknown GUC';
     like $r->{error}{M} // '', qr/unrecognized configuration parameter "pgnear\.bogus"/, '  message names it';
     is $r->{error}{H}, 'pgnear knows pgnear.city, pgnear.region, pgnear.location, pgnear.target_session_attrs, '
-                     . 'pgnear.min_lsn and pgnear.report_fence.', '  the hint names every hint pgnear knows';
+                     . 'pgnear.min_lsn, pgnear.report_fence and pgnear.movable.', '  the hint names every hint pgnear knows';
 
     (undef, $r) = wire_session(params => ['pgnear.bogus' => '1']);
     is sqlstate($r->{error}), '42704', 'pgnear.bogus as a startup parameter: 42704 too';

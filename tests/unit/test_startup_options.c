@@ -416,17 +416,19 @@ static void test_known(void **state)
     char buf[256], small[12];
     assert_string_equal(startup_hints_known(buf, sizeof(buf)),
                         "pgnear.city, pgnear.region, pgnear.location, "
-                        "pgnear.target_session_attrs, pgnear.min_lsn and pgnear.report_fence");
+                        "pgnear.target_session_attrs, pgnear.min_lsn, pgnear.report_fence and "
+                        "pgnear.movable");
     assert_int_equal(strlen(startup_hints_known(small, sizeof(small))), sizeof(small) - 1);
     const char *names[] = {"pgnear.city",     "pgnear.region",
                            "pgnear.location", "pgnear.target_session_attrs",
-                           "pgnear.min_lsn",  "pgnear.report_fence"};
+                           "pgnear.min_lsn",  "pgnear.report_fence",
+                           "pgnear.movable"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         struct startup_hints h;
         startup_hints_init(&h);
         assert_int_equal(startup_hints_from_param(names[i], "on", &h), 1);
         assert_int_equal(h.has_city + h.has_region + h.has_location + h.has_need + h.has_min_lsn +
-                             h.has_report_fence,
+                             h.has_report_fence + h.has_movable,
                          1);
     }
 }
