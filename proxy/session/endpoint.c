@@ -2,9 +2,10 @@
  * endpoint.c — one side of a session: a socket with its stream (plain,
  * TLS or WebSocket), its buffers and its events.  Which events are armed
  * is derived from the state (endpoint_arm); the event callback runs the
- * writer and the reader of the side.  An error on a side closes its
- * session (session.c), which is why endpoint and session are one object
- * graph inside the session room.
+ * writer and the reader of the side.  A side that fails tells its owner
+ * (endpoint_failed): by default the session, which ends (session.c), which
+ * is why endpoint and session are one object graph inside the session
+ * room; a move tells itself instead (on_fail).
  */
 #include "proxy/session/endpoint.h"
 
@@ -33,6 +34,22 @@ static void endpoint_hangup(struct session *s, struct endpoint *ep)
 }
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
+
+/*
+ * The socket failed: its owner hears why.  By default a client's failure
+ * ends the session; a server's that came reading (gone) ends it with what
+ * the client is owed (session_server_gone), one that came writing closes
+ * it.
+ */
+static void endpoint_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
+{
+    if (ep->on_fail != NULL)
+        ep->on_fail(s, ep, why);
+    else if (ep != &s->client && gone)
+        session_server_gone(s, why);
+    else
+        session_close(s, why);
+}
 
 /*
  * Runs the reader.  After the peer's end of stream the reader only sees
@@ -210,8 +227,9 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
         if (n == STREAM_AGAIN)
             n = 0;
         if (n < 0) {
-            session_close(s, ep == &s->client ? "could not send to client"
-                                              : "could not send to server");
+            endpoint_failed(
+                s, ep, ep == &s->client ? "could not send to client" : "could not send to server",
+                false);
             return -1;
         }
         ep->bytes_out += (uint64_t)n;
@@ -273,10 +291,10 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
         return 0;
     }
     if (n == STREAM_EOF) {
-        if (ep == &s->client)
-            session_close(s, "client closed the connection");
-        else
-            session_server_gone(s, "server closed the connection");
+        endpoint_failed(s, ep,
+                        ep == &s->client ? "client closed the connection"
+                                         : "server closed the connection",
+                        true);
     } else {
         char why[256], msg[320];
         stream_error(&ep->stream, why, sizeof(why));
@@ -284,10 +302,7 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
                  ep == &s->client ? "could not receive from client"
                                   : "could not receive from server",
                  why);
-        if (ep == &s->client)
-            session_close(s, msg);
-        else
-            session_server_gone(s, msg);
+        endpoint_failed(s, ep, msg, true);
     }
     return -1;
 }
@@ -346,8 +361,9 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
     if (evbuffer_get_length(ep->out) == 0) {
         ssize_t w = stream_write_bytes(&ep->stream, p, n);
         if (w == STREAM_ERROR || w == STREAM_EOF) {
-            session_close(s, ep == &s->client ? "could not send to client"
-                                              : "could not send to server");
+            endpoint_failed(
+                s, ep, ep == &s->client ? "could not send to client" : "could not send to server",
+                false);
             return -1;
         }
         sent = w > 0 ? (size_t)w : 0;

@@ -40,6 +40,12 @@ struct endpoint {
     struct session *session;   /* NULL: a kept server connection between clients */
     /* Its events while it has no session (set by the pool as it keeps it). */
     void (*unowned_event)(struct endpoint *ep, short what);
+    /*
+     * Who is told when the socket fails (the peer hung up, a read or a
+     * write failed): NULL, the session, which ends (endpoint_failed); a
+     * move under way takes the old server connection's failures itself.
+     */
+    void (*on_fail)(struct session *s, struct endpoint *ep, const char *why);
     uint32_t fwd_remaining; /* bytes of the current message still to forward */
     char last_type;         /* type of the last message seen starting */
     bool read_paused;       /* back-pressure: the peer's output is full */

@@ -27,6 +27,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
+#include "routing/need.h"
 #include "routing/route.h"
 
 /* The largest message of the state's answer or the replay's read at once. */
@@ -53,6 +54,11 @@ struct session_move {
     struct event *retry; /* waiting for a standby to replay the session's position */
     int64_t held_us;     /* when the client was held; 0: not yet */
     char failure[200];   /* why the read or the replay failed; "" */
+    bool old_gone;       /* the old server failed after the state was read (move_old_failed) */
+    char old_why[320];   /* ... and why: the session ends with it if the move fails */
+    /* An ErrorResponse the old server sent meanwhile (its FATAL as it ends), held back. */
+    uint8_t old_error[1024];
+    uint32_t old_error_len;
 };
 
 static int64_t move_now_us(void)
@@ -66,6 +72,30 @@ static void move_fail_text(struct session_move *mv, const char *prefix, const ch
 {
     if (mv->failure[0] == '\0')
         snprintf(mv->failure, sizeof(mv->failure), "%s%s", prefix, text);
+}
+
+static int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len);
+static void move_old_read(struct session *s);
+
+/*
+ * The move failed: the session stays on its old server.  What the server
+ * said meanwhile and was held back reaches the client now, and the relay
+ * takes the connection again (unless it is gone, or still owes the answer
+ * of a query of the move's, whose reader gives it back at its end).
+ */
+static void move_old_back(struct session_move *mv)
+{
+    struct session *s = mv->s;
+    struct server_conn *old = s->server_conn;
+    old->ep.on_fail = NULL;
+    if (mv->old_error_len > 0) {
+        if (move_pass_on(s, 'E', mv->old_error, mv->old_error_len) < 0)
+            return;
+        old->ep.last_type = 'E';
+        mv->old_error_len = 0;
+    }
+    if (!mv->old_gone && !s->move_answer_owed && old->ep.on_read == move_old_read)
+        relay_attach_server(s);
 }
 
 /*
@@ -100,10 +130,18 @@ static void move_end(struct session_move *mv, bool moved, const char *reason)
     stat_inc(moved ? &s->w->stats.moves_done : &s->w->stats.moves_failed);
     if (moved)
         stat_move_hold(&s->w->stats, mv->res.hold_us);
+    bool old_gone = mv->old_gone && !moved && !s->closed;
+    if (!moved && !s->closed && s->server_conn != NULL)
+        move_old_back(mv);
     if (!s->closed)
         gate_release_session(s, HOLD_MOVE);
+    char why[sizeof(mv->old_why)];
+    snprintf(why, sizeof(why), "%s", mv->old_why);
     mv->done(&mv->res, mv->arg);
     free(mv);
+    /* The old server is gone and the move could not save the session: it ends as it would have. */
+    if (old_gone && !s->closed)
+        session_server_gone(s, why);
 }
 
 const char *move_refusal(const struct session *s)
@@ -198,15 +236,76 @@ static char move_ready(struct endpoint *ep, const uint8_t *body, uint32_t len)
 
 static void move_start_mover(struct session_move *mv);
 
+static void move_switch(struct session_move *mv);
+
+/*
+ * The old server failed while the session waits, held at its safe point,
+ * for its move: its state is read, so the move goes on, and the session
+ * lives on the target if the target takes it.  If the move fails, the
+ * session ends as the failure would have ended it (move_end).  The old
+ * connection's events stop here; it is closed at the switch or the end.
+ */
+static void move_old_failed(struct session *s, struct endpoint *ep, const char *why)
+{
+    struct session_move *mv = s->move;
+    if (mv->old_gone)
+        return;
+    mv->old_gone = true;
+    snprintf(mv->old_why, sizeof(mv->old_why), "%s", why);
+    log_info(s->id, "its server failed during its move (%s); the move goes on", why);
+    endpoint_set_reader(ep, NULL);
+    evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
+    endpoint_arm(ep);
+    /* Draining its notifications was all that was left: the switch is now. */
+    if (mv->step == MOVE_DRAINING && s->move_answer_owed) {
+        s->move_answer_owed = false;
+        move_switch(mv);
+    }
+}
+
+/*
+ * A message the idle old server sends while the move goes on: a
+ * notification, a notice or a parameter goes on to the client, as the
+ * relay would pass it; an ErrorResponse (the FATAL of a server shutting
+ * down) is held back: if the server then goes, the move may still save
+ * the session, which then never hears of it (move_end tells it
+ * otherwise).
+ */
+static int move_old_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct session_move *mv = s->move;
+    if (type != 'E')
+        return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
+    if (mv->old_error_len == 0 && len <= sizeof(mv->old_error)) {
+        memcpy(mv->old_error, body, len);
+        mv->old_error_len = len;
+    }
+    return MSG_CONSUMED;
+}
+
+static const struct msg_reader move_old_reader = {
+    .fill_max = 65536,
+    .max_body = MOVE_MAX_MESSAGE,
+    .on_message = move_old_message,
+    .on_bad_length = move_bad_length,
+};
+
+static void move_old_read(struct session *s)
+{
+    endpoint_read_messages(s, &s->server_conn->ep, &move_old_reader);
+}
+
 /* The old server answered the state query (status: its ReadyForQuery's). */
 static void move_state_done(struct session *s, char status)
 {
     struct session_move *mv = s->move;
     s->move_answer_owed = false;
-    /* The relay reads the old server again: what it sends while the move goes on is the client's.
-     */
-    if (relay_attach_server(s) < 0 || mv == NULL)
-        return; /* the session ended, or the move did (move_timeout) */
+    if (mv == NULL) {
+        relay_attach_server(s); /* the move ended meanwhile (move_timeout): the relay goes on */
+        return;
+    }
+    /* What the old server sends while the move goes on: see move_old_message. */
+    endpoint_set_reader(&s->server_conn->ep, move_old_read);
     const char *why = mv->failure[0] ? mv->failure : session_state_unmovable(&mv->st, s->user);
     if (why == NULL && status != 'I')
         why = "its server was not idle";
@@ -217,6 +316,7 @@ static void move_state_done(struct session *s, char status)
         return;
     }
     mv->step = MOVE_CONNECTING;
+    s->server_conn->ep.on_fail = move_old_failed;
     move_start_mover(mv);
 }
 
@@ -334,10 +434,15 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
     size_t n = route_plan(&cfg->routing, loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
     n = move_keep_wanted(mv, loc->region, plan, cosines, n);
     *later = false;
-    if (n == 0 && need.min_lsn != 0) {
-        need.min_lsn = 0;
-        size_t m = route_plan(&cfg->routing, loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
-        *later = move_keep_wanted(mv, loc->region, plan, cosines, m) > 0;
+    if (n > 0 || need.min_lsn == 0 || !need_reads_standbys(need.role))
+        return n;
+    /* None fits now: is there a standby, in a region it may go to, that is catching up? */
+    for (size_t i = 0; i < cfg->regions.count && !*later; i++) {
+        struct region *r = &cfg->regions.items[i];
+        bool wanted =
+            mv->target.region[0] ? r == loc->region : strcmp(r->name, mv->target.avoid) != 0;
+        for (size_t j = 0; wanted && j < r->nhosts && !*later; j++)
+            *later = need_may_catch_up(&r->hosts[j], &need);
     }
     return n;
 }
@@ -462,7 +567,11 @@ static void move_switch(struct session_move *mv)
     s->busy++;
     cancel_retarget(s, ns);
     /* The old connection goes first: the pool's release unlinks it from s. */
-    s->w->shared->flow->server_release(old);
+    old->ep.on_fail = NULL;
+    if (mv->old_gone)
+        server_conn_close(old, false);
+    else
+        s->w->shared->flow->server_release(old);
     m->server_conn = NULL;
     ns->client = s;
     ns->ep.session = s;
@@ -552,7 +661,7 @@ static void move_replayed(struct session_move *mv, char status)
         move_fail_text(mv, "", "the target was not idle after the replay");
     if (mv->failure[0] != '\0')
         move_end(mv, false, mv->failure);
-    else if (mv->st.channels > 0)
+    else if (mv->st.channels > 0 && !mv->old_gone)
         move_drain_start(mv);
     else
         move_switch(mv);

@@ -32,6 +32,11 @@
  * fails there (the login refused, a replayed statement, the target dying,
  * move_timeout) ends the mover alone, and the session goes on on its old
  * server as if nothing had happened; the reason goes to whoever asked.
+ * Once the state is read, the old connection's failures are the move's
+ * too (its endpoint's on_fail): a server that goes away then (a region
+ * being shut down) does not end the session if the target takes it; its
+ * last words (a FATAL ErrorResponse) are held back meanwhile, and told
+ * only if the move fails, when the session ends as it would have.
  * The client keeps its connection, its cancel key and the ParameterStatus
  * values it was told; only pg_backend_pid() changes.
  */

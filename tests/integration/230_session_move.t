@@ -31,6 +31,19 @@ $_->psql_admin('CREATE ROLE reader NOLOGIN; GRANT reader TO app') for $us, $uw;
 # A standby of us-east in a region of its own, and a region behind a relay that can cut the link.
 my $ro = PgNearTest::Cluster->new_standby(primary => $us, name => 'sa-east');
 my $relay = PgNearTest::Relay->new(to => $uw->port);
+# A distant region: us-west's server again, 150 ms away each way (bench/delay_relay.pl).
+my $slow_port = free_port();
+my $slow_log = tmpdir(name => 'slow') . '/relay.log';
+my $slow_pid = fork // die "fork: $!";
+if ($slow_pid == 0) {
+    no warnings 'exec';
+    exec { $^X } $^X, "$ENV{PGNEAR_SRCDIR}/bench/delay_relay.pl", '--listen', "127.0.0.1:$slow_port",
+        '--target', '127.0.0.1:' . $uw->port, '--delay-ms', 150, '--log', $slow_log;
+    POSIX::_exit(127);
+}
+END { kill 'TERM', $slow_pid if $slow_pid }
+PgNearTest::wait_until(sub { -e $slow_log && slurp_file($slow_log) =~ /^listening/m }, timeout => 10)
+  or BAIL_OUT('the delay relay did not start');
 
 my $dir = tmpdir(name => 'move');
 write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
@@ -42,10 +55,13 @@ my $workers = $ENV{PGNEAR_TEST_WORKERS} // 2;
 my $metrics_port = free_port();
 my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $ro,
                                            { name => 'ap-flaky', location => '-33.87, 151.21',
-                                             hosts => [$relay->hostport] }],
+                                             hosts => [$relay->hostport] },
+                                           { name => 'eu-slow', location => '53.35, -6.26',
+                                             hosts => ["127.0.0.1:$slow_port"] }],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $workers, move_timeout => '3s',
-                  health_check_interval => '200ms', min_lsn_wait => '2500ms',
+                  health_check_interval => '200ms', health_check_timeout => '3s',
+                  min_lsn_wait => '2500ms',
                   metrics_addr => "127.0.0.1:$metrics_port" },
     extra_ini => "\n[cities]\nboston = us-east\nseattle = us-west\n\n[user nomove]\nmovable = off\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
@@ -302,6 +318,49 @@ for my $sql (sort keys %unmovable) {
     $u->terminate;
 }
 
+# ------------------------------------------------------------------ the old server dies during the move
+
+# A move in flight runs its mover's login over 300 ms round trips; meanwhile the old backend is
+# terminated.  The state was read already: the session lives on the target.
+sub move_in_background {
+    my ($cid, $to, $file) = @_;
+    my $pid = fork // die;
+    return $pid if $pid;
+    my @rows = admin_rows("MOVE CLIENT $cid TO REGION $to");
+    write_file($file, join('|', map { $_ // '' } @{ $rows[0] }{qw(result reason)}));
+    POSIX::_exit(0);
+}
+{
+    my $u = login();
+    my $cid = client_of($u)->{id};
+    $u->query('SET work_mem = 3456');
+    my $old = one($u, 'SELECT pg_backend_pid()');
+    my $bg = move_in_background($cid, 'eu-slow', "$dir/slow-move");
+    sleep 0.3;
+    $us->psql_admin("SELECT pg_terminate_backend($old)");
+    waitpid $bg, 0;
+    is slurp_file("$dir/slow-move"), 'moved|', 'the old server dies during the move: moved all the same';
+    is one($u, 'SHOW work_mem'), '3456kB', '... the session goes on on the target, its state there';
+    is one($u, 'SELECT inet_server_port()'), $uw->port, '... on the server behind the slow link';
+    $moves++;
+    $u->terminate;
+
+    # When the target then fails too, the session ends as the old server's end would have ended it.
+    $uw->psql_admin(q{ALTER ROLE app PASSWORD 'another-secret'});
+    $u = login();
+    $cid = client_of($u)->{id};
+    $old = one($u, 'SELECT pg_backend_pid()');
+    $bg = move_in_background($cid, 'eu-slow', "$dir/slow-move");
+    sleep 0.3;
+    $us->psql_admin("SELECT pg_terminate_backend($old)");
+    waitpid $bg, 0;
+    like slurp_file("$dir/slow-move"), qr/^not moved\|the target failed: /, '... and if the target refuses too: not moved';
+    my $r = $u->query('SELECT 1');
+    ok $r->{eof} || ($r->{error} && $r->{error}{C} =~ /^(08006|57P01)$/),
+      '... and the session ends as its server did (' . ($r->{error} ? $r->{error}{C} : 'closed') . ')';
+    $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+}
+
 # ------------------------------------------------------------------ needs and positions
 
 {
@@ -396,7 +455,7 @@ for my $ci ($boston, $seattle) {
 {
     my %st = map { ($_->{stat} // '') => $_->{value} } admin_rows('SHOW STATS');
     is $st{moves_done}, $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
-    is $st{moves_failed}, 11, '... and moves_failed the 11 that were not';
+    is $st{moves_failed}, 12, '... and moves_failed the 12 that were not';
     my (undef, $m) = http_get($metrics_port, '/metrics');
     like $m, qr/^pgnear_session_moves_total\{result="moved"\} $moves$/m, '/metrics: pgnear_session_moves_total';
     like $m, qr/^pgnear_session_move_hold_seconds_count $moves$/m, '... and the histogram of holds';
