@@ -2,13 +2,20 @@
 # a raw-protocol client that SET settings, SET ROLE, PREPAREd statements in
 # SQL and by the extended protocol, and LISTENs, is moved back and forth
 # between two regions; after each move it is on the other backend, every
-# setting, statement and channel is there, and a notification sent while it
-# moved reaches it.  Unmovable sessions (temporary tables, advisory locks,
+# setting, statement and channel is there, and a notification reaches it;
+# a cancel after the moves reaches the new backend, directly and through a
+# peer of the fleet.  Unmovable sessions (temporary tables, advisory locks,
 # WITH HOLD cursors, pgnear.movable=off, movable = off for a user) are
-# named and left alone; a target that refuses the login or dies mid-move
-# leaves the session unharmed on its old server; a session in a
-# transaction moves at its end; a cancel after a move reaches the new
-# backend; SHOW CLIENTS counts moves; /metrics counts them.
+# named and left alone; a session in a transaction moves at its end, or
+# stays when move_timeout passes first; a target that refuses the state
+# or the login, or whose link is cut mid-replay, leaves the session
+# unharmed on its old server; an old server that dies mid-move (the target
+# 150 ms away) does not end a session the target takes, and ends it as it
+# would have when the target refuses too; a read-write session never lands
+# on a standby, and a standby that has not replayed what the session wrote
+# is waited for and refused, or taken once it has; DRAIN, MOVE CLIENTS HOME
+# and MOVE CLIENTS FROM REGION under pgbench -M prepared -c 16 lose no
+# transaction; SHOW CLIENTS, SHOW STATS and /metrics count the moves.
 use strict;
 use warnings;
 use FindBin;
@@ -53,7 +60,12 @@ $_->psql_admin("CREATE ROLE nomove LOGIN PASSWORD '$app_secret'; GRANT ALL ON DA
 
 my $workers = $ENV{PGNEAR_TEST_WORKERS} // 2;
 my $metrics_port = free_port();
-my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $ro,
+# A second pgnear, a peer of the fleet: a cancel sent there reaches a moved session's backend too.
+my @fleet_port = (free_port(), free_port());
+write_file("$dir/peer_secret", unpack('H*', join('', map { chr(int(rand(256))) } 1 .. 32)) . "\n", mode => 0600);
+my %FLEET = (peers => "1\@127.0.0.1:$fleet_port[0], 2\@127.0.0.1:$fleet_port[1]",
+             peer_secret_file => "$dir/peer_secret");
+my $p = PgNearTest::Proxy->new(port => $fleet_port[0], regions => [$us, $uw, $ro,
                                            { name => 'ap-flaky', location => '-33.87, 151.21',
                                              hosts => [$relay->hostport] },
                                            { name => 'eu-slow', location => '53.35, -6.26',
@@ -62,9 +74,12 @@ my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $ro,
                   server_tls => 'disable', workers => $workers, move_timeout => '3s',
                   health_check_interval => '200ms', health_check_timeout => '3s',
                   min_lsn_wait => '2500ms',
-                  metrics_addr => "127.0.0.1:$metrics_port" },
+                  metrics_addr => "127.0.0.1:$metrics_port", peer_id => 1, %FLEET },
     extra_ini => "\n[cities]\nboston = us-east\nseattle = us-west\n\n[user nomove]\nmovable = off\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+my $peer = PgNearTest::Proxy->new(port => $fleet_port[1], regions => [$us, $uw],
+    settings => { auth => 'scram', auth_file => "$dir/users.txt", server_tls => 'disable',
+                  workers => $workers, peer_id => 2, %FLEET });
 
 sub admin_rows {
     my ($sql) = @_;
@@ -194,6 +209,16 @@ is $row->{moves}, 6, 'SHOW CLIENTS counts 6 moves';
     my $r = $w->read_result;
     is $r->{error}{C}, '57014', 'a cancel after six moves reaches the backend the session is on now';
     is one($w, 'SELECT 7'), 7, '... and the session goes on';
+    # Once more after a seventh move, the cancel sent to the other pgnear of the fleet.
+    is move_one($id, 'us-west')->{result}, 'moved', 'a seventh move';
+    $moves++;
+    $w->send_query('SELECT pg_sleep(20)');
+    $uw->wait_sleeping(one_backend_sleeping($uw), timeout => 10);
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $peer->port, pid => $w->{startup}{pid},
+                             key => $w->{startup}{key});
+    $r = $w->read_result;
+    is $r->{error}{C}, '57014', '... a cancel through a peer of the fleet reaches the new backend';
+    is one($w, 'SELECT 8'), 8, '... and the session goes on';
 }
 $w->terminate;
 
