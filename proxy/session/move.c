@@ -226,6 +226,20 @@ static void move_bad_length(struct session *s)
     session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
 }
 
+/*
+ * A reader of the session's server connection (the mover's, for the
+ * target): whole messages, each handed to handler (msg_loop.h).
+ */
+#define MOVE_READER(name, handler)                                                                 \
+    static const struct msg_reader name##_table = {.fill_max = 65536,                              \
+                                                   .max_body = MOVE_MAX_MESSAGE,                   \
+                                                   .on_message = handler,                          \
+                                                   .on_bad_length = move_bad_length};              \
+    static void name(struct session *s)                                                            \
+    {                                                                                              \
+        endpoint_read_messages(s, &s->server_conn->ep, &name##_table);                             \
+    }
+
 /* The ReadyForQuery that ends an answer: its status; the bytes after it stay for the relay. */
 static char move_ready(struct endpoint *ep, const uint8_t *body, uint32_t len)
 {
@@ -283,17 +297,7 @@ static int move_old_message(struct session *s, char type, const uint8_t *body, u
     return MSG_CONSUMED;
 }
 
-static const struct msg_reader move_old_reader = {
-    .fill_max = 65536,
-    .max_body = MOVE_MAX_MESSAGE,
-    .on_message = move_old_message,
-    .on_bad_length = move_bad_length,
-};
-
-static void move_old_read(struct session *s)
-{
-    endpoint_read_messages(s, &s->server_conn->ep, &move_old_reader);
-}
+MOVE_READER(move_old_read, move_old_message)
 
 /* The old server answered the state query (status: its ReadyForQuery's). */
 static void move_state_done(struct session *s, char status)
@@ -351,18 +355,7 @@ static int move_state_message(struct session *s, char type, const uint8_t *body,
     }
 }
 
-static const struct msg_reader move_state_reader = {
-    .fill_max = 65536,
-    .max_body = MOVE_MAX_MESSAGE,
-    .on_message = move_state_message,
-    .on_bad_length = move_bad_length,
-};
-
-/* The old server's reader while it answers the state query. */
-static void move_state_read(struct session *s)
-{
-    endpoint_read_messages(s, &s->server_conn->ep, &move_state_reader);
-}
+MOVE_READER(move_state_read, move_state_message)
 
 /* The session is held at its safe point: the old server is asked for the state. */
 void move_held(struct session *s)
@@ -578,6 +571,11 @@ static void move_switch(struct session_move *mv)
     ns->bytes_in_at_attach = ns->ep.bytes_in;
     s->server_conn = ns;
     s->region = ns->region;
+    /* The session now lives under the configuration its new connection was made with. */
+    if (s->cfg != ns->cfg) {
+        config_unref(s->cfg);
+        s->cfg = config_ref(ns->cfg);
+    }
     server_conn_move(ns, &s->w->active_servers);
     s->moves++;
     log_info(s->id, "now on server %s:%d in region %s (backend %u)", ns->host->name, ns->host->port,
@@ -610,18 +608,7 @@ static int move_drain_message(struct session *s, char type, const uint8_t *body,
     return MSG_STOP;
 }
 
-static const struct msg_reader move_drain_reader = {
-    .fill_max = 65536,
-    .max_body = MOVE_MAX_MESSAGE,
-    .on_message = move_drain_message,
-    .on_bad_length = move_bad_length,
-};
-
-/* The old server's reader while it answers the drain: the session's callback. */
-static void move_drain_read(struct session *s)
-{
-    endpoint_read_messages(s, &s->server_conn->ep, &move_drain_reader);
-}
+MOVE_READER(move_drain_read, move_drain_message)
 
 /*
  * The new server listens: one round trip to the old one brings what it
@@ -687,17 +674,7 @@ static int move_replay_message(struct session *m, char type, const uint8_t *body
     return MSG_CONSUMED; /* ParseComplete, BindComplete, rows, tags, ParameterStatus, notices */
 }
 
-static const struct msg_reader move_replay_reader = {
-    .fill_max = 65536,
-    .max_body = MOVE_MAX_MESSAGE,
-    .on_message = move_replay_message,
-    .on_bad_length = move_bad_length,
-};
-
-static void move_replay_read(struct session *m)
-{
-    endpoint_read_messages(m, &m->server_conn->ep, &move_replay_reader);
-}
+MOVE_READER(move_replay_read, move_replay_message)
 
 bool move_target_ready(struct session *m)
 {

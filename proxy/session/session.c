@@ -389,6 +389,9 @@ void session_count_login_failure(struct session *s, const char *sqlstate)
 {
     if (!phase_in_login(s->phase) || s->login == NULL || s->login->failure_counted)
         return;
+    /* pgnear's own logins (min_pool_size, a move's mover) are nobody's failed login. */
+    if (s->login->warming || s->login->move_of != NULL)
+        return;
     s->login->failure_counted = true;
     stat_inc(&s->w->stats.login_failures);
     stat_inc(&s->w->stats.login_errors_by_class[stat_sqlstate_class(sqlstate ? sqlstate : "08")]);

@@ -260,7 +260,8 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
  * session because pgnear or the server refused it (a client that hangs
  * up is no failure).  Counts once per session, in login_failures and in
  * login_errors_by_class by sqlstate's class; NULL (closed without an
- * answer) counts as class 08.  Does nothing outside the login phases.
+ * answer) counts as class 08.  Does nothing outside the login phases, nor
+ * for pgnear's own logins (a warm-up's, a move's mover).
  */
 void session_count_login_failure(struct session *s, const char *sqlstate);
 /* Closes s during its login without an answer (an invalid startup packet, ...): a failed login. */

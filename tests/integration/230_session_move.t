@@ -371,6 +371,10 @@ sub move_in_background {
     $u->terminate;
 
     # When the target then fails too, the session ends as the old server's end would have ended it.
+    # The connection the first move made was kept (pool_mode = session): a second move would take
+    # it and log in to nothing, so it goes first.
+    my @rc = admin_rows('RECONNECT eu-slow');
+    ok !$rc[0] || !$rc[0]{error}, '... RECONNECT eu-slow lets its kept connection go';
     $uw->psql_admin(q{ALTER ROLE app PASSWORD 'another-secret'});
     $u = login();
     $cid = client_of($u)->{id};
