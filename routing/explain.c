@@ -78,7 +78,7 @@ void route_explain(const struct routing_data *rd, const struct locality_input *i
     out->need = *need;
     locality_resolve(rd, in, &out->loc);
     double cosines[ROUTE_MAX_REGIONS];
-    out->n = route_plan(rd, &out->loc, need, out->plan, cosines, ROUTE_MAX_REGIONS);
+    out->n = route_plan(rd, &out->loc, need, NULL, out->plan, cosines, ROUTE_MAX_REGIONS);
     explain_passed_over(rd, out);
     bool placed = locality_caller_placed(&out->loc);
     for (size_t i = 0; i < out->n; i++)

@@ -3,6 +3,7 @@
  */
 #include "routing/route.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -277,7 +278,8 @@ double route_km(double dot)
 }
 
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
-                  const struct need_spec *need, struct region **out, double *cosines, size_t max)
+                  const struct need_spec *need, const struct region_subset *placed,
+                  struct region **out, double *cosines, size_t max)
 {
     double lat = 0, lon = 0, origin[3] = {0, 0, 0};
     bool has_origin = route_origin(loc, &lat, &lon);
@@ -293,6 +295,8 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))
             continue; /* never, not even last: registry.h */
+        if (placed != NULL && !region_subset_has(placed, r))
+            continue; /* the session's database is not there */
         enum need_fit fit = need_region_fit(r, need);
         if (fit == NEED_FIT_NONE)
             continue; /* nothing there can serve it: passed over (need_region_shortfall says why) */
@@ -318,12 +322,85 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
     return n;
 }
 
-bool route_any_enabled(const struct routing_data *rd)
+bool route_any_enabled(const struct routing_data *rd, const struct region_subset *placed)
 {
-    for (size_t i = 0; i < rd->regions->count; i++)
-        if (registry_takes_sessions(rd->regions->items[i].runtime))
+    for (size_t i = 0; i < rd->regions->count; i++) {
+        const struct region *r = &rd->regions->items[i];
+        if (registry_takes_sessions(r->runtime) && (placed == NULL || region_subset_has(placed, r)))
+            return true;
+    }
+    return false;
+}
+
+bool region_subset_has(const struct region_subset *set, const struct region *r)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (set->items[i] == r)
             return true;
     return false;
+}
+
+/* One name of a list, trimmed, into name: false when it does not fit. */
+static bool subset_next_name(const char **p, char *name, size_t cap)
+{
+    const char *s = *p, *end = strchr(s, ',');
+    if (end == NULL)
+        end = s + strlen(s);
+    *p = *end == ',' ? end + 1 : end;
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    if ((size_t)(end - s) >= cap)
+        return false;
+    memcpy(name, s, (size_t)(end - s));
+    name[end - s] = '\0';
+    return true;
+}
+
+int region_subset_parse(const struct region_set *set, const char *list, struct region_subset *out,
+                        char *why, size_t cap)
+{
+    char name[ROUTE_TEXT_MAX];
+    out->count = 0;
+    for (const char *p = list; *p != '\0';) {
+        if (!subset_next_name(&p, name, sizeof(name)) || name[0] == '\0') {
+            snprintf(why, cap, "an empty or overlong region name in \"%s\"", list);
+            return -1;
+        }
+        struct region *r = region_set_find(set, name);
+        if (r == NULL) {
+            snprintf(why, cap, "\"%s\" is not a configured region", name);
+            return -1;
+        }
+        if (region_subset_has(out, r)) {
+            snprintf(why, cap, "region \"%s\" is named twice", name);
+            return -1;
+        }
+        if (out->count == ROUTE_MAX_REGIONS) {
+            snprintf(why, cap, "more than %d regions", ROUTE_MAX_REGIONS);
+            return -1;
+        }
+        out->items[out->count++] = r;
+    }
+    if (out->count == 0) {
+        snprintf(why, cap, "no region named");
+        return -1;
+    }
+    return 0;
+}
+
+const char *region_subset_format(const struct region_subset *set, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < set->count && len < cap; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", i > 0 ? ", " : "", set->items[i]->name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    return buf;
 }
 
 const char *route_source_name(enum locality_source source)

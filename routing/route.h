@@ -33,6 +33,29 @@ struct city_override {
     struct region *region;
 };
 
+/*
+ * Regions a database lives in: a session of it goes to none other
+ * ([database NAME] regions, or where a database move put it).  Callers
+ * pass NULL for "every region".
+ */
+struct region_subset {
+    size_t count;
+    struct region *items[ROUTE_MAX_REGIONS];
+};
+
+bool region_subset_has(const struct region_subset *set, const struct region *r);
+
+/*
+ * Parses "name, name" (regions of set, case-insensitively, each once)
+ * into out: 0, or -1 with the reason in why (an unknown or repeated name,
+ * an empty list, more than ROUTE_MAX_REGIONS).
+ */
+int region_subset_parse(const struct region_set *set, const char *list, struct region_subset *out,
+                        char *why, size_t cap);
+
+/* "a, b": the names of a subset, as a list the parser takes back. */
+const char *region_subset_format(const struct region_subset *set, char *buf, size_t cap);
+
 /* What routing needs from the configuration. */
 struct routing_data {
     struct region_set *regions;
@@ -108,15 +131,21 @@ const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
  * regions with no host that could serve the need, or that the admin
  * disabled, not at all (so the count may be 0, and a named region may be
  * missing).  Every region of rd must be bound to a registry
- * (registry_bind).  cosines[i] is the cosine of the angle between the
- * caller and the region (below -1 when unknown): route_km() turns it into
- * kilometres when someone wants to read it.  Returns the count.
+ * (registry_bind).  placed, when not NULL, holds the only regions the
+ * session's database lives in: no other is tried.  cosines[i] is the
+ * cosine of the angle between the caller and the region (below -1 when
+ * unknown): route_km() turns it into kilometres when someone wants to read
+ * it.  Returns the count.
  */
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
-                  const struct need_spec *need, struct region **out, double *cosines, size_t max);
+                  const struct need_spec *need, const struct region_subset *placed,
+                  struct region **out, double *cosines, size_t max);
 
-/* Whether the admin left any region of rd enabled (route_plan's count may be 0 for a need). */
-bool route_any_enabled(const struct routing_data *rd);
+/*
+ * Whether the admin left any region of rd (of placed, when not NULL)
+ * enabled: route_plan's count may be 0 for a need.
+ */
+bool route_any_enabled(const struct routing_data *rd, const struct region_subset *placed);
 
 /* Kilometres for a cosine from route_plan(); -1 when unknown. */
 double route_km(double cosine);

@@ -419,8 +419,10 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_overrides; i++)
         free(cfg->overrides[i].city);
     free(cfg->overrides);
-    for (size_t i = 0; i < cfg->n_need_rules; i++)
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
         free(cfg->need_rules[i].name);
+        free(cfg->need_rules[i].regions);
+    }
     free(cfg->need_rules);
     if (cfg->cities)
         city_table_free(cfg->cities);
@@ -542,6 +544,26 @@ bool config_session_movable(const struct config *cfg, const char *user, const ch
         by_db = r->movable;
     }
     return by_db >= 0 ? by_db != 0 : cfg->movable;
+}
+
+const char *config_database_regions(const struct config *cfg, const char *database)
+{
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (!r->is_user && r->regions != NULL && strcasecmp(r->name, database) == 0)
+            return r->regions;
+    }
+    return NULL;
+}
+
+const struct region_subset *
+config_database_placement(const struct config *cfg, const char *database, struct region_subset *out)
+{
+    const char *list = config_database_regions(cfg, database);
+    char why[200];
+    if (list == NULL || region_subset_parse(&cfg->regions, list, out, why, sizeof(why)) != 0)
+        return NULL; /* the load refused a list that does not parse */
+    return out;
 }
 
 bool config_is_admin_user(const struct config *cfg, const char *user)

@@ -26,12 +26,13 @@ enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
-/* A [database NAME] or [user NAME] section: target_session_attrs and movable. */
+/* A [database NAME] or [user NAME] section: target_session_attrs, movable, regions. */
 struct need_rule {
     bool is_user;
-    char *name;  /* as iniparser read it: in lower case */
-    int need;    /* enum session_need; -1: not set */
-    int movable; /* 0, 1; -1: not set */
+    char *name;    /* as iniparser read it: in lower case */
+    int need;      /* enum session_need; -1: not set */
+    int movable;   /* 0, 1; -1: not set */
+    char *regions; /* a database's "r1, r2" as written (checked at load); NULL: every region */
 };
 
 /* One entry of peers: an instance of the fleet (maybe this one) and where it listens. */
@@ -232,6 +233,18 @@ bool config_websocket_path(const struct config *cfg, const char *path);
 int config_session_need(const struct config *cfg, const char *user, const char *database);
 /* Whether sessions of user and database may be moved: their sections, else movable. */
 bool config_session_movable(const struct config *cfg, const char *user, const char *database);
+/*
+ * The regions database lives in by its [database] section ("r1, r2", names
+ * of configured regions: the load checked them); NULL: every region.
+ */
+const char *config_database_regions(const struct config *cfg, const char *database);
+/*
+ * The same as regions of cfg: out, filled, or NULL when database may go to
+ * every region (what route_plan takes).
+ */
+const struct region_subset *config_database_placement(const struct config *cfg,
+                                                      const char *database,
+                                                      struct region_subset *out);
 
 /* "on", "off", "true", "false", "yes", "no", "1", "0", in any case; false for anything else. */
 bool config_parse_bool(const char *v, bool *out);

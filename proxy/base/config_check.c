@@ -20,6 +20,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Each [database] section's regions name configured regions, each once. */
+static void config_check_placement(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        struct region_subset placed;
+        char why[200], key[400];
+        if (r->regions == NULL ||
+            region_subset_parse(&cfg->regions, r->regions, &placed, why, sizeof(why)) == 0)
+            continue;
+        snprintf(key, sizeof(key), "database %s:regions", r->name);
+        config_problem(lc, key, "[database %s] regions: %s", r->name, why);
+    }
+}
+
 void config_check_regions(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -36,6 +52,7 @@ void config_check_regions(struct load_ctx *lc)
         if (r->nhosts == 0)
             config_problem(lc, at, "region \"%s\" has no hosts", r->name);
     }
+    config_check_placement(lc);
     cfg->default_region_ptr = &cfg->regions.items[0];
     if (cfg->default_region[0] == '\0')
         return;

@@ -140,36 +140,47 @@ static void load_section_keys(struct load_ctx *lc, dictionary *d, const char *se
     free(keys);
 }
 
-static bool add_need_rule(struct config *cfg, bool is_user, const char *name, int need, int movable)
+static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
 {
     struct need_rule *grown = realloc(cfg->need_rules, (cfg->n_need_rules + 1) * sizeof(*grown));
     if (grown == NULL)
         return false;
     cfg->need_rules = grown;
-    grown[cfg->n_need_rules] = (struct need_rule){is_user, strdup(name), need, movable};
-    if (grown[cfg->n_need_rules].name == NULL)
+    struct need_rule *r = &grown[cfg->n_need_rules];
+    *r = *rule;
+    r->name = strdup(rule->name);
+    r->regions = rule->regions != NULL ? strdup(rule->regions) : NULL;
+    if (r->name == NULL || (rule->regions != NULL && r->regions == NULL)) {
+        free(r->name);
+        free(r->regions);
         return false;
+    }
     cfg->n_need_rules++;
     return true;
 }
 
 /*
  * One [database NAME] or [user NAME] section: what its sessions need
- * (target_session_attrs) and whether they may be moved (movable).
+ * (target_session_attrs), whether they may be moved (movable), and for a
+ * database, the regions it lives in (regions; checked once the regions
+ * are known, config_check_placement).
  */
 static void load_need_section(struct load_ctx *lc, dictionary *d, const char *section, bool is_user,
                               const char *name)
 {
-    char key[400], mkey[400];
+    char key[400], mkey[400], rkey[400];
     snprintf(key, sizeof(key), "%s:target_session_attrs", section);
     snprintf(mkey, sizeof(mkey), "%s:movable", section);
+    snprintf(rkey, sizeof(rkey), "%s:regions", section);
     const char *value = iniparser_getstring(d, key, NULL);
     const char *movable_text = iniparser_getstring(d, mkey, NULL);
-    int given = (value != NULL) + (movable_text != NULL);
+    const char *regions = is_user ? NULL : iniparser_getstring(d, rkey, NULL);
+    int given = (value != NULL) + (movable_text != NULL) + (regions != NULL);
     if (given == 0 || iniparser_getsecnkeys(d, section) != given) {
-        config_problem(lc, NULL,
-                       "[%s]: a %s section takes target_session_attrs and movable, nothing else",
-                       section, is_user ? "user" : "database");
+        config_problem(lc, NULL, "[%s]: a %s section takes %s, nothing else", section,
+                       is_user ? "user" : "database",
+                       is_user ? "target_session_attrs and movable"
+                               : "regions, target_session_attrs and movable");
         return;
     }
     enum session_need need = 0;
@@ -179,8 +190,9 @@ static void load_need_section(struct load_ctx *lc, dictionary *d, const char *se
                        need_choices());
     else if (movable_text != NULL && !config_parse_bool(movable_text, &movable))
         config_problem(lc, mkey, "invalid movable \"%s\" (on or off)", movable_text);
-    else if (!add_need_rule(lc->cfg, is_user, name, value != NULL ? (int)need : -1,
-                            movable_text != NULL ? movable : -1))
+    else if (!add_need_rule(lc->cfg, &(struct need_rule){
+                                         is_user, (char *)name, value != NULL ? (int)need : -1,
+                                         movable_text != NULL ? movable : -1, (char *)regions}))
         config_problem(lc, NULL, "out of memory");
 }
 

@@ -308,8 +308,31 @@ static void client_log_route(struct session *s)
 }
 
 /*
+ * Whether a region that s's database lives in takes sessions; if none
+ * does, s fails saying so.
+ */
+static bool client_any_region_open(struct session *s)
+{
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    if (route_any_enabled(&s->cfg->routing, placed))
+        return true;
+    if (placed == NULL) {
+        session_fail(s, "08001", "no region takes sessions now",
+                     "Every configured region is disabled or draining.", NULL);
+        return false;
+    }
+    char detail[300], names[200];
+    snprintf(detail, sizeof(detail),
+             "Database \"%s\" lives in %s, and each of them is disabled or draining.", s->database,
+             region_subset_format(placed, names, sizeof(names)));
+    session_fail(s, "08001", "no region that holds the database takes sessions now", detail, NULL);
+    return false;
+}
+
+/*
  * Picks the regions to try; false (the session failed) when the admin
- * disabled every one.  A session that needs a role no host has now goes
+ * disabled every one its database lives in.  A session that needs a role no host has now goes
  * on with none: it waits for one as it connects (failover_wait).
  */
 static bool client_route(struct session *s)
@@ -321,11 +344,8 @@ static bool client_route(struct session *s)
     locality_resolve(&s->cfg->routing, &in, &s->login->loc);
     hint_log_tlv(s, &in);
     session_route_plan(s);
-    if (s->login->plan_len == 0 && !route_any_enabled(&s->cfg->routing)) {
-        session_fail(s, "08001", "no region takes sessions now",
-                     "Every configured region is disabled or draining.", NULL);
+    if (s->login->plan_len == 0 && !client_any_region_open(s))
         return false;
-    }
     stat_inc(&s->w->stats.routed_by_source[s->login->loc.source]);
     if (client_header_decided(s, s->login->loc.via))
         stat_inc(&s->w->stats.routed_by_header);

@@ -79,8 +79,10 @@ void session_route_plan(struct session *s)
     l->replay_waiting = session_route_awaits_replay(s);
     if (l->replay_waiting)
         need.role = NEED_STANDBY; /* one that has it, or none yet */
-    l->plan_len =
-        route_plan(&s->cfg->routing, &l->loc, &need, l->plan, l->plan_cos, ROUTE_MAX_REGIONS);
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    l->plan_len = route_plan(&s->cfg->routing, &l->loc, &need, placed, l->plan, l->plan_cos,
+                             ROUTE_MAX_REGIONS);
     l->plan_index = 0;
     l->servers_tried = false;
     s->region = l->plan_len > 0 ? l->plan[0] : NULL;
@@ -92,5 +94,7 @@ size_t session_route_lookup_plan(const struct session *s, struct region **out, s
     double cosines[ROUTE_MAX_REGIONS];
     if (max > ROUTE_MAX_REGIONS)
         max = ROUTE_MAX_REGIONS;
-    return route_plan(&s->cfg->routing, &s->login->loc, &any, out, cosines, max);
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    return route_plan(&s->cfg->routing, &s->login->loc, &any, placed, out, cosines, max);
 }

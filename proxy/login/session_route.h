@@ -15,8 +15,9 @@ struct session;
 
 /*
  * The regions to try for s->need from s's locality (s->login->loc), as
- * route_plan orders them, from the first; s->region is the first (NULL:
- * no region has a host that could serve the need).
+ * route_plan orders them, from the first, among those its database lives
+ * in; s->region is the first (NULL: no region has a host that could serve
+ * the need).
  */
 void session_route_plan(struct session *s);
 
@@ -30,13 +31,14 @@ void session_route_check_all_soon(struct session *s, int64_t until_ms);
 
 /*
  * Where a login that pgnear verifies looks the user's secret up
- * (auth_query), into out[0..max): every region that takes sessions,
- * nearest first by s's locality, whatever s needs of its server.  The
+ * (auth_query), into out[0..max): every region that takes sessions and
+ * holds s's database, nearest first by s's locality, whatever s needs of
+ * its server.  The
  * lookup only reads, which a standby answers as well as a primary, and it
  * runs before the route has settled: a session waiting for a role (a
  * failover) or for a standby to replay its pgnear.min_lsn has no region
  * yet, and the region it ends up in is not known until it connects.
- * Returns the count; 0 only when no region takes sessions.
+ * Returns the count; 0 only when no such region takes sessions.
  */
 size_t session_route_lookup_plan(const struct session *s, struct region **out, size_t max);
 

@@ -175,13 +175,26 @@ static void move_origin_locality(const struct session *s, const struct config *c
     loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
 }
 
+/* Whether the region named (of the worker's configuration) holds s's database. */
+static bool move_region_holds_database(const struct session *s, const char *region)
+{
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(s->w->cfg, s->database, &where);
+    const struct region *r = region_set_find(&s->w->cfg->regions, region);
+    return placed == NULL || r == NULL || region_subset_has(placed, r);
+}
+
 void move_home_region(const struct session *s, char *out, size_t cap)
 {
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    move_origin_locality(s, s->w->cfg, &loc);
-    size_t n = route_plan(&s->w->cfg->routing, &loc, &s->need, plan, cosines, ROUTE_MAX_REGIONS);
+    struct region_subset where;
+    const struct config *cfg = s->w->cfg;
+    move_origin_locality(s, cfg, &loc);
+    size_t n = route_plan(&cfg->routing, &loc, &s->need,
+                          config_database_placement(cfg, s->database, &where), plan, cosines,
+                          ROUTE_MAX_REGIONS);
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
@@ -424,7 +437,9 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
         loc->source = LOCALITY_REGION_HINT;
         loc->region = region_set_find(&cfg->regions, mv->target.region);
     }
-    size_t n = route_plan(&cfg->routing, loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(cfg, mv->s->database, &where);
+    size_t n = route_plan(&cfg->routing, loc, &need, placed, plan, cosines, ROUTE_MAX_REGIONS);
     n = move_keep_wanted(mv, loc->region, plan, cosines, n);
     *later = false;
     if (n > 0 || need.min_lsn == 0 || !need_reads_standbys(need.role))
@@ -434,6 +449,7 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
         struct region *r = &cfg->regions.items[i];
         bool wanted =
             mv->target.region[0] ? r == loc->region : strcmp(r->name, mv->target.avoid) != 0;
+        wanted = wanted && (placed == NULL || region_subset_has(placed, r));
         for (size_t j = 0; wanted && j < r->nhosts && !*later; j++)
             *later = need_may_catch_up(&r->hosts[j], &need);
     }
@@ -716,6 +732,8 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
     const char *why = move_refusal(s);
     if (why == NULL && t->region[0] != '\0' && strcmp(t->region, s->region->name) == 0)
         why = "it is in that region already";
+    if (why == NULL && t->region[0] != '\0' && !move_region_holds_database(s, t->region))
+        why = "its database does not live in that region";
     struct session_move *mv = why == NULL ? calloc(1, sizeof(*mv)) : NULL;
     if (why == NULL && (mv == NULL || session_state_init(&mv->st) != SESSION_STATE_OK ||
                         (mv->timer = evtimer_new(s->w->base, move_timeout_cb, mv)) == NULL)) {

@@ -95,7 +95,7 @@ static const char *plan(struct env *e, enum session_need need, char *buf, size_t
 {
     struct region *out[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    size_t n = route_plan(&e->rd, &e->loc, N(need), out, cosines, ROUTE_MAX_REGIONS), len = 0;
+    size_t n = route_plan(&e->rd, &e->loc, N(need), NULL, out, cosines, ROUTE_MAX_REGIONS), len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < n; i++)
         len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? " " : "", out[i]->name);
@@ -261,13 +261,13 @@ static void test_fit_fenced(void **state)
     double cos[ROUTE_MAX_REGIONS];
     assert_int_equal(need_host_fit(host(&e, 1), &fenced), NEED_FIT_NONE);
     assert_int_equal(need_host_fit(host(&e, 0), &fenced), NEED_FIT_FALLBACK);
-    assert_int_equal(route_plan(&e.rd, &e.loc, &fenced, out, cos, ROUTE_MAX_REGIONS), 1);
+    assert_int_equal(route_plan(&e.rd, &e.loc, &fenced, NULL, out, cos, ROUTE_MAX_REGIONS), 1);
     assert_string_equal(out[0]->name, "primary");
     assert_string_equal(need_region_shortfall(&e.set.items[1], &fenced, why, sizeof(why)),
                         "no host known to have replayed pgnear.min_lsn (1 behind)");
     host(&e, 2)->runtime->health.lsn = 1500; /* the far standby caught up */
     assert_string_equal(plan(&e, NEED_ANY, buf, sizeof(buf)), "standby primary far-standby");
-    assert_int_equal(route_plan(&e.rd, &e.loc, &fenced, out, cos, ROUTE_MAX_REGIONS), 2);
+    assert_int_equal(route_plan(&e.rd, &e.loc, &fenced, NULL, out, cos, ROUTE_MAX_REGIONS), 2);
     assert_string_equal(out[0]->name, "far-standby");
     fenced.min_tli = 2; /* another timeline: only the primary */
     assert_int_equal(need_host_fit(host(&e, 2), &fenced), NEED_FIT_NONE);

@@ -41,7 +41,7 @@ static char reason_buf[512];
 static size_t plan_km(const struct routing_data *rd, const struct locality *loc,
                       struct region **plan, double *km, size_t max)
 {
-    size_t n = route_plan(rd, loc, &(struct need_spec){NEED_ANY, 0, 0}, plan, km, max);
+    size_t n = route_plan(rd, loc, &(struct need_spec){NEED_ANY, 0, 0}, NULL, plan, km, max);
     for (size_t i = 0; i < n; i++)
         km[i] = route_km(km[i]);
     return n;
@@ -802,6 +802,59 @@ static void test_plan_max(void **state)
                  plan[0]->name, plan[1]->name);
 }
 
+/* ---- where a database lives ---- */
+
+/* A database in us-west and eu-west only: Tokyo's caller goes to the nearer of the two. */
+static void test_plan_placed(void **state)
+{
+    struct env *e = *state;
+    struct locality_input in = {.city = "Tokyo", .city_via = "t", .region = "ap-northeast"};
+    struct locality loc;
+    struct region_subset placed;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cos[ROUTE_MAX_REGIONS];
+    char why[200], names[200];
+    resolve(e, &in, &loc);
+    assert_int_equal(region_subset_parse(&e->set, " EU-west ,us-west", &placed, why, sizeof(why)),
+                     0);
+    assert_string_equal(region_subset_format(&placed, names, sizeof(names)), "eu-west, us-west");
+    size_t n = route_plan(&e->rd, &loc, &(struct need_spec){NEED_ANY, 0, 0}, &placed, plan, cos,
+                          ROUTE_MAX_REGIONS);
+    assert_int_equal(n, 2);
+    /* the region named is not one of them: passed over, not first */
+    assert_ptr_equal(plan[0], e->usw);
+    assert_ptr_equal(plan[1], e->euw);
+    assert_true(route_any_enabled(&e->rd, &placed));
+    registry_set_admin_state(e->euw->runtime, REGION_DISABLED);
+    registry_set_admin_state(e->usw->runtime, REGION_DRAINING);
+    assert_false(route_any_enabled(&e->rd, &placed));
+    assert_true(route_any_enabled(&e->rd, NULL));
+    assert_int_equal(route_plan(&e->rd, &loc, &(struct need_spec){NEED_ANY, 0, 0}, &placed, plan,
+                                cos, ROUTE_MAX_REGIONS),
+                     0);
+}
+
+/* What a list of regions may not be. */
+static void test_subset_parse_refusals(void **state)
+{
+    struct env *e = *state;
+    struct region_subset placed;
+    char why[200];
+    static const struct {
+        const char *list, *why;
+    } bad[] = {
+        {"", "no region named"},
+        {"us-east, mars", "\"mars\" is not a configured region"},
+        {"us-east,, eu-west", "an empty or overlong region name in \"us-east,, eu-west\""},
+        {"us-east, US-EAST", "region \"US-EAST\" is named twice"},
+        {" , ", "an empty or overlong region name in \" , \""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(region_subset_parse(&e->set, bad[i].list, &placed, why, sizeof(why)), -1);
+        assert_string_equal(why, bad[i].why);
+    }
+}
+
 /* ---- [cities] overrides ---- */
 
 static void test_override_beats_distance(void **state)
@@ -898,6 +951,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_plan_location_less_after_located, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_plan_max, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_plan_placed, env_setup, env_teardown),
+        cmocka_unit_test_setup_teardown(test_subset_parse_refusals, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_override_beats_distance, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_override_not_in_table, env_setup, env_teardown),
     };
