@@ -1,9 +1,9 @@
 #!/usr/bin/perl
 # The sources are built in rooms, and every arrow between files runs one
 # way: down.  From the top, proxy/ (main.c, daemon.c) > proxy/login >
-# proxy/admin > proxy/migrate > proxy/pool > proxy/session > proxy/runtime
-# > proxy/base > routing/ > protocol/ (doc/architecture.md says what each
-# holds).  A file may use its own room and the rooms under it; what a
+# proxy/admin > proxy/dbmove > proxy/migrate > proxy/pool > proxy/session
+# > proxy/runtime > proxy/base > routing/ > protocol/ (doc/architecture.md
+# says what each holds).  A file may use its own room and the rooms under it; what a
 # lower room needs from a higher one is handed down (a table, a hook, a
 # pointer), never called by name.
 #
@@ -35,7 +35,7 @@ my $build = defined $ENV{PGNEAR} ? dirname($ENV{PGNEAR}) : undef;
 
 # Bottom first: a file may use its own room and every room before it.
 my @rooms = qw(protocol routing proxy/base proxy/runtime proxy/session proxy/pool
-  proxy/migrate proxy/admin proxy/login proxy);
+  proxy/migrate proxy/dbmove proxy/admin proxy/login proxy);
 my %rank = map { $rooms[$_] => $_ } 0 .. $#rooms;
 # proxy/'s top is the process, nothing else.
 my %top_file = map { $_ => 1 } qw(proxy/main.c proxy/daemon.c proxy/daemon.h);

@@ -1,0 +1,271 @@
+/*
+ * preflight.c — the facts MOVE DATABASE reads before it changes anything,
+ * and the judgement on them (preflight.h).
+ */
+#include "proxy/dbmove/preflight.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* User tables: outside the system schemas and TOAST. */
+#define USER_RELATIONS                                                                             \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                               \
+    " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
+#define LIST_OF_NAMES "string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1)"
+
+const char dbmove_source_sql[] =
+    "SELECT pg_is_in_recovery(), current_setting('wal_level'),"
+    " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),"
+    " current_setting('max_replication_slots')::int"
+    "   - (SELECT count(*) FROM pg_replication_slots)::int,"
+    " current_setting('max_wal_senders')::int - (SELECT count(*) FROM pg_stat_replication)::int,"
+    " current_setting('server_version_num')::int,"
+    " (SELECT count(*)" USER_RELATIONS " AND c.relkind IN ('r', 'p')),"
+    " pg_database_size(current_database()),"
+    " (SELECT " LIST_OF_NAMES USER_RELATIONS " AND c.relkind = 'r' AND (c.relreplident = 'n'"
+    "   OR (c.relreplident = 'd' AND NOT EXISTS (SELECT 1 FROM pg_index i"
+    "       WHERE i.indrelid = c.oid AND i.indisprimary)))),"
+    " (SELECT " LIST_OF_NAMES USER_RELATIONS " AND c.relkind = 'r' AND c.relpersistence = 'u'),"
+    " (SELECT coalesce(array_agg(extname ORDER BY extname), '{}')::text FROM pg_extension"
+    "   WHERE extname <> 'plpgsql'),"
+    " (SELECT coalesce(array_agg(DISTINCT r), '{}')::text FROM ("
+    "   SELECT pg_get_userbyid(c.relowner) AS r" USER_RELATIONS
+    "   UNION SELECT pg_get_userbyid(a.grantee) FROM pg_class c"
+    "     JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN aclexplode(c.relacl) a"
+    "     WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
+    "       AND n.nspname !~ '^pg_toast' AND a.grantee <> 0"
+    "   UNION SELECT pg_get_userbyid(nspowner) FROM pg_namespace"
+    "     WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')"
+    "       AND nspname !~ '^pg_(toast|temp)'"
+    "   UNION SELECT pg_get_userbyid(datdba) FROM pg_database"
+    "     WHERE datname = current_database()) owners)";
+
+const char dbmove_target_sql[] =
+    "SELECT pg_is_in_recovery(), current_setting('wal_level'),"
+    " (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),"
+    " current_setting('max_replication_slots')::int"
+    "   - (SELECT count(*) FROM pg_replication_origin)::int,"
+    " current_setting('max_logical_replication_workers')::int"
+    "   - (SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL)::int,"
+    " current_setting('server_version_num')::int,"
+    " EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),"
+    " (SELECT string_agg(e, ', ' ORDER BY e) FROM unnest($2::text[]) e"
+    "   WHERE NOT EXISTS (SELECT 1 FROM pg_available_extensions a WHERE a.name = e)),"
+    " (SELECT string_agg(quote_ident(r), ', ' ORDER BY r) FROM unnest($3::text[]) r"
+    "   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r))";
+
+const char dbmove_target_relations_sql[] =
+    "SELECT count(*)" USER_RELATIONS " AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')";
+
+/* A text field into buf, "..." at the end when it does not fit; false when it does not fit. */
+static bool copy_text(const PGresult *res, int col, char *buf, size_t cap)
+{
+    const char *v = PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col);
+    size_t len = strlen(v);
+    if (len < cap) {
+        memcpy(buf, v, len + 1);
+        return true;
+    }
+    memcpy(buf, v, cap - 4);
+    memcpy(buf + cap - 4, "...", 4);
+    return false;
+}
+
+static int64_t int_at(const PGresult *res, int col)
+{
+    return PQgetisnull(res, 0, col) ? 0 : strtoll(PQgetvalue(res, 0, col), NULL, 10);
+}
+
+static bool bool_at(const PGresult *res, int col)
+{
+    return !PQgetisnull(res, 0, col) && PQgetvalue(res, 0, col)[0] == 't';
+}
+
+static bool shape_ok(const PGresult *res, int ncols, const char *what, char *why, size_t cap)
+{
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == ncols)
+        return true;
+    snprintf(why, cap, "the %s's facts came back in an unexpected shape (%d rows of %d columns)",
+             what, PQntuples(res), PQnfields(res));
+    return false;
+}
+
+int dbmove_source_parse(const PGresult *res, struct dbmove_source_facts *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof(*out));
+    if (!shape_ok(res, 12, "source", why, cap))
+        return -1;
+    out->in_recovery = bool_at(res, 0);
+    copy_text(res, 1, out->wal_level, sizeof(out->wal_level));
+    out->superuser = bool_at(res, 2);
+    out->free_slots = (int)int_at(res, 3);
+    out->free_senders = (int)int_at(res, 4);
+    out->server_version = (int)int_at(res, 5);
+    out->tables = int_at(res, 6);
+    out->bytes = int_at(res, 7);
+    copy_text(res, 8, out->no_identity, sizeof(out->no_identity));
+    copy_text(res, 9, out->unlogged, sizeof(out->unlogged));
+    if (!copy_text(res, 10, out->extensions, sizeof(out->extensions)) ||
+        !copy_text(res, 11, out->roles, sizeof(out->roles))) {
+        snprintf(why, cap,
+                 "the database has more extensions or roles than pgnear can check "
+                 "(over %d bytes of names)",
+                 DBMOVE_ARRAY_MAX);
+        return -1;
+    }
+    return 0;
+}
+
+int dbmove_target_parse(const PGresult *res, struct dbmove_target_facts *out, char *why, size_t cap)
+{
+    memset(out, 0, sizeof(*out));
+    if (!shape_ok(res, 9, "target", why, cap))
+        return -1;
+    out->in_recovery = bool_at(res, 0);
+    copy_text(res, 1, out->wal_level, sizeof(out->wal_level));
+    out->superuser = bool_at(res, 2);
+    out->free_slots = (int)int_at(res, 3);
+    out->free_workers = (int)int_at(res, 4);
+    out->server_version = (int)int_at(res, 5);
+    out->has_database = bool_at(res, 6);
+    copy_text(res, 7, out->missing_ext, sizeof(out->missing_ext));
+    copy_text(res, 8, out->missing_roles, sizeof(out->missing_roles));
+    return 0;
+}
+
+static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
+                   const char *detail, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
+                   const char *detail, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    va_end(ap);
+    snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", sqlstate);
+    snprintf(p->detail, sizeof(p->detail), "%s", detail);
+    snprintf(p->hint, sizeof(p->hint), "%s", hint);
+    return true;
+}
+
+/* What each side must be: a writable primary, pgnear a superuser there, wal_level logical. */
+static bool judge_side(const char *region, bool in_recovery, bool superuser, const char *wal_level,
+                       struct dbmove_problem *out)
+{
+    char detail[300];
+    if (in_recovery)
+        return refuse(out, "25006", "Move the database when the region's primary is up.",
+                      "The host pgnear found as its primary is in recovery.",
+                      "region \"%s\" has no writable primary", region);
+    if (!superuser)
+        return refuse(out, "42501",
+                      "Connect pgnear (server_conninfo) as a superuser of each region's primary.",
+                      "A move creates the database, a publication and a subscription on both "
+                      "sides; PostgreSQL 15 lets only a superuser create a subscription.",
+                      "pgnear's user is not a superuser on the primary of region \"%s\"", region);
+    if (strcmp(wal_level, "logical") == 0)
+        return false;
+    snprintf(detail, sizeof(detail),
+             "Logical replication copies the database and streams its changes, and after the "
+             "cutover streams them back: wal_level is \"%s\" there.",
+             wal_level);
+    return refuse(out, "55000", "Set wal_level = logical and restart that server.", detail,
+                  "region \"%s\" cannot take part in logical replication", region);
+}
+
+/* What the tables must be for logical replication to copy them and keep writes working. */
+static bool judge_tables(const struct dbmove_source_facts *src, struct dbmove_problem *out)
+{
+    char detail[DBMOVE_LIST_MAX + 200];
+    if (src->no_identity[0] != '\0') {
+        snprintf(detail, sizeof(detail),
+                 "Without one, an UPDATE or DELETE of a published table fails on the source: "
+                 "%s.",
+                 src->no_identity);
+        return refuse(out, "55000",
+                      "Add a primary key, or set ALTER TABLE ... REPLICA IDENTITY FULL (or USING "
+                      "INDEX).",
+                      detail, "some tables have neither a primary key nor a replica identity");
+    }
+    if (src->unlogged[0] != '\0') {
+        snprintf(detail, sizeof(detail), "Logical replication does not copy them: %s.",
+                 src->unlogged);
+        return refuse(out, "55000", "ALTER TABLE ... SET LOGGED, or drop them.", detail,
+                      "some tables are unlogged");
+    }
+    return false;
+}
+
+/* Room for one more slot and WAL sender on the source, and a subscription on the target. */
+static bool judge_capacity(const char *source, const char *target,
+                           const struct dbmove_source_facts *src,
+                           const struct dbmove_target_facts *dst, struct dbmove_problem *out)
+{
+    char detail[300];
+    if (src->free_slots < 1 || src->free_senders < 1) {
+        snprintf(detail, sizeof(detail),
+                 "The move needs a replication slot and a WAL sender there: %d slot%s and %d "
+                 "sender%s left.",
+                 src->free_slots, src->free_slots == 1 ? "" : "s", src->free_senders,
+                 src->free_senders == 1 ? "" : "s");
+        return refuse(out, "53400", "Raise max_replication_slots and max_wal_senders there.",
+                      detail, "region \"%s\" has no free replication slot or WAL sender", source);
+    }
+    if (dst->free_slots < 1 || dst->free_workers < 1) {
+        snprintf(detail, sizeof(detail),
+                 "A subscription needs a replication origin (max_replication_slots) and a "
+                 "logical replication worker: %d and %d left.",
+                 dst->free_slots, dst->free_workers);
+        return refuse(out, "53400",
+                      "Raise max_replication_slots and max_logical_replication_workers there.",
+                      detail, "region \"%s\" has no room for another subscription", target);
+    }
+    return false;
+}
+
+bool dbmove_judge(const char *database, const char *source, const char *target,
+                  const struct dbmove_source_facts *src, const struct dbmove_target_facts *dst,
+                  struct dbmove_problem *out)
+{
+    char detail[DBMOVE_LIST_MAX + 200];
+    memset(out, 0, sizeof(*out));
+    if (judge_side(source, src->in_recovery, src->superuser, src->wal_level, out) ||
+        judge_side(target, dst->in_recovery, dst->superuser, dst->wal_level, out))
+        return true;
+    if (dst->server_version < src->server_version) {
+        snprintf(detail, sizeof(detail), "The source runs %d, the target %d.", src->server_version,
+                 dst->server_version);
+        return refuse(out, "0A000", "Upgrade the target first.", detail,
+                      "region \"%s\" runs an older PostgreSQL than region \"%s\"", target, source);
+    }
+    if (judge_tables(src, out))
+        return true;
+    if (dst->missing_ext[0] != '\0') {
+        snprintf(detail, sizeof(detail), "The database uses %s, which region \"%s\" lacks.",
+                 dst->missing_ext, target);
+        return refuse(out, "0A000", "Install the extension's package on the target's server.",
+                      detail, "an extension of database \"%s\" is not available in region \"%s\"",
+                      database, target);
+    }
+    if (dst->missing_roles[0] != '\0') {
+        snprintf(detail, sizeof(detail), "Missing: %s.", dst->missing_roles);
+        return refuse(out, "42704",
+                      "Create them there first (pg_dumpall --roles-only on the source shows them).",
+                      detail,
+                      "roles that own or are granted objects of database \"%s\" do not exist in "
+                      "region \"%s\"",
+                      database, target);
+    }
+    if (judge_capacity(source, target, src, dst, out))
+        return true;
+    if (dst->has_database && dst->relations > 0) {
+        snprintf(detail, sizeof(detail), "It holds %lld relations.", (long long)dst->relations);
+        return refuse(out, "42P04", "Drop it there, or move the database to another region.",
+                      detail, "database \"%s\" already exists in region \"%s\" and is not empty",
+                      database, target);
+    }
+    return false;
+}

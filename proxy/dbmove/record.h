@@ -1,0 +1,74 @@
+/*
+ * record.h — the durable record of database moves, pgnear_database_moves,
+ * kept in moves_db on the primary of both regions of a move.
+ *
+ * One row per move, keyed by its id (microseconds since the epoch when it
+ * began, unique enough for moves an admin starts by hand, and ordered):
+ * the database, the regions, the state, who started it and when, the last
+ * change and the last error, and whether the move created the database on
+ * the target (ABORT drops only what the move made).  Both regions hold the
+ * same row, so that either one, read alone, tells the truth after a
+ * restart.  Here is only the text of the table and its writes, and the
+ * reading of rows; the queries are run by the runner (runner.h).
+ */
+#ifndef PGNEAR_PROXY_DBMOVE_RECORD_H
+#define PGNEAR_PROXY_DBMOVE_RECORD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#define DBMOVE_TABLE       "pgnear_database_moves"
+#define DBMOVE_NAME_MAX    63            /* a database or region name */
+#define DBMOVE_BY_MAX      127           /* started_by as kept */
+#define DBMOVE_ERROR_MAX   511           /* last_error as kept */
+#define DBMOVE_OBJECT_NAME "pgnear_move" /* the publication; the subscription and slot add the id  \
+                                          */
+
+enum dbmove_state {
+    DBMOVE_COPYING,   /* the subscription copies the tables */
+    DBMOVE_STREAMING, /* every table copied: changes stream */
+    DBMOVE_ABORTED,   /* ABORT removed what the move made */
+    DBMOVE_FAILED,    /* a step failed: last_error says which; ABORT cleans up */
+};
+
+struct dbmove_row {
+    int64_t id;
+    char database[DBMOVE_NAME_MAX + 1];
+    char from_region[DBMOVE_NAME_MAX + 1], to_region[DBMOVE_NAME_MAX + 1];
+    enum dbmove_state state;
+    bool created_database;
+    int64_t started_at_us, updated_at_us;
+    char started_by[DBMOVE_BY_MAX + 1];
+    char last_error[DBMOVE_ERROR_MAX + 1];
+};
+
+/* The table, created on first use. */
+extern const char dbmove_create_sql[];
+/* Every row, newest first: what dbmove_rows_parse reads. */
+extern const char dbmove_select_sql[];
+/*
+ * A move's whole row, inserted or replaced: $1 id, $2 database, $3 from,
+ * $4 to, $5 state, $6 created_database (t/f), $7 started_by, $8 last_error
+ * ('' none).  updated_at is now().
+ */
+extern const char dbmove_upsert_sql[];
+
+const char *dbmove_state_name(enum dbmove_state state);
+bool dbmove_state_parse(const char *text, enum dbmove_state *out);
+/* Whether a move in this state still holds objects or may go on (not aborted). */
+bool dbmove_state_live(enum dbmove_state state);
+
+/*
+ * The rows of a dbmove_select_sql result into *rows (malloc'd, *count of
+ * them): 0, or -1 with why (a row the table cannot hold; out of memory).
+ */
+int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *count, char *why,
+                      size_t cap);
+
+/* The subscription's (and its slot's) name for move id: "pgnear_move_<id>". */
+void dbmove_subscription_name(int64_t id, char *buf, size_t cap);
+
+#endif

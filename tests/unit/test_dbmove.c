@@ -1,0 +1,219 @@
+/*
+ * test_dbmove.c
+ *    Unit tests for proxy/dbmove/ (cmocka, TAP output).  preflight.h: the
+ *    judgement of a database move's facts.  Facts that allow a move give no
+ *    problem; then each fact is spoiled on its own and must give its own
+ *    SQLSTATE and message, and when several are spoiled, the first in the
+ *    documented order wins.  record.h: state names both ways, and the
+ *    subscription's name.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/dbmove/preflight.h"
+#include "proxy/dbmove/record.h"
+
+static void good_facts(struct dbmove_source_facts *src, struct dbmove_target_facts *dst)
+{
+    memset(src, 0, sizeof(*src));
+    memset(dst, 0, sizeof(*dst));
+    snprintf(src->wal_level, sizeof(src->wal_level), "logical");
+    snprintf(dst->wal_level, sizeof(dst->wal_level), "logical");
+    src->superuser = dst->superuser = true;
+    src->free_slots = src->free_senders = 4;
+    dst->free_slots = dst->free_workers = 4;
+    src->server_version = dst->server_version = 150010;
+    src->tables = 3;
+}
+
+static void test_good(void **state)
+{
+    (void)state;
+    struct dbmove_source_facts src;
+    struct dbmove_target_facts dst;
+    struct dbmove_problem p;
+    good_facts(&src, &dst);
+    assert_false(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
+    /* an empty database of that name on the target is fine: the move uses it */
+    dst.has_database = true;
+    assert_false(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
+}
+
+struct spoil {
+    const char *what, *sqlstate, *message;
+    void (*apply)(struct dbmove_source_facts *src, struct dbmove_target_facts *dst);
+};
+
+static void src_standby(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)d;
+    s->in_recovery = true;
+}
+static void dst_standby(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    d->in_recovery = true;
+}
+static void src_not_super(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)d;
+    s->superuser = false;
+}
+static void dst_replica(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    snprintf(d->wal_level, sizeof(d->wal_level), "replica");
+}
+static void dst_older(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    d->server_version = 140000;
+}
+static void no_identity(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)d;
+    snprintf(s->no_identity, sizeof(s->no_identity), "public.events");
+}
+static void unlogged(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)d;
+    snprintf(s->unlogged, sizeof(s->unlogged), "public.cache");
+}
+static void missing_ext(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    snprintf(d->missing_ext, sizeof(d->missing_ext), "postgis");
+}
+static void missing_roles(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    snprintf(d->missing_roles, sizeof(d->missing_roles), "reporter");
+}
+static void no_slot(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)d;
+    s->free_slots = 0;
+}
+static void no_worker(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    d->free_workers = 0;
+}
+static void not_empty(struct dbmove_source_facts *s, struct dbmove_target_facts *d)
+{
+    (void)s;
+    d->has_database = true;
+    d->relations = 7;
+}
+
+static const struct spoil spoils[] = {
+    {"source standby", "25006", "region \"us-east\" has no writable primary", src_standby},
+    {"not superuser", "42501",
+     "pgnear's user is not a superuser on the primary of region \"us-east\"", src_not_super},
+    {"target standby", "25006", "region \"eu-west\" has no writable primary", dst_standby},
+    {"wal_level", "55000", "region \"eu-west\" cannot take part in logical replication",
+     dst_replica},
+    {"older target", "0A000", "region \"eu-west\" runs an older PostgreSQL than region \"us-east\"",
+     dst_older},
+    {"no identity", "55000", "some tables have neither a primary key nor a replica identity",
+     no_identity},
+    {"unlogged", "55000", "some tables are unlogged", unlogged},
+    {"extension", "0A000",
+     "an extension of database \"movr\" is not available in region \"eu-west\"", missing_ext},
+    {"roles", "42704",
+     "roles that own or are granted objects of database \"movr\" do not exist in region "
+     "\"eu-west\"",
+     missing_roles},
+    {"slots", "53400", "region \"us-east\" has no free replication slot or WAL sender", no_slot},
+    {"workers", "53400", "region \"eu-west\" has no room for another subscription", no_worker},
+    {"not empty", "42P04",
+     "database \"movr\" already exists in region \"eu-west\" and is not empty", not_empty},
+};
+#define N_SPOILS (sizeof(spoils) / sizeof(spoils[0]))
+
+static void test_each_alone(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_SPOILS; i++) {
+        struct dbmove_source_facts src;
+        struct dbmove_target_facts dst;
+        struct dbmove_problem p;
+        good_facts(&src, &dst);
+        spoils[i].apply(&src, &dst);
+        if (!dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p))
+            fail_msg("%s: no problem found", spoils[i].what);
+        if (strcmp(p.sqlstate, spoils[i].sqlstate) != 0 || strcmp(p.message, spoils[i].message))
+            fail_msg("%s: got %s \"%s\", expected %s \"%s\"", spoils[i].what, p.sqlstate, p.message,
+                     spoils[i].sqlstate, spoils[i].message);
+        if (p.detail[0] == '\0' || p.hint[0] == '\0')
+            fail_msg("%s: no detail or no hint", spoils[i].what);
+    }
+}
+
+/* With every later fact spoiled too, the earlier one is named. */
+static void test_order(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_SPOILS; i++) {
+        struct dbmove_source_facts src;
+        struct dbmove_target_facts dst;
+        struct dbmove_problem p;
+        good_facts(&src, &dst);
+        for (size_t j = i; j < N_SPOILS; j++)
+            spoils[j].apply(&src, &dst);
+        assert_true(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
+        if (strcmp(p.message, spoils[i].message) != 0)
+            fail_msg("spoiled from %s on: got \"%s\"", spoils[i].what, p.message);
+    }
+}
+
+/* The detail names the tables. */
+static void test_detail_lists(void **state)
+{
+    (void)state;
+    struct dbmove_source_facts src;
+    struct dbmove_target_facts dst;
+    struct dbmove_problem p;
+    good_facts(&src, &dst);
+    snprintf(src.no_identity, sizeof(src.no_identity), "public.a, \"Odd\".b");
+    assert_true(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
+    assert_non_null(strstr(p.detail, "public.a, \"Odd\".b."));
+}
+
+/* Every state's name parses back to it; anything else does not parse. */
+static void test_state_names(void **state)
+{
+    (void)state;
+    static const enum dbmove_state all[] = {DBMOVE_COPYING, DBMOVE_STREAMING, DBMOVE_ABORTED,
+                                            DBMOVE_FAILED};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        enum dbmove_state back;
+        assert_true(dbmove_state_parse(dbmove_state_name(all[i]), &back));
+        assert_int_equal(back, all[i]);
+    }
+    enum dbmove_state back;
+    assert_false(dbmove_state_parse("Copying", &back));
+    assert_false(dbmove_state_parse("", &back));
+    assert_false(dbmove_state_live(DBMOVE_ABORTED));
+    assert_true(dbmove_state_live(DBMOVE_FAILED));
+    char name[64];
+    dbmove_subscription_name(1795000000123456, name, sizeof(name));
+    assert_string_equal(name, "pgnear_move_1795000000123456");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),        cmocka_unit_test(test_each_alone),
+        cmocka_unit_test(test_order),       cmocka_unit_test(test_detail_lists),
+        cmocka_unit_test(test_state_names),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("dbmove", tests, NULL, NULL);
+}
