@@ -38,7 +38,7 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 TOOLS="iproute2 procps groff-base man-db curl systemd"
 # psycopg 3 is one of the drivers whose sessions are moved between servers
 # (232_move_drivers.t), node-postgres (tests/node) the other
-PYTHON="python3 python3-psycopg"
+PYTHON="python3 python3-minimal python3-psycopg"
 # node runs the Neon serverless driver (tests/node) for the WebSocket tests,
 # and node-postgres for the cancel tests
 # and the maintainer targets `make cities` and `make geoip-db`; npm installs
