@@ -19,6 +19,7 @@ struct pgasync {
     int nparams;
     char **params;
     bool sent;
+    bool script; /* several statements, sent as one simple Query (PGASYNC_SCRIPT) */
     PGresult *last;
     pgasync_done_fn done;
     void *arg;
@@ -139,11 +140,18 @@ static void pgasync_read_results(struct pgasync *q)
         pgasync_finish(q, "out of memory");
 }
 
+static bool pgasync_send_query(struct pgasync *q)
+{
+    if (q->script)
+        return PQsendQuery(q->conn, q->sql) == 1;
+    return PQsendQueryParams(q->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
+                             NULL, NULL, 0) == 1;
+}
+
 static void pgasync_send(struct pgasync *q)
 {
     if (!q->sent) {
-        if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL, (const char *const *)q->params,
-                               NULL, NULL, 0)) {
+        if (!pgasync_send_query(q)) {
             pgasync_finish(q, PQerrorMessage(q->conn));
             return;
         }
@@ -194,6 +202,9 @@ static void pgasync_timeout(evutil_socket_t fd, short what, void *arg)
 
 static bool pgasync_copy_params(struct pgasync *q, int nparams, const char *const *params)
 {
+    q->script = nparams == PGASYNC_SCRIPT;
+    if (q->script)
+        nparams = 0;
     q->params = calloc((size_t)(nparams > 0 ? nparams : 1), sizeof(char *));
     if (q->params == NULL)
         return false;
@@ -279,8 +290,7 @@ int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char 
     q->done = done;
     q->arg = arg;
     /* Queued here, flushed from the loop: done is never called before we return. */
-    if (!PQsendQueryParams(q->conn, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL,
-                           NULL, 0))
+    if (!pgasync_send_query(q))
         return -1;
     q->sent = true;
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};

@@ -26,6 +26,13 @@ struct pgasync;
 typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *error,
                                 bool server_answered);
 
+/*
+ * nparams PGASYNC_SCRIPT: sql is several statements (a schema), sent as
+ * one simple Query without parameters; the callback gets the last result,
+ * or the first error.
+ */
+#define PGASYNC_SCRIPT (-1)
+
 /* Starts connecting; NULL when out of memory or libpq refused the conninfo (error set). */
 struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, const char *sql,
                               int nparams, const char *const *params, int timeout_ms,

@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "proxy/admin/dbmove_cmd.h"
 #include "proxy/admin/migrations.h"
 #include "proxy/admin/move_cmd.h"
 #include "proxy/admin/pause.h"
@@ -440,6 +441,8 @@ static const struct command_def commands[] = {
     {ADMIN_MIGRATE_RETRY, NULL, 0, migrations_settle_command, 0, NULL},
     {ADMIN_MIGRATE_DOWN, NULL, 0, migrations_down_command, 0, NULL},
     {ADMIN_MIGRATE_ABORT, NULL, 0, migrations_abort_command, 0, NULL},
+    {ADMIN_MOVE_DATABASE, NULL, 0, dbmove_command, 0, NULL},
+    {ADMIN_SHOW_MOVES, COLS(show_moves_cols), dbmove_command, 0, NULL},
 };
 
 static const struct command_def *command_find(enum admin_cmd_kind kind)

@@ -37,6 +37,7 @@ enum args {
     ARGS_DOWN,       /* TO version [IN REGION region] [FORCE] */
     ARGS_MOVE_ONE,   /* client_id TO REGION region */
     ARGS_MOVE_MANY,  /* FROM REGION region [TO REGION region] | HOME */
+    ARGS_MOVE_DB,    /* database TO REGION region | ABORT */
 };
 
 static const struct admin_command_def commands[] = {
@@ -185,6 +186,17 @@ static const struct admin_command_def commands[] = {
      "MOVE CLIENTS FROM REGION region [TO REGION region] | MOVE CLIENTS HOME",
      "moves every movable session of the region (to its next region by its route, without TO); "
      "HOME: every session whose route now picks another region than the one it is on"},
+    {ADMIN_MOVE_DATABASE,
+     {"MOVE", "DATABASE"},
+     ARGS_MOVE_DB,
+     "MOVE DATABASE database TO REGION region | MOVE DATABASE database ABORT",
+     "checks, then copies the database to the region's primary by logical replication while its "
+     "clients keep working; ABORT removes what the move made"},
+    {ADMIN_SHOW_MOVES,
+     {"SHOW", "MOVES"},
+     ARGS_NONE,
+     "SHOW MOVES",
+     "one row per database move: regions, state, tables copied, size, lag, who started it"},
     {ADMIN_MIGRATE_ABORT,
      {"MIGRATE", "ABORT"},
      ARGS_NONE,
@@ -483,7 +495,7 @@ static bool is_sql_word(const char *w)
     return false;
 }
 
-/* MOVE CLIENT or MOVE CLIENTS: the console's, not SQL's MOVE of a cursor. */
+/* MOVE CLIENT, MOVE CLIENTS, MOVE DATABASE: the console's, not SQL's MOVE of a cursor. */
 static bool moves_clients(const struct parser *ps)
 {
     if (strcasecmp(ps->tok.text, "MOVE") != 0)
@@ -493,7 +505,9 @@ static bool moves_clients(const struct parser *ps)
     ahead.lx.err = &err;
     if (lex_next(&ahead.lx, &ahead.tok) < 0 || ahead.tok.type != TOK_WORD)
         return false;
-    return strcasecmp(ahead.tok.text, "CLIENT") == 0 || strcasecmp(ahead.tok.text, "CLIENTS") == 0;
+    return strcasecmp(ahead.tok.text, "CLIENT") == 0 ||
+           strcasecmp(ahead.tok.text, "CLIENTS") == 0 ||
+           strcasecmp(ahead.tok.text, "DATABASE") == 0;
 }
 
 static int unknown_command(struct parser *ps, const struct token *w0, const struct token *w1)
@@ -748,6 +762,24 @@ static int take_move(struct parser *ps, bool one)
     return take_keyword_region(ps, out->to_region);
 }
 
+/* MOVE DATABASE db TO REGION r | ABORT */
+static int take_move_database(struct parser *ps)
+{
+    struct admin_cmd *out = ps->out;
+    if (take_name(ps, out->database, "database") < 0)
+        return ADMIN_PARSE_ERROR;
+    if (at_keyword(ps, "ABORT")) {
+        out->db_action = ADMIN_DB_ABORT;
+        return advance(ps);
+    }
+    if (!at_keyword(ps, "TO"))
+        return syntax_error(&ps->lx, &ps->tok, "Write TO REGION and a region, or ABORT.");
+    out->db_action = ADMIN_DB_MOVE;
+    if (advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_keyword_region(ps, out->to_region);
+}
+
 static int take_args(struct parser *ps, int args)
 {
     switch (args) {
@@ -779,6 +811,8 @@ static int take_args(struct parser *ps, int args)
     case ARGS_MOVE_ONE:
     case ARGS_MOVE_MANY:
         return take_move(ps, args == ARGS_MOVE_ONE);
+    case ARGS_MOVE_DB:
+        return take_move_database(ps);
     default:
         return 0;
     }

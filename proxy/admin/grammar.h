@@ -55,6 +55,8 @@ enum admin_cmd_kind {
     ADMIN_MIGRATE_ABORT,
     ADMIN_MOVE_CLIENT,
     ADMIN_MOVE_CLIENTS,
+    ADMIN_MOVE_DATABASE,
+    ADMIN_SHOW_MOVES,
     ADMIN_CMD_KINDS
 };
 
@@ -84,6 +86,9 @@ struct admin_cmd {
     /* MOVE CLIENT id TO REGION to; MOVE CLIENTS FROM REGION region [TO REGION to]; ... HOME */
     char to_region[ADMIN_NAME_MAX + 1]; /* "": each session's next region by its route */
     bool move_home;
+    /* MOVE DATABASE database TO REGION to_region | ABORT */
+    char database[ADMIN_NAME_MAX + 1];
+    enum admin_db_action { ADMIN_DB_MOVE, ADMIN_DB_ABORT } db_action;
 };
 
 /* admin_parse's results. */

@@ -119,6 +119,8 @@ static const struct setting config_settings[] = {
     S(migrations_db, T_STR, "", true),
     S(migration_order, T_STR, "", true),
     S(migration_hold_timeout_ms, T_MS, "10s", true),
+    S(moves_db, T_STR, "postgres", true),
+    S(pg_dump, T_STR, "pg_dump", true),
     S(peer_id, T_INT, "0", false),
     S(peers, T_STR, "", true),
     S(peer_secret_file, T_STR, "", true),

@@ -116,6 +116,8 @@ struct config {
     char *migrations_db;
     char *migration_order;         /* region names, a comma list */
     int migration_hold_timeout_ms; /* a pause step is not started if the gate cannot close */
+    char *moves_db;                /* where each region's primary keeps pgnear_database_moves */
+    char *pg_dump;                 /* the program that copies a moving database's schema */
     int peer_id;            /* this instance in the fleet, 1..CANCEL_PEER_ID_MAX; 0: no peering */
     char *peers;            /* "id@host:port, ...": the fleet, for forwarding cancel requests */
     char *peer_secret_file; /* the fleet's secret, which authenticates 3.2 cancel keys */

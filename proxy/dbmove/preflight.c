@@ -40,7 +40,9 @@ const char dbmove_source_sql[] =
     "     WHERE nspname NOT IN ('pg_catalog', 'information_schema', 'public')"
     "       AND nspname !~ '^pg_(toast|temp)'"
     "   UNION SELECT pg_get_userbyid(datdba) FROM pg_database"
-    "     WHERE datname = current_database()) owners)";
+    "     WHERE datname = current_database()) owners),"
+    " pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype"
+    " FROM pg_database d WHERE d.datname = current_database()";
 
 const char dbmove_target_sql[] =
     "SELECT pg_is_in_recovery(), current_setting('wal_level'),"
@@ -95,7 +97,7 @@ static bool shape_ok(const PGresult *res, int ncols, const char *what, char *why
 int dbmove_source_parse(const PGresult *res, struct dbmove_source_facts *out, char *why, size_t cap)
 {
     memset(out, 0, sizeof(*out));
-    if (!shape_ok(res, 12, "source", why, cap))
+    if (!shape_ok(res, 16, "source", why, cap))
         return -1;
     out->in_recovery = bool_at(res, 0);
     copy_text(res, 1, out->wal_level, sizeof(out->wal_level));
@@ -115,6 +117,10 @@ int dbmove_source_parse(const PGresult *res, struct dbmove_source_facts *out, ch
                  DBMOVE_ARRAY_MAX);
         return -1;
     }
+    copy_text(res, 12, out->owner, sizeof(out->owner));
+    copy_text(res, 13, out->encoding, sizeof(out->encoding));
+    copy_text(res, 14, out->collate, sizeof(out->collate));
+    copy_text(res, 15, out->ctype, sizeof(out->ctype));
     return 0;
 }
 
@@ -138,16 +144,22 @@ int dbmove_target_parse(const PGresult *res, struct dbmove_target_facts *out, ch
 static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
                    const char *detail, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+void dbmove_problem_setv(struct dbmove_problem *p, const char *sqlstate, const char *hint,
+                         const char *detail, const char *fmt, va_list ap)
+{
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", sqlstate);
+    snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
+    snprintf(p->hint, sizeof(p->hint), "%s", hint != NULL ? hint : "");
+}
+
 static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
                    const char *detail, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    dbmove_problem_setv(p, sqlstate, hint, detail, fmt, ap);
     va_end(ap);
-    snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", sqlstate);
-    snprintf(p->detail, sizeof(p->detail), "%s", detail);
-    snprintf(p->hint, sizeof(p->hint), "%s", hint);
     return true;
 }
 

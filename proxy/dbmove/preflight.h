@@ -12,6 +12,7 @@
 #ifndef PGNEAR_PROXY_DBMOVE_PREFLIGHT_H
 #define PGNEAR_PROXY_DBMOVE_PREFLIGHT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -36,6 +37,8 @@ struct dbmove_source_facts {
      * as text[] literals for the target's query. */
     char extensions[DBMOVE_ARRAY_MAX];
     char roles[DBMOVE_ARRAY_MAX];
+    /* What CREATE DATABASE on the target copies. */
+    char owner[64], encoding[64], collate[128], ctype[128];
 };
 
 /* The target primary, connected to moves_db. */
@@ -58,6 +61,11 @@ struct dbmove_problem {
     char detail[768];
     char hint[256];
 };
+
+/* Fills p: the message from fmt, the rest as given (NULL: none). */
+void dbmove_problem_setv(struct dbmove_problem *p, const char *sqlstate, const char *hint,
+                         const char *detail, const char *fmt, va_list ap)
+    __attribute__((format(printf, 5, 0)));
 
 /* The source's facts ($1: nothing); its one row is what dbmove_source_parse reads. */
 extern const char dbmove_source_sql[];

@@ -20,12 +20,13 @@
 
 #include <libpq-fe.h>
 
-#define DBMOVE_TABLE       "pgnear_database_moves"
-#define DBMOVE_NAME_MAX    63            /* a database or region name */
-#define DBMOVE_BY_MAX      127           /* started_by as kept */
-#define DBMOVE_ERROR_MAX   511           /* last_error as kept */
-#define DBMOVE_OBJECT_NAME "pgnear_move" /* the publication; the subscription and slot add the id  \
-                                          */
+#define DBMOVE_TABLE     "pgnear_database_moves"
+#define DBMOVE_NAME_MAX  63  /* a database or region name */
+#define DBMOVE_BY_MAX    127 /* started_by as kept */
+#define DBMOVE_ERROR_MAX 511 /* last_error as kept */
+#define DBMOVE_OBJECT_NAME                                                                         \
+    "pgnear_move" /* the publication; the subscription and slot add the id                         \
+                   */
 
 enum dbmove_state {
     DBMOVE_COPYING,   /* the subscription copies the tables */

@@ -1,0 +1,107 @@
+/*
+ * dbmove_cmd.c — MOVE DATABASE and SHOW MOVES on the console
+ * (dbmove_cmd.h).
+ */
+#include "proxy/admin/dbmove_cmd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/base/log.h"
+#include "proxy/dbmove/job.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/session.h"
+
+const struct admin_column show_moves_cols[12] = {
+    {"database", ADMIN_TEXT, 0},       {"from_region", ADMIN_TEXT, 0},
+    {"to_region", ADMIN_TEXT, 0},      {"state", ADMIN_TEXT, 0},
+    {"tables_copied", ADMIN_INT8, 0},  {"tables_total", ADMIN_INT8, 0},
+    {"bytes", ADMIN_INT8, 0},          {"lag_bytes", ADMIN_INT8, 0},
+    {"lag_seconds", ADMIN_NUMERIC, 3}, {"started_at", ADMIN_TIMESTAMPTZ, 0},
+    {"started_by", ADMIN_TEXT, 0},     {"last_error", ADMIN_TEXT, 0},
+};
+
+static void job_notice_cb(void *arg, const char *text)
+{
+    struct console_wait *wait = arg;
+    wait->notice(wait, text);
+}
+
+static void int_or_null(struct admin_result *res, int64_t v)
+{
+    if (v < 0)
+        result_null(res);
+    else
+        result_int(res, v);
+}
+
+static void show_moves_rows(struct admin_result *res, const struct dbmove_status *rows,
+                            size_t nrows)
+{
+    result_init(res, show_moves_cols, 12);
+    for (size_t i = 0; i < nrows; i++) {
+        const struct dbmove_status *st = &rows[i];
+        result_text(res, st->row.database);
+        result_text(res, st->row.from_region);
+        result_text(res, st->row.to_region);
+        result_text(res, st->state);
+        int_or_null(res, st->tables_copied);
+        int_or_null(res, st->tables_total);
+        int_or_null(res, st->bytes);
+        int_or_null(res, st->lag_bytes);
+        if (st->lag_seconds < 0)
+            result_null(res);
+        else
+            result_numeric(res, st->lag_seconds);
+        result_time_us(res, st->row.started_at_us);
+        result_text(res, st->row.started_by);
+        if (st->row.last_error[0] != '\0')
+            result_text(res, st->row.last_error);
+        else
+            result_null(res);
+    }
+    char tag[32];
+    snprintf(tag, sizeof(tag), "SHOW %zu", nrows);
+    result_set_tag(res, tag);
+}
+
+static void job_done_cb(void *arg, const struct dbmove_problem *problem, const char *summary,
+                        const struct dbmove_status *rows, size_t nrows)
+{
+    struct console_wait *wait = arg;
+    if (problem != NULL) {
+        admin_error_set(&wait->err, problem->sqlstate, problem->detail[0] ? problem->detail : NULL,
+                        problem->hint[0] ? problem->hint : NULL, "%s", problem->message);
+        wait->answer(wait, CMD_ERROR);
+        return;
+    }
+    if (wait->res.cols == NULL && rows == NULL) {
+        result_init(&wait->res, NULL, 0);
+        if (summary[0] != '\0')
+            result_notice(&wait->res, "%s", summary);
+        result_set_tag(&wait->res, "MOVE DATABASE");
+    } else {
+        show_moves_rows(&wait->res, rows, nrows);
+    }
+    wait->answer(wait, CMD_DONE);
+}
+
+int dbmove_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+{
+    struct dbmove_request req = {.action = cmd->kind == ADMIN_SHOW_MOVES      ? DBMOVE_SHOW
+                                           : cmd->db_action == ADMIN_DB_ABORT ? DBMOVE_ABORT
+                                                                              : DBMOVE_START};
+    struct dbmove_problem problem;
+    snprintf(req.database, sizeof(req.database), "%s", cmd->database);
+    snprintf(req.to_region, sizeof(req.to_region), "%s", cmd->to_region);
+    snprintf(req.by, sizeof(req.by), "%s from %s", s->user, s->peer);
+    if (req.action != DBMOVE_SHOW)
+        log_info(s->id, "admin %s: MOVE DATABASE %s %s%s", s->user, req.database,
+                 req.action == DBMOVE_ABORT ? "ABORT" : "TO REGION ", req.to_region);
+    if (dbmove_job_start(s->w->base, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
+        NULL) {
+        admin_error_set(&wait->err, problem.sqlstate, NULL, NULL, "%s", problem.message);
+        return CMD_ERROR;
+    }
+    return CMD_PENDING;
+}

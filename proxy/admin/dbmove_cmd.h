@@ -1,0 +1,15 @@
+/*
+ * dbmove_cmd.h — the console's database move commands: MOVE DATABASE db
+ * TO REGION r, MOVE DATABASE db ABORT and SHOW MOVES, each a job of
+ * proxy/dbmove run on the admin's worker; its progress comes as NOTICEs.
+ */
+#ifndef PGNEAR_PROXY_ADMIN_DBMOVE_CMD_H
+#define PGNEAR_PROXY_ADMIN_DBMOVE_CMD_H
+
+#include "proxy/admin/command_wait.h"
+
+extern const struct admin_column show_moves_cols[12];
+
+int dbmove_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+
+#endif

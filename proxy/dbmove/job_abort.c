@@ -1,0 +1,133 @@
+/*
+ * job_abort.c — MOVE DATABASE db ABORT: what a move made is removed, in
+ * the reverse order of its making, each step safe to run again (IF
+ * EXISTS), so that an ABORT that stops half-way can simply be run again
+ * (job.h).
+ */
+#include "proxy/dbmove/job_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/base/config.h"
+#include "routing/region.h"
+
+static int abort_source(struct dbmove_job *j)
+{
+    return job_find_source(j);
+}
+
+static int abort_read_records(struct dbmove_job *j)
+{
+    return job_read_records(j, j->src_ctl, "reading the source's record of moves");
+}
+
+/* The newest move of the database that is not aborted: the one to undo. */
+static int abort_find_move(struct dbmove_job *j)
+{
+    for (size_t i = 0; i < j->nrecords; i++) {
+        const struct dbmove_row *r = &j->records[i];
+        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+            continue;
+        j->move = *r;
+        j->has_move = true;
+        if ((j->to = region_set_find(&j->cfg->regions, r->to_region)) == NULL) {
+            job_problem(j, "42704", "Configure the region again to abort the move.", NULL,
+                        "the move's target region \"%s\" is not configured", r->to_region);
+            return JOB_FAIL;
+        }
+        return job_target_conninfo(j);
+    }
+    job_problem(j, "55000", "SHOW MOVES shows the moves.", NULL,
+                "database \"%s\" is not being moved", j->req.database);
+    return JOB_FAIL;
+}
+
+static int abort_subscription(struct dbmove_job *j)
+{
+    char sql[160], name[64];
+    dbmove_subscription_name(j->move.id, name, sizeof(name));
+    snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", name);
+    /* 3D000: the move created no database there yet, so no subscription either. */
+    return job_query(j, j->dst_db, "dropping the subscription on the target", sql, 0, NULL,
+                     job_take_nothing, "3D000");
+}
+
+static int abort_slot(struct dbmove_job *j)
+{
+    char name[64];
+    dbmove_subscription_name(j->move.id, name, sizeof(name));
+    const char *params[1] = {name};
+    return job_query(j, j->src_ctl, "dropping the replication slot on the source",
+                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name = $1 AND NOT active",
+                     1, params, job_take_nothing, NULL);
+}
+
+static int abort_publication(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "dropping the publication on the source",
+                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
+                     NULL);
+}
+
+static bool move_created_database(const struct dbmove_job *j)
+{
+    return j->move.created_database;
+}
+
+static int abort_database(struct dbmove_job *j)
+{
+    char sql[200], db[160];
+    if (!job_ident(db, sizeof(db), j->req.database)) {
+        job_problem(j, "22023", NULL, NULL, "the database's name is too long");
+        return JOB_FAIL;
+    }
+    snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);
+    return job_query(j, j->dst_ctl, "dropping the database the move created on the target", sql, 0,
+                     NULL, job_take_nothing, NULL);
+}
+
+static int abort_record_source(struct dbmove_job *j)
+{
+    j->move.state = DBMOVE_ABORTED;
+    return job_write_record(j, j->src_ctl, "recording the abort in the source region");
+}
+
+static int abort_record_target(struct dbmove_job *j)
+{
+    /* 42P01: the move failed before the target had a record. */
+    return job_query(j, j->dst_ctl, "creating the target's record of moves", dbmove_create_sql, 0,
+                     NULL, job_take_nothing, NULL);
+}
+
+static int abort_record_target_row(struct dbmove_job *j)
+{
+    return job_write_record(j, j->dst_ctl, "recording the abort in the target region");
+}
+
+static int abort_done(struct dbmove_job *j)
+{
+    snprintf(j->summary, sizeof(j->summary),
+             "the move of database \"%s\" to region \"%s\" is aborted: its subscription, slot "
+             "and publication are gone%s; the source is as it was",
+             j->req.database, j->move.to_region,
+             j->move.created_database ? ", and the database it created there" : "");
+    return JOB_NEXT;
+}
+
+const struct job_step job_abort_steps[] = {
+    {NULL, NULL, abort_source},
+    {NULL, NULL, abort_read_records},
+    {NULL, NULL, abort_find_move},
+    {"dropping the subscription on the target", NULL, abort_subscription},
+    {NULL, NULL, abort_slot},
+    {"dropping the publication on the source", NULL, abort_publication},
+    {"dropping the database the move created on the target", move_created_database, abort_database},
+    {NULL, NULL, abort_record_source},
+    {NULL, NULL, abort_record_target},
+    {NULL, NULL, abort_record_target_row},
+    {NULL, NULL, abort_done},
+    {NULL, NULL, NULL},
+};

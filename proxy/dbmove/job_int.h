@@ -1,0 +1,133 @@
+/*
+ * job_int.h — what the files of a database move's commands share: the
+ * job, its steps, its queries (job.c) and the steps common to them.
+ */
+#ifndef PGNEAR_PROXY_DBMOVE_JOB_INT_H
+#define PGNEAR_PROXY_DBMOVE_JOB_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+#include "proxy/dbmove/job.h"
+
+struct event;
+struct pgasync;
+struct region;
+struct region_host;
+
+#define DBMOVE_APPLICATION_NAME "pgnear database move"
+#define DBMOVE_QUERY_TIMEOUT_MS 30000
+#define DBMOVE_SLOT_TIMEOUT_MS  300000 /* creating the slot waits for the source's transactions */
+#define DBMOVE_CONNINFO_MAX     2048
+
+/* What a step's run returns. */
+#define JOB_NEXT 0  /* done at once: the next step */
+#define JOB_WAIT 1  /* a query (or the schema copy) is out; its answer goes on */
+#define JOB_FAIL -1 /* the problem is set */
+
+struct dbmove_job;
+/*
+ * Reads a query's answer: res, or NULL with the SQLSTATE of an error the
+ * query tolerates.  May set the problem (job_problem) to stop the chain.
+ */
+typedef int (*job_take_fn)(struct dbmove_job *j, const PGresult *res, const char *sqlstate);
+
+struct job_step {
+    const char *notice;                         /* a NOTICE as it starts; NULL none */
+    bool (*wanted)(const struct dbmove_job *j); /* NULL: always */
+    int (*run)(struct dbmove_job *j);           /* JOB_NEXT, JOB_WAIT or JOB_FAIL */
+};
+
+struct dbmove_job {
+    struct event_base *base;
+    struct config *cfg; /* a reference */
+    struct dbmove_request req;
+    dbmove_notice_fn notice;
+    dbmove_done_fn done;
+    void *arg;
+    int64_t id; /* a new move's */
+    int timeout_ms;
+    const struct job_step *steps; /* ends with a row whose run is NULL */
+    size_t step;
+    struct event *kick;
+    /* the query out */
+    struct pgasync *query;
+    job_take_fn take;
+    const char *tolerated; /* SQLSTATEs the taker reads as an answer ("42P01 3D000") */
+    char query_what[128];
+    const char *query_hint;
+    /* the end */
+    bool failed;
+    struct dbmove_problem problem;
+    struct dbmove_problem first_problem;      /* kept while a failure is recorded */
+    void (*on_failure)(struct dbmove_job *j); /* once: record the failure before the end */
+    char summary[512];
+    struct dbmove_status *rows; /* SHOW MOVES */
+    size_t nrows;
+    /* the regions and their primaries */
+    const struct region *from, *to;
+    const struct region_host *from_host, *to_host;
+    char src_db[DBMOVE_CONNINFO_MAX], src_ctl[DBMOVE_CONNINFO_MAX];
+    char dst_db[DBMOVE_CONNINFO_MAX], dst_ctl[DBMOVE_CONNINFO_MAX];
+    /* what the queries found */
+    struct dbmove_source_facts src;
+    struct dbmove_target_facts dst;
+    struct dbmove_row *records; /* read from a region */
+    size_t nrecords;
+    struct dbmove_row move; /* the move this command works on */
+    bool has_move;
+    /* the schema copy (job_schema.c) */
+    pid_t dump_pid;
+    int dump_out, dump_err;
+    struct event *dump_poll;
+    int dump_polls;
+    char *schema;
+    /* SHOW MOVES: the region whose records are read next, the status filled next */
+    size_t region_index, status_index;
+};
+
+extern const struct job_step job_start_steps[];
+extern const struct job_step job_abort_steps[];
+extern const struct job_step job_show_steps[];
+
+void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
+                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void job_notice(struct dbmove_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Starts sql on a connection of its own; take reads the answer.  what
+ * names it in an error ("reading the source's facts").  JOB_WAIT, or
+ * JOB_FAIL with the problem set.
+ */
+int job_query(struct dbmove_job *j, const char *conninfo, const char *what, const char *sql,
+              int nparams, const char *const *params, job_take_fn take, const char *tolerated);
+int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqlstate);
+void job_next(struct dbmove_job *j);
+
+/* The first host of r that is up and not a standby; NULL with the problem set. */
+const struct region_host *job_primary(struct dbmove_job *j, const struct region *r);
+bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char *dbname, char *buf,
+                  size_t cap);
+
+/* The region the database lives in (the source) and its primary's connection strings. */
+int job_find_source(struct dbmove_job *j);
+/* The target region's primary and its connection strings (j->to set). */
+int job_target_conninfo(struct dbmove_job *j);
+/* Reads the records of a region (ctl: its moves_db) into j->records. */
+int job_read_records(struct dbmove_job *j, const char *ctl, const char *what);
+/* Writes j->move, as it is now, to the record of a region. */
+int job_write_record(struct dbmove_job *j, const char *ctl, const char *what);
+
+/* The schema copy: pg_dump of the source, then the script on the target (job_schema.c). */
+int job_copy_schema(struct dbmove_job *j);
+void job_free_extra(struct dbmove_job *j);
+
+/* "quoted" identifier and 'quoted' literal into buf; false when it does not fit. */
+bool job_ident(char *buf, size_t cap, const char *name);
+bool job_literal(char *buf, size_t cap, const char *text);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * job_start.c — MOVE DATABASE db TO REGION r: the checks, the record, the
+ * target's database and schema, the publication and the subscription
+ * (job.h).  Also the steps that ABORT and SHOW share: where the database
+ * lives, the regions' primaries, the records.
+ */
+#include "proxy/dbmove/job_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proxy/base/config.h"
+#include "routing/region.h"
+#include "routing/route.h"
+
+/* ---- shared steps ---- */
+
+int job_find_source(struct dbmove_job *j)
+{
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(j->cfg, j->req.database, &where);
+    char detail[300];
+    if (placed == NULL || placed->count != 1) {
+        snprintf(detail, sizeof(detail),
+                 "A move takes a database from the one region it lives in; \"%s\" lives in %s.",
+                 j->req.database, placed == NULL ? "every region" : "several regions");
+        job_problem(j, "55000",
+                    "Say where it lives with a [database NAME] section: regions = the region "
+                    "whose primary holds it.",
+                    detail, "database \"%s\" does not live in one region", j->req.database);
+        return JOB_FAIL;
+    }
+    j->from = placed->items[0];
+    if ((j->from_host = job_primary(j, j->from)) == NULL)
+        return JOB_FAIL;
+    if (!job_conninfo(j, j->from_host, j->req.database, j->src_db, sizeof(j->src_db)) ||
+        !job_conninfo(j, j->from_host, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl)))
+        return JOB_FAIL;
+    return JOB_NEXT;
+}
+
+int job_target_conninfo(struct dbmove_job *j)
+{
+    if ((j->to_host = job_primary(j, j->to)) == NULL)
+        return JOB_FAIL;
+    if (!job_conninfo(j, j->to_host, j->req.database, j->dst_db, sizeof(j->dst_db)) ||
+        !job_conninfo(j, j->to_host, j->cfg->moves_db, j->dst_ctl, sizeof(j->dst_ctl)))
+        return JOB_FAIL;
+    return JOB_NEXT;
+}
+
+static int take_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    char why[256];
+    free(j->records);
+    j->records = NULL;
+    j->nrecords = 0;
+    if (res == NULL) /* 42P01: no table, no move ever */
+        return sqlstate != NULL ? 0 : -1;
+    if (dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0)
+        job_problem(j, "XX000", NULL, why, "the record of moves could not be read");
+    return 0;
+}
+
+int job_read_records(struct dbmove_job *j, const char *ctl, const char *what)
+{
+    return job_query(j, ctl, what, dbmove_select_sql, 0, NULL, take_records, "42P01");
+}
+
+static int take_record_created(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)res;
+    (void)sqlstate;
+    return j->failed ? -1 : 0;
+}
+
+int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", (long long)j->move.id);
+    const struct dbmove_row *m = &j->move;
+    const char *params[8] = {id,
+                             m->database,
+                             m->from_region,
+                             m->to_region,
+                             dbmove_state_name(m->state),
+                             m->created_database ? "t" : "f",
+                             m->started_by,
+                             m->last_error};
+    return job_query(j, ctl, what, dbmove_upsert_sql, 8, params, take_record_created, NULL);
+}
+
+/* ---- MOVE DATABASE db TO REGION r ---- */
+
+static int start_regions(struct dbmove_job *j)
+{
+    if (strcmp(j->req.database, j->cfg->moves_db) == 0) {
+        job_problem(j, "0A000", "Set moves_db to another database.",
+                    "pgnear keeps the record of moves in it (moves_db).",
+                    "database \"%s\" cannot be moved", j->req.database);
+        return JOB_FAIL;
+    }
+    if ((j->to = region_set_find(&j->cfg->regions, j->req.to_region)) == NULL) {
+        job_problem(j, "42704", "SHOW REGIONS lists them.", NULL, "region \"%s\" does not exist",
+                    j->req.to_region);
+        return JOB_FAIL;
+    }
+    if (job_find_source(j) != JOB_NEXT)
+        return JOB_FAIL;
+    if (j->from == j->to) {
+        job_problem(j, "55000", NULL, NULL, "database \"%s\" lives in region \"%s\" already",
+                    j->req.database, j->to->name);
+        return JOB_FAIL;
+    }
+    return job_target_conninfo(j);
+}
+
+static int take_source_facts(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    char why[256];
+    (void)sqlstate;
+    if (dbmove_source_parse(res, &j->src, why, sizeof(why)) != 0)
+        job_problem(j, "XX000", NULL, why, "the source's facts could not be read");
+    return 0;
+}
+
+static int start_source_facts(struct dbmove_job *j)
+{
+    j->query_hint = "The database must exist in the source region, and pgnear reach it.";
+    return job_query(j, j->src_db, "reading the source's facts", dbmove_source_sql, 0, NULL,
+                     take_source_facts, NULL);
+}
+
+static int take_target_facts(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    char why[256];
+    (void)sqlstate;
+    if (dbmove_target_parse(res, &j->dst, why, sizeof(why)) != 0)
+        job_problem(j, "XX000", NULL, why, "the target's facts could not be read");
+    return 0;
+}
+
+static int start_target_facts(struct dbmove_job *j)
+{
+    const char *params[3] = {j->req.database, j->src.extensions, j->src.roles};
+    j->query_hint = "pgnear must reach moves_db on the target's primary.";
+    return job_query(j, j->dst_ctl, "reading the target's facts", dbmove_target_sql, 3, params,
+                     take_target_facts, NULL);
+}
+
+static bool target_has_database(const struct dbmove_job *j)
+{
+    return j->dst.has_database;
+}
+
+static int take_relations(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    j->dst.relations = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    return 0;
+}
+
+static int start_target_relations(struct dbmove_job *j)
+{
+    return job_query(j, j->dst_db, "counting the target database's relations",
+                     dbmove_target_relations_sql, 0, NULL, take_relations, NULL);
+}
+
+/* A move of the database that is not aborted, in what was read last: 55006. */
+static int refuse_live_move(struct dbmove_job *j)
+{
+    for (size_t i = 0; i < j->nrecords; i++) {
+        const struct dbmove_row *r = &j->records[i];
+        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+            continue;
+        char detail[300];
+        snprintf(detail, sizeof(detail), "A move to region \"%s\" is %s (started by %s).",
+                 r->to_region, dbmove_state_name(r->state), r->started_by);
+        job_problem(j, "55006", "SHOW MOVES shows it; MOVE DATABASE ... ABORT ends it.", detail,
+                    "database \"%s\" is being moved already", j->req.database);
+        return JOB_FAIL;
+    }
+    return JOB_NEXT;
+}
+
+static int start_source_records(struct dbmove_job *j)
+{
+    return job_read_records(j, j->src_ctl, "reading the source's record of moves");
+}
+
+static int start_target_records(struct dbmove_job *j)
+{
+    return job_read_records(j, j->dst_ctl, "reading the target's record of moves");
+}
+
+static int start_judge(struct dbmove_job *j)
+{
+    if (!dbmove_judge(j->req.database, j->from->name, j->to->name, &j->src, &j->dst, &j->problem))
+        return JOB_NEXT;
+    j->failed = true;
+    return JOB_FAIL;
+}
+
+/* From here on, a failure is recorded in both regions before the answer. */
+static void record_failure(struct dbmove_job *j);
+
+static int start_create_tables(struct dbmove_job *j)
+{
+    j->move = (struct dbmove_row){.id = j->id, .state = DBMOVE_COPYING};
+    snprintf(j->move.database, sizeof(j->move.database), "%s", j->req.database);
+    snprintf(j->move.from_region, sizeof(j->move.from_region), "%s", j->from->name);
+    snprintf(j->move.to_region, sizeof(j->move.to_region), "%s", j->to->name);
+    snprintf(j->move.started_by, sizeof(j->move.started_by), "%s", j->req.by);
+    j->move.created_database = !j->dst.has_database;
+    j->has_move = true;
+    return job_query(j, j->src_ctl, "creating the source's record of moves", dbmove_create_sql, 0,
+                     NULL, job_take_nothing, NULL);
+}
+
+static int start_create_target_table(struct dbmove_job *j)
+{
+    return job_query(j, j->dst_ctl, "creating the target's record of moves", dbmove_create_sql, 0,
+                     NULL, job_take_nothing, NULL);
+}
+
+static int start_record_source(struct dbmove_job *j)
+{
+    j->on_failure = record_failure;
+    return job_write_record(j, j->src_ctl, "recording the move in the source region");
+}
+
+static int start_record_target(struct dbmove_job *j)
+{
+    return job_write_record(j, j->dst_ctl, "recording the move in the target region");
+}
+
+static bool target_lacks_database(const struct dbmove_job *j)
+{
+    return !j->dst.has_database;
+}
+
+static int start_create_database(struct dbmove_job *j)
+{
+    char sql[2048], db[160], owner[160], enc[160], collate[300], ctype[300];
+    if (!job_ident(db, sizeof(db), j->req.database) ||
+        !job_ident(owner, sizeof(owner), j->src.owner) ||
+        !job_literal(enc, sizeof(enc), j->src.encoding) ||
+        !job_literal(collate, sizeof(collate), j->src.collate) ||
+        !job_literal(ctype, sizeof(ctype), j->src.ctype)) {
+        job_problem(j, "22023", NULL, NULL, "a name of the source's database is too long");
+        return JOB_FAIL;
+    }
+    snprintf(sql, sizeof(sql),
+             "CREATE DATABASE %s OWNER %s TEMPLATE template0 ENCODING %s LC_COLLATE %s "
+             "LC_CTYPE %s",
+             db, owner, enc, collate, ctype);
+    return job_query(j, j->dst_ctl, "creating the database in the target region", sql, 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+static int start_publication(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "creating the publication on the source",
+                     "CREATE PUBLICATION " DBMOVE_OBJECT_NAME " FOR ALL TABLES", 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+static int start_subscription(struct dbmove_job *j)
+{
+    char sql[DBMOVE_CONNINFO_MAX * 2 + 256], name[64], conn[DBMOVE_CONNINFO_MAX * 2];
+    dbmove_subscription_name(j->move.id, name, sizeof(name));
+    if (!job_literal(conn, sizeof(conn), j->src_db)) {
+        job_problem(j, "22023", NULL, NULL, "the source's connection string is too long");
+        return JOB_FAIL;
+    }
+    snprintf(sql, sizeof(sql),
+             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
+             " WITH (copy_data = true)",
+             name, conn);
+    j->query_hint = "The target's server connects to the source's at the address pgnear uses.";
+    /* Its slot waits until every transaction running on the source has ended (twice, under
+     * load, and the second is seen at the next snapshot the source logs, every 15 s). */
+    j->timeout_ms = DBMOVE_SLOT_TIMEOUT_MS;
+    int rc = job_query(j, j->dst_db, "creating the subscription on the target", sql, 0, NULL,
+                       job_take_nothing, NULL);
+    j->timeout_ms = DBMOVE_QUERY_TIMEOUT_MS;
+    return rc;
+}
+
+static int start_done(struct dbmove_job *j)
+{
+    j->on_failure = NULL;
+    snprintf(j->summary, sizeof(j->summary),
+             "copying %lld tables (%lld MB) of database \"%s\" from region \"%s\" to region "
+             "\"%s\"; SHOW MOVES shows the copy, MOVE DATABASE %s ABORT undoes the move",
+             (long long)j->src.tables, (long long)(j->src.bytes >> 20), j->req.database,
+             j->from->name, j->to->name, j->req.database);
+    return JOB_NEXT;
+}
+
+/* A step after the record failed: the record says so in both regions, then the answer. */
+static const struct job_step failure_steps[];
+
+/* A failed write of the failure is logged and passed over: the first problem is the answer. */
+static void failure_goes_on(struct dbmove_job *j)
+{
+    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
+    j->failed = false;
+    j->on_failure = failure_goes_on;
+    job_next(j);
+}
+
+static void record_failure(struct dbmove_job *j)
+{
+    j->first_problem = j->problem;
+    j->on_failure = failure_goes_on;
+    j->move.state = DBMOVE_FAILED;
+    if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s", j->problem.message,
+                 j->problem.detail) >= (int)sizeof(j->move.last_error))
+        memcpy(j->move.last_error + sizeof(j->move.last_error) - 4, "...", 4); /* cut */
+    snprintf(j->first_problem.hint, sizeof(j->first_problem.hint),
+             "MOVE DATABASE %s ABORT removes what the move made.", j->req.database);
+    j->steps = failure_steps;
+    j->step = 0;
+    j->failed = false; /* for the two writes; the problem stays for the answer */
+    j->has_move = true;
+    job_next(j);
+}
+
+static int fail_record_source(struct dbmove_job *j)
+{
+    return job_write_record(j, j->src_ctl, "recording the failure in the source region");
+}
+
+static int fail_record_target(struct dbmove_job *j)
+{
+    return job_write_record(j, j->dst_ctl, "recording the failure in the target region");
+}
+
+static int fail_end(struct dbmove_job *j)
+{
+    j->on_failure = NULL;
+    j->problem = j->first_problem; /* the problem that stopped the move is the answer */
+    j->failed = true;
+    return JOB_FAIL;
+}
+
+static const struct job_step failure_steps[] = {
+    {NULL, NULL, fail_record_source},
+    {NULL, NULL, fail_record_target},
+    {NULL, NULL, fail_end},
+    {NULL, NULL, NULL},
+};
+
+const struct job_step job_start_steps[] = {
+    {NULL, NULL, start_regions},
+    {NULL, NULL, start_source_facts},
+    {NULL, NULL, start_target_facts},
+    {NULL, target_has_database, start_target_relations},
+    {NULL, NULL, start_source_records},
+    {NULL, NULL, refuse_live_move},
+    {NULL, NULL, start_target_records},
+    {NULL, NULL, refuse_live_move},
+    {NULL, NULL, start_judge},
+    {"checks passed: recording the move in both regions", NULL, start_create_tables},
+    {NULL, NULL, start_create_target_table},
+    {NULL, NULL, start_record_source},
+    {NULL, NULL, start_record_target},
+    {"creating the database in the target region", target_lacks_database, start_create_database},
+    {"copying the schema (pg_dump --schema-only)", NULL, job_copy_schema},
+    {"creating the publication on the source and the subscription on the target", NULL,
+     start_publication},
+    {NULL, NULL, start_subscription},
+    {NULL, NULL, start_done},
+    {NULL, NULL, NULL},
+};

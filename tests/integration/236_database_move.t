@@ -1,0 +1,166 @@
+# Moving a database to another region, first part: MOVE DATABASE movr TO
+# REGION eu-west over three separate clusters with wal_level = logical
+# (ap-south keeps replica).  Each refusal fires with its SQLSTATE before
+# anything is changed (unknown region, a database that does not live in
+# one region, moves_db itself, the region it is in, wal_level, a table
+# without a primary key, a role the target lacks, a target database that
+# is not empty, a second move of the same database); then the move copies
+# 100,000 rows while pgbench writes through pgnear with 0 failed
+# transactions, SHOW MOVES follows it to 'streaming', the target holds the
+# same rows and keeps receiving writes; ABORT leaves the source as it was
+# (no publication, no slot) and drops the database the move created.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IPC::Run ();
+use PgNearTest;
+
+require_tool('psql');
+require_tool('pgbench');
+require_tool('pg_dump');
+
+my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
+my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
+my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
+my $ap = PgNearTest::Cluster->new(name => 'ap-south');
+$eu->psql_admin('DROP DATABASE movr');
+$us->psql_admin([
+    'CREATE TABLE users (id bigint PRIMARY KEY, city text NOT NULL, name text NOT NULL)',
+    'CREATE TABLE rides (id bigserial PRIMARY KEY, rider bigint REFERENCES users, city text, revenue numeric(10,2))',
+    q{INSERT INTO users SELECT g, (ARRAY['boston','dublin','paris'])[1 + g % 3], 'user ' || g FROM generate_series(1, 1000) g},
+    q{INSERT INTO rides (rider, city, revenue) SELECT 1 + g % 1000, 'boston', g % 97 FROM generate_series(1, 100000) g},
+], dbname => 'movr');
+my $app_secret = $us->scram_verifier('app');
+$_->psql_admin("ALTER ROLE app PASSWORD '$app_secret'") for $eu, $ap;
+
+my $dir = tmpdir(name => 'dbmove');
+write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+my $p = PgNearTest::Proxy->new(regions => [$us, $eu, $ap],
+    settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
+                  server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
+                  health_check_interval => '200ms' },
+    extra_ini => "[database movr]\nregions = us-east\n\n[database other]\nregions = us-east, eu-west\n");
+my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+
+# An admin command: (rows as hashes, error text, notices).
+sub admin {
+    my ($sql) = @_;
+    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
+                                verbose => 1, timeout => 120);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+    return (\@rows, $rc == 0 ? undef : $err, $err);
+}
+
+sub refused {
+    my ($sql, $code, $re, $name) = @_;
+    my (undef, $err) = admin($sql);
+    is sqlstate($err), $code, "$name: $code";
+    like $err // '', $re, '... saying why';
+}
+
+sub moves_of {
+    my ($db) = @_;
+    my ($rows) = admin('SHOW MOVES');
+    return grep { $_->{database} eq $db } @$rows;
+}
+
+sub source_objects {
+    return $us->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/' ||
+                                    (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr');
+}
+
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 3 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the health checks know the three primaries';
+
+# ------------------------------------------------------------------ refusals, before anything changes
+
+refused('MOVE DATABASE movr TO REGION mars', '42704', qr/region "mars" does not exist/, 'an unknown region');
+refused('MOVE DATABASE app TO REGION eu-west', '55000', qr/database "app" does not live in one region/,
+        'a database without [database] regions');
+refused('MOVE DATABASE other TO REGION ap-south', '55000', qr/does not live in one region/, 'one in two regions');
+refused('MOVE DATABASE postgres TO REGION eu-west', '0A000', qr/database "postgres" cannot be moved/, 'moves_db');
+refused('MOVE DATABASE movr TO REGION us-east', '55000', qr/lives in region "us-east" already/, 'where it is');
+refused('MOVE DATABASE movr TO REGION ap-south', '55000',
+        qr/region "ap-south" cannot take part in logical replication.*wal_level is "replica"/s, 'wal_level = replica');
+$us->psql_admin('CREATE TABLE audit (at timestamptz, what text)', dbname => 'movr');
+refused('MOVE DATABASE movr TO REGION eu-west', '55000',
+        qr/neither a primary key nor a replica identity.*public\.audit.*HINT:\s+Add a primary key/s, 'a table without a key');
+$us->psql_admin('ALTER TABLE audit REPLICA IDENTITY FULL', dbname => 'movr');
+$us->psql_admin(q{CREATE ROLE reporter NOLOGIN; GRANT SELECT ON rides TO reporter}, dbname => 'movr');
+refused('MOVE DATABASE movr TO REGION eu-west', '42704', qr/do not exist in region "eu-west".*Missing: reporter/s,
+        'a role the target lacks');
+$eu->psql_admin('CREATE ROLE reporter NOLOGIN');
+$eu->psql_admin('CREATE DATABASE movr OWNER app');
+$eu->psql_admin('CREATE TABLE leftover (id int)', dbname => 'movr');
+refused('MOVE DATABASE movr TO REGION eu-west', '42P04', qr/already exists in region "eu-west" and is not empty/,
+        'a target database that is not empty');
+$eu->psql_admin('DROP DATABASE movr');
+is source_objects(), '0/0', 'after every refusal: no publication, no slot on the source';
+is scalar(moves_of('movr')), 0, '... and no move recorded';
+
+# ------------------------------------------------------------------ the move, under load
+
+my $bench_ci = $p->conninfo(dbname => 'movr');
+my ($rc, $out, $err) = run_cmd([require_tool('pgbench'), '-i', '-q', '-s', '1', $bench_ci], timeout => 120);
+is $rc, 0, 'pgbench -i through pgnear' or diag $err;
+$us->psql_admin('ALTER TABLE pgbench_history REPLICA IDENTITY FULL', dbname => 'movr');
+my $bench = IPC::Run::start([require_tool('pgbench'), '-n', '-c', '4', '-T', '12', $bench_ci],
+                            '>', \my $bench_out, '2>', \my $bench_err);
+sleep 1;
+my ($rows, $merr, $notices) = admin('MOVE DATABASE movr TO REGION eu-west');
+is $merr, undef, 'MOVE DATABASE movr TO REGION eu-west while pgbench writes';
+like $notices, qr/checks passed.*creating the database.*copying the schema.*publication/s, '... with a NOTICE per step';
+like $notices, qr/copying \d+ tables \(\d+ MB\) of database "movr" from region "us-east" to region "eu-west"/,
+  '... and what it does next';
+refused('MOVE DATABASE movr TO REGION eu-west', '55006', qr/database "movr" is being moved already/, 'a second move');
+
+ok wait_until(sub { my ($m) = moves_of('movr'); $m && $m->{state} eq 'streaming' }, timeout => 90),
+  'SHOW MOVES: the copy ends, the move streams';
+my ($m) = moves_of('movr');
+is "$m->{from_region}>$m->{to_region}", 'us-east>eu-west', '... from us-east to eu-west';
+is $m->{tables_copied}, $m->{tables_total}, "... every table copied ($m->{tables_total})";
+cmp_ok $m->{bytes}, '>', 1_000_000, '... the source\'s size';
+like $m->{started_by}, qr/^admin from /, '... who started it';
+$bench->finish;
+my $res = parse_pgbench($bench_out . $bench_err);
+is $res->{failed} // 0, 0, 'pgbench during the copy: 0 failed transactions (' . ($res->{processed} // 0) . ' done)';
+cmp_ok $res->{processed} // 0, '>', 0, '... having done work' or diag $bench_out . $bench_err;
+
+# The target now holds what the source holds, and receives what is written through pgnear.
+psql($p->conninfo(dbname => 'movr'), q{INSERT INTO users VALUES (5000, 'dublin', 'after the copy')});
+ok wait_until(sub { $eu->psql_admin('SELECT count(*) FROM users WHERE id = 5000', dbname => 'movr') eq '1' }, timeout => 20),
+  'a row written through pgnear reaches eu-west';
+my $sum = q{SELECT count(*) || ':' || sum(revenue) FROM rides};
+ok wait_until(sub { $eu->psql_admin($sum, dbname => 'movr') eq $us->psql_admin($sum, dbname => 'movr') }, timeout => 20),
+  'rides: the same count and sum on both sides (' . $us->psql_admin($sum, dbname => 'movr') . ')';
+is $eu->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'),
+   $us->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'), 'pgbench_history too';
+is $eu->psql_admin(q{SELECT has_table_privilege('reporter', 'rides', 'SELECT')}, dbname => 'movr'), 't',
+  'the grants came with the schema';
+
+# ------------------------------------------------------------------ ABORT
+
+($rows, $merr, $notices) = admin('MOVE DATABASE movr ABORT');
+is $merr, undef, 'MOVE DATABASE movr ABORT';
+like $notices, qr/is aborted: its subscription, slot and publication are gone, and the database it created there/,
+  '... saying what it removed';
+is source_objects(), '0/0', 'the source has no publication and no slot left';
+is $eu->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '0', 'the database it created is gone';
+($m) = moves_of('movr');
+is $m->{state}, 'aborted', 'SHOW MOVES: aborted';
+is $us->psql_admin('SELECT count(*) FROM users', dbname => 'movr'), '1001', 'the source keeps its rows';
+refused('MOVE DATABASE movr ABORT', '55000', qr/database "movr" is not being moved/, 'a second ABORT');
+
+# Once aborted, the database may be moved again; and what a failed step made, ABORT removes.
+($rows, $merr) = admin('MOVE DATABASE movr TO REGION eu-west');
+is $merr, undef, 'moved again after the abort';
+($rows, $merr) = admin('MOVE DATABASE movr ABORT');
+is $merr, undef, '... and aborted again';
+is source_objects(), '0/0', '... leaving nothing';
+is scalar(grep { $_->{state} eq 'aborted' } moves_of('movr')), 2, 'SHOW MOVES lists both moves, aborted';
+
+done_testing;
