@@ -139,8 +139,11 @@ for my $mode ('scram', 'passthrough') {
                          password => $PgNearTest::APP_PASSWORD);
     ok $st->{ok}, 'the pipelining client logs in';
     setsockopt($s, SOL_SOCKET, SO_RCVBUF, 4096);
+    setsockopt($s, SOL_SOCKET, Socket::SO_SNDBUF, 65536);
     $s->blocking(0);
-    my $syncs = pack('a N', 'S', 4) x 4_000_000;
+    # Twice what the kernel's buffers on the way could hold once autotuned (about 6 MB
+    # each way per socket), so that only pgnear's reading can stop the client.
+    my $syncs = pack('a N', 'S', 4) x 8_000_000;
     my ($off, $stalled_since) = (0, undef);
     my $t0 = time;
     while ($off < length($syncs) && time - $t0 < 60) {

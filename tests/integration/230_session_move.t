@@ -355,13 +355,20 @@ sub move_in_background {
     write_file($file, join('|', map { $_ // '' } @{ $rows[0] }{qw(result reason)}));
     POSIX::_exit(0);
 }
+# The state is read once the mover logs in (a debug line): the old backend may die from then on.
+sub mover_logs_in {
+    my ($cid, $off) = @_;
+    ok $p->wait_for_log(qr/c$cid: move: client \d+ logs in to region eu-slow/, offset => $off, timeout => 20),
+      '... (the state was read: the mover logs in)';
+}
 {
     my $u = login();
     my $cid = client_of($u)->{id};
     $u->query('SET work_mem = 3456');
     my $old = one($u, 'SELECT pg_backend_pid()');
+    my $off = $p->log_size;
     my $bg = move_in_background($cid, 'eu-slow', "$dir/slow-move");
-    sleep 0.3;
+    mover_logs_in($cid, $off);
     $us->psql_admin("SELECT pg_terminate_backend($old)");
     waitpid $bg, 0;
     is slurp_file("$dir/slow-move"), 'moved|', 'the old server dies during the move: moved all the same';
@@ -379,8 +386,9 @@ sub move_in_background {
     $u = login();
     $cid = client_of($u)->{id};
     $old = one($u, 'SELECT pg_backend_pid()');
+    $off = $p->log_size;
     $bg = move_in_background($cid, 'eu-slow', "$dir/slow-move");
-    sleep 0.3;
+    mover_logs_in($cid, $off);
     $us->psql_admin("SELECT pg_terminate_backend($old)");
     waitpid $bg, 0;
     like slurp_file("$dir/slow-move"), qr/^not moved\|the target failed: /, '... and if the target refuses too: not moved';
