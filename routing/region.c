@@ -211,3 +211,74 @@ bool registry_bind(struct registry *reg, struct region_set *set)
     }
     return true;
 }
+
+bool region_subset_has(const struct region_subset *set, const struct region *r)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (set->items[i] == r)
+            return true;
+    return false;
+}
+
+/* One name of a list, trimmed, into name: false when it does not fit. */
+static bool subset_next_name(const char **p, char *name, size_t cap)
+{
+    const char *s = *p, *end = strchr(s, ',');
+    if (end == NULL)
+        end = s + strlen(s);
+    *p = *end == ',' ? end + 1 : end;
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    if ((size_t)(end - s) >= cap)
+        return false;
+    memcpy(name, s, (size_t)(end - s));
+    name[end - s] = '\0';
+    return true;
+}
+
+int region_subset_parse(const struct region_set *set, const char *list, struct region_subset *out,
+                        char *why, size_t cap)
+{
+    char name[128]; /* a region's name is far shorter */
+    out->count = 0;
+    for (const char *p = list; *p != '\0';) {
+        if (!subset_next_name(&p, name, sizeof(name)) || name[0] == '\0') {
+            snprintf(why, cap, "an empty or overlong region name in \"%s\"", list);
+            return -1;
+        }
+        struct region *r = region_set_find(set, name);
+        if (r == NULL) {
+            snprintf(why, cap, "\"%s\" is not a configured region", name);
+            return -1;
+        }
+        if (region_subset_has(out, r)) {
+            snprintf(why, cap, "region \"%s\" is named twice", name);
+            return -1;
+        }
+        if (out->count == REGION_SUBSET_MAX) {
+            snprintf(why, cap, "more than %d regions", REGION_SUBSET_MAX);
+            return -1;
+        }
+        out->items[out->count++] = r;
+    }
+    if (out->count == 0) {
+        snprintf(why, cap, "no region named");
+        return -1;
+    }
+    return 0;
+}
+
+const char *region_subset_format(const struct region_subset *set, char *buf, size_t cap)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < set->count && len < cap; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s", i > 0 ? ", " : "", set->items[i]->name);
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    return buf;
+}

@@ -106,4 +106,29 @@ struct region *region_set_add(struct region_set *set, const char *name);
 struct region *region_set_find(const struct region_set *set, const char *name);
 void region_set_free(struct region_set *set);
 
+#define REGION_SUBSET_MAX 64 /* as many as a route plan holds (ROUTE_MAX_REGIONS) */
+
+/*
+ * Regions a database lives in: a session of it goes to none other
+ * ([database NAME] regions, or where a database move put it).  Callers
+ * pass NULL for "every region".
+ */
+struct region_subset {
+    size_t count;
+    struct region *items[REGION_SUBSET_MAX];
+};
+
+bool region_subset_has(const struct region_subset *set, const struct region *r);
+
+/*
+ * Parses "name, name" (regions of set, case-insensitively, each once)
+ * into out: 0, or -1 with the reason in why (an unknown or repeated name,
+ * an empty list, more than REGION_SUBSET_MAX).
+ */
+int region_subset_parse(const struct region_set *set, const char *list, struct region_subset *out,
+                        char *why, size_t cap);
+
+/* "a, b": the names of a subset, as a list the parser takes back. */
+const char *region_subset_format(const struct region_subset *set, char *buf, size_t cap);
+
 #endif

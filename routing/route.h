@@ -25,36 +25,14 @@ enum locality_source {
 };
 
 #define ROUTE_MAX_REGIONS 64
-#define ROUTE_TEXT_MAX    129
+_Static_assert(ROUTE_MAX_REGIONS == REGION_SUBSET_MAX, "a subset fits in a route plan");
+#define ROUTE_TEXT_MAX 129
 
 /* An explicit [cities] entry: folded city name -> region. */
 struct city_override {
     char *city; /* folded with city_fold() */
     struct region *region;
 };
-
-/*
- * Regions a database lives in: a session of it goes to none other
- * ([database NAME] regions, or where a database move put it).  Callers
- * pass NULL for "every region".
- */
-struct region_subset {
-    size_t count;
-    struct region *items[ROUTE_MAX_REGIONS];
-};
-
-bool region_subset_has(const struct region_subset *set, const struct region *r);
-
-/*
- * Parses "name, name" (regions of set, case-insensitively, each once)
- * into out: 0, or -1 with the reason in why (an unknown or repeated name,
- * an empty list, more than ROUTE_MAX_REGIONS).
- */
-int region_subset_parse(const struct region_set *set, const char *list, struct region_subset *out,
-                        char *why, size_t cap);
-
-/* "a, b": the names of a subset, as a list the parser takes back. */
-const char *region_subset_format(const struct region_subset *set, char *buf, size_t cap);
 
 /* What routing needs from the configuration. */
 struct routing_data {
