@@ -277,6 +277,25 @@ static void test_migrate(void **state)
     expect_error("MIGRATE RETRY 7 AS applied", "42601", 17);
 }
 
+/* MOVE DATABASE db TO REGION r | ABORT; SHOW MOVES; SQL's MOVE of a cursor stays SQL. */
+static void test_move_database(void **state)
+{
+    (void)state;
+    expect_kind("MOVE DATABASE movr TO REGION eu-west", ADMIN_MOVE_DATABASE);
+    assert_string_equal(cmd.database, "movr");
+    assert_string_equal(cmd.to_region, "eu-west");
+    assert_int_equal(cmd.db_action, ADMIN_DB_MOVE);
+    expect_kind("move database \"Odd Db\" abort;", ADMIN_MOVE_DATABASE);
+    assert_string_equal(cmd.database, "Odd Db");
+    assert_int_equal(cmd.db_action, ADMIN_DB_ABORT);
+    expect_kind("SHOW MOVES", ADMIN_SHOW_MOVES);
+    expect_error("MOVE DATABASE movr", "42601", 0);
+    assert_string_equal(err.hint, "Write TO REGION and a region, or ABORT.");
+    expect_error("MOVE DATABASE movr TO eu-west", "42601", 0);
+    expect_error("MOVE DATABASE TO REGION eu-west", "42601", 0);
+    assert_int_equal(parse("MOVE NEXT FROM cur"), ADMIN_PARSE_SQL);
+}
+
 static void test_unknown_commands(void **state)
 {
     (void)state;
@@ -369,6 +388,7 @@ int main(void)
         cmocka_unit_test(test_sql_and_several),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_move_database),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
