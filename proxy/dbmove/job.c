@@ -77,6 +77,8 @@ static void job_finish(struct dbmove_job *j)
         j->done(j->arg, j->failed ? &j->problem : NULL, j->summary, j->rows, j->nrows);
     if (j->query != NULL)
         pgasync_abandon(j->query);
+    if (j->lock != NULL)
+        pgasync_abandon(j->lock); /* the server lets the lock go with the connection */
     job_free_extra(j);
     if (j->kick != NULL)
         event_free(j->kick);

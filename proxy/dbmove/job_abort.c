@@ -119,6 +119,7 @@ static int abort_done(struct dbmove_job *j)
 
 const struct job_step job_abort_steps[] = {
     {NULL, NULL, abort_source},
+    {NULL, NULL, job_take_lock},
     {NULL, NULL, abort_read_records},
     {NULL, NULL, abort_find_move},
     {"dropping the subscription on the target", NULL, abort_subscription},

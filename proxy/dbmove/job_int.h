@@ -56,6 +56,7 @@ struct dbmove_job {
     struct event *kick;
     /* the query out */
     struct pgasync *query;
+    struct pgasync *lock; /* kept, idle: holds the database's move lock until the end */
     job_take_fn take;
     const char *tolerated; /* SQLSTATEs the taker reads as an answer ("42P01 3D000") */
     char query_what[128];
@@ -117,6 +118,16 @@ bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char 
 int job_find_source(struct dbmove_job *j);
 /* The target region's primary and its connection strings (j->to set). */
 int job_target_conninfo(struct dbmove_job *j);
+/*
+ * Takes the database's move lock on the source's primary (a session-level
+ * advisory lock in moves_db, DBMOVE_LOCK_KEY and the name's hash), held by
+ * a connection kept idle until the job ends: two commands on the same
+ * database, from two admins or two pgnear of a fleet, never run at once.
+ * 55006 when another holds it.
+ */
+int job_take_lock(struct dbmove_job *j);
+#define DBMOVE_LOCK_KEY "1885826669" /* 'pgnm' */
+
 /* Reads the records of a region (ctl: its moves_db) into j->records. */
 int job_read_records(struct dbmove_job *j, const char *ctl, const char *what);
 /* Writes j->move, as it is now, to the record of a region. */

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/pgasync.h"
 #include "proxy/base/config.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -49,6 +50,39 @@ int job_target_conninfo(struct dbmove_job *j)
         !job_conninfo(j, j->to_host, j->cfg->moves_db, j->dst_ctl, sizeof(j->dst_ctl)))
         return JOB_FAIL;
     return JOB_NEXT;
+}
+
+static void lock_lost(void *arg)
+{
+    struct dbmove_job *j = arg;
+    pgasync_abandon(j->lock);
+    j->lock = NULL;
+    job_notice(j, "the connection that held the move lock of database \"%s\" was lost",
+               j->req.database);
+}
+
+static int take_lock(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
+        job_problem(j, "55006", "Wait for it to end; SHOW MOVES shows the moves.",
+                    "Another MOVE DATABASE command on it is running, on this pgnear or another.",
+                    "database \"%s\" is being worked on by another move command", j->req.database);
+        return 0;
+    }
+    if (pgasync_keep(j->query, lock_lost, j))
+        j->lock = j->query;
+    else
+        job_problem(j, "08006", NULL, NULL, "the connection that took the move lock closed");
+    return 0;
+}
+
+int job_take_lock(struct dbmove_job *j)
+{
+    const char *params[1] = {j->req.database};
+    return job_query(j, j->src_ctl, "taking the database's move lock on the source",
+                     "SELECT pg_try_advisory_lock(" DBMOVE_LOCK_KEY ", hashtext($1))", 1, params,
+                     take_lock, NULL);
 }
 
 static int take_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
@@ -356,6 +390,7 @@ static const struct job_step failure_steps[] = {
 
 const struct job_step job_start_steps[] = {
     {NULL, NULL, start_regions},
+    {NULL, NULL, job_take_lock},
     {NULL, NULL, start_source_facts},
     {NULL, NULL, start_target_facts},
     {NULL, target_has_database, start_target_relations},

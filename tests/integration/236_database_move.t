@@ -4,7 +4,8 @@
 # anything is changed (unknown region, a database that does not live in
 # one region, moves_db itself, the region it is in, wal_level, a table
 # without a primary key, a role the target lacks, a target database that
-# is not empty, a second move of the same database); then the move copies
+# is not empty, a second move of the same database, its move lock held
+# elsewhere); then the move copies
 # 100,000 rows while pgbench writes through pgnear with 0 failed
 # transactions, SHOW MOVES follows it to 'streaming', the target holds the
 # same rows and keeps receiving writes; ABORT leaves the source as it was
@@ -99,6 +100,25 @@ $eu->psql_admin('CREATE TABLE leftover (id int)', dbname => 'movr');
 refused('MOVE DATABASE movr TO REGION eu-west', '42P04', qr/already exists in region "eu-west" and is not empty/,
         'a target database that is not empty');
 $eu->psql_admin('DROP DATABASE movr');
+# Another move command holds the database's move lock (here: a session that took it by hand).
+{
+    my $holder = IPC::Run::start([require_tool('psql'), '-X', '-q', '-h', $us->socket_dir, '-p', $us->port,
+                                  '-U', 'postgres', '-d', 'postgres', '-c',
+                                  q{SELECT pg_advisory_lock(1885826669, hashtext('movr'))}, '-c', 'SELECT pg_sleep(60)'],
+                                 '>', \my $ho, '2>', \my $he);
+    ok wait_until(sub { $us->psql_admin(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                                          AND classid = 1885826669 AND granted}) eq '1' }, timeout => 10),
+      'a session holds the move lock of movr';
+    refused('MOVE DATABASE movr TO REGION eu-west', '55006', qr/is being worked on by another move command/,
+            'the lock held elsewhere');
+    # The backend sleeps on whether or not its client is there: it is ended, which lets the lock go.
+    $us->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'
+                      AND classid = 1885826669});
+    $holder->finish;
+    ok wait_until(sub { $us->psql_admin(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                                          AND classid = 1885826669}) eq '0' }, timeout => 10),
+      '... until that session ends';
+}
 is source_objects(), '0/0', 'after every refusal: no publication, no slot on the source';
 is scalar(moves_of('movr')), 0, '... and no move recorded';
 
