@@ -13,6 +13,9 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
+/* The steps' places in job_show_steps: a step that repeats sets the next one by name. */
+enum { SHOW_BEGIN, SHOW_READ_REGION, SHOW_PROGRESS, SHOW_LAG, SHOW_END };
+
 static const char progress_sql[] =
     "SELECT count(*) FILTER (WHERE r.srsubstate IN ('r', 's')), count(r.srrelid),"
     " (SELECT extract(epoch FROM now() - max(st.latest_end_time)) FROM pg_stat_subscription st"
@@ -76,7 +79,7 @@ static int take_region_records(struct dbmove_job *j, const PGresult *res, const 
     else
         merge_records(j);
     if (++j->region_index < j->cfg->regions.count)
-        j->step--; /* the next region */
+        j->step = SHOW_READ_REGION; /* the next region */
     return 0;
 }
 
@@ -88,7 +91,7 @@ static int show_read_region(struct dbmove_job *j)
         job_notice(j, "region \"%s\" has no primary up: its record of moves is not read", r->name);
         j->failed = false;
         if (++j->region_index < j->cfg->regions.count)
-            j->step--;
+            j->step = SHOW_READ_REGION;
         return JOB_NEXT;
     }
     char what[160];
@@ -134,7 +137,7 @@ static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlst
     }
     j->status_index++;
     if (next_live_row(j))
-        j->step -= 2; /* the progress of the next one */
+        j->step = SHOW_PROGRESS; /* the progress of the next one */
     return 0;
 }
 
@@ -167,9 +170,9 @@ static int show_progress(struct dbmove_job *j)
         j->failed = false;
         j->status_index++;
         if (next_live_row(j))
-            j->step -= 1; /* this step again, for the next one */
+            j->step = SHOW_PROGRESS; /* this step again, for the next one */
         else
-            j->step += 1; /* no lag to read either */
+            j->step = SHOW_END; /* no lag to read either */
         return JOB_NEXT;
     }
     dbmove_subscription_name(m->id, name, sizeof(name));
@@ -188,9 +191,35 @@ static int show_lag(struct dbmove_job *j)
                      take_lag, "3D000");
 }
 
+static void show_failure_goes_on(struct dbmove_job *j);
+
+/* The first step: SHOW MOVES answers even when a region fails to (a NOTICE says which). */
+static int show_begin(struct dbmove_job *j)
+{
+    j->on_failure = show_failure_goes_on;
+    return JOB_NEXT;
+}
+
+/* A query that failed: a NOTICE, then the next region or move. */
+static void show_failure_goes_on(struct dbmove_job *j)
+{
+    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
+    j->failed = false;
+    if (j->step == SHOW_READ_REGION + 1) {
+        if (++j->region_index < j->cfg->regions.count)
+            j->step = SHOW_READ_REGION;
+    } else {
+        j->status_index++;
+        j->step = next_live_row(j) ? SHOW_PROGRESS : SHOW_END;
+    }
+    j->on_failure = show_failure_goes_on;
+    job_next(j);
+}
+
 const struct job_step job_show_steps[] = {
-    {NULL, NULL, show_read_region},
-    {NULL, any_live_row, show_progress},
-    {NULL, any_live_row, show_lag},
-    {NULL, NULL, NULL},
+    [SHOW_BEGIN] = {NULL, NULL, show_begin},
+    [SHOW_READ_REGION] = {NULL, NULL, show_read_region},
+    [SHOW_PROGRESS] = {NULL, any_live_row, show_progress},
+    [SHOW_LAG] = {NULL, any_live_row, show_lag},
+    [SHOW_END] = {NULL, NULL, NULL},
 };

@@ -183,4 +183,11 @@ is $merr, undef, '... and aborted again';
 is source_objects(), '0/0', '... leaving nothing';
 is scalar(grep { $_->{state} eq 'aborted' } moves_of('movr')), 2, 'SHOW MOVES lists both moves, aborted';
 
+# A region that cannot be read leaves SHOW MOVES to the others, with a NOTICE.
+$eu->stop(mode => 'immediate');
+my ($after, $serr, $snotices) = admin('SHOW MOVES');
+is $serr, undef, 'SHOW MOVES with eu-west stopped answers';
+is scalar(grep { $_->{database} eq 'movr' } @$after), 2, '... with the moves us-east records';
+like $snotices, qr/NOTICE:.*region "eu-west"/, '... and a NOTICE naming eu-west';
+
 done_testing;
