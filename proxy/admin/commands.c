@@ -50,6 +50,9 @@ struct command_def {
     command_fn run;
     unsigned snapshot; /* SNAPSHOT_* beyond the counters, for render */
     snapshot_render_fn render;
+    /* When the columns depend on the command's words (MOVE DATABASE ... CUTOVER): they, not cols.
+     */
+    void (*columns)(const struct admin_cmd *cmd, const struct admin_column **cols, int *ncols);
 };
 
 #define COLS(a) a, (int)(sizeof(a) / sizeof(a[0]))
@@ -407,42 +410,44 @@ static int set_setting(struct session *s, const struct admin_cmd *cmd, struct co
 /* ---- the table ---- */
 
 static const struct command_def commands[] = {
-    {ADMIN_SHOW_HELP, COLS(show_help_cols), show_help, 0, NULL},
-    {ADMIN_SHOW_VERSION, COLS(show_version_cols), show_version, 0, NULL},
-    {ADMIN_SHOW_CONFIG, COLS(show_config_cols), show_config, 0, NULL},
+    {ADMIN_SHOW_HELP, COLS(show_help_cols), show_help, 0, NULL, NULL},
+    {ADMIN_SHOW_VERSION, COLS(show_version_cols), show_version, 0, NULL, NULL},
+    {ADMIN_SHOW_CONFIG, COLS(show_config_cols), show_config, 0, NULL, NULL},
     {ADMIN_SHOW_REGIONS, COLS(show_regions_cols), NULL, SNAPSHOT_HOSTS | SNAPSHOT_CLIENTS,
-     show_render_regions},
-    {ADMIN_SHOW_CLIENTS, COLS(show_clients_cols), NULL, SNAPSHOT_CLIENTS, show_render_clients},
-    {ADMIN_SHOW_SERVERS, COLS(show_servers_cols), NULL, SNAPSHOT_SERVERS, show_render_servers},
-    {ADMIN_SHOW_STATS, COLS(show_stats_cols), NULL, 0, show_render_stats},
-    {ADMIN_SHOW_LISTS, COLS(show_lists_cols), NULL, SNAPSHOT_HOSTS, show_render_lists},
-    {ADMIN_SHOW_ROUTE, COLS(show_route_cols), show_route, 0, NULL},
-    {ADMIN_SHOW_PEERS, COLS(show_peers_cols), show_peers, 0, NULL},
-    {ADMIN_RELOAD, NULL, 0, reload_config, 0, NULL},
-    {ADMIN_DISABLE, NULL, 0, disable_region, 0, NULL},
-    {ADMIN_ENABLE, NULL, 0, enable_region, 0, NULL},
-    {ADMIN_KILL, NULL, 0, kill_client, 0, NULL},
-    {ADMIN_PAUSE, NULL, 0, pause_command, 0, NULL},
-    {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL},
-    {ADMIN_DRAIN, COLS(move_cols), drain_command, 0, NULL},
-    {ADMIN_MOVE_CLIENT, COLS(move_cols), move_clients_command, 0, NULL},
-    {ADMIN_MOVE_CLIENTS, COLS(move_cols), move_clients_command, 0, NULL},
-    {ADMIN_SET, NULL, 0, set_setting, 0, NULL},
+     show_render_regions, NULL},
+    {ADMIN_SHOW_CLIENTS, COLS(show_clients_cols), NULL, SNAPSHOT_CLIENTS, show_render_clients,
+     NULL},
+    {ADMIN_SHOW_SERVERS, COLS(show_servers_cols), NULL, SNAPSHOT_SERVERS, show_render_servers,
+     NULL},
+    {ADMIN_SHOW_STATS, COLS(show_stats_cols), NULL, 0, show_render_stats, NULL},
+    {ADMIN_SHOW_LISTS, COLS(show_lists_cols), NULL, SNAPSHOT_HOSTS, show_render_lists, NULL},
+    {ADMIN_SHOW_ROUTE, COLS(show_route_cols), show_route, 0, NULL, NULL},
+    {ADMIN_SHOW_PEERS, COLS(show_peers_cols), show_peers, 0, NULL, NULL},
+    {ADMIN_RELOAD, NULL, 0, reload_config, 0, NULL, NULL},
+    {ADMIN_DISABLE, NULL, 0, disable_region, 0, NULL, NULL},
+    {ADMIN_ENABLE, NULL, 0, enable_region, 0, NULL, NULL},
+    {ADMIN_KILL, NULL, 0, kill_client, 0, NULL, NULL},
+    {ADMIN_PAUSE, NULL, 0, pause_command, 0, NULL, NULL},
+    {ADMIN_RESUME, NULL, 0, resume_command, 0, NULL, NULL},
+    {ADMIN_DRAIN, COLS(move_cols), drain_command, 0, NULL, NULL},
+    {ADMIN_MOVE_CLIENT, COLS(move_cols), move_clients_command, 0, NULL, NULL},
+    {ADMIN_MOVE_CLIENTS, COLS(move_cols), move_clients_command, 0, NULL, NULL},
+    {ADMIN_SET, NULL, 0, set_setting, 0, NULL, NULL},
     {ADMIN_SHOW_POOLS, COLS(show_pools_cols), NULL, SNAPSHOT_CLIENTS | SNAPSHOT_SERVERS,
-     show_render_pools},
-    {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL},
-    {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL},
-    {ADMIN_SHUTDOWN_WAIT, NULL, 0, shutdown_proxy, 0, NULL},
-    {ADMIN_SHOW_MIGRATIONS, COLS(migrations_show_cols), migrations_show_command, 0, NULL},
-    {ADMIN_MIGRATE_PLAN, COLS(migrations_plan_cols), migrations_plan_command, 0, NULL},
-    {ADMIN_MIGRATE_NEXT, NULL, 0, migrations_next_command, 0, NULL},
-    {ADMIN_MIGRATE_UP, NULL, 0, migrations_up_command, 0, NULL},
-    {ADMIN_MIGRATE_RESOLVE, NULL, 0, migrations_settle_command, 0, NULL},
-    {ADMIN_MIGRATE_RETRY, NULL, 0, migrations_settle_command, 0, NULL},
-    {ADMIN_MIGRATE_DOWN, NULL, 0, migrations_down_command, 0, NULL},
-    {ADMIN_MIGRATE_ABORT, NULL, 0, migrations_abort_command, 0, NULL},
-    {ADMIN_MOVE_DATABASE, NULL, 0, dbmove_command, 0, NULL},
-    {ADMIN_SHOW_MOVES, COLS(show_moves_cols), dbmove_command, 0, NULL},
+     show_render_pools, NULL},
+    {ADMIN_RECONNECT, NULL, 0, reconnect_servers, 0, NULL, NULL},
+    {ADMIN_SHUTDOWN, NULL, 0, shutdown_proxy, 0, NULL, NULL},
+    {ADMIN_SHUTDOWN_WAIT, NULL, 0, shutdown_proxy, 0, NULL, NULL},
+    {ADMIN_SHOW_MIGRATIONS, COLS(migrations_show_cols), migrations_show_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_PLAN, COLS(migrations_plan_cols), migrations_plan_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_NEXT, NULL, 0, migrations_next_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_UP, NULL, 0, migrations_up_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_RESOLVE, NULL, 0, migrations_settle_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_RETRY, NULL, 0, migrations_settle_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_DOWN, NULL, 0, migrations_down_command, 0, NULL, NULL},
+    {ADMIN_MIGRATE_ABORT, NULL, 0, migrations_abort_command, 0, NULL, NULL},
+    {ADMIN_MOVE_DATABASE, NULL, 0, dbmove_command, 0, NULL, dbmove_columns},
+    {ADMIN_SHOW_MOVES, COLS(show_moves_cols), dbmove_command, 0, NULL, NULL},
 };
 
 static const struct command_def *command_find(enum admin_cmd_kind kind)
@@ -467,6 +472,8 @@ void command_columns(const struct command_plan *plan, const struct admin_column 
     const struct command_def *def = command_find(plan->cmd.kind);
     *cols = def != NULL ? def->cols : NULL;
     *ncols = def != NULL ? def->ncols : 0;
+    if (def != NULL && def->columns != NULL)
+        def->columns(&plan->cmd, cols, ncols);
 }
 
 int command_run(struct session *s, const struct command_plan *plan, struct console_wait *wait)

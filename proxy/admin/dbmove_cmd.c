@@ -4,6 +4,8 @@
  */
 #include "proxy/admin/dbmove_cmd.h"
 
+#include "proxy/admin/move_cmd.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -20,6 +22,13 @@ const struct admin_column show_moves_cols[12] = {
     {"lag_seconds", ADMIN_NUMERIC, 3}, {"started_at", ADMIN_TIMESTAMPTZ, 0},
     {"started_by", ADMIN_TEXT, 0},     {"last_error", ADMIN_TEXT, 0},
 };
+
+void dbmove_columns(const struct admin_cmd *cmd, const struct admin_column **cols, int *ncols)
+{
+    bool cutover = cmd->db_action == ADMIN_DB_CUTOVER || cmd->db_action == ADMIN_DB_REVERT;
+    *cols = cutover ? move_cols : NULL;
+    *ncols = cutover ? (int)(sizeof(move_cols) / sizeof(move_cols[0])) : 0;
+}
 
 static void job_notice_cb(void *arg, const char *text)
 {
@@ -65,8 +74,9 @@ static void show_moves_rows(struct admin_result *res, const struct dbmove_status
     result_set_tag(res, tag);
 }
 
-static void job_done_cb(void *arg, const struct dbmove_problem *problem, const char *summary,
-                        const struct dbmove_status *rows, size_t nrows)
+static void job_done_cb(void *arg, enum dbmove_action action, const struct dbmove_problem *problem,
+                        const char *summary, const struct dbmove_status *rows, size_t nrows,
+                        const struct move_result *moves, size_t nmoves)
 {
     struct console_wait *wait = arg;
     if (problem != NULL) {
@@ -75,7 +85,14 @@ static void job_done_cb(void *arg, const struct dbmove_problem *problem, const c
         wait->answer(wait, CMD_ERROR);
         return;
     }
-    if (wait->res.cols == NULL && rows == NULL) {
+    if (action == DBMOVE_CUTOVER || action == DBMOVE_REVERT) {
+        /* CUTOVER, REVERT: a row per session held, as MOVE CLIENTS answers */
+        move_rows_result(&wait->res, moves, nmoves);
+        result_notice(&wait->res, "%s", summary);
+        char tag[48];
+        snprintf(tag, sizeof(tag), "MOVE DATABASE %zu", nmoves);
+        result_set_tag(&wait->res, tag);
+    } else if (wait->res.cols == NULL && rows == NULL) {
         result_init(&wait->res, NULL, 0);
         if (summary[0] != '\0')
             result_notice(&wait->res, "%s", summary);
@@ -88,17 +105,29 @@ static void job_done_cb(void *arg, const struct dbmove_problem *problem, const c
 
 int dbmove_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    struct dbmove_request req = {.action = cmd->kind == ADMIN_SHOW_MOVES      ? DBMOVE_SHOW
-                                           : cmd->db_action == ADMIN_DB_ABORT ? DBMOVE_ABORT
-                                                                              : DBMOVE_START};
+    static const enum dbmove_action actions[] = {
+        [ADMIN_DB_MOVE] = DBMOVE_START,    [ADMIN_DB_CUTOVER] = DBMOVE_CUTOVER,
+        [ADMIN_DB_REVERT] = DBMOVE_REVERT, [ADMIN_DB_FINISH] = DBMOVE_FINISH,
+        [ADMIN_DB_ABORT] = DBMOVE_ABORT,
+    };
+    static const char *const words[] = {
+        [DBMOVE_CUTOVER] = "CUTOVER",
+        [DBMOVE_REVERT] = "REVERT",
+        [DBMOVE_FINISH] = "FINISH",
+        [DBMOVE_ABORT] = "ABORT",
+    };
+    struct dbmove_request req = {.action = cmd->kind == ADMIN_SHOW_MOVES ? DBMOVE_SHOW
+                                                                         : actions[cmd->db_action]};
     struct dbmove_problem problem;
     snprintf(req.database, sizeof(req.database), "%s", cmd->database);
     snprintf(req.to_region, sizeof(req.to_region), "%s", cmd->to_region);
     snprintf(req.by, sizeof(req.by), "%s from %s", s->user, s->peer);
-    if (req.action != DBMOVE_SHOW)
-        log_info(s->id, "admin %s: MOVE DATABASE %s %s%s", s->user, req.database,
-                 req.action == DBMOVE_ABORT ? "ABORT" : "TO REGION ", req.to_region);
-    if (dbmove_job_start(s->w->base, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
+    if (req.action == DBMOVE_START)
+        log_info(s->id, "admin %s: MOVE DATABASE %s TO REGION %s", s->user, req.database,
+                 req.to_region);
+    else if (req.action != DBMOVE_SHOW)
+        log_info(s->id, "admin %s: MOVE DATABASE %s %s", s->user, req.database, words[req.action]);
+    if (dbmove_job_start(s->w, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
         NULL) {
         admin_error_set(&wait->err, problem.sqlstate, NULL, NULL, "%s", problem.message);
         return CMD_ERROR;

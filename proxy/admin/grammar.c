@@ -189,9 +189,11 @@ static const struct admin_command_def commands[] = {
     {ADMIN_MOVE_DATABASE,
      {"MOVE", "DATABASE"},
      ARGS_MOVE_DB,
-     "MOVE DATABASE database TO REGION region | MOVE DATABASE database ABORT",
+     "MOVE DATABASE database TO REGION region | ... CUTOVER | ... REVERT | ... FINISH | ... ABORT",
      "checks, then copies the database to the region's primary by logical replication while its "
-     "clients keep working; ABORT removes what the move made"},
+     "clients keep working; CUTOVER switches it there at a transaction boundary, moving its "
+     "sessions; REVERT switches it back; FINISH ends the move; ABORT removes what the move made "
+     "before a cutover"},
     {ADMIN_SHOW_MOVES,
      {"SHOW", "MOVES"},
      ARGS_NONE,
@@ -762,18 +764,24 @@ static int take_move(struct parser *ps, bool one)
     return take_keyword_region(ps, out->to_region);
 }
 
-/* MOVE DATABASE db TO REGION r | ABORT */
+/* MOVE DATABASE db TO REGION r | CUTOVER | REVERT | FINISH | ABORT */
 static int take_move_database(struct parser *ps)
 {
+    static const char *const steps[] = {[ADMIN_DB_CUTOVER] = "CUTOVER",
+                                        [ADMIN_DB_REVERT] = "REVERT",
+                                        [ADMIN_DB_FINISH] = "FINISH",
+                                        [ADMIN_DB_ABORT] = "ABORT"};
     struct admin_cmd *out = ps->out;
     if (take_name(ps, out->database, "database") < 0)
         return ADMIN_PARSE_ERROR;
-    if (at_keyword(ps, "ABORT")) {
-        out->db_action = ADMIN_DB_ABORT;
-        return advance(ps);
-    }
+    for (int a = ADMIN_DB_CUTOVER; a <= ADMIN_DB_ABORT; a++)
+        if (at_keyword(ps, steps[a])) {
+            out->db_action = (enum admin_db_action)a;
+            return advance(ps);
+        }
     if (!at_keyword(ps, "TO"))
-        return syntax_error(&ps->lx, &ps->tok, "Write TO REGION and a region, or ABORT.");
+        return syntax_error(&ps->lx, &ps->tok,
+                            "Write TO REGION and a region, or CUTOVER, REVERT, FINISH or ABORT.");
     out->db_action = ADMIN_DB_MOVE;
     if (advance(ps) < 0)
         return ADMIN_PARSE_ERROR;

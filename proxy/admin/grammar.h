@@ -86,9 +86,15 @@ struct admin_cmd {
     /* MOVE CLIENT id TO REGION to; MOVE CLIENTS FROM REGION region [TO REGION to]; ... HOME */
     char to_region[ADMIN_NAME_MAX + 1]; /* "": each session's next region by its route */
     bool move_home;
-    /* MOVE DATABASE database TO REGION to_region | ABORT */
+    /* MOVE DATABASE database TO REGION to_region | CUTOVER | REVERT | FINISH | ABORT */
     char database[ADMIN_NAME_MAX + 1];
-    enum admin_db_action { ADMIN_DB_MOVE, ADMIN_DB_ABORT } db_action;
+    enum admin_db_action {
+        ADMIN_DB_MOVE,
+        ADMIN_DB_CUTOVER,
+        ADMIN_DB_REVERT,
+        ADMIN_DB_FINISH,
+        ADMIN_DB_ABORT
+    } db_action;
 };
 
 /* admin_parse's results. */

@@ -16,6 +16,10 @@
 
 extern const struct admin_column move_cols[6];
 
+/* The rows of moves as the commands answer them (a cutover's answer too). */
+struct move_result;
+void move_rows_result(struct admin_result *res, const struct move_result *rows, size_t nrows);
+
 int move_clients_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
 

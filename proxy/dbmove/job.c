@@ -17,6 +17,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
+#include "proxy/runtime/worker.h"
 #include "routing/region.h"
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
@@ -63,7 +64,9 @@ const struct region_host *job_primary(struct dbmove_job *j, const struct region 
 bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char *dbname, char *buf,
                   size_t cap)
 {
-    if (pgconn_conninfo(j->cfg, h, dbname, DBMOVE_APPLICATION_NAME, buf, cap))
+    /* The job writes where a cutover made the database refuse writes by default. */
+    if (pgconn_conninfo(j->cfg, h, dbname, DBMOVE_APPLICATION_NAME, buf, cap) &&
+        pgasync_conninfo_add(buf, cap, "options", "-c default_transaction_read_only=off"))
         return true;
     job_problem(j, "53200", NULL, NULL, "the connection string to %s:%d is too long", h->name,
                 h->port);
@@ -74,12 +77,17 @@ bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char 
 static void job_finish(struct dbmove_job *j)
 {
     if (j->done != NULL)
-        j->done(j->arg, j->failed ? &j->problem : NULL, j->summary, j->rows, j->nrows);
+        j->done(j->arg, j->req.action, j->failed ? &j->problem : NULL, j->summary, j->rows,
+                j->nrows, j->moves, j->nmoves);
     if (j->query != NULL)
         pgasync_abandon(j->query);
     if (j->lock != NULL)
         pgasync_abandon(j->lock); /* the server lets the lock go with the connection */
+    for (size_t i = 0; i < JOB_KEPT_MAX; i++)
+        if (j->kept[i].conn != NULL)
+            pgasync_abandon(j->kept[i].conn);
     job_free_extra(j);
+    job_cutover_free(j);
     if (j->kick != NULL)
         event_free(j->kick);
     free(j->rows);
@@ -117,6 +125,44 @@ static void job_kick_cb(evutil_socket_t fd, short what, void *arg)
     job_next(arg);
 }
 
+/* A kept connection the server ended while it was idle. */
+static void kept_closed(void *arg)
+{
+    struct job_kept *k = arg;
+    pgasync_abandon(k->conn);
+    k->conn = NULL;
+}
+
+/* The answered query's connection is kept for the next query to the same place. */
+static void keep_connection(struct dbmove_job *j, struct pgasync *q)
+{
+    struct job_kept *free_slot = NULL;
+    for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
+        struct job_kept *k = &j->kept[i];
+        if (k->conn == NULL && (free_slot == NULL || strcmp(k->conninfo, j->query_conninfo) == 0))
+            free_slot = k;
+    }
+    if (free_slot == NULL || !pgasync_keep(q, kept_closed, free_slot))
+        return;
+    free_slot->j = j;
+    free_slot->conn = q;
+    snprintf(free_slot->conninfo, sizeof(free_slot->conninfo), "%s", j->query_conninfo);
+}
+
+/* A kept connection to conninfo, taken out of the cache; NULL when none. */
+static struct pgasync *take_kept(struct dbmove_job *j, const char *conninfo)
+{
+    for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
+        struct job_kept *k = &j->kept[i];
+        if (k->conn != NULL && strcmp(k->conninfo, conninfo) == 0) {
+            struct pgasync *q = k->conn;
+            k->conn = NULL;
+            return q;
+        }
+    }
+    return NULL;
+}
+
 /* A query's answer: its taker reads it, then the chain goes on. */
 static void job_answer(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
@@ -125,8 +171,11 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     const char *sqlstate = j->query ? pgasync_error_sqlstate(j->query) : NULL;
     job_take_fn take = j->take;
     j->take = NULL;
+    struct pgasync *q = j->query;
     if (res != NULL) {
         take(j, res, NULL);
+        if (j->query == q && q != j->lock) /* not taken by the taker (the move lock) */
+            keep_connection(j, q);
     } else if (sqlstate != NULL && j->tolerated != NULL && strstr(j->tolerated, sqlstate)) {
         take(j, NULL, sqlstate);
     } else {
@@ -137,7 +186,14 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
                     j->query_what);
     }
     j->query = NULL;
-    job_next(j);
+    /* From the loop, not from inside the callback: the next query may reuse this connection. */
+    job_next_soon(j, 0);
+}
+
+void job_next_soon(struct dbmove_job *j, int delay_ms)
+{
+    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+    evtimer_add(j->kick, &tv);
 }
 
 int job_query(struct dbmove_job *j, const char *conninfo, const char *what, const char *sql,
@@ -147,6 +203,15 @@ int job_query(struct dbmove_job *j, const char *conninfo, const char *what, cons
     j->take = take;
     j->tolerated = tolerated;
     snprintf(j->query_what, sizeof(j->query_what), "%s", what);
+    snprintf(j->query_conninfo, sizeof(j->query_conninfo), "%s", conninfo);
+    struct pgasync *kept = take_kept(j, conninfo);
+    if (kept != NULL) {
+        if (pgasync_requery(kept, sql, nparams, params, j->timeout_ms, job_answer, j) == 0) {
+            j->query = kept;
+            return JOB_WAIT;
+        }
+        pgasync_abandon(kept);
+    }
     j->query = pgasync_query(j->base, conninfo, sql, nparams, params, j->timeout_ms, job_answer, j,
                              error, sizeof(error));
     if (j->query != NULL)
@@ -163,10 +228,16 @@ int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqls
     return 0;
 }
 
-struct dbmove_job *dbmove_job_start(struct event_base *base, struct config *cfg,
+struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
                                     const struct dbmove_request *req, dbmove_notice_fn notice,
                                     dbmove_done_fn done, void *arg, struct dbmove_problem *problem)
 {
+    static const struct job_step *const steps[] = {
+        [DBMOVE_START] = job_start_steps,    [DBMOVE_CUTOVER] = job_cutover_steps,
+        [DBMOVE_REVERT] = job_cutover_steps, [DBMOVE_FINISH] = job_finish_steps,
+        [DBMOVE_ABORT] = job_abort_steps,    [DBMOVE_SHOW] = job_show_steps,
+    };
+    struct event_base *base = home->base;
     struct dbmove_job *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
         free(j);
@@ -174,6 +245,7 @@ struct dbmove_job *dbmove_job_start(struct event_base *base, struct config *cfg,
         snprintf(problem->message, sizeof(problem->message), "out of memory");
         return NULL;
     }
+    j->home = home;
     j->base = base;
     j->cfg = config_ref(cfg);
     j->req = *req;
@@ -184,9 +256,7 @@ struct dbmove_job *dbmove_job_start(struct event_base *base, struct config *cfg,
     struct timeval now;
     gettimeofday(&now, NULL);
     j->id = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
-    j->steps = req->action == DBMOVE_START   ? job_start_steps
-               : req->action == DBMOVE_ABORT ? job_abort_steps
-                                             : job_show_steps;
+    j->steps = steps[req->action];
     struct timeval at_once = {0, 0};
     evtimer_add(j->kick, &at_once);
     return j;

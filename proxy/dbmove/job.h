@@ -42,14 +42,22 @@
 #include "proxy/dbmove/record.h"
 
 struct config;
-struct event_base;
 struct dbmove_job;
+struct move_result;
+struct worker;
 
-enum dbmove_action { DBMOVE_START, DBMOVE_ABORT, DBMOVE_SHOW };
+enum dbmove_action {
+    DBMOVE_START,
+    DBMOVE_CUTOVER,
+    DBMOVE_REVERT,
+    DBMOVE_FINISH,
+    DBMOVE_ABORT,
+    DBMOVE_SHOW
+};
 
 struct dbmove_request {
     enum dbmove_action action;
-    char database[DBMOVE_NAME_MAX + 1];  /* START, ABORT */
+    char database[DBMOVE_NAME_MAX + 1];  /* all but SHOW */
     char to_region[DBMOVE_NAME_MAX + 1]; /* START */
     char by[DBMOVE_BY_MAX + 1];          /* who asked, for the record */
 };
@@ -68,18 +76,21 @@ struct dbmove_status {
 typedef void (*dbmove_notice_fn)(void *arg, const char *text);
 /*
  * The end: problem NULL when the command did what it was asked (summary
- * says what, for a NOTICE; rows the SHOW's, owned by the job until the
- * callback returns).  The job is freed after the callback.
+ * says what, for a NOTICE; rows the SHOW's; moves the sessions a cutover
+ * moved or ended; all owned by the job until the callback returns).  The
+ * job is freed after the callback.
  */
-typedef void (*dbmove_done_fn)(void *arg, const struct dbmove_problem *problem, const char *summary,
-                               const struct dbmove_status *rows, size_t nrows);
+typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action,
+                               const struct dbmove_problem *problem, const char *summary,
+                               const struct dbmove_status *rows, size_t nrows,
+                               const struct move_result *moves, size_t nmoves);
 
 /*
- * Starts req under cfg (a reference is taken); done is called once, from
- * the loop, never from inside this call.  NULL with *problem filled when it
- * cannot start (out of memory).
+ * Starts req under cfg (a reference is taken) on home's loop; done is
+ * called once, from the loop, never from inside this call.  NULL with
+ * *problem filled when it cannot start (out of memory).
  */
-struct dbmove_job *dbmove_job_start(struct event_base *base, struct config *cfg,
+struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
                                     const struct dbmove_request *req, dbmove_notice_fn notice,
                                     dbmove_done_fn done, void *arg, struct dbmove_problem *problem);
 

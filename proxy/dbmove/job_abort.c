@@ -32,6 +32,18 @@ static int abort_find_move(struct dbmove_job *j)
             continue;
         j->move = *r;
         j->has_move = true;
+        if (r->state != DBMOVE_COPYING && r->state != DBMOVE_STREAMING &&
+            r->state != DBMOVE_FAILED) {
+            char detail[160];
+            snprintf(detail, sizeof(detail), "The move to region \"%s\" is %s.", r->to_region,
+                     dbmove_state_name(r->state));
+            job_problem(j, "55000",
+                        "ABORT gives up a move before its cutover; after it, REVERT moves the "
+                        "database back, and FINISH ends the move.",
+                        detail, "the move of database \"%s\" cannot be aborted now",
+                        j->req.database);
+            return JOB_FAIL;
+        }
         if ((j->to = region_set_find(&j->cfg->regions, r->to_region)) == NULL) {
             job_problem(j, "42704", "Configure the region again to abort the move.", NULL,
                         "the move's target region \"%s\" is not configured", r->to_region);
@@ -70,6 +82,12 @@ static int abort_publication(struct dbmove_job *j)
     return job_query(j, j->src_db, "dropping the publication on the source",
                      "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
                      NULL);
+}
+
+static int abort_marker(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "dropping the cutover's marker on the source",
+                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
 }
 
 static bool move_created_database(const struct dbmove_job *j)
@@ -125,6 +143,7 @@ const struct job_step job_abort_steps[] = {
     {"dropping the subscription on the target", NULL, abort_subscription},
     {NULL, NULL, abort_slot},
     {"dropping the publication on the source", NULL, abort_publication},
+    {NULL, NULL, abort_marker},
     {"dropping the database the move created on the target", move_created_database, abort_database},
     {NULL, NULL, abort_record_source},
     {NULL, NULL, abort_record_target},

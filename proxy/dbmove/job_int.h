@@ -8,11 +8,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include <libpq-fe.h>
 
 #include "proxy/dbmove/job.h"
+#include "proxy/session/gate.h"
 
 struct event;
 struct pgasync;
@@ -23,6 +25,9 @@ struct region_host;
 #define DBMOVE_QUERY_TIMEOUT_MS 30000
 #define DBMOVE_SLOT_TIMEOUT_MS  300000 /* creating the slot waits for the source's transactions */
 #define DBMOVE_CONNINFO_MAX     2048
+#define JOB_KEPT_MAX            4          /* the source's and target's database and moves_db */
+#define DBMOVE_CUTOVER_MAX_LAG  (16 << 20) /* bytes behind: more, and CUTOVER waits for less */
+#define DBMOVE_REPLAY_POLL_MS   10
 
 /* What a step's run returns. */
 #define JOB_NEXT 0  /* done at once: the next step */
@@ -43,6 +48,7 @@ struct job_step {
 };
 
 struct dbmove_job {
+    struct worker *home; /* the admin's worker: the loop, the gate, the moves of sessions */
     struct event_base *base;
     struct config *cfg; /* a reference */
     struct dbmove_request req;
@@ -54,8 +60,15 @@ struct dbmove_job {
     const struct job_step *steps; /* ends with a row whose run is NULL */
     size_t step;
     struct event *kick;
-    /* the query out */
+    /* the query out, and the connection string it went to */
     struct pgasync *query;
+    char query_conninfo[DBMOVE_CONNINFO_MAX];
+    /* connections kept idle between the job's queries, one per connection string */
+    struct job_kept {
+        struct dbmove_job *j;
+        char conninfo[DBMOVE_CONNINFO_MAX];
+        struct pgasync *conn; /* NULL: none */
+    } kept[JOB_KEPT_MAX];
     struct pgasync *lock; /* kept, idle: holds the database's move lock until the end */
     job_take_fn take;
     const char *tolerated; /* SQLSTATEs the taker reads as an answer ("42P01 3D000") */
@@ -89,10 +102,31 @@ struct dbmove_job {
     char *schema;
     /* SHOW MOVES: the region whose records are read next, the status filled next */
     size_t region_index, status_index;
+    /* CUTOVER and REVERT (job_cutover.c) */
+    struct cutover {
+        const struct region *leaving, *arriving;
+        const char *leave_db, *leave_ctl, *arrive_db, *arrive_ctl; /* src_* or dst_* */
+        char feed[64]; /* the subscription on the arriving side, fed by the leaving side */
+        char back[64]; /* the one the leaving side gets afterwards, and its slot */
+        struct gate_scope scope;
+        struct gate_close *gate; /* while closing */
+        bool recorded, gate_closed, read_only_set, back_slot_made, committed, poll_again;
+        bool lock_made, pids_overflow, arriving_reset;
+        pthread_mutex_t pids_lock;
+        char pids[8192]; /* {1,2,3}: the held sessions' server processes, and the job's */
+        char token[80];  /* the marker written on the leaving side */
+        int64_t deadline_ms, held_at_ms, hold_ms;
+        int64_t lag_bytes; /* at the start */
+        char *sequences;   /* setval script for the arriving side */
+    } cut;
+    struct move_result *moves; /* the held sessions' moves */
+    size_t nmoves;
 };
 
 extern const struct job_step job_start_steps[];
 extern const struct job_step job_abort_steps[];
+extern const struct job_step job_cutover_steps[]; /* CUTOVER and REVERT */
+extern const struct job_step job_finish_steps[];
 extern const struct job_step job_show_steps[];
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
@@ -108,6 +142,8 @@ int job_query(struct dbmove_job *j, const char *conninfo, const char *what, cons
               int nparams, const char *const *params, job_take_fn take, const char *tolerated);
 int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqlstate);
 void job_next(struct dbmove_job *j);
+/* job_next from the loop, delay_ms from now (a step that polls runs again: j->step-- first). */
+void job_next_soon(struct dbmove_job *j, int delay_ms);
 
 /* The first host of r that is up and not a standby; NULL with the problem set. */
 const struct region_host *job_primary(struct dbmove_job *j, const struct region *r);
@@ -136,6 +172,14 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what);
 /* The schema copy: pg_dump of the source, then the script on the target (job_schema.c). */
 int job_copy_schema(struct dbmove_job *j);
 void job_free_extra(struct dbmove_job *j);
+void job_cutover_free(struct dbmove_job *j);
+/*
+ * The live move of the database in j->records, which must be in state
+ * wanted (else 55000 naming the command its state waits for; verb says
+ * what was asked: "cut over"), with both regions' connection strings and
+ * the cutover's sides (j->cut) set.
+ */
+int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char *verb);
 
 /* "quoted" identifier and 'quoted' literal into buf; false when it does not fit. */
 bool job_ident(char *buf, size_t cap, const char *name);

@@ -13,6 +13,9 @@
 
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -21,7 +24,8 @@
 int job_find_source(struct dbmove_job *j)
 {
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(j->cfg, j->req.database, &where);
+    const struct region_subset *placed =
+        placement_of(&j->home->shared->placement, j->cfg, j->req.database, &where);
     char detail[300];
     if (placed == NULL || placed->count != 1) {
         snprintf(detail, sizeof(detail),
@@ -294,6 +298,12 @@ static int start_create_database(struct dbmove_job *j)
                      job_take_nothing, NULL);
 }
 
+static int start_marker(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "creating the cutover's marker on the source",
+                     dbmove_marker_create_sql, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
+}
+
 static int start_publication(struct dbmove_job *j)
 {
     return job_query(j, j->src_db, "creating the publication on the source",
@@ -311,8 +321,10 @@ static int start_subscription(struct dbmove_job *j)
     }
     snprintf(sql, sizeof(sql),
              "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
-             " WITH (copy_data = true)",
+             " WITH (copy_data = true, synchronous_commit = on)",
              name, conn);
+    /* synchronous_commit: the target confirms a commit once it is on its disk, not up to a
+     * second later, which is what a cutover waits for while the sessions are held. */
     j->query_hint = "The target's server connects to the source's at the address pgnear uses.";
     /* Its slot waits until every transaction running on the source has ended (twice, under
      * load, and the second is seen at the next snapshot the source logs, every 15 s). */
@@ -404,6 +416,7 @@ const struct job_step job_start_steps[] = {
     {NULL, NULL, start_record_source},
     {NULL, NULL, start_record_target},
     {"creating the database in the target region", target_lacks_database, start_create_database},
+    {NULL, NULL, start_marker},
     {"copying the schema (pg_dump --schema-only)", NULL, job_copy_schema},
     {"creating the publication on the source and the subscription on the target", NULL,
      start_publication},

@@ -9,10 +9,10 @@
 #include <string.h>
 
 static const char *const state_names[] = {
-    [DBMOVE_COPYING] = "copying",
-    [DBMOVE_STREAMING] = "streaming",
-    [DBMOVE_ABORTED] = "aborted",
-    [DBMOVE_FAILED] = "failed",
+    [DBMOVE_COPYING] = "copying",           [DBMOVE_STREAMING] = "streaming",
+    [DBMOVE_ABORTED] = "aborted",           [DBMOVE_FAILED] = "failed",
+    [DBMOVE_CUTTING_OVER] = "cutting over", [DBMOVE_MOVED] = "moved",
+    [DBMOVE_REVERTING] = "reverting",       [DBMOVE_FINISHED] = "finished",
 };
 
 const char dbmove_create_sql[] =
@@ -21,7 +21,8 @@ const char dbmove_create_sql[] =
     "    database text NOT NULL CHECK (length(database) BETWEEN 1 AND 63),\n"
     "    from_region text NOT NULL CHECK (length(from_region) BETWEEN 1 AND 63),\n"
     "    to_region text NOT NULL CHECK (length(to_region) BETWEEN 1 AND 63),\n"
-    "    state text NOT NULL CHECK (state IN ('copying', 'streaming', 'aborted', 'failed')),\n"
+    "    state text NOT NULL CHECK (state IN ('copying', 'streaming', 'aborted', 'failed',\n"
+    "        'cutting over', 'moved', 'reverting', 'finished')),\n"
     "    created_database boolean NOT NULL,\n"
     "    started_at timestamptz NOT NULL DEFAULT now(),\n"
     "    started_by text NOT NULL,\n"
@@ -43,6 +44,19 @@ const char dbmove_upsert_sql[] =
     " created_database = EXCLUDED.created_database, last_error = EXCLUDED.last_error,"
     " updated_at = now()";
 
+const char dbmove_marker_create_sql[] =
+    "CREATE SCHEMA IF NOT EXISTS " DBMOVE_MARKER_SCHEMA ";\n"
+    "CREATE TABLE IF NOT EXISTS " DBMOVE_MARKER_SCHEMA ".cutover ("
+    "id int PRIMARY KEY CHECK (id = 1), token text NOT NULL)";
+
+const char dbmove_marker_write_sql[] = "INSERT INTO " DBMOVE_MARKER_SCHEMA ".cutover VALUES (1, $1)"
+                                       " ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token";
+
+const char dbmove_marker_read_sql[] =
+    "SELECT EXISTS (SELECT FROM " DBMOVE_MARKER_SCHEMA ".cutover WHERE token = $1)";
+
+const char dbmove_marker_drop_sql[] = "DROP SCHEMA IF EXISTS " DBMOVE_MARKER_SCHEMA " CASCADE";
+
 const char *dbmove_state_name(enum dbmove_state state)
 {
     return (size_t)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state] : "?";
@@ -60,7 +74,12 @@ bool dbmove_state_parse(const char *text, enum dbmove_state *out)
 
 bool dbmove_state_live(enum dbmove_state state)
 {
-    return state != DBMOVE_ABORTED;
+    return state != DBMOVE_ABORTED && state != DBMOVE_FINISHED;
+}
+
+bool dbmove_state_in_target(enum dbmove_state state)
+{
+    return state == DBMOVE_MOVED || state == DBMOVE_FINISHED;
 }
 
 /* A text column into a field of the row: false when it does not fit. */
@@ -121,4 +140,9 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
 void dbmove_subscription_name(int64_t id, char *buf, size_t cap)
 {
     snprintf(buf, cap, DBMOVE_OBJECT_NAME "_%lld", (long long)id);
+}
+
+void dbmove_back_name(int64_t id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, DBMOVE_OBJECT_NAME "_%lld_back", (long long)id);
 }

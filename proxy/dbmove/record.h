@@ -29,10 +29,14 @@
                    */
 
 enum dbmove_state {
-    DBMOVE_COPYING,   /* the subscription copies the tables */
-    DBMOVE_STREAMING, /* every table copied: changes stream */
-    DBMOVE_ABORTED,   /* ABORT removed what the move made */
-    DBMOVE_FAILED,    /* a step failed: last_error says which; ABORT cleans up */
+    DBMOVE_COPYING,      /* the subscription copies the tables */
+    DBMOVE_STREAMING,    /* every table copied: changes stream; the database lives in from */
+    DBMOVE_ABORTED,      /* ABORT removed what the move made */
+    DBMOVE_FAILED,       /* a step failed: last_error says which; ABORT cleans up */
+    DBMOVE_CUTTING_OVER, /* CUTOVER under way: still in from until the record says moved */
+    DBMOVE_MOVED,        /* the database lives in to; changes stream back to from */
+    DBMOVE_REVERTING,    /* REVERT under way: still in to until the record says streaming */
+    DBMOVE_FINISHED,     /* FINISH dropped the replication: the database lives in to */
 };
 
 struct dbmove_row {
@@ -59,8 +63,10 @@ extern const char dbmove_upsert_sql[];
 
 const char *dbmove_state_name(enum dbmove_state state);
 bool dbmove_state_parse(const char *text, enum dbmove_state *out);
-/* Whether a move in this state still holds objects or may go on (not aborted). */
+/* Whether a move in this state still holds objects or may go on (not aborted nor finished). */
 bool dbmove_state_live(enum dbmove_state state);
+/* Whether the database lives in the move's target region in this state (moved, finished). */
+bool dbmove_state_in_target(enum dbmove_state state);
 
 /*
  * The rows of a dbmove_select_sql result into *rows (malloc'd, *count of
@@ -69,7 +75,23 @@ bool dbmove_state_live(enum dbmove_state state);
 int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *count, char *why,
                       size_t cap);
 
+/*
+ * The cutover's marker: a schema of pgnear's own in the moved database,
+ * made on the source before its schema is copied, so that both sides have
+ * it and the publications carry it.  A cutover writes a token there on
+ * the side the database leaves, once nothing else writes, and waits for
+ * the token on the other side: replication applies in commit order, so
+ * every write before it has arrived too.  FINISH and ABORT drop it.
+ */
+#define DBMOVE_MARKER_SCHEMA "pgnear_move"
+extern const char dbmove_marker_create_sql[];
+extern const char dbmove_marker_write_sql[]; /* $1 the token */
+extern const char dbmove_marker_read_sql[];  /* $1 the token: true once it is there */
+extern const char dbmove_marker_drop_sql[];
+
 /* The subscription's (and its slot's) name for move id: "pgnear_move_<id>". */
 void dbmove_subscription_name(int64_t id, char *buf, size_t cap);
+/* The name of the one back from the target after a cutover: "pgnear_move_<id>_back". */
+void dbmove_back_name(int64_t id, char *buf, size_t cap);
 
 #endif

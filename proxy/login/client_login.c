@@ -21,6 +21,8 @@
 #include "proxy/login/client_login.h"
 #include "proxy/login/hint_notice.h"
 #include "proxy/login/session_route.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/phase.h"
@@ -314,7 +316,8 @@ static void client_log_route(struct session *s)
 static bool client_any_region_open(struct session *s)
 {
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
     if (route_any_enabled(&s->cfg->routing, placed))
         return true;
     if (placed == NULL) {

@@ -4,6 +4,7 @@
 #include "proxy/login/session_route.h"
 
 #include "proxy/base/config.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/session.h"
@@ -80,7 +81,8 @@ void session_route_plan(struct session *s)
     if (l->replay_waiting)
         need.role = NEED_STANDBY; /* one that has it, or none yet */
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
     l->plan_len = route_plan(&s->cfg->routing, &l->loc, &need, placed, l->plan, l->plan_cos,
                              ROUTE_MAX_REGIONS);
     l->plan_index = 0;
@@ -95,6 +97,7 @@ size_t session_route_lookup_plan(const struct session *s, struct region **out, s
     if (max > ROUTE_MAX_REGIONS)
         max = ROUTE_MAX_REGIONS;
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(s->cfg, s->database, &where);
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
     return route_plan(&s->cfg->routing, &s->login->loc, &any, placed, out, cosines, max);
 }

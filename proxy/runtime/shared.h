@@ -16,6 +16,7 @@
 #include "proxy/base/log.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/pool_limits.h"
+#include "proxy/runtime/placement.h"
 
 struct reloader;
 struct session_flow;
@@ -36,6 +37,7 @@ struct shared {
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
+    struct placement_table placement;   /* where moved databases live; cutovers' holds */
     /* 1 + the index of the worker whose admin session runs a migration; 0: none (atomic). */
     int migrating;
     /* Which command and admin, since when: for the 55006 of a second one (under its lock). */

@@ -15,6 +15,7 @@
 
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/runtime/worker_call.h"
@@ -34,11 +35,19 @@ bool gate_act_at_safe_point(struct session *s)
     if (!session_at_safe_point(s))
         return true;
     if (s->on_safe == SAFE_CLOSE) {
-        char detail[160];
-        snprintf(detail, sizeof(detail),
-                 "The pgnear admin console is draining region %s; connect again to be routed "
-                 "to another region.",
-                 s->region->name);
+        char detail[256], to[PLACEMENT_NAME_MAX + 1] = "another region";
+        if (s->close_why == CLOSE_DATABASE_MOVED) {
+            placement_region(&s->w->shared->placement, s->database, to, sizeof(to));
+            snprintf(detail, sizeof(detail),
+                     "Database \"%s\" moved to region %s and this session could not move with "
+                     "it; connect again to be routed there.",
+                     s->database, to);
+        } else {
+            snprintf(detail, sizeof(detail),
+                     "The pgnear admin console is draining region %s; connect again to be routed "
+                     "to another region.",
+                     s->region->name);
+        }
         session_fail(s, "57P01", "terminating connection due to administrator command", detail,
                      NULL);
         return false;
@@ -74,11 +83,12 @@ void gate_release_session(struct session *s, uint8_t reason)
         endpoint_resume_read(&s->client);
 }
 
-void gate_drain_session(struct session *s)
+void gate_drain_session(struct session *s, uint8_t why)
 {
     if (s->on_safe == SAFE_CLOSE)
         return;
     s->on_safe = SAFE_CLOSE;
+    s->close_why = why;
     gate_act_at_safe_point(s);
 }
 
@@ -124,9 +134,17 @@ bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
     return scope->database[0] == '\0' || strcmp(s->database, scope->database) == 0;
 }
 
-/* The scope's flag in each of its regions: new sessions there are held as they start. */
-static void set_flag(const struct region_set *regions, const struct gate_scope *scope, bool on)
+/*
+ * The scope's flag: a database's (a cutover), else in each of its regions;
+ * new sessions are held as they start.
+ */
+static void set_flag(struct worker *home, const struct region_set *regions,
+                     const struct gate_scope *scope, bool on)
 {
+    if (scope->reason == HOLD_DBMOVE) {
+        placement_set_held(&home->shared->placement, scope->database, on);
+        return;
+    }
     for (size_t i = 0; i < regions->count; i++) {
         struct registry_region *rr = regions->items[i].runtime;
         if (!scope->all && strcasecmp(regions->items[i].name, scope->region) != 0)
@@ -141,6 +159,8 @@ static void set_flag(const struct region_set *regions, const struct gate_scope *
 /* Whether someone took the flag down meanwhile in some region of the scope (RESUME). */
 static bool opened_meanwhile(const struct gate_close *g)
 {
+    if (g->scope.reason == HOLD_DBMOVE)
+        return !placement_held(&g->home->shared->placement, g->scope.database);
     const struct region_set *regions = &g->cfg->regions;
     for (size_t i = 0; i < regions->count; i++) {
         const struct region *r = &regions->items[i];
@@ -250,7 +270,7 @@ static void opened(struct worker *from, const struct worker_reply *r)
 int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(void *arg),
               void *arg)
 {
-    set_flag(&home->cfg->regions, scope, false);
+    set_flag(home, &home->cfg->regions, scope, false);
     struct open_call *call = calloc(1, sizeof(*call));
     if (call == NULL)
         return -1;
@@ -388,9 +408,9 @@ struct gate_close *gate_close(struct worker *home, const struct gate_scope *scop
         gate_free(g);
         return NULL;
     }
-    set_flag(&g->cfg->regions, scope, true);
+    set_flag(g->home, &g->cfg->regions, scope, true);
     if (worker_call_all(home, hold_on_worker, g, marked, NULL) != 0) {
-        set_flag(&g->cfg->regions, scope, false);
+        set_flag(g->home, &g->cfg->regions, scope, false);
         gate_free(g);
         return NULL;
     }

@@ -29,7 +29,7 @@ struct gate_scope {
     bool all;          /* every region (PAUSE without a region) */
     char region[64];   /* else this one */
     char database[64]; /* "": every database */
-    uint8_t reason;    /* enum hold_reason: HOLD_PAUSE or HOLD_MIGRATION */
+    uint8_t reason;    /* enum hold_reason: HOLD_PAUSE, HOLD_MIGRATION or HOLD_DBMOVE */
 };
 
 enum gate_end {
@@ -88,6 +88,7 @@ enum hold_reason {
     HOLD_PAUSE = 1,     /* the admin's PAUSE of its region */
     HOLD_MIGRATION = 2, /* a pause step of a migration of its region and database */
     HOLD_MOVE = 4,      /* a move to another server (move.h) */
+    HOLD_DBMOVE = 8,    /* the cutover of its database to another region (runtime/placement.h) */
 };
 
 /*
@@ -112,7 +113,13 @@ bool gate_hold_session(struct session *s, uint8_t reason);
 /* reason no longer holds s; it reads again once no reason does (RESUME, a pause step's end). */
 void gate_release_session(struct session *s, uint8_t reason);
 
-/* DRAIN: s ends with 57P01 at its next safe point (at once when it is at one). */
-void gate_drain_session(struct session *s);
+/* Why a session is ended at its safe point (the errdetail of its 57P01). */
+enum session_close_why {
+    CLOSE_DRAIN,          /* DRAIN of its region */
+    CLOSE_DATABASE_MOVED, /* its database was cut over to another region; it could not move */
+};
+
+/* s ends with 57P01 at its next safe point (at once when it is at one), for why. */
+void gate_drain_session(struct session *s, uint8_t why);
 
 #endif

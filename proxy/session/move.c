@@ -19,6 +19,7 @@
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
 #include "proxy/session/cancel.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
@@ -179,7 +180,8 @@ static void move_origin_locality(const struct session *s, const struct config *c
 static bool move_region_holds_database(const struct session *s, const char *region)
 {
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(s->w->cfg, s->database, &where);
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, s->w->cfg, s->database, &where);
     const struct region *r = region_set_find(&s->w->cfg->regions, region);
     return placed == NULL || r == NULL || region_subset_has(placed, r);
 }
@@ -193,8 +195,8 @@ void move_home_region(const struct session *s, char *out, size_t cap)
     const struct config *cfg = s->w->cfg;
     move_origin_locality(s, cfg, &loc);
     size_t n = route_plan(&cfg->routing, &loc, &s->need,
-                          config_database_placement(cfg, s->database, &where), plan, cosines,
-                          ROUTE_MAX_REGIONS);
+                          placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
+                          cosines, ROUTE_MAX_REGIONS);
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
@@ -438,7 +440,8 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
         loc->region = region_set_find(&cfg->regions, mv->target.region);
     }
     struct region_subset where;
-    const struct region_subset *placed = config_database_placement(cfg, mv->s->database, &where);
+    const struct region_subset *placed =
+        placement_of(&mv->s->w->shared->placement, cfg, mv->s->database, &where);
     size_t n = route_plan(&cfg->routing, loc, &need, placed, plan, cosines, ROUTE_MAX_REGIONS);
     n = move_keep_wanted(mv, loc->region, plan, cosines, n);
     *later = false;

@@ -25,6 +25,8 @@
 #include "protocol/framing.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fence.h"
 #include "proxy/session/relay.h"
@@ -236,6 +238,8 @@ void relay_start(struct session *s)
     if (registry_migration_hold(s->region->runtime) &&
         strcmp(s->database, s->w->cfg->migrations_db) == 0)
         reasons |= HOLD_MIGRATION;
+    if (placement_held(&s->w->shared->placement, s->database))
+        reasons |= HOLD_DBMOVE;
     if (reasons != 0)
         gate_hold_session(s, reasons);
 }

@@ -212,6 +212,7 @@ struct session {
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
     uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
+    uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
     bool held;            /* the client's next request waits, unread */
 
     /* the cancel key pgnear gave the client, naming the server connection's */

@@ -777,7 +777,7 @@ if ($PEERING) {
     # After the retry window, a silent peer may take half the slots (64 a worker, 32 each for
     # one peer), no more: a cancel for a session on instance 2 sent to instance 1 meanwhile
     # is forwarded and ends its query.
-    sleep 1.2;
+    sleep 2.5;    # past PEER_RETRY_MS with room for a loaded machine (1.2 s was too close under ASan)
     my $v2 = victim(1, [3, 2], 'busy-on2');
     my $m3 = scrape_all();
     $f = PgNearFleet::flood(port => $port[0], packets => \@pk, window => $total, timeout => 10);

@@ -277,7 +277,8 @@ static void test_migrate(void **state)
     expect_error("MIGRATE RETRY 7 AS applied", "42601", 17);
 }
 
-/* MOVE DATABASE db TO REGION r | ABORT; SHOW MOVES; SQL's MOVE of a cursor stays SQL. */
+/* MOVE DATABASE db TO REGION r | CUTOVER | REVERT | FINISH | ABORT; SHOW MOVES; SQL's MOVE of a
+ * cursor stays SQL. */
 static void test_move_database(void **state)
 {
     (void)state;
@@ -288,9 +289,17 @@ static void test_move_database(void **state)
     expect_kind("move database \"Odd Db\" abort;", ADMIN_MOVE_DATABASE);
     assert_string_equal(cmd.database, "Odd Db");
     assert_int_equal(cmd.db_action, ADMIN_DB_ABORT);
+    expect_kind("MOVE DATABASE movr CUTOVER", ADMIN_MOVE_DATABASE);
+    assert_int_equal(cmd.db_action, ADMIN_DB_CUTOVER);
+    expect_kind("move database movr revert;", ADMIN_MOVE_DATABASE);
+    assert_int_equal(cmd.db_action, ADMIN_DB_REVERT);
+    expect_kind("MOVE DATABASE movr Finish", ADMIN_MOVE_DATABASE);
+    assert_int_equal(cmd.db_action, ADMIN_DB_FINISH);
+    expect_error("MOVE DATABASE movr CUTOVER NOW", "42601", 0);
     expect_kind("SHOW MOVES", ADMIN_SHOW_MOVES);
     expect_error("MOVE DATABASE movr", "42601", 0);
-    assert_string_equal(err.hint, "Write TO REGION and a region, or ABORT.");
+    assert_string_equal(err.hint,
+                        "Write TO REGION and a region, or CUTOVER, REVERT, FINISH or ABORT.");
     expect_error("MOVE DATABASE movr TO eu-west", "42601", 0);
     expect_error("MOVE DATABASE TO REGION eu-west", "42601", 0);
     assert_int_equal(parse("MOVE NEXT FROM cur"), ADMIN_PARSE_SQL);

@@ -1,0 +1,804 @@
+/*
+ * job_cutover.c — MOVE DATABASE db CUTOVER, and REVERT, which is the same
+ * cutover the other way (job.h).
+ *
+ * The database leaves one region (the source at CUTOVER, the target at
+ * REVERT) for the other, which already has every row by replication (the
+ * feed: the subscription on the arriving side).  In order:
+ *
+ *   1. the move is found in the record of the region the database lives
+ *      in, in the state the step needs (streaming for CUTOVER, moved for
+ *      REVERT), its feed's lag small; the arriving side gets a publication
+ *      (for the replication back), and the record says 'cutting over' or
+ *      'reverting';
+ *      Then a first token through the marker (see 3) while the sessions
+ *      still run: the arriving side catches up now, not while they wait;
+ *   2. the gate: the database's sessions, on every worker, are held at
+ *      their next transaction boundary, new ones as they start (HOLD_DBMOVE);
+ *      past move_timeout the gate opens again and nothing has changed;
+ *   3. the leaving side refuses writes to the database
+ *      (default_transaction_read_only for new sessions; the sessions
+ *      pgnear does not hold are ended), a token is written to the move's
+ *      marker there (record.h), and the arriving side is waited for until
+ *      the token is there: everything written before it has arrived
+ *      (bounded by move_timeout too; the slot's confirmed position is not
+ *      enough: it was seen ahead of what the target had applied);
+ *   4. the sequences of the arriving side are set past the leaving side's,
+ *      and a slot for the replication back is made there, before anyone
+ *      writes to it;
+ *   5. the commit: the record says 'moved' (or 'streaming' again) in the
+ *      arriving region, then the leaving one; the database lives in the
+ *      arriving region for every worker (runtime/placement.h);
+ *   6. the held sessions move to the arriving region (session/move_batch.h);
+ *      those that cannot are ended with 57P01 and named; the gate opens;
+ *   7. the feed is dropped and the replication back starts (a subscription
+ *      on the leaving side from the slot of step 4, copying nothing).
+ *
+ * A failure before 5 undoes 2-4 (the gate opens, the leaving side takes
+ * writes again, the slot goes) and the record is as before, with the
+ * error; after 5 the cutover is done, and a failure is told and recorded.
+ */
+#include "proxy/dbmove/job_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/base/config.h"
+#include "proxy/base/list.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/move_batch.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static bool reverting(const struct dbmove_job *j)
+{
+    return j->req.action == DBMOVE_REVERT;
+}
+
+/*
+ * ALTER DATABASE db SET default_transaction_read_only = on, or RESET, on
+ * ctl: new sessions of the database there refuse writes, or take them.
+ */
+static int set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
+{
+    char sql[256], db[160];
+    if (!job_ident(db, sizeof(db), j->req.database)) {
+        job_problem(j, "22023", NULL, NULL, "the database's name is too long");
+        return JOB_FAIL;
+    }
+    snprintf(sql, sizeof(sql), "ALTER DATABASE %s %s", db,
+             on ? "SET default_transaction_read_only = on" : "RESET default_transaction_read_only");
+    return job_query(j, ctl, what, sql, 0, NULL, job_take_nothing, NULL);
+}
+
+/* ---- 1. the move, its sides, its lag ---- */
+
+static int cut_home(struct dbmove_job *j)
+{
+    return job_find_source(j); /* where the database lives now: the leaving side */
+}
+
+static int cut_read_records(struct dbmove_job *j)
+{
+    return job_read_records(j, j->src_ctl, "reading the record of moves");
+}
+
+/* The step each state is waiting for, for the hint of a refusal. */
+static const char *next_command(enum dbmove_state state)
+{
+    switch (state) {
+    case DBMOVE_COPYING:
+        return "CUTOVER moves it once every table is copied (SHOW MOVES says streaming); ABORT "
+               "gives it up.";
+    case DBMOVE_STREAMING:
+        return "CUTOVER moves it; ABORT gives it up.";
+    case DBMOVE_MOVED:
+        return "REVERT moves it back; FINISH ends the move.";
+    case DBMOVE_FAILED:
+        return "ABORT removes what the move made; SHOW MOVES shows the error.";
+    default:
+        return "SHOW MOVES shows the move.";
+    }
+}
+
+/* The sides: the record's from and to, and which one the database leaves. */
+static int cut_sides(struct dbmove_job *j)
+{
+    if ((j->from = region_set_find(&j->cfg->regions, j->move.from_region)) == NULL ||
+        (j->to = region_set_find(&j->cfg->regions, j->move.to_region)) == NULL) {
+        job_problem(j, "42704", "Configure both regions of the move again.", NULL,
+                    "a region of the move of database \"%s\" is not configured", j->req.database);
+        return JOB_FAIL;
+    }
+    if ((j->from_host = job_primary(j, j->from)) == NULL ||
+        !job_conninfo(j, j->from_host, j->req.database, j->src_db, sizeof(j->src_db)) ||
+        !job_conninfo(j, j->from_host, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl)) ||
+        job_target_conninfo(j) != JOB_NEXT)
+        return JOB_FAIL;
+    struct cutover *c = &j->cut;
+    bool back = reverting(j);
+    c->leaving = back ? j->to : j->from;
+    c->arriving = back ? j->from : j->to;
+    c->leave_db = back ? j->dst_db : j->src_db;
+    c->leave_ctl = back ? j->dst_ctl : j->src_ctl;
+    c->arrive_db = back ? j->src_db : j->dst_db;
+    c->arrive_ctl = back ? j->src_ctl : j->dst_ctl;
+    /* The feed runs on the arriving side; the way back will run on the leaving side. */
+    if (back) {
+        dbmove_back_name(j->move.id, c->feed, sizeof(c->feed));
+        dbmove_subscription_name(j->move.id, c->back, sizeof(c->back));
+    } else {
+        dbmove_subscription_name(j->move.id, c->feed, sizeof(c->feed));
+        dbmove_back_name(j->move.id, c->back, sizeof(c->back));
+    }
+    return JOB_NEXT;
+}
+
+int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char *verb)
+{
+    for (size_t i = 0; i < j->nrecords; i++) {
+        const struct dbmove_row *r = &j->records[i];
+        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+            continue;
+        j->move = *r;
+        j->has_move = true;
+        /* The record says copying until a cutover finds every table copied. */
+        bool copying_ok = wanted == DBMOVE_STREAMING && r->state == DBMOVE_COPYING;
+        if (r->state != wanted && !copying_ok) {
+            char detail[200];
+            snprintf(detail, sizeof(detail), "The move to region \"%s\" is %s.", r->to_region,
+                     dbmove_state_name(r->state));
+            job_problem(j, "55000", next_command(r->state), detail,
+                        "database \"%s\" cannot be %s now", j->req.database, verb);
+            return JOB_FAIL;
+        }
+        return cut_sides(j);
+    }
+    job_problem(j, "55000", "MOVE DATABASE db TO REGION r starts a move.", NULL,
+                "database \"%s\" is not being moved", j->req.database);
+    return JOB_FAIL;
+}
+
+static bool still_copying(const struct dbmove_job *j)
+{
+    return j->move.state == DBMOVE_COPYING;
+}
+
+static int take_copied(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    long long left = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    long long total = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+    if (left == 0 && total > 0) {
+        j->move.state = DBMOVE_STREAMING;
+        return 0;
+    }
+    char detail[200];
+    snprintf(detail, sizeof(detail), "The move to region \"%s\" is copying: %lld of %lld tables.",
+             j->move.to_region, total - left, total);
+    job_problem(j, "55000", next_command(DBMOVE_COPYING), detail,
+                "database \"%s\" cannot be cut over now", j->req.database);
+    return 0;
+}
+
+static int cut_copied(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.feed};
+    return job_query(j, j->dst_db, "reading the copy's progress",
+                     "SELECT count(*) FILTER (WHERE r.srsubstate <> 'r'), count(*)"
+                     " FROM pg_subscription_rel r JOIN pg_subscription s ON s.oid = r.srsubid"
+                     " WHERE s.subname = $1",
+                     1, params, take_copied, NULL);
+}
+
+static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        job_problem(j, "55000", "SHOW MOVES shows the move; ABORT gives it up.", NULL,
+                    "the replication slot \"%s\" that feeds region \"%s\" is missing", j->cut.feed,
+                    j->cut.arriving->name);
+        return 0;
+    }
+    j->cut.lag_bytes = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (j->cut.lag_bytes > DBMOVE_CUTOVER_MAX_LAG) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "Region \"%s\" is %lld bytes behind; a cutover starts at %d or less.",
+                 j->cut.arriving->name, (long long)j->cut.lag_bytes, DBMOVE_CUTOVER_MAX_LAG);
+        job_problem(j, "55000", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+                    "the replication of database \"%s\" is too far behind for a cutover",
+                    j->req.database);
+    }
+    return 0;
+}
+
+static int cut_lag(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.feed};
+    return job_query(j, j->cut.leave_ctl, "reading the replication's lag",
+                     "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::int8"
+                     " FROM pg_replication_slots WHERE slot_name = $1",
+                     1, params, take_lag, NULL);
+}
+
+static int cut_publication(struct dbmove_job *j)
+{
+    /* 42710: made by an earlier cutover of the same move. */
+    return job_query(j, j->cut.arrive_db, "creating the publication for the way back",
+                     "CREATE PUBLICATION " DBMOVE_OBJECT_NAME " FOR ALL TABLES", 0, NULL,
+                     job_take_nothing, "42710");
+}
+
+static int cut_record(struct dbmove_job *j, enum dbmove_state state, const char *ctl)
+{
+    j->move.state = state;
+    return job_write_record(j, ctl, "recording the cutover");
+}
+
+static int cut_record_begin_leaving(struct dbmove_job *j)
+{
+    j->cut.recorded = true;
+    return cut_record(j, reverting(j) ? DBMOVE_REVERTING : DBMOVE_CUTTING_OVER, j->cut.leave_ctl);
+}
+
+static int cut_record_begin_arriving(struct dbmove_job *j)
+{
+    return cut_record(j, j->move.state, j->cut.arrive_ctl);
+}
+
+static int cut_find_move(struct dbmove_job *j)
+{
+    return reverting(j) ? job_find_move_in(j, DBMOVE_MOVED, "reverted")
+                        : job_find_move_in(j, DBMOVE_STREAMING, "cut over");
+}
+
+/* ---- 2. the gate ---- */
+
+static void gate_done(const struct gate_outcome *o, void *arg)
+{
+    struct dbmove_job *j = arg;
+    j->cut.gate = NULL;
+    if (o->end == GATE_HELD) {
+        j->cut.gate_closed = true;
+        j->cut.held_at_ms = mono_ms();
+        job_notice(j, "the sessions of database \"%s\" are held (%lld ms to hold them all)",
+                   j->req.database, (long long)o->waited_ms);
+    } else if (o->end == GATE_LATE) {
+        job_problem(j, "55P03", "Those clients must end their transactions: run it again.", o->busy,
+                    "could not hold the sessions of database \"%s\" within move_timeout (%d ms); "
+                    "nothing was changed",
+                    j->req.database, j->cfg->move_timeout_ms);
+    } else {
+        job_problem(j, "53200", NULL, NULL, "could not hold the sessions of database \"%s\"",
+                    j->req.database);
+    }
+    job_next(j);
+}
+
+static int cut_gate(struct dbmove_job *j)
+{
+    struct gate_scope *scope = &j->cut.scope;
+    memset(scope, 0, sizeof(*scope));
+    scope->all = true;
+    snprintf(scope->database, sizeof(scope->database), "%s", j->req.database);
+    scope->reason = HOLD_DBMOVE;
+    j->cut.gate = gate_close(j->home, scope, j->cfg->move_timeout_ms, NULL, gate_done, j);
+    if (j->cut.gate != NULL)
+        return JOB_WAIT;
+    job_problem(j, "53200", NULL, NULL, "out of memory");
+    return JOB_FAIL;
+}
+
+/* ---- 3. the leaving side refuses writes; the arriving side catches up ---- */
+
+static int cut_read_only(struct dbmove_job *j)
+{
+    j->cut.read_only_set = true;
+    return set_read_only(j, j->cut.leave_ctl, true, "making the leaving region refuse writes");
+}
+
+/* The server processes of the sessions the gate holds: they are not ended. */
+static int held_pids_on_worker(struct worker *w, void *arg)
+{
+    struct dbmove_job *j = arg;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (!gate_in_scope(&j->cut.scope, s) || s->server_conn == NULL)
+            continue;
+        pthread_mutex_lock(&j->cut.pids_lock);
+        size_t len = strlen(j->cut.pids);
+        if (len + 16 < sizeof(j->cut.pids))
+            snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "%s%u", len > 1 ? "," : "",
+                     s->server_conn->pid);
+        else
+            j->cut.pids_overflow = true;
+        pthread_mutex_unlock(&j->cut.pids_lock);
+    }
+    return 0;
+}
+
+static void held_pids_read(struct worker *from, const struct worker_reply *r)
+{
+    (void)from;
+    job_next(r->arg);
+}
+
+static int cut_held_pids(struct dbmove_job *j)
+{
+    snprintf(j->cut.pids, sizeof(j->cut.pids), "{");
+    j->cut.pids_overflow = false;
+    /* The job's own connections are not ended either. */
+    for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
+        int pid = j->kept[i].conn != NULL ? pgasync_backend_pid(j->kept[i].conn) : 0;
+        size_t len = strlen(j->cut.pids);
+        if (pid > 0)
+            snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "%s%d", len > 1 ? "," : "", pid);
+    }
+    if (worker_call_all(j->home, held_pids_on_worker, j, held_pids_read, NULL) == 0)
+        return JOB_WAIT;
+    job_problem(j, "53200", NULL, NULL, "out of memory");
+    return JOB_FAIL;
+}
+
+static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    long long n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    if (n > 0)
+        job_notice(j,
+                   "%lld sessions of database \"%s\" in region \"%s\" that pgnear does not "
+                   "hold were ended",
+                   n, j->req.database, j->cut.leaving->name);
+    return 0;
+}
+
+static int cut_end_others(struct dbmove_job *j)
+{
+    if (j->cut.pids_overflow) {
+        job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
+        return JOB_FAIL;
+    }
+    size_t len = strlen(j->cut.pids);
+    snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "}");
+    const char *params[2] = {j->req.database, j->cut.pids};
+    return job_query(j, j->cut.leave_ctl, "ending the sessions pgnear does not hold",
+                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                     " WHERE datname = $1 AND backend_type = 'client backend'"
+                     " AND pid <> pg_backend_pid() AND pid <> ALL ($2::int[])",
+                     2, params, take_ended, NULL);
+}
+
+static int cut_mark(struct dbmove_job *j)
+{
+    /* Unique to this cutover: the move, the job, the clock. */
+    snprintf(j->cut.token, sizeof(j->cut.token), "%lld-%lld-%lld", (long long)j->move.id,
+             (long long)j->id, (long long)mono_ms());
+    const char *params[1] = {j->cut.token};
+    j->cut.deadline_ms = mono_ms() + j->cfg->move_timeout_ms;
+    return job_query(j, j->cut.leave_db, "writing the cutover's marker", dbmove_marker_write_sql, 1,
+                     params, job_take_nothing, NULL);
+}
+
+static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't')
+        return 0;
+    if (mono_ms() >= j->cut.deadline_ms) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "Region \"%s\" had not received the last write of region \"%s\".",
+                 j->cut.arriving->name, j->cut.leaving->name);
+        job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+                    "the replication of database \"%s\" did not catch up within move_timeout "
+                    "(%d ms); nothing was changed",
+                    j->req.database, j->cfg->move_timeout_ms);
+        return 0;
+    }
+    j->cut.poll_again = true;
+    return 0;
+}
+
+static int cut_wait_replay(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.token};
+    return job_query(j, j->cut.arrive_db, "waiting for the arriving region to replay",
+                     dbmove_marker_read_sql, 1, params, take_marked, NULL);
+}
+
+/* Runs cut_wait_replay again after DBMOVE_REPLAY_POLL_MS while the answer is no. */
+static int cut_replay_poll(struct dbmove_job *j)
+{
+    if (!j->cut.poll_again)
+        return JOB_NEXT;
+    j->cut.poll_again = false;
+    j->step -= 2;
+    job_next_soon(j, DBMOVE_REPLAY_POLL_MS);
+    return JOB_WAIT;
+}
+
+/* ---- 4. sequences, the slot for the way back ---- */
+
+static int take_sequences(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    free(j->cut.sequences);
+    j->cut.sequences = NULL;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && PQgetvalue(res, 0, 0)[0] != '\0' &&
+        (j->cut.sequences = strdup(PQgetvalue(res, 0, 0))) == NULL)
+        job_problem(j, "53200", NULL, NULL, "out of memory");
+    return 0;
+}
+
+static int cut_read_sequences(struct dbmove_job *j)
+{
+    return job_query(j, j->cut.leave_db, "reading the leaving region's sequences",
+                     "SELECT string_agg(format('SELECT setval(%L, %s, true);',"
+                     " format('%I.%I', schemaname, sequencename), last_value), E'\\n')"
+                     " FROM pg_sequences WHERE last_value IS NOT NULL",
+                     0, NULL, take_sequences, NULL);
+}
+
+static bool has_sequences(const struct dbmove_job *j)
+{
+    return j->cut.sequences != NULL;
+}
+
+static int cut_set_sequences(struct dbmove_job *j)
+{
+    return job_query(j, j->cut.arrive_db, "setting the arriving region's sequences",
+                     j->cut.sequences, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
+}
+
+static int cut_back_slot(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.back};
+    j->cut.back_slot_made = true;
+    return job_query(j, j->cut.arrive_db, "creating the slot for the way back",
+                     "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params,
+                     job_take_nothing, NULL);
+}
+
+/* ---- 5. the commit ---- */
+
+static void cut_failed_late(struct dbmove_job *j);
+
+/* The arriving side takes writes (after a cutover, the source refused them). */
+static int cut_arriving_read_write(struct dbmove_job *j)
+{
+    j->cut.arriving_reset = true;
+    return set_read_only(j, j->cut.arrive_ctl, false, "letting the arriving region take writes");
+}
+
+static int cut_commit_arriving(struct dbmove_job *j)
+{
+    j->move.last_error[0] = '\0';
+    return cut_record(j, reverting(j) ? DBMOVE_STREAMING : DBMOVE_MOVED, j->cut.arrive_ctl);
+}
+
+static int cut_commit_leaving(struct dbmove_job *j)
+{
+    /* The arriving region's record says it: the cutover is done, whatever follows. */
+    j->cut.committed = true;
+    j->on_failure = cut_failed_late;
+    if (placement_set_region(&j->home->shared->placement, j->req.database, j->cut.arriving->name) !=
+        0)
+        job_notice(j, "this pgnear cannot track more than %d moved databases", PLACEMENT_MAX);
+    return job_write_record(j, j->cut.leave_ctl, "recording the cutover");
+}
+
+/* ---- 6. the held sessions move; the gate opens ---- */
+
+static void sessions_moved(const struct move_result *rows, size_t nrows, bool out_of_memory,
+                           void *arg)
+{
+    struct dbmove_job *j = arg;
+    if (nrows > 0 && (j->moves = malloc(nrows * sizeof(*rows))) != NULL) {
+        memcpy(j->moves, rows, nrows * sizeof(*rows));
+        j->nmoves = nrows;
+    }
+    if (out_of_memory || (nrows > 0 && j->moves == NULL))
+        job_notice(j, "out of memory: some moved sessions are missing from this answer");
+    job_next(j);
+}
+
+static int cut_move_sessions(struct dbmove_job *j)
+{
+    struct move_batch_spec spec = {.scope = MOVE_BATCH_DATABASE, .end_the_rest = true};
+    snprintf(spec.from, sizeof(spec.from), "%s", j->cut.leaving->name);
+    snprintf(spec.to, sizeof(spec.to), "%s", j->cut.arriving->name);
+    snprintf(spec.database, sizeof(spec.database), "%s", j->req.database);
+    if (move_batch_start(j->home, &spec, sessions_moved, j) == 0)
+        return JOB_WAIT;
+    job_notice(j, "out of memory: the held sessions were not moved; they are ended");
+    return JOB_NEXT;
+}
+
+static void gate_opened(void *arg)
+{
+    struct dbmove_job *j = arg;
+    j->cut.hold_ms = mono_ms() - j->cut.held_at_ms;
+    job_next(j);
+}
+
+static int cut_open_gate(struct dbmove_job *j)
+{
+    j->cut.gate_closed = false;
+    if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
+        return JOB_WAIT;
+    j->cut.hold_ms = mono_ms() - j->cut.held_at_ms;
+    return JOB_NEXT; /* out of memory: the flag is down all the same */
+}
+
+/* ---- 7. the feed goes, the way back starts ---- */
+
+static int cut_drop_feed(struct dbmove_job *j)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", j->cut.feed);
+    return job_query(j, j->cut.arrive_db, "dropping the replication that fed the arriving region",
+                     sql, 0, NULL, job_take_nothing, NULL);
+}
+
+static int cut_back_subscription(struct dbmove_job *j)
+{
+    char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
+    if (!job_literal(conn, sizeof(conn), j->cut.arrive_db)) {
+        job_problem(j, "22023", NULL, NULL, "the connection string is too long");
+        return JOB_FAIL;
+    }
+    snprintf(sql, sizeof(sql),
+             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
+             " WITH (create_slot = false, slot_name = %s, copy_data = false,"
+             " synchronous_commit = on)",
+             j->cut.back, conn, j->cut.back);
+    return job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+static int cut_done(struct dbmove_job *j)
+{
+    size_t moved = 0;
+    for (size_t i = 0; i < j->nmoves; i++)
+        moved += j->moves[i].moved;
+    snprintf(j->summary, sizeof(j->summary),
+             "database \"%s\" lives in region \"%s\" now: %zu sessions moved there, %zu ended; "
+             "the sessions were held %lld ms, the replication was %lld bytes behind at the start; "
+             "changes stream back to region \"%s\". %s",
+             j->req.database, j->cut.arriving->name, moved, j->nmoves - moved,
+             (long long)j->cut.hold_ms, (long long)j->cut.lag_bytes, j->cut.leaving->name,
+             reverting(j) ? "CUTOVER moves it again; ABORT gives the move up."
+                          : "REVERT moves it back; FINISH ends the move.");
+    return JOB_NEXT;
+}
+
+/* ---- a failure before the commit: everything as it was ---- */
+
+static const struct job_step undo_steps[];
+
+static bool undo_wants_gate(const struct dbmove_job *j)
+{
+    return j->cut.gate_closed;
+}
+
+static int undo_gate(struct dbmove_job *j)
+{
+    j->cut.gate_closed = false;
+    if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
+        return JOB_WAIT;
+    return JOB_NEXT;
+}
+
+static bool undo_wants_read_write(const struct dbmove_job *j)
+{
+    return j->cut.read_only_set;
+}
+
+static int undo_read_write(struct dbmove_job *j)
+{
+    return set_read_only(j, j->cut.leave_ctl, false,
+                         "letting the leaving region take writes again");
+}
+
+static bool undo_wants_arriving_read_only(const struct dbmove_job *j)
+{
+    return j->cut.arriving_reset && reverting(j); /* a cutover's target never refused writes */
+}
+
+static int undo_arriving_read_only(struct dbmove_job *j)
+{
+    return set_read_only(j, j->cut.arrive_ctl, true,
+                         "making the arriving region refuse writes again");
+}
+
+static bool undo_wants_slot(const struct dbmove_job *j)
+{
+    return j->cut.back_slot_made;
+}
+
+static int undo_slot(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.back};
+    return job_query(j, j->cut.arrive_db, "dropping the slot for the way back",
+                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name = $1",
+                     1, params, job_take_nothing, NULL);
+}
+
+static bool undo_wants_record(const struct dbmove_job *j)
+{
+    return j->cut.recorded;
+}
+
+static int undo_record_leaving(struct dbmove_job *j)
+{
+    j->move.state = reverting(j) ? DBMOVE_MOVED : DBMOVE_STREAMING;
+    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s",
+             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.message);
+    return job_write_record(j, j->cut.leave_ctl, "recording that the cutover did not happen");
+}
+
+static int undo_record_arriving(struct dbmove_job *j)
+{
+    return job_write_record(j, j->cut.arrive_ctl, "recording that the cutover did not happen");
+}
+
+/* A failed step of the undo is told and passed over: the first problem is the answer. */
+static void undo_goes_on(struct dbmove_job *j)
+{
+    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
+    j->failed = false;
+    j->on_failure = undo_goes_on;
+    job_next(j);
+}
+
+static int undo_end(struct dbmove_job *j)
+{
+    j->problem = j->first_problem;
+    j->failed = true;
+    j->on_failure = NULL;
+    return JOB_FAIL;
+}
+
+static const struct job_step undo_steps[] = {
+    {"the cutover failed: the held sessions are let go", undo_wants_gate, undo_gate},
+    {NULL, undo_wants_read_write, undo_read_write},
+    {NULL, undo_wants_arriving_read_only, undo_arriving_read_only},
+    {NULL, undo_wants_slot, undo_slot},
+    {NULL, undo_wants_record, undo_record_leaving},
+    {NULL, undo_wants_record, undo_record_arriving},
+    {NULL, NULL, undo_end},
+    {NULL, NULL, NULL},
+};
+
+static void cut_failed(struct dbmove_job *j)
+{
+    j->first_problem = j->problem;
+    j->failed = false;
+    j->steps = undo_steps;
+    j->step = 0;
+    j->on_failure = undo_goes_on;
+    job_next(j);
+}
+
+/* ---- a failure after the commit: the cutover stands; the error is told and recorded ---- */
+
+static int late_record_leaving(struct dbmove_job *j)
+{
+    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s",
+             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.message);
+    return job_write_record(j, j->cut.leave_ctl, "recording the cutover's error");
+}
+
+static int late_record_arriving(struct dbmove_job *j)
+{
+    return job_write_record(j, j->cut.arrive_ctl, "recording the cutover's error");
+}
+
+static int late_end(struct dbmove_job *j)
+{
+    j->problem = j->first_problem;
+    snprintf(j->problem.hint, sizeof(j->problem.hint),
+             "Database \"%s\" lives in region \"%s\" now: the cutover is done. SHOW MOVES "
+             "shows the move.",
+             j->req.database, j->cut.arriving->name);
+    j->failed = true;
+    j->on_failure = NULL;
+    return JOB_FAIL;
+}
+
+static const struct job_step late_steps[] = {
+    {NULL, undo_wants_gate, undo_gate},
+    {NULL, NULL, late_record_leaving},
+    {NULL, NULL, late_record_arriving},
+    {NULL, NULL, late_end},
+    {NULL, NULL, NULL},
+};
+
+static void cut_failed_late(struct dbmove_job *j)
+{
+    j->first_problem = j->problem;
+    j->failed = false;
+    j->steps = late_steps;
+    j->step = 0;
+    j->on_failure = undo_goes_on;
+    job_next(j);
+}
+
+static int cut_begin(struct dbmove_job *j)
+{
+    pthread_mutex_init(&j->cut.pids_lock, NULL);
+    j->cut.lock_made = true;
+    return JOB_NEXT;
+}
+
+static int cut_armed(struct dbmove_job *j)
+{
+    j->on_failure = cut_failed;
+    return JOB_NEXT;
+}
+
+const struct job_step job_cutover_steps[] = {
+    {NULL, NULL, cut_begin},
+    {NULL, NULL, cut_home},
+    {NULL, NULL, job_take_lock},
+    {NULL, NULL, cut_read_records},
+    {NULL, NULL, cut_find_move},
+    {NULL, still_copying, cut_copied},
+    {NULL, NULL, cut_lag},
+    {NULL, NULL, cut_publication},
+    {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
+    {NULL, NULL, cut_wait_replay},
+    {NULL, NULL, cut_replay_poll},
+    {NULL, NULL, cut_armed},
+    {NULL, NULL, cut_record_begin_leaving},
+    {NULL, NULL, cut_record_begin_arriving},
+    {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
+    {"making the leaving region refuse writes to the database", NULL, cut_read_only},
+    {NULL, NULL, cut_held_pids},
+    {NULL, NULL, cut_end_others},
+    {"waiting for the arriving region to replay the last write", NULL, cut_mark},
+    {NULL, NULL, cut_wait_replay},
+    {NULL, NULL, cut_replay_poll},
+    {NULL, NULL, cut_read_sequences},
+    {"setting the arriving region's sequences past the leaving region's", has_sequences,
+     cut_set_sequences},
+    {NULL, NULL, cut_back_slot},
+    {NULL, NULL, cut_arriving_read_write},
+    {NULL, NULL, cut_commit_arriving},
+    {NULL, NULL, cut_commit_leaving},
+    {"moving the held sessions", NULL, cut_move_sessions},
+    {NULL, NULL, cut_open_gate},
+    {"starting the replication back", NULL, cut_drop_feed},
+    {NULL, NULL, cut_back_subscription},
+    {NULL, NULL, cut_done},
+    {NULL, NULL, NULL},
+};
+
+void job_cutover_free(struct dbmove_job *j)
+{
+    free(j->cut.sequences);
+    free(j->moves);
+    if (j->cut.lock_made)
+        pthread_mutex_destroy(&j->cut.pids_lock);
+}

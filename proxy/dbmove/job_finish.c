@@ -1,0 +1,124 @@
+/*
+ * job_finish.c — MOVE DATABASE db FINISH: after a cutover, the move ends;
+ * the replication back from the target and the publications go, the
+ * record says 'finished', and the database lives in the target for good;
+ * the cutover's marker schema goes from both sides.
+ * The source's copy stays as the cutover left it, refusing writes, for
+ * the admin to drop: pgnear never drops user data (job.h).  Each step is
+ * safe to run again.
+ */
+#include "proxy/dbmove/job_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/base/config.h"
+#include "routing/region.h"
+
+static int finish_home(struct dbmove_job *j)
+{
+    return job_find_source(j); /* the target, where the database lives since the cutover */
+}
+
+static int finish_read_records(struct dbmove_job *j)
+{
+    return job_read_records(j, j->src_ctl, "reading the record of moves");
+}
+
+static int finish_find_move(struct dbmove_job *j)
+{
+    return job_find_move_in(j, DBMOVE_MOVED, "finished");
+}
+
+static int finish_back_subscription(struct dbmove_job *j)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", j->cut.back);
+    return job_query(j, j->src_db, "dropping the replication back to the source", sql, 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+static int finish_slots(struct dbmove_job *j)
+{
+    const char *params[2] = {j->cut.feed, j->cut.back};
+    return job_query(j, j->src_ctl, "dropping the slots left on the source",
+                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name IN ($1, $2) AND NOT active",
+                     2, params, job_take_nothing, NULL);
+}
+
+static int finish_target_slots(struct dbmove_job *j)
+{
+    const char *params[2] = {j->cut.feed, j->cut.back};
+    return job_query(j, j->dst_ctl, "dropping the slots left on the target",
+                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name IN ($1, $2) AND NOT active",
+                     2, params, job_take_nothing, NULL);
+}
+
+static int finish_publication_source(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "dropping the publication on the source",
+                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
+                     NULL);
+}
+
+static int finish_publication_target(struct dbmove_job *j)
+{
+    return job_query(j, j->dst_db, "dropping the publication on the target",
+                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
+                     NULL);
+}
+
+static int finish_marker_source(struct dbmove_job *j)
+{
+    return job_query(j, j->src_db, "dropping the cutover's marker on the source",
+                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+}
+
+static int finish_marker_target(struct dbmove_job *j)
+{
+    return job_query(j, j->dst_db, "dropping the cutover's marker on the target",
+                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+}
+
+static int finish_record_target(struct dbmove_job *j)
+{
+    j->move.state = DBMOVE_FINISHED;
+    j->move.last_error[0] = '\0';
+    return job_write_record(j, j->dst_ctl, "recording the end of the move in the target region");
+}
+
+static int finish_record_source(struct dbmove_job *j)
+{
+    return job_write_record(j, j->src_ctl, "recording the end of the move in the source region");
+}
+
+static int finish_done(struct dbmove_job *j)
+{
+    snprintf(j->summary, sizeof(j->summary),
+             "the move of database \"%s\" to region \"%s\" is finished: the replication both ways "
+             "is gone; the copy in region \"%s\" is left refusing writes "
+             "(default_transaction_read_only) for you to drop there with DROP DATABASE when you "
+             "no longer need it",
+             j->req.database, j->to->name, j->from->name);
+    return JOB_NEXT;
+}
+
+const struct job_step job_finish_steps[] = {
+    {NULL, NULL, finish_home},
+    {NULL, NULL, job_take_lock},
+    {NULL, NULL, finish_read_records},
+    {NULL, NULL, finish_find_move},
+    {"dropping the replication back to the source", NULL, finish_back_subscription},
+    {NULL, NULL, finish_slots},
+    {NULL, NULL, finish_target_slots},
+    {"dropping the publications", NULL, finish_publication_source},
+    {NULL, NULL, finish_publication_target},
+    {NULL, NULL, finish_marker_source},
+    {NULL, NULL, finish_marker_target},
+    {NULL, NULL, finish_record_target},
+    {NULL, NULL, finish_record_source},
+    {NULL, NULL, finish_done},
+    {NULL, NULL, NULL},
+};

@@ -1,0 +1,120 @@
+/*
+ * placement.c — where databases live now, over the file (placement.h).
+ */
+#include "proxy/runtime/placement.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "proxy/base/config.h"
+#include "routing/region.h"
+
+void placement_init(struct placement_table *t)
+{
+    memset(t, 0, sizeof(*t));
+    pthread_mutex_init(&t->lock, NULL);
+}
+
+void placement_destroy(struct placement_table *t)
+{
+    pthread_mutex_destroy(&t->lock);
+}
+
+static bool table_empty(struct placement_table *t)
+{
+    return __atomic_load_n(&t->count, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* database's entry, under the lock; NULL when it has none. */
+static struct placement_entry *find(struct placement_table *t, const char *database)
+{
+    for (int i = 0; i < t->count; i++)
+        if (strcmp(t->items[i].database, database) == 0)
+            return &t->items[i];
+    return NULL;
+}
+
+/* database's entry, made when missing, under the lock; NULL when full or the name is too long. */
+static struct placement_entry *find_or_add(struct placement_table *t, const char *database)
+{
+    struct placement_entry *e = find(t, database);
+    if (e != NULL || strlen(database) > PLACEMENT_NAME_MAX || t->count == PLACEMENT_MAX)
+        return e;
+    e = &t->items[t->count];
+    memset(e, 0, sizeof(*e));
+    snprintf(e->database, sizeof(e->database), "%s", database);
+    __atomic_store_n(&t->count, t->count + 1, __ATOMIC_RELEASE);
+    return e;
+}
+
+/* An entry that says nothing any more goes (the last one takes its place). */
+static void drop_if_empty(struct placement_table *t, struct placement_entry *e)
+{
+    if (e->region[0] != '\0' || e->cutover)
+        return;
+    *e = t->items[t->count - 1];
+    __atomic_store_n(&t->count, t->count - 1, __ATOMIC_RELEASE);
+}
+
+const struct region_subset *placement_of(struct placement_table *t, const struct config *cfg,
+                                         const char *database, struct region_subset *out)
+{
+    char region[PLACEMENT_NAME_MAX + 1];
+    if (table_empty(t) || !placement_region(t, database, region, sizeof(region)))
+        return config_database_placement(cfg, database, out);
+    out->count = 0;
+    struct region *r = region_set_find(&cfg->regions, region);
+    if (r != NULL)
+        out->items[out->count++] = r;
+    return out;
+}
+
+int placement_set_region(struct placement_table *t, const char *database, const char *region)
+{
+    pthread_mutex_lock(&t->lock);
+    struct placement_entry *e = region[0] != '\0' ? find_or_add(t, database) : find(t, database);
+    int rc = e != NULL || region[0] == '\0' ? 0 : -1;
+    if (e != NULL) {
+        snprintf(e->region, sizeof(e->region), "%s", region);
+        drop_if_empty(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+bool placement_region(struct placement_table *t, const char *database, char *out, size_t cap)
+{
+    if (table_empty(t))
+        return false;
+    pthread_mutex_lock(&t->lock);
+    const struct placement_entry *e = find(t, database);
+    bool named = e != NULL && e->region[0] != '\0';
+    if (named)
+        snprintf(out, cap, "%s", e->region);
+    pthread_mutex_unlock(&t->lock);
+    return named;
+}
+
+int placement_set_held(struct placement_table *t, const char *database, bool held)
+{
+    pthread_mutex_lock(&t->lock);
+    struct placement_entry *e = held ? find_or_add(t, database) : find(t, database);
+    int rc = e != NULL || !held ? 0 : -1;
+    if (e != NULL) {
+        e->cutover = held;
+        drop_if_empty(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+bool placement_held(struct placement_table *t, const char *database)
+{
+    if (table_empty(t))
+        return false;
+    pthread_mutex_lock(&t->lock);
+    const struct placement_entry *e = find(t, database);
+    bool held = e != NULL && e->cutover;
+    pthread_mutex_unlock(&t->lock);
+    return held;
+}

@@ -1,0 +1,249 @@
+# Moving a database to another region, second part: the cutover.  The
+# MovR database (users, vehicles, 100,000 rides with sequences) moves
+# from us-east to eu-west, two separate clusters with wal_level = logical,
+# while pgbench (-M prepared) and a MovR-like writer (new rides from the
+# rides sequence) write through pgnear:
+#   - MOVE DATABASE movr CUTOVER holds the sessions, makes us-east refuse
+#     writes, waits for eu-west, sets its sequences, switches, moves every
+#     held session (a held client's backend pid changes, its connection
+#     does not), and starts replication back: 0 failed transactions, no
+#     duplicate key, the same rows on both sides;
+#   - REVERT goes back the same way, losing no write made in eu-west;
+#   - CUTOVER and REVERT alternate 10 times under load (the hold times);
+#   - FINISH drops the replication both ways and leaves us-east's copy
+#     refusing writes;
+#   - each step refused out of turn with 55000, naming the next command.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IPC::Run ();
+use List::Util qw(max);
+use PgNearTest;
+
+require_tool('psql');
+require_tool('pgbench');
+require_tool('pg_dump');
+
+my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
+my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
+my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
+$eu->psql_admin('DROP DATABASE movr');
+$us->psql_admin([
+    'CREATE TABLE users (id bigserial PRIMARY KEY, city text NOT NULL, name text NOT NULL)',
+    'CREATE TABLE vehicles (id bigserial PRIMARY KEY, city text NOT NULL, status text NOT NULL, rides int NOT NULL DEFAULT 0)',
+    'CREATE TABLE rides (id bigserial PRIMARY KEY, rider bigint REFERENCES users, vehicle bigint REFERENCES vehicles,'
+      . ' city text, revenue numeric(10,2), start_time timestamptz DEFAULT now())',
+    q{INSERT INTO users (city, name) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'user ' || g FROM generate_series(1, 1000) g},
+    q{INSERT INTO vehicles (city, status) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'available' FROM generate_series(1, 100) g},
+    q{INSERT INTO rides (rider, vehicle, city, revenue) SELECT 1 + g % 1000, 1 + g % 100, 'boston', g % 97 FROM generate_series(1, 100000) g},
+], dbname => 'movr');
+my $app_secret = $us->scram_verifier('app');
+$eu->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+
+my $dir = tmpdir(name => 'cutover', mode => 0755);
+write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
+    settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
+                  server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
+                  # 5s: pgbench, two clusters and their replication share two cores here
+                  health_check_interval => '200ms', health_check_timeout => '5s' },
+    extra_ini => "[database movr]\nregions = us-east\n");
+my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+my $app_ci = $p->conninfo(dbname => 'movr');
+
+# An admin command: (rows as hashes, error text or undef, everything psql said on stderr).
+sub admin {
+    my ($sql) = @_;
+    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
+                                verbose => 1, timeout => 180);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+    return (\@rows, $rc == 0 ? undef : $err, $err);
+}
+
+sub refused {
+    my ($sql, $code, $re, $name) = @_;
+    my (undef, $err) = admin($sql);
+    is sqlstate($err), $code, "$name: $code";
+    like $err // '', $re, '... saying why and what to do';
+}
+
+sub move_state {
+    my ($rows) = admin('SHOW MOVES');
+    my ($m) = grep { $_->{database} eq 'movr' } @$rows;
+    return $m ? $m->{state} : '';
+}
+
+# Where a new session through pgnear lands: the server's port.
+sub lands_on {
+    my ($rc, $out) = psql($app_ci, 'SELECT inet_server_port()');
+    return $rc == 0 ? $out : "error";
+}
+
+my $sum = q{SELECT count(*) || ':' || coalesce(sum(revenue), 0) || ':' || max(id) FROM rides};
+sub same_rides {
+    my $a = $us->psql_admin($sum, dbname => 'movr');
+    return $a eq $eu->psql_admin($sum, dbname => 'movr') ? $a : undef;
+}
+
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the health checks know both primaries';
+
+# ------------------------------------------------------------------ refused before a move exists
+
+refused('MOVE DATABASE movr CUTOVER', '55000', qr/database "movr" is not being moved.*TO REGION/s, 'CUTOVER without a move');
+refused('MOVE DATABASE movr FINISH', '55000', qr/database "movr" is not being moved/, 'FINISH without a move');
+
+# ------------------------------------------------------------------ the copy
+
+my ($rc, $out, $err) = run_cmd([require_tool('pgbench'), '-i', '-q', '-s', '1', $app_ci], timeout => 120);
+is $rc, 0, 'pgbench -i through pgnear' or diag $err;
+$us->psql_admin('ALTER TABLE pgbench_history REPLICA IDENTITY FULL', dbname => 'movr');
+my (undef, $merr) = admin('MOVE DATABASE movr TO REGION eu-west');
+ok wait_until(sub { move_state() eq 'streaming' }, timeout => 120), 'SHOW MOVES: streaming';
+refused('MOVE DATABASE movr REVERT', '55000', qr/cannot be reverted now.*HINT:\s+CUTOVER moves it/s,
+        'REVERT before a cutover');
+refused('MOVE DATABASE movr FINISH', '55000', qr/cannot be finished now/, 'FINISH before a cutover');
+is lands_on(), $us->port, 'a new session lands in us-east';
+
+# ------------------------------------------------------------------ the load
+
+# The MovR-like writer: a new ride from the sequence, its vehicle's count.
+write_file("$dir/ride.sql", <<'SQL');
+\set rider random(1, 1000)
+\set vehicle random(1, 100)
+BEGIN;
+INSERT INTO rides (rider, vehicle, city, revenue) VALUES (:rider, :vehicle, 'dublin', :rider % 50);
+UPDATE vehicles SET rides = rides + 1 WHERE id = :vehicle;
+COMMIT;
+SQL
+sub load {
+    my ($seconds) = @_;
+    my @h;
+    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-M', 'prepared', '-c', '4', '-j', '2', '-T', $seconds,
+                              $app_ci], '>', \my $o1, '2>', \my $e1);
+    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-c', '2', '-T', $seconds, '-f', "$dir/ride.sql",
+                              $app_ci], '>', \my $o2, '2>', \my $e2);
+    return sub {
+        $_->finish for @h;
+        return (parse_pgbench($o1 . $e1), parse_pgbench($o2 . $e2), $o1 . $e1 . $o2 . $e2);
+    };
+}
+
+sub load_ok {
+    my ($end, $name) = @_;
+    my ($tpcb, $rides, $text) = $end->();
+    is(($tpcb->{failed} // 0) + ($rides->{failed} // 0), 0,
+       sprintf('%s: 0 failed transactions (pgbench -M prepared %d, rides %d)', $name,
+               $tpcb->{processed} // 0, $rides->{processed} // 0)) or diag $text;
+    ok(($tpcb->{processed} // 0) > 0 && ($rides->{processed} // 0) > 0, "$name: both did work")
+      or diag $text;
+    unlike $text, qr/duplicate key|read-only transaction|terminating connection/, "$name: no duplicate key, no read-only error"
+      or diag $text;
+}
+
+# A client held through the cutover: its connection stays, its backend changes.
+my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                    params => [application_name => 'held-client']);
+ok $r->{ok}, 'a client logs in to movr';
+sub one { my ($sql) = @_; my $q = $w->query($sql); $q->{error} ? "ERROR: $q->{error}{M}" : $q->{rows}[0][0] }
+is one('SET application_name = \'held-client-set\''), undef, '... sets a setting';
+my $pid0 = one('SELECT pg_backend_pid()');
+is one('SELECT inet_server_port()'), $us->port, '... on us-east';
+my $max_before = $us->psql_admin('SELECT max(id) FROM rides', dbname => 'movr');
+
+# ------------------------------------------------------------------ CUTOVER
+
+my $end = load(10);
+sleep 2;
+my ($moved, $cerr, $cnotices) = admin('MOVE DATABASE movr CUTOVER');
+is $cerr, undef, 'MOVE DATABASE movr CUTOVER under load' or diag $cnotices;
+like $cnotices, qr/holding the database's sessions.*refuse writes.*replay the last write.*moving the held sessions.*replication back/s,
+  '... a NOTICE per step';
+like $cnotices, qr/database "movr" lives in region "eu-west" now: \d+ sessions moved there, 0 ended; the sessions were held (\d+) ms/,
+  '... saying where it lives, how many sessions moved and how long they were held';
+like $cnotices, qr/REVERT moves it back; FINISH ends the move/, '... and the next commands';
+my @not = grep { $_->{result} ne 'moved' } @$moved;
+cmp_ok scalar(@$moved), '>=', 7, 'a row per held session (' . scalar(@$moved) . ')';
+is scalar(@not), 0, 'every one moved' or diag explain \@not;
+is move_state(), 'moved', 'SHOW MOVES: moved';
+load_ok($end, 'load through the cutover');
+
+is one('SELECT inet_server_port()'), $eu->port, 'the held client is on eu-west now';
+isnt one('SELECT pg_backend_pid()'), $pid0, '... its backend changed';
+is one('SHOW application_name'), 'held-client-set', '... its setting came with it';
+is lands_on(), $eu->port, 'a new session lands in eu-west';
+my ($urc, undef, $uerr) = psql($us->conninfo(dbname => 'movr'), q{INSERT INTO users (city, name) VALUES ('boston', 'direct')});
+like $uerr, qr/read-only transaction/, 'us-east refuses a write to movr made there directly';
+
+# Writes in eu-west go on from the sequences past us-east's, and stream back.
+my $max_eu = $eu->psql_admin('SELECT max(id) FROM rides', dbname => 'movr');
+cmp_ok $max_eu, '>', $max_before, "rides written after the cutover take new ids ($max_before -> $max_eu)";
+ok wait_until(sub { defined same_rides() }, timeout => 30),
+  'rides: the same count, sum and last id on both sides (' . ($us->psql_admin($sum, dbname => 'movr')) . ')';
+is $us->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'),
+   $eu->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'), 'pgbench_history too';
+
+refused('MOVE DATABASE movr CUTOVER', '55000', qr/cannot be cut over now.*is moved.*HINT:\s+REVERT moves it back; FINISH/s,
+        'a second CUTOVER');
+refused('MOVE DATABASE movr ABORT', '55000', qr/cannot be aborted now.*HINT:.*REVERT/s, 'ABORT after the cutover');
+
+# ------------------------------------------------------------------ REVERT
+
+$end = load(10);
+sleep 2;
+my ($back, $rerr, $rnotices) = admin('MOVE DATABASE movr REVERT');
+is $rerr, undef, 'MOVE DATABASE movr REVERT under load' or diag $rnotices;
+like $rnotices, qr/database "movr" lives in region "us-east" now: \d+ sessions moved there, 0 ended/, '... back in us-east';
+like $rnotices, qr/CUTOVER moves it again/, '... naming the next command';
+is scalar(grep { $_->{result} ne 'moved' } @$back), 0, 'every held session moved back';
+is move_state(), 'streaming', 'SHOW MOVES: streaming again';
+load_ok($end, 'load through the revert');
+is one('SELECT inet_server_port()'), $us->port, 'the held client is on us-east again';
+is lands_on(), $us->port, 'a new session lands in us-east';
+ok wait_until(sub { defined same_rides() }, timeout => 30), 'no write made in eu-west is lost: the same rides on both sides';
+($urc, undef, $uerr) = psql($eu->conninfo(dbname => 'movr'), q{INSERT INTO users (city, name) VALUES ('paris', 'direct')});
+like $uerr, qr/read-only transaction/, 'eu-west refuses a write made there directly';
+
+# ------------------------------------------------------------------ ten cutovers under load
+
+my @holds;
+$end = load(40);
+for my $k (1 .. 10) {
+    my $step = $k % 2 ? 'CUTOVER' : 'REVERT';
+    my ($rows, $e, $n) = admin("MOVE DATABASE movr $step");
+    is $e, undef, "cutover $k ($step)" or diag $n;
+    push @holds, $1 if ($n // '') =~ /the sessions were held (\d+) ms/;
+    is scalar(grep { $_->{result} ne 'moved' } @$rows), 0, "... every session moved";
+    sleep 1;
+}
+load_ok($end, 'load through ten cutovers');
+my @sorted = sort { $a <=> $b } @holds;
+is scalar(@holds), 10, 'ten hold times';
+note sprintf 'cutover hold (ms): median %s, worst %s, all: %s', $sorted[4] // '?', $sorted[-1] // '?', join(' ', @holds);
+is move_state(), 'streaming', 'after an even number: streaming from us-east';
+ok wait_until(sub { defined same_rides() }, timeout => 30), 'the same rides on both sides';
+
+# ------------------------------------------------------------------ FINISH
+
+(undef, $cerr) = admin('MOVE DATABASE movr CUTOVER');
+is $cerr, undef, 'CUTOVER once more';
+my ($f, $ferr, $fnotices) = admin('MOVE DATABASE movr FINISH');
+is $ferr, undef, 'MOVE DATABASE movr FINISH';
+like $fnotices, qr/is finished: the replication both ways is gone; the copy in region "us-east" is left refusing writes/,
+  '... saying what is left';
+is move_state(), 'finished', 'SHOW MOVES: finished';
+for my $c ($us, $eu) {
+    is $c->psql_admin(q{SELECT (SELECT count(*) FROM pg_subscription) || '/' || (SELECT count(*) FROM pg_publication)
+                        || '/' || (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr'), '0/0/0',
+      $c->name . ': no subscription, publication or slot left';
+}
+is lands_on(), $eu->port, 'movr lives in eu-west';
+is one('SELECT count(*) > 0 FROM rides'), 't', 'the held client still works';
+refused('MOVE DATABASE movr REVERT', '55000', qr/database "movr" is not being moved/, 'REVERT after FINISH');
+
+done_testing;
