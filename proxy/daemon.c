@@ -27,6 +27,7 @@
 #include "proxy/base/fd_limit.h"
 #include "proxy/base/log.h"
 #include "proxy/login/flow.h"
+#include "proxy/dbmove/follow.h"
 #include "proxy/pool/pool.h"
 #include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/reload.h"
@@ -42,7 +43,7 @@
  * connections after them, then what may still hang on a session.
  */
 static const struct worker_part *const daemon_parts[] = {
-    &session_part, &pool_part, &pool_warm_part, &migrations_part, &cancel_part,
+    &session_part, &pool_part, &pool_warm_part, &migrations_part, &cancel_part, &dbmove_follow_part,
 };
 
 struct daemon {

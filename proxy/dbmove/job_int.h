@@ -94,6 +94,8 @@ struct dbmove_job {
     size_t nrecords;
     struct dbmove_row move; /* the move this command works on */
     bool has_move;
+    bool version_bumped; /* for version_state: both regions' rows get one version */
+    enum dbmove_state version_state;
     /* the schema copy (job_schema.c) */
     pid_t dump_pid;
     int dump_out, dump_err;

@@ -116,18 +116,25 @@ static int take_record_created(struct dbmove_job *j, const PGresult *res, const 
 
 int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
 {
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", (long long)j->move.id);
-    const struct dbmove_row *m = &j->move;
-    const char *params[8] = {id,
+    char id[24], version[16];
+    struct dbmove_row *m = &j->move;
+    if (!j->version_bumped || j->version_state != m->state) { /* a new state: a new version */
+        m->version++;
+        j->version_bumped = true;
+        j->version_state = m->state;
+    }
+    snprintf(id, sizeof(id), "%lld", (long long)m->id);
+    snprintf(version, sizeof(version), "%d", m->version);
+    const char *params[9] = {id,
                              m->database,
                              m->from_region,
                              m->to_region,
                              dbmove_state_name(m->state),
                              m->created_database ? "t" : "f",
                              m->started_by,
-                             m->last_error};
-    return job_query(j, ctl, what, dbmove_upsert_sql, 8, params, take_record_created, NULL);
+                             m->last_error,
+                             version};
+    return job_query(j, ctl, what, dbmove_upsert_sql, 9, params, take_record_created, NULL);
 }
 
 /* ---- MOVE DATABASE db TO REGION r ---- */

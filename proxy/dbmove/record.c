@@ -27,22 +27,23 @@ const char dbmove_create_sql[] =
     "    started_at timestamptz NOT NULL DEFAULT now(),\n"
     "    started_by text NOT NULL,\n"
     "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
-    "    last_error text\n"
+    "    last_error text,\n"
+    "    version int NOT NULL DEFAULT 0\n"
     ")";
 
 const char dbmove_select_sql[] =
     "SELECT id, database, from_region, to_region, state, created_database,"
     " (extract(epoch FROM started_at) * 1000000)::int8,"
-    " (extract(epoch FROM updated_at) * 1000000)::int8, started_by, last_error"
+    " (extract(epoch FROM updated_at) * 1000000)::int8, started_by, last_error, version"
     " FROM " DBMOVE_TABLE " ORDER BY id DESC";
 
 const char dbmove_upsert_sql[] =
     "INSERT INTO " DBMOVE_TABLE " (id, database, from_region, to_region, state,"
-    " created_database, started_by, last_error)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''))"
+    " created_database, started_by, last_error, version)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), $9)"
     " ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state,"
     " created_database = EXCLUDED.created_database, last_error = EXCLUDED.last_error,"
-    " updated_at = now()";
+    " version = EXCLUDED.version, updated_at = now()";
 
 const char dbmove_marker_create_sql[] =
     "CREATE SCHEMA IF NOT EXISTS " DBMOVE_MARKER_SCHEMA ";\n"
@@ -107,6 +108,7 @@ static int row_parse(const PGresult *res, int i, struct dbmove_row *r)
     r->updated_at_us = strtoll(PQgetvalue(res, i, 7), NULL, 10);
     take_text(res, i, 8, r->started_by, sizeof(r->started_by));
     take_text(res, i, 9, r->last_error, sizeof(r->last_error));
+    r->version = (int)strtol(PQgetvalue(res, i, 10), NULL, 10);
     return 0;
 }
 
@@ -115,7 +117,7 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
 {
     *rows = NULL;
     *count = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 10) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 11) {
         snprintf(why, cap, DBMOVE_TABLE " has not the columns pgnear wrote");
         return -1;
     }

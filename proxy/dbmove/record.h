@@ -48,6 +48,12 @@ struct dbmove_row {
     int64_t started_at_us, updated_at_us;
     char started_by[DBMOVE_BY_MAX + 1];
     char last_error[DBMOVE_ERROR_MAX + 1];
+    /*
+     * Bumped at each change of state, the same in both regions once both
+     * are written: between the two writes, the higher one tells which
+     * region's row is the newer (servers' clocks may differ).
+     */
+    int version;
 };
 
 /* The table, created on first use. */
@@ -57,7 +63,7 @@ extern const char dbmove_select_sql[];
 /*
  * A move's whole row, inserted or replaced: $1 id, $2 database, $3 from,
  * $4 to, $5 state, $6 created_database (t/f), $7 started_by, $8 last_error
- * ('' none).  updated_at is now().
+ * ('' none), $9 version.  updated_at is now().
  */
 extern const char dbmove_upsert_sql[];
 

@@ -25,6 +25,7 @@ struct event;
 struct listener_set;
 struct migrations_request;
 struct pool_warm;
+struct dbmove_follow;
 
 struct worker {
     struct shared *shared; /* what the process's workers share */
@@ -59,6 +60,7 @@ struct worker {
     struct event *drain_timer;
     struct worker_mailbox calls;          /* other workers' calls to this one (worker_call.h) */
     struct migrations_request *migration; /* the migration run from here (admin/migrations.c) */
+    struct dbmove_follow *follow;         /* worker 0: reading where moved databases live */
     pthread_t thread;
     bool started; /* thread created */
 };

@@ -246,4 +246,19 @@ is lands_on(), $eu->port, 'movr lives in eu-west';
 is one('SELECT count(*) > 0 FROM rides'), 't', 'the held client still works';
 refused('MOVE DATABASE movr REVERT', '55000', qr/database "movr" is not being moved/, 'REVERT after FINISH');
 
+# ------------------------------------------------------------------ a restart reads where movr lives
+
+$w->terminate;
+like $p->log_contents, qr/WARNING database "movr" lives in region eu-west since its move \(MOVE DATABASE, (moved|finished)\), but the configuration file says regions = us-east: the move's record wins/,
+  'the file disagrees with the move: a WARNING says which wins and why';
+$p->stop(signal => 'KILL');
+$p->start;
+is lands_on(), $eu->port, 'after kill -9 and a restart, a new session lands in eu-west (the record, not the file)';
+like $p->log_contents, qr/database "movr" lives in region eu-west \(its move is finished\)/, '... and the log says why';
+my $off = $p->log_size;
+is psql($admin_ci, 'RELOAD'), 'RELOAD', 'RELOAD';
+ok $p->wait_for_log(qr/WARNING database "movr" lives in region eu-west since its move/, offset => $off, timeout => 10),
+  '... tells the disagreement again';
+is lands_on(), $eu->port, '... and movr stays in eu-west';
+
 done_testing;

@@ -1,0 +1,350 @@
+/*
+ * follow.c — reading back where moved databases live (follow.h).
+ */
+#include "proxy/dbmove/follow.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/pgconn.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "routing/region.h"
+
+#define FOLLOW_APP_NAME "pgnear moves"
+
+struct follow_query {
+    struct dbmove_follow *f;
+    struct pgasync *q;
+    char region[DBMOVE_NAME_MAX + 1];
+};
+
+struct dbmove_follow {
+    struct worker *w;
+    struct event *timer;
+    struct config *cfg; /* the round's (a reference) */
+    struct follow_query queries[REGION_SUBSET_MAX];
+    size_t nqueries, pending;
+    char answered[REGION_SUBSET_MAX][DBMOVE_NAME_MAX + 1];
+    size_t nanswered;
+    struct dbmove_row *rows;
+    size_t nrows;
+    /* disagreements with the file already told, for warned_cfg */
+    const struct config *warned_cfg;
+    char warned[PLACEMENT_MAX][2 * (DBMOVE_NAME_MAX + 1)];
+    size_t nwarned;
+};
+
+/* ---- the decision ---- */
+
+size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmove_row **out,
+                     size_t cap)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dbmove_row *r = &rows[i];
+        size_t k = 0;
+        while (k < count && strcmp(out[k]->database, r->database) != 0)
+            k++;
+        if (k == count) {
+            if (count == cap)
+                continue;
+            out[count++] = r;
+        } else if (r->id > out[k]->id || (r->id == out[k]->id && r->version > out[k]->version)) {
+            out[k] = r;
+        }
+    }
+    return count;
+}
+
+const char *dbmove_home_region(const struct dbmove_row *r)
+{
+    if (r->state == DBMOVE_ABORTED)
+        return "";
+    return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
+}
+
+/* Whether some [database] section names a single region: only then may a database be moved. */
+static bool may_have_moves(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *rule = &cfg->need_rules[i];
+        struct region_subset where;
+        if (rule->is_user || rule->regions == NULL)
+            continue;
+        const struct region_subset *placed = config_database_placement(cfg, rule->name, &where);
+        if (placed != NULL && placed->count == 1)
+            return true;
+    }
+    return false;
+}
+
+/* ---- applying a round ---- */
+
+static bool was_answered(const struct dbmove_follow *f, const char *region)
+{
+    for (size_t i = 0; i < f->nanswered; i++)
+        if (strcasecmp(f->answered[i], region) == 0)
+            return true;
+    return false;
+}
+
+/* A WARNING when the file says otherwise, once per database and region (and configuration). */
+static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
+                              const struct dbmove_row *r, const char *region)
+{
+    struct region_subset where;
+    const struct region_subset *placed = config_database_placement(cfg, r->database, &where);
+    if (placed != NULL && placed->count == 1 && strcasecmp(placed->items[0]->name, region) == 0)
+        return;
+    if (f->warned_cfg != cfg) {
+        f->warned_cfg = cfg;
+        f->nwarned = 0;
+    }
+    char key[sizeof(f->warned[0])];
+    snprintf(key, sizeof(key), "%s/%s", r->database, region);
+    for (size_t i = 0; i < f->nwarned; i++)
+        if (strcmp(f->warned[i], key) == 0)
+            return;
+    if (f->nwarned < PLACEMENT_MAX)
+        snprintf(f->warned[f->nwarned++], sizeof(f->warned[0]), "%s", key);
+    char file[256] = "every region";
+    if (placed != NULL)
+        region_subset_format(placed, file, sizeof(file));
+    log_warn(0,
+             "database \"%s\" lives in region %s since its move (MOVE DATABASE, %s), but the "
+             "configuration file says regions = %s: the move's record wins, being the newer "
+             "word; write regions = %s in its [database %s] section to make them agree",
+             r->database, region, dbmove_state_name(r->state), file, region, r->database);
+}
+
+static void apply_round(struct dbmove_follow *f, const struct config *cfg)
+{
+    const struct dbmove_row *newest[PLACEMENT_MAX];
+    size_t n = dbmove_newest(f->rows, f->nrows, newest, PLACEMENT_MAX);
+    struct placement_table *t = &f->w->shared->placement;
+    for (size_t i = 0; i < n; i++) {
+        const struct dbmove_row *r = newest[i];
+        if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
+            continue; /* half the story: leave it as it is */
+        const char *region = dbmove_home_region(r);
+        char now[PLACEMENT_NAME_MAX + 1] = "";
+        placement_region(t, r->database, now, sizeof(now));
+        if (strcmp(now, region) != 0) {
+            if (placement_set_region(t, r->database, region) != 0)
+                log_warn(0,
+                         "database \"%s\": more than %d moved databases; its move is not "
+                         "followed",
+                         r->database, PLACEMENT_MAX);
+            else if (region[0] != '\0')
+                log_info(0, "database \"%s\" lives in region %s (its move is %s)", r->database,
+                         region, dbmove_state_name(r->state));
+            else
+                log_info(0,
+                         "database \"%s\" lives where the configuration file says (its move "
+                         "was aborted)",
+                         r->database);
+        }
+        if (region[0] != '\0')
+            tell_disagreement(f, cfg, r, region);
+    }
+}
+
+/* A region's rows, appended to the round's. */
+static void take_rows(struct dbmove_follow *f, const PGresult *res, const char *region)
+{
+    struct dbmove_row *rows;
+    size_t count;
+    char why[128];
+    if (dbmove_rows_parse(res, &rows, &count, why, sizeof(why)) != 0) {
+        log_warn(0, "the record of moves in region %s could not be read: %s", region, why);
+        return;
+    }
+    struct dbmove_row *all = count ? realloc(f->rows, (f->nrows + count) * sizeof(*all)) : f->rows;
+    if (count > 0 && all == NULL) {
+        free(rows);
+        return; /* out of memory: the region counts as not read */
+    }
+    if (count > 0) {
+        memcpy(all + f->nrows, rows, count * sizeof(*rows));
+        f->rows = all;
+        f->nrows += count;
+    }
+    free(rows);
+    snprintf(f->answered[f->nanswered++], sizeof(f->answered[0]), "%s", region);
+}
+
+/* ---- the rounds on worker 0's loop ---- */
+
+static void round_end(struct dbmove_follow *f)
+{
+    apply_round(f, f->cfg);
+    config_unref(f->cfg);
+    f->cfg = NULL;
+    free(f->rows);
+    f->rows = NULL;
+    f->nrows = f->nanswered = f->nqueries = 0;
+    struct timeval tv = {DBMOVE_FOLLOW_MS / 1000, (DBMOVE_FOLLOW_MS % 1000) * 1000};
+    evtimer_add(f->timer, &tv);
+}
+
+static void answered(void *arg, const PGresult *res, const char *error, bool server_answered)
+{
+    struct follow_query *fq = arg;
+    struct dbmove_follow *f = fq->f;
+    (void)server_answered;
+    const char *sqlstate = pgasync_error_sqlstate(fq->q);
+    if (res != NULL)
+        take_rows(f, res, fq->region);
+    else if (sqlstate != NULL && strcmp(sqlstate, "42P01") == 0) /* no move ever there */
+        snprintf(f->answered[f->nanswered++], sizeof(f->answered[0]), "%s", fq->region);
+    else
+        log_debug(0, "the record of moves in region %s could not be read: %s", fq->region,
+                  error ? error : "?");
+    fq->q = NULL;
+    if (--f->pending == 0)
+        round_end(f);
+}
+
+/* The host a region's record is read from: its primary, else any host that is up. */
+static const struct region_host *record_host(const struct region *r)
+{
+    const struct region_host *up = NULL;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        if (host_is_up(h) && !host_is_standby(h))
+            return h;
+        if (up == NULL && host_is_up(h))
+            up = h;
+    }
+    return up;
+}
+
+static void round_start(evutil_socket_t fd, short what, void *arg)
+{
+    struct dbmove_follow *f = arg;
+    (void)fd;
+    (void)what;
+    struct config *cfg = f->w->cfg;
+    struct timeval tv = {DBMOVE_FOLLOW_MS / 1000, (DBMOVE_FOLLOW_MS % 1000) * 1000};
+    if (!may_have_moves(cfg)) {
+        evtimer_add(f->timer, &tv);
+        return;
+    }
+    f->cfg = config_ref(cfg);
+    for (size_t i = 0; i < cfg->regions.count && f->nqueries < REGION_SUBSET_MAX; i++) {
+        const struct region *r = &cfg->regions.items[i];
+        const struct region_host *h = record_host(r);
+        char conninfo[2048], error[256];
+        if (h == NULL ||
+            !pgconn_conninfo(cfg, h, cfg->moves_db, FOLLOW_APP_NAME, conninfo, sizeof(conninfo)))
+            continue;
+        struct follow_query *fq = &f->queries[f->nqueries];
+        fq->f = f;
+        snprintf(fq->region, sizeof(fq->region), "%s", r->name);
+        fq->q = pgasync_query(f->w->base, conninfo, dbmove_select_sql, 0, NULL,
+                              DBMOVE_FOLLOW_TIMEOUT_MS, answered, fq, error, sizeof(error));
+        if (fq->q != NULL) {
+            f->nqueries++;
+            f->pending++;
+        }
+    }
+    if (f->pending == 0)
+        round_end(f);
+}
+
+/* ---- at start: one blocking read, before any client is served ---- */
+
+static void read_region_blocking(struct dbmove_follow *f, const struct config *cfg,
+                                 const struct region *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++) {
+        char conninfo[2048];
+        if (!pgconn_conninfo(cfg, &r->hosts[i], cfg->moves_db, FOLLOW_APP_NAME, conninfo,
+                             sizeof(conninfo)) ||
+            !pgasync_conninfo_add(conninfo, sizeof(conninfo), "connect_timeout", "3"))
+            continue;
+        PGconn *c = PQconnectdb(conninfo);
+        PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, dbmove_select_sql) : NULL;
+        const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        bool done = res != NULL;
+        if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
+            take_rows(f, res, r->name);
+        else if (sqlstate != NULL && strcmp(sqlstate, "42P01") == 0)
+            snprintf(f->answered[f->nanswered++], sizeof(f->answered[0]), "%s", r->name);
+        else
+            done = false;
+        PQclear(res);
+        PQfinish(c);
+        if (done)
+            return;
+    }
+    log_warn(0,
+             "the record of moves in region %s could not be read at start: databases moved "
+             "to or from it are routed as the file says until it can",
+             r->name);
+}
+
+static int follow_start(struct worker *w, char *err, size_t errcap)
+{
+    if (w->index != 0)
+        return 0;
+    struct dbmove_follow *f = calloc(1, sizeof(*f));
+    if (f == NULL || (f->timer = evtimer_new(w->base, round_start, f)) == NULL) {
+        free(f);
+        snprintf(err, errcap, "out of memory");
+        return -1;
+    }
+    f->w = w;
+    w->follow = f;
+    if (may_have_moves(w->cfg)) {
+        for (size_t i = 0; i < w->cfg->regions.count && i < REGION_SUBSET_MAX; i++)
+            read_region_blocking(f, w->cfg, &w->cfg->regions.items[i]);
+        apply_round(f, w->cfg);
+        free(f->rows);
+        f->rows = NULL;
+        f->nrows = f->nanswered = 0;
+    }
+    struct timeval tv = {DBMOVE_FOLLOW_MS / 1000, (DBMOVE_FOLLOW_MS % 1000) * 1000};
+    evtimer_add(f->timer, &tv);
+    return 0;
+}
+
+static void follow_free(struct worker *w)
+{
+    struct dbmove_follow *f = w->follow;
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->nqueries; i++)
+        if (f->queries[i].q != NULL)
+            pgasync_abandon(f->queries[i].q);
+    if (f->cfg != NULL)
+        config_unref(f->cfg);
+    event_free(f->timer);
+    free(f->rows);
+    free(f);
+    w->follow = NULL;
+}
+
+/* SIGTERM: no more rounds (the sessions left keep where they are). */
+static void follow_drain(struct worker *w)
+{
+    if (w->follow != NULL)
+        evtimer_del(w->follow->timer);
+}
+
+const struct worker_part dbmove_follow_part = {
+    .name = "database moves",
+    .start = follow_start,
+    .drain = follow_drain,
+    .free = follow_free,
+};

@@ -1,0 +1,44 @@
+/*
+ * follow.h — where moved databases live, read back from the record of
+ * moves that both regions of a move keep (record.h), for this pgnear:
+ * once at start, before any client is served, then every
+ * DBMOVE_FOLLOW_MS on worker 0's loop.  A cutover made by this pgnear
+ * sets the placement itself; what the follower reads makes a restart, a
+ * reload and the other instances of a fleet route the same way.
+ *
+ * Each database's newest move decides (the highest id; of its rows in
+ * the regions, the highest version): moved or finished, it lives in the
+ * move's target; aborted, where the file says; any other state, in the
+ * move's source.  A database is left as it is in a round that could not
+ * read both regions of its move.  Where the file says otherwise
+ * ([database NAME] regions), the record wins, being the newer word, and a
+ * WARNING says so, once per disagreement.
+ *
+ * Nothing is read while no [database] section names a single region: no
+ * database can have been moved then.
+ */
+#ifndef PGNEAR_PROXY_DBMOVE_FOLLOW_H
+#define PGNEAR_PROXY_DBMOVE_FOLLOW_H
+
+#include <stddef.h>
+
+#include "proxy/dbmove/record.h"
+
+struct worker_part;
+
+#define DBMOVE_FOLLOW_MS         1000
+#define DBMOVE_FOLLOW_TIMEOUT_MS 5000
+
+extern const struct worker_part dbmove_follow_part;
+
+/*
+ * The newest row of each database's newest move, into out (at most cap):
+ * their count.  rows may hold the same move twice (both regions' rows).
+ */
+size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmove_row **out,
+                     size_t cap);
+
+/* Where the newest row says its database lives: "" for where the file says (aborted). */
+const char *dbmove_home_region(const struct dbmove_row *r);
+
+#endif
