@@ -5,7 +5,8 @@
  *    problem; then each fact is spoiled on its own and must give its own
  *    SQLSTATE and message, and when several are spoiled, the first in the
  *    documented order wins.  record.h: state names both ways, and the
- *    subscription's name.
+ *    subscription's names.  follow.h: which row of the records decides
+ *    where a database lives.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/dbmove/follow.h"
 #include "proxy/dbmove/preflight.h"
 #include "proxy/dbmove/record.h"
 
@@ -190,8 +192,9 @@ static void test_detail_lists(void **state)
 static void test_state_names(void **state)
 {
     (void)state;
-    static const enum dbmove_state all[] = {DBMOVE_COPYING, DBMOVE_STREAMING, DBMOVE_ABORTED,
-                                            DBMOVE_FAILED};
+    static const enum dbmove_state all[] = {DBMOVE_COPYING,   DBMOVE_STREAMING,    DBMOVE_ABORTED,
+                                            DBMOVE_FAILED,    DBMOVE_CUTTING_OVER, DBMOVE_MOVED,
+                                            DBMOVE_REVERTING, DBMOVE_FINISHED};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
         enum dbmove_state back;
         assert_true(dbmove_state_parse(dbmove_state_name(all[i]), &back));
@@ -201,10 +204,70 @@ static void test_state_names(void **state)
     assert_false(dbmove_state_parse("Copying", &back));
     assert_false(dbmove_state_parse("", &back));
     assert_false(dbmove_state_live(DBMOVE_ABORTED));
+    assert_false(dbmove_state_live(DBMOVE_FINISHED));
     assert_true(dbmove_state_live(DBMOVE_FAILED));
+    assert_true(dbmove_state_live(DBMOVE_MOVED));
+    assert_true(dbmove_state_in_target(DBMOVE_MOVED) && dbmove_state_in_target(DBMOVE_FINISHED));
+    assert_false(dbmove_state_in_target(DBMOVE_CUTTING_OVER) ||
+                 dbmove_state_in_target(DBMOVE_REVERTING));
     char name[64];
     dbmove_subscription_name(1795000000123456, name, sizeof(name));
     assert_string_equal(name, "pgnear_move_1795000000123456");
+    dbmove_back_name(1795000000123456, name, sizeof(name));
+    assert_string_equal(name, "pgnear_move_1795000000123456_back");
+}
+
+static struct dbmove_row row(int64_t id, const char *db, enum dbmove_state st, int version)
+{
+    struct dbmove_row r = {.id = id, .state = st, .version = version};
+    snprintf(r.database, sizeof(r.database), "%s", db);
+    snprintf(r.from_region, sizeof(r.from_region), "us-east");
+    snprintf(r.to_region, sizeof(r.to_region), "eu-west");
+    return r;
+}
+
+/*
+ * The follower's decision: per database, the newest move (highest id),
+ * and of its two regions' rows the higher version, whatever their order;
+ * where each state says the database lives.
+ */
+static void test_newest(void **state)
+{
+    (void)state;
+    struct dbmove_row rows[] = {
+        row(10, "movr", DBMOVE_ABORTED, 3),      /* an older move */
+        row(20, "movr", DBMOVE_CUTTING_OVER, 4), /* the source, before its second write */
+        row(20, "movr", DBMOVE_MOVED, 5),        /* the target: written first */
+        row(7, "shop", DBMOVE_STREAMING, 2),     row(7, "shop", DBMOVE_REVERTING, 6),
+        row(7, "shop", DBMOVE_STREAMING, 7), /* REVERT's commit, in the source only so far */
+        row(3, "old", DBMOVE_ABORTED, 2),
+    };
+    const struct dbmove_row *out[8];
+    size_t n = dbmove_newest(rows, sizeof(rows) / sizeof(rows[0]), out, 8);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(out[i]->database, "movr") == 0) {
+            assert_true(out[i]->id == 20 && out[i]->state == DBMOVE_MOVED);
+            assert_string_equal(dbmove_home_region(out[i]), "eu-west");
+        } else if (strcmp(out[i]->database, "shop") == 0) {
+            assert_int_equal(out[i]->version, 7);
+            assert_string_equal(dbmove_home_region(out[i]), "us-east");
+        } else {
+            assert_string_equal(out[i]->database, "old");
+            assert_string_equal(dbmove_home_region(out[i]), "");
+        }
+    }
+    /* the same rows the other way round decide the same */
+    struct dbmove_row rev[sizeof(rows) / sizeof(rows[0])];
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        rev[i] = rows[sizeof(rows) / sizeof(rows[0]) - 1 - i];
+    n = dbmove_newest(rev, sizeof(rev) / sizeof(rev[0]), out, 8);
+    assert_int_equal(n, 3);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(out[i]->database, "movr") == 0)
+            assert_int_equal(out[i]->version, 5);
+    /* a full table keeps the first databases it met */
+    assert_int_equal(dbmove_newest(rows, sizeof(rows) / sizeof(rows[0]), out, 1), 1);
 }
 
 int main(void)
@@ -212,7 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),        cmocka_unit_test(test_each_alone),
         cmocka_unit_test(test_order),       cmocka_unit_test(test_detail_lists),
-        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_state_names), cmocka_unit_test(test_newest),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("dbmove", tests, NULL, NULL);
