@@ -288,6 +288,14 @@ static void client_log_route(struct session *s)
     locality_reason(&s->login->loc, reason, sizeof(reason));
     if (s->need.role != NEED_ANY)
         snprintf(need, sizeof(need), "; needing %s", need_name(s->need.role));
+    if (s->login->nearer_waiting) {
+        log_info(s->id,
+                 "route: region %s has replayed pgnear.min_lsn, a nearer standby not yet (%s: "
+                 "%s); waiting up to %d ms for the nearer",
+                 s->login->plan[0]->name, route_source_name(s->login->loc.source), reason,
+                 NEARER_REPLAY_GRACE_MS);
+        return;
+    }
     if (s->login->plan_len == 0 && s->login->replay_waiting) {
         log_info(s->id,
                  "route: no standby has replayed pgnear.min_lsn yet (%s: %s); waiting up to "

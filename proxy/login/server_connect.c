@@ -395,7 +395,13 @@ void server_role_wait_enter(struct session *s)
 void server_role_wait_tick(struct session *s)
 {
     struct session_login *l = s->login;
+    bool nearer_waited = l->nearer_waiting;
     session_route_plan(s);
+    if (l->nearer_waiting && !nearer_waited)
+        log_info(s->id,
+                 "route: region %s has replayed pgnear.min_lsn; waiting up to %d ms for a "
+                 "nearer standby on its way there",
+                 l->plan[0]->name, NEARER_REPLAY_GRACE_MS);
     for (size_t i = 0; i < l->plan_len; i++) {
         if (need_region_fit(l->plan[i], &s->need) >= NEED_FIT_LAST)
             continue; /* the named region may come first, down */

@@ -73,6 +73,47 @@ bool session_route_waits_for_replay(const struct session *s)
     return s->login->replay_waiting;
 }
 
+/*
+ * Whether a region nearer than plan[0] has a standby on its way to s's
+ * position (need_may_catch_up).  The regions in the order of distance
+ * alone, whatever their hosts' roles.
+ */
+static bool session_route_nearer_catching_up(const struct session *s)
+{
+    static const struct need_spec any = {.role = NEED_ANY};
+    const struct session_login *l = s->login;
+    struct region *order[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    struct region_subset where;
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
+    size_t n =
+        route_plan(&s->cfg->routing, &l->loc, &any, placed, order, cosines, ROUTE_MAX_REGIONS);
+    for (size_t i = 0; i < n && order[i] != l->plan[0]; i++)
+        for (size_t j = 0; j < order[i]->nhosts; j++)
+            if (need_may_catch_up(&order[i]->hosts[j], &s->need))
+                return true;
+    return false;
+}
+
+/*
+ * A fenced read whose nearest fitting standby is farther than one still
+ * replaying towards its position waits up to NEARER_REPLAY_GRACE_MS for
+ * the nearer one (within min_lsn_wait): the session stays where it lands,
+ * so a few more health checks cost less than every later query going the
+ * long way.  True while it waits: the plan is then empty.
+ */
+static bool session_route_awaits_nearer(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (!l->replay_waiting || l->plan_len == 0 || !session_route_nearer_catching_up(s))
+        return false;
+    int64_t now = health_clock_ms();
+    if (l->nearer_wait_until_ms == 0)
+        l->nearer_wait_until_ms = now + NEARER_REPLAY_GRACE_MS;
+    return now < l->nearer_wait_until_ms;
+}
+
 void session_route_plan(struct session *s)
 {
     struct session_login *l = s->login;
@@ -85,6 +126,9 @@ void session_route_plan(struct session *s)
         placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
     l->plan_len = route_plan(&s->cfg->routing, &l->loc, &need, placed, l->plan, l->plan_cos,
                              ROUTE_MAX_REGIONS);
+    l->nearer_waiting = session_route_awaits_nearer(s);
+    if (l->nearer_waiting)
+        l->plan_len = 0;
     l->plan_index = 0;
     l->servers_tried = false;
     s->region = l->plan_len > 0 ? l->plan[0] : NULL;

@@ -42,6 +42,9 @@ void session_route_check_all_soon(struct session *s, int64_t until_ms);
  */
 size_t session_route_lookup_plan(const struct session *s, struct region **out, size_t max);
 
+/* How long a fenced read waits for a nearer standby when a farther one has its position. */
+#define NEARER_REPLAY_GRACE_MS 200
+
 /* Whether s still waits (min_lsn_wait) for a standby to replay its pgnear.min_lsn. */
 bool session_route_waits_for_replay(const struct session *s);
 

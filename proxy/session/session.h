@@ -81,6 +81,9 @@ struct session_login {
     int64_t need_wait_until_ms;   /* health_clock_ms: failover_wait for a host that fits ends */
     int64_t replay_wait_until_ms; /* health_clock_ms: min_lsn_wait for a standby to replay ends */
     bool replay_waiting;          /* the plan is of standbys that have replayed it, or none */
+    bool nearer_waiting;          /* a farther standby has it: a nearer one gets a grace */
+    int64_t nearer_wait_until_ms; /* health_clock_ms: that grace ends */
+    int64_t farther_fit_since_ms; /* a farther standby had replayed it, a nearer one not yet */
 
     /* pooling (pool.h, server_handover.h) */
     bool pool_share;                /* the server connection may be kept for others after */

@@ -9,7 +9,9 @@
 # reads on the delayed standby miss it; on a second standby that replays at
 # once, 200 fenced reads with the default min_lsn_wait wait for it, are
 # read there and see their row; a fence old enough that the standby has replayed it reads there; a
-# fence from another timeline goes to the primary; bad values get 22023.
+# fence from another timeline goes to the primary; a far standby that has
+# the position is taken only after a 200 ms grace for a near one on its way
+# there; bad values get 22023.
 use strict;
 use warnings;
 use FindBin;
@@ -205,6 +207,39 @@ for my $case (['3s', 'eu-west', 0.8, 2.9], ['300ms', 'us-east', 0.25, 0.9]) {
     cmp_ok $sorted[0], '>=', $lo, "... after waiting for the standby (the fastest: $sorted[0] s)";
     cmp_ok $sorted[-1], '<', $hi, "... no longer than the wait allows (the slowest: $sorted[-1] s)";
     $q->stop;
+}
+
+# ------------------------------------------------------------------ the nearer standby first
+
+# A fenced read from Dublin whose near standby (eu-west, a second late) is
+# on its way to the position while a farther one (ap-southeast, prompt)
+# already has it: it waits up to 200 ms more for the near one, then takes
+# the far one rather than waiting the whole min_lsn_wait.  Without that
+# grace the first standby to replay would win, and a session would stay an
+# ocean away for the whole of its life because of one health check's timing.
+{
+    my $ap = PgNearTest::Cluster->new_standby(primary => $us, name => 'ap-southeast', hba => \@HBA);
+    my $q = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] },
+                     { name => 'ap-southeast', location => '1.35, 103.82', hosts => [$ap] }],
+        settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '2s',
+                      health_check_timeout => '2s', min_lsn_wait => '3s' });
+    ok wait_until(sub { my $l = $q->log_contents;
+                        $l =~ /region eu-west is up: it is a standby/
+                          && $l =~ /region ap-southeast is up: it is a standby/ }, timeout => 20),
+      'a third pgnear knows both standbys';
+    my ($fence) = fence_of($w->query('INSERT INTO marks (id) VALUES (7000)'));
+    my $t = time;
+    my $got = read_at(7000, "-c pgnear.min_lsn=$fence", $q);
+    my $took = time - $t;
+    is $got, 'ap-southeast|1', 'the near standby a second late: the far one that has the row';
+    like $q->log_contents, qr/route: region ap-southeast has replayed pgnear\.min_lsn; waiting up to 200 ms for a nearer standby/,
+      '... after the grace for the near one, logged';
+    note sprintf 'the read took %.2f s, login to answer', $took;
+    ok wait_until(sub { read_at(7000, '', $q) eq 'eu-west|1' }, timeout => 10), 'eu-west replays it';
+    $q->stop;
+    $ap->stop;
 }
 
 # ------------------------------------------------------------------ bad values
