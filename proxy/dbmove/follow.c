@@ -1,7 +1,7 @@
 /*
  * follow.c — reading back where moved databases live (follow.h).
  */
-#include "proxy/dbmove/follow.h"
+#include "proxy/dbmove/follow_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,30 +19,6 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
-
-#define FOLLOW_APP_NAME "pgnear moves"
-
-struct follow_query {
-    struct dbmove_follow *f;
-    struct pgasync *q;
-    char region[DBMOVE_NAME_MAX + 1];
-};
-
-struct dbmove_follow {
-    struct worker *w;
-    struct event *timer;
-    struct config *cfg; /* the round's (a reference) */
-    struct follow_query queries[REGION_SUBSET_MAX];
-    size_t nqueries, pending;
-    char answered[REGION_SUBSET_MAX][DBMOVE_NAME_MAX + 1];
-    size_t nanswered;
-    struct dbmove_row *rows;
-    size_t nrows;
-    /* disagreements with the file already told, for warned_cfg */
-    const struct config *warned_cfg;
-    char warned[PLACEMENT_MAX][2 * (DBMOVE_NAME_MAX + 1)];
-    size_t nwarned;
-};
 
 /* ---- the decision ---- */
 
@@ -132,8 +108,11 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
     const struct dbmove_row *newest[PLACEMENT_MAX];
     size_t n = dbmove_newest(f->rows, f->nrows, newest, PLACEMENT_MAX);
     struct placement_table *t = &f->w->shared->placement;
+    f->transitional = false;
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
+        f->transitional =
+            f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
             continue; /* half the story: leave it as it is */
         const char *region = dbmove_home_region(r);
@@ -156,6 +135,7 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
         }
         if (region[0] != '\0')
             tell_disagreement(f, cfg, r, region);
+        follow_hold_round(f, cfg, r);
     }
 }
 
@@ -193,7 +173,10 @@ static void round_end(struct dbmove_follow *f)
     free(f->rows);
     f->rows = NULL;
     f->nrows = f->nanswered = f->nqueries = 0;
-    struct timeval tv = {DBMOVE_FOLLOW_MS / 1000, (DBMOVE_FOLLOW_MS % 1000) * 1000};
+    if (f->w->draining)
+        return; /* no more rounds */
+    int ms = follow_holding(f) || f->transitional ? FOLLOW_FAST_MS : DBMOVE_FOLLOW_MS;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     evtimer_add(f->timer, &tv);
 }
 
@@ -215,8 +198,7 @@ static void answered(void *arg, const PGresult *res, const char *error, bool ser
         round_end(f);
 }
 
-/* The host a region's record is read from: its primary, else any host that is up. */
-static const struct region_host *record_host(const struct region *r)
+const struct region_host *follow_record_host(const struct region *r)
 {
     const struct region_host *up = NULL;
     for (size_t i = 0; i < r->nhosts; i++) {
@@ -243,7 +225,7 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
     f->cfg = config_ref(cfg);
     for (size_t i = 0; i < cfg->regions.count && f->nqueries < REGION_SUBSET_MAX; i++) {
         const struct region *r = &cfg->regions.items[i];
-        const struct region_host *h = record_host(r);
+        const struct region_host *h = follow_record_host(r);
         char conninfo[2048], error[256];
         if (h == NULL ||
             !pgconn_conninfo(cfg, h, cfg->moves_db, FOLLOW_APP_NAME, conninfo, sizeof(conninfo)))
@@ -307,9 +289,11 @@ static int follow_start(struct worker *w, char *err, size_t errcap)
     f->w = w;
     w->follow = f;
     if (may_have_moves(w->cfg)) {
+        f->starting = true;
         for (size_t i = 0; i < w->cfg->regions.count && i < REGION_SUBSET_MAX; i++)
             read_region_blocking(f, w->cfg, &w->cfg->regions.items[i]);
         apply_round(f, w->cfg);
+        f->starting = false;
         free(f->rows);
         f->rows = NULL;
         f->nrows = f->nanswered = 0;
@@ -329,6 +313,7 @@ static void follow_free(struct worker *w)
             pgasync_abandon(f->queries[i].q);
     if (f->cfg != NULL)
         config_unref(f->cfg);
+    follow_holds_free(f);
     event_free(f->timer);
     free(f->rows);
     free(f);

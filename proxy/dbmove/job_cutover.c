@@ -315,49 +315,99 @@ static int cut_read_only(struct dbmove_job *j)
     return set_read_only(j, j->cut.leave_ctl, true, "making the leaving region refuse writes");
 }
 
-/* The server processes of the sessions the gate holds: they are not ended. */
-static int held_pids_on_worker(struct worker *w, void *arg)
+static void held_pids_read(void *arg)
 {
-    struct dbmove_job *j = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (!gate_in_scope(&j->cut.scope, s) || s->server_conn == NULL)
-            continue;
-        pthread_mutex_lock(&j->cut.pids_lock);
-        size_t len = strlen(j->cut.pids);
-        if (len + 16 < sizeof(j->cut.pids))
-            snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "%s%u", len > 1 ? "," : "",
-                     s->server_conn->pid);
-        else
-            j->cut.pids_overflow = true;
-        pthread_mutex_unlock(&j->cut.pids_lock);
-    }
-    return 0;
+    job_next(arg);
 }
 
-static void held_pids_read(struct worker *from, const struct worker_reply *r)
-{
-    (void)from;
-    job_next(r->arg);
-}
-
+/* The server processes of the sessions the gate holds, and the job's own: they are not ended. */
 static int cut_held_pids(struct dbmove_job *j)
 {
-    snprintf(j->cut.pids, sizeof(j->cut.pids), "{");
-    j->cut.pids_overflow = false;
-    /* The job's own connections are not ended either. */
+    gate_pids_init(&j->cut.pids, &j->cut.scope);
+    j->cut.pids_made = true;
+    j->cut.deadline_ms = mono_ms() + j->cfg->move_timeout_ms; /* for the fleet's word */
     for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
         int pid = j->kept[i].conn != NULL ? pgasync_backend_pid(j->kept[i].conn) : 0;
-        size_t len = strlen(j->cut.pids);
         if (pid > 0)
-            snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "%s%d", len > 1 ? "," : "", pid);
+            gate_pids_add(&j->cut.pids, pid);
     }
-    if (worker_call_all(j->home, held_pids_on_worker, j, held_pids_read, NULL) == 0)
+    if (gate_collect_pids(j->home, &j->cut.pids, held_pids_read, j) == 0)
         return JOB_WAIT;
     job_problem(j, "53200", NULL, NULL, "out of memory");
     return JOB_FAIL;
+}
+
+/* ---- in a fleet: every other instance holds its sessions too ---- */
+
+static bool in_fleet(const struct dbmove_job *j)
+{
+    return j->cfg->peer_id != 0 && j->cfg->peer_list.count > 1;
+}
+
+static int cut_holds_table(struct dbmove_job *j)
+{
+    return job_query(j, j->cut.leave_ctl, "preparing the fleet's holds", dbmove_holds_create_sql, 0,
+                     NULL, job_take_nothing, NULL);
+}
+
+/* Appends "1,2,3" to the pids; false when they do not fit. */
+static bool add_pid_list(struct gate_pids *p, const char *list)
+{
+    for (const char *c = list; *c != '\0';) {
+        char *end;
+        long pid = strtol(c, &end, 10);
+        if (end == c)
+            break;
+        if (!gate_pids_add(p, pid))
+            return false;
+        c = *end == ',' ? end + 1 : end;
+    }
+    return true;
+}
+
+static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    char missing[256] = "";
+    for (size_t k = 0; k < j->cfg->peer_list.count; k++) {
+        int id = j->cfg->peer_list.items[k].id;
+        bool found = id == j->cfg->peer_id;
+        for (int r = 0; r < PQntuples(res) && !found; r++)
+            found = atoi(PQgetvalue(res, r, 0)) == id;
+        size_t len = strlen(missing);
+        if (!found)
+            snprintf(missing + len, sizeof(missing) - len, "%s%d", len ? ", " : "", id);
+    }
+    if (missing[0] == '\0') {
+        for (int r = 0; r < PQntuples(res); r++)
+            if (!add_pid_list(&j->cut.pids, PQgetvalue(res, r, 1)))
+                job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
+        job_notice(j, "every instance of the fleet holds its sessions of database \"%s\"",
+                   j->req.database);
+        return 0;
+    }
+    if (mono_ms() >= j->cut.deadline_ms) {
+        char detail[320];
+        snprintf(detail, sizeof(detail), "No word from peer_id %s.", missing);
+        job_problem(j, "55P03",
+                    "Is each instance of peers running? One that is gone must leave peers.", detail,
+                    "the other instances of the fleet did not hold their sessions of database "
+                    "\"%s\" within move_timeout (%d ms); nothing was changed",
+                    j->req.database, j->cfg->move_timeout_ms);
+        return 0;
+    }
+    j->cut.poll_again = true;
+    return 0;
+}
+
+static int cut_wait_peers(struct dbmove_job *j)
+{
+    char id[24], version[16];
+    snprintf(id, sizeof(id), "%lld", (long long)j->move.id);
+    snprintf(version, sizeof(version), "%d", j->move.version);
+    const char *params[2] = {id, version};
+    return job_query(j, j->cut.leave_ctl, "waiting for the fleet to hold its sessions",
+                     dbmove_holds_read_sql, 2, params, take_peer_holds, NULL);
 }
 
 static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
@@ -374,13 +424,13 @@ static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sql
 
 static int cut_end_others(struct dbmove_job *j)
 {
-    if (j->cut.pids_overflow) {
+    if (j->cut.pids.overflow) {
         job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
         return JOB_FAIL;
     }
-    size_t len = strlen(j->cut.pids);
-    snprintf(j->cut.pids + len, sizeof(j->cut.pids) - len, "}");
-    const char *params[2] = {j->req.database, j->cut.pids};
+    char array[sizeof(j->cut.pids.list) + 2];
+    snprintf(array, sizeof(array), "{%s}", j->cut.pids.list);
+    const char *params[2] = {j->req.database, array};
     return job_query(j, j->cut.leave_ctl, "ending the sessions pgnear does not hold",
                      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                      " WHERE datname = $1 AND backend_type = 'client backend'"
@@ -745,21 +795,16 @@ static void cut_failed_late(struct dbmove_job *j)
     job_next(j);
 }
 
-static int cut_begin(struct dbmove_job *j)
-{
-    pthread_mutex_init(&j->cut.pids_lock, NULL);
-    j->cut.lock_made = true;
-    return JOB_NEXT;
-}
-
 static int cut_armed(struct dbmove_job *j)
 {
     j->on_failure = cut_failed;
+    /* This pgnear runs it: its follower does not hold sessions as a peer would. */
+    if (placement_set_local(&j->home->shared->placement, j->req.database, true) == 0)
+        j->cut.local_set = true;
     return JOB_NEXT;
 }
 
 const struct job_step job_cutover_steps[] = {
-    {NULL, NULL, cut_begin},
     {NULL, NULL, cut_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, cut_read_records},
@@ -770,12 +815,15 @@ const struct job_step job_cutover_steps[] = {
     {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
     {NULL, NULL, cut_wait_replay},
     {NULL, NULL, cut_replay_poll},
+    {NULL, in_fleet, cut_holds_table},
     {NULL, NULL, cut_armed},
     {NULL, NULL, cut_record_begin_leaving},
     {NULL, NULL, cut_record_begin_arriving},
     {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
-    {"making the leaving region refuse writes to the database", NULL, cut_read_only},
     {NULL, NULL, cut_held_pids},
+    {NULL, in_fleet, cut_wait_peers},
+    {NULL, in_fleet, cut_replay_poll},
+    {"making the leaving region refuse writes to the database", NULL, cut_read_only},
     {NULL, NULL, cut_end_others},
     {"waiting for the arriving region to replay the last write", NULL, cut_mark},
     {NULL, NULL, cut_wait_replay},
@@ -799,6 +847,8 @@ void job_cutover_free(struct dbmove_job *j)
 {
     free(j->cut.sequences);
     free(j->moves);
-    if (j->cut.lock_made)
-        pthread_mutex_destroy(&j->cut.pids_lock);
+    if (j->cut.pids_made)
+        gate_pids_destroy(&j->cut.pids);
+    if (j->cut.local_set)
+        placement_set_local(&j->home->shared->placement, j->req.database, false);
 }

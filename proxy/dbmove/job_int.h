@@ -113,10 +113,9 @@ struct dbmove_job {
         struct gate_scope scope;
         struct gate_close *gate; /* while closing */
         bool recorded, gate_closed, read_only_set, back_slot_made, committed, poll_again;
-        bool lock_made, pids_overflow, arriving_reset;
-        pthread_mutex_t pids_lock;
-        char pids[8192]; /* {1,2,3}: the held sessions' server processes, and the job's */
-        char token[80];  /* the marker written on the leaving side */
+        bool pids_made, arriving_reset, local_set;
+        struct gate_pids pids; /* the held sessions' server processes, and the job's */
+        char token[80];        /* the marker written on the leaving side */
         int64_t deadline_ms, held_at_ms, hold_ms;
         int64_t lag_bytes; /* at the start */
         char *sequences;   /* setval script for the arriving side */

@@ -58,6 +58,22 @@ const char dbmove_marker_read_sql[] =
 
 const char dbmove_marker_drop_sql[] = "DROP SCHEMA IF EXISTS " DBMOVE_MARKER_SCHEMA " CASCADE";
 
+const char dbmove_holds_create_sql[] =
+    "CREATE TABLE IF NOT EXISTS pgnear_move_holds (move_id bigint, version int, peer_id int,"
+    " pids int[] NOT NULL, at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (move_id, version, peer_id))";
+
+const char dbmove_hold_write_sql[] =
+    "INSERT INTO pgnear_move_holds (move_id, version, peer_id, pids) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (move_id, version, peer_id) DO UPDATE SET pids = EXCLUDED.pids, at = now()";
+
+const char dbmove_holds_read_sql[] =
+    "SELECT peer_id, array_to_string(pids, ',') FROM pgnear_move_holds"
+    " WHERE move_id = $1 AND version = $2";
+
+const char dbmove_hold_drop_sql[] =
+    "DELETE FROM pgnear_move_holds WHERE move_id = $1 AND peer_id = $2";
+
 const char *dbmove_state_name(enum dbmove_state state)
 {
     return (size_t)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state] : "?";

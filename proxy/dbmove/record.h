@@ -95,6 +95,18 @@ extern const char dbmove_marker_write_sql[]; /* $1 the token */
 extern const char dbmove_marker_read_sql[];  /* $1 the token: true once it is there */
 extern const char dbmove_marker_drop_sql[];
 
+/*
+ * In a fleet, the other instances hold their sessions of a database being
+ * cut over too, and say so in the leaving region's moves_db, with the
+ * server processes of those sessions, which the cutover must not end:
+ * pgnear_move_holds, a row per move, version (of the 'cutting over' or
+ * 'reverting' record) and peer.
+ */
+extern const char dbmove_holds_create_sql[];
+extern const char dbmove_hold_write_sql[]; /* $1 move, $2 version, $3 peer_id, $4 '{pids}' */
+extern const char dbmove_holds_read_sql[]; /* $1 move, $2 version: peer_id, 'pid,pid' */
+extern const char dbmove_hold_drop_sql[];  /* $1 move, $2 peer_id */
+
 /* The subscription's (and its slot's) name for move id: "pgnear_move_<id>". */
 void dbmove_subscription_name(int64_t id, char *buf, size_t cap);
 /* The name of the one back from the target after a cutover: "pgnear_move_<id>_back". */

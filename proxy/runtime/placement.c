@@ -50,7 +50,7 @@ static struct placement_entry *find_or_add(struct placement_table *t, const char
 /* An entry that says nothing any more goes (the last one takes its place). */
 static void drop_if_empty(struct placement_table *t, struct placement_entry *e)
 {
-    if (e->region[0] != '\0' || e->cutover)
+    if (e->region[0] != '\0' || e->cutover || e->local)
         return;
     *e = t->items[t->count - 1];
     __atomic_store_n(&t->count, t->count - 1, __ATOMIC_RELEASE);
@@ -117,4 +117,28 @@ bool placement_held(struct placement_table *t, const char *database)
     bool held = e != NULL && e->cutover;
     pthread_mutex_unlock(&t->lock);
     return held;
+}
+
+int placement_set_local(struct placement_table *t, const char *database, bool local)
+{
+    pthread_mutex_lock(&t->lock);
+    struct placement_entry *e = local ? find_or_add(t, database) : find(t, database);
+    int rc = e != NULL || !local ? 0 : -1;
+    if (e != NULL) {
+        e->local = local;
+        drop_if_empty(t, e);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+bool placement_local(struct placement_table *t, const char *database)
+{
+    if (table_empty(t))
+        return false;
+    pthread_mutex_lock(&t->lock);
+    const struct placement_entry *e = find(t, database);
+    bool local = e != NULL && e->local;
+    pthread_mutex_unlock(&t->lock);
+    return local;
 }

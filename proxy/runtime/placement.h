@@ -27,6 +27,7 @@ struct placement_entry {
     char database[PLACEMENT_NAME_MAX + 1];
     char region[PLACEMENT_NAME_MAX + 1]; /* where it lives; "": as the file says */
     bool cutover;                        /* a cutover holds its sessions */
+    bool local;                          /* this pgnear runs the cutover (not a peer) */
 };
 
 struct placement_table {
@@ -53,5 +54,9 @@ bool placement_region(struct placement_table *t, const char *database, char *out
 /* A cutover holds (or no longer holds) database's sessions; -1 when the table is full. */
 int placement_set_held(struct placement_table *t, const char *database, bool held);
 bool placement_held(struct placement_table *t, const char *database);
+
+/* This pgnear runs a cutover of database (its peers only follow); -1 when the table is full. */
+int placement_set_local(struct placement_table *t, const char *database, bool local);
+bool placement_local(struct placement_table *t, const char *database);
 
 #endif

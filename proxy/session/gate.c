@@ -250,6 +250,61 @@ static int force_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/* ---- the held sessions' server processes ---- */
+
+void gate_pids_init(struct gate_pids *p, const struct gate_scope *scope)
+{
+    memset(p, 0, sizeof(*p));
+    p->scope = *scope;
+    pthread_mutex_init(&p->lock, NULL);
+}
+
+void gate_pids_destroy(struct gate_pids *p)
+{
+    pthread_mutex_destroy(&p->lock);
+}
+
+bool gate_pids_add(struct gate_pids *p, long pid)
+{
+    pthread_mutex_lock(&p->lock);
+    size_t len = strlen(p->list);
+    int n = snprintf(p->list + len, sizeof(p->list) - len, "%s%ld", len > 0 ? "," : "", pid);
+    bool fits = n > 0 && (size_t)n < sizeof(p->list) - len;
+    if (!fits) {
+        p->list[len] = '\0';
+        p->overflow = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return fits;
+}
+
+static int pids_on_worker(struct worker *w, void *arg)
+{
+    struct gate_pids *p = arg;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (gate_in_scope(&p->scope, s) && s->server_conn != NULL)
+            gate_pids_add(p, (long)s->server_conn->pid);
+    }
+    return 0;
+}
+
+static void pids_collected(struct worker *from, const struct worker_reply *r)
+{
+    struct gate_pids *p = r->arg;
+    (void)from;
+    p->done(p->arg);
+}
+
+int gate_collect_pids(struct worker *home, struct gate_pids *p, void (*done)(void *arg), void *arg)
+{
+    p->done = done;
+    p->arg = arg;
+    return worker_call_all(home, pids_on_worker, p, pids_collected, NULL);
+}
+
 /* ---- on the home worker ---- */
 
 struct open_call {

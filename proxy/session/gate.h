@@ -16,6 +16,7 @@
 #ifndef PGNEAR_PROXY_GATE_H
 #define PGNEAR_PROXY_GATE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -71,6 +72,27 @@ void gate_close_cancel(struct gate_close *g);
  */
 int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(void *arg),
               void *arg);
+
+/*
+ * The server processes (their pids, "12,34") of the sessions in scope that
+ * have a server connection, gathered from every worker: those a cutover
+ * holds, which ending the database's other sessions must pass over.
+ */
+struct gate_pids {
+    struct gate_scope scope;
+    pthread_mutex_t lock;
+    char list[8192]; /* appended to, comma-separated */
+    bool overflow;   /* more than list holds */
+    void (*done)(void *arg);
+    void *arg;
+};
+
+void gate_pids_init(struct gate_pids *p, const struct gate_scope *scope);
+void gate_pids_destroy(struct gate_pids *p);
+/* Asks every worker; done(arg) on home's loop once all have answered.  -1: out of memory. */
+int gate_collect_pids(struct worker *home, struct gate_pids *p, void (*done)(void *arg), void *arg);
+/* Appends pid to the list (the caller's own connections); false when it does not fit. */
+bool gate_pids_add(struct gate_pids *p, long pid);
 
 /* Whether session s is in scope (DRAIN's choice of sessions too). */
 struct session;

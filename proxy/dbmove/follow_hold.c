@@ -1,0 +1,274 @@
+/*
+ * follow_hold.c — this pgnear's part in a cutover that another instance
+ * of its fleet runs (follow_int.h).
+ *
+ * When the newest record of a database says 'cutting over' or 'reverting'
+ * and this pgnear does not run that cutover itself, it holds its own
+ * sessions of the database at their next transaction boundary (the same
+ * gate a cutover closes), then writes their server processes to the
+ * leaving region's pgnear_move_holds: the cutover waits for that word
+ * from every peer before it ends the database's other sessions there, and
+ * passes these over.  When the record changes again, the sessions move to
+ * where it says the database lives now (the cutover's commit), or are
+ * let go where they are (its undo), and the word is taken back.  A gate
+ * that cannot close within move_timeout opens again; no word is written,
+ * and the cutover, which waits for it, gives up.
+ */
+#include "proxy/dbmove/follow_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "protocol/pgasync.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/pgconn.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/move_batch.h"
+
+static bool transitional(const struct dbmove_row *r)
+{
+    return r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
+}
+
+static struct follow_hold *find_hold(struct dbmove_follow *f, const char *database)
+{
+    for (size_t i = 0; i < FOLLOW_HOLDS; i++)
+        if (f->holds[i].used && strcmp(f->holds[i].database, database) == 0)
+            return &f->holds[i];
+    return NULL;
+}
+
+bool follow_holding(const struct dbmove_follow *f)
+{
+    for (size_t i = 0; i < FOLLOW_HOLDS; i++)
+        if (f->holds[i].used)
+            return true;
+    return false;
+}
+
+static void hold_free(struct follow_hold *h)
+{
+    if (h->q != NULL)
+        pgasync_abandon(h->q);
+    if (h->pids_made)
+        gate_pids_destroy(&h->pids);
+    memset(h, 0, sizeof(*h));
+}
+
+/* A query to the leaving region's moves_db; NULL when none can start. */
+static struct pgasync *leaving_query(struct follow_hold *h, const char *sql, int n,
+                                     const char *const *params, pgasync_done_fn done)
+{
+    const struct config *cfg = h->f->w->cfg;
+    const struct region *r = region_set_find(&cfg->regions, h->leaving);
+    const struct region_host *host = r != NULL ? follow_record_host(r) : NULL;
+    char conninfo[2048], error[256];
+    if (host == NULL ||
+        !pgconn_conninfo(cfg, host, cfg->moves_db, FOLLOW_APP_NAME, conninfo, sizeof(conninfo)))
+        return NULL;
+    return pgasync_query(h->f->w->base, conninfo, sql, n, params, DBMOVE_FOLLOW_TIMEOUT_MS, done, h,
+                         error, sizeof(error));
+}
+
+/* ---- the end: the word taken back ---- */
+
+static void word_taken_back(void *arg, const PGresult *res, const char *error, bool server_answered)
+{
+    struct follow_hold *h = arg;
+    (void)res;
+    (void)error;
+    (void)server_answered;
+    h->q = NULL;
+    hold_free(h);
+}
+
+static void take_word_back(struct follow_hold *h)
+{
+    char id[24], peer[16];
+    snprintf(id, sizeof(id), "%lld", (long long)h->move_id);
+    snprintf(peer, sizeof(peer), "%d", h->f->w->cfg->peer_id);
+    const char *params[2] = {id, peer};
+    if (h->q != NULL)
+        pgasync_abandon(h->q);
+    h->q = leaving_query(h, dbmove_hold_drop_sql, 2, params, word_taken_back);
+    if (h->q == NULL)
+        hold_free(h);
+}
+
+static void hold_opened(void *arg)
+{
+    take_word_back(arg);
+}
+
+static void hold_open(struct follow_hold *h)
+{
+    if (!h->gate_shut || gate_open(h->f->w, &h->scope, hold_opened, h) != 0) {
+        h->gate_shut = false;
+        take_word_back(h);
+    }
+}
+
+static void sessions_moved(const struct move_result *rows, size_t nrows, bool out_of_memory,
+                           void *arg)
+{
+    struct follow_hold *h = arg;
+    size_t moved = 0;
+    for (size_t i = 0; i < nrows; i++)
+        moved += rows[i].moved;
+    log_info(0,
+             "database \"%s\" was cut over to region %s by another pgnear: %zu of this one's "
+             "sessions moved there, %zu ended%s",
+             h->database, h->arriving, moved, nrows - moved,
+             out_of_memory ? " (some not counted: out of memory)" : "");
+    hold_open(h);
+}
+
+/* The sessions follow the database where the record now says it lives, or stay. */
+static void hold_finish(struct follow_hold *h)
+{
+    if (!h->gate_shut) {
+        take_word_back(h);
+        return;
+    }
+    if (strcasecmp(h->end_home, h->arriving) != 0) {
+        log_info(0,
+                 "the cutover of database \"%s\" by another pgnear did not happen: this one's "
+                 "sessions go on in region %s",
+                 h->database, h->leaving);
+        hold_open(h);
+        return;
+    }
+    struct move_batch_spec spec = {.scope = MOVE_BATCH_DATABASE, .end_the_rest = true};
+    snprintf(spec.from, sizeof(spec.from), "%s", h->leaving);
+    snprintf(spec.to, sizeof(spec.to), "%s", h->arriving);
+    snprintf(spec.database, sizeof(spec.database), "%s", h->database);
+    if (move_batch_start(h->f->w, &spec, sessions_moved, h) != 0)
+        hold_open(h); /* out of memory: let go; the cutover ended the ones it could */
+}
+
+/* The record moved on. */
+static void hold_end(struct follow_hold *h, const struct dbmove_row *r)
+{
+    h->ending = true;
+    snprintf(h->end_home, sizeof(h->end_home), "%s", dbmove_home_region(r));
+    if (h->closing == NULL && (!h->gate_shut || h->told))
+        hold_finish(h);
+    /* else the gate's end, or the collecting of the pids, finishes it */
+}
+
+/* ---- the beginning: the gate, then the word ---- */
+
+static void word_written(void *arg, const PGresult *res, const char *error, bool server_answered)
+{
+    struct follow_hold *h = arg;
+    (void)server_answered;
+    h->q = NULL;
+    if (res == NULL)
+        log_warn(0,
+                 "could not tell the cutover of database \"%s\" that this pgnear holds its "
+                 "sessions: %s",
+                 h->database, error ? error : "?");
+}
+
+static void pids_read(void *arg)
+{
+    struct follow_hold *h = arg;
+    h->told = true;
+    if (h->ending) {
+        hold_finish(h);
+        return;
+    }
+    char array[sizeof(h->pids.list) + 2], id[24], version[16], peer[16];
+    snprintf(array, sizeof(array), "{%s}", h->pids.list);
+    snprintf(id, sizeof(id), "%lld", (long long)h->move_id);
+    snprintf(version, sizeof(version), "%d", h->version);
+    snprintf(peer, sizeof(peer), "%d", h->f->w->cfg->peer_id);
+    const char *params[4] = {id, version, peer, array};
+    if (h->pids.overflow ||
+        (h->q = leaving_query(h, dbmove_hold_write_sql, 4, params, word_written)) == NULL)
+        log_warn(0,
+                 "could not tell the cutover of database \"%s\" that this pgnear holds its "
+                 "sessions",
+                 h->database);
+}
+
+static void gate_done(const struct gate_outcome *o, void *arg)
+{
+    struct follow_hold *h = arg;
+    h->closing = NULL;
+    if (o->end != GATE_HELD) {
+        log_warn(0,
+                 "could not hold this pgnear's sessions of database \"%s\" for its cutover "
+                 "by another pgnear within move_timeout: %s",
+                 h->database, o->busy[0] ? o->busy : "out of memory");
+        if (h->ending)
+            take_word_back(h);
+        return; /* no word: the cutover gives up, and the next record ends this */
+    }
+    h->gate_shut = true;
+    if (h->ending) {
+        h->told = true;
+        hold_finish(h);
+        return;
+    }
+    log_info(0,
+             "database \"%s\" is being cut over by another pgnear: this one's sessions of it "
+             "are held (%lld ms to hold them)",
+             h->database, (long long)o->waited_ms);
+    gate_pids_init(&h->pids, &h->scope);
+    h->pids_made = true;
+    if (gate_collect_pids(h->f->w, &h->pids, pids_read, h) != 0)
+        log_warn(0, "out of memory: this pgnear's sessions of database \"%s\" are held, untold",
+                 h->database);
+}
+
+static void hold_begin(struct dbmove_follow *f, const struct config *cfg,
+                       const struct dbmove_row *r)
+{
+    struct follow_hold *h = NULL;
+    for (size_t i = 0; i < FOLLOW_HOLDS && h == NULL; i++)
+        if (!f->holds[i].used)
+            h = &f->holds[i];
+    if (h == NULL)
+        return;
+    memset(h, 0, sizeof(*h));
+    h->used = true;
+    h->f = f;
+    snprintf(h->database, sizeof(h->database), "%s", r->database);
+    h->move_id = r->id;
+    h->version = r->version;
+    bool back = r->state == DBMOVE_REVERTING;
+    snprintf(h->leaving, sizeof(h->leaving), "%s", back ? r->to_region : r->from_region);
+    snprintf(h->arriving, sizeof(h->arriving), "%s", back ? r->from_region : r->to_region);
+    h->scope.all = true;
+    snprintf(h->scope.database, sizeof(h->scope.database), "%s", r->database);
+    h->scope.reason = HOLD_DBMOVE;
+    h->closing = gate_close(f->w, &h->scope, cfg->move_timeout_ms, NULL, gate_done, h);
+    if (h->closing == NULL)
+        hold_free(h);
+}
+
+void follow_hold_round(struct dbmove_follow *f, const struct config *cfg,
+                       const struct dbmove_row *r)
+{
+    if (f->starting || cfg->peer_id == 0)
+        return;
+    struct follow_hold *h = find_hold(f, r->database);
+    if (h != NULL && !h->ending && (h->move_id != r->id || h->version != r->version)) {
+        hold_end(h, r);
+        return;
+    }
+    if (h == NULL && transitional(r) && !placement_local(&f->w->shared->placement, r->database))
+        hold_begin(f, cfg, r);
+}
+
+void follow_holds_free(struct dbmove_follow *f)
+{
+    for (size_t i = 0; i < FOLLOW_HOLDS; i++)
+        if (f->holds[i].used)
+            hold_free(&f->holds[i]);
+}
