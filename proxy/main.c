@@ -13,6 +13,7 @@
 
 #include "pgnear-build.h"
 #include "proxy/base/config.h"
+#include "proxy/dbmove/follow.h"
 #include "proxy/base/fd_limit.h"
 #include "proxy/base/log.h"
 #include "proxy/daemon.h"
@@ -128,6 +129,12 @@ static void print_fd_limit(const struct config *cfg)
                                               "limit (ulimit -Hn, LimitNOFILE)");
 }
 
+static void check_tell_warning(const char *line, void *arg)
+{
+    (void)arg;
+    fprintf(stderr, "pgnear: WARNING: %s\n", line);
+}
+
 static int run_check(const char *path)
 {
     char warnings[8][256];
@@ -152,6 +159,8 @@ static int run_check(const char *path)
         geoip_describe(cfg->geoip, desc, sizeof(desc));
         printf("GeoIP: %s\n", desc);
     }
+    /* Where a move left a database outranks the file: say where they disagree. */
+    dbmove_check_file(cfg, check_tell_warning, NULL);
     config_unref(cfg);
     return 0;
 }

@@ -74,13 +74,31 @@ static bool was_answered(const struct dbmove_follow *f, const char *region)
     return false;
 }
 
-/* A WARNING when the file says otherwise, once per database and region (and configuration). */
-static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
-                              const struct dbmove_row *r, const char *region)
+/* Into buf, when the file says otherwise than the record of r's move (region): true. */
+static bool disagreement(const struct config *cfg, const struct dbmove_row *r, const char *region,
+                         char *buf, size_t cap)
 {
     struct region_subset where;
     const struct region_subset *placed = config_database_placement(cfg, r->database, &where);
     if (placed != NULL && placed->count == 1 && strcasecmp(placed->items[0]->name, region) == 0)
+        return false;
+    char file[256] = "every region";
+    if (placed != NULL)
+        region_subset_format(placed, file, sizeof(file));
+    snprintf(buf, cap,
+             "database \"%s\" lives in region %s since its move (MOVE DATABASE, %s), but the "
+             "configuration file says regions = %s: the move's record wins, being the newer "
+             "word; write regions = %s in its [database %s] section to make them agree",
+             r->database, region, dbmove_state_name(r->state), file, region, r->database);
+    return true;
+}
+
+/* A WARNING when the file says otherwise, once per database and region (and configuration). */
+static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
+                              const struct dbmove_row *r, const char *region)
+{
+    char text[700];
+    if (!disagreement(cfg, r, region, text, sizeof(text)))
         return;
     if (f->warned_cfg != cfg) {
         f->warned_cfg = cfg;
@@ -93,14 +111,7 @@ static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
             return;
     if (f->nwarned < PLACEMENT_MAX)
         snprintf(f->warned[f->nwarned++], sizeof(f->warned[0]), "%s", key);
-    char file[256] = "every region";
-    if (placed != NULL)
-        region_subset_format(placed, file, sizeof(file));
-    log_warn(0,
-             "database \"%s\" lives in region %s since its move (MOVE DATABASE, %s), but the "
-             "configuration file says regions = %s: the move's record wins, being the newer "
-             "word; write regions = %s in its [database %s] section to make them agree",
-             r->database, region, dbmove_state_name(r->state), file, region, r->database);
+    log_warn(0, "%s", text);
 }
 
 static void apply_round(struct dbmove_follow *f, const struct config *cfg)
@@ -109,12 +120,18 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
     size_t n = dbmove_newest(f->rows, f->nrows, newest, PLACEMENT_MAX);
     struct placement_table *t = &f->w->shared->placement;
     f->transitional = false;
+    if (!f->starting && placement_local_epoch(t) != f->round_epoch) {
+        f->transitional = true; /* read before a cutover of ours began or ended: read again */
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
         f->transitional =
             f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
             continue; /* half the story: leave it as it is */
+        if (placement_local(t, r->database))
+            continue; /* our own cutover sets where it lives */
         const char *region = dbmove_home_region(r);
         char now[PLACEMENT_NAME_MAX + 1] = "";
         placement_region(t, r->database, now, sizeof(now));
@@ -136,6 +153,7 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
         if (region[0] != '\0')
             tell_disagreement(f, cfg, r, region);
         follow_hold_round(f, cfg, r);
+        follow_settle_round(f, cfg, r);
     }
 }
 
@@ -223,6 +241,7 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
         return;
     }
     f->cfg = config_ref(cfg);
+    f->round_epoch = placement_local_epoch(&f->w->shared->placement);
     for (size_t i = 0; i < cfg->regions.count && f->nqueries < REGION_SUBSET_MAX; i++) {
         const struct region *r = &cfg->regions.items[i];
         const struct region_host *h = follow_record_host(r);
@@ -276,6 +295,30 @@ static void read_region_blocking(struct dbmove_follow *f, const struct config *c
              r->name);
 }
 
+int dbmove_check_file(const struct config *cfg, void (*tell)(const char *line, void *arg),
+                      void *arg)
+{
+    struct dbmove_follow f = {0};
+    if (!may_have_moves(cfg))
+        return 0;
+    f.starting = true;
+    for (size_t i = 0; i < cfg->regions.count && i < REGION_SUBSET_MAX; i++)
+        read_region_blocking(&f, cfg, &cfg->regions.items[i]);
+    const struct dbmove_row *newest[PLACEMENT_MAX];
+    size_t n = dbmove_newest(f.rows, f.nrows, newest, PLACEMENT_MAX);
+    int told = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *region = dbmove_home_region(newest[i]);
+        char text[700];
+        if (region[0] != '\0' && disagreement(cfg, newest[i], region, text, sizeof(text))) {
+            tell(text, arg);
+            told++;
+        }
+    }
+    free(f.rows);
+    return told;
+}
+
 static int follow_start(struct worker *w, char *err, size_t errcap)
 {
     if (w->index != 0)
@@ -314,6 +357,7 @@ static void follow_free(struct worker *w)
     if (f->cfg != NULL)
         config_unref(f->cfg);
     follow_holds_free(f);
+    follow_settle_free(f);
     event_free(f->timer);
     free(f->rows);
     free(f);

@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+struct config;
+
 #include "proxy/dbmove/record.h"
 
 struct worker_part;
@@ -40,5 +42,14 @@ size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmov
 
 /* Where the newest row says its database lives: "" for where the file says (aborted). */
 const char *dbmove_home_region(const struct dbmove_row *r);
+
+/*
+ * For --check: reads the record of moves in every region (blocking, a few
+ * seconds at most per host) and tells each database whose [database]
+ * section disagrees with where its move left it, a line each, as RELOAD
+ * would; a region that cannot be read is logged.  Returns how many.
+ */
+int dbmove_check_file(const struct config *cfg, void (*tell)(const char *line, void *arg),
+                      void *arg);
 
 #endif

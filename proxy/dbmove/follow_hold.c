@@ -25,6 +25,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
+#include "proxy/dbmove/held.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/move_batch.h"
@@ -221,7 +222,7 @@ static void gate_done(const struct gate_outcome *o, void *arg)
              h->database, (long long)o->waited_ms);
     gate_pids_init(&h->pids, &h->scope);
     h->pids_made = true;
-    if (gate_collect_pids(h->f->w, &h->pids, pids_read, h) != 0)
+    if (dbmove_collect_held(h->f->w, &h->pids, h->leaving, h->database, pids_read, h) != 0)
         log_warn(0, "out of memory: this pgnear's sessions of database \"%s\" are held, untold",
                  h->database);
 }

@@ -15,13 +15,15 @@
 #include "routing/region.h"
 
 struct config;
+struct dbmove_job;
 struct event;
 struct pgasync;
 struct worker;
 
-#define FOLLOW_APP_NAME "pgnear moves"
-#define FOLLOW_HOLDS    8   /* other instances' cutovers followed at once */
-#define FOLLOW_FAST_MS  100 /* the rounds while one is */
+#define FOLLOW_APP_NAME  "pgnear moves"
+#define FOLLOW_HOLDS     8    /* other instances' cutovers followed at once */
+#define FOLLOW_FAST_MS   100  /* the rounds while one is */
+#define FOLLOW_SETTLE_MS 2000 /* between tries to settle a cutover nobody may run any more */
 
 /*
  * This instance's part in a cutover another instance runs: its sessions
@@ -38,8 +40,8 @@ struct follow_hold {
     char leaving[DBMOVE_NAME_MAX + 1], arriving[DBMOVE_NAME_MAX + 1];
     struct gate_scope scope;
     struct gate_close *closing; /* while the gate closes */
-    bool gate_shut, ending,
-        told; /* gate_shut: its gate closed; told: the pids gathered, word sent */
+    /* gate_shut: its gate closed; told: the pids gathered and the word sent */
+    bool gate_shut, ending, told;
     char end_home[DBMOVE_NAME_MAX + 1]; /* where the record said it lives, once it moved on */
     struct gate_pids pids;
     bool pids_made;
@@ -63,8 +65,17 @@ struct dbmove_follow {
     struct dbmove_row *rows;
     size_t nrows;
     struct follow_hold holds[FOLLOW_HOLDS];
-    bool transitional; /* the last round saw a cutover under way */
-    bool starting;     /* the read at start: no holds before the loops run */
+    bool transitional;    /* the last round saw a cutover under way */
+    uint64_t round_epoch; /* placement_local_epoch as the round began */
+    bool starting;        /* the read at start: no holds before the loops run */
+    /* a cutover nobody runs any more, being settled (follow_settle.c) */
+    struct dbmove_job *settling;
+    char settle_database[DBMOVE_NAME_MAX + 1];
+    int64_t settle_next_ms;
+    char settle_told[256]; /* the last problem logged */
+    int64_t settle_move_id;
+    bool settle_copying;
+    int64_t copy_seen_id; /* the move whose copy this pgnear saw begun (or failed) */
     /* disagreements with the file already told, for warned_cfg */
     const struct config *warned_cfg;
     char warned[PLACEMENT_MAX][2 * (DBMOVE_NAME_MAX + 1)];
@@ -74,6 +85,10 @@ struct dbmove_follow {
 /* follow_hold.c: a round's newest row of a database, once where it lives is set. */
 void follow_hold_round(struct dbmove_follow *f, const struct config *cfg,
                        const struct dbmove_row *r);
+/* follow_settle.c: a round's newest row of a database: settles its cutover if nobody runs it. */
+void follow_settle_round(struct dbmove_follow *f, const struct config *cfg,
+                         const struct dbmove_row *r);
+void follow_settle_free(struct dbmove_follow *f);
 /* Whether some hold is under way: the next round comes sooner. */
 bool follow_holding(const struct dbmove_follow *f);
 void follow_holds_free(struct dbmove_follow *f);

@@ -236,6 +236,7 @@ struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
         [DBMOVE_START] = job_start_steps,    [DBMOVE_CUTOVER] = job_cutover_steps,
         [DBMOVE_REVERT] = job_cutover_steps, [DBMOVE_FINISH] = job_finish_steps,
         [DBMOVE_ABORT] = job_abort_steps,    [DBMOVE_SHOW] = job_show_steps,
+        [DBMOVE_SETTLE] = job_settle_steps,
     };
     struct event_base *base = home->base;
     struct dbmove_job *j = calloc(1, sizeof(*j));

@@ -52,13 +52,14 @@ enum dbmove_action {
     DBMOVE_REVERT,
     DBMOVE_FINISH,
     DBMOVE_ABORT,
-    DBMOVE_SHOW
+    DBMOVE_SHOW,
+    DBMOVE_SETTLE /* a cutover whose pgnear stopped: done or undone (job_settle.c) */
 };
 
 struct dbmove_request {
     enum dbmove_action action;
     char database[DBMOVE_NAME_MAX + 1];  /* all but SHOW */
-    char to_region[DBMOVE_NAME_MAX + 1]; /* START */
+    char to_region[DBMOVE_NAME_MAX + 1]; /* START; SETTLE: the leaving region */
     char by[DBMOVE_BY_MAX + 1];          /* who asked, for the record */
 };
 

@@ -24,19 +24,24 @@
  *      (bounded by move_timeout too; the slot's confirmed position is not
  *      enough: it was seen ahead of what the target had applied);
  *   4. the sequences of the arriving side are set past the leaving side's,
- *      and a slot for the replication back is made there, before anyone
- *      writes to it;
+ *      and the slot for the replication back, made there before the gate
+ *      (making one waits for the cluster's writing transactions), is moved
+ *      past what the feed applied: it starts where nobody has written yet;
  *   5. the commit: the record says 'moved' (or 'streaming' again) in the
- *      arriving region, then the leaving one; the database lives in the
- *      arriving region for every worker (runtime/placement.h);
+ *      arriving region; the database lives there for every worker
+ *      (runtime/placement.h);
  *   6. the held sessions move to the arriving region (session/move_batch.h);
  *      those that cannot are ended with 57P01 and named; the gate opens;
  *   7. the feed is dropped and the replication back starts (a subscription
- *      on the leaving side from the slot of step 4, copying nothing).
+ *      on the leaving side from the slot of step 4, copying nothing); the
+ *      leaving region's record says what the arriving one does, last.
  *
  * A failure before 5 undoes 2-4 (the gate opens, the leaving side takes
  * writes again, the slot goes) and the record is as before, with the
  * error; after 5 the cutover is done, and a failure is told and recorded.
+ * A pgnear that stops half-way leaves the leaving region's record saying
+ * 'cutting over' and its move lock free: job_settle.c then finishes or
+ * undoes the cutover by the arriving region's record.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -50,6 +55,7 @@
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
 #include "proxy/base/list.h"
+#include "proxy/dbmove/held.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -69,14 +75,14 @@ static int64_t mono_ms(void)
 
 static bool reverting(const struct dbmove_job *j)
 {
-    return j->req.action == DBMOVE_REVERT;
+    return j->cut.reverse;
 }
 
 /*
  * ALTER DATABASE db SET default_transaction_read_only = on, or RESET, on
  * ctl: new sessions of the database there refuse writes, or take them.
  */
-static int set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
+int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
 {
     char sql[256], db[160];
     if (!job_ident(db, sizeof(db), j->req.database)) {
@@ -118,8 +124,7 @@ static const char *next_command(enum dbmove_state state)
     }
 }
 
-/* The sides: the record's from and to, and which one the database leaves. */
-static int cut_sides(struct dbmove_job *j)
+int job_cut_sides(struct dbmove_job *j)
 {
     if ((j->from = region_set_find(&j->cfg->regions, j->move.from_region)) == NULL ||
         (j->to = region_set_find(&j->cfg->regions, j->move.to_region)) == NULL) {
@@ -169,7 +174,7 @@ int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char 
                         "database \"%s\" cannot be %s now", j->req.database, verb);
             return JOB_FAIL;
         }
-        return cut_sides(j);
+        return job_cut_sides(j);
     }
     job_problem(j, "55000", "MOVE DATABASE db TO REGION r starts a move.", NULL,
                 "database \"%s\" is not being moved", j->req.database);
@@ -266,6 +271,7 @@ static int cut_record_begin_arriving(struct dbmove_job *j)
 
 static int cut_find_move(struct dbmove_job *j)
 {
+    j->cut.reverse = j->req.action == DBMOVE_REVERT;
     return reverting(j) ? job_find_move_in(j, DBMOVE_MOVED, "reverted")
                         : job_find_move_in(j, DBMOVE_STREAMING, "cut over");
 }
@@ -312,7 +318,7 @@ static int cut_gate(struct dbmove_job *j)
 static int cut_read_only(struct dbmove_job *j)
 {
     j->cut.read_only_set = true;
-    return set_read_only(j, j->cut.leave_ctl, true, "making the leaving region refuse writes");
+    return job_set_read_only(j, j->cut.leave_ctl, true, "making the leaving region refuse writes");
 }
 
 static void held_pids_read(void *arg)
@@ -320,7 +326,10 @@ static void held_pids_read(void *arg)
     job_next(arg);
 }
 
-/* The server processes of the sessions the gate holds, and the job's own: they are not ended. */
+/*
+ * The server processes of the sessions the gate holds, and the job's own:
+ * they are not ended (pgnear's kept connections there close first).
+ */
 static int cut_held_pids(struct dbmove_job *j)
 {
     gate_pids_init(&j->cut.pids, &j->cut.scope);
@@ -331,7 +340,8 @@ static int cut_held_pids(struct dbmove_job *j)
         if (pid > 0)
             gate_pids_add(&j->cut.pids, pid);
     }
-    if (gate_collect_pids(j->home, &j->cut.pids, held_pids_read, j) == 0)
+    if (dbmove_collect_held(j->home, &j->cut.pids, j->cut.leaving->name, j->req.database,
+                            held_pids_read, j) == 0)
         return JOB_WAIT;
     job_problem(j, "53200", NULL, NULL, "out of memory");
     return JOB_FAIL;
@@ -520,12 +530,32 @@ static int cut_set_sequences(struct dbmove_job *j)
                      j->cut.sequences, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
 }
 
+/*
+ * The slot for the way back is made before the sessions are held: making
+ * a logical slot waits for every transaction that has written in the
+ * arriving cluster (any database) to end, which must not happen while the
+ * sessions wait.  What it would decode before the commit (the rows the
+ * feed applies, which must not go back) it skips: cut_back_slot_skip.
+ */
 static int cut_back_slot(struct dbmove_job *j)
 {
     const char *params[1] = {j->cut.back};
     j->cut.back_slot_made = true;
     return job_query(j, j->cut.arrive_db, "creating the slot for the way back",
                      "SELECT pg_create_logical_replication_slot($1, 'pgoutput')", 1, params,
+                     job_take_nothing, NULL);
+}
+
+/*
+ * The arriving side has every write of the leaving side, and nobody has
+ * written to it yet: the way back starts here, past the rows the feed
+ * applied (PostgreSQL 15 cannot filter them by origin).
+ */
+static int cut_back_slot_skip(struct dbmove_job *j)
+{
+    const char *params[1] = {j->cut.back};
+    return job_query(j, j->cut.arrive_db, "starting the slot for the way back at the commit",
+                     "SELECT pg_replication_slot_advance($1, pg_current_wal_lsn())", 1, params,
                      job_take_nothing, NULL);
 }
 
@@ -537,7 +567,8 @@ static void cut_failed_late(struct dbmove_job *j);
 static int cut_arriving_read_write(struct dbmove_job *j)
 {
     j->cut.arriving_reset = true;
-    return set_read_only(j, j->cut.arrive_ctl, false, "letting the arriving region take writes");
+    return job_set_read_only(j, j->cut.arrive_ctl, false,
+                             "letting the arriving region take writes");
 }
 
 static int cut_commit_arriving(struct dbmove_job *j)
@@ -546,7 +577,7 @@ static int cut_commit_arriving(struct dbmove_job *j)
     return cut_record(j, reverting(j) ? DBMOVE_STREAMING : DBMOVE_MOVED, j->cut.arrive_ctl);
 }
 
-static int cut_commit_leaving(struct dbmove_job *j)
+static int cut_committed(struct dbmove_job *j)
 {
     /* The arriving region's record says it: the cutover is done, whatever follows. */
     j->cut.committed = true;
@@ -554,6 +585,16 @@ static int cut_commit_leaving(struct dbmove_job *j)
     if (placement_set_region(&j->home->shared->placement, j->req.database, j->cut.arriving->name) !=
         0)
         job_notice(j, "this pgnear cannot track more than %d moved databases", PLACEMENT_MAX);
+    return JOB_NEXT;
+}
+
+/*
+ * The leaving region's record last: while it still says 'cutting over',
+ * what follows the commit may be unfinished, and a pgnear that finds the
+ * move lock free finishes it (job_settle.c).
+ */
+static int cut_commit_leaving(struct dbmove_job *j)
+{
     return job_write_record(j, j->cut.leave_ctl, "recording the cutover");
 }
 
@@ -602,7 +643,7 @@ static int cut_open_gate(struct dbmove_job *j)
 
 /* ---- 7. the feed goes, the way back starts ---- */
 
-static int cut_drop_feed(struct dbmove_job *j)
+int job_cut_drop_feed(struct dbmove_job *j)
 {
     char sql[160];
     snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", j->cut.feed);
@@ -610,7 +651,7 @@ static int cut_drop_feed(struct dbmove_job *j)
                      sql, 0, NULL, job_take_nothing, NULL);
 }
 
-static int cut_back_subscription(struct dbmove_job *j)
+int job_cut_back_subscription(struct dbmove_job *j)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
     if (!job_literal(conn, sizeof(conn), j->cut.arrive_db)) {
@@ -622,8 +663,9 @@ static int cut_back_subscription(struct dbmove_job *j)
              " WITH (create_slot = false, slot_name = %s, copy_data = false,"
              " synchronous_commit = on)",
              j->cut.back, conn, j->cut.back);
+    /* 42710: made already, before a pgnear that was running the cutover stopped */
     return job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
-                     job_take_nothing, NULL);
+                     job_take_nothing, "42710");
 }
 
 static int cut_done(struct dbmove_job *j)
@@ -666,8 +708,8 @@ static bool undo_wants_read_write(const struct dbmove_job *j)
 
 static int undo_read_write(struct dbmove_job *j)
 {
-    return set_read_only(j, j->cut.leave_ctl, false,
-                         "letting the leaving region take writes again");
+    return job_set_read_only(j, j->cut.leave_ctl, false,
+                             "letting the leaving region take writes again");
 }
 
 static bool undo_wants_arriving_read_only(const struct dbmove_job *j)
@@ -677,8 +719,8 @@ static bool undo_wants_arriving_read_only(const struct dbmove_job *j)
 
 static int undo_arriving_read_only(struct dbmove_job *j)
 {
-    return set_read_only(j, j->cut.arrive_ctl, true,
-                         "making the arriving region refuse writes again");
+    return job_set_read_only(j, j->cut.arrive_ctl, true,
+                             "making the arriving region refuse writes again");
 }
 
 static bool undo_wants_slot(const struct dbmove_job *j)
@@ -686,12 +728,12 @@ static bool undo_wants_slot(const struct dbmove_job *j)
     return j->cut.back_slot_made;
 }
 
-static int undo_slot(struct dbmove_job *j)
+int job_cut_drop_back_slot(struct dbmove_job *j)
 {
     const char *params[1] = {j->cut.back};
     return job_query(j, j->cut.arrive_db, "dropping the slot for the way back",
                      "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                     " WHERE slot_name = $1",
+                     " WHERE slot_name = $1 AND NOT active",
                      1, params, job_take_nothing, NULL);
 }
 
@@ -734,7 +776,7 @@ static const struct job_step undo_steps[] = {
     {"the cutover failed: the held sessions are let go", undo_wants_gate, undo_gate},
     {NULL, undo_wants_read_write, undo_read_write},
     {NULL, undo_wants_arriving_read_only, undo_arriving_read_only},
-    {NULL, undo_wants_slot, undo_slot},
+    {NULL, undo_wants_slot, job_cut_drop_back_slot},
     {NULL, undo_wants_record, undo_record_leaving},
     {NULL, undo_wants_record, undo_record_arriving},
     {NULL, NULL, undo_end},
@@ -817,6 +859,8 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_replay_poll},
     {NULL, in_fleet, cut_holds_table},
     {NULL, NULL, cut_armed},
+    {"creating the slot for the way back", NULL, cut_back_slot},
+    {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
     {NULL, NULL, cut_record_begin_leaving},
     {NULL, NULL, cut_record_begin_arriving},
     {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
@@ -831,14 +875,15 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_read_sequences},
     {"setting the arriving region's sequences past the leaving region's", has_sequences,
      cut_set_sequences},
-    {NULL, NULL, cut_back_slot},
+    {NULL, NULL, cut_back_slot_skip},
     {NULL, NULL, cut_arriving_read_write},
     {NULL, NULL, cut_commit_arriving},
-    {NULL, NULL, cut_commit_leaving},
+    {NULL, NULL, cut_committed},
     {"moving the held sessions", NULL, cut_move_sessions},
     {NULL, NULL, cut_open_gate},
-    {"starting the replication back", NULL, cut_drop_feed},
-    {NULL, NULL, cut_back_subscription},
+    {"starting the replication back", NULL, job_cut_drop_feed},
+    {NULL, NULL, job_cut_back_subscription},
+    {NULL, NULL, cut_commit_leaving},
     {NULL, NULL, cut_done},
     {NULL, NULL, NULL},
 };

@@ -114,6 +114,10 @@ struct dbmove_job {
         struct gate_close *gate; /* while closing */
         bool recorded, gate_closed, read_only_set, back_slot_made, committed, poll_again;
         bool pids_made, arriving_reset, local_set;
+        bool reverse;          /* REVERT, or settling a 'reverting' record */
+        bool found;            /* SETTLE: an interrupted cutover was found */
+        bool copying;          /* SETTLE: a move said 'copying' */
+        bool copy_lost;        /* ... and the target has no subscription for it */
         struct gate_pids pids; /* the held sessions' server processes, and the job's */
         char token[80];        /* the marker written on the leaving side */
         int64_t deadline_ms, held_at_ms, hold_ms;
@@ -181,6 +185,18 @@ void job_cutover_free(struct dbmove_job *j);
  * the cutover's sides (j->cut) set.
  */
 int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char *verb);
+
+/* The sides of j->move (j->cut, both regions' connection strings), reverse set. */
+int job_cut_sides(struct dbmove_job *j);
+/* ALTER DATABASE SET default_transaction_read_only = on, or RESET, on ctl. */
+int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what);
+/* After the commit: the feed dropped, the replication back started (made already: fine). */
+int job_cut_drop_feed(struct dbmove_job *j);
+int job_cut_back_subscription(struct dbmove_job *j);
+/* The arriving side's slot for the way back, if no subscription uses it yet. */
+int job_cut_drop_back_slot(struct dbmove_job *j);
+
+extern const struct job_step job_settle_steps[];
 
 /* "quoted" identifier and 'quoted' literal into buf; false when it does not fit. */
 bool job_ident(char *buf, size_t cap, const char *name);

@@ -23,6 +23,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/runtime/worker_call.h"
+#include "proxy/session/gate.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -681,7 +682,9 @@ static bool pool_in_region(const struct server_conn *sc, const char *region)
     return region == NULL || strcasecmp(sc->region->name, region) == 0;
 }
 
-void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked)
+/* The kept connections that match close now; those in use are closed when given back. */
+static void pool_close_matching(struct worker *w, const char *region, const char *database,
+                                const char *why, struct gate_pids *pids, int *closed, int *marked)
 {
     struct list *kept[] = {&w->used_servers, &w->idle_servers};
     for (size_t i = 0; i < 2; i++) {
@@ -689,10 +692,12 @@ void pool_reconnect(struct worker *w, const char *region, int *closed, int *mark
         list_for_each_safe(pos, tmp, kept[i])
         {
             struct server_conn *sc = list_entry(pos, struct server_conn, node);
-            if (pool_in_region(sc, region)) {
-                pool_close(sc, "RECONNECT");
-                (*closed)++;
-            }
+            if (!pool_in_region(sc, region) || (database && strcmp(sc->database, database) != 0))
+                continue;
+            if (pids != NULL && sc->pid != 0)
+                gate_pids_add(pids, (long)sc->pid);
+            pool_close(sc, why);
+            (*closed)++;
         }
     }
     struct list *in_use[] = {&w->login_servers, &w->active_servers};
@@ -701,12 +706,26 @@ void pool_reconnect(struct worker *w, const char *region, int *closed, int *mark
         list_for_each_safe(pos, tmp, in_use[i])
         {
             struct server_conn *sc = list_entry(pos, struct server_conn, node);
-            if (pool_in_region(sc, region) && !sc->reconnect) {
+            if (pool_in_region(sc, region) && (!database || strcmp(sc->database, database) == 0) &&
+                !sc->reconnect) {
                 sc->reconnect = true;
                 (*marked)++;
             }
         }
     }
+}
+
+void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked)
+{
+    pool_close_matching(w, region, NULL, "RECONNECT", NULL, closed, marked);
+}
+
+void pool_retire_database(struct worker *w, const char *region, const char *database,
+                          struct gate_pids *pids)
+{
+    int closed = 0, marked = 0;
+    pool_close_matching(w, region, database, "its database is moving to another region", pids,
+                        &closed, &marked);
 }
 
 static int pool_part_start(struct worker *w, char *err, size_t errcap)

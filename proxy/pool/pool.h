@@ -20,6 +20,7 @@
 #include <stdbool.h>
 
 struct endpoint;
+struct gate_pids;
 struct region;
 struct region_host;
 struct server_conn;
@@ -89,6 +90,14 @@ void pool_close_idle(struct worker *w);
  * and marks the ones in use to be closed when their client leaves.
  */
 void pool_reconnect(struct worker *w, const char *region, int *closed, int *marked);
+
+/*
+ * A cutover takes database away from region: w's kept connections to it
+ * there close now (their server processes added to pids, which the
+ * cutover does not end itself; NULL: none), those in use when given back.
+ */
+void pool_retire_database(struct worker *w, const char *region, const char *database,
+                          struct gate_pids *pids);
 
 /* The pool's life on a worker: its timers; kept connections closed at drain, stop and free. */
 extern const struct worker_part pool_part;

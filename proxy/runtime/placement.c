@@ -128,8 +128,17 @@ int placement_set_local(struct placement_table *t, const char *database, bool lo
         e->local = local;
         drop_if_empty(t, e);
     }
+    t->local_epoch++;
     pthread_mutex_unlock(&t->lock);
     return rc;
+}
+
+uint64_t placement_local_epoch(struct placement_table *t)
+{
+    pthread_mutex_lock(&t->lock);
+    uint64_t epoch = t->local_epoch;
+    pthread_mutex_unlock(&t->lock);
+    return epoch;
 }
 
 bool placement_local(struct placement_table *t, const char *database)

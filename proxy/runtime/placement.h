@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct region_subset;
@@ -34,6 +35,7 @@ struct placement_table {
     pthread_mutex_t lock;
     int count; /* entries in use (atomic read for the common case of none) */
     struct placement_entry items[PLACEMENT_MAX];
+    uint64_t local_epoch; /* bumped as a cutover of this pgnear begins or ends */
 };
 
 void placement_init(struct placement_table *t);
@@ -58,5 +60,10 @@ bool placement_held(struct placement_table *t, const char *database);
 /* This pgnear runs a cutover of database (its peers only follow); -1 when the table is full. */
 int placement_set_local(struct placement_table *t, const char *database, bool local);
 bool placement_local(struct placement_table *t, const char *database);
+/*
+ * Changes whenever a cutover of this pgnear begins or ends: what was read
+ * of the records before it may be older than what that cutover set.
+ */
+uint64_t placement_local_epoch(struct placement_table *t);
 
 #endif

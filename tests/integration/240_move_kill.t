@@ -1,0 +1,208 @@
+# A database move survives kill -9 of pgnear at any step: on restart SHOW
+# MOVES tells the truth, and a cutover is either done or not done, never
+# half.  Two clusters with wal_level = logical, MovR's tables:
+#   - killed while MOVE DATABASE runs (its schema copy waits on a lock):
+#     the restarted pgnear finds the move lock free and no subscription on
+#     the target, records the move 'failed' ("interrupted before the copy
+#     started"), and ABORT leaves the source as it was;
+#   - killed right after MOVE DATABASE answered: the copy goes on in the
+#     servers; after the restart SHOW MOVES says copying, then streaming,
+#     and both sides have the same rides;
+#   - killed during CUTOVER before its commit (a client's open transaction
+#     keeps the gate from closing): the restarted pgnear undoes it (us-east
+#     takes writes, no slot for the way back is left, the record says
+#     streaming with the reason), and CUTOVER then runs to the end;
+#   - stopped during REVERT after its commit (the state made by hand from
+#     a finished REVERT): the restarted pgnear finishes it (the leaving
+#     region's record, the replication back started from its slot), and a
+#     write made in us-east meanwhile reaches eu-west.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IPC::Run ();
+use PgNearTest;
+
+require_tool('psql');
+require_tool('pg_dump');
+
+my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
+my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
+my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
+$eu->psql_admin('DROP DATABASE movr');
+$us->psql_admin([
+    'CREATE TABLE users (id bigserial PRIMARY KEY, city text NOT NULL, name text NOT NULL)',
+    'CREATE TABLE rides (id bigserial PRIMARY KEY, rider bigint REFERENCES users, city text,'
+      . ' revenue numeric(10,2), start_time timestamptz DEFAULT now())',
+    q{INSERT INTO users (city, name) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'user ' || g FROM generate_series(1, 1000) g},
+    q{INSERT INTO rides (rider, city, revenue) SELECT 1 + g % 1000, 'boston', g % 97 FROM generate_series(1, 100000) g},
+], dbname => 'movr');
+my $app_secret = $us->scram_verifier('app');
+$eu->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+
+my $dir = tmpdir(name => 'move-kill', mode => 0755);
+write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
+    settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
+                  server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
+                  health_check_interval => '200ms', health_check_timeout => '5s', move_timeout => '60s' },
+    extra_ini => "[database movr]\nregions = us-east\n");
+my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+my $app_ci = $p->conninfo(dbname => 'movr');
+
+sub admin {
+    my ($sql) = @_;
+    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
+                                verbose => 1, timeout => 180);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+    return (\@rows, $rc == 0 ? undef : $err, $err);
+}
+sub move_row {
+    my ($rows) = admin('SHOW MOVES');
+    my ($m) = grep { $_->{database} eq 'movr' } @$rows;
+    return $m // {};
+}
+sub move_state { move_row()->{state} // '' }
+# The state the record of a region says, read there directly.
+sub recorded {
+    my ($c) = @_;
+    return eval { $c->psql_admin(q{SELECT state FROM pgnear_database_moves WHERE database = 'movr' ORDER BY id DESC LIMIT 1}) } // '';
+}
+sub lands_on {
+    my ($rc, $out) = psql($app_ci, 'SELECT inet_server_port()');
+    return $rc == 0 ? $out : 'error';
+}
+# An admin command run in the background: its harness and its output.
+sub admin_bg {
+    my ($sql) = @_;
+    my %o = (out => '', err => '');
+    my $h = IPC::Run::start([require_tool('psql'), '-X', '-At', '-v', 'ON_ERROR_STOP=1', '-d', $admin_ci, '-c', $sql],
+                            '>', \$o{out}, '2>', \$o{err});
+    return ($h, \%o);
+}
+# A session straight to a cluster that keeps a transaction open until released.
+sub hold_open {
+    my ($c, $db, @sql) = @_;
+    # A cutover's source refuses writes by default: this session writes all the same.
+    my $in = join('', map { "$_;\n" } 'SET default_transaction_read_only = off', 'BEGIN', @sql) . "SELECT 'held';\n";
+    my $out = '';
+    my $ci = PgNearTest::conninfo_string(host => $c->{socket_dir}, port => $c->port, user => 'postgres', dbname => $db);
+    my $h = IPC::Run::start([require_tool('psql'), '-X', '-At', '-d', $ci],
+                            '<', \$in, '>', \$out, '2>&1');
+    wait_until(sub { $h->pump_nb; $out =~ /held/ }, timeout => 20) or diag "hold_open: $out";
+    return sub { $in .= "ROLLBACK;\n\\q\n"; eval { $h->finish } };
+}
+sub kill_and_restart {
+    $p->stop(signal => 'KILL');
+    $p->start;
+}
+my $sum = q{SELECT count(*) || ':' || coalesce(sum(revenue), 0) FROM rides};
+sub same_rides {
+    my $a = $us->psql_admin($sum, dbname => 'movr');
+    return $a eq $eu->psql_admin($sum, dbname => 'movr') ? $a : undef;
+}
+sub slots { $_[0]->psql_admin(q{SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots}) }
+sub subs  { $_[0]->psql_admin(q{SELECT string_agg(subname, ',' ORDER BY subname) FROM pg_subscription}) }
+
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the health checks know both primaries';
+
+# ------------------------------------------------------------------ killed while MOVE DATABASE runs
+
+{
+    my $release = hold_open($us, 'movr', 'LOCK rides IN ACCESS EXCLUSIVE MODE');
+    my ($h, $o) = admin_bg('MOVE DATABASE movr TO REGION eu-west');
+    ok wait_until(sub { (recorded($us) // '') eq 'copying' }, timeout => 60),
+      'MOVE DATABASE recorded the move; its schema copy waits on a lock';
+    kill_and_restart();
+    $release->();
+    eval { $h->finish };
+    ok wait_until(sub { move_state() eq 'failed' }, timeout => 30),
+      'after kill -9 and a restart, SHOW MOVES says failed';
+    like move_row()->{last_error}, qr/interrupted \(the pgnear running it stopped\) before the copy started; ABORT removes what it made/,
+      '... saying why and what to do';
+    like $p->log_contents, qr/was interrupted before its copy started: it is recorded as failed/, '... and the log says so';
+    my (undef, $err) = admin('MOVE DATABASE movr ABORT');
+    is $err, undef, 'ABORT' or diag $err;
+    is $us->psql_admin(q{SELECT count(*) FROM pg_publication}, dbname => 'movr'), 0, '... no publication left on us-east';
+    is slots($us), '', '... no slot';
+    is $eu->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), 0,
+      '... and the database it created in eu-west is gone';
+}
+
+# ------------------------------------------------------------------ killed during the copy
+
+{
+    my (undef, $err) = admin('MOVE DATABASE movr TO REGION eu-west');
+    is $err, undef, 'MOVE DATABASE movr TO REGION eu-west answers once the copy runs' or diag $err;
+    kill_and_restart();
+    like move_state(), qr/^(copying|streaming)$/, 'killed right away: after the restart SHOW MOVES says ' . move_state();
+    ok wait_until(sub { move_state() eq 'streaming' }, timeout => 120), '... and then streaming';
+    ok wait_until(sub { defined same_rides() }, timeout => 30), '... with the same rides on both sides';
+    is lands_on(), $us->port, 'movr still lives in us-east';
+}
+
+# ------------------------------------------------------------------ killed during CUTOVER, before the commit
+
+my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE database = 'movr'});
+{
+    # A client in a transaction: the gate waits for its end (move_timeout 60 s).
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    ok $r->{ok}, 'a client logs in';
+    $w->query(q{BEGIN; INSERT INTO rides (rider, city, revenue) VALUES (1, 'open', 1)});
+    my ($h, $o) = admin_bg('MOVE DATABASE movr CUTOVER');
+    ok wait_until(sub { (recorded($us) // '') eq 'cutting over' }, timeout => 60),
+      'CUTOVER recorded "cutting over" and waits for the client to end its transaction';
+    kill_and_restart();
+    eval { $h->finish };
+    ok $p->wait_for_log(qr/the CUTOVER of database "movr" to region "eu-west" was interrupted \(the pgnear running it stopped\) before the commit: undoing it/,
+                        timeout => 30), 'after kill -9 and a restart, pgnear undoes the cutover';
+    ok wait_until(sub { move_state() eq 'streaming' }, timeout => 30), 'SHOW MOVES: streaming again';
+    like move_row()->{last_error}, qr/CUTOVER: interrupted before the commit/, '... with the reason';
+    is recorded($eu), 'streaming', "... eu-west's record too";
+    is lands_on(), $us->port, 'movr lives in us-east';
+    my ($rc, $out, $err) = psql($app_ci, q{WITH i AS (INSERT INTO rides (rider, city, revenue) VALUES (1, 'after undo', 1) RETURNING 1) SELECT 'ok' FROM i});
+    is $out, 'ok', '... and takes writes there' or diag $err;
+    unlike slots($eu) // '', qr/_back/, 'no slot for the way back is left in eu-west';
+    my (undef, $cerr, $cn) = admin('MOVE DATABASE movr CUTOVER');
+    is $cerr, undef, 'CUTOVER again, to the end' or diag $cn;
+    is lands_on(), $eu->port, 'movr lives in eu-west';
+}
+
+# ------------------------------------------------------------------ stopped after the commit
+
+# What a pgnear that stopped between a REVERT's commit and its end leaves:
+# us-east's record says streaming (the commit), eu-west's still says
+# reverting, and the replication back is not running yet (its slot is
+# there).  Made here by hand from a finished REVERT, which ends too soon to
+# be killed at that point reliably: the slot stays when the subscription
+# goes (slot_name = NONE), and eu-west's row goes back one version.
+{
+    my (undef, $rerr, $rn) = admin('MOVE DATABASE movr REVERT');
+    is $rerr, undef, 'REVERT' or diag $rn;
+    is lands_on(), $us->port, 'movr lives in us-east';
+    $p->stop(signal => 'KILL');
+    my $back = "pgnear_move_${move_id}";
+    $eu->psql_admin(["SET default_transaction_read_only = off", "ALTER SUBSCRIPTION $back DISABLE", "ALTER SUBSCRIPTION $back SET (slot_name = NONE)",
+                     "DROP SUBSCRIPTION $back"], dbname => 'movr');
+    $eu->psql_admin(q{UPDATE pgnear_database_moves SET state = 'reverting', version = version - 1 WHERE database = 'movr' AND state = 'streaming'});
+    like slots($us), qr/\Q$back\E/, "us-east keeps the slot of the way back; eu-west's record says reverting";
+    is $us->psql_admin(q{WITH i AS (INSERT INTO rides (rider, city, revenue) VALUES (1, 'before settling', 1) RETURNING 1) SELECT 'ok' FROM i},
+                       dbname => 'movr'), 'ok', 'a write in us-east meanwhile';
+    $p->start;
+    ok $p->wait_for_log(qr/the REVERT of database "movr" to region "us-east" was interrupted \(the pgnear running it stopped\) after the commit: finishing it/,
+                        timeout => 30), 'after kill -9, that state and a restart, pgnear finishes the revert';
+    ok $p->wait_for_log(qr/the interrupted REVERT had been committed, and is finished/, timeout => 30), '... and says so';
+    is recorded($eu), 'streaming', "eu-west's record says streaming";
+    is move_state(), 'streaming', 'SHOW MOVES: streaming';
+    is lands_on(), $us->port, 'movr lives in us-east';
+    like subs($eu) // '', qr/\Q$back\E(,|$)/, 'eu-west subscribes to us-east again';
+    ok wait_until(sub { defined same_rides() }, timeout => 30), '... and the write made meanwhile reaches it';
+}
+
+ok $p->is_running, 'pgnear is running';
+done_testing;
