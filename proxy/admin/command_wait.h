@@ -58,4 +58,10 @@ struct console_wait {
     struct admin_error err;
 };
 
+/* The error of a command that ran out of memory (SQLSTATE 53200). */
+static inline void admin_error_oom(struct admin_error *err)
+{
+    admin_error_set(err, "53200", NULL, NULL, "out of memory");
+}
+
 #endif

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include "proxy/admin/command_def.h"
 #include "proxy/admin/command_wait.h"
 #include "proxy/admin/grammar.h"
 #include "proxy/admin/result.h"
@@ -18,6 +19,9 @@ struct session;
 struct command_plan {
     struct admin_cmd cmd;
 };
+
+/* What a kind of command is: one for every kind the grammar knows (its unit test checks). */
+const struct admin_command *command_find(enum admin_cmd_kind kind);
 
 int command_prepare(const char *text, size_t len, struct command_plan *plan,
                     struct admin_error *err);

@@ -301,7 +301,7 @@ static int console_take_answer(struct session *s, struct console_portal *p,
 {
     int out;
     if (rc == CMD_DONE && !result_ok(&wait->res))
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
     if (rc == CMD_DONE && result_ok(&wait->res)) {
         p->res = wait->res;
         p->ran = true;

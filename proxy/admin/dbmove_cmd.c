@@ -14,7 +14,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/session.h"
 
-const struct admin_column show_moves_cols[12] = {
+static const struct admin_column show_moves_cols[] = {
     {"database", ADMIN_TEXT, 0},       {"from_region", ADMIN_TEXT, 0},
     {"to_region", ADMIN_TEXT, 0},      {"state", ADMIN_TEXT, 0},
     {"tables_copied", ADMIN_INT8, 0},  {"tables_total", ADMIN_INT8, 0},
@@ -23,11 +23,14 @@ const struct admin_column show_moves_cols[12] = {
     {"started_by", ADMIN_TEXT, 0},     {"last_error", ADMIN_TEXT, 0},
 };
 
-void dbmove_columns(const struct admin_cmd *cmd, const struct admin_column **cols, int *ncols)
+/* The columns of a MOVE DATABASE command: CUTOVER's and REVERT's rows, else none. */
+static void move_database_columns(const struct admin_cmd *cmd, const struct admin_column **cols,
+                                  int *ncols)
 {
-    bool cutover = cmd->db_action == ADMIN_DB_CUTOVER || cmd->db_action == ADMIN_DB_REVERT;
-    *cols = cutover ? move_cols : NULL;
-    *ncols = cutover ? (int)(sizeof(move_cols) / sizeof(move_cols[0])) : 0;
+    *cols = NULL;
+    *ncols = 0;
+    if (cmd->db_action == ADMIN_DB_CUTOVER || cmd->db_action == ADMIN_DB_REVERT)
+        move_rows_columns(cols, ncols);
 }
 
 static void job_notice_cb(void *arg, const char *text)
@@ -47,7 +50,7 @@ static void int_or_null(struct admin_result *res, int64_t v)
 static void show_moves_rows(struct admin_result *res, const struct dbmove_status *rows,
                             size_t nrows)
 {
-    result_init(res, show_moves_cols, 12);
+    result_init(res, ADMIN_COLS(show_moves_cols));
     for (size_t i = 0; i < nrows; i++) {
         const struct dbmove_status *st = &rows[i];
         result_text(res, st->row.database);
@@ -103,7 +106,8 @@ static void job_done_cb(void *arg, enum dbmove_action action, const struct dbmov
     wait->answer(wait, CMD_DONE);
 }
 
-int dbmove_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+/* MOVE DATABASE and SHOW MOVES: a job of proxy/dbmove, answered when it ends. */
+static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     static const enum dbmove_action actions[] = {
         [ADMIN_DB_MOVE] = DBMOVE_START,    [ADMIN_DB_CUTOVER] = DBMOVE_CUTOVER,
@@ -134,3 +138,14 @@ int dbmove_command(struct session *s, const struct admin_cmd *cmd, struct consol
     }
     return CMD_PENDING;
 }
+
+const struct admin_command move_database_command = {
+    .run = dbmove_run,
+    .columns = move_database_columns,
+};
+
+const struct admin_command show_moves_command = {
+    .cols = show_moves_cols,
+    .ncols = ADMIN_NCOLS(show_moves_cols),
+    .run = dbmove_run,
+};

@@ -120,41 +120,27 @@ static void put_move_holds(struct evbuffer *out, const struct snapshot *snap)
                         (unsigned long long)cumulative);
 }
 
-static void put_clients(struct evbuffer *out, const struct snapshot *snap)
+/* A gauge of one of the workers' lists: pgnear_<name>{state="<state>"} n */
+static void put_list_sample(struct evbuffer *out, const char *name, const char *state, uint64_t n)
 {
-    uint64_t login = 0, waiting = 0, active = 0, admin = 0;
-    for (int i = 0; i < snap->nparts; i++) {
-        login += snap->parts[i].login_sessions;
-        waiting += snap->parts[i].waiting_sessions;
-        active += snap->parts[i].active_sessions;
-        admin += snap->parts[i].admin_sessions;
-    }
-    put_header(out, "clients", "gauge", "Client sessions now, by state.");
-    evbuffer_add_printf(out, "pgnear_clients{state=\"login\"} %llu\n", (unsigned long long)login);
-    evbuffer_add_printf(out, "pgnear_clients{state=\"waiting\"} %llu\n",
-                        (unsigned long long)waiting);
-    evbuffer_add_printf(out, "pgnear_clients{state=\"active\"} %llu\n", (unsigned long long)active);
-    evbuffer_add_printf(out, "pgnear_clients{state=\"admin\"} %llu\n", (unsigned long long)admin);
+    evbuffer_add_printf(out, "pgnear_%s{state=\"%s\"} %llu\n", name, state, (unsigned long long)n);
 }
 
-static void put_servers(struct evbuffer *out, const struct snapshot *snap)
+/* Client sessions and server connections by the list they are on, over every worker. */
+static void put_lists(struct evbuffer *out, const struct snapshot *snap)
 {
-    uint64_t login = 0, active = 0, used = 0, idle = 0;
-    for (int i = 0; i < snap->nparts; i++) {
-        login += snap->parts[i].login_servers;
-        active += snap->parts[i].active_servers;
-        used += snap->parts[i].used_servers;
-        idle += snap->parts[i].idle_servers;
-    }
+    struct snapshot_lists sum;
+    snapshot_sum_lists(snap, &sum);
+    put_header(out, "clients", "gauge", "Client sessions now, by state.");
+    put_list_sample(out, "clients", "login", sum.login_sessions);
+    put_list_sample(out, "clients", "waiting", sum.waiting_sessions);
+    put_list_sample(out, "clients", "active", sum.active_sessions);
+    put_list_sample(out, "clients", "admin", sum.admin_sessions);
     put_header(out, "server_connections", "gauge", "Server connections now, by state.");
-    evbuffer_add_printf(out, "pgnear_server_connections{state=\"login\"} %llu\n",
-                        (unsigned long long)login);
-    evbuffer_add_printf(out, "pgnear_server_connections{state=\"active\"} %llu\n",
-                        (unsigned long long)active);
-    evbuffer_add_printf(out, "pgnear_server_connections{state=\"used\"} %llu\n",
-                        (unsigned long long)used);
-    evbuffer_add_printf(out, "pgnear_server_connections{state=\"idle\"} %llu\n",
-                        (unsigned long long)idle);
+    put_list_sample(out, "server_connections", "login", sum.login_servers);
+    put_list_sample(out, "server_connections", "active", sum.active_servers);
+    put_list_sample(out, "server_connections", "used", sum.used_servers);
+    put_list_sample(out, "server_connections", "idle", sum.idle_servers);
 }
 
 /* Per region: its sessions and the admin's state (once per region: hosts come grouped). */
@@ -306,8 +292,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
         if (out != NULL) {
             put_counters(out, snap);
             put_move_holds(out, snap);
-            put_clients(out, snap);
-            put_servers(out, snap);
+            put_lists(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);
             put_process(out, sc->shared);

@@ -39,21 +39,19 @@
 #include "proxy/session/session.h"
 #include "routing/region.h"
 
-const struct admin_column migrations_show_cols[9] = {{"version", ADMIN_INT8, 0},
-                                                     {"name", ADMIN_TEXT, 0},
-                                                     {"region", ADMIN_TEXT, 0},
-                                                     {"state", ADMIN_TEXT, 0},
-                                                     {"checksum_ok", ADMIN_BOOL, 0},
-                                                     {"started_at", ADMIN_TIMESTAMPTZ, 0},
-                                                     {"finished_at", ADMIN_TIMESTAMPTZ, 0},
-                                                     {"run_by", ADMIN_TEXT, 0},
-                                                     {"error", ADMIN_TEXT, 0}};
+static const struct admin_column migrations_show_cols[] = {{"version", ADMIN_INT8, 0},
+                                                           {"name", ADMIN_TEXT, 0},
+                                                           {"region", ADMIN_TEXT, 0},
+                                                           {"state", ADMIN_TEXT, 0},
+                                                           {"checksum_ok", ADMIN_BOOL, 0},
+                                                           {"started_at", ADMIN_TIMESTAMPTZ, 0},
+                                                           {"finished_at", ADMIN_TIMESTAMPTZ, 0},
+                                                           {"run_by", ADMIN_TEXT, 0},
+                                                           {"error", ADMIN_TEXT, 0}};
 
-const struct admin_column migrations_plan_cols[6] = {
+static const struct admin_column migrations_plan_cols[] = {
     {"region", ADMIN_TEXT, 0},      {"version", ADMIN_INT8, 0}, {"name", ADMIN_TEXT, 0},
     {"transaction", ADMIN_TEXT, 0}, {"pause", ADMIN_BOOL, 0},   {"statements", ADMIN_INT8, 0}};
-
-#define NCOLS(a) (int)(sizeof(a) / sizeof(a[0]))
 
 struct migrations_request {
     struct console_wait *wait;
@@ -160,7 +158,7 @@ static void show_orphans(struct admin_result *res, const struct migrate_status *
 static void render_show(struct migrations_request *req, const struct migrate_status *st)
 {
     struct admin_result *res = &req->wait->res;
-    result_init(res, migrations_show_cols, NCOLS(migrations_show_cols));
+    result_init(res, migrations_show_cols, ADMIN_NCOLS(migrations_show_cols));
     for (size_t r = 0; r < st->count; r++)
         if (!st->regions[r].reached)
             result_notice(res, "region \"%s\" cannot be reached: %s", st->regions[r].region->name,
@@ -204,10 +202,10 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
     struct admin_result *res = &req->wait->res;
     size_t *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
     if (idx == NULL) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&req->wait->err);
         return CMD_ERROR;
     }
-    result_init(res, migrations_plan_cols, NCOLS(migrations_plan_cols));
+    result_init(res, migrations_plan_cols, ADMIN_NCOLS(migrations_plan_cols));
     for (size_t r = 0; r < st->count; r++) {
         const struct migrate_region_status *rs = &st->regions[r];
         struct migrate_plan_error perr;
@@ -307,7 +305,7 @@ static int run_start(struct migrations_request *req, struct config *cfg,
     req->run =
         migrate_run_start(req->home, cfg, &req->steps, req->alone, what, req->run_by, &hooks);
     if (req->run == NULL) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&req->wait->err);
         return CMD_ERROR;
     }
     return CMD_PENDING;
@@ -325,7 +323,7 @@ static int64_t lowest_pending(struct migrations_request *req, const struct migra
     int64_t lowest = 0;
     size_t n, *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
     if (idx == NULL) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&req->wait->err);
         return -1;
     }
     for (size_t r = 0; r < st->count; r++) {
@@ -451,7 +449,7 @@ static int start_down(struct migrations_request *req, struct migrate_status *st)
     size_t *idx = calloc(req->steps.count > 0 ? req->steps.count : 1, sizeof(*idx));
     int any = 0;
     if (idx == NULL) {
-        admin_error_set(&req->wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&req->wait->err);
         return CMD_ERROR;
     }
     for (size_t r = 0; r < st->count && any >= 0; r++) {
@@ -607,7 +605,7 @@ static struct migrations_request *request_new(struct session *s, const struct ad
     struct migrations_request *req = calloc(1, sizeof(*req));
     char why[512], host[64] = "?";
     if (req == NULL) {
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return NULL;
     }
     req->wait = wait;
@@ -649,25 +647,25 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
     if (migrate_status_start(s->w->base, cfg, alone, cfg->server_connect_timeout_ms,
                              migrations_answer, req) == NULL) {
         request_free(req);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     return CMD_PENDING;
 }
 
-int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait)
-{
-    return migrations_start(s, cmd, wait);
-}
+const struct admin_command migrations_show_command = {
+    .cols = migrations_show_cols,
+    .ncols = ADMIN_NCOLS(migrations_show_cols),
+    .run = migrations_start,
+};
 
-int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait)
-{
-    return migrations_start(s, cmd, wait);
-}
+const struct admin_command migrations_plan_command = {
+    .cols = migrations_plan_cols,
+    .ncols = ADMIN_NCOLS(migrations_plan_cols),
+    .run = migrations_start,
+};
 
-int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
+static int migrate_next_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
     log_info(s->id, "admin %s: MIGRATE NEXT%s%s", s->user, cmd->has_region ? " IN REGION " : "",
@@ -675,7 +673,9 @@ int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
     return migrations_start(s, cmd, wait);
 }
 
-int migrations_up_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+const struct admin_command migrations_next_command = {.run = migrate_next_run};
+
+static int migrate_up_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     char to[32] = "";
     if (cmd->has_version)
@@ -685,7 +685,9 @@ int migrations_up_command(struct session *s, const struct admin_cmd *cmd, struct
     return migrations_start(s, cmd, wait);
 }
 
-int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
+const struct admin_command migrations_up_command = {.run = migrate_up_run};
+
+static int migrate_settle_run(struct session *s, const struct admin_cmd *cmd,
                               struct console_wait *wait)
 {
     log_info(s->id, "admin %s: MIGRATE %s %" PRId64 "%s%s%s", s->user,
@@ -698,13 +700,17 @@ int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
     return migrations_start(s, cmd, wait);
 }
 
-int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
+const struct admin_command migrations_settle_command = {.run = migrate_settle_run};
+
+static int migrate_down_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
     log_info(s->id, "admin %s: MIGRATE DOWN TO %" PRId64 "%s%s", s->user, cmd->version,
              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }
+
+const struct admin_command migrations_down_command = {.run = migrate_down_run};
 
 /* ---- MIGRATE ABORT ---- */
 
@@ -804,7 +810,8 @@ static void abort_timer_cb(evutil_socket_t fd, short what, void *arg)
     abort_poll(arg);
 }
 
-int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
+/* MIGRATE ABORT: stops the migration running on this pgnear, whichever worker runs it. */
+static int migrate_abort_run(struct session *s, const struct admin_cmd *cmd,
                              struct console_wait *wait)
 {
     (void)cmd;
@@ -818,7 +825,7 @@ int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
     struct abort_call *call = calloc(1, sizeof(*call));
     if (call == NULL || (call->timer = evtimer_new(s->w->base, abort_timer_cb, call)) == NULL) {
         free(call);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     call->wait = wait;
@@ -829,11 +836,13 @@ int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
                     NULL) != 0) {
         event_free(call->timer);
         free(call);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     return CMD_PENDING;
 }
+
+const struct admin_command migrations_abort_command = {.run = migrate_abort_run};
 
 static bool migrations_busy(const struct worker *w)
 {

@@ -1,16 +1,14 @@
 /*
- * migrations.h — SHOW MIGRATIONS, MIGRATE PLAN, NEXT and UP (migrations.c):
- * the steps of migrations_dir against each region's history.
+ * migrations.h — SHOW MIGRATIONS, MIGRATE PLAN, NEXT, UP, DOWN, RESOLVE,
+ * RETRY and ABORT (migrations.c): the steps of migrations_dir against
+ * each region's history.
  */
 #ifndef PGNEAR_PROXY_ADMIN_MIGRATIONS_H
 #define PGNEAR_PROXY_ADMIN_MIGRATIONS_H
 
-#include "proxy/admin/command_wait.h"
+#include "proxy/admin/command_def.h"
 
 struct worker;
-
-extern const struct admin_column migrations_show_cols[9];
-extern const struct admin_column migrations_plan_cols[6];
 
 /*
  * The worker's loop has ended with a migration still stopping (a shutdown
@@ -18,23 +16,15 @@ extern const struct admin_column migrations_plan_cols[6];
  */
 void migrations_worker_end(struct worker *w);
 
-int migrations_show_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait);
-int migrations_plan_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait);
-
-int migrations_next_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait);
-int migrations_up_command(struct session *s, const struct admin_cmd *cmd,
-                          struct console_wait *wait);
-int migrations_down_command(struct session *s, const struct admin_cmd *cmd,
-                            struct console_wait *wait);
+extern const struct admin_command migrations_show_command;
+extern const struct admin_command migrations_plan_command;
+extern const struct admin_command migrations_next_command;
+extern const struct admin_command migrations_up_command;
+extern const struct admin_command migrations_down_command;
 /* MIGRATE RESOLVE and MIGRATE RETRY. */
-int migrations_settle_command(struct session *s, const struct admin_cmd *cmd,
-                              struct console_wait *wait);
+extern const struct admin_command migrations_settle_command;
 /* MIGRATE ABORT: stops the migration running on this pgnear, whichever worker runs it. */
-int migrations_abort_command(struct session *s, const struct admin_cmd *cmd,
-                             struct console_wait *wait);
+extern const struct admin_command migrations_abort_command;
 
 /*
  * Migrations' life on a worker: a run from this worker keeps its draining

@@ -17,7 +17,7 @@
 #include "routing/region.h"
 #include "routing/registry.h"
 
-const struct admin_column move_cols[6] = {
+static const struct admin_column move_cols[] = {
     {"client_id", ADMIN_INT8, 0}, {"from_region", ADMIN_TEXT, 0}, {"to_region", ADMIN_TEXT, 0},
     {"result", ADMIN_TEXT, 0},    {"reason", ADMIN_TEXT, 0},      {"hold_ms", ADMIN_NUMERIC, 3},
 };
@@ -29,9 +29,15 @@ struct move_answer {
     uint64_t client_id;
 };
 
+void move_rows_columns(const struct admin_column **cols, int *ncols)
+{
+    *cols = move_cols;
+    *ncols = ADMIN_NCOLS(move_cols);
+}
+
 void move_rows_result(struct admin_result *res, const struct move_result *rows, size_t nrows)
 {
-    result_init(res, move_cols, 6);
+    result_init(res, ADMIN_COLS(move_cols));
     for (size_t i = 0; i < nrows; i++) {
         const struct move_result *r = &rows[i];
         result_int(res, (int64_t)r->client_id);
@@ -86,7 +92,7 @@ static int batch_start(struct session *s, const struct move_batch_spec *spec, co
             return CMD_PENDING;
         free(a);
     }
-    admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+    admin_error_oom(&wait->err);
     return CMD_ERROR;
 }
 
@@ -104,7 +110,8 @@ static bool batch_region(struct session *s, const char *name, char *out, size_t 
     return true;
 }
 
-int move_clients_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int move_clients_run(struct session *s, const struct admin_cmd *cmd,
+                            struct console_wait *wait)
 {
     struct move_batch_spec spec = {.client_id = cmd->client_id};
     spec.scope = cmd->kind == ADMIN_MOVE_CLIENT ? MOVE_BATCH_ONE
@@ -126,12 +133,19 @@ int move_clients_command(struct session *s, const struct admin_cmd *cmd, struct 
     return batch_start(s, &spec, "MOVE", wait);
 }
 
+/* MOVE CLIENT and MOVE CLIENTS. */
+const struct admin_command move_clients_command = {
+    .cols = move_cols,
+    .ncols = ADMIN_NCOLS(move_cols),
+    .run = move_clients_run,
+};
+
 /*
  * DRAIN region: no new session goes there; every movable session of it
  * moves to its next region by its own route, and those that cannot are
  * ended at their next safe point with 57P01, as before moves existed.
  */
-int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int drain_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct move_batch_spec spec = {.scope = MOVE_BATCH_FROM, .end_the_rest = true};
     if (!batch_region(s, cmd->region, spec.from, sizeof(spec.from), &wait->err))
@@ -141,3 +155,9 @@ int drain_command(struct session *s, const struct admin_cmd *cmd, struct console
                              REGION_DRAINING);
     return batch_start(s, &spec, "DRAIN", wait);
 }
+
+const struct admin_command drain_command = {
+    .cols = move_cols,
+    .ncols = ADMIN_NCOLS(move_cols),
+    .run = drain_run,
+};

@@ -11,16 +11,17 @@
 #ifndef PGNEAR_PROXY_ADMIN_MOVE_CMD_H
 #define PGNEAR_PROXY_ADMIN_MOVE_CMD_H
 
-#include "proxy/admin/command_wait.h"
-#include "proxy/admin/result.h"
+#include <stddef.h>
 
-extern const struct admin_column move_cols[6];
+#include "proxy/admin/command_def.h"
 
-/* The rows of moves as the commands answer them (a cutover's answer too). */
+/* MOVE CLIENT and MOVE CLIENTS (one command, by its scope). */
+extern const struct admin_command move_clients_command;
+extern const struct admin_command drain_command;
+
+/* The rows of moves as the commands answer them (a cutover's answer too), and their columns. */
 struct move_result;
 void move_rows_result(struct admin_result *res, const struct move_result *rows, size_t nrows);
-
-int move_clients_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
-int drain_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+void move_rows_columns(const struct admin_column **cols, int *ncols);
 
 #endif

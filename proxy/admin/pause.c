@@ -98,14 +98,14 @@ static bool command_scope(struct session *s, const struct admin_cmd *cmd, struct
     return true;
 }
 
-int pause_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int pause_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct gate_scope scope;
     if (!command_scope(s, cmd, &scope, &wait->err))
         return CMD_ERROR;
     struct pause_request *req = calloc(1, sizeof(*req));
     if (req == NULL) {
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     req->wait = wait;
@@ -114,13 +114,15 @@ int pause_command(struct session *s, const struct admin_cmd *cmd, struct console
     req->closing = gate_close(s->w, &scope, req->timeout_ms, NULL, pause_closed, req);
     if (req->closing == NULL) {
         free(req);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     wait->on_cancel = pause_cancel;
     wait->hook_arg = req;
     return CMD_PENDING;
 }
+
+const struct admin_command pause_command = {.run = pause_run};
 
 /* A RESUME on its way to every worker. */
 struct scope_call {
@@ -144,7 +146,7 @@ static struct scope_call *scope_call_new(struct session *s, const struct admin_c
     struct scope_call *call = calloc(1, sizeof(*call));
     if (call == NULL || !command_scope(s, cmd, &call->scope, &wait->err)) {
         if (call == NULL)
-            admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+            admin_error_oom(&wait->err);
         free(call);
         return NULL;
     }
@@ -155,15 +157,17 @@ static struct scope_call *scope_call_new(struct session *s, const struct admin_c
     return call;
 }
 
-int resume_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int resume_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct scope_call *call = scope_call_new(s, cmd, wait, "RESUME");
     if (call == NULL)
         return CMD_ERROR;
     if (gate_open(s->w, &call->scope, scope_answer, call) != 0) {
         free(call);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     return CMD_PENDING;
 }
+
+const struct admin_command resume_command = {.run = resume_run};

@@ -4,9 +4,9 @@
 #ifndef PGNEAR_PROXY_ADMIN_PAUSE_H
 #define PGNEAR_PROXY_ADMIN_PAUSE_H
 
-#include "proxy/admin/command_wait.h"
+#include "proxy/admin/command_def.h"
 
-int pause_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
-int resume_command(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait);
+extern const struct admin_command pause_command;
+extern const struct admin_command resume_command;
 
 #endif

@@ -3,7 +3,8 @@
  * admin's own worker; STATS, LISTS, CLIENTS, SERVERS, REGIONS and POOLS
  * rendered from a snapshot of every worker (snapshot.c), answered once
  * all have given theirs; ROUTE, the plan a session would get, explained.
- * The command table that names them is in commands.c.
+ * Each command's struct admin_command is defined beside its columns and
+ * code; the command table in commands.c points at them.
  */
 #include "proxy/admin/show.h"
 
@@ -24,18 +25,16 @@
 #include "routing/region.h"
 #include "routing/registry.h"
 
-#define COLS(a) a, (int)(sizeof(a) / sizeof(a[0]))
-
 /* ---- SHOW HELP, VERSION, CONFIG ---- */
 
-const struct admin_column show_help_cols[] = {{"command", ADMIN_TEXT, 0},
-                                              {"description", ADMIN_TEXT, 0}};
+static const struct admin_column show_help_cols[] = {{"command", ADMIN_TEXT, 0},
+                                                     {"description", ADMIN_TEXT, 0}};
 
-int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     size_t n;
     const struct admin_command_def *defs = admin_commands(&n);
-    result_init(&wait->res, COLS(show_help_cols));
+    result_init(&wait->res, ADMIN_COLS(show_help_cols));
     for (size_t i = 0; i < n; i++) {
         result_text(&wait->res, defs[i].syntax);
         result_text(&wait->res, defs[i].help);
@@ -44,17 +43,29 @@ int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wai
     return CMD_DONE;
 }
 
-const struct admin_column show_version_cols[] = {{"version", ADMIN_TEXT, 0}};
+const struct admin_command show_help_command = {
+    .cols = show_help_cols,
+    .ncols = ADMIN_NCOLS(show_help_cols),
+    .run = show_help,
+};
 
-int show_version(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static const struct admin_column show_version_cols[] = {{"version", ADMIN_TEXT, 0}};
+
+static int show_version(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    result_init(&wait->res, COLS(show_version_cols));
+    result_init(&wait->res, ADMIN_COLS(show_version_cols));
     result_text(&wait->res, "pgnear " PACKAGE_VERSION);
     result_set_tag(&wait->res, "SHOW");
     return CMD_DONE;
 }
 
-const struct admin_column show_config_cols[] = {
+const struct admin_command show_version_command = {
+    .cols = show_version_cols,
+    .ncols = ADMIN_NCOLS(show_version_cols),
+    .run = show_version,
+};
+
+static const struct admin_column show_config_cols[] = {
     {"setting", ADMIN_TEXT, 0}, {"value", ADMIN_TEXT, 0}, {"reloadable", ADMIN_BOOL, 0}};
 
 static void config_row(void *arg, const char *name, const char *value, bool reloadable)
@@ -65,31 +76,37 @@ static void config_row(void *arg, const char *name, const char *value, bool relo
     result_bool(res, reloadable);
 }
 
-int show_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int show_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
-    result_init(&wait->res, COLS(show_config_cols));
+    result_init(&wait->res, ADMIN_COLS(show_config_cols));
     config_visit(s->w->cfg, config_row, &wait->res);
     result_set_tag(&wait->res, "SHOW");
     return CMD_DONE;
 }
 
-const struct admin_column show_peers_cols[] = {{"peer_id", ADMIN_INT8, 0},
-                                               {"address", ADMIN_TEXT, 0},
-                                               {"self", ADMIN_BOOL, 0},
-                                               {"reachable", ADMIN_BOOL, 0},
-                                               {"forwarded_out", ADMIN_INT8, 0},
-                                               {"forwarded_in", ADMIN_INT8, 0},
-                                               {"failed", ADMIN_INT8, 0},
-                                               {"last_error", ADMIN_TEXT, 0},
-                                               {"last_forward", ADMIN_TIMESTAMPTZ, 0}};
+const struct admin_command show_config_command = {
+    .cols = show_config_cols,
+    .ncols = ADMIN_NCOLS(show_config_cols),
+    .run = show_config,
+};
+
+static const struct admin_column show_peers_cols[] = {{"peer_id", ADMIN_INT8, 0},
+                                                      {"address", ADMIN_TEXT, 0},
+                                                      {"self", ADMIN_BOOL, 0},
+                                                      {"reachable", ADMIN_BOOL, 0},
+                                                      {"forwarded_out", ADMIN_INT8, 0},
+                                                      {"forwarded_in", ADMIN_INT8, 0},
+                                                      {"failed", ADMIN_INT8, 0},
+                                                      {"last_error", ADMIN_TEXT, 0},
+                                                      {"last_forward", ADMIN_TIMESTAMPTZ, 0}};
 
 /* One row an entry of peers, with what this instance forwarded to it and received from it. */
-int show_peers(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int show_peers(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     (void)cmd;
     const struct config *cfg = s->w->cfg;
     struct admin_result *res = &wait->res;
-    result_init(res, COLS(show_peers_cols));
+    result_init(res, ADMIN_COLS(show_peers_cols));
     if (cfg->peer_id == 0)
         result_notice(res, "peer_id is 0: this instance forwards no cancel requests");
     for (size_t i = 0; i < cfg->peer_list.count; i++) {
@@ -120,6 +137,12 @@ int show_peers(struct session *s, const struct admin_cmd *cmd, struct console_wa
     return CMD_DONE;
 }
 
+const struct admin_command show_peers_command = {
+    .cols = show_peers_cols,
+    .ncols = ADMIN_NCOLS(show_peers_cols),
+    .run = show_peers,
+};
+
 /* ---- commands that gather from every worker ---- */
 
 struct snapshot_request {
@@ -146,7 +169,7 @@ int show_snapshot(struct session *s, unsigned what, snapshot_render_fn render,
     struct snapshot_request *req = calloc(1, sizeof(*req));
     if (req == NULL || snapshot_take(s->w, what, snapshot_answer, req) != 0) {
         free(req);
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     req->wait = wait;
@@ -154,16 +177,16 @@ int show_snapshot(struct session *s, unsigned what, snapshot_render_fn render,
     return CMD_PENDING;
 }
 
-const struct admin_column show_stats_cols[] = {
+static const struct admin_column show_stats_cols[] = {
     {"stat", ADMIN_TEXT, 0}, {"value", ADMIN_INT8, 0}, {"description", ADMIN_TEXT, 0}};
 
-void show_render_stats(const struct snapshot *snap, struct admin_result *res)
+static void render_stats(const struct snapshot *snap, struct admin_result *res)
 {
     struct worker_stats sum;
     size_t n;
     const struct stat_field *f = stat_fields(&n);
     snapshot_sum_stats(snap, &sum);
-    result_init(res, COLS(show_stats_cols));
+    result_init(res, ADMIN_COLS(show_stats_cols));
     for (size_t i = 0; i < n; i++) {
         result_text(res, f[i].name);
         result_int(res, (int64_t)stat_field_value(&sum, &f[i]));
@@ -171,7 +194,14 @@ void show_render_stats(const struct snapshot *snap, struct admin_result *res)
     }
 }
 
-const struct admin_column show_lists_cols[] = {{"list", ADMIN_TEXT, 0}, {"items", ADMIN_INT8, 0}};
+const struct admin_command show_stats_command = {
+    .cols = show_stats_cols,
+    .ncols = ADMIN_NCOLS(show_stats_cols),
+    .render = render_stats,
+};
+
+static const struct admin_column show_lists_cols[] = {{"list", ADMIN_TEXT, 0},
+                                                      {"items", ADMIN_INT8, 0}};
 
 static void lists_row(struct admin_result *res, const char *name, uint64_t n)
 {
@@ -179,63 +209,61 @@ static void lists_row(struct admin_result *res, const char *name, uint64_t n)
     result_int(res, (int64_t)n);
 }
 
-void show_render_lists(const struct snapshot *snap, struct admin_result *res)
+static void render_lists(const struct snapshot *snap, struct admin_result *res)
 {
-    uint64_t login = 0, waiting = 0, active = 0, admin = 0, sv_login = 0, sv_active = 0,
-             sv_used = 0, sv_idle = 0, up = 0;
-    for (int i = 0; i < snap->nparts; i++) {
-        login += snap->parts[i].login_sessions;
-        waiting += snap->parts[i].waiting_sessions;
-        active += snap->parts[i].active_sessions;
-        admin += snap->parts[i].admin_sessions;
-        sv_login += snap->parts[i].login_servers;
-        sv_active += snap->parts[i].active_servers;
-        sv_used += snap->parts[i].used_servers;
-        sv_idle += snap->parts[i].idle_servers;
-    }
+    struct snapshot_lists sum;
+    uint64_t up = 0;
+    snapshot_sum_lists(snap, &sum);
     const struct snapshot_part *p0 = &snap->parts[0];
     for (size_t i = 0; i < p0->nhosts; i++)
         up += p0->hosts[i].up;
-    result_init(res, COLS(show_lists_cols));
-    lists_row(res, "clients_login", login);
-    lists_row(res, "clients_waiting", waiting);
-    lists_row(res, "clients_active", active);
-    lists_row(res, "admin_sessions", admin);
-    lists_row(res, "servers_login", sv_login);
-    lists_row(res, "servers_active", sv_active);
-    lists_row(res, "servers_used", sv_used);
-    lists_row(res, "servers_idle", sv_idle);
+    result_init(res, ADMIN_COLS(show_lists_cols));
+    lists_row(res, "clients_login", sum.login_sessions);
+    lists_row(res, "clients_waiting", sum.waiting_sessions);
+    lists_row(res, "clients_active", sum.active_sessions);
+    lists_row(res, "admin_sessions", sum.admin_sessions);
+    lists_row(res, "servers_login", sum.login_servers);
+    lists_row(res, "servers_active", sum.active_servers);
+    lists_row(res, "servers_used", sum.used_servers);
+    lists_row(res, "servers_idle", sum.idle_servers);
     lists_row(res, "hosts", p0->nhosts);
     lists_row(res, "hosts_up", up);
     lists_row(res, "workers", (uint64_t)snap->nparts);
 }
 
-const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
-                                                 {"address", ADMIN_TEXT, 0},
-                                                 {"user", ADMIN_TEXT, 0},
-                                                 {"database", ADMIN_TEXT, 0},
-                                                 {"application_name", ADMIN_TEXT, 0},
-                                                 {"state", ADMIN_TEXT, 0},
-                                                 {"tls", ADMIN_BOOL, 0},
-                                                 {"region", ADMIN_TEXT, 0},
-                                                 {"server", ADMIN_TEXT, 0},
-                                                 {"locality_source", ADMIN_TEXT, 0},
-                                                 {"city", ADMIN_TEXT, 0},
-                                                 {"latitude", ADMIN_NUMERIC, 4},
-                                                 {"longitude", ADMIN_NUMERIC, 4},
-                                                 {"distance_km", ADMIN_NUMERIC, 0},
-                                                 {"connected_at", ADMIN_TIMESTAMPTZ, 0},
-                                                 {"bytes_in", ADMIN_INT8, 0},
-                                                 {"bytes_out", ADMIN_INT8, 0},
-                                                 {"worker", ADMIN_INT8, 0},
-                                                 {"in_transaction", ADMIN_BOOL, 0},
-                                                 {"transport", ADMIN_TEXT, 0},
-                                                 {"locality_via", ADMIN_TEXT, 0},
-                                                 {"needing", ADMIN_TEXT, 0},
-                                                 {"fence", ADMIN_TEXT, 0},
-                                                 {"min_lsn", ADMIN_TEXT, 0},
-                                                 {"moves", ADMIN_INT8, 0},
-                                                 {"movable", ADMIN_TEXT, 0}};
+const struct admin_command show_lists_command = {
+    .cols = show_lists_cols,
+    .ncols = ADMIN_NCOLS(show_lists_cols),
+    .render = render_lists,
+    .snapshot = SNAPSHOT_HOSTS,
+};
+
+static const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
+                                                        {"address", ADMIN_TEXT, 0},
+                                                        {"user", ADMIN_TEXT, 0},
+                                                        {"database", ADMIN_TEXT, 0},
+                                                        {"application_name", ADMIN_TEXT, 0},
+                                                        {"state", ADMIN_TEXT, 0},
+                                                        {"tls", ADMIN_BOOL, 0},
+                                                        {"region", ADMIN_TEXT, 0},
+                                                        {"server", ADMIN_TEXT, 0},
+                                                        {"locality_source", ADMIN_TEXT, 0},
+                                                        {"city", ADMIN_TEXT, 0},
+                                                        {"latitude", ADMIN_NUMERIC, 4},
+                                                        {"longitude", ADMIN_NUMERIC, 4},
+                                                        {"distance_km", ADMIN_NUMERIC, 0},
+                                                        {"connected_at", ADMIN_TIMESTAMPTZ, 0},
+                                                        {"bytes_in", ADMIN_INT8, 0},
+                                                        {"bytes_out", ADMIN_INT8, 0},
+                                                        {"worker", ADMIN_INT8, 0},
+                                                        {"in_transaction", ADMIN_BOOL, 0},
+                                                        {"transport", ADMIN_TEXT, 0},
+                                                        {"locality_via", ADMIN_TEXT, 0},
+                                                        {"needing", ADMIN_TEXT, 0},
+                                                        {"fence", ADMIN_TEXT, 0},
+                                                        {"min_lsn", ADMIN_TEXT, 0},
+                                                        {"moves", ADMIN_INT8, 0},
+                                                        {"movable", ADMIN_TEXT, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -253,7 +281,7 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_text(res, c->user);
     result_text(res, c->database);
     text_or_null(res, c->application_name);
-    result_text(res, c->state);
+    result_text(res, client_row_state_name(c->state));
     result_bool(res, c->tls);
     text_or_null(res, c->region);
     text_or_null(res, c->server);
@@ -284,34 +312,41 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     text_or_null(res, c->movable);
 }
 
-void show_render_clients(const struct snapshot *snap, struct admin_result *res)
+static void render_clients(const struct snapshot *snap, struct admin_result *res)
 {
-    result_init(res, COLS(show_clients_cols));
+    result_init(res, ADMIN_COLS(show_clients_cols));
     for (int i = 0; i < snap->nparts; i++)
         for (size_t j = 0; j < snap->parts[i].nclients; j++)
             client_row(res, &snap->parts[i].clients[j]);
 }
 
-const struct admin_column show_servers_cols[] = {{"region", ADMIN_TEXT, 0},
-                                                 {"server", ADMIN_TEXT, 0},
-                                                 {"state", ADMIN_TEXT, 0},
-                                                 {"client", ADMIN_INT8, 0},
-                                                 {"connected_at", ADMIN_TIMESTAMPTZ, 0},
-                                                 {"bytes_in", ADMIN_INT8, 0},
-                                                 {"bytes_out", ADMIN_INT8, 0},
-                                                 {"worker", ADMIN_INT8, 0},
-                                                 {"id", ADMIN_INT8, 0},
-                                                 {"pid", ADMIN_INT8, 0},
-                                                 {"tls", ADMIN_BOOL, 0},
-                                                 {"tx_status", ADMIN_TEXT, 0},
-                                                 {"requests_outstanding", ADMIN_INT8, 0},
-                                                 {"safe_point", ADMIN_BOOL, 0},
-                                                 {"server_version", ADMIN_TEXT, 0},
-                                                 {"uses", ADMIN_INT8, 0},
-                                                 {"database", ADMIN_TEXT, 0},
-                                                 {"user", ADMIN_TEXT, 0},
-                                                 {"age", ADMIN_INT8, 0},
-                                                 {"idle", ADMIN_INT8, 0}};
+const struct admin_command show_clients_command = {
+    .cols = show_clients_cols,
+    .ncols = ADMIN_NCOLS(show_clients_cols),
+    .render = render_clients,
+    .snapshot = SNAPSHOT_CLIENTS,
+};
+
+static const struct admin_column show_servers_cols[] = {{"region", ADMIN_TEXT, 0},
+                                                        {"server", ADMIN_TEXT, 0},
+                                                        {"state", ADMIN_TEXT, 0},
+                                                        {"client", ADMIN_INT8, 0},
+                                                        {"connected_at", ADMIN_TIMESTAMPTZ, 0},
+                                                        {"bytes_in", ADMIN_INT8, 0},
+                                                        {"bytes_out", ADMIN_INT8, 0},
+                                                        {"worker", ADMIN_INT8, 0},
+                                                        {"id", ADMIN_INT8, 0},
+                                                        {"pid", ADMIN_INT8, 0},
+                                                        {"tls", ADMIN_BOOL, 0},
+                                                        {"tx_status", ADMIN_TEXT, 0},
+                                                        {"requests_outstanding", ADMIN_INT8, 0},
+                                                        {"safe_point", ADMIN_BOOL, 0},
+                                                        {"server_version", ADMIN_TEXT, 0},
+                                                        {"uses", ADMIN_INT8, 0},
+                                                        {"database", ADMIN_TEXT, 0},
+                                                        {"user", ADMIN_TEXT, 0},
+                                                        {"age", ADMIN_INT8, 0},
+                                                        {"idle", ADMIN_INT8, 0}};
 
 /* The transaction status as PostgreSQL's ReadyForQuery names it. */
 static const char *tx_status_name(char status)
@@ -332,7 +367,7 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
 {
     result_text(res, sv->region);
     result_text(res, sv->server);
-    result_text(res, sv->state);
+    result_text(res, server_row_state_name(sv->state));
     if (sv->client != 0)
         result_int(res, (int64_t)sv->client);
     else
@@ -366,15 +401,22 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
 }
 
 /* Every server connection, from the workers' server lists: logging in, or serving a client. */
-void show_render_servers(const struct snapshot *snap, struct admin_result *res)
+static void render_servers(const struct snapshot *snap, struct admin_result *res)
 {
-    result_init(res, COLS(show_servers_cols));
+    result_init(res, ADMIN_COLS(show_servers_cols));
     for (int i = 0; i < snap->nparts; i++)
         for (size_t j = 0; j < snap->parts[i].nservers; j++)
             server_row(res, &snap->parts[i].servers[j]);
 }
 
-const struct admin_column show_regions_cols[] = {
+const struct admin_command show_servers_command = {
+    .cols = show_servers_cols,
+    .ncols = ADMIN_NCOLS(show_servers_cols),
+    .render = render_servers,
+    .snapshot = SNAPSHOT_SERVERS,
+};
+
+static const struct admin_column show_regions_cols[] = {
     {"region", ADMIN_TEXT, 0},      {"state", ADMIN_TEXT, 0},
     {"latitude", ADMIN_NUMERIC, 4}, {"longitude", ADMIN_NUMERIC, 4},
     {"host", ADMIN_TEXT, 0},        {"port", ADMIN_INT8, 0},
@@ -434,15 +476,22 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
         result_null(res);
 }
 
-void show_render_regions(const struct snapshot *snap, struct admin_result *res)
+static void render_regions(const struct snapshot *snap, struct admin_result *res)
 {
-    result_init(res, COLS(show_regions_cols));
+    result_init(res, ADMIN_COLS(show_regions_cols));
     const struct snapshot_part *p0 = &snap->parts[0];
     for (size_t i = 0; i < p0->nhosts; i++)
         region_host_row(snap, res, &p0->hosts[i]);
 }
 
-const struct admin_column show_pools_cols[] = {
+const struct admin_command show_regions_command = {
+    .cols = show_regions_cols,
+    .ncols = ADMIN_NCOLS(show_regions_cols),
+    .render = render_regions,
+    .snapshot = SNAPSHOT_HOSTS | SNAPSHOT_CLIENTS,
+};
+
+static const struct admin_column show_pools_cols[] = {
     {"region", ADMIN_TEXT, 0},     {"database", ADMIN_TEXT, 0},   {"user", ADMIN_TEXT, 0},
     {"cl_active", ADMIN_INT8, 0},  {"cl_waiting", ADMIN_INT8, 0}, {"cl_held", ADMIN_INT8, 0},
     {"sv_active", ADMIN_INT8, 0},  {"sv_idle", ADMIN_INT8, 0},    {"sv_used", ADMIN_INT8, 0},
@@ -482,16 +531,38 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
             struct pool_row *p = pool_row_find(pools, n, cap, c->region, c->database, c->user);
             if (p == NULL)
                 continue;
-            if (strcmp(c->state, "held") == 0)
+            if (c->state == CLIENT_ROW_HELD) {
                 p->cl_held++;
-            else if (strcmp(c->state, "waiting") == 0) {
+            } else if (c->state == CLIENT_ROW_WAITING) {
                 p->cl_waiting++;
                 int64_t waited = server_conn_now_us() - c->wait_since_us;
                 if (waited > p->maxwait_us)
                     p->maxwait_us = waited;
-            } else if (c->server[0] != '\0')
+            } else if (c->server[0] != '\0') {
                 p->cl_active++;
+            }
         }
+}
+
+static void pool_count_server(struct pool_row *p, enum server_row_state state)
+{
+    switch (state) {
+    case SERVER_ROW_ACTIVE:
+        p->sv_active++;
+        break;
+    case SERVER_ROW_TESTED:
+        p->sv_tested++;
+        break;
+    case SERVER_ROW_USED:
+        p->sv_used++;
+        break;
+    case SERVER_ROW_IDLE:
+        p->sv_idle++;
+        break;
+    default:
+        p->sv_login++; /* still logging in */
+        break;
+    }
 }
 
 static void pools_count_servers(const struct snapshot *snap, struct pool_row *pools, size_t *n,
@@ -503,27 +574,18 @@ static void pools_count_servers(const struct snapshot *snap, struct pool_row *po
             struct pool_row *p = pool_row_find(pools, n, cap, sv->region, sv->database, sv->user);
             if (p == NULL)
                 continue;
-            if (strcmp(sv->state, "active") == 0)
-                p->sv_active++;
-            else if (strcmp(sv->state, "idle") == 0)
-                p->sv_idle++;
-            else if (strcmp(sv->state, "used") == 0)
-                p->sv_used++;
-            else if (strcmp(sv->state, "tested") == 0)
-                p->sv_tested++;
-            else
-                p->sv_login++;
+            pool_count_server(p, sv->state);
         }
 }
 
 /* A pool is a region, database and user: its clients and its server connections by state. */
-void show_render_pools(const struct snapshot *snap, struct admin_result *res)
+static void render_pools(const struct snapshot *snap, struct admin_result *res)
 {
     size_t cap = 0, n = 0;
     for (int i = 0; i < snap->nparts; i++)
         cap += snap->parts[i].nclients + snap->parts[i].nservers;
     struct pool_row *pools = calloc(cap > 0 ? cap : 1, sizeof(*pools));
-    result_init(res, COLS(show_pools_cols));
+    result_init(res, ADMIN_COLS(show_pools_cols));
     if (pools == NULL) {
         res->failed = true;
         return;
@@ -547,9 +609,16 @@ void show_render_pools(const struct snapshot *snap, struct admin_result *res)
     free(pools);
 }
 
+const struct admin_command show_pools_command = {
+    .cols = show_pools_cols,
+    .ncols = ADMIN_NCOLS(show_pools_cols),
+    .render = render_pools,
+    .snapshot = SNAPSHOT_CLIENTS | SNAPSHOT_SERVERS,
+};
+
 /* ---- SHOW ROUTE ---- */
 
-const struct admin_column show_route_cols[] = {
+static const struct admin_column show_route_cols[] = {
     {"rank", ADMIN_INT8, 0},   {"region", ADMIN_TEXT, 0},  {"distance_km", ADMIN_NUMERIC, 0},
     {"up", ADMIN_BOOL, 0},     {"state", ADMIN_TEXT, 0},   {"source", ADMIN_TEXT, 0},
     {"reason", ADMIN_TEXT, 0}, {"needing", ADMIN_TEXT, 0}, {"fit", ADMIN_TEXT, 0}};
@@ -630,7 +699,7 @@ static bool route_input(const struct admin_cmd *cmd, struct locality_input *in,
     }
 }
 
-int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
+static int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct locality_input in;
     struct sockaddr_storage addr;
@@ -638,13 +707,13 @@ int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wa
         return CMD_ERROR;
     struct route_explanation *e = malloc(sizeof(*e));
     if (e == NULL) {
-        admin_error_set(&wait->err, "53200", NULL, NULL, "out of memory");
+        admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
     struct need_spec need = {(enum session_need)cmd->need, 0, 0};
     route_explain(&s->w->cfg->routing, &in, &need, true, e);
     struct admin_result *res = &wait->res;
-    result_init(res, COLS(show_route_cols));
+    result_init(res, ADMIN_COLS(show_route_cols));
     for (size_t i = 0; i < e->n; i++)
         route_region_row(res, e, e->plan[i], i + 1, e->km[i],
                          route_fit_name(need_region_fit(e->plan[i], &e->need)));
@@ -655,3 +724,9 @@ int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wa
     free(e);
     return CMD_DONE;
 }
+
+const struct admin_command show_route_command = {
+    .cols = show_route_cols,
+    .ncols = ADMIN_NCOLS(show_route_cols),
+    .run = show_route,
+};

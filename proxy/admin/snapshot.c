@@ -29,17 +29,40 @@ static void copy_name(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
-static const char *client_state(const struct session *s)
+const char *client_row_state_name(enum client_row_state state)
+{
+    static const char *const names[] = {
+        [CLIENT_ROW_LOGIN] = "login",   [CLIENT_ROW_WAITING] = "waiting",
+        [CLIENT_ROW_ACTIVE] = "active", [CLIENT_ROW_IDLE] = "idle",
+        [CLIENT_ROW_HELD] = "held",     [CLIENT_ROW_CLOSING] = "closing",
+    };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == CLIENT_ROW_STATES,
+                   "a name for every client state");
+    return (unsigned)state < CLIENT_ROW_STATES ? names[state] : "?";
+}
+
+const char *server_row_state_name(enum server_row_state state)
+{
+    static const char *const names[] = {
+        [SERVER_ROW_NEW] = "new",   [SERVER_ROW_ACTIVE] = "active", [SERVER_ROW_TESTED] = "tested",
+        [SERVER_ROW_USED] = "used", [SERVER_ROW_IDLE] = "idle",
+    };
+    _Static_assert(sizeof(names) / sizeof(names[0]) == SERVER_ROW_STATES,
+                   "a name for every server state");
+    return (unsigned)state < SERVER_ROW_STATES ? names[state] : "?";
+}
+
+static enum client_row_state client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
-        return "closing";
+        return CLIENT_ROW_CLOSING;
     if (s->phase == PHASE_WAIT_SERVER)
-        return "waiting";
+        return CLIENT_ROW_WAITING;
     if (s->phase != PHASE_ACTIVE)
-        return "login";
+        return CLIENT_ROW_LOGIN;
     if (s->held)
-        return "held";
-    return session_at_safe_point(s) ? "idle" : "active";
+        return CLIENT_ROW_HELD;
+    return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
 
 static void client_row_fill(struct client_row *row, const struct session *s)
@@ -104,20 +127,20 @@ static bool part_count_region(struct snapshot_part *p, const struct region *r, s
     return true;
 }
 
-/* The state a connection's list stands for, in PgBouncer's words where they apply. */
-static const char *server_state_name(const struct server_conn *sc)
+/* The state a connection's list stands for. */
+static enum server_row_state server_state(const struct server_conn *sc)
 {
     const struct worker *w = sc->w;
     if (sc->list == &w->active_servers)
         return sc->client != NULL && sc->client->login != NULL &&
                        sc->client->login->handover_checking
-                   ? "tested"
-                   : "active";
+                   ? SERVER_ROW_TESTED
+                   : SERVER_ROW_ACTIVE;
     if (sc->list == &w->used_servers)
-        return "used";
+        return SERVER_ROW_USED;
     if (sc->list == &w->idle_servers)
-        return "idle";
-    return "new";
+        return SERVER_ROW_IDLE;
+    return SERVER_ROW_NEW;
 }
 
 static void server_row_fill(struct server_row *row, const struct server_conn *sc)
@@ -126,7 +149,7 @@ static void server_row_fill(struct server_row *row, const struct server_conn *sc
     row->id = sc->id;
     row->worker = w->index;
     row->client = sc->client != NULL ? sc->client->id : 0;
-    row->state = server_state_name(sc);
+    row->state = server_state(sc);
     copy_name(row->database, sizeof(row->database), sc->database);
     copy_name(row->user, sizeof(row->user), sc->user);
     row->idle_since_us = sc->list == &w->idle_servers ? sc->idle_since : 0;
@@ -234,6 +257,20 @@ static void part_add_open_counts(struct snapshot_part *p, const struct worker *w
     }
 }
 
+static void part_count_lists(struct snapshot_part *p, const struct worker *w)
+{
+    p->lists = (struct snapshot_lists){
+        .login_sessions = w->login_sessions.count,
+        .waiting_sessions = w->waiting_sessions.count,
+        .active_sessions = w->active_sessions.count,
+        .admin_sessions = w->admin_sessions.count,
+        .login_servers = w->login_servers.count,
+        .active_servers = w->active_servers.count,
+        .used_servers = w->used_servers.count,
+        .idle_servers = w->idle_servers.count,
+    };
+}
+
 /* Runs on each worker's thread: fills that worker's part and nothing else. */
 static int snapshot_fill(struct worker *w, void *arg)
 {
@@ -242,14 +279,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     p->ran = true;
     stats_accumulate(&p->stats, &w->stats);
     part_add_open_counts(p, w);
-    p->login_sessions = w->login_sessions.count;
-    p->waiting_sessions = w->waiting_sessions.count;
-    p->active_sessions = w->active_sessions.count;
-    p->admin_sessions = w->admin_sessions.count;
-    p->login_servers = w->login_servers.count;
-    p->active_servers = w->active_servers.count;
-    p->used_servers = w->used_servers.count;
-    p->idle_servers = w->idle_servers.count;
+    part_count_lists(p, w);
     p->pool_mode = config_pooling(w->cfg) ? POOL_SESSION : POOL_NONE;
     size_t cap = 0;
     struct list_node *pos, *tmp;
@@ -322,6 +352,22 @@ void snapshot_sum_stats(const struct snapshot *snap, struct worker_stats *out)
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < snap->nparts; i++)
         stats_accumulate(out, &snap->parts[i].stats);
+}
+
+void snapshot_sum_lists(const struct snapshot *snap, struct snapshot_lists *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < snap->nparts; i++) {
+        const struct snapshot_lists *l = &snap->parts[i].lists;
+        out->login_sessions += l->login_sessions;
+        out->waiting_sessions += l->waiting_sessions;
+        out->active_sessions += l->active_sessions;
+        out->admin_sessions += l->admin_sessions;
+        out->login_servers += l->login_servers;
+        out->active_servers += l->active_servers;
+        out->used_servers += l->used_servers;
+        out->idle_servers += l->idle_servers;
+    }
 }
 
 uint64_t snapshot_region_sessions(const struct snapshot *snap, const char *region)

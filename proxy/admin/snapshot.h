@@ -30,6 +30,33 @@ struct worker;
 #define SNAPSHOT_HOSTS   2u /* a row per region host, with its health (worker 0 writes it) */
 #define SNAPSHOT_SERVERS 4u /* a row per server connection */
 
+/* A client session's state; client_row_state_name gives SHOW CLIENTS' word for it. */
+enum client_row_state {
+    CLIENT_ROW_LOGIN,   /* logging in, or not yet placed */
+    CLIENT_ROW_WAITING, /* logged in, waiting for a server connection of a full pool */
+    CLIENT_ROW_ACTIVE,  /* relaying, between safe points */
+    CLIENT_ROW_IDLE,    /* relaying, at a safe point */
+    CLIENT_ROW_HELD,    /* held at a safe point (PAUSE, a move) */
+    CLIENT_ROW_CLOSING,
+    CLIENT_ROW_STATES
+};
+
+/*
+ * A server connection's state, by the list it is on (PgBouncer's words
+ * where they apply); server_row_state_name gives SHOW SERVERS' word.
+ */
+enum server_row_state {
+    SERVER_ROW_NEW,    /* connecting and logging in */
+    SERVER_ROW_ACTIVE, /* linked to a session */
+    SERVER_ROW_TESTED, /* handed over to a session, server_check_query's answer to come */
+    SERVER_ROW_USED,   /* kept: its client left, the reset query runs */
+    SERVER_ROW_IDLE,   /* kept: reset, waiting for the next client */
+    SERVER_ROW_STATES
+};
+
+const char *client_row_state_name(enum client_row_state state);
+const char *server_row_state_name(enum server_row_state state);
+
 /* One client session, as SHOW CLIENTS shows it. */
 struct client_row {
     uint64_t id;
@@ -38,7 +65,7 @@ struct client_row {
     char user[SNAPSHOT_NAME_MAX];
     char database[SNAPSHOT_NAME_MAX];
     char application_name[SNAPSHOT_NAME_MAX];
-    const char *state; /* static text: "login", "waiting", "active", "idle", "held", "closing" */
+    enum client_row_state state;
     int64_t wait_since_us; /* waiting: since when (Unix time in microseconds); else 0 */
     bool in_transaction;   /* the server said 'T' or 'E' */
     bool tls;
@@ -63,8 +90,8 @@ struct client_row {
 struct server_row {
     uint64_t id; /* unique in its worker */
     int worker;
-    uint64_t client;   /* the id of the client session it serves */
-    const char *state; /* static text: the list it is on ("new", "active", "used", "idle") */
+    uint64_t client; /* the id of the client session it serves */
+    enum server_row_state state;
     char region[SNAPSHOT_NAME_MAX];
     char server[SNAPSHOT_NAME_MAX + 8]; /* host:port as configured */
     bool tls;
@@ -107,16 +134,21 @@ struct region_sessions {
     uint64_t sessions;
 };
 
+/* How many sessions and server connections are on each of a worker's lists (worker.h). */
+struct snapshot_lists {
+    uint64_t login_sessions, waiting_sessions, active_sessions, admin_sessions;
+    uint64_t login_servers, active_servers, used_servers, idle_servers;
+};
+
 struct snapshot_part {
     bool ran;    /* the worker answered (false: its loop had ended) */
     bool failed; /* out of memory while filling: what is here is partial */
     struct worker_stats stats;
-    uint64_t login_sessions, waiting_sessions, active_sessions, admin_sessions;
+    struct snapshot_lists lists;
     struct region_sessions *regions;
     size_t nregions;
     struct client_row *clients;
     size_t nclients;
-    uint64_t login_servers, active_servers, used_servers, idle_servers;
     int pool_mode; /* the worker's configuration's, in effect (enum pool_mode): none under
                       passthrough */
     struct server_row *servers;
@@ -146,6 +178,8 @@ void snapshot_free(struct snapshot *snap);
 
 /* Every worker's counters added up. */
 void snapshot_sum_stats(const struct snapshot *snap, struct worker_stats *out);
+/* Every worker's list lengths added up (SHOW LISTS, /metrics). */
+void snapshot_sum_lists(const struct snapshot *snap, struct snapshot_lists *out);
 /* Relaying sessions of a region, over every worker. */
 uint64_t snapshot_region_sessions(const struct snapshot *snap, const char *region);
 /* Relaying sessions through one host ("name:port"), over every worker. */

@@ -4,7 +4,8 @@
  *    command and argument shape, case and comments and quoting, the
  *    errors (SQLSTATE, message, hint, position) for unknown commands, SQL,
  *    several statements, bad values, NUL bytes and lengths over the
- *    limits.
+ *    limits; and that every kind of command it parses has its struct
+ *    admin_command in the command table (proxy/admin/commands.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/admin/commands.h"
 #include "proxy/admin/grammar.h"
 
 static struct admin_cmd cmd;
@@ -383,6 +385,24 @@ static void test_names(void **state)
     assert_string_equal(admin_command_name(ADMIN_MIGRATE_UP, name, sizeof(name)), "MIGRATE UP");
 }
 
+/* The command table has a row for every kind, each either run or rendered, its columns counted. */
+static void test_every_kind_has_a_command(void **state)
+{
+    (void)state;
+    char name[64];
+    for (int kind = 0; kind < ADMIN_CMD_KINDS; kind++) {
+        const struct admin_command *c = command_find((enum admin_cmd_kind)kind);
+        const char *what = admin_command_name((enum admin_cmd_kind)kind, name, sizeof(name));
+        if (c == NULL)
+            fail_msg("%s has no row in commands.c's table", what);
+        if ((c->run != NULL) == (c->render != NULL))
+            fail_msg("%s must either run or render a snapshot", what);
+        if ((c->cols != NULL) != (c->ncols > 0))
+            fail_msg("%s: cols and ncols disagree", what);
+    }
+    assert_null(command_find(ADMIN_CMD_KINDS));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_move_database),
+        cmocka_unit_test(test_every_kind_has_a_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
