@@ -86,6 +86,7 @@ struct dbmove_job {
     const struct region *from, *to;
     const struct region_host *from_host, *to_host;
     char src_db[DBMOVE_CONNINFO_MAX], src_ctl[DBMOVE_CONNINFO_MAX];
+    char settle_ctl[DBMOVE_CONNINFO_MAX]; /* SETTLE: the leaving side's, where the lock is */
     char dst_db[DBMOVE_CONNINFO_MAX], dst_ctl[DBMOVE_CONNINFO_MAX];
     /* what the queries found */
     struct dbmove_source_facts src;
@@ -167,6 +168,8 @@ int job_target_conninfo(struct dbmove_job *j);
  * 55006 when another holds it.
  */
 int job_take_lock(struct dbmove_job *j);
+/* The same on another region's moves_db (ctl). */
+int job_take_lock_at(struct dbmove_job *j, const char *ctl);
 #define DBMOVE_LOCK_KEY "1885826669" /* 'pgnm' */
 
 /* Reads the records of a region (ctl: its moves_db) into j->records. */

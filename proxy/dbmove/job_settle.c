@@ -24,7 +24,9 @@
  * The same lock guards MOVE DATABASE TO REGION until its copy runs: a move
  * that says 'copying' with the lock free and no subscription on the
  * target was cut short before its copy started, and is recorded 'failed'
- * for ABORT to clean up.
+ * for ABORT to clean up.  The subscription is looked for first without
+ * the lock, so that a move whose copy runs (nearly always) never has an
+ * admin's command meet this job's lock.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -43,15 +45,21 @@ static int settle_home(struct dbmove_job *j)
         job_problem(j, "42704", NULL, NULL, "region \"%s\" is not configured", j->req.to_region);
         return JOB_FAIL;
     }
-    if ((j->from_host = job_primary(j, j->from)) == NULL ||
-        !job_conninfo(j, j->from_host, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl)))
+    const struct region_host *h = job_primary(j, j->from);
+    if (h == NULL || !job_conninfo(j, h, j->cfg->moves_db, j->settle_ctl, sizeof(j->settle_ctl)))
         return JOB_FAIL;
     return JOB_NEXT;
 }
 
 static int settle_read_leaving(struct dbmove_job *j)
 {
-    return job_read_records(j, j->src_ctl, "reading the record of moves");
+    return job_read_records(j, j->settle_ctl, "reading the record of moves");
+}
+
+/* Where the command that left the record held it: the leaving side (a move's source). */
+static int settle_take_lock(struct dbmove_job *j)
+{
+    return job_take_lock_at(j, j->settle_ctl);
 }
 
 /*
@@ -60,6 +68,7 @@ static int settle_read_leaving(struct dbmove_job *j)
  */
 static int settle_find(struct dbmove_job *j)
 {
+    j->cut.found = j->cut.copying = j->cut.copy_lost = false;
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
         if (strcmp(r->database, j->req.database) != 0 ||
@@ -81,6 +90,27 @@ static int settle_find(struct dbmove_job *j)
 static bool found(const struct dbmove_job *j)
 {
     return j->cut.found;
+}
+
+/*
+ * What the records say is read again under the lock, which the pgnear
+ * running a command holds: only then is it known that nobody else acts on
+ * it.  A copy that runs is told without the lock, so that an admin's
+ * command at that moment does not meet it.
+ */
+static bool needs_lock(const struct dbmove_job *j)
+{
+    return j->cut.found || j->cut.copy_lost;
+}
+
+static bool locked(const struct dbmove_job *j)
+{
+    return j->lock != NULL;
+}
+
+static bool locked_copying(const struct dbmove_job *j)
+{
+    return j->lock != NULL && j->cut.copying;
 }
 
 static int settle_read_arriving(struct dbmove_job *j)
@@ -246,10 +276,13 @@ static int settle_copy_told(struct dbmove_job *j)
 
 const struct job_step job_settle_steps[] = {
     {NULL, NULL, settle_home},
-    {NULL, NULL, job_take_lock},
     {NULL, NULL, settle_read_leaving},
     {NULL, NULL, settle_find},
     {NULL, copying, settle_copy_check},
+    {NULL, needs_lock, settle_take_lock},
+    {NULL, locked, settle_read_leaving},
+    {NULL, locked, settle_find},
+    {NULL, locked_copying, settle_copy_check},
     {NULL, copy_lost, settle_copy_failed_source},
     {NULL, copy_lost, settle_copy_failed_target},
     {NULL, copy_lost, settle_copy_told},

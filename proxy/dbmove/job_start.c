@@ -83,8 +83,13 @@ static int take_lock(struct dbmove_job *j, const PGresult *res, const char *sqls
 
 int job_take_lock(struct dbmove_job *j)
 {
+    return job_take_lock_at(j, j->src_ctl);
+}
+
+int job_take_lock_at(struct dbmove_job *j, const char *ctl)
+{
     const char *params[1] = {j->req.database};
-    return job_query(j, j->src_ctl, "taking the database's move lock on the source",
+    return job_query(j, ctl, "taking the database's move lock on the source",
                      "SELECT pg_try_advisory_lock(" DBMOVE_LOCK_KEY ", hashtext($1))", 1, params,
                      take_lock, NULL);
 }

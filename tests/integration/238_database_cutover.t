@@ -21,29 +21,16 @@ use Test::More;
 use IPC::Run ();
 use List::Util qw(max);
 use PgNearTest;
+use PgNearDbMove qw(logical_pair write_users admin_rows);
 
 require_tool('psql');
 require_tool('pgbench');
 require_tool('pg_dump');
 
-my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
-my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
-my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
-$eu->psql_admin('DROP DATABASE movr');
-$us->psql_admin([
-    'CREATE TABLE users (id bigserial PRIMARY KEY, city text NOT NULL, name text NOT NULL)',
-    'CREATE TABLE vehicles (id bigserial PRIMARY KEY, city text NOT NULL, status text NOT NULL, rides int NOT NULL DEFAULT 0)',
-    'CREATE TABLE rides (id bigserial PRIMARY KEY, rider bigint REFERENCES users, vehicle bigint REFERENCES vehicles,'
-      . ' city text, revenue numeric(10,2), start_time timestamptz DEFAULT now())',
-    q{INSERT INTO users (city, name) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'user ' || g FROM generate_series(1, 1000) g},
-    q{INSERT INTO vehicles (city, status) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'available' FROM generate_series(1, 100) g},
-    q{INSERT INTO rides (rider, vehicle, city, revenue) SELECT 1 + g % 1000, 1 + g % 100, 'boston', g % 97 FROM generate_series(1, 100000) g},
-], dbname => 'movr');
-my $app_secret = $us->scram_verifier('app');
-$eu->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+my ($us, $eu, $app_secret) = logical_pair();
 
 my $dir = tmpdir(name => 'cutover', mode => 0755);
-write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+write_users($dir, $app_secret);
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
@@ -54,15 +41,7 @@ my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'ad
 my $app_ci = $p->conninfo(dbname => 'movr');
 
 # An admin command: (rows as hashes, error text or undef, everything psql said on stderr).
-sub admin {
-    my ($sql) = @_;
-    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
-                                verbose => 1, timeout => 180);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-    return (\@rows, $rc == 0 ? undef : $err, $err);
-}
+sub admin { admin_rows($admin_ci, $_[0]) }
 
 sub refused {
     my ($sql, $code, $re, $name) = @_;
@@ -71,11 +50,7 @@ sub refused {
     like $err // '', $re, '... saying why and what to do';
 }
 
-sub move_state {
-    my ($rows) = admin('SHOW MOVES');
-    my ($m) = grep { $_->{database} eq 'movr' } @$rows;
-    return $m ? $m->{state} : '';
-}
+sub move_state { PgNearDbMove::move_state($admin_ci, 'movr') }
 
 # Where a new session through pgnear lands: the server's port.
 sub lands_on {

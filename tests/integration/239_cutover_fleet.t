@@ -17,6 +17,7 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
 use PgNearTest;
+use PgNearDbMove qw(logical_pair write_users admin_rows);
 use PgNearHAProxy;
 
 require_tool('psql');
@@ -24,19 +25,10 @@ require_tool('pgbench');
 require_tool('pg_dump');
 require_tool('haproxy');
 
-my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
-my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
-my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
-$eu->psql_admin('DROP DATABASE movr');
-$us->psql_admin([
-    'CREATE TABLE rides (id bigserial PRIMARY KEY, city text, revenue numeric(10,2))',
-    q{INSERT INTO rides (city, revenue) SELECT 'boston', g % 97 FROM generate_series(1, 10000) g},
-], dbname => 'movr');
-my $app_secret = $us->scram_verifier('app');
-$eu->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+my ($us, $eu, $app_secret) = logical_pair(rides => 10000);
 
 my $dir = tmpdir(name => 'fleet-cutover', mode => 0755);
-write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+write_users($dir, $app_secret);
 my @port = map { PgNearTest::free_port() } 1 .. 2;
 my $peers = join ', ', map { ($_ + 1) . "\@127.0.0.1:$port[$_]" } 0 .. 1;
 my @p = map {
@@ -56,20 +48,9 @@ my $ha_ci = PgNearTest::conninfo_string(host => '127.0.0.1', port => $ha->port, 
 
 sub admin {
     my ($i, $sql) = @_;
-    my $ci = $p[$i]->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
-    my ($rc, $out, $err) = psql($ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
-                                verbose => 1, timeout => 180);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-    return (\@rows, $rc == 0 ? undef : $err, $err);
+    return admin_rows($p[$i]->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql);
 }
-
-sub move_state {
-    my ($rows) = admin(0, 'SHOW MOVES');
-    my ($m) = grep { $_->{database} eq 'movr' } @$rows;
-    return $m ? $m->{state} : '';
-}
+sub move_state { PgNearDbMove::move_state($p[0]->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), 'movr') }
 
 # A client on instance $i: its connection is checked across the cutovers.
 sub client {

@@ -23,26 +23,15 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
 use PgNearTest;
+use PgNearDbMove qw(logical_pair write_users admin_rows);
 
 require_tool('psql');
 require_tool('pg_dump');
 
-my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
-my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
-my $eu = PgNearTest::Cluster->new(name => 'eu-west', %LOGICAL);
-$eu->psql_admin('DROP DATABASE movr');
-$us->psql_admin([
-    'CREATE TABLE users (id bigserial PRIMARY KEY, city text NOT NULL, name text NOT NULL)',
-    'CREATE TABLE rides (id bigserial PRIMARY KEY, rider bigint REFERENCES users, city text,'
-      . ' revenue numeric(10,2), start_time timestamptz DEFAULT now())',
-    q{INSERT INTO users (city, name) SELECT (ARRAY['boston','dublin','paris'])[1 + g % 3], 'user ' || g FROM generate_series(1, 1000) g},
-    q{INSERT INTO rides (rider, city, revenue) SELECT 1 + g % 1000, 'boston', g % 97 FROM generate_series(1, 100000) g},
-], dbname => 'movr');
-my $app_secret = $us->scram_verifier('app');
-$eu->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+my ($us, $eu, $app_secret) = logical_pair();
 
 my $dir = tmpdir(name => 'move-kill', mode => 0755);
-write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"app" "$app_secret"\n});
+write_users($dir, $app_secret);
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
@@ -51,21 +40,13 @@ my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 my $app_ci = $p->conninfo(dbname => 'movr');
 
-sub admin {
-    my ($sql) = @_;
-    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
-                                verbose => 1, timeout => 180);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-    return (\@rows, $rc == 0 ? undef : $err, $err);
-}
+sub admin { admin_rows($admin_ci, $_[0]) }
 sub move_row {
     my ($rows) = admin('SHOW MOVES');
     my ($m) = grep { $_->{database} eq 'movr' } @$rows;
     return $m // {};
 }
-sub move_state { move_row()->{state} // '' }
+sub move_state { PgNearDbMove::move_state($admin_ci, 'movr') }
 # The state the record of a region says, read there directly.
 sub recorded {
     my ($c) = @_;

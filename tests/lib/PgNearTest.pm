@@ -205,6 +205,8 @@ sub _register {
 END {
     my $sanitizer_hit = 0;
     if ($$ == $OWNER_PID) {
+        # How long the file ran, for whoever keeps the suite within CI's time.
+        Test::Builder->new->note(sprintf 'PgNearTest: this test file ran %.0f s', time - $^T);
         my $failed = $? || !Test::Builder->new->is_passing;
         local ($?, $!, $@);
         my @objs = grep { defined } @LIVE;
