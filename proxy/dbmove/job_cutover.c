@@ -854,13 +854,14 @@ const struct job_step job_cutover_steps[] = {
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
     {NULL, NULL, cut_publication},
-    {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
-    {NULL, NULL, cut_wait_replay},
-    {NULL, NULL, cut_replay_poll},
     {NULL, in_fleet, cut_holds_table},
     {NULL, NULL, cut_armed},
     {"creating the slot for the way back", NULL, cut_back_slot},
     {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
+    /* Last before the gate: what the sessions would wait for is what they write from here. */
+    {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
+    {NULL, NULL, cut_wait_replay},
+    {NULL, NULL, cut_replay_poll},
     {NULL, NULL, cut_record_begin_leaving},
     {NULL, NULL, cut_record_begin_arriving},
     {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
