@@ -64,9 +64,16 @@ const struct region_host *job_primary(struct dbmove_job *j, const struct region 
 bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char *dbname, char *buf,
                   size_t cap)
 {
-    /* The job writes where a cutover made the database refuse writes by default. */
+    /*
+     * The job writes where a cutover made the database refuse writes by
+     * default; and its writes are flushed at commit whatever the server's
+     * synchronous_commit: a WAL sender sends only flushed WAL, so the
+     * cutover's token would otherwise wait for the WAL writer (up to
+     * wal_writer_delay, twice) while the sessions are held.
+     */
     if (pgconn_conninfo(j->cfg, h, dbname, DBMOVE_APPLICATION_NAME, buf, cap) &&
-        pgasync_conninfo_add(buf, cap, "options", "-c default_transaction_read_only=off"))
+        pgasync_conninfo_add(buf, cap, "options",
+                             "-c default_transaction_read_only=off -c synchronous_commit=on"))
         return true;
     job_problem(j, "53200", NULL, NULL, "the connection string to %s:%d is too long", h->name,
                 h->port);

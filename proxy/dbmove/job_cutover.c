@@ -454,7 +454,15 @@ static int cut_mark(struct dbmove_job *j)
     snprintf(j->cut.token, sizeof(j->cut.token), "%lld-%lld-%lld", (long long)j->move.id,
              (long long)j->id, (long long)mono_ms());
     const char *params[1] = {j->cut.token};
-    j->cut.deadline_ms = mono_ms() + j->cfg->move_timeout_ms;
+    /*
+     * Before the gate nobody waits on the catch-up but the admin, and a
+     * replication just started (the way back after a cutover) may take
+     * PostgreSQL's launcher some seconds to run: a longer bound there.
+     */
+    int bound = j->cut.gate_closed || j->cfg->move_timeout_ms > DBMOVE_CATCH_UP_MS
+                    ? j->cfg->move_timeout_ms
+                    : DBMOVE_CATCH_UP_MS;
+    j->cut.deadline_ms = mono_ms() + bound;
     return job_query(j, j->cut.leave_db, "writing the cutover's marker", dbmove_marker_write_sql, 1,
                      params, job_take_nothing, NULL);
 }
@@ -469,10 +477,18 @@ static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sq
         snprintf(detail, sizeof(detail),
                  "Region \"%s\" had not received the last write of region \"%s\".",
                  j->cut.arriving->name, j->cut.leaving->name);
-        job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
-                    "the replication of database \"%s\" did not catch up within move_timeout "
-                    "(%d ms); nothing was changed",
-                    j->req.database, j->cfg->move_timeout_ms);
+        if (j->cut.gate_closed)
+            job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+                        "the replication of database \"%s\" did not catch up within "
+                        "move_timeout (%d ms); nothing was changed",
+                        j->req.database, j->cfg->move_timeout_ms);
+        else
+            job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+                        "the replication of database \"%s\" did not catch up within %d ms; "
+                        "nothing was changed",
+                        j->req.database,
+                        DBMOVE_CATCH_UP_MS > j->cfg->move_timeout_ms ? DBMOVE_CATCH_UP_MS
+                                                                     : j->cfg->move_timeout_ms);
         return 0;
     }
     j->cut.poll_again = true;

@@ -28,6 +28,7 @@ struct region_host;
 #define JOB_KEPT_MAX            4          /* the source's and target's database and moves_db */
 #define DBMOVE_CUTOVER_MAX_LAG  (16 << 20) /* bytes behind: more, and CUTOVER waits for less */
 #define DBMOVE_REPLAY_POLL_MS   10
+#define DBMOVE_CATCH_UP_MS      60000 /* the catch-up before the gate, at the least */
 
 /* What a step's run returns. */
 #define JOB_NEXT 0  /* done at once: the next step */
