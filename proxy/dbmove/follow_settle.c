@@ -14,7 +14,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -22,13 +21,7 @@
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#include "routing/health.h"
 
 static bool transitional(enum dbmove_state state)
 {
@@ -83,7 +76,7 @@ void follow_settle_round(struct dbmove_follow *f, const struct config *cfg,
     if (u == NULL || f->starting || f->settling != NULL || f->w->draining ||
         placement_local(&f->w->shared->placement, r->database))
         return;
-    int64_t now = now_ms();
+    int64_t now = health_clock_ms();
     if (now < f->settle_next_ms)
         return;
     f->settle_next_ms = now + FOLLOW_SETTLE_MS;

@@ -227,6 +227,27 @@ int job_query(struct dbmove_job *j, const char *conninfo, const char *what, cons
     return JOB_FAIL;
 }
 
+int job_drop_slots(struct dbmove_job *j, const char *conninfo, const char *what, const char *a,
+                   const char *b)
+{
+    const char *params[2] = {a, b != NULL ? b : a};
+    return job_query(j, conninfo, what,
+                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name IN ($1, $2) AND NOT active",
+                     2, params, job_take_nothing, NULL);
+}
+
+int job_drop_publication(struct dbmove_job *j, const char *db, const char *what)
+{
+    return job_query(j, db, what, "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+int job_drop_marker(struct dbmove_job *j, const char *db, const char *what)
+{
+    return job_query(j, db, what, dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+}
+
 int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)j;

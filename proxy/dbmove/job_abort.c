@@ -70,24 +70,17 @@ static int abort_slot(struct dbmove_job *j)
 {
     char name[64];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
-    const char *params[1] = {name};
-    return job_query(j, j->src_ctl, "dropping the replication slot on the source",
-                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                     " WHERE slot_name = $1 AND NOT active",
-                     1, params, job_take_nothing, NULL);
+    return job_drop_slots(j, j->src_ctl, "dropping the replication slot on the source", name, NULL);
 }
 
 static int abort_publication(struct dbmove_job *j)
 {
-    return job_query(j, j->src_db, "dropping the publication on the source",
-                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
-                     NULL);
+    return job_drop_publication(j, j->src_db, "dropping the publication on the source");
 }
 
 static int abort_marker(struct dbmove_job *j)
 {
-    return job_query(j, j->src_db, "dropping the cutover's marker on the source",
-                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+    return job_drop_marker(j, j->src_db, "dropping the cutover's marker on the source");
 }
 
 static bool move_created_database(const struct dbmove_job *j)

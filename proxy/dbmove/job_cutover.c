@@ -50,7 +50,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
@@ -64,14 +63,8 @@
 #include "proxy/session/move_batch.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/region.h"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool reverting(const struct dbmove_job *j)
 {
@@ -284,7 +277,7 @@ static void gate_done(const struct gate_outcome *o, void *arg)
     j->cut.gate = NULL;
     if (o->end == GATE_HELD) {
         j->cut.gate_closed = true;
-        j->cut.held_at_ms = mono_ms();
+        j->cut.held_at_ms = health_clock_ms();
         job_notice(j, "the sessions of database \"%s\" are held (%lld ms to hold them all)",
                    j->req.database, (long long)o->waited_ms);
     } else if (o->end == GATE_LATE) {
@@ -334,7 +327,7 @@ static int cut_held_pids(struct dbmove_job *j)
 {
     gate_pids_init(&j->cut.pids, &j->cut.scope);
     j->cut.pids_made = true;
-    j->cut.deadline_ms = mono_ms() + j->cfg->move_timeout_ms; /* for the fleet's word */
+    j->cut.deadline_ms = health_clock_ms() + j->cfg->move_timeout_ms; /* for the fleet's word */
     for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
         int pid = j->kept[i].conn != NULL ? pgasync_backend_pid(j->kept[i].conn) : 0;
         if (pid > 0)
@@ -345,79 +338,6 @@ static int cut_held_pids(struct dbmove_job *j)
         return JOB_WAIT;
     job_problem(j, "53200", NULL, NULL, "out of memory");
     return JOB_FAIL;
-}
-
-/* ---- in a fleet: every other instance holds its sessions too ---- */
-
-static bool in_fleet(const struct dbmove_job *j)
-{
-    return j->cfg->peer_id != 0 && j->cfg->peer_list.count > 1;
-}
-
-static int cut_holds_table(struct dbmove_job *j)
-{
-    return job_query(j, j->cut.leave_ctl, "preparing the fleet's holds", dbmove_holds_create_sql, 0,
-                     NULL, job_take_nothing, NULL);
-}
-
-/* Appends "1,2,3" to the pids; false when they do not fit. */
-static bool add_pid_list(struct gate_pids *p, const char *list)
-{
-    for (const char *c = list; *c != '\0';) {
-        char *end;
-        long pid = strtol(c, &end, 10);
-        if (end == c)
-            break;
-        if (!gate_pids_add(p, pid))
-            return false;
-        c = *end == ',' ? end + 1 : end;
-    }
-    return true;
-}
-
-static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
-{
-    (void)sqlstate;
-    char missing[256] = "";
-    for (size_t k = 0; k < j->cfg->peer_list.count; k++) {
-        int id = j->cfg->peer_list.items[k].id;
-        bool found = id == j->cfg->peer_id;
-        for (int r = 0; r < PQntuples(res) && !found; r++)
-            found = atoi(PQgetvalue(res, r, 0)) == id;
-        size_t len = strlen(missing);
-        if (!found)
-            snprintf(missing + len, sizeof(missing) - len, "%s%d", len ? ", " : "", id);
-    }
-    if (missing[0] == '\0') {
-        for (int r = 0; r < PQntuples(res); r++)
-            if (!add_pid_list(&j->cut.pids, PQgetvalue(res, r, 1)))
-                job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
-        job_notice(j, "every instance of the fleet holds its sessions of database \"%s\"",
-                   j->req.database);
-        return 0;
-    }
-    if (mono_ms() >= j->cut.deadline_ms) {
-        char detail[320];
-        snprintf(detail, sizeof(detail), "No word from peer_id %s.", missing);
-        job_problem(j, "55P03",
-                    "Is each instance of peers running? One that is gone must leave peers.", detail,
-                    "the other instances of the fleet did not hold their sessions of database "
-                    "\"%s\" within move_timeout (%d ms); nothing was changed",
-                    j->req.database, j->cfg->move_timeout_ms);
-        return 0;
-    }
-    j->cut.poll_again = true;
-    return 0;
-}
-
-static int cut_wait_peers(struct dbmove_job *j)
-{
-    char id[24], version[16];
-    snprintf(id, sizeof(id), "%lld", (long long)j->move.id);
-    snprintf(version, sizeof(version), "%d", j->move.version);
-    const char *params[2] = {id, version};
-    return job_query(j, j->cut.leave_ctl, "waiting for the fleet to hold its sessions",
-                     dbmove_holds_read_sql, 2, params, take_peer_holds, NULL);
 }
 
 static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
@@ -452,7 +372,7 @@ static int cut_mark(struct dbmove_job *j)
 {
     /* Unique to this cutover: the move, the job, the clock. */
     snprintf(j->cut.token, sizeof(j->cut.token), "%lld-%lld-%lld", (long long)j->move.id,
-             (long long)j->id, (long long)mono_ms());
+             (long long)j->id, (long long)health_clock_ms());
     const char *params[1] = {j->cut.token};
     /*
      * Before the gate nobody waits on the catch-up but the admin, and a
@@ -462,7 +382,7 @@ static int cut_mark(struct dbmove_job *j)
     int bound = j->cut.gate_closed || j->cfg->move_timeout_ms > DBMOVE_CATCH_UP_MS
                     ? j->cfg->move_timeout_ms
                     : DBMOVE_CATCH_UP_MS;
-    j->cut.deadline_ms = mono_ms() + bound;
+    j->cut.deadline_ms = health_clock_ms() + bound;
     return job_query(j, j->cut.leave_db, "writing the cutover's marker", dbmove_marker_write_sql, 1,
                      params, job_take_nothing, NULL);
 }
@@ -472,7 +392,7 @@ static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sq
     (void)sqlstate;
     if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't')
         return 0;
-    if (mono_ms() >= j->cut.deadline_ms) {
+    if (health_clock_ms() >= j->cut.deadline_ms) {
         char detail[200];
         snprintf(detail, sizeof(detail),
                  "Region \"%s\" had not received the last write of region \"%s\".",
@@ -644,7 +564,7 @@ static int cut_move_sessions(struct dbmove_job *j)
 static void gate_opened(void *arg)
 {
     struct dbmove_job *j = arg;
-    j->cut.hold_ms = mono_ms() - j->cut.held_at_ms;
+    j->cut.hold_ms = health_clock_ms() - j->cut.held_at_ms;
     job_next(j);
 }
 
@@ -653,7 +573,7 @@ static int cut_open_gate(struct dbmove_job *j)
     j->cut.gate_closed = false;
     if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
         return JOB_WAIT;
-    j->cut.hold_ms = mono_ms() - j->cut.held_at_ms;
+    j->cut.hold_ms = health_clock_ms() - j->cut.held_at_ms;
     return JOB_NEXT; /* out of memory: the flag is down all the same */
 }
 
@@ -746,11 +666,8 @@ static bool undo_wants_slot(const struct dbmove_job *j)
 
 int job_cut_drop_back_slot(struct dbmove_job *j)
 {
-    const char *params[1] = {j->cut.back};
-    return job_query(j, j->cut.arrive_db, "dropping the slot for the way back",
-                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                     " WHERE slot_name = $1 AND NOT active",
-                     1, params, job_take_nothing, NULL);
+    return job_drop_slots(j, j->cut.arrive_db, "dropping the slot for the way back", j->cut.back,
+                          NULL);
 }
 
 static bool undo_wants_record(const struct dbmove_job *j)
@@ -870,7 +787,7 @@ const struct job_step job_cutover_steps[] = {
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
     {NULL, NULL, cut_publication},
-    {NULL, in_fleet, cut_holds_table},
+    {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
     {"creating the slot for the way back", NULL, cut_back_slot},
     {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
@@ -882,8 +799,8 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_record_begin_arriving},
     {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
     {NULL, NULL, cut_held_pids},
-    {NULL, in_fleet, cut_wait_peers},
-    {NULL, in_fleet, cut_replay_poll},
+    {NULL, job_in_fleet, job_cut_wait_peers},
+    {NULL, job_in_fleet, cut_replay_poll},
     {"making the leaving region refuse writes to the database", NULL, cut_read_only},
     {NULL, NULL, cut_end_others},
     {"waiting for the arriving region to replay the last write", NULL, cut_mark},

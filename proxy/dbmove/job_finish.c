@@ -40,46 +40,34 @@ static int finish_back_subscription(struct dbmove_job *j)
 
 static int finish_slots(struct dbmove_job *j)
 {
-    const char *params[2] = {j->cut.feed, j->cut.back};
-    return job_query(j, j->src_ctl, "dropping the slots left on the source",
-                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                     " WHERE slot_name IN ($1, $2) AND NOT active",
-                     2, params, job_take_nothing, NULL);
+    return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.feed,
+                          j->cut.back);
 }
 
 static int finish_target_slots(struct dbmove_job *j)
 {
-    const char *params[2] = {j->cut.feed, j->cut.back};
-    return job_query(j, j->dst_ctl, "dropping the slots left on the target",
-                     "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                     " WHERE slot_name IN ($1, $2) AND NOT active",
-                     2, params, job_take_nothing, NULL);
+    return job_drop_slots(j, j->dst_ctl, "dropping the slots left on the target", j->cut.feed,
+                          j->cut.back);
 }
 
 static int finish_publication_source(struct dbmove_job *j)
 {
-    return job_query(j, j->src_db, "dropping the publication on the source",
-                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
-                     NULL);
+    return job_drop_publication(j, j->src_db, "dropping the publication on the source");
 }
 
 static int finish_publication_target(struct dbmove_job *j)
 {
-    return job_query(j, j->dst_db, "dropping the publication on the target",
-                     "DROP PUBLICATION IF EXISTS " DBMOVE_OBJECT_NAME, 0, NULL, job_take_nothing,
-                     NULL);
+    return job_drop_publication(j, j->dst_db, "dropping the publication on the target");
 }
 
 static int finish_marker_source(struct dbmove_job *j)
 {
-    return job_query(j, j->src_db, "dropping the cutover's marker on the source",
-                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+    return job_drop_marker(j, j->src_db, "dropping the cutover's marker on the source");
 }
 
 static int finish_marker_target(struct dbmove_job *j)
 {
-    return job_query(j, j->dst_db, "dropping the cutover's marker on the target",
-                     dbmove_marker_drop_sql, 0, NULL, job_take_nothing, NULL);
+    return job_drop_marker(j, j->dst_db, "dropping the cutover's marker on the target");
 }
 
 static int finish_record_target(struct dbmove_job *j)

@@ -148,6 +148,11 @@ void job_notice(struct dbmove_job *j, const char *fmt, ...) __attribute__((forma
 int job_query(struct dbmove_job *j, const char *conninfo, const char *what, const char *sql,
               int nparams, const char *const *params, job_take_fn take, const char *tolerated);
 int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqlstate);
+/* The move's objects dropped where they are, each safe to run again (b: a second slot, or NULL). */
+int job_drop_slots(struct dbmove_job *j, const char *conninfo, const char *what, const char *a,
+                   const char *b);
+int job_drop_publication(struct dbmove_job *j, const char *db, const char *what);
+int job_drop_marker(struct dbmove_job *j, const char *db, const char *what);
 void job_next(struct dbmove_job *j);
 /* job_next from the loop, delay_ms from now (a step that polls runs again: j->step-- first). */
 void job_next_soon(struct dbmove_job *j, int delay_ms);
@@ -201,6 +206,11 @@ int job_cut_back_subscription(struct dbmove_job *j);
 int job_cut_drop_back_slot(struct dbmove_job *j);
 
 extern const struct job_step job_settle_steps[];
+
+/* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
+bool job_in_fleet(const struct dbmove_job *j);
+int job_cut_holds_table(struct dbmove_job *j);
+int job_cut_wait_peers(struct dbmove_job *j);
 
 /* "quoted" identifier and 'quoted' literal into buf; false when it does not fit. */
 bool job_ident(char *buf, size_t cap, const char *name);
