@@ -5,7 +5,11 @@
 # that a refused connection reaches the client unhidden).
 #   - load through HAProxy for the whole restart: pgbench -c 16 -j 4 with
 #     persistent sessions (no -C), each transaction BEGIN; INSERT a row
-#     tagged :client_id; SELECT; END, and beside it back-to-back rounds of
+#     tagged :client_id; SELECT; END, 200 ms apart per client, until the
+#     test says stop (a row that each transaction reads: pgbench's own -T
+#     would end it on a clock that a slow machine's restart outlasts; once
+#     told, each client runs what is left of its -t without pausing), and
+#     beside it back-to-back rounds of
 #     pgbench -C -c 4 -T 1 (a new connection per transaction), each round
 #     tagging its rows with its number; per-transaction logs (-l) count
 #     what committed;
@@ -37,7 +41,7 @@
 #     (57P01) after the timeout; the SIGUSR2'd one does not: its session
 #     still works 3 s past the timeout, then ends cleanly and pgnear exits;
 #     the successors serve the ports meanwhile.
-# Run time about 22 s, with or without PGNEAR_TEST_WORKERS and under the
+# Run time about 30 s, with or without PGNEAR_TEST_WORKERS and under the
 # sanitizer build.
 use strict;
 use warnings;
@@ -62,8 +66,8 @@ die "222_rolling_restart: /proc/net/tcp is not readable; the test counts sockets
   unless -r '/proc/net/tcp';
 
 my $A_CLIENTS   = 16;
-my $A_SECONDS   = 45;    # the persistent run: longer than the restart (22 s seen under ASan) and the shutdown_timeout case
-my $A_RATE      = 400;   # its transactions a second (-R), leaving CPU to the -C rounds
+my $A_PAUSE_MS  = 200;   # the persistent run's pause between a client's transactions, until told to stop
+my $A_COUNT     = 600;   # its transactions per client (-t): 120 s of them at that pace, far longer than the test needs
 my $C_MAX_ROUNDS = 30;   # -C rounds: at most this many, and none after 60 s
 my $QUEUED      = 32;    # connections opened to a port while its old pgnear is stopped, at each SIGUSR2
 my @NAMES = qw(p1 p2 p3);
@@ -78,8 +82,10 @@ $us->psql_admin([
     'CREATE TABLE rolling_a (id bigserial PRIMARY KEY, client int NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())',
     'CREATE INDEX ON rolling_a (client)',
     'CREATE TABLE rolling_c (id bigserial PRIMARY KEY, round int NOT NULL, client int NOT NULL)',
+    'CREATE TABLE rolling_stop (stop int NOT NULL)',
+    'INSERT INTO rolling_stop VALUES (0)',
     'CREATE INDEX ON rolling_c (round)',
-    'GRANT ALL ON rolling_a, rolling_c TO app',
+    'GRANT ALL ON rolling_a, rolling_c, rolling_stop TO app',
     'GRANT ALL ON SEQUENCE rolling_a_id_seq, rolling_c_id_seq TO app',
 ], dbname => 'movr');
 
@@ -127,10 +133,17 @@ my $hconn = conninfo_string(host => '127.0.0.1', port => $hap->port, dbname => '
 
 # ------------------------------------------------------------------ load
 
-write_file("$dir/a.sql", <<'EOF');
+# :stopped starts at 0 (-D) and, like every pgbench variable, lasts from
+# one of the client's transactions to the next.
+write_file("$dir/a.sql", <<"EOF");
+\\if :stopped
+\\else
+\\sleep $A_PAUSE_MS ms
+\\endif
 BEGIN;
 INSERT INTO rolling_a (client) VALUES (:client_id);
 SELECT count(*) FROM rolling_a WHERE client = :client_id;
+SELECT stop AS stopped FROM rolling_stop \\gset
 END;
 EOF
 write_file("$dir/c.sql", <<'EOF');
@@ -141,7 +154,7 @@ END;
 EOF
 
 my $t_a_start = time;
-my $a_pid = spawn([$PGBENCH, '-n', '-c', $A_CLIENTS, '-j', 4, '-T', $A_SECONDS, '-R', $A_RATE, '-f', "$dir/a.sql",
+my $a_pid = spawn([$PGBENCH, '-n', '-c', $A_CLIENTS, '-j', 4, '-t', $A_COUNT, '-D', 'stopped=0', '-f', "$dir/a.sql",
                    '-l', "--log-prefix=$dir/a", $hconn],
                   out => "$dir/a.out", err => "$dir/a.err", cwd => $dir);
 
@@ -258,7 +271,7 @@ for my $i (0 .. 2) {
 my $t_restart_end = time;
 note sprintf 'rolling restart of three instances took %.1f s', $t_restart_end - $t_restart_begin;
 ok !defined reap($a_pid), 'pgbench (persistent) still runs after the last restart'
-  or diag 'pgbench ended before the restart did: raise $A_SECONDS';
+  or diag 'pgbench ended before the restart did: raise $A_COUNT';
 for my $i (0 .. 2) {
     ok $old[$i]->is_running, "$NAMES[$i]: the old process still runs after the whole restart";
 }
@@ -341,12 +354,14 @@ my $c_done = wait_pid($c_pid, timeout => 30);
 is $c_done, 0, 'the -C rounds stopped';
 
 # pgbench ends; the old processes exit by themselves once its sessions have.
+ok !defined reap($a_pid), 'pgbench (persistent) still runs when told to stop';
+$us->psql_admin('UPDATE rolling_stop SET stop = 1', dbname => 'movr');
 my ($a_rc, $t_a_end, %exit_at);
 wait_until(sub {
     if (!defined $a_rc && defined($a_rc = reap($a_pid))) { $t_a_end = time }
     for my $i (0 .. 2) { $exit_at{$i} //= time unless $old[$i]->is_running }
     defined $a_rc && keys %exit_at == 3;
-}, timeout => $A_SECONDS + 30, interval => 0.02);
+}, timeout => 60, interval => 0.02);
 is $a_rc, 0, 'pgbench (persistent) exits 0';
 $t_a_end //= time;
 my $a_log = pgbench_log("$dir/a");
