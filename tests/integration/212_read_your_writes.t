@@ -4,10 +4,10 @@
 # passes it back as pgnear.min_lsn is placed only on a node known to have
 # replayed it.  Against a primary (us-east) and a streaming standby in
 # eu-west that replays a second late (recovery_min_apply_delay = 1s):
-# 500 fenced reads from a Dublin caller that prefers a standby all see
+# 200 fenced reads from a Dublin caller that prefers a standby all see
 # the row just written (min_lsn_wait = 0: on the primary), while unfenced
 # reads on the delayed standby miss it; on a second standby that replays at
-# once, 100 fenced reads with the default min_lsn_wait wait for it, are
+# once, 50 fenced reads with the default min_lsn_wait wait for it, are
 # read there and see their row; a fence old enough that the standby has replayed it reads there; a
 # fence from another timeline goes to the primary; a far standby that has
 # the position is taken only after a 200 ms grace for a near one on its way
@@ -121,7 +121,7 @@ sub read_at {
 }
 
 my ($unfenced_missed, $fenced_ok, %where) = (0, 0);
-my $N = 500;    # within CI's time under ASan: each is a write, a login and a read
+my $N = 200;    # within CI's time under ASan: each is a write, a login and a read
 for my $id (100 .. 100 + $N - 1) {
     my ($fence) = fence_of($w->query("INSERT INTO marks (id) VALUES ($id)"));
     if ($id < 120) {   # the control: a read right after the write, without the fence
@@ -137,7 +137,7 @@ cmp_ok $unfenced_missed, '>', 0, "... while unfenced reads on the delayed standb
 
 # The same on a standby that replays at once (ap-southeast, no apply delay),
 # with the default min_lsn_wait: each fenced read waits for it to replay its
-# write, lands there, and sees the row; 200 of them, each a write, a wait
+# write, lands there, and sees the row; 50 of them, each a write, a wait
 # and a login.  (The test clusters run synchronous_commit = off, so the WAL
 # reaches the standby at the WAL writer's pace, 200 ms: most of the wait.)
 {
@@ -151,7 +151,7 @@ cmp_ok $unfenced_missed, '>', 0, "... while unfenced reads on the delayed standb
       'a second pgnear knows ap-southeast is a standby';
     my ($ok, %at, @took) = (0);
     my $t0 = time;
-    my $n = 100;
+    my $n = 50;
     for my $id (20000 .. 20000 + $n - 1) {
         my ($fence) = fence_of($w->query("INSERT INTO marks (id) VALUES ($id)"));
         my $t = time;

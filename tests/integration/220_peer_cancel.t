@@ -26,10 +26,10 @@
 #     forwarded flag is clear; keys of live sessions with the forwarded
 #     flag set are dropped as misrouted, not forwarded twice; a signed key
 #     naming a peer that is not listed is dropped as bad_key;
-#   - 10,000 forged keys through HAProxy: 5,000 random 3.0 keys naming a
+#   - 4,000 forged keys through HAProxy: 2,000 random 3.0 keys naming a
 #     peer (one in ten with the process ID of a live session) cancel
 #     nothing, the rate limit shows (rate_limited grows) and bounds the
-#     forwards (per worker: burst plus rate times the time); 5,000 3.2 keys
+#     forwards (per worker: burst plus rate times the time); 2,000 3.2 keys
 #     with a valid format byte and peer id but a wrong HMAC (half of them a
 #     live session's own key with only the HMAC changed) cancel nothing and
 #     are never forwarded (pgnear_peer_cancels_total direction="out" and
@@ -79,7 +79,7 @@ my $SRCDIR = $ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..";
 my $PGNEAR = $ENV{PGNEAR} // die "220_peer_cancel: PGNEAR is not set\n";
 
 my $ROUNDS          = 30;       # cancels per client kind
-my $FORGED_EACH     = 5_000;    # forged 3.0 keys, and as many forged 3.2 keys
+my $FORGED_EACH     = 2_000;    # forged 3.0 keys, and as many forged 3.2 keys
 my $CANCEL_WAIT     = 5;        # a cancel must end its query within this (s)
 my $FORWARD_TIMEOUT = 2;        # cancel_forward_timeout (its default, written out)
 my $SLACK           = 1.5;      # on top of cancel_forward_timeout
