@@ -33,6 +33,7 @@
 #include "proxy/migrate/plan.h"
 #include "proxy/migrate/runner.h"
 #include "proxy/migrate/status.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/runtime/worker_call.h"
@@ -60,7 +61,9 @@ struct migrations_request {
     int64_t to;
     struct migrate_steps steps;
     const struct region *alone;
-    const char *resolve_as; /* MIGRATE RESOLVE: "applied", "failed" or "reverted" */
+    struct region_subset only; /* the regions it works in */
+    bool every;                /* ... or every region */
+    const char *resolve_as;    /* MIGRATE RESOLVE: "applied", "failed" or "reverted" */
     bool force;
     char run_by[MIGRATE_RUN_BY_MAX + 1];
     /* The commands that run steps: */
@@ -70,6 +73,12 @@ struct migrations_request {
     bool aborted;            /* the abort came before the run started */
     char abort_who[128];
 };
+
+/* The regions the request works in (NULL: every region). */
+static const struct region_subset *request_only(const struct migrations_request *req)
+{
+    return req->every ? NULL : &req->only;
+}
 
 /*
  * A region whose hosts are standbys of another region's primary runs
@@ -302,8 +311,8 @@ static int run_start(struct migrations_request *req, struct config *cfg,
                      const struct migrate_run_what *what)
 {
     struct migrate_run_hooks hooks = {run_note, run_done, req};
-    req->run =
-        migrate_run_start(req->home, cfg, &req->steps, req->alone, what, req->run_by, &hooks);
+    req->run = migrate_run_start(req->home, cfg, &req->steps, request_only(req), what, req->run_by,
+                                 &hooks);
     if (req->run == NULL) {
         admin_error_oom(&req->wait->err);
         return CMD_ERROR;
@@ -516,17 +525,41 @@ static bool migrations_configured(const struct config *cfg, struct admin_error *
 }
 
 /* The region named by IN REGION, or NULL for all; false with the error when there is none. */
-static bool migrations_region(const struct config *cfg, const struct admin_cmd *cmd,
-                              const struct region **out, struct admin_error *err)
+/*
+ * The regions a command works in: those where migrations_db lives (its
+ * [database] section's, or where a move put it; every region when neither
+ * says), or the one it names, which must be one of them.
+ */
+static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
+                               struct migrations_request *req, struct admin_error *err)
 {
-    *out = NULL;
+    const struct config *cfg = w->cfg;
+    const struct region_subset *lives =
+        placement_of(&w->shared->placement, cfg, cfg->migrations_db, &req->only);
+    req->every = lives == NULL;
+    if (lives != NULL && lives != &req->only)
+        req->only = *lives;
     if (!cmd->has_region)
         return true;
-    *out = region_set_find(&cfg->regions, cmd->region);
-    if (*out == NULL)
+    req->alone = region_set_find(&cfg->regions, cmd->region);
+    if (req->alone == NULL) {
         admin_error_set(err, "42704", NULL, "SHOW REGIONS lists them.",
                         "region \"%s\" does not exist", cmd->region);
-    return *out != NULL;
+        return false;
+    }
+    if (!req->every && !region_subset_has(&req->only, req->alone)) {
+        char list[256], detail[300];
+        region_subset_format(&req->only, list, sizeof(list));
+        snprintf(detail, sizeof(detail), "It lives in: %s.", list);
+        admin_error_set(err, "55000", detail, NULL,
+                        "migrations_db \"%s\" does not live in region \"%s\"", cfg->migrations_db,
+                        req->alone->name);
+        return false;
+    }
+    req->every = false;
+    req->only.count = 1;
+    req->only.items[0] = (struct region *)req->alone;
+    return true;
 }
 
 /* Ctrl-C on the admin's session, the session's end, MIGRATE ABORT: the run stops. */
@@ -600,7 +633,7 @@ static bool request_claim(struct migrations_request *req, struct session *s)
 
 /* A request for cmd, its steps loaded; NULL with the error set. */
 static struct migrations_request *request_new(struct session *s, const struct admin_cmd *cmd,
-                                              const struct region *alone, struct console_wait *wait)
+                                              struct console_wait *wait)
 {
     struct migrations_request *req = calloc(1, sizeof(*req));
     char why[512], host[64] = "?";
@@ -612,7 +645,6 @@ static struct migrations_request *request_new(struct session *s, const struct ad
     req->home = s->w;
     req->kind = cmd->kind;
     req->to = cmd->has_version ? cmd->version : MIGRATE_TO_ALL;
-    req->alone = alone;
     req->resolve_as = cmd->resolve_applied    ? "applied"
                       : cmd->resolve_reverted ? "reverted"
                                               : "failed";
@@ -638,13 +670,16 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
     struct config *cfg = s->w->cfg;
-    const struct region *alone;
-    if (!migrations_configured(cfg, &wait->err) || !migrations_region(cfg, cmd, &alone, &wait->err))
+    if (!migrations_configured(cfg, &wait->err))
         return CMD_ERROR;
-    struct migrations_request *req = request_new(s, cmd, alone, wait);
+    struct migrations_request *req = request_new(s, cmd, wait);
     if (req == NULL)
         return CMD_ERROR;
-    if (migrate_status_start(s->w->base, cfg, alone, cfg->server_connect_timeout_ms,
+    if (!migrations_regions(s->w, cmd, req, &wait->err)) {
+        request_free(req);
+        return CMD_ERROR;
+    }
+    if (migrate_status_start(s->w->base, cfg, request_only(req), cfg->server_connect_timeout_ms,
                              migrations_answer, req) == NULL) {
         request_free(req);
         admin_error_oom(&wait->err);

@@ -49,7 +49,7 @@ const char *dbmove_home_region(const struct dbmove_row *r)
     return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
 }
 
-/* Whether some [database] section names a single region: only then may a database be moved. */
+/* Whether some [database] section says where it lives: only then may a database be moved. */
 static bool may_have_moves(const struct config *cfg)
 {
     for (size_t i = 0; i < cfg->n_need_rules; i++) {
@@ -58,7 +58,7 @@ static bool may_have_moves(const struct config *cfg)
         if (rule->is_user || rule->regions == NULL)
             continue;
         const struct region_subset *placed = config_database_placement(cfg, rule->name, &where);
-        if (placed != NULL && placed->count == 1)
+        if (placed != NULL && placed->count > 0)
             return true;
     }
     return false;
@@ -80,8 +80,8 @@ static bool disagreement(const struct config *cfg, const struct dbmove_row *r, c
 {
     struct region_subset where;
     const struct region_subset *placed = config_database_placement(cfg, r->database, &where);
-    if (placed != NULL && placed->count == 1 && strcasecmp(placed->items[0]->name, region) == 0)
-        return false;
+    if (placed != NULL && region_subset_has(placed, region_set_find(&cfg->regions, region)))
+        return false; /* the file names its primary's region (and maybe its standbys') */
     char file[256] = "every region";
     if (placed != NULL)
         region_subset_format(placed, file, sizeof(file));

@@ -15,11 +15,10 @@
 
 #include "proxy/dbmove/job.h"
 #include "proxy/session/gate.h"
+#include "routing/region.h"
 
 struct event;
 struct pgasync;
-struct region;
-struct region_host;
 
 #define DBMOVE_APPLICATION_NAME "pgnear database move"
 #define DBMOVE_QUERY_TIMEOUT_MS 30000
@@ -86,6 +85,7 @@ struct dbmove_job {
     /* the regions and their primaries */
     const struct region *from, *to;
     const struct region_host *from_host, *to_host;
+    struct region_subset home_regions; /* where it lives as the job began: from and its standbys' */
     char src_db[DBMOVE_CONNINFO_MAX], src_ctl[DBMOVE_CONNINFO_MAX];
     char settle_ctl[DBMOVE_CONNINFO_MAX]; /* SETTLE: the leaving side's, where the lock is */
     char dst_db[DBMOVE_CONNINFO_MAX], dst_ctl[DBMOVE_CONNINFO_MAX];

@@ -21,25 +21,84 @@
 
 /* ---- shared steps ---- */
 
+/* Whether a host of r is up and writable. */
+static bool has_writable_primary(const struct region *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++)
+        if (host_is_up(&r->hosts[i]) && !host_is_standby(&r->hosts[i]))
+            return true;
+    return false;
+}
+
+/*
+ * A database lives in one region's primary and, maybe, in regions whose
+ * hosts are streaming standbys of it (regions = us-east, us-west: the
+ * same cluster, read near its callers).  The move leaves from the region
+ * whose primary is up; every other region's hosts that are up must belong
+ * to that primary's cluster (the same system identifier), else the list
+ * names two clusters and no one of them holds all of the database.
+ */
+static const struct region *leaving_region(struct dbmove_job *j, const struct region_subset *placed)
+{
+    const struct region *primary = NULL;
+    for (size_t i = 0; i < placed->count; i++) {
+        if (!has_writable_primary(placed->items[i]))
+            continue;
+        if (primary != NULL) {
+            job_problem(j, "55000",
+                        "A database lives in one primary's cluster; list its standbys' regions "
+                        "beside it, and nothing else.",
+                        NULL, "database \"%s\" lives in two regions with a primary: %s and %s",
+                        j->req.database, primary->name, placed->items[i]->name);
+            return NULL;
+        }
+        primary = placed->items[i];
+    }
+    if (primary == NULL || job_primary(j, primary) == NULL) {
+        if (primary == NULL) /* job_primary tells why the first region has none */
+            job_primary(j, placed->items[0]);
+        return NULL;
+    }
+    uint64_t cluster = host_system_id(job_primary(j, primary));
+    for (size_t i = 0; i < placed->count; i++)
+        for (size_t k = 0; k < placed->items[i]->nhosts && cluster != 0; k++) {
+            const struct region_host *h = &placed->items[i]->hosts[k];
+            uint64_t id = host_is_up(h) ? host_system_id(h) : 0;
+            if (id == 0 || id == cluster)
+                continue;
+            char detail[200];
+            snprintf(detail, sizeof(detail),
+                     "Its system identifier is not that of the primary in region \"%s\".",
+                     primary->name);
+            job_problem(j, "55000",
+                        "List only the regions whose hosts are streaming standbys of the primary.",
+                        detail,
+                        "host %s:%d of region \"%s\" belongs to another cluster than "
+                        "database \"%s\"'s primary",
+                        h->name, h->port, placed->items[i]->name, j->req.database);
+            return NULL;
+        }
+    return primary;
+}
+
 int job_find_source(struct dbmove_job *j)
 {
-    struct region_subset where;
     const struct region_subset *placed =
-        placement_of(&j->home->shared->placement, j->cfg, j->req.database, &where);
-    char detail[300];
-    if (placed == NULL || placed->count != 1) {
-        snprintf(detail, sizeof(detail),
-                 "A move takes a database from the one region it lives in; \"%s\" lives in %s.",
-                 j->req.database, placed == NULL ? "every region" : "several regions");
+        placement_of(&j->home->shared->placement, j->cfg, j->req.database, &j->home_regions);
+    if (placed == NULL || placed->count == 0) {
         job_problem(j, "55000",
                     "Say where it lives with a [database NAME] section: regions = the region "
-                    "whose primary holds it.",
-                    detail, "database \"%s\" does not live in one region", j->req.database);
+                    "whose primary holds it, and those of its standbys.",
+                    "A move takes a database from the primary that holds it; \"%s\" lives in "
+                    "every region.",
+                    "database \"%s\" does not say where it lives", j->req.database);
         return JOB_FAIL;
     }
-    j->from = placed->items[0];
-    if ((j->from_host = job_primary(j, j->from)) == NULL)
+    if (placed != &j->home_regions)
+        j->home_regions = *placed;
+    if ((j->from = leaving_region(j, placed)) == NULL)
         return JOB_FAIL;
+    j->from_host = job_primary(j, j->from);
     if (!job_conninfo(j, j->from_host, j->req.database, j->src_db, sizeof(j->src_db)) ||
         !job_conninfo(j, j->from_host, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl)))
         return JOB_FAIL;
@@ -159,7 +218,7 @@ static int start_regions(struct dbmove_job *j)
     }
     if (job_find_source(j) != JOB_NEXT)
         return JOB_FAIL;
-    if (j->from == j->to) {
+    if (region_subset_has(&j->home_regions, j->to)) {
         job_problem(j, "55000", NULL, NULL, "database \"%s\" lives in region \"%s\" already",
                     j->req.database, j->to->name);
         return JOB_FAIL;

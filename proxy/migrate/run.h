@@ -23,6 +23,7 @@
 #include "proxy/migrate/history.h"
 #include "proxy/migrate/runner.h"
 #include "proxy/session/gate.h"
+#include "routing/region.h"
 
 enum { CONN_LOCK, CONN_STEP, NCONNS };
 
@@ -48,7 +49,7 @@ struct migrate_run {
     struct event_base *base;
     struct config *cfg;
     struct migrate_steps steps;
-    const struct region *alone;
+    struct region_subset only; /* the regions it runs in */
     struct migrate_run_what what;
     int64_t to;
     size_t settled; /* RESOLVE, RETRY: regions where the version was settled or run */

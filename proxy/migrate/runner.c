@@ -294,8 +294,8 @@ static size_t region_at(const struct migrate_run *run)
 static void run_region(struct migrate_run *run)
 {
     const struct config *cfg = run->cfg;
-    while (run->ri < cfg->regions.count && run->alone != NULL &&
-           &cfg->regions.items[region_at(run)] != run->alone)
+    while (run->ri < cfg->regions.count &&
+           !region_subset_has(&run->only, &cfg->regions.items[region_at(run)]))
         run->ri++;
     if (run->ri == cfg->regions.count) {
         if ((run->what.mode == MIGRATE_RUN_RESOLVE || run->what.mode == MIGRATE_RUN_RETRY) &&
@@ -337,7 +337,7 @@ static void run_region(struct migrate_run *run)
 }
 
 struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
-                                      struct migrate_steps *steps, const struct region *alone,
+                                      struct migrate_steps *steps, const struct region_subset *only,
                                       const struct migrate_run_what *what, const char *run_by,
                                       const struct migrate_run_hooks *hooks)
 {
@@ -351,7 +351,7 @@ struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
     run->cfg = config_ref(cfg);
     run->home = home;
     run->base = home->base;
-    run->alone = alone;
+    migrate_regions_only(cfg, only, &run->only);
     run->what = *what;
     run->to = what->mode == MIGRATE_RUN_UP ? what->version : MIGRATE_TO_ALL;
     snprintf(run->run_by, sizeof(run->run_by), "%s", run_by);

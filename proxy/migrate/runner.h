@@ -51,6 +51,7 @@
 
 struct config;
 struct region;
+struct region_subset;
 struct worker;
 struct migrate_run;
 
@@ -102,12 +103,12 @@ struct migrate_run_hooks {
 };
 
 /*
- * Does what in each region of cfg in migration order (only alone when not
- * NULL), on home's loop.  Takes steps (the caller's copy is emptied).
+ * Does what in each region of cfg in migration order that only holds
+ * (NULL: every region), on home's loop.  Takes steps (the caller's copy is emptied).
  * NULL when out of memory (steps are freed).
  */
 struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
-                                      struct migrate_steps *steps, const struct region *alone,
+                                      struct migrate_steps *steps, const struct region_subset *only,
                                       const struct migrate_run_what *what, const char *run_by,
                                       const struct migrate_run_hooks *hooks);
 

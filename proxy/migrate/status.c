@@ -54,6 +54,18 @@ const struct region_host *migrate_target(const struct config *cfg, const struct 
     return NULL;
 }
 
+void migrate_regions_only(const struct config *cfg, const struct region_subset *only,
+                          struct region_subset *out)
+{
+    if (only != NULL) {
+        *out = *only;
+        return;
+    }
+    out->count = 0;
+    for (size_t i = 0; i < cfg->regions.count && out->count < REGION_SUBSET_MAX; i++)
+        out->items[out->count++] = &cfg->regions.items[i];
+}
+
 static void status_region_done(struct migrate_region_status *rs)
 {
     struct migrate_status *st = rs->status;
@@ -115,7 +127,7 @@ static void status_finish(evutil_socket_t fd, short what, void *arg)
 }
 
 struct migrate_status *migrate_status_start(struct event_base *base, struct config *cfg,
-                                            const struct region *alone, int timeout_ms,
+                                            const struct region_subset *only, int timeout_ms,
                                             migrate_status_done_fn done, void *arg)
 {
     struct migrate_status *st = calloc(1, sizeof(*st));
@@ -132,7 +144,7 @@ struct migrate_status *migrate_status_start(struct event_base *base, struct conf
     }
     for (size_t i = 0; i < cfg->regions.count; i++) {
         const struct region *r = &cfg->regions.items[cfg->migration_order_index[i]];
-        if (alone != NULL && r != alone)
+        if (only != NULL && !region_subset_has(only, r))
             continue;
         struct migrate_region_status *rs = &st->regions[st->count++];
         rs->region = r;

@@ -23,6 +23,7 @@
 struct config;
 struct event_base;
 struct region;
+struct region_subset;
 struct pgasync;
 
 #define MIGRATE_APPLICATION_NAME "pgnear migrations"
@@ -53,14 +54,18 @@ struct migrate_status {
 };
 
 /*
- * Starts reading the histories of every region of cfg, or of only alone
+ * Starts reading the histories of the regions of cfg that only holds
  * (NULL: all), each query limited to timeout_ms.  done(st, arg) is called
  * once from the loop, never from inside this call; the callee frees st
  * with migrate_status_free.  NULL when out of memory.
  */
 struct migrate_status *migrate_status_start(struct event_base *base, struct config *cfg,
-                                            const struct region *alone, int timeout_ms,
+                                            const struct region_subset *only, int timeout_ms,
                                             migrate_status_done_fn done, void *arg);
+
+/* only, or every region of cfg when it is NULL, into out. */
+void migrate_regions_only(const struct config *cfg, const struct region_subset *only,
+                          struct region_subset *out);
 
 /* Frees st, abandoning what is still in flight. */
 void migrate_status_free(struct migrate_status *st);

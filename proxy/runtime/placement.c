@@ -60,10 +60,18 @@ const struct region_subset *placement_of(struct placement_table *t, const struct
                                          const char *database, struct region_subset *out)
 {
     char region[PLACEMENT_NAME_MAX + 1];
+    const struct region_subset *file = config_database_placement(cfg, database, out);
     if (table_empty(t) || !placement_region(t, database, region, sizeof(region)))
-        return config_database_placement(cfg, database, out);
-    out->count = 0;
+        return file;
+    /*
+     * A move names the region of the primary; the file's list may name its
+     * standbys' regions beside it: where that region is listed, the file
+     * says where the database lives.
+     */
     struct region *r = region_set_find(&cfg->regions, region);
+    if (file != NULL && r != NULL && region_subset_has(file, r))
+        return file;
+    out->count = 0;
     if (r != NULL)
         out->items[out->count++] = r;
     return out;

@@ -43,7 +43,9 @@ void placement_destroy(struct placement_table *t);
 
 /*
  * The regions database lives in, into out: the entry's one region (none
- * when cfg no longer has it), else the file's list; NULL for every region.
+ * when cfg no longer has it), or the file's list where that list names the
+ * entry's region (a primary's, beside its standbys'), else the file's
+ * list; NULL for every region.
  */
 const struct region_subset *placement_of(struct placement_table *t, const struct config *cfg,
                                          const char *database, struct region_subset *out);

@@ -61,13 +61,19 @@ static void batch_row(const struct move_result *r, void *arg)
     pthread_mutex_unlock(&b->lock);
 }
 
-/* Whether s is of the scope's region (and database): FROM and DATABASE, and what end_the_rest ends.
+/*
+ * Whether s is in the scope (what end_the_rest ends too): FROM, of region
+ * from; DATABASE, of the database and anywhere but region to (a database
+ * may have lived in its primary's region and its standbys').
  */
 static bool in_region_scope(const struct move_batch_spec *spec, const struct session *s)
 {
-    if (s->region == NULL || strcasecmp(s->region->name, spec->from) != 0)
+    if (s->region == NULL)
         return false;
-    return spec->scope != MOVE_BATCH_DATABASE || strcmp(s->database, spec->database) == 0;
+    if (spec->scope == MOVE_BATCH_DATABASE)
+        return strcmp(s->database, spec->database) == 0 &&
+               strcasecmp(s->region->name, spec->to) != 0;
+    return strcasecmp(s->region->name, spec->from) == 0;
 }
 
 /* Where s goes in this batch; false when it is not in scope. */

@@ -28,7 +28,7 @@ enum move_batch_scope {
     MOVE_BATCH_ONE,      /* the session client_id */
     MOVE_BATCH_FROM,     /* every session in region from */
     MOVE_BATCH_HOME,     /* every session whose route picks another region now */
-    MOVE_BATCH_DATABASE, /* every session of database in region from */
+    MOVE_BATCH_DATABASE, /* every session of database not in region to (from: the primary's) */
 };
 
 struct move_batch_spec {

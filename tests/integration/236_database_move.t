@@ -63,9 +63,10 @@ ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 3 == grep { $_->{role} eq '
 # ------------------------------------------------------------------ refusals, before anything changes
 
 refused('MOVE DATABASE movr TO REGION mars', '42704', qr/region "mars" does not exist/, 'an unknown region');
-refused('MOVE DATABASE app TO REGION eu-west', '55000', qr/database "app" does not live in one region/,
+refused('MOVE DATABASE app TO REGION eu-west', '55000', qr/database "app" does not say where it lives/,
         'a database without [database] regions');
-refused('MOVE DATABASE other TO REGION ap-south', '55000', qr/does not live in one region/, 'one in two regions');
+refused('MOVE DATABASE other TO REGION ap-south', '55000', qr/lives in two regions with a primary: us-east and eu-west/,
+        'one in two primaries\' regions');
 refused('MOVE DATABASE postgres TO REGION eu-west', '0A000', qr/database "postgres" cannot be moved/, 'moves_db');
 refused('MOVE DATABASE movr TO REGION us-east', '55000', qr/lives in region "us-east" already/, 'where it is');
 refused('MOVE DATABASE movr TO REGION ap-south', '55000',
