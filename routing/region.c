@@ -195,6 +195,33 @@ bool region_is_up(const struct region *r)
     return false;
 }
 
+const struct region *region_with_primary(const struct region_set *set, const struct region *except,
+                                         uint64_t system_id)
+{
+    for (size_t i = 0; system_id != 0 && i < set->count; i++) {
+        const struct region *other = &set->items[i];
+        for (size_t j = 0; other != except && j < other->nhosts; j++) {
+            const struct region_host *h = &other->hosts[j];
+            if (host_is_up(h) && !host_is_standby(h) && host_system_id(h) == system_id)
+                return other;
+        }
+    }
+    return NULL;
+}
+
+const struct region *region_followed(const struct region_set *set, const struct region *r)
+{
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        const struct region *leader = host_is_up(h) && host_is_standby(h)
+                                          ? region_with_primary(set, r, host_system_id(h))
+                                          : NULL;
+        if (leader != NULL)
+            return leader;
+    }
+    return NULL;
+}
+
 bool registry_bind(struct registry *reg, struct region_set *set)
 {
     for (size_t r = 0; r < set->count; r++) {

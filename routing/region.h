@@ -59,6 +59,18 @@ static inline uint64_t host_system_id(const struct region_host *h)
 /* A region can take sessions when one of its hosts is up. */
 bool region_is_up(const struct region *r);
 
+struct region_set;
+
+/*
+ * The region of set, other than except, with an up primary of cluster
+ * system_id (by the health checks); NULL when none (or system_id is 0).
+ */
+const struct region *region_with_primary(const struct region_set *set, const struct region *except,
+                                         uint64_t system_id);
+
+/* The region whose primary r's up standbys stream from; NULL when none does. */
+const struct region *region_followed(const struct region_set *set, const struct region *r);
+
 struct region_set {
     size_t count;
     struct region *items; /* owned array */

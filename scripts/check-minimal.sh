@@ -139,8 +139,29 @@ got=$(node tests/node/neon_client.js --port 6480 --wss --ca demo-run/ca.crt --he
 case $got in *'"rows":[["us-west"]]'*) ;; *) echo "WebSocket client, X-City Tokyo: $got" >&2; exit 1 ;; esac
 echo "WebSocket, X-City Tokyo -> us-west"
 got=$(curl -sf http://127.0.0.1:9187/metrics | grep -c '^pgnear_host_up{.*} 1$')
-[ "$got" = 3 ] || { echo "metrics: $got hosts up, expected 3" >&2; exit 1; }
-echo "metrics: 3 hosts up"
+[ "$got" = 4 ] || { echo "metrics: $got hosts up, expected 4" >&2; exit 1; }
+echo "metrics: 4 hosts up"
+step "the tour's database move: movr to eu-central and back"
+app="host=127.0.0.1 port=6432 dbname=movr user=app password=app-secret"
+$psql -X -q "$admin" -c 'MOVE DATABASE movr TO REGION eu-central'
+i=0
+while :; do
+    got=$($psql -X -At "$admin" -c 'SHOW MOVES' | head -n 1 | cut -d'|' -f4)
+    [ "$got" = streaming ] && break
+    i=$((i + 1))
+    [ "$i" -lt 300 ] || { echo "after MOVE DATABASE, SHOW MOVES says: $got" >&2; exit 1; }
+    sleep 0.2
+done
+$psql -X -q "$admin" -c 'MOVE DATABASE movr CUTOVER' >/dev/null
+got=$($psql -X -At "$app" -c 'SHOW cluster_name')
+[ "$got" = eu-central ] || { echo "after CUTOVER, movr is served by '$got', not eu-central" >&2; exit 1; }
+got=$($psql -X -At "$app" -c 'SELECT count(*) FROM pgnear_schema_history')
+[ "$got" = 4 ] || { echo "after CUTOVER, eu-central's movr has $got migration steps, not 4" >&2; exit 1; }
+echo "MOVE DATABASE movr TO REGION eu-central, CUTOVER: served by eu-central, with its 4 migration steps"
+$psql -X -q "$admin" -c 'MOVE DATABASE movr REVERT' >/dev/null
+got=$($psql -X -At "$app" -c 'SHOW cluster_name')
+[ "$got" = us-east ] || { echo "after REVERT, movr is served by '$got', not us-east" >&2; exit 1; }
+echo "REVERT: served by us-east again"
 step "scripts/demo.sh again, over the running demo"
 scripts/demo.sh
 step "scripts/demo.sh stop"

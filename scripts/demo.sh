@@ -1,11 +1,13 @@
 #!/bin/sh
 # The demo: a PostgreSQL 15 primary as the region us-east and two
-# streaming standbys of it as us-west and eu-west, pgnear in front of them,
-# and lines to try: routing by city and by what a session needs (a
-# writable primary, a standby to read from, a read that sees a write), the
-# admin console, the MovR schema migrations of conf/migrations/ (run in
-# us-east, replayed by the standbys), a WebSocket client (the Neon
-# serverless driver of tests/node) and the Prometheus metrics.
+# streaming standbys of it as us-west and eu-west, a cluster of its own as
+# eu-central, pgnear in front of them, and lines to try: routing by city
+# and by what a session needs (a writable primary, a standby to read from,
+# a read that sees a write), the admin console, the MovR schema migrations
+# of conf/migrations/ (run in us-east, replayed by the standbys), moving
+# the database movr to eu-central and back while clients keep working, a
+# WebSocket client (the Neon serverless driver of tests/node) and the
+# Prometheus metrics.
 #   scripts/demo.sh          install, build, start (a running demo is stopped first)
 #   scripts/demo.sh stop     stop what the demo started
 # Its files (configuration, certificates, logs, the clusters' data) are in
@@ -18,9 +20,18 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 link="$top/demo-run"
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
-# (from /: the postgres user may not be allowed into the current directory)
-as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups env --chdir=/"
-regions="us-east:39.04,-77.49:25501 us-west:45.60,-121.18:25502 eu-west:53.35,-6.26:25503"
+# (from /: the postgres user may not be allowed into the current directory;
+# with its own HOME, set again once install-deps.sh has made the user: a
+# server's libpq connection, a subscription's, looks for a client
+# certificate in ~/.postgresql, and may not read root's)
+postgres_user() {
+    as_postgres="setpriv --reuid=postgres --regid=postgres --init-groups env --chdir=/ HOME=$(getent passwd postgres | cut -d: -f6)"
+}
+postgres_user
+# name:location:port:kind; kind: the primary, a streaming standby of it, or
+# a cluster of its own
+regions="us-east:39.04,-77.49:25501:primary us-west:45.60,-121.18:25502:standby
+ eu-west:53.35,-6.26:25503:standby eu-central:50.11,8.68:25504:own"
 port=${PGNEAR_PORT:-6432}
 ws_port=${PGNEAR_WS_PORT:-6480}
 metrics_port=${PGNEAR_METRICS_PORT:-9187}
@@ -151,6 +162,7 @@ elif [ $# -gt 0 ]; then
 fi
 
 scripts/install-deps.sh
+postgres_user
 bin=$(scripts/build.sh)/pgnear
 
 # A demo started before (from this checkout) is stopped and started afresh.
@@ -161,7 +173,7 @@ old=$(last_run)
 # shares its port with any other pgnear (SO_REUSEPORT), so clients would
 # reach the old one, with the old certificates.
 busy=""
-for p in "$port" "$ws_port" "$metrics_port" 25501 25502 25503; do
+for p in "$port" "$ws_port" "$metrics_port" 25501 25502 25503 25504; do
     if who=$(listeners "$p"); then
         warn "port $p is in use, by something this demo did not start:"
         echo "$who" | sed 's/^/    /' >&2
@@ -221,11 +233,14 @@ chown postgres "$run/server.key" "$run/server.crt" "$run/ca.crt"
 chmod 600 "$run/server.key"
 
 # us-east is the primary; us-west and eu-west are its streaming standbys
-# (pg_basebackup -R), the way most teams run PostgreSQL in several regions.
-# Its conf lines are copied with its files: a standby's own come after them.
+# (pg_basebackup -R), the way most teams run PostgreSQL in several regions;
+# eu-central is a cluster of its own, where a database can be moved.
+# us-east's conf lines are copied with its files: a standby's own come
+# after them.  wal_level = logical: a move copies by logical replication.
 start_cluster() {
     cat >>"$run/$1/postgresql.conf" <<CONF
 port = $2
+wal_level = logical
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$run'
 cluster_name = '$1'
@@ -239,34 +254,57 @@ CONF
     fi
 }
 
+# The roles, made in us-east and given to eu-central with the same SCRAM
+# secrets: app, the application's; pgnear, the superuser pgnear connects
+# as (moving a database creates a subscription, which PostgreSQL 15 lets
+# only a superuser do).
+make_roles() {
+    $psql -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
+    $psql -c "CREATE ROLE pgnear LOGIN SUPERUSER PASSWORD 'pgnear-secret'"
+    verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
+    pgnear_verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgnear'")
+    # The console's admin needs a SCRAM secret in auth_file only, not a
+    # role in any region: the server makes it, and forgets the role.
+    $psql -c "CREATE ROLE pgnear_demo_admin PASSWORD 'admin-secret'"
+    admin_verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgnear_demo_admin'")
+    $psql -c "DROP ROLE pgnear_demo_admin"
+    $psql -c "CREATE DATABASE movr OWNER app"
+    # What the migrations make there, as pgnear, the application may use.
+    $psql -d movr -c "ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT ALL ON TABLES TO app" \
+        -c "ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT ALL ON SEQUENCES TO app"
+}
+
 primary_port=""
 hosts_lines=""
 for r in $regions; do
     name=${r%%:*}
+    kind=${r##*:}
     rest=${r#*:}
+    rest=${rest%:*}
     loc=${rest%:*}
     pgport=${rest##*:}
-    if [ -n "$primary_port" ]; then
+    case $kind in
+    standby)
         $as_postgres "$PG_BINDIR/pg_basebackup" -D "$run/$name" -h "$run" -p "$primary_port" \
             -U postgres -R -X stream --checkpoint=fast >/dev/null ||
             fail "pg_basebackup of region $name from us-east failed"
         start_cluster "$name" "$pgport"
-    else
+        ;;
+    *)
         $as_postgres "$PG_BINDIR/initdb" -D "$run/$name" -U postgres --auth-local=trust \
             --auth-host=scram-sha-256 >/dev/null ||
             fail "initdb of region $name failed (in $run/$name)"
         start_cluster "$name" "$pgport"
-        primary_port=$pgport
         psql="$PG_BINDIR/psql -X -q -h $run -p $pgport -U postgres -d postgres"
-        $psql -c "CREATE ROLE app LOGIN PASSWORD 'app-secret'"
-        verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'app'")
-        # The console's admin needs a SCRAM secret in auth_file only, not a
-        # role in any region: the server makes it, and forgets the role.
-        $psql -c "CREATE ROLE pgnear_demo_admin PASSWORD 'admin-secret'"
-        admin_verifier=$($psql -At -c "SELECT rolpassword FROM pg_authid WHERE rolname = 'pgnear_demo_admin'")
-        $psql -c "DROP ROLE pgnear_demo_admin"
-        $psql -c "CREATE DATABASE movr OWNER app"
-    fi
+        if [ "$kind" = primary ]; then
+            primary_port=$pgport
+            make_roles
+        else
+            $psql -c "CREATE ROLE app LOGIN PASSWORD '$verifier'"
+            $psql -c "CREATE ROLE pgnear LOGIN SUPERUSER PASSWORD '$pgnear_verifier'"
+        fi
+        ;;
+    esac
     hosts_lines="$hosts_lines
 [region $name]
 location = $loc
@@ -317,7 +355,7 @@ $geoip
 proxy_protocol = optional
 trusted_proxies = 127.0.0.1/32
 health_check_interval = 2s
-server_conninfo = user=app password=app-secret
+server_conninfo = user=pgnear password=pgnear-secret
 logfile = $run/pgnear.log
 admin_users = admin
 metrics_addr = 127.0.0.1:$metrics_port
@@ -327,6 +365,10 @@ $websocket
 migrations_dir = $top/conf/migrations
 migrations_db = movr
 $hosts_lines
+; movr lives in us-east's cluster: its primary, and its standbys in us-west
+; and eu-west (MOVE DATABASE movr TO REGION eu-central moves it)
+[database movr]
+regions = us-east, us-west, eu-west
 CONF
 
 "$bin" --check "$run/pgnear.ini"
@@ -365,8 +407,7 @@ started=yes
 
 # Read your own write on a standby, end to end: a write with report_fence,
 # then a read from Dublin with its fence, which must land on eu-west's
-# standby and see the row (health checks as app, which has no
-# pg_read_all_stats: the standby's timeline comes from its control file).
+# standby and see the row.
 fenced=""
 if [ -n "$node_ok" ]; then
     if ! fenced=$(node "$fence_client" --port "$port" 2>&1) ||
@@ -380,8 +421,8 @@ fi
 app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
 admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
 echo
-echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of three regions (log: $run/pgnear.log):"
-echo "a primary in us-east, and its streaming standbys in us-west and eu-west."
+echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of four regions (log: $run/pgnear.log):"
+echo "a primary in us-east, its streaming standbys in us-west and eu-west, and a cluster of its own in eu-central."
 [ -z "$where" ] || echo "$where"
 rw="-c pgnear.target_session_attrs=read-write"
 ro="-c pgnear.target_session_attrs=read-only"
@@ -423,6 +464,17 @@ column while the sessions of movr are held) run in us-east; the standbys of us-w
   psql "$admin" -c 'MIGRATE UP'
   psql "$admin" -c 'SHOW MIGRATIONS'
   psql "$app options='-c pgnear.city=Dublin'" -c '\d users'    # after MIGRATE UP: payment_method
+
+Move the database movr to eu-central while its clients keep working: the first command checks,
+copies by logical replication and answers once the copy runs; the cutover holds movr's sessions at
+their next transaction boundary and moves them there.  (With pgbench writing meanwhile: its table
+pgbench_history has no primary key, which the move refuses; ALTER TABLE pgbench_history REPLICA
+IDENTITY FULL first.)
+  psql "$admin" -c 'MOVE DATABASE movr TO REGION eu-central'
+  psql "$admin" -c 'SHOW MOVES'    # streaming, once every table is copied
+  psql "$admin" -c 'MOVE DATABASE movr CUTOVER'
+  psql "$app" -c 'SHOW cluster_name'    # eu-central
+  psql "$admin" -c 'MOVE DATABASE movr REVERT'    # back to us-east, no write lost; FINISH instead ends the move
 MSG
 if [ -n "$websocket" ]; then
     cat <<MSG

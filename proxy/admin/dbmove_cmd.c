@@ -92,14 +92,14 @@ static void job_done_cb(void *arg, enum dbmove_action action, const struct dbmov
         /* CUTOVER, REVERT: a row per session held, as MOVE CLIENTS answers */
         move_rows_result(&wait->res, moves, nmoves);
         result_notice(&wait->res, "%s", summary);
-        char tag[48];
-        snprintf(tag, sizeof(tag), "MOVE DATABASE %zu", nmoves);
+        char tag[48]; /* "MOVE n", as MOVE CLIENTS: libpq reads n as the rows (PQcmdTuples) */
+        snprintf(tag, sizeof(tag), "MOVE %zu", nmoves);
         result_set_tag(&wait->res, tag);
     } else if (wait->res.cols == NULL && rows == NULL) {
         result_init(&wait->res, NULL, 0);
         if (summary[0] != '\0')
             result_notice(&wait->res, "%s", summary);
-        result_set_tag(&wait->res, "MOVE DATABASE");
+        result_set_tag(&wait->res, "MOVE"); /* "MOVE " and no number: a libpq notice */
     } else {
         show_moves_rows(&wait->res, rows, nrows);
     }

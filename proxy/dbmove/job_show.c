@@ -88,7 +88,10 @@ static int show_read_region(struct dbmove_job *j)
     const struct region *r = &j->cfg->regions.items[j->region_index];
     const struct region_host *h = quiet_primary(r);
     if (h == NULL || !job_conninfo(j, h, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl))) {
-        job_notice(j, "region \"%s\" has no primary up: its record of moves is not read", r->name);
+        /* A region of standbys holds its primary's record, read in the primary's region. */
+        if (h != NULL || region_followed(&j->cfg->regions, r) == NULL)
+            job_notice(j, "region \"%s\" has no primary up: its record of moves is not read",
+                       r->name);
         j->failed = false;
         if (++j->region_index < j->cfg->regions.count)
             j->step = SHOW_READ_REGION;

@@ -14,20 +14,6 @@
 #include "proxy/base/pgconn.h"
 #include "routing/region.h"
 
-/* An up primary of another region than r with system identifier id; NULL when none. */
-static const struct region *leader_of(const struct config *cfg, const struct region *r, uint64_t id)
-{
-    for (size_t i = 0; id != 0 && i < cfg->regions.count; i++) {
-        const struct region *other = &cfg->regions.items[i];
-        for (size_t j = 0; other != r && j < other->nhosts; j++) {
-            const struct region_host *h = &other->hosts[j];
-            if (host_is_up(h) && !host_is_standby(h) && host_system_id(h) == id)
-                return other;
-        }
-    }
-    return NULL;
-}
-
 const struct region_host *migrate_target(const struct config *cfg, const struct region *r,
                                          const struct region **follows, char *why, size_t cap)
 {
@@ -41,7 +27,8 @@ const struct region_host *migrate_target(const struct config *cfg, const struct 
             return h;
         if (standby == NULL)
             standby = h;
-        if (*follows == NULL && (*follows = leader_of(cfg, r, host_system_id(h))) != NULL)
+        if (*follows == NULL &&
+            (*follows = region_with_primary(&cfg->regions, r, host_system_id(h))) != NULL)
             return h;
     }
     if (standby != NULL)

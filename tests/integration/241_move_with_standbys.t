@@ -118,6 +118,7 @@ my ($reader_pid, $writer_pid) = map { one($_, 'SELECT pg_backend_pid()') } $read
 
 my (undef, $merr, $mnotices) = admin('MOVE DATABASE movr TO REGION eu-west');
 is $merr, undef, 'MOVE DATABASE movr TO REGION eu-west' or diag $mnotices;
+unlike $mnotices, qr/could not interpret/, '... its tag does not puzzle psql (libpq reads "MOVE n" as a cursor\'s)';
 ok wait_until(sub { state() eq 'streaming' }, timeout => 120), 'SHOW MOVES: streaming';
 {
     my ($rows) = admin('SHOW MOVES');
@@ -132,6 +133,7 @@ is one($writer, q{INSERT INTO users (city, name) VALUES ('seattle', 'before the 
     'a write before the cutover';
 my (undef, $cerr, $cnotices) = admin('MOVE DATABASE movr CUTOVER');
 is $cerr, undef, 'MOVE DATABASE movr CUTOVER' or diag $cnotices;
+unlike $cnotices, qr/could not interpret/, '... nor does the tag of its rows';
 is one($reader, 'SELECT inet_server_port()'), $eu->port, 'the reader, held on the standby, now reads in eu-west';
 isnt one($reader, 'SELECT pg_backend_pid()'), $reader_pid, '... on another backend, on the same connection';
 is one($writer, 'SELECT inet_server_port()'), $eu->port, 'the writer is in eu-west too';
