@@ -11,7 +11,8 @@
  *
  * One migration runs on a pgnear at a time (daemon->migrating names its
  * worker, whose ->migration is the request): a second is refused at
- * once, and MIGRATE ABORT, on any worker, finds the one to stop.  The
+ * once, and MIGRATE ABORT (migrate_abort.c), on any worker, finds the one
+ * to stop.  The
  * request lives until the run's end; Ctrl-C on the admin's session, or
  * the session ending, aborts it as MIGRATE ABORT would.
  */
@@ -666,6 +667,25 @@ static struct migrations_request *request_new(struct session *s, const struct ad
     return req;
 }
 
+/*
+ * Logical replication does not carry schema changes: a step run while
+ * migrations_db is being moved would stop the move's replication, one way
+ * or the other.  Steps wait for its FINISH or ABORT; reading is fine.
+ */
+static bool migrations_not_moving(struct worker *w, const struct admin_cmd *cmd,
+                                  struct console_wait *wait)
+{
+    const char *db = w->cfg->migrations_db;
+    if (!runs_steps(cmd->kind) || !placement_flag(&w->shared->placement, db, PLACEMENT_MOVING))
+        return true;
+    admin_error_set(&wait->err, "55006",
+                    "Logical replication does not carry schema changes: a step run on either side "
+                    "would stop the move's replication.",
+                    "Run it after MOVE DATABASE ... FINISH or ABORT; SHOW MOVES shows the move.",
+                    "database \"%s\" is being moved", db);
+    return false;
+}
+
 static int migrations_start(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
@@ -675,7 +695,8 @@ static int migrations_start(struct session *s, const struct admin_cmd *cmd,
     struct migrations_request *req = request_new(s, cmd, wait);
     if (req == NULL)
         return CMD_ERROR;
-    if (!migrations_regions(s->w, cmd, req, &wait->err)) {
+    if (!migrations_regions(s->w, cmd, req, &wait->err) ||
+        !migrations_not_moving(s->w, cmd, wait)) {
         request_free(req);
         return CMD_ERROR;
     }
@@ -747,137 +768,23 @@ static int migrate_down_run(struct session *s, const struct admin_cmd *cmd,
 
 const struct admin_command migrations_down_command = {.run = migrate_down_run};
 
-/* ---- MIGRATE ABORT ---- */
+/* ---- MIGRATE ABORT (migrate_abort.c) ---- */
 
-#define ABORT_POLL_MS 50
-#define ABORT_WAIT_MS 60000
-#define ABORT_ELSEWHERE_HINT                                                                       \
-    "A migration another pgnear runs is stopped from that pgnear's console; SHOW MIGRATIONS "      \
-    "names the pgnear of a running step."
-
-/* An ABORT on its way to the migration's worker, then waiting there for the run's end. */
-struct abort_call {
-    struct console_wait *wait;
-    struct worker *home; /* the ABORT's worker */
-    int target;          /* the migration's worker */
-    char who[128];
-    uint64_t id; /* the migration told to stop */
-    bool found;  /* abort_on_worker found it */
-    bool gone;   /* gone_on_worker: it has ended */
-    int64_t waited_ms;
-    struct event *timer;
-};
-
-static void abort_answer(struct abort_call *call)
+uint64_t migrations_stop(struct worker *w, const char *who)
 {
-    struct console_wait *wait = call->wait;
-    int rc = CMD_DONE;
-    if (!call->found) {
-        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
-                        "no migration is running on this pgnear");
-        rc = CMD_ERROR;
-    } else {
-        result_init(&wait->res, NULL, 0);
-        if (call->gone)
-            result_notice(&wait->res, "the migration stopped; its admin session has the details");
-        else
-            result_notice(&wait->res,
-                          "the migration was told to stop and has not ended after "
-                          "%d s; its admin session will have the details",
-                          ABORT_WAIT_MS / 1000);
-        result_set_tag(&wait->res, "MIGRATE ABORT");
-    }
-    if (call->timer != NULL)
-        event_free(call->timer);
-    free(call);
-    wait->answer(wait, rc);
-}
-
-static int abort_on_worker(struct worker *w, void *arg)
-{
-    struct abort_call *call = arg;
     struct migrations_request *req = w->migration;
-    call->found = req != NULL;
     if (req == NULL)
         return 0;
-    call->id = req->id;
-    log_info(0, "migration %llu: %s", (unsigned long long)req->id, call->who);
-    request_abort(req, call->who);
-    return 0;
+    log_info(0, "migration %llu: %s", (unsigned long long)req->id, who);
+    uint64_t id = req->id;
+    request_abort(req, who);
+    return id;
 }
 
-static int gone_on_worker(struct worker *w, void *arg)
+bool migrations_running(const struct worker *w, uint64_t id)
 {
-    struct abort_call *call = arg;
-    call->gone = w->migration == NULL || w->migration->id != call->id;
-    return 0;
+    return w->migration != NULL && w->migration->id == id;
 }
-
-static void abort_poll(struct abort_call *call);
-
-static void abort_checked(struct worker *from, const struct worker_reply *r)
-{
-    struct abort_call *call = r->arg;
-    (void)from;
-    if (r->ran == 0)
-        call->gone = true; /* that worker's loop has ended, and the run with it */
-    if (!call->found || call->gone || call->waited_ms >= ABORT_WAIT_MS) {
-        abort_answer(call);
-        return;
-    }
-    struct timeval tv = {0, ABORT_POLL_MS * 1000};
-    call->waited_ms += ABORT_POLL_MS;
-    if (evtimer_add(call->timer, &tv) != 0)
-        abort_answer(call);
-}
-
-static void abort_poll(struct abort_call *call)
-{
-    if (worker_call(call->home, call->home->shared->workers[call->target], gone_on_worker, call,
-                    abort_checked, NULL) != 0)
-        abort_answer(call);
-}
-
-static void abort_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    abort_poll(arg);
-}
-
-/* MIGRATE ABORT: stops the migration running on this pgnear, whichever worker runs it. */
-static int migrate_abort_run(struct session *s, const struct admin_cmd *cmd,
-                             struct console_wait *wait)
-{
-    (void)cmd;
-    int migrating = __atomic_load_n(&s->w->shared->migrating, __ATOMIC_ACQUIRE);
-    log_info(s->id, "admin %s: MIGRATE ABORT", s->user);
-    if (migrating == 0) {
-        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
-                        "no migration is running on this pgnear");
-        return CMD_ERROR;
-    }
-    struct abort_call *call = calloc(1, sizeof(*call));
-    if (call == NULL || (call->timer = evtimer_new(s->w->base, abort_timer_cb, call)) == NULL) {
-        free(call);
-        admin_error_oom(&wait->err);
-        return CMD_ERROR;
-    }
-    call->wait = wait;
-    call->home = s->w;
-    call->target = migrating - 1;
-    snprintf(call->who, sizeof(call->who), "MIGRATE ABORT (admin %.32s)", s->user);
-    if (worker_call(s->w, s->w->shared->workers[call->target], abort_on_worker, call, abort_checked,
-                    NULL) != 0) {
-        event_free(call->timer);
-        free(call);
-        admin_error_oom(&wait->err);
-        return CMD_ERROR;
-    }
-    return CMD_PENDING;
-}
-
-const struct admin_command migrations_abort_command = {.run = migrate_abort_run};
 
 static bool migrations_busy(const struct worker *w)
 {

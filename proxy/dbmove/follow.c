@@ -130,6 +130,7 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
             f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
             continue; /* half the story: leave it as it is */
+        placement_set_flag(t, r->database, PLACEMENT_MOVING, dbmove_state_live(r->state));
         if (placement_local(t, r->database))
             continue; /* our own cutover sets where it lives */
         const char *region = dbmove_home_region(r);

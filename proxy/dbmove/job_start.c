@@ -182,6 +182,9 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
 {
     char id[24], version[16];
     struct dbmove_row *m = &j->move;
+    /* Said at once on this pgnear; the reading of the records says it on the others. */
+    placement_set_flag(&j->home->shared->placement, m->database, PLACEMENT_MOVING,
+                       dbmove_state_live(m->state));
     if (!j->version_bumped || j->version_state != m->state) { /* a new state: a new version */
         m->version++;
         j->version_bumped = true;

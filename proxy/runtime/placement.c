@@ -50,7 +50,7 @@ static struct placement_entry *find_or_add(struct placement_table *t, const char
 /* An entry that says nothing any more goes (the last one takes its place). */
 static void drop_if_empty(struct placement_table *t, struct placement_entry *e)
 {
-    if (e->region[0] != '\0' || e->cutover || e->local)
+    if (e->region[0] != '\0' || e->flags != 0)
         return;
     *e = t->items[t->count - 1];
     __atomic_store_n(&t->count, t->count - 1, __ATOMIC_RELEASE);
@@ -103,40 +103,18 @@ bool placement_region(struct placement_table *t, const char *database, char *out
     return named;
 }
 
-int placement_set_held(struct placement_table *t, const char *database, bool held)
+int placement_set_flag(struct placement_table *t, const char *database, enum placement_flag flag,
+                       bool on)
 {
     pthread_mutex_lock(&t->lock);
-    struct placement_entry *e = held ? find_or_add(t, database) : find(t, database);
-    int rc = e != NULL || !held ? 0 : -1;
+    struct placement_entry *e = on ? find_or_add(t, database) : find(t, database);
+    int rc = e != NULL || !on ? 0 : -1;
     if (e != NULL) {
-        e->cutover = held;
+        e->flags = on ? e->flags | flag : e->flags & ~(unsigned)flag;
         drop_if_empty(t, e);
     }
-    pthread_mutex_unlock(&t->lock);
-    return rc;
-}
-
-bool placement_held(struct placement_table *t, const char *database)
-{
-    if (table_empty(t))
-        return false;
-    pthread_mutex_lock(&t->lock);
-    const struct placement_entry *e = find(t, database);
-    bool held = e != NULL && e->cutover;
-    pthread_mutex_unlock(&t->lock);
-    return held;
-}
-
-int placement_set_local(struct placement_table *t, const char *database, bool local)
-{
-    pthread_mutex_lock(&t->lock);
-    struct placement_entry *e = local ? find_or_add(t, database) : find(t, database);
-    int rc = e != NULL || !local ? 0 : -1;
-    if (e != NULL) {
-        e->local = local;
-        drop_if_empty(t, e);
-    }
-    t->local_epoch++;
+    if (flag == PLACEMENT_LOCAL)
+        t->local_epoch++;
     pthread_mutex_unlock(&t->lock);
     return rc;
 }
@@ -149,13 +127,13 @@ uint64_t placement_local_epoch(struct placement_table *t)
     return epoch;
 }
 
-bool placement_local(struct placement_table *t, const char *database)
+bool placement_flag(struct placement_table *t, const char *database, enum placement_flag flag)
 {
     if (table_empty(t))
         return false;
     pthread_mutex_lock(&t->lock);
     const struct placement_entry *e = find(t, database);
-    bool local = e != NULL && e->local;
+    bool set = e != NULL && (e->flags & flag) != 0;
     pthread_mutex_unlock(&t->lock);
-    return local;
+    return set;
 }

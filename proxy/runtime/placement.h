@@ -24,11 +24,17 @@ struct region_subset;
 #define PLACEMENT_MAX      64 /* databases moved, or being cut over, at once */
 #define PLACEMENT_NAME_MAX 63
 
+/* What an entry says of its database besides where it lives. */
+enum placement_flag {
+    PLACEMENT_HELD = 1 << 0,   /* a cutover holds its sessions */
+    PLACEMENT_LOCAL = 1 << 1,  /* this pgnear runs the cutover (not a peer) */
+    PLACEMENT_MOVING = 1 << 2, /* a move of it is under way (copying to moved) */
+};
+
 struct placement_entry {
     char database[PLACEMENT_NAME_MAX + 1];
     char region[PLACEMENT_NAME_MAX + 1]; /* where it lives; "": as the file says */
-    bool cutover;                        /* a cutover holds its sessions */
-    bool local;                          /* this pgnear runs the cutover (not a peer) */
+    unsigned flags;                      /* enum placement_flag */
 };
 
 struct placement_table {
@@ -55,13 +61,30 @@ int placement_set_region(struct placement_table *t, const char *database, const 
 /* Into out (cap bytes) the region an entry names; false when none does. */
 bool placement_region(struct placement_table *t, const char *database, char *out, size_t cap);
 
+/* Sets or clears flag of database's entry; -1 when the table is full. */
+int placement_set_flag(struct placement_table *t, const char *database, enum placement_flag flag,
+                       bool on);
+bool placement_flag(struct placement_table *t, const char *database, enum placement_flag flag);
+
 /* A cutover holds (or no longer holds) database's sessions; -1 when the table is full. */
-int placement_set_held(struct placement_table *t, const char *database, bool held);
-bool placement_held(struct placement_table *t, const char *database);
+static inline int placement_set_held(struct placement_table *t, const char *database, bool held)
+{
+    return placement_set_flag(t, database, PLACEMENT_HELD, held);
+}
+static inline bool placement_held(struct placement_table *t, const char *database)
+{
+    return placement_flag(t, database, PLACEMENT_HELD);
+}
 
 /* This pgnear runs a cutover of database (its peers only follow); -1 when the table is full. */
-int placement_set_local(struct placement_table *t, const char *database, bool local);
-bool placement_local(struct placement_table *t, const char *database);
+static inline int placement_set_local(struct placement_table *t, const char *database, bool local)
+{
+    return placement_set_flag(t, database, PLACEMENT_LOCAL, local);
+}
+static inline bool placement_local(struct placement_table *t, const char *database)
+{
+    return placement_flag(t, database, PLACEMENT_LOCAL);
+}
 /*
  * Changes whenever a cutover of this pgnear begins or ends: what was read
  * of the records before it may be older than what that cutover set.

@@ -16,7 +16,9 @@
 #   - schema migrations (migrations_db = movr) count only the regions
 #     movr lives in: SHOW MIGRATIONS has rows for us-east and us-west, not
 #     eu-west; MIGRATE UP runs in us-east, which us-west replays; a command
-#     naming eu-west is refused with 55000.
+#     naming eu-west is refused with 55000; while movr is being moved, a
+#     step is refused with 55006 (logical replication carries no schema
+#     change), SHOW MIGRATIONS still answers, and after ABORT the step runs.
 use strict;
 use warnings;
 use FindBin;
@@ -126,6 +128,16 @@ ok wait_until(sub { state() eq 'streaming' }, timeout => 120), 'SHOW MOVES: stre
     is "$m->{from_region} $m->{to_region}", 'us-east eu-west', 'SHOW MOVES: from us-east, the region of the primary';
 }
 is west_lands_on(), $usw->port, 'while it copies, a new session from near us-west still reads on the standby';
+write_file("$dir/migrations/0002_notes_at.sql", "ALTER TABLE notes ADD COLUMN at timestamptz;\n");
+write_file("$dir/migrations/0002_notes_at.down.sql", "ALTER TABLE notes DROP COLUMN at;\n");
+{
+    my (undef, $err) = admin('MIGRATE UP');
+    is sqlstate($err), '55006', 'MIGRATE UP while movr is being moved: 55006';
+    like $err // '', qr/database "movr" is being moved.*schema changes.*FINISH or ABORT/s, '... saying why and until when';
+    my ($rows, $serr) = admin('SHOW MIGRATIONS');
+    is $serr, undef, 'SHOW MIGRATIONS still answers';
+    is scalar(grep { $_->{state} eq 'pending' } @$rows), 2, '... the new step pending in us-east and us-west';
+}
 
 # ------------------------------------------------------------------ CUTOVER
 
@@ -168,6 +180,14 @@ my (undef, $aerr, $anotices) = admin('MOVE DATABASE movr ABORT');
 is $aerr, undef, 'MOVE DATABASE movr ABORT' or diag $anotices;
 is state(), 'aborted', 'SHOW MOVES: aborted';
 is west_lands_on(), $usw->port, 'after ABORT, the standby in us-west still serves it';
+{
+    my (undef, $err, $notices) = admin('MIGRATE UP');
+    is $err, undef, 'after ABORT, MIGRATE UP runs the new step' or diag $notices;
+    ok wait_until(sub {
+        my ($r) = admin('SHOW MIGRATIONS');
+        2 == grep { $_->{version} eq '2' && $_->{state} eq 'applied' } @$r;
+    }, timeout => 20), '... in us-east, replayed in us-west';
+}
 sleep 1.5;    # a round of reading the records (every second) or two
 unlike substr($p->log_contents, $after_revert), qr/but the configuration file says/,
     'back in us-east, no warning: the file names the region the record does';
