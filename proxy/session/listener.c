@@ -197,23 +197,33 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
 
 /*
  * Binds the Unix socket path (the name of a stale socket is taken over)
- * with the given mode, accepting as t; 0, or -1 with err.
+ * with the given mode, accepting as t; 0, or -1 with err.  The socket is
+ * bound under a name of this process's own and renamed into place once
+ * its mode is set: under its real name it never has the umask's mode,
+ * not even for a moment (a 0600 socket must admit nobody else).
  */
 static int listener_bind_path(struct listener_set *ls, struct worker *w,
                               const struct sockaddr_un *sun, mode_t mode, enum session_transport t,
                               char *err, size_t errcap)
 {
+    struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+    if ((size_t)snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.%ld", sun->sun_path,
+                         (long)getpid()) >= sizeof(tmp.sun_path)) {
+        snprintf(err, errcap, "Unix socket path \"%s\" is too long", sun->sun_path);
+        return -1;
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errcap, "could not create Unix socket: %s", strerror(errno));
         return -1;
     }
-    unlink(sun->sun_path); /* a stale socket from a previous run */
-    if (bind(fd, (const struct sockaddr *)sun, sizeof(*sun)) != 0 ||
-        chmod(sun->sun_path, mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
-        listener_add(ls, w, fd, t) != 0) {
+    unlink(tmp.sun_path); /* left by a process of this pid that died here */
+    if (bind(fd, (const struct sockaddr *)&tmp, sizeof(tmp)) != 0 ||
+        chmod(tmp.sun_path, mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
+        rename(tmp.sun_path, sun->sun_path) != 0 || listener_add(ls, w, fd, t) != 0) {
         snprintf(err, errcap, "could not listen on Unix socket \"%s\": %s", sun->sun_path,
                  strerror(errno));
+        unlink(tmp.sun_path);
         close(fd);
         return -1;
     }

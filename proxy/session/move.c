@@ -35,9 +35,9 @@
 #define MOVE_MAX_MESSAGE (SESSION_STATE_MAX_BYTES + 1024)
 
 enum move_step {
-    MOVE_WAITING,    /* for the session's next safe point */
+    MOVE_WAITING,    /* for the session's next safe point (the mover logs in meanwhile) */
     MOVE_READING,    /* the old server answers the state query */
-    MOVE_CONNECTING, /* the mover logs in to the target */
+    MOVE_CONNECTING, /* the state is read; the mover is still logging in to the target */
     MOVE_REPLAYING,  /* the target runs the replay */
     MOVE_DRAINING,   /* the old server answers UNLISTEN *: its notifications go on */
 };
@@ -45,6 +45,7 @@ enum move_step {
 struct session_move {
     struct session *s;
     struct session *mover; /* the internal session logging in to the target; NULL: none */
+    bool mover_ready;      /* it has logged in, and waits for the state to replay */
     struct move_target target;
     enum move_step step;
     move_done_fn done;
@@ -207,7 +208,10 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     char why[160];
-    if (mv->step == MOVE_WAITING)
+    if (mv->step == MOVE_WAITING && mv->mover != NULL && !mv->mover_ready)
+        snprintf(why, sizeof(why), "logging in to the target took longer than move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else if (mv->step == MOVE_WAITING)
         snprintf(why, sizeof(why), "it reached no transaction boundary within move_timeout (%d ms)",
                  s->cfg->move_timeout_ms);
     else if (mv->step == MOVE_CONNECTING && mv->mover == NULL)
@@ -263,7 +267,8 @@ static char move_ready(struct endpoint *ep, const uint8_t *body, uint32_t len)
     return status;
 }
 
-static void move_start_mover(struct session_move *mv);
+static void move_start_mover(struct session_move *mv, bool early);
+static void move_replay_start(struct session_move *mv);
 
 static void move_switch(struct session_move *mv);
 
@@ -336,7 +341,13 @@ static void move_state_done(struct session *s, char status)
     }
     mv->step = MOVE_CONNECTING;
     s->server_conn->ep.on_fail = move_old_failed;
-    move_start_mover(mv);
+    log_debug(s->id, "move: its state is read (%zu bytes to replay)",
+              evbuffer_get_length(mv->st.replay));
+    if (mv->mover == NULL)
+        move_start_mover(mv, false);
+    else if (mv->mover_ready)
+        move_replay_start(mv);
+    /* else the mover's login, begun with the move, replays once it ends (move_target_ready) */
 }
 
 /* One message of the old server's answer to the state query. */
@@ -371,6 +382,14 @@ static int move_state_message(struct session *s, char type, const uint8_t *body,
 }
 
 MOVE_READER(move_state_read, move_state_message)
+
+/* The session is asked to stop at its next safe point (now, if it is at one). */
+static void move_hold(struct session_move *mv)
+{
+    struct session *s = mv->s;
+    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->held)
+        move_held(s);
+}
 
 /* The session is held at its safe point: the old server is asked for the state. */
 void move_held(struct session *s)
@@ -496,9 +515,11 @@ static void move_retry_cb(evutil_socket_t fd, short what, void *arg);
 /*
  * Logs the mover in; first, while only a standby that has not replayed
  * the session's position would fit, waits for it (within move_timeout:
- * its health checks tell when it has).
+ * its health checks tell when it has).  Early (before the state is read:
+ * the position is not known yet), a move with nowhere to go now starts
+ * no mover; the one after the read waits or says why.
  */
-static void move_start_mover(struct session_move *mv)
+static void move_start_mover(struct session_move *mv, bool early)
 {
     struct session *s = mv->s;
     struct worker *w = s->w;
@@ -506,7 +527,9 @@ static void move_start_mover(struct session_move *mv)
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
     bool later;
-    if (move_plan(mv, w->cfg, &loc, plan, cosines, &later) == 0 && later) {
+    if (move_plan(mv, w->cfg, &loc, plan, cosines, &later) == 0 && (early || later)) {
+        if (early)
+            return;
         struct timeval tv = {0, MOVE_REPLAY_POLL_MS * 1000};
         if (mv->retry == NULL && (mv->retry = evtimer_new(w->base, move_retry_cb, mv)) == NULL) {
             move_end(mv, false, "out of memory");
@@ -543,7 +566,7 @@ static void move_retry_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     s->busy++;
-    move_start_mover(mv);
+    move_start_mover(mv, false);
     session_callback_done(s);
 }
 
@@ -695,6 +718,43 @@ static int move_replay_message(struct session *m, char type, const uint8_t *body
 
 MOVE_READER(move_replay_read, move_replay_message)
 
+/*
+ * The mover logged in before the state was read: it fits only if its
+ * server has what the session has seen (a standby may not have replayed
+ * the position read back); if not, it goes, and a mover that waits for a
+ * standby that has it, or goes elsewhere, takes its place.
+ */
+static bool move_mover_fits(struct session_move *mv)
+{
+    struct need_spec need = move_need(mv);
+    if (need.min_lsn == 0 || need_host_fit(mv->mover->server_conn->host, &need) != NEED_FIT_NONE)
+        return true;
+    struct session *m = mv->mover;
+    mv->mover = NULL;
+    mv->mover_ready = false;
+    m->login->move_of = NULL;
+    session_close(m, "its standby had not replayed the session's position");
+    return false;
+}
+
+/* The state is read and the mover logged in: the target is given the state. */
+static void move_replay_start(struct session_move *mv)
+{
+    if (!move_mover_fits(mv)) {
+        move_start_mover(mv, false);
+        return;
+    }
+    struct session *m = mv->mover;
+    struct server_conn *ns = m->server_conn;
+    mv->step = MOVE_REPLAYING;
+    if (evbuffer_add_buffer(ns->ep.out, mv->st.replay) != 0) {
+        move_end(mv, false, "out of memory");
+        return;
+    }
+    endpoint_set_reader(&ns->ep, move_replay_read);
+    endpoint_flush(m, &ns->ep);
+}
+
 bool move_target_ready(struct session *m)
 {
     struct session_move *mv = m->login != NULL ? m->login->move_of : NULL;
@@ -708,15 +768,23 @@ bool move_target_ready(struct session *m)
         move_end(mv, false, "the region to move it to has no server that fits what it needs");
         return true;
     }
-    mv->step = MOVE_REPLAYING;
     session_set_timer(m, 0); /* move_timeout bounds the rest */
-    if (evbuffer_add_buffer(ns->ep.out, mv->st.replay) != 0) {
-        move_end(mv, false, "out of memory");
+    ns->ep.on_write = NULL;
+    mv->mover_ready = true;
+    if (mv->step == MOVE_CONNECTING) {
+        move_replay_start(mv);
         return true;
     }
-    ns->ep.on_write = NULL;
-    endpoint_set_reader(&ns->ep, move_replay_read);
-    endpoint_flush(m, &ns->ep);
+    /*
+     * Logged in before the session was held: the connection waits, unread,
+     * for the state (what the server says meanwhile, the replay's reader
+     * reads first), and the session is held at its next safe point.
+     */
+    endpoint_set_reader(&ns->ep, NULL);
+    struct session *s = mv->s;
+    s->busy++;
+    move_hold(mv);
+    session_callback_done(s);
     return true;
 }
 
@@ -760,7 +828,13 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
     evtimer_add(mv->timer, &tv);
     s->move = mv;
     s->busy++;
-    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->held)
-        move_held(s);
+    /*
+     * The mover logs in first, while the session runs on: the client is
+     * held only for the read and the replay.  Where none can log in yet (a
+     * standby must replay the position the read will tell), it is held now.
+     */
+    move_start_mover(mv, true);
+    if (s->move == mv && mv->mover == NULL)
+        move_hold(mv);
     session_callback_done(s);
 }

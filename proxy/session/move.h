@@ -4,7 +4,13 @@
  *
  * A move asked of a session (move_session) holds it at its next safe
  * point (gate.h, HOLD_MOVE): the server idle, every request answered, no
- * batch open, no COPY.  Then, on the session's own worker:
+ * batch open, no COPY.  The login of step 2 comes first, while the
+ * session runs on, and the hold is asked for once it is done, so that the
+ * client waits for no more than the read and the replay (a login that
+ * fails fails the move before the client was held at all); only where no
+ * server fits before the read has told the session's position (a standby
+ * that must catch up) is the session held first.  On the session's own
+ * worker:
  *
  *   1. read   one Query on the old server reads back what the session
  *             carries (protocol/session_state.h); a session with temporary
@@ -16,7 +22,9 @@
  *             database, startup parameters and ClientKey; what the session
  *             needs comes with it (read-write: a primary), and the WAL
  *             position the session has seen as its pgnear.min_lsn, so that
- *             a standby behind it is waited for or refused;
+ *             a standby behind it is waited for or refused (a mover that
+ *             logged in early to a standby behind the position read gives
+ *             way to one that waits);
  *   3. replay the state, as one pipelined batch ending in a Sync: one
  *             implicit transaction, all or nothing;
  *   4. drain  with LISTEN channels only: a NOTIFY on the old server,
