@@ -39,7 +39,7 @@ enum move_step {
     MOVE_READING,    /* the old server answers the state query */
     MOVE_CONNECTING, /* the state is read; the mover is still logging in to the target */
     MOVE_REPLAYING,  /* the target runs the replay */
-    MOVE_DRAINING,   /* the old server answers UNLISTEN *: its notifications go on */
+    MOVE_DRAINING,   /* the old server answers a NOTIFY: its notifications go on */
 };
 
 struct session_move {
@@ -527,9 +527,10 @@ static void move_start_mover(struct session_move *mv, bool early)
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
     bool later;
-    if (move_plan(mv, w->cfg, &loc, plan, cosines, &later) == 0 && (early || later)) {
-        if (early)
-            return;
+    size_t n = move_plan(mv, w->cfg, &loc, plan, cosines, &later);
+    if (n == 0 && early)
+        return; /* the read tells the position; the mover after it waits or says why */
+    if (n == 0 && later) {
         struct timeval tv = {0, MOVE_REPLAY_POLL_MS * 1000};
         if (mv->retry == NULL && (mv->retry = evtimer_new(w->base, move_retry_cb, mv)) == NULL) {
             move_end(mv, false, "out of memory");
