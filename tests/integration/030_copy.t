@@ -17,7 +17,10 @@ require_tool('psql');
 use DBI;
 use DBD::Pg;
 
-my $us = PgNearTest::Cluster->new(name => 'us-east');
+# One server for both parts: TLS on (for the last part's pgnear) costs the plain part nothing,
+# its connections ask for none, and a second cluster for the TLS part would cost a start.
+my $ca = PgNearTest::CA->new;
+my $us = PgNearTest::Cluster->new(name => 'us-east', ca => $ca);
 my $p  = PgNearTest::Proxy->new(regions => [$us],
                                 settings => { auth => 'passthrough', server_tls => 'disable' });
 my $via    = $p->conninfo;     # through pgnear
@@ -185,10 +188,9 @@ undef $out_p;
 
 # ---- the 20 MB value with TLS on both sides of pgnear
 {
-    my $ca = PgNearTest::CA->new;
     my $cert = $ca->issue(name => 'pgnear', cn => 'localhost', san => ['DNS:localhost', 'IP:127.0.0.1'],
                           owner => undef);
-    my $tls_pg = PgNearTest::Cluster->new(name => 'eu-west', ca => $ca);
+    my $tls_pg = $us;
     my $tp = PgNearTest::Proxy->new(regions => [$tls_pg],
         settings => { auth => 'passthrough', client_tls => 'require', client_tls_cert_file => $cert->{cert},
                       client_tls_key_file => $cert->{key}, server_tls => 'verify-full',
@@ -198,17 +200,17 @@ undef $out_p;
                              channel_binding => 'disable');
     is psql($tvia, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'), 't',
        'TLS: pgnear -> server is TLS';
-    psql($tvia, 'CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL)');
-    ($rc, $out, $err) = psql_raw($tvia, 'COPY big FROM STDIN', stdin => "1\t$big\n2\t$big\n");
+    psql($tvia, 'CREATE TABLE big_tls (id int PRIMARY KEY, v text NOT NULL)');
+    ($rc, $out, $err) = psql_raw($tvia, 'COPY big_tls FROM STDIN', stdin => "1\t$big\n2\t$big\n");
     is $rc, 0, 'TLS: two 20 MB rows COPYed in through pgnear' or diag $err;
-    is $tls_pg->psql_admin('SELECT count(*), min(md5(v)), max(md5(v)) FROM big', dbname => 'movr'),
+    is $tls_pg->psql_admin('SELECT count(*), min(md5(v)), max(md5(v)) FROM big_tls', dbname => 'movr'),
        "2|$big_md5|$big_md5", 'TLS: on the server both rows hold the exact value';
-    ($rc_p, $out_p, $err_p) = psql_raw($tvia, 'COPY big TO STDOUT');
+    ($rc_p, $out_p, $err_p) = psql_raw($tvia, 'COPY big_tls TO STDOUT');
     is $rc_p, 0, 'TLS: COPY out of 40 MB through pgnear succeeds' or diag $err_p;
     is md5_hex($out_p), md5_hex("1\t$big\n2\t$big\n"), 'TLS: COPY out md5 matches';
     undef $out_p;
     my $dbh = dbi_connect($tvia, pg_enable_utf8 => 0);
-    my $row = $dbh && $dbh->selectrow_arrayref('SELECT v FROM big WHERE id = $1', undef, 2);
+    my $row = $dbh && $dbh->selectrow_arrayref('SELECT v FROM big_tls WHERE id = $1', undef, 2);
     is md5_hex($row->[0] // ''), $big_md5, 'TLS: the 20 MB value as one DataRow over the extended protocol';
     $dbh->disconnect if $dbh;
     ok $tp->is_running, 'TLS: pgnear is still running';

@@ -48,23 +48,22 @@ sub nearest_region {
 # hint: the name as sent (the city table's first "San Francisco" is the one in
 # Argentina, see conf/cities.README.md, hence ", US"); ascii: the name in the
 # test GeoIP databases; coordinates: city centres, written here by hand.
+# Nine cities, each routed by every source below (a login apiece): every region at least
+# twice, both hemispheres, the spellings that matter (a space, a ", US", a non-ASCII name),
+# the close calls (Mexico City: us-east by 530 km over us-west; Mumbai: ap-northeast by
+# 880 km over eu-west) and the cities the tests after the loops name.  The sixteen this once
+# had (Toronto, New York, London, Berlin, Singapore, Sydney, Auckland too) were the same
+# cases again, at six logins each.
 my @CITIES = (
     { hint => 'Seattle',           ascii => 'Seattle',       cc => 'US', lat => 47.6062,  lon => -122.3321 },
     { hint => 'San Francisco, US', ascii => 'San Francisco', cc => 'US', lat => 37.7749,  lon => -122.4194 },
-    { hint => 'New York',          ascii => 'New York',      cc => 'US', lat => 40.7128,  lon => -74.0060 },
-    { hint => 'Toronto',           ascii => 'Toronto',       cc => 'CA', lat => 43.6532,  lon => -79.3832 },
     { hint => 'Mexico City',       ascii => 'Mexico City',   cc => 'MX', lat => 19.4326,  lon => -99.1332 },
     { hint => 'São Paulo',         ascii => 'Sao Paulo',     cc => 'BR', lat => -23.5505, lon => -46.6333 },
-    { hint => 'London',            ascii => 'London',        cc => 'GB', lat => 51.5074,  lon => -0.1278 },
     { hint => 'Paris',             ascii => 'Paris',         cc => 'FR', lat => 48.8566,  lon => 2.3522 },
-    { hint => 'Berlin',            ascii => 'Berlin',        cc => 'DE', lat => 52.5200,  lon => 13.4050 },
     { hint => 'Lagos',             ascii => 'Lagos',         cc => 'NG', lat => 6.5244,   lon => 3.3792 },
     { hint => 'Nairobi',           ascii => 'Nairobi',       cc => 'KE', lat => -1.2921,  lon => 36.8219 },
     { hint => 'Mumbai',            ascii => 'Mumbai',        cc => 'IN', lat => 19.0760,  lon => 72.8777 },
-    { hint => 'Singapore',         ascii => 'Singapore',     cc => 'SG', lat => 1.3521,   lon => 103.8198 },
     { hint => 'Tokyo',             ascii => 'Tokyo',         cc => 'JP', lat => 35.6762,  lon => 139.6503 },
-    { hint => 'Sydney',            ascii => 'Sydney',        cc => 'AU', lat => -33.8688, lon => 151.2093 },
-    { hint => 'Auckland',          ascii => 'Auckland',      cc => 'NZ', lat => -36.8485, lon => 174.7633 },
 );
 for my $i (0 .. $#CITIES) {
     my $c = $CITIES[$i];

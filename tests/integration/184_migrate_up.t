@@ -54,8 +54,18 @@ sub admin_ci { my $px = shift; $px->conninfo(dbname => 'pgnear', user => 'admin'
 sub admin { psql(admin_ci($p), @_) }
 sub admin_full { psql(admin_ci($p), $_[0], verbose => 1) }
 sub runs { [split /\n/, $_[0]->psql_admin('SELECT step FROM runs ORDER BY step', dbname => 'movr')] }
-sub history { schema_history($_[0]) }
-sub states { schema_states($_[0]) }
+# pgnear_schema_history exists in every region from the first MIGRATE UP on:
+# one psql per look (schema_history asks twice), for the many looks below;
+# schema_history itself where that fails (no table yet, or to report the error).
+sub history {
+    my ($c) = @_;
+    my $out = eval { $c->psql_admin('SELECT version, state, statements_done, statements_total, error,'
+                                   . ' error_statement FROM pgnear_schema_history ORDER BY version',
+                                     dbname => 'movr') };
+    return schema_history($c) unless defined $out;
+    return [map { [split /\|/, $_, -1] } split /\n/, $out];
+}
+sub states { [map { "$_->[0]:$_->[1]" } @{ history($_[0]) }] }
 # The NOTICEs that say what was done; progress, statement by statement, apart.
 sub all_notes { my @n = $_[0] =~ /NOTICE:\s+(?:00000: )?(.*)/g; \@n }
 sub notes { [grep { !/, statement \d+ of \d+ \(line \d+\), [\d.]+ s into the step$/ } @{ all_notes($_[0]) }] }
@@ -202,10 +212,18 @@ is_deeply runs($us), [1 .. 8], 'us-east: untouched';
 like $err, qr/step 9 \(half\) is failed in region "eu-west"/, 'MIGRATE UP then refuses, naming it';
 
 # pgnear killed in the middle of a no-transaction step: running, then uncertain.
-$eu->psql_admin('DELETE FROM pgnear_schema_history WHERE version = 9', dbname => 'movr');
-$eu->psql_admin('DELETE FROM runs WHERE step = 9', dbname => 'movr');
+# Statement 2 sleeps as long as sleep_for says in its region: 8 s in
+# eu-west while pgnear is killed in it (the orphaned sleep is waited for
+# below), then 0 s, so that the runs of the same step later on (RETRY, UP
+# again) do not wait for nothing.
+$eu->psql_admin(['DELETE FROM pgnear_schema_history WHERE version = 9', 'DELETE FROM runs WHERE step = 9'],
+                dbname => 'movr');
+for my $c ($eu, $us, $uw) {
+    $c->psql_admin(['CREATE TABLE sleep_for (s float8)',
+                    'INSERT INTO sleep_for VALUES (' . ($c == $eu ? 8 : 0) . ')'], dbname => 'movr');
+}
 write_file("$dir/0009_half.sql", "-- pgnear: no-transaction\nINSERT INTO runs VALUES (9);\n"
-  . "SELECT pg_sleep(4);\nINSERT INTO runs VALUES (99);\n");
+  . "SELECT pg_sleep((SELECT s FROM sleep_for));\nINSERT INTO runs VALUES (99);\n");
 my $kid = fork // die "fork: $!";
 if ($kid == 0) { my @r = psql(admin_ci($p), 'MIGRATE UP', timeout => 30); exit 0 }
 ok wait_until(sub { my ($r) = grep { $_->[0] == 9 } @{ history($eu) };
@@ -224,8 +242,13 @@ like $out, qr/^9\|half\|eu-west\|uncertain\|/m, 'after the restart SHOW MIGRATIO
 ($rc, $out, $err) = admin_full('MIGRATE UP');
 is sqlstate($err), '55000', 'MIGRATE UP refuses: 55000';
 like $err, qr/step 9 \(half\) is uncertain in region "eu-west"/, '... naming step and region';
-sleep 4; # the server finishes the orphaned pg_sleep, then cannot answer
+# The server finishes the orphaned pg_sleep, then cannot answer: its backend goes.
+ok wait_until(sub { $eu->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+                                  . " AND query LIKE '%pg_sleep(%'", dbname => 'movr') == 0 },
+              timeout => 20, interval => 0.2),
+    'the orphaned statement 2 ends on the server';
 is_deeply runs($eu), [1 .. 9], '... and statement 3 never ran';
+$eu->psql_admin('UPDATE sleep_for SET s = 0', dbname => 'movr');
 is_deeply runs($us), [1 .. 8], '... nor anything in us-east';
 
 # ------------------------------------------------------------------ RESOLVE and RETRY

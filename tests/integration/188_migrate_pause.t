@@ -32,12 +32,14 @@ write_file("$auth_dir/userlist.txt", qq{"admin" "} . make_scram_verifier('admin-
 my $dir = PgNearTest::tmpdir(name => 'pause-steps');
 
 # How long the sleeping steps sleep: set per region, so that a step the
-# test stops sleeps long and the same step run again does not.
+# test stops sleeps long and the same step run again does not.  The first
+# (pause) step sleeps 5 s in eu-west, under pgbench, and not at all in
+# us-east, where nothing waits on it.
 for my $c ($eu, $us) {
     my ($rc, $out, $err) = pgbench(['-i', '-s', '1', '-q'], $c->conninfo, timeout => 60);
     is $rc, 0, $c->name . ': pgbench -i on movr' or diag $err;
-    $c->psql_admin(['CREATE TABLE sleep_for (s float8)', 'INSERT INTO sleep_for VALUES (30)'],
-                   dbname => 'movr');
+    $c->psql_admin(['CREATE TABLE sleep_for (s float8)',
+                    'INSERT INTO sleep_for VALUES (' . ($c == $eu ? 5 : 0) . ')'], dbname => 'movr');
 }
 
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
@@ -106,7 +108,7 @@ sub bg_admin { my $sql = shift; bg(sub { psql($admin_ci, $sql, verbose => 1, tim
 # ------------------------------------------------------------------ a pause step under pgbench
 
 write_file("$dir/0001_note.sql", "-- pgnear: pause\n"
-  . "ALTER TABLE pgbench_accounts ADD COLUMN note text;\nSELECT pg_sleep(5);\n");
+  . "ALTER TABLE pgbench_accounts ADD COLUMN note text;\nSELECT pg_sleep((SELECT s FROM sleep_for));\n");
 
 my $bench = bg(sub { pgbench(['-n', '-c', '16', '-j', '2', '-T', '10'], in_region('eu-west'), timeout => 90) });
 ok wait_until(sub { $eu->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE datname = 'movr'"
@@ -232,6 +234,7 @@ for my $c ($eu, $us) {
 is sqlstate($err), '55000', 'MIGRATE ABORT with nothing running: 55000';
 like $err, qr/no migration is running on this pgnear/, '... saying so';
 
+$_->psql_admin('UPDATE sleep_for SET s = 30', dbname => 'movr') for $eu, $us;
 write_file("$dir/0003_sleepy.sql", "CREATE TABLE a (i int);\nSELECT pg_sleep((SELECT s FROM sleep_for));\n");
 $up = bg_admin('MIGRATE UP');
 ok wait_until(sub { sleeping($eu) == 1 || bg_ended($up) }, timeout => 30) && !bg_ended($up),

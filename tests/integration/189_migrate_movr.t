@@ -19,6 +19,7 @@ use strict;
 use warnings;
 use File::Copy qw(copy);
 use FindBin;
+use JSON::PP ();
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use POSIX qw(WNOHANG);
@@ -88,13 +89,20 @@ sub progress {
            ? "$1/$2/$3of$4/$5" : $_ } grep { /$progress_re/ } @{ all_notes($_[0]) }]
 }
 
-sub history {
-    my ($c) = @_;
-    return [] if q1($c, "SELECT to_regclass('pgnear_schema_history') IS NOT NULL") ne 't';
-    return [map { [split /\|/, $_, -1] } split /\n/, q1($c,
-        'SELECT version, name, checksum, state, statements_done, statements_total, error'
-      . ' FROM pgnear_schema_history ORDER BY version')];
+# Many one-value queries in one psql (a psql per value cost most of this test's time):
+# name => SQL, each value as psql -A prints it (format's %s: NULL as '', booleans as t/f).
+sub facts {
+    my ($c, %q) = @_;
+    my $json = q1($c, 'SELECT json_build_object('
+                    . join(', ', map { "'$_', format('%s', ($q{$_}))" } sort keys %q) . ')');
+    return JSON::PP::decode_json($json);
 }
+
+# The history rows, as one value: a line "version|name|...|error" each.
+my $history_sql = "SELECT string_agg(format('%s|%s|%s|%s|%s|%s|%s', version, name, checksum, state,"
+                . " statements_done, statements_total, error), E'\\n' ORDER BY version)"
+                . ' FROM pgnear_schema_history';
+sub history_of { [split /\n/, $_[0]{history}] }
 
 # ------------------------------------------------------------------ the client load
 
@@ -184,21 +192,38 @@ sub check_load {
 
 my @partitions = qw(rides_elsewhere rides_eu_west rides_us_east rides_us_west);
 
-# What of the example's schema a region has, in words.
-sub schema_of {
-    my ($c) = @_;
-    my $cols = q1($c, "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute"
-                    . " WHERE attrelid = to_regclass('users') AND attnum > 0 AND NOT attisdropped");
-    return {
-        tables => q1($c, "SELECT coalesce(string_agg(relname, ',' ORDER BY relname), '') FROM pg_class"
-                       . " WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'v')"
-                       . " AND relname NOT IN ('pings', 'pgnear_schema_history')"),
-        users_columns => $cols,
-        function => q1($c, "SELECT coalesce(to_regprocedure('city_revenue(text)')::text, 'none')"),
-        indexes => q1($c, "SELECT coalesce(string_agg(c.relname || '=' || i.indisvalid, ','"
-                        . " ORDER BY c.relname), '') FROM pg_index i JOIN pg_class c"
-                        . " ON c.oid = i.indexrelid WHERE c.relname IN ('vehicles_owner_idx', 'users_name_idx')"),
-    };
+# What of the example's schema a region has, in words: name => SQL.
+my %schema_sql = (
+    tables => "SELECT coalesce(string_agg(relname, ',' ORDER BY relname), '') FROM pg_class"
+            . " WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p', 'v')"
+            . " AND relname NOT IN ('pings', 'pgnear_schema_history')",
+    users_columns => "SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute"
+                   . " WHERE attrelid = to_regclass('users') AND attnum > 0 AND NOT attisdropped",
+    function => "SELECT coalesce(to_regprocedure('city_revenue(text)')::text, 'none')",
+    indexes => "SELECT coalesce(string_agg(c.relname || '=' || i.indisvalid, ','"
+             . " ORDER BY c.relname), '') FROM pg_index i JOIN pg_class c"
+             . " ON c.oid = i.indexrelid WHERE c.relname IN ('vehicles_owner_idx', 'users_name_idx')",
+);
+# ... and the details check_full looks at (to_regclass: '' rather than an error where missing).
+my %full_sql = (
+    partitioned => "SELECT partstrat::text || ' ' || pg_get_partkeydef(partrelid) FROM pg_partitioned_table"
+                 . " WHERE partrelid = to_regclass('rides')",
+    partitions => "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid), '; '"
+                . " ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                . " WHERE i.inhparent = to_regclass('rides')",
+    atomic => "SELECT prosqlbody IS NOT NULL FROM pg_proc WHERE oid = to_regprocedure('city_revenue(text)')",
+    view => "SELECT pg_get_viewdef(to_regclass('users_v1')) LIKE '%payment_method AS credit_card%'",
+);
+sub schema_in { my ($f) = @_; return { map { ($_ => $f->{$_}) } keys %schema_sql } }
+sub schema_of { schema_in(facts($_[0], %schema_sql)) }
+
+# All that the checks below read of a region, and %more, in one psql (two where there is
+# no history table yet, as after a MIGRATE UP that failed: then no history rows).
+sub region_facts {
+    my ($r, %more) = @_;
+    my %q = (%schema_sql, %full_sql, %more);
+    return eval { facts($cluster{$r}, %q, history => $history_sql) }
+        // { %{ facts($cluster{$r}, %q) }, history => '' };
 }
 
 my %full = (
@@ -210,30 +235,25 @@ my %full = (
 my %none = (tables => '', users_columns => '', function => 'none', indexes => '');
 
 sub check_full {
-    my ($r) = @_;
-    my $c = $cluster{$r};
-    is_deeply schema_of($c), \%full,
+    my ($r, $f) = @_;
+    $f //= region_facts($r);
+    is_deeply schema_in($f), \%full,
         "$r: users, vehicles, rides with its partitions, users_v1, city_revenue, both indexes valid,"
       . ' users.payment_method';
-    is q1($c, "SELECT partstrat::text || ' ' || pg_get_partkeydef(partrelid) FROM pg_partitioned_table"
-            . " WHERE partrelid = 'rides'::regclass"), 'l LIST (city)', "$r: rides is partitioned by list (city)";
-    is q1($c, "SELECT string_agg(c.relname || ' ' || pg_get_expr(c.relpartbound, c.oid), '; '"
-            . " ORDER BY c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            . " WHERE i.inhparent = 'rides'::regclass"),
+    is $f->{partitioned}, 'l LIST (city)', "$r: rides is partitioned by list (city)";
+    is $f->{partitions},
         "rides_elsewhere DEFAULT; rides_eu_west FOR VALUES IN ('amsterdam', 'paris', 'rome');"
       . " rides_us_east FOR VALUES IN ('new york', 'boston', 'washington dc');"
       . " rides_us_west FOR VALUES IN ('seattle', 'san francisco', 'los angeles')",
         "$r: ... its four partitions, one the default";
-    is q1($c, "SELECT prosqlbody IS NOT NULL FROM pg_proc WHERE oid = 'city_revenue(text)'::regprocedure"),
-        't', "$r: city_revenue has a SQL-standard body (BEGIN ATOMIC)";
-    is q1($c, "SELECT pg_get_viewdef('users_v1'::regclass) LIKE '%payment_method AS credit_card%'"), 't',
-        "$r: users_v1 keeps the old column name";
+    is $f->{atomic}, 't', "$r: city_revenue has a SQL-standard body (BEGIN ATOMIC)";
+    is $f->{view}, 't', "$r: users_v1 keeps the old column name";
 }
 
 sub check_history {
-    my ($r, $states) = @_;
-    my $h = history($cluster{$r});
-    is_deeply [map { join '|', @$_ } @$h],
+    my ($r, $states, $f) = @_;
+    $f //= region_facts($r);
+    is_deeply history_of($f),
         [map { my $v = $_; my $s = $states->[$v - 1];
                join '|', $v, $step{$v}[0], $step{$v}[1], $s, $step{$v}[2], $step{$v}[2], '' } 1 .. @$states],
         "$r: history rows " . join(',', @$states) . ', every statement done, the files\' checksums';
@@ -285,12 +305,13 @@ diag 'pause step held movr\'s sessions (ms): ' . join(', ', @held);
 
 my $in_window = 0;
 for my $r (@order) {
-    my $c = $cluster{$r};
-    check_history($r, [('applied') x 4]);
-    check_full($r);
-    # Writes committed in the region while its steps ran.
-    my $n = q1($c, "SELECT count(*) FROM pings WHERE at BETWEEN (SELECT min(started_at) FROM"
-                 . " pgnear_schema_history) AND (SELECT max(finished_at) FROM pgnear_schema_history)");
+    # ... with the writes committed in the region while its steps ran.
+    my $f = region_facts($r, window => "SELECT count(*) FROM pings WHERE at BETWEEN (SELECT min(started_at)"
+                                     . " FROM pgnear_schema_history) AND (SELECT max(finished_at)"
+                                     . " FROM pgnear_schema_history)");
+    check_history($r, [('applied') x 4], $f);
+    check_full($r, $f);
+    my $n = $f->{window};
     cmp_ok $n, '>', 0, "$r: the clients committed while the steps ran there";
     note "$r: $n transactions committed between its first step's start and its last step's end";
 }
@@ -346,8 +367,9 @@ is_deeply notes($err), [@down_notes, 'the longest a pause step held its sessions
     '... newest first, regions in reverse migration order, the pause down script holding the sessions'
     or diag explain all_notes($err);
 for my $r (@order) {
-    is_deeply schema_of($cluster{$r}), \%none, "$r: no table, view, function or index of the example left";
-    check_history($r, [('reverted') x 4]);
+    my $f = region_facts($r);
+    is_deeply schema_in($f), \%none, "$r: no table, view, function or index of the example left";
+    check_history($r, [('reverted') x 4], $f);
 }
 is_deeply rows('MIGRATE PLAN'), \@plan_rows, 'MIGRATE PLAN: the four steps pending again everywhere';
 
@@ -356,9 +378,10 @@ is $rc, 0, 'MIGRATE UP again' or diag $err;
 is_deeply notes($err), [@up_notes, 'the longest a pause step held its sessions: N ms'],
     '... runs the reverted steps anew, as the first time' or diag explain all_notes($err);
 for my $r (@order) {
-    check_full($r);
-    check_history($r, [('applied') x 4]);
-    is q1($cluster{$r}, 'SELECT count(*) FROM users'), 0, "$r: users is a new, empty table";
+    my $f = region_facts($r, users => 'SELECT count(*) FROM users');
+    check_full($r, $f);
+    check_history($r, [('applied') x 4], $f);
+    is $f->{users}, 0, "$r: users is a new, empty table";
 }
 
 # ------------------------------------------------------------------ part of the way: DOWN TO 2, UP TO 3
@@ -370,11 +393,12 @@ is_deeply [grep { /reverted/ } @{ notes($err) }],
             "region \"$_\": step 3 (vehicle_indexes) reverted, 2 statements (no transaction) in N ms") } @reverse],
     '... steps 4 then 3, regions in reverse migration order';
 for my $r (@order) {
-    is_deeply schema_of($cluster{$r}),
+    my $f = region_facts($r);
+    is_deeply schema_in($f),
         { %full, tables => 'rides,' . join(',', @partitions) . ',users,vehicles',
           users_columns => 'id,city,name,address,credit_card', indexes => '' },
         "$r: tables and function kept; no index, no view, credit_card back";
-    check_history($r, ['applied', 'applied', 'reverted', 'reverted']);
+    check_history($r, ['applied', 'applied', 'reverted', 'reverted'], $f);
 }
 is_deeply rows('MIGRATE PLAN'), [grep { $_->[1] >= 3 } @plan_rows], 'MIGRATE PLAN: steps 3 and 4 in each region';
 
@@ -384,11 +408,12 @@ is_deeply notes($err),
     [map { "region \"$_\": step 3 (vehicle_indexes) applied, 2 statements (no transaction) in N ms" } @order],
     '... step 3 in each region, in migration order';
 for my $r (@order) {
-    is_deeply schema_of($cluster{$r}),
+    my $f = region_facts($r);
+    is_deeply schema_in($f),
         { %full, tables => 'rides,' . join(',', @partitions) . ',users,vehicles',
           users_columns => 'id,city,name,address,credit_card' },
         "$r: both indexes valid again; step 4 not run";
-    check_history($r, ['applied', 'applied', 'applied', 'reverted']);
+    check_history($r, ['applied', 'applied', 'applied', 'reverted'], $f);
 }
 
 ($rc, $out, $err) = admin_full('MIGRATE UP');

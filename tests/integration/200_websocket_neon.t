@@ -140,14 +140,20 @@ my %BASE = (
     health_check_interval => '1s',
 );
 
-sub proxy {
-    my (%s) = @_;
+# Starts a pgnear per hash of settings, all before waiting for their health
+# checks: wait_healthy takes 2.5 s at least, so they settle together.
+sub proxies {
+    my (@s) = @_;
     my $since = time;
-    my $p = PgNearTest::Proxy->new(regions => [map { $cluster{$_} } @REGIONS],
-                                   settings => { %BASE, websocket_port => free_port(), %s });
-    $p->{ws_port} = $p->{settings}{websocket_port};
-    $p->wait_healthy($since, values %cluster);
-    return $p;
+    my @p;
+    for my $s (@s) {
+        my $p = PgNearTest::Proxy->new(regions => [map { $cluster{$_} } @REGIONS],
+                                       settings => { %BASE, websocket_port => free_port(), %$s });
+        $p->{ws_port} = $p->{settings}{websocket_port};
+        push @p, $p;
+    }
+    $_->wait_healthy($since, values %cluster) for @p;
+    return @p;
 }
 
 # ---------------------------------------------------------------- the client
@@ -211,8 +217,20 @@ my $big_tls = substr($big, 0, 12000);
 my $utf8_word = "São";
 utf8::decode($utf8_word);
 
-my $p_ws  = proxy(websocket_tls => 'off', websocket_path => '/v2, /pgnear/ws');
-my $p_wss = proxy(websocket_tls => 'on', workers => 2);
+# Every pgnear of the test, started at once; each section below uses its own.  Those
+# that wait for their section check health less often (a connection per region and
+# check): nothing here is about health checks.
+my %later = (health_check_interval => '3s');
+my ($p_ws, $p_wss, $p_scram, $p_passthrough, $p_require_wss, $p_require_ws, $p_untrusted, $p_refuse) = proxies(
+    { websocket_tls => 'off', websocket_path => '/v2, /pgnear/ws' },
+    { websocket_tls => 'on', workers => 2 },
+    { %later, websocket_auth => 'scram' },
+    { %later, auth => 'passthrough', auth_file => undef, admin_users => undef },
+    { %later, client_tls => 'require', websocket_tls => 'on' },
+    { %later, client_tls => 'require', websocket_tls => 'off' },
+    { %later, trusted_proxies => '192.0.2.1' },
+    { %later, trusted_proxies => '192.0.2.1', websocket_untrusted => 'refuse' },
+);
 
 for my $wss (0, 1) {
     for my $pipeline ('password', 'false') {
@@ -277,7 +295,7 @@ for my $pipeline ('password', 'false') {
     is $r->{error}{code}, '28P01', '... with 28P01' or diag explain_run($r);
 }
 {
-    my $p = proxy(websocket_auth => 'scram');
+    my $p = $p_scram;
     my $r = neon($p, pipeline => 'false', sql => [$Q_REGION]);
     is $r->{rc}, 0, 'websocket_auth = scram: pipelineConnect false logs in with SCRAM' or diag explain_run($r);
     is_deeply rows_of($r), [[$DEFAULT]], '... and runs a query';
@@ -292,7 +310,7 @@ for my $pipeline ('password', 'false') {
 }
 
 {
-    my $p = proxy(auth => 'passthrough', auth_file => undef, admin_users => undef);
+    my $p = $p_passthrough;
     my $r = neon($p, pipeline => 'false', sql => [$Q_REGION]);
     is $r->{rc}, 0, 'auth = passthrough: pipelineConnect false logs in (SCRAM with the server)'
       or diag explain_run($r);
@@ -308,11 +326,11 @@ for my $pipeline ('password', 'false') {
 
 # client_tls = require: wss, or TLS inside the WebSocket, is encrypted; plain ws is not.
 {
-    my $p = proxy(client_tls => 'require', websocket_tls => 'on');
+    my $p = $p_require_wss;
     my $r = neon($p, wss => 1, pipeline => 'false', sql => [$Q_REGION]);
     is_deeply rows_of($r), [[$DEFAULT]], 'client_tls = require: wss counts as encrypted' or diag explain_run($r);
     $p->stop;
-    $p = proxy(client_tls => 'require', websocket_tls => 'off');
+    $p = $p_require_ws;
     $r = neon($p, pipeline => 'false', sql => [$Q_REGION]);
     is $r->{error}{code}, '28000', 'client_tls = require: plain ws without TLS inside is refused with 28000'
       or diag explain_run($r);
@@ -433,7 +451,7 @@ sub admin_rows {
 # ---------------------------------------------------------------- untrusted peers
 
 {
-    my $p = proxy(trusted_proxies => '192.0.2.1');
+    my $p = $p_untrusted;
     my $off = $p->log_size;
     my $r = neon($p, pipeline => 'false', sql => [$Q_REGION],
                  headers => ['cf-ipcity: S\u00c3\u00a3o Paulo', 'cf-ipcountry: BR', 'X-Forwarded-For: 203.0.113.9']);
@@ -446,7 +464,7 @@ sub admin_rows {
     $p->stop;
 }
 {
-    my $p = proxy(trusted_proxies => '192.0.2.1', websocket_untrusted => 'refuse');
+    my $p = $p_refuse;
     my $r = neon($p, pipeline => 'false', sql => [$Q_REGION], headers => ['X-Region: sa-east']);
     is $r->{rc}, 3, 'websocket_untrusted = refuse: an untrusted peer with a locality header is refused'
       or diag explain_run($r);

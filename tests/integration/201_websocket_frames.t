@@ -424,6 +424,9 @@ expect_close_code(1002, 'an unknown opcode (3)', sub {
     my $tcp = PgNearTest::Wire->connect(port => $ap->port);
     $r = $tcp->startup(user => 'app', database => 'movr', password => 'app-secret');
     like $r->{auth}[0] // '', qr/^sasl:/, 'TCP clients of the same pgnear still get SCRAM';
+    # Its clients leave first: SIGTERM waits for open sessions (up to shutdown_timeout).
+    $pg->terminate;
+    $tcp->terminate;
     $ap->stop;
 
     my $sport = free_port();
@@ -467,15 +470,15 @@ expect_close_code(1002, 'an unknown opcode (3)', sub {
       '... and a 20000-row result through it';
     $pg->terminate;
 
+    $tp->stop;
+
     # client_tls = disable: the SSLRequest is declined, the session goes on in the clear.
-    my $nport = free_port();
-    my $np = PgNearTest::Proxy->new(regions => [$us],
-        settings => { auth => 'passthrough', websocket_port => $nport });
-    $pg = ws_pg(port => $nport);
+    # (The first pgnear is such a one: client_tls is left at its default, disable.)
+    unlike $p->config_text, qr/^client_tls\b/m, '(the first pgnear has client_tls at its default)';
+    $pg = ws_pg();
     is $pg->start_tls(ca => $ca->cert), 'N', 'client_tls = disable: SSLRequest inside the WebSocket: N';
     ok login($pg)->{ok}, '... and the login goes on without TLS';
-    $tp->stop;
-    $np->stop;
+    $pg->terminate;
 }
 
 # ---------------------------------------------------------------- workers = 2

@@ -51,10 +51,11 @@ for my $k (sort keys %px) {
           "$k: the health checks know $r is a standby";
     }
 }
-like $us->psql_admin("SELECT has_table_privilege('watcher', 'pg_authid', 'SELECT')"), qr/^f$/,
-  'watcher is no superuser';
-is $eu->psql_admin("SELECT pg_has_role('watcher', 'pg_read_all_stats', 'USAGE')"), 'f',
-  'watcher lacks pg_read_all_stats';
+# One psql for both (the standby has the primary's roles).
+my ($su, $stats) = split /\|/, $eu->psql_admin("SELECT has_table_privilege('watcher', 'pg_authid', 'SELECT'), "
+                                               . "pg_has_role('watcher', 'pg_read_all_stats', 'USAGE')");
+like $su, qr/^f$/, 'watcher is no superuser';
+is $stats, 'f', 'watcher lacks pg_read_all_stats';
 
 sub wire {
     my ($px, $options) = @_;
@@ -66,15 +67,23 @@ sub wire {
 # Where the primary's WAL is written up to: a position a standby's replay reaches.
 sub written { $_[0]->psql_admin('SELECT pg_current_wal_lsn()') }
 sub lsn_num { my ($hi, $lo) = $_[0] =~ m{([0-9A-F]+)/([0-9A-F]+)$}i; hex($hi) * 2**32 + hex($lo) }
-# SHOW REGIONS of $px, one hash per host.
+# SHOW REGIONS of $px, one hash per host (NULL as '', as psql shows it).
+# One admin console session per pgnear, kept: the polls below ask often,
+# and a psql each (a process and a SCRAM login) took most of their time.
+my %admin;
 sub regions {
     my ($px) = @_;
-    my ($rc, $out, $err) = psql($px->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'),
-                                'SHOW REGIONS', args => ['-P', 'tuples_only=off', '-P', 'footer=off', '-F', '|']);
-    die "SHOW REGIONS: $err" if $rc != 0;
-    my ($head, @rows) = split /\n/, $out;
-    my @cols = split /\|/, $head, -1;
-    return map { my @v = split /\|/, $_, -1; my %h; @h{@cols} = @v; \%h } @rows;
+    my $w = $admin{ $px->port } //= do {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $px->port, timeout => 20);
+        my $r = $w->startup(user => 'admin', database => 'pgnear', password => 'admin-secret');
+        die "admin console login: $r->{error}{M}\n" unless $r->{ok};
+        $w;
+    };
+    my $q = $w->query('SHOW REGIONS');
+    die 'SHOW REGIONS: ' . ($q->{error} ? $q->{error}{M} : 'the session ended') . "\n"
+      if $q->{error} || $q->{eof};
+    my @cols = @{ $q->{columns} };
+    return map { my %h; @h{@cols} = map { $_ // '' } @$_; \%h } @{ $q->{rows} };
 }
 # Bounded wait until $px's health checks have read that $region replayed $fence.
 sub seen_replayed {

@@ -7,7 +7,7 @@
 # fourth entry whose address never answers (a full accept queue: SYNs are
 # dropped), as a host that is down without a word.
 #   - cancels reach their query wherever HAProxy puts the CancelRequest:
-#     30 each of psql's Ctrl-C (SIGINT), DBD::Pg's pg_cancel (libpq 15's
+#     9 each of psql's Ctrl-C (SIGINT), DBD::Pg's pg_cancel (libpq 15's
 #     PQcancel), node-postgres (a second Client's cancel(), tests/node/
 #     cancel_client.js) and the raw protocol client, over plain TCP and TLS
 #     (libpq 15 and node-postgres send the cancel itself in plain TCP; the
@@ -78,7 +78,11 @@ my $T0 = time;
 my $SRCDIR = $ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..";
 my $PGNEAR = $ENV{PGNEAR} // die "220_peer_cancel: PGNEAR is not set\n";
 
-my $ROUNDS          = 30;       # cancels per client kind
+# Cancels per client kind.  The rounds' placement repeats every 9 rounds
+# (see "1. cancels through HAProxy"): 9 rounds put a session on every
+# instance and send its cancel to every instance, 3 local and 6 forwarded
+# cancels a kind; more rounds only repeat those 9 cases.
+my $ROUNDS          = 9;
 my $FORGED_EACH     = 2_000;    # forged 3.0 keys, and as many forged 3.2 keys
 my $CANCEL_WAIT     = 5;        # a cancel must end its query within this (s)
 my $FORWARD_TIMEOUT = 2;        # cancel_forward_timeout (its default, written out)

@@ -20,7 +20,6 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
-use List::Util qw(max);
 use PgNearTest;
 use PgNearDbMove qw(logical_pair write_users admin_rows);
 
@@ -96,17 +95,51 @@ INSERT INTO rides (rider, vehicle, city, revenue) VALUES (:rider, :vehicle, 'dub
 UPDATE vehicles SET rides = rides + 1 WHERE id = :vehicle;
 COMMIT;
 SQL
+# The load runs until it is ended, not for a set time: a set time had to
+# cover the slowest machine's command and was idle load elsewhere.  -T is
+# only the bound; SIGALRM ends pgbench's run as -T does (its report and
+# exit status as usual), once the writes are seen going on after the
+# command.  A pgbench that took SIGALRM otherwise would die without its
+# report, and load_ok would fail: nothing passes unseen.
+my $LOAD_BOUND = 300;
 sub load {
-    my ($seconds) = @_;
     my @h;
-    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-M', 'prepared', '-c', '4', '-j', '2', '-T', $seconds,
-                              $app_ci], '>', \my $o1, '2>', \my $e1);
-    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-c', '2', '-T', $seconds, '-f', "$dir/ride.sql",
-                              $app_ci], '>', \my $o2, '2>', \my $e2);
+    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-M', 'prepared', '-c', '4', '-j', '2',
+                              '-T', $LOAD_BOUND, $app_ci], '>', \my $o1, '2>', \my $e1);
+    push @h, IPC::Run::start([require_tool('pgbench'), '-n', '-c', '2', '-T', $LOAD_BOUND,
+                              '-f', "$dir/ride.sql", $app_ci], '>', \my $o2, '2>', \my $e2);
     return sub {
+        my $running = grep { $_->pumpable } @h;
+        ok $running == 2, 'the load still ran when it was ended';
+        $_->signal('ALRM') for grep { $_->pumpable } @h;
         $_->finish for @h;
         return (parse_pgbench($o1 . $e1), parse_pgbench($o2 . $e2), $o1 . $e1 . $o2 . $e2);
     };
+}
+
+# Bounded wait (60 s) until both writers commit in $c (the region taking
+# movr's writes): new rides there, and new pgbench_history rows.  One psql
+# polling in the server: each statement of the loop reads a new snapshot.
+sub writes_go_on {
+    my ($c) = @_;
+    my $ci = PgNearTest::conninfo_string(host => $c->socket_dir, port => $c->port, user => 'postgres',
+                                         dbname => 'movr');
+    my ($rc, $out, $err) = psql($ci, <<'SQL', timeout => 90);
+DO $$
+DECLARE r0 bigint; h0 bigint;
+BEGIN
+    SELECT coalesce(max(id), 0), (SELECT count(*) FROM pgbench_history) INTO r0, h0 FROM rides;
+    FOR i IN 1 .. 600 LOOP
+        PERFORM pg_sleep(0.1);
+        IF (SELECT max(id) FROM rides) > r0 AND (SELECT count(*) FROM pgbench_history) > h0 THEN
+            RETURN;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'no new rides and pgbench_history rows in 60 s';
+END $$
+SQL
+    diag $err if $rc != 0;
+    return $rc == 0;
 }
 
 sub load_ok {
@@ -134,9 +167,8 @@ my $max_before = $us->psql_admin('SELECT max(id) FROM rides', dbname => 'movr');
 
 # ------------------------------------------------------------------ CUTOVER
 
-# 25 s: the checks, the catch-up and the slot come before the gate, seconds on a loaded machine
-my $end = load(25);
-sleep 2;
+my $end = load();
+ok writes_go_on($us), 'both writers commit in us-east before the cutover';
 my ($moved, $cerr, $cnotices) = admin('MOVE DATABASE movr CUTOVER');
 is $cerr, undef, 'MOVE DATABASE movr CUTOVER under load' or diag $cnotices;
 like $cnotices, qr/holding the database's sessions.*refuse writes.*replay the last write.*moving the held sessions.*replication back/s,
@@ -148,6 +180,7 @@ my @not = grep { $_->{result} ne 'moved' } @$moved;
 cmp_ok scalar(@$moved), '>=', 7, 'a row per held session (' . scalar(@$moved) . ')';
 is scalar(@not), 0, 'every one moved' or diag explain \@not;
 is move_state(), 'moved', 'SHOW MOVES: moved';
+ok writes_go_on($eu), '... and both writers commit in eu-west after it';
 load_ok($end, 'load through the cutover');
 
 is one('SELECT inet_server_port()'), $eu->port, 'the held client is on eu-west now';
@@ -171,14 +204,15 @@ refused('MOVE DATABASE movr ABORT', '55000', qr/cannot be aborted now.*HINT:.*RE
 
 # ------------------------------------------------------------------ REVERT
 
-$end = load(25);
-sleep 2;
+$end = load();
+ok writes_go_on($eu), 'both writers commit in eu-west before the revert';
 my ($back, $rerr, $rnotices) = admin('MOVE DATABASE movr REVERT');
 is $rerr, undef, 'MOVE DATABASE movr REVERT under load' or diag $rnotices;
 like $rnotices, qr/database "movr" lives in region "us-east" now: \d+ sessions moved there, 0 ended/, '... back in us-east';
 like $rnotices, qr/CUTOVER moves it again/, '... naming the next command';
 is scalar(grep { $_->{result} ne 'moved' } @$back), 0, 'every held session moved back';
 is move_state(), 'streaming', 'SHOW MOVES: streaming again';
+ok writes_go_on($us), '... and both writers commit in us-east after it';
 load_ok($end, 'load through the revert');
 is one('SELECT inet_server_port()'), $us->port, 'the held client is on us-east again';
 is lands_on(), $us->port, 'a new session lands in us-east';
@@ -191,14 +225,15 @@ like $uerr, qr/read-only transaction/, 'eu-west refuses a write made there direc
 my $ROUNDS = $ENV{PGNEAR_CUTOVER_ROUNDS} // 4;
 die "PGNEAR_CUTOVER_ROUNDS must be an even number above 0\n" unless $ROUNDS =~ /^\d+$/ && $ROUNDS > 0 && $ROUNDS % 2 == 0;
 my @holds;
-$end = load(max(25, 6 * $ROUNDS));    # each round: the command, its hold and a second of load
+$end = load();    # each round: the command, its hold and load seen committing where movr lives then
+ok writes_go_on($us), 'both writers commit in us-east before the rounds';
 for my $k (1 .. $ROUNDS) {
     my $step = $k % 2 ? 'CUTOVER' : 'REVERT';
     my ($rows, $e, $n) = admin("MOVE DATABASE movr $step");
     is $e, undef, "cutover $k ($step)" or diag $n;
     push @holds, $1 if ($n // '') =~ /the sessions were held (\d+) ms/;
     is scalar(grep { $_->{result} ne 'moved' } @$rows), 0, "... every session moved";
-    sleep 1;
+    ok writes_go_on($k % 2 ? $eu : $us), '... and both writers commit in ' . ($k % 2 ? 'eu-west' : 'us-east');
 }
 load_ok($end, "load through $ROUNDS cutovers");
 my @sorted = sort { $a <=> $b } @holds;
