@@ -321,7 +321,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
       or diag explain $tr;
     is $ws[0]->query('SELECT 3')->{rows}[0][0], 3, 'the WebSocket sessions still work';
     $_->terminate for @ws;
-    $mp->stop;
+    $mp->stop(signal => 'INT'); # its sessions are still open: SIGTERM would wait for them
 }
 
 # ---------------------------------------------------------------- wss
@@ -358,7 +358,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     }
     unlike $got, qr{^HTTP/1\.1 101}, 'wss: a plain HTTP upgrade request is not answered 101';
     ok $closed, '... and the connection is closed';
-    $tp->stop;
+    $tp->stop(signal => 'INT');
 }
 
 # ---------------------------------------------------------------- websocket_path
@@ -384,7 +384,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     my %m = map { /^(pgnear_websocket_\w+?)(?:\{[^}]*\})? (\S+)$/ ? ($1 => $2) : () } split /\n/, $out;
     is $m{pgnear_websocket_upgrades_total}, 2, 'pgnear_websocket_upgrades_total counts the 2 upgrades';
     is $m{pgnear_websocket_refused_total}, 3, 'pgnear_websocket_refused_total counts the 3 refusals';
-    $pp->stop;
+    $pp->stop(signal => 'INT'); # its sessions are still open: SIGTERM would wait for them
 }
 
 # ---------------------------------------------------------------- untrusted locality headers
@@ -401,7 +401,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     }
     my ($pg, $lr) = ws_login(port => $rport);
     ok $lr->{ok}, '... while a request without locality headers is accepted';
-    $rp->stop;
+    $rp->stop(signal => 'INT'); # its sessions are still open: SIGTERM would wait for them
 
     my $iport = free_port();
     my $ip = PgNearTest::Proxy->new(regions => [$us, $eu],
@@ -412,7 +412,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     is $pg->query('SHOW cluster_name')->{rows}[0][0], 'us-east', '... and ignored (the default region)';
     ok $ip->wait_for_log(qr/locality headers from 127\.0\.0\.1\S* ignored: not in trusted_proxies/, offset => $off),
       '... with a warning in the log';
-    $ip->stop;
+    $ip->stop(signal => 'INT'); # its sessions are still open: SIGTERM would wait for them
 
     my $tport = free_port();
     my $tp = PgNearTest::Proxy->new(regions => [$us, $eu],
@@ -421,7 +421,7 @@ is healthz()->{status}, 200, 'after the error answers /healthz still answers 200
     ($pg, $lr) = ws_login(port => $tport, headers => ['X-Region' => 'eu-west']);
     ok $lr->{ok}, 'X-Region from a trusted peer: accepted' or diag explain $lr;
     is $pg->query('SHOW cluster_name')->{rows}[0][0], 'eu-west', '... and used';
-    $tp->stop;
+    $tp->stop(signal => 'INT');
 }
 
 is $p->stop(signal => 'TERM'), 0, 'pgnear exits 0';

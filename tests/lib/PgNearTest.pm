@@ -210,7 +210,12 @@ END {
         my $failed = $? || !Test::Builder->new->is_passing;
         local ($?, $!, $@);
         my @objs = grep { defined } @LIVE;
-        for my $o (grep { $_->isa('PgNearTest::Proxy') } reverse @objs) { eval { $o->_cleanup } }
+        # Every pgnear is told at once, then each is waited for: on a loaded machine an exit
+        # (the sanitizers' leak check included) can take seconds, which would add up in turn.
+        my @proxies = grep { $_->isa('PgNearTest::Proxy') } reverse @objs;
+        my @told = grep { eval { $_->{pid} && $_->is_running && kill 'INT', $_->{pid} } } @proxies;
+        for my $o (@told) { eval { $o->wait_for_exit(timeout => 10) } }
+        for my $o (@proxies) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Cluster') } reverse @objs) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Relay') } reverse @objs) { eval { $o->_cleanup } }
         # A sanitizer report in any pgnear log fails the test file, passing or not.
@@ -1300,8 +1305,13 @@ sub wait_for_exit {
 sub stop {
     my ($self, %o) = @_;
     return $self->{exit_status} unless $self->is_running;
-    kill($o{signal} // 'TERM', $self->{pid});
+    my ($t0, $pid) = (Time::HiRes::time(), $self->{pid});
+    kill($o{signal} // 'TERM', $pid);
     my $st = $self->wait_for_exit(timeout => $o{timeout} // 15);
+    # A slow stop is most often sessions left open: the log says so, to find where time goes.
+    Test::More::diag(sprintf('PgNearTest: pgnear %d took %.1f s to stop%s', $pid,
+                             Time::HiRes::time() - $t0, defined $st ? '' : ' (killed)'))
+      if Time::HiRes::time() - $t0 > 2;
     return $st if defined $st;
     kill 'KILL', $self->{pid};
     return $self->wait_for_exit(timeout => 10);
