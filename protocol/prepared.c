@@ -90,6 +90,22 @@ static struct prep_link *table_first(const struct prep_table *t, uint64_t hash)
     return t->nb ? t->b[hash & (t->nb - 1)] : NULL;
 }
 
+/* Frees every element (drop, when not NULL, lets go of what each holds first) and the buckets. */
+static void table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_link *l),
+                       void *ctx)
+{
+    for (size_t i = 0; i < t->nb; i++) {
+        struct prep_link *l = t->b[i], *next;
+        for (; l != NULL; l = next) {
+            next = l->next;
+            if (drop != NULL)
+                drop(ctx, l);
+            free(l);
+        }
+    }
+    free(t->b);
+}
+
 /* Removes l, which is in t. */
 static void table_del(struct prep_table *t, struct prep_link *l)
 {
@@ -361,14 +377,7 @@ void prep_registry_free(struct prep_registry *reg)
 {
     if (reg == NULL)
         return;
-    for (size_t i = 0; i < reg->stmts.nb; i++) {
-        struct prep_link *l = reg->stmts.b[i], *next;
-        for (; l != NULL; l = next) {
-            next = l->next;
-            free(l);
-        }
-    }
-    free(reg->stmts.b);
+    table_free(&reg->stmts, NULL, NULL);
     free(reg);
 }
 
@@ -1513,6 +1522,18 @@ struct prep_client *prep_client_new(struct prep_registry *reg, uint64_t context)
     return c;
 }
 
+/* table_free's drops: a client's name, a server's cached statement. */
+static void name_drop(void *reg, struct prep_link *l)
+{
+    stmt_unref(reg, ((struct prep_name *)l)->real);
+    stmt_unref(reg, ((struct prep_name *)l)->spec);
+}
+
+static void slot_drop(void *reg, struct prep_link *l)
+{
+    stmt_unref(reg, ((struct prep_slot *)l)->stmt);
+}
+
 void prep_client_free(struct prep_client *c)
 {
     if (c == NULL)
@@ -1521,19 +1542,9 @@ void prep_client_free(struct prep_client *c)
         for (struct prep_entry *e = c->server->head; e != NULL; e = e->next)
             if (e->client == c)
                 entry_detach(c->server, e);
-    for (size_t i = 0; i < c->names.nb; i++) {
-        struct prep_link *l = c->names.b[i], *next;
-        for (; l != NULL; l = next) {
-            struct prep_name *n = (struct prep_name *)l;
-            next = l->next;
-            stmt_unref(c->reg, n->real);
-            stmt_unref(c->reg, n->spec);
-            free(n);
-        }
-    }
+    table_free(&c->names, name_drop, c->reg);
     stmt_unref(c->reg, c->unnamed_real);
     stmt_unref(c->reg, c->unnamed_spec);
-    free(c->names.b);
     free(c);
 }
 
@@ -1568,14 +1579,7 @@ void prep_server_free(struct prep_server *s)
         entry_discard(s, s->tail, UINT64_MAX);
         entry_free(s, s->tail);
     }
-    for (size_t i = 0; i < s->slots.nb; i++) {
-        struct prep_link *l = s->slots.b[i], *next;
-        for (; l != NULL; l = next) {
-            next = l->next;
-            stmt_unref(s->reg, ((struct prep_slot *)l)->stmt);
-            free(l);
-        }
-    }
+    table_free(&s->slots, slot_drop, s->reg);
     while (s->spare != NULL) {
         struct prep_entry *e = s->spare;
         s->spare = e->next;
@@ -1583,7 +1587,6 @@ void prep_server_free(struct prep_server *s)
     }
     stmt_unref(s->reg, s->unnamed_real);
     stmt_unref(s->reg, s->unnamed_spec);
-    free(s->slots.b);
     free(s);
 }
 
