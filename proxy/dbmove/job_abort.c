@@ -56,6 +56,31 @@ static int abort_find_move(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
+static int take_target_db(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
+{
+    (void)sqlstate;
+    j->target_has_db = res != NULL && PQntuples(res) == 1;
+    return JOB_NEXT;
+}
+
+/*
+ * A move killed before its CREATE DATABASE committed left no database on
+ * the target, and a connection to it would fail with FATAL 3D000 before
+ * any statement could be tolerated: ask the target's catalog first.
+ */
+static int abort_find_target_db(struct dbmove_job *j)
+{
+    const char *params[1] = {j->req.database};
+    return job_query(j, j->dst_ctl, "looking for the database on the target",
+                     "SELECT 1 FROM pg_database WHERE datname = $1", 1, params, take_target_db,
+                     NULL);
+}
+
+static bool target_has_db(const struct dbmove_job *j)
+{
+    return j->target_has_db;
+}
+
 static int abort_subscription(struct dbmove_job *j)
 {
     char sql[160], name[64];
@@ -133,7 +158,8 @@ const struct job_step job_abort_steps[] = {
     {NULL, NULL, job_take_lock},
     {NULL, NULL, abort_read_records},
     {NULL, NULL, abort_find_move},
-    {"dropping the subscription on the target", NULL, abort_subscription},
+    {NULL, NULL, abort_find_target_db},
+    {"dropping the subscription on the target", target_has_db, abort_subscription},
     {NULL, NULL, abort_slot},
     {"dropping the publication on the source", NULL, abort_publication},
     {NULL, NULL, abort_marker},

@@ -96,6 +96,7 @@ struct dbmove_job {
     size_t nrecords;
     struct dbmove_row move; /* the move this command works on */
     bool has_move;
+    bool target_has_db;  /* ABORT: the target holds the database (the move may have died first) */
     bool version_bumped; /* for version_state: both regions' rows get one version */
     enum dbmove_state version_state;
     /* the schema copy (job_schema.c) */
