@@ -28,7 +28,7 @@ write_file($userlist,
 
 my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $eu],
     settings => { auth => 'passthrough', server_tls => 'disable', auth_file => $userlist,
-                  admin_users => 'admin', health_check_interval => '200ms',
+                  admin_users => 'admin', health_check_interval => '1500ms',
                   cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . '/conf/cities.csv' },
     extra_ini => "\n[cities]\nboston = us-east\n");
 
@@ -70,7 +70,7 @@ for my $c ('SHOW CLIENTS', 'SHOW ROUTE FOR CITY', 'PAUSE [region]', 'DISABLE reg
 }
 my %config = map { my @f = split /\|/; ($f[0] => [$f[1], $f[2]]) } split /\n/, admin('SHOW CONFIG');
 is $config{admin_users}[0], 'admin', 'SHOW CONFIG: admin_users';
-is $config{health_check_interval}[0], '200ms', 'SHOW CONFIG: a duration as it was written';
+is $config{health_check_interval}[0], '1500ms', 'SHOW CONFIG: a duration as it was written';
 is $config{workers}[1], 'f', 'SHOW CONFIG: workers needs a restart';
 is $config{auth}[1], 't', 'SHOW CONFIG: auth is reloadable';
 

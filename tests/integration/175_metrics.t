@@ -18,7 +18,7 @@ write_file("$auth_dir/userlist.txt", qq{"admin" "} . make_scram_verifier('admin-
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'passthrough', server_tls => 'disable', admin_users => 'admin',
                   auth_file => "$auth_dir/userlist.txt", metrics_addr => "127.0.0.1:$mport",
-                  health_check_interval => '200ms' });
+                  health_check_interval => '1s', health_check_timeout => '5s' });
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
 sub scrape {

@@ -49,7 +49,7 @@ is_deeply [sort keys %$steps], [1, 2, 3, 4], 'the four example steps';
 
 my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $eu],
     settings => { auth => 'passthrough', server_tls => 'disable', auth_file => $userlist,
-                  admin_users => 'admin', health_check_interval => '200ms',
+                  admin_users => 'admin', health_check_interval => '1s', health_check_timeout => '5s',
                   migration_order => 'eu-west, us-east' });
 
 sub admin_ci { $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret', @_) }

@@ -46,7 +46,7 @@ write_file("$dir/0003_city.sql",
 
 my %settings = (auth => 'passthrough', server_tls => 'disable',
                 auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
-                health_check_interval => '200ms', migrations_dir => $dir,
+                health_check_interval => '1s', health_check_timeout => '5s', migrations_dir => $dir,
                 migrations_db => 'movr', migration_order => 'eu-west, us-east');
 my $p = PgNearTest::Proxy->new(regions => [$us, $uw, $eu], settings => \%settings);
 

@@ -44,7 +44,7 @@ for my $c ($eu, $us) {
 
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'passthrough', server_tls => 'disable', admin_users => 'admin',
-                  auth_file => "$auth_dir/userlist.txt", health_check_interval => '200ms',
+                  auth_file => "$auth_dir/userlist.txt", health_check_interval => '1s', health_check_timeout => '5s',
                   migrations_dir => $dir, migrations_db => 'movr',
                   migration_order => 'eu-west, us-east', migration_hold_timeout => '2s' });
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');

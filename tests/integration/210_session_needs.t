@@ -48,7 +48,7 @@ my %ADMIN = (auth_file => $userlist, admin_users => 'admin', metrics_addr => "12
 
 my $p = PgNearTest::Proxy->new(
     regions  => [map { { name => $_, location => join(', ', @{ $AT{$_} }), hosts => [$CLUSTER{$_}] } } @ORDER],
-    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '200ms',
+    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '1s',
                   health_check_timeout => '2s', max_standby_lag => '3s', failover_wait => '10s', %ADMIN },
     extra_ini => "[database reports]\ntarget_session_attrs = standby\n\n"
                . "[user reader]\ntarget_session_attrs = read-only\n");
@@ -252,7 +252,7 @@ unlike log_since($p, $off) =~ s/.*reads again//sr, qr/passed over for reads/, '.
 
 my $q = PgNearTest::Proxy->new(
     regions  => [map { { name => $_, location => join(', ', @{ $AT{$_} }), hosts => [$CLUSTER{$_}] } } @ORDER],
-    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '200ms',
+    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '1s',
                   health_check_timeout => '2s', failover_wait => '500ms', %ADMIN, metrics_addr => '' });
 ok wait_until(sub { my @m = $q->log_contents =~ /region \S+ is up: it is a standby/g; @m == 2 }, timeout => 20),
   'a second pgnear, failover_wait = 500ms, knows the roles';

@@ -45,7 +45,7 @@ my $p = PgNearTest::Proxy->new(
     regions => [{ name => 'us-east', hosts => [$us] }, { name => 'eu-west', hosts => [$eu] },
                 { name => 'us-west', hosts => [$uw] }, { name => 'ap-southeast', hosts => [$ap, $ap_sb] }],
     settings => { auth => 'passthrough', server_tls => 'disable', auth_file => "$auth_dir/userlist.txt",
-                  admin_users => 'admin', health_check_interval => '200ms', health_check_timeout => '2s',
+                  admin_users => 'admin', health_check_interval => '1s', health_check_timeout => '2s',
                   migrations_dir => $dir, migrations_db => 'movr', migration_order => join(', ', @order) });
 
 sub admin_full { psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $_[0], verbose => 1) }

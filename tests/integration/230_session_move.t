@@ -74,7 +74,7 @@ my $p = PgNearTest::Proxy->new(port => $fleet_port[0], regions => [$us, $uw, $ro
                                              hosts => ["127.0.0.1:$slow_port"] }],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $workers, move_timeout => '3s',
-                  health_check_interval => '200ms', health_check_timeout => '3s',
+                  health_check_interval => '1s', health_check_timeout => '3s',
                   min_lsn_wait => '2500ms',
                   metrics_addr => "127.0.0.1:$metrics_port", peer_id => 1, %FLEET },
     extra_ini => "\n[cities]\nboston = us-east\nseattle = us-west\n\n[user nomove]\nmovable = off\n");

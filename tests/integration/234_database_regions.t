@@ -29,7 +29,7 @@ write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret')
                            . qq{"app" "$app_secret"\n});
 my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                 server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                health_check_interval => '200ms');
+                health_check_interval => '1s', health_check_timeout => '5s');
 my $CITIES = "[cities]\nboston = us-east\ndublin = eu-west\n";
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu], settings => \%SETTINGS,
                                extra_ini => "$CITIES\n[database eucars]\nregions = eu-west\n");

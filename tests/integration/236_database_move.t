@@ -32,7 +32,7 @@ write_users($dir, $app_secret);
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu, $ap],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                  health_check_interval => '200ms' },
+                  health_check_interval => '1s', health_check_timeout => '5s' },
     extra_ini => "[database movr]\nregions = us-east\n\n[database other]\nregions = us-east, eu-west\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 

@@ -35,7 +35,7 @@ my @p = map {
     PgNearTest::Proxy->new(port => $port[$_], regions => [$us, $eu],
         settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                       server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                      health_check_interval => '200ms', health_check_timeout => '5s',
+                      health_check_interval => '1s', health_check_timeout => '5s',
                       peer_id => $_ + 1, peers => $peers, move_timeout => '5s' },
         extra_ini => "[database movr]\nregions = us-east\n")
 } 0 .. 1;

@@ -43,7 +43,7 @@ my $p = PgNearTest::Proxy->new(regions => [$us, $usw, $eu],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
                   default_region => 'us-east', migrations_dir => "$dir/migrations", migrations_db => 'movr',
-                  health_check_interval => '200ms', health_check_timeout => '5s' },
+                  health_check_interval => '1s', health_check_timeout => '5s' },
     extra_ini => "[database movr]\nregions = us-east, us-west\n"
                . "[database twoprimaries]\nregions = us-east, eu-west\n"
                . "[cities]\nseattle = us-west\n");
