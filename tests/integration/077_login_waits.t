@@ -39,7 +39,7 @@ write_file("$dir/users.txt", qq{"admin" "} . make_scram_verifier('admin-secret')
 write_file("$dir/admins.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n});
 my $AUTH_QUERY = 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1';
 
-my %common = (server_tls => 'disable', health_check_interval => '100ms', health_check_timeout => '5s',
+my %common = (server_tls => 'disable', health_check_interval => '1s', health_check_timeout => '5s',
               failover_wait => '1500ms', min_lsn_wait => '6s', admin_users => 'admin',  # 6s: a login waits through 40 forks and a 1 s pause
               auth_failure_threshold => 0, client_login_timeout => '20s');
 my %source = (

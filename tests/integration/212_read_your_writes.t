@@ -36,7 +36,7 @@ write_file("$auth_dir/userlist.txt", qq{"admin" "} . make_scram_verifier('admin-
 my $p = PgNearTest::Proxy->new(
     regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
                  { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
-    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '100ms',
+    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '1s',
                   health_check_timeout => '2s', admin_users => 'admin',
                   auth_file => "$auth_dir/userlist.txt", min_lsn_wait => '0' });
 ok wait_until(sub { $p->log_contents =~ /region eu-west is up: it is a standby/ }, timeout => 20),

@@ -36,7 +36,7 @@ my @regions = ({ name => 'us-east', hosts => [$us] }, { name => 'eu-west', hosts
                { name => 'us-west', hosts => [$west] });
 my $auth_dir = PgNearTest::tmpdir(name => 'fence-lp');
 write_file("$auth_dir/userlist.txt", qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n});
-my %common = (auth => 'passthrough', server_tls => 'disable', health_check_interval => '100ms',
+my %common = (auth => 'passthrough', server_tls => 'disable', health_check_interval => '1s',
               admin_users => 'admin', auth_file => "$auth_dir/userlist.txt",
               health_check_timeout => '2s', failover_wait => '3s', min_lsn_wait => '2s');
 my %px = (
