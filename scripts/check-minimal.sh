@@ -100,7 +100,10 @@ say "cloned $(git -C "$top" rev-parse --short HEAD) to /root/project"
 cat >"$root/root/steps.sh" <<'STEPS'
 set -eu
 cd /root/project
-step() { echo; echo "==== check-minimal: $*"; }
+# Each step says when it starts, in seconds since this run of the steps began: what CI
+# spends its 30 minutes on.
+t0=$(date +%s)
+step() { echo; echo "==== check-minimal: $* (at $(($(date +%s) - t0)) s)"; }
 if [ "$1" = install ]; then
     step "scripts/install-deps.sh (from $(dpkg-query -W | wc -l) packages)"
     scripts/install-deps.sh
@@ -180,6 +183,7 @@ step "scripts/test.sh"
 scripts/test.sh
 step "scripts/check-tools.sh"
 scripts/check-tools.sh
+step "the steps are done"
 STEPS
 
 # In namespaces of its own: mounts (private, so they vanish with it), PIDs
