@@ -1134,6 +1134,10 @@ sub _write_config {
         unix_socket_dir => $self->{dir},
         default_region  => $self->{regions}[0]{name},
         server_conninfo => "user=$PgNearTest::PGNEAR_USER password=$PgNearTest::PGNEAR_PASSWORD",
+        # Not the shipped 1 s: two ASan test files at a time load two cores so much that a
+        # check's login can take over 1 s, and three such checks in a row take a healthy host
+        # down.  A test about slow checks sets its own (142); undef gives the shipped default.
+        health_check_timeout => '5s',
         # PGNEAR_TEST_WORKERS=N runs every proxy of the suite with N event-loop threads
         ($ENV{PGNEAR_TEST_WORKERS} ? (workers => $ENV{PGNEAR_TEST_WORKERS}) : ()),
     );
@@ -1979,7 +1983,10 @@ log is printed as diagnostics.
       start => 1, start_timeout => 10)
   Defaults in [pgnear]: listen_addr (127.0.0.1[, ::1]), listen_port,
   unix_socket_dir (its temp dir), default_region (first region),
-  server_conninfo (user=pgnear password=pgnear-secret).
+  server_conninfo (user=pgnear password=pgnear-secret), health_check_timeout
+  (5s, not the shipped 1s: a loaded machine makes checks slow, and three
+  slow ones in a row take a healthy host down; a test about slow checks
+  sets its own).
   Runs "$PGNEAR -v CONFIG.ini", output to log_path, and waits until the
   process listens on 127.0.0.1:port; dies with the log tail otherwise.
 
