@@ -86,7 +86,7 @@ static int abort_subscription(struct dbmove_job *j)
     char sql[160], name[64];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
     snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", name);
-    /* 3D000: the database went away after abort_find_target_db looked (nothing to drop). */
+    /* A database missing at login fails with 08001, not 3D000: target_has_db skips that case. */
     return job_query(j, j->dst_db, "dropping the subscription on the target", sql, 0, NULL,
                      job_take_nothing, "3D000");
 }
