@@ -263,7 +263,8 @@ static const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                         {"fence", ADMIN_TEXT, 0},
                                                         {"min_lsn", ADMIN_TEXT, 0},
                                                         {"moves", ADMIN_INT8, 0},
-                                                        {"movable", ADMIN_TEXT, 0}};
+                                                        {"movable", ADMIN_TEXT, 0},
+                                                        {"pinned", ADMIN_TEXT, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -310,6 +311,7 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     text_or_null(res, c->min_lsn);
     result_int(res, c->moves);
     text_or_null(res, c->movable);
+    text_or_null(res, c->pinned);
 }
 
 static void render_clients(const struct snapshot *snap, struct admin_result *res)
@@ -592,7 +594,9 @@ static void render_pools(const struct snapshot *snap, struct admin_result *res)
     }
     pools_count_clients(snap, pools, &n, cap);
     pools_count_servers(snap, pools, &n, cap);
-    const char *mode = snap->parts[0].pool_mode == POOL_SESSION ? "session" : "none";
+    static const char *const modes[] = {
+        [POOL_NONE] = "none", [POOL_SESSION] = "session", [POOL_TRANSACTION] = "transaction"};
+    const char *mode = modes[snap->parts[0].pool_mode];
     for (size_t k = 0; k < n; k++) {
         const struct pool_row *p = &pools[k];
         result_text(res, p->region);

@@ -86,6 +86,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     row->moves = s->moves;
     const char *refusal = move_refusal(s);
     row->movable = refusal == NULL ? "yes" : refusal;
+    row->pinned = s->txn != NULL && s->pinned != NULL ? s->pinned : "";
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {
@@ -280,7 +281,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     stats_accumulate(&p->stats, &w->stats);
     part_add_open_counts(p, w);
     part_count_lists(p, w);
-    p->pool_mode = config_pooling(w->cfg) ? POOL_SESSION : POOL_NONE;
+    p->pool_mode = config_pooling(w->cfg) ? w->cfg->pool_mode : POOL_NONE;
     size_t cap = 0;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->active_sessions)

@@ -84,6 +84,7 @@ struct client_row {
     char min_lsn[LSN_TEXT_MAX];   /* the pgnear.min_lsn it came with; "" none */
     uint32_t moves;               /* times it was moved to another server */
     const char *movable;          /* static text: "yes", or why not (move_refusal) */
+    const char *pinned; /* pool_mode = transaction: why it keeps its server connection; else "" */
 };
 
 /* One server connection, as SHOW SERVERS shows it. */

@@ -31,7 +31,7 @@ struct setting {
 };
 
 static const char *const auth_choices[] = {"scram", "passthrough", NULL};
-static const char *const pool_mode_choices[] = {"none", "session", NULL};
+static const char *const pool_mode_choices[] = {"none", "session", "transaction", NULL};
 static const char *const client_tls_choices[] = {"disable", "allow", "require", NULL};
 static const char *const server_tls_choices[] = {"disable",   "prefer",      "require",
                                                  "verify-ca", "verify-full", NULL};

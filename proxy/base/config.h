@@ -20,7 +20,11 @@
 #include "routing/route.h"
 
 enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
-enum pool_mode { POOL_NONE, POOL_SESSION };
+enum pool_mode { POOL_NONE, POOL_SESSION, POOL_TRANSACTION };
+
+/* pool_size under pool_mode = transaction when the file says 0 (no limit): the mode needs a bound.
+ */
+#define POOL_SIZE_TRANSACTION_DEFAULT 20
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
 enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
@@ -218,10 +222,19 @@ static inline struct config *config_ref(struct config *cfg)
 }
 void config_unref(struct config *cfg);
 
-/* Whether server connections are kept between clients: pool_mode = session under auth = scram. */
+/*
+ * Whether server connections are kept between clients: pool_mode = session
+ * or transaction, under auth = scram.
+ */
 static inline bool config_pooling(const struct config *cfg)
 {
-    return cfg->pool_mode == POOL_SESSION && cfg->auth == AUTH_SCRAM;
+    return cfg->pool_mode != POOL_NONE && cfg->auth == AUTH_SCRAM;
+}
+
+/* Whether a session's server connection goes back to the pool after each transaction. */
+static inline bool config_txn_pooling(const struct config *cfg)
+{
+    return cfg->pool_mode == POOL_TRANSACTION && cfg->auth == AUTH_SCRAM;
 }
 
 /* Whether path is one of websocket_path's (compared exactly). */

@@ -202,7 +202,10 @@ static void config_load_routing(struct load_ctx *lc)
 /* The pooling settings: bounds, and min_pool_size within pool_size (0: no limit). */
 static void check_pool_settings(struct load_ctx *lc)
 {
-    const struct config *cfg = lc->cfg;
+    struct config *cfg = lc->cfg;
+    /* Without a bound, transaction pooling would keep as many connections as clients. */
+    if (cfg->pool_mode == POOL_TRANSACTION && cfg->pool_size == 0)
+        cfg->pool_size = POOL_SIZE_TRANSACTION_DEFAULT;
     if (cfg->pool_size < 0 || cfg->pool_size > POOL_SIZE_MAX)
         config_problem(lc, "pgnear:pool_size", "pool_size must be 0 (no limit) or between 1 and %d",
                        POOL_SIZE_MAX);

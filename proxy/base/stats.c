@@ -116,6 +116,12 @@ static const struct stat_field fields[] = {
     F(servers_not_kept, "server_connections_not_kept",
       "Server connections closed as their client left although pooling could keep them (in a "
       "transaction, too old, RECONNECT, reset failed)."),
+    F(txn_returns, "transaction_pool_returns",
+      "Server connections given back to the pool at the end of a transaction (pool_mode = "
+      "transaction)."),
+    F(txn_pins, "transaction_pool_pins",
+      "Sessions under pool_mode = transaction that came to keep their server connection for the "
+      "rest of their session (a session-level SET, a temporary table, ...)."),
     {"moves_done", "session_moves", "result=\"moved\"",
      "Live sessions the admin asked to move to another server, by result.",
      offsetof(struct worker_stats, moves_done)},

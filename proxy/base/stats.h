@@ -70,10 +70,13 @@ struct worker_stats {
     uint64_t server_reuses;    /* logins served by a kept connection */
     uint64_t servers_kept;     /* connections kept as their client left */
     uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
+    /* Transaction pooling (txn.c). */
+    uint64_t txn_returns; /* server connections given back at the end of a transaction */
+    uint64_t txn_pins;    /* sessions that came to keep their server connection */
     /* Moves of live sessions (move.c). */
     uint64_t moves_done;
     uint64_t moves_failed;
-    uint64_t move_hold_us;                               /* the holds of moves done, summed */
+    uint64_t move_hold_us;                              /* the holds of moves done, summed */
     uint64_t move_hold_buckets[STAT_MOVE_HOLD_BUCKETS]; /* each counted in its own bucket only */
 };
 

@@ -26,6 +26,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn.h"
 
 static void flow_to_startup(struct session *s)
 {
@@ -71,12 +72,26 @@ static void flow_to_server_login(struct session *s)
     phase_enter(s, PHASE_SERVER_LOGIN);
 }
 
+/*
+ * Relaying starts: what only the login needed is let go first, since
+ * whether transaction pooling applies depends on what it kept (the keys
+ * pgnear logs in with elsewhere).
+ */
+static void flow_active_enter(struct session *s)
+{
+    session_login_end(s);
+    txn_session_start(s);
+    relay_start(s);
+}
+
 static void flow_to_active(struct session *s)
 {
     if (pool_warm_done(s))
         return; /* an internal session: its connection went to the pool, it ended */
     if (move_target_ready(s))
         return; /* a mover: its connection is the move's */
+    if (txn_fetch_ready(s))
+        return; /* a fetcher: its connection is its session's next transaction's */
     phase_enter(s, PHASE_ACTIVE);
 }
 
@@ -162,6 +177,8 @@ static void flow_login_abort(struct session *s)
     login_throttle_release(s); /* a held login must not wake up */
     if (s->login->move_of != NULL)
         move_target_lost(s, s->closing_why);
+    if (s->login->txn_of != NULL)
+        txn_fetch_lost(s);
 }
 
 static void flow_server_failed(struct session *s, const char *why, enum server_verdict v)
@@ -256,7 +273,7 @@ const struct session_flow login_flow =
                                         .exits =
                                             PHASE_BIT(PHASE_ACTIVE) | PHASE_BIT(PHASE_CONNECT)},
                 /* No timer: the login's is stopped. */
-                [PHASE_ACTIVE] = {.enter = relay_start},
+                [PHASE_ACTIVE] = {.enter = flow_active_enter},
                 /* No timer either; the console's state outlives the phase if the session fails
                    (CLOSING). */
                 [PHASE_ADMIN] = {.enter = console_enter,

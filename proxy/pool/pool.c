@@ -179,6 +179,7 @@ void pool_release(struct server_conn *sc)
     struct session *s = sc->client;
     const char *refusal = pool_refusal(sc, s);
     if (refusal != NULL) {
+        sc->txn_return = false;
         if (sc->poolable) {
             stat_inc(&sc->w->stats.servers_not_kept);
             log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
@@ -187,8 +188,15 @@ void pool_release(struct server_conn *sc)
         server_conn_close(sc, true);
         return;
     }
-    stat_inc(&sc->w->stats.servers_kept);
     pool_park(sc);
+    if (sc->txn_return) {
+        /* Its session is the one its next clients would have (pool_find takes exact fits). */
+        sc->txn_return = false;
+        pool_now_idle(sc);
+        endpoint_arm(&sc->ep);
+        return;
+    }
+    stat_inc(&sc->w->stats.servers_kept);
     pool_reset(sc);
 }
 
@@ -350,7 +358,8 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
         enum pool_fit how = pool_params_fit(sc, s);
         if (how == FIT_EXACT)
             return sc;
-        if (how == FIT_SET && fit == NULL)
+        /* Under transaction pooling nothing resets it between clients: exact fits only. */
+        if (how == FIT_SET && fit == NULL && s->cfg->pool_mode != POOL_TRANSACTION)
             fit = sc;
     }
     return fit;

@@ -225,7 +225,7 @@ bool pool_warm_done(struct session *s)
 const uint8_t *pool_warm_client_key(const struct session *s)
 {
     const struct session_login *l = s->login;
-    return l != NULL && (l->warming || l->move_of != NULL) ? l->warm_client_key : NULL;
+    return l != NULL && session_login_internal(l) ? l->warm_client_key : NULL;
 }
 
 void pool_warm_forget(struct session *s)

@@ -149,11 +149,16 @@ static int fence_watch(struct session *s, char type, const uint8_t *body, uint32
 {
     struct server_conn *sc = s->server_conn;
     uint8_t status = type == 'Z' && len > 4 ? body[0] : 0;
+    if (type == 'S') {
+        s->txn->server_param(s, body, len);
+        return fence_move(s, 1 + (size_t)len);
+    }
     tx_track_server(&sc->tx, (uint8_t)type, status);
     if (type == 'C' && fence_tag_writes(body, len - 4))
         s->fence_wrote = true;
     /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
-    if (type == 'Z' && status == 'I' && s->fence_wrote && tx_track_at_safe_point(&sc->tx))
+    if (type == 'Z' && status == 'I' && s->fence_wrote && s->report_fence &&
+        tx_track_at_safe_point(&sc->tx))
         return fence_ask(s, len);
     return fence_move(s, 1 + (size_t)len);
 }
@@ -178,7 +183,9 @@ static int fence_step(struct session *s)
         session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
         return -1;
     }
-    bool whole = s->fence_asked || ((h[0] == 'C' || h[0] == 'Z') && len <= FENCE_TAG_MAX);
+    /* Transaction pooling follows the reported settings (txn.h). */
+    bool tag = h[0] == 'C' || h[0] == 'Z' || (h[0] == 'S' && s->txn != NULL);
+    bool whole = s->fence_asked || (tag && len <= FENCE_TAG_MAX);
     if (whole) {
         if (avail < 1 + (size_t)len)
             return 0;
@@ -207,15 +214,19 @@ int fence_pump(struct session *s)
         endpoint_pause_read(src);
     if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return -1;
+    /* Under transaction pooling the connection may go back to the pool here. */
+    if (s->txn != NULL && !s->txn->server_idle(s))
+        return -1;
     return 0;
 }
 
 void fence_server_read(struct session *s)
 {
-    struct endpoint *src = &s->server_conn->ep;
+    struct server_conn *sc = s->server_conn;
+    struct endpoint *src = &sc->ep;
     int more;
     if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || fence_pump(s) < 0)
         return;
-    if (more && !src->read_paused)
+    if (more && s->server_conn == sc && !src->read_paused)
         event_active(src->rev, EV_READ, 0);
 }

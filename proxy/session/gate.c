@@ -26,8 +26,12 @@
 
 bool session_at_safe_point(const struct session *s)
 {
-    return s->phase == PHASE_ACTIVE && s->server_conn != NULL &&
-           server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
+    if (s->phase != PHASE_ACTIVE)
+        return false;
+    /* Between transactions, under transaction pooling: no server, none being fetched. */
+    if (s->server_conn == NULL)
+        return s->txn != NULL && s->fetcher == NULL && s->client.fwd_remaining == 0;
+    return server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
 }
 
 bool gate_act_at_safe_point(struct session *s)
@@ -55,7 +59,7 @@ bool gate_act_at_safe_point(struct session *s)
     if (s->on_safe == SAFE_HOLD && !s->held) {
         s->held = true;
         endpoint_pause_read(&s->client);
-        if (s->hold_reasons & HOLD_MOVE)
+        if ((s->hold_reasons & HOLD_MOVE) && s->server_conn != NULL)
             s->w->shared->flow->move_held(s);
     }
     return true;
@@ -79,7 +83,10 @@ void gate_release_session(struct session *s, uint8_t reason)
     if (!s->held)
         return;
     s->held = false;
-    if (s->server_conn != NULL && evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
+    if (s->server_conn == NULL && s->txn != NULL)
+        s->txn->resume(s);
+    else if (s->server_conn != NULL &&
+             evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);
 }
 

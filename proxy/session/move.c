@@ -163,9 +163,8 @@ const char *move_refusal(const struct session *s)
     return NULL;
 }
 
-/* The caller's locality as its login found it (struct session_origin), for a route now. */
-static void move_origin_locality(const struct session *s, const struct config *cfg,
-                                 struct locality *loc)
+void session_origin_locality(const struct session *s, const struct config *cfg,
+                             struct locality *loc)
 {
     const struct session_origin *o = &s->origin;
     memset(loc, 0, sizeof(*loc));
@@ -194,7 +193,7 @@ void move_home_region(const struct session *s, char *out, size_t cap)
     double cosines[ROUTE_MAX_REGIONS];
     struct region_subset where;
     const struct config *cfg = s->w->cfg;
-    move_origin_locality(s, cfg, &loc);
+    session_origin_locality(s, cfg, &loc);
     size_t n = route_plan(&cfg->routing, &loc, &s->need,
                           placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
                           cosines, ROUTE_MAX_REGIONS);
@@ -453,7 +452,7 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
                         struct locality *loc, struct region **plan, double *cosines, bool *later)
 {
     struct need_spec need = move_need(mv);
-    move_origin_locality(mv->s, cfg, loc);
+    session_origin_locality(mv->s, cfg, loc);
     if (mv->target.region[0] != '\0') {
         loc->source = LOCALITY_REGION_HINT;
         loc->region = region_set_find(&cfg->regions, mv->target.region);
@@ -478,25 +477,11 @@ static size_t move_plan(const struct session_move *mv, const struct config *cfg,
     return n;
 }
 
-/* The mover's login state: the session's user, database, startup parameters, keys and need. */
+/* The mover's login state, besides the session's own (session_new_internal): its need and plan. */
 static const char *move_mover_init(struct session_move *mv, struct session *m)
 {
-    struct session *s = mv->s;
     struct session_login *l = m->login;
-    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
-    if ((m->startup_raw = malloc(ulen + dlen)) == NULL)
-        return "out of memory";
-    memcpy(m->startup_raw, s->user, ulen);
-    memcpy(m->startup_raw + ulen, s->database, dlen);
-    m->user = (const char *)m->startup_raw;
-    m->database = (const char *)m->startup_raw + ulen;
-    m->server_startup.limit = s->server_startup.limit;
-    if (param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK)
-        return "out of memory";
-    m->application_name = param_set_get(&m->server_startup, "application_name");
     l->move_of = mv;
-    l->verifier = s->secret->verifier;
-    memcpy(l->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
     m->need = move_need(mv);
     bool later;
     l->plan_len = move_plan(mv, m->cfg, &l->loc, l->plan, l->plan_cos, &later);
@@ -539,17 +524,14 @@ static void move_start_mover(struct session_move *mv, bool early)
         evtimer_add(mv->retry, &tv);
         return;
     }
-    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
-    struct session *m = session_new(w, -1);
+    const char *why = NULL;
+    struct session *m = session_new_internal(s, "move", &why);
     if (m == NULL) {
-        move_end(mv, false, "out of memory");
+        move_end(mv, false, why);
         return;
     }
-    snprintf(m->peer, sizeof(m->peer), "move of client %llu", (unsigned long long)s->id);
-    const char *why = m->login != NULL ? move_mover_init(mv, m) : "out of memory";
-    if (why != NULL) {
-        if (m->login != NULL)
-            m->login->move_of = NULL;
+    if ((why = move_mover_init(mv, m)) != NULL) {
+        m->login->move_of = NULL;
         session_close(m, why);
         move_end(mv, false, why);
         return;

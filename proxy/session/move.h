@@ -101,4 +101,10 @@ void move_target_lost(struct session *m, const char *why);
 /* s ends while a move of it is under way: the move ends with it. */
 void move_abandon(struct session *s);
 
+struct config;
+struct locality;
+/* The caller's locality as its login found it (struct session_origin), for a route now. */
+void session_origin_locality(const struct session *s, const struct config *cfg,
+                             struct locality *loc);
+
 #endif

@@ -199,13 +199,15 @@ static void relay_server_write(struct session *s)
 int relay_attach_server(struct session *s)
 {
     struct endpoint *server = &s->server_conn->ep;
+    /* Fences and transaction pooling read the server's messages; the relay only their headers. */
+    bool watch = s->report_fence || s->txn != NULL;
     server->on_write = relay_server_write;
     server->read_paused = false;
-    endpoint_set_reader(server, s->report_fence ? fence_server_read : relay_server_read);
+    s->client.on_write = relay_client_write;
+    endpoint_set_reader(server, watch ? fence_server_read : relay_server_read);
     /* Whatever the server sent already goes through now. */
     if (evbuffer_get_length(server->in) > 0 &&
-        (s->report_fence ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) <
-            0)
+        (watch ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) < 0)
         return -1;
     return 0;
 }
@@ -223,11 +225,12 @@ void relay_start(struct session *s)
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
              s->database, sc->region->name, sc->host->name, sc->host->port);
     s->client.read_paused = false;
-    endpoint_set_reader(&s->client, relay_client_read);
+    endpoint_set_reader(&s->client, s->txn != NULL ? s->txn->client_read : relay_client_read);
     if (relay_attach_server(s) < 0)
         return;
     if (evbuffer_get_length(s->client.in) > 0 &&
-        relay_pump(s, &s->client, server, FRAME_FROM_CLIENT) < 0)
+        (s->txn != NULL ? s->txn->client_pump(s)
+                        : relay_pump(s, &s->client, server, FRAME_FROM_CLIENT)) < 0)
         return;
     if (endpoint_flush(s, &s->client) < 0)
         return;
@@ -240,6 +243,9 @@ void relay_start(struct session *s)
         reasons |= HOLD_MIGRATION;
     if (placement_held(&s->w->shared->placement, s->database))
         reasons |= HOLD_DBMOVE;
-    if (reasons != 0)
-        gate_hold_session(s, reasons);
+    if (reasons != 0 && !gate_hold_session(s, reasons))
+        return;
+    /* Under transaction pooling the login's connection is given back until the client asks. */
+    if (s->txn != NULL)
+        s->txn->server_idle(s);
 }

@@ -84,6 +84,7 @@ struct server_conn {
     bool in_callback;    /* a kept connection's event callback is running: free after it */
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
+    bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
     bool counted;        /* counted in the daemon's pool limits (pool_limits.h) */
     /*
      * The transaction status (from the server's ReadyForQuery only) and

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -118,6 +119,33 @@ struct session *session_new(struct worker *w, int fd)
     return s;
 }
 
+struct session *session_new_internal(struct session *s, const char *what, const char **why)
+{
+    struct worker *w = s->w;
+    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
+    struct session *m = session_new(w, -1);
+    *why = "out of memory";
+    if (m == NULL)
+        return NULL;
+    snprintf(m->peer, sizeof(m->peer), "%s of client %llu", what, (unsigned long long)s->id);
+    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
+    m->server_startup.limit = s->server_startup.limit;
+    if (m->login == NULL || s->secret == NULL || (m->startup_raw = malloc(ulen + dlen)) == NULL ||
+        param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK) {
+        session_close(m, *why);
+        return NULL;
+    }
+    memcpy(m->startup_raw, s->user, ulen);
+    memcpy(m->startup_raw + ulen, s->database, dlen);
+    m->user = (const char *)m->startup_raw;
+    m->database = (const char *)m->startup_raw + ulen;
+    m->application_name = param_set_get(&m->server_startup, "application_name");
+    m->login->verifier = s->secret->verifier;
+    memcpy(m->login->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
+    *why = NULL;
+    return m;
+}
+
 /* Refuses a connection beyond max_client_conn without reading from it. */
 static void session_refuse(struct worker *w, int fd, enum session_transport transport)
 {
@@ -211,7 +239,7 @@ static void session_keep_secret(struct session *s, const struct session_login *l
 {
     bool movable = true;
     const uint8_t *key = scram_server_client_key(&l->scram_srv);
-    if (s->phase != PHASE_ACTIVE || l->warming || l->move_of != NULL || l->for_console)
+    if (s->phase != PHASE_ACTIVE || session_login_internal(l) || l->for_console)
         return;
     if (s->cfg->auth != AUTH_SCRAM || key == NULL)
         s->unmovable = "auth = passthrough: pgnear cannot log in for the client";
@@ -310,6 +338,8 @@ void session_close(struct session *s, const char *why)
     s->closing_why = why;
     if (s->move != NULL)
         w->shared->flow->move_abandon(s);
+    if (s->txn != NULL)
+        s->txn->closing(s);
     if (s->login != NULL) {
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
@@ -390,7 +420,7 @@ void session_count_login_failure(struct session *s, const char *sqlstate)
     if (!phase_in_login(s->phase) || s->login == NULL || s->login->failure_counted)
         return;
     /* pgnear's own logins (min_pool_size, a move's mover) are nobody's failed login. */
-    if (s->login->warming || s->login->move_of != NULL)
+    if (session_login_internal(s->login))
         return;
     s->login->failure_counted = true;
     stat_inc(&s->w->stats.login_failures);
@@ -418,6 +448,9 @@ void session_fail(struct session *s, const char *sqlstate, const char *msg, cons
     if (s->server_conn != NULL)
         server_conn_close(s->server_conn, false);
     if (!pkt_ok(&pb) || s->client.stream.fd < 0) {
+        /* An internal session keeps it for whoever it logs in for (a fetcher's session, txn.c). */
+        if (pkt_ok(&pb) && s->client.out != NULL)
+            evbuffer_add(s->client.out, buf, pb.len);
         session_close(s, msg);
         return;
     }

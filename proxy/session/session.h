@@ -127,7 +127,14 @@ struct session_login {
     bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
 
     struct session_move *move_of; /* a mover: it logs in for this move (move.h) */
+    struct session *txn_of;       /* a fetcher: it logs in for this session's transaction (txn.h) */
 };
+
+/* A login of pgnear's own, with no client: min_pool_size's, a move's mover, a fetcher. */
+static inline bool session_login_internal(const struct session_login *l)
+{
+    return l->warming || l->move_of != NULL || l->txn_of != NULL;
+}
 
 /*
  * What pgnear logs in to another server with when it moves a session
@@ -152,6 +159,20 @@ struct session_origin {
     char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
     char place[34];  /* the city as matched in the table, or as given; "" when none */
     char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
+};
+
+/*
+ * What the relay, the fence reader, the gate and the session's close call
+ * under transaction pooling (txn.h): set by txn.c on the sessions it
+ * applies to, so that those files do not call up into it.
+ */
+struct txn_hooks {
+    void (*client_read)(struct session *s); /* the client endpoint's reader */
+    int (*client_pump)(struct session *s);  /* the client's input, on; <0: the session ended */
+    void (*server_param)(struct session *s, const uint8_t *body, uint32_t len);
+    bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
+    void (*resume)(struct session *s);      /* the gate let a detached session go */
+    void (*closing)(struct session *s);     /* the session closes */
 };
 
 struct session {
@@ -227,7 +248,15 @@ struct session {
     struct session_move *move;     /* a move under way; NULL: none */
     uint32_t moves;                /* moves done */
     bool move_answer_owed;         /* the server owes the answer of a move's own query */
-    const char *closing_why;       /* while session_close runs its hooks: why */
+
+    /* transaction pooling (txn.h) */
+    const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
+    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
+    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
+    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
+    uint64_t txn_seen_lsn;    /* the newest position its servers were known at as it left them */
+    uint64_t transactions;    /* server connections given back after a transaction */
+    const char *closing_why;  /* while session_close runs its hooks: why */
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */
@@ -251,6 +280,15 @@ void session_close(struct session *s, const char *why);
  * closes it.
  */
 struct session *session_new(struct worker *w, int fd);
+/*
+ * A session of pgnear's own with no client (a move's mover, a fetcher of
+ * transaction pooling) that logs in as s would: s's user, database,
+ * startup parameters and SCRAM keys (s->secret), on s's worker; the
+ * caller sets what it is for and its plan, then starts it at
+ * PHASE_CONNECT.  what names it in the log ("move": "move of client 7").
+ * NULL with *why when it could not be made.
+ */
+struct session *session_new_internal(struct session *s, const char *what, const char **why);
 /* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
 void session_send_last(struct session *s, const void *p, size_t n, const char *why);
 /*

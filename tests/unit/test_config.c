@@ -623,7 +623,30 @@ static void test_err_unsupported(void **state)
 {
     expect_error(*state, "[pgnear]\nworkers = 0\n" REGION_OK, "workers", NULL);
     expect_error(*state, "[pgnear]\nworkers = 65\n" REGION_OK, "workers", NULL);
-    expect_error(*state, "[pgnear]\npool_mode = transaction\n" REGION_OK, "transaction", NULL);
+    expect_error(*state, "[pgnear]\npool_mode = statement\n" REGION_OK, "statement", NULL);
+}
+
+/* pool_mode = transaction: pool_size 0 becomes the mode's bound; a size given is kept. */
+static void test_transaction_pool_size(void **state)
+{
+    struct fixture *fx = *state;
+    const char *path =
+        write_file(fx, "pgnear.ini", "[pgnear]\npool_mode = transaction\n" REGION_OK);
+    char err[512];
+    struct config *cfg = config_load(path, err, sizeof(err));
+    assert_non_null(cfg);
+    assert_int_equal(cfg->pool_mode, POOL_TRANSACTION);
+    assert_int_equal(cfg->pool_size, POOL_SIZE_TRANSACTION_DEFAULT);
+    config_unref(cfg);
+    path = write_file(fx, "pgnear.ini",
+                      "[pgnear]\npool_mode = transaction\npool_size = 7\n" REGION_OK);
+    assert_non_null(cfg = config_load(path, err, sizeof(err)));
+    assert_int_equal(cfg->pool_size, 7);
+    config_unref(cfg);
+    path = write_file(fx, "pgnear.ini", "[pgnear]\npool_mode = session\n" REGION_OK);
+    assert_non_null(cfg = config_load(path, err, sizeof(err)));
+    assert_int_equal(cfg->pool_size, 0); /* session mode keeps no limit */
+    config_unref(cfg);
 }
 
 /* ---- every problem of a file in one load (pgnear --check) ---- */
@@ -1150,6 +1173,7 @@ int main(void)
         T(test_err_scram_without_source),
         T(test_err_missing_file),
         T(test_err_unsupported),
+        T(test_transaction_pool_size),
         T(test_err_health_check_fall),
         T(test_err_auth_failure_settings),
         T(test_migration_order),

@@ -1,0 +1,379 @@
+/*
+ * txn.c — transaction pooling (txn.h).
+ */
+#include "proxy/session/txn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/pkt.h"
+#include "protocol/txn_pin.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/cancel.h"
+#include "proxy/session/fence.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/move.h"
+#include "proxy/session/relay.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/need.h"
+#include "routing/region.h"
+#include "routing/registry.h"
+#include "routing/route.h"
+
+static void txn_client_read_cb(struct session *s);
+static int txn_client_pump(struct session *s);
+static void txn_param(struct session *s, const uint8_t *body, uint32_t len);
+static bool txn_server_idle(struct session *s);
+static void txn_resume_cb(struct session *s);
+static void txn_closing(struct session *s);
+
+static const struct txn_hooks txn_hooks = {
+    .client_read = txn_client_read_cb,
+    .client_pump = txn_client_pump,
+    .server_param = txn_param,
+    .server_idle = txn_server_idle,
+    .resume = txn_resume_cb,
+    .closing = txn_closing,
+};
+
+void txn_session_start(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (s->cfg == NULL || !config_txn_pooling(s->cfg) || sc == NULL || !sc->poolable)
+        return;
+    s->txn = &txn_hooks;
+    /* session_login_end decided whether pgnear may log in for it elsewhere (s->secret). */
+    if (s->secret == NULL)
+        s->pinned = s->unmovable != NULL ? s->unmovable : "pgnear cannot log in for it";
+}
+
+void txn_pin(struct session *s, const char *why)
+{
+    if (s->pinned != NULL)
+        return;
+    s->pinned = why;
+    stat_inc(&s->w->stats.txn_pins);
+    log_info(s->id, "keeps its server connection from now on (transaction pooling): %s", why);
+}
+
+/* Moves n bytes of the client's input to the server's output. */
+static int txn_move(struct session *s, size_t n)
+{
+    if (evbuffer_remove_buffer(s->client.in, s->server_conn->ep.out, n) != (int)n) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* What a whole Query or Parse (body: blen bytes) leaves in the server's session; NULL: nothing. */
+static const char *txn_message_pins(char type, const uint8_t *body, size_t blen)
+{
+    const char *text = (const char *)body;
+    if (type == 'Q')
+        return txn_pin_scan(body, strnlen(text, blen));
+    size_t name_len = strnlen(text, blen);
+    if (name_len >= blen)
+        return NULL; /* malformed: the server refuses it */
+    if (name_len > 0)
+        return "a named prepared statement";
+    return txn_pin_scan(body + name_len + 1, strnlen(text + name_len + 1, blen - name_len - 1));
+}
+
+/*
+ * Reads a Query or Parse whole, when it is not too long, for what it
+ * would leave behind.  1: read (or pinned for its length), 0: wait for
+ * the rest, <0: the session ended.
+ */
+static int txn_client_scan(struct session *s, char type, uint32_t len, size_t avail)
+{
+    if (len - 4 > TXN_SCAN_MAX) {
+        txn_pin(s, "a statement too long to read whole");
+        return 1;
+    }
+    if (avail < 1 + (size_t)len)
+        return 0;
+    const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
+    if (msg == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    const char *why = txn_message_pins(type, msg + 5, len - 4);
+    if (why != NULL)
+        txn_pin(s, why);
+    return 1;
+}
+
+/* One message of the client, or part of one, on to the server; 1: go on, 0: wait, <0: ended. */
+static int txn_client_step(struct session *s)
+{
+    struct endpoint *src = &s->client;
+    size_t avail = evbuffer_get_length(src->in);
+    if (src->fwd_remaining > 0) {
+        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
+        if (n == 0)
+            return 0;
+        src->fwd_remaining -= (uint32_t)n;
+        return txn_move(s, n) < 0 ? -1 : 1;
+    }
+    uint8_t h[5];
+    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
+        return 0;
+    uint32_t len = pkt_be32(h + 1);
+    if (len < 4) {
+        session_fail(s, "08P01", "invalid message length from client", NULL, NULL);
+        return -1;
+    }
+    if (h[0] == 'X') {
+        /* Not passed on: the connection may serve others (pool_release judges). */
+        session_close(s, "client terminated the session");
+        return -1;
+    }
+    if (s->pinned == NULL && (h[0] == 'Q' || h[0] == 'P')) {
+        int rc = txn_client_scan(s, (char)h[0], len, avail);
+        if (rc <= 0)
+            return rc;
+    }
+    tx_track_client(&s->server_conn->tx, h[0]);
+    src->last_type = (char)h[0];
+    size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
+    src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
+    return txn_move(s, n) < 0 ? -1 : 1;
+}
+
+/* A client with nothing but a Terminate to say: the session ends without a server. */
+static bool txn_only_terminate(const struct session *s)
+{
+    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+    uint8_t buf[5];
+    return evbuffer_get_length(s->client.in) == sizeof(buf) &&
+           evbuffer_copyout(s->client.in, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
+           memcmp(buf, terminate, sizeof(buf)) == 0;
+}
+
+static void txn_fetch_start(struct session *s);
+
+/* The detached session's client sent something: it waits, unread, for a server connection. */
+static int txn_need_server(struct session *s)
+{
+    if (evbuffer_get_length(s->client.in) == 0)
+        return 0;
+    if (txn_only_terminate(s)) {
+        session_close(s, "client terminated the session");
+        return -1;
+    }
+    endpoint_pause_read(&s->client);
+    if (s->fetcher == NULL && !s->held)
+        txn_fetch_start(s);
+    return s->closed ? -1 : 0;
+}
+
+static int txn_client_pump(struct session *s)
+{
+    if (s->server_conn == NULL)
+        return txn_need_server(s);
+    struct endpoint *server = &s->server_conn->ep;
+    int rc;
+    while ((rc = txn_client_step(s)) > 0)
+        ;
+    if (rc < 0 || endpoint_flush(s, server) < 0)
+        return -1;
+    if (evbuffer_get_length(server->out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(&s->client);
+    return 0;
+}
+
+static void txn_client_read_cb(struct session *s)
+{
+    struct endpoint *src = &s->client;
+    int more;
+    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || txn_client_pump(s) < 0)
+        return;
+    if (more && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
+}
+
+/* One ParameterStatus: a reported setting now other than the connection's at login, or back. */
+static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    size_t blen = len - 4;
+    const char *name = (const char *)body;
+    size_t name_len = strnlen(name, blen);
+    if (name_len + 1 >= blen)
+        return;
+    const char *value = name + name_len + 1;
+    if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
+        return;
+    const char *was = param_set_get(&sc->reported, name);
+    if (was == NULL || strcmp(was, value) != 0) {
+        if (s->txn_params_moved < UINT8_MAX)
+            s->txn_params_moved++;
+    } else if (s->txn_params_moved > 0) {
+        s->txn_params_moved--;
+    }
+}
+
+/* Whether the session may give its server connection back now. */
+static bool txn_may_release(const struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
+           sc->poolable && !sc->reconnect && server_conn_at_safe_point(sc) &&
+           sc->tx.status == 'I' && s->on_safe == SAFE_NOTHING && s->move == NULL &&
+           !s->move_answer_owed && !s->fence_asked && sc->ep.fwd_remaining == 0 &&
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
+           evbuffer_get_length(s->client.in) == 0;
+}
+
+/* What the session has seen, for its next server: never an older standby (txn.h). */
+static void txn_note_position(struct session *s, const struct server_conn *sc)
+{
+    uint64_t lsn = __atomic_load_n(&sc->host->runtime->health.lsn, __ATOMIC_RELAXED);
+    if (lsn > s->txn_seen_lsn)
+        s->txn_seen_lsn = lsn;
+    if (s->fence_lsn > s->txn_seen_lsn)
+        s->txn_seen_lsn = s->fence_lsn;
+}
+
+static bool txn_server_idle(struct session *s)
+{
+    if (!txn_may_release(s))
+        return !s->closed;
+    if (s->txn_params_moved > 0) {
+        txn_pin(s, "a reported setting differs from its login's");
+        return true;
+    }
+    struct server_conn *sc = s->server_conn;
+    txn_note_position(s, sc);
+    cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
+    s->client.on_write = NULL;
+    sc->txn_return = true;
+    s->transactions++;
+    stat_inc(&s->w->stats.txn_returns);
+    s->w->shared->flow->server_release(sc); /* detaches it: s->server_conn is NULL */
+    endpoint_resume_read(&s->client);
+    return true;
+}
+
+static void txn_resume_cb(struct session *s)
+{
+    endpoint_resume_read(&s->client);
+    /* What came meanwhile is handed to the reader on the next loop turn. */
+    endpoint_set_reader(&s->client, txn_client_read_cb);
+}
+
+/* ---- the fetcher: an internal session logging in for the next transaction ---- */
+
+/* What the fetcher needs: the session's need, and no standby older than what it has seen. */
+static struct need_spec txn_need(const struct session *s)
+{
+    struct need_spec need = s->need;
+    if (need_reads_standbys(need.role) && s->txn_seen_lsn > need.min_lsn) {
+        need.min_lsn = s->txn_seen_lsn;
+        need.min_tli = 0;
+    }
+    return need;
+}
+
+static void txn_fetch_failed(struct session *s, const char *why)
+{
+    log_warn(s->id, "no server connection for its next transaction: %s", why);
+    session_fail(s, "08006", "pgnear could not get a server connection for the transaction", why,
+                 NULL);
+}
+
+static void txn_fetch_start(struct session *s)
+{
+    const char *why = NULL;
+    struct session *m = session_new_internal(s, "transaction", &why);
+    if (m == NULL) {
+        txn_fetch_failed(s, why);
+        return;
+    }
+    struct session_login *l = m->login;
+    l->txn_of = s;
+    m->need = txn_need(s);
+    session_origin_locality(s, m->cfg, &l->loc);
+    struct region_subset where;
+    const struct region_subset *placed =
+        placement_of(&s->w->shared->placement, m->cfg, s->database, &where);
+    l->plan_len = route_plan(&m->cfg->routing, &l->loc, &m->need, placed, l->plan, l->plan_cos,
+                             ROUTE_MAX_REGIONS);
+    m->region = l->plan_len > 0 ? l->plan[0] : NULL;
+    s->fetcher = m;
+    phase_begin_at(m, PHASE_CONNECT);
+}
+
+bool txn_fetch_ready(struct session *m)
+{
+    struct session *s = m->login != NULL ? m->login->txn_of : NULL;
+    if (s == NULL)
+        return false;
+    struct server_conn *ns = m->server_conn;
+    m->login->txn_of = NULL;
+    s->fetcher = NULL;
+    s->busy++;
+    session_set_timer(m, 0);
+    m->server_conn = NULL;
+    ns->client = s;
+    ns->ep.session = s;
+    ns->bytes_in_at_attach = ns->ep.bytes_in;
+    s->server_conn = ns;
+    s->region = ns->region;
+    /* The session now lives under the configuration its connection was made with. */
+    if (s->cfg != ns->cfg) {
+        config_unref(s->cfg);
+        s->cfg = config_ref(ns->cfg);
+    }
+    server_conn_move(ns, &s->w->active_servers);
+    cancel_retarget(s, ns);
+    session_close(m, "its connection went to the session's transaction");
+    if (relay_attach_server(s) == 0 && !s->closed) {
+        endpoint_resume_read(&s->client);
+        txn_client_pump(s);
+    }
+    session_callback_done(s);
+    return true;
+}
+
+void txn_fetch_lost(struct session *m)
+{
+    struct session *s = m->login->txn_of;
+    const char *why = m->closing_why != NULL ? m->closing_why : "its login failed";
+    m->login->txn_of = NULL;
+    s->fetcher = NULL;
+    s->busy++;
+    /* The fetcher's own error, as its login wrote it for a client it does not have. */
+    uint8_t err[2048];
+    size_t n = 0;
+    struct evbuffer *out = m->client.out;
+    if (out != NULL && evbuffer_copyout(out, err, 5) == 5 && err[0] == 'E')
+        n = 1 + (size_t)pkt_be32(err + 1);
+    if (n > 5 && n <= sizeof(err) && evbuffer_copyout(out, err, n) == (ssize_t)n) {
+        log_warn(s->id, "no server connection for its next transaction: %s", why);
+        session_send_last(s, err, n, why);
+    } else {
+        txn_fetch_failed(s, why);
+    }
+    session_callback_done(s);
+}
+
+static void txn_closing(struct session *s)
+{
+    struct session *m = s->fetcher;
+    if (m == NULL)
+        return;
+    s->fetcher = NULL;
+    m->login->txn_of = NULL;
+    session_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
+}

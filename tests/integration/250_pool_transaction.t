@@ -1,0 +1,234 @@
+# Transaction pooling (pool_mode = transaction, auth = scram): a session's
+# server connection goes back to the pool at every transaction's end and
+# comes back for its next one.  Many logged-in clients share pool_size
+# backends (counted in pg_stat_activity and SHOW SERVERS); a transaction
+# keeps its backend from BEGIN to COMMIT; two clients take turns on one
+# connection (pool_size = 1); a client waiting longer than
+# query_wait_timeout gets 53300; what lives past a transaction (a
+# session-level SET, a temporary table, a session advisory lock, LISTEN,
+# SQL PREPARE, a WITH HOLD cursor, a named prepared statement, a reported
+# setting changed by set_config) pins the client to its backend, while SET
+# LOCAL and set_config(..., true) do not; startup parameters are each
+# client's own (exact fits only); cancel reaches the backend running the
+# query; a client that leaves between transactions leaves nothing behind;
+# pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
+# and two workers, never more than 5 backends and no failure; -M prepared
+# within pool_size (its named statements pin); the shipped pool_size under
+# this mode is 20.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool($_) for qw(psql pgbench);
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $auth_dir = tmpdir(name => 'txn-auth');
+my $userlist = "$auth_dir/userlist.txt";
+write_file($userlist,
+    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+
+my %BASE = (auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+            pool_mode => 'transaction', workers => 1, query_wait_timeout => '20s');
+
+sub proxy { PgNearTest::Proxy->new(regions => [$us], settings => { %BASE, @_ }) }
+
+sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
+
+sub admin_rows {
+    my ($p, $sql) = @_;
+    my $out = psql(admin_ci($p), $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+
+sub login {
+    my ($p, @params) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret', params => [@params]);
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return wantarray ? ($w, $r) : $w;
+}
+
+sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
+sub backend_pid { one($_[0], 'SELECT pg_backend_pid()') }
+
+# Backends of user app on the server, pgnear's and anyone's.
+sub app_backends { $us->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'app' AND backend_type = 'client backend'}) }
+
+sub stat_value {
+    my ($p, $name) = @_;
+    my ($row) = grep { $_->{stat} eq $name } admin_rows($p, 'SHOW STATS');
+    return $row ? $row->{value} : undef;
+}
+
+# ================================================================ many clients, few backends
+{
+    my $p = proxy(pool_size => 3);
+    my @w = map { scalar login($p) } 1 .. 10;
+    my %pids;
+    for my $round (1 .. 3) {
+        $pids{ backend_pid($_) }++ for @w;
+    }
+    cmp_ok scalar(keys %pids), '<=', 3, '10 clients, 30 queries: at most pool_size (3) backends served them';
+    cmp_ok app_backends(), '<=', 3, 'pg_stat_activity: at most 3 backends of app while 10 clients are logged in';
+    my @servers = grep { ($_->{region} // '') eq 'us-east' } admin_rows($p, 'SHOW SERVERS');
+    cmp_ok scalar(@servers), '<=', 3, 'SHOW SERVERS: at most 3 connections';
+    ok((grep { $_->{state} eq 'idle' } @servers) == @servers, 'SHOW SERVERS: every connection idle between transactions')
+        or diag explain \@servers;
+    cmp_ok stat_value($p, 'txn_returns') // 0, '>=', 30, 'SHOW STATS: txn_returns counts the connections given back';
+
+    # A transaction keeps its backend from BEGIN to COMMIT, whoever else runs meanwhile.
+    my ($a, $b) = @w[0, 1];
+    is one($a, 'BEGIN'), undef, 'client A: BEGIN';
+    my $in_a = backend_pid($a);
+    my %b_pids;
+    $b_pids{ backend_pid($b) }++ for 1 .. 5;
+    ok !$b_pids{$in_a}, "client B never got A's backend while A's transaction was open";
+    is backend_pid($a), $in_a, 'client A: the same backend inside its transaction';
+    $a->query('COMMIT');
+
+    # A client leaving between transactions takes no server.
+    my $before = app_backends();
+    $_->terminate for @w;
+    sleep 0.3;
+    cmp_ok app_backends(), '<=', $before, 'clients leaving between transactions open nothing';
+    is scalar(grep { ($_->{region} // '') eq 'us-east' && $_->{state} ne 'idle' } admin_rows($p, 'SHOW SERVERS')), 0,
+       'and leave every connection idle';
+    $p->stop;
+}
+
+# ================================================================ taking turns, waiting, pinning
+{
+    my $p = proxy(pool_size => 1, query_wait_timeout => '2s');
+    my ($a, $b) = (scalar login($p), scalar login($p));
+    my $pa = backend_pid($a);
+    is backend_pid($b), $pa, 'pool_size = 1: client B runs on the backend client A used';
+    is backend_pid($a), $pa, 'and A again after B';
+
+    # SET LOCAL and a transaction-local set_config do not pin.
+    $a->query('BEGIN');
+    $a->query(q{SET LOCAL work_mem = '9MB'});
+    is one($a, 'SHOW work_mem'), '9MB', 'SET LOCAL applies inside the transaction';
+    $a->query('COMMIT');
+    is one($a, q{SELECT set_config('myapp.x', 'local', true)}), 'local', 'set_config(..., true)';
+    is backend_pid($b), $pa, 'after SET LOCAL and a local set_config, B still gets the connection';
+    is one($b, 'SHOW work_mem'), '4MB', 'and sees no leftover of A\'s SET LOCAL';
+
+    # Each kind of session state pins its client; B then waits, and gets 53300.
+    my @pinning = (
+        [q{SET work_mem = '7MB'}, 'SHOW work_mem', '7MB', 'a session-level SET'],
+        [q{CREATE TEMP TABLE tt (x int); INSERT INTO tt VALUES (42)}, 'SELECT x FROM tt', '42', 'a temporary object'],
+        [q{SELECT pg_advisory_lock(7)}, q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()}, '1', 'a session advisory lock'],
+        [q{PREPARE pq AS SELECT 5}, 'EXECUTE pq', '5', 'a SQL PREPARE'],
+        [q{BEGIN; DECLARE hc CURSOR WITH HOLD FOR SELECT 11; COMMIT}, 'FETCH hc', '11', 'a WITH HOLD cursor'],
+        [q{LISTEN chan_a}, q{SELECT count(*) FROM pg_listening_channels()}, '1', 'LISTEN'],
+        [q{SELECT set_config('work_mem', '6MB', false)}, 'SHOW work_mem', '6MB', 'set_config() outside a transaction-local call'],
+        # Out of the scan's sight (a function body is a string): the server's ParameterStatus tells.
+        [q{DO $$BEGIN PERFORM set_config('application_name', 'changed', false); END$$}, 'SHOW application_name', 'changed', 'a reported setting differs from its login\'s'],
+    );
+    for my $case (@pinning) {
+        my ($make, $check, $want, $why) = @$case;
+        my $c = scalar login($p);
+        my $pc = backend_pid($c);
+        my $q = $c->query($make);
+        ok !$q->{error}, "$why: made" or diag $q->{error}{M};
+        is one($c, $check), $want, "$why: seen in the next transaction";
+        is backend_pid($c), $pc, "$why: the same backend";
+        my ($row) = grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } admin_rows($p, 'SHOW CLIENTS');
+        like $row ? $row->{pinned} : '', qr/\Q$why\E/, "$why: SHOW CLIENTS says why it is pinned";
+        my $t0 = time;
+        my $res = $b->query('SELECT 1');
+        is sqlstate($res->{error}), '53300', "$why: another client waits for the pinned connection, then 53300";
+        cmp_ok time - $t0, '>=', 1.5, "$why: after query_wait_timeout";
+        ok !$res->{status}, "$why: the client that waited too long is ended (FATAL)";
+        $c->terminate;
+        # The pinned connection was reset (DISCARD ALL) as its client left; a new client gets it.
+        $b = eval { scalar login($p) };
+        ok $b && one($b, 'SELECT 1') eq '1', "$why: once the pinned client leaves, the others run again";
+        is one($b, 'SHOW work_mem'), '4MB', "$why: and see nothing of the pinned session's state";
+    }
+
+    # A named prepared statement of the extended protocol pins (pgbench -M prepared within pool_size).
+    my ($rc, $out, $err) = pgbench(['-i', '-s', '1', '-q'], $us->conninfo, timeout => 120);
+    is $rc, 0, 'pgbench -i (directly)' or diag $err;
+    $a->terminate;
+    $b->terminate;
+    ($rc, $out, $err) = pgbench(['-n', '-S', '-M', 'prepared', '-c', '1', '-t', '50'], $p->conninfo, timeout => 120);
+    my $r = parse_pgbench($out);
+    is $rc, 0, 'pgbench -M prepared -c 1 over pool_size 1' or diag "$out\n$err";
+    is $r->{failed} // 0, 0, 'pgbench -M prepared: 0 failed';
+    like $p->log_contents, qr/keeps its server connection from now on \(transaction pooling\): a named prepared statement/,
+        'the log says a named prepared statement pinned the session';
+    $p->stop;
+}
+
+# ================================================================ startup parameters, cancel
+{
+    my $p = proxy(pool_size => 2);
+    my $x = scalar login($p, application_name => 'x-app', TimeZone => 'Asia/Tokyo');
+    my $y = scalar login($p, application_name => 'y-app');
+    my $server_tz = $us->psql_admin('SHOW TimeZone');
+    for (1 .. 3) {
+        is one($x, 'SHOW application_name'), 'x-app', "client x sees its own application_name ($_)";
+        is one($x, 'SHOW TimeZone'), 'Asia/Tokyo', "client x sees its own TimeZone ($_)";
+        is one($y, 'SHOW application_name'), 'y-app', "client y sees its own application_name ($_)";
+        is one($y, 'SHOW TimeZone'), $server_tz, "client y sees the server's TimeZone ($_)";
+    }
+
+    my ($c, $rc) = login($p);
+    $c->send_query('SELECT pg_sleep(10)');
+    my $pid;
+    ok wait_until(sub {
+        $pid = $us->psql_admin(q{SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(10)' AND state = 'active'});
+        $pid ne '' }, timeout => 5), 'cancel: the pooled transaction runs pg_sleep(10)';
+    my $t1 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $rc->{pid}, key => $rc->{key});
+    my $res = $c->read_result;
+    is sqlstate($res->{error}), '57014', 'cancel: the client\'s key cancels the query on the backend running it';
+    cmp_ok time - $t1, '<', 3, 'cancel: promptly';
+    is one($c, 'SELECT 1'), '1', 'cancel: the client goes on';
+    $_->terminate for $x, $y, $c;
+    $p->stop;
+}
+
+# ================================================================ pgbench over pool_size = 5
+for my $workers (1, 2) {
+    my $p = proxy(pool_size => 5, workers => $workers);
+    for my $mode (qw(simple extended)) {
+        my $max = 0;
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            my ($rc) = pgbench(['-n', '-M', $mode, '-c', '20', '-j', '2', '-t', '50'], $p->conninfo, timeout => 180);
+            exit($rc == 0 ? 0 : 1);
+        }
+        my $deadline = time + 180;
+        while (time < $deadline) {
+            my $n = app_backends();
+            $max = $n if $n =~ /^\d+$/ && $n > $max;
+            last if waitpid($pid, 1) == $pid;
+            sleep 0.2;
+        }
+        is $? >> 8, 0, "workers = $workers, pgbench -M $mode -c 20 over pool_size 5: no failure";
+        cmp_ok $max, '<=', 5, "workers = $workers, -M $mode: never more than 5 backends (saw $max)";
+        cmp_ok $max, '>=', 1, "workers = $workers, -M $mode: the sampling saw the backends";
+    }
+    $p->stop;
+}
+
+# ================================================================ the shipped pool_size
+{
+    my $p = proxy();
+    my ($row) = grep { $_->{setting} eq 'pool_size' } admin_rows($p, 'SHOW CONFIG');
+    is $row->{value}, '20', 'pool_mode = transaction without pool_size: pool_size is 20';
+    $p->stop;
+}
+
+done_testing;
