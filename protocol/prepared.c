@@ -129,6 +129,7 @@ struct prep_stmt {
     uint32_t refs;
     uint16_t ntypes;
     bool barrier; /* the text mentions DISCARD or DEALLOCATE */
+    bool proven;  /* a server has parsed it: a Parse of it can be answered without one */
     char name[STMT_NAME_LEN + 1];
 };
 
@@ -361,6 +362,17 @@ static struct prep_stmt *registry_get(struct prep_registry *reg, const struct st
     if (st != NULL)
         st->refs = 1;
     return st;
+}
+
+/* The registry's statement for src, if it has one (no reference taken); NULL: none. */
+static struct prep_stmt *registry_find(const struct prep_registry *reg, const struct stmt_src *src)
+{
+    uint64_t key = stmt_key(reg, src);
+    struct prep_stmt *st;
+    for (uint64_t id = key; (st = stmt_by_id(reg, id)) != NULL; id++)
+        if (stmt_same(st, key, src))
+            return st;
+    return NULL;
 }
 
 /* ---- the registry ---- */
@@ -649,6 +661,7 @@ static void entry_settle(struct prep_server *s, struct prep_entry *e)
         }
     }
     if (e->sets & SET_SLOT) {
+        e->slot->stmt->proven |= e->slot_val;
         e->slot->real = e->slot_val;
         if (e->slot->mod == e->seq || e->slot->mod == 0) {
             slot_set_spec(s, e->slot, e->slot_val);
@@ -1072,6 +1085,26 @@ static int client_parse(struct prep_client *c, struct prep_server *s, const uint
         rc = parse_named(c, s, &m, st, slot, out);
     stmt_unref(s->reg, st);
     return rc;
+}
+
+int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t len)
+{
+    struct parse_msg m;
+    if (len > PREP_MAX_BODY || read_parse(body, len, c->context, &m) != PREP_OK)
+        return PREP_BAD;
+    if (m.name_len == 0 || c->entries > 0)
+        return PREP_WAIT;
+    struct prep_stmt *st = registry_find(c->reg, &m.src);
+    struct prep_name *n = name_find(c, m.name, m.name_len);
+    if (st == NULL || !st->proven || (n != NULL && (n->spec != NULL || n->real != NULL)))
+        return PREP_WAIT;
+    if ((n = name_get(c, m.name, m.name_len)) == NULL)
+        return PREP_OOM;
+    stmt_set(c->reg, &n->real, st);
+    name_set_spec(c, n, st);
+    n->mod = 0;
+    c->reg->stats.parses_skipped++;
+    return PREP_OK;
 }
 
 /* Where a Bind or Describe 'S' goes: the statement name the server is sent. */
@@ -1508,6 +1541,15 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         }
     }
     return rc == PREP_OK ? PREP_OK : server_broken(s, rc);
+}
+
+bool prep_server_passes(const struct prep_server *s, uint8_t type)
+{
+    const struct prep_entry *e = s->head;
+    if (s->broken || e == NULL || e->client == NULL || e->how != HOW_FORWARD)
+        return false;
+    /* Rows and COPY data are parts of an Execute's or a Query's answer, never its end. */
+    return (type == 'D' || type == 'd') && (e->expect == X_EXEC || e->expect == X_QUERY);
 }
 
 /* ---- clients and servers ---- */

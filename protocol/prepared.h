@@ -221,12 +221,32 @@ int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t ty
                         struct evbuffer *to_client);
 
 /*
+ * A client's named Parse answered without a server (the client has no
+ * server connection now, and would wait for one just to be told
+ * ParseComplete): when the registry holds that statement for the client's
+ * context, some server has parsed it, and the name is free, the name is
+ * the client's at once.  PREP_OK: the caller answers ParseComplete itself;
+ * PREP_WAIT: not so, the Parse goes to a server as usual; PREP_BAD,
+ * PREP_OOM.  Known difference: a statement whose tables were dropped since
+ * another client parsed it fails at its Bind, not here.
+ */
+int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t len);
+
+/*
  * One message of server s.  Appends to to_client, in order, pgnear's
  * answers due before it, the message itself if it goes to the client, and
  * those due after it.  PREP_OK, PREP_DESYNC or PREP_OOM.
  */
 int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
                         struct evbuffer *to_client);
+
+/*
+ * Whether a server message of type would go to the client as it is, with
+ * nothing about it to follow: a DataRow or CopyData of the answer at the
+ * head of the queue.  The caller may then pass it on without reading it
+ * whole (a large row), and without calling prep_server_message for it.
+ */
+bool prep_server_passes(const struct prep_server *s, uint8_t type);
 
 /* Everything sent is answered and no batch is open: s may serve another client. */
 bool prep_server_idle(const struct prep_server *s);

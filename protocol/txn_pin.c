@@ -14,9 +14,9 @@
  * parenthesis.  The calls still open are kept on a small stack (nested
  * calls are each followed); a reason found inside an open call waits
  * until the calls are closed, since the set_config before it comes first
- * in the text.  A set_config whose call is nested deeper than the stack
- * goes pins, to be safe.  Looking ahead one token (is the next one a '('
- * or a '.') scans that token twice, never more: the scan stays linear.
+ * in the text.  A set_config nested deeper than the stack holds pins,
+ * to be safe.  Looking ahead one token (is the next one a '(' or a '.')
+ * scans that token twice, never more: the scan stays linear.
  */
 #include "protocol/txn_pin.h"
 
@@ -307,40 +307,33 @@ enum kw {
     KW_ADVISORY, /* a session advisory lock function */
 };
 
-/* A keyword, with its length to compare first. */
-#define KEYWORD(word, kw)                                                                          \
-    {                                                                                              \
-        (word), sizeof(word) - 1, (kw)                                                             \
-    }
-
 static const struct {
     const char *word; /* lower case */
-    size_t len;
     enum kw kw;
 } keywords[] = {
-    KEYWORD("set", KW_SET),
-    KEYWORD("local", KW_LOCAL),
-    KEYWORD("transaction", KW_TRANSACTION),
-    KEYWORD("constraints", KW_CONSTRAINTS),
-    KEYWORD("set_config", KW_SET_CONFIG),
-    KEYWORD("true", KW_TRUE),
-    KEYWORD("temp", KW_TEMP),
-    KEYWORD("temporary", KW_TEMP),
-    KEYWORD("create", KW_CREATE),
-    KEYWORD("replace", KW_REPLACE),
-    KEYWORD("global", KW_GLOBAL),
-    KEYWORD("into", KW_INTO),
-    KEYWORD("listen", KW_LISTEN),
-    KEYWORD("prepare", KW_PREPARE),
-    KEYWORD("declare", KW_DECLARE),
-    KEYWORD("with", KW_WITH),
-    KEYWORD("hold", KW_HOLD),
-    KEYWORD("load", KW_LOAD),
-    KEYWORD("pg_temp", KW_PG_TEMP),
-    KEYWORD("pg_advisory_lock", KW_ADVISORY),
-    KEYWORD("pg_advisory_lock_shared", KW_ADVISORY),
-    KEYWORD("pg_try_advisory_lock", KW_ADVISORY),
-    KEYWORD("pg_try_advisory_lock_shared", KW_ADVISORY),
+    {"set", KW_SET},
+    {"local", KW_LOCAL},
+    {"transaction", KW_TRANSACTION},
+    {"constraints", KW_CONSTRAINTS},
+    {"set_config", KW_SET_CONFIG},
+    {"true", KW_TRUE},
+    {"temp", KW_TEMP},
+    {"temporary", KW_TEMP},
+    {"create", KW_CREATE},
+    {"replace", KW_REPLACE},
+    {"global", KW_GLOBAL},
+    {"into", KW_INTO},
+    {"listen", KW_LISTEN},
+    {"prepare", KW_PREPARE},
+    {"declare", KW_DECLARE},
+    {"with", KW_WITH},
+    {"hold", KW_HOLD},
+    {"load", KW_LOAD},
+    {"pg_temp", KW_PG_TEMP},
+    {"pg_advisory_lock", KW_ADVISORY},
+    {"pg_advisory_lock_shared", KW_ADVISORY},
+    {"pg_try_advisory_lock", KW_ADVISORY},
+    {"pg_try_advisory_lock_shared", KW_ADVISORY},
 };
 
 /* The n bytes at w equal lower, ASCII letters compared without case. */
@@ -379,11 +372,12 @@ static enum kw keyword_of(const struct lexer *lx, const struct token *t)
     if (t->kind != TOK_WORD && t->kind != TOK_QUOTED)
         return KW_NONE;
     for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
-        if (t->len != keywords[i].len || (w[0] | 0x20) != keywords[i].word[0])
+        const char *k = keywords[i].word;
+        if (t->len == 0 || (w[0] | 0x20) != k[0])
             continue; /* the quick test: most words end here */
-        if (t->kind == TOK_WORD && equals_folded(w, t->len, keywords[i].word))
+        if (t->kind == TOK_WORD && equals_folded(w, t->len, k))
             return keywords[i].kw;
-        if (t->kind == TOK_QUOTED && memcmp(w, keywords[i].word, t->len) == 0 &&
+        if (t->kind == TOK_QUOTED && t->len == strlen(k) && memcmp(w, k, t->len) == 0 &&
             (keywords[i].kw == KW_SET_CONFIG || keywords[i].kw == KW_ADVISORY))
             return keywords[i].kw;
     }

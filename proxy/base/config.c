@@ -137,6 +137,7 @@ static const struct setting config_settings[] = {
     S(pool_size, T_INT, "0", true),
     S(min_pool_size, T_INT, "0", true),
     S(max_db_connections, T_INT, "0", true),
+    S(max_prepared_statements, T_INT, "200", true),
     S(logfile, T_STR, "", true),
 };
 #define N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))

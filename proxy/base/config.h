@@ -139,6 +139,8 @@ struct config {
     int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */
+    /* pool_mode = transaction: statements kept per server connection; 0: named ones pin */
+    int max_prepared_statements;
     char *logfile;
 
     /* derived at load */
@@ -171,6 +173,9 @@ enum config_scope {
 };
 
 #define CONFIG_MAX_PROBLEMS 32
+
+/* The most max_prepared_statements may say. */
+#define PREPARED_MAX 100000
 
 /* The most pool_size may say (0 says no limit). */
 #define POOL_SIZE_MAX 10000

@@ -213,6 +213,9 @@ static void check_pool_settings(struct load_ctx *lc)
     if (cfg->min_pool_size < 0 || cfg->min_pool_size > most)
         config_problem(lc, "pgnear:min_pool_size", "min_pool_size must be between 0 and %d%s", most,
                        cfg->pool_size > 0 ? " (pool_size)" : "");
+    if (cfg->max_prepared_statements < 0 || cfg->max_prepared_statements > PREPARED_MAX)
+        config_problem(lc, "pgnear:max_prepared_statements",
+                       "max_prepared_statements must be between 0 and %d", PREPARED_MAX);
     if (cfg->max_db_connections < 0)
         config_problem(lc, "pgnear:max_db_connections",
                        "max_db_connections must be 0 (no limit) or more");

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/prepared.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/stream.h"
@@ -131,6 +132,9 @@ static bool pool_flush(struct server_conn *sc)
 /* Sends the reset query; the connection becomes idle when the server has answered it. */
 static void pool_reset(struct server_conn *sc)
 {
+    /* DISCARD ALL takes the statements transaction pooling prepared there. */
+    prep_server_free(sc->prep);
+    sc->prep = NULL;
     const char *query = sc->cfg->server_reset_query;
     if (query[0] == '\0') {
         pool_now_idle(sc);

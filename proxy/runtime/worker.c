@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/prepared.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
@@ -180,6 +181,7 @@ void worker_free(struct worker *w)
     if (w->base)
         event_base_free(w->base);
     config_unref(w->cfg);
+    prep_registry_free(w->prep_registry); /* every session and connection is gone */
     free(w->relay_block);
     free(w);
 }

@@ -18,6 +18,8 @@
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/worker_call.h"
 
+struct prep_registry;
+
 struct config;
 struct shared;
 struct event_base;
@@ -51,7 +53,9 @@ struct worker {
     int peer_forwards;                    /* of them, those going to peers */
     struct cancel_limit cancel_limit;     /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
-    uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
+    struct prep_registry *prep_registry;
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
     uint64_t next_server_id;

@@ -200,14 +200,17 @@ int relay_attach_server(struct session *s)
 {
     struct endpoint *server = &s->server_conn->ep;
     /* Fences and transaction pooling read the server's messages; the relay only their headers. */
-    bool watch = s->report_fence || s->txn != NULL;
     server->on_write = relay_server_write;
     server->read_paused = false;
     s->client.on_write = relay_client_write;
-    endpoint_set_reader(server, watch ? fence_server_read : relay_server_read);
+    endpoint_set_reader(server, s->txn != NULL    ? s->txn->server_read
+                                : s->report_fence ? fence_server_read
+                                                  : relay_server_read);
     /* Whatever the server sent already goes through now. */
     if (evbuffer_get_length(server->in) > 0 &&
-        (watch ? fence_pump(s) : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) < 0)
+        (s->txn != NULL    ? s->txn->server_pump(s)
+         : s->report_fence ? fence_pump(s)
+                           : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) < 0)
         return -1;
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "protocol/prepared.h"
 #include "protocol/pkt.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
@@ -116,6 +117,8 @@ void server_conn_close(struct server_conn *sc, bool paced)
         cancel_unregister(s);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
+    prep_server_free(sc->prep); /* what it held and owed is forgotten */
+    sc->prep = NULL;
     if (sc->counted) {
         sc->counted = false;
         sc->w->shared->flow->server_closed(sc);

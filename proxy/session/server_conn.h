@@ -33,6 +33,7 @@
 #include "proxy/base/list.h"
 #include "proxy/session/session.h"
 
+struct prep_server;
 struct region;
 struct region_host;
 struct worker;
@@ -85,7 +86,9 @@ struct server_conn {
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
-    bool counted;        /* counted in the daemon's pool limits (pool_limits.h) */
+    /* Transaction pooling: the statements it holds and the answers it owes (txn_prep.h). */
+    struct prep_server *prep;
+    bool counted; /* counted in the daemon's pool limits (pool_limits.h) */
     /*
      * The transaction status (from the server's ReadyForQuery only) and
      * the requests the server has yet to answer, kept by the relay as

@@ -29,6 +29,7 @@
 
 struct session;
 struct server_conn;
+struct prep_client;
 
 /* How the client reached pgnear. */
 /* TRANSPORT_CANCEL: the Unix socket a draining pgnear keeps for its successor's cancel requests. */
@@ -173,6 +174,8 @@ struct txn_hooks {
     bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
     void (*resume)(struct session *s);      /* the gate let a detached session go */
     void (*closing)(struct session *s);     /* the session closes */
+    void (*server_read)(struct session *s); /* the server endpoint's reader */
+    int (*server_pump)(struct session *s);  /* what the server sent before; <0: ended */
 };
 
 struct session {
@@ -253,6 +256,7 @@ struct session {
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
     const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
     struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
+    struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
     uint64_t txn_seen_lsn;    /* the newest position its servers were known at as it left them */
     uint64_t transactions;    /* server connections given back after a transaction */

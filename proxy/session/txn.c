@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "protocol/pkt.h"
+#include "protocol/prepared.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -24,6 +25,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -36,13 +38,28 @@ static bool txn_server_idle(struct session *s);
 static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 
-static const struct txn_hooks txn_hooks = {
+/* Sessions whose prepared statements are followed (txn_prep.h)... */
+static const struct txn_hooks txn_hooks_prep = {
     .client_read = txn_client_read_cb,
     .client_pump = txn_client_pump,
     .server_param = txn_param,
     .server_idle = txn_server_idle,
     .resume = txn_resume_cb,
     .closing = txn_closing,
+    .server_read = txn_prep_server_read,
+    .server_pump = txn_prep_server_pump,
+};
+
+/* ... and the others, whose server side the fence reader reads (fence.h). */
+static const struct txn_hooks txn_hooks_plain = {
+    .client_read = txn_client_read_cb,
+    .client_pump = txn_client_pump,
+    .server_param = txn_param,
+    .server_idle = txn_server_idle,
+    .resume = txn_resume_cb,
+    .closing = txn_closing,
+    .server_read = fence_server_read,
+    .server_pump = fence_pump,
 };
 
 void txn_session_start(struct session *s)
@@ -50,10 +67,15 @@ void txn_session_start(struct session *s)
     struct server_conn *sc = s->server_conn;
     if (s->cfg == NULL || !config_txn_pooling(s->cfg) || sc == NULL || !sc->poolable)
         return;
-    s->txn = &txn_hooks;
     /* session_login_end decided whether pgnear may log in for it elsewhere (s->secret). */
     if (s->secret == NULL)
         s->pinned = s->unmovable != NULL ? s->unmovable : "pgnear cannot log in for it";
+    bool prep = s->pinned == NULL && !s->report_fence && s->cfg->max_prepared_statements > 0;
+    if (prep && !txn_prep_start(s)) {
+        prep = false;
+        s->pinned = "out of memory";
+    }
+    s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
 }
 
 void txn_pin(struct session *s, const char *why)
@@ -75,8 +97,11 @@ static int txn_move(struct session *s, size_t n)
     return 0;
 }
 
-/* What a whole Query or Parse (body: blen bytes) leaves in the server's session; NULL: nothing. */
-static const char *txn_message_pins(char type, const uint8_t *body, size_t blen)
+/*
+ * What a whole Query or Parse (body: blen bytes) leaves in the server's
+ * session; NULL: nothing.  followed: named statements are (txn_prep.h).
+ */
+static const char *txn_message_pins(char type, const uint8_t *body, size_t blen, bool followed)
 {
     const char *text = (const char *)body;
     if (type == 'Q')
@@ -84,7 +109,7 @@ static const char *txn_message_pins(char type, const uint8_t *body, size_t blen)
     size_t name_len = strnlen(text, blen);
     if (name_len >= blen)
         return NULL; /* malformed: the server refuses it */
-    if (name_len > 0)
+    if (name_len > 0 && !followed)
         return "a named prepared statement";
     return txn_pin_scan(body + name_len + 1, strnlen(text + name_len + 1, blen - name_len - 1));
 }
@@ -107,9 +132,28 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
-    const char *why = txn_message_pins(type, msg + 5, len - 4);
+    const char *why = txn_message_pins(type, msg + 5, len - 4, s->prep != NULL);
     if (why != NULL)
         txn_pin(s, why);
+    return 1;
+}
+
+/* One whole client message through the rewriter (txn_prep.h); as txn_client_step returns. */
+static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, size_t avail)
+{
+    if (avail < 1 + (size_t)len)
+        return 0;
+    const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
+    if (msg == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    int rc = txn_prep_client(s, type, msg + 5, len - 4);
+    if (rc <= 0)
+        return rc;
+    tx_track_client(&s->server_conn->tx, type);
+    s->client.last_type = (char)type;
+    evbuffer_drain(s->client.in, 1 + (size_t)len);
     return 1;
 }
 
@@ -135,6 +179,8 @@ static int txn_client_step(struct session *s)
     }
     if (h[0] == 'X') {
         /* Not passed on: the connection may serve others (pool_release judges). */
+        if (len == 4 && avail == 5)
+            evbuffer_drain(src->in, 5);
         session_close(s, "client terminated the session");
         return -1;
     }
@@ -143,6 +189,8 @@ static int txn_client_step(struct session *s)
         if (rc <= 0)
             return rc;
     }
+    if (s->prep != NULL && (h[0] != 'd' || len - 4 < TXN_PREP_STREAM_MIN))
+        return txn_client_rewrite(s, h[0], len, avail);
     tx_track_client(&s->server_conn->tx, h[0]);
     src->last_type = (char)h[0];
     size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
@@ -162,6 +210,46 @@ static bool txn_only_terminate(const struct session *s)
 
 static void txn_fetch_start(struct session *s);
 
+/*
+ * Named Parses (and the Sync after them) of statements some server has
+ * parsed already, answered without a server connection (txn_prep.h): a
+ * client that prepares its statements as it connects (pgbench -M
+ * prepared, PQprepare) then waits for no connection, nor holds up the
+ * ones that wait for its other sessions' transactions to end.  False when
+ * the session ended.
+ */
+static bool txn_answer_known_parses(struct session *s)
+{
+    static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4}, ready[6] = {'Z', 0, 0, 0, 5, 'I'};
+    bool answered = false;
+    uint8_t h[5];
+    while (evbuffer_copyout(s->client.in, h, 5) == 5) {
+        uint32_t len = pkt_be32(h + 1);
+        if (len < 4 || evbuffer_get_length(s->client.in) < 1 + (size_t)len)
+            break;
+        if (h[0] == 'S' && answered) {
+            evbuffer_drain(s->client.in, 5 + (len - 4));
+            answered = false;
+            if (evbuffer_add(s->client.out, ready, sizeof(ready)) != 0)
+                break;
+            continue;
+        }
+        if (h[0] != 'P' || len - 4 > TXN_SCAN_MAX)
+            break;
+        const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
+        if (msg == NULL || prep_client_parse_known(s->prep, msg + 5, len - 4) != PREP_OK)
+            break;
+        const char *why = txn_message_pins('P', msg + 5, len - 4, true);
+        if (why != NULL)
+            txn_pin(s, why);
+        evbuffer_drain(s->client.in, 1 + (size_t)len);
+        answered = true;
+        if (evbuffer_add(s->client.out, parse_complete, sizeof(parse_complete)) != 0)
+            break;
+    }
+    return endpoint_flush(s, &s->client) == 0;
+}
+
 /* The detached session's client sent something: it waits, unread, for a server connection. */
 static int txn_need_server(struct session *s)
 {
@@ -170,6 +258,12 @@ static int txn_need_server(struct session *s)
     if (txn_only_terminate(s)) {
         session_close(s, "client terminated the session");
         return -1;
+    }
+    if (s->prep != NULL && s->fetcher == NULL && !s->held) {
+        if (!txn_answer_known_parses(s))
+            return -1;
+        if (evbuffer_get_length(s->client.in) == 0)
+            return 0;
     }
     endpoint_pause_read(&s->client);
     if (s->fetcher == NULL && !s->held)
@@ -186,6 +280,9 @@ static int txn_client_pump(struct session *s)
     while ((rc = txn_client_step(s)) > 0)
         ;
     if (rc < 0 || endpoint_flush(s, server) < 0)
+        return -1;
+    /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */
+    if (s->prep != NULL && endpoint_flush(s, &s->client) < 0)
         return -1;
     if (evbuffer_get_length(server->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(&s->client);
@@ -232,7 +329,7 @@ static bool txn_may_release(const struct session *s)
            sc->tx.status == 'I' && s->on_safe == SAFE_NOTHING && s->move == NULL &&
            !s->move_answer_owed && !s->fence_asked && sc->ep.fwd_remaining == 0 &&
            evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
-           evbuffer_get_length(s->client.in) == 0;
+           evbuffer_get_length(s->client.in) == 0 && txn_prep_idle(sc);
 }
 
 /* What the session has seen, for its next server: never an older standby (txn.h). */
@@ -371,6 +468,10 @@ void txn_fetch_lost(struct session *m)
 static void txn_closing(struct session *s)
 {
     struct session *m = s->fetcher;
+    /* A session that left nothing behind leaves its connection as it is (no reset). */
+    if (txn_may_release(s))
+        s->server_conn->txn_return = true;
+    txn_prep_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;

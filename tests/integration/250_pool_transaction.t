@@ -156,17 +156,82 @@ sub stat_value {
         is one($b, 'SHOW work_mem'), '4MB', "$why: and see nothing of the pinned session's state";
     }
 
-    # A named prepared statement of the extended protocol pins (pgbench -M prepared within pool_size).
-    my ($rc, $out, $err) = pgbench(['-i', '-s', '1', '-q'], $us->conninfo, timeout => 120);
-    is $rc, 0, 'pgbench -i (directly)' or diag $err;
     $a->terminate;
     $b->terminate;
+    $p->stop;
+}
+
+# ================================================================ named prepared statements
+# Extended-protocol messages by hand: each call sends one batch ending in Sync,
+# and returns what read_result makes of the answer, with the message types seen.
+sub ext {
+    my ($w, @msgs) = @_;
+    for my $m (@msgs) {
+        my ($kind, @a) = @$m;
+        if ($kind eq 'parse') { $w->send_msg('P', "$a[0]\0$a[1]\0" . pack('n', 0)) }
+        elsif ($kind eq 'bind') { $w->send_msg('B', "\0$a[0]\0" . pack('nnn', 0, 0, 0)) }
+        elsif ($kind eq 'exec') { $w->send_msg('E', "\0" . pack('N', 0)) }
+        elsif ($kind eq 'close') { $w->send_msg('C', "S$a[0]\0") }
+        elsif ($kind eq 'describe') { $w->send_msg('D', "S$a[0]\0") }
+    }
+    $w->send_msg('S', '');
+    return $w->read_result;
+}
+
+{
+    my $p = proxy(pool_size => 2);
+    my ($a, $b, $c) = map { scalar login($p) } 1 .. 3;
+    my $r = ext($a, [parse => 'mine', 'SELECT pg_backend_pid()'], [bind => 'mine'], ['exec']);
+    ok !$r->{error}, 'named statement: Parse, Bind, Execute' or diag $r->{error}{M};
+    my $first = $r->{rows}[0][0];
+    # C holds that connection in a transaction, so A's next one runs on the other.
+    $c->query('BEGIN');
+    my $held = backend_pid($c);
+    $r = ext($a, [bind => 'mine'], ['exec']);
+    ok !$r->{error}, 'named statement: bound again in a later transaction' or diag $r->{error}{M};
+    my $second = $r->{rows}[0][0];
+    isnt $second, $held, 'named statement: that transaction ran on the connection C does not hold';
+    $c->query('COMMIT');
+    ok $us->psql_admin(q{SELECT count(*) FROM pg_prepared_statements}) ne '', 'server reachable';
+    $r = ext($a, [parse => 'mine', 'SELECT 2']);
+    is sqlstate($r->{error}), '42P05', 'named statement: a second Parse of the name gets 42P05';
+    is $r->{error}{M}, 'prepared statement "mine" already exists', 'named statement: PostgreSQL\'s message';
+    $r = ext($a, [close => 'mine']);
+    ok !$r->{error}, 'named statement: Close';
+    $r = ext($a, [bind => 'mine'], ['exec']);
+    is sqlstate($r->{error}), '26000', 'named statement: Bind after Close gets 26000';
+    $r = ext($a, [bind => 'never'], ['exec']);
+    is sqlstate($r->{error}), '26000', 'named statement: Bind of a name never parsed gets 26000';
+    $r = ext($b, [bind => 'PGNEAR_0000000000000001'], ['exec']);
+    is sqlstate($r->{error}), '26000', 'named statement: pgnear\'s own names are not reachable';
+    # Same name, two clients, two texts: each gets its own.
+    ext($a, [parse => 'same', q{SELECT 'a'}]);
+    ext($b, [parse => 'same', q{SELECT 'b'}]);
+    is ext($a, [bind => 'same'], ['exec'])->{rows}[0][0], 'a', 'same name, client A: its own text';
+    is ext($b, [bind => 'same'], ['exec'])->{rows}[0][0], 'b', 'same name, client B: its own text';
+    # An error inside a batch: the rest is skipped, as PostgreSQL does.
+    $r = ext($a, [parse => 'bad', 'SELEC 1'], [bind => 'bad'], ['exec']);
+    is sqlstate($r->{error}), '42601', 'a Parse that fails: its syntax error';
+    $r = ext($a, [bind => 'bad'], ['exec']);
+    is sqlstate($r->{error}), '26000', 'and its name was never made';
+    is backend_pid($a) =~ /^\d+$/ ? 1 : 0, 1, 'client A goes on';
+    my $pins = stat_value($p, 'txn_pins');
+    is $pins, 0, 'named statements pin no session';
+    $_->terminate for $a, $b, $c;
+    $p->stop;
+}
+
+# max_prepared_statements = 0: named statements are not followed, and pin their session.
+{
+    my $p = proxy(pool_size => 1, max_prepared_statements => 0);
+    my ($rc, $out, $err) = pgbench(['-i', '-s', '1', '-q'], $us->conninfo, timeout => 120);
+    is $rc, 0, 'pgbench -i (directly)' or diag $err;
     ($rc, $out, $err) = pgbench(['-n', '-S', '-M', 'prepared', '-c', '1', '-t', '50'], $p->conninfo, timeout => 120);
     my $r = parse_pgbench($out);
-    is $rc, 0, 'pgbench -M prepared -c 1 over pool_size 1' or diag "$out\n$err";
-    is $r->{failed} // 0, 0, 'pgbench -M prepared: 0 failed';
+    is $rc, 0, 'max_prepared_statements = 0: pgbench -M prepared -c 1' or diag "$out\n$err";
+    is $r->{failed} // 0, 0, 'max_prepared_statements = 0: 0 failed';
     like $p->log_contents, qr/keeps its server connection from now on \(transaction pooling\): a named prepared statement/,
-        'the log says a named prepared statement pinned the session';
+        'max_prepared_statements = 0: a named prepared statement pinned the session';
     $p->stop;
 }
 
@@ -202,7 +267,7 @@ sub stat_value {
 # ================================================================ pgbench over pool_size = 5
 for my $workers (1, 2) {
     my $p = proxy(pool_size => 5, workers => $workers);
-    for my $mode (qw(simple extended)) {
+    for my $mode (qw(simple extended prepared)) {
         my $max = 0;
         my $pid = fork // die "fork: $!";
         if ($pid == 0) {

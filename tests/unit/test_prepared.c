@@ -966,6 +966,41 @@ static void test_injected_parse_fails(void **state)
     world_free(&w);
 }
 
+/* A Parse answered without a server: only a statement a server has parsed, under a free name. */
+static void test_parse_known(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 2, 1, 10);
+    static const uint8_t known[] = "k\0SELECT 7\0\0", unknown[] = "k\0SELECT 8\0\0",
+                         broken[] = "b\0BAD 9\0\0", bad[] = "k\0SELECT 7";
+    /* Nothing parsed yet: the registry cannot vouch for the text. */
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, known, sizeof(known)), PREP_WAIT);
+    send_parse(&w, 0, "a", "SELECT 7", 0);
+    send_sync(&w, 0);
+    send_parse(&w, 0, "b", "BAD 9", 0);
+    send_sync(&w, 0);
+    pump(&w);
+    assert_string_equal(received(&w, 0), "1ZE42601Z");
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, bad, sizeof(bad) - 1), PREP_BAD);
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, unknown, sizeof(unknown)), PREP_WAIT);
+    /* A text that failed to parse is never vouched for. */
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, broken, sizeof(broken)), PREP_WAIT);
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, known, sizeof(known)), PREP_OK);
+    assert_string_equal(prep_client_lookup(w.c[1].pc, "k"), prep_client_lookup(w.c[0].pc, "a"));
+    /* The name is taken now: a second one goes to a server (and gets 42P05 there). */
+    assert_int_equal(prep_client_parse_known(w.c[1].pc, known, sizeof(known)), PREP_WAIT);
+    /* The direct connection is told of the name too (its ParseComplete pgnear gave itself). */
+    be_message(&w.c[1].direct, 'P', known, sizeof(known));
+    evbuffer_drain(w.c[1].direct.out, 5);
+    send_bind(&w, 1, "k");
+    send_execute(&w, 1);
+    send_sync(&w, 1);
+    pump(&w);
+    assert_string_equal(received(&w, 1), "2D7CZ");
+    world_free(&w);
+}
+
 /* The unnamed statement, parsed on one server connection, bound later on another. */
 static void test_unnamed_other_server(void **state)
 {
@@ -1237,6 +1272,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_name),
         cmocka_unit_test(test_unknown_name),
         cmocka_unit_test(test_injected_parse_fails),
+        cmocka_unit_test(test_parse_known),
         cmocka_unit_test(test_unnamed_other_server),
         cmocka_unit_test(test_many_statements),
         cmocka_unit_test(test_context_digests),

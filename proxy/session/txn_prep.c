@@ -1,0 +1,203 @@
+/*
+ * txn_prep.c — prepared statements under transaction pooling (txn_prep.h).
+ */
+#include "proxy/session/txn_prep.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "protocol/param_set.h"
+#include "protocol/pkt.h"
+#include "protocol/prepared.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+
+/* A 64-bit FNV-1a step over n bytes. */
+static uint64_t txn_prep_hash(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/*
+ * What makes one text two statements: the user, the database and every
+ * startup parameter (search_path, and settings that change how a text is
+ * analysed).  Sessions share a server connection only when all of these
+ * are the same (pool.c), so they then share its statements too.
+ */
+static uint64_t txn_prep_context(const struct session *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *name, *value;
+    h = txn_prep_hash(h, s->user, strlen(s->user) + 1);
+    h = txn_prep_hash(h, s->database, strlen(s->database) + 1);
+    for (size_t off = 0; param_set_next(&s->server_startup, &off, &name, &value);) {
+        h = txn_prep_hash(h, name, strlen(name) + 1);
+        h = txn_prep_hash(h, value, strlen(value) + 1);
+    }
+    return h;
+}
+
+bool txn_prep_start(struct session *s)
+{
+    struct worker *w = s->w;
+    if (w->prep_registry == NULL) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        /* A seed nobody knows makes colliding texts hard to craft. */
+        uint64_t seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)w;
+        if ((w->prep_registry = prep_registry_new(seed)) == NULL)
+            return false;
+    }
+    s->prep = prep_client_new(w->prep_registry, txn_prep_context(s));
+    return s->prep != NULL;
+}
+
+void txn_prep_end(struct session *s)
+{
+    prep_client_free(s->prep);
+    s->prep = NULL;
+}
+
+bool txn_prep_idle(const struct server_conn *sc)
+{
+    return sc->prep == NULL || prep_server_idle(sc->prep);
+}
+
+/* A failure of the rewriter: the session ends, with the reason a client can act on. */
+static void txn_prep_failed(struct session *s, int rc, const char *side)
+{
+    if (rc == PREP_BAD) {
+        session_fail(s, "08P01", "invalid frontend message for an active session", NULL, NULL);
+        return;
+    }
+    log_warn(s->id, "prepared statements: %s %s", side,
+             rc == PREP_OOM ? "out of memory" : "no longer followed (unexpected message)");
+    session_fail(s, rc == PREP_OOM ? "53200" : "08006",
+                 "pgnear lost track of the server connection's prepared statements", NULL, NULL);
+}
+
+int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
+{
+    struct server_conn *sc = s->server_conn;
+    if (sc->prep == NULL &&
+        (sc->prep = prep_server_new(s->w->prep_registry,
+                                    (unsigned)s->cfg->max_prepared_statements)) == NULL) {
+        txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
+        return -1;
+    }
+    int rc = prep_client_message(s->prep, sc->prep, type, body, blen, sc->ep.out, s->client.out);
+    if (rc == PREP_OK)
+        return 1;
+    if (rc == PREP_WAIT)
+        return 0;
+    txn_prep_failed(s, rc, "a client message:");
+    return -1;
+}
+
+/* Moves n bytes of the server's input to the client's output. */
+static int txn_prep_move(struct session *s, size_t n)
+{
+    if (evbuffer_remove_buffer(s->server_conn->ep.in, s->client.out, n) != (int)n) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* One whole server message through the rewriter; <0: the session ended. */
+static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    const uint8_t *msg = evbuffer_pullup(sc->ep.in, 1 + (ssize_t)len);
+    if (msg == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    const uint8_t *body = msg + 5;
+    if (type == 'S')
+        s->txn->server_param(s, body, len);
+    tx_track_server(&sc->tx, type, type == 'Z' && len > 4 ? body[0] : 0);
+    int rc = sc->prep != NULL
+                 ? prep_server_message(sc->prep, type, body, len - 4, s->client.out)
+                 : (evbuffer_add(s->client.out, msg, 1 + (size_t)len) == 0 ? PREP_OK : PREP_OOM);
+    evbuffer_drain(sc->ep.in, 1 + (size_t)len);
+    if (rc != PREP_OK) {
+        txn_prep_failed(s, rc, "a server message:");
+        return -1;
+    }
+    return 0;
+}
+
+/* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
+static int txn_prep_server_step(struct session *s)
+{
+    struct endpoint *src = &s->server_conn->ep;
+    size_t avail = evbuffer_get_length(src->in);
+    if (src->fwd_remaining > 0) {
+        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
+        if (n == 0)
+            return 0;
+        src->fwd_remaining -= (uint32_t)n;
+        return txn_prep_move(s, n) < 0 ? -1 : 1;
+    }
+    uint8_t h[5];
+    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
+        return 0;
+    uint32_t len = pkt_be32(h + 1);
+    if (len < 4) {
+        session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
+        return -1;
+    }
+    struct prep_server *ps = s->server_conn->prep;
+    if (len - 4 >= TXN_PREP_STREAM_MIN && (ps == NULL || prep_server_passes(ps, h[0]))) {
+        /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
+        tx_track_server(&s->server_conn->tx, h[0], 0);
+        size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
+        src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
+        return txn_prep_move(s, n) < 0 ? -1 : 1;
+    }
+    if (avail < 1 + (size_t)len)
+        return 0;
+    return txn_prep_server_message(s, h[0], len) < 0 ? -1 : 1;
+}
+
+int txn_prep_server_pump(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    int rc;
+    while ((rc = txn_prep_server_step(s)) > 0)
+        ;
+    if (rc < 0 || endpoint_flush(s, &s->client) < 0)
+        return -1;
+    if (evbuffer_get_length(s->client.out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(&sc->ep);
+    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+        return -1;
+    /* A client message that waited for this answer goes on now. */
+    if (evbuffer_get_length(s->client.in) > 0 && !s->held && s->txn->client_pump(s) < 0)
+        return -1;
+    if (s->server_conn == sc && !s->txn->server_idle(s))
+        return -1;
+    return 0;
+}
+
+void txn_prep_server_read(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    struct endpoint *src = &sc->ep;
+    int more;
+    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || txn_prep_server_pump(s) < 0)
+        return;
+    if (more && s->server_conn == sc && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
+}

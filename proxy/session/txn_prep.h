@@ -1,0 +1,58 @@
+/*
+ * txn_prep.h — extended-protocol prepared statements under transaction
+ * pooling: a client's named statements keep working whichever server
+ * connection runs its next transaction.
+ *
+ * protocol/prepared.h does the work: it maps each client's statement
+ * names to statements of the worker's registry, prepares them (under
+ * names of pgnear's own) on a server connection that lacks them, keeps
+ * max_prepared_statements of them per connection (the least recently used
+ * closed first, never one an unanswered message needs), and answers a
+ * Parse the connection already has and every Close itself.  This file is
+ * the session's side of it: each client message, whole, goes through the
+ * rewriter on its way to the server; each server message comes back
+ * through it, whole, except the rows and COPY data of an answer, which go
+ * on as they come (prep_server_passes), however large.  A message the
+ * rewriter cannot rewrite before an earlier answer comes (PREP_WAIT)
+ * stays unread until the server has sent more.
+ *
+ * It applies to sessions under transaction pooling that do not ask for
+ * pgnear.fence (whose reader asks the server questions of its own) and
+ * with max_prepared_statements above 0; other sessions' named statements
+ * pin them (txn.h).  A connection is given back only when the rewriter
+ * says it owes nothing (prep_server_idle); DISCARD ALL by the pool, or
+ * its close, forgets what it held.
+ */
+#ifndef PGNEAR_PROXY_TXN_PREP_H
+#define PGNEAR_PROXY_TXN_PREP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct session;
+struct server_conn;
+
+/* Rows and COPY data at least this long are passed on as they come, not read whole. */
+#define TXN_PREP_STREAM_MIN (64 * 1024)
+
+/* Starts following s's statements (s->prep); false when out of memory. */
+bool txn_prep_start(struct session *s);
+
+/*
+ * One whole client message (body: blen bytes) through the rewriter to the
+ * session's server connection.  1: taken; 0: not yet, present it again
+ * after the server's next message; <0: the session ended.
+ */
+int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen);
+
+/* Whether sc owes the session nothing more of its statements: it may go back to the pool. */
+bool txn_prep_idle(const struct server_conn *sc);
+
+/* The server endpoint's reader, and what the server sent before the relay took it. */
+void txn_prep_server_read(struct session *s);
+int txn_prep_server_pump(struct session *s);
+
+/* The session closes: its names go (what its server owes it is dropped as it comes). */
+void txn_prep_end(struct session *s);
+
+#endif
