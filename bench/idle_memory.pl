@@ -4,7 +4,14 @@
 # plain/TLS x server plain/TLS, and prints the growth of the proxy's
 # resident memory divided by N (KiB per idle session).
 #
-#   bench/idle_memory.pl [--sessions 1000] [--rounds 2]
+#   bench/idle_memory.pl [--sessions 1000] [--rounds 2] [--pool-mode transaction]
+#
+# With --pool-mode transaction both proxies pool by transaction over 5
+# server connections (pgnear's pool_size, PgBouncer's default_pool_size),
+# and each session has also prepared a named statement (the extended
+# protocol, which pgnear follows and PgBouncer 1.18 does not): N may then
+# be far above the server's max_connections.  The shell's open-files limit
+# must allow N connections (ulimit -n).
 #
 # Needs a built ./build/pgnear (or $PGNEAR) and pgbouncer (scripts/install-deps.sh).
 use strict;
@@ -19,8 +26,11 @@ use DBD::Pg;
 use PgNearTest;
 
 $| = 1;
-my %opt = (sessions => 1000, rounds => 2);
-GetOptions(\%opt, 'sessions=i', 'rounds=i') or die "bad options\n";
+my %opt = (sessions => 1000, rounds => 2, 'pool-mode' => 'session');
+GetOptions(\%opt, 'sessions=i', 'rounds=i', 'pool-mode=s') or die "bad options\n";
+my $txn = $opt{'pool-mode'} eq 'transaction';
+die "--pool-mode: session or transaction\n" unless $txn || $opt{'pool-mode'} eq 'session';
+my $pool_size = $txn ? 5 : $opt{sessions} + 10;
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $pgbouncer_bin = require_tool('pgbouncer');
@@ -29,7 +39,7 @@ my $ca = PgNearTest::CA->new;
 my $cert = $ca->issue(name => 'proxy', cn => 'localhost', san => ['DNS:localhost', 'IP:127.0.0.1'],
                       owner => 'postgres');
 my $pg = PgNearTest::Cluster->new(name => 'idle', ca => $ca, location => '39.04, -77.49',
-                                  conf => { max_connections => $opt{sessions} + 50 });
+                                  conf => { max_connections => $pool_size + 50 });
 my $verifier = $pg->scram_verifier('app');
 my $dir = tmpdir(name => 'idle', mode => 0755);
 write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
@@ -42,7 +52,9 @@ sub rss_kib {
 sub pgnear_for {
     my ($server) = @_;
     return PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
-        settings => { auth => 'scram', auth_file => "$dir/userlist.txt", max_client_conn => 5000,
+        settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
+                      max_client_conn => $opt{sessions} + 100, pool_mode => $opt{'pool-mode'},
+                      ($txn ? (pool_size => $pool_size) : ()),
                       client_tls => 'allow', client_tls_cert_file => $cert->{cert},
                       client_tls_key_file => $cert->{key},
                       server_tls => $server eq 'tls' ? 'require' : 'disable' });
@@ -64,9 +76,9 @@ listen_port = $port
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $bdir/userlist.txt
-pool_mode = session
-max_client_conn = 5000
-default_pool_size = ${\ ($opt{sessions} + 10)}
+pool_mode = $opt{'pool-mode'}
+max_client_conn = ${\ ($opt{sessions} + 100)}
+default_pool_size = $pool_size
 client_tls_sslmode = allow
 client_tls_cert_file = $cert->{cert}
 client_tls_key_file = $cert->{key}
@@ -84,6 +96,8 @@ INI
 # Opens n sessions, waits for the proxy to settle, returns KiB per session.
 # One session first, closed again, so that what the first one allocates
 # for good (TLS libraries, buffers of the loop) is not counted.
+my ($bouncer_port, @keep);
+
 sub kib_per_session {
     my ($pid, $port, $client) = @_;
     my $ssl = $client eq 'tls' ? 'require' : 'disable';
@@ -92,6 +106,13 @@ sub kib_per_session {
         my $dbh = DBI->connect($dsn, 'app', 'app-secret', { RaiseError => 0, PrintError => 0 })
           or die "connect: $DBI::errstr\n";
         $dbh->selectrow_array('SELECT 1') or die "query failed\n";
+        # A named statement of the extended protocol (PgBouncer 1.18 forwards it as it is).
+        if ($txn && $port != ($bouncer_port // -1)) {
+            my $sth = $dbh->prepare('SELECT $1::int + 1', { pg_server_prepare => 1 });
+            $sth->execute(1) or die "prepared statement failed\n";
+            $sth->finish;
+            push @keep, $sth;
+        }
         return $dbh;
     };
     $open->()->disconnect;
@@ -100,6 +121,7 @@ sub kib_per_session {
     my @h = map { $open->() } 1 .. $opt{sessions};
     sleep 1;
     my $after = rss_kib($pid);
+    @keep = ();
     $_->disconnect for @h;
     return ($after - $before) / $opt{sessions};
 }
@@ -114,6 +136,7 @@ for my $round (1 .. $opt{rounds}) {
             push @{ $kib{"$client/$server"}{pgnear} }, kib_per_session($near->pid, $near->port, $client);
             $near->stop;
             my $bouncer = pgbouncer_for($server);
+            $bouncer_port = $bouncer->{port};
             push @{ $kib{"$client/$server"}{pgbouncer} },
                 kib_per_session($bouncer->{pid}, $bouncer->{port}, $client);
             kill 'TERM', $bouncer->{pid};
@@ -121,8 +144,8 @@ for my $round (1 .. $opt{rounds}) {
         }
     }
 }
-printf "%-14s %12s %14s   (KiB per idle session, least of %d rounds, %d sessions)\n",
-    'client/server', 'pgnear', 'pgbouncer', $opt{rounds}, $opt{sessions};
+printf "%-14s %12s %14s   (KiB per idle session, least of %d rounds, %d sessions, pool_mode %s)\n",
+    'client/server', 'pgnear', 'pgbouncer', $opt{rounds}, $opt{sessions}, $opt{'pool-mode'};
 for my $k ('plain/plain', 'tls/plain', 'plain/tls', 'tls/tls') {
     printf "%-14s %12.1f %14.1f\n", $k, min(@{ $kib{$k}{pgnear} }), min(@{ $kib{$k}{pgbouncer} });
 }

@@ -69,10 +69,16 @@ static void print_pooling(const struct config *cfg)
                "client it did not verify, so no server connection is kept for another client "
                "(auth = scram pools)\n");
     else
-        printf("pooling: pool_mode = session, pool_size %d%s per region, database and user, "
+        printf("pooling: pool_mode = %s, pool_size %d%s per region, database and user, "
                "min_pool_size %d, max_db_connections %d%s\n",
-               cfg->pool_size, cfg->pool_size == 0 ? " (no limit)" : "", cfg->min_pool_size,
+               cfg->pool_mode == POOL_TRANSACTION ? "transaction" : "session", cfg->pool_size,
+               cfg->pool_size == 0 ? " (no limit)" : "", cfg->min_pool_size,
                cfg->max_db_connections, cfg->max_db_connections == 0 ? " (no limit)" : "");
+    if (config_txn_pooling(cfg))
+        printf("pooling: a session holds a server connection only while a transaction runs; "
+               "max_prepared_statements %d per server connection%s\n",
+               cfg->max_prepared_statements,
+               cfg->max_prepared_statements == 0 ? " (named statements pin their session)" : "");
 }
 
 /* What --check says of the limits a client can meet: who waits, who is refused, and when. */
@@ -91,10 +97,11 @@ static void print_limits(const struct config *cfg)
     long long n;
     if (config_pooling(cfg) && cfg->pool_size > 0) {
         n = (long long)cfg->pool_size + 1;
-        printf("limit: pool_size %d: the %lld%s concurrent session of one region, database and "
+        printf("limit: pool_size %d: the %lld%s concurrent %s of one region, database and "
                "user waits for a server connection up to query_wait_timeout (%g s), then gets "
                "53300\n",
-               cfg->pool_size, n, ordinal_suffix(n), wait_s);
+               cfg->pool_size, n, ordinal_suffix(n),
+               config_txn_pooling(cfg) ? "transaction" : "session", wait_s);
     }
     if (config_pooling(cfg) && cfg->max_db_connections > 0) {
         n = (long long)cfg->max_db_connections + 1;
