@@ -5,11 +5,17 @@
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
 #                  [--workers 2] [--verifiers file|query] [--baseline path/to/older/pgnear]
-#                  [--pool_mode session|none]
+#                  [--pool_mode session|none|transaction] [--pool_size N]
 #
 # pgnear runs with --pool_mode (default session) and pool_size 100, as
 # PgBouncer's default_pool_size here; the storm (a new session per
 # transaction) is then compared with PgBouncer as well as with HAProxy.
+#
+# --pool_mode transaction runs pgnear and PgBouncer both in transaction
+# mode over --pool_size (default 20) server connections, and adds loads
+# of 200 clients: more clients than connections.  PgBouncer 1.18 (Debian
+# 12) cannot carry prepared statements in that mode, so the -M prepared
+# loads show no figure for it, and pgnear is compared with HAProxy there.
 #
 # --baseline runs a second pgnear binary (an older build, say) with the same
 # settings as a fifth target, interleaved with the others, and adds the
@@ -40,8 +46,10 @@ $| = 1;
 my %opt = (seconds => 5, rounds => 3, scale => 10, only => '', pgnear_auth => 'scram', geo => 1,
            workers => 2, verifiers => 'file', pool_mode => 'session');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'only=s', 'pgnear_auth=s', 'geo!', 'workers=i',
-           'verifiers=s', 'baseline=s', 'pool_mode=s')
+           'verifiers=s', 'baseline=s', 'pool_mode=s', 'pool_size=i')
     or die "bad options\n";
+my $txn = $opt{pool_mode} eq 'transaction';
+$opt{pool_size} //= $txn ? 20 : 100;
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $pgbench = require_tool('pgbench');
@@ -66,7 +74,7 @@ my %pgnear_settings = (auth => $opt{pgnear_auth}, server_tls => 'disable',
        : (auth_file => "$dir/userlist.txt")),
     max_client_conn => 1000, workers => $opt{workers},
     # As PgBouncer's default_pool_size below: the same server connections each way.
-    pool_mode => $opt{pool_mode}, pool_size => 100);
+    pool_mode => $opt{pool_mode}, pool_size => $opt{pool_size});
 my $pgnear = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], settings => {%pgnear_settings});
 my $baseline;
 if (defined $opt{baseline}) {
@@ -88,9 +96,9 @@ listen_port = $bouncer_port
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $bdir/userlist.txt
-pool_mode = session
+pool_mode = @{[$txn ? 'transaction' : 'session']}
 max_client_conn = 1000
-default_pool_size = 100
+default_pool_size = $opt{pool_size}
 server_tls_sslmode = disable
 logfile = $bdir/pgbouncer.log
 pidfile = $bdir/pgbouncer.pid
@@ -140,7 +148,7 @@ PgNearTest::wait_until(sub {
 my @configs;
 for my $mode (qw(simple prepared)) {
     push @configs, { name => "S-$mode-$_", args => ['-S', '-M', $mode, '-c', $_, '-j', min($_, 2)] }
-        for (1, 8, 64);
+        for ($txn ? (8, 64, 200) : (1, 8, 64));
 }
 push @configs, { name => 'storm', args => ['-S', '-C', '-c', 8, '-j', 2] };
 if ($opt{only} ne '') {
@@ -150,6 +158,8 @@ if ($opt{only} ne '') {
 
 sub run_one {
     my ($cfg, $port) = @_;
+    # PgBouncer 1.18 in transaction mode loses named statements between connections.
+    return 'nan' if $txn && $port == $bouncer_port && $cfg->{name} =~ /prepared/;
     my ($c, $o, $e) = pgbench([@{ $cfg->{args} }, '-n', '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
@@ -174,13 +184,16 @@ for my $cfg (@configs) {
         push @{ $tps{$_} }, run_one($cfg, $targets{$_}) for @order;
     }
     my %m = map { $_ => median(@{ $tps{$_} }) } @order;
-    my $best_other = $cfg->{name} eq 'storm' ? $m{haproxy} : max($m{pgbouncer}, $m{haproxy});
+    my $bouncer_runs = $m{pgbouncer} == $m{pgbouncer}; # not NaN
+    my $best_other = $cfg->{name} eq 'storm' || !$bouncer_runs ? $m{haproxy}
+                                                               : max($m{pgbouncer}, $m{haproxy});
     printf "%-16s %10.0f %10.0f %10.0f %10.0f   %7.2f %7.2f %7.2f   %.2f%s\n", $cfg->{name},
         @m{qw(direct pgnear pgbouncer haproxy)}, $m{pgnear} / $m{direct},
         $m{pgbouncer} / $m{direct}, $m{haproxy} / $m{direct},
-        $m{pgnear} / $best_other, $cfg->{name} eq 'storm' ? ' (vs haproxy)' : '';
-    printf "%-16s pgnear/pgbouncer %.2f (pool_mode = %s; PgBouncer in session mode)\n", '',
-        $m{pgnear} / $m{pgbouncer}, $opt{pool_mode}
+        $m{pgnear} / $best_other,
+        $cfg->{name} eq 'storm' || !$bouncer_runs ? ' (vs haproxy)' : '';
+    printf "%-16s pgnear/pgbouncer %.2f (pool_mode = %s; PgBouncer in %s mode)\n", '',
+        $m{pgnear} / $m{pgbouncer}, $opt{pool_mode}, $txn ? 'transaction' : 'session'
         if $cfg->{name} eq 'storm';
     printf "%-16s baseline %.0f tps; pgnear/baseline %.3f (per round: %s)\n", '', $m{baseline},
         $m{pgnear} / $m{baseline},

@@ -325,7 +325,7 @@ static bool txn_may_release(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
-           sc->poolable && !sc->reconnect && server_conn_at_safe_point(sc) &&
+           sc->poolable && server_conn_at_safe_point(sc) &&
            sc->tx.status == 'I' && s->on_safe == SAFE_NOTHING && s->move == NULL &&
            !s->move_answer_owed && !s->fence_asked && sc->ep.fwd_remaining == 0 &&
            evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&

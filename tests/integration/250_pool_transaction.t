@@ -261,6 +261,26 @@ sub ext {
     cmp_ok time - $t1, '<', 3, 'cancel: promptly';
     is one($c, 'SELECT 1'), '1', 'cancel: the client goes on';
     $_->terminate for $x, $y, $c;
+
+    # COPY both ways, and a row larger than anything read whole, with prepared statements followed.
+    my $ci = $p->conninfo;
+    psql($ci, 'CREATE TABLE IF NOT EXISTS copied (n int, t text)');
+    my $data = tmpdir(name => 'txn-copy') . '/rows.txt';
+    write_file($data, join('', map { "$_\trow $_\n" } 1 .. 20000));
+    my ($crc, $cout, $cerr) = run_cmd([require_tool('psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $ci,
+                                       '-c', "\\copy copied FROM '$data'"], timeout => 60);
+    is $crc, 0, 'COPY FROM STDIN through transaction pooling' or diag $cerr;
+    is scalar(psql($ci, 'SELECT count(*) || \' \' || sum(n) FROM copied')), '20000 200010000', 'every row arrived';
+    my $out = scalar psql($ci, 'COPY (SELECT n, t FROM copied ORDER BY n) TO STDOUT', timeout => 60);
+    is scalar(split /\n/, $out), 20000, 'COPY TO STDOUT: every row came back';
+    is scalar(psql($ci, q{SELECT length(repeat('x', 5000000) || n) FROM copied WHERE n = 7})), '5000001',
+       'a 5 MB row through the rewriter';
+    my $w = scalar login($p);
+    my $r = ext($w, [parse => 'big', q{SELECT repeat('y', 3000000)}], [bind => 'big'], ['exec']);
+    is length($r->{rows}[0][0] // ''), 3000000, 'a 3 MB row of a named statement';
+    $r = ext($w, [bind => 'big'], ['exec']);
+    is length($r->{rows}[0][0] // ''), 3000000, 'and again in a later transaction';
+    $w->terminate;
     $p->stop;
 }
 
