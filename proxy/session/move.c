@@ -146,10 +146,19 @@ static void move_end(struct session_move *mv, bool moved, const char *reason)
         session_server_gone(s, why);
 }
 
+/* Between two transactions under transaction pooling: no server, none being fetched. */
+static bool move_session_detached(const struct session *s)
+{
+    return s->txn != NULL && s->phase == PHASE_ACTIVE && s->server_conn == NULL &&
+           s->fetcher == NULL && s->pinned == NULL;
+}
+
 const char *move_refusal(const struct session *s)
 {
     if (s->unmovable != NULL)
         return s->unmovable;
+    if (move_session_detached(s))
+        return s->on_safe == SAFE_CLOSE ? "it is being drained" : NULL;
     if (s->phase != PHASE_ACTIVE || s->server_conn == NULL)
         return "it is not relaying";
     if (s->secret == NULL)
@@ -781,6 +790,48 @@ static void move_refused(struct session *s, const char *why, move_done_fn done, 
     done(&r, arg);
 }
 
+/*
+ * A detached session (transaction pooling) has nothing to carry: its next
+ * transactions go to the region the move names, or to the first of its
+ * own route that is not the one to avoid; one sent to the region its
+ * route picks anyway follows its route again.
+ */
+static void move_detached(struct session *s, const struct move_target *t, move_done_fn done,
+                          void *arg)
+{
+    struct move_result r = {.client_id = s->id, .moved = true};
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    struct region_subset where;
+    const struct config *cfg = s->w->cfg;
+    char home[MOVE_REGION_MAX];
+    snprintf(r.from, sizeof(r.from), "%s", s->region->name);
+    snprintf(r.to, sizeof(r.to), "%s", t->region);
+    session_origin_locality(s, cfg, &loc);
+    size_t n = route_plan(&cfg->routing, &loc, &s->need,
+                          placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
+                          cosines, ROUTE_MAX_REGIONS);
+    for (size_t i = 0; i < n && r.to[0] == '\0'; i++)
+        if (strcmp(plan[i]->name, t->avoid) != 0)
+            snprintf(r.to, sizeof(r.to), "%s", plan[i]->name);
+    if (r.to[0] == '\0') {
+        move_refused(s, "no region to move it to has a server that fits what it needs", done, arg);
+        return;
+    }
+    move_home_region(s, home, sizeof(home));
+    snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r.to) == 0 ? "" : r.to);
+    /* It belongs to that region now (a DRAIN of the old one ends those still there). */
+    struct region *to = region_set_find(&s->cfg->regions, r.to);
+    if (to != NULL)
+        s->region = to;
+    s->moves++;
+    log_info(s->id, "its next transactions go to region %s (it holds no server connection now)",
+             r.to);
+    stat_inc(&s->w->stats.moves_done);
+    done(&r, arg);
+}
+
 void move_session(struct session *s, const struct move_target *t, move_done_fn done, void *arg)
 {
     const char *why = move_refusal(s);
@@ -788,6 +839,10 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
         why = "it is in that region already";
     if (why == NULL && t->region[0] != '\0' && !move_region_holds_database(s, t->region))
         why = "its database does not live in that region";
+    if (why == NULL && move_session_detached(s)) {
+        move_detached(s, t, done, arg);
+        return;
+    }
     struct session_move *mv = why == NULL ? calloc(1, sizeof(*mv)) : NULL;
     if (why == NULL && (mv == NULL || session_state_init(&mv->st) != SESSION_STATE_OK ||
                         (mv->timer = evtimer_new(s->w->base, move_timeout_cb, mv)) == NULL)) {

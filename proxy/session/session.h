@@ -260,6 +260,7 @@ struct session {
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
     uint64_t txn_seen_lsn;    /* the newest position its servers were known at as it left them */
     uint64_t transactions;    /* server connections given back after a transaction */
+    char txn_region[64];      /* where a move sent its next transactions ("": its own route) */
     const char *closing_why;  /* while session_close runs its hooks: why */
 };
 

@@ -325,11 +325,11 @@ static bool txn_may_release(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
-           sc->poolable && server_conn_at_safe_point(sc) &&
-           sc->tx.status == 'I' && s->on_safe == SAFE_NOTHING && s->move == NULL &&
-           !s->move_answer_owed && !s->fence_asked && sc->ep.fwd_remaining == 0 &&
-           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
-           evbuffer_get_length(s->client.in) == 0 && txn_prep_idle(sc);
+           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
+           s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
+           !s->fence_asked && sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
+           s->client.fwd_remaining == 0 && evbuffer_get_length(s->client.in) == 0 &&
+           txn_prep_idle(sc);
 }
 
 /* What the session has seen, for its next server: never an older standby (txn.h). */
@@ -401,6 +401,10 @@ static void txn_fetch_start(struct session *s)
     l->txn_of = s;
     m->need = txn_need(s);
     session_origin_locality(s, m->cfg, &l->loc);
+    if (s->txn_region[0] != '\0') { /* a move sent its transactions there (move.c) */
+        l->loc.source = LOCALITY_REGION_HINT;
+        l->loc.region = region_set_find(&m->cfg->regions, s->txn_region);
+    }
     struct region_subset where;
     const struct region_subset *placed =
         placement_of(&s->w->shared->placement, m->cfg, s->database, &where);

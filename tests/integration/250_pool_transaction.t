@@ -284,6 +284,34 @@ sub ext {
     $p->stop;
 }
 
+# ================================================================ MOVE and DRAIN between transactions
+# Two regions on the same server (a second name for it): what changes is
+# where the session's next transactions are routed, not what they see.
+{
+    my $p = PgNearTest::Proxy->new(
+        regions => [$us, { name => 'eu-west', location => '53.35, -6.26', hosts => [$us->hostport] }],
+        settings => { %BASE, pool_size => 2, default_region => 'us-east' });
+    my $w = scalar login($p);
+    is one($w, 'SELECT 1'), '1', 'moves: a session between transactions';
+    my ($me) = grep { ($_->{user} // '') eq 'app' } admin_rows($p, 'SHOW CLIENTS');
+    is $me->{movable}, 'yes', 'moves: SHOW CLIENTS says it may move';
+    my ($row) = admin_rows($p, "MOVE CLIENT $me->{id} TO REGION \"eu-west\"");
+    is $row->{result}, 'moved', 'MOVE CLIENT: moved at once (nothing to carry)' or diag explain $row;
+    is one($w, 'SELECT 2'), '2', 'moves: its next transaction runs';
+    ($me) = grep { $_->{id} eq $me->{id} } admin_rows($p, 'SHOW CLIENTS');
+    is $me->{region}, 'eu-west', 'moves: and ran in region eu-west';
+    my @rows = admin_rows($p, 'DRAIN "eu-west"');
+    ($row) = grep { $_->{client_id} eq $me->{id} } @rows;
+    is $row->{result}, 'moved', 'DRAIN: the session between transactions is moved, not ended' or diag explain \@rows;
+    is $row->{to_region}, 'us-east', 'DRAIN: to the next region of its route';
+    is one($w, 'SELECT 3'), '3', 'DRAIN: its next transaction runs';
+    ($me) = grep { $_->{id} eq $me->{id} } admin_rows($p, 'SHOW CLIENTS');
+    is $me->{region}, 'us-east', 'DRAIN: in region us-east';
+    admin_rows($p, 'ENABLE "eu-west"');
+    $w->terminate;
+    $p->stop;
+}
+
 # ================================================================ pgbench over pool_size = 5
 for my $workers (1, 2) {
     my $p = proxy(pool_size => 5, workers => $workers);
