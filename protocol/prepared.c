@@ -7,7 +7,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #include <event2/buffer.h>
 
@@ -206,8 +208,9 @@ struct prep_entry {
     struct prep_client *client; /* NULL: pgnear's own, or its client left */
     uint64_t seq;
     uint8_t how, expect, sets;
-    uint8_t step;      /* Describe 'S': its ParameterDescription came */
-    uint8_t fake_type; /* FAKE: '1' or '3' */
+    uint8_t step;        /* Describe 'S': its ParameterDescription came */
+    uint8_t fake_type;   /* FAKE: '1', '3', or 'C' (DEALLOCATE's CommandComplete and 'Z') */
+    uint8_t fake_status; /* FAKE 'C': its ReadyForQuery's status; 0: the last the server said */
     bool slot_val;
     struct prep_name *name;
     struct prep_stmt *name_val;
@@ -235,6 +238,7 @@ struct prep_server {
     bool barrier_execute; /* the batch bound a statement that may deallocate: Executes are barriers
                            */
     bool flushed;         /* nothing sent since a Flush or Sync */
+    uint8_t last_status;  /* the transaction status of the last ReadyForQuery ('I' at first) */
     bool broken;
     struct prep_stats stats;
 };
@@ -858,9 +862,15 @@ static int fail_batch(struct prep_client *c, struct prep_server *s, const char *
 static int queue_advance(struct prep_server *s, struct evbuffer *to_client)
 {
     struct prep_entry *e;
+    static const char deallocate[] = "DEALLOCATE";
     while ((e = s->head) != NULL && (e->how == HOW_FAKE || e->expect == X_MARK)) {
-        if (e->how == HOW_FAKE && e->client != NULL && to_client != NULL &&
-            put_msg(to_client, e->fake_type, NULL, 0) != PREP_OK)
+        bool tell = e->how == HOW_FAKE && e->client != NULL && to_client != NULL;
+        uint8_t status = e->fake_status != 0 ? e->fake_status : s->last_status;
+        if (tell && e->fake_type == 'C' &&
+            (put_msg(to_client, 'C', deallocate, sizeof(deallocate)) != PREP_OK ||
+             put_msg(to_client, 'Z', &status, 1) != PREP_OK))
+            return PREP_OOM;
+        if (tell && e->fake_type != 'C' && put_msg(to_client, e->fake_type, NULL, 0) != PREP_OK)
             return PREP_OOM;
         entry_settle(s, e);
         entry_free(s, e);
@@ -1061,15 +1071,43 @@ static int parse_taken(struct prep_client *c, struct prep_server *s, const struc
     return fail_batch(c, s, "42P05", m->name, "\" already exists", out);
 }
 
+/*
+ * An unnamed Parse of "DEALLOCATE name" of one of the client's names
+ * (psycopg 3 evicts from its cache so, by the extended protocol): the
+ * server's statement is others' too and stays, so the server parses an
+ * empty DO in its place (its answers are a DEALLOCATE's, the tag aside),
+ * and the name goes once that is parsed.
+ */
+static int parse_deallocate(struct prep_client *c, struct prep_server *s, struct prep_name *n,
+                            struct evbuffer *out)
+{
+    static const char nothing[] = "DO $$BEGIN END$$";
+    uint8_t body[sizeof(nothing) + 3] = {0};
+    memcpy(body + 1, nothing, sizeof(nothing));
+    struct parse_msg m;
+    int rc = read_parse(body, sizeof(body), c->context, &m);
+    if (rc == PREP_OK)
+        rc = parse_unnamed(c, s, &m, body, sizeof(body), out);
+    if (rc == PREP_OK)
+        entry_name(s, s->tail, n, NULL);
+    return rc;
+}
+
 static int client_parse(struct prep_client *c, struct prep_server *s, const uint8_t *body,
                         size_t len, struct evbuffer *out)
 {
     struct parse_msg m;
     if (read_parse(body, len, c->context, &m) != PREP_OK)
         return PREP_BAD;
+    char dealloc[PREP_NAME_KEY + 2];
+    struct prep_name *n;
+    if (m.name_len == 0 &&
+        prep_deallocate_name(m.src.text, m.src.text_len, dealloc, sizeof(dealloc)) &&
+        (n = name_find(c, dealloc, strlen(dealloc))) != NULL && n->spec != NULL)
+        return earlier(s, n->mod) ? PREP_WAIT : parse_deallocate(c, s, n, out);
     if (m.name_len == 0)
         return parse_unnamed(c, s, &m, body, len, out);
-    struct prep_name *n = name_find(c, m.name, m.name_len);
+    n = name_find(c, m.name, m.name_len);
     if (s->barriers > 0 || (n != NULL && earlier(s, n->mod)))
         return PREP_WAIT;
     struct prep_stmt *st = registry_get(s->reg, &m.src);
@@ -1105,6 +1143,76 @@ int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t l
     n->mod = 0;
     c->reg->stats.parses_skipped++;
     return PREP_OK;
+}
+
+/* p past the whitespace at it (and within end). */
+static const char *skip_space(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f'))
+        p++;
+    return p;
+}
+
+/* p past the keyword word (any case) and the whitespace after it; NULL when it is not there. */
+static const char *keyword_at(const char *p, const char *end, const char *word)
+{
+    size_t n = strlen(word);
+    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0)
+        return NULL;
+    if (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '$'))
+        return NULL;
+    return skip_space(p + n, end);
+}
+
+bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
+{
+    const char *end = text + len, *p = skip_space(text, end), *q;
+    size_t n = 0;
+    if ((p = keyword_at(p, end, "deallocate")) == NULL)
+        return false;
+    if ((q = keyword_at(p, end, "prepare")) != NULL)
+        p = q;
+    if (p < end && *p == '"') {
+        for (p++; p < end && n + 1 < cap; p++) {
+            if (*p == '"' && !(p + 1 < end && p[1] == '"'))
+                break;
+            out[n++] = *p;
+            p += *p == '"';
+        }
+        if (p >= end || *p != '"' || n == 0)
+            return false;
+        p++;
+    } else {
+        while (p < end && n + 1 < cap && (isalnum((unsigned char)*p) || *p == '_' || *p == '$'))
+            out[n++] = (char)tolower((unsigned char)*p++);
+        if (n == 0 || (out[0] >= '0' && out[0] <= '9') || strcmp(out, "all") == 0)
+            return false;
+    }
+    out[n] = '\0';
+    p = skip_space(p, end);
+    if (p < end && *p == ';')
+        p = skip_space(p + 1, end);
+    return p == end;
+}
+
+int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
+                           size_t len, uint8_t status, struct evbuffer *to_client)
+{
+    if (s->broken)
+        return PREP_DESYNC;
+    if ((c->entries > 0 && c->server != s) ||
+        (s->tail != NULL && s->tail->client != NULL && s->tail->client != c))
+        return PREP_BUSY;
+    struct prep_name *n = len > 0 ? name_find(c, name, len) : NULL;
+    if (n == NULL || n->spec == NULL || s->batch_open || s->dropping)
+        return PREP_WAIT;
+    struct prep_entry *e = entry_push(s, c, HOW_FAKE, X_NONE);
+    if (e == NULL)
+        return PREP_OOM;
+    e->fake_type = 'C';
+    e->fake_status = s->head == e ? status : 0; /* behind others: the status they leave */
+    entry_name(s, e, n, NULL);
+    return queue_advance(s, to_client);
 }
 
 /* Where a Bind or Describe 'S' goes: the statement name the server is sent. */
@@ -1521,6 +1629,8 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (type == 'N' || type == 'S' || type == 'A') /* asynchronous: answer nothing */
         return deliver(to_client, type, body, len);
+    if (type == 'Z' && len >= 1)
+        s->last_status = body[0];
     struct prep_entry *e = s->head;
     if (e == NULL) /* an ErrorResponse no one asked for is a FATAL one, most likely */
         return type == 'E' ? deliver(to_client, type, body, len) : server_broken(s, PREP_DESYNC);
@@ -1609,6 +1719,7 @@ struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity
         s->capacity = capacity > 0 ? capacity : 1;
         s->unnamed_real_known = s->unnamed_spec_known = true; /* a new session has none */
         s->flushed = true;
+        s->last_status = 'I';
     }
     return s;
 }

@@ -127,9 +127,10 @@
  *
  * CommandComplete "DISCARD ALL" or "DEALLOCATE ALL": the server's cache is
  * empty and the client's names are gone (the unnamed statement stays, as
- * in PostgreSQL).  Plain DEALLOCATE and SQL PREPARE/EXECUTE name the
- * server's own statements and are not followed: a client that deallocates
- * a PGNEAR_ name by SQL gets errors later, as under PgBouncer.
+ * in PostgreSQL).  SQL PREPARE/EXECUTE name the server's own statements and
+ * are not followed; a Query that is just "DEALLOCATE name" of a client's
+ * protocol-level statement is (prep_client_deallocate); a client that
+ * deallocates a PGNEAR_ name by SQL gets errors later, as under PgBouncer.
  *
  * Known differences from a direct connection: a named Parse answered from
  * the cache inside an aborted transaction gets ParseComplete where
@@ -231,6 +232,31 @@ int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t ty
  * another client parsed it fails at its Bind, not here.
  */
 int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t len);
+
+/*
+ * The statement name of a text that is only "DEALLOCATE [PREPARE] name
+ * [;]", as PostgreSQL reads it (an unquoted name folded to lower case, a
+ * quoted one as it is), into out (cap bytes); false for any other text,
+ * DEALLOCATE ALL included (followed from its CommandComplete).  An
+ * unnamed Parse of such a text, of one of the client's names, is followed
+ * too: the server parses an empty DO in its place, the name goes once
+ * that is parsed (the CommandComplete then says DO).
+ */
+bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap);
+
+/*
+ * A client's Query "DEALLOCATE name" (or DEALLOCATE PREPARE) of one of its
+ * protocol-level statements: the name is dropped as a Close would drop it,
+ * and pgnear answers for the server, in its place among the answers:
+ * CommandComplete "DEALLOCATE" and a ReadyForQuery whose status is
+ * status when nothing is owed before it, else the one the server's last
+ * ReadyForQuery before it says (the Query would not change it).  Drivers
+ * that keep a cache of statements evict from it this way (psycopg 3).
+ * PREP_OK; PREP_WAIT when the name is not the client's or a batch is open
+ * (the Query goes to the server as it is); an error otherwise.
+ */
+int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
+                           size_t len, uint8_t status, struct evbuffer *to_client);
 
 /*
  * One message of server s.  Appends to to_client, in order, pgnear's

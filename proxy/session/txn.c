@@ -148,7 +148,15 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
         session_close(s, "out of memory");
         return -1;
     }
-    int rc = txn_prep_client(s, type, msg + 5, len - 4);
+    int rc = type == 'Q' ? txn_prep_deallocate(s, msg + 5, len - 4) : 0;
+    if (rc != 0) {
+        if (rc > 0) {
+            s->client.last_type = (char)type;
+            evbuffer_drain(s->client.in, 1 + (size_t)len);
+        }
+        return rc;
+    }
+    rc = txn_prep_client(s, type, msg + 5, len - 4);
     if (rc <= 0)
         return rc;
     tx_track_client(&s->server_conn->tx, type);

@@ -104,6 +104,27 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
     return -1;
 }
 
+int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
+{
+    struct server_conn *sc = s->server_conn;
+    char name[PREP_NAME_KEY + 2];
+    size_t len = strnlen((const char *)body, blen);
+    /* A failed transaction refuses it (25P02): the server says so itself. */
+    if (sc->prep == NULL || (sc->tx.flags & TX_BATCH) ||
+        (sc->tx.status != 'I' && sc->tx.status != 'T') ||
+        !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
+        return 0;
+    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), (uint8_t)sc->tx.status,
+                                    s->client.out);
+    if (rc == PREP_WAIT)
+        return 0;
+    if (rc != PREP_OK) {
+        txn_prep_failed(s, rc, "a DEALLOCATE:");
+        return -1;
+    }
+    return 1;
+}
+
 /* Moves n bytes of the server's input to the client's output. */
 static int txn_prep_move(struct session *s, size_t n)
 {

@@ -45,6 +45,14 @@ bool txn_prep_start(struct session *s);
  */
 int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen);
 
+/*
+ * A Query (body: blen bytes) that is only "DEALLOCATE [PREPARE] name" of
+ * one of the session's statements, answered by pgnear (the server holds
+ * the statement under another name, shared with others).  1: answered;
+ * 0: not such a Query, it goes on; <0: the session ended.
+ */
+int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen);
+
 /* Whether sc owes the session nothing more of its statements: it may go back to the pool. */
 bool txn_prep_idle(const struct server_conn *sc);
 

@@ -157,6 +157,9 @@ def main():
     ap.add_argument('--seconds', type=float, default=40)
     ap.add_argument('--tag', default='py')
     ap.add_argument('--app', default='txn-client')
+    ap.add_argument('--prepared-max', type=int, default=0,
+                    help="psycopg's own cache of prepared statements (0: its default); "
+                         "past it psycopg evicts with DEALLOCATE name")
     o = ap.parse_args()
     try:
         conns = []
@@ -165,6 +168,8 @@ def main():
             conns.append(psycopg.connect(host=o.host, port=o.port, user=o.user, password=o.password,
                                          dbname=o.database, application_name=o.app,
                                          client_encoding='UTF8', autocommit=True, **extra))
+            if o.prepared_max > 0:
+                conns[-1].prepared_max = o.prepared_max
     except Exception as e:
         print(json.dumps({'fatal': str(e)}), flush=True)
         sys.exit(1)

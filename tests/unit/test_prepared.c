@@ -1001,6 +1001,33 @@ static void test_parse_known(void **state)
     world_free(&w);
 }
 
+/* DEALLOCATE name by a Query: the name goes, pgnear answers for the server. */
+static void test_deallocate_query(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 1, 1, 10);
+    send_parse(&w, 0, "d", "SELECT 4", 0);
+    send_sync(&w, 0);
+    pump(&w);
+    assert_string_equal(received(&w, 0), "1Z");
+    struct prep_client *c = w.c[0].pc;
+    struct prep_server *s = w.s[0].ps;
+    struct evbuffer *out = evbuffer_new();
+    assert_int_equal(prep_client_deallocate(c, s, "nope", 4, 'I', out), PREP_WAIT);
+    assert_int_equal(evbuffer_get_length(out), 0);
+    assert_int_equal(prep_client_deallocate(c, s, "d", 1, 'T', out), PREP_OK);
+    static const uint8_t want[] = "C\0\0\0\x0f"
+                                  "DEALLOCATE\0"
+                                  "Z\0\0\0\x05T";
+    assert_int_equal(evbuffer_get_length(out), sizeof(want) - 1);
+    assert_memory_equal(evbuffer_pullup(out, -1), want, sizeof(want) - 1);
+    assert_null(prep_client_lookup(c, "d"));
+    assert_true(prep_server_idle(s));
+    evbuffer_free(out);
+    world_free(&w);
+}
+
 /* The unnamed statement, parsed on one server connection, bound later on another. */
 static void test_unnamed_other_server(void **state)
 {
@@ -1273,6 +1300,7 @@ int main(void)
         cmocka_unit_test(test_unknown_name),
         cmocka_unit_test(test_injected_parse_fails),
         cmocka_unit_test(test_parse_known),
+        cmocka_unit_test(test_deallocate_query),
         cmocka_unit_test(test_unnamed_other_server),
         cmocka_unit_test(test_many_statements),
         cmocka_unit_test(test_context_digests),
