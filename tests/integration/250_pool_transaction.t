@@ -215,6 +215,22 @@ sub ext {
     $r = ext($a, [bind => 'bad'], ['exec']);
     is sqlstate($r->{error}), '26000', 'and its name was never made';
     is backend_pid($a) =~ /^\d+$/ ? 1 : 0, 1, 'client A goes on';
+    # DEALLOCATE by name, as psycopg 3 evicts from its own cache: pgnear answers for the server.
+    ext($a, [parse => 'gone1', 'SELECT 11']);
+    ext($a, [parse => 'Gone2', 'SELECT 12']);
+    $r = $a->query('DEALLOCATE gone1');
+    ok !$r->{error}, 'DEALLOCATE name of a protocol-level statement' or diag $r->{error}{M};
+    is $r->{tag}, 'DEALLOCATE', 'DEALLOCATE: its tag';
+    is sqlstate(ext($a, [bind => 'gone1'], ['exec'])->{error}), '26000', 'DEALLOCATE: the name is gone';
+    $r = $a->query('deallocate prepare "Gone2";');
+    ok !$r->{error} && ($r->{tag} // '') eq 'DEALLOCATE', 'DEALLOCATE PREPARE "quoted name";' or diag explain $r;
+    is sqlstate(ext($a, [bind => 'Gone2'], ['exec'])->{error}), '26000', 'DEALLOCATE PREPARE: the name is gone';
+    is sqlstate($a->query('DEALLOCATE nosuch')->{error}), '26000', 'DEALLOCATE of a name never made: the server\'s 26000';
+    $a->query('BEGIN');
+    ext($a, [parse => 'gone3', 'SELECT 13']);
+    $r = $a->query('DEALLOCATE gone3');
+    is $r->{status}, 'T', 'DEALLOCATE inside a transaction: ReadyForQuery says T';
+    $a->query('COMMIT');
     my $pins = stat_value($p, 'txn_pins');
     is $pins, 0, 'named statements pin no session';
     $_->terminate for $a, $b, $c;
