@@ -217,6 +217,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
         return;
     }
     sc->counted = s->login->slot_reserved; /* the connection holds the slot from now on */
+    sc->pool_slice = s->login->slot_slice;
     s->login->slot_reserved = false;
     struct server_dial *d = &s->login->dial;
     server_dial_init(d, &sc->ep.stream, s->cfg->server_tls_ctx,

@@ -382,10 +382,47 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
 
 /* ---- pool_size and max_db_connections: counting, and clients waiting ---- */
 
-static void pool_session_keys(const struct session *s, const struct region_host *h, char *pool,
-                              char *host)
+/*
+ * Under transaction pooling with several workers, each worker has a slice
+ * of pool_size of its own (at least one connection): a connection never
+ * leaves its worker, and with one pool for all, a client waiting on one
+ * worker would get its turn only by having another worker close an idle
+ * connection and logging in anew, for every transaction that crosses.
+ * The slice of s's worker, or -1 for the shared pool.
+ */
+static int pool_slice_of(const struct session *s)
 {
-    pool_key(pool, s->region->name, s->database, s->user);
+    const struct config *cfg = s->cfg;
+    return cfg->pool_mode == POOL_TRANSACTION && cfg->pool_size > 0 && s->w->shared->nworkers > 1
+               ? s->w->index
+               : -1;
+}
+
+/* The most connections of a slice (pool_size, split between the workers). */
+static int pool_slice_size(const struct session *s, int slice)
+{
+    int n = s->w->shared->nworkers, size = s->cfg->pool_size;
+    if (slice < 0)
+        return size;
+    size = size / n + (slice < size % n);
+    return size > 0 ? size : 1;
+}
+
+/* A pool's key, with its slice's when it has one. */
+static void pool_slice_key(char *out, const char *region, const char *database, const char *user,
+                           int slice)
+{
+    pool_key(out, region, database, user);
+    if (slice >= 0) {
+        size_t n = strlen(out);
+        snprintf(out + n, POOL_KEY_MAX - n, "\x1f#%d", slice);
+    }
+}
+
+static void pool_session_keys(const struct session *s, const struct region_host *h, int slice,
+                              char *pool, char *host)
+{
+    pool_slice_key(pool, s->region->name, s->database, s->user, slice);
     pool_host_key(host, h->name, h->port);
 }
 
@@ -406,7 +443,7 @@ static void pool_wake_all(struct worker *w)
 void pool_uncount(struct server_conn *sc)
 {
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
-    pool_key(pool, sc->region->name, sc->database, sc->user);
+    pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
     pool_host_key(host, sc->host->name, sc->host->port);
     if (pool_limits_release(&sc->w->shared->pool_limits, pool, host))
         pool_wake_all(sc->w);
@@ -415,9 +452,18 @@ void pool_uncount(struct server_conn *sc)
 static enum pool_reserve pool_try_reserve(const struct session *s, const struct region_host *h)
 {
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
-    pool_session_keys(s, h, pool, host);
-    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, s->cfg->pool_size,
+    int slice = pool_slice_of(s);
+    pool_session_keys(s, h, slice, pool, host);
+    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
                                s->cfg->max_db_connections);
+}
+
+/* The slot just reserved for s: its host and slice. */
+static void pool_reserved(struct session *s, struct region_host *h)
+{
+    s->login->slot_reserved = true;
+    s->login->slot_host = h;
+    s->login->slot_slice = (int8_t)pool_slice_of(s);
 }
 
 void pool_unreserve(struct session *s)
@@ -426,7 +472,7 @@ void pool_unreserve(struct session *s)
     if (s->login == NULL || !s->login->slot_reserved)
         return;
     s->login->slot_reserved = false;
-    pool_session_keys(s, s->login->slot_host, pool, host);
+    pool_session_keys(s, s->login->slot_host, s->login->slot_slice, pool, host);
     if (pool_limits_release(&s->w->shared->pool_limits, pool, host))
         pool_wake_all(s->w);
 }
@@ -481,7 +527,7 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
         if (rc == POOL_HOST_FULL)
             pool_host_key(l->wait_key, h->name, h->port);
         else
-            pool_key(l->wait_key, s->region->name, s->database, s->user);
+            pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
         l->waiting = true;
         l->wait_since_us = server_conn_now_us();
         struct pool_wait_report report;
@@ -504,8 +550,7 @@ bool pool_reserve(struct session *s, struct region_host *h)
         rc = pool_try_reserve(s, h);
     switch (rc) {
     case POOL_RESERVED:
-        l->slot_reserved = true;
-        l->slot_host = h;
+        pool_reserved(s, h);
         return true;
     case POOL_NO_MEMORY:
         session_fail(s, "53200", "out of memory", NULL, NULL);
@@ -585,8 +630,7 @@ static bool pool_waiter_may_go(struct session *s)
         rc = pool_try_reserve(s, l->wait_host);
     if (rc != POOL_RESERVED)
         return false;
-    l->slot_reserved = true;
-    l->slot_host = l->wait_host;
+    pool_reserved(s, l->wait_host);
     return true;
 }
 
@@ -600,7 +644,7 @@ static void pool_shed_idle(struct worker *w)
             return;
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
-        pool_key(pool, sc->region->name, sc->database, sc->user);
+        pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
         pool_host_key(host, sc->host->name, sc->host->port);
         if (pool_limits_has_waiters(&w->shared->pool_limits, pool) ||
             pool_limits_has_waiters(&w->shared->pool_limits, host))

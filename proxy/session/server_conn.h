@@ -88,7 +88,8 @@ struct server_conn {
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
     /* Transaction pooling: the statements it holds and the answers it owes (txn_prep.h). */
     struct prep_server *prep;
-    bool counted; /* counted in the daemon's pool limits (pool_limits.h) */
+    bool counted;      /* counted in the daemon's pool limits (pool_limits.h) */
+    int8_t pool_slice; /* ... in its worker's slice of the pool (pool.c); -1: the shared pool */
     /*
      * The transaction status (from the server's ReadyForQuery only) and
      * the requests the server has yet to answer, kept by the relay as

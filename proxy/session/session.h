@@ -94,6 +94,7 @@ struct session_login {
     uint8_t warm_client_key[SCRAM_KEY_LEN]; /* the ClientKey it logs in with (pool_warm.h) */
     bool slot_reserved;               /* counted in the limits for the connection about to open */
     struct region_host *slot_host;    /* to this host */
+    int8_t slot_slice;                /* of this worker's slice of the pool (pool.c); -1: shared */
     bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
     uint8_t wait_reason;              /* enum pool_reserve: which limit it waits on */
     char wait_key[POOL_KEY_MAX];      /* what it is counted as waiting for */
