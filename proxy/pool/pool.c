@@ -602,10 +602,12 @@ void pool_wait_timeout(struct session *s)
     if (l->wait_reason == POOL_FULL) {
         snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
                  s->database, s->user);
+        int slice = pool_slice_of(s);
         snprintf(detail, sizeof(detail),
-                 "The pool of region %s is full: its %d server connections (pool_size) were in use "
+                 "The pool of region %s is full: its %d server connections (%s) were in use "
                  "for the %.1f s this client waited (query_wait_timeout).",
-                 s->region->name, s->cfg->pool_size, waited);
+                 s->region->name, pool_slice_size(s, slice),
+                 slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
     } else {
         snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", l->wait_host->name,
                  l->wait_host->port);
