@@ -165,7 +165,7 @@ sub run_one {
                         password => 'app-secret', sslmode => 'disable'),
         timeout => $opt{seconds} * 4 + 60);
     my $r = parse_pgbench($o);
-    die "pgbench failed on port $port: $e\n" if $c || !$r->{tps} || $r->{failed};
+    die "pgbench failed on port $port (exit $c): $e\n$o\n" if $c || !$r->{tps} || $r->{failed};
     return $r->{tps};
 }
 
