@@ -3,7 +3,7 @@
 # psycopg 3 connections (half with prepare_threshold = 0, every query a
 # named statement from its first run; half with the default, prepared
 # after 5 runs) run at once over pool_size = 3, all with the same startup
-# parameters (a connection serves only exact fits), each 200 transactions
+# parameters (a connection serves only exact fits), each 120 transactions
 # of: named prepared statements, unnamed parameterized queries, simple
 # queries, BEGIN ... COMMIT blocks whose statements see their own
 # uncommitted row and all run on one backend, and ROLLBACK blocks whose
@@ -41,7 +41,7 @@ system($python, '-c', 'import psycopg') == 0
   or BAIL_OUT('tests/node/node_modules/pg is missing (scripts/install-deps.sh installs it)');
 
 my $N = 8;             # clients of each driver
-my $TXNS = 200;        # transactions of each client
+my $TXNS = 120;        # transactions of each client
 my $POOL = 3;
 
 my $us = PgNearTest::Cluster->new(name => 'us-east');
