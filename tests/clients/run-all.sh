@@ -1,6 +1,6 @@
 #!/bin/bash
-# run-all.sh [--shapes LIST] [--suites LIST] [--pool-only SHAPES] [--workdir DIR]
-#            [--keep] PGNEAR_BINARY
+# run-all.sh [--shapes LIST] [--suites LIST] [--pool-only SHAPES] [--pool-size N]
+#            [--workdir DIR] [--keep] PGNEAR_BINARY
 #
 # Runs the client suites directly against a fresh PostgreSQL 15 cluster and
 # through pgnear in each shape, one run at a time, and prints one table:
@@ -8,11 +8,12 @@
 # marked "also direct", "known: why" (known-differences.txt) or NEW.
 # Exits 0 when no failure is NEW.  README.md says what the shapes are.
 #
-#   --shapes LIST      of direct,A,B,S,N (default all); direct always runs
+#   --shapes LIST      of direct,A,B,S,N,T (default all); direct always runs
 #                      first when it is listed, since the others compare to it
 #   --suites LIST      of psql,postgresjs,node-postgres,psycopg3 (default all)
 #   --pool-only LIST   shapes in which psycopg3 runs only tests/pool (its
 #                      pooling tests, ~1 min) instead of the whole suite (~8 min)
+#   --pool-size N      pool_size in shape T (default 10)
 #   --workdir DIR      where the cluster, configurations and logs go (default
 #                      a new /tmp/pgnear-clients.XXXXXX, kept for its logs)
 #   --keep             leave the cluster's data directory there too
@@ -25,9 +26,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
-shapes=direct,A,B,S,N
+shapes=direct,A,B,S,N,T
 suites=psql,postgresjs,node-postgres,psycopg3
 pool_only=
+t_pool_size=10
 workdir=
 keep=0
 binary=
@@ -39,6 +41,8 @@ while [ $# -gt 0 ]; do
 	--suites=*) suites=${1#*=}; shift ;;
 	--pool-only) pool_only=${2:?}; shift 2 ;;
 	--pool-only=*) pool_only=${1#*=}; shift ;;
+	--pool-size) t_pool_size=${2:?}; shift 2 ;;
+	--pool-size=*) t_pool_size=${1#*=}; shift ;;
 	--workdir) workdir=${2:?}; shift 2 ;;
 	--workdir=*) workdir=${1#*=}; shift ;;
 	--keep) keep=1; shift ;;
@@ -50,11 +54,12 @@ done
 IFS=, read -r -a shape_list <<<"$shapes"
 IFS=, read -r -a suite_list <<<"$suites"
 for sh in "${shape_list[@]}"; do
-	case $sh in direct | A | B | S | N) ;; *) die "unknown shape $sh (direct, A, B, S, N)" ;; esac
+	case $sh in direct | A | B | S | N | T) ;; *) die "unknown shape $sh (direct, A, B, S, N, T)" ;; esac
 done
 for su in "${suite_list[@]}"; do
 	case $su in psql | postgresjs | node-postgres | psycopg3) ;; *) die "unknown suite $su" ;; esac
 done
+[[ $t_pool_size =~ ^[1-9][0-9]*$ ]] || die "--pool-size wants a positive number, not $t_pool_size"
 if [ "${shapes}" != direct ]; then
 	[ -n "$binary" ] || usage
 	[ -x "$binary" ] || die "$binary is not an executable"
@@ -62,7 +67,7 @@ if [ "${shapes}" != direct ]; then
 fi
 # direct first: the other shapes are compared with it
 ordered=()
-for sh in direct A B S N; do
+for sh in direct A B S N T; do
 	[[ ",$shapes," == *",$sh,"* ]] && ordered+=("$sh")
 done
 
@@ -155,10 +160,19 @@ write_config() {
 			echo "client_tls_cert_file = $workdir/tls/pgnear.crt"
 			echo "client_tls_key_file = $workdir/tls/pgnear.key"
 			echo "workers = 1" ;;
-		S | N)
+		S | N | T)
 			echo "auth = scram"
 			echo "auth_file = $workdir/auth_file"
-			echo "pool_mode = $([ "$shape" = S ] && echo session || echo none)"
+			# users not in auth_file (postgres.js's postgres_js_test_scram,
+			# whose secret has a random salt): the server's own secret
+			echo "auth_query = SELECT usename, passwd FROM pg_shadow WHERE usename = \$1"
+			case $shape in
+			S) echo "pool_mode = session" ;;
+			N) echo "pool_mode = none" ;;
+			T)
+				echo "pool_mode = transaction"
+				echo "pool_size = $t_pool_size" ;;
+			esac
 			echo "server_tls = require"
 			echo "client_tls = disable" ;;
 		esac
@@ -171,11 +185,14 @@ write_config() {
 
 # The users auth = scram knows, with the fixed-salt secrets the runners give
 # their roles (postgres gets psycopg_test's: the server lets postgres in by
-# trust, and psql-behaviours logs in as postgres with that password).
+# trust, and psql-behaviours logs in as postgres with that password; so
+# does postgres.js's postgres_js_test, for which postgres.js sends
+# PJS_PGPASSWORD, as for postgres).
 write_auth_file() {
 	local u pw
 	: > "$workdir/auth_file"
-	for u in psycopg_test:psycopg_test postgres:psycopg_test node_pg_test:node_pg_test \
+	for u in psycopg_test:psycopg_test postgres:psycopg_test postgres_js_test:psycopg_test \
+		node_pg_test:node_pg_test \
 		scram_test:test4scram scram_unicode_test:$'IX-\u2168'; do
 		pw=${u#*:}
 		printf '"%s" "%s"\n' "${u%%:*}" "$(scram_secret "$pw" "$FIXED_SCRAM_SALT")" >> "$workdir/auth_file"
@@ -220,13 +237,8 @@ stop_pgnear() {
 	pgnear_pid=
 }
 
-# applies SHAPE SUITE: whether the suite runs in the shape.  postgres.js
-# logs in as users that auth = scram cannot know (trust and md5 ones), so
-# it runs only where the server authenticates.
+# applies SHAPE SUITE: whether the suite runs in the shape (all do).
 applies() {
-	case $1:$2 in
-	S:postgresjs | N:postgresjs) return 1 ;;
-	esac
 	return 0
 }
 
@@ -243,18 +255,22 @@ run_suite() {
 		psql)
 			case $shape in
 			B) export PGSSLMODE=require ;;                 # all 9 checks over TLS to pgnear
-			S | N) export PGPASSWORD=psycopg_test ;;       # postgres's line in auth_file
+			S | N | T) export PGPASSWORD=psycopg_test ;;   # postgres's line in auth_file
 			esac
 			"$here/psql-behaviours.sh" "$host" "$port" ;;
 		postgresjs)
 			export PGSOCKET=$sockdir PJS_LOG=$workdir/logs/$shape.postgresjs.log
 			# it turns the server's ssl off and expects to log in: refused,
 			# as configured, under server_tls = require (README.md)
-			[ "$shape" = A ] && export PJS_SKIP="Connect using SSL prefer"
+			case $shape in A | S | N | T) export PJS_SKIP="Connect using SSL prefer" ;; esac
+			# auth = scram: postgres and postgres_js_test log in with a
+			# password (their lines in auth_file), which postgres.js sends
+			# for every login without one of its own
+			case $shape in S | N | T) export PJS_PGPASSWORD=psycopg_test ;; esac
 			"$here/run-postgresjs.sh" "$host" "$port" ;;
 		node-postgres)
 			export NODE_PG_LOGDIR=$workdir/logs/$shape.node-postgres
-			case $shape in S | N) export NODE_PG_AUTH=fixed ;; esac
+			case $shape in S | N | T) export NODE_PG_AUTH=fixed ;; esac
 			"$here/run-node-postgres.sh" "$host" "$port" ;;
 		psycopg3)
 			export PSYCOPG3_LOG=$workdir/logs/$shape.psycopg3.log
@@ -290,7 +306,7 @@ for shape in "${ordered[@]}"; do
 		reserve_port port
 		host=127.0.0.1 sockdir=$workdir/$shape/sock
 		start_pgnear "$shape" "$port"
-		note "shape $shape: pgnear at 127.0.0.1:$port ($(grep -E '^(auth|server_tls|client_tls|pool_mode|workers) ' "$workdir/$shape/pgnear.ini" | tr '\n' ' '| sed 's/ = /=/g'))"
+		note "shape $shape: pgnear at 127.0.0.1:$port ($(grep -E '^(auth|server_tls|client_tls|pool_mode|pool_size|workers) ' "$workdir/$shape/pgnear.ini" | tr '\n' ' '| sed 's/ = /=/g'))"
 	fi
 	for suite in "${suite_list[@]}"; do
 		applies "$shape" "$suite" && run_suite "$shape" "$suite" "$host" "$port" "$sockdir"
