@@ -22,6 +22,9 @@
 #define STMT_NAME_LEN      (sizeof(PREP_NAME_PREFIX) - 1 + 16)
 #define FNV_BASIS          0xcbf29ce484222325ull
 #define FNV_PRIME          0x100000001b3ull
+/* PostgreSQL's error for a statement whose result type changed, and where it comes from. */
+#define STALE_PLAN_MESSAGE "cached plan must not change result type"
+#define STALE_PLAN_ROUTINE "RevalidateCachedQuery"
 
 /* ---- hash tables: intrusive, chained, a power of two buckets ---- */
 
@@ -132,6 +135,7 @@ struct prep_stmt {
     uint16_t ntypes;
     bool barrier; /* the text mentions DISCARD or DEALLOCATE */
     bool proven;  /* a server has parsed it: a Parse of it can be answered without one */
+    bool stale;   /* a server refused its plan, whose result type changed: see stmt_retire */
     char name[STMT_NAME_LEN + 1];
 };
 
@@ -306,8 +310,8 @@ static struct prep_stmt *stmt_by_id(const struct prep_registry *reg, uint64_t id
 
 static bool stmt_same(const struct prep_stmt *st, uint64_t key, const struct stmt_src *src)
 {
-    return st->key == key && st->context == src->context && st->ntypes == src->ntypes &&
-           st->text_len == src->text_len &&
+    return !st->stale && st->key == key && st->context == src->context &&
+           st->ntypes == src->ntypes && st->text_len == src->text_len &&
            memcmp(st->types, src->types, (size_t)src->ntypes * 4) == 0 &&
            memcmp(st->text, src->text, src->text_len) == 0;
 }
@@ -377,6 +381,27 @@ static struct prep_stmt *registry_find(const struct prep_registry *reg, const st
         if (stmt_same(st, key, src))
             return st;
     return NULL;
+}
+
+/*
+ * A server refused st's plan: what its text returns changed since it was
+ * parsed (0A000 "cached plan must not change result type": a column's type
+ * altered, a table made again).  PostgreSQL refuses a statement so for the
+ * rest of its life, and a client that parses the text again gets a new plan.
+ * So the names that hold st keep it, and get the same error wherever they
+ * are bound (a server that lacks st is not sent it again: it would plan the
+ * new result under the client's old description), while st leaves the
+ * registry's lookups: the next Parse of its text makes a new statement,
+ * under a new server name, parsed afresh.  Its number stays taken while
+ * servers may hold it.
+ */
+static void stmt_retire(struct prep_registry *reg, struct prep_stmt *st)
+{
+    if (st->stale)
+        return;
+    st->stale = true;
+    st->proven = false;
+    reg->stats.retired++;
 }
 
 /* ---- the registry ---- */
@@ -804,27 +829,57 @@ static struct prep_entry *send_close(struct prep_client *c, struct prep_server *
     return entry_push(s, c, HOW_SKIP, X_CLOSE);
 }
 
-/* ErrorResponse sqlstate 'prepared statement "name"' and tail: the whole message. */
-static uint8_t *build_error(const char *sqlstate, const char *name, const char *tail, size_t *len)
+/* An ErrorResponse's fields in order: a type byte and its text, each. */
+struct error_field {
+    char type;
+    const char *text;
+    size_t len;
+};
+
+static size_t error_fields_len(const struct error_field *f, size_t n)
 {
-    static const char head[] = "prepared statement \"";
-    size_t nlen = strlen(name), tlen = strlen(tail);
-    size_t mlen = sizeof(head) - 1 + nlen + tlen;
-    size_t body = 22 + mlen + 2; /* S, V, C fields and 'M'; the message's NUL and the end */
+    size_t body = 1; /* the terminator */
+    for (size_t i = 0; i < n; i++)
+        body += 1 + f[i].len + 1;
+    return body;
+}
+
+/*
+ * ErrorResponse sqlstate, message head name tail, and routine when not
+ * NULL (drivers that act on an error match it: postgres.js prepares a
+ * statement again on RevalidateCachedQuery): the whole message.
+ */
+static uint8_t *build_error(const char *sqlstate, const char *head, const char *name,
+                            const char *tail, const char *routine, size_t *len)
+{
+    size_t hlen = strlen(head), nlen = strlen(name), tlen = strlen(tail);
+    struct error_field f[] = {
+        {'S', "ERROR", 5}, {'V', "ERROR", 5}, {'C', sqlstate, 5}, {'M', NULL, 0}, {'R', routine, 0},
+    };
+    size_t nf = routine != NULL ? 5 : 4;
+    if (routine != NULL)
+        f[4].len = strlen(routine);
+    f[3].len = hlen + nlen + tlen;
+    size_t body = error_fields_len(f, nf);
     uint8_t *m = malloc(PKT_HEADER_LEN + body);
     if (m == NULL)
         return NULL;
     m[0] = 'E';
     pkt_store_be32(m + 1, (uint32_t)(4 + body));
     uint8_t *p = m + PKT_HEADER_LEN;
-    memcpy(p, "SERROR\0VERROR\0C", 15);
-    memcpy(p + 15, sqlstate, 5);
-    memcpy(p + 20, "\0M", 2);
-    memcpy(p + 22, head, sizeof(head) - 1);
-    memcpy(p + 22 + sizeof(head) - 1, name, nlen);
-    memcpy(p + 22 + sizeof(head) - 1 + nlen, tail, tlen);
-    p[22 + mlen] = '\0';
-    p[23 + mlen] = '\0';
+    for (size_t i = 0; i < nf; i++) {
+        *p++ = (uint8_t)f[i].type;
+        if (f[i].type == 'M') {
+            memcpy(p, head, hlen);
+            memcpy(p + hlen, name, nlen);
+            memcpy(p + hlen + nlen, tail, tlen);
+        } else {
+            memcpy(p, f[i].text, f[i].len);
+        }
+        p += f[i].len;
+        *p++ = '\0';
+    }
+    *p = '\0';
     *len = PKT_HEADER_LEN + body;
     return m;
 }
@@ -833,15 +888,14 @@ static uint8_t *build_error(const char *sqlstate, const char *name, const char *
  * pgnear fails the client's message: a Bind of a statement that never
  * exists makes the server fail and skip to the Sync (undoing the batch's
  * implicit transaction) where PostgreSQL would have, and its error is
- * replaced by this one.  The client's messages are dropped until its Sync.
+ * replaced by error (the whole ErrorResponse, taken; NULL: out of memory).
+ * The client's messages are dropped until its Sync.
  */
-static int fail_batch(struct prep_client *c, struct prep_server *s, const char *sqlstate,
-                      const char *name, const char *tail, struct evbuffer *out)
+static int fail_batch_error(struct prep_client *c, struct prep_server *s, uint8_t *error,
+                            size_t len, struct evbuffer *out)
 {
     /* portal "", the statement, no formats, no parameters, no result formats */
     static const uint8_t bind[] = "\0" PREP_ERROR_NAME "\0\0\0\0\0\0\0";
-    size_t len;
-    uint8_t *error = build_error(sqlstate, name, tail, &len);
     if (error == NULL)
         return PREP_OOM;
     struct prep_entry *e = NULL;
@@ -856,6 +910,15 @@ static int fail_batch(struct prep_client *c, struct prep_server *s, const char *
     s->dropping = true;
     s->flushed = false;
     return PREP_OK;
+}
+
+/* fail_batch_error with 'prepared statement "name"' and tail. */
+static int fail_batch(struct prep_client *c, struct prep_server *s, const char *sqlstate,
+                      const char *name, const char *tail, struct evbuffer *out)
+{
+    size_t len = 0;
+    uint8_t *error = build_error(sqlstate, "prepared statement \"", name, tail, NULL, &len);
+    return fail_batch_error(c, s, error, len, out);
 }
 
 /* Frees the head's FAKE answers and ends of COPY in order, the FAKE ones written to the client. */
@@ -1241,6 +1304,13 @@ static int resolve_named(struct prep_client *c, struct prep_server *s, const cha
     struct prep_slot *slot = slot_find(s, st);
     if (slot != NULL && earlier(s, slot->mod))
         return PREP_WAIT;
+    if (st->stale && (slot == NULL || !slot->spec)) {
+        size_t elen = 0;
+        uint8_t *error =
+            build_error("0A000", STALE_PLAN_MESSAGE, "", "", STALE_PLAN_ROUTINE, &elen);
+        t->failed = true;
+        return fail_batch_error(c, s, error, elen, out);
+    }
     if (slot == NULL || !slot->spec) {
         struct prep_entry *e = parse_into_cache(c, s, HOW_SKIP, st, out);
         if (e == NULL)
@@ -1590,6 +1660,31 @@ static void copy_claim(struct prep_server *s, struct prep_entry *e)
 }
 
 /*
+ * Is the ErrorResponse body the server's refusal of a statement whose
+ * result type changed?  Its SQLSTATE (0A000) and its routine, or its
+ * message where the server does not send the routine (lc_messages may
+ * translate the message, never the routine).
+ */
+static bool error_is_stale_plan(const uint8_t *body, size_t len)
+{
+    struct pktreader r;
+    bool code = false, named = false;
+    pkt_reader_init(&r, body, len);
+    for (uint8_t type; !r.failed && (type = pkt_get_u8(&r)) != 0;) {
+        const char *text = pkt_get_cstr(&r);
+        if (r.failed)
+            return false;
+        if (type == 'C')
+            code = strcmp(text, "0A000") == 0;
+        else if (type == 'R')
+            named |= strcmp(text, STALE_PLAN_ROUTINE) == 0;
+        else if (type == 'M')
+            named |= strcmp(text, STALE_PLAN_MESSAGE) == 0;
+    }
+    return code && named && !r.failed;
+}
+
+/*
  * The head entry e failed: the server skips to the next Sync, and the
  * entries up to it are never answered, the last first.  With no Sync sent
  * yet, the client's messages are dropped until it comes.
@@ -1608,6 +1703,9 @@ static int server_error(struct prep_server *s, struct prep_entry *e, const uint8
     }
     if (z == NULL)
         s->dropping = true;
+    if (e->slot != NULL && (e->expect == X_BIND || e->expect == X_DESC_S) &&
+        error_is_stale_plan(body, len))
+        stmt_retire(s->reg, e->slot->stmt);
     int rc = pass(e, 'E', body, len, to_client);
     entry_fail(s, e);
     entry_free(s, e);

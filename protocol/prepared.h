@@ -132,12 +132,25 @@
  * protocol-level statement is (prep_client_deallocate); a client that
  * deallocates a PGNEAR_ name by SQL gets errors later, as under PgBouncer.
  *
+ * A statement whose result type changed (ALTER TABLE ... TYPE, a table
+ * made again): a server refuses its plan with 0A000 "cached plan must not
+ * change result type" at Bind or Describe, and PostgreSQL does so for the
+ * statement's whole life.  At the first such error the statement is
+ * retired (stats.retired): the names holding it keep it and get the same
+ * error on every server (pgnear's own, FAIL, where a server lacks it: a
+ * new plan there would return the new type under the client's old
+ * description), and the next Parse of its text makes a new statement,
+ * parsed afresh under a new name, as a direct connection would plan it.
+ *
  * Known differences from a direct connection: a named Parse answered from
  * the cache inside an aborted transaction gets ParseComplete where
- * PostgreSQL answers 25P02 (the Bind then gets the 25P02); pgnear's own
- * ErrorResponses carry S, V, C and M only.  Not followed: a client that
- * breaks a COPY IN with a message other than CopyData/Done/Fail, Sync or
- * Flush (the answers may then be PREP_DESYNC: the connection is closed).
+ * PostgreSQL answers 25P02 (the Bind then gets the 25P02); a Parse of a
+ * text whose result type changed, answered from a cache of the old plan
+ * before any server refused it, gets 0A000 at its Bind once; pgnear's own
+ * ErrorResponses carry S, V, C and M only (and R for 0A000).  Not
+ * followed: a client that breaks a COPY IN with a message other than
+ * CopyData/Done/Fail, Sync or Flush (the answers may then be PREP_DESYNC:
+ * the connection is closed).
  *
  * The pool's part.  A server connection may go to another client only
  * when prep_server_idle; a client that leaves mid-batch leaves the server
@@ -189,6 +202,7 @@ struct prep_stats {
     uint64_t parses_skipped; /* named Parses answered from the cache (FAKE ParseComplete) */
     uint64_t evictions;      /* Close messages sent to make room */
     uint64_t waits;          /* client messages held back (PREP_WAIT) */
+    uint64_t retired;        /* registry: statements a server refused as stale (0A000) */
 };
 
 /* seed: mixed into the hash (0 is fine; a random one makes collisions hard to craft). */

@@ -237,6 +237,41 @@ sub ext {
     $p->stop;
 }
 
+# A statement whose result type changed: PostgreSQL refuses its plan (0A000)
+# for good, and a new Parse of the same text plans afresh. pgnear must not
+# answer that Parse from a server's cache of the stale plan.
+{
+    my $p = proxy(pool_size => 2);
+    my ($a, $b, $c) = map { scalar login($p) } 1 .. 3;
+    one($a, 'DROP TABLE IF EXISTS shaped');
+    one($a, 'CREATE TABLE shaped (x int)');
+    one($a, q{INSERT INTO shaped VALUES (1)});
+    my $r = ext($a, [parse => 's1', 'SELECT x FROM shaped'], [bind => 's1'], ['exec']);
+    is $r->{rows}[0][0], 1, 'result type: the statement runs';
+    ext($b, [parse => 'b1', 'SELECT x FROM shaped'], [describe => 'b1']);
+    one($a, q{ALTER TABLE shaped ALTER COLUMN x TYPE text USING 'one'});
+    $r = ext($a, [bind => 's1'], ['exec']);
+    is sqlstate($r->{error}), '0A000', 'result type changed: the old statement gets 0A000';
+    is $r->{error}{M}, 'cached plan must not change result type', '0A000: PostgreSQL\'s message';
+    $r = ext($a, [parse => 's2', 'SELECT x FROM shaped'], [bind => 's2'], ['exec']);
+    ok !$r->{error}, 'result type changed: a new Parse of the same text plans afresh' or diag $r->{error}{M};
+    is $r->{rows}[0][0], 'one', 'and returns the new type';
+    $r = ext($c, [parse => 'c1', 'SELECT x FROM shaped'], [bind => 'c1'], ['exec']);
+    is $r->{rows}[0][0], 'one', 'another client\'s Parse of the text: the new plan';
+    # B's statement is stale too, on whichever connection its transaction runs.
+    $c->query('BEGIN');
+    $r = ext($b, [bind => 'b1'], ['exec']);
+    is sqlstate($r->{error}), '0A000', 'another client\'s statement of the old plan: 0A000 too';
+    $r = ext($b, [bind => 'b1'], ['exec']);
+    is sqlstate($r->{error}), '0A000', 'and again (never planned anew under its old description)';
+    $c->query('COMMIT');
+    $r = ext($b, [close => 'b1'], [parse => 'b1', 'SELECT x FROM shaped'], [bind => 'b1'], ['exec']);
+    is $r->{rows}[0][0], 'one', 'closed and parsed again: the new plan';
+    one($a, 'DROP TABLE shaped');
+    $_->terminate for $a, $b, $c;
+    $p->stop;
+}
+
 # max_prepared_statements = 0: named statements are not followed, and pin their session.
 {
     my $p = proxy(pool_size => 1, max_prepared_statements => 0);

@@ -10,7 +10,9 @@
  *    words them.  Texts mean: "SELECT n" one row n; "BAD" fails at Parse;
  *    "ERR" fails at Execute; "INSERT cK" adds a row to client K's table,
  *    "COUNT cK" reads its count; "DEALLOCATE ALL", "DISCARD ALL"; "SELECT
- *    gone" fails at Parse and Bind once the table is dropped (DDL).
+ *    gone" fails at Parse and Bind once the table is dropped (DDL); "SELECT
+ *    shape" is planned for the result type of its time, and a statement of
+ *    it fails at Bind and Describe with 0A000 once the type changed.
  *
  *    Each test is a world: clients, each with a direct connection to a
  *    backend of its own (what PostgreSQL itself answers) and a prep_client
@@ -44,11 +46,13 @@
 struct db {
     int rows[NCLIENTS];
     bool dropped; /* "SELECT gone" no longer plans */
+    int shape;    /* the result type of "SELECT shape" now */
 };
 
 struct bstmt {
     char *name, *text;
     uint16_t ntypes;
+    int shape; /* the result type when it was planned */
 };
 
 struct backend {
@@ -57,6 +61,7 @@ struct backend {
     int nnamed;
     char *unnamed;
     uint16_t unnamed_types;
+    int unnamed_shape;
     char *portal; /* the unnamed portal's statement text */
     int pending[NCLIENTS];
     bool skipping;
@@ -71,20 +76,37 @@ static void put(struct evbuffer *out, uint8_t type, const void *body, size_t len
     evbuffer_add(out, body, len);
 }
 
-/* An ErrorResponse as pgnear builds its own: S, V, C, M. */
-__attribute__((format(printf, 3, 4))) static void be_error(struct backend *b, const char *code,
-                                                           const char *fmt, ...)
+/* An ErrorResponse as pgnear builds its own: S, V, C, M, and R when routine is not NULL. */
+static void be_error_at(struct backend *b, const char *code, const char *msg, const char *routine)
 {
-    char msg[512], body[600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
+    char body[600];
     int n = snprintf(body, sizeof(body), "SERROR%cVERROR%cC%s%cM%s%c", 0, 0, code, 0, msg, 0);
+    if (routine != NULL)
+        n += snprintf(body + n, sizeof(body) - (size_t)n, "R%s%c", routine, 0);
     body[n] = 0;
     put(b->out, 'E', body, (size_t)n + 1);
     b->skipping = true;
     memset(b->pending, 0, sizeof(b->pending));
+}
+
+__attribute__((format(printf, 3, 4))) static void be_error(struct backend *b, const char *code,
+                                                           const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    be_error_at(b, code, msg, NULL);
+}
+
+/* A statement planned for another result type than its text has now: PostgreSQL's 0A000. */
+static bool be_stale(struct backend *b, const char *text, int shape)
+{
+    if (strstr(text, "shape") == NULL || shape == b->db->shape)
+        return false;
+    be_error_at(b, "0A000", "cached plan must not change result type", "RevalidateCachedQuery");
+    return true;
 }
 
 static struct bstmt *be_find(struct backend *b, const char *name)
@@ -193,24 +215,28 @@ static void be_parse(struct backend *b, struct pktreader *r)
     if (name[0] == '\0') {
         b->unnamed = strdup(text);
         b->unnamed_types = ntypes;
+        b->unnamed_shape = b->db->shape;
     } else if (be_find(b, name) != NULL) {
         be_error(b, "42P05", "prepared statement \"%s\" already exists", name);
         return;
     } else {
         assert_true(b->nnamed < MAX_STMTS);
-        b->named[b->nnamed++] = (struct bstmt){strdup(name), strdup(text), ntypes};
+        b->named[b->nnamed++] = (struct bstmt){strdup(name), strdup(text), ntypes, b->db->shape};
     }
     put(b->out, '1', NULL, 0);
 }
 
-/* The statement of name, or NULL after the error; types its parameter count. */
+/*
+ * The statement of name, or NULL after the error (none such, or its plan
+ * stale); types its parameter count.
+ */
 static const char *be_stmt(struct backend *b, const char *name, uint16_t *types)
 {
     if (name[0] == '\0') {
         if (b->unnamed == NULL)
             be_error(b, "26000", "unnamed prepared statement does not exist");
         *types = b->unnamed_types;
-        return b->unnamed;
+        return b->unnamed != NULL && be_stale(b, b->unnamed, b->unnamed_shape) ? NULL : b->unnamed;
     }
     struct bstmt *st = be_find(b, name);
     if (st == NULL) {
@@ -218,7 +244,7 @@ static const char *be_stmt(struct backend *b, const char *name, uint16_t *types)
         return NULL;
     }
     *types = st->ntypes;
-    return st->text;
+    return be_stale(b, st->text, st->shape) ? NULL : st->text;
 }
 
 static void be_bind(struct backend *b, struct pktreader *r)
@@ -727,7 +753,8 @@ static uint64_t stat_of(struct world *w, int j, int which)
         prep_registry_stats(w->reg, &st);
     else
         prep_server_stats(w->s[j].ps, &st);
-    uint64_t v[] = {st.statements, st.parses_sent, st.parses_skipped, st.evictions, st.waits};
+    uint64_t v[] = {st.statements, st.parses_sent, st.parses_skipped,
+                    st.evictions,  st.waits,       st.retired};
     return v[which];
 }
 #define STATEMENTS 0
@@ -735,6 +762,7 @@ static uint64_t stat_of(struct world *w, int j, int which)
 #define SKIPPED    2
 #define EVICTIONS  3
 #define WAITS      4
+#define RETIRED    5
 
 /* ---- the bug classes, one case each ---- */
 
@@ -963,6 +991,76 @@ static void test_injected_parse_fails(void **state)
     send_sync(&w, 0);
     pump(&w);
     assert_string_equal(received(&w, 0), "2DgoneCZ");
+    world_free(&w);
+}
+
+/* The result type of "SELECT shape" changes for everyone (direct connections too). */
+static void change_shape(struct world *w)
+{
+    w->db.shape++;
+    for (int i = 0; i < w->nclients; i++)
+        w->c[i].direct_db.shape++;
+}
+
+static void bind_execute_sync(struct world *w, int i, const char *name)
+{
+    send_bind(w, i, name);
+    send_execute(w, i);
+    send_sync(w, i);
+    pump(w);
+}
+
+/*
+ * A statement whose result type changed (a column altered, a table made
+ * again): its name fails with 0A000 on every server, the server's that
+ * planned it and pgnear's own elsewhere, as PostgreSQL refuses it for
+ * good; a new Parse of the same text, by any client, plans afresh instead
+ * of being answered from a cache of the stale plan.
+ */
+static void test_result_type_changed(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 2, 2, 10);
+    w.c[0].want_server = w.c[1].want_server = 0;
+    send_parse(&w, 0, "s1", "SELECT shape", 0);
+    send_sync(&w, 0);
+    pump(&w);
+    assert_string_equal(received(&w, 0), "1Z");
+    change_shape(&w);
+    bind_execute_sync(&w, 0, "s1");
+    assert_string_equal(received(&w, 0), "E0A000Z");
+    assert_int_equal(stat_of(&w, -1, RETIRED), 1);
+    /* The same text under a new name: parsed anew, not answered from the stale statement. */
+    uint64_t sent = stat_of(&w, 0, SENT);
+    send_parse(&w, 0, "s2", "SELECT shape", 0);
+    bind_execute_sync(&w, 0, "s2");
+    assert_string_equal(received(&w, 0), "12DshapeCZ");
+    assert_int_equal(stat_of(&w, 0, SENT), sent + 1);
+    assert_string_not_equal(prep_client_lookup(w.c[0].pc, "s1"),
+                            prep_client_lookup(w.c[0].pc, "s2"));
+    /* Another client's Parse of it gets the new statement. */
+    send_parse(&w, 1, "t", "SELECT shape", 0);
+    bind_execute_sync(&w, 1, "t");
+    assert_string_equal(received(&w, 1), "12DshapeCZ");
+    assert_string_equal(prep_client_lookup(w.c[1].pc, "t"), prep_client_lookup(w.c[0].pc, "s2"));
+    /* The old name stays refused, where its plan is and on a server that never had it. */
+    bind_execute_sync(&w, 0, "s1");
+    assert_string_equal(received(&w, 0), "E0A000Z");
+    w.c[0].want_server = 1;
+    bind_execute_sync(&w, 0, "s1");
+    assert_string_equal(received(&w, 0), "E0A000Z");
+    send_target(&w, 0, 'D', 'S', "s1");
+    send_sync(&w, 0);
+    pump(&w);
+    assert_string_equal(received(&w, 0), "E0A000Z");
+    assert_int_equal(stat_of(&w, 1, STATEMENTS), 0); /* never sent there */
+    /* Closed and parsed again, the name works. */
+    send_target(&w, 0, 'C', 'S', "s1");
+    send_parse(&w, 0, "s1", "SELECT shape", 0);
+    bind_execute_sync(&w, 0, "s1");
+    assert_string_equal(received(&w, 0), "312DshapeCZ");
+    assert_int_equal(stat_of(&w, -1, RETIRED), 1);
     world_free(&w);
 }
 
@@ -1300,6 +1398,7 @@ int main(void)
         cmocka_unit_test(test_unknown_name),
         cmocka_unit_test(test_injected_parse_fails),
         cmocka_unit_test(test_parse_known),
+        cmocka_unit_test(test_result_type_changed),
         cmocka_unit_test(test_deallocate_query),
         cmocka_unit_test(test_unnamed_other_server),
         cmocka_unit_test(test_many_statements),
