@@ -44,4 +44,8 @@ static inline void list_remove(struct list *l, struct list_node *n)
 #define list_for_each_safe(pos, tmp, l)                                                            \
     for (pos = (l)->head.next, tmp = pos->next; pos != &(l)->head; pos = tmp, tmp = pos->next)
 
+/* From the last appended to the first. */
+#define list_for_each_reverse_safe(pos, tmp, l)                                                    \
+    for (pos = (l)->head.prev, tmp = pos->prev; pos != &(l)->head; pos = tmp, tmp = pos->prev)
+
 #endif

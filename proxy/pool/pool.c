@@ -342,6 +342,11 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
  * An idle connection to h of r that can serve s (too old ones are closed
  * on the way), one that logged in with exactly s's parameters first: the
  * client's RESET then means what it would directly.  NULL when none.
+ * The one idle for the shortest time first (the idle list is in the order
+ * they became idle): a few connections stay busy and warm (their caches,
+ * and under transaction pooling the statements prepared on them), and the
+ * rest go at server_idle_timeout when the load falls, as with PgBouncer's
+ * default (server_round_robin = 0).
  */
 static struct server_conn *pool_find(struct session *s, const struct region *r,
                                      const struct region_host *h)
@@ -349,7 +354,7 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
     int64_t oldest = server_conn_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &s->w->idle_servers)
+    list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||

@@ -14,6 +14,7 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/msg_loop.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
@@ -51,11 +52,7 @@ static bool fence_tag_writes(const uint8_t *tag, uint32_t len)
 /* Moves n bytes from the server's input to the client's output. */
 static int fence_move(struct session *s, size_t n)
 {
-    if (evbuffer_remove_buffer(s->server_conn->ep.in, s->client.out, n) != (int)n) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    return 0;
+    return msg_move(s, &s->server_conn->ep, s->client.out, n) < 0 ? -1 : 0;
 }
 
 /* Holds the ReadyForQuery just read and asks the server where its WAL is. */
@@ -167,39 +164,24 @@ static int fence_watch(struct session *s, char type, const uint8_t *body, uint32
 static int fence_step(struct session *s)
 {
     struct endpoint *src = &s->server_conn->ep;
-    size_t avail = evbuffer_get_length(src->in);
-    if (src->fwd_remaining > 0) {
-        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
-        if (n == 0)
-            return 0;
-        src->fwd_remaining -= (uint32_t)n;
-        return fence_move(s, n) < 0 ? -1 : 1;
-    }
-    uint8_t h[5];
-    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
-        return 0;
-    uint32_t len = pkt_be32(h + 1);
-    if (len < 4) {
-        session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
-        return -1;
-    }
+    struct msg_head h;
+    int rc = msg_step_head(s, src, s->client.out, &h, "server");
+    if (rc != MSG_HEAD)
+        return rc;
     /* Transaction pooling follows the reported settings (txn.h). */
-    bool tag = h[0] == 'C' || h[0] == 'Z' || (h[0] == 'S' && s->txn != NULL);
-    bool whole = s->fence_asked || (tag && len <= FENCE_TAG_MAX);
-    if (whole) {
-        if (avail < 1 + (size_t)len)
-            return 0;
-        const uint8_t *body = evbuffer_pullup(src->in, 1 + (ssize_t)len) + 5;
-        int rc = s->fence_asked ? fence_answer(s, (char)h[0], body, len)
-                                : fence_watch(s, (char)h[0], body, len);
-        return rc < 0 ? -1 : 1;
+    bool tag = h.type == 'C' || h.type == 'Z' || (h.type == 'S' && s->txn != NULL);
+    if (s->fence_asked || (tag && h.len <= FENCE_TAG_MAX)) {
+        if (!msg_whole(&h))
+            return MSG_WAIT;
+        const uint8_t *body = evbuffer_pullup(src->in, 1 + (ssize_t)h.len) + 5;
+        rc = s->fence_asked ? fence_answer(s, (char)h.type, body, h.len)
+                            : fence_watch(s, (char)h.type, body, h.len);
+        return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
-    tx_track_server(&s->server_conn->tx, h[0], 0);
-    if (h[0] == 'G')
+    tx_track_server(&s->server_conn->tx, h.type, 0);
+    if (h.type == 'G')
         s->fence_wrote = true; /* COPY FROM STDIN */
-    size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
-    src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
-    return fence_move(s, n) < 0 ? -1 : 1;
+    return msg_step_pass(s, src, s->client.out, &h);
 }
 
 int fence_pump(struct session *s)

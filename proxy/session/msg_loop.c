@@ -1,12 +1,15 @@
 /*
- * msg_loop.c — the login phases' input loop: whole messages, one at a time.
+ * msg_loop.c — reading a stream message by message (msg_loop.h).
  */
 #include "proxy/session/msg_loop.h"
+
+#include <stdio.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "protocol/framing.h"
+#include "protocol/pkt.h"
 #include "proxy/session/server_conn.h"
 
 void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct msg_reader *r)
@@ -40,4 +43,48 @@ void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct
     /* The read stopped at fill_max: the rest comes on the next loop turn. */
     if (more)
         event_active(ep->rev, EV_READ, 0);
+}
+
+int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size_t n)
+{
+    if (evbuffer_remove_buffer(src->in, dst, n) != (int)n) {
+        session_close(s, "out of memory");
+        return MSG_ENDED;
+    }
+    return MSG_MOVED;
+}
+
+int msg_step_head(struct session *s, struct endpoint *src, struct evbuffer *dst, struct msg_head *h,
+                  const char *side)
+{
+    size_t avail = evbuffer_get_length(src->in);
+    if (src->fwd_remaining > 0) {
+        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
+        if (n == 0)
+            return MSG_WAIT;
+        src->fwd_remaining -= (uint32_t)n;
+        return msg_move(s, src, dst, n);
+    }
+    uint8_t b[PKT_HEADER_LEN];
+    if (avail < sizeof(b) || evbuffer_copyout(src->in, b, sizeof(b)) != (ssize_t)sizeof(b))
+        return MSG_WAIT;
+    h->type = b[0];
+    h->len = pkt_be32(b + 1);
+    h->avail = avail;
+    if (h->len < 4) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "invalid message length from %s", side);
+        session_fail(s, "08P01", msg, NULL, NULL);
+        return MSG_ENDED;
+    }
+    src->last_type = (char)h->type;
+    return MSG_HEAD;
+}
+
+int msg_step_pass(struct session *s, struct endpoint *src, struct evbuffer *dst,
+                  const struct msg_head *h)
+{
+    size_t n = h->avail < 1 + (size_t)h->len ? h->avail : 1 + (size_t)h->len;
+    src->fwd_remaining = (uint32_t)(1 + (size_t)h->len - n);
+    return msg_move(s, src, dst, n);
 }

@@ -1,5 +1,8 @@
 /*
- * msg_loop.h — the login phases' input loop: whole messages, one at a time.
+ * msg_loop.h — reading a stream message by message: the login phases'
+ * loop over whole messages, and the stepper of the active sessions that
+ * look at some messages whole and pass the rest on as they come (the
+ * fence reader, transaction pooling).  The zero-copy relay reads neither.
  */
 #ifndef PGNEAR_PROXY_MSG_LOOP_H
 #define PGNEAR_PROXY_MSG_LOOP_H
@@ -32,5 +35,45 @@ struct msg_reader {
  * partial message waits in ep->in for the next read.
  */
 void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct msg_reader *r);
+
+/* A message header at the front of an input, its length checked (at least 4). */
+struct msg_head {
+    uint8_t type;
+    uint32_t len; /* the length word: the body is len - 4 bytes */
+    size_t avail; /* bytes in the input, this header's included */
+};
+
+enum msg_step {
+    MSG_ENDED = -1, /* the session ended (a bad length, out of memory) */
+    MSG_WAIT = 0,   /* nothing more to do until more is read */
+    MSG_MOVED = 1,  /* more of a message passed on earlier moved on: step again */
+    MSG_HEAD = 2,   /* a header is in *h: the caller reads it whole or passes it on */
+};
+
+/*
+ * One step of src's input toward dst (side: "client" or "server", for the
+ * error): the rest of a message being passed on, or the next header.  A
+ * length under 4 fails the session with 08P01.  src->last_type is the
+ * header's type from then on (a server's FATAL before it hangs up
+ * explains the hang-up: session_server_gone).
+ */
+int msg_step_head(struct session *s, struct endpoint *src, struct evbuffer *dst, struct msg_head *h,
+                  const char *side);
+
+/*
+ * Passes the message of h on as it comes: what of it is in src's input
+ * now, the rest by later msg_step_head calls.  MSG_MOVED or MSG_ENDED.
+ */
+int msg_step_pass(struct session *s, struct endpoint *src, struct evbuffer *dst,
+                  const struct msg_head *h);
+
+/* Moves n bytes of src's input to dst; MSG_MOVED, or MSG_ENDED out of memory. */
+int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size_t n);
+
+/* Whether the whole message of h is in the input. */
+static inline int msg_whole(const struct msg_head *h)
+{
+    return h->avail >= 1 + (size_t)h->len;
+}
 
 #endif

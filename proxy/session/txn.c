@@ -22,6 +22,7 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/move.h"
+#include "proxy/session/msg_loop.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -85,16 +86,6 @@ void txn_pin(struct session *s, const char *why)
     s->pinned = why;
     stat_inc(&s->w->stats.txn_pins);
     log_info(s->id, "keeps its server connection from now on (transaction pooling): %s", why);
-}
-
-/* Moves n bytes of the client's input to the server's output. */
-static int txn_move(struct session *s, size_t n)
-{
-    if (evbuffer_remove_buffer(s->client.in, s->server_conn->ep.out, n) != (int)n) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    return 0;
 }
 
 /*
@@ -169,41 +160,25 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 static int txn_client_step(struct session *s)
 {
     struct endpoint *src = &s->client;
-    size_t avail = evbuffer_get_length(src->in);
-    if (src->fwd_remaining > 0) {
-        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
-        if (n == 0)
-            return 0;
-        src->fwd_remaining -= (uint32_t)n;
-        return txn_move(s, n) < 0 ? -1 : 1;
-    }
-    uint8_t h[5];
-    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
-        return 0;
-    uint32_t len = pkt_be32(h + 1);
-    if (len < 4) {
-        session_fail(s, "08P01", "invalid message length from client", NULL, NULL);
-        return -1;
-    }
-    if (h[0] == 'X') {
+    struct evbuffer *dst = s->server_conn->ep.out;
+    struct msg_head h;
+    int rc = msg_step_head(s, src, dst, &h, "client");
+    if (rc != MSG_HEAD)
+        return rc;
+    if (h.type == 'X') {
         /* Not passed on: the connection may serve others (pool_release judges). */
-        if (len == 4 && avail == 5)
+        if (h.len == 4 && h.avail == 5)
             evbuffer_drain(src->in, 5);
         session_close(s, "client terminated the session");
-        return -1;
+        return MSG_ENDED;
     }
-    if (s->pinned == NULL && (h[0] == 'Q' || h[0] == 'P')) {
-        int rc = txn_client_scan(s, (char)h[0], len, avail);
-        if (rc <= 0)
-            return rc;
-    }
-    if (s->prep != NULL && (h[0] != 'd' || len - 4 < TXN_PREP_STREAM_MIN))
-        return txn_client_rewrite(s, h[0], len, avail);
-    tx_track_client(&s->server_conn->tx, h[0]);
-    src->last_type = (char)h[0];
-    size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
-    src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
-    return txn_move(s, n) < 0 ? -1 : 1;
+    if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
+        (rc = txn_client_scan(s, (char)h.type, h.len, h.avail)) <= 0)
+        return rc;
+    if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
+        return txn_client_rewrite(s, h.type, h.len, h.avail);
+    tx_track_client(&s->server_conn->tx, h.type);
+    return msg_step_pass(s, src, dst, &h);
 }
 
 /* A client with nothing but a Terminate to say: the session ends without a server. */

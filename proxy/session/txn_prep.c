@@ -17,6 +17,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
+#include "proxy/session/msg_loop.h"
 #include "proxy/session/session.h"
 
 /* A 64-bit FNV-1a step over n bytes. */
@@ -125,16 +126,6 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
     return 1;
 }
 
-/* Moves n bytes of the server's input to the client's output. */
-static int txn_prep_move(struct session *s, size_t n)
-{
-    if (evbuffer_remove_buffer(s->server_conn->ep.in, s->client.out, n) != (int)n) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    return 0;
-}
-
 /* One whole server message through the rewriter; <0: the session ended. */
 static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len)
 {
@@ -163,33 +154,19 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
 static int txn_prep_server_step(struct session *s)
 {
     struct endpoint *src = &s->server_conn->ep;
-    size_t avail = evbuffer_get_length(src->in);
-    if (src->fwd_remaining > 0) {
-        size_t n = avail < src->fwd_remaining ? avail : src->fwd_remaining;
-        if (n == 0)
-            return 0;
-        src->fwd_remaining -= (uint32_t)n;
-        return txn_prep_move(s, n) < 0 ? -1 : 1;
-    }
-    uint8_t h[5];
-    if (avail < 5 || evbuffer_copyout(src->in, h, 5) != 5)
-        return 0;
-    uint32_t len = pkt_be32(h + 1);
-    if (len < 4) {
-        session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
-        return -1;
-    }
+    struct msg_head h;
+    int rc = msg_step_head(s, src, s->client.out, &h, "server");
+    if (rc != MSG_HEAD)
+        return rc;
     struct prep_server *ps = s->server_conn->prep;
-    if (len - 4 >= TXN_PREP_STREAM_MIN && (ps == NULL || prep_server_passes(ps, h[0]))) {
+    if (h.len - 4 >= TXN_PREP_STREAM_MIN && (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
-        tx_track_server(&s->server_conn->tx, h[0], 0);
-        size_t n = avail < 1 + (size_t)len ? avail : 1 + (size_t)len;
-        src->fwd_remaining = (uint32_t)(1 + (size_t)len - n);
-        return txn_prep_move(s, n) < 0 ? -1 : 1;
+        tx_track_server(&s->server_conn->tx, h.type, 0);
+        return msg_step_pass(s, src, s->client.out, &h);
     }
-    if (avail < 1 + (size_t)len)
-        return 0;
-    return txn_prep_server_message(s, h[0], len) < 0 ? -1 : 1;
+    if (!msg_whole(&h))
+        return MSG_WAIT;
+    return txn_prep_server_message(s, h.type, h.len) < 0 ? MSG_ENDED : MSG_MOVED;
 }
 
 int txn_prep_server_pump(struct session *s)

@@ -94,6 +94,16 @@ is $res->{rows}[0][0], 42, '... and the read\'s rows';
     my ($row) = grep { $_->{user} eq 'app' } show_clients();
     like $row->{fence}, qr{^00000001/}, 'SHOW CLIENTS: the last fence the session was sent';
 }
+# The server ends a fenced session's connection: the client gets the server's
+# FATAL alone, then the end (the fence reader reads the server message by message).
+{
+    my ($k) = wire('-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on');
+    $k->query('BEGIN');
+    my $pid = $k->query('SELECT pg_backend_pid()')->{rows}[0][0];
+    is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', 'a fenced session\'s backend is terminated';
+    my @errors = $k->errors_until_eof;
+    is "@errors", '57P01', 'a fenced session gets the server\'s FATAL once, then EOF';
+}
 my ($plain) = wire('-c pgnear.target_session_attrs=read-write');
 is scalar(fence_of($plain->query('INSERT INTO marks (id) VALUES (3)'))), 0,
   'a session without report_fence gets no fence (the default is off)';

@@ -272,6 +272,23 @@ sub ext {
     $p->stop;
 }
 
+# The server ends a session's connection inside a transaction: the client
+# gets the server's FATAL alone, then the end, as directly (drivers that
+# get a second FATAL of pgnear's have crashed on it: pg-native).
+for my $mps (200, 0) {
+    my $p = proxy(pool_size => 2, max_prepared_statements => $mps);
+    my $a = login($p);
+    $a->query('BEGIN');
+    my $pid = backend_pid($a);
+    is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', "max_prepared_statements $mps: the backend of an open transaction is terminated";
+    my @errors = $a->errors_until_eof;
+    is "@errors", '57P01', "max_prepared_statements $mps: the client gets the server's FATAL once, then EOF";
+    my $b = login($p);
+    is one($b, 'SELECT 1'), 1, "max_prepared_statements $mps: the next client is served";
+    $b->terminate;
+    $p->stop;
+}
+
 # max_prepared_statements = 0: named statements are not followed, and pin their session.
 {
     my $p = proxy(pool_size => 1, max_prepared_statements => 0);

@@ -1622,6 +1622,20 @@ sub read_msg {
     return ($type, $payload);
 }
 
+# errors_until_eof -> the SQLSTATE of each ErrorResponse read until the
+# server side closes, and "no EOF: why" last when it does not in time.
+sub errors_until_eof {
+    my ($self) = @_;
+    my @codes;
+    eval {
+        while (my ($type, $payload) = $self->read_msg) {
+            push @codes, parse_fields($payload)->{C} // '?' if $type eq 'E';
+        }
+        1;
+    } or push @codes, "no EOF: $@";
+    return @codes;
+}
+
 sub parse_fields {
     my ($payload) = @_;
     my %f;
