@@ -203,7 +203,7 @@ static void explain_print(const struct config *cfg, const struct locality_input 
                           enum session_need need)
 {
     struct route_explanation e;
-    struct need_spec spec = {need, 0, 0};
+    struct need_spec spec = {.role = need};
     route_explain(&cfg->routing, in, &spec, false, &e);
     printf("source: %s (%s)\n", e.source, e.loc.via);
     printf("reason: %s\n", e.reason);

@@ -258,7 +258,10 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
     health_note_role(hc, h, standby);
     __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
     uint64_t lsn = health_column_uint(res, 2);
-    __atomic_store_n(&hh->lsn, lsn, __ATOMIC_RELAXED);
+    /* The position first, its time after: a reader that sees the time sees this position or a
+     * later one. */
+    __atomic_store_n(&hh->lsn, lsn, __ATOMIC_RELEASE);
+    __atomic_store_n(&hh->lsn_since_ms, started_ms, __ATOMIC_RELEASE);
     uint32_t timeline =
         standby ? health_standby_timeline(hc, h, res) : (uint32_t)health_column_uint(res, 5);
     __atomic_store_n(&hh->timeline, timeline, __ATOMIC_RELAXED);

@@ -75,13 +75,31 @@ static enum need_fit need_known_fit(enum session_need need, bool standby, bool r
     return prefer ? NEED_FIT_FALLBACK : NEED_FIT_NONE;
 }
 
+bool need_has_position(const struct need_spec *need)
+{
+    return need->min_lsn != 0 || need->read_at != NULL;
+}
+
+/* Whether h (a standby at position lsn) is known to have what the session last read. */
+static bool need_past_last_read(const struct region_host *h, uint64_t lsn,
+                                const struct need_spec *need)
+{
+    const struct registry_host *at = need->read_at;
+    if (at == NULL || h->runtime == at)
+        return true;
+    if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) < need->read_until_ms)
+        return false; /* not checked since: how far the session read is not known */
+    return lsn >= __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
+}
+
 /* Whether the standby h is known to have replayed the session's position (need_spec). */
 static bool need_has_replayed(const struct region_host *h, const struct need_spec *need)
 {
     const struct host_health *hh = &h->runtime->health;
     if (need->min_tli != 0 && __atomic_load_n(&hh->timeline, __ATOMIC_RELAXED) != need->min_tli)
         return false;
-    return __atomic_load_n(&hh->lsn, __ATOMIC_RELAXED) >= need->min_lsn;
+    uint64_t lsn = __atomic_load_n(&hh->lsn, __ATOMIC_RELAXED);
+    return lsn >= need->min_lsn && need_past_last_read(h, lsn, need);
 }
 
 /* h by its role alone. */
@@ -114,7 +132,7 @@ bool need_reads_standbys(enum session_need role)
 bool need_may_catch_up(const struct region_host *h, const struct need_spec *need)
 {
     const struct host_health *hh = &h->runtime->health;
-    if (need->min_lsn == 0 || !host_is_up(h) || !host_is_standby(h) ||
+    if (!need_has_position(need) || !host_is_up(h) || !host_is_standby(h) ||
         !__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED) ||
         __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED))
         return false;
@@ -126,7 +144,7 @@ bool need_may_catch_up(const struct region_host *h, const struct need_spec *need
 enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need)
 {
     enum need_fit fit = need_role_fit(h, need->role);
-    if (fit == NEED_FIT_NONE || need->min_lsn == 0)
+    if (fit == NEED_FIT_NONE || !need_has_position(need))
         return fit;
     /* A position to have replayed: a primary has it; a standby must be known to. */
     const struct host_health *hh = &h->runtime->health;
@@ -182,7 +200,7 @@ const char *need_region_shortfall(const struct region *r, const struct need_spec
         else if (host_is_standby(h) &&
                  __atomic_load_n(&h->runtime->health.lagging, __ATOMIC_RELAXED))
             lagging++;
-        else if (host_is_standby(h) && need->min_lsn != 0 && !need_has_replayed(h, need))
+        else if (host_is_standby(h) && need_has_position(need) && !need_has_replayed(h, need))
             behind++;
     }
     const char *missing = need_missing(need->role);
@@ -194,7 +212,8 @@ const char *need_region_shortfall(const struct region *r, const struct need_spec
     else if (lagging > 0)
         snprintf(buf, cap, "%s (%zu passed over for lag)", missing, lagging);
     else if (behind > 0)
-        snprintf(buf, cap, "no host known to have replayed pgnear.min_lsn (%zu behind)", behind);
+        snprintf(buf, cap, "no host known to have replayed %s (%zu behind)",
+                 need->min_lsn != 0 ? "pgnear.min_lsn" : "what the session last read", behind);
     else
         snprintf(buf, cap, "%s", missing);
     return buf;

@@ -25,6 +25,7 @@
 
 struct region;
 struct region_host;
+struct registry_host;
 
 enum session_need {
     NEED_ANY,
@@ -50,6 +51,19 @@ struct need_spec {
     enum session_need role;
     uint32_t min_tli; /* the position's timeline; 0: not named */
     uint64_t min_lsn; /* 0: no position needed */
+    /*
+     * Monotonic reads (transaction pooling: each transaction may run on
+     * another server).  read_at: the host the session's last transaction
+     * ran on, NULL: none to follow; read_until_ms: when that transaction
+     * ended (health_clock_ms).  What the session read there is no later
+     * than that host's position at any time after; so that host fits (its
+     * position only grows), and another standby is known to have what the
+     * session read only when a check of read_at that started after
+     * read_until_ms read a position it has replayed.  Until such a check,
+     * no other standby is.
+     */
+    const struct registry_host *read_at;
+    int64_t read_until_ms;
 };
 
 enum need_fit {
@@ -80,6 +94,9 @@ bool need_reads_standbys(enum session_need role);
  * passed over for lag, on the position's timeline, not there yet.
  */
 bool need_may_catch_up(const struct region_host *h, const struct need_spec *need);
+
+/* Whether the need names a position to have replayed (min_lsn, or a last read to follow). */
+bool need_has_position(const struct need_spec *need);
 
 /* How well h serves need; safe from any worker thread. */
 enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need);

@@ -79,8 +79,9 @@ struct host_health {
     /* By the last check (atomic: SHOW reads them); -1 when not known (a primary: 0). */
     int64_t lag_bytes;
     int64_t lag_ms;
-    uint64_t lsn;      /* a primary's WAL write position, a standby's replay position; 0 unknown */
-    uint32_t timeline; /* of that position (a standby: health_standby_timeline); 0 unknown */
+    uint64_t lsn; /* a primary's WAL write position, a standby's replay position; 0 unknown */
+    int64_t lsn_since_ms; /* when the check that read lsn started (health_clock_ms; atomic) */
+    uint32_t timeline;    /* of that position (a standby: health_standby_timeline); 0 unknown */
     /* pg_control_system()'s: shared by a primary and its streaming standbys; 0 unknown (atomic) */
     uint64_t system_id;
     /*

@@ -304,7 +304,7 @@ static bool server_may_wait_for_role(struct session *s)
 static bool server_position_missing(const struct session *s)
 {
     struct need_spec role_only = {.role = s->need.role};
-    if (s->need.min_lsn == 0)
+    if (s->need.min_lsn == 0) /* (a last read to follow alone: the shortfall says so) */
         return false;
     for (size_t i = 0; i < s->cfg->regions.count; i++) {
         const struct region *r = &s->cfg->regions.items[i];

@@ -46,7 +46,8 @@ void session_route_check_all_soon(struct session *s, int64_t until_ms)
 static bool session_route_awaits_replay(struct session *s)
 {
     struct session_login *l = s->login;
-    if (s->need.min_lsn == 0 || s->cfg->min_lsn_wait_ms <= 0 || !need_reads_standbys(s->need.role))
+    if (!need_has_position(&s->need) || s->cfg->min_lsn_wait_ms <= 0 ||
+        !need_reads_standbys(s->need.role))
         return false;
     int64_t now = health_clock_ms();
     if (l->replay_wait_until_ms == 0)
@@ -57,6 +58,9 @@ static bool session_route_awaits_replay(struct session *s)
     for (size_t i = 0; i < s->cfg->regions.count; i++) {
         struct region *r = &s->cfg->regions.items[i];
         for (size_t j = 0; j < r->nhosts; j++) {
+            /* The last read's host too: its next check tells how far the session read. */
+            if (r->hosts[j].runtime == s->need.read_at)
+                wake |= health_hurry(&r->hosts[j], l->replay_wait_until_ms);
             if (!need_may_catch_up(&r->hosts[j], &s->need))
                 continue;
             wake |= health_hurry(&r->hosts[j], l->replay_wait_until_ms);

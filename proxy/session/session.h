@@ -30,6 +30,7 @@
 struct session;
 struct server_conn;
 struct prep_client;
+struct registry_host;
 
 /* How the client reached pgnear. */
 /* TRANSPORT_CANCEL: the Unix socket a draining pgnear keeps for its successor's cancel requests. */
@@ -259,10 +260,12 @@ struct session {
     struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    uint64_t txn_seen_lsn;    /* the newest position its servers were known at as it left them */
-    uint64_t transactions;    /* server connections given back after a transaction */
-    char txn_region[64];      /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why;  /* while session_close runs its hooks: why */
+    /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
+    const struct registry_host *txn_read_at;
+    int64_t txn_read_until_ms;
+    uint64_t transactions;   /* server connections given back after a transaction */
+    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
+    const char *closing_why; /* while session_close runs its hooks: why */
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -27,6 +27,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_prep.h"
+#include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -315,14 +316,11 @@ static bool txn_may_release(const struct session *s)
            txn_prep_idle(sc);
 }
 
-/* What the session has seen, for its next server: never an older standby (txn.h). */
+/* What the session has seen, for its next server: never an older standby (txn.h, need.h). */
 static void txn_note_position(struct session *s, const struct server_conn *sc)
 {
-    uint64_t lsn = __atomic_load_n(&sc->host->runtime->health.lsn, __ATOMIC_RELAXED);
-    if (lsn > s->txn_seen_lsn)
-        s->txn_seen_lsn = lsn;
-    if (s->fence_lsn > s->txn_seen_lsn)
-        s->txn_seen_lsn = s->fence_lsn;
+    s->txn_read_at = sc->host->runtime;
+    s->txn_read_until_ms = health_clock_ms();
 }
 
 static bool txn_server_idle(struct session *s)
@@ -354,12 +352,20 @@ static void txn_resume_cb(struct session *s)
 
 /* ---- the fetcher: an internal session logging in for the next transaction ---- */
 
-/* What the fetcher needs: the session's need, and no standby older than what it has seen. */
+/*
+ * What the fetcher needs: the session's need, and no standby older than
+ * what it has seen: its last server's position when that transaction ended
+ * (need.h), and its own last write (pgnear.fence).
+ */
 static struct need_spec txn_need(const struct session *s)
 {
     struct need_spec need = s->need;
-    if (need_reads_standbys(need.role) && s->txn_seen_lsn > need.min_lsn) {
-        need.min_lsn = s->txn_seen_lsn;
+    if (!need_reads_standbys(need.role))
+        return need;
+    need.read_at = s->txn_read_at;
+    need.read_until_ms = s->txn_read_until_ms;
+    if (s->fence_lsn > need.min_lsn) {
+        need.min_lsn = s->fence_lsn;
         need.min_tli = 0;
     }
     return need;

@@ -26,7 +26,7 @@
 #include "routing/route.h"
 
 /* A need of role alone. */
-#define N(role) (&(struct need_spec){(role), 0, 0})
+#define N(need_role) (&(struct need_spec){.role = (need_role)})
 
 static void test_names(void **state)
 {
@@ -256,7 +256,7 @@ static void test_fit_fenced(void **state)
         host(&e, i)->runtime->health.timeline = 1;
         host(&e, i)->runtime->health.lsn = 1000;
     }
-    struct need_spec fenced = {NEED_PREFER_STANDBY, 1, 1500};
+    struct need_spec fenced = {.role = NEED_PREFER_STANDBY, .min_tli = 1, .min_lsn = 1500};
     struct region *out[ROUTE_MAX_REGIONS];
     double cos[ROUTE_MAX_REGIONS];
     assert_int_equal(need_host_fit(host(&e, 1), &fenced), NEED_FIT_NONE);
@@ -273,6 +273,44 @@ static void test_fit_fenced(void **state)
     assert_int_equal(need_host_fit(host(&e, 2), &fenced), NEED_FIT_NONE);
     fenced.min_tli = 0; /* none named: the position alone */
     assert_int_equal(need_host_fit(host(&e, 2), &fenced), NEED_FIT_GOOD);
+    env_free(&e);
+}
+
+/*
+ * Monotonic reads: the host the last transaction read fits; another
+ * standby only once a check of that host, started after the transaction
+ * ended, read a position the other has replayed.
+ */
+static void test_fit_last_read(void **state)
+{
+    (void)state;
+    struct env e;
+    char why[160];
+    env_init(&e);
+    struct region_host *near = host(&e, 1), *far = host(&e, 2);
+    near->runtime->health.lsn = 1000;
+    near->runtime->health.lsn_since_ms = 100;
+    far->runtime->health.lsn = 5000; /* far ahead, by its own check */
+    struct need_spec last = {.role = NEED_PREFER_STANDBY};
+    last.read_at = near->runtime;
+    last.read_until_ms = 200; /* the transaction on near ended after near's last check */
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE); /* how far it read: not known */
+    assert_int_equal(need_host_fit(host(&e, 0), &last), NEED_FIT_FALLBACK); /* a primary has it */
+    assert_true(need_may_catch_up(far, &last));
+    assert_false(need_may_catch_up(near, &last));
+    assert_string_equal(need_region_shortfall(&e.set.items[2], &last, why, sizeof(why)),
+                        "no host known to have replayed what the session last read (1 behind)");
+    /* A check of near that started after the end: its position bounds what was read. */
+    near->runtime->health.lsn = 6000;
+    near->runtime->health.lsn_since_ms = 250;
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE); /* 5000 < 6000 */
+    far->runtime->health.lsn = 6000;
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_GOOD);
+    /* A position the session wrote still counts for near itself. */
+    last.min_lsn = 7000;
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE);
     env_free(&e);
 }
 
@@ -312,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_lsn_text),
         cmocka_unit_test(test_lsn_record_end),
         cmocka_unit_test(test_fit_fenced),
+        cmocka_unit_test(test_fit_last_read),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
