@@ -74,6 +74,15 @@ static void print_pooling(const struct config *cfg)
                cfg->pool_mode == POOL_TRANSACTION ? "transaction" : "session", cfg->pool_size,
                cfg->pool_size == 0 ? " (no limit)" : "", cfg->min_pool_size,
                cfg->max_db_connections, cfg->max_db_connections == 0 ? " (no limit)" : "");
+    for (size_t i = 0; i < cfg->n_need_rules && config_pooling(cfg); i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (r->pool_mode >= 0)
+            printf("pooling: [%s %s]: pool_mode = %s, pool_size %d%s\n",
+                   r->is_user ? "user" : "database", r->name,
+                   r->pool_mode == POOL_TRANSACTION ? "transaction" : "session",
+                   config_pool_size(cfg, r->pool_mode),
+                   config_pool_size(cfg, r->pool_mode) == 0 ? " (no limit)" : "");
+    }
     if (config_txn_pooling(cfg))
         printf("pooling: a session holds a server connection only while a transaction runs; "
                "max_prepared_statements %d per server connection%s\n",

@@ -503,6 +503,7 @@ static const struct admin_column show_pools_cols[] = {
 /* One pool: a region, database and user, with its clients and servers counted by state. */
 struct pool_row {
     const char *region, *database, *user; /* in the snapshot's rows */
+    int pool_mode;
     int64_t cl_active, cl_waiting, cl_held;
     int64_t sv_active, sv_idle, sv_used, sv_tested, sv_login;
     int64_t maxwait_us;
@@ -510,7 +511,8 @@ struct pool_row {
 
 /* The pool of (region, database, user) in pools[0..*n), added when new; NULL when full. */
 static struct pool_row *pool_row_find(struct pool_row *pools, size_t *n, size_t cap,
-                                      const char *region, const char *database, const char *user)
+                                      const char *region, const char *database, const char *user,
+                                      int pool_mode)
 {
     for (size_t k = 0; k < *n; k++)
         if (strcmp(pools[k].region, region) == 0 && strcmp(pools[k].database, database) == 0 &&
@@ -518,7 +520,8 @@ static struct pool_row *pool_row_find(struct pool_row *pools, size_t *n, size_t 
             return &pools[k];
     if (*n == cap)
         return NULL;
-    pools[*n] = (struct pool_row){.region = region, .database = database, .user = user};
+    pools[*n] = (struct pool_row){
+        .region = region, .database = database, .user = user, .pool_mode = pool_mode};
     return &pools[(*n)++];
 }
 
@@ -530,7 +533,8 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
             const struct client_row *c = &snap->parts[i].clients[j];
             if (c->region[0] == '\0')
                 continue; /* still logging in: in no pool yet */
-            struct pool_row *p = pool_row_find(pools, n, cap, c->region, c->database, c->user);
+            struct pool_row *p =
+                pool_row_find(pools, n, cap, c->region, c->database, c->user, c->pool_mode);
             if (p == NULL)
                 continue;
             if (c->state == CLIENT_ROW_HELD) {
@@ -573,7 +577,8 @@ static void pools_count_servers(const struct snapshot *snap, struct pool_row *po
     for (int i = 0; i < snap->nparts; i++)
         for (size_t j = 0; j < snap->parts[i].nservers; j++) {
             const struct server_row *sv = &snap->parts[i].servers[j];
-            struct pool_row *p = pool_row_find(pools, n, cap, sv->region, sv->database, sv->user);
+            struct pool_row *p =
+                pool_row_find(pools, n, cap, sv->region, sv->database, sv->user, sv->pool_mode);
             if (p == NULL)
                 continue;
             pool_count_server(p, sv->state);
@@ -596,7 +601,6 @@ static void render_pools(const struct snapshot *snap, struct admin_result *res)
     pools_count_servers(snap, pools, &n, cap);
     static const char *const modes[] = {
         [POOL_NONE] = "none", [POOL_SESSION] = "session", [POOL_TRANSACTION] = "transaction"};
-    const char *mode = modes[snap->parts[0].pool_mode];
     for (size_t k = 0; k < n; k++) {
         const struct pool_row *p = &pools[k];
         result_text(res, p->region);
@@ -608,7 +612,7 @@ static void render_pools(const struct snapshot *snap, struct admin_result *res)
                             p->maxwait_us};
         for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++)
             result_int(res, counts[c]);
-        result_text(res, mode);
+        result_text(res, modes[p->pool_mode]);
     }
     free(pools);
 }

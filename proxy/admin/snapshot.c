@@ -72,6 +72,9 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     copy_name(row->addr, sizeof(row->addr), s->peer);
     copy_name(row->user, sizeof(row->user), s->user);
     copy_name(row->database, sizeof(row->database), s->database);
+    row->pool_mode = s->cfg != NULL && s->user != NULL && s->database != NULL
+                         ? config_session_pool_mode(s->cfg, s->user, s->database)
+                         : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
     row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us : 0;
@@ -153,6 +156,7 @@ static void server_row_fill(struct server_row *row, const struct server_conn *sc
     row->state = server_state(sc);
     copy_name(row->database, sizeof(row->database), sc->database);
     copy_name(row->user, sizeof(row->user), sc->user);
+    row->pool_mode = config_session_pool_mode(sc->cfg, sc->user, sc->database);
     row->idle_since_us = sc->list == &w->idle_servers ? sc->idle_since : 0;
     copy_name(row->region, sizeof(row->region), sc->region->name);
     snprintf(row->server, sizeof(row->server), "%.*s:%d", SNAPSHOT_NAME_MAX - 1, sc->host->name,

@@ -61,6 +61,7 @@ const char *server_row_state_name(enum server_row_state state);
 struct client_row {
     uint64_t id;
     int worker;
+    int pool_mode; /* its pool's (config_session_pool_mode) */
     char addr[64];
     char user[SNAPSHOT_NAME_MAX];
     char database[SNAPSHOT_NAME_MAX];
@@ -91,6 +92,7 @@ struct client_row {
 struct server_row {
     uint64_t id; /* unique in its worker */
     int worker;
+    int pool_mode;   /* its pool's (config_session_pool_mode) */
     uint64_t client; /* the id of the client session it serves */
     enum server_row_state state;
     char region[SNAPSHOT_NAME_MAX];

@@ -549,6 +549,40 @@ bool config_session_movable(const struct config *cfg, const char *user, const ch
     return by_db >= 0 ? by_db != 0 : cfg->movable;
 }
 
+int config_session_pool_mode(const struct config *cfg, const char *user, const char *database)
+{
+    if (!config_pooling(cfg))
+        return POOL_NONE;
+    int by_db = -1;
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (r->pool_mode < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
+            continue;
+        if (r->is_user)
+            return r->pool_mode;
+        by_db = r->pool_mode;
+    }
+    return by_db >= 0 ? by_db : cfg->pool_mode;
+}
+
+int config_pool_size(const struct config *cfg, int mode)
+{
+    if (mode != POOL_TRANSACTION)
+        return cfg->pool_size_given;
+    return cfg->pool_size > 0 ? cfg->pool_size : POOL_SIZE_TRANSACTION_DEFAULT;
+}
+
+bool config_parse_section_pool_mode(const char *text, int *mode)
+{
+    if (strcasecmp(text, "session") == 0)
+        *mode = POOL_SESSION;
+    else if (strcasecmp(text, "transaction") == 0)
+        *mode = POOL_TRANSACTION;
+    else
+        return false;
+    return true;
+}
+
 const char *config_database_regions(const struct config *cfg, const char *database)
 {
     for (size_t i = 0; i < cfg->n_need_rules; i++) {

@@ -30,12 +30,13 @@ enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
-/* A [database NAME] or [user NAME] section: target_session_attrs, movable, regions. */
+/* A [database NAME] or [user NAME] section: target_session_attrs, movable, pool_mode, regions. */
 struct need_rule {
     bool is_user;
     char *name;    /* as iniparser read it: in lower case */
     int need;      /* enum session_need; -1: not set */
     int movable;   /* 0, 1; -1: not set */
+    int pool_mode; /* POOL_SESSION or POOL_TRANSACTION; -1: not set */
     char *regions; /* a database's "r1, r2" as written (checked at load); NULL: every region */
 };
 
@@ -159,6 +160,9 @@ struct config {
     size_t peer_secret_len;       /* 0: no peer_secret_file */
     struct need_rule *need_rules; /* [database NAME] and [user NAME] sections */
     size_t n_need_rules;
+    /* pool_size as the file gave it (0: no limit): session-mode pools' under a transaction-mode
+     * pool_mode, whose pool_size is then the mode's bound */
+    int pool_size_given;
     struct routing_data routing;   /* the above, as routing sees them */
     struct health_checker *health; /* running while this is the current config */
     struct userlist users;
@@ -253,6 +257,19 @@ bool config_websocket_path(const struct config *cfg, const char *path);
 int config_session_need(const struct config *cfg, const char *user, const char *database);
 /* Whether sessions of user and database may be moved: their sections, else movable. */
 bool config_session_movable(const struct config *cfg, const char *user, const char *database);
+
+/*
+ * The pool_mode of user's sessions on database: their sections' (a [user]
+ * section's over a [database] one's), else pool_mode; POOL_NONE whenever
+ * pooling is off (config_pooling).
+ */
+int config_session_pool_mode(const struct config *cfg, const char *user, const char *database);
+
+/* pool_size for pools of mode: the transaction mode's bound when pool_size is 0 (no limit). */
+int config_pool_size(const struct config *cfg, int mode);
+
+/* "session" or "transaction" (a section's pool_mode); false for anything else. */
+bool config_parse_section_pool_mode(const char *text, int *mode);
 /*
  * The regions database lives in by its [database] section ("r1, r2", names
  * of configured regions: the load checked them); NULL: every region.

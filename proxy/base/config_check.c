@@ -204,8 +204,19 @@ static void check_pool_settings(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
     /* Without a bound, transaction pooling would keep as many connections as clients. */
+    cfg->pool_size_given = cfg->pool_size;
     if (cfg->pool_mode == POOL_TRANSACTION && cfg->pool_size == 0)
         cfg->pool_size = POOL_SIZE_TRANSACTION_DEFAULT;
+    for (size_t i = 0; i < cfg->n_need_rules && !config_pooling(cfg); i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (r->pool_mode >= 0) {
+            config_problem(lc, NULL,
+                           "[%s %s]: pool_mode needs pooling on: pool_mode = session or "
+                           "transaction under [pgnear], and auth = scram",
+                           r->is_user ? "user" : "database", r->name);
+            break;
+        }
+    }
     if (cfg->pool_size < 0 || cfg->pool_size > POOL_SIZE_MAX)
         config_problem(lc, "pgnear:pool_size", "pool_size must be 0 (no limit) or between 1 and %d",
                        POOL_SIZE_MAX);

@@ -159,40 +159,66 @@ static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
     return true;
 }
 
+/* A [database]/[user] key's text read into its field of a rule; false: not valid. */
+static bool parse_need_key(const char *key, const char *text, struct need_rule *r)
+{
+    enum session_need need;
+    bool on;
+    if (strcmp(key, "target_session_attrs") == 0 && need_parse(text, &need))
+        r->need = (int)need;
+    else if (strcmp(key, "movable") == 0 && config_parse_bool(text, &on))
+        r->movable = on;
+    else if (strcmp(key, "pool_mode") == 0 && config_parse_section_pool_mode(text, &r->pool_mode))
+        ;
+    else if (strcmp(key, "regions") == 0)
+        r->regions = (char *)text; /* checked once the regions are known */
+    else
+        return false;
+    return true;
+}
+
+static void need_key_problem(struct load_ctx *lc, const char *at, const char *key, const char *text)
+{
+    if (strcmp(key, "target_session_attrs") == 0)
+        config_problem(lc, at, "invalid target_session_attrs \"%s\" (one of: %s)", text,
+                       need_choices());
+    else if (strcmp(key, "movable") == 0)
+        config_problem(lc, at, "invalid movable \"%s\" (on or off)", text);
+    else
+        config_problem(lc, at, "invalid pool_mode \"%s\" (session or transaction)", text);
+}
+
 /*
  * One [database NAME] or [user NAME] section: what its sessions need
- * (target_session_attrs), whether they may be moved (movable), and for a
- * database, the regions it lives in (regions; checked once the regions
- * are known, config_check_placement).
+ * (target_session_attrs), whether they may be moved (movable), how their
+ * server connections are pooled (pool_mode), and for a database, the
+ * regions it lives in (regions; checked once the regions are known,
+ * config_check_placement).
  */
 static void load_need_section(struct load_ctx *lc, dictionary *d, const char *section, bool is_user,
                               const char *name)
 {
-    char key[400], mkey[400], rkey[400];
-    snprintf(key, sizeof(key), "%s:target_session_attrs", section);
-    snprintf(mkey, sizeof(mkey), "%s:movable", section);
-    snprintf(rkey, sizeof(rkey), "%s:regions", section);
-    const char *value = iniparser_getstring(d, key, NULL);
-    const char *movable_text = iniparser_getstring(d, mkey, NULL);
-    const char *regions = is_user ? NULL : iniparser_getstring(d, rkey, NULL);
-    int given = (value != NULL) + (movable_text != NULL) + (regions != NULL);
-    if (given == 0 || iniparser_getsecnkeys(d, section) != given) {
+    static const char *const keys[] = {"target_session_attrs", "movable", "pool_mode", "regions"};
+    struct need_rule rule = {is_user, (char *)name, -1, -1, -1, NULL};
+    int given = 0;
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) - (is_user ? 1 : 0); i++) {
+        char key[400];
+        snprintf(key, sizeof(key), "%s:%s", section, keys[i]);
+        const char *text = iniparser_getstring(d, key, NULL);
+        if (text == NULL)
+            continue;
+        given++;
+        if (!parse_need_key(keys[i], text, &rule)) {
+            need_key_problem(lc, key, keys[i], text);
+            return;
+        }
+    }
+    if (given == 0 || iniparser_getsecnkeys(d, section) != given)
         config_problem(lc, NULL, "[%s]: a %s section takes %s, nothing else", section,
                        is_user ? "user" : "database",
-                       is_user ? "target_session_attrs and movable"
-                               : "regions, target_session_attrs and movable");
-        return;
-    }
-    enum session_need need = 0;
-    bool movable = true;
-    if (value != NULL && !need_parse(value, &need))
-        config_problem(lc, key, "invalid target_session_attrs \"%s\" (one of: %s)", value,
-                       need_choices());
-    else if (movable_text != NULL && !config_parse_bool(movable_text, &movable))
-        config_problem(lc, mkey, "invalid movable \"%s\" (on or off)", movable_text);
-    else if (!add_need_rule(lc->cfg, &(struct need_rule){
-                                         is_user, (char *)name, value != NULL ? (int)need : -1,
-                                         movable_text != NULL ? movable : -1, (char *)regions}))
+                       is_user ? "target_session_attrs, movable and pool_mode"
+                               : "regions, target_session_attrs, movable and pool_mode");
+    else if (!add_need_rule(lc->cfg, &rule))
         config_problem(lc, NULL, "out of memory");
 }
 

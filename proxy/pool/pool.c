@@ -331,6 +331,12 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
     return same && s->server_startup.count == sc->startup.count ? FIT_EXACT : FIT_SET;
 }
 
+/* How s's pool is pooled ([database]/[user] pool_mode, else pool_mode). */
+static int pool_mode_of(const struct session *s)
+{
+    return config_session_pool_mode(s->cfg, s->user, s->database);
+}
+
 static bool pool_same_place(const struct server_conn *sc, const struct region *r,
                             const struct region_host *h)
 {
@@ -368,7 +374,7 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
         if (how == FIT_EXACT)
             return sc;
         /* Under transaction pooling nothing resets it between clients: exact fits only. */
-        if (how == FIT_SET && fit == NULL && s->cfg->pool_mode != POOL_TRANSACTION)
+        if (how == FIT_SET && fit == NULL && pool_mode_of(s) != POOL_TRANSACTION)
             fit = sc;
     }
     return fit;
@@ -397,16 +403,13 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
  */
 static int pool_slice_of(const struct session *s)
 {
-    const struct config *cfg = s->cfg;
-    return cfg->pool_mode == POOL_TRANSACTION && cfg->pool_size > 0 && s->w->shared->nworkers > 1
-               ? s->w->index
-               : -1;
+    return pool_mode_of(s) == POOL_TRANSACTION && s->w->shared->nworkers > 1 ? s->w->index : -1;
 }
 
 /* The most connections of a slice (pool_size, split between the workers). */
 static int pool_slice_size(const struct session *s, int slice)
 {
-    int n = s->w->shared->nworkers, size = s->cfg->pool_size;
+    int n = s->w->shared->nworkers, size = config_pool_size(s->cfg, pool_mode_of(s));
     if (slice < 0)
         return size;
     size = size / n + (slice < size % n);
@@ -514,7 +517,7 @@ static void pool_wait_log(const struct session *s, const struct region_host *h,
                  s->cfg->max_db_connections, h->name, h->port, s->region->name);
     else
         snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
-                 s->cfg->pool_size, s->region->name, s->database, s->user);
+                 config_pool_size(s->cfg, pool_mode_of(s)), s->region->name, s->database, s->user);
     log_warn(s->id,
              "%s: %d client%s waiting for a server connection (%d began waiting since the last "
              "report); a client still waiting after query_wait_timeout (%g s) gets 53300",

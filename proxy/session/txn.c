@@ -67,7 +67,8 @@ static const struct txn_hooks txn_hooks_plain = {
 void txn_session_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    if (s->cfg == NULL || !config_txn_pooling(s->cfg) || sc == NULL || !sc->poolable)
+    if (s->cfg == NULL || sc == NULL || !sc->poolable ||
+        config_session_pool_mode(s->cfg, s->user, s->database) != POOL_TRANSACTION)
         return;
     /* session_login_end decided whether pgnear may log in for it elsewhere (s->secret). */
     if (s->secret == NULL)

@@ -404,6 +404,39 @@ for my $workers (1, 2) {
     $p->stop;
 }
 
+# ================================================================ pool_mode per [database] and [user]
+# Session mode for all; database movr in transaction mode; user solo of movr
+# back in session mode. An app client's connection goes back between its
+# transactions (the next app client gets that same backend); each solo client
+# keeps its own; SHOW POOLS says each pool's mode.
+{
+    $us->psql_admin(q{DO $$BEGIN CREATE ROLE solo LOGIN PASSWORD 'solo-secret'; EXCEPTION WHEN duplicate_object THEN NULL; END$$});
+    $us->psql_admin('GRANT ALL ON DATABASE movr TO solo');
+    my $users = "$auth_dir/users-sections.txt";
+    write_file($users, qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+                     . qq{"app" "} . $us->scram_verifier('app') . qq{"\n}
+                     . qq{"solo" "} . $us->scram_verifier('solo') . qq{"\n});
+    my $p = PgNearTest::Proxy->new(regions => [$us],
+        settings  => { %BASE, pool_mode => 'session', auth_file => $users },
+        extra_ini => "[database movr]\npool_mode = transaction\n\n[user solo]\npool_mode = session\n");
+    my $a1 = login($p);
+    my $pid = backend_pid($a1);
+    my $a2 = login($p);
+    is backend_pid($a2), $pid, '[database movr] pool_mode = transaction: the next client gets the same backend';
+    my @solo = map {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+        my $r = $w->startup(user => 'solo', database => 'movr', password => 'solo-secret');
+        ok $r->{ok}, "user solo logs in ($_)" or diag explain $r->{error};
+        $w;
+    } 1 .. 2;
+    isnt backend_pid($solo[0]), backend_pid($solo[1]), '[user solo] pool_mode = session: each session holds its own backend';
+    my %mode = map { ("$_->{database}/$_->{user}" => $_->{pool_mode}) } admin_rows($p, 'SHOW POOLS');
+    is $mode{'movr/app'}, 'transaction', 'SHOW POOLS: movr/app is pooled by transaction';
+    is $mode{'movr/solo'}, 'session', 'SHOW POOLS: movr/solo by session';
+    $_->terminate for $a1, $a2, @solo;
+    $p->stop;
+}
+
 # ================================================================ the shipped pool_size
 {
     my $p = proxy();

@@ -649,6 +649,47 @@ static void test_transaction_pool_size(void **state)
     config_unref(cfg);
 }
 
+/* pool_mode per [database] and [user]: a user's over its database's, each pool's own pool_size. */
+static void test_section_pool_mode(void **state)
+{
+    struct fixture *fx = *state;
+    char text[1024];
+    const char *users = write_file(fx, "users.txt", "\"app\" \"secret\"\n");
+    snprintf(text, sizeof(text),
+             "[pgnear]\nauth = scram\nauth_file = %s\n" REGION_OK
+             "[database shop]\npool_mode = transaction\n"
+             "[user batch]\npool_mode = session\n",
+             users);
+    struct config *cfg = expect_load(fx, text);
+    assert_int_equal(config_session_pool_mode(cfg, "app", "shop"), POOL_TRANSACTION);
+    assert_int_equal(config_session_pool_mode(cfg, "batch", "shop"), POOL_SESSION);
+    assert_int_equal(config_session_pool_mode(cfg, "app", "other"), POOL_SESSION);
+    assert_int_equal(config_pool_size(cfg, POOL_SESSION), 0); /* no limit, as the file says */
+    assert_int_equal(config_pool_size(cfg, POOL_TRANSACTION), POOL_SIZE_TRANSACTION_DEFAULT);
+    config_unref(cfg);
+    /* Transaction mode for all: a session-mode section keeps the no-limit default. */
+    snprintf(text, sizeof(text),
+             "[pgnear]\nauth = scram\nauth_file = %s\npool_mode = transaction\n" REGION_OK
+             "[user batch]\npool_mode = session\n",
+             users);
+    cfg = expect_load(fx, text);
+    assert_int_equal(config_session_pool_mode(cfg, "batch", "shop"), POOL_SESSION);
+    assert_int_equal(config_pool_size(cfg, POOL_SESSION), 0);
+    assert_int_equal(config_pool_size(cfg, POOL_TRANSACTION), POOL_SIZE_TRANSACTION_DEFAULT);
+    config_unref(cfg);
+    snprintf(text, sizeof(text),
+             "[pgnear]\nauth = scram\nauth_file = %s\n" REGION_OK
+             "[database shop]\npool_mode = statement\n",
+             users);
+    expect_error(fx, text, "invalid pool_mode \"statement\"", "session or transaction");
+    /* Pooling off: a section cannot turn it on. */
+    expect_error(
+        fx, "[pgnear]\npool_mode = none\n" REGION_OK "[database shop]\npool_mode = transaction\n",
+        "[database shop]: pool_mode needs pooling on", NULL);
+    expect_error(fx, REGION_OK "[user x]\npool_mode = transaction\n",
+                 "[user x]: pool_mode needs pooling on", "auth = scram");
+}
+
 /* ---- every problem of a file in one load (pgnear --check) ---- */
 
 /* Loads text with config_load_scoped; every needle must be in a problem of its own, in order. */
@@ -1174,6 +1215,7 @@ int main(void)
         T(test_err_missing_file),
         T(test_err_unsupported),
         T(test_transaction_pool_size),
+        T(test_section_pool_mode),
         T(test_err_health_check_fall),
         T(test_err_auth_failure_settings),
         T(test_migration_order),
