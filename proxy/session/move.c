@@ -599,18 +599,7 @@ static void move_switch(struct session_move *mv)
         server_conn_close(old, false);
     else
         s->w->shared->flow->server_release(old);
-    m->server_conn = NULL;
-    ns->client = s;
-    ns->ep.session = s;
-    ns->bytes_in_at_attach = ns->ep.bytes_in;
-    s->server_conn = ns;
-    s->region = ns->region;
-    /* The session now lives under the configuration its new connection was made with. */
-    if (s->cfg != ns->cfg) {
-        config_unref(s->cfg);
-        s->cfg = config_ref(ns->cfg);
-    }
-    server_conn_move(ns, &s->w->active_servers);
+    server_conn_hand_over(ns, m, s);
     s->moves++;
     log_info(s->id, "now on server %s:%d in region %s (backend %u)", ns->host->name, ns->host->port,
              ns->region->name, ns->pid);

@@ -95,6 +95,21 @@ void server_conn_attach(struct server_conn *sc, struct session *s)
     server_conn_move(sc, &sc->w->active_servers);
 }
 
+void server_conn_hand_over(struct server_conn *sc, struct session *from, struct session *to)
+{
+    from->server_conn = NULL;
+    sc->client = to;
+    sc->ep.session = to;
+    sc->bytes_in_at_attach = sc->ep.bytes_in;
+    to->server_conn = sc;
+    to->region = sc->region;
+    if (to->cfg != sc->cfg) {
+        config_unref(to->cfg);
+        to->cfg = config_ref(sc->cfg);
+    }
+    server_conn_move(sc, &to->w->active_servers);
+}
+
 void server_conn_detach(struct server_conn *sc)
 {
     struct session *s = sc->client;

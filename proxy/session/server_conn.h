@@ -139,6 +139,14 @@ void server_conn_attach(struct server_conn *sc, struct session *s);
 /* Unlinks the connection from its client, which is leaving (the connection is kept). */
 void server_conn_detach(struct server_conn *sc);
 
+/*
+ * The connection an internal session logged in with (a move's mover, a
+ * transaction's fetcher: from) goes to the session it worked for (to),
+ * which lives under the configuration the connection was made with from
+ * then on.  Nothing is reset: the connection goes on as from left it.
+ */
+void server_conn_hand_over(struct server_conn *sc, struct session *from, struct session *to);
+
 /* Frees a kept connection that server_conn_close closed inside its own callback (pool.c). */
 void server_conn_free(struct server_conn *sc);
 

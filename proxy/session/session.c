@@ -332,6 +332,8 @@ void session_close(struct session *s, const char *why)
                  (unsigned long long)server_bytes);
     else if (s->list == &w->admin_sessions)
         log_info(s->id, "closing admin console session of %s: %s", s->peer, why);
+    else if (s->client.stream.fd < 0) /* internal (a mover, a fetcher): each says what failed */
+        log_debug(s->id, "closing %s: %s", s->peer, why);
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_unregister(s);

@@ -40,26 +40,21 @@ static bool txn_server_idle(struct session *s);
 static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 
+/* What both kinds of session below do alike. */
+#define TXN_HOOKS_COMMON                                                                           \
+    .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
+    .server_idle = txn_server_idle, .resume = txn_resume_cb, .closing = txn_closing
+
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
-    .client_read = txn_client_read_cb,
-    .client_pump = txn_client_pump,
-    .server_param = txn_param,
-    .server_idle = txn_server_idle,
-    .resume = txn_resume_cb,
-    .closing = txn_closing,
+    TXN_HOOKS_COMMON,
     .server_read = txn_prep_server_read,
     .server_pump = txn_prep_server_pump,
 };
 
 /* ... and the others, whose server side the fence reader reads (fence.h). */
 static const struct txn_hooks txn_hooks_plain = {
-    .client_read = txn_client_read_cb,
-    .client_pump = txn_client_pump,
-    .server_param = txn_param,
-    .server_idle = txn_server_idle,
-    .resume = txn_resume_cb,
-    .closing = txn_closing,
+    TXN_HOOKS_COMMON,
     .server_read = fence_server_read,
     .server_pump = fence_pump,
 };
@@ -415,18 +410,7 @@ bool txn_fetch_ready(struct session *m)
     s->fetcher = NULL;
     s->busy++;
     session_set_timer(m, 0);
-    m->server_conn = NULL;
-    ns->client = s;
-    ns->ep.session = s;
-    ns->bytes_in_at_attach = ns->ep.bytes_in;
-    s->server_conn = ns;
-    s->region = ns->region;
-    /* The session now lives under the configuration its connection was made with. */
-    if (s->cfg != ns->cfg) {
-        config_unref(s->cfg);
-        s->cfg = config_ref(ns->cfg);
-    }
-    server_conn_move(ns, &s->w->active_servers);
+    server_conn_hand_over(ns, m, s);
     cancel_retarget(s, ns);
     session_close(m, "its connection went to the session's transaction");
     if (relay_attach_server(s) == 0 && !s->closed) {
