@@ -55,8 +55,7 @@ static int fence_move(struct session *s, size_t n)
     return msg_move(s, &s->server_conn->ep, s->client.out, n) < 0 ? -1 : 0;
 }
 
-/* Holds the ReadyForQuery just read and asks the server where its WAL is. */
-static int fence_ask(struct session *s, uint32_t z_len)
+int fence_ask(struct session *s, uint32_t z_len)
 {
     struct server_conn *sc = s->server_conn;
     uint8_t msg[sizeof(FENCE_QUERY) + 5];
@@ -115,8 +114,7 @@ static int fence_tell(struct session *s)
     return 0;
 }
 
-/* One whole message of the answer to FENCE_QUERY; only ParameterStatus goes on. */
-static int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len)
+int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     struct server_conn *sc = s->server_conn;
     uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
@@ -151,13 +149,20 @@ static int fence_watch(struct session *s, char type, const uint8_t *body, uint32
         return fence_move(s, 1 + (size_t)len);
     }
     tx_track_server(&sc->tx, (uint8_t)type, status);
-    if (type == 'C' && fence_tag_writes(body, len - 4))
-        s->fence_wrote = true;
-    /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
-    if (type == 'Z' && status == 'I' && s->fence_wrote && s->report_fence &&
-        tx_track_at_safe_point(&sc->tx))
+    if (fence_note(s, type, body, len))
         return fence_ask(s, len);
     return fence_move(s, 1 + (size_t)len);
+}
+
+bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    if (!s->report_fence)
+        return false;
+    if ((type == 'C' && body != NULL && len >= 4 && fence_tag_writes(body, len - 4)) || type == 'G')
+        s->fence_wrote = true; /* (G: COPY FROM STDIN) */
+    /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
+    return type == 'Z' && body != NULL && len > 4 && body[0] == 'I' && s->fence_wrote &&
+           tx_track_at_safe_point(&s->server_conn->tx);
 }
 
 /* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
@@ -179,8 +184,7 @@ static int fence_step(struct session *s)
         return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
     tx_track_server(&s->server_conn->tx, h.type, 0);
-    if (h.type == 'G')
-        s->fence_wrote = true; /* COPY FROM STDIN */
+    fence_note(s, (char)h.type, NULL, 0);
     return msg_step_pass(s, src, s->client.out, &h);
 }
 

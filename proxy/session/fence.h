@@ -28,6 +28,9 @@
 #ifndef PGNEAR_PROXY_FENCE_H
 #define PGNEAR_PROXY_FENCE_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 struct session;
 
 /* The server endpoint's reader of a relaying session with report_fence. */
@@ -35,5 +38,25 @@ void fence_server_read(struct session *s);
 
 /* What the server sent before the relay started; <0: the session ended. */
 int fence_pump(struct session *s);
+
+/*
+ * For a reader of its own (transaction pooling's prepared-statement
+ * reader, txn_prep.c), which calls these with each whole server message
+ * (len: the length word), after tx_track_server:
+ *
+ * fence_note notes a write, and says whether this ReadyForQuery is the one
+ * that ends the writing transaction with nothing else outstanding: the
+ * caller then settles what it follows of the message without passing it
+ * on, and calls fence_ask, which drains it from the input, holds it, and
+ * asks the server; <0: the session ended.
+ *
+ * While s->fence_asked, the server's messages are the answer: fence_answer
+ * takes each whole one off the input (a ParameterStatus goes on to the
+ * client), and at its end writes the fence and the held ReadyForQuery to
+ * the client; <0: the session ended.
+ */
+bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len);
+int fence_ask(struct session *s, uint32_t z_len);
+int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len);
 
 #endif

@@ -68,7 +68,7 @@ void txn_session_start(struct session *s)
     /* session_login_end decided whether pgnear may log in for it elsewhere (s->secret). */
     if (s->secret == NULL)
         s->pinned = s->unmovable != NULL ? s->unmovable : "pgnear cannot log in for it";
-    bool prep = s->pinned == NULL && !s->report_fence && s->cfg->max_prepared_statements > 0;
+    bool prep = s->pinned == NULL && s->cfg->max_prepared_statements > 0;
     if (prep && !txn_prep_start(s)) {
         prep = false;
         s->pinned = "out of memory";

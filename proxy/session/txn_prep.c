@@ -15,6 +15,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/fence.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/msg_loop.h"
@@ -136,12 +137,19 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         return -1;
     }
     const uint8_t *body = msg + 5;
+    if (s->fence_asked) /* the answer to pgnear's own question (fence.h) */
+        return fence_answer(s, (char)type, body, len);
     if (type == 'S')
         s->txn->server_param(s, body, len);
     tx_track_server(&sc->tx, type, type == 'Z' && len > 4 ? body[0] : 0);
+    /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
+    bool fence = fence_note(s, (char)type, body, len);
+    struct evbuffer *to = fence ? NULL : s->client.out;
     int rc = sc->prep != NULL
-                 ? prep_server_message(sc->prep, type, body, len - 4, s->client.out)
-                 : (evbuffer_add(s->client.out, msg, 1 + (size_t)len) == 0 ? PREP_OK : PREP_OOM);
+                 ? prep_server_message(sc->prep, type, body, len - 4, to)
+                 : (fence || evbuffer_add(to, msg, 1 + (size_t)len) == 0 ? PREP_OK : PREP_OOM);
+    if (rc == PREP_OK && fence)
+        return fence_ask(s, len);
     evbuffer_drain(sc->ep.in, 1 + (size_t)len);
     if (rc != PREP_OK) {
         txn_prep_failed(s, rc, "a server message:");
@@ -159,7 +167,8 @@ static int txn_prep_server_step(struct session *s)
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;
-    if (h.len - 4 >= TXN_PREP_STREAM_MIN && (ps == NULL || prep_server_passes(ps, h.type))) {
+    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !s->fence_asked &&
+        (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
         return msg_step_pass(s, src, s->client.out, &h);

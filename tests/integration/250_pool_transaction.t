@@ -237,6 +237,32 @@ sub ext {
     $p->stop;
 }
 
+# A session with pgnear.report_fence=on: its named statements are followed
+# as anyone's (not pinned), and each writing transaction still gets its fence.
+{
+    my $p = proxy(pool_size => 2);
+    my $f = login($p, options => '-c pgnear.report_fence=on');
+    my $c = login($p);
+    one($f, 'CREATE TABLE IF NOT EXISTS fenced (n int)');
+    my $r = ext($f, [parse => 'ins', 'INSERT INTO fenced VALUES (1)'], [bind => 'ins'], ['exec']);
+    ok !$r->{error}, 'fenced session: a named INSERT' or diag $r->{error}{M};
+    my @fences = map { $_->[1] } grep { $_->[0] eq 'pgnear.fence' } @{ $r->{parameters} // [] };
+    is scalar(@fences), 1, 'fenced session: its write gets one fence';
+    like $fences[0] // '', qr{^[0-9A-F]{8}/[0-9A-F]+/[0-9A-F]+$}, 'fenced session: a position with its timeline';
+    $c->query('BEGIN');
+    my $held = backend_pid($c);
+    $r = ext($f, [bind => 'ins'], ['exec']);
+    ok !$r->{error}, 'fenced session: the statement bound again in a later transaction' or diag $r->{error}{M};
+    is scalar(grep { $_->[0] eq 'pgnear.fence' } @{ $r->{parameters} // [] }), 1, 'and another fence';
+    isnt backend_pid($f), $held, 'fenced session: its transactions run on the connection C does not hold';
+    $c->query('COMMIT');
+    is one($f, 'SELECT count(*) FROM fenced'), 2, 'fenced session: both rows written';
+    is stat_value($p, 'txn_pins'), 0, 'fenced session: not pinned by its named statement';
+    one($f, 'DROP TABLE fenced');
+    $_->terminate for $f, $c;
+    $p->stop;
+}
+
 # A statement whose result type changed: PostgreSQL refuses its plan (0A000)
 # for good, and a new Parse of the same text plans afresh. pgnear must not
 # answer that Parse from a server's cache of the stale plan.
