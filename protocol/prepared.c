@@ -133,9 +133,10 @@ struct prep_stmt {
     const char *text;     /* NUL-terminated */
     uint32_t refs;
     uint16_t ntypes;
-    bool barrier; /* the text mentions DISCARD or DEALLOCATE */
-    bool proven;  /* a server has parsed it: a Parse of it can be answered without one */
-    bool stale;   /* a server refused its plan, whose result type changed: see stmt_retire */
+    bool barrier;    /* the text mentions DISCARD or DEALLOCATE */
+    bool proven;     /* a server has parsed it: a Parse of it can be answered without one */
+    bool stale;      /* a server refused its plan, whose result type changed: see stmt_retire */
+    bool superseded; /* its text plans otherwise now (plan_check): left to the names it has */
     char name[STMT_NAME_LEN + 1];
 };
 
@@ -158,7 +159,8 @@ struct prep_name {
     uint64_t mod;
     uint32_t refs; /* unanswered entries naming it */
     uint8_t len;
-    char key[]; /* the name's first PREP_NAME_KEY bytes at most, NUL-terminated */
+    uint8_t replan; /* REPLAN_*: answered from another's plan, checked at its first use */
+    char key[];     /* the name's first PREP_NAME_KEY bytes at most, NUL-terminated */
 };
 
 struct prep_client {
@@ -182,7 +184,14 @@ struct prep_slot {
     bool real, spec;
 };
 
-enum entry_how { HOW_FORWARD, HOW_SKIP, HOW_FAKE, HOW_FAIL };
+/*
+ * HOW_CHECK: pgnear's own question (plan_check), whose answers, errors
+ * included, go nowhere.
+ */
+enum entry_how { HOW_FORWARD, HOW_SKIP, HOW_FAKE, HOW_FAIL, HOW_CHECK };
+
+/* A name's plan check (plan_check): none due, due at its first use, asked. */
+enum { REPLAN_NONE, REPLAN_DUE, REPLAN_ASKED };
 
 /* What answers an entry: none (FAKE, the end of a COPY), or the server's messages. */
 enum entry_expect {
@@ -222,6 +231,7 @@ struct prep_entry {
     struct prep_stmt *unnamed_val;
     uint8_t *error; /* FAIL: pgnear's ErrorResponse, whole */
     size_t error_len;
+    uint8_t check; /* CHECK: which description it reads (plan_check): 0 afresh, 1 cached */
 };
 
 struct prep_server {
@@ -236,7 +246,8 @@ struct prep_server {
     uint64_t last_sync; /* the number of the last Sync queued */
     unsigned barriers;  /* unanswered entries that may run DISCARD/DEALLOCATE ALL */
     bool unnamed_real_known, unnamed_spec_known;
-    bool batch_open;      /* extended-protocol messages sent since the last Sync */
+    bool batch_open;      /* extended-protocol messages of the client since the last Sync */
+    bool batch_sent;      /* ... of which some were sent (not all answered by pgnear) */
     bool dropping;        /* the server skips to the Sync: the client's messages are dropped */
     bool copy_in;         /* in a COPY IN whose end the client has not sent */
     bool barrier_execute; /* the batch bound a statement that may deallocate: Executes are barriers
@@ -244,6 +255,8 @@ struct prep_server {
     bool flushed;         /* nothing sent since a Flush or Sync */
     uint8_t last_status;  /* the transaction status of the last ReadyForQuery ('I' at first) */
     bool broken;
+    bool check_failed[2]; /* the plan check's: its fresh Parse or a Describe failed; cached */
+    uint64_t check[2];    /* the plan check's descriptions, hashed: afresh, cached */
     struct prep_stats stats;
 };
 
@@ -310,7 +323,7 @@ static struct prep_stmt *stmt_by_id(const struct prep_registry *reg, uint64_t id
 
 static bool stmt_same(const struct prep_stmt *st, uint64_t key, const struct stmt_src *src)
 {
-    return !st->stale && st->key == key && st->context == src->context &&
+    return !st->stale && !st->superseded && st->key == key && st->context == src->context &&
            st->ntypes == src->ntypes && st->text_len == src->text_len &&
            memcmp(st->types, src->types, (size_t)src->ntypes * 4) == 0 &&
            memcmp(st->text, src->text, src->text_len) == 0;
@@ -813,6 +826,7 @@ static struct prep_entry *send_parse(struct prep_client *c, struct prep_server *
         evbuffer_add(out, st->types, tlen) != 0)
         return NULL;
     s->flushed = false;
+    s->batch_sent = true;
     return entry_push(s, c, how, X_PARSE);
 }
 
@@ -826,6 +840,7 @@ static struct prep_entry *send_close(struct prep_client *c, struct prep_server *
     if (evbuffer_add(out, h, sizeof(h)) != 0 || put_cstr(out, name, nlen) != PREP_OK)
         return NULL;
     s->flushed = false;
+    s->batch_sent = true;
     return entry_push(s, c, HOW_SKIP, X_CLOSE);
 }
 
@@ -909,6 +924,7 @@ static int fail_batch_error(struct prep_client *c, struct prep_server *s, uint8_
     e->error_len = len;
     s->dropping = true;
     s->flushed = false;
+    s->batch_sent = true;
     return PREP_OK;
 }
 
@@ -1014,11 +1030,14 @@ static int read_target(const uint8_t *body, size_t len, uint8_t *kind, const cha
     return PREP_OK;
 }
 
+static int client_type(uint8_t type);
+
 /* The client's message as it came. */
 static int forward(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
                    struct evbuffer *out)
 {
     s->flushed = type == 'H' || type == 'S';
+    s->batch_sent |= client_type(type) == 1;
     return put_msg(out, type, body, len);
 }
 
@@ -1114,6 +1133,7 @@ static int parse_named(struct prep_client *c, struct prep_server *s, const struc
         return PREP_OOM;
     }
     entry_name(s, e, n, st);
+    n->replan = e->how == HOW_FAKE ? REPLAN_DUE : REPLAN_NONE;
     return PREP_OK;
 }
 
@@ -1204,6 +1224,7 @@ int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t l
     stmt_set(c->reg, &n->real, st);
     name_set_spec(c, n, st);
     n->mod = 0;
+    n->replan = REPLAN_DUE;
     c->reg->stats.parses_skipped++;
     return PREP_OK;
 }
@@ -1278,6 +1299,99 @@ int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const c
     return queue_advance(s, to_client);
 }
 
+/*
+ * A name whose Parse pgnear answered from a plan another client made (a
+ * server's cached statement, prep_client_parse_known) is checked before its
+ * first use, since its tables may have changed since that plan: a column's
+ * type altered, a table made again.  PostgreSQL keeps a statement's
+ * parameter and result types for its life (refusing it, 0A000, when the
+ * result type changed), while the client's own Parse would have planned
+ * the text anew.  So the server is asked, in a batch of pgnear's own whose
+ * answers the client never sees (HOW_CHECK): the text parsed afresh as the
+ * unnamed statement, a Describe of that and one of the cached statement,
+ * and Sync.  The same parameter and row descriptions: the name keeps the
+ * statement.  Others: the statement is superseded (a cached one refused
+ * with 0A000 is retired, server_error), and the name takes a statement of
+ * its text parsed afresh, which later Parses of the text find; the names
+ * that already hold the old one keep it, as their plans would be kept
+ * directly.  Asked only where nothing of the client's batch was sent and
+ * nothing is outstanding, outside a transaction block (an error would end
+ * the client's transaction there, a Sync its batch), and only where the
+ * server has the statement (a Parse sent there plans afresh anyway):
+ * elsewhere the name is used as it is.  One round trip and one Parse per
+ * such name, the Parse a direct connection would have made.  PREP_OK: go
+ * on with n->spec; PREP_WAIT: asked; PREP_OOM.
+ */
+static int plan_check_send(struct prep_client *c, struct prep_server *s, struct prep_name *n,
+                           struct prep_slot *slot, struct evbuffer *out)
+{
+    struct prep_stmt *st = n->spec;
+    struct prep_entry *e = send_parse(c, s, HOW_CHECK, "", st, out), *d0 = NULL, *d1 = NULL, *z;
+    if (e == NULL)
+        return PREP_OOM;
+    entry_server_unnamed(s, e, st);
+    size_t nlen = strlen(st->name);
+    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
+    pkt_store_be32(h + 1, 4 + 1 + 1);
+    if (evbuffer_add(out, h, sizeof(h)) == 0 && put_cstr(out, "", 0) == PREP_OK)
+        d0 = entry_push(s, c, HOW_CHECK, X_DESC_S);
+    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
+    if (d0 != NULL && evbuffer_add(out, h, sizeof(h)) == 0 &&
+        put_cstr(out, st->name, nlen) == PREP_OK)
+        d1 = entry_push(s, c, HOW_CHECK, X_DESC_S);
+    if (d1 == NULL || put_msg(out, 'S', NULL, 0) != PREP_OK ||
+        (z = entry_push(s, c, HOW_CHECK, X_SYNC)) == NULL)
+        return PREP_OOM;
+    d1->check = 1;
+    entry_slot(s, d1, slot, false, false);
+    entry_name(s, d1, n, st); /* the name waits for the answer (n->mod) */
+    s->last_sync = z->seq;
+    s->flushed = true;
+    s->batch_sent = false; /* pgnear's own batch is whole: the client's is as it was */
+    s->check[0] = s->check[1] = FNV_BASIS;
+    s->check_failed[0] = s->check_failed[1] = false;
+    n->replan = REPLAN_ASKED;
+    s->stats.plan_checks++;
+    s->reg->stats.plan_checks++;
+    return PREP_WAIT;
+}
+
+/* The answer is in: n keeps its statement, or takes one of its text parsed afresh. */
+static int plan_check_done(struct prep_client *c, struct prep_server *s, struct prep_name *n)
+{
+    struct prep_stmt *st = n->spec;
+    n->replan = REPLAN_NONE;
+    if (s->check_failed[0] || (!s->check_failed[1] && s->check[0] == s->check[1]))
+        return PREP_OK; /* (a text that no longer parses fails at its Bind, as it is) */
+    if (!st->stale) {
+        st->superseded = true;
+        st->proven = false;
+        s->reg->stats.superseded++;
+    }
+    struct stmt_src src = {st->text, st->text_len, st->types, st->ntypes, st->context};
+    struct prep_stmt *fresh = registry_get(s->reg, &src);
+    if (fresh == NULL)
+        return PREP_OOM;
+    stmt_set(s->reg, &n->real, fresh);
+    name_set_spec(c, n, fresh);
+    stmt_unref(s->reg, fresh);
+    return PREP_OK;
+}
+
+static int plan_check(struct prep_client *c, struct prep_server *s, struct prep_name *n,
+                      struct evbuffer *out)
+{
+    if (n->replan == REPLAN_ASKED)
+        return plan_check_done(c, s, n);
+    struct prep_slot *slot = slot_find(s, n->spec);
+    if (n->replan != REPLAN_DUE || slot == NULL || !slot->spec || slot->mod != 0)
+        return PREP_OK;
+    n->replan = REPLAN_NONE;
+    if (s->head != NULL || s->batch_sent || s->dropping || s->copy_in || s->last_status != 'I')
+        return PREP_OK;
+    return plan_check_send(c, s, n, slot, out);
+}
+
 /* Where a Bind or Describe 'S' goes: the statement name the server is sent. */
 struct target {
     const char *server_name;
@@ -1300,6 +1414,9 @@ static int resolve_named(struct prep_client *c, struct prep_server *s, const cha
         t->failed = true;
         return fail_batch(c, s, "26000", name, "\" does not exist", out);
     }
+    int rc = plan_check(c, s, n, out);
+    if (rc != PREP_OK)
+        return rc;
     struct prep_stmt *st = n->spec;
     struct prep_slot *slot = slot_find(s, st);
     if (slot != NULL && earlier(s, slot->mod))
@@ -1370,6 +1487,7 @@ static int client_bind(struct prep_client *c, struct prep_server *s, const uint8
         put_cstr(out, t.server_name, nlen) != 0 || evbuffer_add(out, m.rest, m.rest_len) != 0)
         return PREP_OOM;
     s->flushed = false;
+    s->batch_sent = true;
     struct prep_entry *e = entry_push(s, c, HOW_FORWARD, X_BIND);
     if (e == NULL)
         return PREP_OOM;
@@ -1399,6 +1517,7 @@ static int client_describe(struct prep_client *c, struct prep_server *s, const u
     if (evbuffer_add(out, h, sizeof(h)) != 0 || put_cstr(out, t.server_name, slen) != 0)
         return PREP_OOM;
     s->flushed = false;
+    s->batch_sent = true;
     struct prep_entry *e = entry_push(s, c, HOW_FORWARD, X_DESC_S);
     if (e == NULL)
         return PREP_OOM;
@@ -1452,7 +1571,7 @@ static int client_sync(struct prep_client *c, struct prep_server *s, const uint8
     if (e == NULL)
         return PREP_OOM;
     s->last_sync = e->seq;
-    s->batch_open = s->dropping = s->barrier_execute = false;
+    s->batch_open = s->batch_sent = s->dropping = s->barrier_execute = false;
     return PREP_OK;
 }
 
@@ -1593,9 +1712,17 @@ static int deliver(struct evbuffer *to_client, uint8_t type, const uint8_t *body
 }
 
 /* The server's message to the client, as the head entry e says. */
-static int pass(struct prep_entry *e, uint8_t type, const uint8_t *body, size_t len,
-                struct evbuffer *to_client)
+static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const uint8_t *body,
+                size_t len, struct evbuffer *to_client)
 {
+    if (e->how == HOW_CHECK) {
+        /* Describe 'S' answers: ParameterDescription, then RowDescription or NoData. */
+        if (type == 'E')
+            s->check_failed[e->check] = true;
+        else if (e->expect == X_DESC_S)
+            s->check[e->check] = fnv(fnv(s->check[e->check], &type, 1), body, len);
+        return PREP_OK;
+    }
     if (e->client == NULL || to_client == NULL)
         return PREP_OK;
     if (e->how == HOW_FORWARD || (e->how == HOW_SKIP && type == 'E'))
@@ -1706,7 +1833,7 @@ static int server_error(struct prep_server *s, struct prep_entry *e, const uint8
     if (e->slot != NULL && (e->expect == X_BIND || e->expect == X_DESC_S) &&
         error_is_stale_plan(body, len))
         stmt_retire(s->reg, e->slot->stmt);
-    int rc = pass(e, 'E', body, len, to_client);
+    int rc = pass(s, e, 'E', body, len, to_client);
     entry_fail(s, e);
     entry_free(s, e);
     return rc == PREP_OK ? queue_advance(s, to_client) : rc;
@@ -1737,7 +1864,7 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (kind == ANS_ERROR) {
         rc = server_error(s, e, body, len, to_client);
-    } else if ((rc = pass(e, type, body, len, to_client)) == PREP_OK) {
+    } else if ((rc = pass(s, e, type, body, len, to_client)) == PREP_OK) {
         if (type == 'C')
             check_tag(s, e, body, len);
         else if (type == 'G' || type == 'W')
@@ -1749,6 +1876,11 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         }
     }
     return rc == PREP_OK ? PREP_OK : server_broken(s, rc);
+}
+
+bool prep_server_answers_own(const struct prep_server *s)
+{
+    return s->head != NULL && s->head->how == HOW_CHECK;
 }
 
 bool prep_server_passes(const struct prep_server *s, uint8_t type)
@@ -1865,7 +1997,7 @@ int prep_server_finish_batch(struct prep_server *s, struct evbuffer *to_server)
         return server_broken(s, PREP_OOM);
     s->last_sync = e->seq;
     s->flushed = true;
-    s->batch_open = s->dropping = s->barrier_execute = false;
+    s->batch_open = s->batch_sent = s->dropping = s->barrier_execute = false;
     return PREP_OK;
 }
 

@@ -203,6 +203,8 @@ struct prep_stats {
     uint64_t evictions;      /* Close messages sent to make room */
     uint64_t waits;          /* client messages held back (PREP_WAIT) */
     uint64_t retired;        /* registry: statements a server refused as stale (0A000) */
+    uint64_t plan_checks;    /* names answered from another's plan, checked at first use */
+    uint64_t superseded;     /* registry: statements whose text a check found planned otherwise */
 };
 
 /* seed: mixed into the hash (0 is fine; a random one makes collisions hard to craft). */
@@ -287,6 +289,14 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
  * whole (a large row), and without calling prep_server_message for it.
  */
 bool prep_server_passes(const struct prep_server *s, uint8_t type);
+
+/*
+ * Whether the server's next message (not NoticeResponse, ParameterStatus or
+ * NotificationResponse) answers a question of pgnear's own, a plan check
+ * with its own Sync: the client sees none of it, and the caller's count of
+ * the client's requests and answers must not count it.
+ */
+bool prep_server_answers_own(const struct prep_server *s);
 
 /* Everything sent is answered and no batch is open: s may serve another client. */
 bool prep_server_idle(const struct prep_server *s);

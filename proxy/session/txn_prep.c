@@ -141,9 +141,12 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         return fence_answer(s, (char)type, body, len);
     if (type == 'S')
         s->txn->server_param(s, body, len);
-    tx_track_server(&sc->tx, type, type == 'Z' && len > 4 ? body[0] : 0);
+    bool own = type != 'S' && type != 'N' && type != 'A' && sc->prep != NULL &&
+               prep_server_answers_own(sc->prep);
+    if (!own)
+        tx_track_server(&sc->tx, type, type == 'Z' && len > 4 ? body[0] : 0);
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
-    bool fence = fence_note(s, (char)type, body, len);
+    bool fence = !own && fence_note(s, (char)type, body, len);
     struct evbuffer *to = fence ? NULL : s->client.out;
     int rc = sc->prep != NULL
                  ? prep_server_message(sc->prep, type, body, len - 4, to)

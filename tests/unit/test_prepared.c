@@ -753,8 +753,8 @@ static uint64_t stat_of(struct world *w, int j, int which)
         prep_registry_stats(w->reg, &st);
     else
         prep_server_stats(w->s[j].ps, &st);
-    uint64_t v[] = {st.statements, st.parses_sent, st.parses_skipped,
-                    st.evictions,  st.waits,       st.retired};
+    uint64_t v[] = {st.statements, st.parses_sent, st.parses_skipped, st.evictions,
+                    st.waits,      st.retired,     st.plan_checks};
     return v[which];
 }
 #define STATEMENTS 0
@@ -763,6 +763,7 @@ static uint64_t stat_of(struct world *w, int j, int which)
 #define EVICTIONS  3
 #define WAITS      4
 #define RETIRED    5
+#define CHECKS     6
 
 /* ---- the bug classes, one case each ---- */
 
@@ -1028,15 +1029,29 @@ static void test_result_type_changed(void **state)
     pump(&w);
     assert_string_equal(received(&w, 0), "1Z");
     change_shape(&w);
+    /*
+     * Another client parses the text now: pgnear answers from the server's
+     * statement, then asks the server before the name's first use, finds
+     * the plan stale, and parses the text afresh: what PostgreSQL gives.
+     */
+    send_parse(&w, 1, "early", "SELECT shape", 0);
+    bind_execute_sync(&w, 1, "early");
+    assert_string_equal(received(&w, 1), "12DshapeCZ");
+    assert_int_equal(stat_of(&w, -1, CHECKS), 1);
+    assert_int_equal(stat_of(&w, -1, RETIRED), 1);
     bind_execute_sync(&w, 0, "s1");
     assert_string_equal(received(&w, 0), "E0A000Z");
     assert_int_equal(stat_of(&w, -1, RETIRED), 1);
-    /* The same text under a new name: parsed anew, not answered from the stale statement. */
+    /*
+     * The same text under a new name: the statement "early" made afresh,
+     * not the stale one (answered from the cache, checked, no Parse sent).
+     */
     uint64_t sent = stat_of(&w, 0, SENT);
     send_parse(&w, 0, "s2", "SELECT shape", 0);
     bind_execute_sync(&w, 0, "s2");
     assert_string_equal(received(&w, 0), "12DshapeCZ");
-    assert_int_equal(stat_of(&w, 0, SENT), sent + 1);
+    assert_int_equal(stat_of(&w, 0, SENT), sent);
+    assert_int_equal(stat_of(&w, -1, CHECKS), 2);
     assert_string_not_equal(prep_client_lookup(w.c[0].pc, "s1"),
                             prep_client_lookup(w.c[0].pc, "s2"));
     /* Another client's Parse of it gets the new statement. */
@@ -1044,6 +1059,7 @@ static void test_result_type_changed(void **state)
     bind_execute_sync(&w, 1, "t");
     assert_string_equal(received(&w, 1), "12DshapeCZ");
     assert_string_equal(prep_client_lookup(w.c[1].pc, "t"), prep_client_lookup(w.c[0].pc, "s2"));
+    assert_string_equal(prep_client_lookup(w.c[1].pc, "t"), prep_client_lookup(w.c[1].pc, "early"));
     /* The old name stays refused, where its plan is and on a server that never had it. */
     bind_execute_sync(&w, 0, "s1");
     assert_string_equal(received(&w, 0), "E0A000Z");
