@@ -142,11 +142,24 @@
  * description), and the next Parse of its text makes a new statement,
  * parsed afresh under a new name, as a direct connection would plan it.
  *
+ * A named Parse answered from another's plan (FAKE, or
+ * prep_client_parse_known) is checked at the name's first use on a server
+ * that holds the statement, where nothing of the batch was sent and the
+ * last ReadyForQuery said idle: a batch of pgnear's own (HOW_CHECK: Parse
+ * of the text as the unnamed statement, Describe of it and of the cached
+ * statement, Sync; prep_server_answers_own) waits one round trip, and
+ * descriptions that differ (a parameter's or a column's type changed) or a
+ * cached one refused make the statement superseded (stats.superseded: out
+ * of the registry's lookups, left to the names that hold it) and the name
+ * take its text parsed afresh.  Elsewhere (inside a transaction block, in
+ * a batch under way) the name is used as it is.
+ *
  * Known differences from a direct connection: a named Parse answered from
  * the cache inside an aborted transaction gets ParseComplete where
- * PostgreSQL answers 25P02 (the Bind then gets the 25P02); a Parse of a
- * text whose result type changed, answered from a cache of the old plan
- * before any server refused it, gets 0A000 at its Bind once; pgnear's own
+ * PostgreSQL answers 25P02 (the Bind then gets the 25P02); a name used
+ * where it cannot be checked (above) may get the old plan's 0A000 or
+ * parameter types; a name whose statement a server lacks gets it planned
+ * there afresh (its old description is not compared); pgnear's own
  * ErrorResponses carry S, V, C and M only (and R for 0A000).  Not
  * followed: a client that breaks a COPY IN with a message other than
  * CopyData/Done/Fail, Sync or Flush (the answers may then be PREP_DESYNC:
