@@ -146,6 +146,9 @@ enum need_fit need_host_fit(const struct region_host *h, const struct need_spec 
     enum need_fit fit = need_role_fit(h, need->role);
     if (fit == NEED_FIT_NONE || !need_has_position(need))
         return fit;
+    /* The host the session last read has what it read, whatever its checks say yet. */
+    if (need->min_lsn == 0 && h->runtime == need->read_at)
+        return fit;
     /* A position to have replayed: a primary has it; a standby must be known to. */
     const struct host_health *hh = &h->runtime->health;
     if (!__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED))

@@ -296,6 +296,11 @@ static void test_fit_last_read(void **state)
     last.read_until_ms = 200; /* the transaction on near ended after near's last check */
     assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
     assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE); /* how far it read: not known */
+    /* Not checked yet (just started): the host last read fits all the same; others do not. */
+    near->runtime->health.role_known = far->runtime->health.role_known = false;
+    assert_int_not_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE);
+    near->runtime->health.role_known = far->runtime->health.role_known = true;
     assert_int_equal(need_host_fit(host(&e, 0), &last), NEED_FIT_FALLBACK); /* a primary has it */
     assert_true(need_may_catch_up(far, &last));
     assert_false(need_may_catch_up(near, &last));
