@@ -358,7 +358,9 @@ static struct need_spec txn_need(const struct session *s)
     struct need_spec need = s->need;
     if (!need_reads_standbys(need.role))
         return need;
-    need.read_at = s->txn_read_at;
+    /* Without health checks no position is ever known: nothing to follow by. */
+    if (s->cfg->health_check_interval_ms > 0)
+        need.read_at = s->txn_read_at;
     need.read_until_ms = s->txn_read_until_ms;
     if (s->fence_lsn > need.min_lsn) {
         need.min_lsn = s->fence_lsn;
