@@ -1,13 +1,14 @@
 #!/usr/bin/perl
 # A crowd of active clients over a small transaction pool: pgbench's TPC-B
-# (sort of) with named prepared statements (-M prepared) from N clients
+# (sort of), by default with named prepared statements (-M prepared, or
+# --mode simple|extended), from N clients
 # through pgnear with pool_mode = transaction and pool_size P, against a
 # PostgreSQL whose max_connections (100) is far below N.  Prints pgbench's
 # summary (transactions, failures, latency, tps) and the most backends of
 # the pool's user that pg_stat_activity showed, sampled every 0.5 s.
 #
 #   bench/crowd_prepared.pl [--clients 1000] [--pool-size 20] [--workers 2]
-#                           [--seconds 30] [--scale 10]
+#                           [--seconds 30] [--scale 10] [--mode prepared]
 #
 # The shell's open-files limit must allow the clients and pgnear's sockets
 # (ulimit -n). Needs a built ./build/pgnear (or $PGNEAR) and pgbench.
@@ -21,9 +22,11 @@ use Time::HiRes qw(sleep);
 use PgNearTest;
 
 $| = 1;
-my %opt = (clients => 1000, 'pool-size' => 20, workers => 2, seconds => 30, scale => 10);
-GetOptions(\%opt, 'clients=i', 'pool-size=i', 'workers=i', 'seconds=i', 'scale=i')
+my %opt = (clients => 1000, 'pool-size' => 20, workers => 2, seconds => 30, scale => 10,
+           mode => 'prepared');
+GetOptions(\%opt, 'clients=i', 'pool-size=i', 'workers=i', 'seconds=i', 'scale=i', 'mode=s')
   or die "bad options\n";
+die "--mode: simple, extended or prepared\n" unless $opt{mode} =~ /^(simple|extended|prepared)$/;
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 require_tool('pgbench');
@@ -44,7 +47,7 @@ pipe(my $from_child, my $to_parent) or die "pipe: $!\n";
 my $pid = fork // die "fork: $!\n";
 if ($pid == 0) {
     close $from_child;
-    my @args = ('-n', '-M', 'prepared', '-c', $opt{clients}, '-j', 2, '-T', $opt{seconds});
+    my @args = ('-n', '-M', $opt{mode}, '-c', $opt{clients}, '-j', 2, '-T', $opt{seconds});
     my ($brc, $bout, $berr) = pgbench(\@args, $p->conninfo, timeout => $opt{seconds} + 300);
     print {$to_parent} "pgbench exit status $brc\n$bout\n", substr($berr, 0, 2000);
     close $to_parent;
