@@ -170,7 +170,8 @@ sub run_one {
 }
 
 sub median {
-    my @s = sort { $a <=> $b } @_;
+    my @s = sort { $a <=> $b } grep { defined } @_;
+    return 'NaN' unless @s; # a target that cannot run the load (PgBouncer 1.18, -M prepared)
     return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
 }
 
