@@ -174,10 +174,10 @@
  *
  * Memory (x86-64, malloc's own overhead not counted): a client with no
  * statements 80 bytes (its table of names is made at its first name); a
- * server connection 176 and its table; each client name 48 bytes and the
- * name (at most PREP_NAME_KEY); each registry statement 96 bytes, its
+ * server connection 216 and its table; each client name 48 bytes and the
+ * name (at most PREP_NAME_KEY); each registry statement 104 bytes, its
  * text and 4 bytes a parameter type; each statement in a server's cache
- * 56; each unanswered message 88 (32 kept for reuse a server).  Tables:
+ * 56; each unanswered message 96 (32 kept for reuse a server).  Tables:
  * 8 bytes a bucket, between one and two buckets an element.
  */
 #ifndef PGNEAR_PROTOCOL_PREPARED_H
