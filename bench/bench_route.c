@@ -231,7 +231,7 @@ int main(int argc, char **argv)
             struct locality_input in = {.addr = (const struct sockaddr *)&addrs[k]};
             struct locality loc;
             locality_resolve(&rd, &in, &loc);
-            size_t n = route_plan(&rd, &loc, &(struct need_spec){NEED_ANY, 0, 0}, plan, km,
+            size_t n = route_plan(&rd, &loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan, km,
                                   ROUTE_MAX_REGIONS);
             sink.regions += (uintptr_t)plan[0] + n;
             if (b >= 0) {
@@ -287,8 +287,8 @@ int main(int argc, char **argv)
     for (int b = -WARMUP; b < part; b++) {
         double t0 = mmdb_now_ns();
         for (int i = 0; i < BATCH; i++) {
-            size_t n = route_plan(&rd, &locs[k], &(struct need_spec){NEED_ANY, 0, 0}, plan, km,
-                                  ROUTE_MAX_REGIONS);
+            size_t n = route_plan(&rd, &locs[k], &(struct need_spec){.role = NEED_ANY}, NULL, plan,
+                                  km, ROUTE_MAX_REGIONS);
             sink.regions += (uintptr_t)plan[0] + n;
             k = (k + 1) % N_ADDRS;
         }

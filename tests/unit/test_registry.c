@@ -172,8 +172,8 @@ static const char *plan_names(struct plan_env *e, char *buf, size_t cap)
 {
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    size_t n = route_plan(&e->rd, &e->loc, &(struct need_spec){NEED_ANY, 0, 0}, NULL, plan, cosines,
-                          ROUTE_MAX_REGIONS),
+    size_t n = route_plan(&e->rd, &e->loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan,
+                          cosines, ROUTE_MAX_REGIONS),
            len = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < n; i++)

@@ -41,7 +41,7 @@ static char reason_buf[512];
 static size_t plan_km(const struct routing_data *rd, const struct locality *loc,
                       struct region **plan, double *km, size_t max)
 {
-    size_t n = route_plan(rd, loc, &(struct need_spec){NEED_ANY, 0, 0}, NULL, plan, km, max);
+    size_t n = route_plan(rd, loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan, km, max);
     for (size_t i = 0; i < n; i++)
         km[i] = route_km(km[i]);
     return n;
@@ -818,7 +818,7 @@ static void test_plan_placed(void **state)
     assert_int_equal(region_subset_parse(&e->set, " EU-west ,us-west", &placed, why, sizeof(why)),
                      0);
     assert_string_equal(region_subset_format(&placed, names, sizeof(names)), "eu-west, us-west");
-    size_t n = route_plan(&e->rd, &loc, &(struct need_spec){NEED_ANY, 0, 0}, &placed, plan, cos,
+    size_t n = route_plan(&e->rd, &loc, &(struct need_spec){.role = NEED_ANY}, &placed, plan, cos,
                           ROUTE_MAX_REGIONS);
     assert_int_equal(n, 2);
     /* the region named is not one of them: passed over, not first */
@@ -829,7 +829,7 @@ static void test_plan_placed(void **state)
     registry_set_admin_state(e->usw->runtime, REGION_DRAINING);
     assert_false(route_any_enabled(&e->rd, &placed));
     assert_true(route_any_enabled(&e->rd, NULL));
-    assert_int_equal(route_plan(&e->rd, &loc, &(struct need_spec){NEED_ANY, 0, 0}, &placed, plan,
+    assert_int_equal(route_plan(&e->rd, &loc, &(struct need_spec){.role = NEED_ANY}, &placed, plan,
                                 cos, ROUTE_MAX_REGIONS),
                      0);
 }
