@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -521,48 +522,46 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
     return config_need_warnings(cfg, warnings, n, max);
 }
 
-int config_session_need(const struct config *cfg, const char *user, const char *database)
+/*
+ * The value a [user] or [database] section gives user's sessions on
+ * database for the field at offset (an int of struct need_rule, -1 where
+ * a section does not set it): a user's section over a database's; dflt
+ * when neither does.
+ */
+static int config_rule_value(const struct config *cfg, const char *user, const char *database,
+                             size_t offset, int dflt)
 {
     int by_db = -1;
     for (size_t i = 0; i < cfg->n_need_rules; i++) {
         const struct need_rule *r = &cfg->need_rules[i];
-        if (r->need < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
+        int v = *(const int *)((const char *)r + offset);
+        if (v < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
             continue;
         if (r->is_user)
-            return r->need;
-        by_db = r->need;
+            return v;
+        by_db = v;
     }
-    return by_db >= 0 ? by_db : cfg->target_session_attrs;
+    return by_db >= 0 ? by_db : dflt;
+}
+
+int config_session_need(const struct config *cfg, const char *user, const char *database)
+{
+    return config_rule_value(cfg, user, database, offsetof(struct need_rule, need),
+                             cfg->target_session_attrs);
 }
 
 bool config_session_movable(const struct config *cfg, const char *user, const char *database)
 {
-    int by_db = -1;
-    for (size_t i = 0; i < cfg->n_need_rules; i++) {
-        const struct need_rule *r = &cfg->need_rules[i];
-        if (r->movable < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
-            continue;
-        if (r->is_user)
-            return r->movable != 0;
-        by_db = r->movable;
-    }
-    return by_db >= 0 ? by_db != 0 : cfg->movable;
+    return config_rule_value(cfg, user, database, offsetof(struct need_rule, movable),
+                             cfg->movable) != 0;
 }
 
 int config_session_pool_mode(const struct config *cfg, const char *user, const char *database)
 {
     if (!config_pooling(cfg))
         return POOL_NONE;
-    int by_db = -1;
-    for (size_t i = 0; i < cfg->n_need_rules; i++) {
-        const struct need_rule *r = &cfg->need_rules[i];
-        if (r->pool_mode < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
-            continue;
-        if (r->is_user)
-            return r->pool_mode;
-        by_db = r->pool_mode;
-    }
-    return by_db >= 0 ? by_db : cfg->pool_mode;
+    return config_rule_value(cfg, user, database, offsetof(struct need_rule, pool_mode),
+                             cfg->pool_mode);
 }
 
 int config_pool_size(const struct config *cfg, int mode)
