@@ -178,7 +178,9 @@ static int fence_step(struct session *s)
     if (s->fence_asked || (tag && h.len <= FENCE_TAG_MAX)) {
         if (!msg_whole(&h))
             return MSG_WAIT;
-        const uint8_t *body = evbuffer_pullup(src->in, 1 + (ssize_t)h.len) + 5;
+        const uint8_t *body = msg_body(s, src, &h);
+        if (body == NULL)
+            return MSG_ENDED;
         rc = s->fence_asked ? fence_answer(s, (char)h.type, body, h.len)
                             : fence_watch(s, (char)h.type, body, h.len);
         return rc < 0 ? MSG_ENDED : MSG_MOVED;

@@ -54,6 +54,16 @@ int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size
     return MSG_MOVED;
 }
 
+const uint8_t *msg_body(struct session *s, struct endpoint *src, const struct msg_head *h)
+{
+    const uint8_t *msg = evbuffer_pullup(src->in, 1 + (ssize_t)h->len);
+    if (msg == NULL) {
+        session_close(s, "out of memory");
+        return NULL;
+    }
+    return msg + PKT_HEADER_LEN;
+}
+
 int msg_step_head(struct session *s, struct endpoint *src, struct evbuffer *dst, struct msg_head *h,
                   const char *side)
 {

@@ -70,6 +70,12 @@ int msg_step_pass(struct session *s, struct endpoint *src, struct evbuffer *dst,
 /* Moves n bytes of src's input to dst; MSG_MOVED, or MSG_ENDED out of memory. */
 int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size_t n);
 
+/*
+ * The body of the whole message of h at the front of src's input, made
+ * contiguous; NULL when that runs out of memory, the session then closed.
+ */
+const uint8_t *msg_body(struct session *s, struct endpoint *src, const struct msg_head *h);
+
 /* Whether the whole message of h is in the input. */
 static inline int msg_whole(const struct msg_head *h)
 {
