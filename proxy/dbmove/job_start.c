@@ -437,8 +437,8 @@ static void record_failure(struct dbmove_job *j)
     j->first_problem = j->problem;
     j->on_failure = failure_goes_on;
     j->move.state = DBMOVE_FAILED;
-    if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s", j->problem.message,
-                 j->problem.detail) >= (int)sizeof(j->move.last_error))
+    if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
+                 j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
         memcpy(j->move.last_error + sizeof(j->move.last_error) - 4, "...", 4); /* cut */
     snprintf(j->first_problem.hint, sizeof(j->first_problem.hint),
              "MOVE DATABASE %s ABORT removes what the move made.", j->req.database);

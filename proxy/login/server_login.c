@@ -423,6 +423,47 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
     return true;
 }
 
+/* "57P03 the database system is starting up": the server's words, for a log or a reason. */
+static void server_error_words(const uint8_t *body, uint32_t len, char *buf, size_t cap)
+{
+    const char *msg = pkt_report_field(body, len, 'M');
+    snprintf(buf, cap, "%s %s", server_error_sqlstate(body, len), msg != NULL ? msg : "");
+}
+
+/*
+ * The server refused the login (an ErrorResponse, FATAL: it ends the
+ * connection).  A login of pgnear's own (a mover, a fetcher, a warming
+ * connection) has no client to read the report: it ends now, with the
+ * server's SQLSTATE and message as its reason, the report left in its
+ * output for a fetcher's session (txn_fetch_lost).
+ */
+static int server_login_error(struct session *s, const uint8_t *body, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    const char *sqlstate = server_error_sqlstate(body, len);
+    char words[sizeof(s->login->server_failure)];
+    if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
+        /* Up, but not taking sessions now (starting, shutting down, full). */
+        char why[sizeof(words) + 40];
+        server_error_words(body, len, words, sizeof(words));
+        snprintf(why, sizeof(why), "server refused the connection: %s", words);
+        phase_server_failed(s, why, HOST_BUSY);
+        return -1;
+    }
+    /* Under passthrough the server judges the password; under scram pgnear did. */
+    if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
+        login_throttle_failed(s);
+    session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
+    int rc = server_forward(s, len);
+    if (rc < 0 || s->client.stream.fd >= 0 || !session_login_internal(s->login))
+        return rc;
+    server_error_words(body, len, s->login->server_failure, sizeof(s->login->server_failure));
+    log_info(s->id, "%s: the server refused the login: %s", s->peer, s->login->server_failure);
+    server_conn_close(sc, false);
+    session_close(s, s->login->server_failure);
+    return -1;
+}
+
 /*
  * One whole login message from the server.  Returns 0 when it was
  * consumed here, 1 when it was forwarded, -1 when the session ended or
@@ -446,19 +487,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         return 0;
     case 'K':
         return server_handle_key(s, body, len);
-    case 'E': {
-        const char *sqlstate = server_error_sqlstate(body, len);
-        if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
-            /* Up, but not taking sessions now (starting, shutting down, full). */
-            phase_server_failed(s, "server refused the connection", HOST_BUSY);
-            return -1;
-        }
-        /* Under passthrough the server judges the password; under scram pgnear did. */
-        if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
-            login_throttle_failed(s);
-        session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
-        return server_forward(s, len);
-    }
+    case 'E':
+        return server_login_error(s, body, len);
     case 'S':
         server_conn_note_param(sc, body, len);
         if (sc->poolable && param_set_note(&sc->reported, body, len) != PARAM_SET_OK)
