@@ -110,7 +110,7 @@ struct admin_error {
     char sqlstate[6];
     char message[256];
     char detail[512];
-    char hint[256];
+    char hint[1024];
     int position; /* 1-based byte position in the command text, as PostgreSQL's P field; 0: none */
 };
 

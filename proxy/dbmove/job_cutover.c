@@ -788,6 +788,9 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_find_move},
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
+    {NULL, job_secrets_wanted, job_source_secrets}, /* before anything changes */
+    {NULL, job_secrets_wanted, job_target_secrets},
+    {NULL, job_secrets_wanted, job_judge_secrets},
     {NULL, NULL, cut_publication},
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
