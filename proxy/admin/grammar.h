@@ -57,6 +57,7 @@ enum admin_cmd_kind {
     ADMIN_MOVE_CLIENTS,
     ADMIN_MOVE_DATABASE,
     ADMIN_SHOW_MOVES,
+    ADMIN_SHOW_USERS,
     ADMIN_CMD_KINDS
 };
 

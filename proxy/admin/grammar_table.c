@@ -57,6 +57,13 @@ static const struct admin_command_def commands[] = {
      "SHOW PEERS",
      "the fleet's instances (peers): address, reachable, cancel requests forwarded each way, "
      "failures"},
+    {ADMIN_SHOW_USERS,
+     {"SHOW", "USERS"},
+     ARGS_NONE,
+     "SHOW USERS",
+     "per user and region: whether pgnear's SCRAM key for the user fits that region's server, as "
+     "its logins there told; where it does not, the user's sessions cannot log in or be moved "
+     "there"},
     {ADMIN_SHOW_ROUTE,
      {"SHOW", "ROUTE"},
      ARGS_ROUTE,

@@ -9,7 +9,8 @@
 # named and left alone; a session in a transaction moves at its end, or
 # stays when move_timeout passes first; a target that refuses the state
 # or the login (a differing SCRAM secret; a pg_hba.conf reject line, whose
-# SQLSTATE and words are the reason), or whose link is cut mid-replay, leaves the session
+# SQLSTATE and words are the reason; SHOW USERS shows the key that does
+# not fit), or whose link is cut mid-replay, leaves the session
 # unharmed on its old server (a login that fails does so before the
 # session is held); an old server that dies mid-move (its state read, the
 # replay waiting on the target for a lock the test holds) does not end a
@@ -319,6 +320,11 @@ for my $sql (sort keys %unmovable) {
       '... saying why' or diag $r->{reason};
     cmp_ok $r->{hold_ms} // -1, '==', 0, '... before the client was held (the login comes first)';
     is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    my %fit = map { ("$_->{user}\@$_->{region}" => $_) } admin_rows('SHOW USERS');
+    is $fit{'app@us-west'}{secret_fits}, 'f', "SHOW USERS: app's key does not fit us-west now"
+      or diag explain \%fit;
+    like $fit{'app@us-west'}{last_error}, qr/SCRAM secret for this user differs/, '... saying why';
+    is $fit{'app@us-east'}{secret_fits}, 't', '... and fits us-east';
     $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
 
     # A target whose pg_hba.conf rejects the user: the reason is the server's SQLSTATE and words.
