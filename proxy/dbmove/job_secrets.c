@@ -1,25 +1,27 @@
 /*
- * job_secrets.c — MOVE DATABASE's check that the roles which log in to
- * the database hold the same SCRAM secret in both regions (job_int.h).
+ * job_secrets.c — the check, by MOVE DATABASE and again by CUTOVER and
+ * REVERT, that the roles which log in to the database hold the same SCRAM
+ * secret in the region it goes to as in the one it leaves (job_int.h).
  *
  * Under auth = scram pgnear logs in to a server with the ClientKey its
  * client's proof revealed, which fits only the secret the client's key
- * came from: a role whose secret differs in the target (CREATE ROLE ...
- * PASSWORD 'same' in each region gives each its own salt) could not
- * follow the cutover, and each of its sessions would end there.  So the
- * move is refused before anything is made, the roles named, and the hint
- * gives the statements that copy the source's secrets.
+ * came from: a role whose secret differs where the database goes (CREATE
+ * ROLE ... PASSWORD 'same' in each region gives each its own salt) could
+ * not follow the cutover, and each of its sessions would end there.  So
+ * the command is refused before it changes anything, the roles named, and
+ * the hint gives the statements that copy the leaving side's secrets.
  *
  * The roles checked are the login roles that are, or are members (at any
  * depth) of, a role that owns the database or one of its schemas or
  * relations, is granted something on one of its relations, is granted
- * CONNECT on it by name, or has a session on it in the source now
- * (pg_stat_activity: every session pgnear holds there).  pgnear's own
- * user (server_conninfo's, which logs in with its own password) is left
- * out.  A role that may connect only through PUBLIC's CONNECT and has
- * none of these is not checked.  pgnear's user is a superuser of both
- * primaries (the checks before refuse otherwise), so pg_authid, where the
- * secrets are, is readable.
+ * CONNECT on it by name, or has a session on it in the leaving region
+ * now (pg_stat_activity: every session pgnear holds there; CUTOVER and
+ * REVERT, which do not read the owners and grantees, go by the grants of
+ * CONNECT and the sessions).  pgnear's own user (server_conninfo's, which
+ * logs in with its own password) is left out.  A role that may connect
+ * only through PUBLIC's CONNECT and has none of these is not checked.
+ * pgnear's user is a superuser of both primaries (the checks before
+ * refuse otherwise), so pg_authid, where the secrets are, is readable.
  */
 #include "proxy/dbmove/job_int.h"
 

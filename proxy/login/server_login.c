@@ -477,10 +477,10 @@ static int server_login_error(struct session *s, const uint8_t *body, uint32_t l
         phase_server_failed(s, why, HOST_BUSY);
         return -1;
     }
-    /* Under passthrough the server judges the password; under scram pgnear did: its key did not
-     * fit. */
+    /* Under passthrough the server judges the password; under scram pgnear did. */
     if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
         login_throttle_failed(s);
+    /* Under scram it is pgnear's key that the server did not take. */
     if (s->cfg->auth == AUTH_SCRAM && strcmp(sqlstate, "28P01") == 0) {
         server_error_words(body, len, words, sizeof(words));
         scram_note_fit(s, false, words);
