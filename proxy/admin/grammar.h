@@ -57,6 +57,7 @@ enum admin_cmd_kind {
     ADMIN_MOVE_CLIENTS,
     ADMIN_MOVE_DATABASE,
     ADMIN_SHOW_MOVES,
+    ADMIN_SHOW_USERS,
     ADMIN_CMD_KINDS
 };
 
@@ -110,7 +111,7 @@ struct admin_error {
     char sqlstate[6];
     char message[256];
     char detail[512];
-    char hint[256];
+    char hint[1024];
     int position; /* 1-based byte position in the command text, as PostgreSQL's P field; 0: none */
 };
 

@@ -16,6 +16,7 @@ extern const struct admin_command show_version_command;
 extern const struct admin_command show_config_command;
 extern const struct admin_command show_route_command;
 extern const struct admin_command show_peers_command;
+extern const struct admin_command show_users_command; /* show_users.c */
 
 /* What is rendered from a snapshot of every worker. */
 extern const struct admin_command show_stats_command;

@@ -678,8 +678,9 @@ static bool undo_wants_record(const struct dbmove_job *j)
 static int undo_record_leaving(struct dbmove_job *j)
 {
     j->move.state = reverting(j) ? DBMOVE_MOVED : DBMOVE_STREAMING;
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.message);
+    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
+             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
+             j->first_problem.message);
     return job_write_record(j, j->cut.leave_ctl, "recording that the cutover did not happen");
 }
 
@@ -730,8 +731,9 @@ static void cut_failed(struct dbmove_job *j)
 
 static int late_record_leaving(struct dbmove_job *j)
 {
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.message);
+    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
+             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
+             j->first_problem.message);
     return job_write_record(j, j->cut.leave_ctl, "recording the cutover's error");
 }
 
@@ -786,6 +788,9 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_find_move},
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
+    {NULL, job_secrets_wanted, job_source_secrets}, /* before anything changes */
+    {NULL, job_secrets_wanted, job_target_secrets},
+    {NULL, job_secrets_wanted, job_judge_secrets},
     {NULL, NULL, cut_publication},
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},

@@ -92,6 +92,12 @@ struct dbmove_job {
     /* what the queries found */
     struct dbmove_source_facts src;
     struct dbmove_target_facts dst;
+    struct job_secrets {                    /* job_secrets.c */
+        char names[DBMOVE_ARRAY_MAX];       /* the source's login roles of the database, a text[] */
+        char secrets[4 * DBMOVE_ARRAY_MAX]; /* their pg_authid.rolpassword, a text[] */
+        char differ[DBMOVE_LIST_MAX];       /* those whose secret differs in the target */
+        char fix[1024];                     /* the statements that give them the source's */
+    } secrets;
     struct dbmove_row *records; /* read from a region */
     size_t nrecords;
     struct dbmove_row move; /* the move this command works on */
@@ -162,6 +168,17 @@ void job_next_soon(struct dbmove_job *j, int delay_ms);
 const struct region_host *job_primary(struct dbmove_job *j, const struct region *r);
 bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char *dbname, char *buf,
                   size_t cap);
+
+/*
+ * The check that the database's login roles hold the same SCRAM secret
+ * in the target as in the source (job_secrets.c): wanted under auth =
+ * scram; the source's roles and secrets, the target's differences, then
+ * 55000 naming the roles that differ.
+ */
+bool job_secrets_wanted(const struct dbmove_job *j);
+int job_source_secrets(struct dbmove_job *j);
+int job_target_secrets(struct dbmove_job *j);
+int job_judge_secrets(struct dbmove_job *j);
 
 /* The region the database lives in (the source) and its primary's connection strings. */
 int job_find_source(struct dbmove_job *j);

@@ -437,8 +437,8 @@ static void record_failure(struct dbmove_job *j)
     j->first_problem = j->problem;
     j->on_failure = failure_goes_on;
     j->move.state = DBMOVE_FAILED;
-    if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s", j->problem.message,
-                 j->problem.detail) >= (int)sizeof(j->move.last_error))
+    if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
+                 j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
         memcpy(j->move.last_error + sizeof(j->move.last_error) - 4, "...", 4); /* cut */
     snprintf(j->first_problem.hint, sizeof(j->first_problem.hint),
              "MOVE DATABASE %s ABORT removes what the move made.", j->req.database);
@@ -485,6 +485,9 @@ const struct job_step job_start_steps[] = {
     {NULL, NULL, start_target_records},
     {NULL, NULL, refuse_live_move},
     {NULL, NULL, start_judge},
+    {NULL, job_secrets_wanted, job_source_secrets},
+    {NULL, job_secrets_wanted, job_target_secrets},
+    {NULL, job_secrets_wanted, job_judge_secrets},
     {"checks passed: recording the move in both regions", NULL, start_create_tables},
     {NULL, NULL, start_create_target_table},
     {NULL, NULL, start_record_source},

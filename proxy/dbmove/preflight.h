@@ -59,7 +59,7 @@ struct dbmove_problem {
     char sqlstate[6];
     char message[256];
     char detail[768];
-    char hint[256];
+    char hint[1024]; /* room for the statements that fix differing secrets (job_secrets.c) */
 };
 
 /* Fills p: the message from fmt, the rest as given (NULL: none). */

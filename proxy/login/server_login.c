@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
@@ -28,6 +29,7 @@
 #include "proxy/login/login_throttle.h"
 #include "proxy/login/session_route.h"
 #include "proxy/pool/pool_warm.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/msg_loop.h"
@@ -154,6 +156,24 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
     return evbuffer_add(s->server_conn->ep.out, buf, pb.len) == 0 ? 0 : -1;
 }
 
+/*
+ * What a SCRAM login told of pgnear's key for the user in this region
+ * (SHOW USERS); the first time it does not fit there, a warning: the
+ * user's sessions cannot log in or be moved there.
+ */
+static void scram_note_fit(struct session *s, bool fits, const char *why)
+{
+    struct server_conn *sc = s->server_conn;
+    if (sc == NULL || !scram_fits_note(&s->w->shared->scram_fits, s->user, sc->region->name, fits,
+                                       why, (int64_t)time(NULL)))
+        return;
+    log_warn(s->id,
+             "pgnear's SCRAM key for user \"%s\" does not fit the server of region %s (%s): its "
+             "sessions can neither log in nor be moved there until the role has pgnear's secret "
+             "there",
+             s->user, sc->region->name, why);
+}
+
 static int scram_fail(struct session *s, const char *msg)
 {
     if (s->login->warming)
@@ -210,12 +230,19 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         return scram_start(s, data, len);
     case AUTH_SASL_CONTINUE:
         if (scram_client_handle_first(&s->login->scram_cli, data, len, out, sizeof(out), &n) !=
-            SCRAM_OK)
-            return scram_fail(s, "the server's SCRAM secret for this user differs from pgnear's");
+            SCRAM_OK) {
+            const char *why = "the server's SCRAM secret for this user differs from pgnear's";
+            scram_note_fit(s, false, why);
+            return scram_fail(s, why);
+        }
         return send_sasl_response(s, NULL, out, n);
     case AUTH_SASL_FINAL:
-        if (scram_client_handle_final(&s->login->scram_cli, data, len) != SCRAM_OK)
-            return scram_fail(s, "server could not prove it knows the user's SCRAM secret");
+        if (scram_client_handle_final(&s->login->scram_cli, data, len) != SCRAM_OK) {
+            const char *why = "server could not prove it knows the user's SCRAM secret";
+            scram_note_fit(s, false, why);
+            return scram_fail(s, why);
+        }
+        scram_note_fit(s, true, NULL);
         return 0;
     case AUTH_CLEARTEXT:
     case AUTH_MD5:
@@ -423,6 +450,52 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
     return true;
 }
 
+/* "57P03 the database system is starting up": the server's words, for a log or a reason. */
+static void server_error_words(const uint8_t *body, uint32_t len, char *buf, size_t cap)
+{
+    const char *msg = pkt_report_field(body, len, 'M');
+    snprintf(buf, cap, "%s %s", server_error_sqlstate(body, len), msg != NULL ? msg : "");
+}
+
+/*
+ * The server refused the login (an ErrorResponse, FATAL: it ends the
+ * connection).  A login of pgnear's own (a mover, a fetcher, a warming
+ * connection) has no client to read the report: it ends now, with the
+ * server's SQLSTATE and message as its reason, the report left in its
+ * output for a fetcher's session (txn_fetch_lost).
+ */
+static int server_login_error(struct session *s, const uint8_t *body, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    const char *sqlstate = server_error_sqlstate(body, len);
+    char words[sizeof(s->login->server_failure)];
+    if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
+        /* Up, but not taking sessions now (starting, shutting down, full). */
+        char why[sizeof(words) + 40];
+        server_error_words(body, len, words, sizeof(words));
+        snprintf(why, sizeof(why), "server refused the connection: %s", words);
+        phase_server_failed(s, why, HOST_BUSY);
+        return -1;
+    }
+    /* Under passthrough the server judges the password; under scram pgnear did. */
+    if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
+        login_throttle_failed(s);
+    /* Under scram it is pgnear's key that the server did not take. */
+    if (s->cfg->auth == AUTH_SCRAM && strcmp(sqlstate, "28P01") == 0) {
+        server_error_words(body, len, words, sizeof(words));
+        scram_note_fit(s, false, words);
+    }
+    session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
+    int rc = server_forward(s, len);
+    if (rc < 0 || s->client.stream.fd >= 0 || !session_login_internal(s->login))
+        return rc;
+    server_error_words(body, len, s->login->server_failure, sizeof(s->login->server_failure));
+    log_info(s->id, "%s: the server refused the login: %s", s->peer, s->login->server_failure);
+    server_conn_close(sc, false);
+    session_close(s, s->login->server_failure);
+    return -1;
+}
+
 /*
  * One whole login message from the server.  Returns 0 when it was
  * consumed here, 1 when it was forwarded, -1 when the session ended or
@@ -446,19 +519,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
         return 0;
     case 'K':
         return server_handle_key(s, body, len);
-    case 'E': {
-        const char *sqlstate = server_error_sqlstate(body, len);
-        if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
-            /* Up, but not taking sessions now (starting, shutting down, full). */
-            phase_server_failed(s, "server refused the connection", HOST_BUSY);
-            return -1;
-        }
-        /* Under passthrough the server judges the password; under scram pgnear did. */
-        if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
-            login_throttle_failed(s);
-        session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
-        return server_forward(s, len);
-    }
+    case 'E':
+        return server_login_error(s, body, len);
     case 'S':
         server_conn_note_param(sc, body, len);
         if (sc->poolable && param_set_note(&sc->reported, body, len) != PARAM_SET_OK)

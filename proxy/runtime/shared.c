@@ -25,9 +25,10 @@ int shared_init(struct shared *sh, int nworkers, char *err, size_t errcap)
     log_limit_init(&sh->http_log);
     log_limit_init(&sh->cancel_log);
     peer_stats_init(&sh->peers);
+    bool fits_made = scram_fits_init(&sh->scram_fits) == 0;
     const char *why = NULL;
     if ((sh->workers = calloc((size_t)nworkers, sizeof(*sh->workers))) == NULL ||
-        cancel_map_init(&sh->cancel_keys, 1024) != 0)
+        cancel_map_init(&sh->cancel_keys, 1024) != 0 || !fits_made)
         why = "out of memory";
     else if (RAND_bytes(sh->mock_secret, sizeof(sh->mock_secret)) != 1)
         why = "could not draw a random secret for unknown users' salts";
@@ -52,5 +53,6 @@ void shared_destroy(struct shared *sh)
     log_limit_destroy(&sh->http_log);
     log_limit_destroy(&sh->cancel_log);
     peer_stats_destroy(&sh->peers);
+    scram_fits_destroy(&sh->scram_fits);
     auth_throttle_free(&sh->auth_throttle);
 }

@@ -16,6 +16,7 @@
 #include "proxy/base/log.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/pool_limits.h"
+#include "proxy/base/scram_fit.h"
 #include "proxy/runtime/placement.h"
 
 struct reloader;
@@ -31,8 +32,9 @@ struct shared {
     int running;             /* worker threads other than worker 0 still looping (atomic) */
     /* Lines about failed accepts and throttled logins, for all workers together. */
     struct log_limit accept_log, throttle_log, http_log; /* http_log: websocket_port refusals */
-    struct log_limit cancel_log; /* cancel requests that cancel nothing, and failed forwards */
-    struct peer_stats peers;     /* cancel requests forwarded to and from each peer */
+    struct log_limit cancel_log;  /* cancel requests that cancel nothing, and failed forwards */
+    struct peer_stats peers;      /* cancel requests forwarded to and from each peer */
+    struct scram_fits scram_fits; /* whether pgnear's SCRAM key fits, per user and region */
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */

@@ -76,6 +76,18 @@ static void move_fail_text(struct session_move *mv, const char *prefix, const ch
         snprintf(mv->failure, sizeof(mv->failure), "%s%s", prefix, text);
 }
 
+/* A server's ErrorResponse as the failure: its SQLSTATE and message, after prefix. */
+static void move_fail_report(struct session_move *mv, const char *prefix, const uint8_t *body,
+                             uint32_t len)
+{
+    const char *sqlstate = pkt_report_field(body, len, 'C');
+    const char *msg = pkt_report_field(body, len, 'M');
+    char words[sizeof(mv->failure)];
+    snprintf(words, sizeof(words), "%s %s", sqlstate != NULL ? sqlstate : "XX000",
+             msg != NULL ? msg : "(no message)");
+    move_fail_text(mv, prefix, words);
+}
+
 static int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len);
 static void move_old_read(struct session *s);
 
@@ -373,11 +385,9 @@ static int move_state_message(struct session *s, char type, const uint8_t *body,
         else if (rc != SESSION_STATE_OK)
             move_fail_text(mv, "", "pgnear could not read its state back from the server");
         return MSG_CONSUMED;
-    case 'E': {
-        const char *m = pkt_report_field(body, len, 'M');
-        move_fail_text(mv, "reading its state failed: ", m != NULL ? m : "(no message)");
+    case 'E':
+        move_fail_report(mv, "reading its state failed: ", body, len);
         return MSG_CONSUMED;
-    }
     case 'T':
     case 'C':
         return MSG_CONSUMED;
@@ -682,8 +692,7 @@ static int move_replay_message(struct session *m, char type, const uint8_t *body
 {
     struct session_move *mv = m->login->move_of;
     if (type == 'E') {
-        const char *msg = pkt_report_field(body, len, 'M');
-        move_fail_text(mv, "the target refused its state: ", msg != NULL ? msg : "(no message)");
+        move_fail_report(mv, "the target refused its state: ", body, len);
     } else if (type == 'Z') {
         /*
          * What the target sends from now on (a notification of a channel

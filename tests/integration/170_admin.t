@@ -315,7 +315,7 @@ $dbh->disconnect;
 {
     my $h = dbi_connect(admin_ci(), PrintWarn => 0);
     for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW CLIENTS',
-               'SHOW SERVERS', 'SHOW POOLS', 'SHOW STATS', 'SHOW LISTS',
+               'SHOW SERVERS', 'SHOW POOLS', 'SHOW STATS', 'SHOW LISTS', 'SHOW USERS',
                "SHOW ROUTE FOR CITY 'Boston'", "SHOW ROUTE FOR IP '127.0.0.1'",
                "SHOW ROUTE FOR LOCATION '40,-74'", "SHOW ROUTE FOR REGION 'eu-west'",
                'DISABLE eu-west', 'ENABLE eu-west', 'PAUSE eu-west', 'RESUME eu-west',

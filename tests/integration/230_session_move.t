@@ -8,7 +8,9 @@
 # WITH HOLD cursors, pgnear.movable=off, movable = off for a user) are
 # named and left alone; a session in a transaction moves at its end, or
 # stays when move_timeout passes first; a target that refuses the state
-# or the login, or whose link is cut mid-replay, leaves the session
+# or the login (a differing SCRAM secret; a pg_hba.conf reject line, whose
+# SQLSTATE and words are the reason; SHOW USERS shows the key that does
+# not fit), or whose link is cut mid-replay, leaves the session
 # unharmed on its old server (a login that fails does so before the
 # session is held); an old server that dies mid-move (its state read, the
 # replay waiting on the target for a lock the test holds) does not end a
@@ -304,7 +306,7 @@ for my $sql (sort keys %unmovable) {
     my $backend = one($u, 'SELECT pg_backend_pid()');
     my $r = move_one($cid, 'us-west');
     is $r->{result}, 'not moved', 'a statement the target refuses: not moved';
-    like $r->{reason}, qr/^the target refused its state: relation "only_east" does not exist/, '... saying why';
+    like $r->{reason}, qr/^the target refused its state: 42P01 relation "only_east" does not exist/, '... saying why';
     is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
     is one($u, 'EXECUTE q'), 0, '... with its statement';
     is one($u, 'SHOW work_mem'), '12345kB', '... and its settings';
@@ -314,10 +316,28 @@ for my $sql (sort keys %unmovable) {
     $u->query('DEALLOCATE q');
     $r = move_one($cid, 'us-west');
     is $r->{result}, 'not moved', 'a target that refuses the login: not moved';
-    like $r->{reason}, qr/^the target failed: /, '... saying why' or diag $r->{reason};
+    like $r->{reason}, qr/^the target failed: the server's SCRAM secret for this user differs/,
+      '... saying why' or diag $r->{reason};
     cmp_ok $r->{hold_ms} // -1, '==', 0, '... before the client was held (the login comes first)';
     is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    my %fit = map { ("$_->{user}\@$_->{region}" => $_) } admin_rows('SHOW USERS');
+    is $fit{'app@us-west'}{secret_fits}, 'f', "SHOW USERS: app's key does not fit us-west now"
+      or diag explain \%fit;
+    like $fit{'app@us-west'}{last_error}, qr/SCRAM secret for this user differs/, '... saying why';
+    is $fit{'app@us-east'}{secret_fits}, 't', '... and fits us-east';
     $uw->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+
+    # A target whose pg_hba.conf rejects the user: the reason is the server's SQLSTATE and words.
+    my $hba = slurp_file($uw->datadir . '/pg_hba.conf');
+    $uw->_write('pg_hba.conf', "host movr app 127.0.0.1/32 reject\n$hba", 0600);
+    $uw->psql_admin('SELECT pg_reload_conf()');
+    $r = move_one($cid, 'us-west');
+    is $r->{result}, 'not moved', 'a target whose pg_hba.conf rejects the user: not moved';
+    like $r->{reason}, qr/^the target failed: 28000 pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app", database "movr"/,
+      "... with the server's SQLSTATE and words" or diag $r->{reason};
+    is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
+    $uw->_write('pg_hba.conf', $hba, 0600);
+    $uw->psql_admin('SELECT pg_reload_conf()');
     $u->terminate;
 }
 
@@ -533,7 +553,7 @@ for my $ci ($boston, $seattle) {
 {
     my %st = map { ($_->{stat} // '') => $_->{value} } admin_rows('SHOW STATS');
     is $st{moves_done}, $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
-    is $st{moves_failed}, 12, '... and moves_failed the 12 that were not';
+    is $st{moves_failed}, 13, '... and moves_failed the 13 that were not';
     my (undef, $m) = http_get($metrics_port, '/metrics');
     like $m, qr/^pgnear_session_moves_total\{result="moved"\} $moves$/m, '/metrics: pgnear_session_moves_total';
     like $m, qr/^pgnear_session_move_hold_seconds_count $moves$/m, '... and the histogram of holds';

@@ -4,7 +4,8 @@
 # anything is changed (unknown region, a database that does not live in
 # one region, moves_db itself, the region it is in, wal_level, a table
 # without a primary key, a role the target lacks, a target database that
-# is not empty, a second move of the same database, its move lock held
+# is not empty, login roles whose SCRAM secret differs in the target (one
+# granted a table, one with a session on the source), a second move of the same database, its move lock held
 # elsewhere); then the move copies
 # 100,000 rows while pgbench writes through pgnear with 0 failed
 # transactions, SHOW MOVES follows it to 'streaming', the target holds the
@@ -84,6 +85,28 @@ $eu->psql_admin('CREATE TABLE leftover (id int)', dbname => 'movr');
 refused('MOVE DATABASE movr TO REGION eu-west', '42P04', qr/already exists in region "eu-west" and is not empty/,
         'a target database that is not empty');
 $eu->psql_admin('DROP DATABASE movr');
+# Login roles with the same password in both regions (so another salt, another secret): rider, granted
+# a table, and walker, with a session on the source now.  pgnear's key for them fits the source only.
+$_->psql_admin(q{CREATE ROLE rider LOGIN PASSWORD 'same'; CREATE ROLE walker LOGIN PASSWORD 'same'}) for $us, $eu;
+$us->psql_admin('GRANT SELECT ON rides TO rider', dbname => 'movr');
+{
+    my $walker = IPC::Run::start([require_tool('psql'), '-X', '-q', '-h', $us->socket_dir, '-p', $us->port,
+                                  '-U', 'walker', '-d', 'movr', '-c', 'SELECT pg_sleep(60)'],
+                                 '>', \my $wo, '2>', \my $we);
+    ok wait_until(sub { $us->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'walker'}) eq '1' },
+                  timeout => 10), 'walker has a session on the source';
+    my %secret = map { ($_ => $us->scram_verifier($_)) } qw(rider walker);
+    refused('MOVE DATABASE movr TO REGION eu-west', '55000',
+            qr/roles\ that\ log\ in\ to\ database\ "movr"\ have\ another\ SCRAM\ secret\ in\ region\ "eu-west"
+               .*:\ rider,\ walker\.
+               .*HINT:\s+Give\ them\ region\ "us-east"'s\ secrets\ in\ region\ "eu-west":
+               \s+ALTER\s+ROLE\s+rider\s+PASSWORD\s+'\Q$secret{rider}\E';
+               \s+ALTER\s+ROLE\s+walker\s+PASSWORD\s+'\Q$secret{walker}\E';/sx,
+            'login roles whose SCRAM secret differs in the target');
+    $eu->psql_admin("ALTER ROLE $_ PASSWORD '$secret{$_}'") for sort keys %secret;
+    $us->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'walker'});
+    $walker->finish;
+}
 # Another move command holds the database's move lock (here: a session that took it by hand).
 {
     my $holder = IPC::Run::start([require_tool('psql'), '-X', '-q', '-h', $us->socket_dir, '-p', $us->port,

@@ -13,7 +13,9 @@
 #     times (PGNEAR_CUTOVER_ROUNDS=10 for the median and worst of 10);
 #   - FINISH drops the replication both ways and leaves us-east's copy
 #     refusing writes;
-#   - each step refused out of turn with 55000, naming the next command.
+#   - each step refused out of turn with 55000, naming the next command;
+#   - a CUTOVER refused (55000) while a role with a session on us-east has
+#     another SCRAM secret in eu-west, naming the role, the fix as the hint.
 use strict;
 use warnings;
 use FindBin;
@@ -83,6 +85,24 @@ refused('MOVE DATABASE movr REVERT', '55000', qr/cannot be reverted now.*HINT:\s
         'REVERT before a cutover');
 refused('MOVE DATABASE movr FINISH', '55000', qr/cannot be finished now/, 'FINISH before a cutover');
 is lands_on(), $us->port, 'a new session lands in us-east';
+
+# A login role with a session on us-east now, whose secret differs in eu-west (the same password,
+# another salt): the cutover would end its sessions, so it is refused first, naming the role.
+$_->psql_admin(q{CREATE ROLE late LOGIN PASSWORD 'same'}) for $us, $eu;
+{
+    my $late = IPC::Run::start([require_tool('psql'), '-X', '-q', '-h', $us->socket_dir, '-p', $us->port,
+                                '-U', 'late', '-d', 'movr', '-c', 'SELECT pg_sleep(60)'], '>', \my $lo, '2>', \my $le);
+    ok wait_until(sub { $us->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'late'}) eq '1' },
+                  timeout => 10), 'a session of role late on us-east';
+    my $secret = $us->scram_verifier('late');
+    refused('MOVE DATABASE movr CUTOVER', '55000',
+            qr/another SCRAM secret in region "eu-west".*: late\..*HINT:.*ALTER ROLE late PASSWORD '\Q$secret\E';/s,
+            'CUTOVER with a session whose role has another secret in eu-west');
+    is move_state(), 'streaming', '... and the move still streams';
+    $eu->psql_admin("ALTER ROLE late PASSWORD '$secret'");
+    $us->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'late'});
+    $late->finish;
+}
 
 # ------------------------------------------------------------------ the load
 
