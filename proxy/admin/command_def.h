@@ -4,7 +4,7 @@
  * (show.c, pause.c, move_cmd.c, dbmove_cmd.c, migrations.c, commands.c
  * itself) defines one struct admin_command per command next to its code
  * and columns; commands.c's table points at them by enum admin_cmd_kind.
- * The words of a command and its help are the grammar's (grammar.c's
+ * The words of a command and its help are the grammar's (grammar_table.c's
  * struct admin_command_def), not these.
  */
 #ifndef PGNEAR_PROXY_ADMIN_COMMAND_DEF_H

@@ -3,7 +3,7 @@
  * command to its struct admin_command (command_def.h: its columns, for
  * Describe before it runs, and its handler), and the commands that change
  * things: DISABLE and ENABLE, KILL, SHUTDOWN, RELOAD and SET, RECONNECT.
- * The grammar (grammar.c) knows the words and the help text; the other
+ * The grammar (grammar_table.c) knows the words and the help text; the other
  * commands are defined beside their code: the SHOW commands in show.c,
  * PAUSE and RESUME in pause.c, MOVE CLIENT(S) and DRAIN in move_cmd.c,
  * MOVE DATABASE and SHOW MOVES in dbmove_cmd.c, the migrations in

@@ -125,7 +125,7 @@ void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *d
 struct admin_command_def {
     enum admin_cmd_kind kind;
     const char *words[3]; /* keywords, upper case; NULL after the last */
-    int args;             /* how its arguments are read (grammar.c) */
+    int args;             /* how its arguments are read (grammar_args.c) */
     const char *syntax;   /* "PAUSE [region]" */
     const char *help;
 };

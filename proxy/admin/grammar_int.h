@@ -1,8 +1,9 @@
 /*
  * grammar_int.h — what the parts of the admin console's grammar share
  * (grammar.h): the tokens, the parser, and the helpers each part uses.
- * grammar.c lexes and drives a parse, grammar_table.c holds the commands'
- * words and help, grammar_args.c reads each command's arguments.
+ * grammar_lex.c lexes, grammar_table.c holds the commands' words and help,
+ * grammar_args.c reads each command's arguments, and grammar_parse.c drives a
+ * parse over the three; none of the three calls it.
  */
 #ifndef PGNEAR_PROXY_ADMIN_GRAMMAR_INT_H
 #define PGNEAR_PROXY_ADMIN_GRAMMAR_INT_H
@@ -52,12 +53,14 @@ struct parser {
     struct admin_cmd *out;
 };
 
-/* grammar.c: the lexer and the words every command reads alike. */
+/* grammar_lex.c: the lexer and the words every command reads alike. */
 int gram_fail(struct lexer *lx, size_t pos, const char *sqlstate, const char *hint, const char *fmt,
               ...) __attribute__((format(printf, 5, 6)));
 /* "syntax error at or near ..." for the token, as PostgreSQL words it. */
 int gram_syntax_error(struct lexer *lx, const struct token *t, const char *hint);
 int gram_advance(struct parser *ps);
+/* The token after the current one, read ahead without moving on; false at a fault. */
+bool gram_peek(const struct parser *ps, struct token *next);
 /* The keyword w here; false (nothing read) when the token is something else. */
 bool gram_at_keyword(const struct parser *ps, const char *w);
 /* A region or setting name: a bare word or a "quoted name". */

@@ -50,7 +50,6 @@ my %allowed_circle = (
     # One file's parts, split for length, with the private header they share.
     'proxy/base'    => [qw(config config_ini config_check config_peers config_int)],
     'proxy/migrate' => [qw(runner run run_step run_settle)],
-    'proxy/admin'   => [qw(grammar grammar_int grammar_args grammar_table)],
     'proxy/dbmove'  => [qw(job job_int job_abort job_cutover job_fleet job_finish job_schema job_secrets job_settle job_show
                            job_start follow follow_int follow_hold follow_settle)],
 );

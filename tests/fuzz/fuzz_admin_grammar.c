@@ -1,6 +1,6 @@
 /*
  * fuzz_admin_grammar.c
- *    libFuzzer target for proxy/admin/grammar.c: admin_parse on any bytes.
+ *    libFuzzer target for proxy/admin/grammar_parse.c: admin_parse on any bytes.
  *    Besides not crashing: a parse that succeeds names a known command and
  *    leaves every name and value NUL-terminated within its bounds; an
  *    error has a five-character SQLSTATE, a message, and a position inside

@@ -1,6 +1,6 @@
 /*
  * test_admin_grammar.c
- *    Unit tests for proxy/admin/grammar.c (cmocka, TAP output): every
+ *    Unit tests for the admin grammar, proxy/admin/grammar*.c (cmocka, TAP output): every
  *    command and argument shape, case and comments and quoting, the
  *    errors (SQLSTATE, message, hint, position) for unknown commands, SQL,
  *    several statements, bad values, NUL bytes and lengths over the

@@ -1,22 +1,16 @@
 /*
- * grammar.c — the admin console's command language (grammar.h): the lexer
- * and the parse of a command's text.
- *
- * A small lexer turns the text into tokens (words, quoted strings, quoted
- * names, `=`, `;`), skipping blanks and comments; a command is the longest
- * row of the table (grammar_table.c) whose keywords the first words match,
- * and its row says how its arguments are read (grammar_args.c).  Every
- * fault names its place in the text.
+ * grammar_lex.c — the admin console's lexer (grammar_int.h): the text as
+ * tokens (words, quoted strings, quoted names, `=`, `;`), blanks and
+ * comments skipped, and the words every command reads alike.  Every fault
+ * names its place in the text, as PostgreSQL's parser does.
  */
-#include "proxy/admin/grammar.h"
-
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "protocol/utf8.h"
+#include "proxy/admin/grammar.h"
 #include "proxy/admin/grammar_int.h"
 
 void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *detail,
@@ -173,31 +167,13 @@ bool gram_at_keyword(const struct parser *ps, const char *w)
     return ps->tok.type == TOK_WORD && strcasecmp(ps->tok.text, w) == 0;
 }
 
-/* MOVE CLIENT, MOVE CLIENTS, MOVE DATABASE: the console's, not SQL's MOVE of a cursor. */
-static bool moves_clients(const struct parser *ps)
+/* The token after the current one, read ahead without moving on; false at a fault. */
+bool gram_peek(const struct parser *ps, struct token *next)
 {
-    if (strcasecmp(ps->tok.text, "MOVE") != 0)
-        return false;
-    struct parser ahead = *ps;
+    struct lexer ahead = ps->lx;
     struct admin_error err;
-    ahead.lx.err = &err;
-    if (lex_next(&ahead.lx, &ahead.tok) < 0 || ahead.tok.type != TOK_WORD)
-        return false;
-    return strcasecmp(ahead.tok.text, "CLIENT") == 0 ||
-           strcasecmp(ahead.tok.text, "CLIENTS") == 0 ||
-           strcasecmp(ahead.tok.text, "DATABASE") == 0;
-}
-
-static int unknown_command(struct parser *ps, const struct token *w0, const struct token *w1)
-{
-    char typed[160], hint[256];
-    /* SHOW takes a second keyword; the other commands are one word. */
-    if (w1->type == TOK_WORD && strcasecmp(w0->text, "SHOW") == 0)
-        snprintf(typed, sizeof(typed), "%.63s %.63s", w0->text, w1->text);
-    else
-        snprintf(typed, sizeof(typed), "%.63s", w0->text);
-    gram_closest_hint(typed, hint, sizeof(hint));
-    return gram_fail(&ps->lx, w0->start, "42601", hint, "unrecognized admin command \"%s\"", typed);
+    ahead.err = &err;
+    return lex_next(&ahead, next) == 0;
 }
 
 /* A region or setting name: a bare word or a "quoted name". */
@@ -224,77 +200,4 @@ int gram_take_keyword_region(struct parser *ps, char *dst)
     if (gram_advance(ps) < 0)
         return ADMIN_PARSE_ERROR;
     return gram_take_name(ps, dst, "region");
-}
-
-/* After the command: optional ';'s, then nothing but blanks. */
-static int take_end(struct parser *ps)
-{
-    bool semi = false;
-    while (ps->tok.type == TOK_SEMI) {
-        semi = true;
-        if (gram_advance(ps) < 0)
-            return ADMIN_PARSE_ERROR;
-    }
-    if (ps->tok.type == TOK_END)
-        return ADMIN_PARSE_OK;
-    if (semi)
-        return gram_fail(&ps->lx, ps->tok.start, "0A000", "Send one command per query.",
-                         "the admin console runs one command at a time");
-    return gram_syntax_error(&ps->lx, &ps->tok, NULL);
-}
-
-static int parse_command(struct parser *ps)
-{
-    struct token w0 = ps->tok, w1;
-    if (w0.type != TOK_WORD)
-        return gram_syntax_error(&ps->lx, &w0, "Type SHOW HELP for the list of commands.");
-    if (gram_is_sql_word(w0.text) && !moves_clients(ps)) {
-        gram_fail(&ps->lx, w0.start, "0A000", "Type SHOW HELP for the list of commands.",
-                  "the pgnear admin console does not run SQL");
-        return ADMIN_PARSE_SQL;
-    }
-    if (gram_advance(ps) < 0)
-        return ADMIN_PARSE_ERROR;
-    w1 = ps->tok;
-    const struct admin_command_def *def = gram_match_command(&w0, &w1);
-    if (def == NULL)
-        return unknown_command(ps, &w0, &w1);
-    ps->out->kind = def->kind;
-    if (def->words[1] != NULL && gram_advance(ps) < 0)
-        return ADMIN_PARSE_ERROR;
-    if (gram_take_args(ps, def->args) < 0)
-        return ADMIN_PARSE_ERROR;
-    return take_end(ps);
-}
-
-int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err)
-{
-    struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};
-    memset(out, 0, sizeof(*out));
-    memset(err, 0, sizeof(*err));
-    if (len > ADMIN_TEXT_MAX)
-        return gram_fail(&ps->lx, 0, "54000", "Admin commands are short; this is not one.",
-                         "admin command text is too long (%zu bytes, at most %d)", len,
-                         ADMIN_TEXT_MAX);
-    size_t bad = utf8_invalid_at((const uint8_t *)text, len);
-    if (bad < len) {
-        char bytes[24];
-        size_t n = len - bad < 4 ? len - bad : 4, used = 0;
-        for (size_t i = 0; i < n; i++)
-            used += (size_t)snprintf(bytes + used, sizeof(bytes) - used, "%s0x%02x", i ? " " : "",
-                                     (unsigned char)text[bad + i]);
-        return gram_fail(&ps->lx, bad, "22021", NULL,
-                         "invalid byte sequence for encoding \"UTF8\": %s", bytes);
-    }
-    if (gram_advance(ps) < 0)
-        return ADMIN_PARSE_ERROR;
-    if (ps->tok.type == TOK_END || ps->tok.type == TOK_SEMI) {
-        /* Blanks, comments and semicolons only. */
-        while (ps->tok.type == TOK_SEMI)
-            if (gram_advance(ps) < 0)
-                return ADMIN_PARSE_ERROR;
-        if (ps->tok.type == TOK_END)
-            return ADMIN_PARSE_EMPTY;
-    }
-    return parse_command(ps);
 }
