@@ -42,6 +42,13 @@ bool pool_session_may_share(const struct session *s);
 void pool_release(struct server_conn *sc);
 
 /*
+ * The cancel requests on their way to sc ended (cancel_send.h): a
+ * connection pool_release held back for them is kept now (or closed, when
+ * one may still arrive).
+ */
+void pool_cancel_done(struct server_conn *sc);
+
+/*
  * An idle connection to host h of region r for s's database and user
  * that can take s's startup parameters, linked to s; NULL when none.
  */
