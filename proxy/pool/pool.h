@@ -36,8 +36,10 @@ struct worker;
 bool pool_session_may_share(const struct session *s);
 
 /*
- * s's client is leaving (session_close): its server connection is kept
- * when it can serve another client, else closed.
+ * s's client is leaving (session_close), or its transaction ended (txn.h):
+ * its server connection is kept when it can serve another client, else
+ * closed.  One with a cancel request on its way to it waits on
+ * used_servers, neither reset nor idle, until pool_cancel_done.
  */
 void pool_release(struct server_conn *sc);
 

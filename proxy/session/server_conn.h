@@ -12,7 +12,8 @@
  *                   the server's first ReadyForQuery
  *   active_servers  linked to a client session (relaying, or being handed
  *                   over to a new client)
- *   used_servers    its client left; the reset query runs
+ *   used_servers    its client left; the reset query runs, or a cancel
+ *                   request on its way to it is awaited first
  *   idle_servers    reset, waiting for the next client
  *
  * Everything the
