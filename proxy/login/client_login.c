@@ -499,8 +499,11 @@ static void client_startup_process(struct session *s)
             struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, s->peer, l->pp,
                                       l->pp_from_peer ? (const struct sockaddr *)&l->conn_addr
                                                       : (const struct sockaddr *)&s->addr};
-            cancel_handle_request(s->w, &s->login->startup, &o);
-            session_close(s, "cancel request handled");
+            /* Closed once delivered, as PostgreSQL closes it once the backend is signalled. */
+            if (cancel_handle_request(s->w, &s->login->startup, &o))
+                endpoint_pause_read(&s->client);
+            else
+                session_close(s, "cancel request handled");
             return;
         }
         case STARTUP_MESSAGE:

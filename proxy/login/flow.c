@@ -291,6 +291,7 @@ const struct session_flow login_flow =
         .login_abort = flow_login_abort,
         .login_end = login_throttle_release,
         .server_release = pool_release,
+        .server_cancel_done = pool_cancel_done,
         .move_held = move_held,
         .move_abandon = move_abandon,
         .server_closed = pool_uncount,

@@ -63,6 +63,8 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
         return "its client did not finish logging in";
     if (sc->reconnect)
         return "RECONNECT asked for a new connection";
+    if (sc->cancel_unsure)
+        return "a cancel request sent to it may still arrive";
     if (sc->w->draining)
         return "pgnear is shutting down";
     if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
@@ -178,6 +180,20 @@ bool pool_keep_fresh(struct server_conn *sc)
     return true;
 }
 
+/* A kept connection goes idle as it is (txn_return), or reset first. */
+static void pool_keep(struct server_conn *sc)
+{
+    if (sc->txn_return) {
+        /* Its session is the one its next clients would have (pool_find takes exact fits). */
+        sc->txn_return = false;
+        pool_now_idle(sc);
+        endpoint_arm(&sc->ep);
+        return;
+    }
+    stat_inc(&sc->w->stats.servers_kept);
+    pool_reset(sc);
+}
+
 void pool_release(struct server_conn *sc)
 {
     struct session *s = sc->client;
@@ -193,15 +209,32 @@ void pool_release(struct server_conn *sc)
         return;
     }
     pool_park(sc);
-    if (sc->txn_return) {
-        /* Its session is the one its next clients would have (pool_find takes exact fits). */
-        sc->txn_return = false;
-        pool_now_idle(sc);
+    if (sc->cancels_in_flight > 0) {
+        /* Not idle, not reset yet: the cancel must land before anyone else's query can. */
+        sc->cancel_held = true;
+        server_conn_move(sc, &sc->w->used_servers);
+        sc->idle_since = server_conn_now_us();
+        pool_arm_sweep(sc->w);
         endpoint_arm(&sc->ep);
+        log_debug(s->id, "server connection %llu held back until its cancel is delivered",
+                  (unsigned long long)sc->id);
         return;
     }
-    stat_inc(&sc->w->stats.servers_kept);
-    pool_reset(sc);
+    pool_keep(sc);
+}
+
+void pool_cancel_done(struct server_conn *sc)
+{
+    if (!sc->cancel_held)
+        return; /* its session still has it */
+    sc->cancel_held = false;
+    if (sc->cancel_unsure || sc->w->draining) {
+        stat_inc(&sc->w->stats.servers_not_kept);
+        pool_close(sc, sc->cancel_unsure ? "a cancel request sent to it may still arrive"
+                                         : "pgnear is shutting down");
+        return;
+    }
+    pool_keep(sc);
 }
 
 /* A server's ErrorResponse, for the log: its message field. */
@@ -215,7 +248,7 @@ static void pool_log_error(const struct server_conn *sc, const uint8_t *body, ui
 /* One message from a server with no client; false when the connection was closed. */
 static bool pool_message(struct server_conn *sc, char type, const uint8_t *body, uint32_t len)
 {
-    bool resetting = sc->list == &sc->w->used_servers;
+    bool resetting = sc->list == &sc->w->used_servers && !sc->cancel_held;
     switch (type) {
     case 'S':
         if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {

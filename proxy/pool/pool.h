@@ -36,10 +36,19 @@ struct worker;
 bool pool_session_may_share(const struct session *s);
 
 /*
- * s's client is leaving (session_close): its server connection is kept
- * when it can serve another client, else closed.
+ * s's client is leaving (session_close), or its transaction ended (txn.h):
+ * its server connection is kept when it can serve another client, else
+ * closed.  One with a cancel request on its way to it waits on
+ * used_servers, neither reset nor idle, until pool_cancel_done.
  */
 void pool_release(struct server_conn *sc);
+
+/*
+ * The cancel requests on their way to sc ended (cancel_send.h): a
+ * connection pool_release held back for them is kept now (or closed, when
+ * one may still arrive).
+ */
+void pool_cancel_done(struct server_conn *sc);
 
 /*
  * An idle connection to host h of region r for s's database and user

@@ -36,7 +36,6 @@
 #include "routing/health.h"
 #include "routing/region.h"
 
-#define CANCEL_HOST_MAX     256
 #define CANCEL_FORWARD_MS   5000
 #define CANCEL_KEY_ATTEMPTS 16
 #define CANCEL_LOG_BURST    20 /* lines a second about cancel requests that cancel nothing */
@@ -65,18 +64,18 @@ static size_t cancel_packet(uint8_t *out, uint32_t pid, const uint8_t *key, size
     return pkt_ok(&pb) ? pb.len : 0;
 }
 
-/* What forwarding a cancel needs, copied from the registry under its lock. */
+/* Whose key it is, copied from the registry under its lock. */
 struct cancel_target {
     uint64_t client_id;
-    uint32_t server_pid;
-    uint8_t server_key[CANCEL_KEY_MAX_LEN];
-    uint16_t server_key_len;
-    struct sockaddr_storage server_addr;
-    socklen_t server_addrlen;
-    bool server_tls;                   /* the session's server connection is TLS */
-    char server_host[CANCEL_HOST_MAX]; /* as configured, for verify-full */
-    bool local; /* a session pgnear answers itself (the admin console): nothing to forward */
-    int worker; /* ... canceled on its own worker */
+    bool console; /* a session pgnear answers itself: nothing to forward */
+    int worker;   /* the session's: what it cancels is decided there */
+};
+
+/* A request for a session of another worker (or this one), run on that worker's loop. */
+struct cancel_order {
+    uint64_t session_id;   /* the session to cancel */
+    uint64_t requester_id; /* the connection that sent the request: closed once it is handled */
+    int requester_worker;
 };
 
 /*
@@ -117,6 +116,7 @@ static int cancel_register_entry(struct session *s, const struct server_conn *sc
     struct shared *sh = s->w->shared;
     struct cancel_entry *e = &s->cancel;
     e->server = sc;
+    e->console = sc == NULL;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
@@ -147,12 +147,8 @@ int cancel_register_console(struct session *s)
 
 void cancel_retarget(struct session *s, const struct server_conn *sc)
 {
-    struct shared *sh = s->w->shared;
-    if (!s->cancel.registered)
-        return;
-    pthread_mutex_lock(&sh->cancel_lock);
-    s->cancel.server = sc;
-    pthread_mutex_unlock(&sh->cancel_lock);
+    if (s->cancel.registered)
+        s->cancel.server = sc; /* read on s's own worker only (cancel_order_run) */
 }
 
 void cancel_unregister(struct session *s)
@@ -168,44 +164,155 @@ void cancel_unregister(struct session *s)
     s->cancel.server = NULL;
 }
 
-/* Sends the CancelRequest with the server's own process ID and key to the session's server. */
-static int cancel_to_server(struct worker *w, const struct cancel_target *t)
+static int cancel_requester_close(struct worker *w, void *arg)
 {
-    uint8_t packet[CANCEL_PACKET_MAX];
-    size_t len = cancel_packet(packet, t->server_pid, t->server_key, t->server_key_len);
-    if (len == 0)
-        return -1;
-    /* TLS when the session's server connection had it and server_tls still allows it. */
-    bool use_tls = t->server_tls && w->cfg->server_tls_ctx != NULL;
-    struct cancel_delivery d = {.client_id = t->client_id,
-                                .addr = (const struct sockaddr *)&t->server_addr,
-                                .addrlen = t->server_addrlen,
-                                .tls_ctx = use_tls ? w->cfg->server_tls_ctx : NULL,
-                                .tls = (enum tls_server_mode)w->cfg->server_tls,
-                                .host = t->server_host,
-                                .bytes = packet,
-                                .len = len,
-                                .timeout_ms = CANCEL_FORWARD_MS};
-    return cancel_send(w, &d);
+    struct session *s = session_find(w, *(const uint64_t *)arg);
+    if (s != NULL && !s->closed)
+        session_close(s, "cancel request handled");
+    return 0;
 }
 
-/* The registered connection's process ID, key and host, copied while its owner cannot change them.
+static void cancel_requester_told(struct worker *from, const struct worker_reply *r)
+{
+    (void)from;
+    free(r->arg);
+}
+
+/*
+ * Closes the session that sent a cancel request (id, on worker index
+ * worker) on its own loop, a later turn even on w: it may be inside its
+ * own callback.  Out of memory, its login timeout closes it.
  */
+static void cancel_requester_done(struct worker *w, int worker, uint64_t id)
+{
+    uint64_t *arg = malloc(sizeof(*arg));
+    if (arg == NULL || worker < 0 || worker >= w->shared->nworkers) {
+        free(arg);
+        return;
+    }
+    *arg = id;
+    if (worker_call(w, w->shared->workers[worker], cancel_requester_close, arg,
+                    cancel_requester_told, NULL) != 0)
+        free(arg);
+}
+
+/*
+ * A delivery ended: its requester is closed, and the server connection it
+ * was for let go — once no other is under way, a connection the pool held
+ * back for it goes on.  A request that may still arrive (sent, not seen
+ * acted on) keeps that connection from every other client: it is closed
+ * when given back.
+ */
+static void cancel_delivery_ended(struct worker *w, const struct cancel_outcome *o)
+{
+    struct server_conn *sc = o->server;
+    if (o->stopping)
+        return;
+    cancel_requester_done(w, o->requester_worker, o->requester_id);
+    if (sc == NULL)
+        return;
+    if (o->maybe_sent)
+        sc->cancel_unsure = true;
+    if (--sc->cancels_in_flight == 0)
+        w->shared->flow->server_cancel_done(sc);
+}
+
+/*
+ * Sends the CancelRequest with the server's own process ID and key to
+ * sc's server, on sc's worker: sc is held until it is delivered.
+ */
+static int cancel_to_server(struct worker *w, struct server_conn *sc, const struct cancel_order *o)
+{
+    uint8_t packet[CANCEL_PACKET_MAX];
+    size_t len = cancel_packet(packet, sc->pid, sc->key, sc->key_len);
+    if (len == 0 || sc->cancels_in_flight == UINT16_MAX)
+        return -1;
+    /* TLS when the session's server connection has it and server_tls still allows it. */
+    bool use_tls = sc->tls && w->cfg->server_tls_ctx != NULL;
+    struct cancel_delivery d = {.client_id = o->session_id,
+                                .addr = (const struct sockaddr *)&sc->host->addr,
+                                .addrlen = sc->host->addrlen,
+                                .tls_ctx = use_tls ? w->cfg->server_tls_ctx : NULL,
+                                .tls = (enum tls_server_mode)w->cfg->server_tls,
+                                .host = sc->host->name,
+                                .bytes = packet,
+                                .len = len,
+                                .timeout_ms = CANCEL_FORWARD_MS,
+                                .tune = session_tune_tcp,
+                                .ended = cancel_delivery_ended,
+                                .server = sc,
+                                .requester_id = o->requester_id,
+                                .requester_worker = o->requester_worker};
+    if (cancel_send(w, &d) != 0)
+        return -1;
+    sc->cancels_in_flight++;
+    return 0;
+}
+
+/*
+ * On the session's own worker, where its server connection cannot change
+ * meanwhile: the connection its key names now, if it has one — between
+ * transactions (transaction pooling) it has none, and the query the
+ * request was for has ended.  0: a delivery started, which closes the
+ * requester when it ends; 1: nothing was started.
+ */
+static int cancel_order_run(struct worker *w, void *arg)
+{
+    const struct cancel_order *o = arg;
+    struct session *s = session_find(w, o->session_id);
+    struct server_conn *sc = s != NULL && !s->closed ? s->server_conn : NULL;
+    if (sc == NULL || !s->cancel.registered || s->cancel.server != sc) {
+        log_info(o->requester_id, "cancel request for c%llu: %s; nothing to cancel",
+                 (unsigned long long)o->session_id,
+                 s == NULL || s->closed ? "the session has ended"
+                                        : "it is between transactions, without a server");
+        return 1;
+    }
+    log_info(o->requester_id, "cancel request for c%llu (server process %u)",
+             (unsigned long long)o->session_id, sc->pid);
+    if (cancel_to_server(w, sc, o) != 0) {
+        log_warn(o->requester_id, "could not forward cancel request: out of resources");
+        return 1;
+    }
+    return 0;
+}
+
+/* Back on the requester's worker: closed now unless a delivery will close it. */
+static void cancel_order_told(struct worker *from, const struct worker_reply *r)
+{
+    const struct cancel_order *o = r->arg;
+    if (r->ran == 0 || r->result != 0)
+        cancel_requester_done(from, o->requester_worker, o->requester_id);
+    free(r->arg);
+}
+
+/* The session's worker is asked to cancel its query; true when the requester is closed later. */
+static bool cancel_on_owner(struct worker *w, const struct cancel_target *t,
+                            const struct cancel_origin *origin)
+{
+    struct cancel_order *o = malloc(sizeof(*o));
+    if (o == NULL || t->worker < 0 || t->worker >= w->shared->nworkers) {
+        free(o);
+        log_warn(origin->id, "could not forward cancel request: out of resources");
+        return false;
+    }
+    *o = (struct cancel_order){
+        .session_id = t->client_id, .requester_id = origin->id, .requester_worker = w->index};
+    if (worker_call(w, w->shared->workers[t->worker], cancel_order_run, o, cancel_order_told,
+                    NULL) != 0) {
+        free(o);
+        log_warn(origin->id, "could not forward cancel request: out of resources");
+        return false;
+    }
+    return true;
+}
+
+/* The registered session, copied while its owner cannot unregister it. */
 static void cancel_copy_target(const struct cancel_entry *e, struct cancel_target *t)
 {
-    const struct server_conn *sc = e->server;
     t->client_id = e->client_id;
     t->worker = e->worker;
-    t->local = sc == NULL;
-    if (t->local)
-        return;
-    t->server_pid = sc->pid;
-    memcpy(t->server_key, sc->key, sc->key_len);
-    t->server_key_len = sc->key_len;
-    memcpy(&t->server_addr, &sc->host->addr, sc->host->addrlen);
-    t->server_addrlen = sc->host->addrlen;
-    t->server_tls = sc->tls;
-    snprintf(t->server_host, sizeof(t->server_host), "%s", sc->host->name);
+    t->console = e->console;
 }
 
 /* On the session's own worker: its phase's cancel (arg: the session's id). */
@@ -288,7 +395,7 @@ static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum ca
  * here (3.0, or 3.2 without peer_secret_file) costs its network a token, as
  * a miss does: forwarding unauthenticated guesses is what the limit bounds.
  */
-static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
+static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_key_info *info, const struct cancel_origin *o)
 {
     const struct config *cfg = w->cfg;
@@ -298,16 +405,16 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
     if (p == NULL || cfg->peer_id == 0) {
         snprintf(why, sizeof(why), "names peer %d, which peers does not list", info->peer_id);
         cancel_miss(w, o, CANCEL_BAD_KEY, why);
-        return;
+        return false;
     }
     if (info->forwarded) {
         cancel_miss(w, o, CANCEL_MISROUTED, "was forwarded once already and is not ours");
-        return;
+        return false;
     }
     if (authenticated && !cancel_key_mac_ok(sp->cancel_key, sp->cancel_key_len, cfg->peer_secret,
                                             cfg->peer_secret_len)) {
         cancel_miss(w, o, CANCEL_BAD_KEY, "carries a key the fleet's secret did not sign");
-        return;
+        return false;
     }
     /* One peer may take half the slots: a silent one does not stop forwards to the others. */
     bool failing = false;
@@ -323,7 +430,7 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
             cancel_miss(w, o, CANCEL_BUSY,
                         "came while cancel_max_inflight forwards were under way");
         }
-        return;
+        return false;
     }
     if (!authenticated)
         cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, health_clock_ms());
@@ -347,13 +454,18 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                                 .host = p->where.host,
                                 .bytes = packet,
                                 .len = n + len,
-                                .timeout_ms = cfg->cancel_forward_timeout_ms};
+                                .timeout_ms = cfg->cancel_forward_timeout_ms,
+                                .tune = session_tune_tcp,
+                                .ended = cancel_delivery_ended,
+                                .requester_id = o->id,
+                                .requester_worker = w->index};
     if (len == 0)
         peer_stats_note_out(&w->shared->peers, p->id, false, "could not build the request",
                             health_clock_ms());
-    if (len == 0 || cancel_send(w, &d) != 0)
-        log_warn(o->id, "could not forward cancel request to peer %d: out of resources",
-                 info->peer_id);
+    if (len > 0 && cancel_send(w, &d) == 0)
+        return true;
+    log_warn(o->id, "could not forward cancel request to peer %d: out of resources", info->peer_id);
+    return false;
 }
 
 /*
@@ -361,7 +473,7 @@ static void cancel_to_peer(struct worker *w, const struct startup_packet *sp,
  * on the same port (same peer_id), which serves its last sessions while it
  * drains: passed, unchanged, to that process's cancel socket when there is
  * one (listener.h).  A draining process passes nothing on: no loops.  True
- * when passed.
+ * when passed (the requester is closed when that process hangs up).
  */
 static bool cancel_to_predecessor(struct worker *w, const struct startup_packet *sp,
                                   const struct cancel_origin *o)
@@ -381,34 +493,37 @@ static bool cancel_to_predecessor(struct worker *w, const struct startup_packet 
                                 .host = "",
                                 .bytes = packet,
                                 .len = len,
-                                .timeout_ms = CANCEL_FORWARD_MS};
+                                .timeout_ms = CANCEL_FORWARD_MS,
+                                .ended = cancel_delivery_ended,
+                                .requester_id = o->id,
+                                .requester_worker = w->index};
     return len > 0 && cancel_send(w, &d) == 0;
 }
 
-/* The key is this instance's: its session's server, or its console, is told. */
-static void cancel_here(struct worker *w, const struct startup_packet *sp, bool peer_format,
+/*
+ * The key is this instance's: its session's server, or its console, is
+ * told.  True when the requester is closed later.
+ */
+static bool cancel_here(struct worker *w, const struct startup_packet *sp, bool peer_format,
                         const struct cancel_origin *o)
 {
     struct cancel_target target;
     if (!cancel_lookup(w->shared, sp, peer_format, &target)) {
         if (cancel_to_predecessor(w, sp, o))
-            return;
+            return true;
         char why[64];
         snprintf(why, sizeof(why), "for process %u matches no session", sp->cancel_pid);
         cancel_miss(w, o, CANCEL_NO_SESSION, why);
-        return;
+        return false;
     }
     stat_inc(&w->stats.cancel_results[CANCEL_LOCAL]);
-    if (target.local) {
+    if (target.console) {
         log_info(o->id, "cancel request for admin console session c%llu",
                  (unsigned long long)target.client_id);
         cancel_local(w, target.worker, target.client_id);
-        return;
+        return false;
     }
-    log_info(o->id, "cancel request for c%llu (server process %u)",
-             (unsigned long long)target.client_id, target.server_pid);
-    if (cancel_to_server(w, &target) != 0)
-        log_warn(o->id, "could not forward cancel request: out of resources");
+    return cancel_on_owner(w, &target, o);
 }
 
 /*
@@ -448,32 +563,30 @@ static bool cancel_from_peer_ok(struct worker *w, const struct startup_packet *s
     return true;
 }
 
-void cancel_handle_request(struct worker *w, const struct startup_packet *sp,
+bool cancel_handle_request(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_origin *o)
 {
     const struct config *cfg = w->cfg;
     struct cancel_key_info info;
     if (!cancel_from_peer_ok(w, sp, o))
-        return;
+        return false;
     if (cancel_limit_blocked(&w->cancel_limit, o->addr, cfg->cancel_rate_limit,
                              health_clock_ms())) {
         char why[160];
         snprintf(why, sizeof(why), "from %s, a network over cancel_rate_limit", o->peer_text);
         cancel_miss(w, o, CANCEL_RATE_LIMITED, why);
-        return;
+        return false;
     }
     if (cancel_key_read(sp->cancel_pid, sp->cancel_key, sp->cancel_key_len, cfg->peer_id != 0,
                         &info) != 0) {
         char why[64]; /* a key of a format pgnear does not make */
         snprintf(why, sizeof(why), "for process %u matches no session", sp->cancel_pid);
         cancel_miss(w, o, CANCEL_BAD_KEY, why);
-        return;
+        return false;
     }
-    if (info.peer_id != 0 && info.peer_id != cfg->peer_id) {
-        cancel_to_peer(w, sp, &info, o);
-        return;
-    }
-    cancel_here(w, sp, sp->cancel_key_len == CANCEL_KEY_V32_LEN || info.peer_id != 0, o);
+    if (info.peer_id != 0 && info.peer_id != cfg->peer_id)
+        return cancel_to_peer(w, sp, &info, o);
+    return cancel_here(w, sp, sp->cancel_key_len == CANCEL_KEY_V32_LEN || info.peer_id != 0, o);
 }
 
 void cancel_close_all(struct worker *w)

@@ -4,15 +4,17 @@
  * Clients get the server's real process ID (a synthetic one under
  * protocol 3.0 in a fleet: cancel_key.h) with a secret chosen by pgnear;
  * the server's secret never leaves pgnear.  A key is forgotten
- * when its server connection closes, so a late cancel can never reach a
- * server process that has since been given to someone else.  The registry
- * is shared by the workers (a CancelRequest may arrive on any of them):
- * an entry names the server connection whose process ID and key it
- * stands for, and another worker reads them only under cancel_lock,
- * copying what forwarding needs.  The owner fills them in before it
- * registers and unregisters, under the same lock, before it changes them
- * or frees the connection, so nothing read under the lock can change or
- * go away meanwhile.
+ * when its session ends or its server connection closes, and names no
+ * connection while its session has none (between transactions under
+ * transaction pooling), so a late cancel can never reach a server process
+ * that has since been given to someone else.  The registry is shared by
+ * the workers (a CancelRequest may arrive on any of them): another worker
+ * reads an entry's key and session under cancel_lock (the owner registers
+ * and unregisters under the same lock), and asks the session's own worker
+ * to cancel; that worker reads which server connection the key names now,
+ * and sends the request on from there.  The connection is then held for
+ * the request (cancel_send.h): it goes to no other client before the
+ * server has acted on it.
  */
 #ifndef PGNEAR_PROXY_CANCEL_H
 #define PGNEAR_PROXY_CANCEL_H
@@ -34,8 +36,10 @@ struct cancel_entry {
     uint8_t client_key_len;
     uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
     bool registered;
+    bool console; /* a session pgnear answers itself: no server */
     uint64_t client_id;
-    const struct server_conn *server; /* whose process ID and key this stands for; NULL: console */
+    /* whose process ID and key this stands for, or NULL; read on the session's worker only */
+    const struct server_conn *server;
     int worker; /* the session's worker: a console's cancel is handled there */
 };
 
@@ -80,9 +84,12 @@ void cancel_retarget(struct session *s, const struct server_conn *sc);
  * server when the session is here, forwarded to the peer that holds it
  * when the key names another instance of the fleet, else dropped (counted,
  * and charged to the client's network: cancel_limit.h).  Never answers the
- * sender.
+ * sender.  True when it was sent on: the sender's connection (the session
+ * o->id on w) is then closed once the request was delivered, or could not
+ * be; the caller reads nothing more from it meanwhile.  False: the caller
+ * closes it now.
  */
-void cancel_handle_request(struct worker *w, const struct startup_packet *sp,
+bool cancel_handle_request(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_origin *o);
 
 /* Frees cancel connections still in flight (shutdown). */

@@ -40,9 +40,11 @@ struct cancel_conn {
     char host[CANCEL_HOST_MAX];
     struct evbuffer *out;
     uint64_t client_id;
-    int peer_id;      /* 0: a server, or the predecessor */
-    bool predecessor; /* the draining pgnear this one replaced */
-    bool noted;       /* a peer's: its figures have this delivery's outcome */
+    int peer_id;               /* 0: a server, or the predecessor */
+    bool predecessor;          /* the draining pgnear this one replaced */
+    bool noted;                /* a peer's: its figures have this delivery's outcome */
+    struct cancel_outcome end; /* told to ended, when there is one */
+    cancel_ended_fn ended;
 };
 
 /* A delivery to a peer ended: its figures told (once), the failure's time kept for retries. */
@@ -54,10 +56,16 @@ static void cancel_conn_note(struct cancel_conn *cc, bool ok, const char *why)
     peer_stats_note_out(&cc->w->shared->peers, cc->peer_id, ok, why, health_clock_ms());
 }
 
-static void cancel_conn_free(struct cancel_conn *cc)
+/* Ends the delivery, however it ended (stopping: pgnear is), and tells its ended callback. */
+static void cancel_conn_end(struct cancel_conn *cc, bool stopping)
 {
     cancel_conn_note(cc, false, "not delivered: pgnear is stopping, or out of memory");
     list_remove(&cc->w->cancel_conns, &cc->node);
+    if (cc->ended != NULL) {
+        cc->end.maybe_sent = !cc->end.delivered && cc->state != CC_DIALING;
+        cc->end.stopping = stopping;
+        cc->ended(cc->w, &cc->end);
+    }
     if (cc->peer_id != 0)
         cc->w->peer_forwards--;
     if (cc->ev)
@@ -68,6 +76,11 @@ static void cancel_conn_free(struct cancel_conn *cc)
         evbuffer_free(cc->out);
     stream_close(&cc->st);
     free(cc);
+}
+
+static void cancel_conn_free(struct cancel_conn *cc)
+{
+    cancel_conn_end(cc, false);
 }
 
 static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -167,10 +180,12 @@ static void cancel_conn_wait_close(struct cancel_conn *cc)
     int more = 0;
     ssize_t n = stream_read(&cc->st, cc->out, 4096, &more);
     evbuffer_drain(cc->out, evbuffer_get_length(cc->out));
-    if (n == STREAM_AGAIN || n > 0)
+    if (n == STREAM_AGAIN || n > 0) {
         cancel_conn_wait_stream(cc, cc->st.read_want);
-    else
-        cancel_conn_free(cc);
+        return;
+    }
+    cc->end.delivered = true;
+    cancel_conn_free(cc);
 }
 
 static void cancel_conn_cb(evutil_socket_t fd, short what, void *arg)
@@ -231,6 +246,9 @@ int cancel_send(struct worker *w, const struct cancel_delivery *d)
         cancel_conn_fail(cc, "connect", cc->dial.why);
         return -1;
     }
+    /* A small request after the TLS handshake: Nagle would hold it for the server's delayed ACK. */
+    if (d->tune != NULL && d->addr->sa_family != AF_UNIX)
+        d->tune(w->cfg, cc->st.fd);
     struct timeval tv = {d->timeout_ms / 1000, (d->timeout_ms % 1000) * 1000};
     cc->timer = evtimer_new(w->base, cancel_conn_timeout, cc);
     if (cc->timer == NULL || evtimer_add(cc->timer, &tv) != 0) {
@@ -238,7 +256,18 @@ int cancel_send(struct worker *w, const struct cancel_delivery *d)
         return -1;
     }
     cc->state = CC_DIALING;
-    cancel_conn_wait_stream(cc, cc->st.read_want);
+    cc->ev =
+        event_new(w->base, cc->st.fd, cc->st.read_want == STREAM_WANT_WRITE ? EV_WRITE : EV_READ,
+                  cancel_conn_cb, cc);
+    if (cc->ev == NULL || event_add(cc->ev, NULL) != 0) {
+        cancel_conn_free(cc);
+        return -1;
+    }
+    /* Under way: from here on it ends on the loop, and ended hears of it. */
+    cc->end = (struct cancel_outcome){.server = d->server,
+                                      .requester_id = d->requester_id,
+                                      .requester_worker = d->requester_worker};
+    cc->ended = d->ended;
     return 0;
 }
 
@@ -246,5 +275,16 @@ void cancel_send_close_all(struct worker *w)
 {
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->cancel_conns)
-        cancel_conn_free(list_entry(pos, struct cancel_conn, node));
+        cancel_conn_end(list_entry(pos, struct cancel_conn, node), true);
+}
+
+void cancel_send_forget(struct worker *w, const struct server_conn *sc)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->cancel_conns)
+    {
+        struct cancel_conn *cc = list_entry(pos, struct cancel_conn, node);
+        if (cc->end.server == sc)
+            cc->end.server = NULL;
+    }
 }

@@ -24,13 +24,17 @@
 
 /*
  * The client hung up while its reads were paused: back-pressure from the
- * server, a PAUSE or pause step holding it, or a console command it waits on.
+ * server, a PAUSE or pause step holding it, a console command it waits on,
+ * or the delivery of the cancel request it sent (which goes on).
  */
 static void endpoint_hangup(struct session *s, struct endpoint *ep)
 {
     if (ep != &s->client)
         return;
-    session_close(s, "client closed the connection while pgnear was not reading from it");
+    if (s->login != NULL && s->login->startup.kind == STARTUP_CANCEL_REQUEST)
+        session_close(s, "cancel request handled; the client left before it was delivered");
+    else
+        session_close(s, "client closed the connection while pgnear was not reading from it");
 }
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);

@@ -82,6 +82,8 @@ struct session_flow {
     void (*login_end)(struct session *s);
     /* The client of sc leaves: sc is kept for another or closed. */
     void (*server_release)(struct server_conn *sc);
+    /* The cancel requests on their way to sc ended: a connection held back for them goes on. */
+    void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */
     void (*server_closed)(struct server_conn *sc);
     /* s is held at its safe point for a move (gate.c): the move goes on (move.h). */

@@ -17,6 +17,7 @@
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/cancel_send.h"
 #include "routing/region.h"
 
 int64_t server_conn_now_us(void)
@@ -132,6 +133,8 @@ void server_conn_close(struct server_conn *sc, bool paced)
         cancel_unregister(s);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
+    if (sc->cancels_in_flight > 0)
+        cancel_send_forget(sc->w, sc);
     prep_server_free(sc->prep); /* what it held and owed is forgotten */
     sc->prep = NULL;
     if (sc->counted) {

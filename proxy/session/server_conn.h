@@ -12,7 +12,8 @@
  *                   the server's first ReadyForQuery
  *   active_servers  linked to a client session (relaying, or being handed
  *                   over to a new client)
- *   used_servers    its client left; the reset query runs
+ *   used_servers    its client left; the reset query runs, or a cancel
+ *                   request on its way to it is awaited first
  *   idle_servers    reset, waiting for the next client
  *
  * Everything the
@@ -86,6 +87,15 @@ struct server_conn {
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
+    /*
+     * Cancel requests on their way to its backend (cancel_send.h): until
+     * they end it serves no other client — the pool holds it back
+     * (cancel_held) — and one that may still arrive (sent, but not seen
+     * acted on) keeps it from being kept at all (cancel_unsure).
+     */
+    uint16_t cancels_in_flight;
+    bool cancel_held;
+    bool cancel_unsure;
     /* Transaction pooling: the statements it holds and the answers it owes (txn_prep.h). */
     struct prep_server *prep;
     bool counted;      /* counted in the daemon's pool limits (pool_limits.h) */

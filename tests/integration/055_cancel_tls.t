@@ -2,6 +2,11 @@
 # reaches the right server just like a plain one; and pgnear forwards it to
 # the server inside TLS whenever the session's own server connection is,
 # so the server's secret key never crosses the network in the clear.
+# Under pooling a cancel reaches only its sender's query: two clients on
+# one pooled server connection, A cancelling near the end of its query, B
+# (which cancels nothing) running its own next on the same backend, in
+# both pool modes, with and without server TLS, and through a peer; a
+# cancel over server TLS takes effect within milliseconds (TCP_NODELAY).
 use strict;
 use warnings;
 use FindBin;
@@ -101,6 +106,163 @@ for my $mode (qw(verify-full require disable)) {
     }
     $px->stop;
     $relay->stop;
+}
+
+# ------------------------------------------------------------ pooled: a cancel hits its sender's query only
+
+my $auth_dir = tmpdir(name => 'cancel-pool');
+write_file("$auth_dir/userlist.txt", qq{"app" "} . $eu->scram_verifier('app') . qq{"\n});
+write_file("$auth_dir/peer_secret", unpack('H*', join '', map { chr int rand 256 } 1 .. 32) . "\n", mode => 0600);
+
+sub pooled_proxy {
+    my (%s) = @_;
+    my $port = delete $s{port};
+    return PgNearTest::Proxy->new(($port ? (port => $port) : ()), regions => [$eu], settings => {
+        auth => 'scram', auth_file => "$auth_dir/userlist.txt", server_tls_ca_file => $ca->cert,
+        # two workers: the cancel often lands on another worker than A's session
+        health_check_interval => 0, workers => $ENV{PGNEAR_TEST_WORKERS} // 2, %s });
+}
+
+sub pooled_login {
+    my ($px) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $px->port, timeout => 10);
+    my $l = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    die 'login through pgnear failed: ' . ($l->{error} ? $l->{error}{M} : 'eof') . "\n" unless $l->{ok};
+    return ($w, $l);
+}
+
+sub backend_of { $_[0]->query('SELECT pg_backend_pid()')->{rows}[0][0] }
+
+# A sends pg_sleep(0.05) and, $at seconds in, a cancel to $cancel_port (as
+# libpq does: it waits for the close; with $nowait it does not, and A goes
+# on at once); reads its result.  The code: 57014 when it was canceled.
+sub a_cancels_late {
+    my ($a, $l, $at, $cancel_port, $nowait) = @_;
+    $a->send_query('SELECT pg_sleep(0.05)');
+    sleep $at;
+    my @cancel = (host => '127.0.0.1', port => $cancel_port, pid => $l->{pid}, key => $l->{key});
+    my $c;
+    if ($nowait) {
+        $c = PgNearTest::Wire->connect(@cancel);
+        $c->send_raw(pack('NNN', 16, 80877102, $l->{pid}) . $l->{key});
+    } else {
+        PgNearTest::Wire->cancel(@cancel);
+    }
+    my $r = $a->read_result;
+    $c->hangup if $c;
+    return $r->{error} ? $r->{error}{C} : 'ok';
+}
+
+# B, which sends no cancel: its backend (told before it sleeps, so a
+# canceled query tells it too), and 57014 when its query was canceled.
+sub b_runs {
+    my ($b) = @_;
+    my $r = $b->query(q{DO $$BEGIN RAISE NOTICE '%', pg_backend_pid(); PERFORM pg_sleep(0.1); END$$});
+    return ($r->{notices}[0]{M} // 0, $r->{error} ? $r->{error}{C} : 'ok');
+}
+
+my @AT = map { 0.040 + 0.0015 * $_ } 0 .. 7;    # 40 to 50.5 ms into A's 50 ms query
+
+# Transaction pooling, pool_size 1: A and B take turns on one backend (a
+# worker's; B is a client on A's worker).  $cancel_port: where A's cancel goes.
+sub txn_rounds {
+    my ($px, $cancel_port) = @_;
+    my ($a, $l) = pooled_login($px);
+    my $a_pid = backend_of($a);
+    my $b;
+    for (1 .. 30) {
+        my ($c) = pooled_login($px);
+        if (backend_of($c) == $a_pid) { $b = $c; last }
+        $c->terminate;
+    }
+    return { error => 'no client on A\'s backend' } unless $b;
+    my %n = (rounds => 0, a => 0, b => 0, shared => 0);
+    for my $at (@AT) {
+        $n{a}++ if a_cancels_late($a, $l, $at, $cancel_port) eq '57014';
+        my ($pid, $code) = b_runs($b);
+        $n{rounds}++;
+        $n{shared}++ if $pid == $a_pid;
+        $n{b}++ if $code eq '57014';
+    }
+    $_->terminate for $a, $b;
+    return \%n;
+}
+
+# Session pooling, pool_size 1: A leaves after its result (every other
+# round without waiting for its cancel's close: the session ends with its
+# cancel on the way); B logs in and gets A's kept connection when it lands
+# on A's worker (the rounds that count), once no cancel holds it back.
+sub session_rounds {
+    my ($px) = @_;
+    my %n = (rounds => 0, a => 0, b => 0, shared => 0);
+    my $tries = 0;
+    while ($n{shared} < @AT && $tries++ < 5 * @AT) {
+        my ($a, $l) = pooled_login($px);
+        my $a_pid = backend_of($a);
+        $n{a}++ if a_cancels_late($a, $l, $AT[$n{shared}], $px->port, $tries % 2) eq '57014';
+        $a->terminate;
+        my ($b) = pooled_login($px);
+        my ($pid, $code) = b_runs($b);
+        $b->terminate;
+        $n{rounds}++;
+        next unless $pid == $a_pid;
+        $n{shared}++;
+        $n{b}++ if $code eq '57014';
+    }
+    return \%n;
+}
+
+for my $tls (qw(disable require)) {
+    for my $mode (qw(transaction session)) {
+        my $px = pooled_proxy(pool_mode => $mode, server_tls => $tls, pool_size => 1);
+        my $n = $mode eq 'transaction' ? txn_rounds($px, $px->port) : session_rounds($px);
+        my $what = "pool_mode = $mode, server_tls = $tls";
+        note "$what: ", explain($n);
+        cmp_ok $n->{shared}, '>=', @AT / 2, "$what: B ran on A's backend $n->{shared} times (of $n->{rounds})";
+        is $n->{b}, 0, "$what: B's query was never canceled by A's cancel ($n->{a} of A's were)";
+        unlike $px->log_contents, qr/admin console session/, "$what: no session taken for the console";
+        $px->stop;
+    }
+}
+
+# The time from a cancel over server TLS to the query's 57014: without
+# TCP_NODELAY the CancelRequest waited for the server's delayed ACK (40 ms).
+{
+    my $px = pooled_proxy(pool_mode => 'transaction', server_tls => 'require', pool_size => 1);
+    my ($v, $l) = pooled_login($px);
+    my $pid = backend_of($v);
+    my @ms;
+    for (1 .. 7) {
+        $v->send_query('SELECT pg_sleep(10)');
+        $eu->wait_sleeping($pid);
+        my $t0 = time;
+        PgNearTest::Wire->cancel(host => '127.0.0.1', port => $px->port, pid => $l->{pid}, key => $l->{key});
+        my $r = $v->read_result;
+        push @ms, 1000 * (time - $t0) if ($r->{error}{C} // '') eq '57014';
+    }
+    @ms = sort { $a <=> $b } @ms;
+    is scalar(@ms), 7, 'server TLS: 7 cancels, 7 queries canceled';
+    # The median: a loaded machine slows some; the delayed ACK held nearly every one.
+    cmp_ok $ms[3] // 1e9, '<', 35, sprintf('... the median %.1f ms from the cancel to the error (all: %s)',
+                                          $ms[3] // -1, join(' ', map { sprintf '%.1f', $_ } @ms));
+    $v->terminate;
+    $px->stop;
+}
+
+# Peers: A's cancel goes to the other instance of a fleet, which forwards it.
+{
+    my @port = map { free_port() } 1 .. 2;
+    my $peers = "1\@127.0.0.1:$port[0], 2\@127.0.0.1:$port[1]";
+    my @fleet = map {
+        pooled_proxy(port => $port[$_], pool_mode => 'transaction', pool_size => 1, server_tls => 'require',
+                     peer_id => $_ + 1, peers => $peers, peer_secret_file => "$auth_dir/peer_secret")
+    } 0 .. 1;
+    my $n = txn_rounds($fleet[0], $port[1]);
+    note 'peers: ', explain($n);
+    is $n->{b}, 0, "peers: B's query was never canceled by A's cancel through the other instance ($n->{a} of A's were)";
+    like $fleet[1]->log_contents, qr/cancel request forwarded to peer 1/, '... forwarded by instance 2';
+    like $fleet[0]->log_contents, qr/cancel request for c\d+ \(server process \d+\)/, '... to instance 1, which holds A';
+    $_->stop for @fleet;
 }
 
 done_testing;
