@@ -76,12 +76,12 @@ static void print_pooling(const struct config *cfg)
                cfg->max_db_connections, cfg->max_db_connections == 0 ? " (no limit)" : "");
     for (size_t i = 0; i < cfg->n_need_rules && config_pooling(cfg); i++) {
         const struct need_rule *r = &cfg->need_rules[i];
-        if (r->pool_mode >= 0)
+        if (r->value[SECTION_POOL_MODE] >= 0)
             printf("pooling: [%s %s]: pool_mode = %s, pool_size %d%s\n",
                    r->is_user ? "user" : "database", r->name,
-                   r->pool_mode == POOL_TRANSACTION ? "transaction" : "session",
-                   config_pool_size(cfg, r->pool_mode),
-                   config_pool_size(cfg, r->pool_mode) == 0 ? " (no limit)" : "");
+                   r->value[SECTION_POOL_MODE] == POOL_TRANSACTION ? "transaction" : "session",
+                   config_pool_size(cfg, r->value[SECTION_POOL_MODE]),
+                   config_pool_size(cfg, r->value[SECTION_POOL_MODE]) == 0 ? " (no limit)" : "");
     }
     if (config_txn_pooling(cfg))
         printf("pooling: a session holds a server connection only while a transaction runs; "

@@ -522,84 +522,11 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
     return config_need_warnings(cfg, warnings, n, max);
 }
 
-/*
- * The value a [user] or [database] section gives user's sessions on
- * database for the field at offset (an int of struct need_rule, -1 where
- * a section does not set it): a user's section over a database's; dflt
- * when neither does.
- */
-static int config_rule_value(const struct config *cfg, const char *user, const char *database,
-                             size_t offset, int dflt)
-{
-    int by_db = -1;
-    for (size_t i = 0; i < cfg->n_need_rules; i++) {
-        const struct need_rule *r = &cfg->need_rules[i];
-        int v = *(const int *)((const char *)r + offset);
-        if (v < 0 || strcasecmp(r->name, r->is_user ? user : database) != 0)
-            continue;
-        if (r->is_user)
-            return v;
-        by_db = v;
-    }
-    return by_db >= 0 ? by_db : dflt;
-}
-
-int config_session_need(const struct config *cfg, const char *user, const char *database)
-{
-    return config_rule_value(cfg, user, database, offsetof(struct need_rule, need),
-                             cfg->target_session_attrs);
-}
-
-bool config_session_movable(const struct config *cfg, const char *user, const char *database)
-{
-    return config_rule_value(cfg, user, database, offsetof(struct need_rule, movable),
-                             cfg->movable) != 0;
-}
-
-int config_session_pool_mode(const struct config *cfg, const char *user, const char *database)
-{
-    if (!config_pooling(cfg))
-        return POOL_NONE;
-    return config_rule_value(cfg, user, database, offsetof(struct need_rule, pool_mode),
-                             cfg->pool_mode);
-}
-
 int config_pool_size(const struct config *cfg, int mode)
 {
     if (mode != POOL_TRANSACTION)
         return cfg->pool_size_given;
     return cfg->pool_size > 0 ? cfg->pool_size : POOL_SIZE_TRANSACTION_DEFAULT;
-}
-
-bool config_parse_section_pool_mode(const char *text, int *mode)
-{
-    if (strcasecmp(text, "session") == 0)
-        *mode = POOL_SESSION;
-    else if (strcasecmp(text, "transaction") == 0)
-        *mode = POOL_TRANSACTION;
-    else
-        return false;
-    return true;
-}
-
-const char *config_database_regions(const struct config *cfg, const char *database)
-{
-    for (size_t i = 0; i < cfg->n_need_rules; i++) {
-        const struct need_rule *r = &cfg->need_rules[i];
-        if (!r->is_user && r->regions != NULL && strcasecmp(r->name, database) == 0)
-            return r->regions;
-    }
-    return NULL;
-}
-
-const struct region_subset *
-config_database_placement(const struct config *cfg, const char *database, struct region_subset *out)
-{
-    const char *list = config_database_regions(cfg, database);
-    char why[200];
-    if (list == NULL || region_subset_parse(&cfg->regions, list, out, why, sizeof(why)) != 0)
-        return NULL; /* the load refused a list that does not parse */
-    return out;
 }
 
 bool config_is_admin_user(const struct config *cfg, const char *user)

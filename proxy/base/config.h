@@ -30,13 +30,23 @@ enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
-/* A [database NAME] or [user NAME] section: target_session_attrs, movable, pool_mode, regions. */
+/*
+ * The keys of [database NAME] and [user NAME] sections that hold a choice,
+ * each with the [pgnear] setting of its name as the default; their table
+ * is section_keys[] (config_sections.c).
+ */
+enum section_key {
+    SECTION_NEED,      /* target_session_attrs: an enum session_need */
+    SECTION_MOVABLE,   /* movable: 0 or 1 */
+    SECTION_POOL_MODE, /* pool_mode: POOL_SESSION or POOL_TRANSACTION */
+    SECTION_CHOICES
+};
+
+/* A [database NAME] or [user NAME] section. */
 struct need_rule {
     bool is_user;
-    char *name;    /* as iniparser read it: in lower case */
-    int need;      /* enum session_need; -1: not set */
-    int movable;   /* 0, 1; -1: not set */
-    int pool_mode; /* POOL_SESSION or POOL_TRANSACTION; -1: not set */
+    char *name;                 /* as iniparser read it: in lower case */
+    int value[SECTION_CHOICES]; /* by enum section_key; -1: not set */
     char *regions; /* a database's "r1, r2" as written (checked at load); NULL: every region */
 };
 
@@ -248,6 +258,13 @@ static inline bool config_txn_pooling(const struct config *cfg)
 
 /* Whether path is one of websocket_path's (compared exactly). */
 bool config_websocket_path(const struct config *cfg, const char *path);
+
+/*
+ * What the sections say of key for user's sessions on database: a [user]
+ * section's over a [database] one's, else the [pgnear] setting.
+ */
+int config_section_value(const struct config *cfg, enum section_key key, const char *user,
+                         const char *database);
 
 /*
  * What a session of user on database needs when its startup packet does

@@ -209,7 +209,7 @@ static void check_pool_settings(struct load_ctx *lc)
         cfg->pool_size = POOL_SIZE_TRANSACTION_DEFAULT;
     for (size_t i = 0; i < cfg->n_need_rules && !config_pooling(cfg); i++) {
         const struct need_rule *r = &cfg->need_rules[i];
-        if (r->pool_mode >= 0) {
+        if (r->value[SECTION_POOL_MODE] >= 0) {
             config_problem(lc, NULL,
                            "[%s %s]: pool_mode needs pooling on: pool_mode = session or "
                            "transaction under [pgnear], and auth = scram",

@@ -140,106 +140,6 @@ static void load_section_keys(struct load_ctx *lc, dictionary *d, const char *se
     free(keys);
 }
 
-static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
-{
-    struct need_rule *grown = realloc(cfg->need_rules, (cfg->n_need_rules + 1) * sizeof(*grown));
-    if (grown == NULL)
-        return false;
-    cfg->need_rules = grown;
-    struct need_rule *r = &grown[cfg->n_need_rules];
-    *r = *rule;
-    r->name = strdup(rule->name);
-    r->regions = rule->regions != NULL ? strdup(rule->regions) : NULL;
-    if (r->name == NULL || (rule->regions != NULL && r->regions == NULL)) {
-        free(r->name);
-        free(r->regions);
-        return false;
-    }
-    cfg->n_need_rules++;
-    return true;
-}
-
-/* A [database]/[user] key's text read into its field of a rule; false: not valid. */
-static bool parse_need_key(const char *key, const char *text, struct need_rule *r)
-{
-    enum session_need need;
-    bool on;
-    if (strcmp(key, "target_session_attrs") == 0 && need_parse(text, &need))
-        r->need = (int)need;
-    else if (strcmp(key, "movable") == 0 && config_parse_bool(text, &on))
-        r->movable = on;
-    else if (strcmp(key, "pool_mode") == 0 && config_parse_section_pool_mode(text, &r->pool_mode))
-        ;
-    else if (strcmp(key, "regions") == 0)
-        r->regions = (char *)text; /* checked once the regions are known */
-    else
-        return false;
-    return true;
-}
-
-static void need_key_problem(struct load_ctx *lc, const char *at, const char *key, const char *text)
-{
-    if (strcmp(key, "target_session_attrs") == 0)
-        config_problem(lc, at, "invalid target_session_attrs \"%s\" (one of: %s)", text,
-                       need_choices());
-    else if (strcmp(key, "movable") == 0)
-        config_problem(lc, at, "invalid movable \"%s\" (on or off)", text);
-    else
-        config_problem(lc, at, "invalid pool_mode \"%s\" (session or transaction)", text);
-}
-
-/*
- * One [database NAME] or [user NAME] section: what its sessions need
- * (target_session_attrs), whether they may be moved (movable), how their
- * server connections are pooled (pool_mode), and for a database, the
- * regions it lives in (regions; checked once the regions are known,
- * config_check_placement).
- */
-static void load_need_section(struct load_ctx *lc, dictionary *d, const char *section, bool is_user,
-                              const char *name)
-{
-    static const char *const keys[] = {"target_session_attrs", "movable", "pool_mode", "regions"};
-    struct need_rule rule = {is_user, (char *)name, -1, -1, -1, NULL};
-    int given = 0;
-    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]) - (is_user ? 1 : 0); i++) {
-        char key[400];
-        snprintf(key, sizeof(key), "%s:%s", section, keys[i]);
-        const char *text = iniparser_getstring(d, key, NULL);
-        if (text == NULL)
-            continue;
-        given++;
-        if (!parse_need_key(keys[i], text, &rule)) {
-            need_key_problem(lc, key, keys[i], text);
-            return;
-        }
-    }
-    if (given == 0 || iniparser_getsecnkeys(d, section) != given)
-        config_problem(lc, NULL, "[%s]: a %s section takes %s, nothing else", section,
-                       is_user ? "user" : "database",
-                       is_user ? "target_session_attrs, movable and pool_mode"
-                               : "regions, target_session_attrs, movable and pool_mode");
-    else if (!add_need_rule(lc->cfg, &rule))
-        config_problem(lc, NULL, "out of memory");
-}
-
-/* "[database NAME]", "[user NAME]": true when section is one (handled). */
-static bool load_need_sections(struct load_ctx *lc, dictionary *d, const char *section)
-{
-    bool is_user = strncmp(section, "user ", 5) == 0;
-    if (!is_user && strncmp(section, "database ", 9) != 0)
-        return false;
-    const char *name = section + (is_user ? 5 : 9);
-    while (*name == ' ')
-        name++;
-    if (lc->scope != CONFIG_SCOPE_ALL)
-        return true;
-    if (*name == '\0')
-        config_problem(lc, NULL, "[%s]: the section needs a name", section);
-    else
-        load_need_section(lc, d, section, is_user, name);
-    return true;
-}
-
 static void load_section(struct load_ctx *lc, dictionary *d, const char *section)
 {
     char at[320];
@@ -250,7 +150,7 @@ static void load_section(struct load_ctx *lc, dictionary *d, const char *section
         load_section_keys(lc, d, section, NULL);
         return;
     }
-    if (load_need_sections(lc, d, section))
+    if (config_load_need_sections(lc, d, section))
         return;
     if (strncmp(section, "region ", 7) != 0) {
         if (lc->scope == CONFIG_SCOPE_ALL)

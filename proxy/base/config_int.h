@@ -2,7 +2,8 @@
  * config_int.h — what the parts of the configuration's loading share, and
  * the rest of pgnear does not see: config.c (the settings table and the
  * load's steps), config_ini.c (the file, its lines and sections) and
- * config_check.c (the checks of what the file said).
+ * config_check.c (the checks of what the file said), config_sections.c
+ * (the [database NAME] and [user NAME] sections).
  */
 #ifndef PGNEAR_PROXY_CONFIG_INT_H
 #define PGNEAR_PROXY_CONFIG_INT_H
@@ -59,6 +60,10 @@ bool config_problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
 /* Records a problem at the line of name ("[region eu]", "pgnear:auth", NULL for none). */
 bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Loads section when it is a [database NAME] or [user NAME] one: true when it is (handled). */
+struct _dictionary_;
+bool config_load_need_sections(struct load_ctx *lc, struct _dictionary_ *d, const char *section);
 
 /* The sections, then the checks of what they say; false when the file cannot be read. */
 bool config_load_file(struct load_ctx *lc);

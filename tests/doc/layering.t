@@ -48,7 +48,7 @@ my %allowed_circle = (
     'proxy/pool'    => [qw(pool pool_warm)],
     'proxy/runtime' => [qw(worker worker_call)],
     # One file's parts, split for length, with the private header they share.
-    'proxy/base'    => [qw(config config_ini config_check config_peers config_int)],
+    'proxy/base'    => [qw(config config_ini config_check config_peers config_sections config_int)],
     'proxy/migrate' => [qw(runner run run_step run_settle)],
     'proxy/dbmove'  => [qw(job job_int job_abort job_cutover job_fleet job_finish job_schema job_secrets job_settle job_show
                            job_start follow follow_int follow_hold follow_settle)],

@@ -128,6 +128,18 @@ for my $name (sort keys %doc) {
     ok($known{$name}, "documented setting $name exists in proxy/base/config.c");
 }
 
+# ---- every key of the [database NAME] and [user NAME] sections
+my $sections_c = slurp("$src/proxy/base/config_sections.c");
+my ($keys_table) = $sections_c =~ /section_keys\[\]\s*=\s*\{(.*?)\n\};/s
+  or BAIL_OUT('section_keys[] not found in proxy/base/config_sections.c');
+my @section_keys = $keys_table =~ /\{"(\w+)",/g;
+cmp_ok(scalar @section_keys, '>=', 4, 'the section keys of proxy/base/config_sections.c were read');
+my ($takes) = $md_text =~ /^Such a section takes (.*?)nothing else/ms
+  or BAIL_OUT('no "Such a section takes ... nothing else" in doc/pgnear.md');
+for my $key (@section_keys) {
+    like($takes, qr/`\Q$key\E`/, "section key $key is documented");
+}
+
 # ---- every option of the command line
 my $main_c = slurp("$src/proxy/main.c");
 my @long = $main_c =~ /\{"([a-z-]+)",\s*(?:no|required|optional)_argument/g;
