@@ -55,13 +55,13 @@ struct console_wait {
     void (*on_session_end)(void *arg);
     void *hook_arg;
     struct admin_result res;
-    struct admin_error err;
+    struct pg_error err;
 };
 
 /* The error of a command that ran out of memory (SQLSTATE 53200). */
-static inline void admin_error_oom(struct admin_error *err)
+static inline void admin_error_oom(struct pg_error *err)
 {
-    admin_error_set(err, "53200", NULL, NULL, "out of memory");
+    pg_error_set(err, "53200", "out of memory");
 }
 
 #endif

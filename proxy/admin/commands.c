@@ -92,8 +92,8 @@ static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
                              struct console_wait *wait)
 {
     if (cmd->has_region && region_set_find(&s->w->cfg->regions, cmd->region) == NULL) {
-        admin_error_set(&wait->err, "42704", NULL, "SHOW REGIONS lists them.",
-                        "region \"%s\" does not exist", cmd->region);
+        pg_error_set(&wait->err, "42704", "region \"%s\" does not exist", cmd->region);
+        pg_error_hint(&wait->err, "SHOW REGIONS lists them.");
         return CMD_ERROR;
     }
     struct reconnect_request *req = calloc(1, sizeof(*req));
@@ -120,7 +120,7 @@ static const struct admin_command reconnect_command = {.run = reconnect_servers}
 /* ---- DISABLE, ENABLE ---- */
 
 /* The region of the current configuration by that name; NULL and the error set when none. */
-static struct region *find_region(struct session *s, const char *name, struct admin_error *err)
+static struct region *find_region(struct session *s, const char *name, struct pg_error *err)
 {
     struct region_set *set = &s->w->cfg->regions;
     struct region *r = region_set_find(set, name);
@@ -133,7 +133,8 @@ static struct region *find_region(struct session *s, const char *name, struct ad
                                  set->items[i].name);
     char hint[600];
     snprintf(hint, sizeof(hint), "The regions are: %s.", names);
-    admin_error_set(err, "42704", NULL, hint, "region \"%s\" does not exist", name);
+    pg_error_set(err, "42704", "region \"%s\" does not exist", name);
+    pg_error_hint(err, "%s", hint);
     return NULL;
 }
 
@@ -199,8 +200,8 @@ static void kill_answered(struct worker *from, const struct worker_reply *r)
         result_init(&wait->res, NULL, 0);
         result_set_tag(&wait->res, "KILL");
     } else {
-        admin_error_set(&wait->err, "42704", NULL, "SHOW CLIENTS lists the clients and their ids.",
-                        "no client with id %llu", (unsigned long long)req->id);
+        pg_error_set(&wait->err, "42704", "no client with id %llu", (unsigned long long)req->id);
+        pg_error_hint(&wait->err, "SHOW CLIENTS lists the clients and their ids.");
         rc = CMD_ERROR;
     }
     free(req);
@@ -238,7 +239,7 @@ static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct
     log_info(s->id, "admin %s asked for SHUTDOWN%s", s->user, wait_all ? " WAIT" : "");
     /* Exactly what SIGTERM (SIGUSR2) does, by the same path: worker 0 gets the signal. */
     if (kill(getpid(), wait_all ? SIGUSR2 : SIGTERM) != 0) {
-        admin_error_set(&wait->err, "58000", NULL, NULL, "could not signal pgnear: %m");
+        pg_error_set(&wait->err, "58000", "could not signal pgnear: %m");
         return CMD_ERROR;
     }
     result_init(&wait->res, NULL, 0);
@@ -280,14 +281,16 @@ static int reload_deliver(struct worker *w, void *arg)
                           req->fixed[i]);
         result_set_tag(&wait->res, req->tag);
     } else if (strcmp(req->tag, "SET") == 0) {
-        admin_error_set(&wait->err, "22023", req->error, "The running configuration is unchanged.",
-                        "invalid value for parameter \"%s\": \"%s\"", req->override.name,
-                        req->override.value);
+        pg_error_set(&wait->err, "22023", "invalid value for parameter \"%s\": \"%s\"",
+                     req->override.name, req->override.value);
+        pg_error_detail(&wait->err, "%s", req->error);
+        pg_error_hint(&wait->err, "The running configuration is unchanged.");
         rc = CMD_ERROR;
     } else {
-        admin_error_set(&wait->err, "F0000", req->error,
-                        "The running configuration is unchanged; pgnear's log has the details.",
-                        "could not reload the configuration");
+        pg_error_set(&wait->err, "F0000", "could not reload the configuration");
+        pg_error_detail(&wait->err, "%s", req->error);
+        pg_error_hint(&wait->err,
+                      "The running configuration is unchanged; pgnear's log has the details.");
         rc = CMD_ERROR;
     }
     free(req);
@@ -388,14 +391,15 @@ static int set_setting(struct session *s, const struct admin_cmd *cmd, struct co
         }
     bool reloadable;
     if (!config_setting_known(cmd->setting, &reloadable)) {
-        admin_error_set(&wait->err, "42704", NULL, "SHOW CONFIG lists the settings.",
-                        "unrecognized configuration parameter \"%s\"", cmd->setting);
+        pg_error_set(&wait->err, "42704", "unrecognized configuration parameter \"%s\"",
+                     cmd->setting);
+        pg_error_hint(&wait->err, "SHOW CONFIG lists the settings.");
         return CMD_ERROR;
     }
     if (!reloadable) {
-        admin_error_set(
-            &wait->err, "55P02", NULL, "Change it in the configuration file and restart pgnear.",
-            "parameter \"%s\" cannot be changed without restarting pgnear", cmd->setting);
+        pg_error_set(&wait->err, "55P02",
+                     "parameter \"%s\" cannot be changed without restarting pgnear", cmd->setting);
+        pg_error_hint(&wait->err, "Change it in the configuration file and restart pgnear.");
         return CMD_ERROR;
     }
     return reload_config(s, cmd, wait);
@@ -453,8 +457,7 @@ const struct admin_command *command_find(enum admin_cmd_kind kind)
     return (unsigned)kind < ADMIN_CMD_KINDS ? commands[kind] : NULL;
 }
 
-int command_prepare(const char *text, size_t len, struct command_plan *plan,
-                    struct admin_error *err)
+int command_prepare(const char *text, size_t len, struct command_plan *plan, struct pg_error *err)
 {
     int rc = admin_parse(text, len, &plan->cmd, err);
     if (rc == ADMIN_PARSE_EMPTY)
@@ -476,9 +479,9 @@ int command_run(struct session *s, const struct command_plan *plan, struct conso
     const struct admin_command *def = command_find(plan->cmd.kind);
     if (def == NULL) {
         char name[64];
-        admin_error_set(&wait->err, "0A000", NULL, "SHOW HELP lists what this build can do.",
-                        "%s is not available in this build of pgnear",
-                        admin_command_name(plan->cmd.kind, name, sizeof(name)));
+        pg_error_set(&wait->err, "0A000", "%s is not available in this build of pgnear",
+                     admin_command_name(plan->cmd.kind, name, sizeof(name)));
+        pg_error_hint(&wait->err, "SHOW HELP lists what this build can do.");
         return CMD_ERROR;
     }
     if (def->render != NULL)

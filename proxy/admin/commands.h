@@ -23,8 +23,7 @@ struct command_plan {
 /* What a kind of command is: one for every kind the grammar knows (its unit test checks). */
 const struct admin_command *command_find(enum admin_cmd_kind kind);
 
-int command_prepare(const char *text, size_t len, struct command_plan *plan,
-                    struct admin_error *err);
+int command_prepare(const char *text, size_t len, struct command_plan *plan, struct pg_error *err);
 
 /* The columns a plan's rows will have (for Describe); ncols 0: no rows. */
 void command_columns(const struct command_plan *plan, const struct admin_column **cols, int *ncols);

@@ -92,24 +92,12 @@ static int console_queue(struct session *s, struct pktbuf *pb)
     return 0;
 }
 
-static int console_send_error(struct session *s, const struct admin_error *e)
+static int console_send_error(struct session *s, const struct pg_error *e)
 {
     uint8_t buf[2048];
     struct pktbuf pb;
-    char pos[16];
     pkt_init(&pb, buf, sizeof(buf));
-    struct pkt_report r = {"ERROR", e->sqlstate, e->message, e->detail[0] ? e->detail : NULL,
-                           e->hint[0] ? e->hint : NULL};
-    pkt_put_report(&pb, 'E', &r);
-    if (e->position > 0 && pkt_ok(&pb)) {
-        /* The report ends with its terminating NUL: put the P field before it. */
-        pb.len--;
-        snprintf(pos, sizeof(pos), "%d", e->position);
-        pkt_put_u8(&pb, 'P');
-        pkt_put_cstr(&pb, pos);
-        pkt_put_u8(&pb, 0);
-        pkt_end(&pb);
-    }
+    pg_error_put(&pb, 'E', "ERROR", e);
     log_info(s->id, "admin console: ERROR %s: %s", e->sqlstate, e->message);
     return console_queue(s, &pb);
 }
@@ -143,7 +131,7 @@ static int console_send_tag(struct session *s, const char *tag)
 }
 
 /* An error in the extended protocol: say so, then skip to the next Sync. */
-static int console_fail(struct session *s, const struct admin_error *e)
+static int console_fail(struct session *s, const struct pg_error *e)
 {
     s->console->skip_to_sync = true;
     return console_send_error(s, e);
@@ -153,9 +141,11 @@ static int console_fail_qp(struct session *s, const struct qp_error *qe)
 {
     struct qp_error_text text;
     struct pkt_report r;
-    struct admin_error e;
+    struct pg_error e;
     qp_error_report(qe, &text, &r);
-    admin_error_set(&e, r.sqlstate, r.detail, NULL, "%s", r.message);
+    pg_error_set(&e, r.sqlstate, "%s", r.message);
+    if (r.detail != NULL)
+        pg_error_detail(&e, "%s", r.detail);
     return console_fail(s, &e);
 }
 
@@ -403,7 +393,7 @@ static int console_query(struct session *s, const struct qp_query *q)
 {
     struct console *c = s->console;
     struct command_plan plan;
-    struct admin_error err;
+    struct pg_error err;
     console_drop_stmt(c, "");
     int rc = command_prepare(q->text, q->text_len, &plan, &err);
     if (rc == CMD_ERROR)
@@ -427,21 +417,21 @@ static int console_query(struct session *s, const struct qp_query *q)
 static int console_parse(struct session *s, const struct qp_parse *m)
 {
     struct console *c = s->console;
-    struct admin_error err;
+    struct pg_error err;
     if (m->name[0] != '\0' && console_find_stmt(c, m->name) != NULL) {
-        admin_error_set(&err, "42P05", NULL, NULL, "prepared statement \"%s\" already exists",
-                        m->name);
+        pg_error_set(&err, "42P05", "prepared statement \"%s\" already exists", m->name);
         return console_fail(s, &err);
     }
     if (m->name[0] != '\0' && c->nstmts >= CONSOLE_MAX_STATEMENTS) {
-        admin_error_set(&err, "54000", NULL, "Close (DEALLOCATE) statements no longer needed.",
-                        "too many prepared statements in this admin session (at most %d)",
-                        CONSOLE_MAX_STATEMENTS);
+        pg_error_set(&err, "54000",
+                     "too many prepared statements in this admin session (at most %d)",
+                     CONSOLE_MAX_STATEMENTS);
+        pg_error_hint(&err, "Close (DEALLOCATE) statements no longer needed.");
         return console_fail(s, &err);
     }
     if (m->nparam_types > 0) {
-        admin_error_set(&err, "0A000", "Admin commands take no parameters.", NULL,
-                        "the admin console does not take parameters");
+        pg_error_set(&err, "0A000", "the admin console does not take parameters");
+        pg_error_detail(&err, "Admin commands take no parameters.");
         return console_fail(s, &err);
     }
     struct console_stmt *st = calloc(1, sizeof(*st));
@@ -465,19 +455,18 @@ static int console_parse(struct session *s, const struct qp_parse *m)
 
 static int console_bind(struct session *s, const struct qp_bind *b)
 {
-    struct admin_error err;
+    struct pg_error err;
     struct qp_error qe;
     const struct console_stmt *st = console_find_stmt(s->console, b->statement);
     if (st == NULL) {
-        admin_error_set(&err, "26000", NULL, NULL, "prepared statement \"%s\" does not exist",
-                        b->statement);
+        pg_error_set(&err, "26000", "prepared statement \"%s\" does not exist", b->statement);
         return console_fail(s, &err);
     }
     if (b->nparams > 0) {
-        admin_error_set(&err, "08P01", NULL, NULL,
-                        "bind message supplies %d parameters, but prepared statement \"%s\" "
-                        "requires 0",
-                        b->nparams, b->statement);
+        pg_error_set(&err, "08P01",
+                     "bind message supplies %d parameters, but prepared statement \"%s\" "
+                     "requires 0",
+                     b->nparams, b->statement);
         return console_fail(s, &err);
     }
     const struct admin_column *cols = NULL;
@@ -495,11 +484,11 @@ static int console_bind(struct session *s, const struct qp_bind *b)
 
 static int console_describe(struct session *s, const struct qp_target *t)
 {
-    struct admin_error err;
+    struct pg_error err;
     if (t->kind == 'P') {
         const struct console_portal *p = console_find_portal(s->console, t->name);
         if (p == NULL) {
-            admin_error_set(&err, "34000", NULL, NULL, "portal \"%s\" does not exist", t->name);
+            pg_error_set(&err, "34000", "portal \"%s\" does not exist", t->name);
             return console_fail(s, &err);
         }
         return p->empty ? console_send_simple(s, qp_put_no_data)
@@ -507,8 +496,7 @@ static int console_describe(struct session *s, const struct qp_target *t)
     }
     const struct console_stmt *st = console_find_stmt(s->console, t->name);
     if (st == NULL) {
-        admin_error_set(&err, "26000", NULL, NULL, "prepared statement \"%s\" does not exist",
-                        t->name);
+        pg_error_set(&err, "26000", "prepared statement \"%s\" does not exist", t->name);
         return console_fail(s, &err);
     }
     uint8_t buf[16];
@@ -530,8 +518,8 @@ static int console_exec(struct session *s, const struct qp_execute *e)
 {
     struct console_portal *p = console_find_portal(s->console, e->portal);
     if (p == NULL) {
-        struct admin_error err;
-        admin_error_set(&err, "34000", NULL, NULL, "portal \"%s\" does not exist", e->portal);
+        struct pg_error err;
+        pg_error_set(&err, "34000", "portal \"%s\" does not exist", e->portal);
         return console_fail(s, &err);
     }
     return console_execute(s, p, e->max_rows, false);

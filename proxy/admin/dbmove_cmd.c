@@ -83,8 +83,9 @@ static void job_done_cb(void *arg, enum dbmove_action action, const struct dbmov
 {
     struct console_wait *wait = arg;
     if (problem != NULL) {
-        admin_error_set(&wait->err, problem->sqlstate, problem->detail[0] ? problem->detail : NULL,
-                        problem->hint[0] ? problem->hint : NULL, "%s", problem->message);
+        pg_error_set(&wait->err, problem->sqlstate, "%s", problem->message);
+        pg_error_detail(&wait->err, "%s", problem->detail);
+        pg_error_hint(&wait->err, "%s", problem->hint);
         wait->answer(wait, CMD_ERROR);
         return;
     }
@@ -133,7 +134,7 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
         log_info(s->id, "admin %s: MOVE DATABASE %s %s", s->user, req.database, words[req.action]);
     if (dbmove_job_start(s->w, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
         NULL) {
-        admin_error_set(&wait->err, problem.sqlstate, NULL, NULL, "%s", problem.message);
+        pg_error_set(&wait->err, problem.sqlstate, "%s", problem.message);
         return CMD_ERROR;
     }
     return CMD_PENDING;

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/pg_error.h"
+
 #define ADMIN_NAME_MAX  63          /* as PostgreSQL's NAMEDATALEN - 1 */
 #define ADMIN_VALUE_MAX 1024        /* a quoted value */
 #define ADMIN_TEXT_MAX  (64 * 1024) /* a longer command text is refused unread */
@@ -106,21 +108,6 @@ enum admin_parse_result {
     ADMIN_PARSE_SQL = -2,   /* SQL (psql's own queries): err says the console does not run it */
 };
 
-/* What a command that failed tells the client (an ErrorResponse), from the parser or a handler. */
-struct admin_error {
-    char sqlstate[6];
-    char message[256];
-    char detail[512];
-    char hint[1024];
-    int position; /* 1-based byte position in the command text, as PostgreSQL's P field; 0: none */
-};
-
-void admin_error_set(struct admin_error *e, const char *sqlstate, const char *detail,
-                     const char *hint, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *detail,
-                      const char *hint, const char *fmt, va_list ap)
-    __attribute__((format(printf, 5, 0)));
-
 /* One command of the language, as SHOW HELP shows it. */
 struct admin_command_def {
     enum admin_cmd_kind kind;
@@ -130,7 +117,7 @@ struct admin_command_def {
     const char *help;
 };
 
-int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err);
+int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct pg_error *err);
 
 /* Every command, in SHOW HELP's order. */
 const struct admin_command_def *admin_commands(size_t *n);

@@ -44,7 +44,7 @@ struct token {
 struct lexer {
     const char *p;
     size_t len, pos;
-    struct admin_error *err;
+    struct pg_error *err;
 };
 
 struct parser {

@@ -13,25 +13,6 @@
 #include "proxy/admin/grammar.h"
 #include "proxy/admin/grammar_int.h"
 
-void admin_error_setv(struct admin_error *e, const char *sqlstate, const char *detail,
-                      const char *hint, const char *fmt, va_list ap)
-{
-    memset(e, 0, sizeof(*e));
-    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    snprintf(e->detail, sizeof(e->detail), "%s", detail != NULL ? detail : "");
-    snprintf(e->hint, sizeof(e->hint), "%s", hint != NULL ? hint : "");
-}
-
-void admin_error_set(struct admin_error *e, const char *sqlstate, const char *detail,
-                     const char *hint, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    admin_error_setv(e, sqlstate, detail, hint, fmt, ap);
-    va_end(ap);
-}
-
 /* ---- lexer ---- */
 
 int gram_fail(struct lexer *lx, size_t pos, const char *sqlstate, const char *hint, const char *fmt,
@@ -39,8 +20,10 @@ int gram_fail(struct lexer *lx, size_t pos, const char *sqlstate, const char *hi
 {
     va_list ap;
     va_start(ap, fmt);
-    admin_error_setv(lx->err, sqlstate, NULL, hint, fmt, ap);
+    pg_error_setv(lx->err, sqlstate, fmt, ap);
     va_end(ap);
+    if (hint != NULL)
+        pg_error_hint(lx->err, "%s", hint);
     lx->err->position = (int)pos + 1;
     return ADMIN_PARSE_ERROR;
 }
@@ -171,7 +154,7 @@ bool gram_at_keyword(const struct parser *ps, const char *w)
 bool gram_peek(const struct parser *ps, struct token *next)
 {
     struct lexer ahead = ps->lx;
-    struct admin_error err;
+    struct pg_error err;
     ahead.err = &err;
     return lex_next(&ahead, next) == 0;
 }

@@ -83,7 +83,7 @@ static int parse_command(struct parser *ps)
     return take_end(ps);
 }
 
-int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct admin_error *err)
+int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct pg_error *err)
 {
     struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};
     memset(out, 0, sizeof(*out));

@@ -43,8 +43,8 @@ static void abort_answer(struct abort_call *call)
     struct console_wait *wait = call->wait;
     int rc = CMD_DONE;
     if (!call->found) {
-        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
-                        "no migration is running on this pgnear");
+        pg_error_set(&wait->err, "55000", "no migration is running on this pgnear");
+        pg_error_hint(&wait->err, "%s", ABORT_ELSEWHERE_HINT);
         rc = CMD_ERROR;
     } else {
         result_init(&wait->res, NULL, 0);
@@ -118,8 +118,8 @@ static int migrate_abort_run(struct session *s, const struct admin_cmd *cmd,
     int migrating = __atomic_load_n(&s->w->shared->migrating, __ATOMIC_ACQUIRE);
     log_info(s->id, "admin %s: MIGRATE ABORT", s->user);
     if (migrating == 0) {
-        admin_error_set(&wait->err, "55000", NULL, ABORT_ELSEWHERE_HINT,
-                        "no migration is running on this pgnear");
+        pg_error_set(&wait->err, "55000", "no migration is running on this pgnear");
+        pg_error_hint(&wait->err, "%s", ABORT_ELSEWHERE_HINT);
         return CMD_ERROR;
     }
     struct abort_call *call = calloc(1, sizeof(*call));

@@ -93,11 +93,13 @@ static int follower_passed(struct migrations_request *req, const struct migrate_
         return 0;
     if (req->alone == NULL)
         return 1;
-    admin_error_set(&req->wait->err, "55000",
-                    "Its hosts are standbys of that region's primary: they replay what runs there.",
-                    "Run the command for the region that follows none.",
-                    "region \"%s\" follows region \"%s\": nothing runs in it", rs->region->name,
-                    rs->follows->name);
+    pg_error_set(&req->wait->err, "55000",
+                 "region \"%s\" follows region \"%s\": nothing runs in it", rs->region->name,
+                 rs->follows->name);
+    pg_error_detail(
+        &req->wait->err,
+        "Its hosts are standbys of that region's primary: they replay what runs there.");
+    pg_error_hint(&req->wait->err, "Run the command for the region that follows none.");
     return -1;
 }
 
@@ -218,21 +220,21 @@ static int render_plan(struct migrations_request *req, const struct migrate_stat
     result_init(res, migrations_plan_cols, ADMIN_NCOLS(migrations_plan_cols));
     for (size_t r = 0; r < st->count; r++) {
         const struct migrate_region_status *rs = &st->regions[r];
-        struct migrate_plan_error perr;
+        struct pg_error perr;
         size_t n;
         if (rs->reached && rs->follows != NULL) {
             notice_follower(res, rs);
             continue;
         }
         if (!rs->reached) {
-            admin_error_set(&req->wait->err, "08001", rs->error,
-                            "MIGRATE UP would stop there too; SHOW REGIONS shows its hosts.",
-                            "could not read the migration history of region \"%s\"",
-                            rs->region->name);
+            pg_error_set(&req->wait->err, "08001",
+                         "could not read the migration history of region \"%s\"", rs->region->name);
+            pg_error_detail(&req->wait->err, "%s", rs->error);
+            pg_error_hint(&req->wait->err,
+                          "MIGRATE UP would stop there too; SHOW REGIONS shows its hosts.");
         } else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, req->to, idx,
                                        &n, &perr) != 0) {
-            admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
-                            perr.message);
+            req->wait->err = perr;
         } else {
             plan_rows(res, rs, &req->steps, idx, n);
             continue;
@@ -293,8 +295,7 @@ static void run_done(void *arg, const struct migrate_run_outcome *out)
     int rc = CMD_DONE;
     req->run = NULL;
     if (out->failed) {
-        admin_error_set(&wait->err, out->err.sqlstate, out->err.detail, out->err.hint, "%s",
-                        out->err.message);
+        wait->err = out->err;
         rc = CMD_ERROR;
     } else {
         result_init(&wait->res, NULL, 0);
@@ -338,21 +339,20 @@ static int64_t lowest_pending(struct migrations_request *req, const struct migra
     }
     for (size_t r = 0; r < st->count; r++) {
         const struct migrate_region_status *rs = &st->regions[r];
-        struct migrate_plan_error perr;
+        struct pg_error perr;
         int passed = rs->reached ? follower_passed(req, rs) : 0;
         if (passed > 0)
             continue;
-        if (!rs->reached)
-            admin_error_set(&req->wait->err, "08001", rs->error, NULL,
-                            "could not read the migration history of region \"%s\"",
-                            rs->region->name);
-        else if (passed < 0)
+        if (!rs->reached) {
+            pg_error_set(&req->wait->err, "08001",
+                         "could not read the migration history of region \"%s\"", rs->region->name);
+            pg_error_detail(&req->wait->err, "%s", rs->error);
+        } else if (passed < 0)
             ; /* follower_passed set the error */
         else if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, to, idx, &n,
-                                     &perr) != 0)
-            admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s",
-                            perr.message);
-        else {
+                                     &perr) != 0) {
+            req->wait->err = perr;
+        } else {
             if (n > 0 && (lowest == 0 || req->steps.steps[idx[0]].version < lowest))
                 lowest = req->steps.steps[idx[0]].version;
             continue;
@@ -393,9 +393,10 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
 {
     for (size_t r = 0; r < st->count; r++) {
         if (!st->regions[r].reached) {
-            admin_error_set(&req->wait->err, "08001", st->regions[r].error, NULL,
-                            "could not read the migration history of region \"%s\"",
-                            st->regions[r].region->name);
+            pg_error_set(&req->wait->err, "08001",
+                         "could not read the migration history of region \"%s\"",
+                         st->regions[r].region->name);
+            pg_error_detail(&req->wait->err, "%s", st->regions[r].error);
             return CMD_ERROR;
         }
         if (follower_passed(req, &st->regions[r]) < 0)
@@ -417,13 +418,14 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
 static int down_region(struct migrations_request *req, struct migrate_region_status *rs,
                        size_t *idx)
 {
-    struct migrate_plan_error perr;
+    struct pg_error perr;
     size_t n;
     int found = 0;
     int64_t resume_version, resume_done;
     if (!rs->reached) {
-        admin_error_set(&req->wait->err, "08001", rs->error, NULL,
-                        "could not read the migration history of region \"%s\"", rs->region->name);
+        pg_error_set(&req->wait->err, "08001",
+                     "could not read the migration history of region \"%s\"", rs->region->name);
+        pg_error_detail(&req->wait->err, "%s", rs->error);
         return -1;
     }
     int passed = follower_passed(req, rs);
@@ -433,7 +435,7 @@ static int down_region(struct migrations_request *req, struct migrate_region_sta
     migrate_history_down_resumable(&rs->history, req->to, &resume_version, &resume_done);
     if (migrate_plan_region(&req->steps, &rs->history, rs->region->name, MIGRATE_TO_ALL, idx, &n,
                             &perr) != 0) {
-        admin_error_set(&req->wait->err, perr.sqlstate, perr.detail, perr.hint, "%s", perr.message);
+        req->wait->err = perr;
         return -1;
     }
     for (size_t i = 0; i < rs->history.count; i++) {
@@ -442,10 +444,12 @@ static int down_region(struct migrations_request *req, struct migrate_region_sta
             continue;
         const char *why = migrate_down_refusal(migrate_step_find(&req->steps, row->version));
         if (why != NULL) {
-            admin_error_set(&req->wait->err, "55000", why,
-                            "MIGRATE DOWN runs only steps with a down script; nothing was run.",
-                            "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
-                            row->name, rs->region->name);
+            pg_error_set(&req->wait->err, "55000",
+                         "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
+                         row->name, rs->region->name);
+            pg_error_detail(&req->wait->err, "%s", why);
+            pg_error_hint(&req->wait->err,
+                          "MIGRATE DOWN runs only steps with a down script; nothing was run.");
             return -1;
         }
         found = 1;
@@ -488,9 +492,10 @@ static void migrations_answer(struct migrate_status *st, void *arg)
 {
     struct migrations_request *req = arg;
     int rc = CMD_DONE;
-    if (req->aborted)
-        admin_error_set(&req->wait->err, "57014", "Nothing was run in any region.", NULL,
-                        "migration canceled by %s", req->abort_who);
+    if (req->aborted) {
+        pg_error_set(&req->wait->err, "57014", "migration canceled by %s", req->abort_who);
+        pg_error_detail(&req->wait->err, "Nothing was run in any region.");
+    }
     if (req->aborted)
         rc = CMD_ERROR;
     else if (req->kind == ADMIN_SHOW_MIGRATIONS)
@@ -512,7 +517,7 @@ static void migrations_answer(struct migrate_status *st, void *arg)
 }
 
 /* migrations_dir and migrations_db are set; false with the error when not. */
-static bool migrations_configured(const struct config *cfg, struct admin_error *err)
+static bool migrations_configured(const struct config *cfg, struct pg_error *err)
 {
     const char *missing = cfg->migrations_dir[0] == '\0'  ? "migrations_dir"
                           : cfg->migrations_db[0] == '\0' ? "migrations_db"
@@ -521,7 +526,8 @@ static bool migrations_configured(const struct config *cfg, struct admin_error *
         return true;
     char hint[160];
     snprintf(hint, sizeof(hint), "Set %s in pgnear's configuration, then RELOAD.", missing);
-    admin_error_set(err, "55000", NULL, hint, "%s is not set: pgnear has no migrations", missing);
+    pg_error_set(err, "55000", "%s is not set: pgnear has no migrations", missing);
+    pg_error_hint(err, "%s", hint);
     return false;
 }
 
@@ -532,7 +538,7 @@ static bool migrations_configured(const struct config *cfg, struct admin_error *
  * says), or the one it names, which must be one of them.
  */
 static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
-                               struct migrations_request *req, struct admin_error *err)
+                               struct migrations_request *req, struct pg_error *err)
 {
     const struct config *cfg = w->cfg;
     const struct region_subset *lives =
@@ -544,17 +550,17 @@ static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
         return true;
     req->alone = region_set_find(&cfg->regions, cmd->region);
     if (req->alone == NULL) {
-        admin_error_set(err, "42704", NULL, "SHOW REGIONS lists them.",
-                        "region \"%s\" does not exist", cmd->region);
+        pg_error_set(err, "42704", "region \"%s\" does not exist", cmd->region);
+        pg_error_hint(err, "SHOW REGIONS lists them.");
         return false;
     }
     if (!req->every && !region_subset_has(&req->only, req->alone)) {
         char list[256], detail[300];
         region_subset_format(&req->only, list, sizeof(list));
         snprintf(detail, sizeof(detail), "It lives in: %s.", list);
-        admin_error_set(err, "55000", detail, NULL,
-                        "migrations_db \"%s\" does not live in region \"%s\"", cfg->migrations_db,
-                        req->alone->name);
+        pg_error_set(err, "55000", "migrations_db \"%s\" does not live in region \"%s\"",
+                     cfg->migrations_db, req->alone->name);
+        pg_error_detail(err, "%s", detail);
         return false;
     }
     req->every = false;
@@ -618,9 +624,9 @@ static bool request_claim(struct migrations_request *req, struct session *s)
         memcpy(other, sh->migrating_what, sizeof(other));
     pthread_mutex_unlock(&sh->migrating_lock);
     if (!mine) {
-        admin_error_set(&req->wait->err, "55006", other,
-                        "Wait for it to end, or stop it with MIGRATE ABORT.",
-                        "a migration is already running on this pgnear");
+        pg_error_set(&req->wait->err, "55006", "a migration is already running on this pgnear");
+        pg_error_detail(&req->wait->err, "%s", other);
+        pg_error_hint(&req->wait->err, "Wait for it to end, or stop it with MIGRATE ABORT.");
         return false;
     }
     req->claimed = true;
@@ -654,9 +660,8 @@ static struct migrations_request *request_new(struct session *s, const struct ad
     snprintf(req->run_by, sizeof(req->run_by), "pgnear %s on %s pid %d, admin %.32s",
              PACKAGE_VERSION, host, (int)getpid(), s->user);
     if (migrate_steps_load(s->w->cfg->migrations_dir, &req->steps, why, sizeof(why)) != 0) {
-        admin_error_set(&wait->err, "F0000", NULL,
-                        "Fix the step file; nothing was read from any region.",
-                        "could not load the steps of migrations_dir: %s", why);
+        pg_error_set(&wait->err, "F0000", "could not load the steps of migrations_dir: %s", why);
+        pg_error_hint(&wait->err, "Fix the step file; nothing was read from any region.");
         request_free(req);
         return NULL;
     }
@@ -678,11 +683,11 @@ static bool migrations_not_moving(struct worker *w, const struct admin_cmd *cmd,
     const char *db = w->cfg->migrations_db;
     if (!runs_steps(cmd->kind) || !placement_flag(&w->shared->placement, db, PLACEMENT_MOVING))
         return true;
-    admin_error_set(&wait->err, "55006",
-                    "Logical replication does not carry schema changes: a step run on either side "
-                    "would stop the move's replication.",
-                    "Run it after MOVE DATABASE ... FINISH or ABORT; SHOW MOVES shows the move.",
-                    "database \"%s\" is being moved", db);
+    pg_error_set(&wait->err, "55006", "database \"%s\" is being moved", db);
+    pg_error_detail(&wait->err, "Logical replication does not carry schema changes: a step run on "
+                                "either side would stop the move's replication.");
+    pg_error_hint(&wait->err,
+                  "Run it after MOVE DATABASE ... FINISH or ABORT; SHOW MOVES shows the move.");
     return false;
 }
 

@@ -61,8 +61,9 @@ static void batch_answer(const struct move_result *rows, size_t nrows, bool out_
     struct move_answer *a = arg;
     struct console_wait *wait = a->wait;
     if (a->one && nrows == 0) {
-        admin_error_set(&wait->err, "42704", NULL, "SHOW CLIENTS lists the clients and their ids.",
-                        "no client with id %llu", (unsigned long long)a->client_id);
+        pg_error_set(&wait->err, "42704", "no client with id %llu",
+                     (unsigned long long)a->client_id);
+        pg_error_hint(&wait->err, "SHOW CLIENTS lists the clients and their ids.");
         wait->answer(wait, CMD_ERROR);
         free(a);
         return;
@@ -98,12 +99,12 @@ static int batch_start(struct session *s, const struct move_batch_spec *spec, co
 
 /* A region the command names: its name as configured, into out; false with err set. */
 static bool batch_region(struct session *s, const char *name, char *out, size_t cap,
-                         struct admin_error *err)
+                         struct pg_error *err)
 {
     const struct region *r = region_set_find(&s->w->cfg->regions, name);
     if (r == NULL) {
-        admin_error_set(err, "42704", NULL, "SHOW REGIONS lists them.",
-                        "region \"%s\" does not exist", name);
+        pg_error_set(err, "42704", "region \"%s\" does not exist", name);
+        pg_error_hint(err, "SHOW REGIONS lists them.");
         return false;
     }
     snprintf(out, cap, "%s", r->name);

@@ -36,24 +36,27 @@ struct pause_request {
 /* The error of a PAUSE that gave up, naming the first clients that kept it from closing. */
 static void pause_error(struct pause_request *req, const struct gate_outcome *o)
 {
-    const char *busy = o->busy[0] ? o->busy : NULL;
     if (o->end == GATE_OPENED)
-        admin_error_set(&req->wait->err, "57014", NULL, NULL,
-                        "PAUSE was canceled by RESUME before every session was held");
-    else if (o->end == GATE_CANCELED)
-        admin_error_set(&req->wait->err, "57014", busy,
-                        "The pause is undone; every session goes on.",
-                        "canceling statement due to user request");
-    else if (o->end == GATE_FAILED)
-        admin_error_set(&req->wait->err, "53200", NULL, "The pause is undone.", "out of memory");
-    else
-        admin_error_set(&req->wait->err, "57014", busy,
-                        "Those clients must end their transactions; then PAUSE again, or raise "
-                        "pause_timeout.",
-                        "could not pause: %llu client%s still busy after pause_timeout (%d ms); "
-                        "the pause is undone",
-                        (unsigned long long)o->late, o->late == 1 ? " was" : "s were",
-                        req->timeout_ms);
+        pg_error_set(&req->wait->err, "57014",
+                     "PAUSE was canceled by RESUME before every session was held");
+    else if (o->end == GATE_CANCELED) {
+        pg_error_set(&req->wait->err, "57014", "canceling statement due to user request");
+        pg_error_detail(&req->wait->err, "%s", o->busy);
+        pg_error_hint(&req->wait->err, "The pause is undone; every session goes on.");
+    } else if (o->end == GATE_FAILED) {
+        pg_error_set(&req->wait->err, "53200", "out of memory");
+        pg_error_hint(&req->wait->err, "The pause is undone.");
+    } else {
+        pg_error_set(&req->wait->err, "57014",
+                     "could not pause: %llu client%s still busy after pause_timeout (%d ms); "
+                     "the pause is undone",
+                     (unsigned long long)o->late, o->late == 1 ? " was" : "s were",
+                     req->timeout_ms);
+        pg_error_detail(&req->wait->err, "%s", o->busy);
+        pg_error_hint(
+            &req->wait->err,
+            "Those clients must end their transactions; then PAUSE again, or raise pause_timeout.");
+    }
 }
 
 static void pause_closed(const struct gate_outcome *o, void *arg)
@@ -81,7 +84,7 @@ static void pause_cancel(void *arg)
 
 /* The scope of a command: its region (which must exist), or every region. */
 static bool command_scope(struct session *s, const struct admin_cmd *cmd, struct gate_scope *scope,
-                          struct admin_error *err)
+                          struct pg_error *err)
 {
     memset(scope, 0, sizeof(*scope));
     scope->reason = HOLD_PAUSE;
@@ -90,8 +93,8 @@ static bool command_scope(struct session *s, const struct admin_cmd *cmd, struct
         return true;
     const struct region *r = region_set_find(&s->w->cfg->regions, cmd->region);
     if (r == NULL) {
-        admin_error_set(err, "42704", NULL, "SHOW REGIONS lists them.",
-                        "region \"%s\" does not exist", cmd->region);
+        pg_error_set(err, "42704", "region \"%s\" does not exist", cmd->region);
+        pg_error_hint(err, "SHOW REGIONS lists them.");
         return false;
     }
     snprintf(scope->region, sizeof(scope->region), "%s", r->name);

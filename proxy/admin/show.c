@@ -684,7 +684,7 @@ static void route_passed_over_rows(const struct routing_data *rd, const struct r
 
 /* The evidence as a session would give it; false (and the error set) when it cannot be. */
 static bool route_input(const struct admin_cmd *cmd, struct locality_input *in,
-                        struct sockaddr_storage *addr, struct admin_error *err)
+                        struct sockaddr_storage *addr, struct pg_error *err)
 {
     memset(in, 0, sizeof(*in));
     switch (cmd->route_target) {
@@ -699,7 +699,7 @@ static bool route_input(const struct admin_cmd *cmd, struct locality_input *in,
         return true;
     default:
         if (!route_parse_address(cmd->value, addr)) {
-            admin_error_set(err, "22P02", NULL, NULL, "invalid IP address: \"%s\"", cmd->value);
+            pg_error_set(err, "22P02", "invalid IP address: \"%s\"", cmd->value);
             return false;
         }
         in->addr = (const struct sockaddr *)addr;

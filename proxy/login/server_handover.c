@@ -119,34 +119,30 @@ static void handover_finish(struct session *s)
     phase_done(s);
 }
 
-/* An ErrorResponse's fields, kept to be told to the client as the FATAL error of its login. */
+/*
+ * An ErrorResponse, kept to be told to the client as the FATAL error of
+ * its login (as a server refuses a bad startup parameter: with its own
+ * message, or "invalid startup parameter" where it gave none).
+ */
 static void handover_keep_error(struct session_login *l, const uint8_t *body, uint32_t len)
 {
-    const char *v;
-    l->handover_failed = true;
-    if ((v = pkt_report_field(body, len, 'C')) != NULL)
-        snprintf(l->handover_sqlstate, sizeof(l->handover_sqlstate), "%s", v);
-    if ((v = pkt_report_field(body, len, 'M')) != NULL)
-        snprintf(l->handover_msg, sizeof(l->handover_msg), "%s", v);
-    if ((v = pkt_report_field(body, len, 'D')) != NULL)
-        snprintf(l->handover_detail, sizeof(l->handover_detail), "%s", v);
-    if ((v = pkt_report_field(body, len, 'H')) != NULL)
-        snprintf(l->handover_hint, sizeof(l->handover_hint), "%s", v);
+    struct pg_error *e = &l->handover_error;
+    pg_error_from_report(e, body, len);
+    if (e->sqlstate[0] == '\0')
+        snprintf(e->sqlstate, sizeof(e->sqlstate), "22023");
+    if (e->message[0] == '\0')
+        snprintf(e->message, sizeof(e->message), "invalid startup parameter");
 }
 
 /* The last answer came: the client is let in, or told why its parameters were refused. */
 static void handover_answered(struct session *s)
 {
     struct session_login *l = s->login;
-    if (!l->handover_failed) {
+    if (!pg_error_is_set(&l->handover_error)) {
         handover_finish(s);
         return;
     }
-    /* As a server refuses a bad startup parameter: FATAL, with its own message. */
-    session_fail(s, l->handover_sqlstate[0] ? l->handover_sqlstate : "22023",
-                 l->handover_msg[0] ? l->handover_msg : "invalid startup parameter",
-                 l->handover_detail[0] ? l->handover_detail : NULL,
-                 l->handover_hint[0] ? l->handover_hint : NULL);
+    session_fail_error(s, &l->handover_error);
 }
 
 static int handover_message(struct session *s, char type, const uint8_t *body, uint32_t len)

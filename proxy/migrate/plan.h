@@ -16,18 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/pg_error.h"
 #include "proxy/migrate/history.h"
 #include "proxy/migrate/step_file.h"
 
 #define MIGRATE_TO_ALL INT64_MAX
-
-/* Why a region cannot go on, as the admin console reports it. */
-struct migrate_plan_error {
-    char sqlstate[6];
-    char message[256];
-    char detail[512];
-    char hint[256];
-};
 
 /*
  * The steps to run in region (its name, for messages) with history h, up
@@ -36,7 +29,7 @@ struct migrate_plan_error {
  */
 int migrate_plan_region(const struct migrate_steps *steps, const struct migrate_history *h,
                         const char *region, int64_t to, size_t *idx, size_t *n,
-                        struct migrate_plan_error *err);
+                        struct pg_error *err);
 
 /* The step of a version; NULL when migrations_dir has none. */
 const struct migrate_step *migrate_step_find(const struct migrate_steps *steps, int64_t version);

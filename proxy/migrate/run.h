@@ -94,7 +94,7 @@ struct migrate_run {
     size_t k, nqueries; /* the step's queries: BEGIN, SETs, statements, history row, COMMIT */
     size_t nsets;
     int64_t step_started_ms;
-    struct migrate_plan_error step_err; /* the failed statement's, while rolling back */
+    struct pg_error step_err; /* the failed statement's, while rolling back */
     size_t failed_statement;
     char server_msg[MIGRATE_HISTORY_ERRMAX + 1]; /* "message (SQLSTATE)", for the history */
     char *stmt_copy;                             /* the statement being sent, NUL-terminated */
@@ -111,9 +111,8 @@ void run_defer(struct migrate_run *run, enum run_action action, int delay_ms);
 /* The end, from the loop: the lock released, then done told, then the run freed. */
 void run_finish(struct migrate_run *run);
 
-/* The run ends with this error (run->out.err). */
-void run_fail(struct migrate_run *run, const char *sqlstate, const char *detail, const char *hint,
-              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The run ends with the error pg_error_set put in run->out.err. */
+void run_fail(struct migrate_run *run);
 
 /* A line of progress for the admin (hooks.note), also logged. */
 void run_note(struct migrate_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -19,10 +19,13 @@
 /* The run ends with the abort's error: what happened in the region is detail. */
 void run_aborted(struct migrate_run *run, const char *detail)
 {
-    run_fail(run, "57014", detail, "SHOW MIGRATIONS shows where each region stands.",
-             "migration canceled by %s%s%s%s", run->abort_who,
-             run->region != NULL ? " in region \"" : "",
-             run->region != NULL ? run->region->name : "", run->region != NULL ? "\"" : "");
+    pg_error_set(&run->out.err, "57014", "migration canceled by %s%s%s%s", run->abort_who,
+                 run->region != NULL ? " in region \"" : "",
+                 run->region != NULL ? run->region->name : "", run->region != NULL ? "\"" : "");
+    if (detail != NULL)
+        pg_error_detail(&run->out.err, "%s", detail);
+    pg_error_hint(&run->out.err, "SHOW MIGRATIONS shows where each region stands.");
+    run_fail(run);
 }
 
 /* The abort, met as the next query was about to go (run_send_now). */
@@ -90,8 +93,10 @@ void migrate_run_abort(struct migrate_run *run, const char *who)
 static void on_resolved(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL) {
-        run_fail(run, "08006", error, NULL, "could not resolve step %" PRId64 " in region \"%s\"",
-                 run->what.version, run->region->name);
+        pg_error_set(&run->out.err, "08006", "could not resolve step %" PRId64 " in region \"%s\"",
+                     run->what.version, run->region->name);
+        pg_error_detail(&run->out.err, "%s", error);
+        run_fail(run);
         return;
     }
     run->settled++;
@@ -134,20 +139,27 @@ static void run_retry(struct migrate_run *run, const struct migrate_history_row 
                       const struct migrate_step *step)
 {
     if (step == NULL) {
-        run_fail(run, "55000", "The history records it, but migrations_dir has no file for it.",
-                 "Put the step's file back in migrations_dir.",
-                 "step %" PRId64 " has no step file: it cannot be retried in region \"%s\"",
-                 run->what.version, run->region->name);
+        pg_error_set(&run->out.err, "55000",
+                     "step %" PRId64 " has no step file: it cannot be retried in region \"%s\"",
+                     run->what.version, run->region->name);
+        pg_error_detail(&run->out.err,
+                        "The history records it, but migrations_dir has no file for it.");
+        pg_error_hint(&run->out.err, "Put the step's file back in migrations_dir.");
+        run_fail(run);
         return;
     }
     run->resume = 0;
     if (step->up.directives.no_transaction) {
         if (strcmp(step->up.checksum, row->checksum) != 0) {
-            run_fail(run, "55000",
-                     "The statements done ran from the file as it was; the file changed since.",
-                     "Restore the file, or settle the step with MIGRATE RESOLVE.",
-                     "checksum mismatch for step %" PRId64 " (%s) in region \"%s\"", step->version,
-                     step->name, run->region->name);
+            pg_error_set(&run->out.err, "55000",
+                         "checksum mismatch for step %" PRId64 " (%s) in region \"%s\"",
+                         step->version, step->name, run->region->name);
+            pg_error_detail(
+                &run->out.err,
+                "The statements done ran from the file as it was; the file changed since.");
+            pg_error_hint(&run->out.err,
+                          "Restore the file, or settle the step with MIGRATE RESOLVE.");
+            run_fail(run);
             return;
         }
         run->resume = row->statements_done;
@@ -193,7 +205,7 @@ const char *migrate_down_refusal(const struct migrate_step *step)
  */
 void run_down(struct migrate_run *run, struct migrate_history *h)
 {
-    struct migrate_plan_error perr;
+    struct pg_error perr;
     size_t n;
     run->down_resume_version = 0;
     migrate_history_down_resumable(h, run->what.version, &run->down_resume_version,
@@ -213,9 +225,12 @@ void run_down(struct migrate_run *run, struct migrate_history *h)
         const struct migrate_step *step = migrate_step_find(&run->steps, row->version);
         const char *why = migrate_down_refusal(step);
         if (why != NULL) {
-            run_fail(run, "55000", why, "MIGRATE DOWN runs only steps with a down script.",
-                     "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
-                     row->name, run->region->name);
+            pg_error_set(&run->out.err, "55000",
+                         "step %" PRId64 " (%s) cannot go down in region \"%s\"", row->version,
+                         row->name, run->region->name);
+            pg_error_detail(&run->out.err, "%s", why);
+            pg_error_hint(&run->out.err, "MIGRATE DOWN runs only steps with a down script.");
+            run_fail(run);
             return;
         }
         run->planned[run->nplanned++] = (size_t)(step - run->steps.steps);

@@ -117,17 +117,17 @@ static const char *notx_failed_state(const struct migrate_run *run)
 
 static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
 {
-    struct migrate_plan_error *e = &run->step_err;
+    struct pg_error *e = &run->step_err;
     if (res == NULL && step_notx(run) && run->k > 0)
-        snprintf(e->hint, sizeof(e->hint),
-                 "Its history row could not be written (%s): it still says running, and "
-                 "SHOW MIGRATIONS reports the step uncertain there.",
-                 error);
+        pg_error_hint(e,
+                      "Its history row could not be written (%s): it still says running, and "
+                      "SHOW MIGRATIONS reports the step uncertain there.",
+                      error);
     else if (res == NULL)
-        snprintf(e->hint, sizeof(e->hint),
-                 "Its history row could not be written (%s): the region's history does not "
-                 "show this failure.",
-                 error);
+        pg_error_hint(e,
+                      "Its history row could not be written (%s): the region's history does not "
+                      "show this failure.",
+                      error);
     run->out.failed = true;
     run->out.err = *e;
     run_finish(run);
@@ -175,19 +175,19 @@ static void on_notx_reset(struct migrate_run *run, const PGresult *res, const ch
  */
 static void notx_failed(struct migrate_run *run)
 {
-    struct migrate_plan_error *e = &run->step_err;
+    struct pg_error *e = &run->step_err;
     if (run->failed_statement > 0) {
         run_send(run, CONN_STEP, "RESET ALL", 0, on_notx_reset, 0);
         return;
     }
     if (run->k > 0 && run->what.mode == MIGRATE_RUN_DOWN)
-        snprintf(e->hint, sizeof(e->hint),
-                 "Its history row says reverting: MIGRATE DOWN goes on from there, or MIGRATE "
-                 "RESOLVE settles it.");
+        pg_error_hint(e,
+                      "Its history row says reverting: MIGRATE DOWN goes on from there, or MIGRATE "
+                      "RESOLVE settles it.");
     else if (run->k > 0)
-        snprintf(e->hint, sizeof(e->hint),
-                 "Its history row says running: SHOW MIGRATIONS reports the step uncertain there "
-                 "until it is settled.");
+        pg_error_hint(
+            e, "Its history row says running: SHOW MIGRATIONS reports the step uncertain there "
+               "until it is settled.");
     run->out.failed = true;
     run->out.err = *e;
     run_finish(run);
@@ -199,7 +199,7 @@ static void step_failed(struct migrate_run *run, const char *error)
     const struct migrate_step *step = run_current_step(run);
     const char *sqlstate;
     char why[MIGRATE_HISTORY_ERRMAX + 1];
-    struct migrate_plan_error *e = &run->step_err;
+    struct pg_error *e = &run->step_err;
     size_t at = step_statement_of(run, step);
     run->cleaning = true;
     if (run->aborting) { /* canceled by the abort, most likely: whatever it was, the run stops */
@@ -208,45 +208,43 @@ static void step_failed(struct migrate_run *run, const char *error)
     }
     server_error(run, error, why, sizeof(why), &sqlstate);
     run->failed_statement = at == SIZE_MAX ? 0 : at + 1;
-    memset(e, 0, sizeof(*e));
-    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
     snprintf(run->server_msg, sizeof(run->server_msg), "%.480s (%s)", why, sqlstate);
     if (run->failed_statement > 0)
-        snprintf(e->message, sizeof(e->message),
-                 "step %" PRId64 " (%s) failed in region \"%s\" at statement %zu: %.120s",
-                 step->version, step->name, run->region->name, run->failed_statement, why);
+        pg_error_set(e, sqlstate,
+                     "step %" PRId64 " (%s) failed in region \"%s\" at statement %zu: %.120s",
+                     step->version, step->name, run->region->name, run->failed_statement, why);
     else
-        snprintf(e->message, sizeof(e->message),
-                 "step %" PRId64 " (%s) failed in region \"%s\": %.120s", step->version, step->name,
-                 run->region->name, why);
-    snprintf(e->detail, sizeof(e->detail),
-             "Statement %zu of %zu (%s line %u). %s; earlier regions keep what they applied, "
-             "later ones were not touched.",
-             run->failed_statement, run_script_of(run, step)->sql.count,
-             run_script_of(run, step)->file,
-             run->failed_statement > 0
-                 ? run_script_of(run, step)->sql.stmts[run->failed_statement - 1].line
-                 : 0,
-             run_script_of(run, step)->directives.no_transaction
-                 ? "A no-transaction step is not rolled back: the statements before it stay done "
-                   "there"
-                 : "The step was rolled back there");
+        pg_error_set(e, sqlstate, "step %" PRId64 " (%s) failed in region \"%s\": %.120s",
+                     step->version, step->name, run->region->name, why);
+    pg_error_detail(
+        e,
+        "Statement %zu of %zu (%s line %u). %s; earlier regions keep what they applied, "
+        "later ones were not touched.",
+        run->failed_statement, run_script_of(run, step)->sql.count, run_script_of(run, step)->file,
+        run->failed_statement > 0
+            ? run_script_of(run, step)->sql.stmts[run->failed_statement - 1].line
+            : 0,
+        run_script_of(run, step)->directives.no_transaction
+            ? "A no-transaction step is not rolled back: the statements before it stay done "
+              "there"
+            : "The step was rolled back there");
     if (run->conns[CONN_STEP].q == NULL) {
         on_failure_recorded(run, NULL, "the connection was lost");
         return;
     }
     if (run_script_of(run, step)->directives.no_transaction) {
         if (run->failed_statement > 0 && run->what.mode == MIGRATE_RUN_DOWN)
-            snprintf(e->hint, sizeof(e->hint),
-                     "Its history row says reverting: once the down script is fixed, MIGRATE DOWN "
-                     "goes on from statement %zu; MIGRATE RESOLVE %" PRId64
-                     " AS applied|reverted settles it.",
-                     run->failed_statement, step->version);
+            pg_error_hint(
+                e,
+                "Its history row says reverting: once the down script is fixed, MIGRATE DOWN "
+                "goes on from statement %zu; MIGRATE RESOLVE %" PRId64
+                " AS applied|reverted settles it.",
+                run->failed_statement, step->version);
         else if (run->failed_statement > 0)
-            snprintf(e->hint, sizeof(e->hint),
-                     "MIGRATE RETRY %" PRId64 " goes on from statement %zu; MIGRATE RESOLVE "
-                     "settles it.",
-                     step->version, run->failed_statement);
+            pg_error_hint(e,
+                          "MIGRATE RETRY %" PRId64 " goes on from statement %zu; MIGRATE RESOLVE "
+                          "settles it.",
+                          step->version, run->failed_statement);
         notx_failed(run);
         return;
     }
@@ -277,7 +275,7 @@ void run_step_aborted(struct migrate_run *run, size_t statement)
 {
     const struct migrate_step *step = run_current_step(run);
     const struct migrate_script *sc = run_script_of(run, step);
-    struct migrate_plan_error *e = &run->step_err;
+    struct pg_error *e = &run->step_err;
     run->cleaning = true;
     if (!sc->directives.no_transaction || run->conns[CONN_STEP].q == NULL) {
         if (run->conns[CONN_STEP].q == NULL)
@@ -290,18 +288,16 @@ void run_step_aborted(struct migrate_run *run, size_t statement)
         statement = 1;
     run->failed_statement = statement;
     snprintf(run->server_msg, sizeof(run->server_msg), "canceled by %s (57014)", run->abort_who);
-    memset(e, 0, sizeof(*e));
-    snprintf(e->sqlstate, sizeof(e->sqlstate), "57014");
-    snprintf(e->message, sizeof(e->message), "migration canceled by %s in region \"%s\"",
-             run->abort_who, run->region->name);
-    snprintf(e->detail, sizeof(e->detail),
-             "Step %" PRId64 " (%s)%s runs without a transaction: its statements before statement "
-             "%zu of %zu stay done there, and its history row says %s.",
-             step->version, step->name, run->what.mode == MIGRATE_RUN_DOWN ? "'s down script" : "",
-             statement, sc->sql.count, notx_failed_state(run));
-    snprintf(e->hint, sizeof(e->hint),
-             "MIGRATE %s goes on from statement %zu; MIGRATE RESOLVE settles it.",
-             run->what.mode == MIGRATE_RUN_DOWN ? "DOWN" : "RETRY", statement);
+    pg_error_set(e, "57014", "migration canceled by %s in region \"%s\"", run->abort_who,
+                 run->region->name);
+    pg_error_detail(
+        e,
+        "Step %" PRId64 " (%s)%s runs without a transaction: its statements before statement "
+        "%zu of %zu stay done there, and its history row says %s.",
+        step->version, step->name, run->what.mode == MIGRATE_RUN_DOWN ? "'s down script" : "",
+        statement, sc->sql.count, notx_failed_state(run));
+    pg_error_hint(e, "MIGRATE %s goes on from statement %zu; MIGRATE RESOLVE settles it.",
+                  run->what.mode == MIGRATE_RUN_DOWN ? "DOWN" : "RETRY", statement);
     notx_failed(run);
 }
 
@@ -339,18 +335,23 @@ static void on_gate(const struct gate_outcome *o, void *arg)
     } else if (run->aborting) {
         run_aborted(run, "The step's gate was opening again; the step was not started.");
     } else if (o->end == GATE_LATE) {
-        run_fail(run, "55P03", o->busy,
-                 "Those clients must end their transactions: run it again, raise "
-                 "migration_hold_timeout, or add FORCE to end them.",
-                 "could not hold the sessions of database \"%s\" in region \"%s\" within "
-                 "migration_hold_timeout (%d ms): step %" PRId64 " (%s) was not started",
-                 run->gate.database, run->gate.region, run->cfg->migration_hold_timeout_ms,
-                 step->version, step->name);
+        pg_error_set(&run->out.err, "55P03",
+                     "could not hold the sessions of database \"%s\" in region \"%s\" within "
+                     "migration_hold_timeout (%d ms): step %" PRId64 " (%s) was not started",
+                     run->gate.database, run->gate.region, run->cfg->migration_hold_timeout_ms,
+                     step->version, step->name);
+        pg_error_detail(&run->out.err, "%s", o->busy);
+        pg_error_hint(&run->out.err,
+                      "Those clients must end their transactions: run it again, raise "
+                      "migration_hold_timeout, or add FORCE to end them.");
+        run_fail(run);
     } else {
-        run_fail(run, "53200", NULL, NULL,
-                 "could not hold the sessions of database \"%s\" in region \"%s\": step %" PRId64
-                 " (%s) was not started",
-                 run->gate.database, run->gate.region, step->version, step->name);
+        pg_error_set(
+            &run->out.err, "53200",
+            "could not hold the sessions of database \"%s\" in region \"%s\": step %" PRId64
+            " (%s) was not started",
+            run->gate.database, run->gate.region, step->version, step->name);
+        run_fail(run);
     }
 }
 
@@ -374,8 +375,10 @@ static void run_hold(struct migrate_run *run, const struct migrate_step *step)
              run->region->name, step->version, step->name, run->gate.database);
     run->closing = gate_close(run->home, &run->gate, run->cfg->migration_hold_timeout_ms,
                               run->what.force ? detail : NULL, on_gate, run);
-    if (run->closing == NULL)
-        run_fail(run, "53200", NULL, NULL, "out of memory");
+    if (run->closing == NULL) {
+        pg_error_set(&run->out.err, "53200", "out of memory");
+        run_fail(run);
+    }
 }
 
 /* ---- the queries of a step ---- */
@@ -474,7 +477,8 @@ static void run_step_next(struct migrate_run *run)
         free(run->stmt_copy);
         run->stmt_copy = strndup(run_script_of(run, step)->text + st->offset, st->length);
         if (run->stmt_copy == NULL) {
-            run_fail(run, "53200", NULL, NULL, "out of memory");
+            pg_error_set(&run->out.err, "53200", "out of memory");
+            run_fail(run);
             return;
         }
         run->sql = run->stmt_copy;

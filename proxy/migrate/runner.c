@@ -65,8 +65,7 @@ void run_defer(struct migrate_run *run, enum run_action action, int delay_ms)
     run->action = action;
     if (evtimer_add(run->next, &tv) != 0 && action != ACT_FINISH) {
         run->out.failed = true;
-        snprintf(run->out.err.sqlstate, sizeof(run->out.err.sqlstate), "53200");
-        snprintf(run->out.err.message, sizeof(run->out.err.message), "out of memory");
+        pg_error_set(&run->out.err, "53200", "out of memory");
         run_defer(run, ACT_FINISH, 0);
     }
 }
@@ -85,18 +84,9 @@ static void run_finish_now(struct migrate_run *run)
     run_free(run);
 }
 
-void run_fail(struct migrate_run *run, const char *sqlstate, const char *detail, const char *hint,
-              const char *fmt, ...)
+void run_fail(struct migrate_run *run)
 {
-    struct migrate_plan_error *e = &run->out.err;
-    va_list ap;
     run->out.failed = true;
-    snprintf(e->sqlstate, sizeof(e->sqlstate), "%s", sqlstate);
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof(e->message), fmt, ap);
-    va_end(ap);
-    snprintf(e->detail, sizeof(e->detail), "%s", detail != NULL ? detail : "");
-    snprintf(e->hint, sizeof(e->hint), "%s", hint != NULL ? hint : "");
     run_finish(run);
 }
 
@@ -176,7 +166,9 @@ void run_send_now(struct migrate_run *run)
                                      timeout, run_query_done, c, why, sizeof(why))) != NULL) {
         return;
     }
-    run_fail(run, "08006", why, NULL, "lost the connection to region \"%s\"", run->region->name);
+    pg_error_set(&run->out.err, "08006", "lost the connection to region \"%s\"", run->region->name);
+    pg_error_detail(&run->out.err, "%s", why);
+    run_fail(run);
 }
 
 static void run_act(evutil_socket_t fd, short what, void *arg)
@@ -203,13 +195,15 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
 static void on_history(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_history h;
-    struct migrate_plan_error perr;
+    struct pg_error perr;
     char why[256];
     if (res == NULL || migrate_history_parse(res, &h, why, sizeof(why)) != 0) {
         if (res != NULL)
             migrate_history_free(&h);
-        run_fail(run, "08006", res == NULL ? error : why, NULL,
-                 "could not read the migration history of region \"%s\"", run->region->name);
+        pg_error_set(&run->out.err, "08006",
+                     "could not read the migration history of region \"%s\"", run->region->name);
+        pg_error_detail(&run->out.err, "%s", res == NULL ? error : why);
+        run_fail(run);
         return;
     }
     /* Under the lock no run goes on here: a running step was left by a pgnear that stopped. */
@@ -242,9 +236,11 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
 static void on_created(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL) {
-        run_fail(run, "08006", error, NULL,
-                 "could not create the migration history table in region \"%s\"",
-                 run->region->name);
+        pg_error_set(&run->out.err, "08006",
+                     "could not create the migration history table in region \"%s\"",
+                     run->region->name);
+        pg_error_detail(&run->out.err, "%s", error);
+        run_fail(run);
         return;
     }
     run_send(run, CONN_STEP, migrate_history_select_sql, 0, on_history, 0);
@@ -253,8 +249,10 @@ static void on_created(struct migrate_run *run, const PGresult *res, const char 
 static void on_lock(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL || PQntuples(res) != 1 || PQnfields(res) != 2) {
-        run_fail(run, "08006", error, NULL, "could not take the migration lock of region \"%s\"",
-                 run->region->name);
+        pg_error_set(&run->out.err, "08006", "could not take the migration lock of region \"%s\"",
+                     run->region->name);
+        pg_error_detail(&run->out.err, "%s", error);
+        run_fail(run);
         return;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
@@ -272,11 +270,14 @@ static void on_lock(struct migrate_run *run, const PGresult *res, const char *er
             snprintf(detail, sizeof(detail),
                      "Another session holds pg_advisory_lock(%s) in migrations_db there.",
                      MIGRATE_LOCK_KEY);
-        run_fail(run, "55P03", detail,
-                 "A pgnear migrating shows as \"pgnear migrations\"; wait for its run to end, "
-                 "then try again.",
-                 "could not take the migration lock of region \"%s\" within %d ms",
-                 run->region->name, MIGRATE_LOCK_WAIT_MS);
+        pg_error_set(&run->out.err, "55P03",
+                     "could not take the migration lock of region \"%s\" within %d ms",
+                     run->region->name, MIGRATE_LOCK_WAIT_MS);
+        pg_error_detail(&run->out.err, "%s", detail);
+        pg_error_hint(&run->out.err,
+                      "A pgnear migrating shows as \"pgnear migrations\"; wait for its run to end, "
+                      "then try again.");
+        run_fail(run);
         return;
     }
     run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, MIGRATE_LOCK_POLL_MS);
@@ -299,13 +300,16 @@ static void run_region(struct migrate_run *run)
         run->ri++;
     if (run->ri == cfg->regions.count) {
         if ((run->what.mode == MIGRATE_RUN_RESOLVE || run->what.mode == MIGRATE_RUN_RETRY) &&
-            run->settled == 0)
-            run_fail(run, "55000", "SHOW MIGRATIONS shows the step's state in each region.", NULL,
-                     "step %" PRId64 " is neither uncertain nor failed in any region %s",
-                     run->what.version,
-                     run->what.mode == MIGRATE_RUN_RESOLVE ? "where it can be resolved"
-                                                           : "where it can be retried");
-        else
+            run->settled == 0) {
+            pg_error_set(&run->out.err, "55000",
+                         "step %" PRId64 " is neither uncertain nor failed in any region %s",
+                         run->what.version,
+                         run->what.mode == MIGRATE_RUN_RESOLVE ? "where it can be resolved"
+                                                               : "where it can be retried");
+            pg_error_detail(&run->out.err,
+                            "SHOW MIGRATIONS shows the step's state in each region.");
+            run_fail(run);
+        } else
             run_finish(run);
         return;
     }
@@ -314,7 +318,9 @@ static void run_region(struct migrate_run *run)
     const struct region *follows;
     const struct region_host *h = migrate_target(cfg, run->region, &follows, why, sizeof(why));
     if (h == NULL) {
-        run_fail(run, "08001", why, NULL, "cannot migrate region \"%s\"", run->region->name);
+        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
+        pg_error_detail(&run->out.err, "%s", why);
+        run_fail(run);
         return;
     }
     if (follows != NULL) {
@@ -327,8 +333,9 @@ static void run_region(struct migrate_run *run)
     }
     if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,
                          sizeof(run->conninfo))) {
-        run_fail(run, "08001", "Its connection string is too long.", NULL,
-                 "cannot migrate region \"%s\"", run->region->name);
+        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
+        pg_error_detail(&run->out.err, "Its connection string is too long.");
+        run_fail(run);
         return;
     }
     run->lock_deadline_ms = run_now_ms() + MIGRATE_LOCK_WAIT_MS;

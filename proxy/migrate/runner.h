@@ -62,9 +62,9 @@ struct migrate_run;
 /* What a run did, and its error when it stopped. */
 struct migrate_run_outcome {
     bool failed;
-    struct migrate_plan_error err; /* sqlstate, message, detail, hint */
-    size_t applied;                /* steps applied (or reverted), in all regions */
-    int64_t longest_hold_ms;       /* the longest a pause step held its sessions */
+    struct pg_error err;     /* sqlstate, message, detail, hint */
+    size_t applied;          /* steps applied (or reverted), in all regions */
+    int64_t longest_hold_ms; /* the longest a pause step held its sessions */
 };
 
 /*

@@ -438,13 +438,24 @@ void session_login_closed(struct session *s, const char *why)
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint)
 {
+    struct pg_error e;
+    pg_error_set(&e, sqlstate, "%s", msg);
+    if (detail != NULL)
+        pg_error_detail(&e, "%s", detail);
+    if (hint != NULL)
+        pg_error_hint(&e, "%s", hint);
+    session_fail_error(s, &e);
+}
+
+void session_fail_error(struct session *s, const struct pg_error *e)
+{
     uint8_t buf[2048];
     struct pktbuf pb;
+    const char *msg = e->message;
     pkt_init(&pb, buf, sizeof(buf));
-    struct pkt_report r = {"FATAL", sqlstate, msg, detail, hint};
-    pkt_put_report(&pb, 'E', &r);
-    log_info(s->id, "FATAL %s: %s%s%s", sqlstate, msg, detail ? " — " : "", detail ? detail : "");
-    session_count_login_failure(s, sqlstate);
+    pg_error_put(&pb, 'E', "FATAL", e);
+    log_info(s->id, "FATAL %s: %s%s%s", e->sqlstate, msg, e->detail[0] ? " — " : "", e->detail);
+    session_count_login_failure(s, e->sqlstate);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
     if (s->server_conn != NULL)

@@ -12,6 +12,7 @@
 #include "protocol/geo_headers.h"
 #include "protocol/lsn.h"
 #include "protocol/param_set.h"
+#include "protocol/pg_error.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/scram.h"
 #include "protocol/startup.h"
@@ -104,9 +105,7 @@ struct session_login {
     bool handover_checking;           /* server_check_query's answer still to come */
     uint8_t handover_answers;         /* ReadyForQuery messages still to come */
     struct param_set handover_params; /* ParameterStatus the settings brought */
-    bool handover_failed;             /* the settings failed: the client gets that error */
-    char handover_sqlstate[6];
-    char handover_msg[256], handover_detail[256], handover_hint[256];
+    struct pg_error handover_error;   /* set when the settings failed: the client gets it */
 
     /* authentication */
     bool for_console; /* the admin database: pgnear answers, no server is involved */
@@ -306,6 +305,8 @@ void session_send_last(struct session *s, const void *p, size_t n, const char *w
  */
 void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
                   const char *hint);
+/* The same, with the error as one value. */
+void session_fail_error(struct session *s, const struct pg_error *e);
 /*
  * The one place a failed login is counted: a login that ends without a
  * session because pgnear or the server refused it (a client that hangs

@@ -34,7 +34,7 @@ static void check_parsed(const struct admin_cmd *cmd)
     check(cmd->route_target >= ADMIN_ROUTE_CITY && cmd->route_target <= ADMIN_ROUTE_REGION);
 }
 
-static void check_error(const struct admin_error *err, size_t size)
+static void check_error(const struct pg_error *err, size_t size)
 {
     check(strlen(err->sqlstate) == 5);
     check(err->message[0] != '\0');
@@ -46,7 +46,7 @@ static void check_error(const struct admin_error *err, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct admin_cmd cmd, again;
-    struct admin_error err, err2;
+    struct pg_error err, err2;
     int rc = admin_parse((const char *)data, size, &cmd, &err);
     check(rc == ADMIN_PARSE_OK || rc == ADMIN_PARSE_EMPTY || rc == ADMIN_PARSE_ERROR ||
           rc == ADMIN_PARSE_SQL);

@@ -190,6 +190,21 @@ my $p = proxy();
     ok wait_idle($p, $pid), 'idle again after client 3';
 }
 
+# ================================================================ a setting the server refuses
+# A kept connection takes the client's settings at the handover: the one
+# the server refuses ends the login as a direct connection's does.
+{
+    my @bad = (work_mem => '7XB');
+    my $dw = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 15);
+    my $want = $dw->startup(user => 'app', database => 'movr', password => 'app-secret', params => [@bad])->{error} // {};
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret', params => [@bad]);
+    ok !$r->{ok}, 'work_mem=7XB on a kept connection: the login fails';
+    is_deeply [@{ $r->{error} // {} }{qw(S C M D H)}], [@{$want}{qw(S C M D H)}],
+        '... with the server\'s error as FATAL, as a direct login gets it' or diag explain [$r->{error}, $want];
+    like $want->{H} // '', qr/Valid units/, '... which has a hint';
+}
+
 # ================================================================ session state does not leak
 {
     my ($w1) = login($p);

@@ -21,7 +21,7 @@
 #include "proxy/admin/grammar.h"
 
 static struct admin_cmd cmd;
-static struct admin_error err;
+static struct pg_error err;
 
 static int parse(const char *text)
 {

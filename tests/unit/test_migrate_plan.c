@@ -56,7 +56,7 @@ static void add_row(int64_t version, const char *checksum, enum migrate_state st
 static void expect_plan(int64_t to, const char *expected)
 {
     size_t idx[3], n;
-    struct migrate_plan_error err;
+    struct pg_error err;
     char got[64] = "";
     size_t used = 0;
     assert_int_equal(migrate_plan_region(&steps, &history, "eu", to, idx, &n, &err), 0);
@@ -69,7 +69,7 @@ static void expect_plan(int64_t to, const char *expected)
 static void expect_refusal(const char *needle1, const char *needle2)
 {
     size_t idx[3], n = 99;
-    struct migrate_plan_error err;
+    struct pg_error err;
     assert_int_equal(migrate_plan_region(&steps, &history, "eu", MIGRATE_TO_ALL, idx, &n, &err),
                      -1);
     assert_string_equal(err.sqlstate, "55000");

@@ -1,7 +1,8 @@
 /*
  * test_pkt.c
  *    Unit tests for protocol/pkt.c: the message builder and the reader
- *    (cmocka, TAP output).  Expected bytes are written out by hand.
+ *    (cmocka, TAP output).  Expected bytes are written out by hand.  Also
+ *    protocol/pg_error.c, the error value that such a report carries.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 
 #include <string.h>
 
+#include "protocol/pg_error.h"
 #include "protocol/pkt.h"
 
 #define CANARY 0xEE
@@ -312,6 +314,59 @@ static void test_report_overflow(void **state)
     assert_canary(storage, 20, sizeof(storage));
 }
 
+/* An error filled by its named parts goes out as the report of those fields, P last. */
+static void test_pg_error_put(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    struct pktbuf pb;
+    struct pg_error e;
+    pg_error_set(&e, "42601", "syntax error at or near \"%s\"", "SHOW");
+    pg_error_hint(&e, "SHOW %s lists them.", "HELP");
+    pg_error_detail(&e, "The detail.");
+    e.position = 12;
+    pkt_init(&pb, buf, sizeof(buf));
+    pg_error_put(&pb, 'E', "ERROR", &e);
+
+    uint8_t want[256] = {'E', 0, 0, 0, 0};
+    size_t n = 5;
+    n = add_field(want, n, 'S', "ERROR");
+    n = add_field(want, n, 'V', "ERROR");
+    n = add_field(want, n, 'C', "42601");
+    n = add_field(want, n, 'M', "syntax error at or near \"SHOW\"");
+    n = add_field(want, n, 'D', "The detail.");
+    n = add_field(want, n, 'H', "SHOW HELP lists them.");
+    n = add_field(want, n, 'P', "12");
+    want[n++] = 0;
+    pkt_store_be32(want + 1, (uint32_t)(n - 1));
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pb.len, n);
+    assert_memory_equal(buf, want, n);
+}
+
+/* Read back from a report, and set anew: no part of the earlier error stays. */
+static void test_pg_error_from_report(void **state)
+{
+    (void)state;
+    uint8_t buf[256];
+    struct pktbuf pb;
+    struct pg_error e;
+    pkt_init(&pb, buf, sizeof(buf));
+    struct pkt_report r = {"ERROR", "22023", "invalid value for parameter", NULL, "a hint"};
+    pkt_put_report(&pb, 'E', &r);
+    pg_error_from_report(&e, buf + PKT_HEADER_LEN, pb.len - PKT_HEADER_LEN);
+    assert_true(pg_error_is_set(&e));
+    assert_string_equal(e.sqlstate, "22023");
+    assert_string_equal(e.message, "invalid value for parameter");
+    assert_string_equal(e.detail, "");
+    assert_string_equal(e.hint, "a hint");
+    pg_error_set(&e, "53200", "out of memory");
+    assert_string_equal(e.hint, "");
+    assert_int_equal(e.position, 0);
+    pg_error_from_report(&e, buf, 0);
+    assert_false(pg_error_is_set(&e));
+}
+
 static void test_ready_for_query(void **state)
 {
     uint8_t buf[16];
@@ -570,6 +625,8 @@ int main(void)
         cmocka_unit_test(test_cstr_at_end),
         cmocka_unit_test(test_be32_helpers),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_pg_error_put),
+        cmocka_unit_test(test_pg_error_from_report),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("pkt", tests, NULL, NULL);
