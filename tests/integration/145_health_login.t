@@ -38,12 +38,13 @@ my $port = $us->port;
 my $n = () = $p->log_contents =~ /127\.0\.0\.1:$port of region us-east is up: .*cannot log in/g;
 is $n, 1, 'the "cannot log in" line is logged once per host, not at every check';
 
-# Checks on a kept connection: every 300 ms, a fresh login every 2 s.
+# Checks on a kept connection: every 300 ms, a fresh login every 2 s (a check that timed
+# out on a loaded machine would log in once more).
 $p->stop;
 my $q = PgNearTest::Proxy->new(
     regions  => [$us],
     settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => '300ms',
-                  health_check_login_interval => '2s' });
+                  health_check_login_interval => '2s', health_check_timeout => '5s' });
 my $check_sql = "SELECT pid || ' ' || (extract(epoch FROM query_start) * 1000)::bigint FROM pg_stat_activity "
               . "WHERE application_name = 'pgnear health check' AND state = 'idle'";
 my ($pid, $at);
