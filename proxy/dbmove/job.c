@@ -95,6 +95,7 @@ static void job_finish(struct dbmove_job *j)
             pgasync_abandon(j->kept[i].conn);
     job_free_extra(j);
     job_cutover_free(j);
+    job_forget_passwords(j);
     if (j->kick != NULL)
         event_free(j->kick);
     free(j->rows);
@@ -180,6 +181,8 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     j->take = NULL;
     struct pgasync *q = j->query;
     if (res != NULL) {
+        if (!job_remember_password(j, q))
+            job_problem(j, "53200", NULL, NULL, "out of memory");
         take(j, res, NULL);
         if (j->query == q && q != j->lock) /* not taken by the taker (the move lock) */
             keep_connection(j, q);

@@ -590,7 +590,7 @@ int job_cut_drop_feed(struct dbmove_job *j)
 int job_cut_back_subscription(struct dbmove_job *j)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
-    if (!job_literal(conn, sizeof(conn), j->cut.arrive_db)) {
+    if (!job_publisher_literal(j, j->cut.arrive_db, conn, sizeof(conn))) {
         job_problem(j, "22023", NULL, NULL, "the connection string is too long");
         return JOB_FAIL;
     }
@@ -600,8 +600,11 @@ int job_cut_back_subscription(struct dbmove_job *j)
              " synchronous_commit = on)",
              j->cut.back, conn, j->cut.back);
     /* 42710: made already, before a pgnear that was running the cutover stopped */
-    return job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
-                     job_take_nothing, "42710");
+    int rc = job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
+                       job_take_nothing, "42710");
+    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
+    explicit_bzero(conn, sizeof(conn));
+    return rc;
 }
 
 static int cut_done(struct dbmove_job *j)
