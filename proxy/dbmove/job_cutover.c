@@ -41,7 +41,11 @@
  * error; after 5 the cutover is done, and a failure is told and recorded.
  * A pgnear that stops half-way leaves the leaving region's record saying
  * 'cutting over' and its move lock free: job_settle.c then finishes or
- * undoes the cutover by the arriving region's record.
+ * undoes the cutover by the arriving region's record.  One that stops
+ * before that record may leave the publication of step 1 and the slot
+ * for the way back (step 4, made before the gate): the next cutover takes
+ * the publication as it is and drops the slot before it makes its own;
+ * ABORT removes both.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -792,7 +796,9 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_publication},
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
-    {"creating the slot for the way back", NULL, cut_back_slot},
+    /* One a cutover killed before its record left behind: 42710 else. */
+    {"creating the slot for the way back", NULL, job_cut_drop_back_slot},
+    {NULL, NULL, cut_back_slot},
     {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
     /* Last before the gate: what the sessions would wait for is what they write from here. */
     {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},

@@ -11,7 +11,9 @@
 # transactions, SHOW MOVES follows it to 'streaming', the target holds the
 # same rows and keeps receiving writes, its subscription connecting with
 # the passfile's password; ABORT leaves the source as it was (no
-# publication, no slot) and drops the database the move created.
+# publication, no slot) and drops the database the move created; moved
+# again into an empty database, ABORT keeps it and drops a slot for the
+# way back that a killed cutover left there.
 use strict;
 use warnings;
 use FindBin;
@@ -194,12 +196,21 @@ is $m->{state}, 'aborted', 'SHOW MOVES: aborted';
 is $us->psql_admin('SELECT count(*) FROM users', dbname => 'movr'), '1001', 'the source keeps its rows';
 refused('MOVE DATABASE movr ABORT', '55000', qr/database "movr" is not being moved/, 'a second ABORT');
 
-# Once aborted, the database may be moved again; and what a failed step made, ABORT removes.
+# Once aborted, the database may be moved again, here into an empty one the target has.  A
+# cutover killed after it made the slot for the way back, before its record said so, leaves it
+# in the target (240): ABORT drops it, as the database stays.
+$eu->psql_admin('CREATE DATABASE movr OWNER app');
 ($rows, $merr) = admin('MOVE DATABASE movr TO REGION eu-west');
-is $merr, undef, 'moved again after the abort';
+is $merr, undef, 'moved again after the abort, into an empty database';
+my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE database = 'movr'});
+# A physical slot of that name stands in for it: made at once, where a logical one waits for
+# the transactions of the copy that runs.
+$eu->psql_admin("SELECT pg_create_physical_replication_slot('pgnear_move_${move_id}_back')");
 ($rows, $merr) = admin('MOVE DATABASE movr ABORT');
 is $merr, undef, '... and aborted again';
-is source_objects(), '0/0', '... leaving nothing';
+is source_objects(), '0/0', '... leaving nothing on the source';
+is $eu->psql_admin(q{SELECT count(*) FROM pg_replication_slots}), '0', '... nor a slot on the target';
+is $eu->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '1', '... whose database stays';
 is scalar(grep { $_->{state} eq 'aborted' } moves_of('movr')), 2, 'SHOW MOVES lists both moves, aborted';
 
 # A region that cannot be read leaves SHOW MOVES to the others, with a NOTICE.

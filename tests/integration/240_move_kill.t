@@ -11,7 +11,11 @@
 #   - killed during CUTOVER before its commit (a client's open transaction
 #     keeps the gate from closing): the restarted pgnear undoes it (us-east
 #     takes writes, no slot for the way back is left, the record says
-#     streaming with the reason), and CUTOVER then runs to the end;
+#     streaming with the reason);
+#   - killed during CUTOVER right after it made the slot for the way back,
+#     before its record says so (the record's table locked): the record
+#     says streaming, the slot is left, and CUTOVER then runs to the end
+#     (it drops such a slot before it makes its own);
 #   - stopped during REVERT after its commit (the state made by hand from
 #     a finished REVERT): the restarted pgnear finishes it (the leaving
 #     region's record, the replication back started from its slot), and a
@@ -85,6 +89,10 @@ sub same_rides {
     my $a = $us->psql_admin($sum, dbname => 'movr');
     return $a eq $eu->psql_admin($sum, dbname => 'movr') ? $a : undef;
 }
+sub job_waits_on_lock {
+    return $_[0]->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgnear database move'
+                               AND wait_event_type = 'Lock'}) ne '0';
+}
 sub slots { $_[0]->psql_admin(q{SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots}) }
 sub subs  { $_[0]->psql_admin(q{SELECT string_agg(subname, ',' ORDER BY subname) FROM pg_subscription}) }
 
@@ -153,6 +161,27 @@ my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE 
     my ($rc, $out, $err) = psql($app_ci, q{WITH i AS (INSERT INTO rides (rider, city, revenue) VALUES (1, 'after undo', 1) RETURNING 1) SELECT 'ok' FROM i});
     is $out, 'ok', '... and takes writes there' or diag $err;
     unlike slots($eu) // '', qr/_back/, 'no slot for the way back is left in eu-west';
+}
+
+# ------------------------------------------------------------------ killed during CUTOVER, before its record
+
+{
+    # Killed right after it made the slot for the way back, before its record says
+    # 'cutting over': us-east's record of moves is locked, and the cutover waits to write it.
+    my $release = hold_open($us, 'postgres', 'LOCK TABLE pgnear_database_moves IN EXCLUSIVE MODE');
+    my ($h, $o) = admin_bg('MOVE DATABASE movr CUTOVER');
+    ok wait_until(sub { (slots($eu) // '') =~ /_back/ && job_waits_on_lock($us) }, timeout => 60),
+      'CUTOVER made the slot for the way back and waits to record "cutting over"';
+    $p->stop(signal => 'KILL');
+    # Its statement must not write the record once the lock goes: the server ends it, as
+    # it ends a killed client's sessions (client_connection_check_interval) on its own.
+    $us->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgnear database move'});
+    ok wait_until(sub { !job_waits_on_lock($us) }, timeout => 10), 'after kill -9 its waiting statement is ended';
+    $release->();
+    eval { $h->finish };
+    $p->start;
+    is recorded($us), 'streaming', 'after a restart the record says streaming';
+    like slots($eu) // '', qr/_back/, '... and the slot for the way back is left in eu-west';
     my (undef, $cerr, $cn) = admin('MOVE DATABASE movr CUTOVER');
     is $cerr, undef, 'CUTOVER again, to the end' or diag $cn;
     is lands_on(), $eu->port, 'movr lives in eu-west';
