@@ -19,7 +19,11 @@
 #   - stopped during REVERT after its commit (the state made by hand from
 #     a finished REVERT): the restarted pgnear finishes it (the leaving
 #     region's record, the replication back started from its slot), and a
-#     write made in us-east meanwhile reaches eu-west.
+#     write made in us-east meanwhile reaches eu-west;
+#   - killed during CUTOVER after its commit, the replication back made,
+#     before the leaving region's record says so: the restarted pgnear
+#     finishes it (the replication back is there already).
+# pgnear's password is in a passfile: each subscription carries it.
 use strict;
 use warnings;
 use FindBin;
@@ -36,10 +40,14 @@ my ($us, $eu, $app_secret) = logical_pair();
 
 my $dir = tmpdir(name => 'move-kill', mode => 0755);
 write_users($dir, $app_secret);
+# pgnear's password is in a passfile (0600, of the user running the suite), which the servers
+# cannot read: the subscriptions they make, both ways, carry what pgnear's logins used.
+PgNearTest::write_file("$dir/pgpass", "*:*:*:$PgNearTest::PGNEAR_USER:$PgNearTest::PGNEAR_PASSWORD\n", mode => 0600);
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                  health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '60s' },
+                  health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '60s',
+                  server_conninfo => "user=$PgNearTest::PGNEAR_USER passfile=$dir/pgpass" },
     extra_ini => "[database movr]\nregions = us-east\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 my $app_ci = $p->conninfo(dbname => 'movr');
@@ -184,6 +192,8 @@ my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE 
     like slots($eu) // '', qr/_back/, '... and the slot for the way back is left in eu-west';
     my (undef, $cerr, $cn) = admin('MOVE DATABASE movr CUTOVER');
     is $cerr, undef, 'CUTOVER again, to the end' or diag $cn;
+    like $us->psql_admin(q{SELECT subconninfo FROM pg_subscription}), qr/ password='\Q$PgNearTest::PGNEAR_PASSWORD\E'/,
+      "the replication back connects with the passfile's password";
     is lands_on(), $eu->port, 'movr lives in eu-west';
 }
 
@@ -216,6 +226,34 @@ my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE 
     is lands_on(), $us->port, 'movr lives in us-east';
     like subs($eu) // '', qr/\Q$back\E(,|$)/, 'eu-west subscribes to us-east again';
     ok wait_until(sub { defined same_rides() }, timeout => 30), '... and the write made meanwhile reaches it';
+}
+
+# ------------------------------------------------------------------ killed after the commit, before the last record
+
+{
+    # CUTOVER killed once the replication back is made, before the leaving region's record
+    # says so: a client's open transaction keeps the gate from closing until us-east's record
+    # of moves is locked; then the cutover commits in eu-west and waits to write us-east's.
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+    ok $w->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok}, 'a client logs in';
+    $w->query(q{BEGIN; INSERT INTO rides (rider, city, revenue) VALUES (1, 'open again', 1)});
+    my ($h, $o) = admin_bg('MOVE DATABASE movr CUTOVER');
+    ok wait_until(sub { (recorded($us) // '') eq 'cutting over' }, timeout => 60), 'CUTOVER recorded "cutting over"';
+    my $release = hold_open($us, 'postgres', 'LOCK TABLE pgnear_database_moves IN EXCLUSIVE MODE');
+    $w->query('COMMIT');
+    ok wait_until(sub { recorded($eu) eq 'moved' && (subs($us) // '') =~ /_back/ && job_waits_on_lock($us) },
+                  timeout => 60), "... committed in eu-west, started the replication back, and waits to record it in us-east";
+    $p->stop(signal => 'KILL');
+    $us->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgnear database move'});
+    ok wait_until(sub { !job_waits_on_lock($us) }, timeout => 10), 'after kill -9 its waiting statement is ended';
+    $release->();
+    eval { $h->finish };
+    $p->start;
+    ok $p->wait_for_log(qr/the CUTOVER of database "movr" to region "eu-west" was interrupted \(the pgnear running it stopped\) after the commit: finishing it/,
+                        timeout => 30), 'after a restart, pgnear finishes the cutover';
+    ok wait_until(sub { recorded($us) eq 'moved' }, timeout => 30), "us-east's record says moved";
+    is move_state(), 'moved', 'SHOW MOVES: moved';
+    is lands_on(), $eu->port, 'movr lives in eu-west';
 }
 
 ok $p->is_running, 'pgnear is running';
