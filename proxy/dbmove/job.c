@@ -180,9 +180,10 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     job_take_fn take = j->take;
     j->take = NULL;
     struct pgasync *q = j->query;
+    /* What it logged in with, whatever the answer (a tolerated error too). */
+    if (q != NULL && !job_remember_password(j, q))
+        job_problem(j, "53200", NULL, NULL, "out of memory");
     if (res != NULL) {
-        if (!job_remember_password(j, q))
-            job_problem(j, "53200", NULL, NULL, "out of memory");
         take(j, res, NULL);
         if (j->query == q && q != j->lock) /* not taken by the taker (the move lock) */
             keep_connection(j, q);

@@ -794,6 +794,7 @@ const struct job_step job_cutover_steps[] = {
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
     {NULL, NULL, cut_publication},
+    {NULL, NULL, job_check_way_back}, /* else the replication back fails after the commit */
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
     /* One a cutover killed before its record left behind: 42710 else. */

@@ -224,8 +224,13 @@ extern const struct job_step job_settle_steps[];
 bool job_remember_password(struct dbmove_job *j, const struct pgasync *q);
 bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
 void job_forget_passwords(struct dbmove_job *j);
-/* MOVE DATABASE's check that the target's server can connect to the source as its subscription. */
+/*
+ * The checks that a server can connect as the subscription will: the
+ * target's to the source (MOVE DATABASE), the leaving side's to the
+ * arriving side for the replication back (CUTOVER, REVERT, before the gate).
+ */
 int job_check_publisher(struct dbmove_job *j);
+int job_check_way_back(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

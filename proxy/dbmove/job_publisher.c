@@ -83,35 +83,54 @@ bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, cha
 }
 
 /*
- * The target's server connects to the source as the subscription will, in
+ * The server of ctl connects to the publisher as a subscription will, in
  * a transaction that is rolled back: CREATE SUBSCRIPTION with connect =
- * true and no slot connects to the publisher (and lists its tables), and
- * makes nothing that outlives the transaction.  A refusal of the source's
- * pg_hba.conf, a wrong or missing password, TLS, a network between the
- * regions that drops it: each is told with the server's words before the
- * move makes anything.  The statement holds the password: it is not
- * written to the target's log when it fails (log_min_error_statement).
+ * true and no slot connects to the publisher, and makes nothing that
+ * outlives the transaction.  Its publication is one that does not exist:
+ * the tables of an existing one would have to exist where it runs.  A refusal of the
+ * publisher's pg_hba.conf, a wrong or missing password, TLS, a network
+ * between the regions that drops it: each is told with the server's words
+ * before anything is made.  The statement holds the password: it is not
+ * written to that server's log when it fails (log_min_error_statement).
  */
-int job_check_publisher(struct dbmove_job *j)
+static int check_connection(struct dbmove_job *j, const char *ctl, const char *publisher,
+                            const char *what, const char *hint)
 {
     char conn[DBMOVE_CONNINFO_MAX * 2 + 16], sql[sizeof(conn) + 512];
-    if (!job_publisher_literal(j, j->src_db, conn, sizeof(conn))) {
-        job_problem(j, "22023", NULL, NULL, "the source's connection string is too long");
+    if (!job_publisher_literal(j, publisher, conn, sizeof(conn))) {
+        job_problem(j, "22023", NULL, NULL, "the connection string is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql),
              "BEGIN; SET LOCAL log_min_error_statement = panic;"
              " SET LOCAL client_min_messages = error;"
-             " CREATE SUBSCRIPTION pgnear_check_%lld CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
+             " CREATE SUBSCRIPTION pgnear_check_%lld CONNECTION %s PUBLICATION pgnear_check"
              " WITH (connect = true, enabled = false, create_slot = false, slot_name = NONE);"
              " ROLLBACK",
              (long long)j->id, conn);
     explicit_bzero(conn, sizeof(conn));
-    j->query_hint = "The target's primary connects to the source's at the address pgnear uses, "
-                    "with server_conninfo's words and the password pgnear logged in with: the "
-                    "source's pg_hba.conf, the network between the regions and TLS must let it.";
-    int rc = job_query(j, j->dst_ctl, "the target's server connecting to the source", sql,
-                       PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
+    j->query_hint = hint;
+    int rc = job_query(j, ctl, what, sql, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
     explicit_bzero(sql, sizeof(sql));
     return rc;
+}
+
+int job_check_publisher(struct dbmove_job *j)
+{
+    return check_connection(j, j->dst_ctl, j->src_db,
+                            "the target's server connecting to the source",
+                            "The target's primary connects to the source's at the address pgnear "
+                            "uses, with server_conninfo's words and the password pgnear logged in "
+                            "with: the source's pg_hba.conf, the network between the regions and "
+                            "TLS must let it.");
+}
+
+int job_check_way_back(struct dbmove_job *j)
+{
+    return check_connection(j, j->cut.leave_ctl, j->cut.arrive_db,
+                            "the leaving region's server connecting to the arriving region",
+                            "After the cutover the leaving region's primary subscribes to the "
+                            "arriving one's, at the address pgnear uses, with server_conninfo's "
+                            "words and the password pgnear logged in with: that region's "
+                            "pg_hba.conf, the network and TLS must let it. Nothing was changed.");
 }

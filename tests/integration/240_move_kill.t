@@ -23,7 +23,9 @@
 #   - killed during CUTOVER after its commit, the replication back made,
 #     before the leaving region's record says so: the restarted pgnear
 #     finishes it (the replication back is there already).
-# pgnear's password is in a passfile: each subscription carries it.
+# Before that, a CUTOVER whose replication back could not start (us-east's
+# server cannot connect to eu-west) is refused before the gate.  pgnear's
+# password is in a passfile: each subscription carries it.
 use strict;
 use warnings;
 use FindBin;
@@ -43,11 +45,15 @@ write_users($dir, $app_secret);
 # pgnear's password is in a passfile (0600, of the user running the suite), which the servers
 # cannot read: the subscriptions they make, both ways, carry what pgnear's logins used.
 PgNearTest::write_file("$dir/pgpass", "*:*:*:$PgNearTest::PGNEAR_USER:$PgNearTest::PGNEAR_PASSWORD\n", mode => 0600);
+# A service named by pgnear's environment alone, which the servers cannot use.
+PgNearTest::write_file("$dir/pg_service.conf", "[pgnear_svc]\nuser=$PgNearTest::PGNEAR_USER\npassfile=$dir/pgpass\n");
+$ENV{PGSERVICEFILE} = "$dir/pg_service.conf";
+my $server_conninfo = "user=$PgNearTest::PGNEAR_USER passfile=$dir/pgpass";
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
                   health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '60s',
-                  server_conninfo => "user=$PgNearTest::PGNEAR_USER passfile=$dir/pgpass" },
+                  server_conninfo => $server_conninfo },
     extra_ini => "[database movr]\nregions = us-east\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 my $app_ci = $p->conninfo(dbname => 'movr');
@@ -143,6 +149,9 @@ ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq '
     like move_state(), qr/^(copying|streaming)$/, 'killed right away: after the restart SHOW MOVES says ' . move_state();
     ok wait_until(sub { move_state() eq 'streaming' }, timeout => 120), '... and then streaming';
     ok wait_until(sub { defined same_rides() }, timeout => 30), '... with the same rides on both sides';
+    # SHOW MOVES counts a table whose copy is done ('s') as copied; CUTOVER wants it ready ('r').
+    ok wait_until(sub { $eu->psql_admin(q{SELECT count(*) FROM pg_subscription_rel WHERE srsubstate <> 'r'},
+                                        dbname => 'movr') eq '0' }, timeout => 60), '... every table ready';
     is lands_on(), $us->port, 'movr still lives in us-east';
 }
 
@@ -169,6 +178,26 @@ my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE 
     my ($rc, $out, $err) = psql($app_ci, q{WITH i AS (INSERT INTO rides (rider, city, revenue) VALUES (1, 'after undo', 1) RETURNING 1) SELECT 'ok' FROM i});
     is $out, 'ok', '... and takes writes there' or diag $err;
     unlike slots($eu) // '', qr/_back/, 'no slot for the way back is left in eu-west';
+}
+
+# ------------------------------------------------------------------ a replication back that could not start
+
+{
+    # us-east's server cannot connect to eu-west as the replication back will: refused before
+    # the gate, nothing changed (else it would fail after the commit, with no way back).
+    my $off = $p->log_size;
+    $p->update_config(settings => { server_conninfo => 'service=pgnear_svc' });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'server_conninfo = service=pgnear_svc';
+    my (undef, $err) = admin('MOVE DATABASE movr CUTOVER');
+    like $err // '', qr/the leaving region's server connecting to the arriving region failed.*definition of service "pgnear_svc" not found/s,
+      "CUTOVER is refused: us-east's server cannot connect to eu-west";
+    is recorded($us), 'streaming', '... the record says streaming';
+    is lands_on(), $us->port, '... and movr lives in us-east';
+    $off = $p->log_size;
+    $p->update_config(settings => { server_conninfo => $server_conninfo });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'server_conninfo with a passfile again';
 }
 
 # ------------------------------------------------------------------ killed during CUTOVER, before its record
