@@ -1,6 +1,8 @@
 /*
  * job_publisher.c — the connection a move's subscription makes to its
- * publisher, and MOVE DATABASE's check of it before anything is made
+ * publisher, and the checks, before anything is made, that the servers
+ * can make it: MOVE DATABASE's (the target to the source) and a
+ * cutover's (the leaving side to the arriving side, for the way back)
  * (job_int.h).
  *
  * A subscription's connection is made by the subscriber's server, from
