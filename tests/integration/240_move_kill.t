@@ -22,7 +22,9 @@
 #     write made in us-east meanwhile reaches eu-west;
 #   - killed during CUTOVER after its commit, the replication back made,
 #     before the leaving region's record says so: the restarted pgnear
-#     finishes it (the replication back is there already).
+#     finishes it (the replication back is there already);
+#   - killed during REVERT right after it made the slot for the way back,
+#     before its record: REVERT then runs to the end.
 # Before that, a CUTOVER whose replication back could not start (us-east's
 # server cannot connect to eu-west) is refused before the gate.  pgnear's
 # password is in a passfile: each subscription carries it.
@@ -280,6 +282,26 @@ my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE 
     ok wait_until(sub { recorded($us) eq 'moved' }, timeout => 30), "us-east's record says moved";
     is move_state(), 'moved', 'SHOW MOVES: moved';
     is lands_on(), $eu->port, 'movr lives in eu-west';
+}
+
+# ------------------------------------------------------------------ killed during REVERT, before its record
+
+{
+    # As the CUTOVER above, the other way: the slot for the way back is us-east's.
+    my $release = hold_open($eu, 'postgres', 'LOCK TABLE pgnear_database_moves IN EXCLUSIVE MODE');
+    my ($h, $o) = admin_bg('MOVE DATABASE movr REVERT');
+    ok wait_until(sub { (slots($us) // '') =~ /\Qpgnear_move_$move_id\E(,|$)/ && job_waits_on_lock($eu) }, timeout => 60),
+      'REVERT made the slot for the way back and waits to record "reverting"';
+    $p->stop(signal => 'KILL');
+    $eu->psql_admin(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgnear database move'});
+    ok wait_until(sub { !job_waits_on_lock($eu) }, timeout => 10), 'after kill -9 its waiting statement is ended';
+    $release->();
+    eval { $h->finish };
+    $p->start;
+    is recorded($eu), 'moved', 'after a restart the record says moved';
+    my (undef, $rerr, $rn) = admin('MOVE DATABASE movr REVERT');
+    is $rerr, undef, 'REVERT again, to the end' or diag $rn;
+    is lands_on(), $us->port, 'movr lives in us-east';
 }
 
 ok $p->is_running, 'pgnear is running';
