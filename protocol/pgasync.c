@@ -321,6 +321,12 @@ int pgasync_backend_pid(const struct pgasync *q)
     return q != NULL && q->conn != NULL ? PQbackendPID(q->conn) : 0;
 }
 
+const char *pgasync_password(const struct pgasync *q)
+{
+    const char *password = q != NULL && q->conn != NULL ? PQpass(q->conn) : NULL;
+    return password != NULL && password[0] != '\0' ? password : NULL;
+}
+
 void *pgasync_arg(const struct pgasync *q)
 {
     return q->arg;

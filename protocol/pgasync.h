@@ -89,6 +89,12 @@ const char *pgasync_error_field(const struct pgasync *q, int field);
 /* The server process of a connected query (for pg_cancel_backend); 0 when not connected. */
 int pgasync_backend_pid(const struct pgasync *q);
 
+/*
+ * The password libpq logs in with (PQpass): given in the conninfo, taken
+ * from PGPASSWORD, or found in the password file; NULL when none.
+ */
+const char *pgasync_password(const struct pgasync *q);
+
 /* The arg given to pgasync_query, so that an owner abandoning the query can free it. */
 void *pgasync_arg(const struct pgasync *q);
 

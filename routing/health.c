@@ -1,11 +1,15 @@
 /*
- * health.c — health checks: one libpq connection per host and interval,
- * one query (HEALTH_QUERY: role, read-only, WAL positions), bounded by
- * the timeout.  A refused, reset
- * or failed check marks the host down at once; a check that only timed
- * out does so at the fall-th timeout in a row (a busy host is slow, not
- * gone).  A host comes back after HEALTH_RISE successes in a row, or when
- * a session logs in through it.
+ * health.c — health checks: one query (HEALTH_QUERY: role, read-only,
+ * WAL positions) per host and interval, bounded by the timeout, on a
+ * libpq connection kept per host between checks.  A check logs in afresh
+ * when there is no kept connection (the first, after any failure, after
+ * the server closed it) and once health_check_login_interval passed since
+ * the kept one logged in, so that a login path that breaks (pg_hba.conf,
+ * a password) is seen within that bound without a login every interval.
+ * A refused, reset or failed check marks the host down at once; a check
+ * that only timed out does so at the fall-th timeout in a row (a busy host
+ * is slow, not gone).  A host comes back after HEALTH_RISE successes in a
+ * row, or when a session logs in through it.
  */
 #include "routing/health.h"
 
@@ -70,7 +74,11 @@ struct health_probe {
     struct region_host *host;
     struct timeval started;
     int64_t started_ms; /* health_clock_ms */
+    int64_t login_ms;   /* when its connection logged in: started_ms for a fresh one */
+    bool on_kept;       /* it runs on the kept connection (no login) */
 };
+
+static void health_probe_fresh(struct health_checker *hc, struct region_host *h);
 
 static double elapsed_ms(const struct timeval *since)
 {
@@ -335,13 +343,45 @@ static bool health_error_is_local(const char *error)
     return false;
 }
 
+static void health_kept_closed(void *arg)
+{
+    struct region_host *h = arg;
+    struct pgasync *conn = h->check_conn;
+    h->check_conn = NULL;
+    pgasync_abandon(conn); /* the next check logs in afresh */
+}
+
+/* A check that passed leaves its connection to the next one, within the login bound. */
+static void health_keep(struct health_checker *hc, struct region_host *h, struct pgasync *conn,
+                        int64_t login_ms)
+{
+    if (h->check_conn != NULL || health_clock_ms() - login_ms >= hc->params.login_interval_ms)
+        return; /* pgasync frees it after the callback */
+    if (pgasync_keep(conn, health_kept_closed, h)) {
+        h->check_conn = conn;
+        h->check_login_ms = login_ms;
+    }
+}
+
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
                               bool server_answered)
 {
     struct health_probe *p = arg;
     struct region_host *h = p->host;
-    bool timed_out = pgasync_timed_out(h->check);
+    struct health_checker *hc = p->hc;
+    struct pgasync *conn = h->check;
+    bool timed_out = pgasync_timed_out(conn);
     h->check = NULL;
+    /*
+     * A kept connection that failed other than by a timeout (the server
+     * ended it: a restart, pg_terminate_backend, idle_session_timeout)
+     * says nothing of the host yet: a fresh login gives the verdict.
+     */
+    if (p->on_kept && error != NULL && !timed_out) {
+        free(p);
+        health_probe_fresh(hc, h);
+        return;
+    }
     h->runtime->health.checked = true;
     h->runtime->health.last_check = (int64_t)time(NULL);
     /* Sessions' connections got answers meanwhile: the host is busy, this check was queued. */
@@ -349,14 +389,17 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
     if (server_answered)
         health_note_answer(h);
     if (busy)
-        health_check_busy(p->hc, h);
+        health_check_busy(hc, h);
     else if (timed_out)
-        health_check_timed_out(p->hc, h);
+        health_check_timed_out(hc, h);
     else if (error != NULL && !server_answered) {
         if (!health_error_is_local(error)) /* else no verdict: the round never reached the host */
-            health_set_down(p->hc, h, error);
-    } else
+            health_set_down(hc, h, error);
+    } else {
         health_check_passed(p, res, error);
+        if (error == NULL)
+            health_keep(hc, h, conn, p->login_ms);
+    }
     free(p);
 }
 
@@ -377,24 +420,32 @@ static bool health_can_open_socket(const struct region_host *h)
     return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
 }
 
-static void health_probe_start(struct health_checker *hc, struct region_host *h)
+static struct health_probe *health_probe_new(struct health_checker *hc, struct region_host *h)
+{
+    struct health_probe *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->hc = hc;
+    p->host = h;
+    gettimeofday(&p->started, NULL);
+    p->started_ms = health_clock_ms();
+    p->login_ms = p->started_ms;
+    return p;
+}
+
+/* A check that logs in afresh. */
+static void health_probe_fresh(struct health_checker *hc, struct region_host *h)
 {
     char conninfo[2048], err[256];
-    if (h->check != NULL)
-        return; /* the last one is still running; its timeout will end it */
     if (!hc->conninfo(hc->arg, h, conninfo, sizeof(conninfo))) {
         health_set_down(hc, h, "health check conninfo too long");
         return;
     }
     if (!health_can_open_socket(h))
         return;
-    struct health_probe *p = calloc(1, sizeof(*p));
+    struct health_probe *p = health_probe_new(hc, h);
     if (p == NULL)
         return;
-    p->hc = hc;
-    p->host = h;
-    gettimeofday(&p->started, NULL);
-    p->started_ms = health_clock_ms();
     h->check = pgasync_query(hc->base, conninfo, HEALTH_QUERY, 0, NULL, hc->params.timeout_ms,
                              health_probe_done, p, err, sizeof(err));
     if (h->check == NULL) {
@@ -402,6 +453,37 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
         if (!health_error_is_local(err))
             health_set_down(hc, h, err);
     }
+}
+
+/* A check on the kept connection, while it is within the login bound; false: none started. */
+static bool health_probe_kept(struct health_checker *hc, struct region_host *h)
+{
+    struct pgasync *conn = h->check_conn;
+    if (conn == NULL)
+        return false;
+    h->check_conn = NULL;
+    struct health_probe *p = NULL;
+    if (health_clock_ms() - h->check_login_ms < hc->params.login_interval_ms &&
+        (p = health_probe_new(hc, h)) != NULL) {
+        p->on_kept = true;
+        p->login_ms = h->check_login_ms;
+        if (pgasync_requery(conn, HEALTH_QUERY, 0, NULL, hc->params.timeout_ms, health_probe_done,
+                            p) == 0) {
+            h->check = conn;
+            return true;
+        }
+    }
+    free(p);
+    pgasync_abandon(conn); /* due for a fresh login, or it could not be used */
+    return false;
+}
+
+static void health_probe_start(struct health_checker *hc, struct region_host *h)
+{
+    if (h->check != NULL)
+        return; /* the last one is still running; its timeout will end it */
+    if (!health_probe_kept(hc, h))
+        health_probe_fresh(hc, h);
 }
 
 static void health_tick(evutil_socket_t fd, short what, void *arg)
@@ -503,6 +585,8 @@ void health_stop(struct health_checker *hc)
                 pgasync_abandon(h->check);
                 h->check = NULL;
             }
+            pgasync_abandon(h->check_conn); /* idle: its arg is NULL */
+            h->check_conn = NULL;
         }
     }
     if (hc->timer)

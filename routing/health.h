@@ -36,16 +36,26 @@ typedef void (*health_log_fn)(void *arg, const struct region *r, const struct re
 
 struct health_checker;
 
-/* How often, how long, and how many timeouts in a row take a host down. */
+/*
+ * How often, how long, and how many timeouts in a row take a host down;
+ * how long a check connection is kept before the next check logs in
+ * afresh.
+ */
 struct health_params {
     int interval_ms;
     int timeout_ms;
     int fall;              /* HEALTH_FALL_MIN .. HEALTH_FALL_MAX */
     int64_t max_lag_ms;    /* max_standby_lag; 0: off */
     int64_t max_lag_bytes; /* max_standby_lag_bytes; 0: off */
+    int login_interval_ms; /* health_check_login_interval; 0: every check logs in */
 };
 
-/* Checks every host of regions every interval_ms, each check bounded by timeout_ms. */
+/*
+ * Checks every host of regions every interval_ms, each check bounded by
+ * timeout_ms, on a connection kept per host: a check logs in afresh when
+ * there is none, when the last check failed, and once login_interval_ms
+ * passed since the kept one logged in.
+ */
 struct health_checker *health_start(struct event_base *base, struct region_set *regions,
                                     const struct health_params *params, health_conninfo_fn conninfo,
                                     health_log_fn log, void *arg);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "routing/registry.h"
@@ -21,6 +22,9 @@ struct region_host {
     struct registry_host *runtime;
     struct region *region; /* back-pointer, set once the region array is final */
     struct pgasync *check; /* health check in flight */
+    /* The checks' kept connection, idle between checks (NULL: none), and when it logged in. */
+    struct pgasync *check_conn;
+    int64_t check_login_ms; /* health_clock_ms */
 };
 
 struct region {

@@ -117,7 +117,7 @@ struct host_health {
      */
     int64_t last_answer_ms;
     bool busy_said; /* a check timed out on it while it answered sessions, and the log said so */
-    double rtt_ms;  /* of the last successful check: connect + query */
+    double rtt_ms;  /* of the last successful check: the query, and the login if it made one */
     int64_t last_check; /* unix time of the last finished check */
     char last_error[160];
 };

@@ -85,6 +85,7 @@ static const struct setting config_settings[] = {
     S(health_check_interval_ms, T_MS, "2s", true),
     S(health_check_timeout_ms, T_MS, "1s", true),
     S(health_check_fall, T_INT, "3", true),
+    S(health_check_login_interval_ms, T_MS, "60s", true),
     E(target_session_attrs, "any", true, session_need_choices),
     S(failover_wait_ms, T_MS, "10s", true),
     S(max_standby_lag_ms, T_MS, "30s", true),

@@ -96,6 +96,7 @@ struct config {
     int health_check_interval_ms;
     int health_check_timeout_ms;
     int health_check_fall;
+    int health_check_login_interval_ms; /* a check logs in afresh at least this often */
     int target_session_attrs;  /* enum session_need: what sessions need unless told otherwise */
     int failover_wait_ms;      /* how long a session waits for a host that fits its need */
     int max_standby_lag_ms;    /* a standby further behind is passed over for reads; 0: off */

@@ -95,6 +95,7 @@ static void job_finish(struct dbmove_job *j)
             pgasync_abandon(j->kept[i].conn);
     job_free_extra(j);
     job_cutover_free(j);
+    job_forget_passwords(j);
     if (j->kick != NULL)
         event_free(j->kick);
     free(j->rows);
@@ -179,6 +180,9 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     job_take_fn take = j->take;
     j->take = NULL;
     struct pgasync *q = j->query;
+    /* What it logged in with, whatever the answer (a tolerated error too). */
+    if (q != NULL && !job_remember_password(j, q))
+        job_problem(j, "53200", NULL, NULL, "out of memory");
     if (res != NULL) {
         take(j, res, NULL);
         if (j->query == q && q != j->lock) /* not taken by the taker (the move lock) */

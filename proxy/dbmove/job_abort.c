@@ -98,6 +98,31 @@ static int abort_slot(struct dbmove_job *j)
     return job_drop_slots(j, j->src_ctl, "dropping the replication slot on the source", name, NULL);
 }
 
+/*
+ * A cutover killed after it made the slot for the way back (on the target)
+ * and before its record said so left it there.  DROP DATABASE drops it
+ * with the database the move created; in one it did not, it would keep
+ * the target's WAL for ever.
+ */
+static int abort_back_slot(struct dbmove_job *j)
+{
+    char name[64];
+    dbmove_back_name(j->move.id, name, sizeof(name));
+    return job_drop_slots(j, j->dst_ctl, "dropping the slot for the way back on the target", name,
+                          NULL);
+}
+
+/* The cutover's publication for the way back, in a database the move did not create. */
+static int abort_target_publication(struct dbmove_job *j)
+{
+    return job_drop_publication(j, j->dst_db, "dropping the publication on the target");
+}
+
+static bool target_db_kept(const struct dbmove_job *j)
+{
+    return j->target_has_db && !j->move.created_database;
+}
+
 static int abort_publication(struct dbmove_job *j)
 {
     return job_drop_publication(j, j->src_db, "dropping the publication on the source");
@@ -161,6 +186,8 @@ const struct job_step job_abort_steps[] = {
     {NULL, NULL, abort_find_target_db},
     {"dropping the subscription on the target", target_has_db, abort_subscription},
     {NULL, NULL, abort_slot},
+    {NULL, NULL, abort_back_slot},
+    {NULL, target_db_kept, abort_target_publication},
     {"dropping the publication on the source", NULL, abort_publication},
     {NULL, NULL, abort_marker},
     {"dropping the database the move created on the target", move_created_database, abort_database},

@@ -41,7 +41,11 @@
  * error; after 5 the cutover is done, and a failure is told and recorded.
  * A pgnear that stops half-way leaves the leaving region's record saying
  * 'cutting over' and its move lock free: job_settle.c then finishes or
- * undoes the cutover by the arriving region's record.
+ * undoes the cutover by the arriving region's record.  One that stops
+ * before that record may leave the publication of step 1 and the slot
+ * for the way back (step 4, made before the gate): the next cutover takes
+ * the publication as it is and drops the slot before it makes its own;
+ * ABORT removes both.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -590,7 +594,7 @@ int job_cut_drop_feed(struct dbmove_job *j)
 int job_cut_back_subscription(struct dbmove_job *j)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
-    if (!job_literal(conn, sizeof(conn), j->cut.arrive_db)) {
+    if (!job_publisher_literal(j, j->cut.arrive_db, conn, sizeof(conn))) {
         job_problem(j, "22023", NULL, NULL, "the connection string is too long");
         return JOB_FAIL;
     }
@@ -600,8 +604,11 @@ int job_cut_back_subscription(struct dbmove_job *j)
              " synchronous_commit = on)",
              j->cut.back, conn, j->cut.back);
     /* 42710: made already, before a pgnear that was running the cutover stopped */
-    return job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
-                     job_take_nothing, "42710");
+    int rc = job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
+                       job_take_nothing, "42710");
+    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
+    explicit_bzero(conn, sizeof(conn));
+    return rc;
 }
 
 static int cut_done(struct dbmove_job *j)
@@ -792,9 +799,12 @@ const struct job_step job_cutover_steps[] = {
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
     {NULL, NULL, cut_publication},
+    {NULL, NULL, job_check_way_back}, /* else the replication back fails after the commit */
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
-    {"creating the slot for the way back", NULL, cut_back_slot},
+    /* One a cutover killed before its record left behind: 42710 else. */
+    {"creating the slot for the way back", NULL, job_cut_drop_back_slot},
+    {NULL, NULL, cut_back_slot},
     {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
     /* Last before the gate: what the sessions would wait for is what they write from here. */
     {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},

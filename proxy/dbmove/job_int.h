@@ -89,6 +89,12 @@ struct dbmove_job {
     char src_db[DBMOVE_CONNINFO_MAX], src_ctl[DBMOVE_CONNINFO_MAX];
     char settle_ctl[DBMOVE_CONNINFO_MAX]; /* SETTLE: the leaving side's, where the lock is */
     char dst_db[DBMOVE_CONNINFO_MAX], dst_ctl[DBMOVE_CONNINFO_MAX];
+    /*
+     * The passwords pgnear's logins to src_db and dst_db used (a passfile's,
+     * PGPASSWORD's): a subscription to that side carries it, since its server
+     * cannot read them (job_publisher.c).  NULL: none.
+     */
+    char *src_password, *dst_password;
     /* what the queries found */
     struct dbmove_source_facts src;
     struct dbmove_target_facts dst;
@@ -224,6 +230,24 @@ int job_cut_back_subscription(struct dbmove_job *j);
 int job_cut_drop_back_slot(struct dbmove_job *j);
 
 extern const struct job_step job_settle_steps[];
+
+/*
+ * job_publisher.c: what a subscription connects to its publisher with.
+ * job_remember_password keeps the password of a query's connection to
+ * src_db or dst_db (false: out of memory); job_publisher_literal makes,
+ * from one of them, the CONNECTION literal of a subscription: the
+ * conninfo pgnear uses, with that password when the conninfo lacks one.
+ */
+bool job_remember_password(struct dbmove_job *j, const struct pgasync *q);
+bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
+void job_forget_passwords(struct dbmove_job *j);
+/*
+ * The checks that a server can connect as the subscription will: the
+ * target's to the source (MOVE DATABASE), the leaving side's to the
+ * arriving side for the replication back (CUTOVER, REVERT, before the gate).
+ */
+int job_check_publisher(struct dbmove_job *j);
+int job_check_way_back(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

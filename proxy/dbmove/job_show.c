@@ -16,8 +16,10 @@
 /* The steps' places in job_show_steps: a step that repeats sets the next one by name. */
 enum { SHOW_BEGIN, SHOW_READ_REGION, SHOW_PROGRESS, SHOW_LAG, SHOW_END };
 
+/* A table counts as copied once ready ('r'), as CUTOVER counts it: 's' (its copy done, the
+ * changes since not yet applied) made SHOW MOVES say streaming while CUTOVER said copying. */
 static const char progress_sql[] =
-    "SELECT count(*) FILTER (WHERE r.srsubstate IN ('r', 's')), count(r.srrelid),"
+    "SELECT count(*) FILTER (WHERE r.srsubstate = 'r'), count(r.srrelid),"
     " (SELECT extract(epoch FROM now() - max(st.latest_end_time)) FROM pg_stat_subscription st"
     "   WHERE st.subname = $1 AND st.relid IS NULL)"
     " FROM pg_subscription s LEFT JOIN pg_subscription_rel r ON r.srsubid = s.oid"

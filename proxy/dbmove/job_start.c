@@ -389,7 +389,7 @@ static int start_subscription(struct dbmove_job *j)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 256], name[64], conn[DBMOVE_CONNINFO_MAX * 2];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
-    if (!job_literal(conn, sizeof(conn), j->src_db)) {
+    if (!job_publisher_literal(j, j->src_db, conn, sizeof(conn))) {
         job_problem(j, "22023", NULL, NULL, "the source's connection string is too long");
         return JOB_FAIL;
     }
@@ -405,6 +405,8 @@ static int start_subscription(struct dbmove_job *j)
     j->timeout_ms = DBMOVE_SLOT_TIMEOUT_MS;
     int rc = job_query(j, j->dst_db, "creating the subscription on the target", sql, 0, NULL,
                        job_take_nothing, NULL);
+    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
+    explicit_bzero(conn, sizeof(conn));
     j->timeout_ms = DBMOVE_QUERY_TIMEOUT_MS;
     return rc;
 }
@@ -488,6 +490,7 @@ const struct job_step job_start_steps[] = {
     {NULL, job_secrets_wanted, job_source_secrets},
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
+    {NULL, NULL, job_check_publisher},
     {"checks passed: recording the move in both regions", NULL, start_create_tables},
     {NULL, NULL, start_create_target_table},
     {NULL, NULL, start_record_source},

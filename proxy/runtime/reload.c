@@ -85,9 +85,12 @@ void reload_start_health(struct reloader *rl)
     struct config *cfg = rl->cfg;
     if (cfg->health_check_interval_ms <= 0)
         return;
-    struct health_params params = {cfg->health_check_interval_ms, cfg->health_check_timeout_ms,
-                                   cfg->health_check_fall, cfg->max_standby_lag_ms,
-                                   cfg->max_standby_lag_bytes};
+    struct health_params params = {.interval_ms = cfg->health_check_interval_ms,
+                                   .timeout_ms = cfg->health_check_timeout_ms,
+                                   .fall = cfg->health_check_fall,
+                                   .max_lag_ms = cfg->max_standby_lag_ms,
+                                   .max_lag_bytes = cfg->max_standby_lag_bytes,
+                                   .login_interval_ms = cfg->health_check_login_interval_ms};
     cfg->health = health_start(rl->shared->workers[0]->base, &cfg->regions, &params,
                                reload_health_conninfo, reload_health_log, rl);
     if (cfg->health == NULL)

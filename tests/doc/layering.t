@@ -51,7 +51,7 @@ my %allowed_circle = (
     'proxy/base'    => [qw(config config_ini config_check config_peers config_sections config_int)],
     'proxy/migrate' => [qw(runner run run_step run_settle)],
     'proxy/dbmove'  => [qw(job job_int job_abort job_cutover job_fleet job_finish job_schema job_secrets job_settle job_show
-                           job_start follow follow_int follow_hold follow_settle)],
+                           job_start job_publisher follow follow_int follow_hold follow_settle)],
 );
 
 # The phase files, each with the header through which the table reaches it.

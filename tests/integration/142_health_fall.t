@@ -8,7 +8,12 @@
 # the next region, and a login through the host brings it back at once.
 # A session whose server does not answer in time counts like a check.
 # A reload changes the fall.  A reset connection and a refused one (the
-# relay gone) still take the host down at the first check.
+# relay gone) still take the host down at the first check.  Here every
+# check logs in (health_check_login_interval = 0), so that the relay can
+# pick checks by their connection.  Last, on a connection kept between
+# checks (the default): a kept connection that is lost is replaced by a
+# fresh login without taking the host down, and a frozen server (SIGSTOP)
+# goes down at the same fall-th timeout.
 #
 # On a busy machine a check the relay let through may time out by itself
 # — the very thing health_check_fall is for — and spoil a phase's exact
@@ -32,7 +37,7 @@ my $p = PgNearTest::Proxy->new(
     regions  => [{ name => 'us-east', location => $us->location, hosts => [$relay->hostport] }, $eu],
     settings => { auth => 'passthrough', server_tls => 'disable',
                   health_check_interval => "${INTERVAL}s", health_check_timeout => ($TIMEOUT * 1000) . 'ms',
-                  server_connect_timeout => '1s' });
+                  health_check_login_interval => 0, server_connect_timeout => '1s' });
 
 my $HOST = quotemeta($relay->hostport) . ' of region us-east';
 my $NEAR_US = '-c pgnear.location=38.9,-77.0';    # Washington: us-east is nearest, eu-west next
@@ -271,4 +276,44 @@ phase('a reset check', sub {
 }
 
 ok $p->is_running, 'pgnear is still running';
+$p->stop;
+
+# ---- checks on a kept connection (health_check_login_interval's default)
+
+my $relay2 = PgNearTest::Relay->new(to => $us->port);
+my $k = PgNearTest::Proxy->new(
+    regions  => [{ name => 'us-east', location => $us->location, hosts => [$relay2->hostport] }],
+    settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => "${INTERVAL}s",
+                  health_check_timeout => ($TIMEOUT * 1000) . 'ms' });
+my $KHOST = quotemeta($relay2->hostport) . ' of region us-east';
+my $check_pid = sub {
+    $us->psql_admin("SELECT pid FROM pg_stat_activity WHERE application_name = '$CHECK' AND state = 'idle'");
+};
+my $kept;
+ok wait_until(sub { ($kept = $check_pid->()) ne '' }, timeout => 10), 'kept: the checks keep a connection';
+$relay2->sever;
+ok wait_until(sub { my $now = $check_pid->(); $now ne '' && $now != $kept }, timeout => 3 * $INTERVAL + 5),
+   'kept: a kept connection lost on the way is replaced by a fresh login';
+unlike $k->log_contents, qr/host $KHOST is down|timed out/, '... and the host was never down';
+
+# A frozen server: the postmaster and its processes stopped.
+sub parent_of {
+    my $stat = eval { slurp_file("/proc/$_[0]/stat") } // return 0;
+    return (split ' ', $stat =~ s/^.*\) //sr)[1];    # after "pid (comm) state"
+}
+my $pm = $us->pid;
+my @frozen = ($pm, grep { parent_of($_) == $pm } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*');
+my $off = $k->log_size;
+kill 'STOP', @frozen;
+my $t0 = time;
+my $down = $k->wait_for_log(qr/host $KHOST is down: health check timed out \(3 in a row/, offset => $off,
+                            timeout => 3 * $INTERVAL + 5);
+my $took = time - $t0;
+kill 'CONT', @frozen;
+ok $down, 'kept: a frozen server goes down at the third timeout in a row';
+cmp_ok $took, '<=', 3 * $INTERVAL + $TIMEOUT + 1, sprintf('... within 3 intervals and a timeout (%.1f s)', $took);
+like substr($k->log_contents, $off), qr/host $KHOST timed out \(1 of 3\)/, '... the first on the kept connection';
+ok $k->wait_for_log(qr/host $KHOST is up: health checks pass again/, offset => $off, timeout => 4 * $INTERVAL + 5),
+   '... and it comes back once it runs again';
+
 done_testing;

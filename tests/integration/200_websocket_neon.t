@@ -218,7 +218,7 @@ my $utf8_word = "São";
 utf8::decode($utf8_word);
 
 # Every pgnear of the test, started at once; each section below uses its own.  Those
-# that wait for their section check health less often (a connection per region and
+# that wait for their section check health less often (a query per region and
 # check): nothing here is about health checks.
 my %later = (health_check_interval => '3s');
 my ($p_ws, $p_wss, $p_scram, $p_passthrough, $p_require_wss, $p_require_ws, $p_untrusted, $p_refuse) = proxies(

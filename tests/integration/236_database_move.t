@@ -1,16 +1,21 @@
 # Moving a database to another region, first part: MOVE DATABASE movr TO
 # REGION eu-west over three separate clusters with wal_level = logical
-# (ap-south keeps replica).  Each refusal fires with its SQLSTATE before
-# anything is changed (unknown region, a database that does not live in
-# one region, moves_db itself, the region it is in, wal_level, a table
-# without a primary key, a role the target lacks, a target database that
-# is not empty, login roles whose SCRAM secret differs in the target (one
-# granted a table, one with a session on the source), a second move of the same database, its move lock held
-# elsewhere); then the move copies
+# (ap-south keeps replica), pgnear's password in a passfile.  Each refusal
+# fires with its SQLSTATE before anything is changed (unknown region, a
+# database that does not live in one region, moves_db itself, the region
+# it is in, wal_level, a table without a primary key, a role the target
+# lacks, a target database that is not empty, login roles whose SCRAM
+# secret differs in the target (one granted a table, one with a session on
+# the source), a second move of the same database, its move lock held
+# elsewhere, the target's server unable to connect to the source); then
+# the move copies
 # 100,000 rows while pgbench writes through pgnear with 0 failed
 # transactions, SHOW MOVES follows it to 'streaming', the target holds the
-# same rows and keeps receiving writes; ABORT leaves the source as it was
-# (no publication, no slot) and drops the database the move created.
+# same rows and keeps receiving writes, its subscription connecting with
+# the passfile's password; ABORT leaves the source as it was (no
+# publication, no slot) and drops the database the move created; moved
+# again into an empty database, ABORT keeps it and drops a slot for the
+# way back that a killed cutover left there.
 use strict;
 use warnings;
 use FindBin;
@@ -30,10 +35,19 @@ $ap->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
 
 my $dir = tmpdir(name => 'dbmove');
 write_users($dir, $app_secret);
+# pgnear's password is in a passfile (0600, in a 0700 directory of the user running the suite),
+# not in the ini; and a service file named by pgnear's environment alone.  The servers, which
+# make a subscription's connection from server_conninfo's words, can read neither.
+my $secret = $PgNearTest::PGNEAR_PASSWORD;
+PgNearTest::write_file("$dir/pgpass", "*:*:*:$PgNearTest::PGNEAR_USER:$secret\n", mode => 0600);
+PgNearTest::write_file("$dir/pg_service.conf", "[pgnear_src]\nuser=$PgNearTest::PGNEAR_USER\npassfile=$dir/pgpass\n");
+$ENV{PGSERVICEFILE} = "$dir/pg_service.conf";
+my $server_conninfo = "user=$PgNearTest::PGNEAR_USER passfile=$dir/pgpass";
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu, $ap],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                  health_check_interval => '1s', health_check_timeout => '5s' },
+                  health_check_interval => '1s', health_check_timeout => '5s',
+                  server_conninfo => $server_conninfo },
     extra_ini => "[database movr]\nregions = us-east\n\n[database other]\nregions = us-east, eu-west\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
@@ -126,6 +140,26 @@ $us->psql_admin('GRANT SELECT ON rides TO rider', dbname => 'movr');
                                           AND classid = 1885826669}) eq '0' }, timeout => 10),
       '... until that session ends';
 }
+# The target's server cannot connect to the source as the subscription would (here: a service
+# only pgnear's environment names; as well a pg_hba.conf, a firewall, TLS): refused before
+# anything is made, with that server's words, and its log does not show the statement,
+# which holds the password.
+{
+    my $off = $p->log_size;
+    $p->update_config(settings => { server_conninfo => 'service=pgnear_src' });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), "server_conninfo = service=pgnear_src";
+    my $eu_log = -s $eu->log_path;
+    refused('MOVE DATABASE movr TO REGION eu-west', '08006',
+            qr/the target's server connecting to the source failed.*could not connect to the publisher: definition of service "pgnear_src" not found/s,
+            "the target's server cannot connect to the source");
+    is $eu->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '0', '... before the database is made there';
+    unlike substr($eu->log_contents, $eu_log), qr/\Q$secret\E/, "... and the target's log does not show the password";
+    $off = $p->log_size;
+    $p->update_config(settings => { server_conninfo => $server_conninfo });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded/, offset => $off), 'server_conninfo with a passfile again';
+}
 is source_objects(), '0/0', 'after every refusal: no publication, no slot on the source';
 is scalar(moves_of('movr')), 0, '... and no move recorded';
 
@@ -168,6 +202,10 @@ is $eu->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'),
    $us->psql_admin('SELECT count(*) FROM pgbench_history', dbname => 'movr'), 'pgbench_history too';
 is $eu->psql_admin(q{SELECT has_table_privilege('reporter', 'rides', 'SELECT')}, dbname => 'movr'), 't',
   'the grants came with the schema';
+like $eu->psql_admin(q{SELECT subconninfo FROM pg_subscription}), qr/ password='\Q$secret\E'/,
+  "the subscription's connection carries the password pgnear's login took from its passfile";
+unlike $p->log_contents, qr/\Q$secret\E/, "... which pgnear's log never shows";
+
 
 # ------------------------------------------------------------------ ABORT
 
@@ -182,12 +220,21 @@ is $m->{state}, 'aborted', 'SHOW MOVES: aborted';
 is $us->psql_admin('SELECT count(*) FROM users', dbname => 'movr'), '1001', 'the source keeps its rows';
 refused('MOVE DATABASE movr ABORT', '55000', qr/database "movr" is not being moved/, 'a second ABORT');
 
-# Once aborted, the database may be moved again; and what a failed step made, ABORT removes.
+# Once aborted, the database may be moved again, here into an empty one the target has.  A
+# cutover killed after it made the slot for the way back, before its record said so, leaves it
+# in the target (240): ABORT drops it, as the database stays.
+$eu->psql_admin('CREATE DATABASE movr OWNER app');
 ($rows, $merr) = admin('MOVE DATABASE movr TO REGION eu-west');
-is $merr, undef, 'moved again after the abort';
+is $merr, undef, 'moved again after the abort, into an empty database';
+my $move_id = $us->psql_admin(q{SELECT max(id) FROM pgnear_database_moves WHERE database = 'movr'});
+# A physical slot of that name stands in for it: made at once, where a logical one waits for
+# the transactions of the copy that runs.
+$eu->psql_admin("SELECT pg_create_physical_replication_slot('pgnear_move_${move_id}_back')");
 ($rows, $merr) = admin('MOVE DATABASE movr ABORT');
 is $merr, undef, '... and aborted again';
-is source_objects(), '0/0', '... leaving nothing';
+is source_objects(), '0/0', '... leaving nothing on the source';
+is $eu->psql_admin(q{SELECT count(*) FROM pg_replication_slots}), '0', '... nor a slot on the target';
+is $eu->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '1', '... whose database stays';
 is scalar(grep { $_->{state} eq 'aborted' } moves_of('movr')), 2, 'SHOW MOVES lists both moves, aborted';
 
 # A region that cannot be read leaves SHOW MOVES to the others, with a NOTICE.

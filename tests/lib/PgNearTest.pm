@@ -1279,8 +1279,13 @@ sub signal {
 # wait_for_exit(timeout => 10): exit status, or undef if still running.
 # Routing prefers healthy regions.  A host is ready when pgnear's last word
 # on it is "is up", or, when pgnear logs nothing because hosts start up and
-# stay up, once two health-check intervals have passed, the cluster has seen
-# pgnear's checks (application_name=pgnear) and pgnear never said "is down".
+# stay up, pgnear never said "is down" and a check passed: the cluster
+# holds a check connection (application_name "pgnear health check", kept
+# only after a check passed) idle after a check that began at $started_at
+# or later, or, where
+# checks do not keep one (health_check_login_interval = 0), two
+# health-check intervals have passed and the cluster has seen the checks'
+# logins.
 #   $p->wait_healthy($started_at, @clusters)   one ok() per cluster; BAIL_OUT if never
 sub wait_healthy {
     my ($self, $since, @clusters) = @_;
@@ -1289,6 +1294,9 @@ sub wait_healthy {
         my $ready = PgNearTest::wait_until(sub {
             my @said = $self->log_contents =~ /host 127\.0\.0\.1:$port of region \Q$name\E is (up|down)/g;
             return $said[-1] eq 'up' if @said;
+            my $kept = $c->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                                    . "'pgnear health check' AND state = 'idle' AND query_start >= to_timestamp($since)");
+            return 1 if $kept > 0;
             return 0 if time - $since < 2.5;
             my @checks = $c->log_contents =~ /connection authorized: user=pgnear database=postgres application_name=pgnear/g;
             return @checks >= 2;

@@ -191,7 +191,9 @@ static void test_valid_durations(void **state)
     config_unref(cfg);
 
     cfg = expect_load(*state, "[pgnear]\nhealth_check_interval = 3\n"
-                              "health_check_timeout = 0.5s\nshutdown_timeout = 1h\n" REGION_OK);
+                              "health_check_timeout = 0.5s\nshutdown_timeout = 1h\n"
+                              "health_check_login_interval = 0\n" REGION_OK);
+    assert_int_equal(cfg->health_check_login_interval_ms, 0);
     assert_int_equal(cfg->health_check_interval_ms, 3000);
     assert_int_equal(cfg->health_check_timeout_ms, 500);
     assert_int_equal(cfg->shutdown_timeout_ms, 3600000);
@@ -211,6 +213,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->auth, AUTH_PASSTHROUGH); /* no auth source */
     assert_true(cfg->client_hints);
     assert_int_equal(cfg->health_check_fall, 3);
+    assert_int_equal(cfg->health_check_login_interval_ms, 60000);
     assert_int_equal(cfg->auth_failure_threshold, 3);
     assert_int_equal(cfg->auth_failure_delay_ms, 100);
     assert_int_equal(cfg->auth_failure_max_delay_ms, 10000);
