@@ -77,15 +77,13 @@ static void show_moves_rows(struct admin_result *res, const struct dbmove_status
     result_set_tag(res, tag);
 }
 
-static void job_done_cb(void *arg, enum dbmove_action action, const struct dbmove_problem *problem,
+static void job_done_cb(void *arg, enum dbmove_action action, const struct pg_error *problem,
                         const char *summary, const struct dbmove_status *rows, size_t nrows,
                         const struct move_result *moves, size_t nmoves)
 {
     struct console_wait *wait = arg;
     if (problem != NULL) {
-        pg_error_set(&wait->err, problem->sqlstate, "%s", problem->message);
-        pg_error_detail(&wait->err, "%s", problem->detail);
-        pg_error_hint(&wait->err, "%s", problem->hint);
+        wait->err = *problem;
         wait->answer(wait, CMD_ERROR);
         return;
     }
@@ -123,7 +121,7 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
     };
     struct dbmove_request req = {.action = cmd->kind == ADMIN_SHOW_MOVES ? DBMOVE_SHOW
                                                                          : actions[cmd->db_action]};
-    struct dbmove_problem problem;
+    struct pg_error problem;
     snprintf(req.database, sizeof(req.database), "%s", cmd->database);
     snprintf(req.to_region, sizeof(req.to_region), "%s", cmd->to_region);
     snprintf(req.by, sizeof(req.by), "%s from %s", s->user, s->peer);
@@ -134,7 +132,7 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
         log_info(s->id, "admin %s: MOVE DATABASE %s %s", s->user, req.database, words[req.action]);
     if (dbmove_job_start(s->w, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
         NULL) {
-        pg_error_set(&wait->err, problem.sqlstate, "%s", problem.message);
+        wait->err = problem;
         return CMD_ERROR;
     }
     return CMD_PENDING;

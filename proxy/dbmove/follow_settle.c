@@ -44,7 +44,7 @@ static const struct dbmove_row *unsettled_row(const struct dbmove_follow *f,
     return NULL;
 }
 
-static void settle_done(void *arg, enum dbmove_action action, const struct dbmove_problem *problem,
+static void settle_done(void *arg, enum dbmove_action action, const struct pg_error *problem,
                         const char *summary, const struct dbmove_status *rows, size_t nrows,
                         const struct move_result *moves, size_t nmoves)
 {
@@ -88,7 +88,7 @@ void follow_settle_round(struct dbmove_follow *f, const struct config *cfg,
     snprintf(f->settle_database, sizeof(f->settle_database), "%s", r->database);
     f->settle_move_id = r->id;
     f->settle_copying = u->state == DBMOVE_COPYING;
-    struct dbmove_problem problem;
+    struct pg_error problem;
     f->settling = dbmove_job_start(f->w, f->w->cfg, &req, NULL, settle_done, f, &problem);
 }
 

@@ -20,12 +20,11 @@
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
 
-void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
-                 const char *fmt, ...)
+void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    dbmove_problem_setv(&j->problem, sqlstate, hint, detail, fmt, ap);
+    pg_error_setv(&j->problem, sqlstate, fmt, ap);
     va_end(ap);
     j->failed = true;
 }
@@ -51,13 +50,14 @@ const struct region_host *job_primary(struct dbmove_job *j, const struct region 
             return h;
         standby = standby || host_is_up(h);
     }
-    if (standby)
-        job_problem(j, "25006", "Move the database when the region's primary is up.",
-                    "Every host of the region that is up is a standby.",
-                    "region \"%s\" has no writable primary", r->name);
-    else
-        job_problem(j, "08001", "SHOW REGIONS shows the hosts' health.", NULL,
-                    "no host of region \"%s\" is up", r->name);
+    if (standby) {
+        job_problem(j, "25006", "region \"%s\" has no writable primary", r->name);
+        pg_error_detail(&j->problem, "Every host of the region that is up is a standby.");
+        pg_error_hint(&j->problem, "Move the database when the region's primary is up.");
+    } else {
+        job_problem(j, "08001", "no host of region \"%s\" is up", r->name);
+        pg_error_hint(&j->problem, "SHOW REGIONS shows the hosts' health.");
+    }
     return NULL;
 }
 
@@ -75,8 +75,7 @@ bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char 
         pgasync_conninfo_add(buf, cap, "options",
                              "-c default_transaction_read_only=off -c synchronous_commit=on"))
         return true;
-    job_problem(j, "53200", NULL, NULL, "the connection string to %s:%d is too long", h->name,
-                h->port);
+    job_problem(j, "53200", "the connection string to %s:%d is too long", h->name, h->port);
     return false;
 }
 
@@ -182,7 +181,7 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     struct pgasync *q = j->query;
     /* What it logged in with, whatever the answer (a tolerated error too). */
     if (q != NULL && !job_remember_password(j, q))
-        job_problem(j, "53200", NULL, NULL, "out of memory");
+        job_problem(j, "53200", "out of memory");
     if (res != NULL) {
         take(j, res, NULL);
         if (j->query == q && q != j->lock) /* not taken by the taker (the move lock) */
@@ -193,8 +192,10 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
         char detail[600];
         snprintf(detail, sizeof(detail), "%s%s", error ? error : "",
                  j->query && pgasync_timed_out(j->query) ? " (no answer in time)" : "");
-        job_problem(j, sqlstate ? sqlstate : "08001", j->query_hint, detail, "%s failed",
-                    j->query_what);
+        job_problem(j, sqlstate ? sqlstate : "08001", "%s failed", j->query_what);
+        pg_error_detail(&j->problem, "%s", detail);
+        if (j->query_hint != NULL)
+            pg_error_hint(&j->problem, "%s", j->query_hint);
     }
     j->query = NULL;
     /* From the loop, not from inside the callback: the next query may reuse this connection. */
@@ -227,7 +228,8 @@ int job_query(struct dbmove_job *j, const char *conninfo, const char *what, cons
                              error, sizeof(error));
     if (j->query != NULL)
         return JOB_WAIT;
-    job_problem(j, "08001", NULL, error, "%s could not start", what);
+    job_problem(j, "08001", "%s could not start", what);
+    pg_error_detail(&j->problem, "%s", error);
     return JOB_FAIL;
 }
 
@@ -262,7 +264,7 @@ int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqls
 
 struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
                                     const struct dbmove_request *req, dbmove_notice_fn notice,
-                                    dbmove_done_fn done, void *arg, struct dbmove_problem *problem)
+                                    dbmove_done_fn done, void *arg, struct pg_error *problem)
 {
     static const struct job_step *const steps[] = {
         [DBMOVE_START] = job_start_steps,    [DBMOVE_CUTOVER] = job_cutover_steps,
@@ -274,8 +276,7 @@ struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
     struct dbmove_job *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
         free(j);
-        snprintf(problem->sqlstate, sizeof(problem->sqlstate), "53200");
-        snprintf(problem->message, sizeof(problem->message), "out of memory");
+        pg_error_set(problem, "53200", "out of memory");
         return NULL;
     }
     j->home = home;

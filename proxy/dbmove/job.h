@@ -81,9 +81,8 @@ typedef void (*dbmove_notice_fn)(void *arg, const char *text);
  * moved or ended; all owned by the job until the callback returns).  The
  * job is freed after the callback.
  */
-typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action,
-                               const struct dbmove_problem *problem, const char *summary,
-                               const struct dbmove_status *rows, size_t nrows,
+typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action, const struct pg_error *problem,
+                               const char *summary, const struct dbmove_status *rows, size_t nrows,
                                const struct move_result *moves, size_t nmoves);
 
 /*
@@ -93,7 +92,7 @@ typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action,
  */
 struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
                                     const struct dbmove_request *req, dbmove_notice_fn notice,
-                                    dbmove_done_fn done, void *arg, struct dbmove_problem *problem);
+                                    dbmove_done_fn done, void *arg, struct pg_error *problem);
 
 /*
  * The admin went away: the job goes on to its end (a move half made is

@@ -37,22 +37,23 @@ static int abort_find_move(struct dbmove_job *j)
             char detail[160];
             snprintf(detail, sizeof(detail), "The move to region \"%s\" is %s.", r->to_region,
                      dbmove_state_name(r->state));
-            job_problem(j, "55000",
-                        "ABORT gives up a move before its cutover; after it, REVERT moves the "
-                        "database back, and FINISH ends the move.",
-                        detail, "the move of database \"%s\" cannot be aborted now",
+            job_problem(j, "55000", "the move of database \"%s\" cannot be aborted now",
                         j->req.database);
+            pg_error_detail(&j->problem, "%s", detail);
+            pg_error_hint(&j->problem, "ABORT gives up a move before its cutover; after it, REVERT "
+                                       "moves the database back, and FINISH ends the move.");
             return JOB_FAIL;
         }
         if ((j->to = region_set_find(&j->cfg->regions, r->to_region)) == NULL) {
-            job_problem(j, "42704", "Configure the region again to abort the move.", NULL,
-                        "the move's target region \"%s\" is not configured", r->to_region);
+            job_problem(j, "42704", "the move's target region \"%s\" is not configured",
+                        r->to_region);
+            pg_error_hint(&j->problem, "Configure the region again to abort the move.");
             return JOB_FAIL;
         }
         return job_target_conninfo(j);
     }
-    job_problem(j, "55000", "SHOW MOVES shows the moves.", NULL,
-                "database \"%s\" is not being moved", j->req.database);
+    job_problem(j, "55000", "database \"%s\" is not being moved", j->req.database);
+    pg_error_hint(&j->problem, "SHOW MOVES shows the moves.");
     return JOB_FAIL;
 }
 
@@ -142,7 +143,7 @@ static int abort_database(struct dbmove_job *j)
 {
     char sql[200], db[160];
     if (!job_ident(db, sizeof(db), j->req.database)) {
-        job_problem(j, "22023", NULL, NULL, "the database's name is too long");
+        job_problem(j, "22023", "the database's name is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s WITH (FORCE)", db);

@@ -83,7 +83,7 @@ int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char
 {
     char sql[256], db[160];
     if (!job_ident(db, sizeof(db), j->req.database)) {
-        job_problem(j, "22023", NULL, NULL, "the database's name is too long");
+        job_problem(j, "22023", "the database's name is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql), "ALTER DATABASE %s %s", db,
@@ -125,8 +125,9 @@ int job_cut_sides(struct dbmove_job *j)
 {
     if ((j->from = region_set_find(&j->cfg->regions, j->move.from_region)) == NULL ||
         (j->to = region_set_find(&j->cfg->regions, j->move.to_region)) == NULL) {
-        job_problem(j, "42704", "Configure both regions of the move again.", NULL,
-                    "a region of the move of database \"%s\" is not configured", j->req.database);
+        job_problem(j, "42704", "a region of the move of database \"%s\" is not configured",
+                    j->req.database);
+        pg_error_hint(&j->problem, "Configure both regions of the move again.");
         return JOB_FAIL;
     }
     if ((j->from_host = job_primary(j, j->from)) == NULL ||
@@ -167,14 +168,15 @@ int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char 
             char detail[200];
             snprintf(detail, sizeof(detail), "The move to region \"%s\" is %s.", r->to_region,
                      dbmove_state_name(r->state));
-            job_problem(j, "55000", next_command(r->state), detail,
-                        "database \"%s\" cannot be %s now", j->req.database, verb);
+            job_problem(j, "55000", "database \"%s\" cannot be %s now", j->req.database, verb);
+            pg_error_detail(&j->problem, "%s", detail);
+            pg_error_hint(&j->problem, "%s", next_command(r->state));
             return JOB_FAIL;
         }
         return job_cut_sides(j);
     }
-    job_problem(j, "55000", "MOVE DATABASE db TO REGION r starts a move.", NULL,
-                "database \"%s\" is not being moved", j->req.database);
+    job_problem(j, "55000", "database \"%s\" is not being moved", j->req.database);
+    pg_error_hint(&j->problem, "MOVE DATABASE db TO REGION r starts a move.");
     return JOB_FAIL;
 }
 
@@ -195,8 +197,9 @@ static int take_copied(struct dbmove_job *j, const PGresult *res, const char *sq
     char detail[200];
     snprintf(detail, sizeof(detail), "The move to region \"%s\" is copying: %lld of %lld tables.",
              j->move.to_region, total - left, total);
-    job_problem(j, "55000", next_command(DBMOVE_COPYING), detail,
-                "database \"%s\" cannot be cut over now", j->req.database);
+    job_problem(j, "55000", "database \"%s\" cannot be cut over now", j->req.database);
+    pg_error_detail(&j->problem, "%s", detail);
+    pg_error_hint(&j->problem, "%s", next_command(DBMOVE_COPYING));
     return 0;
 }
 
@@ -214,9 +217,9 @@ static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlst
 {
     (void)sqlstate;
     if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
-        job_problem(j, "55000", "SHOW MOVES shows the move; ABORT gives it up.", NULL,
-                    "the replication slot \"%s\" that feeds region \"%s\" is missing", j->cut.feed,
-                    j->cut.arriving->name);
+        job_problem(j, "55000", "the replication slot \"%s\" that feeds region \"%s\" is missing",
+                    j->cut.feed, j->cut.arriving->name);
+        pg_error_hint(&j->problem, "SHOW MOVES shows the move; ABORT gives it up.");
         return 0;
     }
     j->cut.lag_bytes = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
@@ -225,9 +228,11 @@ static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlst
         snprintf(detail, sizeof(detail),
                  "Region \"%s\" is %lld bytes behind; a cutover starts at %d or less.",
                  j->cut.arriving->name, (long long)j->cut.lag_bytes, DBMOVE_CUTOVER_MAX_LAG);
-        job_problem(j, "55000", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+        job_problem(j, "55000",
                     "the replication of database \"%s\" is too far behind for a cutover",
                     j->req.database);
+        pg_error_detail(&j->problem, "%s", detail);
+        pg_error_hint(&j->problem, "Run it again when SHOW MOVES shows a smaller lag.");
     }
     return 0;
 }
@@ -285,13 +290,14 @@ static void gate_done(const struct gate_outcome *o, void *arg)
         job_notice(j, "the sessions of database \"%s\" are held (%lld ms to hold them all)",
                    j->req.database, (long long)o->waited_ms);
     } else if (o->end == GATE_LATE) {
-        job_problem(j, "55P03", "Those clients must end their transactions: run it again.", o->busy,
+        job_problem(j, "55P03",
                     "could not hold the sessions of database \"%s\" within move_timeout (%d ms); "
                     "nothing was changed",
                     j->req.database, j->cfg->move_timeout_ms);
+        pg_error_detail(&j->problem, "%s", o->busy);
+        pg_error_hint(&j->problem, "Those clients must end their transactions: run it again.");
     } else {
-        job_problem(j, "53200", NULL, NULL, "could not hold the sessions of database \"%s\"",
-                    j->req.database);
+        job_problem(j, "53200", "could not hold the sessions of database \"%s\"", j->req.database);
     }
     job_next(j);
 }
@@ -306,7 +312,7 @@ static int cut_gate(struct dbmove_job *j)
     j->cut.gate = gate_close(j->home, scope, j->cfg->move_timeout_ms, NULL, gate_done, j);
     if (j->cut.gate != NULL)
         return JOB_WAIT;
-    job_problem(j, "53200", NULL, NULL, "out of memory");
+    job_problem(j, "53200", "out of memory");
     return JOB_FAIL;
 }
 
@@ -340,7 +346,7 @@ static int cut_held_pids(struct dbmove_job *j)
     if (dbmove_collect_held(j->home, &j->cut.pids, j->cut.leaving->name, j->req.database,
                             held_pids_read, j) == 0)
         return JOB_WAIT;
-    job_problem(j, "53200", NULL, NULL, "out of memory");
+    job_problem(j, "53200", "out of memory");
     return JOB_FAIL;
 }
 
@@ -359,7 +365,7 @@ static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sql
 static int cut_end_others(struct dbmove_job *j)
 {
     if (j->cut.pids.overflow) {
-        job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
+        job_problem(j, "54000", "too many sessions to list the ones held");
         return JOB_FAIL;
     }
     char array[sizeof(j->cut.pids.list) + 2];
@@ -401,18 +407,23 @@ static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sq
         snprintf(detail, sizeof(detail),
                  "Region \"%s\" had not received the last write of region \"%s\".",
                  j->cut.arriving->name, j->cut.leaving->name);
-        if (j->cut.gate_closed)
-            job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+        if (j->cut.gate_closed) {
+            job_problem(j, "57014",
                         "the replication of database \"%s\" did not catch up within "
                         "move_timeout (%d ms); nothing was changed",
                         j->req.database, j->cfg->move_timeout_ms);
-        else
-            job_problem(j, "57014", "Run it again when SHOW MOVES shows a smaller lag.", detail,
+            pg_error_detail(&j->problem, "%s", detail);
+            pg_error_hint(&j->problem, "Run it again when SHOW MOVES shows a smaller lag.");
+        } else {
+            job_problem(j, "57014",
                         "the replication of database \"%s\" did not catch up within %d ms; "
                         "nothing was changed",
                         j->req.database,
                         DBMOVE_CATCH_UP_MS > j->cfg->move_timeout_ms ? DBMOVE_CATCH_UP_MS
                                                                      : j->cfg->move_timeout_ms);
+            pg_error_detail(&j->problem, "%s", detail);
+            pg_error_hint(&j->problem, "Run it again when SHOW MOVES shows a smaller lag.");
+        }
         return 0;
     }
     j->cut.poll_again = true;
@@ -446,7 +457,7 @@ static int take_sequences(struct dbmove_job *j, const PGresult *res, const char 
     j->cut.sequences = NULL;
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) && PQgetvalue(res, 0, 0)[0] != '\0' &&
         (j->cut.sequences = strdup(PQgetvalue(res, 0, 0))) == NULL)
-        job_problem(j, "53200", NULL, NULL, "out of memory");
+        job_problem(j, "53200", "out of memory");
     return 0;
 }
 
@@ -595,7 +606,7 @@ int job_cut_back_subscription(struct dbmove_job *j)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
     if (!job_publisher_literal(j, j->cut.arrive_db, conn, sizeof(conn))) {
-        job_problem(j, "22023", NULL, NULL, "the connection string is too long");
+        job_problem(j, "22023", "the connection string is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql),
@@ -752,10 +763,10 @@ static int late_record_arriving(struct dbmove_job *j)
 static int late_end(struct dbmove_job *j)
 {
     j->problem = j->first_problem;
-    snprintf(j->problem.hint, sizeof(j->problem.hint),
-             "Database \"%s\" lives in region \"%s\" now: the cutover is done. SHOW MOVES "
-             "shows the move.",
-             j->req.database, j->cut.arriving->name);
+    pg_error_hint(&j->problem,
+                  "Database \"%s\" lives in region \"%s\" now: the cutover is done. SHOW MOVES "
+                  "shows the move.",
+                  j->req.database, j->cut.arriving->name);
     j->failed = true;
     j->on_failure = NULL;
     return JOB_FAIL;

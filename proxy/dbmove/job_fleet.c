@@ -59,7 +59,7 @@ static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char
     if (missing[0] == '\0') {
         for (int r = 0; r < PQntuples(res); r++)
             if (!add_pid_list(&j->cut.pids, PQgetvalue(res, r, 1)))
-                job_problem(j, "54000", NULL, NULL, "too many sessions to list the ones held");
+                job_problem(j, "54000", "too many sessions to list the ones held");
         job_notice(j, "every instance of the fleet holds its sessions of database \"%s\"",
                    j->req.database);
         return 0;
@@ -68,10 +68,12 @@ static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char
         char detail[320];
         snprintf(detail, sizeof(detail), "No word from peer_id %s.", missing);
         job_problem(j, "55P03",
-                    "Is each instance of peers running? One that is gone must leave peers.", detail,
                     "the other instances of the fleet did not hold their sessions of database "
                     "\"%s\" within move_timeout (%d ms); nothing was changed",
                     j->req.database, j->cfg->move_timeout_ms);
+        pg_error_detail(&j->problem, "%s", detail);
+        pg_error_hint(&j->problem,
+                      "Is each instance of peers running? One that is gone must leave peers.");
         return 0;
     }
     j->cut.poll_again = true;

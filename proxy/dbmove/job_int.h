@@ -76,8 +76,8 @@ struct dbmove_job {
     const char *query_hint;
     /* the end */
     bool failed;
-    struct dbmove_problem problem;
-    struct dbmove_problem first_problem;      /* kept while a failure is recorded */
+    struct pg_error problem;
+    struct pg_error first_problem;            /* kept while a failure is recorded */
     void (*on_failure)(struct dbmove_job *j); /* once: record the failure before the end */
     char summary[512];
     struct dbmove_status *rows; /* SHOW MOVES */
@@ -149,8 +149,9 @@ extern const struct job_step job_cutover_steps[]; /* CUTOVER and REVERT */
 extern const struct job_step job_finish_steps[];
 extern const struct job_step job_show_steps[];
 
-void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
-                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The job fails with this error; pg_error_detail and pg_error_hint on j->problem add the rest. */
+void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void job_notice(struct dbmove_job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*

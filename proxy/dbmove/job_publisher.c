@@ -100,7 +100,7 @@ static int check_connection(struct dbmove_job *j, const char *ctl, const char *p
 {
     char conn[DBMOVE_CONNINFO_MAX * 2 + 16], sql[sizeof(conn) + 512];
     if (!job_publisher_literal(j, publisher, conn, sizeof(conn))) {
-        job_problem(j, "22023", NULL, NULL, "the connection string is too long");
+        job_problem(j, "22023", "the connection string is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql),

@@ -145,8 +145,9 @@ static int dump_spawn(struct dbmove_job *j)
     if (rc == 0)
         return 0;
     j->dump_pid = 0;
-    job_problem(j, "58000", "Install it, or name it with the setting pg_dump.", strerror(rc),
-                "could not run \"%s\"", j->cfg->pg_dump);
+    job_problem(j, "58000", "could not run \"%s\"", j->cfg->pg_dump);
+    pg_error_detail(&j->problem, "%s", strerror(rc));
+    pg_error_hint(&j->problem, "Install it, or name it with the setting pg_dump.");
     return -1;
 }
 
@@ -201,14 +202,15 @@ static void dump_ended(struct dbmove_job *j, int status)
         char detail[DUMP_ERROR_MAX];
         snprintf(detail, sizeof(detail), "%s", err ? err : "");
         free(err);
-        job_problem(j, "58000", NULL, detail, "pg_dump of the source's schema failed (%s %d)",
+        job_problem(j, "58000", "pg_dump of the source's schema failed (%s %d)",
                     WIFEXITED(status) ? "exit status" : "signal",
                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        pg_error_detail(&j->problem, "%s", detail);
         job_next(j);
         return;
     }
     if ((j->schema = read_all(j->dump_out, DUMP_MAX_BYTES)) == NULL) {
-        job_problem(j, "54000", NULL, NULL, "the source's schema is over %d MB, or unreadable",
+        job_problem(j, "54000", "the source's schema is over %d MB, or unreadable",
                     DUMP_MAX_BYTES >> 20);
         job_next(j);
         return;
@@ -235,14 +237,15 @@ static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
         kill(j->dump_pid, SIGKILL);
         waitpid(j->dump_pid, &status, 0);
         j->dump_pid = 0;
-        job_problem(j, "57014", NULL, NULL, "pg_dump of the source's schema took over %d s",
+        job_problem(j, "57014", "pg_dump of the source's schema took over %d s",
                     DUMP_MAX_POLLS * DUMP_POLL_MS / 1000);
         job_next(j);
         return;
     }
     j->dump_pid = 0;
     if (got < 0) {
-        job_problem(j, "58000", NULL, strerror(errno), "pg_dump could not be waited for");
+        job_problem(j, "58000", "pg_dump could not be waited for");
+        pg_error_detail(&j->problem, "%s", strerror(errno));
         job_next(j);
         return;
     }
@@ -252,7 +255,7 @@ static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
 int job_copy_schema(struct dbmove_job *j)
 {
     if ((j->dump_poll = evtimer_new(j->base, dump_poll_cb, j)) == NULL) {
-        job_problem(j, "53200", NULL, NULL, "out of memory");
+        job_problem(j, "53200", "out of memory");
         return JOB_FAIL;
     }
     if (dump_spawn(j) != 0)

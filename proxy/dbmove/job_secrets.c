@@ -81,12 +81,12 @@ static int take_source_secrets(struct dbmove_job *j, const PGresult *res, const 
     struct job_secrets *s = &j->secrets;
     (void)sqlstate;
     if (PQntuples(res) != 1 || PQnfields(res) != 2) {
-        job_problem(j, "XX000", NULL, NULL, "the source's login roles could not be read");
+        job_problem(j, "XX000", "the source's login roles could not be read");
         return 0;
     }
     if (!take_field(res, 0, s->names, sizeof(s->names)) ||
         !take_field(res, 1, s->secrets, sizeof(s->secrets)))
-        job_problem(j, "54000", NULL, NULL,
+        job_problem(j, "54000",
                     "the database has more login roles than pgnear can check (over %zu bytes of "
                     "names or secrets)",
                     sizeof(s->secrets));
@@ -107,7 +107,7 @@ static int take_target_secrets(struct dbmove_job *j, const PGresult *res, const 
     struct job_secrets *s = &j->secrets;
     (void)sqlstate;
     if (PQntuples(res) != 1 || PQnfields(res) != 2) {
-        job_problem(j, "XX000", NULL, NULL, "the target's secrets could not be compared");
+        job_problem(j, "XX000", "the target's secrets could not be compared");
         return 0;
     }
     s->differ[0] = s->fix[0] = '\0';
@@ -145,8 +145,10 @@ int job_judge_secrets(struct dbmove_job *j)
                  "Give each role region \"%s\"'s secret in region \"%s\": ALTER ROLE name "
                  "PASSWORD 'SCRAM-SHA-256$...' with its pg_authid.rolpassword there.",
                  from, to);
-    job_problem(j, "55000", hint, detail,
+    job_problem(j, "55000",
                 "roles that log in to database \"%s\" have another SCRAM secret in region \"%s\"",
                 j->req.database, to);
+    pg_error_detail(&j->problem, "%s", detail);
+    pg_error_hint(&j->problem, "%s", hint);
     return JOB_FAIL;
 }

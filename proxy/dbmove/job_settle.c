@@ -42,7 +42,7 @@ static int settle_home(struct dbmove_job *j)
 {
     j->from = region_set_find(&j->cfg->regions, j->req.to_region);
     if (j->from == NULL) {
-        job_problem(j, "42704", NULL, NULL, "region \"%s\" is not configured", j->req.to_region);
+        job_problem(j, "42704", "region \"%s\" is not configured", j->req.to_region);
         return JOB_FAIL;
     }
     const struct region_host *h = job_primary(j, j->from);

@@ -50,7 +50,7 @@ static int merge_records(struct dbmove_job *j)
         if (k == j->nrows) {
             struct dbmove_status *grown = realloc(j->rows, (j->nrows + 1) * sizeof(*grown));
             if (grown == NULL) {
-                job_problem(j, "53200", NULL, NULL, "out of memory");
+                job_problem(j, "53200", "out of memory");
                 return -1;
             }
             j->rows = grown;

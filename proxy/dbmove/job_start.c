@@ -46,10 +46,10 @@ static const struct region *leaving_region(struct dbmove_job *j, const struct re
             continue;
         if (primary != NULL) {
             job_problem(j, "55000",
-                        "A database lives in one primary's cluster; list its standbys' regions "
-                        "beside it, and nothing else.",
-                        NULL, "database \"%s\" lives in two regions with a primary: %s and %s",
+                        "database \"%s\" lives in two regions with a primary: %s and %s",
                         j->req.database, primary->name, placed->items[i]->name);
+            pg_error_hint(&j->problem, "A database lives in one primary's cluster; list its "
+                                       "standbys' regions beside it, and nothing else.");
             return NULL;
         }
         primary = placed->items[i];
@@ -71,11 +71,13 @@ static const struct region *leaving_region(struct dbmove_job *j, const struct re
                      "Its system identifier is not that of the primary in region \"%s\".",
                      primary->name);
             job_problem(j, "55000",
-                        "List only the regions whose hosts are streaming standbys of the primary.",
-                        detail,
                         "host %s:%d of region \"%s\" belongs to another cluster than "
                         "database \"%s\"'s primary",
                         h->name, h->port, placed->items[i]->name, j->req.database);
+            pg_error_detail(&j->problem, "%s", detail);
+            pg_error_hint(
+                &j->problem,
+                "List only the regions whose hosts are streaming standbys of the primary.");
             return NULL;
         }
     return primary;
@@ -86,12 +88,13 @@ int job_find_source(struct dbmove_job *j)
     const struct region_subset *placed =
         placement_of(&j->home->shared->placement, j->cfg, j->req.database, &j->home_regions);
     if (placed == NULL || placed->count == 0) {
-        job_problem(j, "55000",
-                    "Say where it lives with a [database NAME] section: regions = the region "
-                    "whose primary holds it, and those of its standbys.",
-                    "A move takes a database from the primary that holds it; \"%s\" lives in "
-                    "every region.",
-                    "database \"%s\" does not say where it lives", j->req.database);
+        job_problem(j, "55000", "database \"%s\" does not say where it lives", j->req.database);
+        pg_error_detail(
+            &j->problem,
+            "A move takes a database from the primary that holds it; \"%s\" lives in every region.",
+            j->req.database);
+        pg_error_hint(&j->problem, "Say where it lives with a [database NAME] section: regions = "
+                                   "the region whose primary holds it, and those of its standbys.");
         return JOB_FAIL;
     }
     if (placed != &j->home_regions)
@@ -128,15 +131,18 @@ static int take_lock(struct dbmove_job *j, const PGresult *res, const char *sqls
 {
     (void)sqlstate;
     if (PQntuples(res) != 1 || PQgetvalue(res, 0, 0)[0] != 't') {
-        job_problem(j, "55006", "Wait for it to end; SHOW MOVES shows the moves.",
-                    "Another MOVE DATABASE command on it is running, on this pgnear or another.",
-                    "database \"%s\" is being worked on by another move command", j->req.database);
+        job_problem(j, "55006", "database \"%s\" is being worked on by another move command",
+                    j->req.database);
+        pg_error_detail(
+            &j->problem,
+            "Another MOVE DATABASE command on it is running, on this pgnear or another.");
+        pg_error_hint(&j->problem, "Wait for it to end; SHOW MOVES shows the moves.");
         return 0;
     }
     if (pgasync_keep(j->query, lock_lost, j))
         j->lock = j->query;
     else
-        job_problem(j, "08006", NULL, NULL, "the connection that took the move lock closed");
+        job_problem(j, "08006", "the connection that took the move lock closed");
     return 0;
 }
 
@@ -161,8 +167,10 @@ static int take_records(struct dbmove_job *j, const PGresult *res, const char *s
     j->nrecords = 0;
     if (res == NULL) /* 42P01: no table, no move ever */
         return sqlstate != NULL ? 0 : -1;
-    if (dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0)
-        job_problem(j, "XX000", NULL, why, "the record of moves could not be read");
+    if (dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0) {
+        job_problem(j, "XX000", "the record of moves could not be read");
+        pg_error_detail(&j->problem, "%s", why);
+    }
     return 0;
 }
 
@@ -209,21 +217,21 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
 static int start_regions(struct dbmove_job *j)
 {
     if (strcmp(j->req.database, j->cfg->moves_db) == 0) {
-        job_problem(j, "0A000", "Set moves_db to another database.",
-                    "pgnear keeps the record of moves in it (moves_db).",
-                    "database \"%s\" cannot be moved", j->req.database);
+        job_problem(j, "0A000", "database \"%s\" cannot be moved", j->req.database);
+        pg_error_detail(&j->problem, "pgnear keeps the record of moves in it (moves_db).");
+        pg_error_hint(&j->problem, "Set moves_db to another database.");
         return JOB_FAIL;
     }
     if ((j->to = region_set_find(&j->cfg->regions, j->req.to_region)) == NULL) {
-        job_problem(j, "42704", "SHOW REGIONS lists them.", NULL, "region \"%s\" does not exist",
-                    j->req.to_region);
+        job_problem(j, "42704", "region \"%s\" does not exist", j->req.to_region);
+        pg_error_hint(&j->problem, "SHOW REGIONS lists them.");
         return JOB_FAIL;
     }
     if (job_find_source(j) != JOB_NEXT)
         return JOB_FAIL;
     if (region_subset_has(&j->home_regions, j->to)) {
-        job_problem(j, "55000", NULL, NULL, "database \"%s\" lives in region \"%s\" already",
-                    j->req.database, j->to->name);
+        job_problem(j, "55000", "database \"%s\" lives in region \"%s\" already", j->req.database,
+                    j->to->name);
         return JOB_FAIL;
     }
     return job_target_conninfo(j);
@@ -233,8 +241,10 @@ static int take_source_facts(struct dbmove_job *j, const PGresult *res, const ch
 {
     char why[256];
     (void)sqlstate;
-    if (dbmove_source_parse(res, &j->src, why, sizeof(why)) != 0)
-        job_problem(j, "XX000", NULL, why, "the source's facts could not be read");
+    if (dbmove_source_parse(res, &j->src, why, sizeof(why)) != 0) {
+        job_problem(j, "XX000", "the source's facts could not be read");
+        pg_error_detail(&j->problem, "%s", why);
+    }
     return 0;
 }
 
@@ -249,8 +259,10 @@ static int take_target_facts(struct dbmove_job *j, const PGresult *res, const ch
 {
     char why[256];
     (void)sqlstate;
-    if (dbmove_target_parse(res, &j->dst, why, sizeof(why)) != 0)
-        job_problem(j, "XX000", NULL, why, "the target's facts could not be read");
+    if (dbmove_target_parse(res, &j->dst, why, sizeof(why)) != 0) {
+        job_problem(j, "XX000", "the target's facts could not be read");
+        pg_error_detail(&j->problem, "%s", why);
+    }
     return 0;
 }
 
@@ -290,8 +302,9 @@ static int refuse_live_move(struct dbmove_job *j)
         char detail[300];
         snprintf(detail, sizeof(detail), "A move to region \"%s\" is %s (started by %s).",
                  r->to_region, dbmove_state_name(r->state), r->started_by);
-        job_problem(j, "55006", "SHOW MOVES shows it; MOVE DATABASE ... ABORT ends it.", detail,
-                    "database \"%s\" is being moved already", j->req.database);
+        job_problem(j, "55006", "database \"%s\" is being moved already", j->req.database);
+        pg_error_detail(&j->problem, "%s", detail);
+        pg_error_hint(&j->problem, "SHOW MOVES shows it; MOVE DATABASE ... ABORT ends it.");
         return JOB_FAIL;
     }
     return JOB_NEXT;
@@ -361,7 +374,7 @@ static int start_create_database(struct dbmove_job *j)
         !job_literal(enc, sizeof(enc), j->src.encoding) ||
         !job_literal(collate, sizeof(collate), j->src.collate) ||
         !job_literal(ctype, sizeof(ctype), j->src.ctype)) {
-        job_problem(j, "22023", NULL, NULL, "a name of the source's database is too long");
+        job_problem(j, "22023", "a name of the source's database is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql),
@@ -390,7 +403,7 @@ static int start_subscription(struct dbmove_job *j)
     char sql[DBMOVE_CONNINFO_MAX * 2 + 256], name[64], conn[DBMOVE_CONNINFO_MAX * 2];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
     if (!job_publisher_literal(j, j->src_db, conn, sizeof(conn))) {
-        job_problem(j, "22023", NULL, NULL, "the source's connection string is too long");
+        job_problem(j, "22023", "the source's connection string is too long");
         return JOB_FAIL;
     }
     snprintf(sql, sizeof(sql),
@@ -442,8 +455,8 @@ static void record_failure(struct dbmove_job *j)
     if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
                  j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
         memcpy(j->move.last_error + sizeof(j->move.last_error) - 4, "...", 4); /* cut */
-    snprintf(j->first_problem.hint, sizeof(j->first_problem.hint),
-             "MOVE DATABASE %s ABORT removes what the move made.", j->req.database);
+    pg_error_hint(&j->first_problem, "MOVE DATABASE %s ABORT removes what the move made.",
+                  j->req.database);
     j->steps = failure_steps;
     j->step = 0;
     j->failed = false; /* for the two writes; the problem stays for the answer */

@@ -141,72 +141,58 @@ int dbmove_target_parse(const PGresult *res, struct dbmove_target_facts *out, ch
     return 0;
 }
 
-static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
-                   const char *detail, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-void dbmove_problem_setv(struct dbmove_problem *p, const char *sqlstate, const char *hint,
-                         const char *detail, const char *fmt, va_list ap)
+/* What each side must be: a writable primary, pgnear a superuser there, wal_level logical. */
+static bool judge_side(const char *region, bool in_recovery, bool superuser, const char *wal_level,
+                       struct pg_error *out)
 {
-    vsnprintf(p->message, sizeof(p->message), fmt, ap);
-    snprintf(p->sqlstate, sizeof(p->sqlstate), "%s", sqlstate);
-    snprintf(p->detail, sizeof(p->detail), "%s", detail != NULL ? detail : "");
-    snprintf(p->hint, sizeof(p->hint), "%s", hint != NULL ? hint : "");
-}
-
-static bool refuse(struct dbmove_problem *p, const char *sqlstate, const char *hint,
-                   const char *detail, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    dbmove_problem_setv(p, sqlstate, hint, detail, fmt, ap);
-    va_end(ap);
+    if (in_recovery) {
+        pg_error_set(out, "25006", "region \"%s\" has no writable primary", region);
+        pg_error_detail(out, "The host pgnear found as its primary is in recovery.");
+        pg_error_hint(out, "Move the database when the region's primary is up.");
+        return true;
+    }
+    if (!superuser) {
+        pg_error_set(out, "42501",
+                     "pgnear's user is not a superuser on the primary of region \"%s\"", region);
+        pg_error_detail(out,
+                        "A move creates the database, a publication and a subscription on both "
+                        "sides; PostgreSQL 15 lets only a superuser create a subscription.");
+        pg_error_hint(out,
+                      "Connect pgnear (server_conninfo) as a superuser of each region's primary.");
+        return true;
+    }
+    if (strcmp(wal_level, "logical") == 0)
+        return false;
+    pg_error_set(out, "55000", "region \"%s\" cannot take part in logical replication", region);
+    pg_error_detail(
+        out,
+        "Logical replication copies the database and streams its changes, and after the "
+        "cutover streams them back: wal_level is \"%s\" there.",
+        wal_level);
+    pg_error_hint(out, "Set wal_level = logical and restart that server.");
     return true;
 }
 
-/* What each side must be: a writable primary, pgnear a superuser there, wal_level logical. */
-static bool judge_side(const char *region, bool in_recovery, bool superuser, const char *wal_level,
-                       struct dbmove_problem *out)
-{
-    char detail[300];
-    if (in_recovery)
-        return refuse(out, "25006", "Move the database when the region's primary is up.",
-                      "The host pgnear found as its primary is in recovery.",
-                      "region \"%s\" has no writable primary", region);
-    if (!superuser)
-        return refuse(out, "42501",
-                      "Connect pgnear (server_conninfo) as a superuser of each region's primary.",
-                      "A move creates the database, a publication and a subscription on both "
-                      "sides; PostgreSQL 15 lets only a superuser create a subscription.",
-                      "pgnear's user is not a superuser on the primary of region \"%s\"", region);
-    if (strcmp(wal_level, "logical") == 0)
-        return false;
-    snprintf(detail, sizeof(detail),
-             "Logical replication copies the database and streams its changes, and after the "
-             "cutover streams them back: wal_level is \"%s\" there.",
-             wal_level);
-    return refuse(out, "55000", "Set wal_level = logical and restart that server.", detail,
-                  "region \"%s\" cannot take part in logical replication", region);
-}
-
 /* What the tables must be for logical replication to copy them and keep writes working. */
-static bool judge_tables(const struct dbmove_source_facts *src, struct dbmove_problem *out)
+static bool judge_tables(const struct dbmove_source_facts *src, struct pg_error *out)
 {
-    char detail[DBMOVE_LIST_MAX + 200];
     if (src->no_identity[0] != '\0') {
-        snprintf(detail, sizeof(detail),
-                 "Without one, an UPDATE or DELETE of a published table fails on the source: "
-                 "%s.",
-                 src->no_identity);
-        return refuse(out, "55000",
-                      "Add a primary key, or set ALTER TABLE ... REPLICA IDENTITY FULL (or USING "
-                      "INDEX).",
-                      detail, "some tables have neither a primary key nor a replica identity");
+        pg_error_set(out, "55000", "some tables have neither a primary key nor a replica identity");
+        pg_error_detail(
+            out,
+            "Without one, an UPDATE or DELETE of a published table fails on the source: "
+            "%s.",
+            src->no_identity);
+        pg_error_hint(
+            out,
+            "Add a primary key, or set ALTER TABLE ... REPLICA IDENTITY FULL (or USING INDEX).");
+        return true;
     }
     if (src->unlogged[0] != '\0') {
-        snprintf(detail, sizeof(detail), "Logical replication does not copy them: %s.",
-                 src->unlogged);
-        return refuse(out, "55000", "ALTER TABLE ... SET LOGGED, or drop them.", detail,
-                      "some tables are unlogged");
+        pg_error_set(out, "55000", "some tables are unlogged");
+        pg_error_detail(out, "Logical replication does not copy them: %s.", src->unlogged);
+        pg_error_hint(out, "ALTER TABLE ... SET LOGGED, or drop them.");
+        return true;
     }
     return false;
 }
@@ -214,70 +200,79 @@ static bool judge_tables(const struct dbmove_source_facts *src, struct dbmove_pr
 /* Room for one more slot and WAL sender on the source, and a subscription on the target. */
 static bool judge_capacity(const char *source, const char *target,
                            const struct dbmove_source_facts *src,
-                           const struct dbmove_target_facts *dst, struct dbmove_problem *out)
+                           const struct dbmove_target_facts *dst, struct pg_error *out)
 {
-    char detail[300];
     if (src->free_slots < 1 || src->free_senders < 1) {
-        snprintf(detail, sizeof(detail),
-                 "The move needs a replication slot and a WAL sender there: %d slot%s and %d "
-                 "sender%s left.",
-                 src->free_slots, src->free_slots == 1 ? "" : "s", src->free_senders,
-                 src->free_senders == 1 ? "" : "s");
-        return refuse(out, "53400", "Raise max_replication_slots and max_wal_senders there.",
-                      detail, "region \"%s\" has no free replication slot or WAL sender", source);
+        pg_error_set(out, "53400", "region \"%s\" has no free replication slot or WAL sender",
+                     source);
+        pg_error_detail(
+            out,
+            "The move needs a replication slot and a WAL sender there: %d slot%s and %d "
+            "sender%s left.",
+            src->free_slots, src->free_slots == 1 ? "" : "s", src->free_senders,
+            src->free_senders == 1 ? "" : "s");
+        pg_error_hint(out, "Raise max_replication_slots and max_wal_senders there.");
+        return true;
     }
     if (dst->free_slots < 1 || dst->free_workers < 1) {
-        snprintf(detail, sizeof(detail),
-                 "A subscription needs a replication origin (max_replication_slots) and a "
-                 "logical replication worker: %d and %d left.",
-                 dst->free_slots, dst->free_workers);
-        return refuse(out, "53400",
-                      "Raise max_replication_slots and max_logical_replication_workers there.",
-                      detail, "region \"%s\" has no room for another subscription", target);
+        pg_error_set(out, "53400", "region \"%s\" has no room for another subscription", target);
+        pg_error_detail(out,
+                        "A subscription needs a replication origin (max_replication_slots) and a "
+                        "logical replication worker: %d and %d left.",
+                        dst->free_slots, dst->free_workers);
+        pg_error_hint(out,
+                      "Raise max_replication_slots and max_logical_replication_workers there.");
+        return true;
     }
     return false;
 }
 
 bool dbmove_judge(const char *database, const char *source, const char *target,
                   const struct dbmove_source_facts *src, const struct dbmove_target_facts *dst,
-                  struct dbmove_problem *out)
+                  struct pg_error *out)
 {
-    char detail[DBMOVE_LIST_MAX + 200];
     memset(out, 0, sizeof(*out));
     if (judge_side(source, src->in_recovery, src->superuser, src->wal_level, out) ||
         judge_side(target, dst->in_recovery, dst->superuser, dst->wal_level, out))
         return true;
     if (dst->server_version < src->server_version) {
-        snprintf(detail, sizeof(detail), "The source runs %d, the target %d.", src->server_version,
-                 dst->server_version);
-        return refuse(out, "0A000", "Upgrade the target first.", detail,
-                      "region \"%s\" runs an older PostgreSQL than region \"%s\"", target, source);
+        pg_error_set(out, "0A000", "region \"%s\" runs an older PostgreSQL than region \"%s\"",
+                     target, source);
+        pg_error_detail(out, "The source runs %d, the target %d.", src->server_version,
+                        dst->server_version);
+        pg_error_hint(out, "Upgrade the target first.");
+        return true;
     }
     if (judge_tables(src, out))
         return true;
     if (dst->missing_ext[0] != '\0') {
-        snprintf(detail, sizeof(detail), "The database uses %s, which region \"%s\" lacks.",
-                 dst->missing_ext, target);
-        return refuse(out, "0A000", "Install the extension's package on the target's server.",
-                      detail, "an extension of database \"%s\" is not available in region \"%s\"",
-                      database, target);
+        pg_error_set(out, "0A000",
+                     "an extension of database \"%s\" is not available in region \"%s\"", database,
+                     target);
+        pg_error_detail(out, "The database uses %s, which region \"%s\" lacks.", dst->missing_ext,
+                        target);
+        pg_error_hint(out, "Install the extension's package on the target's server.");
+        return true;
     }
     if (dst->missing_roles[0] != '\0') {
-        snprintf(detail, sizeof(detail), "Missing: %s.", dst->missing_roles);
-        return refuse(out, "42704",
-                      "Create them there first (pg_dumpall --roles-only on the source shows them).",
-                      detail,
-                      "roles that own or are granted objects of database \"%s\" do not exist in "
-                      "region \"%s\"",
-                      database, target);
+        pg_error_set(out, "42704",
+                     "roles that own or are granted objects of database \"%s\" do not exist in "
+                     "region \"%s\"",
+                     database, target);
+        pg_error_detail(out, "Missing: %s.", dst->missing_roles);
+        pg_error_hint(
+            out, "Create them there first (pg_dumpall --roles-only on the source shows them).");
+        return true;
     }
     if (judge_capacity(source, target, src, dst, out))
         return true;
     if (dst->has_database && dst->relations > 0) {
-        snprintf(detail, sizeof(detail), "It holds %lld relations.", (long long)dst->relations);
-        return refuse(out, "42P04", "Drop it there, or move the database to another region.",
-                      detail, "database \"%s\" already exists in region \"%s\" and is not empty",
-                      database, target);
+        pg_error_set(out, "42P04",
+                     "database \"%s\" already exists in region \"%s\" and is not empty", database,
+                     target);
+        pg_error_detail(out, "It holds %lld relations.", (long long)dst->relations);
+        pg_error_hint(out, "Drop it there, or move the database to another region.");
+        return true;
     }
     return false;
 }

@@ -19,6 +19,8 @@
 
 #include <libpq-fe.h>
 
+#include "protocol/pg_error.h"
+
 #define DBMOVE_LIST_MAX  480  /* a list of names for a message, cut with "..." past this */
 #define DBMOVE_ARRAY_MAX 8192 /* a text[] passed on to the target: refused when longer */
 
@@ -54,19 +56,6 @@ struct dbmove_target_facts {
     char missing_roles[DBMOVE_LIST_MAX]; /* of the source's roles, those it lacks */
 };
 
-/* A refusal: the command's error. */
-struct dbmove_problem {
-    char sqlstate[6];
-    char message[256];
-    char detail[768];
-    char hint[1024]; /* room for the statements that fix differing secrets (job_secrets.c) */
-};
-
-/* Fills p: the message from fmt, the rest as given (NULL: none). */
-void dbmove_problem_setv(struct dbmove_problem *p, const char *sqlstate, const char *hint,
-                         const char *detail, const char *fmt, va_list ap)
-    __attribute__((format(printf, 5, 0)));
-
 /* The source's facts ($1: nothing); its one row is what dbmove_source_parse reads. */
 extern const char dbmove_source_sql[];
 /*
@@ -89,6 +78,6 @@ int dbmove_target_parse(const PGresult *res, struct dbmove_target_facts *out, ch
  */
 bool dbmove_judge(const char *database, const char *source, const char *target,
                   const struct dbmove_source_facts *src, const struct dbmove_target_facts *dst,
-                  struct dbmove_problem *out);
+                  struct pg_error *out);
 
 #endif

@@ -39,7 +39,7 @@ static void test_good(void **state)
     (void)state;
     struct dbmove_source_facts src;
     struct dbmove_target_facts dst;
-    struct dbmove_problem p;
+    struct pg_error p;
     good_facts(&src, &dst);
     assert_false(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
     /* an empty database of that name on the target is fine: the move uses it */
@@ -145,7 +145,7 @@ static void test_each_alone(void **state)
     for (size_t i = 0; i < N_SPOILS; i++) {
         struct dbmove_source_facts src;
         struct dbmove_target_facts dst;
-        struct dbmove_problem p;
+        struct pg_error p;
         good_facts(&src, &dst);
         spoils[i].apply(&src, &dst);
         if (!dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p))
@@ -165,7 +165,7 @@ static void test_order(void **state)
     for (size_t i = 0; i < N_SPOILS; i++) {
         struct dbmove_source_facts src;
         struct dbmove_target_facts dst;
-        struct dbmove_problem p;
+        struct pg_error p;
         good_facts(&src, &dst);
         for (size_t j = i; j < N_SPOILS; j++)
             spoils[j].apply(&src, &dst);
@@ -181,7 +181,7 @@ static void test_detail_lists(void **state)
     (void)state;
     struct dbmove_source_facts src;
     struct dbmove_target_facts dst;
-    struct dbmove_problem p;
+    struct pg_error p;
     good_facts(&src, &dst);
     snprintf(src.no_identity, sizeof(src.no_identity), "public.a, \"Odd\".b");
     assert_true(dbmove_judge("movr", "us-east", "eu-west", &src, &dst, &p));
