@@ -14,9 +14,11 @@
 
 #include "protocol/pkt.h"
 
+#define PG_ERROR_MESSAGE_MAX 256 /* with its NUL */
+
 struct pg_error {
     char sqlstate[6];
-    char message[256];
+    char message[PG_ERROR_MESSAGE_MAX];
     char detail[1024]; /* "": none */
     char hint[1024];   /* "": none; room for the statements that fix differing secrets */
     int position;      /* 1-based byte position in the command text (field P); 0: none */

@@ -186,8 +186,10 @@ static int kill_on_worker(struct worker *w, void *arg)
     if (s == NULL || s->phase == PHASE_CLOSING)
         return 0;
     log_info(s->id, "killed by admin %s", req->admin);
-    session_fail(s, "57P01", "terminating connection due to administrator command",
-                 "The pgnear admin console ran KILL for this client.", NULL);
+    struct pg_error err;
+    pg_error_set(&err, "57P01", "terminating connection due to administrator command");
+    pg_error_detail(&err, "The pgnear admin console ran KILL for this client.");
+    session_fail(s, &err);
     return 1;
 }
 

@@ -575,7 +575,7 @@ static void console_bad_type(struct session *s, char type)
 {
     char msg[64];
     snprintf(msg, sizeof(msg), "invalid frontend message type %d", (unsigned char)type);
-    session_fail(s, "08P01", msg, NULL, NULL);
+    session_fail_msg(s, "08P01", "%s", msg);
 }
 
 static int console_message(struct session *s, char type, const uint8_t *body, uint32_t len)
@@ -616,8 +616,10 @@ static int console_message(struct session *s, char type, const uint8_t *body, ui
 
 static void console_bad_length(struct session *s)
 {
-    session_fail(s, "08P01", "invalid message length",
-                 "The admin console reads messages of at most 4 MB.", NULL);
+    struct pg_error err;
+    pg_error_set(&err, "08P01", "invalid message length");
+    pg_error_detail(&err, "The admin console reads messages of at most 4 MB.");
+    session_fail(s, &err);
 }
 
 static void console_on_read(struct session *s)
@@ -666,7 +668,7 @@ static int console_send_welcome(struct session *s)
         pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
     /* A key of its own, so that psql's Ctrl-C can stop a PAUSE that waits. */
     if (cancel_register_console(s) != 0) {
-        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return -1;
     }
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
@@ -682,7 +684,7 @@ void console_enter(struct session *s)
     session_set_timer(s, 0);
     s->console = calloc(1, sizeof(*s->console));
     if (s->console == NULL) {
-        session_fail(s, "53200", "out of memory", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory");
         return;
     }
     session_login_end(s);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "protocol/pg_error.h"
 #include "proxy/dbmove/follow.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/session/gate.h"
@@ -72,7 +73,7 @@ struct dbmove_follow {
     struct dbmove_job *settling;
     char settle_database[DBMOVE_NAME_MAX + 1];
     int64_t settle_next_ms;
-    char settle_told[256]; /* the last problem logged */
+    char settle_told[PG_ERROR_MESSAGE_MAX]; /* the last problem logged */
     int64_t settle_move_id;
     bool settle_copying;
     int64_t copy_seen_id; /* the move whose copy this pgnear saw begun (or failed) */

@@ -41,21 +41,24 @@ static void client_auth_fail(struct session *s, int rc)
 {
     char msg[256];
     const char *detail = scram_server_errdetail(&s->login->scram_srv);
+    struct pg_error err;
     switch (rc) {
     case SCRAM_EAUTH:
         snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"",
                  s->login->startup.user);
         log_info(s->id, "%s: %s", msg, detail);
         login_throttle_failed(s);
-        session_fail(s, "28P01", msg, NULL, NULL);
+        session_fail_msg(s, "28P01", "%s", msg);
         return;
     case SCRAM_ECBIND:
-        session_fail(s, "28000", "SCRAM channel binding check failed", detail, NULL);
-        return;
+        pg_error_set(&err, "28000", "SCRAM channel binding check failed");
+        break;
     default:
-        session_fail(s, "08P01", "malformed SCRAM message", detail, NULL);
-        return;
+        pg_error_set(&err, "08P01", "malformed SCRAM message");
+        break;
     }
+    pg_error_detail(&err, "%s", detail);
+    session_fail(s, &err);
 }
 
 static int client_auth_send(struct session *s, uint32_t code, const void *data, size_t len)
@@ -103,8 +106,11 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
     if (scram_parse_verifier(secret, strlen(secret), &s->login->verifier) != SCRAM_OK) {
         log_error(s->id, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
                   s->login->startup.user);
-        session_fail(s, "28000", "authentication failed: pgnear has no usable secret for this user",
-                     "pgnear verifies clients with SCRAM-SHA-256 secrets only.", NULL);
+        struct pg_error err;
+        pg_error_set(&err, "28000",
+                     "authentication failed: pgnear has no usable secret for this user");
+        pg_error_detail(&err, "pgnear verifies clients with SCRAM-SHA-256 secrets only.");
+        session_fail(s, &err);
         return false;
     }
     return true;
@@ -116,8 +122,10 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
     s->login->auth_lookup = NULL;
     if (error != NULL) {
         log_error(s->id, "auth_query failed: %s", error);
-        session_fail(s, "08001", "could not look up the user's secret", NULL,
-                     "The reason is in pgnear's log.");
+        struct pg_error err;
+        pg_error_set(&err, "08001", "could not look up the user's secret");
+        pg_error_hint(&err, "The reason is in pgnear's log.");
+        session_fail(s, &err);
         return;
     }
     if (client_auth_use_secret(s, secret, "auth_query"))
@@ -131,16 +139,18 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
  */
 static void client_auth_start_query(struct session *s)
 {
-    char err[512];
+    char why[512];
     struct region *regions[ROUTE_MAX_REGIONS];
     size_t n = session_route_lookup_plan(s, regions, ROUTE_MAX_REGIONS);
     s->login->auth_lookup = auth_lookup_start(&s->w->auth_lookups, s->cfg, regions, n,
                                               s->login->startup.database, s->login->startup.user,
-                                              s->id, client_auth_lookup_done, s, err, sizeof(err));
+                                              s->id, client_auth_lookup_done, s, why, sizeof(why));
     if (s->login->auth_lookup == NULL) {
-        log_error(s->id, "could not start auth_query: %s", err);
-        session_fail(s, "08001", "could not look up the user's secret", NULL,
-                     "The reason is in pgnear's log.");
+        log_error(s->id, "could not start auth_query: %s", why);
+        struct pg_error err;
+        pg_error_set(&err, "08001", "could not look up the user's secret");
+        pg_error_hint(&err, "The reason is in pgnear's log.");
+        session_fail(s, &err);
         return;
     }
     endpoint_pause_read(&s->client);
@@ -156,15 +166,17 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
     const uint8_t *data = pkt_get_bytes(&r, n == 0xffffffffu ? 0 : n);
     if (r.failed || pkt_remaining(&r) != 0) {
         /* Most likely a password the client sent before it was asked for anything. */
-        session_fail(s, "08P01", "malformed SASLInitialResponse message",
-                     s->websocket ? "pgnear asked for SCRAM-SHA-256 (websocket_auth = scram), but "
-                                    "the client sent a message that is not a SASL response, as a "
-                                    "client that pipelines its password does."
-                                  : NULL,
-                     s->websocket ? "With the Neon serverless driver, set "
-                                    "neonConfig.pipelineConnect = false, or set websocket_auth = "
-                                    "cleartext in pgnear."
-                                  : NULL);
+        struct pg_error err;
+        pg_error_set(&err, "08P01", "malformed SASLInitialResponse message");
+        if (s->websocket) {
+            pg_error_detail(&err, "pgnear asked for SCRAM-SHA-256 (websocket_auth = scram), but "
+                                  "the client sent a message that is not a SASL response, as a "
+                                  "client that pipelines its password does.");
+            pg_error_hint(&err, "With the Neon serverless driver, set "
+                                "neonConfig.pipelineConnect = false, or set websocket_auth = "
+                                "cleartext in pgnear.");
+        }
+        session_fail(s, &err);
         return -1;
     }
     uint8_t cb[SCRAM_MAX_CB_LEN];
@@ -229,7 +241,7 @@ static bool client_auth_cleartext(const struct session *s)
 static int client_auth_password(struct session *s, const uint8_t *body, uint32_t len)
 {
     if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len - 1) != NULL) {
-        session_fail(s, "08P01", "malformed password message", NULL, NULL);
+        session_fail_msg(s, "08P01", "malformed password message");
         return -1;
     }
     int rc = scram_server_init(&s->login->scram_srv, &s->login->verifier, NULL, 0);
@@ -244,7 +256,7 @@ static int client_auth_password(struct session *s, const uint8_t *body, uint32_t
 
 static void client_auth_expected_sasl(struct session *s)
 {
-    session_fail(s, "08P01", "expected SASL response", NULL, NULL);
+    session_fail_msg(s, "08P01", "expected SASL response");
 }
 
 static int client_auth_message(struct session *s, char type, const uint8_t *body, uint32_t len)

@@ -33,7 +33,7 @@
 
 static void client_fail_protocol(struct session *s, const char *msg)
 {
-    session_fail(s, "08P01", msg, NULL, NULL);
+    session_fail_msg(s, "08P01", "%s", msg);
 }
 
 /* The first label of the TLS server name, as a possible region hint. */
@@ -135,16 +135,22 @@ static void client_fail_hint(struct session *s, int rc, const char *name)
         char known[200], hint[240];
         snprintf(msg, sizeof(msg), "unrecognized configuration parameter \"%s\"", name);
         snprintf(hint, sizeof(hint), "pgnear knows %s.", startup_hints_known(known, sizeof(known)));
-        session_fail(s, "42704", msg, NULL, hint);
+        struct pg_error err;
+        pg_error_set(&err, "42704", "%s", msg);
+        pg_error_hint(&err, "%s", hint);
+        session_fail(s, &err);
         return;
     }
     if (rc == HINTS_ESTRAY) {
         hint_fail_stray(s, name);
         return;
     }
-    session_fail(s, "22023", "invalid pgnear hint in the startup packet",
-                 rc == HINTS_ETOOLONG ? "A hint value is too long." : "The options are malformed.",
-                 NULL);
+    struct pg_error err;
+    pg_error_set(&err, "22023", "invalid pgnear hint in the startup packet");
+    pg_error_detail(&err, "%s",
+                    rc == HINTS_ETOOLONG ? "A hint value is too long."
+                                         : "The options are malformed.");
+    session_fail(s, &err);
 }
 
 /* Takes pgnear.* out of options and out of the parameters, keeping the rest for the server. */
@@ -237,7 +243,10 @@ static bool client_fail_hint_value(struct session *s, const char *name, const ch
 {
     char msg[300];
     snprintf(msg, sizeof(msg), "invalid value for parameter \"%s\": \"%s\"", name, value);
-    session_fail(s, "22023", msg, NULL, hint);
+    struct pg_error err;
+    pg_error_set(&err, "22023", "%s", msg);
+    pg_error_hint(&err, "%s", hint);
+    session_fail(s, &err);
     return false;
 }
 
@@ -329,15 +338,20 @@ static bool client_any_region_open(struct session *s)
     if (route_any_enabled(&s->cfg->routing, placed))
         return true;
     if (placed == NULL) {
-        session_fail(s, "08001", "no region takes sessions now",
-                     "Every configured region is disabled or draining.", NULL);
+        struct pg_error err;
+        pg_error_set(&err, "08001", "no region takes sessions now");
+        pg_error_detail(&err, "Every configured region is disabled or draining.");
+        session_fail(s, &err);
         return false;
     }
     char detail[300], names[200];
     snprintf(detail, sizeof(detail),
              "Database \"%s\" lives in %s, and each of them is disabled or draining.", s->database,
              region_subset_format(placed, names, sizeof(names)));
-    session_fail(s, "08001", "no region that holds the database takes sessions now", detail, NULL);
+    struct pg_error err;
+    pg_error_set(&err, "08001", "no region that holds the database takes sessions now");
+    pg_error_detail(&err, "%s", detail);
+    session_fail(s, &err);
     return false;
 }
 
@@ -373,15 +387,17 @@ static void client_handle_startup(struct session *s)
     /* wss is encrypted as well: the client's TLS is the WebSocket's. */
     if (cfg->client_tls == CLIENT_TLS_REQUIRE && !s->client_tls && !s->websocket_tls &&
         !s->unix_socket) {
-        session_fail(s, "28000", "pgnear requires TLS connections",
-                     "client_tls = require, and this connection is not encrypted.",
-                     "Connect with sslmode=require or stronger.");
+        struct pg_error err;
+        pg_error_set(&err, "28000", "pgnear requires TLS connections");
+        pg_error_detail(&err, "client_tls = require, and this connection is not encrypted.");
+        pg_error_hint(&err, "Connect with sslmode=require or stronger.");
+        session_fail(s, &err);
         return;
     }
     if (client_negotiate_version(s) < 0 || client_take_hints(s) < 0)
         return;
     if (server_params_build(s) != 0) {
-        session_fail(s, "53200", "out of memory", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory");
         return;
     }
     const char *app = startup_param(sp, "application_name");
@@ -407,18 +423,26 @@ static bool client_misplaced_proxy_header(struct session *s)
     if (s->phase != PHASE_STARTUP || s->client_tls || peek == NULL ||
         pp_parse(peek, evbuffer_get_length(s->client.in), &s->cfg->tlv_types, &pp) == PP_NOT_PROXY)
         return false;
-    if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF)
-        session_fail(s, "08P01", "received a PROXY protocol header, but proxy_protocol = off", NULL,
-                     "Set proxy_protocol = optional or required in pgnear.");
-    else if (s->login->pp != NULL)
-        session_fail(s, "08P01", "received a second PROXY protocol header",
-                     "A connection carries one PROXY header, at its very start; the load balancer "
-                     "in front of pgnear may be adding its own header to one it passes on.",
-                     NULL);
-    else
-        session_fail(
-            s, "08P01", "received a PROXY protocol header after the connection's first bytes",
-            "A PROXY header is only accepted as the very first bytes of a connection.", NULL);
+    if (s->cfg->proxy_protocol == PROXY_PROTOCOL_OFF) {
+        struct pg_error err;
+        pg_error_set(&err, "08P01", "received a PROXY protocol header, but proxy_protocol = off");
+        pg_error_hint(&err, "Set proxy_protocol = optional or required in pgnear.");
+        session_fail(s, &err);
+    } else if (s->login->pp != NULL) {
+        struct pg_error err;
+        pg_error_set(&err, "08P01", "received a second PROXY protocol header");
+        pg_error_detail(
+            &err, "A connection carries one PROXY header, at its very start; the load balancer "
+                  "in front of pgnear may be adding its own header to one it passes on.");
+        session_fail(s, &err);
+    } else {
+        struct pg_error err;
+        pg_error_set(&err, "08P01",
+                     "received a PROXY protocol header after the connection's first bytes");
+        pg_error_detail(&err,
+                        "A PROXY header is only accepted as the very first bytes of a connection.");
+        session_fail(s, &err);
+    }
     return true;
 }
 
@@ -470,15 +494,19 @@ static void client_startup_process(struct session *s)
         if (s->login->pp_from_peer && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
             log_warn(s->id, "PROXY header from a peer's address ahead of something else than a "
                             "cancel request");
-            session_fail(s, "28000", "PROXY protocol header from an untrusted address",
-                         "A peer's address may send a PROXY header ahead of a forwarded cancel "
-                         "request only; load balancers' addresses go in trusted_proxies.",
-                         NULL);
+            struct pg_error err;
+            pg_error_set(&err, "28000", "PROXY protocol header from an untrusted address");
+            pg_error_detail(&err,
+                            "A peer's address may send a PROXY header ahead of a forwarded cancel "
+                            "request only; load balancers' addresses go in trusted_proxies.");
+            session_fail(s, &err);
             return;
         }
         if (s->cancel_only && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
-            session_fail(s, "57P03", "this socket takes cancel requests only",
-                         "It is a draining pgnear's, for the process that replaced it.", NULL);
+            struct pg_error err;
+            pg_error_set(&err, "57P03", "this socket takes cancel requests only");
+            pg_error_detail(&err, "It is a draining pgnear's, for the process that replaced it.");
+            session_fail(s, &err);
             return;
         }
         switch (s->login->startup.kind) {
@@ -539,8 +567,10 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         memcpy(&s->login->conn_addr, &s->addr, sizeof(s->addr));
     } else if (!trusted) {
         log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
-        session_fail(s, "28000", "PROXY protocol header from an untrusted address",
-                     "Only addresses in trusted_proxies may send PROXY headers.", NULL);
+        struct pg_error err;
+        pg_error_set(&err, "28000", "PROXY protocol header from an untrusted address");
+        pg_error_detail(&err, "Only addresses in trusted_proxies may send PROXY headers.");
+        session_fail(s, &err);
         return;
     }
     evbuffer_drain(s->client.in, pp->length);
@@ -582,10 +612,13 @@ static void client_proxy_on_read(struct session *s)
         phase_done(s); /* no header: what came is the startup packet's */
         return;
     }
-    session_fail(s, "08P01",
+    struct pg_error err;
+    pg_error_set(&err, "08P01", "%s",
                  rc == PP_NOT_PROXY ? "expected a PROXY protocol header (proxy_protocol = required)"
-                                    : "invalid PROXY protocol header",
-                 rc == PP_NOT_PROXY ? NULL : pp_strerror(rc), NULL);
+                                    : "invalid PROXY protocol header");
+    if (rc != PP_NOT_PROXY)
+        pg_error_detail(&err, "%s", pp_strerror(rc));
+    session_fail(s, &err);
 }
 
 /* The PROXY header must come first and fast: load balancers send it at once. */

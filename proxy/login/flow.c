@@ -107,7 +107,7 @@ static void flow_login_timeout(struct session *s)
         session_login_closed(s, "wss TLS handshake not done within websocket_handshake_timeout");
         return;
     }
-    session_fail(s, "57014", "canceling authentication due to timeout", NULL, NULL);
+    session_fail_msg(s, "57014", "canceling authentication due to timeout");
 }
 
 static void flow_server_timeout(struct session *s)
@@ -190,7 +190,10 @@ static void flow_server_failed(struct session *s, const char *why, enum server_v
     }
     server_connect_failed(s, why, v);
     if (sent_to_client) {
-        session_fail(s, "08006", "lost the server connection during login", why, NULL);
+        struct pg_error err;
+        pg_error_set(&err, "08006", "lost the server connection during login");
+        pg_error_detail(&err, "%s", why);
+        session_fail(s, &err);
         return;
     }
     snprintf(s->login->server_failure, sizeof(s->login->server_failure), "%s", why);

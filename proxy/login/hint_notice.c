@@ -70,60 +70,66 @@ static void hint_list_regions(const struct region_set *regions, char *buf, size_
     snprintf(buf + n, cap - n, ".");
 }
 
-static void hint_send(struct session *s, const char *msg, const char *detail, const char *hint)
+/* A WARNING notice: the message, where the hints came from (detail), and the hint. */
+static void hint_send(struct session *s, const struct pg_error *e)
 {
     uint8_t buf[2048];
     struct pktbuf pb;
-    struct pkt_report r = {"WARNING", HINT_NOTICE_SQLSTATE, msg, detail, hint};
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_report(&pb, 'N', &r);
+    pg_error_put(&pb, 'N', "WARNING", e);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
-        log_warn(s->id, "could not send the client a notice: %s", msg);
+        log_warn(s->id, "could not send the client a notice: %s", e->message);
         return;
     }
-    log_info(s->id, "WARNING %s sent to the client: %s", HINT_NOTICE_SQLSTATE, msg);
+    log_info(s->id, "WARNING %s sent to the client: %s", e->sqlstate, e->message);
 }
 
 static void hint_notice_city(struct session *s, const char *where)
 {
     const struct routing_data *rd = &s->cfg->routing;
-    char msg[300], hint[512], nearby[400];
+    char nearby[400];
+    struct pg_error e;
     if (rd->cities == NULL)
-        snprintf(msg, sizeof(msg),
-                 "pgnear.city \"%s\" is not in [cities], and pgnear has no city table",
-                 s->login->hints.city);
+        pg_error_set(&e, HINT_NOTICE_SQLSTATE,
+                     "pgnear.city \"%s\" is not in [cities], and pgnear has no city table",
+                     s->login->hints.city);
     else
-        snprintf(msg, sizeof(msg), "pgnear.city \"%s\" is not in pgnear's city table",
-                 s->login->hints.city);
+        pg_error_set(&e, HINT_NOTICE_SQLSTATE, "pgnear.city \"%s\" is not in pgnear's city table",
+                     s->login->hints.city);
+    pg_error_detail(&e, "%s", where);
     if (locality_city_suggestions(rd, s->login->hints.city, nearby, sizeof(nearby))[0] != '\0')
-        snprintf(hint, sizeof(hint), "Did you mean %s?", nearby);
+        pg_error_hint(&e, "Did you mean %s?", nearby);
     else
-        snprintf(hint, sizeof(hint),
-                 "Name a city as GeoNames does, optionally with its "
-                 "country code: pgnear.city=Paris,FR.");
-    hint_send(s, msg, where, hint);
+        pg_error_hint(&e, "Name a city as GeoNames does, optionally with its "
+                          "country code: pgnear.city=Paris,FR.");
+    hint_send(s, &e);
 }
 
 void hint_notice_queue(struct session *s)
 {
     const struct startup_hints *h = &s->login->hints;
     unsigned unplaced = s->login->loc.unplaced;
-    char msg[300], where[300], hint[512];
+    char where[300], hint[512];
+    struct pg_error e;
     if (!s->cfg->client_hints || unplaced == 0)
         return;
     hint_where(s, where, sizeof(where));
     if (h->has_region && (unplaced & LOCALITY_UNPLACED_REGION)) {
-        snprintf(msg, sizeof(msg), "pgnear.region \"%s\" is not a configured region", h->region);
+        pg_error_set(&e, HINT_NOTICE_SQLSTATE, "pgnear.region \"%s\" is not a configured region",
+                     h->region);
+        pg_error_detail(&e, "%s", where);
         hint_list_regions(&s->cfg->regions, hint, sizeof(hint));
-        hint_send(s, msg, where, hint);
+        pg_error_hint(&e, "%s", hint);
+        hint_send(s, &e);
     }
     if (h->has_city && (unplaced & LOCALITY_UNPLACED_CITY))
         hint_notice_city(s, where);
     if (h->has_location && (unplaced & LOCALITY_UNPLACED_LOCATION)) {
-        snprintf(msg, sizeof(msg), "pgnear.location \"%s\" is not \"latitude,longitude\"",
-                 h->location);
-        hint_send(s, msg, where,
-                  "Give degrees, north and east positive: pgnear.location=47.61,-122.33.");
+        pg_error_set(&e, HINT_NOTICE_SQLSTATE,
+                     "pgnear.location \"%s\" is not \"latitude,longitude\"", h->location);
+        pg_error_detail(&e, "%s", where);
+        pg_error_hint(&e, "Give degrees, north and east positive: pgnear.location=47.61,-122.33.");
+        hint_send(s, &e);
     }
 }
 
@@ -178,5 +184,9 @@ void hint_fail_stray(struct session *s, const char *errname)
     else
         snprintf(hint, sizeof(hint), "Escape the space with a backslash: -c %.*s=%s\\ %s.", n,
                  errname, value, word);
-    session_fail(s, "42601", msg, detail, hint);
+    struct pg_error err;
+    pg_error_set(&err, "42601", "%s", msg);
+    pg_error_detail(&err, "%s", detail);
+    pg_error_hint(&err, "%s", hint);
+    session_fail(s, &err);
 }

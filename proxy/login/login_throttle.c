@@ -108,7 +108,10 @@ void login_throttle_gate(struct session *s, enum session_phase next)
     login_throttle_log(s, "refused: its turn would come after", &st);
     snprintf(msg, sizeof(msg), "too many failed login attempts for user \"%s\" from this address",
              s->user);
-    session_fail(s, "53300", msg, NULL, "Wait before trying again.");
+    struct pg_error err;
+    pg_error_set(&err, "53300", "%s", msg);
+    pg_error_hint(&err, "Wait before trying again.");
+    session_fail(s, &err);
 }
 
 void login_throttle_failed(struct session *s)

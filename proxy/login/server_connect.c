@@ -182,12 +182,13 @@ static bool server_error_is_local(int err)
  */
 static void server_fail_local(struct session *s, const char *call, int err)
 {
-    char detail[160];
-    snprintf(detail, sizeof(detail), "%s failed: %s.", call, strerror(err));
     log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
-    session_fail(s, "53300", "pgnear could not open a connection to the server", detail,
-                 "pgnear is out of file descriptors, memory or local ports; raise its "
-                 "open-files limit (ulimit -n) or lower max_client_conn.");
+    struct pg_error e;
+    pg_error_set(&e, "53300", "pgnear could not open a connection to the server");
+    pg_error_detail(&e, "%s failed: %s.", call, strerror(err));
+    pg_error_hint(&e, "pgnear is out of file descriptors, memory or local ports; raise its "
+                      "open-files limit (ulimit -n) or lower max_client_conn.");
+    session_fail(s, &e);
 }
 
 /* A kept connection to h takes the session, if one fits: handed over instead of dialed. */
@@ -213,7 +214,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     struct server_conn *sc = server_conn_new(s, server_region(s), h);
     if (sc == NULL) {
         pool_unreserve(s);
-        session_fail(s, "53200", "out of memory", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory");
         return;
     }
     sc->counted = s->login->slot_reserved; /* the connection holds the slot from now on */
@@ -342,12 +343,16 @@ static void server_fail_need(struct session *s)
     }
     log_warn(s->id, "%s (waited up to failover_wait = %d ms): %s", msg, s->cfg->failover_wait_ms,
              detail);
-    session_fail(s, "08001", msg, detail,
-                 position ? "Retry; or connect with pgnear.target_session_attrs=prefer-standby, "
-                            "which reads from the primary when no standby has the position; or "
-                            "raise min_lsn_wait, how long a read waits for a standby to replay it."
-                          : "The primary may be failing over; retry, or connect with a "
-                            "pgnear.target_session_attrs that other hosts satisfy.");
+    struct pg_error err;
+    pg_error_set(&err, "08001", "%s", msg);
+    pg_error_detail(&err, "%s", detail);
+    pg_error_hint(&err, "%s",
+                  position ? "Retry; or connect with pgnear.target_session_attrs=prefer-standby, "
+                             "which reads from the primary when no standby has the position; or "
+                             "raise min_lsn_wait, how long a read waits for a standby to replay it."
+                           : "The primary may be failing over; retry, or connect with a "
+                             "pgnear.target_session_attrs that other hosts satisfy.");
+    session_fail(s, &err);
 }
 
 void server_connect_enter(struct session *s)
@@ -375,13 +380,16 @@ void server_connect_enter(struct session *s)
         return;
     }
     if (!l->servers_tried) {
-        session_fail(s, "08001", "no region has a host to connect to", NULL, NULL);
+        session_fail_msg(s, "08001", "no region has a host to connect to");
         return;
     }
     char msg[256];
     snprintf(msg, sizeof(msg), "could not connect to any server of region \"%s\"%s",
              l->plan[0]->name, l->plan_len > 1 ? " or of the regions after it" : "");
-    session_fail(s, "08001", msg, l->server_failure, NULL);
+    struct pg_error err;
+    pg_error_set(&err, "08001", "%s", msg);
+    pg_error_detail(&err, "%s", l->server_failure);
+    session_fail(s, &err);
 }
 
 /* How often a session waiting for a role looks again: health checks change roles. */

@@ -95,7 +95,7 @@ static void handover_finish(struct session *s)
     uint8_t key[CANCEL_KEY_MAX_LEN];
     memcpy(key, sc->key, sc->key_len);
     if (cancel_register(s, sc->pid, key, sc->key_len) != 0) {
-        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return;
     }
     uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * 2 * PARAM_SET_MAX + 128];
@@ -106,7 +106,7 @@ static void handover_finish(struct session *s)
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
-        session_fail(s, "53200", "out of memory", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory");
         return;
     }
     hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
@@ -142,7 +142,7 @@ static void handover_answered(struct session *s)
         handover_finish(s);
         return;
     }
-    session_fail_error(s, &l->handover_error);
+    session_fail(s, &l->handover_error);
 }
 
 static int handover_message(struct session *s, char type, const uint8_t *body, uint32_t len)
@@ -230,5 +230,5 @@ void server_handover_enter(struct session *s)
     endpoint_arm(&sc->ep);
     return;
 oom:
-    session_fail(s, "53200", "out of memory", NULL, NULL);
+    session_fail_msg(s, "53200", "out of memory");
 }

@@ -97,7 +97,7 @@ static int relay_sasl_offer(struct session *s, const uint8_t *mechs, uint32_t le
     pkt_put_u8(&pb, 0);
     pkt_end(&pb);
     if (r.failed || !pkt_ok(&pb)) {
-        session_fail(s, "08P01", "server sent an invalid AuthenticationSASL message", NULL, NULL);
+        session_fail_msg(s, "08P01", "server sent an invalid AuthenticationSASL message");
         return -1;
     }
     evbuffer_add(s->client.out, buf, pb.len);
@@ -150,7 +150,7 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
     pkt_put_bytes(&pb, data, n);
     pkt_end(&pb);
     if (!pkt_ok(&pb)) {
-        session_fail(s, "08P01", "SASL message too long", NULL, NULL);
+        session_fail_msg(s, "08P01", "SASL message too long");
         return -1;
     }
     return evbuffer_add(s->server_conn->ep.out, buf, pb.len) == 0 ? 0 : -1;
@@ -178,7 +178,10 @@ static int scram_fail(struct session *s, const char *msg)
 {
     if (s->login->warming)
         pool_warm_forget(s); /* its key is of no use any more */
-    session_fail(s, "28000", msg, scram_client_errdetail(&s->login->scram_cli), NULL);
+    struct pg_error err;
+    pg_error_set(&err, "28000", "%s", msg);
+    pg_error_detail(&err, "%s", scram_client_errdetail(&s->login->scram_cli));
+    session_fail(s, &err);
     return -1;
 }
 
@@ -246,11 +249,15 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         return 0;
     case AUTH_CLEARTEXT:
     case AUTH_MD5:
-        session_fail(s, "28000", "server requested password authentication",
-                     "Under auth = scram pgnear verifies clients itself and has no password to "
-                     "give the server.",
-                     "Use scram-sha-256 in the server's pg_hba.conf with the same SCRAM secret as "
-                     "pgnear's auth_file, or use auth = passthrough.");
+        struct pg_error err;
+        pg_error_set(&err, "28000", "server requested password authentication");
+        pg_error_detail(&err,
+                        "Under auth = scram pgnear verifies clients itself and has no password to "
+                        "give the server.");
+        pg_error_hint(&err,
+                      "Use scram-sha-256 in the server's pg_hba.conf with the same SCRAM secret as "
+                      "pgnear's auth_file, or use auth = passthrough.");
+        session_fail(s, &err);
         return -1;
     default: {
         char msg[128];
@@ -258,7 +265,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
                  "server requested an authentication method pgnear does not "
                  "support (code %u)",
                  code);
-        session_fail(s, "28000", msg, NULL, NULL);
+        session_fail_msg(s, "28000", "%s", msg);
         return -1;
     }
     }
@@ -271,7 +278,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
 static int server_auth_message(struct session *s, const uint8_t *body, uint32_t len)
 {
     if (len < 4) {
-        session_fail(s, "08P01", "server sent an invalid authentication request", NULL, NULL);
+        session_fail_msg(s, "08P01", "server sent an invalid authentication request");
         return -1;
     }
     uint32_t code = pkt_be32(body);
@@ -318,18 +325,20 @@ static bool client_pipelined_password(struct session *s, const uint8_t *body, ui
 
 static void client_bad_length(struct session *s)
 {
-    session_fail(s, "08P01", "invalid message length during authentication", NULL, NULL);
+    session_fail_msg(s, "08P01", "invalid message length during authentication");
 }
 
 /* The client's password or SASL message goes to the server as it is. */
 static int client_auth_relay(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     if (type == 'p' && client_would_downgrade(s, body, len)) {
-        session_fail(s, "28000", "SCRAM channel binding cannot pass through pgnear",
-                     "With auth = passthrough and TLS on both sides of pgnear, the server "
-                     "sees pgnear's certificate; a client that supports channel binding "
-                     "would be rejected as a downgrade.",
-                     "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        struct pg_error err;
+        pg_error_set(&err, "28000", "SCRAM channel binding cannot pass through pgnear");
+        pg_error_detail(&err, "With auth = passthrough and TLS on both sides of pgnear, the server "
+                              "sees pgnear's certificate; a client that supports channel binding "
+                              "would be rejected as a downgrade.");
+        pg_error_hint(&err, "Set auth = scram in pgnear, or connect with channel_binding=disable.");
+        session_fail(s, &err);
         return MSG_STOP;
     }
     if (type == 'p' && !s->login->server_asked) {
@@ -339,12 +348,15 @@ static int client_auth_relay(struct session *s, char type, const uint8_t *body, 
         return MSG_STOP;
     }
     if (type == 'p' && client_pipelined_password(s, body, len)) {
-        session_fail(s, "08P01",
-                     "the client sent a password in clear, but the server asks for SCRAM",
-                     "A client that pipelines its password (the Neon serverless driver's "
-                     "pipelineConnect = \"password\") sends it before it is asked.",
-                     "Set neonConfig.pipelineConnect = false, or set auth = scram in pgnear, "
-                     "which takes a WebSocket client's password (websocket_auth = cleartext).");
+        struct pg_error err;
+        pg_error_set(&err, "08P01",
+                     "the client sent a password in clear, but the server asks for SCRAM");
+        pg_error_detail(&err, "A client that pipelines its password (the Neon serverless driver's "
+                              "pipelineConnect = \"password\") sends it before it is asked.");
+        pg_error_hint(&err,
+                      "Set neonConfig.pipelineConnect = false, or set auth = scram in pgnear, "
+                      "which takes a WebSocket client's password (websocket_auth = cleartext).");
+        session_fail(s, &err);
         return MSG_STOP;
     }
     s->login->last_auth_code = 0;
@@ -398,11 +410,11 @@ void server_login_served(struct session *s)
 static int server_handle_key(struct session *s, const uint8_t *body, uint32_t len)
 {
     if (len < 8 || len - 4 > CANCEL_KEY_MAX_LEN) {
-        session_fail(s, "08P01", "server sent an invalid BackendKeyData message", NULL, NULL);
+        session_fail_msg(s, "08P01", "server sent an invalid BackendKeyData message");
         return -1;
     }
     if (cancel_register(s, pkt_be32(body), body + 4, len - 4) != 0) {
-        session_fail(s, "53200", "out of memory registering the cancel key", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return -1;
     }
     uint8_t buf[64];
@@ -443,10 +455,15 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
     session_route_check_all_soon(s, health_clock_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
     char why[160];
     snprintf(why, sizeof(why), "server is %s, and the session needs %s", what, need_name(need));
-    session_fail(s, "08001", why,
-                 standby ? "A switchover: the server became a standby since pgnear last checked it."
-                         : "Sessions of this user or database start read-only there.",
-                 standby ? "Connect again: pgnear now sends the session elsewhere." : NULL);
+    struct pg_error err;
+    pg_error_set(&err, "08001", "%s", why);
+    pg_error_detail(&err, "%s",
+                    standby
+                        ? "A switchover: the server became a standby since pgnear last checked it."
+                        : "Sessions of this user or database start read-only there.");
+    if (standby)
+        pg_error_hint(&err, "Connect again: pgnear now sends the session elsewhere.");
+    session_fail(s, &err);
     return true;
 }
 
@@ -570,7 +587,7 @@ void server_login_enter(struct session *s)
     pkt_init(&pb, buf, sizeof(buf));
     server_params_write_startup(&pb, PROTO_LATEST_MINOR, s->user, s->database, &s->server_startup);
     if (!pkt_ok(&pb)) {
-        session_fail(s, "08P01", "startup packet too long", NULL, NULL);
+        session_fail_msg(s, "08P01", "startup packet too long");
         return;
     }
     if (s->server_conn->poolable)

@@ -594,7 +594,7 @@ bool pool_reserve(struct session *s, struct region_host *h)
         pool_reserved(s, h);
         return true;
     case POOL_NO_MEMORY:
-        session_fail(s, "53200", "out of memory", NULL, NULL);
+        session_fail_msg(s, "53200", "out of memory");
         return false;
     default:
         if (l->warming)
@@ -617,7 +617,7 @@ void pool_wait_stop(struct session *s)
 /* A waiting client sent something before its login ended: not a PostgreSQL client. */
 static void pool_wait_client_input(struct session *s)
 {
-    session_fail(s, "08P01", "unexpected message from the client during its login", NULL, NULL);
+    session_fail_msg(s, "08P01", "unexpected message from the client during its login");
 }
 
 void pool_wait_enter(struct session *s)
@@ -657,9 +657,13 @@ void pool_wait_timeout(struct session *s)
                  "%.1f s this client waited (query_wait_timeout).",
                  s->cfg->max_db_connections, waited);
     }
-    session_fail(s, "53300", msg, detail,
-                 "Raise pool_size or max_db_connections if the server can take more connections, "
-                 "or make clients hold their sessions for less time.");
+    struct pg_error err;
+    pg_error_set(&err, "53300", "%s", msg);
+    pg_error_detail(&err, "%s", detail);
+    pg_error_hint(&err,
+                  "Raise pool_size or max_db_connections if the server can take more connections, "
+                  "or make clients hold their sessions for less time.");
+    session_fail(s, &err);
 }
 
 /* Its waiting client can go: a kept connection fits it, or a slot was reserved for it. */

@@ -52,8 +52,10 @@ bool gate_act_at_safe_point(struct session *s)
                      "to another region.",
                      s->region->name);
         }
-        session_fail(s, "57P01", "terminating connection due to administrator command", detail,
-                     NULL);
+        struct pg_error err;
+        pg_error_set(&err, "57P01", "terminating connection due to administrator command");
+        pg_error_detail(&err, "%s", detail);
+        session_fail(s, &err);
         return false;
     }
     if (s->on_safe == SAFE_HOLD && !s->held) {
@@ -249,8 +251,11 @@ static int force_on_worker(struct worker *w, void *arg)
         if (!is_late(g, s))
             continue;
         log_info(s->id, "ended: it kept a migration's pause step from starting");
-        session_fail(s, "57P01", "terminating connection due to administrator command",
-                     g->force_detail, "Connect again: the next session waits for the step.");
+        struct pg_error err;
+        pg_error_set(&err, "57P01", "terminating connection due to administrator command");
+        pg_error_detail(&err, "%s", g->force_detail);
+        pg_error_hint(&err, "Connect again: the next session waits for the step.");
+        session_fail(s, &err);
         n++;
     }
     g->late[w->index].count = n;

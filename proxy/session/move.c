@@ -262,7 +262,7 @@ static int move_pass_on(struct session *s, char type, const uint8_t *body, uint3
 
 static void move_bad_length(struct session *s)
 {
-    session_fail(s, "08P01", "invalid message length from server", NULL, NULL);
+    session_fail_msg(s, "08P01", "invalid message length from server");
 }
 
 /*

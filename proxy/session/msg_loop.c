@@ -84,7 +84,7 @@ int msg_step_head(struct session *s, struct endpoint *src, struct evbuffer *dst,
     if (h->len < 4) {
         char msg[64];
         snprintf(msg, sizeof(msg), "invalid message length from %s", side);
-        session_fail(s, "08P01", msg, NULL, NULL);
+        session_fail_msg(s, "08P01", "%s", msg);
         return MSG_ENDED;
     }
     src->last_type = (char)h->type;

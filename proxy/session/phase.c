@@ -101,7 +101,7 @@ static void phase_refuse(struct session *s, const char *from, enum session_phase
         session_close(s, "internal error: undeclared phase change");
         return;
     }
-    session_fail(s, "XX000", "internal error in pgnear's login", NULL, NULL);
+    session_fail_msg(s, "XX000", "internal error in pgnear's login");
 }
 
 void phase_begin_at(struct session *s, enum session_phase first)

@@ -41,10 +41,9 @@ static inline __attribute__((always_inline)) int
 relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan *sc)
 {
     if (sc->error) {
-        session_fail(s, "08P01",
-                     src == &s->client ? "invalid message length from client"
-                                       : "invalid message length from server",
-                     NULL, NULL);
+        session_fail_msg(s, "08P01", "%s",
+                         src == &s->client ? "invalid message length from client"
+                                           : "invalid message length from server");
         return -1;
     }
     src->fwd_remaining = sc->remaining;

@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -435,19 +436,17 @@ void session_login_closed(struct session *s, const char *why)
     session_close(s, why);
 }
 
-void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
-                  const char *hint)
+void session_fail_msg(struct session *s, const char *sqlstate, const char *fmt, ...)
 {
     struct pg_error e;
-    pg_error_set(&e, sqlstate, "%s", msg);
-    if (detail != NULL)
-        pg_error_detail(&e, "%s", detail);
-    if (hint != NULL)
-        pg_error_hint(&e, "%s", hint);
-    session_fail_error(s, &e);
+    va_list ap;
+    va_start(ap, fmt);
+    pg_error_setv(&e, sqlstate, fmt, ap);
+    va_end(ap);
+    session_fail(s, &e);
 }
 
-void session_fail_error(struct session *s, const struct pg_error *e)
+void session_fail(struct session *s, const struct pg_error *e)
 {
     uint8_t buf[2048];
     struct pktbuf pb;
@@ -486,16 +485,17 @@ void session_server_gone(struct session *s, const char *why)
     }
     bool explained = sc->ep.last_type == 'E' && sc->ep.fwd_remaining == 0;
     bool cut = sc->ep.fwd_remaining != 0;
-    char detail[256];
-    snprintf(detail, sizeof(detail), "The server %s:%d of region %s closed the connection: %s.",
-             sc->host->name, sc->host->port, sc->region->name, why);
+    struct pg_error err; /* told before the close, which frees what it names */
+    pg_error_set(&err, "08006", "server closed the connection unexpectedly");
+    pg_error_detail(&err, "The server %s:%d of region %s closed the connection: %s.",
+                    sc->host->name, sc->host->port, sc->region->name, why);
+    pg_error_hint(&err, "The server probably terminated abnormally before or while processing the "
+                        "request.");
     server_conn_close(sc, false);
     if (explained || cut || s->phase == PHASE_CLOSING) {
         /* The server said why, or the client's stream is cut mid-message anyway. */
         session_finish(s);
         return;
     }
-    session_fail(s, "08006", "server closed the connection unexpectedly", detail,
-                 "The server probably terminated abnormally before or while processing the "
-                 "request.");
+    session_fail(s, &err);
 }

@@ -300,13 +300,13 @@ struct session *session_new_internal(struct session *s, const char *what, const 
 /* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
 void session_send_last(struct session *s, const void *p, size_t n, const char *why);
 /*
- * Sends a FATAL report to the client, then closes once it is flushed (or
- * at once); during the login, a failed login (session_count_login_failure).
+ * Sends e to the client as a FATAL report, then closes once it is flushed
+ * (or at once); during the login, a failed login (session_count_login_failure).
  */
-void session_fail(struct session *s, const char *sqlstate, const char *msg, const char *detail,
-                  const char *hint);
-/* The same, with the error as one value. */
-void session_fail_error(struct session *s, const struct pg_error *e);
+void session_fail(struct session *s, const struct pg_error *e);
+/* session_fail with a message alone (no detail, no hint). */
+void session_fail_msg(struct session *s, const char *sqlstate, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /*
  * The one place a failed login is counted: a login that ends without a
  * session because pgnear or the server refused it (a client that hangs

@@ -17,7 +17,7 @@ static void session_fail_all(struct list *l, const char *msg)
     list_for_each_safe(pos, tmp, l)
     {
         struct session *s = list_entry(pos, struct session, node);
-        session_fail(s, "57P01", msg, NULL, NULL);
+        session_fail_msg(s, "57P01", "%s", msg);
     }
 }
 

@@ -372,8 +372,11 @@ static struct need_spec txn_need(const struct session *s)
 static void txn_fetch_failed(struct session *s, const char *why)
 {
     log_warn(s->id, "no server connection for its next transaction: %s", why);
-    session_fail(s, "08006", "pgnear could not get a server connection for the transaction", why,
-                 NULL);
+    struct pg_error err;
+    pg_error_set(&err, "08006", "pgnear could not get a server connection for the transaction");
+    if (why != NULL)
+        pg_error_detail(&err, "%s", why);
+    session_fail(s, &err);
 }
 
 static void txn_fetch_start(struct session *s)

@@ -79,13 +79,13 @@ bool txn_prep_idle(const struct server_conn *sc)
 static void txn_prep_failed(struct session *s, int rc, const char *side)
 {
     if (rc == PREP_BAD) {
-        session_fail(s, "08P01", "invalid frontend message for an active session", NULL, NULL);
+        session_fail_msg(s, "08P01", "invalid frontend message for an active session");
         return;
     }
     log_warn(s->id, "prepared statements: %s %s", side,
              rc == PREP_OOM ? "out of memory" : "no longer followed (unexpected message)");
-    session_fail(s, rc == PREP_OOM ? "53200" : "08006",
-                 "pgnear lost track of the server connection's prepared statements", NULL, NULL);
+    session_fail_msg(s, rc == PREP_OOM ? "53200" : "08006",
+                     "pgnear lost track of the server connection's prepared statements");
 }
 
 int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
