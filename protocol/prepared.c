@@ -631,7 +631,7 @@ static void entry_free(struct prep_server *s, struct prep_entry *e)
     }
     stmt_unref(s->reg, e->name_val);
     if (e->slot != NULL) {
-        if (e->how == HOW_CHECK && e->slot->verify == VERIFY_ASKED)
+        if (e->check == CHECK_VERIFY && e->slot->verify == VERIFY_ASKED)
             e->slot->verify = VERIFY_NONE; /* skipped unanswered: its Parse failed */
         e->slot->refs--;
         slot_release(s, e->slot);
