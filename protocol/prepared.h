@@ -181,7 +181,8 @@
  * 0A000 where PostgreSQL would plan it with the old types (and mostly fail
  * to, 42883); a statement no client described is planned afresh where a
  * server lacks it without a comparison (its clients read each result's
- * own RowDescription); pgnear's own
+ * own RowDescription), and so is a client's unnamed statement parsed in
+ * one transaction and bound in a later one on another connection; pgnear's own
  * ErrorResponses carry S, V, C and M only (and R for 0A000).  Not
  * followed: a client that breaks a COPY IN with a message other than
  * CopyData/Done/Fail, Sync or Flush (the answers may then be PREP_DESYNC:
