@@ -12,6 +12,7 @@
 
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
+#include "protocol/sql_quote.h"
 
 /*
  * The transaction_* settings are not the session's: they describe the
@@ -241,15 +242,8 @@ static int state_listen(struct session_state *st, const struct state_col *channe
     char *sql = malloc(channel->len * 2 + 16);
     if (sql == NULL)
         return SESSION_STATE_OOM;
-    size_t n = 0;
-    memcpy(sql, "LISTEN \"", 8);
-    n = 8;
-    for (size_t i = 0; i < channel->len; i++) {
-        if (channel->p[i] == '"')
-            sql[n++] = '"';
-        sql[n++] = (char)channel->p[i];
-    }
-    sql[n++] = '"';
+    memcpy(sql, "LISTEN ", 7);
+    size_t n = 7 + sql_quote_ident(sql + 7, (const char *)channel->p, channel->len);
     struct state_col text = {(const uint8_t *)sql, n};
     int rc = state_run_once(st, &text);
     free(sql);

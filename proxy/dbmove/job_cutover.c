@@ -56,6 +56,7 @@
 #include <strings.h>
 
 #include "protocol/pgasync.h"
+#include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
 #include "proxy/base/list.h"
 #include "proxy/dbmove/held.h"
@@ -82,7 +83,7 @@ static bool reverting(const struct dbmove_job *j)
 int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
 {
     char sql[256], db[160];
-    if (!job_ident(db, sizeof(db), j->req.database)) {
+    if (!sql_quote_ident_into(db, sizeof(db), j->req.database)) {
         job_problem(j, "22023", NULL, NULL, "the database's name is too long");
         return JOB_FAIL;
     }

@@ -12,6 +12,7 @@
 
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/sql_quote.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -31,15 +32,12 @@
 /* A string as an SQL literal, correct whatever standard_conforming_strings says. */
 static int handover_literal(struct evbuffer *q, const char *v)
 {
-    bool escape = strchr(v, '\\') != NULL;
-    if (evbuffer_add(q, escape ? "E'" : "'", escape ? 2 : 1) != 0)
+    size_t len = strlen(v);
+    struct evbuffer_iovec room;
+    if (evbuffer_reserve_space(q, (ev_ssize_t)sql_quote_literal_len(v, len) + 1, &room, 1) < 1)
         return -1;
-    for (const char *p = v; *p != '\0'; p++) {
-        bool doubled = *p == '\'' || (escape && *p == '\\');
-        if (evbuffer_add(q, p, 1) != 0 || (doubled && evbuffer_add(q, p, 1) != 0))
-            return -1;
-    }
-    return evbuffer_add(q, "'", 1);
+    room.iov_len = sql_quote_literal(room.iov_base, v, len);
+    return evbuffer_commit_space(q, &room, 1);
 }
 
 /*
