@@ -12,6 +12,7 @@
 
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/sql_quote.h"
 
 /*
@@ -134,10 +135,7 @@ static int state_header(struct session_state *st, char type, size_t body_len)
 {
     if (state_room(st, body_len + PKT_HEADER_LEN) != SESSION_STATE_OK)
         return SESSION_STATE_FULL;
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = (uint8_t)type;
-    pkt_store_be32(h + 1, (uint32_t)(body_len + 4));
-    return evbuffer_add(st->replay, h, sizeof(h)) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+    return pkt_add_header(st->replay, type, body_len) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
 static int state_add(struct session_state *st, const void *p, size_t n)

@@ -12,6 +12,7 @@
 
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/sql_quote.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
@@ -26,8 +27,6 @@
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
-
-#define AUTH_OK 0
 
 /* A string as an SQL literal, correct whatever standard_conforming_strings says. */
 static int handover_literal(struct evbuffer *q, const char *v)
@@ -63,9 +62,7 @@ static int handover_settings(struct session *s, struct evbuffer *out)
         rc |= evbuffer_add_printf(q, ", false)") < 0;
     }
     if (rc == 0 && count > 0) {
-        uint8_t head[5] = {'Q'};
-        pkt_store_be32(head + 1, (uint32_t)(evbuffer_get_length(q) + 5));
-        rc |= evbuffer_add(out, head, sizeof(head));
+        rc |= pkt_add_header(out, 'Q', evbuffer_get_length(q) + 1);
         rc |= evbuffer_add_buffer(out, q);
         rc |= evbuffer_add(out, "", 1);
     }
@@ -77,13 +74,7 @@ static int handover_settings(struct session *s, struct evbuffer *out)
 /* The check query, as a Query message. */
 static int handover_check(struct session *s, struct evbuffer *out)
 {
-    const char *query = s->cfg->server_check_query;
-    uint8_t head[5] = {'Q'};
-    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
-    if (evbuffer_add(out, head, sizeof(head)) != 0 ||
-        evbuffer_add(out, query, strlen(query) + 1) != 0)
-        return -1;
-    return 0;
+    return pkt_add_query(out, s->cfg->server_check_query);
 }
 
 /* What a server says at login, said by pgnear for the kept connection; then the relay starts. */

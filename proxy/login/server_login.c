@@ -52,13 +52,7 @@ static int server_forward(struct session *s, uint32_t body_len)
     return evbuffer_remove_buffer(sc->ep.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1 : 1;
 }
 
-#define AUTH_OK            0
-#define AUTH_CLEARTEXT     3
-#define AUTH_MD5           5
-#define AUTH_SASL          10
-#define AUTH_SASL_CONTINUE 11
-#define AUTH_SASL_FINAL    12
-#define SASL_MAX           4096
+#define SASL_MAX 4096
 
 static bool mech_list_has(const uint8_t *p, uint32_t len, const char *name)
 {
@@ -529,7 +523,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     case 'Z':
         if (server_login_wrong_role(s, sc))
             return -1;
-        tx_track_init(&sc->tx, len >= 1 ? (char)body[0] : 0);
+        tx_track_init(&sc->tx, (char)pkt_ready_status(type, body, len));
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);

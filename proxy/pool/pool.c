@@ -16,6 +16,7 @@
 #include "protocol/prepared.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -142,11 +143,7 @@ static void pool_reset(struct server_conn *sc)
         pool_now_idle(sc);
         return;
     }
-    uint8_t head[5];
-    head[0] = 'Q';
-    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
-    if (evbuffer_add(sc->ep.out, head, sizeof(head)) != 0 ||
-        evbuffer_add(sc->ep.out, query, strlen(query) + 1) != 0) {
+    if (pkt_add_query(sc->ep.out, query) != 0) {
         pool_close(sc, "out of memory");
         return;
     }

@@ -14,6 +14,7 @@
 
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/session_state.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -249,11 +250,7 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* A message of the old server that is not the move's: on to the client, as the relay would. */
 static int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = (uint8_t)type;
-    pkt_store_be32(h + 1, len + 4);
-    if (evbuffer_add(s->client.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(s->client.out, body, len) != 0) {
+    if (pkt_add_msg(s->client.out, type, body, len) != 0) {
         session_close(s, "out of memory");
         return -1;
     }
@@ -423,11 +420,7 @@ void move_held(struct session *s)
     }
     mv->step = MOVE_READING;
     s->move_answer_owed = true;
-    const char *q = session_state_query();
-    size_t qlen = strlen(q) + 1;
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)qlen + 4);
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 || evbuffer_add(old->ep.out, q, qlen) != 0) {
+    if (pkt_add_query(old->ep.out, session_state_query()) != 0) {
         move_end(mv, false, "out of memory");
         return;
     }
@@ -659,12 +652,9 @@ static void move_drain_start(struct session_move *mv)
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
     static const char drain[] = "NOTIFY pgnear_move_drain";
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)sizeof(drain) + 4);
     mv->step = MOVE_DRAINING;
     s->busy++;
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(old->ep.out, drain, sizeof(drain)) != 0) {
+    if (pkt_add_query(old->ep.out, drain) != 0) {
         move_end(mv, false, "out of memory");
     } else {
         s->move_answer_owed = true;
