@@ -24,7 +24,7 @@ struct region_host {
     struct pgasync *check; /* health check in flight */
     /* The checks' kept connection, idle between checks (NULL: none), and when it logged in. */
     struct pgasync *check_conn;
-    int64_t check_login_ms; /* health_clock_ms */
+    int64_t check_login_ms; /* monotonic_ms */
 };
 
 struct region {

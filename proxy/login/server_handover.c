@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
@@ -191,7 +192,7 @@ void server_handover_enter(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     struct session_login *l = s->login;
-    int64_t idle_us = server_conn_now_us() - sc->idle_since;
+    int64_t idle_us = wall_clock_us() - sc->idle_since;
     log_info(s->id, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
              (long long)(idle_us / 1000));

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
@@ -434,7 +435,7 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
                  "check said it was a primary: sessions that need a primary go elsewhere until "
                  "a check says what it is",
                  h->name, h->port, h->region->name);
-    session_route_check_all_soon(s, health_clock_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
+    session_route_check_all_soon(s, monotonic_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
     char why[160];
     snprintf(why, sizeof(why), "server is %s, and the session needs %s", what, need_name(need));
     session_fail(s, "08001", why,
@@ -574,7 +575,7 @@ void server_login_enter(struct session *s)
         endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    s->login->server_wait_mark_ms = health_clock_ms(); /* the period a timeout looks back on */
+    s->login->server_wait_mark_ms = monotonic_ms(); /* the period a timeout looks back on */
     endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
     endpoint_send(s, &s->server_conn->ep, buf, pb.len);
 }

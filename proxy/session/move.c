@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
@@ -63,13 +64,6 @@ struct session_move {
     uint8_t old_error[1024];
     uint32_t old_error_len;
 };
-
-static int64_t move_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void move_fail_text(struct session_move *mv, const char *prefix, const char *text)
 {
@@ -124,7 +118,7 @@ static void move_end(struct session_move *mv, bool moved, const char *reason)
     struct session *mover = mv->mover;
     mv->res.moved = moved;
     snprintf(mv->res.reason, sizeof(mv->res.reason), "%s", moved ? "" : reason);
-    mv->res.hold_us = mv->held_us > 0 ? move_now_us() - mv->held_us : 0;
+    mv->res.hold_us = mv->held_us > 0 ? monotonic_us() - mv->held_us : 0;
     if (mv->timer != NULL)
         event_free(mv->timer);
     if (mv->retry != NULL)
@@ -413,7 +407,7 @@ void move_held(struct session *s)
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
-    mv->held_us = move_now_us();
+    mv->held_us = monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
         move_end(mv, false, "its server was sending a message");
         return;
