@@ -8,6 +8,12 @@
 # time, so the figure is stable on a shared, noisy machine.
 #
 #   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
+#                            [--pool_mode transaction]
+#
+# --pool_mode transaction: the session's transactions through a transaction
+# pool of 2 connections (auth = scram, so that pgnear logs in for it), each
+# transaction's connection given back at its end, named statements followed
+# across them (-M prepared).
 #
 # Compare two builds by pointing $PGNEAR (or --binary) at each in turn.
 # Needs valgrind, pgbench and PostgreSQL 15.
@@ -20,8 +26,9 @@ use List::Util qw(min max);
 use PgNearTest;
 
 $| = 1;
-my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s') or die "bad options\n";
+my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session');
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s')
+    or die "bad options\n";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
 my $valgrind = require_tool('valgrind');
@@ -38,11 +45,16 @@ my $wrapper = write_file("$dir/pgnear-callgrind", <<"SH", mode => 0755);
 #!/bin/sh
 exec $valgrind --tool=callgrind --callgrind-out-file=$dir/callgrind.out.%p $bin "\$@"
 SH
+my %pooled;
+if ($opt{pool_mode} eq 'transaction') {
+    my $users = write_file("$dir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n});
+    %pooled = (pool_mode => 'transaction', pool_size => 2, auth => 'scram', auth_file => $users);
+}
 my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
     start => 0, start_timeout => 120,
     settings => { server_tls => $opt{tls} ? 'require' : 'disable', workers => 1,
                   # a health check logs in with SCRAM (tens of millions of instructions): not mid-run
-                  health_check_interval => '1h' });
+                  health_check_interval => '1h', %pooled });
 
 # Instructions (Ir) of one whole pgnear run (start, one pgbench session of n transactions,
 # SIGTERM): callgrind writes its totals as the process exits.
@@ -64,8 +76,8 @@ sub run_transactions {
 }
 
 my $n = $opt{transactions};
-printf "pgbench -S -M %s -c 1, server TLS %s, %d and %d transactions; Ir per transaction:\n",
-    $opt{mode}, $opt{tls} ? 'on' : 'off', $n, 2 * $n;
+printf "pgbench -S -M %s -c 1, server TLS %s, pool_mode %s, %d and %d transactions; Ir per transaction:\n",
+    $opt{mode}, $opt{tls} ? 'on' : 'off', $opt{pool_mode}, $n, 2 * $n;
 my @per;
 for my $round (1 .. $opt{rounds}) {
     my $once = run_transactions($n);

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 
 #include "protocol/pkt.h"
+#include "protocol/prep_desc.h"
 
 /* PostgreSQL's largest message body; anything longer is no message of a session. */
 #define PREP_MAX_BODY 0x3fffffffu
@@ -137,6 +138,8 @@ struct prep_stmt {
     bool proven;     /* a server has parsed it: a Parse of it can be answered without one */
     bool stale;      /* a server refused its plan, whose result type changed: see stmt_retire */
     bool superseded; /* its text plans otherwise now (plan_check): left to the names it has */
+    bool described;  /* a client was told its description: desc (verify_send) */
+    uint64_t desc;   /* prep_desc_hash of the first Describe 'S' a client had of it */
     char name[STMT_NAME_LEN + 1];
 };
 
@@ -182,6 +185,7 @@ struct prep_slot {
     uint64_t mod;
     uint32_t refs; /* unanswered entries that need it */
     bool real, spec;
+    uint8_t verify; /* VERIFY_*: its fresh plan here compared with what clients were told */
 };
 
 /*
@@ -192,6 +196,12 @@ enum entry_how { HOW_FORWARD, HOW_SKIP, HOW_FAKE, HOW_FAIL, HOW_CHECK };
 
 /* A name's plan check (plan_check): none due, due at its first use, asked. */
 enum { REPLAN_NONE, REPLAN_DUE, REPLAN_ASKED };
+
+/* A slot's verify_send: none outstanding, its Describe asked, answered otherwise than told. */
+enum { VERIFY_NONE, VERIFY_ASKED, VERIFY_WRONG };
+
+/* A CHECK entry's description: the text afresh, the cached statement (plan_check), verify_send. */
+enum { CHECK_AFRESH, CHECK_CACHED, CHECK_VERIFY };
 
 /* What answers an entry: none (FAKE, the end of a COPY), or the server's messages. */
 enum entry_expect {
@@ -231,7 +241,7 @@ struct prep_entry {
     struct prep_stmt *unnamed_val;
     uint8_t *error; /* FAIL: pgnear's ErrorResponse, whole */
     size_t error_len;
-    uint8_t check; /* CHECK: which description it reads (plan_check): 0 afresh, 1 cached */
+    uint8_t check; /* CHECK: which description it reads (CHECK_*) */
 };
 
 struct prep_server {
@@ -257,6 +267,7 @@ struct prep_server {
     bool broken;
     bool check_failed[2]; /* the plan check's: its fresh Parse or a Describe failed; cached */
     uint64_t check[2];    /* the plan check's descriptions, hashed: afresh, cached */
+    uint64_t described;   /* the Describe 'S' answered now, hashed (prep_desc_hash) */
     struct prep_stats stats;
 };
 
@@ -620,6 +631,8 @@ static void entry_free(struct prep_server *s, struct prep_entry *e)
     }
     stmt_unref(s->reg, e->name_val);
     if (e->slot != NULL) {
+        if (e->check == CHECK_VERIFY && e->slot->verify == VERIFY_ASKED)
+            e->slot->verify = VERIFY_NONE; /* skipped unanswered: its Parse failed */
         e->slot->refs--;
         slot_release(s, e->slot);
     }
@@ -1094,6 +1107,66 @@ static struct prep_entry *parse_into_cache(struct prep_client *c, struct prep_se
     return e;
 }
 
+/*
+ * A statement whose description a client was told (st->described), about
+ * to be planned on s afresh: a table changed since may make that plan
+ * return other types than the client decodes by (postgres.js caches the
+ * description of each statement and describes it once).  PostgreSQL
+ * refuses such a plan (0A000) where the client's own statement lives, so
+ * pgnear asks before anything runs: the Parse the client's message needs
+ * anyway (SKIP: its error is the client's), a Describe of pgnear's own
+ * (CHECK, answers compared with st->desc, verify_answer) and a Flush,
+ * within the client's batch (no Sync: nothing of the batch changes).
+ * PREP_WAIT: asked; the message, presented again once the answer came,
+ * finds the slot checked or VERIFY_WRONG (verify_drop).  One round trip
+ * per statement and server connection, the first time it is parsed there.
+ */
+static int verify_send(struct prep_client *c, struct prep_server *s, struct prep_stmt *st,
+                       struct evbuffer *out)
+{
+    struct prep_entry *e = parse_into_cache(c, s, HOW_SKIP, st, out), *d = NULL;
+    if (e == NULL)
+        return PREP_OOM;
+    size_t nlen = strlen(st->name);
+    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
+    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
+    if (evbuffer_add(out, h, sizeof(h)) == 0 && put_cstr(out, st->name, nlen) == PREP_OK)
+        d = entry_push(s, c, HOW_CHECK, X_DESC_S);
+    if (d == NULL)
+        return PREP_OOM;
+    d->check = CHECK_VERIFY;
+    entry_slot(s, d, e->slot, false, false);
+    e->slot->verify = VERIFY_ASKED;
+    s->stats.verifies++;
+    s->reg->stats.verifies++;
+    return PREP_WAIT;
+}
+
+/*
+ * s planned slot's statement otherwise than clients were told: it is
+ * closed there (SKIP), and its text leaves the registry's lookups
+ * (superseded; retired, with retire: the names that hold it get 0A000
+ * from now on, resolve_named).  PREP_OK or PREP_OOM.
+ */
+static int verify_drop(struct prep_client *c, struct prep_server *s, struct prep_slot *slot,
+                       bool retire, struct evbuffer *out)
+{
+    struct prep_stmt *st = slot->stmt;
+    struct prep_entry *e = send_close(c, s, st->name, out);
+    if (e == NULL)
+        return PREP_OOM;
+    entry_slot(s, e, slot, true, false);
+    slot->verify = VERIFY_NONE;
+    if (retire) {
+        stmt_retire(s->reg, st);
+    } else if (!st->superseded && !st->stale) {
+        st->superseded = true;
+        st->proven = false;
+        s->reg->stats.superseded++;
+    }
+    return PREP_OK;
+}
+
 static int parse_unnamed(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
                          const uint8_t *body, size_t len, struct evbuffer *out)
 {
@@ -1176,6 +1249,31 @@ static int parse_deallocate(struct prep_client *c, struct prep_server *s, struct
     return rc;
 }
 
+/*
+ * A named Parse of st, planned on s afresh where clients were told st's
+ * description (verify_send): when s plans it otherwise, st is superseded
+ * and the name takes the text parsed afresh, as the client's own Parse
+ * would have directly.
+ */
+static int parse_checked(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
+                         struct prep_stmt *st, struct prep_slot *slot, struct evbuffer *out)
+{
+    bool planned = slot != NULL && slot->spec;
+    if (planned && slot->verify == VERIFY_ASKED)
+        return PREP_WAIT;
+    if (!(planned && slot->verify == VERIFY_WRONG))
+        return st->described && !planned ? verify_send(c, s, st, out)
+                                         : parse_named(c, s, m, st, slot, out);
+    if (verify_drop(c, s, slot, false, out) != PREP_OK)
+        return PREP_OOM;
+    struct prep_stmt *fresh = registry_get(s->reg, &m->src);
+    if (fresh == NULL)
+        return PREP_OOM;
+    int rc = parse_named(c, s, m, fresh, NULL, out);
+    stmt_unref(s->reg, fresh);
+    return rc;
+}
+
 static int client_parse(struct prep_client *c, struct prep_server *s, const uint8_t *body,
                         size_t len, struct evbuffer *out)
 {
@@ -1203,7 +1301,7 @@ static int client_parse(struct prep_client *c, struct prep_server *s, const uint
     else if (slot != NULL && earlier(s, slot->mod))
         rc = PREP_WAIT;
     else
-        rc = parse_named(c, s, &m, st, slot, out);
+        rc = parse_checked(c, s, &m, st, slot, out);
     stmt_unref(s->reg, st);
     return rc;
 }
@@ -1356,6 +1454,20 @@ static int plan_check_send(struct prep_client *c, struct prep_server *s, struct 
     return PREP_WAIT;
 }
 
+/* n takes a statement of its text parsed afresh (its own is superseded or retired). */
+static int name_take_fresh(struct prep_client *c, struct prep_server *s, struct prep_name *n)
+{
+    struct prep_stmt *st = n->spec;
+    struct stmt_src src = {st->text, st->text_len, st->types, st->ntypes, st->context};
+    struct prep_stmt *fresh = registry_get(s->reg, &src);
+    if (fresh == NULL)
+        return PREP_OOM;
+    stmt_set(s->reg, &n->real, fresh);
+    name_set_spec(c, n, fresh);
+    stmt_unref(s->reg, fresh);
+    return PREP_OK;
+}
+
 /* The answer is in: n keeps its statement, or takes one of its text parsed afresh. */
 static int plan_check_done(struct prep_client *c, struct prep_server *s, struct prep_name *n)
 {
@@ -1368,14 +1480,32 @@ static int plan_check_done(struct prep_client *c, struct prep_server *s, struct 
         st->proven = false;
         s->reg->stats.superseded++;
     }
-    struct stmt_src src = {st->text, st->text_len, st->types, st->ntypes, st->context};
-    struct prep_stmt *fresh = registry_get(s->reg, &src);
-    if (fresh == NULL)
+    return name_take_fresh(c, s, n);
+}
+
+/*
+ * n's statement where s planned it afresh (verify_send): PREP_WAIT while
+ * the answer is awaited; planned as its clients were told, on as usual;
+ * planned otherwise, it is dropped there, and a name answered from
+ * another's plan takes its text parsed afresh (its own Parse would have
+ * planned it so), any other gets 0A000, as PostgreSQL refuses a client's
+ * own statement whose result type changed (resolve_named).
+ */
+static int name_verified(struct prep_client *c, struct prep_server *s, struct prep_name *n,
+                         struct evbuffer *out)
+{
+    struct prep_slot *slot = slot_find(s, n->spec);
+    if (slot == NULL || !slot->spec || slot->verify == VERIFY_NONE)
+        return PREP_OK;
+    if (slot->verify == VERIFY_ASKED)
+        return PREP_WAIT;
+    bool replan = n->replan == REPLAN_DUE && n->mod == 0;
+    if (verify_drop(c, s, slot, !replan, out) != PREP_OK)
         return PREP_OOM;
-    stmt_set(s->reg, &n->real, fresh);
-    name_set_spec(c, n, fresh);
-    stmt_unref(s->reg, fresh);
-    return PREP_OK;
+    if (!replan)
+        return PREP_OK;
+    n->replan = REPLAN_NONE;
+    return name_take_fresh(c, s, n);
 }
 
 static int plan_check(struct prep_client *c, struct prep_server *s, struct prep_name *n,
@@ -1414,7 +1544,9 @@ static int resolve_named(struct prep_client *c, struct prep_server *s, const cha
         t->failed = true;
         return fail_batch(c, s, "26000", name, "\" does not exist", out);
     }
-    int rc = plan_check(c, s, n, out);
+    int rc = name_verified(c, s, n, out);
+    if (rc == PREP_OK)
+        rc = plan_check(c, s, n, out);
     if (rc != PREP_OK)
         return rc;
     struct prep_stmt *st = n->spec;
@@ -1428,6 +1560,8 @@ static int resolve_named(struct prep_client *c, struct prep_server *s, const cha
         t->failed = true;
         return fail_batch_error(c, s, error, elen, out);
     }
+    if ((slot == NULL || !slot->spec) && st->described)
+        return verify_send(c, s, st, out);
     if (slot == NULL || !slot->spec) {
         struct prep_entry *e = parse_into_cache(c, s, HOW_SKIP, st, out);
         if (e == NULL)
@@ -1711,10 +1845,49 @@ static int deliver(struct evbuffer *to_client, uint8_t type, const uint8_t *body
     return to_client != NULL ? put_msg(to_client, type, body, len) : PREP_OK;
 }
 
+/*
+ * A client's Describe 'S' of st is answered: the first answer a client has
+ * is what st's plans must be described as everywhere (verify_send).
+ */
+static void told(struct prep_server *s, struct prep_stmt *st, uint8_t type, const uint8_t *body,
+                 size_t len)
+{
+    if (st->described || type == 'E')
+        return;
+    s->described = prep_desc_hash(type == 't' ? PREP_DESC_BASIS : s->described, type, body, len);
+    if (type != 't') {
+        st->desc = s->described;
+        st->described = true;
+    }
+}
+
+/*
+ * verify_send's Describe is answered: the slot's plan is described as its
+ * clients were told, or VERIFY_WRONG.  An error (none is expected of a
+ * statement just parsed) goes to the client: the server skips its batch.
+ */
+static int verify_answer(struct prep_server *s, struct prep_entry *e, uint8_t type,
+                         const uint8_t *body, size_t len, struct evbuffer *to_client)
+{
+    struct prep_slot *slot = e->slot;
+    if (type == 'E') {
+        slot->verify = VERIFY_NONE;
+        return e->client != NULL ? deliver(to_client, type, body, len) : PREP_OK;
+    }
+    s->described = prep_desc_hash(type == 't' ? PREP_DESC_BASIS : s->described, type, body, len);
+    if (type != 't')
+        slot->verify = s->described == slot->stmt->desc ? VERIFY_NONE : VERIFY_WRONG;
+    return PREP_OK;
+}
+
 /* The server's message to the client, as the head entry e says. */
 static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const uint8_t *body,
                 size_t len, struct evbuffer *to_client)
 {
+    if (e->how == HOW_CHECK && e->check == CHECK_VERIFY)
+        return verify_answer(s, e, type, body, len, to_client);
+    if (e->how == HOW_FORWARD && e->expect == X_DESC_S && e->slot != NULL && e->client != NULL)
+        told(s, e->slot->stmt, type, body, len);
     if (e->how == HOW_CHECK) {
         /* Describe 'S' answers: ParameterDescription, then RowDescription or NoData. */
         if (type == 'E')

@@ -154,12 +154,35 @@
  * take its text parsed afresh.  Elsewhere (inside a transaction block, in
  * a batch under way) the name is used as it is.
  *
+ * A statement described to a client (the first Describe 'S' of it that a
+ * client had answered: its parameter types and its columns' names, types
+ * and modifiers, prep_desc.h) is never planned afresh on a server without
+ * being compared with that: where a server lacks it, the Parse its use
+ * needs goes with a Describe of pgnear's own and a Flush, in the client's
+ * batch (stats.verifies; one round trip per statement and server
+ * connection, paid the first time it is parsed there).  Described
+ * otherwise (its table changed since), the statement is closed there and
+ * leaves the registry's lookups, and: a Bind or Describe of a name that
+ * holds it gets 0A000 "cached plan must not change result type" with
+ * PostgreSQL's routine (what the client's own statement gets directly;
+ * the statement is retired), unless the name was answered from another's
+ * plan and not yet used (it takes its text parsed afresh, as plan_check
+ * does); a client's Parse of the text gets it parsed afresh.  A changed
+ * parameter type counts as a change too: directly, a statement keeps the
+ * parameter types it was planned with (the new plan would read the
+ * client's values, binary ones especially, as other types), so 0A000
+ * rather than a plan that binds otherwise than the client was told.
+ *
  * Known differences from a direct connection: a named Parse answered from
  * the cache inside an aborted transaction gets ParseComplete where
  * PostgreSQL answers 25P02 (the Bind then gets the 25P02); a name used
  * where it cannot be checked (above) may get the old plan's 0A000 or
- * parameter types; a name whose statement a server lacks gets it planned
- * there afresh (its old description is not compared); pgnear's own
+ * parameter types; a statement whose parameter types alone changed gets
+ * 0A000 where PostgreSQL would plan it with the old types (and mostly fail
+ * to, 42883); a statement no client described is planned afresh where a
+ * server lacks it without a comparison (its clients read each result's
+ * own RowDescription), and so is a client's unnamed statement parsed in
+ * one transaction and bound in a later one on another connection; pgnear's own
  * ErrorResponses carry S, V, C and M only (and R for 0A000).  Not
  * followed: a client that breaks a COPY IN with a message other than
  * CopyData/Done/Fail, Sync or Flush (the answers may then be PREP_DESYNC:
@@ -174,8 +197,8 @@
  *
  * Memory (x86-64, malloc's own overhead not counted): a client with no
  * statements 80 bytes (its table of names is made at its first name); a
- * server connection 216 and its table; each client name 48 bytes and the
- * name (at most PREP_NAME_KEY); each registry statement 104 bytes, its
+ * server connection 232 and its table; each client name 48 bytes and the
+ * name (at most PREP_NAME_KEY); each registry statement 112 bytes, its
  * text and 4 bytes a parameter type; each statement in a server's cache
  * 56; each unanswered message 96 (32 kept for reuse a server).  Tables:
  * 8 bytes a bucket, between one and two buckets an element.
@@ -218,6 +241,7 @@ struct prep_stats {
     uint64_t retired;        /* registry: statements a server refused as stale (0A000) */
     uint64_t plan_checks;    /* names answered from another's plan, checked at first use */
     uint64_t superseded;     /* registry: statements whose text a check found planned otherwise */
+    uint64_t verifies;       /* statements described to a client, parsed afresh and compared */
 };
 
 /* seed: mixed into the hash (0 is fine; a random one makes collisions hard to craft). */

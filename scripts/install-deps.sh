@@ -5,7 +5,7 @@
 # (PgBouncer, HAProxy, a default PostgreSQL cluster) are kept from starting:
 # pgnear's scripts start their own, on ports of their own.  Then the
 # Node.js modules of tests/node (the Neon serverless driver, which the
-# WebSocket tests drive) are installed from its package-lock.json with
+# WebSocket tests drive, node-postgres and postgres.js) are installed from its package-lock.json with
 # `npm ci`, when tests/node/node_modules is missing or older than the lock
 # file: the tests themselves run without network.
 #   scripts/install-deps.sh          install what is missing
@@ -40,7 +40,8 @@ TOOLS="iproute2 procps groff-base man-db curl systemd"
 # (232_move_drivers.t), node-postgres (tests/node) the other
 PYTHON="python3 python3-minimal python3-psycopg"
 # node runs the Neon serverless driver (tests/node) for the WebSocket tests,
-# and node-postgres for the cancel tests
+# and node-postgres for the cancel tests, postgres.js and node-postgres for
+# the transaction pooling tests
 # and the maintainer targets `make cities` and `make geoip-db`; npm installs
 # tests/node's modules (over https: ca-certificates)
 NODE="nodejs ca-certificates"

@@ -12,8 +12,10 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/session_state.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -62,13 +64,6 @@ struct session_move {
     uint8_t old_error[1024];
     uint32_t old_error_len;
 };
-
-static int64_t move_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static void move_fail_text(struct session_move *mv, const char *prefix, const char *text)
 {
@@ -123,7 +118,7 @@ static void move_end(struct session_move *mv, bool moved, const char *reason)
     struct session *mover = mv->mover;
     mv->res.moved = moved;
     snprintf(mv->res.reason, sizeof(mv->res.reason), "%s", moved ? "" : reason);
-    mv->res.hold_us = mv->held_us > 0 ? move_now_us() - mv->held_us : 0;
+    mv->res.hold_us = mv->held_us > 0 ? monotonic_us() - mv->held_us : 0;
     if (mv->timer != NULL)
         event_free(mv->timer);
     if (mv->retry != NULL)
@@ -249,11 +244,7 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
 /* A message of the old server that is not the move's: on to the client, as the relay would. */
 static int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = (uint8_t)type;
-    pkt_store_be32(h + 1, len + 4);
-    if (evbuffer_add(s->client.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(s->client.out, body, len) != 0) {
+    if (pkt_add_msg(s->client.out, type, body, len) != 0) {
         session_close(s, "out of memory");
         return -1;
     }
@@ -416,18 +407,14 @@ void move_held(struct session *s)
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
-    mv->held_us = move_now_us();
+    mv->held_us = monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
         move_end(mv, false, "its server was sending a message");
         return;
     }
     mv->step = MOVE_READING;
     s->move_answer_owed = true;
-    const char *q = session_state_query();
-    size_t qlen = strlen(q) + 1;
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)qlen + 4);
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 || evbuffer_add(old->ep.out, q, qlen) != 0) {
+    if (pkt_add_query(old->ep.out, session_state_query()) != 0) {
         move_end(mv, false, "out of memory");
         return;
     }
@@ -659,12 +646,9 @@ static void move_drain_start(struct session_move *mv)
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
     static const char drain[] = "NOTIFY pgnear_move_drain";
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)sizeof(drain) + 4);
     mv->step = MOVE_DRAINING;
     s->busy++;
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(old->ep.out, drain, sizeof(drain)) != 0) {
+    if (pkt_add_query(old->ep.out, drain) != 0) {
         move_end(mv, false, "out of memory");
     } else {
         s->move_answer_owed = true;

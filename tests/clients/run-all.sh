@@ -5,7 +5,8 @@
 # Runs the client suites directly against a fresh PostgreSQL 15 cluster and
 # through pgnear in each shape, one run at a time, and prints one table:
 # suite x shape -> passed/failed/skipped, then every failure through pgnear,
-# marked "also direct", "known: why" (known-differences.txt) or NEW.
+# marked "also direct", "known: why" (known-differences.txt) or NEW; a
+# failure of the runners' second run alone ("failed on rerun only") too.
 # Exits 0 when no failure is NEW.  README.md says what the shapes are.
 #
 #   --shapes LIST      of direct,A,B,S,N,T (default all); direct always runs
@@ -385,9 +386,14 @@ new=0
 						"$here/known-differences.txt" | sed 's/ *$//')
 					[ -n "$why" ] && verdict="known: $why"
 				fi
-				[ -n "$note" ] && [ "$verdict" = NEW ] && verdict="flaky, $note"
-				[ -n "$note" ] && [ "$verdict" != "flaky, $note" ] && verdict="$verdict; $note"
-				[ "$verdict" = NEW ] && new=$((new + 1))
+				# "passed on rerun": flaky unless explained; "failed on rerun
+				# only" (the runners report those too): NEW unless explained
+				case $note in
+				"") ;;
+				"failed on rerun only") verdict="$verdict; $note" ;;
+				*) [ "$verdict" = NEW ] && verdict="flaky, $note" || verdict="$verdict; $note" ;;
+				esac
+				[[ $verdict == NEW* ]] && new=$((new + 1))
 				echo "- $t: $verdict"
 			done < "$fl"
 		done

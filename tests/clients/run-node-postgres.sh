@@ -190,7 +190,8 @@ done
 
 # A failed pg file runs once more, alone, and a mocha package with failures
 # runs once more whole; what passes then is marked "passed on rerun" (timing
-# tests, on a loaded machine).  The counts stay those of the first run.
+# tests, on a loaded machine), a mocha test that fails only then "failed on
+# rerun only".  The counts stay those of the first run.
 rerun() { [ "${NODE_PG_RERUN:-1}" != 0 ]; }
 for e in "${failed_files[@]}"; do
 	IFS='|' read -r part f extra log <<<"$e"
@@ -220,6 +221,13 @@ for e in "${failed_mocha[@]}"; do
 			failure "$part $t"
 		fi
 	done < "$log.failures"
+	# failed in the rerun alone: reported too (run-all.sh: NEW unless known or direct)
+	while IFS= read -r t; do
+		[ -n "$t" ] && [ "$t" != . ] || continue
+		grep -qxF -- "$t" "$log.failures" && continue
+		failure "$part $t	failed on rerun only"
+		echo "  failed on rerun only: $part $t"
+	done <<<"$again"
 done
 
 printf '%s\n' "${summary[@]}"

@@ -129,7 +129,10 @@ if [ "${PSYCOPG3_RERUN:-1}" != 0 ] && [ "${#failed_ids[@]}" -ge 1 ] && [ "${#fai
 	(
 		cd "$src" || exit 2
 		unset PGHOST PGHOSTADDR PGPORT PGUSER PGPASSWORD PGDATABASE PGSERVICE PGOPTIONS PSYCOPG_IMPL
-		timeout -k 10 600 "$PSYCOPG3_PYTHON" -m pytest -p no:randomly -p no:cacheprovider \
+		# psycopg's conftest.py keeps a segfault mark in pytest's cache: the
+		# cache must be there (no -p no:cacheprovider), and empty
+		rm -rf .pytest_cache
+		timeout -k 10 600 "$PSYCOPG3_PYTHON" -m pytest -p no:randomly \
 			-rfE --tb=line -o console_output_style=classic --color=no \
 			-m "not mypy and not proxy" --test-dsn "$dsn" "${failed_ids[@]}"
 	) > "$PSYCOPG3_LOG.rerun" 2>&1

@@ -301,6 +301,38 @@ sub ext {
     $p->stop;
 }
 
+# A statement its client described, bound on a connection that never had it
+# after its result type changed: pgnear plans it there afresh only to
+# compare it with what the client was told, and answers 0A000 as PostgreSQL
+# answers for the client's own statement, never rows of the new type under
+# the old description. C holds the connection A used.
+{
+    my $p = proxy(pool_size => 2);
+    my ($a, $c) = map { scalar login($p) } 1 .. 2;
+    one($a, 'DROP TABLE IF EXISTS told');
+    one($a, 'CREATE TABLE told (x int)');
+    one($a, q{INSERT INTO told VALUES (1)});
+    my $r = ext($a, [parse => 't1', 'SELECT x FROM told'], [describe => 't1'], [bind => 't1'], ['exec']);
+    is $r->{rows}[0][0], 1, 'described elsewhere: the statement runs';
+    my $used = backend_pid($a);
+    $c->query('BEGIN');
+    is backend_pid($c), $used, 'described elsewhere: C holds the connection A used';
+    $us->psql_admin(q{ALTER TABLE told ALTER COLUMN x TYPE text USING 'one'}, dbname => 'movr');
+    $r = ext($a, [bind => 't1'], ['exec']);
+    is sqlstate($r->{error}), '0A000', 'described elsewhere: 0A000 on the connection that lacked it';
+    is $r->{error}{R}, 'RevalidateCachedQuery', '0A000: with the routine drivers prepare again on';
+    is_deeply $r->{rows} // [], [], 'described elsewhere: no rows of the new type';
+    $r = ext($a, [bind => 't1'], ['exec']);
+    is sqlstate($r->{error}), '0A000', 'described elsewhere: and again';
+    $r = ext($a, [parse => 't2', 'SELECT x FROM told'], [describe => 't2'], [bind => 't2'], ['exec']);
+    is $r->{rows}[0][0], 'one', 'described elsewhere: the text parsed again gets the new plan';
+    isnt backend_pid($a), $used, 'described elsewhere: all of it beside the transaction C holds';
+    $c->query('COMMIT');
+    one($a, 'DROP TABLE told');
+    $_->terminate for $a, $c;
+    $p->stop;
+}
+
 # The server ends a session's connection inside a transaction: the client
 # gets the server's FATAL alone, then the end, as directly (drivers that
 # get a second FATAL of pgnear's have crashed on it: pg-native).

@@ -16,7 +16,9 @@
 # with two; then, with one worker, max_prepared_statements = 2 and 10
 # named statements per client, so that each connection's statements are
 # evicted and parsed again all the time: still every result right, and
-# no connection holds more than 2 of pgnear's statements.
+# no connection holds more than 2 of pgnear's statements.  And first, a
+# prepared statement whose result type changes under postgres.js and
+# node-postgres clients (stale_plan, below).
 use strict;
 use warnings;
 use FindBin;
@@ -39,6 +41,8 @@ system($python, '-c', 'import psycopg') == 0
   or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 -d "$root/tests/node/node_modules/pg" && system('node', '-e', "require('$root/tests/node/node_modules/pg')") == 0
   or BAIL_OUT('tests/node/node_modules/pg is missing (scripts/install-deps.sh installs it)');
+system("cd '$root/tests/node' && node -e \"require('postgres')\"") == 0
+  or BAIL_OUT('postgres.js (tests/node/node_modules/postgres) is missing (scripts/install-deps.sh installs it)');
 
 my $N = 8;             # clients of each driver
 my $TXNS = 120;        # transactions of each client
@@ -201,6 +205,34 @@ sub run_drivers {
     }
     $p->stop;
 }
+
+# A prepared statement whose result type changes under the client (the
+# table made again, x bytea then int[]), and whose next run lands on a
+# server connection that never had it (H holds the one A used): postgres.js
+# decodes rows by the description it was told once, so a fresh plan there
+# would hand it an int[] as a bytea. It must get what it gets directly:
+# 0A000, on which it prepares again, and then {1,NULL,3}; node-postgres
+# (which gets the rows' description each time) gets 0A000 or the new rows.
+sub stale_plan {
+    my $p = PgNearTest::Proxy->new(regions => [$us], settings => {
+        auth => 'scram', auth_file => $userlist, server_tls => 'disable',
+        pool_mode => 'transaction', pool_size => 2, workers => 1 });
+    my ($rc, $out, $err) = run_cmd(['node', "$root/tests/node/stale_plan_client.js", '--port', $p->port,
+                                    '--direct-port', $us->port], timeout => 60);
+    my $res = eval { decode_json((split /\n/, $out)[0] // '') } // { fatal => "exit $rc: $out$err" };
+    is $res->{fatal}, undef, 'stale plan: the clients ran' or diag $res->{fatal};
+    my %want = ('postgres.js' => ['[1,null,3]'], 'node-postgres' => ['[1,null,3]', '0A000']);
+    for my $name (sort keys %want) {
+        my $r = $res->{drivers}{$name} // {};
+        is $r->{first}, '\\x010203', "stale plan, $name: the bytea first";
+        is $r->{held_pid}, $r->{first_pid}, "stale plan, $name: H holds the connection A used";
+        my $got = $r->{error} // $r->{second} // 'nothing';
+        ok((grep { $_ eq $got } @{ $want{$name} }), "stale plan, $name: the int[] or 0A000, never other rows ($got)");
+        isnt $r->{second_pid} // 0, $r->{held_pid}, "stale plan, $name: on the other connection" if !$r->{error};
+    }
+    $p->stop;
+}
+stale_plan();
 
 run_drivers(label => 'workers = 1', workers => 1, names => 3);
 run_drivers(label => 'workers = 2', workers => 2, names => 3);
