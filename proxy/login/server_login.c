@@ -243,7 +243,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
         scram_note_fit(s, true, NULL);
         return 0;
     case AUTH_CLEARTEXT:
-    case AUTH_MD5:
+    case AUTH_MD5: {
         struct pg_error err;
         pg_error_set(&err, "28000", "server requested password authentication");
         pg_error_detail(&err,
@@ -254,6 +254,7 @@ static int scram_auth(struct session *s, uint32_t code, const uint8_t *data, uin
                       "pgnear's auth_file, or use auth = passthrough.");
         session_fail(s, &err);
         return -1;
+    }
     default: {
         char msg[128];
         snprintf(msg, sizeof(msg),
