@@ -2,6 +2,7 @@
  * follow.c — reading back where moved databases live (follow.h).
  */
 #include "proxy/dbmove/follow_int.h"
+#include "proxy/dbmove/follow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,13 +41,6 @@ size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmov
         }
     }
     return count;
-}
-
-const char *dbmove_home_region(const struct dbmove_row *r)
-{
-    if (r->state == DBMOVE_ABORTED)
-        return "";
-    return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
 }
 
 /* Whether some [database] section says where it lives: only then may a database be moved. */
@@ -215,13 +209,6 @@ static void answered(void *arg, const PGresult *res, const char *error, bool ser
     fq->q = NULL;
     if (--f->pending == 0)
         round_end(f);
-}
-
-const struct region_host *follow_record_host(const struct region *r)
-{
-    const struct region_host *standby;
-    const struct region_host *primary = region_primary(r, &standby);
-    return primary != NULL ? primary : standby;
 }
 
 static void round_start(evutil_socket_t fd, short what, void *arg)

@@ -60,6 +60,13 @@ static void hold_free(struct follow_hold *h)
     memset(h, 0, sizeof(*h));
 }
 
+const struct region_host *follow_record_host(const struct region *r)
+{
+    const struct region_host *standby;
+    const struct region_host *primary = region_primary(r, &standby);
+    return primary != NULL ? primary : standby;
+}
+
 /* A query to the leaving region's moves_db; NULL when none can start. */
 static struct pgasync *leaving_query(struct follow_hold *h, const char *sql, int n,
                                      const char *const *params, pgasync_done_fn done)

@@ -179,7 +179,7 @@ static int abort_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_abort_steps[] = {
+static const struct job_step abort_steps[] = {
     {NULL, NULL, abort_source},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, abort_read_records},
@@ -198,3 +198,5 @@ const struct job_step job_abort_steps[] = {
     {NULL, NULL, abort_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_abort_kind = {abort_steps, NULL};

@@ -790,7 +790,7 @@ static int cut_armed(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_cutover_steps[] = {
+static const struct job_step cutover_steps[] = {
     {NULL, NULL, cut_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, cut_read_records},
@@ -838,6 +838,8 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_cutover_kind = {cutover_steps, job_cutover_free};
 
 void job_cutover_free(struct dbmove_job *j)
 {

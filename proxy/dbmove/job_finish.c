@@ -93,7 +93,7 @@ static int finish_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_finish_steps[] = {
+static const struct job_step finish_steps[] = {
     {NULL, NULL, finish_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, finish_read_records},
@@ -110,3 +110,5 @@ const struct job_step job_finish_steps[] = {
     {NULL, NULL, finish_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_finish_kind = {finish_steps, NULL};

@@ -13,7 +13,7 @@
 
 #include <libpq-fe.h>
 
-#include "proxy/dbmove/job.h"
+#include "proxy/dbmove/job_request.h"
 #include "proxy/session/gate.h"
 #include "routing/region.h"
 
@@ -47,6 +47,16 @@ struct job_step {
     int (*run)(struct dbmove_job *j);           /* JOB_NEXT, JOB_WAIT or JOB_FAIL */
 };
 
+/*
+ * What one command is: the steps it runs and what it frees at its end
+ * beyond what the engine (job.c) frees.  Each action's file defines its
+ * own; job_kinds.c picks one by the action.
+ */
+struct job_kind {
+    const struct job_step *steps;       /* ends with a row whose run is NULL */
+    void (*free)(struct dbmove_job *j); /* NULL: nothing of its own */
+};
+
 struct dbmove_job {
     struct worker *home; /* the admin's worker: the loop, the gate, the moves of sessions */
     struct event_base *base;
@@ -57,7 +67,8 @@ struct dbmove_job {
     void *arg;
     int64_t id; /* a new move's */
     int timeout_ms;
-    const struct job_step *steps; /* ends with a row whose run is NULL */
+    const struct job_kind *kind;
+    const struct job_step *steps; /* the kind's, or a chain it switches to (an undo) */
     size_t step;
     struct event *kick;
     /* the query out, and the connection string it went to */
@@ -143,11 +154,21 @@ struct dbmove_job {
     size_t nmoves;
 };
 
-extern const struct job_step job_start_steps[];
-extern const struct job_step job_abort_steps[];
-extern const struct job_step job_cutover_steps[]; /* CUTOVER and REVERT */
-extern const struct job_step job_finish_steps[];
-extern const struct job_step job_show_steps[];
+extern const struct job_kind job_start_kind;
+extern const struct job_kind job_abort_kind;
+extern const struct job_kind job_cutover_kind; /* CUTOVER and REVERT */
+extern const struct job_kind job_finish_kind;
+extern const struct job_kind job_show_kind;
+extern const struct job_kind job_settle_kind;
+
+/*
+ * A job of kind, started on home's loop (dbmove_job_start, job.h, with
+ * the kind of req's action).  NULL with *problem filled: out of memory.
+ */
+struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
+                             const struct dbmove_request *req, const struct job_kind *kind,
+                             dbmove_notice_fn notice, dbmove_done_fn done, void *arg,
+                             struct dbmove_problem *problem);
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, const char *detail,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -209,7 +230,9 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what);
 
 /* The schema copy: pg_dump of the source, then the script on the target (job_schema.c). */
 int job_copy_schema(struct dbmove_job *j);
-void job_free_extra(struct dbmove_job *j);
+/* What the schema copy holds at the end (MOVE DATABASE's kind). */
+void job_schema_free(struct dbmove_job *j);
+/* What a cutover holds at the end: its script, the moves, the pids (CUTOVER, REVERT, SETTLE). */
 void job_cutover_free(struct dbmove_job *j);
 /*
  * The live move of the database in j->records, which must be in state
@@ -229,18 +252,14 @@ int job_cut_back_subscription(struct dbmove_job *j);
 /* The arriving side's slot for the way back, if no subscription uses it yet. */
 int job_cut_drop_back_slot(struct dbmove_job *j);
 
-extern const struct job_step job_settle_steps[];
-
 /*
  * job_publisher.c: what a subscription connects to its publisher with.
- * job_remember_password keeps the password of a query's connection to
- * src_db or dst_db (false: out of memory); job_publisher_literal makes,
- * from one of them, the CONNECTION literal of a subscription: the
- * conninfo pgnear uses, with that password when the conninfo lacks one.
+ * job_publisher_literal makes, from src_db or dst_db, the CONNECTION
+ * literal of a subscription: the conninfo pgnear uses, with the password
+ * its own login there used (j->src_password, j->dst_password, kept by
+ * job.c from each answer) when the conninfo lacks one.
  */
-bool job_remember_password(struct dbmove_job *j, const struct pgasync *q);
 bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
-void job_forget_passwords(struct dbmove_job *j);
 /*
  * The checks that a server can connect as the subscription will: the
  * target's to the source (MOVE DATABASE), the leaving side's to the

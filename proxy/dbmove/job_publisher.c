@@ -25,40 +25,6 @@
 #include "protocol/pgasync.h"
 #include "protocol/sql_quote.h"
 
-/* The password kept for a conninfo of the job's: src_db's or dst_db's slot, or NULL. */
-static char **password_slot(struct dbmove_job *j, const char *conninfo)
-{
-    if (strcmp(conninfo, j->src_db) == 0)
-        return &j->src_password;
-    if (strcmp(conninfo, j->dst_db) == 0)
-        return &j->dst_password;
-    return NULL;
-}
-
-bool job_remember_password(struct dbmove_job *j, const struct pgasync *q)
-{
-    char **slot = password_slot(j, j->query_conninfo);
-    const char *password = pgasync_password(q);
-    if (slot == NULL || *slot != NULL || password == NULL)
-        return true;
-    *slot = strdup(password);
-    return *slot != NULL;
-}
-
-static void forget(char **password)
-{
-    if (*password != NULL)
-        explicit_bzero(*password, strlen(*password));
-    free(*password);
-    *password = NULL;
-}
-
-void job_forget_passwords(struct dbmove_job *j)
-{
-    forget(&j->src_password);
-    forget(&j->dst_password);
-}
-
 /* Whether conninfo gives a password itself (server_conninfo's password=). */
 static bool sets_password(const char *conninfo)
 {

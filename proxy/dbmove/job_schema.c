@@ -223,7 +223,7 @@ int job_copy_schema(struct dbmove_job *j)
     return JOB_WAIT;
 }
 
-void job_free_extra(struct dbmove_job *j)
+void job_schema_free(struct dbmove_job *j)
 {
     if (j->dump_pid > 0) {
         int status;

@@ -274,7 +274,7 @@ static int settle_copy_told(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_settle_steps[] = {
+static const struct job_step settle_steps[] = {
     {NULL, NULL, settle_home},
     {NULL, NULL, settle_read_leaving},
     {NULL, NULL, settle_find},
@@ -300,3 +300,5 @@ const struct job_step job_settle_steps[] = {
     {NULL, not_committed, settle_undone},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_settle_kind = {settle_steps, job_cutover_free};

@@ -13,7 +13,7 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
-/* The steps' places in job_show_steps: a step that repeats sets the next one by name. */
+/* The steps' places in show_steps: a step that repeats sets the next one by name. */
 enum { SHOW_BEGIN, SHOW_READ_REGION, SHOW_PROGRESS, SHOW_LAG, SHOW_END };
 
 /* A table counts as copied once ready ('r'), as CUTOVER counts it: 's' (its copy done, the
@@ -213,10 +213,12 @@ static void show_failure_goes_on(struct dbmove_job *j)
     job_next(j);
 }
 
-const struct job_step job_show_steps[] = {
+static const struct job_step show_steps[] = {
     [SHOW_BEGIN] = {NULL, NULL, show_begin},
     [SHOW_READ_REGION] = {NULL, NULL, show_read_region},
     [SHOW_PROGRESS] = {NULL, any_live_row, show_progress},
     [SHOW_LAG] = {NULL, any_live_row, show_lag},
     [SHOW_END] = {NULL, NULL, NULL},
 };
+
+const struct job_kind job_show_kind = {show_steps, NULL};

@@ -477,7 +477,7 @@ static const struct job_step failure_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_step job_start_steps[] = {
+static const struct job_step start_steps[] = {
     {NULL, NULL, start_regions},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, start_source_facts},
@@ -505,3 +505,5 @@ const struct job_step job_start_steps[] = {
     {NULL, NULL, start_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_start_kind = {start_steps, job_schema_free};

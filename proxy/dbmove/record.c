@@ -164,3 +164,10 @@ void dbmove_back_name(int64_t id, char *buf, size_t cap)
 {
     snprintf(buf, cap, DBMOVE_OBJECT_NAME "_%lld_back", (long long)id);
 }
+
+const char *dbmove_home_region(const struct dbmove_row *r)
+{
+    if (r->state == DBMOVE_ABORTED)
+        return "";
+    return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
+}
