@@ -35,14 +35,12 @@ void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, c
 
 void job_notice(struct dbmove_job *j, const char *fmt, ...)
 {
-    char text[512];
+    char prefix[DBMOVE_NAME_MAX + 16];
+    snprintf(prefix, sizeof(prefix), "MOVE DATABASE %s", j->req.database);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    log_progress(prefix, j->notice, j->arg, fmt, ap);
     va_end(ap);
-    log_info(0, "MOVE DATABASE %s: %s", j->req.database, text);
-    if (j->notice != NULL)
-        j->notice(j->arg, text);
 }
 
 const struct region_host *job_primary(struct dbmove_job *j, const struct region *r)
@@ -137,6 +135,22 @@ static void job_finish(struct dbmove_job *j)
     free(j->records);
     config_unref(j->cfg);
     free(j);
+}
+
+void job_pass_over(struct dbmove_job *j)
+{
+    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
+    j->failed = false;
+    j->on_failure = job_pass_over;
+    job_next(j);
+}
+
+int job_end_first_problem(struct dbmove_job *j)
+{
+    j->on_failure = NULL;
+    j->problem = j->first_problem;
+    j->failed = true;
+    return JOB_FAIL;
 }
 
 /* Runs the next wanted step; ends the job after the last or a failure. */

@@ -595,21 +595,18 @@ int job_cut_drop_feed(struct dbmove_job *j)
 
 int job_cut_back_subscription(struct dbmove_job *j)
 {
-    char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
+    char with[256], conn[DBMOVE_CONNINFO_MAX * 2];
     if (!job_publisher_literal(j, j->cut.arrive_db, conn, sizeof(conn))) {
         job_problem(j, "22023", NULL, NULL, "the connection string is too long");
         return JOB_FAIL;
     }
-    snprintf(sql, sizeof(sql),
-             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
-             " WITH (create_slot = false, slot_name = %s, copy_data = false,"
-             " synchronous_commit = on)",
-             j->cut.back, conn, j->cut.back);
+    snprintf(with, sizeof(with),
+             "create_slot = false, slot_name = %s, copy_data = false, synchronous_commit = on",
+             j->cut.back);
     /* 42710: made already, before a pgnear that was running the cutover stopped */
-    int rc = job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
-                       job_take_nothing, "42710");
-    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
-    explicit_bzero(conn, sizeof(conn));
+    int rc = job_create_subscription(j, j->cut.leave_db, j->cut.back, conn, with,
+                                     "starting the replication back", "42710");
+    explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
     return rc;
 }
 
@@ -698,23 +695,6 @@ static int undo_record_arriving(struct dbmove_job *j)
     return job_write_record(j, j->cut.arrive_ctl, "recording that the cutover did not happen");
 }
 
-/* A failed step of the undo is told and passed over: the first problem is the answer. */
-static void undo_goes_on(struct dbmove_job *j)
-{
-    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
-    j->failed = false;
-    j->on_failure = undo_goes_on;
-    job_next(j);
-}
-
-static int undo_end(struct dbmove_job *j)
-{
-    j->problem = j->first_problem;
-    j->failed = true;
-    j->on_failure = NULL;
-    return JOB_FAIL;
-}
-
 static const struct job_step undo_steps[] = {
     {"the cutover failed: the held sessions are let go", undo_wants_gate, undo_gate},
     {NULL, undo_wants_read_write, undo_read_write},
@@ -722,7 +702,7 @@ static const struct job_step undo_steps[] = {
     {NULL, undo_wants_slot, job_cut_drop_back_slot},
     {NULL, undo_wants_record, undo_record_leaving},
     {NULL, undo_wants_record, undo_record_arriving},
-    {NULL, NULL, undo_end},
+    {NULL, NULL, job_end_first_problem},
     {NULL, NULL, NULL},
 };
 
@@ -732,7 +712,7 @@ static void cut_failed(struct dbmove_job *j)
     j->failed = false;
     j->steps = undo_steps;
     j->step = 0;
-    j->on_failure = undo_goes_on;
+    j->on_failure = job_pass_over;
     job_next(j);
 }
 
@@ -777,7 +757,7 @@ static void cut_failed_late(struct dbmove_job *j)
     j->failed = false;
     j->steps = late_steps;
     j->step = 0;
-    j->on_failure = undo_goes_on;
+    j->on_failure = job_pass_over;
     job_next(j);
 }
 

@@ -188,6 +188,14 @@ int job_drop_slots(struct dbmove_job *j, const char *conninfo, const char *what,
 int job_drop_publication(struct dbmove_job *j, const char *db, const char *what);
 int job_drop_marker(struct dbmove_job *j, const char *db, const char *what);
 void job_next(struct dbmove_job *j);
+/*
+ * The clean-up after a failure (the record, an undo): each step that fails
+ * there is told as a NOTICE and passed over (job_pass_over, set as
+ * on_failure), and the last step ends the job with the problem that
+ * started it, kept in first_problem (job_end_first_problem).
+ */
+void job_pass_over(struct dbmove_job *j);
+int job_end_first_problem(struct dbmove_job *j);
 /* job_next from the loop, delay_ms from now (a step that polls runs again: j->step-- first). */
 void job_next_soon(struct dbmove_job *j, int delay_ms);
 
@@ -260,6 +268,14 @@ int job_cut_drop_back_slot(struct dbmove_job *j);
  * job.c from each answer) when the conninfo lacks one.
  */
 bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
+/*
+ * CREATE SUBSCRIPTION name, on sub_db, of the move's publication, over
+ * conn (job_publisher_literal's) WITH (with); job_query's what and
+ * tolerated.  The statement is wiped once sent: it may hold a password.
+ */
+int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char *name,
+                            const char *conn, const char *with, const char *what,
+                            const char *tolerated);
 /*
  * The checks that a server can connect as the subscription will: the
  * target's to the source (MOVE DATABASE), the leaving side's to the

@@ -388,26 +388,22 @@ static int start_publication(struct dbmove_job *j)
 
 static int start_subscription(struct dbmove_job *j)
 {
-    char sql[DBMOVE_CONNINFO_MAX * 2 + 256], name[64], conn[DBMOVE_CONNINFO_MAX * 2];
+    char name[64], conn[DBMOVE_CONNINFO_MAX * 2];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
     if (!job_publisher_literal(j, j->src_db, conn, sizeof(conn))) {
         job_problem(j, "22023", NULL, NULL, "the source's connection string is too long");
         return JOB_FAIL;
     }
-    snprintf(sql, sizeof(sql),
-             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
-             " WITH (copy_data = true, synchronous_commit = on)",
-             name, conn);
     /* synchronous_commit: the target confirms a commit once it is on its disk, not up to a
      * second later, which is what a cutover waits for while the sessions are held. */
     j->query_hint = "The target's server connects to the source's at the address pgnear uses.";
     /* Its slot waits until every transaction running on the source has ended (twice, under
      * load, and the second is seen at the next snapshot the source logs, every 15 s). */
     j->timeout_ms = DBMOVE_SLOT_TIMEOUT_MS;
-    int rc = job_query(j, j->dst_db, "creating the subscription on the target", sql, 0, NULL,
-                       job_take_nothing, NULL);
-    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
-    explicit_bzero(conn, sizeof(conn));
+    int rc = job_create_subscription(j, j->dst_db, name, conn,
+                                     "copy_data = true, synchronous_commit = on",
+                                     "creating the subscription on the target", NULL);
+    explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
     j->timeout_ms = DBMOVE_QUERY_TIMEOUT_MS;
     return rc;
 }
@@ -426,19 +422,10 @@ static int start_done(struct dbmove_job *j)
 /* A step after the record failed: the record says so in both regions, then the answer. */
 static const struct job_step failure_steps[];
 
-/* A failed write of the failure is logged and passed over: the first problem is the answer. */
-static void failure_goes_on(struct dbmove_job *j)
-{
-    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
-    j->failed = false;
-    j->on_failure = failure_goes_on;
-    job_next(j);
-}
-
 static void record_failure(struct dbmove_job *j)
 {
     j->first_problem = j->problem;
-    j->on_failure = failure_goes_on;
+    j->on_failure = job_pass_over; /* a failed write of it is told and passed over */
     j->move.state = DBMOVE_FAILED;
     if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
                  j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
@@ -462,18 +449,10 @@ static int fail_record_target(struct dbmove_job *j)
     return job_write_record(j, j->dst_ctl, "recording the failure in the target region");
 }
 
-static int fail_end(struct dbmove_job *j)
-{
-    j->on_failure = NULL;
-    j->problem = j->first_problem; /* the problem that stopped the move is the answer */
-    j->failed = true;
-    return JOB_FAIL;
-}
-
 static const struct job_step failure_steps[] = {
     {NULL, NULL, fail_record_source},
     {NULL, NULL, fail_record_target},
-    {NULL, NULL, fail_end},
+    {NULL, NULL, job_end_first_problem},
     {NULL, NULL, NULL},
 };
 
