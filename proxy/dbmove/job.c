@@ -33,6 +33,7 @@ void job_problem(struct dbmove_job *j, const char *sqlstate, const char *hint, c
     j->failed = true;
 }
 
+/* A step's progress: logged, and a NOTICE for the admin while one waits. */
 void job_notice(struct dbmove_job *j, const char *fmt, ...)
 {
     char prefix[DBMOVE_NAME_MAX + 16];
@@ -99,6 +100,7 @@ static bool remember_password(struct dbmove_job *j, const struct pgasync *q)
     return *slot != NULL;
 }
 
+/* A password never lingers in freed memory. */
 static void forget(char **password)
 {
     if (*password != NULL)
@@ -107,6 +109,7 @@ static void forget(char **password)
     *password = NULL;
 }
 
+/* Both sides' passwords, at the end of the job. */
 static void forget_passwords(struct dbmove_job *j)
 {
     forget(&j->src_password);
@@ -175,6 +178,7 @@ void job_next(struct dbmove_job *j)
     job_finish(j);
 }
 
+/* job_next from the loop (job_next_soon): never from inside a query's callback. */
 static void job_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -78,6 +78,7 @@ static char **dump_environment(const char *conninfo)
     return env;
 }
 
+/* pg_dump's environment (the source's connection settings), freed once the child has it. */
 static void free_environment(char **env)
 {
     for (char **e = env; e != NULL && *e != NULL; e++)
@@ -180,6 +181,7 @@ static void dump_ended(struct dbmove_job *j, int status)
         job_next(j);
 }
 
+/* pg_dump is watched from the loop, never waited for: the worker serves its sessions meanwhile. */
 static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct dbmove_job *j = arg;
