@@ -749,15 +749,21 @@ static const struct job_step undo_steps[] = {
     {NULL, NULL, NULL},
 };
 
-/* A failure before the commit: undo_steps put everything back; the first problem answers. */
-static void cut_failed(struct dbmove_job *j)
+/* The failure kept for the answer, then steps run, each failure among them passed over. */
+static void clean_up_with(struct dbmove_job *j, const struct job_step *steps)
 {
     j->first_problem = j->problem;
     j->failed = false;
-    j->steps = undo_steps;
+    j->steps = steps;
     j->step = 0;
     j->on_failure = job_pass_over;
     job_next(j);
+}
+
+/* A failure before the commit: undo_steps put everything back; the first problem answers. */
+static void cut_failed(struct dbmove_job *j)
+{
+    clean_up_with(j, undo_steps);
 }
 
 /* ---- a failure after the commit: the cutover stands; the error is told and recorded ---- */
@@ -801,12 +807,7 @@ static const struct job_step late_steps[] = {
 /* A failure after the commit: late_steps let the sessions go and record the error. */
 static void cut_failed_late(struct dbmove_job *j)
 {
-    j->first_problem = j->problem;
-    j->failed = false;
-    j->steps = late_steps;
-    j->step = 0;
-    j->on_failure = job_pass_over;
-    job_next(j);
+    clean_up_with(j, late_steps);
 }
 
 /* From here a failure is undone (cut_failed); this pgnear marks the database as its own cutover. */
