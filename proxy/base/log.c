@@ -120,6 +120,16 @@ void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
     log_write(rec, len);
 }
 
+void log_progress(const char *prefix, void (*tell)(void *arg, const char *text), void *arg,
+                  const char *fmt, va_list ap)
+{
+    char text[512];
+    vsnprintf(text, sizeof(text), fmt, ap);
+    log_info(0, "%s: %s", prefix, text);
+    if (tell != NULL)
+        tell(arg, text);
+}
+
 void log_limit_init(struct log_limit *l)
 {
     pthread_mutex_init(&l->lock, NULL);

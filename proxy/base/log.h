@@ -5,6 +5,7 @@
 #define PGNEAR_PROXY_LOG_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +25,14 @@ void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
 #define log_info(id, ...)  log_msg(LOG_INFO, id, __VA_ARGS__)
 #define log_warn(id, ...)  log_msg(LOG_WARNING, id, __VA_ARGS__)
 #define log_error(id, ...) log_msg(LOG_ERROR, id, __VA_ARGS__)
+
+/*
+ * A line of a long command's progress (a migration, a database move),
+ * logged at INFO after "prefix: " and handed to tell (a NOTICE for the
+ * admin who asked), unless tell is NULL.  Cut at 511 bytes.
+ */
+void log_progress(const char *prefix, void (*tell)(void *arg, const char *text), void *arg,
+                  const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 /*
  * A limit on lines about one kind of event that a client or the system

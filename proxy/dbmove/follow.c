@@ -1,7 +1,14 @@
 /*
- * follow.c — reading back where moved databases live (follow.h).
+ * follow.c — reading back where moved databases live (follow.h): the
+ * follower's rounds on worker 0 (every region's record asked at once,
+ * the newest move of each database applied to the placement, a WARNING
+ * where the file disagrees), the blocking read of the start and of
+ * --check; each round's rows are handed on to the holds of other
+ * instances' cutovers (follow_hold.c) and to their settling
+ * (follow_settle.c).
  */
 #include "proxy/dbmove/follow_int.h"
+#include "proxy/dbmove/follow.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,13 +49,6 @@ size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmov
     return count;
 }
 
-const char *dbmove_home_region(const struct dbmove_row *r)
-{
-    if (r->state == DBMOVE_ABORTED)
-        return "";
-    return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
-}
-
 /* Whether some [database] section says where it lives: only then may a database be moved. */
 static bool may_have_moves(const struct config *cfg)
 {
@@ -66,6 +66,7 @@ static bool may_have_moves(const struct config *cfg)
 
 /* ---- applying a round ---- */
 
+/* Whether region's record was read this round: a move is followed once both its regions are. */
 static bool was_answered(const struct dbmove_follow *f, const char *region)
 {
     for (size_t i = 0; i < f->nanswered; i++)
@@ -114,6 +115,7 @@ static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
     log_warn(0, "%s", text);
 }
 
+/* The round's rows made placement: each database where its newest move says it lives. */
 static void apply_round(struct dbmove_follow *f, const struct config *cfg)
 {
     const struct dbmove_row *newest[PLACEMENT_MAX];
@@ -184,6 +186,7 @@ static void take_rows(struct dbmove_follow *f, const PGresult *res, const char *
 
 /* ---- the rounds on worker 0's loop ---- */
 
+/* The last answer of a round: applied, then the next round timed (sooner while a cutover runs). */
 static void round_end(struct dbmove_follow *f)
 {
     apply_round(f, f->cfg);
@@ -199,6 +202,7 @@ static void round_end(struct dbmove_follow *f)
     evtimer_add(f->timer, &tv);
 }
 
+/* One region's answer; the round ends with the last. */
 static void answered(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
     struct follow_query *fq = arg;
@@ -217,13 +221,7 @@ static void answered(void *arg, const PGresult *res, const char *error, bool ser
         round_end(f);
 }
 
-const struct region_host *follow_record_host(const struct region *r)
-{
-    const struct region_host *standby;
-    const struct region_host *primary = region_primary(r, &standby);
-    return primary != NULL ? primary : standby;
-}
-
+/* A round: every region's record asked at once, on worker 0's loop. */
 static void round_start(evutil_socket_t fd, short what, void *arg)
 {
     struct dbmove_follow *f = arg;
@@ -260,6 +258,7 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
 
 /* ---- at start: one blocking read, before any client is served ---- */
 
+/* The read of --check and of the start, before any client: a host at a time, till one answers. */
 static void read_region_blocking(struct dbmove_follow *f, const struct config *cfg,
                                  const struct region *r)
 {
@@ -314,6 +313,7 @@ int dbmove_check_file(const struct config *cfg, void (*tell)(const char *line, v
     return told;
 }
 
+/* Worker 0 alone follows, so that one reader sets the placement all workers share. */
 static int follow_start(struct worker *w, char *err, size_t errcap)
 {
     if (w->index != 0)
@@ -341,6 +341,7 @@ static int follow_start(struct worker *w, char *err, size_t errcap)
     return 0;
 }
 
+/* Queries in flight are abandoned: the follower ends with its worker. */
 static void follow_free(struct worker *w)
 {
     struct dbmove_follow *f = w->follow;

@@ -2,7 +2,7 @@
  * follow.h — where moved databases live, read back from the record of
  * moves that both regions of a move keep (record.h), for this pgnear:
  * once at start, before any client is served, then every
- * DBMOVE_FOLLOW_MS on worker 0's loop.  A cutover made by this pgnear
+ * second (DBMOVE_FOLLOW_MS) on worker 0's loop.  A cutover made by this pgnear
  * sets the placement itself; what the follower reads makes a restart, a
  * reload and the other instances of a fleet route the same way.
  *
@@ -28,9 +28,6 @@ struct config;
 
 struct worker_part;
 
-#define DBMOVE_FOLLOW_MS         1000
-#define DBMOVE_FOLLOW_TIMEOUT_MS 5000
-
 extern const struct worker_part dbmove_follow_part;
 
 /*
@@ -39,9 +36,6 @@ extern const struct worker_part dbmove_follow_part;
  */
 size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmove_row **out,
                      size_t cap);
-
-/* Where the newest row says its database lives: "" for where the file says (aborted). */
-const char *dbmove_home_region(const struct dbmove_row *r);
 
 /*
  * For --check: reads the record of moves in every region (blocking, a few

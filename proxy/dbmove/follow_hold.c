@@ -30,11 +30,13 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/move_batch.h"
 
+/* The two states in which a cutover holds the database's sessions. */
 static bool transitional(const struct dbmove_row *r)
 {
     return r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
 }
 
+/* This pgnear's hold for database, if it holds its sessions now. */
 static struct follow_hold *find_hold(struct dbmove_follow *f, const char *database)
 {
     for (size_t i = 0; i < FOLLOW_HOLDS; i++)
@@ -51,6 +53,7 @@ bool follow_holding(const struct dbmove_follow *f)
     return false;
 }
 
+/* A hold ends: its word query abandoned, its pids forgotten, its slot free again. */
 static void hold_free(struct follow_hold *h)
 {
     if (h->q != NULL)
@@ -58,6 +61,13 @@ static void hold_free(struct follow_hold *h)
     if (h->pids_made)
         gate_pids_destroy(&h->pids);
     memset(h, 0, sizeof(*h));
+}
+
+const struct region_host *follow_record_host(const struct region *r)
+{
+    const struct region_host *standby;
+    const struct region_host *primary = region_primary(r, &standby);
+    return primary != NULL ? primary : standby;
 }
 
 /* A query to the leaving region's moves_db; NULL when none can start. */
@@ -77,6 +87,7 @@ static struct pgasync *leaving_query(struct follow_hold *h, const char *sql, int
 
 /* ---- the end: the word taken back ---- */
 
+/* The word is gone from pgnear_move_holds (or could not be): the hold is over. */
 static void word_taken_back(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
     struct follow_hold *h = arg;
@@ -87,6 +98,7 @@ static void word_taken_back(void *arg, const PGresult *res, const char *error, b
     hold_free(h);
 }
 
+/* A row left in pgnear_move_holds would make a later cutover think this pgnear holds. */
 static void take_word_back(struct follow_hold *h)
 {
     char id[24], peer[16];
@@ -100,11 +112,13 @@ static void take_word_back(struct follow_hold *h)
         hold_free(h);
 }
 
+/* The gate let the sessions go on: the word goes last. */
 static void hold_opened(void *arg)
 {
     take_word_back(arg);
 }
 
+/* The sessions go on where they are (the cutover did not happen, or the gate never shut). */
 static void hold_open(struct follow_hold *h)
 {
     if (!h->gate_shut || gate_open(h->f->w, &h->scope, hold_opened, h) != 0) {
@@ -113,6 +127,7 @@ static void hold_open(struct follow_hold *h)
     }
 }
 
+/* The held sessions moved (or ended) at the commit: logged, then the gate opens. */
 static void sessions_moved(const struct move_result *rows, size_t nrows, bool out_of_memory,
                            void *arg)
 {
@@ -163,6 +178,7 @@ static void hold_end(struct follow_hold *h, const struct dbmove_row *r)
 
 /* ---- the beginning: the gate, then the word ---- */
 
+/* The cutover knows now which server processes are this pgnear's held sessions. */
 static void word_written(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
     struct follow_hold *h = arg;
@@ -175,6 +191,7 @@ static void word_written(void *arg, const PGresult *res, const char *error, bool
                  h->database, error ? error : "?");
 }
 
+/* The held sessions' server processes, written to the leaving side for the cutover to spare. */
 static void pids_read(void *arg)
 {
     struct follow_hold *h = arg;
@@ -197,6 +214,7 @@ static void pids_read(void *arg)
                  h->database);
 }
 
+/* The gate closed (the sessions held at their boundaries) or gave up within move_timeout. */
 static void gate_done(const struct gate_outcome *o, void *arg)
 {
     struct follow_hold *h = arg;
@@ -227,6 +245,7 @@ static void gate_done(const struct gate_outcome *o, void *arg)
                  h->database);
 }
 
+/* A cutover runs elsewhere: this pgnear closes its gate for the database, as that one did. */
 static void hold_begin(struct dbmove_follow *f, const struct config *cfg,
                        const struct dbmove_row *r)
 {

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "protocol/pg_error.h"
-#include "proxy/dbmove/follow.h"
+#include "proxy/dbmove/record.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/session/gate.h"
 #include "routing/region.h"
@@ -21,10 +21,12 @@ struct event;
 struct pgasync;
 struct worker;
 
-#define FOLLOW_APP_NAME  "pgnear moves"
-#define FOLLOW_HOLDS     8    /* other instances' cutovers followed at once */
-#define FOLLOW_FAST_MS   100  /* the rounds while one is */
-#define FOLLOW_SETTLE_MS 2000 /* between tries to settle a cutover nobody may run any more */
+#define DBMOVE_FOLLOW_MS         1000 /* between rounds */
+#define DBMOVE_FOLLOW_TIMEOUT_MS 5000 /* a round's queries */
+#define FOLLOW_APP_NAME          "pgnear moves"
+#define FOLLOW_HOLDS             8    /* other instances' cutovers followed at once */
+#define FOLLOW_FAST_MS           100  /* the rounds while one is */
+#define FOLLOW_SETTLE_MS         2000 /* between tries to settle a cutover nobody may run any more */
 
 /*
  * This instance's part in a cutover another instance runs: its sessions
@@ -93,7 +95,8 @@ void follow_settle_free(struct dbmove_follow *f);
 /* Whether some hold is under way: the next round comes sooner. */
 bool follow_holding(const struct dbmove_follow *f);
 void follow_holds_free(struct dbmove_follow *f);
-/* The host a region's record is read from: its primary, else any host that is up. */
+/* follow_hold.c: the host a region's record is read from: its primary, else a standby that is up.
+ */
 const struct region_host *follow_record_host(const struct region *r);
 
 #endif

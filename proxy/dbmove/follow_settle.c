@@ -24,6 +24,7 @@
 #include "proxy/runtime/worker.h"
 #include "routing/health.h"
 
+/* The states a cutover leaves behind when its pgnear stops before it ends. */
 static bool transitional(enum dbmove_state state)
 {
     return state == DBMOVE_CUTTING_OVER || state == DBMOVE_REVERTING;
@@ -45,6 +46,7 @@ static const struct dbmove_row *unsettled_row(const struct dbmove_follow *f,
     return NULL;
 }
 
+/* The settling job's end: a problem is logged once, however often the tries meet it. */
 static void settle_done(void *arg, enum dbmove_action action, const struct pg_error *problem,
                         const char *summary, const struct dbmove_status *rows, size_t nrows,
                         const struct move_result *moves, size_t nmoves)

@@ -21,6 +21,7 @@ struct held_call {
     void *arg;
 };
 
+/* On each worker: the pool's kept connections to the database closed, so none is held. */
 static int retire_on_worker(struct worker *w, void *arg)
 {
     struct held_call *c = arg;
@@ -28,6 +29,7 @@ static int retire_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/* Back on the cutover's worker: every worker has retired them, the held sessions' pids next. */
 static void retired(struct worker *from, const struct worker_reply *r)
 {
     struct held_call *c = r->arg;

@@ -1,9 +1,12 @@
 /*
- * job.c — the engine of a database move's commands: steps, queries, the
- * end (job.h).  The steps themselves are in job_start.c, job_abort.c and
- * job_show.c.
+ * job.c — the engine of a database move's commands (job_int.h): it runs
+ * a kind's steps in turn, sends their queries over connections it keeps
+ * per place, keeps the passwords those logins used, and ends the job.
+ * The kinds, each an action's steps and cleanup, are the action files'
+ * (job_start.c, job_cutover.c, ...); the engine names none of them.
  */
 #include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,16 +32,15 @@ void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ..
     j->failed = true;
 }
 
+/* A step's progress: logged, and a NOTICE for the admin while one waits. */
 void job_notice(struct dbmove_job *j, const char *fmt, ...)
 {
-    char text[512];
+    char prefix[DBMOVE_NAME_MAX + 16];
+    snprintf(prefix, sizeof(prefix), "MOVE DATABASE %s", j->req.database);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    log_progress(prefix, j->notice, j->arg, fmt, ap);
     va_end(ap);
-    log_info(0, "MOVE DATABASE %s: %s", j->req.database, text);
-    if (j->notice != NULL)
-        j->notice(j->arg, text);
 }
 
 const struct region_host *job_primary(struct dbmove_job *j, const struct region *r)
@@ -76,6 +78,43 @@ bool job_conninfo(struct dbmove_job *j, const struct region_host *h, const char 
     return false;
 }
 
+/* The password kept for a conninfo of the job's: src_db's or dst_db's slot, or NULL. */
+static char **password_slot(struct dbmove_job *j, const char *conninfo)
+{
+    if (strcmp(conninfo, j->src_db) == 0)
+        return &j->src_password;
+    if (strcmp(conninfo, j->dst_db) == 0)
+        return &j->dst_password;
+    return NULL;
+}
+
+/* Keeps the password a query to src_db or dst_db logged in with, for job_publisher_literal. */
+static bool remember_password(struct dbmove_job *j, const struct pgasync *q)
+{
+    char **slot = password_slot(j, j->query_conninfo);
+    const char *password = pgasync_password(q);
+    if (slot == NULL || *slot != NULL || password == NULL)
+        return true;
+    *slot = strdup(password);
+    return *slot != NULL;
+}
+
+/* A password never lingers in freed memory. */
+static void forget(char **password)
+{
+    if (*password != NULL)
+        explicit_bzero(*password, strlen(*password));
+    free(*password);
+    *password = NULL;
+}
+
+/* Both sides' passwords, at the end of the job. */
+static void forget_passwords(struct dbmove_job *j)
+{
+    forget(&j->src_password);
+    forget(&j->dst_password);
+}
+
 /* The end: tells the admin (unless gone), frees the job. */
 static void job_finish(struct dbmove_job *j)
 {
@@ -89,15 +128,31 @@ static void job_finish(struct dbmove_job *j)
     for (size_t i = 0; i < JOB_KEPT_MAX; i++)
         if (j->kept[i].conn != NULL)
             pgasync_abandon(j->kept[i].conn);
-    job_free_extra(j);
-    job_cutover_free(j);
-    job_forget_passwords(j);
+    if (j->kind->free != NULL)
+        j->kind->free(j);
+    forget_passwords(j);
     if (j->kick != NULL)
         event_free(j->kick);
     free(j->rows);
     free(j->records);
     config_unref(j->cfg);
     free(j);
+}
+
+void job_pass_over(struct dbmove_job *j)
+{
+    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
+    j->failed = false;
+    j->on_failure = job_pass_over;
+    job_next(j);
+}
+
+int job_end_first_problem(struct dbmove_job *j)
+{
+    j->on_failure = NULL;
+    j->problem = j->first_problem;
+    j->failed = true;
+    return JOB_FAIL;
 }
 
 /* Runs the next wanted step; ends the job after the last or a failure. */
@@ -122,6 +177,7 @@ void job_next(struct dbmove_job *j)
     job_finish(j);
 }
 
+/* job_next from the loop (job_next_soon): never from inside a query's callback. */
 static void job_kick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -177,7 +233,7 @@ static void job_answer(void *arg, const PGresult *res, const char *error, bool s
     j->take = NULL;
     struct pgasync *q = j->query;
     /* What it logged in with, whatever the answer (a tolerated error too). */
-    if (q != NULL && !job_remember_password(j, q))
+    if (q != NULL && !remember_password(j, q))
         job_problem(j, "53200", "out of memory");
     if (res != NULL) {
         take(j, res, NULL);
@@ -259,16 +315,11 @@ int job_take_nothing(struct dbmove_job *j, const PGresult *res, const char *sqls
     return 0;
 }
 
-struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
-                                    const struct dbmove_request *req, dbmove_notice_fn notice,
-                                    dbmove_done_fn done, void *arg, struct pg_error *problem)
+struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
+                             const struct dbmove_request *req, const struct job_kind *kind,
+                             dbmove_notice_fn notice, dbmove_done_fn done, void *arg,
+                             struct pg_error *problem)
 {
-    static const struct job_step *const steps[] = {
-        [DBMOVE_START] = job_start_steps,    [DBMOVE_CUTOVER] = job_cutover_steps,
-        [DBMOVE_REVERT] = job_cutover_steps, [DBMOVE_FINISH] = job_finish_steps,
-        [DBMOVE_ABORT] = job_abort_steps,    [DBMOVE_SHOW] = job_show_steps,
-        [DBMOVE_SETTLE] = job_settle_steps,
-    };
     struct event_base *base = home->base;
     struct dbmove_job *j = calloc(1, sizeof(*j));
     if (j == NULL || (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
@@ -287,7 +338,8 @@ struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
     struct timeval now;
     gettimeofday(&now, NULL);
     j->id = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
-    j->steps = steps[req->action];
+    j->kind = kind;
+    j->steps = kind->steps;
     struct timeval at_once = {0, 0};
     evtimer_add(j->kick, &at_once);
     return j;

@@ -14,11 +14,13 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
+/* ABORT comes before a cutover: the database still lives in the source. */
 static int abort_source(struct dbmove_job *j)
 {
     return job_find_source(j);
 }
 
+/* The source's record names the move and what it made (created_database). */
 static int abort_read_records(struct dbmove_job *j)
 {
     return job_read_records(j, j->src_ctl, "reading the source's record of moves");
@@ -58,6 +60,7 @@ static int abort_find_move(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
+/* Whether the target's catalog lists the database. */
 static int take_target_db(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -78,11 +81,13 @@ static int abort_find_target_db(struct dbmove_job *j)
                      NULL);
 }
 
+/* Without the database on the target there is no subscription to drop there. */
 static bool target_has_db(const struct dbmove_job *j)
 {
     return j->target_has_db;
 }
 
+/* Dropping the subscription drops its slot on the source too, when it can reach it. */
 static int abort_subscription(struct dbmove_job *j)
 {
     char sql[160], name[64];
@@ -93,6 +98,7 @@ static int abort_subscription(struct dbmove_job *j)
                      job_take_nothing, "3D000");
 }
 
+/* The slot a subscription could not drop (the source unreachable then, or the move killed). */
 static int abort_slot(struct dbmove_job *j)
 {
     char name[64];
@@ -120,26 +126,31 @@ static int abort_target_publication(struct dbmove_job *j)
     return job_drop_publication(j, j->dst_db, "dropping the publication on the target");
 }
 
+/* A database the move did not create keeps what the cutover added to it. */
 static bool target_db_kept(const struct dbmove_job *j)
 {
     return j->target_has_db && !j->move.created_database;
 }
 
+/* The feed's publication on the source, which nothing reads any more. */
 static int abort_publication(struct dbmove_job *j)
 {
     return job_drop_publication(j, j->src_db, "dropping the publication on the source");
 }
 
+/* The cutover's marker schema, if a cutover undone before its commit left it on the source. */
 static int abort_marker(struct dbmove_job *j)
 {
     return job_drop_marker(j, j->src_db, "dropping the cutover's marker on the source");
 }
 
+/* Only a database the move created is dropped: pgnear never drops one it found. */
 static bool move_created_database(const struct dbmove_job *j)
 {
     return j->move.created_database;
 }
 
+/* WITH (FORCE): a connection left to it (a killed move's) would block a plain DROP. */
 static int abort_database(struct dbmove_job *j)
 {
     char sql[200], db[160];
@@ -152,12 +163,14 @@ static int abort_database(struct dbmove_job *j)
                      NULL, job_take_nothing, NULL);
 }
 
+/* The source's record first: the database lives there. */
 static int abort_record_source(struct dbmove_job *j)
 {
     j->move.state = DBMOVE_ABORTED;
     return job_write_record(j, j->src_ctl, "recording the abort in the source region");
 }
 
+/* The target's record of moves may not exist yet (the move failed before it). */
 static int abort_record_target(struct dbmove_job *j)
 {
     /* 42P01: the move failed before the target had a record. */
@@ -165,11 +178,13 @@ static int abort_record_target(struct dbmove_job *j)
                      NULL, job_take_nothing, NULL);
 }
 
+/* Then the abort in the target's record, so both regions agree. */
 static int abort_record_target_row(struct dbmove_job *j)
 {
     return job_write_record(j, j->dst_ctl, "recording the abort in the target region");
 }
 
+/* The summary says what went, and that the source was not touched. */
 static int abort_done(struct dbmove_job *j)
 {
     snprintf(j->summary, sizeof(j->summary),
@@ -180,7 +195,7 @@ static int abort_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_abort_steps[] = {
+static const struct job_step abort_steps[] = {
     {NULL, NULL, abort_source},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, abort_read_records},
@@ -199,3 +214,5 @@ const struct job_step job_abort_steps[] = {
     {NULL, NULL, abort_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_abort_kind = {abort_steps, NULL};

@@ -72,6 +72,7 @@
 #include "routing/health.h"
 #include "routing/region.h"
 
+/* REVERT, or settling a reverting record: the same steps, the sides swapped. */
 static bool reverting(const struct dbmove_job *j)
 {
     return j->cut.reverse;
@@ -95,11 +96,13 @@ int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char
 
 /* ---- 1. the move, its sides, its lag ---- */
 
+/* The cutover leaves from where the database lives now. */
 static int cut_home(struct dbmove_job *j)
 {
     return job_find_source(j); /* where the database lives now: the leaving side */
 }
 
+/* The record there names the move and its state. */
 static int cut_read_records(struct dbmove_job *j)
 {
     return job_read_records(j, j->src_ctl, "reading the record of moves");
@@ -182,11 +185,13 @@ int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char 
     return JOB_FAIL;
 }
 
+/* The record says copying until a cutover finds every table copied. */
 static bool still_copying(const struct dbmove_job *j)
 {
     return j->move.state == DBMOVE_COPYING;
 }
 
+/* Every table copied (none left but ready): the move is streaming, and may be cut over. */
 static int take_copied(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -205,6 +210,7 @@ static int take_copied(struct dbmove_job *j, const PGresult *res, const char *sq
     return 0;
 }
 
+/* The feed's tables not yet ready on the arriving side, of all. */
 static int cut_copied(struct dbmove_job *j)
 {
     const char *params[1] = {j->cut.feed};
@@ -215,6 +221,7 @@ static int cut_copied(struct dbmove_job *j)
                      1, params, take_copied, NULL);
 }
 
+/* A lag over DBMOVE_CUTOVER_MAX_LAG refuses now, before the sessions would wait for it. */
 static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -239,6 +246,7 @@ static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlst
     return 0;
 }
 
+/* How far the feed's slot is behind the leaving side's WAL. */
 static int cut_lag(struct dbmove_job *j)
 {
     const char *params[1] = {j->cut.feed};
@@ -248,6 +256,7 @@ static int cut_lag(struct dbmove_job *j)
                      1, params, take_lag, NULL);
 }
 
+/* The arriving side publishes too, for the replication back after the commit. */
 static int cut_publication(struct dbmove_job *j)
 {
     /* 42710: made by an earlier cutover of the same move. */
@@ -256,23 +265,27 @@ static int cut_publication(struct dbmove_job *j)
                      job_take_nothing, "42710");
 }
 
+/* Writes the move in state to ctl's record. */
 static int cut_record(struct dbmove_job *j, enum dbmove_state state, const char *ctl)
 {
     j->move.state = state;
     return job_write_record(j, ctl, "recording the cutover");
 }
 
+/* The leaving side's record says the cutover runs: a stopped pgnear's is settled from it. */
 static int cut_record_begin_leaving(struct dbmove_job *j)
 {
     j->cut.recorded = true;
     return cut_record(j, reverting(j) ? DBMOVE_REVERTING : DBMOVE_CUTTING_OVER, j->cut.leave_ctl);
 }
 
+/* The same on the arriving side, so either region tells it. */
 static int cut_record_begin_arriving(struct dbmove_job *j)
 {
     return cut_record(j, j->move.state, j->cut.arrive_ctl);
 }
 
+/* CUTOVER wants a streaming move, REVERT a moved one. */
 static int cut_find_move(struct dbmove_job *j)
 {
     j->cut.reverse = j->req.action == DBMOVE_REVERT;
@@ -282,6 +295,7 @@ static int cut_find_move(struct dbmove_job *j)
 
 /* ---- 2. the gate ---- */
 
+/* The gate's outcome: held, told to the admin; late or out of memory, the problem. */
 static void gate_done(const struct gate_outcome *o, void *arg)
 {
     struct dbmove_job *j = arg;
@@ -304,6 +318,7 @@ static void gate_done(const struct gate_outcome *o, void *arg)
     job_next(j);
 }
 
+/* Every session of the database is held at its next transaction boundary. */
 static int cut_gate(struct dbmove_job *j)
 {
     struct gate_scope *scope = &j->cut.scope;
@@ -320,12 +335,14 @@ static int cut_gate(struct dbmove_job *j)
 
 /* ---- 3. the leaving side refuses writes; the arriving side catches up ---- */
 
+/* New sessions on the leaving side refuse writes: no write lands there after the marker. */
 static int cut_read_only(struct dbmove_job *j)
 {
     j->cut.read_only_set = true;
     return job_set_read_only(j, j->cut.leave_ctl, true, "making the leaving region refuse writes");
 }
 
+/* Every worker told its held sessions' server processes: the cutover goes on. */
 static void held_pids_read(void *arg)
 {
     job_next(arg);
@@ -352,6 +369,7 @@ static int cut_held_pids(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
+/* How many sessions pgnear does not hold were ended on the leaving side: told. */
 static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -364,6 +382,7 @@ static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sql
     return 0;
 }
 
+/* Sessions on the leaving side that pgnear does not hold could still write: they end. */
 static int cut_end_others(struct dbmove_job *j)
 {
     if (j->cut.pids.overflow) {
@@ -380,6 +399,7 @@ static int cut_end_others(struct dbmove_job *j)
                      2, params, take_ended, NULL);
 }
 
+/* A token written on the leaving side: once the arriving side has it, it has all before it. */
 static int cut_mark(struct dbmove_job *j)
 {
     /* Unique to this cutover: the move, the job, the clock. */
@@ -399,6 +419,7 @@ static int cut_mark(struct dbmove_job *j)
                      params, job_take_nothing, NULL);
 }
 
+/* The token replayed: the next step; not yet: poll again, until the deadline. */
 static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -432,6 +453,7 @@ static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sq
     return 0;
 }
 
+/* Whether the arriving side has replayed the token. */
 static int cut_wait_replay(struct dbmove_job *j)
 {
     const char *params[1] = {j->cut.token};
@@ -452,6 +474,7 @@ static int cut_replay_poll(struct dbmove_job *j)
 
 /* ---- 4. sequences, the slot for the way back ---- */
 
+/* The setval script for the arriving side; logical replication does not carry sequences. */
 static int take_sequences(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -463,6 +486,7 @@ static int take_sequences(struct dbmove_job *j, const PGresult *res, const char 
     return 0;
 }
 
+/* The leaving side's sequences, which the feed does not replicate. */
 static int cut_read_sequences(struct dbmove_job *j)
 {
     return job_query(j, j->cut.leave_db, "reading the leaving region's sequences",
@@ -472,11 +496,13 @@ static int cut_read_sequences(struct dbmove_job *j)
                      0, NULL, take_sequences, NULL);
 }
 
+/* Only a database with sequences has a script to run. */
 static bool has_sequences(const struct dbmove_job *j)
 {
     return j->cut.sequences != NULL;
 }
 
+/* The arriving side's sequences set past the leaving side's, before anyone writes there. */
 static int cut_set_sequences(struct dbmove_job *j)
 {
     return job_query(j, j->cut.arrive_db, "setting the arriving region's sequences",
@@ -524,12 +550,14 @@ static int cut_arriving_read_write(struct dbmove_job *j)
                              "letting the arriving region take writes");
 }
 
+/* The commit: the arriving side's record says the database lives there. */
 static int cut_commit_arriving(struct dbmove_job *j)
 {
     j->move.last_error[0] = '\0';
     return cut_record(j, reverting(j) ? DBMOVE_STREAMING : DBMOVE_MOVED, j->cut.arrive_ctl);
 }
 
+/* From here a failure no longer undoes: the database lives in the arriving region. */
 static int cut_committed(struct dbmove_job *j)
 {
     /* The arriving region's record says it: the cutover is done, whatever follows. */
@@ -553,6 +581,7 @@ static int cut_commit_leaving(struct dbmove_job *j)
 
 /* ---- 6. the held sessions move; the gate opens ---- */
 
+/* The held sessions moved (or ended): kept for the answer, then the next step. */
 static void sessions_moved(const struct move_result *rows, size_t nrows, bool out_of_memory,
                            void *arg)
 {
@@ -566,6 +595,7 @@ static void sessions_moved(const struct move_result *rows, size_t nrows, bool ou
     job_next(j);
 }
 
+/* The held sessions move as one batch to the arriving region; those that cannot, end. */
 static int cut_move_sessions(struct dbmove_job *j)
 {
     struct move_batch_spec spec = {.scope = MOVE_BATCH_DATABASE, .end_the_rest = true};
@@ -578,6 +608,7 @@ static int cut_move_sessions(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* The gate is open: how long the sessions were held is measured here. */
 static void gate_opened(void *arg)
 {
     struct dbmove_job *j = arg;
@@ -585,6 +616,7 @@ static void gate_opened(void *arg)
     job_next(j);
 }
 
+/* The moved sessions go on, now against the arriving region. */
 static int cut_open_gate(struct dbmove_job *j)
 {
     j->cut.gate_closed = false;
@@ -606,24 +638,22 @@ int job_cut_drop_feed(struct dbmove_job *j)
 
 int job_cut_back_subscription(struct dbmove_job *j)
 {
-    char sql[DBMOVE_CONNINFO_MAX * 2 + 512], conn[DBMOVE_CONNINFO_MAX * 2];
+    char with[256], conn[DBMOVE_CONNINFO_MAX * 2];
     if (!job_publisher_literal(j, j->cut.arrive_db, conn, sizeof(conn))) {
         job_problem(j, "22023", "the connection string is too long");
         return JOB_FAIL;
     }
-    snprintf(sql, sizeof(sql),
-             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
-             " WITH (create_slot = false, slot_name = %s, copy_data = false,"
-             " synchronous_commit = on)",
-             j->cut.back, conn, j->cut.back);
+    snprintf(with, sizeof(with),
+             "create_slot = false, slot_name = %s, copy_data = false, synchronous_commit = on",
+             j->cut.back);
     /* 42710: made already, before a pgnear that was running the cutover stopped */
-    int rc = job_query(j, j->cut.leave_db, "starting the replication back", sql, 0, NULL,
-                       job_take_nothing, "42710");
-    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
-    explicit_bzero(conn, sizeof(conn));
+    int rc = job_create_subscription(j, j->cut.leave_db, j->cut.back, conn, with,
+                                     "starting the replication back", "42710");
+    explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
     return rc;
 }
 
+/* The summary: where it lives, how many sessions moved, how long they were held. */
 static int cut_done(struct dbmove_job *j)
 {
     size_t moved = 0;
@@ -644,11 +674,13 @@ static int cut_done(struct dbmove_job *j)
 
 static const struct job_step undo_steps[];
 
+/* The gate closed: the held sessions must be let go. */
 static bool undo_wants_gate(const struct dbmove_job *j)
 {
     return j->cut.gate_closed;
 }
 
+/* The held sessions go on where they were. */
 static int undo_gate(struct dbmove_job *j)
 {
     j->cut.gate_closed = false;
@@ -657,28 +689,33 @@ static int undo_gate(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* The leaving side was made to refuse writes. */
 static bool undo_wants_read_write(const struct dbmove_job *j)
 {
     return j->cut.read_only_set;
 }
 
+/* The leaving side takes writes again. */
 static int undo_read_write(struct dbmove_job *j)
 {
     return job_set_read_only(j, j->cut.leave_ctl, false,
                              "letting the leaving region take writes again");
 }
 
+/* A REVERT's arriving side was let take writes. */
 static bool undo_wants_arriving_read_only(const struct dbmove_job *j)
 {
     return j->cut.arriving_reset && reverting(j); /* a cutover's target never refused writes */
 }
 
+/* The arriving side refuses writes again, as before the REVERT. */
 static int undo_arriving_read_only(struct dbmove_job *j)
 {
     return job_set_read_only(j, j->cut.arrive_ctl, true,
                              "making the arriving region refuse writes again");
 }
 
+/* The slot for the way back was made, and nothing uses it now. */
 static bool undo_wants_slot(const struct dbmove_job *j)
 {
     return j->cut.back_slot_made;
@@ -690,11 +727,13 @@ int job_cut_drop_back_slot(struct dbmove_job *j)
                           NULL);
 }
 
+/* The records said the cutover runs: they must say it did not. */
 static bool undo_wants_record(const struct dbmove_job *j)
 {
     return j->cut.recorded;
 }
 
+/* The leaving side's record back to the state before, with the error. */
 static int undo_record_leaving(struct dbmove_job *j)
 {
     j->move.state = reverting(j) ? DBMOVE_MOVED : DBMOVE_STREAMING;
@@ -704,26 +743,10 @@ static int undo_record_leaving(struct dbmove_job *j)
     return job_write_record(j, j->cut.leave_ctl, "recording that the cutover did not happen");
 }
 
+/* The same on the arriving side. */
 static int undo_record_arriving(struct dbmove_job *j)
 {
     return job_write_record(j, j->cut.arrive_ctl, "recording that the cutover did not happen");
-}
-
-/* A failed step of the undo is told and passed over: the first problem is the answer. */
-static void undo_goes_on(struct dbmove_job *j)
-{
-    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
-    j->failed = false;
-    j->on_failure = undo_goes_on;
-    job_next(j);
-}
-
-static int undo_end(struct dbmove_job *j)
-{
-    j->problem = j->first_problem;
-    j->failed = true;
-    j->on_failure = NULL;
-    return JOB_FAIL;
 }
 
 static const struct job_step undo_steps[] = {
@@ -733,22 +756,30 @@ static const struct job_step undo_steps[] = {
     {NULL, undo_wants_slot, job_cut_drop_back_slot},
     {NULL, undo_wants_record, undo_record_leaving},
     {NULL, undo_wants_record, undo_record_arriving},
-    {NULL, NULL, undo_end},
+    {NULL, NULL, job_end_first_problem},
     {NULL, NULL, NULL},
 };
 
-static void cut_failed(struct dbmove_job *j)
+/* The failure kept for the answer, then steps run, each failure among them passed over. */
+static void clean_up_with(struct dbmove_job *j, const struct job_step *steps)
 {
     j->first_problem = j->problem;
     j->failed = false;
-    j->steps = undo_steps;
+    j->steps = steps;
     j->step = 0;
-    j->on_failure = undo_goes_on;
+    j->on_failure = job_pass_over;
     job_next(j);
+}
+
+/* A failure before the commit: undo_steps put everything back; the first problem answers. */
+static void cut_failed(struct dbmove_job *j)
+{
+    clean_up_with(j, undo_steps);
 }
 
 /* ---- a failure after the commit: the cutover stands; the error is told and recorded ---- */
 
+/* After the commit the cutover stands: the record keeps the error for SHOW MOVES. */
 static int late_record_leaving(struct dbmove_job *j)
 {
     snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
@@ -757,11 +788,13 @@ static int late_record_leaving(struct dbmove_job *j)
     return job_write_record(j, j->cut.leave_ctl, "recording the cutover's error");
 }
 
+/* The same on the arriving side. */
 static int late_record_arriving(struct dbmove_job *j)
 {
     return job_write_record(j, j->cut.arrive_ctl, "recording the cutover's error");
 }
 
+/* The first problem is the answer, with a hint that the cutover is done all the same. */
 static int late_end(struct dbmove_job *j)
 {
     j->problem = j->first_problem;
@@ -782,16 +815,13 @@ static const struct job_step late_steps[] = {
     {NULL, NULL, NULL},
 };
 
+/* A failure after the commit: late_steps let the sessions go and record the error. */
 static void cut_failed_late(struct dbmove_job *j)
 {
-    j->first_problem = j->problem;
-    j->failed = false;
-    j->steps = late_steps;
-    j->step = 0;
-    j->on_failure = undo_goes_on;
-    job_next(j);
+    clean_up_with(j, late_steps);
 }
 
+/* From here a failure is undone (cut_failed); this pgnear marks the database as its own cutover. */
 static int cut_armed(struct dbmove_job *j)
 {
     j->on_failure = cut_failed;
@@ -801,7 +831,7 @@ static int cut_armed(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_cutover_steps[] = {
+static const struct job_step cutover_steps[] = {
     {NULL, NULL, cut_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, cut_read_records},
@@ -849,6 +879,8 @@ const struct job_step job_cutover_steps[] = {
     {NULL, NULL, cut_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_cutover_kind = {cutover_steps, job_cutover_free};
 
 void job_cutover_free(struct dbmove_job *j)
 {

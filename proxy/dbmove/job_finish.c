@@ -15,21 +15,25 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
+/* Since the cutover the database lives in the target: the "source" found now is that side. */
 static int finish_home(struct dbmove_job *j)
 {
     return job_find_source(j); /* the target, where the database lives since the cutover */
 }
 
+/* The record, not the request, says which move FINISH ends and its slots' names. */
 static int finish_read_records(struct dbmove_job *j)
 {
     return job_read_records(j, j->src_ctl, "reading the record of moves");
 }
 
+/* Only a move that is cut over (moved) may be finished; REVERT is no longer possible after. */
 static int finish_find_move(struct dbmove_job *j)
 {
     return job_find_move_in(j, DBMOVE_MOVED, "finished");
 }
 
+/* The way back (the old source subscribed to the target) is what REVERT would have used. */
 static int finish_back_subscription(struct dbmove_job *j)
 {
     char sql[160];
@@ -38,38 +42,45 @@ static int finish_back_subscription(struct dbmove_job *j)
                      job_take_nothing, NULL);
 }
 
+/* Slots a dropped subscription left on the source would keep its WAL forever. */
 static int finish_slots(struct dbmove_job *j)
 {
     return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.feed,
                           j->cut.back);
 }
 
+/* The same on the target, whose publication fed the way back. */
 static int finish_target_slots(struct dbmove_job *j)
 {
     return job_drop_slots(j, j->dst_ctl, "dropping the slots left on the target", j->cut.feed,
                           j->cut.back);
 }
 
+/* The feed's publication: nothing subscribes to it any more. */
 static int finish_publication_source(struct dbmove_job *j)
 {
     return job_drop_publication(j, j->src_db, "dropping the publication on the source");
 }
 
+/* The way back's publication. */
 static int finish_publication_target(struct dbmove_job *j)
 {
     return job_drop_publication(j, j->dst_db, "dropping the publication on the target");
 }
 
+/* The cutover's marker schema is pgnear's, not the user's: it goes from both sides. */
 static int finish_marker_source(struct dbmove_job *j)
 {
     return job_drop_marker(j, j->src_db, "dropping the cutover's marker on the source");
 }
 
+/* The same on the target. */
 static int finish_marker_target(struct dbmove_job *j)
 {
     return job_drop_marker(j, j->dst_db, "dropping the cutover's marker on the target");
 }
 
+/* The target's record first: the database lives there now. */
 static int finish_record_target(struct dbmove_job *j)
 {
     j->move.state = DBMOVE_FINISHED;
@@ -77,11 +88,13 @@ static int finish_record_target(struct dbmove_job *j)
     return job_write_record(j, j->dst_ctl, "recording the end of the move in the target region");
 }
 
+/* Then the source's, so that both regions agree the move is over. */
 static int finish_record_source(struct dbmove_job *j)
 {
     return job_write_record(j, j->src_ctl, "recording the end of the move in the source region");
 }
 
+/* The summary tells the admin the source's copy is left for them to drop. */
 static int finish_done(struct dbmove_job *j)
 {
     snprintf(j->summary, sizeof(j->summary),
@@ -93,7 +106,7 @@ static int finish_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_finish_steps[] = {
+static const struct job_step finish_steps[] = {
     {NULL, NULL, finish_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, finish_read_records},
@@ -110,3 +123,5 @@ const struct job_step job_finish_steps[] = {
     {NULL, NULL, finish_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_finish_kind = {finish_steps, NULL};

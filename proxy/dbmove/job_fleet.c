@@ -44,6 +44,7 @@ static bool add_pid_list(struct gate_pids *p, const char *list)
     return true;
 }
 
+/* The peers not yet in pgnear_move_holds; the cutover waits while any is missing. */
 static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;

@@ -13,7 +13,7 @@
 
 #include <libpq-fe.h>
 
-#include "proxy/dbmove/job.h"
+#include "proxy/dbmove/job_request.h"
 #include "proxy/session/gate.h"
 #include "routing/region.h"
 
@@ -47,6 +47,16 @@ struct job_step {
     int (*run)(struct dbmove_job *j);           /* JOB_NEXT, JOB_WAIT or JOB_FAIL */
 };
 
+/*
+ * What one command is: the steps it runs and what it frees at its end
+ * beyond what the engine (job.c) frees.  Each action's file defines its
+ * own; job_kinds.c picks one by the action.
+ */
+struct job_kind {
+    const struct job_step *steps;       /* ends with a row whose run is NULL */
+    void (*free)(struct dbmove_job *j); /* NULL: nothing of its own */
+};
+
 struct dbmove_job {
     struct worker *home; /* the admin's worker: the loop, the gate, the moves of sessions */
     struct event_base *base;
@@ -57,7 +67,8 @@ struct dbmove_job {
     void *arg;
     int64_t id; /* a new move's */
     int timeout_ms;
-    const struct job_step *steps; /* ends with a row whose run is NULL */
+    const struct job_kind *kind;
+    const struct job_step *steps; /* the kind's, or a chain it switches to (an undo) */
     size_t step;
     struct event *kick;
     /* the query out, and the connection string it went to */
@@ -143,11 +154,21 @@ struct dbmove_job {
     size_t nmoves;
 };
 
-extern const struct job_step job_start_steps[];
-extern const struct job_step job_abort_steps[];
-extern const struct job_step job_cutover_steps[]; /* CUTOVER and REVERT */
-extern const struct job_step job_finish_steps[];
-extern const struct job_step job_show_steps[];
+extern const struct job_kind job_start_kind;
+extern const struct job_kind job_abort_kind;
+extern const struct job_kind job_cutover_kind; /* CUTOVER and REVERT */
+extern const struct job_kind job_finish_kind;
+extern const struct job_kind job_show_kind;
+extern const struct job_kind job_settle_kind;
+
+/*
+ * A job of kind, started on home's loop (dbmove_job_start, job.h, with
+ * the kind of req's action).  NULL with *problem filled: out of memory.
+ */
+struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
+                             const struct dbmove_request *req, const struct job_kind *kind,
+                             dbmove_notice_fn notice, dbmove_done_fn done, void *arg,
+                             struct pg_error *problem);
 
 /* The job fails with this error; pg_error_detail and pg_error_hint on j->problem add the rest. */
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
@@ -168,6 +189,14 @@ int job_drop_slots(struct dbmove_job *j, const char *conninfo, const char *what,
 int job_drop_publication(struct dbmove_job *j, const char *db, const char *what);
 int job_drop_marker(struct dbmove_job *j, const char *db, const char *what);
 void job_next(struct dbmove_job *j);
+/*
+ * The clean-up after a failure (the record, an undo): each step that fails
+ * there is told as a NOTICE and passed over (job_pass_over, set as
+ * on_failure), and the last step ends the job with the problem that
+ * started it, kept in first_problem (job_end_first_problem).
+ */
+void job_pass_over(struct dbmove_job *j);
+int job_end_first_problem(struct dbmove_job *j);
 /* job_next from the loop, delay_ms from now (a step that polls runs again: j->step-- first). */
 void job_next_soon(struct dbmove_job *j, int delay_ms);
 
@@ -210,7 +239,9 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what);
 
 /* The schema copy: pg_dump of the source, then the script on the target (job_schema.c). */
 int job_copy_schema(struct dbmove_job *j);
-void job_free_extra(struct dbmove_job *j);
+/* What the schema copy holds at the end (MOVE DATABASE's kind). */
+void job_schema_free(struct dbmove_job *j);
+/* What a cutover holds at the end: its script, the moves, the pids (CUTOVER, REVERT, SETTLE). */
 void job_cutover_free(struct dbmove_job *j);
 /*
  * The live move of the database in j->records, which must be in state
@@ -230,18 +261,22 @@ int job_cut_back_subscription(struct dbmove_job *j);
 /* The arriving side's slot for the way back, if no subscription uses it yet. */
 int job_cut_drop_back_slot(struct dbmove_job *j);
 
-extern const struct job_step job_settle_steps[];
-
 /*
  * job_publisher.c: what a subscription connects to its publisher with.
- * job_remember_password keeps the password of a query's connection to
- * src_db or dst_db (false: out of memory); job_publisher_literal makes,
- * from one of them, the CONNECTION literal of a subscription: the
- * conninfo pgnear uses, with that password when the conninfo lacks one.
+ * job_publisher_literal makes, from src_db or dst_db, the CONNECTION
+ * literal of a subscription: the conninfo pgnear uses, with the password
+ * its own login there used (j->src_password, j->dst_password, kept by
+ * job.c from each answer) when the conninfo lacks one.
  */
-bool job_remember_password(struct dbmove_job *j, const struct pgasync *q);
 bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
-void job_forget_passwords(struct dbmove_job *j);
+/*
+ * CREATE SUBSCRIPTION name, on sub_db, of the move's publication, over
+ * conn (job_publisher_literal's) WITH (with); job_query's what and
+ * tolerated.  The statement is wiped once sent: it may hold a password.
+ */
+int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char *name,
+                            const char *conn, const char *with, const char *what,
+                            const char *tolerated);
 /*
  * The checks that a server can connect as the subscription will: the
  * target's to the source (MOVE DATABASE), the leaving side's to the

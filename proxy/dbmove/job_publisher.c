@@ -25,40 +25,6 @@
 #include "protocol/pgasync.h"
 #include "protocol/sql_quote.h"
 
-/* The password kept for a conninfo of the job's: src_db's or dst_db's slot, or NULL. */
-static char **password_slot(struct dbmove_job *j, const char *conninfo)
-{
-    if (strcmp(conninfo, j->src_db) == 0)
-        return &j->src_password;
-    if (strcmp(conninfo, j->dst_db) == 0)
-        return &j->dst_password;
-    return NULL;
-}
-
-bool job_remember_password(struct dbmove_job *j, const struct pgasync *q)
-{
-    char **slot = password_slot(j, j->query_conninfo);
-    const char *password = pgasync_password(q);
-    if (slot == NULL || *slot != NULL || password == NULL)
-        return true;
-    *slot = strdup(password);
-    return *slot != NULL;
-}
-
-static void forget(char **password)
-{
-    if (*password != NULL)
-        explicit_bzero(*password, strlen(*password));
-    free(*password);
-    *password = NULL;
-}
-
-void job_forget_passwords(struct dbmove_job *j)
-{
-    forget(&j->src_password);
-    forget(&j->dst_password);
-}
-
 /* Whether conninfo gives a password itself (server_conninfo's password=). */
 static bool sets_password(const char *conninfo)
 {
@@ -136,4 +102,17 @@ int job_check_way_back(struct dbmove_job *j)
                             "arriving one's, at the address pgnear uses, with server_conninfo's "
                             "words and the password pgnear logged in with: that region's "
                             "pg_hba.conf, the network and TLS must let it. Nothing was changed.");
+}
+
+int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char *name,
+                            const char *conn, const char *with, const char *what,
+                            const char *tolerated)
+{
+    char sql[DBMOVE_CONNINFO_MAX * 2 + 512];
+    snprintf(sql, sizeof(sql),
+             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME " WITH (%s)",
+             name, conn, with);
+    int rc = job_query(j, sub_db, what, sql, 0, NULL, job_take_nothing, tolerated);
+    explicit_bzero(sql, sizeof(sql));
+    return rc;
 }

@@ -78,6 +78,7 @@ static char **dump_environment(const char *conninfo)
     return env;
 }
 
+/* pg_dump's environment (the source's connection settings), freed once the child has it. */
 static void free_environment(char **env)
 {
     for (char **e = env; e != NULL && *e != NULL; e++)
@@ -182,6 +183,7 @@ static void dump_ended(struct dbmove_job *j, int status)
         job_next(j);
 }
 
+/* pg_dump is watched from the loop, never waited for: the worker serves its sessions meanwhile. */
 static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct dbmove_job *j = arg;
@@ -226,7 +228,7 @@ int job_copy_schema(struct dbmove_job *j)
     return JOB_WAIT;
 }
 
-void job_free_extra(struct dbmove_job *j)
+void job_schema_free(struct dbmove_job *j)
 {
     if (j->dump_pid > 0) {
         int status;

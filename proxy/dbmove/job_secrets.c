@@ -76,6 +76,7 @@ static bool take_field(const PGresult *res, int col, char *buf, size_t cap)
     return true;
 }
 
+/* The source's login roles and their secrets, kept as text[] for the target's query. */
 static int take_source_secrets(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     struct job_secrets *s = &j->secrets;
@@ -102,6 +103,7 @@ int job_source_secrets(struct dbmove_job *j)
                      secrets_source_sql, 1, params, take_source_secrets, NULL);
 }
 
+/* The roles whose secret differs in the target, and the statements that fix them. */
 static int take_target_secrets(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     struct job_secrets *s = &j->secrets;

@@ -51,6 +51,7 @@ static int settle_home(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* The leaving side's record: read first without the lock, then again under it. */
 static int settle_read_leaving(struct dbmove_job *j)
 {
     return job_read_records(j, j->settle_ctl, "reading the record of moves");
@@ -87,6 +88,7 @@ static int settle_find(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* An interrupted cutover was found: the rest of the job is for it. */
 static bool found(const struct dbmove_job *j)
 {
     return j->cut.found;
@@ -103,16 +105,19 @@ static bool needs_lock(const struct dbmove_job *j)
     return j->cut.found || j->cut.copy_lost;
 }
 
+/* The lock is taken: what was read without it is read again. */
 static bool locked(const struct dbmove_job *j)
 {
     return j->lock != NULL;
 }
 
+/* A copying move, looked at again under the lock. */
 static bool locked_copying(const struct dbmove_job *j)
 {
     return j->lock != NULL && j->cut.copying;
 }
 
+/* The arriving side's record holds the commit, if there was one. */
 static int settle_read_arriving(struct dbmove_job *j)
 {
     return job_read_records(j, j->cut.arrive_ctl, "reading the arriving region's record");
@@ -141,16 +146,19 @@ static int settle_judge(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* The commit was made: what followed it is finished. */
 static bool committed(const struct dbmove_job *j)
 {
     return j->cut.found && j->cut.committed;
 }
 
+/* No commit: the cutover is undone. */
 static bool not_committed(const struct dbmove_job *j)
 {
     return j->cut.found && !j->cut.committed;
 }
 
+/* An undone REVERT: its arriving side (the source) refused writes before it. */
 static bool not_committed_revert(const struct dbmove_job *j)
 {
     return not_committed(j) && j->cut.reverse;
@@ -158,11 +166,13 @@ static bool not_committed_revert(const struct dbmove_job *j)
 
 /* ---- made: what followed the commit ---- */
 
+/* The leaving side's record last, as the cutover writes it. */
 static int settle_record_leaving(struct dbmove_job *j)
 {
     return job_write_record(j, j->cut.leave_ctl, "recording the cutover in the leaving region");
 }
 
+/* The summary says the cutover was finished by this pgnear. */
 static int settle_finished(struct dbmove_job *j)
 {
     snprintf(j->summary, sizeof(j->summary),
@@ -175,12 +185,14 @@ static int settle_finished(struct dbmove_job *j)
 
 /* ---- not made: everything as it was ---- */
 
+/* The leaving side takes writes again. */
 static int settle_leaving_read_write(struct dbmove_job *j)
 {
     return job_set_read_only(j, j->cut.leave_ctl, false,
                              "letting the leaving region take writes again");
 }
 
+/* The arriving side refuses writes again, as before the REVERT. */
 static int settle_arriving_read_only(struct dbmove_job *j)
 {
     /* Before a REVERT, the source (arriving again) refused writes since the cutover. */
@@ -188,6 +200,7 @@ static int settle_arriving_read_only(struct dbmove_job *j)
                              "making the arriving region refuse writes again");
 }
 
+/* ctl's record back to the state before the cutover, with why. */
 static int settle_undo_record(struct dbmove_job *j, const char *ctl)
 {
     j->move.state = j->cut.reverse ? DBMOVE_MOVED : DBMOVE_STREAMING;
@@ -197,16 +210,19 @@ static int settle_undo_record(struct dbmove_job *j, const char *ctl)
     return job_write_record(j, ctl, "recording that the cutover did not happen");
 }
 
+/* The leaving side's record says the cutover did not happen. */
 static int settle_undo_record_leaving(struct dbmove_job *j)
 {
     return settle_undo_record(j, j->cut.leave_ctl);
 }
 
+/* The arriving side's too. */
 static int settle_undo_record_arriving(struct dbmove_job *j)
 {
     return settle_undo_record(j, j->cut.arrive_ctl);
 }
 
+/* The summary says the cutover was undone by this pgnear. */
 static int settle_undone(struct dbmove_job *j)
 {
     snprintf(j->summary, sizeof(j->summary),
@@ -218,11 +234,13 @@ static int settle_undone(struct dbmove_job *j)
 
 /* ---- a copy that never started ---- */
 
+/* A move that says copying: its subscription must exist on the target. */
 static bool copying(const struct dbmove_job *j)
 {
     return j->cut.copying;
 }
 
+/* No subscription on the target: the MOVE DATABASE stopped before its copy began. */
 static int take_subscribed(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -241,11 +259,13 @@ static int settle_copy_check(struct dbmove_job *j)
                      take_subscribed, NULL);
 }
 
+/* A copy that never began is recorded failed, for ABORT to clean up. */
 static bool copy_lost(const struct dbmove_job *j)
 {
     return j->cut.copying && j->cut.copy_lost;
 }
 
+/* ctl's record says failed, with why. */
 static int settle_copy_failed(struct dbmove_job *j, const char *ctl)
 {
     j->move.state = DBMOVE_FAILED;
@@ -255,16 +275,19 @@ static int settle_copy_failed(struct dbmove_job *j, const char *ctl)
     return job_write_record(j, ctl, "recording that the copy never started");
 }
 
+/* The source's record. */
 static int settle_copy_failed_source(struct dbmove_job *j)
 {
     return settle_copy_failed(j, j->src_ctl);
 }
 
+/* The target's record. */
 static int settle_copy_failed_target(struct dbmove_job *j)
 {
     return settle_copy_failed(j, j->dst_ctl);
 }
 
+/* The summary says the copy never began. */
 static int settle_copy_told(struct dbmove_job *j)
 {
     snprintf(j->summary, sizeof(j->summary),
@@ -274,7 +297,7 @@ static int settle_copy_told(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-const struct job_step job_settle_steps[] = {
+static const struct job_step settle_steps[] = {
     {NULL, NULL, settle_home},
     {NULL, NULL, settle_read_leaving},
     {NULL, NULL, settle_find},
@@ -300,3 +323,5 @@ const struct job_step job_settle_steps[] = {
     {NULL, not_committed, settle_undone},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_settle_kind = {settle_steps, job_cutover_free};

@@ -13,7 +13,7 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
-/* The steps' places in job_show_steps: a step that repeats sets the next one by name. */
+/* The steps' places in show_steps: a step that repeats sets the next one by name. */
 enum { SHOW_BEGIN, SHOW_READ_REGION, SHOW_PROGRESS, SHOW_LAG, SHOW_END };
 
 /* A table counts as copied once ready ('r'), as CUTOVER counts it: 's' (its copy done, the
@@ -60,6 +60,7 @@ static int merge_records(struct dbmove_job *j)
     return 0;
 }
 
+/* A region's rows that cannot be read are told as a NOTICE: SHOW MOVES answers all the same. */
 static int take_region_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -76,6 +77,7 @@ static int take_region_records(struct dbmove_job *j, const PGresult *res, const 
     return 0;
 }
 
+/* Each region's record in turn, from its primary: a standby region's is its primary's. */
 static int show_read_region(struct dbmove_job *j)
 {
     const struct region *r = &j->cfg->regions.items[j->region_index];
@@ -104,11 +106,13 @@ static bool next_live_row(struct dbmove_job *j)
     return j->status_index < j->nrows;
 }
 
+/* A count the server may not know yet (NULL) reads as fallback. */
 static int64_t int_or(const PGresult *res, int col, int64_t fallback)
 {
     return PQgetisnull(res, 0, col) ? fallback : strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
+/* The subscription's progress on the target: tables copied of the total, and its lag. */
 static int take_progress(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     struct dbmove_status *st = &j->rows[j->status_index];
@@ -123,6 +127,7 @@ static int take_progress(struct dbmove_job *j, const PGresult *res, const char *
     return 0;
 }
 
+/* The slot's lag behind the source's WAL, and the source database's size. */
 static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     struct dbmove_status *st = &j->rows[j->status_index];
@@ -149,6 +154,7 @@ static bool row_connections(struct dbmove_job *j, const struct dbmove_row *m)
            job_conninfo(j, to, m->database, j->dst_db, sizeof(j->dst_db));
 }
 
+/* Only a move that copies needs the progress queries. */
 static bool any_live_row(const struct dbmove_job *j)
 {
     for (size_t i = 0; i < j->nrows; i++)
@@ -157,6 +163,7 @@ static bool any_live_row(const struct dbmove_job *j)
     return false;
 }
 
+/* The next copying move's progress, read on its target; a move whose regions are down is passed. */
 static int show_progress(struct dbmove_job *j)
 {
     if (!next_live_row(j))
@@ -178,6 +185,7 @@ static int show_progress(struct dbmove_job *j)
                      params, take_progress, "3D000");
 }
 
+/* Then its slot's lag, read on the source. */
 static int show_lag(struct dbmove_job *j)
 {
     const struct dbmove_row *m = &j->rows[j->status_index].row;
@@ -213,10 +221,12 @@ static void show_failure_goes_on(struct dbmove_job *j)
     job_next(j);
 }
 
-const struct job_step job_show_steps[] = {
+static const struct job_step show_steps[] = {
     [SHOW_BEGIN] = {NULL, NULL, show_begin},
     [SHOW_READ_REGION] = {NULL, NULL, show_read_region},
     [SHOW_PROGRESS] = {NULL, any_live_row, show_progress},
     [SHOW_LAG] = {NULL, any_live_row, show_lag},
     [SHOW_END] = {NULL, NULL, NULL},
 };
+
+const struct job_kind job_show_kind = {show_steps, NULL};

@@ -1,8 +1,9 @@
 /*
  * job_start.c — MOVE DATABASE db TO REGION r: the checks, the record, the
  * target's database and schema, the publication and the subscription
- * (job.h).  Also the steps that ABORT and SHOW share: where the database
- * lives, the regions' primaries, the records.
+ * (job.h).  Also the steps every command shares (job_int.h): where the
+ * database lives, the regions' primaries and connection strings, the
+ * move lock, the reading and writing of the records.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -119,6 +120,7 @@ int job_target_conninfo(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* The lock went with its connection: told, as another command on the database may now run. */
 static void lock_lost(void *arg)
 {
     struct dbmove_job *j = arg;
@@ -128,6 +130,7 @@ static void lock_lost(void *arg)
                j->req.database);
 }
 
+/* pg_try_advisory_lock's answer; its connection is kept idle, for the lock lives as long as it. */
 static int take_lock(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -160,6 +163,7 @@ int job_take_lock_at(struct dbmove_job *j, const char *ctl)
                      take_lock, NULL);
 }
 
+/* No record table (42P01) is no move ever made there: no rows, not a failure. */
 static int take_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     char why[256];
@@ -180,6 +184,7 @@ int job_read_records(struct dbmove_job *j, const char *ctl, const char *what)
     return job_query(j, ctl, what, dbmove_select_sql, 0, NULL, take_records, "42P01");
 }
 
+/* The upsert has nothing to read: only whether it failed. */
 static int take_record_created(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)res;
@@ -215,6 +220,7 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
 
 /* ---- MOVE DATABASE db TO REGION r ---- */
 
+/* The regions come first: every later query needs both primaries' connection strings. */
 static int start_regions(struct dbmove_job *j)
 {
     if (strcmp(j->req.database, j->cfg->moves_db) == 0) {
@@ -238,6 +244,7 @@ static int start_regions(struct dbmove_job *j)
     return job_target_conninfo(j);
 }
 
+/* The facts the judgement weighs (preflight.h), parsed from the source's one row. */
 static int take_source_facts(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     char why[256];
@@ -249,6 +256,7 @@ static int take_source_facts(struct dbmove_job *j, const PGresult *res, const ch
     return 0;
 }
 
+/* What the source's database is (owner, encoding, size, extensions, roles). */
 static int start_source_facts(struct dbmove_job *j)
 {
     j->query_hint = "The database must exist in the source region, and pgnear reach it.";
@@ -256,6 +264,7 @@ static int start_source_facts(struct dbmove_job *j)
                      take_source_facts, NULL);
 }
 
+/* The same for the target, parsed from its one row. */
 static int take_target_facts(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     char why[256];
@@ -267,6 +276,7 @@ static int take_target_facts(struct dbmove_job *j, const PGresult *res, const ch
     return 0;
 }
 
+/* Whether the target can take the database: read in moves_db, since db may not exist there. */
 static int start_target_facts(struct dbmove_job *j)
 {
     const char *params[3] = {j->req.database, j->src.extensions, j->src.roles};
@@ -275,11 +285,13 @@ static int start_target_facts(struct dbmove_job *j)
                      take_target_facts, NULL);
 }
 
+/* An existing database on the target must be empty to be moved into. */
 static bool target_has_database(const struct dbmove_job *j)
 {
     return j->dst.has_database;
 }
 
+/* The target database's relation count, which the judgement wants at 0. */
 static int take_relations(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
@@ -287,6 +299,7 @@ static int take_relations(struct dbmove_job *j, const PGresult *res, const char 
     return 0;
 }
 
+/* Counted inside the target's database, which only a connection to it can see. */
 static int start_target_relations(struct dbmove_job *j)
 {
     return job_query(j, j->dst_db, "counting the target database's relations",
@@ -311,16 +324,19 @@ static int refuse_live_move(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
+/* A live move of the database in either region refuses a second one. */
 static int start_source_records(struct dbmove_job *j)
 {
     return job_read_records(j, j->src_ctl, "reading the source's record of moves");
 }
 
+/* The target's record too: a move may have died before the source's said so. */
 static int start_target_records(struct dbmove_job *j)
 {
     return job_read_records(j, j->dst_ctl, "reading the target's record of moves");
 }
 
+/* The first reason not to move is the answer, before anything is changed. */
 static int start_judge(struct dbmove_job *j)
 {
     if (!dbmove_judge(j->req.database, j->from->name, j->to->name, &j->src, &j->dst, &j->problem))
@@ -332,6 +348,7 @@ static int start_judge(struct dbmove_job *j)
 /* From here on, a failure is recorded in both regions before the answer. */
 static void record_failure(struct dbmove_job *j);
 
+/* The move's row is made here, and the source's record table if it lacks one. */
 static int start_create_tables(struct dbmove_job *j)
 {
     j->move = (struct dbmove_row){.id = j->id, .state = DBMOVE_COPYING};
@@ -345,28 +362,33 @@ static int start_create_tables(struct dbmove_job *j)
                      NULL, job_take_nothing, NULL);
 }
 
+/* The target's record table, for the same row. */
 static int start_create_target_table(struct dbmove_job *j)
 {
     return job_query(j, j->dst_ctl, "creating the target's record of moves", dbmove_create_sql, 0,
                      NULL, job_take_nothing, NULL);
 }
 
+/* From this write on, a failure is recorded in both regions (record_failure). */
 static int start_record_source(struct dbmove_job *j)
 {
     j->on_failure = record_failure;
     return job_write_record(j, j->src_ctl, "recording the move in the source region");
 }
 
+/* Both regions record the move, so that either alone can tell where the database is. */
 static int start_record_target(struct dbmove_job *j)
 {
     return job_write_record(j, j->dst_ctl, "recording the move in the target region");
 }
 
+/* Whether the move creates the database (and ABORT may drop it). */
 static bool target_lacks_database(const struct dbmove_job *j)
 {
     return !j->dst.has_database;
 }
 
+/* The source's owner, encoding and locale, from template0: the schema copy loads into it. */
 static int start_create_database(struct dbmove_job *j)
 {
     char sql[2048], db[160], owner[160], enc[160], collate[300], ctype[300];
@@ -386,12 +408,14 @@ static int start_create_database(struct dbmove_job *j)
                      job_take_nothing, NULL);
 }
 
+/* The marker schema a cutover writes its token into, made now so that it replicates. */
 static int start_marker(struct dbmove_job *j)
 {
     return job_query(j, j->src_db, "creating the cutover's marker on the source",
                      dbmove_marker_create_sql, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
 }
 
+/* Every table of the source, for the subscription that copies them and streams their changes. */
 static int start_publication(struct dbmove_job *j)
 {
     return job_query(j, j->src_db, "creating the publication on the source",
@@ -399,32 +423,30 @@ static int start_publication(struct dbmove_job *j)
                      job_take_nothing, NULL);
 }
 
+/* The target copies the tables, then streams the source's changes until the cutover. */
 static int start_subscription(struct dbmove_job *j)
 {
-    char sql[DBMOVE_CONNINFO_MAX * 2 + 256], name[64], conn[DBMOVE_CONNINFO_MAX * 2];
+    char name[64], conn[DBMOVE_CONNINFO_MAX * 2];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
     if (!job_publisher_literal(j, j->src_db, conn, sizeof(conn))) {
         job_problem(j, "22023", "the source's connection string is too long");
         return JOB_FAIL;
     }
-    snprintf(sql, sizeof(sql),
-             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME
-             " WITH (copy_data = true, synchronous_commit = on)",
-             name, conn);
     /* synchronous_commit: the target confirms a commit once it is on its disk, not up to a
      * second later, which is what a cutover waits for while the sessions are held. */
     j->query_hint = "The target's server connects to the source's at the address pgnear uses.";
     /* Its slot waits until every transaction running on the source has ended (twice, under
      * load, and the second is seen at the next snapshot the source logs, every 15 s). */
     j->timeout_ms = DBMOVE_SLOT_TIMEOUT_MS;
-    int rc = job_query(j, j->dst_db, "creating the subscription on the target", sql, 0, NULL,
-                       job_take_nothing, NULL);
-    explicit_bzero(sql, sizeof(sql)); /* it may hold a password */
-    explicit_bzero(conn, sizeof(conn));
+    int rc = job_create_subscription(j, j->dst_db, name, conn,
+                                     "copy_data = true, synchronous_commit = on",
+                                     "creating the subscription on the target", NULL);
+    explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
     j->timeout_ms = DBMOVE_QUERY_TIMEOUT_MS;
     return rc;
 }
 
+/* The summary says how the admin follows the copy and how to undo it. */
 static int start_done(struct dbmove_job *j)
 {
     j->on_failure = NULL;
@@ -439,19 +461,11 @@ static int start_done(struct dbmove_job *j)
 /* A step after the record failed: the record says so in both regions, then the answer. */
 static const struct job_step failure_steps[];
 
-/* A failed write of the failure is logged and passed over: the first problem is the answer. */
-static void failure_goes_on(struct dbmove_job *j)
-{
-    job_notice(j, "%s (%s)", j->problem.message, j->problem.detail);
-    j->failed = false;
-    j->on_failure = failure_goes_on;
-    job_next(j);
-}
-
+/* The failure goes into both regions' records (failed, with the error), then is the answer. */
 static void record_failure(struct dbmove_job *j)
 {
     j->first_problem = j->problem;
-    j->on_failure = failure_goes_on;
+    j->on_failure = job_pass_over; /* a failed write of it is told and passed over */
     j->move.state = DBMOVE_FAILED;
     if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
                  j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
@@ -465,32 +479,26 @@ static void record_failure(struct dbmove_job *j)
     job_next(j);
 }
 
+/* The source's record says failed, with the error. */
 static int fail_record_source(struct dbmove_job *j)
 {
     return job_write_record(j, j->src_ctl, "recording the failure in the source region");
 }
 
+/* The target's too, so either region tells the same. */
 static int fail_record_target(struct dbmove_job *j)
 {
     return job_write_record(j, j->dst_ctl, "recording the failure in the target region");
 }
 
-static int fail_end(struct dbmove_job *j)
-{
-    j->on_failure = NULL;
-    j->problem = j->first_problem; /* the problem that stopped the move is the answer */
-    j->failed = true;
-    return JOB_FAIL;
-}
-
 static const struct job_step failure_steps[] = {
     {NULL, NULL, fail_record_source},
     {NULL, NULL, fail_record_target},
-    {NULL, NULL, fail_end},
+    {NULL, NULL, job_end_first_problem},
     {NULL, NULL, NULL},
 };
 
-const struct job_step job_start_steps[] = {
+static const struct job_step start_steps[] = {
     {NULL, NULL, start_regions},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, start_source_facts},
@@ -518,3 +526,5 @@ const struct job_step job_start_steps[] = {
     {NULL, NULL, start_done},
     {NULL, NULL, NULL},
 };
+
+const struct job_kind job_start_kind = {start_steps, job_schema_free};

@@ -75,16 +75,19 @@ static bool copy_text(const PGresult *res, int col, char *buf, size_t cap)
     return false;
 }
 
+/* A fact the server left NULL counts as 0. */
 static int64_t int_at(const PGresult *res, int col)
 {
     return PQgetisnull(res, 0, col) ? 0 : strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
+/* NULL is false. */
 static bool bool_at(const PGresult *res, int col)
 {
     return !PQgetisnull(res, 0, col) && PQgetvalue(res, 0, col)[0] == 't';
 }
 
+/* A query's answer is one row of ncols: else why says what came back. */
 static bool shape_ok(const PGresult *res, int ncols, const char *what, char *why, size_t cap)
 {
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == ncols)

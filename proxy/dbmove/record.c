@@ -1,5 +1,6 @@
 /*
- * record.c — the text of pgnear_database_moves and the reading of its rows
+ * record.c — the text of pgnear_database_moves, the reading of its rows,
+ * and what a row says: its state's word, where its database lives
  * (record.h).
  */
 #include "proxy/dbmove/record.h"
@@ -74,11 +75,13 @@ const char dbmove_holds_read_sql[] =
 const char dbmove_hold_drop_sql[] =
     "DELETE FROM pgnear_move_holds WHERE move_id = $1 AND peer_id = $2";
 
+/* The word the record stores, and SHOW MOVES shows. */
 const char *dbmove_state_name(enum dbmove_state state)
 {
     return (size_t)state < sizeof(state_names) / sizeof(state_names[0]) ? state_names[state] : "?";
 }
 
+/* The record's word back to the state; false for a word this pgnear does not know. */
 bool dbmove_state_parse(const char *text, enum dbmove_state *out)
 {
     for (size_t i = 0; i < sizeof(state_names) / sizeof(state_names[0]); i++)
@@ -110,6 +113,7 @@ static bool take_text(const PGresult *res, int row, int col, char *buf, size_t c
     return true;
 }
 
+/* Row i of dbmove_select_sql's answer; -1 when a name does not fit or the state is unknown. */
 static int row_parse(const PGresult *res, int i, struct dbmove_row *r)
 {
     memset(r, 0, sizeof(*r));
@@ -163,4 +167,11 @@ void dbmove_subscription_name(int64_t id, char *buf, size_t cap)
 void dbmove_back_name(int64_t id, char *buf, size_t cap)
 {
     snprintf(buf, cap, DBMOVE_OBJECT_NAME "_%lld_back", (long long)id);
+}
+
+const char *dbmove_home_region(const struct dbmove_row *r)
+{
+    if (r->state == DBMOVE_ABORTED)
+        return "";
+    return dbmove_state_in_target(r->state) ? r->to_region : r->from_region;
 }

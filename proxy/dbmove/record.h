@@ -112,4 +112,7 @@ void dbmove_subscription_name(int64_t id, char *buf, size_t cap);
 /* The name of the one back from the target after a cutover: "pgnear_move_<id>_back". */
 void dbmove_back_name(int64_t id, char *buf, size_t cap);
 
+/* Where a move's newest row says its database lives: "" for where the file says (aborted). */
+const char *dbmove_home_region(const struct dbmove_row *r);
+
 #endif

@@ -86,13 +86,10 @@ void run_fail(struct migrate_run *run)
 
 void run_note(struct migrate_run *run, const char *fmt, ...)
 {
-    char text[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    log_progress("migration", run->hooks.note, run->hooks.arg, fmt, ap);
     va_end(ap);
-    log_info(0, "migration: %s", text);
-    run->hooks.note(run->hooks.arg, text);
 }
 
 /* ---- sending ---- */
