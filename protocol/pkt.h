@@ -53,6 +53,14 @@ struct pkt_report {
 /* Appends an ErrorResponse ('E') or NoticeResponse ('N'). */
 void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r);
 
+/* The codes of an authentication request ('R') that pgnear sends or reads. */
+#define AUTH_OK            0
+#define AUTH_CLEARTEXT     3
+#define AUTH_MD5           5
+#define AUTH_SASL          10
+#define AUTH_SASL_CONTINUE 11
+#define AUTH_SASL_FINAL    12
+
 /* An authentication request ('R'): code (0: AuthenticationOk, 10: SASL, ...) and its data. */
 void pkt_put_authentication(struct pktbuf *pb, uint32_t code, const void *data, size_t len);
 /* ReadyForQuery ('Z'): status 'I' idle, 'T' in a transaction, 'E' in a failed one. */
@@ -93,6 +101,16 @@ static inline size_t pkt_remaining(const struct pktreader *r)
 static inline uint32_t pkt_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/*
+ * The transaction status of a ReadyForQuery ('I', 'T' or 'E'), from its
+ * body of body_len bytes (the length word less its own 4); 0 for any
+ * other message, or a body without it.
+ */
+static inline uint8_t pkt_ready_status(char type, const uint8_t *body, size_t body_len)
+{
+    return type == 'Z' && body != NULL && body_len > 0 ? body[0] : 0;
 }
 
 static inline void pkt_store_be32(uint8_t *p, uint32_t v)

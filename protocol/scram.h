@@ -11,10 +11,10 @@
  *     (never with a password).
  *
  * All exchange state lives inline in the structs below (no heap); the
- * fields are private to scram.c.  Every message parser takes a buffer and
- * a length; input need not be NUL-terminated.  Output messages are always
- * NUL-terminated, so "cap" must leave room for the terminator; *outlen
- * excludes it.
+ * fields are private to the scram_*.c parts (scram_int.h lists them).
+ * Every message parser takes a buffer and a length; input need not be
+ * NUL-terminated.  Output messages are always NUL-terminated, so "cap"
+ * must leave room for the terminator; *outlen excludes it.
  */
 #ifndef PGNEAR_PROTOCOL_SCRAM_H
 #define PGNEAR_PROTOCOL_SCRAM_H
@@ -58,8 +58,9 @@ enum scram_result {
 };
 
 /*
- * Where an exchange is; private to scram.c.  Zero means "not initialised"
- * so that a memset or a cleaned-up struct refuses to run an exchange.
+ * Where an exchange is; private to the scram_*.c parts.  Zero means "not
+ * initialised" so that a memset or a cleaned-up struct refuses to run an
+ * exchange.
  */
 enum scram_state {
     SCRAM_STATE_NONE = 0,

@@ -12,6 +12,8 @@
 
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
+#include "protocol/sql_quote.h"
 
 /*
  * The transaction_* settings are not the session's: they describe the
@@ -133,10 +135,7 @@ static int state_header(struct session_state *st, char type, size_t body_len)
 {
     if (state_room(st, body_len + PKT_HEADER_LEN) != SESSION_STATE_OK)
         return SESSION_STATE_FULL;
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = (uint8_t)type;
-    pkt_store_be32(h + 1, (uint32_t)(body_len + 4));
-    return evbuffer_add(st->replay, h, sizeof(h)) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+    return pkt_add_header(st->replay, type, body_len) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
 static int state_add(struct session_state *st, const void *p, size_t n)
@@ -241,15 +240,8 @@ static int state_listen(struct session_state *st, const struct state_col *channe
     char *sql = malloc(channel->len * 2 + 16);
     if (sql == NULL)
         return SESSION_STATE_OOM;
-    size_t n = 0;
-    memcpy(sql, "LISTEN \"", 8);
-    n = 8;
-    for (size_t i = 0; i < channel->len; i++) {
-        if (channel->p[i] == '"')
-            sql[n++] = '"';
-        sql[n++] = (char)channel->p[i];
-    }
-    sql[n++] = '"';
+    memcpy(sql, "LISTEN ", 7);
+    size_t n = 7 + sql_quote_ident(sql + 7, (const char *)channel->p, channel->len);
     struct state_col text = {(const uint8_t *)sql, n};
     int rc = state_run_once(st, &text);
     free(sql);

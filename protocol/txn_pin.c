@@ -1,13 +1,10 @@
 /*
  * txn_pin.c — SQL that leaves session state behind (txn_pin.h).
  *
- * Two layers.  The lexer cuts the text into tokens as PostgreSQL's does,
- * as far as it matters here: words, strings and quoted identifiers (with
- * their bodies, to compare), parameters, parentheses, ',', '.', ';' and
- * single other bytes; blanks and comments between tokens are skipped.
- * The scan looks at each token once, with a few facts about the
- * statement it is in: its first word, the word just before, its
- * parenthesis depth, how many tokens it has had so far.
+ * The tokens come from sql_lex.c, as PostgreSQL's lexer cuts them;
+ * comments between them are skipped.  The scan looks at each token once,
+ * with a few facts about the statement it is in: its first word, the word
+ * just before, its parenthesis depth, how many tokens it has had so far.
  *
  * set_config is the one rule that needs more than that: whether it pins
  * depends on its call's last argument, known only at the call's closing
@@ -19,6 +16,8 @@
  * scans that token twice, never more: the scan stays linear.
  */
 #include "protocol/txn_pin.h"
+
+#include "protocol/sql_lex.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -32,254 +31,28 @@ static const char WHY_HOLD[] = "a WITH HOLD cursor";
 static const char WHY_ADVISORY[] = "a session advisory lock";
 static const char WHY_LOAD[] = "LOAD";
 
-/* ---- the lexer ---- */
+/* ---- tokens ---- */
 
-enum tok_kind {
-    TOK_END,    /* no more text */
-    TOK_WORD,   /* a keyword or an unquoted name */
-    TOK_QUOTED, /* a quoted identifier: body is between the quotes */
-    TOK_STRING, /* a string constant of any kind: body is between the quotes */
-    TOK_PARAM,  /* $1 */
-    TOK_OPEN,
-    TOK_CLOSE,
-    TOK_COMMA,
-    TOK_DOT,
-    TOK_SEMI,
-    TOK_OTHER, /* an operator byte, a number, a lone '$' */
-};
-
-struct token {
-    enum tok_kind kind;
-    size_t start, len; /* the word, or the body of a string or quoted identifier */
-};
-
-struct lexer {
-    const uint8_t *s;
-    size_t len, pos;
-};
-
-static bool is_space(uint8_t c)
+/* The next token that is not a comment. */
+static void next_token(struct sql_lexer *lx, struct sql_token *t)
 {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+    do
+        sql_lex_next(lx, t);
+    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
 }
 
-static bool is_ident_start(uint8_t c)
+/* The kind of the token after the lexer's position, the lexer left where it is. */
+static enum sql_tok_kind peek_kind(const struct sql_lexer *lx)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+    struct sql_lexer copy = *lx;
+    struct sql_token t;
+    next_token(&copy, &t);
+    return t.kind;
 }
 
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
-}
-
-/* A dollar quote's tag goes on over these; a word also over '$'. */
-static bool is_tag_cont(uint8_t c)
-{
-    return is_ident_start(c) || is_digit(c);
-}
-
-static bool is_ident_cont(uint8_t c)
-{
-    return is_tag_cont(c) || c == '$';
-}
-
-/* The byte at i, or 0 past the end (0 is none of the bytes looked for). */
-static uint8_t at(const struct lexer *lx, size_t i)
-{
-    return i < lx->len ? lx->s[i] : 0;
-}
-
-/* A block comment at lx->pos, nested as PostgreSQL nests them; unterminated: to the end. */
-static void skip_block_comment(struct lexer *lx)
-{
-    size_t depth = 0;
-    size_t i = lx->pos;
-    while (i + 1 < lx->len) {
-        if (lx->s[i] == '*' && lx->s[i + 1] == '/') {
-            i += 2;
-            if (--depth == 0) {
-                lx->pos = i;
-                return;
-            }
-        } else if (lx->s[i] == '/' && lx->s[i + 1] == '*') {
-            i += 2;
-            depth++;
-        } else {
-            i++;
-        }
-    }
-    lx->pos = lx->len;
-}
-
-/* Blanks and comments up to the next token. */
-static void skip_blanks(struct lexer *lx)
-{
-    while (lx->pos < lx->len) {
-        uint8_t c = lx->s[lx->pos], next = at(lx, lx->pos + 1);
-        if (is_space(c)) {
-            lx->pos++;
-        } else if (c == '-' && next == '-') {
-            const uint8_t *nl = memchr(lx->s + lx->pos, '\n', lx->len - lx->pos);
-            lx->pos = nl ? (size_t)(nl - lx->s) : lx->len;
-        } else if (c == '/' && next == '*') {
-            skip_block_comment(lx);
-        } else {
-            return;
-        }
-    }
-}
-
-/*
- * A string or quoted identifier whose opening quote is at lx->pos: a
- * doubled quote stands for one, and with backslashes a backslash hides
- * the byte after it.  Unterminated: the body runs to the end.
- */
-static void scan_quoted(struct lexer *lx, enum tok_kind kind, bool backslashes, struct token *t)
-{
-    uint8_t quote = lx->s[lx->pos];
-    size_t i = lx->pos + 1;
-    t->kind = kind;
-    t->start = i;
-    while (i < lx->len) {
-        uint8_t c = lx->s[i];
-        if (backslashes && c == '\\') {
-            i += 2;
-        } else if (c != quote) {
-            i++;
-        } else if (at(lx, i + 1) == quote) {
-            i += 2;
-        } else {
-            t->len = i - t->start;
-            lx->pos = i + 1;
-            return;
-        }
-    }
-    t->len = lx->len - t->start;
-    lx->pos = lx->len;
-}
-
-/* The length of a dollar-quote delimiter ($$ or $tag$) at i, or 0. */
-static size_t dollar_delimiter(const struct lexer *lx, size_t i)
-{
-    size_t j = i + 1;
-    if (is_ident_start(at(lx, j)))
-        while (is_tag_cont(at(lx, j)))
-            j++;
-    return at(lx, j) == '$' ? j + 1 - i : 0;
-}
-
-/* A '$' at lx->pos: a parameter ($1), a dollar-quoted string, or a lone '$'. */
-static void scan_dollar(struct lexer *lx, struct token *t)
-{
-    size_t open = lx->pos;
-    if (is_digit(at(lx, open + 1))) {
-        t->kind = TOK_PARAM;
-        for (lx->pos++; is_digit(at(lx, lx->pos)); lx->pos++)
-            ;
-        return;
-    }
-    size_t dlen = dollar_delimiter(lx, open);
-    if (dlen == 0) {
-        t->kind = TOK_OTHER;
-        lx->pos++;
-        return;
-    }
-    t->kind = TOK_STRING;
-    t->start = open + dlen;
-    const uint8_t *close = memmem(lx->s + t->start, lx->len - t->start, lx->s + open, dlen);
-    size_t end = close ? (size_t)(close - lx->s) : lx->len;
-    t->len = end - t->start;
-    lx->pos = close ? end + dlen : lx->len;
-}
-
-/*
- * A token that starts with a letter: a word, or one of the prefixed
- * strings E'...' (backslash escapes), B'...', X'...', N'...', U&'...'
- * and the quoted identifier U&"...".
- */
-static void scan_word(struct lexer *lx, struct token *t)
-{
-    uint8_t c = lx->s[lx->pos], next = at(lx, lx->pos + 1);
-    if (next == '\'' && strchr("eEbBxXnN", c) != NULL) {
-        lx->pos++;
-        scan_quoted(lx, TOK_STRING, c == 'e' || c == 'E', t);
-        return;
-    }
-    if ((c == 'u' || c == 'U') && next == '&' &&
-        (at(lx, lx->pos + 2) == '\'' || at(lx, lx->pos + 2) == '"')) {
-        lx->pos += 2;
-        scan_quoted(lx, lx->s[lx->pos] == '"' ? TOK_QUOTED : TOK_STRING, false, t);
-        return;
-    }
-    t->kind = TOK_WORD;
-    t->start = lx->pos;
-    while (is_ident_cont(at(lx, lx->pos)))
-        lx->pos++;
-    t->len = lx->pos - t->start;
-}
-
-/* A number, with any letters run into it (1e5, or 1abc which the server refuses). */
-static void scan_number(struct lexer *lx, struct token *t)
-{
-    t->kind = TOK_OTHER;
-    while (is_digit(at(lx, lx->pos)) || at(lx, lx->pos) == '.')
-        lx->pos++;
-    if (is_ident_start(at(lx, lx->pos))) /* a '$' right after the digits is not in it */
-        while (is_ident_cont(at(lx, lx->pos)))
-            lx->pos++;
-}
-
-/* One byte that is a token of its own. */
-static enum tok_kind punctuation(uint8_t c)
-{
-    switch (c) {
-    case '(':
-        return TOK_OPEN;
-    case ')':
-        return TOK_CLOSE;
-    case ',':
-        return TOK_COMMA;
-    case '.':
-        return TOK_DOT;
-    case ';':
-        return TOK_SEMI;
-    default:
-        return TOK_OTHER;
-    }
-}
-
-static void next_token(struct lexer *lx, struct token *t)
-{
-    skip_blanks(lx);
-    t->start = lx->pos;
-    t->len = 0;
-    if (lx->pos >= lx->len) {
-        t->kind = TOK_END;
-        return;
-    }
-    uint8_t c = lx->s[lx->pos];
-    if (c == '\'' || c == '"') {
-        scan_quoted(lx, c == '"' ? TOK_QUOTED : TOK_STRING, false, t);
-    } else if (c == '$') {
-        scan_dollar(lx, t);
-    } else if (is_ident_start(c)) {
-        scan_word(lx, t);
-    } else if (is_digit(c)) {
-        scan_number(lx, t);
-    } else {
-        t->kind = punctuation(c);
-        lx->pos++;
-    }
-}
-
-/* The kind of the token after the lexer's position, the lexer left where it is. */
-static enum tok_kind peek_kind(const struct lexer *lx)
-{
-    struct lexer copy = *lx;
-    struct token t;
-    next_token(&copy, &t);
-    return t.kind;
 }
 
 /* ---- words ---- */
@@ -366,22 +139,23 @@ static bool is_numbered_pg_temp(const uint8_t *w, size_t n)
  * quoted identifier only as a function name, spelt exactly (quoted, it
  * names the same function, and is never a keyword).
  */
-static enum kw keyword_of(const struct lexer *lx, const struct token *t)
+static enum kw keyword_of(const struct sql_lexer *lx, const struct sql_token *t)
 {
-    const uint8_t *w = lx->s + t->start;
-    if (t->kind != TOK_WORD && t->kind != TOK_QUOTED)
+    const uint8_t *w = lx->s + t->body;
+    if (t->kind != SQL_TOK_WORD && t->kind != SQL_TOK_QUOTED)
         return KW_NONE;
     for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
         const char *k = keywords[i].word;
-        if (t->len == 0 || (w[0] | 0x20) != k[0])
+        if (t->body_len == 0 || (w[0] | 0x20) != k[0])
             continue; /* the quick test: most words end here */
-        if (t->kind == TOK_WORD && equals_folded(w, t->len, k))
+        if (t->kind == SQL_TOK_WORD && equals_folded(w, t->body_len, k))
             return keywords[i].kw;
-        if (t->kind == TOK_QUOTED && t->len == strlen(k) && memcmp(w, k, t->len) == 0 &&
+        if (t->kind == SQL_TOK_QUOTED && t->body_len == strlen(k) &&
+            memcmp(w, k, t->body_len) == 0 &&
             (keywords[i].kw == KW_SET_CONFIG || keywords[i].kw == KW_ADVISORY))
             return keywords[i].kw;
     }
-    return t->kind == TOK_WORD && is_numbered_pg_temp(w, t->len) ? KW_PG_TEMP : KW_NONE;
+    return t->kind == SQL_TOK_WORD && is_numbered_pg_temp(w, t->body_len) ? KW_PG_TEMP : KW_NONE;
 }
 
 /* ---- the scan ---- */
@@ -397,7 +171,7 @@ struct set_config_call {
 };
 
 struct pin_scan {
-    struct lexer lx;
+    struct sql_lexer lx;
     unsigned depth;       /* parentheses open in the statement */
     unsigned stmt_tokens; /* tokens of the statement so far, counted up to 2 */
     enum kw first;        /* the statement's first token, if a keyword */
@@ -418,14 +192,14 @@ static const char *found(struct pin_scan *sc, const char *why)
 }
 
 /* The keyword true, or a string 't', 'true' or 'on' (what boolin reads as true). */
-static bool reads_true(const struct pin_scan *sc, const struct token *t, enum kw kw)
+static bool reads_true(const struct pin_scan *sc, const struct sql_token *t, enum kw kw)
 {
-    const uint8_t *body = sc->lx.s + t->start;
-    if (t->kind == TOK_WORD)
+    const uint8_t *body = sc->lx.s + t->body;
+    if (t->kind == SQL_TOK_WORD)
         return kw == KW_TRUE;
-    return t->kind == TOK_STRING &&
-           (equals_folded(body, t->len, "t") || equals_folded(body, t->len, "true") ||
-            equals_folded(body, t->len, "on"));
+    return t->kind == SQL_TOK_STRING &&
+           (equals_folded(body, t->body_len, "t") || equals_folded(body, t->body_len, "true") ||
+            equals_folded(body, t->body_len, "on"));
 }
 
 /*
@@ -435,15 +209,15 @@ static bool reads_true(const struct pin_scan *sc, const struct token *t, enum kw
  * as true.  When the last open call closes, a reason kept meanwhile is
  * the answer.
  */
-static const char *follow_call(struct pin_scan *sc, const struct token *t, enum kw kw)
+static const char *follow_call(struct pin_scan *sc, const struct sql_token *t, enum kw kw)
 {
     struct set_config_call *call = &sc->calls[sc->ncalls - 1];
     if (sc->depth != call->depth)
         return NULL;
-    if (t->kind == TOK_COMMA) {
+    if (t->kind == SQL_TOK_COMMA) {
         call->arg_tokens = 0;
         call->arg_true = false;
-    } else if (t->kind == TOK_CLOSE) {
+    } else if (t->kind == SQL_TOK_CLOSE) {
         if (call->arg_tokens != 1 || !call->arg_true)
             return WHY_SET_CONFIG;
         sc->ncalls--;
@@ -458,17 +232,17 @@ static const char *follow_call(struct pin_scan *sc, const struct token *t, enum 
 /* The word set_config: a call of it is followed to its end; anything else pins. */
 static const char *open_call(struct pin_scan *sc)
 {
-    if (peek_kind(&sc->lx) != TOK_OPEN || sc->ncalls == SET_CONFIG_CALLS)
+    if (peek_kind(&sc->lx) != SQL_TOK_OPEN || sc->ncalls == SET_CONFIG_CALLS)
         return WHY_SET_CONFIG;
     sc->calls[sc->ncalls++] = (struct set_config_call){.depth = sc->depth + 1};
     return NULL;
 }
 
 /* What the first two tokens of a statement say. */
-static const char *statement_start(struct pin_scan *sc, const struct token *t, enum kw kw)
+static const char *statement_start(struct pin_scan *sc, const struct sql_token *t, enum kw kw)
 {
     if (sc->stmt_tokens == 0) {
-        sc->first = t->kind == TOK_WORD ? kw : KW_NONE;
+        sc->first = t->kind == SQL_TOK_WORD ? kw : KW_NONE;
         if (sc->first == KW_LISTEN)
             return WHY_LISTEN;
         if (sc->first == KW_LOAD)
@@ -477,7 +251,7 @@ static const char *statement_start(struct pin_scan *sc, const struct token *t, e
     }
     if (sc->stmt_tokens != 1)
         return NULL;
-    bool is_word = t->kind == TOK_WORD;
+    bool is_word = t->kind == SQL_TOK_WORD;
     if (sc->first == KW_SET &&
         !(is_word && (kw == KW_LOCAL || kw == KW_TRANSACTION || kw == KW_CONSTRAINTS)))
         return WHY_SET;
@@ -501,7 +275,7 @@ static const char *word_rules(struct pin_scan *sc, enum kw kw)
             return WHY_TEMP;
         return NULL;
     case KW_PG_TEMP:
-        if ((sc->first == KW_CREATE || prev == KW_INTO) && peek_kind(&sc->lx) == TOK_DOT)
+        if ((sc->first == KW_CREATE || prev == KW_INTO) && peek_kind(&sc->lx) == SQL_TOK_DOT)
             return WHY_TEMP;
         return NULL;
     case KW_HOLD:
@@ -532,9 +306,9 @@ static const char *statement_end(struct pin_scan *sc)
 }
 
 /* One token: its reason, if one is known now. */
-static const char *scan_token(struct pin_scan *sc, const struct token *t)
+static const char *scan_token(struct pin_scan *sc, const struct sql_token *t)
 {
-    if (t->kind == TOK_SEMI || t->kind == TOK_END)
+    if (t->kind == SQL_TOK_SEMI || t->kind == SQL_TOK_END)
         return statement_end(sc);
     enum kw kw = keyword_of(&sc->lx, t);
     const char *why = sc->ncalls > 0 ? follow_call(sc, t, kw) : NULL;
@@ -542,9 +316,9 @@ static const char *scan_token(struct pin_scan *sc, const struct token *t)
         why = found(sc, statement_start(sc, t, kw));
     if (why == NULL && kw != KW_NONE)
         why = found(sc, word_rules(sc, kw));
-    if (t->kind == TOK_OPEN && sc->depth < ~0u)
+    if (t->kind == SQL_TOK_OPEN && sc->depth < ~0u)
         sc->depth++;
-    else if (t->kind == TOK_CLOSE && sc->depth > 0)
+    else if (t->kind == SQL_TOK_CLOSE && sc->depth > 0)
         sc->depth--;
     sc->prev = kw;
     if (sc->stmt_tokens < 2)
@@ -555,12 +329,12 @@ static const char *scan_token(struct pin_scan *sc, const struct token *t)
 const char *txn_pin_scan(const uint8_t *sql, size_t len)
 {
     struct pin_scan sc = {.lx = {.s = sql, .len = len}};
-    struct token t;
+    struct sql_token t;
     do {
         next_token(&sc.lx, &t);
         const char *why = scan_token(&sc, &t);
         if (why != NULL)
             return why;
-    } while (t.kind != TOK_END);
+    } while (t.kind != SQL_TOK_END);
     return NULL;
 }

@@ -25,6 +25,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/pgasync.h"
 #include "routing/lag.h"
 #include "routing/region.h"
@@ -73,7 +74,7 @@ struct health_probe {
     struct health_checker *hc;
     struct region_host *host;
     struct timeval started;
-    int64_t started_ms; /* health_clock_ms */
+    int64_t started_ms; /* monotonic_ms */
     int64_t login_ms;   /* when its connection logged in: started_ms for a fresh one */
     bool on_kept;       /* it runs on the kept connection (no login) */
 };
@@ -195,7 +196,7 @@ static void health_note_lag(struct health_checker *hc, struct region_host *h, co
     double age = PQgetisnull(res, 0, 4) ? -1.0 : fmax(0.0, strtod(PQgetvalue(res, 0, 4), NULL));
     struct standby_position pos = {health_column_uint(res, 2), health_column_uint(res, 3), age};
     struct lag_reading r =
-        lag_measure(health_primary(hc, h->runtime->health.system_id), &pos, health_clock_ms());
+        lag_measure(health_primary(hc, h->runtime->health.system_id), &pos, monotonic_ms());
     struct lag_limits limits = {hc->params.max_lag_ms, hc->params.max_lag_bytes};
     int change = lag_judge(&h->runtime->health, r, &limits);
     char why[200];
@@ -226,7 +227,7 @@ bool health_note_login_standby(struct region_host *h)
     int64_t none = 0;
     if (__atomic_load_n(&hh->in_recovery, __ATOMIC_RELAXED))
         return false;
-    return __atomic_compare_exchange_n(&hh->login_saw_standby_ms, &none, health_clock_ms(), false,
+    return __atomic_compare_exchange_n(&hh->login_saw_standby_ms, &none, monotonic_ms(), false,
                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
@@ -278,7 +279,7 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
         return;
     }
     if (lsn != 0)
-        lag_note_primary(hh, lsn, health_clock_ms());
+        lag_note_primary(hh, lsn, monotonic_ms());
     __atomic_store_n(&hh->lag_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&hh->lag_ms, 0, __ATOMIC_RELAXED);
 }
@@ -355,7 +356,7 @@ static void health_kept_closed(void *arg)
 static void health_keep(struct health_checker *hc, struct region_host *h, struct pgasync *conn,
                         int64_t login_ms)
 {
-    if (h->check_conn != NULL || health_clock_ms() - login_ms >= hc->params.login_interval_ms)
+    if (h->check_conn != NULL || monotonic_ms() - login_ms >= hc->params.login_interval_ms)
         return; /* pgasync frees it after the callback */
     if (pgasync_keep(conn, health_kept_closed, h)) {
         h->check_conn = conn;
@@ -428,7 +429,7 @@ static struct health_probe *health_probe_new(struct health_checker *hc, struct r
     p->hc = hc;
     p->host = h;
     gettimeofday(&p->started, NULL);
-    p->started_ms = health_clock_ms();
+    p->started_ms = monotonic_ms();
     p->login_ms = p->started_ms;
     return p;
 }
@@ -463,7 +464,7 @@ static bool health_probe_kept(struct health_checker *hc, struct region_host *h)
         return false;
     h->check_conn = NULL;
     struct health_probe *p = NULL;
-    if (health_clock_ms() - h->check_login_ms < hc->params.login_interval_ms &&
+    if (monotonic_ms() - h->check_login_ms < hc->params.login_interval_ms &&
         (p = health_probe_new(hc, h)) != NULL) {
         p->on_kept = true;
         p->login_ms = h->check_login_ms;
@@ -525,7 +526,7 @@ static bool health_hurry_wanted(struct host_health *hh, int64_t now)
 static void health_hurry_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct health_checker *hc = arg;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     bool any = false;
     for (size_t r = 0; r < hc->regions->count; r++) {
         struct region *reg = &hc->regions->items[r];
@@ -637,16 +638,9 @@ bool health_note_login(struct region_host *h, unsigned downs_seen)
     return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
 }
 
-int64_t health_clock_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void health_note_answer(struct region_host *h)
 {
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     /* Loaded first: within a millisecond, the many answers of a busy host write once. */
     if (__atomic_load_n(&h->runtime->health.last_answer_ms, __ATOMIC_RELAXED) < now)
         __atomic_store_n(&h->runtime->health.last_answer_ms, now, __ATOMIC_RELAXED);

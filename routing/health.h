@@ -106,7 +106,7 @@ bool health_note_login_standby(struct region_host *h);
 
 /*
  * Sessions wait for h to replay a position until until_ms
- * (health_clock_ms): it is checked every HEALTH_HURRY_MS until then, so
+ * (monotonic_ms): it is checked every HEALTH_HURRY_MS until then, so
  * that they learn soon that it has.  Safe from any worker thread.  True
  * when the checker had stopped hurrying for h: the caller then has
  * health_wake run on the checker's thread (the hurry timer runs only while
@@ -116,9 +116,6 @@ bool health_hurry(struct region_host *h, int64_t until_ms);
 
 /* Starts hc's hurry timer if it is idle.  On hc's thread (worker 0's); NULL: nothing. */
 void health_wake(struct health_checker *hc);
-
-/* Milliseconds of a monotonic clock, for the two below. */
-int64_t health_clock_ms(void);
 
 /* One of pgnear's connections to h got its first answer.  Safe from any worker thread. */
 void health_note_answer(struct region_host *h);

@@ -55,7 +55,7 @@ struct need_spec {
      * Monotonic reads (transaction pooling: each transaction may run on
      * another server).  read_at: the host the session's last transaction
      * ran on, NULL: none to follow; read_until_ms: when that transaction
-     * ended (health_clock_ms).  What the session read there is no later
+     * ended (monotonic_ms).  What the session read there is no later
      * than that host's position at any time after; so that host fits (its
      * position only grows), and another standby is known to have what the
      * session read only when a check of read_at that started after

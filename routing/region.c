@@ -195,6 +195,22 @@ bool region_is_up(const struct region *r)
     return false;
 }
 
+const struct region_host *region_primary(const struct region *r, const struct region_host **standby)
+{
+    if (standby != NULL)
+        *standby = NULL;
+    for (size_t i = 0; r != NULL && i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        if (!host_is_up(h))
+            continue;
+        if (!host_is_standby(h))
+            return h;
+        if (standby != NULL && *standby == NULL)
+            *standby = h;
+    }
+    return NULL;
+}
+
 const struct region *region_with_primary(const struct region_set *set, const struct region *except,
                                          uint64_t system_id)
 {

@@ -24,7 +24,7 @@ struct region_host {
     struct pgasync *check; /* health check in flight */
     /* The checks' kept connection, idle between checks (NULL: none), and when it logged in. */
     struct pgasync *check_conn;
-    int64_t check_login_ms; /* health_clock_ms */
+    int64_t check_login_ms; /* monotonic_ms */
 };
 
 struct region {
@@ -62,6 +62,15 @@ static inline uint64_t host_system_id(const struct region_host *h)
 
 /* A region can take sessions when one of its hosts is up. */
 bool region_is_up(const struct region *r);
+
+/*
+ * The first host of r that is up and a primary (by the health checks);
+ * NULL when none, or when r is NULL.  *standby, where not NULL, is the
+ * first standby up before it: with no primary, the reason (NULL: no
+ * host is up at all) and the host to read from if a standby will do.
+ */
+const struct region_host *region_primary(const struct region *r,
+                                         const struct region_host **standby);
 
 struct region_set;
 

@@ -65,7 +65,7 @@ struct host_health {
     bool read_only;   /* default_transaction_read_only is on: read-only, though maybe a primary */
     /*
      * When a session's login found the host a standby (in_hot_standby)
-     * that its last check said was a primary (health_clock_ms; 0: not so;
+     * that its last check said was a primary (monotonic_ms; 0: not so;
      * atomic): it counts as one until a check started after that.
      */
     int64_t login_saw_standby_ms;
@@ -80,12 +80,12 @@ struct host_health {
     int64_t lag_bytes;
     int64_t lag_ms;
     uint64_t lsn; /* a primary's WAL write position, a standby's replay position; 0 unknown */
-    int64_t lsn_since_ms; /* when the check that read lsn started (health_clock_ms; atomic) */
+    int64_t lsn_since_ms; /* when the check that read lsn started (monotonic_ms; atomic) */
     uint32_t timeline;    /* of that position (a standby: health_standby_timeline); 0 unknown */
     /* pg_control_system()'s: shared by a primary and its streaming standbys; 0 unknown (atomic) */
     uint64_t system_id;
     /*
-     * Until then (health_clock_ms; atomic), sessions wait for this standby
+     * Until then (monotonic_ms; atomic), sessions wait for this standby
      * to replay a position they need: it is checked every HEALTH_HURRY_MS.
      */
     int64_t hurry_until_ms;
@@ -93,7 +93,7 @@ struct host_health {
     bool hurry_idle;
     /* A primary's recent positions and when the checks read them (the checks' thread only). */
     struct lsn_sample {
-        int64_t at_ms; /* health_clock_ms when the check's answer came */
+        int64_t at_ms; /* monotonic_ms when the check's answer came */
         uint64_t lsn;
     } lsn_history[HEALTH_LSN_HISTORY];
     unsigned lsn_history_next;  /* where the next sample goes */
@@ -112,7 +112,7 @@ struct host_health {
     bool login_failing;  /* the server answers, but server_conninfo cannot log in */
     /*
      * When one of pgnear's connections to it last got a first answer, a
-     * session's or a check's (health_clock_ms; atomic).  A host that
+     * session's or a check's (monotonic_ms; atomic).  A host that
      * answers others while a connection waits is busy, not gone.
      */
     int64_t last_answer_ms;

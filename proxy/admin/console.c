@@ -673,7 +673,7 @@ static int console_send_welcome(struct session *s)
     uint8_t buf[1024];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_authentication(&pb, 0, NULL, 0); /* AuthenticationOk */
+    pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
     for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++)
         pkt_put_parameter_status(&pb, params[i][0], params[i][1]);
     /* A key of its own, so that psql's Ctrl-C can stop a PAUSE that waits. */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "pgnear-build.h"
+#include "protocol/clock.h"
 #include "protocol/lsn.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
@@ -394,7 +395,7 @@ static void server_row(struct admin_result *res, const struct server_row *sv)
     result_int(res, sv->uses);
     result_text(res, sv->database);
     result_text(res, sv->user);
-    int64_t now_us = server_conn_now_us();
+    int64_t now_us = wall_clock_us();
     result_int(res, (now_us - sv->connected_at_us) / 1000000);
     if (sv->idle_since_us != 0)
         result_int(res, (now_us - sv->idle_since_us) / 1000000);
@@ -541,7 +542,7 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
                 p->cl_held++;
             } else if (c->state == CLIENT_ROW_WAITING) {
                 p->cl_waiting++;
-                int64_t waited = server_conn_now_us() - c->wait_since_us;
+                int64_t waited = wall_clock_us() - c->wait_since_us;
                 if (waited > p->maxwait_us)
                     p->maxwait_us = waited;
             } else if (c->server[0] != '\0') {

@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -61,13 +62,6 @@ struct auth_lookup {
     char error[512];
 };
 
-static uint64_t auth_lookup_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* A connection closed or became idle: someone waiting may take it or open one. */
 static void auth_lookup_wake(struct auth_lookup_pool *p)
 {
@@ -94,7 +88,7 @@ static void auth_lookup_conn_closed(void *arg)
 static void auth_lookup_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct auth_lookup_pool *p = arg;
-    uint64_t now = auth_lookup_now_ms();
+    uint64_t now = (uint64_t)monotonic_ms();
     struct list_node *pos, *tmp;
     (void)fd;
     (void)what;
@@ -176,7 +170,7 @@ static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, cons
     c->pool = p;
     c->q = q;
     snprintf(c->where, sizeof(c->where), "%s:%d", h->name, h->port);
-    c->idle_since_ms = auth_lookup_now_ms();
+    c->idle_since_ms = (uint64_t)monotonic_ms();
     if (!pgasync_keep(q, auth_lookup_conn_closed, c)) {
         free(c->key);
         free(c);

@@ -32,13 +32,6 @@ void auth_throttle_free(struct auth_throttle *t)
     pthread_mutex_destroy(&t->lock);
 }
 
-int64_t auth_throttle_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The source as the throttle counts it: family, then 16 bytes. */
 static void throttle_source(const struct sockaddr *addr, uint8_t out[17])
 {

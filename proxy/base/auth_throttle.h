@@ -109,7 +109,4 @@ uint32_t auth_throttle_failed(struct auth_throttle *t, const struct throttle_par
 /* The pair logged in: it is forgotten. */
 void auth_throttle_succeeded(struct auth_throttle *t, const struct throttle_key *k);
 
-/* Milliseconds of CLOCK_MONOTONIC. */
-int64_t auth_throttle_now(void);
-
 #endif

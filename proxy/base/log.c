@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "protocol/clock.h"
+
 static struct {
     int fd; /* -1: not opened yet, records go to stderr */
     atomic_int level;
@@ -133,9 +135,7 @@ void log_limit_destroy(struct log_limit *l)
 
 bool log_limit_allow(struct log_limit *l, uint32_t burst, int64_t window_ms, uint64_t *left_out)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = monotonic_ms();
     pthread_mutex_lock(&l->lock);
     if (l->lines == 0 || now - l->window_start_ms >= window_ms) {
         l->window_start_ms = now;

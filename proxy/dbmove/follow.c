@@ -219,15 +219,9 @@ static void answered(void *arg, const PGresult *res, const char *error, bool ser
 
 const struct region_host *follow_record_host(const struct region *r)
 {
-    const struct region_host *up = NULL;
-    for (size_t i = 0; i < r->nhosts; i++) {
-        const struct region_host *h = &r->hosts[i];
-        if (host_is_up(h) && !host_is_standby(h))
-            return h;
-        if (up == NULL && host_is_up(h))
-            up = h;
-    }
-    return up;
+    const struct region_host *standby;
+    const struct region_host *primary = region_primary(r, &standby);
+    return primary != NULL ? primary : standby;
 }
 
 static void round_start(evutil_socket_t fd, short what, void *arg)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/dbmove/job.h"
@@ -76,7 +77,7 @@ void follow_settle_round(struct dbmove_follow *f, const struct config *cfg,
     if (u == NULL || f->starting || f->settling != NULL || f->w->draining ||
         placement_local(&f->w->shared->placement, r->database))
         return;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     if (now < f->settle_next_ms)
         return;
     f->settle_next_ms = now + FOLLOW_SETTLE_MS;

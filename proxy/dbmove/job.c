@@ -44,14 +44,11 @@ void job_notice(struct dbmove_job *j, const char *fmt, ...)
 
 const struct region_host *job_primary(struct dbmove_job *j, const struct region *r)
 {
-    bool standby = false;
-    for (size_t i = 0; i < r->nhosts; i++) {
-        const struct region_host *h = &r->hosts[i];
-        if (host_is_up(h) && !host_is_standby(h))
-            return h;
-        standby = standby || host_is_up(h);
-    }
-    if (standby)
+    const struct region_host *standby;
+    const struct region_host *h = region_primary(r, &standby);
+    if (h != NULL)
+        return h;
+    if (standby != NULL)
         job_problem(j, "25006", "Move the database when the region's primary is up.",
                     "Every host of the region that is up is a standby.",
                     "region \"%s\" has no writable primary", r->name);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
@@ -141,7 +142,7 @@ static bool move_created_database(const struct dbmove_job *j)
 static int abort_database(struct dbmove_job *j)
 {
     char sql[200], db[160];
-    if (!job_ident(db, sizeof(db), j->req.database)) {
+    if (!sql_quote_ident_into(db, sizeof(db), j->req.database)) {
         job_problem(j, "22023", NULL, NULL, "the database's name is too long");
         return JOB_FAIL;
     }

@@ -55,7 +55,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/clock.h"
 #include "protocol/pgasync.h"
+#include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
 #include "proxy/base/list.h"
 #include "proxy/dbmove/held.h"
@@ -82,7 +84,7 @@ static bool reverting(const struct dbmove_job *j)
 int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
 {
     char sql[256], db[160];
-    if (!job_ident(db, sizeof(db), j->req.database)) {
+    if (!sql_quote_ident_into(db, sizeof(db), j->req.database)) {
         job_problem(j, "22023", NULL, NULL, "the database's name is too long");
         return JOB_FAIL;
     }
@@ -281,7 +283,7 @@ static void gate_done(const struct gate_outcome *o, void *arg)
     j->cut.gate = NULL;
     if (o->end == GATE_HELD) {
         j->cut.gate_closed = true;
-        j->cut.held_at_ms = health_clock_ms();
+        j->cut.held_at_ms = monotonic_ms();
         job_notice(j, "the sessions of database \"%s\" are held (%lld ms to hold them all)",
                    j->req.database, (long long)o->waited_ms);
     } else if (o->end == GATE_LATE) {
@@ -331,7 +333,7 @@ static int cut_held_pids(struct dbmove_job *j)
 {
     gate_pids_init(&j->cut.pids, &j->cut.scope);
     j->cut.pids_made = true;
-    j->cut.deadline_ms = health_clock_ms() + j->cfg->move_timeout_ms; /* for the fleet's word */
+    j->cut.deadline_ms = monotonic_ms() + j->cfg->move_timeout_ms; /* for the fleet's word */
     for (size_t i = 0; i < JOB_KEPT_MAX; i++) {
         int pid = j->kept[i].conn != NULL ? pgasync_backend_pid(j->kept[i].conn) : 0;
         if (pid > 0)
@@ -376,7 +378,7 @@ static int cut_mark(struct dbmove_job *j)
 {
     /* Unique to this cutover: the move, the job, the clock. */
     snprintf(j->cut.token, sizeof(j->cut.token), "%lld-%lld-%lld", (long long)j->move.id,
-             (long long)j->id, (long long)health_clock_ms());
+             (long long)j->id, (long long)monotonic_ms());
     const char *params[1] = {j->cut.token};
     /*
      * Before the gate nobody waits on the catch-up but the admin, and a
@@ -386,7 +388,7 @@ static int cut_mark(struct dbmove_job *j)
     int bound = j->cut.gate_closed || j->cfg->move_timeout_ms > DBMOVE_CATCH_UP_MS
                     ? j->cfg->move_timeout_ms
                     : DBMOVE_CATCH_UP_MS;
-    j->cut.deadline_ms = health_clock_ms() + bound;
+    j->cut.deadline_ms = monotonic_ms() + bound;
     return job_query(j, j->cut.leave_db, "writing the cutover's marker", dbmove_marker_write_sql, 1,
                      params, job_take_nothing, NULL);
 }
@@ -396,7 +398,7 @@ static int take_marked(struct dbmove_job *j, const PGresult *res, const char *sq
     (void)sqlstate;
     if (PQntuples(res) == 1 && PQgetvalue(res, 0, 0)[0] == 't')
         return 0;
-    if (health_clock_ms() >= j->cut.deadline_ms) {
+    if (monotonic_ms() >= j->cut.deadline_ms) {
         char detail[200];
         snprintf(detail, sizeof(detail),
                  "Region \"%s\" had not received the last write of region \"%s\".",
@@ -568,7 +570,7 @@ static int cut_move_sessions(struct dbmove_job *j)
 static void gate_opened(void *arg)
 {
     struct dbmove_job *j = arg;
-    j->cut.hold_ms = health_clock_ms() - j->cut.held_at_ms;
+    j->cut.hold_ms = monotonic_ms() - j->cut.held_at_ms;
     job_next(j);
 }
 
@@ -577,7 +579,7 @@ static int cut_open_gate(struct dbmove_job *j)
     j->cut.gate_closed = false;
     if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
         return JOB_WAIT;
-    j->cut.hold_ms = health_clock_ms() - j->cut.held_at_ms;
+    j->cut.hold_ms = monotonic_ms() - j->cut.held_at_ms;
     return JOB_NEXT; /* out of memory: the flag is down all the same */
 }
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/clock.h"
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
 #include "proxy/session/gate.h"
@@ -64,7 +65,7 @@ static int take_peer_holds(struct dbmove_job *j, const PGresult *res, const char
                    j->req.database);
         return 0;
     }
-    if (health_clock_ms() >= j->cut.deadline_ms) {
+    if (monotonic_ms() >= j->cut.deadline_ms) {
         char detail[320];
         snprintf(detail, sizeof(detail), "No word from peer_id %s.", missing);
         job_problem(j, "55P03",

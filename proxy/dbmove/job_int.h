@@ -254,8 +254,4 @@ bool job_in_fleet(const struct dbmove_job *j);
 int job_cut_holds_table(struct dbmove_job *j);
 int job_cut_wait_peers(struct dbmove_job *j);
 
-/* "quoted" identifier and 'quoted' literal into buf; false when it does not fit. */
-bool job_ident(char *buf, size_t cap, const char *name);
-bool job_literal(char *buf, size_t cap, const char *text);
-
 #endif

@@ -23,6 +23,7 @@
 #include <libpq-fe.h>
 
 #include "protocol/pgasync.h"
+#include "protocol/sql_quote.h"
 
 /* The password kept for a conninfo of the job's: src_db's or dst_db's slot, or NULL. */
 static char **password_slot(struct dbmove_job *j, const char *conninfo)
@@ -79,7 +80,7 @@ bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, cha
     snprintf(full, sizeof(full), "%s", conninfo);
     bool ok = (password == NULL || sets_password(conninfo) ||
                pgasync_conninfo_add(full, sizeof(full), "password", password)) &&
-              job_literal(buf, cap, full);
+              sql_quote_literal_into(buf, cap, full);
     explicit_bzero(full, sizeof(full));
     return ok;
 }

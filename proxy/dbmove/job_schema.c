@@ -37,45 +37,6 @@
 
 extern char **environ;
 
-bool job_ident(char *buf, size_t cap, const char *name)
-{
-    size_t n = 0;
-    if (cap < 3)
-        return false;
-    buf[n++] = '"';
-    for (const char *p = name; *p != '\0'; p++) {
-        if (n + 3 >= cap)
-            return false;
-        if (*p == '"')
-            buf[n++] = '"';
-        buf[n++] = *p;
-    }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    return true;
-}
-
-bool job_literal(char *buf, size_t cap, const char *text)
-{
-    size_t n = 0;
-    bool backslash = strchr(text, '\\') != NULL;
-    if (cap < 4)
-        return false;
-    if (backslash)
-        buf[n++] = 'E';
-    buf[n++] = '\'';
-    for (const char *p = text; *p != '\0'; p++) {
-        if (n + 3 >= cap)
-            return false;
-        if (*p == '\'' || *p == '\\')
-            buf[n++] = *p;
-        buf[n++] = *p;
-    }
-    buf[n++] = '\'';
-    buf[n] = '\0';
-    return true;
-}
-
 /* An unlinked temporary file, open for reading and writing; -1 on failure. */
 static int temp_file(void)
 {

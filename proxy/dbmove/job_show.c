@@ -30,15 +30,6 @@ static const char lag_sql[] =
     "   FROM pg_replication_slots WHERE slot_name = $1),"
     " (SELECT pg_database_size(oid) FROM pg_database WHERE datname = $2)";
 
-/* The first host of r that is up and a primary; NULL, quietly, when none. */
-static const struct region_host *quiet_primary(const struct region *r)
-{
-    for (size_t i = 0; r != NULL && i < r->nhosts; i++)
-        if (host_is_up(&r->hosts[i]) && !host_is_standby(&r->hosts[i]))
-            return &r->hosts[i];
-    return NULL;
-}
-
 /* Merges what one region records into the rows: a move's newest state wins. */
 static int merge_records(struct dbmove_job *j)
 {
@@ -88,7 +79,7 @@ static int take_region_records(struct dbmove_job *j, const PGresult *res, const 
 static int show_read_region(struct dbmove_job *j)
 {
     const struct region *r = &j->cfg->regions.items[j->region_index];
-    const struct region_host *h = quiet_primary(r);
+    const struct region_host *h = region_primary(r, NULL);
     if (h == NULL || !job_conninfo(j, h, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl))) {
         /* A region of standbys holds its primary's record, read in the primary's region. */
         if (h != NULL || region_followed(&j->cfg->regions, r) == NULL)
@@ -150,8 +141,9 @@ static int take_lag(struct dbmove_job *j, const PGresult *res, const char *sqlst
 static bool row_connections(struct dbmove_job *j, const struct dbmove_row *m)
 {
     const struct region_host *from =
-        quiet_primary(region_set_find(&j->cfg->regions, m->from_region));
-    const struct region_host *to = quiet_primary(region_set_find(&j->cfg->regions, m->to_region));
+        region_primary(region_set_find(&j->cfg->regions, m->from_region), NULL);
+    const struct region_host *to =
+        region_primary(region_set_find(&j->cfg->regions, m->to_region), NULL);
     return from != NULL && to != NULL &&
            job_conninfo(j, from, j->cfg->moves_db, j->src_ctl, sizeof(j->src_ctl)) &&
            job_conninfo(j, to, m->database, j->dst_db, sizeof(j->dst_db));

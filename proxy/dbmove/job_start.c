@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "protocol/pgasync.h"
+#include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
@@ -356,11 +357,11 @@ static bool target_lacks_database(const struct dbmove_job *j)
 static int start_create_database(struct dbmove_job *j)
 {
     char sql[2048], db[160], owner[160], enc[160], collate[300], ctype[300];
-    if (!job_ident(db, sizeof(db), j->req.database) ||
-        !job_ident(owner, sizeof(owner), j->src.owner) ||
-        !job_literal(enc, sizeof(enc), j->src.encoding) ||
-        !job_literal(collate, sizeof(collate), j->src.collate) ||
-        !job_literal(ctype, sizeof(ctype), j->src.ctype)) {
+    if (!sql_quote_ident_into(db, sizeof(db), j->req.database) ||
+        !sql_quote_ident_into(owner, sizeof(owner), j->src.owner) ||
+        !sql_quote_literal_into(enc, sizeof(enc), j->src.encoding) ||
+        !sql_quote_literal_into(collate, sizeof(collate), j->src.collate) ||
+        !sql_quote_literal_into(ctype, sizeof(ctype), j->src.ctype)) {
         job_problem(j, "22023", NULL, NULL, "a name of the source's database is too long");
         return JOB_FAIL;
     }

@@ -31,11 +31,7 @@
 #include "routing/region.h"
 #include "routing/route.h"
 
-#define AUTH_CODE_CLEARTEXT     3
-#define AUTH_CODE_SASL          10
-#define AUTH_CODE_SASL_CONTINUE 11
-#define AUTH_CODE_SASL_FINAL    12
-#define SASL_MAX_MESSAGE        4096
+#define SASL_MAX_MESSAGE 4096
 
 static void client_auth_fail(struct session *s, int rc)
 {
@@ -185,7 +181,7 @@ static int client_auth_initial(struct session *s, const uint8_t *body, uint32_t 
         client_auth_fail(s, rc);
         return -1;
     }
-    return client_auth_send(s, AUTH_CODE_SASL_CONTINUE, out, outlen);
+    return client_auth_send(s, AUTH_SASL_CONTINUE, out, outlen);
 }
 
 /* The client proved who it is (len: its last message, consumed here); the login goes on. */
@@ -209,7 +205,7 @@ static int client_auth_final(struct session *s, const uint8_t *body, uint32_t le
         client_auth_fail(s, rc);
         return -1;
     }
-    if (client_auth_send(s, AUTH_CODE_SASL_FINAL, out, outlen) < 0)
+    if (client_auth_send(s, AUTH_SASL_FINAL, out, outlen) < 0)
         return -1;
     return client_auth_done(
         s, len,
@@ -279,7 +275,7 @@ static void client_auth_offer(struct session *s)
     if (client_auth_cleartext(s)) {
         endpoint_resume_read(&s->client);
         endpoint_set_reader(&s->client, client_auth_on_read); /* a pipelined password too */
-        client_auth_send(s, AUTH_CODE_CLEARTEXT, NULL, 0);
+        client_auth_send(s, AUTH_CLEARTEXT, NULL, 0);
         return;
     }
     if (s->client_tls) {
@@ -293,7 +289,7 @@ static void client_auth_offer(struct session *s)
     endpoint_resume_read(&s->client);
     /* A client that pipelined its SASLInitialResponse has it answered now. */
     endpoint_set_reader(&s->client, client_auth_on_read);
-    client_auth_send(s, AUTH_CODE_SASL, mechs, n);
+    client_auth_send(s, AUTH_SASL, mechs, n);
 }
 
 void client_auth_enter(struct session *s)

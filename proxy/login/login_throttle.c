@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -93,7 +94,7 @@ void login_throttle_gate(struct session *s, enum session_phase next)
     }
     auth_throttle_key(t, (const struct sockaddr *)&s->addr, s->user, &s->login->throttle_key);
     s->login->throttle_keyed = true;
-    switch (auth_throttle_admit(t, &p, &s->login->throttle_key, auth_throttle_now(), &st)) {
+    switch (auth_throttle_admit(t, &p, &s->login->throttle_key, monotonic_ms(), &st)) {
     case THROTTLE_GO:
         phase_enter(s, next);
         return;
@@ -119,7 +120,7 @@ void login_throttle_failed(struct session *s)
         return;
     login_throttle_params(s->cfg, &p);
     uint32_t n = auth_throttle_failed(&s->w->shared->auth_throttle, &p, &s->login->throttle_key,
-                                      auth_throttle_now(), &evicted);
+                                      monotonic_ms(), &evicted);
     if (evicted)
         stat_inc(&s->w->stats.auth_throttle_evictions);
     char note[96];

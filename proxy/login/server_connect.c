@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "protocol/clock.h"
 #include "protocol/lsn.h"
 #include "protocol/tls.h"
 #include "proxy/base/config.h"
@@ -121,7 +122,7 @@ bool server_connect_wait_busy(struct session *s)
     if (sc == NULL || l == NULL || l->resumed || sc->answered ||
         !health_answered_since(sc->host, l->server_wait_mark_ms))
         return false;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     log_debug(s->id,
               "host %s:%d answers other connections, not yet this one (%.1f s): busy, waiting on",
               sc->host->name, sc->host->port, (double)(now - l->server_wait_start_ms) / 1000.0);
@@ -238,7 +239,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     s->login->host_downs_seen = health_downs(h);
     log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    s->login->server_wait_start_ms = s->login->server_wait_mark_ms = health_clock_ms();
+    s->login->server_wait_start_ms = s->login->server_wait_mark_ms = monotonic_ms();
     endpoint_wait_writable(&sc->ep, server_dialing);
 }
 
@@ -291,7 +292,7 @@ static bool server_may_wait_for_role(struct session *s)
         return true; /* for a standby to replay pgnear.min_lsn: min_lsn_wait */
     if (s->need.role == NEED_ANY || s->cfg->failover_wait_ms <= 0 || l->warming)
         return false;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     if (l->need_wait_until_ms == 0)
         l->need_wait_until_ms = now + s->cfg->failover_wait_ms;
     return now < l->need_wait_until_ms;
@@ -411,7 +412,7 @@ void server_role_wait_tick(struct session *s)
         phase_done(s);
         return;
     }
-    if (health_clock_ms() >= l->need_wait_until_ms) {
+    if (monotonic_ms() >= l->need_wait_until_ms) {
         phase_done(s); /* CONNECT tries what is left (hosts down), then fails */
         return;
     }

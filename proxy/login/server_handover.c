@@ -10,8 +10,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
+#include "protocol/sql_quote.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -26,20 +29,15 @@
 #include "proxy/session/session.h"
 #include "routing/health.h"
 
-#define AUTH_OK 0
-
 /* A string as an SQL literal, correct whatever standard_conforming_strings says. */
 static int handover_literal(struct evbuffer *q, const char *v)
 {
-    bool escape = strchr(v, '\\') != NULL;
-    if (evbuffer_add(q, escape ? "E'" : "'", escape ? 2 : 1) != 0)
+    size_t len = strlen(v);
+    struct evbuffer_iovec room;
+    if (evbuffer_reserve_space(q, (ev_ssize_t)sql_quote_literal_len(v, len) + 1, &room, 1) < 1)
         return -1;
-    for (const char *p = v; *p != '\0'; p++) {
-        bool doubled = *p == '\'' || (escape && *p == '\\');
-        if (evbuffer_add(q, p, 1) != 0 || (doubled && evbuffer_add(q, p, 1) != 0))
-            return -1;
-    }
-    return evbuffer_add(q, "'", 1);
+    room.iov_len = sql_quote_literal(room.iov_base, v, len);
+    return evbuffer_commit_space(q, &room, 1);
 }
 
 /*
@@ -65,9 +63,7 @@ static int handover_settings(struct session *s, struct evbuffer *out)
         rc |= evbuffer_add_printf(q, ", false)") < 0;
     }
     if (rc == 0 && count > 0) {
-        uint8_t head[5] = {'Q'};
-        pkt_store_be32(head + 1, (uint32_t)(evbuffer_get_length(q) + 5));
-        rc |= evbuffer_add(out, head, sizeof(head));
+        rc |= pkt_add_header(out, 'Q', evbuffer_get_length(q) + 1);
         rc |= evbuffer_add_buffer(out, q);
         rc |= evbuffer_add(out, "", 1);
     }
@@ -79,13 +75,7 @@ static int handover_settings(struct session *s, struct evbuffer *out)
 /* The check query, as a Query message. */
 static int handover_check(struct session *s, struct evbuffer *out)
 {
-    const char *query = s->cfg->server_check_query;
-    uint8_t head[5] = {'Q'};
-    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
-    if (evbuffer_add(out, head, sizeof(head)) != 0 ||
-        evbuffer_add(out, query, strlen(query) + 1) != 0)
-        return -1;
-    return 0;
+    return pkt_add_query(out, s->cfg->server_check_query);
 }
 
 /* What a server says at login, said by pgnear for the kept connection; then the relay starts. */
@@ -202,7 +192,7 @@ void server_handover_enter(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     struct session_login *l = s->login;
-    int64_t idle_us = server_conn_now_us() - sc->idle_since;
+    int64_t idle_us = wall_clock_us() - sc->idle_since;
     log_info(s->id, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
              (long long)(idle_us / 1000));

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <openssl/ssl.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/scram.h"
@@ -52,13 +53,7 @@ static int server_forward(struct session *s, uint32_t body_len)
     return evbuffer_remove_buffer(sc->ep.in, s->client.out, body_len + PKT_HEADER_LEN) < 0 ? -1 : 1;
 }
 
-#define AUTH_OK            0
-#define AUTH_CLEARTEXT     3
-#define AUTH_MD5           5
-#define AUTH_SASL          10
-#define AUTH_SASL_CONTINUE 11
-#define AUTH_SASL_FINAL    12
-#define SASL_MAX           4096
+#define SASL_MAX 4096
 
 static bool mech_list_has(const uint8_t *p, uint32_t len, const char *name)
 {
@@ -440,7 +435,7 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
                  "check said it was a primary: sessions that need a primary go elsewhere until "
                  "a check says what it is",
                  h->name, h->port, h->region->name);
-    session_route_check_all_soon(s, health_clock_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
+    session_route_check_all_soon(s, monotonic_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
     char why[160];
     snprintf(why, sizeof(why), "server is %s, and the session needs %s", what, need_name(need));
     session_fail(s, "08001", why,
@@ -529,7 +524,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     case 'Z':
         if (server_login_wrong_role(s, sc))
             return -1;
-        tx_track_init(&sc->tx, len >= 1 ? (char)body[0] : 0);
+        tx_track_init(&sc->tx, (char)pkt_ready_status(type, body, len));
         server_login_served(s);
         hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
         server_forward(s, len);
@@ -580,7 +575,7 @@ void server_login_enter(struct session *s)
         endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
-    s->login->server_wait_mark_ms = health_clock_ms(); /* the period a timeout looks back on */
+    s->login->server_wait_mark_ms = monotonic_ms(); /* the period a timeout looks back on */
     endpoint_set_reader(&s->server_conn->ep, server_login_on_read);
     endpoint_send(s, &s->server_conn->ep, buf, pb.len);
 }

@@ -3,6 +3,7 @@
  */
 #include "proxy/login/session_route.h"
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
@@ -49,7 +50,7 @@ static bool session_route_awaits_replay(struct session *s)
     if (!need_has_position(&s->need) || s->cfg->min_lsn_wait_ms <= 0 ||
         !need_reads_standbys(s->need.role))
         return false;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     if (l->replay_wait_until_ms == 0)
         l->replay_wait_until_ms = now + s->cfg->min_lsn_wait_ms;
     if (now >= l->replay_wait_until_ms)
@@ -112,7 +113,7 @@ static bool session_route_awaits_nearer(struct session *s)
     struct session_login *l = s->login;
     if (!l->replay_waiting || l->plan_len == 0 || !session_route_nearer_catching_up(s))
         return false;
-    int64_t now = health_clock_ms();
+    int64_t now = monotonic_ms();
     if (l->nearer_wait_until_ms == 0)
         l->nearer_wait_until_ms = now + NEARER_REPLAY_GRACE_MS;
     return now < l->nearer_wait_until_ms;

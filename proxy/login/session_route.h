@@ -23,7 +23,7 @@ void session_route_plan(struct session *s);
 
 /*
  * Has every host of s's configuration checked every HEALTH_HURRY_MS until
- * until_ms (health_clock_ms), waking the checker on worker 0 when it had
+ * until_ms (monotonic_ms), waking the checker on worker 0 when it had
  * stopped hurrying: a switchover was seen, and the new primary is to be
  * found soon.
  */

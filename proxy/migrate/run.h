@@ -102,9 +102,6 @@ struct migrate_run {
 
 /* ---- runner.c: the run, its queries, its regions ---- */
 
-/* The monotonic clock, in milliseconds. */
-int64_t run_now_ms(void);
-
 /* Does action from the loop, at once or after delay_ms. */
 void run_defer(struct migrate_run *run, enum run_action action, int delay_ms);
 

@@ -16,6 +16,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "routing/region.h"
@@ -102,7 +103,7 @@ void run_progress(evutil_socket_t fd, short what, void *arg)
              "into the step",
              run->region->name, step->version, step->name, run->statement,
              run_script_of(run, step)->sql.count,
-             (double)(run_now_ms() - run->step_started_ms) / 1000.0);
+             (double)(monotonic_ms() - run->step_started_ms) / 1000.0);
     struct timeval tv = {MIGRATE_PROGRESS_MS / 1000, 0};
     evtimer_add(run->progress, &tv);
 }
@@ -313,7 +314,7 @@ void run_release_gate(struct migrate_run *run)
     if (!run->gate_held)
         return;
     run->gate_held = false;
-    int64_t held = run_now_ms() - run->hold_started_ms;
+    int64_t held = monotonic_ms() - run->hold_started_ms;
     if (held > run->out.longest_hold_ms)
         run->out.longest_hold_ms = held;
     if (gate_open(run->home, &run->gate, NULL, NULL) != 0)
@@ -329,7 +330,7 @@ static void on_gate(const struct gate_outcome *o, void *arg)
     run->closing = NULL;
     if (o->end == GATE_HELD) {
         run->gate_held = true;
-        run->hold_started_ms = run_now_ms();
+        run->hold_started_ms = monotonic_ms();
         run_note(run,
                  "region \"%s\": the sessions of database \"%s\" are held (%" PRId64
                  " ms to close the gate%s)",
@@ -484,7 +485,7 @@ static void run_step_next(struct migrate_run *run)
                  "into the step",
                  run->region->name, step->version, step->name, step_statement_of(run, step) + 1,
                  run_script_of(run, step)->sql.count, st->line,
-                 (double)(run_now_ms() - run->step_started_ms) / 1000.0);
+                 (double)(monotonic_ms() - run->step_started_ms) / 1000.0);
     }
     run_send(run, CONN_STEP, run->sql, run->nparams, run_on_step_query, 0);
 }
@@ -512,7 +513,7 @@ void run_on_step_query(struct migrate_run *run, const PGresult *res, const char 
              run_script_of(run, step)->sql.count,
              run_script_of(run, step)->sql.count == 1 ? "" : "s",
              run_script_of(run, step)->directives.no_transaction ? " (no transaction)" : "",
-             run_now_ms() - run->step_started_ms);
+             monotonic_ms() - run->step_started_ms);
     run_release_gate(run);
     run->next_planned++;
     if (run->aborting) {
@@ -551,6 +552,6 @@ void run_step(struct migrate_run *run)
     run->nsets = (d->lock_timeout_ms >= 0) + (d->statement_timeout_ms >= 0);
     run->nqueries =
         1 + run->nsets + run_script_of(run, step)->sql.count * (d->no_transaction ? 2 : 1) + 2;
-    run->step_started_ms = run_now_ms();
+    run->step_started_ms = monotonic_ms();
     run_step_next(run);
 }

@@ -17,19 +17,13 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
 #include "proxy/migrate/status.h"
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
-
-int64_t run_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void run_close_conns(struct migrate_run *run)
 {
@@ -261,7 +255,7 @@ static void on_lock(struct migrate_run *run, const PGresult *res, const char *er
         run_send(run, CONN_STEP, migrate_history_create_sql, 0, on_created, 0);
         return;
     }
-    if (run_now_ms() >= run->lock_deadline_ms) {
+    if (monotonic_ms() >= run->lock_deadline_ms) {
         char detail[512];
         const char *who = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         if (who != NULL) /* "pgnear migrations" is how another pgnear shows */
@@ -331,7 +325,7 @@ static void run_region(struct migrate_run *run)
                  "cannot migrate region \"%s\"", run->region->name);
         return;
     }
-    run->lock_deadline_ms = run_now_ms() + MIGRATE_LOCK_WAIT_MS;
+    run->lock_deadline_ms = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
     run->k = 0;
     run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, 0);
 }

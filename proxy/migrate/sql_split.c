@@ -1,15 +1,14 @@
 /*
  * sql_split.c — a SQL script cut into statements the way psql cuts it.
  *
- * One pass over the text, token by token: only what can hide a ';' (quotes,
- * comments), what psql counts (parentheses, the words of CREATE FUNCTION's
- * BEGIN ... END) and where each statement starts and ends matter; every
- * other byte is a token of its own.  The word rules follow PostgreSQL's
- * lexer: a word runs on over letters, digits, '_' and '$', so that a$$b
- * is one word and not a dollar quote, and E'...' is an escape string only
- * when the E starts a token.
+ * One pass over the tokens of protocol/sql_lex.c: only what psql counts
+ * (parentheses, the words of CREATE FUNCTION's BEGIN ... END), what it
+ * refuses here (a backslash, an unterminated quote or comment) and where
+ * each statement starts and ends matter.
  */
 #include "proxy/migrate/sql_split.h"
+
+#include "protocol/sql_lex.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,8 +18,7 @@
 
 struct scan {
     const char *s;
-    size_t len;
-    size_t pos;
+    struct sql_lexer lx;
     struct sql_script *out;
     size_t cap;
     struct sql_split_error *err;
@@ -40,37 +38,6 @@ struct scan {
     size_t line_pos;
     unsigned line;
 };
-
-static bool is_space(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static bool is_ident_start(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* A dollar quote's tag goes on over these; a word also over '$'. */
-static bool is_tag_cont(unsigned char c)
-{
-    return is_ident_start(c) || is_digit(c);
-}
-
-static bool is_ident_cont(unsigned char c)
-{
-    return is_tag_cont(c) || c == '$';
-}
-
-static unsigned char at(const struct scan *sc, size_t i)
-{
-    return i < sc->len ? (unsigned char)sc->s[i] : '\0';
-}
 
 /* The line of offset: counted on from the last one asked, or from the top. */
 static unsigned line_at(struct scan *sc, size_t offset)
@@ -175,202 +142,68 @@ static int end_statement(struct scan *sc)
     return rc;
 }
 
-/* The token [start, sc->pos) belongs to the statement, which may begin with it. */
-static void add_token(struct scan *sc, size_t start)
+/* The token belongs to the statement, which may begin with it. */
+static void add_token(struct scan *sc, const struct sql_token *t)
 {
     if (!sc->in_stmt) {
         sc->in_stmt = true;
-        sc->stmt_start = start;
+        sc->stmt_start = t->start;
     }
-    sc->stmt_end = sc->pos;
+    sc->stmt_end = t->end;
 }
 
-/*
- * A quoted string or identifier whose opening quote is at sc->pos; a
- * doubled quote stands for one, and with backslash_escapes a backslash
- * hides the character after it.
- */
-static int skip_quoted(struct scan *sc, char quote, bool backslash_escapes, const char *what)
+/* What a construct still open at the end of the text is called. */
+static const char *unterminated_what(const struct scan *sc, const struct sql_token *t)
 {
-    size_t open = sc->pos;
-    size_t i = open + 1;
-    while (i < sc->len) {
-        char c = sc->s[i];
-        if (backslash_escapes && c == '\\') {
-            i += 2;
-        } else if (c != quote) {
-            i++;
-        } else if (at(sc, i + 1) == (unsigned char)quote) {
-            i += 2;
-        } else {
-            sc->pos = i + 1;
-            return SQL_SPLIT_OK;
-        }
+    switch (t->kind) {
+    case SQL_TOK_BLOCK_COMMENT:
+        return "unterminated /* comment";
+    case SQL_TOK_QUOTED:
+        return "unterminated quoted identifier";
+    default:
+        return sc->s[t->start] == '$' ? "unterminated dollar-quoted string"
+                                      : "unterminated quoted string";
     }
-    return fail_at(sc, SQL_SPLIT_UNTERMINATED, open, what);
 }
 
-/* A block comment at sc->pos, with the nesting PostgreSQL allows. */
-static int skip_block_comment(struct scan *sc)
+static void note_paren(struct scan *sc, const struct sql_token *t)
 {
-    size_t open = sc->pos;
-    size_t depth = 0;
-    size_t i = open;
-    while (i + 1 < sc->len) {
-        if (sc->s[i] == '*' && sc->s[i + 1] == '/') {
-            i += 2;
-            if (--depth == 0) {
-                sc->pos = i;
-                return SQL_SPLIT_OK;
-            }
-        } else if (sc->s[i] == '/' && sc->s[i + 1] == '*') {
-            i += 2;
-            depth++;
-        } else {
-            i++;
-        }
-    }
-    return fail_at(sc, SQL_SPLIT_UNTERMINATED, open, "unterminated /* comment");
-}
-
-static int skip_line_comment(struct scan *sc)
-{
-    size_t start = sc->pos;
-    const char *nl = memchr(sc->s + start, '\n', sc->len - start);
-    sc->pos = nl ? (size_t)(nl - sc->s) : sc->len;
-    if (sc->on_comment == NULL)
-        return SQL_SPLIT_OK;
-    return sc->on_comment(sc->ctx, start, sc->pos - start, line_at(sc, start));
-}
-
-/* The length of a dollar-quote delimiter ($$ or $tag$) at i, or 0. */
-static size_t dollar_delimiter(const struct scan *sc, size_t i)
-{
-    size_t j = i + 1;
-    if (is_ident_start(at(sc, j)))
-        while (is_tag_cont(at(sc, j)))
-            j++;
-    return at(sc, j) == '$' ? j + 1 - i : 0;
-}
-
-/* A '$' at sc->pos: a parameter ($1), a dollar-quoted string, or a lone '$'. */
-static int scan_dollar(struct scan *sc)
-{
-    size_t open = sc->pos;
-    if (is_digit(at(sc, open + 1))) {
-        sc->pos++;
-        while (is_digit(at(sc, sc->pos)))
-            sc->pos++;
-        if (is_ident_start(at(sc, sc->pos))) /* $1abc: one (bad) token, as the server reads it */
-            while (is_ident_cont(at(sc, sc->pos)))
-                sc->pos++;
-        return SQL_SPLIT_OK;
-    }
-    size_t dlen = dollar_delimiter(sc, open);
-    if (dlen == 0) {
-        sc->pos++;
-        return SQL_SPLIT_OK;
-    }
-    const char *body = sc->s + open + dlen;
-    const char *close = memmem(body, sc->len - open - dlen, sc->s + open, dlen);
-    if (close == NULL)
-        return fail_at(sc, SQL_SPLIT_UNTERMINATED, open, "unterminated dollar-quoted string");
-    sc->pos = (size_t)(close - sc->s) + dlen;
-    return SQL_SPLIT_OK;
-}
-
-/*
- * A token that starts with a letter: a word, or one of the prefixed
- * strings E'...', B'...', X'...', N'...', U&'...' and U&"...".
- */
-static int scan_word(struct scan *sc)
-{
-    size_t start = sc->pos;
-    unsigned char c = at(sc, start), next = at(sc, start + 1);
-    if ((c == 'e' || c == 'E') && next == '\'') {
-        sc->pos++;
-        return skip_quoted(sc, '\'', true, "unterminated quoted string");
-    }
-    if (strchr("bBxXnN", c) != NULL && next == '\'') {
-        sc->pos++;
-        return skip_quoted(sc, '\'', false, "unterminated quoted string");
-    }
-    if ((c == 'u' || c == 'U') && next == '&' &&
-        (at(sc, start + 2) == '\'' || at(sc, start + 2) == '"')) {
-        sc->pos += 2;
-        bool ident = sc->s[sc->pos] == '"';
-        return skip_quoted(sc, sc->s[sc->pos], false,
-                           ident ? "unterminated quoted identifier" : "unterminated quoted string");
-    }
-    while (is_ident_cont(at(sc, sc->pos)))
-        sc->pos++;
-    note_word(sc, start, sc->pos - start);
-    return SQL_SPLIT_OK;
-}
-
-/* A number, with any letters run into it (1e5, or 1abc which the server refuses). */
-static void scan_number(struct scan *sc)
-{
-    while (is_digit(at(sc, sc->pos)) || at(sc, sc->pos) == '.')
-        sc->pos++;
-    if (is_ident_start(at(sc, sc->pos)))
-        while (is_ident_cont(at(sc, sc->pos)))
-            sc->pos++;
-}
-
-static void scan_paren(struct scan *sc, unsigned char c)
-{
-    if (c == '(' && sc->paren_depth++ == 0)
-        sc->paren_open = sc->pos;
-    else if (c == ')' && sc->paren_depth > 0)
+    if (t->kind == SQL_TOK_OPEN && sc->paren_depth++ == 0)
+        sc->paren_open = t->start;
+    else if (t->kind == SQL_TOK_CLOSE && sc->paren_depth > 0)
         sc->paren_depth--;
-    sc->pos++;
 }
 
-/* One token of a statement at sc->pos (not blank, not a comment, not ';'). */
-static int scan_token(struct scan *sc)
+/* One token: a comment, the ';' that ends a statement, or a token of the statement. */
+static int take_token(struct scan *sc, const struct sql_token *t)
 {
-    size_t start = sc->pos;
-    unsigned char c = at(sc, start);
-    int rc = SQL_SPLIT_OK;
-    if (c == '\'')
-        rc = skip_quoted(sc, '\'', false, "unterminated quoted string");
-    else if (c == '"')
-        rc = skip_quoted(sc, '"', false, "unterminated quoted identifier");
-    else if (c == '$')
-        rc = scan_dollar(sc);
-    else if (is_ident_start(c))
-        rc = scan_word(sc);
-    else if (is_digit(c))
-        scan_number(sc);
-    else if (c == '(' || c == ')')
-        scan_paren(sc, c);
-    else if (c == '\\')
-        return fail_at(sc, SQL_SPLIT_META_COMMAND, start,
-                       "backslash outside quotes: psql meta-commands cannot be run here");
-    else
-        sc->pos++;
-    if (rc == SQL_SPLIT_OK)
-        add_token(sc, start);
-    return rc;
-}
-
-static int scan_one(struct scan *sc)
-{
-    unsigned char c = at(sc, sc->pos), next = at(sc, sc->pos + 1);
-    if (is_space(c)) {
-        sc->pos++;
+    if (t->unterminated)
+        return fail_at(sc, SQL_SPLIT_UNTERMINATED, t->start, unterminated_what(sc, t));
+    switch (t->kind) {
+    case SQL_TOK_LINE_COMMENT:
+        if (sc->on_comment == NULL)
+            return SQL_SPLIT_OK;
+        return sc->on_comment(sc->ctx, t->start, t->end - t->start, line_at(sc, t->start));
+    case SQL_TOK_BLOCK_COMMENT:
         return SQL_SPLIT_OK;
+    case SQL_TOK_SEMI:
+        if (sc->paren_depth == 0 && sc->begin_depth == 0)
+            return end_statement(sc);
+        break;
+    case SQL_TOK_OTHER:
+        if (sc->s[t->start] == '\\')
+            return fail_at(sc, SQL_SPLIT_META_COMMAND, t->start,
+                           "backslash outside quotes: psql meta-commands cannot be run here");
+        break;
+    case SQL_TOK_WORD:
+        note_word(sc, t->body, t->body_len);
+        break;
+    default:
+        note_paren(sc, t);
+        break;
     }
-    if (c == '-' && next == '-')
-        return skip_line_comment(sc);
-    if (c == '/' && next == '*')
-        return skip_block_comment(sc);
-    if (c == ';' && sc->paren_depth == 0 && sc->begin_depth == 0) {
-        sc->pos++;
-        return end_statement(sc);
-    }
-    return scan_token(sc);
+    add_token(sc, t);
+    return SQL_SPLIT_OK;
 }
 
 /* At the end of the text: nothing may still be open, the last statement needs no ';'. */
@@ -388,13 +221,8 @@ static int finish(struct scan *sc)
 int sql_split(const char *text, size_t len, struct sql_script *out, struct sql_split_error *err,
               sql_comment_fn on_comment, void *ctx)
 {
-    struct scan sc = {.s = text,
-                      .len = len,
-                      .out = out,
-                      .err = err,
-                      .on_comment = on_comment,
-                      .ctx = ctx,
-                      .line = 1};
+    struct scan sc = {
+        .s = text, .out = out, .err = err, .on_comment = on_comment, .ctx = ctx, .line = 1};
     out->stmts = NULL;
     out->count = 0;
     err->line = 0;
@@ -407,8 +235,10 @@ int sql_split(const char *text, size_t len, struct sql_script *out, struct sql_s
     const char *nul = len > 0 ? memchr(text, '\0', len) : NULL;
     if (nul != NULL)
         return fail_at(&sc, SQL_SPLIT_NUL, (size_t)(nul - text), "the script contains a NUL byte");
-    while (sc.pos < len) {
-        int rc = scan_one(&sc);
+    sql_lex_init(&sc.lx, text, len);
+    struct sql_token t;
+    for (sql_lex_next(&sc.lx, &t); t.kind != SQL_TOK_END; sql_lex_next(&sc.lx, &t)) {
+        int rc = take_token(&sc, &t);
         if (rc != SQL_SPLIT_OK)
             return rc;
     }

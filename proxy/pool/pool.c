@@ -13,9 +13,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/prepared.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -70,7 +72,7 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
     if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
         sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
         return "its client left inside a transaction, a COPY or a request";
-    if (server_conn_now_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+    if (wall_clock_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
     if (!host_is_up(sc->host))
         return "its host is down";
@@ -105,7 +107,7 @@ void pool_arm_sweep(struct worker *w)
 
 static void pool_now_idle(struct server_conn *sc)
 {
-    sc->idle_since = server_conn_now_us();
+    sc->idle_since = wall_clock_us();
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
     /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */
@@ -142,17 +144,12 @@ static void pool_reset(struct server_conn *sc)
         pool_now_idle(sc);
         return;
     }
-    uint8_t head[5];
-    head[0] = 'Q';
-    pkt_store_be32(head + 1, (uint32_t)(4 + strlen(query) + 1));
-    if (evbuffer_add(sc->ep.out, head, sizeof(head)) != 0 ||
-        evbuffer_add(sc->ep.out, query, strlen(query) + 1) != 0) {
+    if (pkt_add_query(sc->ep.out, query) != 0) {
         pool_close(sc, "out of memory");
         return;
     }
     server_conn_move(sc, &sc->w->used_servers);
-    sc->idle_since =
-        server_conn_now_us(); /* when the reset started: a server that never answers it */
+    sc->idle_since = wall_clock_us(); /* when the reset started: a server that never answers it */
     pool_arm_sweep(sc->w);
     sc->reset_failed = false;
     pool_flush(sc);
@@ -213,7 +210,7 @@ void pool_release(struct server_conn *sc)
         /* Not idle, not reset yet: the cancel must land before anyone else's query can. */
         sc->cancel_held = true;
         server_conn_move(sc, &sc->w->used_servers);
-        sc->idle_since = server_conn_now_us();
+        sc->idle_since = wall_clock_us();
         pool_arm_sweep(sc->w);
         endpoint_arm(&sc->ep);
         log_debug(s->id, "server connection %llu held back until its cancel is delivered",
@@ -390,7 +387,7 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
 static struct server_conn *pool_find(struct session *s, const struct region *r,
                                      const struct region_host *h)
 {
-    int64_t oldest = server_conn_now_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    int64_t oldest = wall_clock_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
     list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
@@ -570,9 +567,9 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
         else
             pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
         l->waiting = true;
-        l->wait_since_us = server_conn_now_us();
+        l->wait_since_us = wall_clock_us();
         struct pool_wait_report report;
-        if (pool_limits_wait_report(&s->w->shared->pool_limits, l->wait_key, health_clock_ms(),
+        if (pool_limits_wait_report(&s->w->shared->pool_limits, l->wait_key, monotonic_ms(),
                                     POOL_WAIT_LOG_INTERVAL_MS, &report))
             pool_wait_log(s, h, rc, &report);
     }
@@ -626,7 +623,7 @@ void pool_wait_enter(struct session *s)
     log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
               l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
               s->region->name, s->database, s->user);
-    int64_t waited_ms = (server_conn_now_us() - l->wait_since_us) / 1000;
+    int64_t waited_ms = (wall_clock_us() - l->wait_since_us) / 1000;
     int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
     session_set_timer(s, left > 0 ? left : 1);
     /* Not read, but watched: a client that gives up is seen at once. */
@@ -638,7 +635,7 @@ void pool_wait_timeout(struct session *s)
 {
     struct session_login *l = s->login;
     char msg[160], detail[320];
-    double waited = (double)(server_conn_now_us() - l->wait_since_us) / 1e6;
+    double waited = (double)(wall_clock_us() - l->wait_since_us) / 1e6;
     pool_wait_stop(s);
     if (l->wait_reason == POOL_FULL) {
         snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
@@ -722,7 +719,7 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    int64_t now = server_conn_now_us();
+    int64_t now = wall_clock_us();
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->idle_servers)
     {

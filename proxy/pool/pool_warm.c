@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "protocol/clock.h"
 #include "protocol/scram.h"
 #include "protocol/startup.h"
 #include "proxy/base/config.h"
@@ -101,7 +102,7 @@ void pool_warm_note(struct session *s)
     /* The latest key and verifier: a password changed since is followed. */
     memcpy(p->client_key, key, SCRAM_KEY_LEN);
     p->verifier = l->verifier;
-    p->last_seen_us = server_conn_now_us();
+    p->last_seen_us = wall_clock_us();
     pool_arm_sweep(w);
 }
 
@@ -166,7 +167,7 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
         session_close(s, "out of memory");
         return;
     }
-    p->last_try_us = server_conn_now_us();
+    p->last_try_us = wall_clock_us();
     log_debug(s->id, "min_pool_size: opening a connection to region %s for database %s, user %s",
               p->region, p->database, p->user);
     phase_begin_at(s, PHASE_CONNECT);
@@ -185,7 +186,7 @@ void pool_warm_tick(struct worker *w)
     struct pool_warm *pw = w->warm;
     if (pw == NULL || w->draining)
         return;
-    int64_t now = server_conn_now_us();
+    int64_t now = wall_clock_us();
     const struct config *cfg = w->cfg;
     for (int i = 0; i < pw->n; i++) {
         struct pool_warm_pair *p = &pw->pairs[i];
@@ -217,7 +218,7 @@ bool pool_warm_done(struct session *s)
         return false;
     struct pool_warm_pair *p = warm_find(s->w->warm, s->region->name, s->database, s->user);
     if (pool_keep_fresh(s->server_conn) && p != NULL)
-        p->last_ok_us = server_conn_now_us();
+        p->last_ok_us = wall_clock_us();
     session_close(s, "min_pool_size: connection opened and kept");
     return true;
 }

@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "protocol/cancel_key.h"
+#include "protocol/clock.h"
 #include "protocol/pkt.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/startup.h"
@@ -381,7 +382,7 @@ static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum ca
     /* Too busy to forward, or a peer that fails, is no guess at a key: not charged. */
     if (r != CANCEL_BUSY && r != CANCEL_PEER_FAILED) {
         stat_inc(&w->stats.cancels_ignored); /* matched no session here */
-        cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit, health_clock_ms());
+        cancel_limit_miss(&w->cancel_limit, o->addr, w->cfg->cancel_rate_limit, monotonic_ms());
     }
     if (log_limit_allow(&sh->cancel_log, CANCEL_LOG_BURST, 1000, &left_out))
         log_info(o->id, "cancel request %s; ignored%s", why,
@@ -420,8 +421,8 @@ static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
     bool failing = false;
     int per_peer = cfg->cancel_max_inflight * w->shared->nworkers / 2;
     if (w->peer_forwards >= cfg->cancel_max_inflight ||
-        !peer_stats_begin_out(&w->shared->peers, p->id, per_peer > 0 ? per_peer : 1,
-                              health_clock_ms(), &failing)) {
+        !peer_stats_begin_out(&w->shared->peers, p->id, per_peer > 0 ? per_peer : 1, monotonic_ms(),
+                              &failing)) {
         if (failing) {
             snprintf(why, sizeof(why), "is for peer %d, which failed less than %d ms ago", p->id,
                      PEER_RETRY_MS);
@@ -433,7 +434,7 @@ static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
         return false;
     }
     if (!authenticated)
-        cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, health_clock_ms());
+        cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, monotonic_ms());
     uint8_t packet[PP_V2_BUILD_MAX + CANCEL_PACKET_MAX], key[CANCEL_KEY_MAX_LEN];
     uint8_t mac[PP_PEER_MAC_LEN];
     const struct sockaddr *dst = (const struct sockaddr *)&p->where.addr;
@@ -461,7 +462,7 @@ static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                                 .requester_worker = w->index};
     if (len == 0)
         peer_stats_note_out(&w->shared->peers, p->id, false, "could not build the request",
-                            health_clock_ms());
+                            monotonic_ms());
     if (len > 0 && cancel_send(w, &d) == 0)
         return true;
     log_warn(o->id, "could not forward cancel request to peer %d: out of resources", info->peer_id);
@@ -570,8 +571,7 @@ bool cancel_handle_request(struct worker *w, const struct startup_packet *sp,
     struct cancel_key_info info;
     if (!cancel_from_peer_ok(w, sp, o))
         return false;
-    if (cancel_limit_blocked(&w->cancel_limit, o->addr, cfg->cancel_rate_limit,
-                             health_clock_ms())) {
+    if (cancel_limit_blocked(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, monotonic_ms())) {
         char why[160];
         snprintf(why, sizeof(why), "from %s, a network over cancel_rate_limit", o->peer_text);
         cancel_miss(w, o, CANCEL_RATE_LIMITED, why);

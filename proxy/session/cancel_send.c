@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/stream.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
@@ -53,7 +54,7 @@ static void cancel_conn_note(struct cancel_conn *cc, bool ok, const char *why)
     if (cc->peer_id == 0 || cc->noted)
         return;
     cc->noted = true;
-    peer_stats_note_out(&cc->w->shared->peers, cc->peer_id, ok, why, health_clock_ms());
+    peer_stats_note_out(&cc->w->shared->peers, cc->peer_id, ok, why, monotonic_ms());
 }
 
 /* Ends the delivery, however it ended (stopping: pgnear is), and tells its ended callback. */
@@ -223,7 +224,7 @@ int cancel_send(struct worker *w, const struct cancel_delivery *d)
     if (cc == NULL) {
         if (d->peer_id != 0)
             peer_stats_note_out(&w->shared->peers, d->peer_id, false, "out of memory",
-                                health_clock_ms());
+                                monotonic_ms());
         return -1;
     }
     cc->w = w;

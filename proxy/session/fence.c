@@ -11,6 +11,7 @@
 
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
@@ -58,17 +59,15 @@ static int fence_move(struct session *s, size_t n)
 int fence_ask(struct session *s, uint32_t z_len)
 {
     struct server_conn *sc = s->server_conn;
-    uint8_t msg[sizeof(FENCE_QUERY) + 5];
-    msg[0] = 'Q';
-    pkt_store_be32(msg + 1, (uint32_t)sizeof(FENCE_QUERY) + 4);
-    memcpy(msg + 5, FENCE_QUERY, sizeof(FENCE_QUERY));
     evbuffer_drain(sc->ep.in, 1 + (size_t)z_len);
     s->fence_asked = true;
     s->fence_value[0] = '\0';
     /* Counted as a request, so that no safe point is seen until its answer is in. */
     tx_track_client(&sc->tx, 'Q');
-    if (endpoint_send(s, &sc->ep, msg, sizeof(msg)) < 0)
+    if (pkt_add_query(sc->ep.out, FENCE_QUERY) != 0) {
+        session_close(s, "out of memory");
         return -1;
+    }
     return endpoint_flush(s, &sc->ep);
 }
 
@@ -128,7 +127,7 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
     }
     if (type == 'E')
         log_debug(s->id, "the server could not say where its WAL is: no fence");
-    uint8_t status = type == 'Z' && blen > 0 ? body[0] : 0; /* read before the drain frees it */
+    uint8_t status = pkt_ready_status(type, body, blen); /* read before the drain frees it */
     evbuffer_drain(sc->ep.in, 1 + (size_t)len);
     if (type != 'Z')
         return 0;
@@ -143,7 +142,7 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
 static int fence_watch(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     struct server_conn *sc = s->server_conn;
-    uint8_t status = type == 'Z' && len > 4 ? body[0] : 0;
+    uint8_t status = pkt_ready_status(type, body, len - 4);
     if (type == 'S') {
         s->txn->server_param(s, body, len);
         return fence_move(s, 1 + (size_t)len);
@@ -161,7 +160,7 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
     if ((type == 'C' && body != NULL && len >= 4 && fence_tag_writes(body, len - 4)) || type == 'G')
         s->fence_wrote = true; /* (G: COPY FROM STDIN) */
     /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
-    return type == 'Z' && body != NULL && len > 4 && body[0] == 'I' && s->fence_wrote &&
+    return pkt_ready_status(type, body, len >= 4 ? len - 4 : 0) == 'I' && s->fence_wrote &&
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 

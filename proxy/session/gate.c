@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/placement.h"
@@ -126,13 +127,6 @@ struct gate_close {
     gate_done_fn done;
     void *arg;
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
 {
@@ -376,7 +370,7 @@ static void name_busy(const struct gate_close *g, char *buf, size_t cap)
 static void gate_finish(struct gate_close *g, uint64_t late, enum gate_end end)
 {
     struct gate_outcome o = {.end = end, .late = late, .forced = g->forced};
-    o.waited_ms = now_ms() - g->started_ms;
+    o.waited_ms = monotonic_ms() - g->started_ms;
     if (end != GATE_HELD)
         name_busy(g, o.busy, sizeof(o.busy));
     if ((end == GATE_LATE || end == GATE_CANCELED || end == GATE_FAILED) &&
@@ -415,7 +409,7 @@ static void counted(struct worker *from, const struct worker_reply *r)
     uint64_t late = 0;
     for (int i = 0; i < from->shared->nworkers; i++)
         late += g->late[i].count;
-    enum gate_end end = gate_verdict(g, late, now_ms());
+    enum gate_end end = gate_verdict(g, late, monotonic_ms());
     if (end == GATE_LATE && g->force && !g->forced_once) {
         g->forced_once = true;
         if (worker_call_all(g->home, force_on_worker, g, forced, NULL) == 0)
@@ -458,7 +452,7 @@ struct gate_close *gate_close(struct worker *home, const struct gate_scope *scop
     g->home = home;
     g->cfg = config_ref(home->cfg);
     g->scope = *scope;
-    g->started_ms = now_ms();
+    g->started_ms = monotonic_ms();
     g->deadline_ms = g->started_ms + timeout_ms;
     g->force = force_detail != NULL;
     snprintf(g->force_detail, sizeof(g->force_detail), "%s", g->force ? force_detail : "");

@@ -9,12 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/session_state.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -27,13 +27,6 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
-
-int64_t move_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void move_fail_text(struct session_move *mv, const char *prefix, const char *text)
 {
@@ -85,7 +78,7 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
     struct session *mover = mv->mover;
     mv->res.moved = moved;
     snprintf(mv->res.reason, sizeof(mv->res.reason), "%s", moved ? "" : reason);
-    mv->res.hold_us = mv->held_us > 0 ? move_now_us() - mv->held_us : 0;
+    mv->res.hold_us = mv->held_us > 0 ? monotonic_us() - mv->held_us : 0;
     if (mv->timer != NULL)
         event_free(mv->timer);
     if (mv->retry != NULL)
@@ -123,11 +116,7 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
 /* A message of the old server that is not the move's: on to the client, as the relay would. */
 int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = (uint8_t)type;
-    pkt_store_be32(h + 1, len + 4);
-    if (evbuffer_add(s->client.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(s->client.out, body, len) != 0) {
+    if (pkt_add_msg(s->client.out, type, body, len) != 0) {
         session_close(s, "out of memory");
         return -1;
     }

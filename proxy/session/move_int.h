@@ -71,8 +71,6 @@ struct session_move {
 
 /* ---- move_end.c ---- */
 
-/* The monotonic clock, in microseconds. */
-int64_t move_now_us(void);
 /* The move's failure, prefix and text, unless it has one already. */
 void move_fail_text(struct session_move *mv, const char *prefix, const char *text);
 /* A server's ErrorResponse as the failure: its SQLSTATE and message, after prefix. */

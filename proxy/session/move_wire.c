@@ -11,8 +11,10 @@
 
 #include <event2/buffer.h>
 
+#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/session_state.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -141,18 +143,14 @@ void move_held(struct session *s)
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
-    mv->held_us = move_now_us();
+    mv->held_us = monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
         move_end(mv, false, "its server was sending a message");
         return;
     }
     mv->step = MOVE_READING;
     s->move_answer_owed = true;
-    const char *q = session_state_query();
-    size_t qlen = strlen(q) + 1;
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)qlen + 4);
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 || evbuffer_add(old->ep.out, q, qlen) != 0) {
+    if (pkt_add_query(old->ep.out, session_state_query()) != 0) {
         move_end(mv, false, "out of memory");
         return;
     }
@@ -228,12 +226,9 @@ static void move_drain_start(struct session_move *mv)
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
     static const char drain[] = "NOTIFY pgnear_move_drain";
-    uint8_t h[PKT_HEADER_LEN] = {'Q'};
-    pkt_store_be32(h + 1, (uint32_t)sizeof(drain) + 4);
     mv->step = MOVE_DRAINING;
     s->busy++;
-    if (evbuffer_add(old->ep.out, h, sizeof(h)) != 0 ||
-        evbuffer_add(old->ep.out, drain, sizeof(drain)) != 0) {
+    if (pkt_add_query(old->ep.out, drain) != 0) {
         move_end(mv, false, "out of memory");
     } else {
         s->move_answer_owed = true;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "protocol/clock.h"
 #include "protocol/prepared.h"
 #include "protocol/pkt.h"
 #include "protocol/stream.h"
@@ -19,13 +20,6 @@
 #include "proxy/session/cancel.h"
 #include "proxy/session/cancel_send.h"
 #include "routing/region.h"
-
-int64_t server_conn_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 struct server_conn *server_conn_new(struct session *s, struct region *region,
                                     struct region_host *host)
@@ -45,7 +39,7 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     sc->cfg = s->cfg != NULL ? config_ref(s->cfg) : NULL; /* NULL in the relay tests */
     sc->region = region;
     sc->host = host;
-    sc->connect_time = server_conn_now_us();
+    sc->connect_time = wall_clock_us();
     sc->use_count = 1;
     sc->poolable = s->login != NULL && s->login->pool_share;
     snprintf(sc->database, sizeof(sc->database), "%s", s->database);

@@ -134,12 +134,6 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
  */
 void server_conn_close(struct server_conn *sc, bool paced);
 
-/*
- * Unix time in microseconds: the clock of connect_time and idle_since
- * (pool.c, pool_warm.c, the handover, SHOW SERVERS' age and idle).
- */
-int64_t server_conn_now_us(void);
-
 /* Moves the connection to another of the worker's server lists (a change of state). */
 void server_conn_move(struct server_conn *sc, struct list *to);
 

@@ -78,13 +78,13 @@ struct session_login {
     struct server_dial dial;      /* the connection to the host being tried */
     bool servers_tried;           /* a host of the plan has been tried */
     char server_failure[320];     /* why the last host tried failed */
-    int64_t server_wait_start_ms; /* health_clock_ms: the dial to the host began */
+    int64_t server_wait_start_ms; /* monotonic_ms: the dial to the host began */
     int64_t server_wait_mark_ms;  /* the server_connect_timeout running now began */
-    int64_t need_wait_until_ms;   /* health_clock_ms: failover_wait for a host that fits ends */
-    int64_t replay_wait_until_ms; /* health_clock_ms: min_lsn_wait for a standby to replay ends */
+    int64_t need_wait_until_ms;   /* monotonic_ms: failover_wait for a host that fits ends */
+    int64_t replay_wait_until_ms; /* monotonic_ms: min_lsn_wait for a standby to replay ends */
     bool replay_waiting;          /* the plan is of standbys that have replayed it, or none */
     bool nearer_waiting;          /* a farther standby has it: a nearer one gets a grace */
-    int64_t nearer_wait_until_ms; /* health_clock_ms: that grace ends */
+    int64_t nearer_wait_until_ms; /* monotonic_ms: that grace ends */
     int64_t farther_fit_since_ms; /* a farther standby had replayed it, a nearer one not yet */
 
     /* pooling (pool.h, server_handover.h) */

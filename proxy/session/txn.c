@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
 #include "protocol/txn_pin.h"
@@ -316,7 +317,7 @@ static bool txn_may_release(const struct session *s)
 static void txn_note_position(struct session *s, const struct server_conn *sc)
 {
     s->txn_read_at = sc->host->runtime;
-    s->txn_read_until_ms = health_clock_ms();
+    s->txn_read_until_ms = monotonic_ms();
 }
 
 static bool txn_server_idle(struct session *s)

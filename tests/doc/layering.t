@@ -18,7 +18,8 @@
 #   - on a break of the phase rules: the phase table lives in
 #     proxy/login/flow.c, the engine that runs it in proxy/session/phase.c,
 #     and the phase files reach each other only through the engine;
-#   - on a .c file of proxy/ over 900 lines.
+#   - on a .c file of proxy/, protocol/ or routing/ over 900 lines, but for
+#     the one being split (%long_until_split), which must still be over.
 # It needs the objects of a build (PGNEAR names the build's pgnear, as
 # make check sets it) and nm: without either it fails, it never skips.
 use strict;
@@ -79,6 +80,11 @@ my @plumbing = ($phase_engine, 'proxy/session/session.c', 'proxy/session/endpoin
 # The holds at safe points have one owner.
 my $hold_owner = 'proxy/session/gate.c';
 my $max_lines  = 900;
+# A file over the limit whose split is under way elsewhere, and why it may
+# be: deleting its line is the whole change once the split has landed (the
+# test then fails until it is deleted).
+my %long_until_split = (
+);
 
 # ---- reading the tree
 
@@ -390,12 +396,18 @@ sub lines_matching {
 # ---- 7. files that read at once
 
 {
-    my @long;
-    for my $file (grep { m{^proxy/.*\.c$} } @files) {
-        my $lines = () = $text{$file} =~ /\n/g;
-        push @long, "$file: $lines lines" if $lines > $max_lines;
+    my (@long, %lines);
+    for my $file (grep { /\.c$/ } @files) {
+        $lines{$file} = () = $text{$file} =~ /\n/g;
+        push @long, "$file: $lines{$file} lines"
+          if $lines{$file} > $max_lines && !$long_until_split{$file};
     }
-    is_deeply(\@long, [], "no .c file of proxy/ is over $max_lines lines") or diag(join("\n", @long));
+    is_deeply(\@long, [], "no .c file of proxy/, protocol/ or routing/ is over $max_lines lines"
+        . (%long_until_split ? ' but ' . join(', ', sort keys %long_until_split) : ''))
+      or diag("split it along its concerns (doc/architecture.md):\n" . join("\n", @long));
+    my @stale = grep { ($lines{$_} // 0) <= $max_lines } sort keys %long_until_split;
+    is_deeply(\@stale, [], 'every file excused from the line limit is still over it')
+      or diag("split or gone: delete its line from %long_until_split: @stale");
 }
 
 # ---- what was measured

@@ -392,7 +392,7 @@ sub move_in_background {
     POSIX::_exit(0);
 }
 sub lock_on_west {
-    my $dbh = PgNearTest::dbi_connect($uw->conninfo(dbname => 'movr'), AutoCommit => 0) or die "DBI: $DBI::errstr";
+    my $dbh = PgNearTest::dbi_connect($uw->conninfo(dbname => 'movr'), AutoCommit => 0) or die "DBI: " . DBI->errstr;
     $dbh->do('LOCK TABLE move_lock IN ACCESS EXCLUSIVE MODE') or die $dbh->errstr;
     return $dbh;
 }

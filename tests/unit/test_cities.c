@@ -1,11 +1,12 @@
 /*
  * test_cities.c
- *    Unit tests for routing/cities.c (cmocka, TAP output): folding, small
- *    tables written to a temporary directory (quoting, comments, optional
- *    columns, qualifiers, alternate names, the ambiguity rule, bad lines,
- *    suggestions), and the real conf/cities.csv found through
- *    $PGNEAR_SRCDIR: well-known ambiguous names, qualified forms, other
- *    spellings and suggestions for misspelled names.
+ *    Unit tests for the city table, routing/cities.h (cmocka, TAP
+ *    output): folding, small tables written to a temporary directory
+ *    (quoting, comments, optional columns, qualifiers, alternate names,
+ *    the ambiguity rule, bad lines, suggestions), and the real
+ *    conf/cities.csv found through $PGNEAR_SRCDIR: well-known ambiguous
+ *    names, qualified forms, other spellings and suggestions for
+ *    misspelled names.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -304,9 +304,47 @@ static void test_login_brings_up(void **state)
     world_free(&w);
 }
 
+/* ---- region_primary: what the dbmove jobs and the record of moves read from ---- */
+
+static void set_host(struct region_host *h, bool up, bool standby)
+{
+    h->runtime->health.up = up;
+    h->runtime->health.in_recovery = standby;
+}
+
+static void test_region_primary(void **state)
+{
+    (void)state;
+    struct region_set set = {0};
+    char err[256];
+    struct region *r = region_set_add(&set, "r");
+    assert_non_null(r);
+    assert_null(region_parse_hosts(r, "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3", err, sizeof(err)));
+    struct registry *reg = registry_new();
+    assert_non_null(reg);
+    assert_true(registry_bind(reg, &set));
+    const struct region_host *standby = &r->hosts[0];
+    set_host(&r->hosts[0], false, false);
+    set_host(&r->hosts[1], true, true);
+    set_host(&r->hosts[2], true, false);
+    assert_ptr_equal(region_primary(r, &standby), &r->hosts[2]);
+    assert_ptr_equal(standby, &r->hosts[1]);
+    set_host(&r->hosts[2], true, true); /* every host up a standby */
+    assert_null(region_primary(r, &standby));
+    assert_ptr_equal(standby, &r->hosts[1]);
+    set_host(&r->hosts[1], false, true);
+    set_host(&r->hosts[2], false, true); /* none up */
+    assert_null(region_primary(r, &standby));
+    assert_null(standby);
+    assert_null(region_primary(NULL, NULL));
+    region_set_free(&set);
+    registry_free(reg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_region_primary),
         cmocka_unit_test(test_timeouts_take_down_at_fall),
         cmocka_unit_test(test_fall_one_is_at_once),
         cmocka_unit_test(test_login_resets_timeouts),

@@ -11,7 +11,10 @@
 
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 
 #define CANARY 0xEE
 
@@ -325,6 +328,32 @@ static void test_ready_for_query(void **state)
     assert_memory_equal(buf, want, sizeof(want));
 }
 
+static void test_ready_status(void **state)
+{
+    (void)state;
+    static const uint8_t idle[] = {'I'};
+    assert_int_equal(pkt_ready_status('Z', idle, 1), 'I');
+    assert_int_equal(pkt_ready_status('Z', idle, 0), 0); /* a body without its status */
+    assert_int_equal(pkt_ready_status('Z', NULL, 1), 0);
+    assert_int_equal(pkt_ready_status('C', idle, 1), 0);
+}
+
+/* pkt_add.c: the header says the body's length and its own 4 bytes. */
+static void test_add_query_and_msg(void **state)
+{
+    (void)state;
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    assert_int_equal(pkt_add_query(out, "SELECT 1"), 0);
+    assert_int_equal(pkt_add_msg(out, 'Z', "T", 1), 0);
+    assert_int_equal(pkt_add_header(out, 'd', 3), 0);
+    static const uint8_t want[] = {'Q', 0,   0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1',
+                                   0,   'Z', 0, 0, 0,  5,   'T', 'd', 0,   0,   0,   7};
+    assert_int_equal(evbuffer_get_length(out), sizeof(want));
+    assert_memory_equal(evbuffer_pullup(out, -1), want, sizeof(want));
+    evbuffer_free(out);
+}
+
 static void test_authentication(void **state)
 {
     uint8_t buf[32];
@@ -540,6 +569,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_init_empty),
+        cmocka_unit_test(test_ready_status),
+        cmocka_unit_test(test_add_query_and_msg),
         cmocka_unit_test(test_put_ints_big_endian),
         cmocka_unit_test(test_put_bytes_and_cstr),
         cmocka_unit_test(test_typed_message_length),

@@ -1,10 +1,10 @@
 /*
  * test_scram.c
- *    Unit tests for protocol/scram.c (cmocka, TAP output).
+ *    Unit tests for SCRAM, protocol/scram.h (cmocka, TAP output).
  *
  * Reference values are computed here directly with OpenSSL, independently
- * of scram.c, and checked against RFC 7677's example and a verifier that
- * PostgreSQL 15 produced.
+ * of protocol/scram_*.c, and checked against RFC 7677's example and a
+ * verifier that PostgreSQL 15 produced.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1190,7 +1190,7 @@ static X509 *make_cert(EVP_PKEY *key, const EVP_MD *md, int pss)
     return x;
 }
 
-/* Hash of the DER encoding, computed without scram.c. */
+/* Hash of the DER encoding, computed without protocol/scram_keys.c. */
 static size_t der_hash(X509 *x, const EVP_MD *md, uint8_t *out)
 {
     unsigned char *der = NULL;

@@ -18,6 +18,7 @@
 
 #include "protocol/pkt.h"
 #include "protocol/session_state.h"
+#include "protocol/sql_quote.h"
 
 /* A DataRow body of four text columns; NULL is a NULL column. */
 static size_t row(uint8_t *buf, size_t cap, const char *k, const char *n, const char *v,
@@ -268,6 +269,23 @@ static void test_size_bound(void **state)
     session_state_free(&st);
 }
 
+/* protocol/sql_quote.c, which the LISTEN above and pgnear's other SQL text quote with. */
+static void test_sql_quote(void **state)
+{
+    (void)state;
+    char buf[32];
+    assert_true(sql_quote_literal_into(buf, sizeof(buf), "it's"));
+    assert_string_equal(buf, "'it''s'");
+    assert_true(sql_quote_literal_into(buf, sizeof(buf), "a\\b'"));
+    assert_string_equal(buf, "E'a\\\\b'''");
+    assert_int_equal(sql_quote_literal_len("a\\b'", 4), strlen(buf));
+    assert_true(sql_quote_ident_into(buf, sizeof(buf), "x\"y"));
+    assert_string_equal(buf, "\"x\"\"y\"");
+    assert_true(sql_quote_ident_into(buf, 7, "x\"y")); /* 6 bytes and the NUL fit */
+    assert_false(sql_quote_ident_into(buf, 6, "x\"y"));
+    assert_false(sql_quote_literal_into(buf, 4, "ab"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_role_none_and_reparse),
         cmocka_unit_test(test_bad_rows),
         cmocka_unit_test(test_size_bound),
+        cmocka_unit_test(test_sql_quote),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,26 @@
+/*
+ * pkt_add.h — a whole v3 message appended to an evbuffer.
+ *
+ * The framing of the messages pgnear writes by hand rather than through
+ * a pktbuf: a Query of its own (the state read of a move, a fence, a
+ * pool's reset, a kept connection's check), a message passed on, a
+ * replay's headers.  Lengths are a body's length throughout: the header
+ * written says body_len + 4, as its length word counts itself.  Each
+ * returns 0, or -1 when out of memory (what was appended then is not
+ * said: the caller closes).
+ */
+#ifndef PGNEAR_PROTOCOL_PKT_ADD_H
+#define PGNEAR_PROTOCOL_PKT_ADD_H
+
+#include <stddef.h>
+
+struct evbuffer;
+
+/* The header of a message of type whose body, body_len bytes, the caller adds next. */
+int pkt_add_header(struct evbuffer *out, char type, size_t body_len);
+/* A whole message: its header and body. */
+int pkt_add_msg(struct evbuffer *out, char type, const void *body, size_t body_len);
+/* A Query ('Q') of sql, NUL-terminated. */
+int pkt_add_query(struct evbuffer *out, const char *sql);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * sql_lex.h — SQL text cut into tokens as PostgreSQL's lexer cuts it.
+ *
+ * The one tokenizer of the SQL that pgnear reads: the transaction-pinning
+ * scan (txn_pin.c) and the migration scripts' split (migrate/sql_split.c)
+ * both walk its tokens.  It knows only what can hide a ';' or a word:
+ *
+ *   'strings' ('' for a quote; a backslash is an ordinary byte, as with
+ *   standard_conforming_strings on), E'strings' (a backslash hides the
+ *   byte after it), B'', X'', N'', U&'' strings and U&"identifiers";
+ *   "quoted identifiers"; $$dollar$$ and $tag$dollar$tag$ quotes (a tag
+ *   is a letter or '_' then letters, digits or '_'); $1 parameters; words,
+ *   which run on over letters, digits, '_' and '$' (a$$b is one word, not
+ *   a dollar quote, and E'...' is an escape string only when the E starts
+ *   a token); numbers, with any letters run into them (1e5, or 1abc that
+ *   the server refuses; $1abc likewise is one token); -- line comments and
+ *   block comments, which nest.  Every other byte is a token of its own.
+ *
+ * Blanks between tokens are skipped; comments are tokens, so that a
+ * caller may skip them or look at them.  A string, quoted identifier,
+ * dollar quote or block comment still open at the end of the text runs
+ * to its end and is marked unterminated.  No allocation, nothing global,
+ * no byte read past len; a NUL is an ordinary byte.
+ */
+#ifndef PGNEAR_PROTOCOL_SQL_LEX_H
+#define PGNEAR_PROTOCOL_SQL_LEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum sql_tok_kind {
+    SQL_TOK_END,    /* no more text */
+    SQL_TOK_WORD,   /* a keyword or an unquoted name */
+    SQL_TOK_QUOTED, /* a quoted identifier */
+    SQL_TOK_STRING, /* a string constant of any kind, dollar-quoted too */
+    SQL_TOK_PARAM,  /* $1 */
+    SQL_TOK_NUMBER,
+    SQL_TOK_OPEN,
+    SQL_TOK_CLOSE,
+    SQL_TOK_COMMA,
+    SQL_TOK_DOT,
+    SQL_TOK_SEMI,
+    SQL_TOK_OTHER,         /* an operator byte, a lone '$', a backslash, a NUL */
+    SQL_TOK_LINE_COMMENT,  /* from the "--" to the end of the line, the newline excluded */
+    SQL_TOK_BLOCK_COMMENT, /* from the opening to the closing delimiter, nested ones inside */
+};
+
+struct sql_token {
+    enum sql_tok_kind kind;
+    size_t start, end; /* the whole token, [start, end) of the text */
+    /* a word's letters, or what is between the quotes of a string or
+     * quoted identifier (doubled quotes and escapes as written) */
+    size_t body, body_len;
+    bool unterminated; /* a quote or comment still open at the end of the text */
+};
+
+struct sql_lexer {
+    const uint8_t *s;
+    size_t len, pos;
+};
+
+static inline void sql_lex_init(struct sql_lexer *lx, const void *text, size_t len)
+{
+    lx->s = text;
+    lx->len = len;
+    lx->pos = 0;
+}
+
+/* The token after lx->pos (blanks skipped), and lx->pos past it; SQL_TOK_END at the end. */
+void sql_lex_next(struct sql_lexer *lx, struct sql_token *t);
+
+#endif
