@@ -3,7 +3,7 @@
  * binds its parameters by, as a Describe 'S' answers it, in one number.
  *
  * Under transaction pooling a statement may be planned afresh on another
- * server connection than the one a client described it on (prepared.c):
+ * server connection than the one a client described it on (prepared.h):
  * that plan must be the one the client was told, or the client decodes
  * rows of another type with the old description (postgres.js does: an
  * int[] read as bytea).  prep_desc_hash folds the answer's messages into a

@@ -73,7 +73,7 @@ struct worker_stats {
     /* Transaction pooling (txn.c). */
     uint64_t txn_returns; /* server connections given back at the end of a transaction */
     uint64_t txn_pins;    /* sessions that came to keep their server connection */
-    /* Moves of live sessions (move.c). */
+    /* Moves of live sessions (move.h). */
     uint64_t moves_done;
     uint64_t moves_failed;
     uint64_t move_hold_us;                              /* the holds of moves done, summed */

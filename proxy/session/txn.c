@@ -392,7 +392,7 @@ static void txn_fetch_start(struct session *s)
     l->txn_of = s;
     m->need = txn_need(s);
     session_origin_locality(s, m->cfg, &l->loc);
-    if (s->txn_region[0] != '\0') { /* a move sent its transactions there (move.c) */
+    if (s->txn_region[0] != '\0') { /* a move sent its transactions there (move_ask.c) */
         l->loc.source = LOCALITY_REGION_HINT;
         l->loc.region = region_set_find(&m->cfg->regions, s->txn_region);
     }

@@ -70,7 +70,7 @@ my %phase_header = (
 # move of a live session starts (its login begins at CONNECT, as a warm-up's), and
 # the fetcher of transaction pooling (the same, for a session's next transaction).
 my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
-    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/move.c', 'proxy/session/txn.c');
+    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/move_mover.c', 'proxy/session/txn.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase
 # What runs under the phases and reaches them only through the engine.
@@ -83,7 +83,6 @@ my $max_lines  = 900;
 # be: deleting its line is the whole change once the split has landed (the
 # test then fails until it is deleted).
 my %long_until_split = (
-    'protocol/prepared.c' => 'split next',
 );
 
 # ---- reading the tree

@@ -1,6 +1,6 @@
 /*
  * fuzz_prepared.c
- *    libFuzzer target for protocol/prepared.c, the prepared-statement
+ *    libFuzzer target for protocol/prepared.h, the prepared-statement
  *    rewriter of transaction pooling: two clients and two server
  *    connections on one registry.  The input is a sequence of records:
  *

@@ -1,6 +1,6 @@
 /*
  * test_prepared.c
- *    Unit tests for protocol/prepared.c (cmocka, TAP output): prepared
+ *    Unit tests for protocol/prepared.h (cmocka, TAP output): prepared
  *    statements kept working under transaction pooling.
  *
  *    A small model of a PostgreSQL backend answers the extended and

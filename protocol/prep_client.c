@@ -1,0 +1,357 @@
+/*
+ * prep_client.c — a client's messages under transaction pooling, Parse
+ * aside (prepared.h, prep_int.h): each name resolved to the statement its
+ * server holds, then Bind, Describe, Close, Execute, Sync, Query and the
+ * end of a COPY; and a simple Query's DEALLOCATE.
+ */
+#include "protocol/prepared.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/pkt.h"
+#include "protocol/prep_int.h"
+
+int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
+                           size_t len, uint8_t status, struct evbuffer *to_client)
+{
+    if (s->broken)
+        return PREP_DESYNC;
+    if ((c->entries > 0 && c->server != s) ||
+        (s->tail != NULL && s->tail->client != NULL && s->tail->client != c))
+        return PREP_BUSY;
+    struct prep_name *n = len > 0 ? prep_name_find(c, name, len) : NULL;
+    if (n == NULL || n->spec == NULL || s->batch_open || s->dropping)
+        return PREP_WAIT;
+    struct prep_entry *e = prep_entry_push(s, c, HOW_FAKE, X_NONE);
+    if (e == NULL)
+        return PREP_OOM;
+    e->fake_type = 'C';
+    e->fake_status = s->head == e ? status : 0; /* behind others: the status they leave */
+    prep_entry_name(s, e, n, NULL);
+    return prep_queue_advance(s, to_client);
+}
+
+/* Bind's portal and statement; rest: everything after them, every length in it checked. */
+struct bind_msg {
+    const char *portal, *stmt;
+    size_t portal_len, stmt_len;
+    const uint8_t *rest;
+    size_t rest_len;
+};
+
+static int read_bind(const uint8_t *body, size_t len, struct bind_msg *m)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    m->portal = pkt_get_cstr(&r);
+    m->stmt = pkt_get_cstr(&r);
+    if (r.failed)
+        return PREP_BAD;
+    m->rest = body + r.pos;
+    m->rest_len = len - r.pos;
+    pkt_get_bytes(&r, (size_t)pkt_get_u16(&r) * 2); /* parameter format codes */
+    uint16_t nparams = pkt_get_u16(&r);
+    for (uint16_t i = 0; i < nparams && !r.failed; i++) {
+        uint32_t plen = pkt_get_u32(&r);
+        if (plen == 0xffffffffu)
+            continue; /* NULL */
+        if (plen > PREP_MAX_BODY || pkt_get_bytes(&r, plen) == NULL)
+            return PREP_BAD;
+    }
+    pkt_get_bytes(&r, (size_t)pkt_get_u16(&r) * 2); /* result format codes */
+    if (r.failed || pkt_remaining(&r) != 0)
+        return PREP_BAD;
+    m->portal_len = strlen(m->portal);
+    m->stmt_len = strlen(m->stmt);
+    return PREP_OK;
+}
+
+/* Describe and Close: 'S' or 'P' and a name. */
+static int read_target(const uint8_t *body, size_t len, uint8_t *kind, const char **name,
+                       size_t *name_len)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    *kind = pkt_get_u8(&r);
+    *name = pkt_get_cstr(&r);
+    if (r.failed || pkt_remaining(&r) != 0)
+        return PREP_BAD;
+    *name_len = strlen(*name);
+    return PREP_OK;
+}
+
+/* Where a Bind or Describe 'S' goes: the statement name the server is sent. */
+struct target {
+    const char *server_name;
+    struct prep_slot *slot; /* the cached statement it needs, if any */
+    bool failed;            /* pgnear failed the message itself */
+    bool barrier;           /* the statement may run DISCARD/DEALLOCATE ALL */
+};
+
+static int resolve_named(struct prep_client *c, struct prep_server *s, const char *name, size_t len,
+                         struct target *t, struct evbuffer *out)
+{
+    struct prep_name *n = prep_name_find(c, name, len);
+    if (s->barriers > 0 || (n != NULL && prep_earlier(s, n->mod)))
+        return PREP_WAIT;
+    if (n == NULL || n->spec == NULL) {
+        if (strncmp(name, PREP_NAME_PREFIX, sizeof(PREP_NAME_PREFIX) - 1) != 0) {
+            t->server_name = name; /* the server answers 26000 itself */
+            return PREP_OK;
+        }
+        t->failed = true;
+        return prep_fail_batch(c, s, "26000", name, "\" does not exist", out);
+    }
+    int rc = prep_name_verified(c, s, n, out);
+    if (rc == PREP_OK)
+        rc = prep_plan_check(c, s, n, out);
+    if (rc != PREP_OK)
+        return rc;
+    struct prep_stmt *st = n->spec;
+    struct prep_slot *slot = prep_slot_find(s, st);
+    if (slot != NULL && prep_earlier(s, slot->mod))
+        return PREP_WAIT;
+    if (st->stale && (slot == NULL || !slot->spec)) {
+        size_t elen = 0;
+        uint8_t *error =
+            prep_build_error("0A000", STALE_PLAN_MESSAGE, "", "", STALE_PLAN_ROUTINE, &elen);
+        t->failed = true;
+        return prep_fail_batch_error(c, s, error, elen, out);
+    }
+    if ((slot == NULL || !slot->spec) && st->described)
+        return prep_verify_send(c, s, st, out);
+    if (slot == NULL || !slot->spec) {
+        struct prep_entry *e = prep_parse_into_cache(c, s, HOW_SKIP, st, out);
+        if (e == NULL)
+            return PREP_OOM;
+        slot = e->slot;
+    }
+    prep_slot_touch(s, slot);
+    t->slot = slot;
+    t->server_name = st->name;
+    t->barrier = st->barrier;
+    return PREP_OK;
+}
+
+/*
+ * The unnamed statement: the server must hold the client's, or none when
+ * the client has none (so that the server answers 26000 as PostgreSQL).
+ */
+static int resolve_unnamed(struct prep_client *c, struct prep_server *s, struct target *t,
+                           struct evbuffer *out)
+{
+    if (prep_earlier(s, c->unnamed_mod) || prep_earlier(s, s->unnamed_mod))
+        return PREP_WAIT;
+    struct prep_stmt *u = c->unnamed_spec;
+    t->server_name = "";
+    t->barrier = u != NULL && u->barrier;
+    if (s->unnamed_spec_known && s->unnamed_spec == u)
+        return PREP_OK;
+    struct prep_entry *e =
+        u != NULL ? prep_send_parse(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
+    if (e == NULL)
+        return PREP_OOM;
+    prep_entry_server_unnamed(s, e, u);
+    return PREP_OK;
+}
+
+static int resolve(struct prep_client *c, struct prep_server *s, const char *name, size_t len,
+                   struct target *t, struct evbuffer *out)
+{
+    memset(t, 0, sizeof(*t));
+    return len == 0 ? resolve_unnamed(c, s, t, out) : resolve_named(c, s, name, len, t, out);
+}
+
+static int client_bind(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                       size_t len, struct evbuffer *out)
+{
+    struct bind_msg m;
+    struct target t;
+    if (read_bind(body, len, &m) != PREP_OK)
+        return PREP_BAD;
+    int rc = resolve(c, s, m.stmt, m.stmt_len, &t, out);
+    if (rc != PREP_OK || t.failed)
+        return rc;
+    size_t nlen = strlen(t.server_name);
+    uint8_t h[PKT_HEADER_LEN] = {'B'};
+    pkt_store_be32(h + 1, (uint32_t)(4 + m.portal_len + 1 + nlen + 1 + m.rest_len));
+    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, m.portal, m.portal_len) != 0 ||
+        prep_put_cstr(out, t.server_name, nlen) != 0 || evbuffer_add(out, m.rest, m.rest_len) != 0)
+        return PREP_OOM;
+    s->flushed = false;
+    s->batch_sent = true;
+    struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_BIND);
+    if (e == NULL)
+        return PREP_OOM;
+    if (t.slot != NULL)
+        prep_entry_slot(s, e, t.slot, false, false);
+    s->barrier_execute |= t.barrier;
+    return PREP_OK;
+}
+
+static int client_describe(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                           size_t len, struct evbuffer *out)
+{
+    uint8_t kind;
+    const char *name;
+    size_t nlen;
+    struct target t;
+    if (read_target(body, len, &kind, &name, &nlen) != PREP_OK)
+        return PREP_BAD;
+    if (kind != 'S') /* a portal, or a kind the server will refuse */
+        return prep_forward_entry(c, s, 'D', body, len, X_DESC_P, out) ? PREP_OK : PREP_OOM;
+    int rc = resolve(c, s, name, nlen, &t, out);
+    if (rc != PREP_OK || t.failed)
+        return rc;
+    size_t slen = strlen(t.server_name);
+    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
+    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + slen + 1));
+    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, t.server_name, slen) != 0)
+        return PREP_OOM;
+    s->flushed = false;
+    s->batch_sent = true;
+    struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_DESC_S);
+    if (e == NULL)
+        return PREP_OOM;
+    if (t.slot != NULL)
+        prep_entry_slot(s, e, t.slot, false, false);
+    return PREP_OK;
+}
+
+/* Close 'S': answered by pgnear, the statement kept in the server's cache. */
+static int client_close(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                        size_t len, struct evbuffer *out)
+{
+    uint8_t kind;
+    const char *name;
+    size_t nlen;
+    if (read_target(body, len, &kind, &name, &nlen) != PREP_OK)
+        return PREP_BAD;
+    if (kind != 'S')
+        return prep_forward_entry(c, s, 'C', body, len, X_CLOSE, out) ? PREP_OK : PREP_OOM;
+    struct prep_entry *e = prep_entry_push(s, c, HOW_FAKE, X_NONE);
+    if (e == NULL)
+        return PREP_OOM;
+    e->fake_type = '3';
+    struct prep_name *n = nlen > 0 ? prep_name_find(c, name, nlen) : NULL;
+    if (nlen == 0)
+        prep_entry_client_unnamed(s, e, NULL);
+    else if (n != NULL) /* even with no statement now: an earlier Close may be skipped */
+        prep_entry_name(s, e, n, NULL);
+    return PREP_OK;
+}
+
+static int client_execute(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                          size_t len, struct evbuffer *out)
+{
+    struct prep_entry *e = prep_forward_entry(c, s, 'E', body, len, X_EXEC, out);
+    if (e == NULL)
+        return PREP_OOM;
+    if (s->barrier_execute)
+        prep_entry_barrier(s, e);
+    return PREP_OK;
+}
+
+static int client_sync(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                       size_t len, struct evbuffer *out)
+{
+    if (s->copy_in) /* the COPY IN swallows it */
+        return prep_forward(s, 'S', body, len, out);
+    if (!s->dropping && prep_make_room(c, s, 0, out) != PREP_OK)
+        return PREP_OOM;
+    struct prep_entry *e = prep_forward_entry(c, s, 'S', body, len, X_SYNC, out);
+    if (e == NULL)
+        return PREP_OOM;
+    s->last_sync = e->seq;
+    s->batch_open = s->batch_sent = s->dropping = s->barrier_execute = false;
+    return PREP_OK;
+}
+
+/* A Query drops the unnamed statement, the client's and the server's, whatever it runs. */
+static int client_query(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                        size_t len, struct evbuffer *out)
+{
+    if (len == 0 || memchr(body, '\0', len) != body + len - 1)
+        return PREP_BAD;
+    struct prep_entry *e = prep_forward_entry(c, s, 'Q', body, len, X_QUERY, out);
+    if (e == NULL)
+        return PREP_OOM;
+    prep_entry_client_unnamed(s, e, NULL);
+    prep_entry_server_unnamed(s, e, NULL);
+    if (prep_text_mentions((const char *)body, len, "discard") ||
+        prep_text_mentions((const char *)body, len, "deallocate"))
+        prep_entry_barrier(s, e);
+    return PREP_OK;
+}
+
+/* CopyDone, CopyFail: ends the COPY IN going on, or one a CopyInResponse will start. */
+static int client_copy_end(struct prep_client *c, struct prep_server *s, uint8_t type,
+                           const uint8_t *body, size_t len, struct evbuffer *out)
+{
+    if (s->copy_in) {
+        s->copy_in = false;
+        return prep_forward(s, type, body, len, out);
+    }
+    return prep_forward_entry(c, s, type, body, len, X_MARK, out) ? PREP_OK : PREP_OOM;
+}
+
+static int client_dispatch(struct prep_client *c, struct prep_server *s, uint8_t type,
+                           const uint8_t *body, size_t len, struct evbuffer *out)
+{
+    switch (type) {
+    case 'P':
+        return prep_client_parse(c, s, body, len, out);
+    case 'B':
+        return client_bind(c, s, body, len, out);
+    case 'D':
+        return client_describe(c, s, body, len, out);
+    case 'C':
+        return client_close(c, s, body, len, out);
+    case 'E':
+        return client_execute(c, s, body, len, out);
+    case 'S':
+        return client_sync(c, s, body, len, out);
+    case 'Q':
+        return client_query(c, s, body, len, out);
+    case 'F':
+        return prep_forward_entry(c, s, type, body, len, X_QUERY, out) ? PREP_OK : PREP_OOM;
+    case 'c':
+    case 'f':
+        return client_copy_end(c, s, type, body, len, out);
+    default: /* Flush, CopyData */
+        return prep_forward(s, type, body, len, out);
+    }
+}
+
+int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t type,
+                        const uint8_t *body, size_t len, struct evbuffer *to_server,
+                        struct evbuffer *to_client)
+{
+    int batch = prep_client_type(type);
+    if (s->broken)
+        return PREP_DESYNC;
+    if (batch < 0 || len > PREP_MAX_BODY)
+        return PREP_BAD;
+    if ((c->entries > 0 && c->server != s) ||
+        (s->tail != NULL && s->tail->client != NULL && s->tail->client != c))
+        return PREP_BUSY;
+    if (s->dropping && type != 'S') /* the server skips to the Sync anyway */
+        return type == 'H' ? prep_forward(s, type, body, len, to_server) : PREP_OK;
+    int rc = client_dispatch(c, s, type, body, len, to_server);
+    if (rc == PREP_WAIT) {
+        s->stats.waits++;
+        s->reg->stats.waits++;
+        if (!s->flushed && prep_put_msg(to_server, 'H', NULL, 0) != PREP_OK)
+            rc = PREP_OOM;
+        s->flushed = true;
+    }
+    if (rc == PREP_OK) {
+        s->batch_open |= batch == 1;
+        rc = prep_queue_advance(s, to_client);
+    }
+    if (rc == PREP_OOM)
+        s->broken = true;
+    return rc;
+}

@@ -1,0 +1,320 @@
+/*
+ * prep_parse.c — a client's Parse under transaction pooling (prep_int.h):
+ * answered from a server's cache, sent there (the cache made room for it,
+ * its plan verified where the client was told its description), failed
+ * on a name taken, or taken as a DEALLOCATE; and what every client message
+ * shares: its type, and forwarding it with its entry.
+ */
+#include "protocol/prepared.h"
+
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/pkt.h"
+#include "protocol/prep_int.h"
+
+/* ---- the client's Parse ---- */
+
+struct parse_msg {
+    const char *name;
+    size_t name_len;
+    struct stmt_src src;
+};
+
+static int read_parse(const uint8_t *body, size_t len, uint64_t context, struct parse_msg *m)
+{
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    m->name = pkt_get_cstr(&r);
+    m->src.text = pkt_get_cstr(&r);
+    m->src.ntypes = pkt_get_u16(&r);
+    m->src.types = pkt_get_bytes(&r, (size_t)m->src.ntypes * 4);
+    if (r.failed || pkt_remaining(&r) != 0)
+        return PREP_BAD;
+    m->name_len = strlen(m->name);
+    m->src.text_len = strlen(m->src.text);
+    m->src.context = context;
+    return PREP_OK;
+}
+
+/* The client's message as it came. */
+int prep_forward(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
+                 struct evbuffer *out)
+{
+    s->flushed = type == 'H' || type == 'S';
+    s->batch_sent |= prep_client_type(type) == 1;
+    return prep_put_msg(out, type, body, len);
+}
+
+struct prep_entry *prep_forward_entry(struct prep_client *c, struct prep_server *s, uint8_t type,
+                                      const uint8_t *body, size_t len, uint8_t expect,
+                                      struct evbuffer *out)
+{
+    if (prep_forward(s, type, body, len, out) != PREP_OK)
+        return NULL;
+    return prep_entry_push(s, c, HOW_FORWARD, expect);
+}
+
+/*
+ * Room for need more statements: the least recently used ones that no
+ * unanswered message needs are closed (in line: before what comes next).
+ * With none such the cache stays over its capacity.
+ */
+int prep_make_room(struct prep_client *c, struct prep_server *s, size_t need, struct evbuffer *out)
+{
+    while (s->cached + need > s->capacity) {
+        struct prep_slot *victim = s->oldest;
+        while (victim != NULL && (victim->refs > 0 || !victim->real || victim->mod != 0))
+            victim = victim->newer;
+        if (victim == NULL)
+            return PREP_OK;
+        struct prep_entry *e = prep_send_close(c, s, victim->stmt->name, out);
+        if (e == NULL)
+            return PREP_OOM;
+        prep_entry_slot(s, e, victim, true, false);
+        s->stats.evictions++;
+        s->reg->stats.evictions++;
+    }
+    return PREP_OK;
+}
+
+/* Parse of st to s (how: FORWARD for the client's Parse, SKIP for one of pgnear's). */
+struct prep_entry *prep_parse_into_cache(struct prep_client *c, struct prep_server *s, uint8_t how,
+                                         struct prep_stmt *st, struct evbuffer *out)
+{
+    if (prep_make_room(c, s, 1, out) != PREP_OK)
+        return NULL;
+    struct prep_slot *slot = prep_slot_get(s, st);
+    if (slot == NULL)
+        return NULL;
+    struct prep_entry *e = prep_send_parse(c, s, how, st->name, st, out);
+    if (e == NULL) {
+        prep_slot_release(s, slot);
+        return NULL;
+    }
+    prep_entry_slot(s, e, slot, true, true);
+    s->stats.parses_sent++;
+    s->reg->stats.parses_sent++;
+    return e;
+}
+
+/*
+ * A statement whose description a client was told (st->described), about
+ * to be planned on s afresh: a table changed since may make that plan
+ * return other types than the client decodes by (postgres.js caches the
+ * description of each statement and describes it once).  PostgreSQL
+ * refuses such a plan (0A000) where the client's own statement lives, so
+ * pgnear asks before anything runs: the Parse the client's message needs
+ * anyway (SKIP: its error is the client's), a Describe of pgnear's own
+ * (CHECK, answers compared with st->desc, verify_answer) and a Flush,
+ * within the client's batch (no Sync: nothing of the batch changes).
+ * PREP_WAIT: asked; the message, presented again once the answer came,
+ * finds the slot checked or VERIFY_WRONG (prep_verify_drop).  One round trip
+ * per statement and server connection, the first time it is parsed there.
+ */
+int prep_verify_send(struct prep_client *c, struct prep_server *s, struct prep_stmt *st,
+                     struct evbuffer *out)
+{
+    struct prep_entry *e = prep_parse_into_cache(c, s, HOW_SKIP, st, out), *d = NULL;
+    if (e == NULL)
+        return PREP_OOM;
+    size_t nlen = strlen(st->name);
+    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
+    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
+    if (evbuffer_add(out, h, sizeof(h)) == 0 && prep_put_cstr(out, st->name, nlen) == PREP_OK)
+        d = prep_entry_push(s, c, HOW_CHECK, X_DESC_S);
+    if (d == NULL)
+        return PREP_OOM;
+    d->check = CHECK_VERIFY;
+    prep_entry_slot(s, d, e->slot, false, false);
+    e->slot->verify = VERIFY_ASKED;
+    s->stats.verifies++;
+    s->reg->stats.verifies++;
+    return PREP_WAIT;
+}
+
+/*
+ * s planned slot's statement otherwise than clients were told: it is
+ * closed there (SKIP), and its text leaves the registry's lookups
+ * (superseded; retired, with retire: the names that hold it get 0A000
+ * from now on, resolve_named).  PREP_OK or PREP_OOM.
+ */
+int prep_verify_drop(struct prep_client *c, struct prep_server *s, struct prep_slot *slot,
+                     bool retire, struct evbuffer *out)
+{
+    struct prep_stmt *st = slot->stmt;
+    struct prep_entry *e = prep_send_close(c, s, st->name, out);
+    if (e == NULL)
+        return PREP_OOM;
+    prep_entry_slot(s, e, slot, true, false);
+    slot->verify = VERIFY_NONE;
+    if (retire) {
+        prep_stmt_retire(s->reg, st);
+    } else if (!st->superseded && !st->stale) {
+        st->superseded = true;
+        st->proven = false;
+        s->reg->stats.superseded++;
+    }
+    return PREP_OK;
+}
+
+static int parse_unnamed(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
+                         const uint8_t *body, size_t len, struct evbuffer *out)
+{
+    struct prep_stmt *st = prep_registry_get(s->reg, &m->src);
+    if (st == NULL)
+        return PREP_OOM;
+    struct prep_entry *e = prep_forward_entry(c, s, 'P', body, len, X_PARSE, out);
+    if (e != NULL) {
+        prep_entry_client_unnamed(s, e, st);
+        prep_entry_server_unnamed(s, e, st);
+    }
+    prep_stmt_unref(s->reg, st);
+    return e != NULL ? PREP_OK : PREP_OOM;
+}
+
+/* A named Parse once it is known to be taken: from the cache, or sent. */
+static int parse_named(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
+                       struct prep_stmt *st, struct prep_slot *slot, struct evbuffer *out)
+{
+    struct prep_name *n = prep_name_get(c, m->name, m->name_len);
+    if (n == NULL)
+        return PREP_OOM;
+    struct prep_entry *e;
+    if (slot != NULL && slot->spec) {
+        if ((e = prep_entry_push(s, c, HOW_FAKE, X_NONE)) != NULL) {
+            e->fake_type = '1';
+            prep_entry_slot(s, e, slot, false, false);
+            prep_slot_touch(s, slot);
+            s->stats.parses_skipped++;
+            s->reg->stats.parses_skipped++;
+        }
+    } else {
+        e = prep_parse_into_cache(c, s, HOW_FORWARD, st, out);
+    }
+    if (e == NULL) {
+        prep_name_release(c, n);
+        return PREP_OOM;
+    }
+    prep_entry_name(s, e, n, st);
+    n->replan = e->how == HOW_FAKE ? REPLAN_DUE : REPLAN_NONE;
+    return PREP_OK;
+}
+
+/*
+ * A Parse of a name taken.  PostgreSQL parses and analyses the text before
+ * it finds the name taken: a text that fails fails with its own error.  So
+ * the server parses it as its unnamed statement first (SKIP: an error
+ * reaches the client, and the server skips the rest), then pgnear fails
+ * the batch with 42P05.
+ */
+static int parse_taken(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
+                       struct prep_stmt *st, struct evbuffer *out)
+{
+    struct prep_entry *e = prep_send_parse(c, s, HOW_SKIP, "", st, out);
+    if (e == NULL)
+        return PREP_OOM;
+    prep_entry_server_unnamed(s, e, st);
+    return prep_fail_batch(c, s, "42P05", m->name, "\" already exists", out);
+}
+
+/*
+ * An unnamed Parse of "DEALLOCATE name" of one of the client's names
+ * (psycopg 3 evicts from its cache so, by the extended protocol): the
+ * server's statement is others' too and stays, so the server parses an
+ * empty DO in its place (its answers are a DEALLOCATE's, the tag aside),
+ * and the name goes once that is parsed.
+ */
+static int parse_deallocate(struct prep_client *c, struct prep_server *s, struct prep_name *n,
+                            struct evbuffer *out)
+{
+    static const char nothing[] = "DO $$BEGIN END$$";
+    uint8_t body[sizeof(nothing) + 3] = {0};
+    memcpy(body + 1, nothing, sizeof(nothing));
+    struct parse_msg m;
+    int rc = read_parse(body, sizeof(body), c->context, &m);
+    if (rc == PREP_OK)
+        rc = parse_unnamed(c, s, &m, body, sizeof(body), out);
+    if (rc == PREP_OK)
+        prep_entry_name(s, s->tail, n, NULL);
+    return rc;
+}
+
+/*
+ * A named Parse of st, planned on s afresh where clients were told st's
+ * description (prep_verify_send): when s plans it otherwise, st is superseded
+ * and the name takes the text parsed afresh, as the client's own Parse
+ * would have directly.
+ */
+static int parse_checked(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
+                         struct prep_stmt *st, struct prep_slot *slot, struct evbuffer *out)
+{
+    bool planned = slot != NULL && slot->spec;
+    if (planned && slot->verify == VERIFY_ASKED)
+        return PREP_WAIT;
+    if (!(planned && slot->verify == VERIFY_WRONG))
+        return st->described && !planned ? prep_verify_send(c, s, st, out)
+                                         : parse_named(c, s, m, st, slot, out);
+    if (prep_verify_drop(c, s, slot, false, out) != PREP_OK)
+        return PREP_OOM;
+    struct prep_stmt *fresh = prep_registry_get(s->reg, &m->src);
+    if (fresh == NULL)
+        return PREP_OOM;
+    int rc = parse_named(c, s, m, fresh, NULL, out);
+    prep_stmt_unref(s->reg, fresh);
+    return rc;
+}
+
+int prep_client_parse(struct prep_client *c, struct prep_server *s, const uint8_t *body, size_t len,
+                      struct evbuffer *out)
+{
+    struct parse_msg m;
+    if (read_parse(body, len, c->context, &m) != PREP_OK)
+        return PREP_BAD;
+    char dealloc[PREP_NAME_KEY + 2];
+    struct prep_name *n;
+    if (m.name_len == 0 &&
+        prep_deallocate_name(m.src.text, m.src.text_len, dealloc, sizeof(dealloc)) &&
+        (n = prep_name_find(c, dealloc, strlen(dealloc))) != NULL && n->spec != NULL)
+        return prep_earlier(s, n->mod) ? PREP_WAIT : parse_deallocate(c, s, n, out);
+    if (m.name_len == 0)
+        return parse_unnamed(c, s, &m, body, len, out);
+    n = prep_name_find(c, m.name, m.name_len);
+    if (s->barriers > 0 || (n != NULL && prep_earlier(s, n->mod)))
+        return PREP_WAIT;
+    struct prep_stmt *st = prep_registry_get(s->reg, &m.src);
+    if (st == NULL)
+        return PREP_OOM;
+    struct prep_slot *slot = prep_slot_find(s, st);
+    int rc;
+    if (n != NULL && n->spec != NULL)
+        rc = parse_taken(c, s, &m, st, out);
+    else if (slot != NULL && prep_earlier(s, slot->mod))
+        rc = PREP_WAIT;
+    else
+        rc = parse_checked(c, s, &m, st, slot, out);
+    prep_stmt_unref(s->reg, st);
+    return rc;
+}
+
+int prep_client_parse_known(struct prep_client *c, const uint8_t *body, size_t len)
+{
+    struct parse_msg m;
+    if (len > PREP_MAX_BODY || read_parse(body, len, c->context, &m) != PREP_OK)
+        return PREP_BAD;
+    if (m.name_len == 0 || c->entries > 0)
+        return PREP_WAIT;
+    struct prep_stmt *st = prep_registry_find(c->reg, &m.src);
+    struct prep_name *n = prep_name_find(c, m.name, m.name_len);
+    if (st == NULL || !st->proven || (n != NULL && (n->spec != NULL || n->real != NULL)))
+        return PREP_WAIT;
+    if ((n = prep_name_get(c, m.name, m.name_len)) == NULL)
+        return PREP_OOM;
+    prep_stmt_set(c->reg, &n->real, st);
+    prep_name_set_spec(c, n, st);
+    n->mod = 0;
+    n->replan = REPLAN_DUE;
+    c->reg->stats.parses_skipped++;
+    return PREP_OK;
+}

@@ -1,0 +1,174 @@
+/*
+ * move_ask.c — asking for a move of a live session (move.h, move_int.h):
+ * whether it can move, where to when no region is named, its time limit,
+ * and the move started.
+ */
+#include "proxy/session/move.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "protocol/session_state.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/move_int.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+#include "routing/route.h"
+
+/* Between two transactions under transaction pooling: no server, none being fetched. */
+static bool move_session_detached(const struct session *s)
+{
+    return s->txn != NULL && s->phase == PHASE_ACTIVE && s->server_conn == NULL &&
+           s->fetcher == NULL && s->pinned == NULL;
+}
+
+const char *move_refusal(const struct session *s)
+{
+    if (s->unmovable != NULL)
+        return s->unmovable;
+    if (move_session_detached(s))
+        return s->on_safe == SAFE_CLOSE ? "it is being drained" : NULL;
+    if (s->phase != PHASE_ACTIVE || s->server_conn == NULL)
+        return "it is not relaying";
+    if (s->secret == NULL)
+        return "pgnear has no key to log in for it";
+    if (s->move != NULL)
+        return "it is being moved already";
+    if (s->on_safe == SAFE_CLOSE)
+        return "it is being drained";
+    if (s->move_answer_owed)
+        return "its server still owes the answer of the last move's query";
+    return NULL;
+}
+
+static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session_move *mv = arg;
+    struct session *s = mv->s;
+    (void)fd;
+    (void)what;
+    char why[160];
+    if (mv->step == MOVE_WAITING && mv->mover != NULL && !mv->mover_ready)
+        snprintf(why, sizeof(why), "logging in to the target took longer than move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else if (mv->step == MOVE_WAITING)
+        snprintf(why, sizeof(why), "it reached no transaction boundary within move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else if (mv->step == MOVE_CONNECTING && mv->mover == NULL)
+        snprintf(why, sizeof(why),
+                 "no standby of the region replayed its position within move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    else
+        snprintf(why, sizeof(why), "the move took longer than move_timeout (%d ms)",
+                 s->cfg->move_timeout_ms);
+    s->busy++;
+    move_end(mv, false, why);
+    session_callback_done(s);
+}
+
+static void move_refused(struct session *s, const char *why, move_done_fn done, void *arg)
+{
+    struct move_result r = {.client_id = s->id};
+    snprintf(r.from, sizeof(r.from), "%s", s->region != NULL ? s->region->name : "");
+    snprintf(r.reason, sizeof(r.reason), "%s", why);
+    log_info(s->id, "not moved: %s", why);
+    stat_inc(&s->w->stats.moves_failed);
+    done(&r, arg);
+}
+
+/*
+ * A detached session (transaction pooling) has nothing to carry: its next
+ * transactions go to the region the move names, or to the first of its
+ * own route that is not the one to avoid; one sent to the region its
+ * route picks anyway follows its route again.
+ */
+static void move_detached(struct session *s, const struct move_target *t, move_done_fn done,
+                          void *arg)
+{
+    struct move_result r = {.client_id = s->id, .moved = true};
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    struct region_subset where;
+    const struct config *cfg = s->w->cfg;
+    char home[MOVE_REGION_MAX];
+    snprintf(r.from, sizeof(r.from), "%s", s->region->name);
+    snprintf(r.to, sizeof(r.to), "%s", t->region);
+    session_origin_locality(s, cfg, &loc);
+    size_t n = route_plan(&cfg->routing, &loc, &s->need,
+                          placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
+                          cosines, ROUTE_MAX_REGIONS);
+    for (size_t i = 0; i < n && r.to[0] == '\0'; i++)
+        if (strcmp(plan[i]->name, t->avoid) != 0)
+            snprintf(r.to, sizeof(r.to), "%s", plan[i]->name);
+    if (r.to[0] == '\0') {
+        move_refused(s, "no region to move it to has a server that fits what it needs", done, arg);
+        return;
+    }
+    move_home_region(s, home, sizeof(home));
+    snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r.to) == 0 ? "" : r.to);
+    /* It belongs to that region now (a DRAIN of the old one ends those still there). */
+    struct region *to = region_set_find(&s->cfg->regions, r.to);
+    if (to != NULL)
+        s->region = to;
+    s->moves++;
+    log_info(s->id, "its next transactions go to region %s (it holds no server connection now)",
+             r.to);
+    stat_inc(&s->w->stats.moves_done);
+    done(&r, arg);
+}
+
+void move_session(struct session *s, const struct move_target *t, move_done_fn done, void *arg)
+{
+    const char *why = move_refusal(s);
+    if (why == NULL && t->region[0] != '\0' && strcmp(t->region, s->region->name) == 0)
+        why = "it is in that region already";
+    if (why == NULL && t->region[0] != '\0' && !move_region_holds_database(s, t->region))
+        why = "its database does not live in that region";
+    if (why == NULL && move_session_detached(s)) {
+        move_detached(s, t, done, arg);
+        return;
+    }
+    struct session_move *mv = why == NULL ? calloc(1, sizeof(*mv)) : NULL;
+    if (why == NULL && (mv == NULL || session_state_init(&mv->st) != SESSION_STATE_OK ||
+                        (mv->timer = evtimer_new(s->w->base, move_timeout_cb, mv)) == NULL)) {
+        if (mv != NULL)
+            session_state_free(&mv->st);
+        free(mv);
+        why = "out of memory";
+    }
+    if (why != NULL) {
+        move_refused(s, why, done, arg);
+        return;
+    }
+    mv->s = s;
+    mv->target = *t;
+    mv->done = done;
+    mv->arg = arg;
+    mv->res.client_id = s->id;
+    snprintf(mv->res.from, sizeof(mv->res.from), "%s", s->region->name);
+    snprintf(mv->res.to, sizeof(mv->res.to), "%s", t->region);
+    struct timeval tv = {s->cfg->move_timeout_ms / 1000, (s->cfg->move_timeout_ms % 1000) * 1000};
+    evtimer_add(mv->timer, &tv);
+    s->move = mv;
+    s->busy++;
+    /*
+     * The mover logs in first, while the session runs on: the client is
+     * held only for the read and the replay.  Where none can log in yet (a
+     * standby must replay the position the read will tell), it is held now.
+     */
+    move_start_mover(mv, true);
+    if (s->move == mv && mv->mover == NULL)
+        move_hold(mv);
+    session_callback_done(s);
+}
