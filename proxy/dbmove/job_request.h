@@ -50,9 +50,8 @@ typedef void (*dbmove_notice_fn)(void *arg, const char *text);
  * moved or ended; all owned by the job until the callback returns).  The
  * job is freed after the callback.
  */
-typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action,
-                               const struct pg_error *problem, const char *summary,
-                               const struct dbmove_status *rows, size_t nrows,
+typedef void (*dbmove_done_fn)(void *arg, enum dbmove_action action, const struct pg_error *problem,
+                               const char *summary, const struct dbmove_status *rows, size_t nrows,
                                const struct move_result *moves, size_t nmoves);
 
 #endif
