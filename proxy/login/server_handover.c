@@ -50,10 +50,12 @@ static int handover_settings(struct session *s, struct evbuffer *out)
         if (strcmp(name, "options") != 0 && (kept == NULL || strcmp(kept, value) != 0))
             rc = session_state_setting(&st, name, value);
     }
-    if (rc == SESSION_STATE_OK && st.settings > 0)
+    /* Most handovers set nothing (each fetch of transaction pooling): out is not touched. */
+    if (rc == SESSION_STATE_OK && st.settings > 0) {
         rc = session_state_finish(&st);
-    if (rc == SESSION_STATE_OK && evbuffer_add_buffer(out, st.replay) != 0)
-        rc = SESSION_STATE_OOM;
+        if (rc == SESSION_STATE_OK && evbuffer_add_buffer(out, st.replay) != 0)
+            rc = SESSION_STATE_OOM;
+    }
     int count = (int)st.settings;
     session_state_free(&st);
     return rc != SESSION_STATE_OK ? -1 : count;
