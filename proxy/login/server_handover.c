@@ -29,6 +29,19 @@
 #include "proxy/session/session.h"
 #include "routing/health.h"
 
+/* The next of the client's startup parameters, after *off, that the kept connection lacks. */
+static bool handover_next_change(const struct session *s, size_t *off, const char **name,
+                                 const char **value)
+{
+    const struct server_conn *sc = s->server_conn;
+    while (param_set_next(&s->server_startup, off, name, value)) {
+        const char *kept = param_set_get(&sc->startup, *name);
+        if (strcmp(*name, "options") != 0 && (kept == NULL || strcmp(kept, *value) != 0))
+            return true;
+    }
+    return false;
+}
+
 /*
  * Appends to out the client's startup parameters that differ from the
  * ones the connection logged in with (which a reset returns it to),
@@ -38,24 +51,21 @@
  */
 static int handover_settings(struct session *s, struct evbuffer *out)
 {
-    const struct server_conn *sc = s->server_conn;
     const char *name, *value;
+    size_t off = 0;
+    /* Most handovers set nothing (each fetch of transaction pooling): no replay is made then. */
+    if (!handover_next_change(s, &off, &name, &value))
+        return 0;
     struct session_state st;
     if (session_state_init(&st) != SESSION_STATE_OK)
         return -1;
-    int rc = SESSION_STATE_OK;
-    for (size_t off = 0;
-         rc == SESSION_STATE_OK && param_set_next(&s->server_startup, &off, &name, &value);) {
-        const char *kept = param_set_get(&sc->startup, name);
-        if (strcmp(name, "options") != 0 && (kept == NULL || strcmp(kept, value) != 0))
-            rc = session_state_setting(&st, name, value);
-    }
-    /* Most handovers set nothing (each fetch of transaction pooling): out is not touched. */
-    if (rc == SESSION_STATE_OK && st.settings > 0) {
+    int rc = session_state_setting(&st, name, value);
+    while (rc == SESSION_STATE_OK && handover_next_change(s, &off, &name, &value))
+        rc = session_state_setting(&st, name, value);
+    if (rc == SESSION_STATE_OK)
         rc = session_state_finish(&st);
-        if (rc == SESSION_STATE_OK && evbuffer_add_buffer(out, st.replay) != 0)
-            rc = SESSION_STATE_OOM;
-    }
+    if (rc == SESSION_STATE_OK && evbuffer_add_buffer(out, st.replay) != 0)
+        rc = SESSION_STATE_OOM;
     int count = (int)st.settings;
     session_state_free(&st);
     return rc != SESSION_STATE_OK ? -1 : count;
