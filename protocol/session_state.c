@@ -223,6 +223,14 @@ static int state_set(struct session_state *st, const struct state_col *name,
     return state_bind_execute(st, params, 2);
 }
 
+int session_state_setting(struct session_state *st, const char *name, const char *value)
+{
+    const struct state_col n = {(const uint8_t *)name, strlen(name)};
+    const struct state_col v = {(const uint8_t *)value, strlen(value)};
+    st->settings++;
+    return state_set(st, &n, &v);
+}
+
 /* One statement run once, through the unnamed statement: the next set_config parses again. */
 static int state_run_once(struct session_state *st, const struct state_col *text)
 {

@@ -78,6 +78,14 @@ void session_state_free(struct session_state *st);
 /* One DataRow of the query's answer (its body, len bytes). */
 int session_state_row(struct session_state *st, const uint8_t *body, size_t len);
 
+/*
+ * One setting, name = value, replayed as the 's' rows are: the bound
+ * set_config(name, value, false), parsed once and then bound and executed
+ * for each; counted in settings.  A kept server connection's handover
+ * replays the client's startup parameters through it too.
+ */
+int session_state_setting(struct session_state *st, const char *name, const char *value);
+
 /* Ends the replay with its Sync, after the last row. */
 int session_state_finish(struct session_state *st);
 

@@ -3,8 +3,7 @@
  *
  * The one place pgnear writes a name or a value into SQL text instead of
  * binding it as a parameter (CREATE DATABASE's name and owner, LISTEN's
- * channel, the settings a kept server connection takes on, a
- * subscription's conninfo).  An identifier is "quoted" with each '"'
+ * channel, a subscription's conninfo).  An identifier is "quoted" with each '"'
  * doubled.  A literal is '...' with each quote doubled; one that holds a
  * backslash is E'...' with each backslash doubled as well, so that it
  * reads the same whatever standard_conforming_strings says.  (A libpq

@@ -276,6 +276,18 @@ static void part_count_lists(struct snapshot_part *p, const struct worker *w)
     };
 }
 
+/* The sessions by region of one worker's part. */
+struct region_walk {
+    struct snapshot_part *p;
+    size_t cap;
+};
+
+static bool count_region_one(struct session *s, void *arg)
+{
+    struct region_walk *walk = arg;
+    return part_count_region(walk->p, s->region, &walk->cap);
+}
+
 /* Runs on each worker's thread: fills that worker's part and nothing else. */
 static int snapshot_fill(struct worker *w, void *arg)
 {
@@ -286,16 +298,10 @@ static int snapshot_fill(struct worker *w, void *arg)
     part_add_open_counts(p, w);
     part_count_lists(p, w);
     p->pool_mode = config_pooling(w->cfg) ? w->cfg->pool_mode : POOL_NONE;
-    size_t cap = 0;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        const struct session *s = list_entry(pos, struct session, node);
-        if (s->region != NULL && !part_count_region(p, s->region, &cap)) {
-            p->failed = true;
-            break;
-        }
-    }
+    struct region_walk walk = {.p = p};
+    static const struct gate_scope every = {.all = true};
+    if (!gate_each(w, &every, count_region_one, &walk))
+        p->failed = true;
     if ((snap->what & SNAPSHOT_HOSTS) && w->index == 0)
         part_add_hosts(p, w->cfg);
     if (snap->what & SNAPSHOT_SERVERS)

@@ -14,7 +14,7 @@
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
-#include "protocol/sql_quote.h"
+#include "protocol/session_state.h"
 #include "protocol/stream.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -29,47 +29,46 @@
 #include "proxy/session/session.h"
 #include "routing/health.h"
 
-/* A string as an SQL literal, correct whatever standard_conforming_strings says. */
-static int handover_literal(struct evbuffer *q, const char *v)
+/* The next of the client's startup parameters, after *off, that the kept connection lacks. */
+static bool handover_next_change(const struct session *s, size_t *off, const char **name,
+                                 const char **value)
 {
-    size_t len = strlen(v);
-    struct evbuffer_iovec room;
-    if (evbuffer_reserve_space(q, (ev_ssize_t)sql_quote_literal_len(v, len) + 1, &room, 1) < 1)
-        return -1;
-    room.iov_len = sql_quote_literal(room.iov_base, v, len);
-    return evbuffer_commit_space(q, &room, 1);
+    const struct server_conn *sc = s->server_conn;
+    while (param_set_next(&s->server_startup, off, name, value)) {
+        const char *kept = param_set_get(&sc->startup, *name);
+        if (strcmp(*name, "options") != 0 && (kept == NULL || strcmp(kept, *value) != 0))
+            return true;
+    }
+    return false;
 }
 
 /*
- * Appends to out a Query setting the client's startup parameters that
- * differ from the ones the connection logged in with (which a reset
- * returns it to).  Returns how many, or -1 when out of memory.
+ * Appends to out the client's startup parameters that differ from the
+ * ones the connection logged in with (which a reset returns it to),
+ * replayed as a moved session's settings are (session_state_setting): one
+ * Sync, so one ReadyForQuery, and none set when one fails.  Returns how
+ * many, or -1 when out of memory.
  */
 static int handover_settings(struct session *s, struct evbuffer *out)
 {
-    const struct server_conn *sc = s->server_conn;
     const char *name, *value;
-    struct evbuffer *q = evbuffer_new();
-    int count = 0, rc = q != NULL ? 0 : -1;
-    for (size_t off = 0; rc == 0 && param_set_next(&s->server_startup, &off, &name, &value);) {
-        const char *kept = param_set_get(&sc->startup, name);
-        if (strcmp(name, "options") == 0 || (kept != NULL && strcmp(kept, value) == 0))
-            continue;
-        rc |= evbuffer_add_printf(q, "%s", count++ > 0 ? ", " : "SELECT ") < 0;
-        rc |= evbuffer_add_printf(q, "pg_catalog.set_config(") < 0;
-        rc |= handover_literal(q, name);
-        rc |= evbuffer_add_printf(q, ", ") < 0;
-        rc |= handover_literal(q, value);
-        rc |= evbuffer_add_printf(q, ", false)") < 0;
-    }
-    if (rc == 0 && count > 0) {
-        rc |= pkt_add_header(out, 'Q', evbuffer_get_length(q) + 1);
-        rc |= evbuffer_add_buffer(out, q);
-        rc |= evbuffer_add(out, "", 1);
-    }
-    if (q != NULL)
-        evbuffer_free(q);
-    return rc != 0 ? -1 : count;
+    size_t off = 0;
+    /* Most handovers set nothing (each fetch of transaction pooling): no replay is made then. */
+    if (!handover_next_change(s, &off, &name, &value))
+        return 0;
+    struct session_state st;
+    if (session_state_init(&st) != SESSION_STATE_OK)
+        return -1;
+    int rc = session_state_setting(&st, name, value);
+    while (rc == SESSION_STATE_OK && handover_next_change(s, &off, &name, &value))
+        rc = session_state_setting(&st, name, value);
+    if (rc == SESSION_STATE_OK)
+        rc = session_state_finish(&st);
+    if (rc == SESSION_STATE_OK && evbuffer_add_buffer(out, st.replay) != 0)
+        rc = SESSION_STATE_OOM;
+    int count = (int)st.settings;
+    session_state_free(&st);
+    return rc != SESSION_STATE_OK ? -1 : count;
 }
 
 /* The check query, as a Query message. */

@@ -7,14 +7,11 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "proxy/base/log.h"
-#include "proxy/runtime/worker.h"
-#include "proxy/session/gate.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -189,17 +186,9 @@ static int fence_step(struct session *s)
     return msg_step_pass(s, src, s->client.out, &h);
 }
 
-int fence_pump(struct session *s)
+static int fence_pump(struct session *s)
 {
-    struct endpoint *src = &s->server_conn->ep;
-    int rc;
-    while ((rc = fence_step(s)) > 0)
-        ;
-    if (rc < 0 || endpoint_flush(s, &s->client) < 0)
-        return -1;
-    if (evbuffer_get_length(s->client.out) > RELAY_HIGH_WATER)
-        endpoint_pause_read(src);
-    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+    if (msg_pump(s, fence_step) < 0)
         return -1;
     /* Under transaction pooling the connection may go back to the pool here. */
     if (s->txn != NULL && !s->txn->server_idle(s))
@@ -207,13 +196,9 @@ int fence_pump(struct session *s)
     return 0;
 }
 
-void fence_server_read(struct session *s)
+static void fence_server_read(struct session *s)
 {
-    struct server_conn *sc = s->server_conn;
-    struct endpoint *src = &sc->ep;
-    int more;
-    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || fence_pump(s) < 0)
-        return;
-    if (more && s->server_conn == sc && !src->read_paused)
-        event_active(src->rev, EV_READ, 0);
+    msg_server_read(s, fence_pump);
 }
+
+const struct server_reader fence_reader = {.read = fence_server_read, .pump = fence_pump};

@@ -32,12 +32,10 @@
 #include <stdint.h>
 
 struct session;
+struct server_reader;
 
-/* The server endpoint's reader of a relaying session with report_fence. */
-void fence_server_read(struct session *s);
-
-/* What the server sent before the relay started; <0: the session ended. */
-int fence_pump(struct session *s);
+/* The server side of a session with report_fence, and of transaction pooling's plain ones. */
+extern const struct server_reader fence_reader;
 
 /*
  * For a reader of its own (transaction pooling's prepared-statement

@@ -134,7 +134,23 @@ bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
 {
     if (s->region == NULL || (!scope->all && strcasecmp(s->region->name, scope->region) != 0))
         return false;
+    if (scope->not_region[0] != '\0' && strcasecmp(s->region->name, scope->not_region) == 0)
+        return false;
+    if (scope->one_client && s->id != scope->client_id)
+        return false;
     return scope->database[0] == '\0' || strcmp(s->database, scope->database) == 0;
+}
+
+bool gate_each(struct worker *w, const struct gate_scope *scope, gate_each_fn fn, void *arg)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (gate_in_scope(scope, s) && !fn(s, arg))
+            return false;
+    }
+    return true;
 }
 
 /*
@@ -178,81 +194,92 @@ static bool opened_meanwhile(const struct gate_close *g)
 
 /* ---- on each worker ---- */
 
+static bool hold_one(struct session *s, void *arg)
+{
+    const struct gate_scope *scope = arg;
+    gate_hold_session(s, scope->reason);
+    return true;
+}
+
 static int hold_on_worker(struct worker *w, void *arg)
 {
-    const struct gate_close *g = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (gate_in_scope(&g->scope, s))
-            gate_hold_session(s, g->scope.reason);
-    }
+    struct gate_close *g = arg;
+    gate_each(w, &g->scope, hold_one, &g->scope);
     return 0;
+}
+
+static bool release_one(struct session *s, void *arg)
+{
+    const struct gate_scope *scope = arg;
+    gate_release_session(s, scope->reason);
+    return true;
 }
 
 static int release_on_worker(struct worker *w, void *arg)
 {
-    const struct gate_scope *scope = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (gate_in_scope(scope, s))
-            gate_release_session(s, scope->reason);
-    }
+    gate_each(w, arg, release_one, arg);
     return 0;
 }
 
-/* A session the gate waits for: in scope, wanted held for this reason, not held yet. */
+/* A session of the gate's scope it waits for: wanted held for this reason, not held yet. */
 static bool is_late(const struct gate_close *g, const struct session *s)
 {
-    return gate_in_scope(&g->scope, s) && (s->hold_reasons & g->scope.reason) != 0 && !s->held &&
-           s->on_safe == SAFE_HOLD;
+    return (s->hold_reasons & g->scope.reason) != 0 && !s->held && s->on_safe == SAFE_HOLD;
+}
+
+/* The gate's late sessions on one worker: counted in its slot, the first ones named. */
+struct late_walk {
+    const struct gate_close *g;
+    struct worker_late *late;
+};
+
+static bool count_late_one(struct session *s, void *arg)
+{
+    struct late_walk *walk = arg;
+    struct worker_late *late = walk->late;
+    if (!is_late(walk->g, s))
+        return true;
+    if (late->count < GATE_NAME_LATE) {
+        struct late_session *c = &late->named[late->count];
+        c->id = s->id;
+        snprintf(c->addr, sizeof(c->addr), "%s", s->peer);
+        c->in_transaction = server_conn_in_transaction(s->server_conn);
+    }
+    late->count++;
+    return true;
 }
 
 static int count_late_on_worker(struct worker *w, void *arg)
 {
     struct gate_close *g = arg;
-    struct worker_late *late = &g->late[w->index];
-    memset(late, 0, sizeof(*late));
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (!is_late(g, s))
-            continue;
-        if (late->count < GATE_NAME_LATE) {
-            struct late_session *c = &late->named[late->count];
-            c->id = s->id;
-            snprintf(c->addr, sizeof(c->addr), "%s", s->peer);
-            c->in_transaction = server_conn_in_transaction(s->server_conn);
-        }
-        late->count++;
-    }
+    struct late_walk walk = {.g = g, .late = &g->late[w->index]};
+    memset(walk.late, 0, sizeof(*walk.late));
+    gate_each(w, &g->scope, count_late_one, &walk);
     return 0;
+}
+
+static bool force_one(struct session *s, void *arg)
+{
+    struct late_walk *walk = arg;
+    if (!is_late(walk->g, s))
+        return true;
+    log_info(s->id, "ended: it kept a migration's pause step from starting");
+    struct pg_error err;
+    pg_error_set(&err, "57P01", "terminating connection due to administrator command");
+    pg_error_detail(&err, "%s", walk->g->force_detail);
+    pg_error_hint(&err, "Connect again: the next session waits for the step.");
+    session_fail(s, &err);
+    walk->late->count++;
+    return true;
 }
 
 /* force: the sessions still not held are ended; each counted in its worker's slot. */
 static int force_on_worker(struct worker *w, void *arg)
 {
     struct gate_close *g = arg;
-    struct list_node *pos, *tmp;
-    uint64_t n = 0;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (!is_late(g, s))
-            continue;
-        log_info(s->id, "ended: it kept a migration's pause step from starting");
-        struct pg_error err;
-        pg_error_set(&err, "57P01", "terminating connection due to administrator command");
-        pg_error_detail(&err, "%s", g->force_detail);
-        pg_error_hint(&err, "Connect again: the next session waits for the step.");
-        session_fail(s, &err);
-        n++;
-    }
-    g->late[w->index].count = n;
+    struct late_walk walk = {.g = g, .late = &g->late[w->index]};
+    walk.late->count = 0;
+    gate_each(w, &g->scope, force_one, &walk);
     return 0;
 }
 
@@ -284,16 +311,17 @@ bool gate_pids_add(struct gate_pids *p, long pid)
     return fits;
 }
 
+static bool pid_one(struct session *s, void *arg)
+{
+    if (s->server_conn != NULL)
+        gate_pids_add(arg, (long)s->server_conn->pid);
+    return true;
+}
+
 static int pids_on_worker(struct worker *w, void *arg)
 {
     struct gate_pids *p = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (gate_in_scope(&p->scope, s) && s->server_conn != NULL)
-            gate_pids_add(p, (long)s->server_conn->pid);
-    }
+    gate_each(w, &p->scope, pid_one, p);
     return 0;
 }
 

@@ -25,12 +25,19 @@ struct worker;
 #define GATE_POLL_MS   20
 #define GATE_NAME_LATE 8 /* sessions named when a gate could not close */
 
-/* The sessions a gate is about. */
+/*
+ * The sessions a gate, a move batch or a walk (gate_each) is about: those
+ * with a region, and of them those every part below names.  Zeroed, a part
+ * names every session.
+ */
 struct gate_scope {
-    bool all;          /* every region (PAUSE without a region) */
-    char region[64];   /* else this one */
-    char database[64]; /* "": every database */
-    uint8_t reason;    /* enum hold_reason: HOLD_PAUSE, HOLD_MIGRATION or HOLD_DBMOVE */
+    bool all;            /* every region (PAUSE without a region) */
+    char region[64];     /* else this one */
+    char not_region[64]; /* "": no region left out; else not this one */
+    char database[64];   /* "": every database */
+    bool one_client;     /* only the session client_id (MOVE CLIENT) */
+    uint64_t client_id;  /* with one_client */
+    uint8_t reason;      /* a gate's enum hold_reason: HOLD_PAUSE, HOLD_MIGRATION or HOLD_DBMOVE */
 };
 
 enum gate_end {
@@ -94,9 +101,19 @@ int gate_collect_pids(struct worker *home, struct gate_pids *p, void (*done)(voi
 /* Appends pid to the list (the caller's own connections); false when it does not fit. */
 bool gate_pids_add(struct gate_pids *p, long pid);
 
-/* Whether session s is in scope (DRAIN's choice of sessions too). */
+/* Whether session s is in scope. */
 struct session;
 bool gate_in_scope(const struct gate_scope *scope, const struct session *s);
+
+/* What gate_each does with a session; false stops the walk. */
+typedef bool (*gate_each_fn)(struct session *s, void *arg);
+
+/*
+ * fn(s, arg) for each of w's active sessions in scope, on w's thread: the
+ * one walk of the gates, the move batches and the snapshots.  fn may end
+ * s.  False when fn stopped the walk.
+ */
+bool gate_each(struct worker *w, const struct gate_scope *scope, gate_each_fn fn, void *arg);
 
 /* What happens at a session's next safe point (the admin console's PAUSE and DRAIN). */
 enum session_on_safe {

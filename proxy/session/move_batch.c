@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <event2/event.h>
 
@@ -22,6 +21,7 @@ struct move_batch {
     struct worker *home;
     struct event *poll;
     struct move_batch_spec spec;
+    struct gate_scope scope; /* the spec's sessions */
     move_batch_done_fn done;
     void *arg;
     bool launched;      /* every worker has started its moves (under lock) */
@@ -62,35 +62,40 @@ static void batch_row(const struct move_result *r, void *arg)
 }
 
 /*
- * Whether s is in the scope (what end_the_rest ends too): FROM, of region
- * from; DATABASE, of the database and anywhere but region to (a database
- * may have lived in its primary's region and its standbys').
+ * The spec's sessions (what end_the_rest ends too): ONE, the one client;
+ * FROM, those of region from; DATABASE, those of the database anywhere but
+ * region to (a database may have lived in its primary's region and its
+ * standbys'); HOME, every one (batch_target picks).
  */
-static bool in_region_scope(const struct move_batch_spec *spec, const struct session *s)
+static void batch_scope(const struct move_batch_spec *spec, struct gate_scope *scope)
 {
-    if (s->region == NULL)
-        return false;
-    if (spec->scope == MOVE_BATCH_DATABASE)
-        return strcmp(s->database, spec->database) == 0 &&
-               strcasecmp(s->region->name, spec->to) != 0;
-    return strcasecmp(s->region->name, spec->from) == 0;
+    memset(scope, 0, sizeof(*scope));
+    scope->all = spec->scope != MOVE_BATCH_FROM;
+    if (spec->scope == MOVE_BATCH_FROM)
+        snprintf(scope->region, sizeof(scope->region), "%s", spec->from);
+    if (spec->scope == MOVE_BATCH_DATABASE) {
+        snprintf(scope->database, sizeof(scope->database), "%s", spec->database);
+        snprintf(scope->not_region, sizeof(scope->not_region), "%s", spec->to);
+    }
+    scope->one_client = spec->scope == MOVE_BATCH_ONE;
+    scope->client_id = spec->client_id;
 }
 
-/* Where s goes in this batch; false when it is not in scope. */
+/* Where s, of the batch's scope, goes; false when it stays (HOME: its region is still best). */
 static bool batch_target(const struct move_batch_spec *spec, struct session *s,
                          struct move_target *t)
 {
     memset(t, 0, sizeof(*t));
-    if (s->region == NULL || s->phase != PHASE_ACTIVE)
+    if (s->phase != PHASE_ACTIVE)
         return false;
     snprintf(t->region, sizeof(t->region), "%s", spec->to);
     switch (spec->scope) {
     case MOVE_BATCH_ONE:
-        return s->id == spec->client_id;
+        return true;
     case MOVE_BATCH_FROM:
     case MOVE_BATCH_DATABASE:
         snprintf(t->avoid, sizeof(t->avoid), "%s", spec->from);
-        return in_region_scope(spec, s);
+        return true;
     case MOVE_BATCH_HOME:
         move_home_region(s, t->region, sizeof(t->region));
         return t->region[0] != '\0' && strcmp(t->region, s->region->name) != 0;
@@ -98,21 +103,23 @@ static bool batch_target(const struct move_batch_spec *spec, struct session *s,
     return false;
 }
 
+static bool batch_one(struct session *s, void *arg)
+{
+    struct move_batch *b = arg;
+    struct move_target t;
+    if (!batch_target(&b->spec, s, &t))
+        return true;
+    pthread_mutex_lock(&b->lock);
+    b->pending++;
+    pthread_mutex_unlock(&b->lock);
+    move_session(s, &t, batch_row, b);
+    return true;
+}
+
 static int batch_on_worker(struct worker *w, void *arg)
 {
     struct move_batch *b = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        struct move_target t;
-        if (!batch_target(&b->spec, s, &t))
-            continue;
-        pthread_mutex_lock(&b->lock);
-        b->pending++;
-        pthread_mutex_unlock(&b->lock);
-        move_session(s, &t, batch_row, b);
-    }
+    gate_each(w, &b->scope, batch_one, b);
     return 0;
 }
 
@@ -139,18 +146,19 @@ static void batch_end(struct move_batch *b)
     batch_free(b);
 }
 
+static bool end_one(struct session *s, void *arg)
+{
+    const struct move_batch *b = arg;
+    gate_drain_session(s,
+                       b->spec.scope == MOVE_BATCH_DATABASE ? CLOSE_DATABASE_MOVED : CLOSE_DRAIN);
+    return true;
+}
+
 /* The scope's sessions still in its region end at their next safe point with 57P01. */
 static int end_rest_on_worker(struct worker *w, void *arg)
 {
-    const struct move_batch *b = arg;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        struct session *s = list_entry(pos, struct session, node);
-        if (in_region_scope(&b->spec, s))
-            gate_drain_session(s, b->spec.scope == MOVE_BATCH_DATABASE ? CLOSE_DATABASE_MOVED
-                                                                       : CLOSE_DRAIN);
-    }
+    struct move_batch *b = arg;
+    gate_each(w, &b->scope, end_one, b);
     return 0;
 }
 
@@ -187,6 +195,7 @@ int move_batch_start(struct worker *home, const struct move_batch_spec *spec,
     pthread_mutex_init(&b->lock, NULL);
     b->home = home;
     b->spec = *spec;
+    batch_scope(spec, &b->scope);
     b->done = done;
     b->arg = arg;
     struct timeval tv = {0, MOVE_BATCH_POLL_MS * 1000};

@@ -37,7 +37,7 @@ struct move_batch_spec {
     char from[MOVE_REGION_MAX];
     char to[MOVE_REGION_MAX]; /* "": each session's next region by its own route */
     char database[64];
-    bool end_the_rest; /* then end the scope's sessions still in region from (57P01) */
+    bool end_the_rest; /* FROM, DATABASE: then end the scope's sessions still there (57P01) */
 };
 
 /* The end, on the home worker: the rows are the batch's until it returns. */

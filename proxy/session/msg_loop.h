@@ -1,8 +1,9 @@
 /*
  * msg_loop.h — reading a stream message by message: the login phases'
- * loop over whole messages, and the stepper of the active sessions that
- * look at some messages whole and pass the rest on as they come (the
- * fence reader, transaction pooling).  The zero-copy relay reads neither.
+ * loop over whole messages, and the stepper, the pump and the server
+ * reader of the active sessions that look at some messages whole and
+ * pass the rest on as they come (the fence reader, transaction pooling).
+ * The zero-copy relay reads neither.
  */
 #ifndef PGNEAR_PROXY_MSG_LOOP_H
 #define PGNEAR_PROXY_MSG_LOOP_H
@@ -10,6 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
 /* What a message handler did with the whole message at the front of the input. */
@@ -76,10 +83,52 @@ int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size
  */
 const uint8_t *msg_body(struct session *s, struct endpoint *src, const struct msg_head *h);
 
+/* One step of a session's server input (msg_step_head and on); an enum msg_step but MSG_HEAD. */
+typedef int (*msg_step_fn)(struct session *s);
+
 /* Whether the whole message of h is in the input. */
 static inline int msg_whole(const struct msg_head *h)
 {
     return h->avail >= 1 + (size_t)h->len;
+}
+
+/*
+ * The server's input stepped through until it waits, then what follows
+ * every step loop of a relaying session's server side: the client's
+ * output flushed, the server unread while that output is over
+ * RELAY_HIGH_WATER, and the gate's wish done at a safe point.  <0: the
+ * session ended.  Inline, so that each reader's step is called directly
+ * (transaction pooling's hot path).
+ */
+static inline int msg_pump(struct session *s, msg_step_fn step)
+{
+    struct endpoint *src = &s->server_conn->ep;
+    int rc;
+    while ((rc = step(s)) > 0)
+        ;
+    if (rc < 0 || endpoint_flush(s, &s->client) < 0)
+        return -1;
+    if (evbuffer_get_length(s->client.out) > RELAY_HIGH_WATER)
+        endpoint_pause_read(src);
+    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+        return -1;
+    return 0;
+}
+
+/*
+ * A server endpoint's reader over pump: what the socket has read, pumped,
+ * and the next read asked for at once when the fill stopped at its block
+ * and the server is still the session's and still read.
+ */
+static inline void msg_server_read(struct session *s, int (*pump)(struct session *s))
+{
+    struct server_conn *sc = s->server_conn;
+    struct endpoint *src = &sc->ep;
+    int more;
+    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || pump(s) < 0)
+        return;
+    if (more && s->server_conn == sc && !src->read_paused)
+        event_active(src->rev, EV_READ, 0);
 }
 
 #endif

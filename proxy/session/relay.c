@@ -185,6 +185,15 @@ static void relay_server_read(struct session *s)
     relay_read(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
 }
 
+static int relay_server_pump(struct session *s)
+{
+    return relay_pump(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
+}
+
+/* The zero-copy relay's server side: bytes on as they come, headers only read. */
+static const struct server_reader relay_reader = {.read = relay_server_read,
+                                                  .pump = relay_server_pump};
+
 static void relay_client_write(struct session *s)
 {
     relay_write(s, &s->client, &s->server_conn->ep);
@@ -199,17 +208,15 @@ int relay_attach_server(struct session *s)
 {
     struct endpoint *server = &s->server_conn->ep;
     /* Fences and transaction pooling read the server's messages; the relay only their headers. */
+    const struct server_reader *reader = s->txn != NULL    ? s->txn->server
+                                         : s->report_fence ? &fence_reader
+                                                           : &relay_reader;
     server->on_write = relay_server_write;
     server->read_paused = false;
     s->client.on_write = relay_client_write;
-    endpoint_set_reader(server, s->txn != NULL    ? s->txn->server_read
-                                : s->report_fence ? fence_server_read
-                                                  : relay_server_read);
+    endpoint_set_reader(server, reader->read);
     /* Whatever the server sent already goes through now. */
-    if (evbuffer_get_length(server->in) > 0 &&
-        (s->txn != NULL    ? s->txn->server_pump(s)
-         : s->report_fence ? fence_pump(s)
-                           : relay_pump(s, server, &s->client, FRAME_FROM_SERVER)) < 0)
+    if (evbuffer_get_length(server->in) > 0 && reader->pump(s) < 0)
         return -1;
     return 0;
 }

@@ -164,6 +164,17 @@ struct session_origin {
 };
 
 /*
+ * What reads a relaying session's server side, chosen once as the relay
+ * takes the server (relay_attach_server): the relay's bytes as they come,
+ * the fence reader's messages (fence.h), or transaction pooling's with
+ * its prepared statements (txn_prep.h).
+ */
+struct server_reader {
+    void (*read)(struct session *s); /* the server endpoint's reader */
+    int (*pump)(struct session *s);  /* what the server sent before; <0: the session ended */
+};
+
+/*
  * What the relay, the fence reader, the gate and the session's close call
  * under transaction pooling (txn.h): set by txn.c on the sessions it
  * applies to, so that those files do not call up into it.
@@ -175,8 +186,7 @@ struct txn_hooks {
     bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
     void (*resume)(struct session *s);      /* the gate let a detached session go */
     void (*closing)(struct session *s);     /* the session closes */
-    void (*server_read)(struct session *s); /* the server endpoint's reader */
-    int (*server_pump)(struct session *s);  /* what the server sent before; <0: ended */
+    const struct server_reader *server;     /* what reads the server side */
 };
 
 struct session {

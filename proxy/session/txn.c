@@ -49,15 +49,13 @@ static void txn_closing(struct session *s);
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
     TXN_HOOKS_COMMON,
-    .server_read = txn_prep_server_read,
-    .server_pump = txn_prep_server_pump,
+    .server = &txn_prep_reader,
 };
 
 /* ... and the others, whose server side the fence reader reads (fence.h). */
 static const struct txn_hooks txn_hooks_plain = {
     TXN_HOOKS_COMMON,
-    .server_read = fence_server_read,
-    .server_pump = fence_pump,
+    .server = &fence_reader,
 };
 
 void txn_session_start(struct session *s)

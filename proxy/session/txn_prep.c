@@ -7,7 +7,6 @@
 #include <time.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
 #include "protocol/param_set.h"
 #include "protocol/pkt.h"
@@ -16,7 +15,6 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fence.h"
-#include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/session.h"
@@ -181,17 +179,10 @@ static int txn_prep_server_step(struct session *s)
     return txn_prep_server_message(s, h.type, h.len) < 0 ? MSG_ENDED : MSG_MOVED;
 }
 
-int txn_prep_server_pump(struct session *s)
+static int txn_prep_server_pump(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    int rc;
-    while ((rc = txn_prep_server_step(s)) > 0)
-        ;
-    if (rc < 0 || endpoint_flush(s, &s->client) < 0)
-        return -1;
-    if (evbuffer_get_length(s->client.out) > RELAY_HIGH_WATER)
-        endpoint_pause_read(&sc->ep);
-    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+    if (msg_pump(s, txn_prep_server_step) < 0)
         return -1;
     /* A client message that waited for this answer goes on now. */
     if (evbuffer_get_length(s->client.in) > 0 && !s->held && s->txn->client_pump(s) < 0)
@@ -201,13 +192,10 @@ int txn_prep_server_pump(struct session *s)
     return 0;
 }
 
-void txn_prep_server_read(struct session *s)
+static void txn_prep_server_read(struct session *s)
 {
-    struct server_conn *sc = s->server_conn;
-    struct endpoint *src = &sc->ep;
-    int more;
-    if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0 || txn_prep_server_pump(s) < 0)
-        return;
-    if (more && s->server_conn == sc && !src->read_paused)
-        event_active(src->rev, EV_READ, 0);
+    msg_server_read(s, txn_prep_server_pump);
 }
+
+const struct server_reader txn_prep_reader = {.read = txn_prep_server_read,
+                                              .pump = txn_prep_server_pump};

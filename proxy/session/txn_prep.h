@@ -31,6 +31,7 @@
 
 struct session;
 struct server_conn;
+struct server_reader;
 
 /* Rows and COPY data at least this long are passed on as they come, not read whole. */
 #define TXN_PREP_STREAM_MIN (64 * 1024)
@@ -56,9 +57,8 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen);
 /* Whether sc owes the session nothing more of its statements: it may go back to the pool. */
 bool txn_prep_idle(const struct server_conn *sc);
 
-/* The server endpoint's reader, and what the server sent before the relay took it. */
-void txn_prep_server_read(struct session *s);
-int txn_prep_server_pump(struct session *s);
+/* The server side of a session whose prepared statements are followed. */
+extern const struct server_reader txn_prep_reader;
 
 /* The session closes: its names go (what its server owes it is dropped as it comes). */
 void txn_prep_end(struct session *s);

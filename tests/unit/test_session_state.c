@@ -269,6 +269,25 @@ static void test_size_bound(void **state)
     session_state_free(&st);
 }
 
+/* A handover's startup parameters: the same bound set_config as a move's settings, one Sync. */
+static void test_setting_as_handover(void **state)
+{
+    (void)state;
+    struct session_state st;
+    assert_int_equal(session_state_init(&st), SESSION_STATE_OK);
+    assert_int_equal(session_state_setting(&st, "application_name", "it's \\x"), SESSION_STATE_OK);
+    assert_int_equal(session_state_setting(&st, "TimeZone", "UTC"), SESSION_STATE_OK);
+    assert_int_equal(session_state_finish(&st), SESSION_STATE_OK);
+    assert_int_equal(st.settings, 2);
+    char *text = replay_text(&st);
+    assert_string_equal(text, "P:|SELECT pg_catalog.set_config($1, $2, false)|25,25;"
+                              "B:application_name=it's \\x;E;"
+                              "B:TimeZone=UTC;E;"
+                              "S;");
+    free(text);
+    session_state_free(&st);
+}
+
 /* protocol/sql_quote.c, which the LISTEN above and pgnear's other SQL text quote with. */
 static void test_sql_quote(void **state)
 {
@@ -292,6 +311,7 @@ int main(void)
         cmocka_unit_test(test_facts),
         cmocka_unit_test(test_replay_order_and_quoting),
         cmocka_unit_test(test_role_none_and_reparse),
+        cmocka_unit_test(test_setting_as_handover),
         cmocka_unit_test(test_bad_rows),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_sql_quote),
