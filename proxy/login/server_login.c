@@ -159,14 +159,17 @@ static int send_sasl_response(struct session *s, const char *mech, const char *d
 static void scram_note_fit(struct session *s, bool fits, const char *why)
 {
     struct server_conn *sc = s->server_conn;
-    if (sc == NULL || !scram_fits_note(&s->w->shared->scram_fits, s->user, sc->region->name, fits,
-                                       why, (int64_t)time(NULL)))
+    if (sc == NULL)
+        return;
+    bool news = scram_fits_note(&s->w->shared->scram_fits, s->user, sc->region->name, fits, why,
+                                (int64_t)time(NULL));
+    if (fits || !news)
         return;
     log_warn(s->id,
              "pgnear's SCRAM key for user \"%s\" does not fit the server of region %s (%s): its "
              "sessions can neither log in nor be moved there until the role has pgnear's secret "
              "there",
-             s->user, sc->region->name, why);
+             s->user, sc->region->name, why != NULL ? why : "no reason given");
 }
 
 static int scram_fail(struct session *s, const char *msg)
