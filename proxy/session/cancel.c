@@ -165,18 +165,31 @@ void cancel_unregister(struct session *s)
     s->cancel.server = NULL;
 }
 
+static void cancel_id_told(struct worker *from, const struct worker_reply *r)
+{
+    (void)from;
+    free(r->arg);
+}
+
+/* Runs fn on the worker of index worker_index with a session id; nothing when out of memory. */
+static void cancel_call_with_id(struct worker *from, int worker_index, worker_fn fn, uint64_t id)
+{
+    uint64_t *arg = malloc(sizeof(*arg));
+    if (arg == NULL || worker_index < 0 || worker_index >= from->shared->nworkers) {
+        free(arg);
+        return;
+    }
+    *arg = id;
+    if (worker_call(from, from->shared->workers[worker_index], fn, arg, cancel_id_told, NULL) != 0)
+        free(arg);
+}
+
 static int cancel_requester_close(struct worker *w, void *arg)
 {
     struct session *s = session_find(w, *(const uint64_t *)arg);
     if (s != NULL && !s->closed)
         session_close(s, "cancel request handled");
     return 0;
-}
-
-static void cancel_requester_told(struct worker *from, const struct worker_reply *r)
-{
-    (void)from;
-    free(r->arg);
 }
 
 /*
@@ -186,15 +199,7 @@ static void cancel_requester_told(struct worker *from, const struct worker_reply
  */
 static void cancel_requester_done(struct worker *w, int worker, uint64_t id)
 {
-    uint64_t *arg = malloc(sizeof(*arg));
-    if (arg == NULL || worker < 0 || worker >= w->shared->nworkers) {
-        free(arg);
-        return;
-    }
-    *arg = id;
-    if (worker_call(w, w->shared->workers[worker], cancel_requester_close, arg,
-                    cancel_requester_told, NULL) != 0)
-        free(arg);
+    cancel_call_with_id(w, worker, cancel_requester_close, id);
 }
 
 /*
@@ -325,23 +330,10 @@ static int cancel_local_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
-static void cancel_local_told(struct worker *from, const struct worker_reply *r)
-{
-    free(r->arg);
-}
-
 /* A key of a session pgnear answers itself: nothing to forward, its worker cancels it. */
 static void cancel_local(struct worker *from, int worker_index, uint64_t session_id)
 {
-    uint64_t *id = malloc(sizeof(*id));
-    if (id == NULL || worker_index < 0 || worker_index >= from->shared->nworkers) {
-        free(id);
-        return;
-    }
-    *id = session_id;
-    if (worker_call(from, from->shared->workers[worker_index], cancel_local_on_worker, id,
-                    cancel_local_told, NULL) != 0)
-        free(id);
+    cancel_call_with_id(from, worker_index, cancel_local_on_worker, session_id);
 }
 
 /*
