@@ -41,7 +41,7 @@ system($python, '-c', 'import psycopg') == 0
   or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 -d "$root/tests/node/node_modules/pg" && system('node', '-e', "require('$root/tests/node/node_modules/pg')") == 0
   or BAIL_OUT('tests/node/node_modules/pg is missing (scripts/install-deps.sh installs it)');
-system("cd '$root/tests/node' && node -e \"require('postgres')\"") == 0
+system('node', '-e', "require('$root/tests/node/node_modules/postgres')") == 0
   or BAIL_OUT('postgres.js (tests/node/node_modules/postgres) is missing (scripts/install-deps.sh installs it)');
 
 my $N = 8;             # clients of each driver
