@@ -1,18 +1,25 @@
 /*
  * fuzz_txn_pin.c
  *    libFuzzer target for protocol/txn_pin.c, the scan that says whether
- *    a Query's text ties its client to the server connection.  The input
+ *    a Query's text ties its client to the server connection, and for
+ *    protocol/txn_open.c, which reads the same texts for the words that
+ *    begin a transaction and for advisory locks.  The input
  *    is the text, scanned from a buffer of exactly its length, so that a
  *    byte read past it is seen.  Promises that must hold, else it traps:
  *    the answer is NULL or one of the reasons; a statement ended before
  *    the text changes nothing ("SELECT 1; " in front gives the same
  *    answer); and the text inside a dollar-quoted string, whose tag it
- *    does not hold, is a string and pins nothing.
+ *    does not hold, is a string and pins nothing.  For txn_open: the
+ *    values are in range; a statement in front keeps the advisory-lock
+ *    answer and makes the first statement OTHER; inside a dollar quote
+ *    the text is nothing but one statement of kind OTHER.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -40,21 +47,61 @@ static void check_reason(const char *why)
     check(0);
 }
 
-/* The scan of head, data and tail, from one buffer of exactly their length. */
-static const char *scan_wrapped(const char *head, const uint8_t *data, size_t size,
-                                const char *tail)
+/* head, data and tail in one buffer of exactly their length (NULL: out of memory). */
+static uint8_t *wrap(const char *head, const uint8_t *data, size_t size, const char *tail,
+                     size_t *n)
 {
-    size_t hlen = strlen(head), tlen = strlen(tail), n = hlen + size + tlen;
-    uint8_t *buf = malloc(n ? n : 1);
+    size_t hlen = strlen(head), tlen = strlen(tail);
+    *n = hlen + size + tlen;
+    uint8_t *buf = malloc(*n ? *n : 1);
     if (buf == NULL)
         return NULL;
     memcpy(buf, head, hlen);
     if (size > 0)
         memcpy(buf + hlen, data, size);
     memcpy(buf + hlen + size, tail, tlen);
+    return buf;
+}
+
+/* The pin scan of head, data and tail, from one buffer of exactly their length. */
+static const char *scan_wrapped(const char *head, const uint8_t *data, size_t size,
+                                const char *tail)
+{
+    size_t n;
+    uint8_t *buf = wrap(head, data, size, tail, &n);
+    if (buf == NULL)
+        return NULL;
     const char *why = txn_pin_scan(buf, n);
     free(buf);
     return why;
+}
+
+/* The transaction-opening scan of head, data and tail, likewise; false: out of memory. */
+static bool open_wrapped(const char *head, const uint8_t *data, size_t size, const char *tail,
+                         struct txn_open *out)
+{
+    size_t n;
+    uint8_t *buf = wrap(head, data, size, tail, &n);
+    if (buf == NULL)
+        return false;
+    txn_open_scan(buf, n, out);
+    free(buf);
+    return true;
+}
+
+static void check_open(const uint8_t *data, size_t size)
+{
+    struct txn_open plain, behind, quoted;
+    if (!open_wrapped("", data, size, "", &plain) ||
+        !open_wrapped("SELECT 1; ", data, size, "", &behind))
+        return;
+    check(plain.first <= TXN_FIRST_BLOCK_END && plain.access <= TXN_ACCESS_READ_WRITE);
+    check(plain.access == TXN_ACCESS_UNSAID || plain.first == TXN_FIRST_BEGIN ||
+          plain.first == TXN_FIRST_SET_TRANSACTION);
+    check(behind.first == TXN_FIRST_OTHER && behind.advisory_lock == plain.advisory_lock);
+    if (memmem(data, size, "$fz$", 4) == NULL &&
+        open_wrapped("SELECT $fz$", data, size, "$fz$", &quoted))
+        check(quoted.first == TXN_FIRST_OTHER && !quoted.advisory_lock && !quoted.several);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -64,5 +111,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(scan_wrapped("SELECT 1; ", data, size, "") == why);
     if (memmem(data, size, "$fz$", 4) == NULL)
         check(scan_wrapped("SELECT $fz$", data, size, "$fz$") == NULL);
+    check_open(data, size);
     return 0;
 }

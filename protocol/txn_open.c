@@ -1,0 +1,139 @@
+/*
+ * txn_open.c — the words that begin a transaction, and advisory locks
+ * (txn_open.h).
+ *
+ * The tokens come from sql_lex.c; comments between them are skipped.  The
+ * first statement's first words say what it is; its access mode is the
+ * last READ ONLY or READ WRITE pair among its tokens, as PostgreSQL takes
+ * the last of several modes.  A ';' ends a statement.
+ */
+#include "protocol/txn_open.h"
+
+#include <string.h>
+
+#include "protocol/sql_lex.h"
+
+/* The next token that is not a comment. */
+static void next_token(struct sql_lexer *lx, struct sql_token *t)
+{
+    do
+        sql_lex_next(lx, t);
+    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
+}
+
+/* Whether t is the word lower (ASCII letters compared without case). */
+static bool word_is(const struct sql_lexer *lx, const struct sql_token *t, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (t->kind != SQL_TOK_WORD || t->body_len != n)
+        return false;
+    const uint8_t *w = lx->s + t->body;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = w[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c - 'A' + 'a');
+        if (c != (uint8_t)lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* Whether the n bytes at w begin with prefix, letters folded when fold. */
+static bool starts_with(const uint8_t *w, size_t n, const char *prefix, bool fold)
+{
+    size_t k = strlen(prefix);
+    if (n <= k)
+        return false;
+    for (size_t i = 0; i < k; i++) {
+        uint8_t c = w[i];
+        if (fold && c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c - 'A' + 'a');
+        if (c != (uint8_t)prefix[i])
+            return false;
+    }
+    return true;
+}
+
+/* pg_advisory_... or pg_try_advisory_..., as a word or quoted exactly. */
+static bool names_advisory_lock(const struct sql_lexer *lx, const struct sql_token *t)
+{
+    if (t->kind != SQL_TOK_WORD && t->kind != SQL_TOK_QUOTED)
+        return false;
+    bool fold = t->kind == SQL_TOK_WORD;
+    const uint8_t *w = lx->s + t->body;
+    return starts_with(w, t->body_len, "pg_advisory_", fold) ||
+           starts_with(w, t->body_len, "pg_try_advisory_", fold);
+}
+
+/* The statement's kind from its first two words. */
+static enum txn_first first_of(const struct sql_lexer *lx, const struct sql_token *w1,
+                               const struct sql_token *w2)
+{
+    if (word_is(lx, w1, "begin"))
+        return TXN_FIRST_BEGIN;
+    if (word_is(lx, w1, "start"))
+        return word_is(lx, w2, "transaction") ? TXN_FIRST_BEGIN : TXN_FIRST_OTHER;
+    if (word_is(lx, w1, "set"))
+        return word_is(lx, w2, "transaction") ? TXN_FIRST_SET_TRANSACTION : TXN_FIRST_OTHER;
+    if (word_is(lx, w1, "commit") || word_is(lx, w1, "rollback"))
+        return word_is(lx, w2, "prepared") ? TXN_FIRST_OTHER : TXN_FIRST_BLOCK_END;
+    if (word_is(lx, w1, "end") || word_is(lx, w1, "abort"))
+        return TXN_FIRST_BLOCK_END;
+    return TXN_FIRST_OTHER;
+}
+
+/* What the scan knows of the first statement while it reads it. */
+struct open_scan {
+    struct sql_lexer lx;
+    struct sql_token prev;  /* the token before this one in the statement */
+    struct sql_token first; /* the statement's first token */
+    unsigned tokens;        /* the statement's tokens so far, counted up to 2 */
+    bool in_first;          /* still in the text's first statement */
+};
+
+/* One token of the first statement: its kind from the first two, its access mode from pairs. */
+static void first_statement_token(struct open_scan *sc, const struct sql_token *t,
+                                  struct txn_open *out)
+{
+    if (sc->tokens == 0)
+        sc->first = *t;
+    else if (sc->tokens == 1)
+        out->first = first_of(&sc->lx, &sc->first, t);
+    if (sc->tokens < 2)
+        sc->tokens++;
+    if (sc->tokens >= 2 && word_is(&sc->lx, &sc->prev, "read")) {
+        if (word_is(&sc->lx, t, "only"))
+            out->access = TXN_ACCESS_READ_ONLY;
+        else if (word_is(&sc->lx, t, "write"))
+            out->access = TXN_ACCESS_READ_WRITE;
+    }
+}
+
+void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
+{
+    struct open_scan sc = {.in_first = true};
+    struct sql_token t;
+    *out = (struct txn_open){.first = TXN_FIRST_OTHER, .access = TXN_ACCESS_UNSAID};
+    sql_lex_init(&sc.lx, sql, len);
+    for (next_token(&sc.lx, &t); t.kind != SQL_TOK_END; next_token(&sc.lx, &t)) {
+        if (names_advisory_lock(&sc.lx, &t))
+            out->advisory_lock = true;
+        if (t.kind == SQL_TOK_SEMI) {
+            if (sc.tokens > 0 && sc.in_first && sc.tokens == 1)
+                out->first = first_of(&sc.lx, &sc.first, &t);
+            if (sc.tokens > 0)
+                sc.in_first = false;
+            continue;
+        }
+        if (!sc.in_first) {
+            out->several = true;
+            continue;
+        }
+        first_statement_token(&sc, &t, out);
+        sc.prev = t;
+    }
+    if (sc.in_first && sc.tokens == 1)
+        out->first = first_of(&sc.lx, &sc.first, &t);
+    if (out->first != TXN_FIRST_BEGIN && out->first != TXN_FIRST_SET_TRANSACTION)
+        out->access = TXN_ACCESS_UNSAID;
+}

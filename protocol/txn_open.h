@@ -1,0 +1,66 @@
+/*
+ * txn_open.h — what the text of a transaction's first Query or Parse
+ * says of where the transaction may run (the `nearest` need).
+ *
+ * A session that needs `nearest` runs each transaction on the nearest
+ * host that can run it.  pgnear does not parse SQL to tell reads from
+ * writes: a statement that writes is tried near and, answered 25006 by a
+ * standby before anything reached the client, run again on a primary.
+ * What that cannot do is move a transaction block once its client has
+ * seen rows, so blocks are placed when they begin, from the words that
+ * begin them, and this scan reads those words:
+ *
+ *   TXN_FIRST_BEGIN  BEGIN or START TRANSACTION, with the access mode it
+ *        names, if any: READ ONLY or READ WRITE (ISOLATION LEVEL READ
+ *        COMMITTED and the like are not access modes);
+ *   TXN_FIRST_SET_TRANSACTION  SET TRANSACTION with its access mode;
+ *        SET SESSION CHARACTERISTICS AS TRANSACTION is a session default
+ *        (default_transaction_read_only, which the server reports), and
+ *        counts as TXN_FIRST_OTHER;
+ *   TXN_FIRST_BLOCK_END  COMMIT, END, ROLLBACK, ABORT (not COMMIT
+ *        PREPARED or ROLLBACK PREPARED, which end another transaction,
+ *        nor PREPARE TRANSACTION);
+ *   TXN_FIRST_OTHER  anything else, an empty text included.
+ *
+ * and, over the whole text, whether it calls an advisory-lock function
+ * (pg_advisory_*, pg_try_advisory_*, session or transaction level, lock
+ * or unlock): a lock taken on a standby excludes nobody on the primary,
+ * so such a transaction belongs on the primary; and whether the text
+ * holds more than one statement.
+ *
+ * The text is cut by sql_lex.c as PostgreSQL's lexer cuts it: nothing in
+ * a string, a quoted identifier or a comment counts.  Words compare
+ * without case; advisory-lock function names also match quoted, exactly.
+ * One pass, linear, no allocation, no byte read past len.
+ */
+#ifndef PGNEAR_PROTOCOL_TXN_OPEN_H
+#define PGNEAR_PROTOCOL_TXN_OPEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum txn_first {
+    TXN_FIRST_OTHER,
+    TXN_FIRST_BEGIN,
+    TXN_FIRST_SET_TRANSACTION,
+    TXN_FIRST_BLOCK_END,
+};
+
+enum txn_access {
+    TXN_ACCESS_UNSAID,     /* the statement names no access mode */
+    TXN_ACCESS_READ_ONLY,  /* READ ONLY, the last one named */
+    TXN_ACCESS_READ_WRITE, /* READ WRITE, the last one named */
+};
+
+struct txn_open {
+    enum txn_first first;   /* the text's first statement */
+    enum txn_access access; /* the first statement's access mode (BEGIN, SET TRANSACTION) */
+    bool advisory_lock;     /* an advisory-lock function called anywhere in the text */
+    bool several;           /* a statement after the first one */
+};
+
+/* Reads sql (len bytes, not necessarily NUL-terminated) into *out. */
+void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out);
+
+#endif
