@@ -10,7 +10,8 @@
 #include "routing/region.h"
 
 static const char *const need_names[NEED_COUNT] = {
-    "any", "read-write", "read-only", "primary", "standby", "prefer-standby", "prefer-primary",
+    "any",     "read-write",     "read-only",      "primary",
+    "standby", "prefer-standby", "prefer-primary", "nearest",
 };
 
 bool need_parse(const char *text, enum session_need *out)
@@ -31,7 +32,7 @@ const char *need_name(enum session_need need)
 
 const char *need_choices(void)
 {
-    return "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary";
+    return "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary, nearest";
 }
 
 bool need_wants_primary(enum session_need need)
@@ -58,9 +59,14 @@ static bool need_role_fits(enum session_need need, bool standby, bool read_only)
     }
 }
 
+/*
+ * Needs that settle for less than their first choice: the prefer- needs,
+ * and nearest, which takes a standby passed over for lag as a last choice
+ * (its role fits always).
+ */
 static bool need_is_prefer(enum session_need need)
 {
-    return need == NEED_PREFER_STANDBY || need == NEED_PREFER_PRIMARY;
+    return need == NEED_PREFER_STANDBY || need == NEED_PREFER_PRIMARY || need == NEED_NEAREST;
 }
 
 /* An up host whose role is known: lag passes a standby over where the session reads from it. */
@@ -126,7 +132,12 @@ static enum need_fit need_role_fit(const struct region_host *h, enum session_nee
 bool need_reads_standbys(enum session_need role)
 {
     return role == NEED_ANY || role == NEED_READ_ONLY || role == NEED_STANDBY ||
-           role == NEED_PREFER_STANDBY;
+           role == NEED_PREFER_STANDBY || role == NEED_NEAREST;
+}
+
+bool need_takes_any_role(enum session_need role)
+{
+    return role == NEED_ANY || role == NEED_NEAREST;
 }
 
 bool need_may_catch_up(const struct region_host *h, const struct need_spec *need)

@@ -35,8 +35,16 @@ enum session_need {
     NEED_STANDBY,
     NEED_PREFER_STANDBY,
     NEED_PREFER_PRIMARY,
+    /*
+     * pgnear's own: each transaction on the nearest host that can run it.
+     * A transaction starts on the nearest host of any role, a standby
+     * before the primary of the same region, a lagging standby last; what
+     * a standby refuses as a write is run on a primary (need_spec's role
+     * for that leg is NEED_READ_WRITE).
+     */
+    NEED_NEAREST,
 };
-#define NEED_COUNT 7
+#define NEED_COUNT 8
 
 /*
  * What a session needs: a role, and maybe a WAL position its server must
@@ -79,15 +87,18 @@ bool need_parse(const char *text, enum session_need *out);
 /* The need's name as libpq spells it. */
 const char *need_name(enum session_need need);
 
-/* "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary". */
+/* "any, read-write, read-only, primary, standby, prefer-standby, prefer-primary, nearest". */
 const char *need_choices(void);
 
 /* Whether the need asks for a writable server (a session that must never land on a standby). */
 bool need_wants_primary(enum session_need need);
 
-/* Whether a session of this role may read from a standby (any, read-only, standby, prefer-standby).
- */
+/* Whether a session of this role may read from a standby (any, read-only, standby,
+ * prefer-standby, nearest). */
 bool need_reads_standbys(enum session_need role);
+
+/* Whether hosts of every role fit the need (any, nearest): no role to wait for, none to lack. */
+bool need_takes_any_role(enum session_need role);
 
 /*
  * Whether h is a standby that could still replay need's position: up, not

@@ -41,8 +41,8 @@ static const char *const websocket_untrusted_choices[] = {"ignore", "refuse", NU
 static const char *const websocket_auth_choices[] = {"cleartext", "scram", NULL};
 /* enum session_need's order (routing/need.h). */
 static const char *const session_need_choices[] = {
-    "any",     "read-write",     "read-only",      "primary",
-    "standby", "prefer-standby", "prefer-primary", NULL};
+    "any",     "read-write", "read-only", "primary", "standby", "prefer-standby", "prefer-primary",
+    "nearest", NULL};
 
 #define S(n, t, d, r)                                                                              \
     {                                                                                              \

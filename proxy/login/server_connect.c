@@ -41,8 +41,14 @@ static int server_host_rank(const struct session *s, const struct region_host *h
     enum need_fit fit = need_host_fit(h, &s->need);
     if (fit == NEED_FIT_NONE)
         return -1;
-    /* "any" keeps its old order within the fit: primaries before standbys. */
-    return 2 * (int)fit + (s->need.role == NEED_ANY && host_is_standby(h) ? 1 : 0);
+    /*
+     * "any" keeps its old order within the fit: primaries before standbys;
+     * "nearest" reads on a standby before it troubles the primary.
+     */
+    bool second = s->need.role == NEED_ANY       ? host_is_standby(h)
+                  : s->need.role == NEED_NEAREST ? !host_is_standby(h)
+                                                 : false;
+    return 2 * (int)fit + (second ? 1 : 0);
 }
 
 /*
@@ -291,7 +297,7 @@ static bool server_may_wait_for_role(struct session *s)
     struct session_login *l = s->login;
     if (session_route_waits_for_replay(s))
         return true; /* for a standby to replay pgnear.min_lsn: min_lsn_wait */
-    if (s->need.role == NEED_ANY || s->cfg->failover_wait_ms <= 0 || l->warming)
+    if (need_takes_any_role(s->need.role) || s->cfg->failover_wait_ms <= 0 || l->warming)
         return false;
     int64_t now = monotonic_ms();
     if (l->need_wait_until_ms == 0)
@@ -376,7 +382,7 @@ void server_connect_enter(struct session *s)
         phase_enter(s, PHASE_WAIT_ROLE);
         return;
     }
-    if (s->need.role != NEED_ANY) {
+    if (!need_takes_any_role(s->need.role)) {
         server_fail_need(s);
         return;
     }

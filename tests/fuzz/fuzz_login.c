@@ -103,9 +103,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const char *const region_names[] = {"us-east", "eu-west", "ap-south", "atlantis"};
 static const char *const city_names[] = {"seattle",  "dublin", "Mumbai",
                                          "New York", "seatle", "Paris, FR"};
-static const char *const need_names[] = {
-    "any",     "read-write",     "read-only",      "primary",
-    "standby", "prefer-standby", "prefer-primary", "readwrite"};
+static const char *const need_names[] = {"any",      "read-write",     "read-only",      "primary",
+                                         "standby",  "prefer-standby", "prefer-primary", "nearest",
+                                         "readwrite"};
 static const char *const fence_names[] = {"on", "off", "yes", "0", "maybe"};
 static const char *const user_names[] = {"app", "fuzz", "writer", "postgres"};
 _Static_assert(sizeof(user_names) / sizeof(user_names[0]) == 4, "build_startup picks by 2 bits");

@@ -42,6 +42,10 @@ static void test_names(void **state)
     assert_false(need_parse("", &need));
     assert_false(need_parse("writable", &need));
     assert_non_null(strstr(need_choices(), "prefer-standby"));
+    assert_true(need_parse("Nearest", &need));
+    assert_int_equal(need, NEED_NEAREST);
+    assert_true(need_takes_any_role(NEED_NEAREST) && need_takes_any_role(NEED_ANY));
+    assert_false(need_takes_any_role(NEED_PREFER_STANDBY));
 }
 
 /* Three regions of one host each, bound to a registry: a primary, a standby, another standby. */
@@ -118,6 +122,8 @@ static void test_fit_by_role(void **state)
     assert_int_equal(need_host_fit(p, N(NEED_PRIMARY)), NEED_FIT_GOOD);
     assert_int_equal(need_host_fit(p, N(NEED_PREFER_STANDBY)), NEED_FIT_FALLBACK);
     assert_int_equal(need_host_fit(s, N(NEED_PREFER_PRIMARY)), NEED_FIT_FALLBACK);
+    assert_int_equal(need_host_fit(p, N(NEED_NEAREST)), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(s, N(NEED_NEAREST)), NEED_FIT_GOOD);
     /* libpq: a primary whose sessions start read-only is read-only, not a standby */
     p->runtime->health.read_only = true;
     assert_int_equal(need_host_fit(p, N(NEED_READ_WRITE)), NEED_FIT_NONE);
@@ -131,6 +137,7 @@ static void test_fit_by_role(void **state)
     assert_int_equal(need_host_fit(s, N(NEED_STANDBY)), NEED_FIT_NONE);
     assert_int_equal(need_host_fit(s, N(NEED_PREFER_STANDBY)), NEED_FIT_LAST);
     assert_int_equal(need_host_fit(s, N(NEED_ANY)), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(s, N(NEED_NEAREST)), NEED_FIT_LAST);
     s->runtime->health.lagging = false;
     /* a role not yet known: after the known ones, for the server to judge */
     p->runtime->health.role_known = false;
@@ -140,6 +147,7 @@ static void test_fit_by_role(void **state)
     assert_true(health_mark_down(p));
     assert_int_equal(need_host_fit(p, N(NEED_READ_WRITE)), NEED_FIT_LAST);
     assert_int_equal(need_host_fit(p, N(NEED_STANDBY)), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(p, N(NEED_NEAREST)), NEED_FIT_LAST);
     env_free(&e);
 }
 
@@ -154,6 +162,8 @@ static void test_plan_by_need(void **state)
     assert_string_equal(plan(&e, NEED_STANDBY, buf, sizeof(buf)), "standby far-standby");
     assert_string_equal(plan(&e, NEED_PREFER_PRIMARY, buf, sizeof(buf)),
                         "primary standby far-standby");
+    /* nearest: by distance whatever the role, as any */
+    assert_string_equal(plan(&e, NEED_NEAREST, buf, sizeof(buf)), "standby primary far-standby");
     assert_string_equal(
         need_region_shortfall(&e.set.items[1], N(NEED_READ_WRITE), why, sizeof(why)),
         "no writable primary");
@@ -165,6 +175,8 @@ static void test_plan_by_need(void **state)
     assert_string_equal(plan(&e, NEED_READ_ONLY, buf, sizeof(buf)), "far-standby");
     assert_string_equal(plan(&e, NEED_PREFER_STANDBY, buf, sizeof(buf)),
                         "far-standby primary standby");
+    /* nearest: the primary before a standby that lags, even a nearer one */
+    assert_string_equal(plan(&e, NEED_NEAREST, buf, sizeof(buf)), "primary far-standby standby");
     assert_string_equal(need_region_shortfall(&e.set.items[1], N(NEED_READ_ONLY), why, sizeof(why)),
                         "no read-only host (1 passed over for lag)");
     env_free(&e);
