@@ -1,0 +1,218 @@
+# target_session_attrs = nearest: each transaction on the nearest host
+# that can run it.  A primary in us-east and a streaming standby in
+# eu-west that replays a second late (recovery_min_apply_delay = 1s); the
+# caller is in Dublin.  Reads run on eu-west; a statement that writes is
+# answered 25006 there and run again on the primary, the client seeing
+# the primary's answer alone (simple and extended protocol, a named
+# statement the primary lacks, nextval() and a function that inserts run
+# once, a multi-statement Query, pipelined Queries, COPY FROM STDIN); an
+# error on the primary too (a unique violation) comes once, as the
+# primary's; a block goes to the primary unless it is READ ONLY, where a
+# write gets the standby's 25006 as the primary would give its own; right
+# after a write the session reads on the primary (the standby has not
+# replayed it), and near again once the standby has; a load of writers
+# that read back each write and readers: no failure, no stale read; the
+# counters of transactions run near, forwarded, and forwarded but failed.
+# Under pool_mode = transaction, 1 and 2 workers.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use POSIX ();
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool($_) for qw(psql pg_basebackup);
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+$us->psql_admin(<<'SQL', dbname => 'movr');
+CREATE TABLE rides (id int PRIMARY KEY, rider text, at timestamptz DEFAULT now());
+CREATE SEQUENCE ride_ids;
+CREATE FUNCTION add_ride(n int) RETURNS int LANGUAGE sql AS
+  'INSERT INTO rides (id, rider) VALUES (n, ''fn'') RETURNING id';
+GRANT ALL ON rides, ride_ids TO app;
+SQL
+my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '1s');
+$eu->wait_streaming;
+
+my $auth_dir = tmpdir(name => 'nearest-auth');
+write_file("$auth_dir/userlist.txt",
+    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
+
+sub proxy {
+    my (%set) = @_;
+    return PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', health_check_interval => '1s', workers => $WORKERS,
+                      target_session_attrs => 'nearest', %set });
+}
+
+sub admin_rows {
+    my ($p, $sql) = @_;
+    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
+                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+sub stat_value {
+    my ($p, $name) = @_;
+    my ($row) = grep { $_->{stat} eq $name } admin_rows($p, 'SHOW STATS');
+    return $row ? $row->{value} : undef;
+}
+
+sub login {
+    my ($p) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.location=53.35,-6.26' });
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return $w;
+}
+# The first column of the first row, or the error as "SQLSTATE message".
+sub one {
+    my ($w, $sql) = @_;
+    my $q = $w->query($sql);
+    return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
+}
+sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
+
+# Extended-protocol batch ending in Sync, with text parameters; the answer and its message types.
+sub ext {
+    my ($w, @msgs) = @_;
+    for my $m (@msgs) {
+        my ($kind, @a) = @$m;
+        if ($kind eq 'parse') { $w->send_msg('P', "$a[0]\0$a[1]\0" . pack('n', 0)) }
+        elsif ($kind eq 'bind') {
+            my ($name, @params) = @a;
+            $w->send_msg('B', "\0$name\0" . pack('nn', 0, scalar @params)
+                              . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0));
+        }
+        elsif ($kind eq 'exec') { $w->send_msg('E', "\0" . pack('N', 0)) }
+    }
+    $w->send_msg('S', '');
+    return $w->read_result;
+}
+sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", dbname => 'movr') }
+
+my $next_id = 1;
+for my $mode (qw(transaction)) {
+    my $p = proxy(pool_mode => $mode);
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), "$mode: the checks know eu-west as a standby";
+    my $w = login($p);
+    is where($w), 'eu-west', "$mode: a read runs on the nearest standby";
+
+    # ---- a write forwarded, in the simple protocol
+    my $id = $next_id++;
+    my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'simple')");
+    ok !$q->{error}, "$mode: an INSERT succeeds" or diag explain $q->{error};
+    is_deeply $q->{tags}, ['INSERT 0 1'], "$mode: ... with the primary's answer alone";
+    is primary_count("id = $id"), 1, "$mode: ... once, on the primary";
+    is one($w, "SELECT current_setting('cluster_name') || ':' || count(*) FROM rides WHERE id = $id"),
+      'us-east:1', "$mode: read right after the write: on the primary, which has it";
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10),
+      "$mode: once the standby has replayed the write, reads are near again";
+    is one($w, "SELECT count(*) FROM rides WHERE id = $id"), 1, "$mode: ... and see it";
+
+    # ---- the extended protocol, a named statement the primary lacks
+    $id = $next_id++;
+    my $r = ext($w, [parse => 'ins', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => 'ins', $id, 'ext'], ['exec']);
+    ok !$r->{error}, "$mode: Parse/Bind/Execute of an INSERT succeeds" or diag explain $r->{error};
+    is primary_count("id = $id"), 1, "$mode: ... once";
+    $id = $next_id++;
+    $r = ext($w, [bind => 'ins', $id, 'again'], ['exec']);
+    ok !$r->{error}, "$mode: the named statement bound again, in a later transaction" or diag explain $r->{error};
+    is primary_count("id = $id"), 1, "$mode: ... once";
+
+    # ---- writes hidden in reads
+    my $before = $us->psql_admin('SELECT last_value FROM ride_ids', dbname => 'movr');
+    is one($w, q{SELECT nextval('ride_ids')}), $before + 1, "$mode: nextval() runs, on the primary";
+    is $us->psql_admin('SELECT last_value FROM ride_ids', dbname => 'movr'), $before + 1, "$mode: ... exactly once";
+    $id = $next_id++;
+    is one($w, "SELECT add_ride($id)"), $id, "$mode: a function that inserts runs";
+    is primary_count("id = $id"), 1, "$mode: ... once";
+    $id = $next_id++;
+    $q = $w->query("SELECT 41 + 1; INSERT INTO rides (id, rider) VALUES ($id, 'multi')");
+    ok !$q->{error}, "$mode: a Query with a read then a write succeeds" or diag explain $q->{error};
+    is_deeply [$q->{rows}[0][0], $q->{tags}], [42, ['SELECT 1', 'INSERT 0 1']], "$mode: ... both answers once";
+
+    # ---- an error on the primary too: the primary's, once
+    $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'dup')");
+    is sqlstate($q->{error}), '23505', "$mode: a unique violation: the primary's 23505, not the standby's 25006";
+
+    # ---- pipelined Queries
+    my @ids = map { $next_id++ } 1 .. 3;
+    $w->send_raw(join '', map { my $s = "INSERT INTO rides (id, rider) VALUES ($_, 'pipe')\0"; 'Q' . pack('N', 4 + length $s) . $s } @ids);
+    my @res = map { $w->read_result } @ids;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : $_->{tag} } @res], [('INSERT 0 1') x 3],
+      "$mode: three pipelined INSERTs each get their answer";
+    is primary_count("id IN (@{[join ',', @ids]})"), 3, "$mode: ... each once";
+
+    # ---- blocks
+    $w->query('BEGIN');
+    is where($w), 'us-east', "$mode: a block runs on the primary";
+    $id = $next_id++;
+    $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'block')");
+    ok !$q->{error}, "$mode: ... and writes there after its read" or diag explain $q->{error};
+    is $w->query('COMMIT')->{tag}, 'COMMIT', "$mode: ... and commits";
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10), "$mode: reads near again after it";
+    $w->query('BEGIN READ ONLY');
+    is where($w), 'eu-west', "$mode: a READ ONLY block runs near";
+    $q = $w->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro')");
+    is sqlstate($q->{error}), '25006', "$mode: a write in it gets 25006, as on the primary";
+    $w->query('ROLLBACK');
+
+    # ---- COPY FROM STDIN, through psql
+    my @copy = map { $next_id++ } 1 .. 2;
+    my ($rc, $out, $err) = psql($p->conninfo(dbname => 'movr', user => 'app', password => 'app-secret',
+                                             options => '-c pgnear.location=53.35,-6.26'),
+                                'COPY rides (id, rider) FROM STDIN', stdin => join('', map { "$_\tcopy\n" } @copy));
+    is $rc, 0, "$mode: COPY FROM STDIN succeeds" or diag $err;
+    is primary_count("rider = 'copy'"), 2, "$mode: ... its rows once";
+
+    cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 9, "$mode: SHOW STATS counts the forwarded transactions";
+    cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
+    cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";
+    $w->terminate;
+
+    # ---- readers and writers that read back each write
+    my $first = $next_id;
+    $next_id += 1000;
+    my @kids;
+    for my $k (0 .. 5) {
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            my ($fail, $stale) = (0, 0);
+            my $c = eval { login($p) } or POSIX::_exit(99);
+            for my $i (0 .. 19) {
+                if ($k < 3) {
+                    my $n = $first + $k * 100 + $i;
+                    my $ins = $c->query("INSERT INTO rides (id, rider) VALUES ($n, 'load')");
+                    $fail++ if $ins->{error};
+                    my $back = $c->query("SELECT count(*) FROM rides WHERE id = $n");
+                    $fail++ if $back->{error};
+                    $stale++ if !$back->{error} && $back->{rows}[0][0] != 1;
+                } else {
+                    $fail++ if $c->query('SELECT count(*) FROM rides')->{error};
+                }
+            }
+            $c->terminate;
+            POSIX::_exit($fail * 10 + $stale > 98 ? 98 : $fail * 10 + $stale);
+        }
+        push @kids, $pid;
+    }
+    my @codes = map { waitpid($_, 0); $? >> 8 } @kids;
+    is_deeply \@codes, [(0) x 6], "$mode: 3 writers that read back each write and 3 readers: no failure, no stale read";
+    is primary_count("rider = 'load'"), 60, "$mode: ... every write once";
+    $p->stop;
+}
+
+done_testing;
