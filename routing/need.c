@@ -58,6 +58,7 @@ static bool need_role_fits(enum session_need need, bool standby, bool read_only)
     }
 }
 
+/* The prefer- needs take a host of the other role (or a lagging standby) rather than none. */
 static bool need_is_prefer(enum session_need need)
 {
     return need == NEED_PREFER_STANDBY || need == NEED_PREFER_PRIMARY;
