@@ -1,5 +1,5 @@
 /*
- * fd_limit.c — the open-files limit against max_client_conn.
+ * fd_limit.c — the open-files limit against max_client_conn (fd_limit.h).
  */
 #include "proxy/base/fd_limit.h"
 

@@ -1,5 +1,6 @@
 /*
- * userlist.c — auth_file parsing.
+ * userlist.c — the auth_file (userlist.h): its "user" "secret" lines read
+ * into a list at load, and a user's secret looked up in it.
  */
 #include "proxy/base/userlist.h"
 
