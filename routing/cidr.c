@@ -1,5 +1,6 @@
 /*
- * cidr.c — address/prefix lists.
+ * cidr.c — address/prefix lists (cidr.h): parsed from the configuration
+ * (trusted_proxies, the peers' addresses), and whether an address is in one.
  */
 #include "routing/cidr.h"
 

@@ -1,5 +1,6 @@
 /*
- * region.c — region definitions: location and host lists.
+ * region.c — region definitions (region.h): location and host lists, the
+ * set of regions, and which of a region's hosts is its primary.
  */
 #include "routing/region.h"
 

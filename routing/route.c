@@ -1,5 +1,7 @@
 /*
- * route.c — locality resolution and region ordering.
+ * route.c — locality resolution and region ordering (route.h): where the
+ * caller is, from the first usable evidence (region, city, location, GeoIP,
+ * else default_region), and the regions of its plan in the order tried.
  */
 #include "routing/route.h"
 
