@@ -1,5 +1,6 @@
 /*
- * framing.c — header-only scanning of v3 protocol messages in evbuffers.
+ * framing.c — header-only scanning of v3 protocol messages in evbuffers
+ * (framing.h).
  */
 #include "protocol/framing.h"
 

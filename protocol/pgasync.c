@@ -1,5 +1,6 @@
 /*
- * pgasync.c — libpq on the event loop.
+ * pgasync.c — libpq on the event loop (pgasync.h): a connection, one query
+ * and its deadline; the connection may be kept idle for the next query.
  */
 #include "protocol/pgasync.h"
 

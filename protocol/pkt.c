@@ -1,5 +1,5 @@
 /*
- * pkt.c — message builder and reader with sticky error flags.
+ * pkt.c — message builder and reader with sticky error flags (pkt.h).
  */
 #include "protocol/pkt.h"
 

@@ -1,5 +1,5 @@
 /*
- * tls.c — OpenSSL contexts and per-connection setup.
+ * tls.c — OpenSSL contexts and per-connection setup (tls.h).
  */
 #include "protocol/tls.h"
 
