@@ -165,7 +165,7 @@ struct region *region_set_find(const struct region_set *set, const char *name)
 }
 
 /*
- * A new empty region at the end of set; NULL when out of memory, set unchanged.
+ * A new empty region at the end of set; NULL when out of memory (no region added).
  * The pointer is good until the next add.
  */
 struct region *region_set_add(struct region_set *set, const char *name)
