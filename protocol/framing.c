@@ -1,5 +1,6 @@
 /*
- * framing.c — header-only scanning of v3 protocol messages in evbuffers.
+ * framing.c — header-only scanning of v3 protocol messages in evbuffers
+ * (framing.h).
  */
 #include "protocol/framing.h"
 
@@ -31,6 +32,7 @@ const uint8_t *frame_body(struct evbuffer *buf, uint32_t body_len)
     return p ? p + PKT_HEADER_LEN : NULL;
 }
 
+/* Drops a message whose body is body_len bytes, its header included, once it has been handled. */
 void frame_consume(struct evbuffer *buf, uint32_t body_len)
 {
     evbuffer_drain(buf, (size_t)body_len + PKT_HEADER_LEN);

@@ -31,6 +31,7 @@ struct span {
     size_t n;
 };
 
+/* The headers pgnear reads when the configuration names none; no lat/long header by default. */
 void geo_header_names_default(struct geo_header_names *names)
 {
     names->region = "X-Region";
@@ -52,11 +53,13 @@ const char *geo_header_pairs_get(void *arg, const char *name)
 
 /* ---- spans ---- */
 
+/* HTTP's optional white space: space and tab. */
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';
 }
 
+/* s without the optional white space at either end. */
 static struct span span_trim(struct span s)
 {
     while (s.n > 0 && is_ows(s.p[0])) {
@@ -116,6 +119,7 @@ bool geo_text_valid(const char *s, size_t len)
     return true;
 }
 
+/* A hex digit's value, or -1. */
 static int hex_value(char c)
 {
     if (c >= '0' && c <= '9')
@@ -127,6 +131,7 @@ static int hex_value(char c)
     return -1;
 }
 
+/* Two hex digits' value, or -1 when either is not one. */
 static int hex_byte(const char *p)
 {
     int hi = hex_value(p[0]), lo = hex_value(p[1]);
@@ -162,6 +167,10 @@ bool geo_percent_decode(const char *src, size_t len, char *dst, size_t cap)
     return cap > 0 && finish_text(dst, used);
 }
 
+/*
+ * Cloudflare's escaping of non-ASCII (\u00XX per UTF-8 byte) undone into dst;
+ * false when malformed, too long or not valid text.
+ */
 bool geo_cf_unescape(const char *src, size_t len, char *dst, size_t cap)
 {
     size_t used = 0;
@@ -185,6 +194,7 @@ bool geo_cf_unescape(const char *src, size_t len, char *dst, size_t cap)
     return cap > 0 && finish_text(dst, used);
 }
 
+/* A plain value copied as it is; false when it does not fit or is not valid text. */
 static bool copy_text(struct span s, char *dst, size_t cap)
 {
     if (s.n + 1 > cap)
@@ -228,6 +238,7 @@ bool geo_parse_degrees(const char *src, size_t len, double min, double max, doub
     return end == buf + len && isfinite(*out) && *out >= min && *out <= max;
 }
 
+/* Latitude and longitude from two values, each within its range. */
 static bool parse_lat_lon(struct span lat, struct span lon, double *la, double *lo)
 {
     lat = span_trim(lat);
@@ -286,6 +297,7 @@ static bool region_valid(struct span s)
     return true;
 }
 
+/* The region header, when it holds a name the configuration could have (else ignored). */
 static void read_region(const struct geo_header_names *names, geo_header_get get, void *arg,
                         struct geo_headers *out)
 {
@@ -321,6 +333,10 @@ static bool coords_from(const char *header, bool ok, const double ll[2], struct 
     return true;
 }
 
+/*
+ * Coordinates from the first header that has both halves, in a fixed order: the
+ * CDNs' pairs, App Engine's, the configured one, then Akamai's.
+ */
 static void read_coords(const struct geo_header_names *names, geo_header_get get, void *arg,
                         struct geo_headers *out)
 {
@@ -375,6 +391,7 @@ static bool has_letter(const char *s)
     return false;
 }
 
+/* A city value decoded by its CDN's encoding; it must hold a letter, so "0" or "-" is no city. */
 static bool decode_city(struct span v, enum geo_encoding enc, char *dst, size_t cap)
 {
     bool ok;
@@ -422,6 +439,10 @@ static bool city_from(const char *city_header, const char *country_header, struc
     return true;
 }
 
+/*
+ * A city and its country from a header pair; false when the city is missing or
+ * bad, so the next source is tried.
+ */
 static bool city_pair(const char *city_h, const char *country_h, enum geo_encoding enc,
                       geo_header_get get, void *arg, struct geo_headers *out)
 {
@@ -447,6 +468,7 @@ static bool city_gcp(geo_header_get get, void *arg, struct geo_headers *out)
     return city_from(GCP_GEO_LOCATION, GCP_GEO_LOCATION, region, city, out);
 }
 
+/* Akamai's city and country_code, from the EdgeScape list. */
 static bool city_akamai(geo_header_get get, void *arg, struct geo_headers *out)
 {
     char city[GEO_CITY_MAX + 1];
@@ -461,6 +483,10 @@ static bool city_akamai(geo_header_get get, void *arg, struct geo_headers *out)
     return city_from(EDGESCAPE, country_h, c, city, out);
 }
 
+/*
+ * The city from the configured headers first, then the known CDNs' in order;
+ * the first usable one wins.
+ */
 static void read_city(const struct geo_header_names *names, geo_header_get get, void *arg,
                       struct geo_headers *out)
 {
@@ -500,6 +526,7 @@ static bool parse_ip(struct span s, struct sockaddr_storage *ss)
     return false;
 }
 
+/* A decimal port (0 to 65535) into ss, whose family is already set. */
 static bool parse_port(struct span s, struct sockaddr_storage *ss)
 {
     unsigned port = 0;
@@ -531,6 +558,7 @@ struct hops {
     size_t total;
 };
 
+/* Keeps the last GEO_HOPS_KEPT hops in a ring; total counts them all. */
 static void hops_push(struct hops *h, const struct sockaddr_storage *ss)
 {
     h->addr[h->total % GEO_HOPS_KEPT] = *ss;
@@ -558,6 +586,7 @@ static bool hops_pick(const struct hops *h, geo_trusted_fn trusted, void *targ,
     return true;
 }
 
+/* Takes ss as the client's address when ok; the header named for SHOW CLIENTS. */
 static bool addr_from(const char *header, bool ok, const struct sockaddr_storage *ss,
                       struct geo_headers *out)
 {
@@ -608,6 +637,7 @@ struct fwd_cursor {
     size_t i;
 };
 
+/* Advances over a token (a value's when in_value) and returns its length, 0 when there is none. */
 static size_t fwd_token(struct fwd_cursor *c, bool in_value)
 {
     size_t start = c->i;
@@ -688,6 +718,7 @@ static bool fwd_node(struct span node, struct hops *h)
     return true;
 }
 
+/* Advances over optional white space. */
 static void fwd_skip_ows(struct fwd_cursor *c)
 {
     while (c->i < c->s.n && is_ows(c->s.p[c->i]))
@@ -756,6 +787,7 @@ static bool parse_viewer_address(struct span v, struct sockaddr_storage *ss)
     return parse_ip(addr, ss) && parse_port((struct span){colon + 1, v.n - addr.n - 1}, ss);
 }
 
+/* The client's address from a forwarding chain: the right-most hop that is not a trusted proxy. */
 static bool addr_chain(const char *header, bool (*parse)(struct span, struct hops *),
                        geo_header_get get, void *arg, geo_trusted_fn trusted, void *targ,
                        struct geo_headers *out)
@@ -770,6 +802,7 @@ static bool addr_chain(const char *header, bool (*parse)(struct span, struct hop
     return addr_from(header, hops_pick(&h, trusted, targ, &ss), &ss, out);
 }
 
+/* The client's address: X-Forwarded-For, then Forwarded, then the CDNs' single-address headers. */
 static void read_addr(geo_header_get get, void *arg, geo_trusted_fn trusted, void *targ,
                       struct geo_headers *out)
 {

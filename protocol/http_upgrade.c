@@ -23,6 +23,7 @@
 static const char b64_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+/* The limits pgnear reads an upgrade request's head with: a line, the headers, the whole head. */
 void http_limits_default(struct http_limits *lim)
 {
     lim->max_line = 4096;
@@ -30,6 +31,7 @@ void http_limits_default(struct http_limits *lim)
     lim->max_head = 8192;
 }
 
+/* The configured limits, held within what the parser's fixed arrays allow. */
 static struct http_limits clamp_limits(const struct http_limits *lim)
 {
     struct http_limits l = *lim;
@@ -55,6 +57,7 @@ static bool is_field_char(uint8_t c)
     return c == '\t' || (c >= 0x20 && c != 0x7F);
 }
 
+/* HTTP's optional white space: space and tab. */
 static bool is_ows(uint8_t c)
 {
     return c == ' ' || c == '\t';
@@ -112,6 +115,10 @@ static bool valid_target(const uint8_t *s, size_t len)
     return true;
 }
 
+/*
+ * The request target split at '?' into path and query, both copied into the
+ * request's store; HTTP_TOO_LARGE when it is full.
+ */
 static enum http_result store_target(struct http_request *r, const uint8_t *s, size_t len)
 {
     const uint8_t *q = memchr(s, '?', len);
@@ -358,6 +365,7 @@ int http_result_status(enum http_result rc)
     }
 }
 
+/* The HTTP status that refuses an upgrade for reason c (101 when it is accepted). */
 int http_ws_check_status(enum http_ws_check c)
 {
     switch (c) {
@@ -392,6 +400,7 @@ void http_ws_accept(const char *key, char out[HTTP_WS_ACCEPT_LEN])
     EVP_EncodeBlock((unsigned char *)out, digest, 20);
 }
 
+/* The reason phrase of the statuses pgnear sends; NULL for others. */
 static const char *reason_phrase(int status)
 {
     switch (status) {

@@ -25,12 +25,14 @@ static void entry_remove(struct param_set *ps, size_t off, size_t len)
     ps->count--;
 }
 
+/* The set refuses more: marked overflowed, so the caller can tell a dropped value from none. */
 static int set_full(struct param_set *ps)
 {
     ps->overflowed = true;
     return PARAM_SET_FULL;
 }
 
+/* The bytes the set may hold: its own limit, else PARAM_SET_MAX_BYTES. */
 static size_t param_set_limit(const struct param_set *ps)
 {
     return ps->limit > 0 ? ps->limit : PARAM_SET_MAX_BYTES;
@@ -137,6 +139,7 @@ int param_set_copy(struct param_set *dst, const struct param_set *src)
     return PARAM_SET_OK;
 }
 
+/* Frees the values; ps is left empty and may be used again. */
 void param_set_free(struct param_set *ps)
 {
     free(ps->data);

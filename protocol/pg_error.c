@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Starts an error afresh: sqlstate and message set, detail and hint emptied; returns e. */
 struct pg_error *pg_error_setv(struct pg_error *e, const char *sqlstate, const char *fmt,
                                va_list ap)
 {
@@ -33,6 +34,7 @@ void pg_error_detail(struct pg_error *e, const char *fmt, ...)
     va_end(ap);
 }
 
+/* errhint(): the hint, replacing any before. */
 void pg_error_hint(struct pg_error *e, const char *fmt, ...)
 {
     va_list ap;

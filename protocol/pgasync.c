@@ -1,5 +1,6 @@
 /*
- * pgasync.c — libpq on the event loop.
+ * pgasync.c — libpq on the event loop (pgasync.h): a connection, one query
+ * and its deadline; the connection may be kept idle for the next query.
  */
 #include "protocol/pgasync.h"
 
@@ -52,6 +53,7 @@ static void pgasync_clear_query(struct pgasync *q)
     q->timed_out = false;
 }
 
+/* Frees the query, its timer and its connection (closing it). */
 static void pgasync_free(struct pgasync *q)
 {
     pgasync_clear_query(q);
@@ -83,6 +85,11 @@ bool pgasync_connection_ok(const struct pgasync *q)
            PQtransactionStatus(q->conn) == PQTRANS_IDLE;
 }
 
+/*
+ * Tells done once, with the last result or the error on one line; answered says
+ * the server got as far as asking for a password. Then the query is freed, or
+ * kept idle if done asked for it.
+ */
 static void pgasync_finish(struct pgasync *q, const char *error)
 {
     char msg[512];
@@ -117,6 +124,10 @@ static int pgasync_wait(struct pgasync *q, short what)
     return q->ev && event_add(q->ev, NULL) == 0 ? 0 : -1;
 }
 
+/*
+ * Reads what has come; the last result is kept (a script's last statement's),
+ * and done is told once libpq has no more.
+ */
 static void pgasync_read_results(struct pgasync *q)
 {
     if (!PQconsumeInput(q->conn)) {
@@ -140,6 +151,10 @@ static void pgasync_read_results(struct pgasync *q)
         pgasync_finish(q, "out of memory");
 }
 
+/*
+ * A script goes by the simple protocol (several statements); a query with
+ * parameters by the extended one.
+ */
 static bool pgasync_send_query(struct pgasync *q)
 {
     if (q->script)
@@ -148,6 +163,7 @@ static bool pgasync_send_query(struct pgasync *q)
                              NULL, NULL, 0) == 1;
 }
 
+/* Sends the query once, then flushes until libpq has written all of it; then waits for results. */
 static void pgasync_send(struct pgasync *q)
 {
     if (!q->sent) {
@@ -166,6 +182,7 @@ static void pgasync_send(struct pgasync *q)
         pgasync_finish(q, "out of memory");
 }
 
+/* The socket is ready: connecting goes on, or sending, or reading results. */
 static void pgasync_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pgasync *q = arg;
@@ -193,6 +210,7 @@ static void pgasync_cb(evutil_socket_t fd, short what, void *arg)
         pgasync_read_results(q);
 }
 
+/* The query's deadline passed: done is told "timeout", and pgasync_timed_out says so after. */
 static void pgasync_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct pgasync *q = arg;
@@ -200,6 +218,10 @@ static void pgasync_timeout(evutil_socket_t fd, short what, void *arg)
     pgasync_finish(q, "timeout");
 }
 
+/*
+ * The parameters copied, since the caller's may not outlive the call;
+ * PGASYNC_SCRIPT for none and the simple protocol.
+ */
 static bool pgasync_copy_params(struct pgasync *q, int nparams, const char *const *params)
 {
     q->script = nparams == PGASYNC_SCRIPT;
@@ -246,6 +268,10 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
     return q;
 }
 
+/*
+ * Only from within done, and only for a usable connection: it is then kept idle
+ * instead of freed.
+ */
 static bool pgasync_keep_if(struct pgasync *q, bool usable, pgasync_closed_fn closed, void *arg)
 {
     if (!q->in_callback || !usable)

@@ -1,10 +1,11 @@
 /*
- * pkt.c — message builder and reader with sticky error flags.
+ * pkt.c — message builder and reader with sticky error flags (pkt.h).
  */
 #include "protocol/pkt.h"
 
 #include <string.h>
 
+/* A builder over the caller's storage (cap bytes); nothing is allocated, so nothing is freed. */
 void pkt_init(struct pktbuf *pb, uint8_t *storage, size_t cap)
 {
     pb->data = storage;
@@ -14,6 +15,10 @@ void pkt_init(struct pktbuf *pb, uint8_t *storage, size_t cap)
     pb->failed = false;
 }
 
+/*
+ * Room for n more bytes, or the builder fails for good: one pkt_ok check after
+ * building is enough.
+ */
 static bool pkt_reserve(struct pktbuf *pb, size_t n)
 {
     if (pb->failed || n > pb->cap - pb->len) {
@@ -23,6 +28,7 @@ static bool pkt_reserve(struct pktbuf *pb, size_t n)
     return true;
 }
 
+/* Appends n bytes; a put that does not fit fails the builder and adds nothing. */
 void pkt_put_bytes(struct pktbuf *pb, const void *p, size_t n)
 {
     if (!pkt_reserve(pb, n))
@@ -32,17 +38,20 @@ void pkt_put_bytes(struct pktbuf *pb, const void *p, size_t n)
     pb->len += n;
 }
 
+/* One byte. */
 void pkt_put_u8(struct pktbuf *pb, uint8_t v)
 {
     pkt_put_bytes(pb, &v, 1);
 }
 
+/* A big-endian int16, as the protocol's integers are. */
 void pkt_put_u16(struct pktbuf *pb, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
     pkt_put_bytes(pb, b, 2);
 }
 
+/* A big-endian int32. */
 void pkt_put_u32(struct pktbuf *pb, uint32_t v)
 {
     uint8_t b[4];
@@ -50,6 +59,7 @@ void pkt_put_u32(struct pktbuf *pb, uint32_t v)
     pkt_put_bytes(pb, b, 4);
 }
 
+/* A string and its NUL, as the protocol's strings are. */
 void pkt_put_cstr(struct pktbuf *pb, const char *s)
 {
     pkt_put_bytes(pb, s, strlen(s) + 1);
@@ -63,6 +73,7 @@ void pkt_begin(struct pktbuf *pb, char type)
     pkt_put_u32(pb, 0); /* patched by pkt_end */
 }
 
+/* Fills in the length of the message pkt_begin started, now that its end is known. */
 void pkt_end(struct pktbuf *pb)
 {
     if (pb->failed)
@@ -70,6 +81,7 @@ void pkt_end(struct pktbuf *pb)
     pkt_store_be32(pb->data + pb->msg_start, (uint32_t)(pb->len - pb->msg_start));
 }
 
+/* One field of an ErrorResponse or NoticeResponse; a NULL value is left out. */
 static void pkt_put_field(struct pktbuf *pb, char code, const char *value)
 {
     if (value == NULL)
@@ -122,6 +134,7 @@ void pkt_put_backend_key_data(struct pktbuf *pb, uint32_t pid, const uint8_t *ke
     pkt_end(pb);
 }
 
+/* A reader over len bytes at p, which it does not copy. */
 void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len)
 {
     r->p = p;
@@ -141,18 +154,21 @@ const uint8_t *pkt_get_bytes(struct pktreader *r, size_t n)
     return at;
 }
 
+/* One byte, or 0 with the reader failed when none is left. */
 uint8_t pkt_get_u8(struct pktreader *r)
 {
     const uint8_t *b = pkt_get_bytes(r, 1);
     return b ? b[0] : 0;
 }
 
+/* A big-endian int16, or 0 with the reader failed. */
 uint16_t pkt_get_u16(struct pktreader *r)
 {
     const uint8_t *b = pkt_get_bytes(r, 2);
     return b ? (uint16_t)((b[0] << 8) | b[1]) : 0;
 }
 
+/* A big-endian int32, or 0 with the reader failed. */
 uint32_t pkt_get_u32(struct pktreader *r)
 {
     const uint8_t *b = pkt_get_bytes(r, 4);

@@ -39,6 +39,7 @@ struct pp_tlv_scan {
     const uint8_t *peer_mac; /* its MAC, when it has one */
 };
 
+/* The TLV types pgnear reads locality from when the configuration names none. */
 void pp_tlv_types_default(struct pp_tlv_types *t)
 {
     t->city = PP_TLV_CITY_DEFAULT;
@@ -58,6 +59,7 @@ uint32_t pp_crc32c(uint32_t crc, const uint8_t *buf, size_t len)
     return ~crc;
 }
 
+/* A line for the log and the client's error, for any PP_* code. */
 const char *pp_strerror(int rc)
 {
     switch (rc) {
@@ -80,11 +82,13 @@ const char *pp_strerror(int rc)
     }
 }
 
+/* A big-endian int16 at p. */
 static uint16_t pp_be16(const uint8_t *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);
 }
 
+/* A big-endian int32 at p. */
 static uint32_t pp_be32(const uint8_t *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -168,6 +172,7 @@ static bool pp_v1_field(struct pp_v1_cursor *c, bool last, const uint8_t **f, si
     return true;
 }
 
+/* Is the field exactly word? v1 is case-sensitive (the spec's words are upper case). */
 static bool pp_v1_field_is(const uint8_t *f, size_t flen, const char *word)
 {
     return flen == strlen(word) && memcmp(f, word, flen) == 0;
@@ -229,6 +234,10 @@ static bool pp_v1_is_unknown(const uint8_t *p, size_t n)
     return n >= 7 && memcmp(p, "UNKNOWN", 7) == 0 && (n == 7 || p[7] == ' ');
 }
 
+/*
+ * A v1 text header: UNKNOWN is local (no address), else TCP4 or TCP6 and the
+ * addresses; PP_INCOMPLETE until the line's end has come.
+ */
 static int pp_parse_v1(const uint8_t *buf, size_t len, struct pp_header *out)
 {
     size_t eol = 0;
@@ -431,6 +440,10 @@ static int pp_v2_check_fixed(const uint8_t *buf, int *addr_len)
     return PP_OK;
 }
 
+/*
+ * A v2 binary header: the fixed part checked, the addresses unless LOCAL or
+ * UNSPEC, then the TLVs; PP_INCOMPLETE until all of it has come.
+ */
 static int pp_parse_v2(const uint8_t *buf, size_t len, const struct pp_tlv_types *types,
                        struct pp_header *out)
 {

@@ -29,6 +29,7 @@ struct qp_big {
     bool overflow;
 };
 
+/* b = v. */
 static void qp_big_set(struct qp_big *b, uint64_t v)
 {
     b->w[0] = (uint32_t)v;
@@ -37,6 +38,7 @@ static void qp_big_set(struct qp_big *b, uint64_t v)
     b->overflow = false;
 }
 
+/* b *= factor; a carry past QP_BIG_WORDS marks b overflowed instead of growing it. */
 static void qp_big_mul(struct qp_big *b, uint32_t factor)
 {
     uint64_t carry = 0;
@@ -63,6 +65,7 @@ static void qp_big_mul_pow(struct qp_big *b, uint32_t base, int times, uint32_t 
         qp_big_mul(b, base);
 }
 
+/* The sign of a - b. */
 static int qp_big_cmp(const struct qp_big *a, const struct qp_big *b)
 {
     if (a->n != b->n)
@@ -98,6 +101,10 @@ struct qp_float_interval {
     uint64_t mp, mm;
 };
 
+/*
+ * v's binary mantissa and exponent, and the bounds halfway to its neighbours:
+ * every decimal strictly inside reads back as v.
+ */
 static void qp_float_interval(double v, struct qp_float_interval *fi)
 {
     uint64_t bits;
@@ -111,6 +118,10 @@ static void qp_float_interval(double v, struct qp_float_interval *fi)
     fi->mm = 4 * fi->m2 - (mantissa == 0 && exponent > 1 ? 1 : 2);
 }
 
+/*
+ * Does digits × 10^k lie strictly between the halfway bounds, so that it reads
+ * back as v? False also when that could not be told.
+ */
 static bool qp_float_inside(const struct qp_float_interval *fi, uint64_t digits, int k)
 {
     return qp_cmp_decimal_binary(digits, k, fi->mm, fi->e2 - 2) == 1 &&

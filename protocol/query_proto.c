@@ -15,6 +15,10 @@
 
 /* ---- errors ---- */
 
+/*
+ * Records the error's code and arguments (when err is given) and returns code,
+ * so a parser can return it at once.
+ */
 static int qp_fail(struct qp_error *err, int code, int arg1, int arg2, const char *what)
 {
     if (err != NULL) {
@@ -117,11 +121,16 @@ void qp_error_report(const struct qp_error *err, struct qp_error_text *text, str
 
 /* ---- reading fields ---- */
 
+/* A big-endian int16 at p, unchecked: the caller has read the bytes already. */
 static uint16_t qp_be16(const uint8_t *p)
 {
     return (uint16_t)((p[0] << 8) | p[1]);
 }
 
+/*
+ * A NUL-terminated string, its length without the NUL; QP_ESTRING when no NUL
+ * ends it within the body.
+ */
 static int qp_read_string(struct pktreader *r, const char **s, size_t *len, struct qp_error *err)
 {
     if (pkt_remaining(r) == 0) /* and a NULL body of length 0 is never searched */
@@ -157,6 +166,7 @@ static int qp_read_count(struct pktreader *r, int *count, struct qp_error *err)
     return QP_OK;
 }
 
+/* n items of size bytes each, in place (not copied); QP_ETRUNCATED when the body is shorter. */
 static int qp_read_array(struct pktreader *r, size_t n, size_t size, const uint8_t **at,
                          struct qp_error *err)
 {
@@ -178,6 +188,10 @@ static int qp_read_formats(struct pktreader *r, int *n, const uint8_t **codes, s
     return rc;
 }
 
+/*
+ * A message must end where its fields do: bytes left over are QP_ETRAILING, as
+ * PostgreSQL refuses them.
+ */
 static int qp_read_end(const struct pktreader *r, struct qp_error *err)
 {
     return pkt_remaining(r) == 0 ? QP_OK : qp_fail(err, QP_ETRAILING, 0, 0, NULL);
@@ -193,6 +207,7 @@ int qp_parse_query(const uint8_t *body, size_t len, struct qp_query *out, struct
     return rc != QP_OK ? rc : qp_read_end(&r, err);
 }
 
+/* Parse ('P'): name, query, parameter types; the strings and the types point into body. */
 int qp_parse_parse(const uint8_t *body, size_t len, struct qp_parse *out, struct qp_error *err)
 {
     struct pktreader r;
@@ -227,6 +242,10 @@ static int qp_read_param_values(struct pktreader *r, struct qp_bind *out, struct
     return QP_OK;
 }
 
+/*
+ * Bind ('B'): the format counts checked against the parameters as PostgreSQL
+ * checks them; values point into body.
+ */
 int qp_parse_bind(const uint8_t *body, size_t len, struct qp_bind *out, struct qp_error *err)
 {
     struct pktreader r;
@@ -270,16 +289,19 @@ static int qp_parse_target(const uint8_t *body, size_t len, struct qp_target *ou
     return QP_OK;
 }
 
+/* Describe ('D'): a statement or a portal. */
 int qp_parse_describe(const uint8_t *body, size_t len, struct qp_target *out, struct qp_error *err)
 {
     return qp_parse_target(body, len, out, "DESCRIBE", err);
 }
 
+/* Close ('C'): a statement or a portal. */
 int qp_parse_close(const uint8_t *body, size_t len, struct qp_target *out, struct qp_error *err)
 {
     return qp_parse_target(body, len, out, "CLOSE", err);
 }
 
+/* Execute ('E'): the portal and max_rows (0: all rows). */
 int qp_parse_execute(const uint8_t *body, size_t len, struct qp_execute *out, struct qp_error *err)
 {
     struct pktreader r;
@@ -299,6 +321,7 @@ int qp_parse_empty(const uint8_t *body, size_t len, struct qp_error *err)
     return len == 0 ? QP_OK : qp_fail(err, QP_ETRAILING, 0, 0, NULL);
 }
 
+/* Any query-phase message by its type; QP_ETYPE for a type the protocol does not send here. */
 int qp_parse_message(char type, const uint8_t *body, size_t len, struct qp_message *out,
                      struct qp_error *err)
 {
@@ -348,6 +371,7 @@ int16_t qp_bind_param_format(const struct qp_bind *b, int i)
     return qp_format_of(b->nparam_formats, b->param_formats, i);
 }
 
+/* The format the client asked for column col: none (text), one for all, or one each. */
 int16_t qp_bind_result_format(const struct qp_bind *b, int col)
 {
     return qp_format_of(b->nresult_formats, b->result_formats, col);
@@ -427,6 +451,7 @@ void qp_put_row_description(struct pktbuf *pb, const struct qp_column *cols, int
     pkt_end(pb);
 }
 
+/* DataRow ('D'): a NULL value is length -1; a value over 2 GiB fails the builder. */
 void qp_put_data_row(struct pktbuf *pb, const struct qp_datum *vals, int nvals)
 {
     pkt_begin(pb, 'D');
@@ -447,6 +472,7 @@ void qp_put_data_row(struct pktbuf *pb, const struct qp_datum *vals, int nvals)
     pkt_end(pb);
 }
 
+/* CommandComplete ('C') with its tag ("SELECT 3", "SHOW"). */
 void qp_put_command_complete(struct pktbuf *pb, const char *tag)
 {
     pkt_begin(pb, 'C');
@@ -454,6 +480,7 @@ void qp_put_command_complete(struct pktbuf *pb, const char *tag)
     pkt_end(pb);
 }
 
+/* ParameterDescription ('t'): one type OID per parameter. */
 void qp_put_parameter_description(struct pktbuf *pb, const uint32_t *oids, int noids)
 {
     pkt_begin(pb, 't');
@@ -463,37 +490,44 @@ void qp_put_parameter_description(struct pktbuf *pb, const uint32_t *oids, int n
     pkt_end(pb);
 }
 
+/* A message with a type and no body. */
 static void qp_put_bodiless(struct pktbuf *pb, char type)
 {
     pkt_begin(pb, type);
     pkt_end(pb);
 }
 
+/* EmptyQueryResponse ('I'): a query of blanks and comments only. */
 void qp_put_empty_query_response(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, 'I');
 }
 
+/* ParseComplete ('1'). */
 void qp_put_parse_complete(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, '1');
 }
 
+/* BindComplete ('2'). */
 void qp_put_bind_complete(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, '2');
 }
 
+/* CloseComplete ('3'). */
 void qp_put_close_complete(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, '3');
 }
 
+/* NoData ('n'): a statement or portal without rows. */
 void qp_put_no_data(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, 'n');
 }
 
+/* PortalSuspended ('s'): Execute stopped at max_rows; the portal goes on at the next Execute. */
 void qp_put_portal_suspended(struct pktbuf *pb)
 {
     qp_put_bodiless(pb, 's');

@@ -25,6 +25,7 @@ static int qp_fitted(int n, size_t cap)
     return n >= 0 && (size_t)n < cap ? n : -1;
 }
 
+/* A big-endian int64 at out. */
 static void qp_store_be64(uint8_t out[8], uint64_t v)
 {
     pkt_store_be32(out, (uint32_t)(v >> 32));
@@ -56,6 +57,7 @@ int16_t qp_type_len(uint32_t oid)
 
 /* ---- integers, bool ---- */
 
+/* int8 as text; the length, or -1 when it does not fit (as every qp_text_* does). */
 int qp_text_int8(char *buf, size_t cap, int64_t v)
 {
     return qp_fitted(snprintf(buf, cap, "%lld", (long long)v), cap);
@@ -66,11 +68,13 @@ int qp_text_int8_unsigned(char *buf, size_t cap, uint64_t v)
     return v > INT64_MAX ? -1 : qp_text_int8(buf, cap, (int64_t)v);
 }
 
+/* int4 as text. */
 int qp_text_int4(char *buf, size_t cap, int32_t v)
 {
     return qp_fitted(snprintf(buf, cap, "%d", (int)v), cap);
 }
 
+/* bool as text: "t" or "f", as boolout writes it. */
 int qp_text_bool(char *buf, size_t cap, bool v)
 {
     return qp_fitted(snprintf(buf, cap, "%s", v ? "t" : "f"), cap);
@@ -82,17 +86,20 @@ int qp_binary_int8(uint8_t out[8], int64_t v)
     return 8;
 }
 
+/* A counter as int8, the largest type PostgreSQL has; -1 past INT64_MAX. */
 int qp_binary_int8_unsigned(uint8_t out[8], uint64_t v)
 {
     return v > INT64_MAX ? -1 : qp_binary_int8(out, (int64_t)v);
 }
 
+/* int4 in binary: big-endian, 4 bytes. */
 int qp_binary_int4(uint8_t out[4], int32_t v)
 {
     pkt_store_be32(out, (uint32_t)v);
     return 4;
 }
 
+/* bool in binary: one byte, 1 or 0. */
 int qp_binary_bool(uint8_t out[1], bool v)
 {
     out[0] = v ? 1 : 0;
@@ -122,6 +129,7 @@ struct qp_digits {
     int exponent;
 };
 
+/* The 15 significant digits of |v| and the exponent of the first, from printf's %e. */
 static void qp_digits_of(double v, struct qp_digits *d)
 {
     char sci[32];
@@ -186,6 +194,10 @@ static int qp_digits_print(const struct qp_digits *d, bool negative, int scale, 
     return (int)n;
 }
 
+/*
+ * v as numeric's text with scale decimals, from the 15 digits PostgreSQL would
+ * keep; -1 when scale is out of range or it does not fit.
+ */
 int qp_text_numeric(char *buf, size_t cap, double v, int scale)
 {
     if (isnan(v) || isinf(v))
@@ -198,6 +210,7 @@ int qp_text_numeric(char *buf, size_t cap, double v, int scale)
     return qp_digits_print(&d, signbit(v), scale, buf, cap);
 }
 
+/* float8 in binary: the IEEE 754 bits, big-endian. */
 int qp_binary_float8(uint8_t out[8], double v)
 {
     uint64_t bits;
@@ -215,6 +228,7 @@ int qp_binary_float8(uint8_t out[8], double v)
 /* The largest display scale a numeric carries. */
 #define QP_NUMERIC_DSCALE_MAX 0x3FFF
 
+/* numeric's binary header: digits, weight, sign and display scale, each a big-endian int16. */
 static void qp_numeric_header(uint8_t *out, int ndigits, int weight, uint16_t sign, int dscale)
 {
     out[0] = (uint8_t)(ndigits >> 8);
@@ -409,6 +423,7 @@ int qp_text_timestamptz(char *buf, size_t cap, const struct timeval *tv)
     return qp_timestamp_usecs(tv, &t) ? qp_text_timestamp_usecs(buf, cap, t) : -1;
 }
 
+/* A timestamptz of whole seconds as text. */
 int qp_text_timestamptz_time(char *buf, size_t cap, time_t t)
 {
     struct timeval tv = {.tv_sec = t, .tv_usec = 0};

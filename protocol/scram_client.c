@@ -25,6 +25,7 @@ static void copy_printable(char *dst, size_t cap, struct slice s)
     dst[n] = '\0';
 }
 
+/* The exchange fails for good; detail says why, for the log. Returns rc. */
 static int client_fail(struct scram_client *c, int rc, const char *detail)
 {
     return scram_record_failure(&c->state, c->errdetail, rc, detail);
@@ -60,6 +61,7 @@ const char *scram_client_mechanism(const struct scram_client *c)
     return (c != NULL && c->cb_len > 0) ? SCRAM_MECH_PLUS : SCRAM_MECH;
 }
 
+/* The GS2 header matching the channel binding in use: tls-server-end-point when there is one. */
 static const char *client_gs2_header(const struct scram_client *c)
 {
     return (c->cb_len > 0) ? SCRAM_GS2_CB : SCRAM_GS2_NO_CB;
@@ -262,6 +264,7 @@ int scram_client_handle_final(struct scram_client *c, const uint8_t *server_fina
     return SCRAM_OK;
 }
 
+/* Why the exchange failed, for the log; "" when it has not (or c is NULL). */
 const char *scram_client_errdetail(const struct scram_client *c)
 {
     return (c != NULL) ? c->errdetail : "";

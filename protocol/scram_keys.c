@@ -54,6 +54,10 @@ static bool hmac_sha256(const uint8_t *key, size_t keylen, const struct slice *p
     return ok;
 }
 
+/*
+ * HMAC-SHA-256 of a string (without its NUL), as SCRAM's "Client Key" and
+ * "Server Key" are made; false on an OpenSSL failure.
+ */
 bool scram_hmac_sha256_str(const uint8_t *key, size_t keylen, const char *text,
                            uint8_t out[SCRAM_KEY_LEN])
 {
@@ -74,6 +78,7 @@ bool scram_hmac_auth_message(const uint8_t key[SCRAM_KEY_LEN], struct slice firs
     return hmac_sha256(key, SCRAM_KEY_LEN, parts, 5, out);
 }
 
+/* out = a XOR b, as ClientProof and the ClientKey recovered from it are made. */
 void scram_xor_keys(uint8_t out[SCRAM_KEY_LEN], const uint8_t a[SCRAM_KEY_LEN],
                     const uint8_t b[SCRAM_KEY_LEN])
 {
@@ -96,6 +101,7 @@ bool scram_make_nonce(char out[SCRAM_NONCE_B64_LEN + 1])
  * Verifiers
  * ------------------------------------------------------------------- */
 
+/* A verifier that can be used: some salt (within bounds) and iterations; NULL is not one. */
 bool scram_verifier_valid(const struct scram_verifier *v)
 {
     return v != NULL && v->iterations > 0 && v->salt_len > 0 && v->salt_len <= SCRAM_MAX_SALT_LEN;

@@ -22,6 +22,7 @@ static bool slice_eq(struct slice s, const char *lit)
     return s.len == strlen(lit) && memcmp(s.data, lit, s.len) == 0;
 }
 
+/* The exchange fails for good; detail says why, for the log. Returns rc. */
 static int server_fail(struct scram_server *s, int rc, const char *detail)
 {
     return scram_record_failure(&s->state, s->errdetail, rc, detail);
@@ -271,6 +272,10 @@ static int server_check_cbind(struct scram_server *s, struct cursor *c)
                        "client-first-message.");
 }
 
+/*
+ * The client-final-message must carry the whole nonce of this exchange, or it
+ * is a replay or another exchange's.
+ */
 static int server_check_nonce(struct scram_server *s, struct cursor *c)
 {
     struct slice val;

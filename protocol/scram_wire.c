@@ -41,11 +41,13 @@ void scram_buf_put(struct sbuf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* Appends a string; overflowing marks the buffer, checked once by scram_buf_finish. */
 void scram_buf_puts(struct sbuf *b, const char *s)
 {
     scram_buf_put(b, s, strlen(s));
 }
 
+/* Appends an int in decimal (the iteration count). */
 void scram_buf_put_int(struct sbuf *b, int v)
 {
     char tmp[16];
@@ -71,6 +73,7 @@ void scram_buf_put_b64(struct sbuf *b, const uint8_t *p, size_t n)
     b->len += enc;
 }
 
+/* The message's length; false when anything overflowed while it was built. */
 bool scram_buf_finish(struct sbuf *b, size_t *outlen)
 {
     if (b->overflow)
@@ -83,6 +86,7 @@ bool scram_buf_finish(struct sbuf *b, size_t *outlen)
  * Base64
  * ------------------------------------------------------------------- */
 
+/* A base64 character's value, or -1 (padding '=' included: the caller handles it). */
 static int b64_value(uint8_t ch)
 {
     if (ch >= 'A' && ch <= 'Z')
@@ -161,11 +165,13 @@ void scram_cur_init(struct cursor *c, const void *p, size_t len)
     c->pos = 0;
 }
 
+/* Has the cursor read all of the message? */
 bool scram_cur_end(const struct cursor *c)
 {
     return c->pos >= c->len;
 }
 
+/* The next byte without taking it, or -1 at the end. */
 int scram_cur_peek(const struct cursor *c)
 {
     return scram_cur_end(c) ? -1 : c->p[c->pos];
@@ -282,6 +288,7 @@ size_t scram_cbind_input(uint8_t *out, const char *gs2, size_t gs2_len, const ui
     return gs2_len + cb_len;
 }
 
+/* SCRAM messages are text: a NUL in one makes it malformed. */
 bool scram_has_nul(const uint8_t *msg, size_t len)
 {
     return len > 0 && memchr(msg, '\0', len) != NULL;

@@ -61,6 +61,7 @@ int session_state_init(struct session_state *st)
     return st->replay != NULL ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
+/* Frees the replay buffer; st may be initialised again. */
 void session_state_free(struct session_state *st)
 {
     if (st->replay != NULL)
@@ -74,6 +75,10 @@ struct state_col {
     size_t len;
 };
 
+/*
+ * A DataRow of the state query into its STATE_COLS columns, pointing into body;
+ * NULL columns have p NULL.
+ */
 static int state_split_row(const uint8_t *body, size_t len, struct state_col cols[STATE_COLS])
 {
     struct pktreader r;
@@ -95,6 +100,7 @@ static int state_split_row(const uint8_t *body, size_t len, struct state_col col
     return pkt_remaining(&r) == 0 ? SESSION_STATE_OK : SESSION_STATE_BAD;
 }
 
+/* Is the column exactly text (not NULL)? */
 static bool col_is(const struct state_col *c, const char *text)
 {
     size_t n = strlen(text);
@@ -107,6 +113,7 @@ static bool col_text(const struct state_col *c)
     return c->p != NULL && memchr(c->p, '\0', c->len) == NULL;
 }
 
+/* A column of decimal digits only (a count), at most 19 of them so it cannot overflow. */
 static bool col_u64(const struct state_col *c, uint64_t *out)
 {
     if (c->p == NULL || c->len == 0 || c->len > 19)
@@ -138,17 +145,20 @@ static int state_header(struct session_state *st, char type, size_t body_len)
     return pkt_add_header(st->replay, type, body_len) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
+/* Appends to the replay; SESSION_STATE_OOM when the buffer cannot grow. */
 static int state_add(struct session_state *st, const void *p, size_t n)
 {
     return evbuffer_add(st->replay, p, n) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
+/* A big-endian int16 into the replay. */
 static int state_add_u16(struct session_state *st, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
     return state_add(st, b, 2);
 }
 
+/* A big-endian int32 into the replay. */
 static int state_add_u32(struct session_state *st, uint32_t v)
 {
     uint8_t b[4];
@@ -294,6 +304,7 @@ static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t
     return SESSION_STATE_OK;
 }
 
+/* A protocol-level prepared statement: its Parse goes into the replay, with its parameter types. */
 static int state_statement(struct session_state *st, const struct state_col *cols)
 {
     uint32_t *types;
@@ -338,6 +349,11 @@ static int state_position(struct session_state *st, const struct state_col *pos,
     return SESSION_STATE_OK;
 }
 
+/*
+ * A row of facts: the counts that make a session unmovable (temp tables,
+ * advisory locks, held cursors), its position, its session user; an unknown one
+ * is BAD.
+ */
 static int state_fact(struct session_state *st, const struct state_col *cols)
 {
     uint64_t *count = col_is(&cols[1], "temp")       ? &st->temp_tables

@@ -8,6 +8,7 @@
 
 #include <openssl/err.h>
 
+/* A plain socket; TLS is added after with its SSL. */
 void sock_init(struct sock *k, int fd)
 {
     k->fd = fd;

@@ -14,11 +14,13 @@ static size_t count_of(const char *text, size_t len, char c)
     return n;
 }
 
+/* The quoted identifier's length, without its NUL. */
 size_t sql_quote_ident_len(const char *text, size_t len)
 {
     return len + count_of(text, len, '"') + 2;
 }
 
+/* text as an identifier into out (room as the header says); the quoted length. */
 size_t sql_quote_ident(char *out, const char *text, size_t len)
 {
     size_t n = 0;
@@ -33,12 +35,17 @@ size_t sql_quote_ident(char *out, const char *text, size_t len)
     return n;
 }
 
+/*
+ * The quoted literal's length, without its NUL; an E'' literal's E and doubled
+ * backslashes counted.
+ */
 size_t sql_quote_literal_len(const char *text, size_t len)
 {
     size_t backslashes = count_of(text, len, '\\');
     return len + count_of(text, len, '\'') + 2 + (backslashes > 0 ? backslashes + 1 : 0);
 }
 
+/* text as a literal into out (room as the header says); the quoted length. */
 size_t sql_quote_literal(char *out, const char *text, size_t len)
 {
     size_t n = 0;
@@ -72,6 +79,7 @@ bool sql_quote_ident_into(char *buf, size_t cap, const char *text)
     return quote_into(buf, cap, text, sql_quote_ident_len, sql_quote_ident);
 }
 
+/* As sql_quote_ident_into, for a literal. */
 bool sql_quote_literal_into(char *buf, size_t cap, const char *text)
 {
     return quote_into(buf, cap, text, sql_quote_literal_len, sql_quote_literal);

@@ -34,6 +34,11 @@ static int startup_parse_cancel(struct pktreader *r, struct startup_packet *out)
     return out->cancel_key ? STARTUP_OK : STARTUP_EBADCANCEL;
 }
 
+/*
+ * One name/value pair, pointing into the packet; _pq_. options go apart (the
+ * server's NegotiateProtocolVersion names them); STARTUP_ETOOMANY past the
+ * bounds.
+ */
 static int startup_add_param(struct startup_packet *out, const char *name, const char *value)
 {
     if (strncmp(name, "_pq_.", 5) == 0) {
@@ -119,6 +124,7 @@ const char *startup_param(const struct startup_packet *sp, const char *name)
     return NULL;
 }
 
+/* PostgreSQL's wording for each STARTUP_* error, for the client's FATAL. */
 const char *startup_strerror(int err)
 {
     switch (err) {

@@ -62,6 +62,7 @@ void startup_hints_init(struct startup_hints *hints)
     memset(hints, 0, sizeof(*hints));
 }
 
+/* A phrase for any HINTS_* code, for the client's error message. */
 const char *startup_hints_strerror(int rc)
 {
     switch (rc) {
@@ -88,6 +89,7 @@ static bool opt_is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
 }
 
+/* The options end at len or at the first NUL, as a StartupMessage value does. */
 static bool opt_at_end(const struct opt_state *s)
 {
     return s->pos >= s->len || s->in[s->pos] == '\0';
@@ -115,6 +117,7 @@ static bool opt_next_word(struct opt_state *s, struct opt_word *w)
     return true;
 }
 
+/* A cursor reading w's characters with its escapes undone (opt_getc). */
 static struct opt_cur opt_cursor(const struct opt_word *w)
 {
     struct opt_cur c = {w->p, w->p + w->n};
@@ -131,6 +134,7 @@ static int opt_getc(struct opt_cur *c)
     return (unsigned char)*c->p++;
 }
 
+/* Is the rest of the word empty once escapes are undone (a lone trailing backslash is)? */
 static bool opt_cur_empty(struct opt_cur c)
 {
     return opt_getc(&c) < 0;
@@ -152,6 +156,7 @@ static void opt_emit(struct opt_state *s, const char *p, size_t n)
     s->out[s->outlen] = '\0';
 }
 
+/* Returns rc, keeping the setting's name (cut to fit) for the error message. */
 static int opt_fail(struct opt_state *s, const char *name, int rc)
 {
     if (s->errcap > 0) {
@@ -165,6 +170,7 @@ static int opt_fail(struct opt_state *s, const char *name, int rc)
     return rc;
 }
 
+/* Does the name start with "pgnear." in any case? Those are pgnear's hints, not the server's. */
 static bool hint_has_prefix(const char *name, size_t n)
 {
     return n >= HINT_PREFIX_LEN && strncasecmp(name, HINT_PREFIX, HINT_PREFIX_LEN) == 0;
@@ -390,6 +396,10 @@ static int opt_fail_stray(struct opt_state *s, const struct opt_word *w)
     return opt_fail(s, name, HINTS_ESTRAY);
 }
 
+/*
+ * Every word in turn: pgnear's hints are taken, the rest copied to out for the
+ * server; after "--" nothing is a hint. HINTS_ENOSPACE when out was too small.
+ */
 static int opt_run(struct opt_state *s)
 {
     struct opt_word w;

@@ -19,6 +19,7 @@
 
 #include "protocol/tls.h"
 
+/* A plain stream over fd; TLS and WebSocket layers are added after. */
 void stream_init(struct stream *s, int fd)
 {
     s->fd = fd;
@@ -43,6 +44,7 @@ int stream_take_fd(struct stream *s)
     return fd;
 }
 
+/* Ends the layers above the fd (TLS close, the WebSocket's close frame), then closes it. */
 void stream_close(struct stream *s)
 {
     int fd = stream_take_fd(s);
@@ -122,6 +124,10 @@ static ssize_t stream_write_ws_tls(struct stream *s, const void *p, size_t n)
     return w;
 }
 
+/*
+ * Writes through whatever layers the stream has: WebSocket, TLS, both (TLS
+ * inside the WebSocket) or none. Sets write_want.
+ */
 ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n)
 {
     if (s->ws != NULL) {
@@ -182,6 +188,10 @@ ssize_t stream_write_raw(struct stream *s, const void *p, size_t n)
     return w;
 }
 
+/*
+ * SSL_accept's or SSL_connect's result as 0 (done) or a stream_status; an EOF
+ * mid-handshake is an error.
+ */
 static int stream_handshake_result(struct stream *s, int ret)
 {
     if (ret == 1) {
@@ -232,6 +242,10 @@ int stream_tls_accept(struct stream *s)
     return stream_handshake_result(s, SSL_accept(s->ssl));
 }
 
+/*
+ * One step of the client-side handshake (pgnear to a server): 0 when done,
+ * STREAM_AGAIN to call again.
+ */
 int stream_tls_connect(struct stream *s)
 {
     ERR_clear_error();

@@ -1,5 +1,5 @@
 /*
- * tls.c — OpenSSL contexts and per-connection setup.
+ * tls.c — OpenSSL contexts and per-connection setup (tls.h).
  */
 #include "protocol/tls.h"
 
@@ -9,6 +9,10 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+/*
+ * OpenSSL's first queued error into err, naming what failed and its file; the
+ * queue is cleared so the next check starts clean.
+ */
 static void tls_errstr(char *err, size_t errcap, const char *what, const char *file)
 {
     char ebuf[256];
@@ -138,6 +142,10 @@ SSL *tls_new_server_ssl(SSL_CTX *ctx, int fd, enum tls_server_mode mode, const c
     return ssl;
 }
 
+/*
+ * The SSL of a client's connection (pgnear answers as the server side); NULL
+ * when it cannot be made.
+ */
 SSL *tls_new_client_ssl(SSL_CTX *ctx, int fd)
 {
     SSL *ssl = SSL_new(ctx);

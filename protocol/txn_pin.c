@@ -50,6 +50,7 @@ static enum sql_tok_kind peek_kind(const struct sql_lexer *lx)
     return t.kind;
 }
 
+/* An ASCII digit (isdigit() follows the locale). */
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';

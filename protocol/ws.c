@@ -77,6 +77,10 @@ struct ws_conn {
 
 /* ---- wslay's callbacks: the socket below ---- */
 
+/*
+ * wslay's recv callback: reads the socket below; a failure or EAGAIN is kept in
+ * lower_status for the caller, wslay only sees -1.
+ */
 static ssize_t ws_recv_cb(uint8_t *buf, size_t len, int flags, void *user_data)
 {
     struct ws_conn *ws = user_data;
@@ -171,6 +175,7 @@ struct ws_conn *ws_new(struct sock *below, uint64_t max_frame)
 
 /* ---- writing ---- */
 
+/* A frame starts: until all of its payload has gone, no other frame may be sent (out_busy). */
 static void ws_out_begin(struct ws_conn *ws, uint8_t opcode, int slot, uint64_t len)
 {
     ws->out_busy = true;
@@ -206,6 +211,10 @@ static ssize_t ws_out_send(struct ws_conn *ws, const uint8_t *data, size_t len)
     return r;
 }
 
+/*
+ * The control frame to send next, in slot order (pong, ping, close); -1 when
+ * none, or once the close has gone.
+ */
 static int ws_next_slot(const struct ws_conn *ws)
 {
     if (ws->close_sent)
@@ -270,6 +279,10 @@ ssize_t ws_write(struct ws_conn *ws, const void *p, size_t n)
     return (ssize_t)taken;
 }
 
+/*
+ * Queues a control frame in its slot, a newer one replacing one not yet
+ * started; the payload is cut to a control frame's limit.
+ */
 static void ws_queue(struct ws_conn *ws, enum ws_slot slot, uint8_t opcode, const uint8_t *p,
                      size_t len)
 {
@@ -320,6 +333,7 @@ static ssize_t ws_fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
 
 /* ---- reading ---- */
 
+/* Control opcodes (close, ping, pong) are 8 and above (RFC 6455 5.5). */
 static bool ws_is_control(uint8_t opcode)
 {
     return opcode >= 8;
@@ -503,6 +517,7 @@ uint8_t ws_read_want(const struct ws_conn *ws)
     return ws->read_want;
 }
 
+/* What the socket below waits for before the next write can go on (TLS may need a read). */
 uint8_t ws_write_want(const struct ws_conn *ws)
 {
     return ws->lower.write_want;
@@ -539,6 +554,7 @@ int ws_free(struct ws_conn *ws)
 static BIO_METHOD *ws_bio_method;
 static pthread_once_t ws_bio_once = PTHREAD_ONCE_INIT;
 
+/* The BIO's write: TLS records go into WebSocket frames; EAGAIN becomes OpenSSL's retry. */
 static int ws_bio_write(BIO *b, const char *buf, int len)
 {
     BIO_clear_retry_flags(b);
@@ -553,6 +569,10 @@ static int ws_bio_write(BIO *b, const char *buf, int len)
     return -1;
 }
 
+/*
+ * The BIO's read: TLS records come out of WebSocket frames; the close of the
+ * WebSocket reads as the peer's end.
+ */
 static int ws_bio_read(BIO *b, char *buf, int len)
 {
     int more;
@@ -568,6 +588,7 @@ static int ws_bio_read(BIO *b, char *buf, int len)
     return n == STREAM_EOF ? 0 : -1;
 }
 
+/* Only flush is answered (nothing is buffered here); other controls are not supported. */
 static long ws_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     (void)b;
@@ -576,12 +597,14 @@ static long ws_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
+/* A BIO of this method is ready at once; its ws is set after. */
 static int ws_bio_create(BIO *b)
 {
     BIO_set_init(b, 1);
     return 1;
 }
 
+/* Makes the BIO method once (ws_bio_once); on failure it stays NULL and ws_bio_new fails. */
 static void ws_bio_method_make(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "pgnear WebSocket");

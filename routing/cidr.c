@@ -1,5 +1,6 @@
 /*
- * cidr.c — address/prefix lists.
+ * cidr.c — address/prefix lists (cidr.h): parsed from the configuration
+ * (trusted_proxies, the peers' addresses), and whether an address is in one.
  */
 #include "routing/cidr.h"
 
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* "addr" or "addr/bits", IPv4 or IPv6; without bits the address alone (/32, /128). */
 static bool cidr_parse_one(struct cidr *c, const char *text)
 {
     char buf[64];
@@ -62,6 +64,7 @@ bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t er
     return ok;
 }
 
+/* Do a and b agree in their first bits bits? */
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, int bits)
 {
     int bytes = bits / 8, rest = bits % 8;

@@ -128,11 +128,13 @@ static bool parse_qualifier(const char *s, size_t len, struct qualifier *q)
     return q->cc[0] || q->code[0] || q->named;
 }
 
+/* Does the qualifier name c's country (by code, "uk" and "usa" included)? */
 static bool is_country(const struct qualifier *q, const struct city *c)
 {
     return q->cc[0] && strcmp(c->country, q->cc) == 0;
 }
 
+/* Does the qualifier name c's state or province, by code or by its name? */
 static bool is_admin1(const struct qualifier *q, const struct city *c)
 {
     if (!c->admin1[0])

@@ -46,6 +46,7 @@ struct suggest_state {
     unsigned char dp[SUGGEST_ROWS][SUGGEST_NAME_MAX + 1];
 };
 
+/* The smaller of two. */
 static unsigned min_u(unsigned a, unsigned b)
 {
     return a < b ? a : b;

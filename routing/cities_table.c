@@ -98,12 +98,14 @@ static int ckey_cmp(const void *a, const void *b, void *arg)
  * for sorting the index (glibc's qsort_r would malloc that room, 2 MiB).
  */
 
+/* The system's page size, 4096 when it will not say: the table is one mapping of whole pages. */
 static size_t page_size(void)
 {
     long pg = sysconf(_SC_PAGESIZE);
     return pg > 0 ? (size_t)pg : 4096;
 }
 
+/* n rounded up to a multiple of to, for the parts laid out in the mapping. */
 static size_t round_up(size_t n, size_t to)
 {
     return (n + to - 1) / to * to;
@@ -400,6 +402,7 @@ bool city_table_settled(const struct city_table *t)
     return t->id.settled;
 }
 
+/* Drops a reference; the last one unmaps the table, which holds the struct itself. NULL is fine. */
 void city_table_free(struct city_table *t)
 {
     if (!t || __atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0)

@@ -12,6 +12,7 @@
 static void explain_note(struct route_explanation *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A note for SHOW ROUTE; past EXPLAIN_MAX_NOTES they are dropped. */
 static void explain_note(struct route_explanation *e, const char *fmt, ...)
 {
     if (e->nnotes == EXPLAIN_MAX_NOTES)

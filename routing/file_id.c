@@ -8,11 +8,13 @@
 /* Nanoseconds between a change and the read it must precede: well above any file system's tick. */
 #define STABLE_AFTER_NS INT64_C(1000000000)
 
+/* A timestamp in nanoseconds, for comparing with STABLE_AFTER_NS. */
 static int64_t ns_of(const struct timespec *t)
 {
     return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
 }
 
+/* Are two timestamps equal to the nanosecond? */
 static bool same_time(const struct timespec *a, const struct timespec *b)
 {
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
@@ -41,6 +43,7 @@ bool file_id_of_fd(int fd, struct file_id *id)
     return true;
 }
 
+/* path's identity, the clock read first (fill); false when it cannot be stat'ed. */
 bool file_id_of_path(const char *path, struct file_id *id)
 {
     struct timespec now;

@@ -70,6 +70,7 @@ struct geoip_set {
 static void set_err(char *err, size_t errcap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Formats into err when the caller gave one. */
 static void set_err(char *err, size_t errcap, const char *fmt, ...)
 {
     if (err == NULL || errcap == 0)
@@ -166,6 +167,10 @@ static const struct geoip_layout *layout_from_type(const char *type)
     return vendor && kind ? &layout_maxmind : NULL;
 }
 
+/*
+ * Which layout (MaxMind or DB-IP) the database uses: by the keys of a sample
+ * record, else by its type; -1 with err set when neither fits.
+ */
 static int detect_layout(struct geoip_db *db, const char *path, char *err, size_t errcap)
 {
     MMDB_entry_s sample;
@@ -187,6 +192,10 @@ static int detect_layout(struct geoip_db *db, const char *path, char *err, size_
     return -1;
 }
 
+/*
+ * Maps the file, keeping its identity (file_id) to notice a replaced file at
+ * reload; -1 with err saying why, errno's text when it helps.
+ */
 static int open_db(struct geoip_db *db, const char *path, char *err, size_t errcap)
 {
     errno = 0;
@@ -280,6 +289,7 @@ bool geoip_unchanged(const struct geoip_set *g, const char *paths)
     return true;
 }
 
+/* Drops a reference; the last one unmaps the databases. NULL is fine. */
 void geoip_close(struct geoip_set *g)
 {
     if (g == NULL || __atomic_sub_fetch(&g->refcount, 1, __ATOMIC_ACQ_REL) > 0)
@@ -352,6 +362,10 @@ static void copy_text(char *dst, size_t cap, const char *src, uint32_t len)
     dst[n] = '\0';
 }
 
+/*
+ * The city name at path, when the record has one; 0 also when it has none, <0
+ * on a corrupt record.
+ */
 static int get_city(MMDB_entry_s *entry, const char *const *path, char *city, size_t cap)
 {
     MMDB_entry_data_s d;
@@ -380,6 +394,7 @@ static int get_country(MMDB_entry_s *entry, const char *const *path, char cc[3])
     return 0;
 }
 
+/* Coordinates on the globe; a record with others is treated as having none. */
 static bool valid_location(double lat, double lon)
 {
     return isfinite(lat) && isfinite(lon) && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180;
@@ -474,6 +489,10 @@ static void append(char *out, size_t cap, size_t *len, const char *fmt, ...)
         *len = (size_t)n < cap - *len ? *len + (size_t)n : cap - 1;
 }
 
+/*
+ * One database, appended at *len: file, layout, type, IP version and build
+ * time, for the startup log and its checks.
+ */
 static void describe_db(const struct geoip_db *db, char *out, size_t cap, size_t *len)
 {
     const MMDB_metadata_s *md = &db->mmdb.metadata;

@@ -81,6 +81,7 @@ struct health_probe {
 
 static void health_probe_fresh(struct health_checker *hc, struct region_host *h);
 
+/* Milliseconds since since, by the wall clock: the RTT that SHOW REGIONS and the metrics show. */
 static double elapsed_ms(const struct timeval *since)
 {
     struct timeval now;
@@ -98,6 +99,7 @@ static bool health_take_down(struct region_host *h)
     return true;
 }
 
+/* A failed check: the run of successes ends; the reason kept, cut to fit, for SHOW REGIONS. */
 static void health_note_failure(struct host_health *hh, const char *why)
 {
     hh->consecutive_ok = 0;
@@ -108,6 +110,10 @@ static void health_note_failure(struct host_health *hh, const char *why)
     hh->last_error[n] = '\0';
 }
 
+/*
+ * A failure that takes h down at once; logged only when h was up, so a down
+ * host does not log every round.
+ */
 static void health_set_down(struct health_checker *hc, struct region_host *h, const char *why)
 {
     health_note_failure(&h->runtime->health, why);
@@ -151,6 +157,7 @@ static void health_note_role(struct health_checker *hc, struct region_host *h, b
                     : "it is a primary now");
 }
 
+/* A boolean column as the health query gives it: "t" from a function, "on" from a setting. */
 static bool health_column_true(const PGresult *res, int col)
 {
     const char *v = PQgetisnull(res, 0, col) ? "" : PQgetvalue(res, 0, col);
@@ -190,6 +197,11 @@ static const struct host_health *health_primary(const struct health_checker *hc,
     return best;
 }
 
+/*
+ * A standby's replay position against its primary's: passed over for reads past
+ * max_standby_lag, back after HEALTH_LAG_RISE good checks; each change is
+ * logged.
+ */
 static void health_note_lag(struct health_checker *hc, struct region_host *h, const PGresult *res)
 {
     /* The servers' clocks may differ a little: a commit "from the future" is 0 s old. */
@@ -344,6 +356,7 @@ static bool health_error_is_local(const char *error)
     return false;
 }
 
+/* The server closed the kept connection while idle: forgotten; the next check logs in. */
 static void health_kept_closed(void *arg)
 {
     struct region_host *h = arg;
@@ -364,6 +377,10 @@ static void health_keep(struct health_checker *hc, struct region_host *h, struct
     }
 }
 
+/*
+ * A check's answer: decides up, down, busy or timed out; a kept connection that
+ * failed for another reason gets a fresh login first.
+ */
 static void health_probe_done(void *arg, const PGresult *res, const char *error,
                               bool server_answered)
 {
@@ -421,6 +438,7 @@ static bool health_can_open_socket(const struct region_host *h)
     return !(errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM);
 }
 
+/* A probe for h, timed from now; NULL when out of memory (the round then skips h). */
 static struct health_probe *health_probe_new(struct health_checker *hc, struct region_host *h)
 {
     struct health_probe *p = calloc(1, sizeof(*p));
@@ -479,6 +497,10 @@ static bool health_probe_kept(struct health_checker *hc, struct region_host *h)
     return false;
 }
 
+/*
+ * A check of h, on the kept connection when it may be, else with a fresh login;
+ * none while the last one runs.
+ */
 static void health_probe_start(struct health_checker *hc, struct region_host *h)
 {
     if (h->check != NULL)
@@ -487,6 +509,7 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
         health_probe_fresh(hc, h);
 }
 
+/* Every health_check_interval: a check of every host of every region. */
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct health_checker *hc = arg;
@@ -497,6 +520,7 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* Starts the hurry timer unless it runs already. */
 static void health_hurry_arm(struct health_checker *hc)
 {
     struct timeval hurry = {0, HEALTH_HURRY_MS * 1000};
@@ -572,6 +596,7 @@ struct health_checker *health_start(struct event_base *base, struct region_set *
     return hc;
 }
 
+/* Stops the checks and frees the checker, its probes and kept connections; NULL is fine. */
 void health_stop(struct health_checker *hc)
 {
     if (hc == NULL)

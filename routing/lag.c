@@ -62,6 +62,7 @@ struct lag_reading lag_measure(const struct host_health *primary,
     return r;
 }
 
+/* Over either limit that is set (0 is off) counts as lagging. */
 static bool lag_over(struct lag_reading r, const struct lag_limits *limits)
 {
     return (limits->max_ms > 0 && r.ms > limits->max_ms) ||

@@ -1,5 +1,6 @@
 /*
- * region.c — region definitions: location and host lists.
+ * region.c — region definitions (region.h): location and host lists, the
+ * set of regions, and which of a region's hosts is its primary.
  */
 #include "routing/region.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+/* A finite number at s, *end past it; false for none, an overflow, inf or nan. */
 static bool parse_double(const char *s, char **end, double *out)
 {
     errno = 0;
@@ -108,6 +110,7 @@ bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_
     return true;
 }
 
+/* One "host[:port]" of a region's hosts list, resolved now; NULL, or err (returned) saying why. */
 static const char *region_add_host(struct region *r, const char *spec, char *err, size_t errcap)
 {
     struct host_addr ep;
@@ -152,6 +155,7 @@ const char *region_parse_hosts(struct region *r, const char *text, char *err, si
     return msg;
 }
 
+/* The region named so, its case ignored, or NULL. */
 struct region *region_set_find(const struct region_set *set, const char *name)
 {
     for (size_t i = 0; i < set->count; i++)
@@ -160,6 +164,10 @@ struct region *region_set_find(const struct region_set *set, const char *name)
     return NULL;
 }
 
+/*
+ * A new empty region at the end of set; NULL when out of memory (no region added).
+ * The pointer is good until the next add.
+ */
 struct region *region_set_add(struct region_set *set, const char *name)
 {
     struct region *grown = realloc(set->items, (set->count + 1) * sizeof(*grown));
@@ -175,6 +183,7 @@ struct region *region_set_add(struct region_set *set, const char *name)
     return r;
 }
 
+/* Frees the regions, their hosts' names and the array; set is left empty. */
 void region_set_free(struct region_set *set)
 {
     for (size_t i = 0; i < set->count; i++) {
@@ -255,6 +264,7 @@ bool registry_bind(struct registry *reg, struct region_set *set)
     return true;
 }
 
+/* Is r one of the subset's regions? Compared by address, so r must come from the same set. */
 bool region_subset_has(const struct region_subset *set, const struct region *r)
 {
     for (size_t i = 0; i < set->count; i++)

@@ -20,6 +20,7 @@ struct registry {
     struct entry_list hosts;   /* struct registry_host * */
 };
 
+/* Appends a pointer, doubling the array; false when out of memory, the list unchanged. */
 static bool entry_list_append(struct entry_list *list, void *entry)
 {
     if (list->count == list->cap) {
@@ -34,6 +35,7 @@ static bool entry_list_append(struct entry_list *list, void *entry)
     return true;
 }
 
+/* An empty registry; NULL when out of memory. */
 struct registry *registry_new(void)
 {
     return calloc(1, sizeof(struct registry));
@@ -86,6 +88,10 @@ struct registry_region *registry_region_entry(struct registry *reg, const char *
     return rr;
 }
 
+/*
+ * The entry of host name:port, made (up, lag unknown) the first time any
+ * configuration names it; NULL when out of memory.
+ */
 struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port)
 {
     for (size_t i = 0; i < reg->hosts.count; i++) {
@@ -128,6 +134,7 @@ void registry_set_paused(struct registry_region *rr, bool paused)
     __atomic_store_n(&rr->paused, paused ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* Read by every worker's sessions without a lock: an atomic. */
 bool registry_paused(const struct registry_region *rr)
 {
     return __atomic_load_n(&rr->paused, __ATOMIC_RELAXED) != 0;
@@ -138,6 +145,7 @@ void registry_set_migration_hold(struct registry_region *rr, bool held)
     __atomic_store_n(&rr->migration_hold, held ? 1 : 0, __ATOMIC_RELAXED);
 }
 
+/* Read by every worker's sessions without a lock: an atomic. */
 bool registry_migration_hold(const struct registry_region *rr)
 {
     return __atomic_load_n(&rr->migration_hold, __ATOMIC_RELAXED) != 0;

@@ -1,5 +1,7 @@
 /*
- * route.c — locality resolution and region ordering.
+ * route.c — locality resolution and region ordering (route.h): where the
+ * caller is, from the first usable evidence (region, city, location, GeoIP,
+ * else default_region), and the regions of its plan in the order tried.
  */
 #include "routing/route.h"
 
@@ -23,6 +25,7 @@ double route_distance_km(double lat1, double lon1, double lat2, double lon2)
     return 2 * EARTH_RADIUS_KM * asin(fmin(1.0, sqrt(a)));
 }
 
+/* The evidence that placed the caller, and where it came from ("" when not said). */
 static void set_via(struct locality *out, enum locality_source src, const char *via)
 {
     out->source = src;
@@ -38,6 +41,7 @@ static void note_unusable(struct locality *out, unsigned bit, const char *what, 
         snprintf(out->note, sizeof(out->note), "%s \"%.64s\" from %s %s", what, value, via, why);
 }
 
+/* A region named by the client; one not configured is noted, and the next evidence is tried. */
 static bool resolve_region(const struct routing_data *rd, const struct locality_input *in,
                            struct locality *out)
 {
@@ -57,6 +61,10 @@ static bool resolve_region(const struct routing_data *rd, const struct locality_
     return true;
 }
 
+/*
+ * The region a [cities] override gives the city, folded as the table folds
+ * names; NULL when none.
+ */
 static struct region *city_override_find(const struct routing_data *rd, const char *city)
 {
     char folded[ROUTE_TEXT_MAX * 2];
@@ -81,6 +89,10 @@ static void city_query(const char *city, char *out, size_t cap)
     out[n] = '\0';
 }
 
+/*
+ * A city named by the client: an override's region decides, the table's
+ * coordinates give distances; a city in neither is noted.
+ */
 static bool resolve_city(const struct routing_data *rd, const struct locality_input *in,
                          struct locality *out)
 {
@@ -106,6 +118,7 @@ static bool resolve_city(const struct routing_data *rd, const struct locality_in
     return true;
 }
 
+/* "lat,lon" given by the client; anything else is noted as unusable. */
 static bool resolve_location(const struct locality_input *in, struct locality *out)
 {
     double lat, lon;
@@ -121,6 +134,10 @@ static bool resolve_location(const struct locality_input *in, struct locality *o
     return true;
 }
 
+/*
+ * The client's address in the GeoIP databases; a miss is no note, since the
+ * address was not the client's claim.
+ */
 static bool resolve_geoip(const struct routing_data *rd, const struct locality_input *in,
                           struct locality *out)
 {
@@ -259,6 +276,7 @@ struct route_candidate {
     size_t order;
 };
 
+/* The plan's order: rank, then nearest (largest dot), then configuration order. */
 static bool candidate_before(const struct route_candidate *a, const struct route_candidate *b)
 {
     if (a->rank != b->rank)
@@ -332,6 +350,7 @@ bool route_any_enabled(const struct routing_data *rd, const struct region_subset
     return false;
 }
 
+/* The evidence's name in SHOW CLIENTS and SHOW ROUTE. */
 const char *route_source_name(enum locality_source source)
 {
     switch (source) {

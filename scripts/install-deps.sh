@@ -2,9 +2,9 @@
 # Installs what pgnear needs to build, test, benchmark and run its demo on
 # Debian 12, from a minimal system up (debootstrap --variant=minbase: only
 # Essential and required packages).  Services that the packages would start
-# (PgBouncer, HAProxy, a default PostgreSQL cluster) are kept from starting:
-# pgnear's scripts start their own, on ports of their own.  Then the
-# Node.js modules of tests/node (the Neon serverless driver, which the
+# (PgBouncer, HAProxy, Pgpool-II, a default PostgreSQL cluster) are kept
+# from starting: pgnear's scripts start their own, on ports of their own.
+# Then the Node.js modules of tests/node (the Neon serverless driver, which the
 # WebSocket tests drive, node-postgres and postgres.js) are installed from its package-lock.json with
 # `npm ci`, when tests/node/node_modules is missing or older than the lock
 # file: the tests themselves run without network.
@@ -21,9 +21,10 @@ set -eu
 BUILD="build-essential make autoconf automake libtool pkg-config clang
  libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev"
 # tests, demo and benchmarks: servers and clients (pg_auto_failover's
-# pg_autoctl: a real failover under pgnear, 216_auto_failover.t)
+# pg_autoctl: a real failover under pgnear, 216_auto_failover.t; Pgpool-II:
+# the read/write-splitting proxy bench/nearest.pl compares with)
 SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl
- postgresql-15-auto-failover pg-auto-failover-cli"
+ postgresql-15-auto-failover pg-auto-failover-cli pgpool2"
 # perl and the modules of the test harness (IO::Socket::SSL: the wss
 # tests of tests/lib/PgNearWs.pm); mmdb-bin's mmdblookup checks
 # downloaded GeoIP files
@@ -131,7 +132,7 @@ echo "install-deps: installing$missing"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 # Should a package have started its service anyway, stop it: tests pick their own ports.
-for svc in pgbouncer haproxy postgresql; do
+for svc in pgbouncer haproxy pgpool2 postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 node_modules

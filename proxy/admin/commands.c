@@ -61,6 +61,7 @@ static int reconnect_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/* Every worker has closed or marked its server connections: RECONNECT's NOTICE says how many. */
 static void reconnect_answered(struct worker *from, const struct worker_reply *r)
 {
     struct reconnect_request *req = r->arg;
@@ -138,6 +139,10 @@ static struct region *find_region(struct session *s, const char *name, struct pg
     return NULL;
 }
 
+/*
+ * DISABLE and ENABLE: the admin state is shared by every worker, so it is set
+ * here, once; setting the state it has is a NOTICE, not an error.
+ */
 static int set_region_state(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait, enum region_admin_state state,
                             const char *tag)
@@ -157,11 +162,13 @@ static int set_region_state(struct session *s, const struct admin_cmd *cmd,
     return CMD_DONE;
 }
 
+/* DISABLE REGION: new sessions go elsewhere; those in it stay. */
 static int disable_region(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     return set_region_state(s, cmd, wait, REGION_DISABLED, "DISABLE");
 }
 
+/* ENABLE REGION: the region takes new sessions again. */
 static int enable_region(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     return set_region_state(s, cmd, wait, REGION_ENABLED, "ENABLE");
@@ -193,6 +200,7 @@ static int kill_on_worker(struct worker *w, void *arg)
     return 1;
 }
 
+/* The owning worker's answer: the client closed, or no client of that id (42704). */
 static void kill_answered(struct worker *from, const struct worker_reply *r)
 {
     struct kill_request *req = r->arg;
@@ -210,6 +218,7 @@ static void kill_answered(struct worker *from, const struct worker_reply *r)
     wait->answer(wait, rc);
 }
 
+/* KILL: asks only the worker that owns the id, found from the id itself; answers when it has. */
 static int kill_client(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct shared *sh = s->w->shared;
@@ -235,6 +244,7 @@ static const struct admin_command kill_command = {.run = kill_client};
 
 /* ---- SHUTDOWN ---- */
 
+/* SHUTDOWN [WAIT]: signals pgnear itself, so an admin's shutdown and a signal's are one path. */
 static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     bool wait_all = cmd->kind == ADMIN_SHUTDOWN_WAIT;
@@ -270,6 +280,10 @@ struct reload_request {
     const char *fixed[16]; /* static names from the settings table */
 };
 
+/*
+ * On the admin's worker: the reload's outcome as RELOAD's or SET's answer; a
+ * refused SET names the setting.
+ */
 static int reload_deliver(struct worker *w, void *arg)
 {
     struct reload_request *req = arg;
@@ -310,6 +324,10 @@ static void reload_undelivered(struct worker *from, const struct worker_reply *r
     }
 }
 
+/*
+ * On worker 0: the reload ended; its outcome is copied and sent to the admin's
+ * worker, or the wait abandoned when it cannot be.
+ */
 static void reload_told(struct shared *sh, const struct reload_outcome *o, void *arg)
 {
     struct reload_request *req = arg;
@@ -324,6 +342,7 @@ static void reload_told(struct shared *sh, const struct reload_outcome *o, void 
     }
 }
 
+/* Reloads run on worker 0 only (reload.h); SET reloads with one setting overridden. */
 static int reload_on_worker0(struct worker *w, void *arg)
 {
     struct reload_request *req = arg;
@@ -459,6 +478,10 @@ const struct admin_command *command_find(enum admin_cmd_kind kind)
     return (unsigned)kind < ADMIN_CMD_KINDS ? commands[kind] : NULL;
 }
 
+/*
+ * Parses an admin command once, for Parse or a Query: CMD_DONE, CMD_EMPTY
+ * (blanks only) or CMD_ERROR with err set.
+ */
 int command_prepare(const char *text, size_t len, struct command_plan *plan, struct pg_error *err)
 {
     int rc = admin_parse(text, len, &plan->cmd, err);

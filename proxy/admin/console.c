@@ -92,6 +92,10 @@ static int console_queue(struct session *s, struct pktbuf *pb)
     return 0;
 }
 
+/*
+ * An ErrorResponse, logged too; the simple protocol's error, which does not
+ * start skipping to Sync.
+ */
 static int console_send_error(struct session *s, const struct pg_error *e)
 {
     uint8_t buf[2048];
@@ -112,6 +116,7 @@ static int console_send_simple(struct session *s, void (*put)(struct pktbuf *))
     return console_queue(s, &pb);
 }
 
+/* Always 'I': the console has no transactions, only Sync's implicit one. */
 static int console_send_ready(struct session *s)
 {
     uint8_t buf[8];
@@ -121,6 +126,7 @@ static int console_send_ready(struct session *s)
     return console_queue(s, &pb);
 }
 
+/* CommandComplete for a command that ran without rows to send. */
 static int console_send_tag(struct session *s, const char *tag)
 {
     uint8_t buf[128];
@@ -137,6 +143,7 @@ static int console_fail(struct session *s, const struct pg_error *e)
     return console_send_error(s, e);
 }
 
+/* A malformed message's error (query_proto's report) as the console's error, detail kept. */
 static int console_fail_qp(struct session *s, const struct qp_error *qe)
 {
     struct qp_error_text text;
@@ -151,6 +158,7 @@ static int console_fail_qp(struct session *s, const struct qp_error *qe)
 
 /* ---- statements and portals ---- */
 
+/* The named statement ("" the unnamed), or NULL. */
 static struct console_stmt *console_find_stmt(struct console *c, const char *name)
 {
     for (struct console_stmt *st = c->stmts; st != NULL; st = st->next)
@@ -159,6 +167,7 @@ static struct console_stmt *console_find_stmt(struct console *c, const char *nam
     return NULL;
 }
 
+/* The named portal ("" the unnamed), or NULL. */
 static struct console_portal *console_find_portal(struct console *c, const char *name)
 {
     for (struct console_portal *p = c->portals; p != NULL; p = p->next)
@@ -167,6 +176,7 @@ static struct console_portal *console_find_portal(struct console *c, const char 
     return NULL;
 }
 
+/* Parse and Close replace or forget a statement; a name not kept is no error. */
 static void console_drop_stmt(struct console *c, const char *name)
 {
     for (struct console_stmt **pp = &c->stmts; *pp != NULL; pp = &(*pp)->next)
@@ -179,6 +189,7 @@ static void console_drop_stmt(struct console *c, const char *name)
         }
 }
 
+/* A portal owns its rows and its formats. */
 static void console_portal_free(struct console_portal *p)
 {
     result_free(&p->res);
@@ -186,6 +197,7 @@ static void console_portal_free(struct console_portal *p)
     free(p);
 }
 
+/* Bind replaces a portal of the same name; Close forgets one; a name not kept is no error. */
 static void console_drop_portal(struct console *c, const char *name)
 {
     for (struct console_portal **pp = &c->portals; *pp != NULL; pp = &(*pp)->next)
@@ -197,6 +209,7 @@ static void console_drop_portal(struct console *c, const char *name)
         }
 }
 
+/* Sync ends the implicit transaction, and every portal with it. */
 static void console_drop_portals(struct console *c)
 {
     while (c->portals != NULL) {
@@ -234,6 +247,7 @@ static struct console_portal *console_new_portal(struct session *s, const char *
 
 /* ---- running and sending rows ---- */
 
+/* RowDescription in the portal's formats, or NoData for a command without columns. */
 static int console_send_row_description(struct session *s, const struct console_portal *p)
 {
     if (p->ncols == 0)
@@ -256,6 +270,7 @@ static int console_send_rows(struct session *s, struct console_portal *p, int32_
     return console_send_tag(s, p->res.tag);
 }
 
+/* The command's NOTICEs go before its rows, as a server's would. */
 static int console_send_notices(struct session *s, const struct admin_result *r)
 {
     for (int i = 0; i < r->nnotices; i++) {
@@ -414,6 +429,10 @@ static int console_query(struct session *s, const struct qp_query *q)
     return empty ? console_send_ready(s) : 0; /* a command's answer carried its own */
 }
 
+/*
+ * Parse: the command is parsed now and kept as the statement's plan; errors are
+ * PostgreSQL's (42P05, 54000).
+ */
 static int console_parse(struct session *s, const struct qp_parse *m)
 {
     struct console *c = s->console;
@@ -453,6 +472,10 @@ static int console_parse(struct session *s, const struct qp_parse *m)
     return console_send_simple(s, qp_put_parse_complete);
 }
 
+/*
+ * Bind: a portal of the statement; the console takes no parameters and checks
+ * the result formats now.
+ */
 static int console_bind(struct session *s, const struct qp_bind *b)
 {
     struct pg_error err;
@@ -482,6 +505,7 @@ static int console_bind(struct session *s, const struct qp_bind *b)
     return console_send_simple(s, qp_put_bind_complete);
 }
 
+/* Describe: a portal describes its rows; a statement first says it has no parameters. */
 static int console_describe(struct session *s, const struct qp_target *t)
 {
     struct pg_error err;
@@ -514,6 +538,7 @@ static int console_describe(struct session *s, const struct qp_target *t)
     return console_rows_describe(s, cols, ncols, NULL);
 }
 
+/* Execute: runs or goes on with the portal; 1 when the answer comes later. */
 static int console_exec(struct session *s, const struct qp_execute *e)
 {
     struct console_portal *p = console_find_portal(s->console, e->portal);
@@ -525,6 +550,7 @@ static int console_exec(struct session *s, const struct qp_execute *e)
     return console_execute(s, p, e->max_rows, false);
 }
 
+/* Close: as in PostgreSQL, closing what does not exist is not an error. */
 static int console_close(struct session *s, const struct qp_target *t)
 {
     if (t->kind == 'S')
@@ -578,6 +604,10 @@ static void console_bad_type(struct session *s, char type)
     session_fail_msg(s, "08P01", "%s", msg);
 }
 
+/*
+ * msg_reader's on_message: one framed message; MSG_STOP when the session ended,
+ * waits for an answer, or must drain its output first.
+ */
 static int console_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     struct qp_message m;
@@ -614,6 +644,7 @@ static int console_message(struct session *s, char type, const uint8_t *body, ui
     return MSG_CONSUMED;
 }
 
+/* msg_reader's on_bad_length: a message over the console's limit ends the session. */
 static void console_bad_length(struct session *s)
 {
     struct pg_error err;
@@ -622,6 +653,10 @@ static void console_bad_length(struct session *s)
     session_fail(s, &err);
 }
 
+/*
+ * The client's reader while no command is pending: messages in turn, bounded by
+ * the console's limits.
+ */
 static void console_on_read(struct session *s)
 {
     static const struct msg_reader reader = {

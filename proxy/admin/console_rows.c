@@ -22,6 +22,7 @@ struct type_info {
     int16_t typlen;
 };
 
+/* The PostgreSQL type (OID, length) a column of type t is sent as; anything else goes as text. */
 static struct type_info type_info(enum admin_type t)
 {
     switch (t) {

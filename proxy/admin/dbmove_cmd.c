@@ -33,12 +33,14 @@ static void move_database_columns(const struct admin_cmd *cmd, const struct admi
         move_rows_columns(cols, ncols);
 }
 
+/* A job's progress as a NOTICE sent while MOVE DATABASE still runs. */
 static void job_notice_cb(void *arg, const char *text)
 {
     struct console_wait *wait = arg;
     wait->notice(wait, text);
 }
 
+/* The jobs say "not known" with a negative number; SHOW MOVES says it with NULL. */
 static void int_or_null(struct admin_result *res, int64_t v)
 {
     if (v < 0)
@@ -47,6 +49,7 @@ static void int_or_null(struct admin_result *res, int64_t v)
         result_int(res, v);
 }
 
+/* SHOW MOVES: one row per database move on record, tagged with their count. */
 static void show_moves_rows(struct admin_result *res, const struct dbmove_status *rows,
                             size_t nrows)
 {
@@ -77,6 +80,10 @@ static void show_moves_rows(struct admin_result *res, const struct dbmove_status
     result_set_tag(res, tag);
 }
 
+/*
+ * A job's end: its error, or CUTOVER's and REVERT's held sessions as MOVE
+ * CLIENTS shows them, or a NOTICE, or SHOW MOVES' rows.
+ */
 static void job_done_cb(void *arg, enum dbmove_action action, const struct pg_error *problem,
                         const char *summary, const struct dbmove_status *rows, size_t nrows,
                         const struct move_result *moves, size_t nmoves)

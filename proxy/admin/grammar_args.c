@@ -94,6 +94,7 @@ static int take_route(struct parser *ps)
     return take_route_need(ps);
 }
 
+/* A client id: a whole number, quoted or not, that fits 64 bits. */
 static int take_client_id(struct parser *ps)
 {
     const struct token *t = &ps->tok;

@@ -54,6 +54,10 @@ static int lex_skip(struct lexer *lx)
     return 0;
 }
 
+/*
+ * Words hold what names, addresses and numbers are made of (a.b, host:port, -1,
+ * +2); "--" starts a comment.
+ */
 static bool word_char(const struct lexer *lx, size_t i)
 {
     unsigned char c = (unsigned char)lx->p[i];
@@ -92,6 +96,10 @@ static int lex_quoted(struct lexer *lx, struct token *t, char quote)
     return 0;
 }
 
+/*
+ * The next token into t: a quoted string, '=', ';', a word, or a single other
+ * character; an error (too long, unterminated) sets lx's error.
+ */
 static int lex_next(struct lexer *lx, struct token *t)
 {
     memset(t, 0, sizeof(*t) - sizeof(t->text));
@@ -139,6 +147,7 @@ int gram_syntax_error(struct lexer *lx, const struct token *t, const char *hint)
 
 /* ---- the parse ---- */
 
+/* ps->tok becomes the next token; ADMIN_PARSE_ERROR with the error set. */
 int gram_advance(struct parser *ps)
 {
     return lex_next(&ps->lx, &ps->tok);

@@ -30,6 +30,7 @@ static bool moves_clients(const struct parser *ps)
            strcasecmp(next.text, "DATABASE") == 0;
 }
 
+/* 42601 naming what was typed, with the closest command as a hint. */
 static int unknown_command(struct parser *ps, const struct token *w0, const struct token *w1)
 {
     char typed[160], hint[256];
@@ -59,6 +60,10 @@ static int take_end(struct parser *ps)
     return gram_syntax_error(&ps->lx, &ps->tok, NULL);
 }
 
+/*
+ * One command: its words, then its arguments by the command table, then the
+ * end; SQL gets 0A000 (ADMIN_PARSE_SQL) so it is told apart.
+ */
 static int parse_command(struct parser *ps)
 {
     struct token w0 = ps->tok, w1;
@@ -83,6 +88,10 @@ static int parse_command(struct parser *ps)
     return take_end(ps);
 }
 
+/*
+ * Bounds and encoding first, so the lexer reads valid UTF-8 of bounded length;
+ * blanks and semicolons only are ADMIN_PARSE_EMPTY.
+ */
 int admin_parse(const char *text, size_t len, struct admin_cmd *out, struct pg_error *err)
 {
     struct parser *ps = &(struct parser){.lx = {text, len, 0, err}, .out = out};

@@ -54,6 +54,7 @@ static void put_label_value(struct evbuffer *out, const char *s)
     }
 }
 
+/* Prometheus' HELP and TYPE lines, which must come before a metric's first sample. */
 static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
     evbuffer_add_printf(out, "# HELP pgnear_%s %s\n# TYPE pgnear_%s %s\n", name, help, name, type);
@@ -63,6 +64,7 @@ static void put_header(struct evbuffer *out, const char *name, const char *type,
 static void put_host_sample(struct evbuffer *out, const char *name, const struct host_row *h,
                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* One sample labelled with the host's region and host:port, label values escaped. */
 static void put_host_sample(struct evbuffer *out, const char *name, const struct host_row *h,
                             const char *fmt, ...)
 {
@@ -78,6 +80,7 @@ static void put_host_sample(struct evbuffer *out, const char *name, const struct
     evbuffer_add(out, "\n", 1);
 }
 
+/* The workers' counters summed, as *_total; rows sharing a metric (labelled) share one header. */
 static void put_counters(struct evbuffer *out, const struct snapshot *snap)
 {
     struct worker_stats sum;
@@ -205,6 +208,10 @@ static void put_host_roles(struct evbuffer *out, const struct snapshot_part *p0)
                         p0->hosts[i].standby && p0->hosts[i].lagging);
 }
 
+/*
+ * The hosts' health gauges, from worker 0's part; the RTT only for a host whose
+ * last check succeeded.
+ */
 static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
 {
     const struct snapshot_part *p0 = &snap->parts[0];
@@ -228,6 +235,7 @@ static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
         put_host_sample(out, "host_downs_total", &p0->hosts[i], "%u", p0->hosts[i].downs);
 }
 
+/* Process-wide gauges: version, workers, and how reloads went. */
 static void put_process(struct evbuffer *out, const struct shared *sh)
 {
     struct reload_counts rc;
@@ -258,6 +266,7 @@ static int read_peers(struct shared *sh, struct peer_stat *rows)
     return n;
 }
 
+/* Cancel requests forwarded to and from each peer, and those that failed. */
 static void put_peers(struct evbuffer *out, struct shared *sh)
 {
     struct peer_stat rows[PEERS_MAX];
@@ -277,12 +286,17 @@ static void put_peers(struct evbuffer *out, struct shared *sh)
                             rows[i].id, (unsigned long long)rows[i].failed);
 }
 
+/* The HTTP client hung up while the snapshot was taken: scrape_answer then sends nothing. */
 static void scrape_gone(struct evhttp_connection *conn, void *arg)
 {
     struct scrape *sc = arg;
     sc->req = NULL; /* the connection and its request are going away */
 }
 
+/*
+ * The snapshot is in: the whole exposition in one reply, unless the client has
+ * gone; the scrape ends here.
+ */
 static void scrape_answer(struct snapshot *snap, void *arg)
 {
     struct scrape *sc = arg;
@@ -309,6 +323,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
     free(sc);
 }
 
+/* GET or HEAD /metrics only; the answer waits for a snapshot from every worker. */
 static void metrics_request(struct evhttp_request *req, void *arg)
 {
     struct metrics_server *ms = arg;
@@ -411,6 +426,7 @@ struct metrics_server *metrics_start(struct worker *w, const char *addr, char *e
     return ms;
 }
 
+/* Stops serving; NULL is fine. */
 void metrics_stop(struct metrics_server *ms)
 {
     if (ms == NULL)

@@ -38,6 +38,10 @@ struct abort_call {
     struct event *timer;
 };
 
+/*
+ * The answer to MIGRATE ABORT, and the call's end: 55000 when nothing ran here,
+ * a NOTICE when the run has not yet stopped.
+ */
 static void abort_answer(struct abort_call *call)
 {
     struct console_wait *wait = call->wait;
@@ -63,6 +67,10 @@ static void abort_answer(struct abort_call *call)
     wait->answer(wait, rc);
 }
 
+/*
+ * On each worker: stops a migration running there (at most one runs per pgnear)
+ * and notes its id.
+ */
 static int abort_on_worker(struct worker *w, void *arg)
 {
     struct abort_call *call = arg;
@@ -71,6 +79,7 @@ static int abort_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/* On the run's worker: has the migration stopped? */
 static int gone_on_worker(struct worker *w, void *arg)
 {
     struct abort_call *call = arg;
@@ -80,6 +89,10 @@ static int gone_on_worker(struct worker *w, void *arg)
 
 static void abort_poll(struct abort_call *call);
 
+/*
+ * The poll's answer: answer once the run is gone or the wait is over, else ask
+ * again after a while.
+ */
 static void abort_checked(struct worker *from, const struct worker_reply *r)
 {
     struct abort_call *call = r->arg;
@@ -96,6 +109,7 @@ static void abort_checked(struct worker *from, const struct worker_reply *r)
         abort_answer(call);
 }
 
+/* Asks the run's worker whether the migration has ended; an undeliverable call answers at once. */
 static void abort_poll(struct abort_call *call)
 {
     if (worker_call(call->home, call->home->shared->workers[call->target], gone_on_worker, call,
@@ -103,6 +117,7 @@ static void abort_poll(struct abort_call *call)
         abort_answer(call);
 }
 
+/* Time to poll again. */
 static void abort_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

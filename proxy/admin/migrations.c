@@ -103,6 +103,7 @@ static int follower_passed(struct migrations_request *req, const struct migrate_
     return -1;
 }
 
+/* A follower region runs nothing itself: its standbys replay what its primary region ran. */
 static void notice_follower(struct admin_result *res, const struct migrate_region_status *rs)
 {
     result_notice(res,
@@ -113,6 +114,10 @@ static void notice_follower(struct admin_result *res, const struct migrate_regio
 
 /* ---- SHOW MIGRATIONS ---- */
 
+/*
+ * The columns of one step in one region after its version and name; an
+ * unreachable region says why in the error column.
+ */
 static void show_row_of(struct admin_result *res, const struct migrate_region_status *rs,
                         const struct migrate_history_row *row, const struct migrate_step *step)
 {
@@ -167,6 +172,10 @@ static void show_orphans(struct admin_result *res, const struct migrate_status *
     }
 }
 
+/*
+ * SHOW MIGRATIONS: one row per step and region, then the orphans; unreachable
+ * regions and followers as NOTICEs first.
+ */
 static void render_show(struct migrations_request *req, const struct migrate_status *st)
 {
     struct admin_result *res = &req->wait->res;
@@ -192,6 +201,7 @@ static void render_show(struct migrations_request *req, const struct migrate_sta
 
 /* ---- MIGRATE PLAN ---- */
 
+/* MIGRATE PLAN's rows for one region: the steps it would run, in order, idx indexing steps. */
 static void plan_rows(struct admin_result *res, const struct migrate_region_status *rs,
                       const struct migrate_steps *steps, const size_t *idx, size_t n)
 {
@@ -287,6 +297,10 @@ static void run_note(void *arg, const char *text)
     req->wait->notice(req->wait, text);
 }
 
+/*
+ * The runner's outcome: MIGRATE's tag (and the longest pause as a NOTICE) or
+ * its error; the request ends here.
+ */
 static void run_done(void *arg, const struct migrate_run_outcome *out)
 {
     struct migrations_request *req = arg;
@@ -488,6 +502,10 @@ static int start_down(struct migrations_request *req, struct migrate_status *st)
 
 /* ---- all ---- */
 
+/*
+ * Every region's status is in: SHOW and PLAN answer now; the others start their
+ * run and answer when it ends.
+ */
 static void migrations_answer(struct migrate_status *st, void *arg)
 {
     struct migrations_request *req = arg;
@@ -580,11 +598,13 @@ static void request_abort(struct migrations_request *req, const char *who)
     }
 }
 
+/* on_cancel of the admin's session: Ctrl-C aborts the migration. */
 static void request_canceled(void *arg)
 {
     request_abort(arg, "a cancel request (Ctrl-C)");
 }
 
+/* on_session_end: an admin who hangs up aborts the migration too. */
 static void request_session_ended(void *arg)
 {
     request_abort(arg, "the end of the admin's session");
@@ -691,6 +711,7 @@ static bool migrations_not_moving(struct worker *w, const struct admin_cmd *cmd,
     return false;
 }
 
+/* Every migrations command starts by reading each region's status; CMD_PENDING until it is in. */
 static int migrations_start(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
@@ -726,6 +747,7 @@ const struct admin_command migrations_plan_command = {
     .run = migrations_start,
 };
 
+/* MIGRATE NEXT: logged with who ran it, then one step, as MIGRATE UP would. */
 static int migrate_next_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
@@ -736,6 +758,7 @@ static int migrate_next_run(struct session *s, const struct admin_cmd *cmd,
 
 const struct admin_command migrations_next_command = {.run = migrate_next_run};
 
+/* MIGRATE UP: logged with who ran it and to which version. */
 static int migrate_up_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     char to[32] = "";
@@ -748,6 +771,7 @@ static int migrate_up_run(struct session *s, const struct admin_cmd *cmd, struct
 
 const struct admin_command migrations_up_command = {.run = migrate_up_run};
 
+/* MIGRATE RESOLVE and RETRY: logged with the version and the verdict asked for. */
 static int migrate_settle_run(struct session *s, const struct admin_cmd *cmd,
                               struct console_wait *wait)
 {
@@ -763,6 +787,7 @@ static int migrate_settle_run(struct session *s, const struct admin_cmd *cmd,
 
 const struct admin_command migrations_settle_command = {.run = migrate_settle_run};
 
+/* MIGRATE DOWN: logged with the version it goes back to. */
 static int migrate_down_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
@@ -791,6 +816,7 @@ bool migrations_running(const struct worker *w, uint64_t id)
     return w->migration != NULL && w->migration->id == id;
 }
 
+/* worker_part's busy: a migration running holds the worker's draining loop up until it ends. */
 static bool migrations_busy(const struct worker *w)
 {
     return w->migration != NULL;

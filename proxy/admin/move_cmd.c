@@ -29,12 +29,17 @@ struct move_answer {
     uint64_t client_id;
 };
 
+/* The columns MOVE CLIENT(S), DRAIN, and MOVE DATABASE CUTOVER and REVERT share. */
 void move_rows_columns(const struct admin_column **cols, int *ncols)
 {
     *cols = move_cols;
     *ncols = ADMIN_NCOLS(move_cols);
 }
 
+/*
+ * One row per session the batch tried: where it went, or why it did not, and
+ * how long it was held.
+ */
 void move_rows_result(struct admin_result *res, const struct move_result *rows, size_t nrows)
 {
     result_init(res, ADMIN_COLS(move_cols));
@@ -55,6 +60,10 @@ void move_rows_result(struct admin_result *res, const struct move_result *rows, 
     }
 }
 
+/*
+ * The batch ended: its rows, tagged "MOVE n" as libpq counts rows; MOVE CLIENT
+ * of an unknown id is an error (42704).
+ */
 static void batch_answer(const struct move_result *rows, size_t nrows, bool out_of_memory,
                          void *arg)
 {
@@ -111,6 +120,10 @@ static bool batch_region(struct session *s, const char *name, char *out, size_t 
     return true;
 }
 
+/*
+ * MOVE CLIENT, MOVE CLIENTS FROM and MOVE CLIENTS HOME: the regions checked,
+ * the command logged, then one batch.
+ */
 static int move_clients_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {

@@ -59,6 +59,10 @@ static void pause_error(struct pause_request *req, const struct gate_outcome *o)
     }
 }
 
+/*
+ * The gate closed, timed out or was canceled: PAUSE answers; a failure names
+ * the sessions that would not stop.
+ */
 static void pause_closed(const struct gate_outcome *o, void *arg)
 {
     struct pause_request *req = arg;
@@ -76,6 +80,7 @@ static void pause_closed(const struct gate_outcome *o, void *arg)
     wait->answer(wait, rc);
 }
 
+/* Ctrl-C during PAUSE: the gate gives up; pause_closed then answers with the error. */
 static void pause_cancel(void *arg)
 {
     struct pause_request *req = arg;
@@ -101,6 +106,10 @@ static bool command_scope(struct session *s, const struct admin_cmd *cmd, struct
     return true;
 }
 
+/*
+ * PAUSE [region]: closes the gate on every worker; answers when every session
+ * in scope is held, or pause_timeout says not.
+ */
 static int pause_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct gate_scope scope;
@@ -134,6 +143,7 @@ struct scope_call {
     const char *tag;
 };
 
+/* The gate opened on every worker: RESUME's answer. */
 static void scope_answer(void *arg)
 {
     struct scope_call *call = arg;
@@ -143,6 +153,10 @@ static void scope_answer(void *arg)
     free(call);
 }
 
+/*
+ * A call for RESUME over the command's scope, logged; NULL with the error set
+ * (unknown region, out of memory).
+ */
 static struct scope_call *scope_call_new(struct session *s, const struct admin_cmd *cmd,
                                          struct console_wait *wait, const char *tag)
 {
@@ -160,6 +174,7 @@ static struct scope_call *scope_call_new(struct session *s, const struct admin_c
     return call;
 }
 
+/* RESUME [region]: opens the gate on every worker; the held sessions go on. */
 static int resume_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct scope_call *call = scope_call_new(s, cmd, wait, "RESUME");

@@ -15,6 +15,7 @@ void result_init(struct admin_result *r, const struct admin_column *cols, int nc
     r->ncols = ncols;
 }
 
+/* Frees the rows and the text; r may be filled again after result_init. */
 void result_free(struct admin_result *r)
 {
     free(r->values);
@@ -24,6 +25,7 @@ void result_free(struct admin_result *r)
     r->nvalues = r->cap = r->text_len = r->text_cap = 0;
 }
 
+/* The CommandComplete tag; a longer one is cut to fit. */
 void result_set_tag(struct admin_result *r, const char *tag)
 {
     snprintf(r->tag, sizeof(r->tag), "%s", tag);
@@ -100,6 +102,7 @@ void result_notice(struct admin_result *r, const char *fmt, ...)
         r->notices[r->nnotices++] = off;
 }
 
+/* A text value of n bytes, copied; out of memory marks the result failed (result_ok). */
 static void result_text_n(struct admin_result *r, const char *s, size_t n)
 {
     struct admin_value *v = result_next(r, ADMIN_TEXT);
@@ -111,6 +114,7 @@ static void result_text_n(struct admin_result *r, const char *s, size_t n)
         r->failed = true;
 }
 
+/* A NULL string is a NULL value, so callers pass optional fields as they are. */
 void result_text(struct admin_result *r, const char *s)
 {
     if (s == NULL)
@@ -119,6 +123,7 @@ void result_text(struct admin_result *r, const char *s)
         result_text_n(r, s, strlen(s));
 }
 
+/* A formatted text value; longer than 1 kB it is cut, not refused. */
 void result_textf(struct admin_result *r, const char *fmt, ...)
 {
     char buf[1024];
@@ -133,6 +138,7 @@ void result_textf(struct admin_result *r, const char *fmt, ...)
     result_text_n(r, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
+/* An int8 value; a column of another type marks the result failed, as every adder does. */
 void result_int(struct admin_result *r, int64_t v)
 {
     struct admin_value *slot = result_next(r, ADMIN_INT8);
@@ -140,6 +146,7 @@ void result_int(struct admin_result *r, int64_t v)
         slot->u.i = v;
 }
 
+/* A numeric value; its column's scale says how many decimals it is sent with. */
 void result_numeric(struct admin_result *r, double v)
 {
     struct admin_value *slot = result_next(r, ADMIN_NUMERIC);
@@ -147,6 +154,7 @@ void result_numeric(struct admin_result *r, double v)
         slot->u.d = v;
 }
 
+/* A bool value. */
 void result_bool(struct admin_result *r, bool v)
 {
     struct admin_value *slot = result_next(r, ADMIN_BOOL);
@@ -154,6 +162,7 @@ void result_bool(struct admin_result *r, bool v)
         slot->u.b = v;
 }
 
+/* A timestamptz value from Unix microseconds. */
 void result_time_us(struct admin_result *r, int64_t unix_microseconds)
 {
     struct admin_value *slot = result_next(r, ADMIN_TIMESTAMPTZ);

@@ -31,6 +31,10 @@
 static const struct admin_column show_help_cols[] = {{"command", ADMIN_TEXT, 0},
                                                      {"description", ADMIN_TEXT, 0}};
 
+/*
+ * SHOW HELP: every command's syntax and help line, from the command table, so
+ * the list cannot go stale.
+ */
 static int show_help(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     size_t n;
@@ -52,6 +56,7 @@ const struct admin_command show_help_command = {
 
 static const struct admin_column show_version_cols[] = {{"version", ADMIN_TEXT, 0}};
 
+/* SHOW VERSION: the build's version, as pgnear --version prints it. */
 static int show_version(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     result_init(&wait->res, ADMIN_COLS(show_version_cols));
@@ -69,6 +74,7 @@ const struct admin_command show_version_command = {
 static const struct admin_column show_config_cols[] = {
     {"setting", ADMIN_TEXT, 0}, {"value", ADMIN_TEXT, 0}, {"reloadable", ADMIN_BOOL, 0}};
 
+/* config_visit's callback: one setting as one row. */
 static void config_row(void *arg, const char *name, const char *value, bool reloadable)
 {
     struct admin_result *res = arg;
@@ -77,6 +83,7 @@ static void config_row(void *arg, const char *name, const char *value, bool relo
     result_bool(res, reloadable);
 }
 
+/* SHOW CONFIG: the settings this worker's configuration holds (the last reload's). */
 static int show_config(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     result_init(&wait->res, ADMIN_COLS(show_config_cols));
@@ -151,6 +158,10 @@ struct snapshot_request {
     snapshot_render_fn render;
 };
 
+/*
+ * The snapshot is in from every worker: rendered, then answered; a partial one
+ * says so in a NOTICE.
+ */
 static void snapshot_answer(struct snapshot *snap, void *arg)
 {
     struct snapshot_request *req = arg;
@@ -181,6 +192,7 @@ int show_snapshot(struct session *s, unsigned what, snapshot_render_fn render,
 static const struct admin_column show_stats_cols[] = {
     {"stat", ADMIN_TEXT, 0}, {"value", ADMIN_INT8, 0}, {"description", ADMIN_TEXT, 0}};
 
+/* SHOW STATS: the counters summed over the workers, one row each, with what it counts. */
 static void render_stats(const struct snapshot *snap, struct admin_result *res)
 {
     struct worker_stats sum;
@@ -204,12 +216,17 @@ const struct admin_command show_stats_command = {
 static const struct admin_column show_lists_cols[] = {{"list", ADMIN_TEXT, 0},
                                                       {"items", ADMIN_INT8, 0}};
 
+/* One SHOW LISTS row: a name and its count. */
 static void lists_row(struct admin_result *res, const char *name, uint64_t n)
 {
     result_text(res, name);
     result_int(res, (int64_t)n);
 }
 
+/*
+ * SHOW LISTS: sessions and servers summed over the workers; the hosts from
+ * worker 0, which all share.
+ */
 static void render_lists(const struct snapshot *snap, struct admin_result *res)
 {
     struct snapshot_lists sum;
@@ -276,6 +293,7 @@ static void text_or_null(struct admin_result *res, const char *s)
         result_text(res, s);
 }
 
+/* One SHOW CLIENTS row; a column the session does not know (yet) is NULL, not empty. */
 static void client_row(struct admin_result *res, const struct client_row *c)
 {
     result_int(res, (int64_t)c->id);
@@ -315,6 +333,7 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     text_or_null(res, c->pinned);
 }
 
+/* SHOW CLIENTS: every worker's sessions, worker by worker. */
 static void render_clients(const struct snapshot *snap, struct admin_result *res)
 {
     result_init(res, ADMIN_COLS(show_clients_cols));
@@ -366,6 +385,7 @@ static const char *tx_status_name(char status)
     }
 }
 
+/* One SHOW SERVERS row; ages are in seconds, NULL when the connection never was idle. */
 static void server_row(struct admin_result *res, const struct server_row *sv)
 {
     result_text(res, sv->region);
@@ -431,6 +451,10 @@ static const struct admin_column show_regions_cols[] = {
     {"lag_bytes", ADMIN_INT8, 0},   {"passed_over", ADMIN_BOOL, 0},
     {"lsn", ADMIN_TEXT, 0},         {"timeline", ADMIN_INT8, 0}};
 
+/*
+ * One SHOW REGIONS row: a host as its health checks and its region's state see
+ * it, with the sessions it serves.
+ */
 static void region_host_row(const struct snapshot *snap, struct admin_result *res,
                             const struct host_row *h)
 {
@@ -479,6 +503,7 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
         result_null(res);
 }
 
+/* SHOW REGIONS: the hosts from worker 0; health is shared, so every worker sees the same. */
 static void render_regions(const struct snapshot *snap, struct admin_result *res)
 {
     result_init(res, ADMIN_COLS(show_regions_cols));
@@ -526,6 +551,10 @@ static struct pool_row *pool_row_find(struct pool_row *pools, size_t *n, size_t 
     return &pools[(*n)++];
 }
 
+/*
+ * Counts each session into its pool (region, database, user); sessions still
+ * logging in are in none.
+ */
 static void pools_count_clients(const struct snapshot *snap, struct pool_row *pools, size_t *n,
                                 size_t cap)
 {
@@ -551,6 +580,10 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
         }
 }
 
+/*
+ * A server connection counts in one column by its state; any state not listed
+ * is still logging in.
+ */
 static void pool_count_server(struct pool_row *p, enum server_row_state state)
 {
     switch (state) {
@@ -572,6 +605,7 @@ static void pool_count_server(struct pool_row *p, enum server_row_state state)
     }
 }
 
+/* Counts each server connection into its pool; pools beyond cap are left out (pool_row_find). */
 static void pools_count_servers(const struct snapshot *snap, struct pool_row *pools, size_t *n,
                                 size_t cap)
 {
@@ -708,6 +742,10 @@ static bool route_input(const struct admin_cmd *cmd, struct locality_input *in,
     }
 }
 
+/*
+ * SHOW ROUTE: where a session with this evidence would go, and the regions
+ * passed over, without connecting anywhere.
+ */
 static int show_route(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     struct locality_input in;

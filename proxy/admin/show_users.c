@@ -19,6 +19,10 @@ static const struct admin_column show_users_cols[] = {{"user", ADMIN_TEXT, 0},
                                                       {"last_login", ADMIN_TIMESTAMPTZ, 0},
                                                       {"last_error", ADMIN_TEXT, 0}};
 
+/*
+ * SHOW USERS: a copy of the shared fit table, taken under its lock
+ * (scram_fits_copy), then rendered unlocked.
+ */
 static int show_users(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     (void)cmd;

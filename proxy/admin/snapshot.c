@@ -29,6 +29,7 @@ static void copy_name(char *dst, size_t cap, const char *src)
     dst[n] = '\0';
 }
 
+/* SHOW CLIENTS' word for a state; "?" for a value out of range rather than a crash. */
 const char *client_row_state_name(enum client_row_state state)
 {
     static const char *const names[] = {
@@ -41,6 +42,7 @@ const char *client_row_state_name(enum client_row_state state)
     return (unsigned)state < CLIENT_ROW_STATES ? names[state] : "?";
 }
 
+/* SHOW SERVERS' word for a state; "?" for a value out of range. */
 const char *server_row_state_name(enum server_row_state state)
 {
     static const char *const names[] = {
@@ -52,6 +54,10 @@ const char *server_row_state_name(enum server_row_state state)
     return (unsigned)state < SERVER_ROW_STATES ? names[state] : "?";
 }
 
+/*
+ * A session's state for SHOW CLIENTS, from its phase; an active one is idle
+ * only at a safe point.
+ */
 static enum client_row_state client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
@@ -65,6 +71,7 @@ static enum client_row_state client_state(const struct session *s)
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
 
+/* Copies what SHOW CLIENTS shows of s into row, on s's worker: the row outlives the session. */
 static void client_row_fill(struct client_row *row, const struct session *s)
 {
     row->id = s->id;
@@ -147,6 +154,10 @@ static enum server_row_state server_state(const struct server_conn *sc)
     return SERVER_ROW_NEW;
 }
 
+/*
+ * Copies what SHOW SERVERS shows of sc into row, on its worker; idle_since only
+ * while on the idle list.
+ */
 static void server_row_fill(struct server_row *row, const struct server_conn *sc)
 {
     const struct worker *w = sc->w;
@@ -173,6 +184,10 @@ static void server_row_fill(struct server_row *row, const struct server_conn *sc
     row->uses = sc->use_count;
 }
 
+/*
+ * Every server connection of w, from its four lists; the part is marked failed
+ * when out of memory.
+ */
 static void part_add_servers(struct snapshot_part *p, const struct worker *w)
 {
     size_t n = worker_server_count(w);
@@ -190,6 +205,7 @@ static void part_add_servers(struct snapshot_part *p, const struct worker *w)
     }
 }
 
+/* Appends a list's sessions; the caller sized p->clients for all of them. */
 static void part_add_clients(struct snapshot_part *p, struct list *sessions)
 {
     struct list_node *pos, *tmp;
@@ -203,6 +219,7 @@ const char *snapshot_admin_state_name(int state)
     return state >= 0 && state < 3 ? names[state] : "?";
 }
 
+/* One host's row, on worker 0: the health fields shared with other workers are read atomically. */
 static void host_row_fill(struct host_row *row, const struct region *r, const struct region_host *h)
 {
     const struct host_health *hh = &h->runtime->health;
@@ -262,6 +279,7 @@ static void part_add_open_counts(struct snapshot_part *p, const struct worker *w
     }
 }
 
+/* The sizes of w's session and server lists, for SHOW LISTS and the metrics. */
 static void part_count_lists(struct snapshot_part *p, const struct worker *w)
 {
     p->lists = (struct snapshot_lists){
@@ -282,6 +300,7 @@ struct region_walk {
     size_t cap;
 };
 
+/* gate_each's callback: counts s into its region; false (out of memory) stops the walk. */
 static bool count_region_one(struct session *s, void *arg)
 {
     struct region_walk *walk = arg;
@@ -320,6 +339,10 @@ static int snapshot_fill(struct worker *w, void *arg)
     return 0;
 }
 
+/*
+ * Every worker has filled its part (worker_call_all's reply): the caller's done
+ * takes the snapshot.
+ */
 static void snapshot_gathered(struct worker *from, const struct worker_reply *r)
 {
     struct snapshot *snap = r->arg;
@@ -344,6 +367,7 @@ int snapshot_take(struct worker *from, unsigned what, snapshot_done_fn done, voi
     return 0;
 }
 
+/* Frees every part and the snapshot; NULL is fine. */
 void snapshot_free(struct snapshot *snap)
 {
     if (snap == NULL)

@@ -69,6 +69,10 @@ static void auth_lookup_wake(struct auth_lookup_pool *p)
         event_active(p->wake, EV_TIMEOUT, 0);
 }
 
+/*
+ * Forgets a kept connection (closing it unless its q was taken), and wakes a
+ * waiter: there is room now.
+ */
 static void auth_lookup_conn_free(struct auth_lookup_conn *c)
 {
     list_remove(&c->pool->idle, &c->node);
@@ -78,6 +82,7 @@ static void auth_lookup_conn_free(struct auth_lookup_conn *c)
     free(c);
 }
 
+/* The server closed a kept connection while idle: it leaves the pool. */
 static void auth_lookup_conn_closed(void *arg)
 {
     struct auth_lookup_conn *c = arg;
@@ -85,6 +90,10 @@ static void auth_lookup_conn_closed(void *arg)
     auth_lookup_conn_free(c);
 }
 
+/*
+ * Every AUTH_LOOKUP_SWEEP_MS: kept connections idle longer than
+ * AUTH_LOOKUP_IDLE_TIMEOUT_MS are closed.
+ */
 static void auth_lookup_sweep(evutil_socket_t fd, short what, void *arg)
 {
     struct auth_lookup_pool *p = arg;
@@ -102,6 +111,10 @@ static void auth_lookup_sweep(evutil_socket_t fd, short what, void *arg)
 
 static void auth_lookup_wake_cb(evutil_socket_t fd, short what, void *arg);
 
+/*
+ * One pool per worker, on its loop; -1 when its events cannot be made
+ * (auth_lookup_pool_close frees what was).
+ */
 int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base)
 {
     memset(p, 0, sizeof(*p));
@@ -115,6 +128,7 @@ int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base)
     return p->sweep && p->wake && event_add(p->sweep, &tv) == 0 ? 0 : -1;
 }
 
+/* Closes the kept connections and the pool's events; safe on a pool never initialised. */
 void auth_lookup_pool_close(struct auth_lookup_pool *p)
 {
     struct list_node *pos, *tmp;
@@ -129,6 +143,7 @@ void auth_lookup_pool_close(struct auth_lookup_pool *p)
     p->sweep = p->wake = NULL;
 }
 
+/* Is a connection made with this conninfo kept idle? */
 static bool auth_lookup_has_idle(const struct auth_lookup_pool *p, const char *key)
 {
     for (const struct list_node *n = p->idle.head.next; n != &p->idle.head; n = n->next)
@@ -179,6 +194,7 @@ static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, cons
     list_append(&p->idle, &c->node);
 }
 
+/* Moves a lookup to the busy or the waiting list, or off both (NULL); on records where it is. */
 static void auth_lookup_set_list(struct auth_lookup *l, struct list *to)
 {
     if (l->on != NULL)
@@ -200,6 +216,7 @@ static size_t auth_lookup_open_count(const struct auth_lookup_pool *p, const cha
     return n;
 }
 
+/* Frees a lookup, off any list; its connection, if any, was kept or abandoned before. */
 static void auth_lookup_free(struct auth_lookup *l)
 {
     auth_lookup_set_list(l, NULL);
@@ -263,6 +280,11 @@ static bool auth_lookup_next_host(struct auth_lookup *l)
     return false;
 }
 
+/*
+ * pgasync's answer: the secret (or the server's refusal, which another host
+ * would repeat) to the caller; a lost connection tries again, then the next
+ * host; the lookup ends here unless it goes on.
+ */
 static void auth_lookup_query_done(void *arg, const PGresult *res, const char *error,
                                    bool server_answered)
 {

@@ -25,6 +25,7 @@ int auth_throttle_init(struct auth_throttle *t)
     return 0;
 }
 
+/* Frees the records and the mutex. */
 void auth_throttle_free(struct auth_throttle *t)
 {
     free(t->records);
@@ -75,6 +76,7 @@ int64_t auth_throttle_delay(const struct throttle_params *p, uint32_t failures)
     return d < p->max_delay_ms ? d : p->max_delay_ms;
 }
 
+/* The key is an HMAC, so its first bytes are an even hash an attacker cannot aim at one bucket. */
 static struct throttle_record *throttle_bucket(const struct auth_throttle *t,
                                                const struct throttle_key *k)
 {
@@ -83,6 +85,7 @@ static struct throttle_record *throttle_bucket(const struct auth_throttle *t,
     return &t->records[(h % THROTTLE_BUCKETS) * THROTTLE_WAYS];
 }
 
+/* A record whose last failure is older than THROTTLE_FORGET_MS counts as no record. */
 static bool throttle_expired(const struct throttle_record *r, int64_t now)
 {
     return now - r->last_failure > THROTTLE_FORGET_MS;

@@ -19,6 +19,7 @@ static uint8_t cancel_limit_net(const struct sockaddr *sa, uint8_t net[8])
     return (uint8_t)family;
 }
 
+/* FNV-1a over the network and its family, for the bucket of a client network. */
 static uint32_t cancel_limit_hash(const uint8_t net[8], uint8_t family)
 {
     uint32_t h = 2166136261u ^ family;

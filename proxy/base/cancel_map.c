@@ -12,6 +12,7 @@ static size_t slot_of(const struct cancel_map *m, uint32_t tag)
     return (size_t)((tag * 2654435769u) >> 7) & m->mask;
 }
 
+/* capacity_pow2 slots (64 when it is not a power of two of at least 8); -1 when out of memory. */
 int cancel_map_init(struct cancel_map *m, size_t capacity_pow2)
 {
     if (capacity_pow2 < 8 || (capacity_pow2 & (capacity_pow2 - 1)) != 0)
@@ -24,6 +25,7 @@ int cancel_map_init(struct cancel_map *m, size_t capacity_pow2)
     return 0;
 }
 
+/* Frees the slots; the owners are the caller's. */
 void cancel_map_free(struct cancel_map *m)
 {
     free(m->slots);
@@ -31,6 +33,7 @@ void cancel_map_free(struct cancel_map *m)
     m->count = 0;
 }
 
+/* Places a tag known to be absent; the caller made sure a free slot exists. */
 static void cancel_map_put(struct cancel_map *m, uint32_t tag, void *owner)
 {
     size_t i = slot_of(m, tag);
@@ -41,6 +44,7 @@ static void cancel_map_put(struct cancel_map *m, uint32_t tag, void *owner)
     m->count++;
 }
 
+/* Doubles the table and re-places every entry; the old table stays as it was on failure. */
 static int cancel_map_grow(struct cancel_map *m)
 {
     struct cancel_map bigger;
@@ -67,6 +71,10 @@ bool cancel_map_insert(struct cancel_map *m, uint32_t tag, void *owner, bool *oo
     return true;
 }
 
+/*
+ * The owner of tag, or NULL; a probe ends at the first empty slot, which
+ * backward-shift deletion keeps true.
+ */
 void *cancel_map_find(const struct cancel_map *m, uint32_t tag)
 {
     for (size_t i = slot_of(m, tag); m->slots[i].owner != NULL; i = (i + 1) & m->mask)

@@ -161,6 +161,10 @@ const struct setting *config_setting_find(const char *name)
     return NULL;
 }
 
+/*
+ * The name SHOW CONFIG shows: a _ms setting without its suffix, since its value
+ * carries its unit.
+ */
 static const char *setting_display_name(const struct setting *s, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s", s->name);
@@ -282,6 +286,10 @@ bool config_setting_assign(struct config *cfg, const struct setting *s, const ch
     return false;
 }
 
+/*
+ * A setting's value as text in a form config_setting_assign reads back
+ * (keep_restart_only relies on it).
+ */
 static void setting_format(const struct config *cfg, const struct setting *s, char *buf, size_t cap)
 {
     const char *field = (const char *)cfg + s->offset;
@@ -314,6 +322,10 @@ static void setting_format(const struct config *cfg, const struct setting *s, ch
 
 static void config_free(struct config *cfg);
 
+/*
+ * Every setting to its default, through the same parser as the file's values;
+ * false when out of memory.
+ */
 static bool config_set_defaults(struct config *cfg)
 {
     for (size_t i = 0; i < N_SETTINGS; i++)
@@ -333,6 +345,10 @@ struct config *config_load_scoped(const char *path, enum config_scope scope,
     return config_load_with(path, scope, NULL, 0, NULL, problems);
 }
 
+/*
+ * Loads path over the defaults, with ov applied and running's unchanged tables
+ * shared; NULL with problems filled, anything made freed.
+ */
 static struct config *config_load_with(const char *path, enum config_scope scope,
                                        const struct config_override *ov, int nov,
                                        const struct config *running,
@@ -392,6 +408,7 @@ struct config *config_load_overridden(const char *path, const struct config_over
     return cfg;
 }
 
+/* Drops a reference; the last one frees the configuration. NULL is fine. */
 void config_unref(struct config *cfg)
 {
     if (cfg != NULL && __atomic_sub_fetch(&cfg->refcount, 1, __ATOMIC_ACQ_REL) <= 0)
@@ -412,6 +429,7 @@ int config_keep_restart_only(struct config *fresh, const struct config *running)
     return 0;
 }
 
+/* Frees a configuration and everything it owns; only through config_unref once loaded. */
 static void config_free(struct config *cfg)
 {
     if (cfg == NULL)
@@ -441,6 +459,7 @@ static void config_free(struct config *cfg)
     free(cfg);
 }
 
+/* Every setting in table order, as SHOW CONFIG lists them. */
 void config_visit(const struct config *cfg, config_visit_fn fn, void *arg)
 {
     char name[64], value[1024];

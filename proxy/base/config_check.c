@@ -62,6 +62,11 @@ void config_check_regions(struct load_ctx *lc)
                        "default_region \"%s\" is not a configured region", cfg->default_region);
 }
 
+/*
+ * auth's default follows from the sources given (scram with auth_file or
+ * auth_query, else passthrough); auth_file is read here, so a bad one refuses
+ * the load.
+ */
 static void config_check_auth(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -91,6 +96,11 @@ static int line_of_named(struct load_ctx *lc, const char *msg, const char *const
     return config_ini_line_of(&lc->names, key);
 }
 
+/*
+ * The TLS contexts are made at load, so a bad certificate or key refuses the
+ * load (or reload) instead of failing the first client; the problem points at
+ * the file's line.
+ */
 static void config_check_tls(struct load_ctx *lc)
 {
     static const char *const files[] = {"client_tls_cert_file", "client_tls_key_file",
@@ -256,6 +266,7 @@ static bool websocket_paths_valid(const char *list)
     return count > 0;
 }
 
+/* The WebSocket listener's settings, each with its bounds. */
 static void check_websocket_settings(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -277,6 +288,7 @@ static void check_websocket_settings(struct load_ctx *lc)
                        "websocket_ping_interval must be 0 (off) or 1s or more");
 }
 
+/* Ports, workers and the other bounded settings; an empty target_session_attrs means any. */
 static void config_check_limits(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -319,6 +331,7 @@ static void config_check_throttle(struct load_ctx *lc)
                        "auth_failure_max_delay must be between auth_failure_delay and 1h");
 }
 
+/* PAUSE and session moves wait at most 1 h, so a mistaken value cannot hold sessions forever. */
 static void config_check_pause(struct load_ctx *lc)
 {
     if (lc->cfg->pause_timeout_ms < 1 || lc->cfg->pause_timeout_ms > 3600 * 1000)

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* One problem, prefixed with the file and line; past CONFIG_MAX_PROBLEMS they are only counted. */
 static void problem_v(struct load_ctx *lc, int line, const char *fmt, va_list ap)
 {
     struct config_problems *p = lc->problems;
@@ -82,6 +83,7 @@ static void load_pgnear_key(struct load_ctx *lc, const char *key, const char *na
         config_problem(lc, key, "invalid value \"%s\" for setting \"%s\"", value, name);
 }
 
+/* One key of [region NAME]: location or hosts; anything else is a problem naming the region. */
 static void load_region_key(struct load_ctx *lc, struct region *r, const char *key,
                             const char *name, const char *value)
 {
@@ -106,6 +108,7 @@ static void load_region_key(struct load_ctx *lc, struct region *r, const char *k
     config_problem(lc, key, "unrecognized setting \"%s\" in [region %s]", name, r->name);
 }
 
+/* Region names are letters, digits, - and _: they appear in SQL answers, logs and labels. */
 static bool valid_region_name(const char *name)
 {
     if (*name == '\0')
@@ -140,6 +143,10 @@ static void load_section_keys(struct load_ctx *lc, dictionary *d, const char *se
     free(keys);
 }
 
+/*
+ * One section by its name; an unknown one is a problem only in the full scope,
+ * since a partial load reads some only.
+ */
 static void load_section(struct load_ctx *lc, dictionary *d, const char *section)
 {
     char at[320];
@@ -179,6 +186,10 @@ static void load_section(struct load_ctx *lc, dictionary *d, const char *section
  */
 static __thread struct load_ctx *syntax_ctx;
 
+/*
+ * iniparser's error callback: its message parsed for the line and text, and
+ * recorded as the load's problem (or logged when no load runs).
+ */
 static int load_syntax_error(const char *fmt, ...)
 {
     char msg[1200];

@@ -143,6 +143,10 @@ bool config_is_peer_addr(const struct config *cfg, const struct sockaddr *sa)
     return cidr_list_contains(&cfg->peer_addrs, sa);
 }
 
+/*
+ * The path of the socket through which a draining pgnear takes cancel requests
+ * from its successor (config.h).
+ */
 bool config_cancel_socket_path(const struct config *cfg, struct sockaddr_un *sun)
 {
     memset(sun, 0, sizeof(*sun));

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+/* A need's name (need.h) as the int the key table stores. */
 static bool parse_need(const char *text, int *out)
 {
     enum session_need need;
@@ -23,6 +24,7 @@ static bool parse_need(const char *text, int *out)
     return true;
 }
 
+/* on/off, true/false, yes/no or 1/0 (config_parse_bool) as the int the key table stores. */
 static bool parse_on_off(const char *text, int *out)
 {
     bool on;
@@ -79,6 +81,7 @@ static const char *section_keys_taken(bool is_user, char *buf, size_t cap)
     return buf;
 }
 
+/* An invalid value, with the values the key takes. */
 static void section_key_problem(struct load_ctx *lc, const char *at,
                                 const struct section_key_def *k, const char *text)
 {
@@ -99,6 +102,7 @@ static bool section_key_parse(const struct section_key_def *k, const char *text,
     return k->parse(text, &r->value[k->slot]);
 }
 
+/* Appends a copy of rule (its strings duplicated); false when out of memory, cfg unchanged. */
 static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
 {
     struct need_rule *grown = realloc(cfg->need_rules, (cfg->n_need_rules + 1) * sizeof(*grown));
@@ -150,6 +154,10 @@ static void load_need_section(struct load_ctx *lc, dictionary *d, const char *se
         config_problem(lc, NULL, "out of memory");
 }
 
+/*
+ * [user NAME] and [database NAME]: true when section is one (loaded only in the
+ * full scope), false to let the caller try others.
+ */
 bool config_load_need_sections(struct load_ctx *lc, dictionary *d, const char *section)
 {
     bool is_user = strncmp(section, "user ", 5) == 0;

@@ -1,5 +1,5 @@
 /*
- * fd_limit.c — the open-files limit against max_client_conn.
+ * fd_limit.c — the open-files limit against max_client_conn (fd_limit.h).
  */
 #include "proxy/base/fd_limit.h"
 
@@ -23,6 +23,7 @@ long long fd_limit_needed(const struct config *cfg)
     return 2LL * cfg->max_client_conn + (long long)FD_PER_WORKER * cfg->workers + hosts + FD_SPARE;
 }
 
+/* An rlimit as a number the messages can print; unlimited reads as LLONG_MAX. */
 static long long rlim_value(rlim_t v)
 {
     return v == RLIM_INFINITY || v > (rlim_t)LLONG_MAX ? LLONG_MAX : (long long)v;

@@ -29,6 +29,7 @@ static struct {
 
 static const char *const level_names[] = {"DEBUG", "LOG", "WARNING", "ERROR", "FATAL"};
 
+/* The log's file descriptor: a close-on-exec copy of stderr, or path opened for appending. */
 static int log_open_sink(const char *path)
 {
     if (path == NULL || path[0] == '\0')
@@ -57,11 +58,13 @@ int log_open(const char *path, enum log_level level)
     return 0;
 }
 
+/* The level is read on every record without a lock: an atomic, relaxed. */
 void log_set_level(enum log_level level)
 {
     atomic_store_explicit(&log_state.level, (int)level, memory_order_relaxed);
 }
 
+/* Closes the log file; records after it go to stderr. */
 void log_close(void)
 {
     if (log_state.fd >= 0)
@@ -130,6 +133,7 @@ void log_progress(const char *prefix, void (*tell)(void *arg, const char *text),
         tell(arg, text);
 }
 
+/* A limiter that allows the first line at once. */
 void log_limit_init(struct log_limit *l)
 {
     pthread_mutex_init(&l->lock, NULL);
@@ -138,6 +142,7 @@ void log_limit_init(struct log_limit *l)
     l->left_out = 0;
 }
 
+/* The limiter owns only its mutex. */
 void log_limit_destroy(struct log_limit *l)
 {
     pthread_mutex_destroy(&l->lock);

@@ -7,12 +7,14 @@
 #include <string.h>
 #include <time.h>
 
+/* Zero figures for every peer slot. */
 void peer_stats_init(struct peer_stats *t)
 {
     memset(t->items, 0, sizeof(t->items));
     pthread_mutex_init(&t->lock, NULL);
 }
 
+/* The figures are inline: only the mutex goes. */
 void peer_stats_destroy(struct peer_stats *t)
 {
     pthread_mutex_destroy(&t->lock);

@@ -1,5 +1,5 @@
 /*
- * pgconn.c — conninfo strings for pgnear's own libpq connections.
+ * pgconn.c — conninfo strings for pgnear's own libpq connections (pgconn.h).
  */
 #include "proxy/base/pgconn.h"
 

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Empty counts; -1 when the mutex cannot be made. */
 int pool_limits_init(struct pool_limits *pl)
 {
     memset(pl, 0, sizeof(*pl));
     return pthread_mutex_init(&pl->lock, NULL) == 0 ? 0 : -1;
 }
 
+/* Frees the counts and the mutex; pl may be initialised again. */
 void pool_limits_free(struct pool_limits *pl)
 {
     free(pl->counts);
@@ -26,6 +28,7 @@ void pool_key(char *out, const char *region, const char *database, const char *u
     snprintf(out, POOL_KEY_MAX, "%s\x1f%s\x1f%s", region, database, user);
 }
 
+/* A host's key starts with a record separator, so it never equals a pool's key (pool_key). */
 void pool_host_key(char *out, const char *host, int port)
 {
     snprintf(out, POOL_KEY_MAX, "\x1e%s:%d", host, port);

@@ -14,6 +14,7 @@ int scram_fits_init(struct scram_fits *t)
     return t->items != NULL ? 0 : -1;
 }
 
+/* Frees the entries and the mutex. */
 void scram_fits_destroy(struct scram_fits *t)
 {
     free(t->items);
@@ -64,6 +65,7 @@ bool scram_fits_note(struct scram_fits *t, const char *user, const char *region,
     return news;
 }
 
+/* SHOW USERS' order: by user, then region. */
 static int scram_fit_order(const void *a, const void *b)
 {
     const struct scram_fit *x = a, *y = b;

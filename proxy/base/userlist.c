@@ -1,5 +1,6 @@
 /*
- * userlist.c — auth_file parsing.
+ * userlist.c — the auth_file (userlist.h): its "user" "secret" lines read
+ * into a list at load, and a user's secret looked up in it.
  */
 #include "proxy/base/userlist.h"
 
@@ -38,6 +39,10 @@ static char *userlist_token(const char **p)
     return out;
 }
 
+/*
+ * Appends an entry that takes over user and secret; -1 (still the caller's to
+ * free) when out of memory.
+ */
 static int userlist_add(struct userlist *ul, char *user, char *secret)
 {
     struct userlist_entry *grown = realloc(ul->items, (ul->count + 1) * sizeof(*grown));
@@ -79,6 +84,7 @@ int userlist_load(struct userlist *ul, const char *path, char *err, size_t errca
     return rc;
 }
 
+/* The secret of user, or NULL; the list is short (an auth_file), so a scan is enough. */
 const char *userlist_find(const struct userlist *ul, const char *user)
 {
     for (size_t i = 0; i < ul->count; i++)
@@ -87,6 +93,7 @@ const char *userlist_find(const struct userlist *ul, const char *user)
     return NULL;
 }
 
+/* Frees every entry; ul may be loaded again. */
 void userlist_free(struct userlist *ul)
 {
     for (size_t i = 0; i < ul->count; i++) {

@@ -178,6 +178,7 @@ static bool parse_int64(const char *text, int64_t *out)
     return true;
 }
 
+/* A checksum as history.c writes it: lower-case hex of SHA-256, nothing else. */
 static bool is_checksum(const char *text)
 {
     size_t n = strspn(text, "0123456789abcdef");
@@ -203,6 +204,10 @@ static int row_fault(const PGresult *res, int row, int col, char *err, size_t er
     return -1;
 }
 
+/*
+ * One history row into out, each column checked; a row pgnear did not write
+ * that way fails naming the row and column.
+ */
 static int parse_row(const PGresult *res, int row, struct migrate_history_row *out, char *err,
                      size_t errcap)
 {
@@ -266,6 +271,7 @@ int migrate_history_parse(const PGresult *res, struct migrate_history *out, char
     return 0;
 }
 
+/* Frees the rows; h may be parsed into again. */
 void migrate_history_free(struct migrate_history *h)
 {
     free(h->rows);
@@ -273,6 +279,7 @@ void migrate_history_free(struct migrate_history *h)
     h->count = 0;
 }
 
+/* bsearch's order on the rows, sorted by version. */
 static int row_version_cmp(const void *key, const void *elem)
 {
     int64_t k = *(const int64_t *)key, v = ((const struct migrate_history_row *)elem)->version;

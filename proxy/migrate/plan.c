@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* bsearch's order on the steps, sorted by version. */
 static int step_version_cmp(const void *key, const void *elem)
 {
     int64_t k = *(const int64_t *)key, v = ((const struct migrate_step *)elem)->version;

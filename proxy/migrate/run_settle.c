@@ -51,6 +51,10 @@ void run_stop_for_abort(struct migrate_run *run)
     run_step_aborted(run, at + 1);
 }
 
+/*
+ * pg_cancel_backend's answer; a failure is only logged, since the run then
+ * stops once the statement ends.
+ */
 static void on_cancel_sent(void *arg, const PGresult *res, const char *error, bool answered)
 {
     struct run_conn *c = arg;
@@ -90,6 +94,7 @@ void migrate_run_abort(struct migrate_run *run, const char *who)
 
 /* ---- RESOLVE and RETRY ---- */
 
+/* RESOLVE wrote the verdict in this region's history: on to the next region. */
 static void on_resolved(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL) {

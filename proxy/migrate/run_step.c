@@ -60,6 +60,7 @@ const struct migrate_step *run_current_step(const struct migrate_run *run)
     return &run->steps.steps[run->planned[run->next_planned]];
 }
 
+/* Does the current step run without a transaction (pgnear: no-transaction)? */
 static bool step_notx(const struct migrate_run *run)
 {
     return run_current_step(run)->up.directives.no_transaction;
@@ -116,6 +117,10 @@ static const char *notx_failed_state(const struct migrate_run *run)
     return run->what.mode == MIGRATE_RUN_DOWN ? "reverting" : "failed";
 }
 
+/*
+ * The failure is in the history (or could not be written, which the hint then
+ * says): the run ends with the step's error.
+ */
 static void on_failure_recorded(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct pg_error *e = &run->step_err;
@@ -134,6 +139,10 @@ static void on_failure_recorded(struct migrate_run *run, const PGresult *res, co
     run_finish(run);
 }
 
+/*
+ * The failed step's transaction is rolled back: its history row says failed, in
+ * a statement of its own.
+ */
 static void on_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
 {
     const struct migrate_step *step = run_current_step(run);
@@ -158,6 +167,10 @@ static void end_params(struct migrate_run *run, const struct migrate_step *step,
     memcpy(run->params[4], run->params[8], sizeof(run->params[4]));
 }
 
+/*
+ * A no-transaction step failed part way: its row keeps how far it got, so RETRY
+ * goes on from the failed statement.
+ */
 static void on_notx_reset(struct migrate_run *run, const PGresult *res, const char *error)
 {
     const struct migrate_step *step = run_current_step(run);
@@ -254,6 +267,7 @@ static void step_failed(struct migrate_run *run, const char *error)
 
 /* ---- a step the abort stops ---- */
 
+/* An aborted step's transaction is rolled back: the run ends saying nothing of that step stays. */
 static void on_abort_rolled_back(struct migrate_run *run, const PGresult *res, const char *error)
 {
     const struct migrate_step *step = run_current_step(run);
@@ -319,6 +333,10 @@ void run_release_gate(struct migrate_run *run)
              run->gate.region, run->gate.database, held);
 }
 
+/*
+ * The pause step's gate: held, the step starts; late, the run fails naming the
+ * busy sessions (55P03); an abort ends it.
+ */
 static void on_gate(const struct gate_outcome *o, void *arg)
 {
     struct migrate_run *run = arg;

@@ -25,6 +25,7 @@
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
 
+/* Both connections go; closing the lock's connection is what releases the advisory lock. */
 static void run_close_conns(struct migrate_run *run)
 {
     for (int i = 0; i < NCONNS; i++) {
@@ -33,6 +34,10 @@ static void run_close_conns(struct migrate_run *run)
     }
 }
 
+/*
+ * Frees the run and all it holds, the configuration's reference included; the
+ * caller has told done.
+ */
 static void run_free(struct migrate_run *run)
 {
     run_close_conns(run);
@@ -70,6 +75,10 @@ void run_finish(struct migrate_run *run)
     run_defer(run, ACT_FINISH, 0);
 }
 
+/*
+ * The run's end: connections closed, the gate opened, done told, the run freed;
+ * nothing may touch run after.
+ */
 static void run_finish_now(struct migrate_run *run)
 {
     run_close_conns(run);
@@ -104,6 +113,10 @@ void run_conn_closed(void *arg)
     c->q = NULL;
 }
 
+/*
+ * pgasync's callback: the connection is kept open for the next statement, then
+ * the result goes to the waiting step.
+ */
 static void run_query_done(void *arg, const PGresult *res, const char *error, bool answered)
 {
     struct run_conn *c = arg;
@@ -162,6 +175,7 @@ void run_send_now(struct migrate_run *run)
     run_fail(run);
 }
 
+/* The deferred action (run_defer), from the loop, so a callback never re-enters the run. */
 static void run_act(evutil_socket_t fd, short what, void *arg)
 {
     struct migrate_run *run = arg;
@@ -183,6 +197,10 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
 
 /* ---- one region: its lock, its history, its plan ---- */
 
+/*
+ * The region's history, read under its lock: a step left running becomes
+ * uncertain, then the run goes down, settles or plans up.
+ */
 static void on_history(struct migrate_run *run, const PGresult *res, const char *error)
 {
     struct migrate_history h;
@@ -224,6 +242,7 @@ static void on_history(struct migrate_run *run, const PGresult *res, const char 
     run_step(run);
 }
 
+/* The history table exists (created if it was missing): its rows next. */
 static void on_created(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL) {
@@ -237,6 +256,10 @@ static void on_created(struct migrate_run *run, const PGresult *res, const char 
     run_send(run, CONN_STEP, migrate_history_select_sql, 0, on_history, 0);
 }
 
+/*
+ * The region's advisory lock: taken, or tried again until MIGRATE_LOCK_WAIT_MS,
+ * then 55P03 naming who holds it.
+ */
 static void on_lock(struct migrate_run *run, const PGresult *res, const char *error)
 {
     if (res == NULL || PQntuples(res) != 1 || PQnfields(res) != 2) {

@@ -53,6 +53,7 @@ static unsigned line_at(struct scan *sc, size_t offset)
     return sc->line;
 }
 
+/* The error at offset, with its line; returns code so callers can return it at once. */
 static int fail_at(struct scan *sc, int code, size_t offset, const char *message)
 {
     sc->err->line = line_at(sc, offset);
@@ -60,6 +61,7 @@ static int fail_at(struct scan *sc, int code, size_t offset, const char *message
     return code;
 }
 
+/* Is w[0..n) the keyword lower, in any case? */
 static bool word_is(const char *w, size_t n, const char *lower)
 {
     size_t i = 0;
@@ -111,6 +113,10 @@ static void note_word(struct scan *sc, size_t start, size_t n)
     }
 }
 
+/*
+ * The statement just read joins the script; at most SQL_SPLIT_MAX_STATEMENTS,
+ * the error then at its start.
+ */
 static int emit_statement(struct scan *sc)
 {
     if (sc->out->count >= SQL_SPLIT_MAX_STATEMENTS) {
@@ -166,6 +172,7 @@ static const char *unterminated_what(const struct scan *sc, const struct sql_tok
     }
 }
 
+/* Tracks the outermost '(' so that an unclosed one is reported where it opened. */
 static void note_paren(struct scan *sc, const struct sql_token *t)
 {
     if (t->kind == SQL_TOK_OPEN && sc->paren_depth++ == 0)
@@ -245,6 +252,7 @@ int sql_split(const char *text, size_t len, struct sql_script *out, struct sql_s
     return finish(&sc);
 }
 
+/* Frees the statement list; the text it indexes is the caller's. */
 void sql_script_free(struct sql_script *script)
 {
     free(script->stmts);

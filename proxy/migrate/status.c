@@ -53,6 +53,10 @@ void migrate_regions_only(const struct config *cfg, const struct region_subset *
         out->items[out->count++] = &cfg->regions.items[i];
 }
 
+/*
+ * One region fewer to wait for; the last one finishes from the loop, not from
+ * within pgasync's callback.
+ */
 static void status_region_done(struct migrate_region_status *rs)
 {
     struct migrate_status *st = rs->status;
@@ -61,6 +65,10 @@ static void status_region_done(struct migrate_region_status *rs)
         event_active(st->finish, EV_TIMEOUT, 0);
 }
 
+/*
+ * A region's history: read, or no table yet (nothing ever ran: reached, empty),
+ * or the error saying why not.
+ */
 static void history_read(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
     struct migrate_region_status *rs = arg;
@@ -105,6 +113,7 @@ static bool status_region_start(struct event_base *base, struct migrate_region_s
     return true;
 }
 
+/* From the loop: every region has answered (or failed); done owns the status now. */
 static void status_finish(evutil_socket_t fd, short what, void *arg)
 {
     struct migrate_status *st = arg;

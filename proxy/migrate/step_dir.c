@@ -32,6 +32,7 @@ struct listing {
     size_t cap;
 };
 
+/* dir/name, with one slash; malloc'd, NULL when out of memory. */
 static char *join_path(const char *dir, const char *name)
 {
     size_t dlen = strlen(dir);
@@ -42,6 +43,10 @@ static char *join_path(const char *dir, const char *name)
     return path;
 }
 
+/*
+ * Keeps a .sql file and its parsed name; a directory with more than
+ * MIGRATE_MAX_STEP_FILES is refused, not cut.
+ */
 static int add_entry(struct listing *ls, const char *file, const struct migrate_name *name,
                      char *err, size_t errcap)
 {
@@ -69,6 +74,7 @@ oom:
     return -1;
 }
 
+/* Frees the paths and the listing's array. */
 static void free_listing(struct listing *ls)
 {
     for (size_t i = 0; i < ls->count; i++)
@@ -114,6 +120,7 @@ static int list_dir(struct listing *ls, char *err, size_t errcap)
     return rc;
 }
 
+/* qsort's order: by path, so the bad name reported first is the same on every system. */
 static int by_path(const void *a, const void *b)
 {
     return strcmp(((const struct entry *)a)->path, ((const struct entry *)b)->path);
@@ -130,6 +137,10 @@ static int by_version(const void *a, const void *b)
     return strcmp(x->path, y->path);
 }
 
+/*
+ * Sorts the listing, then refuses the first file named like a step but not one,
+ * saying what a name must be.
+ */
 static int check_names(struct listing *ls, char *err, size_t errcap)
 {
     if (ls->count > 1) /* qsort may not be given NULL, even for nothing */
@@ -202,6 +213,7 @@ static int pair_steps(const struct listing *ls, struct migrate_steps *out, const
     return 0;
 }
 
+/* Reads until cap or the end; EINTR retried; -1 with errno on a read error. */
 static int read_all(int fd, char *buf, size_t cap, size_t *got)
 {
     *got = 0;
@@ -264,6 +276,7 @@ fail:
     return -1;
 }
 
+/* One step file read and parsed into script; err names the file on failure. */
 static int load_script(const char *path, size_t *total, struct migrate_script *script, char *err,
                        size_t errcap)
 {
@@ -276,6 +289,7 @@ static int load_script(const char *path, size_t *total, struct migrate_script *s
     return rc;
 }
 
+/* Reads every step's up and down files; *total bounds the bytes of all of them together. */
 static int load_steps(struct migrate_steps *out, const char **up_paths, const char **down_paths,
                       char *err, size_t errcap)
 {
@@ -319,6 +333,7 @@ done:
     return rc;
 }
 
+/* Frees every step's scripts and the array; steps may be loaded again after. */
 void migrate_steps_free(struct migrate_steps *steps)
 {
     for (size_t i = 0; i < steps->count; i++) {

@@ -17,11 +17,16 @@
 #define SQL_EXT  ".sql"
 #define DOWN_EXT ".down.sql"
 
+/* Blanks within a line; the newline is not one, since lines are what normalising keeps. */
 static bool is_blank(unsigned char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/*
+ * Does s[0..len) end in suffix? any_case for ".SQL", which is meant as a step
+ * too and then refused by name.
+ */
 static bool ends_with(const char *s, size_t len, const char *suffix, bool any_case)
 {
     size_t n = strlen(suffix);
@@ -31,6 +36,7 @@ static bool ends_with(const char *s, size_t len, const char *suffix, bool any_ca
                     : memcmp(s + len - n, suffix, n) == 0;
 }
 
+/* What a step's name may hold, so that it reads the same in every shell and file system. */
 static bool is_name_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -115,6 +121,7 @@ int migrate_text_normalise(const char *text, size_t len, char **out, size_t *out
 
 /* ---- header directives ---- */
 
+/* The first position from i that is not a blank (or len). */
 static size_t skip_blanks(const char *s, size_t len, size_t i)
 {
     while (i < len && is_blank((unsigned char)s[i]))
@@ -180,11 +187,13 @@ struct directive {
     size_t value_len;
 };
 
+/* Directive keys compare without case, as SQL's keywords do. */
 static bool key_is(const struct directive *d, const char *name)
 {
     return strlen(name) == d->key_len && strncasecmp(d->key, name, d->key_len) == 0;
 }
 
+/* A directive without a value; given twice or with a value it is an error, not a silent choice. */
 static int set_flag(bool *flag, const struct directive *d, char *err, size_t errcap)
 {
     if (d->has_value)
@@ -197,6 +206,7 @@ static int set_flag(bool *flag, const struct directive *d, char *err, size_t err
     return 0;
 }
 
+/* A timeout directive; a negative *ms means not given yet, so a second one is an error. */
 static int set_timeout(int64_t *ms, const struct directive *d, char *err, size_t errcap)
 {
     if (!d->has_value)
@@ -211,6 +221,10 @@ static int set_timeout(int64_t *ms, const struct directive *d, char *err, size_t
     return 0;
 }
 
+/*
+ * One directive into out; an unknown key is an error naming the known ones,
+ * since a typo would otherwise be ignored.
+ */
 static int apply_directive(const struct directive *d, struct migrate_directives *out, char *err,
                            size_t errcap)
 {
@@ -317,6 +331,10 @@ static int check_comment(void *ctx, size_t offset, size_t length, unsigned line)
     return 1;
 }
 
+/*
+ * SHA-256 of the normalised text, in lower-case hex: what the history compares
+ * to spot an edited step.
+ */
 static int checksum_hex(const char *text, size_t len, char hex[MIGRATE_CHECKSUM_HEX + 1])
 {
     static const char digits[] = "0123456789abcdef";
@@ -332,6 +350,10 @@ static int checksum_hex(const char *text, size_t len, char hex[MIGRATE_CHECKSUM_
     return 0;
 }
 
+/*
+ * The text as statements (sql_split), with the directive checks on the
+ * comments; an error names the file and line.
+ */
 static int split_statements(struct migrate_script *out, size_t header_end, char *err, size_t errcap)
 {
     struct comment_check cc = {out->text, header_end, out->file, err, errcap};
@@ -370,6 +392,7 @@ int migrate_script_parse(const char *raw, size_t len, const char *file, struct m
     return 0;
 }
 
+/* Frees what a script owns and zeroes it, so freeing twice is harmless. */
 void migrate_script_free(struct migrate_script *script)
 {
     free(script->file);

@@ -30,6 +30,10 @@ int close_queue_init(struct close_queue *q, struct event_base *base, size_t cap)
     return 0;
 }
 
+/*
+ * Arms the pacing timer unless it is armed already: one batch per interval,
+ * however many closes come.
+ */
 static void close_queue_schedule(struct close_queue *q)
 {
     struct timeval tv = {0, CLOSE_INTERVAL_US};

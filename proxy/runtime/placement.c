@@ -9,17 +9,20 @@
 #include "proxy/base/config.h"
 #include "routing/region.h"
 
+/* An empty table; the mutex guards every entry, the count is read without it (table_empty). */
 void placement_init(struct placement_table *t)
 {
     memset(t, 0, sizeof(*t));
     pthread_mutex_init(&t->lock, NULL);
 }
 
+/* The entries are inline in the table: only the mutex goes. */
 void placement_destroy(struct placement_table *t)
 {
     pthread_mutex_destroy(&t->lock);
 }
 
+/* The common case, no database placed by a move, answered without taking the lock. */
 static bool table_empty(struct placement_table *t)
 {
     return __atomic_load_n(&t->count, __ATOMIC_ACQUIRE) == 0;
@@ -127,6 +130,7 @@ uint64_t placement_local_epoch(struct placement_table *t)
     return epoch;
 }
 
+/* Is flag set on database's entry? false when it has none. */
 bool placement_flag(struct placement_table *t, const char *database, enum placement_flag flag)
 {
     if (table_empty(t))

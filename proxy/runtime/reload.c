@@ -53,12 +53,20 @@ struct reloader {
     int noverrides;
 };
 
+/*
+ * health's conninfo hook: checks log in to "postgres" with the configuration
+ * the checks were started with.
+ */
 static bool reload_health_conninfo(void *arg, const struct region_host *h, char *buf, size_t cap)
 {
     const struct reloader *rl = arg;
     return pgconn_conninfo(rl->cfg, h, "postgres", "pgnear health check", buf, cap);
 }
 
+/*
+ * health's log hook: a host's change of state, one line each; a slow check that
+ * has not yet failed is info, not a warning.
+ */
 static void reload_health_log(void *arg, const struct region *r, const struct region_host *h,
                               enum health_event ev, const char *why)
 {
@@ -97,6 +105,10 @@ void reload_start_health(struct reloader *rl)
         log_error(0, "could not start health checks");
 }
 
+/*
+ * The old configuration's checks stop before the new one's start, so a host is
+ * checked by one set at a time.
+ */
 static void reload_stop_health(struct reloader *rl)
 {
     health_stop(rl->cfg->health);
@@ -136,6 +148,7 @@ struct reload_job {
     struct event *done_ev; /* on worker 0's loop */
 };
 
+/* Frees the job and closes its pipe; its reference on the running configuration goes too. */
 static void reload_job_free(struct reload_job *job)
 {
     if (job->done_ev)
@@ -197,6 +210,10 @@ static void reload_tell(struct reloader *rl, struct reload_waiter *list,
     }
 }
 
+/*
+ * The loader thread: parses and checks the file off the loops, so a slow file
+ * or mount never stalls a worker.
+ */
 static void *reload_thread(void *arg)
 {
     struct reload_job *job = arg;
@@ -210,6 +227,11 @@ static void *reload_thread(void *arg)
     return NULL;
 }
 
+/*
+ * On worker 0, when the loader has written its byte: the new configuration
+ * swapped in (or the error kept), then the waiters told; a reload asked for
+ * meanwhile starts now.
+ */
 static void reload_done(evutil_socket_t fd, short what, void *arg)
 {
     struct reload_job *job = arg;
@@ -258,6 +280,10 @@ void reload_file(struct reloader *rl)
     reload_start(rl);
 }
 
+/*
+ * Starts loading on a detached thread; while one runs, one more follows it
+ * (again), since the file may have changed after it was read.
+ */
 static void reload_start(struct reloader *rl)
 {
     if (rl->job != NULL) {
@@ -322,6 +348,7 @@ struct override_wait {
     struct config_override previous, mine;
 };
 
+/* The index of name among the SET overrides, or -1. */
 static int reload_find_override(const struct reloader *rl, const char *name)
 {
     for (int i = 0; i < rl->noverrides; i++)
@@ -330,6 +357,10 @@ static int reload_find_override(const struct reloader *rl, const char *name)
     return -1;
 }
 
+/*
+ * A SET's reload ended: a refused value is undone (the previous override, or
+ * none), unless another SET or reload replaced it since.
+ */
 static void reload_override_told(struct shared *sh, const struct reload_outcome *o, void *arg)
 {
     struct override_wait *ow = arg;
@@ -438,6 +469,7 @@ void reloader_free(struct reloader *rl)
     free(rl);
 }
 
+/* The counters for the metrics and SHOW, read atomically from any worker. */
 void reload_counts(const struct reloader *rl, struct reload_counts *c)
 {
     c->reloads = __atomic_load_n(&rl->reloads, __ATOMIC_RELAXED);

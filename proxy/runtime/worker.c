@@ -18,6 +18,7 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 
+/* Does any part (a running migration) still hold the draining loop up? */
 static bool worker_parts_busy(const struct worker *w)
 {
     for (int i = 0; i < w->shared->nparts; i++)
@@ -61,6 +62,7 @@ static void worker_stop_now(struct worker *w)
     event_base_loopexit(w->base, &tv);
 }
 
+/* shutdown_timeout reached: the sessions left are told why and closed. */
 static void worker_drain_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -123,6 +125,10 @@ int worker_check_drained_fn(struct worker *w, void *unused)
     return 0;
 }
 
+/*
+ * A worker and its loop, lists and parts, not yet running; NULL with err set,
+ * anything made freed.
+ */
 struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
                           size_t errcap)
 {
@@ -168,6 +174,10 @@ int worker_run(struct worker *w)
     return rc;
 }
 
+/*
+ * Frees the worker and its parts; NULL is fine. Only once its loop has ended
+ * and no other worker calls it.
+ */
 void worker_free(struct worker *w)
 {
     if (w == NULL)

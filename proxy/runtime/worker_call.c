@@ -85,6 +85,10 @@ static void call_answer(struct worker_call *c)
     mailbox_post(c->from, c, true);
 }
 
+/*
+ * One answer of a call to every worker: the first non-zero result is kept; the
+ * last answer tells done and frees the gather.
+ */
 static void gather_add(struct worker *from, struct worker_call *c)
 {
     struct worker_gather *g = c->gather;
@@ -130,6 +134,10 @@ static void mailbox_deliver(struct worker *w, struct worker_call *list, bool clo
     }
 }
 
+/*
+ * The bell rang: the pipe is emptied (rings coalesce), then everything in the
+ * mailbox is handled.
+ */
 static void mailbox_bell_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -179,6 +187,10 @@ void worker_calls_free(struct worker *w)
     m->bell[0] = m->bell[1] = -1;
 }
 
+/*
+ * A call from one worker to another; NULL when out of memory. It is freed on
+ * the caller's side once answered.
+ */
 static struct worker_call *call_new(struct worker *from, struct worker *to, worker_fn fn, void *arg,
                                     worker_done_fn done, void *done_arg)
 {
