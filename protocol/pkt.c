@@ -70,7 +70,7 @@ void pkt_end(struct pktbuf *pb)
     pkt_store_be32(pb->data + pb->msg_start, (uint32_t)(pb->len - pb->msg_start));
 }
 
-static void pkt_put_field(struct pktbuf *pb, char code, const char *value)
+void pkt_put_field(struct pktbuf *pb, char code, const char *value)
 {
     if (value == NULL)
         return;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
 
 struct evbuffer;
@@ -29,8 +30,6 @@ struct evbuffer;
 /* Unanswered-message entries a server keeps for reuse. */
 #define PREP_SPARE_ENTRIES 32
 #define STMT_NAME_LEN      (sizeof(PREP_NAME_PREFIX) - 1 + 16)
-#define FNV_BASIS          0xcbf29ce484222325ull
-#define FNV_PRIME          0x100000001b3ull
 /* PostgreSQL's error for a statement whose result type changed, and where it comes from. */
 #define STALE_PLAN_MESSAGE "cached plan must not change result type"
 #define STALE_PLAN_ROUTINE "RevalidateCachedQuery"
@@ -208,8 +207,6 @@ struct stmt_src {
 
 /* Takes l out of t. */
 void prep_table_del(struct prep_table *t, struct prep_link *l);
-
-uint64_t prep_fnv(uint64_t h, const void *p, size_t n);
 /* Frees every element (drop, when not NULL, lets go of what each holds first) and the buckets. */
 void prep_table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_link *l), void *ctx);
 /* ASCII, case-insensitive: does word (lower case) occur in text? */
@@ -246,7 +243,6 @@ void prep_entry_fail(struct prep_server *s, struct prep_entry *e);
 void prep_entry_discard(struct prep_server *s, struct prep_entry *e, uint64_t end);
 /* The client left: the entry's answers go nowhere, and its names are not touched. */
 void prep_entry_detach(struct prep_server *s, struct prep_entry *e);
-int prep_put_msg(struct evbuffer *out, uint8_t type, const void *body, size_t len);
 int prep_put_cstr(struct evbuffer *out, const char *s, size_t len);
 /* Parse of st under name to s, and its entry. */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
@@ -348,6 +344,12 @@ static inline void prep_entry_barrier(struct prep_server *s, struct prep_entry *
 {
     e->sets |= SET_BARRIER;
     s->barriers++;
+}
+
+/* A whole message of type to out (pkt_add_msg): PREP_OK or PREP_OOM. */
+static inline int prep_put_msg(struct evbuffer *out, uint8_t type, const void *body, size_t len)
+{
+    return pkt_add_msg(out, (char)type, body, len) == 0 ? PREP_OK : PREP_OOM;
 }
 
 /* Messages of an active session, and whether they belong to an extended-protocol batch. */

@@ -103,7 +103,7 @@ static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const
         if (type == 'E')
             s->check_failed[e->check] = true;
         else if (e->expect == X_DESC_S)
-            s->check[e->check] = prep_fnv(prep_fnv(s->check[e->check], &type, 1), body, len);
+            s->check[e->check] = fnv1a(fnv1a(s->check[e->check], &type, 1), body, len);
         return PREP_OK;
     }
     if (e->client == NULL || to_client == NULL)
@@ -237,8 +237,9 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (type == 'N' || type == 'S' || type == 'A') /* asynchronous: answer nothing */
         return deliver(to_client, type, body, len);
-    if (type == 'Z' && len >= 1)
-        s->last_status = body[0];
+    uint8_t status = pkt_ready_status((char)type, body, len);
+    if (status != 0)
+        s->last_status = status;
     struct prep_entry *e = s->head;
     if (e == NULL) /* an ErrorResponse no one asked for is a FATAL one, most likely */
         return type == 'E' ? deliver(to_client, type, body, len) : server_broken(s, PREP_DESYNC);
