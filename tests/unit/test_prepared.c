@@ -1209,6 +1209,52 @@ static void test_deallocate_query(void **state)
     world_free(&w);
 }
 
+/* The name a DEALLOCATE text names, as PostgreSQL reads it; NULL: the server reads the text. */
+static void test_deallocate_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *name;
+    } cases[] = {
+        {"DEALLOCATE s1", "s1"},
+        {" deallocate\tPREPARE\nMyName ;\r\n", "myname"},
+        {"DEALLOCATE \"A \"\"q\"\" B\";", "A \"q\" B"},
+        {"Deallocate prepare prepare", "prepare"},
+        {"DEALLOCATE \"all\"", "all"},
+        {"DEALLOCATE a$1_b", "a$1_b"},
+        {"DEALLOCATE\"x\"", "x"},
+        {"DEALLOCATE ALL", NULL},
+        {"DEALLOCATE PREPARE ALL;", NULL},
+        {"DEALLOCATE", NULL},
+        {"DEALLOCATE PREPARE", NULL},
+        {"DEALLOCATE \"\"", NULL},
+        {"DEALLOCATE \"open", NULL},
+        {"DEALLOCATE U&\"x\"", NULL},
+        {"DEALLOCATE 'x'", NULL},
+        {"DEALLOCATE 1x", NULL},
+        {"DEALLOCATE $1", NULL},
+        {"DEALLOCATE $x", NULL},
+        {"DEALLOCATE caf\xc3\xa9", NULL},
+        {"DEALLOCATE a b", NULL},
+        {"DEALLOCATE a;;", NULL},
+        {"DEALLOCATE a; SELECT 1", NULL},
+        {"DEALLOCATE /* c */ a", NULL},
+        {"DEALLOCATE a -- c", NULL},
+        {"DEALLOCATEx a", NULL},
+        {"SELECT 1", NULL},
+        {"DEALLOCATE abcdefgh", "abcdefgh"},
+        {"DEALLOCATE abcdefghi", NULL},
+        {"DEALLOCATE \"abcdefg\"\"\"", "abcdefg\""},
+        {"DEALLOCATE \"abcdefghi\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[9]; /* names of 8 bytes at most */
+        bool got = prep_deallocate_name(cases[i].text, strlen(cases[i].text), name, sizeof(name));
+        if (got != (cases[i].name != NULL) || (got && strcmp(name, cases[i].name) != 0))
+            fail_msg("%s: got %s", cases[i].text, got ? name : "nothing");
+    }
+}
+
 /* The unnamed statement, parsed on one server connection, bound later on another. */
 static void test_unnamed_other_server(void **state)
 {
@@ -1484,6 +1530,7 @@ int main(void)
         cmocka_unit_test(test_result_type_changed),
         cmocka_unit_test(test_described_elsewhere),
         cmocka_unit_test(test_deallocate_query),
+        cmocka_unit_test(test_deallocate_name),
         cmocka_unit_test(test_unnamed_other_server),
         cmocka_unit_test(test_many_statements),
         cmocka_unit_test(test_context_digests),
