@@ -129,7 +129,7 @@ int prep_plan_check(struct prep_client *c, struct prep_server *s, struct prep_na
     if (n->replan != REPLAN_DUE || slot == NULL || !slot->spec || slot->mod != 0)
         return PREP_OK;
     n->replan = REPLAN_NONE;
-    if (s->head != NULL || s->batch_sent || s->dropping || s->copy_in || s->last_status != 'I')
+    if (s->head != NULL || s->batch_sent || s->dropping || s->copy_in || s->tx->status != 'I')
         return PREP_OK;
     return plan_check_send(c, s, n, slot, out);
 }

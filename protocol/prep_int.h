@@ -22,6 +22,7 @@
 
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
+#include "protocol/tx_track.h"
 
 struct evbuffer;
 
@@ -168,8 +169,18 @@ struct prep_entry {
     uint8_t check; /* CHECK: which description it reads (CHECK_*) */
 };
 
+/*
+ * A server connection.  Its transaction status is the tracker's (tx);
+ * batch_open and copy_in look like TX_BATCH and TX_COPYING but are what
+ * the queue of answers expects, and differ from them: a batch's messages
+ * dropped after an error do not open it; a Sync that went to a COPY IN
+ * leaves it closed; a COPY the server ended with an error lasts until
+ * the client's CopyDone or CopyFail (its Syncs meanwhile are given no
+ * entry).  Reading the tracker's there would change those answers.
+ */
 struct prep_server {
     struct prep_registry *reg;
+    const struct tx_track *tx; /* the connection's: its status is the last ReadyForQuery's */
     struct prep_table slots;
     struct prep_slot *newest, *oldest;
     struct prep_entry *head, *tail, *spare;
@@ -187,7 +198,6 @@ struct prep_server {
     bool barrier_execute; /* the batch bound a statement that may deallocate: Executes are barriers
                            */
     bool flushed;         /* nothing sent since a Flush or Sync */
-    uint8_t last_status;  /* the transaction status of the last ReadyForQuery ('I' at first) */
     bool broken;
     bool check_failed[2]; /* the plan check's: its fresh Parse or a Describe failed; cached */
     uint64_t check[2];    /* the plan check's descriptions, hashed: afresh, cached */

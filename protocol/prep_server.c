@@ -237,9 +237,6 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (type == 'N' || type == 'S' || type == 'A') /* asynchronous: answer nothing */
         return deliver(to_client, type, body, len);
-    uint8_t status = pkt_ready_status((char)type, body, len);
-    if (status != 0)
-        s->last_status = status;
     struct prep_entry *e = s->head;
     if (e == NULL) /* an ErrorResponse no one asked for is a FATAL one, most likely */
         return type == 'E' ? deliver(to_client, type, body, len) : server_broken(s, PREP_DESYNC);
@@ -325,15 +322,16 @@ const char *prep_client_lookup(const struct prep_client *c, const char *name)
     return n != NULL && n->spec != NULL ? n->spec->name : NULL;
 }
 
-struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity)
+struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity,
+                                    const struct tx_track *tx)
 {
     struct prep_server *s = calloc(1, sizeof(*s));
     if (s != NULL) {
         s->reg = reg;
+        s->tx = tx;
         s->capacity = capacity > 0 ? capacity : 1;
         s->unnamed_real_known = s->unnamed_spec_known = true; /* a new session has none */
         s->flushed = true;
-        s->last_status = 'I';
     }
     return s;
 }

@@ -197,7 +197,7 @@
  *
  * Memory (x86-64, malloc's own overhead not counted): a client with no
  * statements 80 bytes (its table of names is made at its first name); a
- * server connection 232 and its table; each client name 48 bytes and the
+ * server connection 240 and its table; each client name 48 bytes and the
  * name (at most PREP_NAME_KEY); each registry statement 112 bytes, its
  * text and 4 bytes a parameter type; each statement in a server's cache
  * 56; each unanswered message 96 (32 kept for reuse a server).  Tables:
@@ -209,6 +209,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct tx_track;
 
 struct evbuffer;
 struct prep_registry;
@@ -259,8 +261,14 @@ struct prep_client *prep_client_new(struct prep_registry *reg, uint64_t context)
  */
 void prep_client_free(struct prep_client *c);
 
-/* capacity: statements kept in the server's cache (at least 1). */
-struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity);
+/*
+ * capacity: statements kept in the server's cache (at least 1).  tx: the
+ * connection's tracker (tx_track.h), which the caller tells of every
+ * message of the client's and the server's, pgnear's own excepted: the
+ * transaction status is read there, not kept twice.  It outlives s.
+ */
+struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity,
+                                    const struct tx_track *tx);
 /* The connection is closed: what it held and owed is forgotten. */
 void prep_server_free(struct prep_server *s);
 

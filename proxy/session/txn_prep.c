@@ -82,8 +82,8 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
 {
     struct server_conn *sc = s->server_conn;
     if (sc->prep == NULL &&
-        (sc->prep = prep_server_new(s->w->prep_registry,
-                                    (unsigned)s->cfg->max_prepared_statements)) == NULL) {
+        (sc->prep = prep_server_new(s->w->prep_registry, (unsigned)s->cfg->max_prepared_statements,
+                                    &sc->tx)) == NULL) {
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
         return -1;
     }

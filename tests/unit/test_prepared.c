@@ -37,6 +37,7 @@
 
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
+#include "protocol/tx_track.h"
 
 /* ---- the backend model ---- */
 
@@ -415,6 +416,7 @@ struct wclient {
 
 struct wserver {
     struct prep_server *ps;
+    struct tx_track tx; /* told of every message as txn_prep.c tells it */
     struct backend be;
     struct evbuffer *in;
     int client;
@@ -446,7 +448,8 @@ static void world_init(struct world *w, int nclients, int nservers, unsigned cap
         be_init(&c->direct, &c->direct_db);
     }
     for (int j = 0; j < nservers; j++) {
-        w->s[j].ps = prep_server_new(w->reg, capacity);
+        tx_track_init(&w->s[j].tx, 'I');
+        w->s[j].ps = prep_server_new(w->reg, capacity, &w->s[j].tx);
         assert_non_null(w->s[j].ps);
         be_init(&w->s[j].be, &w->db);
         w->s[j].in = evbuffer_new();
@@ -591,6 +594,7 @@ static bool step_client(struct world *w, int i)
     if (rc == PREP_WAIT)
         return false;
     assert_int_equal(rc, PREP_OK);
+    tx_track_client(&s->tx, m->type);
     c->sent++;
     return true;
 }
@@ -616,6 +620,9 @@ static bool step_answer(struct world *w, int j)
     if (!take_msg(s->be.out, &type, &body, &len))
         return false;
     struct evbuffer *to = s->client >= 0 ? w->c[s->client].got : NULL;
+    bool async = type == 'S' || type == 'N' || type == 'A';
+    if (async || !prep_server_answers_own(s->ps)) /* pgnear's own answers are not told */
+        tx_track_server(&s->tx, type, pkt_ready_status((char)type, body, len));
     int rc = prep_server_message(s->ps, type, body, len, to);
     free(body);
     assert_int_equal(rc, PREP_OK);
