@@ -14,7 +14,7 @@
 #include "protocol/prep_int.h"
 
 int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
-                           size_t len, uint8_t status, struct evbuffer *to_client)
+                           size_t len, struct evbuffer *to_client)
 {
     if (s->broken)
         return PREP_DESYNC;
@@ -28,7 +28,6 @@ int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const c
     if (e == NULL)
         return PREP_OOM;
     e->fake_type = 'C';
-    e->fake_status = s->head == e ? status : 0; /* behind others: the status they leave */
     prep_entry_name(s, e, n, NULL);
     return prep_queue_advance(s, to_client);
 }

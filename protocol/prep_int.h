@@ -156,9 +156,8 @@ struct prep_entry {
     struct prep_client *client; /* NULL: pgnear's own, or its client left */
     uint64_t seq;
     uint8_t how, expect, sets;
-    uint8_t step;        /* Describe 'S': its ParameterDescription came */
-    uint8_t fake_type;   /* FAKE: '1', '3', or 'C' (DEALLOCATE's CommandComplete and 'Z') */
-    uint8_t fake_status; /* FAKE 'C': its ReadyForQuery's status; 0: the last the server said */
+    uint8_t step;      /* Describe 'S': its ParameterDescription came */
+    uint8_t fake_type; /* FAKE: '1', '3', or 'C' (DEALLOCATE's CommandComplete and 'Z') */
     bool slot_val;
     struct prep_name *name;
     struct prep_stmt *name_val;

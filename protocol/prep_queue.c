@@ -321,7 +321,7 @@ int prep_queue_advance(struct prep_server *s, struct evbuffer *to_client)
     static const char deallocate[] = "DEALLOCATE";
     while ((e = s->head) != NULL && (e->how == HOW_FAKE || e->expect == X_MARK)) {
         bool tell = e->how == HOW_FAKE && e->client != NULL && to_client != NULL;
-        uint8_t status = e->fake_status != 0 ? e->fake_status : (uint8_t)s->tx->status;
+        uint8_t status = (uint8_t)s->tx->status; /* what the answers before it left */
         if (tell && e->fake_type == 'C' &&
             (prep_put_msg(to_client, 'C', deallocate, sizeof(deallocate)) != PREP_OK ||
              prep_put_msg(to_client, 'Z', &status, 1) != PREP_OK))

@@ -309,15 +309,15 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap);
  * A client's Query "DEALLOCATE name" (or DEALLOCATE PREPARE) of one of its
  * protocol-level statements: the name is dropped as a Close would drop it,
  * and pgnear answers for the server, in its place among the answers:
- * CommandComplete "DEALLOCATE" and a ReadyForQuery whose status is
- * status when nothing is owed before it, else the one the server's last
- * ReadyForQuery before it says (the Query would not change it).  Drivers
- * that keep a cache of statements evict from it this way (psycopg 3).
+ * CommandComplete "DEALLOCATE" and a ReadyForQuery whose status is the
+ * one the server's last ReadyForQuery before it says (the tracker's then:
+ * the Query would not change it).  Drivers that keep a cache of
+ * statements evict from it this way (psycopg 3).
  * PREP_OK; PREP_WAIT when the name is not the client's or a batch is open
  * (the Query goes to the server as it is); an error otherwise.
  */
 int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
-                           size_t len, uint8_t status, struct evbuffer *to_client);
+                           size_t len, struct evbuffer *to_client);
 
 /*
  * One message of server s.  Appends to to_client, in order, pgnear's

@@ -106,8 +106,7 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
         (sc->tx.status != 'I' && sc->tx.status != 'T') ||
         !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
         return 0;
-    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), (uint8_t)sc->tx.status,
-                                    s->client.out);
+    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), s->client.out);
     if (rc == PREP_WAIT)
         return 0;
     if (rc != PREP_OK) {
