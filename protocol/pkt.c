@@ -81,8 +81,7 @@ void pkt_end(struct pktbuf *pb)
     pkt_store_be32(pb->data + pb->msg_start, (uint32_t)(pb->len - pb->msg_start));
 }
 
-/* One field of an ErrorResponse or NoticeResponse; a NULL value is left out. */
-static void pkt_put_field(struct pktbuf *pb, char code, const char *value)
+void pkt_put_field(struct pktbuf *pb, char code, const char *value)
 {
     if (value == NULL)
         return;

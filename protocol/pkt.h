@@ -42,6 +42,9 @@ static inline void pkt_fail(struct pktbuf *pb)
     pb->failed = true;
 }
 
+/* One field of an ErrorResponse or NoticeResponse: its code and value; none when value is NULL. */
+void pkt_put_field(struct pktbuf *pb, char code, const char *value);
+
 /* Error or notice fields, PostgreSQL style; detail and hint may be NULL. */
 struct pkt_report {
     const char *severity; /* "FATAL", "ERROR", "NOTICE", ... */

@@ -4,7 +4,8 @@
  * The framing of the messages pgnear writes by hand rather than through
  * a pktbuf: a Query of its own (the state read of a move, a fence, a
  * pool's reset, a kept connection's check), a message passed on, a
- * replay's headers.  Lengths are a body's length throughout: the header
+ * replay's headers, the prepared statements' rewritten Parse, Bind,
+ * Describe and Close (prep_*.c).  Lengths are a body's length throughout: the header
  * written says body_len + 4, as its length word counts itself.  Each
  * returns 0, or -1 when out of memory (what was appended then is not
  * said: the caller closes).
@@ -20,6 +21,11 @@ struct evbuffer;
 int pkt_add_header(struct evbuffer *out, char type, size_t body_len);
 /* A whole message: its header and body. */
 int pkt_add_msg(struct evbuffer *out, char type, const void *body, size_t body_len);
+/*
+ * A Describe ('D') or Close ('C') of the statement ('S') or portal ('P')
+ * named name, name_len bytes without a NUL.
+ */
+int pkt_add_target(struct evbuffer *out, char type, char kind, const char *name, size_t name_len);
 /* A Query ('Q') of sql, NUL-terminated. */
 int pkt_add_query(struct evbuffer *out, const char *sql);
 

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "protocol/fnv.h"
 #include "protocol/pkt.h"
 #include "protocol/prep_int.h"
 
@@ -44,14 +45,9 @@ static int plan_check_send(struct prep_client *c, struct prep_server *s, struct 
     if (e == NULL)
         return PREP_OOM;
     prep_entry_server_unnamed(s, e, st);
-    size_t nlen = strlen(st->name);
-    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
-    pkt_store_be32(h + 1, 4 + 1 + 1);
-    if (evbuffer_add(out, h, sizeof(h)) == 0 && prep_put_cstr(out, "", 0) == PREP_OK)
+    if (pkt_add_target(out, 'D', 'S', "", 0) == 0)
         d0 = prep_entry_push(s, c, HOW_CHECK, X_DESC_S);
-    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
-    if (d0 != NULL && evbuffer_add(out, h, sizeof(h)) == 0 &&
-        prep_put_cstr(out, st->name, nlen) == PREP_OK)
+    if (d0 != NULL && pkt_add_target(out, 'D', 'S', st->name, strlen(st->name)) == 0)
         d1 = prep_entry_push(s, c, HOW_CHECK, X_DESC_S);
     if (d1 == NULL || prep_put_msg(out, 'S', NULL, 0) != PREP_OK ||
         (z = prep_entry_push(s, c, HOW_CHECK, X_SYNC)) == NULL)
@@ -62,7 +58,7 @@ static int plan_check_send(struct prep_client *c, struct prep_server *s, struct 
     s->last_sync = z->seq;
     s->flushed = true;
     s->batch_sent = false; /* pgnear's own batch is whole: the client's is as it was */
-    s->check[0] = s->check[1] = FNV_BASIS;
+    s->check[0] = s->check[1] = FNV1A_BASIS;
     s->check_failed[0] = s->check_failed[1] = false;
     n->replan = REPLAN_ASKED;
     s->stats.plan_checks++;
@@ -133,7 +129,7 @@ int prep_plan_check(struct prep_client *c, struct prep_server *s, struct prep_na
     if (n->replan != REPLAN_DUE || slot == NULL || !slot->spec || slot->mod != 0)
         return PREP_OK;
     n->replan = REPLAN_NONE;
-    if (s->head != NULL || s->batch_sent || s->dropping || s->copy_in || s->last_status != 'I')
+    if (s->head != NULL || s->batch_sent || s->dropping || s->copy_in || s->tx->status != 'I')
         return PREP_OK;
     return plan_check_send(c, s, n, slot, out);
 }

@@ -14,7 +14,7 @@
 #include "protocol/prep_int.h"
 
 int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
-                           size_t len, uint8_t status, struct evbuffer *to_client)
+                           size_t len, struct evbuffer *to_client)
 {
     if (s->broken)
         return PREP_DESYNC;
@@ -28,7 +28,6 @@ int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const c
     if (e == NULL)
         return PREP_OOM;
     e->fake_type = 'C';
-    e->fake_status = s->head == e ? status : 0; /* behind others: the status they leave */
     prep_entry_name(s, e, n, NULL);
     return prep_queue_advance(s, to_client);
 }
@@ -175,9 +174,8 @@ static int client_bind(struct prep_client *c, struct prep_server *s, const uint8
     if (rc != PREP_OK || t.failed)
         return rc;
     size_t nlen = strlen(t.server_name);
-    uint8_t h[PKT_HEADER_LEN] = {'B'};
-    pkt_store_be32(h + 1, (uint32_t)(4 + m.portal_len + 1 + nlen + 1 + m.rest_len));
-    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, m.portal, m.portal_len) != 0 ||
+    if (pkt_add_header(out, 'B', m.portal_len + 1 + nlen + 1 + m.rest_len) != 0 ||
+        prep_put_cstr(out, m.portal, m.portal_len) != 0 ||
         prep_put_cstr(out, t.server_name, nlen) != 0 || evbuffer_add(out, m.rest, m.rest_len) != 0)
         return PREP_OOM;
     s->flushed = false;
@@ -205,10 +203,7 @@ static int client_describe(struct prep_client *c, struct prep_server *s, const u
     int rc = resolve(c, s, name, nlen, &t, out);
     if (rc != PREP_OK || t.failed)
         return rc;
-    size_t slen = strlen(t.server_name);
-    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
-    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + slen + 1));
-    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, t.server_name, slen) != 0)
+    if (pkt_add_target(out, 'D', 'S', t.server_name, strlen(t.server_name)) != 0)
         return PREP_OOM;
     s->flushed = false;
     s->batch_sent = true;

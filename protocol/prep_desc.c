@@ -6,19 +6,8 @@
 
 #include <string.h>
 
+#include "protocol/fnv.h"
 #include "protocol/pkt.h"
-
-#define DESC_PRIME 0x100000001b3ull
-
-static uint64_t fold(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= DESC_PRIME;
-    }
-    return h;
-}
 
 /* RowDescription's columns: name, type OID and modifier each; UINT64_MAX: malformed. */
 static uint64_t fold_columns(uint64_t h, const uint8_t *body, size_t len)
@@ -26,7 +15,7 @@ static uint64_t fold_columns(uint64_t h, const uint8_t *body, size_t len)
     struct pktreader r;
     pkt_reader_init(&r, body, len);
     uint16_t n = pkt_get_u16(&r);
-    h = fold(h, &n, sizeof(n));
+    h = fnv1a(h, &n, sizeof(n));
     for (uint16_t i = 0; i < n && !r.failed; i++) {
         const char *name = pkt_get_cstr(&r);
         pkt_get_bytes(&r, 4 + 2); /* the table's OID and the column's number */
@@ -36,20 +25,20 @@ static uint64_t fold_columns(uint64_t h, const uint8_t *body, size_t len)
         pkt_get_bytes(&r, 2); /* the format: always 0 in a statement's description */
         if (r.failed)
             break;
-        h = fold(h, name, strlen(name) + 1);
-        h = fold(h, &type, sizeof(type));
-        h = fold(h, &typmod, sizeof(typmod));
+        h = fnv1a(h, name, strlen(name) + 1);
+        h = fnv1a(h, &type, sizeof(type));
+        h = fnv1a(h, &typmod, sizeof(typmod));
     }
     return r.failed || pkt_remaining(&r) != 0 ? UINT64_MAX : h;
 }
 
 uint64_t prep_desc_hash(uint64_t h, uint8_t type, const uint8_t *body, size_t len)
 {
-    h = fold(h, &type, 1);
+    h = fnv1a(h, &type, 1);
     if (type == 'T') {
         uint64_t cols = fold_columns(h, body, len);
         if (cols != UINT64_MAX)
             return cols;
     }
-    return fold(h, body, len);
+    return fnv1a(h, body, len);
 }

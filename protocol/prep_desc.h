@@ -20,8 +20,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/fnv.h"
+
 /* The hash before the ParameterDescription ('t'), which begins every answer. */
-#define PREP_DESC_BASIS 0xcbf29ce484222325ull
+#define PREP_DESC_BASIS FNV1A_BASIS
 
 /*
  * h with one message of a Describe 'S' answer folded in: 't', 'T' or 'n'

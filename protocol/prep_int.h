@@ -20,7 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
+#include "protocol/tx_track.h"
 
 struct evbuffer;
 
@@ -29,8 +31,6 @@ struct evbuffer;
 /* Unanswered-message entries a server keeps for reuse. */
 #define PREP_SPARE_ENTRIES 32
 #define STMT_NAME_LEN      (sizeof(PREP_NAME_PREFIX) - 1 + 16)
-#define FNV_BASIS          0xcbf29ce484222325ull
-#define FNV_PRIME          0x100000001b3ull
 /* PostgreSQL's error for a statement whose result type changed, and where it comes from. */
 #define STALE_PLAN_MESSAGE "cached plan must not change result type"
 #define STALE_PLAN_ROUTINE "RevalidateCachedQuery"
@@ -156,9 +156,8 @@ struct prep_entry {
     struct prep_client *client; /* NULL: pgnear's own, or its client left */
     uint64_t seq;
     uint8_t how, expect, sets;
-    uint8_t step;        /* Describe 'S': its ParameterDescription came */
-    uint8_t fake_type;   /* FAKE: '1', '3', or 'C' (DEALLOCATE's CommandComplete and 'Z') */
-    uint8_t fake_status; /* FAKE 'C': its ReadyForQuery's status; 0: the last the server said */
+    uint8_t step;      /* Describe 'S': its ParameterDescription came */
+    uint8_t fake_type; /* FAKE: '1', '3', or 'C' (DEALLOCATE's CommandComplete and 'Z') */
     bool slot_val;
     struct prep_name *name;
     struct prep_stmt *name_val;
@@ -169,8 +168,18 @@ struct prep_entry {
     uint8_t check; /* CHECK: which description it reads (CHECK_*) */
 };
 
+/*
+ * A server connection.  Its transaction status is the tracker's (tx);
+ * batch_open and copy_in look like TX_BATCH and TX_COPYING but are what
+ * the queue of answers expects, and differ from them: a batch's messages
+ * dropped after an error do not open it; a Sync that went to a COPY IN
+ * leaves it closed; a COPY the server ended with an error lasts until
+ * the client's CopyDone or CopyFail (its Syncs meanwhile are given no
+ * entry).  Reading the tracker's there would change those answers.
+ */
 struct prep_server {
     struct prep_registry *reg;
+    const struct tx_track *tx; /* the connection's: its status is the last ReadyForQuery's */
     struct prep_table slots;
     struct prep_slot *newest, *oldest;
     struct prep_entry *head, *tail, *spare;
@@ -188,7 +197,6 @@ struct prep_server {
     bool barrier_execute; /* the batch bound a statement that may deallocate: Executes are barriers
                            */
     bool flushed;         /* nothing sent since a Flush or Sync */
-    uint8_t last_status;  /* the transaction status of the last ReadyForQuery ('I' at first) */
     bool broken;
     bool check_failed[2]; /* the plan check's: its fresh Parse or a Describe failed; cached */
     uint64_t check[2];    /* the plan check's descriptions, hashed: afresh, cached */
@@ -208,8 +216,6 @@ struct stmt_src {
 
 /* Takes l out of t. */
 void prep_table_del(struct prep_table *t, struct prep_link *l);
-
-uint64_t prep_fnv(uint64_t h, const void *p, size_t n);
 /* Frees every element (drop, when not NULL, lets go of what each holds first) and the buckets. */
 void prep_table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_link *l), void *ctx);
 /* ASCII, case-insensitive: does word (lower case) occur in text? */
@@ -246,7 +252,6 @@ void prep_entry_fail(struct prep_server *s, struct prep_entry *e);
 void prep_entry_discard(struct prep_server *s, struct prep_entry *e, uint64_t end);
 /* The client left: the entry's answers go nowhere, and its names are not touched. */
 void prep_entry_detach(struct prep_server *s, struct prep_entry *e);
-int prep_put_msg(struct evbuffer *out, uint8_t type, const void *body, size_t len);
 int prep_put_cstr(struct evbuffer *out, const char *s, size_t len);
 /* Parse of st under name to s, and its entry. */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
@@ -348,6 +353,12 @@ static inline void prep_entry_barrier(struct prep_server *s, struct prep_entry *
 {
     e->sets |= SET_BARRIER;
     s->barriers++;
+}
+
+/* A whole message of type to out (pkt_add_msg): PREP_OK or PREP_OOM. */
+static inline int prep_put_msg(struct evbuffer *out, uint8_t type, const void *body, size_t len)
+{
+    return pkt_add_msg(out, (char)type, body, len) == 0 ? PREP_OK : PREP_OOM;
 }
 
 /* Messages of an active session, and whether they belong to an extended-protocol batch. */

@@ -119,10 +119,7 @@ int prep_verify_send(struct prep_client *c, struct prep_server *s, struct prep_s
     struct prep_entry *e = prep_parse_into_cache(c, s, HOW_SKIP, st, out), *d = NULL;
     if (e == NULL)
         return PREP_OOM;
-    size_t nlen = strlen(st->name);
-    uint8_t h[PKT_HEADER_LEN + 1] = {'D', 0, 0, 0, 0, 'S'};
-    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
-    if (evbuffer_add(out, h, sizeof(h)) == 0 && prep_put_cstr(out, st->name, nlen) == PREP_OK)
+    if (pkt_add_target(out, 'D', 'S', st->name, strlen(st->name)) == 0)
         d = prep_entry_push(s, c, HOW_CHECK, X_DESC_S);
     if (d == NULL)
         return PREP_OOM;

@@ -207,16 +207,6 @@ void prep_entry_detach(struct prep_server *s, struct prep_entry *e)
 
 /* ---- messages out ---- */
 
-int prep_put_msg(struct evbuffer *out, uint8_t type, const void *body, size_t len)
-{
-    uint8_t h[PKT_HEADER_LEN];
-    h[0] = type;
-    pkt_store_be32(h + 1, (uint32_t)(len + 4));
-    if (evbuffer_add(out, h, sizeof(h)) != 0)
-        return PREP_OOM;
-    return len == 0 || evbuffer_add(out, body, len) == 0 ? PREP_OK : PREP_OOM;
-}
-
 int prep_put_cstr(struct evbuffer *out, const char *s, size_t len)
 {
     return evbuffer_add(out, s, len) == 0 && evbuffer_add(out, "", 1) == 0 ? PREP_OK : PREP_OOM;
@@ -228,10 +218,9 @@ struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s,
                                    struct evbuffer *out)
 {
     size_t nlen = strlen(name), tlen = (size_t)st->ntypes * 4;
-    uint8_t h[PKT_HEADER_LEN], n[2] = {(uint8_t)(st->ntypes >> 8), (uint8_t)st->ntypes};
-    h[0] = 'P';
-    pkt_store_be32(h + 1, (uint32_t)(4 + nlen + 1 + st->text_len + 1 + 2 + tlen));
-    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, name, nlen) != PREP_OK ||
+    uint8_t n[2] = {(uint8_t)(st->ntypes >> 8), (uint8_t)st->ntypes};
+    if (pkt_add_header(out, 'P', nlen + 1 + st->text_len + 1 + 2 + tlen) != 0 ||
+        prep_put_cstr(out, name, nlen) != PREP_OK ||
         prep_put_cstr(out, st->text, st->text_len) != PREP_OK || evbuffer_add(out, n, 2) != 0 ||
         evbuffer_add(out, st->types, tlen) != 0)
         return NULL;
@@ -244,29 +233,11 @@ struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s,
 struct prep_entry *prep_send_close(struct prep_client *c, struct prep_server *s, const char *name,
                                    struct evbuffer *out)
 {
-    size_t nlen = strlen(name);
-    uint8_t h[PKT_HEADER_LEN + 1] = {'C', 0, 0, 0, 0, 'S'};
-    pkt_store_be32(h + 1, (uint32_t)(4 + 1 + nlen + 1));
-    if (evbuffer_add(out, h, sizeof(h)) != 0 || prep_put_cstr(out, name, nlen) != PREP_OK)
+    if (pkt_add_target(out, 'C', 'S', name, strlen(name)) != 0)
         return NULL;
     s->flushed = false;
     s->batch_sent = true;
     return prep_entry_push(s, c, HOW_SKIP, X_CLOSE);
-}
-
-/* An ErrorResponse's fields in order: a type byte and its text, each. */
-struct error_field {
-    char type;
-    const char *text;
-    size_t len;
-};
-
-static size_t error_fields_len(const struct error_field *f, size_t n)
-{
-    size_t body = 1; /* the terminator */
-    for (size_t i = 0; i < n; i++)
-        body += 1 + f[i].len + 1;
-    return body;
 }
 
 /*
@@ -277,35 +248,31 @@ static size_t error_fields_len(const struct error_field *f, size_t n)
 uint8_t *prep_build_error(const char *sqlstate, const char *head, const char *name,
                           const char *tail, const char *routine, size_t *len)
 {
-    size_t hlen = strlen(head), nlen = strlen(name), tlen = strlen(tail);
-    struct error_field f[] = {
-        {'S', "ERROR", 5}, {'V', "ERROR", 5}, {'C', sqlstate, 5}, {'M', NULL, 0}, {'R', routine, 0},
-    };
-    size_t nf = routine != NULL ? 5 : 4;
-    if (routine != NULL)
-        f[4].len = strlen(routine);
-    f[3].len = hlen + nlen + tlen;
-    size_t body = error_fields_len(f, nf);
-    uint8_t *m = malloc(PKT_HEADER_LEN + body);
+    size_t hlen = strlen(head), nlen = strlen(name);
+    /* Besides the texts: the header, "ERROR" twice and the SQLSTATE, codes and NULs (32). */
+    size_t cap =
+        PKT_HEADER_LEN + 32 + hlen + nlen + strlen(tail) + (routine != NULL ? strlen(routine) : 0);
+    struct pktbuf pb;
+    uint8_t *m = malloc(cap);
     if (m == NULL)
         return NULL;
-    m[0] = 'E';
-    pkt_store_be32(m + 1, (uint32_t)(4 + body));
-    uint8_t *p = m + PKT_HEADER_LEN;
-    for (size_t i = 0; i < nf; i++) {
-        *p++ = (uint8_t)f[i].type;
-        if (f[i].type == 'M') {
-            memcpy(p, head, hlen);
-            memcpy(p + hlen, name, nlen);
-            memcpy(p + hlen + nlen, tail, tlen);
-        } else {
-            memcpy(p, f[i].text, f[i].len);
-        }
-        p += f[i].len;
-        *p++ = '\0';
+    pkt_init(&pb, m, cap);
+    pkt_begin(&pb, 'E');
+    pkt_put_field(&pb, 'S', "ERROR");
+    pkt_put_field(&pb, 'V', "ERROR");
+    pkt_put_field(&pb, 'C', sqlstate);
+    pkt_put_u8(&pb, 'M');
+    pkt_put_bytes(&pb, head, hlen);
+    pkt_put_bytes(&pb, name, nlen);
+    pkt_put_cstr(&pb, tail);
+    pkt_put_field(&pb, 'R', routine);
+    pkt_put_u8(&pb, 0);
+    pkt_end(&pb);
+    if (!pkt_ok(&pb)) {
+        free(m);
+        return NULL;
     }
-    *p = '\0';
-    *len = PKT_HEADER_LEN + body;
+    *len = pb.len;
     return m;
 }
 
@@ -354,7 +321,7 @@ int prep_queue_advance(struct prep_server *s, struct evbuffer *to_client)
     static const char deallocate[] = "DEALLOCATE";
     while ((e = s->head) != NULL && (e->how == HOW_FAKE || e->expect == X_MARK)) {
         bool tell = e->how == HOW_FAKE && e->client != NULL && to_client != NULL;
-        uint8_t status = e->fake_status != 0 ? e->fake_status : s->last_status;
+        uint8_t status = (uint8_t)s->tx->status; /* what the answers before it left */
         if (tell && e->fake_type == 'C' &&
             (prep_put_msg(to_client, 'C', deallocate, sizeof(deallocate)) != PREP_OK ||
              prep_put_msg(to_client, 'Z', &status, 1) != PREP_OK))

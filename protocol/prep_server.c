@@ -103,7 +103,7 @@ static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const
         if (type == 'E')
             s->check_failed[e->check] = true;
         else if (e->expect == X_DESC_S)
-            s->check[e->check] = prep_fnv(prep_fnv(s->check[e->check], &type, 1), body, len);
+            s->check[e->check] = fnv1a(fnv1a(s->check[e->check], &type, 1), body, len);
         return PREP_OK;
     }
     if (e->client == NULL || to_client == NULL)
@@ -237,8 +237,6 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (type == 'N' || type == 'S' || type == 'A') /* asynchronous: answer nothing */
         return deliver(to_client, type, body, len);
-    if (type == 'Z' && len >= 1)
-        s->last_status = body[0];
     struct prep_entry *e = s->head;
     if (e == NULL) /* an ErrorResponse no one asked for is a FATAL one, most likely */
         return type == 'E' ? deliver(to_client, type, body, len) : server_broken(s, PREP_DESYNC);
@@ -324,15 +322,16 @@ const char *prep_client_lookup(const struct prep_client *c, const char *name)
     return n != NULL && n->spec != NULL ? n->spec->name : NULL;
 }
 
-struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity)
+struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity,
+                                    const struct tx_track *tx)
 {
     struct prep_server *s = calloc(1, sizeof(*s));
     if (s != NULL) {
         s->reg = reg;
+        s->tx = tx;
         s->capacity = capacity > 0 ? capacity : 1;
         s->unnamed_real_known = s->unnamed_spec_known = true; /* a new session has none */
         s->flushed = true;
-        s->last_status = 'I';
     }
     return s;
 }

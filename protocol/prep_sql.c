@@ -1,59 +1,82 @@
 /*
  * prep_sql.c — the SQL prepared statements read (prepared.h): the name a
- * simple Query's DEALLOCATE lets go of.
+ * simple Query's DEALLOCATE lets go of, read on the tokens of sql_lex.c.
  */
 #include "protocol/prepared.h"
 
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
-/* p past the whitespace at it (and within end). */
-static const char *skip_space(const char *p, const char *end)
-{
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f'))
-        p++;
-    return p;
-}
+#include "protocol/sql_lex.h"
 
-/* p past the keyword word (any case) and the whitespace after it; NULL when it is not there. */
-static const char *keyword_at(const char *p, const char *end, const char *word)
+static bool is_keyword(const char *text, const struct sql_token *t, const char *word)
 {
     size_t n = strlen(word);
-    if ((size_t)(end - p) < n || strncasecmp(p, word, n) != 0)
-        return NULL;
-    if (p + n < end && (isalnum((unsigned char)p[n]) || p[n] == '_' || p[n] == '$'))
-        return NULL;
-    return skip_space(p + n, end);
+    return t->kind == SQL_TOK_WORD && t->body_len == n && strncasecmp(text + t->body, word, n) == 0;
 }
 
-bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
+/*
+ * An unquoted name, folded to lower case as PostgreSQL folds it; only
+ * ASCII letters, digits, '_' and '$' (a name of other bytes is left to
+ * the server).  ALL is no name: DEALLOCATE ALL.
+ */
+static bool unquoted_name(const char *word, size_t len, char *out, size_t cap)
 {
-    const char *end = text + len, *p = skip_space(text, end), *q;
-    size_t n = 0;
-    if ((p = keyword_at(p, end, "deallocate")) == NULL)
+    if (len == 0 || len >= cap)
         return false;
-    if ((q = keyword_at(p, end, "prepare")) != NULL)
-        p = q;
-    if (p < end && *p == '"') {
-        for (p++; p < end && n + 1 < cap; p++) {
-            if (*p == '"' && !(p + 1 < end && p[1] == '"'))
-                break;
-            out[n++] = *p;
-            p += *p == '"';
-        }
-        if (p >= end || *p != '"' || n == 0)
+    for (size_t i = 0; i < len; i++) {
+        char c = word[i];
+        bool lower = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        else if (!lower)
             return false;
-        p++;
-    } else {
-        while (p < end && n + 1 < cap && (isalnum((unsigned char)*p) || *p == '_' || *p == '$'))
-            out[n++] = (char)tolower((unsigned char)*p++);
-        if (n == 0 || (out[0] >= '0' && out[0] <= '9') || strcmp(out, "all") == 0)
+        out[i] = c;
+    }
+    out[len] = '\0';
+    return strcmp(out, "all") != 0;
+}
+
+/* A quoted name as it is, its doubled quotes made one; never empty. */
+static bool quoted_name(const char *body, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (n + 1 >= cap)
             return false;
+        out[n++] = body[i];
+        i += body[i] == '"'; /* the second of a doubled quote */
     }
     out[n] = '\0';
-    p = skip_space(p, end);
-    if (p < end && *p == ';')
-        p = skip_space(p + 1, end);
-    return p == end;
+    return n > 0;
+}
+
+/* The name a token stands for: a word, or a "quoted identifier" (not U&"..."). */
+static bool name_token(const char *text, const struct sql_token *t, char *out, size_t cap)
+{
+    if (t->kind == SQL_TOK_WORD)
+        return unquoted_name(text + t->body, t->body_len, out, cap);
+    if (t->kind == SQL_TOK_QUOTED && text[t->start] == '"' && !t->unterminated)
+        return quoted_name(text + t->body, t->body_len, out, cap);
+    return false;
+}
+
+/* Comments are tokens: a text with one is not taken (the server reads it as it is). */
+bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
+{
+    struct sql_lexer lx;
+    struct sql_token t;
+    sql_lex_init(&lx, text, len);
+    sql_lex_next(&lx, &t);
+    if (!is_keyword(text, &t, "deallocate"))
+        return false;
+    sql_lex_next(&lx, &t);
+    if (is_keyword(text, &t, "prepare"))
+        sql_lex_next(&lx, &t);
+    if (!name_token(text, &t, out, cap))
+        return false;
+    sql_lex_next(&lx, &t);
+    if (t.kind == SQL_TOK_SEMI)
+        sql_lex_next(&lx, &t);
+    return t.kind == SQL_TOK_END;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/fnv.h"
 #include "protocol/prep_int.h"
 
 /* ---- hash tables: intrusive, chained, a power of two buckets ---- */
@@ -21,16 +22,6 @@ static uint64_t mix64(uint64_t x)
     x ^= x >> 27;
     x *= 0x94d049bb133111ebull;
     return x ^ (x >> 31);
-}
-
-uint64_t prep_fnv(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= b[i];
-        h *= FNV_PRIME;
-    }
-    return h;
 }
 
 static int table_grow(struct prep_table *t)
@@ -113,11 +104,11 @@ bool prep_text_mentions(const char *text, size_t len, const char *word)
 
 static uint64_t stmt_key(const struct prep_registry *reg, const struct stmt_src *src)
 {
-    uint64_t h = prep_fnv(FNV_BASIS, &reg->seed, sizeof(reg->seed));
-    h = prep_fnv(h, &src->context, sizeof(src->context));
-    h = prep_fnv(h, &src->ntypes, sizeof(src->ntypes));
-    h = prep_fnv(h, src->types, (size_t)src->ntypes * 4);
-    return mix64(prep_fnv(h, src->text, src->text_len));
+    uint64_t h = fnv1a(FNV1A_BASIS, &reg->seed, sizeof(reg->seed));
+    h = fnv1a(h, &src->context, sizeof(src->context));
+    h = fnv1a(h, &src->ntypes, sizeof(src->ntypes));
+    h = fnv1a(h, src->types, (size_t)src->ntypes * 4);
+    return mix64(fnv1a(h, src->text, src->text_len));
 }
 
 static struct prep_stmt *stmt_by_id(const struct prep_registry *reg, uint64_t id)
@@ -255,7 +246,7 @@ void prep_registry_stats(const struct prep_registry *reg, struct prep_stats *out
 
 static uint64_t name_hash(const char *key, size_t len)
 {
-    return mix64(prep_fnv(FNV_BASIS, key, len));
+    return mix64(fnv1a(FNV1A_BASIS, key, len));
 }
 
 static size_t name_key_len(size_t len)

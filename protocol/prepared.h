@@ -197,7 +197,7 @@
  *
  * Memory (x86-64, malloc's own overhead not counted): a client with no
  * statements 80 bytes (its table of names is made at its first name); a
- * server connection 232 and its table; each client name 48 bytes and the
+ * server connection 240 and its table; each client name 48 bytes and the
  * name (at most PREP_NAME_KEY); each registry statement 112 bytes, its
  * text and 4 bytes a parameter type; each statement in a server's cache
  * 56; each unanswered message 96 (32 kept for reuse a server).  Tables:
@@ -209,6 +209,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct tx_track;
 
 struct evbuffer;
 struct prep_registry;
@@ -259,8 +261,14 @@ struct prep_client *prep_client_new(struct prep_registry *reg, uint64_t context)
  */
 void prep_client_free(struct prep_client *c);
 
-/* capacity: statements kept in the server's cache (at least 1). */
-struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity);
+/*
+ * capacity: statements kept in the server's cache (at least 1).  tx: the
+ * connection's tracker (tx_track.h), which the caller tells of every
+ * message of the client's and the server's, pgnear's own excepted: the
+ * transaction status is read there, not kept twice.  It outlives s.
+ */
+struct prep_server *prep_server_new(struct prep_registry *reg, unsigned capacity,
+                                    const struct tx_track *tx);
 /* The connection is closed: what it held and owed is forgotten. */
 void prep_server_free(struct prep_server *s);
 
@@ -301,15 +309,15 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap);
  * A client's Query "DEALLOCATE name" (or DEALLOCATE PREPARE) of one of its
  * protocol-level statements: the name is dropped as a Close would drop it,
  * and pgnear answers for the server, in its place among the answers:
- * CommandComplete "DEALLOCATE" and a ReadyForQuery whose status is
- * status when nothing is owed before it, else the one the server's last
- * ReadyForQuery before it says (the Query would not change it).  Drivers
- * that keep a cache of statements evict from it this way (psycopg 3).
+ * CommandComplete "DEALLOCATE" and a ReadyForQuery whose status is the
+ * one the server's last ReadyForQuery before it says (the tracker's then:
+ * the Query would not change it).  Drivers that keep a cache of
+ * statements evict from it this way (psycopg 3).
  * PREP_OK; PREP_WAIT when the name is not the client's or a batch is open
  * (the Query goes to the server as it is); an error otherwise.
  */
 int prep_client_deallocate(struct prep_client *c, struct prep_server *s, const char *name,
-                           size_t len, uint8_t status, struct evbuffer *to_client);
+                           size_t len, struct evbuffer *to_client);
 
 /*
  * One message of server s.  Appends to to_client, in order, pgnear's

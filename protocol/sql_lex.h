@@ -2,8 +2,9 @@
  * sql_lex.h — SQL text cut into tokens as PostgreSQL's lexer cuts it.
  *
  * The one tokenizer of the SQL that pgnear reads: the transaction-pinning
- * scan (txn_pin.c) and the migration scripts' split (migrate/sql_split.c)
- * both walk its tokens.  It knows only what can hide a ';' or a word:
+ * scan (txn_pin.c), the migration scripts' split (migrate/sql_split.c) and
+ * the name a DEALLOCATE names (prep_sql.c) walk its tokens.  It knows
+ * only what can hide a ';' or a word:
  *
  *   'strings' ('' for a quote; a backslash is an ordinary byte, as with
  *   standard_conforming_strings on), E'strings' (a backslash hides the

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "protocol/fnv.h"
 #include "protocol/param_set.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
@@ -19,15 +20,6 @@
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/session.h"
 
-/* A 64-bit FNV-1a step over n bytes. */
-static uint64_t txn_prep_hash(uint64_t h, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
 /*
  * What makes one text two statements: the user, the database and every
  * startup parameter (search_path, and settings that change how a text is
@@ -36,13 +28,13 @@ static uint64_t txn_prep_hash(uint64_t h, const void *p, size_t n)
  */
 static uint64_t txn_prep_context(const struct session *s)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
+    uint64_t h = FNV1A_BASIS;
     const char *name, *value;
-    h = txn_prep_hash(h, s->user, strlen(s->user) + 1);
-    h = txn_prep_hash(h, s->database, strlen(s->database) + 1);
+    h = fnv1a(h, s->user, strlen(s->user) + 1);
+    h = fnv1a(h, s->database, strlen(s->database) + 1);
     for (size_t off = 0; param_set_next(&s->server_startup, &off, &name, &value);) {
-        h = txn_prep_hash(h, name, strlen(name) + 1);
-        h = txn_prep_hash(h, value, strlen(value) + 1);
+        h = fnv1a(h, name, strlen(name) + 1);
+        h = fnv1a(h, value, strlen(value) + 1);
     }
     return h;
 }
@@ -90,8 +82,8 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
 {
     struct server_conn *sc = s->server_conn;
     if (sc->prep == NULL &&
-        (sc->prep = prep_server_new(s->w->prep_registry,
-                                    (unsigned)s->cfg->max_prepared_statements)) == NULL) {
+        (sc->prep = prep_server_new(s->w->prep_registry, (unsigned)s->cfg->max_prepared_statements,
+                                    &sc->tx)) == NULL) {
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
         return -1;
     }
@@ -114,8 +106,7 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
         (sc->tx.status != 'I' && sc->tx.status != 'T') ||
         !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
         return 0;
-    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), (uint8_t)sc->tx.status,
-                                    s->client.out);
+    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), s->client.out);
     if (rc == PREP_WAIT)
         return 0;
     if (rc != PREP_OK) {
@@ -142,7 +133,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
     bool own = type != 'S' && type != 'N' && type != 'A' && sc->prep != NULL &&
                prep_server_answers_own(sc->prep);
     if (!own)
-        tx_track_server(&sc->tx, type, type == 'Z' && len > 4 ? body[0] : 0);
+        tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
     bool fence = !own && fence_note(s, (char)type, body, len);
     struct evbuffer *to = fence ? NULL : s->client.out;

@@ -24,6 +24,7 @@
 
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
+#include "protocol/tx_track.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,6 +57,7 @@ struct fuzz_world {
     struct prep_registry *reg;
     struct prep_client *c[2];
     struct prep_server *s[2];
+    struct tx_track tx[2]; /* each server's, told as txn_prep.c tells it */
     struct evbuffer *to_server, *to_client;
 };
 
@@ -82,6 +84,14 @@ static void control(struct fuzz_world *w, uint8_t op, int ci, int si)
     }
 }
 
+/* Server connection si closed and made again, its tracker as a fresh login leaves it. */
+static void server_again(struct fuzz_world *w, int si, uint8_t op)
+{
+    prep_server_free(w->s[si]);
+    tx_track_init(&w->tx[si], 'I');
+    w->s[si] = prep_server_new(w->reg, 1 + (op >> 5), &w->tx[si]);
+}
+
 static void one(struct fuzz_world *w, uint8_t op, uint8_t who, uint8_t t, const uint8_t *body,
                 size_t n)
 {
@@ -89,20 +99,21 @@ static void one(struct fuzz_world *w, uint8_t op, uint8_t who, uint8_t t, const 
     if ((op & 3) == 2) {
         control(w, op, ci, si);
     } else if ((op & 3) == 1) {
-        rc = prep_server_message(w->s[si], (uint8_t)server_types[t % 21], body, n, w->to_client);
+        uint8_t type = (uint8_t)server_types[t % 21];
+        if (type == 'S' || type == 'N' || type == 'A' || !prep_server_answers_own(w->s[si]))
+            tx_track_server(&w->tx[si], type, pkt_ready_status((char)type, body, n));
+        rc = prep_server_message(w->s[si], type, body, n, w->to_client);
         check(rc == PREP_OK || rc == PREP_DESYNC || rc == PREP_OOM);
-        if (rc != PREP_OK) { /* the proxy closes it */
-            prep_server_free(w->s[si]);
-            w->s[si] = prep_server_new(w->reg, 1 + (op >> 5));
-        }
+        if (rc != PREP_OK) /* the proxy closes it */
+            server_again(w, si, op);
     } else if (w->c[ci] != NULL && w->s[si] != NULL) {
-        rc = prep_client_message(w->c[ci], w->s[si], (uint8_t)client_types[t % 13], body, n,
-                                 w->to_server, w->to_client);
+        uint8_t type = (uint8_t)client_types[t % 13];
+        rc = prep_client_message(w->c[ci], w->s[si], type, body, n, w->to_server, w->to_client);
         check(rc >= PREP_BUSY && rc <= PREP_WAIT);
-        if (rc == PREP_DESYNC || rc == PREP_OOM) {
-            prep_server_free(w->s[si]);
-            w->s[si] = prep_server_new(w->reg, 1 + (op >> 5));
-        }
+        if (rc == PREP_OK)
+            tx_track_client(&w->tx[si], type);
+        if (rc == PREP_DESYNC || rc == PREP_OOM)
+            server_again(w, si, op);
     }
     if (w->s[si] == NULL) /* out of memory making it again: the run ends */
         return;
@@ -117,7 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     w.to_client = evbuffer_new();
     for (int i = 0; i < 2 && w.reg != NULL; i++) {
         w.c[i] = prep_client_new(w.reg, (uint64_t)i & 1);
-        w.s[i] = prep_server_new(w.reg, 1 + (unsigned)i);
+        tx_track_init(&w.tx[i], 'I');
+        w.s[i] = prep_server_new(w.reg, 1 + (unsigned)i, &w.tx[i]);
     }
     size_t off = 0;
     while (size - off >= 5 && w.reg != NULL && w.to_server && w.to_client && w.s[0] && w.s[1]) {

@@ -402,8 +402,11 @@ static void test_add_query_and_msg(void **state)
     assert_int_equal(pkt_add_query(out, "SELECT 1"), 0);
     assert_int_equal(pkt_add_msg(out, 'Z', "T", 1), 0);
     assert_int_equal(pkt_add_header(out, 'd', 3), 0);
-    static const uint8_t want[] = {'Q', 0,   0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1',
-                                   0,   'Z', 0, 0, 0,  5,   'T', 'd', 0,   0,   0,   7};
+    assert_int_equal(pkt_add_msg(out, 'S', NULL, 0), 0);
+    assert_int_equal(pkt_add_target(out, 'D', 'S', "s1x", 2), 0);
+    static const uint8_t want[] = {'Q', 0,   0, 0, 13,  'S', 'E', 'L', 'E', 'C', 'T', ' ', '1',
+                                   0,   'Z', 0, 0, 0,   5,   'T', 'd', 0,   0,   0,   7,   'S',
+                                   0,   0,   0, 4, 'D', 0,   0,   0,   8,   'S', 's', '1', 0};
     assert_int_equal(evbuffer_get_length(out), sizeof(want));
     assert_memory_equal(evbuffer_pullup(out, -1), want, sizeof(want));
     evbuffer_free(out);

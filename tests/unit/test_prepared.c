@@ -37,6 +37,7 @@
 
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
+#include "protocol/tx_track.h"
 
 /* ---- the backend model ---- */
 
@@ -415,6 +416,7 @@ struct wclient {
 
 struct wserver {
     struct prep_server *ps;
+    struct tx_track tx; /* told of every message as txn_prep.c tells it */
     struct backend be;
     struct evbuffer *in;
     int client;
@@ -446,7 +448,8 @@ static void world_init(struct world *w, int nclients, int nservers, unsigned cap
         be_init(&c->direct, &c->direct_db);
     }
     for (int j = 0; j < nservers; j++) {
-        w->s[j].ps = prep_server_new(w->reg, capacity);
+        tx_track_init(&w->s[j].tx, 'I');
+        w->s[j].ps = prep_server_new(w->reg, capacity, &w->s[j].tx);
         assert_non_null(w->s[j].ps);
         be_init(&w->s[j].be, &w->db);
         w->s[j].in = evbuffer_new();
@@ -591,6 +594,7 @@ static bool step_client(struct world *w, int i)
     if (rc == PREP_WAIT)
         return false;
     assert_int_equal(rc, PREP_OK);
+    tx_track_client(&s->tx, m->type);
     c->sent++;
     return true;
 }
@@ -616,6 +620,9 @@ static bool step_answer(struct world *w, int j)
     if (!take_msg(s->be.out, &type, &body, &len))
         return false;
     struct evbuffer *to = s->client >= 0 ? w->c[s->client].got : NULL;
+    bool async = type == 'S' || type == 'N' || type == 'A';
+    if (async || !prep_server_answers_own(s->ps)) /* pgnear's own answers are not told */
+        tx_track_server(&s->tx, type, pkt_ready_status((char)type, body, len));
     int rc = prep_server_message(s->ps, type, body, len, to);
     free(body);
     assert_int_equal(rc, PREP_OK);
@@ -1195,9 +1202,10 @@ static void test_deallocate_query(void **state)
     struct prep_client *c = w.c[0].pc;
     struct prep_server *s = w.s[0].ps;
     struct evbuffer *out = evbuffer_new();
-    assert_int_equal(prep_client_deallocate(c, s, "nope", 4, 'I', out), PREP_WAIT);
+    assert_int_equal(prep_client_deallocate(c, s, "nope", 4, out), PREP_WAIT);
     assert_int_equal(evbuffer_get_length(out), 0);
-    assert_int_equal(prep_client_deallocate(c, s, "d", 1, 'T', out), PREP_OK);
+    w.s[0].tx.status = 'T'; /* as if the client's BEGIN had been answered */
+    assert_int_equal(prep_client_deallocate(c, s, "d", 1, out), PREP_OK);
     static const uint8_t want[] = "C\0\0\0\x0f"
                                   "DEALLOCATE\0"
                                   "Z\0\0\0\x05T";
@@ -1207,6 +1215,52 @@ static void test_deallocate_query(void **state)
     assert_true(prep_server_idle(s));
     evbuffer_free(out);
     world_free(&w);
+}
+
+/* The name a DEALLOCATE text names, as PostgreSQL reads it; NULL: the server reads the text. */
+static void test_deallocate_name(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *name;
+    } cases[] = {
+        {"DEALLOCATE s1", "s1"},
+        {" deallocate\tPREPARE\nMyName ;\r\n", "myname"},
+        {"DEALLOCATE \"A \"\"q\"\" B\";", "A \"q\" B"},
+        {"Deallocate prepare prepare", "prepare"},
+        {"DEALLOCATE \"all\"", "all"},
+        {"DEALLOCATE a$1_b", "a$1_b"},
+        {"DEALLOCATE\"x\"", "x"},
+        {"DEALLOCATE ALL", NULL},
+        {"DEALLOCATE PREPARE ALL;", NULL},
+        {"DEALLOCATE", NULL},
+        {"DEALLOCATE PREPARE", NULL},
+        {"DEALLOCATE \"\"", NULL},
+        {"DEALLOCATE \"open", NULL},
+        {"DEALLOCATE U&\"x\"", NULL},
+        {"DEALLOCATE 'x'", NULL},
+        {"DEALLOCATE 1x", NULL},
+        {"DEALLOCATE $1", NULL},
+        {"DEALLOCATE $x", NULL},
+        {"DEALLOCATE caf\xc3\xa9", NULL},
+        {"DEALLOCATE a b", NULL},
+        {"DEALLOCATE a;;", NULL},
+        {"DEALLOCATE a; SELECT 1", NULL},
+        {"DEALLOCATE /* c */ a", NULL},
+        {"DEALLOCATE a -- c", NULL},
+        {"DEALLOCATEx a", NULL},
+        {"SELECT 1", NULL},
+        {"DEALLOCATE abcdefgh", "abcdefgh"},
+        {"DEALLOCATE abcdefghi", NULL},
+        {"DEALLOCATE \"abcdefg\"\"\"", "abcdefg\""},
+        {"DEALLOCATE \"abcdefghi\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char name[9]; /* names of 8 bytes at most */
+        bool got = prep_deallocate_name(cases[i].text, strlen(cases[i].text), name, sizeof(name));
+        if (got != (cases[i].name != NULL) || (got && strcmp(name, cases[i].name) != 0))
+            fail_msg("%s: got %s", cases[i].text, got ? name : "nothing");
+    }
 }
 
 /* The unnamed statement, parsed on one server connection, bound later on another. */
@@ -1484,6 +1538,7 @@ int main(void)
         cmocka_unit_test(test_result_type_changed),
         cmocka_unit_test(test_described_elsewhere),
         cmocka_unit_test(test_deallocate_query),
+        cmocka_unit_test(test_deallocate_name),
         cmocka_unit_test(test_unnamed_other_server),
         cmocka_unit_test(test_many_statements),
         cmocka_unit_test(test_context_digests),
