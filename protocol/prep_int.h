@@ -99,6 +99,7 @@ struct prep_client {
     uint64_t unnamed_mod;
     uint32_t entries; /* unanswered entries on server */
     uint32_t nnames;  /* names with a speculative statement */
+    bool replaying;   /* its messages run again elsewhere (prep_client_set_replay) */
 };
 
 /* A statement in a server's cache: real and spec as for names. */

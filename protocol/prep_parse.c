@@ -285,7 +285,7 @@ int prep_client_parse(struct prep_client *c, struct prep_server *s, const uint8_
         return PREP_OOM;
     struct prep_slot *slot = prep_slot_find(s, st);
     int rc;
-    if (n != NULL && n->spec != NULL)
+    if (n != NULL && n->spec != NULL && !(c->replaying && n->spec == st))
         rc = parse_taken(c, s, &m, st, out);
     else if (slot != NULL && prep_earlier(s, slot->mod))
         rc = PREP_WAIT;

@@ -316,6 +316,25 @@ size_t prep_client_count(const struct prep_client *c)
     return c->nnames;
 }
 
+const char *prep_client_statement_text(const struct prep_client *c, const char *name, size_t len,
+                                       size_t *text_len)
+{
+    const struct prep_stmt *st = c->unnamed_spec;
+    if (len > 0) {
+        const struct prep_name *n = prep_name_find(c, name, len);
+        st = n != NULL ? n->spec : NULL;
+    }
+    if (st == NULL)
+        return NULL;
+    *text_len = st->text_len;
+    return st->text;
+}
+
+void prep_client_set_replay(struct prep_client *c, bool on)
+{
+    c->replaying = on;
+}
+
 const char *prep_client_lookup(const struct prep_client *c, const char *name)
 {
     const struct prep_name *n = prep_name_find(c, name, strlen(name));

@@ -262,6 +262,21 @@ struct prep_client *prep_client_new(struct prep_registry *reg, uint64_t context)
 void prep_client_free(struct prep_client *c);
 
 /*
+ * The text of the client's statement name (len bytes; "" the unnamed
+ * one), as a Bind of it would run it, into *len; NULL when it has none.
+ */
+const char *prep_client_statement_text(const struct prep_client *c, const char *name, size_t len,
+                                       size_t *text_len);
+
+/*
+ * While on, the client's messages are ones it sent before, run again on
+ * another server connection (a transaction a standby refused as a write,
+ * run on a primary): a Parse of a name that already names the same
+ * statement is that statement made ready there, not a name taken.
+ */
+void prep_client_set_replay(struct prep_client *c, bool on);
+
+/*
  * capacity: statements kept in the server's cache (at least 1).  tx: the
  * connection's tracker (tx_track.h), which the caller tells of every
  * message of the client's and the server's, pgnear's own excepted: the

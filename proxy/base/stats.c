@@ -122,6 +122,21 @@ static const struct stat_field fields[] = {
     F(txn_pins, "transaction_pool_pins",
       "Sessions under pool_mode = transaction that came to keep their server connection for the "
       "rest of their session (a session-level SET, a temporary table, ...)."),
+    {"nearest_near", "nearest_transactions", "ran=\"near\"",
+     "Transactions of sessions needing nearest, by where they ran: near (answered by a standby), "
+     "forwarded (refused there as writes, run again on a primary), forward_failed (forwarded, "
+     "and answered with an error there too).",
+     offsetof(struct worker_stats, nearest_near)},
+    {"nearest_forwarded", "nearest_transactions", "ran=\"forwarded\"",
+     "Transactions of sessions needing nearest, by where they ran: near (answered by a standby), "
+     "forwarded (refused there as writes, run again on a primary), forward_failed (forwarded, "
+     "and answered with an error there too).",
+     offsetof(struct worker_stats, nearest_forwarded)},
+    {"nearest_forward_failed", "nearest_transactions", "ran=\"forward_failed\"",
+     "Transactions of sessions needing nearest, by where they ran: near (answered by a standby), "
+     "forwarded (refused there as writes, run again on a primary), forward_failed (forwarded, "
+     "and answered with an error there too).",
+     offsetof(struct worker_stats, nearest_forward_failed)},
     {"moves_done", "session_moves", "result=\"moved\"",
      "Live sessions the admin asked to move to another server, by result.",
      offsetof(struct worker_stats, moves_done)},

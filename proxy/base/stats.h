@@ -73,6 +73,10 @@ struct worker_stats {
     /* Transaction pooling (txn.c). */
     uint64_t txn_returns; /* server connections given back at the end of a transaction */
     uint64_t txn_pins;    /* sessions that came to keep their server connection */
+    /* target_session_attrs = nearest (near.c). */
+    uint64_t nearest_near;           /* transactions held on a standby and answered there */
+    uint64_t nearest_forwarded;      /* transactions a standby refused, run again on a primary */
+    uint64_t nearest_forward_failed; /* ... whose answer there was an error too */
     /* Moves of live sessions (move.h). */
     uint64_t moves_done;
     uint64_t moves_failed;

@@ -31,6 +31,7 @@
 struct session;
 struct server_conn;
 struct prep_client;
+struct near_state;
 struct registry_host;
 
 /* How the client reached pgnear. */
@@ -268,6 +269,7 @@ struct session {
     const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
     struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
+    struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
     /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
     const struct registry_host *txn_read_at;

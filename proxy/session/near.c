@@ -1,0 +1,377 @@
+/*
+ * near.c — each transaction on the nearest host that can run it (near.h).
+ */
+#include "proxy/session/near.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/pkt.h"
+#include "protocol/prepared.h"
+#include "protocol/tx_track.h"
+#include "protocol/txn_open.h"
+#include "protocol/txn_pin.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "proxy/session/txn.h"
+#include "routing/region.h"
+
+bool near_session_start(struct session *s)
+{
+    if (s->need.role != NEED_NEAREST || s->txn == NULL || s->pinned != NULL)
+        return true;
+    struct near_state *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return false;
+    n->held = evbuffer_new();
+    n->kept = evbuffer_new();
+    if (n->held == NULL || n->kept == NULL) {
+        s->near = n;
+        near_session_end(s);
+        return false;
+    }
+    s->near = n;
+    return true;
+}
+
+void near_session_end(struct session *s)
+{
+    struct near_state *n = s->near;
+    if (n == NULL)
+        return;
+    if (n->held != NULL)
+        evbuffer_free(n->held);
+    if (n->kept != NULL)
+        evbuffer_free(n->kept);
+    free(n);
+    s->near = NULL;
+}
+
+/*
+ * The SQL a whole client message (msg, n bytes, header included) runs: a
+ * Query's text, a Parse's, or that of the statement a Bind names.  NULL
+ * for any other message, or one that names no statement pgnear knows.
+ */
+static const uint8_t *near_message_text(const struct session *s, const uint8_t *msg, size_t n,
+                                        size_t *len)
+{
+    const char *body = (const char *)msg + PKT_HEADER_LEN;
+    size_t blen = n - PKT_HEADER_LEN;
+    size_t first = strnlen(body, blen);
+    if (first >= blen)
+        return NULL; /* malformed: the server refuses it */
+    switch (msg[0]) {
+    case 'Q':
+        *len = first;
+        return (const uint8_t *)body;
+    case 'P':
+        *len = strnlen(body + first + 1, blen - first - 1);
+        return (const uint8_t *)body + first + 1;
+    case 'B': {
+        size_t name_len = strnlen(body + first + 1, blen - first - 1);
+        if (s->prep == NULL || first + 1 + name_len >= blen)
+            return NULL;
+        const char *text = prep_client_statement_text(s->prep, body + first + 1, name_len, len);
+        return (const uint8_t *)text;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/*
+ * What a transaction that this message begins needs (near.h): a primary
+ * for a block that is not READ ONLY, an advisory lock, or a text that
+ * would pin the session; else the nearest host.  read_only: a READ ONLY
+ * block.
+ */
+static enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
+                                      bool *read_only)
+{
+    size_t len = 0;
+    *read_only = false;
+    /* A named statement pgnear does not follow pins the session: where writes run. */
+    if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
+        return NEED_READ_WRITE;
+    const uint8_t *text = near_message_text(s, msg, n, &len);
+    if (text == NULL)
+        return NEED_NEAREST;
+    struct txn_open open;
+    txn_open_scan(text, len, &open);
+    if (open.first == TXN_FIRST_BEGIN) {
+        *read_only = open.access == TXN_ACCESS_READ_ONLY;
+        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_READ_WRITE;
+    }
+    if (open.advisory_lock || txn_pin_scan(text, len) != NULL)
+        return NEED_READ_WRITE;
+    return NEED_NEAREST;
+}
+
+/* The first message of client.in, whole (n: its size), or NULL: not all of it is in yet. */
+static const uint8_t *near_first_message(struct session *s, size_t *n)
+{
+    uint8_t h[PKT_HEADER_LEN];
+    if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
+        return NULL;
+    uint32_t len = pkt_be32(h + 1);
+    if (len < 4 || len - 4 > TXN_SCAN_MAX)
+        return NULL;
+    *n = 1 + (size_t)len;
+    if (evbuffer_get_length(s->client.in) < *n)
+        return NULL;
+    return evbuffer_pullup(s->client.in, (ssize_t)*n);
+}
+
+bool near_first_ready(struct session *s)
+{
+    uint8_t h[PKT_HEADER_LEN];
+    if (s->near == NULL || s->near->forward_pending)
+        return true;
+    if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
+        return false;
+    uint32_t len = pkt_be32(h + 1);
+    /* A bad length or a text too long to read: the fetch goes ahead, the server judges. */
+    if (len < 4 || len - 4 > TXN_SCAN_MAX)
+        return true;
+    return evbuffer_get_length(s->client.in) >= 1 + (size_t)len;
+}
+
+enum session_need near_next_need(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (ns->forward_pending)
+        return NEED_READ_WRITE;
+    size_t n;
+    const uint8_t *msg = near_first_message(s, &n);
+    bool read_only;
+    ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
+    return ns->placed;
+}
+
+void near_attached(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (ns == NULL)
+        return;
+    ns->leg = NEAR_BETWEEN;
+    ns->request_sent = false;
+    evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
+    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+}
+
+/* The transaction this message begins: where it runs.  As near_client_message returns. */
+static int near_begin(struct session *s, const uint8_t *msg, size_t n)
+{
+    struct near_state *ns = s->near;
+    ns->shown_results = ns->must_forward = ns->forward_failed = false;
+    if (ns->forward_pending) {
+        ns->forward_pending = false;
+        ns->forwarded = true;
+        ns->leg = NEAR_PRIMARY;
+        return NEAR_READ_ON;
+    }
+    ns->forwarded = false;
+    bool read_only;
+    enum session_need need = near_need_of(s, msg, n, &read_only);
+    if (!host_is_standby(s->server_conn->host)) {
+        ns->leg = NEAR_PRIMARY;
+        return NEAR_READ_ON;
+    }
+    if (need == NEED_READ_WRITE)
+        return NEAR_REFETCH;
+    ns->read_only_block = read_only;
+    ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
+    return NEAR_READ_ON;
+}
+
+/* The answer so far goes to the client, and the rest as it comes: no replay for this one. */
+static void near_give_up(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (evbuffer_add_buffer(s->client.out, ns->held) != 0)
+        ns->shown_results = true; /* what is left reaches nobody; the flush ends it */
+    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    ns->leg = NEAR_SHOWN;
+}
+
+/* Whether any message of the answer in b is a statement's result, or an error. */
+static bool near_has_results(struct evbuffer *b)
+{
+    struct evbuffer_ptr p;
+    uint8_t h[PKT_HEADER_LEN];
+    evbuffer_ptr_set(b, &p, 0, EVBUFFER_PTR_SET);
+    while (evbuffer_copyout_from(b, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        if (strchr("DCEIsGHWd", h[0]) != NULL)
+            return true;
+        if (evbuffer_ptr_set(b, &p, 1 + (size_t)pkt_be32(h + 1), EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+    return false;
+}
+
+/* A client Flush while held: what is held goes to the client, which waits for it. */
+static void near_flush_asked(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (near_has_results(ns->held)) {
+        near_give_up(s);
+        return;
+    }
+    if (evbuffer_add_buffer(s->client.out, ns->held) != 0) {
+        near_give_up(s);
+        return;
+    }
+    /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
+    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+}
+
+int near_client_message(struct session *s, const uint8_t *msg, size_t n)
+{
+    struct near_state *ns = s->near;
+    const struct server_conn *sc = s->server_conn;
+    if (ns->leg == NEAR_BETWEEN && sc->tx.status == 'I' && server_conn_at_safe_point(sc)) {
+        int rc = near_begin(s, msg, n);
+        if (rc != NEAR_READ_ON)
+            return rc;
+    }
+    if (ns->leg != NEAR_HELD)
+        return NEAR_READ_ON;
+    if (n > NEAR_HOLD_MAX) {
+        near_give_up(s);
+        return NEAR_READ_ON;
+    }
+    bool read_only;
+    if (msg[0] == 'H') {
+        near_flush_asked(s);
+        return NEAR_READ_ON;
+    }
+    if (near_need_of(s, msg, n, &read_only) == NEED_READ_WRITE && !read_only)
+        ns->must_forward = true;
+    if (evbuffer_add(ns->kept, msg, n) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F') {
+        ns->request_sent = true;
+        return NEAR_LAST;
+    }
+    return NEAR_READ_ON;
+}
+
+struct evbuffer *near_sink(struct session *s, uint8_t type)
+{
+    struct near_state *ns = s->near;
+    if (ns == NULL)
+        return s->client.out;
+    if (ns->leg == NEAR_PRIMARY && ns->forwarded && type == 'E')
+        ns->forward_failed = true;
+    if (ns->leg != NEAR_HELD)
+        return s->client.out;
+    /* A COPY's response must reach the client; a long answer streams. */
+    if (type == 'G' || type == 'H' || type == 'W' ||
+        evbuffer_get_length(ns->held) > NEAR_HOLD_MAX) {
+        near_give_up(s);
+        ns->request_sent = false;
+        return s->client.out;
+    }
+    return ns->held;
+}
+
+/* The SQLSTATE of the first ErrorResponse in b is 25006 (a write on a read-only server). */
+static bool near_refused_write(struct evbuffer *b)
+{
+    struct evbuffer_ptr p;
+    uint8_t h[PKT_HEADER_LEN];
+    evbuffer_ptr_set(b, &p, 0, EVBUFFER_PTR_SET);
+    while (evbuffer_copyout_from(b, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        uint32_t len = pkt_be32(h + 1);
+        if (h[0] == 'E') {
+            uint8_t body[512];
+            size_t want = len - 4 < sizeof(body) ? len - 4 : sizeof(body);
+            struct evbuffer_ptr q = p;
+            if (evbuffer_ptr_set(b, &q, PKT_HEADER_LEN, EVBUFFER_PTR_ADD) != 0 ||
+                evbuffer_copyout_from(b, &q, body, want) != (ssize_t)want)
+                return false;
+            const char *code = pkt_report_field(body, want, 'C');
+            return code != NULL && strcmp(code, "25006") == 0;
+        }
+        if (evbuffer_ptr_set(b, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
+            break;
+    }
+    return false;
+}
+
+/* The held transaction's answer is complete: to the client, or dropped to run it again. */
+static enum near_verdict near_settle_held(struct session *s, uint8_t status)
+{
+    struct near_state *ns = s->near;
+    ns->request_sent = false;
+    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held))) {
+        evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
+        return NEAR_FORWARD;
+    }
+    stat_inc(&s->w->stats.nearest_near);
+    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    if (evbuffer_add_buffer(s->client.out, ns->held) != 0) {
+        session_close(s, "out of memory");
+        return NEAR_FAILED;
+    }
+    ns->leg = status == 'I' ? NEAR_BETWEEN : NEAR_SHOWN;
+    return NEAR_KEEP;
+}
+
+enum near_verdict near_settle(struct session *s, uint8_t status)
+{
+    struct near_state *ns = s->near;
+    const struct server_conn *sc = s->server_conn;
+    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH))
+        return NEAR_KEEP;
+    switch (ns->leg) {
+    case NEAR_HELD:
+        return ns->request_sent ? near_settle_held(s, status) : NEAR_KEEP;
+    case NEAR_PRIMARY:
+        if (status != 'I')
+            return NEAR_KEEP;
+        if (ns->forwarded) {
+            stat_inc(&s->w->stats.nearest_forwarded);
+            if (ns->forward_failed)
+                stat_inc(&s->w->stats.nearest_forward_failed);
+        }
+        ns->forwarded = false;
+        ns->leg = NEAR_BETWEEN;
+        return NEAR_KEEP;
+    case NEAR_SHOWN:
+        if (status == 'I')
+            ns->leg = NEAR_BETWEEN;
+        ns->request_sent = false;
+        return NEAR_KEEP;
+    default:
+        return NEAR_KEEP;
+    }
+}
+
+bool near_put_back(struct session *s)
+{
+    struct near_state *ns = s->near;
+    ns->replay_left = evbuffer_get_length(ns->kept);
+    if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
+        return false;
+    ns->forward_pending = true;
+    ns->leg = NEAR_BETWEEN;
+    return true;
+}
+
+void near_consumed(struct session *s, size_t n)
+{
+    struct near_state *ns = s->near;
+    if (ns == NULL || ns->replay_left == 0)
+        return;
+    ns->replay_left = n < ns->replay_left ? ns->replay_left - n : 0;
+    if (ns->replay_left == 0 && s->prep != NULL)
+        prep_client_set_replay(s->prep, false);
+}

@@ -1,0 +1,142 @@
+/*
+ * near.h — target_session_attrs = nearest under transaction pooling: each
+ * transaction on the nearest host that can run it.
+ *
+ * Where a transaction starts.  When the session's next transaction needs
+ * a server (txn.c), near_next_need looks at its first message: a block
+ * that BEGIN or START TRANSACTION opens goes to a primary unless it says
+ * READ ONLY (txn_open.h): once its client has seen a read's rows, a block
+ * cannot be run again elsewhere, and a block run on a primary never fails
+ * where the primary would not.  So does a text that calls an advisory
+ * lock (one taken on a standby excludes nobody) or that would pin the
+ * session (txn_pin.h: the session would stay where it ran).  Everything
+ * else starts on the nearest host of any role, a standby first (need.h:
+ * NEED_NEAREST), unless the session must read what it wrote on a primary
+ * and no standby is known to have replayed it yet (need_spec's last read:
+ * txn.c notes the host and time of each transaction's end).
+ *
+ * The answer held.  A transaction that starts on a standby is *held*: the
+ * client's messages are read up to the first that asks for an answer
+ * (Query, Sync, FunctionCall) and kept; the server's answer goes to a
+ * buffer of its own instead of the client; and the client is read no
+ * further until the server's ReadyForQuery settles the transaction:
+ *
+ *   - the answer holds an ErrorResponse 25006 (read-only transaction, a
+ *     statement that writes): it is dropped, the standby's connection goes
+ *     back to the pool (its implicit transaction ended with the error), the
+ *     kept messages go back in front of the client's input, and they run
+ *     again on a primary (near_replaying), whose answer the client gets as
+ *     if it had been connected there.  The standby ran nothing that wrote:
+ *     the write runs once;
+ *   - otherwise the answer goes to the client as it came.
+ *
+ * A hold is given up — the answer so far goes to the client and the rest
+ * follows as it comes, and a 25006 after that reaches the client — when
+ * the answer grows past NEAR_HOLD_MAX (a long read), when the server
+ * starts a COPY (its CopyInResponse or CopyOutResponse must reach the
+ * client, and a COPY FROM that a standby refuses is refused before it),
+ * or when the client sends a message longer than NEAR_HOLD_MAX.  A client
+ * Flush delivers what is held so far (the client waits for it) and keeps
+ * the hold while nothing delivered was a statement's result: the messages
+ * after the Flush are then the ones run again (the rewriter Parses on the
+ * primary whatever statement they use that it lacks).
+ *
+ * A block placed near because it said READ ONLY is not held: a write in
+ * it gets the standby's 25006, as the primary would refuse it.
+ */
+#ifndef PGNEAR_PROXY_NEAR_H
+#define PGNEAR_PROXY_NEAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "routing/need.h"
+
+struct evbuffer;
+struct session;
+
+/* The most of a server's answer held, and the longest client message kept. */
+#define NEAR_HOLD_MAX (64 * 1024)
+
+enum near_leg {
+    NEAR_BETWEEN, /* no transaction going on, or one not followed */
+    NEAR_HELD,    /* on a standby, its answer held */
+    NEAR_SHOWN,   /* on a standby, some of its answer shown: it stays there */
+    NEAR_PRIMARY, /* on a primary: placed there, or run again there */
+};
+
+struct near_state {
+    enum near_leg leg;
+    enum session_need placed; /* the need the transaction going on was fetched for */
+    bool read_only_block;     /* it began with BEGIN ... READ ONLY: never held */
+    bool request_sent;        /* its request is sent whole: the client waits, unread */
+    bool forwarded;           /* it runs again on a primary */
+    bool forward_failed;      /* ... and the primary answered with an error */
+    bool must_forward;        /* a text in it pins or locks: it belongs on a primary */
+    bool forward_pending;     /* its messages wait in client.in for a primary's connection */
+    bool shown_results;       /* a Flush delivered a statement's result: no replay */
+    size_t replay_left;       /* bytes of client.in that are messages run again */
+    struct evbuffer *held;    /* the server's answer, for the client */
+    struct evbuffer *kept;    /* the client's messages, to run again */
+};
+
+/* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.
+ */
+bool near_session_start(struct session *s);
+void near_session_end(struct session *s);
+
+/* Whether the first message in client.in is whole (or needs no reading): its need is known. */
+bool near_first_ready(struct session *s);
+
+/* The need to fetch the next transaction's connection for, from the first message in client.in. */
+enum session_need near_next_need(struct session *s);
+
+/* The transaction's connection is the session's now: held when it is on a standby. */
+void near_attached(struct session *s);
+
+enum {
+    NEAR_READ_ON = 1, /* pass it on and read on */
+    NEAR_LAST = 0,    /* pass it on: it asks for the answer; read no more until near_settle */
+    NEAR_REFETCH = 2, /* it begins a transaction the connection's host cannot run: not sent */
+};
+
+/*
+ * A whole client message (msg: header included, n bytes) is about to go
+ * to the server: kept while held.  As the enum above; <0: the session
+ * ended.
+ */
+int near_client_message(struct session *s, const uint8_t *msg, size_t n);
+
+/* Where the server's next message (of this type) goes: the held answer or the client's output. */
+struct evbuffer *near_sink(struct session *s, uint8_t type);
+
+/* Where pgnear's own answers to the client go (the rewriter's ParseComplete): likewise. */
+static inline struct evbuffer *near_answers(const struct near_state *n, struct evbuffer *client_out)
+{
+    return n != NULL && n->leg == NEAR_HELD ? n->held : client_out;
+}
+
+/* Whether the client may be read now (no answer awaited while held). */
+static inline bool near_reads_client(const struct near_state *n)
+{
+    return n == NULL || !n->request_sent;
+}
+
+enum near_verdict {
+    NEAR_KEEP,    /* the answer went to the client: the transaction goes on or ended */
+    NEAR_FORWARD, /* run it again on a primary: the connection is let go, the messages put back */
+    NEAR_FAILED,  /* the session ended (out of memory) */
+};
+
+/* The server's ReadyForQuery ended the transaction's request (status: its status). */
+enum near_verdict near_settle(struct session *s, uint8_t status);
+
+/* The kept messages, back in front of client.in, to run again on a primary; false: out of memory.
+ */
+bool near_put_back(struct session *s);
+
+/* n bytes of client.in were read: while some were run again, the rewriter knows (prep replay). */
+void near_consumed(struct session *s, size_t n);
+
+#endif
