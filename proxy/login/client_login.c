@@ -268,6 +268,41 @@ static bool client_session_fence(struct session *s)
 }
 
 /*
+ * Why a session that needs nearest cannot have each transaction placed
+ * (near.h): pgnear must log in for it on a primary and follow its
+ * transactions and prepared statements; NULL when it can.
+ */
+static const char *client_nearest_shortfall(const struct session *s)
+{
+    const struct startup_hints *h = &s->login->hints;
+    const struct startup_packet *sp = &s->login->startup;
+    bool movable = true;
+    if (s->cfg->auth != AUTH_SCRAM)
+        return "auth = passthrough: pgnear cannot log in for it on a primary";
+    if (config_session_pool_mode(s->cfg, sp->user, sp->database) != POOL_TRANSACTION)
+        return "pool_mode is not transaction";
+    if (s->cfg->max_prepared_statements == 0)
+        return "max_prepared_statements = 0";
+    if ((h->has_movable && config_parse_bool(h->movable, &movable) && !movable) ||
+        !config_session_movable(s->cfg, sp->user, sp->database))
+        return "it is not movable";
+    return NULL;
+}
+
+/*
+ * A session that needs nearest but cannot have its transactions placed
+ * one by one runs on a primary, as read-write: never a write refused.
+ */
+static void client_nearest_or_primary(struct session *s)
+{
+    const char *why;
+    if (s->need.role != NEED_NEAREST || (why = client_nearest_shortfall(s)) == NULL)
+        return;
+    s->need.role = NEED_READ_WRITE;
+    log_info(s->id, "needs nearest, placed as read-write: %s", why);
+}
+
+/*
  * What the session needs of its server: its startup hint, else what the
  * configuration says for its user and database; and a position to have
  * replayed.  False (the session failed) for a value that is none of those
@@ -287,6 +322,7 @@ static bool client_session_need(struct session *s)
         snprintf(hint, sizeof(hint), "Available values: %s.", need_choices());
         return client_fail_hint_value(s, "pgnear.target_session_attrs", h->need, hint);
     }
+    client_nearest_or_primary(s);
     return client_session_fence(s);
 }
 

@@ -165,7 +165,7 @@ void near_attached(struct session *s)
 }
 
 /* The transaction this message begins: where it runs.  As near_client_message returns. */
-static int near_begin(struct session *s, const uint8_t *msg, size_t n)
+static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_let_go)
 {
     struct near_state *ns = s->near;
     ns->shown_results = ns->must_forward = ns->forward_failed = false;
@@ -182,11 +182,19 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n)
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
     }
-    if (need == NEED_READ_WRITE)
+    if (need == NEED_READ_WRITE && can_let_go)
         return NEAR_REFETCH;
+    ns->must_forward = need == NEED_READ_WRITE;
     ns->read_only_block = read_only;
     ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
     return NEAR_READ_ON;
+}
+
+/* Whether the message at hand begins a transaction: the connection idle, nothing owed. */
+static bool near_at_start(const struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    return s->near->leg == NEAR_BETWEEN && sc->tx.status == 'I' && server_conn_at_safe_point(sc);
 }
 
 /* The answer so far goes to the client, and the rest as it comes: no replay for this one. */
@@ -230,15 +238,30 @@ static void near_flush_asked(struct session *s)
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
 }
 
-int near_client_message(struct session *s, const uint8_t *msg, size_t n)
+int near_client_long(struct session *s, bool can_let_go)
 {
     struct near_state *ns = s->near;
-    const struct server_conn *sc = s->server_conn;
-    if (ns->leg == NEAR_BETWEEN && sc->tx.status == 'I' && server_conn_at_safe_point(sc)) {
-        int rc = near_begin(s, msg, n);
+    if (near_at_start(s)) {
+        if (host_is_standby(s->server_conn->host) && can_let_go)
+            return NEAR_REFETCH;
+        ns->forwarded = false;
+        ns->leg = host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY;
+    } else if (ns->leg == NEAR_HELD) {
+        near_give_up(s);
+    }
+    ns->head_seen = true;
+    return NEAR_READ_ON;
+}
+
+int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool can_let_go)
+{
+    struct near_state *ns = s->near;
+    if (near_at_start(s)) {
+        int rc = near_begin(s, msg, n, can_let_go);
         if (rc != NEAR_READ_ON)
             return rc;
     }
+    ns->head_seen = true;
     if (ns->leg != NEAR_HELD)
         return NEAR_READ_ON;
     if (n > NEAR_HOLD_MAX) {
@@ -311,18 +334,24 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     ns->request_sent = false;
-    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held))) {
-        evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
+    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held)))
         return NEAR_FORWARD;
-    }
     stat_inc(&s->w->stats.nearest_near);
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
-    if (evbuffer_add_buffer(s->client.out, ns->held) != 0) {
+    if (!near_deliver(s)) {
         session_close(s, "out of memory");
         return NEAR_FAILED;
     }
     ns->leg = status == 'I' ? NEAR_BETWEEN : NEAR_SHOWN;
     return NEAR_KEEP;
+}
+
+bool near_deliver(struct session *s)
+{
+    struct near_state *ns = s->near;
+    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    if (ns->leg == NEAR_HELD)
+        ns->leg = NEAR_SHOWN;
+    return evbuffer_add_buffer(s->client.out, ns->held) == 0;
 }
 
 enum near_verdict near_settle(struct session *s, uint8_t status)
@@ -358,18 +387,25 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
 bool near_put_back(struct session *s)
 {
     struct near_state *ns = s->near;
+    evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
     ns->replay_left = evbuffer_get_length(ns->kept);
     if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
         return false;
     ns->forward_pending = true;
+    ns->head_seen = false;
     ns->leg = NEAR_BETWEEN;
+    if (s->prep != NULL)
+        prep_client_set_replay(s->prep, true);
     return true;
 }
 
 void near_consumed(struct session *s, size_t n)
 {
     struct near_state *ns = s->near;
-    if (ns == NULL || ns->replay_left == 0)
+    if (ns == NULL)
+        return;
+    ns->head_seen = false;
+    if (ns->replay_left == 0)
         return;
     ns->replay_left = n < ns->replay_left ? ns->replay_left - n : 0;
     if (ns->replay_left == 0 && s->prep != NULL)

@@ -75,6 +75,8 @@ struct near_state {
     bool forward_failed;      /* ... and the primary answered with an error */
     bool must_forward;        /* a text in it pins or locks: it belongs on a primary */
     bool forward_pending;     /* its messages wait in client.in for a primary's connection */
+    bool head_seen;           /* the message at the head of client.in was seen (it waits) */
+    bool client_paused;       /* the client's reading is paused for the answer */
     bool shown_results;       /* a Flush delivered a statement's result: no replay */
     size_t replay_left;       /* bytes of client.in that are messages run again */
     struct evbuffer *held;    /* the server's answer, for the client */
@@ -103,10 +105,15 @@ enum {
 
 /*
  * A whole client message (msg: header included, n bytes) is about to go
- * to the server: kept while held.  As the enum above; <0: the session
- * ended.
+ * to the server: kept while held.  can_let_go: the connection could go
+ * back now (else a transaction for a primary starts where it is, held,
+ * and is forwarded whatever the standby answers).  As the enum above;
+ * <0: the session ended.
  */
-int near_client_message(struct session *s, const uint8_t *msg, size_t n);
+int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool can_let_go);
+
+/* A client message longer than NEAR_HOLD_MAX is about to go: never kept.  As above. */
+int near_client_long(struct session *s, bool can_let_go);
 
 /* Where the server's next message (of this type) goes: the held answer or the client's output. */
 struct evbuffer *near_sink(struct session *s, uint8_t type);
@@ -132,9 +139,14 @@ enum near_verdict {
 /* The server's ReadyForQuery ended the transaction's request (status: its status). */
 enum near_verdict near_settle(struct session *s, uint8_t status);
 
-/* The kept messages, back in front of client.in, to run again on a primary; false: out of memory.
+/*
+ * NEAR_FORWARD: the held answer dropped, the kept messages back in front
+ * of client.in, to run again on a primary; false: out of memory.
  */
 bool near_put_back(struct session *s);
+
+/* NEAR_FORWARD that cannot be: the held answer goes to the client after all; false: out of memory. */
+bool near_deliver(struct session *s);
 
 /* n bytes of client.in were read: while some were run again, the rewriter knows (prep replay). */
 void near_consumed(struct session *s, size_t n);

@@ -24,6 +24,7 @@
 #include "proxy/session/gate.h"
 #include "proxy/session/move.h"
 #include "proxy/session/msg_loop.h"
+#include "proxy/session/near.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -73,6 +74,12 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
+    if (!prep || !near_session_start(s)) {
+        if (s->need.role == NEED_NEAREST && s->pinned == NULL)
+            s->pinned = "out of memory";
+        return;
+    }
+    near_attached(s);
 }
 
 void txn_pin(struct session *s, const char *why)
@@ -125,6 +132,14 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
     return 1;
 }
 
+/* A whole client message (n bytes, header included) went on: off the input. */
+static void txn_client_consumed(struct session *s, uint8_t type, size_t n)
+{
+    s->client.last_type = (char)type;
+    evbuffer_drain(s->client.in, n);
+    near_consumed(s, n);
+}
+
 /* One whole client message through the rewriter (txn_prep.h); as txn_client_step returns. */
 static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, size_t avail)
 {
@@ -137,18 +152,51 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
     }
     int rc = type == 'Q' ? txn_prep_deallocate(s, msg + 5, len - 4) : 0;
     if (rc != 0) {
-        if (rc > 0) {
-            s->client.last_type = (char)type;
-            evbuffer_drain(s->client.in, 1 + (size_t)len);
-        }
+        if (rc > 0)
+            txn_client_consumed(s, type, 1 + (size_t)len);
         return rc;
     }
     rc = txn_prep_client(s, type, msg + 5, len - 4);
     if (rc <= 0)
         return rc;
     tx_track_client(&s->server_conn->tx, type);
-    s->client.last_type = (char)type;
-    evbuffer_drain(s->client.in, 1 + (size_t)len);
+    txn_client_consumed(s, type, 1 + (size_t)len);
+    return 1;
+}
+
+static void txn_refetch(struct session *s);
+
+/*
+ * nearest (near.h): the message at the head of the client's input, seen
+ * before it goes.  1: it goes on; else as txn_client_step returns.
+ */
+static int txn_near_step(struct session *s, const struct msg_head *h)
+{
+    int rc;
+    if (s->near->head_seen)
+        return 1;
+    if (1 + (size_t)h->len > NEAR_HOLD_MAX) {
+        rc = near_client_long(s, txn_may_let_go(s));
+    } else {
+        if (h->avail < 1 + (size_t)h->len)
+            return MSG_WAIT;
+        const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)h->len);
+        if (msg == NULL) {
+            session_close(s, "out of memory");
+            return MSG_ENDED;
+        }
+        rc = near_client_message(s, msg, 1 + (size_t)h->len, txn_may_let_go(s));
+    }
+    if (rc < 0)
+        return MSG_ENDED;
+    if (rc == NEAR_REFETCH) {
+        txn_refetch(s);
+        return s->closed ? MSG_ENDED : MSG_WAIT;
+    }
+    if (rc == NEAR_LAST) {
+        s->near->client_paused = true;
+        endpoint_pause_read(&s->client);
+    }
     return 1;
 }
 
@@ -156,6 +204,8 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 static int txn_client_step(struct session *s)
 {
     struct endpoint *src = &s->client;
+    if (s->near != NULL && !near_reads_client(s->near))
+        return MSG_WAIT;
     struct evbuffer *dst = s->server_conn->ep.out;
     struct msg_head h;
     int rc = msg_step_head(s, src, dst, &h, "client");
@@ -168,12 +218,16 @@ static int txn_client_step(struct session *s)
         session_close(s, "client terminated the session");
         return MSG_ENDED;
     }
+    if (s->near != NULL && (rc = txn_near_step(s, &h)) != 1)
+        return rc;
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
         (rc = txn_client_scan(s, (char)h.type, h.len, h.avail)) <= 0)
         return rc;
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
     tx_track_client(&s->server_conn->tx, h.type);
+    if (s->near != NULL)
+        near_consumed(s, h.avail < 1 + (size_t)h.len ? h.avail : 1 + (size_t)h.len);
     return msg_step_pass(s, src, dst, &h);
 }
 
@@ -238,6 +292,8 @@ static int txn_need_server(struct session *s)
         session_close(s, "client terminated the session");
         return -1;
     }
+    if (!near_first_ready(s))
+        return 0; /* where it runs depends on the whole first message */
     if (s->prep != NULL && s->fetcher == NULL && !s->held) {
         if (!txn_answer_known_parses(s))
             return -1;
@@ -299,7 +355,22 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     }
 }
 
-/* Whether the session may give its server connection back now. */
+/*
+ * Whether the session's server connection could go back now, whatever
+ * its client sent meanwhile: no transaction, nothing owed either way,
+ * nothing the admin asked of it at this point.
+ */
+static bool txn_may_let_go(const struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
+           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
+           s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
+           !s->fence_asked && sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
+           s->client.fwd_remaining == 0 && s->txn_params_moved == 0 && txn_prep_idle(sc);
+}
+
+/* Whether the session may give its server connection back now: idle, the client silent too. */
 static bool txn_may_release(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
@@ -318,14 +389,9 @@ static void txn_note_position(struct session *s, const struct server_conn *sc)
     s->txn_read_until_ms = monotonic_ms();
 }
 
-static bool txn_server_idle(struct session *s)
+/* The connection goes back to the pool (txn_may_let_go held): the session is detached. */
+static void txn_let_go(struct session *s)
 {
-    if (!txn_may_release(s))
-        return !s->closed;
-    if (s->txn_params_moved > 0) {
-        txn_pin(s, "a reported setting differs from its login's");
-        return true;
-    }
     struct server_conn *sc = s->server_conn;
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
@@ -334,6 +400,73 @@ static bool txn_server_idle(struct session *s)
     s->transactions++;
     stat_inc(&s->w->stats.txn_returns);
     s->w->shared->flow->server_release(sc); /* detaches it: s->server_conn is NULL */
+}
+
+/*
+ * nearest: a standby refused the held transaction as a write (near.h):
+ * its connection goes back, and the transaction's messages wait in the
+ * client's input for a primary's.  Where the connection cannot go back,
+ * the client gets the standby's answer.
+ */
+static void txn_forward(struct session *s)
+{
+    if (!txn_may_let_go(s)) {
+        if (!near_deliver(s))
+            session_close(s, "out of memory");
+        return;
+    }
+    txn_let_go(s);
+    if (!near_put_back(s)) {
+        session_close(s, "out of memory");
+        return;
+    }
+    txn_need_server(s);
+}
+
+/* nearest: the message at the head begins a transaction for a primary (near.h). */
+static void txn_refetch(struct session *s)
+{
+    txn_let_go(s);
+    txn_need_server(s);
+}
+
+/*
+ * nearest: the answer of a held transaction, once complete, settled; a
+ * client the hold kept waiting is read again.  False: nothing more to do
+ * here (it was forwarded, or the session ended).
+ */
+static bool txn_near_settled(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    enum near_verdict v = near_settle(s, (uint8_t)sc->tx.status);
+    if (v == NEAR_FAILED)
+        return false;
+    if (v == NEAR_FORWARD) {
+        txn_forward(s);
+        return false;
+    }
+    if (s->near->client_paused && near_reads_client(s->near)) {
+        s->near->client_paused = false;
+        if (endpoint_flush(s, &s->client) < 0)
+            return false;
+        endpoint_resume_read(&s->client);
+        if (evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
+            return false;
+    }
+    return s->server_conn == sc && !s->closed;
+}
+
+static bool txn_server_idle(struct session *s)
+{
+    if (s->near != NULL && s->server_conn != NULL && !txn_near_settled(s))
+        return !s->closed;
+    if (!txn_may_release(s))
+        return !s->closed;
+    if (s->txn_params_moved > 0) {
+        txn_pin(s, "a reported setting differs from its login's");
+        return true;
+    }
+    txn_let_go(s);
     endpoint_resume_read(&s->client);
     return true;
 }
@@ -355,6 +488,8 @@ static void txn_resume_cb(struct session *s)
 static struct need_spec txn_need(const struct session *s)
 {
     struct need_spec need = s->need;
+    if (s->near != NULL)
+        need.role = near_next_need(s);
     if (!need_reads_standbys(need.role))
         return need;
     /* Without health checks no position is ever known: nothing to follow by. */
@@ -418,6 +553,7 @@ bool txn_fetch_ready(struct session *m)
     cancel_retarget(s, ns);
     session_close(m, "its connection went to the session's transaction");
     if (relay_attach_server(s) == 0 && !s->closed) {
+        near_attached(s);
         endpoint_resume_read(&s->client);
         txn_client_pump(s);
     }
@@ -454,6 +590,7 @@ static void txn_closing(struct session *s)
     if (txn_may_release(s))
         s->server_conn->txn_return = true;
     txn_prep_end(s);
+    near_session_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;
