@@ -17,7 +17,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/cancel.h"
+#include "proxy/session/cancel_keys.h"
 #include "proxy/session/cancel_send.h"
 #include "routing/region.h"
 
@@ -109,7 +109,7 @@ void server_conn_detach(struct server_conn *sc)
 {
     struct session *s = sc->client;
     if (s->cancel.registered && s->cancel.server == sc)
-        cancel_unregister(s);
+        cancel_keys_remove(s->w->shared, &s->cancel);
     server_conn_account(sc, s);
     tx_track_init(&sc->tx, sc->tx.status); /* counted: the next client's start at zero */
     s->server_conn = NULL;
@@ -124,7 +124,7 @@ void server_conn_close(struct server_conn *sc, bool paced)
     struct session *s = sc->client;
     /* The key goes first: another worker may be copying it. */
     if (s != NULL && s->cancel.registered && s->cancel.server == sc)
-        cancel_unregister(s);
+        cancel_keys_remove(s->w->shared, &s->cancel);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
     if (sc->cancels_in_flight > 0)

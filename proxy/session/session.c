@@ -28,7 +28,7 @@
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/cancel.h"
+#include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "routing/region.h"
@@ -337,7 +337,7 @@ void session_close(struct session *s, const char *why)
         log_debug(s->id, "closing %s: %s", s->peer, why);
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
-    cancel_unregister(s);
+    cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
     if (s->move != NULL)
         w->shared->flow->move_abandon(s);
