@@ -233,7 +233,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     }
     session_tune_tcp(s->cfg, sc->ep.stream.fd);
     /* On failure the socket stays in the stream, and closing the connection closes it. */
-    if (endpoint_attach(s, &sc->ep, sc->ep.stream.fd) != 0) {
+    if (endpoint_attach(&sc->ep, sc->ep.stream.fd) != 0) {
         session_close(s, "out of memory");
         return;
     }

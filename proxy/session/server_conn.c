@@ -27,7 +27,8 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     struct server_conn *sc = calloc(1, sizeof(*sc));
     if (sc == NULL)
         return NULL;
-    if (endpoint_init(s, &sc->ep, -1) != 0) {
+    /* Its events and failures go to its session, as its client side's do. */
+    if (endpoint_init(&sc->ep, s->w, s->client.owner, s, false, -1) != 0) {
         endpoint_free(&sc->ep);
         free(sc);
         return NULL;
@@ -78,6 +79,7 @@ void server_conn_attach(struct server_conn *sc, struct session *s)
 {
     sc->client = s;
     sc->ep.session = s;
+    sc->ep.owner = s->client.owner;
     s->server_conn = sc;
     if (sc->cfg != s->cfg) {
         config_unref(sc->cfg);
@@ -95,6 +97,7 @@ void server_conn_hand_over(struct server_conn *sc, struct session *from, struct 
     from->server_conn = NULL;
     sc->client = to;
     sc->ep.session = to;
+    sc->ep.owner = to->client.owner;
     sc->bytes_in_at_attach = sc->ep.bytes_in;
     to->server_conn = sc;
     to->region = sc->region;

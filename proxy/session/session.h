@@ -350,6 +350,21 @@ void session_tune_tcp(const struct config *cfg, int fd);
  * it was closed inside, and the server connections closed inside.
  */
 void session_callback_done(struct session *s);
+/*
+ * The event of one of the session's endpoints (struct endpoint_owner): run
+ * inside the session's callback bracket (busy, session_callback_done).  A
+ * move that takes its old server's failures itself keeps it as its event.
+ */
+void session_endpoint_event(struct endpoint *ep, short what);
+/* The session's id, for its endpoints' log lines. */
+uint64_t session_endpoint_log_id(const struct endpoint *ep);
+/*
+ * The owner of a session's endpoints (session_new's client side; its
+ * server connections copy their client side's): its events in the
+ * session's bracket, a failure ends the session (session_server_gone
+ * when a server's read failed).
+ */
+extern const struct endpoint_owner session_endpoint_owner;
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;
