@@ -19,6 +19,8 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/cancel_send.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session_types.h"
 #include "routing/region.h"
 
 struct server_conn *server_conn_new(struct session *s, struct region *region,
@@ -42,7 +44,6 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     sc->host = host;
     sc->connect_time = wall_clock_us();
     sc->use_count = 1;
-    sc->poolable = s->login != NULL && s->login->pool_share;
     snprintf(sc->database, sizeof(sc->database), "%s", s->database);
     snprintf(sc->user, sizeof(sc->user), "%s", s->user);
     sc->list = &w->login_servers;

@@ -330,13 +330,6 @@ void session_login_end(struct session *s)
     s->login = NULL;
 }
 
-void session_move(struct session *s, struct list *to)
-{
-    list_remove(s->list, &s->node);
-    s->list = to;
-    list_append(to, &s->node);
-}
-
 static struct session *session_find_on(struct list *l, uint64_t id)
 {
     struct list_node *pos, *tmp;
