@@ -286,6 +286,8 @@ const struct session_flow login_flow =
                 [PHASE_CLOSING] = {.on_timeout = flow_closing_timeout},
             },
         .first = flow_first_phase,
+        .close = session_close,
+        .fail = session_fail,
         /* What first answers, and CONNECT for min_pool_size's sessions of pgnear's own. */
         .entries = PHASE_BIT(PHASE_PROXY_HEADER) | PHASE_BIT(PHASE_WEBSOCKET) |
                    PHASE_BIT(PHASE_STARTUP) | PHASE_BIT(PHASE_CLIENT_TLS) |

@@ -56,7 +56,7 @@ static void move_old_back(struct session_move *mv)
 {
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
-    old->ep.on_fail = NULL;
+    old->ep.owner = &session_endpoint_owner;
     if (mv->old_error_len > 0) {
         if (move_pass_on(s, 'E', mv->old_error, mv->old_error_len) < 0)
             return;

@@ -48,8 +48,9 @@ static void move_switch(struct session_move *mv);
  * session ends as the failure would have ended it (move_end).  The old
  * connection's events stop here; it is closed at the switch or the end.
  */
-static void move_old_failed(struct session *s, struct endpoint *ep, const char *why)
+static void move_old_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
 {
+    (void)gone;
     struct session_move *mv = s->move;
     if (mv->old_gone)
         return;
@@ -65,6 +66,13 @@ static void move_old_failed(struct session *s, struct endpoint *ep, const char *
         move_switch(mv);
     }
 }
+
+/* The old connection's owner while the move goes on: its session's events, the move's failures. */
+static const struct endpoint_owner move_old_owner = {
+    .event = session_endpoint_event,
+    .failed = move_old_failed,
+    .log_id = session_endpoint_log_id,
+};
 
 /* The old server answered the state query (status: its ReadyForQuery's). */
 static void move_state_done(struct session *s, char status)
@@ -87,7 +95,7 @@ static void move_state_done(struct session *s, char status)
         return;
     }
     mv->step = MOVE_CONNECTING;
-    s->server_conn->ep.on_fail = move_old_failed;
+    s->server_conn->ep.owner = &move_old_owner;
     log_debug(s->id, "move: its state is read (%zu bytes to replay)",
               evbuffer_get_length(mv->st.replay));
     if (mv->mover == NULL)
@@ -171,7 +179,7 @@ static void move_switch(struct session_move *mv)
     s->busy++;
     cancel_retarget(s, ns);
     /* The old connection goes first: the pool's release unlinks it from s. */
-    old->ep.on_fail = NULL;
+    old->ep.owner = &session_endpoint_owner;
     if (mv->old_gone)
         server_conn_close(old, false);
     else

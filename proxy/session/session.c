@@ -28,7 +28,7 @@
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/cancel.h"
+#include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "routing/region.h"
@@ -45,6 +45,58 @@ void session_callback_done(struct session *s)
     else if (s->servers_gone != NULL)
         server_conn_reap(s);
 }
+
+/*
+ * The client hung up while its reads were paused: back-pressure from the
+ * server, a PAUSE or pause step holding it, a console command it waits on,
+ * or the delivery of the cancel request it sent (which goes on).
+ */
+static void session_hangup(struct session *s, struct endpoint *ep)
+{
+    if (!ep->client)
+        return;
+    if (s->login != NULL && s->login->startup.kind == STARTUP_CANCEL_REQUEST)
+        session_close(s, "cancel request handled; the client left before it was delivered");
+    else
+        session_close(s, "client closed the connection while pgnear was not reading from it");
+}
+
+void session_endpoint_event(struct endpoint *ep, short what)
+{
+    struct session *s = ep->session;
+    s->busy++;
+    if (what & EV_CLOSED)
+        session_hangup(s, ep);
+    else
+        endpoint_dispatch(s, ep, what, &s->closed);
+    session_callback_done(s);
+}
+
+/*
+ * A socket of the session failed: a client's failure ends the session; a
+ * server's that came reading (gone) ends it with what the client is owed
+ * (session_server_gone), one that came writing closes it.
+ */
+static void session_endpoint_failed(struct session *s, struct endpoint *ep, const char *why,
+                                    bool gone)
+{
+    if (!ep->client && gone)
+        session_server_gone(s, why);
+    else
+        session_close(s, why);
+}
+
+uint64_t session_endpoint_log_id(const struct endpoint *ep)
+{
+    return ep->session->id;
+}
+
+const struct endpoint_owner session_endpoint_owner = {
+    .event = session_endpoint_event,
+    .failed = session_endpoint_failed,
+    .log_id = session_endpoint_log_id,
+};
+
 void session_tune_tcp(const struct config *cfg, int fd)
 {
     int one = 1;
@@ -112,7 +164,8 @@ struct session *session_new(struct worker *w, int fd)
     list_append(s->list, &s->node);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
     s->login = calloc(1, sizeof(*s->login));
-    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0) {
+    if (s->timer == NULL || s->login == NULL ||
+        endpoint_init(&s->client, w, &session_endpoint_owner, s, true, fd) != 0) {
         /* The caller closes it (it owns fd until then); session_close frees what is here. */
         free(s->login);
         s->login = NULL;
@@ -277,13 +330,6 @@ void session_login_end(struct session *s)
     s->login = NULL;
 }
 
-void session_move(struct session *s, struct list *to)
-{
-    list_remove(s->list, &s->node);
-    s->list = to;
-    list_append(to, &s->node);
-}
-
 static struct session *session_find_on(struct list *l, uint64_t id)
 {
     struct list_node *pos, *tmp;
@@ -337,7 +383,7 @@ void session_close(struct session *s, const char *why)
         log_debug(s->id, "closing %s: %s", s->peer, why);
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
-    cancel_unregister(s);
+    cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
     if (s->move != NULL)
         w->shared->flow->move_abandon(s);
