@@ -77,10 +77,6 @@ struct session_flow {
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */
     void (*server_closed)(struct server_conn *sc);
-    /* s is held at its safe point for a move (gate.c): the move goes on (move.h). */
-    void (*move_held)(struct session *s);
-    /* s, with a move under way, closes (after its login): the move ends with it. */
-    void (*move_abandon)(struct session *s);
 };
 
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */

@@ -26,6 +26,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel_keys.h"
@@ -171,33 +172,6 @@ struct session *session_new(struct worker *w, int fd)
         s->login = NULL;
     }
     return s;
-}
-
-struct session *session_new_internal(struct session *s, const char *what, const char **why)
-{
-    struct worker *w = s->w;
-    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
-    struct session *m = session_new(w, -1);
-    *why = "out of memory";
-    if (m == NULL)
-        return NULL;
-    snprintf(m->peer, sizeof(m->peer), "%s of client %llu", what, (unsigned long long)s->id);
-    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
-    m->server_startup.limit = s->server_startup.limit;
-    if (m->login == NULL || s->secret == NULL || (m->startup_raw = malloc(ulen + dlen)) == NULL ||
-        param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK) {
-        session_close(m, *why);
-        return NULL;
-    }
-    memcpy(m->startup_raw, s->user, ulen);
-    memcpy(m->startup_raw + ulen, s->database, dlen);
-    m->user = (const char *)m->startup_raw;
-    m->database = (const char *)m->startup_raw + ulen;
-    m->application_name = param_set_get(&m->server_startup, "application_name");
-    m->login->verifier = s->secret->verifier;
-    memcpy(m->login->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
-    *why = NULL;
-    return m;
 }
 
 /* Refuses a connection beyond max_client_conn without reading from it. */
@@ -385,10 +359,10 @@ void session_close(struct session *s, const char *why)
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
     cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
-    if (s->move != NULL)
-        w->shared->flow->move_abandon(s);
+    if (s->moving != NULL)
+        s->moving->closing(s);
     if (s->txn != NULL)
-        s->txn->closing(s);
+        s->txn->life.closing(s);
     if (s->login != NULL) {
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
@@ -544,4 +518,33 @@ void session_server_gone(struct session *s, const char *why)
         return;
     }
     session_fail(s, &err);
+}
+
+/* The caller's locality as its login found it (struct session_origin), for a route now. */
+static void session_origin_locality(const struct session *s, const struct config *cfg,
+                                    struct locality *loc)
+{
+    const struct session_origin *o = &s->origin;
+    memset(loc, 0, sizeof(*loc));
+    loc->source = (enum locality_source)o->source;
+    loc->via = "the session's login";
+    loc->has_coords = o->has_coords;
+    loc->lat = o->lat;
+    loc->lon = o->lon;
+    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
+}
+
+size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
+                      struct locality *loc, struct region **plan, double *cosines)
+{
+    const struct config *cfg = s->w->cfg;
+    struct region_subset where;
+    session_origin_locality(s, cfg, loc);
+    if (region != NULL && region[0] != '\0') {
+        loc->source = LOCALITY_REGION_HINT;
+        loc->region = region_set_find(&cfg->regions, region);
+    }
+    return route_plan(&cfg->routing, loc, need,
+                      placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
+                      cosines, ROUTE_MAX_REGIONS);
 }

@@ -32,6 +32,7 @@ struct session;
 struct server_conn;
 struct prep_client;
 struct registry_host;
+struct fetch_ops;
 
 /* How the client reached pgnear. */
 /* TRANSPORT_CANCEL: the Unix socket a draining pgnear keeps for its successor's cancel requests. */
@@ -128,14 +129,15 @@ struct session_login {
 
     bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
 
-    struct session_move *move_of; /* a mover: it logs in for this move (move.h) */
-    struct session *txn_of;       /* a fetcher: it logs in for this session's transaction (txn.h) */
+    /* A fetcher (fetch.h): its owner's ops, told how its login ends; NULL: none (any more). */
+    const struct fetch_ops *fetch;
+    void *fetch_arg;
 };
 
 /* A login of pgnear's own, with no client: min_pool_size's, a move's mover, a fetcher. */
 static inline bool session_login_internal(const struct session_login *l)
 {
-    return l->warming || l->move_of != NULL || l->txn_of != NULL;
+    return l->warming || l->fetch != NULL;
 }
 
 /*
@@ -161,6 +163,18 @@ struct server_reader {
 };
 
 /*
+ * What the gate and the session's close tell a part that a room above
+ * attaches to a session — a move under way (move.h), transaction pooling
+ * (txn.h) — through the hooks the part sets on the session it applies to,
+ * so that those files do not call up into it.  NULL: not told.
+ */
+struct session_hooks {
+    void (*holding)(struct session *s); /* the gate holds s at its safe point */
+    void (*resume)(struct session *s);  /* the gate let s go while it has no server connection */
+    void (*closing)(struct session *s); /* s closes (s->closing_why) */
+};
+
+/*
  * What the relay, the fence reader, the gate and the session's close call
  * under transaction pooling (txn.h): set by txn.c on the sessions it
  * applies to, so that those files do not call up into it.
@@ -170,8 +184,7 @@ struct txn_hooks {
     int (*client_pump)(struct session *s);  /* the client's input, on; <0: the session ended */
     void (*server_param)(struct session *s, const uint8_t *body, uint32_t len);
     bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
-    void (*resume)(struct session *s);      /* the gate let a detached session go */
-    void (*closing)(struct session *s);     /* the session closes */
+    struct session_hooks life;              /* the gate's and the close's (resume, closing) */
     const struct server_reader *server;     /* what reads the server side */
 };
 
@@ -196,15 +209,6 @@ void session_close(struct session *s, const char *why);
  * closes it.
  */
 struct session *session_new(struct worker *w, int fd);
-/*
- * A session of pgnear's own with no client (a move's mover, a fetcher of
- * transaction pooling) that logs in as s would: s's user, database,
- * startup parameters and SCRAM keys (s->secret), on s's worker; the
- * caller sets what it is for and its plan, then starts it at
- * PHASE_CONNECT.  what names it in the log ("move": "move of client 7").
- * NULL with *why when it could not be made.
- */
-struct session *session_new_internal(struct session *s, const char *what, const char **why);
 /* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
 void session_send_last(struct session *s, const void *p, size_t n, const char *why);
 /*
@@ -262,6 +266,16 @@ uint64_t session_endpoint_log_id(const struct endpoint *ep);
  * when a server's read failed).
  */
 extern const struct endpoint_owner session_endpoint_owner;
+
+/*
+ * s's route now, planned as its login would from where its caller was
+ * (struct session_origin) for need, over the regions that hold its
+ * database (the worker's configuration), with region (NULL or "": none)
+ * named first, as a region hint would: into plan and cosines
+ * (ROUTE_MAX_REGIONS each), their count; loc, the locality planned by.
+ */
+size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
+                      struct locality *loc, struct region **plan, double *cosines);
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;

@@ -26,6 +26,7 @@ struct prep_client;
 struct region;
 struct registry_host;
 struct server_conn;
+struct session_hooks;
 struct session_login;
 struct session_move;
 struct session_secret;
@@ -138,6 +139,8 @@ struct session {
     struct session_move *move;     /* a move under way; NULL: none */
     uint32_t moves;                /* moves done */
     bool move_answer_owed;         /* the server owes the answer of a move's own query */
+    /* The move's hooks (holding, closing), set and cleared with s->move (move.h). */
+    const struct session_hooks *moving;
 
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */

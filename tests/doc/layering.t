@@ -65,11 +65,11 @@ my %phase_header = (
 );
 # Files that move sessions between phases too (phase_enter, phase_done), but whose
 # headers the phase files use for more than phases: the auth throttle's gate, the
-# pool's slots and kept connections, a kept connection's handover, the mover a
-# move of a live session starts (its login begins at CONNECT, as a warm-up's), and
-# the fetcher of transaction pooling (the same, for a session's next transaction).
+# pool's slots and kept connections, a kept connection's handover, the warm-up's
+# logins, and the fetcher that logs in for a session (a move's mover, transaction
+# pooling's next transaction: its login begins at CONNECT, as a warm-up's).
 my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
-    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/move_mover.c', 'proxy/session/txn.c');
+    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/fetch.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase
 # What runs under the phases and reaches them only through the engine.
