@@ -20,9 +20,8 @@
 #include "proxy/login/server_login.h"
 #include "proxy/login/ws_ingress.h"
 #include "proxy/pool/pool.h"
-#include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/move.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -84,15 +83,11 @@ static void flow_active_enter(struct session *s)
     relay_start(s);
 }
 
+/* A fetcher's connection is its owner's (a move's, a transaction's, the pool's warm-up). */
 static void flow_to_active(struct session *s)
 {
-    if (pool_warm_done(s))
-        return; /* an internal session: its connection went to the pool, it ended */
-    if (move_target_ready(s))
-        return; /* a mover: its connection is the move's */
-    if (txn_fetch_ready(s))
-        return; /* a fetcher: its connection is its session's next transaction's */
-    phase_enter(s, PHASE_ACTIVE);
+    if (!fetch_ready(s))
+        phase_enter(s, PHASE_ACTIVE);
 }
 
 /* No PROXY header in time: a load balancer sends it at once, so this is no client of ours. */
@@ -175,10 +170,7 @@ static void flow_login_abort(struct session *s)
     pool_wait_stop(s);
     pool_unreserve(s);
     login_throttle_release(s); /* a held login must not wake up */
-    if (s->login->move_of != NULL)
-        move_target_lost(s, s->closing_why);
-    if (s->login->txn_of != NULL)
-        txn_fetch_lost(s);
+    fetch_lost(s);
 }
 
 static void flow_server_failed(struct session *s, const char *why, enum server_verdict v)
@@ -286,6 +278,8 @@ const struct session_flow login_flow =
                 [PHASE_CLOSING] = {.on_timeout = flow_closing_timeout},
             },
         .first = flow_first_phase,
+        .close = session_close,
+        .fail = session_fail,
         /* What first answers, and CONNECT for min_pool_size's sessions of pgnear's own. */
         .entries = PHASE_BIT(PHASE_PROXY_HEADER) | PHASE_BIT(PHASE_WEBSOCKET) |
                    PHASE_BIT(PHASE_STARTUP) | PHASE_BIT(PHASE_CLIENT_TLS) |
@@ -295,7 +289,5 @@ const struct session_flow login_flow =
         .login_end = login_throttle_release,
         .server_release = pool_release,
         .server_cancel_done = pool_cancel_done,
-        .move_held = move_held,
-        .move_abandon = move_abandon,
         .server_closed = pool_uncount,
 };

@@ -224,6 +224,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
         session_fail_msg(s, "53200", "out of memory");
         return;
     }
+    sc->poolable = s->login->pool_share;
     sc->counted = s->login->slot_reserved; /* the connection holds the slot from now on */
     sc->pool_slice = s->login->slot_slice;
     s->login->slot_reserved = false;
@@ -239,7 +240,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
     }
     session_tune_tcp(s->cfg, sc->ep.stream.fd);
     /* On failure the socket stays in the stream, and closing the connection closes it. */
-    if (endpoint_attach(s, &sc->ep, sc->ep.stream.fd) != 0) {
+    if (endpoint_attach(&sc->ep, sc->ep.stream.fd) != 0) {
         session_close(s, "out of memory");
         return;
     }

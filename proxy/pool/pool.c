@@ -80,8 +80,8 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
 }
 
 /*
- * Never called: a kept connection's events go to pool_event, since its
- * endpoint has no session.  Being a reader, it keeps the read event armed
+ * Never called: a kept connection's events go to pool_event, its owner's
+ * (pool_endpoint_owner).  Being a reader, it keeps the read event armed
  * (endpoint_arm), so that a server hanging up is seen at once.
  */
 static void pool_reading(struct session *s)
@@ -155,11 +155,38 @@ static void pool_reset(struct server_conn *sc)
     pool_flush(sc);
 }
 
+static void pool_event(struct endpoint *ep, short what);
+
+/*
+ * A kept connection's socket failed: it is closed.  Not called while
+ * pool_event reads and writes the socket itself (and closes it, saying why).
+ */
+static void pool_endpoint_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
+{
+    (void)s;
+    (void)gone;
+    pool_close(list_entry(ep, struct server_conn, ep), why);
+}
+
+/* A kept connection's log lines name no session. */
+static uint64_t pool_endpoint_log_id(const struct endpoint *ep)
+{
+    (void)ep;
+    return 0;
+}
+
+/* What a kept connection's endpoint tells the pool, its owner while it has no client. */
+static const struct endpoint_owner pool_endpoint_owner = {
+    .event = pool_event,
+    .failed = pool_endpoint_failed,
+    .log_id = pool_endpoint_log_id,
+};
+
 /* Parks a connection without client: its events come to pool_event. */
 static void pool_park(struct server_conn *sc)
 {
     server_conn_detach(sc);
-    sc->ep.unowned_event = pool_event;
+    sc->ep.owner = &pool_endpoint_owner;
     sc->ep.read_paused = false;
     sc->ep.on_read = pool_reading;
     sc->ep.stream.read_want = STREAM_WANT_READ;
@@ -317,7 +344,8 @@ static bool pool_read(struct server_conn *sc)
     return true;
 }
 
-void pool_event(struct endpoint *ep, short what)
+/* The event of a kept connection's socket: what it is sent is written, what it sends read. */
+static void pool_event(struct endpoint *ep, short what)
 {
     struct server_conn *sc = list_entry(ep, struct server_conn, ep);
     sc->in_callback = true;

@@ -19,7 +19,6 @@
 
 #include <stdbool.h>
 
-struct endpoint;
 struct gate_pids;
 struct region;
 struct region_host;
@@ -74,9 +73,6 @@ void pool_uncount(struct server_conn *sc);
 void pool_wait_enter(struct session *s);
 void pool_wait_timeout(struct session *s);
 void pool_wait_stop(struct session *s);
-
-/* The event callback of a connection without a client (endpoint_event_cb hands it over). */
-void pool_event(struct endpoint *ep, short what);
 
 /* Sets up and frees the worker's pool (its timer; every kept connection is closed). */
 int pool_init(struct worker *w);

@@ -21,6 +21,7 @@
 #include "proxy/pool/pool.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -129,6 +130,19 @@ static int warm_count(const struct worker *w, const struct pool_warm_pair *p)
     return n;
 }
 
+/* A warming session's server login ended: its connection goes idle into the pool, and it ends. */
+static void warm_ready(struct session *s, void *arg)
+{
+    (void)arg;
+    struct pool_warm_pair *p = warm_find(s->w->warm, s->region->name, s->database, s->user);
+    if (pool_keep_fresh(s->server_conn) && p != NULL)
+        p->last_ok_us = wall_clock_us();
+    fetch_close(s, "min_pool_size: connection opened and kept");
+}
+
+/* A warming session fetches a connection for the pool: it has no one to tell of a failure. */
+static const struct fetch_ops warm_fetch_ops = {.what = "min_pool_size", .ready = warm_ready};
+
 /* The internal session's login state, as a client's would be after pgnear verified it. */
 static int warm_login_init(struct session *s, const struct pool_warm_pair *p, struct region *r)
 {
@@ -146,6 +160,7 @@ static int warm_login_init(struct session *s, const struct pool_warm_pair *p, st
         return -1;
     s->application_name = param_set_get(&s->server_startup, "application_name");
     l->warming = true;
+    l->fetch = &warm_fetch_ops;
     memcpy(l->warm_client_key, p->client_key, SCRAM_KEY_LEN);
     l->verifier = p->verifier;
     l->plan[0] = r;
@@ -210,17 +225,6 @@ bool pool_warm_keeps(const struct worker *w, const struct server_conn *sc)
 {
     const struct pool_warm_pair *p = warm_find(w->warm, sc->region->name, sc->database, sc->user);
     return p != NULL && w->cfg->min_pool_size > 0 && warm_count(w, p) <= warm_share(w);
-}
-
-bool pool_warm_done(struct session *s)
-{
-    if (s->login == NULL || !s->login->warming)
-        return false;
-    struct pool_warm_pair *p = warm_find(s->w->warm, s->region->name, s->database, s->user);
-    if (pool_keep_fresh(s->server_conn) && p != NULL)
-        p->last_ok_us = wall_clock_us();
-    session_close(s, "min_pool_size: connection opened and kept");
-    return true;
 }
 
 const uint8_t *pool_warm_client_key(const struct session *s)

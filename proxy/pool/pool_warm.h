@@ -45,12 +45,6 @@ bool pool_warm_keeps(const struct worker *w, const struct server_conn *sc);
 /* Whether pairs are kept (the sweep must keep running). */
 bool pool_warm_active(const struct worker *w);
 
-/*
- * s is a warming session whose server login just ended: its connection
- * goes idle into the pool and s ends.  False when s is a client's.
- */
-bool pool_warm_done(struct session *s);
-
 /* The ClientKey a warming session or a mover (move.h) logs in with; NULL for a client's session. */
 const uint8_t *pool_warm_client_key(const struct session *s);
 

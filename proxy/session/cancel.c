@@ -1,5 +1,6 @@
 /*
- * cancel.c — cancel key registry and CancelRequest forwarding.
+ * cancel.c — a session's cancel key, registered (cancel_keys.c) and
+ * retargeted, and CancelRequest forwarding.
  */
 #include "proxy/session/cancel.h"
 
@@ -37,19 +38,8 @@
 #include "routing/health.h"
 #include "routing/region.h"
 
-#define CANCEL_FORWARD_MS   5000
-#define CANCEL_KEY_ATTEMPTS 16
-#define CANCEL_LOG_BURST    20 /* lines a second about cancel requests that cancel nothing */
-
-/*
- * The map's tag: four random bytes of the key (a 3.2 key's first four say
- * its format and peer), without the bit that says "forwarded", so that a
- * forwarded request finds its entry.
- */
-static uint32_t key_tag(const uint8_t *key, size_t len)
-{
-    return len == CANCEL_KEY_V32_LEN ? pkt_be32(key + 4) : pkt_be32(key) & ~1u;
-}
+#define CANCEL_FORWARD_MS 5000
+#define CANCEL_LOG_BURST  20 /* lines a second about cancel requests that cancel nothing */
 
 /* A CancelRequest of that process ID and key: its length in out, or 0 for a key too long. */
 #define CANCEL_PACKET_MAX (12 + CANCEL_KEY_MAX_LEN)
@@ -65,46 +55,12 @@ static size_t cancel_packet(uint8_t *out, uint32_t pid, const uint8_t *key, size
     return pkt_ok(&pb) ? pb.len : 0;
 }
 
-/* Whose key it is, copied from the registry under its lock. */
-struct cancel_target {
-    uint64_t client_id;
-    bool console; /* a session pgnear answers itself: nothing to forward */
-    int worker;   /* the session's: what it cancels is decided there */
-};
-
 /* A request for a session of another worker (or this one), run on that worker's loop. */
 struct cancel_order {
     uint64_t session_id;   /* the session to cancel */
     uint64_t requester_id; /* the connection that sent the request: closed once it is handled */
     int requester_worker;
 };
-
-/*
- * Picks a fresh client key for e, standing for real_pid, and registers it;
- * under cancel_lock.  The key names this instance when it is one of a
- * fleet (cancel_key.h).  0, or -1.
- */
-static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct cancel_entry *e,
-                           uint32_t real_pid)
-{
-    const uint8_t *secret = cfg->peer_secret_len > 0 ? cfg->peer_secret : NULL;
-    for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
-        uint8_t rnd[CANCEL_KEY_RANDOM];
-        bool oom;
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
-            cancel_key_make(real_pid, cfg->peer_id, rnd, secret, cfg->peer_secret_len,
-                            &e->client_pid, e->client_key, e->client_key_len) != 0)
-            return -1;
-        if (cancel_map_insert(&sh->cancel_keys, key_tag(e->client_key, e->client_key_len), e,
-                              &oom)) {
-            e->registered = true;
-            return 0;
-        }
-        if (oom)
-            return -1;
-    }
-    return -1;
-}
 
 /*
  * Registers a fresh client key for s, standing for sc (NULL: the console,
@@ -114,17 +70,13 @@ static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct c
 static int cancel_register_entry(struct session *s, const struct server_conn *sc,
                                  uint32_t console_pid)
 {
-    struct shared *sh = s->w->shared;
     struct cancel_entry *e = &s->cancel;
     e->server = sc;
     e->console = sc == NULL;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
-    pthread_mutex_lock(&sh->cancel_lock);
-    int rc = cancel_pick_key(sh, s->w->cfg, e, sc != NULL ? sc->pid : console_pid);
-    pthread_mutex_unlock(&sh->cancel_lock);
-    return rc;
+    return cancel_keys_add(s->w->shared, s->w->cfg, e, sc != NULL ? sc->pid : console_pid);
 }
 
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
@@ -132,7 +84,7 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
 {
     struct server_conn *sc = s->server_conn;
     /* Another worker may be reading the old key: it goes before the new one is written. */
-    cancel_unregister(s);
+    cancel_keys_remove(s->w->shared, &s->cancel);
     sc->pid = server_pid;
     memcpy(sc->key, server_key, server_key_len);
     sc->key_len = (uint16_t)server_key_len;
@@ -141,7 +93,7 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
 
 int cancel_register_console(struct session *s)
 {
-    cancel_unregister(s);
+    cancel_keys_remove(s->w->shared, &s->cancel);
     /* Any number will do (the key is what proves the caller); a positive one, as a pid is. */
     return cancel_register_entry(s, NULL, (uint32_t)(s->id % 0x3ffffffe) + 1);
 }
@@ -150,19 +102,6 @@ void cancel_retarget(struct session *s, const struct server_conn *sc)
 {
     if (s->cancel.registered)
         s->cancel.server = sc; /* read on s's own worker only (cancel_order_run) */
-}
-
-void cancel_unregister(struct session *s)
-{
-    struct shared *sh = s->w->shared;
-    if (!s->cancel.registered)
-        return;
-    pthread_mutex_lock(&sh->cancel_lock);
-    cancel_map_remove(&sh->cancel_keys, key_tag(s->cancel.client_key, s->cancel.client_key_len),
-                      &s->cancel);
-    pthread_mutex_unlock(&sh->cancel_lock);
-    s->cancel.registered = false;
-    s->cancel.server = NULL;
 }
 
 static void cancel_id_told(struct worker *from, const struct worker_reply *r)
@@ -313,14 +252,6 @@ static bool cancel_on_owner(struct worker *w, const struct cancel_target *t,
     return true;
 }
 
-/* The registered session, copied while its owner cannot unregister it. */
-static void cancel_copy_target(const struct cancel_entry *e, struct cancel_target *t)
-{
-    t->client_id = e->client_id;
-    t->worker = e->worker;
-    t->console = e->console;
-}
-
 /* On the session's own worker: its phase's cancel (arg: the session's id). */
 static int cancel_local_on_worker(struct worker *w, void *arg)
 {
@@ -351,17 +282,7 @@ static bool cancel_lookup(struct shared *sh, const struct startup_packet *sp, bo
     memcpy(key, sp->cancel_key, len);
     if (peer_format)
         cancel_key_set_forwarded(key, len, false);
-    bool found = false;
-    pthread_mutex_lock(&sh->cancel_lock);
-    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(key, len));
-    /* Both the whole key and the process ID must match, compared in constant time. */
-    if (e != NULL && e->client_key_len == len && CRYPTO_memcmp(e->client_key, key, len) == 0 &&
-        e->client_pid == sp->cancel_pid) {
-        cancel_copy_target(e, target);
-        found = true;
-    }
-    pthread_mutex_unlock(&sh->cancel_lock);
-    return found;
+    return cancel_keys_find(sh, key, len, sp->cancel_pid, target);
 }
 
 /* A request that cancels nothing: counted, charged to its client network, said (limited). */

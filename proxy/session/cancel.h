@@ -1,5 +1,6 @@
 /*
- * cancel.h — pgnear's own cancel keys and the forwarding of CancelRequests.
+ * cancel.h — a session's cancel key (in the registry of cancel_keys.h) and
+ * the forwarding of CancelRequests.
  *
  * Clients get the server's real process ID (a synthetic one under
  * protocol 3.0 in a fleet: cancel_key.h) with a secret chosen by pgnear;
@@ -24,24 +25,11 @@
 #include <stdint.h>
 
 #include "protocol/startup.h"
-
-#include "protocol/cancel_key.h"
+#include "proxy/session/cancel_keys.h"
 
 struct pp_header;
 struct server_conn;
 struct sockaddr;
-
-struct cancel_entry {
-    uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
-    uint8_t client_key_len;
-    uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
-    bool registered;
-    bool console; /* a session pgnear answers itself: no server */
-    uint64_t client_id;
-    /* whose process ID and key this stands for, or NULL; read on the session's worker only */
-    const struct server_conn *server;
-    int worker; /* the session's worker: a console's cancel is handled there */
-};
 
 /* Where a CancelRequest came from. */
 struct cancel_origin {
@@ -71,7 +59,6 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
  * 0, or -1 when out of memory.
  */
 int cancel_register_console(struct session *s);
-void cancel_unregister(struct session *s);
 
 /*
  * The session moved to sc (move.h): its key, unchanged, now stands for

@@ -2,10 +2,9 @@
  * endpoint.c — one side of a session: a socket with its stream (plain,
  * TLS or WebSocket), its buffers and its events.  Which events are armed
  * is derived from the state (endpoint_arm); the event callback runs the
- * writer and the reader of the side.  A side that fails tells its owner
- * (endpoint_failed): by default the session, which ends (session.c), which
- * is why endpoint and session are one object graph inside the session
- * room; a move tells itself instead (on_fail).
+ * writer and the reader of the side.  Its events and failures go to its
+ * owner (struct endpoint_owner): the session, the pool, a move; the
+ * endpoint knows none of them.
  */
 #include "proxy/session/endpoint.h"
 
@@ -20,39 +19,13 @@
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/session.h"
-
-/*
- * The client hung up while its reads were paused: back-pressure from the
- * server, a PAUSE or pause step holding it, a console command it waits on,
- * or the delivery of the cancel request it sent (which goes on).
- */
-static void endpoint_hangup(struct session *s, struct endpoint *ep)
-{
-    if (ep != &s->client)
-        return;
-    if (s->login != NULL && s->login->startup.kind == STARTUP_CANCEL_REQUEST)
-        session_close(s, "cancel request handled; the client left before it was delivered");
-    else
-        session_close(s, "client closed the connection while pgnear was not reading from it");
-}
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
 
-/*
- * The socket failed: its owner hears why.  By default a client's failure
- * ends the session; a server's that came reading (gone) ends it with what
- * the client is owed (session_server_gone), one that came writing closes
- * it.
- */
+/* The socket failed: its owner hears why. */
 static void endpoint_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
 {
-    if (ep->on_fail != NULL)
-        ep->on_fail(s, ep, why);
-    else if (ep != &s->client && gone)
-        session_server_gone(s, why);
-    else
-        session_close(s, why);
+    ep->owner->failed(s, ep, why, gone);
 }
 
 /*
@@ -60,11 +33,11 @@ static void endpoint_failed(struct session *s, struct endpoint *ep, const char *
  * the bytes that came before it; one that is still the reader afterwards
  * waits for bytes that will never come, and the end is taken now.
  */
-static void endpoint_run_reader(struct session *s, struct endpoint *ep)
+static void endpoint_run_reader(struct session *s, struct endpoint *ep, const bool *ended)
 {
     endpoint_handler reader = ep->on_read;
     reader(s);
-    if (ep->eof && !s->closed && ep->on_read == reader && !ep->read_paused)
+    if (ep->eof && !*ended && ep->on_read == reader && !ep->read_paused)
         endpoint_read_ended(s, ep, STREAM_EOF);
 }
 
@@ -75,12 +48,8 @@ static void endpoint_run_reader(struct session *s, struct endpoint *ep)
  * (endpoint_set_reader) or TLS holds decrypted bytes, which costs at most
  * one read that finds nothing.
  */
-static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what)
+void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const bool *ended)
 {
-    if (what & EV_CLOSED) {
-        endpoint_hangup(s, ep);
-        return;
-    }
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
     if (ep->out != NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) &&
         ep->stream.write_want == ready) {
@@ -88,53 +57,49 @@ static void endpoint_dispatch(struct session *s, struct endpoint *ep, short what
             ep->on_write(s);
         else
             endpoint_flush(s, ep);
-        if (s->closed)
+        if (*ended)
             return;
     }
     if (ep->on_read != NULL && !ep->read_paused &&
         (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
-        endpoint_run_reader(s, ep);
+        endpoint_run_reader(s, ep, ended);
 }
 
 static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct endpoint *ep = arg;
-    struct session *s = ep->session;
     (void)fd;
-    if (s == NULL) {
-        ep->unowned_event(ep, what); /* a kept server connection: no client */
-        return;
-    }
-    s->busy++;
-    endpoint_dispatch(s, ep, what);
-    session_callback_done(s);
+    ep->owner->event(ep, what);
 }
 
-static int endpoint_new_events(struct session *s, struct endpoint *ep, int fd)
+static int endpoint_new_events(struct endpoint *ep, int fd)
 {
-    ep->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
-    ep->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    ep->rev = event_new(ep->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
+    ep->wev = event_new(ep->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
     ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
     return ep->rev && ep->wev ? 0 : -1;
 }
 
-int endpoint_init(struct session *s, struct endpoint *ep, int fd)
+int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_owner *owner,
+                  struct session *s, bool client, int fd)
 {
     memset(ep, 0, sizeof(*ep));
     stream_init(&ep->stream, fd);
     ep->session = s;
+    ep->owner = owner;
+    ep->w = w;
+    ep->client = client;
     ep->in = evbuffer_new();
     ep->out = evbuffer_new();
     if (ep->in == NULL || ep->out == NULL)
         return -1;
-    return fd >= 0 ? endpoint_new_events(s, ep, fd) : 0;
+    return fd >= 0 ? endpoint_new_events(ep, fd) : 0;
 }
 
-/* Used when the server socket is created after the session. */
-int endpoint_attach(struct session *s, struct endpoint *ep, int fd)
+int endpoint_attach(struct endpoint *ep, int fd)
 {
     stream_init(&ep->stream, fd);
-    return endpoint_new_events(s, ep, fd);
+    return endpoint_new_events(ep, fd);
 }
 
 void endpoint_detach(struct endpoint *ep)
@@ -232,8 +197,7 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
             n = 0;
         if (n < 0) {
             endpoint_failed(
-                s, ep, ep == &s->client ? "could not send to client" : "could not send to server",
-                false);
+                s, ep, ep->client ? "could not send to client" : "could not send to server", false);
             return -1;
         }
         ep->bytes_out += (uint64_t)n;
@@ -254,16 +218,16 @@ void endpoint_pause_read(struct endpoint *ep)
     if (ep->read_paused)
         return;
     ep->read_paused = true;
-    struct session *s = ep->session;
-    log_debug(s->id, "reading from the %s paused", ep == &s->client ? "client" : "server");
+    log_debug(ep->owner->log_id(ep), "reading from the %s paused",
+              ep->client ? "client" : "server");
     /*
      * A client that leaves meanwhile must still be noticed: its FIN sets
      * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
      */
-    if (ep == &s->client && ep->hev == NULL && ep->rev != NULL &&
-        (event_base_get_features(s->w->base) & EV_FEATURE_EARLY_CLOSE))
+    if (ep->client && ep->hev == NULL && ep->rev != NULL &&
+        (event_base_get_features(ep->w->base) & EV_FEATURE_EARLY_CLOSE))
         ep->hev =
-            event_new(s->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
+            event_new(ep->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
     endpoint_arm(ep);
 }
 
@@ -281,7 +245,7 @@ void endpoint_resume_read(struct endpoint *ep)
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
 {
     if (evbuffer_add(ep->out, p, n) != 0) {
-        session_close(s, "out of memory");
+        endpoint_failed(s, ep, "out of memory", false);
         return -1;
     }
     return endpoint_flush(s, ep);
@@ -295,16 +259,14 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
         return 0;
     }
     if (n == STREAM_EOF) {
-        endpoint_failed(s, ep,
-                        ep == &s->client ? "client closed the connection"
-                                         : "server closed the connection",
-                        true);
+        endpoint_failed(
+            s, ep, ep->client ? "client closed the connection" : "server closed the connection",
+            true);
     } else {
         char why[256], msg[320];
         stream_error(&ep->stream, why, sizeof(why));
         snprintf(msg, sizeof(msg), "%s: %s",
-                 ep == &s->client ? "could not receive from client"
-                                  : "could not receive from server",
+                 ep->client ? "could not receive from client" : "could not receive from server",
                  why);
         endpoint_failed(s, ep, msg, true);
     }
@@ -314,10 +276,9 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
 /* A read that got bytes: a TLS read that waited for writability no longer does. */
 static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
 {
-    struct session *s = ep->session;
     ep->bytes_in += (uint64_t)n;
-    stat_add(ep == &s->client ? &s->w->stats.bytes_client_to_server
-                              : &s->w->stats.bytes_server_to_client,
+    stat_add(ep->client ? &ep->w->stats.bytes_client_to_server
+                        : &ep->w->stats.bytes_server_to_client,
              (uint64_t)n);
     if (want_before != ep->stream.read_want)
         endpoint_arm(ep);
@@ -339,8 +300,9 @@ ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *m
         return endpoint_read_got(ep, n, want);
     if (n == STREAM_EOF && evbuffer_get_length(ep->in) > 0) {
         if (!ep->eof)
-            log_debug(s->id, "%s ended its stream; %zu bytes before the end still to handle",
-                      ep == &s->client ? "client" : "server", evbuffer_get_length(ep->in));
+            log_debug(ep->owner->log_id(ep),
+                      "%s ended its stream; %zu bytes before the end still to handle",
+                      ep->client ? "client" : "server", evbuffer_get_length(ep->in));
         ep->eof = true;
         endpoint_arm(ep);
         return 0;
@@ -366,8 +328,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
         ssize_t w = stream_write_bytes(&ep->stream, p, n);
         if (w == STREAM_ERROR || w == STREAM_EOF) {
             endpoint_failed(
-                s, ep, ep == &s->client ? "could not send to client" : "could not send to server",
-                false);
+                s, ep, ep->client ? "could not send to client" : "could not send to server", false);
             return -1;
         }
         sent = w > 0 ? (size_t)w : 0;
@@ -375,7 +336,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
     }
     /* What the socket did not take is kept (the only copy this path makes). */
     if (sent < n && evbuffer_add(ep->out, p + sent, n - sent) != 0) {
-        session_close(s, "out of memory");
+        endpoint_failed(s, ep, "out of memory", false);
         return -1;
     }
     endpoint_arm(ep);

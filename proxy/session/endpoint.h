@@ -12,11 +12,31 @@
 
 #include "protocol/stream.h"
 
+struct endpoint;
 struct evbuffer;
 struct event;
 struct session;
+struct worker;
 
 typedef void (*endpoint_handler)(struct session *s);
+
+/*
+ * Whoever owns an endpoint: its session (session.c), the pool while it
+ * keeps a server connection between clients (pool.c), or a move that
+ * takes the old server connection's failures itself (move.h).  The
+ * endpoint knows nothing of them but these.
+ */
+struct endpoint_owner {
+    /* An event of the socket: runs endpoint_dispatch inside the owner's own bracket. */
+    void (*event)(struct endpoint *ep, short what);
+    /*
+     * The socket failed (the peer hung up, a read or a write failed, out
+     * of memory); gone: it failed reading (the peer's end, or a read error).
+     */
+    void (*failed)(struct session *s, struct endpoint *ep, const char *why, bool gone);
+    /* The id its log lines carry (a session's; 0: none). */
+    uint64_t (*log_id)(const struct endpoint *ep);
+};
 
 /*
  * One side of the proxy: a socket, its buffers and its events.
@@ -38,24 +58,24 @@ struct endpoint {
     endpoint_handler on_read;  /* the phase's input step (or handshake, connect); NULL: none */
     endpoint_handler on_write; /* runs when queued output may move; NULL: just flush */
     struct session *session;   /* NULL: a kept server connection between clients */
-    /* Its events while it has no session (set by the pool as it keeps it). */
-    void (*unowned_event)(struct endpoint *ep, short what);
-    /*
-     * Who is told when the socket fails (the peer hung up, a read or a
-     * write failed): NULL, the session, which ends (endpoint_failed); a
-     * move under way takes the old server connection's failures itself.
-     */
-    void (*on_fail)(struct session *s, struct endpoint *ep, const char *why);
+    /* Told of its events and failures: its session, the pool, a move. */
+    const struct endpoint_owner *owner;
+    struct worker *w;       /* whose loop its events are on */
     uint32_t fwd_remaining; /* bytes of the current message still to forward */
     char last_type;         /* type of the last message seen starting */
+    bool client;            /* the client's side (else a server's) */
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
     bool rev_armed, wev_armed, hev_armed;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
 
-/* Buffers, and events when fd >= 0; <0 when out of memory (endpoint_free cleans up). */
-int endpoint_init(struct session *s, struct endpoint *ep, int fd);
+/*
+ * Buffers, and events on w's loop when fd >= 0, for s (a client's side
+ * when client); <0 when out of memory (endpoint_free cleans up).
+ */
+int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_owner *owner,
+                  struct session *s, bool client, int fd);
 /* Detaches, then frees the buffers. */
 void endpoint_free(struct endpoint *ep);
 /* Arms exactly the events the endpoint's reader and queued output wait for. */
@@ -89,7 +109,15 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
  * returns 0 when done, STREAM_AGAIN, or STREAM_ERROR.
  */
 int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *));
-int endpoint_attach(struct session *s, struct endpoint *ep, int fd);
+/* Its events on fd, a socket made after the endpoint (a server's). */
+int endpoint_attach(struct endpoint *ep, int fd);
+/*
+ * Runs the endpoint's writer when the readiness its output waits for came,
+ * then its reader when the one its read waits for did; ended is the
+ * owner's flag that it ended meanwhile (nothing more is run then).  The
+ * owner's event calls it.
+ */
+void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const bool *ended);
 void endpoint_detach(struct endpoint *ep);
 
 #endif

@@ -62,8 +62,8 @@ bool gate_act_at_safe_point(struct session *s)
     if (s->on_safe == SAFE_HOLD && !s->held) {
         s->held = true;
         endpoint_pause_read(&s->client);
-        if ((s->hold_reasons & HOLD_MOVE) && s->server_conn != NULL)
-            s->w->shared->flow->move_held(s);
+        if ((s->hold_reasons & HOLD_MOVE) && s->moving != NULL && s->server_conn != NULL)
+            s->moving->holding(s);
     }
     return true;
 }
@@ -87,7 +87,7 @@ void gate_release_session(struct session *s, uint8_t reason)
         return;
     s->held = false;
     if (s->server_conn == NULL && s->txn != NULL)
-        s->txn->resume(s);
+        s->txn->life.resume(s);
     else if (s->server_conn != NULL &&
              evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);

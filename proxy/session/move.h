@@ -16,15 +16,14 @@
  *             carries (protocol/session_state.h); a session with temporary
  *             tables, session advisory locks or WITH HOLD cursors is
  *             named with that reason and left where it is;
- *   2. login  an internal session without a client (the mover) logs in to
- *             the target like a client's login would: a kept connection of
- *             the pool, or a new one under the session's own user,
- *             database, startup parameters and ClientKey; what the session
- *             needs comes with it (read-write: a primary), and the WAL
- *             position the session has seen as its pgnear.min_lsn, so that
- *             a standby behind it is waited for or refused (a mover that
- *             logged in early to a standby behind the position read gives
- *             way to one that waits);
+ *   2. login  an internal session without a client (the mover, a
+ *             fetcher of fetch.h) logs in to the target like a client's
+ *             login would: a kept connection of the pool, or a new one
+ *             under the session's own user, database, startup
+ *             parameters and ClientKey; what the session needs comes with it (read-write: a
+ * primary), and the WAL position the session has seen as its pgnear.min_lsn, so that a standby
+ * behind it is waited for or refused (a mover that logged in early to a standby behind the position
+ * read gives way to one that waits);
  *   3. replay the state, as one pipelined batch ending in a Sync: one
  *             implicit transaction, all or nothing;
  *   4. drain  with LISTEN channels only: a NOTIFY on the old server,
@@ -90,21 +89,5 @@ const char *move_refusal(const struct session *s);
 
 /* The region s's route picks now, into out (""): what MOVE CLIENTS HOME compares. */
 void move_home_region(const struct session *s, char *out, size_t cap);
-
-/* Hooks the login's flow calls (login/flow.c): */
-/* s is held at its safe point for its move: the move begins. */
-void move_held(struct session *s);
-/* m's server login ended; true when m is a mover (its connection is the move's). */
-bool move_target_ready(struct session *m);
-/* m closes before its move ended: the move fails with why. */
-void move_target_lost(struct session *m, const char *why);
-/* s ends while a move of it is under way: the move ends with it. */
-void move_abandon(struct session *s);
-
-struct config;
-struct locality;
-/* The caller's locality as its login found it (struct session_origin), for a route now. */
-void session_origin_locality(const struct session *s, const struct config *cfg,
-                             struct locality *loc);
 
 #endif

@@ -15,8 +15,6 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
-#include "proxy/runtime/placement.h"
-#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/move_int.h"
@@ -99,15 +97,10 @@ static void move_detached(struct session *s, const struct move_target *t, move_d
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    struct region_subset where;
-    const struct config *cfg = s->w->cfg;
-    char home[MOVE_REGION_MAX];
     snprintf(r.from, sizeof(r.from), "%s", s->region->name);
     snprintf(r.to, sizeof(r.to), "%s", t->region);
-    session_origin_locality(s, cfg, &loc);
-    size_t n = route_plan(&cfg->routing, &loc, &s->need,
-                          placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
-                          cosines, ROUTE_MAX_REGIONS);
+    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
+    const char *home = n > 0 ? plan[0]->name : ""; /* what its route picks (move_home_region) */
     for (size_t i = 0; i < n && r.to[0] == '\0'; i++)
         if (strcmp(plan[i]->name, t->avoid) != 0)
             snprintf(r.to, sizeof(r.to), "%s", plan[i]->name);
@@ -115,7 +108,6 @@ static void move_detached(struct session *s, const struct move_target *t, move_d
         move_refused(s, "no region to move it to has a server that fits what it needs", done, arg);
         return;
     }
-    move_home_region(s, home, sizeof(home));
     snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r.to) == 0 ? "" : r.to);
     /* It belongs to that region now (a DRAIN of the old one ends those still there). */
     struct region *to = region_set_find(&s->cfg->regions, r.to);
@@ -152,6 +144,7 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
         return;
     }
     mv->s = s;
+    mv->mover_ops = &move_mover_ops;
     mv->target = *t;
     mv->done = done;
     mv->arg = arg;
@@ -161,6 +154,7 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
     struct timeval tv = {s->cfg->move_timeout_ms / 1000, (s->cfg->move_timeout_ms % 1000) * 1000};
     evtimer_add(mv->timer, &tv);
     s->move = mv;
+    s->moving = &move_session_hooks;
     s->busy++;
     /*
      * The mover logs in first, while the session runs on: the client is

@@ -20,6 +20,7 @@
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/move_int.h"
 #include "proxy/session/msg_loop.h"
@@ -56,7 +57,7 @@ static void move_old_back(struct session_move *mv)
 {
     struct session *s = mv->s;
     struct server_conn *old = s->server_conn;
-    old->ep.on_fail = NULL;
+    old->ep.owner = &session_endpoint_owner;
     if (mv->old_error_len > 0) {
         if (move_pass_on(s, 'E', mv->old_error, mv->old_error_len) < 0)
             return;
@@ -85,11 +86,10 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
         event_free(mv->retry);
     session_state_free(&mv->st);
     s->move = NULL;
+    s->moving = NULL;
     mv->mover = NULL;
-    if (mover != NULL) {
-        mover->login->move_of = NULL;
-        session_close(mover, moved ? "its connection went to the moved session" : reason);
-    }
+    if (mover != NULL)
+        fetch_close(mover, moved ? "its connection went to the moved session" : reason);
     if (moved)
         log_info(s->id, "moved from region %s to region %s (client held %.1f ms)", mv->res.from,
                  mv->res.to, (double)mv->res.hold_us / 1000.0);
@@ -111,6 +111,12 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
     /* The old server is gone and the move could not save the session: it ends as it would have. */
     if (old_gone && !s->closed)
         session_server_gone(s, why);
+}
+
+void move_abandon(struct session *s)
+{
+    struct session_move *mv = s->move;
+    move_end(mv, false, s->closing_why != NULL ? s->closing_why : "the session ended");
 }
 
 /* A message of the old server that is not the move's: on to the client, as the relay would. */

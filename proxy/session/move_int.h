@@ -21,7 +21,9 @@
 #include "proxy/session/move.h"
 
 struct event;
+struct fetch_ops;
 struct session;
+struct session_hooks;
 
 /* The largest message of the state's answer or the replay's read at once. */
 #define MOVE_MAX_MESSAGE (SESSION_STATE_MAX_BYTES + 1024)
@@ -36,8 +38,10 @@ enum move_step {
 
 struct session_move {
     struct session *s;
-    struct session *mover; /* the internal session logging in to the target; NULL: none */
+    struct session *mover; /* the fetcher logging in to the target (fetch.h); NULL: none */
     bool mover_ready;      /* it has logged in, and waits for the state to replay */
+    /* What the mover tells the move (move_wire.c's), handed down by move_session. */
+    const struct fetch_ops *mover_ops;
     struct move_target target;
     enum move_step step;
     move_done_fn done;
@@ -77,6 +81,8 @@ void move_fail_text(struct session_move *mv, const char *prefix, const char *tex
 void move_fail_report(struct session_move *mv, const char *prefix, const uint8_t *body,
                       uint32_t len);
 void move_end(struct session_move *mv, bool moved, const char *reason);
+/* s ends while a move of it is under way: the move ends with it (s->moving's closing). */
+void move_abandon(struct session *s);
 /* A message of the old server that is not the move's: on to the client, as the relay would. */
 int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len);
 void move_bad_length(struct session *s);
@@ -97,6 +103,8 @@ void move_replay_read(struct session *s);
 /* Whether the region named (of the worker's configuration) holds s's database. */
 bool move_region_holds_database(const struct session *s, const char *region);
 void move_start_mover(struct session_move *mv, bool early);
+/* The mover closes before the move ended (its fetch_ops' lost): the move fails with why. */
+void move_mover_lost(struct session *m, void *arg, const char *why);
 /* The mover logged in before the state was read: does its server have what the session has seen? */
 bool move_mover_fits(struct session_move *mv);
 
@@ -104,5 +112,8 @@ bool move_mover_fits(struct session_move *mv);
 
 /* The session is asked to stop at its next safe point (now, if it is at one). */
 void move_hold(struct session_move *mv);
+/* What the mover tells the move (fetch.h), and what the gate and the close tell it (s->moving). */
+extern const struct fetch_ops move_mover_ops;
+extern const struct session_hooks move_session_hooks;
 
 #endif

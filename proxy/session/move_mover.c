@@ -1,8 +1,8 @@
 /*
  * move_mover.c — where a moved session goes and the mover that logs in
- * there (move_int.h): the region and need of the target, the internal
- * session that logs in to it (again, while a standby has not replayed the
- * session's position), and whether it can take the session.
+ * there (move_int.h): the region and need of the target, the fetcher
+ * (fetch.h) that logs in to it (again, while a standby has not replayed
+ * the session's position), and whether it can take the session.
  */
 #include "proxy/session/move.h"
 
@@ -16,6 +16,7 @@
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/move_int.h"
 #include "proxy/session/server_conn.h"
@@ -23,19 +24,6 @@
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/route.h"
-
-void session_origin_locality(const struct session *s, const struct config *cfg,
-                             struct locality *loc)
-{
-    const struct session_origin *o = &s->origin;
-    memset(loc, 0, sizeof(*loc));
-    loc->source = (enum locality_source)o->source;
-    loc->via = "the session's login";
-    loc->has_coords = o->has_coords;
-    loc->lat = o->lat;
-    loc->lon = o->lon;
-    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
-}
 
 /* Whether the region named (of the worker's configuration) holds s's database. */
 bool move_region_holds_database(const struct session *s, const char *region)
@@ -52,12 +40,7 @@ void move_home_region(const struct session *s, char *out, size_t cap)
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    struct region_subset where;
-    const struct config *cfg = s->w->cfg;
-    session_origin_locality(s, cfg, &loc);
-    size_t n = route_plan(&cfg->routing, &loc, &s->need,
-                          placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
-                          cosines, ROUTE_MAX_REGIONS);
+    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
@@ -72,75 +55,51 @@ static struct need_spec move_need(const struct session_move *mv)
     return need;
 }
 
-/* The regions of route that the move may go to: the target, or any but the one to avoid. */
-static size_t move_keep_wanted(const struct session_move *mv, const struct region *target,
-                               struct region **plan, double *cosines, size_t n)
+/* What the mover fetches: its need, in the target region or any but the one to avoid. */
+static struct fetch_want move_want(const struct session_move *mv)
 {
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        bool wanted =
-            mv->target.region[0] ? plan[i] == target : strcmp(plan[i]->name, mv->target.avoid) != 0;
-        if (wanted) {
-            plan[kept] = plan[i];
-            cosines[kept++] = cosines[i];
-        }
-    }
-    return kept;
+    return (struct fetch_want){.need = move_need(mv),
+                               .region = mv->target.region,
+                               .only = mv->target.region[0] != '\0',
+                               .avoid = mv->target.avoid};
 }
 
 /*
- * The mover's plan, by the caller's locality (the target named first):
- * its count, 0 when no region fits; then *later says whether one would
- * once a standby has replayed the session's position.
+ * Whether a standby that has not replayed the position want needs yet,
+ * in a region the move may go to, may catch up (loc: as fetch_plan set it).
  */
-static size_t move_plan(const struct session_move *mv, const struct config *cfg,
-                        struct locality *loc, struct region **plan, double *cosines, bool *later)
+static bool move_may_catch_up(const struct session_move *mv, const struct fetch_want *want,
+                              const struct locality *loc)
 {
-    struct need_spec need = move_need(mv);
-    session_origin_locality(mv->s, cfg, loc);
-    if (mv->target.region[0] != '\0') {
-        loc->source = LOCALITY_REGION_HINT;
-        loc->region = region_set_find(&cfg->regions, mv->target.region);
-    }
-    struct region_subset where;
-    const struct region_subset *placed =
-        placement_of(&mv->s->w->shared->placement, cfg, mv->s->database, &where);
-    size_t n = route_plan(&cfg->routing, loc, &need, placed, plan, cosines, ROUTE_MAX_REGIONS);
-    n = move_keep_wanted(mv, loc->region, plan, cosines, n);
-    *later = false;
-    if (n > 0 || need.min_lsn == 0 || !need_reads_standbys(need.role))
-        return n;
-    /* None fits now: is there a standby, in a region it may go to, that is catching up? */
-    for (size_t i = 0; i < cfg->regions.count && !*later; i++) {
+    const struct config *cfg = mv->s->w->cfg;
+    if (want->need.min_lsn == 0 || !need_reads_standbys(want->need.role))
+        return false;
+    for (size_t i = 0; i < cfg->regions.count; i++) {
         struct region *r = &cfg->regions.items[i];
-        bool wanted =
-            mv->target.region[0] ? r == loc->region : strcmp(r->name, mv->target.avoid) != 0;
-        wanted = wanted && (placed == NULL || region_subset_has(placed, r));
-        for (size_t j = 0; wanted && j < r->nhosts && !*later; j++)
-            *later = need_may_catch_up(&r->hosts[j], &need);
+        if (!fetch_wants(want, loc, r) || !move_region_holds_database(mv->s, r->name))
+            continue;
+        for (size_t j = 0; j < r->nhosts; j++)
+            if (need_may_catch_up(&r->hosts[j], &want->need))
+                return true;
     }
-    return n;
-}
-
-/* The mover's login state, besides the session's own (session_new_internal): its need and plan. */
-static const char *move_mover_init(struct session_move *mv, struct session *m)
-{
-    struct session_login *l = m->login;
-    l->move_of = mv;
-    m->need = move_need(mv);
-    bool later;
-    l->plan_len = move_plan(mv, m->cfg, &l->loc, l->plan, l->plan_cos, &later);
-    if (l->plan_len == 0)
-        return "no region to move it to has a server that fits what it needs";
-    m->region = l->plan[0];
-    snprintf(mv->res.to, sizeof(mv->res.to), "%s", l->plan[0]->name);
-    return NULL;
+    return false;
 }
 
 /* How often a move waiting for a standby to replay the session's position looks again. */
 #define MOVE_REPLAY_POLL_MS 50
 
 static void move_retry_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Looks again in MOVE_REPLAY_POLL_MS for a standby that has replayed the position. */
+static void move_retry_later(struct session_move *mv)
+{
+    struct timeval tv = {0, MOVE_REPLAY_POLL_MS * 1000};
+    if (mv->retry == NULL && (mv->retry = evtimer_new(mv->s->w->base, move_retry_cb, mv)) == NULL) {
+        move_end(mv, false, "out of memory");
+        return;
+    }
+    evtimer_add(mv->retry, &tv);
+}
 
 /*
  * Logs the mover in; first, while only a standby that has not replayed
@@ -151,40 +110,26 @@ static void move_retry_cb(evutil_socket_t fd, short what, void *arg);
  */
 void move_start_mover(struct session_move *mv, bool early)
 {
-    struct session *s = mv->s;
-    struct worker *w = s->w;
+    struct fetch_want want = move_want(mv);
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    bool later;
-    size_t n = move_plan(mv, w->cfg, &loc, plan, cosines, &later);
+    size_t n = fetch_plan(mv->s, &want, &loc, plan, cosines);
     if (n == 0 && early)
         return; /* the read tells the position; the mover after it waits or says why */
-    if (n == 0 && later) {
-        struct timeval tv = {0, MOVE_REPLAY_POLL_MS * 1000};
-        if (mv->retry == NULL && (mv->retry = evtimer_new(w->base, move_retry_cb, mv)) == NULL) {
-            move_end(mv, false, "out of memory");
-            return;
-        }
-        evtimer_add(mv->retry, &tv);
+    if (n == 0 && move_may_catch_up(mv, &want, &loc)) {
+        move_retry_later(mv);
         return;
     }
-    const char *why = NULL;
-    struct session *m = session_new_internal(s, "move", &why);
-    if (m == NULL) {
+    if (n == 0) {
+        move_end(mv, false, "no region to move it to has a server that fits what it needs");
+        return;
+    }
+    snprintf(mv->res.to, sizeof(mv->res.to), "%s", plan[0]->name);
+    log_debug(mv->s->id, "move: a mover logs in to region %s", plan[0]->name);
+    const char *why = fetch_start(mv->s, &want, mv->mover_ops, mv, &mv->mover);
+    if (why != NULL)
         move_end(mv, false, why);
-        return;
-    }
-    if ((why = move_mover_init(mv, m)) != NULL) {
-        m->login->move_of = NULL;
-        session_close(m, why);
-        move_end(mv, false, why);
-        return;
-    }
-    mv->mover = m;
-    log_debug(s->id, "move: client %llu logs in to region %s", (unsigned long long)m->id,
-              m->region->name);
-    phase_begin_at(m, PHASE_CONNECT);
 }
 
 static void move_retry_cb(evutil_socket_t fd, short what, void *arg)
@@ -198,10 +143,10 @@ static void move_retry_cb(evutil_socket_t fd, short what, void *arg)
     session_callback_done(s);
 }
 
-void move_target_lost(struct session *m, const char *why)
+void move_mover_lost(struct session *m, void *arg, const char *why)
 {
-    struct session_move *mv = m->login->move_of;
-    m->login->move_of = NULL;
+    struct session_move *mv = arg;
+    (void)m;
     mv->mover = NULL;
     char reason[256];
     snprintf(reason, sizeof(reason), "the target failed: %s", why != NULL ? why : "closed");
@@ -209,12 +154,6 @@ void move_target_lost(struct session *m, const char *why)
     s->busy++;
     move_end(mv, false, reason);
     session_callback_done(s);
-}
-
-void move_abandon(struct session *s)
-{
-    struct session_move *mv = s->move;
-    move_end(mv, false, s->closing_why != NULL ? s->closing_why : "the session ended");
 }
 
 /*
@@ -231,7 +170,6 @@ bool move_mover_fits(struct session_move *mv)
     struct session *m = mv->mover;
     mv->mover = NULL;
     mv->mover_ready = false;
-    m->login->move_of = NULL;
-    session_close(m, "its standby had not replayed the session's position");
+    fetch_close(m, "its standby had not replayed the session's position");
     return false;
 }

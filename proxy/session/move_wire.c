@@ -21,6 +21,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/move_int.h"
 #include "proxy/session/msg_loop.h"
@@ -48,8 +49,9 @@ static void move_switch(struct session_move *mv);
  * session ends as the failure would have ended it (move_end).  The old
  * connection's events stop here; it is closed at the switch or the end.
  */
-static void move_old_failed(struct session *s, struct endpoint *ep, const char *why)
+static void move_old_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
 {
+    (void)gone;
     struct session_move *mv = s->move;
     if (mv->old_gone)
         return;
@@ -65,6 +67,13 @@ static void move_old_failed(struct session *s, struct endpoint *ep, const char *
         move_switch(mv);
     }
 }
+
+/* The old connection's owner while the move goes on: its session's events, the move's failures. */
+static const struct endpoint_owner move_old_owner = {
+    .event = session_endpoint_event,
+    .failed = move_old_failed,
+    .log_id = session_endpoint_log_id,
+};
 
 /* The old server answered the state query (status: its ReadyForQuery's). */
 static void move_state_done(struct session *s, char status)
@@ -87,14 +96,14 @@ static void move_state_done(struct session *s, char status)
         return;
     }
     mv->step = MOVE_CONNECTING;
-    s->server_conn->ep.on_fail = move_old_failed;
+    s->server_conn->ep.owner = &move_old_owner;
     log_debug(s->id, "move: its state is read (%zu bytes to replay)",
               evbuffer_get_length(mv->st.replay));
     if (mv->mover == NULL)
         move_start_mover(mv, false);
     else if (mv->mover_ready)
         move_replay_start(mv);
-    /* else the mover's login, begun with the move, replays once it ends (move_target_ready) */
+    /* else the mover's login, begun with the move, replays once it ends (move_mover_ready) */
 }
 
 /* One message of the old server's answer to the state query. */
@@ -128,6 +137,8 @@ static int move_state_message(struct session *s, char type, const uint8_t *body,
 
 MOVE_READER(move_state_read, move_state_message)
 
+static void move_held(struct session *s);
+
 /* The session is asked to stop at its next safe point (now, if it is at one). */
 void move_hold(struct session_move *mv)
 {
@@ -136,8 +147,11 @@ void move_hold(struct session_move *mv)
         move_held(s);
 }
 
-/* The session is held at its safe point: the old server is asked for the state. */
-void move_held(struct session *s)
+/*
+ * The session is held at its safe point (s->moving's holding): the old
+ * server is asked for the state.
+ */
+static void move_held(struct session *s)
 {
     struct session_move *mv = s->move;
     if (mv == NULL || mv->step != MOVE_WAITING)
@@ -171,7 +185,7 @@ static void move_switch(struct session_move *mv)
     s->busy++;
     cancel_retarget(s, ns);
     /* The old connection goes first: the pool's release unlinks it from s. */
-    old->ep.on_fail = NULL;
+    old->ep.owner = &session_endpoint_owner;
     if (mv->old_gone)
         server_conn_close(old, false);
     else
@@ -254,7 +268,7 @@ static void move_replayed(struct session_move *mv, char status)
 /* One message of the target's answer to the replay: the mover's. */
 static int move_replay_message(struct session *m, char type, const uint8_t *body, uint32_t len)
 {
-    struct session_move *mv = m->login->move_of;
+    struct session_move *mv = m->login->fetch_arg;
     if (type == 'E') {
         move_fail_report(mv, "the target refused its state: ", body, len);
     } else if (type == 'Z') {
@@ -290,25 +304,28 @@ static void move_replay_start(struct session_move *mv)
     endpoint_flush(m, &ns->ep);
 }
 
-bool move_target_ready(struct session *m)
+/*
+ * The mover m logged in (its fetch_ops' ready): the state is replayed
+ * once it is read, or the session is held for its read now.  The mover
+ * stays the move's until the move ends.
+ */
+static void move_mover_ready(struct session *m, void *arg)
 {
-    struct session_move *mv = m->login != NULL ? m->login->move_of : NULL;
-    if (mv == NULL)
-        return false;
+    struct session_move *mv = arg;
     struct server_conn *ns = m->server_conn;
     bool region_ok = mv->target.region[0] ? strcmp(ns->region->name, mv->target.region) == 0
                                           : strcmp(ns->region->name, mv->target.avoid) != 0;
     snprintf(mv->res.to, sizeof(mv->res.to), "%s", ns->region->name);
     if (!region_ok) {
         move_end(mv, false, "the region to move it to has no server that fits what it needs");
-        return true;
+        return;
     }
     session_set_timer(m, 0); /* move_timeout bounds the rest */
     ns->ep.on_write = NULL;
     mv->mover_ready = true;
     if (mv->step == MOVE_CONNECTING) {
         move_replay_start(mv);
-        return true;
+        return;
     }
     /*
      * Logged in before the session was held: the connection waits, unread,
@@ -320,5 +337,15 @@ bool move_target_ready(struct session *m)
     s->busy++;
     move_hold(mv);
     session_callback_done(s);
-    return true;
 }
+
+const struct fetch_ops move_mover_ops = {
+    .what = "move",
+    .ready = move_mover_ready,
+    .lost = move_mover_lost,
+};
+
+const struct session_hooks move_session_hooks = {
+    .holding = move_held,
+    .closing = move_abandon,
+};

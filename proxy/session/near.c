@@ -18,7 +18,6 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn.h"
 #include "routing/region.h"
 
 bool near_session_start(struct session *s)
@@ -112,14 +111,19 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     return NEED_NEAREST;
 }
 
-/* The first message of client.in, whole (n: its size), or NULL: not all of it is in yet. */
-static const uint8_t *near_first_message(struct session *s, size_t *n)
+/*
+ * The first message of client.in, whole (n: its size), or NULL: not all
+ * of it is in yet, or it is too long to keep (*too_long).
+ */
+static const uint8_t *near_first_message(struct session *s, size_t *n, bool *too_long)
 {
     uint8_t h[PKT_HEADER_LEN];
+    *too_long = false;
     if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
         return NULL;
     uint32_t len = pkt_be32(h + 1);
-    if (len < 4 || len - 4 > TXN_SCAN_MAX)
+    *too_long = len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX;
+    if (*too_long)
         return NULL;
     *n = 1 + (size_t)len;
     if (evbuffer_get_length(s->client.in) < *n)
@@ -135,8 +139,8 @@ bool near_first_ready(struct session *s)
     if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
         return false;
     uint32_t len = pkt_be32(h + 1);
-    /* A bad length or a text too long to read: the fetch goes ahead, the server judges. */
-    if (len < 4 || len - 4 > TXN_SCAN_MAX)
+    /* A bad length or a message too long to keep: the fetch goes ahead (for a primary). */
+    if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
         return true;
     return evbuffer_get_length(s->client.in) >= 1 + (size_t)len;
 }
@@ -147,9 +151,12 @@ enum session_need near_next_need(struct session *s)
     if (ns->forward_pending)
         return NEED_READ_WRITE;
     size_t n;
-    const uint8_t *msg = near_first_message(s, &n);
-    bool read_only;
-    ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
+    bool read_only, too_long;
+    const uint8_t *msg = near_first_message(s, &n, &too_long);
+    if (too_long)
+        ns->placed = NEED_READ_WRITE; /* it cannot be kept to run again: where writes run */
+    else
+        ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
     return ns->placed;
 }
 
@@ -334,8 +341,12 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     ns->request_sent = false;
-    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held)))
+    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held))) {
+        log_debug(s->id, "nearest: %s: run again on a primary",
+                  ns->must_forward ? "the transaction belongs on a primary"
+                                   : "the standby refused the transaction as a write");
         return NEAR_FORWARD;
+    }
     stat_inc(&s->w->stats.nearest_near);
     if (!near_deliver(s)) {
         session_close(s, "out of memory");
@@ -367,6 +378,8 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
         if (status != 'I')
             return NEAR_KEEP;
         if (ns->forwarded) {
+            log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
+                      ns->forward_failed ? " with an error" : "");
             stat_inc(&s->w->stats.nearest_forwarded);
             if (ns->forward_failed)
                 stat_inc(&s->w->stats.nearest_forward_failed);

@@ -145,7 +145,8 @@ enum near_verdict near_settle(struct session *s, uint8_t status);
  */
 bool near_put_back(struct session *s);
 
-/* NEAR_FORWARD that cannot be: the held answer goes to the client after all; false: out of memory. */
+/* NEAR_FORWARD that cannot be: the held answer goes to the client after all; false: out of memory.
+ */
 bool near_deliver(struct session *s);
 
 /* n bytes of client.in were read: while some were run again, the rewriter knows (prep replay). */

@@ -9,10 +9,10 @@
 
 #include <stdlib.h>
 
+#include "protocol/pg_error.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/session.h"
 
 /* Which of the worker's session lists a phase puts the session on: its state there. */
 enum phase_list {
@@ -76,13 +76,21 @@ static struct list *phase_list(struct worker *w, enum phase_list list)
     }
 }
 
+/* Moves the session to another of its worker's lists. */
+static void phase_move_to_list(struct session *s, struct list *to)
+{
+    list_remove(s->list, &s->node);
+    s->list = to;
+    list_append(to, &s->node);
+}
+
 static void phase_start(struct session *s, enum session_phase next)
 {
     const struct phase_row *row = phase_row(s, next);
     struct list *to = phase_list(s->w, phase_kinds[next].list);
     s->phase = next;
     if (to != NULL && to != s->list)
-        session_move(s, to);
+        phase_move_to_list(s, to);
     if (row->enter != NULL)
         row->enter(s);
 }
@@ -97,11 +105,13 @@ static void phase_refuse(struct session *s, const char *from, enum session_phase
 #ifdef PGNEAR_CHECKED
     abort();
 #endif
+    const struct session_flow *flow = s->w->shared->flow;
     if (s->phase == PHASE_CLOSING) {
-        session_close(s, "internal error: undeclared phase change");
+        flow->close(s, "internal error: undeclared phase change");
         return;
     }
-    session_fail_msg(s, "XX000", "internal error in pgnear's login");
+    struct pg_error e;
+    flow->fail(s, pg_error_set(&e, "XX000", "internal error in pgnear's login"));
 }
 
 void phase_begin_at(struct session *s, enum session_phase first)
@@ -139,7 +149,7 @@ void phase_done(struct session *s)
     const struct phase_row *row = phase_row(s, s->phase);
     if (row->done == NULL) {
         log_error(s->id, "phase %s has no next phase", phase_name(s->phase));
-        session_close(s, "internal error: no next phase");
+        s->w->shared->flow->close(s, "internal error: no next phase");
         return;
     }
     row->done(s);

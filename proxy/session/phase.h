@@ -15,26 +15,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxy/session/session_types.h" /* enum session_phase */
+
+struct pg_error;
 struct server_conn;
 struct session;
-
-enum session_phase {
-    PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
-    PHASE_WEBSOCKET,    /* websocket_port: the HTTP request, up to the upgrade (ws_ingress.h) */
-    PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
-    PHASE_CLIENT_TLS,   /* client TLS handshake */
-    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram; always for the console) */
-    PHASE_CONNECT,      /* TCP connect to a server host */
-    PHASE_WAIT_ROLE,    /* no host fits what the session needs: waiting for one (failover_wait) */
-    PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
-    PHASE_SERVER_TLS,   /* server TLS handshake */
-    PHASE_WAIT_SERVER,  /* the pool is full: waiting for a server connection (pool.h) */
-    PHASE_SERVER_LOGIN, /* the server's authentication and parameters, up to ReadyForQuery */
-    PHASE_ACTIVE,       /* relaying */
-    PHASE_ADMIN,        /* logged into the admin console */
-    PHASE_CLOSING,      /* a final error is being flushed to the client */
-    PHASE_COUNT
-};
 
 /* What a failed attempt to log in through a server says about its host. */
 enum server_verdict {
@@ -74,6 +59,12 @@ struct session_flow {
     enum session_phase (*first)(struct session *s);
     /* The phases a session may start in: first's answers, and phase_begin_at's. */
     phase_set entries;
+    /*
+     * The session's ends (session.h), through which the engine ends one on
+     * its own internal errors: closed, or sent a FATAL report first.
+     */
+    void (*close)(struct session *s, const char *why);
+    void (*fail)(struct session *s, const struct pg_error *e);
     /* phase_server_failed's work. */
     void (*server_failed)(struct session *s, const char *why, enum server_verdict v);
     /* s closes during its login: let go of what it waits for or holds. */
@@ -86,10 +77,6 @@ struct session_flow {
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */
     void (*server_closed)(struct server_conn *sc);
-    /* s is held at its safe point for a move (gate.c): the move goes on (move.h). */
-    void (*move_held)(struct session *s);
-    /* s, with a move under way, closes (after its login): the move ends with it. */
-    void (*move_abandon)(struct session *s);
 };
 
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */

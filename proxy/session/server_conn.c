@@ -17,8 +17,10 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/cancel.h"
+#include "proxy/session/cancel_keys.h"
 #include "proxy/session/cancel_send.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session_types.h"
 #include "routing/region.h"
 
 struct server_conn *server_conn_new(struct session *s, struct region *region,
@@ -27,7 +29,8 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     struct server_conn *sc = calloc(1, sizeof(*sc));
     if (sc == NULL)
         return NULL;
-    if (endpoint_init(s, &sc->ep, -1) != 0) {
+    /* Its events and failures go to its session, as its client side's do. */
+    if (endpoint_init(&sc->ep, s->w, s->client.owner, s, false, -1) != 0) {
         endpoint_free(&sc->ep);
         free(sc);
         return NULL;
@@ -41,7 +44,6 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
     sc->host = host;
     sc->connect_time = wall_clock_us();
     sc->use_count = 1;
-    sc->poolable = s->login != NULL && s->login->pool_share;
     snprintf(sc->database, sizeof(sc->database), "%s", s->database);
     snprintf(sc->user, sizeof(sc->user), "%s", s->user);
     sc->list = &w->login_servers;
@@ -78,6 +80,7 @@ void server_conn_attach(struct server_conn *sc, struct session *s)
 {
     sc->client = s;
     sc->ep.session = s;
+    sc->ep.owner = s->client.owner;
     s->server_conn = sc;
     if (sc->cfg != s->cfg) {
         config_unref(sc->cfg);
@@ -95,6 +98,7 @@ void server_conn_hand_over(struct server_conn *sc, struct session *from, struct 
     from->server_conn = NULL;
     sc->client = to;
     sc->ep.session = to;
+    sc->ep.owner = to->client.owner;
     sc->bytes_in_at_attach = sc->ep.bytes_in;
     to->server_conn = sc;
     to->region = sc->region;
@@ -109,7 +113,7 @@ void server_conn_detach(struct server_conn *sc)
 {
     struct session *s = sc->client;
     if (s->cancel.registered && s->cancel.server == sc)
-        cancel_unregister(s);
+        cancel_keys_remove(s->w->shared, &s->cancel);
     server_conn_account(sc, s);
     tx_track_init(&sc->tx, sc->tx.status); /* counted: the next client's start at zero */
     s->server_conn = NULL;
@@ -124,7 +128,7 @@ void server_conn_close(struct server_conn *sc, bool paced)
     struct session *s = sc->client;
     /* The key goes first: another worker may be copying it. */
     if (s != NULL && s->cancel.registered && s->cancel.server == sc)
-        cancel_unregister(s);
+        cancel_keys_remove(s->w->shared, &s->cancel);
     list_remove(sc->list, &sc->node);
     sc->list = NULL;
     if (sc->cancels_in_flight > 0)

@@ -28,13 +28,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "protocol/cancel_key.h"
 #include "protocol/param_set.h"
 #include "protocol/startup.h"
 #include "protocol/tx_track.h"
 #include "proxy/base/list.h"
-#include "proxy/session/session.h"
+#include "proxy/session/endpoint.h"
 
 struct prep_server;
+struct config;
 struct region;
 struct region_host;
 struct worker;
@@ -121,7 +123,8 @@ struct server_conn {
 /*
  * A new connection to host (of region) for session s, on the worker's
  * login list, linked both ways (s->server_conn, sc->client), with its
- * buffers but no socket yet.  NULL when out of memory.
+ * buffers but no socket yet; not poolable (the caller says when it is).
+ * NULL when out of memory.
  */
 struct server_conn *server_conn_new(struct session *s, struct region *region,
                                     struct region_host *host);

@@ -26,9 +26,10 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/cancel.h"
+#include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "routing/region.h"
@@ -45,6 +46,58 @@ void session_callback_done(struct session *s)
     else if (s->servers_gone != NULL)
         server_conn_reap(s);
 }
+
+/*
+ * The client hung up while its reads were paused: back-pressure from the
+ * server, a PAUSE or pause step holding it, a console command it waits on,
+ * or the delivery of the cancel request it sent (which goes on).
+ */
+static void session_hangup(struct session *s, struct endpoint *ep)
+{
+    if (!ep->client)
+        return;
+    if (s->login != NULL && s->login->startup.kind == STARTUP_CANCEL_REQUEST)
+        session_close(s, "cancel request handled; the client left before it was delivered");
+    else
+        session_close(s, "client closed the connection while pgnear was not reading from it");
+}
+
+void session_endpoint_event(struct endpoint *ep, short what)
+{
+    struct session *s = ep->session;
+    s->busy++;
+    if (what & EV_CLOSED)
+        session_hangup(s, ep);
+    else
+        endpoint_dispatch(s, ep, what, &s->closed);
+    session_callback_done(s);
+}
+
+/*
+ * A socket of the session failed: a client's failure ends the session; a
+ * server's that came reading (gone) ends it with what the client is owed
+ * (session_server_gone), one that came writing closes it.
+ */
+static void session_endpoint_failed(struct session *s, struct endpoint *ep, const char *why,
+                                    bool gone)
+{
+    if (!ep->client && gone)
+        session_server_gone(s, why);
+    else
+        session_close(s, why);
+}
+
+uint64_t session_endpoint_log_id(const struct endpoint *ep)
+{
+    return ep->session->id;
+}
+
+const struct endpoint_owner session_endpoint_owner = {
+    .event = session_endpoint_event,
+    .failed = session_endpoint_failed,
+    .log_id = session_endpoint_log_id,
+};
+
 void session_tune_tcp(const struct config *cfg, int fd)
 {
     int one = 1;
@@ -112,39 +165,13 @@ struct session *session_new(struct worker *w, int fd)
     list_append(s->list, &s->node);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
     s->login = calloc(1, sizeof(*s->login));
-    if (s->timer == NULL || s->login == NULL || endpoint_init(s, &s->client, fd) != 0) {
+    if (s->timer == NULL || s->login == NULL ||
+        endpoint_init(&s->client, w, &session_endpoint_owner, s, true, fd) != 0) {
         /* The caller closes it (it owns fd until then); session_close frees what is here. */
         free(s->login);
         s->login = NULL;
     }
     return s;
-}
-
-struct session *session_new_internal(struct session *s, const char *what, const char **why)
-{
-    struct worker *w = s->w;
-    __atomic_add_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED); /* session_free counts it out */
-    struct session *m = session_new(w, -1);
-    *why = "out of memory";
-    if (m == NULL)
-        return NULL;
-    snprintf(m->peer, sizeof(m->peer), "%s of client %llu", what, (unsigned long long)s->id);
-    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
-    m->server_startup.limit = s->server_startup.limit;
-    if (m->login == NULL || s->secret == NULL || (m->startup_raw = malloc(ulen + dlen)) == NULL ||
-        param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK) {
-        session_close(m, *why);
-        return NULL;
-    }
-    memcpy(m->startup_raw, s->user, ulen);
-    memcpy(m->startup_raw + ulen, s->database, dlen);
-    m->user = (const char *)m->startup_raw;
-    m->database = (const char *)m->startup_raw + ulen;
-    m->application_name = param_set_get(&m->server_startup, "application_name");
-    m->login->verifier = s->secret->verifier;
-    memcpy(m->login->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);
-    *why = NULL;
-    return m;
 }
 
 /* Refuses a connection beyond max_client_conn without reading from it. */
@@ -277,13 +304,6 @@ void session_login_end(struct session *s)
     s->login = NULL;
 }
 
-void session_move(struct session *s, struct list *to)
-{
-    list_remove(s->list, &s->node);
-    s->list = to;
-    list_append(to, &s->node);
-}
-
 static struct session *session_find_on(struct list *l, uint64_t id)
 {
     struct list_node *pos, *tmp;
@@ -337,12 +357,12 @@ void session_close(struct session *s, const char *why)
         log_debug(s->id, "closing %s: %s", s->peer, why);
     else
         log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
-    cancel_unregister(s);
+    cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
-    if (s->move != NULL)
-        w->shared->flow->move_abandon(s);
+    if (s->moving != NULL)
+        s->moving->closing(s);
     if (s->txn != NULL)
-        s->txn->closing(s);
+        s->txn->life.closing(s);
     if (s->login != NULL) {
         auth_lookup_cancel(s->login->auth_lookup);
         s->login->auth_lookup = NULL;
@@ -498,4 +518,33 @@ void session_server_gone(struct session *s, const char *why)
         return;
     }
     session_fail(s, &err);
+}
+
+/* The caller's locality as its login found it (struct session_origin), for a route now. */
+static void session_origin_locality(const struct session *s, const struct config *cfg,
+                                    struct locality *loc)
+{
+    const struct session_origin *o = &s->origin;
+    memset(loc, 0, sizeof(*loc));
+    loc->source = (enum locality_source)o->source;
+    loc->via = "the session's login";
+    loc->has_coords = o->has_coords;
+    loc->lat = o->lat;
+    loc->lon = o->lon;
+    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
+}
+
+size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
+                      struct locality *loc, struct region **plan, double *cosines)
+{
+    const struct config *cfg = s->w->cfg;
+    struct region_subset where;
+    session_origin_locality(s, cfg, loc);
+    if (region != NULL && region[0] != '\0') {
+        loc->source = LOCALITY_REGION_HINT;
+        loc->region = region_set_find(&cfg->regions, region);
+    }
+    return route_plan(&cfg->routing, loc, need,
+                      placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
+                      cosines, ROUTE_MAX_REGIONS);
 }

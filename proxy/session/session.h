@@ -1,6 +1,6 @@
 /*
- * session.h — one client session; its server side is a struct server_conn
- * (server_conn.h).
+ * session.h — one client session (struct session: session_types.h); its
+ * server side is a struct server_conn (server_conn.h).
  */
 #ifndef PGNEAR_PROXY_SESSION_H
 #define PGNEAR_PROXY_SESSION_H
@@ -22,9 +22,9 @@
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/list.h"
 #include "proxy/base/pool_limits.h"
-#include "proxy/session/cancel.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_dial.h"
+#include "proxy/session/session_types.h"
 #include "routing/need.h"
 #include "routing/route.h"
 
@@ -33,6 +33,7 @@ struct server_conn;
 struct prep_client;
 struct near_state;
 struct registry_host;
+struct fetch_ops;
 
 /* How the client reached pgnear. */
 /* TRANSPORT_CANCEL: the Unix socket a draining pgnear keeps for its successor's cancel requests. */
@@ -129,14 +130,15 @@ struct session_login {
 
     bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
 
-    struct session_move *move_of; /* a mover: it logs in for this move (move.h) */
-    struct session *txn_of;       /* a fetcher: it logs in for this session's transaction (txn.h) */
+    /* A fetcher (fetch.h): its owner's ops, told how its login ends; NULL: none (any more). */
+    const struct fetch_ops *fetch;
+    void *fetch_arg;
 };
 
 /* A login of pgnear's own, with no client: min_pool_size's, a move's mover, a fetcher. */
 static inline bool session_login_internal(const struct session_login *l)
 {
-    return l->warming || l->move_of != NULL || l->txn_of != NULL;
+    return l->warming || l->fetch != NULL;
 }
 
 /*
@@ -151,20 +153,6 @@ struct session_secret {
 };
 
 /*
- * Where the caller was placed and how, kept past the login (whose state
- * is freed) for SHOW CLIENTS: about 48 bytes instead of the login's 5 KB.
- */
-struct session_origin {
-    float lat, lon; /* valid when has_coords */
-    float km;       /* to the serving region; negative when unknown */
-    uint8_t source; /* enum locality_source */
-    bool has_coords;
-    char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
-    char place[34];  /* the city as matched in the table, or as given; "" when none */
-    char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
-};
-
-/*
  * What reads a relaying session's server side, chosen once as the relay
  * takes the server (relay_attach_server): the relay's bytes as they come,
  * the fence reader's messages (fence.h), or transaction pooling's with
@@ -173,6 +161,18 @@ struct session_origin {
 struct server_reader {
     void (*read)(struct session *s); /* the server endpoint's reader */
     int (*pump)(struct session *s);  /* what the server sent before; <0: the session ended */
+};
+
+/*
+ * What the gate and the session's close tell a part that a room above
+ * attaches to a session — a move under way (move.h), transaction pooling
+ * (txn.h) — through the hooks the part sets on the session it applies to,
+ * so that those files do not call up into it.  NULL: not told.
+ */
+struct session_hooks {
+    void (*holding)(struct session *s); /* the gate holds s at its safe point */
+    void (*resume)(struct session *s);  /* the gate let s go while it has no server connection */
+    void (*closing)(struct session *s); /* s closes (s->closing_why) */
 };
 
 /*
@@ -185,98 +185,8 @@ struct txn_hooks {
     int (*client_pump)(struct session *s);  /* the client's input, on; <0: the session ended */
     void (*server_param)(struct session *s, const uint8_t *body, uint32_t len);
     bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
-    void (*resume)(struct session *s);      /* the gate let a detached session go */
-    void (*closing)(struct session *s);     /* the session closes */
+    struct session_hooks life;              /* the gate's and the close's (resume, closing) */
     const struct server_reader *server;     /* what reads the server side */
-};
-
-struct session {
-    struct list_node node; /* on one of the worker's session lists */
-    struct list *list;     /* the list it is on */
-    struct worker *w;
-    struct config *cfg; /* the configuration the session started under (a reference) */
-    uint64_t id;
-    enum session_phase phase;
-    int busy;    /* event callbacks of this session on the stack */
-    bool closed; /* closed inside a callback: freed when it returns */
-    struct endpoint client;
-    struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
-    struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
-    struct event *timer;              /* login timeout, then server connect timeout */
-    struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
-    uint64_t ws_ping_traffic;         /* the client's bytes at the last tick */
-    bool ws_ping_waiting;             /* a ping went out on a quiet connection */
-    struct session_login *login;      /* NULL once relaying */
-    struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
-
-    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
-    struct sockaddr_storage addr; /* the caller's real address */
-    bool from_proxy;              /* a trusted PROXY header said who the caller is */
-    bool client_tls;              /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
-    bool unix_socket;
-    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
-    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
-    bool websocket_tls; /* ... over wss */
-
-    /* the startup packet, kept whole; user and database point into it */
-    uint8_t *startup_raw;
-    const char *user, *database;
-    /*
-     * The startup parameters the server is given besides user and database:
-     * the client's, in its order, without pgnear.* hints (options without
-     * the hints in it).  Made once as the startup packet is read
-     * (server_params_build); every login sends it, the pool compares a kept
-     * connection's with it and sets what differs.
-     */
-    struct param_set server_startup;
-    const char *application_name; /* NULL when the client sent none */
-    uint16_t client_minor;        /* protocol minor version agreed with the client */
-
-    struct session_origin origin; /* set as the login ends */
-    int64_t connected_at;         /* when the client connected (Unix time, seconds) */
-
-    /*
-     * Where the client is routed: the region of the plan being tried, then
-     * the one serving (the server connection's, while there is one).
-     */
-    struct region *region;
-    struct need_spec need; /* what its server must be (target_session_attrs, pgnear.min_lsn) */
-    bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
-    uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
-    uint64_t fence_lsn;
-    bool fence_wrote; /* the transaction going on wrote (fence.c) */
-    bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
-    char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
-    uint64_t server_bytes;               /* bytes read from server connections already closed */
-    /* What the admin asked of the session at its next safe point (enum session_on_safe). */
-    uint8_t on_safe;
-    uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
-    uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
-    bool held;            /* the client's next request waits, unread */
-
-    /* the cancel key pgnear gave the client, naming the server connection's */
-    struct cancel_entry cancel;
-
-    /* moves to another server (move.h) */
-    const char *unmovable;         /* why it may not move (static text); NULL: it may */
-    struct session_secret *secret; /* its login's keys, for a move; NULL when it may not move */
-    struct session_move *move;     /* a move under way; NULL: none */
-    uint32_t moves;                /* moves done */
-    bool move_answer_owed;         /* the server owes the answer of a move's own query */
-
-    /* transaction pooling (txn.h) */
-    const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
-    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
-    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
-    struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
-    struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
-    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
-    const struct registry_host *txn_read_at;
-    int64_t txn_read_until_ms;
-    uint64_t transactions;   /* server connections given back after a transaction */
-    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why; /* while session_close runs its hooks: why */
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */
@@ -300,15 +210,6 @@ void session_close(struct session *s, const char *why);
  * closes it.
  */
 struct session *session_new(struct worker *w, int fd);
-/*
- * A session of pgnear's own with no client (a move's mover, a fetcher of
- * transaction pooling) that logs in as s would: s's user, database,
- * startup parameters and SCRAM keys (s->secret), on s's worker; the
- * caller sets what it is for and its plan, then starts it at
- * PHASE_CONNECT.  what names it in the log ("move": "move of client 7").
- * NULL with *why when it could not be made.
- */
-struct session *session_new_internal(struct session *s, const char *what, const char **why);
 /* Sends n bytes (an HTTP answer) as the client's last, then closes once they are flushed. */
 void session_send_last(struct session *s, const void *p, size_t n, const char *why);
 /*
@@ -337,7 +238,6 @@ void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);
 
-void session_move(struct session *s, struct list *to);
 /* The session of w with this id, on any of its lists; NULL when there is none. */
 struct session *session_find(struct worker *w, uint64_t id);
 /*
@@ -352,6 +252,31 @@ void session_tune_tcp(const struct config *cfg, int fd);
  * it was closed inside, and the server connections closed inside.
  */
 void session_callback_done(struct session *s);
+/*
+ * The event of one of the session's endpoints (struct endpoint_owner): run
+ * inside the session's callback bracket (busy, session_callback_done).  A
+ * move that takes its old server's failures itself keeps it as its event.
+ */
+void session_endpoint_event(struct endpoint *ep, short what);
+/* The session's id, for its endpoints' log lines. */
+uint64_t session_endpoint_log_id(const struct endpoint *ep);
+/*
+ * The owner of a session's endpoints (session_new's client side; its
+ * server connections copy their client side's): its events in the
+ * session's bracket, a failure ends the session (session_server_gone
+ * when a server's read failed).
+ */
+extern const struct endpoint_owner session_endpoint_owner;
+
+/*
+ * s's route now, planned as its login would from where its caller was
+ * (struct session_origin) for need, over the regions that hold its
+ * database (the worker's configuration), with region (NULL or "": none)
+ * named first, as a region hint would: into plan and cosines
+ * (ROUTE_MAX_REGIONS each), their count; loc, the locality planned by.
+ */
+size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
+                      struct locality *loc, struct region **plan, double *cosines);
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;

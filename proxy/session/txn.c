@@ -16,24 +16,20 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/fence.h"
+#include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
-#include "proxy/session/move.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_prep.h"
-#include "routing/health.h"
 #include "routing/need.h"
-#include "routing/region.h"
 #include "routing/registry.h"
-#include "routing/route.h"
 
 static void txn_client_read_cb(struct session *s);
 static int txn_client_pump(struct session *s);
@@ -45,7 +41,7 @@ static void txn_closing(struct session *s);
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
-    .server_idle = txn_server_idle, .resume = txn_resume_cb, .closing = txn_closing
+    .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing}
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -165,6 +161,7 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 }
 
 static void txn_refetch(struct session *s);
+static bool txn_may_let_go(const struct session *s);
 
 /*
  * nearest (near.h): the message at the head of the client's input, seen
@@ -485,7 +482,7 @@ static void txn_resume_cb(struct session *s)
  * what it has seen: its last server's position when that transaction ended
  * (need.h), and its own last write (pgnear.fence).
  */
-static struct need_spec txn_need(const struct session *s)
+static struct need_spec txn_need(struct session *s)
 {
     struct need_spec need = s->need;
     if (s->near != NULL)
@@ -513,59 +510,31 @@ static void txn_fetch_failed(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
-static void txn_fetch_start(struct session *s)
+/* The fetcher m logged in: its connection takes the session's waiting message on. */
+static void txn_fetch_ready(struct session *m, void *arg)
 {
-    const char *why = NULL;
-    struct session *m = session_new_internal(s, "transaction", &why);
-    if (m == NULL) {
-        txn_fetch_failed(s, why);
-        return;
-    }
-    struct session_login *l = m->login;
-    l->txn_of = s;
-    m->need = txn_need(s);
-    session_origin_locality(s, m->cfg, &l->loc);
-    if (s->txn_region[0] != '\0') { /* a move sent its transactions there (move_ask.c) */
-        l->loc.source = LOCALITY_REGION_HINT;
-        l->loc.region = region_set_find(&m->cfg->regions, s->txn_region);
-    }
-    struct region_subset where;
-    const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, m->cfg, s->database, &where);
-    l->plan_len = route_plan(&m->cfg->routing, &l->loc, &m->need, placed, l->plan, l->plan_cos,
-                             ROUTE_MAX_REGIONS);
-    m->region = l->plan_len > 0 ? l->plan[0] : NULL;
-    s->fetcher = m;
-    phase_begin_at(m, PHASE_CONNECT);
-}
-
-bool txn_fetch_ready(struct session *m)
-{
-    struct session *s = m->login != NULL ? m->login->txn_of : NULL;
-    if (s == NULL)
-        return false;
+    struct session *s = arg;
     struct server_conn *ns = m->server_conn;
-    m->login->txn_of = NULL;
     s->fetcher = NULL;
     s->busy++;
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
     cancel_retarget(s, ns);
-    session_close(m, "its connection went to the session's transaction");
+    fetch_close(m, "its connection went to the session's transaction");
+    near_attached(s); /* before the relay reads the client's waiting messages */
     if (relay_attach_server(s) == 0 && !s->closed) {
-        near_attached(s);
         endpoint_resume_read(&s->client);
         txn_client_pump(s);
     }
     session_callback_done(s);
-    return true;
 }
 
-void txn_fetch_lost(struct session *m)
+/* The fetcher m failed: the session ends with m's own error, or with why. */
+static void txn_fetch_lost(struct session *m, void *arg, const char *why)
 {
-    struct session *s = m->login->txn_of;
-    const char *why = m->closing_why != NULL ? m->closing_why : "its login failed";
-    m->login->txn_of = NULL;
+    struct session *s = arg;
+    if (why == NULL)
+        why = "its login failed";
     s->fetcher = NULL;
     s->busy++;
     /* The fetcher's own error, as its login wrote it for a client it does not have. */
@@ -583,6 +552,21 @@ void txn_fetch_lost(struct session *m)
     session_callback_done(s);
 }
 
+static const struct fetch_ops txn_fetch_ops = {
+    .what = "transaction",
+    .ready = txn_fetch_ready,
+    .lost = txn_fetch_lost,
+};
+
+/* A fetcher for the session's next transaction: its need, in its region or a move's (move.h). */
+static void txn_fetch_start(struct session *s)
+{
+    struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
+    const char *why = fetch_start(s, &want, &txn_fetch_ops, s, &s->fetcher);
+    if (why != NULL)
+        txn_fetch_failed(s, why);
+}
+
 static void txn_closing(struct session *s)
 {
     struct session *m = s->fetcher;
@@ -594,6 +578,5 @@ static void txn_closing(struct session *s)
     if (m == NULL)
         return;
     s->fetcher = NULL;
-    m->login->txn_of = NULL;
-    session_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
+    fetch_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
 }

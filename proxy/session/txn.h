@@ -14,9 +14,9 @@
  * read, but nothing goes anywhere.
  *
  * The client's next message (a Terminate alone just ends the session)
- * stops the reading and starts a fetcher: an internal session, like a
- * move's mover (session_new_internal), that logs in through the ordinary
- * phases for the session's user, database and need — a kept connection,
+ * stops the reading and starts a fetcher (fetch.h): an internal session,
+ * like a move's mover, that logs in through the ordinary phases for the
+ * session's user, database and need — a kept connection,
  * or a new login with the session's SCRAM keys, or a wait while the pool
  * is full (pool_size, max_db_connections, query_wait_timeout, first come
  * first served) — and hands its connection over.  The cancel key then
@@ -62,9 +62,5 @@ void txn_session_start(struct session *s);
 
 /* The session keeps its server connection from now on (why: static text). */
 void txn_pin(struct session *s, const char *why);
-
-/* The login's hooks: a fetcher's login ended (true: it was one), or it failed. */
-bool txn_fetch_ready(struct session *m);
-void txn_fetch_lost(struct session *m);
 
 #endif

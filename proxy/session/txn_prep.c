@@ -18,6 +18,7 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/msg_loop.h"
+#include "proxy/session/near.h"
 #include "proxy/session/session.h"
 
 /*
@@ -87,7 +88,8 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
         return -1;
     }
-    int rc = prep_client_message(s->prep, sc->prep, type, body, blen, sc->ep.out, s->client.out);
+    int rc = prep_client_message(s->prep, sc->prep, type, body, blen, sc->ep.out,
+                                 near_answers(s->near, s->client.out));
     if (rc == PREP_OK)
         return 1;
     if (rc == PREP_WAIT)
@@ -106,7 +108,8 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
         (sc->tx.status != 'I' && sc->tx.status != 'T') ||
         !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
         return 0;
-    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), s->client.out);
+    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name),
+                                    near_answers(s->near, s->client.out));
     if (rc == PREP_WAIT)
         return 0;
     if (rc != PREP_OK) {
@@ -136,7 +139,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
     bool fence = !own && fence_note(s, (char)type, body, len);
-    struct evbuffer *to = fence ? NULL : s->client.out;
+    struct evbuffer *to = fence ? NULL : near_sink(s, type);
     int rc = sc->prep != NULL
                  ? prep_server_message(sc->prep, type, body, len - 4, to)
                  : (fence || evbuffer_add(to, msg, 1 + (size_t)len) == 0 ? PREP_OK : PREP_OOM);
@@ -155,7 +158,7 @@ static int txn_prep_server_step(struct session *s)
 {
     struct endpoint *src = &s->server_conn->ep;
     struct msg_head h;
-    int rc = msg_step_head(s, src, s->client.out, &h, "server");
+    int rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;
@@ -163,7 +166,7 @@ static int txn_prep_server_step(struct session *s)
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
-        return msg_step_pass(s, src, s->client.out, &h);
+        return msg_step_pass(s, src, near_sink(s, h.type), &h);
     }
     if (!msg_whole(&h))
         return MSG_WAIT;

@@ -46,7 +46,6 @@ my %top_file = map { $_ => 1 } qw(proxy/main.c proxy/daemon.c proxy/daemon.h);
 # files are listed here; any other circle is a defect, and so is a file
 # listed here that is in no circle any more.
 my %allowed_circle = (
-    'proxy/session' => [qw(session endpoint server_conn cancel phase)],
     'proxy/pool'    => [qw(pool pool_warm)],
     'proxy/runtime' => [qw(worker worker_call)],
     # One file's parts, split for length, with the private header they share.
@@ -66,11 +65,11 @@ my %phase_header = (
 );
 # Files that move sessions between phases too (phase_enter, phase_done), but whose
 # headers the phase files use for more than phases: the auth throttle's gate, the
-# pool's slots and kept connections, a kept connection's handover, the mover a
-# move of a live session starts (its login begins at CONNECT, as a warm-up's), and
-# the fetcher of transaction pooling (the same, for a session's next transaction).
+# pool's slots and kept connections, a kept connection's handover, the warm-up's
+# logins, and the fetcher that logs in for a session (a move's mover, transaction
+# pooling's next transaction: its login begins at CONNECT, as a warm-up's).
 my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
-    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/move_mover.c', 'proxy/session/txn.c');
+    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/fetch.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase
 # What runs under the phases and reaches them only through the engine.

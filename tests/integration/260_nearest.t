@@ -1,6 +1,6 @@
 # target_session_attrs = nearest: each transaction on the nearest host
 # that can run it.  A primary in us-east and a streaming standby in
-# eu-west that replays a second late (recovery_min_apply_delay = 1s); the
+# eu-west that replays half a second late (recovery_min_apply_delay = 500ms); the
 # caller is in Dublin.  Reads run on eu-west; a statement that writes is
 # answered 25006 there and run again on the primary, the client seeing
 # the primary's answer alone (simple and extended protocol, a named
@@ -34,7 +34,7 @@ CREATE FUNCTION add_ride(n int) RETURNS int LANGUAGE sql AS
   'INSERT INTO rides (id, rider) VALUES (n, ''fn'') RETURNING id';
 GRANT ALL ON rides, ride_ids TO app;
 SQL
-my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '1s');
+my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms');
 $eu->wait_streaming;
 
 my $auth_dir = tmpdir(name => 'nearest-auth');
@@ -49,7 +49,7 @@ sub proxy {
         regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
                      { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
-                      server_tls => 'disable', health_check_interval => '1s', workers => $WORKERS,
+                      server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       target_session_attrs => 'nearest', %set });
 }
 
@@ -83,6 +83,11 @@ sub one {
     return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
 }
 sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
+# Until the session's reads run near again: the standby has replayed what it wrote.
+sub near_again {
+    my ($w) = @_;
+    return wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05);
+}
 
 # Extended-protocol batch ending in Sync, with text parameters; the answer and its message types.
 sub ext {
@@ -123,32 +128,39 @@ for my $mode (qw(transaction)) {
     is one($w, "SELECT count(*) FROM rides WHERE id = $id"), 1, "$mode: ... and see it";
 
     # ---- the extended protocol, a named statement the primary lacks
+    ok near_again($w), "$mode: reads near again";
     $id = $next_id++;
     my $r = ext($w, [parse => 'ins', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => 'ins', $id, 'ext'], ['exec']);
     ok !$r->{error}, "$mode: Parse/Bind/Execute of an INSERT succeeds" or diag explain $r->{error};
     is primary_count("id = $id"), 1, "$mode: ... once";
+    ok near_again($w), "$mode: reads near again";
     $id = $next_id++;
     $r = ext($w, [bind => 'ins', $id, 'again'], ['exec']);
     ok !$r->{error}, "$mode: the named statement bound again, in a later transaction" or diag explain $r->{error};
     is primary_count("id = $id"), 1, "$mode: ... once";
 
     # ---- writes hidden in reads
-    my $before = $us->psql_admin('SELECT last_value FROM ride_ids', dbname => 'movr');
+    my $before = $us->psql_admin(q{SELECT nextval('ride_ids')}, dbname => 'movr');
+    ok near_again($w), "$mode: reads near again";
     is one($w, q{SELECT nextval('ride_ids')}), $before + 1, "$mode: nextval() runs, on the primary";
     is $us->psql_admin('SELECT last_value FROM ride_ids', dbname => 'movr'), $before + 1, "$mode: ... exactly once";
+    ok near_again($w), "$mode: reads near again";
     $id = $next_id++;
     is one($w, "SELECT add_ride($id)"), $id, "$mode: a function that inserts runs";
     is primary_count("id = $id"), 1, "$mode: ... once";
+    ok near_again($w), "$mode: reads near again";
     $id = $next_id++;
     $q = $w->query("SELECT 41 + 1; INSERT INTO rides (id, rider) VALUES ($id, 'multi')");
     ok !$q->{error}, "$mode: a Query with a read then a write succeeds" or diag explain $q->{error};
     is_deeply [$q->{rows}[0][0], $q->{tags}], [42, ['SELECT 1', 'INSERT 0 1']], "$mode: ... both answers once";
 
     # ---- an error on the primary too: the primary's, once
+    ok near_again($w), "$mode: reads near again";
     $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'dup')");
     is sqlstate($q->{error}), '23505', "$mode: a unique violation: the primary's 23505, not the standby's 25006";
 
     # ---- pipelined Queries
+    ok near_again($w), "$mode: reads near again";
     my @ids = map { $next_id++ } 1 .. 3;
     $w->send_raw(join '', map { my $s = "INSERT INTO rides (id, rider) VALUES ($_, 'pipe')\0"; 'Q' . pack('N', 4 + length $s) . $s } @ids);
     my @res = map { $w->read_result } @ids;
@@ -178,7 +190,7 @@ for my $mode (qw(transaction)) {
     is $rc, 0, "$mode: COPY FROM STDIN succeeds" or diag $err;
     is primary_count("rider = 'copy'"), 2, "$mode: ... its rows once";
 
-    cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 9, "$mode: SHOW STATS counts the forwarded transactions";
+    cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
     cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";
     $w->terminate;

@@ -394,9 +394,9 @@ static void rig_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Events around a stream that takes over fd and ssl (endpoint_attach starts it afresh). */
-static int rig_attach(struct session *s, struct endpoint *ep, int fd, SSL *ssl)
+static int rig_attach(struct endpoint *ep, int fd, SSL *ssl)
 {
-    int rc = endpoint_attach(s, ep, fd);
+    int rc = endpoint_attach(ep, fd);
     ep->stream.ssl = ssl;
     return rc;
 }
@@ -423,7 +423,7 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
     s->region = &r->region;
     s->phase = PHASE_SERVER_LOGIN;
     /* From here on session_close releases the fds and SSLs, whatever fails. */
-    int crc = endpoint_init(s, &s->client, -1);
+    int crc = endpoint_init(&s->client, s->w, &session_endpoint_owner, s, true, -1);
     stream_init(&s->client.stream, cfd);
     s->client.stream.ssl = cssl;
     struct server_conn *sc = server_conn_new(s, &r->region, &r->region.hosts[0]);
@@ -437,8 +437,8 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
         tx_track_init(&sc->tx, 'I');
     }
     s->timer = evtimer_new(r->w.base, rig_timer_cb, s);
-    if (s->timer == NULL || crc != 0 || sc == NULL || rig_attach(s, &s->client, cfd, cssl) != 0 ||
-        rig_attach(s, &sc->ep, sfd, sssl) != 0) {
+    if (s->timer == NULL || crc != 0 || sc == NULL || rig_attach(&s->client, cfd, cssl) != 0 ||
+        rig_attach(&sc->ep, sfd, sssl) != 0) {
         session_close(s, "out of memory");
         return NULL;
     }

@@ -1,0 +1,82 @@
+/*
+ * fetch.h — a server connection fetched for a session by an internal
+ * session of pgnear's own, a *fetcher*: no client, it logs in as the
+ * session would (its user, database, startup parameters and SCRAM keys)
+ * through the ordinary phases — a kept connection of the pool, a new
+ * login, a wait while the pool is full — for the need and the region it
+ * is given, which need not be the session's own.  Its owner hears how
+ * the login ended through its ops, and takes the connection
+ * (server_conn_hand_over) or lets the fetcher go (fetch_close).
+ *
+ * Owners: a move's mover (move.h: the target's connection), transaction
+ * pooling (txn.h: the next transaction's connection); min_pool_size's
+ * warm-up sets the same ops on its own internal sessions (pool_warm.c).
+ * The login reaches them only through fetch_ready and fetch_lost
+ * (login/flow.c).
+ */
+#ifndef PGNEAR_PROXY_FETCH_H
+#define PGNEAR_PROXY_FETCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "routing/need.h"
+
+struct session;
+
+/* What a fetcher tells its owner (arg: the owner's, given to fetch_start). */
+struct fetch_ops {
+    const char *what; /* names the fetcher in the log: "move" makes "move of client 7" */
+    /*
+     * m's server login ended: its connection (m->server_conn) is the
+     * owner's to take.  m stays the owner's until fetch_close: should it
+     * fail meanwhile, lost is called.
+     */
+    void (*ready)(struct session *m, void *arg);
+    /* m closes before its owner let it go; why: m's closing reason (NULL: none given). */
+    void (*lost)(struct session *m, void *arg, const char *why);
+};
+
+/* What the fetcher's server must be, and where it is looked for. */
+struct fetch_want {
+    struct need_spec need;
+    /*
+     * The plan: the session's route now from where its caller was
+     * (session_replan), with region (NULL or "": none) named first as a
+     * region hint would; only: no region but that one; avoid (NULL or
+     * ""): a region left out.
+     */
+    const char *region;
+    bool only;
+    const char *avoid;
+};
+
+/*
+ * Starts a fetcher for s: *fetcher is set to it before its login begins
+ * (which may end at once, a kept connection handed over).  NULL, or why
+ * it could not start (nothing was called then).  An empty plan is the
+ * login's to fail, as a client's would.
+ */
+const char *fetch_start(struct session *s, const struct fetch_want *want,
+                        const struct fetch_ops *ops, void *arg, struct session **fetcher);
+
+struct locality;
+struct region;
+/*
+ * The plan of fetch_start, into plan and cosines (ROUTE_MAX_REGIONS
+ * each): its count; loc, the locality it was planned by.
+ */
+size_t fetch_plan(const struct session *s, const struct fetch_want *want, struct locality *loc,
+                  struct region **plan, double *cosines);
+/* Whether want lets the fetcher go to region r (loc: as fetch_plan set it). */
+bool fetch_wants(const struct fetch_want *want, const struct locality *loc, const struct region *r);
+
+/* The owner lets m go: closed with why, its ops not called any more. */
+void fetch_close(struct session *m, const char *why);
+
+/* The login's hooks (login/flow.c): m's server login ended (true: m is a fetcher, told). */
+bool fetch_ready(struct session *m);
+/* m closes during its login: a fetcher's owner hears it. */
+void fetch_lost(struct session *m);
+
+#endif

@@ -1,0 +1,161 @@
+/*
+ * session_types.h — what a session is made of: struct session and the
+ * enum of its phases, without what runs it.  The session's parts below
+ * session.c (the phase engine, the server connection) read and write
+ * these fields; session.h adds the functions of a session's life
+ * (session.c) and what only the login keeps.
+ */
+#ifndef PGNEAR_PROXY_SESSION_TYPES_H
+#define PGNEAR_PROXY_SESSION_TYPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "protocol/lsn.h"
+#include "protocol/param_set.h"
+#include "proxy/base/list.h"
+#include "proxy/session/cancel_keys.h"
+#include "proxy/session/endpoint.h"
+#include "routing/need.h"
+
+struct config;
+struct console;
+struct event;
+struct near_state;
+struct prep_client;
+struct region;
+struct registry_host;
+struct server_conn;
+struct session_hooks;
+struct session_login;
+struct session_move;
+struct session_secret;
+struct txn_hooks;
+struct worker;
+
+/* Where a session is in its life; what each phase does is the phase table's (phase.h). */
+enum session_phase {
+    PHASE_PROXY_HEADER, /* waiting for the PROXY protocol header */
+    PHASE_WEBSOCKET,    /* websocket_port: the HTTP request, up to the upgrade (ws_ingress.h) */
+    PHASE_STARTUP,      /* reading SSLRequest / StartupMessage */
+    PHASE_CLIENT_TLS,   /* client TLS handshake */
+    PHASE_CLIENT_AUTH,  /* pgnear verifies the client (auth = scram; always for the console) */
+    PHASE_CONNECT,      /* TCP connect to a server host */
+    PHASE_WAIT_ROLE,    /* no host fits what the session needs: waiting for one (failover_wait) */
+    PHASE_SERVER_SSL,   /* waiting for the server's answer to SSLRequest */
+    PHASE_SERVER_TLS,   /* server TLS handshake */
+    PHASE_WAIT_SERVER,  /* the pool is full: waiting for a server connection (pool.h) */
+    PHASE_SERVER_LOGIN, /* the server's authentication and parameters, up to ReadyForQuery */
+    PHASE_ACTIVE,       /* relaying */
+    PHASE_ADMIN,        /* logged into the admin console */
+    PHASE_CLOSING,      /* a final error is being flushed to the client */
+    PHASE_COUNT
+};
+
+/*
+ * Where the caller was placed and how, kept past the login (whose state
+ * is freed) for SHOW CLIENTS: about 48 bytes instead of the login's 5 KB.
+ */
+struct session_origin {
+    float lat, lon; /* valid when has_coords */
+    float km;       /* to the serving region; negative when unknown */
+    uint8_t source; /* enum locality_source */
+    bool has_coords;
+    char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
+    char place[34];  /* the city as matched in the table, or as given; "" when none */
+    char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
+};
+
+struct session {
+    struct list_node node; /* on one of the worker's session lists */
+    struct list *list;     /* the list it is on */
+    struct worker *w;
+    struct config *cfg; /* the configuration the session started under (a reference) */
+    uint64_t id;
+    enum session_phase phase;
+    int busy;    /* event callbacks of this session on the stack */
+    bool closed; /* closed inside a callback: freed when it returns */
+    struct endpoint client;
+    struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
+    struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
+    struct event *timer;              /* login timeout, then server connect timeout */
+    struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
+    uint64_t ws_ping_traffic;         /* the client's bytes at the last tick */
+    bool ws_ping_waiting;             /* a ping went out on a quiet connection */
+    struct session_login *login;      /* NULL once relaying */
+    struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
+
+    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
+    struct sockaddr_storage addr; /* the caller's real address */
+    bool from_proxy;              /* a trusted PROXY header said who the caller is */
+    bool client_tls;              /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
+    bool unix_socket;
+    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
+    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
+    bool websocket_tls; /* ... over wss */
+
+    /* the startup packet, kept whole; user and database point into it */
+    uint8_t *startup_raw;
+    const char *user, *database;
+    /*
+     * The startup parameters the server is given besides user and database:
+     * the client's, in its order, without pgnear.* hints (options without
+     * the hints in it).  Made once as the startup packet is read
+     * (server_params_build); every login sends it, the pool compares a kept
+     * connection's with it and sets what differs.
+     */
+    struct param_set server_startup;
+    const char *application_name; /* NULL when the client sent none */
+    uint16_t client_minor;        /* protocol minor version agreed with the client */
+
+    struct session_origin origin; /* set as the login ends */
+    int64_t connected_at;         /* when the client connected (Unix time, seconds) */
+
+    /*
+     * Where the client is routed: the region of the plan being tried, then
+     * the one serving (the server connection's, while there is one).
+     */
+    struct region *region;
+    struct need_spec need; /* what its server must be (target_session_attrs, pgnear.min_lsn) */
+    bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
+    uint64_t fence_lsn;
+    bool fence_wrote; /* the transaction going on wrote (fence.c) */
+    bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
+    char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
+    uint64_t server_bytes;               /* bytes read from server connections already closed */
+    /* What the admin asked of the session at its next safe point (enum session_on_safe). */
+    uint8_t on_safe;
+    uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
+    uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
+    bool held;            /* the client's next request waits, unread */
+
+    /* the cancel key pgnear gave the client, naming the server connection's */
+    struct cancel_entry cancel;
+
+    /* moves to another server (move.h) */
+    const char *unmovable;         /* why it may not move (static text); NULL: it may */
+    struct session_secret *secret; /* its login's keys, for a move; NULL when it may not move */
+    struct session_move *move;     /* a move under way; NULL: none */
+    uint32_t moves;                /* moves done */
+    bool move_answer_owed;         /* the server owes the answer of a move's own query */
+    /* The move's hooks (holding, closing), set and cleared with s->move (move.h). */
+    const struct session_hooks *moving;
+
+    /* transaction pooling (txn.h) */
+    const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
+    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
+    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
+    struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
+    struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
+    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
+    /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
+    const struct registry_host *txn_read_at;
+    int64_t txn_read_until_ms;
+    uint64_t transactions;   /* server connections given back after a transaction */
+    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
+    const char *closing_why; /* while session_close runs its hooks: why */
+};
+
+#endif
