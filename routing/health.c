@@ -33,7 +33,7 @@
 /*
  * What a check reads, in one round trip: whether the server is a standby,
  * whether its sessions start read-only, its WAL position (a primary's
- * written position, a standby's replayed one) and, on a standby, what it
+ * insert position, a standby's replayed one) and, on a standby, what it
  * has received and how old its last replayed commit is; the timeline (a
  * primary's from its WAL file name; a standby's from its WAL receiver,
  * which shows it only to roles with pg_read_all_stats, else NULL); the
@@ -44,15 +44,21 @@
  * restartpoint's, or its minimum recovery point's), which any role may
  * read: the timeline it replays is that one or a later one
  * (health_standby_timeline).  Positions come as byte offsets (numeric),
- * NULL where they do not apply.
+ * NULL where they do not apply.  A primary's position is where its WAL
+ * is inserted, past every commit it has answered: the written position
+ * (pg_current_wal_lsn) lags behind a commit by up to wal_writer_delay
+ * under synchronous_commit = off, and a standby that replayed only that
+ * far would pass for having what a session read or wrote.
  */
 #define HEALTH_QUERY                                                                               \
     "SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only'), "               \
-    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END "   \
+    "CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE "                            \
+    "pg_current_wal_insert_lsn() "                                                                 \
+    "END "                                                                                         \
     "- '0/0', pg_last_wal_receive_lsn() - '0/0', "                                                 \
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp()), "                                \
     "CASE WHEN pg_is_in_recovery() THEN (SELECT received_tli FROM pg_stat_wal_receiver) "          \
-    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "        \
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int END, " \
     "(SELECT system_identifier FROM pg_control_system()), "                                        \
     "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM "                        \
     "pg_control_checkpoint()), "                                                                   \

@@ -19,12 +19,17 @@ use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
+use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
-require_tool($_) for qw(psql pg_basebackup);
+require_tool($_) for qw(psql pg_basebackup node);
+my $root = "$FindBin::RealBin/../..";
+my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : require_tool('python3');
+system($python, '-c', 'import psycopg') == 0
+  or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 
 my $us = PgNearTest::Cluster->new(name => 'us-east');
 $us->psql_admin(<<'SQL', dbname => 'movr');
@@ -224,6 +229,22 @@ for my $mode (qw(transaction)) {
     my @codes = map { waitpid($_, 0); $? >> 8 } @kids;
     is_deeply \@codes, [(0) x 6], "$mode: 3 writers that read back each write and 3 readers: no failure, no stale read";
     is primary_count("rider = 'load'"), 60, "$mode: ... every write once";
+
+    # ---- other people's drivers: node-postgres (named statements) and psycopg 3 (prepared)
+    for my $d (['node-postgres', 'node', "$root/tests/node/nearest_client.js"],
+               ['psycopg', $python, "$root/tests/clients/nearest_client.py"]) {
+        my ($name, @cmd) = @$d;
+        my $first = $next_id;
+        $next_id += 100;
+        my ($rc, $out, $err) = run_cmd([@cmd, '--port', $p->port, '--clients', 2, '--rounds', 8,
+                                        '--first', $first], timeout => 60);
+        my $res = eval { JSON::PP::decode_json($out) } // { fatal => "$out $err" };
+        is_deeply [@$res{qw(fatal writes stale failure_count)}], [undef, 16, 0, 0],
+          "$mode, $name: 16 writes, each read back at once, no stale read, no failure"
+          or diag explain $res;
+        is primary_count("id >= $first AND id < $first + 16"), 16, "$mode, $name: ... each write once";
+        cmp_ok $res->{near_reads}, '>', 0, "$mode, $name: ... and some reads near";
+    }
     $p->stop;
 }
 
