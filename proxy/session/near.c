@@ -27,9 +27,9 @@ bool near_session_start(struct session *s)
     struct near_state *n = calloc(1, sizeof(*n));
     if (n == NULL)
         return false;
-    n->held = evbuffer_new();
+    n->answer = evbuffer_new();
     n->kept = evbuffer_new();
-    if (n->held == NULL || n->kept == NULL) {
+    if (n->answer == NULL || n->kept == NULL) {
         s->near = n;
         near_session_end(s);
         return false;
@@ -43,8 +43,8 @@ void near_session_end(struct session *s)
     struct near_state *n = s->near;
     if (n == NULL)
         return;
-    if (n->held != NULL)
-        evbuffer_free(n->held);
+    if (n->answer != NULL)
+        evbuffer_free(n->answer);
     if (n->kept != NULL)
         evbuffer_free(n->kept);
     free(n);
@@ -167,7 +167,7 @@ void near_attached(struct session *s)
         return;
     ns->leg = NEAR_BETWEEN;
     ns->request_sent = false;
-    evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
+    evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
 }
 
@@ -208,7 +208,7 @@ static bool near_at_start(const struct session *s)
 static void near_give_up(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (evbuffer_add_buffer(s->client.out, ns->held) != 0)
+    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0)
         ns->shown_results = true; /* what is left reaches nobody; the flush ends it */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
     ns->leg = NEAR_SHOWN;
@@ -233,11 +233,11 @@ static bool near_has_results(struct evbuffer *b)
 static void near_flush_asked(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (near_has_results(ns->held)) {
+    if (near_has_results(ns->answer)) {
         near_give_up(s);
         return;
     }
-    if (evbuffer_add_buffer(s->client.out, ns->held) != 0) {
+    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
         near_give_up(s);
         return;
     }
@@ -304,12 +304,12 @@ struct evbuffer *near_sink(struct session *s, uint8_t type)
         return s->client.out;
     /* A COPY's response must reach the client; a long answer streams. */
     if (type == 'G' || type == 'H' || type == 'W' ||
-        evbuffer_get_length(ns->held) > NEAR_HOLD_MAX) {
+        evbuffer_get_length(ns->answer) > NEAR_HOLD_MAX) {
         near_give_up(s);
         ns->request_sent = false;
         return s->client.out;
     }
-    return ns->held;
+    return ns->answer;
 }
 
 /* The SQLSTATE of the first ErrorResponse in b is 25006 (a write on a read-only server). */
@@ -341,7 +341,7 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     ns->request_sent = false;
-    if (status == 'I' && (ns->must_forward || near_refused_write(ns->held))) {
+    if (status == 'I' && (ns->must_forward || near_refused_write(ns->answer))) {
         log_debug(s->id, "nearest: %s: run again on a primary",
                   ns->must_forward ? "the transaction belongs on a primary"
                                    : "the standby refused the transaction as a write");
@@ -362,7 +362,7 @@ bool near_deliver(struct session *s)
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
     if (ns->leg == NEAR_HELD)
         ns->leg = NEAR_SHOWN;
-    return evbuffer_add_buffer(s->client.out, ns->held) == 0;
+    return evbuffer_add_buffer(s->client.out, ns->answer) == 0;
 }
 
 enum near_verdict near_settle(struct session *s, uint8_t status)
@@ -400,7 +400,7 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
 bool near_put_back(struct session *s)
 {
     struct near_state *ns = s->near;
-    evbuffer_drain(ns->held, evbuffer_get_length(ns->held));
+    evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
     ns->replay_left = evbuffer_get_length(ns->kept);
     if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
         return false;

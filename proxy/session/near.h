@@ -79,7 +79,7 @@ struct near_state {
     bool client_paused;       /* the client's reading is paused for the answer */
     bool shown_results;       /* a Flush delivered a statement's result: no replay */
     size_t replay_left;       /* bytes of client.in that are messages run again */
-    struct evbuffer *held;    /* the server's answer, for the client */
+    struct evbuffer *answer;  /* the server's answer held, for the client */
     struct evbuffer *kept;    /* the client's messages, to run again */
 };
 
@@ -121,7 +121,7 @@ struct evbuffer *near_sink(struct session *s, uint8_t type);
 /* Where pgnear's own answers to the client go (the rewriter's ParseComplete): likewise. */
 static inline struct evbuffer *near_answers(const struct near_state *n, struct evbuffer *client_out)
 {
-    return n != NULL && n->leg == NEAR_HELD ? n->held : client_out;
+    return n != NULL && n->leg == NEAR_HELD ? n->answer : client_out;
 }
 
 /* Whether the client may be read now (no answer awaited while held). */
