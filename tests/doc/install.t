@@ -133,7 +133,10 @@ sub check_unit {
     DocLinks::spew("$tmp/$name", $staged);
     ($rc, $out, $err) = run("cd '$tmp' && systemd-analyze verify --man=no './$name'");
     is($rc, 0, "$name: systemd-analyze verify");
-    is($out . $err, '', '... finds nothing to say');
+    # What it says of the machine's other units (pgpool2.service's obsolete
+    # StandardOutput=syslog, say) is not about this one.
+    my @said = grep { !m{^/(?:usr/)?lib/systemd/system/|^/etc/systemd/} } split /\n/, $out . $err;
+    is(join("\n", @said), '', '... finds nothing to say about it');
     DocLinks::spew("$tmp/bad/$name", $staged =~ s/^KillSignal=(\w+)$/KillSignal=$1\nNoSuchKey=1/mr);
     ($rc, $out, $err) = run("cd '$tmp/bad' && systemd-analyze verify --man=no './$name'");
     like($out . $err, qr/NoSuchKey/, '... and does say something about a unit with a key systemd does not know');
