@@ -13,7 +13,8 @@
 # replayed it), and near again once the standby has; a load of writers
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed.
-# Under pool_mode = transaction, 1 and 2 workers.
+# Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
+# session the session runs as read-write, on the primary, and the log says why.
 use strict;
 use warnings;
 use FindBin;
@@ -245,6 +246,21 @@ for my $mode (qw(transaction)) {
         is primary_count("id >= $first AND id < $first + 16"), 16, "$mode, $name: ... each write once";
         cmp_ok $res->{near_reads}, '>', 0, "$mode, $name: ... and some reads near";
     }
+    $p->stop;
+}
+
+# ---- where transactions cannot be placed one by one: the session runs as read-write
+{
+    my $p = proxy(pool_mode => 'session');
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), 'session pooling: the checks know eu-west as a standby';
+    my $w = login($p);
+    is where($w), 'us-east', 'session pooling: a session that needs nearest runs on the primary';
+    my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'session')");
+    ok !$q->{error}, '... where its writes succeed' or diag explain $q->{error};
+    like $p->log_contents, qr/needs nearest, placed as read-write: pool_mode is not transaction/,
+      '... and the log says why';
+    $w->terminate;
     $p->stop;
 }
 
