@@ -8,16 +8,20 @@
 
 #include <event2/buffer.h>
 
+#include "protocol/clock.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
 #include "protocol/tx_track.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
+#include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 bool near_session_start(struct session *s)
@@ -365,6 +369,34 @@ bool near_deliver(struct session *s)
     return evbuffer_add_buffer(s->client.out, ns->answer) == 0;
 }
 
+static int near_wake_checker(struct worker *w, void *arg)
+{
+    (void)arg;
+    health_wake(w->cfg->health);
+    return 0;
+}
+
+/*
+ * A transaction ended on a primary: until a check of it that starts now
+ * has read its position and the standbys' checks show one replayed, the
+ * session reads there too (need.h).  Those checks come every
+ * HEALTH_HURRY_MS for a while instead of every health_check_interval, so
+ * that reads come back near within a few local round trips, not a second.
+ */
+static void near_hurry_checks(struct session *s, struct region_host *primary)
+{
+    int64_t until = monotonic_ms() + NEAR_HURRY_MS;
+    bool wake = health_hurry(primary, until);
+    for (size_t i = 0; i < s->cfg->regions.count; i++) {
+        struct region *r = &s->cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++)
+            if (host_is_up(&r->hosts[j]) && host_is_standby(&r->hosts[j]))
+                wake |= health_hurry(&r->hosts[j], until);
+    }
+    if (wake)
+        (void)worker_call(s->w, s->w->shared->workers[0], near_wake_checker, NULL, NULL, NULL);
+}
+
 enum near_verdict near_settle(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
@@ -386,6 +418,8 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
         }
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
+        if (s->cfg->health_check_interval_ms > 0)
+            near_hurry_checks(s, sc->host);
         return NEAR_KEEP;
     case NEAR_SHOWN:
         if (status == 'I')

@@ -59,6 +59,9 @@ struct session;
 /* The most of a server's answer held, and the longest client message kept. */
 #define NEAR_HOLD_MAX (64 * 1024)
 
+/* After a transaction on a primary, how long its checks and the standbys' hurry (near_settle). */
+#define NEAR_HURRY_MS 2000
+
 enum near_leg {
     NEAR_BETWEEN, /* no transaction going on, or one not followed */
     NEAR_HELD,    /* on a standby, its answer held */
