@@ -282,7 +282,10 @@ static const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                         {"min_lsn", ADMIN_TEXT, 0},
                                                         {"moves", ADMIN_INT8, 0},
                                                         {"movable", ADMIN_TEXT, 0},
-                                                        {"pinned", ADMIN_TEXT, 0}};
+                                                        {"pinned", ADMIN_TEXT, 0},
+                                                        {"reads_at", ADMIN_TEXT, 0},
+                                                        {"writes_at", ADMIN_TEXT, 0},
+                                                        {"forwarded", ADMIN_INT8, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -331,6 +334,12 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_int(res, c->moves);
     text_or_null(res, c->movable);
     text_or_null(res, c->pinned);
+    text_or_null(res, c->reads_at);
+    text_or_null(res, c->writes_at);
+    if (c->forwarded >= 0)
+        result_int(res, c->forwarded);
+    else
+        result_null(res);
 }
 
 /* SHOW CLIENTS: every worker's sessions, worker by worker. */
