@@ -208,6 +208,27 @@ static bool explain_parse_arg(const char *arg, struct locality_input *in,
     return true;
 }
 
+/* A plan's regions, one a line: "  1. eu-west  0 km". */
+static void explain_print_plan(struct region *const *plan, const double *km, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (km[i] >= 0)
+            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, km[i]);
+        else
+            printf("  %zu. %s\n", i + 1, plan[i]->name);
+    }
+}
+
+/* need nearest: where its writes go, as need=read-write would place them. */
+static void explain_print_writes(const struct route_explanation *e)
+{
+    printf("writes: %s (needing %s)\n", e->nwrites > 0 ? e->writes[0]->name : "(none)",
+           need_name(e->write_need.role));
+    explain_print_plan(e->writes, e->writes_km, e->nwrites);
+    if (e->writes_passed_over[0] != '\0')
+        printf("writes pass over: %s\n", e->writes_passed_over);
+}
+
 static void explain_print(const struct config *cfg, const struct locality_input *in,
                           enum session_need need)
 {
@@ -220,12 +241,9 @@ static void explain_print(const struct config *cfg, const struct locality_input 
     if (e.passed_over[0] != '\0')
         printf("passed over: %s\n", e.passed_over);
     printf("region: %s\n", e.n > 0 ? e.plan[0]->name : "(none)");
-    for (size_t i = 0; i < e.n; i++) {
-        if (e.km[i] >= 0)
-            printf("  %zu. %-16s %8.0f km\n", i + 1, e.plan[i]->name, e.km[i]);
-        else
-            printf("  %zu. %s\n", i + 1, e.plan[i]->name);
-    }
+    explain_print_plan(e.plan, e.km, e.n);
+    if (need == NEED_NEAREST)
+        explain_print_writes(&e);
     for (int i = 0; i < e.nnotes; i++)
         printf("note: %s\n", e.notes[i]);
 }

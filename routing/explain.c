@@ -23,6 +23,22 @@ static void explain_note(struct route_explanation *e, const char *fmt, ...)
     va_end(ap);
 }
 
+/* nearest: the two legs in a line, or why --explain cannot tell where writes go. */
+static void explain_nearest_note(struct route_explanation *e, bool health_known)
+{
+    if (!health_known)
+        explain_note(e, "which region's primary takes nearest's writes is known from health "
+                        "checks only: SHOW ROUTE ... NEEDING nearest names it");
+    else if (e->n > 0 && e->nwrites > 0)
+        explain_note(e, "nearest: transactions start in %s; writes go to %s", e->plan[0]->name,
+                     e->writes[0]->name);
+    else if (e->n > 0)
+        explain_note(e,
+                     "nearest: transactions start in %s; no region has a writable primary for "
+                     "writes: they wait failover_wait for one, then fail",
+                     e->plan[0]->name);
+}
+
 /* What the evidence given could not do, so that a quiet default does not look like a decision. */
 static void explain_notes(const struct routing_data *rd, const struct locality_input *in,
                           bool health_known, struct route_explanation *e)
@@ -45,6 +61,8 @@ static void explain_notes(const struct routing_data *rd, const struct locality_i
     if (!health_known)
         explain_note(e, "health is not checked by --explain; the running proxy may pass over a "
                         "region that is down");
+    if (e->need.role == NEED_NEAREST)
+        explain_nearest_note(e, health_known);
     if (e->n == 0 && e->passed_over[0] == '\0')
         explain_note(e, "every region is disabled or draining: a session would be refused");
     else if (e->n == 0)
@@ -54,22 +72,36 @@ static void explain_notes(const struct routing_data *rd, const struct locality_i
                      need_name(e->need.role));
 }
 
-/* The regions the need passes over and why: "eu-west: no primary; ap-south: ...". */
-static void explain_passed_over(const struct routing_data *rd, struct route_explanation *e)
+/* The regions need passes over and why, into out: "eu-west: no primary; ap-south: ...". */
+static void explain_passed_over(const struct routing_data *rd, const struct need_spec *need,
+                                char *out, size_t cap)
 {
     size_t len = 0;
     for (size_t i = 0; i < rd->regions->count; i++) {
         const struct region *r = &rd->regions->items[i];
         char why[160];
-        if (!registry_takes_sessions(r->runtime) || need_region_fit(r, &e->need) != NEED_FIT_NONE)
+        if (!registry_takes_sessions(r->runtime) || need_region_fit(r, need) != NEED_FIT_NONE)
             continue;
-        need_region_shortfall(r, &e->need, why, sizeof(why));
-        int w = snprintf(e->passed_over + len, sizeof(e->passed_over) - len, "%s%s: %s",
-                         len > 0 ? "; " : "", r->name, why);
-        if (w < 0 || (size_t)w >= sizeof(e->passed_over) - len)
+        need_region_shortfall(r, need, why, sizeof(why));
+        int w = snprintf(out + len, cap - len, "%s%s: %s", len > 0 ? "; " : "", r->name, why);
+        if (w < 0 || (size_t)w >= cap - len)
             break;
         len += (size_t)w;
     }
+}
+
+/* nearest's writes: planned as a session needing read-write from the same caller. */
+static void explain_writes(const struct routing_data *rd, struct route_explanation *out)
+{
+    double cosines[ROUTE_MAX_REGIONS];
+    out->write_need = (struct need_spec){.role = NEED_READ_WRITE};
+    out->nwrites =
+        route_plan(rd, &out->loc, &out->write_need, NULL, out->writes, cosines, ROUTE_MAX_REGIONS);
+    explain_passed_over(rd, &out->write_need, out->writes_passed_over,
+                        sizeof(out->writes_passed_over));
+    bool placed = locality_caller_placed(&out->loc);
+    for (size_t i = 0; i < out->nwrites; i++)
+        out->writes_km[i] = placed ? route_km(cosines[i]) : -1.0;
 }
 
 void route_explain(const struct routing_data *rd, const struct locality_input *in,
@@ -80,7 +112,9 @@ void route_explain(const struct routing_data *rd, const struct locality_input *i
     locality_resolve(rd, in, &out->loc);
     double cosines[ROUTE_MAX_REGIONS];
     out->n = route_plan(rd, &out->loc, need, NULL, out->plan, cosines, ROUTE_MAX_REGIONS);
-    explain_passed_over(rd, out);
+    explain_passed_over(rd, &out->need, out->passed_over, sizeof(out->passed_over));
+    if (need->role == NEED_NEAREST)
+        explain_writes(rd, out);
     bool placed = locality_caller_placed(&out->loc);
     for (size_t i = 0; i < out->n; i++)
         out->km[i] = placed ? route_km(cosines[i]) : -1.0;

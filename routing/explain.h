@@ -22,6 +22,16 @@ struct route_explanation {
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS]; /* negative when the caller is not placed */
     char passed_over[512]; /* "eu-west: no primary; ..." regions that cannot serve need; "" none */
+    /*
+     * need nearest: where its writes go (what a standby refuses, and
+     * blocks), as a session needing read-write would be placed: the same
+     * fields for that need; nwrites 0 for any other need.
+     */
+    struct need_spec write_need;
+    size_t nwrites;
+    struct region *writes[ROUTE_MAX_REGIONS];
+    double writes_km[ROUTE_MAX_REGIONS];
+    char writes_passed_over[512];
     int nnotes;
     char notes[EXPLAIN_MAX_NOTES][400]; /* what the evidence could not do */
 };

@@ -282,7 +282,10 @@ static const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                         {"min_lsn", ADMIN_TEXT, 0},
                                                         {"moves", ADMIN_INT8, 0},
                                                         {"movable", ADMIN_TEXT, 0},
-                                                        {"pinned", ADMIN_TEXT, 0}};
+                                                        {"pinned", ADMIN_TEXT, 0},
+                                                        {"reads_at", ADMIN_TEXT, 0},
+                                                        {"writes_at", ADMIN_TEXT, 0},
+                                                        {"forwarded", ADMIN_INT8, 0}};
 
 /* An empty name as NULL: SQL's way of saying "none". */
 static void text_or_null(struct admin_result *res, const char *s)
@@ -331,6 +334,12 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_int(res, c->moves);
     text_or_null(res, c->movable);
     text_or_null(res, c->pinned);
+    text_or_null(res, c->reads_at);
+    text_or_null(res, c->writes_at);
+    if (c->forwarded >= 0)
+        result_int(res, c->forwarded);
+    else
+        result_null(res);
 }
 
 /* SHOW CLIENTS: every worker's sessions, worker by worker. */
@@ -681,9 +690,10 @@ static const char *route_fit_name(enum need_fit fit)
     }
 }
 
-/* One row of SHOW ROUTE: rank 0 (NULL) and km < 0 (NULL) for a region passed over. */
+/* One row of SHOW ROUTE for need: rank 0 (NULL) and km < 0 (NULL) for a region passed over. */
 static void route_region_row(struct admin_result *res, const struct route_explanation *e,
-                             const struct region *r, size_t rank, double km, const char *fit)
+                             const struct need_spec *need, const struct region *r, size_t rank,
+                             double km, const char *fit)
 {
     if (rank > 0)
         result_int(res, (int64_t)rank);
@@ -698,23 +708,34 @@ static void route_region_row(struct admin_result *res, const struct route_explan
     result_text(res, snapshot_admin_state_name((int)registry_admin_state(r->runtime)));
     result_textf(res, "%s (%s)", e->source, e->loc.via);
     result_text(res, e->reason);
-    result_text(res, need_name(e->need.role));
+    result_text(res, need_name(need->role));
     result_text(res, fit);
 }
 
-/* The regions the need passes over, after the plan: no rank, and why in fit. */
+/* The regions need passes over, after its plan: no rank, and why in fit. */
 static void route_passed_over_rows(const struct routing_data *rd, const struct route_explanation *e,
-                                   struct admin_result *res)
+                                   const struct need_spec *need, struct admin_result *res)
 {
     for (size_t i = 0; i < rd->regions->count; i++) {
         const struct region *r = &rd->regions->items[i];
         char why[160], fit[200];
-        if (!registry_takes_sessions(r->runtime) || need_region_fit(r, &e->need) != NEED_FIT_NONE)
+        if (!registry_takes_sessions(r->runtime) || need_region_fit(r, need) != NEED_FIT_NONE)
             continue;
         snprintf(fit, sizeof(fit), "passed over: %s",
-                 need_region_shortfall(r, &e->need, why, sizeof(why)));
-        route_region_row(res, e, r, 0, -1, fit);
+                 need_region_shortfall(r, need, why, sizeof(why)));
+        route_region_row(res, e, need, r, 0, -1, fit);
     }
+}
+
+/* A leg's rows: its plan, ranked, then the regions it passes over. */
+static void route_leg_rows(const struct routing_data *rd, const struct route_explanation *e,
+                           const struct need_spec *need, struct region *const *plan,
+                           const double *km, size_t n, struct admin_result *res)
+{
+    for (size_t i = 0; i < n; i++)
+        route_region_row(res, e, need, plan[i], i + 1, km[i],
+                         route_fit_name(need_region_fit(plan[i], need)));
+    route_passed_over_rows(rd, e, need, res);
 }
 
 /* The evidence as a session would give it; false (and the error set) when it cannot be. */
@@ -761,10 +782,11 @@ static int show_route(struct session *s, const struct admin_cmd *cmd, struct con
     route_explain(&s->w->cfg->routing, &in, &need, true, e);
     struct admin_result *res = &wait->res;
     result_init(res, ADMIN_COLS(show_route_cols));
-    for (size_t i = 0; i < e->n; i++)
-        route_region_row(res, e, e->plan[i], i + 1, e->km[i],
-                         route_fit_name(need_region_fit(e->plan[i], &e->need)));
-    route_passed_over_rows(&s->w->cfg->routing, e, res);
+    route_leg_rows(&s->w->cfg->routing, e, &e->need, e->plan, e->km, e->n, res);
+    /* nearest: then where its writes go, as NEEDING read-write would rank them. */
+    if (e->need.role == NEED_NEAREST)
+        route_leg_rows(&s->w->cfg->routing, e, &e->write_need, e->writes, e->writes_km, e->nwrites,
+                       res);
     for (int i = 0; i < e->nnotes; i++)
         result_notice(res, "%s", e->notes[i]);
     result_set_tag(res, "SHOW");

@@ -14,6 +14,7 @@
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/move.h"
+#include "proxy/session/near.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/need.h"
@@ -71,6 +72,18 @@ static enum client_row_state client_state(const struct session *s)
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
 
+/* Where a nearest session's transactions ran (n: NULL where it is not followed). */
+static void client_row_fill_near(struct client_row *row, const struct near_state *n)
+{
+    row->forwarded = n != NULL ? (int64_t)n->forwarded_total : -1;
+    if (n == NULL)
+        return;
+    if (n->reads_at != NULL)
+        copy_name(row->reads_at, sizeof(row->reads_at), n->reads_at->name);
+    if (n->writes_at != NULL)
+        copy_name(row->writes_at, sizeof(row->writes_at), n->writes_at->name);
+}
+
 /* Copies what SHOW CLIENTS shows of s into row, on s's worker: the row outlives the session. */
 static void client_row_fill(struct client_row *row, const struct session *s)
 {
@@ -97,6 +110,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     const char *refusal = move_refusal(s);
     row->movable = refusal == NULL ? "yes" : refusal;
     row->pinned = s->txn != NULL && s->pinned != NULL ? s->pinned : "";
+    client_row_fill_near(row, s->near);
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {

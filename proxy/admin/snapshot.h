@@ -86,6 +86,10 @@ struct client_row {
     uint32_t moves;               /* times it was moved to another server */
     const char *movable;          /* static text: "yes", or why not (move_refusal) */
     const char *pinned; /* pool_mode = transaction: why it keeps its server connection; else "" */
+    /* target_session_attrs = nearest, followed transaction by transaction (near.h): */
+    char reads_at[SNAPSHOT_NAME_MAX];  /* region of its last transaction placed near; "" none */
+    char writes_at[SNAPSHOT_NAME_MAX]; /* region of its last one run on a primary to write */
+    int64_t forwarded; /* its transactions run again on a primary; -1: not followed */
 };
 
 /* One server connection, as SHOW SERVERS shows it. */

@@ -189,6 +189,7 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
     ns->forwarded = false;
     bool read_only;
     enum session_need need = near_need_of(s, msg, n, &read_only);
+    ns->for_primary = need == NEED_READ_WRITE;
     if (!host_is_standby(s->server_conn->host)) {
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
@@ -256,6 +257,7 @@ int near_client_long(struct session *s, bool can_let_go)
         if (host_is_standby(s->server_conn->host) && can_let_go)
             return NEAR_REFETCH;
         ns->forwarded = false;
+        ns->for_primary = true; /* placed as a write: it could not be kept to run again */
         ns->leg = host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY;
     } else if (ns->leg == NEAR_HELD) {
         near_give_up(s);
@@ -340,6 +342,16 @@ static bool near_refused_write(struct evbuffer *b)
     return false;
 }
 
+/* Where the transaction that ended ran, for SHOW CLIENTS: its reads' leg or its writes'. */
+static void near_note_ran(struct session *s, bool wrote)
+{
+    const struct registry_region *r = s->server_conn->region->runtime;
+    if (wrote)
+        s->near->writes_at = r;
+    else
+        s->near->reads_at = r;
+}
+
 /* The held transaction's answer is complete: to the client, or dropped to run it again. */
 static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 {
@@ -352,6 +364,7 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
         return NEAR_FORWARD;
     }
     stat_inc(&s->w->stats.nearest_near);
+    near_note_ran(s, false);
     if (!near_deliver(s)) {
         session_close(s, "out of memory");
         return NEAR_FAILED;
@@ -413,17 +426,21 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
             log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
                       ns->forward_failed ? " with an error" : "");
             stat_inc(&s->w->stats.nearest_forwarded);
+            ns->forwarded_total++;
             if (ns->forward_failed)
                 stat_inc(&s->w->stats.nearest_forward_failed);
         }
+        near_note_ran(s, ns->forwarded || ns->for_primary);
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
         if (s->cfg->health_check_interval_ms > 0)
             near_hurry_checks(s, sc->host);
         return NEAR_KEEP;
     case NEAR_SHOWN:
-        if (status == 'I')
+        if (status == 'I') {
+            near_note_ran(s, false);
             ns->leg = NEAR_BETWEEN;
+        }
         ns->request_sent = false;
         return NEAR_KEEP;
     default:

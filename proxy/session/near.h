@@ -54,6 +54,7 @@
 #include "routing/need.h"
 
 struct evbuffer;
+struct registry_region;
 struct session;
 
 /* The most of a server's answer held, and the longest client message kept. */
@@ -84,6 +85,11 @@ struct near_state {
     size_t replay_left;       /* bytes of client.in that are messages run again */
     struct evbuffer *answer;  /* the server's answer held, for the client */
     struct evbuffer *kept;    /* the client's messages, to run again */
+    /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
+    bool for_primary; /* the transaction going on was placed on a primary (a block, a lock) */
+    const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */
+    const struct registry_region *writes_at; /* of its last run again or placed on a primary */
+    uint64_t forwarded_total;                /* its transactions run again on a primary */
 };
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.

@@ -1,7 +1,8 @@
 # Prometheus metrics on metrics_addr, scraped with curl: the exposition
-# format, counters that agree with SHOW STATS, sessions per region and the
-# admin's region states, host health, reloads; only GET /metrics is
-# served; scrapes during a pgbench run cost the run nothing.
+# format, every metric in doc/pgnear.md's table (nearest's transactions by
+# ran among them), counters that agree with SHOW STATS, sessions per
+# region and the admin's region states, host health, reloads; only GET
+# /metrics is served; scrapes during a pgbench run cost the run nothing.
 use strict;
 use warnings;
 use FindBin;
@@ -44,6 +45,17 @@ my @names = $out =~ /^(pgnear_\w+)/mg;
 is scalar(grep { !/^pgnear_[a-z0-9_]+$/ } @names), 0, 'every metric name is lower-case with the pgnear_ prefix';
 my @counters = $out =~ /^# TYPE (\S+) counter$/mg;
 is scalar(grep { !/_total$/ } @counters), 0, 'every counter ends in _total';
+{
+    # Every metric served is in the reference's table (doc/pgnear.md, "Metrics").
+    open my $fh, '<', "$FindBin::RealBin/../../doc/pgnear.md" or die "doc/pgnear.md: $!";
+    my ($table) = do { local $/; <$fh> } =~ /^## Metrics\n(.*?)^## /ms;
+    my %documented = map { $_ => 1 } ($table // '') =~ /`(pgnear_\w+)`/g;
+    my @families = $out =~ /^# TYPE (\S+) /mg;
+    my @undocumented = grep { !$documented{$_} } @families;
+    is_deeply \@undocumented, [], 'every metric served is documented in pgnear.md' or diag "@undocumented";
+}
+is_deeply [map { sample($out, qq{pgnear_nearest_transactions_total{ran="$_"}}) } qw(near forwarded forward_failed)],
+    [0, 0, 0], 'pgnear_nearest_transactions_total by ran: near, forwarded, forward_failed';
 
 # Sessions: two to us-east, one to eu-west, left open.
 my @open;

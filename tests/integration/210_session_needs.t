@@ -3,7 +3,8 @@
 # them replaying a second late (recovery_min_apply_delay): every need from
 # callers near each region lands where an independent computation in this
 # file says; the [database] and [user] sections; bad values; SHOW ROUTE
-# ... NEEDING, SHOW REGIONS' roles and lag, SHOW CLIENTS; a standby whose
+# ... NEEDING (nearest: where transactions start and where writes go, as
+# --explain), SHOW REGIONS' roles and lag, SHOW CLIENTS; a standby whose
 # replay is paused is passed over for reads once over max_standby_lag and
 # takes them again only after a few good checks (once each way, no
 # flapping); a quiet primary passes nobody over; and a promotion: a session
@@ -156,6 +157,16 @@ sub login_error {
       ['ap-southeast: passed over: no writable primary', 'eu-west: passed over: no writable primary'],
       '... the standbys are passed over, and why';
     is $r[0]{needing}, 'read-write', '... the needing column';
+    my $near = "SHOW ROUTE FOR LOCATION '51.51,-0.13' NEEDING nearest";
+    my @n = show($near);
+    is_deeply [map { "$_->{rank}. $_->{region} $_->{needing}" } grep { $_->{rank} ne '' } @n],
+      ['1. eu-west nearest', '2. us-east nearest', '3. ap-southeast nearest', '1. us-east read-write'],
+      'SHOW ROUTE ... NEEDING nearest from London: transactions start on eu-west, writes go to us-east';
+    is_deeply [sort map { "$_->{region} $_->{needing}: $_->{fit}" } grep { $_->{rank} eq '' } @n],
+      ['ap-southeast read-write: passed over: no writable primary', 'eu-west read-write: passed over: no writable primary'],
+      '... the standbys passed over for writes, and why';
+    my (undef, undef, $notice) = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $near);
+    like $notice, qr/NOTICE:\s+nearest: transactions start in eu-west; writes go to us-east/, '... and a NOTICE sums it up';
     my @any = show("SHOW ROUTE FOR LOCATION '51.51,-0.13'");
     is_deeply [map { $_->{region} } @any], ['eu-west', 'us-east', 'ap-southeast'],
       'without NEEDING: every region, nearest first';
@@ -177,6 +188,11 @@ sub login_error {
                                     'location=51.51,-0.13', 'need=read-write']);
     is $rc, 0, '--explain need=read-write runs' or diag $err;
     like $out, qr/^needing: read-write$/m, '... and says what the session needs';
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--explain', $p->config_path, 'location=51.51,-0.13', 'need=nearest']);
+    like $out, qr/^region: eu-west\n(?:  \d\. .*\n){3}writes: eu-west \(needing read-write\)\n(?:  \d\. .*\n){3}/m,
+      '--explain need=nearest: the regions for reads, then those for writes' or diag $out, $err;
+    like $out, qr/^note: which region's primary takes nearest's writes is known from health checks only/m,
+      '... which health checks tell apart' or diag $out;
 }
 
 {

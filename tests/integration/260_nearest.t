@@ -12,7 +12,9 @@
 # after a write the session reads on the primary (the standby has not
 # replayed it), and near again once the standby has; a load of writers
 # that read back each write and readers: no failure, no stale read; the
-# counters of transactions run near, forwarded, and forwarded but failed.
+# counters of transactions run near, forwarded, and forwarded but failed
+# (SHOW STATS and /metrics), and SHOW CLIENTS' reads_at, writes_at and
+# forwarded of a session.
 # Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
 # session the session runs as read-write, on the primary, and the log says why.
 use strict;
@@ -26,7 +28,7 @@ use Time::HiRes qw(time sleep);
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
-require_tool($_) for qw(psql pg_basebackup node);
+require_tool($_) for qw(psql pg_basebackup node curl);
 my $root = "$FindBin::RealBin/../..";
 my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : require_tool('python3');
 system($python, '-c', 'import psycopg') == 0
@@ -73,6 +75,12 @@ sub stat_value {
     return $row ? $row->{value} : undef;
 }
 
+# SHOW CLIENTS' reads_at, writes_at and forwarded of the app's one session (NULL: '').
+sub legs {
+    my ($me) = grep { $_->{user} eq 'app' } admin_rows($_[0], 'SHOW CLIENTS');
+    return $me ? @$me{qw(reads_at writes_at forwarded)} : ('no session');
+}
+
 sub login {
     my ($p) = @_;
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
@@ -115,11 +123,13 @@ sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", db
 
 my $next_id = 1;
 for my $mode (qw(transaction)) {
-    my $p = proxy(pool_mode => $mode);
+    my $mport = free_port();
+    my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
                   timeout => 30), "$mode: the checks know eu-west as a standby";
     my $w = login($p);
     is where($w), 'eu-west', "$mode: a read runs on the nearest standby";
+    is_deeply [legs($p)], ['eu-west', '', 0], "$mode: SHOW CLIENTS: it reads on eu-west, no write yet";
 
     # ---- a write forwarded, in the simple protocol
     my $id = $next_id++;
@@ -132,6 +142,7 @@ for my $mode (qw(transaction)) {
     ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10),
       "$mode: once the standby has replayed the write, reads are near again";
     is one($w, "SELECT count(*) FROM rides WHERE id = $id"), 1, "$mode: ... and see it";
+    is_deeply [legs($p)], ['eu-west', 'us-east', 1], "$mode: SHOW CLIENTS: it reads on eu-west, writes through us-east";
 
     # ---- the extended protocol, a named statement the primary lacks
     ok near_again($w), "$mode: reads near again";
@@ -199,6 +210,10 @@ for my $mode (qw(transaction)) {
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
     cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";
+    my (undef, $metrics) = run_cmd(['curl', '-s', "http://127.0.0.1:$mport/metrics"], timeout => 10);
+    is_deeply [map { $metrics =~ /^pgnear_nearest_transactions_total\{ran="$_"\} (\d+)$/m ? $1 : 'none' } qw(near forwarded forward_failed)],
+              [map { stat_value($p, "nearest_$_") } qw(near forwarded forward_failed)],
+      "$mode: /metrics has the same counts in pgnear_nearest_transactions_total by ran";
     $w->terminate;
 
     # ---- readers and writers that read back each write
@@ -256,6 +271,7 @@ for my $mode (qw(transaction)) {
                   timeout => 30), 'session pooling: the checks know eu-west as a standby';
     my $w = login($p);
     is where($w), 'us-east', 'session pooling: a session that needs nearest runs on the primary';
+    is_deeply [legs($p)], ['', '', ''], '... SHOW CLIENTS has no reads_at, writes_at, forwarded for it';
     my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'session')");
     ok !$q->{error}, '... where its writes succeed' or diag explain $q->{error};
     like $p->log_contents, qr/needs nearest, placed as read-write: pool_mode is not transaction/,
