@@ -79,7 +79,7 @@ struct host_health {
     /* By the last check (atomic: SHOW reads them); -1 when not known (a primary: 0). */
     int64_t lag_bytes;
     int64_t lag_ms;
-    uint64_t lsn; /* a primary's WAL write position, a standby's replay position; 0 unknown */
+    uint64_t lsn; /* a primary's WAL insert position, a standby's replay position; 0 unknown */
     int64_t lsn_since_ms; /* when the check that read lsn started (monotonic_ms; atomic) */
     uint32_t timeline;    /* of that position (a standby: health_standby_timeline); 0 unknown */
     /* pg_control_system()'s: shared by a primary and its streaming standbys; 0 unknown (atomic) */

@@ -164,6 +164,24 @@ enum session_need near_next_need(struct session *s)
     return ns->placed;
 }
 
+void near_position(struct session *s, struct need_spec *need)
+{
+    struct near_state *ns = s->near;
+    const struct registry_host *at = need->read_at;
+    if (at != NULL && __atomic_load_n(&at->health.role_known, __ATOMIC_RELAXED) &&
+        !__atomic_load_n(&at->health.in_recovery, __ATOMIC_RELAXED) &&
+        __atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) >= need->read_until_ms) {
+        uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
+        if (lsn > ns->write_lsn)
+            ns->write_lsn = lsn;
+        need->read_at = NULL; /* the position says it now */
+    }
+    if (ns->write_lsn > need->min_lsn) {
+        need->min_lsn = ns->write_lsn;
+        need->min_tli = 0;
+    }
+}
+
 void near_attached(struct session *s)
 {
     struct near_state *ns = s->near;

@@ -83,6 +83,7 @@ struct near_state {
     bool client_paused;       /* the client's reading is paused for the answer */
     bool shown_results;       /* a Flush delivered a statement's result: no replay */
     size_t replay_left;       /* bytes of client.in that are messages run again */
+    uint64_t write_lsn;       /* a primary's position past the session's writes (near_position) */
     struct evbuffer *answer;  /* the server's answer held, for the client */
     struct evbuffer *kept;    /* the client's messages, to run again */
     /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
@@ -96,6 +97,20 @@ struct near_state {
  */
 bool near_session_start(struct session *s);
 void near_session_end(struct session *s);
+
+/*
+ * The position the next transaction's server must have: what the session
+ * wrote.  After a transaction on a primary, need's last read is that
+ * primary (txn.c); once a check of it has started since, its position
+ * then is past the session's writes and becomes the session's write
+ * position (near_state.write_lsn), which a standby must have replayed
+ * (need.h's min_lsn) — a fixed bar, where the primary's position at its
+ * latest check would rise with every other session's writes and keep a
+ * busy primary's sessions from ever reading near again.  The session's
+ * reads then see its own writes, and other sessions' as a standby's
+ * staleness allows, as for any session reading a standby.
+ */
+void near_position(struct session *s, struct need_spec *need);
 
 /* Whether the first message in client.in is whole (or needs no reading): its need is known. */
 bool near_first_ready(struct session *s);

@@ -497,6 +497,8 @@ static struct need_spec txn_need(struct session *s)
         need.min_lsn = s->fence_lsn;
         need.min_tli = 0;
     }
+    if (s->near != NULL)
+        near_position(s, &need);
     return need;
 }
 
