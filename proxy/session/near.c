@@ -176,6 +176,7 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
 {
     struct near_state *ns = s->near;
     ns->shown_results = ns->must_forward = ns->forward_failed = false;
+    ns->flushing = ns->portal_kept = false;
     if (ns->forward_pending) {
         ns->forward_pending = false;
         ns->forwarded = true;
@@ -229,20 +230,36 @@ static bool near_has_results(struct evbuffer *b)
     return false;
 }
 
-/* A client Flush while held: what is held goes to the client, which waits for it. */
+/*
+ * A client Flush while held: what is held goes to the client, which waits
+ * for it, and so does what the server answers until the client's next
+ * message (near.h).
+ */
 static void near_flush_asked(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (near_has_results(ns->answer)) {
+    if (ns->portal_kept || near_has_results(ns->answer) ||
+        evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
         near_give_up(s);
         return;
     }
-    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
-        near_give_up(s);
-        return;
-    }
+    ns->flushing = true;
     /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+}
+
+/*
+ * The client's first message after a Flush: the hold goes on when the
+ * client had every answer it flushed for (it waited for them), else
+ * their rest would be held behind it.
+ */
+static void near_flush_read(struct session *s)
+{
+    struct near_state *ns = s->near;
+    const struct prep_server *ps = s->server_conn->prep;
+    ns->flushing = false;
+    if (ps != NULL && !prep_server_answered(ps))
+        near_give_up(s);
 }
 
 int near_client_long(struct session *s, bool can_let_go)
@@ -269,6 +286,8 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
             return rc;
     }
     ns->head_seen = true;
+    if (ns->leg == NEAR_HELD && ns->flushing)
+        near_flush_read(s);
     if (ns->leg != NEAR_HELD)
         return NEAR_READ_ON;
     if (n > NEAR_HOLD_MAX) {
@@ -280,6 +299,8 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         near_flush_asked(s);
         return NEAR_READ_ON;
     }
+    if (msg[0] == 'B' || msg[0] == 'E')
+        ns->portal_kept = true;
     if (near_need_of(s, msg, n, &read_only) == NEED_READ_WRITE && !read_only)
         ns->must_forward = true;
     if (evbuffer_add(ns->kept, msg, n) != 0) {
@@ -302,6 +323,14 @@ struct evbuffer *near_sink(struct session *s, uint8_t type)
         ns->forward_failed = true;
     if (ns->leg != NEAR_HELD)
         return s->client.out;
+    if (ns->flushing) {
+        /* Answers to the messages before a Flush: a result or an error ends the hold. */
+        if (strchr("DCEIsGHWd", type) != NULL) {
+            near_give_up(s);
+            ns->request_sent = false;
+        }
+        return s->client.out;
+    }
     /* A COPY's response must reach the client; a long answer streams. */
     if (type == 'G' || type == 'H' || type == 'W' ||
         evbuffer_get_length(ns->answer) > NEAR_HOLD_MAX) {

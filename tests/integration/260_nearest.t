@@ -12,7 +12,8 @@
 # after a write the session reads on the primary (the standby has not
 # replayed it), and near again once the standby has; a load of writers
 # that read back each write and readers: no failure, no stale read; the
-# counters of transactions run near, forwarded, and forwarded but failed.
+# counters of transactions run near, forwarded, and forwarded but failed;
+# Parse, Describe, Flush, then Bind, Execute, Sync of an INSERT (asyncpg).
 # Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
 # session the session runs as read-write, on the primary, and the log says why.
 use strict;
@@ -113,6 +114,31 @@ sub ext {
 }
 sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", dbname => 'movr') }
 
+# An extended-protocol batch's messages (no Sync), unnamed statement and portal.
+sub batch {
+    my ($sql, @params) = @_;
+    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
+    return $m->('P', "\0$sql\0" . pack('n', 0))
+         . $m->('B', "\0\0" . pack('nn', 0, scalar @params) . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
+         . $m->('E', "\0" . pack('N', 0)) . $m->('S', '');
+}
+sub qmsg { my $s = "$_[0]\0"; 'Q' . pack('N', 4 + length $s) . $s }
+# The message types of an answer up to ReadyForQuery.
+sub types_until_ready {
+    my ($w) = @_;
+    my @t;
+    while (my ($t) = $w->read_msg) { push @t, $t; last if $t eq 'Z' }
+    return join '', @t;
+}
+# Whether a backend of cluster $c runs a statement like $like, within 10 s.
+sub backend_running {
+    my ($c, $like) = @_;
+    $like =~ s/'/''/g;
+    return wait_until(sub {
+        $c->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '$like'") eq '1'
+    }, timeout => 10, interval => 0.02);
+}
+
 my $next_id = 1;
 for my $mode (qw(transaction)) {
     my $p = proxy(pool_mode => $mode);
@@ -195,6 +221,23 @@ for my $mode (qw(transaction)) {
                                 'COPY rides (id, rider) FROM STDIN', stdin => join('', map { "$_\tcopy\n" } @copy));
     is $rc, 0, "$mode: COPY FROM STDIN succeeds" or diag $err;
     is primary_count("rider = 'copy'"), 2, "$mode: ... its rows once";
+
+    # ---- Parse/Describe/Flush, the answers read, then Bind/Execute/Sync of an INSERT (asyncpg)
+    for my $stmt ('', 'described') {
+        my $c = login($p);
+        local $c->{timeout} = 5;
+        $id = $next_id++;
+        $c->send_msg('P', "$stmt\0INSERT INTO rides (id, rider) VALUES (\$1, 'flush')\0" . pack('nN', 1, 23));
+        $c->send_msg('D', "S$stmt\0");
+        $c->send_msg('H', '');
+        is join('', map { ($c->read_msg)[0] } 1 .. 3), '1tn', "$mode, statement '$stmt': Parse/Describe/Flush answered";
+        $c->send_msg('B', "\0$stmt\0" . pack('nn', 0, 1) . pack('N', length $id) . $id . pack('n', 0));
+        $c->send_msg('E', "\0" . pack('N', 0));
+        $c->send_msg('S', '');
+        is types_until_ready($c), '2CZ', "$mode, statement '$stmt': ... then Bind/Execute/Sync of it succeeds";
+        is primary_count("id = $id"), 1, "$mode, statement '$stmt': ... once";
+        $c->terminate;
+    }
 
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
