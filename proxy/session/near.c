@@ -87,7 +87,9 @@ static const uint8_t *near_message_text(const struct session *s, const uint8_t *
  * What a transaction that this message begins needs (near.h): a primary
  * for a block that is not READ ONLY, an advisory lock, or a text that
  * would pin the session; else the nearest host.  read_only: a READ ONLY
- * block.
+ * block.  A primary, not read-write: a role or database whose sessions
+ * start read-only (default_transaction_read_only) must get the primary's
+ * own 25006 for a write, not a failed login there.
  */
 static enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
                                       bool *read_only)
@@ -96,7 +98,7 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     *read_only = false;
     /* A named statement pgnear does not follow pins the session: where writes run. */
     if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     const uint8_t *text = near_message_text(s, msg, n, &len);
     if (text == NULL)
         return NEED_NEAREST;
@@ -104,10 +106,10 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     txn_open_scan(text, len, &open);
     if (open.first == TXN_FIRST_BEGIN) {
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
-        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_READ_WRITE;
+        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
     if (open.advisory_lock || txn_pin_scan(text, len) != NULL)
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     return NEED_NEAREST;
 }
 
@@ -149,12 +151,12 @@ enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
     if (ns->forward_pending)
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     size_t n;
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
     if (too_long)
-        ns->placed = NEED_READ_WRITE; /* it cannot be kept to run again: where writes run */
+        ns->placed = NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
     else
         ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
     return ns->placed;
@@ -190,9 +192,9 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
     }
-    if (need == NEED_READ_WRITE && can_let_go)
+    if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
-    ns->must_forward = need == NEED_READ_WRITE;
+    ns->must_forward = need == NEED_PRIMARY;
     ns->read_only_block = read_only;
     ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
     return NEAR_READ_ON;
@@ -301,7 +303,7 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
     }
     if (msg[0] == 'B' || msg[0] == 'E')
         ns->portal_kept = true;
-    if (near_need_of(s, msg, n, &read_only) == NEED_READ_WRITE && !read_only)
+    if (near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
         ns->must_forward = true;
     if (evbuffer_add(ns->kept, msg, n) != 0) {
         session_close(s, "out of memory");

@@ -13,7 +13,8 @@
 # replayed it), and near again once the standby has; a load of writers
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed;
-# Parse, Describe, Flush, then Bind, Execute, Sync of an INSERT (asyncpg).
+# Parse, Describe, Flush, then Bind, Execute, Sync of an INSERT (asyncpg);
+# default_transaction_read_only (the primary's own 25006).
 # Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
 # session the session runs as read-write, on the primary, and the log says why.
 use strict;
@@ -40,6 +41,10 @@ CREATE SEQUENCE ride_ids;
 CREATE FUNCTION add_ride(n int) RETURNS int LANGUAGE sql AS
   'INSERT INTO rides (id, rider) VALUES (n, ''fn'') RETURNING id';
 GRANT ALL ON rides, ride_ids TO app;
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE reader LOGIN PASSWORD 'reader-secret';
+ALTER ROLE reader SET default_transaction_read_only = on;
+GRANT ALL ON rides TO reader;
 SQL
 my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms');
 $eu->wait_streaming;
@@ -47,7 +52,8 @@ $eu->wait_streaming;
 my $auth_dir = tmpdir(name => 'nearest-auth');
 write_file("$auth_dir/userlist.txt",
     qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
-  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n}
+  . qq{"reader" "} . $us->scram_verifier('reader') . qq{"\n});
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 
 sub proxy {
@@ -239,6 +245,32 @@ for my $mode (qw(transaction)) {
         $c->terminate;
     }
 
+    # ---- default_transaction_read_only = on: the primary's 25006, once
+    {
+        my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+        my $r = $c->startup(user => 'reader', database => 'movr', password => 'reader-secret',
+                            params => { options => '-c pgnear.location=53.35,-6.26' });
+        ok $r->{ok}, "$mode: a role with default_transaction_read_only = on logs in" or diag explain $r;
+        my $failed = stat_value($p, 'nearest_forward_failed');
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-role')");
+        is sqlstate($q->{error}), '25006', "$mode: its write gets 25006";
+        ok wait_until(sub { stat_value($p, 'nearest_forward_failed') == $failed + 1 }, timeout => 5),
+          "$mode: ... from the primary, forwarded once and counted as failed there";
+        is one($c, 'SELECT 1'), 1, "$mode: ... and the session goes on";
+        $c->query('BEGIN');
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-role')");
+        is sqlstate($q->{error}), '25006', "$mode: ... and in a block, on the primary: 25006";
+        $c->query('ROLLBACK');
+        $c->terminate;
+        $c = login($p);
+        $c->query('SET default_transaction_read_only = on');
+        is where($c), 'us-east', "$mode: a session-level SET default_transaction_read_only = on runs on the primary";
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-set')");
+        is sqlstate($q->{error}), '25006', "$mode: ... and a write after it gets 25006";
+        is primary_count("id = $next_id"), 0, "$mode: ... writing nothing";
+        $c->terminate;
+    }
+
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
     cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";
@@ -289,6 +321,7 @@ for my $mode (qw(transaction)) {
         is primary_count("id >= $first AND id < $first + 16"), 16, "$mode, $name: ... each write once";
         cmp_ok $res->{near_reads}, '>', 0, "$mode, $name: ... and some reads near";
     }
+
     $p->stop;
 }
 
