@@ -13,8 +13,13 @@
 # replayed it), and near again once the standby has; a load of writers
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed;
-# Parse, Describe, Flush, then Bind, Execute, Sync of an INSERT (asyncpg);
-# default_transaction_read_only (the primary's own 25006).
+# a cancel request reaches the standby's or the primary's backend;
+# pipelined extended batches and Queries mixing reads and writes; Parse,
+# Describe, Flush, then Bind, Execute, Sync of an INSERT (asyncpg); answers
+# and client messages over 64 kB; SELECT ... FOR UPDATE; a write first in
+# a session; state that pins (temporary table, LISTEN, advisory lock, SET);
+# default_transaction_read_only (the primary's own 25006); the primary
+# down (08001 after failover_wait, reads near).
 # Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
 # session the session runs as read-write, on the primary, and the log says why.
 use strict;
@@ -63,7 +68,7 @@ sub proxy {
                      { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
-                      target_session_attrs => 'nearest', %set });
+                      target_session_attrs => 'nearest', failover_wait => '1s', %set });
 }
 
 sub admin_rows {
@@ -228,9 +233,50 @@ for my $mode (qw(transaction)) {
     is $rc, 0, "$mode: COPY FROM STDIN succeeds" or diag $err;
     is primary_count("rider = 'copy'"), 2, "$mode: ... its rows once";
 
+    # ---- a cancel request during a long read held on the standby reaches the standby's backend
+    # (a new session reads near at once: it has written nothing)
+    my $c = login($p);
+    $c->send_query('SELECT count(*) FROM pg_sleep(5), rides');
+    ok backend_running($eu, 'SELECT count(*) FROM pg_sleep(5), rides'), "$mode: a long read runs on the standby";
+    my $t0 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
+    $q = $c->read_result;
+    is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it: 57014";
+    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    # ... and during a forwarded write, the primary's backend
+    $id = $next_id++;
+    $c->send_query("INSERT INTO rides (id, rider) SELECT $id, 'cancel' FROM pg_sleep(5)");
+    ok backend_running($us, "INSERT INTO rides (id, rider) SELECT $id, 'cancel'%"),
+      "$mode: a write that sleeps is forwarded to the primary";
+    $t0 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
+    $q = $c->read_result;
+    is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it too: 57014";
+    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    is primary_count("id = $id"), 0, "$mode: ... and it wrote nothing";
+    $c->terminate;
+
+    # ---- pipelined extended-protocol batches and simple Queries, reads and writes mixed
+    @ids = map { $next_id++ } 1 .. 4;
+    $c = login($p);
+    $c->send_raw(batch('SELECT $1::int + 1', 1) . batch(q{INSERT INTO rides (id, rider) VALUES ($1, 'xpipe')}, $ids[0])
+               . batch('SELECT $1::int + 1', 2) . batch(q{INSERT INTO rides (id, rider) VALUES ($1, 'xpipe')}, $ids[1]));
+    @res = map { $c->read_result } 1 .. 4;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : $_->{rows}[0] ? $_->{rows}[0][0] : $_->{tag} } @res],
+      [2, 'INSERT 0 1', 3, 'INSERT 0 1'], "$mode: four pipelined extended batches, reads and writes: each answer once, in order";
+    $c->terminate;
+    $c = login($p);
+    $c->send_raw(join '', qmsg('SELECT 1'), qmsg("INSERT INTO rides (id, rider) VALUES ($ids[2], 'xpipe')"),
+                 qmsg('SELECT 2'), qmsg("INSERT INTO rides (id, rider) VALUES ($ids[3], 'xpipe')"));
+    @res = map { $c->read_result } 1 .. 4;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : $_->{rows}[0] ? $_->{rows}[0][0] : $_->{tag} } @res],
+      [1, 'INSERT 0 1', 2, 'INSERT 0 1'], "$mode: four pipelined Queries, reads and writes: each answer once, in order";
+    is primary_count("rider = 'xpipe'"), 4, "$mode: ... every write once";
+    $c->terminate;
+
     # ---- Parse/Describe/Flush, the answers read, then Bind/Execute/Sync of an INSERT (asyncpg)
     for my $stmt ('', 'described') {
-        my $c = login($p);
+        $c = login($p);
         local $c->{timeout} = 5;
         $id = $next_id++;
         $c->send_msg('P', "$stmt\0INSERT INTO rides (id, rider) VALUES (\$1, 'flush')\0" . pack('nN', 1, 23));
@@ -243,6 +289,59 @@ for my $mode (qw(transaction)) {
         is types_until_ready($c), '2CZ', "$mode, statement '$stmt': ... then Bind/Execute/Sync of it succeeds";
         is primary_count("id = $id"), 1, "$mode, statement '$stmt': ... once";
         $c->terminate;
+    }
+
+    # ---- more than 64 kB of answer from a read, then a write
+    $c = login($p);
+    $q = $c->query(q{SELECT repeat('x', 100000), current_setting('cluster_name') UNION ALL SELECT repeat('y', 70000), 'b'});
+    is_deeply [map { length($_->[0]) . ':' . $_->[1] } @{ $q->{rows} }], ['100000:eu-west', '70000:b'],
+      "$mode: a read answered with more than 64 kB: whole and right, from the standby";
+    $id = $next_id++;
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'after-big')");
+    ok !$q->{error}, "$mode: a write after it is forwarded" or diag explain $q->{error};
+    is primary_count("id = $id"), 1, "$mode: ... once";
+    $c->terminate;
+    # ... a client message of more than 64 kB that writes, first of its transaction
+    $c = login($p);
+    $id = $next_id++;
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'big-' || length('" . ('z' x 70000) . "'))");
+    ok !$q->{error}, "$mode: an INSERT longer than 64 kB succeeds" or diag explain $q->{error};
+    is primary_count("id = $id AND rider = 'big-70000'"), 1, "$mode: ... once";
+    $c->terminate;
+
+    # ---- SELECT ... FOR UPDATE in autocommit
+    $c = login($p);
+    is one($c, q{SELECT id || ':' || current_setting('cluster_name') FROM rides WHERE id = 1 FOR UPDATE}), '1:us-east',
+      "$mode: SELECT ... FOR UPDATE outside a block is forwarded";
+    $c->terminate;
+
+    # ---- a session whose first statement is a write
+    {
+        my $c = login($p);
+        $id = $next_id++;
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'first')");
+        ok !$q->{error}, "$mode: a write as the session's first statement is forwarded" or diag explain $q->{error};
+        is primary_count("id = $id"), 1, "$mode: ... once";
+        $c->terminate;
+    }
+
+    # ---- state that lives on one server: on the primary, and the session stays there
+    for my $c (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
+               ['SELECT pg_advisory_lock(37)', 'a session advisory lock'], ['SET search_path = public', 'a session-level SET']) {
+        my ($sql, $why) = @$c;
+        my $c1 = login($p);
+        my $c2 = login($p);
+        $q = $c1->query($sql);
+        ok !$q->{error}, "$mode, $why: '$sql' succeeds" or diag explain $q->{error};
+        is where($c1), 'us-east', "$mode, $why: ... and the session stays on the primary";
+        ok((grep { ($_->{pinned} // '') =~ /\Q$why\E/ } admin_rows($p, 'SHOW CLIENTS')), "$mode, $why: SHOW CLIENTS says why");
+        $id = $next_id++;
+        $q = $c1->query("INSERT INTO rides (id, rider) VALUES ($id, 'pinned')");
+        is $q->{error} ? $q->{error}{C} : $q->{tag} . ':' . one($c1, "SELECT count(*) FROM rides WHERE id = $id"),
+          'INSERT 0 1:1', "$mode, $why: its writes and reads work";
+        is where($c2), 'eu-west', "$mode, $why: another session still reads near";
+        $c1->terminate;
+        $c2->terminate;
     }
 
     # ---- default_transaction_read_only = on: the primary's 25006, once
@@ -322,6 +421,22 @@ for my $mode (qw(transaction)) {
         cmp_ok $res->{near_reads}, '>', 0, "$mode, $name: ... and some reads near";
     }
 
+    # ---- the primary down: a write fails as a read-write session's would; reads stay near
+    {
+        my $c = login($p);
+        ok near_again($c), "$mode: reads near";
+        $us->stop(mode => 'immediate');
+        my $t0 = time;
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'down')");
+        is sqlstate($q->{error}), '08001', "$mode, the primary down: a write gets 08001"
+          or diag explain $q->{error};
+        cmp_ok time - $t0, '>=', 0.9, "$mode, the primary down: ... after failover_wait";
+        my $r = eval { login($p) };
+        is $r ? where($r) : $@, 'eu-west', "$mode, the primary down: reads still run near";
+        $r->terminate if $r;
+        $us->start;
+        $eu->wait_streaming;
+    }
     $p->stop;
 }
 
