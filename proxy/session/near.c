@@ -251,17 +251,19 @@ static void near_flush_asked(struct session *s)
 }
 
 /*
- * The client's first message after a Flush: the hold goes on when the
- * client had every answer it flushed for (it waited for them), else
- * their rest would be held behind it.
+ * The client's first message after a Flush: it waits in client.in until
+ * every answer the client flushed for has reached it (a client that sent
+ * on without reading them), then the hold goes on, the message kept to
+ * run again.  True: it waits.
  */
-static void near_flush_read(struct session *s)
+static bool near_flush_read(struct session *s)
 {
     struct near_state *ns = s->near;
     const struct prep_server *ps = s->server_conn->prep;
-    ns->flushing = false;
     if (ps != NULL && !prep_server_answered(ps))
-        near_give_up(s);
+        return true;
+    ns->flushing = false;
+    return false;
 }
 
 int near_client_long(struct session *s, bool can_let_go)
@@ -287,9 +289,9 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         if (rc != NEAR_READ_ON)
             return rc;
     }
+    if (ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
+        return NEAR_WAIT;
     ns->head_seen = true;
-    if (ns->leg == NEAR_HELD && ns->flushing)
-        near_flush_read(s);
     if (ns->leg != NEAR_HELD)
         return NEAR_READ_ON;
     if (n > NEAR_HOLD_MAX) {

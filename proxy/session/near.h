@@ -38,12 +38,12 @@
  * or when the client sends a message longer than NEAR_HOLD_MAX.  A client
  * Flush (Parse, Describe, Flush, as asyncpg prepares) delivers what is
  * held so far and what the server answers after it (the client waits for
- * it), and keeps the hold when the client's next message comes after
- * every answer was delivered, none of them a statement's result or an
- * error, and no Bind went before the Flush (its portal would be the
- * standby's): the messages after the Flush are then the ones run again
- * (the rewriter Parses on the primary whatever statement they use that it
- * lacks).  Otherwise the hold is given up.
+ * it); the client's next message waits until all of it was delivered.
+ * The hold goes on when none of it was a statement's result or an error
+ * and no Bind went before the Flush (its portal would be the standby's):
+ * the messages after the Flush are then the ones run again (the rewriter
+ * Parses on the primary whatever statement they use that it lacks).
+ * Otherwise the hold is given up.
  *
  * A block placed near because it said READ ONLY is not held: a write in
  * it gets the standby's 25006, as the primary would refuse it.
@@ -107,6 +107,7 @@ enum {
     NEAR_READ_ON = 1, /* pass it on and read on */
     NEAR_LAST = 0,    /* pass it on: it asks for the answer; read no more until near_settle */
     NEAR_REFETCH = 2, /* it begins a transaction the connection's host cannot run: not sent */
+    NEAR_WAIT = 3,    /* not yet: the answers to a Flush before it are still coming */
 };
 
 /*

@@ -274,20 +274,22 @@ for my $mode (qw(transaction)) {
     is primary_count("rider = 'xpipe'"), 4, "$mode: ... every write once";
     $c->terminate;
 
-    # ---- Parse/Describe/Flush, the answers read, then Bind/Execute/Sync of an INSERT (asyncpg)
-    for my $stmt ('', 'described') {
+    # ---- Parse/Describe/Flush, the answers read, then Bind/Execute/Sync of an INSERT (asyncpg);
+    # and all of it sent at once
+    for my $case (['', 'read'], ['described', 'read'], ['', 'pipelined']) {
+        my ($stmt, $how) = @$case;
         $c = login($p);
         local $c->{timeout} = 5;
         $id = $next_id++;
         $c->send_msg('P', "$stmt\0INSERT INTO rides (id, rider) VALUES (\$1, 'flush')\0" . pack('nN', 1, 23));
         $c->send_msg('D', "S$stmt\0");
         $c->send_msg('H', '');
-        is join('', map { ($c->read_msg)[0] } 1 .. 3), '1tn', "$mode, statement '$stmt': Parse/Describe/Flush answered";
+        my $got = $how eq 'read' ? join('', map { ($c->read_msg)[0] } 1 .. 3) : '';
         $c->send_msg('B', "\0$stmt\0" . pack('nn', 0, 1) . pack('N', length $id) . $id . pack('n', 0));
         $c->send_msg('E', "\0" . pack('N', 0));
         $c->send_msg('S', '');
-        is types_until_ready($c), '2CZ', "$mode, statement '$stmt': ... then Bind/Execute/Sync of it succeeds";
-        is primary_count("id = $id"), 1, "$mode, statement '$stmt': ... once";
+        is $got . types_until_ready($c), '1tn2CZ', "$mode, statement '$stmt', $how: Parse/Describe/Flush, Bind/Execute/Sync of an INSERT";
+        is primary_count("id = $id"), 1, "$mode, statement '$stmt', $how: ... once";
         $c->terminate;
     }
 
