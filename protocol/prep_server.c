@@ -374,6 +374,11 @@ void prep_server_free(struct prep_server *s)
     free(s);
 }
 
+bool prep_server_answered(const struct prep_server *s)
+{
+    return s->head == NULL && !s->broken;
+}
+
 bool prep_server_idle(const struct prep_server *s)
 {
     return s->head == NULL && !s->batch_open && !s->dropping && !s->copy_in && !s->broken;

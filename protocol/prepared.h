@@ -360,6 +360,8 @@ bool prep_server_answers_own(const struct prep_server *s);
 
 /* Everything sent is answered and no batch is open: s may serve another client. */
 bool prep_server_idle(const struct prep_server *s);
+/* Whether every message sent so far was answered (a batch may still be open). */
+bool prep_server_answered(const struct prep_server *s);
 /*
  * The client left mid-batch: when s waits for a Sync, appends one
  * (SKIP) to to_server.  PREP_OK or PREP_OOM.

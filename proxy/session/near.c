@@ -91,7 +91,9 @@ static const uint8_t *near_message_text(const struct session *s, const uint8_t *
  * What a transaction that this message begins needs (near.h): a primary
  * for a block that is not READ ONLY, an advisory lock, or a text that
  * would pin the session; else the nearest host.  read_only: a READ ONLY
- * block.
+ * block.  A primary, not read-write: a role or database whose sessions
+ * start read-only (default_transaction_read_only) must get the primary's
+ * own 25006 for a write, not a failed login there.
  */
 static enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
                                       bool *read_only)
@@ -100,7 +102,7 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     *read_only = false;
     /* A named statement pgnear does not follow pins the session: where writes run. */
     if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     const uint8_t *text = near_message_text(s, msg, n, &len);
     if (text == NULL)
         return NEED_NEAREST;
@@ -108,10 +110,10 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     txn_open_scan(text, len, &open);
     if (open.first == TXN_FIRST_BEGIN) {
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
-        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_READ_WRITE;
+        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
     if (open.advisory_lock || txn_pin_scan(text, len) != NULL)
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     return NEED_NEAREST;
 }
 
@@ -153,12 +155,12 @@ enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
     if (ns->forward_pending)
-        return NEED_READ_WRITE;
+        return NEED_PRIMARY;
     size_t n;
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
     if (too_long)
-        ns->placed = NEED_READ_WRITE; /* it cannot be kept to run again: where writes run */
+        ns->placed = NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
     else
         ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
     return ns->placed;
@@ -198,6 +200,7 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
 {
     struct near_state *ns = s->near;
     ns->shown_results = ns->must_forward = ns->forward_failed = false;
+    ns->flushing = ns->portal_kept = false;
     if (ns->forward_pending) {
         ns->forward_pending = false;
         ns->forwarded = true;
@@ -212,9 +215,9 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
     }
-    if (need == NEED_READ_WRITE && can_let_go)
+    if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
-    ns->must_forward = need == NEED_READ_WRITE;
+    ns->must_forward = need == NEED_PRIMARY;
     ns->read_only_block = read_only;
     ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
     return NEAR_READ_ON;
@@ -252,20 +255,38 @@ static bool near_has_results(struct evbuffer *b)
     return false;
 }
 
-/* A client Flush while held: what is held goes to the client, which waits for it. */
+/*
+ * A client Flush while held: what is held goes to the client, which waits
+ * for it, and so does what the server answers until the client's next
+ * message (near.h).
+ */
 static void near_flush_asked(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (near_has_results(ns->answer)) {
+    if (ns->portal_kept || near_has_results(ns->answer) ||
+        evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
         near_give_up(s);
         return;
     }
-    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
-        near_give_up(s);
-        return;
-    }
+    ns->flushing = true;
     /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+}
+
+/*
+ * The client's first message after a Flush: it waits in client.in until
+ * every answer the client flushed for has reached it (a client that sent
+ * on without reading them), then the hold goes on, the message kept to
+ * run again.  True: it waits.
+ */
+static bool near_flush_read(struct session *s)
+{
+    struct near_state *ns = s->near;
+    const struct prep_server *ps = s->server_conn->prep;
+    if (ps != NULL && !prep_server_answered(ps))
+        return true;
+    ns->flushing = false;
+    return false;
 }
 
 int near_client_long(struct session *s, bool can_let_go)
@@ -292,6 +313,8 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         if (rc != NEAR_READ_ON)
             return rc;
     }
+    if (ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
+        return NEAR_WAIT;
     ns->head_seen = true;
     if (ns->leg != NEAR_HELD)
         return NEAR_READ_ON;
@@ -304,7 +327,9 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         near_flush_asked(s);
         return NEAR_READ_ON;
     }
-    if (near_need_of(s, msg, n, &read_only) == NEED_READ_WRITE && !read_only)
+    if (msg[0] == 'B' || msg[0] == 'E')
+        ns->portal_kept = true;
+    if (near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
         ns->must_forward = true;
     if (evbuffer_add(ns->kept, msg, n) != 0) {
         session_close(s, "out of memory");
@@ -326,6 +351,14 @@ struct evbuffer *near_sink(struct session *s, uint8_t type)
         ns->forward_failed = true;
     if (ns->leg != NEAR_HELD)
         return s->client.out;
+    if (ns->flushing) {
+        /* Answers to the messages before a Flush: a result or an error ends the hold. */
+        if (strchr("DCEIsGHWd", type) != NULL) {
+            near_give_up(s);
+            ns->request_sent = false;
+        }
+        return s->client.out;
+    }
     /* A COPY's response must reach the client; a long answer streams. */
     if (type == 'G' || type == 'H' || type == 'W' ||
         evbuffer_get_length(ns->answer) > NEAR_HOLD_MAX) {

@@ -36,10 +36,14 @@
  * starts a COPY (its CopyInResponse or CopyOutResponse must reach the
  * client, and a COPY FROM that a standby refuses is refused before it),
  * or when the client sends a message longer than NEAR_HOLD_MAX.  A client
- * Flush delivers what is held so far (the client waits for it) and keeps
- * the hold while nothing delivered was a statement's result: the messages
- * after the Flush are then the ones run again (the rewriter Parses on the
- * primary whatever statement they use that it lacks).
+ * Flush (Parse, Describe, Flush, as asyncpg prepares) delivers what is
+ * held so far and what the server answers after it (the client waits for
+ * it); the client's next message waits until all of it was delivered.
+ * The hold goes on when none of it was a statement's result or an error
+ * and no Bind went before the Flush (its portal would be the standby's):
+ * the messages after the Flush are then the ones run again (the rewriter
+ * Parses on the primary whatever statement they use that it lacks).
+ * Otherwise the hold is given up.
  *
  * A block placed near because it said READ ONLY is not held: a write in
  * it gets the standby's 25006, as the primary would refuse it.
@@ -82,6 +86,8 @@ struct near_state {
     bool head_seen;           /* the message at the head of client.in was seen (it waits) */
     bool client_paused;       /* the client's reading is paused for the answer */
     bool shown_results;       /* a Flush delivered a statement's result: no replay */
+    bool flushing;            /* a Flush asked for the answers so far: they go to the client */
+    bool portal_kept;         /* a Bind or Execute since the last Flush: a portal on the standby */
     size_t replay_left;       /* bytes of client.in that are messages run again */
     uint64_t write_lsn;       /* a primary's position past the session's writes (near_position) */
     struct evbuffer *answer;  /* the server's answer held, for the client */
@@ -125,6 +131,7 @@ enum {
     NEAR_READ_ON = 1, /* pass it on and read on */
     NEAR_LAST = 0,    /* pass it on: it asks for the answer; read no more until near_settle */
     NEAR_REFETCH = 2, /* it begins a transaction the connection's host cannot run: not sent */
+    NEAR_WAIT = 3,    /* not yet: the answers to a Flush before it are still coming */
 };
 
 /*

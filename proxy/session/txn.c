@@ -186,6 +186,8 @@ static int txn_near_step(struct session *s, const struct msg_head *h)
     }
     if (rc < 0)
         return MSG_ENDED;
+    if (rc == NEAR_WAIT)
+        return MSG_WAIT; /* the server's answers to a Flush call the pump again */
     if (rc == NEAR_REFETCH) {
         txn_refetch(s);
         return s->closed ? MSG_ENDED : MSG_WAIT;

@@ -14,7 +14,14 @@
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed
 # (SHOW STATS and /metrics), and SHOW CLIENTS' reads_at, writes_at and
-# forwarded of a session.
+# forwarded of a session; a cancel request reaches the standby's or the
+# primary's backend; pipelined extended batches and Queries mixing reads
+# and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
+# INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
+# FOR UPDATE; a write first in a session; state that pins (temporary
+# table, LISTEN, advisory lock, SET); default_transaction_read_only (the
+# primary's own 25006); the primary down (08001 after failover_wait,
+# reads near).
 # Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
 # session the session runs as read-write, on the primary, and the log says why.
 use strict;
@@ -41,6 +48,10 @@ CREATE SEQUENCE ride_ids;
 CREATE FUNCTION add_ride(n int) RETURNS int LANGUAGE sql AS
   'INSERT INTO rides (id, rider) VALUES (n, ''fn'') RETURNING id';
 GRANT ALL ON rides, ride_ids TO app;
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE reader LOGIN PASSWORD 'reader-secret';
+ALTER ROLE reader SET default_transaction_read_only = on;
+GRANT ALL ON rides TO reader;
 SQL
 my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms');
 $eu->wait_streaming;
@@ -48,7 +59,8 @@ $eu->wait_streaming;
 my $auth_dir = tmpdir(name => 'nearest-auth');
 write_file("$auth_dir/userlist.txt",
     qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
-  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n}
+  . qq{"reader" "} . $us->scram_verifier('reader') . qq{"\n});
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 
 sub proxy {
@@ -58,7 +70,7 @@ sub proxy {
                      { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
-                      target_session_attrs => 'nearest', %set });
+                      target_session_attrs => 'nearest', failover_wait => '1s', %set });
 }
 
 sub admin_rows {
@@ -120,6 +132,31 @@ sub ext {
     return $w->read_result;
 }
 sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", dbname => 'movr') }
+
+# An extended-protocol batch's messages (no Sync), unnamed statement and portal.
+sub batch {
+    my ($sql, @params) = @_;
+    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
+    return $m->('P', "\0$sql\0" . pack('n', 0))
+         . $m->('B', "\0\0" . pack('nn', 0, scalar @params) . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
+         . $m->('E', "\0" . pack('N', 0)) . $m->('S', '');
+}
+sub qmsg { my $s = "$_[0]\0"; 'Q' . pack('N', 4 + length $s) . $s }
+# The message types of an answer up to ReadyForQuery.
+sub types_until_ready {
+    my ($w) = @_;
+    my @t;
+    while (my ($t) = $w->read_msg) { push @t, $t; last if $t eq 'Z' }
+    return join '', @t;
+}
+# Whether a backend of cluster $c runs a statement like $like, within 10 s.
+sub backend_running {
+    my ($c, $like) = @_;
+    $like =~ s/'/''/g;
+    return wait_until(sub {
+        $c->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '$like'") eq '1'
+    }, timeout => 10, interval => 0.02);
+}
 
 my $next_id = 1;
 for my $mode (qw(transaction)) {
@@ -207,6 +244,145 @@ for my $mode (qw(transaction)) {
     is $rc, 0, "$mode: COPY FROM STDIN succeeds" or diag $err;
     is primary_count("rider = 'copy'"), 2, "$mode: ... its rows once";
 
+    # ---- a cancel request during a long read held on the standby reaches the standby's backend
+    # (a new session reads near at once: it has written nothing)
+    my $c = login($p);
+    $c->send_query('SELECT count(*) FROM pg_sleep(5), rides');
+    ok backend_running($eu, 'SELECT count(*) FROM pg_sleep(5), rides'), "$mode: a long read runs on the standby";
+    my $t0 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
+    $q = $c->read_result;
+    is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it: 57014";
+    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    # ... and during a forwarded write, the primary's backend
+    $id = $next_id++;
+    $c->send_query("INSERT INTO rides (id, rider) SELECT $id, 'cancel' FROM pg_sleep(5)");
+    ok backend_running($us, "INSERT INTO rides (id, rider) SELECT $id, 'cancel'%"),
+      "$mode: a write that sleeps is forwarded to the primary";
+    $t0 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
+    $q = $c->read_result;
+    is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it too: 57014";
+    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    is primary_count("id = $id"), 0, "$mode: ... and it wrote nothing";
+    $c->terminate;
+
+    # ---- pipelined extended-protocol batches and simple Queries, reads and writes mixed
+    @ids = map { $next_id++ } 1 .. 4;
+    $c = login($p);
+    $c->send_raw(batch('SELECT $1::int + 1', 1) . batch(q{INSERT INTO rides (id, rider) VALUES ($1, 'xpipe')}, $ids[0])
+               . batch('SELECT $1::int + 1', 2) . batch(q{INSERT INTO rides (id, rider) VALUES ($1, 'xpipe')}, $ids[1]));
+    @res = map { $c->read_result } 1 .. 4;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : $_->{rows}[0] ? $_->{rows}[0][0] : $_->{tag} } @res],
+      [2, 'INSERT 0 1', 3, 'INSERT 0 1'], "$mode: four pipelined extended batches, reads and writes: each answer once, in order";
+    $c->terminate;
+    $c = login($p);
+    $c->send_raw(join '', qmsg('SELECT 1'), qmsg("INSERT INTO rides (id, rider) VALUES ($ids[2], 'xpipe')"),
+                 qmsg('SELECT 2'), qmsg("INSERT INTO rides (id, rider) VALUES ($ids[3], 'xpipe')"));
+    @res = map { $c->read_result } 1 .. 4;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : $_->{rows}[0] ? $_->{rows}[0][0] : $_->{tag} } @res],
+      [1, 'INSERT 0 1', 2, 'INSERT 0 1'], "$mode: four pipelined Queries, reads and writes: each answer once, in order";
+    is primary_count("rider = 'xpipe'"), 4, "$mode: ... every write once";
+    $c->terminate;
+
+    # ---- Parse/Describe/Flush, the answers read, then Bind/Execute/Sync of an INSERT (asyncpg);
+    # and all of it sent at once
+    for my $case (['', 'read'], ['described', 'read'], ['', 'pipelined']) {
+        my ($stmt, $how) = @$case;
+        $c = login($p);
+        local $c->{timeout} = 5;
+        $id = $next_id++;
+        $c->send_msg('P', "$stmt\0INSERT INTO rides (id, rider) VALUES (\$1, 'flush')\0" . pack('nN', 1, 23));
+        $c->send_msg('D', "S$stmt\0");
+        $c->send_msg('H', '');
+        my $got = $how eq 'read' ? join('', map { ($c->read_msg)[0] } 1 .. 3) : '';
+        $c->send_msg('B', "\0$stmt\0" . pack('nn', 0, 1) . pack('N', length $id) . $id . pack('n', 0));
+        $c->send_msg('E', "\0" . pack('N', 0));
+        $c->send_msg('S', '');
+        is $got . types_until_ready($c), '1tn2CZ', "$mode, statement '$stmt', $how: Parse/Describe/Flush, Bind/Execute/Sync of an INSERT";
+        is primary_count("id = $id"), 1, "$mode, statement '$stmt', $how: ... once";
+        $c->terminate;
+    }
+
+    # ---- more than 64 kB of answer from a read, then a write
+    $c = login($p);
+    $q = $c->query(q{SELECT repeat('x', 100000), current_setting('cluster_name') UNION ALL SELECT repeat('y', 70000), 'b'});
+    is_deeply [map { length($_->[0]) . ':' . $_->[1] } @{ $q->{rows} }], ['100000:eu-west', '70000:b'],
+      "$mode: a read answered with more than 64 kB: whole and right, from the standby";
+    $id = $next_id++;
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'after-big')");
+    ok !$q->{error}, "$mode: a write after it is forwarded" or diag explain $q->{error};
+    is primary_count("id = $id"), 1, "$mode: ... once";
+    $c->terminate;
+    # ... a client message of more than 64 kB that writes, first of its transaction
+    $c = login($p);
+    $id = $next_id++;
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'big-' || length('" . ('z' x 70000) . "'))");
+    ok !$q->{error}, "$mode: an INSERT longer than 64 kB succeeds" or diag explain $q->{error};
+    is primary_count("id = $id AND rider = 'big-70000'"), 1, "$mode: ... once";
+    $c->terminate;
+
+    # ---- SELECT ... FOR UPDATE in autocommit
+    $c = login($p);
+    is one($c, q{SELECT id || ':' || current_setting('cluster_name') FROM rides WHERE id = 1 FOR UPDATE}), '1:us-east',
+      "$mode: SELECT ... FOR UPDATE outside a block is forwarded";
+    $c->terminate;
+
+    # ---- a session whose first statement is a write
+    {
+        my $c = login($p);
+        $id = $next_id++;
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'first')");
+        ok !$q->{error}, "$mode: a write as the session's first statement is forwarded" or diag explain $q->{error};
+        is primary_count("id = $id"), 1, "$mode: ... once";
+        $c->terminate;
+    }
+
+    # ---- state that lives on one server: on the primary, and the session stays there
+    for my $c (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
+               ['SELECT pg_advisory_lock(37)', 'a session advisory lock'], ['SET search_path = public', 'a session-level SET']) {
+        my ($sql, $why) = @$c;
+        my $c1 = login($p);
+        my $c2 = login($p);
+        $q = $c1->query($sql);
+        ok !$q->{error}, "$mode, $why: '$sql' succeeds" or diag explain $q->{error};
+        is where($c1), 'us-east', "$mode, $why: ... and the session stays on the primary";
+        ok((grep { ($_->{pinned} // '') =~ /\Q$why\E/ } admin_rows($p, 'SHOW CLIENTS')), "$mode, $why: SHOW CLIENTS says why");
+        $id = $next_id++;
+        $q = $c1->query("INSERT INTO rides (id, rider) VALUES ($id, 'pinned')");
+        is $q->{error} ? $q->{error}{C} : $q->{tag} . ':' . one($c1, "SELECT count(*) FROM rides WHERE id = $id"),
+          'INSERT 0 1:1', "$mode, $why: its writes and reads work";
+        is where($c2), 'eu-west', "$mode, $why: another session still reads near";
+        $c1->terminate;
+        $c2->terminate;
+    }
+
+    # ---- default_transaction_read_only = on: the primary's 25006, once
+    {
+        my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+        my $r = $c->startup(user => 'reader', database => 'movr', password => 'reader-secret',
+                            params => { options => '-c pgnear.location=53.35,-6.26' });
+        ok $r->{ok}, "$mode: a role with default_transaction_read_only = on logs in" or diag explain $r;
+        my $failed = stat_value($p, 'nearest_forward_failed');
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-role')");
+        is sqlstate($q->{error}), '25006', "$mode: its write gets 25006";
+        ok wait_until(sub { stat_value($p, 'nearest_forward_failed') == $failed + 1 }, timeout => 5),
+          "$mode: ... from the primary, forwarded once and counted as failed there";
+        is one($c, 'SELECT 1'), 1, "$mode: ... and the session goes on";
+        $c->query('BEGIN');
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-role')");
+        is sqlstate($q->{error}), '25006', "$mode: ... and in a block, on the primary: 25006";
+        $c->query('ROLLBACK');
+        $c->terminate;
+        $c = login($p);
+        $c->query('SET default_transaction_read_only = on');
+        is where($c), 'us-east', "$mode: a session-level SET default_transaction_read_only = on runs on the primary";
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-set')");
+        is sqlstate($q->{error}), '25006', "$mode: ... and a write after it gets 25006";
+        is primary_count("id = $next_id"), 0, "$mode: ... writing nothing";
+        $c->terminate;
+    }
+
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
     cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";
@@ -260,6 +436,23 @@ for my $mode (qw(transaction)) {
           or diag explain $res;
         is primary_count("id >= $first AND id < $first + 16"), 16, "$mode, $name: ... each write once";
         cmp_ok $res->{near_reads}, '>', 0, "$mode, $name: ... and some reads near";
+    }
+
+    # ---- the primary down: a write fails as a read-write session's would; reads stay near
+    {
+        my $c = login($p);
+        ok near_again($c), "$mode: reads near";
+        $us->stop(mode => 'immediate');
+        my $t0 = time;
+        $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'down')");
+        is sqlstate($q->{error}), '08001', "$mode, the primary down: a write gets 08001"
+          or diag explain $q->{error};
+        cmp_ok time - $t0, '>=', 0.9, "$mode, the primary down: ... after failover_wait";
+        my $r = eval { login($p) };
+        is $r ? where($r) : $@, 'eu-west', "$mode, the primary down: reads still run near";
+        $r->terminate if $r;
+        $us->start;
+        $eu->wait_streaming;
     }
     $p->stop;
 }
