@@ -76,7 +76,10 @@ my %RELAY;    # the delay relay: port, pid, log
 # ---------------------------------------------------------------- servers
 
 sub start_servers {
-    my %conf = (shared_preload_libraries => 'pg_stat_statements', max_connections => 300);
+    # synchronous_commit on, as in production: the test clusters' off makes a commit reach
+    # the standby only at the WAL writer's next round (wal_writer_delay, 200 ms).
+    my %conf = (shared_preload_libraries => 'pg_stat_statements', max_connections => 300,
+                synchronous_commit => 'on');
     my $us = PgNearTest::Cluster->new(name => 'us-east', conf => {%conf});
     load_movr($us);
     my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west',

@@ -169,14 +169,19 @@ enum session_need near_next_need(struct session *s)
 void near_position(struct session *s, struct need_spec *need)
 {
     struct near_state *ns = s->near;
-    const struct registry_host *at = need->read_at;
-    if (at != NULL && __atomic_load_n(&at->health.role_known, __ATOMIC_RELAXED) &&
-        !__atomic_load_n(&at->health.in_recovery, __ATOMIC_RELAXED) &&
-        __atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) >= need->read_until_ms) {
-        uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
-        if (lsn > ns->write_lsn)
-            ns->write_lsn = lsn;
-        need->read_at = NULL; /* the position says it now */
+    const struct registry_host *at = ns->wrote_on;
+    need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
+    if (at != NULL) {
+        if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) >= ns->wrote_at_ms) {
+            uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
+            if (lsn > ns->write_lsn)
+                ns->write_lsn = lsn;
+            ns->wrote_on = NULL;
+        } else {
+            /* Not checked since: no standby is known to have it, the primary has. */
+            need->read_at = at;
+            need->read_until_ms = ns->wrote_at_ms;
+        }
     }
     if (ns->write_lsn > need->min_lsn) {
         need->min_lsn = ns->write_lsn;
@@ -210,7 +215,7 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
     ns->forwarded = false;
     bool read_only;
     enum session_need need = near_need_of(s, msg, n, &read_only);
-    ns->for_primary = need == NEED_READ_WRITE;
+    ns->for_primary = need == NEED_PRIMARY;
     if (!host_is_standby(s->server_conn->host)) {
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
@@ -461,6 +466,20 @@ static void near_hurry_checks(struct session *s, struct region_host *primary)
         (void)worker_call(s->w, s->w->shared->workers[0], near_wake_checker, NULL, NULL, NULL);
 }
 
+/*
+ * A transaction that may have written (forwarded, or placed on a primary
+ * by its text) ended on primary: the session reads there until a check of
+ * it that starts from now gives the position its reads need (near_position).
+ */
+static void near_wrote(struct session *s, struct region_host *primary)
+{
+    struct near_state *ns = s->near;
+    ns->wrote_on = primary->runtime;
+    ns->wrote_at_ms = monotonic_ms();
+    if (s->cfg->health_check_interval_ms > 0)
+        near_hurry_checks(s, primary);
+}
+
 enum near_verdict near_settle(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
@@ -482,10 +501,10 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
                 stat_inc(&s->w->stats.nearest_forward_failed);
         }
         near_note_ran(s, ns->forwarded || ns->for_primary);
+        if (ns->forwarded || ns->for_primary)
+            near_wrote(s, sc->host);
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
-        if (s->cfg->health_check_interval_ms > 0)
-            near_hurry_checks(s, sc->host);
         return NEAR_KEEP;
     case NEAR_SHOWN:
         if (status == 'I') {

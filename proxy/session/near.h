@@ -90,8 +90,11 @@ struct near_state {
     bool portal_kept;         /* a Bind or Execute since the last Flush: a portal on the standby */
     size_t replay_left;       /* bytes of client.in that are messages run again */
     uint64_t write_lsn;       /* a primary's position past the session's writes (near_position) */
-    struct evbuffer *answer;  /* the server's answer held, for the client */
-    struct evbuffer *kept;    /* the client's messages, to run again */
+    /* Its last transaction that may have written ended on this primary, then: not checked since. */
+    const struct registry_host *wrote_on;
+    int64_t wrote_at_ms;
+    struct evbuffer *answer; /* the server's answer held, for the client */
+    struct evbuffer *kept;   /* the client's messages, to run again */
     /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
     bool for_primary; /* the transaction going on was placed on a primary (a block, a lock) */
     const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */
@@ -106,15 +109,18 @@ void near_session_end(struct session *s);
 
 /*
  * The position the next transaction's server must have: what the session
- * wrote.  After a transaction on a primary, need's last read is that
- * primary (txn.c); once a check of it has started since, its position
- * then is past the session's writes and becomes the session's write
- * position (near_state.write_lsn), which a standby must have replayed
- * (need.h's min_lsn) — a fixed bar, where the primary's position at its
- * latest check would rise with every other session's writes and keep a
- * busy primary's sessions from ever reading near again.  The session's
- * reads then see its own writes, and other sessions' as a standby's
- * staleness allows, as for any session reading a standby.
+ * wrote.  After a transaction that may have written on a primary (run
+ * again there, or placed there by its text), the first check of that
+ * primary that started since gives a position past the session's writes:
+ * the session's write position (near_state.write_lsn), which a standby
+ * must have replayed (need.h's min_lsn).  Until that check, only the
+ * primary fits (need's last read).  A fixed bar: the primary's position
+ * at its latest check rises with every other session's writes, and a
+ * session's own reads on the primary meanwhile do not move it, so a busy
+ * primary's sessions read near again within a few checks.  The session
+ * sees its own writes; other sessions' as a standby's staleness allows,
+ * as for any session reading a standby (its reads are not kept
+ * monotonic across standbys, as transaction pooling's are).
  */
 void near_position(struct session *s, struct need_spec *need);
 
