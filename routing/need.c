@@ -93,8 +93,13 @@ static bool need_past_last_read(const struct region_host *h, uint64_t lsn,
     const struct registry_host *at = need->read_at;
     if (at == NULL || h->runtime == at)
         return true;
-    if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) < need->read_until_ms)
-        return false; /* not checked since: how far the session read is not known */
+    /*
+     * Not checked since: how far the session read is not known.  A check
+     * that started in the very millisecond the transaction ended may have
+     * read the position before it: only a later millisecond counts.
+     */
+    if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) <= need->read_until_ms)
+        return false;
     return lsn >= __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
 }
 

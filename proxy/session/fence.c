@@ -11,6 +11,7 @@
 #include "protocol/lsn.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
+#include "protocol/prepared.h"
 #include "proxy/base/log.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/server_conn.h"
@@ -53,6 +54,22 @@ static int fence_move(struct session *s, size_t n)
     return msg_move(s, &s->server_conn->ep, s->client.out, n) < 0 ? -1 : 0;
 }
 
+int fence_ask_after(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    s->fence_after = true;
+    s->position_after = 0;
+    /* Counted as a request, so that no safe point is seen until its answer is in. */
+    tx_track_client(&sc->tx, 'Q');
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep);
+    if (pkt_add_query(sc->ep.out, FENCE_QUERY) != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return endpoint_flush(s, &sc->ep);
+}
+
 int fence_ask(struct session *s, uint32_t z_len)
 {
     struct server_conn *sc = s->server_conn;
@@ -61,6 +78,8 @@ int fence_ask(struct session *s, uint32_t z_len)
     s->fence_value[0] = '\0';
     /* Counted as a request, so that no safe point is seen until its answer is in. */
     tx_track_client(&sc->tx, 'Q');
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep);
     if (pkt_add_query(sc->ep.out, FENCE_QUERY) != 0) {
         session_close(s, "out of memory");
         return -1;
@@ -119,8 +138,15 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
     if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence_value) &&
         6 + pkt_be32(body + 2) <= blen) {
         uint32_t n = pkt_be32(body + 2);
-        memcpy(s->fence_value, body + 6, n);
-        s->fence_value[n] = '\0';
+        char value[sizeof(s->fence_value)];
+        uint32_t tli;
+        uint64_t lsn;
+        memcpy(value, body + 6, n);
+        value[n] = '\0';
+        if (!s->fence_after)
+            memcpy(s->fence_value, value, n + 1);
+        else if (fence_read(value, &tli, &lsn))
+            s->position_after = lsn;
     }
     if (type == 'E')
         log_debug(s->id, "the server could not say where its WAL is: no fence");
@@ -132,6 +158,10 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
     /* pgnear's own request is no query of the client's (SHOW STATS). */
     sc->tx.answered--;
     sc->tx.answered_idle -= sc->tx.status == 'I';
+    if (s->fence_after) {
+        s->fence_after = false;
+        return 0;
+    }
     return fence_tell(s);
 }
 
@@ -171,14 +201,14 @@ static int fence_step(struct session *s)
         return rc;
     /* Transaction pooling follows the reported settings (txn.h). */
     bool tag = h.type == 'C' || h.type == 'Z' || (h.type == 'S' && s->txn != NULL);
-    if (s->fence_asked || (tag && h.len <= FENCE_TAG_MAX)) {
+    if (s->fence_asked || s->fence_after || (tag && h.len <= FENCE_TAG_MAX)) {
         if (!msg_whole(&h))
             return MSG_WAIT;
         const uint8_t *body = msg_body(s, src, &h);
         if (body == NULL)
             return MSG_ENDED;
-        rc = s->fence_asked ? fence_answer(s, (char)h.type, body, h.len)
-                            : fence_watch(s, (char)h.type, body, h.len);
+        rc = s->fence_asked || s->fence_after ? fence_answer(s, (char)h.type, body, h.len)
+                                              : fence_watch(s, (char)h.type, body, h.len);
         return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
     tx_track_server(&s->server_conn->tx, h.type, 0);

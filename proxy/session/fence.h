@@ -57,4 +57,15 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
 int fence_ask(struct session *s, uint32_t z_len);
 int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len);
 
+/*
+ * The same question, asked after a transaction whose ReadyForQuery went
+ * on to the client, nothing held: the client's next request, if it comes
+ * meanwhile, follows it on the connection.  The answer (while
+ * s->fence_after, fence_answer takes it off the input, none of it for the
+ * client) sets s->position_after; a server that could not say leaves it
+ * 0.  <0: the session ended.  (The nearest need: where a session's writes
+ * on a primary end, near.h.)
+ */
+int fence_ask_after(struct session *s);
+
 #endif

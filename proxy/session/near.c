@@ -19,6 +19,7 @@
 #include "proxy/base/stats.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/fence.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
@@ -171,8 +172,14 @@ void near_position(struct session *s, struct need_spec *need)
     struct near_state *ns = s->near;
     const struct registry_host *at = ns->wrote_on;
     need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
-    if (at != NULL) {
-        if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) >= ns->wrote_at_ms) {
+    if (at != NULL && s->position_after != 0) {
+        /* The server said where its WAL was right after the session's last transaction there. */
+        if (s->position_after > ns->write_lsn)
+            ns->write_lsn = s->position_after;
+        ns->wrote_on = NULL;
+    } else if (at != NULL) {
+        /* Started in a later millisecond: after the commit (need.h's read_until_ms). */
+        if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) > ns->wrote_at_ms) {
             uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
             if (lsn > ns->write_lsn)
                 ns->write_lsn = lsn;
@@ -467,17 +474,21 @@ static void near_hurry_checks(struct session *s, struct region_host *primary)
 }
 
 /*
- * A transaction that may have written (forwarded, or placed on a primary
- * by its text) ended on primary: the session reads there until a check of
- * it that starts from now gives the position its reads need (near_position).
+ * A transaction ended on a primary: it may have written (pgnear parses no
+ * SQL; a SELECT may call a function that writes).  The session reads
+ * there until it knows a position past it (near_position): the server is
+ * asked at once, its answer following on the connection without holding
+ * the client (fence_ask_after); should it not say, a check of the primary
+ * that starts from now tells.  False: the session ended.
  */
-static void near_wrote(struct session *s, struct region_host *primary)
+static bool near_wrote(struct session *s, struct region_host *primary)
 {
     struct near_state *ns = s->near;
     ns->wrote_on = primary->runtime;
     ns->wrote_at_ms = monotonic_ms();
     if (s->cfg->health_check_interval_ms > 0)
         near_hurry_checks(s, primary);
+    return s->fence_asked || s->fence_after || fence_ask_after(s) == 0;
 }
 
 enum near_verdict near_settle(struct session *s, uint8_t status)
@@ -501,11 +512,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
                 stat_inc(&s->w->stats.nearest_forward_failed);
         }
         near_note_ran(s, ns->forwarded || ns->for_primary);
-        if (ns->forwarded || ns->for_primary)
-            near_wrote(s, sc->host);
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
-        return NEAR_KEEP;
+        return near_wrote(s, sc->host) ? NEAR_KEEP : NEAR_FAILED;
     case NEAR_SHOWN:
         if (status == 'I') {
             near_note_ran(s, false);

@@ -123,6 +123,13 @@ struct session {
     uint64_t fence_lsn;
     bool fence_wrote; /* the transaction going on wrote (fence.c) */
     bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
+    /*
+     * The server is asked where its WAL is after a transaction, nothing
+     * held (fence_ask_after); position_after: its answer, a position past
+     * everything the session did there (0: none yet).
+     */
+    bool fence_after;
+    uint64_t position_after;
     char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
     uint64_t server_bytes;               /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */

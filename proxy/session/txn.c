@@ -365,8 +365,9 @@ static bool txn_may_let_go(const struct session *s)
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
            s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
-           !s->fence_asked && sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
-           s->client.fwd_remaining == 0 && s->txn_params_moved == 0 && txn_prep_idle(sc);
+           !s->fence_asked && !s->fence_after && sc->ep.fwd_remaining == 0 &&
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
+           s->txn_params_moved == 0 && txn_prep_idle(sc);
 }
 
 /* Whether the session may give its server connection back now: idle, the client silent too. */
@@ -376,9 +377,9 @@ static bool txn_may_release(const struct session *s)
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
            s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
-           !s->fence_asked && sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
-           s->client.fwd_remaining == 0 && evbuffer_get_length(s->client.in) == 0 &&
-           txn_prep_idle(sc);
+           !s->fence_asked && !s->fence_after && sc->ep.fwd_remaining == 0 &&
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
+           evbuffer_get_length(s->client.in) == 0 && txn_prep_idle(sc);
 }
 
 /* What the session has seen, for its next server: never an older standby (txn.h, need.h). */

@@ -129,7 +129,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         return -1;
     }
     const uint8_t *body = msg + 5;
-    if (s->fence_asked) /* the answer to pgnear's own question (fence.h) */
+    if (s->fence_asked || s->fence_after) /* the answer to pgnear's own question (fence.h) */
         return fence_answer(s, (char)type, body, len);
     if (type == 'S')
         s->txn->server_param(s, body, len);
@@ -162,7 +162,7 @@ static int txn_prep_server_step(struct session *s)
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;
-    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !s->fence_asked &&
+    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !s->fence_asked && !s->fence_after &&
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);

@@ -94,10 +94,10 @@ sub legs {
 }
 
 sub login {
-    my ($p) = @_;
+    my ($p, $more) = @_;
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
-                        params => { options => '-c pgnear.location=53.35,-6.26' });
+                        params => { options => '-c pgnear.location=53.35,-6.26' . ($more // '') });
     die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
       unless $r->{ok};
     return $w;
@@ -266,6 +266,21 @@ for my $mode (qw(transaction)) {
     cmp_ok time - $t0, '<', 2, "$mode: ... at once";
     is primary_count("id = $id"), 0, "$mode: ... and it wrote nothing";
     $c->terminate;
+
+    # ---- pgnear's own Query after a transaction (the position it wrote to, pgnear.fence) drops
+    # the server's unnamed statement: a client's unnamed statement bound again there is parsed again
+    for my $need (qw(nearest read-write)) {
+        $c = login($p, " -c pgnear.target_session_attrs=$need -c pgnear.report_fence=on");
+        $id = $next_id++;
+        $r = ext($c, [parse => '', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => '', $id, 'unnamed'], ['exec']);
+        ok !$r->{error}, "$mode, $need with pgnear.fence: an unnamed INSERT" or diag explain $r->{error};
+        $id = $next_id++;
+        $r = ext($c, [bind => '', $id, 'unnamed'], ['exec']);
+        ok !$r->{error}, "$mode, $need with pgnear.fence: the unnamed statement bound again in the next transaction"
+          or diag explain $r->{error};
+        is primary_count("rider = 'unnamed' AND id = $id"), 1, "$mode, $need with pgnear.fence: ... once";
+        $c->terminate;
+    }
 
     # ---- pipelined extended-protocol batches and simple Queries, reads and writes mixed
     @ids = map { $next_id++ } 1 .. 4;
