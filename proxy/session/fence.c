@@ -54,11 +54,10 @@ static int fence_move(struct session *s, size_t n)
     return msg_move(s, &s->server_conn->ep, s->client.out, n) < 0 ? -1 : 0;
 }
 
-int fence_ask_after(struct session *s)
+/* Sends FENCE_QUERY on the session's connection, nothing of the client's unanswered; <0: ended. */
+static int fence_send_query(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    s->fence_after = true;
-    s->position_after = 0;
     /* Counted as a request, so that no safe point is seen until its answer is in. */
     tx_track_client(&sc->tx, 'Q');
     if (sc->prep != NULL)
@@ -70,21 +69,19 @@ int fence_ask_after(struct session *s)
     return endpoint_flush(s, &sc->ep);
 }
 
+int fence_ask_after(struct session *s)
+{
+    s->fence_after = true;
+    s->position_after = 0;
+    return fence_send_query(s);
+}
+
 int fence_ask(struct session *s, uint32_t z_len)
 {
-    struct server_conn *sc = s->server_conn;
-    evbuffer_drain(sc->ep.in, 1 + (size_t)z_len);
+    evbuffer_drain(s->server_conn->ep.in, 1 + (size_t)z_len);
     s->fence_asked = true;
     s->fence_value[0] = '\0';
-    /* Counted as a request, so that no safe point is seen until its answer is in. */
-    tx_track_client(&sc->tx, 'Q');
-    if (sc->prep != NULL)
-        prep_server_query_sent(sc->prep);
-    if (pkt_add_query(sc->ep.out, FENCE_QUERY) != 0) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    return endpoint_flush(s, &sc->ep);
+    return fence_send_query(s);
 }
 
 /* FENCE_QUERY's answer: the position on its timeline, as the end of the last record. */

@@ -355,31 +355,30 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
 }
 
 /*
- * Whether the session's server connection could go back now, whatever
- * its client sent meanwhile: no transaction, nothing owed either way,
- * nothing the admin asked of it at this point.
+ * Whether the session's server connection is between transactions with
+ * nothing owed either way and nothing the admin asked of it at this point,
+ * whatever its client sent meanwhile.
  */
-static bool txn_may_let_go(const struct session *s)
+static bool txn_conn_between(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
            s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
            !s->fence_asked && !s->fence_after && sc->ep.fwd_remaining == 0 &&
-           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
-           s->txn_params_moved == 0 && txn_prep_idle(sc);
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+}
+
+/* Whether the connection could go back now, whatever the client sent: its settings as at login. */
+static bool txn_may_let_go(const struct session *s)
+{
+    return txn_conn_between(s) && s->txn_params_moved == 0;
 }
 
 /* Whether the session may give its server connection back now: idle, the client silent too. */
 static bool txn_may_release(const struct session *s)
 {
-    const struct server_conn *sc = s->server_conn;
-    return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
-           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
-           s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
-           !s->fence_asked && !s->fence_after && sc->ep.fwd_remaining == 0 &&
-           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 &&
-           evbuffer_get_length(s->client.in) == 0 && txn_prep_idle(sc);
+    return txn_conn_between(s) && evbuffer_get_length(s->client.in) == 0;
 }
 
 /* What the session has seen, for its next server: never an older standby (txn.h, need.h). */
