@@ -133,7 +133,8 @@ static void txn_client_consumed(struct session *s, uint8_t type, size_t n)
 {
     s->client.last_type = (char)type;
     evbuffer_drain(s->client.in, n);
-    near_consumed(s, n);
+    if (s->near != NULL)
+        near_consumed(s, n);
 }
 
 /* One whole client message through the rewriter (txn_prep.h); as txn_client_step returns. */

@@ -139,7 +139,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
     bool fence = !own && fence_note(s, (char)type, body, len);
-    struct evbuffer *to = fence ? NULL : near_sink(s, type);
+    struct evbuffer *to = fence ? NULL : s->near != NULL ? near_sink(s, type) : s->client.out;
     int rc = sc->prep != NULL
                  ? prep_server_message(sc->prep, type, body, len - 4, to)
                  : (fence || evbuffer_add(to, msg, 1 + (size_t)len) == 0 ? PREP_OK : PREP_OOM);
@@ -166,7 +166,7 @@ static int txn_prep_server_step(struct session *s)
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
-        return msg_step_pass(s, src, near_sink(s, h.type), &h);
+        return msg_step_pass(s, src, s->near != NULL ? near_sink(s, h.type) : s->client.out, &h);
     }
     if (!msg_whole(&h))
         return MSG_WAIT;
