@@ -279,8 +279,8 @@ static const char *client_nearest_shortfall(const struct session *s)
     bool movable = true;
     if (s->cfg->auth != AUTH_SCRAM)
         return "auth = passthrough: pgnear cannot log in for it on a primary";
-    if (config_session_pool_mode(s->cfg, sp->user, sp->database) != POOL_TRANSACTION)
-        return "pool_mode is not transaction";
+    if (config_session_pool_mode(s->cfg, sp->user, sp->database) == POOL_NONE)
+        return "pooling is off";
     if (s->cfg->max_prepared_statements == 0)
         return "max_prepared_statements = 0";
     if ((h->has_movable && config_parse_bool(h->movable, &movable) && !movable) ||

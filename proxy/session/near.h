@@ -1,6 +1,9 @@
 /*
  * near.h — target_session_attrs = nearest under transaction pooling: each
- * transaction on the nearest host that can run it.
+ * transaction on the nearest host that can run it.  Under pool_mode =
+ * session the same, on two connections of the session's own (its slots:
+ * a standby's, a primary's), which txn.c parks between its transactions
+ * instead of giving them back to the pool, and gives back as it ends.
  *
  * Where a transaction starts.  When the session's next transaction needs
  * a server (txn.c), near_next_need looks at its first message: a block
@@ -59,6 +62,7 @@
 
 struct evbuffer;
 struct registry_region;
+struct server_conn;
 struct session;
 
 /* The most of a server's answer held, and the longest client message kept. */
@@ -66,6 +70,9 @@ struct session;
 
 /* After a transaction on a primary, how long its checks and the standbys' hurry (near_settle). */
 #define NEAR_HURRY_MS 2000
+
+/* pool_mode = session: the session's own connections, one to a standby, one to a primary. */
+enum near_slot { NEAR_SLOT_NEAR, NEAR_SLOT_PRIMARY, NEAR_SLOTS };
 
 enum near_leg {
     NEAR_BETWEEN, /* no transaction going on, or one not followed */
@@ -100,6 +107,12 @@ struct near_state {
     const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */
     const struct registry_region *writes_at; /* of its last run again or placed on a primary */
     uint64_t forwarded_total;                /* its transactions run again on a primary */
+    /*
+     * pool_mode = session (txn.c): its connections between transactions
+     * are its own, parked here, not the pool's, until the session ends.
+     */
+    bool own_slots;
+    struct server_conn *slot[NEAR_SLOTS];
 };
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.

@@ -29,6 +29,7 @@
 #include "proxy/session/session.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
+#include "routing/region.h"
 #include "routing/registry.h"
 
 static void txn_client_read_cb(struct session *s);
@@ -58,8 +59,12 @@ static const struct txn_hooks txn_hooks_plain = {
 void txn_session_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    if (s->cfg == NULL || sc == NULL || !sc->poolable ||
-        config_session_pool_mode(s->cfg, s->user, s->database) != POOL_TRANSACTION)
+    if (s->cfg == NULL || sc == NULL || !sc->poolable)
+        return;
+    /* Under session pooling only nearest places transactions, on connections of its own. */
+    int mode = config_session_pool_mode(s->cfg, s->user, s->database);
+    bool own_slots = mode == POOL_SESSION && s->need.role == NEED_NEAREST;
+    if (mode != POOL_TRANSACTION && !own_slots)
         return;
     /* session_login_end decided whether pgnear may log in for it elsewhere (s->secret). */
     if (s->secret == NULL)
@@ -75,7 +80,97 @@ void txn_session_start(struct session *s)
             s->pinned = "out of memory";
         return;
     }
+    if (s->near != NULL)
+        s->near->own_slots = own_slots;
     near_attached(s);
+}
+
+/* ---- pool_mode = session: a nearest session's own connections (near.h's slots) ---- */
+
+/*
+ * A parked connection goes back to the pool, as session pooling gives one
+ * back (reset), while the session may be relaying on another.
+ */
+static void txn_slot_give_back(struct session *s, struct server_conn *sc)
+{
+    struct server_conn *current = s->server_conn;
+    server_conn_attach(sc, s);
+    sc->txn_return = false;
+    s->w->shared->flow->server_release(sc); /* detaches it, or closes it */
+    s->server_conn = current;
+}
+
+/* Every parked connection back to the pool: the session ends, or stays where it is. */
+static void txn_slots_give_back(struct session *s)
+{
+    struct near_state *n = s->near;
+    if (n == NULL)
+        return;
+    for (int i = 0; i < NEAR_SLOTS; i++) {
+        struct server_conn *sc = n->slot[i];
+        n->slot[i] = NULL;
+        if (sc != NULL)
+            txn_slot_give_back(s, sc);
+    }
+}
+
+/*
+ * The session's connection between transactions parks in its slot (a
+ * standby's or a primary's), unread and unlinked from the relay; the one
+ * it replaces goes back to the pool.
+ */
+static void txn_slot_park(struct session *s, struct server_conn *sc)
+{
+    struct near_state *n = s->near;
+    enum near_slot i = host_is_standby(sc->host) ? NEAR_SLOT_NEAR : NEAR_SLOT_PRIMARY;
+    struct server_conn *old = n->slot[i];
+    server_conn_detach(sc); /* s->server_conn is NULL */
+    sc->ep.read_paused = true;
+    endpoint_arm(&sc->ep); /* no reader, nothing to write: no event until it is taken again */
+    n->slot[i] = sc;
+    if (old != NULL)
+        txn_slot_give_back(s, old);
+}
+
+/* Which parked connection fits need (near.h): a good fit first, a fallback while one is near. */
+static int txn_slot_pick(const struct session *s, const struct need_spec *need)
+{
+    const struct near_state *n = s->near;
+    int fallback = -1;
+    for (int i = 0; i < NEAR_SLOTS; i++) {
+        const struct server_conn *sc = n->slot[i];
+        if (sc == NULL || (s->txn_region[0] != '\0' && strcmp(sc->region->name, s->txn_region)))
+            continue; /* (a move named another region: that one's) */
+        enum need_fit fit = need_host_fit(sc->host, need);
+        if (fit == NEED_FIT_GOOD)
+            return i;
+        if (fit == NEED_FIT_FALLBACK && fallback < 0)
+            fallback = i;
+    }
+    /* A primary for reads while the standby parked has not replayed the session's write. */
+    return n->slot[NEAR_SLOT_NEAR] != NULL ? fallback : -1;
+}
+
+/* A parked connection that fits takes the session's waiting message on; false: none fits. */
+static bool txn_slot_take(struct session *s, const struct need_spec *need)
+{
+    if (s->near == NULL || !s->near->own_slots)
+        return false;
+    int i = txn_slot_pick(s, need);
+    if (i < 0)
+        return false;
+    struct server_conn *sc = s->near->slot[i];
+    s->near->slot[i] = NULL;
+    s->busy++;
+    server_conn_attach(sc, s);
+    cancel_retarget(s, sc);
+    near_attached(s); /* before the relay reads the client's waiting messages */
+    if (relay_attach_server(s) == 0 && !s->closed) {
+        endpoint_resume_read(&s->client);
+        txn_client_pump(s);
+    }
+    session_callback_done(s);
+    return true;
 }
 
 void txn_pin(struct session *s, const char *why)
@@ -85,6 +180,9 @@ void txn_pin(struct session *s, const char *why)
     s->pinned = why;
     stat_inc(&s->w->stats.txn_pins);
     log_info(s->id, "keeps its server connection from now on (transaction pooling): %s", why);
+    /* A nearest session under session pooling stays on the connection it runs on. */
+    if (s->server_conn != NULL)
+        txn_slots_give_back(s);
 }
 
 /*
@@ -396,8 +494,12 @@ static void txn_let_go(struct session *s)
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
     s->client.on_write = NULL;
-    sc->txn_return = true;
     s->transactions++;
+    if (s->near != NULL && s->near->own_slots) {
+        txn_slot_park(s, sc);
+        return;
+    }
+    sc->txn_return = true;
     stat_inc(&s->w->stats.txn_returns);
     s->w->shared->flow->server_release(sc); /* detaches it: s->server_conn is NULL */
 }
@@ -567,6 +669,8 @@ static const struct fetch_ops txn_fetch_ops = {
 static void txn_fetch_start(struct session *s)
 {
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
+    if (txn_slot_take(s, &want.need))
+        return;
     const char *why = fetch_start(s, &want, &txn_fetch_ops, s, &s->fetcher);
     if (why != NULL)
         txn_fetch_failed(s, why);
@@ -576,8 +680,10 @@ static void txn_closing(struct session *s)
 {
     struct session *m = s->fetcher;
     /* A session that left nothing behind leaves its connection as it is (no reset). */
-    if (txn_may_release(s))
+    bool own_slots = s->near != NULL && s->near->own_slots;
+    if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
+    txn_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);
     near_session_end(s);
     if (m == NULL)

@@ -22,8 +22,11 @@
 # table, LISTEN, advisory lock, SET); default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near).
-# Under pool_mode = transaction, 1 and 2 workers.  Under pool_mode =
-# session the session runs as read-write, on the primary, and the log says why.
+# Under pool_mode = transaction and session, 1 and 2 workers; under
+# session pooling the session's standby and primary connections are its
+# own (another session never gets them) and go back to the pool as it
+# ends.  Without max_prepared_statements the session runs as read-write,
+# on the primary, and the log says why.
 use strict;
 use warnings;
 use FindBin;
@@ -159,7 +162,10 @@ sub backend_running {
 }
 
 my $next_id = 1;
-for my $mode (qw(transaction)) {
+for my $mode (qw(transaction session)) {
+    # Each mode counts its own rows (the checks count by rider).
+    $us->psql_admin('TRUNCATE rides', dbname => 'movr');
+    my $first_id = $next_id;
     my $mport = free_port();
     my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
@@ -180,6 +186,30 @@ for my $mode (qw(transaction)) {
       "$mode: once the standby has replayed the write, reads are near again";
     is one($w, "SELECT count(*) FROM rides WHERE id = $id"), 1, "$mode: ... and see it";
     is_deeply [legs($p)], ['eu-west', 'us-east', 1], "$mode: SHOW CLIENTS: it reads on eu-west, writes through us-east";
+
+    if ($mode eq 'session') {
+        # ---- session pooling: its standby's and its primary's connections are its own, then the pool's
+        ok near_again($w), "$mode: reads near again";
+        my $near_pid = one($w, 'SELECT pg_backend_pid()');
+        $w->query('BEGIN');
+        my $primary_pid = one($w, 'SELECT pg_backend_pid()');
+        $w->query('COMMIT');
+        my $o = login($p);
+        isnt one($o, 'SELECT pg_backend_pid()'), $near_pid, "$mode: another session never gets its standby's connection";
+        ok near_again($w), "$mode: reads near again";
+        is one($w, 'SELECT pg_backend_pid()'), $near_pid, "$mode: ... on its own connection";
+        $w->query('BEGIN');
+        is one($w, 'SELECT pg_backend_pid()'), $primary_pid, "$mode: a block on its own primary's connection";
+        $w->query('COMMIT');
+        ok near_again($w), "$mode: reads near again"; # (the primary's position asked after the block is answered)
+        $_->terminate for $w, $o;
+        ok wait_until(sub {
+            my %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' } admin_rows($p, 'SHOW SERVERS');
+            $idle{$near_pid} && $idle{$primary_pid}
+        }, timeout => 10), "$mode: both go back to the pool as the session ends"
+          or diag explain [admin_rows($p, "SHOW SERVERS")];
+        $w = login($p);
+    }
 
     # ---- the extended protocol, a named statement the primary lacks
     ok near_again($w), "$mode: reads near again";
@@ -269,7 +299,8 @@ for my $mode (qw(transaction)) {
 
     # ---- pgnear's own Query after a transaction (the position it wrote to, pgnear.fence) drops
     # the server's unnamed statement: a client's unnamed statement bound again there is parsed again
-    for my $need (qw(nearest read-write)) {
+    # (Under session pooling a read-write session's fence drops its unnamed statement: not followed.)
+    for my $need ($mode eq 'transaction' ? qw(nearest read-write) : qw(nearest)) {
         $c = login($p, " -c pgnear.target_session_attrs=$need -c pgnear.report_fence=on");
         $id = $next_id++;
         $r = ext($c, [parse => '', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => '', $id, 'unnamed'], ['exec']);
@@ -339,7 +370,8 @@ for my $mode (qw(transaction)) {
 
     # ---- SELECT ... FOR UPDATE in autocommit
     $c = login($p);
-    is one($c, q{SELECT id || ':' || current_setting('cluster_name') FROM rides WHERE id = 1 FOR UPDATE}), '1:us-east',
+    is one($c, qq{SELECT id || ':' || current_setting('cluster_name') FROM rides WHERE id = $first_id FOR UPDATE}),
+      "$first_id:us-east",
       "$mode: SELECT ... FOR UPDATE outside a block is forwarded";
     $c->terminate;
 
@@ -474,15 +506,15 @@ for my $mode (qw(transaction)) {
 
 # ---- where transactions cannot be placed one by one: the session runs as read-write
 {
-    my $p = proxy(pool_mode => 'session');
+    my $p = proxy(pool_mode => 'session', max_prepared_statements => 0);
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
-                  timeout => 30), 'session pooling: the checks know eu-west as a standby';
+                  timeout => 30), 'no prepared statements followed: the checks know eu-west as a standby';
     my $w = login($p);
-    is where($w), 'us-east', 'session pooling: a session that needs nearest runs on the primary';
+    is where($w), 'us-east', '... a session that needs nearest runs on the primary';
     is_deeply [legs($p)], ['', '', ''], '... SHOW CLIENTS has no reads_at, writes_at, forwarded for it';
     my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'session')");
     ok !$q->{error}, '... where its writes succeed' or diag explain $q->{error};
-    like $p->log_contents, qr/needs nearest, placed as read-write: pool_mode is not transaction/,
+    like $p->log_contents, qr/needs nearest, placed as read-write: max_prepared_statements = 0/,
       '... and the log says why';
     $w->terminate;
     $p->stop;
