@@ -3,6 +3,7 @@
  */
 #include "proxy/session/txn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "protocol/clock.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
+#include "protocol/stream.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -151,11 +153,39 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
     return n->slot[NEAR_SLOT_NEAR] != NULL ? fallback : -1;
 }
 
+/*
+ * Whether a parked connection's server sent anything while it was parked,
+ * or hung up: an idle server of a session that does not LISTEN (that
+ * pins) says nothing unless it ends the connection (a FATAL: terminated,
+ * idle_session_timeout, shut down).
+ */
+static bool txn_slot_ended(const struct server_conn *sc)
+{
+    struct pollfd p = {.fd = sc->ep.stream.fd, .events = POLLIN};
+    return sc->ep.stream.fd < 0 || evbuffer_get_length(sc->ep.in) > 0 ||
+           stream_has_pending(&sc->ep.stream) || poll(&p, 1, 0) != 0;
+}
+
+/* Parked connections whose server ended them are closed: the transaction gets another. */
+static void txn_slots_drop_ended(struct session *s)
+{
+    for (int i = 0; i < NEAR_SLOTS; i++) {
+        struct server_conn *sc = s->near->slot[i];
+        if (sc == NULL || !txn_slot_ended(sc))
+            continue;
+        log_info(s->id, "its server connection %llu to %s:%d ended while parked",
+                 (unsigned long long)sc->id, sc->host->name, sc->host->port);
+        s->near->slot[i] = NULL;
+        server_conn_close(sc, true);
+    }
+}
+
 /* A parked connection that fits takes the session's waiting message on; false: none fits. */
 static bool txn_slot_take(struct session *s, const struct need_spec *need)
 {
     if (s->near == NULL || !s->near->own_slots)
         return false;
+    txn_slots_drop_ended(s);
     int i = txn_slot_pick(s, need);
     if (i < 0)
         return false;

@@ -209,6 +209,18 @@ for my $mode (qw(transaction session)) {
         }, timeout => 10), "$mode: both go back to the pool as the session ends"
           or diag explain [admin_rows($p, "SHOW SERVERS")];
         $w = login($p);
+        # ---- its primary's connection ended by the server while parked: a write gets another
+        $w->query('BEGIN');
+        $primary_pid = one($w, 'SELECT pg_backend_pid()');
+        $w->query('COMMIT');
+        ok near_again($w), "$mode: reads near again";
+        $us->psql_admin("SELECT pg_terminate_backend($primary_pid)");
+        ok wait_until(sub { $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $primary_pid") eq '0' },
+                      timeout => 10), "$mode: its parked primary's connection ended by the server";
+        $id = $next_id++;
+        $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'parked')");
+        ok !$q->{error}, "$mode: ... its next write runs on another" or diag explain $q->{error};
+        is primary_count("id = $id"), 1, "$mode: ... once";
     }
 
     # ---- the extended protocol, a named statement the primary lacks
