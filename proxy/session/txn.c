@@ -134,7 +134,12 @@ static void txn_slot_park(struct session *s, struct server_conn *sc)
         txn_slot_give_back(s, old);
 }
 
-/* Which parked connection fits need (near.h): a good fit first, a fallback while one is near. */
+/*
+ * Which parked connection fits need (near.h): its standby's when it fits;
+ * for a transaction that needs a primary, its primary's.  A transaction
+ * placed near (nearest fits a primary too) runs on its primary's only as
+ * a fallback, where no standby of its own fits.
+ */
 static int txn_slot_pick(const struct session *s, const struct need_spec *need)
 {
     const struct near_state *n = s->near;
@@ -144,13 +149,22 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
         if (sc == NULL || (s->txn_region[0] != '\0' && strcmp(sc->region->name, s->txn_region)))
             continue; /* (a move named another region: that one's) */
         enum need_fit fit = need_host_fit(sc->host, need);
-        if (fit == NEED_FIT_GOOD)
+        if (fit == NEED_FIT_GOOD && (i == NEAR_SLOT_NEAR || need->role != NEED_NEAREST))
             return i;
-        if (fit == NEED_FIT_FALLBACK && fallback < 0)
+        if (fit <= NEED_FIT_FALLBACK && fallback < 0)
             fallback = i;
     }
-    /* A primary for reads while the standby parked has not replayed the session's write. */
-    return n->slot[NEAR_SLOT_NEAR] != NULL ? fallback : -1;
+    /*
+     * The primary's for reads while the standby parked has not replayed
+     * the session's write (or is down); with none parked, until the next
+     * health check may have found one (a standby down or lagging: not a
+     * login for each transaction, nor the primary for good).
+     */
+    int64_t again_ms =
+        s->cfg->health_check_interval_ms > 0 ? s->cfg->health_check_interval_ms : 1000;
+    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms)
+        return fallback;
+    return -1;
 }
 
 /*
@@ -187,8 +201,11 @@ static bool txn_slot_take(struct session *s, const struct need_spec *need)
         return false;
     txn_slots_drop_ended(s);
     int i = txn_slot_pick(s, need);
-    if (i < 0)
+    if (i < 0) {
+        if (s->near->slot[NEAR_SLOT_NEAR] == NULL)
+            s->near->near_sought_ms = monotonic_ms();
         return false;
+    }
     struct server_conn *sc = s->near->slot[i];
     s->near->slot[i] = NULL;
     s->busy++;
