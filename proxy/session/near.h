@@ -113,6 +113,7 @@ struct near_state {
      */
     bool own_slots;
     struct server_conn *slot[NEAR_SLOTS];
+    int64_t near_sought_ms; /* when a fetcher last sought a standby while none was parked */
 };
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.

@@ -3,6 +3,7 @@
  */
 #include "proxy/session/txn.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "protocol/clock.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
+#include "protocol/stream.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -132,7 +134,12 @@ static void txn_slot_park(struct session *s, struct server_conn *sc)
         txn_slot_give_back(s, old);
 }
 
-/* Which parked connection fits need (near.h): a good fit first, a fallback while one is near. */
+/*
+ * Which parked connection fits need (near.h): its standby's when it fits;
+ * for a transaction that needs a primary, its primary's.  A transaction
+ * placed near (nearest fits a primary too) runs on its primary's only as
+ * a fallback, where no standby of its own fits.
+ */
 static int txn_slot_pick(const struct session *s, const struct need_spec *need)
 {
     const struct near_state *n = s->near;
@@ -142,13 +149,49 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
         if (sc == NULL || (s->txn_region[0] != '\0' && strcmp(sc->region->name, s->txn_region)))
             continue; /* (a move named another region: that one's) */
         enum need_fit fit = need_host_fit(sc->host, need);
-        if (fit == NEED_FIT_GOOD)
+        if (fit == NEED_FIT_GOOD && (i == NEAR_SLOT_NEAR || need->role != NEED_NEAREST))
             return i;
-        if (fit == NEED_FIT_FALLBACK && fallback < 0)
+        if (fit <= NEED_FIT_FALLBACK && fallback < 0)
             fallback = i;
     }
-    /* A primary for reads while the standby parked has not replayed the session's write. */
-    return n->slot[NEAR_SLOT_NEAR] != NULL ? fallback : -1;
+    /*
+     * The primary's for reads while the standby parked has not replayed
+     * the session's write (or is down); with none parked, until the next
+     * health check may have found one (a standby down or lagging: not a
+     * login for each transaction, nor the primary for good).
+     */
+    int64_t again_ms =
+        s->cfg->health_check_interval_ms > 0 ? s->cfg->health_check_interval_ms : 1000;
+    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms)
+        return fallback;
+    return -1;
+}
+
+/*
+ * Whether a parked connection's server sent anything while it was parked,
+ * or hung up: an idle server of a session that does not LISTEN (that
+ * pins) says nothing unless it ends the connection (a FATAL: terminated,
+ * idle_session_timeout, shut down).
+ */
+static bool txn_slot_ended(const struct server_conn *sc)
+{
+    struct pollfd p = {.fd = sc->ep.stream.fd, .events = POLLIN};
+    return sc->ep.stream.fd < 0 || evbuffer_get_length(sc->ep.in) > 0 ||
+           stream_has_pending(&sc->ep.stream) || poll(&p, 1, 0) != 0;
+}
+
+/* Parked connections whose server ended them are closed: the transaction gets another. */
+static void txn_slots_drop_ended(struct session *s)
+{
+    for (int i = 0; i < NEAR_SLOTS; i++) {
+        struct server_conn *sc = s->near->slot[i];
+        if (sc == NULL || !txn_slot_ended(sc))
+            continue;
+        log_info(s->id, "its server connection %llu to %s:%d ended while parked",
+                 (unsigned long long)sc->id, sc->host->name, sc->host->port);
+        s->near->slot[i] = NULL;
+        server_conn_close(sc, true);
+    }
 }
 
 /* A parked connection that fits takes the session's waiting message on; false: none fits. */
@@ -156,9 +199,13 @@ static bool txn_slot_take(struct session *s, const struct need_spec *need)
 {
     if (s->near == NULL || !s->near->own_slots)
         return false;
+    txn_slots_drop_ended(s);
     int i = txn_slot_pick(s, need);
-    if (i < 0)
+    if (i < 0) {
+        if (s->near->slot[NEAR_SLOT_NEAR] == NULL)
+            s->near->near_sought_ms = monotonic_ms();
         return false;
+    }
     struct server_conn *sc = s->near->slot[i];
     s->near->slot[i] = NULL;
     s->busy++;

@@ -25,7 +25,9 @@
 # Under pool_mode = transaction and session, 1 and 2 workers; under
 # session pooling the session's standby and primary connections are its
 # own (another session never gets them) and go back to the pool as it
-# ends.  Without max_prepared_statements the session runs as read-write,
+# ends; one its server ended while parked is replaced; with the standby
+# down its reads stay on its primary's connection (not a new one each)
+# and come back near with the standby.  Without max_prepared_statements the session runs as read-write,
 # on the primary, and the log says why.
 use strict;
 use warnings;
@@ -209,6 +211,34 @@ for my $mode (qw(transaction session)) {
         }, timeout => 10), "$mode: both go back to the pool as the session ends"
           or diag explain [admin_rows($p, "SHOW SERVERS")];
         $w = login($p);
+        # ---- its primary's connection ended by the server while parked: a write gets another
+        $w->query('BEGIN');
+        $primary_pid = one($w, 'SELECT pg_backend_pid()');
+        $w->query('COMMIT');
+        ok near_again($w), "$mode: reads near again";
+        $us->psql_admin("SELECT pg_terminate_backend($primary_pid)");
+        ok wait_until(sub { $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $primary_pid") eq '0' },
+                      timeout => 10), "$mode: its parked primary's connection ended by the server";
+        $id = $next_id++;
+        $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'parked')");
+        ok !$q->{error}, "$mode: ... its next write runs on another" or diag explain $q->{error};
+        is primary_count("id = $id"), 1, "$mode: ... once";
+        # ---- the standby down: reads on the primary's connection it has, not on another each
+        $w->terminate;
+        $eu->stop(mode => 'immediate');
+        ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{up} eq 'f' } admin_rows($p, 'SHOW REGIONS') },
+                      timeout => 10), "$mode: the standby down";
+        $w = login($p);
+        my $kept = stat_value($p, 'servers_kept');
+        my %at;
+        $at{ where($w) }++ for 1 .. 40;
+        is_deeply \%at, { 'us-east' => 40 }, "$mode, the standby down: reads run on the primary";
+        cmp_ok stat_value($p, 'servers_kept') - $kept, '<', 10,
+          "$mode, the standby down: ... on the session's connection, not a new one each (one a health check at most)"
+          or diag stat_value($p, 'servers_kept') - $kept, ' connections replaced';
+        $eu->start;
+        $eu->wait_streaming;
+        ok near_again($w), "$mode: ... and near again once the standby is back";
     }
 
     # ---- the extended protocol, a named statement the primary lacks
