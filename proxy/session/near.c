@@ -161,10 +161,8 @@ enum session_need near_next_need(struct session *s)
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
     if (too_long)
-        ns->placed = NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
-    else
-        ns->placed = msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
-    return ns->placed;
+        return NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
+    return msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
 }
 
 void near_position(struct session *s, struct need_spec *need)
@@ -211,7 +209,7 @@ void near_attached(struct session *s)
 static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_let_go)
 {
     struct near_state *ns = s->near;
-    ns->shown_results = ns->must_forward = ns->forward_failed = false;
+    ns->must_forward = ns->forward_failed = false;
     ns->flushing = ns->portal_kept = false;
     if (ns->forward_pending) {
         ns->forward_pending = false;
@@ -230,7 +228,6 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
     if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
     ns->must_forward = need == NEED_PRIMARY;
-    ns->read_only_block = read_only;
     ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
     return NEAR_READ_ON;
 }
@@ -247,7 +244,7 @@ static void near_give_up(struct session *s)
 {
     struct near_state *ns = s->near;
     if (evbuffer_add_buffer(s->client.out, ns->answer) != 0)
-        ns->shown_results = true; /* what is left reaches nobody; the flush ends it */
+        session_close(s, "out of memory"); /* the client could not be told all of it */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
     ns->leg = NEAR_SHOWN;
 }

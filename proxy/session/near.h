@@ -83,20 +83,17 @@ enum near_leg {
 
 struct near_state {
     enum near_leg leg;
-    enum session_need placed; /* the need the transaction going on was fetched for */
-    bool read_only_block;     /* it began with BEGIN ... READ ONLY: never held */
-    bool request_sent;        /* its request is sent whole: the client waits, unread */
-    bool forwarded;           /* it runs again on a primary */
-    bool forward_failed;      /* ... and the primary answered with an error */
-    bool must_forward;        /* a text in it pins or locks: it belongs on a primary */
-    bool forward_pending;     /* its messages wait in client.in for a primary's connection */
-    bool head_seen;           /* the message at the head of client.in was seen (it waits) */
-    bool client_paused;       /* the client's reading is paused for the answer */
-    bool shown_results;       /* a Flush delivered a statement's result: no replay */
-    bool flushing;            /* a Flush asked for the answers so far: they go to the client */
-    bool portal_kept;         /* a Bind or Execute since the last Flush: a portal on the standby */
-    size_t replay_left;       /* bytes of client.in that are messages run again */
-    uint64_t write_lsn;       /* a primary's position past the session's writes (near_position) */
+    bool request_sent;    /* its request is sent whole: the client waits, unread */
+    bool forwarded;       /* it runs again on a primary */
+    bool forward_failed;  /* ... and the primary answered with an error */
+    bool must_forward;    /* a text in it pins or locks: it belongs on a primary */
+    bool forward_pending; /* its messages wait in client.in for a primary's connection */
+    bool head_seen;       /* the message at the head of client.in was seen (it waits) */
+    bool client_paused;   /* the client's reading is paused for the answer */
+    bool flushing;        /* a Flush asked for the answers so far: they go to the client */
+    bool portal_kept;     /* a Bind or Execute since the last Flush: a portal on the standby */
+    size_t replay_left;   /* bytes of client.in that are messages run again */
+    uint64_t write_lsn;   /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;
     int64_t wrote_at_ms;
