@@ -404,7 +404,7 @@ int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
     case 'p':
         if (!col_text(&c[2]))
             return SESSION_STATE_BAD;
-        return state_statement(st, c);
+        return st->skip_protocol_statements ? SESSION_STATE_OK : state_statement(st, c);
     default:
         return SESSION_STATE_BAD;
     }

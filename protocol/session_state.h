@@ -66,6 +66,12 @@ struct session_state {
     /* Parse/Bind/Execute messages, then a Sync: what the new server is sent. */
     struct evbuffer *replay;
     bool setting_statement_parsed; /* the set_config statement is in the replay */
+    /*
+     * Set by the caller: the extended protocol's statements ('p' rows)
+     * are not replayed (a session whose statements pgnear follows has
+     * them parsed again where it needs them: txn_prep.h).
+     */
+    bool skip_protocol_statements;
 };
 
 /* The query that reads a session's state: one round trip, rows as above. */

@@ -30,6 +30,10 @@ static const char WHY_PREPARE[] = "a SQL PREPARE";
 static const char WHY_HOLD[] = "a WITH HOLD cursor";
 static const char WHY_ADVISORY[] = "a session advisory lock";
 static const char WHY_LOAD[] = "LOAD";
+/* Not a pin: what a session whose state is carried between connections changes (txn_pin.h). */
+static const char WHY_RESET[] = "a RESET, DISCARD or DEALLOCATE";
+/* ... and what it pins for that the plain scan counts as SET: nothing can read it back. */
+static const char WHY_CUSTOM[] = "a session-level custom setting (a name with a dot)";
 
 /* ---- tokens ---- */
 
@@ -79,6 +83,8 @@ enum kw {
     KW_LOAD,
     KW_PG_TEMP,
     KW_ADVISORY, /* a session advisory lock function */
+    KW_RESET,    /* RESET, DISCARD, DEALLOCATE: state undone (txn_pin_scan_carried) */
+    KW_SESSION,
 };
 
 static const struct {
@@ -108,6 +114,10 @@ static const struct {
     {"pg_advisory_lock_shared", KW_ADVISORY},
     {"pg_try_advisory_lock", KW_ADVISORY},
     {"pg_try_advisory_lock_shared", KW_ADVISORY},
+    {"reset", KW_RESET},
+    {"discard", KW_RESET},
+    {"deallocate", KW_RESET},
+    {"session", KW_SESSION},
 };
 
 /* The n bytes at w equal lower, ASCII letters compared without case. */
@@ -169,23 +179,27 @@ struct set_config_call {
     unsigned depth;      /* the parenthesis depth inside it */
     unsigned arg_tokens; /* tokens of its argument so far, at that depth */
     bool arg_true;       /* that argument is one token that reads as true */
+    unsigned arg_index;  /* which argument, from 0 */
+    bool name_custom;    /* its first is not one string without a dot (a custom name, or unknown) */
 };
 
 struct pin_scan {
     struct sql_lexer lx;
     unsigned depth;       /* parentheses open in the statement */
-    unsigned stmt_tokens; /* tokens of the statement so far, counted up to 2 */
+    unsigned stmt_tokens; /* tokens of the statement so far, counted up to 3 */
     enum kw first;        /* the statement's first token, if a keyword */
     enum kw prev;         /* the token before this one, if a keyword */
     struct set_config_call calls[SET_CONFIG_CALLS];
     unsigned ncalls;
     const char *deferred; /* the first reason found inside an open call */
+    bool carried;         /* txn_pin_scan_carried: RESET and the like count too */
 };
 
 /* A reason found now: returned, or kept while a set_config call before it is open. */
 static const char *found(struct pin_scan *sc, const char *why)
 {
-    if (why == NULL || sc->ncalls == 0)
+    /* The carried scan reads on after each reason: it needs no order, only whether one pins. */
+    if (why == NULL || sc->ncalls == 0 || sc->carried)
         return why;
     if (sc->deferred == NULL)
         sc->deferred = why;
@@ -216,16 +230,26 @@ static const char *follow_call(struct pin_scan *sc, const struct sql_token *t, e
     if (sc->depth != call->depth)
         return NULL;
     if (t->kind == SQL_TOK_COMMA) {
+        call->name_custom |= call->arg_index == 0 && call->arg_tokens != 1;
         call->arg_tokens = 0;
         call->arg_true = false;
+        call->arg_index++;
     } else if (t->kind == SQL_TOK_CLOSE) {
-        if (call->arg_tokens != 1 || !call->arg_true)
-            return WHY_SET_CONFIG;
+        /* Closed either way: a scan that reads on after a reason (carried) follows the rest. */
         sc->ncalls--;
-        return sc->ncalls == 0 ? sc->deferred : NULL;
+        if (call->arg_tokens != 1 || !call->arg_true)
+            return sc->carried && call->name_custom ? WHY_CUSTOM : WHY_SET_CONFIG;
+        if (sc->ncalls > 0)
+            return NULL;
+        const char *why = sc->deferred;
+        sc->deferred = NULL;
+        return why;
     } else {
         call->arg_tokens++;
         call->arg_true = reads_true(sc, t, kw);
+        if (call->arg_index == 0)
+            call->name_custom |=
+                t->kind != SQL_TOK_STRING || memchr(sc->lx.s + t->body, '.', t->body_len) != NULL;
     }
     return NULL;
 }
@@ -239,7 +263,23 @@ static const char *open_call(struct pin_scan *sc)
     return NULL;
 }
 
-/* What the first two tokens of a statement say. */
+/*
+ * SET [SESSION] a.b: the name the SET's second token (or third, after
+ * SESSION) begins is qualified by a dot, as only custom settings are.
+ */
+static bool set_names_custom(const struct pin_scan *sc, const struct sql_token *t, enum kw kw)
+{
+    bool name_here;
+    if (sc->stmt_tokens == 1)
+        name_here =
+            kw != KW_SESSION && kw != KW_LOCAL && kw != KW_TRANSACTION && kw != KW_CONSTRAINTS;
+    else
+        name_here = sc->stmt_tokens == 2 && sc->prev == KW_SESSION;
+    return name_here && (t->kind == SQL_TOK_WORD || t->kind == SQL_TOK_QUOTED) &&
+           peek_kind(&sc->lx) == SQL_TOK_DOT;
+}
+
+/* What the first tokens of a statement say. */
 static const char *statement_start(struct pin_scan *sc, const struct sql_token *t, enum kw kw)
 {
     if (sc->stmt_tokens == 0) {
@@ -248,8 +288,12 @@ static const char *statement_start(struct pin_scan *sc, const struct sql_token *
             return WHY_LISTEN;
         if (sc->first == KW_LOAD)
             return WHY_LOAD;
+        if (sc->first == KW_RESET && sc->carried)
+            return WHY_RESET;
         return NULL;
     }
+    if (sc->carried && sc->first == KW_SET && set_names_custom(sc, t, kw))
+        return WHY_CUSTOM;
     if (sc->stmt_tokens != 1)
         return NULL;
     bool is_word = t->kind == SQL_TOK_WORD;
@@ -322,7 +366,7 @@ static const char *scan_token(struct pin_scan *sc, const struct sql_token *t)
     else if (t->kind == SQL_TOK_CLOSE && sc->depth > 0)
         sc->depth--;
     sc->prev = kw;
-    if (sc->stmt_tokens < 2)
+    if (sc->stmt_tokens < 3)
         sc->stmt_tokens++;
     return why;
 }
@@ -336,6 +380,27 @@ const char *txn_pin_scan(const uint8_t *sql, size_t len)
         const char *why = scan_token(&sc, &t);
         if (why != NULL)
             return why;
+    } while (t.kind != SQL_TOK_END);
+    return NULL;
+}
+
+/* Whether a reason is state a session's state read carries to another connection. */
+static bool carried_reason(const char *why)
+{
+    return why == WHY_SET || why == WHY_SET_CONFIG || why == WHY_PREPARE || why == WHY_RESET;
+}
+
+const char *txn_pin_scan_carried(const uint8_t *sql, size_t len, bool *changes)
+{
+    struct pin_scan sc = {.lx = {.s = sql, .len = len}, .carried = true};
+    struct sql_token t;
+    do {
+        next_token(&sc.lx, &t);
+        const char *why = scan_token(&sc, &t);
+        if (why != NULL && !carried_reason(why))
+            return why;
+        if (why != NULL)
+            *changes = true;
     } while (t.kind != SQL_TOK_END);
     return NULL;
 }

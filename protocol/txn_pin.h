@@ -59,6 +59,7 @@
 #ifndef PGNEAR_PROTOCOL_TXN_PIN_H
 #define PGNEAR_PROTOCOL_TXN_PIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,5 +67,21 @@
  * session that outlives its transaction: a static English phrase, or NULL when it
  * does not (as far as the scan can tell). */
 const char *txn_pin_scan(const uint8_t *sql, size_t len);
+
+/*
+ * The same scan for a session whose settings are carried from one server
+ * connection to another (a nearest session under session pooling reads
+ * them back and replays them: session_state.h).  A session-level SET,
+ * set_config(), a SQL PREPARE, and RESET, DISCARD or DEALLOCATE (which
+ * undo them) do not pin it: they set *changes (left as it is otherwise),
+ * and the scan reads on to the end of the text.  Returns the first reason
+ * that does pin (a temporary object, LISTEN, LOAD, a WITH HOLD cursor, a
+ * session advisory lock), or NULL.  A custom setting (a name with a dot:
+ * SET [SESSION] app.tenant, set_config('app.tenant', ..., false), or a
+ * set_config whose name is not one string constant) pins too, as "a
+ * session-level custom setting (a name with a dot)": PostgreSQL shows
+ * such a setting to no query, so it cannot be read back to be carried.
+ */
+const char *txn_pin_scan_carried(const uint8_t *sql, size_t len, bool *changes);
 
 #endif

@@ -137,6 +137,9 @@ static const struct stat_field fields[] = {
      "forwarded (refused there as writes, run again on a primary), forward_failed (forwarded, "
      "and answered with an error there too).",
      offsetof(struct worker_stats, nearest_forward_failed)},
+    F(nearest_state_syncs, "nearest_state_syncs",
+      "Times a session needing nearest under pool_mode = session had its settings, role and SQL "
+      "PREPAREs carried from one of its server connections to the other."),
     {"moves_done", "session_moves", "result=\"moved\"",
      "Live sessions the admin asked to move to another server, by result.",
      offsetof(struct worker_stats, moves_done)},

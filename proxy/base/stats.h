@@ -77,6 +77,7 @@ struct worker_stats {
     uint64_t nearest_near;           /* transactions held on a standby and answered there */
     uint64_t nearest_forwarded;      /* transactions a standby refused, run again on a primary */
     uint64_t nearest_forward_failed; /* ... whose answer there was an error too */
+    uint64_t nearest_state_syncs;    /* session states carried to its other connection */
     /* Moves of live sessions (move.h). */
     uint64_t moves_done;
     uint64_t moves_failed;

@@ -29,19 +29,6 @@
 #include "proxy/session/session.h"
 #include "routing/health.h"
 
-/* The next of the client's startup parameters, after *off, that the kept connection lacks. */
-static bool handover_next_change(const struct session *s, size_t *off, const char **name,
-                                 const char **value)
-{
-    const struct server_conn *sc = s->server_conn;
-    while (param_set_next(&s->server_startup, off, name, value)) {
-        const char *kept = param_set_get(&sc->startup, *name);
-        if (strcmp(*name, "options") != 0 && (kept == NULL || strcmp(kept, *value) != 0))
-            return true;
-    }
-    return false;
-}
-
 /*
  * Appends to out the client's startup parameters that differ from the
  * ones the connection logged in with (which a reset returns it to),
@@ -54,13 +41,14 @@ static int handover_settings(struct session *s, struct evbuffer *out)
     const char *name, *value;
     size_t off = 0;
     /* Most handovers set nothing (each fetch of transaction pooling): no replay is made then. */
-    if (!handover_next_change(s, &off, &name, &value))
+    if (!server_params_next_change(s, s->server_conn, &off, &name, &value))
         return 0;
     struct session_state st;
     if (session_state_init(&st) != SESSION_STATE_OK)
         return -1;
     int rc = session_state_setting(&st, name, value);
-    while (rc == SESSION_STATE_OK && handover_next_change(s, &off, &name, &value))
+    while (rc == SESSION_STATE_OK &&
+           server_params_next_change(s, s->server_conn, &off, &name, &value))
         rc = session_state_setting(&st, name, value);
     if (rc == SESSION_STATE_OK)
         rc = session_state_finish(&st);

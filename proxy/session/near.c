@@ -113,9 +113,36 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
         return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
-    if (open.advisory_lock || txn_pin_scan(text, len) != NULL)
+    if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL)
         return NEED_PRIMARY;
     return NEED_NEAREST;
+}
+
+const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes)
+{
+    if (s->near == NULL || !s->near->own_slots)
+        return txn_pin_scan(sql, len);
+    bool changed = false;
+    const char *why = txn_pin_scan_carried(sql, len, &changed);
+    if (changes != NULL && changed)
+        *changes = true;
+    return why;
+}
+
+const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n)
+{
+    const char *body = (const char *)msg + PKT_HEADER_LEN;
+    size_t blen = n - PKT_HEADER_LEN;
+    size_t portal = strnlen(body, blen);
+    size_t name_len = portal < blen ? strnlen(body + portal + 1, blen - portal - 1) : 0;
+    if (portal >= blen || portal + 1 + name_len >= blen) {
+        s->near->state_changing = true; /* names longer than read: unknown, so maybe */
+        return NULL;
+    }
+    size_t len = 0;
+    const char *text = prep_client_statement_text(s->prep, body + portal + 1, name_len, &len);
+    return text != NULL ? near_text_pins(s, (const uint8_t *)text, len, &s->near->state_changing)
+                        : NULL;
 }
 
 /*

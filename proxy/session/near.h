@@ -111,6 +111,16 @@ struct near_state {
     bool own_slots;
     struct server_conn *slot[NEAR_SLOTS];
     int64_t near_sought_ms; /* when a fetcher last sought a standby while none was parked */
+    /*
+     * Its session state (settings, role, SQL PREPAREs) on its connections
+     * (near_sync.h): a generation bumped by each transaction that may have
+     * changed it, and the one each connection has.
+     */
+    bool state_changing; /* the transaction going on may change it (txn_pin_scan_carried) */
+    uint32_t state_gen;
+    uint32_t conn_gen; /* the attached connection's */
+    uint32_t slot_gen[NEAR_SLOTS];
+    struct near_sync *sync; /* a sync under way */
 };
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.
@@ -134,6 +144,22 @@ void near_session_end(struct session *s);
  * monotonic across standbys, as transaction pooling's are).
  */
 void near_position(struct session *s, struct need_spec *need);
+
+/*
+ * The first pinning reason in a text (a Query's, a Parse's, the statement
+ * a Bind names) of the session: txn_pin_scan's, or under pool_mode =
+ * session txn_pin_scan_carried's, which sets *changes (when not NULL)
+ * for a change of its state that it does not pin for.
+ */
+const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes);
+
+/*
+ * pool_mode = session: a Bind's statement may change the session's state
+ * (a set_config it runs, say): its text is scanned again.  msg holds the
+ * first n bytes of the Bind (its portal and statement names, when n
+ * covers them).  The first pinning reason, or NULL.
+ */
+const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n);
 
 /* Whether the first message in client.in is whole (or needs no reading): its need is known. */
 bool near_first_ready(struct session *s);

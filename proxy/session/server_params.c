@@ -12,6 +12,7 @@
 #include "protocol/param_set.h"
 #include "protocol/pkt.h"
 #include "protocol/startup.h"
+#include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
 /* The value the server gets for the client's parameter name, NULL for none (see the header). */
@@ -58,4 +59,15 @@ void server_params_write_startup(struct pktbuf *pb, unsigned minor, const char *
     }
     pkt_put_u8(pb, 0);
     pkt_end(pb);
+}
+
+bool server_params_next_change(const struct session *s, const struct server_conn *sc, size_t *off,
+                               const char **name, const char **value)
+{
+    while (param_set_next(&s->server_startup, off, name, value)) {
+        const char *kept = param_set_get(&sc->startup, *name);
+        if (strcmp(*name, "options") != 0 && (kept == NULL || strcmp(kept, *value) != 0))
+            return true;
+    }
+    return false;
 }

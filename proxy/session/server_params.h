@@ -6,8 +6,12 @@
 #ifndef PGNEAR_PROXY_SERVER_PARAMS_H
 #define PGNEAR_PROXY_SERVER_PARAMS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 struct param_set;
 struct pktbuf;
+struct server_conn;
 struct session;
 
 /*
@@ -25,5 +29,15 @@ int server_params_build(struct session *s);
  */
 void server_params_write_startup(struct pktbuf *pb, unsigned minor, const char *user,
                                  const char *database, const struct param_set *ps);
+
+/*
+ * The next of the session's startup parameters, after *off (0 to begin),
+ * that sc lacks: one that differs from those sc logged in with, which a
+ * reset returns it to (options aside: no setting replays them).  A kept
+ * connection's handover and a nearest session's second connection
+ * replay them.
+ */
+bool server_params_next_change(const struct session *s, const struct server_conn *sc, size_t *off,
+                               const char **name, const char **value);
 
 #endif

@@ -26,6 +26,7 @@
 #include "proxy/session/gate.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
+#include "proxy/session/near_sync.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -126,6 +127,12 @@ static void txn_slot_park(struct session *s, struct server_conn *sc)
     struct near_state *n = s->near;
     enum near_slot i = host_is_standby(sc->host) ? NEAR_SLOT_NEAR : NEAR_SLOT_PRIMARY;
     struct server_conn *old = n->slot[i];
+    /* What its transaction may have changed is on this connection alone now (near_sync.h). */
+    if (n->state_changing) {
+        n->state_changing = false;
+        n->conn_gen = ++n->state_gen;
+    }
+    n->slot_gen[i] = n->conn_gen;
     server_conn_detach(sc); /* s->server_conn is NULL */
     sc->ep.read_paused = true;
     endpoint_arm(&sc->ep); /* no reader, nothing to write: no event until it is taken again */
@@ -194,6 +201,45 @@ static void txn_slots_drop_ended(struct session *s)
     }
 }
 
+/* The transaction's connection takes the session's waiting messages on. */
+static void txn_attached_go(struct session *s)
+{
+    cancel_retarget(s, s->server_conn);
+    near_attached(s); /* before the relay reads the client's waiting messages */
+    if (relay_attach_server(s) == 0 && !s->closed) {
+        endpoint_resume_read(&s->client);
+        txn_client_pump(s);
+    }
+}
+
+/* The session's state carried to its connection, or where it stays (near_sync.h). */
+static void txn_synced(struct session *s, enum near_sync_end how, struct server_conn *spare,
+                       const char *why)
+{
+    if (spare != NULL)
+        txn_slot_give_back(s, spare);
+    if (how == NEAR_SYNC_FAILED) {
+        log_warn(s->id, "its settings could not follow it to its other server connection: %s", why);
+        struct pg_error err;
+        pg_error_set(&err, "08006", "pgnear lost the session's settings");
+        pg_error_detail(&err, "%s", why);
+        session_fail(s, &err);
+        return;
+    }
+    if (how == NEAR_SYNC_PINNED)
+        txn_pin(s, why);
+    txn_attached_go(s);
+}
+
+/* A connection attached for the session's next transaction: with its state first. */
+static void txn_attached(struct session *s)
+{
+    if (near_sync_needed(s))
+        near_sync_start(s, txn_synced);
+    else
+        txn_attached_go(s);
+}
+
 /* A parked connection that fits takes the session's waiting message on; false: none fits. */
 static bool txn_slot_take(struct session *s, const struct need_spec *need)
 {
@@ -208,14 +254,10 @@ static bool txn_slot_take(struct session *s, const struct need_spec *need)
     }
     struct server_conn *sc = s->near->slot[i];
     s->near->slot[i] = NULL;
+    s->near->conn_gen = s->near->slot_gen[i];
     s->busy++;
     server_conn_attach(sc, s);
-    cancel_retarget(s, sc);
-    near_attached(s); /* before the relay reads the client's waiting messages */
-    if (relay_attach_server(s) == 0 && !s->closed) {
-        endpoint_resume_read(&s->client);
-        txn_client_pump(s);
-    }
+    txn_attached(s);
     session_callback_done(s);
     return true;
 }
@@ -236,17 +278,19 @@ void txn_pin(struct session *s, const char *why)
  * What a whole Query or Parse (body: blen bytes) leaves in the server's
  * session; NULL: nothing.  followed: named statements are (txn_prep.h).
  */
-static const char *txn_message_pins(char type, const uint8_t *body, size_t blen, bool followed)
+static const char *txn_message_pins(const struct session *s, char type, const uint8_t *body,
+                                    size_t blen, bool *changes)
 {
     const char *text = (const char *)body;
     if (type == 'Q')
-        return txn_pin_scan(body, strnlen(text, blen));
+        return near_text_pins(s, body, strnlen(text, blen), changes);
     size_t name_len = strnlen(text, blen);
     if (name_len >= blen)
         return NULL; /* malformed: the server refuses it */
-    if (name_len > 0 && !followed)
+    if (name_len > 0 && s->prep == NULL)
         return "a named prepared statement";
-    return txn_pin_scan(body + name_len + 1, strnlen(text + name_len + 1, blen - name_len - 1));
+    return near_text_pins(s, body + name_len + 1, strnlen(text + name_len + 1, blen - name_len - 1),
+                          changes);
 }
 
 /*
@@ -267,10 +311,30 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
-    const char *why = txn_message_pins(type, msg + 5, len - 4, s->prep != NULL);
+    bool *changes = s->near != NULL ? &s->near->state_changing : NULL;
+    const char *why = txn_message_pins(s, type, msg + 5, len - 4, changes);
     if (why != NULL)
         txn_pin(s, why);
     return 1;
+}
+
+/*
+ * pool_mode = session, nearest: a Bind runs a statement that may change
+ * the session's state each time it runs (near_bind_pins).
+ */
+static void txn_client_scan_bind(struct session *s, const struct msg_head *h)
+{
+    uint8_t head[PKT_HEADER_LEN + 2 * 256];
+    size_t n = 1 + (size_t)h->len;
+    if (n > h->avail)
+        n = h->avail;
+    if (n > sizeof(head))
+        n = sizeof(head);
+    if (n <= PKT_HEADER_LEN || evbuffer_copyout(s->client.in, head, n) != (ssize_t)n)
+        return;
+    const char *why = near_bind_pins(s, head, n);
+    if (why != NULL)
+        txn_pin(s, why);
 }
 
 /* A whole client message (n bytes, header included) went on: off the input. */
@@ -368,6 +432,8 @@ static int txn_client_step(struct session *s)
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
         (rc = txn_client_scan(s, (char)h.type, h.len, h.avail)) <= 0)
         return rc;
+    if (h.type == 'B' && s->pinned == NULL && s->near != NULL && s->near->own_slots)
+        txn_client_scan_bind(s, &h);
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
     tx_track_client(&s->server_conn->tx, h.type);
@@ -417,7 +483,7 @@ static bool txn_answer_known_parses(struct session *s)
         const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
         if (msg == NULL || prep_client_parse_known(s->prep, msg + 5, len - 4) != PREP_OK)
             break;
-        const char *why = txn_message_pins('P', msg + 5, len - 4, true);
+        const char *why = txn_message_pins(s, 'P', msg + 5, len - 4, NULL);
         if (why != NULL)
             txn_pin(s, why);
         evbuffer_drain(s->client.in, 1 + (size_t)len);
@@ -491,6 +557,10 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     const char *value = name + name_len + 1;
     if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
         return;
+    if (s->near != NULL && s->near->own_slots) {
+        s->near->state_changing = true; /* its connections are its own: carried, not pinned */
+        return;
+    }
     const char *was = param_set_get(&sc->reported, name);
     if (was == NULL || strcmp(was, value) != 0) {
         if (s->txn_params_moved < UINT8_MAX)
@@ -564,6 +634,7 @@ static void txn_forward(struct session *s)
             session_close(s, "out of memory");
         return;
     }
+    s->near->state_changing = false; /* the standby undid it with the error: it runs again */
     txn_let_go(s);
     if (!near_put_back(s)) {
         session_close(s, "out of memory");
@@ -673,13 +744,10 @@ static void txn_fetch_ready(struct session *m, void *arg)
     s->busy++;
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
-    cancel_retarget(s, ns);
     fetch_close(m, "its connection went to the session's transaction");
-    near_attached(s); /* before the relay reads the client's waiting messages */
-    if (relay_attach_server(s) == 0 && !s->closed) {
-        endpoint_resume_read(&s->client);
-        txn_client_pump(s);
-    }
+    if (s->near != NULL)
+        s->near->conn_gen = 0; /* as at login: the session's startup parameters alone */
+    txn_attached(s);
     session_callback_done(s);
 }
 
@@ -730,6 +798,7 @@ static void txn_closing(struct session *s)
     bool own_slots = s->near != NULL && s->near->own_slots;
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
+    near_sync_end(s);
     txn_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);
     near_session_end(s);

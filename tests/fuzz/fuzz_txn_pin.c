@@ -31,10 +31,16 @@ static void check(int cond)
 }
 
 static const char *const reasons[] = {
-    "a session-level SET",     "set_config() outside a transaction-local call",
-    "a temporary object",      "LISTEN",
-    "a SQL PREPARE",           "a WITH HOLD cursor",
-    "a session advisory lock", "LOAD",
+    "a session-level SET",
+    "set_config() outside a transaction-local call",
+    "a temporary object",
+    "LISTEN",
+    "a SQL PREPARE",
+    "a WITH HOLD cursor",
+    "a session advisory lock",
+    "LOAD",
+    /* the carried scan's own */
+    "a session-level custom setting (a name with a dot)",
 };
 
 static void check_reason(const char *why)
@@ -104,10 +110,29 @@ static void check_open(const uint8_t *data, size_t size)
         check(quoted.first == TXN_FIRST_OTHER && !quoted.advisory_lock && !quoted.several);
 }
 
+/*
+ * The carried scan of the same text: it pins only where the plain scan
+ * does (a reason it reads past is one the plain scan may return first).
+ */
+static void check_carried(const uint8_t *data, size_t size, const char *plain)
+{
+    size_t n;
+    bool changes = false;
+    uint8_t *buf = wrap("", data, size, "", &n);
+    if (buf == NULL)
+        return;
+    const char *why = txn_pin_scan_carried(buf, n, &changes);
+    free(buf);
+    check_reason(why);
+    check(why == NULL || plain != NULL);
+    check(plain == NULL || why != NULL || changes);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *why = scan_wrapped("", data, size, "");
     check_reason(why);
+    check_carried(data, size, why);
     check(scan_wrapped("SELECT 1; ", data, size, "") == why);
     if (memmem(data, size, "$fz$", 4) == NULL)
         check(scan_wrapped("SELECT $fz$", data, size, "$fz$") == NULL);

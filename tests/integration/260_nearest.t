@@ -27,7 +27,10 @@
 # own (another session never gets them) and go back to the pool as it
 # ends; one its server ended while parked is replaced; with the standby
 # down its reads stay on its primary's connection (not a new one each)
-# and come back near with the standby.  Without max_prepared_statements the session runs as read-write,
+# and come back near with the standby; what it sets (SET, RESET, SET ROLE,
+# SQL PREPARE, a TimeZone a function sets) runs near and is carried to its
+# other connection when it changed, once (a custom setting pins).
+# Without max_prepared_statements the session runs as read-write,
 # on the primary, and the log says why.
 use strict;
 use warnings;
@@ -54,6 +57,11 @@ CREATE FUNCTION add_ride(n int) RETURNS int LANGUAGE sql AS
   'INSERT INTO rides (id, rider) VALUES (n, ''fn'') RETURNING id';
 GRANT ALL ON rides, ride_ids TO app;
 SET password_encryption = 'scram-sha-256';
+CREATE ROLE clerk NOLOGIN;
+GRANT clerk TO app;
+GRANT ALL ON rides TO clerk;
+CREATE FUNCTION to_tokyo() RETURNS text LANGUAGE plpgsql AS
+  $$BEGIN PERFORM set_config('TimeZone', 'Asia/Tokyo', false); RETURN 'ok'; END$$;
 CREATE ROLE reader LOGIN PASSWORD 'reader-secret';
 ALTER ROLE reader SET default_transaction_read_only = on;
 GRANT ALL ON rides TO reader;
@@ -161,6 +169,64 @@ sub backend_running {
     return wait_until(sub {
         $c->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '$like'") eq '1'
     }, timeout => 10, interval => 0.02);
+}
+
+# Under session pooling: what a session sets is carried between its standby's and its
+# primary's connections, read back and replayed only when it changed.
+sub session_state_sync {
+    my ($p, $next) = @_;
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $c->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.location=53.35,-6.26', application_name => 'carried_app' });
+    die "login failed\n" unless $r->{ok};
+    my $syncs = stat_value($p, 'nearest_state_syncs');
+    my $row = sub {    # a write that records what the primary's session has, read back there
+        my ($what) = @_;
+        my $id = $$next++;
+        my $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, $what)");
+        return "$q->{error}{C} $q->{error}{M}" if $q->{error};
+        return $us->psql_admin("SELECT rider FROM rides WHERE id = $id", dbname => 'movr');
+    };
+    is one($c, q{SET search_path = acme, public}), undef, 'session: SET search_path runs';
+    is where($c), 'eu-west', 'session: ... near, and the session still reads near (not pinned)';
+    ok !(grep { $_->{user} eq 'app' && ($_->{pinned} // '') ne '' } admin_rows($p, 'SHOW CLIENTS')),
+      'session: ... SHOW CLIENTS pins nothing';
+    is $row->(q{current_setting('search_path') || '/' || current_setting('application_name')}), 'acme, public/carried_app',
+      'session: a write forwarded to the primary sees the setting, and the startup parameters';
+    is stat_value($p, 'nearest_state_syncs'), $syncs + 1, 'session: ... carried there once';
+    ok near_again($c), 'session: reads near again';
+    is one($c, q{SELECT current_setting('search_path')}), 'acme, public', 'session: ... with the setting still there';
+    is $row->(q{current_setting('search_path')}), 'acme, public', 'session: another write: the same';
+    is stat_value($p, 'nearest_state_syncs'), $syncs + 1, 'session: ... and no sync when nothing changed';
+
+    # Set on the primary (a block), read near: carried back.
+    $c->query('BEGIN');
+    $c->query(q{SET search_path = globex, public});
+    $c->query('COMMIT');
+    ok near_again($c), 'session: a SET in a block on the primary, then reads near again';
+    is one($c, q{SELECT current_setting('search_path') || '@' || current_setting('cluster_name')}), 'globex, public@eu-west',
+      'session: ... with the primary\'s setting carried to the standby';
+    is stat_value($p, 'nearest_state_syncs'), $syncs + 2, 'session: ... one sync';
+
+    # SET ROLE, a SQL PREPARE, a setting a function changes (its ParameterStatus tells), RESET.
+    is one($c, 'SET ROLE clerk'), undef, 'session: SET ROLE near';
+    is one($c, q{PREPARE add(int, text) AS INSERT INTO rides (id, rider) VALUES ($1, $2)}), undef,
+      'session: a SQL PREPARE of an INSERT near';
+    is one($c, 'SELECT to_tokyo()'), 'ok', 'session: a function that sets TimeZone near';
+    my $id = $$next++;
+    my $q = $c->query("EXECUTE add($id, current_user || ' ' || current_setting('TimeZone'))");
+    ok !$q->{error}, 'session: EXECUTE of the prepared INSERT is forwarded' or diag explain $q->{error};
+    is $us->psql_admin("SELECT rider FROM rides WHERE id = $id", dbname => 'movr'), 'clerk Asia/Tokyo',
+      'session: ... and runs on the primary as the role, with the time zone the function set';
+    is one($c, 'RESET search_path'), undef, 'session: RESET search_path';
+    is $row->(q{current_setting('search_path') || ' ' || current_user}),
+      '"$user", public clerk', 'session: ... carried: the primary\'s session has the default search_path, the role stays';
+    is one($c, 'RESET ROLE'), undef, 'session: RESET ROLE';
+    is $row->('current_user'), 'app', 'session: ... carried';
+    is where($c), 'us-east', 'session: right after a write, reads on the primary';
+    ok near_again($c), 'session: ... then near';
+    is one($c, 'SELECT current_user'), 'app', 'session: ... as the role the session has';
+    $c->terminate;
 }
 
 my $next_id = 1;
@@ -416,8 +482,13 @@ for my $mode (qw(transaction session)) {
     }
 
     # ---- state that lives on one server: on the primary, and the session stays there
-    for my $c (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
-               ['SELECT pg_advisory_lock(37)', 'a session advisory lock'], ['SET search_path = public', 'a session-level SET']) {
+    my @pins = (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
+                ['SELECT pg_advisory_lock(37)', 'a session advisory lock']);
+    # (Under session pooling a SET is carried between the session's connections instead: below.)
+    push @pins, ['SET search_path = public', 'a session-level SET'] if $mode eq 'transaction';
+    # ... except a custom one, which no query reads back.
+    push @pins, [q{SELECT set_config('app.tenant', 'acme', false)}, 'a session-level custom setting'] if $mode eq 'session';
+    for my $c (@pins) {
         my ($sql, $why) = @$c;
         my $c1 = login($p);
         my $c2 = login($p);
@@ -433,6 +504,8 @@ for my $mode (qw(transaction session)) {
         $c1->terminate;
         $c2->terminate;
     }
+
+    session_state_sync($p, \$next_id) if $mode eq 'session';
 
     # ---- default_transaction_read_only = on: the primary's 25006, once
     {
@@ -453,7 +526,9 @@ for my $mode (qw(transaction session)) {
         $c->terminate;
         $c = login($p);
         $c->query('SET default_transaction_read_only = on');
-        is where($c), 'us-east', "$mode: a session-level SET default_transaction_read_only = on runs on the primary";
+        is where($c), $mode eq 'session' ? 'eu-west' : 'us-east',
+          "$mode: a session-level SET default_transaction_read_only = on runs "
+          . ($mode eq 'session' ? 'near (carried to the primary with the write)' : 'on the primary (it pins)');
         $q = $c->query("INSERT INTO rides (id, rider) VALUES ($next_id, 'ro-set')");
         is sqlstate($q->{error}), '25006', "$mode: ... and a write after it gets 25006";
         is primary_count("id = $next_id"), 0, "$mode: ... writing nothing";

@@ -394,6 +394,60 @@ static void test_long(void **state)
     free(big);
 }
 
+/* The carried scan of sql: the pinning reason it returns, and whether it saw a change. */
+static void expect_carried(const char *sql, const char *why, bool changes)
+{
+    bool got_changes = false;
+    const char *got = txn_pin_scan_carried((const uint8_t *)sql, strlen(sql), &got_changes);
+    if ((got == NULL) != (why == NULL) || (got != NULL && strcmp(got, why) != 0) ||
+        got_changes != changes)
+        fail_msg("\"%s\": %s, changes %d; expected %s, changes %d", sql, got ? got : "no pin",
+                 got_changes, why ? why : "no pin", changes);
+}
+
+/* Settings, roles and SQL PREPAREs are carried; what lives on one server still pins. */
+static void test_carried(void **state)
+{
+    (void)state;
+    expect_carried("SELECT 1", NULL, false);
+    expect_carried("SET search_path = a", NULL, true);
+    expect_carried("set role alice", NULL, true);
+    expect_carried("SET LOCAL x = 1", NULL, false);
+    expect_carried("SELECT set_config('work_mem', '64MB', false)", NULL, true);
+    expect_carried("SELECT set_config('a.b', 'c', true)", NULL, false);
+    expect_carried("PREPARE p AS SELECT 1", NULL, true);
+    expect_carried("RESET ALL", NULL, true);
+    expect_carried("discard all", NULL, true);
+    expect_carried("DEALLOCATE p", NULL, true);
+    expect_carried("SELECT 1; RESET search_path", NULL, true);
+    expect_carried("SELECT 'RESET'", NULL, false);
+    /* A pin after a carried change in the same text is still found. */
+    expect_carried("SET work_mem = 1; CREATE TEMP TABLE t (x int)", TEMP, true);
+    expect_carried("SELECT set_config('work_mem', '1MB', false); LISTEN ch", LISTEN, true);
+    expect_carried("SELECT set_config('a.b', pg_advisory_lock(1)::text, false)", ADVISORY, false);
+    expect_carried("SELECT set_config(set_config('a', 'b', false), 'c', true), pg_advisory_lock(1)",
+                   ADVISORY, true);
+    expect_carried("DECLARE c CURSOR WITH HOLD FOR SELECT 1; SET x = 1", HOLD, false);
+    /* Custom settings cannot be read back: they pin (the plain scan says SET, set_config). */
+#define CUSTOM "a session-level custom setting (a name with a dot)"
+    expect_carried("SET app.tenant = 'acme'", CUSTOM, false);
+    expect_carried("set session \"app\".tenant to 'acme'", CUSTOM, true);
+    expect_carried("SET LOCAL app.tenant = 'acme'", NULL, false);
+    expect_carried("SET SESSION search_path = a", NULL, true);
+    expect_carried("SET SESSION AUTHORIZATION DEFAULT", NULL, true);
+    expect_carried("SELECT set_config('app.tenant', 'acme', false)", CUSTOM, false);
+    expect_carried("SELECT set_config('app.tenant', 'acme', true)", NULL, false);
+    expect_carried("SELECT set_config($1, $2, false)", CUSTOM, false);
+    expect_carried("SELECT set_config('search' || '_path', 'a', false)", CUSTOM, false);
+    expect_carried("SELECT set_config('work_mem', '64MB', false), set_config('a.b', 'c', true)",
+                   NULL, true);
+    expect_why("SET app.tenant = 'acme'", 23, SET);
+    expect_why("SELECT set_config('app.tenant', 'acme', false)", 46, SET_CONFIG);
+    /* The plain scan never counts RESET and the like. */
+    expect_why("RESET ALL", 9, NULL);
+    expect_why("DISCARD ALL", 11, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -408,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_len_and_nul),
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_long),
+        cmocka_unit_test(test_carried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
