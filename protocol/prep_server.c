@@ -416,13 +416,6 @@ void prep_server_forget_all(struct prep_server *s)
     s->unnamed_mod = 0;
 }
 
-void prep_server_query_sent(struct prep_server *s)
-{
-    prep_stmt_set(s->reg, &s->unnamed_real, NULL);
-    prep_stmt_set(s->reg, &s->unnamed_spec, NULL);
-    s->unnamed_real_known = s->unnamed_spec_known = true; /* none: a Query dropped it */
-}
-
 void prep_server_stats(const struct prep_server *s, struct prep_stats *out)
 {
     *out = s->stats;

@@ -382,10 +382,10 @@ for my $mode (qw(transaction session)) {
         $pw->stop;
     }
 
-    # ---- pgnear's own Query after a transaction (the position it wrote to, pgnear.fence) drops
-    # the server's unnamed statement: a client's unnamed statement bound again there is parsed again
-    # (Under session pooling a read-write session's fence drops its unnamed statement: not followed.)
-    for my $need ($mode eq 'transaction' ? qw(nearest read-write) : qw(nearest)) {
+    # ---- pgnear's own question after a transaction (the position it wrote to, pgnear.fence) leaves
+    # the server's unnamed statement alone: a client's unnamed statement bound again there works,
+    # whether followed (transaction pooling, nearest) or not (a read-write session's, session pooling)
+    for my $need (qw(nearest read-write)) {
         $c = login($p, " -c pgnear.target_session_attrs=$need -c pgnear.report_fence=on");
         $id = $next_id++;
         $r = ext($c, [parse => '', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => '', $id, 'unnamed'], ['exec']);
