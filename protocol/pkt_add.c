@@ -48,3 +48,45 @@ int pkt_add_query(struct evbuffer *out, const char *sql)
 {
     return pkt_add_msg(out, 'Q', sql, strlen(sql) + 1);
 }
+
+/* The length of answer's messages before the first result, error or ReadyForQuery. */
+static size_t canceled_prefix(struct evbuffer *answer)
+{
+    struct evbuffer_ptr p;
+    uint8_t h[PKT_HEADER_LEN];
+    size_t kept = 0;
+    evbuffer_ptr_set(answer, &p, 0, EVBUFFER_PTR_SET);
+    while (evbuffer_copyout_from(answer, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        size_t n = 1 + (size_t)pkt_be32(h + 1);
+        if (strchr("DCEIsGHWdZ", h[0]) != NULL || kept + n > evbuffer_get_length(answer) ||
+            evbuffer_ptr_set(answer, &p, n, EVBUFFER_PTR_ADD) != 0)
+            break;
+        kept += n;
+    }
+    return kept;
+}
+
+int pkt_add_canceled(struct evbuffer *answer)
+{
+    static const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
+    static const struct pkt_report canceled = {.severity = "ERROR",
+                                               .sqlstate = "57014",
+                                               .message =
+                                                   "canceling statement due to user request"};
+    uint8_t buf[128];
+    struct pktbuf pb;
+    size_t kept = canceled_prefix(answer);
+    struct evbuffer *rest = evbuffer_new();
+    /* The prefix steps aside while the rest is dropped. */
+    if (rest == NULL)
+        return -1;
+    int moved = evbuffer_remove_buffer(answer, rest, kept);
+    evbuffer_drain(answer, evbuffer_get_length(answer));
+    int rc = moved == (int)kept ? evbuffer_add_buffer(answer, rest) : -1;
+    evbuffer_free(rest);
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_report(&pb, 'E', &canceled);
+    if (rc != 0 || !pkt_ok(&pb) || evbuffer_add(answer, buf, pb.len) != 0)
+        return -1;
+    return evbuffer_add(answer, ready, sizeof(ready)) == 0 ? 0 : -1;
+}

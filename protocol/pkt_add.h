@@ -28,5 +28,15 @@ int pkt_add_msg(struct evbuffer *out, char type, const void *body, size_t body_l
 int pkt_add_target(struct evbuffer *out, char type, char kind, const char *name, size_t name_len);
 /* A Query ('Q') of sql, NUL-terminated. */
 int pkt_add_query(struct evbuffer *out, const char *sql);
+/*
+ * A request canceled before its statement ran to its end, answered as a
+ * server answers one a cancel stopped: answer holds what a server sent
+ * for it so far (or nothing); what precedes its first result, error or
+ * ReadyForQuery stays (ParseComplete, BindComplete, a description: the
+ * client was told of its statement), the rest is dropped, and the error
+ * 57014 "canceling statement due to user request" and a ReadyForQuery
+ * (idle) are appended.
+ */
+int pkt_add_canceled(struct evbuffer *answer);
 
 #endif

@@ -370,8 +370,8 @@ int prep_server_finish_batch(struct prep_server *s, struct evbuffer *to_server);
 /* The server was reset (DISCARD ALL, or its session state is unknown): it holds nothing. */
 /*
  * pgnear sent a simple Query of its own on the connection while nothing of
- * the client's was unanswered (pgnear.fence, a position after a
- * transaction): the server's unnamed statement is gone, as any Query
+ * the client's was unanswered (a nearest session's state read back from
+ * it: near_sync.h): the server's unnamed statement is gone, as any Query
  * drops it, and a client's unnamed statement is Parsed again there.
  */
 void prep_server_query_sent(struct prep_server *s);

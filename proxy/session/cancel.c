@@ -198,13 +198,21 @@ static int cancel_to_server(struct worker *w, struct server_conn *sc, const stru
  * On the session's own worker, where its server connection cannot change
  * meanwhile: the connection its key names now, if it has one — between
  * transactions (transaction pooling) it has none, and the query the
- * request was for has ended.  0: a delivery started, which closes the
+ * request was for has ended, unless it waits for a connection: then it is
+ * canceled here (txn_cancel.h).  0: a delivery started, which closes the
  * requester when it ends; 1: nothing was started.
  */
 static int cancel_order_run(struct worker *w, void *arg)
 {
     const struct cancel_order *o = arg;
     struct session *s = session_find(w, o->session_id);
+    if (s != NULL && !s->closed && s->cancel.registered && s->txn != NULL && s->txn->on_cancel(s)) {
+        log_info(o->requester_id,
+                 "cancel request for c%llu: its request waited for a server connection; "
+                 "answered 57014 without running it",
+                 (unsigned long long)o->session_id);
+        return 1;
+    }
     struct server_conn *sc = s != NULL && !s->closed ? s->server_conn : NULL;
     if (sc == NULL || !s->cancel.registered || s->cancel.server != sc) {
         log_info(o->requester_id, "cancel request for c%llu: %s; nothing to cancel",

@@ -29,6 +29,9 @@
     "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') "                           \
     "FROM pg_current_wal_insert_lsn() AS i"
 
+/* The fence's statement on the server, for the length of its request (fence_add_request). */
+#define FENCE_STATEMENT PREP_NAME_PREFIX "FENCE"
+
 /* A CommandComplete or ReadyForQuery longer than this is no tag worth reading whole. */
 #define FENCE_TAG_MAX 256
 
@@ -54,15 +57,42 @@ static int fence_move(struct session *s, size_t n)
     return msg_move(s, &s->server_conn->ep, s->client.out, n) < 0 ? -1 : 0;
 }
 
-/* Sends FENCE_QUERY on the session's connection, nothing of the client's unanswered; <0: ended. */
+/*
+ * FENCE_QUERY in the extended protocol, under a statement name of
+ * pgnear's own (PGNEAR_, as the follower of prepared statements names
+ * its own on the server and refuses to a client): Close, Parse, Bind of
+ * the unnamed portal (none is open: the session is between
+ * transactions), Execute, Close, Sync.  A simple Query would drop the
+ * server's unnamed statement, which a client may Bind again in its next
+ * transaction.  The first Close takes away what a failed Execute left
+ * (the server then skips to the Sync), the last leaves nothing behind.
+ */
+static int fence_add_request(struct evbuffer *out)
+{
+    static const char parse_head[] = FENCE_STATEMENT "\0" FENCE_QUERY;
+    static const uint8_t parse_tail[2] = {0, 0};                      /* no parameter types */
+    static const char bind[] = "\0" FENCE_STATEMENT "\0\0\0\0\0\0\0"; /* no parameters */
+    static const uint8_t execute[5] = {0, 0, 0, 0, 0}; /* the unnamed portal, every row */
+    size_t name_len = sizeof(FENCE_STATEMENT) - 1;
+    if (pkt_add_target(out, 'C', 'S', FENCE_STATEMENT, name_len) != 0 ||
+        pkt_add_header(out, 'P', sizeof(parse_head) + sizeof(parse_tail)) != 0 ||
+        evbuffer_add(out, parse_head, sizeof(parse_head)) != 0 ||
+        evbuffer_add(out, parse_tail, sizeof(parse_tail)) != 0)
+        return -1;
+    if (pkt_add_msg(out, 'B', bind, sizeof(bind) - 1) != 0 ||
+        pkt_add_msg(out, 'E', execute, sizeof(execute)) != 0 ||
+        pkt_add_target(out, 'C', 'S', FENCE_STATEMENT, name_len) != 0)
+        return -1;
+    return pkt_add_msg(out, 'S', NULL, 0);
+}
+
+/* Sends the fence's request on the session's connection, nothing of the client's unanswered. */
 static int fence_send_query(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    /* Counted as a request, so that no safe point is seen until its answer is in. */
+    /* Counted as one request (its Sync), so that no safe point is seen until its answer is in. */
     tx_track_client(&sc->tx, 'Q');
-    if (sc->prep != NULL)
-        prep_server_query_sent(sc->prep);
-    if (pkt_add_query(sc->ep.out, FENCE_QUERY) != 0) {
+    if (fence_add_request(sc->ep.out) != 0) {
         session_close(s, "out of memory");
         return -1;
     }
@@ -130,8 +160,11 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
 {
     struct server_conn *sc = s->server_conn;
     uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
-    if (type == 'S')
+    if (type == 'S') {
+        if (s->txn != NULL) /* a reported setting changed: transaction pooling follows it (txn.h) */
+            s->txn->server_param(s, body, len);
         return fence_move(s, 1 + (size_t)len);
+    }
     if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence_value) &&
         6 + pkt_be32(body + 2) <= blen) {
         uint32_t n = pkt_be32(body + 2);

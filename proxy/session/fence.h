@@ -19,7 +19,9 @@
  * ReadyForQuery is held, pgnear sends one query (the server's WAL insert
  * position, read after the commit returned, is past the commit's record),
  * and when its answer comes the fence and the held ReadyForQuery go to
- * the client.  A client that has already sent more gets the fence at the
+ * the client.  The query goes in the extended protocol under a statement
+ * name of pgnear's own, closed again: a simple Query would drop the
+ * server's unnamed statement, which the client may Bind again next.  A client that has already sent more gets the fence at the
  * next ReadyForQuery that leaves nothing outstanding.  Transactions that
  * did not write cost nothing; the session's server-to-client bytes are
  * read message by message, as the login phases read them, rather than by

@@ -10,6 +10,7 @@
 
 #include "protocol/clock.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
 #include "protocol/tx_track.h"
 #include "protocol/txn_open.h"
@@ -237,7 +238,7 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
 {
     struct near_state *ns = s->near;
     ns->must_forward = ns->forward_failed = false;
-    ns->flushing = ns->portal_kept = false;
+    ns->flushing = ns->portal_kept = ns->cancel_asked = false;
     if (ns->forward_pending) {
         ns->forward_pending = false;
         ns->forwarded = true;
@@ -445,10 +446,17 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
     struct near_state *ns = s->near;
     ns->request_sent = false;
     if (status == 'I' && (ns->must_forward || near_refused_write(ns->answer))) {
-        log_debug(s->id, "nearest: %s: run again on a primary",
-                  ns->must_forward ? "the transaction belongs on a primary"
-                                   : "the standby refused the transaction as a write");
-        return NEAR_FORWARD;
+        if (!ns->cancel_asked) {
+            log_debug(s->id, "nearest: %s: run again on a primary",
+                      ns->must_forward ? "the transaction belongs on a primary"
+                                       : "the standby refused the transaction as a write");
+            return NEAR_FORWARD;
+        }
+        /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */
+        if (pkt_add_canceled(ns->answer) != 0) {
+            session_close(s, "out of memory");
+            return NEAR_FAILED;
+        }
     }
     stat_inc(&s->w->stats.nearest_near);
     near_note_ran(s, false);
@@ -554,7 +562,7 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
 bool near_put_back(struct session *s)
 {
     struct near_state *ns = s->near;
-    evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
+    /* The held answer stays until the next connection attaches: a cancel answers after it. */
     ns->replay_left = evbuffer_get_length(ns->kept);
     if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
         return false;

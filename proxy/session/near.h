@@ -92,6 +92,7 @@ struct near_state {
     bool client_paused;   /* the client's reading is paused for the answer */
     bool flushing;        /* a Flush asked for the answers so far: they go to the client */
     bool portal_kept;     /* a Bind or Execute since the last Flush: a portal on the standby */
+    bool cancel_asked;    /* a cancel request went to the standby while held (txn_cancel.h) */
     size_t replay_left;   /* bytes of client.in that are messages run again */
     uint64_t write_lsn;   /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
@@ -214,8 +215,10 @@ enum near_verdict {
 enum near_verdict near_settle(struct session *s, uint8_t status);
 
 /*
- * NEAR_FORWARD: the held answer dropped, the kept messages back in front
- * of client.in, to run again on a primary; false: out of memory.
+ * NEAR_FORWARD: the kept messages back in front of client.in, to run
+ * again on a primary (the held answer is dropped as the primary's
+ * connection attaches; a cancel before that answers after it,
+ * txn_cancel.h); false: out of memory.
  */
 bool near_put_back(struct session *s);
 

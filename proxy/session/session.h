@@ -176,9 +176,9 @@ struct session_hooks {
 };
 
 /*
- * What the relay, the fence reader, the gate and the session's close call
- * under transaction pooling (txn.h): set by txn.c on the sessions it
- * applies to, so that those files do not call up into it.
+ * What the relay, the fence reader, the gate, the session's close and a
+ * cancel request call under transaction pooling (txn.h): set by txn.c on
+ * the sessions it applies to, so that those files do not call up into it.
  */
 struct txn_hooks {
     void (*client_read)(struct session *s); /* the client endpoint's reader */
@@ -187,6 +187,7 @@ struct txn_hooks {
     bool (*server_idle)(struct session *s); /* after server bytes; false: the session ended */
     struct session_hooks life;              /* the gate's and the close's (resume, closing) */
     const struct server_reader *server;     /* what reads the server side */
+    bool (*on_cancel)(struct session *s);   /* a cancel request for it: true, answered here */
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -30,6 +30,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_cancel.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -45,7 +46,8 @@ static void txn_closing(struct session *s);
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
-    .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing}
+    .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
+    .on_cancel = txn_cancel
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {

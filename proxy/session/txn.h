@@ -39,7 +39,8 @@
  *
  * While a session is detached the gate holds and drains it at once (a
  * detached session is at a safe point), and a cancel request finds
- * nothing to cancel.
+ * nothing to cancel, unless a request of its client waits for a
+ * connection: that one is answered 57014 without running (txn_cancel.h).
  */
 #ifndef PGNEAR_PROXY_TXN_H
 #define PGNEAR_PROXY_TXN_H

@@ -15,7 +15,10 @@
 # counters of transactions run near, forwarded, and forwarded but failed
 # (SHOW STATS and /metrics), and SHOW CLIENTS' reads_at, writes_at and
 # forwarded of a session; a cancel request reaches the standby's or the
-# primary's backend; pipelined extended batches and Queries mixing reads
+# primary's backend, and one that comes while the primary's connection is
+# awaited (a full pool) cancels the write before it runs (57014 after the
+# standby's ParseComplete and BindComplete; a read-write session's queued
+# Query likewise); pipelined extended batches and Queries mixing reads
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
 # FOR UPDATE; a write first in a session; state that pins (temporary
@@ -392,11 +395,63 @@ for my $mode (qw(transaction session)) {
     cmp_ok time - $t0, '<', 2, "$mode: ... at once";
     is primary_count("id = $id"), 0, "$mode: ... and it wrote nothing";
     $c->terminate;
+    # ... and while the forwarded write waits for the primary's connection (max_db_connections = 1,
+    # which a read-write block holds): answered 57014 at once, after what the standby answered of it
+    # (ParseComplete, BindComplete), nothing written, not even once the connection is free
+    {
+        my $pw = proxy(pool_mode => $mode, max_db_connections => 1);
+        ok wait_until(sub { grep { $_->{role} eq 'standby' } admin_rows($pw, 'SHOW REGIONS') }, timeout => 30),
+          "$mode, a full pool: the checks know the standby";
+        my $c = login($pw);
+        # (under session pooling a read-write session would hold the primary's one connection)
+        my $rw = $mode eq 'transaction' ? login($pw, ' -c pgnear.target_session_attrs=read-write') : undef;
+        my $blocker = login($pw, ' -c pgnear.target_session_attrs=read-write');
+        ok !$blocker->query('BEGIN')->{error} && !$blocker->query('SELECT 1')->{error},
+          "$mode, a full pool: a read-write block holds the primary's one connection";
+        my $waiting = sub {
+            wait_until(sub { grep { $_->{list} eq 'clients_waiting' && $_->{items} >= 1 } admin_rows($pw, 'SHOW LISTS') },
+                       timeout => 10, interval => 0.05);
+        };
+        my $id = $next_id++;
+        $c->send_raw(batch(q{INSERT INTO rides (id, rider) VALUES ($1, 'waitcancel')}, $id));
+        ok $waiting->(), "$mode, a full pool: the write refused near waits for the primary's connection";
+        my $t0 = time;
+        PgNearTest::Wire->cancel(host => '127.0.0.1', port => $pw->port, pid => $c->{pid}, key => $c->{key});
+        local $c->{timeout} = 5;
+        my @t;
+        eval {
+            while (my ($t, $body) = $c->read_msg) {
+                push @t, $t eq 'E' ? 'E' . sqlstate(PgNearTest::Wire::parse_fields($body)) : $t;
+                last if $t eq 'Z';
+            }
+        };
+        is join(',', @t), '1,2,E57014,Z', "$mode, a full pool: a cancel request answers it 57014 after its ParseComplete, BindComplete";
+        cmp_ok time - $t0, '<', 2, "$mode, a full pool: ... at once";
+        # A read-write session's request waiting in the queue likewise (transaction pooling: it has
+        # no connection of its own between transactions).
+        if ($mode eq 'transaction') {
+            $rw->send_query('SELECT 1');
+            ok $waiting->(), "$mode, a full pool: a read-write session's Query waits for a connection";
+            PgNearTest::Wire->cancel(host => '127.0.0.1', port => $pw->port, pid => $rw->{pid}, key => $rw->{key});
+            local $rw->{timeout} = 5;
+            $q = eval { $rw->read_result } // {};
+            is sqlstate($q->{error}), '57014', "$mode, a full pool: a cancel request answers it 57014";
+        }
+        $blocker->terminate;
+        is one($c, q{SELECT 'still here'}), 'still here', "$mode, a full pool: the session goes on after it";
+        is primary_count("id = $id"), 0, "$mode, a full pool: ... the canceled write ran nowhere";
+        $r = ext($c, [parse => '', q{INSERT INTO rides (id, rider) VALUES ($1, 'waitcancel')}], [bind => '', $id], ['exec']);
+        ok !$r->{error}, "$mode, a full pool: the same write again succeeds" or diag explain $r->{error};
+        is primary_count("id = $id"), 1, "$mode, a full pool: ... once";
+        is one($rw, 'SELECT 2'), 2, "$mode, a full pool: the read-write session goes on too" if $rw;
+        $_->terminate for grep { defined } $c, $rw;
+        $pw->stop;
+    }
 
-    # ---- pgnear's own Query after a transaction (the position it wrote to, pgnear.fence) drops
-    # the server's unnamed statement: a client's unnamed statement bound again there is parsed again
-    # (Under session pooling a read-write session's fence drops its unnamed statement: not followed.)
-    for my $need ($mode eq 'transaction' ? qw(nearest read-write) : qw(nearest)) {
+    # ---- pgnear's own question after a transaction (the position it wrote to, pgnear.fence) leaves
+    # the server's unnamed statement alone: a client's unnamed statement bound again there works,
+    # whether followed (transaction pooling, nearest) or not (a read-write session's, session pooling)
+    for my $need (qw(nearest read-write)) {
         $c = login($p, " -c pgnear.target_session_attrs=$need -c pgnear.report_fence=on");
         $id = $next_id++;
         $r = ext($c, [parse => '', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => '', $id, 'unnamed'], ['exec']);

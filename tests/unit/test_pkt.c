@@ -10,6 +10,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -412,6 +413,63 @@ static void test_add_query_and_msg(void **state)
     evbuffer_free(out);
 }
 
+/* The message types in b, in order, and the SQLSTATE of its ErrorResponse into code. */
+static void canceled_types(struct evbuffer *b, char *types, size_t cap, char *code)
+{
+    size_t n = evbuffer_get_length(b), at = 0, k = 0;
+    const uint8_t *p = evbuffer_pullup(b, -1);
+    code[0] = '\0';
+    while (at + 5 <= n && k + 1 < cap) {
+        uint32_t len = pkt_be32(p + at + 1);
+        if (p[at] == 'E') {
+            const char *c = pkt_report_field(p + at + 5, len - 4, 'C');
+            snprintf(code, 6, "%s", c != NULL ? c : "");
+        }
+        types[k++] = (char)p[at];
+        at += 1 + len;
+    }
+    types[k] = '\0';
+    assert_int_equal(at, n);
+}
+
+/* pkt_add.c: a canceled request keeps what came before its first result or error. */
+static void test_add_canceled(void **state)
+{
+    (void)state;
+    char types[16], code[6];
+    struct evbuffer *b = evbuffer_new();
+    assert_non_null(b);
+    assert_int_equal(pkt_add_canceled(b), 0); /* nothing answered yet */
+    canceled_types(b, types, sizeof(types), code);
+    assert_string_equal(types, "EZ");
+    assert_string_equal(code, "57014");
+    evbuffer_drain(b, evbuffer_get_length(b));
+    /* ParseComplete, BindComplete, then a standby's 25006 and its ReadyForQuery */
+    uint8_t buf[128];
+    struct pktbuf pb;
+    struct pkt_report refused = {.severity = "ERROR", .sqlstate = "25006", .message = "ro"};
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_report(&pb, 'E', &refused);
+    assert_true(pkt_ok(&pb));
+    assert_int_equal(pkt_add_msg(b, '1', NULL, 0), 0);
+    assert_int_equal(pkt_add_msg(b, '2', NULL, 0), 0);
+    assert_int_equal(evbuffer_add(b, buf, pb.len), 0);
+    assert_int_equal(pkt_add_msg(b, 'Z', "I", 1), 0);
+    assert_int_equal(pkt_add_canceled(b), 0);
+    canceled_types(b, types, sizeof(types), code);
+    assert_string_equal(types, "12EZ");
+    assert_string_equal(code, "57014");
+    /* a row description stays, the rows and what follows go */
+    evbuffer_drain(b, evbuffer_get_length(b));
+    assert_int_equal(pkt_add_msg(b, 'T', "\0\0", 2), 0);
+    assert_int_equal(pkt_add_msg(b, 'D', "\0\0", 2), 0);
+    assert_int_equal(pkt_add_msg(b, 'C', "SELECT 1", 9), 0);
+    assert_int_equal(pkt_add_canceled(b), 0);
+    canceled_types(b, types, sizeof(types), code);
+    assert_string_equal(types, "TEZ");
+    evbuffer_free(b);
+}
+
 static void test_authentication(void **state)
 {
     uint8_t buf[32];
@@ -629,6 +687,7 @@ int main(void)
         cmocka_unit_test(test_init_empty),
         cmocka_unit_test(test_ready_status),
         cmocka_unit_test(test_add_query_and_msg),
+        cmocka_unit_test(test_add_canceled),
         cmocka_unit_test(test_put_ints_big_endian),
         cmocka_unit_test(test_put_bytes_and_cstr),
         cmocka_unit_test(test_typed_message_length),

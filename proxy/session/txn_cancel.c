@@ -1,0 +1,85 @@
+/*
+ * txn_cancel.c — a cancel request for a session while no server runs its
+ * statement (txn_cancel.h).
+ */
+#include "proxy/session/txn_cancel.h"
+
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
+#include "proxy/base/log.h"
+#include "proxy/session/fetch.h"
+#include "proxy/session/near.h"
+#include "proxy/session/session.h"
+
+/* The bytes of the first request in in, through its Query, Sync or FunctionCall; 0: not whole. */
+static size_t txn_cancel_request_len(struct evbuffer *in)
+{
+    struct evbuffer_ptr p;
+    uint8_t h[PKT_HEADER_LEN];
+    size_t at = 0, total = evbuffer_get_length(in);
+    evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
+    while (evbuffer_copyout_from(in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        uint32_t len = pkt_be32(h + 1);
+        if (len < 4 || at + 1 + (size_t)len > total)
+            return 0;
+        at += 1 + (size_t)len;
+        if (h[0] == 'Q' || h[0] == 'S' || h[0] == 'F')
+            return at;
+        if (evbuffer_ptr_set(in, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
+            return 0;
+    }
+    return 0;
+}
+
+/*
+ * The answer of the canceled request (n bytes at the head of client.in) to
+ * the client: after a standby's own answer to it when it was to run again
+ * on a primary.  False: out of memory.
+ */
+static bool txn_cancel_answer(struct session *s, size_t n)
+{
+    struct near_state *ns = s->near;
+    bool refused = ns != NULL && ns->forward_pending;
+    struct evbuffer *answer = refused ? ns->answer : evbuffer_new();
+    bool ok = answer != NULL && pkt_add_canceled(answer) == 0 &&
+              evbuffer_add_buffer(s->client.out, answer) == 0;
+    if (!refused && answer != NULL)
+        evbuffer_free(answer);
+    evbuffer_drain(s->client.in, n);
+    if (ns != NULL) {
+        ns->forward_pending = false; /* nothing runs again */
+        near_consumed(s, n);         /* the prepared statements' replay ends with it */
+    }
+    return ok;
+}
+
+bool txn_cancel(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (s->server_conn != NULL) {
+        if (ns != NULL && ns->leg == NEAR_HELD && ns->request_sent)
+            ns->cancel_asked = true;
+        return false;
+    }
+    size_t n = s->fetcher != NULL ? txn_cancel_request_len(s->client.in) : 0;
+    if (n == 0)
+        return false;
+    s->busy++;
+    if (!txn_cancel_answer(s, n)) {
+        session_close(s, "out of memory");
+    } else if (evbuffer_get_length(s->client.in) == 0) {
+        /* Nothing else waits for the connection: the client is read again, as between requests. */
+        struct session *m = s->fetcher;
+        s->fetcher = NULL;
+        fetch_close(m, "the request it was for was canceled");
+        endpoint_resume_read(&s->client);
+    }
+    if (!s->closed)
+        endpoint_flush(s, &s->client);
+    session_callback_done(s);
+    return true;
+}
