@@ -101,6 +101,9 @@ static void first_statement_token(struct open_scan *sc, const struct sql_token *
         out->first = first_of(&sc->lx, &sc->first, t);
     if (sc->tokens < 2)
         sc->tokens++;
+    if (sc->tokens >= 2 && word_is(&sc->lx, &sc->prev, "level") &&
+        word_is(&sc->lx, t, "serializable"))
+        out->serializable = true;
     if (sc->tokens >= 2 && word_is(&sc->lx, &sc->prev, "read")) {
         if (word_is(&sc->lx, t, "only"))
             out->access = TXN_ACCESS_READ_ONLY;
@@ -134,6 +137,8 @@ void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
     }
     if (sc.in_first && sc.tokens == 1)
         out->first = first_of(&sc.lx, &sc.first, &t);
-    if (out->first != TXN_FIRST_BEGIN && out->first != TXN_FIRST_SET_TRANSACTION)
+    if (out->first != TXN_FIRST_BEGIN && out->first != TXN_FIRST_SET_TRANSACTION) {
         out->access = TXN_ACCESS_UNSAID;
+        out->serializable = false;
+    }
 }

@@ -13,6 +13,8 @@
  *   TXN_FIRST_BEGIN  BEGIN or START TRANSACTION, with the access mode it
  *        names, if any: READ ONLY or READ WRITE (ISOLATION LEVEL READ
  *        COMMITTED and the like are not access modes);
+ *        and whether it names ISOLATION LEVEL SERIALIZABLE, which a standby
+ *        cannot run;
  *   TXN_FIRST_SET_TRANSACTION  SET TRANSACTION with its access mode;
  *        SET SESSION CHARACTERISTICS AS TRANSACTION is a session default
  *        (default_transaction_read_only, which the server reports), and
@@ -56,6 +58,7 @@ enum txn_access {
 struct txn_open {
     enum txn_first first;   /* the text's first statement */
     enum txn_access access; /* the first statement's access mode (BEGIN, SET TRANSACTION) */
+    bool serializable;      /* ISOLATION LEVEL SERIALIZABLE in the first statement (BEGIN...) */
     bool advisory_lock;     /* an advisory-lock function called anywhere in the text */
     bool several;           /* a statement after the first one */
 };

@@ -105,11 +105,15 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
     /* A named statement pgnear does not follow pins the session: where writes run. */
     if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
         return NEED_PRIMARY;
+    if (s->near->serializable)
+        return NEED_PRIMARY;
     const uint8_t *text = near_message_text(s, msg, n, &len);
     if (text == NULL)
         return NEED_NEAREST;
     struct txn_open open;
     txn_open_scan(text, len, &open);
+    if (open.serializable)
+        return NEED_PRIMARY; /* a standby refuses it */
     if (open.first == TXN_FIRST_BEGIN) {
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
         return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
@@ -406,8 +410,28 @@ struct evbuffer *near_sink(struct session *s, uint8_t type)
     return ns->answer;
 }
 
-/* The SQLSTATE of the first ErrorResponse in b is 25006 (a write on a read-only server). */
-static bool near_refused_write(struct evbuffer *b)
+/*
+ * A standby's refusal of a serializable transaction: the server's own
+ * words in English, or the routine that says them when the session's
+ * default_transaction_isolation is serializable (lc_messages may
+ * translate the message, never the routine).
+ */
+static bool near_refused_serializable(const uint8_t *body, size_t len)
+{
+    const char *code = pkt_report_field(body, len, 'C');
+    const char *msg = pkt_report_field(body, len, 'M');
+    const char *routine = pkt_report_field(body, len, 'R');
+    return code != NULL && strcmp(code, "0A000") == 0 &&
+           ((msg != NULL && strcmp(msg, "cannot use serializable mode in a hot standby") == 0) ||
+            (routine != NULL && strcmp(routine, "GetSerializableTransactionSnapshot") == 0));
+}
+
+/*
+ * Whether the first ErrorResponse in b says the standby cannot run the
+ * transaction that a primary can: 25006 (a write on a read-only server),
+ * or a serializable transaction (*serializable set then).
+ */
+static bool near_refused(struct evbuffer *b, bool *serializable)
 {
     struct evbuffer_ptr p;
     uint8_t h[PKT_HEADER_LEN];
@@ -415,14 +439,15 @@ static bool near_refused_write(struct evbuffer *b)
     while (evbuffer_copyout_from(b, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
         uint32_t len = pkt_be32(h + 1);
         if (h[0] == 'E') {
-            uint8_t body[512];
+            uint8_t body[1024];
             size_t want = len - 4 < sizeof(body) ? len - 4 : sizeof(body);
             struct evbuffer_ptr q = p;
             if (evbuffer_ptr_set(b, &q, PKT_HEADER_LEN, EVBUFFER_PTR_ADD) != 0 ||
                 evbuffer_copyout_from(b, &q, body, want) != (ssize_t)want)
                 return false;
             const char *code = pkt_report_field(body, want, 'C');
-            return code != NULL && strcmp(code, "25006") == 0;
+            *serializable = near_refused_serializable(body, want);
+            return *serializable || (code != NULL && strcmp(code, "25006") == 0);
         }
         if (evbuffer_ptr_set(b, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
             break;
@@ -445,10 +470,18 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     ns->request_sent = false;
-    if (status == 'I' && (ns->must_forward || near_refused_write(ns->answer))) {
+    bool serializable = false;
+    if (status == 'I' && (ns->must_forward || near_refused(ns->answer, &serializable))) {
+        if (serializable && !ns->serializable) {
+            /* Each of its transactions would be refused so: they all run on a primary from now. */
+            log_info(s->id, "nearest: its transactions are serializable, which a standby cannot "
+                            "run: on a primary from now on");
+            ns->serializable = true;
+        }
         if (!ns->cancel_asked) {
             log_debug(s->id, "nearest: %s: run again on a primary",
                       ns->must_forward ? "the transaction belongs on a primary"
+                      : serializable   ? "the standby refused a serializable transaction"
                                        : "the standby refused the transaction as a write");
             return NEAR_FORWARD;
         }

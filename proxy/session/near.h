@@ -87,6 +87,7 @@ struct near_state {
     bool forwarded;       /* it runs again on a primary */
     bool forward_failed;  /* ... and the primary answered with an error */
     bool must_forward;    /* a text in it pins or locks: it belongs on a primary */
+    bool serializable;    /* a standby refused its serializable transaction: all on a primary */
     bool forward_pending; /* its messages wait in client.in for a primary's connection */
     bool head_seen;       /* the message at the head of client.in was seen (it waits) */
     bool client_paused;   /* the client's reading is paused for the answer */

@@ -590,6 +590,22 @@ for my $mode (qw(transaction session)) {
         $c->terminate;
     }
 
+    # ---- serializable transactions, which a standby refuses (0A000): on the primary
+    {
+        my $c = login($p);
+        $q = $c->query('BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE');
+        ok !$q->{error}, "$mode: BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY succeeds" or diag explain $q->{error};
+        is where($c), 'us-east', "$mode: ... on the primary";
+        $c->query('COMMIT');
+        $c->terminate;
+        $c = login($p, ' -c default_transaction_isolation=serializable');
+        is where($c), 'us-east', "$mode: with default_transaction_isolation = serializable a read runs, on the primary";
+        $c->query('BEGIN READ ONLY');
+        is where($c), 'us-east', "$mode: ... and so does a READ ONLY block after it";
+        $c->query('COMMIT');
+        $c->terminate;
+    }
+
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
     cmp_ok stat_value($p, 'nearest_forward_failed'), '>=', 1, "$mode: ... and the one that failed on the primary too";
     cmp_ok stat_value($p, 'nearest_near'), '>=', 3, "$mode: ... and those run near";

@@ -95,6 +95,31 @@ static void test_begin(void **state)
     CHECK_CASES(cases);
 }
 
+/* ISOLATION LEVEL SERIALIZABLE, which a standby refuses, in the first statement only. */
+static void test_serializable(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool serializable;
+    } cases[] = {
+        {"BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE", true},
+        {"start transaction isolation level serializable", true},
+        {"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", true},
+        {"BEGIN ISOLATION LEVEL REPEATABLE READ", false},
+        {"BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", false},
+        {"SELECT 'level serializable'", false},
+        {"SELECT level serializable FROM t", false},
+        {"BEGIN /* level serializable */", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct txn_open got = scan_exact(cases[i].sql, strlen(cases[i].sql));
+        if (got.serializable != cases[i].serializable)
+            fail_msg("\"%s\": serializable %d, expected %d", cases[i].sql, got.serializable,
+                     cases[i].serializable);
+    }
+}
+
 static void test_set_transaction_and_end(void **state)
 {
     (void)state;
@@ -164,6 +189,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_begin),
+        cmocka_unit_test(test_serializable),
         cmocka_unit_test(test_set_transaction_and_end),
         cmocka_unit_test(test_advisory_and_statements),
         cmocka_unit_test(test_prefixes),
