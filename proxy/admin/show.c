@@ -583,8 +583,8 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
                 int64_t waited = wall_clock_us() - c->wait_since_us;
                 if (waited > p->maxwait_us)
                     p->maxwait_us = waited;
-            } else if (c->server[0] != '\0') {
-                p->cl_active++;
+            } else if (c->server[0] != '\0' || c->owns_parked) {
+                p->cl_active++; /* a nearest session's own, parked between transactions, too */
             }
         }
 }

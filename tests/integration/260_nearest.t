@@ -27,7 +27,9 @@
 # own (another session never gets them) and go back to the pool as it
 # ends; one its server ended while parked is replaced; with the standby
 # down its reads stay on its primary's connection (not a new one each)
-# and come back near with the standby.  Without max_prepared_statements the session runs as read-write,
+# and come back near with the standby.  With no role known (the checks
+# cannot log in) a session runs where it logged in, its reads after a
+# write too.  Without max_prepared_statements the session runs as read-write,
 # on the primary, and the log says why.
 use strict;
 use warnings;
@@ -531,6 +533,28 @@ for my $mode (qw(transaction session)) {
         $us->start;
         $eu->wait_streaming;
     }
+    $p->stop;
+}
+
+# ---- no role known (the checks cannot log in, as with the shipped file's server_conninfo
+# before it is filled in): a caller by us-east runs each transaction there, its reads after
+# a write too, with no error, and under session pooling on the one connection it logged in on
+for my $mode (qw(transaction session)) {
+    my $p = proxy(pool_mode => $mode, server_conninfo => 'user=app password=wrong');
+    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{up} eq 't' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), "$mode, no role known: the checks find us-east up";
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.location=39.04,-77.49' });
+    ok $r->{ok}, "$mode, no role known: a caller by us-east logs in";
+    my $id = $next_id++;
+    my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'unknown')");
+    ok !$q->{error}, "$mode, no role known: a write succeeds" or diag explain $q->{error};
+    my @seen = map { one($w, "SELECT pg_backend_pid() || ':' || count(*) FROM rides WHERE id = $id") } 1 .. 5;
+    is_deeply [map { /:(\d+)$/ ? $1 : $_ } @seen], [(1) x 5], "$mode, no role known: reads after it see it";
+    is scalar(keys %{ { map { /^(\d+):/ ? ($1 => 1) : ($_ => 1) } @seen } }), 1,
+      "$mode, no role known: ... on one server connection" if $mode eq 'session';
+    $w->terminate;
     $p->stop;
 }
 
