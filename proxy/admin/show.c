@@ -778,7 +778,8 @@ static int show_route(struct session *s, const struct admin_cmd *cmd, struct con
         admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
-    struct need_spec need = {.role = (enum session_need)cmd->need};
+    int role = cmd->need >= 0 ? cmd->need : s->w->cfg->target_session_attrs;
+    struct need_spec need = {.role = (enum session_need)role};
     route_explain(&s->w->cfg->routing, &in, &need, true, e);
     struct admin_result *res = &wait->res;
     result_init(res, ADMIN_COLS(show_route_cols));

@@ -14,7 +14,8 @@
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed
 # (SHOW STATS and /metrics), and SHOW CLIENTS' reads_at, writes_at and
-# forwarded of a session; a cancel request reaches the standby's or the
+# forwarded of a session; SHOW ROUTE without NEEDING and --explain without
+# need= use the configured nearest; a cancel request reaches the standby's or the
 # primary's backend; pipelined extended batches and Queries mixing reads
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
@@ -174,6 +175,16 @@ for my $mode (qw(transaction session)) {
     my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
                   timeout => 30), "$mode: the checks know eu-west as a standby";
+    if ($mode eq 'transaction') {
+        # No NEEDING, no need=: the need of a session that names none, nearest here.
+        my @route = grep { $_->{rank} ne '' } admin_rows($p, "SHOW ROUTE FOR LOCATION '53.35,-6.26'");
+        is_deeply [map { "$_->{rank}. $_->{region} $_->{needing}" } @route],
+          ['1. eu-west nearest', '2. us-east nearest', '1. us-east read-write'],
+          'SHOW ROUTE without NEEDING: the configured nearest, reads from eu-west, writes to us-east';
+        my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--explain', $p->config_path, 'location=53.35,-6.26']);
+        like $out, qr/^needing: nearest\nregion: eu-west\n(?:.*\n)*^writes: /m,
+          '--explain without need=: the configured nearest, its reads and its writes' or diag $out, $err;
+    }
     my $w = login($p);
     is where($w), 'eu-west', "$mode: a read runs on the nearest standby";
     is_deeply [legs($p)], ['eu-west', '', 0], "$mode: SHOW CLIENTS: it reads on eu-west, no write yet";
