@@ -90,6 +90,23 @@ static void print_pooling(const struct config *cfg)
                cfg->max_prepared_statements == 0 ? " (named statements pin their session)" : "");
 }
 
+/* What --check says of the need of a session that names none (target_session_attrs). */
+static void print_need(const struct config *cfg)
+{
+    enum session_need need = (enum session_need)cfg->target_session_attrs;
+    if (need == NEED_NEAREST)
+        printf("need: target_session_attrs = nearest: each transaction on the nearest host that "
+               "can run it; reads on a standby near the caller, a write the standby refuses "
+               "(25006) run again on a primary, and the session's next reads where its writes "
+               "are seen\n");
+    else if (need == NEED_ANY)
+        printf("need: target_session_attrs = any: a session goes to the nearest host that is up, "
+               "whatever its role (a write on a standby fails with 25006)\n");
+    else
+        printf("need: target_session_attrs = %s for a session that names no need\n",
+               need_name(need));
+}
+
 /* What --check says of the limits a client can meet: who waits, who is refused, and when. */
 static void print_limits(const struct config *cfg)
 {
@@ -166,6 +183,7 @@ static int run_check(const char *path)
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
     print_pooling(cfg);
+    print_need(cfg);
     print_limits(cfg);
     print_fd_limit(cfg);
     if (cfg->cities != NULL)
@@ -281,7 +299,8 @@ static int run_explain(const char *path, int argc, char **argv)
         registry_free(registry);
         return 1;
     }
-    explain_print(cfg, &in, need >= 0 ? (enum session_need)need : NEED_ANY);
+    /* No need= given: what a session that names none needs, as the file says. */
+    explain_print(cfg, &in, (enum session_need)(need >= 0 ? need : cfg->target_session_attrs));
     config_unref(cfg);
     registry_free(registry);
     return 0;

@@ -3,8 +3,9 @@
 # streaming standbys of it as us-west and eu-west, a cluster of its own as
 # eu-central, pgnear in front of them, and lines to try: routing by city
 # and by what a session needs (a writable primary, a standby to read from,
-# a read that sees a write), the admin console, the MovR schema migrations
-# of conf/migrations/ (run in us-east, replayed by the standbys), moving
+# a read that sees a write, reads near with writes forwarded), the admin
+# console, the MovR schema migrations of conf/migrations/ (run in us-east,
+# replayed by the standbys), moving
 # the database movr to eu-central and back while clients keep working, a
 # WebSocket client (the Neon serverless driver of tests/node) and the
 # Prometheus metrics.
@@ -420,6 +421,53 @@ fi
 
 app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
 admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
+near="-c pgnear.city=Dublin -c pgnear.target_session_attrs=nearest"
+
+# Reads near, writes forwarded, end to end: one Dublin session that needs
+# nearest reads on eu-west's standby, inserts a row (eu-west refuses it
+# with 25006, and pgnear runs it again on us-east's primary), is shown by
+# SHOW CLIENTS, and reads its row back, each statement saying where it
+# ran.  Its table is made first, and is on eu-west before the session
+# starts; so is eu-west's role, which the checks' first round may still be
+# finding out.
+ro_dublin="-c pgnear.city=Dublin -c pgnear.target_session_attrs=read-only"
+"$PG_BINDIR/psql" -X -q "$app options='-c pgnear.target_session_attrs=read-write'" \
+    -c 'CREATE TABLE IF NOT EXISTS pgnear_nearest_demo (id serial PRIMARY KEY, at timestamptz DEFAULT now())' ||
+    fail "pgnear (pid $pid) could not create the table of the nearest session on us-east (log: $run/pgnear.log)"
+eu_west_ready() {
+    "$PG_BINDIR/psql" -X -At "$admin" -c 'SHOW REGIONS' 2>/dev/null |
+        awk -F'|' '$1 == "eu-west" && $7 == "standby" { ok = 1 } END { exit !ok }' &&
+        [ "$("$PG_BINDIR/psql" -X -At "$app options='$ro_dublin'" 2>/dev/null \
+            -c "SELECT current_setting('cluster_name') || ' ' || (to_regclass('pgnear_nearest_demo') IS NOT NULL)")" = "eu-west true" ]
+}
+i=0
+until eu_west_ready; do
+    i=$((i + 1))
+    [ "$i" -lt 50 ] || fail "pgnear (pid $pid) has no standby in eu-west with the table pgnear_nearest_demo after 10 s (log: $run/pgnear.log)"
+    sleep 0.2
+done
+if ! nearest=$(PGAPPNAME=pgnear-demo-nearest DEMO_PSQL="$PG_BINDIR/psql" DEMO_ADMIN="$admin" \
+    "$PG_BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 "$app options='$near'" 2>&1 <<'SQL'
+SELECT format('read on %s, %s', current_setting('cluster_name'),
+              CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE 'the primary' END);
+INSERT INTO pgnear_nearest_demo DEFAULT VALUES
+  RETURNING id AS row, current_setting('cluster_name') AS node,
+            CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE 'the primary' END AS role \gset
+\echo wrote row :row on :node, :role
+\! "$DEMO_PSQL" -X -A -P footer=off "$DEMO_ADMIN" -c 'SHOW CLIENTS' | awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } $c["application_name"] == "pgnear-demo-nearest" { print "SHOW CLIENTS: reads_at " $c["reads_at"] ", writes_at " $c["writes_at"] ", forwarded " $c["forwarded"] }'
+SELECT format('read back on %s, %s: row %s %s', current_setting('cluster_name'),
+              CASE WHEN pg_is_in_recovery() THEN 'a standby' ELSE 'the primary' END, :row,
+              CASE WHEN EXISTS (SELECT 1 FROM pgnear_nearest_demo WHERE id = :row)
+                   THEN 'seen' ELSE 'NOT seen' END);
+SQL
+) || ! printf '%s\n' "$nearest" | grep -q '^read on eu-west, a standby$' ||
+    ! printf '%s\n' "$nearest" | grep -q '^wrote row [0-9]* on us-east, the primary$' ||
+    ! printf '%s\n' "$nearest" | grep -q '^SHOW CLIENTS: reads_at eu-west, writes_at us-east, forwarded 1$' ||
+    ! printf '%s\n' "$nearest" | grep -q '^read back on .*: row [0-9]* seen$'; then
+    echo "$nearest" >&2
+    tail -n 20 "$run/pgnear.log" >&2 || true
+    fail "pgnear (pid $pid) did not read near, forward the write to us-east and read it back for a Dublin session that needs nearest (log: $run/pgnear.log)"
+fi
 echo
 echo "pgnear (pid $pid) is running on 127.0.0.1:$port in front of four regions (log: $run/pgnear.log):"
 echo "a primary in us-east, its streaming standbys in us-west and eu-west, and a cluster of its own in eu-central."
@@ -451,6 +499,17 @@ $(printf '%s\n' "$fenced" | sed 's/^/    /')
 MSG
 fi
 cat <<MSG
+
+Reads near, writes forwarded: pgnear's own need, nearest, runs each transaction on the nearest host
+that can run it.  A write eu-west refuses (25006) runs again on us-east, no SQL parsed, and the
+session's next reads see it (conf/pgnear.example.ini sets target_session_attrs = nearest for all).
+  psql "$app options='$near'"
+    SELECT current_setting('cluster_name');    -- eu-west
+    INSERT INTO pgnear_nearest_demo DEFAULT VALUES RETURNING current_setting('cluster_name');    -- us-east
+  psql "$admin" -c 'SHOW CLIENTS'    # meanwhile: its reads_at eu-west, writes_at us-east, forwarded 1
+  psql "$admin" -c "SHOW ROUTE FOR CITY 'Dublin' NEEDING nearest"
+As run just now:
+$(printf '%s\n' "$nearest" | sed 's/^/    /')
 
 The admin console: the database pgnear, as user admin (or as root over the Unix socket: psql -h $run -p $port pgnear).
 SHOW HELP lists its commands.

@@ -77,7 +77,7 @@ struct admin_cmd {
     char region[ADMIN_NAME_MAX + 1]; /* DISABLE, ENABLE, DRAIN, and the optional ones */
     enum admin_route_target route_target;
     char value[ADMIN_VALUE_MAX + 1];  /* SHOW ROUTE's place; SET's value */
-    int need;                         /* SHOW ROUTE ... NEEDING: an enum session_need */
+    int need;                         /* SHOW ROUTE ... NEEDING: session_need, or -1 */
     bool value_quoted;                /* SET: the value was a quoted literal */
     char setting[ADMIN_NAME_MAX + 1]; /* SET */
     uint64_t client_id;               /* KILL */

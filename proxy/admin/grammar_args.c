@@ -41,7 +41,7 @@ static bool valid_location(const char *v)
 /* [NEEDING target_session_attrs] after SHOW ROUTE's place. */
 static int take_route_need(struct parser *ps)
 {
-    ps->out->need = NEED_ANY;
+    ps->out->need = -1; /* what a session that names none needs (target_session_attrs) */
     if (ps->tok.type != TOK_WORD || strcasecmp(ps->tok.text, "NEEDING") != 0)
         return 0;
     if (gram_advance(ps) < 0)

@@ -583,8 +583,8 @@ static void pools_count_clients(const struct snapshot *snap, struct pool_row *po
                 int64_t waited = wall_clock_us() - c->wait_since_us;
                 if (waited > p->maxwait_us)
                     p->maxwait_us = waited;
-            } else if (c->server[0] != '\0') {
-                p->cl_active++;
+            } else if (c->server[0] != '\0' || c->owns_parked) {
+                p->cl_active++; /* a nearest session's own, parked between transactions, too */
             }
         }
 }
@@ -778,7 +778,8 @@ static int show_route(struct session *s, const struct admin_cmd *cmd, struct con
         admin_error_oom(&wait->err);
         return CMD_ERROR;
     }
-    struct need_spec need = {.role = (enum session_need)cmd->need};
+    int role = cmd->need >= 0 ? cmd->need : s->w->cfg->target_session_attrs;
+    struct need_spec need = {.role = (enum session_need)role};
     route_explain(&s->w->cfg->routing, &in, &need, true, e);
     struct admin_result *res = &wait->res;
     result_init(res, ADMIN_COLS(show_route_cols));

@@ -78,6 +78,7 @@ static void client_row_fill_near(struct client_row *row, const struct near_state
     row->forwarded = n != NULL ? (int64_t)n->forwarded_total : -1;
     if (n == NULL)
         return;
+    row->owns_parked = n->own_slots && (n->slot[NEAR_SLOT_NEAR] || n->slot[NEAR_SLOT_PRIMARY]);
     if (n->reads_at != NULL)
         copy_name(row->reads_at, sizeof(row->reads_at), n->reads_at->name);
     if (n->writes_at != NULL)

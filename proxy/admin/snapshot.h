@@ -90,6 +90,7 @@ struct client_row {
     char reads_at[SNAPSHOT_NAME_MAX];  /* region of its last transaction placed near; "" none */
     char writes_at[SNAPSHOT_NAME_MAX]; /* region of its last one run on a primary to write */
     int64_t forwarded; /* its transactions run again on a primary; -1: not followed */
+    bool owns_parked;  /* pool_mode = session: server connections of its own between them */
 };
 
 /* One server connection, as SHOW SERVERS shows it. */

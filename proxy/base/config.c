@@ -496,6 +496,33 @@ static const char *setting_choice_name(const char *setting, int value)
     return "?";
 }
 
+/* Whether the setting or a [user]/[database] section asks for nearest. */
+static bool config_names_nearest(const struct config *cfg)
+{
+    if (cfg->target_session_attrs == NEED_NEAREST)
+        return true;
+    for (size_t i = 0; i < cfg->n_need_rules; i++)
+        if (cfg->need_rules[i].value[SECTION_NEED] == NEED_NEAREST)
+            return true;
+    return false;
+}
+
+/*
+ * What keeps every session from having its transactions placed one by
+ * one (nearest), as the login finds it (client_login.c); NULL when
+ * nothing does.
+ */
+static const char *config_nearest_shortfall(const struct config *cfg)
+{
+    if (cfg->auth != AUTH_SCRAM)
+        return "auth = passthrough";
+    if (!config_pooling(cfg))
+        return "pool_mode = none";
+    if (cfg->max_prepared_statements == 0)
+        return "max_prepared_statements = 0";
+    return NULL; /* movable = off may be a section's to undo: the log says */
+}
+
 /* target_session_attrs: what --check can say without asking a server for its role. */
 static int config_need_warnings(const struct config *cfg, char warnings[][256], int n, int max)
 {
@@ -512,6 +539,12 @@ static int config_need_warnings(const struct config *cfg, char warnings[][256], 
                  "is a primary (standbys only, or during a failover) they wait failover_wait, "
                  "then get 08001; SHOW REGIONS shows the roles the health checks found",
                  name);
+    const char *shortfall = config_names_nearest(cfg) ? config_nearest_shortfall(cfg) : NULL;
+    if (n < max && shortfall != NULL)
+        snprintf(warnings[n++], 256,
+                 "target_session_attrs = nearest, but %s: its sessions run as read-write, on a "
+                 "primary (pgnear must log in for them there and follow their transactions)",
+                 shortfall);
     return n;
 }
 

@@ -63,11 +63,14 @@ bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
     return false;
 }
 
-/* --explain needs only these of [pgnear]; the rest is not even read. */
+/*
+ * --explain needs only these of [pgnear] (target_session_attrs: the need
+ * of a caller that names none); the rest is not even read.
+ */
 static bool setting_for_routing(const char *name)
 {
     return strcmp(name, "cities_file") == 0 || strcmp(name, "geoip_db") == 0 ||
-           strcmp(name, "default_region") == 0;
+           strcmp(name, "default_region") == 0 || strcmp(name, "target_session_attrs") == 0;
 }
 
 /* key is the whole "pgnear:name" of the file, for the line number. */

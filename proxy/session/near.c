@@ -202,6 +202,17 @@ void near_position(struct session *s, struct need_spec *need)
     struct near_state *ns = s->near;
     const struct registry_host *at = ns->wrote_on;
     need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
+    if (at != NULL && !__atomic_load_n(&at->health.role_known, __ATOMIC_ACQUIRE)) {
+        /*
+         * Its checks cannot tell what the host is (they cannot log in): no
+         * standby is known to have replayed anything, and a position would
+         * fit no host of unknown role, that one included.  Reads stay where
+         * the session wrote.
+         */
+        need->read_at = at;
+        need->read_until_ms = ns->wrote_at_ms;
+        return;
+    }
     if (at != NULL && s->position_after != 0) {
         /* The server said where its WAL was right after the session's last transaction there. */
         if (s->position_after > ns->write_lsn)
@@ -551,6 +562,9 @@ static bool near_wrote(struct session *s, struct region_host *primary)
     struct near_state *ns = s->near;
     ns->wrote_on = primary->runtime;
     ns->wrote_at_ms = monotonic_ms();
+    /* No role known there: its position would help no read (near_position); none is asked. */
+    if (!__atomic_load_n(&primary->runtime->health.role_known, __ATOMIC_ACQUIRE))
+        return true;
     if (s->cfg->health_check_interval_ms > 0)
         near_hurry_checks(s, primary);
     return s->fence_asked || s->fence_after || fence_ask_after(s) == 0;

@@ -144,6 +144,23 @@ static void txn_slot_park(struct session *s, struct server_conn *sc)
 }
 
 /*
+ * Whether looking for a connection may find what the parked ones are not:
+ * a standby up and known to fit need.  With none (down, lagging, or no
+ * role known, when the checks cannot log in), a look would only log in
+ * again where the session already is.
+ */
+static bool txn_standby_fits(const struct session *s, const struct need_spec *need)
+{
+    for (size_t i = 0; i < s->cfg->regions.count; i++) {
+        const struct region *r = &s->cfg->regions.items[i];
+        for (size_t j = 0; j < r->nhosts; j++)
+            if (host_is_standby(&r->hosts[j]) && need_host_fit(&r->hosts[j], need) == NEED_FIT_GOOD)
+                return true;
+    }
+    return false;
+}
+
+/*
  * Which parked connection fits need (near.h): its standby's when it fits;
  * for a transaction that needs a primary, its primary's.  A transaction
  * placed near (nearest fits a primary too) runs on its primary's only as
@@ -171,7 +188,8 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
      */
     int64_t again_ms =
         s->cfg->health_check_interval_ms > 0 ? s->cfg->health_check_interval_ms : 1000;
-    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms)
+    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms ||
+        !txn_standby_fits(s, need))
         return fallback;
     return -1;
 }

@@ -10,8 +10,9 @@
 #   pgnear with an explanation instead of at the server;
 # - the route log gives no distance when none is known;
 # - pgnear --check lists every problem of a file, and passes on
-#   conf/pgnear.example.ini; --explain needs no credentials, says when ip=
-#   has no GeoIP database, and that it does not know health.
+#   conf/pgnear.example.ini, whose sessions need nearest (--check and
+#   --explain with no need= say so); --explain needs no credentials, says
+#   when ip= has no GeoIP database, and that it does not know health.
 use strict;
 use warnings;
 use FindBin;
@@ -228,6 +229,14 @@ for my $t ([0xE3, 'Seatle', qr/PROXY TLV city "Seatle" is not in the city table 
                                 timeout => 60);
     is $rc, 0, 'pgnear --explain on the example' or diag $err;
     like $out, qr/^region: us-west$/m, '  Seattle goes to us-west';
+    # The example's sessions need nearest, and both say so with no need= given.
+    ($rc, $out, $err) = run_cmd([$PGNEAR, '--check', 'conf/pgnear.example.ini'], cwd => $SRCDIR, timeout => 60);
+    like $out, qr/^need: target_session_attrs = nearest: each transaction on the nearest host/m,
+      '  --check: the example\'s sessions need nearest';
+    ($rc, $out, $err) = run_cmd([$PGNEAR, '--explain', 'conf/pgnear.example.ini', 'city=Dublin'], cwd => $SRCDIR,
+                                timeout => 60);
+    like $out, qr/^needing: nearest\nregion: eu-west\n(?:.*\n)*^writes: /m,
+      '  --explain city=Dublin: needing nearest, reads from eu-west, then where writes go' or diag $out;
 }
 {
     my $dir = PgNearTest::tmpdir(name => 'check', mode => 0755);

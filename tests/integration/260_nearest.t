@@ -14,7 +14,8 @@
 # that read back each write and readers: no failure, no stale read; the
 # counters of transactions run near, forwarded, and forwarded but failed
 # (SHOW STATS and /metrics), and SHOW CLIENTS' reads_at, writes_at and
-# forwarded of a session; a cancel request reaches the standby's or the
+# forwarded of a session; SHOW ROUTE without NEEDING and --explain without
+# need= use the configured nearest; a cancel request reaches the standby's or the
 # primary's backend, and one that comes while the primary's connection is
 # awaited (a full pool) cancels the write before it runs (57014 after the
 # standby's ParseComplete and BindComplete; a read-write session's queued
@@ -32,8 +33,9 @@
 # down its reads stay on its primary's connection (not a new one each)
 # and come back near with the standby; what it sets (SET, RESET, SET ROLE,
 # SQL PREPARE, a TimeZone a function sets) runs near and is carried to its
-# other connection when it changed, once (a custom setting pins).
-# Without max_prepared_statements the session runs as read-write,
+# other connection when it changed, once (a custom setting pins).  With no
+# role known (the checks cannot log in) a session runs where it logged in,
+# its reads after a write too.  Without max_prepared_statements the session runs as read-write,
 # on the primary, and the log says why.
 use strict;
 use warnings;
@@ -241,6 +243,16 @@ for my $mode (qw(transaction session)) {
     my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
                   timeout => 30), "$mode: the checks know eu-west as a standby";
+    if ($mode eq 'transaction') {
+        # No NEEDING, no need=: the need of a session that names none, nearest here.
+        my @route = grep { $_->{rank} ne '' } admin_rows($p, "SHOW ROUTE FOR LOCATION '53.35,-6.26'");
+        is_deeply [map { "$_->{rank}. $_->{region} $_->{needing}" } @route],
+          ['1. eu-west nearest', '2. us-east nearest', '1. us-east read-write'],
+          'SHOW ROUTE without NEEDING: the configured nearest, reads from eu-west, writes to us-east';
+        my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--explain', $p->config_path, 'location=53.35,-6.26']);
+        like $out, qr/^needing: nearest\nregion: eu-west\n(?:.*\n)*^writes: /m,
+          '--explain without need=: the configured nearest, its reads and its writes' or diag $out, $err;
+    }
     my $w = login($p);
     is where($w), 'eu-west', "$mode: a read runs on the nearest standby";
     is_deeply [legs($p)], ['eu-west', '', 0], "$mode: SHOW CLIENTS: it reads on eu-west, no write yet";
@@ -677,6 +689,28 @@ for my $mode (qw(transaction session)) {
         $us->start;
         $eu->wait_streaming;
     }
+    $p->stop;
+}
+
+# ---- no role known (the checks cannot log in, as with the shipped file's server_conninfo
+# before it is filled in): a caller by us-east runs each transaction there, its reads after
+# a write too, with no error, and under session pooling on the one connection it logged in on
+for my $mode (qw(transaction session)) {
+    my $p = proxy(pool_mode => $mode, server_conninfo => 'user=app password=wrong');
+    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{up} eq 't' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), "$mode, no role known: the checks find us-east up";
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.location=39.04,-77.49' });
+    ok $r->{ok}, "$mode, no role known: a caller by us-east logs in";
+    my $id = $next_id++;
+    my $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'unknown')");
+    ok !$q->{error}, "$mode, no role known: a write succeeds" or diag explain $q->{error};
+    my @seen = map { one($w, "SELECT pg_backend_pid() || ':' || count(*) FROM rides WHERE id = $id") } 1 .. 5;
+    is_deeply [map { /:(\d+)$/ ? $1 : $_ } @seen], [(1) x 5], "$mode, no role known: reads after it see it";
+    is scalar(keys %{ { map { /^(\d+):/ ? ($1 => 1) : ($_ => 1) } @seen } }), 1,
+      "$mode, no role known: ... on one server connection" if $mode eq 'session';
+    $w->terminate;
     $p->stop;
 }
 

@@ -813,7 +813,7 @@ static void test_scope_routing(void **state)
     const char *path = write_file(fx, "pgnear.ini",
                                   "[pgnear]\nauth = scram\nauth_file = /nonexistent/users.txt\n"
                                   "client_tls = require\nlisten_port = 0\nfrobnicate = 1\n"
-                                  "default_region = us\n"
+                                  "default_region = us\ntarget_session_attrs = nearest\n"
                                   "[region eu]\nlocation = 50.1, 8.7\nhosts = 127.0.0.1:5432\n"
                                   "[region us]\nhosts = 127.0.0.1:5433\n"
                                   "[cities]\nparis = eu\n");
@@ -821,6 +821,7 @@ static void test_scope_routing(void **state)
     if (cfg == NULL)
         fail_msg("routing scope failed: %s", p->count > 0 ? p->items[0] : "?");
     assert_string_equal(cfg->default_region_ptr->name, "us");
+    assert_int_equal(cfg->target_session_attrs, NEED_NEAREST); /* --explain's default need */
     assert_ptr_equal(cfg->routing.fallback, cfg->default_region_ptr);
     assert_int_equal(cfg->n_overrides, 1);
     assert_int_equal(cfg->regions.count, 2);
@@ -1118,6 +1119,35 @@ static void test_auth_failure_delay_warning(void **state)
         0);
 }
 
+/* nearest where pgnear cannot place each transaction: its sessions run as read-write. */
+static void test_nearest_shortfall_warning(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char w[4][256];
+    assert_int_equal(warnings_of(fx, "server_tls = disable\ntarget_session_attrs = nearest\n", w),
+                     1);
+    assert_non_null(strstr(w[0], "nearest, but auth = passthrough"));
+    assert_int_equal(
+        warnings_of(fx, "server_tls = disable\n[user bob]\ntarget_session_attrs = nearest\n", w),
+        1);
+    assert_non_null(strstr(w[0], "nearest, but auth = passthrough"));
+
+    const char *users = write_file(fx, "users.txt", auth_ok);
+    const char *const tail[] = {"", "max_prepared_statements = 0\n", "pool_mode = none\n"};
+    const char *const why[] = {NULL, "max_prepared_statements = 0", "pool_mode = none"};
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++) {
+        char extra[1024];
+        snprintf(extra, sizeof(extra),
+                 "server_tls = disable\nauth = scram\nauth_file = %s\n"
+                 "target_session_attrs = nearest\n%s",
+                 users, tail[i]);
+        assert_int_equal(warnings_of(fx, extra, w), why[i] != NULL);
+        if (why[i] != NULL)
+            assert_non_null(strstr(w[0], why[i]));
+    }
+}
+
 static void test_err_tls_files(void **state)
 {
     struct fixture *fx = *state;
@@ -1228,6 +1258,7 @@ int main(void)
         T(test_problems_first_and_count),
         T(test_problems_overflow),
         T(test_scope_routing),
+        T(test_nearest_shortfall_warning),
         T(test_location_valid),
         T(test_location_invalid),
         T(test_hosts_valid),
