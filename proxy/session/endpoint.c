@@ -31,13 +31,16 @@ static void endpoint_failed(struct session *s, struct endpoint *ep, const char *
 /*
  * Runs the reader.  After the peer's end of stream the reader only sees
  * the bytes that came before it; one that is still the reader afterwards
- * waits for bytes that will never come, and the end is taken now.
+ * waits for bytes that will never come, and the end is taken now.  Once
+ * the owner ended, the endpoint may be gone with another session it was
+ * handed to (a fetcher's connection, whose new session ended at once): it
+ * is not touched again.
  */
 static void endpoint_run_reader(struct session *s, struct endpoint *ep, const bool *ended)
 {
     endpoint_handler reader = ep->on_read;
     reader(s);
-    if (ep->eof && !*ended && ep->on_read == reader && !ep->read_paused)
+    if (!*ended && ep->eof && ep->on_read == reader && !ep->read_paused)
         endpoint_read_ended(s, ep, STREAM_EOF);
 }
 

@@ -231,6 +231,17 @@ sub session_state_sync {
     is where($c), 'us-east', 'session: right after a write, reads on the primary';
     ok near_again($c), 'session: ... then near';
     is one($c, 'SELECT current_user'), 'app', 'session: ... as the role the session has';
+
+    # The only connection with the newest state ended while parked: the session cannot go on.
+    is one($c, 'SET search_path = lost, public'), undef, 'session: a SET near';
+    my $pid = one($c, 'SELECT pg_backend_pid()');
+    $eu->psql_admin("SELECT pg_terminate_backend($pid)");
+    ok wait_until(sub { $eu->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '0' },
+                  timeout => 10), 'session: ... and its standby\'s connection, the only one with it, ended by the server';
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($$next, 'lost')");
+    is $q->{error} ? "$q->{error}{C} $q->{error}{M}" : 'no error', "08006 pgnear lost the session's settings",
+      'session: its next write: the session ends, saying why';
+    is $us->psql_admin("SELECT count(*) FROM rides WHERE rider = 'lost'", dbname => 'movr'), 0, 'session: ... writing nothing';
     $c->terminate;
 }
 
