@@ -232,13 +232,29 @@ sub session_state_sync {
     ok near_again($c), 'session: ... then near';
     is one($c, 'SELECT current_user'), 'app', 'session: ... as the role the session has';
 
+    # A named statement of the extended protocol the primary had before a sync (its DISCARD ALL):
+    # parsed there again when it is used.
+    $id = $$next++;
+    $r = ext($c, [parse => 'add_ext', 'INSERT INTO rides (id, rider) VALUES ($1, $2)'], [bind => 'add_ext', $id, 'ext1'], ['exec']);
+    ok !$r->{error}, 'session: Parse/Bind/Execute of an INSERT, forwarded' or diag explain $r->{error};
+    ok near_again($c), 'session: reads near again';
+    is one($c, 'SET search_path = public'), undef, 'session: a SET near';
+    $id = $$next++;
+    $r = ext($c, [bind => 'add_ext', $id, 'ext2'], ['exec']);
+    ok !$r->{error}, 'session: the statement bound again, forwarded to the primary after its state was carried there'
+      or diag explain $r->{error};
+    is $us->psql_admin("SELECT rider FROM rides WHERE id = $id", dbname => 'movr'), 'ext2', 'session: ... once';
+
     # The only connection with the newest state ended while parked: the session cannot go on.
+    ok near_again($c), 'session: reads near again';
     is one($c, 'SET search_path = lost, public'), undef, 'session: a SET near';
     my $pid = one($c, 'SELECT pg_backend_pid()');
+    is $eu->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid"), 1, 'session: ... on the standby';
     $eu->psql_admin("SELECT pg_terminate_backend($pid)");
     ok wait_until(sub { $eu->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '0' },
                   timeout => 10), 'session: ... and its standby\'s connection, the only one with it, ended by the server';
-    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($$next, 'lost')");
+    $id = $$next++;
+    $q = $c->query("INSERT INTO rides (id, rider) VALUES ($id, 'lost')");
     is $q->{error} ? "$q->{error}{C} $q->{error}{M}" : 'no error', "08006 pgnear lost the session's settings",
       'session: its next write: the session ends, saying why';
     is $us->psql_admin("SELECT count(*) FROM rides WHERE rider = 'lost'", dbname => 'movr'), 0, 'session: ... writing nothing';
