@@ -29,6 +29,7 @@
 #include "protocol/pgasync.h"
 #include "routing/lag.h"
 #include "routing/region.h"
+#include "routing/route_rtt.h"
 
 /*
  * What a check reads, in one round trip: whether the server is a standby,
@@ -319,6 +320,8 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
     hh->login_failing = error != NULL;
     hh->busy_said = false;
     hh->rtt_ms = elapsed_ms(&p->started);
+    if (p->on_kept) /* a login's round trips are not one (rtt.h) */
+        rtt_sample(&hh->rtt, hh->rtt_ms, monotonic_ms());
     if (res != NULL)
         health_note_state(p->hc, h, res, p->started_ms);
     hh->consecutive_fail = 0;
@@ -515,7 +518,22 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
         health_probe_fresh(hc, h);
 }
 
-/* Every health_check_interval: a check of every host of every region. */
+/* A group's preferred region changed (route_rtt.h): the log's line, with the numbers. */
+static void health_prefer_log(void *arg, const struct region *home, const struct region *from,
+                              const struct region *to, double from_ms, double to_ms)
+{
+    struct health_checker *hc = arg;
+    char why[256];
+    snprintf(why, sizeof(why),
+             "callers nearest it now try region %s first (score %.1f ms) instead of %s (%.1f ms)",
+             to->name, to_ms, from->name, from_ms);
+    hc->log(hc->arg, home, NULL, HEALTH_PREFERENCE, why);
+}
+
+/*
+ * Every health_check_interval: a check of every host of every region, and
+ * the groups' preferred regions from the round trips measured so far.
+ */
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct health_checker *hc = arg;
@@ -524,6 +542,7 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
         for (size_t i = 0; i < reg->nhosts; i++)
             health_probe_start(hc, &reg->hosts[i]);
     }
+    route_prefer_update(hc->regions, &hc->params.rank, monotonic_ms(), health_prefer_log, hc);
 }
 
 /* Starts the hurry timer unless it runs already. */

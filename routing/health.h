@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "routing/rtt.h"
+
 struct event_base;
 struct region;
 struct region_host;
@@ -25,10 +27,11 @@ struct region_set;
 typedef bool (*health_conninfo_fn)(void *arg, const struct region_host *h, char *buf, size_t cap);
 /* What health_log_fn reports. */
 enum health_event {
-    HEALTH_DOWN,    /* the host went down */
-    HEALTH_UP,      /* it is up (again), or a note about an up host (role, login) */
-    HEALTH_TIMEOUT, /* a check timed out, counted, and the host stays up for now */
-    HEALTH_LAG,     /* a standby passed over for lag, or taking reads again */
+    HEALTH_DOWN,       /* the host went down */
+    HEALTH_UP,         /* it is up (again), or a note about an up host (role, login) */
+    HEALTH_TIMEOUT,    /* a check timed out, counted, and the host stays up for now */
+    HEALTH_LAG,        /* a standby passed over for lag, or taking reads again */
+    HEALTH_PREFERENCE, /* a group of callers' preferred region changed (route_rtt.h; no host) */
 };
 /* Reports an up/down transition or a counted timeout, for the log. */
 typedef void (*health_log_fn)(void *arg, const struct region *r, const struct region_host *h,
@@ -44,10 +47,11 @@ struct health_checker;
 struct health_params {
     int interval_ms;
     int timeout_ms;
-    int fall;              /* HEALTH_FALL_MIN .. HEALTH_FALL_MAX */
-    int64_t max_lag_ms;    /* max_standby_lag; 0: off */
-    int64_t max_lag_bytes; /* max_standby_lag_bytes; 0: off */
-    int login_interval_ms; /* health_check_login_interval; 0: every check logs in */
+    int fall;               /* HEALTH_FALL_MIN .. HEALTH_FALL_MAX */
+    int64_t max_lag_ms;     /* max_standby_lag; 0: off */
+    int64_t max_lag_bytes;  /* max_standby_lag_bytes; 0: off */
+    int login_interval_ms;  /* health_check_login_interval; 0: every check logs in */
+    struct route_rank rank; /* how the groups' preferred regions are chosen (rtt.h) */
 };
 
 /*

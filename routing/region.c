@@ -24,6 +24,15 @@ static bool parse_double(const char *s, char **end, double *out)
     return true;
 }
 
+double region_km(double dot)
+{
+    if (dot < -1.5)
+        return -1;
+    /* Through the chord: precise near 0, where the arccosine of the dot product is not. */
+    double chord = sqrt(fmax(0.0, 2.0 - 2.0 * dot));
+    return 2.0 * REGION_EARTH_RADIUS_KM * asin(fmin(1.0, chord / 2.0));
+}
+
 void region_unit_vector(double lat, double lon, double v[3])
 {
     double rad = M_PI / 180.0;

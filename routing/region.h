@@ -13,6 +13,9 @@
 
 #define REGION_MAX_HOSTS 16
 
+/* The mean radius of the Earth (IUGG), for great-circle distances. */
+#define REGION_EARTH_RADIUS_KM 6371.0088
+
 struct region_host {
     char *name; /* host name or address literal, as configured (for TLS verify-full) */
     int port;
@@ -91,6 +94,9 @@ struct region_set {
 
 /* Point on the unit sphere for a latitude and longitude in degrees. */
 void region_unit_vector(double lat, double lon, double v[3]);
+
+/* Great-circle kilometres between two unit vectors whose dot product is dot; -1 below -1.5. */
+double region_km(double dot);
 
 /* Sets the region's location (and its unit vector, which distances use). */
 void region_set_location(struct region *r, double lat, double lon);

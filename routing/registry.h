@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "routing/rtt.h"
+
 /*
  * What the admin wants of a region.  A disabled or draining region is
  * never chosen by route_plan: not when a client names it, not even last
@@ -48,6 +50,15 @@ struct registry_region {
     int paused;      /* PAUSE: sessions hold their next request (atomic) */
     /* A migration's pause step: sessions of migrations_db hold theirs (atomic). */
     int migration_hold;
+    /*
+     * The region that callers whose nearest region this is try first
+     * among their candidates (route_rtt.h: measured, damped); NULL until
+     * the health checks ranked them.  Written by the checker's thread,
+     * read by every worker (atomic).
+     */
+    struct registry_region *preferred;
+    int64_t preferred_since_ms;  /* monotonic_ms of its last change (atomic) */
+    uint64_t preference_changes; /* changes after the first choice (atomic) */
 };
 
 /* Positions of a primary kept to tell how long ago it passed a standby's (about a minute). */
@@ -118,7 +129,8 @@ struct host_health {
     int64_t last_answer_ms;
     bool busy_said; /* a check timed out on it while it answered sessions, and the log said so */
     double rtt_ms;  /* of the last successful check: the query, and the login if it made one */
-    int64_t last_check; /* unix time of the last finished check */
+    struct rtt_estimate rtt; /* the checks on a kept connection, for routing (rtt.h) */
+    int64_t last_check;      /* unix time of the last finished check */
     char last_error[160];
 };
 

@@ -13,8 +13,10 @@
 
 #include "routing/cities.h"
 #include "routing/geoip.h"
+#include "routing/registry.h"
+#include "routing/route_rtt.h"
 
-#define EARTH_RADIUS_KM 6371.0088
+#define EARTH_RADIUS_KM REGION_EARTH_RADIUS_KM
 
 double route_distance_km(double lat1, double lon1, double lat2, double lon2)
 {
@@ -271,28 +273,50 @@ static bool route_origin(const struct locality *loc, double *lat, double *lon)
  */
 struct route_candidate {
     struct region *region;
-    int rank;   /* 0 named, else 1 + enum need_fit */
-    double dot; /* cosine of the angle to the caller; -2 when unknown */
+    int rank;     /* 0 named, else 1 + enum need_fit */
+    int tier;     /* 0: ordered by score (hybrid's candidates, latency's all), 1: by distance */
+    int prefer;   /* 0: its group's preferred region (route_rtt.h), 1: not */
+    double score; /* its score in ms, lower first (tier 0) */
+    double dot;   /* cosine of the angle to the caller; -2 when unknown */
     size_t order;
 };
 
-/* The plan's order: rank, then nearest (largest dot), then configuration order. */
+/*
+ * The plan's order: rank; then those scored, the preferred first, lowest
+ * score first; then nearest (largest dot); then configuration order.
+ */
 static bool candidate_before(const struct route_candidate *a, const struct route_candidate *b)
 {
     if (a->rank != b->rank)
         return a->rank < b->rank;
+    if (a->tier != b->tier)
+        return a->tier < b->tier;
+    if (a->tier == 0 && a->prefer != b->prefer)
+        return a->prefer < b->prefer;
+    if (a->tier == 0 && a->score != b->score)
+        return a->score < b->score;
     if (a->dot != b->dot)
         return a->dot > b->dot;
     return a->order < b->order;
 }
 
-/* Great-circle kilometres from the cosine of the angle, through the chord (precise near 0). */
+/*
+ * Measurement's part of a candidate's key (rtt.h): its tier, whether its
+ * group prefers it, its score.  Unscored candidates of tier 0 come after
+ * the scored ones.
+ */
+static void candidate_scored(struct route_candidate *c, const struct route_score *sc,
+                             const struct registry_region *preferred)
+{
+    c->tier = sc->candidate ? 0 : 1;
+    c->prefer = c->region->runtime == preferred ? 0 : 1;
+    c->score = sc->score_ms >= 0 ? sc->score_ms : HUGE_VAL;
+}
+
+/* Great-circle kilometres from the cosine of the angle (region_km). */
 double route_km(double dot)
 {
-    if (dot < -1.5)
-        return -1;
-    double chord = sqrt(fmax(0.0, 2.0 - 2.0 * dot));
-    return 2.0 * EARTH_RADIUS_KM * asin(fmin(1.0, chord / 2.0));
+    return region_km(dot);
 }
 
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
@@ -309,6 +333,16 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         max = ROUTE_MAX_REGIONS;
     if (max == 0)
         return 0;
+    /* Measured order (rtt.h): the caller's scores, its group's preferred region. */
+    struct route_score scores[ROUTE_MAX_REGIONS];
+    const struct registry_region *preferred = NULL;
+    bool scored = rd->rank.by != ROUTE_BY_DISTANCE && rd->regions->count <= ROUTE_MAX_REGIONS;
+    if (scored) {
+        route_scores(rd->regions, has_origin ? origin : NULL, &rd->rank, scores);
+        const struct region *home = route_home(rd->regions, has_origin ? origin : NULL);
+        if (home != NULL)
+            preferred = __atomic_load_n(&home->runtime->preferred, __ATOMIC_ACQUIRE);
+    }
     for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))
@@ -320,9 +354,12 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
             continue; /* nothing there can serve it: passed over (need_region_shortfall says why) */
         bool first = r == loc->region && (fit != NEED_FIT_LAST || !rd->health_checked ||
                                           loc->source != LOCALITY_DEFAULT);
-        struct route_candidate c = {r, first ? 0 : 1 + (int)fit, -2.0, i};
+        struct route_candidate c = {
+            .region = r, .rank = first ? 0 : 1 + (int)fit, .dot = -2.0, .order = i};
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
+        if (scored)
+            candidate_scored(&c, &scores[i], preferred);
         /* keep the best max, in order: insertion into a bounded sorted array */
         if (n == max && !candidate_before(&c, &best[n - 1]))
             continue;

@@ -11,6 +11,7 @@
 
 #include "routing/need.h"
 #include "routing/region.h"
+#include "routing/rtt.h"
 
 struct city_table;
 struct geoip_set;
@@ -51,6 +52,8 @@ struct routing_data {
      * in there proves a host up that checks cannot reach in time.)
      */
     bool health_checked;
+    /* How regions are ordered beyond health and need (rtt.h: route_by and its settings). */
+    struct route_rank rank;
 };
 
 /* Evidence about one caller; every field optional.  "via" names the channel, for logs. */
@@ -103,7 +106,10 @@ const char *locality_reason(const struct locality *loc, char *buf, size_t cap);
 
 /*
  * The best max regions to try for a session that needs need, in order:
- * the named region or the nearest one by great-circle distance first;
+ * the named region first, then as rd->rank says (rtt.h): by great-circle
+ * distance, nearest first, or (hybrid, latency) the caller's candidates
+ * by measured score, the preferred region of its group first, and the
+ * others after them by distance;
  * regions whose hosts fit the need only as a fallback after those that
  * fit it well, and regions whose health checks fail last (need.h);
  * regions with no host that could serve the need, or that the admin

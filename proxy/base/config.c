@@ -39,6 +39,8 @@ static const char *const server_tls_choices[] = {"disable",   "prefer",      "re
 static const char *const proxy_protocol_choices[] = {"off", "optional", "required", NULL};
 static const char *const websocket_untrusted_choices[] = {"ignore", "refuse", NULL};
 static const char *const websocket_auth_choices[] = {"cleartext", "scram", NULL};
+/* enum route_by's order (routing/rtt.h). */
+static const char *const route_by_choices[] = {"hybrid", "distance", "latency", NULL};
 /* enum session_need's order (routing/need.h). */
 static const char *const session_need_choices[] = {
     "any",     "read-write", "read-only", "primary", "standby", "prefer-standby", "prefer-primary",
@@ -90,6 +92,12 @@ static const struct setting config_settings[] = {
     S(failover_wait_ms, T_MS, "10s", true),
     S(max_standby_lag_ms, T_MS, "30s", true),
     S(max_standby_lag_bytes, T_SIZE, "0", true),
+    E(route_by, "hybrid", true, route_by_choices),
+    S(route_candidates, T_INT, "3", true),
+    S(route_candidate_km, T_INT, "1500", true),
+    S(route_deadband, T_INT, "20", true),
+    S(route_deadband_min_ms, T_MS, "5ms", true),
+    S(route_hold_down_ms, T_MS, "60s", true),
     S(report_fence, T_BOOL, "off", true),
     S(min_lsn_wait_ms, T_MS, "1s", true),
     S(max_client_conn, T_INT, "10000", true),

@@ -100,6 +100,12 @@ struct config {
     int target_session_attrs;  /* enum session_need: what sessions need unless told otherwise */
     int failover_wait_ms;      /* how long a session waits for a host that fits its need */
     int max_standby_lag_ms;    /* a standby further behind is passed over for reads; 0: off */
+    int route_by;              /* enum route_by: how regions are ordered (routing/rtt.h) */
+    int route_candidates;      /* hybrid: the regions nearest the caller ordered by measurement */
+    int route_candidate_km;    /* ... and any within this many km */
+    int route_deadband;        /* percent a challenger must be better by to be preferred ... */
+    int route_deadband_min_ms; /* ... and at least this much */
+    int route_hold_down_ms;    /* no change of a group's preferred region sooner after the last */
     int max_standby_lag_bytes; /* the same in bytes of WAL; 0: off */
     bool report_fence;         /* sessions get pgnear.fence after each transaction that wrote */
     int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
@@ -247,6 +253,19 @@ void config_unref(struct config *cfg);
  * Whether server connections are kept between clients: pool_mode = session
  * or transaction, under auth = scram.
  */
+/* route_by and its settings as routing takes them (routing/rtt.h). */
+static inline struct route_rank config_route_rank(const struct config *cfg)
+{
+    return (struct route_rank){
+        .by = (enum route_by)cfg->route_by,
+        .candidates = cfg->route_candidates > 0 ? (unsigned)cfg->route_candidates : 0,
+        .candidate_km = cfg->route_candidate_km,
+        .damping = {.deadband = cfg->route_deadband / 100.0,
+                    .deadband_min_ms = cfg->route_deadband_min_ms,
+                    .hold_down_ms = cfg->route_hold_down_ms},
+    };
+}
+
 static inline bool config_pooling(const struct config *cfg)
 {
     return cfg->pool_mode != POOL_NONE && cfg->auth == AUTH_SCRAM;

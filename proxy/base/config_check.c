@@ -204,9 +204,30 @@ static void config_load_routing(struct load_ctx *lc)
         load_cities(lc);
     if (cfg->geoip_db[0] != '\0')
         load_geoip(lc);
-    cfg->routing = (struct routing_data){
-        &cfg->regions,    cfg->default_region_ptr,          cfg->cities, cfg->geoip, cfg->overrides,
-        cfg->n_overrides, cfg->health_check_interval_ms > 0};
+    cfg->routing = (struct routing_data){.regions = &cfg->regions,
+                                         .fallback = cfg->default_region_ptr,
+                                         .cities = cfg->cities,
+                                         .geoip = cfg->geoip,
+                                         .overrides = cfg->overrides,
+                                         .n_overrides = cfg->n_overrides,
+                                         .health_checked = cfg->health_check_interval_ms > 0,
+                                         .rank = config_route_rank(cfg)};
+}
+
+/* route_by's settings (routing/rtt.h). */
+static void check_route_settings(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    if (cfg->route_by < 0) /* "route_by =" */
+        cfg->route_by = ROUTE_BY_HYBRID;
+    if (cfg->route_candidates < 1 || cfg->route_candidates > ROUTE_MAX_REGIONS)
+        config_problem(lc, "pgnear:route_candidates", "route_candidates must be between 1 and %d",
+                       ROUTE_MAX_REGIONS);
+    if (cfg->route_candidate_km < 0)
+        config_problem(lc, "pgnear:route_candidate_km", "route_candidate_km must be 0 or more");
+    if (cfg->route_deadband < 0 || cfg->route_deadband > 100)
+        config_problem(lc, "pgnear:route_deadband",
+                       "route_deadband must be a percentage between 0 and 100");
 }
 
 /* The pooling settings: bounds, and min_pool_size within pool_size (0: no limit). */
@@ -312,6 +333,7 @@ static void config_check_limits(struct load_ctx *lc)
                        HEALTH_FALL_MAX);
     if (cfg->target_session_attrs < 0) /* "target_session_attrs =" */
         cfg->target_session_attrs = NEED_ANY;
+    check_route_settings(lc);
 }
 
 /* The auth throttle's settings (auth_throttle.h). */

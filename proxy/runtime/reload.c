@@ -84,6 +84,9 @@ static void reload_health_log(void *arg, const struct region *r, const struct re
     case HEALTH_LAG:
         log_info(0, "standby %s:%d of region %s is %s", h->name, h->port, r->name, why);
         return;
+    case HEALTH_PREFERENCE:
+        log_info(0, "route: region %s: %s", r->name, why);
+        return;
     }
 }
 
@@ -98,7 +101,8 @@ void reload_start_health(struct reloader *rl)
                                    .fall = cfg->health_check_fall,
                                    .max_lag_ms = cfg->max_standby_lag_ms,
                                    .max_lag_bytes = cfg->max_standby_lag_bytes,
-                                   .login_interval_ms = cfg->health_check_login_interval_ms};
+                                   .login_interval_ms = cfg->health_check_login_interval_ms,
+                                   .rank = config_route_rank(cfg)};
     cfg->health = health_start(rl->shared->workers[0]->base, &cfg->regions, &params,
                                reload_health_conninfo, reload_health_log, rl);
     if (cfg->health == NULL)

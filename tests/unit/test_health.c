@@ -119,7 +119,8 @@ static void world_init(struct world *w, int port)
 /* Runs the checker until stop_after events, or LOOP_MAX_MS. */
 static void world_run(struct world *w, int fall)
 {
-    struct health_params params = {INTERVAL_MS, TIMEOUT_MS, fall, 0, 0, 0};
+    struct health_params params = {
+        INTERVAL_MS, TIMEOUT_MS, fall, 0, 0, 0, {.by = ROUTE_BY_DISTANCE}};
     w->hc = health_start(w->base, &w->set, &params, test_conninfo, test_log, w);
     assert_non_null(w->hc);
     struct timeval limit = {LOOP_MAX_MS / 1000, (LOOP_MAX_MS % 1000) * 1000};

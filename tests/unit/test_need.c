@@ -79,7 +79,8 @@ static void env_init(struct env *e)
         hh->role_known = true;
         hh->in_recovery = i > 0;
     }
-    e->rd = (struct routing_data){&e->set, &e->set.items[0], NULL, NULL, NULL, 0, true};
+    e->rd = (struct routing_data){&e->set, &e->set.items[0],         NULL, NULL, NULL, 0,
+                                  true,    {.by = ROUTE_BY_DISTANCE}};
     struct locality_input in = {.location = "51.5, -0.13", .location_via = "test"}; /* London */
     locality_resolve(&e->rd, &in, &e->loc);
 }

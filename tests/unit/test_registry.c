@@ -156,7 +156,8 @@ static void plan_env_init(struct plan_env *e)
     region_set_location(add_region(&e->set, "far", "127.0.0.3:5432"), 35.68, 139.69);
     set_back_pointers(&e->set);
     assert_true(registry_bind(e->reg, &e->set));
-    e->rd = (struct routing_data){&e->set, &e->set.items[2], NULL, NULL, NULL, 0, false};
+    e->rd = (struct routing_data){&e->set, &e->set.items[2],         NULL, NULL, NULL, 0,
+                                  false,   {.by = ROUTE_BY_DISTANCE}};
     struct locality_input in = {.location = "51.5, -0.13", .location_via = "test"};
     locality_resolve(&e->rd, &in, &e->loc);
 }

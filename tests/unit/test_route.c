@@ -187,7 +187,8 @@ static int env_setup(void **state)
     e->euw = &e->set.items[2];
     e->apn = &e->set.items[3];
     e->lab = &e->set.items[4];
-    e->rd = (struct routing_data){&e->set, e->use, cities, geoip, NULL, 0, false};
+    e->rd = (struct routing_data){&e->set, e->use, cities, geoip,
+                                  NULL,    0,      false,  {.by = ROUTE_BY_DISTANCE}};
     *state = e;
     return 0;
 }
