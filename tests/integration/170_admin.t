@@ -130,6 +130,25 @@ is $regions{'eu-west'}[12], 0, 'SHOW REGIONS: eu-west serves none';
 ok wait_until(sub { (split /\|/, (grep { /^us-west\|/ } split /\n/, admin('SHOW REGIONS'))[0])[7] eq 't' }, timeout => 10),
     'SHOW REGIONS: health shows up';
 
+# SHOW RTT: the checks on kept connections are the samples; five make an estimate.
+sub show_rtt { return { map { my @f = split /\|/, $_, -1; ($f[0] => \@f) } split /\n/, admin('SHOW RTT') } }
+like((split /\n/, admin('SHOW RTT'))[0] // '', qr/^(?:us-east|us-west|eu-west)\|127\.0\.0\.1\|\d+\|/,
+     'SHOW RTT: region, host, port');
+is scalar(grep { ($_->[5] < 5) != ($_->[6] eq 'cold') || ($_->[6] eq 'cold') != ($_->[4] eq '') } values %{ show_rtt() }),
+    0, 'SHOW RTT: cold, with no avg_ms, exactly while fewer than five samples came';
+ok wait_until(sub { my $r = show_rtt(); 3 == grep { $_->[5] >= 5 } values %$r }, timeout => 30),
+    'SHOW RTT: five samples on every host';
+my $rtt = show_rtt();
+for my $r (sort keys %$rtt) {
+    my @f = @{ $rtt->{$r} };
+    like "$f[3] $f[4]", qr/^\d+\.\d{3} \d+\.\d{3}$/, "SHOW RTT $r: last_ms and avg_ms in ms";
+    cmp_ok $f[4], '<', 50, "SHOW RTT $r: a local server answers in under 50 ms ($f[4])";
+    is $f[6], 'ok', "SHOW RTT $r: state ok once warm";
+    # Under localhost round trips no challenger beats the nearest by route_deadband_min.
+    is $f[7], $r, "SHOW RTT $r: its callers prefer it";
+    like $f[8], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00$/, "SHOW RTT $r: preferred_since";
+}
+
 sub show_stats { return { map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS') } }
 # Queries and transactions: the open session's answers count while it is open.
 my $before = show_stats();
@@ -314,7 +333,7 @@ $dbh->disconnect;
 # statements, Describe, Bind, Execute, Sync).
 {
     my $h = dbi_connect(admin_ci(), PrintWarn => 0);
-    for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW CLIENTS',
+    for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW RTT', 'SHOW CLIENTS',
                'SHOW SERVERS', 'SHOW POOLS', 'SHOW STATS', 'SHOW LISTS', 'SHOW USERS',
                "SHOW ROUTE FOR CITY 'Boston'", "SHOW ROUTE FOR IP '127.0.0.1'",
                "SHOW ROUTE FOR LOCATION '40,-74'", "SHOW ROUTE FOR REGION 'eu-west'",
