@@ -226,23 +226,41 @@ static bool explain_parse_arg(const char *arg, struct locality_input *in,
     return true;
 }
 
-/* A plan's regions, one a line: "  1. eu-west  0 km". */
-static void explain_print_plan(struct region *const *plan, const double *km, size_t n)
+/* A plan's regions, one a line, with why each stands there: "  1. eu-west  0 km  candidate: ...".
+ */
+static void explain_print_plan(const struct routing_data *rd, const struct route_explanation *e,
+                               struct region *const *plan, const double *km, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        char why[400];
+        route_explain_order(rd, e, plan[i], i + 1, why, sizeof(why));
         if (km[i] >= 0)
-            printf("  %zu. %-16s %8.0f km\n", i + 1, plan[i]->name, km[i]);
+            printf("  %zu. %-16s %8.0f km  %s\n", i + 1, plan[i]->name, km[i], why);
         else
-            printf("  %zu. %s\n", i + 1, plan[i]->name);
+            printf("  %zu. %-16s %s\n", i + 1, plan[i]->name, why);
     }
 }
 
+/* How regions that fit alike are ordered: route_by and hybrid's candidates (rtt.h). */
+static void explain_print_rank(const struct route_rank *rank)
+{
+    if (rank->by == ROUTE_BY_HYBRID)
+        printf("route_by: hybrid (route_candidates %u, route_candidate_km %.0f): round trips are "
+               "not measured by --explain: every region is cold\n",
+               rank->candidates, rank->candidate_km);
+    else if (rank->by == ROUTE_BY_LATENCY)
+        printf("route_by: latency (round trips are not measured by --explain: every region is "
+               "cold)\n");
+    else
+        printf("route_by: distance\n");
+}
+
 /* need nearest: where its writes go, as need=read-write would place them. */
-static void explain_print_writes(const struct route_explanation *e)
+static void explain_print_writes(const struct routing_data *rd, const struct route_explanation *e)
 {
     printf("writes: %s (needing %s)\n", e->nwrites > 0 ? e->writes[0]->name : "(none)",
            need_name(e->write_need.role));
-    explain_print_plan(e->writes, e->writes_km, e->nwrites);
+    explain_print_plan(rd, e, e->writes, e->writes_km, e->nwrites);
     if (e->writes_passed_over[0] != '\0')
         printf("writes pass over: %s\n", e->writes_passed_over);
 }
@@ -255,13 +273,14 @@ static void explain_print(const struct config *cfg, const struct locality_input 
     route_explain(&cfg->routing, in, &spec, false, &e);
     printf("source: %s (%s)\n", e.source, e.loc.via);
     printf("reason: %s\n", e.reason);
+    explain_print_rank(&cfg->routing.rank);
     printf("needing: %s\n", need_name(need));
     if (e.passed_over[0] != '\0')
         printf("passed over: %s\n", e.passed_over);
     printf("region: %s\n", e.n > 0 ? e.plan[0]->name : "(none)");
-    explain_print_plan(e.plan, e.km, e.n);
+    explain_print_plan(&cfg->routing, &e, e.plan, e.km, e.n);
     if (need == NEED_NEAREST)
-        explain_print_writes(&e);
+        explain_print_writes(&cfg->routing, &e);
     for (int i = 0; i < e.nnotes; i++)
         printf("note: %s\n", e.notes[i]);
 }

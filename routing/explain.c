@@ -104,12 +104,74 @@ static void explain_writes(const struct routing_data *rd, struct route_explanati
         out->writes_km[i] = placed ? route_km(cosines[i]) : -1.0;
 }
 
+const struct route_score *route_explain_score(const struct routing_data *rd,
+                                              const struct route_explanation *e,
+                                              const struct region *r)
+{
+    if (!e->scored || r < rd->regions->items || r >= rd->regions->items + rd->regions->count)
+        return NULL;
+    return &e->scores[r - rd->regions->items];
+}
+
+bool route_explain_preferred(const struct route_explanation *e, const struct region *r)
+{
+    return e->scored && e->preferred != NULL && r->runtime == e->preferred;
+}
+
+/* A scored candidate's score and its parts: "score 4.3 ms = 2.3 ms measured + 2.0 ms distance". */
+static void explain_score_parts(const struct route_explanation *e, const struct route_score *sc,
+                                char *buf, size_t cap)
+{
+    char pgnear_part[64];
+    if (sc->rtt_ms >= 0)
+        snprintf(pgnear_part, sizeof(pgnear_part), "%.1f ms measured", sc->rtt_ms);
+    else
+        snprintf(pgnear_part, sizeof(pgnear_part), "cold: prior %.1f ms", rtt_prior_ms(sc->km));
+    if (e->by == ROUTE_BY_HYBRID && sc->km >= 0)
+        snprintf(buf, cap, "score %.1f ms = %s + %.1f ms for the caller's distance", sc->score_ms,
+                 pgnear_part, rtt_prior_ms(sc->km));
+    else
+        snprintf(buf, cap, "score %.1f ms = %s", sc->score_ms, pgnear_part);
+}
+
+const char *route_explain_order(const struct routing_data *rd, const struct route_explanation *e,
+                                const struct region *r, size_t rank, char *buf, size_t cap)
+{
+    const char *first = "";
+    if (rank == 1 && r == e->loc.region)
+        first = e->loc.source == LOCALITY_DEFAULT ? "default_region, first; " : "named, first; ";
+    const struct route_score *sc = route_explain_score(rd, e, r);
+    if (sc == NULL) {
+        snprintf(buf, cap, "%sby distance%s", first,
+                 e->by == ROUTE_BY_DISTANCE ? " (route_by = distance)" : "");
+    } else if (!sc->candidate) {
+        snprintf(buf, cap,
+                 "%snot a candidate (beyond route_candidates and route_candidate_km): "
+                 "after the candidates, by distance",
+                 first);
+    } else if (sc->score_ms < 0) {
+        snprintf(buf, cap, "%scandidate, not scored (cold, no distance): after those scored",
+                 first);
+    } else {
+        char parts[160];
+        explain_score_parts(e, sc, parts, sizeof(parts));
+        if (route_explain_preferred(e, r))
+            snprintf(buf, cap, "%scandidate, preferred by callers nearest %s: %s", first,
+                     e->home->name, parts);
+        else
+            snprintf(buf, cap, "%scandidate: %s", first, parts);
+    }
+    return buf;
+}
+
 void route_explain(const struct routing_data *rd, const struct locality_input *in,
                    const struct need_spec *need, bool health_known, struct route_explanation *out)
 {
     memset(out, 0, sizeof(*out));
     out->need = *need;
     locality_resolve(rd, in, &out->loc);
+    out->by = rd->rank.by;
+    out->scored = route_plan_scores(rd, &out->loc, out->scores, &out->home, &out->preferred);
     double cosines[ROUTE_MAX_REGIONS];
     out->n = route_plan(rd, &out->loc, need, NULL, out->plan, cosines, ROUTE_MAX_REGIONS);
     explain_passed_over(rd, &out->need, out->passed_over, sizeof(out->passed_over));

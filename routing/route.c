@@ -319,6 +319,25 @@ double route_km(double dot)
     return region_km(dot);
 }
 
+bool route_plan_scores(const struct routing_data *rd, const struct locality *loc,
+                       struct route_score *scores, const struct region **home,
+                       const struct registry_region **preferred)
+{
+    *home = NULL;
+    *preferred = NULL;
+    if (rd->rank.by == ROUTE_BY_DISTANCE || rd->regions->count > ROUTE_MAX_REGIONS)
+        return false;
+    double lat = 0, lon = 0, origin[3] = {0, 0, 0};
+    bool has_origin = route_origin(loc, &lat, &lon);
+    if (has_origin)
+        region_unit_vector(lat, lon, origin);
+    route_scores(rd->regions, has_origin ? origin : NULL, &rd->rank, scores);
+    *home = route_home(rd->regions, has_origin ? origin : NULL);
+    if (*home != NULL)
+        *preferred = __atomic_load_n(&(*home)->runtime->preferred, __ATOMIC_ACQUIRE);
+    return true;
+}
+
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
                   const struct need_spec *need, const struct region_subset *placed,
                   struct region **out, double *cosines, size_t max)
@@ -335,14 +354,9 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         return 0;
     /* Measured order (rtt.h): the caller's scores, its group's preferred region. */
     struct route_score scores[ROUTE_MAX_REGIONS];
-    const struct registry_region *preferred = NULL;
-    bool scored = rd->rank.by != ROUTE_BY_DISTANCE && rd->regions->count <= ROUTE_MAX_REGIONS;
-    if (scored) {
-        route_scores(rd->regions, has_origin ? origin : NULL, &rd->rank, scores);
-        const struct region *home = route_home(rd->regions, has_origin ? origin : NULL);
-        if (home != NULL)
-            preferred = __atomic_load_n(&home->runtime->preferred, __ATOMIC_ACQUIRE);
-    }
+    const struct registry_region *preferred;
+    const struct region *home;
+    bool scored = route_plan_scores(rd, loc, scores, &home, &preferred);
     for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))

@@ -126,6 +126,20 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
                   struct region **out, double *cosines, size_t max);
 
 /*
+ * Measurement's part of route_plan's order for loc (rtt.h): each region's
+ * score, in rd->regions' order (scores: that many entries), the caller's
+ * group (*home, NULL when it has no position) and the region the group
+ * prefers (*preferred, NULL none yet).  false when the plan goes by
+ * distance alone (route_by = distance, or more regions than a plan holds):
+ * then nothing is scored.
+ */
+struct route_score;
+struct registry_region;
+bool route_plan_scores(const struct routing_data *rd, const struct locality *loc,
+                       struct route_score *scores, const struct region **home,
+                       const struct registry_region **preferred);
+
+/*
  * Whether the admin left any region of rd (of placed, when not NULL)
  * enabled: route_plan's count may be 0 for a need.
  */

@@ -60,6 +60,7 @@ enum admin_cmd_kind {
     ADMIN_MOVE_DATABASE,
     ADMIN_SHOW_MOVES,
     ADMIN_SHOW_USERS,
+    ADMIN_SHOW_RTT,
     ADMIN_CMD_KINDS
 };
 

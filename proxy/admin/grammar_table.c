@@ -25,6 +25,12 @@ static const struct admin_command_def commands[] = {
      ARGS_NONE,
      "SHOW REGIONS",
      "each host of each region: the admin's state, location, role, health, last check, sessions"},
+    {ADMIN_SHOW_RTT,
+     {"SHOW", "RTT"},
+     ARGS_NONE,
+     "SHOW RTT",
+     "each host's round trips as routing measures them (last, average, samples, cold, slow), and "
+     "the region that callers nearest its region try first, since when"},
     {ADMIN_SHOW_CLIENTS,
      {"SHOW", "CLIENTS"},
      ARGS_NONE,

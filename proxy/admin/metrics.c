@@ -235,6 +235,31 @@ static void put_hosts(struct evbuffer *out, const struct snapshot *snap)
         put_host_sample(out, "host_downs_total", &p0->hosts[i], "%u", p0->hosts[i].downs);
 }
 
+/*
+ * Measured round trips (routing/rtt.h): each host's estimate, absent while
+ * cold, and per region how often its callers' preferred region changed.
+ */
+static void put_route_rtt(struct evbuffer *out, const struct snapshot_part *p0)
+{
+    put_header(out, "host_rtt_estimate_seconds", "gauge",
+               "The round trip that orders the regions: the average of the health checks on a "
+               "kept connection (absent while fewer than five came).");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        if (p0->hosts[i].rtt_avg_ms >= 0)
+            put_host_sample(out, "host_rtt_estimate_seconds", &p0->hosts[i], "%.6f",
+                            p0->hosts[i].rtt_avg_ms / 1000.0);
+    put_header(out, "route_preference_changes_total", "counter",
+               "Times the region that callers nearest this one try first changed.");
+    for (size_t i = 0; i < p0->nhosts; i++) {
+        const struct host_row *h = &p0->hosts[i];
+        if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
+            continue;
+        evbuffer_add_printf(out, "pgnear_route_preference_changes_total{region=\"");
+        put_label_value(out, h->region);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)h->preference_changes);
+    }
+}
+
 /* Process-wide gauges: version, workers, and how reloads went. */
 static void put_process(struct evbuffer *out, const struct shared *sh)
 {
@@ -309,6 +334,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
             put_lists(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);
+            put_route_rtt(out, &snap->parts[0]);
             put_process(out, sc->shared);
             put_peers(out, sc->shared);
             evhttp_add_header(evhttp_request_get_output_headers(sc->req), "Content-Type",

@@ -670,10 +670,21 @@ const struct admin_command show_pools_command = {
 
 /* ---- SHOW ROUTE ---- */
 
-static const struct admin_column show_route_cols[] = {
-    {"rank", ADMIN_INT8, 0},   {"region", ADMIN_TEXT, 0},  {"distance_km", ADMIN_NUMERIC, 0},
-    {"up", ADMIN_BOOL, 0},     {"state", ADMIN_TEXT, 0},   {"source", ADMIN_TEXT, 0},
-    {"reason", ADMIN_TEXT, 0}, {"needing", ADMIN_TEXT, 0}, {"fit", ADMIN_TEXT, 0}};
+static const struct admin_column show_route_cols[] = {{"rank", ADMIN_INT8, 0},
+                                                      {"region", ADMIN_TEXT, 0},
+                                                      {"distance_km", ADMIN_NUMERIC, 0},
+                                                      {"up", ADMIN_BOOL, 0},
+                                                      {"state", ADMIN_TEXT, 0},
+                                                      {"source", ADMIN_TEXT, 0},
+                                                      {"reason", ADMIN_TEXT, 0},
+                                                      {"needing", ADMIN_TEXT, 0},
+                                                      {"fit", ADMIN_TEXT, 0},
+                                                      {"route_by", ADMIN_TEXT, 0},
+                                                      {"measured_ms", ADMIN_NUMERIC, 3},
+                                                      {"score_ms", ADMIN_NUMERIC, 1},
+                                                      {"candidate", ADMIN_BOOL, 0},
+                                                      {"preferred", ADMIN_BOOL, 0},
+                                                      {"why", ADMIN_TEXT, 0}};
 
 /* How a region of the plan serves the need, in SHOW ROUTE's words. */
 static const char *route_fit_name(enum need_fit fit)
@@ -690,10 +701,40 @@ static const char *route_fit_name(enum need_fit fit)
     }
 }
 
+/*
+ * SHOW ROUTE's columns of measurement (rtt.h): route_by, pgnear's round
+ * trip to r (NULL while cold), its score, whether a candidate, whether
+ * the caller's group prefers it (the last three NULL by distance), why.
+ */
+static void route_order_cells(struct admin_result *res, const struct routing_data *rd,
+                              const struct route_explanation *e, const struct region *r,
+                              size_t rank)
+{
+    const struct route_score *sc = route_explain_score(rd, e, r);
+    result_text(res, route_by_name(e->by));
+    if (sc != NULL && sc->rtt_ms >= 0)
+        result_numeric(res, sc->rtt_ms);
+    else
+        result_null(res);
+    if (sc != NULL && sc->score_ms >= 0)
+        result_numeric(res, sc->score_ms);
+    else
+        result_null(res);
+    if (sc != NULL) {
+        result_bool(res, sc->candidate);
+        result_bool(res, route_explain_preferred(e, r));
+    } else {
+        result_null(res);
+        result_null(res);
+    }
+    char why[400];
+    result_text(res, route_explain_order(rd, e, r, rank, why, sizeof(why)));
+}
+
 /* One row of SHOW ROUTE for need: rank 0 (NULL) and km < 0 (NULL) for a region passed over. */
-static void route_region_row(struct admin_result *res, const struct route_explanation *e,
-                             const struct need_spec *need, const struct region *r, size_t rank,
-                             double km, const char *fit)
+static void route_region_row(struct admin_result *res, const struct routing_data *rd,
+                             const struct route_explanation *e, const struct need_spec *need,
+                             const struct region *r, size_t rank, double km, const char *fit)
 {
     if (rank > 0)
         result_int(res, (int64_t)rank);
@@ -710,6 +751,7 @@ static void route_region_row(struct admin_result *res, const struct route_explan
     result_text(res, e->reason);
     result_text(res, need_name(need->role));
     result_text(res, fit);
+    route_order_cells(res, rd, e, r, rank);
 }
 
 /* The regions need passes over, after its plan: no rank, and why in fit. */
@@ -723,7 +765,7 @@ static void route_passed_over_rows(const struct routing_data *rd, const struct r
             continue;
         snprintf(fit, sizeof(fit), "passed over: %s",
                  need_region_shortfall(r, need, why, sizeof(why)));
-        route_region_row(res, e, need, r, 0, -1, fit);
+        route_region_row(res, rd, e, need, r, 0, -1, fit);
     }
 }
 
@@ -733,7 +775,7 @@ static void route_leg_rows(const struct routing_data *rd, const struct route_exp
                            const double *km, size_t n, struct admin_result *res)
 {
     for (size_t i = 0; i < n; i++)
-        route_region_row(res, e, need, plan[i], i + 1, km[i],
+        route_region_row(res, rd, e, need, plan[i], i + 1, km[i],
                          route_fit_name(need_region_fit(plan[i], need)));
     route_passed_over_rows(rd, e, need, res);
 }

@@ -24,6 +24,7 @@ extern const struct admin_command show_lists_command;
 extern const struct admin_command show_clients_command;
 extern const struct admin_command show_servers_command;
 extern const struct admin_command show_regions_command;
+extern const struct admin_command show_rtt_command; /* show_rtt.c */
 extern const struct admin_command show_pools_command;
 
 /*

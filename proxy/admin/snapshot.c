@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -21,6 +22,7 @@
 #include "routing/region.h"
 #include "routing/registry.h"
 #include "routing/route.h"
+#include "routing/rtt.h"
 
 /* Copies src (may be NULL) into dst, cut to fit. */
 static void copy_name(char *dst, size_t cap, const char *src)
@@ -262,6 +264,29 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     row->last_check = hh->last_check;
     row->downs = health_downs(h);
     copy_name(row->last_error, sizeof(row->last_error), hh->last_error);
+    row->rtt_last_ms = rtt_last_ms(&hh->rtt);
+    row->rtt_avg_ms = rtt_estimate_ms(&hh->rtt);
+    row->rtt_samples = rtt_samples(&hh->rtt);
+    row->rtt_slow = rtt_is_slow(&hh->rtt, monotonic_ms());
+}
+
+/*
+ * The region r's callers prefer (the checker's thread writes it): named
+ * through the configuration's regions, by pointer only, since an entry
+ * the configuration dropped is not to be read.
+ */
+static void host_row_preferred(struct host_row *row, const struct region_set *set,
+                               const struct region *r)
+{
+    const struct registry_region *rr = r->runtime;
+    const struct registry_region *pref = __atomic_load_n(&rr->preferred, __ATOMIC_ACQUIRE);
+    row->preference_changes = __atomic_load_n(&rr->preference_changes, __ATOMIC_RELAXED);
+    for (size_t i = 0; pref != NULL && i < set->count; i++)
+        if (set->items[i].runtime == pref) {
+            copy_name(row->preferred, sizeof(row->preferred), set->items[i].name);
+            int64_t since = __atomic_load_n(&rr->preferred_since_ms, __ATOMIC_RELAXED);
+            row->preferred_since_us = wall_clock_us() - (monotonic_ms() - since) * 1000;
+        }
 }
 
 /* Worker 0: every host of its configuration (the current one), with health. */
@@ -277,8 +302,10 @@ static void part_add_hosts(struct snapshot_part *p, const struct config *cfg)
     }
     for (size_t i = 0; i < cfg->regions.count; i++) {
         const struct region *r = &cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++)
+        for (size_t j = 0; j < r->nhosts; j++) {
+            host_row_preferred(&p->hosts[p->nhosts], &cfg->regions, r);
             host_row_fill(&p->hosts[p->nhosts++], r, &r->hosts[j]);
+        }
     }
 }
 

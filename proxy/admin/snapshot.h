@@ -134,6 +134,18 @@ struct host_row {
     int64_t last_check;
     unsigned downs;
     char last_error[160];
+    /* Its round trips as routing measures them (routing/rtt.h). */
+    double rtt_last_ms; /* the last check's on a kept connection; 0: none */
+    double rtt_avg_ms;  /* the estimate; -1 while cold (fewer than RTT_MIN_SAMPLES) */
+    uint32_t rtt_samples;
+    bool rtt_slow; /* marked slow now */
+    /*
+     * The region that callers nearest this host's region try first
+     * (route_rtt.h); "" none yet; since then (wall clock, µs).
+     */
+    char preferred[SNAPSHOT_NAME_MAX];
+    int64_t preferred_since_us;
+    uint64_t preference_changes;
 };
 
 /* Sessions of one region on one worker (relaying, by the region serving them). */

@@ -190,8 +190,8 @@ struct config {
 /* What config_load_scoped loads and checks. */
 enum config_scope {
     CONFIG_SCOPE_ALL,     /* everything: the proxy, reloads, pgnear --check */
-    CONFIG_SCOPE_ROUTING, /* regions, [cities], cities_file, geoip_db, default_region and
-                             target_session_attrs (--explain) */
+    CONFIG_SCOPE_ROUTING, /* regions, [cities], cities_file, geoip_db, default_region,
+                             target_session_attrs and route_by's (--explain) */
 };
 
 #define CONFIG_MAX_PROBLEMS 32

@@ -333,7 +333,6 @@ static void config_check_limits(struct load_ctx *lc)
                        HEALTH_FALL_MAX);
     if (cfg->target_session_attrs < 0) /* "target_session_attrs =" */
         cfg->target_session_attrs = NEED_ANY;
-    check_route_settings(lc);
 }
 
 /* The auth throttle's settings (auth_throttle.h). */
@@ -435,6 +434,7 @@ static void config_check_migrations(struct load_ctx *lc)
 
 void config_check_loaded(struct load_ctx *lc)
 {
+    check_route_settings(lc); /* before the routing data takes them, --explain's too */
     config_load_routing(lc);
     if (lc->scope != CONFIG_SCOPE_ALL)
         return;

@@ -69,8 +69,13 @@ bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
  */
 static bool setting_for_routing(const char *name)
 {
-    return strcmp(name, "cities_file") == 0 || strcmp(name, "geoip_db") == 0 ||
-           strcmp(name, "default_region") == 0 || strcmp(name, "target_session_attrs") == 0;
+    static const char *const names[] = {"cities_file",          "geoip_db", "default_region",
+                                        "target_session_attrs", "route_by", "route_candidates",
+                                        "route_candidate_km"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
 }
 
 /* key is the whole "pgnear:name" of the file, for the line number. */

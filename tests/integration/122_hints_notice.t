@@ -237,6 +237,11 @@ for my $t ([0xE3, 'Seatle', qr/PROXY TLV city "Seatle" is not in the city table 
                                 timeout => 60);
     like $out, qr/^needing: nearest\nregion: eu-west\n(?:.*\n)*^writes: /m,
       '  --explain city=Dublin: needing nearest, reads from eu-west, then where writes go' or diag $out;
+    # Why that order: each region's score, cold (--explain measures nothing), and the candidates.
+    like $out, qr/^route_by: hybrid \(route_candidates \d+, route_candidate_km \d+\)/m, '  --explain: route_by';
+    like $out, qr/^  1\. eu-west +\d+ km  candidate: score [\d.]+ ms = cold: prior [\d.]+ ms \+ [\d.]+ ms for the caller's distance$/m,
+      '  --explain: eu-west first, its score the distance prior twice (cold)' or diag $out;
+    like $out, qr/^  \d\. ap-northeast +\d+ km  not a candidate /m, '  --explain: Tokyo\'s region is no candidate for Dublin';
 }
 {
     my $dir = PgNearTest::tmpdir(name => 'check', mode => 0755);
@@ -249,6 +254,7 @@ client_tls = require
 listen_port = 99999
 cities_file = $CITIES
 default_region = eu
+route_by = distance
 
 [region eu]
 location = 53.35, -6.26
@@ -270,6 +276,8 @@ INI
     ($rc, $out, $err) = run_cmd([$PGNEAR, '--explain', $ini, 'city=Chicago'], timeout => 60);
     is $rc, 0, 'pgnear --explain on the same file: credentials and TLS files are not needed' or diag $err;
     like $out, qr/^region: us$/m, '  Chicago goes to us';
+    like $out, qr/^route_by: distance\n(?:.*\n)*^  1\. us +\d+ km  by distance \(route_by = distance\)$/m,
+        '  by the file\'s route_by';
     like $out, qr/^note: health is not checked by --explain; the running proxy may pass over a region that is down$/m,
         '  and it says health is not checked';
 

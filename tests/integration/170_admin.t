@@ -130,6 +130,25 @@ is $regions{'eu-west'}[12], 0, 'SHOW REGIONS: eu-west serves none';
 ok wait_until(sub { (split /\|/, (grep { /^us-west\|/ } split /\n/, admin('SHOW REGIONS'))[0])[7] eq 't' }, timeout => 10),
     'SHOW REGIONS: health shows up';
 
+# SHOW RTT: the checks on kept connections are the samples; five make an estimate.
+sub show_rtt { return { map { my @f = split /\|/, $_, -1; ($f[0] => \@f) } split /\n/, admin('SHOW RTT') } }
+like((split /\n/, admin('SHOW RTT'))[0] // '', qr/^(?:us-east|us-west|eu-west)\|127\.0\.0\.1\|\d+\|/,
+     'SHOW RTT: region, host, port');
+is scalar(grep { ($_->[5] < 5) != ($_->[6] eq 'cold') || ($_->[6] eq 'cold') != ($_->[4] eq '') } values %{ show_rtt() }),
+    0, 'SHOW RTT: cold, with no avg_ms, exactly while fewer than five samples came';
+ok wait_until(sub { my $r = show_rtt(); 3 == grep { $_->[5] >= 5 } values %$r }, timeout => 30),
+    'SHOW RTT: five samples on every host';
+my $rtt = show_rtt();
+for my $r (sort keys %$rtt) {
+    my @f = @{ $rtt->{$r} };
+    like "$f[3] $f[4]", qr/^\d+\.\d{3} \d+\.\d{3}$/, "SHOW RTT $r: last_ms and avg_ms in ms";
+    cmp_ok $f[4], '<', 50, "SHOW RTT $r: a local server answers in under 50 ms ($f[4])";
+    like $f[6], qr/^(?:ok|slow)$/, "SHOW RTT $r: state ok once warm (slow while checks took long: $f[6])";
+    # Under localhost round trips no challenger beats the nearest by route_deadband_min.
+    is $f[7], $r, "SHOW RTT $r: its callers prefer it";
+    like $f[8], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00$/, "SHOW RTT $r: preferred_since";
+}
+
 sub show_stats { return { map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS') } }
 # Queries and transactions: the open session's answers count while it is open.
 my $before = show_stats();
@@ -176,6 +195,9 @@ like admin(undef, stdin => "SHOW VERSION \\gset\n\\echo got :version\n"), qr/^go
 
 # ------------------------------------------------------------------ SHOW ROUTE
 
+# --explain measures no round trip: every region is cold, which orders the
+# nearest as distance does; SHOW ROUTE's measured order is checked below.
+is admin("SET route_by = 'distance'"), 'SET', 'SET route_by = distance, to compare with --explain';
 for my $case (['CITY', 'Tokyo', 'city=Tokyo'], ['LOCATION', '48.85,2.35', 'location=48.85,2.35'],
               ['REGION', 'us-west', 'region=us-west'], ['CITY', 'boston', 'city=boston']) {
     my ($what, $value, $arg) = @$case;
@@ -188,6 +210,36 @@ for my $case (['CITY', 'Tokyo', 'city=Tokyo'], ['LOCATION', '48.85,2.35', 'locat
     $reason =~ s/command line/SHOW ROUTE/g;    # the channel the evidence came by
     is $rows[0][6], $reason, "SHOW ROUTE FOR $what '$value': the reason of --explain";
 }
+is admin("SET route_by = 'hybrid'"), 'SET', 'SET route_by = hybrid';
+
+# Why the order is what it is (the hosts are warm: SHOW RTT above).  Boston's group is
+# us-east's, which prefers itself; the other candidates follow by score, each
+# its measured round trip plus 2 ms and 16 ms per 1,000 km of the caller's distance.
+{
+    my @rows = map { [split /\|/, $_, -1] } split /\n/, admin("SHOW ROUTE FOR CITY 'Boston'");
+    is_deeply [map { $_->[9] } @rows], [('hybrid') x 3], 'SHOW ROUTE: route_by on each row';
+    is_deeply [map { $_->[12] . $_->[13] } @rows], ['tt', 'tf', 'tf'],
+        'SHOW ROUTE: three candidates, the first preferred by its group';
+    like $rows[0][14], qr/^named, first; candidate, preferred by callers nearest us-east: score /,
+        'SHOW ROUTE: why the first is first';
+    cmp_ok $rows[1][11], '<=', $rows[2][11], 'SHOW ROUTE: the others by score, lowest first';
+    for my $r (@rows) {
+        cmp_ok abs($r->[11] - ($r->[10] + 2 + 0.016 * $r->[2])), '<', 0.15,
+            "SHOW ROUTE $r->[1]: score $r->[11] = measured $r->[10] + the distance's $r->[2] km";
+        my ($score, $measured) = $r->[14] =~ /score ([\d.]+) ms = ([\d.]+) ms measured \+ [\d.]+ ms for the caller's distance$/;
+        ok defined($measured) && abs($measured - $r->[10]) < 0.051 && abs($score - $r->[11]) < 0.051,
+            "SHOW ROUTE $r->[1]: why, with the numbers" or diag $r->[14];
+    }
+    is admin("SET route_by = 'distance'"), 'SET', 'SET route_by = distance';
+    @rows = map { [split /\|/, $_, -1] } split /\n/, admin("SHOW ROUTE FOR CITY 'Tokyo'");
+    is_deeply [map { join ',', @$_[9 .. 14] } @rows], [('distance,,,,,by distance (route_by = distance)') x 3],
+        'SHOW ROUTE under route_by = distance: nothing scored';
+    is admin("SET route_by = 'hybrid'"), 'SET', 'SET route_by = hybrid again';
+}
+my ($explain_rc, $explain) = PgNearTest::run_cmd([$PGNEAR, '--explain', $p->config_path, 'city=Boston']);
+like $explain, qr/^route_by: hybrid \(route_candidates 3, route_candidate_km 1500\)/m, '--explain: route_by';
+like $explain, qr/^  1\. us-east +\d+ km  named, first; candidate: score [\d.]+ ms = cold: prior [\d.]+ ms \+ /m,
+    '--explain: the first region and why, cold (no health checks there)';
 
 # ------------------------------------------------------------------ DISABLE, ENABLE
 
@@ -314,7 +366,7 @@ $dbh->disconnect;
 # statements, Describe, Bind, Execute, Sync).
 {
     my $h = dbi_connect(admin_ci(), PrintWarn => 0);
-    for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW CLIENTS',
+    for my $c ('SHOW HELP', 'SHOW VERSION', 'SHOW CONFIG', 'SHOW REGIONS', 'SHOW RTT', 'SHOW CLIENTS',
                'SHOW SERVERS', 'SHOW POOLS', 'SHOW STATS', 'SHOW LISTS', 'SHOW USERS',
                "SHOW ROUTE FOR CITY 'Boston'", "SHOW ROUTE FOR IP '127.0.0.1'",
                "SHOW ROUTE FOR LOCATION '40,-74'", "SHOW ROUTE FOR REGION 'eu-west'",

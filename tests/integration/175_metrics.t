@@ -1,7 +1,8 @@
 # Prometheus metrics on metrics_addr, scraped with curl: the exposition
 # format, every metric in doc/pgnear.md's table (nearest's transactions by
 # ran among them), counters that agree with SHOW STATS, sessions per
-# region and the admin's region states, host health, reloads; only GET
+# region and the admin's region states, host health, the round-trip
+# estimate and preference changes, reloads; only GET
 # /metrics is served; scrapes during a pgbench run cost the run nothing.
 use strict;
 use warnings;
@@ -78,6 +79,14 @@ is sample($out, 'pgnear_routing_decisions_total{source="region_hint"}'), 3, 'rou
 is sample($out, 'pgnear_region_state{region="us-east",state="enabled"}'), 1, 'region state';
 like sample($out, 'pgnear_host_health_check_rtt_seconds{region="us-east",host="' . $us->hostport . '"}'),
     qr/^0\.\d+$/, 'health-check RTT in seconds';
+# The estimate routing orders by: once five checks came (1 s apart), then under 50 ms locally.
+my $est = 'pgnear_host_rtt_estimate_seconds{region="eu-west",host="' . $eu->hostport . '"}';
+ok wait_until(sub { my (undef, $o) = scrape(); defined sample($o, $est) }, timeout => 20),
+    'pgnear_host_rtt_estimate_seconds once the host is warm';
+($rc, $out) = scrape();
+cmp_ok sample($out, $est), '<', 0.05, '... in seconds: a local server\'s round trip';
+is_deeply [map { sample($out, qq{pgnear_route_preference_changes_total{region="$_"}}) } 'us-east', 'eu-west'],
+    [0, 0], 'pgnear_route_preference_changes_total per region: no change among local servers';
 
 # The same counters as SHOW STATS, read at a quiet moment.
 my %stats = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, psql($admin_ci, 'SHOW STATS');
