@@ -277,13 +277,16 @@ struct route_candidate {
     int tier;     /* 0: ordered by score (hybrid's candidates, latency's all), 1: by distance */
     int prefer;   /* 0: its group's preferred region (route_rtt.h), 1: not */
     double score; /* its score in ms, lower first (tier 0) */
+    double tie;   /* scores closer than this are a tie (route_deadband_min): nearest first */
     double dot;   /* cosine of the angle to the caller; -2 when unknown */
     size_t order;
 };
 
 /*
  * The plan's order: rank; then those scored, the preferred first, lowest
- * score first; then nearest (largest dot); then configuration order.
+ * score first where the scores differ by more than jitter (a failover's
+ * next region does not change with every check's noise); then nearest
+ * (largest dot); then configuration order.
  */
 static bool candidate_before(const struct route_candidate *a, const struct route_candidate *b)
 {
@@ -293,7 +296,7 @@ static bool candidate_before(const struct route_candidate *a, const struct route
         return a->tier < b->tier;
     if (a->tier == 0 && a->prefer != b->prefer)
         return a->prefer < b->prefer;
-    if (a->tier == 0 && a->score != b->score)
+    if (a->tier == 0 && fabs(a->score - b->score) > a->tie)
         return a->score < b->score;
     if (a->dot != b->dot)
         return a->dot > b->dot;
@@ -306,8 +309,9 @@ static bool candidate_before(const struct route_candidate *a, const struct route
  * the scored ones.
  */
 static void candidate_scored(struct route_candidate *c, const struct route_score *sc,
-                             const struct registry_region *preferred)
+                             const struct registry_region *preferred, double tie)
 {
+    c->tie = tie;
     c->tier = sc->candidate ? 0 : 1;
     c->prefer = c->region->runtime == preferred ? 0 : 1;
     c->score = sc->score_ms >= 0 ? sc->score_ms : HUGE_VAL;
@@ -373,7 +377,7 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
         if (scored)
-            candidate_scored(&c, &scores[i], preferred);
+            candidate_scored(&c, &scores[i], preferred, rd->rank.damping.deadband_min_ms);
         /* keep the best max, in order: insertion into a bounded sorted array */
         if (n == max && !candidate_before(&c, &best[n - 1]))
             continue;
