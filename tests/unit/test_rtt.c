@@ -280,6 +280,35 @@ static void test_hybrid_keeps_far_callers_near(void **state)
     assert_string_equal(first_for(e, DUBLIN), "eu-west");
 }
 
+/* The second region of a plan for a caller at lat, lon. */
+static const char *second_for(struct env *e, double lat, double lon)
+{
+    struct locality loc = {
+        .source = LOCALITY_COORDINATES, .has_coords = true, .lat = lat, .lon = lon};
+    struct region *plan[8];
+    double cosines[8];
+    size_t n =
+        route_plan(&e->rd, &loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan, cosines, 8);
+    return n > 1 ? plan[1]->name : "(none)";
+}
+
+static void test_close_scores_keep_distance_order(void **state)
+{
+    struct env *e = *state;
+    int64_t now = 0;
+    /* From Dublin: eu-west-2 scores 20 + 9.4, eu-central 6.8 + 19.6: 3 ms apart, a tie. */
+    double close[NREG] = {1, 6.8, 20, 70};
+    for (int i = 0; i < 10; i++, now += CHECK_MS)
+        round_of(e, close, now);
+    assert_string_equal(first_for(e, DUBLIN), "eu-west");
+    assert_string_equal(second_for(e, DUBLIN), "eu-west-2");
+    /* eu-central 1 ms: 8.8 ms better, past route_deadband_min: it comes second. */
+    double apart[NREG] = {1, 1, 20, 70};
+    for (int i = 0; i < 10; i++, now += CHECK_MS)
+        round_of(e, apart, now);
+    assert_string_equal(second_for(e, DUBLIN), "eu-central");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +319,8 @@ int main(void)
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_jitter_switches_at_most_once, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_hybrid_keeps_far_callers_near, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_close_scores_keep_distance_order, env_setup,
                                         env_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
