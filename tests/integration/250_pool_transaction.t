@@ -161,6 +161,26 @@ sub stat_value {
     $p->stop;
 }
 
+# A client waiting for the only connection (its reads paused; the read event
+# is left armed until it fires, endpoint.c) that hangs up is noticed at once,
+# and the connection goes to the next client after the transaction ends.
+{
+    my $p = proxy(pool_size => 1);
+    my ($a, $b) = (scalar login($p), scalar login($p));
+    $a->query('BEGIN');
+    $b->send_query('SELECT 1');
+    ok wait_until(sub { grep { ($_->{state} // '') =~ /wait/ } admin_rows($p, 'SHOW CLIENTS') }, timeout => 5),
+       'pool_size = 1 held by an open transaction: the next client waits';
+    close $b->socket;
+    ok wait_until(sub { $p->log_contents =~ /client closed the connection while pgnear was not reading from it/ },
+                  timeout => 5), 'the waiting client that hangs up is noticed while it waits';
+    $a->query('COMMIT');
+    my $c = scalar login($p);
+    is one($c, 'SELECT 2'), '2', 'the connection then serves the next client';
+    $_->terminate for $a, $c;
+    $p->stop;
+}
+
 # ================================================================ named prepared statements
 # Extended-protocol messages by hand: each call sends one batch ending in Sync,
 # and returns what read_result makes of the answer, with the message types seen.
