@@ -111,6 +111,7 @@ struct session_login {
 
     /* authentication */
     bool for_console; /* the admin database: pgnear answers, no server is involved */
+    /* Secrets, wiped as the login ends (session_login_end): these three and warm_client_key. */
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
