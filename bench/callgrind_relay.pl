@@ -8,7 +8,13 @@
 # time, so the figure is stable on a shared, noisy machine.
 #
 #   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
-#                            [--pool_mode transaction] [--top 25] [--keep DIR]
+#                            [--pool_mode transaction] [--pool_size 2] [--clients 1]
+#                            [--top 25] [--keep DIR]
+#
+# --clients N runs N pgbench clients (-j 2 from 2 clients on), each of
+# --transactions (and twice as many); the figure is per transaction of any
+# client.  With more clients than --pool_size under transaction pooling
+# they wait for connections, as a crowd does.
 #
 # --top N prints, after the rounds, the N functions with the most
 # instructions per transaction, inclusive (a caller counts its callees)
@@ -34,8 +40,8 @@ use PgNearTest;
 
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session',
-           top => 0);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s')
+           top => 0, clients => 1, pool_size => 2);
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i')
     or die "bad options\n";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -57,7 +63,7 @@ SH
 my %pooled;
 if ($opt{pool_mode} eq 'transaction') {
     my $users = write_file("$dir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n});
-    %pooled = (pool_mode => 'transaction', pool_size => 2, auth => 'scram', auth_file => $users);
+    %pooled = (pool_mode => 'transaction', pool_size => $opt{pool_size}, auth => 'scram', auth_file => $users);
 }
 my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
     start => 0, start_timeout => 120,
@@ -71,7 +77,8 @@ sub run_transactions {
     my ($n, $keep) = @_;
     unlink glob("$dir/callgrind.out.*");
     $proxy->start;
-    my ($c, $o, $e) = pgbench(['-n', '-S', '-M', $opt{mode}, '-c', 1, '-t', $n],
+    my ($c, $o, $e) = pgbench(['-n', '-S', '-M', $opt{mode}, '-c', $opt{clients},
+                               '-j', min($opt{clients}, 2), '-t', $n],
         conninfo_string(host => '127.0.0.1', port => $proxy->port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
         timeout => 600);
@@ -116,17 +123,17 @@ sub print_top {
 }
 
 my $n = $opt{transactions};
-printf "pgbench -S -M %s -c 1, server TLS %s, pool_mode %s, %d and %d transactions; Ir per transaction:\n",
-    $opt{mode}, $opt{tls} ? 'on' : 'off', $opt{pool_mode}, $n, 2 * $n;
+printf "pgbench -S -M %s -c %d, server TLS %s, pool_mode %s, %d and %d transactions a client; Ir per transaction:\n",
+    $opt{mode}, $opt{clients}, $opt{tls} ? 'on' : 'off', $opt{pool_mode}, $n, 2 * $n;
 my @per;
 for my $round (1 .. $opt{rounds}) {
     my $once = run_transactions($n, "$dir/once.out");
     my $twice = run_transactions(2 * $n, "$dir/twice.out");
-    push @per, ($twice - $once) / $n;
+    push @per, ($twice - $once) / ($n * $opt{clients});
     printf "  round %d: %.0f (%d Ir for %d, %d Ir for %d)\n", $round, $per[-1], $once, $n, $twice,
         2 * $n;
 }
 my @sorted = sort { $a <=> $b } @per;
 printf "median %.0f Ir per transaction (min %.0f, max %.0f)\n", $sorted[$#sorted / 2], min(@per),
     max(@per);
-print_top("$dir/once.out", "$dir/twice.out", $n) if $opt{top} > 0;
+print_top("$dir/once.out", "$dir/twice.out", $n * $opt{clients}) if $opt{top} > 0;
