@@ -63,7 +63,7 @@ void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const
     if (ep->on_read != NULL && !ep->read_paused &&
         (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
         endpoint_run_reader(s, ep, ended);
-    else if (ep->read_paused && ready == STREAM_WANT_READ)
+    else if (ep->read_paused)
         endpoint_arm(ep); /* a pause left armed (endpoint_pause_read) takes effect */
 }
 
