@@ -10,7 +10,8 @@
 # setting changed by set_config) pins the client to its backend, while SET
 # LOCAL and set_config(..., true) do not; startup parameters are each
 # client's own (exact fits only); cancel reaches the backend running the
-# query; a client that leaves between transactions leaves nothing behind;
+# query; a client that leaves between transactions leaves nothing behind,
+# and one that hangs up while it waits for a connection is noticed at once;
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
