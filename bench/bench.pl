@@ -30,6 +30,14 @@
 # that routes every session by GeoIP (a 4000-network database) over 30
 # regions, interleaved with the first, and prints the ratio.
 #
+# Under each load's line it prints each proxy's CPU per 1,000 transactions
+# (utime + stime of its process from /proc over each run, over the
+# transactions pgbench reports; medians): on this 2-core machine the
+# proxy, PostgreSQL and pgbench share the cores, and a proxy that spends
+# more CPU per transaction can still match another's tps, so the tps alone
+# flatter the costlier one.  bench/txn_pool.pl runs transaction pooling
+# beside PgBouncer with workers 1 and 2, the way the issue's table does.
+#
 # Needs a built ./pgnear (or $PGNEAR), pgbouncer, haproxy and pgbench
 # (scripts/install-deps.sh installs them).  Quote the ratios, not the tps:
 # the machines are shared and noisy.
@@ -39,6 +47,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
 use List::Util qw(max min);
+use POSIX qw(sysconf _SC_CLK_TCK);
 use PgNearTest;
 
 $| = 1;
@@ -156,17 +165,38 @@ if ($opt{only} ne '') {
     @configs = grep { $want{$_->{name}} } @configs;
 }
 
+# The processes whose CPU a run charges to each proxy (none for direct).
+my %pids = (pgnear => $pgnear->pid, $baseline ? (baseline => $baseline->pid) : ());
+for (['pgbouncer', "$bdir/pgbouncer.pid"], ['haproxy', "$dir/haproxy.pid"]) {
+    my ($name, $file) = @$_;
+    ($pids{$name}) = PgNearTest::slurp_file($file) =~ /(\d+)/ if -s $file;
+}
+my $ticks = sysconf(_SC_CLK_TCK) || 100;
+
+# utime + stime of a process, all its threads, in clock ticks.
+sub cpu_ticks {
+    my ($pid) = @_;
+    return undef unless $pid && open my $fh, '<', "/proc/$pid/stat";
+    my @f = split ' ', (<$fh> =~ s/^.*\)\s+//sr);
+    return $f[11] + $f[12];
+}
+
+# One run: its tps, and the proxy's CPU milliseconds per 1,000 transactions (undef: not known).
 sub run_one {
-    my ($cfg, $port) = @_;
+    my ($cfg, $port, $pid) = @_;
     # PgBouncer 1.18 in transaction mode loses named statements between connections.
-    return 'nan' if $txn && $port == $bouncer_port && $cfg->{name} =~ /prepared/;
+    return ('nan', undef) if $txn && $port == $bouncer_port && $cfg->{name} =~ /prepared/;
+    my $before = cpu_ticks($pid);
     my ($c, $o, $e) = pgbench([@{ $cfg->{args} }, '-n', '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
         timeout => $opt{seconds} * 4 + 60);
+    my $after = cpu_ticks($pid);
     my $r = parse_pgbench($o);
     die "pgbench failed on port $port (exit $c): $e\n$o\n" if $c || !$r->{tps} || $r->{failed};
-    return $r->{tps};
+    my $cpu = defined $before && defined $after && $r->{processed}
+        ? ($after - $before) * 1000 / $ticks * 1000 / $r->{processed} : undef;
+    return ($r->{tps}, $cpu);
 }
 
 sub median {
@@ -180,9 +210,13 @@ printf "pgbench %s s per run, %d rounds, interleaved %s; scale %d; pgnear worker
 printf "%-16s %10s %10s %10s %10s   %7s %7s %7s   %s\n", 'load', 'direct', 'pgnear', 'pgbouncer',
     'haproxy', 'pgnear', 'bouncer', 'haproxy', 'pgnear/best-other';
 for my $cfg (@configs) {
-    my %tps;
+    my (%tps, %cpu);
     for my $round (1 .. $opt{rounds}) {
-        push @{ $tps{$_} }, run_one($cfg, $targets{$_}) for @order;
+        for my $name (@order) {
+            my ($t, $c) = run_one($cfg, $targets{$name}, $pids{$name});
+            push @{ $tps{$name} }, $t;
+            push @{ $cpu{$name} }, $c if defined $c;
+        }
     }
     my %m = map { $_ => median(@{ $tps{$_} }) } @order;
     my $bouncer_runs = $m{pgbouncer} == $m{pgbouncer}; # not NaN
@@ -196,6 +230,10 @@ for my $cfg (@configs) {
     printf "%-16s pgnear/pgbouncer %.2f (pool_mode = %s; PgBouncer in %s mode)\n", '',
         $m{pgnear} / $m{pgbouncer}, $opt{pool_mode}, $txn ? 'transaction' : 'session'
         if $cfg->{name} eq 'storm';
+    my %mc = map { $_ => median(@{ $cpu{$_} }) } grep { $cpu{$_} } @order;
+    printf "%-16s proxy CPU ms per 1,000 tx: %s%s\n", '',
+        join(', ', map { sprintf '%s %.1f', $_, $mc{$_} } grep { $mc{$_} } @order),
+        $mc{pgbouncer} ? sprintf('; pgnear/pgbouncer %.2f', $mc{pgnear} / $mc{pgbouncer}) : '';
     printf "%-16s baseline %.0f tps; pgnear/baseline %.3f (per round: %s)\n", '', $m{baseline},
         $m{pgnear} / $m{baseline},
         join(' ', map { sprintf '%.3f', $tps{pgnear}[$_] / $tps{baseline}[$_] } 0 .. $#{ $tps{pgnear} })
@@ -224,8 +262,8 @@ if ($opt{geo} && ($opt{only} eq '' || $opt{only} =~ /storm/)) {
     $storm //= { name => 'storm', args => ['-S', '-C', '-c', 8, '-j', 2] };
     my %tps;
     for my $round (1 .. $opt{rounds}) {
-        push @{ $tps{plain} }, run_one($storm, $pgnear->port);
-        push @{ $tps{geo} }, run_one($storm, $geo->port);
+        push @{ $tps{plain} }, (run_one($storm, $pgnear->port))[0];
+        push @{ $tps{geo} }, (run_one($storm, $geo->port))[0];
     }
     my ($plain, $g) = (median(@{ $tps{plain} }), median(@{ $tps{geo} }));
     printf "storm, routing off %.0f tps, GeoIP over 30 regions %.0f tps: ratio %.3f\n", $plain, $g,

@@ -65,15 +65,19 @@ static int handover_check(struct session *s, struct evbuffer *out)
     return pkt_add_query(out, s->cfg->server_check_query);
 }
 
-/* What a server says at login, said by pgnear for the kept connection; then the relay starts. */
-static void handover_finish(struct session *s)
+/*
+ * What a server says at login, said by pgnear to the client for the kept
+ * connection, with a cancel key of its own.  0, or -1 when the session
+ * failed (out of memory).
+ */
+static int handover_greet(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     uint8_t key[CANCEL_KEY_MAX_LEN];
     memcpy(key, sc->key, sc->key_len);
     if (cancel_register(s, sc->pid, key, sc->key_len) != 0) {
         session_fail_msg(s, "53200", "out of memory registering the cancel key");
-        return;
+        return -1;
     }
     uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * 2 * PARAM_SET_MAX + 128];
     struct pktbuf pb;
@@ -84,12 +88,25 @@ static void handover_finish(struct session *s)
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
         session_fail_msg(s, "53200", "out of memory");
-        return;
+        return -1;
     }
     hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
     pkt_init(&pb, buf, sizeof(buf));
     pkt_put_ready_for_query(&pb, 'I');
     evbuffer_add(s->client.out, buf, pb.len);
+    return 0;
+}
+
+/*
+ * The kept connection is the session's: its client is greeted, then the
+ * relay starts.  A login of pgnear's own (a transaction's fetcher, a
+ * mover) has no client to greet: its connection goes on to its owner.
+ */
+static void handover_finish(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (!session_login_internal(s->login) && handover_greet(s) != 0)
+        return;
     tx_track_init(&sc->tx, 'I');
     sc->sent_to_client = true;
     server_login_served(s);

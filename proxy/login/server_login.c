@@ -416,6 +416,8 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
         session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return -1;
     }
+    if (session_login_internal(s->login))
+        return 0; /* no client: no key of pgnear's was drawn to give (cancel_register) */
     uint8_t buf[64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));

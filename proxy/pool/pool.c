@@ -594,6 +594,7 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
             pool_host_key(l->wait_key, h->name, h->port);
         else
             pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
+        l->wait_key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
         l->waiting = true;
         l->wait_since_us = wall_clock_us();
         struct pool_wait_report report;
@@ -691,17 +692,37 @@ void pool_wait_timeout(struct session *s)
     session_fail(s, &err);
 }
 
+/*
+ * The limit that refused a waiter in this walk of the waiting clients:
+ * another waiter counted under the same key is refused by it too (nothing
+ * in the walk frees a slot without waking the walk again), and is not
+ * asked again: under transaction pooling a crowd waits at every
+ * transaction's end, and each ask formats its keys and takes the lock.
+ */
+struct pool_refused {
+    uint8_t reason; /* enum pool_reserve: POOL_FULL or POOL_HOST_FULL; 0: none yet */
+    char key[POOL_KEY_MAX];
+};
+
 /* Its waiting client can go: a kept connection fits it, or a slot was reserved for it. */
-static bool pool_waiter_may_go(struct session *s)
+static bool pool_waiter_may_go(struct session *s, struct pool_refused *refused)
 {
     struct session_login *l = s->login;
     if (pool_find(s, s->region, l->wait_host) != NULL)
         return true;
+    if (refused->reason != POOL_RESERVED && refused->reason == l->wait_key_kind &&
+        strcmp(refused->key, l->wait_key) == 0)
+        return false;
     enum pool_reserve rc = pool_try_reserve(s, l->wait_host);
     if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, l->wait_host, rc))
         rc = pool_try_reserve(s, l->wait_host);
-    if (rc != POOL_RESERVED)
+    if (rc != POOL_RESERVED) {
+        if (rc == l->wait_key_kind) { /* its wait_key is the key of the limit that refused it */
+            refused->reason = (uint8_t)rc;
+            memcpy(refused->key, l->wait_key, sizeof(refused->key));
+        }
         return false;
+    }
     pool_reserved(s, l->wait_host);
     return true;
 }
@@ -730,11 +751,12 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
+    struct pool_refused refused = {.reason = POOL_RESERVED};
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->waiting_sessions)
     {
         struct session *s = list_entry(pos, struct session, node);
-        if (s->phase != PHASE_WAIT_SERVER || !pool_waiter_may_go(s))
+        if (s->phase != PHASE_WAIT_SERVER || !pool_waiter_may_go(s, &refused))
             continue;
         pool_wait_stop(s);
         endpoint_set_reader(&s->client, NULL);

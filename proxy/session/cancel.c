@@ -88,6 +88,14 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
     sc->pid = server_pid;
     memcpy(sc->key, server_key, server_key_len);
     sc->key_len = (uint16_t)server_key_len;
+    /*
+     * A login of pgnear's own (a fetcher, a mover, min_pool_size's) has no
+     * client to give a key to: the connection's key is kept on sc for the
+     * session it goes to, whose own key stands for it (cancel_retarget).
+     * No key is drawn then (a DRBG call per pooled transaction).
+     */
+    if (s->login != NULL && session_login_internal(s->login))
+        return 0;
     return cancel_register_entry(s, sc, 0);
 }
 

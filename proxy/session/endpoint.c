@@ -66,6 +66,8 @@ void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const
     if (ep->on_read != NULL && !ep->read_paused &&
         (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
         endpoint_run_reader(s, ep, ended);
+    else if (ep->read_paused)
+        endpoint_arm(ep); /* a pause left armed (endpoint_pause_read) takes effect */
 }
 
 static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -231,7 +233,15 @@ void endpoint_pause_read(struct endpoint *ep)
         (event_base_get_features(ep->w->base) & EV_FEATURE_EARLY_CLOSE))
         ep->hev =
             event_new(ep->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
-    endpoint_arm(ep);
+    /*
+     * An armed read event stays armed until it fires paused (endpoint_dispatch
+     * then disarms it and arms the hangup watch): readiness is level-triggered,
+     * so nothing is lost, and a pause that ends before the loop turns again —
+     * transaction pooling's, while an idle connection is taken for the client —
+     * costs no epoll_ctl, where disarming and arming again cost four.
+     */
+    if (!ep->rev_armed)
+        endpoint_arm(ep);
 }
 
 void endpoint_resume_read(struct endpoint *ep)

@@ -90,6 +90,11 @@ void endpoint_set_reader(struct endpoint *ep, endpoint_handler h);
 /* A reader that waits for the socket to become writable (a TCP connect). */
 void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h);
 int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session closed */
+/*
+ * The reader runs no more until endpoint_resume_read; the socket's read
+ * event is disarmed when it next fires (a pause that ends sooner touches
+ * no epoll registration), and a client's hangup is watched meanwhile.
+ */
 void endpoint_pause_read(struct endpoint *ep);
 void endpoint_resume_read(struct endpoint *ep);
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);

@@ -288,7 +288,8 @@ void session_login_end(struct session *s)
     struct session_login *l = s->login;
     if (l == NULL)
         return;
-    session_keep_origin(s, l);
+    if (s->client.stream.fd >= 0) /* an internal session (a fetcher) has no origin to show */
+        session_keep_origin(s, l);
     session_keep_secret(s, l);
     auth_lookup_cancel(l->auth_lookup);
     s->w->shared->flow->login_end(s);
@@ -296,10 +297,16 @@ void session_login_end(struct session *s)
     free(l->pp);
     free(l->geo);
     param_set_free(&l->handover_params);
-    /* SCRAM keys and the verifier are secrets: nothing of them stays in freed memory. */
+    /*
+     * SCRAM keys and the verifier are secrets: nothing of them stays in
+     * freed memory.  They are wiped where they are, not the whole 10 kB
+     * of the login (a fetcher's is made and freed at every pooled
+     * transaction): a field that holds a secret is listed here.
+     */
     scram_server_cleanup(&l->scram_srv);
     scram_client_cleanup(&l->scram_cli);
-    OPENSSL_cleanse(l, sizeof(*l));
+    OPENSSL_cleanse(&l->verifier, sizeof(l->verifier));
+    OPENSSL_cleanse(l->warm_client_key, sizeof(l->warm_client_key));
     free(l);
     s->login = NULL;
 }

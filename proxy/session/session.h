@@ -102,6 +102,7 @@ struct session_login {
     bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
     uint8_t wait_reason;              /* enum pool_reserve: which limit it waits on */
     char wait_key[POOL_KEY_MAX];      /* what it is counted as waiting for */
+    uint8_t wait_key_kind;            /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
     struct region_host *wait_host;    /* the host it waits to connect to */
     int64_t wait_since_us;            /* Unix time in microseconds */
     bool handover_checking;           /* server_check_query's answer still to come */
@@ -111,6 +112,7 @@ struct session_login {
 
     /* authentication */
     bool for_console; /* the admin database: pgnear answers, no server is involved */
+    /* Secrets, wiped as the login ends (session_login_end): these three and warm_client_key. */
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;

@@ -10,7 +10,8 @@
 # setting changed by set_config) pins the client to its backend, while SET
 # LOCAL and set_config(..., true) do not; startup parameters are each
 # client's own (exact fits only); cancel reaches the backend running the
-# query; a client that leaves between transactions leaves nothing behind;
+# query; a client that leaves between transactions leaves nothing behind,
+# and one that hangs up while it waits for a connection is noticed at once;
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -158,6 +159,26 @@ sub stat_value {
 
     $a->terminate;
     $b->terminate;
+    $p->stop;
+}
+
+# A client waiting for the only connection (its reads paused; the read event
+# is left armed until it fires, endpoint.c) that hangs up is noticed at once,
+# and the connection goes to the next client after the transaction ends.
+{
+    my $p = proxy(pool_size => 1);
+    my ($a, $b) = (scalar login($p), scalar login($p));
+    $a->query('BEGIN');
+    $b->send_query('SELECT 1');
+    ok wait_until(sub { grep { ($_->{state} // '') =~ /wait/ } admin_rows($p, 'SHOW CLIENTS') }, timeout => 5),
+       'pool_size = 1 held by an open transaction: the next client waits';
+    close $b->socket;
+    ok wait_until(sub { $p->log_contents =~ /client closed the connection while pgnear was not reading from it/ },
+                  timeout => 5), 'the waiting client that hangs up is noticed while it waits';
+    $a->query('COMMIT');
+    my $c = scalar login($p);
+    is one($c, 'SELECT 2'), '2', 'the connection then serves the next client';
+    $_->terminate for $a, $c;
     $p->stop;
 }
 

@@ -1,0 +1,166 @@
+#!/usr/bin/perl
+# Transaction pooling beside PgBouncer, measured the way a user would:
+# pgbench -n -S as a SCRAM user through pgnear (auth = scram, pool_mode =
+# transaction, pool_size 20) with workers = 1 and with workers = 2, and
+# through PgBouncer (pool_mode = transaction, default_pool_size = 20,
+# auth_type = scram-sha-256), interleaved round by round, for the loads
+# -M simple -c 8, -M simple -c 64 and -M extended -c 64 (-j 2).  It prints
+# the median TPS of each target, pgnear's TPS over PgBouncer's, and the
+# proxy's CPU per 1,000 transactions: utime + stime of the proxy process
+# (all its threads, /proc/PID/stat) over each run, divided by the
+# transactions pgbench reports — what the proxy costs, which the TPS on a
+# machine whose cores PostgreSQL and pgbench share with it hides.
+#
+#   bench/txn_pool.pl [--seconds 10] [--rounds 3] [--scale 10] [--workers 1,2]
+#                     [--only simple-8,simple-64,extended-64] [--baseline path/to/older/pgnear]
+#
+# --baseline runs a second pgnear binary with the same settings beside the
+# first (each worker count), interleaved, and prints its figures too: what
+# a change saved, on the same machine in the same minutes.
+#
+# Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
+# (scripts/install-deps.sh installs them).  The CPU figures are in
+# milliseconds of the proxy's own CPU; on a shared machine quote the
+# ratios of medians, and use bench/callgrind_relay.pl --pool_mode
+# transaction for instruction counts that do not move.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use Getopt::Long;
+use POSIX qw(sysconf _SC_CLK_TCK);
+use PgNearTest;
+
+$| = 1;
+
+my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '');
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s')
+    or die "bad options\n";
+$ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
+die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
+die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
+require_tool('pgbench');
+my $pgbouncer_bin = require_tool('pgbouncer');
+my $ticks = sysconf(_SC_CLK_TCK) || 100;
+
+my $pg = PgNearTest::Cluster->new(name => 'txnbench', location => '39.04, -77.49',
+    conf => { max_connections => 300, shared_buffers => '256MB' });
+$pg->psql_admin("CREATE DATABASE bench OWNER app");
+my $verifier = $pg->scram_verifier('app');
+my ($rc, $out, $err) = pgbench(['-i', '-q', '-s', $opt{scale}], $pg->conninfo(dbname => 'bench'),
+    timeout => 600);
+die "pgbench -i failed: $err\n" if $rc;
+
+# The targets, in the order each round runs them: name => [port, pid of the proxy].
+my (@order, %targets);
+my $dir = tmpdir(name => 'txnbench', mode => 0755);
+write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
+for my $workers (split /,/, $opt{workers}) {
+    my %bins = (pgnear => $ENV{PGNEAR}, defined $opt{baseline} ? (baseline => $opt{baseline}) : ());
+    for my $what (sort keys %bins) {
+        my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $bins{$what},
+            settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
+                          max_client_conn => 1000, workers => $workers,
+                          pool_mode => 'transaction', pool_size => 20 });
+        my $name = "$what-w$workers";
+        push @order, $name;
+        $targets{$name} = [$p->port, $p->pid, $p];
+    }
+}
+
+# PgBouncer refuses to run as root: its files belong to postgres.
+my $bouncer_port = free_port();
+my $bdir = tmpdir(name => 'pgbouncer', mode => 0755, owner => 'postgres');
+write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0600, owner => 'postgres');
+write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
+[databases]
+bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $bdir/userlist.txt
+pool_mode = transaction
+max_client_conn = 1000
+default_pool_size = 20
+server_tls_sslmode = disable
+logfile = $bdir/pgbouncer.log
+pidfile = $bdir/pgbouncer.pid
+INI
+system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
+       $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
+END {
+    if ($bdir && -f "$bdir/pgbouncer.pid") {
+        chomp(my $pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
+        kill 'TERM', $pid if $pid;
+    }
+}
+PgNearTest::wait_until(sub { -s "$bdir/pgbouncer.pid" }, timeout => 10)
+    or die "pgbouncer wrote no pid file\n";
+chomp(my $bouncer_pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
+push @order, 'pgbouncer';
+$targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
+
+my @loads = (
+    { name => 'simple-8',    args => ['-M', 'simple', '-c', 8, '-j', 2] },
+    { name => 'simple-64',   args => ['-M', 'simple', '-c', 64, '-j', 2] },
+    { name => 'extended-64', args => ['-M', 'extended', '-c', 64, '-j', 2] },
+);
+if ($opt{only} ne '') {
+    my %want = map { $_ => 1 } split /,/, $opt{only};
+    @loads = grep { $want{ $_->{name} } } @loads;
+}
+
+# utime + stime of a process, all its threads, in clock ticks.
+sub cpu_ticks {
+    my ($pid) = @_;
+    my $stat = PgNearTest::slurp_file("/proc/$pid/stat");
+    $stat =~ s/^.*\)\s+//s; # past "pid (comm)": field 3 (state) comes first
+    my @f = split ' ', $stat;
+    return $f[11] + $f[12];
+}
+
+# One pgbench run: its tps and the proxy's CPU milliseconds per 1,000 transactions.
+sub run_one {
+    my ($load, $name) = @_;
+    my ($port, $pid) = @{ $targets{$name} };
+    my $before = cpu_ticks($pid);
+    my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, '-T', $opt{seconds}],
+        conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
+                        password => 'app-secret', sslmode => 'disable'),
+        timeout => $opt{seconds} * 4 + 60);
+    my $used = cpu_ticks($pid) - $before;
+    my $r = parse_pgbench($o);
+    die "pgbench failed through $name (exit $c): $e\n$o\n"
+        if $c || !$r->{tps} || !$r->{processed} || $r->{failed};
+    return ($r->{tps}, $used * 1000 / $ticks * 1000 / $r->{processed});
+}
+
+sub median {
+    my @s = sort { $a <=> $b } @_;
+    return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
+}
+
+printf "pgbench -n -S -T %d, %d rounds interleaved (%s); scale %d; %d CPUs\n", $opt{seconds},
+    $opt{rounds}, join(' ', @order), $opt{scale}, scalar(() = PgNearTest::slurp_file('/proc/cpuinfo')
+    =~ /^processor/mg);
+printf "%-12s %-12s %9s %11s %11s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer', 'ms CPU/1k tx',
+    'CPU/bouncer';
+for my $load (@loads) {
+    my (%tps, %cpu);
+    for my $round (1 .. $opt{rounds}) {
+        for my $name (@order) {
+            my ($t, $c) = run_one($load, $name);
+            push @{ $tps{$name} }, $t;
+            push @{ $cpu{$name} }, $c;
+        }
+    }
+    my %mt = map { $_ => median(@{ $tps{$_} }) } @order;
+    my %mc = map { $_ => median(@{ $cpu{$_} }) } @order;
+    for my $name (@order) {
+        printf "%-12s %-12s %9.0f %11.2f %11.1f %9.2f\n", $load->{name}, $name, $mt{$name},
+            $mt{$name} / $mt{pgbouncer}, $mc{$name}, $mc{$name} / $mc{pgbouncer};
+    }
+}
+print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions\n";
