@@ -1,16 +1,25 @@
 #!/usr/bin/perl
 # A TCP relay that stands for a distant network link: every chunk of bytes
-# it reads is held for a fixed time before it is sent on, each direction on
+# it reads is held for a set time before it is sent on, each direction on
 # its own, order kept.  No netem on these machines, so this is how the
 # benchmarks put a region 80 ms (40 ms each way) from the client.
 #
 #   bench/delay_relay.pl --listen 127.0.0.1:PORT --target HOST:PORT
-#                        [--delay-ms 40] [--client-delay-ms MS] [--no-handshake]
-#                        [--log FILE] [--max-conns 256] [--max-queued-kb 4096] [--trace]
+#                        [--delay-ms 40] [--client-delay-ms MS] [--delay-file FILE]
+#                        [--no-handshake] [--log FILE] [--max-conns 256]
+#                        [--max-queued-kb 4096] [--trace]
 #
 # --delay-ms is the one-way delay (may be fractional: 0.5 is a 1 ms round
 # trip); --client-delay-ms, if given, is the delay of the bytes going back to
-# the client instead (an asymmetric link).  The relay's TCP connect to the
+# the client instead (an asymmetric link).  --delay-file makes the delay
+# change while the relay runs, its connections kept: the file holds
+# "DELAY_MS [CLIENT_DELAY_MS]" and is read at the start (when it exists; it
+# then overrides the options), on SIGHUP, and within a second of a change
+# of its modification time; each change logs
+#   delay 40.000 ms to server, 40.000 ms to client (from FILE)
+# A new delay applies to bytes read from then on: bytes already held keep
+# their time, and bytes never overtake those before them, so the order is
+# kept when the delay drops.  The relay's TCP connect to the
 # target is local and immediate, so the round trip a real TCP handshake
 # costs is modelled: a new connection's first bytes towards the target are
 # held until one round trip after the accept (as if connect() had only just
@@ -38,12 +47,12 @@ use IO::Select;
 use IO::Socket::IP;
 use Socket qw(IPPROTO_TCP TCP_NODELAY SHUT_WR SOL_SOCKET SO_ERROR);
 use Errno qw(EAGAIN EWOULDBLOCK EINTR EINPROGRESS);
-use Time::HiRes qw(time);
+use Time::HiRes qw(time stat);
 use List::Util qw(min);
 
 my %opt = ('delay-ms' => 40, handshake => 1, 'max-conns' => 256, 'max-queued-kb' => 4096);
-GetOptions(\%opt, 'listen=s', 'target=s', 'delay-ms=f', 'client-delay-ms=f', 'handshake!', 'log=s',
-           'max-conns=i', 'max-queued-kb=i', 'trace')
+GetOptions(\%opt, 'listen=s', 'target=s', 'delay-ms=f', 'client-delay-ms=f', 'delay-file=s', 'handshake!',
+           'log=s', 'max-conns=i', 'max-queued-kb=i', 'trace')
     or die "usage: delay_relay.pl --listen HOST:PORT --target HOST:PORT [--delay-ms MS]\n";
 die "delay_relay: --listen and --target are required\n" unless $opt{listen} && $opt{target};
 my $to_server_delay = $opt{'delay-ms'} / 1000;
@@ -64,10 +73,31 @@ my $listener = IO::Socket::IP->new(LocalHost => $lhost, LocalPort => $lport, Lis
 my %conn_of;    # fileno of either socket -> connection
 my @conns;      # open connections
 my %total = (connections => 0, round_trips => 0, usr1 => 0);
-my ($stop, $report) = (0, 0);
+my ($stop, $report, $reread) = (0, 0, 0);
 $SIG{TERM} = $SIG{INT} = sub { $stop = 1 };
 $SIG{USR1} = sub { $report++ };
+$SIG{HUP} = sub { $reread++ };
 $SIG{PIPE} = 'IGNORE';
+
+# --delay-file: the delays it holds now; a file that is missing or malformed changes nothing.
+my ($delay_mtime, $delay_checked) = (-1, 0);
+sub read_delay_file {
+    my ($force) = @_;
+    my $f = $opt{'delay-file'} or return;
+    $delay_checked = time;
+    my $mtime = (stat $f)[9];
+    return unless defined $mtime && ($force || $mtime != $delay_mtime);
+    $delay_mtime = $mtime;
+    open my $fh, '<', $f or return print $log "delay_relay: open $f: $!\n";
+    my $line = <$fh> // '';
+    my ($server_ms, $client_ms) = $line =~ /^\s*(\d+(?:\.\d+)?)(?:\s+(\d+(?:\.\d+)?))?\s*$/
+        or return print $log "delay_relay: $f: expected \"DELAY_MS [CLIENT_DELAY_MS]\"\n";
+    $to_server_delay = $server_ms / 1000;
+    $to_client_delay = ($client_ms // $server_ms) / 1000;
+    printf $log "delay %.3f ms to server, %.3f ms to client (from %s)\n", $to_server_delay * 1000,
+        $to_client_delay * 1000, $f;
+}
+read_delay_file(1);
 
 printf $log "listening on %s, target %s, delay %.3f ms to server, %.3f ms to client, handshake %s\n",
     $opt{listen}, $opt{target}, $to_server_delay * 1000, $to_client_delay * 1000,
@@ -76,8 +106,8 @@ printf $log "listening on %s, target %s, delay %.3f ms to server, %.3f ms to cli
 # A direction: bytes read from 'from', held in 'queue' as [release_time,
 # bytes] (bytes undef for end of stream), then written to 'to' from 'out'.
 sub new_direction {
-    my ($from, $to, $delay) = @_;
-    return { from => $from, to => $to, delay => $delay, queue => [], queued => 0, out => '',
+    my ($from, $to) = @_;
+    return { from => $from, to => $to, queue => [], queued => 0, out => '',
              eof_read => 0, eof_sent => 0 };
 }
 
@@ -101,8 +131,8 @@ sub accept_one {
     my $now = time;
     my $c = { id => ++$total{connections}, client => $client, server => $server, opened => $now,
               last => '', round_trips => 0, handshake => 0 };
-    $c->{c2s} = new_direction($client, $server, $to_server_delay);
-    $c->{s2c} = new_direction($server, $client, $to_client_delay);
+    $c->{c2s} = new_direction($client, $server);
+    $c->{s2c} = new_direction($server, $client);
     if ($opt{handshake}) {
         # connect() to a distant server returns after one round trip
         $c->{c2s}{not_before} = $now + $to_server_delay + $to_client_delay;
@@ -132,8 +162,9 @@ sub read_side {
         return if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
         return close_conn($c, "read error: $!");
     }
-    my $release = time + $d->{delay};
-    $release = $d->{not_before} + $d->{delay} if $d->{not_before} && $release < $d->{not_before} + $d->{delay};
+    my $delay = $dir eq 'c2s' ? $to_server_delay : $to_client_delay;    # now's: --delay-file
+    my $release = time + $delay;
+    $release = $d->{not_before} + $delay if $d->{not_before} && $release < $d->{not_before} + $delay;
     if ($n == 0) {
         $d->{eof_read} = 1;
         push @{ $d->{queue} }, [$release, undef];
@@ -225,6 +256,12 @@ sub handle_readable {
 while (!$stop) {
     my ($r, $w) = wait_sets();
     my ($readable, $writable) = IO::Select->select($r, $w, undef, next_timeout());
+    if ($reread) {
+        $reread = 0;
+        read_delay_file(1);
+    } elsif ($opt{'delay-file'} && time - $delay_checked >= 1) {
+        read_delay_file(0);
+    }
     if ($report) {
         $total{usr1} += $report;
         $report = 0;
