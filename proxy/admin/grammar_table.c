@@ -74,7 +74,8 @@ static const struct admin_command_def commands[] = {
      {"SHOW", "ROUTE"},
      ARGS_ROUTE,
      "SHOW ROUTE FOR CITY 'x' | IP 'a.b.c.d' | LOCATION 'lat,lon' | REGION 'r' [NEEDING "
-     "read-write | read-only | primary | standby | prefer-standby | prefer-primary | nearest | any]",
+     "read-write | read-only | primary | standby | prefer-standby | prefer-primary | nearest | "
+     "any]",
      "the regions a session with this evidence would try now, in order, and why"},
     {ADMIN_RELOAD,
      {"RELOAD"},

@@ -21,8 +21,8 @@
  * and when its answer comes the fence and the held ReadyForQuery go to
  * the client.  The query goes in the extended protocol under a statement
  * name of pgnear's own, closed again: a simple Query would drop the
- * server's unnamed statement, which the client may Bind again next.  A client that has already sent more gets the fence at the
- * next ReadyForQuery that leaves nothing outstanding.  Transactions that
+ * server's unnamed statement, which the client may Bind again next.  A client that has already sent
+ * more gets the fence at the next ReadyForQuery that leaves nothing outstanding.  Transactions that
  * did not write cost nothing; the session's server-to-client bytes are
  * read message by message, as the login phases read them, rather than by
  * the relay's direct path.

@@ -324,7 +324,8 @@ static char rig_region_name[] = "relay-test";
 static char rig_host_name[] = "relay-test-server";
 /* What the daemon's registry holds for the region and its host: enabled, not paused, not held, up.
  */
-static struct registry_region rig_region_state = {.name = rig_region_name, .admin_state = REGION_ENABLED};
+static struct registry_region rig_region_state = {.name = rig_region_name,
+                                                  .admin_state = REGION_ENABLED};
 static struct registry_host rig_host_state = {rig_host_name, 5432, {.up = true}};
 
 int rig_init(struct relay_rig *r)
