@@ -492,7 +492,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     const struct server_conn *sc = s->server_conn;
-    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH))
+    /* pgnear's own question to the server (a statement's check) is not the transaction's end. */
+    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH) ||
+        (sc->prep != NULL && !prep_server_idle(sc->prep)))
         return NEAR_KEEP;
     switch (ns->leg) {
     case NEAR_HELD:

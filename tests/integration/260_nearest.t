@@ -4,7 +4,7 @@
 # caller is in Dublin.  Reads run on eu-west; a statement that writes is
 # answered 25006 there and run again on the primary, the client seeing
 # the primary's answer alone (simple and extended protocol, a named
-# statement the primary lacks, nextval() and a function that inserts run
+# statement the primary lacks, one described first, nextval() and a function that inserts run
 # once, a multi-statement Query, pipelined Queries, COPY FROM STDIN); an
 # error on the primary too (a unique violation) comes once, as the
 # primary's; a block goes to the primary unless it is READ ONLY, where a
@@ -46,7 +46,9 @@ my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : require_tool('python3'
 system($python, '-c', 'import psycopg') == 0
   or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 
-my $us = PgNearTest::Cluster->new(name => 'us-east');
+# TLS on, for the one check over server_tls = require
+my $ca = PgNearTest::CA->new;
+my $us = PgNearTest::Cluster->new(name => 'us-east', ca => $ca);
 $us->psql_admin(<<'SQL', dbname => 'movr');
 CREATE TABLE rides (id int PRIMARY KEY, rider text, at timestamptz DEFAULT now());
 CREATE SEQUENCE ride_ids;
@@ -58,7 +60,7 @@ CREATE ROLE reader LOGIN PASSWORD 'reader-secret';
 ALTER ROLE reader SET default_transaction_read_only = on;
 GRANT ALL ON rides TO reader;
 SQL
-my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms');
+my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms', ca => $ca);
 $eu->wait_streaming;
 
 my $auth_dir = tmpdir(name => 'nearest-auth');
@@ -132,6 +134,7 @@ sub ext {
                               . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0));
         }
         elsif ($kind eq 'exec') { $w->send_msg('E', "\0" . pack('N', 0)) }
+        elsif ($kind eq 'describe') { $w->send_msg('D', "S$a[0]\0") }
     }
     $w->send_msg('S', '');
     return $w->read_result;
@@ -252,6 +255,29 @@ for my $mode (qw(transaction session)) {
     $r = ext($w, [bind => 'ins', $id, 'again'], ['exec']);
     ok !$r->{error}, "$mode: the named statement bound again, in a later transaction" or diag explain $r->{error};
     is primary_count("id = $id"), 1, "$mode: ... once";
+    # described on the standby, a statement is checked on the primary before its Parse
+    # there (postgres.js's batch): that check's answer is no end of the transaction.  It
+    # was, at times, over TLS (a read with no message in it ended the transaction early,
+    # the session's fence question took the check's answer, and the client waited for
+    # ever): 4 times over server_tls = require
+    {
+        my $pt = proxy(pool_mode => $mode, server_tls => 'require');
+        my $wt = login($pt);
+        my @described;
+        for my $k (1 .. 4) {
+            near_again($wt);
+            $id = $next_id++;
+            my $rt = eval {
+                ext($wt, [parse => "insd$k", "INSERT INTO rides (rider, id) VALUES (\$2, \$1) -- $k"],
+                    [describe => "insd$k"], [bind => "insd$k", $id, 'described'], ['exec'])
+            } // { error => { M => $@ } };
+            push @described, $rt->{error} || $rt->{eof} ? 'failed' : primary_count("id = $id");
+            last if $described[-1] eq 'failed';
+        }
+        is "@described", '1 1 1 1', "$mode: Parse, Describe, Bind, Execute of an INSERT over TLS, 4 times: each once";
+        $wt->terminate;
+        $pt->stop;
+    }
 
     # ---- writes hidden in reads
     my $before = $us->psql_admin(q{SELECT nextval('ride_ids')}, dbname => 'movr');
