@@ -27,8 +27,8 @@
 # own (another session never gets them) and go back to the pool as it
 # ends; one its server ended while parked is replaced; with the standby
 # down its reads stay on its primary's connection (not a new one each)
-# and come back near with the standby.  Without max_prepared_statements the session runs as read-write,
-# on the primary, and the log says why.
+# and come back near with the standby.  Without max_prepared_statements, or as a walsender
+# (replication=database), the session runs as read-write, on the primary, and the log says why.
 use strict;
 use warnings;
 use FindBin;
@@ -573,6 +573,24 @@ for my $mode (qw(transaction session)) {
     like $p->log_contents, qr/needs nearest, placed as read-write: max_prepared_statements = 0/,
       '... and the log says why';
     $w->terminate;
+    $p->stop;
+}
+# A walsender (replication=database, as postgres.js's subscribe logs in) is no pooled
+# session: its replication commands run where it logs in, so on a primary
+{
+    my $p = proxy(pool_mode => 'transaction');
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), 'a walsender: the checks know eu-west as a standby';
+    $us->psql_admin('ALTER ROLE app REPLICATION');
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { replication => 'database', options => '-c pgnear.location=53.35,-6.26' });
+    ok $r->{ok}, '... logs in' or diag explain $r->{error};
+    is $r->{ok} ? where($w) : 'no login', 'us-east', '... on the primary, where a logical slot can be made';
+    like $p->log_contents, qr/needs nearest, placed as read-write: its server connection cannot be pooled/,
+      '... and the log says why';
+    $w->terminate;
+    $us->psql_admin('ALTER ROLE app NOREPLICATION');
     $p->stop;
 }
 
