@@ -130,7 +130,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
 {
     struct server_conn *sc = s->server_conn;
     uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
-    if (type == 'S')
+    /* A setting's change, or a notification that came meanwhile: the client's. */
+    if (type == 'S' || type == 'A')
         return fence_move(s, 1 + (size_t)len);
     if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence_value) &&
         6 + pkt_be32(body + 2) <= blen) {

@@ -19,7 +19,8 @@
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
 # FOR UPDATE; a write first in a session; state that pins (temporary
-# table, LISTEN, advisory lock, SET); default_transaction_read_only (the
+# table, LISTEN, advisory lock, SET); notifications to a listener that
+# come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near).
 # Under pool_mode = transaction and session, 1 and 2 workers; under
@@ -458,6 +459,24 @@ for my $mode (qw(transaction session)) {
         is where($c2), 'eu-west', "$mode, $why: another session still reads near";
         $c1->terminate;
         $c2->terminate;
+    }
+    # A notification that comes while pgnear asks the primary where its WAL ends, after
+    # each of the listener's transactions, is the client's (it was dropped with the answer)
+    {
+        my $c = login($p);
+        $q = $c->query('LISTEN burst');
+        my $notifier = fork // die "fork: $!";
+        if ($notifier == 0) {
+            eval { $us->psql_admin([map { "NOTIFY burst, '$_'" } 1 .. 300], dbname => 'movr') };
+            POSIX::_exit($@ ? 1 : 0);
+        }
+        my %seen;
+        my $collect = sub { $seen{ $_->{payload} } = 1 for @{ $_[0]{notifications} } };
+        while (waitpid($notifier, POSIX::WNOHANG()) == 0) { $collect->($c->query('SELECT 1')) }
+        is $? >> 8, 0, "$mode: another session sends 300 notifications while the listener runs its transactions";
+        wait_until(sub { $collect->($c->query('SELECT 1')); keys %seen == 300 }, timeout => 5, interval => 0.1);
+        is scalar(keys %seen), 300, "$mode: ... and the listener gets every one";
+        $c->terminate;
     }
 
     # ---- default_transaction_read_only = on: the primary's 25006, once
