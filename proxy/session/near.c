@@ -513,6 +513,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
         near_note_ran(s, ns->forwarded || ns->for_primary);
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
+        /* A pinned session reads on its primary for good: no position to wait for. */
+        if (s->pinned != NULL)
+            return NEAR_KEEP;
         return near_wrote(s, sc->host) ? NEAR_KEEP : NEAR_FAILED;
     case NEAR_SHOWN:
         if (status == 'I') {
