@@ -308,6 +308,10 @@ run_suite() {
 		psycopg3)
 			export PSYCOPG3_LOG=$workdir/logs/$shape.psycopg3.log
 			[[ ",$pool_only," == *",$shape,"* ]] && export PSYCOPG3_ARGS=tests/pool
+			# nearest: a standby lists no prepared transaction, so the tests'
+			# cleanup misses the one a failed test left, and the next TRUNCATE
+			# waits for its lock for ever (README.md)
+			case $shape in R?) export PSYCOPG3_ARGS="${PSYCOPG3_ARGS:-} --deselect tests/test_tpc.py --deselect tests/test_tpc_async.py" ;; esac
 			"$here/run-psycopg3.sh" "$host" "$port" ;;
 		esac
 	) > "$out" 2>&1
