@@ -21,6 +21,7 @@
 #include "proxy/login/client_login.h"
 #include "proxy/login/hint_notice.h"
 #include "proxy/login/session_route.h"
+#include "proxy/pool/pool.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -281,6 +282,9 @@ static const char *client_nearest_shortfall(const struct session *s)
         return "auth = passthrough: pgnear cannot log in for it on a primary";
     if (config_session_pool_mode(s->cfg, sp->user, sp->database) == POOL_NONE)
         return "pooling is off";
+    /* A walsender (replication=database: logical decoding) must log in on a primary. */
+    if (!pool_session_may_share(s))
+        return "its server connection cannot be pooled (replication, a protocol option)";
     if (s->cfg->max_prepared_statements == 0)
         return "max_prepared_statements = 0";
     if ((h->has_movable && config_parse_bool(h->movable, &movable) && !movable) ||

@@ -160,8 +160,9 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
 {
     struct server_conn *sc = s->server_conn;
     uint32_t blen = len - 4; /* the body's bytes: the length counts itself */
-    if (type == 'S') {
-        if (s->txn != NULL) /* a reported setting changed: transaction pooling follows it (txn.h) */
+    /* A setting's change, or a notification that came meanwhile: the client's. */
+    if (type == 'S' || type == 'A') {
+        if (type == 'S' && s->txn != NULL) /* transaction pooling follows a setting (txn.h) */
             s->txn->server_param(s, body, len);
         return fence_move(s, 1 + (size_t)len);
     }

@@ -574,7 +574,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
 {
     struct near_state *ns = s->near;
     const struct server_conn *sc = s->server_conn;
-    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH))
+    /* pgnear's own question to the server (a statement's check) is not the transaction's end. */
+    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH) ||
+        (sc->prep != NULL && !prep_server_idle(sc->prep)))
         return NEAR_KEEP;
     switch (ns->leg) {
     case NEAR_HELD:
@@ -593,6 +595,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
         near_note_ran(s, ns->forwarded || ns->for_primary);
         ns->forwarded = false;
         ns->leg = NEAR_BETWEEN;
+        /* A pinned session reads on its primary for good: no position to wait for. */
+        if (s->pinned != NULL)
+            return NEAR_KEEP;
         return near_wrote(s, sc->host) ? NEAR_KEEP : NEAR_FAILED;
     case NEAR_SHOWN:
         if (status == 'I') {

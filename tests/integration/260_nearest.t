@@ -4,7 +4,7 @@
 # caller is in Dublin.  Reads run on eu-west; a statement that writes is
 # answered 25006 there and run again on the primary, the client seeing
 # the primary's answer alone (simple and extended protocol, a named
-# statement the primary lacks, nextval() and a function that inserts run
+# statement the primary lacks, one described first, nextval() and a function that inserts run
 # once, a multi-statement Query, pipelined Queries, COPY FROM STDIN); an
 # error on the primary too (a unique violation) comes once, as the
 # primary's; a block goes to the primary unless it is READ ONLY, where a
@@ -23,7 +23,8 @@
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
 # FOR UPDATE; a write first in a session; state that pins (temporary
-# table, LISTEN, advisory lock, SET); default_transaction_read_only (the
+# table, LISTEN, advisory lock, SET); notifications to a listener that
+# come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near).
 # Under pool_mode = transaction and session, 1 and 2 workers; under
@@ -35,8 +36,9 @@
 # SQL PREPARE, a TimeZone a function sets) runs near and is carried to its
 # other connection when it changed, once (a custom setting pins).  With no
 # role known (the checks cannot log in) a session runs where it logged in,
-# its reads after a write too.  Without max_prepared_statements the session runs as read-write,
-# on the primary, and the log says why.
+# its reads after a write too.  Without max_prepared_statements, or as a
+# walsender (replication=database), the session runs as read-write, on the
+# primary, and the log says why.
 use strict;
 use warnings;
 use FindBin;
@@ -54,7 +56,9 @@ my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : require_tool('python3'
 system($python, '-c', 'import psycopg') == 0
   or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 
-my $us = PgNearTest::Cluster->new(name => 'us-east');
+# TLS on, for the one check over server_tls = require
+my $ca = PgNearTest::CA->new;
+my $us = PgNearTest::Cluster->new(name => 'us-east', ca => $ca);
 $us->psql_admin(<<'SQL', dbname => 'movr');
 CREATE TABLE rides (id int PRIMARY KEY, rider text, at timestamptz DEFAULT now());
 CREATE SEQUENCE ride_ids;
@@ -71,7 +75,7 @@ CREATE ROLE reader LOGIN PASSWORD 'reader-secret';
 ALTER ROLE reader SET default_transaction_read_only = on;
 GRANT ALL ON rides TO reader;
 SQL
-my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms');
+my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west', apply_delay => '500ms', ca => $ca);
 $eu->wait_streaming;
 
 my $auth_dir = tmpdir(name => 'nearest-auth');
@@ -145,6 +149,7 @@ sub ext {
                               . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0));
         }
         elsif ($kind eq 'exec') { $w->send_msg('E', "\0" . pack('N', 0)) }
+        elsif ($kind eq 'describe') { $w->send_msg('D', "S$a[0]\0") }
     }
     $w->send_msg('S', '');
     return $w->read_result;
@@ -360,6 +365,29 @@ for my $mode (qw(transaction session)) {
     $r = ext($w, [bind => 'ins', $id, 'again'], ['exec']);
     ok !$r->{error}, "$mode: the named statement bound again, in a later transaction" or diag explain $r->{error};
     is primary_count("id = $id"), 1, "$mode: ... once";
+    # described on the standby, a statement is checked on the primary before its Parse
+    # there (postgres.js's batch): that check's answer is no end of the transaction.  It
+    # was, at times, over TLS (a read with no message in it ended the transaction early,
+    # the session's fence question took the check's answer, and the client waited for
+    # ever): 4 times over server_tls = require
+    {
+        my $pt = proxy(pool_mode => $mode, server_tls => 'require');
+        my $wt = login($pt);
+        my @described;
+        for my $k (1 .. 4) {
+            near_again($wt);
+            $id = $next_id++;
+            my $rt = eval {
+                ext($wt, [parse => "insd$k", "INSERT INTO rides (rider, id) VALUES (\$2, \$1) -- $k"],
+                    [describe => "insd$k"], [bind => "insd$k", $id, 'described'], ['exec'])
+            } // { error => { M => $@ } };
+            push @described, $rt->{error} || $rt->{eof} ? 'failed' : primary_count("id = $id");
+            last if $described[-1] eq 'failed';
+        }
+        is "@described", '1 1 1 1', "$mode: Parse, Describe, Bind, Execute of an INSERT over TLS, 4 times: each once";
+        $wt->terminate;
+        $pt->stop;
+    }
 
     # ---- writes hidden in reads
     my $before = $us->psql_admin(q{SELECT nextval('ride_ids')}, dbname => 'movr');
@@ -598,6 +626,24 @@ for my $mode (qw(transaction session)) {
         $c1->terminate;
         $c2->terminate;
     }
+    # A notification that comes while pgnear asks the primary where its WAL ends, after
+    # each of the listener's transactions, is the client's (it was dropped with the answer)
+    {
+        my $c = login($p);
+        $q = $c->query('LISTEN burst');
+        my $notifier = fork // die "fork: $!";
+        if ($notifier == 0) {
+            eval { $us->psql_admin([map { "NOTIFY burst, '$_'" } 1 .. 300], dbname => 'movr') };
+            POSIX::_exit($@ ? 1 : 0);
+        }
+        my %seen;
+        my $collect = sub { $seen{ $_->{payload} } = 1 for @{ $_[0]{notifications} } };
+        while (waitpid($notifier, POSIX::WNOHANG()) == 0) { $collect->($c->query('SELECT 1')) }
+        is $? >> 8, 0, "$mode: another session sends 300 notifications while the listener runs its transactions";
+        wait_until(sub { $collect->($c->query('SELECT 1')); keys %seen == 300 }, timeout => 5, interval => 0.1);
+        is scalar(keys %seen), 300, "$mode: ... and the listener gets every one";
+        $c->terminate;
+    }
 
     session_state_sync($p, \$next_id) if $mode eq 'session';
 
@@ -754,6 +800,24 @@ for my $mode (qw(transaction session)) {
     like $p->log_contents, qr/needs nearest, placed as read-write: max_prepared_statements = 0/,
       '... and the log says why';
     $w->terminate;
+    $p->stop;
+}
+# A walsender (replication=database, as postgres.js's subscribe logs in) is no pooled
+# session: its replication commands run where it logs in, so on a primary
+{
+    my $p = proxy(pool_mode => 'transaction');
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+                  timeout => 30), 'a walsender: the checks know eu-west as a standby';
+    $us->psql_admin('ALTER ROLE app REPLICATION');
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { replication => 'database', options => '-c pgnear.location=53.35,-6.26' });
+    ok $r->{ok}, '... logs in' or diag explain $r->{error};
+    is $r->{ok} ? where($w) : 'no login', 'us-east', '... on the primary, where a logical slot can be made';
+    like $p->log_contents, qr/needs nearest, placed as read-write: its server connection cannot be pooled/,
+      '... and the log says why';
+    $w->terminate;
+    $us->psql_admin('ALTER ROLE app NOREPLICATION');
     $p->stop;
 }
 
