@@ -235,6 +235,9 @@ void near_position(struct session *s, struct need_spec *need)
         need->min_lsn = ns->write_lsn;
         need->min_tli = 0;
     }
+    log_debug(s->id, "nearest: its next transaction must see %X/%X%s",
+              (unsigned)(need->min_lsn >> 32), (unsigned)need->min_lsn,
+              need->read_at != NULL ? ", or run on the primary it wrote on" : "");
 }
 
 void near_attached(struct session *s)
@@ -264,6 +267,11 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
     bool read_only;
     enum session_need need = near_need_of(s, msg, n, &read_only);
     ns->for_primary = need == NEED_PRIMARY;
+    log_debug(s->id, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
+              host_is_standby(s->server_conn->host) ? "standby" : "primary",
+              s->server_conn->host->name, s->server_conn->host->port,
+              (unsigned long long)s->server_conn->id,
+              need == NEED_PRIMARY ? ", for a primary" : "");
     if (!host_is_standby(s->server_conn->host)) {
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
@@ -280,6 +288,18 @@ static bool near_at_start(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return s->near->leg == NEAR_BETWEEN && sc->tx.status == 'I' && server_conn_at_safe_point(sc);
+}
+
+/*
+ * Whether the message at hand begins a transaction on a primary behind
+ * pgnear's own question of its position (fence_ask_after): nothing of
+ * the client's owed, only that question.
+ */
+static bool near_follows_on_primary(const struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    return s->near->leg == NEAR_BETWEEN && s->fence_after && sc->tx.status == 'I' &&
+           !host_is_standby(sc->host) && sc->tx.outstanding == 1 && !(sc->tx.flags & TX_BATCH);
 }
 
 /* The answer so far goes to the client, and the rest as it comes: no replay for this one. */
@@ -364,6 +384,17 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         int rc = near_begin(s, msg, n, can_let_go);
         if (rc != NEAR_READ_ON)
             return rc;
+    } else if (near_follows_on_primary(s)) {
+        /*
+         * It came before the primary answered pgnear's question of its
+         * position after the last transaction, and follows it there: a
+         * transaction of its own, which may write, so its end asks again
+         * (the answer on its way is older than its commit).
+         */
+        ns->leg = NEAR_PRIMARY;
+        ns->forwarded = ns->forward_failed = ns->must_forward = false;
+        ns->flushing = ns->portal_kept = ns->cancel_asked = false;
+        ns->for_primary = true;
     }
     if (ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
         return NEAR_WAIT;

@@ -333,7 +333,11 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
     }
     bool *changes = s->near != NULL ? &s->near->state_changing : NULL;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, changes);
-    if (why != NULL)
+    /*
+     * nearest: not while held on a standby for a primary (near.h's
+     * must_forward): it pins there, when its messages run again.
+     */
+    if (why != NULL && !(s->near != NULL && s->near->leg == NEAR_HELD && s->near->must_forward))
         txn_pin(s, why);
     return 1;
 }
@@ -645,22 +649,24 @@ static void txn_let_go(struct session *s)
  * nearest: a standby refused the held transaction as a write (near.h):
  * its connection goes back, and the transaction's messages wait in the
  * client's input for a primary's.  Where the connection cannot go back,
- * the client gets the standby's answer.
+ * the client gets the standby's answer: false then (the caller reads the
+ * client again); true when forwarded or the session ended.
  */
-static void txn_forward(struct session *s)
+static bool txn_forward(struct session *s)
 {
     if (!txn_may_let_go(s)) {
         if (!near_deliver(s))
             session_close(s, "out of memory");
-        return;
+        return s->closed;
     }
     s->near->state_changing = false; /* the standby undid it with the error: it runs again */
     txn_let_go(s);
     if (!near_put_back(s)) {
         session_close(s, "out of memory");
-        return;
+        return true;
     }
     txn_need_server(s);
+    return true;
 }
 
 /* nearest: the message at the head begins a transaction for a primary (near.h). */
@@ -682,8 +688,9 @@ static bool txn_near_settled(struct session *s)
     if (v == NEAR_FAILED)
         return false;
     if (v == NEAR_FORWARD) {
-        txn_forward(s);
-        return false;
+        if (txn_forward(s))
+            return false;
+        /* It could not go: the standby's answer went to the client, which is read again. */
     }
     if (s->near->client_paused && near_reads_client(s->near)) {
         s->near->client_paused = false;

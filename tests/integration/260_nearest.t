@@ -372,6 +372,9 @@ for my $mode (qw(transaction session)) {
     # ever): 4 times over server_tls = require
     {
         my $pt = proxy(pool_mode => $mode, server_tls => 'require');
+        # (its checks must know eu-west as a standby first: until then its role is unknown)
+        wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($pt, 'SHOW REGIONS') },
+                   timeout => 30);
         my $wt = login($pt);
         my @described;
         for my $k (1 .. 4) {
@@ -408,6 +411,42 @@ for my $mode (qw(transaction session)) {
     ok near_again($w), "$mode: reads near again";
     $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'dup')");
     is sqlstate($q->{error}), '23505', "$mode: a unique violation: the primary's 23505, not the standby's 25006";
+
+    # ---- a write on the primary whose Parse and Describe come first, then a Flush (postgres.js,
+    # asyncpg), and its Bind, Execute, Sync a while later: the transaction ends at the Sync's
+    # ReadyForQuery, not when the Flush's answers leave the server idle, so the reads after it
+    # wait for its own position, not the one before it
+    ok near_again($w), "$mode: reads near again";
+    $id = $next_id++;
+    $q = $w->query("INSERT INTO rides (id, rider) VALUES ($id, 'flush-a')");
+    ok !$q->{error}, "$mode: a write (the session reads on the primary for a while)" or diag explain $q->{error};
+    my $idb = $next_id++;
+    $w->send_msg('P', "\0INSERT INTO rides (id, rider) VALUES ($idb, 'flush-b')\0" . pack('n', 0));
+    $w->send_msg('D', "S\0");
+    $w->send_msg('H', '');
+    my @got;
+    while (my ($t) = $w->read_msg) { push @got, $t; last if $t eq 'n' || $t eq 'E' || $t eq 'Z' }
+    is join('', @got), '1tn', "$mode: Parse, Describe, Flush of an INSERT on the primary: answered";
+    sleep 0.3;
+    $w->send_msg('B', "\0\0" . pack('nnn', 0, 0, 0));
+    $w->send_msg('E', "\0" . pack('N', 0));
+    $w->send_msg('S', '');
+    $r = $w->read_result;
+    ok !$r->{error}, "$mode: ... its Bind, Execute, Sync 0.3 s later write" or diag explain $r->{error};
+    ok near_again($w), "$mode: reads near again once the standby has it";
+    is one($w, "SELECT count(*) FROM rides WHERE id = $idb"), 1, "$mode: ... and see the row written after the Flush";
+
+    # ---- a write pipelined behind a forwarded one: it follows it on the primary before the
+    # primary has said where its WAL ends after the first, and counts as a write of its own
+    # (the position on its way predates it): reads wait for the standby to have it
+    ok near_again($w), "$mode: reads near again";
+    my ($ida, $idc) = ($next_id++, $next_id++);
+    $w->send_raw(qmsg("INSERT INTO rides (id, rider) VALUES ($ida, 'behind-a')")
+               . qmsg("SELECT pg_sleep(0.3); INSERT INTO rides (id, rider) VALUES ($idc, 'behind-b')"));
+    my @two = map { $w->read_result } 1 .. 2;
+    is_deeply [map { $_->{error} ? $_->{error}{C} : 'ok' } @two], ['ok', 'ok'], "$mode: a write and one pipelined behind it";
+    ok near_again($w), "$mode: reads near again once the standby has both";
+    is one($w, "SELECT count(*) FROM rides WHERE id = $idc"), 1, "$mode: ... and see the second";
 
     # ---- pipelined Queries
     ok near_again($w), "$mode: reads near again";
