@@ -12,6 +12,8 @@
 # client's own (exact fits only); cancel reaches the backend running the
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
+# an idle connection is taken at once (no login of pgnear's own) unless
+# server_check_query is due;
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -458,6 +460,27 @@ for my $mps (200, 0) {
     ($me) = grep { $_->{id} eq $me->{id} } admin_rows($p, 'SHOW CLIENTS');
     is $me->{region}, 'us-east', 'DRAIN: in region us-east';
     admin_rows($p, 'ENABLE "eu-west"');
+    $w->terminate;
+    $p->stop;
+}
+
+# ================================================================ an idle connection taken at once
+# A transaction takes an idle connection that fits it at once, with no login
+# of pgnear's own to fetch it (SHOW STATS txn_direct_takes); it goes through
+# such a login when server_check_query is due.
+{
+    my $p = proxy(pool_size => 1);
+    my $takes = sub { stat_value($p, 'txn_direct_takes') // -1 };
+    my $before = $takes->();
+    my ($rc, $out, $err) = pgbench(['-n', '-S', '-c', '1', '-t', '50'], $p->conninfo, timeout => 60);
+    is $rc, 0, 'pgbench -S -c 1 -t 50' or diag "$out\n$err";
+    cmp_ok $takes->() - $before, '>=', 50, "pgbench's transactions took their idle connection at once";
+    $p->stop;
+
+    $p = proxy(pool_size => 1, server_check_delay => 0);
+    my $w = login($p);
+    is one($w, "SELECT $_"), $_, "server_check_delay = 0: transaction $_ runs" for 1 .. 3;
+    is stat_value($p, 'txn_direct_takes'), 0, 'server_check_query due: no connection taken at once';
     $w->terminate;
     $p->stop;
 }
