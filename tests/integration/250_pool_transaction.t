@@ -13,7 +13,7 @@
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
 # an idle connection is taken at once (no login of pgnear's own) unless
-# server_check_query is due;
+# server_check_query is due, and not while PAUSE holds the session;
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -24,6 +24,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IO::Select;
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
@@ -467,7 +468,7 @@ for my $mps (200, 0) {
 # ================================================================ an idle connection taken at once
 # A transaction takes an idle connection that fits it at once, with no login
 # of pgnear's own to fetch it (SHOW STATS txn_direct_takes); it goes through
-# such a login when server_check_query is due.
+# such a login when server_check_query is due; a PAUSE holds it before.
 {
     my $p = proxy(pool_size => 1);
     my $takes = sub { stat_value($p, 'txn_direct_takes') // -1 };
@@ -475,6 +476,18 @@ for my $mps (200, 0) {
     my ($rc, $out, $err) = pgbench(['-n', '-S', '-c', '1', '-t', '50'], $p->conninfo, timeout => 60);
     is $rc, 0, 'pgbench -S -c 1 -t 50' or diag "$out\n$err";
     cmp_ok $takes->() - $before, '>=', 50, "pgbench's transactions took their idle connection at once";
+
+    # PAUSE holds a session between transactions before it looks for a connection.
+    my $w = login($p);
+    is one($w, 'SELECT 6'), '6', 'PAUSE: a session between transactions';
+    admin_rows($p, 'PAUSE "us-east"');
+    $before = $takes->();
+    $w->send_query('SELECT 7');
+    ok !IO::Select->new($w->socket)->can_read(0.5), 'PAUSE: its next transaction waits';
+    is $takes->() - $before, 0, 'PAUSE: no connection taken meanwhile';
+    admin_rows($p, 'RESUME "us-east"');
+    is $w->read_result->{rows}[0][0], '7', 'RESUME: the transaction runs';
+    $w->terminate;
     $p->stop;
 
     $p = proxy(pool_size => 1, server_check_delay => 0);
