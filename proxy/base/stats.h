@@ -71,8 +71,9 @@ struct worker_stats {
     uint64_t servers_kept;     /* connections kept as their client left */
     uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
     /* Transaction pooling (txn.c). */
-    uint64_t txn_returns; /* server connections given back at the end of a transaction */
-    uint64_t txn_pins;    /* sessions that came to keep their server connection */
+    uint64_t txn_returns;      /* server connections given back at the end of a transaction */
+    uint64_t txn_direct_takes; /* idle connections a transaction took without a fetcher */
+    uint64_t txn_pins;         /* sessions that came to keep their server connection */
     /* target_session_attrs = nearest (near.c). */
     uint64_t nearest_near;           /* transactions held on a standby and answered there */
     uint64_t nearest_forwarded;      /* transactions a standby refused, run again on a primary */

@@ -288,6 +288,7 @@ const struct session_flow login_flow =
         .login_abort = flow_login_abort,
         .login_end = login_throttle_release,
         .server_release = pool_release,
+        .server_take = pool_take,
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
 };

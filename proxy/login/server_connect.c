@@ -203,7 +203,7 @@ static bool server_take_kept(struct session *s, struct region_host *h)
 {
     if (!s->login->pool_share || s->login->warming)
         return false;
-    struct server_conn *sc = pool_take(s, server_region(s), h);
+    struct server_conn *sc = pool_take(s, server_region(s), h, false);
     if (sc == NULL)
         return false;
     pool_unreserve(s); /* a slot counted for a new connection is not needed */

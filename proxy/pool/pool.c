@@ -413,7 +413,7 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
  * default (server_round_robin = 0).
  */
 static struct server_conn *pool_find(struct session *s, const struct region *r,
-                                     const struct region_host *h)
+                                     const struct region_host *h, bool exact)
 {
     int64_t oldest = wall_clock_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
@@ -432,16 +432,19 @@ static struct server_conn *pool_find(struct session *s, const struct region *r,
         if (how == FIT_EXACT)
             return sc;
         /* Under transaction pooling nothing resets it between clients: exact fits only. */
-        if (how == FIT_SET && fit == NULL && pool_mode_of(s) != POOL_TRANSACTION)
+        if (how == FIT_SET && fit == NULL && !exact && pool_mode_of(s) != POOL_TRANSACTION)
             fit = sc;
     }
     return fit;
 }
 
-struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h)
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h,
+                              bool ready)
 {
-    struct server_conn *sc = pool_find(s, r, h);
-    if (sc == NULL)
+    struct server_conn *sc = pool_find(s, r, h, ready);
+    /* The most recently idle fit first: when it is due for server_check_query, all are. */
+    if (sc == NULL ||
+        (ready && wall_clock_us() - sc->idle_since > (int64_t)s->cfg->server_check_delay_ms * 1000))
         return NULL;
     server_conn_attach(sc, s);
     sc->region = r;
@@ -708,7 +711,7 @@ struct pool_refused {
 static bool pool_waiter_may_go(struct session *s, struct pool_refused *refused)
 {
     struct session_login *l = s->login;
-    if (pool_find(s, s->region, l->wait_host) != NULL)
+    if (pool_find(s, s->region, l->wait_host, false) != NULL)
         return true;
     if (refused->reason != POOL_RESERVED && refused->reason == l->wait_key_kind &&
         strcmp(refused->key, l->wait_key) == 0)

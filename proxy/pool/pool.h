@@ -52,8 +52,12 @@ void pool_cancel_done(struct server_conn *sc);
 /*
  * An idle connection to host h of region r for s's database and user
  * that can take s's startup parameters, linked to s; NULL when none.
+ * ready: only one that needs nothing said before it serves s (transaction
+ * pooling's direct take, fetch.h): logged in with exactly s's startup
+ * parameters, and not due for server_check_query.
  */
-struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h);
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h,
+                              bool ready);
 
 /*
  * Counts the connection s is about to open to h against pool_size and

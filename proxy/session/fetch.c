@@ -9,10 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "routing/need.h"
 #include "routing/region.h"
+#include "routing/registry.h"
 #include "routing/route.h"
 
 /*
@@ -87,6 +95,64 @@ const char *fetch_start(struct session *s, const struct fetch_want *want,
     *fetcher = m;
     phase_begin_at(m, PHASE_CONNECT);
     return NULL;
+}
+
+/* Whether a gate holds sessions of r (as relay_start holds a new one). */
+static bool fetch_region_held(struct session *s, const struct region *r)
+{
+    return registry_paused(r->runtime) ||
+           (registry_migration_hold(r->runtime) &&
+            strcmp(s->database, s->cfg->migrations_db) == 0) ||
+           placement_held(&s->w->shared->placement, s->database);
+}
+
+/*
+ * The host of r a fetcher's login would try first (server_connect.c's
+ * order: best fit, then the role need prefers, then configured order),
+ * when it fits need well and is up; else NULL.
+ */
+static struct region_host *fetch_first_host(struct region *r, const struct need_spec *need)
+{
+    struct region_host *best = NULL;
+    bool best_second = true;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        struct region_host *h = &r->hosts[i];
+        if (need_host_fit(h, need) != NEED_FIT_GOOD)
+            continue;
+        bool second = need->role == NEED_ANY       ? host_is_standby(h)
+                      : need->role == NEED_NEAREST ? !host_is_standby(h)
+                                                   : false;
+        if (best == NULL || (best_second && !second)) {
+            best = h;
+            best_second = second;
+        }
+    }
+    return best != NULL && host_is_up(best) ? best : NULL;
+}
+
+struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want)
+{
+    struct worker *w = s->w;
+    /* A fetcher logs in under the worker's config: one reloaded meanwhile comes with it. */
+    if (s->cfg != w->cfg || !config_pooling(s->cfg) || w->waiting_sessions.count > 0)
+        return NULL;
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    if (fetch_plan(s, want, &loc, plan, cosines) == 0 || fetch_region_held(s, plan[0]))
+        return NULL;
+    struct region_host *h = fetch_first_host(plan[0], &want->need);
+    struct server_conn *sc = h != NULL ? w->shared->flow->server_take(s, plan[0], h, true) : NULL;
+    if (sc == NULL)
+        return NULL;
+    s->region = plan[0];
+    tx_track_init(&sc->tx, 'I'); /* as a handover starts it */
+    sc->sent_to_client = true;
+    stat_inc(&w->stats.server_reuses);
+    stat_inc(&w->stats.txn_direct_takes);
+    log_debug(s->id, "took idle server connection %llu to %s:%d (use %u)",
+              (unsigned long long)sc->id, h->name, h->port, sc->use_count);
+    return sc;
 }
 
 void fetch_close(struct session *m, const char *why)

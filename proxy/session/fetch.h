@@ -71,6 +71,19 @@ size_t fetch_plan(const struct session *s, const struct fetch_want *want, struct
 /* Whether want lets the fetcher go to region r (loc: as fetch_plan set it). */
 bool fetch_wants(const struct fetch_want *want, const struct locality *loc, const struct region *r);
 
+struct server_conn;
+/*
+ * An idle connection of the pool taken for s at once, where a fetcher's
+ * login would end in a handover with nothing to say: want's first region
+ * held by no gate (PAUSE, a migration's pause, a cutover), its first host
+ * for want's need fitting it well and up, an idle connection there that
+ * logged in with exactly s's startup parameters and is due for no
+ * server_check_query, and no client of s's worker waiting for one.  The
+ * connection is attached to s (s->region its region), counted as reused;
+ * NULL when any of it is not so (the fetcher's way then), nothing changed.
+ */
+struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want);
+
 /* The owner lets m go: closed with why, its ops not called any more. */
 void fetch_close(struct session *m, const char *why);
 

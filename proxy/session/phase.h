@@ -18,6 +18,8 @@
 #include "proxy/session/session_types.h" /* enum session_phase */
 
 struct pg_error;
+struct region;
+struct region_host;
 struct server_conn;
 struct session;
 
@@ -73,6 +75,9 @@ struct session_flow {
     void (*login_end)(struct session *s);
     /* The client of sc leaves: sc is kept for another or closed. */
     void (*server_release)(struct server_conn *sc);
+    /* An idle connection to h of r for s, linked to s; NULL when none (pool_take). */
+    struct server_conn *(*server_take)(struct session *s, struct region *r, struct region_host *h,
+                                       bool ready);
     /* The cancel requests on their way to sc ended: a connection held back for them goes on. */
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */

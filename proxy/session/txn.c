@@ -813,6 +813,14 @@ static void txn_fetch_start(struct session *s)
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     if (txn_slot_take(s, &want.need))
         return;
+    if (fetch_take_idle(s, &want) != NULL) {
+        s->busy++;
+        if (s->near != NULL)
+            s->near->conn_gen = 0; /* as txn_fetch_ready's */
+        txn_attached(s);
+        session_callback_done(s);
+        return;
+    }
     const char *why = fetch_start(s, &want, &txn_fetch_ops, s, &s->fetcher);
     if (why != NULL)
         txn_fetch_failed(s, why);

@@ -12,6 +12,8 @@
 # client's own (exact fits only); cancel reaches the backend running the
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
+# an idle connection is taken at once (no login of pgnear's own) unless
+# server_check_query is due, and not while PAUSE holds the session;
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -22,6 +24,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
+use IO::Select;
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
@@ -458,6 +461,39 @@ for my $mps (200, 0) {
     ($me) = grep { $_->{id} eq $me->{id} } admin_rows($p, 'SHOW CLIENTS');
     is $me->{region}, 'us-east', 'DRAIN: in region us-east';
     admin_rows($p, 'ENABLE "eu-west"');
+    $w->terminate;
+    $p->stop;
+}
+
+# ================================================================ an idle connection taken at once
+# A transaction takes an idle connection that fits it at once, with no login
+# of pgnear's own to fetch it (SHOW STATS txn_direct_takes); it goes through
+# such a login when server_check_query is due; a PAUSE holds it before.
+{
+    my $p = proxy(pool_size => 1);
+    my $takes = sub { stat_value($p, 'txn_direct_takes') // -1 };
+    my $before = $takes->();
+    my ($rc, $out, $err) = pgbench(['-n', '-S', '-c', '1', '-t', '50'], $p->conninfo, timeout => 60);
+    is $rc, 0, 'pgbench -S -c 1 -t 50' or diag "$out\n$err";
+    cmp_ok $takes->() - $before, '>=', 50, "pgbench's transactions took their idle connection at once";
+
+    # PAUSE holds a session between transactions before it looks for a connection.
+    my $w = login($p);
+    is one($w, 'SELECT 6'), '6', 'PAUSE: a session between transactions';
+    admin_rows($p, 'PAUSE "us-east"');
+    $before = $takes->();
+    $w->send_query('SELECT 7');
+    ok !IO::Select->new($w->socket)->can_read(0.5), 'PAUSE: its next transaction waits';
+    is $takes->() - $before, 0, 'PAUSE: no connection taken meanwhile';
+    admin_rows($p, 'RESUME "us-east"');
+    is $w->read_result->{rows}[0][0], '7', 'RESUME: the transaction runs';
+    $w->terminate;
+    $p->stop;
+
+    $p = proxy(pool_size => 1, server_check_delay => 0);
+    my $w = login($p);
+    is one($w, "SELECT $_"), $_, "server_check_delay = 0: transaction $_ runs" for 1 .. 3;
+    is stat_value($p, 'txn_direct_takes'), 0, 'server_check_query due: no connection taken at once';
     $w->terminate;
     $p->stop;
 }
