@@ -399,8 +399,8 @@ static void expect_carried(const char *sql, const char *why, bool changes)
 {
     bool got_changes = false;
     const char *got = txn_pin_scan_carried((const uint8_t *)sql, strlen(sql), &got_changes);
-    if ((got == NULL) != (why == NULL) || (got != NULL && strcmp(got, why) != 0) ||
-        got_changes != changes)
+    bool same = got == NULL || why == NULL ? got == why : strcmp(got, why) == 0;
+    if (!same || got_changes != changes)
         fail_msg("\"%s\": %s, changes %d; expected %s, changes %d", sql, got ? got : "no pin",
                  got_changes, why ? why : "no pin", changes);
 }
