@@ -505,9 +505,14 @@ static bool txn_answer_known_parses(struct session *s)
         if (h[0] != 'P' || len - 4 > TXN_SCAN_MAX)
             break;
         const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
-        if (msg == NULL || prep_client_parse_known(s->prep, msg + 5, len - 4) != PREP_OK)
+        if (msg == NULL)
             break;
         const char *why = txn_message_pins(s, 'P', msg + 5, len - 4, NULL);
+        /* nearest: it pins where it runs, a primary (near.h): the server gets it, placed so. */
+        if (why != NULL && s->near != NULL)
+            break;
+        if (prep_client_parse_known(s->prep, msg + 5, len - 4) != PREP_OK)
+            break;
         if (why != NULL)
             txn_pin(s, why);
         evbuffer_drain(s->client.in, 1 + (size_t)len);
