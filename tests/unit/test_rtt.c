@@ -169,8 +169,8 @@ static struct rtt_estimate *rtt_of(struct env *e, int region)
     return &e->set.items[region].hosts[0].runtime->health.rtt;
 }
 
-/* The first region of a plan for a caller at lat, lon. */
-static const char *first_for(struct env *e, double lat, double lon)
+/* The nth region (from 0) of a plan for a caller at lat, lon. */
+static const char *nth_for(struct env *e, double lat, double lon, size_t nth)
 {
     struct locality loc = {
         .source = LOCALITY_COORDINATES, .has_coords = true, .lat = lat, .lon = lon};
@@ -178,8 +178,11 @@ static const char *first_for(struct env *e, double lat, double lon)
     double cosines[8];
     size_t n =
         route_plan(&e->rd, &loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan, cosines, 8);
-    return n > 0 ? plan[0]->name : "(none)";
+    return n > nth ? plan[nth]->name : "(none)";
 }
+
+#define first_for(e, ...)  nth_for((e), __VA_ARGS__, 0)
+#define second_for(e, ...) nth_for((e), __VA_ARGS__, 1)
 
 /* One health check round: a sample per region (ms[i]), then the groups' preferences. */
 static unsigned round_of(struct env *e, const double *ms, int64_t now)
@@ -278,18 +281,6 @@ static void test_hybrid_keeps_far_callers_near(void **state)
     /* ... and distance alone ignores measurement. */
     e->rd.rank.by = ROUTE_BY_DISTANCE;
     assert_string_equal(first_for(e, DUBLIN), "eu-west");
-}
-
-/* The second region of a plan for a caller at lat, lon. */
-static const char *second_for(struct env *e, double lat, double lon)
-{
-    struct locality loc = {
-        .source = LOCALITY_COORDINATES, .has_coords = true, .lat = lat, .lon = lon};
-    struct region *plan[8];
-    double cosines[8];
-    size_t n =
-        route_plan(&e->rd, &loc, &(struct need_spec){.role = NEED_ANY}, NULL, plan, cosines, 8);
-    return n > 1 ? plan[1]->name : "(none)";
 }
 
 static void test_close_scores_keep_distance_order(void **state)
