@@ -19,6 +19,7 @@
 
 #include "protocol/session_state.h"
 #include "proxy/session/move.h"
+#include "proxy/session/msg_loop.h"
 
 struct event;
 struct fetch_ops;
@@ -64,14 +65,7 @@ struct session_move {
  * target): whole messages, each handed to handler (msg_loop.h).
  */
 #define MOVE_READER(name, handler)                                                                 \
-    static const struct msg_reader name##_table = {.fill_max = 65536,                              \
-                                                   .max_body = MOVE_MAX_MESSAGE,                   \
-                                                   .on_message = handler,                          \
-                                                   .on_bad_length = move_bad_length};              \
-    void name(struct session *s)                                                                   \
-    {                                                                                              \
-        endpoint_read_messages(s, &s->server_conn->ep, &name##_table);                             \
-    }
+    MSG_SERVER_READER(, name, handler, MOVE_MAX_MESSAGE, move_bad_length)
 
 /* ---- move_end.c ---- */
 

@@ -43,6 +43,22 @@ struct msg_reader {
  */
 void endpoint_read_messages(struct session *s, struct endpoint *ep, const struct msg_reader *r);
 
+/*
+ * Defines reader `name`, an endpoint_handler that reads the session's
+ * server connection message by message into handler (a msg_handler), a
+ * body longer than max_body counting as a bad length (bad_length).  The
+ * readers of a move's and of a nearest session's sync are such.
+ */
+#define MSG_SERVER_READER(linkage, name, handler, max_body_, bad_length)                           \
+    static const struct msg_reader name##_table = {.fill_max = 65536,                              \
+                                                   .max_body = (max_body_),                        \
+                                                   .on_message = (handler),                        \
+                                                   .on_bad_length = (bad_length)};                 \
+    linkage void name(struct session *s)                                                           \
+    {                                                                                              \
+        endpoint_read_messages(s, &s->server_conn->ep, &name##_table);                             \
+    }
+
 /* A message header at the front of an input, its length checked (at least 4). */
 struct msg_head {
     uint8_t type;

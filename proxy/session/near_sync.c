@@ -210,14 +210,7 @@ static int near_sync_replay_message(struct session *s, char type, const uint8_t 
 
 /* Each of them as large as a state row may be. */
 #define NEAR_SYNC_READER(name, handler)                                                            \
-    static const struct msg_reader name##_table = {.fill_max = 65536,                              \
-                                                   .max_body = SESSION_STATE_MAX_BYTES,            \
-                                                   .on_message = handler,                          \
-                                                   .on_bad_length = near_sync_bad_length};         \
-    static void name(struct session *s)                                                            \
-    {                                                                                              \
-        endpoint_read_messages(s, &s->server_conn->ep, &name##_table);                             \
-    }
+    MSG_SERVER_READER(static, name, handler, SESSION_STATE_MAX_BYTES, near_sync_bad_length)
 
 NEAR_SYNC_READER(near_sync_state_read, near_sync_state_message)
 NEAR_SYNC_READER(near_sync_replay_read, near_sync_replay_message)
