@@ -250,6 +250,20 @@ bool health_note_login_standby(struct region_host *h)
                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
+void health_note_login_role(struct region_host *h, bool standby)
+{
+    struct host_health *hh = &h->runtime->health;
+    if (__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED))
+        return;
+    int64_t at = __atomic_load_n(&hh->login_saw_standby_ms, __ATOMIC_RELAXED);
+    if (standby && at == 0)
+        __atomic_compare_exchange_n(&hh->login_saw_standby_ms, &at, monotonic_ms(), false,
+                                    __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    else if (!standby && at != 0)
+        __atomic_compare_exchange_n(&hh->login_saw_standby_ms, &at, 0, false, __ATOMIC_RELAXED,
+                                    __ATOMIC_RELAXED);
+}
+
 /*
  * The timeline a standby replays: its WAL receiver's when the check's
  * user may see it (pg_read_all_stats).  Otherwise its control file's,

@@ -102,6 +102,16 @@ bool health_note_login(struct region_host *h, unsigned downs_seen);
  */
 bool health_note_login_standby(struct region_host *h);
 
+/*
+ * A login's word on h's role (in_hot_standby) where no check has logged
+ * in to say it (role_known is false: its checks cannot log in, or none has
+ * finished yet): a standby counts as one (host_is_standby) until a login
+ * says otherwise or a check that logged in says what it is, so that a
+ * write needing a primary is not sent back to it.  Safe from any worker
+ * thread.
+ */
+void health_note_login_role(struct region_host *h, bool standby);
+
 /* After a login contradicted the checks, how long every host is checked every HEALTH_HURRY_MS. */
 #define HEALTH_LOGIN_ROLE_CHECK_MS 200
 

@@ -128,8 +128,12 @@ static enum need_fit need_role_fit(const struct region_host *h, enum session_nee
     }
     if (need == NEED_ANY)
         return NEED_FIT_GOOD;
-    if (!known)
-        return NEED_FIT_FALLBACK;
+    if (!known) {
+        /* No check says its role; a login said it is a standby (health_note_login_role). */
+        return standby && !need_role_fits(need, true, read_only) && !need_is_prefer(need)
+                   ? NEED_FIT_NONE
+                   : NEED_FIT_FALLBACK;
+    }
     return need_known_fit(need, standby, read_only,
                           __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED));
 }

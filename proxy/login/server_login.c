@@ -545,6 +545,8 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
             sc->poolable = false;
         return server_forward(s, len);
     case 'Z':
+        if (sc->params.in_hot_standby != 0)
+            health_note_login_role(sc->host, sc->params.in_hot_standby == 't');
         if (server_login_wrong_role(s, sc))
             return -1;
         tx_track_init(&sc->tx, (char)pkt_ready_status(type, body, len));

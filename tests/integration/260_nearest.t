@@ -36,7 +36,8 @@
 # SQL PREPARE, a TimeZone a function sets) runs near and is carried to its
 # other connection when it changed, once (a custom setting pins).  With no
 # role known (the checks cannot log in) a session runs where it logged in,
-# its reads after a write too.  Without max_prepared_statements, or as a
+# its reads after a write too, and a write refused where a login found a
+# standby runs on the other host.  Without max_prepared_statements, or as a
 # walsender (replication=database), the session runs as read-write, on the
 # primary, and the log says why.
 use strict;
@@ -823,6 +824,15 @@ for my $mode (qw(transaction session)) {
     is scalar(keys %{ { map { /^(\d+):/ ? ($1 => 1) : ($_ => 1) } @seen } }), 1,
       "$mode, no role known: ... on one server connection" if $mode eq 'session';
     $w->terminate;
+    # a caller by Dublin logs in on eu-west, whose login says it is a standby: its write,
+    # refused there, runs on us-east (not on eu-west again, for its 25006 to reach the client)
+    my $d = login($p);
+    $id = $next_id++;
+    $q = $d->query("INSERT INTO rides (id, rider) VALUES ($id, 'unknown, Dublin')");
+    ok !$q->{error}, "$mode, no role known: a Dublin caller's write succeeds" or diag explain $q->{error};
+    is one($d, "SELECT current_setting('cluster_name') || ':' || count(*) FROM rides WHERE id = $id"),
+      'us-east:1', "$mode, no role known: ... and its read after it sees it, on the primary";
+    $d->terminate;
     $p->stop;
 }
 

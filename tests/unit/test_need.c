@@ -144,6 +144,22 @@ static void test_fit_by_role(void **state)
     p->runtime->health.role_known = false;
     assert_int_equal(need_host_fit(p, N(NEED_READ_WRITE)), NEED_FIT_FALLBACK);
     p->runtime->health.role_known = true;
+    /* no check knows it, a login said standby: out for writes until a login says primary */
+    s->runtime->health.role_known = false;
+    s->runtime->health.in_recovery = false;
+    assert_int_equal(need_host_fit(s, N(NEED_PRIMARY)), NEED_FIT_FALLBACK);
+    health_note_login_role(s, true);
+    assert_int_equal(need_host_fit(s, N(NEED_PRIMARY)), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(s, N(NEED_READ_WRITE)), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(s, N(NEED_PREFER_PRIMARY)), NEED_FIT_FALLBACK);
+    assert_int_equal(need_host_fit(s, N(NEED_NEAREST)), NEED_FIT_FALLBACK);
+    health_note_login_role(s, false);
+    assert_int_equal(need_host_fit(s, N(NEED_PRIMARY)), NEED_FIT_FALLBACK);
+    /* where a check knows the role, a login's word is not taken this way */
+    s->runtime->health.role_known = true;
+    s->runtime->health.in_recovery = true;
+    health_note_login_role(s, false);
+    assert_int_equal(need_host_fit(s, N(NEED_PRIMARY)), NEED_FIT_NONE);
     /* down: tried last when its last known role fits, not at all when it does not */
     assert_true(health_mark_down(p));
     assert_int_equal(need_host_fit(p, N(NEED_READ_WRITE)), NEED_FIT_LAST);
