@@ -33,6 +33,11 @@
  *     the write runs once;
  *   - otherwise the answer goes to the client as it came.
  *
+ * A server that ends the connection while its answer is held (a FATAL of
+ * pg_terminate_backend, say) has it go to the client, its FATAL last,
+ * and the session ends (txn.c's server_gone hook, session_server_gone):
+ * only a refusal above runs again.
+ *
  * A hold is given up — the answer so far goes to the client and the rest
  * follows as it comes, and a 25006 after that reaches the client — when
  * the answer grows past NEAR_HOLD_MAX (a long read), when the server

@@ -510,6 +510,9 @@ void session_server_gone(struct session *s, const char *why)
         session_close(s, "client terminated the session");
         return;
     }
+    /* What transaction pooling holds of the server's answer is the client's, a FATAL in it too. */
+    if (s->txn != NULL && s->phase == PHASE_ACTIVE && !s->txn->server_gone(s))
+        return;
     bool explained = sc->ep.last_type == 'E' && sc->ep.fwd_remaining == 0;
     bool cut = sc->ep.fwd_remaining != 0;
     struct pg_error err; /* told before the close, which frees what it names */

@@ -190,6 +190,8 @@ struct txn_hooks {
     struct session_hooks life;              /* the gate's and the close's (resume, closing) */
     const struct server_reader *server;     /* what reads the server side */
     bool (*on_cancel)(struct session *s);   /* a cancel request for it: true, answered here */
+    /* Its server hung up (session_server_gone): what is held of its answer, out; false: ended. */
+    bool (*server_gone)(struct session *s);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -42,12 +42,13 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len);
 static bool txn_server_idle(struct session *s);
 static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
+static bool txn_server_gone(struct session *s);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
-    .on_cancel = txn_cancel
+    .on_cancel = txn_cancel, .server_gone = txn_server_gone
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -721,6 +722,25 @@ static bool txn_server_idle(struct session *s)
     txn_let_go(s);
     endpoint_resume_read(&s->client);
     return true;
+}
+
+/*
+ * The server ended the connection (session_server_gone): an answer held
+ * on a standby (near.h) goes to the client as it came, the server's FATAL
+ * in it, then the session ends, as it would directly and as under
+ * transaction pooling a server that ends a transaction ends its session.
+ * Nothing runs again elsewhere: only a standby's refusal is replayed.
+ * False: the session ended.
+ */
+static bool txn_server_gone(struct session *s)
+{
+    if (s->near == NULL || s->near->leg != NEAR_HELD)
+        return true;
+    log_debug(s->id, "nearest: the server ended the connection while its answer was held");
+    if (near_deliver(s))
+        return true;
+    session_close(s, "out of memory");
+    return false;
 }
 
 static void txn_resume_cb(struct session *s)

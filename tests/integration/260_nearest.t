@@ -26,7 +26,8 @@
 # table, LISTEN, advisory lock, SET); notifications to a listener that
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
-# reads near).
+# reads near); the standby's backend terminated while a read's answer is
+# held (simple, extended, by itself): the server's FATAL, then the end.
 # Under pool_mode = transaction and session, 1 and 2 workers; under
 # session pooling the session's standby and primary connections are its
 # own (another session never gets them) and go back to the pool as it
@@ -553,6 +554,43 @@ for my $mode (qw(transaction session)) {
         is one($rw, 'SELECT 2'), 2, "$mode, a full pool: the read-write session goes on too" if $rw;
         $_->terminate for grep { defined } $c, $rw;
         $pw->stop;
+    }
+
+    # ---- the standby's backend terminated while the read's answer is held (by another
+    # session, or by itself as pg-native's test does): the client gets what the server sent,
+    # its FATAL last, then the end, as directly (and as a server that ends a transaction-pooled
+    # transaction does); the read does not run again elsewhere
+    for my $how (qw(simple extended itself)) {
+        my $c = login($p);
+        my $sql = "SELECT 'held-$how', pg_sleep(5)";
+        if ($how eq 'simple') {
+            $c->send_query($sql);
+        } elsif ($how eq 'extended') {    # a named statement, as node-postgres's prepared one
+            $c->send_msg('P', "slow\0$sql\0" . pack('n', 0));
+            $c->send_msg('B', "\0slow\0" . pack('nnn', 0, 0, 0));
+            $c->send_msg('E', "\0" . pack('N', 0));
+            $c->send_msg('S', '');
+        } else {
+            $c->send_query('SELECT pg_terminate_backend(pg_backend_pid())');
+        }
+        if ($how ne 'itself') {
+            # (asleep: its Parse shows the text as active too, and a kill then answers no Bind)
+            my $asleep = "FROM pg_stat_activity WHERE query LIKE 'SELECT ''held-$how''%' AND wait_event = 'PgSleep'";
+            ok wait_until(sub { $eu->psql_admin("SELECT count(*) $asleep") eq '1' }, timeout => 10, interval => 0.02),
+              "$mode, $how: a long read runs on the standby";
+            $eu->psql_admin("SELECT pg_terminate_backend(pid) $asleep");
+        }
+        local $c->{timeout} = 4;
+        my @t;
+        eval {
+            while (my ($t, $body) = $c->read_msg) {
+                push @t, $t eq 'E' ? 'E' . sqlstate(PgNearTest::Wire::parse_fields($body)) : $t;
+            }
+            1;
+        } or push @t, 'no EOF';
+        my %direct = (simple => 'T,E57P01', extended => '1,2,E57P01', itself => 'T,D,E57P01');
+        is join(',', @t), $direct{$how}, "$mode, $how: its backend terminated: the client gets the FATAL 57P01, then the end";
+        $c->terminate;
     }
 
     # ---- pgnear's own question after a transaction (the position it wrote to, pgnear.fence) leaves
