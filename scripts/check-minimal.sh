@@ -7,7 +7,8 @@
 #   WebSocket client and metrics; scripts/demo.sh again (it must
 #   restart cleanly); scripts/demo.sh stop, after which nothing may run;
 #   scripts/test.sh, the whole suite (on the sanitizer build, two worker
-#   threads per pgnear); scripts/check-tools.sh.
+#   threads per pgnear); scripts/check-tools.sh; scripts/check-package.sh
+#   (the Debian package: built, installed, run as its unit runs it, purged).
 # Whatever install-deps.sh forgets, this fails on.  It runs in mount, PID
 # and (after the packages are in) network namespaces of its own, so that its
 # mounts, processes and ports end with it and meet nobody else's.
@@ -29,7 +30,7 @@ for arg in "$@"; do
     case $arg in
     --keep) keep=yes ;;
     -h | --help)
-        sed -n '2,15s/^# \{0,1\}//p' "$0"
+        sed -n '2,16s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown argument '$arg' (usage: scripts/check-minimal.sh [--keep])" ;;
@@ -183,6 +184,8 @@ step "scripts/test.sh"
 scripts/test.sh
 step "scripts/check-tools.sh"
 scripts/check-tools.sh
+step "scripts/check-package.sh: the Debian package, built, installed, run by its unit's lines, purged"
+scripts/check-package.sh
 step "the steps are done"
 STEPS
 
@@ -218,4 +221,4 @@ inside $clean chroot "$root" sh /root/steps.sh install ||
 inside --net $clean chroot "$root" sh /root/steps.sh run ||
     die "the README's quick start failed on minimal Debian (see above)"
 
-say "passed: demo, suite and tool check on minimal Debian $suite in $(($(date +%s) - start)) s"
+say "passed: demo, suite, tool and package checks on minimal Debian $suite in $(($(date +%s) - start)) s"

@@ -54,6 +54,7 @@ EXEMPT='
 sudo        scripts/install-deps.sh     only when not run as root, and it says so when sudo is missing
 debootstrap scripts/check-minimal.sh    CI only: it installs debootstrap on the host itself
 git         scripts/check-minimal.sh    CI only: clones the checkout, on the host that cloned it
+pgnear      scripts/check-package.sh    /usr/bin/pgnear: the package that the check builds installs it
 no-such-tool-pgnear tests/integration/000_harness.t  the test that require_tool fails on a missing tool
 '
 

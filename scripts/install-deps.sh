@@ -48,7 +48,11 @@ PYTHON="python3 python3-minimal python3-psycopg"
 NODE="nodejs ca-certificates"
 # valgrind's callgrind counts the relay's instructions (README, Performance)
 PROFILE="valgrind"
-PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PYTHON $NODE $PROFILE"
+# the Debian package (debian/, scripts/check-package.sh): dpkg-buildpackage, the Build-Depends
+# beyond BUILD, lintian, adduser (its postinst makes the user pgnear), and git
+# (the check builds from a copy of the checkout's files)
+PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
+PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
