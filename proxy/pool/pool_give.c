@@ -36,7 +36,7 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
     if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
         sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
         return "its client left inside a transaction, a COPY or a request";
-    if (wall_clock_us() - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+    if (worker_clock_us(sc->w) - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
     if (!host_is_up(sc->host))
         return "its host is down";

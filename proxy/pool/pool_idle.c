@@ -59,7 +59,7 @@ void pool_arm_sweep(struct worker *w)
 
 void pool_now_idle(struct server_conn *sc)
 {
-    sc->idle_since = wall_clock_us();
+    sc->idle_since = worker_clock_us(sc->w);
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
     /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */

@@ -78,7 +78,7 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
 struct server_conn *pool_find(struct session *s, const struct region *r,
                               const struct region_host *h, bool exact)
 {
-    int64_t oldest = wall_clock_us() - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    int64_t oldest = worker_clock_us(s->w) - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
     list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
@@ -105,9 +105,15 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
                               bool ready)
 {
     struct server_conn *sc = pool_find(s, r, h, ready);
-    /* The most recently idle fit first: when it is due for server_check_query, all are. */
-    if (sc == NULL ||
-        (ready && wall_clock_us() - sc->idle_since > (int64_t)s->cfg->server_check_delay_ms * 1000))
+    if (sc == NULL)
+        return NULL;
+    /*
+     * The most recently idle fit first: when it is due for server_check_query,
+     * all are.  The loop's clock may read the same as at its give-back (its
+     * ticks are coarse, milliseconds): a delay of 0 is always due.
+     */
+    int64_t delay_us = (int64_t)s->cfg->server_check_delay_ms * 1000;
+    if (ready && (delay_us == 0 || worker_clock_us(s->w) - sc->idle_since > delay_us))
         return NULL;
     server_conn_attach(sc, s);
     sc->region = r;
