@@ -323,23 +323,31 @@ double route_km(double dot)
     return region_km(dot);
 }
 
-bool route_plan_scores(const struct routing_data *rd, const struct locality *loc,
-                       struct route_score *scores, const struct region **home,
-                       const struct registry_region **preferred)
+/* route_plan_scores, from the caller's unit vector (NULL: no location). */
+static bool route_origin_scores(const struct routing_data *rd, const double *origin,
+                                struct route_score *scores, const struct region **home,
+                                const struct registry_region **preferred)
 {
     *home = NULL;
     *preferred = NULL;
     if (rd->rank.by == ROUTE_BY_DISTANCE || rd->regions->count > ROUTE_MAX_REGIONS)
         return false;
+    route_scores(rd->regions, origin, &rd->rank, scores);
+    *home = route_home(rd->regions, origin);
+    if (*home != NULL)
+        *preferred = __atomic_load_n(&(*home)->runtime->preferred, __ATOMIC_ACQUIRE);
+    return true;
+}
+
+bool route_plan_scores(const struct routing_data *rd, const struct locality *loc,
+                       struct route_score *scores, const struct region **home,
+                       const struct registry_region **preferred)
+{
     double lat = 0, lon = 0, origin[3] = {0, 0, 0};
     bool has_origin = route_origin(loc, &lat, &lon);
     if (has_origin)
         region_unit_vector(lat, lon, origin);
-    route_scores(rd->regions, has_origin ? origin : NULL, &rd->rank, scores);
-    *home = route_home(rd->regions, has_origin ? origin : NULL);
-    if (*home != NULL)
-        *preferred = __atomic_load_n(&(*home)->runtime->preferred, __ATOMIC_ACQUIRE);
-    return true;
+    return route_origin_scores(rd, has_origin ? origin : NULL, scores, home, preferred);
 }
 
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
@@ -360,7 +368,8 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
     struct route_score scores[ROUTE_MAX_REGIONS];
     const struct registry_region *preferred;
     const struct region *home;
-    bool scored = route_plan_scores(rd, loc, scores, &home, &preferred);
+    /* The unit vector once: its sine and cosine are a plan's costliest arithmetic. */
+    bool scored = route_origin_scores(rd, has_origin ? origin : NULL, scores, &home, &preferred);
     for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))

@@ -18,7 +18,7 @@
 #include "protocol/startup.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
-#include "proxy/pool/pool.h"
+#include "proxy/pool/pool_idle.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"

@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 
+#include "protocol/clock.h"
 #include "protocol/prepared.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -194,4 +195,12 @@ void worker_free(struct worker *w)
     prep_registry_free(w->prep_registry); /* every session and connection is gone */
     free(w->relay_block);
     free(w);
+}
+
+int64_t worker_clock_us(struct worker *w)
+{
+    struct timeval tv;
+    if (w->base == NULL || event_base_gettimeofday_cached(w->base, &tv) != 0)
+        return wall_clock_us();
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
 }

@@ -99,6 +99,16 @@ static inline size_t worker_server_count(const struct worker *w)
            w->idle_servers.count;
 }
 
+/*
+ * Unix time in microseconds as the worker's event loop last read it (once
+ * a loop turn, libevent's cached time, whose ticks are coarse: about a
+ * millisecond; the clock itself outside the loop's callbacks): for the
+ * ages the pool compares on every transaction (idle since, connected
+ * since), where a loop turn's staleness does not matter and a clock read
+ * per transaction costs.
+ */
+int64_t worker_clock_us(struct worker *w);
+
 struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
                           size_t errcap);
 /* Runs the loop until it ends, then closes the worker's mailbox (worker_calls_close). */

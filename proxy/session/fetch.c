@@ -133,8 +133,13 @@ static struct region_host *fetch_first_host(struct region *r, const struct need_
 struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want)
 {
     struct worker *w = s->w;
-    /* A fetcher logs in under the worker's config: one reloaded meanwhile comes with it. */
-    if (s->cfg != w->cfg || !config_pooling(s->cfg) || w->waiting_sessions.count > 0)
+    /*
+     * A fetcher logs in under the worker's config: one reloaded meanwhile
+     * comes with it.  Clients waiting on the worker do not stop the take: a
+     * fetcher made instead would take the same idle connection before them
+     * (server_connect.c takes a kept one whoever waits), only later.
+     */
+    if (s->cfg != w->cfg || !config_pooling(s->cfg))
         return NULL;
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];

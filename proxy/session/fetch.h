@@ -78,9 +78,10 @@ struct server_conn;
  * held by no gate (PAUSE, a migration's pause, a cutover), its first host
  * for want's need fitting it well and up, an idle connection there that
  * logged in with exactly s's startup parameters and is due for no
- * server_check_query, and no client of s's worker waiting for one.  The
- * connection is attached to s (s->region its region), counted as reused;
- * NULL when any of it is not so (the fetcher's way then), nothing changed.
+ * server_check_query, whoever waits on the worker (a fetcher would take
+ * it before them too).  The connection is attached to s (s->region its
+ * region), counted as reused; NULL when any of it is not so (the
+ * fetcher's way then), nothing changed.
  */
 struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want);
 

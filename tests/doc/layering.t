@@ -46,7 +46,6 @@ my %top_file = map { $_ => 1 } qw(proxy/main.c proxy/daemon.c proxy/daemon.h);
 # files are listed here; any other circle is a defect, and so is a file
 # listed here that is in no circle any more.
 my %allowed_circle = (
-    'proxy/pool'    => [qw(pool pool_warm)],
     'proxy/runtime' => [qw(worker worker_call)],
     # One file's parts, split for length, with the private header they share.
     'proxy/base'    => [qw(config config_ini config_check config_peers config_sections config_int)],
@@ -69,7 +68,7 @@ my %phase_header = (
 # logins, and the fetcher that logs in for a session (a move's mover, transaction
 # pooling's next transaction: its login begins at CONNECT, as a warm-up's).
 my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
-    'proxy/pool/pool.c', 'proxy/pool/pool_warm.c', 'proxy/session/fetch.c');
+    'proxy/pool/pool_wait.c', 'proxy/pool/pool_warm.c', 'proxy/session/fetch.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase
 # What runs under the phases and reaches them only through the engine.

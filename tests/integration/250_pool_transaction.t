@@ -13,7 +13,9 @@
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
 # an idle connection is taken at once (no login of pgnear's own) unless
-# server_check_query is due, and not while PAUSE holds the session;
+# server_check_query is due, and not while PAUSE holds the session, but
+# while a client of another pool waits (which then gets the connection
+# given back);
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -59,6 +61,14 @@ sub login {
     die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
       unless $r->{ok};
     return wantarray ? ($w, $r) : $w;
+}
+
+sub login_db {
+    my ($p, $db) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => $db, password => 'app-secret');
+    die "login to $db through pgnear failed\n" unless $r->{ok};
+    return $w;
 }
 
 sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
@@ -495,6 +505,28 @@ for my $mps (200, 0) {
     is one($w, "SELECT $_"), $_, "server_check_delay = 0: transaction $_ runs" for 1 .. 3;
     is stat_value($p, 'txn_direct_takes'), 0, 'server_check_query due: no connection taken at once';
     $w->terminate;
+    $p->stop;
+}
+
+# A client waiting for its full pool keeps no transaction of another pool
+# from taking an idle connection at once (the wait is that pool's: a
+# connection it fits is kept for it when given back); given back, the
+# connection goes to the waiting client.
+{
+    my $p = proxy(pool_size => 1);
+    my $takes = sub { stat_value($p, 'txn_direct_takes') // -1 };
+    my $d = login($p);
+    is one($d, 'SELECT 1'), '1', 'movr: its pool has an idle connection';
+    my @other = map { scalar login_db($p, 'postgres') } 1 .. 2;
+    is one($other[0], 'BEGIN'), undef, "postgres: A's transaction holds its pool's only connection";
+    $other[1]->send_query('SELECT 2');
+    ok !IO::Select->new($other[1]->socket)->can_read(0.5), 'postgres: B waits for it';
+    my $before = $takes->();
+    is one($d, 'SELECT 3'), '3', 'movr: a transaction runs while B waits';
+    is $takes->() - $before, 1, 'movr: it took its idle connection at once, a client of another pool waiting';
+    $other[0]->query('COMMIT');
+    is $other[1]->read_result->{rows}[0][0], '2', 'postgres: A committed, B runs on the connection given back';
+    $_->terminate for $d, @other;
     $p->stop;
 }
 

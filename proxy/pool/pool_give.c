@@ -1,0 +1,101 @@
+/*
+ * pool_give.c — a server connection given back by its client: kept for
+ * the next one when it can serve it, else closed.
+ */
+#include "proxy/pool/pool_give.h"
+
+#include <stdint.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/clock.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/stats.h"
+#include "proxy/pool/pool_idle.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/health.h"
+#include "routing/region.h"
+
+/* Why sc cannot be kept now that its client leaves; NULL when it can. */
+static const char *pool_refusal(const struct server_conn *sc, const struct session *s)
+{
+    if (!sc->poolable || !config_pooling(s->cfg))
+        return "pooling is off for it";
+    if (s->phase != PHASE_ACTIVE)
+        return "its client did not finish logging in";
+    if (sc->reconnect)
+        return "RECONNECT asked for a new connection";
+    if (sc->cancel_unsure)
+        return "a cancel request sent to it may still arrive";
+    if (sc->w->draining)
+        return "pgnear is shutting down";
+    if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
+        sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
+        return "its client left inside a transaction, a COPY or a request";
+    if (worker_clock_us(sc->w) - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+        return "it is older than server_lifetime";
+    if (!host_is_up(sc->host))
+        return "its host is down";
+    return NULL;
+}
+
+/* A kept connection goes idle as it is (txn_return), or reset first. */
+static void pool_keep(struct server_conn *sc)
+{
+    if (sc->txn_return) {
+        /* Its session is the one its next clients would have (pool_find takes exact fits). */
+        sc->txn_return = false;
+        pool_now_idle(sc);
+        endpoint_arm(&sc->ep);
+        return;
+    }
+    stat_inc(&sc->w->stats.servers_kept);
+    pool_reset(sc);
+}
+
+void pool_release(struct server_conn *sc)
+{
+    struct session *s = sc->client;
+    const char *refusal = pool_refusal(sc, s);
+    if (refusal != NULL) {
+        sc->txn_return = false;
+        if (sc->poolable) {
+            stat_inc(&sc->w->stats.servers_not_kept);
+            log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
+                      refusal);
+        }
+        server_conn_close(sc, true);
+        return;
+    }
+    pool_park(sc);
+    if (sc->cancels_in_flight > 0) {
+        /* Not idle, not reset yet: the cancel must land before anyone else's query can. */
+        sc->cancel_held = true;
+        server_conn_move(sc, &sc->w->used_servers);
+        sc->idle_since = wall_clock_us();
+        pool_arm_sweep(sc->w);
+        endpoint_arm(&sc->ep);
+        log_debug(s->id, "server connection %llu held back until its cancel is delivered",
+                  (unsigned long long)sc->id);
+        return;
+    }
+    pool_keep(sc);
+}
+
+void pool_cancel_done(struct server_conn *sc)
+{
+    if (!sc->cancel_held)
+        return; /* its session still has it */
+    sc->cancel_held = false;
+    if (sc->cancel_unsure || sc->w->draining) {
+        stat_inc(&sc->w->stats.servers_not_kept);
+        pool_close(sc, sc->cancel_unsure ? "a cancel request sent to it may still arrive"
+                                         : "pgnear is shutting down");
+        return;
+    }
+    pool_keep(sc);
+}

@@ -1,0 +1,122 @@
+/*
+ * pool_take.c — finding an idle server connection that can serve a
+ * client, and taking it.
+ */
+#include "proxy/pool/pool_take.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/clock.h"
+#include "proxy/base/config.h"
+#include "proxy/pool/pool_idle.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/server_params.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+
+/* How well a kept connection's login parameters suit a client. */
+enum pool_fit {
+    FIT_NONE,  /* it cannot serve the client */
+    FIT_SET,   /* it can, with the client's differing parameters set */
+    FIT_EXACT, /* it logged in with exactly the client's parameters: nothing to set */
+};
+
+/*
+ * Every startup parameter sc logged in with must be one s gives too (s's
+ * value is then set), and options the same: a RESET returns a parameter to
+ * its login value, and the server's default for one given at login cannot
+ * be learnt afterwards.
+ */
+static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct session *s)
+{
+    const char *name, *value;
+    bool same = true;
+    for (size_t off = 0; param_set_next(&sc->startup, &off, &name, &value);) {
+        const char *mine = param_set_get(&s->server_startup, name);
+        if (mine == NULL)
+            return FIT_NONE;
+        /* options cannot be SET: it must be the same. */
+        if (strcmp(name, "options") == 0 && strcmp(mine, value) != 0)
+            return FIT_NONE;
+        same = same && strcmp(mine, value) == 0;
+    }
+    /* Options sc did not log in with cannot be added either. */
+    if (param_set_get(&s->server_startup, "options") != NULL &&
+        param_set_get(&sc->startup, "options") == NULL)
+        return FIT_NONE;
+    return same && s->server_startup.count == sc->startup.count ? FIT_EXACT : FIT_SET;
+}
+
+/* How s's pool is pooled ([database]/[user] pool_mode, else pool_mode). */
+int pool_mode_of(const struct session *s)
+{
+    return config_session_pool_mode(s->cfg, s->user, s->database);
+}
+
+static bool pool_same_place(const struct server_conn *sc, const struct region *r,
+                            const struct region_host *h)
+{
+    return sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0 &&
+           strcmp(sc->region->name, r->name) == 0;
+}
+
+/*
+ * An idle connection to h of r that can serve s (too old ones are closed
+ * on the way), one that logged in with exactly s's parameters first: the
+ * client's RESET then means what it would directly.  NULL when none.
+ * The one idle for the shortest time first (the idle list is in the order
+ * they became idle): a few connections stay busy and warm (their caches,
+ * and under transaction pooling the statements prepared on them), and the
+ * rest go at server_idle_timeout when the load falls, as with PgBouncer's
+ * default (server_round_robin = 0).
+ */
+struct server_conn *pool_find(struct session *s, const struct region *r,
+                              const struct region_host *h, bool exact)
+{
+    int64_t oldest = worker_clock_us(s->w) - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    struct server_conn *fit = NULL;
+    struct list_node *pos, *tmp;
+    list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||
+            strcmp(sc->user, s->user) != 0 || evbuffer_get_length(sc->ep.in) > 0)
+            continue; /* (part of a message from the server is still coming: not now) */
+        if (sc->connect_time < oldest) {
+            pool_close(sc, "older than server_lifetime");
+            continue;
+        }
+        enum pool_fit how = pool_params_fit(sc, s);
+        if (how == FIT_EXACT)
+            return sc;
+        /* Under transaction pooling nothing resets it between clients: exact fits only. */
+        if (how == FIT_SET && fit == NULL && !exact && pool_mode_of(s) != POOL_TRANSACTION)
+            fit = sc;
+    }
+    return fit;
+}
+
+struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h,
+                              bool ready)
+{
+    struct server_conn *sc = pool_find(s, r, h, ready);
+    if (sc == NULL)
+        return NULL;
+    /*
+     * The most recently idle fit first: when it is due for server_check_query,
+     * all are.  The loop's clock may read the same as at its give-back (its
+     * ticks are coarse, milliseconds): a delay of 0 is always due.
+     */
+    int64_t delay_us = (int64_t)s->cfg->server_check_delay_ms * 1000;
+    if (ready && (delay_us == 0 || worker_clock_us(s->w) - sc->idle_since > delay_us))
+        return NULL;
+    server_conn_attach(sc, s);
+    sc->region = r;
+    sc->host = h;
+    return sc;
+}

@@ -1,0 +1,357 @@
+/*
+ * pool_wait.c — pool_size and max_db_connections: the connections
+ * counted against them, and the clients that wait when one is reached.
+ */
+#include "proxy/pool/pool_wait.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "protocol/clock.h"
+#include "protocol/pg_error.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/base/pool_limits.h"
+#include "proxy/pool/pool_idle.h"
+#include "proxy/pool/pool_take.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+
+/* At most one line per pool (or host) per interval says that clients wait for it. */
+#define POOL_WAIT_LOG_INTERVAL_MS 10000
+
+/*
+ * Under transaction pooling with several workers, each worker has a slice
+ * of pool_size of its own (at least one connection): a connection never
+ * leaves its worker, and with one pool for all, a client waiting on one
+ * worker would get its turn only by having another worker close an idle
+ * connection and logging in anew, for every transaction that crosses.
+ * The slice of s's worker, or -1 for the shared pool.
+ */
+static int pool_slice_of(const struct session *s)
+{
+    return pool_mode_of(s) == POOL_TRANSACTION && s->w->shared->nworkers > 1 ? s->w->index : -1;
+}
+
+/* The most connections of a slice (pool_size, split between the workers). */
+static int pool_slice_size(const struct session *s, int slice)
+{
+    int n = s->w->shared->nworkers, size = config_pool_size(s->cfg, pool_mode_of(s));
+    if (slice < 0)
+        return size;
+    size = size / n + (slice < size % n);
+    return size > 0 ? size : 1;
+}
+
+/* A pool's key, with its slice's when it has one. */
+static void pool_slice_key(char *out, const char *region, const char *database, const char *user,
+                           int slice)
+{
+    pool_key(out, region, database, user);
+    if (slice >= 0) {
+        size_t n = strlen(out);
+        snprintf(out + n, POOL_KEY_MAX - n, "\x1f#%d", slice);
+    }
+}
+
+static void pool_session_keys(const struct session *s, const struct region_host *h, int slice,
+                              char *pool, char *host)
+{
+    pool_slice_key(pool, s->region->name, s->database, s->user, slice);
+    pool_host_key(host, h->name, h->port);
+}
+
+static int pool_wake_soon(struct worker *w, void *arg)
+{
+    (void)arg;
+    event_active(w->pool_wake, EV_TIMEOUT, 0);
+    return 0;
+}
+
+/* Every worker looks at its waiting clients, and at its idle connections others wait for. */
+static void pool_wake_all(struct worker *w)
+{
+    if (worker_call_all(w, pool_wake_soon, NULL, NULL, NULL) != 0)
+        log_warn(0, "out of memory waking the clients waiting for a server connection");
+}
+
+void pool_uncount(struct server_conn *sc)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
+    pool_host_key(host, sc->host->name, sc->host->port);
+    if (pool_limits_release(&sc->w->shared->pool_limits, pool, host))
+        pool_wake_all(sc->w);
+}
+
+static enum pool_reserve pool_try_reserve(const struct session *s, const struct region_host *h)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    int slice = pool_slice_of(s);
+    pool_session_keys(s, h, slice, pool, host);
+    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
+                               s->cfg->max_db_connections);
+}
+
+/* The slot just reserved for s: its host and slice. */
+static void pool_reserved(struct session *s, struct region_host *h)
+{
+    s->login->slot_reserved = true;
+    s->login->slot_host = h;
+    s->login->slot_slice = (int8_t)pool_slice_of(s);
+}
+
+void pool_unreserve(struct session *s)
+{
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    if (s->login == NULL || !s->login->slot_reserved)
+        return;
+    s->login->slot_reserved = false;
+    pool_session_keys(s, s->login->slot_host, s->login->slot_slice, pool, host);
+    if (pool_limits_release(&s->w->shared->pool_limits, pool, host))
+        pool_wake_all(s->w);
+}
+
+/*
+ * A limit is reached, and an idle connection here holds a slot of it
+ * (one that cannot serve s, else s would have taken it): it goes, to make
+ * room.  Returns whether one did.
+ */
+static bool pool_close_for(struct session *s, const struct region_host *h, enum pool_reserve rc)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &s->w->idle_servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
+        bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
+                         strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
+        if (rc == POOL_FULL ? same_pool : same_host) {
+            pool_close(sc, "its slot is wanted by a client with other startup parameters");
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The line that says clients wait for a full pool or host: one per pool or host per interval. */
+static void pool_wait_log(const struct session *s, const struct region_host *h,
+                          enum pool_reserve rc, const struct pool_wait_report *r)
+{
+    char what[400];
+    if (rc == POOL_HOST_FULL)
+        snprintf(what, sizeof(what), "max_db_connections (%d) reached on host %s:%d of region %s",
+                 s->cfg->max_db_connections, h->name, h->port, s->region->name);
+    else
+        snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
+                 config_pool_size(s->cfg, pool_mode_of(s)), s->region->name, s->database, s->user);
+    log_warn(s->id,
+             "%s: %d client%s waiting for a server connection (%d began waiting since the last "
+             "report); a client still waiting after query_wait_timeout (%g s) gets 53300",
+             what, r->waiting, r->waiting == 1 ? "" : "s", r->began,
+             s->cfg->query_wait_timeout_ms / 1000.0);
+}
+
+static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
+{
+    struct session_login *l = s->login;
+    l->wait_host = h;
+    l->wait_reason = (uint8_t)rc;
+    if (!l->waiting) {
+        /* Counted under what it waits for: its pool, or its host when that is what is full. */
+        if (rc == POOL_HOST_FULL)
+            pool_host_key(l->wait_key, h->name, h->port);
+        else
+            pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
+        l->wait_key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
+        l->waiting = true;
+        l->wait_since_us = wall_clock_us();
+        struct pool_wait_report report;
+        if (pool_limits_wait_report(&s->w->shared->pool_limits, l->wait_key, monotonic_ms(),
+                                    POOL_WAIT_LOG_INTERVAL_MS, &report))
+            pool_wait_log(s, h, rc, &report);
+    }
+    phase_enter(s, PHASE_WAIT_SERVER);
+    /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
+    pool_wake_all(s->w);
+}
+
+bool pool_reserve(struct session *s, struct region_host *h)
+{
+    struct session_login *l = s->login;
+    if (!config_pooling(s->cfg) || l->slot_reserved)
+        return true;
+    enum pool_reserve rc = pool_try_reserve(s, h);
+    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, h, rc))
+        rc = pool_try_reserve(s, h);
+    switch (rc) {
+    case POOL_RESERVED:
+        pool_reserved(s, h);
+        return true;
+    case POOL_NO_MEMORY:
+        session_fail_msg(s, "53200", "out of memory");
+        return false;
+    default:
+        if (l->warming)
+            session_close(s, "min_pool_size: the pool is full");
+        else
+            pool_wait(s, h, rc);
+        return false;
+    }
+}
+
+void pool_wait_stop(struct session *s)
+{
+    struct session_login *l = s->login;
+    if (l == NULL || !l->waiting)
+        return;
+    l->waiting = false;
+    pool_limits_wait(&s->w->shared->pool_limits, l->wait_key, -1);
+}
+
+/* A waiting client sent something before its login ended: not a PostgreSQL client. */
+static void pool_wait_client_input(struct session *s)
+{
+    session_fail_msg(s, "08P01", "unexpected message from the client during its login");
+}
+
+void pool_wait_enter(struct session *s)
+{
+    struct session_login *l = s->login;
+    log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
+              l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+              s->region->name, s->database, s->user);
+    int64_t waited_ms = (wall_clock_us() - l->wait_since_us) / 1000;
+    int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
+    session_set_timer(s, left > 0 ? left : 1);
+    /* Not read, but watched: a client that gives up is seen at once. */
+    endpoint_set_reader(&s->client, pool_wait_client_input);
+    endpoint_pause_read(&s->client);
+}
+
+void pool_wait_timeout(struct session *s)
+{
+    struct session_login *l = s->login;
+    char msg[160], detail[320];
+    double waited = (double)(wall_clock_us() - l->wait_since_us) / 1e6;
+    pool_wait_stop(s);
+    if (l->wait_reason == POOL_FULL) {
+        snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
+                 s->database, s->user);
+        int slice = pool_slice_of(s);
+        snprintf(detail, sizeof(detail),
+                 "The pool of region %s is full: its %d server connections (%s) were in use "
+                 "for the %.1f s this client waited (query_wait_timeout).",
+                 s->region->name, pool_slice_size(s, slice),
+                 slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
+    } else {
+        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", l->wait_host->name,
+                 l->wait_host->port);
+        snprintf(detail, sizeof(detail),
+                 "The host has %d server connections (max_db_connections), all in use for the "
+                 "%.1f s this client waited (query_wait_timeout).",
+                 s->cfg->max_db_connections, waited);
+    }
+    struct pg_error err;
+    pg_error_set(&err, "53300", "%s", msg);
+    pg_error_detail(&err, "%s", detail);
+    pg_error_hint(&err,
+                  "Raise pool_size or max_db_connections if the server can take more connections, "
+                  "or make clients hold their sessions for less time.");
+    session_fail(s, &err);
+}
+
+/*
+ * The limit that refused a waiter in this walk of the waiting clients:
+ * another waiter counted under the same key is refused by it too (nothing
+ * in the walk frees a slot without waking the walk again), and is not
+ * asked again: under transaction pooling a crowd waits at every
+ * transaction's end, and each ask formats its keys and takes the lock.
+ */
+struct pool_refused {
+    uint8_t reason; /* enum pool_reserve: POOL_FULL or POOL_HOST_FULL; 0: none yet */
+    char key[POOL_KEY_MAX];
+};
+
+/* Its waiting client can go: a kept connection fits it, or a slot was reserved for it. */
+static bool pool_waiter_may_go(struct session *s, struct pool_refused *refused)
+{
+    struct session_login *l = s->login;
+    if (pool_find(s, s->region, l->wait_host, false) != NULL)
+        return true;
+    if (refused->reason != POOL_RESERVED && refused->reason == l->wait_key_kind &&
+        strcmp(refused->key, l->wait_key) == 0)
+        return false;
+    enum pool_reserve rc = pool_try_reserve(s, l->wait_host);
+    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, l->wait_host, rc))
+        rc = pool_try_reserve(s, l->wait_host);
+    if (rc != POOL_RESERVED) {
+        if (rc == l->wait_key_kind) { /* its wait_key is the key of the limit that refused it */
+            refused->reason = (uint8_t)rc;
+            memcpy(refused->key, l->wait_key, sizeof(refused->key));
+        }
+        return false;
+    }
+    pool_reserved(s, l->wait_host);
+    return true;
+}
+
+/* Idle connections whose slot a waiting client (of any worker) wants are closed. */
+static void pool_shed_idle(struct worker *w)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->idle_servers)
+    {
+        if (__atomic_load_n(&w->shared->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
+            return;
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+        pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
+        pool_host_key(host, sc->host->name, sc->host->port);
+        if (pool_limits_has_waiters(&w->shared->pool_limits, pool) ||
+            pool_limits_has_waiters(&w->shared->pool_limits, host))
+            pool_close(sc, "a client waits for its slot");
+    }
+}
+
+/* A connection may have freed up: waiting clients go on, oldest first, while they can. */
+static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    struct pool_refused refused = {.reason = POOL_RESERVED};
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->waiting_sessions)
+    {
+        struct session *s = list_entry(pos, struct session, node);
+        if (s->phase != PHASE_WAIT_SERVER || !pool_waiter_may_go(s, &refused))
+            continue;
+        pool_wait_stop(s);
+        endpoint_set_reader(&s->client, NULL);
+        endpoint_resume_read(&s->client);
+        s->login->retry_host = s->login->wait_host;
+        phase_done(s);
+    }
+    pool_shed_idle(w);
+}
+
+int pool_wait_init(struct worker *w)
+{
+    w->pool_wake = evtimer_new(w->base, pool_wake_cb, w);
+    return w->pool_wake != NULL ? 0 : -1;
+}
+
+void pool_wait_free(struct worker *w)
+{
+    if (w->pool_wake != NULL)
+        event_free(w->pool_wake);
+    w->pool_wake = NULL;
+}

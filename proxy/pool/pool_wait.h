@@ -1,0 +1,40 @@
+/*
+ * pool_wait.h — pool_size and max_db_connections: the server connections
+ * counted against them across workers, and the clients that wait
+ * (PHASE_WAIT_SERVER) when one is reached, woken when a connection is
+ * given back or closes.
+ */
+#ifndef PGNEAR_PROXY_POOL_WAIT_H
+#define PGNEAR_PROXY_POOL_WAIT_H
+
+#include <stdbool.h>
+
+struct region_host;
+struct server_conn;
+struct session;
+struct worker;
+
+/*
+ * Counts the connection s is about to open to h against pool_size and
+ * max_db_connections (pool_mode = session).  False when a limit is
+ * reached: s then waits (PHASE_WAIT_SERVER) for one to free up, up to
+ * query_wait_timeout — or failed, out of memory.
+ */
+bool pool_reserve(struct session *s, struct region_host *h);
+
+/* A reserved slot s will not use after all (it took a kept connection). */
+void pool_unreserve(struct session *s);
+
+/* A counted connection closed (server_conn_close): waiting clients are told. */
+void pool_uncount(struct server_conn *sc);
+
+/* PHASE_WAIT_SERVER's enter and timeout (53300), and its end however it ends. */
+void pool_wait_enter(struct session *s);
+void pool_wait_timeout(struct session *s);
+void pool_wait_stop(struct session *s);
+
+/* The worker's wake-up of its waiting clients (pool_init, pool_free). */
+int pool_wait_init(struct worker *w);
+void pool_wait_free(struct worker *w);
+
+#endif
