@@ -501,7 +501,7 @@ for my $mps (200, 0) {
     $p->stop;
 
     $p = proxy(pool_size => 1, server_check_delay => 0);
-    my $w = login($p);
+    $w = login($p);
     is one($w, "SELECT $_"), $_, "server_check_delay = 0: transaction $_ runs" for 1 .. 3;
     is stat_value($p, 'txn_direct_takes'), 0, 'server_check_query due: no connection taken at once';
     $w->terminate;
