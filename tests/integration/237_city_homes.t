@@ -7,7 +7,8 @@
 # follower's round, however the city is spelled; one from Amsterdam, one
 # with no city and one naming us-west by a region hint stay on us-east,
 # where movr lives; plain ignores the city's row.  SHOW HOMES shows
-# seattle's home and the row of every other city.  home_by without
+# seattle's home and the row of every other city.  A record an older
+# pgnear made (no city column) is read as one without city rows.  home_by without
 # regions, or not a column name, is refused at load.
 use strict;
 use warnings;
@@ -53,14 +54,27 @@ is server_of('movr', city => 'Seattle'), $us->port, 'before any city move: Seatt
 is_deeply [map { "$_->{database}|$_->{column}|$_->{city}|$_->{region}|$_->{state}" } homes()],
           ['movr|city||us-east|'], 'SHOW HOMES: every city of movr in us-east, no move';
 
-# The record as a finished MOVE CITY leaves it, on both primaries (the table as pgnear makes it).
+# The record as an older pgnear made it, with no city column: still read (no row of a city).
 for my $c ($us, $west) {
     $c->psql_admin([
         q{CREATE TABLE pgnear_database_moves (id bigint PRIMARY KEY, database text NOT NULL,
             from_region text NOT NULL, to_region text NOT NULL, state text NOT NULL,
             created_database boolean NOT NULL, started_at timestamptz NOT NULL DEFAULT now(),
             started_by text NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
-            last_error text, version int NOT NULL DEFAULT 0, city text)},
+            last_error text, version int NOT NULL DEFAULT 0)},
+        q{INSERT INTO pgnear_database_moves (id, database, from_region, to_region, state,
+            created_database, started_by, version) VALUES
+            (900, 'movr', 'us-east', 'us-west', 'aborted', false, 'test', 3)},
+    ]);
+}
+ok wait_until(sub { my ($h) = homes(); ($h->{move_id} // '') eq '900' }, timeout => 10),
+  'a record without the city column is read: SHOW HOMES shows movr\'s aborted move';
+unlike $p->log_contents, qr/record of moves in region \S+ could not be read/, '... with no warning';
+
+# The column a move adds to it, then the record as a finished MOVE CITY leaves it, on both primaries.
+for my $c ($us, $west) {
+    $c->psql_admin([
+        q{ALTER TABLE pgnear_database_moves ADD COLUMN IF NOT EXISTS city text},
         q{INSERT INTO pgnear_database_moves (id, database, from_region, to_region, state,
             created_database, started_by, version, city) VALUES
             (1000, 'movr', 'us-east', 'us-west', 'finished', false, 'test', 4, 'seattle'),
@@ -81,7 +95,7 @@ is_deeply [map { server_of('movr', city => 'Seattle') } 1 .. 4], [($west->port) 
 
 my @h = homes();
 is_deeply [map { "$_->{database}|$_->{column}|$_->{city}|$_->{region}|$_->{move_id}|$_->{state}" } @h],
-          ['movr|city|seattle|us-west|1000|finished', 'movr|city||us-east||'],
+          ['movr|city|seattle|us-west|1000|finished', 'movr|city||us-east|900|aborted'],
           'SHOW HOMES: seattle in us-west by move 1000, every other city in us-east';
 like $h[0]{since} // '', qr/^\d{4}-\d\d-\d\d /, '... since the record\'s last change';
 
