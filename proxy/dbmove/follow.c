@@ -157,12 +157,24 @@ static bool home_kept(const struct placement_home *kept, size_t nkept, const str
     return false;
 }
 
+/* The log's word on where a city's rows live now. */
+static void tell_city_home(const struct placement_home *h)
+{
+    if (h->region[0] != '\0')
+        log_info(0, "city \"%s\" of database \"%s\" lives in region %s (its move is %s)", h->city,
+                 h->database, h->region, h->state);
+    else
+        log_info(0, "city \"%s\" of database \"%s\" lives where the database does (its move is %s)",
+                 h->city, h->database, h->state);
+}
+
 /*
  * The homes of the round's newest rows, for the routing by city and SHOW
  * HOMES: a row whose regions were not both read keeps the home read before.
+ * A city's new home is logged where its database is homed by city.
  */
-static void apply_homes(struct dbmove_follow *f, struct placement_table *t,
-                        const struct dbmove_row *const *newest, size_t n)
+static void apply_homes(struct dbmove_follow *f, const struct config *cfg,
+                        struct placement_table *t, const struct dbmove_row *const *newest, size_t n)
 {
     struct placement_home *kept = calloc(2 * PLACEMENT_HOMES_MAX, sizeof(*kept));
     if (kept == NULL)
@@ -171,10 +183,17 @@ static void apply_homes(struct dbmove_follow *f, struct placement_table *t,
     size_t nkept = placement_homes(t, kept, PLACEMENT_HOMES_MAX), nhomes = 0;
     for (size_t i = 0; i < n && nhomes < PLACEMENT_HOMES_MAX; i++) {
         const struct dbmove_row *r = newest[i];
-        if (was_answered(f, r->from_region) && was_answered(f, r->to_region))
-            home_of_row(r, &homes[nhomes++]);
-        else if (home_kept(kept, nkept, r, &homes[nhomes]))
-            nhomes++;
+        struct placement_home before;
+        if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region)) {
+            nhomes += home_kept(kept, nkept, r, &homes[nhomes]); /* half the story */
+            continue;
+        }
+        home_of_row(r, &homes[nhomes]);
+        if (r->city[0] != '\0' && config_database_home_by(cfg, r->database) != NULL &&
+            (!home_kept(kept, nkept, r, &before) ||
+             strcmp(before.region, homes[nhomes].region) != 0))
+            tell_city_home(&homes[nhomes]);
+        nhomes++;
     }
     placement_set_homes(t, homes, nhomes);
     free(kept);
@@ -191,7 +210,7 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
         f->transitional = true; /* read before a cutover of ours began or ended: read again */
         return;
     }
-    apply_homes(f, t, newest, n);
+    apply_homes(f, cfg, t, newest, n);
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
         if (r->city[0] != '\0')

@@ -85,6 +85,9 @@ for my $c ($us, $west) {
 ok wait_until(sub { server_of('movr', city => 'Seattle') eq $west->port }, timeout => 10),
   'a movr session from Seattle: us-west, its city\'s home, within the follower\'s round';
 is server_of('movr', city => 'SEATTLE'), $west->port, '... the city named in capitals too';
+like $p->log_contents, qr/city "seattle" of database "movr" lives in region us-west \(its move is finished\)/,
+  '... and the log says where seattle lives';
+unlike $p->log_contents, qr/of database "plain" lives/, '... not where plain\'s city row would put it';
 is server_of('movr', city => 'Amsterdam'), $us->port, 'from Amsterdam: us-east, where movr lives';
 is server_of('movr'), $us->port, 'with no city: us-east';
 is server_of('movr', region => 'us-west'), $us->port, 'naming us-west with no city: us-east';
