@@ -61,6 +61,7 @@ enum admin_cmd_kind {
     ADMIN_SHOW_MOVES,
     ADMIN_SHOW_USERS,
     ADMIN_SHOW_RTT,
+    ADMIN_SHOW_HOMES,
     ADMIN_CMD_KINDS
 };
 

@@ -185,6 +185,12 @@ static const struct admin_command_def commands[] = {
      ARGS_NONE,
      "SHOW MOVES",
      "one row per database move: regions, state, tables copied, size, lag, who started it"},
+    {ADMIN_SHOW_HOMES,
+     {"SHOW", "HOMES"},
+     ARGS_NONE,
+     "SHOW HOMES",
+     "per database homed by a city column (home_by): each city with a home of its own and its "
+     "region, then where every other city lives, with the record's move, state and time"},
     {ADMIN_MIGRATE_ABORT,
      {"MIGRATE", "ABORT"},
      ARGS_NONE,

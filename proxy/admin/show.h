@@ -17,6 +17,7 @@ extern const struct admin_command show_config_command;
 extern const struct admin_command show_route_command;
 extern const struct admin_command show_peers_command;
 extern const struct admin_command show_users_command; /* show_users.c */
+extern const struct admin_command show_homes_command; /* show_homes.c */
 
 /* What is rendered from a snapshot of every worker. */
 extern const struct admin_command show_stats_command;

@@ -453,6 +453,7 @@ static void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->n_need_rules; i++) {
         free(cfg->need_rules[i].name);
         free(cfg->need_rules[i].regions);
+        free(cfg->need_rules[i].home_by);
     }
     free(cfg->need_rules);
     if (cfg->cities)

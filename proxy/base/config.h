@@ -48,6 +48,7 @@ struct need_rule {
     char *name;                 /* as iniparser read it: in lower case */
     int value[SECTION_CHOICES]; /* by enum section_key; -1: not set */
     char *regions; /* a database's "r1, r2" as written (checked at load); NULL: every region */
+    char *home_by; /* a database's column that homes its rows by city; NULL: none */
 };
 
 /* One entry of peers: an instance of the fleet (maybe this one) and where it listens. */
@@ -313,6 +314,11 @@ bool config_parse_section_pool_mode(const char *text, int *mode);
  * of configured regions: the load checked them); NULL: every region.
  */
 const char *config_database_regions(const struct config *cfg, const char *database);
+/*
+ * The column that homes database's rows by city ([database] home_by, which
+ * the load allowed only beside regions); NULL: none.
+ */
+const char *config_database_home_by(const struct config *cfg, const char *database);
 /*
  * The same as regions of cfg: out, filled, or NULL when database may go to
  * every region (what route_plan takes).

@@ -8,6 +8,7 @@
 
 #include "routing/need.h"
 
+#include <ctype.h>
 #include <iniparser/iniparser.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,26 +39,31 @@ static bool parse_on_off(const char *text, int *out)
  * Every key of the sections, in the order the "takes ..." message names
  * them.  A choice is parsed into need_rule.value[slot] (-1: not set), and
  * the [pgnear] setting at fallback (an int, or a bool when fallback_bool)
- * applies where no section sets it.  The one text key, regions, is kept as
- * written and checked once the regions are known (config_check_placement).
+ * applies where no section sets it.  The text keys are kept as written:
+ * regions, checked once the regions are known (config_check_placement), and
+ * home_by, an identifier checked here.
  */
+#define TEXT_REGIONS (-1)
+#define TEXT_HOME_BY (-2)
+
 static const struct section_key_def {
     const char *name;
     bool database_only;
-    int slot; /* enum section_key; -1: the text kept in need_rule.regions */
+    int slot; /* enum section_key; TEXT_REGIONS, TEXT_HOME_BY: the text kept in need_rule */
     bool (*parse)(const char *text, int *out);
     const char *choices;             /* what the message of an invalid value lists, */
     const char *(*choices_of)(void); /* or "one of: " the list kept elsewhere */
     size_t fallback;
     bool fallback_bool;
 } section_keys[] = {
-    {"regions", true, -1, NULL, NULL, NULL, 0, false},
+    {"regions", true, TEXT_REGIONS, NULL, NULL, NULL, 0, false},
     {"target_session_attrs", false, SECTION_NEED, parse_need, NULL, need_choices,
      offsetof(struct config, target_session_attrs), false},
     {"movable", false, SECTION_MOVABLE, parse_on_off, "on or off", NULL,
      offsetof(struct config, movable), true},
     {"pool_mode", false, SECTION_POOL_MODE, config_parse_section_pool_mode,
      "session or transaction", NULL, offsetof(struct config, pool_mode), false},
+    {"home_by", true, TEXT_HOME_BY, NULL, NULL, NULL, 0, false},
 };
 #define N_SECTION_KEYS (sizeof(section_keys) / sizeof(section_keys[0]))
 
@@ -85,19 +91,40 @@ static const char *section_keys_taken(bool is_user, char *buf, size_t cap)
 static void section_key_problem(struct load_ctx *lc, const char *at,
                                 const struct section_key_def *k, const char *text)
 {
-    if (k->choices_of != NULL)
+    if (k->slot == TEXT_HOME_BY)
+        config_problem(lc, at,
+                       "invalid home_by \"%s\" (a column name: letters, digits and underscores, "
+                       "not starting with a digit, at most 63)",
+                       text);
+    else if (k->choices_of != NULL)
         config_problem(lc, at, "invalid %s \"%s\" (one of: %s)", k->name, text, k->choices_of());
     else
         config_problem(lc, at, "invalid %s \"%s\" (%s)", k->name, text, k->choices);
+}
+
+/* home_by's column: a plain identifier (no quoting needed where pgnear names it in SQL). */
+static bool column_name_valid(const char *text)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 63 || (text[0] >= '0' && text[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)text[i]) && text[i] != '_')
+            return false;
+    return true;
 }
 
 /* A key's text read into its place in a rule; false: not valid. */
 static bool section_key_parse(const struct section_key_def *k, const char *text,
                               struct need_rule *r)
 {
-    if (k->parse == NULL) {
+    if (k->slot == TEXT_REGIONS) {
         r->regions = (char *)text; /* checked once the regions are known */
         return true;
+    }
+    if (k->slot == TEXT_HOME_BY) {
+        r->home_by = (char *)text;
+        return column_name_valid(text);
     }
     return k->parse(text, &r->value[k->slot]);
 }
@@ -113,9 +140,12 @@ static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
     *r = *rule;
     r->name = strdup(rule->name);
     r->regions = rule->regions != NULL ? strdup(rule->regions) : NULL;
-    if (r->name == NULL || (rule->regions != NULL && r->regions == NULL)) {
+    r->home_by = rule->home_by != NULL ? strdup(rule->home_by) : NULL;
+    if (r->name == NULL || (rule->regions != NULL && r->regions == NULL) ||
+        (rule->home_by != NULL && r->home_by == NULL)) {
         free(r->name);
         free(r->regions);
+        free(r->home_by);
         return false;
     }
     cfg->n_need_rules++;
@@ -126,7 +156,7 @@ static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
 static void load_need_section(struct load_ctx *lc, dictionary *d, const char *section, bool is_user,
                               const char *name)
 {
-    struct need_rule rule = {.is_user = is_user, .name = (char *)name, .regions = NULL};
+    struct need_rule rule = {.is_user = is_user, .name = (char *)name};
     for (int i = 0; i < SECTION_CHOICES; i++)
         rule.value[i] = -1;
     int given = 0;
@@ -146,7 +176,12 @@ static void load_need_section(struct load_ctx *lc, dictionary *d, const char *se
         }
     }
     char taken[200];
-    if (given == 0 || iniparser_getsecnkeys(d, section) != given)
+    if (rule.home_by != NULL && rule.regions == NULL)
+        config_problem(lc, NULL,
+                       "[%s]: home_by needs regions: the region the rows live in before any "
+                       "city is moved (its primary's)",
+                       section);
+    else if (given == 0 || iniparser_getsecnkeys(d, section) != given)
         config_problem(lc, NULL, "[%s]: a %s section takes %s, nothing else", section,
                        is_user ? "user" : "database",
                        section_keys_taken(is_user, taken, sizeof(taken)));
@@ -238,6 +273,16 @@ const char *config_database_regions(const struct config *cfg, const char *databa
         const struct need_rule *r = &cfg->need_rules[i];
         if (!r->is_user && r->regions != NULL && strcasecmp(r->name, database) == 0)
             return r->regions;
+    }
+    return NULL;
+}
+
+const char *config_database_home_by(const struct config *cfg, const char *database)
+{
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (!r->is_user && r->home_by != NULL && strcasecmp(r->name, database) == 0)
+            return r->home_by;
     }
     return NULL;
 }

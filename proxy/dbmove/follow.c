@@ -25,9 +25,22 @@
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "routing/cities.h"
 #include "routing/region.h"
 
 /* ---- the decision ---- */
+
+/* Whether a and b are rows of the same database and city (cities compared folded). */
+static bool same_home(const struct dbmove_row *a, const struct dbmove_row *b)
+{
+    char ka[PLACEMENT_KEY_MAX + 1], kb[PLACEMENT_KEY_MAX + 1];
+    if (strcmp(a->database, b->database) != 0 || (a->city[0] == '\0') != (b->city[0] == '\0'))
+        return false;
+    if (a->city[0] == '\0' || strcmp(a->city, b->city) == 0)
+        return true;
+    return city_fold(a->city, ka, sizeof(ka)) && city_fold(b->city, kb, sizeof(kb)) &&
+           strcmp(ka, kb) == 0;
+}
 
 size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmove_row **out,
                      size_t cap)
@@ -36,7 +49,7 @@ size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmov
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = &rows[i];
         size_t k = 0;
-        while (k < count && strcmp(out[k]->database, r->database) != 0)
+        while (k < count && !same_home(out[k], r))
             k++;
         if (k == count) {
             if (count == cap)
@@ -115,19 +128,93 @@ static void tell_disagreement(struct dbmove_follow *f, const struct config *cfg,
     log_warn(0, "%s", text);
 }
 
+/* r as a home: where its rows live by the same rule as a database's (dbmove_home_region). */
+static void home_of_row(const struct dbmove_row *r, struct placement_home *h)
+{
+    memset(h, 0, sizeof(*h));
+    snprintf(h->database, sizeof(h->database), "%s", r->database);
+    snprintf(h->city, sizeof(h->city), "%s", r->city);
+    if (r->city[0] != '\0' && !city_fold(r->city, h->key, sizeof(h->key)))
+        h->key[0] = '\0';
+    snprintf(h->region, sizeof(h->region), "%s", dbmove_home_region(r));
+    h->move_id = r->id;
+    h->since_us = r->updated_at_us;
+    snprintf(h->state, sizeof(h->state), "%s", dbmove_state_name(r->state));
+}
+
+/* The home that was kept of r's database and city, into h; false when none was. */
+static bool home_kept(const struct placement_home *kept, size_t nkept, const struct dbmove_row *r,
+                      struct placement_home *h)
+{
+    struct placement_home mine;
+    home_of_row(r, &mine);
+    for (size_t i = 0; i < nkept; i++)
+        if (strcmp(kept[i].database, mine.database) == 0 && strcmp(kept[i].key, mine.key) == 0 &&
+            (kept[i].city[0] == '\0') == (mine.city[0] == '\0')) {
+            *h = kept[i];
+            return true;
+        }
+    return false;
+}
+
+/* The log's word on where a city's rows live now. */
+static void tell_city_home(const struct placement_home *h)
+{
+    if (h->region[0] != '\0')
+        log_info(0, "city \"%s\" of database \"%s\" lives in region %s (its move is %s)", h->city,
+                 h->database, h->region, h->state);
+    else
+        log_info(0, "city \"%s\" of database \"%s\" lives where the database does (its move is %s)",
+                 h->city, h->database, h->state);
+}
+
+/*
+ * The homes of the round's newest rows, for the routing by city and SHOW
+ * HOMES: a row whose regions were not both read keeps the home read before.
+ * A city's new home is logged where its database is homed by city.
+ */
+static void apply_homes(struct dbmove_follow *f, const struct config *cfg,
+                        struct placement_table *t, const struct dbmove_row *const *newest, size_t n)
+{
+    struct placement_home *kept = calloc(2 * PLACEMENT_HOMES_MAX, sizeof(*kept));
+    if (kept == NULL)
+        return; /* out of memory: the homes stay as they were */
+    struct placement_home *homes = kept + PLACEMENT_HOMES_MAX;
+    size_t nkept = placement_homes(t, kept, PLACEMENT_HOMES_MAX), nhomes = 0;
+    for (size_t i = 0; i < n && nhomes < PLACEMENT_HOMES_MAX; i++) {
+        const struct dbmove_row *r = newest[i];
+        struct placement_home before;
+        if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region)) {
+            nhomes += home_kept(kept, nkept, r, &homes[nhomes]); /* half the story */
+            continue;
+        }
+        home_of_row(r, &homes[nhomes]);
+        if (r->city[0] != '\0' && config_database_home_by(cfg, r->database) != NULL &&
+            (!home_kept(kept, nkept, r, &before) ||
+             strcmp(before.region, homes[nhomes].region) != 0))
+            tell_city_home(&homes[nhomes]);
+        nhomes++;
+    }
+    placement_set_homes(t, homes, nhomes);
+    free(kept);
+}
+
 /* The round's rows made placement: each database where its newest move says it lives. */
 static void apply_round(struct dbmove_follow *f, const struct config *cfg)
 {
-    const struct dbmove_row *newest[PLACEMENT_MAX];
-    size_t n = dbmove_newest(f->rows, f->nrows, newest, PLACEMENT_MAX);
+    const struct dbmove_row *newest[PLACEMENT_HOMES_MAX];
+    size_t n = dbmove_newest(f->rows, f->nrows, newest, PLACEMENT_HOMES_MAX);
     struct placement_table *t = &f->w->shared->placement;
     f->transitional = false;
     if (!f->starting && placement_local_epoch(t) != f->round_epoch) {
         f->transitional = true; /* read before a cutover of ours began or ended: read again */
         return;
     }
+    apply_homes(f, cfg, t, newest, n);
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
+        if (r->city[0] != '\0')
+            continue; /* a city's home, set above */
         f->transitional =
             f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
@@ -298,13 +385,14 @@ int dbmove_check_file(const struct config *cfg, void (*tell)(const char *line, v
     f.starting = true;
     for (size_t i = 0; i < cfg->regions.count && i < REGION_SUBSET_MAX; i++)
         read_region_blocking(&f, cfg, &cfg->regions.items[i]);
-    const struct dbmove_row *newest[PLACEMENT_MAX];
-    size_t n = dbmove_newest(f.rows, f.nrows, newest, PLACEMENT_MAX);
+    const struct dbmove_row *newest[PLACEMENT_HOMES_MAX];
+    size_t n = dbmove_newest(f.rows, f.nrows, newest, PLACEMENT_HOMES_MAX);
     int told = 0;
     for (size_t i = 0; i < n; i++) {
         const char *region = dbmove_home_region(newest[i]);
         char text[700];
-        if (region[0] != '\0' && disagreement(cfg, newest[i], region, text, sizeof(text))) {
+        if (newest[i]->city[0] == '\0' && region[0] != '\0' &&
+            disagreement(cfg, newest[i], region, text, sizeof(text))) {
             tell(text, arg);
             told++;
         }

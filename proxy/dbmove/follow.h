@@ -9,7 +9,9 @@
  * Each database's newest move decides (the highest id; of its rows in
  * the regions, the highest version): moved or finished, it lives in the
  * move's target; aborted, where the file says; any other state, in the
- * move's source.  A database is left as it is in a round that could not
+ * move's source.  A city's newest move (a row with a city) homes that
+ * city's rows by the same rule, aborted meaning where the database lives
+ * (placement.h's homes).  A database is left as it is in a round that could not
  * read both regions of its move.  Where the file says otherwise
  * ([database NAME] regions), the record wins, being the newer word, and a
  * WARNING says so, once per disagreement.
@@ -31,8 +33,10 @@ struct worker_part;
 extern const struct worker_part dbmove_follow_part;
 
 /*
- * The newest row of each database's newest move, into out (at most cap):
- * their count.  rows may hold the same move twice (both regions' rows).
+ * The newest row of each database's newest move, and of each city's (a
+ * database's rows homed by city: cities compared folded), into out (at
+ * most cap): their count.  rows may hold the same move twice (both
+ * regions' rows).
  */
 size_t dbmove_newest(const struct dbmove_row *rows, size_t n, const struct dbmove_row **out,
                      size_t cap);

@@ -70,8 +70,10 @@ static int take_region_records(struct dbmove_job *j, const PGresult *res, const 
     j->nrecords = 0;
     if (res != NULL && dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0)
         job_notice(j, "region \"%s\": %s", j->cfg->regions.items[j->region_index].name, why);
-    else
+    else {
+        j->nrecords = dbmove_rows_databases_only(j->records, j->nrecords);
         merge_records(j);
+    }
     if (++j->region_index < j->cfg->regions.count)
         j->step = SHOW_READ_REGION; /* the next region */
     return 0;

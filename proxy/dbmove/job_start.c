@@ -176,6 +176,7 @@ static int take_records(struct dbmove_job *j, const PGresult *res, const char *s
         job_problem(j, "XX000", "the record of moves could not be read");
         pg_error_detail(&j->problem, "%s", why);
     }
+    j->nrecords = dbmove_rows_databases_only(j->records, j->nrecords);
     return 0;
 }
 

@@ -16,7 +16,9 @@ static const char *const state_names[] = {
     [DBMOVE_REVERTING] = "reverting",       [DBMOVE_FINISHED] = "finished",
 };
 
+/* One statement (the jobs' queries are prepared): a DO block that makes or completes it. */
 const char dbmove_create_sql[] =
+    "DO $pgnear$ BEGIN\n"
     "CREATE TABLE IF NOT EXISTS " DBMOVE_TABLE " (\n"
     "    id bigint PRIMARY KEY,\n"
     "    database text NOT NULL CHECK (length(database) BETWEEN 1 AND 63),\n"
@@ -29,14 +31,19 @@ const char dbmove_create_sql[] =
     "    started_by text NOT NULL,\n"
     "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
     "    last_error text,\n"
-    "    version int NOT NULL DEFAULT 0\n"
-    ")";
+    "    version int NOT NULL DEFAULT 0,\n"
+    "    city text CHECK (length(city) BETWEEN 1 AND 63)\n"
+    ");\n"
+    "ALTER TABLE " DBMOVE_TABLE " ADD COLUMN IF NOT EXISTS city text"
+    " CHECK (length(city) BETWEEN 1 AND 63);\n"
+    "END $pgnear$";
 
 const char dbmove_select_sql[] =
     "SELECT id, database, from_region, to_region, state, created_database,"
     " (extract(epoch FROM started_at) * 1000000)::int8,"
-    " (extract(epoch FROM updated_at) * 1000000)::int8, started_by, last_error, version"
-    " FROM " DBMOVE_TABLE " ORDER BY id DESC";
+    " (extract(epoch FROM updated_at) * 1000000)::int8, started_by, last_error, version,"
+    " to_jsonb(m) ->> 'city'" /* NULL as well in a table made before the column was */
+    " FROM " DBMOVE_TABLE " m ORDER BY id DESC";
 
 const char dbmove_upsert_sql[] =
     "INSERT INTO " DBMOVE_TABLE " (id, database, from_region, to_region, state,"
@@ -129,6 +136,8 @@ static int row_parse(const PGresult *res, int i, struct dbmove_row *r)
     take_text(res, i, 8, r->started_by, sizeof(r->started_by));
     take_text(res, i, 9, r->last_error, sizeof(r->last_error));
     r->version = (int)strtol(PQgetvalue(res, i, 10), NULL, 10);
+    if (!take_text(res, i, 11, r->city, sizeof(r->city)))
+        return -1;
     return 0;
 }
 
@@ -137,7 +146,7 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
 {
     *rows = NULL;
     *count = 0;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 11) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 12) {
         snprintf(why, cap, DBMOVE_TABLE " has not the columns pgnear wrote");
         return -1;
     }
@@ -157,6 +166,15 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
         }
     *count = (size_t)n;
     return 0;
+}
+
+size_t dbmove_rows_databases_only(struct dbmove_row *rows, size_t count)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++)
+        if (rows[i].city[0] == '\0')
+            rows[kept++] = rows[i];
+    return kept;
 }
 
 void dbmove_subscription_name(int64_t id, char *buf, size_t cap)

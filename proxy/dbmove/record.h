@@ -6,7 +6,9 @@
  * began, unique enough for moves an admin starts by hand, and ordered):
  * the database, the regions, the state, who started it and when, the last
  * change and the last error, and whether the move created the database on
- * the target (ABORT drops only what the move made).  Both regions hold the
+ * the target (ABORT drops only what the move made), and for a move of one
+ * city's rows (a database homed by city, [database] home_by) the city.
+ * Both regions hold the
  * same row, so that either one, read alone, tells the truth after a
  * restart.  Here is only the text of the table and its writes, and the
  * reading of rows; the queries are run by the runner (runner.h).
@@ -54,9 +56,14 @@ struct dbmove_row {
      * region's row is the newer (servers' clocks may differ).
      */
     int version;
+    /* A city move's city, as written (a move of that city's rows alone); "": the whole database */
+    char city[DBMOVE_NAME_MAX + 1];
 };
 
-/* The table, created on first use. */
+/*
+ * The table, created on first use; a table an older pgnear made gets the
+ * city column (an older pgnear names the columns it reads: it still can).
+ */
 extern const char dbmove_create_sql[];
 /* Every row, newest first: what dbmove_rows_parse reads. */
 extern const char dbmove_select_sql[];
@@ -80,6 +87,11 @@ bool dbmove_state_in_target(enum dbmove_state state);
  */
 int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *count, char *why,
                       size_t cap);
+/*
+ * Keeps only the whole-database moves of rows (in order): what MOVE
+ * DATABASE, its steps and SHOW MOVES read.  Returns how many are left.
+ */
+size_t dbmove_rows_databases_only(struct dbmove_row *rows, size_t count);
 
 /*
  * The cutover's marker: a schema of pgnear's own in the moved database,

@@ -374,7 +374,7 @@ static bool client_any_region_open(struct session *s)
 {
     struct region_subset where;
     const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
+        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
     if (route_any_enabled(&s->cfg->routing, placed))
         return true;
     if (placed == NULL) {

@@ -91,7 +91,7 @@ static bool session_route_nearer_catching_up(const struct session *s)
     double cosines[ROUTE_MAX_REGIONS];
     struct region_subset where;
     const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
+        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
     size_t n =
         route_plan(&s->cfg->routing, &l->loc, &any, placed, order, cosines, ROUTE_MAX_REGIONS);
     for (size_t i = 0; i < n && order[i] != l->plan[0]; i++)
@@ -128,7 +128,7 @@ void session_route_plan(struct session *s)
         need.role = NEED_STANDBY; /* one that has it, or none yet */
     struct region_subset where;
     const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
+        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
     l->plan_len = route_plan(&s->cfg->routing, &l->loc, &need, placed, l->plan, l->plan_cos,
                              ROUTE_MAX_REGIONS);
     l->nearer_waiting = session_route_awaits_nearer(s);
@@ -147,6 +147,6 @@ size_t session_route_lookup_plan(const struct session *s, struct region **out, s
         max = ROUTE_MAX_REGIONS;
     struct region_subset where;
     const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, s->cfg, s->database, &where);
+        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
     return route_plan(&s->cfg->routing, &s->login->loc, &any, placed, out, cosines, max);
 }

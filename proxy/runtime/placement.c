@@ -1,5 +1,6 @@
 /*
- * placement.c — where databases live now, over the file (placement.h).
+ * placement.c — where databases live now, over the file, and where the
+ * rows of a city homed elsewhere live (placement.h).
  */
 #include "proxy/runtime/placement.h"
 
@@ -7,7 +8,9 @@
 #include <string.h>
 
 #include "proxy/base/config.h"
+#include "routing/cities.h"
 #include "routing/region.h"
+#include "routing/route.h"
 
 /* An empty table; the mutex guards every entry, the count is read without it (table_empty). */
 void placement_init(struct placement_table *t)
@@ -78,6 +81,64 @@ const struct region_subset *placement_of(struct placement_table *t, const struct
     if (r != NULL)
         out->items[out->count++] = r;
     return out;
+}
+
+/* The region of city's home (folded as key) in database into out; false when it has none. */
+static bool city_home(struct placement_table *t, const char *database, const char *city, char *out,
+                      size_t cap)
+{
+    char key[PLACEMENT_KEY_MAX + 1];
+    bool found = false;
+    if (city == NULL || city[0] == '\0' || !city_fold(city, key, sizeof(key)) || key[0] == '\0')
+        return false;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nhomes && !found; i++) {
+        const struct placement_home *h = &t->homes[i];
+        found = h->city[0] != '\0' && h->region[0] != '\0' && strcmp(h->database, database) == 0 &&
+                strcmp(h->key, key) == 0;
+        if (found)
+            snprintf(out, cap, "%s", h->region);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return found;
+}
+
+const struct region_subset *placement_of_city(struct placement_table *t, const struct config *cfg,
+                                              const char *database, const struct locality *loc,
+                                              struct region_subset *out)
+{
+    char home[PLACEMENT_NAME_MAX + 1];
+    if (loc != NULL && __atomic_load_n(&t->nhomes, __ATOMIC_ACQUIRE) > 0 &&
+        config_database_home_by(cfg, database) != NULL &&
+        (city_home(t, database, loc->city, home, sizeof(home)) ||
+         city_home(t, database, loc->matched, home, sizeof(home)))) {
+        struct region *r = region_set_find(&cfg->regions, home);
+        if (r != NULL) { /* a region no longer configured: where the database lives */
+            out->count = 0;
+            out->items[out->count++] = r;
+            return out;
+        }
+    }
+    return placement_of(t, cfg, database, out);
+}
+
+void placement_set_homes(struct placement_table *t, const struct placement_home *homes, size_t n)
+{
+    if (n > PLACEMENT_HOMES_MAX)
+        n = PLACEMENT_HOMES_MAX;
+    pthread_mutex_lock(&t->lock);
+    memcpy(t->homes, homes, n * sizeof(*homes));
+    __atomic_store_n(&t->nhomes, n, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&t->lock);
+}
+
+size_t placement_homes(struct placement_table *t, struct placement_home *out, size_t cap)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t n = t->nhomes < cap ? t->nhomes : cap;
+    memcpy(out, t->homes, n * sizeof(*out));
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 int placement_set_region(struct placement_table *t, const char *database, const char *region)

@@ -9,6 +9,12 @@
  * database, for every worker: the cutover sets it, the start and the
  * fleet's reading of the records set it again.  A database with no entry
  * lives where the file says.
+ *
+ * Beside the entries, the homes: each database's and each city's newest
+ * move as the follower last read the records (a city's rows live in its
+ * move's region; the database's other rows where the database lives).  A
+ * session of a database homed by city ([database] home_by) whose locality
+ * names a city with a home goes to that home's region.
  */
 #ifndef PGNEAR_PROXY_RUNTIME_PLACEMENT_H
 #define PGNEAR_PROXY_RUNTIME_PLACEMENT_H
@@ -19,6 +25,7 @@
 #include <stdint.h>
 
 struct config;
+struct locality;
 struct region_subset;
 
 #define PLACEMENT_MAX      64 /* databases moved, or being cut over, at once */
@@ -37,8 +44,24 @@ struct placement_entry {
     unsigned flags;                      /* enum placement_flag */
 };
 
+#define PLACEMENT_HOMES_MAX 128 /* databases' and cities' newest moves kept at once */
+#define PLACEMENT_STATE_MAX 15  /* a move's state word */
+#define PLACEMENT_KEY_MAX   127 /* a city folded (a letter may fold to two) */
+
+/* A database's (city "") or one city's newest move, as the follower last read it. */
+struct placement_home {
+    char database[PLACEMENT_NAME_MAX + 1];
+    char city[PLACEMENT_NAME_MAX + 1];   /* as the record writes it; "": the whole database */
+    char key[PLACEMENT_KEY_MAX + 1];     /* city as city_fold() folds it */
+    char region[PLACEMENT_NAME_MAX + 1]; /* where its rows live; "": where the file says */
+    int64_t move_id, since_us;           /* the record's id and updated_at */
+    char state[PLACEMENT_STATE_MAX + 1];
+};
+
 struct placement_table {
     pthread_mutex_t lock;
+    size_t nhomes; /* under the lock, as homes */
+    struct placement_home homes[PLACEMENT_HOMES_MAX];
     int count; /* entries in use (atomic read for the common case of none) */
     struct placement_entry items[PLACEMENT_MAX];
     uint64_t local_epoch; /* bumped as a cutover of this pgnear begins or ends */
@@ -55,6 +78,20 @@ void placement_destroy(struct placement_table *t);
  */
 const struct region_subset *placement_of(struct placement_table *t, const struct config *cfg,
                                          const char *database, struct region_subset *out);
+
+/*
+ * As placement_of, for a session at loc (NULL: none known): where database
+ * is homed by city and loc's city (or the city table's name for it) has a
+ * home, that home's region alone.
+ */
+const struct region_subset *placement_of_city(struct placement_table *t, const struct config *cfg,
+                                              const char *database, const struct locality *loc,
+                                              struct region_subset *out);
+
+/* The homes replaced by n others (at most PLACEMENT_HOMES_MAX kept). */
+void placement_set_homes(struct placement_table *t, const struct placement_home *homes, size_t n);
+/* A copy of the homes into out (at most cap): their count. */
+size_t placement_homes(struct placement_table *t, struct placement_home *out, size_t cap);
 
 /* Where database lives now ("": as the file says); -1 when the table is full. */
 int placement_set_region(struct placement_table *t, const char *database, const char *region);

@@ -29,8 +29,10 @@
 bool move_region_holds_database(const struct session *s, const char *region)
 {
     struct region_subset where;
+    struct locality loc;
+    session_locality(s, &loc);
     const struct region_subset *placed =
-        placement_of(&s->w->shared->placement, s->w->cfg, s->database, &where);
+        placement_of_city(&s->w->shared->placement, s->w->cfg, s->database, &loc, &where);
     const struct region *r = region_set_find(&s->w->cfg->regions, region);
     return placed == NULL || r == NULL || region_subset_has(placed, r);
 }

@@ -257,6 +257,7 @@ static void session_keep_origin(struct session *s, const struct session_login *l
         o->km = (float)route_km(l->plan_cos[l->plan_index]);
     snprintf(o->place, sizeof(o->place), "%.*s", (int)sizeof(o->place) - 1, place);
     snprintf(o->region, sizeof(o->region), "%s", l->loc.region != NULL ? l->loc.region->name : "");
+    snprintf(o->city, sizeof(o->city), "%.*s", (int)sizeof(o->city) - 1, l->loc.city);
 }
 
 /*
@@ -542,6 +543,12 @@ static void session_origin_locality(const struct session *s, const struct config
     loc->lat = o->lat;
     loc->lon = o->lon;
     loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
+    snprintf(loc->city, sizeof(loc->city), "%s", o->city);
+}
+
+void session_locality(const struct session *s, struct locality *loc)
+{
+    session_origin_locality(s, s->w->cfg, loc);
 }
 
 size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
@@ -555,6 +562,6 @@ size_t session_replan(const struct session *s, const struct need_spec *need, con
         loc->region = region_set_find(&cfg->regions, region);
     }
     return route_plan(&cfg->routing, loc, need,
-                      placement_of(&s->w->shared->placement, cfg, s->database, &where), plan,
-                      cosines, ROUTE_MAX_REGIONS);
+                      placement_of_city(&s->w->shared->placement, cfg, s->database, loc, &where),
+                      plan, cosines, ROUTE_MAX_REGIONS);
 }

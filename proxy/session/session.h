@@ -273,6 +273,9 @@ uint64_t session_endpoint_log_id(const struct endpoint *ep);
  */
 extern const struct endpoint_owner session_endpoint_owner;
 
+/* The caller's locality as its login found it (its city included), for a route now. */
+void session_locality(const struct session *s, struct locality *loc);
+
 /*
  * s's route now, planned as its login would from where its caller was
  * (struct session_origin) for need, over the regions that hold its

@@ -65,6 +65,7 @@ struct session_origin {
     char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
     char place[34];  /* the city as matched in the table, or as given; "" when none */
     char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
+    char city[64];   /* the city as given (its home, where rows are homed by city); "" */
 };
 
 struct session {

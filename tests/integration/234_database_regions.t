@@ -149,7 +149,7 @@ sub through {
                ["[database eucars]\nregions =\n", qr/regions: no region named/],
                ["[user app]\nregions = eu-west\n", qr/\[user app\]: a user section takes target_session_attrs, movable and pool_mode, nothing else/],
                ["[database eucars]\nregion = eu-west\n",
-                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable and pool_mode, nothing else/]);
+                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable, pool_mode and home_by, nothing else/]);
     for my $i (0 .. $#bad) {
         write_file("$dir/bad$i.ini", "$base\n$bad[$i][0]");
         my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', "$dir/bad$i.ini"]);

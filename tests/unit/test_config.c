@@ -27,8 +27,10 @@
 #include "proxy/base/config.h"
 #include "proxy/base/pgconn.h"
 #include "proxy/base/userlist.h"
+#include "proxy/runtime/placement.h"
 #include "routing/cities.h"
 #include "routing/region.h"
+#include "routing/route.h"
 
 #define MAX_FILES 16
 
@@ -693,6 +695,79 @@ static void test_section_pool_mode(void **state)
                  "[user x]: pool_mode needs pooling on", "auth = scram");
 }
 
+#define TWO_REGIONS                                                                                \
+    "[region us-east]\nhosts = 127.0.0.1:5432\n[region us-west]\nhosts = 127.0.0.2:5432\n"
+
+/* A home of city in database (region "": where the database lives, as an aborted move leaves it).
+ */
+static struct placement_home home(const char *database, const char *city, const char *region)
+{
+    struct placement_home h = {.move_id = 1};
+    snprintf(h.database, sizeof(h.database), "%s", database);
+    snprintf(h.city, sizeof(h.city), "%s", city);
+    assert_true(city[0] == '\0' || city_fold(city, h.key, sizeof(h.key)));
+    snprintf(h.region, sizeof(h.region), "%s", region);
+    return h;
+}
+
+/* The one region a session of database from city (NULL: no city known) is placed in. */
+static const char *placed_from(struct placement_table *t, const struct config *cfg,
+                               const char *database, const char *city)
+{
+    struct locality loc = {0};
+    struct region_subset where;
+    if (city != NULL)
+        snprintf(loc.city, sizeof(loc.city), "%s", city);
+    const struct region_subset *placed =
+        placement_of_city(t, cfg, database, city != NULL ? &loc : NULL, &where);
+    assert_non_null(placed);
+    assert_int_equal(placed->count, 1);
+    return placed->items[0]->name;
+}
+
+/*
+ * [database] home_by: a column name beside regions; a session of such a
+ * database from a city with a home goes there (names compared folded),
+ * any other where the database lives; a database without it ignores homes.
+ */
+static void test_home_by(void **state)
+{
+    struct fixture *fx = *state;
+    struct config *cfg = expect_load(fx, TWO_REGIONS "[database movr]\nregions = us-east\n"
+                                                     "home_by = city\n"
+                                                     "[database plain]\nregions = us-east\n");
+    assert_string_equal(config_database_home_by(cfg, "movr"), "city");
+    assert_null(config_database_home_by(cfg, "plain"));
+    struct placement_table t;
+    placement_init(&t);
+    const struct placement_home homes[] = {
+        home("movr", "new york", "us-west"), home("movr", "boston", ""),
+        home("movr", "paris", "mars"), /* a region no longer configured */
+        home("movr", "", "us-east"),         home("plain", "seattle", "us-west"),
+    };
+    assert_string_equal(placed_from(&t, cfg, "movr", "New-York"), "us-east"); /* no homes yet */
+    placement_set_homes(&t, homes, sizeof(homes) / sizeof(homes[0]));
+    assert_string_equal(placed_from(&t, cfg, "movr", "New-York"), "us-west");
+    assert_string_equal(placed_from(&t, cfg, "movr", "NEW YORK"), "us-west");
+    assert_string_equal(placed_from(&t, cfg, "movr", "Boston"), "us-east");
+    assert_string_equal(placed_from(&t, cfg, "movr", "Paris"), "us-east");
+    assert_string_equal(placed_from(&t, cfg, "movr", "Amsterdam"), "us-east");
+    assert_string_equal(placed_from(&t, cfg, "movr", NULL), "us-east");
+    assert_string_equal(placed_from(&t, cfg, "movr", ""), "us-east");
+    assert_string_equal(placed_from(&t, cfg, "plain", "Seattle"), "us-east");
+    struct placement_home copy[8];
+    assert_int_equal(placement_homes(&t, copy, 8), 5);
+    assert_int_equal(placement_homes(&t, copy, 2), 2);
+    placement_destroy(&t);
+    config_unref(cfg);
+    expect_error(fx, TWO_REGIONS "[database movr]\nhome_by = city\n",
+                 "[database movr]: home_by needs regions", NULL);
+    expect_error(fx, TWO_REGIONS "[database movr]\nregions = us-east\nhome_by = 1city\n",
+                 "invalid home_by \"1city\"", "a column name");
+    expect_error(fx, TWO_REGIONS "[user app]\nhome_by = city\n", "[user app]: a user section takes",
+                 NULL);
+}
+
 /* ---- every problem of a file in one load (pgnear --check) ---- */
 
 /* Loads text with config_load_scoped; every needle must be in a problem of its own, in order. */
@@ -1219,6 +1294,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_valid_two_regions),
+        T(test_home_by),
         T(test_valid_durations),
         T(test_defaults),
         T(test_default_region_first),

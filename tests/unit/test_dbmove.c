@@ -270,12 +270,63 @@ static void test_newest(void **state)
     assert_int_equal(dbmove_newest(rows, sizeof(rows) / sizeof(rows[0]), out, 1), 1);
 }
 
+/* A row of a move of one city's rows (city as the record writes it). */
+static struct dbmove_row city_row(int64_t id, const char *db, const char *city,
+                                  enum dbmove_state st, int version)
+{
+    struct dbmove_row r = row(id, db, st, version);
+    snprintf(r.city, sizeof(r.city), "%s", city);
+    return r;
+}
+
+/*
+ * Per city too: a database's newest move and each city's are apart, the
+ * cities compared folded ("new york", "New-York"), each deciding by id
+ * then version as a database's moves do.
+ */
+static void test_newest_cities(void **state)
+{
+    (void)state;
+    struct dbmove_row rows[] = {
+        row(5, "movr", DBMOVE_FINISHED, 4),
+        city_row(30, "movr", "seattle", DBMOVE_ABORTED, 3), /* a later move of seattle */
+        city_row(10, "movr", "seattle", DBMOVE_FINISHED, 4),
+        city_row(12, "movr", "new york", DBMOVE_CUTTING_OVER, 3),
+        city_row(12, "movr", "New-York", DBMOVE_MOVED, 4),
+        city_row(9, "shop", "seattle", DBMOVE_STREAMING, 2),
+    };
+    const struct dbmove_row *out[8];
+    size_t n = dbmove_newest(rows, sizeof(rows) / sizeof(rows[0]), out, 8);
+    assert_int_equal(n, 4);
+    int seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct dbmove_row *r = out[i];
+        if (strcmp(r->database, "movr") == 0 && r->city[0] == '\0') {
+            assert_int_equal(r->id, 5), seen |= 1;
+        } else if (strcmp(r->database, "movr") == 0 && strcmp(r->city, "seattle") == 0) {
+            assert_int_equal(r->id, 30), seen |= 2;
+            assert_string_equal(dbmove_home_region(r), ""); /* with the database's other rows */
+        } else if (strcmp(r->database, "movr") == 0) {
+            assert_int_equal(r->version, 4), seen |= 4;
+            assert_string_equal(dbmove_home_region(r), "eu-west");
+        } else {
+            assert_string_equal(r->database, "shop");
+            assert_string_equal(dbmove_home_region(r), "us-east"), seen |= 8;
+        }
+    }
+    assert_int_equal(seen, 15);
+    /* MOVE DATABASE and SHOW MOVES read the whole-database rows alone */
+    assert_int_equal(dbmove_rows_databases_only(rows, sizeof(rows) / sizeof(rows[0])), 1);
+    assert_int_equal(rows[0].id, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good),        cmocka_unit_test(test_each_alone),
-        cmocka_unit_test(test_order),       cmocka_unit_test(test_detail_lists),
-        cmocka_unit_test(test_state_names), cmocka_unit_test(test_newest),
+        cmocka_unit_test(test_good),          cmocka_unit_test(test_each_alone),
+        cmocka_unit_test(test_order),         cmocka_unit_test(test_detail_lists),
+        cmocka_unit_test(test_state_names),   cmocka_unit_test(test_newest),
+        cmocka_unit_test(test_newest_cities),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("dbmove", tests, NULL, NULL);
