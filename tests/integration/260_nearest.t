@@ -26,7 +26,8 @@
 # table, LISTEN, advisory lock, SET); notifications to a listener that
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
-# reads near).
+# reads near); a session that leaves right after a write leaves its
+# primary's connection to the pool.
 # Under pool_mode = transaction and session, 1 and 2 workers; under
 # session pooling the session's standby and primary connections are its
 # own (another session never gets them) and go back to the pool as it
@@ -728,6 +729,26 @@ for my $mode (qw(transaction session)) {
         is where($c), 'us-east', "$mode: ... and so does a READ ONLY block after it";
         $c->query('COMMIT');
         $c->terminate;
+    }
+
+    # ---- clients that leave right after a write, their Terminate sent as its answer came:
+    # the primary's connection, still answering pgnear's question of where its WAL ends,
+    # goes back to the pool once it has (it was closed, and each short session that wrote
+    # logged in on the primary anew: psycopg_pool's test_grow, 25 ms more a transaction)
+    {
+        my @pids;
+        for (1 .. 5) {
+            my $c = login($p);
+            $id = $next_id++;
+            push @pids, one($c, "INSERT INTO rides (id, rider) VALUES ($id, 'left') RETURNING pg_backend_pid()");
+            $c->terminate;
+        }
+        my %idle;
+        ok wait_until(sub {
+            %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' && $_->{safe_point} eq 't' } admin_rows($p, 'SHOW SERVERS');
+            !grep { !$idle{$_} } @pids
+        }, timeout => 10), "$mode: 5 sessions that leave right after their write: their primary's connections go back to the pool"
+          or diag explain [\@pids, admin_rows($p, 'SHOW SERVERS')];
     }
 
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
