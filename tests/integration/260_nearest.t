@@ -27,7 +27,8 @@
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near); a session that leaves right after a write leaves its
-# primary's connection to the pool.
+# primary's connection to the pool; a Query after a Close with no Sync
+# between is answered.
 # Under pool_mode = transaction and session, 1 and 2 workers; under
 # session pooling the session's standby and primary connections are its
 # own (another session never gets them) and go back to the pool as it
@@ -391,6 +392,17 @@ for my $mode (qw(transaction session)) {
         is "@described", '1 1 1 1', "$mode: Parse, Describe, Bind, Execute of an INSERT over TLS, 4 times: each once";
         $wt->terminate;
         $pt->stop;
+    }
+
+    # ---- a Close, then a Query with no Sync between (node-postgres's cursor after an error):
+    # the Query's answer ends the transaction and comes (it was held for a Sync that never came)
+    ok near_again($w), "$mode: reads near again";
+    {
+        local $w->{timeout} = 5;
+        $w->send_raw("C\0\0\0\7Pc\0" . qmsg(q{SELECT current_setting('cluster_name')}));
+        is eval { types_until_ready($w) } // "no answer: $@", '3TDCZ',
+          "$mode: a Close and a Query without a Sync: CloseComplete and the Query's answer";
+        is where($w), 'eu-west', "$mode: ... and the session reads on";
     }
 
     # ---- writes hidden in reads
