@@ -275,6 +275,8 @@ static int client_query(struct prep_client *c, struct prep_server *s, const uint
         return PREP_OOM;
     prep_entry_client_unnamed(s, e, NULL);
     prep_entry_server_unnamed(s, e, NULL);
+    /* It ends a batch before it, as a Sync would (tx_track.h): its answer is the batch's end. */
+    s->batch_open = s->batch_sent = s->barrier_execute = false;
     if (prep_text_mentions((const char *)body, len, "discard") ||
         prep_text_mentions((const char *)body, len, "deallocate"))
         prep_entry_barrier(s, e);

@@ -42,9 +42,14 @@
  * Extended-protocol messages since the last Sync (the batch) keep the
  * connection busy too, though nothing is outstanding yet: the server may
  * be executing them, inside an implicit transaction, and waits for the
- * Sync.  The safe point — a server connection that could be paused or
- * handed to another client — is status 'I', nothing outstanding, no batch
- * open and no doubt (tx_track_at_safe_point).
+ * Sync.  A Query sent after them ends the batch as well: the server runs
+ * it in the batch's implicit transaction and ends that with the Query
+ * (one that an error has the server skip to the Sync gets no answer at
+ * all), so its ReadyForQuery, nothing else outstanding, closes the batch
+ * (node-postgres's cursors send a Close and then their next Query
+ * without a Sync).  The safe point — a server connection that could be
+ * paused or handed to another client — is status 'I', nothing
+ * outstanding, no batch open and no doubt (tx_track_at_safe_point).
  *
  * Doubt.  When the count cannot be trusted any more it says so, for good
  * (TX_UNSURE): the connection is then never at a safe point, which costs
@@ -78,6 +83,7 @@ enum tx_track_flag {
     TX_COPYING = 8,       /* in COPY IN: the client's Syncs go unanswered */
     TX_EXTENDED = 16,     /* an extended-protocol message or FunctionCall since the COPY began */
     TX_UNSURE = 32,       /* the count cannot be trusted: never a safe point again */
+    TX_QUERY_LAST = 64, /* a Query sent in a batch, no extended message since: its answer ends it */
 };
 
 struct tx_track {
@@ -178,10 +184,13 @@ TX_TRACK_INLINE void tx_track_copy_in(struct tx_track *t)
 TX_TRACK_INLINE void tx_track_client(struct tx_track *t, uint8_t type)
 {
     switch (type) {
-    case 'Q':
+    case 'Q': {
+        uint8_t batch = t->flags & TX_BATCH;
         t->outstanding++;
-        tx_track_open_window(t, t->flags & TX_BATCH);
+        tx_track_open_window(t, batch);
+        t->flags |= batch ? TX_QUERY_LAST : 0;
         break;
+    }
     case 'E':
         tx_track_open_window(t, TX_BATCH);
         break;
@@ -189,7 +198,8 @@ TX_TRACK_INLINE void tx_track_client(struct tx_track *t, uint8_t type)
     case 'B':
     case 'D':
     case 'C':
-        t->flags |= TX_BATCH | TX_BATCH_IF_COPY | TX_EXTENDED;
+        t->flags =
+            (uint8_t)((t->flags & ~TX_QUERY_LAST) | TX_BATCH | TX_BATCH_IF_COPY | TX_EXTENDED);
         break;
     case 'S':
         tx_track_sync(t);
@@ -226,6 +236,8 @@ TX_TRACK_INLINE void tx_track_server(struct tx_track *t, uint8_t type, uint8_t s
             t->outstanding--;
         else
             t->flags |= TX_UNSURE; /* an answer the count did not expect */
+        if (t->outstanding == 0 && (t->flags & TX_QUERY_LAST))
+            t->flags &= (uint8_t) ~(TX_BATCH | TX_BATCH_IF_COPY | TX_QUERY_LAST);
         t->status = (char)status;
         t->answered++;
         t->answered_idle += status == 'I';

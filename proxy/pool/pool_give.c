@@ -20,6 +20,28 @@
 #include "routing/health.h"
 #include "routing/region.h"
 
+/*
+ * The connection owes only the answer to pgnear's own question of its WAL
+ * position after a transaction on a primary (fence_ask_after, asked as
+ * the client got its ReadyForQuery): the pool reads it before the reset,
+ * so that a client that leaves right after a write does not cost its
+ * connection.  (The session's other connections are at safe points.)
+ */
+static bool pool_owes_fence(const struct server_conn *sc, const struct session *s)
+{
+    return s->fence_after && sc->tx.status == 'I' && sc->tx.outstanding == 1 &&
+           sc->cancels_in_flight == 0 && !(sc->tx.flags & (TX_BATCH | TX_COPYING | TX_UNSURE));
+}
+
+/* Nothing of the client's is in flight, either way. */
+static bool pool_client_done(const struct server_conn *sc, const struct session *s)
+{
+    if (s->client.fwd_remaining != 0 || sc->ep.fwd_remaining != 0 ||
+        evbuffer_get_length(sc->ep.in) > 0)
+        return false;
+    return server_conn_at_safe_point(sc) || pool_owes_fence(sc, s);
+}
+
 /* Why sc cannot be kept now that its client leaves; NULL when it can. */
 static const char *pool_refusal(const struct server_conn *sc, const struct session *s)
 {
@@ -33,8 +55,7 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
         return "a cancel request sent to it may still arrive";
     if (sc->w->draining)
         return "pgnear is shutting down";
-    if (!server_conn_at_safe_point(sc) || sc->tx.status != 'I' || s->client.fwd_remaining != 0 ||
-        sc->ep.fwd_remaining != 0 || evbuffer_get_length(sc->ep.in) > 0)
+    if (!pool_client_done(sc, s))
         return "its client left inside a transaction, a COPY or a request";
     if (worker_clock_us(sc->w) - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
@@ -46,9 +67,10 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
 /* A kept connection goes idle as it is (txn_return), or reset first. */
 static void pool_keep(struct server_conn *sc)
 {
-    if (sc->txn_return) {
+    bool as_is = sc->txn_return && !sc->owes_fence; /* an answer owed is read first */
+    sc->txn_return = false;
+    if (as_is) {
         /* Its session is the one its next clients would have (pool_find takes exact fits). */
-        sc->txn_return = false;
         pool_now_idle(sc);
         endpoint_arm(&sc->ep);
         return;
@@ -71,6 +93,10 @@ void pool_release(struct server_conn *sc)
         server_conn_close(sc, true);
         return;
     }
+    sc->owes_fence = pool_owes_fence(sc, s);
+    if (sc->owes_fence)
+        log_debug(s->id, "server connection %llu kept once it has said where its WAL ends",
+                  (unsigned long long)sc->id);
     pool_park(sc);
     if (sc->cancels_in_flight > 0) {
         /* Not idle, not reset yet: the cancel must land before anyone else's query can. */

@@ -92,11 +92,11 @@ void pool_reset(struct server_conn *sc)
     prep_server_free(sc->prep);
     sc->prep = NULL;
     const char *query = sc->cfg->server_reset_query;
-    if (query[0] == '\0') {
+    if (query[0] == '\0' && !sc->owes_fence) {
         pool_now_idle(sc);
         return;
     }
-    if (pkt_add_query(sc->ep.out, query) != 0) {
+    if (query[0] != '\0' && pkt_add_query(sc->ep.out, query) != 0) {
         pool_close(sc, "out of memory");
         return;
     }
@@ -195,8 +195,14 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
             pool_close(sc, "server_reset_query failed");
             return false;
         }
-        sc->tx.status = 'I';
         health_note_answer(sc->host); /* busy or not, it answers */
+        if (sc->owes_fence) {
+            /* pgnear's own question answered (pool_give.c); the reset's answer follows */
+            sc->owes_fence = false;
+            if (sc->cfg->server_reset_query[0] != '\0')
+                return true;
+        }
+        sc->tx.status = 'I';
         pool_now_idle(sc);
         return true;
     default:

@@ -30,6 +30,8 @@ void pool_now_idle(struct server_conn *sc);
 /*
  * Sends server_reset_query to a parked connection: it goes idle when the
  * server has answered (at once when there is none), closed if it fails.
+ * One given back owing the answer to pgnear's question of its WAL
+ * position (owes_fence) waits for that answer first.
  */
 void pool_reset(struct server_conn *sc);
 

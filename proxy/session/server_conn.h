@@ -89,6 +89,8 @@ struct server_conn {
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
+    bool owes_fence;     /* given back owing the answer to pgnear's question of its WAL position
+                            (fence_ask_after): the pool reads it before the reset's (pool_idle.h) */
     /*
      * Cancel requests on their way to its backend (cancel_send.h): until
      * they end it serves no other client — the pool holds it back

@@ -27,7 +27,9 @@
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near); the standby's backend terminated while a read's answer is
-# held (simple, extended, by itself): the server's FATAL, then the end.
+# held (simple, extended, by itself): the server's FATAL, then the end; a
+# session that leaves right after a write leaves its primary's connection
+# to the pool; a Query after a Close with no Sync between is answered.
 # Under pool_mode = transaction and session, 1 and 2 workers; under
 # session pooling the session's standby and primary connections are its
 # own (another session never gets them) and go back to the pool as it
@@ -392,6 +394,17 @@ for my $mode (qw(transaction session)) {
         is "@described", '1 1 1 1', "$mode: Parse, Describe, Bind, Execute of an INSERT over TLS, 4 times: each once";
         $wt->terminate;
         $pt->stop;
+    }
+
+    # ---- a Close, then a Query with no Sync between (node-postgres's cursor after an error):
+    # the Query's answer ends the transaction and comes (it was held for a Sync that never came)
+    ok near_again($w), "$mode: reads near again";
+    {
+        local $w->{timeout} = 5;
+        $w->send_raw("C\0\0\0\7Pc\0" . qmsg(q{SELECT current_setting('cluster_name')}));
+        is eval { types_until_ready($w) } // "no answer: $@", '3TDCZ',
+          "$mode: a Close and a Query without a Sync: CloseComplete and the Query's answer";
+        is where($w), 'eu-west', "$mode: ... and the session reads on";
     }
 
     # ---- writes hidden in reads
@@ -767,6 +780,26 @@ for my $mode (qw(transaction session)) {
         is where($c), 'us-east', "$mode: ... and so does a READ ONLY block after it";
         $c->query('COMMIT');
         $c->terminate;
+    }
+
+    # ---- clients that leave right after a write, their Terminate sent as its answer came:
+    # the primary's connection, still answering pgnear's question of where its WAL ends,
+    # goes back to the pool once it has (it was closed, and each short session that wrote
+    # logged in on the primary anew: psycopg_pool's test_grow, 25 ms more a transaction)
+    {
+        my @pids;
+        for (1 .. 5) {
+            my $c = login($p);
+            $id = $next_id++;
+            push @pids, one($c, "INSERT INTO rides (id, rider) VALUES ($id, 'left') RETURNING pg_backend_pid()");
+            $c->terminate;
+        }
+        my %idle;
+        ok wait_until(sub {
+            %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' && $_->{safe_point} eq 't' } admin_rows($p, 'SHOW SERVERS');
+            !grep { !$idle{$_} } @pids
+        }, timeout => 10), "$mode: 5 sessions that leave right after their write: their primary's connections go back to the pool"
+          or diag explain [\@pids, admin_rows($p, 'SHOW SERVERS')];
     }
 
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";

@@ -118,6 +118,23 @@ static void test_extended_pipelined(void **state)
     expect(&t, 0, 'I', true);
 }
 
+/* A Query after a batch's messages, no Sync: its answer ends the batch (node-postgres's cursor). */
+static void test_query_ends_batch(void **state)
+{
+    struct tx_track t;
+    tx_track_init(&t, 'I');
+    feed(&t, "CQ", "3");
+    expect(&t, 1, 'I', false);
+    feed(&t, NULL, "TDCZI");
+    expect(&t, 0, 'I', true);
+    feed(&t, "PBQB", "12TDCZI");
+    expect(&t, 0, 'I', false); /* a Bind after the Query: a batch again */
+    feed(&t, "SQ", "ZI");
+    expect(&t, 1, 'I', false);
+    feed(&t, NULL, "CZI");
+    expect(&t, 0, 'I', true);
+}
+
 static void test_function_call(void **state)
 {
     struct tx_track t;
@@ -386,6 +403,7 @@ static void backend_query(struct world *w, struct backend *b, const struct cmsg 
     }
     if (m->mark & M_COMMIT)
         b->status = 'I';
+    b->batch = false; /* the Query's end ends the batch's implicit transaction */
     emit(w, 'Z', b->status);
 }
 
@@ -442,8 +460,10 @@ static void backend_copy(struct world *w, struct backend *b, const struct cmsg *
     } else {
         return; /* CopyData */
     }
-    if (simple)
+    if (simple) {
+        b->batch = false; /* as at any Query's end */
         emit(w, 'Z', b->status);
+    }
 }
 
 static void backend_read(struct world *w, struct backend *b, const struct cmsg *m)
@@ -681,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_queries),
         cmocka_unit_test(test_transaction_status),
         cmocka_unit_test(test_extended_pipelined),
+        cmocka_unit_test(test_query_ends_batch),
         cmocka_unit_test(test_function_call),
         cmocka_unit_test(test_copy_in_simple),
         cmocka_unit_test(test_copy_in_extended),
