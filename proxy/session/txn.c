@@ -434,6 +434,36 @@ static int txn_near_step(struct session *s, const struct msg_head *h)
     return 1;
 }
 
+/* The session ends once the server has what its client sent before leaving. */
+static void txn_close_when_sent(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (sc != NULL && endpoint_flush(s, &sc->ep) < 0)
+        return;
+    if (sc == NULL || evbuffer_get_length(sc->ep.out) == 0)
+        session_close(s, "client terminated the session");
+}
+
+/*
+ * The client's Terminate: what it sent before it still reaches the server
+ * and runs, as it would directly (a write sent with the Terminate in one
+ * packet, a statement run again on a primary just now), then the session
+ * ends; the server's answer, to no one, tells pool_release whether the
+ * connection can be kept.
+ */
+static int txn_client_terminated(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (sc == NULL || evbuffer_get_length(sc->ep.out) == 0) {
+        session_close(s, "client terminated the session");
+        return MSG_ENDED;
+    }
+    endpoint_pause_read(&s->client);
+    sc->ep.on_write = txn_close_when_sent;
+    txn_close_when_sent(s);
+    return s->closed ? MSG_ENDED : MSG_WAIT;
+}
+
 /* One message of the client, or part of one, on to the server; 1: go on, 0: wait, <0: ended. */
 static int txn_client_step(struct session *s)
 {
@@ -449,8 +479,7 @@ static int txn_client_step(struct session *s)
         /* Not passed on: the connection may serve others (pool_release judges). */
         if (h.len == 4 && h.avail == 5)
             evbuffer_drain(src->in, 5);
-        session_close(s, "client terminated the session");
-        return MSG_ENDED;
+        return txn_client_terminated(s);
     }
     if (s->near != NULL && (rc = txn_near_step(s, &h)) != 1)
         return rc;

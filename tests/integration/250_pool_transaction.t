@@ -15,7 +15,8 @@
 # an idle connection is taken at once (no login of pgnear's own) unless
 # server_check_query is due, and not while PAUSE holds the session, but
 # while a client of another pool waits (which then gets the connection
-# given back);
+# given back); a write sent with the Terminate in one packet runs (small,
+# and 8 MB);
 # pgbench -M simple and -M extended with 20 clients over pool_size = 5, one
 # and two workers, never more than 5 backends and no failure; -M prepared
 # within pool_size (its named statements pin); the shipped pool_size under
@@ -584,6 +585,29 @@ for my $workers (1, 2) {
     is $mode{'movr/app'}, 'transaction', 'SHOW POOLS: movr/app is pooled by transaction';
     is $mode{'movr/solo'}, 'session', 'SHOW POOLS: movr/solo by session';
     $_->terminate for $a1, $a2, @solo;
+    $p->stop;
+}
+
+# ================================================================ a write sent with the Terminate
+# A client that sends its last statement and its Terminate in one packet
+# and leaves (a fire-and-forget script) has it run, as directly: a small
+# INSERT, and one of 8 MB that cannot be sent to the server at once.
+{
+    my $p = proxy(pool_size => 2);
+    my $w = login($p);
+    one($w, 'CREATE TABLE IF NOT EXISTS gone (tag text, body text)');
+    $w->terminate;
+    for my $case (['small', 10], ['8 MB', 8 << 20]) {
+        my ($tag, $n) = @$case;
+        $w = login($p);
+        my $sql = "INSERT INTO gone VALUES ('$tag', '" . ('y' x $n) . "')";
+        $w->send_raw('Q' . pack('N', 4 + length($sql) + 1) . $sql . "\0" . 'X' . pack('N', 4));
+        my $seen = wait_until(sub {
+            $us->psql_admin("SELECT count(*) FROM gone WHERE tag = '$tag'", dbname => 'movr') eq '1' },
+            timeout => 15);
+        ok $seen, "a $tag INSERT sent with its Terminate in one packet runs";
+        close $w->socket;
+    }
     $p->stop;
 }
 

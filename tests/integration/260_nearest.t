@@ -22,7 +22,7 @@
 # Query likewise); pipelined extended batches and Queries mixing reads
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
-# FOR UPDATE; a write first in a session; state that pins (temporary
+# FOR UPDATE; a write first in a session, and one sent with the Terminate; state that pins (temporary
 # table, LISTEN, advisory lock, SET); notifications to a listener that
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
@@ -692,6 +692,14 @@ for my $mode (qw(transaction session)) {
         ok !$q->{error}, "$mode: a write as the session's first statement is forwarded" or diag explain $q->{error};
         is primary_count("id = $id"), 1, "$mode: ... once";
         $c->terminate;
+        # and one sent with the Terminate in one packet, the client gone: it runs all the same
+        $c = login($p);
+        $id = $next_id++;
+        my $sql = "INSERT INTO rides (id, rider) VALUES ($id, 'then gone')";
+        $c->send_raw('Q' . pack('N', 4 + length($sql) + 1) . $sql . "\0" . 'X' . pack('N', 4));
+        ok wait_until(sub { primary_count("id = $id") eq '1' }, timeout => 10),
+          "$mode: a write sent with the Terminate is forwarded and runs";
+        close $c->socket;
     }
 
     # ---- state that lives on one server: on the primary, and the session stays there
