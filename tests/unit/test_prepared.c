@@ -1272,6 +1272,11 @@ static void test_deallocate_name(void **state)
         {"DEALLOCATE abcdefghi", NULL},
         {"DEALLOCATE \"abcdefg\"\"\"", "abcdefg\""},
         {"DEALLOCATE \"abcdefghi\"", NULL},
+        {"\v\f\r\n\t dEaLlOcAtE a", "a"},
+        {"/* c */ DEALLOCATE a", NULL},
+        {"-- c\nDEALLOCATE a", NULL},
+        {"xDEALLOCATE a", NULL},
+        {"", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[9]; /* names of 8 bytes at most */
