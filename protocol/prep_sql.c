@@ -61,11 +61,26 @@ static bool name_token(const char *text, const struct sql_token *t, char *out, s
     return false;
 }
 
+/*
+ * Whether the text's first byte after blanks (as sql_lex.c skips them) is
+ * a d: the first token of a DEALLOCATE, whose text has no comment before
+ * it.  Every Query is read for one; most fail here, not lexed.
+ */
+static bool begins_with_d(const char *text, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r')))
+        i++;
+    return i < len && (text[i] == 'd' || text[i] == 'D');
+}
+
 /* Comments are tokens: a text with one is not taken (the server reads it as it is). */
 bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
 {
     struct sql_lexer lx;
     struct sql_token t;
+    if (!begins_with_d(text, len))
+        return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
     if (!is_keyword(text, &t, "deallocate"))

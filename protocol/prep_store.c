@@ -88,16 +88,35 @@ void prep_table_del(struct prep_table *t, struct prep_link *l)
 
 /* ---- statements ---- */
 
-/* ASCII, case-insensitive: does word (lower case) occur in text? */
+/* Whether word (lower case, n bytes) is at p, ASCII letters in any case. */
+static bool mentions_at(const char *p, const char *word, size_t n)
+{
+    size_t k = 0;
+    while (k < n && (p[k] | 0x20) == word[k])
+        k++;
+    return k == n;
+}
+
+/*
+ * ASCII, case-insensitive: does word (lower case) occur in text?  Each
+ * case of its first letter is looked for with memchr, which reads most
+ * of a text that has neither many bytes at a time (each Query's text is
+ * read for DISCARD and DEALLOCATE: a byte-by-byte loop cost ~1,300
+ * instructions a pgbench transaction).
+ */
 bool prep_text_mentions(const char *text, size_t len, const char *word)
 {
     size_t n = strlen(word);
-    for (size_t i = 0; i + n <= len; i++) {
-        size_t k = 0;
-        while (k < n && (text[i + k] | 0x20) == word[k])
-            k++;
-        if (k == n)
-            return true;
+    if (n == 0 || n > len)
+        return n == 0;
+    char firsts[2] = {word[0], (char)(word[0] & ~0x20)};
+    for (size_t c = 0; c < (firsts[0] == firsts[1] ? 1u : 2u); c++) {
+        const char *p = text, *last = text + len - n;
+        while (p <= last && (p = memchr(p, firsts[c], (size_t)(last - p) + 1)) != NULL) {
+            if (mentions_at(p + 1, word + 1, n - 1))
+                return true;
+            p++;
+        }
     }
     return false;
 }

@@ -371,8 +371,125 @@ static const char *scan_token(struct pin_scan *sc, const struct sql_token *t)
     return why;
 }
 
+/* ---- the quick look (txn_pin_rules_out) ---- */
+
+/* The bytes a word goes on over, so that no token begins right after one: letters, '_', >= 0x80. */
+static const bool word_byte[256] = {
+    ['A' ... 'Z'] = true,
+    ['a' ... 'z'] = true,
+    ['_'] = true,
+    [0x80 ... 0xff] = true,
+};
+
+static bool continues_word(uint8_t c)
+{
+    return word_byte[c];
+}
+
+/* What sql_lex.c skips between tokens. */
+static bool is_blank(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* The n bytes at s begin with word (lower case; ASCII letters in any case). */
+static bool begins_with(const uint8_t *s, size_t n, const char *word)
+{
+    for (size_t i = 0; word[i] != '\0'; i++) {
+        uint8_t c = i < n ? s[i] : 0;
+        if (c >= 'A' && c <= 'Z')
+            c = (uint8_t)(c - 'A' + 'a');
+        if (c != (uint8_t)word[i])
+            return false;
+    }
+    return true;
+}
+
+/*
+ * The word SET at i, whole, right after a name or a number (UPDATE t
+ * SET a = 1): no statement's first word, unless a line comment ends just
+ * before it (the caller looks for "--").  Before a statement's first
+ * word there is nothing, a ';' or a comment, and a block comment ends
+ * with '/'.
+ */
+static bool set_after_name(const uint8_t *s, size_t len, size_t i)
+{
+    uint8_t next = i + 3 < len ? s[i + 3] : ' ';
+    if (continues_word(next) || (next >= '0' && next <= '9') || next == '$')
+        return false; /* set_config, or a longer word */
+    while (i > 0 && is_blank(s[i - 1]))
+        i--;
+    if (i == 0)
+        return false;
+    uint8_t before = s[i - 1];
+    return continues_word(before) || (before >= '0' && before <= '9') || before == '"';
+}
+
+/*
+ * Whether a word a reason needs begins at i, a byte no word goes on
+ * into: SET and set_config, TEMP and TEMPORARY, pg_temp, the advisory
+ * lock functions, LISTEN, LOAD, PREPARE, HOLD, and for the carried scan
+ * RESET, DISCARD and DEALLOCATE (no rule above gives a reason without
+ * one of them among the tokens).  A whole SET right after a name only
+ * marks *set_late.  The first letter picks the words to compare.
+ */
+static bool needed_word_at(const uint8_t *s, size_t len, size_t i, bool *set_late)
+{
+    const uint8_t *w = s + i;
+    size_t n = len - i;
+    switch (w[0] | 0x20) {
+    case 's':
+        if (!begins_with(w, n, "set"))
+            return false;
+        if (!set_after_name(s, len, i))
+            return true;
+        *set_late = true;
+        return false;
+    case 't':
+        return begins_with(w, n, "temp");
+    case 'p':
+        return begins_with(w, n, "pg_temp") || begins_with(w, n, "pg_advisory_lock") ||
+               begins_with(w, n, "pg_try_advisory_lock") || begins_with(w, n, "prepare");
+    case 'l':
+        return begins_with(w, n, "listen") || begins_with(w, n, "load");
+    case 'h':
+        return begins_with(w, n, "hold");
+    case 'r':
+        return begins_with(w, n, "reset");
+    case 'd':
+        return begins_with(w, n, "discard") || begins_with(w, n, "deallocate");
+    default:
+        return false;
+    }
+}
+
+/*
+ * The raw bytes, strings and comments included, looked at where a token
+ * could begin: a word a reason needs there, or none.  Reading strings as
+ * text can only find more.  A SET after a name is found too when the
+ * text has a "--" anywhere (a line comment may end before it).
+ */
+bool txn_pin_rules_out(const uint8_t *sql, size_t len)
+{
+    bool set_late = false;
+    size_t i = 0;
+    while (i < len) {
+        if (!continues_word(sql[i])) {
+            i++;
+            continue;
+        }
+        if (needed_word_at(sql, len, i, &set_late))
+            return false;
+        while (++i < len && continues_word(sql[i]))
+            ;
+    }
+    return !(set_late && memmem(sql, len, "--", 2) != NULL);
+}
+
 const char *txn_pin_scan(const uint8_t *sql, size_t len)
 {
+    if (txn_pin_rules_out(sql, len))
+        return NULL;
     struct pin_scan sc = {.lx = {.s = sql, .len = len}};
     struct sql_token t;
     do {
@@ -392,6 +509,8 @@ static bool carried_reason(const char *why)
 
 const char *txn_pin_scan_carried(const uint8_t *sql, size_t len, bool *changes)
 {
+    if (txn_pin_rules_out(sql, len))
+        return NULL;
     struct pin_scan sc = {.lx = {.s = sql, .len = len}, .carried = true};
     struct sql_token t;
     do {

@@ -69,6 +69,19 @@
 const char *txn_pin_scan(const uint8_t *sql, size_t len);
 
 /*
+ * The quick look both scans begin with: true when no word any reason
+ * needs (SET, set_config, TEMP, pg_temp, LISTEN, LOAD, PREPARE, HOLD, an
+ * advisory lock function, RESET, DISCARD, DEALLOCATE) begins where a
+ * token could begin in the raw bytes, strings and comments read as text:
+ * then the text cannot pin, and is not lexed.  A whole SET right after a
+ * name (UPDATE t SET) is no statement's first word and does not count,
+ * unless "--" occurs anywhere in the text.  Most queries are ruled out
+ * here at a few instructions a byte; false says only that the full scan
+ * must decide.
+ */
+bool txn_pin_rules_out(const uint8_t *sql, size_t len);
+
+/*
  * The same scan for a session whose settings are carried from one server
  * connection to another (a nearest session under session pooling reads
  * them back and replays them: session_state.h).  A session-level SET,

@@ -247,17 +247,20 @@ const char *locality_reason(const struct locality *loc, char *buf, size_t cap)
     return buf;
 }
 
-/* The point distances are measured from: the caller, else the named region. */
-static bool route_origin(const struct locality *loc, double *lat, double *lon)
+/*
+ * The unit vector of the point distances are measured from: the caller's
+ * coordinates, else the named region's, worked out once when its location
+ * was set (region_set_location), which spares a plan (one a pooled
+ * transaction) its sines and cosines.
+ */
+static bool route_origin(const struct locality *loc, double origin[3])
 {
     if (loc->has_coords) {
-        *lat = loc->lat;
-        *lon = loc->lon;
+        region_unit_vector(loc->lat, loc->lon, origin);
         return true;
     }
     if (loc->region != NULL && loc->region->has_location) {
-        *lat = loc->region->lat;
-        *lon = loc->region->lon;
+        memcpy(origin, loc->region->unit, sizeof(loc->region->unit));
         return true;
     }
     return false;
@@ -343,10 +346,8 @@ bool route_plan_scores(const struct routing_data *rd, const struct locality *loc
                        struct route_score *scores, const struct region **home,
                        const struct registry_region **preferred)
 {
-    double lat = 0, lon = 0, origin[3] = {0, 0, 0};
-    bool has_origin = route_origin(loc, &lat, &lon);
-    if (has_origin)
-        region_unit_vector(lat, lon, origin);
+    double origin[3] = {0, 0, 0};
+    bool has_origin = route_origin(loc, origin);
     return route_origin_scores(rd, has_origin ? origin : NULL, scores, home, preferred);
 }
 
@@ -354,10 +355,8 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
                   const struct need_spec *need, const struct region_subset *placed,
                   struct region **out, double *cosines, size_t max)
 {
-    double lat = 0, lon = 0, origin[3] = {0, 0, 0};
-    bool has_origin = route_origin(loc, &lat, &lon);
-    if (has_origin)
-        region_unit_vector(lat, lon, origin);
+    double origin[3] = {0, 0, 0};
+    bool has_origin = route_origin(loc, origin);
     struct route_candidate best[ROUTE_MAX_REGIONS];
     size_t n = 0;
     if (max > ROUTE_MAX_REGIONS)

@@ -36,6 +36,7 @@
 #include <event2/buffer.h>
 
 #include "protocol/pkt.h"
+#include "protocol/prep_int.h"
 #include "protocol/prepared.h"
 #include "protocol/tx_track.h"
 
@@ -1189,6 +1190,23 @@ static void test_parse_known(void **state)
     world_free(&w);
 }
 
+/* The word looked for in a Query's text: any case, anywhere, never past len. */
+static void test_text_mentions(void **state)
+{
+    (void)state;
+    static const char text[] = "SELECT 1; dIsCaRd ALL; DEALLOCATE x; discar";
+    size_t len = sizeof(text) - 1;
+    assert_true(prep_text_mentions(text, len, "discard"));
+    assert_true(prep_text_mentions(text, len, "deallocate"));
+    assert_true(prep_text_mentions(text + 10, 7, "discard"));
+    assert_false(prep_text_mentions(text + 10, 6, "discard"));
+    assert_false(prep_text_mentions(text + 23, len - 23, "discard")); /* "discar" at the end */
+    assert_true(prep_text_mentions("xxDEALLOCATE", 12, "deallocate"));
+    assert_false(prep_text_mentions("dddddeallocat", 13, "deallocate"));
+    assert_false(prep_text_mentions("", 0, "discard"));
+    assert_true(prep_text_mentions("abc", 3, ""));
+}
+
 /* DEALLOCATE name by a Query: the name goes, pgnear answers for the server. */
 static void test_deallocate_query(void **state)
 {
@@ -1254,6 +1272,11 @@ static void test_deallocate_name(void **state)
         {"DEALLOCATE abcdefghi", NULL},
         {"DEALLOCATE \"abcdefg\"\"\"", "abcdefg\""},
         {"DEALLOCATE \"abcdefghi\"", NULL},
+        {"\v\f\r\n\t dEaLlOcAtE a", "a"},
+        {"/* c */ DEALLOCATE a", NULL},
+        {"-- c\nDEALLOCATE a", NULL},
+        {"xDEALLOCATE a", NULL},
+        {"", NULL},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char name[9]; /* names of 8 bytes at most */
@@ -1531,6 +1554,7 @@ int main(void)
         cmocka_unit_test(test_client_leaves_before_sync),
         cmocka_unit_test(test_name_collision),
         cmocka_unit_test(test_discard_all),
+        cmocka_unit_test(test_text_mentions),
         cmocka_unit_test(test_duplicate_name),
         cmocka_unit_test(test_unknown_name),
         cmocka_unit_test(test_injected_parse_fails),

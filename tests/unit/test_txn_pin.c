@@ -7,7 +7,9 @@
  *    argument, nested calls and which reason comes first; every prefix of
  *    a few texts (none may crash or read past its end: each is copied to
  *    a buffer of exactly its length, for the sanitizer to watch); NUL
- *    bytes; and long texts, which must take linear time.
+ *    bytes; long texts, which must take linear time; and the quick look
+ *    (txn_pin_rules_out): never ruling out a text any case pins, and ruling
+ *    out the common queries.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +45,9 @@ static const char *scan_exact(const char *sql, size_t n)
     assert_non_null(copy);
     memcpy(copy, sql, n);
     const char *why = txn_pin_scan(copy, n);
+    /* the quick look never rules out what pins */
+    if (why != NULL && txn_pin_rules_out(copy, n))
+        fail_msg("\"%.*s\": ruled out, but pins: %s", (int)n, sql, why);
     free(copy);
     return why;
 }
@@ -399,10 +404,54 @@ static void expect_carried(const char *sql, const char *why, bool changes)
 {
     bool got_changes = false;
     const char *got = txn_pin_scan_carried((const uint8_t *)sql, strlen(sql), &got_changes);
+    if ((got != NULL || got_changes) && txn_pin_rules_out((const uint8_t *)sql, strlen(sql)))
+        fail_msg("\"%s\": ruled out, but pins or changes", sql);
     bool same = got == NULL || why == NULL ? got == why : strcmp(got, why) == 0;
     if (!same || got_changes != changes)
         fail_msg("\"%s\": %s, changes %d; expected %s, changes %d", sql, got ? got : "no pin",
                  got_changes, why ? why : "no pin", changes);
+}
+
+/* The quick look: what it rules out without a scan, and what it must leave to the scan. */
+static void test_quick_look(void **state)
+{
+    (void)state;
+    static const char *const ruled_out[] = {
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 12345;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = $1",
+        "UPDATE pgbench_accounts SET abalance = abalance + -4 WHERE aid = 7;",
+        "UPDATE \"T\"\n\tSET a = 1 WHERE b = 2",
+        "update t1 set a = $1 where b = 3",
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, now());",
+        "BEGIN;",
+        "END;",
+        "SELECT b.offset, xlisten, preset FROM t a, u b /* c */",
+    };
+    for (size_t i = 0; i < sizeof(ruled_out) / sizeof(ruled_out[0]); i++)
+        if (!txn_pin_rules_out((const uint8_t *)ruled_out[i], strlen(ruled_out[i])))
+            fail_msg("\"%s\": not ruled out", ruled_out[i]);
+    static const struct pin_case cases[] = {
+        /* a SET after a name begins a statement when a line comment ends before it */
+        {"SELECT 1; -- note\nSET work_mem = '1MB'", SET},
+        {"SELECT 1; -- note\n  set work_mem = '1MB'", SET},
+        {"UPDATE t SET a = 1; SET b = 2", SET},
+        {"UPDATE t SET a = 1;/* c */SET b = 2", SET},
+        {"UPDATE t SET a = 1 -- c\n", NULL},
+        /* a word begins right after a dollar quote, a '$', a digit or a quote */
+        {"SELECT $a$x$a$pg_advisory_lock(1)", ADVISORY},
+        {"SELECT 1$$x$$; LISTEN y", LISTEN},
+        {"SELECT \"pg_advisory_lock\"(1)", ADVISORY},
+        {"SELECT x.\"set_config\"('a', 'b', false)", SET_CONFIG},
+        {"SELECT 'a'||set_config('a', 'b', false)", SET_CONFIG},
+        {"SeLeCt Pg_AdViSoRy_LoCk(1)", ADVISORY},
+        {"select 1;LiStEn x", LISTEN},
+        {"SELECT 'LISTEN x', $$SET x$$ /* pg_advisory_lock */ -- load\n", NULL},
+        {"SELECT 1; SELECT 2; CREATE TEMPORARY TABLE t (a int)", TEMP},
+        {"SELECT 1;\vSET x = 1", SET},
+    };
+    CHECK_CASES(cases);
+    expect_carried("UPDATE t SET a = 1; -- c\nRESET ALL", NULL, true);
+    expect_carried("UPDATE t SET a = 1; DiScArD ALL", NULL, true);
 }
 
 /* Settings, roles and SQL PREPAREs are carried; what lives on one server still pins. */
@@ -463,6 +512,7 @@ int main(void)
         cmocka_unit_test(test_prefixes),
         cmocka_unit_test(test_long),
         cmocka_unit_test(test_carried),
+        cmocka_unit_test(test_quick_look),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
