@@ -544,6 +544,8 @@ static void session_origin_locality(const struct session *s, const struct config
     loc->lon = o->lon;
     loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
     snprintf(loc->city, sizeof(loc->city), "%s", o->city);
+    /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
+    loc->matched = o->place[0] != '\0' ? o->place : NULL;
 }
 
 void session_locality(const struct session *s, struct locality *loc)

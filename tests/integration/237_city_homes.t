@@ -1,10 +1,11 @@
 # Rows homed by a city column, step one: the homes map and the routing by
-# it.  movr ([database movr] home_by = city, regions = us-east) and plain
+# it.  movr ([database movr] home_by = city, regions = us-east, pooled by
+# transaction, so each transaction is routed again) and plain
 # (regions = us-east, no home_by) over two clusters, us-east and us-west,
 # each its own primary.  Once a record of a finished city move (seattle
 # to us-west) is in pgnear_database_moves on both primaries, as MOVE CITY
 # will write it, a movr session from Seattle runs on us-west within the
-# follower's round, however the city is spelled; one from Amsterdam, one
+# follower's round, however the city is spelled (capitals, Seattle,US); one from Amsterdam, one
 # with no city and one naming us-west by a region hint stay on us-east,
 # where movr lives; plain ignores the city's row.  SHOW HOMES shows
 # seattle's home and the row of every other city.  A record an older
@@ -33,7 +34,7 @@ my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => '
                 health_check_interval => '1s', health_check_timeout => '5s',
                 cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv");
 my $p = PgNearTest::Proxy->new(regions => [$us, $west], settings => \%SETTINGS,
-    extra_ini => "[database movr]\nregions = us-east\nhome_by = city\n\n"
+    extra_ini => "[database movr]\nregions = us-east\nhome_by = city\npool_mode = transaction\n\n"
                . "[database plain]\nregions = us-east\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
@@ -85,6 +86,8 @@ for my $c ($us, $west) {
 ok wait_until(sub { server_of('movr', city => 'Seattle') eq $west->port }, timeout => 10),
   'a movr session from Seattle: us-west, its city\'s home, within the follower\'s round';
 is server_of('movr', city => 'SEATTLE'), $west->port, '... the city named in capitals too';
+is server_of('movr', city => 'Seattle,US'), $west->port,
+  '... and qualified (Seattle,US), under transaction pooling, which plans each transaction again';
 like $p->log_contents, qr/city "seattle" of database "movr" lives in region us-west \(its move is finished\)/,
   '... and the log says where seattle lives';
 unlike $p->log_contents, qr/of database "plain" lives/, '... not where plain\'s city row would put it';
