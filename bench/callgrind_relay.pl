@@ -9,7 +9,7 @@
 #
 #   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
 #                            [--pool_mode transaction] [--pool_size 2] [--clients 1]
-#                            [--top 25] [--keep DIR]
+#                            [--top 25] [--keep DIR] [--peer pgbouncer]
 #
 # --clients N runs N pgbench clients (-j 2 from 2 clients on), each of
 # --transactions (and twice as many); the figure is per transaction of any
@@ -28,8 +28,14 @@
 # transaction's connection given back at its end, named statements followed
 # across them (-M prepared).
 #
+# --peer pgbouncer counts PgBouncer's instructions instead, configured alike:
+# the same pool mode and pool size, SCRAM from its auth_file under
+# transaction pooling (trust behind it, as pgnear's passthrough, in session
+# mode), one process, run as postgres under callgrind and stopped with
+# SIGINT; the same subtraction gives its cost per transaction.
+#
 # Compare two builds by pointing $PGNEAR (or --binary) at each in turn.
-# Needs valgrind, pgbench and PostgreSQL 15.
+# Needs valgrind, pgbench and PostgreSQL 15 (and pgbouncer for --peer).
 use strict;
 use warnings;
 use FindBin;
@@ -37,11 +43,12 @@ use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
 use List::Util qw(min max);
 use PgNearTest;
+use IO::Socket::INET;
 
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session',
            top => 0, clients => 1, pool_size => 2);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i')
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i', 'peer=s')
     or die "bad options\n";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -65,7 +72,8 @@ if ($opt{pool_mode} eq 'transaction') {
     my $users = write_file("$dir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n});
     %pooled = (pool_mode => 'transaction', pool_size => $opt{pool_size}, auth => 'scram', auth_file => $users);
 }
-my $proxy = PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
+my $proxy = defined $opt{peer} ? PgBouncerUnderCallgrind->new($pg, $dir)
+    : PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
     start => 0, start_timeout => 120,
     settings => { server_tls => $opt{tls} ? 'require' : 'disable', workers => 1,
                   # a health check logs in with SCRAM (tens of millions of instructions): not mid-run
@@ -84,7 +92,7 @@ sub run_transactions {
         timeout => 600);
     die "pgbench failed: $e\n" if $c;
     my $st = $proxy->stop(timeout => 60);
-    die "pgnear exited with status $st\n" if $st;
+    die "the proxy exited with status $st\n" if $st;
     my ($file) = glob("$dir/callgrind.out.*") or die "no callgrind output\n";
     my $text = PgNearTest::slurp_file($file);
     $text =~ /^(?:summary|totals):\s+(\d+)/m or die "no instruction total in $file\n";
@@ -123,8 +131,8 @@ sub print_top {
 }
 
 my $n = $opt{transactions};
-printf "pgbench -S -M %s -c %d, server TLS %s, pool_mode %s, %d and %d transactions a client; Ir per transaction:\n",
-    $opt{mode}, $opt{clients}, $opt{tls} ? 'on' : 'off', $opt{pool_mode}, $n, 2 * $n;
+printf "%s: pgbench -S -M %s -c %d, server TLS %s, pool_mode %s, %d and %d transactions a client; Ir per transaction:\n",
+    $opt{peer} // 'pgnear', $opt{mode}, $opt{clients}, $opt{tls} ? 'on' : 'off', $opt{pool_mode}, $n, 2 * $n;
 my @per;
 for my $round (1 .. $opt{rounds}) {
     my $once = run_transactions($n, "$dir/once.out");
@@ -137,3 +145,57 @@ my @sorted = sort { $a <=> $b } @per;
 printf "median %.0f Ir per transaction (min %.0f, max %.0f)\n", $sorted[$#sorted / 2], min(@per),
     max(@per);
 print_top("$dir/once.out", "$dir/twice.out", $n * $opt{clients}) if $opt{top} > 0;
+
+# PgBouncer, configured as pgnear is above, run by postgres (it refuses root) under callgrind in
+# the foreground: start, port, stop, as PgNearTest::Proxy's.
+package PgBouncerUnderCallgrind;
+
+sub new {
+    my ($class, $pg, $out) = @_;
+    die "--peer: only pgbouncer is known\n" unless $opt{peer} eq 'pgbouncer';
+    my $bin = PgNearTest::require_tool('pgbouncer');
+    my $bdir = PgNearTest::tmpdir(name => 'cg-pgbouncer', mode => 0755, owner => 'postgres');
+    chmod 0777, $out; # callgrind writes its output there as postgres
+    my $port = PgNearTest::free_port();
+    PgNearTest::write_file("$bdir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n},
+        mode => 0600, owner => 'postgres');
+    my $tls = $opt{tls} ? 'require' : 'disable';
+    PgNearTest::write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
+[databases]
+bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $bdir/userlist.txt
+pool_mode = $opt{pool_mode}
+default_pool_size = $opt{pool_size}
+server_tls_sslmode = $tls
+logfile = $bdir/pgbouncer.log
+INI
+    return bless { bin => $bin, dir => $bdir, out => $out, port => $port }, $class;
+}
+
+sub port { $_[0]{port} }
+
+sub start {
+    my ($self) = @_;
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        exec 'setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', $valgrind,
+            '--tool=callgrind', "--callgrind-out-file=$self->{out}/callgrind.out.%p", $self->{bin},
+            "$self->{dir}/pgbouncer.ini";
+        die "exec: $!\n";
+    }
+    $self->{pid} = $pid;
+    PgNearTest::wait_until(sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}) },
+        timeout => 120) or die "pgbouncer under callgrind did not listen\n";
+}
+
+sub stop {
+    my ($self) = @_;
+    kill 'INT', $self->{pid}; # a safe shutdown: no client is left
+    waitpid $self->{pid}, 0;
+    return $? >> 8;
+}

@@ -112,29 +112,30 @@ if ($opt{only} ne '') {
     @loads = grep { $want{ $_->{name} } } @loads;
 }
 
-# utime + stime of a process, all its threads, in clock ticks.
+# utime and stime of a process, all its threads, in clock ticks.
 sub cpu_ticks {
     my ($pid) = @_;
     my $stat = PgNearTest::slurp_file("/proc/$pid/stat");
     $stat =~ s/^.*\)\s+//s; # past "pid (comm)": field 3 (state) comes first
     my @f = split ' ', $stat;
-    return $f[11] + $f[12];
+    return ($f[11], $f[12]);
 }
 
 # One pgbench run: its tps and the proxy's CPU milliseconds per 1,000 transactions.
 sub run_one {
     my ($load, $name) = @_;
     my ($port, $pid) = @{ $targets{$name} };
-    my $before = cpu_ticks($pid);
+    my ($user0, $sys0) = cpu_ticks($pid);
     my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
         timeout => $opt{seconds} * 4 + 60);
-    my $used = cpu_ticks($pid) - $before;
+    my ($user1, $sys1) = cpu_ticks($pid);
     my $r = parse_pgbench($o);
     die "pgbench failed through $name (exit $c): $e\n$o\n"
         if $c || !$r->{tps} || !$r->{processed} || $r->{failed};
-    return ($r->{tps}, $used * 1000 / $ticks * 1000 / $r->{processed});
+    my $per_1k = 1000 / $ticks * 1000 / $r->{processed};
+    return ($r->{tps}, ($user1 - $user0 + $sys1 - $sys0) * $per_1k, ($user1 - $user0) * $per_1k);
 }
 
 sub median {
@@ -145,22 +146,26 @@ sub median {
 printf "pgbench -n -S -T %d, %d rounds interleaved (%s); scale %d; %d CPUs\n", $opt{seconds},
     $opt{rounds}, join(' ', @order), $opt{scale}, scalar(() = PgNearTest::slurp_file('/proc/cpuinfo')
     =~ /^processor/mg);
-printf "%-12s %-12s %9s %11s %11s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer', 'ms CPU/1k tx',
-    'CPU/bouncer';
+printf "%-12s %-12s %9s %11s %11s %9s %9s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer',
+    'ms CPU/1k tx', 'CPU/bouncer', 'user ms', 'sys ms';
 for my $load (@loads) {
-    my (%tps, %cpu);
+    my (%tps, %cpu, %user);
     for my $round (1 .. $opt{rounds}) {
         for my $name (@order) {
-            my ($t, $c) = run_one($load, $name);
+            my ($t, $c, $u) = run_one($load, $name);
             push @{ $tps{$name} }, $t;
             push @{ $cpu{$name} }, $c;
+            push @{ $user{$name} }, $u;
         }
     }
     my %mt = map { $_ => median(@{ $tps{$_} }) } @order;
     my %mc = map { $_ => median(@{ $cpu{$_} }) } @order;
+    my %mu = map { $_ => median(@{ $user{$_} }) } @order;
     for my $name (@order) {
-        printf "%-12s %-12s %9.0f %11.2f %11.1f %9.2f\n", $load->{name}, $name, $mt{$name},
-            $mt{$name} / $mt{pgbouncer}, $mc{$name}, $mc{$name} / $mc{pgbouncer};
+        printf "%-12s %-12s %9.0f %11.2f %11.1f %9.2f %9.1f %9.1f\n", $load->{name}, $name,
+            $mt{$name}, $mt{$name} / $mt{pgbouncer}, $mc{$name}, $mc{$name} / $mc{pgbouncer},
+            $mu{$name}, $mc{$name} - $mu{$name};
     }
 }
-print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions\n";
+print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions;\n",
+    "user ms: utime alone (its median), sys ms: the CPU's median less it\n";
