@@ -61,8 +61,23 @@ int pool_mode_of(const struct session *s)
 static bool pool_same_place(const struct server_conn *sc, const struct region *r,
                             const struct region_host *h)
 {
+    if (sc->host == h && sc->region == r) /* the same configuration's: no names to compare */
+        return true;
     return sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0 &&
            strcmp(sc->region->name, r->name) == 0;
+}
+
+/* How sc's login fits s's: database, user, then the startup parameters. */
+static enum pool_fit pool_fit_of(struct server_conn *sc, const struct session *s)
+{
+    if (sc->fits_session == s->id)
+        return FIT_EXACT;
+    if (strcmp(sc->database, s->database) != 0 || strcmp(sc->user, s->user) != 0)
+        return FIT_NONE;
+    enum pool_fit how = pool_params_fit(sc, s);
+    if (how == FIT_EXACT)
+        sc->fits_session = s->id;
+    return how;
 }
 
 /*
@@ -84,14 +99,15 @@ struct server_conn *pool_find(struct session *s, const struct region *r,
     list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        if (!pool_same_place(sc, r, h) || strcmp(sc->database, s->database) != 0 ||
-            strcmp(sc->user, s->user) != 0 || evbuffer_get_length(sc->ep.in) > 0)
+        if (!pool_same_place(sc, r, h) || evbuffer_get_length(sc->ep.in) > 0)
             continue; /* (part of a message from the server is still coming: not now) */
+        enum pool_fit how = pool_fit_of(sc, s);
+        if (how == FIT_NONE)
+            continue;
         if (sc->connect_time < oldest) {
             pool_close(sc, "older than server_lifetime");
             continue;
         }
-        enum pool_fit how = pool_params_fit(sc, s);
         if (how == FIT_EXACT)
             return sc;
         /* Under transaction pooling nothing resets it between clients: exact fits only. */

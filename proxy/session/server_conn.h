@@ -119,6 +119,12 @@ struct server_conn {
      */
     struct param_set startup;
     struct param_set reported;
+    /*
+     * The session (its id, unique in the daemon) whose database, user and
+     * startup parameters were last found to be exactly these: neither side's
+     * change after login, so the pool need not compare them again (pool_take.c).
+     */
+    uint64_t fits_session;
     struct server_conn *next_gone; /* closed inside a callback, on its session's chain */
 };
 

@@ -531,19 +531,27 @@ void session_server_gone(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
+_Static_assert(sizeof(((struct session_origin *)0)->city) <= ROUTE_TEXT_MAX,
+               "a session's city fits a locality's");
+
 /* The caller's locality as its login found it (struct session_origin), for a route now. */
 static void session_origin_locality(const struct session *s, const struct config *cfg,
                                     struct locality *loc)
 {
     const struct session_origin *o = &s->origin;
-    memset(loc, 0, sizeof(*loc));
+    /* Field by field: each transaction's route asks (no memset of the notes, no snprintf). */
+    size_t city_len = strnlen(o->city, sizeof(o->city) - 1);
     loc->source = (enum locality_source)o->source;
     loc->via = "the session's login";
     loc->has_coords = o->has_coords;
     loc->lat = o->lat;
     loc->lon = o->lon;
     loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
-    snprintf(loc->city, sizeof(loc->city), "%s", o->city);
+    memcpy(loc->city, o->city, city_len);
+    loc->city[city_len] = '\0';
+    loc->country[0] = '\0';
+    loc->unplaced = 0;
+    loc->note[0] = '\0';
     /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
     loc->matched = o->place[0] != '\0' ? o->place : NULL;
 }
