@@ -142,11 +142,17 @@ static void forget_named(struct prep_server *s, struct prep_client *c)
     }
 }
 
-static void check_tag(struct prep_server *s, struct prep_entry *e, const uint8_t *body, size_t len)
+/* Whether a CommandComplete's tag says the server's statements are all gone. */
+static bool tag_forgets(const uint8_t *body, size_t len)
 {
     static const char discard[] = "DISCARD ALL", deallocate[] = "DEALLOCATE ALL";
-    if ((len == sizeof(discard) && memcmp(body, discard, len) == 0) ||
-        (len == sizeof(deallocate) && memcmp(body, deallocate, len) == 0))
+    return (len == sizeof(discard) && memcmp(body, discard, len) == 0) ||
+           (len == sizeof(deallocate) && memcmp(body, deallocate, len) == 0);
+}
+
+static void check_tag(struct prep_server *s, struct prep_entry *e, const uint8_t *body, size_t len)
+{
+    if (tag_forgets(body, len))
         forget_named(s, e->client);
 }
 
@@ -271,6 +277,29 @@ bool prep_server_passes(const struct prep_server *s, uint8_t type)
         return false;
     /* Rows and COPY data are parts of an Execute's or a Query's answer, never its end. */
     return (type == 'D' || type == 'd') && (e->expect == X_EXEC || e->expect == X_QUERY);
+}
+
+bool prep_server_passes_whole(const struct prep_server *s, uint8_t type, const uint8_t *body,
+                              size_t len)
+{
+    if (prep_server_passes(s, type))
+        return true;
+    const struct prep_entry *e = s->head;
+    if (s->broken || e == NULL || e->client == NULL || e->how != HOW_FORWARD ||
+        e->expect != X_QUERY)
+        return false;
+    /* A Query's answer up to its ReadyForQuery: nothing in it ends an entry (answer_kind). */
+    switch (type) {
+    case 'T':
+    case 'D':
+    case 'E':
+    case 'I':
+        return true;
+    case 'C':
+        return !tag_forgets(body, len);
+    default: /* COPY's responses claim the Syncs behind them (copy_claim) */
+        return false;
+    }
 }
 
 /* ---- clients and servers ---- */

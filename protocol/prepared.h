@@ -351,6 +351,16 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
 bool prep_server_passes(const struct prep_server *s, uint8_t type);
 
 /*
+ * Whether a whole server message (body, len) would go to the client as it
+ * is with nothing to follow, as for prep_server_passes, and also a simple
+ * Query's RowDescription, rows, errors and CommandComplete (but the tags
+ * of DISCARD ALL and DEALLOCATE ALL): the caller may move it on without
+ * calling prep_server_message, and a run of them at once.
+ */
+bool prep_server_passes_whole(const struct prep_server *s, uint8_t type, const uint8_t *body,
+                              size_t len);
+
+/*
  * Whether the server's next message (not NoticeResponse, ParameterStatus or
  * NotificationResponse) answers a question of pgnear's own, a plan check
  * with its own Sync: the client sees none of it, and the caller's count of

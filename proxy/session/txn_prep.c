@@ -4,6 +4,7 @@
 #include "proxy/session/txn_prep.h"
 
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <event2/buffer.h>
@@ -153,11 +154,46 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
     return 0;
 }
 
+/*
+ * The messages at the front of the server's input, whole in its first
+ * chunk, that go to the client as they are (prep_server_passes_whole: a
+ * Query's RowDescription, rows and CommandComplete): their headers read in
+ * place and followed, then moved on at once, rather than each copied out
+ * and drained.  The bytes moved, 0 for none; <0: the session ended.
+ */
+static ssize_t txn_prep_server_run(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    struct evbuffer_iovec v;
+    if (sc->prep == NULL || s->near != NULL || s->fence_asked || s->fence_after ||
+        sc->ep.fwd_remaining > 0 || evbuffer_peek(sc->ep.in, -1, NULL, &v, 1) < 1)
+        return 0;
+    const uint8_t *p = v.iov_base;
+    size_t run = 0;
+    while (v.iov_len - run >= PKT_HEADER_LEN) {
+        uint8_t type = p[run];
+        uint32_t len = pkt_be32(p + run + 1);
+        /* A bad length is the step's to refuse; a message not whole here, the step's to read. */
+        if (len < 4 || v.iov_len - run - 1 < len ||
+            !prep_server_passes_whole(sc->prep, type, p + run + PKT_HEADER_LEN, len - 4))
+            break;
+        tx_track_server(&sc->tx, type, 0);
+        sc->ep.last_type = (char)type;
+        run += 1 + (size_t)len;
+    }
+    if (run > 0 && msg_move(s, &sc->ep, s->client.out, run) < 0)
+        return -1;
+    return (ssize_t)run;
+}
+
 /* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
 static int txn_prep_server_step(struct session *s)
 {
     struct endpoint *src = &s->server_conn->ep;
     struct msg_head h;
+    ssize_t run = txn_prep_server_run(s);
+    if (run != 0)
+        return run < 0 ? MSG_ENDED : MSG_MOVED;
     int rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
     if (rc != MSG_HEAD)
         return rc;
