@@ -192,6 +192,8 @@ struct txn_hooks {
     bool (*on_cancel)(struct session *s);   /* a cancel request for it: true, answered here */
     /* Its server hung up (session_server_gone): what is held of its answer, out; false: ended. */
     bool (*server_gone)(struct session *s);
+    /* A connection was attached for its next transaction (txn_fetch.c, txn_slots.c): it runs. */
+    void (*attached)(struct session *s);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

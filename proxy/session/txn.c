@@ -3,7 +3,6 @@
  */
 #include "proxy/session/txn.h"
 
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +30,8 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_cancel.h"
+#include "proxy/session/txn_fetch.h"
+#include "proxy/session/txn_slots.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -43,12 +44,13 @@ static bool txn_server_idle(struct session *s);
 static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 static bool txn_server_gone(struct session *s);
+static void txn_attached(struct session *s);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
-    .on_cancel = txn_cancel, .server_gone = txn_server_gone
+    .on_cancel = txn_cancel, .server_gone = txn_server_gone, .attached = txn_attached
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -91,137 +93,6 @@ void txn_session_start(struct session *s)
     near_attached(s);
 }
 
-/* ---- pool_mode = session: a nearest session's own connections (near.h's slots) ---- */
-
-/*
- * A parked connection goes back to the pool, as session pooling gives one
- * back (reset), while the session may be relaying on another.
- */
-static void txn_slot_give_back(struct session *s, struct server_conn *sc)
-{
-    struct server_conn *current = s->server_conn;
-    server_conn_attach(sc, s);
-    sc->txn_return = false;
-    s->w->shared->flow->server_release(sc); /* detaches it, or closes it */
-    s->server_conn = current;
-}
-
-/* Every parked connection back to the pool: the session ends, or stays where it is. */
-static void txn_slots_give_back(struct session *s)
-{
-    struct near_state *n = s->near;
-    if (n == NULL)
-        return;
-    for (int i = 0; i < NEAR_SLOTS; i++) {
-        struct server_conn *sc = n->slot[i];
-        n->slot[i] = NULL;
-        if (sc != NULL)
-            txn_slot_give_back(s, sc);
-    }
-}
-
-/*
- * The session's connection between transactions parks in its slot (a
- * standby's or a primary's), unread and unlinked from the relay; the one
- * it replaces goes back to the pool.
- */
-static void txn_slot_park(struct session *s, struct server_conn *sc)
-{
-    struct near_state *n = s->near;
-    enum near_slot i = host_is_standby(sc->host) ? NEAR_SLOT_NEAR : NEAR_SLOT_PRIMARY;
-    struct server_conn *old = n->slot[i];
-    /* What its transaction may have changed is on this connection alone now (near_sync.h). */
-    if (n->state_changing) {
-        n->state_changing = false;
-        n->conn_gen = ++n->state_gen;
-    }
-    n->slot_gen[i] = n->conn_gen;
-    server_conn_detach(sc); /* s->server_conn is NULL */
-    sc->ep.read_paused = true;
-    endpoint_arm(&sc->ep); /* no reader, nothing to write: no event until it is taken again */
-    n->slot[i] = sc;
-    if (old != NULL)
-        txn_slot_give_back(s, old);
-}
-
-/*
- * Whether looking for a connection may find what the parked ones are not:
- * a standby up and known to fit need.  With none (down, lagging, or no
- * role known, when the checks cannot log in), a look would only log in
- * again where the session already is.
- */
-static bool txn_standby_fits(const struct session *s, const struct need_spec *need)
-{
-    for (size_t i = 0; i < s->cfg->regions.count; i++) {
-        const struct region *r = &s->cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++)
-            if (host_is_standby(&r->hosts[j]) && need_host_fit(&r->hosts[j], need) == NEED_FIT_GOOD)
-                return true;
-    }
-    return false;
-}
-
-/*
- * Which parked connection fits need (near.h): its standby's when it fits;
- * for a transaction that needs a primary, its primary's.  A transaction
- * placed near (nearest fits a primary too) runs on its primary's only as
- * a fallback, where no standby of its own fits.
- */
-static int txn_slot_pick(const struct session *s, const struct need_spec *need)
-{
-    const struct near_state *n = s->near;
-    int fallback = -1;
-    for (int i = 0; i < NEAR_SLOTS; i++) {
-        const struct server_conn *sc = n->slot[i];
-        if (sc == NULL || (s->txn_region[0] != '\0' && strcmp(sc->region->name, s->txn_region)))
-            continue; /* (a move named another region: that one's) */
-        enum need_fit fit = need_host_fit(sc->host, need);
-        if (fit == NEED_FIT_GOOD && (i == NEAR_SLOT_NEAR || need->role != NEED_NEAREST))
-            return i;
-        if (fit <= NEED_FIT_FALLBACK && fallback < 0)
-            fallback = i;
-    }
-    /*
-     * The primary's for reads while the standby parked has not replayed
-     * the session's write (or is down); with none parked, until the next
-     * health check may have found one (a standby down or lagging: not a
-     * login for each transaction, nor the primary for good).
-     */
-    int64_t again_ms =
-        s->cfg->health_check_interval_ms > 0 ? s->cfg->health_check_interval_ms : 1000;
-    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms ||
-        !txn_standby_fits(s, need))
-        return fallback;
-    return -1;
-}
-
-/*
- * Whether a parked connection's server sent anything while it was parked,
- * or hung up: an idle server of a session that does not LISTEN (that
- * pins) says nothing unless it ends the connection (a FATAL: terminated,
- * idle_session_timeout, shut down).
- */
-static bool txn_slot_ended(const struct server_conn *sc)
-{
-    struct pollfd p = {.fd = sc->ep.stream.fd, .events = POLLIN};
-    return sc->ep.stream.fd < 0 || evbuffer_get_length(sc->ep.in) > 0 ||
-           stream_has_pending(&sc->ep.stream) || poll(&p, 1, 0) != 0;
-}
-
-/* Parked connections whose server ended them are closed: the transaction gets another. */
-static void txn_slots_drop_ended(struct session *s)
-{
-    for (int i = 0; i < NEAR_SLOTS; i++) {
-        struct server_conn *sc = s->near->slot[i];
-        if (sc == NULL || !txn_slot_ended(sc))
-            continue;
-        log_info(s->id, "its server connection %llu to %s:%d ended while parked",
-                 (unsigned long long)sc->id, sc->host->name, sc->host->port);
-        s->near->slot[i] = NULL;
-        server_conn_close(sc, true);
-    }
-}
-
 /* The transaction's connection takes the session's waiting messages on. */
 static void txn_attached_go(struct session *s)
 {
@@ -259,28 +130,6 @@ static void txn_attached(struct session *s)
         near_sync_start(s, txn_synced);
     else
         txn_attached_go(s);
-}
-
-/* A parked connection that fits takes the session's waiting message on; false: none fits. */
-static bool txn_slot_take(struct session *s, const struct need_spec *need)
-{
-    if (s->near == NULL || !s->near->own_slots)
-        return false;
-    txn_slots_drop_ended(s);
-    int i = txn_slot_pick(s, need);
-    if (i < 0) {
-        if (s->near->slot[NEAR_SLOT_NEAR] == NULL)
-            s->near->near_sought_ms = monotonic_ms();
-        return false;
-    }
-    struct server_conn *sc = s->near->slot[i];
-    s->near->slot[i] = NULL;
-    s->near->conn_gen = s->near->slot_gen[i];
-    s->busy++;
-    server_conn_attach(sc, s);
-    txn_attached(s);
-    session_callback_done(s);
-    return true;
 }
 
 void txn_pin(struct session *s, const char *why)
@@ -505,8 +354,6 @@ static bool txn_only_terminate(const struct session *s)
            evbuffer_copyout(s->client.in, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
            memcmp(buf, terminate, sizeof(buf)) == 0;
 }
-
-static void txn_fetch_start(struct session *s);
 
 /*
  * Named Parses (and the Sync after them) of statements some server has
@@ -777,107 +624,6 @@ static void txn_resume_cb(struct session *s)
     endpoint_resume_read(&s->client);
     /* What came meanwhile is handed to the reader on the next loop turn. */
     endpoint_set_reader(&s->client, txn_client_read_cb);
-}
-
-/* ---- the fetcher: an internal session logging in for the next transaction ---- */
-
-/*
- * What the fetcher needs: the session's need, and no standby older than
- * what it has seen: its last server's position when that transaction ended
- * (need.h), and its own last write (pgnear.fence).
- */
-static struct need_spec txn_need(struct session *s)
-{
-    struct need_spec need = s->need;
-    if (s->near != NULL)
-        need.role = near_next_need(s);
-    if (!need_reads_standbys(need.role))
-        return need;
-    /* Without health checks no position is ever known: nothing to follow by. */
-    if (s->cfg->health_check_interval_ms > 0)
-        need.read_at = s->txn_read_at;
-    need.read_until_ms = s->txn_read_until_ms;
-    if (s->fence_lsn > need.min_lsn) {
-        need.min_lsn = s->fence_lsn;
-        need.min_tli = 0;
-    }
-    if (s->near != NULL)
-        near_position(s, &need);
-    return need;
-}
-
-static void txn_fetch_failed(struct session *s, const char *why)
-{
-    log_warn(s->id, "no server connection for its next transaction: %s", why);
-    struct pg_error err;
-    pg_error_set(&err, "08006", "pgnear could not get a server connection for the transaction");
-    if (why != NULL)
-        pg_error_detail(&err, "%s", why);
-    session_fail(s, &err);
-}
-
-/* The fetcher m logged in: its connection takes the session's waiting message on. */
-static void txn_fetch_ready(struct session *m, void *arg)
-{
-    struct session *s = arg;
-    struct server_conn *ns = m->server_conn;
-    s->fetcher = NULL;
-    s->busy++;
-    session_set_timer(m, 0);
-    server_conn_hand_over(ns, m, s);
-    fetch_close(m, "its connection went to the session's transaction");
-    if (s->near != NULL)
-        s->near->conn_gen = 0; /* as at login: the session's startup parameters alone */
-    txn_attached(s);
-    session_callback_done(s);
-}
-
-/* The fetcher m failed: the session ends with m's own error, or with why. */
-static void txn_fetch_lost(struct session *m, void *arg, const char *why)
-{
-    struct session *s = arg;
-    if (why == NULL)
-        why = "its login failed";
-    s->fetcher = NULL;
-    s->busy++;
-    /* The fetcher's own error, as its login wrote it for a client it does not have. */
-    uint8_t err[2048];
-    size_t n = 0;
-    struct evbuffer *out = m->client.out;
-    if (out != NULL && evbuffer_copyout(out, err, 5) == 5 && err[0] == 'E')
-        n = 1 + (size_t)pkt_be32(err + 1);
-    if (n > 5 && n <= sizeof(err) && evbuffer_copyout(out, err, n) == (ssize_t)n) {
-        log_warn(s->id, "no server connection for its next transaction: %s", why);
-        session_send_last(s, err, n, why);
-    } else {
-        txn_fetch_failed(s, why);
-    }
-    session_callback_done(s);
-}
-
-static const struct fetch_ops txn_fetch_ops = {
-    .what = "transaction",
-    .ready = txn_fetch_ready,
-    .lost = txn_fetch_lost,
-};
-
-/* A fetcher for the session's next transaction: its need, in its region or a move's (move.h). */
-static void txn_fetch_start(struct session *s)
-{
-    struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
-    if (txn_slot_take(s, &want.need))
-        return;
-    if (fetch_take_idle(s, &want) != NULL) {
-        s->busy++;
-        if (s->near != NULL)
-            s->near->conn_gen = 0; /* as txn_fetch_ready's */
-        txn_attached(s);
-        session_callback_done(s);
-        return;
-    }
-    const char *why = fetch_start(s, &want, &txn_fetch_ops, s, &s->fetcher);
-    if (why != NULL)
-        txn_fetch_failed(s, why);
 }
 
 static void txn_closing(struct session *s)
