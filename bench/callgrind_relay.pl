@@ -9,7 +9,7 @@
 #
 #   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
 #                            [--pool_mode transaction] [--pool_size 2] [--clients 1]
-#                            [--top 25] [--keep DIR] [--peer pgbouncer]
+#                            [--top 25] [--keep DIR] [--peer pgbouncer] [--sleep MS]
 #
 # --clients N runs N pgbench clients (-j 2 from 2 clients on), each of
 # --transactions (and twice as many); the figure is per transaction of any
@@ -27,6 +27,12 @@
 # pool of 2 connections (auth = scram, so that pgnear logs in for it), each
 # transaction's connection given back at its end, named statements followed
 # across them (-M prepared).
+#
+# --sleep MS runs `SELECT pg_sleep(MS / 1000.0)` instead of pgbench's select:
+# the server, not the proxy slowed by callgrind, then holds the connections,
+# so that with more clients than --pool_size they wait for them as a crowd
+# does at full speed (without it, under callgrind, every transaction finds
+# its connection idle).
 #
 # --peer pgbouncer counts PgBouncer's instructions instead, configured alike:
 # the same pool mode and pool size, SCRAM from its auth_file under
@@ -48,7 +54,7 @@ use IO::Socket::INET;
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session',
            top => 0, clients => 1, pool_size => 2);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i', 'peer=s')
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i', 'peer=s', 'sleep=f')
     or die "bad options\n";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -85,7 +91,12 @@ sub run_transactions {
     my ($n, $keep) = @_;
     unlink glob("$dir/callgrind.out.*");
     $proxy->start;
-    my ($c, $o, $e) = pgbench(['-n', '-S', '-M', $opt{mode}, '-c', $opt{clients},
+    my @load = ('-S');
+    if (defined $opt{sleep}) {
+        write_file("$dir/sleep.sql", sprintf("SELECT pg_sleep(%g);\n", $opt{sleep} / 1000));
+        @load = ('-f', "$dir/sleep.sql");
+    }
+    my ($c, $o, $e) = pgbench(['-n', @load, '-M', $opt{mode}, '-c', $opt{clients},
                                '-j', min($opt{clients}, 2), '-t', $n],
         conninfo_string(host => '127.0.0.1', port => $proxy->port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),

@@ -23,15 +23,47 @@ void pool_limits_free(struct pool_limits *pl)
 }
 
 /* The names are NAMEDATALEN-bounded (pool.c refuses longer ones); a unit separator joins them. */
+/*
+ * Appends text to the key out, of *n bytes, cut at POOL_KEY_MAX - 1 as
+ * snprintf would: a key is made at every wait and give-back under
+ * transaction pooling, where formatting it cost more than the rest.
+ */
+static void key_append(char *out, size_t *n, const char *text)
+{
+    size_t room = POOL_KEY_MAX - 1 - *n, len = strnlen(text, room);
+    memcpy(out + *n, text, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
 void pool_key(char *out, const char *region, const char *database, const char *user)
 {
-    snprintf(out, POOL_KEY_MAX, "%s\x1f%s\x1f%s", region, database, user);
+    size_t n = 0;
+    out[0] = '\0';
+    key_append(out, &n, region);
+    key_append(out, &n, "\x1f");
+    key_append(out, &n, database);
+    key_append(out, &n, "\x1f");
+    key_append(out, &n, user);
 }
 
 /* A host's key starts with a record separator, so it never equals a pool's key (pool_key). */
 void pool_host_key(char *out, const char *host, int port)
 {
-    snprintf(out, POOL_KEY_MAX, "\x1e%s:%d", host, port);
+    char digits[16], *d = digits + sizeof(digits);
+    unsigned value = port < 0 ? 0u - (unsigned)port : (unsigned)port;
+    *--d = '\0';
+    do
+        *--d = (char)('0' + value % 10);
+    while ((value /= 10) > 0);
+    if (port < 0)
+        *--d = '-';
+    size_t n = 0;
+    out[0] = '\0';
+    key_append(out, &n, "\x1e");
+    key_append(out, &n, host);
+    key_append(out, &n, ":");
+    key_append(out, &n, d);
 }
 
 /* The count of key, created (at zero) when create says so; NULL when absent or out of memory. */

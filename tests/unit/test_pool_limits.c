@@ -229,9 +229,44 @@ static void test_merged_parameters(void **state)
     param_set_free(&over);
 }
 
+/* The keys are what "%s\x1f%s\x1f%s" and "\x1e%s:%d" make, cut where snprintf cuts them. */
+static void test_keys(void **state)
+{
+    (void)state;
+    char key[POOL_KEY_MAX], want[POOL_KEY_MAX], name[POOL_KEY_MAX + 50];
+    pool_key(key, "eu-west", "movr", "app");
+    assert_string_equal(key, "eu-west\x1fmovr\x1f"
+                             "app");
+    pool_host_key(key, "10.0.0.1", 5432);
+    assert_string_equal(key, "\x1e"
+                             "10.0.0.1:5432");
+    pool_host_key(key, "db", 0);
+    assert_string_equal(key, "\x1e"
+                             "db:0");
+    pool_host_key(key, "db", -7);
+    assert_string_equal(key, "\x1e"
+                             "db:-7");
+    memset(name, 'n', sizeof(name) - 1);
+    name[150] = '\0';
+    pool_key(key, name, name, "app");
+    assert_true(snprintf(want, sizeof(want), "%s\x1f%s\x1f%s", name, name, "app") > 0);
+    assert_string_equal(key, want);
+    assert_int_equal(strlen(key), POOL_KEY_MAX - 1);
+    pool_host_key(key, name, 65535);
+    assert_true(snprintf(want, sizeof(want), "\x1e%s:%d", name, 65535) > 0);
+    assert_string_equal(key, want);
+    name[150] = 'n';
+    name[POOL_KEY_MAX - 4] = '\0'; /* the port cut in the middle */
+    pool_host_key(key, name, 65535);
+    assert_true(snprintf(want, sizeof(want), "\x1e%s:%d", name, 65535) > 0);
+    assert_string_equal(key, want);
+    assert_int_equal(key[POOL_KEY_MAX - 2], '6');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_keys),
         cmocka_unit_test(test_pool_size),
         cmocka_unit_test(test_pool_size_unlimited),
         cmocka_unit_test(test_wait_reports),
