@@ -122,6 +122,20 @@ enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, 
     return rc;
 }
 
+enum pool_reserve pool_limits_full(struct pool_limits *pl, const char *pool, const char *host,
+                                   int pool_size, int max_db)
+{
+    enum pool_reserve rc = POOL_RESERVED;
+    pthread_mutex_lock(&pl->lock);
+    const struct pool_count *p = count_find(pl, pool, false), *h = count_find(pl, host, false);
+    if (pool_size > 0 && p != NULL && p->servers >= pool_size)
+        rc = POOL_FULL;
+    else if (max_db > 0 && h != NULL && h->servers >= max_db)
+        rc = POOL_HOST_FULL;
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}
+
 bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host)
 {
     pthread_mutex_lock(&pl->lock);

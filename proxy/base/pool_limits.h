@@ -55,6 +55,10 @@ enum pool_reserve {
 enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
                                       int pool_size, int max_db);
 
+/* What pool_limits_reserve would find now, counting nothing: POOL_RESERVED when room is left. */
+enum pool_reserve pool_limits_full(struct pool_limits *pl, const char *pool, const char *host,
+                                   int pool_size, int max_db);
+
 /* One connection of pool and host closed.  Returns whether some client waits, anywhere. */
 bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host);
 

@@ -122,6 +122,9 @@ static const struct stat_field fields[] = {
     F(txn_direct_takes, "transaction_pool_direct_takes",
       "Idle server connections a transaction took at once, without a login of pgnear's own "
       "(pool_mode = transaction: an exact fit on its route's first host, nothing to check)."),
+    F(txn_waited_takes, "transaction_pool_waited_takes",
+      "Server connections a transaction that waited for its full pool took as they were given "
+      "back, without a login of pgnear's own (pool_mode = transaction)."),
     F(txn_pins, "transaction_pool_pins",
       "Sessions under pool_mode = transaction that came to keep their server connection for the "
       "rest of their session (a session-level SET, a temporary table, ...)."),

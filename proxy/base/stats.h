@@ -73,6 +73,7 @@ struct worker_stats {
     /* Transaction pooling (txn.c). */
     uint64_t txn_returns;      /* server connections given back at the end of a transaction */
     uint64_t txn_direct_takes; /* idle connections a transaction took without a fetcher */
+    uint64_t txn_waited_takes; /* ... given back while it waited for one, without a fetcher */
     uint64_t txn_pins;         /* sessions that came to keep their server connection */
     /* target_session_attrs = nearest (near.c). */
     uint64_t nearest_near;           /* transactions held on a standby and answered there */

@@ -289,6 +289,8 @@ const struct session_flow login_flow =
         .login_end = login_throttle_release,
         .server_release = pool_release,
         .server_take = pool_take,
+        .server_wait = pool_txn_wait,
+        .server_wait_end = pool_txn_wait_end,
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
 };

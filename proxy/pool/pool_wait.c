@@ -22,6 +22,7 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 #include "routing/region.h"
 
 /* At most one line per pool (or host) per interval says that clients wait for it. */
@@ -71,6 +72,7 @@ static void pool_session_keys(const struct session *s, const struct region_host 
 static int pool_wake_soon(struct worker *w, void *arg)
 {
     (void)arg;
+    w->txn_waiters_recheck = true; /* a slot freed, or a client waits for one */
     event_active(w->pool_wake, EV_TIMEOUT, 0);
     return 0;
 }
@@ -124,7 +126,8 @@ void pool_unreserve(struct session *s)
  * (one that cannot serve s, else s would have taken it): it goes, to make
  * room.  Returns whether one did.
  */
-static bool pool_close_for(struct session *s, const struct region_host *h, enum pool_reserve rc)
+static struct server_conn *pool_idle_holding(const struct session *s, const struct region_host *h,
+                                             enum pool_reserve rc)
 {
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &s->w->idle_servers)
@@ -133,12 +136,19 @@ static bool pool_close_for(struct session *s, const struct region_host *h, enum 
         bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
         bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
                          strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
-        if (rc == POOL_FULL ? same_pool : same_host) {
-            pool_close(sc, "its slot is wanted by a client with other startup parameters");
-            return true;
-        }
+        if (rc == POOL_FULL ? same_pool : same_host)
+            return sc;
     }
-    return false;
+    return NULL;
+}
+
+static bool pool_close_for(struct session *s, const struct region_host *h, enum pool_reserve rc)
+{
+    struct server_conn *sc = pool_idle_holding(s, h, rc);
+    if (sc == NULL)
+        return false;
+    pool_close(sc, "its slot is wanted by a client with other startup parameters");
+    return true;
 }
 
 /* The line that says clients wait for a full pool or host: one per pool or host per interval. */
@@ -159,6 +169,16 @@ static void pool_wait_log(const struct session *s, const struct region_host *h,
              s->cfg->query_wait_timeout_ms / 1000.0);
 }
 
+/* s begins waiting, counted under key: the log says so, at most once an interval per key. */
+static void pool_wait_count(struct session *s, const char *key, const struct region_host *h,
+                            enum pool_reserve rc)
+{
+    struct pool_wait_report report;
+    if (pool_limits_wait_report(&s->w->shared->pool_limits, key, monotonic_ms(),
+                                POOL_WAIT_LOG_INTERVAL_MS, &report))
+        pool_wait_log(s, h, rc, &report);
+}
+
 static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
 {
     struct session_login *l = s->login;
@@ -172,15 +192,42 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
             pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
         l->wait_key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
         l->waiting = true;
-        l->wait_since_us = wall_clock_us();
-        struct pool_wait_report report;
-        if (pool_limits_wait_report(&s->w->shared->pool_limits, l->wait_key, monotonic_ms(),
-                                    POOL_WAIT_LOG_INTERVAL_MS, &report))
-            pool_wait_log(s, h, rc, &report);
+        /* A transaction that waited without a fetcher first (txn_fetch.c) waits since then. */
+        l->wait_since_us = l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us();
+        l->wait_began_us = 0;
+        pool_wait_count(s, l->wait_key, h, rc);
     }
     phase_enter(s, PHASE_WAIT_SERVER);
     /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
     pool_wake_all(s->w);
+}
+
+bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
+{
+    int slice = pool_slice_of(s);
+    /*
+     * An idle connection of the pool is the fetcher's: due for its check,
+     * it checks it; with other startup parameters, it closes it for the
+     * slot (pool_close_for).  Another worker's would have to be shed.
+     */
+    if (s->cfg->server_check_delay_ms == 0 || (slice < 0 && s->w->shared->nworkers > 1) ||
+        pool_idle_holding(s, h, POOL_FULL) != NULL)
+        return false;
+    char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+    pool_session_keys(s, h, slice, pool, host);
+    if (pool_limits_full(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
+                         s->cfg->max_db_connections) != POOL_FULL)
+        return false;
+    if (join)
+        pool_wait_count(s, pool, h, POOL_FULL);
+    return true;
+}
+
+void pool_txn_wait_end(struct session *s)
+{
+    char pool[POOL_KEY_MAX];
+    pool_slice_key(pool, s->txn_wait_region->name, s->database, s->user, pool_slice_of(s));
+    pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
 
 bool pool_reserve(struct session *s, struct region_host *h)
@@ -329,6 +376,9 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct pool_refused refused = {.reason = POOL_RESERVED};
     struct list_node *pos, *tmp;
+    /* Transactions that wait without a fetcher: first come, first served. */
+    txn_waiters_serve(w, w->txn_waiters_recheck);
+    w->txn_waiters_recheck = false;
     list_for_each_safe(pos, tmp, &w->waiting_sessions)
     {
         struct session *s = list_entry(pos, struct session, node);
@@ -351,6 +401,7 @@ int pool_wait_init(struct worker *w)
 
 void pool_wait_free(struct worker *w)
 {
+    txn_waiters_free(w);
     if (w->pool_wake != NULL)
         event_free(w->pool_wake);
     w->pool_wake = NULL;

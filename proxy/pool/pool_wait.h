@@ -33,6 +33,20 @@ void pool_wait_enter(struct session *s);
 void pool_wait_timeout(struct session *s);
 void pool_wait_stop(struct session *s);
 
+/*
+ * Under transaction pooling, whether s's next transaction, which found no
+ * idle connection to h of its region (s->txn_wait_region) to take, should
+ * wait for one of this worker's to be given back rather than have a
+ * fetcher log in: the pool is full by its own pool_size, on this worker
+ * alone (its slice, or the only worker), and no idle connection of the
+ * pool is there (one due for its check, or with other startup parameters:
+ * the fetcher checks it or closes it for the slot).  join: s begins to
+ * wait, counted as waiting (the log's reports, pool_wake) until
+ * pool_txn_wait_end; else s waits already, and asks whether it still should.
+ */
+bool pool_txn_wait(struct session *s, struct region_host *h, bool join);
+void pool_txn_wait_end(struct session *s);
+
 /* The worker's wake-up of its waiting clients (pool_init, pool_free). */
 int pool_wait_init(struct worker *w);
 void pool_wait_free(struct worker *w);

@@ -89,6 +89,7 @@ const char *fetch_start(struct session *s, const struct fetch_want *want,
     struct session_login *l = m->login;
     l->fetch = ops;
     l->fetch_arg = arg;
+    l->wait_began_us = want->waited_since_us;
     m->need = want->need;
     l->plan_len = fetch_plan(s, want, &l->loc, l->plan, l->plan_cos);
     m->region = l->plan_len > 0 ? l->plan[0] : NULL;
@@ -130,9 +131,22 @@ static struct region_host *fetch_first_host(struct region *r, const struct need_
     return best != NULL && host_is_up(best) ? best : NULL;
 }
 
-struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want)
+/* sc, taken for s at spot, attached: as a handover starts it, counted as reused. */
+static void fetch_took(struct session *s, const struct fetch_spot *spot, struct server_conn *sc)
+{
+    s->region = spot->region;
+    tx_track_init(&sc->tx, 'I'); /* as a handover starts it */
+    sc->sent_to_client = true;
+    stat_inc(&s->w->stats.server_reuses);
+    log_debug(s->id, "took idle server connection %llu to %s:%d (use %u)",
+              (unsigned long long)sc->id, spot->host->name, spot->host->port, sc->use_count);
+}
+
+struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want,
+                                    struct fetch_spot *spot)
 {
     struct worker *w = s->w;
+    *spot = (struct fetch_spot){NULL, NULL};
     /*
      * A fetcher logs in under the worker's config: one reloaded meanwhile
      * comes with it.  Clients waiting on the worker do not stop the take: a
@@ -147,16 +161,32 @@ struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *
     if (fetch_plan(s, want, &loc, plan, cosines) == 0 || fetch_region_held(s, plan[0]))
         return NULL;
     struct region_host *h = fetch_first_host(plan[0], &want->need);
-    struct server_conn *sc = h != NULL ? w->shared->flow->server_take(s, plan[0], h, true) : NULL;
-    if (sc == NULL)
+    if (h == NULL)
         return NULL;
-    s->region = plan[0];
-    tx_track_init(&sc->tx, 'I'); /* as a handover starts it */
-    sc->sent_to_client = true;
-    stat_inc(&w->stats.server_reuses);
+    struct fetch_spot at = {plan[0], h};
+    struct server_conn *sc = w->shared->flow->server_take(s, at.region, h, true);
+    if (sc == NULL) {
+        *spot = at;
+        return NULL;
+    }
+    fetch_took(s, &at, sc);
     stat_inc(&w->stats.txn_direct_takes);
-    log_debug(s->id, "took idle server connection %llu to %s:%d (use %u)",
-              (unsigned long long)sc->id, h->name, h->port, sc->use_count);
+    return sc;
+}
+
+struct server_conn *fetch_take_at(struct session *s, const struct fetch_spot *spot,
+                                  const struct need_spec *need, bool *moved)
+{
+    struct worker *w = s->w;
+    *moved = s->cfg != w->cfg || fetch_region_held(s, spot->region) ||
+             need_host_fit(spot->host, need) != NEED_FIT_GOOD || !host_is_up(spot->host);
+    if (*moved)
+        return NULL;
+    struct server_conn *sc = w->shared->flow->server_take(s, spot->region, spot->host, true);
+    if (sc != NULL) {
+        fetch_took(s, spot, sc);
+        stat_inc(&w->stats.txn_waited_takes);
+    }
     return sc;
 }
 

@@ -49,6 +49,8 @@ struct fetch_want {
     const char *region;
     bool only;
     const char *avoid;
+    /* Its client has waited for a connection since (Unix time, microseconds; 0: not). */
+    int64_t waited_since_us;
 };
 
 /*
@@ -81,9 +83,24 @@ struct server_conn;
  * server_check_query, whoever waits on the worker (a fetcher would take
  * it before them too).  The connection is attached to s (s->region its
  * region), counted as reused; NULL when any of it is not so (the
- * fetcher's way then), nothing changed.
+ * fetcher's way then), nothing changed but *spot: the region and host
+ * whose idle connection was missing when that alone was (NULL both else).
  */
-struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want);
+struct fetch_spot {
+    struct region *region;
+    struct region_host *host;
+};
+struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want,
+                                    struct fetch_spot *spot);
+
+/*
+ * The same at a spot fetch_take_idle named, for a transaction that waited
+ * there (txn_fetch.c): NULL with *moved false when no idle connection fits
+ * yet; NULL with *moved true when the spot no longer serves it (a reload,
+ * a gate, the host down or no longer fitting need): a fetcher's way then.
+ */
+struct server_conn *fetch_take_at(struct session *s, const struct fetch_spot *spot,
+                                  const struct need_spec *need, bool *moved);
 
 /* The owner lets m go: closed with why, its ops not called any more. */
 void fetch_close(struct session *m, const char *why);

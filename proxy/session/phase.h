@@ -78,6 +78,12 @@ struct session_flow {
     /* An idle connection to h of r for s, linked to s; NULL when none (pool_take). */
     struct server_conn *(*server_take)(struct session *s, struct region *r, struct region_host *h,
                                        bool ready);
+    /*
+     * Whether s's next transaction waits for a connection to h to be given
+     * back, counted as waiting (pool_txn_wait), and the end of that wait.
+     */
+    bool (*server_wait)(struct session *s, struct region_host *h, bool join);
+    void (*server_wait_end)(struct session *s);
     /* The cancel requests on their way to sc ended: a connection held back for them goes on. */
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */

@@ -96,17 +96,18 @@ struct session_login {
     struct region_host *retry_host; /* a kept connection to it failed: the host is tried again */
     bool warming;                   /* no client: opens a connection for min_pool_size */
     uint8_t warm_client_key[SCRAM_KEY_LEN]; /* the ClientKey it logs in with (pool_warm.h) */
-    bool slot_reserved;               /* counted in the limits for the connection about to open */
-    struct region_host *slot_host;    /* to this host */
-    int8_t slot_slice;                /* of this worker's slice of the pool (pool.c); -1: shared */
-    bool waiting;                     /* counted as waiting (PHASE_WAIT_SERVER) */
-    uint8_t wait_reason;              /* enum pool_reserve: which limit it waits on */
-    char wait_key[POOL_KEY_MAX];      /* what it is counted as waiting for */
-    uint8_t wait_key_kind;            /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
-    struct region_host *wait_host;    /* the host it waits to connect to */
-    int64_t wait_since_us;            /* Unix time in microseconds */
-    bool handover_checking;           /* server_check_query's answer still to come */
-    uint8_t handover_answers;         /* ReadyForQuery messages still to come */
+    bool slot_reserved;            /* counted in the limits for the connection about to open */
+    struct region_host *slot_host; /* to this host */
+    int8_t slot_slice;             /* of this worker's slice of the pool (pool.c); -1: shared */
+    bool waiting;                  /* counted as waiting (PHASE_WAIT_SERVER) */
+    uint8_t wait_reason;           /* enum pool_reserve: which limit it waits on */
+    char wait_key[POOL_KEY_MAX];   /* what it is counted as waiting for */
+    uint8_t wait_key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
+    struct region_host *wait_host; /* the host it waits to connect to */
+    int64_t wait_since_us;         /* Unix time in microseconds */
+    int64_t wait_began_us;         /* a fetcher's client waited without it since (txn_fetch.c); 0 */
+    bool handover_checking;        /* server_check_query's answer still to come */
+    uint8_t handover_answers;      /* ReadyForQuery messages still to come */
     struct param_set handover_params; /* ParameterStatus the settings brought */
     struct pg_error handover_error;   /* set when the settings failed: the client gets it */
 

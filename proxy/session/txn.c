@@ -411,14 +411,14 @@ static int txn_need_server(struct session *s)
     }
     if (!near_first_ready(s))
         return 0; /* where it runs depends on the whole first message */
-    if (s->prep != NULL && s->fetcher == NULL && !s->held) {
+    if (s->prep != NULL && s->fetcher == NULL && !s->txn_waiting && !s->held) {
         if (!txn_answer_known_parses(s))
             return -1;
         if (evbuffer_get_length(s->client.in) == 0)
             return 0;
     }
     endpoint_pause_read(&s->client);
-    if (s->fetcher == NULL && !s->held)
+    if (s->fetcher == NULL && !s->txn_waiting && !s->held)
         txn_fetch_start(s);
     return s->closed ? -1 : 0;
 }
@@ -633,6 +633,7 @@ static void txn_closing(struct session *s)
     bool own_slots = s->near != NULL && s->near->own_slots;
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
+    txn_wait_leave(s);
     near_sync_end(s);
     txn_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);

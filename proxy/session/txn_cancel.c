@@ -14,6 +14,7 @@
 #include "proxy/session/fetch.h"
 #include "proxy/session/near.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 
 /* The bytes of the first request in in, through its Query, Sync or FunctionCall; 0: not whole. */
 static size_t txn_cancel_request_len(struct evbuffer *in)
@@ -65,7 +66,7 @@ bool txn_cancel(struct session *s)
             ns->cancel_asked = true;
         return false;
     }
-    size_t n = s->fetcher != NULL ? txn_cancel_request_len(s->client.in) : 0;
+    size_t n = s->fetcher != NULL || s->txn_waiting ? txn_cancel_request_len(s->client.in) : 0;
     if (n == 0)
         return false;
     s->busy++;
@@ -75,7 +76,9 @@ bool txn_cancel(struct session *s)
         /* Nothing else waits for the connection: the client is read again, as between requests. */
         struct session *m = s->fetcher;
         s->fetcher = NULL;
-        fetch_close(m, "the request it was for was canceled");
+        if (m != NULL)
+            fetch_close(m, "the request it was for was canceled");
+        txn_wait_leave(s);
         endpoint_resume_read(&s->client);
     }
     if (!s->closed)

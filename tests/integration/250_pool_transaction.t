@@ -531,6 +531,63 @@ for my $mps (200, 0) {
     $p->stop;
 }
 
+# A transaction that finds its pool full waits as itself, with no login of
+# pgnear's own, for a connection to be given back (SHOW STATS
+# txn_waited_takes), with two workers for its worker's slice of the pool;
+# shown waiting in SHOW POOLS and SHOW CLIENTS, its request canceled at
+# once by its key (57014, nothing run), its client free to hang up, its
+# wait bounded by query_wait_timeout (53300, the time it waited counted
+# once).
+for my $workers (1, 2) {
+    my $p = proxy(pool_size => $workers, workers => $workers, query_wait_timeout => '3s');
+    my @w = map { scalar login($p) } 1 .. 3 * $workers;
+    my $before = stat_value($p, 'txn_waited_takes') // -1;
+    $_->send_query('SELECT pg_sleep(0.2)') for @w;
+    my @r = map { $_->read_result } @w;
+    is scalar(grep { !$_->{error} } @r), 3 * $workers, "workers $workers: a crowd's transactions ran in turn";
+    cmp_ok((stat_value($p, 'txn_waited_takes') // -1) - $before, '>=', 2 * $workers,
+           "workers $workers: those that waited took a connection as it was given back (txn_waited_takes)");
+    $_->terminate for @w;
+    $p->stop;
+}
+{
+    my $p = proxy(pool_size => 1, query_wait_timeout => '2s');
+    my $pool = sub { my ($q) = grep { $_->{database} eq 'movr' } admin_rows($p, 'SHOW POOLS'); $q->{cl_waiting} // -1 };
+    my ($holder, $gone, $d) = map { scalar login($p) } 1 .. 3;
+    my ($c, $rc) = login($p); # a login takes a connection too: all before the pool fills
+    is one($holder, 'BEGIN'), undef, 'a transaction holds the only connection';
+    $c->send_query('SELECT 42');
+    ok !IO::Select->new($c->socket)->can_read(0.3), 'a client of the full pool waits';
+    cmp_ok $pool->(), '>=', 1, 'SHOW POOLS counts it in cl_waiting';
+    my ($row) = grep { ($_->{state} // '') eq 'waiting' && ($_->{user} // '') eq 'app' } admin_rows($p, 'SHOW CLIENTS');
+    ok $row, 'SHOW CLIENTS shows the client itself waiting';
+    my $t0 = time;
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $rc->{pid}, key => $rc->{key});
+    my $res = $c->read_result;
+    is sqlstate($res->{error}), '57014', 'its cancel request answers the waiting query 57014';
+    cmp_ok time - $t0, '<', 1.5, 'at once';
+    is $pool->(), 0, 'and it waits no more';
+
+    $gone->send_query('SELECT 43');
+    ok wait_until(sub { $pool->() >= 1 }, timeout => 5), 'another client waits';
+    close $gone->socket;
+    ok wait_until(sub { $pool->() == 0 }, timeout => 5), 'it hangs up: counted as waiting no more';
+
+    $t0 = time;
+    $res = $c->query('SELECT 44');
+    is sqlstate($res->{error}), '53300', 'past query_wait_timeout a waiting query gets 53300';
+    my $dt = time - $t0;
+    cmp_ok $dt, '>=', 1.8, 'after query_wait_timeout (2 s)';
+    cmp_ok $dt, '<', 3.5, 'counted once, not again by the fetcher that says so';
+    like $res->{error}{M}, qr/no server connection free for database "movr", user "app"/, 'the message names the pool';
+
+    $holder->query('COMMIT');
+    is one($d, 'SELECT 45'), '45', 'the transaction ends: the pool serves again';
+    is $pool->(), 0, 'nobody counted as waiting is left';
+    $_->terminate for $holder, $d;
+    $p->stop;
+}
+
 # ================================================================ pgbench over pool_size = 5
 for my $workers (1, 2) {
     my $p = proxy(pool_size => 5, workers => $workers);
