@@ -90,9 +90,12 @@ static int verify_answer(struct prep_server *s, struct prep_entry *e, uint8_t ty
     return PREP_OK;
 }
 
-/* The server's message to the client, as the head entry e says. */
+/*
+ * The server's message to the client, as the head entry e says.  owed
+ * (prep_server_take_whole): not written, *owed set where it goes as it is.
+ */
 static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const uint8_t *body,
-                size_t len, struct evbuffer *to_client)
+                size_t len, struct evbuffer *to_client, bool *owed)
 {
     if (e->how == HOW_CHECK && e->check == CHECK_VERIFY)
         return verify_answer(s, e, type, body, len, to_client);
@@ -104,6 +107,10 @@ static int pass(struct prep_server *s, struct prep_entry *e, uint8_t type, const
             s->check_failed[e->check] = true;
         else if (e->expect == X_DESC_S)
             s->check[e->check] = fnv1a(fnv1a(s->check[e->check], &type, 1), body, len);
+        return PREP_OK;
+    }
+    if (owed != NULL && e->how == HOW_FORWARD && e->client != NULL) {
+        *owed = true;
         return PREP_OK;
     }
     if (e->client == NULL || to_client == NULL)
@@ -222,7 +229,7 @@ static int server_error(struct prep_server *s, struct prep_entry *e, const uint8
     if (e->slot != NULL && (e->expect == X_BIND || e->expect == X_DESC_S) &&
         error_is_stale_plan(body, len))
         prep_stmt_retire(s->reg, e->slot->stmt);
-    int rc = pass(s, e, 'E', body, len, to_client);
+    int rc = pass(s, e, 'E', body, len, to_client, NULL);
     prep_entry_fail(s, e);
     prep_entry_free(s, e);
     return rc == PREP_OK ? prep_queue_advance(s, to_client) : rc;
@@ -234,8 +241,9 @@ static int server_broken(struct prep_server *s, int rc)
     return rc;
 }
 
-int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
-                        struct evbuffer *to_client)
+/* prep_server_message's work; owed: see pass(). */
+static int server_message(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
+                          struct evbuffer *to_client, bool *owed)
 {
     if (s->broken)
         return PREP_DESYNC;
@@ -251,7 +259,7 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         return server_broken(s, PREP_DESYNC);
     if (kind == ANS_ERROR) {
         rc = server_error(s, e, body, len, to_client);
-    } else if ((rc = pass(s, e, type, body, len, to_client)) == PREP_OK) {
+    } else if ((rc = pass(s, e, type, body, len, to_client, owed)) == PREP_OK) {
         if (type == 'C')
             check_tag(s, e, body, len);
         else if (type == 'G' || type == 'W')
@@ -263,6 +271,40 @@ int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body
         }
     }
     return rc == PREP_OK ? PREP_OK : server_broken(s, rc);
+}
+
+int prep_server_message(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
+                        struct evbuffer *to_client)
+{
+    return server_message(s, type, body, len, to_client, NULL);
+}
+
+/* Whether ending the head entry e would have the queue answer something itself (HOW_FAKE). */
+static bool advance_tells(const struct prep_entry *e)
+{
+    for (const struct prep_entry *x = e->next; x != NULL; x = x->next) {
+        if (x->how == HOW_FAKE && x->client != NULL)
+            return true;
+        if (x->how != HOW_FAKE && x->expect != X_MARK)
+            return false;
+    }
+    return false;
+}
+
+bool prep_server_take_whole(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len)
+{
+    struct prep_entry *e = s->head;
+    if (s->broken || len > PREP_MAX_BODY || e == NULL || e->client == NULL ||
+        e->how != HOW_FORWARD || type == 'S' || type == 'N' || type == 'A' || type == 'E' ||
+        type == 'G' || type == 'W' || advance_tells(e))
+        return false;
+    /* answer_kind moves a Describe's step on: asked of a copy, for ANS_BAD and ANS_ERROR. */
+    struct prep_entry probe = *e;
+    int kind = answer_kind(&probe, type);
+    if (kind == ANS_BAD || kind == ANS_ERROR)
+        return false;
+    bool owed = false;
+    return server_message(s, type, body, len, NULL, &owed) == PREP_OK && owed;
 }
 
 bool prep_server_answers_own(const struct prep_server *s)

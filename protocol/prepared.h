@@ -361,6 +361,14 @@ bool prep_server_passes_whole(const struct prep_server *s, uint8_t type, const u
                               size_t len);
 
 /*
+ * A whole server message that goes to the client as it is and nothing
+ * else with it (no ErrorResponse, no answer the queue makes itself after
+ * it): followed as prep_server_message follows it, and true: the caller
+ * moves it on.  False: nothing changed; prep_server_message's way.
+ */
+bool prep_server_take_whole(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len);
+
+/*
  * Whether the server's next message (not NoticeResponse, ParameterStatus or
  * NotificationResponse) answers a question of pgnear's own, a plan check
  * with its own Sync: the client sees none of it, and the caller's count of

@@ -156,17 +156,20 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
 
 /*
  * The messages at the front of the server's input, whole in its first
- * chunk, that go to the client as they are (prep_server_passes_whole: a
- * Query's RowDescription, rows and CommandComplete): their headers read in
- * place and followed, then moved on at once, rather than each copied out
- * and drained.  The bytes moved, 0 for none; <0: the session ended.
+ * chunk, that go to the client as they are and nothing with them
+ * (prep_server_passes_whole: a Query's RowDescription, rows and
+ * CommandComplete; prep_server_take_whole: the answers that end a
+ * request, followed as they are read): their headers read in place, then
+ * moved on at once, rather than each copied out and drained.  The bytes
+ * moved, 0 for none; <0: the session ended.
  */
 static ssize_t txn_prep_server_run(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     struct evbuffer_iovec v;
-    if (sc->prep == NULL || s->near != NULL || s->fence_asked || s->fence_after ||
-        sc->ep.fwd_remaining > 0 || evbuffer_peek(sc->ep.in, -1, NULL, &v, 1) < 1)
+    /* A fence's session has each CommandComplete read for whether it wrote (fence_note). */
+    if (sc->prep == NULL || s->near != NULL || s->report_fence || s->fence_asked ||
+        s->fence_after || sc->ep.fwd_remaining > 0 || evbuffer_peek(sc->ep.in, -1, NULL, &v, 1) < 1)
         return 0;
     const uint8_t *p = v.iov_base;
     size_t run = 0;
@@ -174,10 +177,12 @@ static ssize_t txn_prep_server_run(struct session *s)
         uint8_t type = p[run];
         uint32_t len = pkt_be32(p + run + 1);
         /* A bad length is the step's to refuse; a message not whole here, the step's to read. */
-        if (len < 4 || v.iov_len - run - 1 < len ||
-            !prep_server_passes_whole(sc->prep, type, p + run + PKT_HEADER_LEN, len - 4))
+        const uint8_t *body = p + run + PKT_HEADER_LEN;
+        if (len < 4 || v.iov_len - run - 1 < len || prep_server_answers_own(sc->prep) ||
+            (!prep_server_passes_whole(sc->prep, type, body, len - 4) &&
+             !prep_server_take_whole(sc->prep, type, body, len - 4)))
             break;
-        tx_track_server(&sc->tx, type, 0);
+        tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
         sc->ep.last_type = (char)type;
         run += 1 + (size_t)len;
     }

@@ -291,7 +291,10 @@ sub ext {
     is scalar(grep { $_->[0] eq 'pgnear.fence' } @{ $r->{parameters} // [] }), 1, 'and another fence';
     isnt backend_pid($f), $held, 'fenced session: its transactions run on the connection C does not hold';
     $c->query('COMMIT');
-    is one($f, 'SELECT count(*) FROM fenced'), 2, 'fenced session: both rows written';
+    # A simple Query's answer moves on as a run (txn_prep.c): its write still gets its fence.
+    my $q = $f->query('INSERT INTO fenced VALUES (3)');
+    is scalar(grep { $_->[0] eq 'pgnear.fence' } @{ $q->{parameters} // [] }), 1, 'fenced session: a simple INSERT gets its fence';
+    is one($f, 'SELECT count(*) FROM fenced'), 3, 'fenced session: the rows written';
     is stat_value($p, 'txn_pins'), 0, 'fenced session: not pinned by its named statement';
     one($f, 'DROP TABLE fenced');
     $_->terminate for $f, $c;

@@ -432,6 +432,7 @@ struct world {
     uint64_t rng;
     bool random_release;
     uint64_t passed_whole; /* answers moved on as the relay's runs move them */
+    uint64_t taken_whole;  /* ... of them, followed by prep_server_take_whole */
 };
 
 static void world_init(struct world *w, int nclients, int nservers, unsigned capacity)
@@ -626,9 +627,12 @@ static bool step_answer(struct world *w, int j)
     if (async || !prep_server_answers_own(s->ps)) /* pgnear's own answers are not told */
         tx_track_server(&s->tx, type, pkt_ready_status((char)type, body, len));
     int rc;
-    if (to != NULL && (world_rand(w) & 1) && prep_server_passes_whole(s->ps, type, body, len)) {
+    uint32_t way = to != NULL ? world_rand(w) % 3 : 0;
+    if ((way == 1 && prep_server_passes_whole(s->ps, type, body, len)) ||
+        (way == 2 && prep_server_take_whole(s->ps, type, body, len))) {
         rc = pkt_add_msg(to, (char)type, body, len) == 0 ? PREP_OK : PREP_OOM; /* the relay's run */
         w->passed_whole++;
+        w->taken_whole += way == 2;
     } else
         rc = prep_server_message(s->ps, type, body, len, to);
     free(body);
@@ -1521,7 +1525,7 @@ static void test_model(void **state)
 {
     (void)state;
     int runs = 0, left = 0;
-    uint64_t waits = 0, evictions = 0, skipped = 0, passed_whole = 0;
+    uint64_t waits = 0, evictions = 0, skipped = 0, passed_whole = 0, taken_whole = 0;
     for (uint64_t seed = 1; seed <= 3000; seed++) {
         struct world w;
         world_init(&w, 2, 2, 1 + (unsigned)(seed % 3));
@@ -1544,14 +1548,17 @@ static void test_model(void **state)
         evictions += stat_of(&w, -1, EVICTIONS);
         skipped += stat_of(&w, -1, SKIPPED);
         passed_whole += w.passed_whole;
+        taken_whole += w.taken_whole;
         world_free(&w);
         runs++;
     }
     printf("# %d runs, %d clients left midway; %llu waits, %llu evictions, %llu parses from "
-           "the cache, %llu answers passed whole\n",
+           "the cache, %llu answers passed whole (%llu taken whole)\n",
            runs, left, (unsigned long long)waits, (unsigned long long)evictions,
-           (unsigned long long)skipped, (unsigned long long)passed_whole);
-    assert_true(waits > 100 && evictions > 100 && skipped > 100 && left > 10 && passed_whole > 100);
+           (unsigned long long)skipped, (unsigned long long)passed_whole,
+           (unsigned long long)taken_whole);
+    assert_true(waits > 100 && evictions > 100 && skipped > 100 && left > 10 &&
+                passed_whole > 100 && taken_whole > 100);
 }
 
 int main(void)
