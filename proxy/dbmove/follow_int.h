@@ -55,6 +55,7 @@ struct follow_query {
     struct dbmove_follow *f;
     struct pgasync *q;
     char region[DBMOVE_NAME_MAX + 1];
+    bool database_only; /* asked again without the city moves' table (an older record) */
 };
 
 struct dbmove_follow {

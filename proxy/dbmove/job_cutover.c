@@ -163,7 +163,7 @@ int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char 
 {
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
-        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+        if (!job_row_is_ours(j, r) || !dbmove_state_live(r->state))
             continue;
         j->move = *r;
         j->has_move = true;

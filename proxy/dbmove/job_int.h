@@ -115,8 +115,18 @@ struct dbmove_job {
         char differ[DBMOVE_LIST_MAX];       /* those whose secret differs in the target */
         char fix[1024];                     /* the statements that give them the source's */
     } secrets;
-    struct dbmove_row *records; /* read from a region */
+    /* MOVE CITY (job_city.c): what the source's tables are, for the checks */
+    struct job_city {
+        char column[DBMOVE_NAME_MAX + 1];       /* [database] home_by */
+        int64_t homed;                          /* the tables that have it */
+        int64_t rows;                           /* the city's rows in them */
+        char no_identity[DBMOVE_LIST_MAX];      /* homed tables whose replica identity lacks it */
+        char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
+        char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
+    } city;
+    struct dbmove_row *records; /* read from a region: the database's and cities' moves */
     size_t nrecords;
+    bool records_old; /* the region's record has no city moves' table: read again without it */
     struct dbmove_row move; /* the move this command works on */
     bool has_move;
     bool target_has_db;  /* ABORT: the target holds the database (the move may have died first) */
@@ -169,6 +179,16 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
                              const struct dbmove_request *req, const struct job_kind *kind,
                              dbmove_notice_fn notice, dbmove_done_fn done, void *arg,
                              struct pg_error *problem);
+
+#define JOB_COMMAND_MAX (2 * DBMOVE_NAME_MAX + 48)
+/* Whether the job moves one city's rows (MOVE CITY) rather than the whole database. */
+bool job_is_city(const struct dbmove_job *j);
+/* Whether a record's row is a move of what the job works on: its database, and its city folded. */
+bool job_row_is_ours(const struct dbmove_job *j, const struct dbmove_row *r);
+/* The command as the admin writes it, for messages: "MOVE CITY 'x' OF DATABASE db"; buf. */
+const char *job_command(const struct dbmove_job *j, char *buf, size_t cap);
+/* What moves, for messages: city 'x' of database "db", or database "db"; buf. */
+const char *job_subject(const struct dbmove_job *j, char *buf, size_t cap);
 
 /* The job fails with this error; pg_error_detail and pg_error_hint on j->problem add the rest. */
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
@@ -284,6 +304,26 @@ int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char
  */
 int job_check_publisher(struct dbmove_job *j);
 int job_check_way_back(struct dbmove_job *j);
+
+/*
+ * job_city.c: MOVE CITY's own steps, in the chains of MOVE DATABASE's
+ * commands (wanted where job_is_city).  job_city_homed: the database is
+ * homed by a column and the city can be written into the move's SQL;
+ * job_city_may_leave: the city lives where the database does, not in the
+ * target (after job_find_source); the facts of the source's tables and
+ * the refusals they give; the NOTICE of how many rows match; the
+ * publication of the city's rows and of the tables without the column;
+ * the summary; ABORT's delete of what was copied into a database the
+ * move did not create.
+ */
+bool job_city_homed(struct dbmove_job *j);
+bool job_city_may_leave(struct dbmove_job *j);
+int job_city_facts(struct dbmove_job *j);
+int job_city_judge(struct dbmove_job *j);
+int job_city_count_rows(struct dbmove_job *j);
+int job_city_publication(struct dbmove_job *j);
+int job_city_done(struct dbmove_job *j);
+int job_city_delete_copy(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

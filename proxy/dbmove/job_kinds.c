@@ -8,6 +8,25 @@
 
 #include <stddef.h>
 
+/*
+ * A city's CUTOVER, REVERT and FINISH are not there yet: the database's
+ * would hold and switch every city's sessions, and make the whole source
+ * refuse writes.
+ */
+static int city_step_not_yet(struct dbmove_job *j)
+{
+    job_problem(j, "0A000", "MOVE CITY ... CUTOVER, REVERT and FINISH are not supported yet");
+    pg_error_hint(&j->problem, "MOVE CITY ... ABORT removes what the move made.");
+    return JOB_FAIL;
+}
+
+static const struct job_step city_not_yet_steps[] = {
+    {NULL, NULL, city_step_not_yet},
+    {NULL, NULL, NULL},
+};
+
+static const struct job_kind city_not_yet_kind = {city_not_yet_steps, NULL};
+
 struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
                                     const struct dbmove_request *req, dbmove_notice_fn notice,
                                     dbmove_done_fn done, void *arg, struct pg_error *problem)
@@ -18,5 +37,8 @@ struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
         [DBMOVE_ABORT] = &job_abort_kind,    [DBMOVE_SHOW] = &job_show_kind,
         [DBMOVE_SETTLE] = &job_settle_kind,
     };
-    return job_begin(home, cfg, req, kinds[req->action], notice, done, arg, problem);
+    const struct job_kind *kind = kinds[req->action];
+    if (req->city[0] != '\0' && req->action != DBMOVE_START && req->action != DBMOVE_ABORT)
+        kind = &city_not_yet_kind;
+    return job_begin(home, cfg, req, kind, notice, done, arg, problem);
 }

@@ -72,9 +72,8 @@ static int settle_find(struct dbmove_job *j)
     j->cut.found = j->cut.copying = j->cut.copy_lost = false;
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
-        if (strcmp(r->database, j->req.database) != 0 ||
-            (r->state != DBMOVE_CUTTING_OVER && r->state != DBMOVE_REVERTING &&
-             r->state != DBMOVE_COPYING))
+        if (!job_row_is_ours(j, r) || (r->state != DBMOVE_CUTTING_OVER &&
+                                       r->state != DBMOVE_REVERTING && r->state != DBMOVE_COPYING))
             continue;
         j->move = *r;
         j->has_move = true;
