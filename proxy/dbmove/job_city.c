@@ -33,18 +33,10 @@
 #include "routing/cities.h"
 #include "routing/region.h"
 
-/* The user tables of the source, each with the home column's number or NULL ($1 the column). */
-#define USER_TABLES_WITH_COLUMN(col)                                                               \
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                               \
-    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = " col                         \
-    "   AND a.attnum > 0 AND NOT a.attisdropped"                                                   \
-    " WHERE c.relkind = 'r' AND NOT c.relispartition"                                              \
-    "   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"
-
 /* The homed tables, how many; those whose identity lacks the column; keys leaving; sequences. */
 static const char city_facts_sql[] =
     "WITH homed AS (SELECT c.oid, n.nspname, c.relname, c.relreplident, "
-    "a.attnum" USER_TABLES_WITH_COLUMN(
+    "a.attnum" JOB_TABLES_WITH_COLUMN(
         "$1") " AND a.attnum IS NOT NULL)"
               " SELECT (SELECT count(*) FROM homed),"
               " (SELECT string_agg(format('%I.%I', h.nspname, h.relname), ', '"
@@ -71,7 +63,7 @@ static const char city_facts_sql[] =
 static const char city_rows_sql[] =
     "SELECT format('%I.%I', n.nspname, c.relname), (xpath('/row/n/text()', query_to_xml("
     "   format('SELECT count(*) AS n FROM %I.%I WHERE %I = %L', n.nspname, c.relname, $1::text,"
-    "     $2::text), false, true, '')))[1]::text::int8" USER_TABLES_WITH_COLUMN(
+    "     $2::text), false, true, '')))[1]::text::int8" JOB_TABLES_WITH_COLUMN(
         "$1") " AND a.attnum IS NOT NULL ORDER BY 1";
 
 bool job_city_homed(struct dbmove_job *j)
@@ -249,7 +241,7 @@ int job_city_count_rows(struct dbmove_job *j)
     "DO $pgnear$ DECLARE tables text; BEGIN\n"                                                     \
     "SELECT string_agg(CASE WHEN a.attnum IS NULL THEN format('%%I.%%I', n.nspname, c.relname)"    \
     "  ELSE format('%%I.%%I WHERE (%%I = %%L)', n.nspname, c.relname, a.attname, %2$s) END,"       \
-    "  ', ' ORDER BY n.nspname, c.relname) INTO tables" USER_TABLES_WITH_COLUMN(                   \
+    "  ', ' ORDER BY n.nspname, c.relname) INTO tables" JOB_TABLES_WITH_COLUMN(                    \
         "%1$s") ";\n"                                                                              \
                 "EXECUTE 'CREATE PUBLICATION " DBMOVE_OBJECT_NAME " FOR TABLE ' || tables;\n"      \
                 "END $pgnear$"
@@ -263,7 +255,7 @@ int job_city_count_rows(struct dbmove_job *j)
 #define DELETE_COPY_BLOCK                                                                          \
     "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
     "PERFORM set_config('session_replication_role', 'replica', true);\n"                           \
-    "FOR t IN SELECT n.nspname, c.relname, a.attname" USER_TABLES_WITH_COLUMN(                     \
+    "FOR t IN SELECT n.nspname, c.relname, a.attname" JOB_TABLES_WITH_COLUMN(                      \
         "%1$s") "   AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "' LOOP\n"                            \
                 "  IF t.attname IS NULL THEN\n"                                                    \
                 "    EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"               \
@@ -274,13 +266,11 @@ int job_city_count_rows(struct dbmove_job *j)
                 "  END IF;\n"                                                                      \
                 "END LOOP; END $pgnear$"
 
-/*
- * The home column's and the city's literals, for a DO block's body, which
- * the city may not end (job_city_homed refuses "$pgnear$"); false, with
- * the problem set, when they do not fit.
- */
-static bool quote_city(struct dbmove_job *j, char *column, char *city, size_t cap)
+bool job_city_quote(struct dbmove_job *j, char *column, char *city, size_t cap)
 {
+    /* A command after START (CUTOVER, ABORT) reads the column where START did. */
+    if (j->city.column[0] == '\0' && !job_city_homed(j))
+        return false;
     if (sql_quote_literal_into(column, cap, j->city.column) &&
         sql_quote_literal_into(city, cap, j->req.city))
         return true;
@@ -291,7 +281,7 @@ static bool quote_city(struct dbmove_job *j, char *column, char *city, size_t ca
 int job_city_publication(struct dbmove_job *j)
 {
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
-    if (!quote_city(j, column, city, sizeof(column)))
+    if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
     snprintf(sql, sizeof(sql), PUBLICATION_BLOCK, column, city);
     return job_query(j, j->src_db, "creating the publication on the source", sql, 0, NULL,
@@ -301,7 +291,7 @@ int job_city_publication(struct dbmove_job *j)
 int job_city_delete_copy(struct dbmove_job *j)
 {
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
-    if (!quote_city(j, column, city, sizeof(column)))
+    if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
     snprintf(sql, sizeof(sql), DELETE_COPY_BLOCK, column, city);
     return job_query(j, j->dst_db, "deleting the rows the move copied to the target", sql, 0, NULL,

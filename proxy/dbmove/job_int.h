@@ -123,6 +123,7 @@ struct dbmove_job {
         char no_identity[DBMOVE_LIST_MAX];      /* homed tables whose replica identity lacks it */
         char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
         char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
+        int64_t trigger_deadline_ms;            /* the triggers' tries end (job_city_triggers) */
     } city;
     struct dbmove_row *records; /* read from a region: the database's and cities' moves */
     size_t nrecords;
@@ -151,6 +152,7 @@ struct dbmove_job {
         bool recorded, gate_closed, read_only_set, back_slot_made, committed, poll_again;
         bool pids_made, arriving_reset, local_set;
         bool reverse;          /* REVERT, or settling a 'reverting' record */
+        bool trigger_set;      /* MOVE CITY: the leaving side refuses writes to the city's rows */
         bool found;            /* SETTLE: an interrupted cutover was found */
         bool copying;          /* SETTLE: a move said 'copying' */
         bool copy_lost;        /* ... and the target has no subscription for it */
@@ -271,6 +273,15 @@ void job_cutover_free(struct dbmove_job *j);
  */
 int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char *verb);
 
+/*
+ * A cutover's failure (job_cutover_undo.c): before the commit everything is
+ * undone, after it the error is recorded; either answers the first problem.
+ * job_cut_gate_opened: the gate's done, which measures the hold.
+ */
+void job_cut_failed(struct dbmove_job *j);
+void job_cut_failed_late(struct dbmove_job *j);
+void job_cut_gate_opened(void *arg);
+
 /* The sides of j->move (j->cut, both regions' connection strings), reverse set. */
 int job_cut_sides(struct dbmove_job *j);
 /* ALTER DATABASE SET default_transaction_read_only = on, or RESET, on ctl. */
@@ -316,6 +327,27 @@ int job_check_way_back(struct dbmove_job *j);
  * the summary; ABORT's delete of what was copied into a database the
  * move did not create.
  */
+/*
+ * MOVE CITY's SQL: the user tables of a side (ordinary, not partitions),
+ * each with its home column (a.attnum, a.attname) or NULLs; col is the
+ * column's name as SQL ($1, or a literal).  Of pgnear's own schema, the
+ * cutover's marker alone (a table without the column: published whole).
+ */
+#define JOB_TABLES_WITH_COLUMN(col)                                                                \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                               \
+    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = " col                         \
+    "   AND a.attnum > 0 AND NOT a.attisdropped"                                                   \
+    " WHERE c.relkind = 'r' AND NOT c.relispartition"                                              \
+    "   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"    \
+    "   AND (n.nspname <> '" DBMOVE_MARKER_SCHEMA "' OR c.relname = 'cutover')"
+
+/*
+ * The home column's and the city's literals, for a DO block's body, which
+ * the city may not end (job_city_homed refuses "$pgnear$"); false, with
+ * the problem set, when they do not fit cap.  The column is read from
+ * the configuration (job_city_homed) by a command that has not yet.
+ */
+bool job_city_quote(struct dbmove_job *j, char *column, char *city, size_t cap);
 bool job_city_homed(struct dbmove_job *j);
 bool job_city_may_leave(struct dbmove_job *j);
 int job_city_facts(struct dbmove_job *j);
@@ -324,6 +356,34 @@ int job_city_count_rows(struct dbmove_job *j);
 int job_city_publication(struct dbmove_job *j);
 int job_city_done(struct dbmove_job *j);
 int job_city_delete_copy(struct dbmove_job *j);
+/*
+ * A city's CUTOVER (job_city.c), in job_cutover.c's chain: the city folded
+ * (the gate's and the move batch's key; false with the problem set); the
+ * arriving side's publication for the way back (the city's rows and the
+ * marker); the leaving side's triggers (before the gate), its refusal of
+ * the city's writes (after it), and the end of that refusal (undo); the commit of the city's home
+ * on this pgnear; the feed narrowed after the commit to the tables without the column, which go on
+ * following the database's region.
+ */
+bool job_city_key(struct dbmove_job *j, char *key, size_t cap);
+int job_city_back_publication(struct dbmove_job *j);
+int job_city_triggers(struct dbmove_job *j);
+int job_city_refuse_writes(struct dbmove_job *j);
+int job_city_allow_writes(struct dbmove_job *j);
+void job_city_commit_home(struct dbmove_job *j);
+int job_city_narrow_feed(struct dbmove_job *j);
+/*
+ * A city's FINISH (job_city_cutover.c), in job_finish.c's chain: the feed
+ * of the tables without the column dropped (the target's subscription),
+ * the city's rows deleted on the source a batch a transaction (a function
+ * made for it, then called until a call finds nothing left; j->city.rows
+ * counts them), the marker dropped there; the city's triggers and its
+ * refusal stay on the source.
+ */
+int job_city_drop_feed(struct dbmove_job *j);
+int job_city_delete_function(struct dbmove_job *j);
+int job_city_delete_batch(struct dbmove_job *j);
+int job_city_finish_source(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

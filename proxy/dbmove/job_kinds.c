@@ -9,13 +9,12 @@
 #include <stddef.h>
 
 /*
- * A city's CUTOVER, REVERT and FINISH are not there yet: the database's
- * would hold and switch every city's sessions, and make the whole source
- * refuse writes.
+ * A city's REVERT is not there yet: the database's would switch every
+ * city's sessions back, and make the whole target refuse writes.
  */
 static int city_step_not_yet(struct dbmove_job *j)
 {
-    job_problem(j, "0A000", "MOVE CITY ... CUTOVER, REVERT and FINISH are not supported yet");
+    job_problem(j, "0A000", "MOVE CITY ... REVERT is not supported yet");
     pg_error_hint(&j->problem, "MOVE CITY ... ABORT removes what the move made.");
     return JOB_FAIL;
 }
@@ -38,7 +37,8 @@ struct dbmove_job *dbmove_job_start(struct worker *home, struct config *cfg,
         [DBMOVE_SETTLE] = &job_settle_kind,
     };
     const struct job_kind *kind = kinds[req->action];
-    if (req->city[0] != '\0' && req->action != DBMOVE_START && req->action != DBMOVE_ABORT)
+    if (req->city[0] != '\0' && req->action != DBMOVE_START && req->action != DBMOVE_ABORT &&
+        req->action != DBMOVE_CUTOVER && req->action != DBMOVE_FINISH)
         kind = &city_not_yet_kind;
     return job_begin(home, cfg, req, kind, notice, done, arg, problem);
 }

@@ -568,6 +568,8 @@ static const struct job_step start_steps[] = {
      "source, and the subscription on the target",
      job_is_city, job_city_publication},
     {NULL, NULL, start_subscription},
+    {"creating the triggers that will refuse the city's writes on the source at its cutover",
+     job_is_city, job_city_triggers},
     {NULL, NULL, start_done},
     {NULL, NULL, NULL},
 };

@@ -14,16 +14,25 @@
 # the city spelt otherwise, leaves nothing: no publication, slot,
 # subscription, nor the database it created; into an empty database it
 # did not create, the rows it copied are deleted and the database kept.
+# CUTOVER while a seattle and a boston writer run through pgnear, with a
+# seattle client in a transaction: the cutover waits for it while boston
+# writes on (never held), then holds and moves the seattle sessions alone,
+# 0 failed transactions, seattle's rows the same on both sides (those
+# written in us-west come back), us-east refuses a direct seattle write;
+# FINISH deletes seattle's rows in us-east (not boston's) and every
+# replication object, and a seattle session lands in us-west.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
+use IPC::Run ();
 use PgNearTest;
 use PgNearDbMove qw(write_users admin_rows);
 
 require_tool('psql');
 require_tool('pg_dump');
+require_tool('pgbench');
 
 my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
 my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
@@ -55,7 +64,8 @@ write_users($dir, $app_secret);
 my $p = PgNearTest::Proxy->new(regions => [$us, $west],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                   server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                  health_check_interval => '1s', health_check_timeout => '5s' },
+                  health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
+                  cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv" },
     extra_ini => "[database movr]\nregions = us-east\nhome_by = city\n");
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
@@ -145,8 +155,10 @@ refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
         'a second city of the database');
 refused('MOVE DATABASE movr TO REGION us-west', '55006',
         qr/database "movr" is being moved already.*A move of city 'seattle'/s, 'the whole database meanwhile');
-refused(q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER}, '0A000', qr/not supported yet/,
-        'a city\'s cutover (the next step)');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr REVERT}, '0A000', qr/not supported yet/,
+        'a city\'s REVERT (the next step)');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr FINISH}, '55000', qr/cannot be finished now/,
+        'FINISH before the cutover');
 
 # ------------------------------------------------------------------ ABORT
 
@@ -173,5 +185,121 @@ is $west->psql_admin(q{SELECT (SELECT count(*) FROM users) + (SELECT count(*) FR
                        || (SELECT count(*) FROM pg_subscription)}, dbname => 'movr'), '0/0',
   '... the rows it copied deleted, its subscription dropped, the database kept';
 is source_objects(), '0/0', '... nothing left on the source';
+
+# ------------------------------------------------------------------ CUTOVER under writes
+
+$west->psql_admin('DROP DATABASE movr');
+($rows, $err) = admin($MOVE);
+is $err, undef, 'moved a third time';
+ok wait_until(sub { my ($m) = city_move(); ($m->{state} // '') eq 'streaming' }, timeout => 60),
+  '... streaming';
+
+# A writer per city through pgnear, each session placed by its city (a startup hint).
+my $LOAD_BOUND = 300;
+sub writer {
+    my ($city, $n) = @_;
+    write_file("$dir/$city.sql", "INSERT INTO users (city, name) VALUES ('$city', 'bench');\n");
+    my $ci = $p->conninfo(dbname => 'movr', options => "-c pgnear.city=$city");
+    my %w = (out => '', err => '');
+    $w{h} = IPC::Run::start([require_tool('pgbench'), '-n', '-c', $n, '-T', $LOAD_BOUND, '-f',
+                             "$dir/$city.sql", $ci], '>', \$w{out}, '2>', \$w{err});
+    return \%w;
+}
+# The writer ended (SIGALRM ends pgbench's run as -T does): its report.
+sub ended {
+    my ($w) = @_;
+    $w->{h}->signal('ALRM');
+    $w->{h}->finish;
+    return parse_pgbench($w->{out} . $w->{err});
+}
+sub bench_rows { $_[0]->psql_admin("SELECT count(*) FROM users WHERE name = 'bench' AND city = '$_[1]'",
+                                   dbname => 'movr') }
+my %load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
+ok wait_until(sub { bench_rows($us, 'seattle') > 0 && bench_rows($us, 'boston') > 0 }, timeout => 30),
+  'both writers commit in us-east';
+
+# A seattle session in a transaction keeps the gate from closing: meanwhile boston writes on.
+my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+ok $w->startup(user => 'app', database => 'movr', password => $PgNearTest::APP_PASSWORD,
+               params => [options => '-c pgnear.city=Seattle'])->{ok}, 'a seattle client logs in';
+sub one { my ($sql) = @_; my $q = $w->query($sql); $q->{error} ? "ERROR: $q->{error}{M}" : $q->{rows}[0][0] }
+is one('SELECT inet_server_port()'), $us->port, '... on us-east';
+one('BEGIN');
+one(q{INSERT INTO users (city, name) VALUES ('seattle', 'in the held transaction')});
+my $cut = IPC::Run::start([require_tool('psql'), '-X', '-v', 'ON_ERROR_STOP=1', '-P', 'tuples_only=off',
+                           '-P', 'footer=off', '-c', q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER},
+                           $admin_ci], '>', \my $cut_out, '2>', \my $cut_err);
+ok wait_until(sub { $cut->pump_nb if $cut->pumpable; ($cut_err // '') =~ /holding/ }, timeout => 30),
+  'CUTOVER starts holding seattle\'s sessions' or diag $cut_err;
+my $boston0 = bench_rows($us, 'boston');
+ok wait_until(sub { bench_rows($us, 'boston') > $boston0 + 20 }, timeout => 10),
+  '... while boston\'s writes go on, never held';
+ok $cut->pumpable, '... and the cutover waits for the seattle transaction';
+one('COMMIT');
+ok $cut->finish, 'CUTOVER: done once the transaction ends' or diag $cut_err;
+like $cut_err, qr/city 'seattle' of database "movr" lives in region "us-west" now: (\d+) sessions moved there, 0 ended; the sessions were held \d+ ms/,
+  '... saying where it lives and how many sessions moved';
+my @held = grep { /\|/ } split /\n/, $cut_out;
+is scalar(@held) - 1, 3, '... a row per held session: the two seattle writers and the client, no boston one';
+
+ok wait_until(sub { bench_rows($west, 'seattle') > bench_rows($us, 'seattle') }, timeout => 30),
+  "seattle's writer goes on in us-west";
+my $boston1 = bench_rows($us, 'boston');
+ok wait_until(sub { bench_rows($us, 'boston') > $boston1 }, timeout => 30), "boston's in us-east";
+is one('SELECT inet_server_port()'), $west->port, 'the held seattle client is on us-west now';
+is one(q{SELECT count(*) FROM users WHERE name = 'in the held transaction'}), 1, '... with its transaction';
+for my $city (qw(seattle boston)) {
+    my $r = ended($load{$city});
+    is $r->{failed} // 0, 0, "${city}'s writer: 0 failed transactions of " . ($r->{processed} // 0)
+      or diag $load{$city}{out} . $load{$city}{err};
+}
+
+# The seattle rows are the same on both sides: us-east's at the cutover, and us-west's since,
+# which stream back.
+for my $t (qw(vehicles rides)) {
+    is digest($west, $t), digest($us, $t, "city = 'seattle'"), "seattle's $t the same on both sides";
+}
+ok wait_until(sub { digest($west, 'users') eq digest($us, 'users', "city = 'seattle'") }, timeout => 30),
+  "seattle's users the same on both sides (" . digest($west, 'users') . ')';
+my ($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                              q{UPDATE users SET name = 'direct' WHERE city = 'seattle' AND name = 'bench'},
+                              verbose => 1);
+like $derr // '', qr/25006.*rows of city 'seattle' live in region "us-west" now/s,
+  'us-east refuses a direct write to a seattle row (25006)';
+($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                          q{UPDATE users SET name = 'direct' WHERE city = 'boston' AND name = 'bench'});
+is $rc, 0, '... not to a boston row' or diag $derr;
+($m) = city_move();
+is $m->{state}, 'moved', 'SHOW MOVES: moved';
+refused(q{MOVE CITY 'seattle' OF DATABASE movr ABORT}, '55000', qr/cannot be aborted now/, 'ABORT after the cutover');
+
+# ------------------------------------------------------------------ FINISH
+
+my $boston_rows = digest($us, 'users', "city = 'boston'");
+my $seattle_rows = digest($west, 'users');
+($rows, $err, $notices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr FINISH});
+is $err, undef, 'FINISH';
+like $notices, qr/its (\d+) rows in region "us-east" are deleted/, '... saying how many rows it deleted';
+is $us->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city = 'seattle')
+                      + (SELECT count(*) FROM vehicles WHERE city = 'seattle')
+                      + (SELECT count(*) FROM rides WHERE city = 'seattle')}, dbname => 'movr'), '0',
+  "us-east holds no seattle row any more";
+is digest($us, 'users', "city = 'boston'"), $boston_rows, "... and all of boston's";
+is digest($west, 'users'), $seattle_rows, "us-west keeps seattle's";
+is source_objects(), '0/0', 'no publication nor slot left on us-east';
+is $west->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_subscription)
+                       || '/' || (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr'), '0/0/0',
+  '... nor publication, subscription or slot on us-west';
+($m) = city_move();
+is $m->{state}, 'finished', 'SHOW MOVES: finished';
+ok wait_until(sub { grep { ($_->{city} // '') eq 'seattle' && $_->{region} eq 'us-west' && $_->{state} eq 'finished' } homes() },
+              timeout => 10), 'SHOW HOMES: seattle lives in us-west, its move finished';
+is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Seattle'), 'SELECT inet_server_port()'),
+   $west->port, 'a new seattle session lands in us-west';
+is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SELECT inet_server_port()'),
+   $us->port, '... a boston one in us-east';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO users (city, name) VALUES ('seattle', 'late')}, verbose => 1);
+like $derr // '', qr/25006/, 'us-east still refuses a seattle row written there directly';
 
 done_testing;
