@@ -183,12 +183,12 @@ static const struct admin_command_def commands[] = {
     {ADMIN_MOVE_CITY,
      {"MOVE", "CITY"},
      ARGS_MOVE_CITY,
-     "MOVE CITY 'city' OF DATABASE database TO REGION region | ... CUTOVER | ... FINISH | ... "
-     "ABORT",
+     "MOVE CITY 'city' OF DATABASE database TO REGION region | ... CUTOVER | ... REVERT | ... "
+     "FINISH | ... ABORT",
      "checks, then copies one city's rows of a database homed by city (home_by), and its tables "
      "without the column, to the region's primary by logical replication; CUTOVER switches the "
-     "city there, holding its sessions alone; FINISH deletes its rows in the source; ABORT "
-     "removes what the move made before a cutover"},
+     "city there, holding its sessions alone; REVERT switches it back; FINISH deletes its rows "
+     "in the source; ABORT removes what the move made before a cutover"},
     {ADMIN_SHOW_MOVES,
      {"SHOW", "MOVES"},
      ARGS_NONE,

@@ -1,19 +1,23 @@
 /*
- * job_city_cutover.c — MOVE CITY 'c' OF DATABASE db CUTOVER and FINISH: the
- * steps of their own in job_cutover.c's and job_finish.c's chains
- * (job_int.h).
+ * job_city_cutover.c — MOVE CITY 'c' OF DATABASE db CUTOVER, REVERT and
+ * FINISH: the steps of their own in job_cutover.c's and job_finish.c's
+ * chains (job_int.h).
  *
- * Where a database's cutover makes its whole source refuse writes, a
- * city's makes the source refuse writes to that city's rows alone: a
- * trigger on each homed table, its function in the marker's schema,
- * refuses an INSERT, UPDATE or DELETE whose old or new row has a city
- * listed in pgnear_move.refused (25006), for every session but the
- * replication's (a trigger does not fire in a subscription's apply, whose
+ * Where a database's cutover makes its whole leaving side refuse writes,
+ * a city's makes it refuse writes to that city's rows alone: a trigger on
+ * each homed table, its function in the marker's schema, refuses an
+ * INSERT, UPDATE or DELETE whose old or new row has a city listed in
+ * pgnear_move.refused (25006), for every session but the replication's (a
+ * trigger does not fire in a subscription's apply, whose
  * session_replication_role is replica: the way back writes through it).
- * ABORT and FINISH drop the schema, and the triggers with it.  The gate holds the city's sessions
- * alone. After the commit, the feed (source -> target) is narrowed to the tables without the
- * column, which go on following the database's region; the target publishes the city's rows and the
- * marker for the way back.
+ * The triggers are made before the gate; the gate holds the city's
+ * sessions alone.  After a CUTOVER's commit, the feed (source -> target)
+ * is narrowed to the tables without the column, which go on following the
+ * database's region (the target refuses the application's writes to
+ * them), and the target publishes the city's rows and the marker for the
+ * way back; a REVERT drops the way back and widens the feed again.
+ * FINISH deletes the city's rows in the source, whose triggers and
+ * refusal stay; ABORT drops the marker's schema, and the triggers with it.
  */
 #include "proxy/dbmove/job_int.h"
 
@@ -30,8 +34,9 @@
 #include "routing/cities.h"
 #include "routing/region.h"
 
-#define CITY_TRIGGER  "pgnear_move_city"              /* on each homed table of the leaving side */
-#define REFUSED_TABLE DBMOVE_MARKER_SCHEMA ".refused" /* the cities whose rows it refuses */
+#define CITY_TRIGGER      "pgnear_move_city"      /* on each homed table of the leaving side */
+#define REFERENCE_TRIGGER "pgnear_move_reference" /* on the arriving side's tables without it */
+#define REFUSED_TABLE     DBMOVE_MARKER_SCHEMA ".refused" /* the cities whose rows it refuses */
 /*
  * How long CREATE TRIGGER may wait for a table's writers, every city's,
  * which queue behind it meanwhile; then it is tried again, till
@@ -164,6 +169,51 @@ int job_city_triggers(struct dbmove_job *j)
                      take_triggers, "55P03");
 }
 
+/*
+ * The arriving side's tables without the column: copies that the feed
+ * keeps, written where the database lives.  A statement trigger refuses
+ * the application's writes there (25006), naming that region; the feed's
+ * apply, as the replication's role, passes.  %1$s the column, %2$s the
+ * database's region, as literals.
+ */
+#define REFERENCE_BLOCK                                                                            \
+    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
+    "PERFORM set_config('lock_timeout', '" TRIGGER_LOCK_WAIT "', true);\n"                         \
+    "CREATE OR REPLACE FUNCTION " DBMOVE_MARKER_SCHEMA ".refuse_reference_write() RETURNS "        \
+    "trigger LANGUAGE plpgsql AS $f$ BEGIN\n"                                                      \
+    "  RAISE EXCEPTION 'table %%.%% of database %% is written in region \"%%\"',"                  \
+    " quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), quote_ident(current_database()),"  \
+    " TG_ARGV[0] USING ERRCODE = '25006',\n"                                                       \
+    "    DETAIL = 'A table without the city column lives where the database lives; this region "   \
+    "keeps a copy that replication updates.',\n"                                                   \
+    "    HINT = 'Write it through a session of a city that lives there, or of no city: pgnear "    \
+    "sends those where the database lives.';\n"                                                    \
+    "END $f$;\n"                                                                                   \
+    "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                                 \
+        "%1$s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"              \
+                "   AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid"              \
+                "     AND g.tgname = '" REFERENCE_TRIGGER "') LOOP\n"                              \
+                "  EXECUTE format('CREATE TRIGGER " REFERENCE_TRIGGER                              \
+                " BEFORE INSERT OR UPDATE OR DELETE OR "                                           \
+                "TRUNCATE ON %%I.%%I FOR EACH STATEMENT EXECUTE FUNCTION " DBMOVE_MARKER_SCHEMA    \
+                ".refuse_reference_write(%%L)', t.nspname, t.relname, %2$s);\n"                    \
+                "END LOOP; END $pgnear$"
+
+int job_city_reference_triggers(struct dbmove_job *j)
+{
+    char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8];
+    char region[2 * DBMOVE_NAME_MAX + 8], sql[4096];
+    if (!job_city_quote(j, column, city, sizeof(column)) ||
+        !sql_quote_literal_into(region, sizeof(region), j->cut.leaving->name))
+        return JOB_FAIL;
+    if (j->city.trigger_deadline_ms == 0)
+        j->city.trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
+    snprintf(sql, sizeof(sql), REFERENCE_BLOCK, column, region);
+    return job_query(j, j->cut.arrive_db,
+                     "making the arriving region refuse writes to the tables without the city", sql,
+                     0, NULL, take_triggers, "55P03");
+}
+
 int job_city_refuse_writes(struct dbmove_job *j)
 {
     const char *params[2] = {j->req.city, j->cut.arriving->name};
@@ -174,13 +224,23 @@ int job_city_refuse_writes(struct dbmove_job *j)
                      2, params, job_take_nothing, NULL);
 }
 
-int job_city_allow_writes(struct dbmove_job *j)
+/* The city no longer refused on db: 42P01, 3F000, no table or schema there, nothing refuses. */
+static int allow_writes(struct dbmove_job *j, const char *db, const char *what)
 {
     const char *params[1] = {j->req.city};
-    /* 42P01, 3F000: no table or schema (ABORT dropped it): nothing refuses. */
-    return job_query(j, j->cut.leave_db, "letting the leaving region take the city's writes again",
-                     "DELETE FROM " REFUSED_TABLE " WHERE city = $1", 1, params, job_take_nothing,
-                     "42P01 3F000");
+    return job_query(j, db, what, "DELETE FROM " REFUSED_TABLE " WHERE city = $1", 1, params,
+                     job_take_nothing, "42P01 3F000");
+}
+
+int job_city_allow_writes(struct dbmove_job *j)
+{
+    return allow_writes(j, j->cut.leave_db,
+                        "letting the leaving region take the city's writes again");
+}
+
+int job_city_allow_arriving(struct dbmove_job *j)
+{
+    return allow_writes(j, j->cut.arrive_db, "letting the arriving region take the city's writes");
 }
 
 void job_city_commit_home(struct dbmove_job *j)
@@ -286,4 +346,63 @@ int job_city_finish_source(struct dbmove_job *j)
                      "DROP TABLE IF EXISTS " DBMOVE_MARKER_SCHEMA ".cutover;"
                      " DROP FUNCTION IF EXISTS " DBMOVE_MARKER_SCHEMA ".delete_city_batch",
                      PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
+}
+
+/*
+ * A city's REVERT, after its commit, its sessions still held: the way
+ * back (the leaving side's publication, the arriving side's subscription
+ * to it) goes, and the feed carries the city's rows and the marker again,
+ * as before the cutover: they are added back to the arriving side's
+ * publication (%1$s the column, %2$s the city) and the leaving side's
+ * subscription learns them, copying nothing (it has every row).  Both ways
+ * at once would send each row back and forth.
+ */
+#define WIDEN_BLOCK                                                                                \
+    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
+    "FOR t IN SELECT n.nspname, c.relname, a.attname" JOB_TABLES_WITH_COLUMN(                      \
+        "%1$s") "   AND (a.attnum IS NOT NULL OR n.nspname = '" DBMOVE_MARKER_SCHEMA "')"          \
+                "   AND NOT EXISTS (SELECT FROM pg_publication_tables p WHERE p.pubname = "        \
+                "'" DBMOVE_OBJECT_NAME                                                             \
+                "'     AND p.schemaname = n.nspname AND p.tablename = c.relname) LOOP\n"           \
+                "  IF t.attname IS NULL THEN\n"                                                    \
+                "    EXECUTE format('ALTER PUBLICATION " DBMOVE_OBJECT_NAME                        \
+                " ADD TABLE %%I.%%I', t.nspname,"                                                  \
+                " t.relname);\n"                                                                   \
+                "  ELSE\n"                                                                         \
+                "    EXECUTE format('ALTER PUBLICATION " DBMOVE_OBJECT_NAME                        \
+                " ADD TABLE %%I.%%I WHERE (%%I ="                                                  \
+                " %%L)', t.nspname, t.relname, t.attname, %2$s);\n"                                \
+                "  END IF;\n"                                                                      \
+                "END LOOP; END $pgnear$"
+
+int job_city_drop_way_back(struct dbmove_job *j)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", j->cut.feed);
+    return job_query(j, j->cut.arrive_db, "dropping the replication back", sql, 0, NULL,
+                     job_take_nothing, NULL);
+}
+
+int job_city_drop_leaving_publication(struct dbmove_job *j)
+{
+    return job_drop_publication(j, j->cut.leave_db, "dropping the publication of the way back");
+}
+
+int job_city_widen_feed(struct dbmove_job *j)
+{
+    char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
+    if (!job_city_quote(j, column, city, sizeof(column)))
+        return JOB_FAIL;
+    snprintf(sql, sizeof(sql), WIDEN_BLOCK, column, city);
+    return job_query(j, j->cut.arrive_db, "publishing the city's rows from the source again", sql,
+                     0, NULL, job_take_nothing, NULL);
+}
+
+int job_city_refresh_feed(struct dbmove_job *j)
+{
+    char sql[200];
+    snprintf(sql, sizeof(sql), "ALTER SUBSCRIPTION %s REFRESH PUBLICATION WITH (copy_data = false)",
+             j->cut.back);
+    return job_query(j, j->cut.leave_db, "subscribing to the city's rows from the source again",
+                     sql, 0, NULL, job_take_nothing, NULL);
 }

@@ -665,6 +665,23 @@ static bool whole_in_fleet(const struct dbmove_job *j)
     return whole(j) && job_in_fleet(j);
 }
 
+/* A city's CUTOVER; its REVERT (job_city_cutover.c: the feed widened again, no way back made). */
+static bool city_forward(const struct dbmove_job *j)
+{
+    return job_is_city(j) && !reverting(j);
+}
+
+static bool city_back(const struct dbmove_job *j)
+{
+    return job_is_city(j) && reverting(j);
+}
+
+/* Every cutover but a city's REVERT makes the replication back. */
+static bool makes_way_back(const struct dbmove_job *j)
+{
+    return !city_back(j);
+}
+
 /* From here a failure is undone (job_cut_failed); this pgnear marks the database as its own
  * cutover. */
 static int cut_armed(struct dbmove_job *j)
@@ -687,16 +704,18 @@ static const struct job_step cutover_steps[] = {
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
     {NULL, whole, cut_publication},
-    {NULL, job_is_city, job_city_back_publication},
-    {NULL, NULL, job_check_way_back}, /* else the replication back fails after the commit */
+    {NULL, city_forward, job_city_back_publication},
+    /* else the replication back fails after the commit */
+    {NULL, makes_way_back, job_check_way_back},
     {NULL, whole_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
     /* One a cutover killed before its record left behind: 42710 else. */
-    {"creating the slot for the way back", NULL, job_cut_drop_back_slot},
-    {NULL, NULL, cut_back_slot},
-    {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
+    {"creating the slot for the way back", makes_way_back, job_cut_drop_back_slot},
+    {NULL, makes_way_back, cut_back_slot},
+    {NULL, makes_way_back, cut_back_slot_skip}, /* most of its skipping now, not while waiting */
     {"creating the triggers that will refuse the city's writes in the leaving region", job_is_city,
      job_city_triggers},
+    {NULL, city_forward, job_city_reference_triggers},
     /* Last before the gate: what the sessions would wait for is what they write from here. */
     {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
     {NULL, NULL, cut_wait_replay},
@@ -718,16 +737,23 @@ static const struct job_step cutover_steps[] = {
     {NULL, whole, cut_read_sequences},
     {"setting the arriving region's sequences past the leaving region's", has_sequences,
      cut_set_sequences},
-    {NULL, NULL, cut_back_slot_skip},
+    {NULL, makes_way_back, cut_back_slot_skip},
     {NULL, whole, cut_arriving_read_write},
     {NULL, NULL, cut_commit_arriving},
     {NULL, NULL, cut_committed},
+    {NULL, city_forward, job_city_allow_arriving},
+    {"the replication from the source carries the city's rows again", city_back,
+     job_city_drop_way_back},
+    {NULL, city_back, job_city_drop_leaving_publication},
+    {NULL, city_back, job_city_widen_feed},
+    {NULL, city_back, job_city_refresh_feed},
+    {NULL, city_back, job_city_allow_arriving},
     {"moving the held sessions", NULL, cut_move_sessions},
     {NULL, NULL, cut_open_gate},
     {"starting the replication back", whole, job_cut_drop_feed},
-    {"narrowing the replication to the tables without the city's column", job_is_city,
+    {"narrowing the replication to the tables without the city's column", city_forward,
      job_city_narrow_feed},
-    {NULL, NULL, job_cut_back_subscription},
+    {NULL, makes_way_back, job_cut_back_subscription},
     {NULL, NULL, cut_commit_leaving},
     {NULL, NULL, cut_done},
     {NULL, NULL, NULL},

@@ -368,10 +368,24 @@ int job_city_delete_copy(struct dbmove_job *j);
 bool job_city_key(struct dbmove_job *j, char *key, size_t cap);
 int job_city_back_publication(struct dbmove_job *j);
 int job_city_triggers(struct dbmove_job *j);
+/* The arriving side's refusal of writes to the tables without the column (before the gate). */
+int job_city_reference_triggers(struct dbmove_job *j);
 int job_city_refuse_writes(struct dbmove_job *j);
 int job_city_allow_writes(struct dbmove_job *j);
+int job_city_allow_arriving(struct dbmove_job *j);
 void job_city_commit_home(struct dbmove_job *j);
 int job_city_narrow_feed(struct dbmove_job *j);
+/*
+ * A city's REVERT (job_city_cutover.c), after its commit, the sessions
+ * held: the way back dropped (the arriving side's subscription, the
+ * leaving side's publication), the feed widened again to the city's rows
+ * and the marker, the leaving side's subscription refreshed to them
+ * (copying nothing); then the arriving side takes the city's writes.
+ */
+int job_city_drop_way_back(struct dbmove_job *j);
+int job_city_drop_leaving_publication(struct dbmove_job *j);
+int job_city_widen_feed(struct dbmove_job *j);
+int job_city_refresh_feed(struct dbmove_job *j);
 /*
  * A city's FINISH (job_city_cutover.c), in job_finish.c's chain: the feed
  * of the tables without the column dropped (the target's subscription),

@@ -18,7 +18,11 @@
 # seattle client in a transaction: the cutover waits for it while boston
 # writes on (never held), then holds and moves the seattle sessions alone,
 # 0 failed transactions, seattle's rows the same on both sides (those
-# written in us-west come back), us-east refuses a direct seattle write;
+# written in us-west come back), us-east refuses a direct seattle write,
+# us-west a write to promo_codes (25006), which still follows us-east,
+# and a second pgnear sends seattle's new sessions to us-west;
+# REVERT under both writers loses nothing and moves the seattle sessions
+# back (us-west then refuses seattle's writes), and CUTOVER runs again;
 # FINISH deletes seattle's rows in us-east (not boston's) and every
 # replication object, and a seattle session lands in us-west.
 use strict;
@@ -61,12 +65,14 @@ $west->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
 
 my $dir = tmpdir(name => 'citymove');
 write_users($dir, $app_secret);
-my $p = PgNearTest::Proxy->new(regions => [$us, $west],
-    settings => { auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
-                  server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
-                  health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
-                  cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv" },
-    extra_ini => "[database movr]\nregions = us-east\nhome_by = city\n");
+my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
+                server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
+                health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
+                cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv");
+my $INI = "[database movr]\nregions = us-east\nhome_by = city\n";
+my $p = PgNearTest::Proxy->new(regions => [$us, $west], settings => \%SETTINGS, extra_ini => $INI);
+# Another pgnear reading the same records: it follows a city's new home too.
+my $p2 = PgNearTest::Proxy->new(regions => [$us, $west], settings => \%SETTINGS, extra_ini => $INI);
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
 sub admin { admin_rows($admin_ci, $_[0], timeout => 120) }
@@ -155,8 +161,8 @@ refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
         'a second city of the database');
 refused('MOVE DATABASE movr TO REGION us-west', '55006',
         qr/database "movr" is being moved already.*A move of city 'seattle'/s, 'the whole database meanwhile');
-refused(q{MOVE CITY 'seattle' OF DATABASE movr REVERT}, '0A000', qr/not supported yet/,
-        'a city\'s REVERT (the next step)');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr REVERT}, '55000', qr/cannot be reverted now/,
+        'REVERT before the cutover');
 refused(q{MOVE CITY 'seattle' OF DATABASE movr FINISH}, '55000', qr/cannot be finished now/,
         'FINISH before the cutover');
 
@@ -248,6 +254,16 @@ my $boston1 = bench_rows($us, 'boston');
 ok wait_until(sub { bench_rows($us, 'boston') > $boston1 }, timeout => 30), "boston's in us-east";
 is one('SELECT inet_server_port()'), $west->port, 'the held seattle client is on us-west now';
 is one(q{SELECT count(*) FROM users WHERE name = 'in the held transaction'}), 1, '... with its transaction';
+ok wait_until(sub { psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Seattle'),
+                         'SELECT inet_server_port()') eq $west->port }, timeout => 10),
+  'another pgnear sends a new seattle session to us-west within its reading of the records';
+my $q = $w->query(q{INSERT INTO promo_codes VALUES ('west', 'written in us-west')});
+is $q->{error}{C} // '', '25006', 'in us-west, a write to promo_codes (no city) is refused: 25006';
+like $q->{error}{M} // '', qr/table public\.promo_codes of database movr is written in region "us-east"/,
+  '... naming the region where it is written';
+$us->psql_admin(q{INSERT INTO promo_codes VALUES ('east', 'written in us-east')}, dbname => 'movr');
+ok wait_until(sub { $west->psql_admin(q{SELECT count(*) FROM promo_codes WHERE code = 'east'}, dbname => 'movr') eq '1' },
+              timeout => 20), '... and one written in us-east reaches us-west';
 for my $city (qw(seattle boston)) {
     my $r = ended($load{$city});
     is $r->{failed} // 0, 0, "${city}'s writer: 0 failed transactions of " . ($r->{processed} // 0)
@@ -272,6 +288,41 @@ is $rc, 0, '... not to a boston row' or diag $derr;
 ($m) = city_move();
 is $m->{state}, 'moved', 'SHOW MOVES: moved';
 refused(q{MOVE CITY 'seattle' OF DATABASE movr ABORT}, '55000', qr/cannot be aborted now/, 'ABORT after the cutover');
+
+# ------------------------------------------------------------------ REVERT under writes, then CUTOVER again
+
+%load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
+my ($s0, $b0) = (bench_rows($west, 'seattle'), bench_rows($us, 'boston'));
+ok wait_until(sub { bench_rows($west, 'seattle') > $s0 && bench_rows($us, 'boston') > $b0 }, timeout => 30),
+  'seattle writes in us-west, boston in us-east';
+my ($back, $rerr, $rnotices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr REVERT});
+is $rerr, undef, 'REVERT under writes' or diag $rnotices;
+like $rnotices, qr/city 'seattle' of database "movr" lives in region "us-east" now: \d+ sessions moved there, 0 ended/,
+  '... back in us-east';
+note "REVERT held seattle's sessions $1 ms" if $rnotices =~ /the sessions were held (\d+) ms/;
+is scalar(@$back), 3, '... the three seattle sessions held and moved back';
+is one('SELECT inet_server_port()'), $us->port, 'the seattle client is on us-east again';
+$s0 = bench_rows($us, 'seattle');
+ok wait_until(sub { bench_rows($us, 'seattle') > $s0 }, timeout => 30), "seattle's writer goes on in us-east";
+for my $city (qw(seattle boston)) {
+    my $r = ended($load{$city});
+    is $r->{failed} // 0, 0, "${city}'s writer through REVERT: 0 failed transactions of " . ($r->{processed} // 0)
+      or diag $load{$city}{out} . $load{$city}{err};
+}
+ok wait_until(sub { digest($west, 'users') eq digest($us, 'users', "city = 'seattle'") }, timeout => 30),
+  "nothing lost: seattle's users the same on both sides (" . digest($us, 'users', "city = 'seattle'") . ')';
+($m) = city_move();
+is $m->{state}, 'streaming', 'SHOW MOVES: streaming again';
+($rc, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
+                           q{UPDATE users SET name = 'direct' WHERE city = 'seattle' AND name = 'bench'}, verbose => 1);
+like $derr // '', qr/25006.*rows of city 'seattle' live in region "us-east" now/s,
+  'us-west refuses a direct write to a seattle row now';
+($rows, $err, $notices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER});
+is $err, undef, 'CUTOVER again';
+note "the second CUTOVER held seattle's sessions $1 ms" if $notices =~ /the sessions were held (\d+) ms/;
+is one('SELECT inet_server_port()'), $west->port, '... the seattle client on us-west';
+is one(q{INSERT INTO users (city, name) VALUES ('seattle', 'after the second cutover') RETURNING name}),
+   'after the second cutover', '... writing there';
 
 # ------------------------------------------------------------------ FINISH
 
