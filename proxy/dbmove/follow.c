@@ -222,16 +222,16 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
     apply_homes(f, cfg, t, newest, n);
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
-        bool whole = r->city[0] == '\0'; /* else a city's home, set above */
         f->transitional =
-            f->transitional ||
-            (whole && (r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING));
+            f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
             continue; /* half the story: leave it as it is */
         placement_set_flag(t, r->database, PLACEMENT_MOVING,
                            database_moving(newest, n, r->database));
-        if (!whole)
+        if (r->city[0] != '\0') { /* a city's home, set above; its cutover's holds */
+            follow_hold_round(f, cfg, r);
             continue;
+        }
         if (placement_local(t, r->database))
             continue; /* our own cutover sets where it lives */
         const char *region = dbmove_home_region(r);

@@ -357,6 +357,18 @@ static int cut_held_pids(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
+/*
+ * A city's cutover ends no session on the leaving side: the pids list only
+ * takes the fleet's word (job_cut_wait_peers), from now to move_timeout.
+ */
+static int cut_city_pids(struct dbmove_job *j)
+{
+    gate_pids_init(&j->cut.pids, &j->cut.scope);
+    j->cut.pids_made = true;
+    j->cut.deadline_ms = monotonic_ms() + j->cfg->move_timeout_ms;
+    return JOB_NEXT;
+}
+
 /* How many sessions pgnear does not hold were ended on the leaving side: told. */
 static int take_ended(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
@@ -659,12 +671,6 @@ static bool whole(const struct dbmove_job *j)
     return !job_is_city(j);
 }
 
-/* A fleet's peers hold a whole database's sessions (a city's cutover runs on its pgnear alone). */
-static bool whole_in_fleet(const struct dbmove_job *j)
-{
-    return whole(j) && job_in_fleet(j);
-}
-
 /* A city's CUTOVER; its REVERT (job_city_cutover.c: the feed widened again, no way back made). */
 static bool city_forward(const struct dbmove_job *j)
 {
@@ -707,7 +713,7 @@ static const struct job_step cutover_steps[] = {
     {NULL, city_forward, job_city_back_publication},
     /* else the replication back fails after the commit */
     {NULL, makes_way_back, job_check_way_back},
-    {NULL, whole_in_fleet, job_cut_holds_table},
+    {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
     /* One a cutover killed before its record left behind: 42710 else. */
     {"creating the slot for the way back", makes_way_back, job_cut_drop_back_slot},
@@ -725,8 +731,9 @@ static const struct job_step cutover_steps[] = {
     {"holding the database's sessions at their next transaction boundary", whole, cut_gate},
     {"holding the city's sessions at their next transaction boundary", job_is_city, cut_gate},
     {NULL, whole, cut_held_pids},
-    {NULL, whole_in_fleet, job_cut_wait_peers},
-    {NULL, whole_in_fleet, cut_replay_poll},
+    {NULL, job_is_city, cut_city_pids},
+    {NULL, job_in_fleet, job_cut_wait_peers},
+    {NULL, job_in_fleet, cut_replay_poll},
     {"making the leaving region refuse writes to the database", whole, cut_read_only},
     {NULL, whole, cut_end_others},
     {"making the leaving region refuse writes to the city's rows", job_is_city,

@@ -19,8 +19,9 @@
 # writes on (never held), then holds and moves the seattle sessions alone,
 # 0 failed transactions, seattle's rows the same on both sides (those
 # written in us-west come back), us-east refuses a direct seattle write,
-# us-west a write to promo_codes (25006), which still follows us-east,
-# and a second pgnear sends seattle's new sessions to us-west;
+# us-west a write to promo_codes (25006), which still follows us-east;
+# the second pgnear of the fleet holds and moves its own seattle client
+# (not its boston one) and sends seattle's new sessions to us-west;
 # REVERT under both writers loses nothing and moves the seattle sessions
 # back (us-west then refuses seattle's writes), and CUTOVER runs again;
 # FINISH deletes seattle's rows in us-east (not boston's) and every
@@ -70,9 +71,13 @@ my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => '
                 health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
                 cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv");
 my $INI = "[database movr]\nregions = us-east\nhome_by = city\n";
-my $p = PgNearTest::Proxy->new(regions => [$us, $west], settings => \%SETTINGS, extra_ini => $INI);
-# Another pgnear reading the same records: it follows a city's new home too.
-my $p2 = PgNearTest::Proxy->new(regions => [$us, $west], settings => \%SETTINGS, extra_ini => $INI);
+# A fleet of two: the second holds its own seattle sessions through the first's cutovers.
+my @port = map { PgNearTest::free_port() } 1 .. 2;
+my $peers = join ', ', map { ($_ + 1) . "\@127.0.0.1:$port[$_]" } 0 .. 1;
+my ($p, $p2) = map {
+    PgNearTest::Proxy->new(port => $port[$_], regions => [$us, $west],
+                           settings => { %SETTINGS, peer_id => $_ + 1, peers => $peers }, extra_ini => $INI)
+} 0 .. 1;
 my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
 
 sub admin { admin_rows($admin_ci, $_[0], timeout => 120) }
@@ -224,11 +229,21 @@ my %load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
 ok wait_until(sub { bench_rows($us, 'seattle') > 0 && bench_rows($us, 'boston') > 0 }, timeout => 30),
   'both writers commit in us-east';
 
+# A client of a city on an instance.
+sub client {
+    my ($proxy, $city) = @_;
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $proxy->port, timeout => 15);
+    return $c->startup(user => 'app', database => 'movr', password => $PgNearTest::APP_PASSWORD,
+                       params => [options => "-c pgnear.city=$city"])->{ok} ? $c : undef;
+}
+sub on { my ($c, $sql) = @_; my $q = $c->query($sql); $q->{error} ? "ERROR: $q->{error}{M}" : $q->{rows}[0][0] }
 # A seattle session in a transaction keeps the gate from closing: meanwhile boston writes on.
-my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
-ok $w->startup(user => 'app', database => 'movr', password => $PgNearTest::APP_PASSWORD,
-               params => [options => '-c pgnear.city=Seattle'])->{ok}, 'a seattle client logs in';
-sub one { my ($sql) = @_; my $q = $w->query($sql); $q->{error} ? "ERROR: $q->{error}{M}" : $q->{rows}[0][0] }
+my $w = client($p, 'Seattle');
+ok $w, 'a seattle client logs in';
+sub one { on($w, $_[0]) }
+my ($w2, $b2) = (client($p2, 'Seattle'), client($p2, 'Boston'));
+is on($w2, 'SELECT inet_server_port()') . '/' . on($b2, 'SELECT inet_server_port()'), $us->port . '/' . $us->port,
+  'on the second pgnear, a seattle and a boston client on us-east';
 is one('SELECT inet_server_port()'), $us->port, '... on us-east';
 one('BEGIN');
 one(q{INSERT INTO users (city, name) VALUES ('seattle', 'in the held transaction')});
@@ -256,7 +271,11 @@ is one('SELECT inet_server_port()'), $west->port, 'the held seattle client is on
 is one(q{SELECT count(*) FROM users WHERE name = 'in the held transaction'}), 1, '... with its transaction';
 ok wait_until(sub { psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Seattle'),
                          'SELECT inet_server_port()') eq $west->port }, timeout => 10),
-  'another pgnear sends a new seattle session to us-west within its reading of the records';
+  'the second pgnear sends a new seattle session to us-west';
+ok $p2->wait_for_log(qr/city 'seattle' of database "movr" was cut over to region us-west by another pgnear: 1 of this one's sessions moved there, 0 ended/,
+                     timeout => 20), '... having held its own seattle client and moved it';
+is on($w2, 'SELECT inet_server_port()') . '/' . on($b2, 'SELECT inet_server_port()'), $west->port . '/' . $us->port,
+  '... which is on us-west, its boston client on us-east';
 my $q = $w->query(q{INSERT INTO promo_codes VALUES ('west', 'written in us-west')});
 is $q->{error}{C} // '', '25006', 'in us-west, a write to promo_codes (no city) is refused: 25006';
 like $q->{error}{M} // '', qr/table public\.promo_codes of database movr is written in region "us-east"/,
