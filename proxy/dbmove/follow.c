@@ -230,6 +230,7 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
                            database_moving(newest, n, r->database));
         if (r->city[0] != '\0') { /* a city's home, set above; its cutover's holds */
             follow_hold_round(f, cfg, r);
+            follow_settle_round(f, cfg, r);
             continue;
         }
         if (placement_local(t, r->database))

@@ -23,7 +23,9 @@
 # the second pgnear of the fleet holds and moves its own seattle client
 # (not its boston one) and sends seattle's new sessions to us-west;
 # REVERT under both writers loses nothing and moves the seattle sessions
-# back (us-west then refuses seattle's writes), and CUTOVER runs again;
+# back (us-west then refuses seattle's writes); a CUTOVER whose pgnear is
+# killed (kill -9) before its commit is undone by the other pgnear of the
+# fleet, and CUTOVER runs again;
 # FINISH deletes seattle's rows in us-east (not boston's) and every
 # replication object, and a seattle session lands in us-west.
 use strict;
@@ -336,6 +338,31 @@ is $m->{state}, 'streaming', 'SHOW MOVES: streaming again';
                            q{UPDATE users SET name = 'direct' WHERE city = 'seattle' AND name = 'bench'}, verbose => 1);
 like $derr // '', qr/25006.*rows of city 'seattle' live in region "us-east" now/s,
   'us-west refuses a direct write to a seattle row now';
+# Killed (kill -9) during a CUTOVER before its commit: the other pgnear of the fleet undoes it.
+my $wk = client($p, 'Seattle');
+on($wk, 'BEGIN');
+on($wk, q{INSERT INTO users (city, name) VALUES ('seattle', 'in a transaction at the kill')});
+my $cutk = IPC::Run::start([require_tool('psql'), '-X', '-c', q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER},
+                            $admin_ci], '>', \my $k_out, '2>', \my $k_err);
+ok wait_until(sub { $cutk->pump_nb if $cutk->pumpable; ($k_err // '') =~ /holding the city/ }, timeout => 30),
+  'a CUTOVER waits for a seattle transaction' or diag $k_err;
+$p->stop(signal => 'KILL');
+eval { $cutk->finish };
+ok $p2->wait_for_log(qr/city 'seattle' of database "movr" lives in region "us-east": the interrupted CUTOVER had not been committed, and is undone/,
+                     timeout => 30), 'killed there, the other pgnear of the fleet undoes it';
+my $admin2_ci = $p2->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+ok wait_until(sub { my ($r) = admin_rows($admin2_ci, 'SHOW MOVES');
+                    grep { ($_->{city} // '') eq 'seattle' && $_->{state} eq 'streaming' } @$r }, timeout => 10),
+  '... SHOW MOVES: streaming';
+is on($w2, 'SELECT inet_server_port()'), $us->port, "... its own seattle client let go on us-east";
+($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                           q{UPDATE users SET name = 'bench' WHERE city = 'seattle' AND name = 'bench'});
+is $rc, 0, '... and us-east takes seattle\'s writes' or diag $derr;
+$p->start;
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the killed pgnear restarted';
+$w = client($p, 'Seattle');
+
 ($rows, $err, $notices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER});
 is $err, undef, 'CUTOVER again';
 note "the second CUTOVER held seattle's sessions $1 ms" if $notices =~ /the sessions were held (\d+) ms/;
