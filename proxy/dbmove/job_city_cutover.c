@@ -339,6 +339,14 @@ int job_city_delete_batch(struct dbmove_job *j)
                      take_batch, NULL);
 }
 
+int job_city_finish_target(struct dbmove_job *j)
+{
+    /* Its refusal of writes to the tables without the column stays with the copy they are. */
+    return job_query(j, j->dst_db, "dropping the cutover's marker on the target",
+                     "DROP TABLE IF EXISTS " DBMOVE_MARKER_SCHEMA ".cutover", 0, NULL,
+                     job_take_nothing, NULL);
+}
+
 int job_city_finish_source(struct dbmove_job *j)
 {
     /* The triggers and the refusal stay: the city's rows are written in its home now. */

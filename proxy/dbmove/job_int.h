@@ -391,13 +391,15 @@ int job_city_refresh_feed(struct dbmove_job *j);
  * of the tables without the column dropped (the target's subscription),
  * the city's rows deleted on the source a batch a transaction (a function
  * made for it, then called until a call finds nothing left; j->city.rows
- * counts them), the marker dropped there; the city's triggers and its
- * refusal stay on the source.
+ * counts them), the marker dropped there and on the target; the city's
+ * triggers and its refusal stay on the source, the target's refusal of
+ * writes to the tables without the column there.
  */
 int job_city_drop_feed(struct dbmove_job *j);
 int job_city_delete_function(struct dbmove_job *j);
 int job_city_delete_batch(struct dbmove_job *j);
 int job_city_finish_source(struct dbmove_job *j);
+int job_city_finish_target(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

@@ -398,5 +398,8 @@ is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SEL
 (undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
                              q{INSERT INTO users (city, name) VALUES ('seattle', 'late')}, verbose => 1);
 like $derr // '', qr/25006/, 'us-east still refuses a seattle row written there directly';
+(undef, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
+                             q{INSERT INTO promo_codes VALUES ('late', 'x')}, verbose => 1);
+like $derr // '', qr/25006/, 'us-west still refuses a write to its copy of promo_codes';
 
 done_testing;
