@@ -33,38 +33,38 @@
 #include "routing/cities.h"
 #include "routing/region.h"
 
+/* The source's tables that have the home column ($1): a CTE the checks read. */
+#define HOMED_TABLES                                                                               \
+    "WITH homed AS (SELECT c.oid, n.nspname, c.relname, c.relreplident, "                          \
+    "a.attnum" JOB_TABLES_WITH_COLUMN("$1") " AND a.attnum IS NOT NULL)"
+
 /* The homed tables, how many; those whose identity lacks the column; keys leaving; sequences. */
-static const char city_facts_sql[] =
-    "WITH homed AS (SELECT c.oid, n.nspname, c.relname, c.relreplident, "
-    "a.attnum" JOB_TABLES_WITH_COLUMN(
-        "$1") " AND a.attnum IS NOT NULL)"
-              " SELECT (SELECT count(*) FROM homed),"
-              " (SELECT string_agg(format('%I.%I', h.nspname, h.relname), ', '"
-              "   ORDER BY h.nspname, h.relname) FROM homed h"
-              "   WHERE h.relreplident <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_index i"
-              "     WHERE i.indrelid = h.oid AND h.attnum = ANY (i.indkey)"
-              "       AND CASE h.relreplident WHEN 'd' THEN i.indisprimary"
-              "         WHEN 'i' THEN i.indisreplident ELSE false END)),"
-              " (SELECT string_agg(format('%I on %s: %s', k.conname, k.conrelid::regclass,"
-              "   pg_get_constraintdef(k.oid)), '; ' ORDER BY k.conname)"
-              "   FROM pg_constraint k JOIN homed f ON f.oid = k.confrelid"
-              "   LEFT JOIN homed r ON r.oid = k.conrelid"
-              "   WHERE k.contype = 'f' AND (r.oid IS NULL OR NOT EXISTS (SELECT 1"
-              "     FROM unnest(k.conkey, k.confkey) p(mine, theirs)"
-              "     WHERE p.mine = r.attnum AND p.theirs = f.attnum))),"
-              " (SELECT string_agg(format('%I.%I.%I', h.nspname, h.relname, a.attname), ', '"
-              "   ORDER BY h.nspname, h.relname, a.attname) FROM homed h"
-              "   JOIN pg_attribute a ON a.attrelid = h.oid AND a.attnum > 0 AND NOT "
-              "a.attisdropped"
-              "   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-              "   WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) ~ '^nextval\\(')";
+static const char city_facts_sql[] = HOMED_TABLES
+    " SELECT (SELECT count(*) FROM homed),"
+    " (SELECT string_agg(format('%I.%I', h.nspname, h.relname), ', '"
+    "   ORDER BY h.nspname, h.relname) FROM homed h"
+    "   WHERE h.relreplident <> 'f' AND NOT EXISTS (SELECT 1 FROM pg_index i"
+    "     WHERE i.indrelid = h.oid AND h.attnum = ANY (i.indkey)"
+    "       AND CASE h.relreplident WHEN 'd' THEN i.indisprimary"
+    "         WHEN 'i' THEN i.indisreplident ELSE false END)),"
+    " (SELECT string_agg(format('%I on %s: %s', k.conname, k.conrelid::regclass,"
+    "   pg_get_constraintdef(k.oid)), '; ' ORDER BY k.conname)"
+    "   FROM pg_constraint k JOIN homed f ON f.oid = k.confrelid"
+    "   LEFT JOIN homed r ON r.oid = k.conrelid"
+    "   WHERE k.contype = 'f' AND (r.oid IS NULL OR NOT EXISTS (SELECT 1"
+    "     FROM unnest(k.conkey, k.confkey) p(mine, theirs)"
+    "     WHERE p.mine = r.attnum AND p.theirs = f.attnum))),"
+    " (SELECT string_agg(format('%I.%I.%I', h.nspname, h.relname, a.attname), ', '"
+    "   ORDER BY h.nspname, h.relname, a.attname) FROM homed h"
+    "   JOIN pg_attribute a ON a.attrelid = h.oid AND a.attnum > 0 AND NOT a.attisdropped"
+    "   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+    "   WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) ~ '^nextval\\(')";
 
 /* Each homed table and how many of its rows the filter takes ($1 the column, $2 the city). */
-static const char city_rows_sql[] =
-    "SELECT format('%I.%I', n.nspname, c.relname), (xpath('/row/n/text()', query_to_xml("
-    "   format('SELECT count(*) AS n FROM %I.%I WHERE %I = %L', n.nspname, c.relname, $1::text,"
-    "     $2::text), false, true, '')))[1]::text::int8" JOB_TABLES_WITH_COLUMN(
-        "$1") " AND a.attnum IS NOT NULL ORDER BY 1";
+static const char city_rows_sql[] = HOMED_TABLES
+    " SELECT format('%I.%I', h.nspname, h.relname), (xpath('/row/n/text()', query_to_xml("
+    "   format('SELECT count(*) AS n FROM %I.%I WHERE %I = %L', h.nspname, h.relname, $1::text,"
+    "     $2::text), false, true, '')))[1]::text::int8 FROM homed h ORDER BY 1";
 
 bool job_city_homed(struct dbmove_job *j)
 {
