@@ -470,6 +470,7 @@ static const struct admin_command *const commands[] = {
     [ADMIN_MOVE_CLIENTS] = &move_clients_command,
     [ADMIN_MOVE_DATABASE] = &move_database_command,
     [ADMIN_SHOW_MOVES] = &show_moves_command,
+    [ADMIN_MOVE_CITY] = &move_database_command,
 };
 /* A kind added after the last one must have its row; one in the middle is checked by the tests. */
 _Static_assert(sizeof(commands) / sizeof(commands[0]) == ADMIN_CMD_KINDS,

@@ -1,5 +1,5 @@
 /*
- * dbmove_cmd.c — MOVE DATABASE and SHOW MOVES on the console
+ * dbmove_cmd.c — MOVE DATABASE, MOVE CITY and SHOW MOVES on the console
  * (dbmove_cmd.h).
  */
 #include "proxy/admin/dbmove_cmd.h"
@@ -15,12 +15,19 @@
 #include "proxy/session/session.h"
 
 static const struct admin_column show_moves_cols[] = {
-    {"database", ADMIN_TEXT, 0},       {"from_region", ADMIN_TEXT, 0},
-    {"to_region", ADMIN_TEXT, 0},      {"state", ADMIN_TEXT, 0},
-    {"tables_copied", ADMIN_INT8, 0},  {"tables_total", ADMIN_INT8, 0},
-    {"bytes", ADMIN_INT8, 0},          {"lag_bytes", ADMIN_INT8, 0},
-    {"lag_seconds", ADMIN_NUMERIC, 3}, {"started_at", ADMIN_TIMESTAMPTZ, 0},
-    {"started_by", ADMIN_TEXT, 0},     {"last_error", ADMIN_TEXT, 0},
+    {"database", ADMIN_TEXT, 0},
+    {"city", ADMIN_TEXT, 0},
+    {"from_region", ADMIN_TEXT, 0},
+    {"to_region", ADMIN_TEXT, 0},
+    {"state", ADMIN_TEXT, 0},
+    {"tables_copied", ADMIN_INT8, 0},
+    {"tables_total", ADMIN_INT8, 0},
+    {"bytes", ADMIN_INT8, 0},
+    {"lag_bytes", ADMIN_INT8, 0},
+    {"lag_seconds", ADMIN_NUMERIC, 3},
+    {"started_at", ADMIN_TIMESTAMPTZ, 0},
+    {"started_by", ADMIN_TEXT, 0},
+    {"last_error", ADMIN_TEXT, 0},
 };
 
 /* The columns of a MOVE DATABASE command: CUTOVER's and REVERT's rows, else none. */
@@ -57,6 +64,10 @@ static void show_moves_rows(struct admin_result *res, const struct dbmove_status
     for (size_t i = 0; i < nrows; i++) {
         const struct dbmove_status *st = &rows[i];
         result_text(res, st->row.database);
+        if (st->row.city[0] != '\0')
+            result_text(res, st->row.city);
+        else
+            result_null(res); /* a move of the whole database */
         result_text(res, st->row.from_region);
         result_text(res, st->row.to_region);
         result_text(res, st->state);
@@ -112,7 +123,7 @@ static void job_done_cb(void *arg, enum dbmove_action action, const struct pg_er
     wait->answer(wait, CMD_DONE);
 }
 
-/* MOVE DATABASE and SHOW MOVES: a job of proxy/dbmove, answered when it ends. */
+/* MOVE DATABASE, MOVE CITY and SHOW MOVES: a job of proxy/dbmove, answered when it ends. */
 static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     static const enum dbmove_action actions[] = {
@@ -129,14 +140,20 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
     struct dbmove_request req = {.action = cmd->kind == ADMIN_SHOW_MOVES ? DBMOVE_SHOW
                                                                          : actions[cmd->db_action]};
     struct pg_error problem;
+    char what[DBMOVE_NAME_MAX * 2 + 32];
     snprintf(req.database, sizeof(req.database), "%s", cmd->database);
     snprintf(req.to_region, sizeof(req.to_region), "%s", cmd->to_region);
     snprintf(req.by, sizeof(req.by), "%s from %s", s->user, s->peer);
+    if (cmd->kind == ADMIN_MOVE_CITY) {
+        snprintf(req.city, sizeof(req.city), "%s", cmd->city);
+        snprintf(what, sizeof(what), "CITY '%s' OF DATABASE %s", req.city, req.database);
+    } else {
+        snprintf(what, sizeof(what), "DATABASE %s", req.database);
+    }
     if (req.action == DBMOVE_START)
-        log_info(s->id, "admin %s: MOVE DATABASE %s TO REGION %s", s->user, req.database,
-                 req.to_region);
+        log_info(s->id, "admin %s: MOVE %s TO REGION %s", s->user, what, req.to_region);
     else if (req.action != DBMOVE_SHOW)
-        log_info(s->id, "admin %s: MOVE DATABASE %s %s", s->user, req.database, words[req.action]);
+        log_info(s->id, "admin %s: MOVE %s %s", s->user, what, words[req.action]);
     if (dbmove_job_start(s->w, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
         NULL) {
         wait->err = problem;

@@ -62,6 +62,7 @@ enum admin_cmd_kind {
     ADMIN_SHOW_USERS,
     ADMIN_SHOW_RTT,
     ADMIN_SHOW_HOMES,
+    ADMIN_MOVE_CITY,
     ADMIN_CMD_KINDS
 };
 
@@ -93,6 +94,7 @@ struct admin_cmd {
     bool move_home;
     /* MOVE DATABASE database TO REGION to_region | CUTOVER | REVERT | FINISH | ABORT */
     char database[ADMIN_NAME_MAX + 1];
+    char city[ADMIN_NAME_MAX + 1]; /* MOVE CITY 'city' OF DATABASE database ..., as written */
     enum admin_db_action {
         ADMIN_DB_MOVE,
         ADMIN_DB_CUTOVER,

@@ -2,7 +2,7 @@
  * grammar_args.c — the arguments of the admin console's commands
  * (grammar.h): SHOW ROUTE's place and need, SET's setting and value,
  * KILL's client id, MIGRATE's version, region and FORCE, MOVE CLIENT(S)'
- * and MOVE DATABASE's regions and steps.
+ * and MOVE DATABASE's regions and steps, MOVE CITY's city.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -255,6 +255,31 @@ static int take_move_database(struct parser *ps)
     return gram_take_keyword_region(ps, out->to_region);
 }
 
+/* MOVE CITY 'city' OF DATABASE db, then as MOVE DATABASE db */
+static int take_move_city(struct parser *ps)
+{
+    const struct token *t = &ps->tok;
+    const char *hint = "Write MOVE CITY 'city' OF DATABASE database and TO REGION region, or "
+                       "CUTOVER, REVERT, FINISH or ABORT.";
+    if (t->type != TOK_STRING)
+        return gram_syntax_error(&ps->lx, t, hint);
+    if (t->text_len == 0 || t->text_len > ADMIN_NAME_MAX)
+        return gram_fail(&ps->lx, t->start, "22023", "A city's name is 1 to 63 bytes.",
+                         "invalid city name: '%.64s'", t->text);
+    memcpy(ps->out->city, t->text, t->text_len + 1);
+    if (gram_advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (!gram_at_keyword(ps, "OF"))
+        return gram_syntax_error(&ps->lx, t, hint);
+    if (gram_advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    if (!gram_at_keyword(ps, "DATABASE"))
+        return gram_syntax_error(&ps->lx, t, hint);
+    if (gram_advance(ps) < 0)
+        return ADMIN_PARSE_ERROR;
+    return take_move_database(ps);
+}
+
 int gram_take_args(struct parser *ps, int args)
 {
     switch (args) {
@@ -288,6 +313,8 @@ int gram_take_args(struct parser *ps, int args)
         return take_move(ps, args == ARGS_MOVE_ONE);
     case ARGS_MOVE_DB:
         return take_move_database(ps);
+    case ARGS_MOVE_CITY:
+        return take_move_city(ps);
     default:
         return 0;
     }

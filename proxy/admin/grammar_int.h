@@ -29,7 +29,8 @@ enum args {
     ARGS_DOWN,       /* TO version [IN REGION region] [FORCE] */
     ARGS_MOVE_ONE,   /* client_id TO REGION region */
     ARGS_MOVE_MANY,  /* FROM REGION region [TO REGION region] | HOME */
-    ARGS_MOVE_DB,    /* database TO REGION region | ABORT */
+    ARGS_MOVE_DB,    /* database TO REGION region | CUTOVER | REVERT | FINISH | ABORT */
+    ARGS_MOVE_CITY,  /* 'city' OF DATABASE database, then as ARGS_MOVE_DB */
 };
 
 enum tok_type { TOK_END, TOK_WORD, TOK_STRING, TOK_NAME, TOK_EQUALS, TOK_SEMI, TOK_OTHER };

@@ -18,7 +18,7 @@
 #include "protocol/utf8.h"
 #include "proxy/admin/grammar_int.h"
 
-/* MOVE CLIENT, MOVE CLIENTS, MOVE DATABASE: the console's, not SQL's MOVE of a cursor. */
+/* MOVE CLIENT(S), MOVE DATABASE, MOVE CITY: the console's, not SQL's MOVE of a cursor. */
 static bool moves_clients(const struct parser *ps)
 {
     if (strcasecmp(ps->tok.text, "MOVE") != 0)
@@ -27,7 +27,7 @@ static bool moves_clients(const struct parser *ps)
     if (!gram_peek(ps, &next) || next.type != TOK_WORD)
         return false;
     return strcasecmp(next.text, "CLIENT") == 0 || strcasecmp(next.text, "CLIENTS") == 0 ||
-           strcasecmp(next.text, "DATABASE") == 0;
+           strcasecmp(next.text, "DATABASE") == 0 || strcasecmp(next.text, "CITY") == 0;
 }
 
 /* 42601 naming what was typed, with the closest command as a hint. */

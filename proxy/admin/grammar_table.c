@@ -180,11 +180,21 @@ static const struct admin_command_def commands[] = {
      "clients keep working; CUTOVER switches it there at a transaction boundary, moving its "
      "sessions; REVERT switches it back; FINISH ends the move; ABORT removes what the move made "
      "before a cutover"},
+    {ADMIN_MOVE_CITY,
+     {"MOVE", "CITY"},
+     ARGS_MOVE_CITY,
+     "MOVE CITY 'city' OF DATABASE database TO REGION region | ... CUTOVER | ... REVERT | ... "
+     "FINISH | ... ABORT",
+     "checks, then copies one city's rows of a database homed by city (home_by), and its tables "
+     "without the column, to the region's primary by logical replication; CUTOVER switches the "
+     "city there, holding its sessions alone; REVERT switches it back; FINISH deletes its rows "
+     "in the source; ABORT removes what the move made before a cutover"},
     {ADMIN_SHOW_MOVES,
      {"SHOW", "MOVES"},
      ARGS_NONE,
      "SHOW MOVES",
-     "one row per database move: regions, state, tables copied, size, lag, who started it"},
+     "one row per move of a database or of a city's rows: regions, state, tables copied, size, "
+     "lag, who started it"},
     {ADMIN_SHOW_HOMES,
      {"SHOW", "HOMES"},
      ARGS_NONE,

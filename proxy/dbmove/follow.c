@@ -199,6 +199,15 @@ static void apply_homes(struct dbmove_follow *f, const struct config *cfg,
     free(kept);
 }
 
+/* Whether a move of database, of it whole or of a city's rows, is under way: migrations wait. */
+static bool database_moving(const struct dbmove_row *const *newest, size_t n, const char *database)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(newest[i]->database, database) == 0 && dbmove_state_live(newest[i]->state))
+            return true;
+    return false;
+}
+
 /* The round's rows made placement: each database where its newest move says it lives. */
 static void apply_round(struct dbmove_follow *f, const struct config *cfg)
 {
@@ -213,13 +222,17 @@ static void apply_round(struct dbmove_follow *f, const struct config *cfg)
     apply_homes(f, cfg, t, newest, n);
     for (size_t i = 0; i < n; i++) {
         const struct dbmove_row *r = newest[i];
-        if (r->city[0] != '\0')
-            continue; /* a city's home, set above */
         f->transitional =
             f->transitional || r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
         if (!was_answered(f, r->from_region) || !was_answered(f, r->to_region))
             continue; /* half the story: leave it as it is */
-        placement_set_flag(t, r->database, PLACEMENT_MOVING, dbmove_state_live(r->state));
+        placement_set_flag(t, r->database, PLACEMENT_MOVING,
+                           database_moving(newest, n, r->database));
+        if (r->city[0] != '\0') { /* a city's home, set above; its cutover's holds */
+            follow_hold_round(f, cfg, r);
+            follow_settle_round(f, cfg, r);
+            continue;
+        }
         if (placement_local(t, r->database))
             continue; /* our own cutover sets where it lives */
         const char *region = dbmove_home_region(r);
@@ -289,6 +302,9 @@ static void round_end(struct dbmove_follow *f)
     evtimer_add(f->timer, &tv);
 }
 
+static bool ask_region(struct dbmove_follow *f, struct follow_query *fq, const struct region *r,
+                       const char *sql);
+
 /* One region's answer; the round ends with the last. */
 static void answered(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
@@ -296,14 +312,21 @@ static void answered(void *arg, const PGresult *res, const char *error, bool ser
     struct dbmove_follow *f = fq->f;
     (void)server_answered;
     const char *sqlstate = pgasync_error_sqlstate(fq->q);
+    bool missing = res == NULL && sqlstate != NULL && strcmp(sqlstate, "42P01") == 0;
+    fq->q = NULL;
+    if (missing && !fq->database_only) { /* an older pgnear's record: no city moves' table */
+        fq->database_only = true;
+        if (ask_region(f, fq, region_set_find(&f->cfg->regions, fq->region),
+                       dbmove_select_database_sql))
+            return;
+    }
     if (res != NULL)
         take_rows(f, res, fq->region);
-    else if (sqlstate != NULL && strcmp(sqlstate, "42P01") == 0) /* no move ever there */
+    else if (missing) /* no move ever there */
         snprintf(f->answered[f->nanswered++], sizeof(f->answered[0]), "%s", fq->region);
     else
         log_debug(0, "the record of moves in region %s could not be read: %s", fq->region,
                   error ? error : "?");
-    fq->q = NULL;
     if (--f->pending == 0)
         round_end(f);
 }
@@ -323,24 +346,30 @@ static void round_start(evutil_socket_t fd, short what, void *arg)
     f->cfg = config_ref(cfg);
     f->round_epoch = placement_local_epoch(&f->w->shared->placement);
     for (size_t i = 0; i < cfg->regions.count && f->nqueries < REGION_SUBSET_MAX; i++) {
-        const struct region *r = &cfg->regions.items[i];
-        const struct region_host *h = follow_record_host(r);
-        char conninfo[2048], error[256];
-        if (h == NULL ||
-            !pgconn_conninfo(cfg, h, cfg->moves_db, FOLLOW_APP_NAME, conninfo, sizeof(conninfo)))
-            continue;
         struct follow_query *fq = &f->queries[f->nqueries];
-        fq->f = f;
-        snprintf(fq->region, sizeof(fq->region), "%s", r->name);
-        fq->q = pgasync_query(f->w->base, conninfo, dbmove_select_sql, 0, NULL,
-                              DBMOVE_FOLLOW_TIMEOUT_MS, answered, fq, error, sizeof(error));
-        if (fq->q != NULL) {
+        *fq = (struct follow_query){.f = f};
+        snprintf(fq->region, sizeof(fq->region), "%s", cfg->regions.items[i].name);
+        if (ask_region(f, fq, &cfg->regions.items[i], dbmove_select_sql)) {
             f->nqueries++;
             f->pending++;
         }
     }
     if (f->pending == 0)
         round_end(f);
+}
+
+/* sql sent to r's record (r NULL: none); false when it could not be sent. */
+static bool ask_region(struct dbmove_follow *f, struct follow_query *fq, const struct region *r,
+                       const char *sql)
+{
+    const struct region_host *h = r != NULL ? follow_record_host(r) : NULL;
+    char conninfo[2048], error[256];
+    if (h == NULL ||
+        !pgconn_conninfo(f->cfg, h, f->cfg->moves_db, FOLLOW_APP_NAME, conninfo, sizeof(conninfo)))
+        return false;
+    fq->q = pgasync_query(f->w->base, conninfo, sql, 0, NULL, DBMOVE_FOLLOW_TIMEOUT_MS, answered,
+                          fq, error, sizeof(error));
+    return fq->q != NULL;
 }
 
 /* ---- at start: one blocking read, before any client is served ---- */
@@ -358,6 +387,11 @@ static void read_region_blocking(struct dbmove_follow *f, const struct config *c
         PGconn *c = PQconnectdb(conninfo);
         PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, dbmove_select_sql) : NULL;
         const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (sqlstate != NULL && strcmp(sqlstate, "42P01") == 0) { /* an older pgnear's record */
+            PQclear(res);
+            res = PQexec(c, dbmove_select_database_sql);
+            sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        }
         bool done = res != NULL;
         if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK)
             take_rows(f, res, r->name);

@@ -29,6 +29,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/move_batch.h"
+#include "routing/cities.h"
 
 /* The two states in which a cutover holds the database's sessions. */
 static bool transitional(const struct dbmove_row *r)
@@ -36,13 +37,31 @@ static bool transitional(const struct dbmove_row *r)
     return r->state == DBMOVE_CUTTING_OVER || r->state == DBMOVE_REVERTING;
 }
 
-/* This pgnear's hold for database, if it holds its sessions now. */
-static struct follow_hold *find_hold(struct dbmove_follow *f, const char *database)
+/* The city of r folded into key ("" for a whole database's row); false when it folds to nothing. */
+static bool row_city_key(const struct dbmove_row *r, char *key, size_t cap)
+{
+    key[0] = '\0';
+    return r->city[0] == '\0' || (city_fold(r->city, key, cap) && key[0] != '\0');
+}
+
+/* This pgnear's hold for database (and city key: "" its whole), if it holds its sessions now. */
+static struct follow_hold *find_hold(struct dbmove_follow *f, const char *database, const char *key)
 {
     for (size_t i = 0; i < FOLLOW_HOLDS; i++)
-        if (f->holds[i].used && strcmp(f->holds[i].database, database) == 0)
+        if (f->holds[i].used && strcmp(f->holds[i].database, database) == 0 &&
+            strcmp(f->holds[i].scope.city_key, key) == 0)
             return &f->holds[i];
     return NULL;
+}
+
+/* What a hold is of, for the log: database "db", or city 'c' of database "db". */
+static const char *hold_subject(const struct follow_hold *h, char *buf, size_t cap)
+{
+    if (h->city[0] != '\0')
+        snprintf(buf, cap, "city '%s' of database \"%s\"", h->city, h->database);
+    else
+        snprintf(buf, cap, "database \"%s\"", h->database);
+    return buf;
 }
 
 bool follow_holding(const struct dbmove_follow *f)
@@ -133,12 +152,13 @@ static void sessions_moved(const struct move_result *rows, size_t nrows, bool ou
 {
     struct follow_hold *h = arg;
     size_t moved = 0;
+    char subject[2 * DBMOVE_NAME_MAX + 32];
     for (size_t i = 0; i < nrows; i++)
         moved += rows[i].moved;
     log_info(0,
-             "database \"%s\" was cut over to region %s by another pgnear: %zu of this one's "
+             "%s was cut over to region %s by another pgnear: %zu of this one's "
              "sessions moved there, %zu ended%s",
-             h->database, h->arriving, moved, nrows - moved,
+             hold_subject(h, subject, sizeof(subject)), h->arriving, moved, nrows - moved,
              out_of_memory ? " (some not counted: out of memory)" : "");
     hold_open(h);
 }
@@ -151,10 +171,11 @@ static void hold_finish(struct follow_hold *h)
         return;
     }
     if (strcasecmp(h->end_home, h->arriving) != 0) {
+        char subject[2 * DBMOVE_NAME_MAX + 32];
         log_info(0,
-                 "the cutover of database \"%s\" by another pgnear did not happen: this one's "
-                 "sessions go on in region %s",
-                 h->database, h->leaving);
+                 "the cutover of %s by another pgnear did not happen: this one's sessions go on "
+                 "in region %s",
+                 hold_subject(h, subject, sizeof(subject)), h->leaving);
         hold_open(h);
         return;
     }
@@ -162,6 +183,7 @@ static void hold_finish(struct follow_hold *h)
     snprintf(spec.from, sizeof(spec.from), "%s", h->leaving);
     snprintf(spec.to, sizeof(spec.to), "%s", h->arriving);
     snprintf(spec.database, sizeof(spec.database), "%s", h->database);
+    snprintf(spec.city_key, sizeof(spec.city_key), "%s", h->scope.city_key);
     if (move_batch_start(h->f->w, &spec, sessions_moved, h) != 0)
         hold_open(h); /* out of memory: let go; the cutover ended the ones it could */
 }
@@ -234,10 +256,11 @@ static void gate_done(const struct gate_outcome *o, void *arg)
         hold_finish(h);
         return;
     }
+    char subject[2 * DBMOVE_NAME_MAX + 32];
     log_info(0,
-             "database \"%s\" is being cut over by another pgnear: this one's sessions of it "
-             "are held (%lld ms to hold them)",
-             h->database, (long long)o->waited_ms);
+             "%s is being cut over by another pgnear: this one's sessions of it are held (%lld "
+             "ms to hold them)",
+             hold_subject(h, subject, sizeof(subject)), (long long)o->waited_ms);
     gate_pids_init(&h->pids, &h->scope);
     h->pids_made = true;
     if (dbmove_collect_held(h->f->w, &h->pids, h->leaving, h->database, pids_read, h) != 0)
@@ -259,6 +282,7 @@ static void hold_begin(struct dbmove_follow *f, const struct config *cfg,
     h->used = true;
     h->f = f;
     snprintf(h->database, sizeof(h->database), "%s", r->database);
+    snprintf(h->city, sizeof(h->city), "%s", r->city);
     h->move_id = r->id;
     h->version = r->version;
     bool back = r->state == DBMOVE_REVERTING;
@@ -267,6 +291,11 @@ static void hold_begin(struct dbmove_follow *f, const struct config *cfg,
     h->scope.all = true;
     snprintf(h->scope.database, sizeof(h->scope.database), "%s", r->database);
     h->scope.reason = HOLD_DBMOVE;
+    /* A city's cutover: only the sessions of that city (the others never wait). */
+    if (!row_city_key(r, h->scope.city_key, sizeof(h->scope.city_key))) {
+        hold_free(h);
+        return;
+    }
     h->closing = gate_close(f->w, &h->scope, cfg->move_timeout_ms, NULL, gate_done, h);
     if (h->closing == NULL)
         hold_free(h);
@@ -275,9 +304,10 @@ static void hold_begin(struct dbmove_follow *f, const struct config *cfg,
 void follow_hold_round(struct dbmove_follow *f, const struct config *cfg,
                        const struct dbmove_row *r)
 {
-    if (f->starting || cfg->peer_id == 0)
+    char key[sizeof(f->holds[0].scope.city_key)];
+    if (f->starting || cfg->peer_id == 0 || !row_city_key(r, key, sizeof(key)))
         return;
-    struct follow_hold *h = find_hold(f, r->database);
+    struct follow_hold *h = find_hold(f, r->database, key);
     if (h != NULL && !h->ending && (h->move_id != r->id || h->version != r->version)) {
         hold_end(h, r);
         return;

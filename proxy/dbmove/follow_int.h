@@ -38,6 +38,7 @@ struct follow_hold {
     bool used;
     struct dbmove_follow *f;
     char database[DBMOVE_NAME_MAX + 1];
+    char city[DBMOVE_NAME_MAX + 1]; /* a city's cutover (its sessions alone: scope.city_key) */
     int64_t move_id;
     int version; /* of the 'cutting over' or 'reverting' record */
     char leaving[DBMOVE_NAME_MAX + 1], arriving[DBMOVE_NAME_MAX + 1];
@@ -55,6 +56,7 @@ struct follow_query {
     struct dbmove_follow *f;
     struct pgasync *q;
     char region[DBMOVE_NAME_MAX + 1];
+    bool database_only; /* asked again without the city moves' table (an older record) */
 };
 
 struct dbmove_follow {

@@ -85,6 +85,7 @@ void follow_settle_round(struct dbmove_follow *f, const struct config *cfg,
     f->settle_next_ms = now + FOLLOW_SETTLE_MS;
     struct dbmove_request req = {.action = DBMOVE_SETTLE};
     snprintf(req.database, sizeof(req.database), "%s", r->database);
+    snprintf(req.city, sizeof(req.city), "%s", r->city);
     snprintf(req.to_region, sizeof(req.to_region), "%s",
              u->state == DBMOVE_REVERTING ? u->to_region : u->from_region);
     snprintf(req.by, sizeof(req.by), "pgnear (peer_id %d), settling", cfg->peer_id);

@@ -20,7 +20,9 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
+#include "proxy/runtime/placement.h"
 #include "proxy/runtime/worker.h"
+#include "routing/cities.h"
 #include "routing/region.h"
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
@@ -32,11 +34,45 @@ void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ..
     j->failed = true;
 }
 
+bool job_is_city(const struct dbmove_job *j)
+{
+    return j->req.city[0] != '\0';
+}
+
+bool job_row_is_ours(const struct dbmove_job *j, const struct dbmove_row *r)
+{
+    char mine[PLACEMENT_KEY_MAX + 1], theirs[PLACEMENT_KEY_MAX + 1];
+    if (strcmp(r->database, j->req.database) != 0 || (r->city[0] == '\0') != !job_is_city(j))
+        return false;
+    if (!job_is_city(j) || strcmp(r->city, j->req.city) == 0)
+        return true;
+    return city_fold(r->city, theirs, sizeof(theirs)) &&
+           city_fold(j->req.city, mine, sizeof(mine)) && strcmp(mine, theirs) == 0;
+}
+
+const char *job_command(const struct dbmove_job *j, char *buf, size_t cap)
+{
+    if (job_is_city(j))
+        snprintf(buf, cap, "MOVE CITY '%s' OF DATABASE %s", j->req.city, j->req.database);
+    else
+        snprintf(buf, cap, "MOVE DATABASE %s", j->req.database);
+    return buf;
+}
+
+const char *job_subject(const struct dbmove_job *j, char *buf, size_t cap)
+{
+    if (job_is_city(j))
+        snprintf(buf, cap, "city '%s' of database \"%s\"", j->req.city, j->req.database);
+    else
+        snprintf(buf, cap, "database \"%s\"", j->req.database);
+    return buf;
+}
+
 /* A step's progress: logged, and a NOTICE for the admin while one waits. */
 void job_notice(struct dbmove_job *j, const char *fmt, ...)
 {
-    char prefix[DBMOVE_NAME_MAX + 16];
-    snprintf(prefix, sizeof(prefix), "MOVE DATABASE %s", j->req.database);
+    char prefix[JOB_COMMAND_MAX];
+    job_command(j, prefix, sizeof(prefix));
     va_list ap;
     va_start(ap, fmt);
     log_progress(prefix, j->notice, j->arg, fmt, ap);

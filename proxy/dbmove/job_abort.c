@@ -29,9 +29,11 @@ static int abort_read_records(struct dbmove_job *j)
 /* The newest move of the database that is not aborted: the one to undo. */
 static int abort_find_move(struct dbmove_job *j)
 {
+    char subject[JOB_COMMAND_MAX];
+    job_subject(j, subject, sizeof(subject));
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
-        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+        if (!job_row_is_ours(j, r) || !dbmove_state_live(r->state))
             continue;
         j->move = *r;
         j->has_move = true;
@@ -40,8 +42,7 @@ static int abort_find_move(struct dbmove_job *j)
             char detail[160];
             snprintf(detail, sizeof(detail), "The move to region \"%s\" is %s.", r->to_region,
                      dbmove_state_name(r->state));
-            job_problem(j, "55000", "the move of database \"%s\" cannot be aborted now",
-                        j->req.database);
+            job_problem(j, "55000", "the move of %s cannot be aborted now", subject);
             pg_error_detail(&j->problem, "%s", detail);
             pg_error_hint(&j->problem, "ABORT gives up a move before its cutover; after it, REVERT "
                                        "moves the database back, and FINISH ends the move.");
@@ -55,7 +56,7 @@ static int abort_find_move(struct dbmove_job *j)
         }
         return job_target_conninfo(j);
     }
-    job_problem(j, "55000", "database \"%s\" is not being moved", j->req.database);
+    job_problem(j, "55000", "%s is not being moved", subject);
     pg_error_hint(&j->problem, "SHOW MOVES shows the moves.");
     return JOB_FAIL;
 }
@@ -184,14 +185,23 @@ static int abort_record_target_row(struct dbmove_job *j)
     return job_write_record(j, j->dst_ctl, "recording the abort in the target region");
 }
 
+/* A city's move into a database it did not create leaves what it copied there: deleted. */
+static bool city_rows_kept(const struct dbmove_job *j)
+{
+    return job_is_city(j) && target_db_kept(j);
+}
+
 /* The summary says what went, and that the source was not touched. */
 static int abort_done(struct dbmove_job *j)
 {
+    char subject[JOB_COMMAND_MAX];
     snprintf(j->summary, sizeof(j->summary),
-             "the move of database \"%s\" to region \"%s\" is aborted: its subscription, slot "
-             "and publication are gone%s; the source is as it was",
-             j->req.database, j->move.to_region,
-             j->move.created_database ? ", and the database it created there" : "");
+             "the move of %s to region \"%s\" is aborted: its subscription, slot and publication "
+             "are gone%s; the source is as it was",
+             job_subject(j, subject, sizeof(subject)), j->move.to_region,
+             j->move.created_database ? ", and the database it created there"
+             : job_is_city(j)         ? ", and the rows it copied there"
+                                      : "");
     return JOB_NEXT;
 }
 
@@ -208,6 +218,7 @@ static const struct job_step abort_steps[] = {
     {"dropping the publication on the source", NULL, abort_publication},
     {NULL, NULL, abort_marker},
     {"dropping the database the move created on the target", move_created_database, abort_database},
+    {"deleting the rows the move copied to the target", city_rows_kept, job_city_delete_copy},
     {NULL, NULL, abort_record_source},
     {NULL, NULL, abort_record_target},
     {NULL, NULL, abort_record_target_row},

@@ -78,22 +78,6 @@ static bool reverting(const struct dbmove_job *j)
     return j->cut.reverse;
 }
 
-/*
- * ALTER DATABASE db SET default_transaction_read_only = on, or RESET, on
- * ctl: new sessions of the database there refuse writes, or take them.
- */
-int job_set_read_only(struct dbmove_job *j, const char *ctl, bool on, const char *what)
-{
-    char sql[256], db[160];
-    if (!sql_quote_ident_into(db, sizeof(db), j->req.database)) {
-        job_problem(j, "22023", "the database's name is too long");
-        return JOB_FAIL;
-    }
-    snprintf(sql, sizeof(sql), "ALTER DATABASE %s %s", db,
-             on ? "SET default_transaction_read_only = on" : "RESET default_transaction_read_only");
-    return job_query(j, ctl, what, sql, 0, NULL, job_take_nothing, NULL);
-}
-
 /* ---- 1. the move, its sides, its lag ---- */
 
 /* The cutover leaves from where the database lives now. */
@@ -163,7 +147,7 @@ int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char 
 {
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
-        if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
+        if (!job_row_is_ours(j, r) || !dbmove_state_live(r->state))
             continue;
         j->move = *r;
         j->has_move = true;
@@ -303,8 +287,9 @@ static void gate_done(const struct gate_outcome *o, void *arg)
     if (o->end == GATE_HELD) {
         j->cut.gate_closed = true;
         j->cut.held_at_ms = monotonic_ms();
-        job_notice(j, "the sessions of database \"%s\" are held (%lld ms to hold them all)",
-                   j->req.database, (long long)o->waited_ms);
+        char subject[JOB_COMMAND_MAX];
+        job_notice(j, "the sessions of %s are held (%lld ms to hold them all)",
+                   job_subject(j, subject, sizeof(subject)), (long long)o->waited_ms);
     } else if (o->end == GATE_LATE) {
         job_problem(j, "55P03",
                     "could not hold the sessions of database \"%s\" within move_timeout (%d ms); "
@@ -326,6 +311,9 @@ static int cut_gate(struct dbmove_job *j)
     scope->all = true;
     snprintf(scope->database, sizeof(scope->database), "%s", j->req.database);
     scope->reason = HOLD_DBMOVE;
+    /* A city's: only the sessions of that city (job_city_key); the others never wait. */
+    if (job_is_city(j) && !job_city_key(j, scope->city_key, sizeof(scope->city_key)))
+        return JOB_FAIL;
     j->cut.gate = gate_close(j->home, scope, j->cfg->move_timeout_ms, NULL, gate_done, j);
     if (j->cut.gate != NULL)
         return JOB_WAIT;
@@ -367,6 +355,18 @@ static int cut_held_pids(struct dbmove_job *j)
         return JOB_WAIT;
     job_problem(j, "53200", "out of memory");
     return JOB_FAIL;
+}
+
+/*
+ * A city's cutover ends no session on the leaving side: the pids list only
+ * takes the fleet's word (job_cut_wait_peers), from now to move_timeout.
+ */
+static int cut_city_pids(struct dbmove_job *j)
+{
+    gate_pids_init(&j->cut.pids, &j->cut.scope);
+    j->cut.pids_made = true;
+    j->cut.deadline_ms = monotonic_ms() + j->cfg->move_timeout_ms;
+    return JOB_NEXT;
 }
 
 /* How many sessions pgnear does not hold were ended on the leaving side: told. */
@@ -540,8 +540,6 @@ static int cut_back_slot_skip(struct dbmove_job *j)
 
 /* ---- 5. the commit ---- */
 
-static void cut_failed_late(struct dbmove_job *j);
-
 /* The arriving side takes writes (after a cutover, the source refused them). */
 static int cut_arriving_read_write(struct dbmove_job *j)
 {
@@ -562,9 +560,11 @@ static int cut_committed(struct dbmove_job *j)
 {
     /* The arriving region's record says it: the cutover is done, whatever follows. */
     j->cut.committed = true;
-    j->on_failure = cut_failed_late;
-    if (placement_set_region(&j->home->shared->placement, j->req.database, j->cut.arriving->name) !=
-        0)
+    j->on_failure = job_cut_failed_late;
+    if (job_is_city(j))
+        job_city_commit_home(j);
+    else if (placement_set_region(&j->home->shared->placement, j->req.database,
+                                  j->cut.arriving->name) != 0)
         job_notice(j, "this pgnear cannot track more than %d moved databases", PLACEMENT_MAX);
     return JOB_NEXT;
 }
@@ -602,25 +602,18 @@ static int cut_move_sessions(struct dbmove_job *j)
     snprintf(spec.from, sizeof(spec.from), "%s", j->cut.leaving->name);
     snprintf(spec.to, sizeof(spec.to), "%s", j->cut.arriving->name);
     snprintf(spec.database, sizeof(spec.database), "%s", j->req.database);
+    snprintf(spec.city_key, sizeof(spec.city_key), "%s", j->cut.scope.city_key);
     if (move_batch_start(j->home, &spec, sessions_moved, j) == 0)
         return JOB_WAIT;
     job_notice(j, "out of memory: the held sessions were not moved; they are ended");
     return JOB_NEXT;
 }
 
-/* The gate is open: how long the sessions were held is measured here. */
-static void gate_opened(void *arg)
-{
-    struct dbmove_job *j = arg;
-    j->cut.hold_ms = monotonic_ms() - j->cut.held_at_ms;
-    job_next(j);
-}
-
 /* The moved sessions go on, now against the arriving region. */
 static int cut_open_gate(struct dbmove_job *j)
 {
     j->cut.gate_closed = false;
-    if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
+    if (gate_open(j->home, &j->cut.scope, job_cut_gate_opened, j) == 0)
         return JOB_WAIT;
     j->cut.hold_ms = monotonic_ms() - j->cut.held_at_ms;
     return JOB_NEXT; /* out of memory: the flag is down all the same */
@@ -657,174 +650,49 @@ int job_cut_back_subscription(struct dbmove_job *j)
 static int cut_done(struct dbmove_job *j)
 {
     size_t moved = 0;
+    char subject[JOB_COMMAND_MAX];
     for (size_t i = 0; i < j->nmoves; i++)
         moved += j->moves[i].moved;
     snprintf(j->summary, sizeof(j->summary),
-             "database \"%s\" lives in region \"%s\" now: %zu sessions moved there, %zu ended; "
+             "%s lives in region \"%s\" now: %zu sessions moved there, %zu ended; "
              "the sessions were held %lld ms, the replication was %lld bytes behind at the start; "
              "changes stream back to region \"%s\". %s",
-             j->req.database, j->cut.arriving->name, moved, j->nmoves - moved,
-             (long long)j->cut.hold_ms, (long long)j->cut.lag_bytes, j->cut.leaving->name,
+             job_subject(j, subject, sizeof(subject)), j->cut.arriving->name, moved,
+             j->nmoves - moved, (long long)j->cut.hold_ms, (long long)j->cut.lag_bytes,
+             j->cut.leaving->name,
              reverting(j) ? "CUTOVER moves it again; ABORT gives the move up."
                           : "REVERT moves it back; FINISH ends the move.");
     return JOB_NEXT;
 }
 
-/* ---- a failure before the commit: everything as it was ---- */
-
-static const struct job_step undo_steps[];
-
-/* The gate closed: the held sessions must be let go. */
-static bool undo_wants_gate(const struct dbmove_job *j)
+/* The steps of a whole database's cutover alone (a city's: job_city.c's, where job_is_city). */
+static bool whole(const struct dbmove_job *j)
 {
-    return j->cut.gate_closed;
+    return !job_is_city(j);
 }
 
-/* The held sessions go on where they were. */
-static int undo_gate(struct dbmove_job *j)
+/* A city's CUTOVER; its REVERT (job_city_cutover.c: the feed widened again, no way back made). */
+static bool city_forward(const struct dbmove_job *j)
 {
-    j->cut.gate_closed = false;
-    if (gate_open(j->home, &j->cut.scope, gate_opened, j) == 0)
-        return JOB_WAIT;
-    return JOB_NEXT;
+    return job_is_city(j) && !reverting(j);
 }
 
-/* The leaving side was made to refuse writes. */
-static bool undo_wants_read_write(const struct dbmove_job *j)
+static bool city_back(const struct dbmove_job *j)
 {
-    return j->cut.read_only_set;
+    return job_is_city(j) && reverting(j);
 }
 
-/* The leaving side takes writes again. */
-static int undo_read_write(struct dbmove_job *j)
+/* Every cutover but a city's REVERT makes the replication back. */
+static bool makes_way_back(const struct dbmove_job *j)
 {
-    return job_set_read_only(j, j->cut.leave_ctl, false,
-                             "letting the leaving region take writes again");
+    return !city_back(j);
 }
 
-/* A REVERT's arriving side was let take writes. */
-static bool undo_wants_arriving_read_only(const struct dbmove_job *j)
-{
-    return j->cut.arriving_reset && reverting(j); /* a cutover's target never refused writes */
-}
-
-/* The arriving side refuses writes again, as before the REVERT. */
-static int undo_arriving_read_only(struct dbmove_job *j)
-{
-    return job_set_read_only(j, j->cut.arrive_ctl, true,
-                             "making the arriving region refuse writes again");
-}
-
-/* The slot for the way back was made, and nothing uses it now. */
-static bool undo_wants_slot(const struct dbmove_job *j)
-{
-    return j->cut.back_slot_made;
-}
-
-int job_cut_drop_back_slot(struct dbmove_job *j)
-{
-    return job_drop_slots(j, j->cut.arrive_db, "dropping the slot for the way back", j->cut.back,
-                          NULL);
-}
-
-/* The records said the cutover runs: they must say it did not. */
-static bool undo_wants_record(const struct dbmove_job *j)
-{
-    return j->cut.recorded;
-}
-
-/* The leaving side's record back to the state before, with the error. */
-static int undo_record_leaving(struct dbmove_job *j)
-{
-    j->move.state = reverting(j) ? DBMOVE_MOVED : DBMOVE_STREAMING;
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
-             j->first_problem.message);
-    return job_write_record(j, j->cut.leave_ctl, "recording that the cutover did not happen");
-}
-
-/* The same on the arriving side. */
-static int undo_record_arriving(struct dbmove_job *j)
-{
-    return job_write_record(j, j->cut.arrive_ctl, "recording that the cutover did not happen");
-}
-
-static const struct job_step undo_steps[] = {
-    {"the cutover failed: the held sessions are let go", undo_wants_gate, undo_gate},
-    {NULL, undo_wants_read_write, undo_read_write},
-    {NULL, undo_wants_arriving_read_only, undo_arriving_read_only},
-    {NULL, undo_wants_slot, job_cut_drop_back_slot},
-    {NULL, undo_wants_record, undo_record_leaving},
-    {NULL, undo_wants_record, undo_record_arriving},
-    {NULL, NULL, job_end_first_problem},
-    {NULL, NULL, NULL},
-};
-
-/* The failure kept for the answer, then steps run, each failure among them passed over. */
-static void clean_up_with(struct dbmove_job *j, const struct job_step *steps)
-{
-    j->first_problem = j->problem;
-    j->failed = false;
-    j->steps = steps;
-    j->step = 0;
-    j->on_failure = job_pass_over;
-    job_next(j);
-}
-
-/* A failure before the commit: undo_steps put everything back; the first problem answers. */
-static void cut_failed(struct dbmove_job *j)
-{
-    clean_up_with(j, undo_steps);
-}
-
-/* ---- a failure after the commit: the cutover stands; the error is told and recorded ---- */
-
-/* After the commit the cutover stands: the record keeps the error for SHOW MOVES. */
-static int late_record_leaving(struct dbmove_job *j)
-{
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
-             j->first_problem.message);
-    return job_write_record(j, j->cut.leave_ctl, "recording the cutover's error");
-}
-
-/* The same on the arriving side. */
-static int late_record_arriving(struct dbmove_job *j)
-{
-    return job_write_record(j, j->cut.arrive_ctl, "recording the cutover's error");
-}
-
-/* The first problem is the answer, with a hint that the cutover is done all the same. */
-static int late_end(struct dbmove_job *j)
-{
-    j->problem = j->first_problem;
-    pg_error_hint(&j->problem,
-                  "Database \"%s\" lives in region \"%s\" now: the cutover is done. SHOW MOVES "
-                  "shows the move.",
-                  j->req.database, j->cut.arriving->name);
-    j->failed = true;
-    j->on_failure = NULL;
-    return JOB_FAIL;
-}
-
-static const struct job_step late_steps[] = {
-    {NULL, undo_wants_gate, undo_gate},
-    {NULL, NULL, late_record_leaving},
-    {NULL, NULL, late_record_arriving},
-    {NULL, NULL, late_end},
-    {NULL, NULL, NULL},
-};
-
-/* A failure after the commit: late_steps let the sessions go and record the error. */
-static void cut_failed_late(struct dbmove_job *j)
-{
-    clean_up_with(j, late_steps);
-}
-
-/* From here a failure is undone (cut_failed); this pgnear marks the database as its own cutover. */
+/* From here a failure is undone (job_cut_failed); this pgnear marks the database as its own
+ * cutover. */
 static int cut_armed(struct dbmove_job *j)
 {
-    j->on_failure = cut_failed;
+    j->on_failure = job_cut_failed;
     /* This pgnear runs it: its follower does not hold sessions as a peer would. */
     if (placement_set_local(&j->home->shared->placement, j->req.database, true) == 0)
         j->cut.local_set = true;
@@ -841,40 +709,58 @@ static const struct job_step cutover_steps[] = {
     {NULL, job_secrets_wanted, job_source_secrets}, /* before anything changes */
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
-    {NULL, NULL, cut_publication},
-    {NULL, NULL, job_check_way_back}, /* else the replication back fails after the commit */
+    {NULL, whole, cut_publication},
+    {NULL, city_forward, job_city_back_publication},
+    /* else the replication back fails after the commit */
+    {NULL, makes_way_back, job_check_way_back},
     {NULL, job_in_fleet, job_cut_holds_table},
     {NULL, NULL, cut_armed},
     /* One a cutover killed before its record left behind: 42710 else. */
-    {"creating the slot for the way back", NULL, job_cut_drop_back_slot},
-    {NULL, NULL, cut_back_slot},
-    {NULL, NULL, cut_back_slot_skip}, /* most of its skipping now, not while sessions wait */
+    {"creating the slot for the way back", makes_way_back, job_cut_drop_back_slot},
+    {NULL, makes_way_back, cut_back_slot},
+    {NULL, makes_way_back, cut_back_slot_skip}, /* most of its skipping now, not while waiting */
+    {"creating the triggers that will refuse the city's writes in the leaving region", job_is_city,
+     job_city_triggers},
+    {NULL, city_forward, job_city_reference_triggers},
     /* Last before the gate: what the sessions would wait for is what they write from here. */
     {"letting the arriving region catch up before holding the sessions", NULL, cut_mark},
     {NULL, NULL, cut_wait_replay},
     {NULL, NULL, cut_replay_poll},
     {NULL, NULL, cut_record_begin_leaving},
     {NULL, NULL, cut_record_begin_arriving},
-    {"holding the database's sessions at their next transaction boundary", NULL, cut_gate},
-    {NULL, NULL, cut_held_pids},
+    {"holding the database's sessions at their next transaction boundary", whole, cut_gate},
+    {"holding the city's sessions at their next transaction boundary", job_is_city, cut_gate},
+    {NULL, whole, cut_held_pids},
+    {NULL, job_is_city, cut_city_pids},
     {NULL, job_in_fleet, job_cut_wait_peers},
     {NULL, job_in_fleet, cut_replay_poll},
-    {"making the leaving region refuse writes to the database", NULL, cut_read_only},
-    {NULL, NULL, cut_end_others},
+    {"making the leaving region refuse writes to the database", whole, cut_read_only},
+    {NULL, whole, cut_end_others},
+    {"making the leaving region refuse writes to the city's rows", job_is_city,
+     job_city_refuse_writes},
     {"waiting for the arriving region to replay the last write", NULL, cut_mark},
     {NULL, NULL, cut_wait_replay},
     {NULL, NULL, cut_replay_poll},
-    {NULL, NULL, cut_read_sequences},
+    {NULL, whole, cut_read_sequences},
     {"setting the arriving region's sequences past the leaving region's", has_sequences,
      cut_set_sequences},
-    {NULL, NULL, cut_back_slot_skip},
-    {NULL, NULL, cut_arriving_read_write},
+    {NULL, makes_way_back, cut_back_slot_skip},
+    {NULL, whole, cut_arriving_read_write},
     {NULL, NULL, cut_commit_arriving},
     {NULL, NULL, cut_committed},
+    {NULL, city_forward, job_city_allow_arriving},
+    {"the replication from the source carries the city's rows again", city_back,
+     job_city_drop_way_back},
+    {NULL, city_back, job_city_drop_leaving_publication},
+    {NULL, city_back, job_city_widen_feed},
+    {NULL, city_back, job_city_refresh_feed},
+    {NULL, city_back, job_city_allow_arriving},
     {"moving the held sessions", NULL, cut_move_sessions},
     {NULL, NULL, cut_open_gate},
-    {"starting the replication back", NULL, job_cut_drop_feed},
-    {NULL, NULL, job_cut_back_subscription},
+    {"starting the replication back", whole, job_cut_drop_feed},
+    {"narrowing the replication to the tables without the city's column", city_forward,
+     job_city_narrow_feed},
+    {NULL, makes_way_back, job_cut_back_subscription},
     {NULL, NULL, cut_commit_leaving},
     {NULL, NULL, cut_done},
     {NULL, NULL, NULL},

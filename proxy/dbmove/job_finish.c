@@ -1,5 +1,6 @@
 /*
  * job_finish.c — MOVE DATABASE db FINISH: after a cutover, the move ends;
+ * (MOVE CITY's FINISH: the same chain with job_city_cutover.c's steps;)
  * the replication back from the target and the publications go, the
  * record says 'finished', and the database lives in the target for good;
  * the cutover's marker schema goes from both sides.
@@ -94,9 +95,25 @@ static int finish_record_source(struct dbmove_job *j)
     return job_write_record(j, j->src_ctl, "recording the end of the move in the source region");
 }
 
+/* A whole database's move drops the marker from both sides; a city's keeps its source's triggers.
+ */
+static bool whole(const struct dbmove_job *j)
+{
+    return !job_is_city(j);
+}
+
 /* The summary tells the admin the source's copy is left for them to drop. */
 static int finish_done(struct dbmove_job *j)
 {
+    if (job_is_city(j)) {
+        snprintf(j->summary, sizeof(j->summary),
+                 "the move of city '%s' of database \"%s\" to region \"%s\" is finished: the "
+                 "replication both ways is gone, and its %lld rows in region \"%s\" are deleted; "
+                 "the tables without column %s are no longer copied to region \"%s\"",
+                 j->req.city, j->req.database, j->to->name, (long long)j->city.rows, j->from->name,
+                 j->city.column, j->to->name);
+        return JOB_NEXT;
+    }
     snprintf(j->summary, sizeof(j->summary),
              "the move of database \"%s\" to region \"%s\" is finished: the replication both ways "
              "is gone; the copy in region \"%s\" is left refusing writes "
@@ -112,12 +129,18 @@ static const struct job_step finish_steps[] = {
     {NULL, NULL, finish_read_records},
     {NULL, NULL, finish_find_move},
     {"dropping the replication back to the source", NULL, finish_back_subscription},
+    {NULL, job_is_city, job_city_drop_feed},
     {NULL, NULL, finish_slots},
     {NULL, NULL, finish_target_slots},
     {"dropping the publications", NULL, finish_publication_source},
     {NULL, NULL, finish_publication_target},
-    {NULL, NULL, finish_marker_source},
-    {NULL, NULL, finish_marker_target},
+    {"deleting the city's rows on the source, 1000 a transaction", job_is_city,
+     job_city_delete_function},
+    {NULL, job_is_city, job_city_delete_batch},
+    {NULL, job_is_city, job_city_finish_source},
+    {NULL, whole, finish_marker_source},
+    {NULL, whole, finish_marker_target},
+    {NULL, job_is_city, job_city_finish_target},
     {NULL, NULL, finish_record_target},
     {NULL, NULL, finish_record_source},
     {NULL, NULL, finish_done},

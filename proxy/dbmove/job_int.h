@@ -115,8 +115,19 @@ struct dbmove_job {
         char differ[DBMOVE_LIST_MAX];       /* those whose secret differs in the target */
         char fix[1024];                     /* the statements that give them the source's */
     } secrets;
-    struct dbmove_row *records; /* read from a region */
+    /* MOVE CITY (job_city.c): what the source's tables are, for the checks */
+    struct job_city {
+        char column[DBMOVE_NAME_MAX + 1];       /* [database] home_by */
+        int64_t homed;                          /* the tables that have it */
+        int64_t rows;                           /* the city's rows in them */
+        char no_identity[DBMOVE_LIST_MAX];      /* homed tables whose replica identity lacks it */
+        char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
+        char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
+        int64_t trigger_deadline_ms;            /* the triggers' tries end (job_city_triggers) */
+    } city;
+    struct dbmove_row *records; /* read from a region: the database's and cities' moves */
     size_t nrecords;
+    bool records_old; /* the region's record has no city moves' table: read again without it */
     struct dbmove_row move; /* the move this command works on */
     bool has_move;
     bool target_has_db;  /* ABORT: the target holds the database (the move may have died first) */
@@ -141,6 +152,7 @@ struct dbmove_job {
         bool recorded, gate_closed, read_only_set, back_slot_made, committed, poll_again;
         bool pids_made, arriving_reset, local_set;
         bool reverse;          /* REVERT, or settling a 'reverting' record */
+        bool trigger_set;      /* MOVE CITY: the leaving side refuses writes to the city's rows */
         bool found;            /* SETTLE: an interrupted cutover was found */
         bool copying;          /* SETTLE: a move said 'copying' */
         bool copy_lost;        /* ... and the target has no subscription for it */
@@ -169,6 +181,16 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
                              const struct dbmove_request *req, const struct job_kind *kind,
                              dbmove_notice_fn notice, dbmove_done_fn done, void *arg,
                              struct pg_error *problem);
+
+#define JOB_COMMAND_MAX (2 * DBMOVE_NAME_MAX + 48)
+/* Whether the job moves one city's rows (MOVE CITY) rather than the whole database. */
+bool job_is_city(const struct dbmove_job *j);
+/* Whether a record's row is a move of what the job works on: its database, and its city folded. */
+bool job_row_is_ours(const struct dbmove_job *j, const struct dbmove_row *r);
+/* The command as the admin writes it, for messages: "MOVE CITY 'x' OF DATABASE db"; buf. */
+const char *job_command(const struct dbmove_job *j, char *buf, size_t cap);
+/* What moves, for messages: city 'x' of database "db", or database "db"; buf. */
+const char *job_subject(const struct dbmove_job *j, char *buf, size_t cap);
 
 /* The job fails with this error; pg_error_detail and pg_error_hint on j->problem add the rest. */
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
@@ -251,6 +273,15 @@ void job_cutover_free(struct dbmove_job *j);
  */
 int job_find_move_in(struct dbmove_job *j, enum dbmove_state wanted, const char *verb);
 
+/*
+ * A cutover's failure (job_cutover_undo.c): before the commit everything is
+ * undone, after it the error is recorded; either answers the first problem.
+ * job_cut_gate_opened: the gate's done, which measures the hold.
+ */
+void job_cut_failed(struct dbmove_job *j);
+void job_cut_failed_late(struct dbmove_job *j);
+void job_cut_gate_opened(void *arg);
+
 /* The sides of j->move (j->cut, both regions' connection strings), reverse set. */
 int job_cut_sides(struct dbmove_job *j);
 /* ALTER DATABASE SET default_transaction_read_only = on, or RESET, on ctl. */
@@ -284,6 +315,91 @@ int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char
  */
 int job_check_publisher(struct dbmove_job *j);
 int job_check_way_back(struct dbmove_job *j);
+
+/*
+ * job_city.c: MOVE CITY's own steps, in the chains of MOVE DATABASE's
+ * commands (wanted where job_is_city).  job_city_homed: the database is
+ * homed by a column and the city can be written into the move's SQL;
+ * job_city_may_leave: the city lives where the database does, not in the
+ * target (after job_find_source); the facts of the source's tables and
+ * the refusals they give; the NOTICE of how many rows match; the
+ * publication of the city's rows and of the tables without the column;
+ * the summary; ABORT's delete of what was copied into a database the
+ * move did not create.
+ */
+/*
+ * MOVE CITY's SQL: the user tables of a side (ordinary, not partitions),
+ * each with its home column (a.attnum, a.attname) or NULLs; col is the
+ * column's name as SQL ($1, or a literal).  Of pgnear's own schema, the
+ * cutover's marker alone (a table without the column: published whole).
+ */
+#define JOB_TABLES_WITH_COLUMN(col)                                                                \
+    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                               \
+    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = " col                         \
+    "   AND a.attnum > 0 AND NOT a.attisdropped"                                                   \
+    " WHERE c.relkind = 'r' AND NOT c.relispartition"                                              \
+    "   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"    \
+    "   AND (n.nspname <> '" DBMOVE_MARKER_SCHEMA "' OR c.relname = 'cutover')"
+
+/*
+ * The home column's and the city's literals, for a DO block's body, which
+ * the city may not end (job_city_homed refuses "$pgnear$"); false, with
+ * the problem set, when they do not fit cap.  The column is read from
+ * the configuration (job_city_homed) by a command that has not yet.
+ */
+bool job_city_quote(struct dbmove_job *j, char *column, char *city, size_t cap);
+bool job_city_homed(struct dbmove_job *j);
+bool job_city_may_leave(struct dbmove_job *j);
+int job_city_facts(struct dbmove_job *j);
+int job_city_judge(struct dbmove_job *j);
+int job_city_count_rows(struct dbmove_job *j);
+int job_city_publication(struct dbmove_job *j);
+int job_city_done(struct dbmove_job *j);
+int job_city_delete_copy(struct dbmove_job *j);
+/*
+ * A city's CUTOVER (job_city.c), in job_cutover.c's chain: the city folded
+ * (the gate's and the move batch's key; false with the problem set); the
+ * arriving side's publication for the way back (the city's rows and the
+ * marker); the leaving side's triggers (before the gate), its refusal of
+ * the city's writes (after it), and the end of that refusal (undo); the commit of the city's home
+ * on this pgnear; the feed narrowed after the commit to the tables without the column, which go on
+ * following the database's region.
+ */
+bool job_city_key(struct dbmove_job *j, char *key, size_t cap);
+int job_city_back_publication(struct dbmove_job *j);
+int job_city_triggers(struct dbmove_job *j);
+/* The arriving side's refusal of writes to the tables without the column (before the gate). */
+int job_city_reference_triggers(struct dbmove_job *j);
+int job_city_refuse_writes(struct dbmove_job *j);
+int job_city_allow_writes(struct dbmove_job *j);
+int job_city_allow_arriving(struct dbmove_job *j);
+void job_city_commit_home(struct dbmove_job *j);
+int job_city_narrow_feed(struct dbmove_job *j);
+/*
+ * A city's REVERT (job_city_cutover.c), after its commit, the sessions
+ * held: the way back dropped (the arriving side's subscription, the
+ * leaving side's publication), the feed widened again to the city's rows
+ * and the marker, the leaving side's subscription refreshed to them
+ * (copying nothing); then the arriving side takes the city's writes.
+ */
+int job_city_drop_way_back(struct dbmove_job *j);
+int job_city_drop_leaving_publication(struct dbmove_job *j);
+int job_city_widen_feed(struct dbmove_job *j);
+int job_city_refresh_feed(struct dbmove_job *j);
+/*
+ * A city's FINISH (job_city_cutover.c), in job_finish.c's chain: the feed
+ * of the tables without the column dropped (the target's subscription),
+ * the city's rows deleted on the source a batch a transaction (a function
+ * made for it, then called until a call finds nothing left; j->city.rows
+ * counts them), the marker dropped there and on the target; the city's
+ * triggers and its refusal stay on the source, the target's refusal of
+ * writes to the tables without the column there.
+ */
+int job_city_drop_feed(struct dbmove_job *j);
+int job_city_delete_function(struct dbmove_job *j);
+int job_city_delete_batch(struct dbmove_job *j);
+int job_city_finish_source(struct dbmove_job *j);
+int job_city_finish_target(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

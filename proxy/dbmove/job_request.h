@@ -28,6 +28,7 @@ enum dbmove_action {
 struct dbmove_request {
     enum dbmove_action action;
     char database[DBMOVE_NAME_MAX + 1];  /* all but SHOW */
+    char city[DBMOVE_NAME_MAX + 1];      /* MOVE CITY: the city as written; "": the database */
     char to_region[DBMOVE_NAME_MAX + 1]; /* START; SETTLE: the leaving region */
     char by[DBMOVE_BY_MAX + 1];          /* who asked, for the record */
 };

@@ -57,10 +57,14 @@ static int settle_read_leaving(struct dbmove_job *j)
     return job_read_records(j, j->settle_ctl, "reading the record of moves");
 }
 
-/* Where the command that left the record held it: the leaving side (a move's source). */
+/*
+ * Where the command that left the record held it: the leaving side (a
+ * move's source); a city's commands take it where the database lives,
+ * the move's source, whichever way the city goes.
+ */
 static int settle_take_lock(struct dbmove_job *j)
 {
-    return job_take_lock_at(j, j->settle_ctl);
+    return job_take_lock_at(j, job_is_city(j) ? j->src_ctl : j->settle_ctl);
 }
 
 /*
@@ -72,9 +76,8 @@ static int settle_find(struct dbmove_job *j)
     j->cut.found = j->cut.copying = j->cut.copy_lost = false;
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
-        if (strcmp(r->database, j->req.database) != 0 ||
-            (r->state != DBMOVE_CUTTING_OVER && r->state != DBMOVE_REVERTING &&
-             r->state != DBMOVE_COPYING))
+        if (!job_row_is_ours(j, r) || (r->state != DBMOVE_CUTTING_OVER &&
+                                       r->state != DBMOVE_REVERTING && r->state != DBMOVE_COPYING))
             continue;
         j->move = *r;
         j->has_move = true;
@@ -137,11 +140,12 @@ static int settle_judge(struct dbmove_job *j)
             j->version_state = r->state;
         }
     }
+    char subject[JOB_COMMAND_MAX];
     job_notice(j,
-               "the %s of database \"%s\" to region \"%s\" was interrupted (the pgnear running it "
-               "stopped) %s the commit: %s",
-               j->cut.reverse ? "REVERT" : "CUTOVER", j->req.database, j->cut.arriving->name,
-               j->cut.committed ? "after" : "before",
+               "the %s of %s to region \"%s\" was interrupted (the pgnear running it stopped) %s "
+               "the commit: %s",
+               j->cut.reverse ? "REVERT" : "CUTOVER", job_subject(j, subject, sizeof(subject)),
+               j->cut.arriving->name, j->cut.committed ? "after" : "before",
                j->cut.committed ? "finishing it" : "undoing it");
     return JOB_NEXT;
 }
@@ -161,7 +165,44 @@ static bool not_committed(const struct dbmove_job *j)
 /* An undone REVERT: its arriving side (the source) refused writes before it. */
 static bool not_committed_revert(const struct dbmove_job *j)
 {
-    return not_committed(j) && j->cut.reverse;
+    return not_committed(j) && j->cut.reverse && !job_is_city(j);
+}
+
+/*
+ * A city's cutover is settled by its own steps (job_city_cutover.c): made,
+ * its CUTOVER's feed narrowed and way back started, or its REVERT's way
+ * back dropped and feed widened; not made, its leaving side's refusal of
+ * the city lifted (a REVERT made no slot for the way back).
+ */
+static bool whole_committed(const struct dbmove_job *j)
+{
+    return committed(j) && !job_is_city(j);
+}
+
+static bool whole_not_committed(const struct dbmove_job *j)
+{
+    return not_committed(j) && !job_is_city(j);
+}
+
+static bool city_committed_forward(const struct dbmove_job *j)
+{
+    return committed(j) && job_is_city(j) && !j->cut.reverse;
+}
+
+static bool city_committed_back(const struct dbmove_job *j)
+{
+    return committed(j) && job_is_city(j) && j->cut.reverse;
+}
+
+static bool city_not_committed(const struct dbmove_job *j)
+{
+    return not_committed(j) && job_is_city(j);
+}
+
+/* An undone cutover's slot for the way back: every one but a city's REVERT made one. */
+static bool undo_back_slot(const struct dbmove_job *j)
+{
+    return not_committed(j) && !(job_is_city(j) && j->cut.reverse);
 }
 
 /* ---- made: what followed the commit ---- */
@@ -175,11 +216,12 @@ static int settle_record_leaving(struct dbmove_job *j)
 /* The summary says the cutover was finished by this pgnear. */
 static int settle_finished(struct dbmove_job *j)
 {
+    char subject[JOB_COMMAND_MAX];
     snprintf(j->summary, sizeof(j->summary),
-             "database \"%s\" lives in region \"%s\": the interrupted %s had been committed, and "
-             "is finished; changes stream back to region \"%s\"",
-             j->req.database, j->cut.arriving->name, j->cut.reverse ? "REVERT" : "CUTOVER",
-             j->cut.leaving->name);
+             "%s lives in region \"%s\": the interrupted %s had been committed, and is finished; "
+             "changes stream back to region \"%s\"",
+             job_subject(j, subject, sizeof(subject)), j->cut.arriving->name,
+             j->cut.reverse ? "REVERT" : "CUTOVER", j->cut.leaving->name);
     return JOB_NEXT;
 }
 
@@ -225,10 +267,11 @@ static int settle_undo_record_arriving(struct dbmove_job *j)
 /* The summary says the cutover was undone by this pgnear. */
 static int settle_undone(struct dbmove_job *j)
 {
+    char subject[JOB_COMMAND_MAX];
     snprintf(j->summary, sizeof(j->summary),
-             "database \"%s\" lives in region \"%s\": the interrupted %s had not been committed, "
-             "and is undone",
-             j->req.database, j->cut.leaving->name, j->cut.reverse ? "REVERT" : "CUTOVER");
+             "%s lives in region \"%s\": the interrupted %s had not been committed, and is undone",
+             job_subject(j, subject, sizeof(subject)), j->cut.leaving->name,
+             j->cut.reverse ? "REVERT" : "CUTOVER");
     return JOB_NEXT;
 }
 
@@ -311,13 +354,22 @@ static const struct job_step settle_steps[] = {
     {NULL, copy_lost, settle_copy_told},
     {NULL, found, settle_read_arriving},
     {NULL, found, settle_judge},
-    {NULL, committed, job_cut_drop_feed},
-    {NULL, committed, job_cut_back_subscription},
+    {NULL, whole_committed, job_cut_drop_feed},
+    {NULL, city_committed_forward, job_city_allow_arriving},
+    {NULL, city_committed_forward, job_city_narrow_feed},
+    {NULL, city_committed_back, job_city_drop_way_back},
+    {NULL, city_committed_back, job_city_drop_leaving_publication},
+    {NULL, city_committed_back, job_city_widen_feed},
+    {NULL, city_committed_back, job_city_refresh_feed},
+    {NULL, city_committed_back, job_city_allow_arriving},
+    {NULL, city_committed_forward, job_cut_back_subscription},
+    {NULL, whole_committed, job_cut_back_subscription},
     {NULL, committed, settle_record_leaving}, /* last, as the cutover does it */
     {NULL, committed, settle_finished},
-    {NULL, not_committed, settle_leaving_read_write},
+    {NULL, whole_not_committed, settle_leaving_read_write},
+    {NULL, city_not_committed, job_city_allow_writes},
     {NULL, not_committed_revert, settle_arriving_read_only},
-    {NULL, not_committed, job_cut_drop_back_slot},
+    {NULL, undo_back_slot, job_cut_drop_back_slot},
     {NULL, not_committed, settle_undo_record_leaving},
     {NULL, not_committed, settle_undo_record_arriving},
     {NULL, not_committed, settle_undone},

@@ -63,17 +63,20 @@ static int merge_records(struct dbmove_job *j)
 /* A region's rows that cannot be read are told as a NOTICE: SHOW MOVES answers all the same. */
 static int take_region_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
-    (void)sqlstate;
     char why[256];
     free(j->records);
     j->records = NULL;
     j->nrecords = 0;
+    if (res == NULL && sqlstate != NULL && strcmp(sqlstate, "42P01") == 0 && !j->records_old) {
+        j->records_old = true; /* an older pgnear's record: without the city moves' table */
+        j->step = SHOW_READ_REGION;
+        return 0;
+    }
+    j->records_old = false;
     if (res != NULL && dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0)
         job_notice(j, "region \"%s\": %s", j->cfg->regions.items[j->region_index].name, why);
-    else {
-        j->nrecords = dbmove_rows_databases_only(j->records, j->nrecords);
+    else
         merge_records(j);
-    }
     if (++j->region_index < j->cfg->regions.count)
         j->step = SHOW_READ_REGION; /* the next region */
     return 0;
@@ -96,8 +99,9 @@ static int show_read_region(struct dbmove_job *j)
     }
     char what[160];
     snprintf(what, sizeof(what), "reading the record of moves of region \"%s\"", r->name);
-    return job_query(j, j->src_ctl, what, dbmove_select_sql, 0, NULL, take_region_records,
-                     "42P01 3D000");
+    return job_query(j, j->src_ctl, what,
+                     j->records_old ? dbmove_select_database_sql : dbmove_select_sql, 0, NULL,
+                     take_region_records, "42P01 3D000");
 }
 
 /* The next row that copies or streams, from status_index on; false when none is left. */

@@ -139,7 +139,8 @@ static int take_lock(struct dbmove_job *j, const PGresult *res, const char *sqls
                     j->req.database);
         pg_error_detail(
             &j->problem,
-            "Another MOVE DATABASE command on it is running, on this pgnear or another.");
+            "Another MOVE DATABASE or MOVE CITY command on it is running, on this pgnear or "
+            "another.");
         pg_error_hint(&j->problem, "Wait for it to end; SHOW MOVES shows the moves.");
         return 0;
     }
@@ -163,26 +164,36 @@ int job_take_lock_at(struct dbmove_job *j, const char *ctl)
                      take_lock, NULL);
 }
 
-/* No record table (42P01) is no move ever made there: no rows, not a failure. */
+/*
+ * No record table (42P01) is no move ever made there: no rows, not a
+ * failure.  An older pgnear's record has no city moves' table: the step
+ * runs again (the step before the one next) and reads the database moves.
+ */
 static int take_records(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     char why[256];
     free(j->records);
     j->records = NULL;
     j->nrecords = 0;
+    if (res == NULL && sqlstate != NULL && !j->records_old) {
+        j->records_old = true;
+        j->step--;
+        return 0;
+    }
+    j->records_old = false;
     if (res == NULL) /* 42P01: no table, no move ever */
         return sqlstate != NULL ? 0 : -1;
     if (dbmove_rows_parse(res, &j->records, &j->nrecords, why, sizeof(why)) != 0) {
         job_problem(j, "XX000", "the record of moves could not be read");
         pg_error_detail(&j->problem, "%s", why);
     }
-    j->nrecords = dbmove_rows_databases_only(j->records, j->nrecords);
     return 0;
 }
 
 int job_read_records(struct dbmove_job *j, const char *ctl, const char *what)
 {
-    return job_query(j, ctl, what, dbmove_select_sql, 0, NULL, take_records, "42P01");
+    return job_query(j, ctl, what, j->records_old ? dbmove_select_database_sql : dbmove_select_sql,
+                     0, NULL, take_records, "42P01");
 }
 
 /* The upsert has nothing to read: only whether it failed. */
@@ -207,15 +218,19 @@ int job_write_record(struct dbmove_job *j, const char *ctl, const char *what)
     }
     snprintf(id, sizeof(id), "%lld", (long long)m->id);
     snprintf(version, sizeof(version), "%d", m->version);
-    const char *params[9] = {id,
-                             m->database,
-                             m->from_region,
-                             m->to_region,
-                             dbmove_state_name(m->state),
-                             m->created_database ? "t" : "f",
-                             m->started_by,
-                             m->last_error,
-                             version};
+    const char *params[10] = {id,
+                              m->database,
+                              m->from_region,
+                              m->to_region,
+                              dbmove_state_name(m->state),
+                              m->created_database ? "t" : "f",
+                              m->started_by,
+                              m->last_error,
+                              version,
+                              m->city};
+    if (m->city[0] != '\0')
+        return job_query(j, ctl, what, dbmove_city_upsert_sql, 10, params, take_record_created,
+                         NULL);
     return job_query(j, ctl, what, dbmove_upsert_sql, 9, params, take_record_created, NULL);
 }
 
@@ -235,9 +250,14 @@ static int start_regions(struct dbmove_job *j)
         pg_error_hint(&j->problem, "SHOW REGIONS lists them.");
         return JOB_FAIL;
     }
+    if (job_is_city(j) && !job_city_homed(j))
+        return JOB_FAIL;
     if (job_find_source(j) != JOB_NEXT)
         return JOB_FAIL;
-    if (region_subset_has(&j->home_regions, j->to)) {
+    if (job_is_city(j)) {
+        if (!job_city_may_leave(j))
+            return JOB_FAIL;
+    } else if (region_subset_has(&j->home_regions, j->to)) {
         job_problem(j, "55000", "database \"%s\" lives in region \"%s\" already", j->req.database,
                     j->to->name);
         return JOB_FAIL;
@@ -307,19 +327,27 @@ static int start_target_relations(struct dbmove_job *j)
                      dbmove_target_relations_sql, 0, NULL, take_relations, NULL);
 }
 
-/* A move of the database that is not aborted, in what was read last: 55006. */
+/*
+ * A move of the database that is not aborted nor finished, in what was
+ * read last, of the whole database or of one of its cities: one move of a
+ * database at a time (55006).
+ */
 static int refuse_live_move(struct dbmove_job *j)
 {
     for (size_t i = 0; i < j->nrecords; i++) {
         const struct dbmove_row *r = &j->records[i];
         if (strcmp(r->database, j->req.database) != 0 || !dbmove_state_live(r->state))
             continue;
-        char detail[300];
-        snprintf(detail, sizeof(detail), "A move to region \"%s\" is %s (started by %s).",
+        char detail[400], what[DBMOVE_NAME_MAX + 24] = "A move";
+        if (r->city[0] != '\0')
+            snprintf(what, sizeof(what), "A move of city '%s'", r->city);
+        snprintf(detail, sizeof(detail), "%s to region \"%s\" is %s (started by %s).", what,
                  r->to_region, dbmove_state_name(r->state), r->started_by);
         job_problem(j, "55006", "database \"%s\" is being moved already", j->req.database);
         pg_error_detail(&j->problem, "%s", detail);
-        pg_error_hint(&j->problem, "SHOW MOVES shows it; MOVE DATABASE ... ABORT ends it.");
+        pg_error_hint(&j->problem,
+                      "A database has one move at a time, of it whole or of one city's rows: "
+                      "SHOW MOVES shows it; its ABORT, or FINISH after its cutover, ends it.");
         return JOB_FAIL;
     }
     return JOB_NEXT;
@@ -357,6 +385,7 @@ static int start_create_tables(struct dbmove_job *j)
     snprintf(j->move.from_region, sizeof(j->move.from_region), "%s", j->from->name);
     snprintf(j->move.to_region, sizeof(j->move.to_region), "%s", j->to->name);
     snprintf(j->move.started_by, sizeof(j->move.started_by), "%s", j->req.by);
+    snprintf(j->move.city, sizeof(j->move.city), "%s", j->req.city);
     j->move.created_database = !j->dst.has_database;
     j->has_move = true;
     return job_query(j, j->src_ctl, "creating the source's record of moves", dbmove_create_sql, 0,
@@ -416,6 +445,12 @@ static int start_marker(struct dbmove_job *j)
                      dbmove_marker_create_sql, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
 }
 
+/* A whole database's move publishes every table (a city's: job_city_publication). */
+static bool whole_database(const struct dbmove_job *j)
+{
+    return !job_is_city(j);
+}
+
 /* Every table of the source, for the subscription that copies them and streams their changes. */
 static int start_publication(struct dbmove_job *j)
 {
@@ -451,6 +486,8 @@ static int start_subscription(struct dbmove_job *j)
 static int start_done(struct dbmove_job *j)
 {
     j->on_failure = NULL;
+    if (job_is_city(j))
+        return job_city_done(j);
     snprintf(j->summary, sizeof(j->summary),
              "copying %lld tables (%lld MB) of database \"%s\" from region \"%s\" to region "
              "\"%s\"; SHOW MOVES shows the copy, MOVE DATABASE %s ABORT undoes the move",
@@ -471,8 +508,9 @@ static void record_failure(struct dbmove_job *j)
     if (snprintf(j->move.last_error, sizeof(j->move.last_error), "%s %s: %s", j->problem.sqlstate,
                  j->problem.message, j->problem.detail) >= (int)sizeof(j->move.last_error))
         memcpy(j->move.last_error + sizeof(j->move.last_error) - 4, "...", 4); /* cut */
-    pg_error_hint(&j->first_problem, "MOVE DATABASE %s ABORT removes what the move made.",
-                  j->req.database);
+    char command[JOB_COMMAND_MAX];
+    pg_error_hint(&j->first_problem, "%s ABORT removes what the move made.",
+                  job_command(j, command, sizeof(command)));
     j->steps = failure_steps;
     j->step = 0;
     j->failed = false; /* for the two writes; the problem stays for the answer */
@@ -510,6 +548,9 @@ static const struct job_step start_steps[] = {
     {NULL, NULL, start_target_records},
     {NULL, NULL, refuse_live_move},
     {NULL, NULL, start_judge},
+    {NULL, job_is_city, job_city_facts},
+    {NULL, job_is_city, job_city_judge},
+    {NULL, job_is_city, job_city_count_rows},
     {NULL, job_secrets_wanted, job_source_secrets},
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
@@ -521,9 +562,14 @@ static const struct job_step start_steps[] = {
     {"creating the database in the target region", target_lacks_database, start_create_database},
     {NULL, NULL, start_marker},
     {"copying the schema (pg_dump --schema-only)", NULL, job_copy_schema},
-    {"creating the publication on the source and the subscription on the target", NULL,
+    {"creating the publication on the source and the subscription on the target", whole_database,
      start_publication},
+    {"creating the publication of the city's rows and the tables without its column on the "
+     "source, and the subscription on the target",
+     job_is_city, job_city_publication},
     {NULL, NULL, start_subscription},
+    {"creating the triggers that will refuse the city's writes on the source at its cutover",
+     job_is_city, job_city_triggers},
     {NULL, NULL, start_done},
     {NULL, NULL, NULL},
 };

@@ -1,5 +1,6 @@
 /*
- * record.c — the text of pgnear_database_moves, the reading of its rows,
+ * record.c — the text of pgnear_database_moves and pgnear_city_moves, the
+ * reading of their rows,
  * and what a row says: its state's word, where its database lives
  * (record.h).
  */
@@ -36,19 +37,35 @@ const char dbmove_create_sql[] =
     ");\n"
     "ALTER TABLE " DBMOVE_TABLE " ADD COLUMN IF NOT EXISTS city text"
     " CHECK (length(city) BETWEEN 1 AND 63);\n"
+    "CREATE TABLE IF NOT EXISTS " DBMOVE_CITY_TABLE " (LIKE " DBMOVE_TABLE " INCLUDING ALL);\n"
+    "ALTER TABLE " DBMOVE_CITY_TABLE " ALTER COLUMN city SET NOT NULL;\n"
     "END $pgnear$";
 
-const char dbmove_select_sql[] =
-    "SELECT id, database, from_region, to_region, state, created_database,"
-    " (extract(epoch FROM started_at) * 1000000)::int8,"
+/* The columns every row is read with, but the city. */
+#define ROW_COLUMNS                                                                                \
+    "SELECT id, database, from_region, to_region, state, created_database,"                        \
+    " (extract(epoch FROM started_at) * 1000000)::int8,"                                           \
     " (extract(epoch FROM updated_at) * 1000000)::int8, started_by, last_error, version,"
-    " to_jsonb(m) ->> 'city'" /* NULL as well in a table made before the column was */
-    " FROM " DBMOVE_TABLE " m ORDER BY id DESC";
+/* NULL as well in a table made before the column was */
+#define DATABASE_ROWS ROW_COLUMNS " to_jsonb(m) ->> 'city' FROM " DBMOVE_TABLE " m"
+
+const char dbmove_select_sql[] =
+    DATABASE_ROWS " UNION ALL " ROW_COLUMNS " city FROM " DBMOVE_CITY_TABLE " ORDER BY 1 DESC";
+
+const char dbmove_select_database_sql[] = DATABASE_ROWS " ORDER BY id DESC";
 
 const char dbmove_upsert_sql[] =
     "INSERT INTO " DBMOVE_TABLE " (id, database, from_region, to_region, state,"
     " created_database, started_by, last_error, version)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), $9)"
+    " ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state,"
+    " created_database = EXCLUDED.created_database, last_error = EXCLUDED.last_error,"
+    " version = EXCLUDED.version, updated_at = now()";
+
+const char dbmove_city_upsert_sql[] =
+    "INSERT INTO " DBMOVE_CITY_TABLE " (id, database, from_region, to_region, state,"
+    " created_database, started_by, last_error, version, city)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, nullif($8, ''), $9, $10)"
     " ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state,"
     " created_database = EXCLUDED.created_database, last_error = EXCLUDED.last_error,"
     " version = EXCLUDED.version, updated_at = now()";
@@ -166,15 +183,6 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
         }
     *count = (size_t)n;
     return 0;
-}
-
-size_t dbmove_rows_databases_only(struct dbmove_row *rows, size_t count)
-{
-    size_t kept = 0;
-    for (size_t i = 0; i < count; i++)
-        if (rows[i].city[0] == '\0')
-            rows[kept++] = rows[i];
-    return kept;
 }
 
 void dbmove_subscription_name(int64_t id, char *buf, size_t cap)

@@ -1,6 +1,9 @@
 /*
  * record.h — the durable record of database moves, pgnear_database_moves,
- * kept in moves_db on the primary of both regions of a move.
+ * and of city moves, pgnear_city_moves (the same columns, city NOT NULL),
+ * kept in moves_db on the primary of both regions of a move.  The city
+ * moves have a table of their own: a pgnear older than them reads every
+ * row of pgnear_database_moves as a move of a whole database.
  *
  * One row per move, keyed by its id (microseconds since the epoch when it
  * began, unique enough for moves an admin starts by hand, and ordered):
@@ -22,10 +25,11 @@
 
 #include <libpq-fe.h>
 
-#define DBMOVE_TABLE     "pgnear_database_moves"
-#define DBMOVE_NAME_MAX  63  /* a database or region name */
-#define DBMOVE_BY_MAX    127 /* started_by as kept */
-#define DBMOVE_ERROR_MAX 511 /* last_error as kept */
+#define DBMOVE_TABLE      "pgnear_database_moves"
+#define DBMOVE_CITY_TABLE "pgnear_city_moves"
+#define DBMOVE_NAME_MAX   63  /* a database or region name */
+#define DBMOVE_BY_MAX     127 /* started_by as kept */
+#define DBMOVE_ERROR_MAX  511 /* last_error as kept */
 #define DBMOVE_OBJECT_NAME                                                                         \
     "pgnear_move" /* the publication; the subscription and slot add the id                         \
                    */
@@ -61,18 +65,26 @@ struct dbmove_row {
 };
 
 /*
- * The table, created on first use; a table an older pgnear made gets the
- * city column (an older pgnear names the columns it reads: it still can).
+ * The tables, created on first use; a pgnear_database_moves an older
+ * pgnear made gets the (nullable) city column, which an older pgnear does
+ * not read, and a city move's rows go to pgnear_city_moves.
  */
 extern const char dbmove_create_sql[];
-/* Every row, newest first: what dbmove_rows_parse reads. */
+/*
+ * Every row of both tables, newest first: what dbmove_rows_parse reads.
+ * A moves_db whose tables an older pgnear made has no pgnear_city_moves
+ * (42P01): dbmove_select_database_sql then reads the database moves alone.
+ */
 extern const char dbmove_select_sql[];
+extern const char dbmove_select_database_sql[];
 /*
  * A move's whole row, inserted or replaced: $1 id, $2 database, $3 from,
  * $4 to, $5 state, $6 created_database (t/f), $7 started_by, $8 last_error
  * ('' none), $9 version.  updated_at is now().
  */
 extern const char dbmove_upsert_sql[];
+/* The same into pgnear_city_moves, $10 the city as written. */
+extern const char dbmove_city_upsert_sql[];
 
 const char *dbmove_state_name(enum dbmove_state state);
 bool dbmove_state_parse(const char *text, enum dbmove_state *out);
@@ -87,12 +99,6 @@ bool dbmove_state_in_target(enum dbmove_state state);
  */
 int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *count, char *why,
                       size_t cap);
-/*
- * Keeps only the whole-database moves of rows (in order): what MOVE
- * DATABASE, its steps and SHOW MOVES read.  Returns how many are left.
- */
-size_t dbmove_rows_databases_only(struct dbmove_row *rows, size_t count);
-
 /*
  * The cutover's marker: a schema of pgnear's own in the moved database,
  * made on the source before its schema is copied, so that both sides have

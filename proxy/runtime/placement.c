@@ -202,3 +202,83 @@ bool placement_flag(struct placement_table *t, const char *database, enum placem
     pthread_mutex_unlock(&t->lock);
     return set;
 }
+
+bool placement_is_city(const char *key, const char *city, const char *matched)
+{
+    char mine[PLACEMENT_KEY_MAX + 1];
+    const char *names[2] = {city, matched};
+    for (size_t i = 0; i < 2; i++)
+        if (names[i] != NULL && names[i][0] != '\0' && city_fold(names[i], mine, sizeof(mine)) &&
+            strcmp(mine, key) == 0)
+            return true;
+    return false;
+}
+
+/* The held city of database and key, under the lock; its index, or -1. */
+static int held_city(const struct placement_table *t, const char *database, const char *key)
+{
+    for (size_t i = 0; i < t->nheld_cities; i++)
+        if (strcmp(t->held_cities[i].database, database) == 0 &&
+            strcmp(t->held_cities[i].key, key) == 0)
+            return (int)i;
+    return -1;
+}
+
+int placement_set_city_held(struct placement_table *t, const char *database, const char *key,
+                            bool held)
+{
+    int rc = 0;
+    pthread_mutex_lock(&t->lock);
+    int i = held_city(t, database, key);
+    if (held && i < 0 && t->nheld_cities == PLACEMENT_HELD_CITIES) {
+        rc = -1;
+    } else if (held && i < 0) {
+        struct placement_held_city *c = &t->held_cities[t->nheld_cities];
+        snprintf(c->database, sizeof(c->database), "%s", database);
+        snprintf(c->key, sizeof(c->key), "%s", key);
+        __atomic_store_n(&t->nheld_cities, t->nheld_cities + 1, __ATOMIC_RELEASE);
+    } else if (!held && i >= 0) {
+        t->held_cities[i] = t->held_cities[t->nheld_cities - 1];
+        __atomic_store_n(&t->nheld_cities, t->nheld_cities - 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return rc;
+}
+
+bool placement_city_held(struct placement_table *t, const char *database, const char *city,
+                         const char *matched)
+{
+    bool held = false;
+    if (__atomic_load_n(&t->nheld_cities, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nheld_cities && !held; i++)
+        held = strcmp(t->held_cities[i].database, database) == 0 &&
+               placement_is_city(t->held_cities[i].key, city, matched);
+    pthread_mutex_unlock(&t->lock);
+    return held;
+}
+
+void placement_set_home(struct placement_table *t, const struct placement_home *h)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t i = 0;
+    while (i < t->nhomes && !(strcmp(t->homes[i].database, h->database) == 0 &&
+                              strcmp(t->homes[i].key, h->key) == 0 &&
+                              (t->homes[i].city[0] == '\0') == (h->city[0] == '\0')))
+        i++;
+    if (i < PLACEMENT_HOMES_MAX) {
+        t->homes[i] = *h;
+        if (i == t->nhomes)
+            __atomic_store_n(&t->nhomes, i + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&t->lock);
+}
+
+bool placement_city_held_key(struct placement_table *t, const char *database, const char *key)
+{
+    pthread_mutex_lock(&t->lock);
+    bool held = held_city(t, database, key) >= 0;
+    pthread_mutex_unlock(&t->lock);
+    return held;
+}

@@ -58,8 +58,18 @@ struct placement_home {
     char state[PLACEMENT_STATE_MAX + 1];
 };
 
+#define PLACEMENT_HELD_CITIES 8 /* cities whose cutover holds their sessions at once */
+
+/* A city whose cutover holds its sessions (MOVE CITY ... CUTOVER): database and folded city. */
+struct placement_held_city {
+    char database[PLACEMENT_NAME_MAX + 1];
+    char key[PLACEMENT_KEY_MAX + 1];
+};
+
 struct placement_table {
     pthread_mutex_t lock;
+    size_t nheld_cities; /* under the lock, as held_cities; read without it for none */
+    struct placement_held_city held_cities[PLACEMENT_HELD_CITIES];
     size_t nhomes; /* under the lock, as homes */
     struct placement_home homes[PLACEMENT_HOMES_MAX];
     int count; /* entries in use (atomic read for the common case of none) */
@@ -112,6 +122,22 @@ static inline bool placement_held(struct placement_table *t, const char *databas
 {
     return placement_flag(t, database, PLACEMENT_HELD);
 }
+
+/*
+ * A city's cutover holds (or no longer holds) the sessions of database
+ * whose city folds to key; -1 when PLACEMENT_HELD_CITIES are held already.
+ */
+int placement_set_city_held(struct placement_table *t, const char *database, const char *key,
+                            bool held);
+/* Whether the sessions of database from city (its name given, its city table's match) are held. */
+bool placement_city_held(struct placement_table *t, const char *database, const char *city,
+                         const char *matched);
+/* Whether database's city folded as key is held. */
+bool placement_city_held_key(struct placement_table *t, const char *database, const char *key);
+/* Whether a city (as given, or the city table's match; NULL or "": none) folds to key. */
+bool placement_is_city(const char *key, const char *city, const char *matched);
+/* The home of h's database and city replaced by h (added when it has none): a cutover's commit. */
+void placement_set_home(struct placement_table *t, const struct placement_home *h);
 
 /* This pgnear runs a cutover of database (its peers only follow); -1 when the table is full. */
 static inline int placement_set_local(struct placement_table *t, const char *database, bool local)

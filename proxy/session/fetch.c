@@ -104,7 +104,9 @@ static bool fetch_region_held(struct session *s, const struct region *r)
     return registry_paused(r->runtime) ||
            (registry_migration_hold(r->runtime) &&
             strcmp(s->database, s->cfg->migrations_db) == 0) ||
-           placement_held(&s->w->shared->placement, s->database);
+           placement_held(&s->w->shared->placement, s->database) ||
+           placement_city_held(&s->w->shared->placement, s->database, s->origin.city,
+                               s->origin.place);
 }
 
 /*

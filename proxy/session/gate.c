@@ -139,6 +139,9 @@ bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
         return false;
     if (scope->one_client && s->id != scope->client_id)
         return false;
+    if (scope->city_key[0] != '\0' &&
+        !placement_is_city(scope->city_key, s->origin.city, s->origin.place))
+        return false;
     return scope->database[0] == '\0' || strcmp(s->database, scope->database) == 0;
 }
 
@@ -161,6 +164,10 @@ bool gate_each(struct worker *w, const struct gate_scope *scope, gate_each_fn fn
 static void set_flag(struct worker *home, const struct region_set *regions,
                      const struct gate_scope *scope, bool on)
 {
+    if (scope->reason == HOLD_DBMOVE && scope->city_key[0] != '\0') {
+        placement_set_city_held(&home->shared->placement, scope->database, scope->city_key, on);
+        return;
+    }
     if (scope->reason == HOLD_DBMOVE) {
         placement_set_held(&home->shared->placement, scope->database, on);
         return;
@@ -179,6 +186,9 @@ static void set_flag(struct worker *home, const struct region_set *regions,
 /* Whether someone took the flag down meanwhile in some region of the scope (RESUME). */
 static bool opened_meanwhile(const struct gate_close *g)
 {
+    if (g->scope.reason == HOLD_DBMOVE && g->scope.city_key[0] != '\0')
+        return !placement_city_held_key(&g->home->shared->placement, g->scope.database,
+                                        g->scope.city_key);
     if (g->scope.reason == HOLD_DBMOVE)
         return !placement_held(&g->home->shared->placement, g->scope.database);
     const struct region_set *regions = &g->cfg->regions;

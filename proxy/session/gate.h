@@ -35,6 +35,7 @@ struct gate_scope {
     char region[64];     /* else this one */
     char not_region[64]; /* "": no region left out; else not this one */
     char database[64];   /* "": every database */
+    char city_key[128];  /* "": every city; else the sessions whose city folds to it (MOVE CITY) */
     bool one_client;     /* only the session client_id (MOVE CLIENT) */
     uint64_t client_id;  /* with one_client */
     uint8_t reason;      /* a gate's enum hold_reason: HOLD_PAUSE, HOLD_MIGRATION or HOLD_DBMOVE */

@@ -76,6 +76,7 @@ static void batch_scope(const struct move_batch_spec *spec, struct gate_scope *s
     if (spec->scope == MOVE_BATCH_DATABASE) {
         snprintf(scope->database, sizeof(scope->database), "%s", spec->database);
         snprintf(scope->not_region, sizeof(scope->not_region), "%s", spec->to);
+        snprintf(scope->city_key, sizeof(scope->city_key), "%s", spec->city_key);
     }
     scope->one_client = spec->scope == MOVE_BATCH_ONE;
     scope->client_id = spec->client_id;

@@ -37,7 +37,8 @@ struct move_batch_spec {
     char from[MOVE_REGION_MAX];
     char to[MOVE_REGION_MAX]; /* "": each session's next region by its own route */
     char database[64];
-    bool end_the_rest; /* FROM, DATABASE: then end the scope's sessions still there (57P01) */
+    char city_key[128]; /* DATABASE: "" every session of it; else those of this city (folded) */
+    bool end_the_rest;  /* FROM, DATABASE: then end the scope's sessions still there (57P01) */
 };
 
 /* The end, on the home worker: the rows are the batch's until it returns. */

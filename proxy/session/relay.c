@@ -250,7 +250,8 @@ void relay_start(struct session *s)
     if (registry_migration_hold(s->region->runtime) &&
         strcmp(s->database, s->w->cfg->migrations_db) == 0)
         reasons |= HOLD_MIGRATION;
-    if (placement_held(&s->w->shared->placement, s->database))
+    if (placement_held(&s->w->shared->placement, s->database) ||
+        placement_city_held(&s->w->shared->placement, s->database, s->origin.city, s->origin.place))
         reasons |= HOLD_DBMOVE;
     if (reasons != 0 && !gate_hold_session(s, reasons))
         return;

@@ -3,13 +3,14 @@
 # transaction, so each transaction is routed again) and plain
 # (regions = us-east, no home_by) over two clusters, us-east and us-west,
 # each its own primary.  Once a record of a finished city move (seattle
-# to us-west) is in pgnear_database_moves on both primaries, as MOVE CITY
-# will write it, a movr session from Seattle runs on us-west within the
+# to us-west) is in pgnear_city_moves on both primaries, as MOVE CITY
+# writes it, a movr session from Seattle runs on us-west within the
 # follower's round, however the city is spelled (capitals, Seattle,US); one from Amsterdam, one
 # with no city and one naming us-west by a region hint stay on us-east,
 # where movr lives; plain ignores the city's row.  SHOW HOMES shows
 # seattle's home and the row of every other city.  A record an older
-# pgnear made (no city column) is read as one without city rows.  home_by without
+# pgnear made (no city column, no city moves' table) is read as one
+# without city rows.  home_by without
 # regions, or not a column name, is refused at load.
 use strict;
 use warnings;
@@ -72,11 +73,13 @@ ok wait_until(sub { my ($h) = homes(); ($h->{move_id} // '') eq '900' }, timeout
   'a record without the city column is read: SHOW HOMES shows movr\'s aborted move';
 unlike $p->log_contents, qr/record of moves in region \S+ could not be read/, '... with no warning';
 
-# The column a move adds to it, then the record as a finished MOVE CITY leaves it, on both primaries.
+# The city moves' table as a move makes it, then the record as a finished MOVE CITY leaves it,
+# on both primaries.
 for my $c ($us, $west) {
     $c->psql_admin([
         q{ALTER TABLE pgnear_database_moves ADD COLUMN IF NOT EXISTS city text},
-        q{INSERT INTO pgnear_database_moves (id, database, from_region, to_region, state,
+        q{CREATE TABLE pgnear_city_moves (LIKE pgnear_database_moves INCLUDING ALL)},
+        q{INSERT INTO pgnear_city_moves (id, database, from_region, to_region, state,
             created_database, started_by, version, city) VALUES
             (1000, 'movr', 'us-east', 'us-west', 'finished', false, 'test', 4, 'seattle'),
             (1001, 'plain', 'us-east', 'us-west', 'finished', false, 'test', 4, 'seattle')},
@@ -106,7 +109,7 @@ is_deeply [map { "$_->{database}|$_->{column}|$_->{city}|$_->{region}|$_->{move_
 like $h[0]{since} // '', qr/^\d{4}-\d\d-\d\d /, '... since the record\'s last change';
 
 # A move that is aborted homes the city with the others again.
-$_->psql_admin(q{UPDATE pgnear_database_moves SET state = 'aborted', version = 5 WHERE id = 1000})
+$_->psql_admin(q{UPDATE pgnear_city_moves SET state = 'aborted', version = 5 WHERE id = 1000})
   for $us, $west;
 ok wait_until(sub { server_of('movr', city => 'Seattle') eq $us->port }, timeout => 10),
   'its move aborted: Seattle on us-east again';

@@ -305,6 +305,18 @@ static void test_move_database(void **state)
     expect_error("MOVE DATABASE movr TO eu-west", "42601", 0);
     expect_error("MOVE DATABASE TO REGION eu-west", "42601", 0);
     assert_int_equal(parse("MOVE NEXT FROM cur"), ADMIN_PARSE_SQL);
+    /* a city's rows: the city a string literal, kept as written */
+    expect_kind("MOVE CITY 'New York' OF DATABASE movr TO REGION us-east", ADMIN_MOVE_CITY);
+    assert_string_equal(cmd.city, "New York");
+    assert_string_equal(cmd.database, "movr");
+    assert_string_equal(cmd.to_region, "us-east");
+    assert_int_equal(cmd.db_action, ADMIN_DB_MOVE);
+    expect_kind("move city 'seattle' of database movr abort;", ADMIN_MOVE_CITY);
+    assert_int_equal(cmd.db_action, ADMIN_DB_ABORT);
+    expect_error("MOVE CITY seattle OF DATABASE movr ABORT", "42601", 0);
+    expect_error("MOVE CITY 'seattle' DATABASE movr ABORT", "42601", 0);
+    expect_error("MOVE CITY 'seattle' OF movr ABORT", "42601", 0);
+    expect_error("MOVE CITY '' OF DATABASE movr ABORT", "22023", 0);
 }
 
 static void test_unknown_commands(void **state)

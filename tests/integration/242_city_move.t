@@ -1,0 +1,405 @@
+# Moving one city's rows, first part: MOVE CITY 'seattle' OF DATABASE movr
+# TO REGION us-west over two clusters with wal_level = logical, movr homed
+# by city ([database movr] home_by = city, regions = us-east) with MovR's
+# keys: users, vehicles and rides keyed (city, id uuid), their foreign keys
+# pairing city with city, promo_codes without the column; four cities.
+# Each check refuses with its SQLSTATE, naming the tables, before anything
+# is made (a database not homed by city, the region the city lives in, a
+# replica identity without the column, a key from another city's column
+# (MovR's rides (rider_city, rider_id) -> users (city, id)), a bigserial);
+# then the move copies exactly seattle's rows and all of promo_codes, its
+# NOTICE counts them, SHOW MOVES shows it with its city, SHOW HOMES its
+# state, seattle's new rows stream and boston's do not; a second move of
+# movr (a city or the whole database) is refused with 55006; ABORT, with
+# the city spelt otherwise, leaves nothing: no publication, slot,
+# subscription, nor the database it created; into an empty database it
+# did not create, the rows it copied are deleted and the database kept.
+# CUTOVER while a seattle and a boston writer run through pgnear, with a
+# seattle client in a transaction: the cutover waits for it while boston
+# writes on (never held), then holds and moves the seattle sessions alone,
+# 0 failed transactions, seattle's rows the same on both sides (those
+# written in us-west come back), us-east refuses a direct seattle write,
+# us-west a write to promo_codes (25006), which still follows us-east;
+# the second pgnear of the fleet holds and moves its own seattle client
+# (not its boston one) and sends seattle's new sessions to us-west;
+# REVERT under both writers loses nothing and moves the seattle sessions
+# back (us-west then refuses seattle's writes); a CUTOVER whose pgnear is
+# killed (kill -9) before its commit is undone by the other pgnear of the
+# fleet, and CUTOVER runs again;
+# FINISH deletes seattle's rows in us-east (not boston's) and every
+# replication object, and a seattle session lands in us-west.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use IPC::Run ();
+use PgNearTest;
+use PgNearDbMove qw(write_users admin_rows);
+
+require_tool('psql');
+require_tool('pg_dump');
+require_tool('pgbench');
+
+my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
+my $us = PgNearTest::Cluster->new(name => 'us-east', %LOGICAL);
+my $west = PgNearTest::Cluster->new(name => 'us-west', %LOGICAL);
+$west->psql_admin('DROP DATABASE movr');
+my @CITIES = ('seattle', 'boston', 'amsterdam', 'new york');
+my $cities = join(', ', map { "'$_'" } @CITIES);
+$us->psql_admin([
+    'CREATE TABLE users (city text, id uuid DEFAULT gen_random_uuid(), name text NOT NULL,'
+      . ' PRIMARY KEY (city, id))',
+    'CREATE TABLE vehicles (city text, id uuid DEFAULT gen_random_uuid(), owner_id uuid,'
+      . ' PRIMARY KEY (city, id), FOREIGN KEY (city, owner_id) REFERENCES users (city, id))',
+    'CREATE TABLE rides (city text, id uuid DEFAULT gen_random_uuid(), vehicle_id uuid,'
+      . ' rider_city text, rider_id uuid, revenue numeric(10,2), PRIMARY KEY (city, id),'
+      . ' FOREIGN KEY (city, vehicle_id) REFERENCES vehicles (city, id))',
+    'CREATE TABLE promo_codes (code text PRIMARY KEY, description text)',
+    "INSERT INTO users (city, name) SELECT c, c || ' user ' || g FROM unnest(ARRAY[$cities]) c,"
+      . ' generate_series(1, 40) g',
+    'INSERT INTO vehicles (city, owner_id) SELECT city, id FROM users WHERE name LIKE \'% 1_\'',
+    'INSERT INTO rides (city, vehicle_id, rider_city, rider_id, revenue)'
+      . ' SELECT v.city, v.id, u.city, u.id, 9.5 FROM vehicles v JOIN users u ON u.city = v.city',
+    "INSERT INTO promo_codes SELECT 'code' || g, 'promo ' || g FROM generate_series(1, 25) g",
+], dbname => 'movr');
+my $app_secret = $us->scram_verifier('app');
+$west->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
+
+my $dir = tmpdir(name => 'citymove');
+write_users($dir, $app_secret);
+my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
+                server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
+                health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
+                cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv");
+my $INI = "[database movr]\nregions = us-east\nhome_by = city\n";
+# A fleet of two: the second holds its own seattle sessions through the first's cutovers.
+my @port = map { PgNearTest::free_port() } 1 .. 2;
+my $peers = join ', ', map { ($_ + 1) . "\@127.0.0.1:$port[$_]" } 0 .. 1;
+my ($p, $p2) = map {
+    PgNearTest::Proxy->new(port => $port[$_], regions => [$us, $west],
+                           settings => { %SETTINGS, peer_id => $_ + 1, peers => $peers }, extra_ini => $INI)
+} 0 .. 1;
+my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+
+sub admin { admin_rows($admin_ci, $_[0], timeout => 120) }
+
+sub refused {
+    my ($sql, $code, $re, $name) = @_;
+    my (undef, $err) = admin($sql);
+    is sqlstate($err), $code, "$name: $code";
+    like $err // '', $re, '... saying why';
+}
+
+sub city_move { my ($rows) = admin('SHOW MOVES'); return grep { ($_->{city} // '') ne '' } @$rows }
+
+# What the source and the target hold of the move: publications/slots, and subscriptions.
+sub source_objects {
+    $us->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/'
+                             || (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr');
+}
+
+# A table's rows of the cities given (all when none), as one digest, on a cluster.
+sub digest {
+    my ($c, $table, $where) = @_;
+    $c->psql_admin("SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, ',' ORDER BY t::text)), '')"
+                   . " FROM $table t" . ($where ? " WHERE $where" : ''), dbname => 'movr');
+}
+
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the health checks know both primaries';
+
+# ------------------------------------------------------------------ refusals, before anything changes
+
+my $MOVE = q{MOVE CITY 'seattle' OF DATABASE movr TO REGION us-west};
+refused(q{MOVE CITY 'seattle' OF DATABASE plain TO REGION us-west}, '55000',
+        qr/database "plain" is not homed by city/, 'a database without home_by');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr TO REGION us-east}, '55000',
+        qr/city 'seattle' of database "movr" lives in region "us-east" already/, 'the region it lives in');
+
+$us->psql_admin('CREATE TABLE badges (city text, id uuid PRIMARY KEY)', dbname => 'movr');
+refused($MOVE, '55000', qr/replica identity .* lacks their column "city".*public\.badges.*HINT:.*primary key/s,
+        'a homed table whose primary key lacks the city');
+$us->psql_admin('DROP TABLE badges', dbname => 'movr');
+
+$us->psql_admin('ALTER TABLE rides ADD CONSTRAINT rides_rider_fk FOREIGN KEY (rider_city, rider_id)'
+                . ' REFERENCES users (city, id)', dbname => 'movr');
+refused($MOVE, '55000',
+        qr/foreign keys .* would leave the city.*rides_rider_fk on rides: FOREIGN KEY \(rider_city, rider_id\) REFERENCES users\(city, id\).*HINT:.*drop the constraint/s,
+        "MovR's rides (rider_city, rider_id) -> users (city, id)");
+$us->psql_admin('ALTER TABLE rides DROP CONSTRAINT rides_rider_fk', dbname => 'movr');
+
+$us->psql_admin('CREATE TABLE tickets (city text, id bigserial, PRIMARY KEY (city, id))', dbname => 'movr');
+refused($MOVE, '55000', qr/draw ids from a sequence.*public\.tickets\.id.*HINT:.*UUID/s, 'a bigserial id');
+$us->psql_admin('DROP TABLE tickets', dbname => 'movr');
+
+is source_objects(), '0/0', 'the refusals made nothing on the source';
+is $west->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '0', '... nor on the target';
+
+# ------------------------------------------------------------------ the copy
+
+my ($rows, $err, $notices) = admin($MOVE);
+is $err, undef, 'MOVE CITY seattle TO REGION us-west starts';
+like $notices, qr/rows whose city = 'seattle' \(compared as written\): public\.rides 400, public\.users 40, public\.vehicles 10/,
+  '... its NOTICE counting the rows of each homed table the filter takes';
+ok wait_until(sub { my ($m) = city_move(); ($m->{state} // '') eq 'streaming' }, timeout => 60),
+  'SHOW MOVES follows it to streaming';
+my ($m) = city_move();
+is "$m->{database}|$m->{city}|$m->{from_region}|$m->{to_region}", 'movr|seattle|us-east|us-west',
+  '... on a row with its city';
+for my $t (qw(users vehicles rides)) {
+    is digest($west, $t), digest($us, $t, "city = 'seattle'"), "the target holds exactly seattle's $t";
+}
+is digest($west, 'promo_codes'), digest($us, 'promo_codes'), '... and promo_codes whole';
+
+$us->psql_admin(q{INSERT INTO users (city, name) VALUES ('seattle', 'new rider'), ('boston', 'other rider')},
+                dbname => 'movr');
+ok wait_until(sub { $west->psql_admin(q{SELECT count(*) FROM users WHERE name = 'new rider'}, dbname => 'movr') eq '1' },
+              timeout => 20), "a new seattle row streams to the target";
+is $west->psql_admin(q{SELECT count(*) FROM users WHERE city <> 'seattle'}, dbname => 'movr'), '0',
+  "... boston's does not";
+ok wait_until(sub { grep { ($_->{city} // '') eq 'seattle' && $_->{state} eq 'copying' } homes() }, timeout => 10),
+  "SHOW HOMES shows seattle's move and its state";
+
+sub homes { my ($r) = admin('SHOW HOMES'); return @$r }
+
+refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
+        qr/database "movr" is being moved already.*A move of city 'seattle' to region "us-west"/s,
+        'a second city of the database');
+refused('MOVE DATABASE movr TO REGION us-west', '55006',
+        qr/database "movr" is being moved already.*A move of city 'seattle'/s, 'the whole database meanwhile');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr REVERT}, '55000', qr/cannot be reverted now/,
+        'REVERT before the cutover');
+refused(q{MOVE CITY 'seattle' OF DATABASE movr FINISH}, '55000', qr/cannot be finished now/,
+        'FINISH before the cutover');
+
+# ------------------------------------------------------------------ ABORT
+
+($rows, $err) = admin(q{MOVE CITY 'Seattle' OF DATABASE movr ABORT});
+is $err, undef, 'ABORT, the city spelt Seattle (compared folded)';
+is source_objects(), '0/0', '... no publication nor slot left on the source';
+is $west->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '0',
+  '... the database it created on the target dropped, its subscription and rows with it';
+($m) = city_move();
+is $m->{state}, 'aborted', '... and SHOW MOVES says aborted';
+refused(q{MOVE CITY 'seattle' OF DATABASE movr ABORT}, '55000',
+        qr/city 'seattle' of database "movr" is not being moved/, 'a second ABORT');
+
+# Into an empty database the move did not create: ABORT deletes what it copied, keeps the database.
+$west->psql_admin('CREATE DATABASE movr OWNER app');
+($rows, $err) = admin($MOVE);
+is $err, undef, 'moved again, into an empty movr on the target';
+ok wait_until(sub { $west->psql_admin('SELECT count(*) FROM rides', dbname => 'movr') eq '400' }, timeout => 60),
+  '... its rides copied';
+($rows, $err) = admin(q{MOVE CITY 'seattle' OF DATABASE movr ABORT});
+is $err, undef, 'ABORT';
+is $west->psql_admin(q{SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM vehicles)
+                       + (SELECT count(*) FROM rides) + (SELECT count(*) FROM promo_codes) || '/'
+                       || (SELECT count(*) FROM pg_subscription)}, dbname => 'movr'), '0/0',
+  '... the rows it copied deleted, its subscription dropped, the database kept';
+is source_objects(), '0/0', '... nothing left on the source';
+
+# ------------------------------------------------------------------ CUTOVER under writes
+
+$west->psql_admin('DROP DATABASE movr');
+($rows, $err) = admin($MOVE);
+is $err, undef, 'moved a third time';
+ok wait_until(sub { my ($m) = city_move(); ($m->{state} // '') eq 'streaming' }, timeout => 60),
+  '... streaming';
+
+# A writer per city through pgnear, each session placed by its city (a startup hint).
+my $LOAD_BOUND = 300;
+sub writer {
+    my ($city, $n) = @_;
+    write_file("$dir/$city.sql", "INSERT INTO users (city, name) VALUES ('$city', 'bench');\n");
+    my $ci = $p->conninfo(dbname => 'movr', options => "-c pgnear.city=$city");
+    my %w = (out => '', err => '');
+    $w{h} = IPC::Run::start([require_tool('pgbench'), '-n', '-c', $n, '-T', $LOAD_BOUND, '-f',
+                             "$dir/$city.sql", $ci], '>', \$w{out}, '2>', \$w{err});
+    return \%w;
+}
+# The writer ended (SIGALRM ends pgbench's run as -T does): its report.
+sub ended {
+    my ($w) = @_;
+    $w->{h}->signal('ALRM');
+    $w->{h}->finish;
+    return parse_pgbench($w->{out} . $w->{err});
+}
+sub bench_rows { $_[0]->psql_admin("SELECT count(*) FROM users WHERE name = 'bench' AND city = '$_[1]'",
+                                   dbname => 'movr') }
+my %load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
+ok wait_until(sub { bench_rows($us, 'seattle') > 0 && bench_rows($us, 'boston') > 0 }, timeout => 30),
+  'both writers commit in us-east';
+
+# A client of a city on an instance.
+sub client {
+    my ($proxy, $city) = @_;
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $proxy->port, timeout => 15);
+    return $c->startup(user => 'app', database => 'movr', password => $PgNearTest::APP_PASSWORD,
+                       params => [options => "-c pgnear.city=$city"])->{ok} ? $c : undef;
+}
+sub on { my ($c, $sql) = @_; my $q = $c->query($sql); $q->{error} ? "ERROR: $q->{error}{M}" : $q->{rows}[0][0] }
+# A seattle session in a transaction keeps the gate from closing: meanwhile boston writes on.
+my $w = client($p, 'Seattle');
+ok $w, 'a seattle client logs in';
+sub one { on($w, $_[0]) }
+my ($w2, $b2) = (client($p2, 'Seattle'), client($p2, 'Boston'));
+is on($w2, 'SELECT inet_server_port()') . '/' . on($b2, 'SELECT inet_server_port()'), $us->port . '/' . $us->port,
+  'on the second pgnear, a seattle and a boston client on us-east';
+is one('SELECT inet_server_port()'), $us->port, '... on us-east';
+one('BEGIN');
+one(q{INSERT INTO users (city, name) VALUES ('seattle', 'in the held transaction')});
+my $cut = IPC::Run::start([require_tool('psql'), '-X', '-v', 'ON_ERROR_STOP=1', '-P', 'tuples_only=off',
+                           '-P', 'footer=off', '-c', q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER},
+                           $admin_ci], '>', \my $cut_out, '2>', \my $cut_err);
+ok wait_until(sub { $cut->pump_nb if $cut->pumpable; ($cut_err // '') =~ /holding/ }, timeout => 30),
+  'CUTOVER starts holding seattle\'s sessions' or diag $cut_err;
+my $boston0 = bench_rows($us, 'boston');
+ok wait_until(sub { bench_rows($us, 'boston') > $boston0 + 20 }, timeout => 10),
+  '... while boston\'s writes go on, never held';
+ok $cut->pumpable, '... and the cutover waits for the seattle transaction';
+one('COMMIT');
+ok $cut->finish, 'CUTOVER: done once the transaction ends' or diag $cut_err;
+like $cut_err, qr/city 'seattle' of database "movr" lives in region "us-west" now: (\d+) sessions moved there, 0 ended; the sessions were held \d+ ms/,
+  '... saying where it lives and how many sessions moved';
+my @held = grep { /\|/ } split /\n/, $cut_out;
+is scalar(@held) - 1, 3, '... a row per held session: the two seattle writers and the client, no boston one';
+
+ok wait_until(sub { bench_rows($west, 'seattle') > bench_rows($us, 'seattle') }, timeout => 30),
+  "seattle's writer goes on in us-west";
+my $boston1 = bench_rows($us, 'boston');
+ok wait_until(sub { bench_rows($us, 'boston') > $boston1 }, timeout => 30), "boston's in us-east";
+is one('SELECT inet_server_port()'), $west->port, 'the held seattle client is on us-west now';
+is one(q{SELECT count(*) FROM users WHERE name = 'in the held transaction'}), 1, '... with its transaction';
+ok wait_until(sub { psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Seattle'),
+                         'SELECT inet_server_port()') eq $west->port }, timeout => 10),
+  'the second pgnear sends a new seattle session to us-west';
+ok $p2->wait_for_log(qr/city 'seattle' of database "movr" was cut over to region us-west by another pgnear: 1 of this one's sessions moved there, 0 ended/,
+                     timeout => 20), '... having held its own seattle client and moved it';
+is on($w2, 'SELECT inet_server_port()') . '/' . on($b2, 'SELECT inet_server_port()'), $west->port . '/' . $us->port,
+  '... which is on us-west, its boston client on us-east';
+my $q = $w->query(q{INSERT INTO promo_codes VALUES ('west', 'written in us-west')});
+is $q->{error}{C} // '', '25006', 'in us-west, a write to promo_codes (no city) is refused: 25006';
+like $q->{error}{M} // '', qr/table public\.promo_codes of database movr is written in region "us-east"/,
+  '... naming the region where it is written';
+$us->psql_admin(q{INSERT INTO promo_codes VALUES ('east', 'written in us-east')}, dbname => 'movr');
+ok wait_until(sub { $west->psql_admin(q{SELECT count(*) FROM promo_codes WHERE code = 'east'}, dbname => 'movr') eq '1' },
+              timeout => 20), '... and one written in us-east reaches us-west';
+for my $city (qw(seattle boston)) {
+    my $r = ended($load{$city});
+    is $r->{failed} // 0, 0, "${city}'s writer: 0 failed transactions of " . ($r->{processed} // 0)
+      or diag $load{$city}{out} . $load{$city}{err};
+}
+
+# The seattle rows are the same on both sides: us-east's at the cutover, and us-west's since,
+# which stream back.
+for my $t (qw(vehicles rides)) {
+    is digest($west, $t), digest($us, $t, "city = 'seattle'"), "seattle's $t the same on both sides";
+}
+ok wait_until(sub { digest($west, 'users') eq digest($us, 'users', "city = 'seattle'") }, timeout => 30),
+  "seattle's users the same on both sides (" . digest($west, 'users') . ')';
+my ($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                              q{UPDATE users SET name = 'direct' WHERE city = 'seattle' AND name = 'bench'},
+                              verbose => 1);
+like $derr // '', qr/25006.*rows of city 'seattle' live in region "us-west" now/s,
+  'us-east refuses a direct write to a seattle row (25006)';
+($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                          q{UPDATE users SET name = 'direct' WHERE city = 'boston' AND name = 'bench'});
+is $rc, 0, '... not to a boston row' or diag $derr;
+($m) = city_move();
+is $m->{state}, 'moved', 'SHOW MOVES: moved';
+refused(q{MOVE CITY 'seattle' OF DATABASE movr ABORT}, '55000', qr/cannot be aborted now/, 'ABORT after the cutover');
+
+# ------------------------------------------------------------------ REVERT under writes, then CUTOVER again
+
+%load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
+my ($s0, $b0) = (bench_rows($west, 'seattle'), bench_rows($us, 'boston'));
+ok wait_until(sub { bench_rows($west, 'seattle') > $s0 && bench_rows($us, 'boston') > $b0 }, timeout => 30),
+  'seattle writes in us-west, boston in us-east';
+my ($back, $rerr, $rnotices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr REVERT});
+is $rerr, undef, 'REVERT under writes' or diag $rnotices;
+like $rnotices, qr/city 'seattle' of database "movr" lives in region "us-east" now: \d+ sessions moved there, 0 ended/,
+  '... back in us-east';
+note "REVERT held seattle's sessions $1 ms" if $rnotices =~ /the sessions were held (\d+) ms/;
+is scalar(@$back), 3, '... the three seattle sessions held and moved back';
+is one('SELECT inet_server_port()'), $us->port, 'the seattle client is on us-east again';
+$s0 = bench_rows($us, 'seattle');
+ok wait_until(sub { bench_rows($us, 'seattle') > $s0 }, timeout => 30), "seattle's writer goes on in us-east";
+for my $city (qw(seattle boston)) {
+    my $r = ended($load{$city});
+    is $r->{failed} // 0, 0, "${city}'s writer through REVERT: 0 failed transactions of " . ($r->{processed} // 0)
+      or diag $load{$city}{out} . $load{$city}{err};
+}
+ok wait_until(sub { digest($west, 'users') eq digest($us, 'users', "city = 'seattle'") }, timeout => 30),
+  "nothing lost: seattle's users the same on both sides (" . digest($us, 'users', "city = 'seattle'") . ')';
+($m) = city_move();
+is $m->{state}, 'streaming', 'SHOW MOVES: streaming again';
+($rc, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
+                           q{UPDATE users SET name = 'direct' WHERE city = 'seattle' AND name = 'bench'}, verbose => 1);
+like $derr // '', qr/25006.*rows of city 'seattle' live in region "us-east" now/s,
+  'us-west refuses a direct write to a seattle row now';
+# Killed (kill -9) during a CUTOVER before its commit: the other pgnear of the fleet undoes it.
+my $wk = client($p, 'Seattle');
+on($wk, 'BEGIN');
+on($wk, q{INSERT INTO users (city, name) VALUES ('seattle', 'in a transaction at the kill')});
+my $cutk = IPC::Run::start([require_tool('psql'), '-X', '-c', q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER},
+                            $admin_ci], '>', \my $k_out, '2>', \my $k_err);
+ok wait_until(sub { $cutk->pump_nb if $cutk->pumpable; ($k_err // '') =~ /holding the city/ }, timeout => 30),
+  'a CUTOVER waits for a seattle transaction' or diag $k_err;
+$p->stop(signal => 'KILL');
+eval { $cutk->finish };
+ok $p2->wait_for_log(qr/city 'seattle' of database "movr" lives in region "us-east": the interrupted CUTOVER had not been committed, and is undone/,
+                     timeout => 30), 'killed there, the other pgnear of the fleet undoes it';
+my $admin2_ci = $p2->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
+ok wait_until(sub { my ($r) = admin_rows($admin2_ci, 'SHOW MOVES');
+                    grep { ($_->{city} // '') eq 'seattle' && $_->{state} eq 'streaming' } @$r }, timeout => 10),
+  '... SHOW MOVES: streaming';
+is on($w2, 'SELECT inet_server_port()'), $us->port, "... its own seattle client let go on us-east";
+($rc, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                           q{UPDATE users SET name = 'bench' WHERE city = 'seattle' AND name = 'bench'});
+is $rc, 0, '... and us-east takes seattle\'s writes' or diag $derr;
+$p->start;
+ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
+  'the killed pgnear restarted';
+$w = client($p, 'Seattle');
+
+($rows, $err, $notices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr CUTOVER});
+is $err, undef, 'CUTOVER again';
+note "the second CUTOVER held seattle's sessions $1 ms" if $notices =~ /the sessions were held (\d+) ms/;
+is one('SELECT inet_server_port()'), $west->port, '... the seattle client on us-west';
+is one(q{INSERT INTO users (city, name) VALUES ('seattle', 'after the second cutover') RETURNING name}),
+   'after the second cutover', '... writing there';
+
+# ------------------------------------------------------------------ FINISH
+
+my $boston_rows = digest($us, 'users', "city = 'boston'");
+my $seattle_rows = digest($west, 'users');
+($rows, $err, $notices) = admin(q{MOVE CITY 'seattle' OF DATABASE movr FINISH});
+is $err, undef, 'FINISH';
+like $notices, qr/its (\d+) rows in region "us-east" are deleted/, '... saying how many rows it deleted';
+is $us->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city = 'seattle')
+                      + (SELECT count(*) FROM vehicles WHERE city = 'seattle')
+                      + (SELECT count(*) FROM rides WHERE city = 'seattle')}, dbname => 'movr'), '0',
+  "us-east holds no seattle row any more";
+is digest($us, 'users', "city = 'boston'"), $boston_rows, "... and all of boston's";
+is digest($west, 'users'), $seattle_rows, "us-west keeps seattle's";
+is source_objects(), '0/0', 'no publication nor slot left on us-east';
+is $west->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_subscription)
+                       || '/' || (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr'), '0/0/0',
+  '... nor publication, subscription or slot on us-west';
+($m) = city_move();
+is $m->{state}, 'finished', 'SHOW MOVES: finished';
+ok wait_until(sub { grep { ($_->{city} // '') eq 'seattle' && $_->{region} eq 'us-west' && $_->{state} eq 'finished' } homes() },
+              timeout => 10), 'SHOW HOMES: seattle lives in us-west, its move finished';
+is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Seattle'), 'SELECT inet_server_port()'),
+   $west->port, 'a new seattle session lands in us-west';
+is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SELECT inet_server_port()'),
+   $us->port, '... a boston one in us-east';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO users (city, name) VALUES ('seattle', 'late')}, verbose => 1);
+like $derr // '', qr/25006/, 'us-east still refuses a seattle row written there directly';
+(undef, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
+                             q{INSERT INTO promo_codes VALUES ('late', 'x')}, verbose => 1);
+like $derr // '', qr/25006/, 'us-west still refuses a write to its copy of promo_codes';
+
+done_testing;
