@@ -150,7 +150,9 @@ app="host=127.0.0.1 port=6432 dbname=movr user=app password=app-secret"
 $psql -X -q "$admin" -c 'MOVE DATABASE movr TO REGION eu-central'
 i=0
 while :; do
-    got=$($psql -X -At "$admin" -c 'SHOW MOVES' | head -n 1 | cut -d'|' -f4)
+    # The column named state (SHOW MOVES gained a city column before it: not by position).
+    got=$($psql -X -A "$admin" -c 'SHOW MOVES' |
+        awk -F'|' 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "state") c = i; next } c { print $c; exit }')
     [ "$got" = streaming ] && break
     i=$((i + 1))
     [ "$i" -lt 300 ] || { echo "after MOVE DATABASE, SHOW MOVES says: $got" >&2; exit 1; }
