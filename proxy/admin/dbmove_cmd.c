@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/dbmove/job.h"
+#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/session.h"
 
@@ -123,6 +125,40 @@ static void job_done_cb(void *arg, enum dbmove_action action, const struct pg_er
     wait->answer(wait, CMD_DONE);
 }
 
+/*
+ * A move's start, its CUTOVER and its REVERT wait for a migration of the
+ * database running on this pgnear: logical replication carries no schema
+ * change, so a step run while the move copies or streams would stop its
+ * replication (and MIGRATE refuses while a move lives).  The job asks the
+ * servers besides, for a migration of another pgnear (job_migrating.c).
+ * False with the error set.
+ */
+static bool no_migration_running(struct worker *w, const struct admin_cmd *cmd,
+                                 struct pg_error *err)
+{
+    struct shared *sh = w->shared;
+    char run[sizeof(sh->migrating_what)], step[sizeof(sh->migrating_step)];
+    if ((cmd->db_action != ADMIN_DB_MOVE && cmd->db_action != ADMIN_DB_CUTOVER &&
+         cmd->db_action != ADMIN_DB_REVERT) ||
+        __atomic_load_n(&sh->migrating, __ATOMIC_ACQUIRE) == 0 ||
+        strcmp(w->cfg->migrations_db, cmd->database) != 0)
+        return true;
+    pthread_mutex_lock(&sh->migrating_lock);
+    memcpy(run, sh->migrating_what, sizeof(run));
+    memcpy(step, sh->migrating_step, sizeof(step));
+    pthread_mutex_unlock(&sh->migrating_lock);
+    if (step[0] == '\0')
+        snprintf(step, sizeof(step), "no step has started yet");
+    pg_error_set(err, "55006", "a migration of database \"%s\" is running", cmd->database);
+    pg_error_detail(err,
+                    "%s Now: %s. Logical replication carries no schema change: a step run "
+                    "during the move would stop its replication.",
+                    run, step);
+    pg_error_hint(err, "Move it once the migration ends (SHOW MIGRATIONS shows where it stands), "
+                       "or stop the migration with MIGRATE ABORT.");
+    return false;
+}
+
 /* MOVE DATABASE, MOVE CITY and SHOW MOVES: a job of proxy/dbmove, answered when it ends. */
 static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
@@ -150,6 +186,8 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
     } else {
         snprintf(what, sizeof(what), "DATABASE %s", req.database);
     }
+    if (cmd->kind != ADMIN_SHOW_MOVES && !no_migration_running(s->w, cmd, &wait->err))
+        return CMD_ERROR;
     if (req.action == DBMOVE_START)
         log_info(s->id, "admin %s: MOVE %s TO REGION %s", s->user, what, req.to_region);
     else if (req.action != DBMOVE_SHOW)

@@ -549,11 +549,12 @@ static bool migrations_configured(const struct config *cfg, struct pg_error *err
     return false;
 }
 
-/* The region named by IN REGION, or NULL for all; false with the error when there is none. */
 /*
  * The regions a command works in: those where migrations_db lives (its
  * [database] section's, or where a move put it; every region when neither
- * says), or the one it names, which must be one of them.
+ * says) and, homed by city, those holding a city's rows besides (a city
+ * moved there, or being moved there); or the one it names, which must be
+ * one of them.  False with the error when it names none of them.
  */
 static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
                                struct migrations_request *req, struct pg_error *err)
@@ -564,6 +565,8 @@ static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
     req->every = lives == NULL;
     if (lives != NULL && lives != &req->only)
         req->only = *lives;
+    if (!req->every)
+        placement_add_city_regions(&w->shared->placement, cfg, cfg->migrations_db, &req->only);
     if (!cmd->has_region)
         return true;
     req->alone = region_set_find(&cfg->regions, cmd->region);
@@ -638,10 +641,12 @@ static bool request_claim(struct migrations_request *req, struct session *s)
     pthread_mutex_lock(&sh->migrating_lock);
     bool mine = __atomic_compare_exchange_n(&sh->migrating, &none, s->w->index + 1, false,
                                             __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
-    if (mine)
+    if (mine) {
         describe_run(sh->migrating_what, sizeof(sh->migrating_what), req->kind, s->user);
-    else
+        sh->migrating_step[0] = '\0';
+    } else {
         memcpy(other, sh->migrating_what, sizeof(other));
+    }
     pthread_mutex_unlock(&sh->migrating_lock);
     if (!mine) {
         pg_error_set(&req->wait->err, "55006", "a migration is already running on this pgnear");

@@ -137,6 +137,8 @@ static void home_of_row(const struct dbmove_row *r, struct placement_home *h)
     if (r->city[0] != '\0' && !city_fold(r->city, h->key, sizeof(h->key)))
         h->key[0] = '\0';
     snprintf(h->region, sizeof(h->region), "%s", dbmove_home_region(r));
+    if (dbmove_state_live(r->state))
+        snprintf(h->target, sizeof(h->target), "%s", r->to_region);
     h->move_id = r->id;
     h->since_us = r->updated_at_us;
     snprintf(h->state, sizeof(h->state), "%s", dbmove_state_name(r->state));

@@ -28,6 +28,7 @@
 #include "protocol/clock.h"
 #include "protocol/pgasync.h"
 #include "protocol/sql_quote.h"
+#include "proxy/migrate/history.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -173,8 +174,10 @@ int job_city_triggers(struct dbmove_job *j)
  * The arriving side's tables without the column: copies that the feed
  * keeps, written where the database lives.  A statement trigger refuses
  * the application's writes there (25006), naming that region; the feed's
- * apply, as the replication's role, passes.  %1$s the column, %2$s the
- * database's region, as literals.
+ * apply, as the replication's role, passes.  The migrations' history is
+ * left out: a region holding a city's rows runs the steps and records
+ * them in its own copy.  %1$s the column, %2$s the database's region, as
+ * literals.
  */
 #define REFERENCE_BLOCK                                                                            \
     "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
@@ -191,6 +194,7 @@ int job_city_triggers(struct dbmove_job *j)
     "END $f$;\n"                                                                                   \
     "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                                 \
         "%1$s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"              \
+                "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "'"                                  \
                 "   AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid"              \
                 "     AND g.tgname = '" REFERENCE_TRIGGER "') LOOP\n"                              \
                 "  EXECUTE format('CREATE TRIGGER " REFERENCE_TRIGGER                              \
@@ -251,6 +255,7 @@ void job_city_commit_home(struct dbmove_job *j)
     snprintf(h.city, sizeof(h.city), "%s", j->move.city);
     snprintf(h.key, sizeof(h.key), "%s", j->cut.scope.city_key);
     snprintf(h.region, sizeof(h.region), "%s", j->cut.arriving->name);
+    snprintf(h.target, sizeof(h.target), "%s", j->move.to_region);
     snprintf(h.state, sizeof(h.state), "%s", dbmove_state_name(j->move.state));
     placement_set_home(t, &h);
     /* A round of the follower read before this commit must not put the old home back. */

@@ -704,6 +704,8 @@ static const struct job_step cutover_steps[] = {
     {NULL, NULL, job_take_lock},
     {NULL, NULL, cut_read_records},
     {NULL, NULL, cut_find_move},
+    {NULL, job_moves_migrations_db, job_refuse_migrating_source},
+    {NULL, job_moves_migrations_db, job_refuse_migrating_target},
     {NULL, still_copying, cut_copied},
     {NULL, NULL, cut_lag},
     {NULL, job_secrets_wanted, job_source_secrets}, /* before anything changes */

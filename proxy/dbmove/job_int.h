@@ -185,6 +185,14 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
 #define JOB_COMMAND_MAX (2 * DBMOVE_NAME_MAX + 48)
 /* Whether the job moves one city's rows (MOVE CITY) rather than the whole database. */
 bool job_is_city(const struct dbmove_job *j);
+/*
+ * job_migrating.c: the database is migrations_db; the step that refuses
+ * (55006) when a migration holds the migrations' lock on the source's, or
+ * the target's, primary.
+ */
+bool job_moves_migrations_db(const struct dbmove_job *j);
+int job_refuse_migrating_source(struct dbmove_job *j);
+int job_refuse_migrating_target(struct dbmove_job *j);
 /* Whether a record's row is a move of what the job works on: its database, and its city folded. */
 bool job_row_is_ours(const struct dbmove_job *j, const struct dbmove_row *r);
 /* The command as the admin writes it, for messages: "MOVE CITY 'x' OF DATABASE db"; buf. */

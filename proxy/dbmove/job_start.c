@@ -540,6 +540,8 @@ static const struct job_step failure_steps[] = {
 static const struct job_step start_steps[] = {
     {NULL, NULL, start_regions},
     {NULL, NULL, job_take_lock},
+    {NULL, job_moves_migrations_db, job_refuse_migrating_source},
+    {NULL, job_moves_migrations_db, job_refuse_migrating_target},
     {NULL, NULL, start_source_facts},
     {NULL, NULL, start_target_facts},
     {NULL, target_has_database, start_target_relations},

@@ -19,6 +19,8 @@
 #include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 #include "routing/region.h"
 
 /* The server's error of the last query, as "message (SQLSTATE)". */
@@ -546,6 +548,17 @@ void run_on_step_query(struct migrate_run *run, const PGresult *res, const char 
     run_step(run);
 }
 
+/* The step starting, for the 55006 of a move asked meanwhile (shared->migrating_step). */
+static void tell_step_started(struct migrate_run *run, const struct migrate_step *step)
+{
+    struct shared *sh = run->home->shared;
+    pthread_mutex_lock(&sh->migrating_lock);
+    snprintf(sh->migrating_step, sizeof(sh->migrating_step),
+             "step %" PRId64 " (%.64s) %s in region \"%.63s\"", step->version, step->name,
+             run->what.mode == MIGRATE_RUN_DOWN ? "goes down" : "runs", run->region->name);
+    pthread_mutex_unlock(&sh->migrating_lock);
+}
+
 /* The region's next step, or the next region. */
 void run_step(struct migrate_run *run)
 {
@@ -575,5 +588,6 @@ void run_step(struct migrate_run *run)
     run->nqueries =
         1 + run->nsets + run_script_of(run, step)->sql.count * (d->no_transaction ? 2 : 1) + 2;
     run->step_started_ms = monotonic_ms();
+    tell_step_started(run, step);
     run_step_next(run);
 }

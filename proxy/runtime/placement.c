@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proxy/base/config.h"
 #include "routing/cities.h"
@@ -120,6 +121,34 @@ const struct region_subset *placement_of_city(struct placement_table *t, const s
         }
     }
     return placement_of(t, cfg, database, out);
+}
+
+/* Whether a city of database has rows in region r (its home, or its live move's target). */
+static bool city_rows_in(const struct placement_table *t, const char *database,
+                         const struct region *r)
+{
+    for (size_t i = 0; i < t->nhomes; i++) {
+        const struct placement_home *h = &t->homes[i];
+        if (h->city[0] != '\0' && strcmp(h->database, database) == 0 &&
+            (strcasecmp(h->region, r->name) == 0 || strcasecmp(h->target, r->name) == 0))
+            return true;
+    }
+    return false;
+}
+
+void placement_add_city_regions(struct placement_table *t, const struct config *cfg,
+                                const char *database, struct region_subset *out)
+{
+    if (__atomic_load_n(&t->nhomes, __ATOMIC_ACQUIRE) == 0 ||
+        config_database_home_by(cfg, database) == NULL)
+        return;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < cfg->regions.count && out->count < REGION_SUBSET_MAX; i++) {
+        struct region *r = &cfg->regions.items[i];
+        if (!region_subset_has(out, r) && city_rows_in(t, database, r))
+            out->items[out->count++] = r;
+    }
+    pthread_mutex_unlock(&t->lock);
 }
 
 void placement_set_homes(struct placement_table *t, const struct placement_home *homes, size_t n)

@@ -54,6 +54,7 @@ struct placement_home {
     char city[PLACEMENT_NAME_MAX + 1];   /* as the record writes it; "": the whole database */
     char key[PLACEMENT_KEY_MAX + 1];     /* city as city_fold() folds it */
     char region[PLACEMENT_NAME_MAX + 1]; /* where its rows live; "": where the file says */
+    char target[PLACEMENT_NAME_MAX + 1]; /* while its move lives, its target: a copy is there */
     int64_t move_id, since_us;           /* the record's id and updated_at */
     char state[PLACEMENT_STATE_MAX + 1];
 };
@@ -97,6 +98,15 @@ const struct region_subset *placement_of(struct placement_table *t, const struct
 const struct region_subset *placement_of_city(struct placement_table *t, const struct config *cfg,
                                               const char *database, const struct locality *loc,
                                               struct region_subset *out);
+
+/*
+ * Adds to out (the regions database lives in) each configured region that
+ * holds rows of one of its cities besides: a city's home elsewhere, or the
+ * target of a city's move not finished nor aborted; in the order of the
+ * configured regions.  Nothing for a database not homed by city.
+ */
+void placement_add_city_regions(struct placement_table *t, const struct config *cfg,
+                                const char *database, struct region_subset *out);
 
 /* The homes replaced by n others (at most PLACEMENT_HOMES_MAX kept). */
 void placement_set_homes(struct placement_table *t, const struct placement_home *homes, size_t n);

@@ -45,6 +45,7 @@ struct shared {
     /* Which command and admin, since when: for the 55006 of a second one (under its lock). */
     pthread_mutex_t migrating_lock;
     char migrating_what[128];
+    char migrating_step[192];    /* the step it last started, and where ("": none yet) */
     uint64_t migrations_started; /* numbers each run (atomic) */
     struct reloader *reload;     /* the configuration's reloads (runtime/reload.h), worker 0's */
     /* Handed down by the process before any worker starts; read-only afterwards: */

@@ -28,6 +28,12 @@
 # fleet, and CUTOVER runs again;
 # FINISH deletes seattle's rows in us-east (not boston's) and every
 # replication object, and a seattle session lands in us-west.
+# Migrations (migrations_db = movr): a step run in us-east before the moves
+# (its history is copied with promo_codes); MIGRATE UP refused while seattle
+# is copied, SHOW MIGRATIONS counting us-west meanwhile; after FINISH a step
+# adding a column runs in us-east and us-west, each recording it; a move
+# (of boston, of movr) asked while a slow step runs is refused with 55006,
+# on the pgnear that runs it and on the other one of the fleet.
 use strict;
 use warnings;
 use FindBin;
@@ -68,9 +74,12 @@ $west->psql_admin("ALTER ROLE app PASSWORD '$app_secret'");
 
 my $dir = tmpdir(name => 'citymove');
 write_users($dir, $app_secret);
+mkdir "$dir/migrations" or die "mkdir: $!";
+write_file("$dir/migrations/0001_promo_comment.sql", "COMMENT ON TABLE promo_codes IS 'MovR promo codes';\n");
 my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => 'admin',
                 server_tls => 'disable', workers => $ENV{PGNEAR_TEST_WORKERS} // 2,
                 health_check_interval => '1s', health_check_timeout => '5s', move_timeout => '30s',
+                migrations_dir => "$dir/migrations", migrations_db => 'movr',
                 cities_file => ($ENV{PGNEAR_SRCDIR} // "$FindBin::RealBin/../..") . "/conf/cities.csv");
 my $INI = "[database movr]\nregions = us-east\nhome_by = city\n";
 # A fleet of two: the second holds its own seattle sessions through the first's cutovers.
@@ -108,6 +117,15 @@ sub digest {
 
 ok wait_until(sub { my ($r) = admin('SHOW REGIONS'); 2 == grep { $_->{role} eq 'primary' } @$r }, timeout => 20),
   'the health checks know both primaries';
+
+# A region's migration history: version => state, and the column's presence.
+sub history { map { split /\|/ } split /\n/, $_[0]->psql_admin('SELECT version, state FROM pgnear_schema_history',
+                                                                 dbname => 'movr') }
+sub migration_regions { my ($r) = admin('SHOW MIGRATIONS'); my %in = map { $_->{region} => 1 } @$r;
+                        join ',', sort keys %in }
+my (undef, $merr) = admin('MIGRATE UP');
+is $merr, undef, 'before any move, MIGRATE UP runs step 1 where movr lives';
+is migration_regions(), 'us-east', '... SHOW MIGRATIONS: us-east alone';
 
 # ------------------------------------------------------------------ refusals, before anything changes
 
@@ -160,6 +178,8 @@ is $west->psql_admin(q{SELECT count(*) FROM users WHERE city <> 'seattle'}, dbna
   "... boston's does not";
 ok wait_until(sub { grep { ($_->{city} // '') eq 'seattle' && $_->{state} eq 'copying' } homes() }, timeout => 10),
   "SHOW HOMES shows seattle's move and its state";
+refused('MIGRATE UP', '55006', qr/database "movr" is being moved/, 'MIGRATE UP while seattle is copied');
+is migration_regions(), 'us-east,us-west', '... SHOW MIGRATIONS counts us-west, the target, meanwhile';
 
 sub homes { my ($r) = admin('SHOW HOMES'); return @$r }
 
@@ -401,5 +421,44 @@ like $derr // '', qr/25006/, 'us-east still refuses a seattle row written there 
 (undef, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
                              q{INSERT INTO promo_codes VALUES ('late', 'x')}, verbose => 1);
 like $derr // '', qr/25006/, 'us-west still refuses a write to its copy of promo_codes';
+
+# ------------------------------------------------------------------ migrations where the city's rows live
+
+write_file("$dir/migrations/0002_nickname.sql", "ALTER TABLE users ADD COLUMN nickname text;\n");
+($rows, $err, $notices) = admin('MIGRATE UP');
+is $err, undef, 'MIGRATE UP after FINISH' or diag $notices;
+like $notices, qr/region "us-east": step 2 \(nickname\) applied.*region "us-west": step 2 \(nickname\) applied/s,
+  '... runs step 2 in us-east, then in us-west, where seattle lives';
+unlike $notices, qr/step 1 /, '... not step 1 again: us-west\'s history came with the copy';
+for my $c ($us, $west) {
+    my %h = history($c);
+    is "$h{1}/$h{2}", 'applied/applied', "$c->{name}: steps 1 and 2 applied in its history";
+    is $c->psql_admin(q{SELECT count(*) FROM information_schema.columns WHERE table_name = 'users'
+                        AND column_name = 'nickname'}, dbname => 'movr'), '1', "... users.nickname there";
+}
+is migration_regions(), 'us-east,us-west', 'SHOW MIGRATIONS lists us-west';
+(undef, $err, $notices) = admin('MIGRATE PLAN IN REGION us-west');
+is $err, undef, 'MIGRATE PLAN IN REGION us-west is accepted' or diag $notices;
+like $notices, qr/region "us-west" has nothing to run/, '... and has nothing to run';
+
+write_file("$dir/migrations/0003_slow.sql", "SELECT pg_sleep(1);\n");
+my $mig = IPC::Run::start([require_tool('psql'), '-X', '-c', 'MIGRATE UP', $admin_ci], '>', \my $m_out, '2>', \my $m_err);
+ok wait_until(sub { $mig->pump_nb if $mig->pumpable; ($m_err // '') =~ /step 3 \(slow\), statement 1/ }, timeout => 20),
+  'a slow step 3 runs' or diag $m_err;
+refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
+        qr/a migration of database "movr" is running.*MIGRATE UP by admin admin.*step 3 \(slow\) runs in region "us-(east|west)"/s,
+        'MOVE CITY of another city meanwhile');
+refused('MOVE DATABASE movr TO REGION us-west', '55006', qr/a migration of database "movr" is running/,
+        'MOVE DATABASE meanwhile');
+ok $mig->finish, 'the slow step ends' or diag $m_err;
+# Run by the other pgnear of the fleet: its lock on the primaries says so.
+write_file("$dir/migrations/0004_slow_too.sql", "SELECT pg_sleep(1.5);\n");
+$mig = IPC::Run::start([require_tool('psql'), '-X', '-c', 'MIGRATE UP', $admin2_ci], '>', \$m_out, '2>', \$m_err);
+ok wait_until(sub { $mig->pump_nb if $mig->pumpable; ($m_err // '') =~ /step 4 \(slow_too\), statement 1/ }, timeout => 20),
+  'a slow step 4 runs on the second pgnear' or diag $m_err;
+refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
+        qr/a migration of database "movr" is running in region "us-(east|west)".*pgnear migrations \(server process \d+/s,
+        '... MOVE CITY on the first meanwhile');
+ok $mig->finish, '... the step ends' or diag $m_err;
 
 done_testing;
