@@ -49,6 +49,7 @@ use Getopt::Long;
 use List::Util qw(max min);
 use POSIX qw(sysconf _SC_CLK_TCK);
 use PgNearTest;
+use PgNearBouncer;
 
 $| = 1;
 
@@ -62,7 +63,6 @@ $opt{pool_size} //= $txn ? 20 : 100;
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $pgbench = require_tool('pgbench');
-my $pgbouncer_bin = require_tool('pgbouncer');
 my $haproxy_bin = require_tool('haproxy');
 
 # One server for every target; enough connections for 64 clients via every path.
@@ -92,28 +92,13 @@ if (defined $opt{baseline}) {
         settings => {%pgnear_settings});
 }
 
-# PgBouncer refuses to run as root: its files belong to postgres.
-my $bouncer_port = free_port();
-my $bdir = tmpdir(name => 'pgbouncer', mode => 0755, owner => 'postgres');
-write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0600, owner => 'postgres');
-write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
-[databases]
-bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = @{[$txn ? 'transaction' : 'session']}
-max_client_conn = 1000
-default_pool_size = $opt{pool_size}
-server_tls_sslmode = disable
-logfile = $bdir/pgbouncer.log
-pidfile = $bdir/pgbouncer.pid
-INI
-system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-       $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
+my $bouncer = PgNearBouncer->new(
+    pool_mode => $txn ? 'transaction' : 'session',
+    databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
+    users => { app => $verifier },
+    settings => { max_client_conn => 1000, default_pool_size => $opt{pool_size},
+                  server_tls_sslmode => 'disable' });
+my $bouncer_port = $bouncer->port;
 
 my $haproxy_port = free_port();
 write_file("$dir/haproxy.cfg", <<"CFG");
@@ -132,7 +117,7 @@ system($haproxy_bin, '-D', '-f', "$dir/haproxy.cfg", '-p', "$dir/haproxy.pid") =
     or die "haproxy failed to start\n";
 
 END {
-    for my $pidfile (grep { defined && -f } ($bdir && "$bdir/pgbouncer.pid", $dir && "$dir/haproxy.pid")) {
+    for my $pidfile (grep { defined && -f } ($dir && "$dir/haproxy.pid")) {
         chomp(my $pid = PgNearTest::slurp_file($pidfile));
         kill 'TERM', $pid if $pid;
     }
@@ -166,8 +151,9 @@ if ($opt{only} ne '') {
 }
 
 # The processes whose CPU a run charges to each proxy (none for direct).
-my %pids = (pgnear => $pgnear->pid, $baseline ? (baseline => $baseline->pid) : ());
-for (['pgbouncer', "$bdir/pgbouncer.pid"], ['haproxy', "$dir/haproxy.pid"]) {
+my %pids = (pgnear => $pgnear->pid, pgbouncer => $bouncer->pid,
+            $baseline ? (baseline => $baseline->pid) : ());
+for (['haproxy', "$dir/haproxy.pid"]) {
     my ($name, $file) = @$_;
     ($pids{$name}) = PgNearTest::slurp_file($file) =~ /(\d+)/ if -s $file;
 }

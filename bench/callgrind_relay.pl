@@ -49,7 +49,7 @@ use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
 use List::Util qw(min max);
 use PgNearTest;
-use IO::Socket::INET;
+use PgNearBouncer;
 
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session',
@@ -78,12 +78,25 @@ if ($opt{pool_mode} eq 'transaction') {
     my $users = write_file("$dir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n});
     %pooled = (pool_mode => 'transaction', pool_size => $opt{pool_size}, auth => 'scram', auth_file => $users);
 }
-my $proxy = defined $opt{peer} ? PgBouncerUnderCallgrind->new($pg, $dir)
+my $proxy = defined $opt{peer} ? pgbouncer_under_callgrind()
     : PgNearTest::Proxy->new(regions => [$pg], binary => $wrapper, args => ['-q'],
     start => 0, start_timeout => 120,
     settings => { server_tls => $opt{tls} ? 'require' : 'disable', workers => 1,
                   # a health check logs in with SCRAM (tens of millions of instructions): not mid-run
                   health_check_interval => '1h', %pooled });
+
+# PgBouncer configured as pgnear is above, under callgrind in the foreground (not started yet).
+sub pgbouncer_under_callgrind {
+    die "--peer: only pgbouncer is known\n" unless $opt{peer} eq 'pgbouncer';
+    chmod 0777, $dir; # callgrind writes its output there as postgres
+    return PgNearBouncer->new(
+        name => 'cg-pgbouncer', start => 0, pool_mode => $opt{pool_mode},
+        databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
+        users => { app => $pg->scram_verifier('app') },
+        settings => { default_pool_size => $opt{pool_size},
+                      server_tls_sslmode => $opt{tls} ? 'require' : 'disable' },
+        wrap => [$valgrind, '--tool=callgrind', "--callgrind-out-file=$dir/callgrind.out.%p"]);
+}
 
 # Instructions (Ir) of one whole pgnear run (start, one pgbench session of n transactions,
 # SIGTERM): callgrind writes its totals as the process exits.  The output is kept as $keep.
@@ -156,57 +169,3 @@ my @sorted = sort { $a <=> $b } @per;
 printf "median %.0f Ir per transaction (min %.0f, max %.0f)\n", $sorted[$#sorted / 2], min(@per),
     max(@per);
 print_top("$dir/once.out", "$dir/twice.out", $n * $opt{clients}) if $opt{top} > 0;
-
-# PgBouncer, configured as pgnear is above, run by postgres (it refuses root) under callgrind in
-# the foreground: start, port, stop, as PgNearTest::Proxy's.
-package PgBouncerUnderCallgrind;
-
-sub new {
-    my ($class, $pg, $out) = @_;
-    die "--peer: only pgbouncer is known\n" unless $opt{peer} eq 'pgbouncer';
-    my $bin = PgNearTest::require_tool('pgbouncer');
-    my $bdir = PgNearTest::tmpdir(name => 'cg-pgbouncer', mode => 0755, owner => 'postgres');
-    chmod 0777, $out; # callgrind writes its output there as postgres
-    my $port = PgNearTest::free_port();
-    PgNearTest::write_file("$bdir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n},
-        mode => 0600, owner => 'postgres');
-    my $tls = $opt{tls} ? 'require' : 'disable';
-    PgNearTest::write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
-[databases]
-bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = $opt{pool_mode}
-default_pool_size = $opt{pool_size}
-server_tls_sslmode = $tls
-logfile = $bdir/pgbouncer.log
-INI
-    return bless { bin => $bin, dir => $bdir, out => $out, port => $port }, $class;
-}
-
-sub port { $_[0]{port} }
-
-sub start {
-    my ($self) = @_;
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        exec 'setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups', $valgrind,
-            '--tool=callgrind', "--callgrind-out-file=$self->{out}/callgrind.out.%p", $self->{bin},
-            "$self->{dir}/pgbouncer.ini";
-        die "exec: $!\n";
-    }
-    $self->{pid} = $pid;
-    PgNearTest::wait_until(sub { IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}) },
-        timeout => 120) or die "pgbouncer under callgrind did not listen\n";
-}
-
-sub stop {
-    my ($self) = @_;
-    kill 'INT', $self->{pid}; # a safe shutdown: no client is left
-    waitpid $self->{pid}, 0;
-    return $? >> 8;
-}

@@ -42,6 +42,7 @@ use POSIX qw(WNOHANG);
 use Time::HiRes qw(time sleep);
 use DBI;
 use PgNearTest;
+use PgNearBouncer;
 
 $| = 1;
 
@@ -52,7 +53,6 @@ GetOptions(\%opt, 'sessions=i', 'delay-ms=f', 'near-delay-ms=f', 'server-tls=s',
     or die "bad options\n";
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : "$FindBin::RealBin/../pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
-my $pgbouncer_bin = PgNearTest::require_tool('pgbouncer');
 my $relay_script = "$FindBin::RealBin/delay_relay.pl";
 
 my $ca = PgNearTest::CA->new;
@@ -61,13 +61,9 @@ my $verifier = $pg->scram_verifier('app');
 my $dir = PgNearTest::tmpdir(name => 'distant', mode => 0755);
 PgNearTest::write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
 
-my (@relays, @bouncer_pidfiles);
+my @relays;
 END {
     for my $r (@relays) { kill 'TERM', $r->{pid} if $r->{pid} }
-    for my $pidfile (grep { -f } @bouncer_pidfiles) {
-        chomp(my $pid = PgNearTest::slurp_file($pidfile));
-        kill 'TERM', $pid if $pid;
-    }
 }
 
 # Starts a delay relay in front of 127.0.0.1:$target_port; returns it once it listens.
@@ -107,35 +103,11 @@ sub relay_totals {
 
 sub start_pgbouncer {
     my ($tls, $server_port) = @_;
-    my $port = PgNearTest::free_port();
-    my $bdir = PgNearTest::tmpdir(name => "pgbouncer-$tls", mode => 0755, owner => 'postgres');
-    PgNearTest::write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0600, owner => 'postgres');
-    PgNearTest::write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
-[databases]
-postgres = host=127.0.0.1 port=$server_port dbname=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = session
-server_tls_sslmode = @{[$tls eq 'on' ? 'require' : 'disable']}
-logfile = $bdir/pgbouncer.log
-pidfile = $bdir/pgbouncer.pid
-INI
-    push @bouncer_pidfiles, "$bdir/pgbouncer.pid";
-    system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-           $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
-    PgNearTest::wait_until(sub { -s "$bdir/pgbouncer.pid" }, timeout => 10) or die "pgbouncer did not start\n";
-    return { port => $port, pidfile => "$bdir/pgbouncer.pid" };
-}
-
-sub stop_pgbouncer {
-    my ($b) = @_;
-    chomp(my $pid = PgNearTest::slurp_file($b->{pidfile}));
-    kill 'TERM', $pid;
-    PgNearTest::wait_until(sub { !kill 0, $pid }, timeout => 10);
+    return PgNearBouncer->new(
+        name => "pgbouncer-$tls", pool_mode => 'session',
+        databases => { postgres => "host=127.0.0.1 port=$server_port dbname=postgres" },
+        users => { app => $verifier },
+        settings => { server_tls_sslmode => $tls eq 'on' ? 'require' : 'disable' });
 }
 
 sub stop_relay {
@@ -214,11 +186,11 @@ sub start_paths {
         push @paths, { name => $v->{name}, port => $relays_here[-1]{port}, sslmode => 'disable', proxy => 1 };
     }
     my $bouncer = start_pgbouncer($tls, $distant->{port});
-    push @relays_here, start_relay("near-pgbouncer-$tls", $bouncer->{port}, $opt{'near-delay-ms'});
+    push @relays_here, start_relay("near-pgbouncer-$tls", $bouncer->port, $opt{'near-delay-ms'});
     push @paths, { name => 'pgbouncer', port => $relays_here[-1]{port}, sslmode => 'disable', proxy => 1 };
     my $stop = sub {
         stop_relay($_) for @relays_here;
-        stop_pgbouncer($bouncer);
+        $bouncer->stop;
         $_->stop for @proxies;
     };
     return (\@paths, $stop);

@@ -24,6 +24,7 @@ use Time::HiRes qw(sleep);
 use DBI;
 use DBD::Pg;
 use PgNearTest;
+use PgNearBouncer;
 
 $| = 1;
 my %opt = (sessions => 1000, rounds => 2, 'pool-mode' => 'session');
@@ -33,7 +34,6 @@ die "--pool-mode: session or transaction\n" unless $txn || $opt{'pool-mode'} eq 
 my $pool_size = $txn ? 5 : $opt{sessions} + 10;
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
-my $pgbouncer_bin = require_tool('pgbouncer');
 
 my $ca = PgNearTest::CA->new;
 my $cert = $ca->issue(name => 'proxy', cn => 'localhost', san => ['DNS:localhost', 'IP:127.0.0.1'],
@@ -63,34 +63,14 @@ sub pgnear_for {
 # PgBouncer in session mode, one per server side, with the same certificate for clients.
 sub pgbouncer_for {
     my ($server) = @_;
-    my $bdir = tmpdir(name => "pgbouncer-$server", mode => 0755, owner => 'postgres');
-    my $port = free_port();
-    write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644, owner => 'postgres');
-    my $tls = $server eq 'tls' ? 'require' : 'disable';
-    write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
-[databases]
-movr = host=127.0.0.1 port=${\ $pg->port} dbname=movr
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = $opt{'pool-mode'}
-max_client_conn = ${\ ($opt{sessions} + 100)}
-default_pool_size = $pool_size
-client_tls_sslmode = allow
-client_tls_cert_file = $cert->{cert}
-client_tls_key_file = $cert->{key}
-server_tls_sslmode = $tls
-logfile = $bdir/pgbouncer.log
-pidfile = $bdir/pgbouncer.pid
-INI
-    system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-           $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
-    wait_until(sub { -s "$bdir/pgbouncer.pid" }, timeout => 10) or die "pgbouncer did not start\n";
-    chomp(my $pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
-    return { port => $port, pid => $pid, dir => $bdir };
+    return PgNearBouncer->new(
+        name => "pgbouncer-$server", pool_mode => $opt{'pool-mode'},
+        databases => { movr => 'host=127.0.0.1 port=' . $pg->port . ' dbname=movr' },
+        users => { app => $verifier },
+        settings => { max_client_conn => $opt{sessions} + 100, default_pool_size => $pool_size,
+                      client_tls_sslmode => 'allow', client_tls_cert_file => $cert->{cert},
+                      client_tls_key_file => $cert->{key},
+                      server_tls_sslmode => $server eq 'tls' ? 'require' : 'disable' });
 }
 
 # Opens n sessions, waits for the proxy to settle, returns KiB per session.
@@ -136,11 +116,10 @@ for my $round (1 .. $opt{rounds}) {
             push @{ $kib{"$client/$server"}{pgnear} }, kib_per_session($near->pid, $near->port, $client);
             $near->stop;
             my $bouncer = pgbouncer_for($server);
-            $bouncer_port = $bouncer->{port};
+            $bouncer_port = $bouncer->port;
             push @{ $kib{"$client/$server"}{pgbouncer} },
-                kib_per_session($bouncer->{pid}, $bouncer->{port}, $client);
-            kill 'TERM', $bouncer->{pid};
-            sleep 0.5;
+                kib_per_session($bouncer->pid, $bouncer->port, $client);
+            $bouncer->stop;
         }
     }
 }

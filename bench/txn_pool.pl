@@ -30,6 +30,7 @@ use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
 use POSIX qw(sysconf _SC_CLK_TCK);
 use PgNearTest;
+use PgNearBouncer;
 
 $| = 1;
 
@@ -40,7 +41,6 @@ $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
 require_tool('pgbench');
-my $pgbouncer_bin = require_tool('pgbouncer');
 my $ticks = sysconf(_SC_CLK_TCK) || 100;
 
 my $pg = PgNearTest::Cluster->new(name => 'txnbench', location => '39.04, -77.49',
@@ -68,37 +68,11 @@ for my $workers (split /,/, $opt{workers}) {
     }
 }
 
-# PgBouncer refuses to run as root: its files belong to postgres.
-my $bouncer_port = free_port();
-my $bdir = tmpdir(name => 'pgbouncer', mode => 0755, owner => 'postgres');
-write_file("$bdir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0600, owner => 'postgres');
-write_file("$bdir/pgbouncer.ini", <<"INI", mode => 0644, owner => 'postgres');
-[databases]
-bench = host=127.0.0.1 port=@{[$pg->port]} dbname=bench
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $bouncer_port
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $bdir/userlist.txt
-pool_mode = transaction
-max_client_conn = 1000
-default_pool_size = 20
-server_tls_sslmode = disable
-logfile = $bdir/pgbouncer.log
-pidfile = $bdir/pgbouncer.pid
-INI
-system('setpriv', '--reuid=postgres', '--regid=postgres', '--init-groups',
-       $pgbouncer_bin, '-d', "$bdir/pgbouncer.ini") == 0 or die "pgbouncer failed to start\n";
-END {
-    if ($bdir && -f "$bdir/pgbouncer.pid") {
-        chomp(my $pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
-        kill 'TERM', $pid if $pid;
-    }
-}
-PgNearTest::wait_until(sub { -s "$bdir/pgbouncer.pid" }, timeout => 10)
-    or die "pgbouncer wrote no pid file\n";
-chomp(my $bouncer_pid = PgNearTest::slurp_file("$bdir/pgbouncer.pid"));
+my $bouncer = PgNearBouncer->new(
+    pool_mode => 'transaction', databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
+    users => { app => $verifier },
+    settings => { max_client_conn => 1000, default_pool_size => 20, server_tls_sslmode => 'disable' });
+my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
 
