@@ -117,13 +117,19 @@ static bool undo_wants_record(const struct dbmove_job *j)
     return j->cut.recorded;
 }
 
+/* The record keeps the cutover's first problem for SHOW MOVES. */
+static void record_first_problem(struct dbmove_job *j)
+{
+    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
+             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
+             j->first_problem.message);
+}
+
 /* The leaving side's record back to the state before, with the error. */
 static int undo_record_leaving(struct dbmove_job *j)
 {
     j->move.state = reverting(j) ? DBMOVE_MOVED : DBMOVE_STREAMING;
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
-             j->first_problem.message);
+    record_first_problem(j);
     return job_write_record(j, j->cut.leave_ctl, "recording that the cutover did not happen");
 }
 
@@ -166,9 +172,7 @@ void job_cut_failed(struct dbmove_job *j)
 /* After the commit the cutover stands: the record keeps the error for SHOW MOVES. */
 static int late_record_leaving(struct dbmove_job *j)
 {
-    snprintf(j->move.last_error, sizeof(j->move.last_error), "%s: %s %s",
-             reverting(j) ? "REVERT" : "CUTOVER", j->first_problem.sqlstate,
-             j->first_problem.message);
+    record_first_problem(j);
     return job_write_record(j, j->cut.leave_ctl, "recording the cutover's error");
 }
 

@@ -23,7 +23,7 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
 use PgNearTest;
-use PgNearDbMove qw(logical_pair write_users admin_rows);
+use PgNearDbMove qw(logical_pair write_users admin_rows admin_refused);
 
 require_tool('psql');
 require_tool('pgbench');
@@ -54,12 +54,7 @@ my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'ad
 # An admin command: (rows as hashes, error text, notices).
 sub admin { admin_rows($admin_ci, $_[0], timeout => 120) }
 
-sub refused {
-    my ($sql, $code, $re, $name) = @_;
-    my (undef, $err) = admin($sql);
-    is sqlstate($err), $code, "$name: $code";
-    like $err // '', $re, '... saying why';
-}
+sub refused { admin_refused($admin_ci, @_) }
 
 sub moves_of {
     my ($db) = @_;

@@ -23,7 +23,7 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
 use PgNearTest;
-use PgNearDbMove qw(logical_pair write_users admin_rows);
+use PgNearDbMove qw(logical_pair write_users admin_rows admin_refused);
 
 require_tool('psql');
 require_tool('pgbench');
@@ -45,12 +45,7 @@ my $app_ci = $p->conninfo(dbname => 'movr');
 # An admin command: (rows as hashes, error text or undef, everything psql said on stderr).
 sub admin { admin_rows($admin_ci, $_[0]) }
 
-sub refused {
-    my ($sql, $code, $re, $name) = @_;
-    my (undef, $err) = admin($sql);
-    is sqlstate($err), $code, "$name: $code";
-    like $err // '', $re, '... saying why and what to do';
-}
+sub refused { admin_refused($admin_ci, @_) }
 
 sub move_state { PgNearDbMove::move_state($admin_ci, 'movr') }
 

@@ -41,7 +41,7 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use IPC::Run ();
 use PgNearTest;
-use PgNearDbMove qw(write_users admin_rows);
+use PgNearDbMove qw(write_users admin_rows admin_refused);
 
 require_tool('psql');
 require_tool('pg_dump');
@@ -93,12 +93,7 @@ my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'ad
 
 sub admin { admin_rows($admin_ci, $_[0], timeout => 120) }
 
-sub refused {
-    my ($sql, $code, $re, $name) = @_;
-    my (undef, $err) = admin($sql);
-    is sqlstate($err), $code, "$name: $code";
-    like $err // '', $re, '... saying why';
-}
+sub refused { admin_refused($admin_ci, @_) }
 
 sub city_move { my ($rows) = admin('SHOW MOVES'); return grep { ($_->{city} // '') ne '' } @$rows }
 

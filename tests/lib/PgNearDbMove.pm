@@ -15,14 +15,17 @@ package PgNearDbMove;
 #   admin_rows($conninfo, $sql, timeout => 180) -> (\@rows, $error, $stderr):
 #       each row a hash by column; $error undef when psql succeeded; $stderr
 #       holds the NOTICEs (psql verbose)
+#   admin_refused($conninfo, $sql, $sqlstate, qr/why/, $name): two checks, that
+#       the command is refused with $sqlstate and that its error says why
 #   move_state($conninfo, $database) -> the state SHOW MOVES gives, or ''
 
 use strict;
 use warnings;
 use Exporter 'import';
 use PgNearTest;
+use Test::More ();
 
-our @EXPORT_OK = qw(logical_pair write_users admin_rows move_state);
+our @EXPORT_OK = qw(logical_pair write_users admin_rows admin_refused move_state);
 
 my %LOGICAL = (conf => { wal_level => 'logical', max_replication_slots => 10, max_wal_senders => 10 });
 
@@ -67,6 +70,13 @@ sub admin_rows {
     my @head = split /\|/, (shift(@lines) // ''), -1;
     my @rows = map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
     return (\@rows, $rc == 0 ? undef : $err, $err);
+}
+
+sub admin_refused {
+    my ($ci, $sql, $code, $re, $name) = @_;
+    my (undef, $err) = admin_rows($ci, $sql, timeout => 120);
+    Test::More::is(PgNearTest::sqlstate($err), $code, "$name: $code");
+    Test::More::like($err // '', $re, '... saying why');
 }
 
 sub move_state {
