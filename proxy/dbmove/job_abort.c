@@ -82,10 +82,19 @@ static int abort_find_target_db(struct dbmove_job *j)
                      NULL);
 }
 
-/* Without the database on the target there is no subscription to drop there. */
-static bool target_has_db(const struct dbmove_job *j)
+/*
+ * Without the database on the target there is no subscription to drop
+ * there.  A whole database's; a city's may stay as the region's feed
+ * (job_city_join.c).
+ */
+static bool whole_in_target(const struct dbmove_job *j)
 {
-    return j->target_has_db;
+    return !job_is_city(j) && j->target_has_db;
+}
+
+static bool city_in_target(const struct dbmove_job *j)
+{
+    return job_is_city(j) && j->target_has_db;
 }
 
 /* Dropping the subscription drops its slot on the source too, when it can reach it. */
@@ -94,7 +103,7 @@ static int abort_subscription(struct dbmove_job *j)
     char sql[160], name[64];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
     snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", name);
-    /* A database missing at login fails with 08001, not 3D000: target_has_db skips that case. */
+    /* A database missing at login fails with 08001, not 3D000: whole_in_target skips that case. */
     return job_query(j, j->dst_db, "dropping the subscription on the target", sql, 0, NULL,
                      job_take_nothing, "3D000");
 }
@@ -211,14 +220,19 @@ static const struct job_step abort_steps[] = {
     {NULL, NULL, abort_read_records},
     {NULL, NULL, abort_find_move},
     {NULL, NULL, abort_find_target_db},
-    {"dropping the subscription on the target", target_has_db, abort_subscription},
-    {NULL, NULL, abort_slot},
+    {NULL, job_is_city, job_city_joining},
+    {"dropping the subscription on the target", whole_in_target, abort_subscription},
+    {NULL, city_in_target, job_city_read_feed},
+    {"dropping the subscription on the target", city_in_target, job_city_end_feed},
+    {NULL, job_city_feed_dropped, abort_slot},
     {NULL, NULL, abort_back_slot},
     {NULL, target_db_kept, abort_target_publication},
     {"dropping the publication on the source", NULL, abort_publication},
+    {NULL, job_city_no_homes, job_city_drop_references},
     {NULL, NULL, abort_marker},
     {"dropping the database the move created on the target", move_created_database, abort_database},
     {"deleting the rows the move copied to the target", city_rows_kept, job_city_delete_copy},
+    {NULL, job_city_joins, job_city_finish_target},
     {NULL, NULL, abort_record_source},
     {NULL, NULL, abort_record_target},
     {NULL, NULL, abort_record_target_row},

@@ -8,9 +8,10 @@
  * a reference table (it lives where the database lives).  The move
  * publishes, at the source, the homed tables with a row filter (column =
  * the city as the admin wrote it: the rows hold the application's
- * spelling, which routing compares folded but a row filter cannot) and
- * the reference tables whole, so that the city's sessions in the target
- * read them too.  Before anything is made, the source's tables are
+ * spelling, which routing compares folded but a row filter cannot), and
+ * the reference tables whole in a publication of their own that the
+ * target region goes on following, so that the city's sessions there
+ * read them too (job_city_join.c).  Before anything is made, the source's tables are
  * checked: a homed table's replica identity must hold the column (else
  * PostgreSQL refuses its UPDATEs and DELETEs once the filter publishes
  * them), no foreign key may leave the city (a homed table's key must pair
@@ -27,6 +28,7 @@
 
 #include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
+#include "proxy/migrate/history.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -233,24 +235,44 @@ int job_city_count_rows(struct dbmove_job *j)
 }
 
 /*
- * The publication: each homed table with its row filter, each other table
- * whole.  A DO block (a statement built from the catalog); its %1$s and
- * %2$s are the home column's and the city's literals.
+ * The publications: the move's, of each homed table with its row filter
+ * and the cutover's marker (and, into a region where no city lives yet,
+ * the migrations' history, whole: the region then runs the steps after
+ * it); the database's pgnear_reference, of the tables without the
+ * column, made by the first city's move and completed by the next
+ * (job_city_join.c).  A DO block (statements built from the catalog); its
+ * %1$s and %2$s are the home column's and the city's literals, %3$s
+ * whether the history goes.
  */
 #define PUBLICATION_BLOCK                                                                          \
-    "DO $pgnear$ DECLARE tables text; BEGIN\n"                                                     \
+    "DO $pgnear$ DECLARE tables text; t record; BEGIN\n"                                           \
     "SELECT string_agg(CASE WHEN a.attnum IS NULL THEN format('%%I.%%I', n.nspname, c.relname)"    \
     "  ELSE format('%%I.%%I WHERE (%%I = %%L)', n.nspname, c.relname, a.attname, %2$s) END,"       \
     "  ', ' ORDER BY n.nspname, c.relname) INTO tables" JOB_TABLES_WITH_COLUMN(                    \
-        "%1$s") ";\n"                                                                              \
+        "%1$s") "   AND (a.attnum IS NOT NULL OR n.nspname = '" DBMOVE_MARKER_SCHEMA "'"           \
+                "     OR (c.relname = '" MIGRATE_HISTORY_TABLE "' AND %3$s));\n"                   \
                 "EXECUTE 'CREATE PUBLICATION " DBMOVE_OBJECT_NAME " FOR TABLE ' || tables;\n"      \
-                "END $pgnear$"
+                "IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = "                       \
+                "'" JOB_REFERENCE_PUBLICATION "') THEN\n"                                          \
+                "  CREATE PUBLICATION " JOB_REFERENCE_PUBLICATION ";\n"                            \
+                "END IF;\n"                                                                        \
+                "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                     \
+                    "%1$s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"  \
+                            "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "'"                      \
+                            "   AND NOT EXISTS (SELECT FROM pg_publication_tables p"               \
+                            "     WHERE p.pubname = '" JOB_REFERENCE_PUBLICATION "'"               \
+                            "     AND p.schemaname = n.nspname AND p.tablename = c.relname) "      \
+                            "LOOP\n"                                                               \
+                            "  EXECUTE format('ALTER PUBLICATION " JOB_REFERENCE_PUBLICATION       \
+                            " ADD TABLE %%I.%%I', t.nspname, t.relname);\n"                        \
+                            "END LOOP; END $pgnear$"
 
 /*
- * What a move copied into a database it did not create (empty before it,
- * the checks say): the city's rows, and the tables without the column,
- * as the replication's role, so that no trigger nor foreign key fires
- * whatever the tables' order.
+ * What a move copied into a database it did not create: the city's rows,
+ * and, where no other city lives (the database was empty before it, the
+ * checks say), the tables without the column; as the replication's role,
+ * so that no trigger nor foreign key fires whatever the tables' order.
+ * %3$s: whether the tables without the column go too.
  */
 #define DELETE_COPY_BLOCK                                                                          \
     "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
@@ -258,7 +280,9 @@ int job_city_count_rows(struct dbmove_job *j)
     "FOR t IN SELECT n.nspname, c.relname, a.attname" JOB_TABLES_WITH_COLUMN(                      \
         "%1$s") "   AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "' LOOP\n"                            \
                 "  IF t.attname IS NULL THEN\n"                                                    \
-                "    EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"               \
+                "    IF %3$s THEN\n"                                                               \
+                "      EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"             \
+                "    END IF;\n"                                                                    \
                 "  ELSE\n"                                                                         \
                 "    EXECUTE format('DELETE FROM %%I.%%I WHERE %%I = %%L', t.nspname, t.relname, " \
                 "t.attname,"                                                                       \
@@ -280,10 +304,10 @@ bool job_city_quote(struct dbmove_job *j, char *column, char *city, size_t cap)
 
 int job_city_publication(struct dbmove_job *j)
 {
-    char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
+    char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[6144];
     if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
-    snprintf(sql, sizeof(sql), PUBLICATION_BLOCK, column, city);
+    snprintf(sql, sizeof(sql), PUBLICATION_BLOCK, column, city, j->city.joining ? "false" : "true");
     return job_query(j, j->src_db, "creating the publication on the source", sql, 0, NULL,
                      job_take_nothing, NULL);
 }
@@ -293,7 +317,7 @@ int job_city_delete_copy(struct dbmove_job *j)
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
     if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
-    snprintf(sql, sizeof(sql), DELETE_COPY_BLOCK, column, city);
+    snprintf(sql, sizeof(sql), DELETE_COPY_BLOCK, column, city, j->city.joining ? "false" : "true");
     return job_query(j, j->dst_db, "deleting the rows the move copied to the target", sql, 0, NULL,
                      job_take_nothing, NULL);
 }

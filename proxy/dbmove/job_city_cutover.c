@@ -77,7 +77,12 @@ bool job_city_key(struct dbmove_job *j, char *key, size_t cap)
  * queue behind it: not while sessions are held): they refuse nothing
  * until the city is in the table refused (job_city_refuse_writes), which
  * the cutover writes once its sessions are held, without a lock on the
- * application's tables.  %1$s the column, %2$s the city, as literals.
+ * application's tables.  One trigger a table serves every city moved
+ * away (the first move's makes it): it reads the row's city in refused,
+ * with pgnear's rights (SECURITY DEFINER: the application's role may
+ * not read pgnear's schema; a fixed search_path, so that it cannot be
+ * led to another table).
+ * %1$s the column, %2$s the city, as literals.
  */
 #define TRIGGER_BLOCK                                                                              \
     "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
@@ -85,19 +90,23 @@ bool job_city_key(struct dbmove_job *j, char *key, size_t cap)
     "CREATE TABLE IF NOT EXISTS " REFUSED_TABLE                                                    \
     " (city text PRIMARY KEY, region text NOT NULL);\n"                                            \
     "CREATE OR REPLACE FUNCTION " DBMOVE_MARKER_SCHEMA ".refuse_city_write() RETURNS trigger\n"    \
-    "LANGUAGE plpgsql AS $f$ DECLARE home text; BEGIN\n"                                           \
-    "  IF (TG_OP <> 'INSERT' AND to_jsonb(OLD) ->> TG_ARGV[0] = TG_ARGV[1])\n"                     \
-    "     OR (TG_OP <> 'DELETE' AND to_jsonb(NEW) ->> TG_ARGV[0] = TG_ARGV[1]) THEN\n"             \
-    "    SELECT region INTO home FROM " REFUSED_TABLE " WHERE city = TG_ARGV[1];\n"                \
-    "    IF FOUND THEN\n"                                                                          \
-    "      RAISE EXCEPTION 'the rows of city ''%%'' live in region \"%%\" now', TG_ARGV[1], "      \
-    "home\n"                                                                                       \
-    "        USING ERRCODE = '25006',\n"                                                           \
-    "        DETAIL = format('Database %%I moved them there; %%I.%%I here keeps a copy, written "  \
+    "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\n"                    \
+    "AS $f$ DECLARE home text; row_city text; BEGIN\n"                                             \
+    "  IF TG_OP <> 'INSERT' THEN\n"                                                                \
+    "    row_city := to_jsonb(OLD) ->> TG_ARGV[0];\n"                                              \
+    "    SELECT r.region INTO home FROM " REFUSED_TABLE " r WHERE r.city = row_city;\n"            \
+    "  END IF;\n"                                                                                  \
+    "  IF home IS NULL AND TG_OP <> 'DELETE' THEN\n"                                               \
+    "    row_city := to_jsonb(NEW) ->> TG_ARGV[0];\n"                                              \
+    "    SELECT r.region INTO home FROM " REFUSED_TABLE " r WHERE r.city = row_city;\n"            \
+    "  END IF;\n"                                                                                  \
+    "  IF home IS NOT NULL THEN\n"                                                                 \
+    "    RAISE EXCEPTION 'the rows of city ''%%'' live in region \"%%\" now', row_city, home\n"    \
+    "      USING ERRCODE = '25006',\n"                                                             \
+    "      DETAIL = format('Database %%I moved them there; %%I.%%I here keeps a copy, written "    \
     "only by the replication back.', current_database(), TG_TABLE_SCHEMA, TG_TABLE_NAME),\n"       \
-    "        HINT = 'Write them through pgnear, which sends a session of that city to its "        \
+    "      HINT = 'Write them through pgnear, which sends a session of that city to its "          \
     "home.';\n"                                                                                    \
-    "    END IF;\n"                                                                                \
     "  END IF;\n"                                                                                  \
     "  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"                                             \
     "  RETURN NEW;\n"                                                                              \

@@ -640,8 +640,8 @@ int job_cut_back_subscription(struct dbmove_job *j)
              "create_slot = false, slot_name = %s, copy_data = false, synchronous_commit = on",
              j->cut.back);
     /* 42710: made already, before a pgnear that was running the cutover stopped */
-    int rc = job_create_subscription(j, j->cut.leave_db, j->cut.back, conn, with,
-                                     "starting the replication back", "42710");
+    int rc = job_create_subscription(j, j->cut.leave_db, j->cut.back, conn, DBMOVE_OBJECT_NAME,
+                                     with, "starting the replication back", "42710");
     explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
     return rc;
 }

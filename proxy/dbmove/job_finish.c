@@ -46,8 +46,9 @@ static int finish_back_subscription(struct dbmove_job *j)
 /* Slots a dropped subscription left on the source would keep its WAL forever. */
 static int finish_slots(struct dbmove_job *j)
 {
-    return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.feed,
-                          j->cut.back);
+    /* The feed kept as the region's (job_city_join.c) keeps its slot. */
+    return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.back,
+                          j->city.feed_kept ? NULL : j->cut.feed);
 }
 
 /* The same on the target, whose publication fed the way back. */
@@ -108,10 +109,12 @@ static int finish_done(struct dbmove_job *j)
     if (job_is_city(j)) {
         snprintf(j->summary, sizeof(j->summary),
                  "the move of city '%s' of database \"%s\" to region \"%s\" is finished: the "
-                 "replication both ways is gone, and its %lld rows in region \"%s\" are deleted; "
-                 "the tables without column %s are no longer copied to region \"%s\"",
+                 "replication of its rows both ways is gone, and its %lld rows in region \"%s\" "
+                 "are deleted; the tables without column %s %s",
                  j->req.city, j->req.database, j->to->name, (long long)j->city.rows, j->from->name,
-                 j->city.column, j->to->name);
+                 j->city.column,
+                 j->city.feed_kept ? "go on following the database's region there"
+                                   : "follow the database's region there as before");
         return JOB_NEXT;
     }
     snprintf(j->summary, sizeof(j->summary),
@@ -129,7 +132,8 @@ static const struct job_step finish_steps[] = {
     {NULL, NULL, finish_read_records},
     {NULL, NULL, finish_find_move},
     {"dropping the replication back to the source", NULL, finish_back_subscription},
-    {NULL, job_is_city, job_city_drop_feed},
+    {NULL, job_is_city, job_city_read_feed},
+    {NULL, job_is_city, job_city_end_feed},
     {NULL, NULL, finish_slots},
     {NULL, NULL, finish_target_slots},
     {"dropping the publications", NULL, finish_publication_source},

@@ -124,6 +124,10 @@ struct dbmove_job {
         char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
         char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
         int64_t trigger_deadline_ms;            /* the triggers' tries end (job_city_triggers) */
+        bool joining; /* other cities of the database live in the target (job_city_join.c) */
+        bool feeds_references; /* the move's subscription takes the tables without the column too */
+        bool feed_kept;        /* FINISH or ABORT keeps it as the region's feed of those */
+        char *tables; /* the source's tables, a line each, compared with a joined target's */
     } city;
     struct dbmove_row *records; /* read from a region: the database's and cities' moves */
     size_t nrecords;
@@ -309,13 +313,13 @@ int job_cut_drop_back_slot(struct dbmove_job *j);
  */
 bool job_publisher_literal(const struct dbmove_job *j, const char *conninfo, char *buf, size_t cap);
 /*
- * CREATE SUBSCRIPTION name, on sub_db, of the move's publication, over
+ * CREATE SUBSCRIPTION name, on sub_db, of publications (a list), over
  * conn (job_publisher_literal's) WITH (with); job_query's what and
  * tolerated.  The statement is wiped once sent: it may hold a password.
  */
 int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char *name,
-                            const char *conn, const char *with, const char *what,
-                            const char *tolerated);
+                            const char *conn, const char *publications, const char *with,
+                            const char *what, const char *tolerated);
 /*
  * The checks that a server can connect as the subscription will: the
  * target's to the source (MOVE DATABASE), the leaving side's to the
@@ -403,11 +407,40 @@ int job_city_refresh_feed(struct dbmove_job *j);
  * triggers and its refusal stay on the source, the target's refusal of
  * writes to the tables without the column there.
  */
-int job_city_drop_feed(struct dbmove_job *j);
 int job_city_delete_function(struct dbmove_job *j);
 int job_city_delete_batch(struct dbmove_job *j);
 int job_city_finish_source(struct dbmove_job *j);
 int job_city_finish_target(struct dbmove_job *j);
+/*
+ * job_city_join.c: a city moving into a region where others live, and the
+ * region's feed of the tables without the column (the publication
+ * JOB_REFERENCE_PUBLICATION).  START: job_city_joining (from the records
+ * read last; sets dst.holds_cities), the tables compared (source's, then
+ * target's: 55000 naming the first that differs), whether the region's
+ * feed exists, the target's copies emptied where it does not
+ * (job_city_refeeds), the marker made there; job_city_publications, what
+ * the move's subscription takes.  FINISH and ABORT: job_city_read_feed
+ * decides whether the subscription stays as the region's feed
+ * (job_city_end_feed keeps or drops it; job_city_feed_dropped, whether its
+ * slot may go); ABORT drops the reference publication where no city lives
+ * away from the database's region (job_city_no_homes).
+ */
+#define JOB_REFERENCE_PUBLICATION "pgnear_reference"
+int job_city_joining(struct dbmove_job *j);
+bool job_city_joins(const struct dbmove_job *j);
+bool job_city_first(const struct dbmove_job *j);
+bool job_city_no_homes(const struct dbmove_job *j);
+bool job_city_refeeds(const struct dbmove_job *j);
+bool job_city_feed_dropped(const struct dbmove_job *j);
+int job_city_source_tables(struct dbmove_job *j);
+int job_city_target_tables(struct dbmove_job *j);
+int job_city_reference_feed(struct dbmove_job *j);
+int job_city_empty_references(struct dbmove_job *j);
+int job_city_target_marker(struct dbmove_job *j);
+const char *job_city_publications(const struct dbmove_job *j);
+int job_city_read_feed(struct dbmove_job *j);
+int job_city_end_feed(struct dbmove_job *j);
+int job_city_drop_references(struct dbmove_job *j);
 
 /* job_fleet.c: whether peers take part in a cutover, their holds table, their word. */
 bool job_in_fleet(const struct dbmove_job *j);

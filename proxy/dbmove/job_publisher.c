@@ -105,13 +105,12 @@ int job_check_way_back(struct dbmove_job *j)
 }
 
 int job_create_subscription(struct dbmove_job *j, const char *sub_db, const char *name,
-                            const char *conn, const char *with, const char *what,
-                            const char *tolerated)
+                            const char *conn, const char *publications, const char *with,
+                            const char *what, const char *tolerated)
 {
     char sql[DBMOVE_CONNINFO_MAX * 2 + 512];
-    snprintf(sql, sizeof(sql),
-             "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION " DBMOVE_OBJECT_NAME " WITH (%s)",
-             name, conn, with);
+    snprintf(sql, sizeof(sql), "CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s WITH (%s)",
+             name, conn, publications, with);
     int rc = job_query(j, sub_db, what, sql, 0, NULL, job_take_nothing, tolerated);
     explicit_bzero(sql, sizeof(sql));
     return rc;

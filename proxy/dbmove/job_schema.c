@@ -242,4 +242,5 @@ void job_schema_free(struct dbmove_job *j)
     if (j->dump_err > 0)
         close(j->dump_err);
     free(j->schema);
+    free(j->city.tables); /* a joining city's comparison (job_city_join.c) */
 }

@@ -445,6 +445,12 @@ static int start_marker(struct dbmove_job *j)
                      dbmove_marker_create_sql, PGASYNC_SCRIPT, NULL, job_take_nothing, NULL);
 }
 
+/* A city joining a region where others live finds its schema there (job_city_join.c). */
+static bool copies_schema(const struct dbmove_job *j)
+{
+    return !job_city_joins(j);
+}
+
 /* A whole database's move publishes every table (a city's: job_city_publication). */
 static bool whole_database(const struct dbmove_job *j)
 {
@@ -475,6 +481,7 @@ static int start_subscription(struct dbmove_job *j)
      * load, and the second is seen at the next snapshot the source logs, every 15 s). */
     j->timeout_ms = DBMOVE_SLOT_TIMEOUT_MS;
     int rc = job_create_subscription(j, j->dst_db, name, conn,
+                                     job_is_city(j) ? job_city_publications(j) : DBMOVE_OBJECT_NAME,
                                      "copy_data = true, synchronous_commit = on",
                                      "creating the subscription on the target", NULL);
     explicit_bzero(conn, sizeof(conn)); /* it may hold a password */
@@ -549,10 +556,14 @@ static const struct job_step start_steps[] = {
     {NULL, NULL, refuse_live_move},
     {NULL, NULL, start_target_records},
     {NULL, NULL, refuse_live_move},
+    {NULL, job_is_city, job_city_joining},
     {NULL, NULL, start_judge},
     {NULL, job_is_city, job_city_facts},
     {NULL, job_is_city, job_city_judge},
     {NULL, job_is_city, job_city_count_rows},
+    {NULL, job_city_joins, job_city_source_tables},
+    {NULL, job_city_joins, job_city_target_tables},
+    {NULL, job_city_joins, job_city_reference_feed},
     {NULL, job_secrets_wanted, job_source_secrets},
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
@@ -563,7 +574,10 @@ static const struct job_step start_steps[] = {
     {NULL, NULL, start_record_target},
     {"creating the database in the target region", target_lacks_database, start_create_database},
     {NULL, NULL, start_marker},
-    {"copying the schema (pg_dump --schema-only)", NULL, job_copy_schema},
+    {"copying the schema (pg_dump --schema-only)", copies_schema, job_copy_schema},
+    {NULL, job_city_joins, job_city_target_marker},
+    {"emptying the target's copies of the tables without the city, to copy them anew",
+     job_city_refeeds, job_city_empty_references},
     {"creating the publication on the source and the subscription on the target", whole_database,
      start_publication},
     {"creating the publication of the city's rows and the tables without its column on the "

@@ -269,7 +269,7 @@ bool dbmove_judge(const char *database, const char *source, const char *target,
     }
     if (judge_capacity(source, target, src, dst, out))
         return true;
-    if (dst->has_database && dst->relations > 0) {
+    if (dst->has_database && dst->relations > 0 && !dst->holds_cities) {
         pg_error_set(out, "42P04",
                      "database \"%s\" already exists in region \"%s\" and is not empty", database,
                      target);

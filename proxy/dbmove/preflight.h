@@ -51,7 +51,8 @@ struct dbmove_target_facts {
     int free_slots, free_workers; /* replication origins / logical replication workers left */
     int server_version;
     bool has_database;
-    int64_t relations;                   /* in the database, when has_database (third query) */
+    int64_t relations; /* in the database, when has_database (third query) */
+    bool holds_cities; /* other cities of the database live in it: not empty, by design */
     char missing_ext[DBMOVE_LIST_MAX];   /* of the source's extensions, those it cannot install */
     char missing_roles[DBMOVE_LIST_MAX]; /* of the source's roles, those it lacks */
 };

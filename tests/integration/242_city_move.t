@@ -398,10 +398,23 @@ is $us->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city = 'seattle')
   "us-east holds no seattle row any more";
 is digest($us, 'users', "city = 'boston'"), $boston_rows, "... and all of boston's";
 is digest($west, 'users'), $seattle_rows, "us-west keeps seattle's";
-is source_objects(), '0/0', 'no publication nor slot left on us-east';
-is $west->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_subscription)
-                       || '/' || (SELECT count(*) FROM pg_replication_slots)}, dbname => 'movr'), '0/0/0',
-  '... nor publication, subscription or slot on us-west';
+is source_objects(), '1/1', 'on us-east, one publication and its slot left:';
+is $us->psql_admin('SELECT string_agg(pubname, \',\') FROM pg_publication', dbname => 'movr'), 'pgnear_reference',
+  '... pgnear_reference, of the tables without the city';
+sub west_objects {
+    $west->psql_admin(q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_replication_slots)
+                        || '/' || coalesce((SELECT string_agg(array_to_string(subpublications, '+'), ',' ORDER BY subname)
+                                            FROM pg_subscription), '')}, dbname => 'movr');
+}
+is west_objects(), '0/0/pgnear_reference', '... which us-west follows, nothing else left there';
+# The tables without the column go on following us-east: us-west's seattle sessions read them.
+sub promo_follows {
+    my ($code) = @_;
+    $us->psql_admin("INSERT INTO promo_codes VALUES ('$code', 'written in us-east')", dbname => 'movr');
+    wait_until(sub { $west->psql_admin("SELECT count(*) FROM promo_codes WHERE code = '$code'", dbname => 'movr') eq '1' },
+               timeout => 20);
+}
+ok promo_follows('after-finish'), 'a promo code written in us-east after FINISH reaches us-west';
 ($m) = city_move();
 is $m->{state}, 'finished', 'SHOW MOVES: finished';
 ok wait_until(sub { grep { ($_->{city} // '') eq 'seattle' && $_->{region} eq 'us-west' && $_->{state} eq 'finished' } homes() },
@@ -413,6 +426,19 @@ is psql($p->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SEL
 (undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
                              q{INSERT INTO users (city, name) VALUES ('seattle', 'late')}, verbose => 1);
 like $derr // '', qr/25006/, 'us-east still refuses a seattle row written there directly';
+# As a role that is not a superuser (the application's usually): the trigger reads pgnear's schema
+# with pgnear's rights, not the writer's.
+$us->psql_admin(["CREATE ROLE rider LOGIN PASSWORD 'rider-secret'", 'GRANT SELECT, INSERT ON users TO rider'],
+                dbname => 'movr');
+# In us-west with us-east's secret, as a city's move wants of the roles that log in (a salt each else).
+$west->psql_admin(["CREATE ROLE rider LOGIN PASSWORD '" . $us->scram_verifier('rider') . "'",
+                   'GRANT SELECT, INSERT ON users TO rider'], dbname => 'movr');
+my $rider = $us->conninfo(dbname => 'movr', user => 'rider', password => 'rider-secret');
+(undef, undef, $derr) = psql($rider, q{INSERT INTO users (city, name) VALUES ('seattle', 'rider')}, verbose => 1);
+like $derr // '', qr/25006.*city 'seattle' live in region "us-west"/s, '... so does it for a role that is not a superuser';
+is psql($rider, q{WITH i AS (INSERT INTO users (city, name) VALUES ('boston', 'rider') RETURNING city)
+                  SELECT city FROM i}), 'boston',
+  "... which writes boston's rows";
 (undef, undef, $derr) = psql($west->conninfo(dbname => 'movr'),
                              q{INSERT INTO promo_codes VALUES ('late', 'x')}, verbose => 1);
 like $derr // '', qr/25006/, 'us-west still refuses a write to its copy of promo_codes';
@@ -455,5 +481,70 @@ refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55006',
         qr/a migration of database "movr" is running in region "us-(east|west)".*pgnear migrations \(server process \d+/s,
         '... MOVE CITY on the first meanwhile');
 ok $mig->finish, '... the step ends' or diag $m_err;
+
+# ------------------------------------------------------------------ a second city into us-west
+
+# Its tables must be us-east's: a column us-west alone has is refused, naming the table.
+$west->psql_admin('ALTER TABLE vehicles ADD COLUMN color text', dbname => 'movr');
+refused(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west}, '55000',
+        qr/the tables of database "movr" differ between regions "us-east" and "us-west".*public\.vehicles \(city text not null, id uuid not null, owner_id uuid\); region "us-west" has public\.vehicles \(city text not null, id uuid not null, owner_id uuid, color text\)/s,
+        'boston into us-west, whose vehicles have a column more');
+$west->psql_admin('ALTER TABLE vehicles DROP COLUMN color', dbname => 'movr');
+
+my $seattle_west = digest($west, 'users');
+sub boston_in_west { $west->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city = 'boston')
+                                         + (SELECT count(*) FROM vehicles WHERE city = 'boston')
+                                         + (SELECT count(*) FROM rides WHERE city = 'boston')}, dbname => 'movr') }
+sub boston_streams {
+    ($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr TO REGION us-west});
+    return 0 if defined $err;
+    return wait_until(sub { my ($b) = grep { $_->{city} eq 'boston' && $_->{state} ne 'aborted' } city_move();
+                            ($b->{state} // '') eq 'streaming' }, timeout => 60);
+}
+ok boston_streams(), 'MOVE CITY boston TO REGION us-west, where seattle lives, copies and streams' or diag $err;
+like $notices, qr/rows whose city = 'boston' \(compared as written\): public\.rides 400, public\.users \d+/,
+  '... its NOTICE counting boston\'s rows';
+for my $t (qw(users vehicles rides)) {
+    is digest($west, $t, "city = 'boston'"), digest($us, $t, "city = 'boston'"), "us-west holds boston's $t";
+}
+is digest($west, 'users', "city = 'seattle'"), $seattle_west, "... beside seattle's, untouched";
+is digest($west, 'promo_codes'), digest($us, 'promo_codes'), '... promo_codes as they were (copied once)';
+is west_objects(), '0/0/pgnear_reference,pgnear_move',
+  '... the move subscribed to its own publication, beside the feed of promo_codes';
+
+($rows, $err) = admin(q{MOVE CITY 'boston' OF DATABASE movr ABORT});
+is $err, undef, "boston's ABORT";
+is boston_in_west(), '0', "... deletes boston's rows in us-west";
+is digest($west, 'users', "city = 'seattle'"), $seattle_west, "... not seattle's";
+is digest($west, 'promo_codes'), digest($us, 'promo_codes'), '... nor promo_codes';
+is west_objects(), '0/0/pgnear_reference', "... and drops the move's subscription, not the feed";
+is source_objects(), '1/1', '... whose publication and slot stay on us-east';
+ok promo_follows('after-abort'), '... and which still carries a new promo code';
+
+ok boston_streams(), 'boston moved again' or diag $err;
+my $bc = client($p, 'Boston');
+is on($bc, 'SELECT inet_server_port()'), $us->port, 'a boston session in us-east';
+($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr CUTOVER});
+is $err, undef, "boston's CUTOVER" or diag $notices;
+is on($bc, 'SELECT inet_server_port()'), $west->port, '... moves the boston session to us-west';
+is on($bc, q{INSERT INTO users (city, name) VALUES ('boston', 'west rider') RETURNING name}), 'west rider',
+  '... where it writes boston rows';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO users (city, name) VALUES ('boston', 'late')}, verbose => 1);
+like $derr // '', qr/25006.*city 'boston' live in region "us-west"/s,
+  'us-east refuses a boston row written there directly (the trigger seattle\'s move made serves boston)';
+($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr FINISH});
+is $err, undef, "boston's FINISH";
+is $us->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city IN ('seattle', 'boston'))
+                      + (SELECT count(*) FROM rides WHERE city IN ('seattle', 'boston'))}, dbname => 'movr'), '0',
+  '... us-east holds no boston nor seattle row';
+is $west->psql_admin(q{SELECT string_agg(DISTINCT city, ',' ORDER BY city) FROM users}, dbname => 'movr'),
+  'boston,seattle', '... us-west both cities';
+is west_objects(), '0/0/pgnear_reference', '... the feed of promo_codes alone left in us-west';
+ok promo_follows('after-boston'), '... which still carries a new promo code';
+ok wait_until(sub { 2 == grep { $_->{region} eq 'us-west' && $_->{state} eq 'finished' } homes() }, timeout => 10),
+  'SHOW HOMES: seattle and boston live in us-west';
+is psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SELECT inet_server_port()'),
+   $west->port, 'a new boston session on the other pgnear lands in us-west';
 
 done_testing;
