@@ -4,7 +4,8 @@
 # only, nothing else), with the checkout's HEAD cloned to /root/project in
 # it (/root is drwx------ there, as everywhere).  In it, as root:
 #   scripts/demo.sh; a query through pgnear; the demo's console, MIGRATE UP,
-#   WebSocket client and metrics; scripts/demo.sh again (it must
+#   WebSocket client and metrics; scripts/demo-city.sh (a city's rows moved
+#   under writers), twice; the database move; scripts/demo.sh again (it must
 #   restart cleanly); scripts/demo.sh stop, after which nothing may run;
 #   scripts/test.sh, the whole suite (on the sanitizer build, two worker
 #   threads per pgnear); scripts/check-tools.sh; scripts/check-package.sh
@@ -30,7 +31,7 @@ for arg in "$@"; do
     case $arg in
     --keep) keep=yes ;;
     -h | --help)
-        sed -n '2,16s/^# \{0,1\}//p' "$0"
+        sed -n '2,18s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *) die "unknown argument '$arg' (usage: scripts/check-minimal.sh [--keep])" ;;
@@ -145,6 +146,11 @@ echo "WebSocket, X-City Tokyo -> us-west"
 got=$(curl -sf http://127.0.0.1:9187/metrics | grep -c '^pgnear_host_up{.*} 1$')
 [ "$got" = 4 ] || { echo "metrics: $got hosts up, expected 4" >&2; exit 1; }
 echo "metrics: 4 hosts up"
+step "the demo's city move: scripts/demo-city.sh, amsterdam's rows of movr_cities to eu-central under writers"
+scripts/demo-city.sh
+# Run again, it finds amsterdam in eu-central and shows where the rows live.
+scripts/demo-city.sh | grep 'amsterdam lives in eu-central already' ||
+    { echo "scripts/demo-city.sh, run again, did not find amsterdam in eu-central" >&2; exit 1; }
 step "the tour's database move: movr to eu-central and back"
 app="host=127.0.0.1 port=6432 dbname=movr user=app password=app-secret"
 $psql -X -q "$admin" -c 'MOVE DATABASE movr TO REGION eu-central'

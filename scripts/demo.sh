@@ -6,7 +6,9 @@
 # a read that sees a write, reads near with writes forwarded), the admin
 # console, the MovR schema migrations of conf/migrations/ (run in us-east,
 # replayed by the standbys), moving
-# the database movr to eu-central and back while clients keep working, a
+# the database movr to eu-central and back while clients keep working,
+# moving one city's rows of movr_cities, a database homed by city, to
+# eu-central while every city writes (scripts/demo-city.sh), a
 # WebSocket client (the Neon serverless driver of tests/node) and the
 # Prometheus metrics.
 #   scripts/demo.sh          install, build, start (a running demo is stopped first)
@@ -273,6 +275,48 @@ make_roles() {
     # What the migrations make there, as pgnear, the application may use.
     $psql -d movr -c "ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT ALL ON TABLES TO app" \
         -c "ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT ALL ON SEQUENCES TO app"
+    make_movr_cities
+}
+
+# movr_cities: a small MovR whose rows are homed by their city
+# ([database movr_cities] home_by = city), for MOVE CITY
+# (scripts/demo-city.sh).  movr keeps MovR's own schema, whose key
+# rides (rider_city, rider_id) -> users (city, id) lets a ride leave its
+# city, which MOVE CITY refuses.  Here ids are UUIDs, the city is in every
+# homed table's primary key, each foreign key pairs city with city, and
+# promo_codes, without the column, is a reference table.  Owned by app.
+make_movr_cities() {
+    $psql -c "CREATE DATABASE movr_cities OWNER app"
+    $psql -d movr_cities -v ON_ERROR_STOP=1 <<'SQL'
+-- What MOVE CITY makes here, as pgnear, the application may read: the
+-- trigger that refuses a moved city's writes reads pgnear_move.refused
+-- with the writer's rights.
+ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT USAGE ON SCHEMAS TO app;
+ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT SELECT ON TABLES TO app;
+SET ROLE app;
+CREATE TABLE users (city text, id uuid DEFAULT gen_random_uuid(), name text NOT NULL,
+    address text, PRIMARY KEY (city, id));
+CREATE TABLE vehicles (city text, id uuid DEFAULT gen_random_uuid(), type text NOT NULL,
+    owner_id uuid, status text NOT NULL DEFAULT 'available', PRIMARY KEY (city, id),
+    FOREIGN KEY (city, owner_id) REFERENCES users (city, id));
+CREATE TABLE rides (city text, id uuid DEFAULT gen_random_uuid(), rider_id uuid,
+    vehicle_id uuid, start_address text, start_time timestamptz NOT NULL DEFAULT now(),
+    revenue numeric(10, 2), PRIMARY KEY (city, id),
+    FOREIGN KEY (city, rider_id) REFERENCES users (city, id),
+    FOREIGN KEY (city, vehicle_id) REFERENCES vehicles (city, id));
+CREATE TABLE promo_codes (code text PRIMARY KEY, description text);
+-- 50 riders, 10 vehicles and 100 rides in each of four cities
+INSERT INTO users (city, name, address)
+    SELECT c, initcap(c) || ' rider ' || g, g || ' Main Street'
+    FROM unnest(ARRAY['new york', 'boston', 'amsterdam', 'paris']) c, generate_series(1, 50) g;
+CREATE TEMP VIEW numbered AS
+    SELECT city, id, row_number() OVER (PARTITION BY city ORDER BY id) AS k FROM users;
+INSERT INTO vehicles (city, type, owner_id) SELECT city, 'scooter', id FROM numbered WHERE k <= 10;
+INSERT INTO rides (city, rider_id, vehicle_id, start_address, revenue)
+    SELECT v.city, u.id, v.id, 'the demo''s first rides', 12.5
+    FROM vehicles v JOIN numbered u ON u.city = v.city AND u.k <= 10;
+INSERT INTO promo_codes SELECT 'promo_' || g, 'demo promotion ' || g FROM generate_series(1, 10) g;
+SQL
 }
 
 primary_port=""
@@ -370,6 +414,13 @@ $hosts_lines
 ; and eu-west (MOVE DATABASE movr TO REGION eu-central moves it)
 [database movr]
 regions = us-east, us-west, eu-west
+
+; movr_cities, homed by city: each city's rows live in its home region,
+; where the database lives (us-east's cluster) until the city is moved
+; (MOVE CITY 'amsterdam' OF DATABASE movr_cities TO REGION eu-central)
+[database movr_cities]
+regions = us-east, us-west, eu-west
+home_by = city
 CONF
 
 "$bin" --check "$run/pgnear.ini"
@@ -534,6 +585,16 @@ IDENTITY FULL first.)
   psql "$admin" -c 'MOVE DATABASE movr CUTOVER'
   psql "$app" -c 'SHOW cluster_name'    # eu-central
   psql "$admin" -c 'MOVE DATABASE movr REVERT'    # back to us-east, no write lost; FINISH instead ends the move
+
+Home one city's rows in another region while every city writes: movr_cities, a small MovR homed by
+city ([database movr_cities] home_by = city), keeps the rows of New York, Boston, Amsterdam and Paris
+in us-east's cluster.  MOVE CITY copies Amsterdam's rows to eu-central, CUTOVER holds Amsterdam's
+sessions alone (the other cities write on) and moves them there, FINISH deletes its rows in us-east.
+This script runs it with a pgbench writer per city through pgnear (it fails unless 0 transactions
+fail), then shows where each city's rows live and where each city's new sessions land:
+  scripts/demo-city.sh
+  psql "$admin" -c 'SHOW HOMES'
+  psql "host=127.0.0.1 port=$port dbname=movr_cities user=app password=app-secret options='-c pgnear.city=Amsterdam'" -c 'SHOW cluster_name'    # eu-central, once moved
 MSG
 if [ -n "$websocket" ]; then
     cat <<MSG
