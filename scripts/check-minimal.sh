@@ -5,7 +5,8 @@
 # it (/root is drwx------ there, as everywhere).  In it, as root:
 #   scripts/demo.sh; a query through pgnear; the demo's console, MIGRATE UP,
 #   WebSocket client and metrics; scripts/demo-city.sh (a city's rows moved
-#   under writers), twice; the database move; scripts/demo.sh again (it must
+#   under writers), twice, then for a second city into the same region; the
+#   database move; scripts/demo.sh again (it must
 #   restart cleanly); scripts/demo.sh stop, after which nothing may run;
 #   scripts/test.sh, the whole suite (on the sanitizer build, two worker
 #   threads per pgnear); scripts/check-tools.sh; scripts/check-package.sh
@@ -151,6 +152,9 @@ scripts/demo-city.sh
 # Run again, it finds amsterdam in eu-central and shows where the rows live.
 scripts/demo-city.sh | grep 'amsterdam lives in eu-central already' ||
     { echo "scripts/demo-city.sh, run again, did not find amsterdam in eu-central" >&2; exit 1; }
+# City by city: paris joins amsterdam in eu-central.
+scripts/demo-city.sh paris | grep "cities living there: 'paris', 'amsterdam'" ||
+    { echo "scripts/demo-city.sh paris did not home paris in eu-central beside amsterdam" >&2; exit 1; }
 step "the tour's database move: movr to eu-central and back"
 app="host=127.0.0.1 port=6432 dbname=movr user=app password=app-secret"
 $psql -X -q "$admin" -c 'MOVE DATABASE movr TO REGION eu-central'

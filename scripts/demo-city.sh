@@ -14,8 +14,11 @@
 # must be 0.  Run again, it says that amsterdam lives in eu-central already
 # and shows the same.  A move that an earlier run left half done (copying,
 # streaming, moved) is taken up where it stands; a failed one is aborted
-# and started again.
-#   scripts/demo-city.sh
+# and started again.  Given another city of movr_cities (paris, say), it
+# moves that one to eu-central the same way, city by city: the second
+# joins the first there (the database there is not created again, and the
+# tables without the city go on following us-east).
+#   scripts/demo-city.sh [amsterdam | paris | boston | new+york]
 # Run as root (it reads the regions' primaries as the user postgres, over
 # the demo's Unix sockets).
 set -eu
@@ -24,12 +27,17 @@ top=$(pwd)
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
 psql="$PG_BINDIR/psql"
 db=movr_cities
-city=amsterdam
 home=us-east
 target=eu-central
 # The cities of movr_cities: as its rows write them, and as a client names
 # them in the startup hint pgnear.city (+ stands for a space there).
 cities="new+york:New+York boston:Boston amsterdam:Amsterdam paris:Paris"
+city=$(echo "${1:-amsterdam}" | tr ' ' +)
+case " $cities " in
+*" $city:"*) ;;
+*) echo "demo-city: no city '$city' in $db; one of: amsterdam, paris, boston, new+york" >&2 && exit 2 ;;
+esac
+city=$(echo "$city" | tr + ' ')
 # Seconds the writers may run at most (a run takes about 10).
 bound=120
 
@@ -168,7 +176,7 @@ cut_over() {
     sleep 1
     echo
     say "MOVE CITY '$city' OF DATABASE $db CUTOVER   (holds $city's sessions alone, a row per session)"
-    others=$(console 'SHOW CLIENTS' | awk -F'|' -v me="demo-city-$city" '
+    others=$(console 'SHOW CLIENTS' | awk -F'|' -v me="demo-city-$(echo "$city" | tr ' ' +)" '
         NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
         $c["application_name"] ~ /^demo-city-/ && $c["application_name"] != me { print $c["id"] }' | tr '\n' ' ')
     rows=$("$psql" -X -A -P footer=off "$admin" -c "MOVE CITY '$city' OF DATABASE $db CUTOVER" 2>"$run/city-cutover.err") ||
@@ -208,7 +216,8 @@ check_writers() {
         fi
     done
     [ "$failed" = 0 ] || fail "a writer failed transactions or ended early (its report above)"
-    done_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$run/city-$city.out")
+    done_tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' \
+        "$run/city-$(echo "$city" | tr ' ' +).out")
     got="$(rides_of_run "$target" "$city") $(rides_of_run "$home" "$city")"
     [ "$got" = "$done_tx 0" ] ||
         fail "$city's writer committed $done_tx rides; $target holds ${got% *} of them, $home ${got#* }"
@@ -259,15 +268,32 @@ for r in "$home" "$target"; do
         GROUP BY city ORDER BY city" | sed '/^$/d; s/^/    /'
 done
 echo "    (us-west and eu-west, us-east's standbys, replay us-east's rows; promo_codes has no city:"
-echo "    it is written in us-east, and eu-central keeps the copy it had at FINISH)"
+echo "    it is written in us-east, and eu-central's copy follows it)"
+# promo_codes' copy in eu-central follows us-east: a code written there arrives.
+code="demo-$(date +%s)-$city"
+"$psql" -X -q -h "$run" -p "$(region_port "$home")" -U postgres -d "$db" \
+    -c "INSERT INTO promo_codes VALUES ('$code', 'written in $home by scripts/demo-city.sh')" >/dev/null
+i=0
+until [ "$("$psql" -X -At -h "$run" -p "$(region_port "$target")" -U postgres -d "$db" \
+    -c "SELECT count(*) FROM promo_codes WHERE code = '$code'")" = 1 ]; do
+    i=$((i + 1))
+    [ "$i" -lt 50 ] || fail "a promo code written in $home did not reach $target in 10 s"
+    sleep 0.2
+done
+echo "    (a promo code written in $home just now, $code, is in $target's copy too)"
+# The cities that live in eu-central (their moves finished or cut over), as SQL literals.
+homed=$(console 'SHOW HOMES' | awk -F'|' -v db="$db" -v t="$target" '
+    NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+    $c["database"] == db && $c["city"] != "" && $c["region"] == t { printf "%s'\''%s'\''", n++ ? ", " : "", $c["city"] }')
 got=$("$psql" -X -At -h "$run" -p "$(region_port "$home")" -U postgres -d "$db" -c "
     SELECT (SELECT count(*) FROM users WHERE city = '$city') + (SELECT count(*) FROM vehicles WHERE city = '$city')
            + (SELECT count(*) FROM rides WHERE city = '$city')")
 [ "$got" = 0 ] || fail "$home still holds $got rows of $city"
 got=$("$psql" -X -At -h "$run" -p "$(region_port "$target")" -U postgres -d "$db" -c "
-    SELECT (SELECT count(*) FROM rides WHERE city = '$city') || ' ' || (SELECT count(*) FROM rides WHERE city <> '$city')")
+    SELECT (SELECT count(*) FROM rides WHERE city = '$city') || ' '
+           || (SELECT count(*) FROM rides WHERE city NOT IN ('$city', ${homed:-''}))")
 if [ "${got#* }" != 0 ] || [ "${got% *}" -lt 100 ]; then
-    fail "$target holds $got rides of $city and of the other cities: its own 100 at least, and no other"
+    fail "$target holds $got rides of $city and of cities that do not live there: its own 100 at least, and no other"
 fi
 # SHOW HOMES reads the record every second: the finish shows within one.
 i=0
@@ -287,13 +313,15 @@ for c in $cities; do
     got=$("$psql" -X -At "$app options='-c pgnear.city=$hint'" -c 'SHOW cluster_name' 2>&1) ||
         fail "a session of $hint could not connect through pgnear: $got"
     printf '    %-10s -> %s\n' "$(echo "$hint" | tr + ' ')" "$got"
-    case $hint in
-    Amsterdam) [ "$got" = "$target" ] || fail "an Amsterdam session lands on $got, not $target" ;;
-    Boston) [ "$got" = "$home" ] || fail "a Boston session lands on $got, not $home" ;;
+    # A city that lives in eu-central lands there; Boston, unless moved, where the database lives.
+    rowcity=$(echo "${c%%:*}" | tr + ' ')
+    case ", $homed, " in
+    *", '$rowcity', "*) [ "$got" = "$target" ] || fail "a session of $hint lands on $got, not $target, its home" ;;
+    *) [ "$hint" != Boston ] || [ "$got" = "$home" ] || fail "a Boston session lands on $got, not $home" ;;
     esac
 done
-echo "    (Amsterdam in its home, eu-central; the others where movr_cities lives: New York and Boston on"
-echo "    us-east's primary, Paris on eu-west's standby, the nearest host; a writer of Paris, which needs"
-echo "    read-write, goes to us-east)"
+echo "    (a city that lives in eu-central lands there; the others where movr_cities lives: New York and"
+echo "    Boston on us-east's primary, Paris on eu-west's standby, the nearest host, until it moves; a"
+echo "    writer of Paris, which needs read-write, goes to us-east)"
 echo
-say "done: $city's rows live in $target, the other cities' in $home"
+say "done: $city's rows live in $target; cities living there: $homed"

@@ -288,11 +288,6 @@ make_roles() {
 make_movr_cities() {
     $psql -c "CREATE DATABASE movr_cities OWNER app"
     $psql -d movr_cities -v ON_ERROR_STOP=1 <<'SQL'
--- What MOVE CITY makes here, as pgnear, the application may read: the
--- trigger that refuses a moved city's writes reads pgnear_move.refused
--- with the writer's rights.
-ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT USAGE ON SCHEMAS TO app;
-ALTER DEFAULT PRIVILEGES FOR ROLE pgnear GRANT SELECT ON TABLES TO app;
 SET ROLE app;
 CREATE TABLE users (city text, id uuid DEFAULT gen_random_uuid(), name text NOT NULL,
     address text, PRIMARY KEY (city, id));
@@ -591,8 +586,10 @@ city ([database movr_cities] home_by = city), keeps the rows of New York, Boston
 in us-east's cluster.  MOVE CITY copies Amsterdam's rows to eu-central, CUTOVER holds Amsterdam's
 sessions alone (the other cities write on) and moves them there, FINISH deletes its rows in us-east.
 This script runs it with a pgbench writer per city through pgnear (it fails unless 0 transactions
-fail), then shows where each city's rows live and where each city's new sessions land:
+fail), then shows where each city's rows live and where each city's new sessions land; given
+another city, it moves that one next, city by city (Paris joins Amsterdam in eu-central):
   scripts/demo-city.sh
+  scripts/demo-city.sh paris
   psql "$admin" -c 'SHOW HOMES'
   psql "host=127.0.0.1 port=$port dbname=movr_cities user=app password=app-secret options='-c pgnear.city=Amsterdam'" -c 'SHOW cluster_name'    # eu-central, once moved
 MSG
