@@ -66,6 +66,32 @@ bool job_city_first(const struct dbmove_job *j)
     return job_is_city(j) && !j->city.joining;
 }
 
+/*
+ * A whole database's move while cities of it live away from its region:
+ * the move would take the rows its region holds, and leave the cities'
+ * regions following a region it no longer lives in.  Refused, naming them.
+ */
+int job_refuse_cities_away(struct dbmove_job *j)
+{
+    char list[DBMOVE_LIST_MAX] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < j->nrecords && len < sizeof(list); i++) {
+        const struct dbmove_row *r = &j->records[i];
+        if (r->city[0] != '\0' && r->state == DBMOVE_FINISHED &&
+            strcmp(r->database, j->req.database) == 0)
+            len += (size_t)snprintf(list + len, sizeof(list) - len, "%s'%s' in \"%s\"",
+                                    len ? ", " : "", r->city, r->to_region);
+    }
+    if (len == 0)
+        return JOB_NEXT;
+    job_problem(j, "0A000", "cities of database \"%s\" live in other regions than its own",
+                j->req.database);
+    pg_error_detail(&j->problem, "Moved by MOVE CITY: %s.", list);
+    pg_error_hint(&j->problem, "Moving a database whose cities live apart is not supported; move "
+                               "its cities instead (MOVE CITY).");
+    return JOB_FAIL;
+}
+
 bool job_city_no_homes(const struct dbmove_job *j)
 {
     return job_is_city(j) && !city_lives_in(j, NULL);

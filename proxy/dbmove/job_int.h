@@ -427,6 +427,9 @@ int job_city_finish_target(struct dbmove_job *j);
  */
 #define JOB_REFERENCE_PUBLICATION "pgnear_reference"
 int job_city_joining(struct dbmove_job *j);
+/* MOVE DATABASE refuses (0A000) while cities of the database live away from it (source's records).
+ */
+int job_refuse_cities_away(struct dbmove_job *j);
 bool job_city_joins(const struct dbmove_job *j);
 bool job_city_first(const struct dbmove_job *j);
 bool job_city_no_homes(const struct dbmove_job *j);

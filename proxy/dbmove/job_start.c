@@ -554,6 +554,7 @@ static const struct job_step start_steps[] = {
     {NULL, target_has_database, start_target_relations},
     {NULL, NULL, start_source_records},
     {NULL, NULL, refuse_live_move},
+    {NULL, whole_database, job_refuse_cities_away},
     {NULL, NULL, start_target_records},
     {NULL, NULL, refuse_live_move},
     {NULL, job_is_city, job_city_joining},

@@ -546,5 +546,8 @@ ok wait_until(sub { 2 == grep { $_->{region} eq 'us-west' && $_->{state} eq 'fin
   'SHOW HOMES: seattle and boston live in us-west';
 is psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SELECT inet_server_port()'),
    $west->port, 'a new boston session on the other pgnear lands in us-west';
+refused('MOVE DATABASE movr TO REGION us-west', '0A000',
+        qr/cities of database "movr" live in other regions than its own.*Moved by MOVE CITY: (?=.*'seattle' in "us-west")(?=.*'boston' in "us-west")/s,
+        'MOVE DATABASE while cities of it live away from it');
 
 done_testing;
