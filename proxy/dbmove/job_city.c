@@ -40,7 +40,11 @@
     "WITH homed AS (SELECT c.oid, n.nspname, c.relname, c.relreplident, "                          \
     "a.attnum" JOB_TABLES_WITH_COLUMN("$1") " AND a.attnum IS NOT NULL)"
 
-/* The homed tables, how many; those whose identity lacks the column; keys leaving; sequences. */
+/*
+ * The homed tables, how many; those whose identity lacks the column; keys
+ * leaving; sequences; partitioned tables (JOB_TABLES_WITH_COLUMN passes
+ * them over: their rows would be neither copied nor refused).
+ */
 static const char city_facts_sql[] = HOMED_TABLES
     " SELECT (SELECT count(*) FROM homed),"
     " (SELECT string_agg(format('%I.%I', h.nspname, h.relname), ', '"
@@ -60,7 +64,10 @@ static const char city_facts_sql[] = HOMED_TABLES
     "   ORDER BY h.nspname, h.relname, a.attname) FROM homed h"
     "   JOIN pg_attribute a ON a.attrelid = h.oid AND a.attnum > 0 AND NOT a.attisdropped"
     "   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
-    "   WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) ~ '^nextval\\(')";
+    "   WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) ~ '^nextval\\('),"
+    " (SELECT string_agg(format('%I.%I', n.nspname, c.relname), ', ' ORDER BY n.nspname, c.relname)"
+    "   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+    "   WHERE c.relkind = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema'))";
 
 /* Each homed table and how many of its rows the filter takes ($1 the column, $2 the city). */
 static const char city_rows_sql[] = HOMED_TABLES
@@ -141,7 +148,7 @@ static void take_list(const PGresult *res, int col, char *buf, size_t cap)
 static int take_city_facts(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
-    if (PQntuples(res) != 1 || PQnfields(res) != 4) {
+    if (PQntuples(res) != 1 || PQnfields(res) != 5) {
         job_problem(j, "XX000", "the source's tables could not be read");
         return 0;
     }
@@ -149,6 +156,7 @@ static int take_city_facts(struct dbmove_job *j, const PGresult *res, const char
     take_list(res, 1, j->city.no_identity, sizeof(j->city.no_identity));
     take_list(res, 2, j->city.foreign_keys, sizeof(j->city.foreign_keys));
     take_list(res, 3, j->city.sequences, sizeof(j->city.sequences));
+    take_list(res, 4, j->city.partitioned, sizeof(j->city.partitioned));
     return 0;
 }
 
@@ -191,6 +199,13 @@ int job_city_judge(struct dbmove_job *j)
                       "Add the city to the key (its column %s paired with the referenced %s), "
                       "or drop the constraint.",
                       c->column, c->column);
+    } else if (c->partitioned[0] != '\0') {
+        job_problem(j, "0A000", "database \"%s\" has partitioned tables", db);
+        pg_error_detail(&j->problem,
+                        "MOVE CITY does not move the rows of partitioned tables yet: %s.",
+                        c->partitioned);
+        pg_error_hint(&j->problem, "Move the whole database (MOVE DATABASE), which copies "
+                                   "every partition.");
     } else if (c->sequences[0] != '\0') {
         job_problem(j, "55000", "tables of database \"%s\" homed by city draw ids from a sequence",
                     db);

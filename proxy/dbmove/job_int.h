@@ -123,6 +123,7 @@ struct dbmove_job {
         char no_identity[DBMOVE_LIST_MAX];      /* homed tables whose replica identity lacks it */
         char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
         char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
+        char partitioned[DBMOVE_LIST_MAX];      /* partitioned tables, which it does not move */
         int64_t trigger_deadline_ms;            /* the triggers' tries end (job_city_triggers) */
         bool joining; /* other cities of the database live in the target (job_city_join.c) */
         bool feeds_references; /* the move's subscription takes the tables without the column too */

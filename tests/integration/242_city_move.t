@@ -6,7 +6,8 @@
 # Each check refuses with its SQLSTATE, naming the tables, before anything
 # is made (a database not homed by city, the region the city lives in, a
 # replica identity without the column, a key from another city's column
-# (MovR's rides (rider_city, rider_id) -> users (city, id)), a bigserial);
+# (MovR's rides (rider_city, rider_id) -> users (city, id)), a bigserial,
+# a partitioned table);
 # then the move copies exactly seattle's rows and all of promo_codes, its
 # NOTICE counts them, SHOW MOVES shows it with its city, SHOW HOMES its
 # state, seattle's new rows stream and boston's do not; a second move of
@@ -145,6 +146,11 @@ $us->psql_admin('ALTER TABLE rides DROP CONSTRAINT rides_rider_fk', dbname => 'm
 $us->psql_admin('CREATE TABLE tickets (city text, id bigserial, PRIMARY KEY (city, id))', dbname => 'movr');
 refused($MOVE, '55000', qr/draw ids from a sequence.*public\.tickets\.id.*HINT:.*UUID/s, 'a bigserial id');
 $us->psql_admin('DROP TABLE tickets', dbname => 'movr');
+$us->psql_admin(['CREATE TABLE trips (city text, id uuid, PRIMARY KEY (city, id)) PARTITION BY LIST (city)',
+                 "CREATE TABLE trips_seattle PARTITION OF trips FOR VALUES IN ('seattle')"], dbname => 'movr');
+refused($MOVE, '0A000', qr/database "movr" has partitioned tables.*public\.trips\./s,
+        'a partitioned table (its rows would be neither copied nor refused)');
+$us->psql_admin('DROP TABLE trips', dbname => 'movr');
 
 is source_objects(), '0/0', 'the refusals made nothing on the source';
 is $west->psql_admin(q{SELECT count(*) FROM pg_database WHERE datname = 'movr'}), '0', '... nor on the target';
