@@ -62,6 +62,7 @@ bool gate_act_at_safe_point(struct session *s)
     }
     if (s->on_safe == SAFE_HOLD && !s->held) {
         s->held = true;
+        s->held_at_us = monotonic_us();
         endpoint_pause_read(&s->client);
         if ((s->hold_reasons & HOLD_MOVE) && s->moving != NULL && s->server_conn != NULL)
             s->moving->holding(s);

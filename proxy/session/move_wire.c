@@ -157,7 +157,8 @@ static void move_held(struct session *s)
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
-    mv->held_us = monotonic_us();
+    /* Held earlier by a cutover's gate, the client has waited since then. */
+    mv->held_us = s->held_at_us > 0 ? s->held_at_us : monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
         move_end(mv, false, "its server was sending a message");
         return;

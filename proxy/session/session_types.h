@@ -138,6 +138,7 @@ struct session {
     uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
     uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
     bool held;            /* the client's next request waits, unread */
+    int64_t held_at_us;   /* since when (monotonic), while held: a move's hold counts from it */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;

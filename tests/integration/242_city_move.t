@@ -285,6 +285,13 @@ like $cut_err, qr/city 'seattle' of database "movr" lives in region "us-west" no
   '... saying where it lives and how many sessions moved';
 my @held = grep { /\|/ } split /\n/, $cut_out;
 is scalar(@held) - 1, 3, '... a row per held session: the two seattle writers and the client, no boston one';
+# A row's hold_ms counts from its session's hold at the gate: the writers, held while the client's
+# transaction ran, waited longer than the cutover's own hold (from the last session held).
+my ($gate_hold) = $cut_err =~ /the sessions were held (\d+) ms/;
+my @cols = map { s/^\s+|\s+$//gr } split /\|/, $held[0];
+my ($hold_col) = grep { $cols[$_] eq 'hold_ms' } 0 .. $#cols;
+my ($longest) = sort { $b <=> $a } map { (split /\|/)[$hold_col] } @held[1 .. $#held];
+cmp_ok $longest, '>', $gate_hold, "... the longest row's hold_ms counting from its session's hold at the gate";
 
 ok wait_until(sub { bench_rows($west, 'seattle') > bench_rows($us, 'seattle') }, timeout => 30),
   "seattle's writer goes on in us-west";
