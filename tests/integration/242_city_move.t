@@ -546,6 +546,15 @@ is on($bc, q{INSERT INTO users (city, name) VALUES ('boston', 'west rider') RETU
                              q{INSERT INTO users (city, name) VALUES ('boston', 'late')}, verbose => 1);
 like $derr // '', qr/25006.*city 'boston' live in region "us-west"/s,
   'us-east refuses a boston row written there directly (the trigger seattle\'s move made serves boston)';
+# REVERT, then CUTOVER again: the joining city's way back, its rows written in us-west coming home.
+($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr REVERT});
+is $err, undef, "boston's REVERT" or diag $notices;
+is on($bc, 'SELECT inet_server_port()'), $us->port, '... moves the boston session back to us-east';
+is on($bc, q{SELECT count(*) FROM users WHERE name = 'west rider'}), '1', '... where its row written in us-west is';
+is digest($west, 'users', "city = 'seattle'"), $seattle_west, "... seattle's rows in us-west untouched";
+($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr CUTOVER});
+is $err, undef, "boston's CUTOVER again" or diag $notices;
+is on($bc, 'SELECT inet_server_port()'), $west->port, '... the boston session in us-west again';
 ($rows, $err, $notices) = admin(q{MOVE CITY 'boston' OF DATABASE movr FINISH});
 is $err, undef, "boston's FINISH";
 is $us->psql_admin(q{SELECT (SELECT count(*) FROM users WHERE city IN ('seattle', 'boston'))
