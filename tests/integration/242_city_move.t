@@ -520,6 +520,10 @@ is digest($west, 'promo_codes'), digest($us, 'promo_codes'), '... nor promo_code
 is west_objects(), '0/0/pgnear_reference', "... and drops the move's subscription, not the feed";
 is source_objects(), '1/1', '... whose publication and slot stay on us-east';
 ok promo_follows('after-abort'), '... and which still carries a new promo code';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO users (city, name) VALUES ('seattle', 'after the abort')}, verbose => 1);
+like $derr // '', qr/25006.*city 'seattle' live in region "us-west"/s,
+  "... and us-east still refuses a seattle row written there directly (seattle's refusal kept)";
 
 ok boston_streams(), 'boston moved again' or diag $err;
 my $bc = client($p, 'Boston');
