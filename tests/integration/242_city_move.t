@@ -39,7 +39,8 @@
 # after the run publishes the first from us-east, which us-west follows
 # (copied, the step's own row there once) and refuses to direct writes, and
 # guards the second in us-east (seattle refused, new york taken); MIGRATE UP
-# with nothing to run does it again and finds nothing missing.
+# with nothing to run does it again and finds nothing missing; a table made
+# IN REGION us-east alone is published only once the step ran in us-west.
 use strict;
 use warnings;
 use FindBin;
@@ -595,5 +596,18 @@ is psql($us->conninfo(dbname => 'movr'),
 is $err, undef, 'MIGRATE UP with nothing to run';
 like $notices, qr/nothing to run.*region "us-east": [^\n]*nothing was missing.*region "us-west": [^\n]*nothing new to copy/s,
   '... does the upkeep again, which finds nothing missing';
+
+# A step run in us-east alone: its table is not published until us-west has it too.
+write_file("$dir/migrations/0006_city_notes.sql", "CREATE TABLE city_notes (name text PRIMARY KEY);\n");
+($rows, $err, $notices) = admin('MIGRATE UP IN REGION us-east');
+is $err, undef, 'MIGRATE UP IN REGION us-east of a step making city_notes' or diag $notices;
+like $notices, qr/region "us-east": [^\n]*not published while a region of its cities lacks them: public\.city_notes/,
+  '... which is not published while us-west lacks it';
+($rows, $err, $notices) = admin('MIGRATE UP');
+like $notices, qr/region "us-east": [^\n]*published in pgnear_reference: public\.city_notes/,
+  '... and is, once MIGRATE UP has run the step in us-west';
+$us->psql_admin(q{INSERT INTO city_notes VALUES ('new york')}, dbname => 'movr');
+ok wait_until(sub { $west->psql_admin('SELECT count(*) FROM city_notes', dbname => 'movr') eq '1' }, timeout => 30),
+  '... its rows then reach us-west';
 
 done_testing;
