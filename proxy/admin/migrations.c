@@ -7,7 +7,10 @@
  * and PLAN answer through their wait once all regions have answered or
  * timed out, and write nothing; NEXT and UP, when every region's plan
  * allows it, hand the steps to the runner (migrate/runner.c), which reads
- * each history again under the region's lock.
+ * each history again under the region's lock.  Where migrations_db is
+ * homed by city and cities of it live in other regions, the request hands
+ * the runner the upkeep that keeps them in step after a run that ends
+ * well (runner.h); NEXT and UP with nothing to run do the upkeep alone.
  *
  * One migration runs on a pgnear at a time (daemon->migrating names its
  * worker, whose ->migration is the request): a second is refused at
@@ -64,7 +67,9 @@ struct migrations_request {
     const struct region *alone;
     struct region_subset only; /* the regions it works in */
     bool every;                /* ... or every region */
-    const char *resolve_as;    /* MIGRATE RESOLVE: "applied", "failed" or "reverted" */
+    bool has_upkeep;           /* migrations_db is homed by city, its cities live elsewhere too */
+    struct migrate_upkeep upkeep;
+    const char *resolve_as; /* MIGRATE RESOLVE: "applied", "failed" or "reverted" */
     bool force;
     char run_by[MIGRATE_RUN_BY_MAX + 1];
     /* The commands that run steps: */
@@ -327,7 +332,9 @@ static int run_start(struct migrations_request *req, struct config *cfg,
                      const struct migrate_run_what *what)
 {
     struct migrate_run_hooks hooks = {run_note, run_done, req};
-    req->run = migrate_run_start(req->home, cfg, &req->steps, request_only(req), what, req->run_by,
+    struct migrate_run_what with = *what;
+    with.upkeep = req->has_upkeep ? &req->upkeep : NULL; /* after any run that ends well */
+    req->run = migrate_run_start(req->home, cfg, &req->steps, request_only(req), &with, req->run_by,
                                  &hooks);
     if (req->run == NULL) {
         admin_error_oom(&req->wait->err);
@@ -389,14 +396,22 @@ static int start_run(struct migrations_request *req, const struct migrate_status
     int64_t v = lowest_pending(req, st, up ? req->to : MIGRATE_TO_ALL);
     if (v < 0)
         return CMD_ERROR;
+    const char *none = up && req->to != MIGRATE_TO_ALL
+                           ? "every step up to the version is applied: nothing to run"
+                           : "every step is applied: nothing to run";
+    if (v == 0 && req->has_upkeep) { /* the upkeep alone: a way to run it again */
+        req->wait->notice(req->wait, none);
+        struct migrate_run_what what = {.mode = MIGRATE_RUN_UPKEEP, .force = req->force};
+        return run_start(req, st->cfg, &what);
+    }
     if (v == 0) {
         result_init(&req->wait->res, NULL, 0);
-        result_notice(&req->wait->res, "every step%s is applied: nothing to run",
-                      up && req->to != MIGRATE_TO_ALL ? " up to the version" : "");
+        result_notice(&req->wait->res, "%s", none);
         result_set_tag(&req->wait->res, tag);
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_UP, up ? req->to : v, NULL, req->force};
+    struct migrate_run_what what = {
+        .mode = MIGRATE_RUN_UP, .version = up ? req->to : v, .force = req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -416,9 +431,11 @@ static int start_settle(struct migrations_request *req, const struct migrate_sta
         if (follower_passed(req, &st->regions[r]) < 0)
             return CMD_ERROR;
     }
-    struct migrate_run_what what = {req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
-                                                                       : MIGRATE_RUN_RETRY,
-                                    req->to, req->resolve_as, req->force};
+    struct migrate_run_what what = {.mode = req->kind == ADMIN_MIGRATE_RESOLVE ? MIGRATE_RUN_RESOLVE
+                                                                               : MIGRATE_RUN_RETRY,
+                                    .version = req->to,
+                                    .resolve_as = req->resolve_as,
+                                    .force = req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -496,7 +513,8 @@ static int start_down(struct migrations_request *req, struct migrate_status *st)
         result_set_tag(&req->wait->res, "MIGRATE");
         return CMD_DONE;
     }
-    struct migrate_run_what what = {MIGRATE_RUN_DOWN, req->to, NULL, req->force};
+    struct migrate_run_what what = {
+        .mode = MIGRATE_RUN_DOWN, .version = req->to, .force = req->force};
     return run_start(req, st->cfg, &what);
 }
 
@@ -550,6 +568,26 @@ static bool migrations_configured(const struct config *cfg, struct pg_error *err
 }
 
 /*
+ * The upkeep after a run (runner.h) where migrations_db is homed by city
+ * and the regions of its cities (in only) are not all where it lives.
+ */
+static void upkeep_of(const struct config *cfg, struct migrations_request *req,
+                      const struct region_subset *lives)
+{
+    const char *column = config_database_home_by(cfg, cfg->migrations_db);
+    struct migrate_upkeep *up = &req->upkeep;
+    if (column == NULL || req->only.count == lives->count)
+        return;
+    snprintf(up->column, sizeof(up->column), "%s", column);
+    up->origin = *lives;
+    up->cities.count = 0;
+    for (size_t i = 0; i < req->only.count; i++)
+        if (!region_subset_has(lives, req->only.items[i]))
+            up->cities.items[up->cities.count++] = req->only.items[i];
+    req->has_upkeep = true;
+}
+
+/*
  * The regions a command works in: those where migrations_db lives (its
  * [database] section's, or where a move put it; every region when neither
  * says) and, homed by city, those holding a city's rows besides (a city
@@ -565,8 +603,11 @@ static bool migrations_regions(struct worker *w, const struct admin_cmd *cmd,
     req->every = lives == NULL;
     if (lives != NULL && lives != &req->only)
         req->only = *lives;
-    if (!req->every)
+    if (!req->every) {
+        struct region_subset lives_alone = req->only;
         placement_add_city_regions(&w->shared->placement, cfg, cfg->migrations_db, &req->only);
+        upkeep_of(cfg, req, &lives_alone);
+    }
     if (!cmd->has_region)
         return true;
     req->alone = region_set_find(&cfg->regions, cmd->region);

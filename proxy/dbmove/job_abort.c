@@ -154,6 +154,22 @@ static int abort_marker(struct dbmove_job *j)
     return job_drop_marker(j, j->src_db, "dropping the cutover's marker on the source");
 }
 
+/*
+ * The source's marker schema goes whole unless other cities of the
+ * database live away: it holds their refusal (pgnear_move.refused, the
+ * function of the city triggers, which go with it), which stays; only the
+ * cutover's marker goes then.
+ */
+static bool marker_whole(const struct dbmove_job *j)
+{
+    return !job_is_city(j) || job_city_no_homes(j);
+}
+
+static bool marker_kept(const struct dbmove_job *j)
+{
+    return !marker_whole(j);
+}
+
 /* Only a database the move created is dropped: pgnear never drops one it found. */
 static bool move_created_database(const struct dbmove_job *j)
 {
@@ -229,7 +245,8 @@ static const struct job_step abort_steps[] = {
     {NULL, target_db_kept, abort_target_publication},
     {"dropping the publication on the source", NULL, abort_publication},
     {NULL, job_city_no_homes, job_city_drop_references},
-    {NULL, NULL, abort_marker},
+    {NULL, marker_whole, abort_marker},
+    {NULL, marker_kept, job_city_finish_source},
     {"dropping the database the move created on the target", move_created_database, abort_database},
     {"deleting the rows the move copied to the target", city_rows_kept, job_city_delete_copy},
     {NULL, job_city_joins, job_city_finish_target},

@@ -270,17 +270,7 @@ int job_city_count_rows(struct dbmove_job *j)
                 "IF NOT EXISTS (SELECT FROM pg_publication WHERE pubname = "                       \
                 "'" JOB_REFERENCE_PUBLICATION "') THEN\n"                                          \
                 "  CREATE PUBLICATION " JOB_REFERENCE_PUBLICATION ";\n"                            \
-                "END IF;\n"                                                                        \
-                "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                     \
-                    "%1$s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"  \
-                            "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "'"                      \
-                            "   AND NOT EXISTS (SELECT FROM pg_publication_tables p"               \
-                            "     WHERE p.pubname = '" JOB_REFERENCE_PUBLICATION "'"               \
-                            "     AND p.schemaname = n.nspname AND p.tablename = c.relname) "      \
-                            "LOOP\n"                                                               \
-                            "  EXECUTE format('ALTER PUBLICATION " JOB_REFERENCE_PUBLICATION       \
-                            " ADD TABLE %%I.%%I', t.nspname, t.relname);\n"                        \
-                            "END LOOP; END $pgnear$"
+                "END IF;\n" CITY_PUBLISH_REFERENCES("%1$s", "") "END $pgnear$"
 
 /*
  * What a move copied into a database it did not create: the city's rows,

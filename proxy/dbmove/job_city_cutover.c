@@ -35,16 +35,8 @@
 #include "routing/cities.h"
 #include "routing/region.h"
 
-#define CITY_TRIGGER      "pgnear_move_city"      /* on each homed table of the leaving side */
-#define REFERENCE_TRIGGER "pgnear_move_reference" /* on the arriving side's tables without it */
-#define REFUSED_TABLE     DBMOVE_MARKER_SCHEMA ".refused" /* the cities whose rows it refuses */
-/*
- * How long CREATE TRIGGER may wait for a table's writers, every city's,
- * which queue behind it meanwhile; then it is tried again, till
- * TRIGGER_TRIES_MS have passed.
- */
-#define TRIGGER_LOCK_WAIT "200ms"
-#define TRIGGER_TRIES_MS  60000
+/* CREATE TRIGGER waits CITY_LOCK_WAIT a try, tried again till TRIGGER_TRIES_MS have passed. */
+#define TRIGGER_TRIES_MS 60000
 
 bool job_city_key(struct dbmove_job *j, char *key, size_t cap)
 {
@@ -81,24 +73,25 @@ bool job_city_key(struct dbmove_job *j, char *key, size_t cap)
  * away (the first move's makes it): it reads the row's city in refused,
  * with pgnear's rights (SECURITY DEFINER: the application's role may
  * not read pgnear's schema; a fixed search_path, so that it cannot be
- * led to another table).
- * %1$s the column, %2$s the city, as literals.
+ * led to another table).  Its triggers pass it the column alone (those of
+ * an older pgnear passed the city too, which it does not read).
+ * %1$s the column, as a literal.
  */
 #define TRIGGER_BLOCK                                                                              \
     "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
-    "PERFORM set_config('lock_timeout', '" TRIGGER_LOCK_WAIT "', true);\n"                         \
-    "CREATE TABLE IF NOT EXISTS " REFUSED_TABLE                                                    \
+    "PERFORM set_config('lock_timeout', '" CITY_LOCK_WAIT "', true);\n"                            \
+    "CREATE TABLE IF NOT EXISTS " CITY_REFUSED_TABLE                                               \
     " (city text PRIMARY KEY, region text NOT NULL);\n"                                            \
     "CREATE OR REPLACE FUNCTION " DBMOVE_MARKER_SCHEMA ".refuse_city_write() RETURNS trigger\n"    \
     "LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp\n"                    \
     "AS $f$ DECLARE home text; row_city text; BEGIN\n"                                             \
     "  IF TG_OP <> 'INSERT' THEN\n"                                                                \
     "    row_city := to_jsonb(OLD) ->> TG_ARGV[0];\n"                                              \
-    "    SELECT r.region INTO home FROM " REFUSED_TABLE " r WHERE r.city = row_city;\n"            \
+    "    SELECT r.region INTO home FROM " CITY_REFUSED_TABLE " r WHERE r.city = row_city;\n"       \
     "  END IF;\n"                                                                                  \
     "  IF home IS NULL AND TG_OP <> 'DELETE' THEN\n"                                               \
     "    row_city := to_jsonb(NEW) ->> TG_ARGV[0];\n"                                              \
-    "    SELECT r.region INTO home FROM " REFUSED_TABLE " r WHERE r.city = row_city;\n"            \
+    "    SELECT r.region INTO home FROM " CITY_REFUSED_TABLE " r WHERE r.city = row_city;\n"       \
     "  END IF;\n"                                                                                  \
     "  IF home IS NOT NULL THEN\n"                                                                 \
     "    RAISE EXCEPTION 'the rows of city ''%%'' live in region \"%%\" now', row_city, home\n"    \
@@ -110,16 +103,7 @@ bool job_city_key(struct dbmove_job *j, char *key, size_t cap)
     "  END IF;\n"                                                                                  \
     "  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;\n"                                             \
     "  RETURN NEW;\n"                                                                              \
-    "END $f$;\n"                                                                                   \
-    "FOR t IN SELECT n.nspname, c.relname, c.oid" JOB_TABLES_WITH_COLUMN(                          \
-        "%1$s") "   AND a.attnum IS NOT NULL AND NOT EXISTS (SELECT FROM pg_trigger g"             \
-                "     WHERE g.tgrelid = c.oid AND g.tgname = '" CITY_TRIGGER "') LOOP\n"           \
-                "  EXECUTE format('CREATE TRIGGER " CITY_TRIGGER                                   \
-                " BEFORE INSERT OR UPDATE OR DELETE ON "                                           \
-                "%%I.%%I FOR EACH ROW EXECUTE FUNCTION " DBMOVE_MARKER_SCHEMA                      \
-                ".refuse_city_write(%%L, %%L)',"                                                   \
-                " t.nspname, t.relname, %1$s, %2$s);\n"                                            \
-                "END LOOP; END $pgnear$"
+    "END $f$;\n" CITY_TRIGGERS_LOOP "END $pgnear$"
 
 /*
  * The feed narrowed: the homed tables and the marker leave the leaving
@@ -148,7 +132,7 @@ int job_city_back_publication(struct dbmove_job *j)
                      job_take_nothing, NULL);
 }
 
-/* A table's writers kept the lock past TRIGGER_LOCK_WAIT (55P03): again, till the tries' end. */
+/* A table's writers kept the lock past CITY_LOCK_WAIT (55P03): again, till the tries' end. */
 static int take_triggers(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)res;
@@ -172,7 +156,7 @@ int job_city_triggers(struct dbmove_job *j)
         return JOB_FAIL;
     if (j->city.trigger_deadline_ms == 0)
         j->city.trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
-    snprintf(sql, sizeof(sql), TRIGGER_BLOCK, column, city);
+    snprintf(sql, sizeof(sql), TRIGGER_BLOCK, column);
     /* START's source is the leaving side of its CUTOVER. */
     return job_query(j, j->cut.leave_db != NULL ? j->cut.leave_db : j->src_db,
                      "creating the triggers that will refuse the city's writes", sql, 0, NULL,
@@ -181,37 +165,10 @@ int job_city_triggers(struct dbmove_job *j)
 
 /*
  * The arriving side's tables without the column: copies that the feed
- * keeps, written where the database lives.  A statement trigger refuses
- * the application's writes there (25006), naming that region; the feed's
- * apply, as the replication's role, passes.  The migrations' history is
- * left out: a region holding a city's rows runs the steps and records
- * them in its own copy.  %1$s the column, %2$s the database's region, as
- * literals.
+ * keeps, written where the database lives, refused to the application
+ * (migrate/city_sql.h; the migrations' upkeep makes it on the tables
+ * their steps add).
  */
-#define REFERENCE_BLOCK                                                                            \
-    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
-    "PERFORM set_config('lock_timeout', '" TRIGGER_LOCK_WAIT "', true);\n"                         \
-    "CREATE OR REPLACE FUNCTION " DBMOVE_MARKER_SCHEMA ".refuse_reference_write() RETURNS "        \
-    "trigger LANGUAGE plpgsql AS $f$ BEGIN\n"                                                      \
-    "  RAISE EXCEPTION 'table %%.%% of database %% is written in region \"%%\"',"                  \
-    " quote_ident(TG_TABLE_SCHEMA), quote_ident(TG_TABLE_NAME), quote_ident(current_database()),"  \
-    " TG_ARGV[0] USING ERRCODE = '25006',\n"                                                       \
-    "    DETAIL = 'A table without the city column lives where the database lives; this region "   \
-    "keeps a copy that replication updates.',\n"                                                   \
-    "    HINT = 'Write it through a session of a city that lives there, or of no city: pgnear "    \
-    "sends those where the database lives.';\n"                                                    \
-    "END $f$;\n"                                                                                   \
-    "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                                 \
-        "%1$s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"              \
-                "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "'"                                  \
-                "   AND NOT EXISTS (SELECT FROM pg_trigger g WHERE g.tgrelid = c.oid"              \
-                "     AND g.tgname = '" REFERENCE_TRIGGER "') LOOP\n"                              \
-                "  EXECUTE format('CREATE TRIGGER " REFERENCE_TRIGGER                              \
-                " BEFORE INSERT OR UPDATE OR DELETE OR "                                           \
-                "TRUNCATE ON %%I.%%I FOR EACH STATEMENT EXECUTE FUNCTION " DBMOVE_MARKER_SCHEMA    \
-                ".refuse_reference_write(%%L)', t.nspname, t.relname, %2$s);\n"                    \
-                "END LOOP; END $pgnear$"
-
 int job_city_reference_triggers(struct dbmove_job *j)
 {
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8];
@@ -221,7 +178,7 @@ int job_city_reference_triggers(struct dbmove_job *j)
         return JOB_FAIL;
     if (j->city.trigger_deadline_ms == 0)
         j->city.trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
-    snprintf(sql, sizeof(sql), REFERENCE_BLOCK, column, region);
+    snprintf(sql, sizeof(sql), CITY_REFERENCE_TRIGGERS_BLOCK, column, region);
     return job_query(j, j->cut.arrive_db,
                      "making the arriving region refuse writes to the tables without the city", sql,
                      0, NULL, take_triggers, "55P03");
@@ -232,7 +189,7 @@ int job_city_refuse_writes(struct dbmove_job *j)
     const char *params[2] = {j->req.city, j->cut.arriving->name};
     j->cut.trigger_set = true;
     return job_query(j, j->cut.leave_db, "making the leaving region refuse writes to the city",
-                     "INSERT INTO " REFUSED_TABLE " VALUES ($1, $2)"
+                     "INSERT INTO " CITY_REFUSED_TABLE " VALUES ($1, $2)"
                      " ON CONFLICT (city) DO UPDATE SET region = EXCLUDED.region",
                      2, params, job_take_nothing, NULL);
 }
@@ -241,7 +198,7 @@ int job_city_refuse_writes(struct dbmove_job *j)
 static int allow_writes(struct dbmove_job *j, const char *db, const char *what)
 {
     const char *params[1] = {j->req.city};
-    return job_query(j, db, what, "DELETE FROM " REFUSED_TABLE " WHERE city = $1", 1, params,
+    return job_query(j, db, what, "DELETE FROM " CITY_REFUSED_TABLE " WHERE city = $1", 1, params,
                      job_take_nothing, "42P01 3F000");
 }
 

@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "proxy/dbmove/job_request.h"
+#include "proxy/migrate/city_sql.h"
 #include "proxy/session/gate.h"
 #include "routing/region.h"
 
@@ -340,19 +341,8 @@ int job_check_way_back(struct dbmove_job *j);
  * the summary; ABORT's delete of what was copied into a database the
  * move did not create.
  */
-/*
- * MOVE CITY's SQL: the user tables of a side (ordinary, not partitions),
- * each with its home column (a.attnum, a.attname) or NULLs; col is the
- * column's name as SQL ($1, or a literal).  Of pgnear's own schema, the
- * cutover's marker alone (a table without the column: published whole).
- */
-#define JOB_TABLES_WITH_COLUMN(col)                                                                \
-    " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"                               \
-    " LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = " col                         \
-    "   AND a.attnum > 0 AND NOT a.attisdropped"                                                   \
-    " WHERE c.relkind = 'r' AND NOT c.relispartition"                                              \
-    "   AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_toast'"    \
-    "   AND (n.nspname <> '" DBMOVE_MARKER_SCHEMA "' OR c.relname = 'cutover')"
+/* MOVE CITY's SQL: the user tables of a side with their home column (migrate/city_sql.h). */
+#define JOB_TABLES_WITH_COLUMN(col) CITY_TABLES_WITH_COLUMN(col)
 
 /*
  * The home column's and the city's literals, for a DO block's body, which
@@ -426,7 +416,7 @@ int job_city_finish_target(struct dbmove_job *j);
  * slot may go); ABORT drops the reference publication where no city lives
  * away from the database's region (job_city_no_homes).
  */
-#define JOB_REFERENCE_PUBLICATION "pgnear_reference"
+#define JOB_REFERENCE_PUBLICATION CITY_REFERENCE_PUBLICATION
 int job_city_joining(struct dbmove_job *j);
 /* MOVE DATABASE refuses (0A000) while cities of the database live away from it (source's records).
  */

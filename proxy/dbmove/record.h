@@ -25,6 +25,8 @@
 
 #include <libpq-fe.h>
 
+#include "proxy/migrate/city_sql.h"
+
 #define DBMOVE_TABLE      "pgnear_database_moves"
 #define DBMOVE_CITY_TABLE "pgnear_city_moves"
 #define DBMOVE_NAME_MAX   63  /* a database or region name */
@@ -107,7 +109,7 @@ int dbmove_rows_parse(const PGresult *res, struct dbmove_row **rows, size_t *cou
  * the token on the other side: replication applies in commit order, so
  * every write before it has arrived too.  FINISH and ABORT drop it.
  */
-#define DBMOVE_MARKER_SCHEMA "pgnear_move"
+#define DBMOVE_MARKER_SCHEMA CITY_SCHEMA
 extern const char dbmove_marker_create_sql[];
 extern const char dbmove_marker_write_sql[]; /* $1 the token */
 extern const char dbmove_marker_read_sql[];  /* $1 the token: true once it is there */

@@ -32,7 +32,7 @@ enum { CONN_LOCK, CONN_STEP, NCONNS };
  * happen there too, never inside a pgasync callback (which still uses its
  * connection after the handler returns).
  */
-enum run_action { ACT_SEND, ACT_REGION, ACT_FINISH };
+enum run_action { ACT_SEND, ACT_REGION, ACT_UPKEEP, ACT_FINISH };
 
 struct migrate_run;
 typedef void (*run_result_fn)(struct migrate_run *run, const PGresult *res, const char *error);
@@ -42,7 +42,31 @@ struct run_conn {
     struct pgasync *q; /* NULL until connected, and once closed */
 };
 
-#define RUN_PARAMS 9
+#define RUN_PARAMS       9
+#define UPKEEP_FEEDS_MAX 8 /* the subscriptions a region refreshes */
+
+/* The upkeep after the run (runner.h's struct migrate_upkeep; run_upkeep.c). */
+enum upkeep_pass { UPKEEP_READ, UPKEEP_ORIGIN, UPKEEP_CITIES, UPKEEP_END };
+
+struct run_upkeep {
+    bool wanted, running;
+    struct migrate_upkeep what;
+    enum upkeep_pass pass;
+    size_t ri;            /* the region, an index of migration_order_index */
+    size_t k;             /* the region's query */
+    char *present;        /* tables without the column every region of cities has, a line each */
+    char *published;      /* what the origin's pgnear_reference holds after the upkeep */
+    char *to_copy;        /* a region of cities: the tables its feed starts to follow */
+    char *to_refuse;      /* ... and those that lack the refusal */
+    char *sql;            /* a query built for the region */
+    char column_lit[140]; /* the column, as a literal */
+    char *list_lit;       /* a list of tables, as a literal */
+    char origin[64];      /* the region where the database lives, as the origin pass found it */
+    char note[1024];      /* the region's NOTICE, said once its work is done */
+    char feeds[UPKEEP_FEEDS_MAX][64];
+    size_t nfeeds;
+    int64_t deadline_ms; /* a table's writers keep its lock (55P03): tried again till then */
+};
 
 struct migrate_run {
     struct worker *home;
@@ -88,6 +112,7 @@ struct migrate_run {
     char params[RUN_PARAMS][MIGRATE_HISTORY_ERRMAX + 1];
     run_result_fn on_result;
     int64_t lock_deadline_ms;
+    void (*after_lock)(struct migrate_run *run); /* the region's lock is taken */
 
     size_t *planned; /* indices into steps of the region's plan */
     size_t nplanned, next_planned;
@@ -98,6 +123,7 @@ struct migrate_run {
     size_t failed_statement;
     char server_msg[MIGRATE_HISTORY_ERRMAX + 1]; /* "message (SQLSTATE)", for the history */
     char *stmt_copy;                             /* the statement being sent, NUL-terminated */
+    struct run_upkeep up;
 };
 
 /* ---- runner.c: the run, its queries, its regions ---- */
@@ -123,6 +149,26 @@ void run_send_now(struct migrate_run *run);
 
 /* A kept connection's server went away while idle (pgasync_keep_open's callback). */
 void run_conn_closed(void *arg);
+
+/*
+ * run->region's primary into run->conninfo: 1; 0 when the region follows
+ * another (nothing runs there); -1 with the run failed.
+ */
+int run_open_region(struct migrate_run *run);
+
+/* run->region's migration lock, polled; then fn (on CONN_STEP, under the lock). */
+void run_lock_region(struct migrate_run *run, void (*fn)(struct migrate_run *run));
+
+/* ---- run_upkeep.c: a database homed by city kept in step after the run ---- */
+
+/* After the last region: the upkeep when the run wants one, else the end. */
+void run_upkeep_start(struct migrate_run *run);
+
+/* The upkeep's next region (ACT_UPKEEP), or its end. */
+void run_upkeep_next(struct migrate_run *run);
+
+/* Frees what the upkeep holds. */
+void run_upkeep_free(struct migrate_run *run);
 
 /* ---- run_step.c: the steps of a region ---- */
 

@@ -48,6 +48,7 @@ static void run_free(struct migrate_run *run)
     migrate_steps_free(&run->steps);
     free(run->planned);
     free(run->stmt_copy);
+    run_upkeep_free(run);
     config_unref(run->cfg);
     free(run);
 }
@@ -189,6 +190,10 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
         run_close_conns(run); /* releases the last region's lock */
         run_region(run);
         return;
+    case ACT_UPKEEP:
+        run_close_conns(run);
+        run_upkeep_next(run);
+        return;
     case ACT_FINISH:
         run_finish_now(run);
         return;
@@ -270,7 +275,7 @@ static void on_lock(struct migrate_run *run, const PGresult *res, const char *er
         return;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-        run_send(run, CONN_STEP, migrate_history_create_sql, 0, on_created, 0);
+        run->after_lock(run);
         return;
     }
     if (monotonic_ms() >= run->lock_deadline_ms) {
@@ -305,10 +310,55 @@ static size_t region_at(const struct migrate_run *run)
         ->migration_order_index[run->what.mode == MIGRATE_RUN_DOWN ? n - 1 - run->ri : run->ri];
 }
 
-/* Region ri: its primary, its lock; or the end. */
+/* The region's lock is taken: its history next. */
+static void history_under_lock(struct migrate_run *run)
+{
+    run_send(run, CONN_STEP, migrate_history_create_sql, 0, on_created, 0);
+}
+
+int run_open_region(struct migrate_run *run)
+{
+    const struct config *cfg = run->cfg;
+    char why[256];
+    const struct region *follows;
+    const struct region_host *h = migrate_target(cfg, run->region, &follows, why, sizeof(why));
+    if (h == NULL) {
+        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
+        pg_error_detail(&run->out.err, "%s", why);
+        run_fail(run);
+        return -1;
+    }
+    if (follows != NULL) {
+        if (!run->up.running)
+            run_note(run,
+                     "region \"%s\" follows region \"%s\": its standbys replay the steps run there",
+                     run->region->name, follows->name);
+        return 0;
+    }
+    if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,
+                         sizeof(run->conninfo))) {
+        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
+        pg_error_detail(&run->out.err, "Its connection string is too long.");
+        run_fail(run);
+        return -1;
+    }
+    return 1;
+}
+
+void run_lock_region(struct migrate_run *run, void (*fn)(struct migrate_run *run))
+{
+    run->after_lock = fn;
+    run->lock_deadline_ms = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
+    run->k = 0;
+    run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, 0);
+}
+
+/* Region ri: its primary, its lock; or, after the last, the upkeep and the end. */
 static void run_region(struct migrate_run *run)
 {
     const struct config *cfg = run->cfg;
+    if (run->what.mode == MIGRATE_RUN_UPKEEP)
+        run->ri = cfg->regions.count; /* no region runs anything */
     while (run->ri < cfg->regions.count &&
            !region_subset_has(&run->only, &cfg->regions.items[region_at(run)]))
         run->ri++;
@@ -324,37 +374,17 @@ static void run_region(struct migrate_run *run)
                             "SHOW MIGRATIONS shows the step's state in each region.");
             run_fail(run);
         } else
-            run_finish(run);
+            run_upkeep_start(run);
         return;
     }
     run->region = &cfg->regions.items[region_at(run)];
-    char why[256];
-    const struct region *follows;
-    const struct region_host *h = migrate_target(cfg, run->region, &follows, why, sizeof(why));
-    if (h == NULL) {
-        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
-        pg_error_detail(&run->out.err, "%s", why);
-        run_fail(run);
-        return;
-    }
-    if (follows != NULL) {
-        run_note(run,
-                 "region \"%s\" follows region \"%s\": its standbys replay the steps run there",
-                 run->region->name, follows->name);
+    int open = run_open_region(run);
+    if (open == 0) {
         run->ri++;
         run_region(run);
-        return;
+    } else if (open > 0) {
+        run_lock_region(run, history_under_lock);
     }
-    if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,
-                         sizeof(run->conninfo))) {
-        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
-        pg_error_detail(&run->out.err, "Its connection string is too long.");
-        run_fail(run);
-        return;
-    }
-    run->lock_deadline_ms = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
-    run->k = 0;
-    run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, 0);
 }
 
 struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
@@ -374,6 +404,11 @@ struct migrate_run *migrate_run_start(struct worker *home, struct config *cfg,
     run->base = home->base;
     migrate_regions_only(cfg, only, &run->only);
     run->what = *what;
+    run->what.upkeep = NULL;
+    if (what->upkeep != NULL) {
+        run->up.wanted = true;
+        run->up.what = *what->upkeep;
+    }
     run->to = what->mode == MIGRATE_RUN_UP ? what->version : MIGRATE_TO_ALL;
     snprintf(run->run_by, sizeof(run->run_by), "%s", run_by);
     run->hooks = *hooks;

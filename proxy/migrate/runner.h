@@ -48,10 +48,10 @@
 
 #include "proxy/migrate/plan.h"
 #include "proxy/migrate/step_file.h"
+#include "routing/region.h"
 
 struct config;
 struct region;
-struct region_subset;
 struct worker;
 struct migrate_run;
 
@@ -81,16 +81,48 @@ struct migrate_run_outcome {
  *   DOWN     the applied steps above version, newest first, each by its
  *            down script in a transaction with its row set 'reverted';
  *            the regions in reverse migration order.
+ *   UPKEEP   nothing in any region: the upkeep below alone (MIGRATE UP or
+ *            NEXT with nothing to run).
  * RESOLVE and RETRY pass over the regions where the version is in no such
  * state (a NOTICE says so) and fail with 55000 when there is none.
  */
-enum migrate_run_mode { MIGRATE_RUN_UP, MIGRATE_RUN_RESOLVE, MIGRATE_RUN_RETRY, MIGRATE_RUN_DOWN };
+enum migrate_run_mode {
+    MIGRATE_RUN_UP,
+    MIGRATE_RUN_RESOLVE,
+    MIGRATE_RUN_RETRY,
+    MIGRATE_RUN_DOWN,
+    MIGRATE_RUN_UPKEEP
+};
+
+/*
+ * A database homed by city whose cities live in other regions than its
+ * own: once a run has ended well in every region, its steps may have made
+ * or dropped tables that the regions must keep in step (run_upkeep.c):
+ *   1. in each region of cities, the tables without the column are read;
+ *   2. where the database lives (origin), those every region of cities
+ *      has too are added to pgnear_reference (a table some region lacks
+ *      would stop that region's feed: it waits for the steps to run
+ *      there), and each homed table gets the city trigger where a city
+ *      moved away (pgnear_move.refused exists);
+ *   3. in each region of cities, the tables without the column get the
+ *      refusal of the application's writes, those the feed starts to
+ *      follow are emptied (as the replication's role), and each
+ *      subscription following pgnear_reference is refreshed, copying them.
+ * Each region under its migration lock, told with a NOTICE; a failure ends
+ * the run with its error, the steps staying as they ran.
+ */
+struct migrate_upkeep {
+    char column[64];             /* [database] home_by of migrations_db */
+    struct region_subset origin; /* where the database lives */
+    struct region_subset cities; /* where its cities live besides */
+};
 
 struct migrate_run_what {
     enum migrate_run_mode mode;
     int64_t version;        /* UP: up to it; else the step's */
     const char *resolve_as; /* RESOLVE: "applied", "failed" or "reverted" (a static string) */
     bool force;             /* pause steps end the sessions that keep the gate open */
+    const struct migrate_upkeep *upkeep; /* NULL: none (copied by migrate_run_start) */
 };
 
 /* Where a run reports, on its worker's loop. */

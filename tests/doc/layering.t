@@ -49,7 +49,7 @@ my %allowed_circle = (
     'proxy/runtime' => [qw(worker worker_call)],
     # One file's parts, split for length, with the private header they share.
     'proxy/base'    => [qw(config config_ini config_check config_peers config_sections config_int)],
-    'proxy/migrate' => [qw(runner run run_step run_settle)],
+    'proxy/migrate' => [qw(runner run run_step run_settle run_upkeep)],
 );
 
 # The phase files, each with the header through which the table reaches it.

@@ -35,6 +35,13 @@
 # adding a column runs in us-east and us-west, each recording it; a move
 # (of boston, of movr) asked while a slow step runs is refused with 55006,
 # on the pgnear that runs it and on the other one of the fleet.
+# Boston's ABORT keeps us-east's refusal of seattle's rows. After boston's
+# FINISH, a step makes a table without the city and a homed one: the upkeep
+# after the run publishes the first from us-east, which us-west follows
+# (copied, the step's own row there once) and refuses to direct writes, and
+# guards the second in us-east (seattle refused, new york taken); MIGRATE UP
+# with nothing to run does it again and finds nothing missing; a table made
+# IN REGION us-east alone is published only once the step ran in us-west.
 use strict;
 use warnings;
 use FindBin;
@@ -533,6 +540,10 @@ is digest($west, 'promo_codes'), digest($us, 'promo_codes'), '... nor promo_code
 is west_objects(), '0/0/pgnear_reference', "... and drops the move's subscription, not the feed";
 is source_objects(), '1/1', '... whose publication and slot stay on us-east';
 ok promo_follows('after-abort'), '... and which still carries a new promo code';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO users (city, name) VALUES ('seattle', 'after the abort')}, verbose => 1);
+like $derr // '', qr/25006.*city 'seattle' live in region "us-west"/s,
+  "... and us-east still refuses a seattle row written there directly (seattle's refusal kept)";
 
 ok boston_streams(), 'boston moved again' or diag $err;
 my $bc = client($p, 'Boston');
@@ -571,5 +582,54 @@ is psql($p2->conninfo(dbname => 'movr', options => '-c pgnear.city=Boston'), 'SE
 refused('MOVE DATABASE movr TO REGION us-west', '0A000',
         qr/cities of database "movr" live in other regions than its own.*Moved by MOVE CITY: (?=.*'seattle' in "us-west")(?=.*'boston' in "us-west")/s,
         'MOVE DATABASE while cities of it live away from it');
+
+# ------------------------------------------------------------------ tables a migration makes after the moves
+
+# A table without the city (its row written by the step in both regions) and a homed one: the
+# upkeep after the run publishes the first from us-east and has us-west follow and refuse it,
+# and guards the second in us-east.
+write_file("$dir/migrations/0005_city_tables.sql",
+           "CREATE TABLE cities_info (name text PRIMARY KEY, note text);\n"
+           . "INSERT INTO cities_info VALUES ('seattle', 'from the step');\n"
+           . "CREATE TABLE reviews (city text, id uuid DEFAULT gen_random_uuid(), body text,"
+           . " PRIMARY KEY (city, id));\n");
+($rows, $err, $notices) = admin('MIGRATE UP');
+is $err, undef, 'MIGRATE UP of a step making a table without the city and a homed table' or diag $notices;
+like $notices, qr/region "us-east": database "movr" kept in step with its cities' regions: published in pgnear_reference: public\.cities_info; pgnear_move_city made on: public\.reviews/,
+  '... then us-east publishes cities_info and guards reviews';
+like $notices, qr/region "us-west": database "movr" kept in step with region "us-east": writes refused to its copies of public\.cities_info; refreshed its feed pgnear_move_\d+, which copies public\.cities_info/,
+  '... and us-west refuses writes to its cities_info, which its feed copies';
+$us->psql_admin(q{INSERT INTO cities_info VALUES ('boston', 'written in us-east')}, dbname => 'movr');
+sub cities_info { $west->psql_admin(q{SELECT string_agg(name || ':' || note, ',' ORDER BY name) FROM cities_info},
+                                    dbname => 'movr') }
+ok wait_until(sub { cities_info() eq 'boston:written in us-east,seattle:from the step' }, timeout => 30),
+  'a cities_info row written in us-east reaches us-west (the step\'s row there once)' or diag cities_info();
+(undef, undef, $derr) = psql($west->conninfo(dbname => 'movr'), q{INSERT INTO cities_info VALUES ('x', 'y')},
+                             verbose => 1);
+like $derr // '', qr/25006.*table public\.cities_info of database movr is written in region "us-east"/s,
+  'us-west refuses a direct write to its copy of cities_info';
+(undef, undef, $derr) = psql($us->conninfo(dbname => 'movr'),
+                             q{INSERT INTO reviews (city, body) VALUES ('seattle', 'direct')}, verbose => 1);
+like $derr // '', qr/25006.*city 'seattle' live in region "us-west"/s, 'us-east refuses a seattle review written there';
+is psql($us->conninfo(dbname => 'movr'),
+        q{WITH i AS (INSERT INTO reviews (city, body) VALUES ('new york', 'fine') RETURNING city) SELECT city FROM i}),
+   'new york', '... and takes a new york one';
+($rows, $err, $notices) = admin('MIGRATE UP');
+is $err, undef, 'MIGRATE UP with nothing to run';
+like $notices, qr/nothing to run.*region "us-east": [^\n]*nothing was missing.*region "us-west": [^\n]*nothing new to copy/s,
+  '... does the upkeep again, which finds nothing missing';
+
+# A step run in us-east alone: its table is not published until us-west has it too.
+write_file("$dir/migrations/0006_city_notes.sql", "CREATE TABLE city_notes (name text PRIMARY KEY);\n");
+($rows, $err, $notices) = admin('MIGRATE UP IN REGION us-east');
+is $err, undef, 'MIGRATE UP IN REGION us-east of a step making city_notes' or diag $notices;
+like $notices, qr/region "us-east": [^\n]*not published while a region of its cities lacks them: public\.city_notes/,
+  '... which is not published while us-west lacks it';
+($rows, $err, $notices) = admin('MIGRATE UP');
+like $notices, qr/region "us-east": [^\n]*published in pgnear_reference: public\.city_notes/,
+  '... and is, once MIGRATE UP has run the step in us-west';
+$us->psql_admin(q{INSERT INTO city_notes VALUES ('new york')}, dbname => 'movr');
+ok wait_until(sub { $west->psql_admin('SELECT count(*) FROM city_notes', dbname => 'movr') eq '1' }, timeout => 30),
+  '... its rows then reach us-west';
 
 done_testing;
