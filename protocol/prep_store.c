@@ -98,27 +98,61 @@ static bool mentions_at(const char *p, const char *word, size_t n)
 }
 
 /*
- * ASCII, case-insensitive: does word (lower case) occur in text?  Each
- * case of its first letter is looked for with memchr, which reads most
- * of a text that has neither many bytes at a time (each Query's text is
- * read for DISCARD and DEALLOCATE: a byte-by-byte loop cost ~1,300
- * instructions a pgbench transaction).
+ * The bytes of x equal to b, each marked with its top bit (a byte after a
+ * marked one may be marked falsely: the caller looks at each again).
+ */
+static uint64_t bytes_equal(uint64_t x, uint8_t b)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t z = x ^ (ones * b);
+    return (z - ones) & ~z & highs;
+}
+
+/* n <= 8 bytes of p, byte j in bits 8j..8j+7 whatever the machine's order; 0 past n. */
+static uint64_t load_le(const char *p, size_t n)
+{
+    uint64_t x = 0;
+    memcpy(&x, p, n);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    return x;
+}
+
+/* Whether word (n bytes) is at one of the bytes of text[i, i + 8) that marks has (bytes_equal). */
+static bool mentions_marked(const char *text, size_t i, uint64_t marks, const char *word, size_t n)
+{
+    for (; marks != 0; marks &= marks - 1)
+        if (mentions_at(text + i + (size_t)__builtin_ctzll(marks) / 8, word, n))
+            return true;
+    return false;
+}
+
+/*
+ * ASCII, case-insensitive: does word (lower case, a letter first) occur
+ * in text?  Eight bytes at a time are looked at for its first letter in
+ * either case (a letter's cases differ in bit 0x20 alone) and the word
+ * compared only where one is: each Query's text is read for DISCARD and
+ * DEALLOCATE (a memchr for each case cost ~190 instructions a word for
+ * pgbench's query, a byte-by-byte loop ~650).
  */
 bool prep_text_mentions(const char *text, size_t len, const char *word)
 {
     size_t n = strlen(word);
     if (n == 0 || n > len)
         return n == 0;
-    char firsts[2] = {word[0], (char)(word[0] & ~0x20)};
-    for (size_t c = 0; c < (firsts[0] == firsts[1] ? 1u : 2u); c++) {
-        const char *p = text, *last = text + len - n;
-        while (p <= last && (p = memchr(p, firsts[c], (size_t)(last - p) + 1)) != NULL) {
-            if (mentions_at(p + 1, word + 1, n - 1))
-                return true;
-            p++;
-        }
-    }
-    return false;
+    const uint64_t lower = 0x2020202020202020ULL; /* a byte past the text lowered: never a letter */
+    uint8_t first = (uint8_t)word[0];
+    size_t starts = len - n + 1, i = 0; /* where word may begin: [0, starts) */
+    for (; i + 8 <= starts; i += 8)
+        if (mentions_marked(text, i, bytes_equal(load_le(text + i, 8) | lower, first), word, n))
+            return true;
+    if (i == starts)
+        return false;
+    size_t rest = starts - i;
+    uint64_t valid = (1ULL << (8 * rest)) - 1; /* a false mark past the text is dropped */
+    return mentions_marked(text, i, bytes_equal(load_le(text + i, rest) | lower, first) & valid,
+                           word, n);
 }
 
 static uint64_t stmt_key(const struct prep_registry *reg, const struct stmt_src *src)

@@ -194,10 +194,10 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
+    bool queued = evbuffer_get_length(ep->out) > 0;
+    if (queued || stream_has_output(&ep->stream)) {
         /* A WebSocket's control frames go first, even with nothing of ours to send. */
-        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
-                                                     : stream_flush(&ep->stream);
+        ssize_t n = queued ? stream_write(&ep->stream, ep->out) : stream_flush(&ep->stream);
         if (n == STREAM_AGAIN)
             n = 0;
         if (n < 0) {

@@ -366,7 +366,7 @@ static bool txn_only_terminate(const struct session *s)
 static bool txn_answer_known_parses(struct session *s)
 {
     static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4}, ready[6] = {'Z', 0, 0, 0, 5, 'I'};
-    bool answered = false;
+    bool answered = false, added = false;
     uint8_t h[5];
     while (evbuffer_copyout(s->client.in, h, 5) == 5) {
         uint32_t len = pkt_be32(h + 1);
@@ -375,6 +375,7 @@ static bool txn_answer_known_parses(struct session *s)
         if (h[0] == 'S' && answered) {
             evbuffer_drain(s->client.in, 5 + (len - 4));
             answered = false;
+            added = true;
             if (evbuffer_add(s->client.out, ready, sizeof(ready)) != 0)
                 break;
             continue;
@@ -393,10 +394,13 @@ static bool txn_answer_known_parses(struct session *s)
         if (why != NULL)
             txn_pin(s, why);
         evbuffer_drain(s->client.in, 1 + (size_t)len);
-        answered = true;
+        answered = added = true;
         if (evbuffer_add(s->client.out, parse_complete, sizeof(parse_complete)) != 0)
             break;
     }
+    /* Nothing answered: nothing new to send (what a full socket kept waits for its event). */
+    if (!added && !stream_has_output(&s->client.stream))
+        return true;
     return endpoint_flush(s, &s->client) == 0;
 }
 
@@ -434,7 +438,9 @@ static int txn_client_pump(struct session *s)
     if (rc < 0 || endpoint_flush(s, server) < 0)
         return -1;
     /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */
-    if (s->prep != NULL && endpoint_flush(s, &s->client) < 0)
+    if (s->prep != NULL &&
+        (evbuffer_get_length(s->client.out) > 0 || stream_has_output(&s->client.stream)) &&
+        endpoint_flush(s, &s->client) < 0)
         return -1;
     if (evbuffer_get_length(server->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(&s->client);

@@ -1215,6 +1215,17 @@ static void test_text_mentions(void **state)
     assert_false(prep_text_mentions("dddddeallocat", 13, "deallocate"));
     assert_false(prep_text_mentions("", 0, "discard"));
     assert_true(prep_text_mentions("abc", 3, ""));
+    /* Read eight bytes at a time: the word at every place around those blocks, and cut short. */
+    char buf[48];
+    for (size_t at = 0; at + 10 <= sizeof(buf); at++) {
+        memset(buf, 'D', sizeof(buf)); /* first letters everywhere, never the word */
+        memcpy(buf + at, "dEaLlOcAtE", 10);
+        assert_true(prep_text_mentions(buf, at + 10, "deallocate"));
+        assert_false(prep_text_mentions(buf, at + 9, "deallocate"));
+        assert_false(prep_text_mentions(buf + at + 1, sizeof(buf) - at - 1, "deallocate"));
+        buf[at + 4] = 'L' ^ 0x40; /* a byte that differs in more than its case */
+        assert_false(prep_text_mentions(buf, sizeof(buf), "deallocate"));
+    }
 }
 
 /* DEALLOCATE name by a Query: the name goes, pgnear answers for the server. */
