@@ -100,6 +100,9 @@ struct prep_client {
     uint32_t entries; /* unanswered entries on server */
     uint32_t nnames;  /* names with a speculative statement */
     bool replaying;   /* its messages run again elsewhere (prep_client_set_replay) */
+    /* During prep_client_message_from: the input a Query is moved out of, and whether it was. */
+    struct evbuffer *query_from;
+    bool query_moved;
 };
 
 /* A statement in a server's cache: real and spec as for names. */
@@ -273,6 +276,8 @@ int prep_queue_advance(struct prep_server *s, struct evbuffer *to_client);
 
 /* ---- prep_parse.c ---- */
 
+/* What sending a client's message of type as it came tells s (prep_forward does it). */
+void prep_forward_note(struct prep_server *s, uint8_t type);
 /* The client's message as it came. */
 int prep_forward(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
                  struct evbuffer *out);

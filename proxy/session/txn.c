@@ -211,11 +211,12 @@ static void txn_client_scan_bind(struct session *s, const struct msg_head *h)
         txn_pin(s, why);
 }
 
-/* A whole client message (n bytes, header included) went on: off the input. */
-static void txn_client_consumed(struct session *s, uint8_t type, size_t n)
+/* A whole client message (n bytes, header included) went on: off the input, unless moved. */
+static void txn_client_consumed(struct session *s, uint8_t type, size_t n, bool moved)
 {
     s->client.last_type = (char)type;
-    evbuffer_drain(s->client.in, n);
+    if (!moved)
+        evbuffer_drain(s->client.in, n);
     if (s->near != NULL)
         near_consumed(s, n);
 }
@@ -233,14 +234,15 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
     int rc = type == 'Q' ? txn_prep_deallocate(s, msg + 5, len - 4) : 0;
     if (rc != 0) {
         if (rc > 0)
-            txn_client_consumed(s, type, 1 + (size_t)len);
+            txn_client_consumed(s, type, 1 + (size_t)len, false);
         return rc;
     }
-    rc = txn_prep_client(s, type, msg + 5, len - 4);
+    bool moved = false;
+    rc = txn_prep_client(s, type, msg + 5, len - 4, &moved);
     if (rc <= 0)
         return rc;
     tx_track_client(&s->server_conn->tx, type);
-    txn_client_consumed(s, type, 1 + (size_t)len);
+    txn_client_consumed(s, type, 1 + (size_t)len, moved);
     return 1;
 }
 

@@ -574,6 +574,28 @@ static bool server_free(const struct world *w, int j)
            evbuffer_get_length(s->be.out) == 0;
 }
 
+/*
+ * The message presented as the relay does, from the head of an input
+ * buffer behind another message's bytes (not moved with it): a Query goes
+ * out of it, anything else stays.
+ */
+static int client_message_from(struct wclient *c, struct wserver *s, const struct wmsg *m)
+{
+    struct evbuffer *in = evbuffer_new();
+    assert_non_null(in);
+    assert_int_equal(pkt_add_msg(in, (char)m->type, m->body, m->len), 0);
+    assert_int_equal(evbuffer_add(in, "Z\0\0\0\5I", 6), 0);
+    const uint8_t *head = evbuffer_pullup(in, 5 + (ssize_t)m->len);
+    bool moved = false;
+    int rc = prep_client_message_from(c->pc, s->ps, m->type, head + 5, m->len, in, &moved, s->in,
+                                      c->got);
+    if (rc != PREP_WAIT)
+        assert_int_equal(moved, m->type == 'Q' && rc == PREP_OK);
+    assert_int_equal(evbuffer_get_length(in), 6 + (moved ? 0 : 5 + m->len));
+    evbuffer_free(in);
+    return rc;
+}
+
 /* Client i presents its next message to pgnear: true when it was taken. */
 static bool step_client(struct world *w, int i)
 {
@@ -592,7 +614,9 @@ static bool step_client(struct world *w, int i)
     }
     struct wserver *s = &w->s[c->server];
     struct wmsg *m = &c->script[c->sent];
-    int rc = prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got);
+    int rc = world_rand(w) % 2 == 0
+                 ? prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got)
+                 : client_message_from(c, s, m);
     c->waiting = rc == PREP_WAIT;
     if (rc == PREP_WAIT)
         return false;
