@@ -370,10 +370,24 @@ static inline int prep_put_msg(struct evbuffer *out, uint8_t type, const void *b
 /* Messages of an active session, and whether they belong to an extended-protocol batch. */
 static inline int prep_client_type(uint8_t type)
 {
-    static const char active[] = "PBDCESQFcfHd", batch[] = "PBDCE";
-    if (type == 0 || strchr(active, type) == NULL)
+    switch (type) { /* a switch: twice for every message, where strchr cost ~20 instructions */
+    case 'P':
+    case 'B':
+    case 'D':
+    case 'C':
+    case 'E':
+        return 1;
+    case 'S':
+    case 'Q':
+    case 'F':
+    case 'c':
+    case 'f':
+    case 'H':
+    case 'd':
+        return 0;
+    default:
         return -1;
-    return strchr(batch, type) != NULL;
+    }
 }
 
 #endif
