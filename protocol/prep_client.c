@@ -288,8 +288,7 @@ static int client_query(struct prep_client *c, struct prep_server *s, const uint
     if (len == 0 || memchr(body, '\0', len) != body + len - 1)
         return PREP_BAD;
     /* Read before it goes: once moved, body is the server output's to change. */
-    bool barrier = prep_text_mentions((const char *)body, len, "discard") ||
-                   prep_text_mentions((const char *)body, len, "deallocate");
+    bool barrier = prep_text_may_deallocate((const char *)body, len);
     if (query_forward(c, s, body, len, out) != PREP_OK)
         return PREP_OOM;
     struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_QUERY);

@@ -222,8 +222,10 @@ struct stmt_src {
 void prep_table_del(struct prep_table *t, struct prep_link *l);
 /* Frees every element (drop, when not NULL, lets go of what each holds first) and the buckets. */
 void prep_table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_link *l), void *ctx);
-/* ASCII, case-insensitive: does word (lower case) occur in text? */
+/* ASCII, case-insensitive: does word (lower case, a letter first) occur in text? */
 bool prep_text_mentions(const char *text, size_t len, const char *word);
+/* Whether text mentions DISCARD or DEALLOCATE (prep_text_mentions of either, in one reading). */
+bool prep_text_may_deallocate(const char *text, size_t len);
 struct prep_stmt *prep_registry_get(struct prep_registry *reg, const struct stmt_src *src);
 /* The registry's statement for src, if it has one (no reference taken); NULL: none. */
 struct prep_stmt *prep_registry_find(const struct prep_registry *reg, const struct stmt_src *src);

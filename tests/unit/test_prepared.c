@@ -1247,8 +1247,13 @@ static void test_text_mentions(void **state)
         assert_true(prep_text_mentions(buf, at + 10, "deallocate"));
         assert_false(prep_text_mentions(buf, at + 9, "deallocate"));
         assert_false(prep_text_mentions(buf + at + 1, sizeof(buf) - at - 1, "deallocate"));
+        assert_true(prep_text_may_deallocate(buf, at + 10));
+        assert_false(prep_text_may_deallocate(buf, at + 9));
         buf[at + 4] = 'L' ^ 0x40; /* a byte that differs in more than its case */
         assert_false(prep_text_mentions(buf, sizeof(buf), "deallocate"));
+        memcpy(buf + at, "DiScArD", 7);
+        assert_true(prep_text_may_deallocate(buf, at + 7));
+        assert_false(prep_text_may_deallocate(buf, at + 6));
     }
 }
 
