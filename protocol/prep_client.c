@@ -173,10 +173,10 @@ static int client_bind(struct prep_client *c, struct prep_server *s, const uint8
     int rc = resolve(c, s, m.stmt, m.stmt_len, &t, out);
     if (rc != PREP_OK || t.failed)
         return rc;
-    size_t nlen = strlen(t.server_name);
-    if (pkt_add_header(out, 'B', m.portal_len + 1 + nlen + 1 + m.rest_len) != 0 ||
-        prep_put_cstr(out, m.portal, m.portal_len) != 0 ||
-        prep_put_cstr(out, t.server_name, nlen) != 0 || evbuffer_add(out, m.rest, m.rest_len) != 0)
+    const struct pkt_piece bind[] = {{m.portal, m.portal_len + 1}, /* with its NUL */
+                                     {t.server_name, strlen(t.server_name) + 1},
+                                     {m.rest, m.rest_len}};
+    if (pkt_add_pieces(out, 'B', bind, sizeof(bind) / sizeof(bind[0])) != 0)
         return PREP_OOM;
     s->flushed = false;
     s->batch_sent = true;

@@ -258,7 +258,6 @@ void prep_entry_fail(struct prep_server *s, struct prep_entry *e);
 void prep_entry_discard(struct prep_server *s, struct prep_entry *e, uint64_t end);
 /* The client left: the entry's answers go nowhere, and its names are not touched. */
 void prep_entry_detach(struct prep_server *s, struct prep_entry *e);
-int prep_put_cstr(struct evbuffer *out, const char *s, size_t len);
 /* Parse of st under name to s, and its entry. */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
                                    const char *name, const struct prep_stmt *st,
