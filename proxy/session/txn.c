@@ -369,12 +369,14 @@ static bool txn_answer_known_parses(struct session *s)
 {
     static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4}, ready[6] = {'Z', 0, 0, 0, 5, 'I'};
     bool answered = false, added = false;
-    uint8_t h[5];
-    while (evbuffer_copyout(s->client.in, h, 5) == 5) {
+    const uint8_t *h; /* the header read in place (msg_step_head's reason) */
+    while (evbuffer_get_length(s->client.in) >= 5 &&
+           (h = evbuffer_pullup(s->client.in, 5)) != NULL) {
+        uint8_t type = h[0];
         uint32_t len = pkt_be32(h + 1);
         if (len < 4 || evbuffer_get_length(s->client.in) < 1 + (size_t)len)
             break;
-        if (h[0] == 'S' && answered) {
+        if (type == 'S' && answered) {
             evbuffer_drain(s->client.in, 5 + (len - 4));
             answered = false;
             added = true;
@@ -382,10 +384,11 @@ static bool txn_answer_known_parses(struct session *s)
                 break;
             continue;
         }
-        if (h[0] != 'P' || len - 4 > TXN_SCAN_MAX)
+        if (type != 'P' || len - 4 > TXN_SCAN_MAX)
             break;
         const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
-        if (msg == NULL)
+        /* An unnamed one is never known (prep_client_parse_known): its text is not read twice. */
+        if (msg == NULL || len == 4 || msg[5] == '\0')
             break;
         const char *why = txn_message_pins(s, 'P', msg + 5, len - 4, NULL);
         /* nearest: it pins where it runs, a primary (near.h): the server gets it, placed so. */
