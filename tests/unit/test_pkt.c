@@ -422,8 +422,8 @@ static void test_add_pieces(void **state)
     for (size_t big_len = 0; big_len <= sizeof(big); big_len += 100) {
         struct evbuffer *out = evbuffer_new();
         assert_non_null(out);
-        const struct pkt_piece pieces[] = {{"ab", 2}, {"", 0}, {big, big_len}, {"c", 2}};
-        assert_int_equal(pkt_add_pieces(out, 'B', pieces, 4), 0);
+        const struct pkt_piece pieces[] = {{"ab", 2}, {"", 0}, {big, big_len}, {"c", 1}, {"", 1}};
+        assert_int_equal(pkt_add_pieces(out, 'B', pieces, 5), 0);
         size_t body = 2 + big_len + 2;
         assert_int_equal(evbuffer_get_length(out), 5 + body);
         const uint8_t *p = evbuffer_pullup(out, -1);
