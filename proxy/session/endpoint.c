@@ -158,12 +158,14 @@ void endpoint_arm(struct endpoint *ep)
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
     bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
-    endpoint_set_event(ep->rev, &ep->rev_armed,
-                       (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
-    endpoint_set_event(ep->wev, &ep->wev_armed,
-                       (reading && rw == STREAM_WANT_WRITE) ||
-                           (writing && ww == STREAM_WANT_WRITE));
-    endpoint_set_event(ep->hev, &ep->hev_armed, ep->on_read != NULL && ep->read_paused);
+    bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
+    bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
+    bool want_h = ep->on_read != NULL && ep->read_paused;
+    if (want_r == ep->rev_armed && want_w == ep->wev_armed && want_h == ep->hev_armed)
+        return; /* as it was: most calls (several a transaction) */
+    endpoint_set_event(ep->rev, &ep->rev_armed, want_r);
+    endpoint_set_event(ep->wev, &ep->wev_armed, want_w);
+    endpoint_set_event(ep->hev, &ep->hev_armed, want_h);
 }
 
 /* Hands bytes that arrived before now to the reader, on the next loop turn. */
