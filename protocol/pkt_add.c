@@ -27,21 +27,43 @@ int pkt_add_header(struct evbuffer *out, char type, size_t body_len)
     return evbuffer_add(out, h, sizeof(h)) == 0 ? 0 : -1;
 }
 
+/* Messages up to this long are put together on the stack and added at once (pkt_add_pieces). */
+#define PKT_ADD_BLOCK 512
+
+int pkt_add_pieces(struct evbuffer *out, char type, const struct pkt_piece *pieces, size_t n)
+{
+    size_t body_len = 0;
+    for (size_t i = 0; i < n; i++)
+        body_len += pieces[i].len;
+    if (PKT_HEADER_LEN + body_len > PKT_ADD_BLOCK) {
+        if (pkt_add_header(out, type, body_len) != 0)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if (pieces[i].len > 0 && evbuffer_add(out, pieces[i].p, pieces[i].len) != 0)
+                return -1;
+        return 0;
+    }
+    uint8_t block[PKT_ADD_BLOCK];
+    store_header(block, type, body_len);
+    size_t at = PKT_HEADER_LEN;
+    for (size_t i = 0; i < n; i++) {
+        if (pieces[i].len > 0)
+            memcpy(block + at, pieces[i].p, pieces[i].len);
+        at += pieces[i].len;
+    }
+    return evbuffer_add(out, block, at) == 0 ? 0 : -1;
+}
+
 int pkt_add_msg(struct evbuffer *out, char type, const void *body, size_t body_len)
 {
-    if (pkt_add_header(out, type, body_len) != 0)
-        return -1;
-    return body_len == 0 || evbuffer_add(out, body, body_len) == 0 ? 0 : -1;
+    struct pkt_piece whole = {body, body_len};
+    return pkt_add_pieces(out, type, &whole, 1);
 }
 
 int pkt_add_target(struct evbuffer *out, char type, char kind, const char *name, size_t name_len)
 {
-    uint8_t h[PKT_HEADER_LEN + 1];
-    store_header(h, type, 1 + name_len + 1);
-    h[PKT_HEADER_LEN] = (uint8_t)kind;
-    if (evbuffer_add(out, h, sizeof(h)) != 0 || evbuffer_add(out, name, name_len) != 0)
-        return -1;
-    return evbuffer_add(out, "", 1) == 0 ? 0 : -1;
+    const struct pkt_piece target[] = {{&kind, 1}, {name, name_len}, {"", 1}};
+    return pkt_add_pieces(out, type, target, sizeof(target) / sizeof(target[0]));
 }
 
 int pkt_add_query(struct evbuffer *out, const char *sql)

@@ -21,6 +21,19 @@ struct evbuffer;
 int pkt_add_header(struct evbuffer *out, char type, size_t body_len);
 /* A whole message: its header and body. */
 int pkt_add_msg(struct evbuffer *out, char type, const void *body, size_t body_len);
+
+/* A piece of a message for pkt_add_pieces. */
+struct pkt_piece {
+    const void *p;
+    size_t len;
+};
+
+/*
+ * A message of type whose body is the n pieces one after the other: its
+ * header and the pieces in one evbuffer_add where they fit a small block
+ * (each add costs about 90 instructions: a rewritten Bind was six).
+ */
+int pkt_add_pieces(struct evbuffer *out, char type, const struct pkt_piece *pieces, size_t n);
 /*
  * A Describe ('D') or Close ('C') of the statement ('S') or portal ('P')
  * named name, name_len bytes without a NUL.

@@ -173,10 +173,10 @@ static int client_bind(struct prep_client *c, struct prep_server *s, const uint8
     int rc = resolve(c, s, m.stmt, m.stmt_len, &t, out);
     if (rc != PREP_OK || t.failed)
         return rc;
-    size_t nlen = strlen(t.server_name);
-    if (pkt_add_header(out, 'B', m.portal_len + 1 + nlen + 1 + m.rest_len) != 0 ||
-        prep_put_cstr(out, m.portal, m.portal_len) != 0 ||
-        prep_put_cstr(out, t.server_name, nlen) != 0 || evbuffer_add(out, m.rest, m.rest_len) != 0)
+    const struct pkt_piece bind[] = {{m.portal, m.portal_len + 1}, /* with its NUL */
+                                     {t.server_name, strlen(t.server_name) + 1},
+                                     {m.rest, m.rest_len}};
+    if (pkt_add_pieces(out, 'B', bind, sizeof(bind) / sizeof(bind[0])) != 0)
         return PREP_OOM;
     s->flushed = false;
     s->batch_sent = true;
@@ -264,21 +264,41 @@ static int client_sync(struct prep_client *c, struct prep_server *s, const uint8
     return PREP_OK;
 }
 
+/*
+ * The Query on to the server as it came: moved out of the client's input
+ * where the caller gave it (prep_client_message_from), else copied.
+ */
+static int query_forward(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                         size_t len, struct evbuffer *out)
+{
+    if (c->query_from == NULL)
+        return prep_forward(s, 'Q', body, len, out);
+    prep_forward_note(s, 'Q');
+    size_t n = PKT_HEADER_LEN + len;
+    if (evbuffer_remove_buffer(c->query_from, out, n) != (int)n)
+        return PREP_OOM;
+    c->query_moved = true;
+    return PREP_OK;
+}
+
 /* A Query drops the unnamed statement, the client's and the server's, whatever it runs. */
 static int client_query(struct prep_client *c, struct prep_server *s, const uint8_t *body,
                         size_t len, struct evbuffer *out)
 {
     if (len == 0 || memchr(body, '\0', len) != body + len - 1)
         return PREP_BAD;
-    struct prep_entry *e = prep_forward_entry(c, s, 'Q', body, len, X_QUERY, out);
+    /* Read before it goes: once moved, body is the server output's to change. */
+    bool barrier = prep_text_may_deallocate((const char *)body, len);
+    if (query_forward(c, s, body, len, out) != PREP_OK)
+        return PREP_OOM;
+    struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_QUERY);
     if (e == NULL)
         return PREP_OOM;
     prep_entry_client_unnamed(s, e, NULL);
     prep_entry_server_unnamed(s, e, NULL);
     /* It ends a batch before it, as a Sync would (tx_track.h): its answer is the batch's end. */
     s->batch_open = s->batch_sent = s->barrier_execute = false;
-    if (prep_text_mentions((const char *)body, len, "discard") ||
-        prep_text_mentions((const char *)body, len, "deallocate"))
+    if (barrier)
         prep_entry_barrier(s, e);
     return PREP_OK;
 }
@@ -320,6 +340,18 @@ static int client_dispatch(struct prep_client *c, struct prep_server *s, uint8_t
     default: /* Flush, CopyData */
         return prep_forward(s, type, body, len, out);
     }
+}
+
+int prep_client_message_from(struct prep_client *c, struct prep_server *s, uint8_t type,
+                             const uint8_t *body, size_t len, struct evbuffer *from, bool *moved,
+                             struct evbuffer *to_server, struct evbuffer *to_client)
+{
+    c->query_from = type == 'Q' ? from : NULL;
+    c->query_moved = false;
+    int rc = prep_client_message(c, s, type, body, len, to_server, to_client);
+    *moved = c->query_moved;
+    c->query_from = NULL;
+    return rc;
 }
 
 int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t type,

@@ -38,12 +38,17 @@ static int read_parse(const uint8_t *body, size_t len, uint64_t context, struct 
     return PREP_OK;
 }
 
+void prep_forward_note(struct prep_server *s, uint8_t type)
+{
+    s->flushed = type == 'H' || type == 'S';
+    s->batch_sent |= prep_client_type(type) == 1;
+}
+
 /* The client's message as it came. */
 int prep_forward(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
                  struct evbuffer *out)
 {
-    s->flushed = type == 'H' || type == 'S';
-    s->batch_sent |= prep_client_type(type) == 1;
+    prep_forward_note(s, type);
     return prep_put_msg(out, type, body, len);
 }
 

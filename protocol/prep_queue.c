@@ -207,11 +207,6 @@ void prep_entry_detach(struct prep_server *s, struct prep_entry *e)
 
 /* ---- messages out ---- */
 
-int prep_put_cstr(struct evbuffer *out, const char *s, size_t len)
-{
-    return evbuffer_add(out, s, len) == 0 && evbuffer_add(out, "", 1) == 0 ? PREP_OK : PREP_OOM;
-}
-
 /* Parse of st under name to s, and its entry. */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
                                    const char *name, const struct prep_stmt *st,
@@ -219,10 +214,10 @@ struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s,
 {
     size_t nlen = strlen(name), tlen = (size_t)st->ntypes * 4;
     uint8_t n[2] = {(uint8_t)(st->ntypes >> 8), (uint8_t)st->ntypes};
-    if (pkt_add_header(out, 'P', nlen + 1 + st->text_len + 1 + 2 + tlen) != 0 ||
-        prep_put_cstr(out, name, nlen) != PREP_OK ||
-        prep_put_cstr(out, st->text, st->text_len) != PREP_OK || evbuffer_add(out, n, 2) != 0 ||
-        evbuffer_add(out, st->types, tlen) != 0)
+    const struct pkt_piece parse[] = {
+        {name, nlen}, {"", 1}, {st->text, st->text_len}, {"", 1}, {n, 2}, {st->types, tlen},
+    };
+    if (pkt_add_pieces(out, 'P', parse, sizeof(parse) / sizeof(parse[0])) != 0)
         return NULL;
     s->flushed = false;
     s->batch_sent = true;

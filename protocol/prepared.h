@@ -296,6 +296,15 @@ void prep_server_free(struct prep_server *s);
 int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t type,
                         const uint8_t *body, size_t len, struct evbuffer *to_server,
                         struct evbuffer *to_client);
+/*
+ * The same for a message that lies whole at the head of from, its header
+ * there just before body: a Query sent on as it came is moved out of from
+ * into to_server (libevent hands whole chains over: no copy) and *moved
+ * set; anything else leaves from as it was, for the caller to drain.
+ */
+int prep_client_message_from(struct prep_client *c, struct prep_server *s, uint8_t type,
+                             const uint8_t *body, size_t len, struct evbuffer *from, bool *moved,
+                             struct evbuffer *to_server, struct evbuffer *to_client);
 
 /*
  * A client's named Parse answered without a server (the client has no

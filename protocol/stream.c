@@ -154,17 +154,17 @@ static ssize_t stream_write_plain_chunks(struct stream *s, struct evbuffer *buf)
 
 /*
  * send() for the usual single chunk (cheaper in the kernel than writev()),
- * writev() for several; with TLS chunk by chunk.
+ * writev() for several; with TLS chunk by chunk.  One peek both counts
+ * the chunks and finds the first (the relay writes twice a transaction).
  */
 ssize_t stream_write(struct stream *s, struct evbuffer *buf)
 {
-    ssize_t total = 0;
-    if (s->ssl == NULL && s->ws == NULL && evbuffer_peek(buf, -1, NULL, NULL, 0) > 1)
+    struct evbuffer_iovec vec[2];
+    int chunks = evbuffer_peek(buf, -1, NULL, vec, 2);
+    if (s->ssl == NULL && s->ws == NULL && chunks > 1)
         return stream_write_plain_chunks(s, buf);
-    while (evbuffer_get_length(buf) > 0) {
-        struct evbuffer_iovec vec[1];
-        if (evbuffer_peek(buf, -1, NULL, vec, 1) < 1)
-            return STREAM_ERROR;
+    ssize_t total = 0;
+    while (chunks > 0) {
         ssize_t n = stream_write_bytes(s, vec[0].iov_base, vec[0].iov_len);
         if (n == STREAM_AGAIN)
             return total;
@@ -172,8 +172,9 @@ ssize_t stream_write(struct stream *s, struct evbuffer *buf)
             return n;
         evbuffer_drain(buf, (size_t)n);
         total += n;
-        if ((size_t)n < vec[0].iov_len)
-            break; /* the socket is full; write_want says so */
+        if ((size_t)n < vec[0].iov_len || chunks == 1)
+            break; /* the socket is full (write_want says so), or all of buf went */
+        chunks = evbuffer_peek(buf, -1, NULL, vec, 1);
     }
     return total;
 }

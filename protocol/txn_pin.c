@@ -392,17 +392,20 @@ static bool is_blank(uint8_t c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* The n bytes at s begin with word (lower case; ASCII letters in any case). */
+/*
+ * The n bytes at s begin with word (lower case letters and '_'; ASCII
+ * letters in any case): only an upper case letter becomes its lower case
+ * with bit 0x20 set.
+ */
 static bool begins_with(const uint8_t *s, size_t n, const char *word)
 {
-    for (size_t i = 0; word[i] != '\0'; i++) {
-        uint8_t c = i < n ? s[i] : 0;
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)word[i])
+    size_t i = 0;
+    for (; word[i] != '\0' && i < n; i++) {
+        uint8_t c = s[i], want = (uint8_t)word[i];
+        if (c != want && (c | 0x20) != want)
             return false;
     }
-    return true;
+    return word[i] == '\0';
 }
 
 /*
@@ -448,8 +451,10 @@ static bool needed_word_at(const uint8_t *s, size_t len, size_t i, bool *set_lat
     case 't':
         return begins_with(w, n, "temp");
     case 'p':
-        return begins_with(w, n, "pg_temp") || begins_with(w, n, "pg_advisory_lock") ||
-               begins_with(w, n, "pg_try_advisory_lock") || begins_with(w, n, "prepare");
+        if (!begins_with(w, n, "pg_"))
+            return begins_with(w, n, "prepare");
+        return begins_with(w + 3, n - 3, "temp") || begins_with(w + 3, n - 3, "advisory_lock") ||
+               begins_with(w + 3, n - 3, "try_advisory_lock");
     case 'l':
         return begins_with(w, n, "listen") || begins_with(w, n, "load");
     case 'h':

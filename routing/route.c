@@ -351,6 +351,32 @@ bool route_plan_scores(const struct routing_data *rd, const struct locality *loc
     return route_origin_scores(rd, has_origin ? origin : NULL, scores, home, preferred);
 }
 
+/* The measured order (rtt.h) of a plan: the caller's scores, its group's preferred region. */
+struct route_measured {
+    bool tried, scored;
+    struct route_score scores[ROUTE_MAX_REGIONS];
+    const struct registry_region *preferred;
+    const struct region *home;
+};
+
+/*
+ * Scores c, working the scores out first when none were: only once a
+ * second candidate needs ordering, so that a plan of one region (a
+ * transaction's, every transaction, with one region configured) skips
+ * them.
+ */
+static void route_plan_score(const struct routing_data *rd, const double *origin,
+                             struct route_measured *m, struct route_candidate *c)
+{
+    if (!m->tried) {
+        m->tried = true;
+        /* The unit vector once: its sine and cosine are a plan's costliest arithmetic. */
+        m->scored = route_origin_scores(rd, origin, m->scores, &m->home, &m->preferred);
+    }
+    if (m->scored)
+        candidate_scored(c, &m->scores[c->order], m->preferred, rd->rank.damping.deadband_min_ms);
+}
+
 size_t route_plan(const struct routing_data *rd, const struct locality *loc,
                   const struct need_spec *need, const struct region_subset *placed,
                   struct region **out, double *cosines, size_t max)
@@ -363,12 +389,8 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
         max = ROUTE_MAX_REGIONS;
     if (max == 0)
         return 0;
-    /* Measured order (rtt.h): the caller's scores, its group's preferred region. */
-    struct route_score scores[ROUTE_MAX_REGIONS];
-    const struct registry_region *preferred;
-    const struct region *home;
-    /* The unit vector once: its sine and cosine are a plan's costliest arithmetic. */
-    bool scored = route_origin_scores(rd, has_origin ? origin : NULL, scores, &home, &preferred);
+    struct route_measured m;
+    m.tried = false; /* (not zeroed whole: its scores are written before they are read) */
     for (size_t i = 0; i < rd->regions->count; i++) {
         struct region *r = &rd->regions->items[i];
         if (!registry_takes_sessions(r->runtime))
@@ -384,8 +406,11 @@ size_t route_plan(const struct routing_data *rd, const struct locality *loc,
             .region = r, .rank = first ? 0 : 1 + (int)fit, .dot = -2.0, .order = i};
         if (has_origin && r->has_location)
             c.dot = origin[0] * r->unit[0] + origin[1] * r->unit[1] + origin[2] * r->unit[2];
-        if (scored)
-            candidate_scored(&c, &scores[i], preferred, rd->rank.damping.deadband_min_ms);
+        if (n > 0) { /* a second candidate: both are scored to be ordered */
+            if (!m.tried)
+                route_plan_score(rd, has_origin ? origin : NULL, &m, &best[0]);
+            route_plan_score(rd, has_origin ? origin : NULL, &m, &c);
+        }
         /* keep the best max, in order: insertion into a bounded sorted array */
         if (n == max && !candidate_before(&c, &best[n - 1]))
             continue;

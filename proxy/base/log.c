@@ -87,6 +87,11 @@ static void log_write(const char *buf, size_t len)
     }
 }
 
+bool log_wants(enum log_level level)
+{
+    return (int)level >= atomic_load_explicit(&log_state.level, memory_order_relaxed);
+}
+
 void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
 {
     if ((int)level < atomic_load_explicit(&log_state.level, memory_order_relaxed))

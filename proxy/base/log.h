@@ -21,7 +21,19 @@ void log_close(void);
 void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#define log_debug(id, ...) log_msg(LOG_DEBUG, id, __VA_ARGS__)
+/* Whether a line of level is logged now. */
+bool log_wants(enum log_level level);
+
+/*
+ * Asked before the line's arguments are worked out (some call the owner's
+ * log_id) and before log_msg's variadic call: a few lie on every
+ * transaction's path and are dropped at the usual levels.
+ */
+#define log_debug(id, ...)                                                                         \
+    do {                                                                                           \
+        if (log_wants(LOG_DEBUG))                                                                  \
+            log_msg(LOG_DEBUG, id, __VA_ARGS__);                                                   \
+    } while (0)
 #define log_info(id, ...)  log_msg(LOG_INFO, id, __VA_ARGS__)
 #define log_warn(id, ...)  log_msg(LOG_WARNING, id, __VA_ARGS__)
 #define log_error(id, ...) log_msg(LOG_ERROR, id, __VA_ARGS__)

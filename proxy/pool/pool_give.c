@@ -42,8 +42,9 @@ static bool pool_client_done(const struct server_conn *sc, const struct session 
     return server_conn_at_safe_point(sc) || pool_owes_fence(sc, s);
 }
 
-/* Why sc cannot be kept now that its client leaves; NULL when it can. */
-static const char *pool_refusal(const struct server_conn *sc, const struct session *s)
+/* Why sc cannot be kept now (now_us: worker_clock_us) that its client leaves; NULL when it can. */
+static const char *pool_refusal(const struct server_conn *sc, const struct session *s,
+                                int64_t now_us)
 {
     if (!sc->poolable || !config_pooling(s->cfg))
         return "pooling is off for it";
@@ -57,21 +58,21 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
         return "pgnear is shutting down";
     if (!pool_client_done(sc, s))
         return "its client left inside a transaction, a COPY or a request";
-    if (worker_clock_us(sc->w) - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
+    if (now_us - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
     if (!host_is_up(sc->host))
         return "its host is down";
     return NULL;
 }
 
-/* A kept connection goes idle as it is (txn_return), or reset first. */
-static void pool_keep(struct server_conn *sc)
+/* A kept connection goes idle as it is (txn_return), or reset first; now_us: the clock read. */
+static void pool_keep(struct server_conn *sc, int64_t now_us)
 {
     bool as_is = sc->txn_return && !sc->owes_fence; /* an answer owed is read first */
     sc->txn_return = false;
     if (as_is) {
         /* Its session is the one its next clients would have (pool_find takes exact fits). */
-        pool_now_idle(sc);
+        pool_now_idle_at(sc, now_us);
         endpoint_arm(&sc->ep);
         return;
     }
@@ -82,7 +83,8 @@ static void pool_keep(struct server_conn *sc)
 void pool_release(struct server_conn *sc)
 {
     struct session *s = sc->client;
-    const char *refusal = pool_refusal(sc, s);
+    int64_t now_us = worker_clock_us(sc->w); /* once: the refusal's age and the idle time */
+    const char *refusal = pool_refusal(sc, s, now_us);
     if (refusal != NULL) {
         sc->txn_return = false;
         if (sc->poolable) {
@@ -109,7 +111,7 @@ void pool_release(struct server_conn *sc)
                   (unsigned long long)sc->id);
         return;
     }
-    pool_keep(sc);
+    pool_keep(sc, now_us);
 }
 
 void pool_cancel_done(struct server_conn *sc)
@@ -123,5 +125,5 @@ void pool_cancel_done(struct server_conn *sc)
                                          : "pgnear is shutting down");
         return;
     }
-    pool_keep(sc);
+    pool_keep(sc, worker_clock_us(sc->w));
 }

@@ -59,7 +59,12 @@ void pool_arm_sweep(struct worker *w)
 
 void pool_now_idle(struct server_conn *sc)
 {
-    sc->idle_since = worker_clock_us(sc->w);
+    pool_now_idle_at(sc, worker_clock_us(sc->w));
+}
+
+void pool_now_idle_at(struct server_conn *sc, int64_t now_us)
+{
+    sc->idle_since = now_us;
     server_conn_move(sc, &sc->w->idle_servers);
     pool_arm_sweep(sc->w);
     /* Someone may be waiting for it (here), or for the slot it holds (anywhere). */

@@ -8,6 +8,7 @@
 #define PGNEAR_PROXY_POOL_IDLE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct server_conn;
 struct worker;
@@ -26,6 +27,8 @@ void pool_park(struct server_conn *sc);
 
 /* A parked connection goes on the idle list; waiting clients are told. */
 void pool_now_idle(struct server_conn *sc);
+/* The same, idle since now_us (worker_clock_us, read already by the caller). */
+void pool_now_idle_at(struct server_conn *sc, int64_t now_us);
 
 /*
  * Sends server_reset_query to a parked connection: it goes idle when the

@@ -90,10 +90,11 @@ static enum pool_fit pool_fit_of(struct server_conn *sc, const struct session *s
  * rest go at server_idle_timeout when the load falls, as with PgBouncer's
  * default (server_round_robin = 0).
  */
-struct server_conn *pool_find(struct session *s, const struct region *r,
-                              const struct region_host *h, bool exact)
+/* pool_find, with the worker's clock read (now_us). */
+static struct server_conn *pool_find_at(struct session *s, const struct region *r,
+                                        const struct region_host *h, bool exact, int64_t now_us)
 {
-    int64_t oldest = worker_clock_us(s->w) - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    int64_t oldest = now_us - (int64_t)s->cfg->server_lifetime_ms * 1000;
     struct server_conn *fit = NULL;
     struct list_node *pos, *tmp;
     list_for_each_reverse_safe(pos, tmp, &s->w->idle_servers)
@@ -117,10 +118,17 @@ struct server_conn *pool_find(struct session *s, const struct region *r,
     return fit;
 }
 
+struct server_conn *pool_find(struct session *s, const struct region *r,
+                              const struct region_host *h, bool exact)
+{
+    return pool_find_at(s, r, h, exact, worker_clock_us(s->w));
+}
+
 struct server_conn *pool_take(struct session *s, struct region *r, struct region_host *h,
                               bool ready)
 {
-    struct server_conn *sc = pool_find(s, r, h, ready);
+    int64_t now_us = worker_clock_us(s->w); /* once: the connection's age and its idle time */
+    struct server_conn *sc = pool_find_at(s, r, h, ready, now_us);
     if (sc == NULL)
         return NULL;
     /*
@@ -129,7 +137,7 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
      * ticks are coarse, milliseconds): a delay of 0 is always due.
      */
     int64_t delay_us = (int64_t)s->cfg->server_check_delay_ms * 1000;
-    if (ready && (delay_us == 0 || worker_clock_us(s->w) - sc->idle_since > delay_us))
+    if (ready && (delay_us == 0 || now_us - sc->idle_since > delay_us))
         return NULL;
     server_conn_attach(sc, s);
     sc->region = r;

@@ -158,12 +158,14 @@ void endpoint_arm(struct endpoint *ep)
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
     bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
-    endpoint_set_event(ep->rev, &ep->rev_armed,
-                       (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ));
-    endpoint_set_event(ep->wev, &ep->wev_armed,
-                       (reading && rw == STREAM_WANT_WRITE) ||
-                           (writing && ww == STREAM_WANT_WRITE));
-    endpoint_set_event(ep->hev, &ep->hev_armed, ep->on_read != NULL && ep->read_paused);
+    bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
+    bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
+    bool want_h = ep->on_read != NULL && ep->read_paused;
+    if (want_r == ep->rev_armed && want_w == ep->wev_armed && want_h == ep->hev_armed)
+        return; /* as it was: most calls (several a transaction) */
+    endpoint_set_event(ep->rev, &ep->rev_armed, want_r);
+    endpoint_set_event(ep->wev, &ep->wev_armed, want_w);
+    endpoint_set_event(ep->hev, &ep->hev_armed, want_h);
 }
 
 /* Hands bytes that arrived before now to the reader, on the next loop turn. */
@@ -194,10 +196,10 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
+    bool queued = evbuffer_get_length(ep->out) > 0;
+    if (queued || stream_has_output(&ep->stream)) {
         /* A WebSocket's control frames go first, even with nothing of ours to send. */
-        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
-                                                     : stream_flush(&ep->stream);
+        ssize_t n = queued ? stream_write(&ep->stream, ep->out) : stream_flush(&ep->stream);
         if (n == STREAM_AGAIN)
             n = 0;
         if (n < 0) {

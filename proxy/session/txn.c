@@ -211,11 +211,12 @@ static void txn_client_scan_bind(struct session *s, const struct msg_head *h)
         txn_pin(s, why);
 }
 
-/* A whole client message (n bytes, header included) went on: off the input. */
-static void txn_client_consumed(struct session *s, uint8_t type, size_t n)
+/* A whole client message (n bytes, header included) went on: off the input, unless moved. */
+static void txn_client_consumed(struct session *s, uint8_t type, size_t n, bool moved)
 {
     s->client.last_type = (char)type;
-    evbuffer_drain(s->client.in, n);
+    if (!moved)
+        evbuffer_drain(s->client.in, n);
     if (s->near != NULL)
         near_consumed(s, n);
 }
@@ -233,14 +234,15 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
     int rc = type == 'Q' ? txn_prep_deallocate(s, msg + 5, len - 4) : 0;
     if (rc != 0) {
         if (rc > 0)
-            txn_client_consumed(s, type, 1 + (size_t)len);
+            txn_client_consumed(s, type, 1 + (size_t)len, false);
         return rc;
     }
-    rc = txn_prep_client(s, type, msg + 5, len - 4);
+    bool moved = false;
+    rc = txn_prep_client(s, type, msg + 5, len - 4, &moved);
     if (rc <= 0)
         return rc;
     tx_track_client(&s->server_conn->tx, type);
-    txn_client_consumed(s, type, 1 + (size_t)len);
+    txn_client_consumed(s, type, 1 + (size_t)len, moved);
     return 1;
 }
 
@@ -366,23 +368,27 @@ static bool txn_only_terminate(const struct session *s)
 static bool txn_answer_known_parses(struct session *s)
 {
     static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4}, ready[6] = {'Z', 0, 0, 0, 5, 'I'};
-    bool answered = false;
-    uint8_t h[5];
-    while (evbuffer_copyout(s->client.in, h, 5) == 5) {
+    bool answered = false, added = false;
+    const uint8_t *h; /* the header read in place (msg_step_head's reason) */
+    while (evbuffer_get_length(s->client.in) >= 5 &&
+           (h = evbuffer_pullup(s->client.in, 5)) != NULL) {
+        uint8_t type = h[0];
         uint32_t len = pkt_be32(h + 1);
         if (len < 4 || evbuffer_get_length(s->client.in) < 1 + (size_t)len)
             break;
-        if (h[0] == 'S' && answered) {
+        if (type == 'S' && answered) {
             evbuffer_drain(s->client.in, 5 + (len - 4));
             answered = false;
+            added = true;
             if (evbuffer_add(s->client.out, ready, sizeof(ready)) != 0)
                 break;
             continue;
         }
-        if (h[0] != 'P' || len - 4 > TXN_SCAN_MAX)
+        if (type != 'P' || len - 4 > TXN_SCAN_MAX)
             break;
         const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)len);
-        if (msg == NULL)
+        /* An unnamed one is never known (prep_client_parse_known): its text is not read twice. */
+        if (msg == NULL || len == 4 || msg[5] == '\0')
             break;
         const char *why = txn_message_pins(s, 'P', msg + 5, len - 4, NULL);
         /* nearest: it pins where it runs, a primary (near.h): the server gets it, placed so. */
@@ -393,10 +399,13 @@ static bool txn_answer_known_parses(struct session *s)
         if (why != NULL)
             txn_pin(s, why);
         evbuffer_drain(s->client.in, 1 + (size_t)len);
-        answered = true;
+        answered = added = true;
         if (evbuffer_add(s->client.out, parse_complete, sizeof(parse_complete)) != 0)
             break;
     }
+    /* Nothing answered: nothing new to send (what a full socket kept waits for its event). */
+    if (!added && !stream_has_output(&s->client.stream))
+        return true;
     return endpoint_flush(s, &s->client) == 0;
 }
 
@@ -434,7 +443,9 @@ static int txn_client_pump(struct session *s)
     if (rc < 0 || endpoint_flush(s, server) < 0)
         return -1;
     /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */
-    if (s->prep != NULL && endpoint_flush(s, &s->client) < 0)
+    if (s->prep != NULL &&
+        (evbuffer_get_length(s->client.out) > 0 || stream_has_output(&s->client.stream)) &&
+        endpoint_flush(s, &s->client) < 0)
         return -1;
     if (evbuffer_get_length(server->out) > RELAY_HIGH_WATER)
         endpoint_pause_read(&s->client);

@@ -80,7 +80,8 @@ static void txn_prep_failed(struct session *s, int rc, const char *side)
                      "pgnear lost track of the server connection's prepared statements");
 }
 
-int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
+int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen,
+                    bool *moved)
 {
     struct server_conn *sc = s->server_conn;
     if (sc->prep == NULL &&
@@ -89,8 +90,12 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
         return -1;
     }
-    int rc = prep_client_message(s->prep, sc->prep, type, body, blen, sc->ep.out,
-                                 near_answers(s->near, s->client.out));
+    struct evbuffer *answers = near_answers(s->near, s->client.out);
+    /* Only a Query can be moved: the others skip the bookkeeping of a move. */
+    int rc = type == 'Q'
+                 ? prep_client_message_from(s->prep, sc->prep, type, body, blen, s->client.in,
+                                            moved, sc->ep.out, answers)
+                 : prep_client_message(s->prep, sc->prep, type, body, blen, sc->ep.out, answers);
     if (rc == PREP_OK)
         return 1;
     if (rc == PREP_WAIT)

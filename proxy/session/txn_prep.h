@@ -40,11 +40,14 @@ struct server_reader;
 bool txn_prep_start(struct session *s);
 
 /*
- * One whole client message (body: blen bytes) through the rewriter to the
- * session's server connection.  1: taken; 0: not yet, present it again
- * after the server's next message; <0: the session ended.
+ * One whole client message (body: blen bytes, at the head of the client's
+ * input) through the rewriter to the session's server connection.  1:
+ * taken, *moved when it went out of the client's input as it was (a
+ * Query: no copy); 0: not yet, present it again after the server's next
+ * message; <0: the session ended.
  */
-int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen);
+int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen,
+                    bool *moved);
 
 /*
  * A Query (body: blen bytes) that is only "DEALLOCATE [PREPARE] name" of

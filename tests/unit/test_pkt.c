@@ -413,6 +413,29 @@ static void test_add_query_and_msg(void **state)
     evbuffer_free(out);
 }
 
+/* pkt_add_pieces: one message of the pieces in order, put together on the stack or added apart. */
+static void test_add_pieces(void **state)
+{
+    (void)state;
+    static char big[600];
+    memset(big, 'x', sizeof(big));
+    for (size_t big_len = 0; big_len <= sizeof(big); big_len += 100) {
+        struct evbuffer *out = evbuffer_new();
+        assert_non_null(out);
+        const struct pkt_piece pieces[] = {{"ab", 2}, {"", 0}, {big, big_len}, {"c", 1}, {"", 1}};
+        assert_int_equal(pkt_add_pieces(out, 'B', pieces, 5), 0);
+        size_t body = 2 + big_len + 2;
+        assert_int_equal(evbuffer_get_length(out), 5 + body);
+        const uint8_t *p = evbuffer_pullup(out, -1);
+        assert_int_equal(p[0], 'B');
+        assert_int_equal(pkt_be32(p + 1), 4 + body);
+        assert_memory_equal(p + 5, "ab", 2);
+        assert_memory_equal(p + 7, big, big_len);
+        assert_memory_equal(p + 7 + big_len, "c", 2);
+        evbuffer_free(out);
+    }
+}
+
 /* The message types in b, in order, and the SQLSTATE of its ErrorResponse into code. */
 static void canceled_types(struct evbuffer *b, char *types, size_t cap, char *code)
 {
@@ -687,6 +710,7 @@ int main(void)
         cmocka_unit_test(test_init_empty),
         cmocka_unit_test(test_ready_status),
         cmocka_unit_test(test_add_query_and_msg),
+        cmocka_unit_test(test_add_pieces),
         cmocka_unit_test(test_add_canceled),
         cmocka_unit_test(test_put_ints_big_endian),
         cmocka_unit_test(test_put_bytes_and_cstr),

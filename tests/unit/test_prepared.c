@@ -574,6 +574,28 @@ static bool server_free(const struct world *w, int j)
            evbuffer_get_length(s->be.out) == 0;
 }
 
+/*
+ * The message presented as the relay does, from the head of an input
+ * buffer behind another message's bytes (not moved with it): a Query goes
+ * out of it, anything else stays.
+ */
+static int client_message_from(struct wclient *c, struct wserver *s, const struct wmsg *m)
+{
+    struct evbuffer *in = evbuffer_new();
+    assert_non_null(in);
+    assert_int_equal(pkt_add_msg(in, (char)m->type, m->body, m->len), 0);
+    assert_int_equal(evbuffer_add(in, "Z\0\0\0\5I", 6), 0);
+    const uint8_t *head = evbuffer_pullup(in, 5 + (ssize_t)m->len);
+    bool moved = false;
+    int rc = prep_client_message_from(c->pc, s->ps, m->type, head + 5, m->len, in, &moved, s->in,
+                                      c->got);
+    if (rc != PREP_WAIT)
+        assert_int_equal(moved, m->type == 'Q' && rc == PREP_OK);
+    assert_int_equal(evbuffer_get_length(in), 6 + (moved ? 0 : 5 + m->len));
+    evbuffer_free(in);
+    return rc;
+}
+
 /* Client i presents its next message to pgnear: true when it was taken. */
 static bool step_client(struct world *w, int i)
 {
@@ -592,7 +614,9 @@ static bool step_client(struct world *w, int i)
     }
     struct wserver *s = &w->s[c->server];
     struct wmsg *m = &c->script[c->sent];
-    int rc = prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got);
+    int rc = world_rand(w) % 2 == 0
+                 ? prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got)
+                 : client_message_from(c, s, m);
     c->waiting = rc == PREP_WAIT;
     if (rc == PREP_WAIT)
         return false;
@@ -1215,6 +1239,22 @@ static void test_text_mentions(void **state)
     assert_false(prep_text_mentions("dddddeallocat", 13, "deallocate"));
     assert_false(prep_text_mentions("", 0, "discard"));
     assert_true(prep_text_mentions("abc", 3, ""));
+    /* Read eight bytes at a time: the word at every place around those blocks, and cut short. */
+    char buf[48];
+    for (size_t at = 0; at + 10 <= sizeof(buf); at++) {
+        memset(buf, 'D', sizeof(buf)); /* first letters everywhere, never the word */
+        memcpy(buf + at, "dEaLlOcAtE", 10);
+        assert_true(prep_text_mentions(buf, at + 10, "deallocate"));
+        assert_false(prep_text_mentions(buf, at + 9, "deallocate"));
+        assert_false(prep_text_mentions(buf + at + 1, sizeof(buf) - at - 1, "deallocate"));
+        assert_true(prep_text_may_deallocate(buf, at + 10));
+        assert_false(prep_text_may_deallocate(buf, at + 9));
+        buf[at + 4] = 'L' ^ 0x40; /* a byte that differs in more than its case */
+        assert_false(prep_text_mentions(buf, sizeof(buf), "deallocate"));
+        memcpy(buf + at, "DiScArD", 7);
+        assert_true(prep_text_may_deallocate(buf, at + 7));
+        assert_false(prep_text_may_deallocate(buf, at + 6));
+    }
 }
 
 /* DEALLOCATE name by a Query: the name goes, pgnear answers for the server. */
