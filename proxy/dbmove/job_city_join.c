@@ -29,7 +29,6 @@
 
 #include "protocol/pgasync.h"
 #include "proxy/dbmove/record.h"
-#include "proxy/migrate/history.h"
 #include "routing/region.h"
 
 /* Whether a record says that a city of the move's database lives in region (a finished move). */
@@ -190,19 +189,8 @@ bool job_city_refeeds(const struct dbmove_job *j)
     return job_city_joins(j) && j->city.feeds_references;
 }
 
-/*
- * A joining region without the feed: its copies of the tables without
- * the column emptied, as the replication's role (no trigger, no foreign
- * key fires), for the move's subscription to copy them anew.
- */
-#define EMPTY_REFERENCES_BLOCK                                                                     \
-    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
-    "PERFORM set_config('session_replication_role', 'replica', true);\n"                           \
-    "FOR t IN SELECT n.nspname, c.relname" JOB_TABLES_WITH_COLUMN(                                 \
-        "%s") "   AND a.attnum IS NULL AND n.nspname <> '" DBMOVE_MARKER_SCHEMA "'"                \
-              "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "' LOOP\n"                             \
-              "  EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"                   \
-              "END LOOP; END $pgnear$"
+/* A joining region without the feed: its copies emptied, for the move's subscription to copy. */
+#define EMPTY_REFERENCES_BLOCK CITY_EMPTY_REFERENCES_BLOCK("%1$s", "")
 
 int job_city_empty_references(struct dbmove_job *j)
 {

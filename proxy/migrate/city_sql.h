@@ -52,6 +52,20 @@
     "   AND c.relname <> '" MIGRATE_HISTORY_TABLE "'"
 
 /*
+ * A DO block: the reference tables (those also picks, a further condition
+ * on n.nspname and c.relname, or "") emptied as the replication's role,
+ * so that no trigger nor foreign key fires: a city region's copies, for
+ * its feed to copy them anew.  col the column's literal.
+ */
+#define CITY_EMPTY_REFERENCES_BLOCK(col, also)                                                     \
+    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
+    "PERFORM set_config('session_replication_role', 'replica', true);\n"                           \
+    "FOR t IN SELECT n.nspname, c.relname" CITY_TABLES_WITH_COLUMN(col) CITY_REFERENCE_ONLY also   \
+        " LOOP\n"                                                                                  \
+        "  EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"                         \
+        "END LOOP; END $pgnear$"
+
+/*
  * In a DO block declaring t record: each reference table not yet in
  * CITY_REFERENCE_PUBLICATION added to it; col the column's literal, also
  * a further condition on the table (n.nspname, c.relname), or "".

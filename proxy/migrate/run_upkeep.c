@@ -100,12 +100,7 @@
 #define CITIES_READ_SQL "SELECT " FEED_NAMES ", " TO_COPY ", " TO_REFUSE
 
 /* CITIES: the tables the feed starts to follow (%2$s) emptied, as the replication's role. */
-#define EMPTY_BLOCK                                                                                \
-    "DO $pgnear$ DECLARE t record; BEGIN\n"                                                        \
-    "PERFORM set_config('session_replication_role', 'replica', true);\n"                           \
-    "FOR t IN SELECT n.nspname, c.relname" REFERENCE_TABLES IN_LIST " LOOP\n"                      \
-    "  EXECUTE format('DELETE FROM %%I.%%I', t.nspname, t.relname);\n"                             \
-    "END LOOP; END $pgnear$"
+#define EMPTY_BLOCK CITY_EMPTY_REFERENCES_BLOCK("%1$s", IN_LIST)
 
 static void region_locked(struct migrate_run *run);
 
