@@ -13,10 +13,13 @@
 #
 #   bench/txn_pool.pl [--seconds 10] [--rounds 3] [--scale 10] [--workers 1,2]
 #                     [--only simple-8,simple-64,extended-64] [--baseline path/to/older/pgnear]
+#                     [--backends auto,epoll]
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
-# a change saved, on the same machine in the same minutes.
+# a change saved, on the same machine in the same minutes.  --backends
+# runs pgnear once per io_backend named (io_uring's batched sends beside
+# epoll's own writes), each a target of its own.
 #
 # Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
 # (scripts/install-deps.sh installs them).  The CPU figures are in
@@ -34,8 +37,9 @@ use PgNearBouncer;
 
 $| = 1;
 
-my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '');
-GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s')
+my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto');
+GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
+    'backends=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -57,14 +61,20 @@ my $dir = tmpdir(name => 'txnbench', mode => 0755);
 write_file("$dir/userlist.txt", qq{"app" "$verifier"\n}, mode => 0644);
 for my $workers (split /,/, $opt{workers}) {
     my %bins = (pgnear => $ENV{PGNEAR}, defined $opt{baseline} ? (baseline => $opt{baseline}) : ());
+    my @backends = split /,/, $opt{backends};
     for my $what (sort keys %bins) {
-        my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $bins{$what},
-            settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
-                          max_client_conn => 1000, workers => $workers,
-                          pool_mode => 'transaction', pool_size => 20 });
-        my $name = "$what-w$workers";
-        push @order, $name;
-        $targets{$name} = [$p->port, $p->pid, $p];
+        for my $backend (@backends) {
+            my $name = @backends > 1 && $what eq 'pgnear' ? "$backend-w$workers" : "$what-w$workers";
+            next if $targets{$name};
+            my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $bins{$what},
+                settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
+                              server_tls => 'disable', max_client_conn => 1000,
+                              workers => $workers, pool_mode => 'transaction', pool_size => 20,
+                              # an older binary (--baseline) knows no io_backend
+                              $what eq 'pgnear' ? (io_backend => $backend) : () });
+            push @order, $name;
+            $targets{$name} = [$p->port, $p->pid, $p];
+        }
     }
 }
 

@@ -19,7 +19,8 @@ set -eu
 
 # build: compilers, autotools, libraries
 BUILD="build-essential make autoconf automake libtool pkg-config clang
- libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev"
+ libevent-dev libssl-dev libpq-dev libmaxminddb-dev libiniparser-dev libcmocka-dev libwslay-dev
+ liburing-dev"
 # tests, demo and benchmarks: servers and clients (pg_auto_failover's
 # pg_autoctl: a real failover under pgnear, 216_auto_failover.t; Pgpool-II:
 # the read/write-splitting proxy bench/nearest.pl compares with)

@@ -38,6 +38,7 @@ static const char *const server_tls_choices[] = {"disable",   "prefer",      "re
                                                  "verify-ca", "verify-full", NULL};
 static const char *const proxy_protocol_choices[] = {"off", "optional", "required", NULL};
 static const char *const websocket_untrusted_choices[] = {"ignore", "refuse", NULL};
+static const char *const io_backend_choices[] = {"auto", "epoll", "io_uring", NULL};
 static const char *const websocket_auth_choices[] = {"cleartext", "scram", NULL};
 /* enum route_by's order (routing/rtt.h). */
 static const char *const route_by_choices[] = {"hybrid", "distance", "latency", NULL};
@@ -112,6 +113,7 @@ static const struct setting config_settings[] = {
     S(tcp_keepintvl_ms, T_MS, "10s", true),
     S(tcp_keepcnt, T_INT, "6", true),
     S(workers, T_INT, "1", false),
+    E(io_backend, "auto", false, io_backend_choices),
     S(websocket_port, T_INT, "0", false),
     S(websocket_tls, T_BOOL, "off", true),
     S(websocket_path, T_STR, "/, /v2", true),

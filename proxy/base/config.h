@@ -27,6 +27,8 @@ enum pool_mode { POOL_NONE, POOL_SESSION, POOL_TRANSACTION };
 #define POOL_SIZE_TRANSACTION_DEFAULT 20
 enum client_tls_mode { CLIENT_TLS_DISABLE, CLIENT_TLS_ALLOW, CLIENT_TLS_REQUIRE };
 enum websocket_untrusted { WS_UNTRUSTED_IGNORE, WS_UNTRUSTED_REFUSE };
+/* How a worker's logged-in plain sockets send: io_uring where the kernel allows it, or epoll. */
+enum io_backend { IO_BACKEND_AUTO, IO_BACKEND_EPOLL, IO_BACKEND_URING };
 enum websocket_auth { WS_AUTH_CLEARTEXT, WS_AUTH_SCRAM };
 enum proxy_protocol_mode { PROXY_PROTOCOL_OFF, PROXY_PROTOCOL_OPTIONAL, PROXY_PROTOCOL_REQUIRED };
 
@@ -122,6 +124,7 @@ struct config {
     int tcp_keepintvl_ms;
     int tcp_keepcnt;
     int workers;
+    int io_backend; /* enum io_backend */
     int websocket_port;
     bool websocket_tls;             /* the WebSocket port speaks wss */
     char *websocket_path;           /* upgrade paths, a comma list */

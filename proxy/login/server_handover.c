@@ -215,13 +215,10 @@ void server_handover_enter(struct session *s)
     sc->answered = false; /* until it does, a timeout is the connection's fault */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
     endpoint_set_reader(&sc->ep, handover_on_read);
-    ssize_t n = stream_write(&sc->ep.stream, sc->ep.out);
-    if (n < 0) {
+    if (endpoint_write_out(&sc->ep) < 0) {
         phase_server_failed(s, "could not send to server", HOST_BUSY);
         return;
     }
-    sc->ep.bytes_out += (uint64_t)n;
-    endpoint_arm(&sc->ep);
     return;
 oom:
     session_fail_msg(s, "53200", "out of memory");

@@ -78,15 +78,10 @@ void pool_now_idle_at(struct server_conn *sc, int64_t now_us)
 /* Writes what is queued for the server; false when the connection was closed. */
 static bool pool_flush(struct server_conn *sc)
 {
-    if (evbuffer_get_length(sc->ep.out) > 0) {
-        ssize_t n = stream_write(&sc->ep.stream, sc->ep.out);
-        if (n < 0) {
-            pool_close(sc, "could not send to the server");
-            return false;
-        }
-        sc->ep.bytes_out += (uint64_t)n;
+    if (endpoint_write_out(&sc->ep) < 0) {
+        pool_close(sc, "could not send to the server");
+        return false;
     }
-    endpoint_arm(&sc->ep);
     return true;
 }
 

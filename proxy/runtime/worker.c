@@ -18,6 +18,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
+#include "proxy/runtime/uring.h"
 
 /* Does any part (a running migration) still hold the draining loop up? */
 static bool worker_parts_busy(const struct worker *w)
@@ -36,6 +37,20 @@ static bool worker_parts_busy(const struct worker *w)
                 (w)->shared->parts[i_]->hook(w);                                                   \
     } while (0)
 
+/* The loop ends after the callback running now (both loops: see worker_loop_with_ring). */
+static void worker_end_loop(struct worker *w)
+{
+    w->loop_ended = true;
+    event_base_loopbreak(w->base);
+}
+
+static void worker_end_loop_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    worker_end_loop(arg);
+}
+
 void worker_check_drained(struct worker *w)
 {
     /*
@@ -49,7 +64,7 @@ void worker_check_drained(struct worker *w)
             log_info(0, "all sessions ended; shutting down");
         else
             log_info(0, "worker %d: all sessions ended", w->index);
-        event_base_loopbreak(w->base);
+        worker_end_loop(w);
     }
 }
 
@@ -60,7 +75,8 @@ static void worker_stop_now(struct worker *w)
     WORKER_PARTS_RUN(w, stop);
     /* Sessions still flushing their last error get a moment; then the loop ends. */
     struct timeval tv = {0, 200000};
-    event_base_loopexit(w->base, &tv);
+    if (event_base_once(w->base, -1, EV_TIMEOUT, worker_end_loop_cb, w, &tv) != 0)
+        worker_end_loop(w); /* out of memory: no moment */
 }
 
 /* shutdown_timeout reached: the sessions left are told why and closed. */
@@ -130,6 +146,27 @@ int worker_check_drained_fn(struct worker *w, void *unused)
  * A worker and its loop, lists and parts, not yet running; NULL with err set,
  * anything made freed.
  */
+/*
+ * io_backend = auto takes the ring where the kernel gives one and says
+ * once why not otherwise; io_uring insists (the worker fails to start).
+ */
+static int worker_open_ring(struct worker *w, char *err, size_t errcap)
+{
+    if (w->cfg->io_backend == IO_BACKEND_EPOLL)
+        return 0;
+    char why[160];
+    w->uring = uring_new(w->base, why, sizeof(why));
+    if (w->uring != NULL)
+        return 0;
+    if (w->cfg->io_backend == IO_BACKEND_URING) {
+        snprintf(err, errcap, "io_backend = io_uring: worker %d: %s", w->index, why);
+        return -1;
+    }
+    if (w->index == 0)
+        log_info(0, "io_backend = auto: no io_uring (%s); sockets send through epoll", why);
+    return 0;
+}
+
 struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
                           size_t errcap)
 {
@@ -161,6 +198,10 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
         worker_free(w);
         return NULL;
     }
+    if (worker_open_ring(w, err, errcap) != 0) {
+        worker_free(w);
+        return NULL;
+    }
     for (int i = 0; i < shared->nparts; i++)
         if (shared->parts[i]->start != NULL && shared->parts[i]->start(w, err, errcap) != 0) {
             worker_free(w);
@@ -169,9 +210,27 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     return w;
 }
 
+/*
+ * With a ring, each loop turn ends by submitting the sends it queued, in
+ * one system call, and telling the completions that came at once; the
+ * loop waits only when none is left queued.  It ends when the worker ends
+ * it (worker_end_loop), as the plain loop does: the mailbox's event keeps
+ * either from running out of events.
+ */
+static int worker_loop_with_ring(struct worker *w)
+{
+    for (;;) {
+        uring_turn(w->uring);
+        int rc =
+            event_base_loop(w->base, uring_has_queued(w->uring) ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+        if (rc != 0 || w->loop_ended)
+            return rc < 0 ? -1 : 0;
+    }
+}
+
 int worker_run(struct worker *w)
 {
-    int rc = event_base_dispatch(w->base);
+    int rc = w->uring != NULL ? worker_loop_with_ring(w) : event_base_dispatch(w->base);
     worker_calls_close(w);
     return rc;
 }
@@ -187,6 +246,7 @@ void worker_free(struct worker *w)
     WORKER_PARTS_RUN(w, free);
     auth_lookup_pool_close(&w->auth_lookups);
     close_queue_free(&w->closing);
+    uring_free(w->uring); /* after the sessions: their sends in flight are its orphans now */
     if (w->drain_timer)
         event_free(w->drain_timer);
     worker_calls_free(w);

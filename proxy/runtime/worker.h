@@ -28,6 +28,7 @@ struct listener_set;
 struct migrations_request;
 struct pool_warm;
 struct dbmove_follow;
+struct uring;
 
 struct worker {
     struct shared *shared; /* what the process's workers share */
@@ -57,13 +58,15 @@ struct worker {
     struct cancel_limit cancel_limit; /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;
     struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
     uint64_t next_client_id;
     uint64_t next_server_id;
     struct worker_stats stats;
-    bool draining; /* SIGTERM: no new sessions, exit when the lists empty */
+    bool draining;   /* SIGTERM: no new sessions, exit when the lists empty */
+    bool loop_ended; /* the loop ends after the callback running now */
     struct event *drain_timer;
     struct worker_mailbox calls;          /* other workers' calls to this one (worker_call.h) */
     struct migrations_request *migration; /* the migration run from here (admin/migrations.c) */

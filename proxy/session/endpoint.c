@@ -18,9 +18,12 @@
 
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
+
+_Static_assert(URING_BLOCK_SIZE >= RELAY_BLOCK_SIZE, "a relay read fits in a ring's block");
 
 /* The socket failed: its owner hears why. */
 static void endpoint_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
@@ -54,6 +57,15 @@ static void endpoint_run_reader(struct session *s, struct endpoint *ep, const bo
 void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const bool *ended)
 {
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
+    if (ep->tx != NULL && ready == STREAM_WANT_WRITE) {
+        /* Only the ring's completions make it (endpoint_sent): a plain stream's reads never wait
+         * for room. */
+        if (ep->on_write != NULL && !ep->tx_failed)
+            ep->on_write(s);
+        else
+            endpoint_flush(s, ep);
+        return;
+    }
     if (ep->out != NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) &&
         ep->stream.write_want == ready) {
         if (ep->on_write != NULL)
@@ -109,6 +121,11 @@ int endpoint_attach(struct endpoint *ep, int fd)
 
 void endpoint_detach(struct endpoint *ep)
 {
+    /* Before the socket closes: a send still queued in the ring goes out now or not at all. */
+    uring_send_release(ep->tx);
+    ep->tx = NULL;
+    ep->tx_failed = false;
+    ep->drain_wanted = false;
     if (ep->rev)
         event_free(ep->rev);
     if (ep->wev)
@@ -156,7 +173,9 @@ void endpoint_arm(struct endpoint *ep)
         return;
     /* After the end of stream the socket is always readable: the reader is run, never armed. */
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
-    bool writing = evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream);
+    /* The ring's sends need no readiness: the kernel waits for room itself. */
+    bool writing =
+        ep->tx == NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
@@ -192,24 +211,133 @@ void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
     endpoint_arm(ep);
 }
 
+/*
+ * What the turn queued becomes the send's buffer: the two evbuffers trade
+ * places (the send's is empty), which costs nothing, where moving the
+ * chains cost hundreds of instructions a transaction.  Only at the end of
+ * the turn or in a completion, when no caller holds ep->out.
+ */
+static bool endpoint_fill_send(struct uring_send *op)
+{
+    struct endpoint *ep = op->owner;
+    if (op->block_len == 0 && evbuffer_get_length(op->buf) == 0) {
+        struct evbuffer *queued = ep->out;
+        ep->out = op->buf;
+        op->buf = queued;
+    }
+    return op->block_len > 0 || evbuffer_get_length(op->buf) > 0;
+}
+
+/* Bytes the kernel took: off the block, or off the buffer's front. */
+static void endpoint_sent_bytes(struct endpoint *ep, struct uring_send *op, size_t n)
+{
+    ep->bytes_out += (uint64_t)n;
+    if (op->block_len == 0) {
+        evbuffer_drain(op->buf, n);
+        return;
+    }
+    /* A block's bytes: the rest of them first, then the block goes back. */
+    op->block_off += (uint32_t)n;
+    op->block_len -= (uint32_t)n;
+    if (op->block_len == 0) {
+        uring_block_give(op->ring, op->block);
+        op->block = NULL;
+    }
+}
+
+/*
+ * A send of the ring completed: the next one starts with what is left or
+ * was queued meanwhile, and a waiter hears of it.  A failure waits for
+ * the next flush, which tells the owner from its own event (never from
+ * inside the ring's loop over completions).
+ */
+static void endpoint_sent(struct uring_send *op, int res)
+{
+    struct endpoint *ep = op->owner;
+    if (res >= 0) {
+        endpoint_sent_bytes(ep, op, (size_t)res);
+        if (!endpoint_fill_send(op) || uring_send_start(op) == 0) {
+            if (ep->drain_wanted && ep->wev != NULL)
+                event_active(ep->wev, EV_WRITE, 0);
+            return;
+        }
+        res = -EAGAIN; /* the ring is full even after a submission */
+    }
+    ep->tx_failed = true;
+    ep->tx_errno = -res;
+    if (ep->wev != NULL)
+        event_active(ep->wev, EV_WRITE, 0);
+}
+
+void endpoint_use_ring(struct endpoint *ep)
+{
+    struct uring *ring = ep->w->uring;
+    if (ring == NULL || ep->tx != NULL || ep->stream.fd < 0 || ep->stream.ssl != NULL ||
+        ep->stream.ws != NULL)
+        return;
+    /* Out of memory: the endpoint goes on writing itself. */
+    ep->tx = uring_send_new(ring, ep->stream.fd, endpoint_sent, endpoint_fill_send, ep);
+}
+
+size_t endpoint_queued(const struct endpoint *ep)
+{
+    size_t n = evbuffer_get_length(ep->out);
+    return ep->tx != NULL ? n + ep->tx->block_len + evbuffer_get_length(ep->tx->buf) : n;
+}
+
+uint8_t *endpoint_borrow_block(struct endpoint *ep)
+{
+    struct uring_send *op = ep->tx;
+    if (op == NULL || op->busy || op->later || evbuffer_get_length(ep->out) > 0 ||
+        evbuffer_get_length(op->buf) > 0)
+        return NULL;
+    if (op->block == NULL)
+        op->block = uring_block_take(op->ring);
+    return op->block;
+}
+
+void endpoint_return_block(struct endpoint *ep)
+{
+    struct uring_send *op = ep->tx;
+    if (op == NULL || op->busy || op->block == NULL)
+        return;
+    uring_block_give(op->ring, op->block);
+    op->block = NULL;
+}
+
+int endpoint_write_out(struct endpoint *ep)
+{
+    if (ep->tx != NULL) {
+        if (ep->tx_failed) {
+            errno = ep->tx_errno;
+            return -1;
+        }
+        /* Sent at the end of the turn, with whatever else the turn queues. */
+        if (evbuffer_get_length(ep->out) > 0)
+            uring_send_later(ep->tx);
+    } else if (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream)) {
+        /* A WebSocket's control frames go first, even with nothing of ours to send. */
+        ssize_t n = evbuffer_get_length(ep->out) > 0 ? stream_write(&ep->stream, ep->out)
+                                                     : stream_flush(&ep->stream);
+        if (n == STREAM_AGAIN)
+            n = 0;
+        if (n < 0)
+            return -1;
+        ep->bytes_out += (uint64_t)n;
+    }
+    endpoint_arm(ep); /* a reader set meanwhile waits for its answer (the pool's, a handover's) */
+    return 0;
+}
+
 int endpoint_flush(struct session *s, struct endpoint *ep)
 {
     if (ep->stream.fd < 0)
         return 0;
-    bool queued = evbuffer_get_length(ep->out) > 0;
-    if (queued || stream_has_output(&ep->stream)) {
-        /* A WebSocket's control frames go first, even with nothing of ours to send. */
-        ssize_t n = queued ? stream_write(&ep->stream, ep->out) : stream_flush(&ep->stream);
-        if (n == STREAM_AGAIN)
-            n = 0;
-        if (n < 0) {
-            endpoint_failed(
-                s, ep, ep->client ? "could not send to client" : "could not send to server", false);
-            return -1;
-        }
-        ep->bytes_out += (uint64_t)n;
+    if (endpoint_write_out(ep) < 0) {
+        endpoint_failed(s, ep, ep->client ? "could not send to client" : "could not send to server",
+                        false);
+        return -1;
     }
-    endpoint_arm(ep);
     return 0;
 }
 
@@ -339,6 +467,24 @@ ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, 
 int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n)
 {
     size_t sent = 0;
+    if (ep->tx != NULL) {
+        struct uring_send *op = ep->tx;
+        if (op->block != NULL && p >= op->block && p + n <= op->block + URING_BLOCK_SIZE &&
+            !op->busy && !op->later && evbuffer_get_length(ep->out) == 0) {
+            /* Bytes read into the block it lent (endpoint_borrow_block): sent from there. */
+            op->block_off = (uint32_t)(p - op->block);
+            op->block_len = (uint32_t)n;
+            if (uring_send_start(op) == 0)
+                return 0;
+            op->block_len = 0;
+        }
+        /* The ring sends later: p (the worker's block) is copied behind what is queued. */
+        if (evbuffer_add(ep->out, p, n) != 0) {
+            endpoint_failed(s, ep, "out of memory", false);
+            return -1;
+        }
+        return endpoint_flush(s, ep);
+    }
     if (evbuffer_get_length(ep->out) == 0) {
         ssize_t w = stream_write_bytes(&ep->stream, p, n);
         if (w == STREAM_ERROR || w == STREAM_EOF) {

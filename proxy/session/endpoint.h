@@ -16,6 +16,7 @@ struct endpoint;
 struct evbuffer;
 struct event;
 struct session;
+struct uring_send;
 struct worker;
 
 typedef void (*endpoint_handler)(struct session *s);
@@ -67,6 +68,15 @@ struct endpoint {
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
     bool rev_armed, wev_armed, hev_armed;
+    /*
+     * Sends through the worker's io_uring (endpoint_use_ring): the bytes in
+     * flight wait in tx's buffer, what comes meanwhile in out.  NULL: each
+     * flush writes to the socket itself.
+     */
+    struct uring_send *tx;
+    bool tx_failed;    /* the ring's send failed; the next flush tells the owner */
+    int tx_errno;      /* why */
+    bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
 
@@ -76,6 +86,38 @@ struct endpoint {
  */
 int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_owner *owner,
                   struct session *s, bool client, int fd);
+/*
+ * From now on the endpoint's sends go through its worker's io_uring, when
+ * the worker has one and the stream is plain TCP (TLS and WebSocket
+ * streams keep writing themselves).  Sessions switch once logged in.
+ */
+void endpoint_use_ring(struct endpoint *ep);
+/* Bytes queued for the socket and not yet taken by it: in out, and in the ring's send. */
+size_t endpoint_queued(const struct endpoint *ep);
+/*
+ * on_write is to run as the ring's sends complete, not only when the
+ * socket reports room: someone waits for the queued bytes to drain (a
+ * paused peer, a close after the last bytes).  Under epoll it changes
+ * nothing.
+ */
+static inline void endpoint_want_drain(struct endpoint *ep, bool want)
+{
+    ep->drain_wanted = want;
+}
+/*
+ * With the ring, a block for the next read whose bytes are all for this
+ * endpoint: endpoint_send_bytes then sends from it without a copy, and
+ * the block stays the send's until the kernel took them.  NULL: read
+ * elsewhere (no ring, or bytes queued before them).  What is left
+ * unsent of it is given back by endpoint_return_block.
+ */
+uint8_t *endpoint_borrow_block(struct endpoint *ep);
+void endpoint_return_block(struct endpoint *ep);
+/*
+ * Writes what out holds (or hands it to the ring) without telling the
+ * owner of a failure: 0, or -1 when the socket failed (the caller closes).
+ */
+int endpoint_write_out(struct endpoint *ep);
 /* Detaches, then frees the buffers. */
 void endpoint_free(struct endpoint *ep);
 /* Arms exactly the events the endpoint's reader and queued output wait for. */

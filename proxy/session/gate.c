@@ -91,7 +91,7 @@ void gate_release_session(struct session *s, uint8_t reason)
     if (s->server_conn == NULL && s->txn != NULL)
         s->txn->life.resume(s);
     else if (s->server_conn != NULL &&
-             evbuffer_get_length(s->server_conn->ep.out) <= RELAY_LOW_WATER)
+             endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);
 }
 

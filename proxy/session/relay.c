@@ -102,8 +102,7 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     }
     if (endpoint_flush(s, dst) < 0)
         return -1;
-    if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
-        endpoint_pause_read(src);
+    relay_throttle(src, dst);
     return relay_after_server_bytes(s, side) ? 0 : -1;
 }
 
@@ -121,10 +120,9 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
  * packs small reads into shared chains, so that memory follows the bytes
  * queued rather than the number of reads.
  */
-static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
-                       enum frame_side side)
+static void relay_read_into(struct session *s, struct endpoint *src, struct endpoint *dst,
+                            enum frame_side side, uint8_t *block)
 {
-    uint8_t *block = s->w->relay_block;
     size_t carry = evbuffer_get_length(src->in);
     if (carry > RELAY_CARRY_MAX) {
         /* Only relay_start leaves more, and relay_pump takes that. */
@@ -159,10 +157,24 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
     }
     if (!relay_after_server_bytes(s, side))
         return;
-    if (evbuffer_get_length(dst->out) > RELAY_HIGH_WATER)
-        endpoint_pause_read(src);
+    relay_throttle(src, dst);
     if (more && !src->read_paused)
         event_active(src->rev, EV_READ, 0);
+}
+
+/*
+ * With the worker's io_uring the peer's send is made at the end of the
+ * loop turn, after the worker's block has taken other reads: the read
+ * lands in a block the peer lends instead, which its send keeps until the
+ * kernel has the bytes (endpoint_borrow_block): still no copy.
+ */
+static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
+                       enum frame_side side)
+{
+    uint8_t *lent = endpoint_borrow_block(dst);
+    relay_read_into(s, src, dst, side, lent != NULL ? lent : s->w->relay_block);
+    if (lent != NULL)
+        endpoint_return_block(dst); /* a read that sent nothing from it */
 }
 
 static void relay_write(struct session *s, struct endpoint *ep, struct endpoint *peer)
@@ -170,9 +182,11 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
     if (endpoint_flush(s, ep) < 0)
         return;
     /* A held client stays unread whatever the back-pressure says. */
-    if (peer->read_paused && evbuffer_get_length(ep->out) <= RELAY_LOW_WATER &&
-        !(peer == &s->client && s->held))
+    if (peer->read_paused && endpoint_queued(ep) <= RELAY_LOW_WATER &&
+        !(peer == &s->client && s->held)) {
+        endpoint_want_drain(ep, false);
         endpoint_resume_read(peer);
+    }
 }
 
 static void relay_client_read(struct session *s)
@@ -213,6 +227,7 @@ int relay_attach_server(struct session *s)
                                                            : &relay_reader;
     server->on_write = relay_server_write;
     server->read_paused = false;
+    endpoint_use_ring(server);
     s->client.on_write = relay_client_write;
     endpoint_set_reader(server, reader->read);
     /* Whatever the server sent already goes through now. */
@@ -234,6 +249,7 @@ void relay_start(struct session *s)
     log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
              s->database, sc->region->name, sc->host->name, sc->host->port);
     s->client.read_paused = false;
+    endpoint_use_ring(&s->client);
     endpoint_set_reader(&s->client, s->txn != NULL ? s->txn->client_read : relay_client_read);
     if (relay_attach_server(s) < 0)
         return;

@@ -407,7 +407,7 @@ static void session_close_when_flushed(struct session *s)
 {
     if (endpoint_flush(s, &s->client) < 0)
         return;
-    if (evbuffer_get_length(s->client.out) == 0)
+    if (endpoint_queued(&s->client) == 0)
         session_close(s, s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent"
                                                                      : "error sent");
 }
@@ -417,6 +417,7 @@ static void session_finish(struct session *s)
 {
     phase_enter(s, PHASE_CLOSING);
     s->client.on_write = session_close_when_flushed;
+    endpoint_want_drain(&s->client, true);
     endpoint_set_reader(&s->client, NULL);
     session_set_timer(s, 5000);
     session_close_when_flushed(s);

@@ -202,6 +202,18 @@ struct txn_hooks {
 /* ... and above which reading from the source stops (relay.c, fence.c). */
 #define RELAY_HIGH_WATER (512 * 1024)
 
+/*
+ * Back-pressure: src is read no more while dst's queue is over the high
+ * mark; dst's writer (relay_write) resumes it as the queue drains.
+ */
+static inline void relay_throttle(struct endpoint *src, struct endpoint *dst)
+{
+    if (endpoint_queued(dst) > RELAY_HIGH_WATER) {
+        endpoint_pause_read(src);
+        endpoint_want_drain(dst, true);
+    }
+}
+
 /* Session lifecycle (session.c). */
 void session_accept(struct worker *w, int fd, const struct sockaddr *addr, int addrlen,
                     enum session_transport transport);

@@ -291,7 +291,7 @@ static void txn_close_when_sent(struct session *s)
     struct server_conn *sc = s->server_conn;
     if (sc != NULL && endpoint_flush(s, &sc->ep) < 0)
         return;
-    if (sc == NULL || evbuffer_get_length(sc->ep.out) == 0)
+    if (sc == NULL || endpoint_queued(&sc->ep) == 0)
         session_close(s, "client terminated the session");
 }
 
@@ -305,12 +305,13 @@ static void txn_close_when_sent(struct session *s)
 static int txn_client_terminated(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    if (sc == NULL || evbuffer_get_length(sc->ep.out) == 0) {
+    if (sc == NULL || endpoint_queued(&sc->ep) == 0) {
         session_close(s, "client terminated the session");
         return MSG_ENDED;
     }
     endpoint_pause_read(&s->client);
     sc->ep.on_write = txn_close_when_sent;
+    endpoint_want_drain(&sc->ep, true);
     txn_close_when_sent(s);
     return s->closed ? MSG_ENDED : MSG_WAIT;
 }
@@ -447,8 +448,7 @@ static int txn_client_pump(struct session *s)
         (evbuffer_get_length(s->client.out) > 0 || stream_has_output(&s->client.stream)) &&
         endpoint_flush(s, &s->client) < 0)
         return -1;
-    if (evbuffer_get_length(server->out) > RELAY_HIGH_WATER)
-        endpoint_pause_read(&s->client);
+    relay_throttle(&s->client, server);
     return 0;
 }
 

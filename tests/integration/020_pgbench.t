@@ -2,6 +2,8 @@
 # query protocols under concurrency, a new connection per transaction (-C,
 # over TCP and the Unix socket), every server session closed once the
 # clients are gone, and a client's Terminate ending the session cleanly.
+# The shipped io_backend (auto) sends through io_uring on this kernel; the
+# three protocols and -C run again with io_backend = epoll.
 use strict;
 use warnings;
 use FindBin;
@@ -133,6 +135,31 @@ wait_back_to($baseline, 'after Terminate');
     is scalar(@unclosed), 0, 'every one of the ' . scalar(keys %est) . ' established sessions is logged as a normal session close'
         or diag scalar(@unclosed) . " were not, e.g.:\n" . join('', map {
             my $id = $_; join("\n", $log =~ /^(.*\b$id: (?:FATAL|closing).*)$/mg) . "\n" } @unclosed[0 .. ($#unclosed < 1 ? $#unclosed : 1)]);
+}
+
+# ---- io_backend: the default takes the ring here; epoll serves as before
+like $p->log_contents, qr/started \(pid \d+\), \d+ workers? sending through io_uring/,
+    'io_backend = auto: pgnear sends through io_uring on this kernel';
+{
+    my $pe = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'epoll' });
+    like $pe->log_contents, qr/started \(pid \d+\), \d+ workers? sending through epoll/,
+        'io_backend = epoll: pgnear says it sends through epoll';
+    for my $mode (qw(simple extended prepared)) {
+        ($rc, $out, $err) = pgbench(['-M', $mode, '-c', '8', '-j', '2', '-t', '200', '-n'],
+                                    $pe->conninfo, timeout => 60);
+        $r = parse_pgbench($out);
+        is $rc, 0, "io_backend = epoll, -M $mode exits 0" or diag "stdout:\n$out\nstderr:\n$err";
+        is $r->{processed}, 1600, "io_backend = epoll, -M $mode: 1600 transactions processed";
+        is $r->{failed} // 0, 0, "io_backend = epoll, -M $mode: zero failed transactions";
+    }
+    ($rc, $out, $err) = pgbench(['-C', '-M', 'extended', '-c', '4', '-j', '2', '-t', '50', '-n'],
+                                $pe->conninfo, timeout => 60);
+    $r = parse_pgbench($out);
+    is $rc, 0, 'io_backend = epoll, -C exits 0' or diag "stdout:\n$out\nstderr:\n$err";
+    is $r->{processed}, 200, 'io_backend = epoll, -C: 200 transactions processed';
+    $pe->stop;
+    wait_back_to($baseline, 'after io_backend = epoll');
 }
 
 done_testing;

@@ -125,6 +125,7 @@ struct relay_rig {
     struct shared shared;
     struct worker w;
     struct region region;
+    struct uring *ring; /* the worker's io_uring in the cases that ask for it (relay_case.ring) */
 };
 
 int rig_init(struct relay_rig *r);
@@ -168,6 +169,7 @@ struct peer_plan {
 struct relay_case {
     bool tls[2];       /* [PEER_CLIENT]: client side, [PEER_SERVER]: server side */
     bool tls12;        /* the peers offer TLS 1.2 only */
+    bool ring;         /* pgnear's plain sockets send through the worker's io_uring */
     int pgnear_sndbuf; /* SO_SNDBUF of pgnear's sockets; 0: the default */
     struct peer_plan peer[2];
     /*

@@ -84,6 +84,7 @@ static struct relay_case base_case(const bool *sides, const struct msg_script *f
 {
     struct relay_case c = {
         .tls = {sides[0], sides[1]},
+        .ring = sides[2],
         .peer = {slow_peer(from_client, seed), slow_peer(from_server, seed * 31 + 7)},
         .exact = true,
         .nap_us = 300,
@@ -94,10 +95,12 @@ static struct relay_case base_case(const bool *sides, const struct msg_script *f
     return c;
 }
 
-static const char *sides_name(const bool *sides)
+static const char *sides_name(const struct relay_case *c)
 {
-    static const char *names[4] = {"plain/plain", "TLS/plain", "plain/TLS", "TLS/TLS"};
-    return names[(sides[0] ? 1 : 0) + (sides[1] ? 2 : 0)];
+    static const char *names[8] = {"plain/plain",     "TLS/plain",         "plain/TLS",
+                                   "TLS/TLS",         "plain/plain, ring", "TLS/plain, ring",
+                                   "plain/TLS, ring", "TLS/TLS, ring"};
+    return names[(c->tls[0] ? 1 : 0) + (c->tls[1] ? 2 : 0) + (c->ring ? 4 : 0)];
 }
 
 static void run_case(const char *what, const struct relay_case *c, struct relay_stats *st)
@@ -106,12 +109,12 @@ static void run_case(const char *what, const struct relay_case *c, struct relay_
     int rc = relay_run(&rig, &kit, c, st, err, sizeof(err));
     printf("# %s, client/server %s: %llu + %llu bytes in %.2f s, %llu loop turns; most queued "
            "for the client %zu, for the server %zu;%s%s%s\n",
-           what, sides_name(c->tls), (unsigned long long)st->got[0], (unsigned long long)st->got[1],
+           what, sides_name(c), (unsigned long long)st->got[0], (unsigned long long)st->got[1],
            st->seconds, (unsigned long long)st->loops, st->max_out[0], st->max_out[1],
            st->paused[0] ? " client paused" : "", st->paused[1] ? " server paused" : "",
            st->trailer_seen ? " report seen" : "");
     if (rc != 0)
-        fail_msg("%s, client/server %s: %s", what, sides_name(c->tls), err);
+        fail_msg("%s, client/server %s: %s", what, sides_name(c), err);
     assert_false(rig_session_alive(&rig));
 }
 
@@ -397,14 +400,20 @@ static int group_teardown(void **state)
     return 0;
 }
 
-static bool sides[4][2] = {{false, false}, {true, false}, {false, true}, {true, true}};
+/* Client TLS, server TLS, and the plain sides sending through the worker's io_uring. */
+static bool sides[7][3] = {{false, false, false}, {true, false, false}, {false, true, false},
+                           {true, true, false},   {false, false, true}, {true, false, true},
+                           {false, true, true}};
 
 #define FOR_ALL_SIDES(name, fn)                                                                    \
     {name ", client plain, server plain", fn, NULL, NULL, sides[0]},                               \
         {name ", client TLS, server plain", fn, NULL, NULL, sides[1]},                             \
         {name ", client plain, server TLS", fn, NULL, NULL, sides[2]},                             \
+        {name ", client TLS, server TLS", fn, NULL, NULL, sides[3]},                               \
+        {name ", client plain, server plain, io_uring", fn, NULL, NULL, sides[4]},                 \
+        {name ", client TLS, server plain, io_uring", fn, NULL, NULL, sides[5]},                   \
     {                                                                                              \
-        name ", client TLS, server TLS", fn, NULL, NULL, sides[3]                                  \
+        name ", client plain, server TLS, io_uring", fn, NULL, NULL, sides[6]                      \
     }
 
 int main(void)

@@ -1,0 +1,300 @@
+/*
+ * uring.c — a worker's io_uring: the sends of plain sockets queued during
+ * a loop turn and submitted in one io_uring_enter at its end.
+ *
+ * A send the socket takes at once completes inside that submission, and
+ * uring_turn tells its owner before the loop waits again.  One that waits
+ * for room (a slow reader) completes later through the kernel's task
+ * work, which wakes the loop's epoll_wait; the ring's descriptor, watched
+ * by the loop, then has the completion to tell.
+ *
+ * A request names its struct uring_send; an owner that goes away while
+ * its send is in flight leaves it here as an orphan, freed when the
+ * kernel is done with it (after a cancel: the socket is being closed).
+ */
+#include "proxy/runtime/uring.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <liburing.h>
+
+#define URING_ENTRIES 256
+/* Room for the completions of many slow readers' sends at once (the kernel keeps any overflow). */
+#define URING_CQ_ENTRIES 4096
+/* Rounds of submit-and-tell a turn runs before leaving the rest to the next (bounded work). */
+#define URING_TURN_ROUNDS 16
+/* Free blocks kept: a turn with as many relay reads in flight takes no malloc. */
+#define URING_BLOCKS_KEPT 32
+
+struct uring {
+    struct io_uring ring;
+    struct event *ev;      /* the ring's descriptor: completions that came later */
+    unsigned queued;       /* prepared, not yet submitted */
+    unsigned long submits; /* submissions so far: a send queued before the last one is in */
+    struct list later;     /* sends to fill and start at the end of the turn */
+    struct list orphans;   /* sends whose owner left while they were in flight */
+    void *free_blocks;     /* a stack of blocks, each starting with the next's address */
+    unsigned nfree_blocks;
+};
+
+uint8_t *uring_block_take(struct uring *u)
+{
+    void *b = u->free_blocks;
+    if (b == NULL)
+        return malloc(URING_BLOCK_SIZE);
+    memcpy(&u->free_blocks, b, sizeof(void *));
+    u->nfree_blocks--;
+    return b;
+}
+
+void uring_block_give(struct uring *u, uint8_t *block)
+{
+    if (block == NULL)
+        return;
+    if (u->nfree_blocks >= URING_BLOCKS_KEPT) {
+        free(block);
+        return;
+    }
+    memcpy(block, &u->free_blocks, sizeof(void *));
+    u->free_blocks = block;
+    u->nfree_blocks++;
+}
+
+/* A send its owner let go of: its memory, with its block back in the cache. */
+static void uring_send_free(struct uring *u, struct uring_send *op)
+{
+    uring_block_give(u, op->block);
+    evbuffer_free(op->buf);
+    free(op);
+}
+
+/* A struct uring_send's request id is its address; a cancel's is 0 (nothing to tell). */
+static void uring_complete(struct uring *u, void *data, int res)
+{
+    struct uring_send *op = data;
+    if (op == NULL)
+        return;
+    op->busy = false;
+    if (op->done != NULL) {
+        op->done(op, res);
+        return;
+    }
+    list_remove(&u->orphans, &op->node);
+    uring_send_free(u, op);
+}
+
+/* Tells every completion waiting in the ring, oldest first. */
+static void uring_reap(struct uring *u)
+{
+    struct io_uring_cqe *cqe;
+    while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+        void *data = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+        io_uring_cqe_seen(&u->ring, cqe);
+        uring_complete(u, data, res);
+    }
+}
+
+static void uring_on_ready(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    uring_reap(arg);
+}
+
+/* Submits what is queued; false when the kernel takes nothing now (tell completions first). */
+static bool uring_submit(struct uring *u)
+{
+    int rc = io_uring_submit(&u->ring);
+    if (rc < 0)
+        return false;
+    u->submits++;
+    u->queued = (unsigned)rc >= u->queued ? 0 : u->queued - (unsigned)rc;
+    return true;
+}
+
+struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
+{
+    struct uring *u = calloc(1, sizeof(*u));
+    if (u == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = URING_CQ_ENTRIES;
+    int rc = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+    if (rc < 0) {
+        snprintf(err, errcap, "io_uring_setup: %s", strerror(-rc));
+        free(u);
+        return NULL;
+    }
+    list_init(&u->later);
+    list_init(&u->orphans);
+    u->ev = event_new(base, u->ring.ring_fd, EV_READ | EV_PERSIST, uring_on_ready, u);
+    if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
+        snprintf(err, errcap, "could not watch the io_uring");
+        uring_free(u);
+        return NULL;
+    }
+    return u;
+}
+
+void uring_free(struct uring *u)
+{
+    if (u == NULL)
+        return;
+    if (u->ev != NULL)
+        event_free(u->ev);
+    /* Exiting the ring cancels what is in flight and waits for it: the orphans are free to go. */
+    io_uring_queue_exit(&u->ring);
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &u->orphans)
+    {
+        struct uring_send *op = list_entry(pos, struct uring_send, node);
+        free(op->block);
+        evbuffer_free(op->buf);
+        free(op);
+    }
+    while (u->free_blocks != NULL) {
+        void *b = u->free_blocks;
+        memcpy(&u->free_blocks, b, sizeof(void *));
+        free(b);
+    }
+    free(u);
+}
+
+struct uring_send *uring_send_new(struct uring *u, int fd, uring_send_done done,
+                                  uring_send_fill fill, void *owner)
+{
+    struct uring_send *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->buf = evbuffer_new();
+    if (op->buf == NULL) {
+        free(op);
+        return NULL;
+    }
+    op->ring = u;
+    op->fd = fd;
+    op->done = done;
+    op->fill = fill;
+    op->owner = owner;
+    return op;
+}
+
+static struct io_uring_sqe *uring_sqe(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    if (sqe == NULL && uring_submit(u))
+        sqe = io_uring_get_sqe(&u->ring);
+    return sqe;
+}
+
+int uring_send_start(struct uring_send *op)
+{
+    struct uring *u = op->ring;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe == NULL)
+        return -1;
+    int n = 1;
+    if (op->block_len > 0) {
+        op->iov[0].iov_base = op->block + op->block_off;
+        op->iov[0].iov_len = op->block_len;
+    } else {
+        n = evbuffer_peek(op->buf, -1, NULL, op->iov, URING_SEND_IOV);
+        if (n > URING_SEND_IOV)
+            n = URING_SEND_IOV;
+    }
+    /* One piece (the usual: a reply, a query) needs no message header. */
+    if (n == 1) {
+        io_uring_prep_send(sqe, op->fd, op->iov[0].iov_base, op->iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        memset(&op->msg, 0, sizeof(op->msg));
+        op->msg.msg_iov = op->iov;
+        op->msg.msg_iovlen = (size_t)n;
+        io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data(sqe, op);
+    op->busy = true;
+    op->queued_at = u->submits;
+    u->queued++;
+    return 0;
+}
+
+void uring_send_later(struct uring_send *op)
+{
+    if (op->later || op->busy)
+        return;
+    op->later = true;
+    list_append(&op->ring->later, &op->node);
+}
+
+/* Fills and starts a later send; a ring with no room fails it (its owner is told). */
+static void uring_start_one(struct uring_send *op)
+{
+    list_remove(&op->ring->later, &op->node);
+    op->later = false;
+    if (!op->busy && op->fill(op) && uring_send_start(op) != 0)
+        op->done(op, -EAGAIN);
+}
+
+void uring_send_release(struct uring_send *op)
+{
+    if (op == NULL)
+        return;
+    struct uring *u = op->ring;
+    /* What the owner queued this turn goes as it would have (a last message before a close). */
+    if (op->later)
+        uring_start_one(op);
+    if (!op->busy) {
+        uring_send_free(u, op);
+        return;
+    }
+    /*
+     * The socket is closed after this: a send still queued is submitted
+     * now, while its descriptor names it (a new socket could take the
+     * number), and what it cannot send at once is cancelled, as unsent
+     * bytes are dropped at a close.
+     */
+    if (op->queued_at == u->submits)
+        uring_submit(u);
+    op->done = NULL;
+    op->owner = NULL;
+    list_append(&u->orphans, &op->node);
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe != NULL) {
+        io_uring_prep_cancel(sqe, op, 0);
+        io_uring_sqe_set_data(sqe, NULL);
+        u->queued++;
+    }
+}
+
+size_t uring_orphans(const struct uring *u)
+{
+    return u->orphans.count;
+}
+
+bool uring_has_queued(const struct uring *u)
+{
+    return u->later.count > 0 || u->queued > 0 || io_uring_cq_ready(&u->ring) > 0;
+}
+
+void uring_turn(struct uring *u)
+{
+    for (int round = 0; round < URING_TURN_ROUNDS; round++) {
+        while (u->later.count > 0)
+            uring_start_one(list_entry(u->later.head.next, struct uring_send, node));
+        if (u->queued > 0)
+            uring_submit(u);
+        if (io_uring_cq_ready(&u->ring) == 0)
+            break;
+        uring_reap(u);
+    }
+}

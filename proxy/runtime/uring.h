@@ -1,0 +1,111 @@
+/*
+ * uring.h — a worker's io_uring (uring.c): the sends of plain sockets,
+ * queued during a loop turn and submitted together at its end, one
+ * system call for all of them where each would have made its own.
+ *
+ * Reads stay with the event loop: a multishot receive's completion is
+ * delivered by task work that interrupts the loop's epoll_wait (measured:
+ * one EINTR a wake-up), which costs the system call it saves.  A send
+ * completes at once, inside the submission, whenever the socket has room.
+ */
+#ifndef PGNEAR_PROXY_URING_H
+#define PGNEAR_PROXY_URING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "proxy/base/list.h"
+
+struct evbuffer;
+struct event_base;
+struct uring;
+struct uring_send;
+
+/* Told when the send completes: the bytes the kernel took, or -errno. */
+typedef void (*uring_send_done)(struct uring_send *op, int res);
+/*
+ * Puts the owner's queued bytes into op->buf for a send asked for with
+ * uring_send_later, at the end of the loop turn, when no caller holds
+ * the owner's buffers; false: nothing to send.
+ */
+typedef bool (*uring_send_fill)(struct uring_send *op);
+
+/* The most pieces of a buffer one send takes. */
+#define URING_SEND_IOV 8
+/* A block's size: a relay read's most (RELAY_BLOCK_SIZE). */
+#define URING_BLOCK_SIZE (64 * 1024)
+
+/*
+ * One socket's send, at most one at a time: the bytes go from a block of
+ * the ring's (block_len of them from block_off, when block_len > 0: a
+ * read that landed there, sent without a copy) or else from the front of
+ * buf; nobody touches either until the completion has been told (the
+ * owner queues what comes meanwhile elsewhere).
+ */
+struct uring_send {
+    struct uring *ring;
+    struct evbuffer *buf;
+    uint8_t *block; /* URING_BLOCK_SIZE bytes from uring_block_take; NULL: none */
+    uint32_t block_off, block_len;
+    uring_send_done done; /* NULL: orphaned, freed when it completes */
+    uring_send_fill fill;
+    void *owner;
+    int fd;
+    bool busy;               /* queued or in the kernel, its completion not yet told */
+    bool later;              /* to be filled and started at the turn's end (on the ring's list) */
+    unsigned long queued_at; /* the ring's count of submissions when it was queued */
+    struct list_node node;   /* on the ring's list of later sends, or of orphans */
+    struct msghdr msg;
+    struct iovec iov[URING_SEND_IOV];
+};
+
+/*
+ * The worker's ring, its completions watched on base; NULL with err
+ * when the kernel refuses it (not built in, disabled, a sandbox's
+ * filter).
+ */
+struct uring *uring_new(struct event_base *base, char *err, size_t errcap);
+/* Cancels what is in flight and frees everything; NULL is fine. */
+void uring_free(struct uring *u);
+
+/* A send for fd, filled through fill and told through done; NULL when out of memory. */
+struct uring_send *uring_send_new(struct uring *u, int fd, uring_send_done done,
+                                  uring_send_fill fill, void *owner);
+/*
+ * The owner has bytes queued: at the end of the loop turn op is filled
+ * and started, once for all the bytes the turn queued (a busy op is
+ * filled when its send completes instead: its done starts the next).
+ */
+void uring_send_later(struct uring_send *op);
+/*
+ * A block for a read that a send will own (op->block), from the ring's
+ * cache of them, which keeps what the busiest turn needed (up to a cap);
+ * NULL when out of memory.
+ */
+uint8_t *uring_block_take(struct uring *u);
+void uring_block_give(struct uring *u, uint8_t *block);
+/*
+ * Queues a send of op's block bytes, else of what op->buf holds; it is submitted at the end of the
+ * loop turn (uring_turn).  0, or -1 when the ring has no room even after
+ * submitting what it holds (the caller sends otherwise).
+ */
+int uring_send_start(struct uring_send *op);
+/*
+ * The owner is done with op: freed now when idle, else when its request
+ * ends, which is cancelled (the socket it names is being closed).
+ */
+void uring_send_release(struct uring_send *op);
+/* Sends whose owner left while they were in flight, not yet ended by the kernel. */
+size_t uring_orphans(const struct uring *u);
+/* Whether sends are waiting for the end of the loop turn. */
+bool uring_has_queued(const struct uring *u);
+/*
+ * Submits what the turn queued and tells the completions that came, until
+ * nothing more is queued: the worker's loop calls it after each turn.
+ */
+void uring_turn(struct uring *u);
+
+#endif

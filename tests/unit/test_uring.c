@@ -1,0 +1,297 @@
+/*
+ * test_uring.c
+ *    Unit tests for proxy/runtime/uring.c (cmocka, TAP output): a worker's
+ *    io_uring sends over socketpairs, at once and when the socket is full,
+ *    and a send whose owner leaves before the kernel is done with it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxy/runtime/uring.h"
+
+struct fixture {
+    struct event_base *base;
+    struct uring *u;
+    int sv[2]; /* sv[0]: the sending side, sv[1]: the test reads there */
+};
+
+/* What a send's owner saw, as endpoint.c keeps it: each completion, and the bytes sent in all. */
+struct owner {
+    int completions;
+    int last_res;
+    size_t sent;
+    bool resend; /* start the rest again after a short send, as endpoint_sent does */
+};
+
+static void on_done(struct uring_send *op, int res)
+{
+    struct owner *o = op->owner;
+    o->completions++;
+    o->last_res = res;
+    if (res <= 0)
+        return;
+    o->sent += (size_t)res;
+    evbuffer_drain(op->buf, (size_t)res);
+    if (o->resend && evbuffer_get_length(op->buf) > 0)
+        assert_int_equal(uring_send_start(op), 0);
+}
+
+/* The owner's queue, handed over at the end of the turn (a later send). */
+static struct evbuffer *owner_queue;
+
+static bool on_fill(struct uring_send *op)
+{
+    evbuffer_add_buffer(op->buf, owner_queue);
+    return evbuffer_get_length(op->buf) > 0;
+}
+
+static int setup(void **state)
+{
+    static struct fixture f;
+    f.base = event_base_new();
+    assert_non_null(f.base);
+    char err[160];
+    f.u = uring_new(f.base, err, sizeof(err));
+    if (f.u == NULL)
+        fail_msg("no io_uring: %s", err);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, f.sv), 0);
+    owner_queue = evbuffer_new();
+    assert_non_null(owner_queue);
+    *state = &f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    uring_free(f->u);
+    evbuffer_free(owner_queue);
+    if (f->sv[0] >= 0)
+        close(f->sv[0]);
+    close(f->sv[1]);
+    event_base_free(f->base);
+    return 0;
+}
+
+/* Reads what the test's side has, up to cap; the count. */
+static size_t drain_peer(int fd, uint8_t *p, size_t cap)
+{
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, p + got, cap - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+static void fill_pattern(uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 7 + i / 251);
+}
+
+/* A socket with room: the send completes inside the turn's submission, before any wait. */
+static void test_send_at_once(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {0};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    uint8_t msg[100];
+    fill_pattern(msg, sizeof(msg));
+    assert_int_equal(evbuffer_add(op->buf, msg, sizeof(msg)), 0);
+    assert_int_equal(uring_send_start(op), 0);
+    assert_true(uring_has_queued(f->u));
+    assert_int_equal(o.completions, 0); /* nothing goes before the turn ends */
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 1);
+    assert_int_equal(o.last_res, 100);
+    assert_false(op->busy);
+    assert_false(uring_has_queued(f->u));
+    uint8_t got[200];
+    assert_int_equal(drain_peer(f->sv[1], got, sizeof(got)), 100);
+    assert_memory_equal(got, msg, sizeof(msg));
+    uring_send_release(op);
+}
+
+/*
+ * Four megabytes on a full socket: the sends wait for room in the kernel
+ * and complete through the ring's event while the test reads; every byte
+ * arrives, in order.
+ */
+static void test_send_waits_for_room(void **state)
+{
+    struct fixture *f = *state;
+    enum { TOTAL = 4 << 20 };
+    uint8_t *data = malloc(TOTAL), *got = malloc(TOTAL);
+    assert_non_null(data);
+    assert_non_null(got);
+    fill_pattern(data, TOTAL);
+    struct owner o = {.resend = true};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    /* In many pieces, as queued replies are: a send takes at most URING_SEND_IOV of them. */
+    for (size_t off = 0; off < TOTAL; off += 64 * 1024)
+        assert_int_equal(evbuffer_add(op->buf, data + off, 64 * 1024), 0);
+    assert_int_equal(uring_send_start(op), 0);
+    size_t have = 0;
+    for (int turn = 0; turn < 100000 && have < TOTAL; turn++) {
+        uring_turn(f->u);
+        have += drain_peer(f->sv[1], got + have, TOTAL - have);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(have, TOTAL);
+    assert_memory_equal(got, data, TOTAL);
+    assert_int_equal(o.sent, TOTAL);
+    assert_true(o.completions > 1); /* it did wait: a single send could not take it all */
+    uring_send_release(op);
+    free(data);
+    free(got);
+}
+
+/*
+ * The owner leaves while its send waits for room: the send is cancelled
+ * (the socket is closing), its memory kept until the kernel is done,
+ * then freed; the owner is never told.
+ */
+static void test_release_in_flight(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {0};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    /* The socket full first: the send finds no room and waits in the kernel. */
+    static uint8_t filler[64 * 1024];
+    while (write(f->sv[0], filler, sizeof(filler)) > 0)
+        ;
+    assert_int_equal(errno, EAGAIN);
+    assert_int_equal(evbuffer_add(op->buf, filler, 1000), 0);
+    assert_int_equal(uring_send_start(op), 0);
+    uring_turn(f->u);
+    assert_true(op->busy);
+    assert_int_equal(o.completions, 0);
+    uring_send_release(op);
+    assert_int_equal(uring_orphans(f->u), 1);
+    close(f->sv[0]);
+    f->sv[0] = -1;
+    for (int turn = 0; turn < 1000 && uring_orphans(f->u) > 0; turn++) {
+        uring_turn(f->u);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(uring_orphans(f->u), 0);
+    assert_int_equal(o.completions, 0);
+}
+
+/*
+ * The owner leaves right after queuing, and closes its socket before the
+ * turn ends: the send was submitted at the release, while the descriptor
+ * still named the socket, and its bytes arrive before the end of stream.
+ */
+static void test_release_before_submit(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {0};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    assert_int_equal(evbuffer_add(op->buf, "last words", 10), 0);
+    assert_int_equal(uring_send_start(op), 0);
+    uring_send_release(op);
+    close(f->sv[0]);
+    f->sv[0] = -1;
+    /* A new socket may take the number at once: nothing may go to it. */
+    int again[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, again), 0);
+    for (int turn = 0; turn < 1000 && uring_orphans(f->u) > 0; turn++) {
+        uring_turn(f->u);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(uring_orphans(f->u), 0);
+    char got[32];
+    assert_int_equal(drain_peer(f->sv[1], (uint8_t *)got, sizeof(got)), 10);
+    assert_memory_equal(got, "last words", 10);
+    assert_int_equal(read(f->sv[1], got, sizeof(got)), 0); /* then the end of stream */
+    assert_int_equal(drain_peer(again[1], (uint8_t *)got, sizeof(got)), 0);
+    close(again[0]);
+    close(again[1]);
+    assert_int_equal(o.completions, 0);
+}
+
+/*
+ * Three flushes in one turn: the send is filled at the turn's end, once,
+ * with all three, and completes inside the submission.
+ */
+static void test_later_batches_a_turn(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {0};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(evbuffer_add(owner_queue, "abc", 3), 0);
+        uring_send_later(op);
+    }
+    assert_true(uring_has_queued(f->u));
+    assert_int_equal(evbuffer_get_length(op->buf), 0); /* nothing taken before the turn ends */
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 1);
+    assert_int_equal(o.last_res, 9);
+    char got[16];
+    assert_int_equal(drain_peer(f->sv[1], (uint8_t *)got, sizeof(got)), 9);
+    assert_memory_equal(got, "abcabcabc", 9);
+    /* A later send released before the turn ends still goes: the owner's last words. */
+    assert_int_equal(evbuffer_add(owner_queue, "bye", 3), 0);
+    uring_send_later(op);
+    uring_send_release(op);
+    for (int turn = 0; turn < 1000 && uring_orphans(f->u) > 0; turn++)
+        uring_turn(f->u);
+    assert_int_equal(drain_peer(f->sv[1], (uint8_t *)got, sizeof(got)), 3);
+    assert_memory_equal(got, "bye", 3);
+}
+
+/* The peer is gone: the failure reaches the owner as -errno, and a release after it frees at once.
+ */
+static void test_send_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {0};
+    struct uring_send *op = uring_send_new(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    close(f->sv[1]);
+    f->sv[1] = open("/dev/null", O_RDONLY); /* teardown closes something */
+    assert_int_equal(evbuffer_add(op->buf, "x", 1), 0);
+    assert_int_equal(uring_send_start(op), 0);
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 1);
+    assert_int_equal(o.last_res, -EPIPE);
+    uring_send_release(op);
+    assert_int_equal(uring_orphans(f->u), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_send_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_waits_for_room, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_in_flight, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_before_submit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_later_batches_a_turn, setup, teardown),
+    };
+    cmocka_set_message_output(CM_OUTPUT_TAP);
+    return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
+}
