@@ -21,7 +21,8 @@
  *      [3] bits 0-2, 3-5: bytes already read from the client, the server
  *          (x 1499); bit 6, 7: the client, the server writes in pieces of
  *          64 KB and more
- *      [4..7] seed of the peers' read and write sizes
+ *      [4..7] seed of the peers' read and write sizes; bit 7 of [7] also
+ *          sends pgnear's plain sides through the worker's io_uring
  *      message: [a] bit 7 from the server, bit 6 ends a turn, bits 0-5 the
  *          type (63: a length word below 4, from the size byte);
  *          [b] the body size, 0 .. about 770 KB
@@ -152,6 +153,7 @@ static void build_case(struct relay_case *c, const struct msg_script sc[2], cons
     c->tls[PEER_SERVER] = s[0] & 2;
     c->tls12 = s[0] & 4;
     c->lockstep = s[0] & 8;
+    c->ring = s[7] & 0x80;
     c->pgnear_sndbuf = sndbuf_size(s[0] >> 4);
     for (int who = 0; who < 2; who++) {
         struct peer_plan *pp = &c->peer[who];
