@@ -30,6 +30,8 @@
 #define URING_TURN_ROUNDS 16
 /* Free blocks kept: a turn with as many relay reads in flight takes no malloc. */
 #define URING_BLOCKS_KEPT 32
+/* Free sends kept: as many sockets sending at once take no malloc either. */
+#define URING_SENDS_KEPT 256
 
 struct uring {
     struct io_uring ring;
@@ -40,6 +42,7 @@ struct uring {
     struct list orphans;   /* sends whose owner left while they were in flight */
     void *free_blocks;     /* a stack of blocks, each starting with the next's address */
     unsigned nfree_blocks;
+    struct list free_sends; /* sends no socket holds, ready for the next */
 };
 
 uint8_t *uring_block_take(struct uring *u)
@@ -65,12 +68,26 @@ void uring_block_give(struct uring *u, uint8_t *block)
     u->nfree_blocks++;
 }
 
-/* A send its owner let go of: its memory, with its block back in the cache. */
+/*
+ * A send its owner let go of, idle: back in the cache, empty, its block
+ * given back (freed beyond the cache's cap).
+ */
 static void uring_send_free(struct uring *u, struct uring_send *op)
 {
     uring_block_give(u, op->block);
-    evbuffer_free(op->buf);
-    free(op);
+    op->block = NULL;
+    op->block_off = op->block_len = 0;
+    op->done = NULL;
+    op->owner = NULL;
+    if (u->free_sends.count >= URING_SENDS_KEPT) {
+        evbuffer_free(op->buf);
+        free(op);
+        return;
+    }
+    size_t left = evbuffer_get_length(op->buf);
+    if (left > 0)
+        evbuffer_drain(op->buf, left);
+    list_append(&u->free_sends, &op->node);
 }
 
 /* A struct uring_send's request id is its address; a cancel's is 0 (nothing to tell). */
@@ -137,6 +154,7 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
     }
     list_init(&u->later);
     list_init(&u->orphans);
+    list_init(&u->free_sends);
     u->ev = event_new(base, u->ring.ring_fd, EV_READ | EV_PERSIST, uring_on_ready, u);
     if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
         snprintf(err, errcap, "could not watch the io_uring");
@@ -154,13 +172,16 @@ void uring_free(struct uring *u)
         event_free(u->ev);
     /* Exiting the ring cancels what is in flight and waits for it: the orphans are free to go. */
     io_uring_queue_exit(&u->ring);
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &u->orphans)
-    {
-        struct uring_send *op = list_entry(pos, struct uring_send, node);
-        free(op->block);
-        evbuffer_free(op->buf);
-        free(op);
+    struct list *lists[2] = {&u->orphans, &u->free_sends};
+    for (int i = 0; i < 2; i++) {
+        struct list_node *pos, *tmp;
+        list_for_each_safe(pos, tmp, lists[i])
+        {
+            struct uring_send *op = list_entry(pos, struct uring_send, node);
+            free(op->block);
+            evbuffer_free(op->buf);
+            free(op);
+        }
     }
     while (u->free_blocks != NULL) {
         void *b = u->free_blocks;
@@ -170,16 +191,22 @@ void uring_free(struct uring *u)
     free(u);
 }
 
-struct uring_send *uring_send_new(struct uring *u, int fd, uring_send_done done,
+struct uring_send *uring_send_get(struct uring *u, int fd, uring_send_done done,
                                   uring_send_fill fill, void *owner)
 {
-    struct uring_send *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return NULL;
-    op->buf = evbuffer_new();
-    if (op->buf == NULL) {
-        free(op);
-        return NULL;
+    struct uring_send *op;
+    if (u->free_sends.count > 0) {
+        op = list_entry(u->free_sends.head.next, struct uring_send, node);
+        list_remove(&u->free_sends, &op->node);
+    } else {
+        op = calloc(1, sizeof(*op));
+        if (op == NULL)
+            return NULL;
+        op->buf = evbuffer_new();
+        if (op->buf == NULL) {
+            free(op);
+            return NULL;
+        }
     }
     op->ring = u;
     op->fd = fd;
@@ -241,7 +268,7 @@ static void uring_start_one(struct uring_send *op)
 {
     list_remove(&op->ring->later, &op->node);
     op->later = false;
-    if (!op->busy && op->fill(op) && uring_send_start(op) != 0)
+    if (!op->busy && op->fill(op) && uring_send_start(op) != 0 && op->done != NULL)
         op->done(op, -EAGAIN);
 }
 
@@ -250,7 +277,11 @@ void uring_send_release(struct uring_send *op)
     if (op == NULL)
         return;
     struct uring *u = op->ring;
-    /* What the owner queued this turn goes as it would have (a last message before a close). */
+    /*
+     * What the owner queued this turn goes as it would have (a last
+     * message before a close); the owner hears of nothing more.
+     */
+    op->done = NULL;
     if (op->later)
         uring_start_one(op);
     if (!op->busy) {
@@ -265,7 +296,6 @@ void uring_send_release(struct uring_send *op)
      */
     if (op->queued_at == u->submits)
         uring_submit(u);
-    op->done = NULL;
     op->owner = NULL;
     list_append(&u->orphans, &op->node);
     struct io_uring_sqe *sqe = uring_sqe(u);

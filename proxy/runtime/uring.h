@@ -71,8 +71,12 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap);
 /* Cancels what is in flight and frees everything; NULL is fine. */
 void uring_free(struct uring *u);
 
-/* A send for fd, filled through fill and told through done; NULL when out of memory. */
-struct uring_send *uring_send_new(struct uring *u, int fd, uring_send_done done,
+/*
+ * A send for fd, filled through fill and told through done, from the
+ * ring's cache of idle ones: a socket holds one only while it has bytes
+ * to send (idle sessions hold none).  NULL when out of memory.
+ */
+struct uring_send *uring_send_get(struct uring *u, int fd, uring_send_done done,
                                   uring_send_fill fill, void *owner);
 /*
  * The owner has bytes queued: at the end of the loop turn op is filled
@@ -94,8 +98,9 @@ void uring_block_give(struct uring *u, uint8_t *block);
  */
 int uring_send_start(struct uring_send *op);
 /*
- * The owner is done with op: freed now when idle, else when its request
- * ends, which is cancelled (the socket it names is being closed).
+ * The owner is done with op: back in the cache now when idle (what its
+ * buffer holds dropped), else when its request ends, which is cancelled
+ * (the owner is closing the socket).
  */
 void uring_send_release(struct uring_send *op);
 /* Sends whose owner left while they were in flight, not yet ended by the kernel. */

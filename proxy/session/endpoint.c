@@ -57,7 +57,7 @@ static void endpoint_run_reader(struct session *s, struct endpoint *ep, const bo
 void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const bool *ended)
 {
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
-    if (ep->tx != NULL && ready == STREAM_WANT_WRITE) {
+    if (ep->ring && ready == STREAM_WANT_WRITE) {
         /* Only the ring's completions make it (endpoint_sent): a plain stream's reads never wait
          * for room. */
         if (ep->on_write != NULL && !ep->tx_failed)
@@ -124,6 +124,7 @@ void endpoint_detach(struct endpoint *ep)
     /* Before the socket closes: a send still queued in the ring goes out now or not at all. */
     uring_send_release(ep->tx);
     ep->tx = NULL;
+    ep->ring = false;
     ep->tx_failed = false;
     ep->drain_wanted = false;
     if (ep->rev)
@@ -175,7 +176,7 @@ void endpoint_arm(struct endpoint *ep)
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
     /* The ring's sends need no readiness: the kernel waits for room itself. */
     bool writing =
-        ep->tx == NULL && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
+        !ep->ring && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
@@ -256,27 +257,39 @@ static void endpoint_sent(struct uring_send *op, int res)
     struct endpoint *ep = op->owner;
     if (res >= 0) {
         endpoint_sent_bytes(ep, op, (size_t)res);
-        if (!endpoint_fill_send(op) || uring_send_start(op) == 0) {
-            if (ep->drain_wanted && ep->wev != NULL)
-                event_active(ep->wev, EV_WRITE, 0);
-            return;
+        if (endpoint_fill_send(op)) {
+            if (uring_send_start(op) == 0) {
+                if (ep->drain_wanted && ep->wev != NULL)
+                    event_active(ep->wev, EV_WRITE, 0); /* the queue shrank */
+                return;
+            }
+            res = -EAGAIN; /* the ring is full even after a submission */
         }
-        res = -EAGAIN; /* the ring is full even after a submission */
     }
-    ep->tx_failed = true;
-    ep->tx_errno = -res;
-    if (ep->wev != NULL)
+    if (res < 0) {
+        ep->tx_failed = true;
+        ep->tx_errno = -res;
+    }
+    /* Nothing left to send: the send goes back to the ring's cache until the next bytes. */
+    ep->tx = NULL;
+    uring_send_release(op);
+    if ((res < 0 || ep->drain_wanted) && ep->wev != NULL)
         event_active(ep->wev, EV_WRITE, 0);
+}
+
+/* The endpoint's send, taken from the ring's cache when it has none; NULL when out of memory. */
+static struct uring_send *endpoint_tx(struct endpoint *ep)
+{
+    if (ep->tx == NULL)
+        ep->tx = uring_send_get(ep->w->uring, ep->stream.fd, endpoint_sent, endpoint_fill_send, ep);
+    return ep->tx;
 }
 
 void endpoint_use_ring(struct endpoint *ep)
 {
-    struct uring *ring = ep->w->uring;
-    if (ring == NULL || ep->tx != NULL || ep->stream.fd < 0 || ep->stream.ssl != NULL ||
-        ep->stream.ws != NULL)
-        return;
-    /* Out of memory: the endpoint goes on writing itself. */
-    ep->tx = uring_send_new(ring, ep->stream.fd, endpoint_sent, endpoint_fill_send, ep);
+    if (ep->w->uring != NULL && ep->stream.fd >= 0 && ep->stream.ssl == NULL &&
+        ep->stream.ws == NULL)
+        ep->ring = true;
 }
 
 size_t endpoint_queued(const struct endpoint *ep)
@@ -287,27 +300,32 @@ size_t endpoint_queued(const struct endpoint *ep)
 
 uint8_t *endpoint_borrow_block(struct endpoint *ep)
 {
-    struct uring_send *op = ep->tx;
-    if (op == NULL || op->busy || op->later || evbuffer_get_length(ep->out) > 0 ||
-        evbuffer_get_length(op->buf) > 0)
+    if (!ep->ring || ep->tx_failed || evbuffer_get_length(ep->out) > 0 ||
+        (ep->tx != NULL && (ep->tx->busy || ep->tx->later || evbuffer_get_length(ep->tx->buf) > 0)))
         return NULL;
-    if (op->block == NULL)
+    struct uring_send *op = endpoint_tx(ep);
+    if (op != NULL && op->block == NULL)
         op->block = uring_block_take(op->ring);
-    return op->block;
+    return op != NULL ? op->block : NULL;
 }
 
 void endpoint_return_block(struct endpoint *ep)
 {
     struct uring_send *op = ep->tx;
-    if (op == NULL || op->busy || op->block == NULL)
+    if (op == NULL || op->busy || op->later)
         return;
-    uring_block_give(op->ring, op->block);
-    op->block = NULL;
+    /* Unused: the block and the send go back (an idle endpoint holds neither). */
+    ep->tx = NULL;
+    uring_send_release(op);
 }
 
 int endpoint_write_out(struct endpoint *ep)
 {
-    if (ep->tx != NULL) {
+    if (ep->ring) {
+        if (!ep->tx_failed && evbuffer_get_length(ep->out) > 0 && endpoint_tx(ep) == NULL) {
+            ep->tx_failed = true;
+            ep->tx_errno = ENOMEM;
+        }
         if (ep->tx_failed) {
             errno = ep->tx_errno;
             return -1;
@@ -467,10 +485,11 @@ ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, 
 int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p, size_t n)
 {
     size_t sent = 0;
-    if (ep->tx != NULL) {
+    if (ep->ring) {
         struct uring_send *op = ep->tx;
-        if (op->block != NULL && p >= op->block && p + n <= op->block + URING_BLOCK_SIZE &&
-            !op->busy && !op->later && evbuffer_get_length(ep->out) == 0) {
+        if (op != NULL && op->block != NULL && p >= op->block &&
+            p + n <= op->block + URING_BLOCK_SIZE && !op->busy && !op->later &&
+            evbuffer_get_length(ep->out) == 0) {
             /* Bytes read into the block it lent (endpoint_borrow_block): sent from there. */
             op->block_off = (uint32_t)(p - op->block);
             op->block_len = (uint32_t)n;

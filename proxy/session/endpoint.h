@@ -69,10 +69,12 @@ struct endpoint {
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
     bool rev_armed, wev_armed, hev_armed;
     /*
-     * Sends through the worker's io_uring (endpoint_use_ring): the bytes in
-     * flight wait in tx's buffer, what comes meanwhile in out.  NULL: each
+     * ring: sends go through the worker's io_uring (endpoint_use_ring); tx
+     * is the ring's send while there are bytes to send (NULL when idle),
+     * the bytes in flight in it, what comes meanwhile in out.  Else each
      * flush writes to the socket itself.
      */
+    bool ring;
     struct uring_send *tx;
     bool tx_failed;    /* the ring's send failed; the next flush tells the owner */
     int tx_errno;      /* why */
