@@ -135,6 +135,19 @@ static bool uring_submit(struct uring *u)
     return true;
 }
 
+/* What every send needs (Linux 5.6 on); an older ring would fail each session's first send. */
+static bool uring_has_opcodes(struct io_uring *ring)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    if (probe == NULL)
+        return false;
+    bool ok = io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+              io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
+              io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
+    io_uring_free_probe(probe);
+    return ok;
+}
+
 struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
 {
     struct uring *u = calloc(1, sizeof(*u));
@@ -155,6 +168,11 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
     list_init(&u->later);
     list_init(&u->orphans);
     list_init(&u->free_sends);
+    if (!uring_has_opcodes(&u->ring)) {
+        snprintf(err, errcap, "the kernel's io_uring lacks send, sendmsg or cancel");
+        uring_free(u);
+        return NULL;
+    }
     u->ev = event_new(base, u->ring.ring_fd, EV_READ | EV_PERSIST, uring_on_ready, u);
     if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
         snprintf(err, errcap, "could not watch the io_uring");
