@@ -58,8 +58,7 @@ void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const
 {
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
     if (ep->ring && ready == STREAM_WANT_WRITE) {
-        /* Only the ring's completions make it (endpoint_sent): a plain stream's reads never wait
-         * for room. */
+        /* Only the ring's completions make a write event here (endpoint_sent). */
         if (ep->on_write != NULL && !ep->tx_failed)
             ep->on_write(s);
         else
