@@ -36,7 +36,9 @@
 struct uring {
     struct io_uring ring;
     struct event *ev;      /* the ring's descriptor: completions that came later */
+    bool watched;          /* ev is added: a request is in the kernel */
     unsigned queued;       /* prepared, not yet submitted */
+    unsigned inflight;     /* submitted, their completions not yet reaped */
     unsigned long submits; /* submissions so far: a send queued before the last one is in */
     struct list later;     /* sends to fill and start at the end of the turn */
     struct list orphans;   /* sends whose owner left while they were in flight */
@@ -113,15 +115,33 @@ static void uring_reap(struct uring *u)
         void *data = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
+        if (u->inflight > 0)
+            u->inflight--;
         uring_complete(u, data, res);
     }
 }
 
+/*
+ * The loop watches the ring's descriptor only while a request is in the
+ * kernel (a send that waits for room, a cancel): a completion posted
+ * inside the submission, the usual, then wakes no epoll entry.
+ */
+static void uring_watch(struct uring *u)
+{
+    bool want = u->inflight > 0;
+    if (want == u->watched)
+        return;
+    if ((want ? event_add(u->ev, NULL) : event_del(u->ev)) == 0)
+        u->watched = want;
+}
+
 static void uring_on_ready(evutil_socket_t fd, short what, void *arg)
 {
+    struct uring *u = arg;
     (void)fd;
     (void)what;
-    uring_reap(arg);
+    uring_reap(u);
+    uring_watch(u);
 }
 
 /* Submits what is queued; false when the kernel takes nothing now (tell completions first). */
@@ -131,6 +151,7 @@ static bool uring_submit(struct uring *u)
     if (rc < 0)
         return false;
     u->submits++;
+    u->inflight += (unsigned)rc;
     u->queued = (unsigned)rc >= u->queued ? 0 : u->queued - (unsigned)rc;
     return true;
 }
@@ -174,7 +195,7 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
         return NULL;
     }
     u->ev = event_new(base, u->ring.ring_fd, EV_READ | EV_PERSIST, uring_on_ready, u);
-    if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
+    if (u->ev == NULL) {
         snprintf(err, errcap, "could not watch the io_uring");
         uring_free(u);
         return NULL;
@@ -345,4 +366,5 @@ void uring_turn(struct uring *u)
             break;
         uring_reap(u);
     }
+    uring_watch(u);
 }
