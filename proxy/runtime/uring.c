@@ -6,10 +6,12 @@
  * uring_turn tells its owner before the loop waits again.  One that waits
  * for room (a slow reader) completes later through the kernel's task
  * work, which wakes the loop's epoll_wait; the ring's descriptor, watched
- * by the loop, then has the completion to tell.
+ * by the loop while a request is in the kernel, then has the completion
+ * to tell.
  *
- * A request names its struct uring_send; an owner that goes away while
- * its send is in flight leaves it here as an orphan, freed when the
+ * A request names its struct uring_send, which a socket holds only while
+ * it has bytes to send (the ring keeps the idle ones); an owner that goes
+ * away while its send is in flight leaves it here as an orphan until the
  * kernel is done with it (after a cancel: the socket is being closed).
  */
 #include "proxy/runtime/uring.h"
