@@ -286,6 +286,10 @@ my $boston0 = bench_rows($us, 'boston');
 ok wait_until(sub { bench_rows($us, 'boston') > $boston0 + 20 }, timeout => 10),
   '... while boston\'s writes go on, never held';
 ok $cut->pumpable, '... and the cutover waits for the seattle transaction';
+# The transaction stays open half a second more: the writers' rows below must show that wait, which
+# boston's 20 rows alone (tens of ms) do not make longer than the tail of the cutover's own hold.
+select undef, undef, undef, 0.5;
+ok $cut->pumpable, '... still, half a second later';
 one('COMMIT');
 ok $cut->finish, 'CUTOVER: done once the transaction ends' or diag $cut_err;
 like $cut_err, qr/city 'seattle' of database "movr" lives in region "us-west" now: (\d+) sessions moved there, 0 ended; the sessions were held \d+ ms/,
