@@ -297,10 +297,18 @@ size_t endpoint_queued(const struct endpoint *ep)
     return ep->tx != NULL ? n + ep->tx->block_len + evbuffer_get_length(ep->tx->buf) : n;
 }
 
+/* Nothing queued nor in flight: bytes sent now go out first, from wherever they lie. */
+static bool endpoint_ring_idle(const struct endpoint *ep)
+{
+    const struct uring_send *op = ep->tx;
+    return ep->ring && !ep->tx_failed && evbuffer_get_length(ep->out) == 0 &&
+           (op == NULL ||
+            (!op->busy && !op->later && op->block_len == 0 && evbuffer_get_length(op->buf) == 0));
+}
+
 uint8_t *endpoint_borrow_block(struct endpoint *ep)
 {
-    if (!ep->ring || ep->tx_failed || evbuffer_get_length(ep->out) > 0 ||
-        (ep->tx != NULL && (ep->tx->busy || ep->tx->later || evbuffer_get_length(ep->tx->buf) > 0)))
+    if (!endpoint_ring_idle(ep))
         return NULL;
     struct uring_send *op = endpoint_tx(ep);
     if (op != NULL && op->block == NULL)
@@ -487,8 +495,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
     if (ep->ring) {
         struct uring_send *op = ep->tx;
         if (op != NULL && op->block != NULL && p >= op->block &&
-            p + n <= op->block + URING_BLOCK_SIZE && !op->busy && !op->later &&
-            evbuffer_get_length(ep->out) == 0) {
+            p + n <= op->block + URING_BLOCK_SIZE && endpoint_ring_idle(ep)) {
             /* Bytes read into the block it lent (endpoint_borrow_block): sent from there. */
             op->block_off = (uint32_t)(p - op->block);
             op->block_len = (uint32_t)n;
