@@ -13,13 +13,21 @@
 #
 #   bench/txn_pool.pl [--seconds 10] [--rounds 3] [--scale 10] [--workers 1,2]
 #                     [--only simple-8,simple-64,extended-64] [--baseline path/to/older/pgnear]
-#                     [--backends auto,epoll]
+#                     [--backends auto,epoll] [--floor]
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
 # a change saved, on the same machine in the same minutes.  --backends
 # runs pgnear once per io_backend named (io_uring's batched sends beside
 # epoll's own writes), each a target of its own.
+#
+# --floor runs bench/floor_relay beside them: one thread that moves each
+# readable socket's bytes to its peer with one recv and one send, parsing
+# and pooling nothing (clients log in to PostgreSQL through it).  Its CPU
+# per transaction is the kernel's cost of moving the same bytes between
+# the same sockets, which every proxy pays: the floor beneath both
+# proxies' figures.  It needs `make bench/floor_relay` in the build
+# directory (or $FLOOR_RELAY).
 #
 # Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
 # (scripts/install-deps.sh installs them).  The CPU figures are in
@@ -31,6 +39,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../tests/lib";
 use Getopt::Long;
+use IO::Socket::IP;
 use POSIX qw(sysconf _SC_CLK_TCK);
 use PgNearTest;
 use PgNearBouncer;
@@ -39,13 +48,16 @@ $| = 1;
 
 my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s')
+    'backends=s', 'floor')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
 require_tool('pgbench');
 my $ticks = sysconf(_SC_CLK_TCK) || 100;
+my $floor_relay = $ENV{FLOOR_RELAY} // "$FindBin::RealBin/../build/bench/floor_relay";
+die "no floor relay at $floor_relay: run `make bench/floor_relay` in the build directory\n"
+    if $opt{floor} && !-x $floor_relay;
 
 my $pg = PgNearTest::Cluster->new(name => 'txnbench', location => '39.04, -77.49',
     conf => { max_connections => 300, shared_buffers => '256MB' });
@@ -85,6 +97,23 @@ my $bouncer = PgNearBouncer->new(
 my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
+
+# The floor: bench/floor_relay straight to PostgreSQL.
+my $floor_pid;
+if ($opt{floor}) {
+    my $port = free_port();
+    $floor_pid = fork // die "fork: $!\n";
+    if ($floor_pid == 0) {
+        no warnings 'exec';
+        exec $floor_relay, $port, $pg->port;
+        POSIX::_exit(127);
+    }
+    wait_until(sub { IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port) },
+               timeout => 10) or die "the floor relay did not start\n";
+    unshift @order, 'floor';
+    $targets{floor} = [$port, $floor_pid];
+}
+END { kill 'TERM', $floor_pid if $floor_pid }
 
 my @loads = (
     { name => 'simple-8',    args => ['-M', 'simple', '-c', 8, '-j', 2] },
