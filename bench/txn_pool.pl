@@ -13,7 +13,7 @@
 #
 #   bench/txn_pool.pl [--seconds 10] [--rounds 3] [--scale 10] [--workers 1,2]
 #                     [--only simple-8,simple-64,extended-64] [--baseline path/to/older/pgnear]
-#                     [--backends auto,epoll] [--floor]
+#                     [--backends auto,epoll] [--floor] [--pool_mode session]
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
@@ -28,6 +28,10 @@
 # the same sockets, which every proxy pays: the floor beneath both
 # proxies' figures.  It needs `make bench/floor_relay` in the build
 # directory (or $FLOOR_RELAY).
+#
+# --pool_mode session runs pgnear and PgBouncer in session mode instead
+# (pgnear a relay once a session has logged in): the session relay's
+# figures, with the same floor beside them when --floor is given.
 #
 # Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
 # (scripts/install-deps.sh installs them).  The CPU figures are in
@@ -46,13 +50,17 @@ use PgNearBouncer;
 
 $| = 1;
 
-my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto');
+my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto',
+           pool_mode => 'transaction');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s', 'floor')
+    'backends=s', 'floor', 'pool_mode=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
+die "--pool_mode is transaction or session\n" unless $opt{pool_mode} =~ /^(transaction|session)$/;
+# Session mode holds a server connection a client: enough for every client of the loads.
+my $pool_size = $opt{pool_mode} eq 'session' ? 100 : 20;
 require_tool('pgbench');
 my $ticks = sysconf(_SC_CLK_TCK) || 100;
 my $floor_relay = $ENV{FLOOR_RELAY} // "$FindBin::RealBin/../build/bench/floor_relay";
@@ -81,7 +89,7 @@ for my $workers (split /,/, $opt{workers}) {
             my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $bins{$what},
                 settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
                               server_tls => 'disable', max_client_conn => 1000,
-                              workers => $workers, pool_mode => 'transaction', pool_size => 20,
+                              workers => $workers, pool_mode => $opt{pool_mode}, pool_size => $pool_size,
                               # an older binary (--baseline) knows no io_backend
                               $what eq 'pgnear' ? (io_backend => $backend) : () });
             push @order, $name;
@@ -91,9 +99,9 @@ for my $workers (split /,/, $opt{workers}) {
 }
 
 my $bouncer = PgNearBouncer->new(
-    pool_mode => 'transaction', databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
+    pool_mode => $opt{pool_mode}, databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
     users => { app => $verifier },
-    settings => { max_client_conn => 1000, default_pool_size => 20, server_tls_sslmode => 'disable' });
+    settings => { max_client_conn => 1000, default_pool_size => $pool_size, server_tls_sslmode => 'disable' });
 my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
@@ -156,9 +164,9 @@ sub median {
     return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
 }
 
-printf "pgbench -n -S -T %d, %d rounds interleaved (%s); scale %d; %d CPUs\n", $opt{seconds},
-    $opt{rounds}, join(' ', @order), $opt{scale}, scalar(() = PgNearTest::slurp_file('/proc/cpuinfo')
-    =~ /^processor/mg);
+my $cpus = () = PgNearTest::slurp_file('/proc/cpuinfo') =~ /^processor/mg;
+printf "pgbench -n -S -T %d, %d rounds interleaved (%s); %s pooling over %d; scale %d; %d CPUs\n",
+    $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{pool_mode}, $pool_size, $opt{scale}, $cpus;
 printf "%-12s %-12s %9s %11s %11s %9s %9s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer',
     'ms CPU/1k tx', 'CPU/bouncer', 'user ms', 'sys ms';
 for my $load (@loads) {

@@ -158,16 +158,32 @@ static bool uring_submit(struct uring *u)
     return true;
 }
 
-/* What every send needs (Linux 5.6 on); an older ring would fail each session's first send. */
-static bool uring_has_opcodes(struct io_uring *ring)
+/*
+ * What every send needs (Linux 5.6 on); an older ring would fail each
+ * session's first send.  A ring that cannot be asked (io_uring_register
+ * refused, as a seccomp filter may) is not taken either.
+ */
+static bool uring_has_opcodes(struct io_uring *ring, char *err, size_t errcap)
 {
-    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
-    if (probe == NULL)
+    enum { OPS = 256 };
+    struct io_uring_probe *probe = calloc(1, sizeof(*probe) + OPS * sizeof(probe->ops[0]));
+    if (probe == NULL) {
+        snprintf(err, errcap, "out of memory");
         return false;
+    }
+    int rc = io_uring_register_probe(ring, probe, OPS);
+    if (rc < 0) {
+        snprintf(err, errcap, "could not probe the kernel's io_uring operations: %s",
+                 strerror(-rc));
+        free(probe);
+        return false;
+    }
     bool ok = io_uring_opcode_supported(probe, IORING_OP_SEND) &&
               io_uring_opcode_supported(probe, IORING_OP_SENDMSG) &&
               io_uring_opcode_supported(probe, IORING_OP_ASYNC_CANCEL);
-    io_uring_free_probe(probe);
+    free(probe);
+    if (!ok)
+        snprintf(err, errcap, "the kernel's io_uring lacks send, sendmsg or cancel");
     return ok;
 }
 
@@ -191,8 +207,7 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
     list_init(&u->later);
     list_init(&u->orphans);
     list_init(&u->free_sends);
-    if (!uring_has_opcodes(&u->ring)) {
-        snprintf(err, errcap, "the kernel's io_uring lacks send, sendmsg or cancel");
+    if (!uring_has_opcodes(&u->ring, err, errcap)) {
         uring_free(u);
         return NULL;
     }

@@ -3,8 +3,14 @@
 # over TCP and the Unix socket), every server session closed once the
 # clients are gone, and a client's Terminate ending the session cleanly.
 # The shipped io_backend (auto) sends through io_uring on this kernel; the
-# three protocols and -C run again with io_backend = epoll.
+# three protocols and -C run again with io_backend = epoll.  Where the
+# kernel gives no io_uring (tests/unit/no_io_uring: a seccomp filter
+# refuses io_uring_setup, or io_uring_register, which the probe of its
+# operations needs), auto falls back to epoll and says why, and
+# io_backend = io_uring refuses to start.
 use strict;
+use File::Basename qw(dirname);
+use File::Spec;
 use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
@@ -160,6 +166,44 @@ like $p->log_contents, qr/started \(pid \d+\), \d+ workers? sending through io_u
     is $r->{processed}, 200, 'io_backend = epoll, -C: 200 transactions processed';
     $pe->stop;
     wait_back_to($baseline, 'after io_backend = epoll');
+}
+
+# ---- io_backend without io_uring: auto falls back, io_uring refuses
+{
+    my $no_uring = dirname($ENV{PGNEAR}) . '/tests/unit/no_io_uring';
+    die "$no_uring is missing: make check (or make tests/unit/no_io_uring) builds it\n"
+        unless -x $no_uring;
+    my $dir = tmpdir(name => 'no-uring', mode => 0755);
+    for my $case (['setup', 'ENOSYS', qr/io_uring_setup: Function not implemented/],
+                  ['setup', 'EPERM', qr/io_uring_setup: Operation not permitted/],
+                  ['register', 'ENOSYS',
+                   qr/could not probe the kernel's io_uring operations: Function not implemented/]) {
+        my ($deny, $errno, $why) = @$case;
+        my $wrapper = "$dir/pgnear-$deny-$errno";
+        write_file($wrapper, "#!/bin/sh\nexec '$no_uring' --deny $deny --errno $errno '"
+                             . File::Spec->rel2abs($ENV{PGNEAR}) . "' \"\$@\"\n", mode => 0755);
+        my $pa = PgNearTest::Proxy->new(regions => [$us], binary => $wrapper,
+            settings => { auth => 'passthrough', server_tls => 'disable', workers => 2 });
+        my $log = $pa->log_contents;
+        like $log, qr/io_backend = auto: no io_uring \($why\); sockets send through epoll/,
+            "io_backend = auto, io_uring_$deny refused ($errno): the fallback and its reason are logged";
+        like $log, qr/started \(pid \d+\), 2 workers sending through epoll/,
+            "io_backend = auto, io_uring_$deny refused ($errno): pgnear starts, sending through epoll";
+        ($rc, $out, $err) = pgbench(['-M', 'extended', '-c', '4', '-j', '2', '-t', '100', '-n'],
+                                    $pa->conninfo, timeout => 60);
+        $r = parse_pgbench($out);
+        is $r->{processed}, 400, "io_backend = auto without io_uring_$deny: 400 transactions"
+            or diag "stdout:\n$out\nstderr:\n$err";
+        $pa->stop;
+
+        my $pu = PgNearTest::Proxy->new(regions => [$us], start => 0,
+            settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'io_uring' });
+        ($rc, $out, $err) = run_cmd([$wrapper, $pu->config_path], timeout => 20);
+        is $rc, 1, "io_backend = io_uring, io_uring_$deny refused ($errno): pgnear exits 1";
+        like $err, qr/io_backend = io_uring: worker 0: $why/,
+            '... saying why' or diag "stderr:\n$err";
+    }
+    wait_back_to($baseline, 'after io_backend without io_uring');
 }
 
 done_testing;
