@@ -196,11 +196,10 @@ bool prep_text_may_deallocate(const char *text, size_t len)
 
 static uint64_t stmt_key(const struct prep_registry *reg, const struct stmt_src *src)
 {
-    uint64_t h = fnv1a(FNV1A_BASIS, &reg->seed, sizeof(reg->seed));
-    h = fnv1a(h, &src->context, sizeof(src->context));
-    h = fnv1a(h, &src->ntypes, sizeof(src->ntypes));
-    h = fnv1a(h, src->types, (size_t)src->ntypes * 4);
-    return mix64(fnv1a(h, src->text, src->text_len));
+    /* eight bytes a step: an unnamed Parse's text is hashed every transaction */
+    uint64_t h = hash_fold_word(hash_fold_word(reg->seed, src->context), src->ntypes);
+    h = hash_fold_words(h, src->types, (size_t)src->ntypes * 4);
+    return mix64(hash_fold_words(h, src->text, src->text_len));
 }
 
 static struct prep_stmt *stmt_by_id(const struct prep_registry *reg, uint64_t id)
