@@ -21,12 +21,15 @@
 # runs pgnear once per io_backend named (io_uring's batched sends beside
 # epoll's own writes), each a target of its own.
 #
-# --floor runs bench/floor_relay beside them: one thread that moves each
-# readable socket's bytes to its peer with one recv and one send, parsing
-# and pooling nothing (clients log in to PostgreSQL through it).  Its CPU
-# per transaction is the kernel's cost of moving the same bytes between
-# the same sockets, which every proxy pays: the floor beneath both
-# proxies' figures.  It needs `make bench/floor_relay` in the build
+# --floor runs bench/floor_relay beside them twice: one thread that moves
+# each readable socket's bytes to its peer with one recv and one send on
+# epoll ("floor"), and the same waiting in io_uring_enter alone, with
+# multishot receives into provided buffers sent on from where they lie
+# ("floor-uring"); each parses and pools nothing (clients log in to
+# PostgreSQL through it).  Their CPU per transaction is the kernel's cost
+# of moving the same bytes between the same sockets, which every proxy
+# pays, with the least of each design's system calls: the floors beneath
+# both proxies' figures.  It needs `make bench/floor_relay` in the build
 # directory (or $FLOOR_RELAY).
 #
 # --pool_mode session runs pgnear and PgBouncer in session mode instead
@@ -106,22 +109,26 @@ my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
 
-# The floor: bench/floor_relay straight to PostgreSQL.
-my $floor_pid;
+# The floors: bench/floor_relay straight to PostgreSQL, on epoll and on io_uring.
+my @floor_pids;
 if ($opt{floor}) {
-    my $port = free_port();
-    $floor_pid = fork // die "fork: $!\n";
-    if ($floor_pid == 0) {
-        no warnings 'exec';
-        exec $floor_relay, $port, $pg->port;
-        POSIX::_exit(127);
+    for my $floor (['floor-uring', '--io_uring'], ['floor']) {
+        my ($name, @flags) = @$floor;
+        my $port = free_port();
+        my $pid = fork // die "fork: $!\n";
+        if ($pid == 0) {
+            no warnings 'exec';
+            exec $floor_relay, @flags, $port, $pg->port;
+            POSIX::_exit(127);
+        }
+        push @floor_pids, $pid;
+        wait_until(sub { IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port) },
+                   timeout => 10) or die "the floor relay ($name) did not start\n";
+        unshift @order, $name;
+        $targets{$name} = [$port, $pid];
     }
-    wait_until(sub { IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $port) },
-               timeout => 10) or die "the floor relay did not start\n";
-    unshift @order, 'floor';
-    $targets{floor} = [$port, $floor_pid];
 }
-END { kill 'TERM', $floor_pid if $floor_pid }
+END { kill 'TERM', @floor_pids if @floor_pids }
 
 my @loads = (
     { name => 'simple-8',    args => ['-M', 'simple', '-c', 8, '-j', 2] },
