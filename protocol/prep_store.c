@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/bytes8.h"
 #include "protocol/fnv.h"
 #include "protocol/prep_int.h"
 
@@ -97,40 +98,6 @@ static bool mentions_at(const char *p, const char *word, size_t n)
     return k == n;
 }
 
-/*
- * The bytes of x equal to b, each marked with its top bit (a byte after a
- * marked one may be marked falsely: the caller looks at each again).
- */
-static uint64_t bytes_equal(uint64_t x, uint8_t b)
-{
-    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
-    uint64_t z = x ^ (ones * b);
-    return (z - ones) & ~z & highs;
-}
-
-/* n <= 8 bytes of p, byte j in bits 8j..8j+7 whatever the machine's order; 0 past n. */
-static uint64_t load_le(const char *p, size_t n)
-{
-    uint64_t x = 0;
-    memcpy(&x, p, n);
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    x = __builtin_bswap64(x);
-#endif
-    return x;
-}
-
-/*
- * load_le of the n < 8 bytes at p, with back bytes readable before p: the
- * eight ending at p + n, shifted, where there are eight (a constant-size
- * load, where a short one calls memcpy).
- */
-static uint64_t load_le_tail(const char *p, size_t n, size_t back)
-{
-    if (back + n < 8)
-        return load_le(p, n);
-    return load_le(p + n - 8, 8) >> (8 * (8 - n));
-}
-
 /* Whether one of words (lower case) is at text[k], within len. */
 static bool mentions_one_at(const char *text, size_t len, size_t k, const char *const *words,
                             size_t nwords)
@@ -143,7 +110,7 @@ static bool mentions_one_at(const char *text, size_t len, size_t k, const char *
     return false;
 }
 
-/* Whether one of words is at one of the bytes of text[i, i + 8) that marks has (bytes_equal). */
+/* Whether one of words is at one of the bytes of text[i, i + 8) that marks has (bytes8_equal). */
 static bool mentions_marked(const char *text, size_t len, size_t i, uint64_t marks,
                             const char *const *words, size_t nwords)
 {
@@ -171,7 +138,7 @@ static bool mentions_any(const char *text, size_t len, const char *const *words,
     uint8_t first = (uint8_t)words[0][0];
     size_t starts = len - shortest + 1, i = 0; /* where a word may begin: [0, starts) */
     for (; i + 8 <= starts; i += 8) {
-        uint64_t marks = bytes_equal(load_le(text + i, 8) | lower, first);
+        uint64_t marks = bytes8_equal(bytes8_load(text + i, 8) | lower, first);
         if (marks != 0 && mentions_marked(text, len, i, marks, words, nwords))
             return true; /* (asked only where marked: the call costs more than the look) */
     }
@@ -179,7 +146,7 @@ static bool mentions_any(const char *text, size_t len, const char *const *words,
         return false;
     size_t rest = starts - i;
     uint64_t valid = (1ULL << (8 * rest)) - 1; /* a false mark past the text is dropped */
-    uint64_t marks = bytes_equal(load_le_tail(text + i, rest, i) | lower, first) & valid;
+    uint64_t marks = bytes8_equal(bytes8_load_tail(text + i, rest, i) | lower, first) & valid;
     return marks != 0 && mentions_marked(text, len, i, marks, words, nwords);
 }
 

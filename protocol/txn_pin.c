@@ -17,6 +17,7 @@
  */
 #include "protocol/txn_pin.h"
 
+#include "protocol/bytes8.h"
 #include "protocol/sql_lex.h"
 
 #include <stdbool.h>
@@ -472,21 +473,27 @@ static bool needed_word_at(const uint8_t *s, size_t len, size_t i, bool *set_lat
  * The raw bytes, strings and comments included, looked at where a token
  * could begin: a word a reason needs there, or none.  Reading strings as
  * text can only find more.  A SET after a name is found too when the
- * text has a "--" anywhere (a line comment may end before it).
+ * text has a "--" anywhere (a line comment may end before it).  Eight
+ * bytes a step: the bytes that go on a word marked at once
+ * (bytes8_word), a word's start is a marked byte after an unmarked one,
+ * and only the starts are compared (byte by byte, pgbench's query cost
+ * ~540 instructions).
  */
 bool txn_pin_rules_out(const uint8_t *sql, size_t len)
 {
     bool set_late = false;
-    size_t i = 0;
-    while (i < len) {
-        if (!continues_word(sql[i])) {
-            i++;
-            continue;
+    uint64_t before = 0; /* the top bit: the byte before this step's goes on a word */
+    for (size_t i = 0; i < len; i += 8) {
+        size_t n = len - i < 8 ? len - i : 8;
+        uint64_t word =
+            bytes8_word(n == 8 ? bytes8_load(sql + i, 8) : bytes8_load_tail(sql + i, n, i));
+        uint64_t starts = word & ~((word << 8) | before);
+        before = (word >> 56) & 0x80;
+        for (; starts != 0; starts &= starts - 1) {
+            size_t at = i + (size_t)__builtin_ctzll(starts) / 8;
+            if (at < len && needed_word_at(sql, len, at, &set_late))
+                return false;
         }
-        if (needed_word_at(sql, len, i, &set_late))
-            return false;
-        while (++i < len && continues_word(sql[i]))
-            ;
     }
     return !(set_late && memmem(sql, len, "--", 2) != NULL);
 }

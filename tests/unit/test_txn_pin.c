@@ -454,6 +454,43 @@ static void test_quick_look(void **state)
     expect_carried("UPDATE t SET a = 1; DiScArD ALL", NULL, true);
 }
 
+/*
+ * The quick look reads eight bytes a step: a word begins after each byte
+ * that ends one, wherever the step's edges fall, and only there.
+ */
+static void test_quick_look_steps(void **state)
+{
+    (void)state;
+    char text[40];
+    for (int b = 1; b < 256; b++) {
+        bool goes_on = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || b == '_' || b >= 0x80;
+        for (size_t pad = 0; pad <= 17; pad++) {
+            memset(text, 'x', pad);
+            text[pad] = (char)b;
+            memcpy(text + pad + 1, "listen y", 8);
+            size_t n = pad + 9;
+            uint8_t *copy = malloc(n);
+            assert_non_null(copy);
+            memcpy(copy, text, n);
+            if (txn_pin_rules_out(copy, n) != goes_on)
+                fail_msg("byte 0x%02x after %zu bytes: LISTEN %s", b, pad,
+                         goes_on ? "found inside a word" : "not found");
+            free(copy);
+        }
+    }
+    /* a word at the text's very end, whatever its length */
+    for (size_t pad = 0; pad <= 17; pad++) {
+        memset(text, ' ', pad);
+        memcpy(text + pad, "LiStEn", 6);
+        uint8_t *copy = malloc(pad + 6);
+        assert_non_null(copy);
+        memcpy(copy, text, pad + 6);
+        if (txn_pin_rules_out(copy, pad + 6))
+            fail_msg("LISTEN after %zu blanks: ruled out", pad);
+        free(copy);
+    }
+}
+
 /* Settings, roles and SQL PREPAREs are carried; what lives on one server still pins. */
 static void test_carried(void **state)
 {
@@ -513,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_long),
         cmocka_unit_test(test_carried),
         cmocka_unit_test(test_quick_look),
+        cmocka_unit_test(test_quick_look_steps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
