@@ -134,20 +134,28 @@ static int resolve_named(struct prep_client *c, struct prep_server *s, const cha
     return PREP_OK;
 }
 
+/* Whether the server will hold the client's unnamed statement, nothing of either unanswered. */
+static bool unnamed_in_step(const struct prep_client *c, const struct prep_server *s)
+{
+    return !prep_earlier(s, c->unnamed_mod) && !prep_earlier(s, s->unnamed_mod) &&
+           s->unnamed_spec_known && s->unnamed_spec == c->unnamed_spec;
+}
+
 /*
  * The unnamed statement: the server must hold the client's, or none when
  * the client has none (so that the server answers 26000 as PostgreSQL).
  */
+
 static int resolve_unnamed(struct prep_client *c, struct prep_server *s, struct target *t,
                            struct evbuffer *out)
 {
-    if (prep_earlier(s, c->unnamed_mod) || prep_earlier(s, s->unnamed_mod))
-        return PREP_WAIT;
     struct prep_stmt *u = c->unnamed_spec;
     t->server_name = "";
     t->barrier = u != NULL && u->barrier;
-    if (s->unnamed_spec_known && s->unnamed_spec == u)
+    if (unnamed_in_step(c, s))
         return PREP_OK;
+    if (prep_earlier(s, c->unnamed_mod) || prep_earlier(s, s->unnamed_mod))
+        return PREP_WAIT;
     struct prep_entry *e =
         u != NULL ? prep_send_parse(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
     if (e == NULL)
@@ -173,13 +181,19 @@ static int client_bind(struct prep_client *c, struct prep_server *s, const uint8
     int rc = resolve(c, s, m.stmt, m.stmt_len, &t, out);
     if (rc != PREP_OK || t.failed)
         return rc;
-    const struct pkt_piece bind[] = {{m.portal, m.portal_len + 1}, /* with its NUL */
-                                     {t.server_name, strlen(t.server_name) + 1},
-                                     {m.rest, m.rest_len}};
-    if (pkt_add_pieces(out, 'B', bind, sizeof(bind) / sizeof(bind[0])) != 0)
-        return PREP_OOM;
-    s->flushed = false;
-    s->batch_sent = true;
+    if (m.stmt_len == 0 && t.server_name[0] == '\0') {
+        /* the unnamed statement: the server is sent the Bind as it came */
+        if (prep_forward(s, 'B', body, len, out) != PREP_OK)
+            return PREP_OOM;
+    } else {
+        const struct pkt_piece bind[] = {{m.portal, m.portal_len + 1}, /* with its NUL */
+                                         {t.server_name, strlen(t.server_name) + 1},
+                                         {m.rest, m.rest_len}};
+        if (pkt_add_pieces(out, 'B', bind, sizeof(bind) / sizeof(bind[0])) != 0)
+            return PREP_OOM;
+        s->flushed = false;
+        s->batch_sent = true;
+    }
     struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_BIND);
     if (e == NULL)
         return PREP_OOM;
@@ -372,7 +386,7 @@ int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t ty
     if (rc == PREP_WAIT) {
         s->stats.waits++;
         s->reg->stats.waits++;
-        if (!s->flushed && prep_put_msg(to_server, 'H', NULL, 0) != PREP_OK)
+        if (!s->flushed && to_server != NULL && prep_put_msg(to_server, 'H', NULL, 0) != PREP_OK)
             rc = PREP_OOM;
         s->flushed = true;
     }
@@ -383,4 +397,46 @@ int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t ty
     if (rc == PREP_OOM)
         s->broken = true;
     return rc;
+}
+
+/*
+ * Whether message type (body, len) would go to the server as it came and
+ * nothing else with it, whatever the state it changes: the handlers that
+ * write nothing but the message itself (prep_forward) on these paths.
+ */
+static bool client_passes_whole(const struct prep_client *c, const struct prep_server *s,
+                                uint8_t type, const uint8_t *body, size_t len)
+{
+    char name[PREP_NAME_KEY + 2];
+    switch (type) {
+    case 'E':
+    case 'H':
+        return true;
+    case 'S': /* no eviction's Close in front of it */
+        return s->copy_in || s->cached <= s->capacity;
+    case 'D':
+    case 'C': /* a portal's: a statement's is rewritten or answered by pgnear */
+        return len > 0 && body[0] == 'P';
+    case 'B': { /* of the unnamed statement, which the server holds already */
+        const uint8_t *portal_end = memchr(body, '\0', len);
+        return portal_end != NULL && portal_end + 1 < body + len && portal_end[1] == '\0' &&
+               unnamed_in_step(c, s);
+    }
+    case 'P': /* the unnamed statement, but a DEALLOCATE (prep_client_parse) */
+        return len > 1 && body[0] == '\0' &&
+               !prep_deallocate_name((const char *)body + 1,
+                                     strnlen((const char *)body + 1, len - 1), name, sizeof(name));
+    default:
+        return false;
+    }
+}
+
+bool prep_client_take_whole(struct prep_client *c, struct prep_server *s, uint8_t type,
+                            const uint8_t *body, size_t len, struct evbuffer *to_client)
+{
+    if (s->broken || s->dropping || len > PREP_MAX_BODY ||
+        !client_passes_whole(c, s, type, body, len))
+        return false;
+    /* No output: prep_forward leaves the message to the caller. */
+    return prep_client_message(c, s, type, body, len, NULL, to_client) == PREP_OK;
 }

@@ -44,12 +44,12 @@ void prep_forward_note(struct prep_server *s, uint8_t type)
     s->batch_sent |= prep_client_type(type) == 1;
 }
 
-/* The client's message as it came. */
+/* The client's message as it came (out NULL: the caller moves it, prep_client_take_whole). */
 int prep_forward(struct prep_server *s, uint8_t type, const uint8_t *body, size_t len,
                  struct evbuffer *out)
 {
     prep_forward_note(s, type);
-    return prep_put_msg(out, type, body, len);
+    return out == NULL ? PREP_OK : prep_put_msg(out, type, body, len);
 }
 
 struct prep_entry *prep_forward_entry(struct prep_client *c, struct prep_server *s, uint8_t type,

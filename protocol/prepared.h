@@ -305,6 +305,16 @@ int prep_client_message(struct prep_client *c, struct prep_server *s, uint8_t ty
 int prep_client_message_from(struct prep_client *c, struct prep_server *s, uint8_t type,
                              const uint8_t *body, size_t len, struct evbuffer *from, bool *moved,
                              struct evbuffer *to_server, struct evbuffer *to_client);
+/*
+ * A whole client message that goes to the server as it came and nothing
+ * else with it (Execute, Sync, Flush, a portal's Describe or Close, the
+ * unnamed statement's Parse, and its Bind where the server holds it):
+ * followed as prep_client_message follows it, and true: the caller moves
+ * it on (a run of them at once, no copy).  False: nothing changed;
+ * prep_client_message's way.
+ */
+bool prep_client_take_whole(struct prep_client *c, struct prep_server *s, uint8_t type,
+                            const uint8_t *body, size_t len, struct evbuffer *to_client);
 
 /*
  * A client's named Parse answered without a server (the client has no

@@ -14,6 +14,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/pkt.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
@@ -92,6 +93,38 @@ int msg_step_pass(struct session *s, struct endpoint *src, struct evbuffer *dst,
 
 /* Moves n bytes of src's input to dst; MSG_MOVED, or MSG_ENDED out of memory. */
 int msg_move(struct session *s, struct endpoint *src, struct evbuffer *dst, size_t n);
+
+/* Whether a run takes a whole message (body: blen bytes), followed: it goes on as it came. */
+typedef bool (*msg_take_fn)(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen);
+
+/*
+ * The whole messages at the front of src's input, in its first chunk,
+ * that take takes one after another: their headers read in place, then
+ * all moved on to dst at once, rather than each pulled up, copied and
+ * drained.  MSG_MOVED; MSG_WAIT when none was taken (a bad length, a
+ * message not whole there: the step's to read); MSG_ENDED out of memory.
+ * Inline, so that take is called directly (transaction pooling's hot
+ * path: every answer, every extended-protocol batch).
+ */
+static inline int msg_run(struct session *s, struct endpoint *src, struct evbuffer *dst,
+                          msg_take_fn take)
+{
+    struct evbuffer_iovec v;
+    if (src->fwd_remaining > 0 || evbuffer_peek(src->in, -1, NULL, &v, 1) < 1)
+        return MSG_WAIT;
+    const uint8_t *p = v.iov_base;
+    size_t run = 0;
+    while (v.iov_len - run >= PKT_HEADER_LEN) {
+        uint8_t type = p[run];
+        uint32_t len = pkt_be32(p + run + 1);
+        if (len < 4 || v.iov_len - run - 1 < len ||
+            !take(s, type, p + run + PKT_HEADER_LEN, len - 4))
+            break;
+        src->last_type = (char)type;
+        run += 1 + (size_t)len;
+    }
+    return run > 0 ? msg_move(s, src, dst, run) : MSG_WAIT;
+}
 
 /*
  * The body of the whole message of h at the front of src's input, made

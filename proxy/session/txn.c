@@ -316,6 +316,23 @@ static int txn_client_terminated(struct session *s)
     return s->closed ? MSG_ENDED : MSG_WAIT;
 }
 
+/*
+ * For msg_run: an extended-protocol message that goes to the server as it
+ * came (txn_prep_client_take: Parse, Bind and Execute of the unnamed
+ * statement, a portal's Describe, Sync, ...), followed; a Parse whose text
+ * pins is left to the step, which pins.
+ */
+static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
+{
+    if (type == 'X' ||
+        (type == 'P' && s->pinned == NULL && txn_message_pins(s, 'P', body, blen, NULL) != NULL))
+        return false;
+    if (!txn_prep_client_take(s, type, body, blen))
+        return false;
+    tx_track_client(&s->server_conn->tx, type);
+    return true;
+}
+
 /* One message of the client, or part of one, on to the server; 1: go on, 0: wait, <0: ended. */
 static int txn_client_step(struct session *s)
 {
@@ -326,6 +343,10 @@ static int txn_client_step(struct session *s)
     struct msg_head h;
     int rc = msg_step_head(s, src, dst, &h, "client");
     if (rc != MSG_HEAD)
+        return rc;
+    /* The extended protocol's: the header read again with those after it (a Query's is not). */
+    if (h.type != 'Q' && s->prep != NULL && s->near == NULL &&
+        (rc = msg_run(s, src, dst, txn_client_take)) != MSG_WAIT)
         return rc;
     if (h.type == 'X') {
         /* Not passed on: the connection may serve others (pool_release judges). */

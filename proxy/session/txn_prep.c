@@ -104,6 +104,13 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
     return -1;
 }
 
+bool txn_prep_client_take(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
+{
+    struct server_conn *sc = s->server_conn;
+    return sc->prep != NULL && prep_client_take_whole(s->prep, sc->prep, type, body, blen,
+                                                      near_answers(s->near, s->client.out));
+}
+
 int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
 {
     struct server_conn *sc = s->server_conn;
@@ -160,40 +167,21 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
 }
 
 /*
- * The messages at the front of the server's input, whole in its first
- * chunk, that go to the client as they are and nothing with them
- * (prep_server_passes_whole: a Query's RowDescription, rows and
- * CommandComplete; prep_server_take_whole: the answers that end a
- * request, followed as they are read): their headers read in place, then
- * moved on at once, rather than each copied out and drained.  The bytes
- * moved, 0 for none; <0: the session ended.
+ * For msg_run: a server message that goes to the client as it is and
+ * nothing with it (prep_server_passes_whole: a Query's RowDescription,
+ * rows and CommandComplete; prep_server_take_whole: the answers that end
+ * a request), followed as it is read.
  */
-static ssize_t txn_prep_server_run(struct session *s)
+static bool txn_prep_server_take(struct session *s, uint8_t type, const uint8_t *body,
+                                 uint32_t blen)
 {
     struct server_conn *sc = s->server_conn;
-    struct evbuffer_iovec v;
-    /* A fence's session has each CommandComplete read for whether it wrote (fence_note). */
-    if (sc->prep == NULL || s->near != NULL || s->report_fence || s->fence_asked ||
-        s->fence_after || sc->ep.fwd_remaining > 0 || evbuffer_peek(sc->ep.in, -1, NULL, &v, 1) < 1)
-        return 0;
-    const uint8_t *p = v.iov_base;
-    size_t run = 0;
-    while (v.iov_len - run >= PKT_HEADER_LEN) {
-        uint8_t type = p[run];
-        uint32_t len = pkt_be32(p + run + 1);
-        /* A bad length is the step's to refuse; a message not whole here, the step's to read. */
-        const uint8_t *body = p + run + PKT_HEADER_LEN;
-        if (len < 4 || v.iov_len - run - 1 < len || prep_server_answers_own(sc->prep) ||
-            (!prep_server_passes_whole(sc->prep, type, body, len - 4) &&
-             !prep_server_take_whole(sc->prep, type, body, len - 4)))
-            break;
-        tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
-        sc->ep.last_type = (char)type;
-        run += 1 + (size_t)len;
-    }
-    if (run > 0 && msg_move(s, &sc->ep, s->client.out, run) < 0)
-        return -1;
-    return (ssize_t)run;
+    if (prep_server_answers_own(sc->prep) ||
+        (!prep_server_passes_whole(sc->prep, type, body, blen) &&
+         !prep_server_take_whole(sc->prep, type, body, blen)))
+        return false;
+    tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, blen));
+    return true;
 }
 
 /* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
@@ -201,10 +189,12 @@ static int txn_prep_server_step(struct session *s)
 {
     struct endpoint *src = &s->server_conn->ep;
     struct msg_head h;
-    ssize_t run = txn_prep_server_run(s);
-    if (run != 0)
-        return run < 0 ? MSG_ENDED : MSG_MOVED;
-    int rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
+    int rc;
+    /* A fence's session has each CommandComplete read for whether it wrote (fence_note). */
+    if (s->server_conn->prep != NULL && s->near == NULL && !s->report_fence && !s->fence_asked &&
+        !s->fence_after && (rc = msg_run(s, src, s->client.out, txn_prep_server_take)) != MSG_WAIT)
+        return rc;
+    rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;

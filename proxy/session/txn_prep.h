@@ -50,6 +50,14 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
                     bool *moved);
 
 /*
+ * A whole client message that goes to the server as it came, followed
+ * (prep_client_take_whole): true, and the caller moves it on; false:
+ * nothing changed, txn_prep_client's way (also before the connection's
+ * statements are followed: txn_prep_client starts that).
+ */
+bool txn_prep_client_take(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen);
+
+/*
  * A Query (body: blen bytes) that is only "DEALLOCATE [PREPARE] name" of
  * one of the session's statements, answered by pgnear (the server holds
  * the statement under another name, shared with others).  1: answered;

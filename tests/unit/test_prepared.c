@@ -21,7 +21,10 @@
  *    as a transaction pool does.  What every client receives through
  *    pgnear must be byte for byte what its direct connection answered.
  *    The fixed cases are the known bug classes; then random scripts with
- *    random interleavings of sends, reads and answers.
+ *    random interleavings of sends, reads and answers, each client message
+ *    presented one of the relay's three ways at random (copied, moved from
+ *    an input, or offered to prep_client_take_whole and moved as it came),
+ *    each server answer one of its three.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -433,6 +436,7 @@ struct world {
     bool random_release;
     uint64_t passed_whole; /* answers moved on as the relay's runs move them */
     uint64_t taken_whole;  /* ... of them, followed by prep_server_take_whole */
+    uint64_t client_taken; /* client messages moved on as they came (prep_client_take_whole) */
 };
 
 static void world_init(struct world *w, int nclients, int nservers, unsigned capacity)
@@ -614,9 +618,17 @@ static bool step_client(struct world *w, int i)
     }
     struct wserver *s = &w->s[c->server];
     struct wmsg *m = &c->script[c->sent];
-    int rc = world_rand(w) % 2 == 0
-                 ? prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got)
-                 : client_message_from(c, s, m);
+    int rc, way = (int)(world_rand(w) % 3);
+    if (way == 2 && prep_client_take_whole(c->pc, s->ps, m->type, m->body, m->len, c->got)) {
+        /* as transaction pooling's run moves it: the caller appends it as it came */
+        assert_int_equal(pkt_add_msg(s->in, (char)m->type, m->body, m->len), 0);
+        w->client_taken++;
+        rc = PREP_OK;
+    } else if (way == 1) {
+        rc = client_message_from(c, s, m);
+    } else {
+        rc = prep_client_message(c->pc, s->ps, m->type, m->body, m->len, s->in, c->got);
+    }
     c->waiting = rc == PREP_WAIT;
     if (rc == PREP_WAIT)
         return false;
@@ -1565,7 +1577,8 @@ static void test_model(void **state)
 {
     (void)state;
     int runs = 0, left = 0;
-    uint64_t waits = 0, evictions = 0, skipped = 0, passed_whole = 0, taken_whole = 0;
+    uint64_t waits = 0, evictions = 0, skipped = 0, passed_whole = 0, taken_whole = 0,
+             client_taken = 0;
     for (uint64_t seed = 1; seed <= 3000; seed++) {
         struct world w;
         world_init(&w, 2, 2, 1 + (unsigned)(seed % 3));
@@ -1589,16 +1602,18 @@ static void test_model(void **state)
         skipped += stat_of(&w, -1, SKIPPED);
         passed_whole += w.passed_whole;
         taken_whole += w.taken_whole;
+        client_taken += w.client_taken;
         world_free(&w);
         runs++;
     }
     printf("# %d runs, %d clients left midway; %llu waits, %llu evictions, %llu parses from "
-           "the cache, %llu answers passed whole (%llu taken whole)\n",
+           "the cache, %llu answers passed whole (%llu taken whole), %llu client messages "
+           "taken whole\n",
            runs, left, (unsigned long long)waits, (unsigned long long)evictions,
            (unsigned long long)skipped, (unsigned long long)passed_whole,
-           (unsigned long long)taken_whole);
+           (unsigned long long)taken_whole, (unsigned long long)client_taken);
     assert_true(waits > 100 && evictions > 100 && skipped > 100 && left > 10 &&
-                passed_whole > 100 && taken_whole > 100);
+                passed_whole > 100 && taken_whole > 100 && client_taken > 100);
 }
 
 int main(void)
