@@ -298,9 +298,10 @@ bool prep_server_take_whole(struct prep_server *s, uint8_t type, const uint8_t *
         e->how != HOW_FORWARD || type == 'S' || type == 'N' || type == 'A' || type == 'E' ||
         type == 'G' || type == 'W' || advance_tells(e))
         return false;
-    /* answer_kind moves a Describe's step on: asked of a copy, for ANS_BAD and ANS_ERROR. */
-    struct prep_entry probe = *e;
-    int kind = answer_kind(&probe, type);
+    /* answer_kind moves a Describe's step on, and nothing else: put back, asked only for a look. */
+    uint8_t step = e->step;
+    int kind = answer_kind(e, type);
+    e->step = step;
     if (kind == ANS_BAD || kind == ANS_ERROR)
         return false;
     bool owed = false;

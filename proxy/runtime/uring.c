@@ -109,11 +109,17 @@ static void uring_complete(struct uring *u, void *data, int res)
     uring_send_free(u, op);
 }
 
-/* Tells every completion waiting in the ring, oldest first. */
+/*
+ * Tells every completion waiting in the ring, oldest first.  Each is read
+ * from the ring itself: liburing's peek is asked only while one is there,
+ * or while the kernel keeps some back (an overflow, which its slow path
+ * flushes), so that the last look costs no call into it.
+ */
 static void uring_reap(struct uring *u)
 {
     struct io_uring_cqe *cqe;
-    while (io_uring_peek_cqe(&u->ring, &cqe) == 0) {
+    while ((io_uring_cq_ready(&u->ring) > 0 || io_uring_cq_has_overflow(&u->ring)) &&
+           io_uring_peek_cqe(&u->ring, &cqe) == 0) {
         void *data = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
         io_uring_cqe_seen(&u->ring, cqe);
