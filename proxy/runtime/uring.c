@@ -1,6 +1,9 @@
 /*
  * uring.c — a worker's io_uring: the sends of plain sockets queued during
- * a loop turn and submitted in one io_uring_enter at its end.
+ * a loop turn and submitted in one io_uring_enter at its end.  A turn
+ * with one send and nothing else for the ring makes it with one sendmsg
+ * instead (the same system call count, none of the ring's bookkeeping),
+ * unless the socket has no room.
  *
  * A send the socket takes at once completes inside that submission, and
  * uring_turn tells its owner before the loop waits again.  One that waits
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -286,21 +290,25 @@ static struct io_uring_sqe *uring_sqe(struct uring *u)
     return sqe;
 }
 
+/* The pieces of what op sends now, in op->iov: its block's bytes, or its buffer's first chunks. */
+static int uring_send_iov(struct uring_send *op)
+{
+    if (op->block_len > 0) {
+        op->iov[0].iov_base = op->block + op->block_off;
+        op->iov[0].iov_len = op->block_len;
+        return 1;
+    }
+    int n = evbuffer_peek(op->buf, -1, NULL, op->iov, URING_SEND_IOV);
+    return n > URING_SEND_IOV ? URING_SEND_IOV : n;
+}
+
 int uring_send_start(struct uring_send *op)
 {
     struct uring *u = op->ring;
     struct io_uring_sqe *sqe = uring_sqe(u);
     if (sqe == NULL)
         return -1;
-    int n = 1;
-    if (op->block_len > 0) {
-        op->iov[0].iov_base = op->block + op->block_off;
-        op->iov[0].iov_len = op->block_len;
-    } else {
-        n = evbuffer_peek(op->buf, -1, NULL, op->iov, URING_SEND_IOV);
-        if (n > URING_SEND_IOV)
-            n = URING_SEND_IOV;
-    }
+    int n = uring_send_iov(op);
     /* One piece (the usual: a reply, a query) needs no message header. */
     if (n == 1) {
         io_uring_prep_send(sqe, op->fd, op->iov[0].iov_base, op->iov[0].iov_len, MSG_NOSIGNAL);
@@ -331,6 +339,31 @@ static void uring_start_one(struct uring_send *op)
     list_remove(&op->ring->later, &op->node);
     op->later = false;
     if (!op->busy && op->fill(op) && uring_send_start(op) != 0 && op->done != NULL)
+        op->done(op, -EAGAIN);
+}
+
+/*
+ * A turn's only send, with nothing else for the ring to carry: one
+ * sendmsg does what io_uring_enter would do for it (the kernel's send,
+ * run at once), without the submission's and the completion's work, and
+ * its result is told as the completion would tell it.  A socket with no
+ * room leaves it to the ring, which waits for room.
+ */
+static void uring_start_alone(struct uring_send *op)
+{
+    list_remove(&op->ring->later, &op->node);
+    op->later = false;
+    if (op->busy || !op->fill(op))
+        return;
+    if (op->done != NULL) {
+        struct msghdr msg = {.msg_iov = op->iov, .msg_iovlen = (size_t)uring_send_iov(op)};
+        ssize_t n = sendmsg(op->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+            op->done(op, n >= 0 ? (int)n : -errno);
+            return;
+        }
+    }
+    if (uring_send_start(op) != 0 && op->done != NULL)
         op->done(op, -EAGAIN);
 }
 
@@ -381,6 +414,8 @@ bool uring_has_queued(const struct uring *u)
 void uring_turn(struct uring *u)
 {
     for (int round = 0; round < URING_TURN_ROUNDS; round++) {
+        if (u->later.count == 1 && u->queued == 0)
+            uring_start_alone(list_entry(u->later.head.next, struct uring_send, node));
         while (u->later.count > 0)
             uring_start_one(list_entry(u->later.head.next, struct uring_send, node));
         if (u->queued > 0)

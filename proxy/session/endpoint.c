@@ -499,9 +499,8 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
             /* Bytes read into the block it lent (endpoint_borrow_block): sent from there. */
             op->block_off = (uint32_t)(p - op->block);
             op->block_len = (uint32_t)n;
-            if (uring_send_start(op) == 0)
-                return 0;
-            op->block_len = 0;
+            uring_send_later(op); /* at the end of the turn, with whatever else it queues */
+            return 0;
         }
         /* The ring sends later: p (the worker's block) is copied behind what is queued. */
         if (evbuffer_add(ep->out, p, n) != 0) {

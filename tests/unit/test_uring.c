@@ -2,7 +2,9 @@
  * test_uring.c
  *    Unit tests for proxy/runtime/uring.c (cmocka, TAP output): a worker's
  *    io_uring sends over socketpairs, at once and when the socket is full,
- *    and a send whose owner leaves before the kernel is done with it.
+ *    a turn's only send made with sendmsg (or left to the ring when the
+ *    socket is full), and a send whose owner leaves before the kernel is
+ *    done with it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -288,6 +290,72 @@ static void test_send_fails(void **state)
     assert_int_equal(uring_orphans(f->u), 0);
 }
 
+/*
+ * A turn's only send goes with one sendmsg: at once where the socket has
+ * room; where it has none, to the ring, which waits for room (the socket
+ * filled first); failing, its -errno told as the ring's would be.  Every
+ * byte arrives, in order, the first piece of a short send included.
+ */
+static void test_alone_sends_at_once_or_waits(void **state)
+{
+    struct fixture *f = *state;
+    struct owner o = {.resend = true};
+    struct uring_send *op = uring_send_get(f->u, f->sv[0], on_done, on_fill, &o);
+    assert_non_null(op);
+    assert_int_equal(evbuffer_add(owner_queue, "one", 3), 0);
+    uring_send_later(op);
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 1);
+    assert_int_equal(o.last_res, 3);
+    assert_false(uring_has_queued(f->u));
+    char got[8];
+    assert_int_equal(drain_peer(f->sv[1], (uint8_t *)got, sizeof(got)), 3);
+    assert_memory_equal(got, "one", 3);
+    /* The socket full: nothing goes now, the ring waits for room. */
+    enum { CHUNK = 4096, TOTAL = 256 * 1024 };
+    uint8_t fill[CHUNK], *data = malloc(TOTAL);
+    assert_non_null(data);
+    memset(fill, 'f', sizeof(fill));
+    size_t filled = 0;
+    for (int i = 0; i < 100000; i++) {
+        ssize_t n = write(f->sv[0], fill, sizeof(fill));
+        if (n <= 0)
+            break;
+        filled += (size_t)n;
+    }
+    uint8_t *back = malloc(filled + TOTAL);
+    assert_non_null(back);
+    fill_pattern(data, TOTAL);
+    assert_int_equal(evbuffer_add(owner_queue, data, TOTAL), 0);
+    o.completions = 0;
+    o.sent = 0;
+    uring_send_later(op);
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 0);
+    size_t have = 0;
+    for (int turn = 0; turn < 100000 && have < filled + TOTAL; turn++) {
+        have += drain_peer(f->sv[1], back + have, filled + TOTAL - have);
+        uring_turn(f->u);
+        event_base_loop(f->base, EVLOOP_NONBLOCK);
+    }
+    assert_int_equal(have, filled + TOTAL);
+    assert_memory_equal(back + filled, data, TOTAL);
+    assert_int_equal(o.sent, TOTAL);
+    /* The peer gone: the failure is the owner's, as -errno. */
+    close(f->sv[1]);
+    f->sv[1] = open("/dev/null", O_RDONLY); /* teardown closes something */
+    assert_int_equal(evbuffer_add(owner_queue, "x", 1), 0);
+    o.completions = 0;
+    uring_send_later(op);
+    uring_turn(f->u);
+    assert_int_equal(o.completions, 1);
+    assert_int_equal(o.last_res, -EPIPE);
+    uring_send_release(op);
+    assert_int_equal(uring_orphans(f->u), 0);
+    free(data);
+    free(back);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +365,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_release_before_submit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_later_batches_a_turn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alone_sends_at_once_or_waits, setup, teardown),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
