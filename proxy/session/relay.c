@@ -136,7 +136,8 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
     ssize_t n = endpoint_fill_bytes(s, src, block + carry, RELAY_BLOCK_SIZE - carry, &more);
     if (n <= 0)
         return;
-    evbuffer_drain(src->in, carry);
+    if (carry > 0)
+        evbuffer_drain(src->in, carry);
     size_t avail = carry + (size_t)n;
     struct frame_scan sc;
     frame_scan_bytes(block, avail, src->fwd_remaining, &sc, &s->server_conn->tx, side);
