@@ -145,7 +145,6 @@ static bool unnamed_in_step(const struct prep_client *c, const struct prep_serve
  * The unnamed statement: the server must hold the client's, or none when
  * the client has none (so that the server answers 26000 as PostgreSQL).
  */
-
 static int resolve_unnamed(struct prep_client *c, struct prep_server *s, struct target *t,
                            struct evbuffer *out)
 {

@@ -333,36 +333,36 @@ void uring_send_later(struct uring_send *op)
     list_append(&op->ring->later, &op->node);
 }
 
-/* Fills and starts a later send; a ring with no room fails it (its owner is told). */
-static void uring_start_one(struct uring_send *op)
-{
-    list_remove(&op->ring->later, &op->node);
-    op->later = false;
-    if (!op->busy && op->fill(op) && uring_send_start(op) != 0 && op->done != NULL)
-        op->done(op, -EAGAIN);
-}
-
 /*
  * A turn's only send, with nothing else for the ring to carry: one
  * sendmsg does what io_uring_enter would do for it (the kernel's send,
  * run at once), without the submission's and the completion's work, and
- * its result is told as the completion would tell it.  A socket with no
- * room leaves it to the ring, which waits for room.
+ * its result is told as the completion would tell it.  False: the socket
+ * has no room, the ring is to wait for it.
  */
-static void uring_start_alone(struct uring_send *op)
+static bool uring_send_now(struct uring_send *op)
+{
+    struct msghdr msg = {.msg_iov = op->iov, .msg_iovlen = (size_t)uring_send_iov(op)};
+    ssize_t n = sendmsg(op->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return false;
+    op->done(op, n >= 0 ? (int)n : -errno);
+    return true;
+}
+
+/*
+ * Fills and starts a later send, alone with sendmsg when nothing else is
+ * for the ring (uring_send_now); a ring with no room fails it (its owner
+ * is told).
+ */
+static void uring_start_one(struct uring_send *op, bool alone)
 {
     list_remove(&op->ring->later, &op->node);
     op->later = false;
     if (op->busy || !op->fill(op))
         return;
-    if (op->done != NULL) {
-        struct msghdr msg = {.msg_iov = op->iov, .msg_iovlen = (size_t)uring_send_iov(op)};
-        ssize_t n = sendmsg(op->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-            op->done(op, n >= 0 ? (int)n : -errno);
-            return;
-        }
-    }
+    if (alone && op->done != NULL && uring_send_now(op))
+        return;
     if (uring_send_start(op) != 0 && op->done != NULL)
         op->done(op, -EAGAIN);
 }
@@ -378,7 +378,7 @@ void uring_send_release(struct uring_send *op)
      */
     op->done = NULL;
     if (op->later)
-        uring_start_one(op);
+        uring_start_one(op, false);
     if (!op->busy) {
         uring_send_free(u, op);
         return;
@@ -414,10 +414,9 @@ bool uring_has_queued(const struct uring *u)
 void uring_turn(struct uring *u)
 {
     for (int round = 0; round < URING_TURN_ROUNDS; round++) {
-        if (u->later.count == 1 && u->queued == 0)
-            uring_start_alone(list_entry(u->later.head.next, struct uring_send, node));
+        bool alone = u->later.count == 1 && u->queued == 0;
         while (u->later.count > 0)
-            uring_start_one(list_entry(u->later.head.next, struct uring_send, node));
+            uring_start_one(list_entry(u->later.head.next, struct uring_send, node), alone);
         if (u->queued > 0)
             uring_submit(u);
         if (io_uring_cq_ready(&u->ring) == 0)
