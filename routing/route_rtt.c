@@ -149,7 +149,8 @@ static void route_prefer_group(const struct region_set *set, const struct region
         return;
     __atomic_add_fetch(&hr->preference_changes, 1, __ATOMIC_RELAXED);
     if (log != NULL)
-        log(arg, home, &set->items[cur], &set->items[best], sc[cur].score_ms, sc[best].score_ms);
+        log(arg, home, &set->items[cur], &set->items[best], sc[cur].score_ms, sc[best].score_ms,
+            now_ms - since);
 }
 
 void route_prefer_update(const struct region_set *set, const struct route_rank *rank,

@@ -40,9 +40,13 @@ void route_scores(const struct region_set *set, const double *origin, const stru
 /* The region nearest origin by distance, among those with a location: the caller's group. */
 const struct region *route_home(const struct region_set *set, const double *origin);
 
-/* A group's preferred region changed: home's callers now try to first, scoring to_ms. */
+/*
+ * A group's preferred region changed: home's callers now try to first,
+ * scoring to_ms; from had been preferred for held_ms.
+ */
 typedef void (*route_prefer_log_fn)(void *arg, const struct region *home, const struct region *from,
-                                    const struct region *to, double from_ms, double to_ms);
+                                    const struct region *to, double from_ms, double to_ms,
+                                    int64_t held_ms);
 
 /*
  * Each group's preferred region (registry_region's preferred), damped as
