@@ -8,13 +8,19 @@
  *    PgBouncer: the kernel's work to move the same bytes between the same
  *    sockets, which every proxy pays, and almost nothing else.
  *
- *    floor_relay [--io_uring] LISTEN_PORT SERVER_PORT   (both on 127.0.0.1)
+ *    floor_relay [--io_uring | --io_uring-epoll] LISTEN_PORT SERVER_PORT   (both on 127.0.0.1)
  *
  *    --io_uring: the least an io_uring proxy can cost instead.  The thread
  *    waits in io_uring_enter alone; each socket has one multishot receive
  *    into buffers the ring provides, and each buffer received is sent on
  *    from where it lies (a socket's sends one at a time, in order), so a
  *    turn of the loop is one system call whatever it carries.
+ *
+ *    --io_uring-epoll: the same ring, its work deferred to the thread
+ *    (IORING_SETUP_DEFER_TASKRUN), but the thread waits in epoll_wait on
+ *    an eventfd the kernel signals, as an event loop that watches other
+ *    descriptors beside the ring must (pgnear's workers): each wait then
+ *    costs an epoll_wait and an io_uring_enter.
  *
  *    Sends are blocking (a short request-response load never fills a
  *    socket; a large result would wait for its reader, as a floor may), the
@@ -34,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -299,7 +306,7 @@ static void floor_accepted(struct uring_floor *f, struct io_uring_cqe *cqe)
     }
 }
 
-static int run_uring(int listen_fd, const struct sockaddr_in *server)
+static int run_uring(int listen_fd, const struct sockaddr_in *server, bool under_epoll)
 {
     static struct uring_floor f;
     struct io_uring_params params = {.flags = IORING_SETUP_SINGLE_ISSUER |
@@ -325,11 +332,27 @@ static int run_uring(int listen_fd, const struct sockaddr_in *server)
     struct io_uring_sqe *sqe = floor_sqe(&f);
     io_uring_prep_multishot_accept(sqe, listen_fd, NULL, NULL, 0);
     io_uring_sqe_set_data64(sqe, OP_ACCEPT);
+    int epfd = -1;
+    if (under_epoll) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET};
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        epfd = epoll_create1(0);
+        if (efd < 0 || io_uring_register_eventfd(&f.ring, efd) != 0 || epfd < 0 ||
+            epoll_ctl(epfd, EPOLL_CTL_ADD, efd, &ev) != 0)
+            return 1;
+    }
+    bool waited = false;
     for (;;) {
         struct io_uring_cqe *cqe;
         unsigned head, seen = 0;
+        if (under_epoll && waited) {
+            /* Edge-triggered, the counter never read: each signal wakes one wait. */
+            struct epoll_event ev;
+            epoll_wait(epfd, &ev, 1, -1);
+        }
         /* one system call a turn: its sends and receives in, completions waited for */
-        rc = io_uring_submit_and_wait(&f.ring, 1);
+        rc = under_epoll ? io_uring_submit_and_get_events(&f.ring)
+                         : io_uring_submit_and_wait(&f.ring, 1);
         if (rc < 0 && rc != -EINTR) {
             fprintf(stderr, "floor_relay: io_uring_enter: %s\n", strerror(-rc));
             return 1;
@@ -347,14 +370,17 @@ static int run_uring(int listen_fd, const struct sockaddr_in *server)
             seen++;
         }
         io_uring_cq_advance(&f.ring, seen);
+        waited = seen == 0;
     }
 }
 
 int main(int argc, char **argv)
 {
-    bool uring = argc == 4 && strcmp(argv[1], "--io_uring") == 0;
+    bool under_epoll = argc == 4 && strcmp(argv[1], "--io_uring-epoll") == 0;
+    bool uring = under_epoll || (argc == 4 && strcmp(argv[1], "--io_uring") == 0);
     if (argc != 3 && !uring) {
-        fprintf(stderr, "usage: floor_relay [--io_uring] LISTEN_PORT SERVER_PORT\n");
+        fprintf(stderr,
+                "usage: floor_relay [--io_uring | --io_uring-epoll] LISTEN_PORT SERVER_PORT\n");
         return 2;
     }
     argv += uring;
@@ -370,5 +396,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "floor_relay: cannot listen on port %s: %s\n", argv[1], strerror(errno));
         return 1;
     }
-    return uring ? run_uring(listen_fd, &server) : run_epoll(listen_fd, &server);
+    return uring ? run_uring(listen_fd, &server, under_epoll) : run_epoll(listen_fd, &server);
 }

@@ -21,11 +21,13 @@
 # runs pgnear once per io_backend named (io_uring's batched sends beside
 # epoll's own writes), each a target of its own.
 #
-# --floor runs bench/floor_relay beside them twice: one thread that moves
-# each readable socket's bytes to its peer with one recv and one send on
-# epoll ("floor"), and the same waiting in io_uring_enter alone, with
+# --floor runs bench/floor_relay beside them three times: one thread that
+# moves each readable socket's bytes to its peer with one recv and one send
+# on epoll ("floor"), the same waiting in io_uring_enter alone, with
 # multishot receives into provided buffers sent on from where they lie
-# ("floor-uring"); each parses and pools nothing (clients log in to
+# ("floor-uring"), and that ring waited for in epoll_wait, as pgnear's
+# workers wait for theirs beside their other descriptors ("floor-ue");
+# each parses and pools nothing (clients log in to
 # PostgreSQL through it).  Their CPU per transaction is the kernel's cost
 # of moving the same bytes between the same sockets, which every proxy
 # pays, with the least of each design's system calls: the floors beneath
@@ -109,10 +111,10 @@ my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
 
-# The floors: bench/floor_relay straight to PostgreSQL, on epoll and on io_uring.
+# The floors: bench/floor_relay straight to PostgreSQL, on epoll, on io_uring, and on both.
 my @floor_pids;
 if ($opt{floor}) {
-    for my $floor (['floor-uring', '--io_uring'], ['floor']) {
+    for my $floor (['floor-uring', '--io_uring'], ['floor-ue', '--io_uring-epoll'], ['floor']) {
         my ($name, @flags) = @$floor;
         my $port = free_port();
         my $pid = fork // die "fork: $!\n";

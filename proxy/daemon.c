@@ -32,6 +32,7 @@
 #include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/reload.h"
 #include "proxy/runtime/shared.h"
+#include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/session.h"
@@ -260,12 +261,12 @@ int daemon_run(struct config *cfg, int log_level, bool background)
         log_msg(LOG_FATAL, 0, "could not start the worker threads");
         daemon_broadcast(d, worker_stop_fn);
     }
-    log_info(0,
-             "pgnear %s started (pid %d), %d worker%s sending through %s, %zu regions, default "
-             "region %s",
+    log_info(0, "pgnear %s started (pid %d), %d worker%s %s, %zu regions, default region %s",
              PACKAGE_VERSION, (int)getpid(), sh->nworkers, sh->nworkers == 1 ? "" : "s",
-             sh->workers[0]->uring != NULL ? "io_uring" : "epoll", cfg->regions.count,
-             cfg->default_region_ptr->name);
+             sh->workers[0]->uring == NULL           ? "sending through epoll"
+             : uring_can_recv(sh->workers[0]->uring) ? "sending and receiving through io_uring"
+                                                     : "sending through io_uring",
+             cfg->regions.count, cfg->default_region_ptr->name);
     worker_run(sh->workers[0]);
     for (int i = 1; i < sh->nworkers; i++)
         if (sh->workers[i]->started)

@@ -217,15 +217,17 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
 static bool pool_read(struct server_conn *sc)
 {
     int more = 0;
-    ssize_t n = stream_read(&sc->ep.stream, sc->ep.in, POOL_MAX_MESSAGE, &more);
-    if (n == STREAM_AGAIN)
+    ssize_t n = endpoint_read(&sc->ep, POOL_MAX_MESSAGE, &more);
+    /* With the ring's receive what came is in the input already. */
+    if (n == STREAM_AGAIN && evbuffer_get_length(sc->ep.in) == 0)
         return true;
-    if (n < 0) {
+    if (n < 0 && n != STREAM_AGAIN) {
         pool_close(sc, n == STREAM_EOF ? "the server closed the connection"
                                        : "could not receive from the server");
         return false;
     }
-    sc->ep.bytes_in += (uint64_t)n;
+    if (n > 0)
+        sc->ep.bytes_in += (uint64_t)n;
     for (;;) {
         char type;
         uint32_t len;

@@ -1,21 +1,27 @@
 /*
  * uring.c — a worker's io_uring: the sends of plain sockets queued during
- * a loop turn and submitted in one io_uring_enter at its end.  A turn
- * with one send and nothing else for the ring makes it with one sendmsg
- * instead (the same system call count, none of the ring's bookkeeping),
- * unless the socket has no room.
+ * a loop turn and submitted in one io_uring_enter at its end, and the
+ * receives of logged-in plain sockets.  A turn with one send and nothing
+ * else for the ring makes it with one sendmsg instead (the same system
+ * call count, none of the ring's bookkeeping), unless the socket has no
+ * room.
  *
- * A send the socket takes at once completes inside that submission, and
- * uring_turn tells its owner before the loop waits again.  One that waits
- * for room (a slow reader) completes later through the kernel's task
- * work, which wakes the loop's epoll_wait; the ring's descriptor, watched
- * by the loop while a request is in the kernel, then has the completion
- * to tell.
+ * A receive is multishot: armed once, it tells what the peer sends as it
+ * comes, in buffers the ring provides (a ring of them registered with the
+ * kernel, each given back once its bytes are told).  Where the kernel
+ * can (6.1 on), the ring's work waits for the loop to ask for it
+ * (IORING_SETUP_DEFER_TASKRUN): a receive interrupts no epoll_wait, and
+ * one io_uring_enter runs every receive that became ready since the last.
+ * The loop learns of such work, and of completions posted later (a send
+ * that waited for room), through an eventfd the kernel signals, watched
+ * edge-triggered and never read.  Without deferred work, reads stay with
+ * epoll.
  *
- * A request names its struct uring_send, which a socket holds only while
- * it has bytes to send (the ring keeps the idle ones); an owner that goes
- * away while its send is in flight leaves it here as an orphan until the
- * kernel is done with it (after a cancel: the socket is being closed).
+ * A request names its struct uring_send or struct uring_recv (the low bit
+ * of its id tells which), which a socket holds only while it has bytes to
+ * send or reads; an owner that goes away while a request is in flight
+ * leaves it here as an orphan until the kernel is done with it (after a
+ * cancel: the socket is being closed).
  */
 #include "proxy/runtime/uring.h"
 
@@ -23,7 +29,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -39,16 +49,30 @@
 /* Free sends kept: as many sockets sending at once take no malloc either. */
 #define URING_SENDS_KEPT 256
 
+/* The buffers a receive lands in: as many as sockets may receive in one turn, each this large. */
+#define URING_RECV_BUFS     128
+#define URING_RECV_BUF_SIZE (8 * 1024)
+/* The buffer group of the receives' buffers. */
+#define URING_RECV_GROUP 0
+/* A request id's low bit: a receive's (a send's address is even). */
+#define URING_ID_RECV ((uintptr_t)1)
+
 struct uring {
     struct io_uring ring;
-    struct event *ev;      /* the ring's descriptor: completions that came later */
-    bool watched;          /* ev is added: a request is in the kernel */
+    int efd;               /* signalled by the kernel: work and completions wait */
+    struct event *ev;      /* efd, edge-triggered */
+    bool deferred;         /* the kernel's work waits for the loop (IORING_SETUP_DEFER_TASKRUN) */
+    bool begun;            /* uring_begin ran: the ring takes requests */
     unsigned queued;       /* prepared, not yet submitted */
-    unsigned inflight;     /* submitted, their completions not yet reaped */
     unsigned long submits; /* submissions so far: a send queued before the last one is in */
     struct list later;     /* sends to fill and start at the end of the turn */
     struct list orphans;   /* sends whose owner left while they were in flight */
-    void *free_blocks;     /* a stack of blocks, each starting with the next's address */
+    struct list recv_orphans; /* receives whose owner left while they were armed */
+    struct list starved;      /* receives waiting for a buffer to come back */
+    /* The receives' buffers, as the kernel takes them (NULL: none yet), and their memory. */
+    struct io_uring_buf_ring *bufs;
+    uint8_t *buf_mem;
+    void *free_blocks; /* a stack of blocks, each starting with the next's address */
     unsigned nfree_blocks;
     struct list free_sends; /* sends no socket holds, ready for the next */
 };
@@ -98,12 +122,34 @@ static void uring_send_free(struct uring *u, struct uring_send *op)
     list_append(&u->free_sends, &op->node);
 }
 
-/* A struct uring_send's request id is its address; a cancel's is 0 (nothing to tell). */
-static void uring_complete(struct uring *u, void *data, int res)
+static void uring_recv_unstarve(struct uring_recv *op)
 {
-    struct uring_send *op = data;
-    if (op == NULL)
+    if (!op->starved)
         return;
+    list_remove(&op->ring->starved, &op->node);
+    op->starved = false;
+    op->armed = false;
+}
+
+/*
+ * A buffer back: the receives the kernel ended for want of one are armed
+ * again (those that find none wait again, for the next: nothing spins).
+ */
+void uring_buf_give(struct uring *u, unsigned bid)
+{
+    io_uring_buf_ring_add(u->bufs, u->buf_mem + (size_t)bid * URING_RECV_BUF_SIZE,
+                          URING_RECV_BUF_SIZE, (unsigned short)bid,
+                          io_uring_buf_ring_mask(URING_RECV_BUFS), 0);
+    io_uring_buf_ring_advance(u->bufs, 1);
+    while (u->starved.count > 0) {
+        struct uring_recv *op = list_entry(u->starved.head.next, struct uring_recv, node);
+        uring_recv_unstarve(op);
+        uring_recv_arm(op);
+    }
+}
+
+static void uring_send_complete(struct uring *u, struct uring_send *op, int res)
+{
     op->busy = false;
     if (op->done != NULL) {
         op->done(op, res);
@@ -111,6 +157,55 @@ static void uring_complete(struct uring *u, void *data, int res)
     }
     list_remove(&u->orphans, &op->node);
     uring_send_free(u, op);
+}
+
+/*
+ * A receive's completion: its bytes told (the buffer given back after,
+ * unless the owner keeps it), the end or a failure told, and the receive
+ * armed again where the kernel ended it while its owner still reads.
+ */
+static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res, unsigned flags)
+{
+    const uint8_t *p = NULL;
+    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+    if (flags & IORING_CQE_F_BUFFER)
+        p = u->buf_mem + (size_t)bid * URING_RECV_BUF_SIZE;
+    if (!(flags & IORING_CQE_F_MORE)) {
+        /*
+         * Its last: armed anew when armed again while a cancel ended it;
+         * out of buffers, as the next comes back (it counts as armed till).
+         */
+        bool again = op->rearm && (res > 0 || res == -ECANCELED || res == -ENOBUFS);
+        bool starve = res == -ENOBUFS && !op->stopping;
+        op->armed = op->stopping = op->rearm = false;
+        if (op->done == NULL) {
+            list_remove(&u->recv_orphans, &op->node);
+            free(op);
+            op = NULL;
+        } else if (starve) {
+            op->armed = op->starved = true;
+            list_append(&u->starved, &op->node);
+        } else if (again) {
+            uring_recv_arm(op);
+        }
+    }
+    bool kept = false;
+    if (op != NULL && op->done != NULL && res != -ECANCELED && res != -ENOBUFS)
+        kept = op->done(op, p, res, bid); /* may stop or release op */
+    if (p != NULL && !kept)
+        uring_buf_give(u, bid);
+}
+
+/* A request's id is its op's address, a receive's with the low bit set; a cancel's is 0. */
+static void uring_complete(struct uring *u, uint64_t id, int res, unsigned flags)
+{
+    if (id == 0)
+        return;
+    if (id & URING_ID_RECV)
+        uring_recv_complete(u, (struct uring_recv *)(uintptr_t)(id & ~(uint64_t)URING_ID_RECV), res,
+                            flags);
+    else
+        uring_send_complete(u, (struct uring_send *)(uintptr_t)id, res);
 }
 
 /*
@@ -124,46 +219,55 @@ static void uring_reap(struct uring *u)
     struct io_uring_cqe *cqe;
     while ((io_uring_cq_ready(&u->ring) > 0 || io_uring_cq_has_overflow(&u->ring)) &&
            io_uring_peek_cqe(&u->ring, &cqe) == 0) {
-        void *data = io_uring_cqe_get_data(cqe);
+        uint64_t id = io_uring_cqe_get_data64(cqe);
         int res = cqe->res;
+        unsigned flags = cqe->flags;
         io_uring_cqe_seen(&u->ring, cqe);
-        if (u->inflight > 0)
-            u->inflight--;
-        uring_complete(u, data, res);
+        uring_complete(u, id, res, flags);
     }
 }
 
 /*
- * The loop watches the ring's descriptor only while a request is in the
- * kernel (a send that waits for room, a cancel): a completion posted
- * inside the submission, the usual, then wakes no epoll entry.
+ * Whether the kernel signals the eventfd: a flag of the completion ring,
+ * changed with an atomic read-modify-write, whose full barrier orders the
+ * change before whatever the caller then reads of the ring (uring_sleep).
  */
-static void uring_watch(struct uring *u)
+static void uring_signal_wanted(struct uring *u, bool want)
 {
-    bool want = u->inflight > 0;
-    if (want == u->watched)
-        return;
-    if ((want ? event_add(u->ev, NULL) : event_del(u->ev)) == 0)
-        u->watched = want;
+    if (u->ring.cq.kflags == NULL)
+        return; /* before Linux 5.8: always signalled */
+    if (want)
+        __atomic_fetch_and(u->ring.cq.kflags, ~(unsigned)IORING_CQ_EVENTFD_DISABLED,
+                           __ATOMIC_SEQ_CST);
+    else
+        __atomic_fetch_or(u->ring.cq.kflags, (unsigned)IORING_CQ_EVENTFD_DISABLED,
+                          __ATOMIC_RELAXED);
 }
 
+/*
+ * The kernel signalled: deferred work is run (receives that became
+ * ready, sends that found room) and what completed is told.
+ */
 static void uring_on_ready(evutil_socket_t fd, short what, void *arg)
 {
     struct uring *u = arg;
     (void)fd;
     (void)what;
+    /* Awake now: what this call posts is taken here, not signalled to the next wait. */
+    uring_signal_wanted(u, false);
+    if (u->deferred)
+        io_uring_get_events(&u->ring);
     uring_reap(u);
-    uring_watch(u);
 }
 
 /* Submits what is queued; false when the kernel takes nothing now (tell completions first). */
 static bool uring_submit(struct uring *u)
 {
-    int rc = io_uring_submit(&u->ring);
+    /* Deferred work runs in the same call: receives ready now are told this turn. */
+    int rc = u->deferred ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
     if (rc < 0)
         return false;
     u->submits++;
-    u->inflight += (unsigned)rc;
     u->queued = (unsigned)rc >= u->queued ? 0 : u->queued - (unsigned)rc;
     return true;
 }
@@ -197,6 +301,30 @@ static bool uring_has_opcodes(struct io_uring *ring, char *err, size_t errcap)
     return ok;
 }
 
+/*
+ * The ring, its work deferred to the loop where the kernel can (6.1 on),
+ * and taking requests only from the thread that uring_begin runs on;
+ * else as older kernels make it.  <0: -errno.
+ */
+static int uring_setup(struct uring *u)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+              IORING_SETUP_TASKRUN_FLAG | IORING_SETUP_R_DISABLED;
+    p.cq_entries = URING_CQ_ENTRIES;
+    int rc = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+    if (rc == 0) {
+        u->deferred = true;
+        return 0;
+    }
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_CQSIZE;
+    p.cq_entries = URING_CQ_ENTRIES;
+    u->begun = true; /* nothing to enable */
+    return io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+}
+
 struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
 {
     struct uring *u = calloc(1, sizeof(*u));
@@ -204,11 +332,8 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
-    struct io_uring_params p;
-    memset(&p, 0, sizeof(p));
-    p.flags = IORING_SETUP_CQSIZE;
-    p.cq_entries = URING_CQ_ENTRIES;
-    int rc = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+    u->efd = -1;
+    int rc = uring_setup(u);
     if (rc < 0) {
         snprintf(err, errcap, "io_uring_setup: %s", strerror(-rc));
         free(u);
@@ -216,18 +341,46 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
     }
     list_init(&u->later);
     list_init(&u->orphans);
+    list_init(&u->recv_orphans);
+    list_init(&u->starved);
     list_init(&u->free_sends);
     if (!uring_has_opcodes(&u->ring, err, errcap)) {
         uring_free(u);
         return NULL;
     }
-    u->ev = event_new(base, u->ring.ring_fd, EV_READ | EV_PERSIST, uring_on_ready, u);
-    if (u->ev == NULL) {
+    u->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (u->efd < 0 || (rc = io_uring_register_eventfd(&u->ring, u->efd)) < 0) {
+        snprintf(err, errcap, "could not register the io_uring's eventfd: %s",
+                 strerror(u->efd < 0 ? errno : -rc));
+        uring_free(u);
+        return NULL;
+    }
+    /* Edge-triggered: each signal wakes the loop once, the counter never read. */
+    u->ev = event_new(base, u->efd, EV_READ | EV_PERSIST | EV_ET, uring_on_ready, u);
+    if (u->ev == NULL || event_add(u->ev, NULL) != 0) {
         snprintf(err, errcap, "could not watch the io_uring");
         uring_free(u);
         return NULL;
     }
     return u;
+}
+
+int uring_begin(struct uring *u)
+{
+    if (u->begun)
+        return 0;
+    /* liburing 2.3 declares io_uring_enable_rings without exporting it: the system call. */
+    long rc =
+        syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    if (rc != 0)
+        return -errno;
+    u->begun = true;
+    return 0;
+}
+
+bool uring_can_recv(const struct uring *u)
+{
+    return u->deferred;
 }
 
 void uring_free(struct uring *u)
@@ -238,6 +391,8 @@ void uring_free(struct uring *u)
         event_free(u->ev);
     /* Exiting the ring cancels what is in flight and waits for it: the orphans are free to go. */
     io_uring_queue_exit(&u->ring);
+    if (u->efd >= 0)
+        close(u->efd);
     struct list *lists[2] = {&u->orphans, &u->free_sends};
     for (int i = 0; i < 2; i++) {
         struct list_node *pos, *tmp;
@@ -249,12 +404,67 @@ void uring_free(struct uring *u)
             free(op);
         }
     }
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &u->recv_orphans)
+    {
+        free(list_entry(pos, struct uring_recv, node));
+    }
+    if (u->bufs != NULL)
+        munmap(u->bufs, URING_RECV_BUFS * sizeof(struct io_uring_buf));
+    if (u->buf_mem != NULL)
+        munmap(u->buf_mem, (size_t)URING_RECV_BUFS * URING_RECV_BUF_SIZE);
     while (u->free_blocks != NULL) {
         void *b = u->free_blocks;
         memcpy(&u->free_blocks, b, sizeof(void *));
         free(b);
     }
     free(u);
+}
+
+/*
+ * The receives' buffers, made with the first receive: memory the kernel
+ * fills only as bytes come (untouched pages cost nothing).  False when
+ * out of memory or refused.
+ */
+static bool uring_recv_buffers(struct uring *u)
+{
+    if (u->bufs != NULL)
+        return true;
+    size_t ring_len = URING_RECV_BUFS * sizeof(struct io_uring_buf);
+    size_t mem_len = (size_t)URING_RECV_BUFS * URING_RECV_BUF_SIZE;
+    void *ring = mmap(NULL, ring_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *mem = mmap(NULL, mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring,
+                                   .ring_entries = URING_RECV_BUFS,
+                                   .bgid = URING_RECV_GROUP};
+    if (ring == MAP_FAILED || mem == MAP_FAILED ||
+        io_uring_register_buf_ring(&u->ring, &reg, 0) != 0) {
+        if (ring != MAP_FAILED)
+            munmap(ring, ring_len);
+        if (mem != MAP_FAILED)
+            munmap(mem, mem_len);
+        return false;
+    }
+    u->bufs = ring;
+    u->buf_mem = mem;
+    io_uring_buf_ring_init(u->bufs);
+    for (unsigned bid = 0; bid < URING_RECV_BUFS; bid++)
+        uring_buf_give(u, bid);
+    return true;
+}
+
+struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done, void *owner)
+{
+    if (!u->deferred || !uring_recv_buffers(u))
+        return NULL;
+    struct uring_recv *op = calloc(1, sizeof(*op));
+    if (op == NULL)
+        return NULL;
+    op->ring = u;
+    op->fd = fd;
+    op->done = done;
+    op->owner = owner;
+    return op;
 }
 
 struct uring_send *uring_send_get(struct uring *u, int fd, uring_send_done done,
@@ -288,6 +498,60 @@ static struct io_uring_sqe *uring_sqe(struct uring *u)
     if (sqe == NULL && uring_submit(u))
         sqe = io_uring_get_sqe(&u->ring);
     return sqe;
+}
+
+int uring_recv_arm(struct uring_recv *op)
+{
+    if (op->armed) {
+        op->rearm = op->stopping;
+        return 0;
+    }
+    struct uring *u = op->ring;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe == NULL)
+        return -1;
+    io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = URING_RECV_GROUP;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV);
+    op->armed = true;
+    op->stopping = false;
+    u->queued++;
+    return 0;
+}
+
+void uring_recv_stop(struct uring_recv *op)
+{
+    op->rearm = false;
+    uring_recv_unstarve(op);
+    if (!op->armed || op->stopping)
+        return;
+    struct uring *u = op->ring;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe == NULL)
+        return; /* it stays armed: what comes is told, and stops it then */
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV, 0);
+    io_uring_sqe_set_data64(sqe, 0);
+    op->stopping = true;
+    u->queued++;
+}
+
+void uring_recv_release(struct uring_recv *op)
+{
+    if (op == NULL)
+        return;
+    op->done = NULL;
+    op->owner = NULL;
+    uring_recv_unstarve(op);
+    if (!op->armed) {
+        free(op);
+        return;
+    }
+    struct uring *u = op->ring;
+    uring_recv_stop(op);
+    list_append(&u->recv_orphans, &op->node);
+    /* The socket closes next: the cancel goes while its descriptor still names it. */
+    uring_submit(u);
 }
 
 /* The pieces of what op sends now, in op->iov: its block's bytes, or its buffer's first chunks. */
@@ -403,12 +667,43 @@ void uring_send_release(struct uring_send *op)
 
 size_t uring_orphans(const struct uring *u)
 {
-    return u->orphans.count;
+    return u->orphans.count + u->recv_orphans.count;
+}
+
+/* The kernel holds work for the loop to run (IORING_SQ_TASKRUN: set with the first of it). */
+static bool uring_work_waits(const struct uring *u)
+{
+    return u->deferred &&
+           (__atomic_load_n(u->ring.sq.kflags, __ATOMIC_ACQUIRE) & IORING_SQ_TASKRUN);
 }
 
 bool uring_has_queued(const struct uring *u)
 {
-    return u->later.count > 0 || u->queued > 0 || io_uring_cq_ready(&u->ring) > 0;
+    return u->later.count > 0 || u->queued > 0 || io_uring_cq_ready(&u->ring) > 0 ||
+           uring_work_waits(u);
+}
+
+/*
+ * The kernel signals the eventfd only while the loop sleeps: a signal
+ * for work or a completion the awake loop takes itself (its own
+ * submissions' among them) would wake the next wait for nothing.  The
+ * signal is wanted first and the ring looked at after, so that what came
+ * in between is seen either way.
+ */
+bool uring_sleep(struct uring *u)
+{
+    if (uring_has_queued(u))
+        return false;
+    uring_signal_wanted(u, true);
+    if (io_uring_cq_ready(&u->ring) == 0 && !uring_work_waits(u))
+        return true;
+    uring_signal_wanted(u, false);
+    return false;
+}
+
+void uring_awake(struct uring *u)
+{
+    uring_signal_wanted(u, false);
 }
 
 void uring_turn(struct uring *u)
@@ -419,9 +714,10 @@ void uring_turn(struct uring *u)
             uring_start_one(list_entry(u->later.head.next, struct uring_send, node), alone);
         if (u->queued > 0)
             uring_submit(u);
+        else if (uring_work_waits(u))
+            io_uring_get_events(&u->ring);
         if (io_uring_cq_ready(&u->ring) == 0)
             break;
         uring_reap(u);
     }
-    uring_watch(u);
 }

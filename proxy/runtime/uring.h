@@ -1,12 +1,14 @@
 /*
  * uring.h — a worker's io_uring (uring.c): the sends of plain sockets,
  * queued during a loop turn and submitted together at its end, one
- * system call for all of them where each would have made its own.
- *
- * Reads stay with the event loop: a multishot receive's completion is
- * delivered by task work that interrupts the loop's epoll_wait (measured:
- * one EINTR a wake-up), which costs the system call it saves.  A send
- * completes at once, inside the submission, whenever the socket has room.
+ * system call for all of them where each would have made its own; and
+ * the multishot receives of logged-in plain sockets, whose completions
+ * the kernel keeps for the loop to run when it asks (Linux 6.1's
+ * deferred task work): one io_uring_enter runs the receives of every
+ * socket that became ready since the last, where each read was a recv
+ * of its own.  Before 6.1 a receive's task work interrupted the loop's
+ * epoll_wait (one EINTR a wake-up), costing the system call it saved, so
+ * reads stay with the event loop there.
  */
 #ifndef PGNEAR_PROXY_URING_H
 #define PGNEAR_PROXY_URING_H
@@ -63,11 +65,56 @@ struct uring_send {
 };
 
 /*
+ * A socket's multishot receive: what the peer sends is told as it comes,
+ * each piece in a buffer of the ring's, which the owner may keep until it
+ * has taken the bytes (uring_buf_give), else the ring's again once done
+ * returns.
+ */
+struct uring_recv;
+/*
+ * res > 0: res bytes at p, in the ring's buffer bid; 0: the peer's end;
+ * <0: -errno.  True: the owner keeps the buffer, to give it back itself.
+ */
+typedef bool (*uring_recv_done)(struct uring_recv *op, const uint8_t *p, int res, unsigned bid);
+
+struct uring_recv {
+    struct uring *ring;
+    uring_recv_done done; /* NULL: orphaned, freed when its last completion comes */
+    void *owner;
+    int fd;
+    bool armed;            /* queued or in the kernel: more completions will come */
+    bool stopping;         /* a cancel of it is on its way */
+    bool rearm;            /* armed again while stopping: armed anew once the cancel ends it */
+    bool starved;          /* ended by the kernel out of buffers: armed again as one comes back */
+    struct list_node node; /* on the ring's list of orphans, or of the starved */
+};
+
+/*
  * The worker's ring, its completions watched on base; NULL with err
  * when the kernel refuses it (not built in, disabled, a sandbox's
- * filter).
+ * filter).  It takes requests only once uring_begin has run on the
+ * thread that submits them all (the worker's).
  */
 struct uring *uring_new(struct event_base *base, char *err, size_t errcap);
+/* The calling thread is the ring's from now on; <0: -errno. */
+int uring_begin(struct uring *u);
+/*
+ * Whether sockets may receive through the ring: its completions wait for
+ * the loop to ask for them (Linux 6.1's deferred task work), so that no
+ * receive interrupts the loop's epoll_wait; else reads stay with epoll.
+ */
+bool uring_can_recv(const struct uring *u);
+/* A buffer an owner kept (uring_recv_done), its bytes taken: the kernel's again. */
+void uring_buf_give(struct uring *u, unsigned bid);
+/* A receive for fd, not yet armed; NULL when out of memory. */
+struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done, void *owner);
+/* Arms op (submitted at the end of the turn) unless it is; -1 when the ring has no room. */
+int uring_recv_arm(struct uring_recv *op);
+/* Cancels an armed op: completions already made may still be told. */
+void uring_recv_stop(struct uring_recv *op);
+/* The owner is done with op (the socket closes next): told nothing more, freed when the kernel is.
+ */
+void uring_recv_release(struct uring_recv *op);
 /* Cancels what is in flight and frees everything; NULL is fine. */
 void uring_free(struct uring *u);
 
@@ -103,14 +150,23 @@ int uring_send_start(struct uring_send *op);
  * (the owner is closing the socket).
  */
 void uring_send_release(struct uring_send *op);
-/* Sends whose owner left while they were in flight, not yet ended by the kernel. */
+/* Sends and receives whose owner left while they were in flight, not yet ended by the kernel. */
 size_t uring_orphans(const struct uring *u);
 /* Whether sends are waiting for the end of the loop turn. */
 bool uring_has_queued(const struct uring *u);
 /*
- * Submits what the turn queued and tells the completions that came, until
- * nothing more is queued: the worker's loop calls it after each turn.
+ * Submits what the turn queued, runs the kernel's deferred work and tells
+ * the completions that came, until nothing more is queued: the worker's
+ * loop calls it after each turn.
  */
 void uring_turn(struct uring *u);
+/*
+ * The loop is about to wait for its events: true when it may (the
+ * kernel's signal is wanted from now on), false when something waits
+ * for the ring already (the loop is not to block).
+ */
+bool uring_sleep(struct uring *u);
+/* The loop's wait is over: no signal is wanted while it runs. */
+void uring_awake(struct uring *u);
 
 #endif

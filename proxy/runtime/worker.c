@@ -219,10 +219,15 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
  */
 static int worker_loop_with_ring(struct worker *w)
 {
+    int rc = uring_begin(w->uring);
+    if (rc < 0) {
+        log_error(0, "worker %d: could not enable its io_uring: %s", w->index, strerror(-rc));
+        return -1;
+    }
     for (;;) {
         uring_turn(w->uring);
-        int rc =
-            event_base_loop(w->base, uring_has_queued(w->uring) ? EVLOOP_NONBLOCK : EVLOOP_ONCE);
+        rc = event_base_loop(w->base, uring_sleep(w->uring) ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+        uring_awake(w->uring);
         if (rc != 0 || w->loop_ended)
             return rc < 0 ? -1 : 0;
     }

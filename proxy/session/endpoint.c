@@ -22,6 +22,7 @@
 #include "proxy/runtime/worker.h"
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
+static void endpoint_rx_give(struct endpoint *ep);
 
 _Static_assert(URING_BLOCK_SIZE >= RELAY_BLOCK_SIZE, "a relay read fits in a ring's block");
 
@@ -123,6 +124,10 @@ void endpoint_detach(struct endpoint *ep)
     /* Before the socket closes: a send still queued in the ring goes out now or not at all. */
     uring_send_release(ep->tx);
     ep->tx = NULL;
+    endpoint_rx_give(ep);
+    uring_recv_release(ep->rx);
+    ep->rx = NULL;
+    ep->rx_errno = 0;
     ep->ring = false;
     ep->tx_failed = false;
     ep->drain_wanted = false;
@@ -173,13 +178,24 @@ void endpoint_arm(struct endpoint *ep)
         return;
     /* After the end of stream the socket is always readable: the reader is run, never armed. */
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
+    /*
+     * The ring's receive is armed while a reader reads, and stopped when
+     * bytes come for none (endpoint_received); the read event then stays
+     * off, unless the ring has no room for it (the socket is read then).
+     */
+    if (ep->rx != NULL && ep->rx_errno == 0 &&
+        (!reading || ep->stream.read_want != STREAM_WANT_READ ||
+         (ep->rx->armed && !ep->rx->stopping) || uring_recv_arm(ep->rx) == 0))
+        reading = false;
     /* The ring's sends need no readiness: the kernel waits for room itself. */
     bool writing =
         !ep->ring && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
-    bool want_h = ep->on_read != NULL && ep->read_paused;
+    /* A paused reader's hangup: the ring's receive, while it stays armed, tells it itself. */
+    bool want_h = ep->on_read != NULL && ep->read_paused &&
+                  (ep->rx == NULL || !ep->rx->armed || ep->rx->stopping);
     if (want_r == ep->rev_armed && want_w == ep->wev_armed && want_h == ep->hev_armed)
         return; /* as it was: most calls (several a transaction) */
     endpoint_set_event(ep->rev, &ep->rev_armed, want_r);
@@ -191,8 +207,8 @@ void endpoint_arm(struct endpoint *ep)
 static void endpoint_kick(struct endpoint *ep)
 {
     if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->stream.ssl != NULL ||
-         stream_has_pending(&ep->stream)))
+        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || ep->rx_held ||
+         ep->stream.ssl != NULL || stream_has_pending(&ep->stream)))
         event_active(ep->rev, EV_READ, 0);
 }
 
@@ -284,11 +300,106 @@ static struct uring_send *endpoint_tx(struct endpoint *ep)
     return ep->tx;
 }
 
+/* Bytes taken from the socket, by a read or into ep->in. */
+static void endpoint_count_in(struct endpoint *ep, size_t n)
+{
+    ep->bytes_in += (uint64_t)n;
+    stat_add(ep->client ? &ep->w->stats.bytes_client_to_server
+                        : &ep->w->stats.bytes_server_to_client,
+             (uint64_t)n);
+}
+
+/* The ring's buffer the endpoint holds goes back, its bytes (if any are left) dropped. */
+static void endpoint_rx_give(struct endpoint *ep)
+{
+    if (!ep->rx_held)
+        return;
+    uring_buf_give(ep->w->uring, ep->rx_bid);
+    ep->rx_held = false;
+    ep->rx_p = NULL;
+    ep->rx_len = 0;
+}
+
+/*
+ * Takes up to max of the held bytes: appended to in, else copied to p.
+ * The buffer goes back once they are all taken; *more: some are left.
+ */
+static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_t *p, size_t max,
+                                int *more)
+{
+    size_t n = ep->rx_len < max ? ep->rx_len : max;
+    if (in == NULL)
+        memcpy(p, ep->rx_p, n);
+    else if (evbuffer_add(in, ep->rx_p, n) != 0)
+        return STREAM_ERROR; /* errno: ENOMEM */
+    ep->rx_p += n;
+    ep->rx_len -= n;
+    *more = ep->rx_len > 0;
+    if (ep->rx_len == 0)
+        endpoint_rx_give(ep);
+    return (ssize_t)n;
+}
+
+/* The held bytes go to ep->in, for whichever reader comes (false: out of memory, told later). */
+static void endpoint_rx_stash(struct endpoint *ep)
+{
+    int more;
+    size_t n = ep->rx_len;
+    if (!ep->rx_held)
+        return;
+    if (endpoint_rx_take(ep, ep->in, NULL, n, &more) < 0) {
+        ep->rx_errno = ENOMEM;
+        endpoint_rx_give(ep);
+        uring_recv_stop(ep->rx);
+        return;
+    }
+    endpoint_count_in(ep, n);
+}
+
+/*
+ * A completion of the ring's receive: its bytes held for the reader,
+ * which runs now and reads them as it would read the socket; with no
+ * reader reading (paused, or between phases) they go to ep->in and the
+ * receive stops, until a reader reads again (endpoint_arm).  The buffer
+ * is the endpoint's from here (given back as its bytes are taken).
+ */
+static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid)
+{
+    struct endpoint *ep = op->owner;
+    endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
+    if (res > 0) {
+        ep->rx_p = p;
+        ep->rx_len = (size_t)res;
+        ep->rx_bid = bid;
+        ep->rx_held = true;
+    } else if (res == 0) {
+        ep->eof = true;
+    } else {
+        ep->rx_errno = -res;
+        uring_recv_stop(op);
+    }
+    if (ep->on_read == NULL || ep->read_paused) {
+        endpoint_rx_stash(ep);
+        ep->rx_unread = true;
+        uring_recv_stop(op);
+        endpoint_arm(ep); /* a paused client's hangup is watched instead */
+        return res > 0;
+    }
+    ep->owner->event(ep, EV_READ);
+    return res > 0;
+}
+
 void endpoint_use_ring(struct endpoint *ep)
 {
-    if (ep->w->uring != NULL && ep->stream.fd >= 0 && ep->stream.ssl == NULL &&
-        ep->stream.ws == NULL)
-        ep->ring = true;
+    if (ep->w->uring == NULL || ep->stream.fd < 0 || ep->stream.ssl != NULL ||
+        ep->stream.ws != NULL)
+        return;
+    ep->ring = true;
+    if (ep->rx == NULL && uring_can_recv(ep->w->uring)) {
+        /* Out of memory: reads stay with the loop's events. */
+        ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
+        endpoint_arm(ep);
+    }
 }
 
 size_t endpoint_queued(const struct endpoint *ep)
@@ -393,10 +504,20 @@ void endpoint_pause_read(struct endpoint *ep)
      * then disarms it and arms the hangup watch): readiness is level-triggered,
      * so nothing is lost, and a pause that ends before the loop turns again —
      * transaction pooling's, while an idle connection is taken for the client —
-     * costs no epoll_ctl, where disarming and arming again cost four.
+     * costs no epoll_ctl, where disarming and arming again cost four.  The
+     * ring's receive stays armed the same way: bytes that come paused stop
+     * it (endpoint_received).
      */
-    if (!ep->rev_armed)
+    if (!ep->rev_armed && (ep->rx == NULL || !ep->rx->armed))
         endpoint_arm(ep);
+}
+
+void endpoint_stop_receiving(struct endpoint *ep)
+{
+    if (ep->rx == NULL || !ep->read_paused || !ep->rx->armed || ep->rx->stopping)
+        return;
+    uring_recv_stop(ep->rx);
+    endpoint_arm(ep); /* a paused client's hangup is watched instead */
 }
 
 void endpoint_resume_read(struct endpoint *ep)
@@ -405,9 +526,14 @@ void endpoint_resume_read(struct endpoint *ep)
         return;
     ep->read_paused = false;
     endpoint_arm(ep);
-    /* TLS may hold decrypted bytes no socket event will announce; an ended stream none at all. */
-    if (ep->rev && (stream_has_pending(&ep->stream) || ep->eof))
+    /*
+     * TLS may hold decrypted bytes no socket event will announce, the
+     * ring's receive bytes it received while paused; an ended stream none
+     * at all.
+     */
+    if (ep->rev && (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread))
         event_active(ep->rev, EV_READ, 0);
+    ep->rx_unread = false;
 }
 
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
@@ -423,7 +549,9 @@ int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n)
 {
     if (n == STREAM_AGAIN) {
-        endpoint_arm(ep); /* a TLS read may now wait for writability */
+        /* A TLS read may now wait for writability; the ring's armed receive waits as it is. */
+        if (ep->rx == NULL || !ep->rx->armed)
+            endpoint_arm(ep);
         return 0;
     }
     if (n == STREAM_EOF) {
@@ -444,10 +572,7 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
 /* A read that got bytes: a TLS read that waited for writability no longer does. */
 static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_before)
 {
-    ep->bytes_in += (uint64_t)n;
-    stat_add(ep->client ? &ep->w->stats.bytes_client_to_server
-                        : &ep->w->stats.bytes_server_to_client,
-             (uint64_t)n);
+    endpoint_count_in(ep, (size_t)n);
     if (want_before != ep->stream.read_want)
         endpoint_arm(ep);
     return n;
@@ -459,11 +584,39 @@ static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_be
  * close at once, so that the end arrives in the read after the bytes,
  * while they still wait in ep->in for the reader of the next phase.
  */
-ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+/*
+ * One read, into in (appended) or else to p: the bytes the ring's
+ * receive holds, else the end or failure it met, else nothing while it
+ * is armed; without it (or while it is not armed) the socket itself.
+ * The bytes before an end come first.  A count or a stream_status.
+ */
+static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint8_t *p, size_t max,
+                                  int *more)
 {
     *more = 0;
+    if (ep->rx_held)
+        return endpoint_rx_take(ep, in, p, max, more);
+    if (ep->eof)
+        return STREAM_EOF;
+    if (ep->rx != NULL && ep->rx_errno != 0) {
+        errno = ep->rx_errno; /* for stream_error */
+        return STREAM_ERROR;
+    }
+    if (ep->rx != NULL && ep->rx->armed)
+        return STREAM_AGAIN;
+    return in != NULL ? stream_read(&ep->stream, in, max, more)
+                      : stream_read_bytes(&ep->stream, p, max, more);
+}
+
+ssize_t endpoint_read(struct endpoint *ep, size_t max, int *more)
+{
+    return endpoint_read_into(ep, ep->in, NULL, max, more);
+}
+
+ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
+{
     uint8_t want = ep->stream.read_want;
-    ssize_t n = ep->eof ? STREAM_EOF : stream_read(&ep->stream, ep->in, max, more);
+    ssize_t n = endpoint_read_into(ep, ep->in, NULL, max, more);
     if (n > 0)
         return endpoint_read_got(ep, n, want);
     if (n == STREAM_EOF && evbuffer_get_length(ep->in) > 0) {
@@ -481,9 +634,8 @@ ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *m
 ssize_t endpoint_fill_bytes(struct session *s, struct endpoint *ep, uint8_t *p, size_t max,
                             int *more)
 {
-    *more = 0;
     uint8_t want = ep->stream.read_want;
-    ssize_t n = ep->eof ? STREAM_EOF : stream_read_bytes(&ep->stream, p, max, more);
+    ssize_t n = endpoint_read_into(ep, NULL, p, max, more);
     if (n > 0)
         return endpoint_read_got(ep, n, want);
     return endpoint_read_ended(s, ep, n);

@@ -16,6 +16,7 @@ struct endpoint;
 struct evbuffer;
 struct event;
 struct session;
+struct uring_recv;
 struct uring_send;
 struct worker;
 
@@ -79,6 +80,22 @@ struct endpoint {
     bool tx_failed;    /* the ring's send failed; the next flush tells the owner */
     int tx_errno;      /* why */
     bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */
+    /*
+     * rx: with ring, the ring's receive when the worker's ring can receive
+     * (NULL: reads call recv on the loop's read events).  The bytes of its
+     * last completion stay in the ring's buffer (rx_p, rx_len of them, its
+     * buffer rx_bid while rx_held) until a read takes them, as a read
+     * would take them from the socket; what a reader does not take before
+     * the next completion, or what comes for no reader, goes to in.
+     * rx_errno is its failure, which the next read tells.
+     */
+    struct uring_recv *rx;
+    const uint8_t *rx_p;
+    size_t rx_len;
+    unsigned rx_bid;
+    bool rx_held;
+    bool rx_unread; /* bytes came for no reader: the next reader is to be run for them */
+    int rx_errno;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
 
@@ -91,7 +108,8 @@ int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_o
 /*
  * From now on the endpoint's sends go through its worker's io_uring, when
  * the worker has one and the stream is plain TCP (TLS and WebSocket
- * streams keep writing themselves).  Sessions switch once logged in.
+ * streams keep writing themselves), and so do its reads where the ring
+ * can receive.  Sessions switch once logged in.
  */
 void endpoint_use_ring(struct endpoint *ep);
 /* Bytes queued for the socket and not yet taken by it: in out, and in the ring's send. */
@@ -141,7 +159,20 @@ int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session close
  */
 void endpoint_pause_read(struct endpoint *ep);
 void endpoint_resume_read(struct endpoint *ep);
+/*
+ * A paused reader's ring receive stopped now rather than when bytes next
+ * come: the peer's further bytes wait in the socket, as they do for a
+ * paused read event, not in pgnear (back-pressure).  Nothing without it.
+ */
+void endpoint_stop_receiving(struct endpoint *ep);
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n);
+/*
+ * Reads what the socket has into ep->in, as stream_read does (a count, or
+ * a stream_status): with the ring's receive, what it received is in
+ * ep->in already and this says STREAM_AGAIN, or the end or failure it
+ * met.  Tells nobody: the pool's reader of a kept connection.
+ */
+ssize_t endpoint_read(struct endpoint *ep, size_t max, int *more);
 /* Reads what the socket has into ep->in; <0 closed (session closed), 0 nothing, >0 bytes. */
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more);
 /* The same into flat memory; >0 bytes read, 0 nothing yet, <0 session closed. */

@@ -8,11 +8,11 @@
  *
  * Every read lands in the worker's relay block, or, when the peer sends
  * through the worker's io_uring, in a block the peer's send lends and
- * keeps until the kernel has the bytes.  When nothing is queued for the
- * peer, it goes out from there: no allocation, no copy.  Only what the
- * peer's socket does not take, and a header cut off by the end of the
- * read, are kept in evbuffers; while bytes wait for the peer, new ones
- * are appended behind them (one copy, into packed chains).
+ * keeps until the kernel has the bytes (a socket that receives through
+ * the ring reads from the ring's buffer there: one copy, as a recv's).  When nothing is queued for
+ * the peer, it goes out from there: no allocation, no copy.  Only what the peer's socket does not
+ * take, and a header cut off by the end of the read, are kept in evbuffers; while bytes wait for
+ * the peer, new ones are appended behind them (one copy, into packed chains).
  *
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
@@ -83,6 +83,23 @@ static size_t relay_keep_terminate(struct session *s, const uint8_t *p, size_t f
     return forward;
 }
 
+/* relay_keep_terminate for the forward bytes at the front of in. */
+static size_t relay_keep_terminate_in(struct session *s, struct evbuffer *in, size_t forward)
+{
+    uint8_t tail[5];
+    if (forward < sizeof(tail)) {
+        s->server_conn->poolable = false;
+        return forward;
+    }
+    struct evbuffer_ptr at;
+    if (evbuffer_ptr_set(in, &at, forward - sizeof(tail), EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(in, &at, tail, sizeof(tail)) != (ssize_t)sizeof(tail)) {
+        s->server_conn->poolable = false;
+        return forward;
+    }
+    return relay_keep_terminate(s, tail, sizeof(tail)) == 0 ? forward - sizeof(tail) : forward;
+}
+
 static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst,
                       enum frame_side side)
 {
@@ -90,13 +107,21 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     frame_scan(src->in, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
         return -1;
-    if (side == FRAME_FROM_CLIENT && sc.last_type == 'X')
-        s->server_conn->poolable = false; /* only at relay_start: not worth holding back */
-    if (sc.forward == 0)
+    size_t forward = sc.forward;
+    if (__builtin_expect(sc.last_type == 'X', 0) && side == FRAME_FROM_CLIENT &&
+        (forward = relay_keep_terminate_in(s, src->in, forward)) < sc.forward) {
+        /* The session ends here, as a server ends it after Terminate; its connection may stay. */
+        if (forward > 0 &&
+            (evbuffer_remove_buffer(src->in, dst->out, forward) < 0 || endpoint_flush(s, dst) < 0))
+            return -1;
+        session_close(s, "client terminated the session");
+        return -1;
+    }
+    if (forward == 0)
         return 0;
-    int rc = sc.forward == evbuffer_get_length(src->in)
+    int rc = forward == evbuffer_get_length(src->in)
                  ? evbuffer_add_buffer(dst->out, src->in)
-                 : (evbuffer_remove_buffer(src->in, dst->out, sc.forward) < 0 ? -1 : 0);
+                 : (evbuffer_remove_buffer(src->in, dst->out, forward) < 0 ? -1 : 0);
     if (rc != 0) {
         session_close(s, "out of memory");
         return -1;
@@ -173,6 +198,13 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
 static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
                        enum frame_side side)
 {
+    if (evbuffer_get_length(src->in) > RELAY_CARRY_MAX) {
+        /* Bytes the ring's receive put in src->in (no reader then): on from there, then the new. */
+        int more;
+        if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) >= 0)
+            relay_pump(s, src, dst, side);
+        return;
+    }
     uint8_t *lent = endpoint_borrow_block(dst);
     relay_read_into(s, src, dst, side, lent != NULL ? lent : s->w->relay_block);
     if (lent != NULL)

@@ -210,6 +210,7 @@ static inline void relay_throttle(struct endpoint *src, struct endpoint *dst)
 {
     if (endpoint_queued(dst) > RELAY_HIGH_WATER) {
         endpoint_pause_read(src);
+        endpoint_stop_receiving(src);
         endpoint_want_drain(dst, true);
     }
 }

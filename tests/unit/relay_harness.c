@@ -363,8 +363,8 @@ int rig_init(struct relay_rig *r)
     /* A kernel without io_uring fails the rig: the ring's cases must not pass unrun. */
     char err[160];
     r->ring = uring_new(r->w.base, err, sizeof(err));
-    if (r->ring == NULL) {
-        fprintf(stderr, "rig: no io_uring: %s\n", err);
+    if (r->ring == NULL || uring_begin(r->ring) != 0) {
+        fprintf(stderr, "rig: no io_uring: %s\n", r->ring == NULL ? err : "not enabled");
         rig_free(r);
         return -1;
     }
@@ -1147,8 +1147,11 @@ static void run_loop(struct relay_run *run)
         struct uring *ring = run->rig->w.uring;
         if (ring != NULL)
             uring_turn(ring);
-        int flags = ring != NULL && uring_has_queued(ring) ? EVLOOP_NONBLOCK : EVLOOP_ONCE;
-        if (event_base_loop(run->rig->w.base, flags) < 0) {
+        int flags = ring == NULL || uring_sleep(ring) ? EVLOOP_ONCE : EVLOOP_NONBLOCK;
+        int rc = event_base_loop(run->rig->w.base, flags);
+        if (ring != NULL)
+            uring_awake(ring);
+        if (rc < 0) {
             run_fail(run, "event_base_loop failed");
             return;
         }
