@@ -211,11 +211,20 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
 }
 
 /*
+ * Ring turns in a row, with only the ring's work waiting, before
+ * libevent's loop looks at its descriptors and timers again.
+ */
+#define WORKER_RING_TURNS 8
+
+/*
  * With a ring, each loop turn ends by submitting the sends it queued, in
  * one system call, and telling the completions that came at once; the
- * loop waits only when none is left queued.  It ends when the worker ends
- * it (worker_end_loop), as the plain loop does: the mailbox's event keeps
- * either from running out of events.
+ * loop waits only when none is left queued.  While only the ring has work
+ * (bytes that came while the turn ran) and nothing of libevent's is
+ * active, the ring's next turn comes first, without libevent's pass and
+ * its epoll_wait, up to WORKER_RING_TURNS in a row.  It ends when the
+ * worker ends it (worker_end_loop), as the plain loop does: the mailbox's
+ * event keeps either from running out of events.
  */
 static int worker_loop_with_ring(struct worker *w)
 {
@@ -224,9 +233,14 @@ static int worker_loop_with_ring(struct worker *w)
         log_error(0, "worker %d: could not enable its io_uring: %s", w->index, strerror(-rc));
         return -1;
     }
-    for (;;) {
+    for (int ring_turns = 0;;) {
         uring_turn(w->uring);
-        rc = event_base_loop(w->base, uring_sleep(w->uring) ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+        bool sleep = uring_sleep(w->uring);
+        if (!sleep && ++ring_turns < WORKER_RING_TURNS &&
+            event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+            continue;
+        ring_turns = 0;
+        rc = event_base_loop(w->base, sleep ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
         uring_awake(w->uring);
         if (rc != 0 || w->loop_ended)
             return rc < 0 ? -1 : 0;
