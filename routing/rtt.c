@@ -47,6 +47,18 @@ static int rtt_outlier_side(double avg, double ms)
     return 0;
 }
 
+/* The median of n samples (n <= RTT_OUTLIER_RUN), which it sorts. */
+static double rtt_median(double *ms, unsigned n)
+{
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned j = i; j > 0 && ms[j - 1] > ms[j]; j--) {
+            double t = ms[j];
+            ms[j] = ms[j - 1];
+            ms[j - 1] = t;
+        }
+    return n % 2 ? ms[n / 2] : (ms[n / 2 - 1] + ms[n / 2]) / 2;
+}
+
 /* Folds a sample into the average; an outlier waits for its run. */
 static void rtt_fold(struct rtt_estimate *e, double ms, int64_t now_ms)
 {
@@ -60,14 +72,12 @@ static void rtt_fold(struct rtt_estimate *e, double ms, int64_t now_ms)
     if (side != e->run_side) {
         e->run_side = side;
         e->run_len = 0;
-        e->run_sum_ms = 0;
     }
-    e->run_len++;
-    e->run_sum_ms += ms;
+    e->run_ms[e->run_len++] = ms;
     if (e->run_len < RTT_OUTLIER_RUN)
         return;
     /* A level, not noise: the average starts again from it. */
-    e->avg_ms = e->run_sum_ms / e->run_len;
+    e->avg_ms = rtt_median(e->run_ms, e->run_len);
     if (side > 0)
         __atomic_store_n(&e->slow_until_ms, now_ms + RTT_SLOW_HOLD_MS, __ATOMIC_RELAXED);
     e->run_len = 0;

@@ -18,8 +18,10 @@
  * times the average (or less than the average over it), and further
  * than RTT_OUTLIER_SLACK_MS from it, is an outlier: it does not move the
  * average (one slow check is noise).  RTT_OUTLIER_RUN of them in a row on
- * the same side are the new level: the average restarts from their mean,
- * and a host whose level went up is marked slow for RTT_SLOW_HOLD_MS.
+ * the same side are the new level: the average restarts from their
+ * median (one check of the run that a loaded machine or a change half way
+ * through a round trip made odd does not set it), and a host whose level
+ * went up is marked slow for RTT_SLOW_HOLD_MS.
  * Checks that logged in are not samples (a login is several round trips).
  *
  * The score.  route_by = distance orders regions by great-circle
@@ -74,8 +76,8 @@ bool route_by_parse(const char *text, enum route_by *out);
 struct rtt_estimate {
     /* the checker's own */
     double avg_ms;
-    double run_sum_ms; /* the outliers of the run going on, summed */
-    int run_side;      /* +1 above, -1 below, 0 none */
+    double run_ms[RTT_OUTLIER_RUN]; /* the outliers of the run going on */
+    int run_side;                   /* +1 above, -1 below, 0 none */
     unsigned run_len;
     /* published (atomic) */
     uint32_t avg_us;

@@ -182,9 +182,9 @@ is scalar(@changes), 1, 'one change of preference logged';
 my ($when, $home, $to, $to_ms, $from, $from_ms) = @{ $changes[0] // [] };
 is "$home $to $from", 'eu-west eu-central eu-west',
   'the log: callers nearest eu-west now try eu-central first, instead of eu-west';
-# eu-west scores its 80 ms and Dublin's prior (the level is the mean of RTT_OUTLIER_RUN slow
-# checks, the first of which may have been slowed on its way back only: 40 ms, so two thirds of
-# 80 at least); eu-central its round trip and 1,090 km.
+# eu-west scores its 80 ms and Dublin's prior (the level is the median of RTT_OUTLIER_RUN slow
+# checks: the first may have been slowed on its way back only, or held up on a loaded machine,
+# the others were slowed both ways); eu-central its round trip and 1,090 km.
 my $eu_central_prior = $RTT{PRIOR_BASE_MS} + $RTT{PRIOR_MS_PER_KM} * haversine_km(@{ $LOC{'eu-west'} }, @{ $LOC{'eu-central'} });
 cmp_ok $from_ms // 0, '>=', 60, 'the log: eu-west scores its 80 ms round trip';
 cmp_ok $to_ms // 1e9, '<', $eu_central_prior + 20, 'the log: eu-central scores its distance and a local round trip';

@@ -72,6 +72,13 @@ static void test_estimate_outliers(void **state)
     /* Back down: three far below are the level again, at once. */
     feed(&e, (const double[]){21, 20, 19}, 3, &now);
     assert_true(rtt_estimate_ms(&e) > 19.99 && rtt_estimate_ms(&e) < 20.01);
+    /*
+     * A run whose first check was half slowed (a change in the middle of its
+     * round trip, a loaded machine) does not set the level: 100, not 86.7.
+     */
+    feed(&e, (const double[]){60, 100, 100}, 3, &now);
+    assert_true(rtt_estimate_ms(&e) > 99.99 && rtt_estimate_ms(&e) < 100.01);
+    feed(&e, (const double[]){21, 20, 19}, 3, &now);
     /* Local round trips: 0.2 ms then 0.5 ms is within the slack, not an outlier. */
     struct rtt_estimate l = {0};
     feed(&l, (const double[]){0.2, 0.2, 0.2, 0.2, 0.2, 0.5}, 6, &now);
