@@ -65,6 +65,14 @@ static void session_hangup(struct session *s, struct endpoint *ep)
 void session_endpoint_event(struct endpoint *ep, short what)
 {
     struct session *s = ep->session;
+    /*
+     * A server connection set aside unread (a nearest session's parked
+     * one, a sync's spare) has no session: a kick left from before it was
+     * set aside is dropped; whoever takes it again sets its reader, which
+     * hands it what waits in its input.
+     */
+    if (s == NULL)
+        return;
     s->busy++;
     if (what & EV_CLOSED)
         session_hangup(s, ep);

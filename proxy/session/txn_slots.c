@@ -133,7 +133,7 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
 static bool txn_slot_ended(const struct server_conn *sc)
 {
     struct pollfd p = {.fd = sc->ep.stream.fd, .events = POLLIN};
-    return sc->ep.stream.fd < 0 || evbuffer_get_length(sc->ep.in) > 0 ||
+    return sc->ep.stream.fd < 0 || sc->ep.eof || evbuffer_get_length(sc->ep.in) > 0 ||
            stream_has_pending(&sc->ep.stream) || poll(&p, 1, 0) != 0;
 }
 
