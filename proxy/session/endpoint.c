@@ -328,10 +328,12 @@ static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_
                                 int *more)
 {
     size_t n = ep->rx_len < max ? ep->rx_len : max;
-    if (in == NULL)
+    if (in != NULL) {
+        if (evbuffer_add(in, ep->rx_p, n) != 0)
+            return STREAM_ERROR; /* errno: ENOMEM */
+    } else if (p != NULL) {
         memcpy(p, ep->rx_p, n);
-    else if (evbuffer_add(in, ep->rx_p, n) != 0)
-        return STREAM_ERROR; /* errno: ENOMEM */
+    }
     ep->rx_p += n;
     ep->rx_len -= n;
     *more = ep->rx_len > 0;
