@@ -62,7 +62,6 @@ struct uring {
     int efd;               /* signalled by the kernel: work and completions wait */
     struct event *ev;      /* efd, edge-triggered */
     bool deferred;         /* the kernel's work waits for the loop (IORING_SETUP_DEFER_TASKRUN) */
-    bool begun;            /* uring_begin ran: the ring takes requests */
     unsigned queued;       /* prepared, not yet submitted */
     unsigned long submits; /* submissions so far: a send queued before the last one is in */
     struct list later;     /* sends to fill and start at the end of the turn */
@@ -321,7 +320,6 @@ static int uring_setup(struct uring *u)
     memset(&p, 0, sizeof(p));
     p.flags = IORING_SETUP_CQSIZE;
     p.cq_entries = URING_CQ_ENTRIES;
-    u->begun = true; /* nothing to enable */
     return io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
 }
 
@@ -367,15 +365,12 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
 
 int uring_begin(struct uring *u)
 {
-    if (u->begun)
-        return 0;
+    if (!u->deferred)
+        return 0; /* made enabled: nothing to do */
     /* liburing 2.3 declares io_uring_enable_rings without exporting it: the system call. */
     long rc =
         syscall(__NR_io_uring_register, u->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
-    if (rc != 0)
-        return -errno;
-    u->begun = true;
-    return 0;
+    return rc != 0 ? -errno : 0;
 }
 
 bool uring_can_recv(const struct uring *u)

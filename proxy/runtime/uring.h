@@ -96,7 +96,7 @@ struct uring_recv {
  * thread that submits them all (the worker's).
  */
 struct uring *uring_new(struct event_base *base, char *err, size_t errcap);
-/* The calling thread is the ring's from now on; <0: -errno. */
+/* The calling thread is the ring's from now on (called once); <0: -errno. */
 int uring_begin(struct uring *u);
 /*
  * Whether sockets may receive through the ring: its completions wait for

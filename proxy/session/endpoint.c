@@ -207,7 +207,7 @@ void endpoint_arm(struct endpoint *ep)
 static void endpoint_kick(struct endpoint *ep)
 {
     if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || ep->rx_held ||
+        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || ep->rx_p != NULL ||
          ep->stream.ssl != NULL || stream_has_pending(&ep->stream)))
         event_active(ep->rev, EV_READ, 0);
 }
@@ -312,10 +312,9 @@ static void endpoint_count_in(struct endpoint *ep, size_t n)
 /* The ring's buffer the endpoint holds goes back, its bytes (if any are left) dropped. */
 static void endpoint_rx_give(struct endpoint *ep)
 {
-    if (!ep->rx_held)
+    if (ep->rx_p == NULL)
         return;
     uring_buf_give(ep->w->uring, ep->rx_bid);
-    ep->rx_held = false;
     ep->rx_p = NULL;
     ep->rx_len = 0;
 }
@@ -342,12 +341,13 @@ static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_
     return (ssize_t)n;
 }
 
-/* The held bytes go to ep->in, for whichever reader comes (false: out of memory, told later). */
+/* The held bytes go to ep->in, for whichever reader comes (out of memory: told by the next read).
+ */
 static void endpoint_rx_stash(struct endpoint *ep)
 {
     int more;
     size_t n = ep->rx_len;
-    if (!ep->rx_held)
+    if (ep->rx_p == NULL)
         return;
     if (endpoint_rx_take(ep, ep->in, NULL, n, &more) < 0) {
         ep->rx_errno = ENOMEM;
@@ -373,7 +373,6 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
         ep->rx_p = p;
         ep->rx_len = (size_t)res;
         ep->rx_bid = bid;
-        ep->rx_held = true;
     } else if (res == 0) {
         ep->eof = true;
     } else {
@@ -581,12 +580,6 @@ static ssize_t endpoint_read_got(struct endpoint *ep, ssize_t n, uint8_t want_be
 }
 
 /*
- * The bytes a peer sent before ending its stream are handled before the
- * end is: a client may write its CancelRequest, or a whole login, and
- * close at once, so that the end arrives in the read after the bytes,
- * while they still wait in ep->in for the reader of the next phase.
- */
-/*
  * One read, into in (appended) or else to p: the bytes the ring's
  * receive holds, else the end or failure it met, else nothing while it
  * is armed; without it (or while it is not armed) the socket itself.
@@ -596,7 +589,7 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
                                   int *more)
 {
     *more = 0;
-    if (ep->rx_held)
+    if (ep->rx_p != NULL)
         return endpoint_rx_take(ep, in, p, max, more);
     if (ep->eof)
         return STREAM_EOF;
@@ -615,6 +608,12 @@ ssize_t endpoint_read(struct endpoint *ep, size_t max, int *more)
     return endpoint_read_into(ep, ep->in, NULL, max, more);
 }
 
+/*
+ * The bytes a peer sent before ending its stream are handled before the
+ * end is: a client may write its CancelRequest, or a whole login, and
+ * close at once, so that the end arrives in the read after the bytes,
+ * while they still wait in ep->in for the reader of the next phase.
+ */
 ssize_t endpoint_fill(struct session *s, struct endpoint *ep, size_t max, int *more)
 {
     uint8_t want = ep->stream.read_want;

@@ -84,7 +84,7 @@ struct endpoint {
      * rx: with ring, the ring's receive when the worker's ring can receive
      * (NULL: reads call recv on the loop's read events).  The bytes of its
      * last completion stay in the ring's buffer (rx_p, rx_len of them, its
-     * buffer rx_bid while rx_held) until a read takes them, as a read
+     * buffer rx_bid; rx_p NULL: none held) until a read takes them, as a read
      * would take them from the socket; what a reader does not take before
      * the next completion, or what comes for no reader, goes to in.
      * rx_errno is its failure, which the next read tells.
@@ -93,7 +93,6 @@ struct endpoint {
     const uint8_t *rx_p;
     size_t rx_len;
     unsigned rx_bid;
-    bool rx_held;
     bool rx_unread; /* bytes came for no reader: the next reader is to be run for them */
     int rx_errno;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */

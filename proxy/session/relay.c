@@ -9,10 +9,12 @@
  * Every read lands in the worker's relay block, or, when the peer sends
  * through the worker's io_uring, in a block the peer's send lends and
  * keeps until the kernel has the bytes (a socket that receives through
- * the ring reads from the ring's buffer there: one copy, as a recv's).  When nothing is queued for
- * the peer, it goes out from there: no allocation, no copy.  Only what the peer's socket does not
- * take, and a header cut off by the end of the read, are kept in evbuffers; while bytes wait for
- * the peer, new ones are appended behind them (one copy, into packed chains).
+ * the ring reads from the ring's buffer there: one copy, as a recv's).
+ * When nothing is queued for the peer, it goes out from there: no
+ * allocation, no further copy.  Only what the peer's socket does not
+ * take, and a header cut off by the end of the read, are kept in
+ * evbuffers; while bytes wait for the peer, new ones are appended behind
+ * them (one copy, into packed chains).
  *
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
