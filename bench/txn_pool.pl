@@ -12,7 +12,8 @@
 # machine whose cores PostgreSQL and pgbench share with it hides.
 #
 #   bench/txn_pool.pl [--seconds 10] [--rounds 3] [--scale 10] [--workers 1,2]
-#                     [--only simple-8,simple-64,extended-64] [--baseline path/to/older/pgnear]
+#                     [--only simple-8,extended-64,...: any mode-clients]
+#                     [--baseline path/to/older/pgnear]
 #                     [--backends auto,epoll] [--floor] [--pool_mode session]
 #
 # --baseline runs a second pgnear binary with the same settings beside the
@@ -36,7 +37,8 @@
 #
 # --pool_mode session runs pgnear and PgBouncer in session mode instead
 # (pgnear a relay once a session has logged in): the session relay's
-# figures, with the same floor beside them when --floor is given.
+# figures, for its own rows (-M simple -c 1, -M simple -c 8, -M prepared
+# -c 64), with the same floor beside them when --floor is given.
 #
 # Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
 # (scripts/install-deps.sh installs them).  The CPU figures are in
@@ -132,14 +134,23 @@ if ($opt{floor}) {
 }
 END { kill 'TERM', @floor_pids if @floor_pids }
 
+# The issue's rows: transaction pooling's three by default, the session
+# relay's three under --pool_mode session; --only names any others.
 my @loads = (
-    { name => 'simple-8',    args => ['-M', 'simple', '-c', 8, '-j', 2] },
-    { name => 'simple-64',   args => ['-M', 'simple', '-c', 64, '-j', 2] },
-    { name => 'extended-64', args => ['-M', 'extended', '-c', 64, '-j', 2] },
+    { name => 'simple-1',    args => ['-M', 'simple', '-c', 1, '-j', 1], session => 1 },
+    { name => 'simple-8',    args => ['-M', 'simple', '-c', 8, '-j', 2], transaction => 1, session => 1 },
+    { name => 'simple-64',   args => ['-M', 'simple', '-c', 64, '-j', 2], transaction => 1 },
+    { name => 'extended-64', args => ['-M', 'extended', '-c', 64, '-j', 2], transaction => 1 },
+    { name => 'prepared-64', args => ['-M', 'prepared', '-c', 64, '-j', 2], session => 1 },
 );
 if ($opt{only} ne '') {
-    my %want = map { $_ => 1 } split /,/, $opt{only};
-    @loads = grep { $want{ $_->{name} } } @loads;
+    # Any -M and -c as "mode-clients", the rows above among them.
+    @loads = map {
+        /^(simple|extended|prepared)-([0-9]+)$/ or die "--only: $_ is not mode-clients\n";
+        { name => $_, args => ['-M', $1, '-c', $2, '-j', $2 > 1 ? 2 : 1] }
+    } split /,/, $opt{only};
+} else {
+    @loads = grep { $_->{ $opt{pool_mode} } } @loads;
 }
 
 # utime and stime of a process, all its threads, in clock ticks.

@@ -240,6 +240,18 @@ static struct daemon *daemon_new(struct config *cfg, int log_level, char *err, s
     return d;
 }
 
+/* How the workers send and receive, for the start line. */
+static const char *daemon_io_words(const struct uring *u, const struct config *cfg)
+{
+    if (u == NULL)
+        return "sending through epoll";
+    if (!uring_can_recv(u))
+        return "sending through io_uring";
+    return cfg->io_backend == IO_BACKEND_URING
+               ? "sending and receiving through io_uring"
+               : "sending through io_uring, receiving through it under load";
+}
+
 int daemon_run(struct config *cfg, int log_level, bool background)
 {
     char err[1024];
@@ -263,10 +275,8 @@ int daemon_run(struct config *cfg, int log_level, bool background)
     }
     log_info(0, "pgnear %s started (pid %d), %d worker%s %s, %zu regions, default region %s",
              PACKAGE_VERSION, (int)getpid(), sh->nworkers, sh->nworkers == 1 ? "" : "s",
-             sh->workers[0]->uring == NULL           ? "sending through epoll"
-             : uring_can_recv(sh->workers[0]->uring) ? "sending and receiving through io_uring"
-                                                     : "sending through io_uring",
-             cfg->regions.count, cfg->default_region_ptr->name);
+             daemon_io_words(sh->workers[0]->uring, cfg), cfg->regions.count,
+             cfg->default_region_ptr->name);
     worker_run(sh->workers[0]);
     for (int i = 1; i < sh->nworkers; i++)
         if (sh->workers[i]->started)

@@ -73,7 +73,8 @@ struct uring_send {
 struct uring_recv;
 /*
  * res > 0: res bytes at p, in the ring's buffer bid; 0: the peer's end;
- * <0: -errno.  True: the owner keeps the buffer, to give it back itself.
+ * -ECANCELED: stopped as asked (nothing more comes); another <0: -errno.
+ * True: the owner keeps the buffer, to give it back itself.
  */
 typedef bool (*uring_recv_done)(struct uring_recv *op, const uint8_t *p, int res, unsigned bid);
 
@@ -104,6 +105,26 @@ int uring_begin(struct uring *u);
  * receive interrupts the loop's epoll_wait; else reads stay with epoll.
  */
 bool uring_can_recv(const struct uring *u);
+/*
+ * io_backend = io_uring: sockets receive through the ring whatever the
+ * load (the default weighs it: uring_weigh_wakeup); false weighs it again.
+ */
+void uring_receive_always(struct uring *u, bool always);
+/*
+ * Whether a socket that reads should receive through the ring now: it can,
+ * and always is asked, or the reads of the loop's recent wake-ups make
+ * one io_uring_enter for them pay; otherwise it reads on its readiness.
+ */
+bool uring_recv_wanted(const struct uring *u);
+/* A read of a socket that could receive through the ring, made on its readiness. */
+void uring_count_read(struct uring *u);
+/*
+ * The loop is about to wait: a wake-up counted, and at the end of a window
+ * of them the reads a wake-up weighed (*avg), which decide
+ * uring_recv_wanted.  True when that changed (the sockets move as they
+ * next read); *avg is set only then.
+ */
+bool uring_weigh_wakeup(struct uring *u, double *avg);
 /* A buffer an owner kept (uring_recv_done), its bytes taken: the kernel's again. */
 void uring_buf_give(struct uring *u, unsigned bid);
 /* A receive for fd, not yet armed; NULL when out of memory. */

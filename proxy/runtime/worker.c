@@ -156,8 +156,11 @@ static int worker_open_ring(struct worker *w, char *err, size_t errcap)
         return 0;
     char why[160];
     w->uring = uring_new(w->base, why, sizeof(why));
-    if (w->uring != NULL)
+    if (w->uring != NULL) {
+        if (w->cfg->io_backend == IO_BACKEND_URING)
+            uring_receive_always(w->uring, true);
         return 0;
+    }
     if (w->cfg->io_backend == IO_BACKEND_URING) {
         snprintf(err, errcap, "io_backend = io_uring: worker %d: %s", w->index, why);
         return -1;
@@ -236,6 +239,11 @@ static int worker_loop_with_ring(struct worker *w)
     for (int ring_turns = 0;;) {
         uring_turn(w->uring);
         bool sleep = uring_sleep(w->uring);
+        double reads;
+        if (sleep && uring_weigh_wakeup(w->uring, &reads))
+            log_debug(0, "worker %d: sockets now receive %s (%.2f reads a wake-up)", w->index,
+                      uring_recv_wanted(w->uring) ? "through its io_uring" : "on their readiness",
+                      reads);
         if (!sleep && ++ring_turns < WORKER_RING_TURNS &&
             event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             continue;

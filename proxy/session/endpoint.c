@@ -179,14 +179,25 @@ void endpoint_arm(struct endpoint *ep)
     /* After the end of stream the socket is always readable: the reader is run, never armed. */
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
     /*
-     * The ring's receive is armed while a reader reads, and stopped when
-     * bytes come for none (endpoint_received); the read event then stays
-     * off, unless the ring has no room for it (the socket is read then).
+     * The ring's receive is armed while a reader reads and the worker's
+     * load makes it pay (uring_recv_wanted), and stopped when bytes come
+     * for none or the load no longer does (endpoint_received); the read
+     * event stays off while it is armed, stopping included (its end is
+     * told, and arms what reads next), and is on otherwise, the ring out
+     * of room included.
      */
-    if (ep->rx != NULL && ep->rx_errno == 0 &&
-        (!reading || ep->stream.read_want != STREAM_WANT_READ ||
-         (ep->rx->armed && !ep->rx->stopping) || uring_recv_arm(ep->rx) == 0))
-        reading = false;
+    if (ep->rx != NULL && ep->rx_errno == 0) {
+        bool wanted = uring_recv_wanted(ep->rx->ring);
+        if (!reading || ep->stream.read_want != STREAM_WANT_READ)
+            reading = false;
+        else if (ep->rx->armed) {
+            if (wanted && ep->rx->stopping)
+                uring_recv_arm(ep->rx); /* armed anew as the cancel ends it */
+            reading = false;
+        } else if (wanted && uring_recv_arm(ep->rx) == 0) {
+            reading = false;
+        }
+    }
     /* The ring's sends need no readiness: the kernel waits for room itself. */
     bool writing =
         !ep->ring && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
@@ -368,6 +379,10 @@ static void endpoint_rx_stash(struct endpoint *ep)
 static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid)
 {
     struct endpoint *ep = op->owner;
+    if (res == -ECANCELED) {
+        endpoint_arm(ep); /* stopped: the socket's event, or the receive again, as now wanted */
+        return false;
+    }
     endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
     if (res > 0) {
         ep->rx_p = p;
@@ -386,6 +401,9 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
         endpoint_arm(ep); /* a paused client's hangup is watched instead */
         return res > 0;
     }
+    /* The worker's load no longer pays for the ring: the socket's readiness from the next bytes. */
+    if (!uring_recv_wanted(op->ring))
+        uring_recv_stop(op);
     ep->owner->event(ep, EV_READ);
     return res > 0;
 }
@@ -599,8 +617,15 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
     }
     if (ep->rx != NULL && ep->rx->armed)
         return STREAM_AGAIN;
-    return in != NULL ? stream_read(&ep->stream, in, max, more)
-                      : stream_read_bytes(&ep->stream, p, max, more);
+    ssize_t n = in != NULL ? stream_read(&ep->stream, in, max, more)
+                           : stream_read_bytes(&ep->stream, p, max, more);
+    if (ep->rx != NULL && ep->rx_errno == 0 && n > 0) {
+        uring_count_read(ep->rx->ring);
+        /* The worker's load makes the ring pay again: its receive reads what comes next. */
+        if (uring_recv_wanted(ep->rx->ring) && ep->on_read != NULL && !ep->read_paused)
+            endpoint_arm(ep);
+    }
+    return n;
 }
 
 ssize_t endpoint_read(struct endpoint *ep, size_t max, int *more)

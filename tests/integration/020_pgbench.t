@@ -2,8 +2,11 @@
 # query protocols under concurrency, a new connection per transaction (-C,
 # over TCP and the Unix socket), every server session closed once the
 # clients are gone, and a client's Terminate ending the session cleanly.
-# The shipped io_backend (auto) sends through io_uring on this kernel; the
-# three protocols and -C run again with io_backend = epoll.  Where the
+# The shipped io_backend (auto) sends through io_uring on this kernel, and
+# (6.1 or later) receives through it while the load makes that pay: eight
+# clients move the sockets there, one alone back to their readiness; the
+# three protocols and -C run again with io_backend = epoll, and with
+# io_uring (receiving through the ring whatever the load).  Where the
 # kernel gives no io_uring (tests/unit/no_io_uring: a seccomp filter
 # refuses io_uring_setup, or io_uring_register, which the probe of its
 # operations needs), auto falls back to epoll and says why, and
@@ -149,8 +152,9 @@ wait_back_to($baseline, 'after Terminate');
     # Receives through the ring need the kernel's deferred task work (Linux 6.1).
     my ($major, $minor) = (POSIX::uname())[2] =~ /^(\d+)\.(\d+)/;
     if ($major > 6 || ($major == 6 && $minor >= 1)) {
-        like $p->log_contents, qr/started \(pid \d+\), \d+ workers? sending and receiving through io_uring/,
-            'io_backend = auto: pgnear sends and receives through io_uring on this kernel (6.1 or later)';
+        like $p->log_contents,
+            qr/started \(pid \d+\), \d+ workers? sending through io_uring, receiving through it under load/,
+            'io_backend = auto: pgnear sends through io_uring, and receives through it under load, on this kernel (6.1 or later)';
     } else {
         like $p->log_contents, qr/started \(pid \d+\), \d+ workers? sending through io_uring/,
             'io_backend = auto: pgnear sends through io_uring on this kernel (before 6.1: receives with epoll)';
@@ -176,6 +180,54 @@ wait_back_to($baseline, 'after Terminate');
     is $r->{processed}, 200, 'io_backend = epoll, -C: 200 transactions processed';
     $pe->stop;
     wait_back_to($baseline, 'after io_backend = epoll');
+}
+
+# ---- io_backend = auto, one worker: the sockets receive through the ring under load
+if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1))) {
+    my $pa = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', server_tls => 'disable', workers => 1 });
+    my $moves = sub { join("\n", $pa->log_contents =~ /^(.*sockets now receive.*)$/mg) };
+    for my $step ([1, undef, 'one client stays on readiness'],
+                  [8, qr/through its io_uring \((?:[2-9]|1\.[3-9])[\d.]* reads a wake-up\)/,
+                   'eight clients move the sockets to the ring'],
+                  [1, qr/on their readiness \(1\.[0-5]\d reads a wake-up\)/,
+                   'one client alone moves them back to their readiness']) {
+        my ($clients, $move, $what) = @$step;
+        my $before = $pa->log_size;
+        ($rc, $out, $err) = pgbench(['-M', 'simple', '-c', $clients, '-j', $clients > 1 ? 2 : 1,
+                                     '-T', 2, '-n'], $pa->conninfo, timeout => 40);
+        is $rc, 0, "io_backend = auto, -c $clients: pgbench exits 0" or diag "stdout:\n$out\nstderr:\n$err";
+        is parse_pgbench($out)->{failed} // 0, 0, "io_backend = auto, -c $clients: zero failed transactions";
+        my $log = substr($pa->log_contents, $before);
+        if ($move) {
+            like $log, qr/worker 0: sockets now receive $move/, "io_backend = auto: $what" or diag $moves->();
+        } else {
+            unlike $log, qr/sockets now receive/, "io_backend = auto: $what" or diag $moves->();
+        }
+    }
+    $pa->stop;
+    wait_back_to($baseline, 'after io_backend = auto with one worker');
+}
+
+# ---- io_backend = io_uring: receives through the ring whatever the load
+if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1))) {
+    my $pu = PgNearTest::Proxy->new(regions => [$us],
+        settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'io_uring' });
+    like $pu->log_contents, qr/started \(pid \d+\), \d+ workers? sending and receiving through io_uring/,
+        'io_backend = io_uring: pgnear says it sends and receives through io_uring';
+    for my $load (['simple', 8], ['extended', 8], ['prepared', 8], ['simple', 1]) {
+        my ($mode, $clients) = @$load;
+        ($rc, $out, $err) = pgbench(['-M', $mode, '-c', $clients, '-j', $clients > 1 ? 2 : 1,
+                                     '-t', 1600 / $clients, '-n'], $pu->conninfo, timeout => 60);
+        $r = parse_pgbench($out);
+        is $rc, 0, "io_backend = io_uring, -M $mode -c $clients exits 0" or diag "stdout:\n$out\nstderr:\n$err";
+        is $r->{processed}, 1600, "io_backend = io_uring, -M $mode -c $clients: 1600 transactions processed";
+        is $r->{failed} // 0, 0, "io_backend = io_uring, -M $mode -c $clients: zero failed transactions";
+    }
+    unlike $pu->log_contents, qr/sockets now receive/,
+        'io_backend = io_uring: the sockets never move to their readiness';
+    $pu->stop;
+    wait_back_to($baseline, 'after io_backend = io_uring');
 }
 
 # ---- io_backend without io_uring: auto falls back, io_uring refuses

@@ -1145,6 +1145,13 @@ static void run_loop(struct relay_run *run)
             return;
         /* As the worker's loop: the turn's sends submitted, then a wait only when none is left. */
         struct uring *ring = run->rig->w.uring;
+        /*
+         * Receives through the ring, then on readiness (the rig weighs no
+         * load), and back: each socket moves as it next reads, its bytes in
+         * order across the move.
+         */
+        if (ring != NULL && run->c->ring_switch && run->st->loops % 5 == 0)
+            uring_receive_always(ring, run->st->loops % 10 == 0);
         if (ring != NULL)
             uring_turn(ring);
         int flags = ring == NULL || uring_sleep(ring) ? EVLOOP_ONCE : EVLOOP_NONBLOCK;
@@ -1182,6 +1189,7 @@ int relay_run(struct relay_rig *r, const struct tls_kit *k, const struct relay_c
     memset(st, 0, sizeof(*st));
     err[0] = '\0';
     r->w.uring = c->ring ? r->ring : NULL;
+    uring_receive_always(r->ring, true);
     run.started = run.last_progress = now_s();
     if (run_setup(&run, k) == 0) {
         run_loop(&run);

@@ -169,7 +169,8 @@ struct peer_plan {
 struct relay_case {
     bool tls[2];       /* [PEER_CLIENT]: client side, [PEER_SERVER]: server side */
     bool tls12;        /* the peers offer TLS 1.2 only */
-    bool ring;         /* pgnear's plain sockets send through the worker's io_uring */
+    bool ring;         /* pgnear's plain sockets send and receive through the worker's io_uring */
+    bool ring_switch;  /* ... and receive through it and on readiness by turns, every few turns */
     int pgnear_sndbuf; /* SO_SNDBUF of pgnear's sockets; 0: the default */
     struct peer_plan peer[2];
     /*

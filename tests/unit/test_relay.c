@@ -85,6 +85,7 @@ static struct relay_case base_case(const bool *sides, const struct msg_script *f
     struct relay_case c = {
         .tls = {sides[0], sides[1]},
         .ring = sides[2],
+        .ring_switch = sides[3],
         .peer = {slow_peer(from_client, seed), slow_peer(from_server, seed * 31 + 7)},
         .exact = true,
         .nap_us = 300,
@@ -100,6 +101,8 @@ static const char *sides_name(const struct relay_case *c)
     static const char *names[8] = {"plain/plain",     "TLS/plain",         "plain/TLS",
                                    "TLS/TLS",         "plain/plain, ring", "TLS/plain, ring",
                                    "plain/TLS, ring", "TLS/TLS, ring"};
+    if (c->ring_switch)
+        return "plain/plain, ring, receives switched";
     return names[(c->tls[0] ? 1 : 0) + (c->tls[1] ? 2 : 0) + (c->ring ? 4 : 0)];
 }
 
@@ -400,10 +403,15 @@ static int group_teardown(void **state)
     return 0;
 }
 
-/* Client TLS, server TLS, and the plain sides sending through the worker's io_uring. */
-static bool sides[7][3] = {{false, false, false}, {true, false, false}, {false, true, false},
-                           {true, true, false},   {false, false, true}, {true, false, true},
-                           {false, true, true}};
+/*
+ * Client TLS, server TLS, and the plain sides sending and receiving
+ * through the worker's io_uring; the last: receiving through it and on
+ * their readiness by turns.
+ */
+static bool sides[8][4] = {{false, false, false, false}, {true, false, false, false},
+                           {false, true, false, false},  {true, true, false, false},
+                           {false, false, true, false},  {true, false, true, false},
+                           {false, true, true, false},   {false, false, true, true}};
 
 #define FOR_ALL_SIDES(name, fn)                                                                    \
     {name ", client plain, server plain", fn, NULL, NULL, sides[0]},                               \
@@ -412,8 +420,9 @@ static bool sides[7][3] = {{false, false, false}, {true, false, false}, {false, 
         {name ", client TLS, server TLS", fn, NULL, NULL, sides[3]},                               \
         {name ", client plain, server plain, io_uring", fn, NULL, NULL, sides[4]},                 \
         {name ", client TLS, server plain, io_uring", fn, NULL, NULL, sides[5]},                   \
+        {name ", client plain, server TLS, io_uring", fn, NULL, NULL, sides[6]},                   \
     {                                                                                              \
-        name ", client plain, server TLS, io_uring", fn, NULL, NULL, sides[6]                      \
+        name ", client plain, server plain, io_uring, receives switched", fn, NULL, NULL, sides[7] \
     }
 
 int main(void)

@@ -363,7 +363,7 @@ static void test_alone_sends_at_once_or_waits(void **state)
 struct listener {
     uint8_t got[256 * 1024];
     size_t have;
-    int ends, failures, calls;
+    int ends, failures, stops, calls;
     bool stop_after_first; /* stops its receive at the first bytes (a paused reader) */
     bool keep;             /* keeps every buffer (kept[]) until the test gives them back */
     unsigned kept[1024];
@@ -383,6 +383,9 @@ static bool on_received(struct uring_recv *op, const uint8_t *p, int res, unsign
             uring_recv_stop(op);
     } else if (res == 0) {
         l->ends++;
+    } else if (res == -ECANCELED) {
+        l->stops++;
+        assert_false(op->armed); /* told last: nothing more comes */
     } else {
         l->failures++;
     }
@@ -487,6 +490,7 @@ static void test_recv_stop_and_arm_again(void **state)
     TURN_UNTIL(f, l.have == 5 && !op->armed);
     assert_int_equal(l.have, 5);
     assert_false(op->armed);
+    assert_int_equal(l.stops, 1); /* its end told, so that its owner may read the socket */
     assert_int_equal(write(f->sv[1], "second", 6), 6);
     run_turns(f, 50);
     assert_int_equal(l.have, 5); /* stopped: the bytes wait in the socket */
@@ -496,6 +500,7 @@ static void test_recv_stop_and_arm_again(void **state)
     assert_int_equal(l.have, 11);
     assert_memory_equal(l.got, "firstsecond", 11);
     assert_int_equal(l.failures, 0);
+    assert_int_equal(l.stops, 1);
     uring_recv_release(op);
 }
 
@@ -560,6 +565,71 @@ static void test_recv_release_armed(void **state)
     assert_int_equal(l.calls, 0);
 }
 
+/*
+ * Wake-ups of the loop with these reads each, in turn, at most n: the
+ * index of the one that moved the sockets (they stop there), else -1.
+ */
+static int wake_ups(struct uring *u, const unsigned *reads, int nreads, int n)
+{
+    for (int i = 0; i < n; i++) {
+        for (unsigned r = 0; r < reads[i % nreads]; r++)
+            uring_count_read(u);
+        double avg = -1.0;
+        if (uring_weigh_wakeup(u, &avg)) {
+            assert_true(avg >= 0.0 && avg <= 2.0);
+            return i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Whether sockets receive through the ring follows the reads a wake-up,
+ * a window of 1,024 wake-ups at a time: one client's load (1.0 on
+ * readiness) stays on readiness, two clients' (2.0) move to the ring at
+ * the end of their first whole window, not before, and move back below
+ * 1.6 (one client through the ring, 1.3); a load that counts between the
+ * two sides' thresholds on both moves once a window at most; io_backend =
+ * io_uring receives through the ring whatever comes.  Before Linux 6.1
+ * nothing moves: the ring cannot receive.
+ */
+static void test_recv_follows_the_load(void **state)
+{
+    struct fixture *f = *state;
+    bool can = ring_must_receive(f);
+    static const unsigned one[] = {1}, two[] = {2}, one_ring[] = {1, 1, 2}, edge[] = {1, 2};
+    assert_false(uring_recv_wanted(f->u)); /* a worker starts on readiness */
+    assert_int_equal(wake_ups(f->u, one, 1, 3000), -1);
+    assert_false(uring_recv_wanted(f->u));
+    if (!can) {
+        assert_int_equal(wake_ups(f->u, two, 1, 3000), -1);
+        assert_false(uring_recv_wanted(f->u));
+        return;
+    }
+    assert_in_range(wake_ups(f->u, two, 1, 3000), 1023, 2047);
+    assert_true(uring_recv_wanted(f->u));
+    assert_int_equal(wake_ups(f->u, two, 1, 3000), -1);
+    assert_in_range(wake_ups(f->u, one_ring, 3, 3000), 1023, 2047);
+    assert_false(uring_recv_wanted(f->u));
+
+    /* 1.5 a wake-up: above readiness's threshold and below the ring's. */
+    int moves = 0;
+    for (int left = 10240; left > 0; moves++) {
+        int at = wake_ups(f->u, edge, 2, left);
+        if (at < 0)
+            break;
+        assert_true(moves == 0 || at == 1023);
+        left -= at + 1;
+    }
+    assert_in_range(moves, 9, 10);
+
+    uring_receive_always(f->u, true);
+    assert_true(uring_recv_wanted(f->u));
+    assert_int_equal(wake_ups(f->u, one, 1, 3000), -1);
+    assert_true(uring_recv_wanted(f->u));
+    uring_receive_always(f->u, false);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -574,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recv_stop_and_arm_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recv_starved_waits_for_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recv_release_armed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recv_follows_the_load, setup, teardown),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
