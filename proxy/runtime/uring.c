@@ -66,18 +66,17 @@
  * and then an io_uring_enter to run the receive, where epoll would have
  * woken the loop on the socket itself and a recv read it; from a few
  * reads a wake-up on, one io_uring_enter for all of them pays (measured on
- * one worker, session relay, seven rounds: one client costs 9 % more CPU
- * a transaction through the ring, two the same, four and eight 10-15 %
- * less).
+ * one worker, session relay: one client costs 9 % more CPU a transaction
+ * through the ring, two about the same, four and eight 10-20 % less).
  *
  * The ring's loop counts more reads a wake-up than readiness's at the
  * same load, since it takes bytes that came while it ran without a wait
  * (uring_sleep), where each is a wake-up of epoll's: one client reads 1.0
  * a wake-up on readiness and 1.3 through the ring, two 1.45 and 2.0.  So
  * each side has its own threshold: on readiness above 1.25 moves to the
- * ring, through the ring below 1.6 moves back; a window is counted on one
- * side alone but for the wake-ups that moved, and a load between the two
- * moves once a window at most.
+ * ring, through the ring below 1.6 moves back.  A window starts after the
+ * last, so it counts one side (but for sockets still moving, each as it
+ * next reads), and a load between the two moves once a window at most.
  */
 #define URING_WEIGH_WAKEUPS 1024
 #define URING_READS_QUIET   (URING_WEIGH_WAKEUPS * 8 / 5) /* 1.6 a wake-up, through the ring */
@@ -221,8 +220,10 @@ static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res,
     if (res > 0)
         u->reads++;
     bool kept = false;
-    /* A cancelled receive's end is told too (a starved one is armed still): its owner may read the
-     * socket now. */
+    /*
+     * A stopped receive's end is told too, so that its owner may read the
+     * socket itself now (a starved receive is still armed: not yet).
+     */
     if (op != NULL && op->done != NULL && res != -ENOBUFS && (res != -ECANCELED || !op->armed))
         kept = op->done(op, p, res, bid); /* may stop or release op */
     if (p != NULL && !kept)

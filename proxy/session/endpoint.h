@@ -82,7 +82,11 @@ struct endpoint {
     bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */
     /*
      * rx: with ring, the ring's receive when the worker's ring can receive
-     * (NULL: reads call recv on the loop's read events).  The bytes of its
+     * (NULL: reads call recv on the loop's read events).  It is armed
+     * while the worker's load makes it pay (uring_recv_wanted), the socket
+     * read on its read events otherwise, and moves as it next reads: from
+     * the ring once its stop is told, to it at once (the socket read no
+     * more while it is armed, so the bytes stay in order).  The bytes of its
      * last completion stay in the ring's buffer (rx_p, rx_len of them, its
      * buffer rx_bid; rx_p NULL: none held) until a read takes them, as a read
      * would take them from the socket; what a reader does not take before
@@ -108,7 +112,8 @@ int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_o
  * From now on the endpoint's sends go through its worker's io_uring, when
  * the worker has one and the stream is plain TCP (TLS and WebSocket
  * streams keep writing themselves), and so do its reads where the ring
- * can receive.  Sessions switch once logged in.
+ * can receive, while the worker's load makes that pay.  Sessions switch
+ * once logged in.
  */
 void endpoint_use_ring(struct endpoint *ep);
 /* Bytes queued for the socket and not yet taken by it: in out, and in the ring's send. */

@@ -4,9 +4,10 @@
 # clients are gone, and a client's Terminate ending the session cleanly.
 # The shipped io_backend (auto) sends through io_uring on this kernel, and
 # (6.1 or later) receives through it while the load makes that pay: eight
-# clients move the sockets there, one alone back to their readiness; the
-# three protocols and -C run again with io_backend = epoll, and with
-# io_uring (receiving through the ring whatever the load).  Where the
+# clients move the sockets there, one alone (each answer a millisecond
+# later) back to their readiness; the three protocols and -C run again
+# with io_backend = epoll, and with io_uring (receiving through the ring
+# whatever the load).  Where the
 # kernel gives no io_uring (tests/unit/no_io_uring: a seccomp filter
 # refuses io_uring_setup, or io_uring_register, which the probe of its
 # operations needs), auto falls back to epoll and says why, and
@@ -187,6 +188,12 @@ if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1)))
     my $pa = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', workers => 1 });
     my $moves = sub { join("\n", $pa->log_contents =~ /^(.*sockets now receive.*)$/mg) };
+    # One client whose answer comes a millisecond after its query, and who
+    # waits a millisecond before the next: each wake-up reads one socket,
+    # however busy the machine (a fast answer could come before the worker
+    # waits, and count with the query).
+    my $one_by_one = tmpdir(name => 'one-by-one') . '/one.sql';
+    write_file($one_by_one, "SELECT pg_sleep(0.001);\n\\sleep 1 ms\n");
     for my $step ([1, undef, 'one client stays on readiness'],
                   [8, qr/through its io_uring \((?:[2-9]|1\.[3-9])[\d.]* reads a wake-up\)/,
                    'eight clients move the sockets to the ring'],
@@ -195,7 +202,9 @@ if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1)))
         my ($clients, $move, $what) = @$step;
         my $before = $pa->log_size;
         ($rc, $out, $err) = pgbench(['-M', 'simple', '-c', $clients, '-j', $clients > 1 ? 2 : 1,
-                                     '-T', 2, '-n'], $pa->conninfo, timeout => 40);
+                                     '-T', $clients > 1 ? 2 : 3, '-n',
+                                     $clients > 1 ? () : ('-f', $one_by_one)],
+                                    $pa->conninfo, timeout => 40);
         is $rc, 0, "io_backend = auto, -c $clients: pgbench exits 0" or diag "stdout:\n$out\nstderr:\n$err";
         is parse_pgbench($out)->{failed} // 0, 0, "io_backend = auto, -c $clients: zero failed transactions";
         my $log = substr($pa->log_contents, $before);
