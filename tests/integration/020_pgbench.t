@@ -191,7 +191,9 @@ if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1)))
     # One client whose answer comes a millisecond after its query, and who
     # waits a millisecond before the next: each wake-up reads one socket,
     # however busy the machine (a fast answer could come before the worker
-    # waits, and count with the query).
+    # waits, and count with the query).  Counted in transactions, not
+    # seconds: 1,200 make 2,400 wake-ups or more, two whole windows of
+    # 1,024 however slow the machine (the first may end on the load before).
     my $one_by_one = tmpdir(name => 'one-by-one') . '/one.sql';
     write_file($one_by_one, "SELECT pg_sleep(0.001);\n\\sleep 1 ms\n");
     for my $step ([1, undef, 'one client stays on readiness'],
@@ -202,9 +204,9 @@ if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1)))
         my ($clients, $move, $what) = @$step;
         my $before = $pa->log_size;
         ($rc, $out, $err) = pgbench(['-M', 'simple', '-c', $clients, '-j', $clients > 1 ? 2 : 1,
-                                     '-T', $clients > 1 ? 2 : 3, '-n',
+                                     '-t', $clients > 1 ? 1000 : 1200, '-n',
                                      $clients > 1 ? () : ('-f', $one_by_one)],
-                                    $pa->conninfo, timeout => 40);
+                                    $pa->conninfo, timeout => 60);
         is $rc, 0, "io_backend = auto, -c $clients: pgbench exits 0" or diag "stdout:\n$out\nstderr:\n$err";
         is parse_pgbench($out)->{failed} // 0, 0, "io_backend = auto, -c $clients: zero failed transactions";
         my $log = substr($pa->log_contents, $before);
