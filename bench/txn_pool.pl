@@ -15,6 +15,7 @@
 #                     [--only simple-8,extended-64,...: any mode-clients]
 #                     [--baseline path/to/older/pgnear]
 #                     [--backends auto,epoll] [--floor] [--pool_mode session]
+#                     [--machine]
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
@@ -40,6 +41,16 @@
 # figures, for its own rows (-M simple -c 1, -M simple -c 8, -M prepared
 # -c 64), with the same floor beside them when --floor is given.
 #
+# --machine prints a second table: where the machine's time went around
+# each proxy, for the tps side of the figures, which on a machine whose
+# cores the proxy shares with PostgreSQL and pgbench depends on more than
+# the proxy's own CPU: the cores' idle time over the run (/proc/stat),
+# PostgreSQL's CPU per 1,000 transactions (every postgres process's utime
+# + stime), and how the proxy was scheduled: the times a transaction it
+# was preempted (nonvoluntary context switches) and went to sleep
+# (voluntary ones), and the microseconds a transaction it waited runnable
+# for a core (run_delay in /proc/PID/task/*/schedstat).
+#
 # Needs a built build/pgnear (or $PGNEAR), pgbouncer and pgbench
 # (scripts/install-deps.sh installs them).  The CPU figures are in
 # milliseconds of the proxy's own CPU; on a shared machine quote the
@@ -60,7 +71,7 @@ $| = 1;
 my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto',
            pool_mode => 'transaction');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s', 'floor', 'pool_mode=s')
+    'backends=s', 'floor', 'pool_mode=s', 'machine')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -162,21 +173,56 @@ sub cpu_ticks {
     return ($f[11], $f[12]);
 }
 
-# One pgbench run: its tps and the proxy's CPU milliseconds per 1,000 transactions.
+# The machine's counters (--machine): its cores' idle ticks and all their
+# ticks, PostgreSQL's CPU ticks, and the proxy's context switches
+# (voluntary, nonvoluntary) and nanoseconds waited runnable, all threads.
+sub machine_counters {
+    my ($pid) = @_;
+    my @cpu = split ' ', (PgNearTest::slurp_file('/proc/stat') =~ /^cpu\s+(.*)$/m)[0];
+    my %m = (idle => $cpu[3] + $cpu[4], all => 0, pg => 0, vcs => 0, nvcs => 0, delay => 0);
+    $m{all} += $_ for @cpu[0 .. 7];
+    for my $dir (glob '/proc/[0-9]*') {
+        my $comm = eval { PgNearTest::slurp_file("$dir/comm") } // next;
+        next unless $comm =~ /^postgres/;
+        my ($u, $s) = eval { cpu_ticks($dir =~ m{(\d+)$}) };
+        $m{pg} += ($u // 0) + ($s // 0);
+    }
+    for my $task (glob "/proc/$pid/task/*") {
+        my $status = eval { PgNearTest::slurp_file("$task/status") } // next;
+        $m{vcs} += ($status =~ /^voluntary_ctxt_switches:\s+(\d+)/m)[0] // 0;
+        $m{nvcs} += ($status =~ /^nonvoluntary_ctxt_switches:\s+(\d+)/m)[0] // 0;
+        my $sched = eval { PgNearTest::slurp_file("$task/schedstat") } // next;
+        $m{delay} += (split ' ', $sched)[1];
+    }
+    return \%m;
+}
+
+# One pgbench run: its tps and the proxy's CPU milliseconds per 1,000
+# transactions (and with --machine the machine's figures, per transaction).
 sub run_one {
     my ($load, $name) = @_;
     my ($port, $pid) = @{ $targets{$name} };
+    my $m0 = $opt{machine} ? machine_counters($pid) : undef;
     my ($user0, $sys0) = cpu_ticks($pid);
     my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
         timeout => $opt{seconds} * 4 + 60);
     my ($user1, $sys1) = cpu_ticks($pid);
+    my $m1 = $opt{machine} ? machine_counters($pid) : undef;
     my $r = parse_pgbench($o);
     die "pgbench failed through $name (exit $c): $e\n$o\n"
         if $c || !$r->{tps} || !$r->{processed} || $r->{failed};
     my $per_1k = 1000 / $ticks * 1000 / $r->{processed};
-    return ($r->{tps}, ($user1 - $user0 + $sys1 - $sys0) * $per_1k, ($user1 - $user0) * $per_1k);
+    my %machine;
+    if ($m1) {
+        my %d = map { $_ => $m1->{$_} - $m0->{$_} } keys %$m1;
+        %machine = (idle => 100 * $d{idle} / ($d{all} || 1), pg => $d{pg} * $per_1k,
+                    nvcs => $d{nvcs} / $r->{processed}, vcs => $d{vcs} / $r->{processed},
+                    delay => $d{delay} / 1000 / $r->{processed});
+    }
+    return ($r->{tps}, ($user1 - $user0 + $sys1 - $sys0) * $per_1k, ($user1 - $user0) * $per_1k,
+            \%machine);
 }
 
 sub median {
@@ -189,15 +235,21 @@ printf "pgbench -n -S -T %d, %d rounds interleaved (%s); %s pooling over %d; sca
     $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{pool_mode}, $pool_size, $opt{scale}, $cpus;
 printf "%-12s %-12s %9s %11s %11s %9s %9s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer',
     'ms CPU/1k tx', 'CPU/bouncer', 'user ms', 'sys ms';
+my @machine_rows;
 for my $load (@loads) {
-    my (%tps, %cpu, %user);
+    my (%tps, %cpu, %user, %machine);
     for my $round (1 .. $opt{rounds}) {
         for my $name (@order) {
-            my ($t, $c, $u) = run_one($load, $name);
+            my ($t, $c, $u, $m) = run_one($load, $name);
             push @{ $tps{$name} }, $t;
             push @{ $cpu{$name} }, $c;
             push @{ $user{$name} }, $u;
+            push @{ $machine{$name}{$_} }, $m->{$_} for keys %$m;
         }
+    }
+    for my $name ($opt{machine} ? @order : ()) {
+        push @machine_rows, sprintf "%-12s %-12s %7.1f %11.1f %12.2f %9.2f %12.1f", $load->{name},
+            $name, map { median(@{ $machine{$name}{$_} }) } qw(idle pg nvcs vcs delay);
     }
     my %mt = map { $_ => median(@{ $tps{$_} }) } @order;
     my %mc = map { $_ => median(@{ $cpu{$_} }) } @order;
@@ -210,3 +262,11 @@ for my $load (@loads) {
 }
 print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions;\n",
     "user ms: utime alone (its median), sys ms: the CPU's median less it\n";
+if (@machine_rows) {
+    printf "\n%-12s %-12s %7s %11s %12s %9s %12s\n", 'load', 'proxy', 'idle %', 'PG ms/1k tx',
+        'preempted/tx', 'sleeps/tx', 'waited us/tx';
+    print "$_\n" for @machine_rows;
+    print "medians; idle: the cores' over the run; PG: every postgres process's utime + stime;\n",
+        "preempted and sleeps: the proxy's nonvoluntary and voluntary context switches;\n",
+        "waited: the proxy's time runnable without a core (schedstat's run_delay)\n";
+}
