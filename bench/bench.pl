@@ -162,9 +162,8 @@ my $ticks = sysconf(_SC_CLK_TCK) || 100;
 # utime + stime of a process, all its threads, in clock ticks.
 sub cpu_ticks {
     my ($pid) = @_;
-    return undef unless $pid && open my $fh, '<', "/proc/$pid/stat";
-    my @f = split ' ', (<$fh> =~ s/^.*\)\s+//sr);
-    return $f[11] + $f[12];
+    my ($user, $sys) = $pid ? PgNearTest::proc_cpu_ticks($pid) : ();
+    return defined $user ? $user + $sys : undef;
 }
 
 # One run: its tps, and the proxy's CPU milliseconds per 1,000 transactions (undef: not known).

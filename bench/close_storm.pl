@@ -33,12 +33,7 @@ my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
 
 # Seconds on a CPU and runnable-but-waiting, summed over pgnear's threads.
 sub schedstat {
-    my ($run, $wait) = (0, 0);
-    for my $f (glob('/proc/' . $p->pid . '/task/*/schedstat')) {
-        my @a = split ' ', PgNearTest::slurp_file($f);
-        $run += $a[0];
-        $wait += $a[1];
-    }
+    my ($run, $wait) = PgNearTest::proc_schedstat($p->pid);
     return ($run / 1e9, $wait / 1e9);
 }
 

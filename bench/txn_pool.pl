@@ -167,10 +167,8 @@ if ($opt{only} ne '') {
 # utime and stime of a process, all its threads, in clock ticks.
 sub cpu_ticks {
     my ($pid) = @_;
-    my $stat = PgNearTest::slurp_file("/proc/$pid/stat");
-    $stat =~ s/^.*\)\s+//s; # past "pid (comm)": field 3 (state) comes first
-    my @f = split ' ', $stat;
-    return ($f[11], $f[12]);
+    my @t = PgNearTest::proc_cpu_ticks($pid) or die "process $pid is gone\n";
+    return @t;
 }
 
 # The machine's counters (--machine): its cores' idle ticks and all their
@@ -184,16 +182,15 @@ sub machine_counters {
     for my $dir (glob '/proc/[0-9]*') {
         my $comm = eval { PgNearTest::slurp_file("$dir/comm") } // next;
         next unless $comm =~ /^postgres/;
-        my ($u, $s) = eval { cpu_ticks($dir =~ m{(\d+)$}) };
+        my ($u, $s) = PgNearTest::proc_cpu_ticks($dir =~ m{(\d+)$});
         $m{pg} += ($u // 0) + ($s // 0);
     }
     for my $task (glob "/proc/$pid/task/*") {
         my $status = eval { PgNearTest::slurp_file("$task/status") } // next;
         $m{vcs} += ($status =~ /^voluntary_ctxt_switches:\s+(\d+)/m)[0] // 0;
         $m{nvcs} += ($status =~ /^nonvoluntary_ctxt_switches:\s+(\d+)/m)[0] // 0;
-        my $sched = eval { PgNearTest::slurp_file("$task/schedstat") } // next;
-        $m{delay} += (split ' ', $sched)[1];
     }
+    $m{delay} = (PgNearTest::proc_schedstat($pid))[1];
     return \%m;
 }
 

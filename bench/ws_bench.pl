@@ -102,9 +102,8 @@ if ($opt{only} ne '') {
 # User + system CPU seconds of a running process so far.
 sub cpu_seconds {
     my ($pid) = @_;
-    my $stat = PgNearTest::slurp_file("/proc/$pid/stat");
-    my @f = split ' ', substr($stat, rindex($stat, ')') + 2);
-    return ($f[11] + $f[12]) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
+    my ($user, $sys) = PgNearTest::proc_cpu_ticks($pid) or die "process $pid is gone\n";
+    return ($user + $sys) / POSIX::sysconf(POSIX::_SC_CLK_TCK());
 }
 
 # One run of the client: its RESULT line as a hash (with cpu_us, pgnear's CPU

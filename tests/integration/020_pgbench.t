@@ -148,11 +148,15 @@ wait_back_to($baseline, 'after Terminate');
             my $id = $_; join("\n", $log =~ /^(.*\b$id: (?:FATAL|closing).*)$/mg) . "\n" } @unclosed[0 .. ($#unclosed < 1 ? $#unclosed : 1)]);
 }
 
+# Receives through the ring need the kernel's deferred task work (Linux 6.1).
+my $ring_receives = do {
+    my ($major, $minor) = (POSIX::uname())[2] =~ /^(\d+)\.(\d+)/;
+    $major > 6 || ($major == 6 && $minor >= 1);
+};
+
 # ---- io_backend: the default takes the ring here; epoll serves as before
 {
-    # Receives through the ring need the kernel's deferred task work (Linux 6.1).
-    my ($major, $minor) = (POSIX::uname())[2] =~ /^(\d+)\.(\d+)/;
-    if ($major > 6 || ($major == 6 && $minor >= 1)) {
+    if ($ring_receives) {
         like $p->log_contents,
             qr/started \(pid \d+\), \d+ workers? sending through io_uring, receiving through it under load/,
             'io_backend = auto: pgnear sends through io_uring, and receives through it under load, on this kernel (6.1 or later)';
@@ -184,7 +188,7 @@ wait_back_to($baseline, 'after Terminate');
 }
 
 # ---- io_backend = auto, one worker: the sockets receive through the ring under load
-if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1))) {
+if ($ring_receives) {
     my $pa = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', workers => 1 });
     my $moves = sub { join("\n", $pa->log_contents =~ /^(.*sockets now receive.*)$/mg) };
@@ -232,7 +236,7 @@ if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1)))
 }
 
 # ---- io_backend = io_uring: receives through the ring whatever the load
-if ((POSIX::uname())[2] =~ /^(\d+)\.(\d+)/ and ($1 > 6 || ($1 == 6 && $2 >= 1))) {
+if ($ring_receives) {
     my $pu = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'io_uring' });
     like $pu->log_contents, qr/started \(pid \d+\), \d+ workers? sending and receiving through io_uring/,

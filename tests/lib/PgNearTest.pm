@@ -246,6 +246,31 @@ END {
 
 # ---------------------------------------------------------------- utilities
 
+# utime and stime of a process, all its threads, in clock ticks
+# (/proc/PID/stat); an empty list when it is gone.  For the benches.
+sub proc_cpu_ticks {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return ();
+    my $stat = <$fh> // return ();
+    my @f = split ' ', substr($stat, rindex($stat, ')') + 2); # past "pid (comm)"
+    return ($f[11], $f[12]);
+}
+
+# Nanoseconds on a CPU and runnable without one, and the times it was
+# given one, summed over a process's threads (/proc/PID/task/*/schedstat).
+sub proc_schedstat {
+    my ($pid) = @_;
+    my ($run, $wait, $slices) = (0, 0, 0);
+    for my $f (glob "/proc/$pid/task/*/schedstat") {
+        open my $fh, '<', $f or next; # a thread that just ended
+        my @a = split ' ', (<$fh> // next);
+        $run += $a[0];
+        $wait += $a[1];
+        $slices += $a[2];
+    }
+    return ($run, $wait, $slices);
+}
+
 sub slurp_file {
     my ($path) = @_;
     open my $fh, '<', $path or die "PgNearTest: cannot read $path: $!\n";
