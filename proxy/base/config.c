@@ -101,6 +101,7 @@ static const struct setting config_settings[] = {
     S(route_hold_down_ms, T_MS, "60s", true),
     S(report_fence, T_BOOL, "off", true),
     S(min_lsn_wait_ms, T_MS, "1s", true),
+    S(nearest_read_functions, T_STR, "", true),
     S(max_client_conn, T_INT, "10000", true),
     S(client_login_timeout_ms, T_MS, "60s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
@@ -593,33 +594,37 @@ int config_pool_size(const struct config *cfg, int mode)
     return cfg->pool_size > 0 ? cfg->pool_size : POOL_SIZE_TRANSACTION_DEFAULT;
 }
 
-bool config_is_admin_user(const struct config *cfg, const char *user)
+/*
+ * Whether the comma list holds item (len bytes): its entries are cut at
+ * commas, blanks around them dropped, and compared whole.
+ */
+static bool comma_list_has(const char *list, const char *item, size_t len)
 {
-    size_t ulen = strlen(user);
-    const char *p = cfg->admin_users;
-    while (*p != '\0') {
+    for (const char *p = list; *p != '\0';) {
         while (*p == ',' || isspace((unsigned char)*p))
             p++;
         size_t n = strcspn(p, ",");
         size_t end = n;
         while (end > 0 && isspace((unsigned char)p[end - 1]))
             end--;
-        if (end > 0 && end == ulen && memcmp(p, user, ulen) == 0)
+        if (end > 0 && end == len && memcmp(p, item, len) == 0)
             return true;
         p += n;
     }
     return false;
 }
 
+bool config_is_admin_user(const struct config *cfg, const char *user)
+{
+    return comma_list_has(cfg->admin_users, user, strlen(user));
+}
+
 bool config_websocket_path(const struct config *cfg, const char *path)
 {
-    size_t len = strlen(path);
-    for (const char *p = cfg->websocket_path; *p != '\0';) {
-        p += strspn(p, ", \t");
-        size_t n = strcspn(p, ", \t");
-        if (n > 0 && n == len && memcmp(p, path, n) == 0)
-            return true;
-        p += n;
-    }
-    return false;
+    return comma_list_has(cfg->websocket_path, path, strlen(path));
+}
+
+bool config_nearest_read_function(const struct config *cfg, const char *name, size_t len)
+{
+    return comma_list_has(cfg->nearest_read_functions, name, len);
 }

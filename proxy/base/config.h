@@ -112,6 +112,7 @@ struct config {
     int max_standby_lag_bytes; /* the same in bytes of WAL; 0: off */
     bool report_fence;         /* sessions get pgnear.fence after each transaction that wrote */
     int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
+    char *nearest_read_functions; /* volatile routines vouched to only read: nearest runs near */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
@@ -283,6 +284,9 @@ static inline bool config_txn_pooling(const struct config *cfg)
 
 /* Whether path is one of websocket_path's (compared exactly). */
 bool config_websocket_path(const struct config *cfg, const char *path);
+
+/* Whether nearest_read_functions names the routine name (len bytes, as pg_proc spells it). */
+bool config_nearest_read_function(const struct config *cfg, const char *name, size_t len);
 
 /*
  * What the sections say of key for user's sessions on database: a [user]

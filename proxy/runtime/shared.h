@@ -47,6 +47,7 @@ struct shared {
     char migrating_what[128];
     char migrating_step[192];    /* the step it last started, and where ("": none yet) */
     uint64_t migrations_started; /* numbers each run (atomic) */
+    uint64_t func_generation;    /* bumped when routines changed (func_catalog.h; atomic) */
     struct reloader *reload;     /* the configuration's reloads (runtime/reload.h), worker 0's */
     /* Handed down by the process before any worker starts; read-only afterwards: */
     const struct session_flow *flow;        /* the session's phases (session/phase.h) */

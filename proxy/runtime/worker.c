@@ -196,6 +196,7 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
         auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+        func_catalog_init(&w->funcs, w->base, &shared->func_generation) != 0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);
@@ -272,6 +273,7 @@ void worker_free(struct worker *w)
         return;
     WORKER_PARTS_RUN(w, free);
     auth_lookup_pool_close(&w->auth_lookups);
+    func_catalog_close(&w->funcs);
     close_queue_free(&w->closing);
     uring_free(w->uring); /* after the sessions: their sends in flight are its orphans now */
     if (w->drain_timer)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "proxy/base/auth_lookup.h"
+#include "proxy/base/func_catalog.h"
 #include "proxy/base/cancel_limit.h"
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
@@ -57,6 +58,7 @@ struct worker {
     int peer_forwards;                /* of them, those going to peers */
     struct cancel_limit cancel_limit; /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
+    struct func_catalog funcs;            /* per database, the routines that may write */
     uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */

@@ -12,10 +12,12 @@
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
+#include "protocol/sql_calls.h"
 #include "protocol/tx_track.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
+#include "proxy/base/func_catalog.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/shared.h"
@@ -41,6 +43,8 @@ bool near_session_start(struct session *s)
         return false;
     }
     s->near = n;
+    /* Its database's routines are read now, so that its first statement need not wait long. */
+    (void)func_catalog_get(&s->w->funcs, s->w->cfg, s->database);
     return true;
 }
 
@@ -49,6 +53,7 @@ void near_session_end(struct session *s)
     struct near_state *n = s->near;
     if (n == NULL)
         return;
+    func_waiter_cancel(&n->routines_wait);
     if (n->answer != NULL)
         evbuffer_free(n->answer);
     if (n->kept != NULL)
@@ -89,6 +94,50 @@ static const uint8_t *near_message_text(const struct session *s, const uint8_t *
     }
 }
 
+/* What near_text_calls asks of each name a text calls. */
+struct near_call_check {
+    const struct session *s;
+    const struct func_set *writers; /* NULL: not known, so any may write */
+};
+
+static bool near_call_may_write(void *arg, const char *name, size_t len)
+{
+    const struct near_call_check *c = arg;
+    if (config_nearest_read_function(c->s->w->cfg, name, len)) /* a reload applies at once */
+        return false;
+    return c->writers == NULL || func_set_writes(c->writers, name, len);
+}
+
+/*
+ * Whether a text runs a routine that may write though a standby runs it
+ * without an error (func_catalog.h): DO, CALL, or a call of a function
+ * that its database's catalog lists (any function while the catalog is
+ * not known), unless nearest_read_functions vouches for it.  A text that
+ * changes routines has every worker read its catalog again, now and as
+ * its transaction ends (near_settle).
+ */
+static bool near_text_calls(const struct session *s, const uint8_t *text, size_t len)
+{
+    struct near_call_check check = {
+        .s = s,
+        .writers = func_catalog_get(&s->w->funcs, s->w->cfg, s->database),
+    };
+    struct sql_calls calls;
+    sql_calls_scan(text, len, near_call_may_write, &check, &calls);
+    if (calls.changes_routines) {
+        s->near->routines_changed = true;
+        func_catalog_changed(&s->w->funcs);
+    }
+    if (calls.found == SQL_ROUTINE_NONE)
+        return false;
+    log_debug(s->id, "nearest: it %s, which may write: for a primary",
+              calls.found == SQL_ROUTINE_DO     ? "runs DO"
+              : calls.found == SQL_ROUTINE_CALL ? "runs CALL"
+              : check.writers == NULL           ? "calls a function, its database's not read yet"
+                                      : "calls a function that its database's catalog lists");
+    return true;
+}
+
 /*
  * What a transaction that this message begins needs (near.h): a primary
  * for a block that is not READ ONLY, an advisory lock, or a text that
@@ -118,7 +167,8 @@ static enum session_need near_need_of(const struct session *s, const uint8_t *ms
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
         return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
-    if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL)
+    if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
+        near_text_calls(s, text, len))
         return NEED_PRIMARY;
     return NEED_NEAREST;
 }
@@ -148,6 +198,35 @@ const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n)
     const char *text = prep_client_statement_text(s->prep, body + portal + 1, name_len, &len);
     return text != NULL ? near_text_pins(s, (const uint8_t *)text, len, &s->near->state_changing)
                         : NULL;
+}
+
+/* The database's routines were read, or could not be: the client's waiting message goes on. */
+static void near_routines_ready(struct func_waiter *fw)
+{
+    struct session *s = fw->owner;
+    log_debug(s->id, "nearest: its database's routines were read: its transaction goes on");
+    endpoint_resume_read(&s->client);
+    endpoint_set_reader(&s->client, s->client.on_read);
+}
+
+/*
+ * Whether the transaction that the client's waiting message begins waits
+ * for its database's routines, being read now (func_catalog.h): where it
+ * runs may depend on them, and a read takes a few milliseconds, once a
+ * database and worker and after DDL of routines, where sending it to a
+ * primary meanwhile would cost a distant client a round trip.  The client
+ * is read no more until then.
+ */
+static bool near_routines_wait(struct session *s)
+{
+    struct near_state *ns = s->near;
+    ns->routines_wait.ready = near_routines_ready;
+    ns->routines_wait.owner = s;
+    if (!func_catalog_wait(&s->w->funcs, s->w->cfg, s->database, &ns->routines_wait))
+        return false;
+    log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
+    endpoint_pause_read(&s->client);
+    return true;
 }
 
 /*
@@ -181,7 +260,7 @@ bool near_first_ready(struct session *s)
     /* A bad length or a message too long to keep: the fetch goes ahead (for a primary). */
     if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
         return true;
-    return evbuffer_get_length(s->client.in) >= 1 + (size_t)len;
+    return evbuffer_get_length(s->client.in) >= 1 + (size_t)len && !near_routines_wait(s);
 }
 
 enum session_need near_next_need(struct session *s)
@@ -264,6 +343,8 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
         return NEAR_READ_ON;
     }
     ns->forwarded = false;
+    if (host_is_standby(s->server_conn->host) && near_routines_wait(s))
+        return NEAR_WAIT;
     bool read_only;
     enum session_need need = near_need_of(s, msg, n, &read_only);
     ns->for_primary = need == NEED_PRIMARY;
@@ -625,6 +706,9 @@ enum near_verdict near_settle(struct session *s, uint8_t status)
         }
         near_note_ran(s, ns->forwarded || ns->for_primary);
         ns->forwarded = false;
+        if (ns->routines_changed)
+            func_catalog_changed(&s->w->funcs); /* committed now: read again after it */
+        ns->routines_changed = false;
         ns->leg = NEAR_BETWEEN;
         /* A pinned session reads on its primary for good: no position to wait for. */
         if (s->pinned != NULL)

@@ -11,8 +11,12 @@
  * READ ONLY (txn_open.h): once its client has seen a read's rows, a block
  * cannot be run again elsewhere, and a block run on a primary never fails
  * where the primary would not.  So does a text that calls an advisory
- * lock (one taken on a standby excludes nobody) or that would pin the
- * session (txn_pin.h: the session would stay where it ran).  Everything
+ * lock (one taken on a standby excludes nobody), that would pin the
+ * session (txn_pin.h: the session would stay where it ran), or that runs
+ * DO, CALL or a routine its database's catalog says may write
+ * (func_catalog.h: a standby runs it without an error and without the
+ * write when it catches the refusal); while that catalog's first read is
+ * under way the transaction waits for it, its client unread.  Everything
  * else starts on the nearest host of any role, a standby first (need.h:
  * NEED_NEAREST), unless the session must read what it wrote on a primary
  * and no standby is known to have replayed it yet (need_spec's last read:
@@ -63,6 +67,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/base/func_catalog.h"
 #include "routing/need.h"
 
 struct evbuffer;
@@ -88,19 +93,20 @@ enum near_leg {
 
 struct near_state {
     enum near_leg leg;
-    bool request_sent;    /* its request is sent whole: the client waits, unread */
-    bool forwarded;       /* it runs again on a primary */
-    bool forward_failed;  /* ... and the primary answered with an error */
-    bool must_forward;    /* a text in it pins or locks: it belongs on a primary */
-    bool serializable;    /* a standby refused its serializable transaction: all on a primary */
-    bool forward_pending; /* its messages wait in client.in for a primary's connection */
-    bool head_seen;       /* the message at the head of client.in was seen (it waits) */
-    bool client_paused;   /* the client's reading is paused for the answer */
-    bool flushing;        /* a Flush asked for the answers so far: they go to the client */
-    bool portal_kept;     /* a Bind or Execute since the last Flush: a portal on the standby */
-    bool cancel_asked;    /* a cancel request went to the standby while held (txn_cancel.h) */
-    size_t replay_left;   /* bytes of client.in that are messages run again */
-    uint64_t write_lsn;   /* a primary's position past the session's writes (near_position) */
+    bool request_sent;     /* its request is sent whole: the client waits, unread */
+    bool forwarded;        /* it runs again on a primary */
+    bool forward_failed;   /* ... and the primary answered with an error */
+    bool must_forward;     /* a text in it pins or locks: it belongs on a primary */
+    bool serializable;     /* a standby refused its serializable transaction: all on a primary */
+    bool forward_pending;  /* its messages wait in client.in for a primary's connection */
+    bool head_seen;        /* the message at the head of client.in was seen (it waits) */
+    bool client_paused;    /* the client's reading is paused for the answer */
+    bool flushing;         /* a Flush asked for the answers so far: they go to the client */
+    bool portal_kept;      /* a Bind or Execute since the last Flush: a portal on the standby */
+    bool cancel_asked;     /* a cancel request went to the standby while held (txn_cancel.h) */
+    bool routines_changed; /* a text of it changes routines: catalogs read again at its end */
+    size_t replay_left;    /* bytes of client.in that are messages run again */
+    uint64_t write_lsn;    /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;
     int64_t wrote_at_ms;
@@ -128,6 +134,8 @@ struct near_state {
     uint32_t conn_gen; /* the attached connection's */
     uint32_t slot_gen[NEAR_SLOTS];
     struct near_sync *sync; /* a sync under way */
+    /* Waits for its database's routines to be read, its client unread (func_catalog.h). */
+    struct func_waiter routines_wait;
 };
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.

@@ -12,13 +12,18 @@
  *    does not hold, is a string and pins nothing.  For txn_open: the
  *    values are in range; a statement in front keeps the advisory-lock
  *    answer and makes the first statement OTHER; inside a dollar quote
- *    the text is nothing but one statement of kind OTHER.
+ *    the text is nothing but one statement of kind OTHER.  For
+ *    protocol/sql_calls.c: every name given is NUL-terminated, of its
+ *    length, at most 63 bytes, and not empty; the name found is one given;
+ *    a statement in front changes nothing; inside a dollar quote nothing
+ *    is called and no routine changes.
  */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/sql_calls.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 
@@ -128,6 +133,43 @@ static void check_carried(const uint8_t *data, size_t size, const char *plain)
     check(plain == NULL || why != NULL || changes);
 }
 
+/* Each name given must be whole; every third one is wanted. */
+static bool fuzz_call(void *arg, const char *name, size_t len)
+{
+    unsigned *calls = arg;
+    check(len > 0 && len <= SQL_NAME_MAX && strlen(name) == len);
+    return ++*calls % 3 == 0;
+}
+
+static bool calls_wrapped(const char *head, const uint8_t *data, size_t size, const char *tail,
+                          struct sql_calls *out, unsigned *calls)
+{
+    size_t n;
+    uint8_t *buf = wrap(head, data, size, tail, &n);
+    if (buf == NULL)
+        return false;
+    *calls = 0;
+    sql_calls_scan(buf, n, fuzz_call, calls, out);
+    free(buf);
+    return true;
+}
+
+static void check_calls(const uint8_t *data, size_t size)
+{
+    struct sql_calls plain, behind, quoted;
+    unsigned calls, calls_behind;
+    if (!calls_wrapped("", data, size, "", &plain, &calls) ||
+        !calls_wrapped("SELECT 1; ", data, size, "", &behind, &calls_behind))
+        return;
+    check(plain.found <= SQL_ROUTINE_FUNCTION);
+    check(plain.found != SQL_ROUTINE_FUNCTION || strlen(plain.name) > 0);
+    check(behind.found == plain.found && behind.changes_routines == plain.changes_routines &&
+          calls_behind == calls);
+    if (memmem(data, size, "$fz$", 4) == NULL &&
+        calls_wrapped("SELECT $fz$", data, size, "$fz$", &quoted, &calls))
+        check(quoted.found == SQL_ROUTINE_NONE && !quoted.changes_routines && calls == 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *why = scan_wrapped("", data, size, "");
@@ -137,5 +179,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (memmem(data, size, "$fz$", 4) == NULL)
         check(scan_wrapped("SELECT $fz$", data, size, "$fz$") == NULL);
     check_open(data, size);
+    check_calls(data, size);
     return 0;
 }

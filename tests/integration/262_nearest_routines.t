@@ -1,0 +1,205 @@
+# target_session_attrs = nearest and routines that write where a standby
+# sees no write: code that catches the standby's refusal (PL/pgSQL
+# EXCEPTION WHEN OTHERS around an INSERT, in a function, a DO block and a
+# procedure), a function that looks at pg_is_in_recovery() before it
+# writes, and dblink_exec, whose write commits elsewhere.  A standby runs
+# each of them without an error and without writing; pgnear places a
+# statement that runs DO or CALL, or calls a volatile function of the
+# database's own (pg_proc, oid >= 16384), on the primary.  Each case runs
+# directly on the primary and through pgnear in the same script, and both
+# must leave the same rows: exactly one.  By the simple and the extended
+# protocol, the call first in a transaction and later in a pipelined
+# batch; a dblink_exec write then an INSERT in one Query (the remote
+# write once) and a lone dblink_exec whose write the session's next read
+# sees.  What stays near: a STABLE function, PostgreSQL's own volatile
+# functions (now(), random()), and a volatile function that
+# nearest_read_functions vouches for (reloaded).  A function made through
+# pgnear is known at once (its CREATE has every worker read the catalog
+# again), and one made directly on the primary within the refresh.
+# Under pool_mode = transaction and session.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool($_) for qw(psql pg_basebackup);
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+$us->psql_admin(<<'SQL', dbname => 'movr');
+CREATE EXTENSION dblink;
+CREATE TABLE visits (id int, how text);
+CREATE FUNCTION log_visit(n int, how text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    INSERT INTO visits VALUES (n, how);
+  EXCEPTION WHEN OTHERS THEN
+    RETURN 'not logged: ' || SQLERRM;
+  END;
+  RETURN 'logged';
+END$$;
+CREATE FUNCTION log_if_primary(n int, how text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+  IF pg_is_in_recovery() THEN RETURN 'standby: skipped'; END IF;
+  INSERT INTO visits VALUES (n, how);
+  RETURN 'logged';
+END$$;
+CREATE PROCEDURE log_proc(n int, how text) LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO visits VALUES (n, how);
+EXCEPTION WHEN OTHERS THEN
+  RAISE NOTICE 'not logged';
+END$$;
+CREATE FUNCTION visit_count(n int) RETURNS bigint LANGUAGE sql STABLE AS
+  'SELECT count(*) FROM visits WHERE id = n';
+CREATE FUNCTION vouched(n int) RETURNS int LANGUAGE sql AS 'SELECT n + 1';
+SQL
+my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
+$eu->wait_streaming;
+
+my $auth_dir = tmpdir(name => 'routines-auth');
+write_file("$auth_dir/userlist.txt", qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
+my $dblink = "dbname=movr host=127.0.0.1 port=" . $us->port
+  . " user=$PgNearTest::PGNEAR_USER password=$PgNearTest::PGNEAR_PASSWORD";
+
+sub proxy {
+    my ($mode, %set) = @_;
+    return PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", server_tls => 'disable',
+                      health_check_interval => '250ms', workers => $WORKERS, pool_mode => $mode,
+                      target_session_attrs => 'nearest', %set });
+}
+
+sub login {
+    my ($p) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => '-c pgnear.location=53.35,-6.26' });
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return $w;
+}
+sub direct {
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    die "direct login failed\n" unless $r->{ok};
+    return $w;
+}
+# The first column of the first row, or the error as "SQLSTATE message".
+sub one {
+    my ($w, $sql) = @_;
+    my $q = $w->query($sql);
+    return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
+}
+sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
+sub rows_of { $us->psql_admin("SELECT count(*) FROM visits WHERE id = $_[0]", dbname => 'movr') }
+
+# Parse, Bind (text parameters), Execute of one statement, as bytes.
+sub stmt {
+    my ($sql, @params) = @_;
+    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
+    return $m->('P', "\0$sql\0" . pack('n', 0))
+         . $m->('B', "\0\0" . pack('nn', 0, scalar @params)
+                     . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
+         . $m->('E', "\0" . pack('N', 0));
+}
+sub sync_msg { 'S' . pack('N', 4) }
+# Sends the bytes, reads up to ReadyForQuery: the error's "SQLSTATE message", or ''.
+sub run_raw {
+    my ($w, $bytes) = @_;
+    $w->send_raw($bytes);
+    my $res = $w->read_result;
+    return $res->{error} ? "$res->{error}{C} $res->{error}{M}" : '';
+}
+
+# Each case, as [name, sql of id] run as a Query, or [name, sub] that runs it on a connection.
+my @cases = (
+    ['a function whose EXCEPTION clause catches the refusal',
+     sub { one($_[0], "SELECT log_visit($_[1], 'fn')") }, 'logged'],
+    ['... by the extended protocol',
+     sub { run_raw($_[0], stmt('SELECT log_visit($1, $2)', $_[1], 'ext') . sync_msg()) }, ''],
+    ['... later in a pipelined batch, after a read',
+     sub { run_raw($_[0], stmt('SELECT 1') . stmt('SELECT log_visit($1, $2)', $_[1], 'batch') . sync_msg()) }, ''],
+    ['a DO block with an EXCEPTION clause',
+     sub { one($_[0], "DO \$\$BEGIN INSERT INTO visits VALUES ($_[1], 'do'); EXCEPTION WHEN OTHERS THEN NULL; END\$\$") },
+     undef],
+    ['a CALL of a procedure with an EXCEPTION clause', sub { one($_[0], "CALL log_proc($_[1], 'call')") }, undef],
+    ['a function that checks pg_is_in_recovery() first',
+     sub { one($_[0], "SELECT log_if_primary($_[1], 'check')") }, 'logged'],
+    ['dblink_exec, then an INSERT, in one Query',
+     sub { one($_[0], "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($_[1], ''dblink'')');"
+                     . " INSERT INTO visits VALUES ($_[1] + 1, 'after')") }, 'INSERT 0 1'],
+);
+
+my $id = 1000;
+for my $mode (qw(transaction session)) {
+    my $p = proxy($mode);
+    my $w = login($p);
+    my $d = direct();
+    # Its first statement waits for its database's routines to be read, then runs near.
+    is where($w), 'eu-west', "$mode: the Dublin session's first read runs on eu-west's standby";
+    for my $c (@cases) {
+        my ($name, $run, $answer) = @$c;
+        my ($mine, $theirs) = ($id, $id + 10);
+        $id += 20;
+        is $run->($d, $theirs), $answer, "$mode: $name: directly on the primary, it answers";
+        is rows_of($theirs), 1, "$mode: $name: ... and writes one row";
+        is $run->($w, $mine), $answer, "$mode: $name: through pgnear, the same answer";
+        is rows_of($mine), 1, "$mode: $name: ... and exactly one row, on the primary";
+        is rows_of($mine + 1), 1, "$mode: $name: ... its INSERT once too" if $name =~ /dblink/;
+    }
+
+    # A lone dblink_exec: its write is where the session's next read looks.
+    my $lone = $id++;
+    is one($w, "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($lone, ''lone'')')"), 'INSERT 0 1',
+      "$mode: a lone dblink_exec runs";
+    is rows_of($lone), 1, "$mode: ... once";
+    is one($w, "SELECT count(*) FROM visits WHERE id = $lone"), 1, "$mode: ... and the session's next read sees it";
+
+    # What stays near.
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05),
+      "$mode: the session reads near again";
+    is one($w, "SELECT visit_count(1000)::text || '\@' || current_setting('cluster_name')"), '1@eu-west',
+      "$mode: a STABLE function runs near";
+    is one($w, "SELECT (now() IS NOT NULL AND random() < 2)::text || '\@' || current_setting('cluster_name')"),
+      'true@eu-west', "$mode: PostgreSQL's own volatile functions run near";
+    is one($w, "SELECT vouched(1)::text || '\@' || current_setting('cluster_name')"), '2@us-east',
+      "$mode: a volatile function of the database's own runs on the primary";
+    $p->update_config(settings => { nearest_read_functions => 'other, vouched' });
+    $p->signal('HUP');
+    ok wait_until(sub { one($w, "SELECT vouched(1)::text || '\@' || current_setting('cluster_name')") eq '2@eu-west' },
+                  timeout => 10, interval => 0.1),
+      "$mode: ... near once nearest_read_functions vouches for it (reloaded)";
+
+    # A function made through pgnear: known at once.
+    my $fn = "made_$mode";
+    is one($w, "CREATE FUNCTION $fn(n int) RETURNS text LANGUAGE plpgsql AS \$\$BEGIN INSERT INTO visits"
+               . " VALUES (n, 'made'); RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN 'lost'; END\$\$"),
+      undef, "$mode: CREATE FUNCTION through pgnear";
+    my $made = $id++;
+    ok wait_until(sub { $eu->psql_admin("SELECT count(*) FROM pg_proc WHERE proname = '$fn'", dbname => 'movr') eq '1' },
+                  timeout => 10), "$mode: ... replayed by the standby";
+    is one($w, "SELECT $fn($made)"), 'ok', "$mode: ... called at once: it ran on the primary";
+    is rows_of($made), 1, "$mode: ... its row written once";
+
+    # One made directly on the primary: known within the refresh.
+    my $fn2 = "direct_$mode";
+    $us->psql_admin("CREATE FUNCTION $fn2(n int) RETURNS text LANGUAGE plpgsql AS \$\$BEGIN INSERT INTO visits"
+                    . " VALUES (n, 'direct'); RETURN 'ok'; EXCEPTION WHEN OTHERS THEN RETURN 'lost'; END\$\$",
+                    dbname => 'movr');
+    sleep 12;    # the catalog's refresh (FUNC_CATALOG_REFRESH_MS, 10 s), and a check or two
+    my $direct = $id++;
+    is one($w, "SELECT $fn2($direct)"), 'ok', "$mode: a function made on the primary, called after the refresh";
+    is rows_of($direct), 1, "$mode: ... its row written once";
+
+    $w->terminate;
+    $d->terminate;
+    $p->stop;
+}
+
+done_testing;
