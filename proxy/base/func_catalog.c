@@ -282,9 +282,11 @@ const struct func_set *func_catalog_get(struct func_catalog *c, const struct con
     if (db == NULL)
         return NULL;
     int64_t now = monotonic_ms();
-    bool fresh =
-        db->set != NULL && db->generation == gen && now - db->read_at_ms < FUNC_CATALOG_REFRESH_MS;
-    if (!fresh && db->q == NULL && now >= db->retry_at_ms)
+    int64_t age = now - db->read_at_ms;
+    bool fresh = db->set != NULL && db->generation == gen && age < FUNC_CATALOG_REFRESH_MS;
+    /* Read again halfway through: a database in use never waits for its routines. */
+    bool due = !fresh || age >= FUNC_CATALOG_REFRESH_MS / 2;
+    if (due && db->q == NULL && now >= db->retry_at_ms)
         func_read_start(db, cfg, gen);
     return fresh ? db->set : NULL;
 }

@@ -17,12 +17,14 @@
  * connection (server_conninfo) from the first host up that is a primary,
  * else a standby (whose catalog is its primary's, replayed).  A copy
  * answers for FUNC_CATALOG_REFRESH_MS from the start of its read (DDL
- * run past pgnear is seen at most that much later), and no longer once
- * any worker saw a statement that changes routines (func_catalog_changed:
- * the generation the workers share), at its start and again as it ended.
- * While a database's copy is not known — its read under way, or every
- * host failed it — callers take every call as one that may write: the
- * statements of the few milliseconds a read takes run on a primary.
+ * run past pgnear is seen at most that much later) and is read again
+ * halfway through as it is used, so that a database in use always has
+ * one; it answers no longer once any worker saw a statement that changes
+ * routines (func_catalog_changed: the generation the workers share), at
+ * its start and again as it ended.  While a database's copy is not known
+ * — its first read under way, one after such a statement, or every host
+ * failed it — callers wait for the read under way (func_catalog_wait) or
+ * take every call as one that may write.
  */
 #ifndef PGNEAR_PROXY_FUNC_CATALOG_H
 #define PGNEAR_PROXY_FUNC_CATALOG_H
