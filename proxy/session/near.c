@@ -249,6 +249,42 @@ static const uint8_t *near_first_message(struct session *s, size_t *n, bool *too
     return evbuffer_pullup(s->client.in, (ssize_t)*n);
 }
 
+/* What the client's waiting messages say of the request they begin (near_request_of). */
+enum near_request {
+    NEAR_REQUEST_UNKNOWN, /* its messages are not all in yet */
+    NEAR_REQUEST_KEPT,    /* whole, every message short enough to keep */
+    NEAR_REQUEST_LONG,    /* a message of it is too long to keep: it cannot run again */
+};
+
+/*
+ * The request that the messages at the head of client.in begin: the
+ * extended protocol's messages up to the first that asks for an answer
+ * (Sync, Flush) or is not one of them.  A client expects no answer before
+ * that message, so waiting for it costs nothing; and a Bind of a value
+ * over NEAR_HOLD_MAX behind a short Parse (a driver binding a large
+ * bytea, json or text) must start on a primary, where a standby's 25006
+ * could no longer be run again.  Read a header at a time, as the relay
+ * reads them; at most NEAR_HOLD_MAX bytes of short messages are looked at.
+ */
+static enum near_request near_request_of(struct session *s)
+{
+    struct evbuffer_ptr p;
+    uint8_t h[PKT_HEADER_LEN];
+    size_t at = 0, have = evbuffer_get_length(s->client.in);
+    evbuffer_ptr_set(s->client.in, &p, 0, EVBUFFER_PTR_SET);
+    while (evbuffer_copyout_from(s->client.in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        uint32_t len = pkt_be32(h + 1);
+        if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
+            return NEAR_REQUEST_LONG;
+        at += 1 + (size_t)len;
+        if (h[0] == '\0' || strchr("PBDEC", h[0]) == NULL || at > NEAR_HOLD_MAX)
+            return at <= have ? NEAR_REQUEST_KEPT : NEAR_REQUEST_UNKNOWN;
+        if (at > have || evbuffer_ptr_set(s->client.in, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
+            return NEAR_REQUEST_UNKNOWN;
+    }
+    return NEAR_REQUEST_UNKNOWN;
+}
+
 bool near_first_ready(struct session *s)
 {
     uint8_t h[PKT_HEADER_LEN];
@@ -260,7 +296,7 @@ bool near_first_ready(struct session *s)
     /* A bad length or a message too long to keep: the fetch goes ahead (for a primary). */
     if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
         return true;
-    return evbuffer_get_length(s->client.in) >= 1 + (size_t)len && !near_routines_wait(s);
+    return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s);
 }
 
 enum session_need near_next_need(struct session *s)
@@ -271,7 +307,7 @@ enum session_need near_next_need(struct session *s)
     size_t n;
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
-    if (too_long)
+    if (too_long || near_request_of(s) == NEAR_REQUEST_LONG)
         return NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
     return msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
 }
@@ -343,10 +379,15 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
         return NEAR_READ_ON;
     }
     ns->forwarded = false;
+    enum near_request request = near_request_of(s);
+    if (request == NEAR_REQUEST_UNKNOWN)
+        return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
     if (host_is_standby(s->server_conn->host) && near_routines_wait(s))
         return NEAR_WAIT;
     bool read_only;
     enum session_need need = near_need_of(s, msg, n, &read_only);
+    if (request == NEAR_REQUEST_LONG)
+        need = NEED_PRIMARY;
     ns->for_primary = need == NEED_PRIMARY;
     log_debug(s->id, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
               host_is_standby(s->server_conn->host) ? "standby" : "primary",

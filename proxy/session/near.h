@@ -42,6 +42,12 @@
  * and the session ends (txn.c's server_gone hook, session_server_gone):
  * only a refusal above runs again.
  *
+ * Placed by its request.  A transaction is placed once the extended
+ * protocol's messages that begin it are in, up to the first that asks for
+ * an answer (a client expects none sooner): a message of them longer than
+ * NEAR_HOLD_MAX (a Bind of a large value behind a short Parse) places it
+ * on a primary, as a long first message does.
+ *
  * A hold is given up — the answer so far goes to the client and the rest
  * follows as it comes, and a 25006 after that reaches the client — when
  * the answer grows past NEAR_HOLD_MAX (a long read), when the server

@@ -16,6 +16,10 @@
 # nearest_read_functions vouches for (reloaded).  A function made through
 # pgnear is known at once (its CREATE has every worker read the catalog
 # again), and one made directly on the primary within the refresh.
+# A parameter over 64 kB behind a short Parse (a driver binding a large
+# value) starts on the primary, the request read whole before it is
+# placed, its Bind sent at once or a moment later, and psycopg 3's insert
+# of a 300 kB value.
 # Under pool_mode = transaction and session.
 use strict;
 use warnings;
@@ -23,9 +27,13 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use PgNearTest;
+use Time::HiRes qw(sleep);
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql pg_basebackup);
+my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : require_tool('python3');
+system($python, '-c', 'import psycopg') == 0
+  or BAIL_OUT('psycopg 3 is missing (scripts/install-deps.sh installs python3-psycopg)');
 
 my $us = PgNearTest::Cluster->new(name => 'us-east');
 $us->psql_admin(<<'SQL', dbname => 'movr');
@@ -196,6 +204,35 @@ for my $mode (qw(transaction session)) {
     my $direct = $id++;
     is one($w, "SELECT $fn2($direct)"), 'ok', "$mode: a function made on the primary, called after the refresh";
     is rows_of($direct), 1, "$mode: ... its row written once";
+
+    # A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
+    # starts on the primary, whole in one send or its Bind sent a moment after the Parse.
+    my $big = 'x' x 200_000;
+    my $large = $id++;
+    is run_raw($w, stmt('INSERT INTO visits VALUES ($1, $2)', $large, $big) . sync_msg()), '',
+      "$mode: an INSERT with a 200 kB parameter runs";
+    is $us->psql_admin("SELECT count(*) || ':' || max(length(how)) FROM visits WHERE id = $large", dbname => 'movr'),
+      '1:200000', "$mode: ... once, the whole value on the primary";
+    my $split = $id++;
+    my $bytes = stmt('INSERT INTO visits VALUES ($1, $2)', $split, $big) . sync_msg();
+    my $parse_len = 1 + unpack('N', substr($bytes, 1, 4));
+    $w->send_raw(substr($bytes, 0, $parse_len + 3000));
+    sleep 0.3;
+    is run_raw($w, substr($bytes, $parse_len + 3000)), '', "$mode: ... and with the Bind sent 0.3 s after the Parse";
+    is rows_of($split), 1, "$mode: ... once";
+    is one($w, "SELECT count(*) FROM visits WHERE id IN ($large, $split) AND length(how) = 200000"), 2,
+      "$mode: the session reads both back";
+    my $driver = $id++;
+    my ($rc, $out, $err) = run_cmd([$python, '-c', <<'PY', $p->port, $driver], timeout => 60);
+import sys, psycopg
+with psycopg.connect(host="127.0.0.1", port=sys.argv[1], user="app", password="app-secret", dbname="movr",
+                     options="-c pgnear.location=53.35,-6.26", autocommit=True) as c:
+    c.execute("INSERT INTO visits VALUES (%s, %s)", (int(sys.argv[2]), "y" * 300000))
+    print(c.execute("SELECT length(how) FROM visits WHERE id = %s", (int(sys.argv[2]),)).fetchone()[0])
+PY
+    is "$rc " . ($out =~ s/\s+$//r), '0 300000', "$mode: psycopg 3 inserts a 300 kB value and reads it back"
+      or diag $err;
+    is rows_of($driver), 1, "$mode: ... once";
 
     $w->terminate;
     $d->terminate;
