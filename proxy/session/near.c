@@ -591,9 +591,30 @@ static bool near_refused_serializable(const uint8_t *body, size_t len)
 }
 
 /*
+ * Whether an error (body, len bytes) is one a standby gives for what a
+ * primary runs: 25006, a write on a read-only server; 0A000, what recovery
+ * does not support (an unlogged or temporary table's read, a serializable
+ * transaction); 55000, a function that recovery forbids (pg_current_wal_lsn
+ * and its siblings: "recovery is in progress"); and the internal error of
+ * a transaction ID asked for (txid_current), told by its routine, which
+ * lc_messages never translates.  A primary that gives the same error too
+ * gives it as its own.
+ */
+static bool near_refused_by_recovery(const uint8_t *body, size_t len)
+{
+    const char *code = pkt_report_field(body, len, 'C');
+    const char *routine = pkt_report_field(body, len, 'R');
+    if (code == NULL)
+        return false;
+    return strcmp(code, "25006") == 0 || strcmp(code, "0A000") == 0 || strcmp(code, "55000") == 0 ||
+           (strcmp(code, "XX000") == 0 && routine != NULL &&
+            strcmp(routine, "GetNewTransactionId") == 0);
+}
+
+/*
  * Whether the first ErrorResponse in b says the standby cannot run the
- * transaction that a primary can: 25006 (a write on a read-only server),
- * or a serializable transaction (*serializable set then).
+ * transaction that a primary can (near_refused_by_recovery); a refused
+ * serializable transaction sets *serializable.
  */
 static bool near_refused(struct evbuffer *b, bool *serializable)
 {
@@ -609,9 +630,8 @@ static bool near_refused(struct evbuffer *b, bool *serializable)
             if (evbuffer_ptr_set(b, &q, PKT_HEADER_LEN, EVBUFFER_PTR_ADD) != 0 ||
                 evbuffer_copyout_from(b, &q, body, want) != (ssize_t)want)
                 return false;
-            const char *code = pkt_report_field(body, want, 'C');
             *serializable = near_refused_serializable(body, want);
-            return *serializable || (code != NULL && strcmp(code, "25006") == 0);
+            return *serializable || near_refused_by_recovery(body, want);
         }
         if (evbuffer_ptr_set(b, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
             break;
@@ -646,7 +666,7 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
             log_debug(s->id, "nearest: %s: run again on a primary",
                       ns->must_forward ? "the transaction belongs on a primary"
                       : serializable   ? "the standby refused a serializable transaction"
-                                       : "the standby refused the transaction as a write");
+                                       : "the standby refused what a primary runs");
             return NEAR_FORWARD;
         }
         /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */

@@ -29,7 +29,9 @@
  * further until the server's ReadyForQuery settles the transaction:
  *
  *   - the answer holds an ErrorResponse 25006 (read-only transaction, a
- *     statement that writes): it is dropped, the standby's connection goes
+ *     statement that writes), or another error a standby gives for what
+ *     a primary runs (0A000: an unlogged table, serializable; 55000:
+ *     pg_current_wal_lsn; txid_current's XX000): it is dropped, the standby's connection goes
  *     back to the pool (its implicit transaction ended with the error), the
  *     kept messages go back in front of the client's input, and they run
  *     again on a primary (near_replaying), whose answer the client gets as

@@ -16,6 +16,8 @@
 # nearest_read_functions vouches for (reloaded).  A function made through
 # pgnear is known at once (its CREATE has every worker read the catalog
 # again), and one made directly on the primary within the refresh.
+# What a standby refuses that a primary runs is run there too: a read of
+# an UNLOGGED table, pg_current_wal_lsn(), txid_current().
 # A parameter over 64 kB behind a short Parse (a driver binding a large
 # value) starts on the primary, the request read whole before it is
 # placed, its Bind sent at once or a moment later, and psycopg 3's insert
@@ -63,6 +65,8 @@ END$$;
 CREATE FUNCTION visit_count(n int) RETURNS bigint LANGUAGE sql STABLE AS
   'SELECT count(*) FROM visits WHERE id = n';
 CREATE FUNCTION vouched(n int) RETURNS int LANGUAGE sql AS 'SELECT n + 1';
+CREATE UNLOGGED TABLE cache (k int, v text);
+INSERT INTO cache VALUES (1, 'hit');
 SQL
 my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
 $eu->wait_streaming;
@@ -205,7 +209,18 @@ for my $mode (qw(transaction session)) {
     is one($w, "SELECT $fn2($direct)"), 'ok', "$mode: a function made on the primary, called after the refresh";
     is rows_of($direct), 1, "$mode: ... its row written once";
 
-    # A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
+    # What a standby refuses and a primary answers: the same answer as directly.
+    for my $q (['SELECT v FROM cache WHERE k = 1', 'hit', 'a read of an UNLOGGED table (0A000 on a standby)'],
+               ['SELECT pg_current_wal_lsn() IS NOT NULL', 't', 'pg_current_wal_lsn() (55000 recovery is in progress)'],
+               ['SELECT txid_current() > 0', 't', 'txid_current() (XX000 on a standby)']) {
+        my ($sql, $want, $what) = @$q;
+        is one($d, $sql), $want, "$mode: $what: directly on the primary";
+        is one($w, $sql), $want, "$mode: ... through pgnear, the same answer";
+    }
+
+    # What a standby refuses that a primary runs is run there too: a read of
+# an UNLOGGED table, pg_current_wal_lsn(), txid_current().
+# A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
     # starts on the primary, whole in one send or its Bind sent a moment after the Parse.
     my $big = 'x' x 200_000;
     my $large = $id++;
