@@ -17,7 +17,8 @@
 # pgnear is known at once (its CREATE has every worker read the catalog
 # again), and one made directly on the primary within the refresh.
 # What a standby refuses that a primary runs is run there too: a read of
-# an UNLOGGED table, pg_current_wal_lsn(), txid_current().
+# an UNLOGGED table, pg_current_wal_lsn(), txid_current(); and under
+# session pooling lastval() and currval() after a forwarded INSERT.
 # A parameter over 64 kB behind a short Parse (a driver binding a large
 # value) starts on the primary, the request read whole before it is
 # placed, its Bind sent at once or a moment later, and psycopg 3's insert
@@ -65,6 +66,7 @@ END$$;
 CREATE FUNCTION visit_count(n int) RETURNS bigint LANGUAGE sql STABLE AS
   'SELECT count(*) FROM visits WHERE id = n';
 CREATE FUNCTION vouched(n int) RETURNS int LANGUAGE sql AS 'SELECT n + 1';
+CREATE TABLE tickets (id serial PRIMARY KEY, what text);
 CREATE UNLOGGED TABLE cache (k int, v text);
 INSERT INTO cache VALUES (1, 'hit');
 SQL
@@ -218,9 +220,19 @@ for my $mode (qw(transaction session)) {
         is one($w, $sql), $want, "$mode: ... through pgnear, the same answer";
     }
 
-    # What a standby refuses that a primary runs is run there too: a read of
-# an UNLOGGED table, pg_current_wal_lsn(), txid_current().
-# A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
+    # lastval() and currval() after a forwarded INSERT (PHP PDO's lastInsertId): under session
+    # pooling the session's own primary connection answers, as a direct one does.
+    if ($mode eq 'session') {
+        for my $c ($d, $w) {
+            my $how = $c == $d ? 'directly' : 'through pgnear';
+            my $q = $c->query(q{INSERT INTO tickets (what) VALUES ('t') RETURNING id});
+            my $ticket = $q->{rows}[0][0];
+            is one($c, 'SELECT lastval()'), $ticket, "$mode: lastval() after an INSERT, $how";
+            is one($c, q{SELECT currval('tickets_id_seq')}), $ticket, "$mode: ... currval() too, $how";
+        }
+    }
+
+    # A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
     # starts on the primary, whole in one send or its Bind sent a moment after the Parse.
     my $big = 'x' x 200_000;
     my $large = $id++;
