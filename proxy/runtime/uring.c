@@ -96,7 +96,8 @@ struct uring {
     /* The receives' buffers, as the kernel takes them (NULL: none yet), and their memory. */
     struct io_uring_buf_ring *bufs;
     uint8_t *buf_mem;
-    void *free_blocks; /* a stack of blocks, each starting with the next's address */
+    unsigned long buf_gives; /* buffers given back so far: a stale "out of buffers" is seen */
+    void *free_blocks;       /* a stack of blocks, each starting with the next's address */
     unsigned nfree_blocks;
     struct list free_sends; /* sends no socket holds, ready for the next */
     bool recv_always;       /* io_backend = io_uring: receives through the ring whatever the load */
@@ -169,10 +170,16 @@ void uring_buf_give(struct uring *u, unsigned bid)
                           URING_RECV_BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(URING_RECV_BUFS), 0);
     io_uring_buf_ring_advance(u->bufs, 1);
+    u->buf_gives++;
     while (u->starved.count > 0) {
         struct uring_recv *op = list_entry(u->starved.head.next, struct uring_recv, node);
         uring_recv_unstarve(op);
-        uring_recv_arm(op);
+        if (uring_recv_arm(op) != 0) {
+            /* No room in the ring even after a submission: starved till the next give. */
+            op->armed = op->starved = true;
+            list_append(&u->starved, &op->node);
+            break;
+        }
     }
 }
 
@@ -205,6 +212,16 @@ static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res,
          */
         bool again = op->rearm && (res > 0 || res == -ECANCELED || res == -ENOBUFS);
         bool starve = res == -ENOBUFS && !op->stopping;
+        /*
+         * Out of buffers, but one came back since it was armed: that
+         * buffer's give found it in flight, not starved, and armed
+         * nothing; waiting for the next give could be waiting for ever
+         * (every buffer back, its peer's bytes or end never told).
+         */
+        if (starve && op->gives != u->buf_gives && op->done != NULL) {
+            starve = false;
+            again = true;
+        }
         op->armed = op->stopping = op->rearm = false;
         if (op->done == NULL) {
             list_remove(&u->recv_orphans, &op->node);
@@ -574,6 +591,7 @@ int uring_recv_arm(struct uring_recv *op)
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_RECV_GROUP;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV);
+    op->gives = u->buf_gives;
     op->armed = true;
     op->stopping = false;
     u->queued++;

@@ -87,6 +87,7 @@ struct uring_recv {
     bool stopping;         /* a cancel of it is on its way */
     bool rearm;            /* armed again while stopping: armed anew once the cancel ends it */
     bool starved;          /* ended by the kernel out of buffers: armed again as one comes back */
+    unsigned long gives;   /* the ring's buffers given back when it was last armed */
     struct list_node node; /* on the ring's list of orphans, or of the starved */
 };
 
