@@ -39,6 +39,8 @@
 #include <event2/event.h>
 #include <liburing.h>
 
+#include "protocol/clock.h"
+
 #define URING_ENTRIES 256
 /* Room for the completions of many slow readers' sends at once (the kernel keeps any overflow). */
 #define URING_CQ_ENTRIES 4096
@@ -100,10 +102,12 @@ struct uring {
     void *free_blocks;       /* a stack of blocks, each starting with the next's address */
     unsigned nfree_blocks;
     struct list free_sends; /* sends no socket holds, ready for the next */
-    bool recv_always;       /* io_backend = io_uring: receives through the ring whatever the load */
-    bool recv_busy;         /* the reads a wake-up make receiving through the ring pay */
-    unsigned long reads;    /* reads in this window of wake-ups */
-    unsigned wakeups;       /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
+    unsigned inflight;   /* sends and receives submitted or queued whose last completion is due */
+    bool closing;        /* quiesced: no request starts any more */
+    bool recv_always;    /* io_backend = io_uring: receives through the ring whatever the load */
+    bool recv_busy;      /* the reads a wake-up make receiving through the ring pay */
+    unsigned long reads; /* reads in this window of wake-ups */
+    unsigned wakeups;    /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
 };
 
 uint8_t *uring_block_take(struct uring *u)
@@ -185,6 +189,7 @@ void uring_buf_give(struct uring *u, unsigned bid)
 
 static void uring_send_complete(struct uring *u, struct uring_send *op, int res)
 {
+    u->inflight--;
     op->busy = false;
     if (op->done != NULL) {
         op->done(op, res);
@@ -223,6 +228,7 @@ static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res,
             again = true;
         }
         op->armed = op->stopping = op->rearm = false;
+        u->inflight--;
         if (op->done == NULL) {
             list_remove(&u->recv_orphans, &op->node);
             free(op);
@@ -584,7 +590,7 @@ int uring_recv_arm(struct uring_recv *op)
         return 0;
     }
     struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = uring_sqe(u);
+    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
     if (sqe == NULL)
         return -1;
     io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
@@ -595,6 +601,7 @@ int uring_recv_arm(struct uring_recv *op)
     op->armed = true;
     op->stopping = false;
     u->queued++;
+    u->inflight++;
     return 0;
 }
 
@@ -647,7 +654,7 @@ static int uring_send_iov(struct uring_send *op)
 int uring_send_start(struct uring_send *op)
 {
     struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = uring_sqe(u);
+    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
     if (sqe == NULL)
         return -1;
     int n = uring_send_iov(op);
@@ -664,6 +671,7 @@ int uring_send_start(struct uring_send *op)
     op->busy = true;
     op->queued_at = u->submits;
     u->queued++;
+    u->inflight++;
     return 0;
 }
 
@@ -798,4 +806,33 @@ void uring_turn(struct uring *u)
             break;
         uring_reap(u);
     }
+}
+
+/*
+ * Why on the ring's own thread: with deferred work (IORING_SETUP_
+ * DEFER_TASKRUN) only that thread runs the ends of cancelled requests.
+ * Left in flight when it exits, they are the kernel's to end, on a task
+ * that can no longer run them: on some kernels the exit of the process
+ * then waits on them for ever, SIGKILL included (a pgnear that served
+ * thousands of sessions through the ring did not stop).
+ */
+unsigned uring_quiesce(struct uring *u, int timeout_ms)
+{
+    u->closing = true;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe != NULL) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, 0);
+        u->queued++;
+    }
+    int64_t deadline = monotonic_us() + (int64_t)timeout_ms * 1000;
+    while ((u->inflight > 0 || u->queued > 0 || uring_work_waits(u)) && monotonic_us() < deadline) {
+        struct __kernel_timespec ts = {0, 20 * 1000 * 1000};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        if (rc >= 0 || rc == -ETIME)
+            u->queued = 0;
+        uring_reap(u);
+    }
+    return u->inflight;
 }
