@@ -27,6 +27,30 @@ double route_region_rtt_ms(const struct region *r)
     return up >= 0 ? up : any;
 }
 
+/*
+ * Whether the host that gives r its estimate (route_region_rtt_ms: the
+ * quickest up, else the quickest) was marked slow by a run of outliers up.
+ */
+static bool route_region_slow(const struct region *r, int64_t now_ms)
+{
+    const struct region_host *quickest = NULL;
+    double best = -1;
+    bool best_up = false;
+    for (size_t i = 0; i < r->nhosts; i++) {
+        const struct region_host *h = &r->hosts[i];
+        double ms = rtt_estimate_ms(&h->runtime->health.rtt);
+        bool up = host_is_up(h);
+        if (ms < 0 || (best_up && !up))
+            continue;
+        if (quickest == NULL || (up && !best_up) || ms < best) {
+            quickest = h;
+            best = ms;
+            best_up = up;
+        }
+    }
+    return quickest != NULL && rtt_is_slow(&quickest->runtime->health.rtt, now_ms);
+}
+
 /* The cosine of the angle between origin and r, below -1 when either is unknown. */
 static double route_dot(const double *origin, const struct region *r)
 {
@@ -140,8 +164,15 @@ static void route_prefer_group(const struct region_set *set, const struct region
     /* None yet, or one the configuration dropped or cannot score: the best, at once. */
     bool first = now == NULL || cur < 0 || sc[cur].score_ms < 0;
     int64_t since = __atomic_load_n(&hr->preferred_since_ms, __ATOMIC_RELAXED);
-    if (!first &&
-        !rtt_should_switch(&rank->damping, sc[cur].score_ms, sc[best].score_ms, since, now_ms))
+    /*
+     * The hold-down stops flapping between two changes: the first choice
+     * is none, and a region just marked slow keeps its callers through
+     * no hold-down.
+     */
+    bool held = __atomic_load_n(&hr->preference_changes, __ATOMIC_RELAXED) > 0 &&
+                !route_region_slow(&set->items[cur], now_ms);
+    if (!first && !rtt_should_switch(&rank->damping, sc[cur].score_ms, sc[best].score_ms,
+                                     held ? since : -1, now_ms))
         return;
     __atomic_store_n(&hr->preferred_since_ms, now_ms, __ATOMIC_RELAXED);
     __atomic_store_n(&hr->preferred, want, __ATOMIC_RELEASE);

@@ -130,7 +130,7 @@ double rtt_prior_ms(double km)
 bool rtt_should_switch(const struct rtt_damping *d, double current_ms, double challenger_ms,
                        int64_t since_ms, int64_t now_ms)
 {
-    if (now_ms - since_ms < d->hold_down_ms)
+    if (since_ms >= 0 && now_ms - since_ms < d->hold_down_ms)
         return false;
     double gain = current_ms - challenger_ms;
     return gain >= d->deadband_min_ms && gain >= d->deadband * current_ms;

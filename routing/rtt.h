@@ -38,7 +38,9 @@
  * home).  The health checker's thread keeps, per group, the region it
  * prefers: a challenger replaces it only when its score is better by
  * both route_deadband (relative) and route_deadband_min (absolute), and
- * not before route_hold_down after the last change.  Sessions of the
+ * not before route_hold_down after the last change: the first choice
+ * (at start) is no change, and a preferred region whose host was marked
+ * slow waits for no hold-down.  Sessions of the
  * group try the preferred region first among the candidates; the
  * others follow by score.  Existing sessions never move for latency.
  */
@@ -118,7 +120,9 @@ struct route_rank {
 /*
  * Whether a challenger scoring challenger_ms replaces the preferred region
  * scoring current_ms, whose preference began at since_ms: better by both
- * margins, and the hold-down over.
+ * margins, and the hold-down over.  since_ms < 0: no hold-down (the
+ * preference was the group's first choice, not a change, or its region
+ * was marked slow).
  */
 bool rtt_should_switch(const struct rtt_damping *d, double current_ms, double challenger_ms,
                        int64_t since_ms, int64_t now_ms);

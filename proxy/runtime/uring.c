@@ -39,6 +39,8 @@
 #include <event2/event.h>
 #include <liburing.h>
 
+#include "protocol/clock.h"
+
 #define URING_ENTRIES 256
 /* Room for the completions of many slow readers' sends at once (the kernel keeps any overflow). */
 #define URING_CQ_ENTRIES 4096
@@ -96,13 +98,16 @@ struct uring {
     /* The receives' buffers, as the kernel takes them (NULL: none yet), and their memory. */
     struct io_uring_buf_ring *bufs;
     uint8_t *buf_mem;
-    void *free_blocks; /* a stack of blocks, each starting with the next's address */
+    unsigned long buf_gives; /* buffers given back so far: a stale "out of buffers" is seen */
+    void *free_blocks;       /* a stack of blocks, each starting with the next's address */
     unsigned nfree_blocks;
     struct list free_sends; /* sends no socket holds, ready for the next */
-    bool recv_always;       /* io_backend = io_uring: receives through the ring whatever the load */
-    bool recv_busy;         /* the reads a wake-up make receiving through the ring pay */
-    unsigned long reads;    /* reads in this window of wake-ups */
-    unsigned wakeups;       /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
+    unsigned inflight;   /* sends and receives submitted or queued whose last completion is due */
+    bool closing;        /* quiesced: no request starts any more */
+    bool recv_always;    /* io_backend = io_uring: receives through the ring whatever the load */
+    bool recv_busy;      /* the reads a wake-up make receiving through the ring pay */
+    unsigned long reads; /* reads in this window of wake-ups */
+    unsigned wakeups;    /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
 };
 
 uint8_t *uring_block_take(struct uring *u)
@@ -169,15 +174,22 @@ void uring_buf_give(struct uring *u, unsigned bid)
                           URING_RECV_BUF_SIZE, (unsigned short)bid,
                           io_uring_buf_ring_mask(URING_RECV_BUFS), 0);
     io_uring_buf_ring_advance(u->bufs, 1);
+    u->buf_gives++;
     while (u->starved.count > 0) {
         struct uring_recv *op = list_entry(u->starved.head.next, struct uring_recv, node);
         uring_recv_unstarve(op);
-        uring_recv_arm(op);
+        if (uring_recv_arm(op) != 0) {
+            /* No room in the ring even after a submission: starved till the next give. */
+            op->armed = op->starved = true;
+            list_append(&u->starved, &op->node);
+            break;
+        }
     }
 }
 
 static void uring_send_complete(struct uring *u, struct uring_send *op, int res)
 {
+    u->inflight--;
     op->busy = false;
     if (op->done != NULL) {
         op->done(op, res);
@@ -205,7 +217,18 @@ static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res,
          */
         bool again = op->rearm && (res > 0 || res == -ECANCELED || res == -ENOBUFS);
         bool starve = res == -ENOBUFS && !op->stopping;
+        /*
+         * Out of buffers, but one came back since it was armed: that
+         * buffer's give found it in flight, not starved, and armed
+         * nothing; waiting for the next give could be waiting for ever
+         * (every buffer back, its peer's bytes or end never told).
+         */
+        if (starve && op->gives != u->buf_gives && op->done != NULL) {
+            starve = false;
+            again = true;
+        }
         op->armed = op->stopping = op->rearm = false;
+        u->inflight--;
         if (op->done == NULL) {
             list_remove(&u->recv_orphans, &op->node);
             free(op);
@@ -567,16 +590,18 @@ int uring_recv_arm(struct uring_recv *op)
         return 0;
     }
     struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = uring_sqe(u);
+    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
     if (sqe == NULL)
         return -1;
     io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = URING_RECV_GROUP;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV);
+    op->gives = u->buf_gives;
     op->armed = true;
     op->stopping = false;
     u->queued++;
+    u->inflight++;
     return 0;
 }
 
@@ -629,7 +654,7 @@ static int uring_send_iov(struct uring_send *op)
 int uring_send_start(struct uring_send *op)
 {
     struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = uring_sqe(u);
+    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
     if (sqe == NULL)
         return -1;
     int n = uring_send_iov(op);
@@ -646,6 +671,7 @@ int uring_send_start(struct uring_send *op)
     op->busy = true;
     op->queued_at = u->submits;
     u->queued++;
+    u->inflight++;
     return 0;
 }
 
@@ -780,4 +806,33 @@ void uring_turn(struct uring *u)
             break;
         uring_reap(u);
     }
+}
+
+/*
+ * Why on the ring's own thread: with deferred work (IORING_SETUP_
+ * DEFER_TASKRUN) only that thread runs the ends of cancelled requests.
+ * Left in flight when it exits, they are the kernel's to end, on a task
+ * that can no longer run them: on some kernels the exit of the process
+ * then waits on them for ever, SIGKILL included (a pgnear that served
+ * thousands of sessions through the ring did not stop).
+ */
+unsigned uring_quiesce(struct uring *u, int timeout_ms)
+{
+    u->closing = true;
+    struct io_uring_sqe *sqe = uring_sqe(u);
+    if (sqe != NULL) {
+        io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+        io_uring_sqe_set_data64(sqe, 0);
+        u->queued++;
+    }
+    int64_t deadline = monotonic_us() + (int64_t)timeout_ms * 1000;
+    while ((u->inflight > 0 || u->queued > 0 || uring_work_waits(u)) && monotonic_us() < deadline) {
+        struct __kernel_timespec ts = {0, 20 * 1000 * 1000};
+        struct io_uring_cqe *cqe;
+        int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+        if (rc >= 0 || rc == -ETIME)
+            u->queued = 0;
+        uring_reap(u);
+    }
+    return u->inflight;
 }

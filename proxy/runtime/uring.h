@@ -87,6 +87,7 @@ struct uring_recv {
     bool stopping;         /* a cancel of it is on its way */
     bool rearm;            /* armed again while stopping: armed anew once the cancel ends it */
     bool starved;          /* ended by the kernel out of buffers: armed again as one comes back */
+    unsigned long gives;   /* the ring's buffers given back when it was last armed */
     struct list_node node; /* on the ring's list of orphans, or of the starved */
 };
 
@@ -136,6 +137,13 @@ void uring_recv_stop(struct uring_recv *op);
 /* The owner is done with op (the socket closes next): told nothing more, freed when the kernel is.
  */
 void uring_recv_release(struct uring_recv *op);
+/*
+ * The worker's loop has ended: everything in flight is cancelled and its
+ * end run and told here, on the ring's own thread, within timeout_ms; no
+ * request is started after.  Returns the requests still in flight (0:
+ * the ring is idle, and whoever frees it later waits on nothing).
+ */
+unsigned uring_quiesce(struct uring *u, int timeout_ms);
 /* Cancels what is in flight and frees everything; NULL is fine. */
 void uring_free(struct uring *u);
 

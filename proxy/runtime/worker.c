@@ -256,9 +256,17 @@ static int worker_loop_with_ring(struct worker *w)
     }
 }
 
+/* How long an ending worker waits for its ring's cancelled requests to end. */
+#define WORKER_RING_QUIESCE_MS 2000
+
 int worker_run(struct worker *w)
 {
     int rc = w->uring != NULL ? worker_loop_with_ring(w) : event_base_dispatch(w->base);
+    /* On this thread, before it ends: see uring_quiesce. */
+    unsigned left = w->uring != NULL ? uring_quiesce(w->uring, WORKER_RING_QUIESCE_MS) : 0;
+    if (left > 0)
+        log_error(0, "worker %d: %u io_uring requests still in flight %d ms after their cancel",
+                  w->index, left, WORKER_RING_QUIESCE_MS);
     worker_calls_close(w);
     return rc;
 }

@@ -1337,21 +1337,51 @@ sub wait_for_exit {
     return $self->is_running ? undef : $self->{exit_status};
 }
 
+# Each thread of a process as one line: its id, name, state (R running, S
+# asleep, D in the kernel, uninterruptible; Z ended) and where it waits in
+# the kernel (wchan, and the kernel stack where root may read it), so that
+# a pgnear that does not stop shows whether it waits on itself (a loop, a
+# join: S in futex_wait or ep_poll) or on the kernel (D, an io_uring exit).
+sub threads_state {
+    my ($self) = @_;
+    my $pid = $self->{pid} // return '';
+    my @lines;
+    for my $dir (sort glob("/proc/$pid/task/*")) {
+        my ($tid) = $dir =~ m{/(\d+)$};
+        my $status = eval { PgNearTest::slurp_file("$dir/status") } // next;
+        my ($name) = $status =~ /^Name:\s+(\S+)/m;
+        my ($state) = $status =~ /^State:\s+(.+)$/m;
+        my $wchan = eval { PgNearTest::slurp_file("$dir/wchan") } // '?';
+        my $stack = eval { PgNearTest::slurp_file("$dir/stack") } // '';
+        $stack = join(' < ', map { /\]\s+(\S+)/ ? $1 : () } split /\n/, $stack);
+        push @lines, sprintf('  thread %s (%s): %s, waiting in %s%s', $tid, $name // '?', $state // '?',
+                             length $wchan && $wchan ne '0' ? $wchan : '-', length $stack ? " [$stack]" : '');
+    }
+    return join("\n", @lines);
+}
+
 # stop(signal => 'TERM', timeout => 15): signal, wait, SIGKILL after timeout.
-# Returns the exit code (128+N if killed by signal N).
+# Returns the exit code (128+N if killed by signal N), or undef when even
+# SIGKILL left it unreaped 10 s later (a thread stuck in the kernel: the
+# threads' states are told).
 sub stop {
     my ($self, %o) = @_;
     return $self->{exit_status} unless $self->is_running;
-    my ($t0, $pid) = (Time::HiRes::time(), $self->{pid});
-    kill($o{signal} // 'TERM', $pid);
+    my ($t0, $pid, $sig) = (Time::HiRes::time(), $self->{pid}, $o{signal} // 'TERM');
+    kill($sig, $pid);
     my $st = $self->wait_for_exit(timeout => $o{timeout} // 15);
     # A slow stop is most often sessions left open: the log says so, to find where time goes.
-    Test::More::diag(sprintf('PgNearTest: pgnear %d took %.1f s to stop%s', $pid,
-                             Time::HiRes::time() - $t0, defined $st ? '' : ' (killed)'))
+    Test::More::diag(sprintf('PgNearTest: pgnear %d took %.1f s to stop on SIG%s%s', $pid,
+                             Time::HiRes::time() - $t0, $sig, defined $st ? '' : ' (killed)'))
       if Time::HiRes::time() - $t0 > 2;
     return $st if defined $st;
-    kill 'KILL', $self->{pid};
-    return $self->wait_for_exit(timeout => 10);
+    Test::More::diag("PgNearTest: pgnear $pid still running after SIG$sig; its threads:\n" . $self->threads_state);
+    kill 'KILL', $pid;
+    $st = $self->wait_for_exit(timeout => 10);
+    return $st if defined $st;
+    Test::More::diag("PgNearTest: pgnear $pid not reaped 10 s after SIGKILL (a thread stuck in the kernel); "
+                     . "its threads:\n" . $self->threads_state);
+    return undef;
 }
 
 sub wait_for_log {

@@ -5,8 +5,11 @@
  *    first sample seeds it, the minimum count, outliers left out, a run of
  *    them a new level and a slow mark), the damping of a group's preferred
  *    region (both margins, the hold-down), and recorded series through the
- *    groups and route_plan: a near region made 80 ms slow loses its
- *    callers within a bounded time and wins them back; ±30 % jitter on two
+ *    groups and route_plan: a near region made 80 ms slow 20 s after the
+ *    start loses its callers within a few checks (no hold-down after the
+ *    first choice, nor for a host marked slow) and wins them back after
+ *    the hold-down; a gradual slowdown soon after the start moves them
+ *    before a minute is up, the change back waiting for the hold-down; ±30 % jitter on two
  *    close regions switches at most once in 10 minutes of checks; a
  *    caller far from a pgnear that measures another region fastest still
  *    lands near itself under hybrid; the first sessions, before any
@@ -94,6 +97,9 @@ static void test_damping(void **state)
     assert_false(rtt_should_switch(&d, 100, 79, 0, 59999));  /* the hold-down */
     assert_false(rtt_should_switch(&d, 20, 15.5, 0, 60000)); /* 22 % but 4.5 ms */
     assert_true(rtt_should_switch(&d, 20, 14.9, 0, 60000));
+    /* No hold-down (a first choice, a region marked slow): the margins alone. */
+    assert_true(rtt_should_switch(&d, 100, 79, -1, 1));
+    assert_false(rtt_should_switch(&d, 100, 81, -1, 1));
     assert_true(rtt_prior_ms(1000) > 17.99 && rtt_prior_ms(1000) < 18.01);
     assert_true(rtt_prior_ms(-1) < 0);
     enum route_by by;
@@ -219,7 +225,11 @@ static void test_slow_region_loses_and_wins_back(void **state)
     for (int i = 0; i < 10; i++, now += CHECK_MS)
         round_of(e, calm, now);
     assert_string_equal(first_for(e, DUBLIN), "eu-west");
-    /* eu-west 80 ms slower: within three checks the level is known; after the hold-down, moved. */
+    /*
+     * eu-west 80 ms slower 20 s after the start: within three checks the
+     * level is known and its host marked slow; moved then, the first
+     * choice starting no hold-down and a slow mark waiting for none.
+     */
     double slow[NREG] = {82, 12, 6, 70};
     int64_t began = now;
     while (strcmp(first_for(e, DUBLIN), "eu-west") == 0 && now - began < 200000) {
@@ -227,18 +237,51 @@ static void test_slow_region_loses_and_wins_back(void **state)
         now += CHECK_MS;
     }
     assert_string_equal(first_for(e, DUBLIN), "eu-west-2");
-    assert_true(now - began <=
-                70000); /* the hold-down (60 s) since its choice, a few checks more */
-    /* Recovered: back to eu-west within the hold-down and a few checks. */
+    assert_true(now - began <= 4 * CHECK_MS);
+    /* Recovered: a change back, which waits for the hold-down (60 s) and a few checks. */
     began = now;
     while (strcmp(first_for(e, DUBLIN), "eu-west") != 0 && now - began < 300000) {
         round_of(e, calm, now);
         now += CHECK_MS;
     }
     assert_string_equal(first_for(e, DUBLIN), "eu-west");
+    assert_true(now - began >= 60000 - CHECK_MS);
     assert_true(now - began <= 70000);
     /* A caller in N. Virginia kept its region throughout. */
     assert_string_equal(first_for(e, 38.9, -77.0), "us-east");
+}
+
+/*
+ * A slowdown that marks nothing slow (eu-west's round trip rising by less
+ * than twice its level a check) 10 s after the start: the group's first
+ * choice started no hold-down, so it moves as soon as the margins say,
+ * not a minute after the start.  A change after it still waits.
+ */
+static void test_first_choice_starts_no_hold_down(void **state)
+{
+    struct env *e = *state;
+    double calm[NREG] = {2, 12, 6, 70};
+    int64_t now = 0;
+    for (int i = 0; i < 5; i++, now += CHECK_MS)
+        round_of(e, calm, now);
+    assert_string_equal(first_for(e, DUBLIN), "eu-west");
+    int64_t began = now;
+    while (strcmp(first_for(e, DUBLIN), "eu-west") == 0 && now - began < 200000) {
+        double ms = rtt_of(e, EUW)->avg_ms * 1.9; /* below twice the average: no outlier */
+        double rising[NREG] = {ms, 12, 6, 70};
+        round_of(e, rising, now);
+        assert_false(rtt_is_slow(rtt_of(e, EUW), now));
+        now += CHECK_MS;
+    }
+    assert_string_equal(first_for(e, DUBLIN), "eu-west-2");
+    assert_true(now < 60000);
+    /* eu-west calm again: back only after the hold-down since that change. */
+    began = now;
+    while (strcmp(first_for(e, DUBLIN), "eu-west") != 0 && now - began < 300000) {
+        round_of(e, calm, now);
+        now += CHECK_MS;
+    }
+    assert_true(now - began >= 60000 - CHECK_MS);
 }
 
 /* A fixed pseudo-random sequence: the run is the same every time. */
@@ -314,6 +357,8 @@ int main(void)
         cmocka_unit_test(test_estimate_outliers),
         cmocka_unit_test(test_damping),
         cmocka_unit_test_setup_teardown(test_slow_region_loses_and_wins_back, env_setup,
+                                        env_teardown),
+        cmocka_unit_test_setup_teardown(test_first_choice_starts_no_hold_down, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_jitter_switches_at_most_once, env_setup, env_teardown),
         cmocka_unit_test_setup_teardown(test_hybrid_keeps_far_callers_near, env_setup,
