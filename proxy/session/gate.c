@@ -29,6 +29,8 @@ bool session_at_safe_point(const struct session *s)
 {
     if (s->phase != PHASE_ACTIVE)
         return false;
+    if (s->txn != NULL && s->txn->owes_request(s, false))
+        return false;
     /* Between transactions, under transaction pooling: no server, none being fetched. */
     if (s->server_conn == NULL)
         return s->txn != NULL && s->fetcher == NULL && !s->txn_waiting &&
@@ -42,6 +44,9 @@ bool gate_act_at_safe_point(struct session *s)
         return true;
     if (s->on_safe == SAFE_CLOSE) {
         char detail[256], to[PLACEMENT_NAME_MAX + 1] = "another region";
+        /* A write a standby refused runs on a primary first: the client gets its answer. */
+        if (s->txn != NULL && s->txn->owes_request(s, true))
+            return true;
         if (s->close_why == CLOSE_DATABASE_MOVED) {
             placement_region(&s->w->shared->placement, s->database, to, sizeof(to));
             snprintf(detail, sizeof(detail),
@@ -64,7 +69,7 @@ bool gate_act_at_safe_point(struct session *s)
         s->held = true;
         s->held_at_us = monotonic_us();
         endpoint_pause_read(&s->client);
-        if ((s->hold_reasons & HOLD_MOVE) && s->moving != NULL && s->server_conn != NULL)
+        if ((s->hold_reasons & HOLD_MOVE) && s->moving != NULL)
             s->moving->holding(s);
     }
     return true;
@@ -90,8 +95,7 @@ void gate_release_session(struct session *s, uint8_t reason)
     s->held = false;
     if (s->server_conn == NULL && s->txn != NULL)
         s->txn->life.resume(s);
-    else if (s->server_conn != NULL &&
-             endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
+    else if (s->server_conn != NULL && endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);
 }
 

@@ -94,28 +94,11 @@ static void move_detached(struct session *s, const struct move_target *t, move_d
                           void *arg)
 {
     struct move_result r = {.client_id = s->id, .moved = true};
-    struct locality loc;
-    struct region *plan[ROUTE_MAX_REGIONS];
-    double cosines[ROUTE_MAX_REGIONS];
-    snprintf(r.from, sizeof(r.from), "%s", s->region->name);
-    snprintf(r.to, sizeof(r.to), "%s", t->region);
-    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
-    const char *home = n > 0 ? plan[0]->name : ""; /* what its route picks (move_home_region) */
-    for (size_t i = 0; i < n && r.to[0] == '\0'; i++)
-        if (strcmp(plan[i]->name, t->avoid) != 0)
-            snprintf(r.to, sizeof(r.to), "%s", plan[i]->name);
-    if (r.to[0] == '\0') {
-        move_refused(s, "no region to move it to has a server that fits what it needs", done, arg);
+    const char *why = move_route_detached(s, t, &r);
+    if (why != NULL) {
+        move_refused(s, why, done, arg);
         return;
     }
-    snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r.to) == 0 ? "" : r.to);
-    /* It belongs to that region now (a DRAIN of the old one ends those still there). */
-    struct region *to = region_set_find(&s->cfg->regions, r.to);
-    if (to != NULL)
-        s->region = to;
-    s->moves++;
-    log_info(s->id, "its next transactions go to region %s (it holds no server connection now)",
-             r.to);
     stat_inc(&s->w->stats.moves_done);
     done(&r, arg);
 }

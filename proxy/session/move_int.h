@@ -101,6 +101,13 @@ void move_start_mover(struct session_move *mv, bool early);
 void move_mover_lost(struct session *m, void *arg, const char *why);
 /* The mover logged in before the state was read: does its server have what the session has seen? */
 bool move_mover_fits(struct session_move *mv);
+/*
+ * A session with no server connection (transaction pooling, between its
+ * transactions) moves at once: its next transactions go to the region of
+ * t, or of its route, that r->to names then.  NULL, or why it cannot.
+ */
+const char *move_route_detached(struct session *s, const struct move_target *t,
+                                struct move_result *r);
 
 /* ---- move_wire.c ---- */
 

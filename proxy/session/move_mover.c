@@ -175,3 +175,29 @@ bool move_mover_fits(struct session_move *mv)
     fetch_close(m, "its standby had not replayed the session's position");
     return false;
 }
+
+const char *move_route_detached(struct session *s, const struct move_target *t,
+                                struct move_result *r)
+{
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    snprintf(r->from, sizeof(r->from), "%s", s->region->name);
+    snprintf(r->to, sizeof(r->to), "%s", t->region);
+    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
+    const char *home = n > 0 ? plan[0]->name : ""; /* what its route picks (move_home_region) */
+    for (size_t i = 0; i < n && r->to[0] == '\0'; i++)
+        if (strcmp(plan[i]->name, t->avoid) != 0)
+            snprintf(r->to, sizeof(r->to), "%s", plan[i]->name);
+    if (r->to[0] == '\0')
+        return "no region to move it to has a server that fits what it needs";
+    snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r->to) == 0 ? "" : r->to);
+    /* It belongs to that region now (a DRAIN of the old one ends those still there). */
+    struct region *to = region_set_find(&s->cfg->regions, r->to);
+    if (to != NULL)
+        s->region = to;
+    s->moves++;
+    log_info(s->id, "its next transactions go to region %s (it holds no server connection now)",
+             r->to);
+    return NULL;
+}

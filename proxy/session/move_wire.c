@@ -157,6 +157,16 @@ static void move_held(struct session *s)
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
+    if (old == NULL) {
+        /*
+         * It let its connection go while the move waited (a nearest write
+         * a standby refused, which waits in client.in for a primary's):
+         * it moves as a session between transactions does.
+         */
+        const char *why = move_route_detached(s, &mv->target, &mv->res);
+        move_end(mv, why == NULL, why);
+        return;
+    }
     /* Held earlier by a cutover's gate, the client has waited since then. */
     mv->held_us = s->held_at_us > 0 ? s->held_at_us : monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {

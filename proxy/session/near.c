@@ -802,6 +802,12 @@ bool near_put_back(struct session *s)
     return true;
 }
 
+bool near_owes_request(const struct session *s, bool for_close)
+{
+    const struct near_state *ns = s->near;
+    return ns != NULL && (ns->leg == NEAR_HELD || (for_close && ns->forward_pending));
+}
+
 void near_consumed(struct session *s, size_t n)
 {
     struct near_state *ns = s->near;

@@ -248,6 +248,15 @@ bool near_put_back(struct session *s);
  */
 bool near_deliver(struct session *s);
 
+/*
+ * Whether the session is inside a request though its server is between
+ * messages (txn_hooks' owes_request): its answer held on a standby, which
+ * may yet have it run on a primary; for_close, also its messages waiting
+ * in client.in to run there (an admin's hold may hold them, as a new
+ * request's; a close waits for their answer).
+ */
+bool near_owes_request(const struct session *s, bool for_close);
+
 /* n bytes of client.in were read: while some were run again, the rewriter knows (prep replay). */
 void near_consumed(struct session *s, size_t n);
 

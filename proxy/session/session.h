@@ -195,6 +195,13 @@ struct txn_hooks {
     bool (*server_gone)(struct session *s);
     /* A connection was attached for its next transaction (txn_fetch.c, txn_slots.c): it runs. */
     void (*attached)(struct session *s);
+    /*
+     * Whether it is inside a request though its server is between
+     * messages (nearest's held answer, or its messages waiting to run
+     * again on a primary): not at a safe point (gate.h); for_close: for
+     * the gate's close, which waits for such messages to have run.
+     */
+    bool (*owes_request)(const struct session *s, bool for_close);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

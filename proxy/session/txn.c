@@ -50,7 +50,8 @@ static void txn_attached(struct session *s);
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
-    .on_cancel = txn_cancel, .server_gone = txn_server_gone, .attached = txn_attached
+    .on_cancel = txn_cancel, .server_gone = txn_server_gone, .attached = txn_attached,             \
+    .owes_request = near_owes_request
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -510,17 +511,23 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
 
 /*
  * Whether the session's server connection is between transactions with
- * nothing owed either way and nothing the admin asked of it at this point,
- * whatever its client sent meanwhile.
+ * nothing owed either way, whatever its client sent meanwhile and
+ * whatever the admin asked of it at this point (a hold, a close).
  */
-static bool txn_conn_between(const struct session *s)
+static bool txn_conn_idle(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
-           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' &&
-           s->on_safe == SAFE_NOTHING && s->move == NULL && !s->move_answer_owed &&
-           !s->fence_asked && !s->fence_after && sc->ep.fwd_remaining == 0 &&
-           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->held &&
+           !s->move_answer_owed && !s->fence_asked && !s->fence_after &&
+           sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
+           s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+}
+
+/* ... and nothing the admin asked of it at this point (a move asked waits for none). */
+static bool txn_conn_between(const struct session *s)
+{
+    return txn_conn_idle(s) && s->on_safe == SAFE_NOTHING && s->move == NULL;
 }
 
 /* Whether the connection could go back now, whatever the client sent: its settings as at login. */
@@ -562,13 +569,18 @@ static void txn_let_go(struct session *s)
 /*
  * nearest: a standby refused the held transaction as a write (near.h):
  * its connection goes back, and the transaction's messages wait in the
- * client's input for a primary's.  Where the connection cannot go back,
- * the client gets the standby's answer: false then (the caller reads the
- * client again); true when forwarded or the session ended.
+ * client's input for a primary's.  An admin's hold asked meanwhile (PAUSE,
+ * a migration's pause, a cutover) holds them there as it holds a new
+ * request, until it is lifted; a move asked meanwhile, which has not held
+ * it yet (its answer was held, no safe point), moves it as a session
+ * between transactions (move_held); a close (DRAIN) waits for their
+ * answer (near_owes_request).  Where the connection cannot go back, the client
+ * gets the standby's answer: false then (the caller reads the client
+ * again); true when forwarded or the session ended.
  */
 static bool txn_forward(struct session *s)
 {
-    if (!txn_may_let_go(s)) {
+    if (!txn_conn_idle(s) || s->txn_params_moved != 0) {
         if (!near_deliver(s))
             session_close(s, "out of memory");
         return s->closed;
@@ -579,6 +591,8 @@ static bool txn_forward(struct session *s)
         session_close(s, "out of memory");
         return true;
     }
+    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+        return true;
     txn_need_server(s);
     return true;
 }
@@ -621,6 +635,9 @@ static bool txn_server_idle(struct session *s)
 {
     if (s->near != NULL && s->server_conn != NULL && !txn_near_settled(s))
         return !s->closed;
+    /* An admin's wish that waited while the answer was held (near_owes_request). */
+    if (s->near != NULL && s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+        return false;
     if (!txn_may_release(s))
         return !s->closed;
     if (s->txn_params_moved > 0) {
