@@ -13,6 +13,8 @@
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
+#include "protocol/param_set.h"
+#include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -64,6 +66,21 @@ static const struct txn_hooks txn_hooks_plain = {
     .server = &fence_reader,
 };
 
+/*
+ * A nearest session's transactions are serializable by default (how: what
+ * said so): a standby cannot run them, so each runs on a primary (near.h).
+ */
+static void txn_near_serializable(struct session *s, const char *how)
+{
+    if (s->near->serializable)
+        return;
+    s->near->serializable = true;
+    log_info(s->id,
+             "nearest: %s make its transactions serializable, which a standby cannot run: "
+             "on a primary from now on",
+             how);
+}
+
 void txn_session_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
@@ -90,6 +107,10 @@ void txn_session_start(struct session *s)
     }
     if (s->near != NULL)
         s->near->own_slots = own_slots;
+    if (s->near != NULL && txn_open_startup_serializable(
+                               param_set_get(&s->server_startup, "options"),
+                               param_set_get(&s->server_startup, "default_transaction_isolation")))
+        txn_near_serializable(s, "its startup parameters");
     near_attached(s);
 }
 
@@ -183,6 +204,8 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
     }
     bool *changes = s->near != NULL ? &s->near->state_changing : NULL;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, changes);
+    if (s->near != NULL && !s->near->serializable && txn_open_sets_serializable(msg + 5, len - 4))
+        txn_near_serializable(s, "a statement may");
     /*
      * nearest: not while held on a standby for a primary (near.h's
      * must_forward): it pins there, when its messages run again.
