@@ -195,6 +195,12 @@ struct txn_hooks {
     bool (*server_gone)(struct session *s);
     /* A connection was attached for its next transaction (txn_fetch.c, txn_slots.c): it runs. */
     void (*attached)(struct session *s);
+    /*
+     * Its client's stream ended, or hung up (hangup: seen while its reads
+     * were paused), without a Terminate: true when the session goes on to
+     * run what came before; false: it ends now.
+     */
+    bool (*client_ended)(struct session *s, bool hangup);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */
