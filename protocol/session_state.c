@@ -48,7 +48,7 @@
 
 /*
  * Limits on a statement that pgnear's own must not run under: read as
- * 'x' rows before they are lifted for its transaction alone, and set
+ * 'w' rows before they are lifted for its transaction alone, and set
  * again last in a replay (session_state_finish).
  */
 #define STATE_LIMITS "'statement_timeout', 'lock_timeout'"
@@ -63,7 +63,7 @@ static const char state_query[] = STATE_QUERY(STATE_NOT_SESSION);
  */
 static const char state_query_own_limits[] =
     "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
-    "SELECT 'x' AS k, n, pg_catalog.current_setting(n) AS v, NULL::text AS t "
+    "SELECT 'w' AS k, n, pg_catalog.current_setting(n) AS v, NULL::text AS t "
     "FROM pg_catalog.unnest(ARRAY[" STATE_LIMITS "]) AS l (n); "
     "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
                                                                                 ", " STATE_LIMITS);
@@ -410,7 +410,7 @@ static int state_fact(struct session_state *st, const struct state_col *cols)
     return SESSION_STATE_BAD;
 }
 
-/* A limit on the session's statements ('x' row): kept to be set again last. */
+/* A limit on the session's statements ('w' row): kept to be set again last. */
 static int state_limit(struct session_state *st, const struct state_col *cols)
 {
     if (st->nlimits >= SESSION_STATE_LIMITS || !col_text(&cols[2]) ||
@@ -455,7 +455,7 @@ int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
         if (!col_text(&c[2]))
             return SESSION_STATE_BAD;
         return st->skip_protocol_statements ? SESSION_STATE_OK : state_statement(st, c);
-    case 'x':
+    case 'w':
         return state_limit(st, c);
     default:
         return SESSION_STATE_BAD;

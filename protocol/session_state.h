@@ -17,11 +17,11 @@
  *   'p'  a statement of the extended protocol's Parse: name, text and
  *        parameter types (an oid[] as text)
  *
- * in that order.  Each row is parsed as it comes (session_state_row) and
- * turned at once into the extended-protocol messages that set it up again
- * on a new server, in the order settings, role, channels, statements, so
- * that SET ROLE comes after the settings that may need the login user's
- * rights and before the statements whose names it may resolve.  One Sync
+ * in that order; session_state_query_own_limits's 'w' rows (a limit on a
+ * statement, name and value) come before them.  Each row is parsed as it comes (session_state_row)
+ * and turned at once into the extended-protocol messages that set it up again on a new server, in
+ * the order settings, role, channels, statements, so that SET ROLE comes after the settings that
+ * may need the login user's rights and before the statements whose names it may resolve.  One Sync
  * ends them (session_state_finish): the server runs them as one implicit
  * transaction, so that a failure of any undoes them all.
  *
@@ -65,7 +65,7 @@ struct session_state {
     /* what is carried */
     unsigned settings, channels, statements;
     bool role_set; /* SET ROLE to something other than none */
-    /* The session's limits on a statement ('x' rows), set again last in the replay. */
+    /* The session's limits on a statement ('w' rows), set again last in the replay. */
     struct {
         char name[32];
         char value[64];
@@ -90,7 +90,7 @@ const char *session_state_query(void);
  * set (a nearest session's sync, near_sync.h): read committed (a standby
  * refuses serializable), statement_timeout and lock_timeout lifted
  * (SET LOCAL, ended with the transaction).  The session's own limits come
- * first, as 'x' rows (name, value), kept aside and set again last in the
+ * first, as 'w' rows (name, value), kept aside and set again last in the
  * replay, so that nothing of the replay runs under them either.
  */
 const char *session_state_query_own_limits(void);
@@ -116,7 +116,7 @@ int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
  */
 int session_state_setting(struct session_state *st, const char *name, const char *value);
 
-/* Ends the replay: the session's limits ('x' rows), then its Sync, after the last row. */
+/* Ends the replay: the session's limits ('w' rows), then its Sync, after the last row. */
 int session_state_finish(struct session_state *st);
 
 /*
