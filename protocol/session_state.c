@@ -19,29 +19,60 @@
  * The transaction_* settings are not the session's: they describe the
  * transaction going on, and a server refuses them once one has begun.
  */
-static const char state_query[] =
-    "SELECT k, n, v, t FROM ("
-    "SELECT 0 AS o, 'f' AS k, 'temp' AS n, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class "
-    "WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text AS v, NULL::text AS t "
-    "UNION ALL SELECT 0, 'f', 'advisory', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks "
-    "WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())::text, NULL "
-    "UNION ALL SELECT 0, 'f', 'hold', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors "
-    "WHERE is_holdable)::text, NULL "
-    "UNION ALL SELECT 0, 'f', 'lsn', (CASE WHEN pg_catalog.pg_is_in_recovery() THEN "
-    "pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_insert_lsn() END)::text, "
-    "pg_catalog.pg_is_in_recovery()::text || ' ' || pg_catalog.current_setting('wal_block_size') "
-    "|| ' ' || (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') "
-    "UNION ALL SELECT 0, 'f', 'user', session_user::text, NULL "
-    "UNION ALL SELECT 1, 's', name, pg_catalog.current_setting(name), NULL "
-    "FROM pg_catalog.pg_settings WHERE source = 'session' AND name NOT IN "
-    "('transaction_isolation', 'transaction_read_only', 'transaction_deferrable') "
-    "UNION ALL SELECT 2, 'r', 'role', pg_catalog.current_setting('role'), NULL "
-    "UNION ALL SELECT 3, 'l', c, NULL, NULL FROM pg_catalog.pg_listening_channels() c "
-    "UNION ALL SELECT 4, 'q', name, statement, NULL FROM pg_catalog.pg_prepared_statements "
-    "WHERE from_sql "
-    "UNION ALL SELECT 5, 'p', name, statement, parameter_types::pg_catalog.oid[]::text "
-    "FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql"
-    ") s ORDER BY o";
+#define STATE_NOT_SESSION                                                                          \
+    "'transaction_isolation', 'transaction_read_only', 'transaction_deferrable'"
+
+/* The query, without the settings named in skipped (quoted, comma-separated). */
+#define STATE_QUERY(skipped)                                                                       \
+    "SELECT k, n, v, t FROM ("                                                                     \
+    "SELECT 0 AS o, 'f' AS k, 'temp' AS n, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_class "  \
+    "WHERE relnamespace = pg_catalog.pg_my_temp_schema())::text AS v, NULL::text AS t "            \
+    "UNION ALL SELECT 0, 'f', 'advisory', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks "   \
+    "WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid())::text, NULL "              \
+    "UNION ALL SELECT 0, 'f', 'hold', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_cursors "     \
+    "WHERE is_holdable)::text, NULL "                                                              \
+    "UNION ALL SELECT 0, 'f', 'lsn', (CASE WHEN pg_catalog.pg_is_in_recovery() THEN "              \
+    "pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_insert_lsn() END)::text, " \
+    "pg_catalog.pg_is_in_recovery()::text || ' ' || pg_catalog.current_setting('wal_block_size') " \
+    "|| ' ' || (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size') "      \
+    "UNION ALL SELECT 0, 'f', 'user', session_user::text, NULL "                                   \
+    "UNION ALL SELECT 1, 's', name, pg_catalog.current_setting(name), NULL "                       \
+    "FROM pg_catalog.pg_settings WHERE source = 'session' AND name NOT IN (" skipped ") "          \
+    "UNION ALL SELECT 2, 'r', 'role', pg_catalog.current_setting('role'), NULL "                   \
+    "UNION ALL SELECT 3, 'l', c, NULL, NULL FROM pg_catalog.pg_listening_channels() c "            \
+    "UNION ALL SELECT 4, 'q', name, statement, NULL FROM pg_catalog.pg_prepared_statements "       \
+    "WHERE from_sql "                                                                              \
+    "UNION ALL SELECT 5, 'p', name, statement, parameter_types::pg_catalog.oid[]::text "           \
+    "FROM pg_catalog.pg_prepared_statements WHERE NOT from_sql"                                    \
+    ") s ORDER BY o"
+
+/*
+ * Limits on a statement that pgnear's own must not run under: read as
+ * 'w' rows before they are lifted for its transaction alone, and set
+ * again last in a replay (session_state_finish).
+ */
+#define STATE_LIMITS "'statement_timeout', 'lock_timeout'"
+
+static const char state_query[] = STATE_QUERY(STATE_NOT_SESSION);
+
+/*
+ * The same in a transaction of pgnear's own, whatever the session set: read
+ * committed (a standby refuses a serializable one), no statement or lock
+ * timeout, the session's own limits read first.  One Query, its statements
+ * one implicit transaction, so that SET LOCAL ends with it.
+ */
+static const char state_query_own_limits[] =
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+    "SELECT 'w' AS k, n, pg_catalog.current_setting(n) AS v, NULL::text AS t "
+    "FROM pg_catalog.unnest(ARRAY[" STATE_LIMITS "]) AS l (n); "
+    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
+                                                                                ", " STATE_LIMITS);
+
+/* What a replay begins with: its own transaction's limits, as above. */
+static const char own_isolation_sql[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+static const char own_limits_sql[] =
+    "SELECT pg_catalog.set_config('statement_timeout', '0', true), "
+    "pg_catalog.set_config('lock_timeout', '0', true)";
 
 /* The one statement every setting and the role are replayed with. */
 static const char set_config_sql[] = "SELECT pg_catalog.set_config($1, $2, false)";
@@ -52,6 +83,11 @@ static const char set_config_sql[] = "SELECT pg_catalog.set_config($1, $2, false
 const char *session_state_query(void)
 {
     return state_query;
+}
+
+const char *session_state_query_own_limits(void)
+{
+    return state_query_own_limits;
 }
 
 int session_state_init(struct session_state *st)
@@ -374,6 +410,20 @@ static int state_fact(struct session_state *st, const struct state_col *cols)
     return SESSION_STATE_BAD;
 }
 
+/* A limit on the session's statements ('w' row): kept to be set again last. */
+static int state_limit(struct session_state *st, const struct state_col *cols)
+{
+    if (st->nlimits >= SESSION_STATE_LIMITS || !col_text(&cols[2]) ||
+        cols[1].len >= sizeof(st->limits[0].name) || cols[2].len >= sizeof(st->limits[0].value))
+        return SESSION_STATE_BAD;
+    memcpy(st->limits[st->nlimits].name, cols[1].p, cols[1].len);
+    st->limits[st->nlimits].name[cols[1].len] = '\0';
+    memcpy(st->limits[st->nlimits].value, cols[2].p, cols[2].len);
+    st->limits[st->nlimits].value[cols[2].len] = '\0';
+    st->nlimits++;
+    return SESSION_STATE_OK;
+}
+
 int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
 {
     struct state_col c[STATE_COLS];
@@ -405,14 +455,34 @@ int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
         if (!col_text(&c[2]))
             return SESSION_STATE_BAD;
         return st->skip_protocol_statements ? SESSION_STATE_OK : state_statement(st, c);
+    case 'w':
+        return state_limit(st, c);
     default:
         return SESSION_STATE_BAD;
     }
 }
 
+int session_state_own_limits(struct session_state *st)
+{
+    const struct state_col isolation = {(const uint8_t *)own_isolation_sql,
+                                        sizeof(own_isolation_sql) - 1};
+    const struct state_col limits = {(const uint8_t *)own_limits_sql, sizeof(own_limits_sql) - 1};
+    int rc = state_run_once(st, &isolation);
+    return rc == SESSION_STATE_OK ? state_run_once(st, &limits) : rc;
+}
+
 int session_state_finish(struct session_state *st)
 {
-    return state_header(st, 'S', 0);
+    int rc = SESSION_STATE_OK;
+    /* The session's limits last: nothing of the replay runs under them. */
+    for (unsigned i = 0; rc == SESSION_STATE_OK && i < st->nlimits; i++) {
+        const struct state_col name = {(const uint8_t *)st->limits[i].name,
+                                       strlen(st->limits[i].name)};
+        const struct state_col value = {(const uint8_t *)st->limits[i].value,
+                                        strlen(st->limits[i].value)};
+        rc = state_set(st, &name, &value);
+    }
+    return rc == SESSION_STATE_OK ? state_header(st, 'S', 0) : rc;
 }
 
 const char *session_state_unmovable(const struct session_state *st, const char *login_user)

@@ -17,11 +17,11 @@
  *   'p'  a statement of the extended protocol's Parse: name, text and
  *        parameter types (an oid[] as text)
  *
- * in that order.  Each row is parsed as it comes (session_state_row) and
- * turned at once into the extended-protocol messages that set it up again
- * on a new server, in the order settings, role, channels, statements, so
- * that SET ROLE comes after the settings that may need the login user's
- * rights and before the statements whose names it may resolve.  One Sync
+ * in that order; session_state_query_own_limits's 'w' rows (a limit on a
+ * statement, name and value) come before them.  Each row is parsed as it comes (session_state_row)
+ * and turned at once into the extended-protocol messages that set it up again on a new server, in
+ * the order settings, role, channels, statements, so that SET ROLE comes after the settings that
+ * may need the login user's rights and before the statements whose names it may resolve.  One Sync
  * ends them (session_state_finish): the server runs them as one implicit
  * transaction, so that a failure of any undoes them all.
  *
@@ -41,6 +41,8 @@ struct evbuffer;
 
 /* The replay's size at most: a session with more prepared text than this is not moved. */
 #define SESSION_STATE_MAX_BYTES (16u * 1024 * 1024)
+/* The limits on a statement that pgnear lifts for its own (session_state_query_own_limits). */
+#define SESSION_STATE_LIMITS 2
 /* A Parse's parameter types at most (PostgreSQL's own limit is 65535). */
 #define SESSION_STATE_MAX_TYPES 65535
 
@@ -63,6 +65,12 @@ struct session_state {
     /* what is carried */
     unsigned settings, channels, statements;
     bool role_set; /* SET ROLE to something other than none */
+    /* The session's limits on a statement ('w' rows), set again last in the replay. */
+    struct {
+        char name[32];
+        char value[64];
+    } limits[SESSION_STATE_LIMITS];
+    unsigned nlimits;
     /* Parse/Bind/Execute messages, then a Sync: what the new server is sent. */
     struct evbuffer *replay;
     bool setting_statement_parsed; /* the set_config statement is in the replay */
@@ -76,6 +84,22 @@ struct session_state {
 
 /* The query that reads a session's state: one round trip, rows as above. */
 const char *session_state_query(void);
+
+/*
+ * The same read in a transaction of pgnear's own, whatever the session
+ * set (a nearest session's sync, near_sync.h): read committed (a standby
+ * refuses serializable), statement_timeout and lock_timeout lifted
+ * (SET LOCAL, ended with the transaction).  The session's own limits come
+ * first, as 'w' rows (name, value), kept aside and set again last in the
+ * replay, so that nothing of the replay runs under them either.
+ */
+const char *session_state_query_own_limits(void);
+
+/*
+ * A replay's own transaction as above (read committed, no statement or
+ * lock timeout), first in it: before any setting it carries.
+ */
+int session_state_own_limits(struct session_state *st);
 
 /* An empty state; SESSION_STATE_OOM when its buffer could not be made. */
 int session_state_init(struct session_state *st);
@@ -92,7 +116,7 @@ int session_state_row(struct session_state *st, const uint8_t *body, size_t len)
  */
 int session_state_setting(struct session_state *st, const char *name, const char *value);
 
-/* Ends the replay with its Sync, after the last row. */
+/* Ends the replay: the session's limits ('w' rows), then its Sync, after the last row. */
 int session_state_finish(struct session_state *st);
 
 /*

@@ -10,6 +10,7 @@
 #include "protocol/txn_open.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "protocol/sql_lex.h"
 
@@ -141,4 +142,50 @@ void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
         out->access = TXN_ACCESS_UNSAID;
         out->serializable = false;
     }
+}
+
+/* Whether lower (lowercase ASCII) is in p (len bytes), case aside; from where, in *at. */
+static bool bytes_have(const uint8_t *p, size_t len, const char *lower, size_t *at)
+{
+    size_t n = strlen(lower);
+    for (size_t i = 0; n <= len && i <= len - n; i++) {
+        size_t j = 0;
+        while (j < n && (p[i + j] >= 'A' && p[i + j] <= 'Z' ? p[i + j] | 0x20 : p[i + j]) ==
+                            (uint8_t)lower[j])
+            j++;
+        if (j == n) {
+            if (at != NULL)
+                *at = i + n;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool txn_open_sets_serializable(const uint8_t *sql, size_t len)
+{
+    return bytes_have(sql, len, "serializable", NULL) &&
+           (bytes_have(sql, len, "default_transaction_isolation", NULL) ||
+            bytes_have(sql, len, "session characteristics", NULL));
+}
+
+bool txn_open_startup_serializable(const char *options, const char *isolation)
+{
+    static const char name[] = "default_transaction_isolation";
+    size_t at;
+    if (isolation != NULL && strcasecmp(isolation, "serializable") == 0)
+        return true;
+    if (options == NULL)
+        return false;
+    const uint8_t *o = (const uint8_t *)options;
+    size_t len = strlen(options);
+    while (bytes_have(o, len, name, &at)) {
+        while (at < len && (o[at] == ' ' || o[at] == '='))
+            at++;
+        if (len - at >= 12 && strncasecmp((const char *)o + at, "serializable", 12) == 0)
+            return true;
+        o += at;
+        len -= at;
+    }
+    return false;
 }

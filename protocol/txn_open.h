@@ -66,4 +66,21 @@ struct txn_open {
 /* Reads sql (len bytes, not necessarily NUL-terminated) into *out. */
 void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out);
 
+/*
+ * Whether a text (len bytes) may make the session's transactions
+ * serializable by default, which a standby cannot run: it names
+ * SERIALIZABLE and default_transaction_isolation (SET, set_config) or
+ * SESSION CHARACTERISTICS.  The bytes are read without the lexer, case
+ * aside: a mention in a string or a comment counts too, which only sends
+ * the session's transactions to a primary.
+ */
+bool txn_open_sets_serializable(const uint8_t *sql, size_t len);
+
+/*
+ * Whether startup parameters make the session serializable by default:
+ * options (-c or --default_transaction_isolation=serializable, NULL
+ * none) or the parameter default_transaction_isolation itself (NULL none).
+ */
+bool txn_open_startup_serializable(const char *options, const char *isolation);
+
 #endif

@@ -205,7 +205,7 @@ void endpoint_arm(struct endpoint *ep)
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
     /* A paused reader's hangup: the ring's receive, while it stays armed, tells it itself. */
-    bool want_h = ep->on_read != NULL && ep->read_paused &&
+    bool want_h = ep->on_read != NULL && ep->read_paused && !ep->hangup_seen &&
                   (ep->rx == NULL || !ep->rx->armed || ep->rx->stopping);
     if (want_r == ep->rev_armed && want_w == ep->wev_armed && want_h == ep->hev_armed)
         return; /* as it was: most calls (several a transaction) */
@@ -531,6 +531,12 @@ void endpoint_pause_read(struct endpoint *ep)
         endpoint_arm(ep);
 }
 
+void endpoint_hangup_taken(struct endpoint *ep)
+{
+    ep->hangup_seen = true;
+    endpoint_arm(ep);
+}
+
 void endpoint_stop_receiving(struct endpoint *ep)
 {
     if (ep->rx == NULL || !ep->read_paused || !ep->rx->armed || ep->rx->stopping)
@@ -574,6 +580,7 @@ static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize
         return 0;
     }
     if (n == STREAM_EOF) {
+        ep->eof = true; /* its owner may yet handle what came before (endpoint_fill) */
         endpoint_failed(
             s, ep, ep->client ? "client closed the connection" : "server closed the connection",
             true);

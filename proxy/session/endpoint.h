@@ -68,6 +68,7 @@ struct endpoint {
     bool client;            /* the client's side (else a server's) */
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
+    bool hangup_seen;       /* its owner took the client's hangup: no longer watched */
     bool rev_armed, wev_armed, hev_armed;
     /*
      * ring: sends go through the worker's io_uring (endpoint_use_ring); tx
@@ -162,6 +163,13 @@ int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session close
  * no epoll registration), and a client's hangup is watched meanwhile.
  */
 void endpoint_pause_read(struct endpoint *ep);
+
+/*
+ * The client's hangup, seen while its reads were paused, is its owner's to
+ * handle when they resume (the bytes before it are read first, then the
+ * end of stream): it is watched no more.
+ */
+void endpoint_hangup_taken(struct endpoint *ep);
 void endpoint_resume_read(struct endpoint *ep);
 /*
  * A paused reader's ring receive stopped now rather than when bytes next

@@ -67,6 +67,17 @@
  *
  * A block placed near because it said READ ONLY is not held: a write in
  * it gets the standby's 25006, as the primary would refuse it.
+ *
+ * A session whose transactions are serializable by default runs each on
+ * a primary (near_state's serializable): a standby refuses them all
+ * (0A000).  txn.c learns it from the startup parameters and from a text
+ * that may set it (txn_open_sets_serializable); a role's or database's
+ * default shows only as the first such refusal, forwarded as a 25006 is.
+ *
+ * A client whose stream ends without a Terminate has the whole messages
+ * it sent before run as if a Terminate followed them (txn.c's
+ * client_ended hook): a write it sent as it left runs, forwarded when a
+ * standby refuses it, as a backend runs what reached it.
  */
 #ifndef PGNEAR_PROXY_NEAR_H
 #define PGNEAR_PROXY_NEAR_H

@@ -30,10 +30,19 @@ struct near_sync {
     bool to_detached;
     int from; /* the slot of the connection the state is read from */
     struct session_state st;
-    unsigned owed; /* ReadyForQuery the replay's connection still owes */
+    unsigned owed;  /* ReadyForQuery the replay's connection still owes */
+    unsigned reads; /* state queries sent */
+    bool canceled;  /* the last one was canceled (57014) */
     char failure[200];
     near_sync_done done;
 };
+
+/*
+ * How many times the state is read: pgnear's own limits are set by its
+ * query's first statements, which still run under the session's, and a
+ * tight statement_timeout may cancel them on a busy server.
+ */
+#define NEAR_SYNC_READS 5
 
 bool near_sync_needed(const struct session *s)
 {
@@ -154,6 +163,63 @@ static void near_sync_state_done(struct session *s, char status)
     near_sync_replay(s);
 }
 
+/* Whether an ErrorResponse (body: len bytes) says its statement was canceled. */
+static bool near_sync_canceled(const uint8_t *body, uint32_t len)
+{
+    const char *code = pkt_report_field(body, len, 'C');
+    return code != NULL && strcmp(code, "57014") == 0;
+}
+
+/*
+ * The replay's beginning, before the state read: its own limits (a
+ * serializable session's transaction is refused by a standby; a tight
+ * statement_timeout cancels it), then the session's startup parameters
+ * the connection lacks (server_params.h).
+ */
+static int near_sync_replay_begin(struct session *s, struct server_conn *to,
+                                  struct session_state *st)
+{
+    const char *name, *value;
+    size_t off = 0;
+    int rc = session_state_init(st);
+    st->skip_protocol_statements = true;
+    if (rc == SESSION_STATE_OK)
+        rc = session_state_own_limits(st);
+    while (rc == SESSION_STATE_OK && server_params_next_change(s, to, &off, &name, &value))
+        rc = session_state_setting(st, name, value);
+    return rc;
+}
+
+/* The state query to the connection that has the state (attached). */
+static bool near_sync_ask(struct session *s)
+{
+    struct near_sync *y = s->near->sync;
+    struct server_conn *sc = s->server_conn;
+    y->reads++;
+    if (pkt_add_query(sc->ep.out, session_state_query_own_limits()) != 0) {
+        session_close(s, "out of memory");
+        return false;
+    }
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep); /* the Query drops its unnamed statement */
+    return endpoint_flush(s, &sc->ep) == 0;
+}
+
+/* The state read was canceled (its ReadyForQuery is consumed by the caller): again. */
+static bool near_sync_read_again(struct session *s)
+{
+    struct near_sync *y = s->near->sync;
+    y->canceled = false;
+    session_state_free(&y->st);
+    log_debug(s->id, "reading its state was canceled by its statement_timeout: read again");
+    if (near_sync_replay_begin(s, y->to, &y->st) != SESSION_STATE_OK) {
+        near_sync_fail(y, "out of memory", NULL, 0);
+        near_sync_finish(s, NEAR_SYNC_FAILED, y->to);
+        return false;
+    }
+    return near_sync_ask(s);
+}
+
 /* One message of the answer to the state query. */
 static int near_sync_state_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
@@ -168,10 +234,15 @@ static int near_sync_state_message(struct session *s, char type, const uint8_t *
             near_sync_fail(y, "pgnear could not read its state back from the server", NULL, 0);
         return MSG_CONSUMED;
     case 'E':
-        near_sync_fail(y, "reading its state failed", body, len);
+        if (near_sync_canceled(body, len) && y->reads < NEAR_SYNC_READS && !y->failure[0])
+            y->canceled = true; /* before its own limits were set: read again */
+        else
+            near_sync_fail(y, "reading its state failed", body, len);
         return MSG_CONSUMED;
     case 'Z': {
         char status = len >= 1 ? (char)body[0] : '?';
+        if (y->canceled && status == 'I')
+            return near_sync_read_again(s) ? MSG_CONSUMED : MSG_STOP;
         frame_consume(s->server_conn->ep.in, len);
         near_sync_state_done(s, status);
         return MSG_STOP;
@@ -215,17 +286,6 @@ static int near_sync_replay_message(struct session *s, char type, const uint8_t 
 NEAR_SYNC_READER(near_sync_state_read, near_sync_state_message)
 NEAR_SYNC_READER(near_sync_replay_read, near_sync_replay_message)
 
-/* The session's startup parameters the connection lacks, first in the replay (server_params.h). */
-static int near_sync_startup(struct session *s, struct server_conn *to, struct session_state *st)
-{
-    const char *name, *value;
-    size_t off = 0;
-    int rc = SESSION_STATE_OK;
-    while (rc == SESSION_STATE_OK && server_params_next_change(s, to, &off, &name, &value))
-        rc = session_state_setting(st, name, value);
-    return rc;
-}
-
 void near_sync_start(struct session *s, near_sync_done done)
 {
     struct near_state *n = s->near;
@@ -236,15 +296,13 @@ void near_sync_start(struct session *s, near_sync_done done)
         return;
     }
     struct near_sync *y = calloc(1, sizeof(*y));
-    if (y == NULL || session_state_init(&y->st) != SESSION_STATE_OK ||
-        near_sync_startup(s, to, &y->st) != SESSION_STATE_OK) {
+    if (y == NULL || near_sync_replay_begin(s, to, &y->st) != SESSION_STATE_OK) {
         if (y != NULL)
             session_state_free(&y->st);
         free(y);
         done(s, NEAR_SYNC_FAILED, NULL, "out of memory");
         return;
     }
-    y->st.skip_protocol_statements = true;
     y->to = to;
     y->from = from;
     y->done = done;
@@ -254,13 +312,7 @@ void near_sync_start(struct session *s, near_sync_done done)
     struct server_conn *sc = n->slot[from];
     n->slot[from] = NULL;
     near_sync_take(s, sc, near_sync_state_read);
-    if (pkt_add_query(sc->ep.out, session_state_query()) != 0) {
-        session_close(s, "out of memory");
-        return;
-    }
-    if (sc->prep != NULL)
-        prep_server_query_sent(sc->prep); /* the Query drops its unnamed statement */
-    endpoint_flush(s, &sc->ep);
+    near_sync_ask(s);
 }
 
 void near_sync_end(struct session *s)

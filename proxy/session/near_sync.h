@@ -22,6 +22,14 @@
  * syncs; one that does pays the two round trips once per change, at the
  * first transaction on its other connection.
  *
+ * The read and the replay run in a transaction of pgnear's own limits,
+ * not the session's (session_state_query_own_limits): read committed, as
+ * a standby refuses a serializable transaction; no statement_timeout or
+ * lock_timeout, lifted with SET LOCAL after the session's are read, and
+ * set again last in the replay.  The statements that lift them still run
+ * under the session's: a read they cancel (57014) is made again, up to
+ * NEAR_SYNC_READS times.
+ *
  * What the read finds that lives on one server only (temporary tables,
  * session advisory locks, WITH HOLD cursors, SET SESSION AUTHORIZATION,
  * made where no scan saw them, by a function) and a replay the other

@@ -50,11 +50,14 @@ void session_callback_done(struct session *s)
 /*
  * The client hung up while its reads were paused: back-pressure from the
  * server, a PAUSE or pause step holding it, a console command it waits on,
- * or the delivery of the cancel request it sent (which goes on).
+ * or the delivery of the cancel request it sent (which goes on).  A
+ * nearest session takes it as its end of stream, once they resume.
  */
 static void session_hangup(struct session *s, struct endpoint *ep)
 {
     if (!ep->client)
+        return;
+    if (s->txn != NULL && s->txn->client_ended != NULL && s->txn->client_ended(s, true))
         return;
     if (s->login != NULL && s->login->startup.kind == STARTUP_CANCEL_REQUEST)
         session_close(s, "cancel request handled; the client left before it was delivered");
@@ -91,6 +94,9 @@ static void session_endpoint_failed(struct session *s, struct endpoint *ep, cons
 {
     if (!ep->client && gone)
         session_server_gone(s, why);
+    else if (ep->client && gone && ep->eof && s->txn != NULL && s->txn->client_ended != NULL &&
+             s->txn->client_ended(s, false))
+        return; /* what the client sent before it left still runs */
     else
         session_close(s, why);
 }

@@ -202,6 +202,12 @@ struct txn_hooks {
      * the gate's close, which waits for such messages to have run.
      */
     bool (*owes_request)(const struct session *s, bool for_close);
+    /*
+     * Its client's stream ended, or hung up (hangup: seen while its reads
+     * were paused), without a Terminate: true when the session goes on to
+     * run what came before; false: it ends now.
+     */
+    bool (*client_ended)(struct session *s, bool hangup);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -13,6 +13,8 @@
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
+#include "protocol/param_set.h"
+#include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -45,13 +47,14 @@ static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 static bool txn_server_gone(struct session *s);
 static void txn_attached(struct session *s);
+static bool txn_client_ended(struct session *s, bool hangup);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
     .on_cancel = txn_cancel, .server_gone = txn_server_gone, .attached = txn_attached,             \
-    .owes_request = near_owes_request
+    .owes_request = near_owes_request, .client_ended = txn_client_ended
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -64,6 +67,21 @@ static const struct txn_hooks txn_hooks_plain = {
     TXN_HOOKS_COMMON,
     .server = &fence_reader,
 };
+
+/*
+ * A nearest session's transactions are serializable by default (how: what
+ * said so): a standby cannot run them, so each runs on a primary (near.h).
+ */
+static void txn_near_serializable(struct session *s, const char *how)
+{
+    if (s->near->serializable)
+        return;
+    s->near->serializable = true;
+    log_info(s->id,
+             "nearest: %s make its transactions serializable, which a standby cannot run: "
+             "on a primary from now on",
+             how);
+}
 
 void txn_session_start(struct session *s)
 {
@@ -91,6 +109,10 @@ void txn_session_start(struct session *s)
     }
     if (s->near != NULL)
         s->near->own_slots = own_slots;
+    if (s->near != NULL && txn_open_startup_serializable(
+                               param_set_get(&s->server_startup, "options"),
+                               param_set_get(&s->server_startup, "default_transaction_isolation")))
+        txn_near_serializable(s, "its startup parameters");
     near_attached(s);
 }
 
@@ -184,6 +206,8 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
     }
     bool *changes = s->near != NULL ? &s->near->state_changing : NULL;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, changes);
+    if (s->near != NULL && !s->near->serializable && txn_open_sets_serializable(msg + 5, len - 4))
+        txn_near_serializable(s, "a statement may");
     /*
      * nearest: not while held on a standby for a primary (near.h's
      * must_forward): it pins there, when its messages run again.
@@ -368,6 +392,82 @@ static int txn_client_step(struct session *s)
     if (s->near != NULL)
         near_consumed(s, h.avail < 1 + (size_t)h.len ? h.avail : 1 + (size_t)h.len);
     return msg_step_pass(s, src, dst, &h);
+}
+
+/*
+ * The bytes of client.in that are whole messages, after what is left of
+ * the one being passed on; *last: the type of the last (0: none).
+ * SIZE_MAX: the one being passed on was cut short.
+ */
+static size_t txn_client_whole(const struct session *s, char *last)
+{
+    struct evbuffer *in = s->client.in;
+    size_t have = evbuffer_get_length(in), at = s->client.fwd_remaining;
+    uint8_t h[PKT_HEADER_LEN];
+    struct evbuffer_ptr p;
+    *last = 0;
+    if (at > have)
+        return SIZE_MAX;
+    while (have - at >= sizeof(h) && evbuffer_ptr_set(in, &p, at, EVBUFFER_PTR_SET) == 0 &&
+           evbuffer_copyout_from(in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
+        uint32_t len = pkt_be32(h + 1);
+        if (len < 4 || have - at - 1 < len)
+            break;
+        *last = (char)h[0];
+        at += 1 + (size_t)len;
+    }
+    return at;
+}
+
+/* client.in keeps its first n bytes alone.  False: out of memory. */
+static bool txn_client_keep(struct session *s, size_t n)
+{
+    struct evbuffer *in = s->client.in;
+    if (evbuffer_get_length(in) == n)
+        return true;
+    struct evbuffer *kept = evbuffer_new();
+    bool ok = kept != NULL && evbuffer_remove_buffer(in, kept, n) == (int)n;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    ok = ok && evbuffer_add_buffer(in, kept) == 0;
+    if (kept != NULL)
+        evbuffer_free(kept);
+    return ok;
+}
+
+/*
+ * A nearest session's client left without a Terminate (killed, or one
+ * that sends and closes at once).  Directly, the backend runs every whole
+ * message that came before the end; so here the whole messages run as if
+ * a Terminate followed them (txn_client_terminated), what a standby
+ * refuses forwarded as ever, and a message cut short is dropped.  A
+ * hangup seen while the client's reads were paused waits for them to
+ * resume: the bytes before it are read first, then the end of stream.
+ * False: nothing is left to run, or it cannot be, and the session ends.
+ */
+static bool txn_client_ended(struct session *s, bool hangup)
+{
+    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
+    if (s->near == NULL || s->closed || s->phase != PHASE_ACTIVE)
+        return false;
+    if (s->txn_client_gone || hangup) {
+        endpoint_hangup_taken(&s->client);
+        return true;
+    }
+    char last;
+    size_t whole = txn_client_whole(s, &last);
+    if (whole == SIZE_MAX || (whole == 0 && s->server_conn == NULL))
+        return false;
+    if (!txn_client_keep(s, whole) ||
+        (last != 'X' && evbuffer_add(s->client.in, terminate, sizeof(terminate)) != 0)) {
+        session_close(s, "out of memory");
+        return true;
+    }
+    s->txn_client_gone = true;
+    log_debug(s->id, "client ended its stream: %zu bytes before it run, then the session ends",
+              whole);
+    endpoint_set_reader(&s->client,
+                        s->client.on_read); /* it reads them, ending with the Terminate */
+    return true;
 }
 
 /* A client with nothing but a Terminate to say: the session ends without a server. */

@@ -183,6 +183,37 @@ static void test_role_none_and_reparse(void **state)
     session_state_free(&st);
 }
 
+/* Its own limits first, the session's ('w' rows) last, after the SQL PREPAREs. */
+static void test_own_limits(void **state)
+{
+    (void)state;
+    struct session_state st;
+    assert_int_equal(session_state_init(&st), SESSION_STATE_OK);
+    assert_int_equal(session_state_own_limits(&st), SESSION_STATE_OK);
+    assert_int_equal(feed(&st, "w", "statement_timeout", "1ms", NULL), SESSION_STATE_OK);
+    assert_int_equal(feed(&st, "w", "lock_timeout", "0", NULL), SESSION_STATE_OK);
+    assert_int_equal(feed(&st, "w", "idle_session_timeout", "0", NULL), SESSION_STATE_BAD);
+    assert_int_equal(feed(&st, "s", "work_mem", "4MB", NULL), SESSION_STATE_OK);
+    assert_int_equal(feed(&st, "q", "s1", "PREPARE s1 AS SELECT 1", NULL), SESSION_STATE_OK);
+    assert_int_equal(session_state_finish(&st), SESSION_STATE_OK);
+    assert_int_equal(st.settings, 1);
+    char *text = replay_text(&st);
+    assert_string_equal(text, "P:|SET TRANSACTION ISOLATION LEVEL READ COMMITTED|;B:;E;"
+                              "P:|SELECT pg_catalog.set_config('statement_timeout', '0', true), "
+                              "pg_catalog.set_config('lock_timeout', '0', true)|;B:;E;"
+                              "P:|SELECT pg_catalog.set_config($1, $2, false)|25,25;"
+                              "B:work_mem=4MB;E;"
+                              "P:|PREPARE s1 AS SELECT 1|;B:;E;"
+                              "P:|SELECT pg_catalog.set_config($1, $2, false)|25,25;"
+                              "B:statement_timeout=1ms;E;B:lock_timeout=0;E;"
+                              "S;");
+    free(text);
+    assert_non_null(strstr(session_state_query_own_limits(), "SET LOCAL statement_timeout = 0"));
+    assert_non_null(
+        strstr(session_state_query_own_limits(), "'statement_timeout', 'lock_timeout'"));
+    session_state_free(&st);
+}
+
 static void test_bad_rows(void **state)
 {
     (void)state;
@@ -313,6 +344,7 @@ int main(void)
         cmocka_unit_test(test_role_none_and_reparse),
         cmocka_unit_test(test_setting_as_handover),
         cmocka_unit_test(test_bad_rows),
+        cmocka_unit_test(test_own_limits),
         cmocka_unit_test(test_size_bound),
         cmocka_unit_test(test_sql_quote),
     };
