@@ -3,7 +3,11 @@
 # statement a client prepared with a protocol Parse is let go of by
 # DEALLOCATE, DEALLOCATE PREPARE (a quoted name too) and DEALLOCATE ALL
 # before it ever ran, also where it was prepared with Parse, Describe and
-# Flush, as asyncpg prepares, the batch still open; an EXECUTE or
+# Flush, as asyncpg prepares, the batch still open; it is run by SQL
+# EXECUTE, with and without parameters (too few: the server's 42601), a
+# quoted name too, before it ever ran by the protocol and after, inside a
+# transaction block, on connections that never parsed it, and in a
+# failed transaction block gets the server's 25P02; an EXECUTE or
 # DEALLOCATE of a name the client never made gets the server's 26000.
 # Each case runs through pgnear and directly against PostgreSQL, and both
 # must answer alike, step by step; with one worker and with two, another
@@ -77,6 +81,8 @@ my @CASES = (
     ['DEALLOCATE of a statement prepared with Parse, Describe and Flush (asyncpg), never run',
      [flush => 's1', 'select 1'], [query => 'DEALLOCATE s1'], [ext => [bind => 's1'], ['exec']],
      [flush => 's2', 'select 2'], [query => 'DEALLOCATE PREPARE s2'], [query => 'DEALLOCATE s2']],
+    ['EXECUTE of a statement prepared with Parse, Describe and Flush',
+     [flush => 'f1', 'select 7'], [query => 'EXECUTE f1'], [query => 'EXECUTE f1']],
     ['DEALLOCATE PREPARE of a quoted name, before it ran',
      [ext => [parse => 'My S', 'select 2']], [query => 'DEALLOCATE PREPARE "My S";'],
      [ext => [bind => 'My S'], ['exec']]],
@@ -84,8 +90,22 @@ my @CASES = (
      [ext => [parse => 'a1', 'select 3']], [ext => [parse => 'a2', 'select 4']],
      [query => 'DEALLOCATE ALL'], [ext => [bind => 'a1'], ['exec']], [query => 'EXECUTE a2'],
      [ext => [parse => 'a1', 'select 5'], [bind => 'a1'], ['exec']]],
+    ['EXECUTE of a statement parsed by the protocol, never run',
+     [ext => [parse => 'e1', 'select 10 AS ten']], [query => 'EXECUTE e1'], [query => 'execute E1;'],
+     [ext => [bind => 'e1'], ['exec']], [query => 'EXECUTE e1']],
+    ['EXECUTE with parameters',
+     [ext => [parse => 'e2', 'select $1::int + $2::int, $3::text']],
+     [query => q{EXECUTE e2 (40, 2, 'it''s')}], [query => 'EXECUTE e2(1, 1, NULL)'],
+     [query => 'EXECUTE e2(1)']],
+    ['EXECUTE of a quoted name, in a transaction block',
+     [ext => [parse => 'Q"x', 'select 11']], [query => 'BEGIN'], [query => 'EXECUTE "Q""x"'],
+     [query => 'EXECUTE "Q""x"'], [query => 'COMMIT'], [query => 'DEALLOCATE PREPARE "Q""x"'],
+     [query => 'EXECUTE "Q""x"']],
     ['EXECUTE and DEALLOCATE of names never made',
      [query => 'EXECUTE nosuch'], [query => 'DEALLOCATE nosuch'], [query => 'EXECUTE nosuch(1)']],
+    ['EXECUTE in a failed transaction block',
+     [ext => [parse => 'e3', 'select 12']], [query => 'BEGIN'], [query => 'SELECT 1/0'],
+     [query => 'EXECUTE e3'], [query => 'ROLLBACK'], [query => 'EXECUTE e3']],
 );
 
 sub run_case {
