@@ -294,19 +294,92 @@ static int query_forward(struct prep_client *c, struct prep_server *s, const uin
     return PREP_OK;
 }
 
+/*
+ * The statement st on s for a Query's EXECUTE, Parsed first where s lacks
+ * it, in a batch of pgnear's own ended by its own Sync (HOW_CHECK: unseen,
+ * and uncounted by the caller's tracker), so that the Query runs whatever
+ * the Parse did (a failed one's error is the client's).  No plan check
+ * nor comparison of descriptions: the Query's answer describes its rows.
+ */
+static struct prep_slot *execute_slot(struct prep_client *c, struct prep_server *s,
+                                      struct prep_stmt *st, struct evbuffer *out)
+{
+    struct prep_slot *slot = prep_slot_find(s, st);
+    if (slot == NULL || !slot->spec) {
+        struct prep_entry *e = prep_parse_into_cache(c, s, HOW_SKIP, st, out), *z = NULL;
+        if (e != NULL && prep_put_msg(out, 'S', NULL, 0) == PREP_OK)
+            z = prep_entry_push(s, c, HOW_CHECK, X_SYNC);
+        if (z == NULL)
+            return NULL;
+        slot = e->slot;
+        s->last_sync = z->seq;
+        s->flushed = true;
+    }
+    prep_slot_touch(s, slot);
+    return slot;
+}
+
+/*
+ * A Query "EXECUTE name ..." of the client's protocol-level statement (a
+ * SQL word for it, as directly): the server's name in its place, the rest
+ * of the text as it came.  *slot: the statement the Query needs; NULL and
+ * PREP_OK: not such a Query, it goes as it came.
+ */
+static int query_execute(struct prep_client *c, struct prep_server *s, const uint8_t *body,
+                         size_t len, struct prep_slot **slot, struct evbuffer *out)
+{
+    char name[PREP_NAME_KEY + 2];
+    size_t rest;
+    *slot = NULL;
+    /*
+     * Not in a failed transaction (25P02): as it came.  A batch still open
+     * (Parse, Describe, Flush) ends with the Query as with pgnear's Sync.
+     */
+    if (s->copy_in || (s->tx->status != 'I' && s->tx->status != 'T') ||
+        !prep_execute_name((const char *)body, len - 1, name, sizeof(name), &rest))
+        return PREP_OK;
+    struct prep_name *n = prep_name_find(c, name, strlen(name));
+    if (n == NULL || n->spec == NULL || n->spec->stale)
+        return PREP_OK; /* not the client's: a SQL PREPARE's (it pinned), or the server's 26000 */
+    if (s->barriers > 0 || prep_earlier(s, n->mod))
+        return PREP_WAIT;
+    struct prep_slot *found = prep_slot_find(s, n->spec);
+    if (found != NULL && prep_earlier(s, found->mod))
+        return PREP_WAIT;
+    struct prep_slot *need = execute_slot(c, s, n->spec, out);
+    if (need == NULL)
+        return PREP_OOM;
+    const char *server_name = need->stmt->name;
+    const struct pkt_piece query[] = {{"EXECUTE \"", 9},
+                                      {server_name, strlen(server_name)},
+                                      {"\"", 1},
+                                      {body + rest, len - rest}}; /* with its NUL */
+    if (pkt_add_pieces(out, 'Q', query, sizeof(query) / sizeof(query[0])) != 0)
+        return PREP_OOM;
+    prep_forward_note(s, 'Q');
+    *slot = need;
+    return PREP_OK;
+}
+
 /* A Query drops the unnamed statement, the client's and the server's, whatever it runs. */
 static int client_query(struct prep_client *c, struct prep_server *s, const uint8_t *body,
                         size_t len, struct evbuffer *out)
 {
+    struct prep_slot *slot;
     if (len == 0 || memchr(body, '\0', len) != body + len - 1)
         return PREP_BAD;
     /* Read before it goes: once moved, body is the server output's to change. */
     bool barrier = prep_text_may_deallocate((const char *)body, len);
-    if (query_forward(c, s, body, len, out) != PREP_OK)
+    int rc = query_execute(c, s, body, len, &slot, out);
+    if (rc != PREP_OK)
+        return rc;
+    if (slot == NULL && query_forward(c, s, body, len, out) != PREP_OK)
         return PREP_OOM;
     struct prep_entry *e = prep_entry_push(s, c, HOW_FORWARD, X_QUERY);
     if (e == NULL)
         return PREP_OOM;
+    if (slot != NULL)
+        prep_entry_slot(s, e, slot, false, false);
     prep_entry_client_unnamed(s, e, NULL);
     prep_entry_server_unnamed(s, e, NULL);
     /* It ends a batch before it, as a Sync would (tx_track.h): its answer is the batch's end. */

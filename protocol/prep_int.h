@@ -4,7 +4,7 @@
  * of another.  The parts, each using only those before it:
  *   prep_store.c   the tables, statements, registry, names and caches;
  *   prep_queue.c   the answers a server owes, and the messages pgnear writes;
- *   prep_sql.c     the name a DEALLOCATE names;
+ *   prep_sql.c     the name a DEALLOCATE or an EXECUTE names;
  *   prep_parse.c   the client's Parse, and forwarding a client's message;
  *   prep_check.c   the plan check of a name planned by another client;
  *   prep_client.c  the client's other messages (it drives parse and check);
@@ -274,6 +274,14 @@ int prep_fail_batch(struct prep_client *c, struct prep_server *s, const char *sq
                     const char *name, const char *tail, struct evbuffer *out);
 /* Frees the head's FAKE answers and ends of COPY in order, the FAKE ones written to the client. */
 int prep_queue_advance(struct prep_server *s, struct evbuffer *to_client);
+
+/* ---- prep_sql.c ---- */
+
+/*
+ * A text that begins "EXECUTE name": the name as PostgreSQL reads it into
+ * out (cap bytes), and in *rest the offset of what follows the name.
+ */
+bool prep_execute_name(const char *text, size_t len, char *out, size_t cap, size_t *rest);
 
 /* ---- prep_parse.c ---- */
 

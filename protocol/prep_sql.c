@@ -1,6 +1,7 @@
 /*
  * prep_sql.c — the SQL prepared statements read (prepared.h): the name a
- * simple Query's DEALLOCATE lets go of, read on the tokens of sql_lex.c.
+ * simple Query's DEALLOCATE lets go of, and the one its EXECUTE runs,
+ * read on the tokens of sql_lex.c.
  */
 #include "protocol/prepared.h"
 
@@ -63,15 +64,16 @@ static bool name_token(const char *text, const struct sql_token *t, char *out, s
 
 /*
  * Whether the text's first byte after blanks (as sql_lex.c skips them) is
- * a d: the first token of a DEALLOCATE, whose text has no comment before
- * it.  Every Query is read for one; most fail here, not lexed.
+ * letter (lower case) or its capital: the first token of a DEALLOCATE or
+ * an EXECUTE, whose text has no comment before it.  Every Query is read
+ * for one; most fail here, not lexed.
  */
-static bool begins_with_d(const char *text, size_t len)
+static bool begins_with(const char *text, size_t len, char letter)
 {
     size_t i = 0;
     while (i < len && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r')))
         i++;
-    return i < len && (text[i] == 'd' || text[i] == 'D');
+    return i < len && (text[i] == letter || text[i] == letter - 'a' + 'A');
 }
 
 /* Comments are tokens: a text with one is not taken (the server reads it as it is). */
@@ -79,7 +81,7 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
 {
     struct sql_lexer lx;
     struct sql_token t;
-    if (!begins_with_d(text, len))
+    if (!begins_with(text, len, 'd'))
         return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
@@ -94,4 +96,25 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
     if (t.kind == SQL_TOK_SEMI)
         sql_lex_next(&lx, &t);
     return t.kind == SQL_TOK_END;
+}
+
+/*
+ * "EXECUTE name" and whatever follows (its arguments, more statements):
+ * the name into out, and in *rest where the text goes on after it.
+ */
+bool prep_execute_name(const char *text, size_t len, char *out, size_t cap, size_t *rest)
+{
+    struct sql_lexer lx;
+    struct sql_token t;
+    if (!begins_with(text, len, 'e'))
+        return false;
+    sql_lex_init(&lx, text, len);
+    sql_lex_next(&lx, &t);
+    if (!is_keyword(text, &t, "execute"))
+        return false;
+    sql_lex_next(&lx, &t);
+    if (!name_token(text, &t, out, cap))
+        return false;
+    *rest = t.end;
+    return true;
 }

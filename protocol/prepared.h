@@ -127,10 +127,19 @@
  *
  * CommandComplete "DISCARD ALL" or "DEALLOCATE ALL": the server's cache is
  * empty and the client's names are gone (the unnamed statement stays, as
- * in PostgreSQL).  SQL PREPARE/EXECUTE name the server's own statements and
- * are not followed; a Query that is just "DEALLOCATE name" of a client's
- * protocol-level statement is (prep_client_deallocate); a client that
- * deallocates a PGNEAR_ name by SQL gets errors later, as under PgBouncer.
+ * in PostgreSQL).  SQL PREPARE names the server's own statements and is not
+ * followed (it pins the session); a Query that is just "DEALLOCATE name" of
+ * a client's protocol-level statement is (prep_client_deallocate), and so
+ * is one that begins "EXECUTE name" of one (parameters, more statements
+ * after it as they came): the server's name is put in the client's, and
+ * where the server lacks the statement it is Parsed first, with a Sync of
+ * pgnear's own (HOW_CHECK), so that the Query runs whatever the Parse did;
+ * not in a failed transaction (the server's 25P02), nor EXPLAIN EXECUTE or
+ * CREATE TABLE ... AS EXECUTE (the server's 26000).  Known difference: a
+ * statement that no longer parses there (its table dropped) gets the
+ * Parse's error and then the Query's 26000 naming pgnear's name, where
+ * PostgreSQL gives the first alone.  A client that deallocates a PGNEAR_
+ * name by SQL gets errors later, as under PgBouncer.
  *
  * A statement whose result type changed (ALTER TABLE ... TYPE, a table
  * made again): a server refuses its plan with 0A000 "cached plan must not

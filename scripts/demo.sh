@@ -404,6 +404,11 @@ $websocket
 ; standbys in the other regions replay them
 migrations_dir = $top/conf/migrations
 migrations_db = movr
+; as pgnear is meant to run (conf/pgnear.example.ini): each transaction on
+; the nearest host that can run it, a write a standby refuses run again on
+; the primary (the default, any, would leave a Dublin session's INSERT on
+; eu-west's standby to fail with 25006)
+target_session_attrs = nearest
 $hosts_lines
 ; movr lives in us-east's cluster: its primary, and its standbys in us-west
 ; and eu-west (MOVE DATABASE movr TO REGION eu-central moves it)
@@ -467,10 +472,10 @@ fi
 
 app="host=127.0.0.1 port=$port dbname=movr user=app password=app-secret"
 admin="host=127.0.0.1 port=$port dbname=pgnear user=admin password=admin-secret"
-near="-c pgnear.city=Dublin -c pgnear.target_session_attrs=nearest"
+near="-c pgnear.city=Dublin"    # the file's target_session_attrs: nearest
 
-# Reads near, writes forwarded, end to end: one Dublin session that needs
-# nearest reads on eu-west's standby, inserts a row (eu-west refuses it
+# Reads near, writes forwarded, end to end: one Dublin session that names
+# no need (the file's, nearest) reads on eu-west's standby, inserts a row (eu-west refuses it
 # with 25006, and pgnear runs it again on us-east's primary), is shown by
 # SHOW CLIENTS, and reads its row back, each statement saying where it
 # ran.  Its table is made first, and is on eu-west before the session
@@ -548,7 +553,8 @@ cat <<MSG
 
 Reads near, writes forwarded: pgnear's own need, nearest, runs each transaction on the nearest host
 that can run it.  A write eu-west refuses (25006) runs again on us-east, no SQL parsed, and the
-session's next reads see it (conf/pgnear.example.ini sets target_session_attrs = nearest for all).
+session's next reads see it.  This demo's configuration sets target_session_attrs = nearest for all,
+as conf/pgnear.example.ini does: a session that names no need gets it.
   psql "$app options='$near'"
     SELECT current_setting('cluster_name');    -- eu-west
     INSERT INTO pgnear_nearest_demo DEFAULT VALUES RETURNING current_setting('cluster_name');    -- us-east

@@ -535,6 +535,48 @@ static const char *config_nearest_shortfall(const struct config *cfg)
     return NULL; /* movable = off may be a section's to undo: the log says */
 }
 
+/*
+ * Where sessions that name no need get any: "the default" (the setting's)
+ * or the first [user]/[database] section that sets it, into out; false
+ * when none does.
+ */
+static bool config_any_source(const struct config *cfg, char *out, size_t cap)
+{
+    if (cfg->target_session_attrs == NEED_ANY) {
+        snprintf(out, cap, "%s", "the setting's, as by default");
+        return true;
+    }
+    for (size_t i = 0; i < cfg->n_need_rules; i++) {
+        const struct need_rule *r = &cfg->need_rules[i];
+        if (r->value[SECTION_NEED] == NEED_ANY) {
+            snprintf(out, cap, "[%s %s]", r->is_user ? "user" : "database", r->name);
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * any where a host may be a standby.  --check knows no role (the health
+ * checks learn them, and a role changes with a failover), and nothing in
+ * the file says one: with more than one host, some may well be standbys
+ * of another, and a session placed near one gets 25006 on its writes.
+ */
+static int config_any_warning(const struct config *cfg, char warnings[][256], int n, int max)
+{
+    char source[48]; /* a section's long name cut short */
+    size_t hosts = 0;
+    for (size_t i = 0; i < cfg->regions.count; i++)
+        hosts += cfg->regions.items[i].nhosts;
+    if (n < max && hosts > 1 && config_any_source(cfg, source, sizeof(source)))
+        snprintf(warnings[n++], 256,
+                 "target_session_attrs = any (%s) among %zu hosts: a session near a standby "
+                 "gets 25006 on its writes; nearest runs them on a primary, read-write puts the "
+                 "session on one",
+                 source, hosts);
+    return n;
+}
+
 /* target_session_attrs: what --check can say without asking a server for its role. */
 static int config_need_warnings(const struct config *cfg, char warnings[][256], int n, int max)
 {
@@ -557,7 +599,7 @@ static int config_need_warnings(const struct config *cfg, char warnings[][256], 
                  "target_session_attrs = nearest, but %s: its sessions run as read-write, on a "
                  "primary (pgnear must log in for them there and follow their transactions)",
                  shortfall);
-    return n;
+    return config_any_warning(cfg, warnings, n, max);
 }
 
 int config_warnings(const struct config *cfg, char warnings[][256], int max)

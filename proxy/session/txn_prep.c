@@ -117,11 +117,24 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
     char name[PREP_NAME_KEY + 2];
     size_t len = strnlen((const char *)body, blen);
     /* A failed transaction refuses it (25P02): the server says so itself. */
-    if (sc->prep == NULL || (sc->tx.flags & TX_BATCH) ||
+    if (sc->prep == NULL || (sc->tx.flags & TX_COPYING) ||
         (sc->tx.status != 'I' && sc->tx.status != 'T') ||
         !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
         return 0;
-    int rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name),
+    int rc = PREP_OK;
+    if (sc->tx.flags & TX_BATCH) {
+        /*
+         * A batch is open (Parse, Describe and Flush, as asyncpg prepares):
+         * the Query would end it on the server.  A Sync of pgnear's own
+         * ends it there before pgnear answers in the Query's place.
+         */
+        if (prep_client_lookup(s->prep, name) == NULL)
+            return 0;
+        rc = prep_server_finish_batch(sc->prep, sc->ep.out);
+        tx_track_client(&sc->tx, 'S');
+    }
+    if (rc == PREP_OK)
+        rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name),
                                     near_answers(s->near, s->client.out));
     if (rc == PREP_WAIT)
         return 0;

@@ -60,8 +60,10 @@ bool txn_prep_client_take(struct session *s, uint8_t type, const uint8_t *body, 
 /*
  * A Query (body: blen bytes) that is only "DEALLOCATE [PREPARE] name" of
  * one of the session's statements, answered by pgnear (the server holds
- * the statement under another name, shared with others).  1: answered;
- * 0: not such a Query, it goes on; <0: the session ended.
+ * the statement under another name, shared with others); in a batch
+ * still open (Parse, Describe, Flush) a Sync of pgnear's own ends the
+ * batch first, as the Query would have.  1: answered; 0: not such a
+ * Query, it goes on; <0: the session ended.
  */
 int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen);
 

@@ -1223,6 +1223,40 @@ static void test_nearest_shortfall_warning(void **state)
     }
 }
 
+/*
+ * any among more than one host: some may be standbys (--check knows no
+ * role), and a write placed near one gets 25006.  Once, naming where the
+ * any comes from; none with one host, nor where no session gets any.
+ */
+static void test_any_among_standbys_warning(void **state)
+{
+    struct fixture *fx = *state;
+    make_cert(fx, "cert.pem", "key.pem");
+    char w[4][256];
+    const char *users = write_file(fx, "users.txt", auth_ok);
+    char base[1024], extra[2048];
+    snprintf(base, sizeof(base), "server_tls = disable\nauth = scram\nauth_file = %s\n", users);
+    const char *second = "[region us]\nhosts = 127.0.0.1:5433\n";
+
+    snprintf(extra, sizeof(extra), "%s%s", base, second);
+    assert_int_equal(warnings_of(fx, extra, w), 1);
+    assert_non_null(strstr(w[0], "target_session_attrs = any (the setting's, as by default)"));
+    assert_non_null(strstr(w[0], "among 2 hosts"));
+    assert_non_null(strstr(w[0], "25006"));
+    assert_int_equal(warnings_of(fx, base, w), 0); /* one host */
+
+    snprintf(extra, sizeof(extra), "%starget_session_attrs = nearest\n%s", base, second);
+    assert_int_equal(warnings_of(fx, extra, w), 0);
+    snprintf(extra, sizeof(extra),
+             "%starget_session_attrs = nearest\n%s[user bob]\n"
+             "target_session_attrs = any\n",
+             base, second);
+    assert_int_equal(warnings_of(fx, extra, w), 1);
+    assert_non_null(strstr(w[0], "target_session_attrs = any ([user bob])"));
+    snprintf(extra, sizeof(extra), "%starget_session_attrs = read-only\n%s", base, second);
+    assert_int_equal(warnings_of(fx, extra, w), 0);
+}
+
 static void test_err_tls_files(void **state)
 {
     struct fixture *fx = *state;
@@ -1335,6 +1369,7 @@ int main(void)
         T(test_problems_overflow),
         T(test_scope_routing),
         T(test_nearest_shortfall_warning),
+        T(test_any_among_standbys_warning),
         T(test_location_valid),
         T(test_location_invalid),
         T(test_hosts_valid),
