@@ -311,6 +311,8 @@ void near_sync_start(struct session *s, near_sync_done done)
     y->to_detached = true;
     struct server_conn *sc = n->slot[from];
     n->slot[from] = NULL;
+    log_debug(s->id, "its state is read back from its connection %llu for its connection %llu",
+              (unsigned long long)sc->id, (unsigned long long)to->id);
     near_sync_take(s, sc, near_sync_state_read);
     near_sync_ask(s);
 }

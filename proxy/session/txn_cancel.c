@@ -61,18 +61,22 @@ static bool txn_cancel_answer(struct session *s, size_t n)
 bool txn_cancel(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (s->server_conn != NULL) {
+    /* Its state carried to the connection its request waits for (near_sync.h): no server runs it. */
+    bool syncing = ns != NULL && ns->sync != NULL;
+    if (s->server_conn != NULL && !syncing) {
         if (ns != NULL && ns->leg == NEAR_HELD && ns->request_sent)
             ns->cancel_asked = true;
         return false;
     }
-    size_t n = s->fetcher != NULL || s->txn_waiting ? txn_cancel_request_len(s->client.in) : 0;
+    size_t n = s->fetcher != NULL || s->txn_waiting || syncing
+                   ? txn_cancel_request_len(s->client.in)
+                   : 0;
     if (n == 0)
         return false;
     s->busy++;
     if (!txn_cancel_answer(s, n)) {
         session_close(s, "out of memory");
-    } else if (evbuffer_get_length(s->client.in) == 0) {
+    } else if (evbuffer_get_length(s->client.in) == 0 && !syncing) {
         /* Nothing else waits for the connection: the client is read again, as between requests. */
         struct session *m = s->fetcher;
         s->fetcher = NULL;

@@ -10,8 +10,10 @@
  * when nothing was sent cancels nothing, as on PostgreSQL.  But a session
  * whose request waits for a connection (a fetcher logs in for it, or it
  * waits in a full pool's queue; a nearest write a standby refused, whose
- * messages wait for a primary's) has a statement going on that no server
- * runs yet: the request is canceled here.  Its messages up to the Query,
+ * messages wait for a primary's; under session pooling, one whose state
+ * is being carried to that primary's connection first, near_sync.h) has a
+ * statement going on that no server runs yet: the request is canceled
+ * here.  Its messages up to the Query,
  * Sync or FunctionCall that ends it are taken off the client's input and
  * answered with 57014 and a ReadyForQuery, after what a standby already
  * answered of them (ParseComplete, BindComplete: the client was told of

@@ -8,7 +8,10 @@
 # DRAIN of the standby's region meanwhile: the write runs on the primary,
 # once, and its client gets its answer before the session ends (57P01).
 # The same Query on a direct connection gives the answer compared with.
-# Under pool_mode = transaction and session.
+# Under pool_mode = transaction and session.  Under session pooling, a
+# cancel request that comes while the session's state is carried to the
+# primary's connection for such a write cancels it (57014), and the write
+# runs nowhere (eu-west behind bench/delay_relay.pl, 400 ms each way).
 use strict;
 use warnings;
 use FindBin;
@@ -123,6 +126,58 @@ for my $mode (qw(transaction session)) {
     admin($p, 'ENABLE eu-west');
 
     $d->terminate;
+    $p->stop;
+}
+
+# pool_mode = session: a cancel request that comes while the session's state (a SET made near)
+# is carried to its primary's connection, for a write the standby refused (eu-west 400 ms away
+# each way, behind a delay relay, so that the carry's read takes a while): the write is canceled
+# (57014), as while its connection is fetched, and runs nowhere.
+{
+    my $srcdir = $ENV{PGNEAR_SRCDIR} // die "PGNEAR_SRCDIR is not set (make check sets it)\n";
+    my $dir = tmpdir(name => 'carry-cancel');
+    write_file("$dir/eu.delay", "0\n");
+    my ($port, $log) = (free_port(), "$dir/relay.log");
+    my $relay = fork // die "fork: $!";
+    if ($relay == 0) {
+        no warnings 'exec';
+        exec { $^X } $^X, "$srcdir/bench/delay_relay.pl", '--listen', "127.0.0.1:$port",
+          '--target', $eu->hostport, '--delay-file', "$dir/eu.delay", '--log', $log;
+        POSIX::_exit(127);
+    }
+    END { kill 'TERM', $relay if $relay }
+    wait_until(sub { -e $log && slurp_file($log) =~ /^listening/m }, timeout => 10)
+      or BAIL_OUT('the delay relay did not start');
+    my $p = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => ["127.0.0.1:$port"] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
+                      pool_mode => 'session', target_session_attrs => 'nearest', route_by => 'distance' });
+    my $w = login($p);
+    ok wait_until(sub { one($w, q{SELECT current_setting('cluster_name')}) eq 'eu-west' }, timeout => 10),
+      'session, carried: the session reads on eu-west';
+    is one($w, 'SET application_name = carried'), undef, 'session, carried: a SET near';
+    my $n = () = slurp_file($log) =~ /^delay /mg;
+    write_file("$dir/eu.delay", "400\n");
+    kill 'HUP', $relay;
+    wait_until(sub { (() = slurp_file($log) =~ /^delay /mg) > $n }, timeout => 5, interval => 0.02)
+      or BAIL_OUT('the relay did not take its delay');
+    my $canceled = $id++;
+    my $seen = $p->log_size;
+    $w->send_query("INSERT INTO orders VALUES ($canceled)");
+    ok wait_until(sub { substr($p->log_contents, $seen) =~ /its state is read back from its connection/ },
+                  timeout => 20, interval => 0.02),
+      'session, carried: the standby refused the write; its state is being carried to the primary';
+    PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $w->{pid}, key => $w->{key});
+    is answer($w), '57014 canceling statement due to user request',
+      'session, carried: a cancel request then cancels the write (57014)';
+    sleep 2;
+    is rows_of($canceled), 0, 'session, carried: ... which runs nowhere';
+    write_file("$dir/eu.delay", "0\n");
+    kill 'HUP', $relay;
+    is one($w, q{SELECT current_setting('application_name')}), 'carried',
+      'session, carried: the session goes on, its setting kept';
     $p->stop;
 }
 
