@@ -52,9 +52,10 @@ static bool word_is(const struct sql_lexer *lx, const struct sql_token *t, const
     return true;
 }
 
-static bool is_unicode_name(const struct sql_lexer *lx, const struct sql_token *t)
+/* A U&"name", whose escapes are decoded. */
+static bool is_unicode_name(const uint8_t *text, const struct sql_token *t)
 {
-    return t->kind == SQL_TOK_QUOTED && t->body > t->start + 1 && fold(lx->s[t->start]) == 'u';
+    return t->kind == SQL_TOK_QUOTED && t->body > t->start + 1 && fold(text[t->start]) == 'u';
 }
 
 static int hex_value(uint8_t c)
@@ -110,15 +111,16 @@ static size_t put_utf8(char *out, size_t at, size_t cap, long cp)
 }
 
 /*
- * The name token t as the catalog spells it, into out (SQL_NAME_MAX + 5
- * bytes): folded, unquoted, unescaped, cut at a character's start.
+ * The name token t of text as the catalog spells it, into out
+ * (SQL_NAME_BUF bytes): folded, unquoted, unescaped (escape: a U& name's
+ * escape character), cut at a character's start.
  */
-static size_t name_of(const struct calls_scan *sc, const struct sql_token *t, char *out)
+static size_t name_decode(const uint8_t *text, const struct sql_token *t, uint8_t escape, char *out)
 {
-    const uint8_t *p = sc->lx.s + t->body;
+    const uint8_t *p = text + t->body;
     size_t n = t->body_len, len = 0;
-    bool unicode = is_unicode_name(&sc->lx, t);
-    for (size_t i = 0; i < n && len < SQL_NAME_MAX + 4;) {
+    bool unicode = is_unicode_name(text, t);
+    for (size_t i = 0; i < n && len < SQL_NAME_BUF - 1;) {
         uint8_t c = p[i];
         if (c == '\0')
             break; /* no text a server reads holds one: the name ends there */
@@ -128,10 +130,10 @@ static size_t name_of(const struct calls_scan *sc, const struct sql_token *t, ch
         } else if (c == '"' && i + 1 < n && p[i + 1] == '"') {
             out[len++] = '"';
             i += 2;
-        } else if (unicode && c == sc->escape && i + 1 < n && p[i + 1] == sc->escape) {
+        } else if (unicode && c == escape && i + 1 < n && p[i + 1] == escape) {
             out[len++] = (char)c;
             i += 2;
-        } else if (unicode && c == sc->escape) {
+        } else if (unicode && c == escape) {
             bool wide = i + 1 < n && p[i + 1] == '+';
             long cp = hex_code(p + i + 1 + wide, n - i - 1 - wide, wide ? 6 : 4);
             if (cp <= 0 || cp > 0x10FFFF) {
@@ -139,7 +141,7 @@ static size_t name_of(const struct calls_scan *sc, const struct sql_token *t, ch
                 i++;
                 continue;
             }
-            len = put_utf8(out, len, SQL_NAME_MAX + 4, cp);
+            len = put_utf8(out, len, SQL_NAME_BUF - 1, cp);
             i += 1 + wide + (wide ? 6 : 4);
         } else {
             out[len++] = (char)c;
@@ -155,13 +157,18 @@ static size_t name_of(const struct calls_scan *sc, const struct sql_token *t, ch
     return len;
 }
 
+size_t sql_name_of(const uint8_t *text, const struct sql_token *t, char *out)
+{
+    return name_decode(text, t, '\\', out);
+}
+
 /* A '(' after a name: a call, which the caller may want. */
 static void called(struct calls_scan *sc, sql_call_fn wanted, void *arg, struct sql_calls *out)
 {
-    char name[SQL_NAME_MAX + 4 + 1];
+    char name[SQL_NAME_BUF];
     if (wanted == NULL || out->found != SQL_ROUTINE_NONE)
         return;
-    size_t len = name_of(sc, &sc->name, name);
+    size_t len = name_decode(sc->lx.s, &sc->name, sc->escape, name);
     if (len > 0 && wanted(arg, name, len)) {
         out->found = SQL_ROUTINE_FUNCTION;
         memcpy(out->name, name, len + 1);
@@ -193,7 +200,7 @@ static void ddl_token(struct calls_scan *sc, const struct sql_token *t, struct s
 /* Whether t goes on a U& name's UESCAPE 'c' (the name stays the one called). */
 static bool escape_clause(struct calls_scan *sc, const struct sql_token *t)
 {
-    if (!sc->have_name || !is_unicode_name(&sc->lx, &sc->name))
+    if (!sc->have_name || !is_unicode_name(sc->lx.s, &sc->name))
         return false;
     if (!sc->escape_next && word_is(&sc->lx, t, "uescape")) {
         sc->escape_next = true;

@@ -39,6 +39,10 @@
 
 /* The longest name PostgreSQL keeps (NAMEDATALEN - 1). */
 #define SQL_NAME_MAX 63
+/* Room for a name as decoded before it is cut: SQL_NAME_MAX and a character's 4 bytes, NUL. */
+#define SQL_NAME_BUF (SQL_NAME_MAX + 5)
+
+struct sql_token;
 
 enum sql_routine {
     SQL_ROUTINE_NONE,     /* nothing the caller wanted */
@@ -55,6 +59,13 @@ struct sql_calls {
     char name[SQL_NAME_MAX + 1]; /* SQL_ROUTINE_FUNCTION: the name wanted */
     bool changes_routines;       /* DDL of functions, procedures, extensions... */
 };
+
+/*
+ * The name token t of text (a word, "quoted", or U&"quoted" with the
+ * default escape) as the catalog spells it, into out (SQL_NAME_BUF
+ * bytes, NUL-terminated); its length.
+ */
+size_t sql_name_of(const uint8_t *text, const struct sql_token *t, char *out);
 
 /* Reads sql (len bytes) into *out; wanted (may be NULL: none) is asked of each name called. */
 void sql_calls_scan(const uint8_t *sql, size_t len, sql_call_fn wanted, void *arg,

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/sql_calls.h"
 #include "protocol/sql_lex.h"
 
 /* The next token that is not a comment. */
@@ -55,15 +56,20 @@ static bool starts_with(const uint8_t *w, size_t n, const char *prefix, bool fol
     return true;
 }
 
-/* pg_advisory_... or pg_try_advisory_..., as a word or quoted exactly. */
+/* pg_advisory_... or pg_try_advisory_..., as a word or quoted exactly (U& escapes decoded). */
 static bool names_advisory_lock(const struct sql_lexer *lx, const struct sql_token *t)
 {
     if (t->kind != SQL_TOK_WORD && t->kind != SQL_TOK_QUOTED)
         return false;
     bool fold = t->kind == SQL_TOK_WORD;
     const uint8_t *w = lx->s + t->body;
-    return starts_with(w, t->body_len, "pg_advisory_", fold) ||
-           starts_with(w, t->body_len, "pg_try_advisory_", fold);
+    size_t n = t->body_len;
+    char name[SQL_NAME_BUF];
+    if (t->kind == SQL_TOK_QUOTED && t->body > t->start + 1) {
+        n = sql_name_of(lx->s, t, name);
+        w = (const uint8_t *)name;
+    }
+    return starts_with(w, n, "pg_advisory_", fold) || starts_with(w, n, "pg_try_advisory_", fold);
 }
 
 /* The statement's kind from its first two words. */

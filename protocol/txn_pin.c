@@ -18,6 +18,7 @@
 #include "protocol/txn_pin.h"
 
 #include "protocol/bytes8.h"
+#include "protocol/sql_calls.h"
 #include "protocol/sql_lex.h"
 
 #include <stdbool.h>
@@ -151,11 +152,28 @@ static bool is_numbered_pg_temp(const uint8_t *w, size_t n)
  * quoted identifier only as a function name, spelt exactly (quoted, it
  * names the same function, and is never a keyword).
  */
+/*
+ * A U&"name": what its escapes spell, compared as a quoted name is, with
+ * the functions that pin (U&"pg\005fadvisory_lock" is pg_advisory_lock).
+ */
+static enum kw unicode_keyword_of(const struct sql_lexer *lx, const struct sql_token *t)
+{
+    char name[SQL_NAME_BUF];
+    sql_name_of(lx->s, t, name);
+    for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+        if ((keywords[i].kw == KW_SET_CONFIG || keywords[i].kw == KW_ADVISORY) &&
+            strcmp(name, keywords[i].word) == 0)
+            return keywords[i].kw;
+    return KW_NONE;
+}
+
 static enum kw keyword_of(const struct sql_lexer *lx, const struct sql_token *t)
 {
     const uint8_t *w = lx->s + t->body;
     if (t->kind != SQL_TOK_WORD && t->kind != SQL_TOK_QUOTED)
         return KW_NONE;
+    if (t->kind == SQL_TOK_QUOTED && t->body > t->start + 1)
+        return unicode_keyword_of(lx, t);
     for (size_t i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++) {
         const char *k = keywords[i].word;
         if (t->body_len == 0 || (w[0] | 0x20) != k[0])
@@ -464,6 +482,8 @@ static bool needed_word_at(const uint8_t *s, size_t len, size_t i, bool *set_lat
         return begins_with(w, n, "reset");
     case 'd':
         return begins_with(w, n, "discard") || begins_with(w, n, "deallocate");
+    case 'u':
+        return n >= 3 && w[1] == '&' && w[2] == '"'; /* U&"...": its escapes may spell one */
     default:
         return false;
     }

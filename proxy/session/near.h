@@ -66,7 +66,11 @@
  * Otherwise the hold is given up.
  *
  * A block placed near because it said READ ONLY is not held: a write in
- * it gets the standby's 25006, as the primary would refuse it.
+ * it gets the standby's 25006, as the primary would refuse it.  A Query
+ * in it that takes an advisory lock (which would exclude no session of
+ * the primary) or would keep the session on the standby (txn_pin.h) is
+ * refused: a DO of pgnear's own takes its place and raises 0A000 there,
+ * so that the block fails on the standby as on a server that refused it.
  *
  * A session whose transactions are serializable by default runs each on
  * a primary (near_state's serializable): a standby refuses them all
@@ -86,76 +90,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/base/func_catalog.h"
+#include "proxy/session/near_state.h"
 #include "routing/need.h"
 
 struct evbuffer;
 struct registry_region;
 struct server_conn;
 struct session;
-
-/* The most of a server's answer held, and the longest client message kept. */
-#define NEAR_HOLD_MAX (64 * 1024)
-
-/* After a transaction on a primary, how long its checks and the standbys' hurry (near_settle). */
-#define NEAR_HURRY_MS 2000
-
-/* pool_mode = session: the session's own connections, one to a standby, one to a primary. */
-enum near_slot { NEAR_SLOT_NEAR, NEAR_SLOT_PRIMARY, NEAR_SLOTS };
-
-enum near_leg {
-    NEAR_BETWEEN, /* no transaction going on, or one not followed */
-    NEAR_HELD,    /* on a standby, its answer held */
-    NEAR_SHOWN,   /* on a standby, some of its answer shown: it stays there */
-    NEAR_PRIMARY, /* on a primary: placed there, or run again there */
-};
-
-struct near_state {
-    enum near_leg leg;
-    bool request_sent;     /* its request is sent whole: the client waits, unread */
-    bool forwarded;        /* it runs again on a primary */
-    bool forward_failed;   /* ... and the primary answered with an error */
-    bool must_forward;     /* a text in it pins or locks: it belongs on a primary */
-    bool serializable;     /* a standby refused its serializable transaction: all on a primary */
-    bool forward_pending;  /* its messages wait in client.in for a primary's connection */
-    bool head_seen;        /* the message at the head of client.in was seen (it waits) */
-    bool client_paused;    /* the client's reading is paused for the answer */
-    bool flushing;         /* a Flush asked for the answers so far: they go to the client */
-    bool portal_kept;      /* a Bind or Execute since the last Flush: a portal on the standby */
-    bool cancel_asked;     /* a cancel request went to the standby while held (txn_cancel.h) */
-    bool routines_changed; /* a text of it changes routines: catalogs read again at its end */
-    size_t replay_left;    /* bytes of client.in that are messages run again */
-    uint64_t write_lsn;    /* a primary's position past the session's writes (near_position) */
-    /* Its last transaction that may have written ended on this primary, then: not checked since. */
-    const struct registry_host *wrote_on;
-    int64_t wrote_at_ms;
-    struct evbuffer *answer; /* the server's answer held, for the client */
-    struct evbuffer *kept;   /* the client's messages, to run again */
-    /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
-    bool for_primary; /* the transaction going on was placed on a primary (a block, a lock) */
-    const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */
-    const struct registry_region *writes_at; /* of its last run again or placed on a primary */
-    uint64_t forwarded_total;                /* its transactions run again on a primary */
-    /*
-     * pool_mode = session (txn.c): its connections between transactions
-     * are its own, parked here, not the pool's, until the session ends.
-     */
-    bool own_slots;
-    struct server_conn *slot[NEAR_SLOTS];
-    int64_t near_sought_ms; /* when a fetcher last sought a standby while none was parked */
-    /*
-     * Its session state (settings, role, SQL PREPAREs) on its connections
-     * (near_sync.h): a generation bumped by each transaction that may have
-     * changed it, and the one each connection has.
-     */
-    bool state_changing; /* the transaction going on may change it (txn_pin_scan_carried) */
-    uint32_t state_gen;
-    uint32_t conn_gen; /* the attached connection's */
-    uint32_t slot_gen[NEAR_SLOTS];
-    struct near_sync *sync; /* a sync under way */
-    /* Waits for its database's routines to be read, its client unread (func_catalog.h). */
-    struct func_waiter routines_wait;
-};
 
 /* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.
  */
@@ -179,22 +120,6 @@ void near_session_end(struct session *s);
  */
 void near_position(struct session *s, struct need_spec *need);
 
-/*
- * The first pinning reason in a text (a Query's, a Parse's, the statement
- * a Bind names) of the session: txn_pin_scan's, or under pool_mode =
- * session txn_pin_scan_carried's, which sets *changes (when not NULL)
- * for a change of its state that it does not pin for.
- */
-const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes);
-
-/*
- * pool_mode = session: a Bind's statement may change the session's state
- * (a set_config it runs, say): its text is scanned again.  msg holds the
- * first n bytes of the Bind (its portal and statement names, when n
- * covers them).  The first pinning reason, or NULL.
- */
-const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n);
-
 /* Whether the first message in client.in is whole (or needs no reading): its need is known. */
 bool near_first_ready(struct session *s);
 
@@ -205,10 +130,11 @@ enum session_need near_next_need(struct session *s);
 void near_attached(struct session *s);
 
 enum {
-    NEAR_READ_ON = 1, /* pass it on and read on */
-    NEAR_LAST = 0,    /* pass it on: it asks for the answer; read no more until near_settle */
-    NEAR_REFETCH = 2, /* it begins a transaction the connection's host cannot run: not sent */
-    NEAR_WAIT = 3,    /* not yet: the answers to a Flush before it are still coming */
+    NEAR_READ_ON = 1,  /* pass it on and read on */
+    NEAR_LAST = 0,     /* pass it on: it asks for the answer; read no more until near_settle */
+    NEAR_REFETCH = 2,  /* it begins a transaction the connection's host cannot run: not sent */
+    NEAR_WAIT = 3,     /* not yet: the answers to a Flush before it are still coming */
+    NEAR_REPLACED = 4, /* refused: a Query of pgnear's own that raises why took its place */
 };
 
 /*

@@ -28,6 +28,7 @@
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
+#include "proxy/session/near_text.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -274,9 +275,13 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 static void txn_refetch(struct session *s);
 static bool txn_may_let_go(const struct session *s);
 
+/* txn_near_step: another message took its place at the head, seen: its header is read again. */
+#define TXN_NEAR_AGAIN 2
+
 /*
  * nearest (near.h): the message at the head of the client's input, seen
- * before it goes.  1: it goes on; else as txn_client_step returns.
+ * before it goes.  1: it goes on; TXN_NEAR_AGAIN; else as txn_client_step
+ * returns.
  */
 static int txn_near_step(struct session *s, const struct msg_head *h)
 {
@@ -299,6 +304,8 @@ static int txn_near_step(struct session *s, const struct msg_head *h)
         return MSG_ENDED;
     if (rc == NEAR_WAIT)
         return MSG_WAIT; /* the server's answers to a Flush call the pump again */
+    if (rc == NEAR_REPLACED)
+        return TXN_NEAR_AGAIN;
     if (rc == NEAR_REFETCH) {
         txn_refetch(s);
         return s->closed ? MSG_ENDED : MSG_WAIT;
@@ -380,7 +387,7 @@ static int txn_client_step(struct session *s)
         return txn_client_terminated(s);
     }
     if (s->near != NULL && (rc = txn_near_step(s, &h)) != 1)
-        return rc;
+        return rc == TXN_NEAR_AGAIN ? MSG_MOVED : rc;
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
         (rc = txn_client_scan(s, (char)h.type, h.len, h.avail)) <= 0)
         return rc;

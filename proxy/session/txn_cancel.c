@@ -61,16 +61,16 @@ static bool txn_cancel_answer(struct session *s, size_t n)
 bool txn_cancel(struct session *s)
 {
     struct near_state *ns = s->near;
-    /* Its state carried to the connection its request waits for (near_sync.h): no server runs it. */
+    /* Its state carried to the connection its request waits for (near_sync.h): no server runs it.
+     */
     bool syncing = ns != NULL && ns->sync != NULL;
     if (s->server_conn != NULL && !syncing) {
         if (ns != NULL && ns->leg == NEAR_HELD && ns->request_sent)
             ns->cancel_asked = true;
         return false;
     }
-    size_t n = s->fetcher != NULL || s->txn_waiting || syncing
-                   ? txn_cancel_request_len(s->client.in)
-                   : 0;
+    size_t n =
+        s->fetcher != NULL || s->txn_waiting || syncing ? txn_cancel_request_len(s->client.in) : 0;
     if (n == 0)
         return false;
     s->busy++;

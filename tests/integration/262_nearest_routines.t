@@ -19,6 +19,11 @@
 # What a standby refuses that a primary runs is run there too: a read of
 # an UNLOGGED table, pg_current_wal_lsn(), txid_current(); and under
 # session pooling lastval() and currval() after a forwarded INSERT.
+# In a READ ONLY block (which runs on the standby) an advisory lock is
+# refused (0A000) rather than taken where it excludes nobody, and so is a
+# statement that would keep the session on the standby (a WITH HOLD
+# cursor); a session lock spelled U&"pg\005fadvisory_lock" runs on the
+# primary and keeps its connection.
 # A parameter over 64 kB behind a short Parse (a driver binding a large
 # value) starts on the primary, the request read whole before it is
 # placed, its Bind sent at once or a moment later, and psycopg 3's insert
@@ -231,6 +236,43 @@ for my $mode (qw(transaction session)) {
             is one($c, q{SELECT currval('tickets_id_seq')}), $ticket, "$mode: ... currval() too, $how";
         }
     }
+
+    # Advisory locks: one in a READ ONLY block (placed on the standby) is refused rather than
+    # taken where it excludes nobody; a lock spelled with U& escapes runs on the primary and keeps
+    # the session's connection (it is the session's own lock).
+    is one($d, 'SELECT pg_advisory_lock(77)'), '', "$mode: a direct session holds lock 77";
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05),
+      "$mode: the session reads near again";
+    is one($w, 'BEGIN READ ONLY'), undef, "$mode: BEGIN READ ONLY through pgnear";
+    is where($w), 'eu-west', "$mode: ... the block runs on the standby";
+    like one($w, 'SELECT pg_try_advisory_xact_lock(77)'),
+      qr/^0A000 pgnear cannot run an advisory lock in a block that runs on a standby/,
+      "$mode: ... an advisory lock in it is refused (0A000), not taken on the standby";
+    is one($w, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    is one($w, 'SELECT pg_try_advisory_xact_lock(77)::text'), 'false',
+      "$mode: outside the block the lock is tried on the primary: held by the other session";
+    is one($w, q{SELECT U&"pg\005fadvisory_lock"(78)}), '',
+      "$mode: a session lock spelled U&\"pg\\005fadvisory_lock\" is taken";
+    is one($d, 'SELECT pg_try_advisory_lock(78)::text'), 'false', "$mode: ... on the primary";
+    is one($w, q{SELECT U&"pg\005fadvisory_unlock"(78)::text}), 'true',
+      "$mode: ... and the session unlocks it: it kept the connection that holds it";
+    is one($d, 'SELECT pg_advisory_unlock(77)::text'), 'true', "$mode: the direct session lets 77 go";
+
+    # A statement that would keep the session on the standby, in a READ ONLY block: refused, and
+    # the session's next write runs (on the primary) as ever.  (The session above keeps its
+    # primary's connection for its lock: another one.)
+    my $w2 = login($p);
+    is where($w2), 'eu-west', "$mode: another session reads near";
+    is one($w2, 'BEGIN READ ONLY'), undef, "$mode: BEGIN READ ONLY there";
+    is where($w2), 'eu-west', "$mode: ... on the standby";
+    like one($w2, 'DECLARE c CURSOR WITH HOLD FOR SELECT 1'),
+      qr/^0A000 pgnear cannot run a WITH HOLD cursor in a block that runs on a standby/,
+      "$mode: ... a WITH HOLD cursor in it is refused (it would keep the session on the standby)";
+    is one($w2, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    my $after = $id++;
+    is one($w2, "INSERT INTO visits VALUES ($after, 'after')"), undef, "$mode: the next write runs";
+    is rows_of($after), 1, "$mode: ... once, on the primary";
+    $w2->terminate;
 
     # A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
     # starts on the primary, whole in one send or its Bind sent a moment after the Parse.

@@ -157,6 +157,8 @@ static void test_advisory_and_statements(void **state)
         {"SELECT PG_TRY_ADVISORY_LOCK_SHARED(1)", OTHER, UNSAID, true, false},
         {"SELECT pg_catalog.pg_advisory_unlock_all()", OTHER, UNSAID, true, false},
         {"SELECT \"pg_advisory_lock\"(1)", OTHER, UNSAID, true, false},
+        {"SELECT U&\"pg\\005fadvisory_lock\"(77)", OTHER, UNSAID, true, false},
+        {"SELECT U&\"pg_try_\\0061dvisory_xact_lock\"(77)", OTHER, UNSAID, true, false},
         {"SELECT \"PG_ADVISORY_LOCK\"(1)", OTHER, UNSAID, false, false},
         {"SELECT 'pg_advisory_lock(1)'", OTHER, UNSAID, false, false},
         {"SELECT 1 -- pg_advisory_lock(1)", OTHER, UNSAID, false, false},

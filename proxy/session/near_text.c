@@ -1,0 +1,265 @@
+/*
+ * near_text.c — what the text of a nearest session's messages says of
+ * where its transaction runs (near_text.h).
+ */
+#include "proxy/session/near_text.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
+#include "protocol/prepared.h"
+#include "protocol/sql_calls.h"
+#include "protocol/sql_quote.h"
+#include "protocol/txn_open.h"
+#include "protocol/txn_pin.h"
+#include "proxy/base/config.h"
+#include "proxy/base/func_catalog.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/endpoint.h"
+#include "proxy/session/near_state.h"
+#include "proxy/session/session.h"
+
+/*
+ * The SQL a whole client message (msg, n bytes, header included) runs: a
+ * Query's text, a Parse's, or that of the statement a Bind names.  NULL
+ * for any other message, or one that names no statement pgnear knows.
+ */
+static const uint8_t *near_message_text(const struct session *s, const uint8_t *msg, size_t n,
+                                        size_t *len)
+{
+    const char *body = (const char *)msg + PKT_HEADER_LEN;
+    size_t blen = n - PKT_HEADER_LEN;
+    size_t first = strnlen(body, blen);
+    if (first >= blen)
+        return NULL; /* malformed: the server refuses it */
+    switch (msg[0]) {
+    case 'Q':
+        *len = first;
+        return (const uint8_t *)body;
+    case 'P':
+        *len = strnlen(body + first + 1, blen - first - 1);
+        return (const uint8_t *)body + first + 1;
+    case 'B': {
+        size_t name_len = strnlen(body + first + 1, blen - first - 1);
+        if (s->prep == NULL || first + 1 + name_len >= blen)
+            return NULL;
+        const char *text = prep_client_statement_text(s->prep, body + first + 1, name_len, len);
+        return (const uint8_t *)text;
+    }
+    default:
+        return NULL;
+    }
+}
+
+/* What near_text_calls asks of each name a text calls. */
+struct near_call_check {
+    const struct session *s;
+    const struct func_set *writers; /* NULL: not known, so any may write */
+};
+
+static bool near_call_may_write(void *arg, const char *name, size_t len)
+{
+    const struct near_call_check *c = arg;
+    if (config_nearest_read_function(c->s->w->cfg, name, len)) /* a reload applies at once */
+        return false;
+    return c->writers == NULL || func_set_writes(c->writers, name, len);
+}
+
+/*
+ * Whether a text runs a routine that may write though a standby runs it
+ * without an error (func_catalog.h): DO, CALL, or a call of a function
+ * that its database's catalog lists (any function while the catalog is
+ * not known), unless nearest_read_functions vouches for it.  A text that
+ * changes routines has every worker read its catalog again, now and as
+ * its transaction ends (near_settle).
+ */
+static bool near_text_calls(const struct session *s, const uint8_t *text, size_t len)
+{
+    struct near_call_check check = {
+        .s = s,
+        .writers = func_catalog_get(&s->w->funcs, s->w->cfg, s->database),
+    };
+    struct sql_calls calls;
+    sql_calls_scan(text, len, near_call_may_write, &check, &calls);
+    if (calls.changes_routines) {
+        s->near->routines_changed = true;
+        func_catalog_changed(&s->w->funcs);
+    }
+    if (calls.found == SQL_ROUTINE_NONE)
+        return false;
+    log_debug(s->id, "nearest: it %s, which may write: for a primary",
+              calls.found == SQL_ROUTINE_DO     ? "runs DO"
+              : calls.found == SQL_ROUTINE_CALL ? "runs CALL"
+              : check.writers == NULL           ? "calls a function, its database's not read yet"
+                                      : "calls a function that its database's catalog lists");
+    return true;
+}
+
+/*
+ * What a transaction that this message begins needs (near.h): a primary
+ * for a block that is not READ ONLY, an advisory lock, or a text that
+ * would pin the session; else the nearest host.  read_only: a READ ONLY
+ * block.  A primary, not read-write: a role or database whose sessions
+ * start read-only (default_transaction_read_only) must get the primary's
+ * own 25006 for a write, not a failed login there.
+ */
+enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
+                               bool *read_only)
+{
+    size_t len = 0;
+    *read_only = false;
+    /* A named statement pgnear does not follow pins the session: where writes run. */
+    if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
+        return NEED_PRIMARY;
+    if (s->near->serializable)
+        return NEED_PRIMARY;
+    const uint8_t *text = near_message_text(s, msg, n, &len);
+    if (text == NULL)
+        return NEED_NEAREST;
+    struct txn_open open;
+    txn_open_scan(text, len, &open);
+    if (open.serializable)
+        return NEED_PRIMARY; /* a standby refuses it */
+    if (open.first == TXN_FIRST_BEGIN) {
+        *read_only = open.access == TXN_ACCESS_READ_ONLY;
+        return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
+    }
+    if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
+        near_text_calls(s, text, len))
+        return NEED_PRIMARY;
+    return NEED_NEAREST;
+}
+
+const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes)
+{
+    if (s->near == NULL || !s->near->own_slots)
+        return txn_pin_scan(sql, len);
+    bool changed = false;
+    const char *why = txn_pin_scan_carried(sql, len, &changed);
+    if (changes != NULL && changed)
+        *changes = true;
+    return why;
+}
+
+const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n)
+{
+    const char *body = (const char *)msg + PKT_HEADER_LEN;
+    size_t blen = n - PKT_HEADER_LEN;
+    size_t portal = strnlen(body, blen);
+    size_t name_len = portal < blen ? strnlen(body + portal + 1, blen - portal - 1) : 0;
+    if (portal >= blen || portal + 1 + name_len >= blen) {
+        s->near->state_changing = true; /* names longer than read: unknown, so maybe */
+        return NULL;
+    }
+    size_t len = 0;
+    const char *text = prep_client_statement_text(s->prep, body + portal + 1, name_len, &len);
+    return text != NULL ? near_text_pins(s, (const uint8_t *)text, len, &s->near->state_changing)
+                        : NULL;
+}
+
+/* The database's routines were read, or could not be: the client's waiting message goes on. */
+static void near_routines_ready(struct func_waiter *fw)
+{
+    struct session *s = fw->owner;
+    log_debug(s->id, "nearest: its database's routines were read: its transaction goes on");
+    endpoint_resume_read(&s->client);
+    endpoint_set_reader(&s->client, s->client.on_read);
+}
+
+/*
+ * Whether the transaction that the client's waiting message begins waits
+ * for its database's routines, being read now (func_catalog.h): where it
+ * runs may depend on them, and a read takes a few milliseconds, once a
+ * database and worker and after DDL of routines, where sending it to a
+ * primary meanwhile would cost a distant client a round trip.  The client
+ * is read no more until then.
+ */
+bool near_routines_wait(struct session *s)
+{
+    struct near_state *ns = s->near;
+    ns->routines_wait.ready = near_routines_ready;
+    ns->routines_wait.owner = s;
+    if (!func_catalog_wait(&s->w->funcs, s->w->cfg, s->database, &ns->routines_wait))
+        return false;
+    log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
+    endpoint_pause_read(&s->client);
+    return true;
+}
+
+/*
+ * What a Query (msg, n bytes) in a block that runs on a standby would do
+ * there that a primary's block would not: take an advisory lock (which
+ * excludes no session of the primary) or keep the session on the standby
+ * (txn_pin.h: its later writes refused there for good).  NULL: neither.
+ */
+const char *near_block_refusal(const struct session *s, const uint8_t *msg, size_t n)
+{
+    size_t len = 0;
+    const uint8_t *text = near_message_text(s, msg, n, &len);
+    if (text == NULL || msg[0] != 'Q')
+        return NULL;
+    struct txn_open open;
+    txn_open_scan(text, len, &open);
+    if (open.advisory_lock)
+        return "an advisory lock";
+    return near_text_pins(s, text, len, NULL);
+}
+
+/* Appends text to sql (cap bytes, *used of them used), as a literal when quote; false: no room. */
+static bool near_sql_add(char *sql, size_t cap, size_t *used, const char *text, bool quote)
+{
+    if (quote) {
+        if (!sql_quote_literal_into(sql + *used, cap - *used, text))
+            return false;
+    } else if ((size_t)snprintf(sql + *used, cap - *used, "%s", text) >= cap - *used) {
+        return false;
+    }
+    *used += strlen(sql + *used);
+    return true;
+}
+
+/*
+ * The Query at the head of client.in (n bytes) replaced by one that has
+ * the standby raise pgnear's refusal (near_block_refusal: why), so that
+ * the block fails there as a server that refused the statement fails it
+ * and the client gets the error in its place.  False: out of memory.
+ */
+bool near_refuse_in_block(struct session *s, size_t n, const char *why)
+{
+    char sql[1024], message[256];
+    size_t used = 0;
+    snprintf(message, sizeof(message), "pgnear cannot run %s in a block that runs on a standby",
+             why);
+    const char *detail =
+        strcmp(why, "an advisory lock") == 0
+            ? "The block is READ ONLY, so pgnear runs it on the standby nearest the caller, where "
+              "an advisory lock excludes no session of the primary."
+            : "The block is READ ONLY, so pgnear runs it on the standby nearest the caller, and "
+              "this statement would keep the session on that standby, where its writes fail.";
+    if (!near_sql_add(
+            sql, sizeof(sql), &used,
+            "DO $pgnear$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ", false) ||
+        !near_sql_add(sql, sizeof(sql), &used, message, true) ||
+        !near_sql_add(sql, sizeof(sql), &used, ", DETAIL = ", false) ||
+        !near_sql_add(sql, sizeof(sql), &used, detail, true) ||
+        !near_sql_add(sql, sizeof(sql), &used, ", HINT = ", false) ||
+        !near_sql_add(sql, sizeof(sql), &used,
+                      "Run the statement outside the READ ONLY block, or begin the block "
+                      "without READ ONLY: pgnear then runs it on a primary.",
+                      true) ||
+        !near_sql_add(sql, sizeof(sql), &used, "; END$pgnear$", false))
+        return false;
+    log_info(s->id, "nearest: refused %s in a READ ONLY block on a standby", why);
+    struct evbuffer *replaced = evbuffer_new();
+    bool ok = replaced != NULL && pkt_add_query(replaced, sql) == 0 &&
+              evbuffer_drain(s->client.in, n) == 0 &&
+              evbuffer_prepend_buffer(s->client.in, replaced) == 0;
+    if (replaced != NULL)
+        evbuffer_free(replaced);
+    return ok;
+}

@@ -1,0 +1,67 @@
+/*
+ * near_text.h — what the text of a nearest session's messages says of
+ * where its transaction runs (near.h): the need a message begins it with
+ * (a block, an advisory lock, a text that pins, DO, CALL or a routine of
+ * the database's own that may write, func_catalog.h), the wait for that
+ * catalog's first read, and the Queries a READ ONLY block on a standby
+ * refuses.
+ */
+#ifndef PGNEAR_PROXY_NEAR_TEXT_H
+#define PGNEAR_PROXY_NEAR_TEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "routing/need.h"
+
+struct session;
+
+/*
+ * What a transaction that the whole message msg (n bytes, header
+ * included) begins needs: a primary for a block that is not READ ONLY, an
+ * advisory lock, a text that would pin the session, or one that runs a
+ * routine that may write; else the nearest host.  read_only: a READ ONLY
+ * block.
+ */
+enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
+                               bool *read_only);
+
+/*
+ * The first pinning reason in a text (a Query's, a Parse's, the statement
+ * a Bind names) of the session: txn_pin_scan's, or under pool_mode =
+ * session txn_pin_scan_carried's, which sets *changes (when not NULL)
+ * for a change of its state that it does not pin for.
+ */
+const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes);
+
+/*
+ * pool_mode = session: a Bind's statement may change the session's state
+ * (a set_config it runs, say): its text is scanned again.  msg holds the
+ * first n bytes of the Bind (its portal and statement names, when n
+ * covers them).  The first pinning reason, or NULL.
+ */
+const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n);
+
+/*
+ * Whether the transaction that the client's waiting message begins waits
+ * for its database's routines, being read now: the client is then read
+ * no more until the read ends (func_catalog_wait).
+ */
+bool near_routines_wait(struct session *s);
+
+/*
+ * What a Query (msg, n bytes) in a block that runs on a standby would do
+ * there that a primary's block would not (an advisory lock, a pin); NULL:
+ * neither.
+ */
+const char *near_block_refusal(const struct session *s, const uint8_t *msg, size_t n);
+
+/*
+ * The Query at the head of client.in (n bytes) replaced by a DO of
+ * pgnear's own that has the standby raise 0A000 for why (near_block_refusal).
+ * False: out of memory.
+ */
+bool near_refuse_in_block(struct session *s, size_t n, const char *why);
+
+#endif
