@@ -207,15 +207,18 @@ static const struct host_health *health_primary(const struct health_checker *hc,
 /*
  * A standby's replay position against its primary's: passed over for reads past
  * max_standby_lag, back after HEALTH_LAG_RISE good checks; each change is
- * logged.
+ * logged.  Measured as of the check's start (started_ms), when the standby
+ * had replayed at most what it read: a check that a busy machine kept
+ * waiting adds nothing to the lag.
  */
-static void health_note_lag(struct health_checker *hc, struct region_host *h, const PGresult *res)
+static void health_note_lag(struct health_checker *hc, struct region_host *h, const PGresult *res,
+                            int64_t started_ms)
 {
     /* The servers' clocks may differ a little: a commit "from the future" is 0 s old. */
     double age = PQgetisnull(res, 0, 4) ? -1.0 : fmax(0.0, strtod(PQgetvalue(res, 0, 4), NULL));
     struct standby_position pos = {health_column_uint(res, 2), health_column_uint(res, 3), age};
     struct lag_reading r =
-        lag_measure(health_primary(hc, h->runtime->health.system_id), &pos, monotonic_ms());
+        lag_measure(health_primary(hc, h->runtime->health.system_id), &pos, started_ms);
     struct lag_limits limits = {hc->params.max_lag_ms, hc->params.max_lag_bytes};
     int change = lag_judge(&h->runtime->health, r, &limits);
     char why[200];
@@ -308,7 +311,7 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
         standby ? health_standby_timeline(hc, h, res) : (uint32_t)health_column_uint(res, 5);
     __atomic_store_n(&hh->timeline, timeline, __ATOMIC_RELAXED);
     if (standby) {
-        health_note_lag(hc, h, res);
+        health_note_lag(hc, h, res, started_ms);
         return;
     }
     if (lsn != 0)

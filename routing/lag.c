@@ -56,7 +56,8 @@ struct lag_reading lag_measure(const struct host_health *primary,
     }
     bool beyond;
     int64_t since = lag_first_past(primary, pos->replay, &beyond);
-    r.ms = since < 0 ? 0 : now_ms - since;
+    /* A primary's sample taken after the standby's reading began is past it by nothing yet. */
+    r.ms = since < 0 || since > now_ms ? 0 : now_ms - since;
     if (beyond && age_ms > r.ms) /* further back than the kept samples reach */
         r.ms = age_ms;
     return r;

@@ -37,7 +37,12 @@ struct standby_position {
 /* A primary's check read its position lsn at now_ms: kept for lag_measure. */
 void lag_note_primary(struct host_health *primary, uint64_t lsn, int64_t now_ms);
 
-/* The standby's lag at now_ms; primary NULL when no primary is known. */
+/*
+ * The standby's lag at now_ms; primary NULL when no primary is known.  The
+ * caller passes when the standby's check began, not when its answer came:
+ * what the standby read it had replayed by then at most, so the lag stays
+ * a lower bound however long the check took (a busy machine).
+ */
 struct lag_reading lag_measure(const struct host_health *primary,
                                const struct standby_position *pos, int64_t now_ms);
 

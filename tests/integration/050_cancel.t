@@ -1,5 +1,8 @@
 # Query cancel through pgnear: libpq's cancel (DBD::Pg pg_cancel) over TCP
-# and over the Unix socket ends a pg_sleep(20) within a second with 57014;
+# and over the Unix socket ends a pg_sleep(20) with 57014 well before it
+# would end (within 5 s: how fast is the machine's, and a sanitizer build
+# on a busy one takes its time; a cancel lost or held for the sleep's end
+# still fails);
 # raw CancelRequests with the right key work under protocol 3.0 and 3.2;
 # a wrong key, a wrong pid, a truncated key, another session's key, or the
 # key of a session that has ended cancel nothing; pgnear logs every one.
@@ -73,7 +76,7 @@ for my $case (['TCP', $p->conninfo(application_name => 'cancel-tcp')],
     my $cancelled = $dbh->pg_cancel;
     my $dt = time - $t0;
     ok $cancelled, "$how: pg_cancel reports success" or diag $dbh->errstr;
-    cmp_ok $dt, '<', 1, sprintf('%s: the query ended %.3fs after the cancel', $how, $dt);
+    cmp_ok $dt, '<', 5, sprintf('%s: the query ended %.3fs after the cancel', $how, $dt);
     cmp_ok time - $t_start, '<', 10, "$how: well before pg_sleep(20) would have ended";
     is $dbh->state, '57014', "$how: SQLSTATE 57014" or diag $dbh->errstr;
     # (DBD::Pg's pg_cancel sets state but leaves errstr empty, straight to the server too.)
@@ -101,7 +104,7 @@ for my $proto ([3, 0], [3, 2]) {
     my $dt = time - $t0;
     is sqlstate($res->{error}), '57014', "protocol $v: the query is cancelled (57014)";
     is $res->{error}{M}, 'canceling statement due to user request', "protocol $v: the server's message";
-    cmp_ok $dt, '<', 1, sprintf('protocol %s: result %.3fs after the CancelRequest', $v, $dt);
+    cmp_ok $dt, '<', 5, sprintf('protocol %s: result %.3fs after the CancelRequest', $v, $dt);
     is $res->{status}, 'I', "protocol $v: ReadyForQuery, idle";
     is $w->query('SELECT 1')->{rows}[0][0], 1, "protocol $v: session usable";
     ok wait_until(sub { new_log($off) =~ $forwarded_re }, timeout => 5), "protocol $v: logged as forwarded";
@@ -125,7 +128,7 @@ for my $proto ([3, 0], [3, 2]) {
     my $res = wire_result($w);
     my $dt = time - $t0;
     is sqlstate($res->{error}), '57014', 'a CancelRequest sent in three pieces is reassembled and honoured';
-    cmp_ok $dt, '<', 1.5, sprintf('within a second of the last piece (%.2fs from the first)', $dt);
+    cmp_ok $dt, '<', 5, sprintf('well before pg_sleep(20) would end (%.2fs from the first piece)', $dt);
     my $eof = eval { !defined $c->read_bytes(1) };
     ok $eof, 'pgnear closes the cancel connection without answering';
     close $c->socket;
@@ -153,7 +156,7 @@ for my $proto ([3, 0], [3, 2]) {
     for my $b (@bad) {
         PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $b->[1], key => $b->[2]);
     }
-    ok wait_until(sub { count_matches(new_log($off), $ignored_re) >= @bad }, timeout => 3),
+    ok wait_until(sub { count_matches(new_log($off), $ignored_re) >= @bad }, timeout => 10),
         'pgnear logged every bad cancel request as matching no session'
         or diag new_log($off);
     my $res = wire_result($w);
@@ -194,7 +197,7 @@ for my $proto ([3, 0], [3, 2]) {
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $b_pid, key => $a_key);
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $a_pid, key => $a_key,
                              socket_dir => $p->socket_dir);
-    ok wait_until(sub { count_matches(new_log($off), $ignored_re) >= 3 }, timeout => 3),
+    ok wait_until(sub { count_matches(new_log($off), $ignored_re) >= 3 }, timeout => 10),
         "CancelRequests with A's key (TCP and Unix socket) logged as matching no session"
         or diag new_log($off);
     my $res = wire_result($wb);
@@ -212,7 +215,7 @@ for my $proto ([3, 0], [3, 2]) {
                              socket_dir => $p->socket_dir);
     $res = wire_result($wb);
     is sqlstate($res->{error}), '57014', "B's own key, over the Unix socket, cancels it";
-    cmp_ok time - $t0, '<', 1, 'within a second';
+    cmp_ok time - $t0, '<', 5, 'well before pg_sleep(20) would end';
     $wb->terminate;
 }
 

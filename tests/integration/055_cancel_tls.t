@@ -6,13 +6,18 @@
 # one pooled server connection, A cancelling near the end of its query, B
 # (which cancels nothing) running its own next on the same backend, in
 # both pool modes, with and without server TLS, and through a peer; a
-# cancel over server TLS takes effect within milliseconds (TCP_NODELAY).
+# cancel over server TLS takes effect well before its query would end, and
+# its socket has TCP_NODELAY (read off pgnear's descriptor while a relay
+# holds the connection), so it never waits for the server's delayed ACK;
+# how many milliseconds it took is printed, not judged.
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
+use POSIX ();
+use Socket qw(AF_INET IPPROTO_TCP TCP_NODELAY sockaddr_family unpack_sockaddr_in);
 use PgNearTest;
 
 my $openssl = require_tool('openssl');
@@ -117,7 +122,8 @@ write_file("$auth_dir/peer_secret", unpack('H*', join '', map { chr int rand 256
 sub pooled_proxy {
     my (%s) = @_;
     my $port = delete $s{port};
-    return PgNearTest::Proxy->new(($port ? (port => $port) : ()), regions => [$eu], settings => {
+    my $regions = delete $s{regions} // [$eu];
+    return PgNearTest::Proxy->new(($port ? (port => $port) : ()), regions => $regions, settings => {
         auth => 'scram', auth_file => "$auth_dir/userlist.txt", server_tls_ca_file => $ca->cert,
         # two workers: the cancel often lands on another worker than A's session
         health_check_interval => 0, workers => $ENV{PGNEAR_TEST_WORKERS} // 2, %s });
@@ -225,8 +231,35 @@ for my $tls (qw(disable require)) {
     }
 }
 
-# The time from a cancel over server TLS to the query's 57014: without
-# TCP_NODELAY the CancelRequest waited for the server's delayed ACK (40 ms).
+# A cancel over server TLS must not wait for the server's delayed ACK
+# (40 ms): without TCP_NODELAY on its socket, Nagle held the request, sent
+# just after the handshake, until that ACK came.  How long a cancel takes
+# is the machine's (a loaded machine under the sanitizers takes 60-190 ms,
+# the delayed ACK or not), so it is printed, not judged: what is checked
+# is the socket itself.  A relay stalls the next cancel's connection after
+# its SSLRequest, and the test reads TCP_NODELAY off pgnear's socket
+# (pidfd_getfd: the test runs pgnear, and may take its descriptors).
+sub pgnear_sockets_to {
+    my ($pid, $port) = @_;
+    my $pidfd = syscall(434, $pid + 0, 0);    # pidfd_open (434, 438: every architecture's number)
+    die "pidfd_open($pid): $!\n" if $pidfd < 0;
+    my %nodelay;
+    opendir my $dir, "/proc/$pid/fd" or die "/proc/$pid/fd: $!\n";
+    for my $n (grep { /^\d+$/ } readdir $dir) {
+        next unless (readlink("/proc/$pid/fd/$n") // '') =~ /^socket:/;
+        my $fd = syscall(438, $pidfd, $n + 0, 0);    # pidfd_getfd
+        next if $fd < 0;
+        open my $fh, '+<&=', $fd or do { POSIX::close($fd); next };
+        my $peer = getpeername($fh);
+        if ($peer && sockaddr_family($peer) == AF_INET && (unpack_sockaddr_in($peer))[0] == $port) {
+            $nodelay{$n} = unpack('i', getsockopt($fh, IPPROTO_TCP, TCP_NODELAY));
+        }
+        close $fh;
+    }
+    POSIX::close($pidfd);
+    return \%nodelay;
+}
+
 {
     my $px = pooled_proxy(pool_mode => 'transaction', server_tls => 'require', pool_size => 1);
     my ($v, $l) = pooled_login($px);
@@ -242,11 +275,40 @@ for my $tls (qw(disable require)) {
     }
     @ms = sort { $a <=> $b } @ms;
     is scalar(@ms), 7, 'server TLS: 7 cancels, 7 queries canceled';
-    # The median: a loaded machine slows some; the delayed ACK held nearly every one.
-    cmp_ok $ms[3] // 1e9, '<', 35, sprintf('... the median %.1f ms from the cancel to the error (all: %s)',
-                                          $ms[3] // -1, join(' ', map { sprintf '%.1f', $_ } @ms));
+    cmp_ok $ms[-1] // 1e9, '<', 5000, '... each well before its pg_sleep(10) would have ended';
+    note sprintf('server TLS: from the cancel to the error, median %.1f ms (all: %s)',
+                 $ms[3] // -1, join(' ', map { sprintf '%.1f', $_ } @ms));
     $v->terminate;
     $px->stop;
+}
+{
+    my $relay = PgNearTest::Relay->new(to => $eu->port);
+    my $px = pooled_proxy(pool_mode => 'transaction', server_tls => 'require', pool_size => 1,
+                          regions => [{ name => 'eu-west', location => $eu->location, hosts => [$relay->hostport] }]);
+    my ($v, $l) = pooled_login($px);
+    my $pid = backend_of($v);
+    my $before = pgnear_sockets_to($px->pid, $relay->port);
+    ok %$before && !grep({ !$_ } values %$before), "the session's server connection has TCP_NODELAY"
+      or diag explain $before;
+    # The relay weighs a connection's first 4 kB: the session's began with an SSLRequest too.
+    is $v->query("SELECT length('" . ('x' x 5000) . "')")->{rows}[0][0], 5000, 'the session sends 5 kB';
+    $relay->intercept(match => pack('NN', 8, 80877103), count => 1, action => 'stall');    # SSLRequest
+    $v->send_query('SELECT pg_sleep(10)');
+    $eu->wait_sleeping($pid);
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $px->port, timeout => 10);
+    $c->send_raw(pack('NNN', 16, 80877102, $l->{pid}) . $l->{key});
+    my $cancel_fd;
+    ok PgNearTest::wait_until(sub {
+        my $now = pgnear_sockets_to($px->pid, $relay->port);
+        ($cancel_fd) = grep { !exists $before->{$_} } keys %$now;
+        return defined $cancel_fd && ($relay->intercepted)[0];
+    }, timeout => 10), 'the cancel\'s connection to the server, held by the relay after its SSLRequest';
+    is pgnear_sockets_to($px->pid, $relay->port)->{$cancel_fd // -1}, 1,
+      '... has TCP_NODELAY: the request goes out as soon as the handshake ends';
+    $c->hangup;
+    $v->hangup;
+    $px->stop;
+    $relay->stop;
 }
 
 # Peers: A's cancel goes to the other instance of a fleet, which forwards it.

@@ -224,6 +224,12 @@ static void test_lag(void **state)
     r = lag_measure(&primary, &pos, 17000);
     assert_int_equal(r.bytes, 1500);
     assert_int_equal(r.ms, 3000);
+    /* the standby's check began at 15 s (its answer came late): 1 s, as of the check's start */
+    r = lag_measure(&primary, &pos, 15000);
+    assert_int_equal(r.ms, 1000);
+    /* begun before the primary's sample past it was taken: nothing yet, never less than 0 */
+    r = lag_measure(&primary, &pos, 13500);
+    assert_int_equal(r.ms, 0);
     /* replayed up to 2000: behind only what came after, first seen at 16 s */
     pos.replay = 2000;
     r = lag_measure(&primary, &pos, 17000);
