@@ -52,6 +52,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use PgNearNearest;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql pg_basebackup node curl);
@@ -92,8 +93,7 @@ my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 sub proxy {
     my (%set) = @_;
     return PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        regions  => nearest_regions($us, $eu),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       target_session_attrs => 'nearest', failover_wait => '1s', %set });
@@ -119,22 +119,7 @@ sub legs {
     return $me ? @$me{qw(reads_at writes_at forwarded)} : ('no session');
 }
 
-sub login {
-    my ($p, $more) = @_;
-    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
-                        params => { options => '-c pgnear.location=53.35,-6.26' . ($more // '') });
-    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
-      unless $r->{ok};
-    return $w;
-}
-# The first column of the first row, or the error as "SQLSTATE message".
-sub one {
-    my ($w, $sql) = @_;
-    my $q = $w->query($sql);
-    return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
-}
-sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
+sub login { dublin_login($_[0]->port, options => $_[1]) }
 # Until the session's reads run near again: the standby has replayed what it wrote.
 sub near_again {
     my ($w) = @_;
@@ -160,15 +145,9 @@ sub ext {
 }
 sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", dbname => 'movr') }
 
-# An extended-protocol batch's messages (no Sync), unnamed statement and portal.
-sub batch {
-    my ($sql, @params) = @_;
-    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
-    return $m->('P', "\0$sql\0" . pack('n', 0))
-         . $m->('B', "\0\0" . pack('nn', 0, scalar @params) . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
-         . $m->('E', "\0" . pack('N', 0)) . $m->('S', '');
-}
-sub qmsg { my $s = "$_[0]\0"; 'Q' . pack('N', 4 + length $s) . $s }
+# An extended-protocol batch (unnamed statement and portal, text parameters), Sync last.
+sub batch { ext_statement(@_) . sync_message() }
+sub qmsg { query_message(@_) }
 # The message types of an answer up to ReadyForQuery.
 sub types_until_ready {
     my ($w) = @_;

@@ -20,6 +20,7 @@ use Test::More;
 use Socket qw(SHUT_WR);
 use Time::HiRes qw(sleep);
 use PgNearTest;
+use PgNearNearest qw(nearest_regions ext_statement sync_message query_message);
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql pg_basebackup);
@@ -47,8 +48,7 @@ my %secret = (app => 'app-secret', serial => 'serial-secret');
 sub proxy {
     my (%set) = @_;
     return PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        regions  => nearest_regions($us, $eu),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       target_session_attrs => 'nearest', failover_wait => '1s', %set });
@@ -91,15 +91,9 @@ sub one {
 }
 sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
 sub primary_count { $us->psql_admin("SELECT count(*) FROM rides WHERE $_[0]", dbname => 'movr') }
-sub qmsg { my $s = "$_[0]\0"; 'Q' . pack('N', 4 + length $s) . $s }
+sub qmsg { query_message(@_) }
 # An extended-protocol batch (unnamed statement and portal, text parameters), Sync last.
-sub batch {
-    my ($sql, @params) = @_;
-    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
-    return $m->('P', "\0$sql\0" . pack('n', 0))
-         . $m->('B', "\0\0" . pack('nn', 0, scalar @params) . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
-         . $m->('E', "\0" . pack('N', 0)) . $m->('S', '');
-}
+sub batch { ext_statement(@_) . sync_message() }
 
 my $next_id = 1;
 

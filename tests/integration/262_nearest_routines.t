@@ -35,6 +35,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use PgNearTest;
+use PgNearNearest;
 use Time::HiRes qw(sleep);
 
 $SIG{PIPE} = 'IGNORE';
@@ -87,47 +88,21 @@ my $dblink = "dbname=movr host=127.0.0.1 port=" . $us->port
 sub proxy {
     my ($mode, %set) = @_;
     return PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        regions  => nearest_regions($us, $eu),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", server_tls => 'disable',
                       health_check_interval => '250ms', workers => $WORKERS, pool_mode => $mode,
                       target_session_attrs => 'nearest', %set });
 }
 
-sub login {
-    my ($p) = @_;
-    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
-                        params => { options => '-c pgnear.location=53.35,-6.26' });
-    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
-      unless $r->{ok};
-    return $w;
-}
+sub login { dublin_login($_[0]->port) }
 sub direct {
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
     die "direct login failed\n" unless $r->{ok};
     return $w;
 }
-# The first column of the first row, or the error as "SQLSTATE message".
-sub one {
-    my ($w, $sql) = @_;
-    my $q = $w->query($sql);
-    return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
-}
-sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
 sub rows_of { $us->psql_admin("SELECT count(*) FROM visits WHERE id = $_[0]", dbname => 'movr') }
 
-# Parse, Bind (text parameters), Execute of one statement, as bytes.
-sub stmt {
-    my ($sql, @params) = @_;
-    my $m = sub { $_[0] . pack('N', 4 + length $_[1]) . $_[1] };
-    return $m->('P', "\0$sql\0" . pack('n', 0))
-         . $m->('B', "\0\0" . pack('nn', 0, scalar @params)
-                     . join('', map { pack('N', length $_) . $_ } @params) . pack('n', 0))
-         . $m->('E', "\0" . pack('N', 0));
-}
-sub sync_msg { 'S' . pack('N', 4) }
 # Sends the bytes, reads up to ReadyForQuery: the error's "SQLSTATE message", or ''.
 sub run_raw {
     my ($w, $bytes) = @_;
@@ -141,9 +116,9 @@ my @cases = (
     ['a function whose EXCEPTION clause catches the refusal',
      sub { one($_[0], "SELECT log_visit($_[1], 'fn')") }, 'logged'],
     ['... by the extended protocol',
-     sub { run_raw($_[0], stmt('SELECT log_visit($1, $2)', $_[1], 'ext') . sync_msg()) }, ''],
+     sub { run_raw($_[0], ext_statement('SELECT log_visit($1, $2)', $_[1], 'ext') . sync_message()) }, ''],
     ['... later in a pipelined batch, after a read',
-     sub { run_raw($_[0], stmt('SELECT 1') . stmt('SELECT log_visit($1, $2)', $_[1], 'batch') . sync_msg()) }, ''],
+     sub { run_raw($_[0], ext_statement('SELECT 1') . ext_statement('SELECT log_visit($1, $2)', $_[1], 'batch') . sync_message()) }, ''],
     ['a DO block with an EXCEPTION clause',
      sub { one($_[0], "DO \$\$BEGIN INSERT INTO visits VALUES ($_[1], 'do'); EXCEPTION WHEN OTHERS THEN NULL; END\$\$") },
      undef],
@@ -278,12 +253,12 @@ for my $mode (qw(transaction session)) {
     # starts on the primary, whole in one send or its Bind sent a moment after the Parse.
     my $big = 'x' x 200_000;
     my $large = $id++;
-    is run_raw($w, stmt('INSERT INTO visits VALUES ($1, $2)', $large, $big) . sync_msg()), '',
+    is run_raw($w, ext_statement('INSERT INTO visits VALUES ($1, $2)', $large, $big) . sync_message()), '',
       "$mode: an INSERT with a 200 kB parameter runs";
     is $us->psql_admin("SELECT count(*) || ':' || max(length(how)) FROM visits WHERE id = $large", dbname => 'movr'),
       '1:200000', "$mode: ... once, the whole value on the primary";
     my $split = $id++;
-    my $bytes = stmt('INSERT INTO visits VALUES ($1, $2)', $split, $big) . sync_msg();
+    my $bytes = ext_statement('INSERT INTO visits VALUES ($1, $2)', $split, $big) . sync_message();
     my $parse_len = 1 + unpack('N', substr($bytes, 1, 4));
     $w->send_raw(substr($bytes, 0, $parse_len + 3000));
     sleep 0.3;

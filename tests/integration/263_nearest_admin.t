@@ -21,6 +21,7 @@ use IO::Select;
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use PgNearNearest;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql pg_basebackup);
@@ -38,25 +39,12 @@ my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 sub proxy {
     my ($mode) = @_;
     return PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        regions  => nearest_regions($us, $eu),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       pool_mode => $mode, target_session_attrs => 'nearest', pause_timeout => '20s' });
 }
-sub login {
-    my ($p) = @_;
-    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
-                        params => { options => '-c pgnear.location=53.35,-6.26' });
-    die "login through pgnear failed\n" unless $r->{ok};
-    return $w;
-}
-sub one {
-    my ($w, $sql) = @_;
-    my $q = $w->query($sql);
-    return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{rows}[0][0];
-}
+sub login { dublin_login($_[0]->port) }
 sub rows_of { $us->psql_admin("SELECT count(*) FROM orders WHERE id = $_[0]", dbname => 'movr') }
 sub admin {
     my ($p, $sql) = @_;
@@ -125,6 +113,7 @@ for my $mode (qw(transaction session)) {
     like $drain->(), qr/^ok|^failed/, "$mode: DRAIN ends";
     admin($p, 'ENABLE eu-west');
 
+    $w->terminate;
     $d->terminate;
     $p->stop;
 }
@@ -149,8 +138,7 @@ for my $mode (qw(transaction session)) {
     wait_until(sub { -e $log && slurp_file($log) =~ /^listening/m }, timeout => 10)
       or BAIL_OUT('the delay relay did not start');
     my $p = PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => ["127.0.0.1:$port"] }],
+        regions  => nearest_regions($us, "127.0.0.1:$port"),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       pool_mode => 'session', target_session_attrs => 'nearest', route_by => 'distance' });
@@ -178,6 +166,7 @@ for my $mode (qw(transaction session)) {
     kill 'HUP', $relay;
     is one($w, q{SELECT current_setting('application_name')}), 'carried',
       'session, carried: the session goes on, its setting kept';
+    $w->terminate;
     $p->stop;
 }
 
