@@ -36,6 +36,8 @@ static const char WHY_LOAD[] = "LOAD";
 static const char WHY_RESET[] = "a RESET, DISCARD or DEALLOCATE";
 /* ... and what it pins for that the plain scan counts as SET: nothing can read it back. */
 static const char WHY_CUSTOM[] = "a session-level custom setting (a name with a dot)";
+/* ... nor replay it: the session's user changes, which a replay must not do on its own. */
+static const char WHY_AUTHORIZATION[] = "SET SESSION AUTHORIZATION";
 
 /* ---- tokens ---- */
 
@@ -212,6 +214,7 @@ struct pin_scan {
     unsigned ncalls;
     const char *deferred; /* the first reason found inside an open call */
     bool carried;         /* txn_pin_scan_carried: RESET and the like count too */
+    bool authorization;   /* ... and SET SESSION AUTHORIZATION came: its user is next */
 };
 
 /* A reason found now: returned, or kept while a set_config call before it is open. */
@@ -313,6 +316,15 @@ static const char *statement_start(struct pin_scan *sc, const struct sql_token *
     }
     if (sc->carried && sc->first == KW_SET && set_names_custom(sc, t, kw))
         return WHY_CUSTOM;
+    if (sc->carried && sc->first == KW_SET && sc->stmt_tokens == 2 && sc->prev == KW_SESSION &&
+        t->kind == SQL_TOK_WORD && equals_folded(sc->lx.s + t->body, t->body_len, "authorization"))
+        sc->authorization = true; /* the user it names decides, below */
+    else if (sc->authorization) {
+        sc->authorization = false;
+        /* DEFAULT is the login's user again, which the replay has; another is not carried. */
+        if (!(t->kind == SQL_TOK_WORD && equals_folded(sc->lx.s + t->body, t->body_len, "default")))
+            return WHY_AUTHORIZATION;
+    }
     if (sc->stmt_tokens != 1)
         return NULL;
     bool is_word = t->kind == SQL_TOK_WORD;
@@ -366,6 +378,7 @@ static const char *statement_end(struct pin_scan *sc)
     sc->stmt_tokens = 0;
     sc->first = KW_NONE;
     sc->prev = KW_NONE;
+    sc->authorization = false;
     return why;
 }
 

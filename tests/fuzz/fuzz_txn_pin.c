@@ -46,6 +46,7 @@ static const char *const reasons[] = {
     "LOAD",
     /* the carried scan's own */
     "a session-level custom setting (a name with a dot)",
+    "SET SESSION AUTHORIZATION",
 };
 
 static void check_reason(const char *why)

@@ -23,7 +23,8 @@
 # refused (0A000) rather than taken where it excludes nobody, and so is a
 # statement that would keep the session on the standby (a WITH HOLD
 # cursor); a session lock spelled U&"pg\005fadvisory_lock" runs on the
-# primary and keeps its connection.
+# primary and keeps its connection.  SET SESSION AUTHORIZATION runs on the
+# primary and keeps the session there, its writes run as that user.
 # A parameter over 64 kB behind a short Parse (a driver binding a large
 # value) starts on the primary, the request read whole before it is
 # placed, its Bind sent at once or a moment later, and psycopg 3's insert
@@ -73,6 +74,8 @@ CREATE FUNCTION visit_count(n int) RETURNS bigint LANGUAGE sql STABLE AS
   'SELECT count(*) FROM visits WHERE id = n';
 CREATE FUNCTION vouched(n int) RETURNS int LANGUAGE sql AS 'SELECT n + 1';
 CREATE TABLE tickets (id serial PRIMARY KEY, what text);
+CREATE ROLE auditor NOLOGIN;
+GRANT ALL ON visits TO auditor;
 CREATE UNLOGGED TABLE cache (k int, v text);
 INSERT INTO cache VALUES (1, 'hit');
 SQL
@@ -248,6 +251,19 @@ for my $mode (qw(transaction session)) {
     is one($w2, "INSERT INTO visits VALUES ($after, 'after')"), undef, "$mode: the next write runs";
     is rows_of($after), 1, "$mode: ... once, on the primary";
     $w2->terminate;
+
+    # SET SESSION AUTHORIZATION (another user, which no replay can carry) runs on the primary and
+    # keeps the session there: its writes run, as that user.
+    my $w3 = login($p);
+    is where($w3), 'eu-west', "$mode: a third session reads near";
+    is one($w3, 'SET SESSION AUTHORIZATION auditor'), undef, "$mode: SET SESSION AUTHORIZATION auditor";
+    my $as = $id++;
+    is one($w3, "INSERT INTO visits VALUES ($as, current_user) RETURNING how"), 'auditor',
+      "$mode: ... then a write runs, as that user";
+    is rows_of($as), 1, "$mode: ... once, on the primary";
+    is one($w3, q{SELECT current_user || '@' || current_setting('cluster_name')}), 'auditor@us-east',
+      "$mode: ... the session stays on the primary's connection that has its user";
+    $w3->terminate;
 
     # A parameter over 64 kB behind a short Parse (a driver binding a large value): the write
     # starts on the primary, whole in one send or its Bind sent a moment after the Parse.

@@ -525,6 +525,9 @@ static void test_carried(void **state)
     expect_carried("SET LOCAL app.tenant = 'acme'", NULL, false);
     expect_carried("SET SESSION search_path = a", NULL, true);
     expect_carried("SET SESSION AUTHORIZATION DEFAULT", NULL, true);
+    /* Another user cannot be carried: the session stays where it ran it (a primary's, near.h). */
+    expect_carried("SET SESSION AUTHORIZATION bob", "SET SESSION AUTHORIZATION", true);
+    expect_carried("set session authorization 'bob'; SELECT 1", "SET SESSION AUTHORIZATION", true);
     expect_carried("SELECT set_config('app.tenant', 'acme', false)", CUSTOM, false);
     expect_carried("SELECT set_config('app.tenant', 'acme', true)", NULL, false);
     expect_carried("SELECT set_config($1, $2, false)", CUSTOM, false);
