@@ -33,6 +33,7 @@
 #include "pgnear-build.h"
 
 #include "proxy/base/config.h"
+#include "proxy/base/func_catalog.h"
 #include "proxy/base/log.h"
 #include "proxy/migrate/plan.h"
 #include "proxy/migrate/runner.h"
@@ -313,6 +314,8 @@ static void run_done(void *arg, const struct migrate_run_outcome *out)
     const char *tag = req->kind == ADMIN_MIGRATE_NEXT ? "MIGRATE NEXT" : "MIGRATE";
     int rc = CMD_DONE;
     req->run = NULL;
+    /* Its steps may have made or changed functions: nearest's catalogs are read again. */
+    func_catalog_changed(&req->home->funcs);
     if (out->failed) {
         wait->err = out->err;
         rc = CMD_ERROR;

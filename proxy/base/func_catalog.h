@@ -21,7 +21,7 @@
  * halfway through as it is used, so that a database in use always has
  * one; it answers no longer once any worker saw a statement that changes
  * routines (func_catalog_changed: the generation the workers share), at
- * its start and again as it ended.  While a database's copy is not known
+ * its start and again as it ended, or a migration run ended.  While a database's copy is not known
  * — its first read under way, one after such a statement, or every host
  * failed it — callers wait for the read under way (func_catalog_wait) or
  * take every call as one that may write.

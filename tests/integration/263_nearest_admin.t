@@ -11,7 +11,9 @@
 # Under pool_mode = transaction and session.  Under session pooling, a
 # cancel request that comes while the session's state is carried to the
 # primary's connection for such a write cancels it (57014), and the write
-# runs nowhere (eu-west behind bench/delay_relay.pl, 400 ms each way).
+# runs nowhere (eu-west behind bench/delay_relay.pl, 400 ms each way).  A
+# function that a MIGRATE UP made, called at once through pgnear, runs on
+# the primary (the catalogs of routines are read again after a run).
 use strict;
 use warnings;
 use FindBin;
@@ -166,6 +168,36 @@ for my $mode (qw(transaction session)) {
     kill 'HUP', $relay;
     is one($w, q{SELECT current_setting('application_name')}), 'carried',
       'session, carried: the session goes on, its setting kept';
+    $w->terminate;
+    $p->stop;
+}
+
+# A migration that makes a function that writes behind an EXCEPTION clause: called through pgnear
+# right after MIGRATE UP, it runs on the primary (every worker reads its database's routines
+# again after a run), once.
+{
+    my $mdir = tmpdir(name => 'routine-migrations');
+    write_file("$mdir/0001_log_order.sql", <<'SQL');
+CREATE FUNCTION log_order(n int) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO orders VALUES (n); RETURN 'logged';
+EXCEPTION WHEN OTHERS THEN RETURN 'lost'; END$$;
+SQL
+    write_file("$mdir/0001_log_order.down.sql", "DROP FUNCTION log_order(int);\n");
+    my $p = PgNearTest::Proxy->new(
+        regions  => nearest_regions($us, $eu),
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
+                      target_session_attrs => 'nearest', migrations_dir => $mdir, migrations_db => 'movr' });
+    my $w = login($p);
+    ok wait_until(sub { one($w, q{SELECT current_setting('cluster_name')}) eq 'eu-west' }, timeout => 10),
+      'migration: the session reads on eu-west';
+    is admin($p, 'MIGRATE UP'), 'ok', 'migration: MIGRATE UP makes log_order()';
+    ok wait_until(sub { $eu->psql_admin(q{SELECT count(*) FROM pg_proc WHERE proname = 'log_order'},
+                                        dbname => 'movr') eq '1' }, timeout => 10),
+      'migration: ... replayed by the standby';
+    my $logged = $id++;
+    is one($w, "SELECT log_order($logged)"), 'logged', 'migration: called at once through pgnear, it writes';
+    is rows_of($logged), 1, 'migration: ... once, on the primary';
     $w->terminate;
     $p->stop;
 }
