@@ -101,12 +101,8 @@ void func_catalog_close(struct func_catalog *c)
     while (c->databases.head.next != &c->databases.head) {
         struct func_database *db = list_entry(c->databases.head.next, struct func_database, node);
         list_remove(&c->databases, &db->node);
+        /* Its waiters are sessions of this worker, which ended before (their nodes are theirs). */
         func_database_end_read(db);
-        while (db->waiters.head.next != &db->waiters.head) {
-            struct func_waiter *w = list_entry(db->waiters.head.next, struct func_waiter, node);
-            list_remove(&db->waiters, &w->node);
-            w->on = NULL;
-        }
         func_set_free(db->set);
         free(db->name);
         free(db);
