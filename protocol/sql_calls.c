@@ -166,9 +166,11 @@ size_t sql_name_of(const uint8_t *text, const struct sql_token *t, char *out)
 static void called(struct calls_scan *sc, sql_call_fn wanted, void *arg, struct sql_calls *out)
 {
     char name[SQL_NAME_BUF];
+    size_t len = name_decode(sc->lx.s, &sc->name, sc->escape, name);
+    if (strcmp(name, "pg_notify") == 0)
+        out->notifies = true;
     if (wanted == NULL || out->found != SQL_ROUTINE_NONE)
         return;
-    size_t len = name_decode(sc->lx.s, &sc->name, sc->escape, name);
     if (len > 0 && wanted(arg, name, len)) {
         out->found = SQL_ROUTINE_FUNCTION;
         memcpy(out->name, name, len + 1);
@@ -182,6 +184,8 @@ static void first_token(struct calls_scan *sc, const struct sql_token *t, struct
         out->found = SQL_ROUTINE_DO;
     else if (out->found == SQL_ROUTINE_NONE && word_is(&sc->lx, t, "call"))
         out->found = SQL_ROUTINE_CALL;
+    if (word_is(&sc->lx, t, "notify"))
+        out->notifies = true;
     sc->ddl = word_is(&sc->lx, t, "create") || word_is(&sc->lx, t, "alter") ||
               word_is(&sc->lx, t, "drop");
 }

@@ -22,6 +22,9 @@
  * varchar(10), a table's column list) are given too: the caller asks
  * its catalog, where they name no function that writes.
  *
+ * notifies: a statement NOTIFY, or a call of pg_notify (what a standby
+ * cannot run, though a primary runs it in a READ ONLY block).
+ *
  * changes_routines: a statement CREATE, ALTER or DROP whose words before
  * any '(' name FUNCTION, PROCEDURE, ROUTINE, AGGREGATE, EXTENSION,
  * LANGUAGE, SCHEMA or TRANSFORM (CREATE OR REPLACE FUNCTION included):
@@ -58,6 +61,7 @@ struct sql_calls {
     enum sql_routine found;      /* the first found, in the text's order */
     char name[SQL_NAME_MAX + 1]; /* SQL_ROUTINE_FUNCTION: the name wanted */
     bool changes_routines;       /* DDL of functions, procedures, extensions... */
+    bool notifies;               /* a NOTIFY statement, or a call of pg_notify */
 };
 
 /*

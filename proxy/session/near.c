@@ -354,10 +354,10 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
     ns->head_seen = true;
     if (ns->leg == NEAR_SHOWN && s->server_conn->tx.status == 'T' &&
         host_is_standby(s->server_conn->host)) {
-        const char *why = near_block_refusal(s, msg, n);
-        if (why == NULL)
+        struct near_refusal refusal;
+        if (!near_block_refusal(s, msg, n, &refusal))
             return NEAR_READ_ON;
-        if (!near_refuse_in_block(s, n, why)) {
+        if (!near_refuse_in_block(s, n, &refusal)) {
             session_close(s, "out of memory");
             return -1;
         }

@@ -191,23 +191,53 @@ bool near_routines_wait(struct session *s)
     return true;
 }
 
-/*
- * What a Query (msg, n bytes) in a block that runs on a standby would do
- * there that a primary's block would not: take an advisory lock (which
- * excludes no session of the primary) or keep the session on the standby
- * (txn_pin.h: its later writes refused there for good).  NULL: neither.
- */
-const char *near_block_refusal(const struct session *s, const uint8_t *msg, size_t n)
+/* The refusals' words: their details and hints. */
+static const char DETAIL_LOCK[] =
+    "The block is READ ONLY, so pgnear runs it on the standby nearest "
+    "the caller, where an advisory lock excludes no session of the "
+    "primary.";
+static const char DETAIL_PIN[] = "The block is READ ONLY, so pgnear runs it on the standby nearest "
+                                 "the caller, and this statement would keep the session on that "
+                                 "standby, where its writes fail.";
+static const char DETAIL_STANDBY[] = "The block is READ ONLY, so pgnear runs it on the standby "
+                                     "nearest the caller, which cannot run this statement.";
+static const char HINT_OUTSIDE[] = "Run the statement outside the READ ONLY block, or begin the "
+                                   "block without READ ONLY: pgnear then runs it on a primary.";
+static const char HINT_IN_BEGIN[] = "Say it in BEGIN itself (BEGIN ISOLATION LEVEL SERIALIZABLE, "
+                                    "BEGIN READ WRITE): pgnear then runs the block on a primary.";
+
+static bool near_refusal_set(struct near_refusal *out, const char *what, const char *detail,
+                             const char *hint)
+{
+    snprintf(out->what, sizeof(out->what), "%s", what);
+    out->detail = detail;
+    out->hint = hint;
+    return true;
+}
+
+bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
+                        struct near_refusal *out)
 {
     size_t len = 0;
     const uint8_t *text = near_message_text(s, msg, n, &len);
     if (text == NULL || msg[0] != 'Q')
-        return NULL;
+        return false;
     struct txn_open open;
     txn_open_scan(text, len, &open);
     if (open.advisory_lock)
-        return "an advisory lock";
-    return near_text_pins(s, text, len, NULL);
+        return near_refusal_set(out, "an advisory lock", DETAIL_LOCK, HINT_OUTSIDE);
+    if (open.first == TXN_FIRST_SET_TRANSACTION &&
+        (open.serializable || open.access == TXN_ACCESS_READ_WRITE))
+        return near_refusal_set(out,
+                                open.serializable ? "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
+                                                  : "SET TRANSACTION READ WRITE",
+                                DETAIL_STANDBY, HINT_IN_BEGIN);
+    struct sql_calls calls;
+    sql_calls_scan(text, len, NULL, NULL, &calls);
+    if (calls.notifies)
+        return near_refusal_set(out, "NOTIFY", DETAIL_STANDBY, HINT_OUTSIDE);
+    const char *pin = near_text_pins(s, text, len, NULL);
+    return pin != NULL && near_refusal_set(out, pin, DETAIL_PIN, HINT_OUTSIDE);
 }
 
 /* Appends text to sql (cap bytes, *used of them used), as a literal when quote; false: no room. */
@@ -225,36 +255,27 @@ static bool near_sql_add(char *sql, size_t cap, size_t *used, const char *text, 
 
 /*
  * The Query at the head of client.in (n bytes) replaced by one that has
- * the standby raise pgnear's refusal (near_block_refusal: why), so that
- * the block fails there as a server that refused the statement fails it
- * and the client gets the error in its place.  False: out of memory.
+ * the standby raise pgnear's refusal (near_block_refusal: r), so that the
+ * block fails there as a server that refused the statement fails it and
+ * the client gets the error in its place.  False: out of memory.
  */
-bool near_refuse_in_block(struct session *s, size_t n, const char *why)
+bool near_refuse_in_block(struct session *s, size_t n, const struct near_refusal *r)
 {
     char sql[1024], message[256];
     size_t used = 0;
     snprintf(message, sizeof(message), "pgnear cannot run %s in a block that runs on a standby",
-             why);
-    const char *detail =
-        strcmp(why, "an advisory lock") == 0
-            ? "The block is READ ONLY, so pgnear runs it on the standby nearest the caller, where "
-              "an advisory lock excludes no session of the primary."
-            : "The block is READ ONLY, so pgnear runs it on the standby nearest the caller, and "
-              "this statement would keep the session on that standby, where its writes fail.";
+             r->what);
     if (!near_sql_add(
             sql, sizeof(sql), &used,
             "DO $pgnear$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ", false) ||
         !near_sql_add(sql, sizeof(sql), &used, message, true) ||
         !near_sql_add(sql, sizeof(sql), &used, ", DETAIL = ", false) ||
-        !near_sql_add(sql, sizeof(sql), &used, detail, true) ||
+        !near_sql_add(sql, sizeof(sql), &used, r->detail, true) ||
         !near_sql_add(sql, sizeof(sql), &used, ", HINT = ", false) ||
-        !near_sql_add(sql, sizeof(sql), &used,
-                      "Run the statement outside the READ ONLY block, or begin the block "
-                      "without READ ONLY: pgnear then runs it on a primary.",
-                      true) ||
+        !near_sql_add(sql, sizeof(sql), &used, r->hint, true) ||
         !near_sql_add(sql, sizeof(sql), &used, "; END$pgnear$", false))
         return false;
-    log_info(s->id, "nearest: refused %s in a READ ONLY block on a standby", why);
+    log_info(s->id, "nearest: refused %s in a READ ONLY block on a standby", r->what);
     struct evbuffer *replaced = evbuffer_new();
     bool ok = replaced != NULL && pkt_add_query(replaced, sql) == 0 &&
               evbuffer_drain(s->client.in, n) == 0 &&

@@ -50,18 +50,28 @@ const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n);
  */
 bool near_routines_wait(struct session *s);
 
+/* Why a Query in a block that runs on a standby is refused: its error's words. */
+struct near_refusal {
+    char what[128];     /* "an advisory lock", a pin's reason, "NOTIFY" ... */
+    const char *detail; /* what the standby would do with it, or cannot */
+    const char *hint;   /* the way out */
+};
+
 /*
- * What a Query (msg, n bytes) in a block that runs on a standby would do
- * there that a primary's block would not (an advisory lock, a pin); NULL:
- * neither.
+ * Whether a Query (msg, n bytes) in a block that runs on a standby would
+ * do there what a primary's block would not, or what a standby cannot:
+ * take an advisory lock (which would exclude no session of the primary),
+ * keep the session on the standby (a pin), NOTIFY, or make the block
+ * READ WRITE or SERIALIZABLE.  Then *out says why.
  */
-const char *near_block_refusal(const struct session *s, const uint8_t *msg, size_t n);
+bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
+                        struct near_refusal *out);
 
 /*
  * The Query at the head of client.in (n bytes) replaced by a DO of
- * pgnear's own that has the standby raise 0A000 for why (near_block_refusal).
- * False: out of memory.
+ * pgnear's own that has the standby raise 0A000 with r's words.  False:
+ * out of memory.
  */
-bool near_refuse_in_block(struct session *s, size_t n, const char *why);
+bool near_refuse_in_block(struct session *s, size_t n, const struct near_refusal *r);
 
 #endif

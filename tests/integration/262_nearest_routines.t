@@ -23,7 +23,10 @@
 # refused (0A000) rather than taken where it excludes nobody, and so is a
 # statement that would keep the session on the standby (a WITH HOLD
 # cursor); a session lock spelled U&"pg\005fadvisory_lock" runs on the
-# primary and keeps its connection.  SET SESSION AUTHORIZATION runs on the
+# primary and keeps its connection.  NOTIFY, pg_notify(), and SET
+# TRANSACTION ISOLATION LEVEL SERIALIZABLE or READ WRITE in such a block
+# (which a primary runs and a standby cannot) are refused in pgnear's
+# words, naming the way out.  SET SESSION AUTHORIZATION runs on the
 # primary and keeps the session there, its writes run as that user.
 # A parameter over 64 kB behind a short Parse (a driver binding a large
 # value) starts on the primary, the request read whole before it is
@@ -247,6 +250,20 @@ for my $mode (qw(transaction session)) {
       qr/^0A000 pgnear cannot run a WITH HOLD cursor in a block that runs on a standby/,
       "$mode: ... a WITH HOLD cursor in it is refused (it would keep the session on the standby)";
     is one($w2, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    # What a standby cannot run in a READ ONLY block and a primary can: refused in pgnear's words.
+    for my $c (['NOTIFY orders_changed', 'NOTIFY'],
+               [q{SELECT pg_notify('orders_changed', 'x')}, 'NOTIFY'],
+               ['SET TRANSACTION ISOLATION LEVEL SERIALIZABLE', 'SET TRANSACTION ISOLATION LEVEL SERIALIZABLE'],
+               ['SET TRANSACTION READ WRITE', 'SET TRANSACTION READ WRITE']) {
+        my ($sql, $what) = @$c;
+        is one($d, 'BEGIN READ ONLY'), undef, "$mode: directly, BEGIN READ ONLY";
+        is one($d, $sql), ($sql =~ /^SELECT/ ? '' : undef), "$mode: ... $sql runs on the primary";
+        is one($d, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+        is one($w2, 'BEGIN READ ONLY'), undef, "$mode: through pgnear, BEGIN READ ONLY on the standby";
+        like one($w2, $sql), qr/^0A000 pgnear cannot run \Q$what\E in a block that runs on a standby/,
+          "$mode: ... $sql is refused in pgnear's words (the standby cannot run it)";
+        is one($w2, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    }
     my $after = $id++;
     is one($w2, "INSERT INTO visits VALUES ($after, 'after')"), undef, "$mode: the next write runs";
     is rows_of($after), 1, "$mode: ... once, on the primary";

@@ -5,7 +5,8 @@
  *    the catalog spells it (folded, quoted, U& escapes with and without
  *    UESCAPE, a schema left off, cut at 63 bytes), what is not a call
  *    (names in strings, comments, quoted text), the first found in the
- *    text's order, the statements that change routines, and every prefix
+ *    text's order, NOTIFY and pg_notify, the statements that change
+ *    routines, and every prefix
  *    of a few texts, each copied to a buffer of exactly its length for the
  *    sanitizer to watch.
  */
@@ -105,6 +106,30 @@ static void test_found(void **state)
     }
 }
 
+static void test_notifies(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool notifies;
+    } cases[] = {
+        {"NOTIFY ch", true},
+        {"notify ch, 'x'", true},
+        {"SELECT pg_notify('ch', 'x')", true},
+        {"SELECT pg_catalog.PG_NOTIFY('ch', 'x')", true},
+        {"SELECT 1; NOTIFY ch", true},
+        {"LISTEN ch", false},
+        {"SELECT 'NOTIFY ch'", false},
+        {"SELECT notify FROM t", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct seen sn = {.names = ""};
+        struct sql_calls out = scan(cases[i].sql, strlen(cases[i].sql), &sn);
+        if (out.notifies != cases[i].notifies)
+            fail_msg("%s: notifies %d", cases[i].sql, out.notifies);
+    }
+}
+
 static void test_changes_routines(void **state)
 {
     (void)state;
@@ -153,9 +178,8 @@ static void test_prefixes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names_called),
-        cmocka_unit_test(test_found),
-        cmocka_unit_test(test_changes_routines),
+        cmocka_unit_test(test_names_called), cmocka_unit_test(test_found),
+        cmocka_unit_test(test_notifies),     cmocka_unit_test(test_changes_routines),
         cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
