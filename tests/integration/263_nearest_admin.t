@@ -143,7 +143,8 @@ for my $mode (qw(transaction session)) {
         regions  => nearest_regions($us, "127.0.0.1:$port"),
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
-                      pool_mode => 'session', target_session_attrs => 'nearest', route_by => 'distance' });
+                      pool_mode => 'session', target_session_attrs => 'nearest', route_by => 'distance',
+                      health_check_timeout => '10s' });    # a check crosses the relay's 400 ms
     my $w = login($p);
     ok wait_until(sub { one($w, q{SELECT current_setting('cluster_name')}) eq 'eu-west' }, timeout => 10),
       'session, carried: the session reads on eu-west';
