@@ -207,3 +207,29 @@ void frame_scan_bytes(const uint8_t *p, size_t avail, uint32_t remaining, struct
         pos = frame_scan_flat(p, avail, pos, out, track, FRAME_FROM_CLIENT);
     out->forward = pos;
 }
+
+void frame_walk_init(struct frame_walk *w, struct evbuffer *buf, size_t at)
+{
+    w->buf = buf;
+    w->at = at;
+    w->have = evbuffer_get_length(buf);
+    w->bad = false;
+}
+
+bool frame_walk_next(struct frame_walk *w, char *type, uint32_t *len)
+{
+    uint8_t h[5];
+    struct evbuffer_ptr p;
+    if (w->bad || w->at > w->have || w->have - w->at < sizeof(h) ||
+        evbuffer_ptr_set(w->buf, &p, w->at, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(w->buf, &p, h, sizeof(h)) != (ssize_t)sizeof(h))
+        return false;
+    *type = (char)h[0];
+    *len = pkt_be32(h + 1);
+    if (*len < 4) {
+        w->bad = true;
+        return false;
+    }
+    w->at += 1 + (size_t)*len;
+    return true;
+}

@@ -8,6 +8,7 @@
 #ifndef PGNEAR_PROTOCOL_FRAMING_H
 #define PGNEAR_PROTOCOL_FRAMING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,23 @@ int frame_peek_whole(struct evbuffer *buf, uint32_t max_body, char *type, uint32
 /* Pulls up and returns the body of the whole message at the front (after frame_peek_whole). */
 const uint8_t *frame_body(struct evbuffer *buf, uint32_t body_len);
 void frame_consume(struct evbuffer *buf, uint32_t body_len);
+
+/*
+ * A walk over the headers of the messages in buf from byte `at` on, without
+ * reading their bodies or moving anything.  frame_walk_next gives the next
+ * message's type and length word; false at the end of what is in buf (no
+ * whole header there).  w->at is then past that message, which may run
+ * past the buffer's end (w->at > w->have: not whole yet).  A length word
+ * below 4 ends the walk with w->bad set.
+ */
+struct frame_walk {
+    struct evbuffer *buf;
+    size_t at, have;
+    bool bad;
+};
+
+void frame_walk_init(struct frame_walk *w, struct evbuffer *buf, size_t at);
+bool frame_walk_next(struct frame_walk *w, char *type, uint32_t *len);
 
 /* What the relay learnt from scanning headers. */
 struct frame_scan {

@@ -252,7 +252,7 @@ static void func_read_start(struct func_database *db, const struct config *cfg, 
         func_read_failed(db, NULL);
 }
 
-static struct func_database *func_database_of(struct func_catalog *c, const char *name)
+struct func_database *func_catalog_database(struct func_catalog *c, const char *name)
 {
     for (struct list_node *i = c->databases.head.next; i != &c->databases.head; i = i->next) {
         struct func_database *db = list_entry(i, struct func_database, node);
@@ -270,13 +270,11 @@ static struct func_database *func_database_of(struct func_catalog *c, const char
     return db;
 }
 
-const struct func_set *func_catalog_get(struct func_catalog *c, const struct config *cfg,
-                                        const char *database)
+const struct func_set *func_catalog_get(struct func_database *db, const struct config *cfg)
 {
-    uint64_t gen = __atomic_load_n(c->generation, __ATOMIC_ACQUIRE);
-    struct func_database *db = func_database_of(c, database);
     if (db == NULL)
         return NULL;
+    uint64_t gen = __atomic_load_n(db->catalog->generation, __ATOMIC_ACQUIRE);
     int64_t now = monotonic_ms();
     int64_t age = now - db->read_at_ms;
     bool fresh = db->set != NULL && db->generation == gen && age < FUNC_CATALOG_REFRESH_MS;
@@ -287,15 +285,11 @@ const struct func_set *func_catalog_get(struct func_catalog *c, const struct con
     return fresh ? db->set : NULL;
 }
 
-bool func_catalog_wait(struct func_catalog *c, const struct config *cfg, const char *database,
-                       struct func_waiter *w)
+bool func_catalog_wait(struct func_database *db, const struct config *cfg, struct func_waiter *w)
 {
     if (w->on != NULL)
         return true;
-    if (func_catalog_get(c, cfg, database) != NULL)
-        return false;
-    struct func_database *db = func_database_of(c, database);
-    if (db == NULL || db->q == NULL)
+    if (db == NULL || func_catalog_get(db, cfg) != NULL || db->q == NULL)
         return false;
     w->on = &db->waiters;
     list_append(&db->waiters, &w->node);

@@ -53,13 +53,21 @@ struct func_catalog {
 int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation);
 void func_catalog_close(struct func_catalog *c);
 
+struct func_database;
+
 /*
- * The routines of database that may write, or NULL while they are not
- * known; a read is started when there is none fresh.  cfg: the hosts and
- * the conninfo the read uses (it need only outlive the call).
+ * The catalog's entry of a database, made the first time it is asked
+ * for, kept as long as the catalog (a session keeps it: no lookup a
+ * transaction); NULL: out of memory.
  */
-const struct func_set *func_catalog_get(struct func_catalog *c, const struct config *cfg,
-                                        const char *database);
+struct func_database *func_catalog_database(struct func_catalog *c, const char *database);
+
+/*
+ * The routines of db that may write, or NULL while they are not known
+ * (db NULL too); a read is started when there is none fresh.  cfg: the
+ * hosts and the conninfo the read uses (it need only outlive the call).
+ */
+const struct func_set *func_catalog_get(struct func_database *db, const struct config *cfg);
 
 /*
  * A session that waits for its database's first copy (or the one read
@@ -73,13 +81,12 @@ struct func_waiter {
 };
 
 /*
- * Whether w should wait: no copy of database's routines answers, and a
+ * Whether w should wait: no copy of db's routines answers, and a
  * read is under way (started here if none is): w->ready is then called
  * as it ends, at most after the read's timeout on every host.  False:
  * known, or not known for now (the reads failed): go on without.
  */
-bool func_catalog_wait(struct func_catalog *c, const struct config *cfg, const char *database,
-                       struct func_waiter *w);
+bool func_catalog_wait(struct func_database *db, const struct config *cfg, struct func_waiter *w);
 
 /* w waits no more (its session ended); nothing when it does not wait. */
 void func_waiter_cancel(struct func_waiter *w);

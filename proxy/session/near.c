@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 
 #include "protocol/clock.h"
+#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
@@ -42,7 +43,8 @@ bool near_session_start(struct session *s)
     }
     s->near = n;
     /* Its database's routines are read now, so that its first statement need not wait long. */
-    (void)func_catalog_get(&s->w->funcs, s->w->cfg, s->database);
+    n->routines = func_catalog_database(&s->w->funcs, s->database);
+    (void)func_catalog_get(n->routines, s->w->cfg);
     return true;
 }
 
@@ -99,21 +101,17 @@ enum near_request {
  */
 static enum near_request near_request_of(struct session *s)
 {
-    struct evbuffer_ptr p;
-    uint8_t h[PKT_HEADER_LEN];
-    size_t at = 0, have = evbuffer_get_length(s->client.in);
-    evbuffer_ptr_set(s->client.in, &p, 0, EVBUFFER_PTR_SET);
-    while (evbuffer_copyout_from(s->client.in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
-        uint32_t len = pkt_be32(h + 1);
-        if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    frame_walk_init(&w, s->client.in, 0);
+    while (frame_walk_next(&w, &type, &len)) {
+        if (1 + (size_t)len > NEAR_HOLD_MAX)
             return NEAR_REQUEST_LONG;
-        at += 1 + (size_t)len;
-        if (h[0] == '\0' || strchr("PBDEC", h[0]) == NULL || at > NEAR_HOLD_MAX)
-            return at <= have ? NEAR_REQUEST_KEPT : NEAR_REQUEST_UNKNOWN;
-        if (at > have || evbuffer_ptr_set(s->client.in, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
-            return NEAR_REQUEST_UNKNOWN;
+        if (type == '\0' || strchr("PBDEC", type) == NULL || w.at > NEAR_HOLD_MAX)
+            return w.at <= w.have ? NEAR_REQUEST_KEPT : NEAR_REQUEST_UNKNOWN;
     }
-    return NEAR_REQUEST_UNKNOWN;
+    return w.bad ? NEAR_REQUEST_LONG : NEAR_REQUEST_UNKNOWN;
 }
 
 bool near_first_ready(struct session *s)
@@ -268,15 +266,13 @@ static void near_give_up(struct session *s)
 /* Whether any message of the answer in b is a statement's result, or an error. */
 static bool near_has_results(struct evbuffer *b)
 {
-    struct evbuffer_ptr p;
-    uint8_t h[PKT_HEADER_LEN];
-    evbuffer_ptr_set(b, &p, 0, EVBUFFER_PTR_SET);
-    while (evbuffer_copyout_from(b, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
-        if (strchr("DCEIsGHWd", h[0]) != NULL)
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    frame_walk_init(&w, b, 0);
+    while (frame_walk_next(&w, &type, &len))
+        if (type != '\0' && strchr("DCEIsGHWd", type) != NULL)
             return true;
-        if (evbuffer_ptr_set(b, &p, 1 + (size_t)pkt_be32(h + 1), EVBUFFER_PTR_ADD) != 0)
-            break;
-    }
     return false;
 }
 

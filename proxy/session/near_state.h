@@ -78,7 +78,8 @@ struct near_state {
     uint32_t conn_gen; /* the attached connection's */
     uint32_t slot_gen[NEAR_SLOTS];
     struct near_sync *sync; /* a sync under way */
-    /* Waits for its database's routines to be read, its client unread (func_catalog.h). */
+    /* Its database's routines (func_catalog.h), and its wait for them, its client unread. */
+    struct func_database *routines;
     struct func_waiter routines_wait;
 };
 

@@ -82,7 +82,7 @@ static bool near_text_calls(const struct session *s, const uint8_t *text, size_t
 {
     struct near_call_check check = {
         .s = s,
-        .writers = func_catalog_get(&s->w->funcs, s->w->cfg, s->database),
+        .writers = func_catalog_get(s->near->routines, s->w->cfg),
     };
     struct sql_calls calls;
     sql_calls_scan(text, len, near_call_may_write, &check, &calls);
@@ -184,7 +184,7 @@ bool near_routines_wait(struct session *s)
     struct near_state *ns = s->near;
     ns->routines_wait.ready = near_routines_ready;
     ns->routines_wait.owner = s;
-    if (!func_catalog_wait(&s->w->funcs, s->w->cfg, s->database, &ns->routines_wait))
+    if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
         return false;
     log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
     endpoint_pause_read(&s->client);

@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "protocol/clock.h"
+#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
@@ -408,22 +409,19 @@ static int txn_client_step(struct session *s)
  */
 static size_t txn_client_whole(const struct session *s, char *last)
 {
-    struct evbuffer *in = s->client.in;
-    size_t have = evbuffer_get_length(in), at = s->client.fwd_remaining;
-    uint8_t h[PKT_HEADER_LEN];
-    struct evbuffer_ptr p;
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    size_t whole = s->client.fwd_remaining;
     *last = 0;
-    if (at > have)
+    frame_walk_init(&w, s->client.in, whole);
+    if (w.at > w.have)
         return SIZE_MAX;
-    while (have - at >= sizeof(h) && evbuffer_ptr_set(in, &p, at, EVBUFFER_PTR_SET) == 0 &&
-           evbuffer_copyout_from(in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
-        uint32_t len = pkt_be32(h + 1);
-        if (len < 4 || have - at - 1 < len)
-            break;
-        *last = (char)h[0];
-        at += 1 + (size_t)len;
+    while (frame_walk_next(&w, &type, &len) && w.at <= w.have) {
+        *last = type;
+        whole = w.at;
     }
-    return at;
+    return whole;
 }
 
 /* client.in keeps its first n bytes alone.  False: out of memory. */

@@ -8,6 +8,7 @@
 
 #include <event2/buffer.h>
 
+#include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "proxy/base/log.h"
@@ -19,20 +20,13 @@
 /* The bytes of the first request in in, through its Query, Sync or FunctionCall; 0: not whole. */
 static size_t txn_cancel_request_len(struct evbuffer *in)
 {
-    struct evbuffer_ptr p;
-    uint8_t h[PKT_HEADER_LEN];
-    size_t at = 0, total = evbuffer_get_length(in);
-    evbuffer_ptr_set(in, &p, 0, EVBUFFER_PTR_SET);
-    while (evbuffer_copyout_from(in, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
-        uint32_t len = pkt_be32(h + 1);
-        if (len < 4 || at + 1 + (size_t)len > total)
-            return 0;
-        at += 1 + (size_t)len;
-        if (h[0] == 'Q' || h[0] == 'S' || h[0] == 'F')
-            return at;
-        if (evbuffer_ptr_set(in, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
-            return 0;
-    }
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    frame_walk_init(&w, in, 0);
+    while (frame_walk_next(&w, &type, &len) && w.at <= w.have)
+        if (type == 'Q' || type == 'S' || type == 'F')
+            return w.at;
     return 0;
 }
 

@@ -164,6 +164,40 @@ static int peek(const uint8_t *w, size_t n, uint32_t max_body, char *type, uint3
     return rc;
 }
 
+/* frame_walk: every header in order, where each message ends, one cut short, a bad length. */
+static void test_walk(void **state)
+{
+    (void)state;
+    struct evbuffer *b = evbuffer_new();
+    const uint8_t bytes[] = {'P', 0, 0, 0, 6, 'x', 0, 'S', 0, 0, 0, 4, 'B', 0, 0, 0, 9, 'y'};
+    evbuffer_add(b, bytes, sizeof(bytes));
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    frame_walk_init(&w, b, 0);
+    assert_true(frame_walk_next(&w, &type, &len));
+    assert_int_equal(type, 'P');
+    assert_int_equal(len, 6);
+    assert_int_equal(w.at, 7);
+    assert_true(frame_walk_next(&w, &type, &len));
+    assert_int_equal(type, 'S');
+    assert_int_equal(w.at, 12);
+    assert_true(frame_walk_next(&w, &type, &len)); /* its header is whole, its body is not */
+    assert_int_equal(type, 'B');
+    assert_true(w.at > w.have);
+    assert_false(frame_walk_next(&w, &type, &len));
+    assert_false(w.bad);
+    const uint8_t bad[] = {'Q', 0, 0, 0, 3};
+    evbuffer_drain(b, evbuffer_get_length(b));
+    evbuffer_add(b, bad, sizeof(bad));
+    frame_walk_init(&w, b, 0);
+    assert_false(frame_walk_next(&w, &type, &len));
+    assert_true(w.bad);
+    frame_walk_init(&w, b, 2); /* from inside: no whole header */
+    assert_false(frame_walk_next(&w, &type, &len));
+    evbuffer_free(b);
+}
+
 static void test_peek_incomplete_header(void **state)
 {
     uint8_t w[16];
@@ -761,6 +795,7 @@ static void test_scan_bytes_hybrid_streaming(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_walk),
         cmocka_unit_test(test_peek_incomplete_header),
         cmocka_unit_test(test_peek_incomplete_body),
         cmocka_unit_test(test_peek_ready),
