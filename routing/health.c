@@ -27,6 +27,7 @@
 
 #include "protocol/clock.h"
 #include "protocol/pgasync.h"
+#include "routing/claimants.h"
 #include "routing/lag.h"
 #include "routing/region.h"
 #include "routing/route_rtt.h"
@@ -44,7 +45,9 @@
  * on a standby, the latest timeline its control file names (its last
  * restartpoint's, or its minimum recovery point's), which any role may
  * read: the timeline it replays is that one or a later one
- * (health_standby_timeline).  Positions come as byte offsets (numeric),
+ * (health_standby_timeline); and when the server started, which tells
+ * two addresses of one server (a relay in front of it) from two servers
+ * of one system (claimants.h).  Positions come as byte offsets (numeric),
  * NULL where they do not apply.  A primary's position is where its WAL
  * is inserted, past every commit it has answered: the written position
  * (pg_current_wal_lsn) lags behind a commit by up to wal_writer_delay
@@ -63,8 +66,9 @@
     "(SELECT system_identifier FROM pg_control_system()), "                                        \
     "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM "                        \
     "pg_control_checkpoint()), "                                                                   \
-    "(SELECT min_recovery_end_timeline FROM pg_control_recovery())) END"
-#define HEALTH_QUERY_COLUMNS 8
+    "(SELECT min_recovery_end_timeline FROM pg_control_recovery())) END, "                         \
+    "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8"
+#define HEALTH_QUERY_COLUMNS 9
 
 struct health_checker {
     struct event_base *base;
@@ -74,7 +78,8 @@ struct health_checker {
     health_log_fn log;
     void *arg;
     struct event *timer;
-    struct event *hurry_timer; /* every HEALTH_HURRY_MS: the standbys sessions wait on */
+    struct event *hurry_timer;   /* every HEALTH_HURRY_MS: the standbys sessions wait on */
+    struct claimants *claimants; /* which primary serves each database system */
 };
 
 struct health_probe {
@@ -134,7 +139,7 @@ static void health_check_timed_out(struct health_checker *hc, struct region_host
     char why[160];
     int fall = hc->params.fall;
     int n = __atomic_add_fetch(&h->runtime->health.consecutive_timeouts, 1, __ATOMIC_RELAXED);
-    if (n >= fall || !host_is_up(h)) {
+    if (n >= fall || !host_is_reachable(h)) {
         snprintf(why, sizeof(why), "health check timed out (%d in a row, health_check_fall = %d)",
                  n, fall);
         health_set_down(hc, h, why);
@@ -300,6 +305,7 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
     health_forget_login_role(&hh->login_saw_standby_ms, started_ms);
     bool standby = health_column_true(res, 0);
     __atomic_store_n(&hh->system_id, health_column_uint(res, 6), __ATOMIC_RELAXED);
+    hh->started_us = health_column_uint(res, 8);
     health_note_role(hc, h, standby);
     __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
     uint64_t lsn = health_column_uint(res, 2);
@@ -348,7 +354,7 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
         hh->consecutive_ok = 0;
     hh->consecutive_ok++;
     hh->last_error[0] = '\0';
-    if (!host_is_up(h) && hh->consecutive_ok >= HEALTH_RISE) {
+    if (!host_is_reachable(h) && hh->consecutive_ok >= HEALTH_RISE) {
         __atomic_store_n(&hh->up, true, __ATOMIC_RELAXED);
         p->hc->log(p->hc->arg, h->region, h, HEALTH_UP, "health checks pass again");
     }
@@ -403,6 +409,14 @@ static void health_keep(struct health_checker *hc, struct region_host *h, struct
     }
 }
 
+/* A host fenced as a former primary, or serving again (claimants.h): for the log and sessions. */
+static void health_fence_report(void *arg, const struct region_host *h, bool fenced,
+                                const char *why)
+{
+    struct health_checker *hc = arg;
+    hc->log(hc->arg, h->region, h, fenced ? HEALTH_FENCED : HEALTH_UNFENCED, why);
+}
+
 /*
  * A check's answer: decides up, down, busy or timed out; a kept connection that
  * failed for another reason gets a fresh login first.
@@ -445,6 +459,7 @@ static void health_probe_done(void *arg, const PGresult *res, const char *error,
             health_keep(hc, h, conn, p->login_ms);
     }
     free(p);
+    claimants_judge(hc->claimants, hc->regions, health_fence_report, hc);
 }
 
 /*
@@ -623,14 +638,16 @@ struct health_checker *health_start(struct event_base *base, struct region_set *
     struct health_checker *hc = calloc(1, sizeof(*hc));
     if (hc == NULL)
         return NULL;
-    *hc = (struct health_checker){base, regions, *params, conninfo, log, arg, NULL, NULL};
+    *hc = (struct health_checker){base, regions, *params, conninfo, log, arg, NULL, NULL, NULL};
     if (hc->params.fall < HEALTH_FALL_MIN)
         hc->params.fall = HEALTH_FALL_MIN;
     int interval_ms = params->interval_ms;
     hc->timer = event_new(base, -1, EV_PERSIST, health_tick, hc);
     hc->hurry_timer = evtimer_new(base, health_hurry_tick, hc);
+    hc->claimants = claimants_new(regions);
     struct timeval tv = {interval_ms / 1000, (interval_ms % 1000) * 1000};
-    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0 || hc->hurry_timer == NULL) {
+    if (hc->timer == NULL || event_add(hc->timer, &tv) != 0 || hc->hurry_timer == NULL ||
+        hc->claimants == NULL) {
         health_stop(hc);
         return NULL;
     }
@@ -663,6 +680,7 @@ void health_stop(struct health_checker *hc)
         event_free(hc->timer);
     if (hc->hurry_timer)
         event_free(hc->hurry_timer);
+    claimants_free(hc->claimants);
     free(hc);
 }
 
@@ -702,7 +720,7 @@ bool health_note_login(struct region_host *h, unsigned downs_seen)
      * ping-pong). */
     if (__atomic_load_n(&hh->consecutive_timeouts, __ATOMIC_RELAXED) != 0)
         __atomic_store_n(&hh->consecutive_timeouts, 0, __ATOMIC_RELAXED);
-    if (host_is_up(h) || health_downs(h) != downs_seen)
+    if (host_is_reachable(h) || health_downs(h) != downs_seen)
         return false;
     return !__atomic_exchange_n(&hh->up, true, __ATOMIC_RELAXED);
 }

@@ -32,6 +32,8 @@ enum health_event {
     HEALTH_TIMEOUT,    /* a check timed out, counted, and the host stays up for now */
     HEALTH_LAG,        /* a standby passed over for lag, or taking reads again */
     HEALTH_PREFERENCE, /* a group of callers' preferred region changed (route_rtt.h; no host) */
+    HEALTH_FENCED,     /* fenced as a former primary (claimants.h) */
+    HEALTH_UNFENCED,   /* a fenced host serves again */
 };
 /* Reports an up/down transition or a counted timeout, for the log. */
 typedef void (*health_log_fn)(void *arg, const struct region *r, const struct region_host *h,

@@ -120,6 +120,8 @@ static enum need_fit need_role_fit(const struct region_host *h, enum session_nee
     bool known = __atomic_load_n(&hh->role_known, __ATOMIC_RELAXED);
     bool standby = host_is_standby(h);
     bool read_only = __atomic_load_n(&hh->read_only, __ATOMIC_RELAXED);
+    if (host_is_fenced(h)) /* a former primary serves nobody, not even last (claimants.h) */
+        return NEED_FIT_NONE;
     if (!host_is_up(h)) {
         /* Tried last, as its checks may be stale, unless its last known role rules it out. */
         bool ruled_out =

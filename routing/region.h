@@ -40,10 +40,22 @@ struct region {
     struct region_host hosts[REGION_MAX_HOSTS];
 };
 
-/* Whether a host takes sessions; safe from any worker thread. */
-static inline bool host_is_up(const struct region_host *h)
+/* Whether a host answers, by its checks and sessions, fenced or not; safe from any thread. */
+static inline bool host_is_reachable(const struct region_host *h)
 {
     return __atomic_load_n(&h->runtime->health.up, __ATOMIC_RELAXED);
+}
+
+/* Fenced as a former primary (claimants.h); safe from any worker thread. */
+static inline bool host_is_fenced(const struct region_host *h)
+{
+    return __atomic_load_n(&h->runtime->health.fenced, __ATOMIC_RELAXED);
+}
+
+/* Whether a host takes sessions: it answers and is not fenced; safe from any worker thread. */
+static inline bool host_is_up(const struct region_host *h)
+{
+    return host_is_reachable(h) && !host_is_fenced(h);
 }
 
 /*

@@ -132,6 +132,24 @@ struct host_health {
     struct rtt_estimate rtt; /* the checks on a kept connection, for routing (rtt.h) */
     int64_t last_check;      /* unix time of the last finished check */
     char last_error[160];
+    /*
+     * Fenced as a former primary (claimants.h): it says primary, but
+     * another host of its database system serves a newer timeline (or
+     * holds the system's writes at the same one), so what runs here may
+     * be thrown away when it rejoins.  No session or transaction goes to
+     * it.  The fields after fenced say who took over, and the two
+     * timelines, as of the fence (atomic: SHOW REGIONS reads them).
+     */
+    bool fenced;
+    struct registry_host *fenced_by;
+    struct registry_region *fenced_by_region;
+    uint32_t fenced_timeline;
+    uint32_t fenced_by_timeline;
+    unsigned fences; /* times fenced (atomic) */
+    /* When its server started (pg_postmaster_start_time(), µs; 0 unknown; the checks only). */
+    uint64_t started_us;
+    /* Its HA manager names it the leader of its cluster (Patroni; atomic). */
+    bool ha_leader;
 };
 
 /* One host's entry, by name (as configured) and port. */

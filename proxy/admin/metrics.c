@@ -189,6 +189,11 @@ static void put_host_roles(struct evbuffer *out, const struct snapshot_part *p0)
     for (size_t i = 0; i < p0->nhosts; i++)
         if (p0->hosts[i].role_known)
             put_host_sample(out, "host_standby", &p0->hosts[i], "%d", p0->hosts[i].standby);
+    put_header(out, "host_fenced", "gauge",
+               "1 for a host fenced as a former primary: another host of its database system "
+               "serves a newer timeline, and no session goes to it.");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_fenced", &p0->hosts[i], "%d", p0->hosts[i].fenced);
     put_header(out, "host_replay_lag_seconds", "gauge",
                "How far a standby is behind its primary, by pgnear's clock (0 for a primary).");
     for (size_t i = 0; i < p0->nhosts; i++)

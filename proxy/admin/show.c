@@ -458,7 +458,8 @@ static const struct admin_column show_regions_cols[] = {
     {"sessions", ADMIN_INT8, 0},    {"paused", ADMIN_BOOL, 0},
     {"read_only", ADMIN_BOOL, 0},   {"lag_s", ADMIN_NUMERIC, 3},
     {"lag_bytes", ADMIN_INT8, 0},   {"passed_over", ADMIN_BOOL, 0},
-    {"lsn", ADMIN_TEXT, 0},         {"timeline", ADMIN_INT8, 0}};
+    {"lsn", ADMIN_TEXT, 0},         {"timeline", ADMIN_INT8, 0},
+    {"fenced", ADMIN_TEXT, 0}};
 
 /*
  * One SHOW REGIONS row: a host as its health checks and its region's state see
@@ -480,7 +481,10 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
     }
     result_text(res, h->host);
     result_int(res, h->port);
-    result_text(res, !h->role_known ? "unknown" : h->standby ? "standby" : "primary");
+    result_text(res, !h->role_known ? "unknown"
+                     : h->standby   ? "standby"
+                     : h->fenced    ? "former primary"
+                                    : "primary");
     result_bool(res, h->up);
     if (h->checked && h->last_error[0] == '\0')
         result_numeric(res, h->rtt_ms);
@@ -510,6 +514,7 @@ static void region_host_row(const struct snapshot *snap, struct admin_result *re
         result_int(res, h->timeline);
     else
         result_null(res);
+    text_or_null(res, h->fenced_why);
 }
 
 /* SHOW REGIONS: the hosts from worker 0; health is shared, so every worker sees the same. */

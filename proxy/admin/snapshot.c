@@ -17,6 +17,7 @@
 #include "proxy/session/move.h"
 #include "proxy/session/near.h"
 #include "proxy/session/session.h"
+#include "routing/claimants.h"
 #include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -250,8 +251,12 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     row->lon = r->lon;
     copy_name(row->host, sizeof(row->host), h->name);
     row->port = h->port;
-    row->up = host_is_up(h);
+    row->up = host_is_reachable(h);
     row->standby = host_is_standby(h);
+    row->fenced = host_is_fenced(h);
+    row->fenced_why[0] = '\0';
+    if (row->fenced)
+        claimants_describe(h->runtime, row->fenced_why, sizeof(row->fenced_why));
     row->read_only = __atomic_load_n(&hh->read_only, __ATOMIC_RELAXED);
     row->lagging = __atomic_load_n(&hh->lagging, __ATOMIC_RELAXED);
     row->lag_ms = __atomic_load_n(&hh->lag_ms, __ATOMIC_RELAXED);

@@ -146,6 +146,9 @@ struct host_row {
     char preferred[SNAPSHOT_NAME_MAX];
     int64_t preferred_since_us;
     uint64_t preference_changes;
+    /* Fenced as a former primary (routing/claimants.h), and why ("" when not). */
+    bool fenced;
+    char fenced_why[256];
 };
 
 /* Sessions of one region on one worker (relaying, by the region serving them). */

@@ -22,6 +22,7 @@
 #include "proxy/pool/pool.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"
+#include "proxy/session/former_primary.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -293,4 +294,5 @@ const struct session_flow login_flow =
         .server_wait_end = pool_txn_wait_end,
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
+        .server_fenced = former_primary_check,
 };

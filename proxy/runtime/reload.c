@@ -63,6 +63,15 @@ static bool reload_health_conninfo(void *arg, const struct region_host *h, char 
     return pgconn_conninfo(rl->cfg, h, "postgres", "pgnear health check", buf, cap);
 }
 
+/* Every worker's sessions on a host just fenced leave it (the parts' host_fenced hooks). */
+static void reload_tell_fenced(struct reloader *rl)
+{
+    struct worker *w0 = rl->shared->workers[0];
+    if (worker_call_all(w0, worker_host_fenced_fn, NULL, NULL, NULL) != 0)
+        log_error(0, "could not ask the workers to move the sessions of a fenced host: out of "
+                     "memory; each moves at its next request");
+}
+
 /*
  * health's log hook: a host's change of state, one line each; a slow check that
  * has not yet failed is info, not a warning.
@@ -86,6 +95,15 @@ static void reload_health_log(void *arg, const struct region *r, const struct re
         return;
     case HEALTH_PREFERENCE:
         log_info(0, "route: region %s: %s", r->name, why);
+        return;
+    case HEALTH_FENCED:
+        log_warn(0, "host %s:%d of region %s is fenced, no session or transaction goes there: %s",
+                 h->name, h->port, r->name, why);
+        reload_tell_fenced(arg);
+        return;
+    case HEALTH_UNFENCED:
+        log_info(0, "host %s:%d of region %s is no longer fenced: %s", h->name, h->port, r->name,
+                 why);
         return;
     }
 }

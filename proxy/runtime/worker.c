@@ -142,6 +142,13 @@ int worker_check_drained_fn(struct worker *w, void *unused)
     return 0;
 }
 
+int worker_host_fenced_fn(struct worker *w, void *unused)
+{
+    (void)unused;
+    WORKER_PARTS_RUN(w, host_fenced);
+    return 0;
+}
+
 /*
  * A worker and its loop, lists and parts, not yet running; NULL with err set,
  * anything made freed.

@@ -90,6 +90,7 @@ struct worker_part {
     void (*stop)(struct worker *w);                           /* SIGINT, drain timeout */
     bool (*busy)(const struct worker *w);                     /* holds a draining loop up */
     void (*free)(struct worker *w);
+    void (*host_fenced)(struct worker *w); /* a host was fenced as a former primary */
 };
 
 /* The most one relay read takes in (also the size of relay_block). */
@@ -137,6 +138,8 @@ int worker_drain_wait_fn(struct worker *w, void *unused);
 int worker_stop_fn(struct worker *w, void *unused);
 /* To worker 0: another worker's loop has ended. */
 int worker_check_drained_fn(struct worker *w, void *unused);
+/* A host was fenced as a former primary (routing/claimants.h): the parts' host_fenced hooks. */
+int worker_host_fenced_fn(struct worker *w, void *unused);
 
 /* Ends the loop once a draining worker has no sessions left. */
 void worker_check_drained(struct worker *w);

@@ -75,6 +75,9 @@ typedef void (*move_done_fn)(const struct move_result *r, void *arg);
 struct move_target {
     char region[MOVE_REGION_MAX]; /* "": the first region of its route that is not avoid */
     char avoid[MOVE_REGION_MAX];  /* "": none */
+    /* Held at its next safe point at once, not after the target's login: no request more on the
+     * server it leaves (a former primary's, former_primary.h). */
+    bool hold_first;
 };
 
 /*

@@ -145,7 +145,7 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
      * standby must replay the position the read will tell), it is held now.
      */
     move_start_mover(mv, true);
-    if (s->move == mv && mv->mover == NULL)
+    if (s->move == mv && (mv->mover == NULL || t->hold_first))
         move_hold(mv);
     session_callback_done(s);
 }

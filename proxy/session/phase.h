@@ -88,6 +88,12 @@ struct session_flow {
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */
     void (*server_closed)(struct server_conn *sc);
+    /*
+     * s's server is a host fenced as a former primary: whether its client's
+     * bytes may go on to it (session/former_primary.h); false when s ended
+     * or its client is not read meanwhile.
+     */
+    bool (*server_fenced)(struct session *s);
 };
 
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */

@@ -227,6 +227,10 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
 
 static void relay_client_read(struct session *s)
 {
+    /* A host fenced as a former primary gets no request more (former_primary.h). */
+    if (__builtin_expect(host_is_fenced(s->server_conn->host), 0) &&
+        !s->w->shared->flow->server_fenced(s))
+        return;
     relay_read(s, &s->client, &s->server_conn->ep, FRAME_FROM_CLIENT);
 }
 

@@ -9,6 +9,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/former_primary.h"
 #include "proxy/session/listener.h"
 
 static void session_fail_all(struct list *l, const char *msg)
@@ -86,4 +87,5 @@ const struct worker_part session_part = {
     .drain = session_part_drain,
     .stop = session_part_stop,
     .free = session_part_free,
+    .host_fenced = former_primary_sweep,
 };

@@ -147,8 +147,9 @@ struct session {
     const char *unmovable;         /* why it may not move (static text); NULL: it may */
     struct session_secret *secret; /* its login's keys, for a move; NULL when it may not move */
     struct session_move *move;     /* a move under way; NULL: none */
-    uint32_t moves;                /* moves done */
-    bool move_answer_owed;         /* the server owes the answer of a move's own query */
+    bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
+    uint32_t moves;        /* moves done */
+    bool move_answer_owed; /* the server owes the answer of a move's own query */
     /* The move's hooks (holding, closing), set and cleared with s->move (move.h). */
     const struct session_hooks *moving;
 

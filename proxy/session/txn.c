@@ -564,6 +564,10 @@ static int txn_client_pump(struct session *s)
 {
     if (s->server_conn == NULL)
         return txn_need_server(s);
+    /* A host fenced as a former primary gets no request more (former_primary.h). */
+    if (__builtin_expect(host_is_fenced(s->server_conn->host), 0) &&
+        !s->w->shared->flow->server_fenced(s))
+        return s->closed ? -1 : 0;
     struct endpoint *server = &s->server_conn->ep;
     int rc;
     while ((rc = txn_client_step(s)) > 0)

@@ -431,7 +431,7 @@ sub sanitizer_of {
 }
 
 my %TOOL;
-my %PG_TOOL = map { $_ => 1 } qw(psql pgbench initdb pg_ctl postgres pg_isready createdb pg_dump);
+my %PG_TOOL = map { $_ => 1 } qw(psql pgbench initdb pg_ctl postgres pg_isready createdb pg_dump pg_rewind pg_resetwal);
 sub require_tool {
     my ($name) = @_;
     return $TOOL{$name} if $TOOL{$name};
@@ -876,9 +876,9 @@ sub _initdb_template {
     return $INITDB_TEMPLATE = "/tmp/pgnear-initdb-template-$key";
 }
 
-# A copy of the template shares its system identifier with every other
-# copy, as a standby shares its primary's; own_initdb => 1 (Cluster->new)
-# runs initdb itself, for a cluster that must be unrelated to the others.
+# A copy of the template, with a system identifier of its own
+# (_own_system_identifier); own_initdb => 1 (Cluster->new) runs initdb
+# itself.
 sub _initdb {
     my ($name, $datadir, $cwd, $own) = @_;
     my $initdb = PgNearTest::require_tool('initdb');
@@ -906,6 +906,59 @@ sub _initdb {
     my ($rc, $out, $err) = PgNearTest::run_cmd(['cp', '-a', $template, $datadir],
                                                timeout => 120, cwd => $cwd);
     die "Cluster $name: copying the initdb template failed ($rc):\n$out$err" if $rc != 0;
+    _own_system_identifier($name, $datadir);
+}
+
+my $SYSID_SEQ = 0;
+
+# CRC-32C (Castagnoli), as PostgreSQL's COMP_CRC32C and FIN_CRC32C compute it.
+my @CRC32C_TABLE;
+sub _crc32c {
+    my ($bytes) = @_;
+    unless (@CRC32C_TABLE) {
+        for my $i (0 .. 255) {
+            my $c = $i;
+            $c = ($c & 1) ? (($c >> 1) ^ 0x82F63B78) : ($c >> 1) for 1 .. 8;
+            $CRC32C_TABLE[$i] = $c;
+        }
+    }
+    my $crc = 0xFFFFFFFF;
+    $crc = $CRC32C_TABLE[($crc ^ $_) & 0xFF] ^ ($crc >> 8) for unpack('C*', $bytes);
+    return $crc ^ 0xFFFFFFFF;
+}
+
+# A copy of the template gets a system identifier of its own, as a cluster
+# initdb made would: pg_control starts with it, and its CRC, which follows
+# the control data, is found where it matches and written anew.  Unrelated
+# clusters that shared one would look to pgnear like one system with two
+# primaries (routing/claimants.h).
+sub _own_system_identifier {
+    my ($name, $datadir) = @_;
+    my $path = "$datadir/global/pg_control";
+    open(my $fh, '+<:raw', $path) or die "Cluster $name: $path: $!";
+    my $got = read($fh, my $control, 8192);
+    die "Cluster $name: $path: short read\n" unless defined $got && $got >= 512;
+    my $crc_at;
+    for (my $off = 16; $off <= 508; $off += 4) {
+        if (unpack('V', substr($control, $off, 4)) == _crc32c(substr($control, 0, $off))) {
+            $crc_at = $off;
+            last;
+        }
+    }
+    die "Cluster $name: $path: no CRC found in the control data\n" unless defined $crc_at;
+    # As PostgreSQL makes one: seconds, microseconds and a pid's low bits, here a counter's.
+    my ($sec, $usec) = Time::HiRes::gettimeofday();
+    my $id = ($sec << 32) | ($usec << 12) | (($$ + $SYSID_SEQ++) & 0xFFF);
+    substr($control, 0, 8) = pack('Q<', $id);
+    substr($control, $crc_at, 4) = pack('V', _crc32c(substr($control, 0, $crc_at)));
+    seek($fh, 0, 0) or die "Cluster $name: seek: $!";
+    print {$fh} $control or die "Cluster $name: write $path: $!";
+    close $fh or die "Cluster $name: close $path: $!";
+    # The WAL's page headers name the system too: pg_resetwal writes a fresh segment for it.
+    my ($rc, $out, $err) = PgNearTest::run_cmd(
+        [PgNearTest::_as_pg_user(PgNearTest::require_tool('pg_resetwal'), '-f', '-D', $datadir)],
+        timeout => 60, cwd => '/');
+    die "Cluster $name: pg_resetwal failed ($rc):\n$out$err" if $rc != 0;
 }
 
 sub _write {

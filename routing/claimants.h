@@ -1,0 +1,62 @@
+/*
+ * claimants.h — one writer per database system while two hosts say
+ * primary.
+ *
+ * Hosts that share a system identifier (pg_control_system()) are one
+ * database system: a primary and the standbys made from it.  When two of
+ * them say primary at once — a standby promoted while the old primary
+ * still runs, cut off rather than dead, or an HA manager's demotion that
+ * is late — each half of the world would write on the one nearest it, and
+ * what one of them took is thrown away when it rejoins (pg_rewind).  So
+ * only one of them, the holder, serves the system:
+ *
+ *   - the one on the newest timeline (a promotion raises it), once seen:
+ *     a former primary that is the only one up stays fenced, since writes
+ *     the new timeline took are not on it;
+ *   - at an equal timeline, the one an HA manager names leader (Patroni),
+ *     else the one already holding it (pgnear keeps what it uses, and says
+ *     so).
+ *
+ * Every other primary of the system is fenced: routing gives it no
+ * session and no transaction (need.c, region.h's host_is_up), and the
+ * checker reports the change once, for the log and for the sessions still
+ * there.  A fenced host serves again once it is a standby (pg_rewind, an
+ * HA manager's rejoin) or the holder of its system.  What a checker has
+ * seen lasts as long as it does: a reload starts the judgement afresh,
+ * which is how an admin takes back a former primary on purpose.
+ *
+ * The checks' thread only.
+ */
+#ifndef PGNEAR_ROUTING_CLAIMANTS_H
+#define PGNEAR_ROUTING_CLAIMANTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct region_host;
+struct region_set;
+struct registry_host;
+
+struct claimants;
+
+/* A host fenced (fenced true) or serving again, with why in a line. */
+typedef void (*claimants_report_fn)(void *arg, const struct region_host *h, bool fenced,
+                                    const char *why);
+
+/* For the hosts of regions (their systems are at most as many); NULL when out of memory. */
+struct claimants *claimants_new(const struct region_set *regions);
+
+void claimants_free(struct claimants *c);
+
+/*
+ * Judges every host of regions by the health checks so far: who holds
+ * each system, who is fenced; report hears each change.
+ */
+void claimants_judge(struct claimants *c, const struct region_set *regions,
+                     claimants_report_fn report, void *arg);
+
+/* "former primary: timeline 1, 127.0.0.1:5433 of eu-west is primary on timeline 2" into buf. */
+void claimants_describe(const struct registry_host *rh, char *buf, size_t cap);
+
+#endif
