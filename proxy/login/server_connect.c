@@ -403,8 +403,17 @@ void server_connect_enter(struct session *s)
 /* How often a session waiting for a role looks again: health checks change roles. */
 #define ROLE_WAIT_POLL_MS 50
 
+/*
+ * While a session waits for a role (a primary failing over), every host is
+ * checked every HEALTH_HURRY_MS instead of every health_check_interval, a
+ * while at a time that each look renews: the promoted host is known, and
+ * the session goes on, a few local round trips after it takes writes.
+ */
+#define ROLE_WAIT_HURRY_MS 250
+
 void server_role_wait_enter(struct session *s)
 {
+    session_route_check_all_soon(s, monotonic_ms() + ROLE_WAIT_HURRY_MS);
     session_set_timer(s, ROLE_WAIT_POLL_MS);
 }
 
@@ -431,5 +440,6 @@ void server_role_wait_tick(struct session *s)
         phase_done(s); /* CONNECT tries what is left (hosts down), then fails */
         return;
     }
+    session_route_check_all_soon(s, monotonic_ms() + ROLE_WAIT_HURRY_MS);
     session_set_timer(s, ROLE_WAIT_POLL_MS);
 }
