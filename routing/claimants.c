@@ -126,26 +126,41 @@ void claimants_describe(const struct registry_host *rh, char *buf, size_t cap)
     const struct registry_region *region = __atomic_load_n(&hh->fenced_by_region, __ATOMIC_RELAXED);
     uint32_t own = __atomic_load_n(&hh->fenced_timeline, __ATOMIC_RELAXED);
     uint32_t theirs = __atomic_load_n(&hh->fenced_by_timeline, __ATOMIC_RELAXED);
-    if (by == NULL || region == NULL) {
+    bool ha = __atomic_load_n(&hh->fenced_why, __ATOMIC_RELAXED) == CLAIMANTS_HA;
+    if (ha && (by == NULL || region == NULL))
+        snprintf(buf, cap, "former primary: timeline %u, its HA manager names no leader", own);
+    else if (ha)
+        snprintf(buf, cap, "former primary: timeline %u, its HA manager names %s:%d of %s leader",
+                 own, by->name, by->port, region->name);
+    else if (by == NULL || region == NULL)
         snprintf(buf, cap, "former primary");
-        return;
-    }
-    snprintf(buf, cap, "former primary: timeline %u, %s:%d of %s is primary on timeline %u%s", own,
-             by->name, by->port, region->name, theirs,
-             own == theirs ? " and holds its system's writes" : "");
+    else
+        snprintf(buf, cap, "former primary: timeline %u, %s:%d of %s is primary on timeline %u%s",
+                 own, by->name, by->port, region->name, theirs,
+                 own == theirs ? " and holds its system's writes" : "");
 }
 
-/* Fences h for cs's holder, or lets it serve again; report hears a change. */
-static void claimants_set(struct region_host *h, const struct claimed_system *cs, bool fence,
+/* Who a fenced host gave way to: the holder of its system, or the HA manager's leader. */
+struct claimants_fence_by {
+    enum claimants_fence why;
+    struct registry_host *host; /* NULL: none (the HA manager names no leader) */
+    struct registry_region *region;
+    uint32_t timeline;
+};
+
+/* Fences h for by, or (by NULL) lets it serve again; report hears a change. */
+static void claimants_set(struct region_host *h, const struct claimants_fence_by *by,
                           claimants_report_fn report, void *arg)
 {
     struct host_health *hh = &h->runtime->health;
     bool was = __atomic_load_n(&hh->fenced, __ATOMIC_RELAXED);
-    if (fence && (!was || hh->fenced_by != cs->holder || hh->fenced_by_timeline != cs->timeline)) {
-        __atomic_store_n(&hh->fenced_by, cs->holder, __ATOMIC_RELAXED);
-        __atomic_store_n(&hh->fenced_by_region, cs->holder_region, __ATOMIC_RELAXED);
+    bool fence = by != NULL;
+    if (fence && (!was || hh->fenced_by != by->host || hh->fenced_why != by->why)) {
+        __atomic_store_n(&hh->fenced_by, by->host, __ATOMIC_RELAXED);
+        __atomic_store_n(&hh->fenced_by_region, by->region, __ATOMIC_RELAXED);
         __atomic_store_n(&hh->fenced_timeline, hh->timeline, __ATOMIC_RELAXED);
-        __atomic_store_n(&hh->fenced_by_timeline, cs->timeline, __ATOMIC_RELAXED);
+        __atomic_store_n(&hh->fenced_by_timeline, by->timeline, __ATOMIC_RELAXED);
+        __atomic_store_n(&hh->fenced_why, (uint8_t)by->why, __ATOMIC_RELAXED);
     }
     if (fence == was)
         return;
@@ -157,9 +172,48 @@ static void claimants_set(struct region_host *h, const struct claimed_system *cs
     } else {
         __atomic_store_n(&hh->fenced, false, __ATOMIC_RELAXED);
         snprintf(why, sizeof(why), "%s",
-                 claims_primary(h) ? "it holds its system's writes now" : "it is a standby now");
+                 !claims_primary(h) ? "it is a standby now"
+                 : __atomic_load_n(&hh->ha_leader, __ATOMIC_RELAXED)
+                     ? "its HA manager names it leader now"
+                     : "it holds its system's writes now");
     }
     report(arg, h, fence, why);
+}
+
+/* A primary its HA manager knows as a member and does not name leader. */
+static bool ha_disowned(const struct region_host *h)
+{
+    const struct host_health *hh = &h->runtime->health;
+    return __atomic_load_n(&hh->ha_member, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&hh->ha_leader, __ATOMIC_RELAXED);
+}
+
+/* The host its HA manager names leader among regions, for what a fence says; NULL: none. */
+static const struct region_host *ha_leader_host(const struct region_set *regions)
+{
+    for (size_t r = 0; r < regions->count; r++)
+        for (size_t i = 0; i < regions->items[r].nhosts; i++)
+            if (__atomic_load_n(&regions->items[r].hosts[i].runtime->health.ha_leader,
+                                __ATOMIC_RELAXED))
+                return &regions->items[r].hosts[i];
+    return NULL;
+}
+
+/* Whether, and for whom, the primary h of cs's system is fenced; false: it serves. */
+static bool claimants_fence_of(const struct claimed_system *cs, const struct region_host *h,
+                               const struct region_set *regions, struct claimants_fence_by *by)
+{
+    if (ha_disowned(h)) {
+        const struct region_host *leader = ha_leader_host(regions);
+        *by = (struct claimants_fence_by){CLAIMANTS_HA, leader ? leader->runtime : NULL,
+                                          leader ? leader->region->runtime : NULL, 0};
+        return true;
+    }
+    if (cs == NULL || !claimants_fences(cs, h))
+        return false;
+    *by = (struct claimants_fence_by){CLAIMANTS_TIMELINE, cs->holder, cs->holder_region,
+                                      cs->timeline};
+    return true;
 }
 
 /* Whether h, not a primary now, is known to be a standby (a fence ends; a host down keeps it). */
@@ -176,7 +230,7 @@ void claimants_judge(struct claimants *c, const struct region_set *regions,
     for (size_t r = 0; r < regions->count; r++)
         for (size_t i = 0; i < regions->items[r].nhosts; i++) {
             struct region_host *h = &regions->items[r].hosts[i];
-            if (!claims_primary(h))
+            if (!claims_primary(h) || ha_disowned(h))
                 continue;
             struct claimed_system *cs = claimants_system(c, h->runtime->health.system_id);
             if (cs != NULL)
@@ -187,11 +241,12 @@ void claimants_judge(struct claimants *c, const struct region_set *regions,
             struct region_host *h = &regions->items[r].hosts[i];
             struct host_health *hh = &h->runtime->health;
             if (claims_primary(h)) {
-                struct claimed_system *cs = claimants_system(c, hh->system_id);
-                if (cs != NULL)
-                    claimants_set(h, cs, claimants_fences(cs, h), report, arg);
+                struct claimants_fence_by by;
+                bool fence =
+                    claimants_fence_of(claimants_system(c, hh->system_id), h, regions, &by);
+                claimants_set(h, fence ? &by : NULL, report, arg);
             } else if (known_standby(h) && __atomic_load_n(&hh->fenced, __ATOMIC_RELAXED)) {
-                claimants_set(h, NULL, false, report, arg);
+                claimants_set(h, NULL, report, arg);
             }
         }
 }

@@ -17,6 +17,11 @@
  *     else the one already holding it (pgnear keeps what it uses, and says
  *     so).
  *
+ * A primary that its HA manager (routing/patroni.h) knows as a member and
+ * does not name leader is fenced too, whatever its timeline: the leader
+ * lock is the HA manager's word on who may write, as HAProxy in front of
+ * Patroni asks it.
+ *
  * Every other primary of the system is fenced: routing gives it no
  * session and no transaction (need.c, region.h's host_is_up), and the
  * checker reports the change once, for the log and for the sessions still
@@ -39,6 +44,12 @@ struct region_set;
 struct registry_host;
 
 struct claimants;
+
+/* Why a host is fenced (host_health's fenced_why). */
+enum claimants_fence {
+    CLAIMANTS_TIMELINE, /* another host of its system serves a newer timeline, or holds it */
+    CLAIMANTS_HA,       /* its HA manager names another member leader, or none */
+};
 
 /* A host fenced (fenced true) or serving again, with why in a line. */
 typedef void (*claimants_report_fn)(void *arg, const struct region_host *h, bool fenced,

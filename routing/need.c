@@ -122,6 +122,9 @@ static enum need_fit need_role_fit(const struct region_host *h, enum session_nee
     bool read_only = __atomic_load_n(&hh->read_only, __ATOMIC_RELAXED);
     if (host_is_fenced(h)) /* a former primary serves nobody, not even last (claimants.h) */
         return NEED_FIT_NONE;
+    /* Its HA manager's noloadbalance tag: no reads, as Patroni's /replica answers HAProxy. */
+    if (standby && __atomic_load_n(&hh->ha_noloadbalance, __ATOMIC_RELAXED))
+        return NEED_FIT_NONE;
     if (!host_is_up(h)) {
         /* Tried last, as its checks may be stale, unless its last known role rules it out. */
         bool ruled_out =

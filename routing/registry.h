@@ -148,8 +148,16 @@ struct host_health {
     unsigned fences; /* times fenced (atomic) */
     /* When its server started (pg_postmaster_start_time(), µs; 0 unknown; the checks only). */
     uint64_t started_us;
-    /* Its HA manager names it the leader of its cluster (Patroni; atomic). */
+    /*
+     * What its HA manager says of it (routing/patroni.h; atomic): a member
+     * of the cluster it manages, its leader, and the member's
+     * noloadbalance tag (no reads); all false while none says.
+     */
+    bool ha_member;
     bool ha_leader;
+    bool ha_noloadbalance;
+    /* Why it is fenced: enum claimants_fence (atomic). */
+    uint8_t fenced_why;
 };
 
 /* One host's entry, by name (as configured) and port. */
