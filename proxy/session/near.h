@@ -48,7 +48,18 @@
  * protocol's messages that begin it are in, up to the first that asks for
  * an answer (a client expects none sooner): a message of them longer than
  * NEAR_HOLD_MAX (a Bind of a large value behind a short Parse) places it
- * on a primary, as a long first message does.
+ * on a primary, as a long first message does.  Each Query, Parse and
+ * Bind of that request (of its first NEAR_HOLD_MAX bytes) is read by the
+ * rule above before any of it goes to a standby, each text once
+ * (near_next_need reads it as the connection is fetched, near_begin
+ * takes its verdict): one that belongs on a primary places the whole
+ * request there, the standby running none of it (a dblink_exec later in
+ * a pipelined batch would write there, and again where the transaction
+ * runs again).  So is a held transaction's next request after a Flush
+ * (below).  Where the standby's connection cannot go back at once (a
+ * Flush left a batch open there), a Sync of pgnear's own takes the
+ * request's place on the standby, the request kept unsent, and its
+ * ReadyForQuery forwards the transaction as a refusal does.
  *
  * A hold is given up — the answer so far goes to the client and the rest
  * follows as it comes, and a 25006 after that reaches the client — when

@@ -9,7 +9,10 @@
 # directly on the primary and through pgnear in the same script, and both
 # must leave the same rows: exactly one.  By the simple and the extended
 # protocol, the call first in a transaction and later in a pipelined
-# batch; a dblink_exec write then an INSERT in one Query (the remote
+# batch; a dblink_exec later in a pipelined batch after a read, and after
+# Parse, Describe and Flush of a read whose hold goes on (the remote
+# write once: the standby runs none of the request); a dblink_exec write
+# then an INSERT in one Query (the remote
 # write once) and a lone dblink_exec whose write the session's next read
 # sees.  What stays near: a STABLE function, PostgreSQL's own volatile
 # functions (now(), random()), and a volatile function that
@@ -117,6 +120,22 @@ sub run_raw {
     return $res->{error} ? "$res->{error}{C} $res->{error}{M}" : '';
 }
 
+# A dblink_exec that inserts row id (its how) through its own connection to the primary.
+sub dblink_insert { "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($_[0], ''$_[1]'')')" }
+# Parse and Describe of a read, a Flush, its three answers read; then its Bind and Execute, and more.
+# Through pgnear, once the session reads near again (the read is held on the standby).
+sub flushed_then {
+    my ($w, $more) = @_;
+    wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05) if $w->{near};
+    $w->send_msg('P', "\0SELECT 1\0" . pack('n', 0));
+    $w->send_msg('D', "S\0");
+    $w->send_msg('H', '');
+    my $got = join '', map { ($w->read_msg)[0] } 1 .. 3;
+    return "answered $got" unless $got eq '1tT';
+    return run_raw($w, _bind_execute() . $more);
+}
+sub _bind_execute { 'B' . pack('N', 12) . "\0\0" . pack('nnn', 0, 0, 0) . 'E' . pack('N', 9) . "\0" . pack('N', 0) }
+
 # Each case, as [name, sql of id] run as a Query, or [name, sub] that runs it on a connection.
 my @cases = (
     ['a function whose EXCEPTION clause catches the refusal',
@@ -131,6 +150,10 @@ my @cases = (
     ['a CALL of a procedure with an EXCEPTION clause', sub { one($_[0], "CALL log_proc($_[1], 'call')") }, undef],
     ['a function that checks pg_is_in_recovery() first',
      sub { one($_[0], "SELECT log_if_primary($_[1], 'check')") }, 'logged'],
+    ['dblink_exec later in a pipelined batch, after a read',
+     sub { run_raw($_[0], ext_statement('SELECT 1') . ext_statement(dblink_insert($_[1], 'later')) . sync_message()) }, ''],
+    ['dblink_exec after Parse, Describe, Flush of a read (the hold goes on), with its Bind',
+     sub { flushed_then($_[0], ext_statement(dblink_insert($_[1], 'flushed')) . sync_message()) }, ''],
     ['dblink_exec, then an INSERT, in one Query',
      sub { one($_[0], "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($_[1], ''dblink'')');"
                      . " INSERT INTO visits VALUES ($_[1] + 1, 'after')") }, 'INSERT 0 1'],
@@ -140,6 +163,7 @@ my $id = 1000;
 for my $mode (qw(transaction session)) {
     my $p = proxy($mode);
     my $w = login($p);
+    $w->{near} = 1;
     my $d = direct();
     # Its first statement waits for its database's routines to be read, then runs near.
     is where($w), 'eu-west', "$mode: the Dublin session's first read runs on eu-west's standby";
@@ -151,7 +175,7 @@ for my $mode (qw(transaction session)) {
         is rows_of($theirs), 1, "$mode: $name: ... and writes one row";
         is $run->($w, $mine), $answer, "$mode: $name: through pgnear, the same answer";
         is rows_of($mine), 1, "$mode: $name: ... and exactly one row, on the primary";
-        is rows_of($mine + 1), 1, "$mode: $name: ... its INSERT once too" if $name =~ /dblink/;
+        is rows_of($mine + 1), 1, "$mode: $name: ... its INSERT once too" if $name =~ /then an INSERT/;
     }
 
     # A lone dblink_exec: its write is where the session's next read looks.
