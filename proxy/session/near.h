@@ -15,7 +15,11 @@
  * session (txn_pin.h: the session would stay where it ran), or that runs
  * DO, CALL or a routine its database's catalog says may write
  * (func_catalog.h: a standby runs it without an error and without the
- * write when it catches the refusal); while that catalog's first read is
+ * write when it catches the refusal); so does a Query of several
+ * statements whose statements after the first are not all plain reads
+ * (txn_open.h's later_writes: its first statement's answer could pass
+ * NEAR_HOLD_MAX and reach the client before a standby refused a later
+ * one); while that catalog's first read is
  * under way the transaction waits for it, its client unread.  Everything
  * else starts on the nearest host of any role, a standby first (need.h:
  * NEED_NEAREST), unless the session must read what it wrote on a primary

@@ -129,6 +129,11 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
         return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
+    if (open.later_writes) {
+        /* Its first statement's answer may stream past the hold before a standby refuses it. */
+        log_debug(s->id, "nearest: a statement after its first is not a plain read: for a primary");
+        return NEED_PRIMARY;
+    }
     if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
         near_text_calls(s, text, len))
         return NEED_PRIMARY;

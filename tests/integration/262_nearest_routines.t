@@ -19,6 +19,9 @@
 # nearest_read_functions vouches for (reloaded).  A function made through
 # pgnear is known at once (its CREATE has every worker read the catalog
 # again), and one made directly on the primary within the refresh.
+# A Query whose first statement answers more than 64 kB (past the hold),
+# then an INSERT: it starts on the primary, the write once and the
+# answers as directly.
 # What a standby refuses that a primary runs is run there too: a read of
 # an UNLOGGED table, pg_current_wal_lsn(), txid_current(); and under
 # session pooling lastval() and currval() after a forwarded INSERT.
@@ -220,6 +223,23 @@ for my $mode (qw(transaction session)) {
     my $direct = $id++;
     is one($w, "SELECT $fn2($direct)"), 'ok', "$mode: a function made on the primary, called after the refresh";
     is rows_of($direct), 1, "$mode: ... its row written once";
+
+    # A Query whose first statement answers more than 64 kB (the hold given up, the rows on their
+    # way to the client), then a write: it starts on the primary, where the write runs once.
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05),
+      "$mode: the session reads near again";
+    my %big;
+    for my $c ([$d, 'directly'], [$w, 'through pgnear']) {
+        my ($conn, $how) = @$c;
+        my $row = $big{$how} = $id++;
+        my $q = $conn->query("SELECT repeat('x', 100000); INSERT INTO visits VALUES ($row, 'big')");
+        $big{"$how answer"} = $q->{error} ? "$q->{error}{C} $q->{error}{M}"
+                            : join(',', map { length $_->[0] } @{ $q->{rows} }) . ' ' . join(',', @{ $q->{tags} });
+    }
+    is $big{'through pgnear answer'}, $big{'directly answer'},
+      "$mode: a read of over 64 kB then an INSERT in one Query: the same answers as directly";
+    is $big{'directly answer'}, '100000 SELECT 1,INSERT 0 1', "$mode: ... both statements' answers";
+    is rows_of($big{'through pgnear'}), 1, "$mode: ... the write once, on the primary";
 
     # What a standby refuses and a primary answers: the same answer as directly.
     for my $q (['SELECT v FROM cache WHERE k = 1', 'hit', 'a read of an UNLOGGED table (0A000 on a standby)'],
