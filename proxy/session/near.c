@@ -530,7 +530,7 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         struct near_refusal refusal;
         if (!near_block_refusal(s, msg, n, &refusal))
             return NEAR_READ_ON;
-        if (!near_refuse_in_block(s, n, &refusal)) {
+        if (!near_refuse_in_block(s, msg, n, &refusal)) {
             session_close(s, "out of memory");
             return -1;
         }

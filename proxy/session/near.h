@@ -82,10 +82,10 @@
  *
  * A block placed near because it said READ ONLY is not held: a write in
  * it gets the standby's 25006, as the primary would refuse it.  A Query
- * in it that takes an advisory lock (which would exclude no session of
- * the primary) or would keep the session on the standby (txn_pin.h) is
- * refused: a DO of pgnear's own takes its place and raises 0A000 there,
- * so that the block fails on the standby as on a server that refused it.
+ * or Parse in it (its ReadyForQuery in) that takes an advisory lock (which would exclude no session
+ * of the primary) or would keep the session on the standby (txn_pin.h) is refused: a DO of pgnear's
+ * own takes its place and raises 0A000 there, so that the block fails on the standby as on a server
+ * that refused it (a Parse's under its name, with its parameters: raised at the Execute).
  *
  * A session whose transactions are serializable by default runs each on
  * a primary (near_state's serializable): a standby refuses them all
@@ -149,7 +149,7 @@ enum {
     NEAR_LAST = 0,     /* pass it on: it asks for the answer; read no more until near_settle */
     NEAR_REFETCH = 2,  /* it begins a transaction the connection's host cannot run: not sent */
     NEAR_WAIT = 3,     /* not yet: the answers to a Flush before it are still coming */
-    NEAR_REPLACED = 4, /* refused: a Query of pgnear's own that raises why took its place */
+    NEAR_REPLACED = 4, /* a message of pgnear's own took its place (a refusal, a Sync) */
 };
 
 /*

@@ -28,7 +28,10 @@
 # In a READ ONLY block (which runs on the standby) an advisory lock is
 # refused (0A000) rather than taken where it excludes nobody, and so is a
 # statement that would keep the session on the standby (a WITH HOLD
-# cursor); a session lock spelled U&"pg\005fadvisory_lock" runs on the
+# cursor), by the extended protocol too (Parse, Bind, Execute of an
+# advisory lock, its parameter untyped or declared, and of pg_notify():
+# the Parse's text replaced by pgnear's DO, the client's parameters
+# bound); a session lock spelled U&"pg\005fadvisory_lock" runs on the
 # primary and keeps its connection.  NOTIFY, pg_notify(), and SET
 # TRANSACTION ISOLATION LEVEL SERIALIZABLE or READ WRITE in such a block
 # (which a primary runs and a standby cannot) are refused in pgnear's
@@ -274,6 +277,23 @@ for my $mode (qw(transaction session)) {
       qr/^0A000 pgnear cannot run an advisory lock in a block that runs on a standby/,
       "$mode: ... an advisory lock in it is refused (0A000), not taken on the standby";
     is one($w, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    # ... and by Parse, Bind, Execute: its parameters bound as ever, the lock refused as it runs
+    my $typed = 'P' . pack('N', 4 + length("\0SELECT pg_try_advisory_xact_lock(\$1)\0") + 6)
+              . "\0SELECT pg_try_advisory_xact_lock(\$1)\0" . pack('nN', 1, 20);
+    for my $how (['its parameter untyped', ext_statement('SELECT pg_try_advisory_xact_lock($1)', 77)],
+                 ['its parameter declared bigint', $typed . substr(ext_statement('SELECT $1', 77), 1 + unpack('N', substr(ext_statement('SELECT $1', 77), 1, 4)))],
+                 ['pg_notify()', ext_statement(q{SELECT pg_notify('orders_changed', $1)}, 'x')]) {
+        my ($what, $bytes) = @$how;
+        is one($d, 'BEGIN READ ONLY'), undef, "$mode: directly, BEGIN READ ONLY";
+        is run_raw($d, $bytes . sync_message()), '', "$mode: ... by Parse, Bind, Execute, $what runs on the primary";
+        is one($d, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+        is one($w, 'BEGIN READ ONLY'), undef, "$mode: through pgnear, BEGIN READ ONLY on the standby";
+        my $refused = $what =~ /notify/ ? 'NOTIFY' : 'an advisory lock';
+        like run_raw($w, $bytes . sync_message()),
+          qr/^0A000 pgnear cannot run \Q$refused\E in a block that runs on a standby/,
+          "$mode: ... by Parse, Bind, Execute, $what is refused in pgnear's words";
+        is one($w, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    }
     is one($w, 'SELECT pg_try_advisory_xact_lock(77)::text'), 'false',
       "$mode: outside the block the lock is tried on the primary: held by the other session";
     is one($w, q{SELECT U&"pg\005fadvisory_lock"(78)}), '',
