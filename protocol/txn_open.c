@@ -96,7 +96,40 @@ struct open_scan {
     struct sql_token first; /* the statement's first token */
     unsigned tokens;        /* the statement's tokens so far, counted up to 2 */
     bool in_first;          /* still in the text's first statement */
+    bool later_begun;       /* a later statement's first token was read */
 };
+
+/* Whether a word is one of the n lowercase words. */
+static bool word_in(const struct sql_lexer *lx, const struct sql_token *t, const char *const *words,
+                    size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (word_is(lx, t, words[i]))
+            return true;
+    return false;
+}
+
+/*
+ * One token of a statement after the first: the statement is a plain
+ * read when it begins with SELECT, VALUES, TABLE, SHOW or WITH and no
+ * word of it writes, locks rows or makes a table (INSERT, UPDATE,
+ * DELETE, MERGE, INTO, FOR SHARE, nextval, setval).
+ */
+static void later_statement_token(struct open_scan *sc, const struct sql_token *t,
+                                  struct txn_open *out)
+{
+    static const char *const reads[] = {"select", "values", "table", "show", "with"};
+    static const char *const writes[] = {"insert", "update", "delete",  "merge",
+                                         "into",   "share",  "nextval", "setval"};
+    if (out->later_writes)
+        return;
+    if (!sc->later_begun) {
+        sc->later_begun = true;
+        out->later_writes = !word_in(&sc->lx, t, reads, sizeof(reads) / sizeof(reads[0]));
+    } else if (t->kind == SQL_TOK_WORD) {
+        out->later_writes = word_in(&sc->lx, t, writes, sizeof(writes) / sizeof(writes[0]));
+    }
+}
 
 /* One token of the first statement: its kind from the first two, its access mode from pairs. */
 static void first_statement_token(struct open_scan *sc, const struct sql_token *t,
@@ -133,10 +166,12 @@ void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
                 out->first = first_of(&sc.lx, &sc.first, &t);
             if (sc.tokens > 0)
                 sc.in_first = false;
+            sc.later_begun = false;
             continue;
         }
         if (!sc.in_first) {
             out->several = true;
+            later_statement_token(&sc, &t, out);
             continue;
         }
         first_statement_token(&sc, &t, out);

@@ -28,7 +28,14 @@
  * (pg_advisory_*, pg_try_advisory_*, session or transaction level, lock
  * or unlock): a lock taken on a standby excludes nobody on the primary,
  * so such a transaction belongs on the primary; and whether the text
- * holds more than one statement.
+ * holds more than one statement, and whether one after the first is not
+ * a plain read: a statement that begins with SELECT, VALUES, TABLE, SHOW
+ * or WITH and has none of the words INSERT, UPDATE, DELETE, MERGE, INTO,
+ * SHARE (FOR UPDATE, FOR SHARE), nextval or setval.  Anything else a
+ * standby would refuse, or may (a block, a SET, DDL, COPY), counts as not
+ * a plain read: a Query whose first statement's rows may have reached
+ * the client past the hold cannot be run again elsewhere, so it begins
+ * on a primary.  A word in a later statement errs towards the primary.
  *
  * The text is cut by sql_lex.c as PostgreSQL's lexer cuts it: nothing in
  * a string, a quoted identifier or a comment counts.  Words compare
@@ -61,6 +68,7 @@ struct txn_open {
     bool serializable;      /* ISOLATION LEVEL SERIALIZABLE in the first statement (BEGIN...) */
     bool advisory_lock;     /* an advisory-lock function called anywhere in the text */
     bool several;           /* a statement after the first one */
+    bool later_writes;      /* a statement after the first that is not a plain read */
 };
 
 /* Reads sql (len bytes, not necessarily NUL-terminated) into *out. */

@@ -114,6 +114,78 @@ static enum near_request near_request_of(struct session *s)
     return w.bad ? NEAR_REQUEST_LONG : NEAR_REQUEST_UNKNOWN;
 }
 
+/*
+ * The bytes of the request at the head of client.in that near_request_of
+ * found whole (or the first NEAR_HOLD_MAX bytes of it): its whole
+ * extended-protocol messages and the Sync, Flush, Query or FunctionCall
+ * that ends it.  0: none such.
+ */
+static size_t near_request_extent(struct session *s)
+{
+    struct frame_walk w;
+    char type;
+    uint32_t len;
+    size_t end = 0;
+    frame_walk_init(&w, s->client.in, 0);
+    while (frame_walk_next(&w, &type, &len) && w.at <= w.have && 1 + (size_t)len <= NEAR_HOLD_MAX) {
+        bool extended = type != '\0' && strchr("PBDEC", type) != NULL;
+        if (!extended && (type == '\0' || strchr("SHQF", type) == NULL))
+            break;
+        end = w.at;
+        if (!extended || end > NEAR_HOLD_MAX)
+            break;
+    }
+    return end;
+}
+
+/*
+ * Whether a Query, Parse or Bind of the request's first end bytes
+ * (near_request_extent), from byte from on, runs what belongs on a
+ * primary (near_need_of: DO, CALL, a routine that may write, a lock, a
+ * pin, a block that is not READ ONLY).  Each text is read once here:
+ * near_client_message does not read these messages again (checked_left).
+ * A standby must not run any of it first: dblink_exec's write would
+ * commit there and again where the transaction runs again.
+ */
+static bool near_request_for_primary(struct session *s, size_t from, size_t end)
+{
+    const uint8_t *p = evbuffer_pullup(s->client.in, (ssize_t)end);
+    if (p == NULL)
+        return true; /* out of memory: where writes run, the session closes as it goes on */
+    for (size_t at = from; at < end; at += 1 + (size_t)pkt_be32(p + at + 1)) {
+        bool read_only;
+        size_t n = 1 + (size_t)pkt_be32(p + at + 1);
+        if (p[at] != 'Q' && p[at] != 'P' && p[at] != 'B')
+            continue;
+        if (near_need_of(s, p + at, n, &read_only) == NEED_PRIMARY && !read_only)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * The held request at the head of client.in (end bytes) belongs on a
+ * primary, and its connection cannot go back now (a Flush before it left
+ * a batch open on the standby; a setting moved): its messages are kept
+ * unsent, and a Sync of pgnear's own goes to the standby in their place.
+ * Its ReadyForQuery, held, settles the transaction as a refusal would
+ * (must_forward): the messages run on a primary, and on the standby not
+ * at all.  False: out of memory.
+ */
+static bool near_stand_in(struct session *s, size_t end)
+{
+    static const uint8_t sync[5] = {'S', 0, 0, 0, 4};
+    struct near_state *ns = s->near;
+    if (evbuffer_remove_buffer(s->client.in, ns->kept, end) != (int)end ||
+        evbuffer_prepend(s->client.in, sync, sizeof(sync)) != 0)
+        return false;
+    ns->must_forward = ns->stood_in = true;
+    ns->checked_left = 0;
+    log_debug(s->id,
+              "nearest: its request belongs on a primary: a Sync in its place on the standby");
+    return true;
+}
+
 bool near_first_ready(struct session *s)
 {
     uint8_t h[PKT_HEADER_LEN];
@@ -128,17 +200,44 @@ bool near_first_ready(struct session *s)
     return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s);
 }
 
+/*
+ * What the request at the head of client.in needs, its first message msg
+ * (n bytes): its first message's need (near_need_of), or a primary's for
+ * a later Query, Parse or Bind of it that would be placed there.  *end:
+ * the request's bytes read (0: a READ ONLY block's, which runs where it
+ * begins, not read further).
+ */
+static enum session_need near_request_need(struct session *s, const uint8_t *msg, size_t n,
+                                           bool *read_only, size_t *end)
+{
+    enum session_need need = near_need_of(s, msg, n, read_only);
+    *end = *read_only ? 0 : near_request_extent(s);
+    if (need != NEED_PRIMARY && *end > 0 && near_request_for_primary(s, n, *end))
+        need = NEED_PRIMARY;
+    return need;
+}
+
 enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
+    ns->placed = false;
     if (ns->forward_pending)
         return NEED_PRIMARY;
-    size_t n;
+    size_t n, end;
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
     if (too_long || near_request_of(s) == NEAR_REQUEST_LONG)
         return NEED_PRIMARY; /* it cannot be kept to run again: where writes run */
-    return msg != NULL ? near_need_of(s, msg, n, &read_only) : NEED_NEAREST;
+    if (msg == NULL)
+        return NEED_NEAREST;
+    enum session_need need = near_request_need(s, msg, n, &read_only, &end);
+    /* near_begin takes it from here as the connection attaches: no text is read twice. */
+    ns->placed = true;
+    ns->placed_primary = need == NEED_PRIMARY;
+    ns->placed_read_only = read_only;
+    ns->placed_first = n;
+    ns->placed_end = end;
+    return need;
 }
 
 void near_position(struct session *s, struct need_spec *need)
@@ -190,9 +289,34 @@ void near_attached(struct session *s)
     if (ns == NULL)
         return;
     ns->leg = NEAR_BETWEEN;
-    ns->request_sent = false;
+    ns->request_sent = ns->next_request = ns->stood_in = false;
+    ns->checked_left = 0;
     evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+}
+
+/*
+ * What the transaction this message (n bytes) begins needs, its request
+ * read whole (*end: its bytes read, near_request_extent) where the
+ * connection is a standby's: as near_next_need found it when it fetched
+ * the connection, each text read once.
+ */
+static enum session_need near_begin_need(struct session *s, const uint8_t *msg, size_t n,
+                                         enum near_request request, bool *read_only, size_t *end)
+{
+    struct near_state *ns = s->near;
+    enum session_need need;
+    if (ns->placed && ns->placed_first == n) {
+        need = ns->placed_primary ? NEED_PRIMARY : NEED_NEAREST;
+        *read_only = ns->placed_read_only;
+        *end = ns->placed_end;
+    } else if (request != NEAR_REQUEST_LONG && host_is_standby(s->server_conn->host)) {
+        need = near_request_need(s, msg, n, read_only, end);
+    } else {
+        need = near_need_of(s, msg, n, read_only);
+    }
+    ns->placed = false;
+    return request == NEAR_REQUEST_LONG ? NEED_PRIMARY : need;
 }
 
 /* The transaction this message begins: where it runs.  As near_client_message returns. */
@@ -201,6 +325,8 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
     struct near_state *ns = s->near;
     ns->must_forward = ns->forward_failed = false;
     ns->flushing = ns->portal_kept = ns->cancel_asked = false;
+    ns->next_request = ns->stood_in = false;
+    ns->checked_left = 0;
     if (ns->forward_pending) {
         ns->forward_pending = false;
         ns->forwarded = true;
@@ -213,24 +339,31 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
     if (host_is_standby(s->server_conn->host) && near_routines_wait(s))
         return NEAR_WAIT;
-    bool read_only;
-    enum session_need need = near_need_of(s, msg, n, &read_only);
-    if (request == NEAR_REQUEST_LONG)
-        need = NEED_PRIMARY;
+    bool read_only, standby = host_is_standby(s->server_conn->host);
+    size_t end = 0; /* its request's bytes read whole (near_request_for_primary) */
+    enum session_need need = near_begin_need(s, msg, n, request, &read_only, &end);
     ns->for_primary = need == NEED_PRIMARY;
     log_debug(s->id, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
-              host_is_standby(s->server_conn->host) ? "standby" : "primary",
-              s->server_conn->host->name, s->server_conn->host->port,
-              (unsigned long long)s->server_conn->id,
+              standby ? "standby" : "primary", s->server_conn->host->name,
+              s->server_conn->host->port, (unsigned long long)s->server_conn->id,
               need == NEED_PRIMARY ? ", for a primary" : "");
-    if (!host_is_standby(s->server_conn->host)) {
+    if (!standby) {
         ns->leg = NEAR_PRIMARY;
         return NEAR_READ_ON;
     }
     if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
-    ns->must_forward = need == NEED_PRIMARY;
     ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
+    ns->checked_left = end;
+    if (need == NEED_PRIMARY && !read_only && request != NEAR_REQUEST_LONG && end == 0)
+        end = near_request_extent(s);
+    if (need == NEED_PRIMARY && !read_only && end > 0) {
+        if (near_stand_in(s, end))
+            return NEAR_REPLACED;
+        session_close(s, "out of memory");
+        return -1;
+    }
+    ns->must_forward = need == NEED_PRIMARY;
     return NEAR_READ_ON;
 }
 
@@ -261,6 +394,7 @@ static void near_give_up(struct session *s)
         session_close(s, "out of memory"); /* the client could not be told all of it */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
     ns->leg = NEAR_SHOWN;
+    ns->next_request = false;
 }
 
 /* Whether any message of the answer in b is a statement's result, or an error. */
@@ -289,7 +423,7 @@ static void near_flush_asked(struct session *s)
         near_give_up(s);
         return;
     }
-    ns->flushing = true;
+    ns->flushing = ns->next_request = true;
     /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
 }
@@ -308,6 +442,39 @@ static bool near_flush_read(struct session *s)
         return true;
     ns->flushing = false;
     return false;
+}
+
+/* The session ends for want of memory: as near_client_message returns. */
+static int near_out_of_memory(struct session *s)
+{
+    session_close(s, "out of memory");
+    return -1;
+}
+
+/*
+ * The first message of a request after a Flush that kept the hold: the
+ * request is read whole first, as a transaction's first one is, and
+ * what of it belongs on a primary has the request run there, not on the
+ * standby at all (near_stand_in).  As near_client_message returns.
+ */
+static int near_next_request(struct session *s)
+{
+    struct near_state *ns = s->near;
+    enum near_request request = near_request_of(s);
+    if (request == NEAR_REQUEST_UNKNOWN)
+        return NEAR_WAIT; /* the rest of it comes: the relay reads on */
+    ns->next_request = false;
+    if (request == NEAR_REQUEST_LONG)
+        return NEAR_READ_ON; /* its long message gives the hold up (near_client_long) */
+    size_t end = near_request_extent(s);
+    if (!near_request_for_primary(s, 0, end)) {
+        ns->checked_left = end;
+        return NEAR_READ_ON;
+    }
+    if (near_stand_in(s, end))
+        return NEAR_REPLACED;
+    session_close(s, "out of memory");
+    return -1;
 }
 
 int near_client_long(struct session *s, bool can_let_go)
@@ -333,6 +500,9 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
         int rc = near_begin(s, msg, n, can_let_go);
         if (rc != NEAR_READ_ON)
             return rc;
+        /* Its request's read may have moved it. */
+        if ((msg = evbuffer_pullup(s->client.in, (ssize_t)n)) == NULL)
+            return near_out_of_memory(s);
     } else if (near_follows_on_primary(s)) {
         /*
          * It came before the primary answered pgnear's question of its
@@ -347,13 +517,20 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
     }
     if (ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
         return NEAR_WAIT;
+    if (ns->leg == NEAR_HELD && ns->next_request && !ns->flushing) {
+        int rc = near_next_request(s);
+        if (rc != NEAR_READ_ON)
+            return rc;
+        if ((msg = evbuffer_pullup(s->client.in, (ssize_t)n)) == NULL)
+            return near_out_of_memory(s);
+    }
     ns->head_seen = true;
     if (ns->leg == NEAR_SHOWN && s->server_conn->tx.status == 'T' &&
         host_is_standby(s->server_conn->host)) {
         struct near_refusal refusal;
         if (!near_block_refusal(s, msg, n, &refusal))
             return NEAR_READ_ON;
-        if (!near_refuse_in_block(s, n, &refusal)) {
+        if (!near_refuse_in_block(s, msg, n, &refusal)) {
             session_close(s, "out of memory");
             return -1;
         }
@@ -361,6 +538,10 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
     }
     if (ns->leg != NEAR_HELD)
         return NEAR_READ_ON;
+    if (ns->stood_in && !ns->request_sent) {
+        ns->request_sent = true; /* pgnear's Sync (near_stand_in): the request is kept already */
+        return NEAR_LAST;
+    }
     if (n > NEAR_HOLD_MAX) {
         near_give_up(s);
         return NEAR_READ_ON;
@@ -372,7 +553,8 @@ int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool ca
     }
     if (msg[0] == 'B' || msg[0] == 'E')
         ns->portal_kept = true;
-    if (near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
+    /* What its request's check read (near_request_for_primary) is not read again. */
+    if (ns->checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
         ns->must_forward = true;
     if (evbuffer_add(ns->kept, msg, n) != 0) {
         session_close(s, "out of memory");
@@ -508,6 +690,7 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
             return NEAR_FORWARD;
         }
         /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */
+        ns->stood_in = false; /* ... a request kept unsent too: it ran nowhere */
         if (pkt_add_canceled(ns->answer) != 0) {
             session_close(s, "out of memory");
             return NEAR_FAILED;
@@ -526,6 +709,14 @@ static enum near_verdict near_settle_held(struct session *s, uint8_t status)
 bool near_deliver(struct session *s)
 {
     struct near_state *ns = s->near;
+    if (ns->stood_in) {
+        /* pgnear's Sync stood in for the request: it runs where it is after all, unheld. */
+        ns->stood_in = false;
+        evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
+        if (ns->leg == NEAR_HELD)
+            ns->leg = NEAR_SHOWN;
+        return evbuffer_prepend_buffer(s->client.in, ns->kept) == 0;
+    }
     evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
     if (ns->leg == NEAR_HELD)
         ns->leg = NEAR_SHOWN;
@@ -633,7 +824,7 @@ bool near_put_back(struct session *s)
     if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
         return false;
     ns->forward_pending = true;
-    ns->head_seen = false;
+    ns->head_seen = ns->stood_in = false;
     ns->leg = NEAR_BETWEEN;
     if (s->prep != NULL)
         prep_client_set_replay(s->prep, true);
@@ -652,6 +843,7 @@ void near_consumed(struct session *s, size_t n)
     if (ns == NULL)
         return;
     ns->head_seen = false;
+    ns->checked_left = n < ns->checked_left ? ns->checked_left - n : 0;
     if (ns->replay_left == 0)
         return;
     ns->replay_left = n < ns->replay_left ? ns->replay_left - n : 0;

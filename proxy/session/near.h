@@ -15,7 +15,11 @@
  * session (txn_pin.h: the session would stay where it ran), or that runs
  * DO, CALL or a routine its database's catalog says may write
  * (func_catalog.h: a standby runs it without an error and without the
- * write when it catches the refusal); while that catalog's first read is
+ * write when it catches the refusal); so does a Query of several
+ * statements whose statements after the first are not all plain reads
+ * (txn_open.h's later_writes: its first statement's answer could pass
+ * NEAR_HOLD_MAX and reach the client before a standby refused a later
+ * one); while that catalog's first read is
  * under way the transaction waits for it, its client unread.  Everything
  * else starts on the nearest host of any role, a standby first (need.h:
  * NEED_NEAREST), unless the session must read what it wrote on a primary
@@ -48,7 +52,18 @@
  * protocol's messages that begin it are in, up to the first that asks for
  * an answer (a client expects none sooner): a message of them longer than
  * NEAR_HOLD_MAX (a Bind of a large value behind a short Parse) places it
- * on a primary, as a long first message does.
+ * on a primary, as a long first message does.  Each Query, Parse and
+ * Bind of that request (of its first NEAR_HOLD_MAX bytes) is read by the
+ * rule above before any of it goes to a standby, each text once
+ * (near_next_need reads it as the connection is fetched, near_begin
+ * takes its verdict): one that belongs on a primary places the whole
+ * request there, the standby running none of it (a dblink_exec later in
+ * a pipelined batch would write there, and again where the transaction
+ * runs again).  So is a held transaction's next request after a Flush
+ * (below).  Where the standby's connection cannot go back at once (a
+ * Flush left a batch open there), a Sync of pgnear's own takes the
+ * request's place on the standby, the request kept unsent, and its
+ * ReadyForQuery forwards the transaction as a refusal does.
  *
  * A hold is given up — the answer so far goes to the client and the rest
  * follows as it comes, and a 25006 after that reaches the client — when
@@ -67,10 +82,10 @@
  *
  * A block placed near because it said READ ONLY is not held: a write in
  * it gets the standby's 25006, as the primary would refuse it.  A Query
- * in it that takes an advisory lock (which would exclude no session of
- * the primary) or would keep the session on the standby (txn_pin.h) is
- * refused: a DO of pgnear's own takes its place and raises 0A000 there,
- * so that the block fails on the standby as on a server that refused it.
+ * or Parse in it (its ReadyForQuery in) that takes an advisory lock (which would exclude no session
+ * of the primary) or would keep the session on the standby (txn_pin.h) is refused: a DO of pgnear's
+ * own takes its place and raises 0A000 there, so that the block fails on the standby as on a server
+ * that refused it (a Parse's under its name, with its parameters: raised at the Execute).
  *
  * A session whose transactions are serializable by default runs each on
  * a primary (near_state's serializable): a standby refuses them all
@@ -134,7 +149,7 @@ enum {
     NEAR_LAST = 0,     /* pass it on: it asks for the answer; read no more until near_settle */
     NEAR_REFETCH = 2,  /* it begins a transaction the connection's host cannot run: not sent */
     NEAR_WAIT = 3,     /* not yet: the answers to a Flush before it are still coming */
-    NEAR_REPLACED = 4, /* refused: a Query of pgnear's own that raises why took its place */
+    NEAR_REPLACED = 4, /* a message of pgnear's own took its place (a refusal, a Sync) */
 };
 
 /*

@@ -49,13 +49,19 @@ struct near_state {
     bool portal_kept;      /* a Bind or Execute since the last Flush: a portal on the standby */
     bool cancel_asked;     /* a cancel request went to the standby while held (txn_cancel.h) */
     bool routines_changed; /* a text of it changes routines: catalogs read again at its end */
+    bool next_request;     /* the hold goes on after a Flush: the next request is read whole */
+    bool stood_in;         /* a Sync of pgnear's own took the place of a request (kept) */
     size_t replay_left;    /* bytes of client.in that are messages run again */
+    size_t checked_left;   /* bytes of client.in whose texts its request's check read */
     uint64_t write_lsn;    /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;
     int64_t wrote_at_ms;
-    struct evbuffer *answer; /* the server's answer held, for the client */
-    struct evbuffer *kept;   /* the client's messages, to run again */
+    /* What near_next_need found of the waiting request, for near_begin (placed: still so). */
+    bool placed, placed_primary, placed_read_only;
+    size_t placed_first, placed_end; /* its first message's bytes, the request's read */
+    struct evbuffer *answer;         /* the server's answer held, for the client */
+    struct evbuffer *kept;           /* the client's messages, to run again */
     /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
     bool for_primary; /* the transaction going on was placed on a primary (a block, a lock) */
     const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */

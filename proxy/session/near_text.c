@@ -13,6 +13,7 @@
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
 #include "protocol/sql_calls.h"
+#include "protocol/sql_lex.h"
 #include "protocol/sql_quote.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
@@ -129,6 +130,11 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
         *read_only = open.access == TXN_ACCESS_READ_ONLY;
         return *read_only && !open.advisory_lock ? NEED_NEAREST : NEED_PRIMARY;
     }
+    if (open.later_writes) {
+        /* Its first statement's answer may stream past the hold before a standby refuses it. */
+        log_debug(s->id, "nearest: a statement after its first is not a plain read: for a primary");
+        return NEED_PRIMARY;
+    }
     if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
         near_text_calls(s, text, len))
         return NEED_PRIMARY;
@@ -220,7 +226,7 @@ bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
 {
     size_t len = 0;
     const uint8_t *text = near_message_text(s, msg, n, &len);
-    if (text == NULL || msg[0] != 'Q')
+    if (text == NULL || (msg[0] != 'Q' && msg[0] != 'P'))
         return false;
     struct txn_open open;
     txn_open_scan(text, len, &open);
@@ -253,13 +259,73 @@ static bool near_sql_add(char *sql, size_t cap, size_t *used, const char *text, 
     return true;
 }
 
+/* The highest $n a text (len bytes) names, up to UINT16_MAX; 0: none. */
+static size_t near_text_params(const uint8_t *text, size_t len)
+{
+    struct sql_lexer lx;
+    struct sql_token t;
+    size_t most = 0;
+    sql_lex_init(&lx, text, len);
+    for (sql_lex_next(&lx, &t); t.kind != SQL_TOK_END; sql_lex_next(&lx, &t)) {
+        size_t k = 0;
+        for (size_t i = t.start + 1; t.kind == SQL_TOK_PARAM && i < t.end && k <= UINT16_MAX; i++)
+            k = k * 10 + (size_t)(text[i] - '0');
+        if (t.kind == SQL_TOK_PARAM && k > most)
+            most = k > UINT16_MAX ? UINT16_MAX : k;
+    }
+    return most;
+}
+
 /*
- * The Query at the head of client.in (n bytes) replaced by one that has
- * the standby raise pgnear's refusal (near_block_refusal: r), so that the
- * block fails there as a server that refused the statement fails it and
- * the client gets the error in its place.  False: out of memory.
+ * A Parse of the statement the client's Parse (msg, n bytes) names, its
+ * text sql, onto out.  Its parameters: as many as the client's declared
+ * or its text names, whichever is more, each of the type declared, or
+ * text where none was: a Bind of the client's values is then accepted,
+ * as for the text it replaces, and the Execute raises the refusal (an
+ * error at Parse itself no text can raise in its own words).  False: out
+ * of memory.
  */
-bool near_refuse_in_block(struct session *s, size_t n, const struct near_refusal *r)
+static bool near_refusal_parse(struct evbuffer *out, const uint8_t *msg, size_t n, const char *sql)
+{
+    const uint8_t *body = msg + PKT_HEADER_LEN;
+    size_t blen = n - PKT_HEADER_LEN;
+    size_t name_len = strnlen((const char *)body, blen);
+    size_t text_len = strnlen((const char *)body + name_len + 1, blen - name_len - 1);
+    size_t at = name_len + 1 + text_len + 1; /* its count of types, when there */
+    size_t declared = at + 2 <= blen ? ((size_t)body[at] << 8 | body[at + 1]) : 0;
+    if (declared > (blen - (at + 2 <= blen ? at + 2 : blen)) / 4)
+        declared = 0; /* malformed: the refusal instead of the server's */
+    size_t count = near_text_params(body + name_len + 1, text_len);
+    if (declared > count)
+        count = declared;
+    uint8_t word[4];
+    bool ok = pkt_add_header(out, 'P', name_len + 1 + strlen(sql) + 1 + 2 + 4 * count) == 0 &&
+              evbuffer_add(out, body, name_len + 1) == 0 &&
+              evbuffer_add(out, sql, strlen(sql) + 1) == 0;
+    word[0] = (uint8_t)(count >> 8);
+    word[1] = (uint8_t)count;
+    ok = ok && evbuffer_add(out, word, 2) == 0;
+    for (size_t i = 0; ok && i < count; i++) {
+        uint32_t type = i < declared ? pkt_be32(body + at + 2 + 4 * i) : 0;
+        if (type == 0)
+            type = 25; /* text: a client's value in text accepted as it is */
+        for (int b = 0; b < 4; b++)
+            word[b] = (uint8_t)(type >> (24 - 8 * b));
+        ok = evbuffer_add(out, word, 4) == 0;
+    }
+    return ok;
+}
+
+/*
+ * The Query or Parse at the head of client.in (msg, n bytes) replaced by
+ * one that has the standby raise pgnear's refusal (near_block_refusal:
+ * r), so that the block fails there as a server that refused the
+ * statement fails it and the client gets the error in its place: a DO
+ * of pgnear's own (a Parse keeps its statement's name, near_refusal_parse).
+ * False: out of memory.
+ */
+bool near_refuse_in_block(struct session *s, const uint8_t *msg, size_t n,
+                          const struct near_refusal *r)
 {
     char sql[1024], message[256];
     size_t used = 0;
@@ -277,7 +343,9 @@ bool near_refuse_in_block(struct session *s, size_t n, const struct near_refusal
         return false;
     log_info(s->id, "nearest: refused %s in a READ ONLY block on a standby", r->what);
     struct evbuffer *replaced = evbuffer_new();
-    bool ok = replaced != NULL && pkt_add_query(replaced, sql) == 0 &&
+    bool ok = replaced != NULL &&
+              (msg[0] == 'P' ? near_refusal_parse(replaced, msg, n, sql)
+                             : pkt_add_query(replaced, sql) == 0) &&
               evbuffer_drain(s->client.in, n) == 0 &&
               evbuffer_prepend_buffer(s->client.in, replaced) == 0;
     if (replaced != NULL)

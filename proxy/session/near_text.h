@@ -58,7 +58,7 @@ struct near_refusal {
 };
 
 /*
- * Whether a Query (msg, n bytes) in a block that runs on a standby would
+ * Whether a Query or Parse (msg, n bytes) in a block that runs on a standby would
  * do there what a primary's block would not, or what a standby cannot:
  * take an advisory lock (which would exclude no session of the primary),
  * keep the session on the standby (a pin), NOTIFY, or make the block
@@ -68,10 +68,12 @@ bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
                         struct near_refusal *out);
 
 /*
- * The Query at the head of client.in (n bytes) replaced by a DO of
- * pgnear's own that has the standby raise 0A000 with r's words.  False:
- * out of memory.
+ * The Query or Parse at the head of client.in (msg, n bytes) replaced by
+ * a DO of pgnear's own that has the standby raise 0A000 with r's words
+ * (a Parse's as it executes, its statement's name and parameters kept).
+ * False: out of memory.
  */
-bool near_refuse_in_block(struct session *s, size_t n, const struct near_refusal *r);
+bool near_refuse_in_block(struct session *s, const uint8_t *msg, size_t n,
+                          const struct near_refusal *r);
 
 #endif

@@ -9,20 +9,29 @@
 # directly on the primary and through pgnear in the same script, and both
 # must leave the same rows: exactly one.  By the simple and the extended
 # protocol, the call first in a transaction and later in a pipelined
-# batch; a dblink_exec write then an INSERT in one Query (the remote
+# batch; a dblink_exec later in a pipelined batch after a read, and after
+# Parse, Describe and Flush of a read whose hold goes on (the remote
+# write once: the standby runs none of the request); a dblink_exec write
+# then an INSERT in one Query (the remote
 # write once) and a lone dblink_exec whose write the session's next read
 # sees.  What stays near: a STABLE function, PostgreSQL's own volatile
 # functions (now(), random()), and a volatile function that
 # nearest_read_functions vouches for (reloaded).  A function made through
 # pgnear is known at once (its CREATE has every worker read the catalog
 # again), and one made directly on the primary within the refresh.
+# A Query whose first statement answers more than 64 kB (past the hold),
+# then an INSERT: it starts on the primary, the write once and the
+# answers as directly.
 # What a standby refuses that a primary runs is run there too: a read of
 # an UNLOGGED table, pg_current_wal_lsn(), txid_current(); and under
 # session pooling lastval() and currval() after a forwarded INSERT.
 # In a READ ONLY block (which runs on the standby) an advisory lock is
 # refused (0A000) rather than taken where it excludes nobody, and so is a
 # statement that would keep the session on the standby (a WITH HOLD
-# cursor); a session lock spelled U&"pg\005fadvisory_lock" runs on the
+# cursor), by the extended protocol too (Parse, Bind, Execute of an
+# advisory lock, its parameter untyped or declared, and of pg_notify():
+# the Parse's text replaced by pgnear's DO, the client's parameters
+# bound); a session lock spelled U&"pg\005fadvisory_lock" runs on the
 # primary and keeps its connection.  NOTIFY, pg_notify(), and SET
 # TRANSACTION ISOLATION LEVEL SERIALIZABLE or READ WRITE in such a block
 # (which a primary runs and a standby cannot) are refused in pgnear's
@@ -117,6 +126,22 @@ sub run_raw {
     return $res->{error} ? "$res->{error}{C} $res->{error}{M}" : '';
 }
 
+# A dblink_exec that inserts row id (its how) through its own connection to the primary.
+sub dblink_insert { "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($_[0], ''$_[1]'')')" }
+# Parse and Describe of a read, a Flush, its three answers read; then its Bind and Execute, and more.
+# Through pgnear, once the session reads near again (the read is held on the standby).
+sub flushed_then {
+    my ($w, $more) = @_;
+    wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05) if $w->{near};
+    $w->send_msg('P', "\0SELECT 1\0" . pack('n', 0));
+    $w->send_msg('D', "S\0");
+    $w->send_msg('H', '');
+    my $got = join '', map { ($w->read_msg)[0] } 1 .. 3;
+    return "answered $got" unless $got eq '1tT';
+    return run_raw($w, _bind_execute() . $more);
+}
+sub _bind_execute { 'B' . pack('N', 12) . "\0\0" . pack('nnn', 0, 0, 0) . 'E' . pack('N', 9) . "\0" . pack('N', 0) }
+
 # Each case, as [name, sql of id] run as a Query, or [name, sub] that runs it on a connection.
 my @cases = (
     ['a function whose EXCEPTION clause catches the refusal',
@@ -131,6 +156,10 @@ my @cases = (
     ['a CALL of a procedure with an EXCEPTION clause', sub { one($_[0], "CALL log_proc($_[1], 'call')") }, undef],
     ['a function that checks pg_is_in_recovery() first',
      sub { one($_[0], "SELECT log_if_primary($_[1], 'check')") }, 'logged'],
+    ['dblink_exec later in a pipelined batch, after a read',
+     sub { run_raw($_[0], ext_statement('SELECT 1') . ext_statement(dblink_insert($_[1], 'later')) . sync_message()) }, ''],
+    ['dblink_exec after Parse, Describe, Flush of a read (the hold goes on), with its Bind',
+     sub { flushed_then($_[0], ext_statement(dblink_insert($_[1], 'flushed')) . sync_message()) }, ''],
     ['dblink_exec, then an INSERT, in one Query',
      sub { one($_[0], "SELECT dblink_exec('$dblink', 'INSERT INTO visits VALUES ($_[1], ''dblink'')');"
                      . " INSERT INTO visits VALUES ($_[1] + 1, 'after')") }, 'INSERT 0 1'],
@@ -140,6 +169,7 @@ my $id = 1000;
 for my $mode (qw(transaction session)) {
     my $p = proxy($mode);
     my $w = login($p);
+    $w->{near} = 1;
     my $d = direct();
     # Its first statement waits for its database's routines to be read, then runs near.
     is where($w), 'eu-west', "$mode: the Dublin session's first read runs on eu-west's standby";
@@ -151,7 +181,7 @@ for my $mode (qw(transaction session)) {
         is rows_of($theirs), 1, "$mode: $name: ... and writes one row";
         is $run->($w, $mine), $answer, "$mode: $name: through pgnear, the same answer";
         is rows_of($mine), 1, "$mode: $name: ... and exactly one row, on the primary";
-        is rows_of($mine + 1), 1, "$mode: $name: ... its INSERT once too" if $name =~ /dblink/;
+        is rows_of($mine + 1), 1, "$mode: $name: ... its INSERT once too" if $name =~ /then an INSERT/;
     }
 
     # A lone dblink_exec: its write is where the session's next read looks.
@@ -197,6 +227,23 @@ for my $mode (qw(transaction session)) {
     is one($w, "SELECT $fn2($direct)"), 'ok', "$mode: a function made on the primary, called after the refresh";
     is rows_of($direct), 1, "$mode: ... its row written once";
 
+    # A Query whose first statement answers more than 64 kB (the hold given up, the rows on their
+    # way to the client), then a write: it starts on the primary, where the write runs once.
+    ok wait_until(sub { where($w) eq 'eu-west' }, timeout => 10, interval => 0.05),
+      "$mode: the session reads near again";
+    my %big;
+    for my $c ([$d, 'directly'], [$w, 'through pgnear']) {
+        my ($conn, $how) = @$c;
+        my $row = $big{$how} = $id++;
+        my $q = $conn->query("SELECT repeat('x', 100000); INSERT INTO visits VALUES ($row, 'big')");
+        $big{"$how answer"} = $q->{error} ? "$q->{error}{C} $q->{error}{M}"
+                            : join(',', map { length $_->[0] } @{ $q->{rows} }) . ' ' . join(',', @{ $q->{tags} });
+    }
+    is $big{'through pgnear answer'}, $big{'directly answer'},
+      "$mode: a read of over 64 kB then an INSERT in one Query: the same answers as directly";
+    is $big{'directly answer'}, '100000 SELECT 1,INSERT 0 1', "$mode: ... both statements' answers";
+    is rows_of($big{'through pgnear'}), 1, "$mode: ... the write once, on the primary";
+
     # What a standby refuses and a primary answers: the same answer as directly.
     for my $q (['SELECT v FROM cache WHERE k = 1', 'hit', 'a read of an UNLOGGED table (0A000 on a standby)'],
                ['SELECT pg_current_wal_lsn() IS NOT NULL', 't', 'pg_current_wal_lsn() (55000 recovery is in progress)'],
@@ -230,6 +277,23 @@ for my $mode (qw(transaction session)) {
       qr/^0A000 pgnear cannot run an advisory lock in a block that runs on a standby/,
       "$mode: ... an advisory lock in it is refused (0A000), not taken on the standby";
     is one($w, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    # ... and by Parse, Bind, Execute: its parameters bound as ever, the lock refused as it runs
+    my $typed = 'P' . pack('N', 4 + length("\0SELECT pg_try_advisory_xact_lock(\$1)\0") + 6)
+              . "\0SELECT pg_try_advisory_xact_lock(\$1)\0" . pack('nN', 1, 20);
+    for my $how (['its parameter untyped', ext_statement('SELECT pg_try_advisory_xact_lock($1)', 77)],
+                 ['its parameter declared bigint', $typed . substr(ext_statement('SELECT $1', 77), 1 + unpack('N', substr(ext_statement('SELECT $1', 77), 1, 4)))],
+                 ['pg_notify()', ext_statement(q{SELECT pg_notify('orders_changed', $1)}, 'x')]) {
+        my ($what, $bytes) = @$how;
+        is one($d, 'BEGIN READ ONLY'), undef, "$mode: directly, BEGIN READ ONLY";
+        is run_raw($d, $bytes . sync_message()), '', "$mode: ... by Parse, Bind, Execute, $what runs on the primary";
+        is one($d, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+        is one($w, 'BEGIN READ ONLY'), undef, "$mode: through pgnear, BEGIN READ ONLY on the standby";
+        my $refused = $what =~ /notify/ ? 'NOTIFY' : 'an advisory lock';
+        like run_raw($w, $bytes . sync_message()),
+          qr/^0A000 pgnear cannot run \Q$refused\E in a block that runs on a standby/,
+          "$mode: ... by Parse, Bind, Execute, $what is refused in pgnear's words";
+        is one($w, 'ROLLBACK'), undef, "$mode: ... ROLLBACK";
+    }
     is one($w, 'SELECT pg_try_advisory_xact_lock(77)::text'), 'false',
       "$mode: outside the block the lock is tried on the primary: held by the other session";
     is one($w, q{SELECT U&"pg\005fadvisory_lock"(78)}), '',

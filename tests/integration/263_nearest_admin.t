@@ -1,13 +1,14 @@
 # target_session_attrs = nearest and the admin console while a write is
-# held on the standby (a Query that reads for a second, then inserts:
-# the standby answers 25006 at its end, and the write runs again on the
-# primary).  PAUSE issued meanwhile: the forward waits for the pause as
+# held on the standby (a pipelined extended-protocol batch that reads
+# for a second, then inserts: the standby answers 25006 at its end, and
+# the write runs again on the primary; a Query of the two statements
+# starts on the primary).  PAUSE issued meanwhile: the forward waits for the pause as
 # any other transaction does (PAUSE returns with the write not yet run
 # and its client unanswered), and after RESUME the client gets the
 # primary's answer and the row is there once; never the standby's 25006.
 # DRAIN of the standby's region meanwhile: the write runs on the primary,
 # once, and its client gets its answer before the session ends (57P01).
-# The same Query on a direct connection gives the answer compared with.
+# The same batch on a direct connection gives the answer compared with.
 # Under pool_mode = transaction and session.  Under session pooling, a
 # cancel request that comes while the session's state is carried to the
 # primary's connection for such a write cancels it (57014), and the write
@@ -76,14 +77,15 @@ sub admin_async {
     return sub { my $out = do { local $/; <$r> }; waitpid($pid, 0); $out };
 }
 
-my $WRITE = 'SELECT pg_sleep(1); INSERT INTO orders VALUES (%d)';
+# A read for a second, then a write of row id, in one pipelined batch.
+sub send_write { $_[0]->send_raw(ext_statement('SELECT pg_sleep(1)') . ext_statement('INSERT INTO orders VALUES ($1)', $_[1]) . sync_message()) }
 my $id = 1;
 for my $mode (qw(transaction session)) {
     my $d = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
     $d->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok} or die "direct login\n";
     my $direct = $id++;
-    $d->send_query(sprintf $WRITE, $direct);
-    is answer($d), 'ok', "$mode: directly, a read then a write in one Query runs";
+    send_write($d, $direct);
+    is answer($d), 'ok', "$mode: directly, a read then a write in one batch runs";
     is rows_of($direct), 1, "$mode: ... its row once";
 
     my $p = proxy($mode);
@@ -93,7 +95,7 @@ for my $mode (qw(transaction session)) {
 
     # PAUSE while the write is held on the standby.
     my $paused = $id++;
-    $w->send_query(sprintf $WRITE, $paused);
+    send_write($w, $paused);
     sleep 0.4;    # the standby sleeps: its answer is held
     my $pause = admin_async($p, 'PAUSE');
     is $pause->(), 'ok', "$mode: PAUSE while the write is held on the standby returns";
@@ -107,7 +109,7 @@ for my $mode (qw(transaction session)) {
     ok wait_until(sub { one($w, q{SELECT current_setting('cluster_name')}) eq 'eu-west' }, timeout => 10),
       "$mode: reads near again";
     my $drained = $id++;
-    $w->send_query(sprintf $WRITE, $drained);
+    send_write($w, $drained);
     sleep 0.4;
     my $drain = admin_async($p, 'DRAIN eu-west');
     is answer($w), 'ok', "$mode: DRAIN while the write is held: the client gets the primary's answer";

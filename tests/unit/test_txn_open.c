@@ -5,7 +5,8 @@
  *    that end one, what looks like them but is not (COMMIT PREPARED,
  *    ISOLATION LEVEL READ COMMITTED, SET SESSION CHARACTERISTICS, words in
  *    strings, quoted identifiers and comments), advisory-lock calls
- *    anywhere in the text, several statements, and every prefix of a few
+ *    anywhere in the text, several statements, a statement after the
+ *    first that is not a plain read, and every prefix of a few
  *    texts, each copied to a buffer of exactly its length for the
  *    sanitizer to watch.
  */
@@ -173,6 +174,47 @@ static void test_advisory_and_statements(void **state)
     CHECK_CASES(cases);
 }
 
+/* Whether a statement after the first is not a plain read (later_writes). */
+static void test_later_writes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        bool later_writes;
+    } cases[] = {
+        {"INSERT INTO t VALUES (1)", false},
+        {"INSERT INTO t VALUES (1); SELECT 1", false},
+        {"SELECT 1; SELECT 2", false},
+        {"SELECT repeat('x', 100000); VALUES (1); TABLE t; SHOW work_mem", false},
+        {"SELECT 1; WITH a AS (SELECT 1) SELECT * FROM a", false},
+        {"SELECT 1; select 'insert into t', \"update\" FROM t -- delete", false},
+        {"SELECT 1; ; SELECT 2;", false},
+        {"SELECT 1; INSERT INTO t VALUES (1)", true},
+        {"SELECT 1;update t SET x = 1", true},
+        {"SELECT 1; DELETE FROM t", true},
+        {"SELECT 1; MERGE INTO t USING s ON true WHEN MATCHED THEN DELETE", true},
+        {"SELECT 1; WITH a AS (INSERT INTO t VALUES (1) RETURNING *) SELECT * FROM a", true},
+        {"SELECT 1; SELECT * INTO t2 FROM t", true},
+        {"SELECT 1; SELECT * FROM t FOR UPDATE", true},
+        {"SELECT 1; SELECT * FROM t FOR KEY SHARE", true},
+        {"SELECT 1; SELECT nextval('s')", true},
+        {"SELECT 1; SELECT pg_catalog.setval('s', 1)", true},
+        {"SELECT 1; BEGIN", true},
+        {"SELECT 1; COMMIT", true},
+        {"SELECT 1; SET x = 1", true},
+        {"SELECT 1; CREATE TABLE t (a int)", true},
+        {"SELECT 1; COPY t FROM STDIN", true},
+        {"SELECT 1; (SELECT 2)", true},
+        {"SELECT 1; SELECT 2; INSERT INTO t VALUES (1)", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct txn_open got = scan_exact(cases[i].sql, strlen(cases[i].sql));
+        if (got.later_writes != cases[i].later_writes)
+            fail_msg("\"%s\": later_writes %d, expected %d", cases[i].sql, got.later_writes,
+                     cases[i].later_writes);
+    }
+}
+
 /* Every prefix of a few texts, from buffers of exactly their length: no crash, no overread. */
 static void test_prefixes(void **state)
 {
@@ -181,6 +223,7 @@ static void test_prefixes(void **state)
         "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT pg_advisory_lock(1)",
         "START TRANSACTION READ WRITE; SELECT E'a\\'b', $q$x$q$, \"id\" /* /* */ */ -- c\n",
         "SET TRANSACTION READ ONLY; COMMIT PREPARED 'x'; SELECT \"pg_try_advisory_lock\"(2)",
+        "SELECT 1; WITH a AS (SELECT 2) SELECT * FROM a FOR SHARE; INSERT INTO t VALUES (3)",
     };
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
         for (size_t n = 0; n <= strlen(texts[i]); n++)
@@ -194,6 +237,7 @@ int main(void)
         cmocka_unit_test(test_serializable),
         cmocka_unit_test(test_set_transaction_and_end),
         cmocka_unit_test(test_advisory_and_statements),
+        cmocka_unit_test(test_later_writes),
         cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
