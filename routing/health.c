@@ -625,6 +625,12 @@ static void health_hurry_tick(evutil_socket_t fd, short what, void *arg)
         health_hurry_arm(hc);
 }
 
+void health_judge_now(struct health_checker *hc)
+{
+    if (hc != NULL)
+        claimants_judge(hc->claimants, hc->regions, health_fence_report, hc);
+}
+
 void health_wake(struct health_checker *hc)
 {
     if (hc != NULL)

@@ -130,6 +130,13 @@ void health_note_login_role(struct region_host *h, bool standby);
  */
 bool health_hurry(struct region_host *h, int64_t until_ms);
 
+/*
+ * Judges now which primaries are fenced (claimants.h), as after each
+ * check: for what the checks' thread learned elsewhere (an HA manager's
+ * word).  NULL is fine.
+ */
+void health_judge_now(struct health_checker *hc);
+
 /* Starts hc's hurry timer if it is idle.  On hc's thread (worker 0's); NULL: nothing. */
 void health_wake(struct health_checker *hc);
 

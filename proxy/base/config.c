@@ -102,6 +102,7 @@ static const struct setting config_settings[] = {
     S(report_fence, T_BOOL, "off", true),
     S(min_lsn_wait_ms, T_MS, "1s", true),
     S(nearest_read_functions, T_STR, "", true),
+    S(patroni, T_STR, "", true),
     S(max_client_conn, T_INT, "10000", true),
     S(client_login_timeout_ms, T_MS, "60s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),

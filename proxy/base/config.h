@@ -113,6 +113,7 @@ struct config {
     bool report_fence;         /* sessions get pgnear.fence after each transaction that wrote */
     int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
     char *nearest_read_functions; /* volatile routines vouched to only read: nearest runs near */
+    char *patroni; /* Patroni's REST endpoints: members, regions and leader (routing/patroni.h) */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;

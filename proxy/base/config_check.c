@@ -14,6 +14,7 @@
 #include "routing/geoip.h"
 #include "routing/health.h"
 #include "routing/need.h"
+#include "routing/patroni.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -49,9 +50,12 @@ void config_check_regions(struct load_ctx *lc)
         for (size_t h = 0; h < r->nhosts; h++)
             r->hosts[h].region = r;
         snprintf(at, sizeof(at), "[region %s]", r->name);
-        if (r->nhosts == 0)
+        if (r->nhosts == 0 && cfg->patroni[0] == '\0')
             config_problem(lc, at, "region \"%s\" has no hosts", r->name);
     }
+    char err[256];
+    if (cfg->patroni[0] != '\0' && patroni_check_urls(cfg->patroni, err, sizeof(err)) != NULL)
+        config_problem(lc, NULL, "%s", err);
     config_check_placement(lc);
     cfg->default_region_ptr = &cfg->regions.items[0];
     if (cfg->default_region[0] == '\0')

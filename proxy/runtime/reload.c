@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "routing/health.h"
+#include "routing/patroni.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 
@@ -51,6 +53,10 @@ struct reloader {
     /* SET's values, in force until the next SIGHUP or RELOAD. */
     struct config_override *overrides;
     int noverrides;
+    /* Patroni's members that no region lists, added to theirs at each load (routing/patroni.h). */
+    struct patroni_source *patroni;
+    struct patroni_place places[PATRONI_PLACES_MAX];
+    size_t nplaces;
 };
 
 /*
@@ -108,6 +114,61 @@ static void reload_health_log(void *arg, const struct region *r, const struct re
     }
 }
 
+static void reload_start(struct reloader *rl);
+
+/* Patroni's members to add changed: the file is loaded again with them. */
+static void reload_patroni_places(void *arg, const struct patroni_place *places, size_t n)
+{
+    struct reloader *rl = arg;
+    if (n == rl->nplaces && memcmp(places, rl->places, n * sizeof(*places)) == 0)
+        return; /* the reload that added them started this source */
+    memcpy(rl->places, places, n * sizeof(*places));
+    rl->nplaces = n;
+    char list[512] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < n && len < sizeof(list); i++) {
+        int w = snprintf(list + len, sizeof(list) - len, "%s%s:%d of %s", i ? ", " : "",
+                         places[i].host, places[i].port, places[i].region);
+        if (w > 0)
+            len += (size_t)w;
+    }
+    log_info(0,
+             "patroni: the members no region lists are now %s; loading the configuration "
+             "again with them",
+             n > 0 ? list : "none");
+    reload_start(rl);
+}
+
+static void reload_patroni_log(void *arg, bool warn, const char *line)
+{
+    (void)arg;
+    if (warn)
+        log_warn(0, "%s", line);
+    else
+        log_info(0, "%s", line);
+}
+
+/* Patroni's source for the current configuration, beside its checks (patroni.h). */
+static void reload_start_patroni(struct reloader *rl)
+{
+    struct config *cfg = rl->cfg;
+    if (cfg->patroni[0] == '\0' || cfg->health == NULL) {
+        patroni_forget(&cfg->regions);
+        return;
+    }
+    struct patroni_params p = {.urls = cfg->patroni,
+                               .interval_ms = cfg->health_check_interval_ms,
+                               .timeout_ms = cfg->health_check_timeout_ms,
+                               .placed = rl->places,
+                               .nplaced = rl->nplaces,
+                               .places = reload_patroni_places,
+                               .log = reload_patroni_log,
+                               .arg = rl};
+    rl->patroni = patroni_start(rl->shared->workers[0]->base, &cfg->regions, cfg->health, &p);
+    if (rl->patroni == NULL)
+        log_error(0, "could not start reading Patroni's members: out of memory");
+}
+
 /* Health checks run for the current configuration only, on worker 0's loop. */
 void reload_start_health(struct reloader *rl)
 {
@@ -125,6 +186,7 @@ void reload_start_health(struct reloader *rl)
                                reload_health_conninfo, reload_health_log, rl);
     if (cfg->health == NULL)
         log_error(0, "could not start health checks");
+    reload_start_patroni(rl);
 }
 
 /*
@@ -133,6 +195,8 @@ void reload_start_health(struct reloader *rl)
  */
 static void reload_stop_health(struct reloader *rl)
 {
+    patroni_stop(rl->patroni);
+    rl->patroni = NULL;
     health_stop(rl->cfg->health);
     rl->cfg->health = NULL;
 }
@@ -163,6 +227,8 @@ struct reload_job {
     char *path;
     struct config_override *overrides; /* a copy: the loader thread reads it */
     int noverrides;
+    struct patroni_place places[PATRONI_PLACES_MAX]; /* a copy: added to their regions */
+    size_t nplaces;
     struct config *running; /* a reference: the loader shares its unchanged tables */
     struct config *fresh;
     char err[1024];
@@ -183,8 +249,6 @@ static void reload_job_free(struct reload_job *job)
     config_unref(job->running);
     free(job);
 }
-
-static void reload_start(struct reloader *rl);
 
 /* Swaps in a configuration that loaded completely; says what it did in *o. */
 static void reload_swap(struct reloader *rl, struct config *fresh, struct reload_outcome *o)
@@ -233,6 +297,32 @@ static void reload_tell(struct reloader *rl, struct reload_waiter *list,
 }
 
 /*
+ * Patroni's members that no region lists, added to the regions their tag
+ * names in the configuration just loaded; a member that cannot be (its
+ * region full, its address unresolved) is left out, and said.
+ */
+static void reload_add_places(struct reload_job *job)
+{
+    for (size_t i = 0; i < job->nplaces; i++) {
+        const struct patroni_place *pl = &job->places[i];
+        struct region *r = region_set_find(&job->fresh->regions, pl->region);
+        char spec[300], err[256];
+        bool listed = false;
+        for (size_t h = 0; r != NULL && h < r->nhosts; h++)
+            listed |= r->hosts[h].port == pl->port && strcasecmp(r->hosts[h].name, pl->host) == 0;
+        if (r == NULL || listed)
+            continue;
+        snprintf(spec, sizeof(spec), strchr(pl->host, ':') ? "[%s]:%d" : "%s:%d", pl->host,
+                 pl->port);
+        if (region_parse_hosts(r, spec, err, sizeof(err)) != NULL) {
+            log_warn(0, "patroni: member %s of region %s is left out: %s", spec, r->name, err);
+            continue;
+        }
+        r->hosts[r->nhosts - 1].region = r;
+    }
+}
+
+/*
  * The loader thread: parses and checks the file off the loops, so a slow file
  * or mount never stalls a worker.
  */
@@ -241,6 +331,8 @@ static void *reload_thread(void *arg)
     struct reload_job *job = arg;
     job->fresh = config_load_overridden(job->path, job->overrides, job->noverrides, job->running,
                                         job->err, sizeof(job->err));
+    if (job->fresh != NULL && job->nplaces > 0)
+        reload_add_places(job);
     /* The last touch of job: worker 0 frees it once it has read this byte. */
     ssize_t w;
     do
@@ -322,6 +414,8 @@ static void reload_start(struct reloader *rl)
     job->rl = rl;
     job->pipe[0] = job->pipe[1] = -1;
     job->running = config_ref(rl->cfg);
+    memcpy(job->places, rl->places, rl->nplaces * sizeof(rl->places[0]));
+    job->nplaces = rl->nplaces;
     if (rl->noverrides > 0 &&
         (job->overrides = malloc((size_t)rl->noverrides * sizeof(*job->overrides))) != NULL) {
         memcpy(job->overrides, rl->overrides, (size_t)rl->noverrides * sizeof(*job->overrides));

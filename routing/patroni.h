@@ -1,0 +1,92 @@
+/*
+ * patroni.h — Patroni as a source of truth for the hosts pgnear routes to.
+ *
+ * With the setting `patroni = http://host:8008, ...` (the REST endpoints
+ * of one Patroni cluster's members), the checks' thread asks the first
+ * endpoint that answers for GET /cluster every health_check_interval,
+ * the one that answered last first.  From the answer:
+ *
+ *   - each configured host that is a member (the same host and port as
+ *     Patroni's member says PostgreSQL listens on) is marked a member, its
+ *     leader, and whether it is tagged noloadbalance (host_health's ha_*
+ *     fields): a member that says primary but is not the leader is fenced
+ *     (claimants.h), a standby tagged noloadbalance takes no reads
+ *     (need.c), as HAProxy in front of Patroni's /primary and /replica
+ *     would route;
+ *   - members tagged `pgnear_region` that no region lists are handed to
+ *     the places hook, which adds them to their regions (a reload of the
+ *     file with them: runtime/reload.c), and ones that left are dropped
+ *     the same way, without the admin's RELOAD;
+ *   - a new leader hurries every host's checks, so that the promoted one
+ *     is known at once.
+ *
+ * When no endpoint answers (or every answer is malformed), the marks are
+ * cleared: pgnear routes on its own checks, says so once, and says so
+ * again when Patroni answers.  The members already added stay until an
+ * answer says otherwise.
+ */
+#ifndef PGNEAR_ROUTING_PATRONI_H
+#define PGNEAR_ROUTING_PATRONI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct health_checker;
+struct region_set;
+
+#define PATRONI_ENDPOINTS_MAX 16
+
+/* A member to route to that the file does not list: its region (its tag) and where it listens. */
+struct patroni_place {
+    char region[64];
+    char host[256];
+    int port;
+};
+
+#define PATRONI_PLACES_MAX 32
+
+/* The members to add, sorted; called only when they changed since the last call. */
+typedef void (*patroni_places_fn)(void *arg, const struct patroni_place *places, size_t n);
+/* A change worth a log line; warn: a warning, else information. */
+typedef void (*patroni_log_fn)(void *arg, bool warn, const char *line);
+
+/*
+ * Checks the setting's text: NULL when it is a list of at most
+ * PATRONI_ENDPOINTS_MAX http:// URLs with a host and a port, else why not
+ * (into err).
+ */
+const char *patroni_check_urls(const char *text, char *err, size_t errcap);
+
+struct patroni_source;
+
+/* What a source is started with: the endpoints, how often, for whom. */
+struct patroni_params {
+    const char *urls; /* the setting, checked */
+    int interval_ms;
+    int timeout_ms;                     /* each request */
+    const struct patroni_place *placed; /* the members added before (by the last source) */
+    size_t nplaced;
+    patroni_places_fn places;
+    patroni_log_fn log;
+    void *arg;
+};
+
+/*
+ * Starts asking the endpoints on base every interval_ms; hc is the checker
+ * whose hosts' checks a new leader hurries and whose judgement of
+ * claimants runs after each answer.  NULL when out of memory.
+ */
+struct patroni_source *patroni_start(struct event_base *base, struct region_set *regions,
+                                     struct health_checker *hc, const struct patroni_params *p);
+
+/*
+ * Stops asking and frees the source; the hosts' marks stay (a reload's
+ * next source sets them with its first answer).  NULL is fine.
+ */
+void patroni_stop(struct patroni_source *ps);
+
+/* Clears every host's marks: no source runs (the setting was removed). */
+void patroni_forget(struct region_set *regions);
+
+#endif
