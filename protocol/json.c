@@ -258,8 +258,7 @@ static int after_item(struct parser *p, uint8_t close, bool *more)
 }
 
 /* Opens a container at p->pos: the node, the depth, and whether it is empty. */
-static int open_container(struct parser *p, uint8_t type, uint8_t close, uint32_t *idx,
-                          bool *empty)
+static int open_container(struct parser *p, uint8_t type, uint8_t close, uint32_t *idx, bool *empty)
 {
     int rc;
 
@@ -391,8 +390,8 @@ static void set_error(struct json_error *err, int code, size_t pos)
     }
 }
 
-int json_parse(const char *text, size_t len, const struct json_limits *limits,
-               struct json_doc *doc, struct json_error *err)
+int json_parse(const char *text, size_t len, const struct json_limits *limits, struct json_doc *doc,
+               struct json_error *err)
 {
     struct parser p = {.s = (const uint8_t *)text, .len = len};
     uint32_t max_values = limits && limits->max_values ? limits->max_values : JSON_VALUES_DEFAULT;
@@ -617,8 +616,7 @@ bool json_string_eq(const struct json_doc *doc, uint32_t node, const char *s, si
     return got == n;
 }
 
-int json_string_copy(const struct json_doc *doc, uint32_t node, char *dst, size_t cap,
-                     size_t *len)
+int json_string_copy(const struct json_doc *doc, uint32_t node, char *dst, size_t cap, size_t *len)
 {
     const struct json_node *nd = node_at(doc, node);
     size_t i, end, got = 0;

@@ -37,23 +37,23 @@
 
 enum json_result {
     JSON_OK = 0,
-    JSON_ENOMEM = -1,     /* the node array could not be allocated */
-    JSON_ETOOBIG = -2,    /* the input is over 4 GB */
-    JSON_EEND = -3,       /* the text ends inside a value, or has none */
-    JSON_ESYNTAX = -4,    /* a byte that cannot come there */
-    JSON_ETRAILING = -5,  /* something after the value */
-    JSON_EDEPTH = -6,     /* nested deeper than max_depth */
-    JSON_EVALUES = -7,    /* more than max_values values */
-    JSON_ENUMBER = -8,    /* a malformed number */
-    JSON_ECONTROL = -9,   /* a raw control character in a string */
-    JSON_EESCAPE = -10,   /* an unknown escape, or \u without four hex digits */
+    JSON_ENOMEM = -1,      /* the node array could not be allocated */
+    JSON_ETOOBIG = -2,     /* the input is over 4 GB */
+    JSON_EEND = -3,        /* the text ends inside a value, or has none */
+    JSON_ESYNTAX = -4,     /* a byte that cannot come there */
+    JSON_ETRAILING = -5,   /* something after the value */
+    JSON_EDEPTH = -6,      /* nested deeper than max_depth */
+    JSON_EVALUES = -7,     /* more than max_values values */
+    JSON_ENUMBER = -8,     /* a malformed number */
+    JSON_ECONTROL = -9,    /* a raw control character in a string */
+    JSON_EESCAPE = -10,    /* an unknown escape, or \u without four hex digits */
     JSON_ESURROGATE = -11, /* a \u surrogate that is not half of a pair */
-    JSON_EUTF8 = -12,     /* a string that is not well-formed UTF-8 */
+    JSON_EUTF8 = -12,      /* a string that is not well-formed UTF-8 */
     /* from the helpers */
-    JSON_ETYPE = -13,     /* the node is not of the type asked for */
-    JSON_ERANGE = -14,    /* a number outside the range asked for, or not an integer */
-    JSON_ETRUNC = -15,    /* a string longer than the caller's buffer */
-    JSON_ENUL = -16,      /* a string with U+0000 in it, asked for as a C string */
+    JSON_ETYPE = -13,  /* the node is not of the type asked for */
+    JSON_ERANGE = -14, /* a number outside the range asked for, or not an integer */
+    JSON_ETRUNC = -15, /* a string longer than the caller's buffer */
+    JSON_ENUL = -16,   /* a string with U+0000 in it, asked for as a C string */
 };
 
 enum json_type {
@@ -97,8 +97,8 @@ struct json_error {
  * Returns JSON_OK, or an enum json_result with *err (may be NULL) saying
  * where; then doc holds nothing to free.  On JSON_OK, json_free(doc).
  */
-int json_parse(const char *text, size_t len, const struct json_limits *limits,
-               struct json_doc *doc, struct json_error *err);
+int json_parse(const char *text, size_t len, const struct json_limits *limits, struct json_doc *doc,
+               struct json_error *err);
 void json_free(struct json_doc *doc);
 
 /* "unexpected character" and the like, for any enum json_result. */
@@ -131,8 +131,7 @@ bool json_string_eq(const struct json_doc *doc, uint32_t node, const char *s, si
  * on an error dst is "" (when cap > 0).  *len (may be NULL) is the
  * decoded length, also on JSON_ETRUNC.
  */
-int json_string_copy(const struct json_doc *doc, uint32_t node, char *dst, size_t cap,
-                     size_t *len);
+int json_string_copy(const struct json_doc *doc, uint32_t node, char *dst, size_t cap, size_t *len);
 
 /* A number's text as written (JSON_ETYPE for anything else). */
 int json_number_text(const struct json_doc *doc, uint32_t node, const char **text, size_t *len);

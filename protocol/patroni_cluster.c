@@ -253,8 +253,7 @@ static int read_cluster(struct reader *r, struct patroni_cluster *c)
         return bad(r, "\"members\" is not an array");
     if (json_count(doc, members) > PATRONI_MEMBERS_MAX)
         return bad(r, "more than %d members", PATRONI_MEMBERS_MAX);
-    for (v = json_first(doc, members); rc == PATRONI_OK && v != JSON_NONE;
-         v = json_next(doc, v)) {
+    for (v = json_first(doc, members); rc == PATRONI_OK && v != JSON_NONE; v = json_next(doc, v)) {
         r->index = c->count;
         rc = read_member(r, v, &c->members[c->count++]);
     }
@@ -300,8 +299,7 @@ int patroni_cluster_parse(const char *body, size_t len, struct patroni_cluster *
     return rc;
 }
 
-const struct patroni_member *patroni_cluster_find(const struct patroni_cluster *c,
-                                                  const char *name)
+const struct patroni_member *patroni_cluster_find(const struct patroni_cluster *c, const char *name)
 {
     for (size_t i = 0; i < c->count; i++)
         if (strcmp(c->members[i].name, name) == 0)

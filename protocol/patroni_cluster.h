@@ -31,11 +31,11 @@
 /* More members than this is a malformed body. */
 #define PATRONI_MEMBERS_MAX 32
 /* The longest strings kept, in bytes; longer is a malformed body. */
-#define PATRONI_NAME_MAX    63
-#define PATRONI_STATE_MAX   31
-#define PATRONI_HOST_MAX    255
-#define PATRONI_URL_MAX     255
-#define PATRONI_REGION_MAX  63
+#define PATRONI_NAME_MAX   63
+#define PATRONI_STATE_MAX  31
+#define PATRONI_HOST_MAX   255
+#define PATRONI_URL_MAX    255
+#define PATRONI_REGION_MAX 63
 /* A message's buffer: enough for every message patroni_cluster_parse writes. */
 #define PATRONI_ERROR_MAX 160
 
@@ -70,7 +70,7 @@ struct patroni_member {
     int port;                          /* 1..65535; 0 when absent */
     int64_t timeline;                  /* -1 when absent */
     enum patroni_lag lag;
-    int64_t lag_bytes; /* 0 unless lag is PATRONI_LAG_BYTES */
+    int64_t lag_bytes;                   /* 0 unless lag is PATRONI_LAG_BYTES */
     char region[PATRONI_REGION_MAX + 1]; /* tag pgnear_region; "" when absent */
     bool nofailover;                     /* tag nofailover, as Patroni reads it */
     bool noloadbalance;                  /* tag noloadbalance, likewise */

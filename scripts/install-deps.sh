@@ -2,8 +2,9 @@
 # Installs what pgnear needs to build, test, benchmark and run its demo on
 # Debian 12, from a minimal system up (debootstrap --variant=minbase: only
 # Essential and required packages).  Services that the packages would start
-# (PgBouncer, HAProxy, Pgpool-II, a default PostgreSQL cluster) are kept
-# from starting: pgnear's scripts start their own, on ports of their own.
+# (PgBouncer, HAProxy, Pgpool-II, etcd, Patroni, a default PostgreSQL
+# cluster) are kept from starting: pgnear's scripts start their own, on
+# ports of their own.
 # Then the Node.js modules of tests/node (the Neon serverless driver, which the
 # WebSocket tests drive, node-postgres and postgres.js) are installed from its package-lock.json with
 # `npm ci`, when tests/node/node_modules is missing or older than the lock
@@ -26,6 +27,10 @@ BUILD="build-essential make autoconf automake libtool pkg-config clang
 # the read/write-splitting proxy bench/nearest.pl compares with)
 SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy openssl
  postgresql-15-auto-failover pg-auto-failover-cli pgpool2"
+# Patroni, pgnear's source of truth for who leads (tests/lib/PgNearPatroni.pm,
+# 270_patroni.t): patroni and patronictl, etcd 3.4 as its store (run with
+# --enable-v2), and python3-etcd, the client of Patroni's etcd (v2) driver
+PATRONI="patroni etcd-server python3-etcd"
 # perl and the modules of the test harness (IO::Socket::SSL: the wss
 # tests of tests/lib/PgNearWs.pm); mmdb-bin's mmdblookup checks
 # downloaded GeoIP files
@@ -53,7 +58,7 @@ PROFILE="valgrind"
 # beyond BUILD, lintian, adduser (its postinst makes the user pgnear), and git
 # (the check builds from a copy of the checkout's files)
 PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
-PACKAGES="$BUILD $SERVERS $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING"
+PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
@@ -137,7 +142,7 @@ echo "install-deps: installing$missing"
 $SUDO apt-get update -q
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
 # Should a package have started its service anyway, stop it: tests pick their own ports.
-for svc in pgbouncer haproxy pgpool2 postgresql; do
+for svc in pgbouncer haproxy pgpool2 etcd patroni postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 node_modules
