@@ -167,6 +167,13 @@ sub _cleanup_from_registry {
     my @pids   = map { /^pid (\d+)$/    ? $1 : () } @lines;
     my @pgdata = map { /^pgdata (.+)$/  ? $1 : () } @lines;
     my @files  = map { /^unlink (.+)$/  ? $1 : () } @lines;
+    # "pgroup N": a supervisor's process group (Patroni), killed first, so
+    # that it starts no PostgreSQL again while the data directories stop.
+    my @groups = map { /^pgroup (\d+)$/ ? $1 : () } @lines;
+    if (@groups) {
+        kill 'KILL', map { -$_ } @groups;
+        Time::HiRes::sleep(0.5);
+    }
     kill 'INT', @pids if @pids;
     _pg_kill_datadir($_) for @pgdata;
     kill 'KILL', @pids if @pids;
