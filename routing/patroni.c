@@ -147,7 +147,12 @@ static bool member_is_host(const struct patroni_member *m, const struct region_h
     return false;
 }
 
-/* Sets h's marks; c NULL: none (Patroni unheard). */
+/*
+ * Sets h's marks; c NULL: none (Patroni unheard).  A member stays one while
+ * Patroni answers, also once /cluster no longer lists it: a member whose
+ * Patroni stopped drops out of /cluster when its key expires, while its
+ * PostgreSQL may still run as a primary that Patroni no longer leads.
+ */
 static void patroni_mark(struct region_host *h, const struct patroni_cluster *c)
 {
     const struct patroni_member *m = NULL;
@@ -158,7 +163,8 @@ static void patroni_mark(struct region_host *h, const struct patroni_cluster *c)
             index = (int)i;
         }
     struct host_health *hh = &h->runtime->health;
-    __atomic_store_n(&hh->ha_member, m != NULL, __ATOMIC_RELAXED);
+    bool was = __atomic_load_n(&hh->ha_member, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->ha_member, c != NULL && (m != NULL || was), __ATOMIC_RELAXED);
     __atomic_store_n(&hh->ha_leader, m != NULL && index == c->leader, __ATOMIC_RELAXED);
     __atomic_store_n(&hh->ha_noloadbalance, m != NULL && m->noloadbalance, __ATOMIC_RELAXED);
 }
@@ -190,14 +196,36 @@ static int patroni_place_order(const void *a, const void *b)
 }
 
 /*
- * The members tagged with a region that no region lists, and those added
- * before that are still members: the places hook hears the list when it
- * changed.
+ * Whether a member added before, that /cluster no longer lists, still
+ * answers pgnear's checks: it stays until it does not (its PostgreSQL may
+ * run on as a primary, fenced, with sessions to move off it).
+ */
+static bool patroni_place_alive(const struct patroni_source *ps, const struct patroni_place *pl)
+{
+    const struct region *r = region_set_find(ps->regions, pl->region);
+    for (size_t i = 0; r != NULL && i < r->nhosts; i++)
+        if (r->hosts[i].port == pl->port && strcasecmp(r->hosts[i].name, pl->host) == 0)
+            return host_is_reachable(&r->hosts[i]);
+    return false;
+}
+
+/*
+ * The members tagged with a region that no region lists, those added
+ * before that are still members, and those gone from /cluster that still
+ * answer: the places hook hears the list when it changed.
  */
 static void patroni_place_members(struct patroni_source *ps)
 {
     struct patroni_place now[PATRONI_PLACES_MAX];
     size_t n = 0;
+    for (size_t j = 0; j < ps->nplaced && n < PATRONI_PLACES_MAX; j++) {
+        bool listed = false;
+        for (size_t i = 0; i < ps->cluster.count && !listed; i++)
+            listed = ps->cluster.members[i].port == ps->placed[j].port &&
+                     strcmp(ps->cluster.members[i].host, ps->placed[j].host) == 0;
+        if (!listed && patroni_place_alive(ps, &ps->placed[j]))
+            now[n++] = ps->placed[j];
+    }
     for (size_t i = 0; i < ps->cluster.count && n < PATRONI_PLACES_MAX; i++) {
         const struct patroni_member *m = &ps->cluster.members[i];
         if (m->region[0] == '\0' || m->host[0] == '\0' || m->port <= 0 ||

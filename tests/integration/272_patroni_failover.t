@@ -1,0 +1,269 @@
+# pgnear in front of a real Patroni cluster (Debian's patroni and
+# etcd-server: one etcd, three members m1 us-east, m2 us-west, m3
+# eu-west), with `patroni` naming the members' REST APIs.  The file lists
+# us-east's and us-west's hosts; eu-west's comes from Patroni (its tag
+# pgnear_region).  Writers through pgnear — Boston read-write, Dublin
+# read-write, Dublin nearest — each keep one session and insert ids,
+# recording each id whose commit was acknowledged.  Then:
+#   1. patronictl switchover (to the synchronous standby);
+#   2. a failover: kill -9 of the leader's Patroni and postmaster;
+#   3. the leader's Patroni stopped (SIGSTOP) while its PostgreSQL runs on
+#      as a primary: another member is promoted after the ttl; Patroni's
+#      /cluster stops naming the old one leader, and pgnear fences it;
+#      then it rejoins (SIGCONT: Patroni rewinds it);
+# each with synchronous_mode on (every acknowledged id is on the final
+# leader) and, for the third, off too (no write on the old leader after
+# the new one was promoted).  After each, the time from the new leader's
+# first direct write to the first write through pgnear of each writer is
+# printed (diag) and bounded loosely: a timing belongs in a benchmark.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use POSIX ();
+use PgNearTest;
+use PgNearPatroni;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool('psql');
+require DBD::Pg;
+
+my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
+my %CITY = (boston => '42.36,-71.06', dublin => '53.35,-6.26');
+my @WRITERS = ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
+               [dublin_near => dublin => 'nearest']);
+
+sub admin_rows {
+    my ($p, $sql) = @_;
+    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
+                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+
+# A writer: one session through pgnear, an INSERT every 20 ms, each id whose
+# commit came back written to $dir/$name.acked as "id time port"; a failed
+# session is opened again.  Runs until $dir/stop appears (or 240 s).
+sub start_writer {
+    my ($dir, $p, $name, $city, $need) = @_;
+    my $ci = $p->conninfo(user => 'app', password => $PgNearTest::APP_PASSWORD, dbname => 'movr',
+                          options => "-c pgnear.location=$CITY{$city} -c pgnear.target_session_attrs=$need",
+                          connect_timeout => 20);
+    my $parent = $$;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    open my $out, '>>', "$dir/$name.acked" or POSIX::_exit(1);
+    $out->autoflush(1);
+    my ($dbh, $n) = (undef, 0);
+    my $until = time + 240;
+    while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
+        $dbh //= DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
+        if (!$dbh) { sleep 0.05; next }
+        my $id = sprintf '%s-%06d', $name, ++$n;
+        my ($port) = $dbh->selectrow_array('INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port()',
+                                           undef, $id);
+        if (defined $port) {
+            printf {$out} "%s %.6f %d\n", $id, time, $port;
+        } elsif (!$dbh->ping) {
+            $dbh->disconnect;
+            undef $dbh;
+        }
+        sleep 0.02;
+    }
+    POSIX::_exit(0);
+}
+
+# Each writer's acknowledged ids: name => [[id, time, port], ...].
+sub acked {
+    my ($dir) = @_;
+    my %a;
+    for my $w (@WRITERS) {
+        open my $in, '<', "$dir/$w->[0].acked" or next;
+        $a{ $w->[0] } = [map { [split ' '] } grep { /\S/ } <$in>];
+    }
+    return \%a;
+}
+
+# The first time a direct INSERT on member $m succeeds (polled every 10 ms, up to $timeout s).
+sub first_direct_write {
+    my ($pc, $m, $timeout) = @_;
+    my $ci = conninfo_string(host => $m->{sock}, port => $m->{port}, user => 'postgres', dbname => 'movr',
+                             connect_timeout => 2);
+    my $deadline = time + $timeout;
+    my ($k, $why) = (0, '');
+    while (time < $deadline) {
+        my $dbh = DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
+        $why = DBI->errstr // '' unless $dbh;
+        if ($dbh) {
+            while (time < $deadline) {
+                my $ok = $dbh->do('INSERT INTO writes (id) VALUES (?)', undef,
+                                  sprintf('direct-%s-%.6f-%d', $m->{name}, time, ++$k));
+                return time if $ok;
+                $why = $dbh->errstr // '';
+                last unless $dbh->ping;
+                sleep 0.01;
+            }
+        }
+        sleep 0.01;
+    }
+    diag "no direct write on $m->{name}: $why";
+    return undef;
+}
+
+# After an event: each writer's first acknowledged write on $new after $t_direct;
+# the delays are printed and loosely bounded.
+sub writes_resume {
+    my ($dir, $tag, $new, $t_direct) = @_;
+    my %first;
+    ok wait_until(sub {
+        my $a = acked($dir);
+        for my $w (@WRITERS) {
+            my ($hit) = grep { $_->[1] >= $t_direct - 0.5 && $_->[2] == $new->{port} } @{ $a->{ $w->[0] } // [] };
+            $first{ $w->[0] } //= $hit->[1] if $hit;
+        }
+        keys %first == @WRITERS;
+    }, timeout => 30, interval => 0.1), "$tag: every writer writes on the new leader $new->{name}";
+    my @ms = map { defined $first{ $_->[0] } ? sprintf('%s %.0f ms', $_->[0], 1000 * ($first{ $_->[0] } - $t_direct)) : "$_->[0] -" } @WRITERS;
+    diag "$tag: from the new leader's first direct write to each writer's first through pgnear: @ms";
+    return \%first;
+}
+
+# Every acknowledged id is on member $m.
+sub all_acked_on {
+    my ($pc, $m, $dir, $tag) = @_;
+    my $a = acked($dir);
+    my @ids = map { $_->[0] } map { @{ $a->{ $_->[0] } // [] } } @WRITERS;
+    my %have = map { $_ => 1 } split /\n/, $pc->psql($m, 'SELECT id FROM writes', dbname => 'movr');
+    my @lost = grep { !$have{$_} } @ids;
+    is scalar(@lost), 0, "$tag: every acknowledged write (" . scalar(@ids) . ") is on $m->{name}"
+      or diag "lost: @lost[0 .. ($#lost < 9 ? $#lost : 9)]";
+}
+
+# Every member streams, and (synchronous_mode) one is the synchronous standby.
+sub settle {
+    my ($pc) = @_;
+    $pc->wait_streaming(timeout => 90);
+    ok wait_until(sub { my $c = $pc->cluster; $c && grep { $_->{role} eq 'sync_standby' } @{ $c->{members} } },
+                  timeout => 60, interval => 0.2), 'a synchronous standby follows the leader'
+      or diag $pc->cluster_line;
+}
+
+sub scenario_cluster {
+    my ($sync) = @_;
+    my $pc = PgNearPatroni->new(synchronous_mode => $sync);
+    my $leader = $pc->leader;
+    $pc->psql($leader, q{CREATE TABLE writes (id text PRIMARY KEY, port int DEFAULT inet_server_port(), }
+                     . q{at timestamptz NOT NULL DEFAULT clock_timestamp())}, dbname => 'movr');
+    my $verifier = $pc->psql($leader, qq{SELECT rolpassword FROM pg_authid WHERE rolname = '$PgNearTest::APP_USER'});
+    my $auth_dir = tmpdir(name => 'patroni-auth');
+    write_file("$auth_dir/userlist.txt",
+        qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"$PgNearTest::APP_USER" "$verifier"\n});
+    my %m = map { $_->{region} => $_ } $pc->members;
+    my $urls = join ', ', map { "http://127.0.0.1:$_->{rest_port}" } $pc->members;
+    my $p = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$m{'us-east'}{port}"] },
+                     { name => 'us-west', location => '45.60, -121.18', hosts => ["127.0.0.1:$m{'us-west'}{port}"] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', health_check_interval => '500ms', health_check_timeout => '1s',
+                      workers => $WORKERS, failover_wait => '30s', patroni => $urls });
+    return ($pc, $p, \%m);
+}
+
+# ------------------------------------------------------------------ synchronous_mode: on
+
+{
+    my ($pc, $p, $m) = scenario_cluster(1);
+    my $eu_port = $m->{'eu-west'}{port};
+    ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
+      'sync: eu-west\'s member comes from Patroni (its tag)';
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{port} == $eu_port && $_->{role} eq 'standby' }
+                        admin_rows($p, 'SHOW REGIONS') }, timeout => 20, interval => 0.2),
+      'sync: SHOW REGIONS lists it in eu-west, a standby';
+
+    my $dir = tmpdir(name => 'patroni-writers', mode => 0755);
+    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
+    ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
+                  timeout => 30, interval => 0.1), 'sync: every writer writes through pgnear';
+
+    # 1. A switchover, to the synchronous standby (Patroni takes no other candidate in this mode).
+    my $old = $pc->leader;
+    my ($sync) = grep { $_->{role} eq 'sync_standby' } @{ $pc->cluster->{members} };
+    my $t0 = time;
+    my $new = $pc->switchover($sync->{name});
+    my $t_direct = first_direct_write($pc, $new, 30);
+    ok defined $t_direct, "switchover: the new leader $new->{name} takes a direct write";
+    writes_resume($dir, 'switchover', $new, $t_direct // $t0);
+
+    # 2. A failover: the leader's Patroni and postmaster killed, once a synchronous standby follows it.
+    settle($pc);
+    $old = $pc->kill_leader;
+    $t0 = time;
+    $new = $pc->wait_leader(not => $old->{name}, timeout => 60);
+    $t_direct = first_direct_write($pc, $new, 30);
+    ok defined $t_direct, "failover: $new->{name} leads after $old->{name} was killed";
+    writes_resume($dir, 'failover', $new, $t_direct // $t0);
+    $pc->start_member($old);
+
+    # 3. The leader's Patroni stopped while its PostgreSQL runs on.
+    settle($pc);
+    $old = $pc->stop_leader_patroni;
+    $t0 = time;
+    $new = $pc->wait_leader(not => $old->{name}, timeout => 60);
+    $t_direct = first_direct_write($pc, $new, 30);
+    ok defined $t_direct, "SIGSTOP: $new->{name} promoted while $old->{name}'s PostgreSQL runs on";
+    writes_resume($dir, 'SIGSTOP (sync)', $new, $t_direct // $t0);
+    my @rows = admin_rows($p, 'SHOW REGIONS');
+    my ($fenced) = grep { $_->{port} == $old->{port} } @rows;
+    like $fenced->{fenced} // '', qr/^former primary/, 'SIGSTOP: SHOW REGIONS shows the old leader fenced'
+      or diag join "\n", map { "$_->{region} $_->{port} $_->{role} $_->{up} [$_->{fenced}]" } @rows;
+    $pc->resume($old);
+    ok wait_until(sub { my ($r) = grep { $_->{port} == $old->{port} } admin_rows($p, 'SHOW REGIONS');
+                        $r && $r->{role} eq 'standby' && $r->{fenced} eq '' }, timeout => 90, interval => 0.5),
+      'SIGSTOP: the old leader rejoins as a standby, no longer fenced';
+    write_file("$dir/stop", '');
+    waitpid($_, 0) for @pids;
+    @pids = ();
+    all_acked_on($pc, $pc->leader, $dir, 'synchronous_mode');
+    $p->stop;
+    $pc->stop;
+}
+
+# ------------------------------------------------------------------ synchronous_mode: off, SIGSTOP
+
+{
+    my ($pc, $p, $m) = scenario_cluster(0);
+    my $eu_port = $m->{'eu-west'}{port};
+    ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
+      'async: eu-west\'s member comes from Patroni';
+    my $dir = tmpdir(name => 'patroni-writers-async', mode => 0755);
+    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
+    ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
+                  timeout => 30, interval => 0.1), 'async: every writer writes through pgnear';
+    my $old = $pc->stop_leader_patroni;
+    my $t0 = time;
+    my $new = $pc->wait_leader(not => $old->{name}, timeout => 60);
+    my $t_direct = first_direct_write($pc, $new, 30);
+    ok defined $t_direct, "async SIGSTOP: $new->{name} promoted";
+    writes_resume($dir, 'SIGSTOP (async)', $new, $t_direct // $t0);
+    # The old leader's PostgreSQL still runs: nothing written there once the new one took writes.
+    my $late = $pc->psql($old, sprintf(q{SELECT count(*) FROM writes WHERE id NOT LIKE 'direct-%%' AND at > to_timestamp(%.6f)},
+                                       $t_direct // $t0), dbname => 'movr');
+    is $late, '0', 'async SIGSTOP: no write through pgnear on the old leader after the new one took writes';
+    my $a = acked($dir);
+    my @on_old = grep { $_->[2] == $old->{port} && $_->[1] > ($t_direct // $t0) } map { @{ $a->{ $_->[0] } // [] } } @WRITERS;
+    is scalar(@on_old), 0, 'async SIGSTOP: no acknowledged write came from the old leader after that';
+    write_file("$dir/stop", '');
+    waitpid($_, 0) for @pids;
+    @pids = ();
+    $pc->resume($old);
+    $p->stop;
+    $pc->stop;
+}
+
+done_testing;
