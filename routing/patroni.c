@@ -186,6 +186,16 @@ static bool patroni_member_listed(const struct patroni_source *ps, const struct 
     return false;
 }
 
+static int patroni_place_order(const void *a, const void *b);
+
+bool patroni_places_equal(const struct patroni_place *a, const struct patroni_place *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (patroni_place_order(&a[i], &b[i]) != 0 || strcasecmp(a[i].region, b[i].region) != 0)
+            return false;
+    return true;
+}
+
 static int patroni_place_order(const void *a, const void *b)
 {
     const struct patroni_place *x = a, *y = b;
@@ -218,6 +228,7 @@ static void patroni_place_members(struct patroni_source *ps)
 {
     struct patroni_place now[PATRONI_PLACES_MAX];
     size_t n = 0;
+    memset(now, 0, sizeof(now));
     for (size_t j = 0; j < ps->nplaced && n < PATRONI_PLACES_MAX; j++) {
         bool listed = false;
         for (size_t i = 0; i < ps->cluster.count && !listed; i++)
@@ -244,7 +255,7 @@ static void patroni_place_members(struct patroni_source *ps)
         n++;
     }
     qsort(now, n, sizeof(now[0]), patroni_place_order);
-    if (ps->placed_told && n == ps->nplaced && memcmp(now, ps->placed, n * sizeof(now[0])) == 0)
+    if (ps->placed_told && n == ps->nplaced && patroni_places_equal(now, ps->placed, n))
         return;
     memcpy(ps->placed, now, n * sizeof(now[0]));
     ps->nplaced = n;

@@ -46,6 +46,9 @@ struct patroni_place {
 
 #define PATRONI_PLACES_MAX 32
 
+/* Whether two lists of n places name the same members, in the same order. */
+bool patroni_places_equal(const struct patroni_place *a, const struct patroni_place *b, size_t n);
+
 /* The members to add, sorted; called only when they changed since the last call. */
 typedef void (*patroni_places_fn)(void *arg, const struct patroni_place *places, size_t n);
 /* A change worth a log line; warn: a warning, else information. */

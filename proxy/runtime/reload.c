@@ -120,7 +120,7 @@ static void reload_start(struct reloader *rl);
 static void reload_patroni_places(void *arg, const struct patroni_place *places, size_t n)
 {
     struct reloader *rl = arg;
-    if (n == rl->nplaces && memcmp(places, rl->places, n * sizeof(*places)) == 0)
+    if (n == rl->nplaces && patroni_places_equal(places, rl->places, n))
         return; /* the reload that added them started this source */
     memcpy(rl->places, places, n * sizeof(*places));
     rl->nplaces = n;
