@@ -6,7 +6,8 @@
 #   scripts/demo.sh; a query through pgnear; the demo's console, MIGRATE UP,
 #   WebSocket client and metrics; scripts/demo-city.sh (a city's rows moved
 #   under writers), twice, then for a second city into the same region; the
-#   database move; scripts/demo.sh again (it must
+#   database move; scripts/demo-failover.sh (eu-west promoted while us-east
+#   runs on: fenced); scripts/demo.sh again (it must
 #   restart cleanly); scripts/demo.sh stop, after which nothing may run;
 #   scripts/test.sh, the whole suite (on the sanitizer build, two worker
 #   threads per pgnear); scripts/check-tools.sh; scripts/check-package.sh
@@ -178,6 +179,9 @@ $psql -X -q "$admin" -c 'MOVE DATABASE movr REVERT' >/dev/null
 got=$($psql -X -At "$app" -c 'SHOW cluster_name')
 [ "$got" = us-east ] || { echo "after REVERT, movr is served by '$got', not us-east" >&2; exit 1; }
 echo "REVERT: served by us-east again"
+step "the demo's failover: scripts/demo-failover.sh, eu-west promoted while us-east runs on"
+scripts/demo-failover.sh | grep 'lands on: eu-west, in recovery: false' ||
+    { echo "scripts/demo-failover.sh did not fence us-east and send a Boston writer to eu-west" >&2; exit 1; }
 step "scripts/demo.sh again, over the running demo"
 scripts/demo.sh
 step "scripts/demo.sh stop"

@@ -598,6 +598,11 @@ another city, it moves that one next, city by city (Paris joins Amsterdam in eu-
   scripts/demo-city.sh paris
   psql "$admin" -c 'SHOW HOMES'
   psql "host=127.0.0.1 port=$port dbname=movr_cities user=app password=app-secret options='-c pgnear.city=Amsterdam'" -c 'SHOW cluster_name'    # eu-central, once moved
+
+A failover whose old primary runs on: eu-west is promoted while us-east goes on as a primary, and
+pgnear fences us-east (SHOW REGIONS says former primary, and why): no session or transaction goes
+there, a Boston writer lands on eu-west.  Last, as it changes the demo (scripts/demo.sh restarts it):
+  scripts/demo-failover.sh
 MSG
 if [ -n "$websocket" ]; then
     cat <<MSG

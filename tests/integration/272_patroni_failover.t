@@ -13,7 +13,8 @@
 #      then it rejoins (SIGCONT: Patroni rewinds it);
 # each with synchronous_mode on (every acknowledged id is on the final
 # leader) and, for the third, off too (no write on the old leader after
-# the new one was promoted).  After each, the time from the new leader's
+# the new one was promoted), after every member's Patroni stopped for a
+# few seconds (pgnear says it routes on its own checks, writes go on).  After each, the time from the new leader's
 # first direct write to the first write through pgnear of each writer is
 # printed (diag) and bounded loosely: a timing belongs in a benchmark.
 use strict;
@@ -245,6 +246,21 @@ sub scenario_cluster {
     END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
     ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
                   timeout => 30, interval => 0.1), 'async: every writer writes through pgnear';
+
+    # Patroni unreachable (every member's Patroni stopped, for less than its ttl): pgnear says so
+    # and routes on its own checks; writes go on; Patroni back, it says so again.
+    my $off = $p->log_size;
+    kill 'STOP', map { -$_->{pid} } $pc->members;
+    ok $p->wait_for_log(qr/patroni: no REST endpoint answers \(.*\); routing on pgnear's own checks/,
+                        offset => $off, timeout => 8), 'async: no Patroni answering, pgnear says so';
+    my $before = scalar map { @$_ } values %{ acked($dir) };
+    ok wait_until(sub { (scalar map { @$_ } values %{ acked($dir) }) > $before + 10 }, timeout => 5, interval => 0.1),
+      '... and the writers write on';
+    kill 'CONT', map { -$_->{pid} } $pc->members;
+    ok $p->wait_for_log(qr/patroni: its REST API answers again/, offset => $off, timeout => 10),
+      '... and says so again when Patroni answers';
+    $pc->wait_streaming(timeout => 60);
+
     my $old = $pc->stop_leader_patroni;
     my $t0 = time;
     my $new = $pc->wait_leader(not => $old->{name}, timeout => 60);
