@@ -405,11 +405,14 @@ static void patroni_ask(struct patroni_source *ps)
     }
 }
 
+/* A round every interval, unless the last one still goes from endpoint to endpoint. */
 static void patroni_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct patroni_source *ps = arg;
+    if (ps->in_flight || evtimer_pending(ps->retry, NULL))
+        return;
     ps->tried = 0;
     patroni_ask(ps);
 }

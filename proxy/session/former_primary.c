@@ -124,6 +124,19 @@ bool former_primary_check(struct session *s)
         former_primary_end(s, sc->host, "its transaction there was ended before it could commit");
         return false;
     }
+    /*
+     * Transaction pooling and nearest: the connection goes back as the
+     * transaction ends (closed: its host is not up), and the next one takes
+     * none there; only a session pinned to it cannot wait for that.
+     */
+    if (s->txn != NULL) {
+        if (s->pinned == NULL)
+            return true;
+        char what[300];
+        snprintf(what, sizeof(what), "it keeps its server connection (%s)", s->pinned);
+        former_primary_end(s, sc->host, what);
+        return false;
+    }
     const char *refusal = s->move == NULL ? move_refusal(s) : NULL;
     if (refusal != NULL) {
         char what[300];

@@ -6,8 +6,11 @@
  *
  * A session between transactions there is moved by its own route (which
  * no longer offers the fenced host), held at once so that no request
- * more reaches the host meanwhile; a session inside a transaction there,
- * one that cannot move, and one whose move fails are ended with 57P01:
+ * more reaches the host meanwhile; under transaction pooling and for
+ * nearest, whose connection goes back as each transaction ends, the next
+ * transaction simply takes none there.  A session inside a transaction
+ * there, one that cannot move (or, under transaction pooling, is pinned to
+ * its connection), and one whose move fails are ended with 57P01:
  * its transaction ends on the host without a commit of pgnear's doing,
  * and the client connects again.  Every worker walks its sessions when a
  * host is fenced (the part's host_fenced hook); a session's next request

@@ -76,16 +76,41 @@ static void server_conn_account(struct server_conn *sc, struct session *s)
     stat_add(&sc->w->stats.transactions, sc->tx.answered_idle);
 }
 
+/*
+ * A connection made under an older configuration takes its session's
+ * (newer) one, its region and host pointed at their entries there: the old
+ * configuration, which they pointed into, may be freed as its last
+ * reference goes.  One whose host the new configuration no longer names (a
+ * member Patroni dropped) keeps its own.
+ */
+static void server_conn_follow_config(struct server_conn *sc, struct config *cfg)
+{
+    if (cfg == NULL) { /* the relay tests */
+        config_unref(sc->cfg);
+        sc->cfg = NULL;
+        return;
+    }
+    struct region *r = sc->region != NULL ? region_set_find(&cfg->regions, sc->region->name) : NULL;
+    for (size_t i = 0; r != NULL && i < r->nhosts; i++) {
+        struct region_host *h = &r->hosts[i];
+        if (h->port != sc->host->port || strcmp(h->name, sc->host->name) != 0)
+            continue;
+        config_unref(sc->cfg);
+        sc->cfg = config_ref(cfg);
+        sc->region = r;
+        sc->host = h;
+        return;
+    }
+}
+
 void server_conn_attach(struct server_conn *sc, struct session *s)
 {
     sc->client = s;
     sc->ep.session = s;
     sc->ep.owner = s->client.owner;
     s->server_conn = sc;
-    if (sc->cfg != s->cfg) {
-        config_unref(sc->cfg);
-        sc->cfg = s->cfg != NULL ? config_ref(s->cfg) : NULL; /* NULL in the relay tests */
-    }
+    if (sc->cfg != s->cfg)
+        server_conn_follow_config(sc, s->cfg);
     sc->bytes_in_at_attach = sc->ep.bytes_in;
     sc->ep.last_type = 0;
     sc->use_count++;
