@@ -50,7 +50,7 @@ struct patroni_source {
     bool in_flight;
     bool answered;    /* the last round got an answer */
     bool said_silent; /* the log said no endpoint answers, and nothing since */
-    char last_error[200];
+    char last_error[256];
     char leader[PATRONI_NAME_MAX + 1]; /* the leader the last answer named ("": none) */
     struct patroni_place placed[PATRONI_PLACES_MAX];
     size_t nplaced;
@@ -324,8 +324,8 @@ static void patroni_ask(struct patroni_source *ps);
 static void patroni_failed(struct patroni_source *ps, const char *why)
 {
     const struct patroni_endpoint *ep = &ps->ep[ps->cur];
-    snprintf(ps->last_error, sizeof(ps->last_error), "http://%s:%d%s: %s", ep->host, ep->port,
-             ep->path, why);
+    snprintf(ps->last_error, sizeof(ps->last_error), "http://%.64s:%d%.64s: %.100s", ep->host,
+             ep->port, ep->path, why);
     ps->cur = (ps->cur + 1) % ps->nep;
     if (++ps->tried < ps->nep) {
         struct timeval now = {0, 0};
