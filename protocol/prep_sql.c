@@ -6,15 +6,8 @@
 #include "protocol/prepared.h"
 
 #include <string.h>
-#include <strings.h>
 
 #include "protocol/sql_lex.h"
-
-static bool is_keyword(const char *text, const struct sql_token *t, const char *word)
-{
-    size_t n = strlen(word);
-    return t->kind == SQL_TOK_WORD && t->body_len == n && strncasecmp(text + t->body, word, n) == 0;
-}
 
 /*
  * An unquoted name, folded to lower case as PostgreSQL folds it; only
@@ -85,10 +78,10 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
         return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
-    if (!is_keyword(text, &t, "deallocate"))
+    if (!sql_tok_is_word(&lx, &t, "deallocate"))
         return false;
     sql_lex_next(&lx, &t);
-    if (is_keyword(text, &t, "prepare"))
+    if (sql_tok_is_word(&lx, &t, "prepare"))
         sql_lex_next(&lx, &t);
     if (!name_token(text, &t, out, cap))
         return false;
@@ -110,7 +103,7 @@ bool prep_execute_name(const char *text, size_t len, char *out, size_t cap, size
         return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
-    if (!is_keyword(text, &t, "execute"))
+    if (!sql_tok_is_word(&lx, &t, "execute"))
         return false;
     sql_lex_next(&lx, &t);
     if (!name_token(text, &t, out, cap))
