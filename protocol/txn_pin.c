@@ -86,35 +86,46 @@ enum kw {
 static const struct {
     const char *word; /* lower case */
     enum kw kw;
+    /* the quick look finds it (needed_word_at), as test_txn_pin checks;
+     * false: it matters only after a word the quick look finds */
+    bool looked_for;
 } keywords[] = {
-    {"set", KW_SET},
-    {"local", KW_LOCAL},
-    {"transaction", KW_TRANSACTION},
-    {"constraints", KW_CONSTRAINTS},
-    {"set_config", KW_SET_CONFIG},
-    {"true", KW_TRUE},
-    {"temp", KW_TEMP},
-    {"temporary", KW_TEMP},
-    {"create", KW_CREATE},
-    {"replace", KW_REPLACE},
-    {"global", KW_GLOBAL},
-    {"into", KW_INTO},
-    {"listen", KW_LISTEN},
-    {"prepare", KW_PREPARE},
-    {"declare", KW_DECLARE},
-    {"with", KW_WITH},
-    {"hold", KW_HOLD},
-    {"load", KW_LOAD},
-    {"pg_temp", KW_PG_TEMP},
-    {"pg_advisory_lock", KW_ADVISORY},
-    {"pg_advisory_lock_shared", KW_ADVISORY},
-    {"pg_try_advisory_lock", KW_ADVISORY},
-    {"pg_try_advisory_lock_shared", KW_ADVISORY},
-    {"reset", KW_RESET},
-    {"discard", KW_RESET},
-    {"deallocate", KW_RESET},
-    {"session", KW_SESSION},
+    {"set", KW_SET, true},
+    {"local", KW_LOCAL, false},
+    {"transaction", KW_TRANSACTION, false},
+    {"constraints", KW_CONSTRAINTS, false},
+    {"set_config", KW_SET_CONFIG, true},
+    {"true", KW_TRUE, false},
+    {"temp", KW_TEMP, true},
+    {"temporary", KW_TEMP, true},
+    {"create", KW_CREATE, false},
+    {"replace", KW_REPLACE, false},
+    {"global", KW_GLOBAL, false},
+    {"into", KW_INTO, false},
+    {"listen", KW_LISTEN, true},
+    {"prepare", KW_PREPARE, true},
+    {"declare", KW_DECLARE, false},
+    {"with", KW_WITH, false},
+    {"hold", KW_HOLD, true},
+    {"load", KW_LOAD, true},
+    {"pg_temp", KW_PG_TEMP, true},
+    {"pg_advisory_lock", KW_ADVISORY, true},
+    {"pg_advisory_lock_shared", KW_ADVISORY, true},
+    {"pg_try_advisory_lock", KW_ADVISORY, true},
+    {"pg_try_advisory_lock_shared", KW_ADVISORY, true},
+    {"reset", KW_RESET, true},
+    {"discard", KW_RESET, true},
+    {"deallocate", KW_RESET, true},
+    {"session", KW_SESSION, false},
 };
+
+const char *txn_pin_keyword(size_t i, bool *looked_for)
+{
+    if (i >= sizeof(keywords) / sizeof(keywords[0]))
+        return NULL;
+    *looked_for = keywords[i].looked_for;
+    return keywords[i].word;
+}
 
 /* pg_temp_3 and the like: another name of the session's temporary schema. */
 static bool is_numbered_pg_temp(const uint8_t *w, size_t n)
