@@ -45,7 +45,7 @@ static inline void pkt_fail(struct pktbuf *pb)
 /* One field of an ErrorResponse or NoticeResponse: its code and value; none when value is NULL. */
 void pkt_put_field(struct pktbuf *pb, char code, const char *value);
 
-/* Error or notice fields, PostgreSQL style; detail and hint may be NULL. */
+/* Error or notice fields, PostgreSQL style, set by name (.hint = ...); detail, hint may be NULL. */
 struct pkt_report {
     const char *severity; /* "FATAL", "ERROR", "NOTICE", ... */
     const char *sqlstate; /* five characters */
