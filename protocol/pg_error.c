@@ -62,8 +62,11 @@ void pg_error_from_report(struct pg_error *e, const uint8_t *body, size_t len)
 
 void pg_error_put(struct pktbuf *pb, char type, const char *severity, const struct pg_error *e)
 {
-    struct pkt_report r = {severity, e->sqlstate, e->message, e->detail[0] ? e->detail : NULL,
-                           e->hint[0] ? e->hint : NULL};
+    struct pkt_report r = {.severity = severity,
+                           .sqlstate = e->sqlstate,
+                           .message = e->message,
+                           .detail = e->detail[0] ? e->detail : NULL,
+                           .hint = e->hint[0] ? e->hint : NULL};
     pkt_put_report(pb, type, &r);
     if (e->position <= 0 || !pkt_ok(pb))
         return;

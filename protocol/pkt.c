@@ -110,6 +110,10 @@ void pkt_put_authentication(struct pktbuf *pb, uint32_t code, const void *data, 
     pkt_end(pb);
 }
 
+const uint8_t pkt_terminate[PKT_HEADER_LEN] = {'X', 0, 0, 0, 4};
+const uint8_t pkt_sync[PKT_HEADER_LEN] = {'S', 0, 0, 0, 4};
+const uint8_t pkt_parse_complete[PKT_HEADER_LEN] = {'1', 0, 0, 0, 4};
+
 void pkt_put_ready_for_query(struct pktbuf *pb, char status)
 {
     pkt_begin(pb, 'Z');

@@ -45,7 +45,7 @@ static inline void pkt_fail(struct pktbuf *pb)
 /* One field of an ErrorResponse or NoticeResponse: its code and value; none when value is NULL. */
 void pkt_put_field(struct pktbuf *pb, char code, const char *value);
 
-/* Error or notice fields, PostgreSQL style; detail and hint may be NULL. */
+/* Error or notice fields, PostgreSQL style, set by name (.hint = ...); detail, hint may be NULL. */
 struct pkt_report {
     const char *severity; /* "FATAL", "ERROR", "NOTICE", ... */
     const char *sqlstate; /* five characters */
@@ -68,6 +68,16 @@ void pkt_put_report(struct pktbuf *pb, char type, const struct pkt_report *r);
 void pkt_put_authentication(struct pktbuf *pb, uint32_t code, const void *data, size_t len);
 /* ReadyForQuery ('Z'): status 'I' idle, 'T' in a transaction, 'E' in a failed one. */
 void pkt_put_ready_for_query(struct pktbuf *pb, char status);
+
+/*
+ * The messages that are a header alone, whole: Terminate ('X'), Sync
+ * ('S') and ParseComplete ('1').  pkt_add_terminate and the like append
+ * them; the bytes are for a reader that looks for one in a stream, or a
+ * caller that puts one before a buffer.
+ */
+extern const uint8_t pkt_terminate[PKT_HEADER_LEN];
+extern const uint8_t pkt_sync[PKT_HEADER_LEN];
+extern const uint8_t pkt_parse_complete[PKT_HEADER_LEN];
 /* ParameterStatus ('S'). */
 void pkt_put_parameter_status(struct pktbuf *pb, const char *name, const char *value);
 /* BackendKeyData ('K'): key_len is 4 under protocol 3.0, up to 256 under 3.2. */

@@ -71,6 +71,59 @@ int pkt_add_query(struct evbuffer *out, const char *sql)
     return pkt_add_msg(out, 'Q', sql, strlen(sql) + 1);
 }
 
+int pkt_add_terminate(struct evbuffer *out)
+{
+    return evbuffer_add(out, pkt_terminate, sizeof(pkt_terminate)) == 0 ? 0 : -1;
+}
+
+int pkt_add_sync(struct evbuffer *out)
+{
+    return evbuffer_add(out, pkt_sync, sizeof(pkt_sync)) == 0 ? 0 : -1;
+}
+
+int pkt_add_parse_complete(struct evbuffer *out)
+{
+    return evbuffer_add(out, pkt_parse_complete, sizeof(pkt_parse_complete)) == 0 ? 0 : -1;
+}
+
+int pkt_add_ready(struct evbuffer *out, char status)
+{
+    return pkt_add_msg(out, 'Z', &status, 1);
+}
+
+int pkt_add_parse(struct evbuffer *out, const char *name, size_t name_len, const void *sql,
+                  size_t sql_len, const void *types, uint16_t ntypes)
+{
+    uint8_t n[2] = {(uint8_t)(ntypes >> 8), (uint8_t)ntypes};
+    const struct pkt_piece parse[] = {
+        {name, name_len}, {"", 1}, {sql, sql_len}, {"", 1}, {n, 2}, {types, (size_t)ntypes * 4},
+    };
+    return pkt_add_pieces(out, 'P', parse, sizeof(parse) / sizeof(parse[0]));
+}
+
+int pkt_add_bind_text(struct evbuffer *out, const struct pkt_piece *params, uint16_t n)
+{
+    uint8_t lens[PKT_BIND_TEXT_MAX][4], count[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+    struct pkt_piece bind[2 * PKT_BIND_TEXT_MAX + 3];
+    size_t k = 0;
+    if (n > PKT_BIND_TEXT_MAX)
+        return -1;
+    bind[k++] = (struct pkt_piece){"\0\0\0\0", 4}; /* portal "", statement "", no format codes */
+    bind[k++] = (struct pkt_piece){count, 2};
+    for (uint16_t i = 0; i < n; i++) {
+        pkt_store_be32(lens[i], (uint32_t)params[i].len);
+        bind[k++] = (struct pkt_piece){lens[i], 4};
+        bind[k++] = params[i];
+    }
+    bind[k++] = (struct pkt_piece){"\0\0", 2}; /* results in text */
+    return pkt_add_pieces(out, 'B', bind, k);
+}
+
+int pkt_add_execute_all(struct evbuffer *out)
+{
+    return pkt_add_msg(out, 'E', "\0\0\0\0\0", 5); /* portal "", all rows */
+}
+
 /* The length of answer's messages before the first result, error or ReadyForQuery. */
 static size_t canceled_prefix(struct evbuffer *answer)
 {
@@ -90,7 +143,6 @@ static size_t canceled_prefix(struct evbuffer *answer)
 
 int pkt_add_canceled(struct evbuffer *answer)
 {
-    static const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
     static const struct pkt_report canceled = {.severity = "ERROR",
                                                .sqlstate = "57014",
                                                .message =
@@ -110,5 +162,5 @@ int pkt_add_canceled(struct evbuffer *answer)
     pkt_put_report(&pb, 'E', &canceled);
     if (rc != 0 || !pkt_ok(&pb) || evbuffer_add(answer, buf, pb.len) != 0)
         return -1;
-    return evbuffer_add(answer, ready, sizeof(ready)) == 0 ? 0 : -1;
+    return pkt_add_ready(answer, 'I');
 }

@@ -5,15 +5,20 @@
  * a pktbuf: a Query of its own (the state read of a move, a fence, a
  * pool's reset, a kept connection's check), a message passed on, a
  * replay's headers, the prepared statements' rewritten Parse, Bind,
- * Describe and Close (prep_*.c).  Lengths are a body's length throughout: the header
- * written says body_len + 4, as its length word counts itself.  Each
- * returns 0, or -1 when out of memory (what was appended then is not
- * said: the caller closes).
+ * Describe and Close (prep_*.c), a session state's replay
+ * (session_state.c).  A message type pgnear writes whole has one builder
+ * here (Terminate, Sync, ParseComplete, ReadyForQuery, Parse, a text
+ * Bind, Execute); the fixed bytes of those that have them are pkt.h's.
+ * Lengths are a body's length throughout: the header written says
+ * body_len + 4, as its length word counts itself.  Each returns 0, or -1
+ * when out of memory (what was appended then is not said: the caller
+ * closes).
  */
 #ifndef PGNEAR_PROTOCOL_PKT_ADD_H
 #define PGNEAR_PROTOCOL_PKT_ADD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct evbuffer;
 
@@ -41,6 +46,32 @@ int pkt_add_pieces(struct evbuffer *out, char type, const struct pkt_piece *piec
 int pkt_add_target(struct evbuffer *out, char type, char kind, const char *name, size_t name_len);
 /* A Query ('Q') of sql, NUL-terminated. */
 int pkt_add_query(struct evbuffer *out, const char *sql);
+/* Terminate ('X'). */
+int pkt_add_terminate(struct evbuffer *out);
+/* Sync ('S'). */
+int pkt_add_sync(struct evbuffer *out);
+/* ParseComplete ('1'). */
+int pkt_add_parse_complete(struct evbuffer *out);
+/* ReadyForQuery ('Z') with status: 'I' idle, 'T' in a transaction, 'E' in a failed one. */
+int pkt_add_ready(struct evbuffer *out, char status);
+/*
+ * A Parse ('P') of the statement name (name_len bytes) of sql (sql_len
+ * bytes), neither with its NUL, and ntypes parameter types: 4 bytes each
+ * at types, big-endian, as a Parse carries them (NULL when none).
+ */
+int pkt_add_parse(struct evbuffer *out, const char *name, size_t name_len, const void *sql,
+                  size_t sql_len, const void *types, uint16_t ntypes);
+
+/* The most parameters pkt_add_bind_text takes. */
+#define PKT_BIND_TEXT_MAX 8
+/*
+ * A Bind ('B') of the unnamed statement to the unnamed portal with the n
+ * (at most PKT_BIND_TEXT_MAX) parameters in text, none NULL, and its
+ * results in text.
+ */
+int pkt_add_bind_text(struct evbuffer *out, const struct pkt_piece *params, uint16_t n);
+/* An Execute ('E') of the unnamed portal, all its rows. */
+int pkt_add_execute_all(struct evbuffer *out);
 /*
  * A request canceled before its statement ran to its end, answered as a
  * server answers one a cancel stopped: answer holds what a server sent

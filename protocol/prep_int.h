@@ -48,6 +48,20 @@ struct prep_table {
     size_t count;
 };
 
+/*
+ * Takes l, which is in t, out of it: here, beside the tables, so that the
+ * inline prep_stmt_unref below calls nothing of prep_store.c's (which
+ * includes this header: no circle between the two).
+ */
+static inline void prep_table_del(struct prep_table *t, struct prep_link *l)
+{
+    struct prep_link **pp = &t->b[l->hash & (t->nb - 1)];
+    while (*pp != l)
+        pp = &(*pp)->next;
+    *pp = l->next;
+    t->count--;
+}
+
 struct prep_stmt {
     struct prep_link link; /* the registry's table, by mix64(id) */
     uint64_t key;          /* hash of context, types and text */
@@ -218,8 +232,6 @@ struct stmt_src {
 
 /* ---- prep_store.c ---- */
 
-/* Takes l out of t. */
-void prep_table_del(struct prep_table *t, struct prep_link *l);
 /* Frees every element (drop, when not NULL, lets go of what each holds first) and the buckets. */
 void prep_table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_link *l), void *ctx);
 /* ASCII, case-insensitive: does word (lower case, a letter first) occur in text? */

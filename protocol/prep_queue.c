@@ -212,12 +212,7 @@ struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s,
                                    const char *name, const struct prep_stmt *st,
                                    struct evbuffer *out)
 {
-    size_t nlen = strlen(name), tlen = (size_t)st->ntypes * 4;
-    uint8_t n[2] = {(uint8_t)(st->ntypes >> 8), (uint8_t)st->ntypes};
-    const struct pkt_piece parse[] = {
-        {name, nlen}, {"", 1}, {st->text, st->text_len}, {"", 1}, {n, 2}, {st->types, tlen},
-    };
-    if (pkt_add_pieces(out, 'P', parse, sizeof(parse) / sizeof(parse[0])) != 0)
+    if (pkt_add_parse(out, name, strlen(name), st->text, st->text_len, st->types, st->ntypes) != 0)
         return NULL;
     s->flushed = false;
     s->batch_sent = true;

@@ -6,15 +6,8 @@
 #include "protocol/prepared.h"
 
 #include <string.h>
-#include <strings.h>
 
 #include "protocol/sql_lex.h"
-
-static bool is_keyword(const char *text, const struct sql_token *t, const char *word)
-{
-    size_t n = strlen(word);
-    return t->kind == SQL_TOK_WORD && t->body_len == n && strncasecmp(text + t->body, word, n) == 0;
-}
 
 /*
  * An unquoted name, folded to lower case as PostgreSQL folds it; only
@@ -62,18 +55,20 @@ static bool name_token(const char *text, const struct sql_token *t, char *out, s
     return false;
 }
 
+static const char DEALLOCATE[] = "deallocate", EXECUTE[] = "execute";
+
 /*
  * Whether the text's first byte after blanks (as sql_lex.c skips them) is
- * letter (lower case) or its capital: the first token of a DEALLOCATE or
- * an EXECUTE, whose text has no comment before it.  Every Query is read
- * for one; most fail here, not lexed.
+ * the first letter of keyword, in either case: the first token of a
+ * DEALLOCATE or an EXECUTE, whose text has no comment before it.  Every
+ * Query is read for one; most fail here, not lexed.
  */
-static bool begins_with(const char *text, size_t len, char letter)
+static bool may_begin_with(const char *text, size_t len, const char *keyword)
 {
     size_t i = 0;
     while (i < len && (text[i] == ' ' || (text[i] >= '\t' && text[i] <= '\r')))
         i++;
-    return i < len && (text[i] == letter || text[i] == letter - 'a' + 'A');
+    return i < len && sql_fold((uint8_t)text[i]) == (uint8_t)keyword[0];
 }
 
 /* Comments are tokens: a text with one is not taken (the server reads it as it is). */
@@ -81,14 +76,14 @@ bool prep_deallocate_name(const char *text, size_t len, char *out, size_t cap)
 {
     struct sql_lexer lx;
     struct sql_token t;
-    if (!begins_with(text, len, 'd'))
+    if (!may_begin_with(text, len, DEALLOCATE))
         return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
-    if (!is_keyword(text, &t, "deallocate"))
+    if (!sql_tok_is_word(&lx, &t, DEALLOCATE))
         return false;
     sql_lex_next(&lx, &t);
-    if (is_keyword(text, &t, "prepare"))
+    if (sql_tok_is_word(&lx, &t, "prepare"))
         sql_lex_next(&lx, &t);
     if (!name_token(text, &t, out, cap))
         return false;
@@ -106,11 +101,11 @@ bool prep_execute_name(const char *text, size_t len, char *out, size_t cap, size
 {
     struct sql_lexer lx;
     struct sql_token t;
-    if (!begins_with(text, len, 'e'))
+    if (!may_begin_with(text, len, EXECUTE))
         return false;
     sql_lex_init(&lx, text, len);
     sql_lex_next(&lx, &t);
-    if (!is_keyword(text, &t, "execute"))
+    if (!sql_tok_is_word(&lx, &t, EXECUTE))
         return false;
     sql_lex_next(&lx, &t);
     if (!name_token(text, &t, out, cap))

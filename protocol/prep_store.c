@@ -77,16 +77,6 @@ void prep_table_free(struct prep_table *t, void (*drop)(void *ctx, struct prep_l
     free(t->b);
 }
 
-/* Removes l, which is in t. */
-void prep_table_del(struct prep_table *t, struct prep_link *l)
-{
-    struct prep_link **pp = &t->b[l->hash & (t->nb - 1)];
-    while (*pp != l)
-        pp = &(*pp)->next;
-    *pp = l->next;
-    t->count--;
-}
-
 /* ---- statements ---- */
 
 /* Whether word (lower case, n bytes) is at p, ASCII letters in any case. */

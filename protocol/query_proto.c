@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "protocol/pg_error.h"
+
 /* ---- errors ---- */
 
 /*
@@ -104,19 +106,18 @@ static void qp_error_texts(const struct qp_error *err, char *msg, char *detail, 
     }
 }
 
-void qp_error_report(const struct qp_error *err, struct qp_error_text *text, struct pkt_report *out)
+void qp_error_pg(const struct qp_error *err, struct pg_error *out)
 {
-    qp_error_texts(err, text->message, text->detail, sizeof(text->message));
-    out->severity = "ERROR";
+    char message[QP_ERRTEXT_MAX], detail[QP_ERRTEXT_MAX];
+    const char *sqlstate = "08P01"; /* protocol_violation */
+    qp_error_texts(err, message, detail, sizeof(message));
     if (err->code == QP_EFORMATCODE)
-        out->sqlstate = "22023"; /* invalid_parameter_value */
+        sqlstate = "22023"; /* invalid_parameter_value */
     else if (err->code == QP_ENAMETOOLONG)
-        out->sqlstate = "42622"; /* name_too_long */
-    else
-        out->sqlstate = "08P01"; /* protocol_violation */
-    out->message = text->message;
-    out->detail = text->detail[0] != '\0' ? text->detail : NULL;
-    out->hint = NULL;
+        sqlstate = "42622"; /* name_too_long */
+    pg_error_set(out, sqlstate, "%s", message);
+    if (detail[0] != '\0')
+        pg_error_detail(out, "%s", detail);
 }
 
 /* ---- reading fields ---- */

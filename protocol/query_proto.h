@@ -11,7 +11,7 @@
  * a struct of pointers into that body; nothing is allocated or copied, so
  * the body must outlive what was parsed from it.  On failure a parser
  * returns a negative QP_E* code and, when given one, fills a struct
- * qp_error from which qp_error_report() makes PostgreSQL's ErrorResponse.
+ * qp_error from which qp_error_pg() makes PostgreSQL's error (pg_error.h).
  *
  * Backend messages are appended to a struct pktbuf (protocol/pkt.h), with
  * its sticky error.  The values that go into RowDescription and DataRow
@@ -25,6 +25,8 @@
 #include <stdint.h>
 
 #include "protocol/pkt.h"
+
+struct pg_error;
 
 /* Longest statement or portal name: NAMEDATALEN - 1. */
 #define QP_NAME_MAX 63
@@ -55,25 +57,18 @@ struct qp_error {
     const char *what; /* "DESCRIBE" or "CLOSE"; "prepared statement" or "portal" */
 };
 
-/* Room for any message or detail qp_error_report writes. */
+/* Room for any message or detail qp_error_pg writes. */
 #define QP_ERRTEXT_MAX 128
-struct qp_error_text {
-    char message[QP_ERRTEXT_MAX];
-    char detail[QP_ERRTEXT_MAX];
-};
 
 /*
- * Fills *out (severity ERROR) with the SQLSTATE, message and detail for
- * err, the texts written into *text, ready for pkt_put_report(pb, 'E',
- * out).  Where PostgreSQL refuses the same message, these are its words
- * and SQLSTATE: mostly 08P01 protocol_violation, 22023
- * invalid_parameter_value for a format code.  A name over QP_NAME_MAX
- * bytes is refused with 42622 name_too_long; PostgreSQL instead keys its
- * statements and portals by their first 63 bytes, so that longer names
- * that share those bytes silently collide.
+ * Sets *out (pg_error.h) to the SQLSTATE, message and detail for err,
+ * ready for pg_error_put(pb, 'E', "ERROR", out).  Where PostgreSQL refuses the same message, these
+ * are its words and SQLSTATE: mostly 08P01 protocol_violation, 22023 invalid_parameter_value for a
+ * format code.  A name over QP_NAME_MAX bytes is refused with 42622 name_too_long; PostgreSQL
+ * instead keys its statements and portals by their first 63 bytes, so that longer names that share
+ * those bytes silently collide.
  */
-void qp_error_report(const struct qp_error *err, struct qp_error_text *text,
-                     struct pkt_report *out);
+void qp_error_pg(const struct qp_error *err, struct pg_error *out);
 /* A fixed description of code, for logs. */
 const char *qp_strerror(int code);
 

@@ -173,81 +173,45 @@ static int state_room(struct session_state *st, size_t need)
                : SESSION_STATE_FULL;
 }
 
-/* A message's header: type and the length of a body of body_len bytes. */
-static int state_header(struct session_state *st, char type, size_t body_len)
+/* Room in the replay for a message of body_len bytes, its header with it. */
+static int state_fits(struct session_state *st, size_t body_len)
 {
-    if (state_room(st, body_len + PKT_HEADER_LEN) != SESSION_STATE_OK)
-        return SESSION_STATE_FULL;
-    return pkt_add_header(st->replay, type, body_len) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+    return state_room(st, body_len + PKT_HEADER_LEN);
 }
 
-/* Appends to the replay; SESSION_STATE_OOM when the buffer cannot grow. */
-static int state_add(struct session_state *st, const void *p, size_t n)
+/* pkt_add.h's answer (0 or -1) as a SESSION_STATE_ code. */
+static int state_added(int added)
 {
-    return evbuffer_add(st->replay, p, n) == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
+    return added == 0 ? SESSION_STATE_OK : SESSION_STATE_OOM;
 }
 
-/* A big-endian int16 into the replay. */
-static int state_add_u16(struct session_state *st, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    return state_add(st, b, 2);
-}
-
-/* A big-endian int32 into the replay. */
-static int state_add_u32(struct session_state *st, uint32_t v)
-{
-    uint8_t b[4];
-    pkt_store_be32(b, v);
-    return state_add(st, b, 4);
-}
-
-/* A string with its terminating NUL (len bytes without it). */
-static int state_add_cstr(struct session_state *st, const void *p, size_t len)
-{
-    int rc = state_add(st, p, len);
-    return rc == SESSION_STATE_OK ? state_add(st, "", 1) : rc;
-}
-
-/* Parse of statement name (text, n types from types). */
+/* Parse of statement name (text, n types from types: big-endian, as a Parse carries them). */
 static int state_parse(struct session_state *st, const struct state_col *name,
-                       const struct state_col *text, const uint32_t *types, uint16_t ntypes)
+                       const struct state_col *text, const uint8_t *types, uint16_t ntypes)
 {
-    size_t body = name->len + 1 + text->len + 1 + 2 + (size_t)ntypes * 4;
-    int rc = state_header(st, 'P', body);
-    if (rc == SESSION_STATE_OK)
-        rc = state_add_cstr(st, name->p, name->len);
-    if (rc == SESSION_STATE_OK)
-        rc = state_add_cstr(st, text->p, text->len);
-    if (rc == SESSION_STATE_OK)
-        rc = state_add_u16(st, ntypes);
-    for (uint16_t i = 0; rc == SESSION_STATE_OK && i < ntypes; i++)
-        rc = state_add_u32(st, types[i]);
-    return rc;
+    int rc = state_fits(st, name->len + 1 + text->len + 1 + 2 + (size_t)ntypes * 4);
+    if (rc != SESSION_STATE_OK)
+        return rc;
+    return state_added(pkt_add_parse(st->replay, (const char *)name->p, name->len, text->p,
+                                     text->len, types, ntypes));
 }
 
 /* Bind of the unnamed statement to the unnamed portal with text params, then its Execute. */
 static int state_bind_execute(struct session_state *st, const struct state_col *params, int n)
 {
+    struct pkt_piece values[PKT_BIND_TEXT_MAX];
     size_t body = 1 + 1 + 2 + 2 + 2;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         body += 4 + params[i].len;
-    int rc = state_header(st, 'B', body);
-    if (rc == SESSION_STATE_OK)
-        rc = state_add(st, "\0\0\0\0", 4); /* portal "", statement "", no format codes */
-    if (rc == SESSION_STATE_OK)
-        rc = state_add_u16(st, (uint16_t)n);
-    for (int i = 0; rc == SESSION_STATE_OK && i < n; i++) {
-        rc = state_add_u32(st, (uint32_t)params[i].len);
-        if (rc == SESSION_STATE_OK)
-            rc = state_add(st, params[i].p, params[i].len);
+        values[i] = (struct pkt_piece){params[i].p, params[i].len};
     }
+    int rc = state_fits(st, body);
     if (rc == SESSION_STATE_OK)
-        rc = state_add_u16(st, 0); /* results in text */
+        rc = state_added(pkt_add_bind_text(st->replay, values, (uint16_t)n));
     if (rc == SESSION_STATE_OK)
-        rc = state_header(st, 'E', 5);
+        rc = state_fits(st, 5);
     if (rc == SESSION_STATE_OK)
-        rc = state_add(st, "\0\0\0\0\0", 5); /* portal "", all rows */
+        rc = state_added(pkt_add_execute_all(st->replay));
     return rc;
 }
 
@@ -258,7 +222,7 @@ static int state_set(struct session_state *st, const struct state_col *name,
     static const struct state_col unnamed = {(const uint8_t *)"", 0};
     static const struct state_col sql = {(const uint8_t *)set_config_sql,
                                          sizeof(set_config_sql) - 1};
-    static const uint32_t types[2] = {OID_TEXT, OID_TEXT};
+    static const uint8_t types[8] = {0, 0, 0, OID_TEXT, 0, 0, 0, OID_TEXT}; /* big-endian */
     if (!st->setting_statement_parsed) {
         int rc = state_parse(st, &unnamed, &sql, types, 2);
         if (rc != SESSION_STATE_OK)
@@ -303,8 +267,8 @@ static int state_listen(struct session_state *st, const struct state_col *channe
     return rc;
 }
 
-/* "{23,25}": the parameter types of a protocol statement. */
-static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t *n)
+/* "{23,25}": the parameter types of a protocol statement, big-endian as a Parse carries them. */
+static int state_parse_types(const struct state_col *c, uint8_t **out, uint16_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -315,7 +279,7 @@ static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t
     size_t max = c->len / 2 + 1;
     if (max > SESSION_STATE_MAX_TYPES)
         max = SESSION_STATE_MAX_TYPES;
-    uint32_t *types = calloc(max, sizeof(*types));
+    uint8_t *types = calloc(max, 4);
     if (types == NULL)
         return SESSION_STATE_OOM;
     size_t count = 0, i = 1;
@@ -329,7 +293,7 @@ static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t
             free(types);
             return SESSION_STATE_BAD;
         }
-        types[count++] = (uint32_t)v;
+        pkt_store_be32(types + 4 * count++, (uint32_t)v);
         if (c->p[i] == ',' && ++i == c->len - 1) {
             free(types);
             return SESSION_STATE_BAD; /* "{23,}" */
@@ -343,7 +307,7 @@ static int state_parse_types(const struct state_col *c, uint32_t **out, uint16_t
 /* A protocol-level prepared statement: its Parse goes into the replay, with its parameter types. */
 static int state_statement(struct session_state *st, const struct state_col *cols)
 {
-    uint32_t *types;
+    uint8_t *types;
     uint16_t ntypes;
     int rc = state_parse_types(&cols[3], &types, &ntypes);
     if (rc != SESSION_STATE_OK)
@@ -482,7 +446,9 @@ int session_state_finish(struct session_state *st)
                                         strlen(st->limits[i].value)};
         rc = state_set(st, &name, &value);
     }
-    return rc == SESSION_STATE_OK ? state_header(st, 'S', 0) : rc;
+    if (rc == SESSION_STATE_OK)
+        rc = state_fits(st, 0);
+    return rc == SESSION_STATE_OK ? state_added(pkt_add_sync(st->replay)) : rc;
 }
 
 const char *session_state_unmovable(const struct session_state *st, const char *login_user)

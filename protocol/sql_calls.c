@@ -29,40 +29,17 @@ static const char *const routine_words[] = {
     "function", "procedure", "routine", "aggregate", "extension", "language", "schema", "transform",
 };
 
-static void next_token(struct sql_lexer *lx, struct sql_token *t)
-{
-    do
-        sql_lex_next(lx, t);
-    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
-}
-
-static uint8_t fold(uint8_t c)
-{
-    return c >= 'A' && c <= 'Z' ? (uint8_t)(c - 'A' + 'a') : c;
-}
-
-static bool word_is(const struct sql_lexer *lx, const struct sql_token *t, const char *lower)
-{
-    size_t n = strlen(lower);
-    if (t->kind != SQL_TOK_WORD || t->body_len != n)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (fold(lx->s[t->body + i]) != (uint8_t)lower[i])
-            return false;
-    return true;
-}
-
 /* A U&"name", whose escapes are decoded. */
 static bool is_unicode_name(const uint8_t *text, const struct sql_token *t)
 {
-    return t->kind == SQL_TOK_QUOTED && t->body > t->start + 1 && fold(text[t->start]) == 'u';
+    return t->kind == SQL_TOK_QUOTED && t->body > t->start + 1 && sql_fold(text[t->start]) == 'u';
 }
 
 static int hex_value(uint8_t c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
-    c = fold(c);
+    c = sql_fold(c);
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
@@ -125,7 +102,7 @@ static size_t name_decode(const uint8_t *text, const struct sql_token *t, uint8_
         if (c == '\0')
             break; /* no text a server reads holds one: the name ends there */
         if (t->kind == SQL_TOK_WORD) {
-            out[len++] = (char)fold(c);
+            out[len++] = (char)sql_fold(c);
             i++;
         } else if (c == '"' && i + 1 < n && p[i + 1] == '"') {
             out[len++] = '"';
@@ -180,14 +157,14 @@ static void called(struct calls_scan *sc, sql_call_fn wanted, void *arg, struct 
 /* The statement's first token: DO, CALL, or the verb of a DDL statement. */
 static void first_token(struct calls_scan *sc, const struct sql_token *t, struct sql_calls *out)
 {
-    if (out->found == SQL_ROUTINE_NONE && word_is(&sc->lx, t, "do"))
+    if (out->found == SQL_ROUTINE_NONE && sql_tok_is_word(&sc->lx, t, "do"))
         out->found = SQL_ROUTINE_DO;
-    else if (out->found == SQL_ROUTINE_NONE && word_is(&sc->lx, t, "call"))
+    else if (out->found == SQL_ROUTINE_NONE && sql_tok_is_word(&sc->lx, t, "call"))
         out->found = SQL_ROUTINE_CALL;
-    if (word_is(&sc->lx, t, "notify"))
+    if (sql_tok_is_word(&sc->lx, t, "notify"))
         out->notifies = true;
-    sc->ddl = word_is(&sc->lx, t, "create") || word_is(&sc->lx, t, "alter") ||
-              word_is(&sc->lx, t, "drop");
+    sc->ddl = sql_tok_is_word(&sc->lx, t, "create") || sql_tok_is_word(&sc->lx, t, "alter") ||
+              sql_tok_is_word(&sc->lx, t, "drop");
 }
 
 static void ddl_token(struct calls_scan *sc, const struct sql_token *t, struct sql_calls *out)
@@ -197,7 +174,7 @@ static void ddl_token(struct calls_scan *sc, const struct sql_token *t, struct s
         return;
     }
     for (size_t i = 0; i < sizeof(routine_words) / sizeof(routine_words[0]); i++)
-        if (word_is(&sc->lx, t, routine_words[i]))
+        if (sql_tok_is_word(&sc->lx, t, routine_words[i]))
             out->changes_routines = true;
 }
 
@@ -206,7 +183,7 @@ static bool escape_clause(struct calls_scan *sc, const struct sql_token *t)
 {
     if (!sc->have_name || !is_unicode_name(sc->lx.s, &sc->name))
         return false;
-    if (!sc->escape_next && word_is(&sc->lx, t, "uescape")) {
+    if (!sc->escape_next && sql_tok_is_word(&sc->lx, t, "uescape")) {
         sc->escape_next = true;
         return true;
     }
@@ -225,7 +202,7 @@ void sql_calls_scan(const uint8_t *sql, size_t len, sql_call_fn wanted, void *ar
     struct sql_token t;
     *out = (struct sql_calls){.found = SQL_ROUTINE_NONE};
     sql_lex_init(&sc.lx, sql, len);
-    for (next_token(&sc.lx, &t); t.kind != SQL_TOK_END; next_token(&sc.lx, &t)) {
+    for (sql_lex_next_code(&sc.lx, &t); t.kind != SQL_TOK_END; sql_lex_next_code(&sc.lx, &t)) {
         if (t.kind == SQL_TOK_SEMI) {
             sc = (struct calls_scan){.lx = sc.lx, .escape = '\\'};
             continue;

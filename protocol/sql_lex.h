@@ -71,4 +71,41 @@ static inline void sql_lex_init(struct sql_lexer *lx, const void *text, size_t l
 /* The token after lx->pos (blanks skipped), and lx->pos past it; SQL_TOK_END at the end. */
 void sql_lex_next(struct sql_lexer *lx, struct sql_token *t);
 
+/* sql_lex_next, comments skipped: the next token that is code (or SQL_TOK_END). */
+static inline void sql_lex_next_code(struct sql_lexer *lx, struct sql_token *t)
+{
+    do
+        sql_lex_next(lx, t);
+    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
+}
+
+/* c, an ASCII upper case letter lowered as PostgreSQL folds keywords; no other byte changed. */
+static inline uint8_t sql_fold(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c - 'A' + 'a') : c;
+}
+
+/*
+ * Whether the n bytes at w are the keyword lower (lower case ASCII), their
+ * letters compared by sql_fold.  The one keyword compare of the readers
+ * of SQL (txn_pin.c, txn_open.c, sql_calls.c, prep_sql.c and
+ * migrate/sql_split.c).
+ */
+static inline bool sql_word_equals(const void *w, size_t n, const char *lower)
+{
+    const uint8_t *b = w;
+    size_t i = 0;
+    for (; i < n && lower[i] != '\0'; i++)
+        if (sql_fold(b[i]) != (uint8_t)lower[i])
+            return false;
+    return i == n && lower[i] == '\0';
+}
+
+/* Whether t, a token of lx's text, is the word lower (sql_word_equals). */
+static inline bool sql_tok_is_word(const struct sql_lexer *lx, const struct sql_token *t,
+                                   const char *lower)
+{
+    return t->kind == SQL_TOK_WORD && sql_word_equals(lx->s + t->body, t->body_len, lower);
+}
+
 #endif

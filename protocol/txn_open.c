@@ -15,31 +15,6 @@
 #include "protocol/sql_calls.h"
 #include "protocol/sql_lex.h"
 
-/* The next token that is not a comment. */
-static void next_token(struct sql_lexer *lx, struct sql_token *t)
-{
-    do
-        sql_lex_next(lx, t);
-    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
-}
-
-/* Whether t is the word lower (ASCII letters compared without case). */
-static bool word_is(const struct sql_lexer *lx, const struct sql_token *t, const char *lower)
-{
-    size_t n = strlen(lower);
-    if (t->kind != SQL_TOK_WORD || t->body_len != n)
-        return false;
-    const uint8_t *w = lx->s + t->body;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = w[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)lower[i])
-            return false;
-    }
-    return true;
-}
-
 /* Whether the n bytes at w begin with prefix, letters folded when fold. */
 static bool starts_with(const uint8_t *w, size_t n, const char *prefix, bool fold)
 {
@@ -47,10 +22,7 @@ static bool starts_with(const uint8_t *w, size_t n, const char *prefix, bool fol
     if (n <= k)
         return false;
     for (size_t i = 0; i < k; i++) {
-        uint8_t c = w[i];
-        if (fold && c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)prefix[i])
+        if ((fold ? sql_fold(w[i]) : w[i]) != (uint8_t)prefix[i])
             return false;
     }
     return true;
@@ -76,15 +48,15 @@ static bool names_advisory_lock(const struct sql_lexer *lx, const struct sql_tok
 static enum txn_first first_of(const struct sql_lexer *lx, const struct sql_token *w1,
                                const struct sql_token *w2)
 {
-    if (word_is(lx, w1, "begin"))
+    if (sql_tok_is_word(lx, w1, "begin"))
         return TXN_FIRST_BEGIN;
-    if (word_is(lx, w1, "start"))
-        return word_is(lx, w2, "transaction") ? TXN_FIRST_BEGIN : TXN_FIRST_OTHER;
-    if (word_is(lx, w1, "set"))
-        return word_is(lx, w2, "transaction") ? TXN_FIRST_SET_TRANSACTION : TXN_FIRST_OTHER;
-    if (word_is(lx, w1, "commit") || word_is(lx, w1, "rollback"))
-        return word_is(lx, w2, "prepared") ? TXN_FIRST_OTHER : TXN_FIRST_BLOCK_END;
-    if (word_is(lx, w1, "end") || word_is(lx, w1, "abort"))
+    if (sql_tok_is_word(lx, w1, "start"))
+        return sql_tok_is_word(lx, w2, "transaction") ? TXN_FIRST_BEGIN : TXN_FIRST_OTHER;
+    if (sql_tok_is_word(lx, w1, "set"))
+        return sql_tok_is_word(lx, w2, "transaction") ? TXN_FIRST_SET_TRANSACTION : TXN_FIRST_OTHER;
+    if (sql_tok_is_word(lx, w1, "commit") || sql_tok_is_word(lx, w1, "rollback"))
+        return sql_tok_is_word(lx, w2, "prepared") ? TXN_FIRST_OTHER : TXN_FIRST_BLOCK_END;
+    if (sql_tok_is_word(lx, w1, "end") || sql_tok_is_word(lx, w1, "abort"))
         return TXN_FIRST_BLOCK_END;
     return TXN_FIRST_OTHER;
 }
@@ -104,7 +76,7 @@ static bool word_in(const struct sql_lexer *lx, const struct sql_token *t, const
                     size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (word_is(lx, t, words[i]))
+        if (sql_tok_is_word(lx, t, words[i]))
             return true;
     return false;
 }
@@ -141,13 +113,13 @@ static void first_statement_token(struct open_scan *sc, const struct sql_token *
         out->first = first_of(&sc->lx, &sc->first, t);
     if (sc->tokens < 2)
         sc->tokens++;
-    if (sc->tokens >= 2 && word_is(&sc->lx, &sc->prev, "level") &&
-        word_is(&sc->lx, t, "serializable"))
+    if (sc->tokens >= 2 && sql_tok_is_word(&sc->lx, &sc->prev, "level") &&
+        sql_tok_is_word(&sc->lx, t, "serializable"))
         out->serializable = true;
-    if (sc->tokens >= 2 && word_is(&sc->lx, &sc->prev, "read")) {
-        if (word_is(&sc->lx, t, "only"))
+    if (sc->tokens >= 2 && sql_tok_is_word(&sc->lx, &sc->prev, "read")) {
+        if (sql_tok_is_word(&sc->lx, t, "only"))
             out->access = TXN_ACCESS_READ_ONLY;
-        else if (word_is(&sc->lx, t, "write"))
+        else if (sql_tok_is_word(&sc->lx, t, "write"))
             out->access = TXN_ACCESS_READ_WRITE;
     }
 }
@@ -158,7 +130,7 @@ void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
     struct sql_token t;
     *out = (struct txn_open){.first = TXN_FIRST_OTHER, .access = TXN_ACCESS_UNSAID};
     sql_lex_init(&sc.lx, sql, len);
-    for (next_token(&sc.lx, &t); t.kind != SQL_TOK_END; next_token(&sc.lx, &t)) {
+    for (sql_lex_next_code(&sc.lx, &t); t.kind != SQL_TOK_END; sql_lex_next_code(&sc.lx, &t)) {
         if (names_advisory_lock(&sc.lx, &t))
             out->advisory_lock = true;
         if (t.kind == SQL_TOK_SEMI) {
@@ -191,8 +163,7 @@ static bool bytes_have(const uint8_t *p, size_t len, const char *lower, size_t *
     size_t n = strlen(lower);
     for (size_t i = 0; n <= len && i <= len - n; i++) {
         size_t j = 0;
-        while (j < n && (p[i + j] >= 'A' && p[i + j] <= 'Z' ? p[i + j] | 0x20 : p[i + j]) ==
-                            (uint8_t)lower[j])
+        while (j < n && sql_fold(p[i + j]) == (uint8_t)lower[j])
             j++;
         if (j == n) {
             if (at != NULL)

@@ -41,20 +41,12 @@ static const char WHY_AUTHORIZATION[] = "SET SESSION AUTHORIZATION";
 
 /* ---- tokens ---- */
 
-/* The next token that is not a comment. */
-static void next_token(struct sql_lexer *lx, struct sql_token *t)
-{
-    do
-        sql_lex_next(lx, t);
-    while (t->kind == SQL_TOK_LINE_COMMENT || t->kind == SQL_TOK_BLOCK_COMMENT);
-}
-
 /* The kind of the token after the lexer's position, the lexer left where it is. */
 static enum sql_tok_kind peek_kind(const struct sql_lexer *lx)
 {
     struct sql_lexer copy = *lx;
     struct sql_token t;
-    next_token(&copy, &t);
+    sql_lex_next_code(&copy, &t);
     return t.kind;
 }
 
@@ -94,54 +86,51 @@ enum kw {
 static const struct {
     const char *word; /* lower case */
     enum kw kw;
+    /* the quick look finds it (needed_word_at), as test_txn_pin checks;
+     * false: it matters only after a word the quick look finds */
+    bool looked_for;
 } keywords[] = {
-    {"set", KW_SET},
-    {"local", KW_LOCAL},
-    {"transaction", KW_TRANSACTION},
-    {"constraints", KW_CONSTRAINTS},
-    {"set_config", KW_SET_CONFIG},
-    {"true", KW_TRUE},
-    {"temp", KW_TEMP},
-    {"temporary", KW_TEMP},
-    {"create", KW_CREATE},
-    {"replace", KW_REPLACE},
-    {"global", KW_GLOBAL},
-    {"into", KW_INTO},
-    {"listen", KW_LISTEN},
-    {"prepare", KW_PREPARE},
-    {"declare", KW_DECLARE},
-    {"with", KW_WITH},
-    {"hold", KW_HOLD},
-    {"load", KW_LOAD},
-    {"pg_temp", KW_PG_TEMP},
-    {"pg_advisory_lock", KW_ADVISORY},
-    {"pg_advisory_lock_shared", KW_ADVISORY},
-    {"pg_try_advisory_lock", KW_ADVISORY},
-    {"pg_try_advisory_lock_shared", KW_ADVISORY},
-    {"reset", KW_RESET},
-    {"discard", KW_RESET},
-    {"deallocate", KW_RESET},
-    {"session", KW_SESSION},
+    {"set", KW_SET, true},
+    {"local", KW_LOCAL, false},
+    {"transaction", KW_TRANSACTION, false},
+    {"constraints", KW_CONSTRAINTS, false},
+    {"set_config", KW_SET_CONFIG, true},
+    {"true", KW_TRUE, false},
+    {"temp", KW_TEMP, true},
+    {"temporary", KW_TEMP, true},
+    {"create", KW_CREATE, false},
+    {"replace", KW_REPLACE, false},
+    {"global", KW_GLOBAL, false},
+    {"into", KW_INTO, false},
+    {"listen", KW_LISTEN, true},
+    {"prepare", KW_PREPARE, true},
+    {"declare", KW_DECLARE, false},
+    {"with", KW_WITH, false},
+    {"hold", KW_HOLD, true},
+    {"load", KW_LOAD, true},
+    {"pg_temp", KW_PG_TEMP, true},
+    {"pg_advisory_lock", KW_ADVISORY, true},
+    {"pg_advisory_lock_shared", KW_ADVISORY, true},
+    {"pg_try_advisory_lock", KW_ADVISORY, true},
+    {"pg_try_advisory_lock_shared", KW_ADVISORY, true},
+    {"reset", KW_RESET, true},
+    {"discard", KW_RESET, true},
+    {"deallocate", KW_RESET, true},
+    {"session", KW_SESSION, false},
 };
 
-/* The n bytes at w equal lower, ASCII letters compared without case. */
-static bool equals_folded(const uint8_t *w, size_t n, const char *lower)
+const char *txn_pin_keyword(size_t i, bool *looked_for)
 {
-    size_t i = 0;
-    for (; i < n && lower[i] != '\0'; i++) {
-        uint8_t c = w[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (uint8_t)(c - 'A' + 'a');
-        if (c != (uint8_t)lower[i])
-            return false;
-    }
-    return i == n && lower[i] == '\0';
+    if (i >= sizeof(keywords) / sizeof(keywords[0]))
+        return NULL;
+    *looked_for = keywords[i].looked_for;
+    return keywords[i].word;
 }
 
 /* pg_temp_3 and the like: another name of the session's temporary schema. */
 static bool is_numbered_pg_temp(const uint8_t *w, size_t n)
 {
-    if (n < 9 || !equals_folded(w, 8, "pg_temp_"))
+    if (n < 9 || !sql_word_equals(w, 8, "pg_temp_"))
         return false;
     for (size_t i = 8; i < n; i++)
         if (!is_digit(w[i]))
@@ -180,7 +169,7 @@ static enum kw keyword_of(const struct sql_lexer *lx, const struct sql_token *t)
         const char *k = keywords[i].word;
         if (t->body_len == 0 || (w[0] | 0x20) != k[0])
             continue; /* the quick test: most words end here */
-        if (t->kind == SQL_TOK_WORD && equals_folded(w, t->body_len, k))
+        if (t->kind == SQL_TOK_WORD && sql_word_equals(w, t->body_len, k))
             return keywords[i].kw;
         if (t->kind == SQL_TOK_QUOTED && t->body_len == strlen(k) &&
             memcmp(w, k, t->body_len) == 0 &&
@@ -235,8 +224,8 @@ static bool reads_true(const struct pin_scan *sc, const struct sql_token *t, enu
     if (t->kind == SQL_TOK_WORD)
         return kw == KW_TRUE;
     return t->kind == SQL_TOK_STRING &&
-           (equals_folded(body, t->body_len, "t") || equals_folded(body, t->body_len, "true") ||
-            equals_folded(body, t->body_len, "on"));
+           (sql_word_equals(body, t->body_len, "t") || sql_word_equals(body, t->body_len, "true") ||
+            sql_word_equals(body, t->body_len, "on"));
 }
 
 /*
@@ -317,12 +306,12 @@ static const char *statement_start(struct pin_scan *sc, const struct sql_token *
     if (sc->carried && sc->first == KW_SET && set_names_custom(sc, t, kw))
         return WHY_CUSTOM;
     if (sc->carried && sc->first == KW_SET && sc->stmt_tokens == 2 && sc->prev == KW_SESSION &&
-        t->kind == SQL_TOK_WORD && equals_folded(sc->lx.s + t->body, t->body_len, "authorization"))
+        sql_tok_is_word(&sc->lx, t, "authorization"))
         sc->authorization = true; /* the user it names decides, below */
     else if (sc->authorization) {
         sc->authorization = false;
         /* DEFAULT is the login's user again, which the replay has; another is not carried. */
-        if (!(t->kind == SQL_TOK_WORD && equals_folded(sc->lx.s + t->body, t->body_len, "default")))
+        if (!sql_tok_is_word(&sc->lx, t, "default"))
             return WHY_AUTHORIZATION;
     }
     if (sc->stmt_tokens != 1)
@@ -538,7 +527,7 @@ const char *txn_pin_scan(const uint8_t *sql, size_t len)
     struct pin_scan sc = {.lx = {.s = sql, .len = len}};
     struct sql_token t;
     do {
-        next_token(&sc.lx, &t);
+        sql_lex_next_code(&sc.lx, &t);
         const char *why = scan_token(&sc, &t);
         if (why != NULL)
             return why;
@@ -559,7 +548,7 @@ const char *txn_pin_scan_carried(const uint8_t *sql, size_t len, bool *changes)
     struct pin_scan sc = {.lx = {.s = sql, .len = len}, .carried = true};
     struct sql_token t;
     do {
-        next_token(&sc.lx, &t);
+        sql_lex_next_code(&sc.lx, &t);
         const char *why = scan_token(&sc, &t);
         if (why != NULL && !carried_reason(why))
             return why;

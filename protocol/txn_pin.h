@@ -82,6 +82,14 @@ const char *txn_pin_scan(const uint8_t *sql, size_t len);
 bool txn_pin_rules_out(const uint8_t *sql, size_t len);
 
 /*
+ * The i-th word of the scan's keyword table (lower case), or NULL past
+ * its end; *looked_for says whether txn_pin_rules_out must find it (the
+ * rest matter only after one that it finds).  For test_txn_pin, which
+ * holds the quick look to the table so that the two cannot drift.
+ */
+const char *txn_pin_keyword(size_t i, bool *looked_for);
+
+/*
  * The same scan for a session whose settings are carried from one server
  * connection to another (a nearest session under session pooling reads
  * them back and replays them: session_state.h).  A session-level SET,

@@ -146,13 +146,8 @@ static int console_fail(struct session *s, const struct pg_error *e)
 /* A malformed message's error (query_proto's report) as the console's error, detail kept. */
 static int console_fail_qp(struct session *s, const struct qp_error *qe)
 {
-    struct qp_error_text text;
-    struct pkt_report r;
     struct pg_error e;
-    qp_error_report(qe, &text, &r);
-    pg_error_set(&e, r.sqlstate, "%s", r.message);
-    if (r.detail != NULL)
-        pg_error_detail(&e, "%s", r.detail);
+    qp_error_pg(qe, &e);
     return console_fail(s, &e);
 }
 
@@ -277,7 +272,8 @@ static int console_send_notices(struct session *s, const struct admin_result *r)
         uint8_t buf[1200];
         struct pktbuf pb;
         pkt_init(&pb, buf, sizeof(buf));
-        struct pkt_report rep = {"NOTICE", "00000", r->text + r->notices[i], NULL, NULL};
+        struct pkt_report rep = {
+            .severity = "NOTICE", .sqlstate = "00000", .message = r->text + r->notices[i]};
         pkt_put_report(&pb, 'N', &rep);
         if (console_queue(s, &pb) < 0)
             return -1;
@@ -294,7 +290,7 @@ static void console_wait_notice(struct console_wait *wait, const char *text)
     uint8_t buf[1200];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    struct pkt_report rep = {"NOTICE", "00000", text, NULL, NULL};
+    struct pkt_report rep = {.severity = "NOTICE", .sqlstate = "00000", .message = text};
     pkt_put_report(&pb, 'N', &rep);
     if (console_queue(s, &pb) == 0)
         endpoint_flush(s, &s->client);

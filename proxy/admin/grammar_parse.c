@@ -18,16 +18,19 @@
 #include "protocol/utf8.h"
 #include "proxy/admin/grammar_int.h"
 
-/* MOVE CLIENT(S), MOVE DATABASE, MOVE CITY: the console's, not SQL's MOVE of a cursor. */
-static bool moves_clients(const struct parser *ps)
+/*
+ * A word SQL begins with that, with the word after it, is a two-word
+ * command of the table (grammar_table.c): MOVE CLIENT(S), MOVE DATABASE,
+ * MOVE CITY are the console's, not SQL's MOVE of a cursor.  A new MOVE
+ * row needs nothing here.
+ */
+static bool sql_word_starts_command(const struct parser *ps)
 {
-    if (strcasecmp(ps->tok.text, "MOVE") != 0)
-        return false;
     struct token next;
     if (!gram_peek(ps, &next) || next.type != TOK_WORD)
         return false;
-    return strcasecmp(next.text, "CLIENT") == 0 || strcasecmp(next.text, "CLIENTS") == 0 ||
-           strcasecmp(next.text, "DATABASE") == 0 || strcasecmp(next.text, "CITY") == 0;
+    const struct admin_command_def *def = gram_match_command(&ps->tok, &next);
+    return def != NULL && def->words[1] != NULL;
 }
 
 /* 42601 naming what was typed, with the closest command as a hint. */
@@ -69,7 +72,7 @@ static int parse_command(struct parser *ps)
     struct token w0 = ps->tok, w1;
     if (w0.type != TOK_WORD)
         return gram_syntax_error(&ps->lx, &w0, "Type SHOW HELP for the list of commands.");
-    if (gram_is_sql_word(w0.text) && !moves_clients(ps)) {
+    if (gram_is_sql_word(w0.text) && !sql_word_starts_command(ps)) {
         gram_fail(&ps->lx, w0.start, "0A000", "Type SHOW HELP for the list of commands.",
                   "the pgnear admin console does not run SQL");
         return ADMIN_PARSE_SQL;

@@ -61,20 +61,6 @@ static int fail_at(struct scan *sc, int code, size_t offset, const char *message
     return code;
 }
 
-/* Is w[0..n) the keyword lower, in any case? */
-static bool word_is(const char *w, size_t n, const char *lower)
-{
-    size_t i = 0;
-    for (; i < n && lower[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)w[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        if (c != (unsigned char)lower[i])
-            return false;
-    }
-    return i == n && lower[i] == '\0';
-}
-
 /* The statement began with CREATE [OR REPLACE] FUNCTION|PROCEDURE. */
 static bool in_create_routine(const struct scan *sc)
 {
@@ -97,18 +83,18 @@ static void note_word(struct scan *sc, size_t start, size_t n)
         memset(sc->first_words, 0, sizeof(sc->first_words));
     if (sc->words < sizeof(sc->first_words)) {
         for (size_t i = 0; i < sizeof(routine_words) / sizeof(routine_words[0]); i++)
-            if (word_is(w, n, routine_words[i]))
+            if (sql_word_equals(w, n, routine_words[i]))
                 sc->first_words[sc->words] = routine_words[i][0];
         sc->words++;
     }
     if (!in_create_routine(sc) || sc->paren_depth > 0)
         return;
-    if (word_is(w, n, "begin")) {
+    if (sql_word_equals(w, n, "begin")) {
         if (sc->begin_depth++ == 0)
             sc->begin_open = start;
-    } else if (word_is(w, n, "case") && sc->begin_depth > 0) {
+    } else if (sql_word_equals(w, n, "case") && sc->begin_depth > 0) {
         sc->begin_depth++;
-    } else if (word_is(w, n, "end") && sc->begin_depth > 0) {
+    } else if (sql_word_equals(w, n, "end") && sc->begin_depth > 0) {
         sc->begin_depth--;
     }
 }

@@ -319,6 +319,84 @@ static void cancel_miss(struct worker *w, const struct cancel_origin *o, enum ca
 }
 
 /*
+ * The peer an unknown key names, when the key may go there: NULL (the
+ * miss said) for a peer that peers does not list, a key forwarded once
+ * already, or one the fleet's secret did not sign (when authenticated).
+ */
+static const struct peer *cancel_peer_of(struct worker *w, const struct startup_packet *sp,
+                                         const struct cancel_key_info *info,
+                                         const struct cancel_origin *o, bool authenticated)
+{
+    const struct config *cfg = w->cfg;
+    const struct peer *p = config_peer(cfg, info->peer_id);
+    if (p == NULL || cfg->peer_id == 0) {
+        char why[96];
+        snprintf(why, sizeof(why), "names peer %d, which peers does not list", info->peer_id);
+        cancel_miss(w, o, CANCEL_BAD_KEY, why);
+        return NULL;
+    }
+    if (info->forwarded) {
+        cancel_miss(w, o, CANCEL_MISROUTED, "was forwarded once already and is not ours");
+        return NULL;
+    }
+    if (authenticated && !cancel_key_mac_ok(sp->cancel_key, sp->cancel_key_len, cfg->peer_secret,
+                                            cfg->peer_secret_len)) {
+        cancel_miss(w, o, CANCEL_BAD_KEY, "carries a key the fleet's secret did not sign");
+        return NULL;
+    }
+    return p;
+}
+
+/*
+ * A forward's slot for peer p, taken; false (the miss said) when this
+ * worker has cancel_max_inflight under way, or p failed less than
+ * PEER_RETRY_MS ago or holds its share.  One peer may take half the
+ * slots: a silent one does not stop forwards to the others.
+ */
+static bool cancel_peer_slot(struct worker *w, const struct peer *p, const struct cancel_origin *o)
+{
+    const struct config *cfg = w->cfg;
+    bool failing = false;
+    int per_peer = cfg->cancel_max_inflight * w->shared->nworkers / 2;
+    if (w->peer_forwards < cfg->cancel_max_inflight &&
+        peer_stats_begin_out(&w->shared->peers, p->id, per_peer > 0 ? per_peer : 1, monotonic_ms(),
+                             &failing))
+        return true;
+    if (failing) {
+        char why[96];
+        snprintf(why, sizeof(why), "is for peer %d, which failed less than %d ms ago", p->id,
+                 PEER_RETRY_MS);
+        cancel_miss(w, o, CANCEL_PEER_FAILED, why);
+    } else {
+        cancel_miss(w, o, CANCEL_BUSY, "came while cancel_max_inflight forwards were under way");
+    }
+    return false;
+}
+
+/*
+ * The forward to p into packet (cap bytes, room for a PROXY v2 header and
+ * a request): the header naming the original client, with this instance
+ * in a TLV signed when the fleet has a secret, then the request with its
+ * key marked forwarded.  Its length, or 0 when it could not be built.
+ */
+static size_t cancel_peer_packet(const struct config *cfg, const struct startup_packet *sp,
+                                 const struct cancel_origin *o, const struct peer *p,
+                                 uint8_t *packet, size_t cap)
+{
+    uint8_t key[CANCEL_KEY_MAX_LEN], mac[PP_PEER_MAC_LEN];
+    const struct sockaddr *dst = (const struct sockaddr *)&p->where.addr;
+    memcpy(key, sp->cancel_key, sp->cancel_key_len);
+    cancel_key_set_forwarded(key, sp->cancel_key_len, true);
+    bool signed_fwd =
+        cfg->peer_secret_len > 0 &&
+        cancel_forward_mac(cfg->peer_secret, cfg->peer_secret_len, cfg->peer_id, o->addr, dst,
+                           sp->cancel_pid, key, sp->cancel_key_len, mac);
+    size_t n = pp_build_v2(packet, cap, o->addr, dst, cfg->peer_id, signed_fwd ? mac : NULL);
+    size_t len = n == 0 ? 0 : cancel_packet(packet + n, sp->cancel_pid, key, sp->cancel_key_len);
+    return len == 0 ? 0 : n + len;
+}
+
+/*
  * The key names another instance of the fleet: forwarded there once, with
  * a PROXY v2 header naming the original client (and this instance, in a
  * TLV), and the key marked forwarded.  A key that cannot be authenticated
@@ -329,53 +407,14 @@ static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_key_info *info, const struct cancel_origin *o)
 {
     const struct config *cfg = w->cfg;
-    const struct peer *p = config_peer(cfg, info->peer_id);
-    char why[96];
     bool authenticated = sp->cancel_key_len == CANCEL_KEY_V32_LEN && cfg->peer_secret_len > 0;
-    if (p == NULL || cfg->peer_id == 0) {
-        snprintf(why, sizeof(why), "names peer %d, which peers does not list", info->peer_id);
-        cancel_miss(w, o, CANCEL_BAD_KEY, why);
+    const struct peer *p = cancel_peer_of(w, sp, info, o, authenticated);
+    if (p == NULL || !cancel_peer_slot(w, p, o))
         return false;
-    }
-    if (info->forwarded) {
-        cancel_miss(w, o, CANCEL_MISROUTED, "was forwarded once already and is not ours");
-        return false;
-    }
-    if (authenticated && !cancel_key_mac_ok(sp->cancel_key, sp->cancel_key_len, cfg->peer_secret,
-                                            cfg->peer_secret_len)) {
-        cancel_miss(w, o, CANCEL_BAD_KEY, "carries a key the fleet's secret did not sign");
-        return false;
-    }
-    /* One peer may take half the slots: a silent one does not stop forwards to the others. */
-    bool failing = false;
-    int per_peer = cfg->cancel_max_inflight * w->shared->nworkers / 2;
-    if (w->peer_forwards >= cfg->cancel_max_inflight ||
-        !peer_stats_begin_out(&w->shared->peers, p->id, per_peer > 0 ? per_peer : 1, monotonic_ms(),
-                              &failing)) {
-        if (failing) {
-            snprintf(why, sizeof(why), "is for peer %d, which failed less than %d ms ago", p->id,
-                     PEER_RETRY_MS);
-            cancel_miss(w, o, CANCEL_PEER_FAILED, why);
-        } else {
-            cancel_miss(w, o, CANCEL_BUSY,
-                        "came while cancel_max_inflight forwards were under way");
-        }
-        return false;
-    }
     if (!authenticated)
         cancel_limit_miss(&w->cancel_limit, o->addr, cfg->cancel_rate_limit, monotonic_ms());
-    uint8_t packet[PP_V2_BUILD_MAX + CANCEL_PACKET_MAX], key[CANCEL_KEY_MAX_LEN];
-    uint8_t mac[PP_PEER_MAC_LEN];
-    const struct sockaddr *dst = (const struct sockaddr *)&p->where.addr;
-    memcpy(key, sp->cancel_key, sp->cancel_key_len);
-    cancel_key_set_forwarded(key, sp->cancel_key_len, true);
-    bool signed_fwd =
-        cfg->peer_secret_len > 0 &&
-        cancel_forward_mac(cfg->peer_secret, cfg->peer_secret_len, cfg->peer_id, o->addr, dst,
-                           sp->cancel_pid, key, sp->cancel_key_len, mac);
-    size_t n =
-        pp_build_v2(packet, sizeof(packet), o->addr, dst, cfg->peer_id, signed_fwd ? mac : NULL);
-    size_t len = n == 0 ? 0 : cancel_packet(packet + n, sp->cancel_pid, key, sp->cancel_key_len);
+    uint8_t packet[PP_V2_BUILD_MAX + CANCEL_PACKET_MAX];
+    size_t len = cancel_peer_packet(cfg, sp, o, p, packet, sizeof(packet));
     struct cancel_delivery d = {.client_id = o->id,
                                 .peer_id = info->peer_id,
                                 .addr = (const struct sockaddr *)&p->where.addr,
@@ -383,7 +422,7 @@ static bool cancel_to_peer(struct worker *w, const struct startup_packet *sp,
                                 .tls = TLS_SERVER_DISABLE,
                                 .host = p->where.host,
                                 .bytes = packet,
-                                .len = n + len,
+                                .len = len,
                                 .timeout_ms = cfg->cancel_forward_timeout_ms,
                                 .tune = session_tune_tcp,
                                 .ended = cancel_delivery_ended,

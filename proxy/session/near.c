@@ -174,10 +174,9 @@ static bool near_request_for_primary(struct session *s, size_t from, size_t end)
  */
 static bool near_stand_in(struct session *s, size_t end)
 {
-    static const uint8_t sync[5] = {'S', 0, 0, 0, 4};
     struct near_state *ns = s->near;
     if (evbuffer_remove_buffer(s->client.in, ns->kept, end) != (int)end ||
-        evbuffer_prepend(s->client.in, sync, sizeof(sync)) != 0)
+        evbuffer_prepend(s->client.in, pkt_sync, sizeof(pkt_sync)) != 0)
         return false;
     ns->must_forward = ns->stood_in = true;
     ns->checked_left = 0;

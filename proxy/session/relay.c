@@ -26,6 +26,7 @@
 #include <event2/event.h>
 
 #include "protocol/framing.h"
+#include "protocol/pkt.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/placement.h"
@@ -77,10 +78,9 @@ static size_t relay_keep_terminate(struct session *s, const uint8_t *p, size_t f
     struct server_conn *sc = s->server_conn;
     if (!sc->poolable)
         return forward;
-    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-    if (forward >= sizeof(terminate) &&
-        memcmp(p + forward - sizeof(terminate), terminate, sizeof(terminate)) == 0)
-        return forward - sizeof(terminate);
+    if (forward >= sizeof(pkt_terminate) &&
+        memcmp(p + forward - sizeof(pkt_terminate), pkt_terminate, sizeof(pkt_terminate)) == 0)
+        return forward - sizeof(pkt_terminate);
     sc->poolable = false;
     return forward;
 }

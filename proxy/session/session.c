@@ -194,7 +194,8 @@ static void session_refuse(struct worker *w, int fd, enum session_transport tran
     uint8_t buf[256];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    struct pkt_report r = {"FATAL", "53300", "sorry, too many clients already", NULL, NULL};
+    struct pkt_report r = {
+        .severity = "FATAL", .sqlstate = "53300", .message = "sorry, too many clients already"};
     pkt_put_report(&pb, 'E', &r);
     /* Before the upgrade a WebSocket client speaks HTTP (and wss TLS: it only sees the close). */
     if (transport == TRANSPORT_WEBSOCKET)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/pg_error.h"
 #include "protocol/pkt.h"
 #include "protocol/query_proto.h"
 #include "protocol/query_values.h"
@@ -50,11 +51,10 @@ static void check_cstr(const char *p, const uint8_t *body, size_t len, size_t ma
 static void check_failure(int rc, const struct qp_error *err)
 {
     check(rc < 0 && err->code == rc);
-    struct qp_error_text text;
-    struct pkt_report r;
-    qp_error_report(err, &text, &r);
-    check(strlen(r.sqlstate) == 5 && r.message[0] != '\0');
-    check(strlen(r.message) < QP_ERRTEXT_MAX - 1);
+    struct pg_error e;
+    qp_error_pg(err, &e);
+    check(strlen(e.sqlstate) == 5 && e.message[0] != '\0');
+    check(strlen(e.message) < QP_ERRTEXT_MAX - 1);
     check(strcmp(qp_strerror(rc), "unknown query message error") != 0);
 }
 

@@ -415,6 +415,27 @@ static void test_every_kind_has_a_command(void **state)
     assert_null(command_find(ADMIN_CMD_KINDS));
 }
 
+/*
+ * Every two-word row is the console's command, whether its first word
+ * begins SQL or not (MOVE CITY is no cursor's MOVE): the parse asks the
+ * table, so a new row cannot be read as SQL.
+ */
+static void test_two_word_rows_not_sql(void **state)
+{
+    (void)state;
+    size_t n;
+    const struct admin_command_def *defs = admin_commands(&n);
+    for (size_t i = 0; i < n; i++) {
+        char text[64];
+        if (defs[i].words[1] == NULL)
+            continue;
+        snprintf(text, sizeof(text), "%s %s", defs[i].words[0], defs[i].words[1]);
+        if (parse(text) == ADMIN_PARSE_SQL)
+            fail_msg("\"%s\": read as SQL", text);
+    }
+    expect_error("MOVE NEXT FROM c", "0A000", 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +452,7 @@ int main(void)
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_move_database),
         cmocka_unit_test(test_every_kind_has_a_command),
+        cmocka_unit_test(test_two_word_rows_not_sql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -436,6 +436,34 @@ static void test_add_pieces(void **state)
     }
 }
 
+/* pkt_add.c: the builders of one message type each, byte for byte. */
+static void test_add_builders(void **state)
+{
+    (void)state;
+    static const uint8_t types[4] = {0, 0, 0, 25};
+    const struct pkt_piece params[2] = {{"ab", 2}, {"", 0}};
+    struct evbuffer *out = evbuffer_new();
+    assert_non_null(out);
+    assert_int_equal(pkt_add_terminate(out), 0);
+    assert_int_equal(pkt_add_sync(out), 0);
+    assert_int_equal(pkt_add_parse_complete(out), 0);
+    assert_int_equal(pkt_add_ready(out, 'T'), 0);
+    assert_int_equal(pkt_add_parse(out, "s", 1, "SELECT $1", 9, types, 1), 0);
+    assert_int_equal(pkt_add_bind_text(out, params, 2), 0);
+    assert_int_equal(pkt_add_execute_all(out), 0);
+    assert_int_equal(pkt_add_bind_text(out, params, PKT_BIND_TEXT_MAX + 1), -1);
+    static const char want[] = "X\0\0\0\4"
+                               "S\0\0\0\4"
+                               "1\0\0\0\4"
+                               "Z\0\0\0\5T"
+                               "P\0\0\0\x16s\0SELECT $1\0\0\1\0\0\0\x19"
+                               "B\0\0\0\x16\0\0\0\0\0\2\0\0\0\2ab\0\0\0\0\0\0"
+                               "E\0\0\0\x09\0\0\0\0\0";
+    assert_int_equal(evbuffer_get_length(out), sizeof(want) - 1);
+    assert_memory_equal(evbuffer_pullup(out, -1), want, sizeof(want) - 1);
+    evbuffer_free(out);
+}
+
 /* The message types in b, in order, and the SQLSTATE of its ErrorResponse into code. */
 static void canceled_types(struct evbuffer *b, char *types, size_t cap, char *code)
 {
@@ -711,6 +739,7 @@ int main(void)
         cmocka_unit_test(test_ready_status),
         cmocka_unit_test(test_add_query_and_msg),
         cmocka_unit_test(test_add_pieces),
+        cmocka_unit_test(test_add_builders),
         cmocka_unit_test(test_add_canceled),
         cmocka_unit_test(test_put_ints_big_endian),
         cmocka_unit_test(test_put_bytes_and_cstr),

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/pg_error.h"
 #include "protocol/pkt.h"
 #include "protocol/query_proto.h"
 #include "protocol/query_values.h"
@@ -87,17 +88,12 @@ static int parse_bytes(char type, const uint8_t *p, size_t len, struct qp_error 
 static void assert_report(const struct qp_error *err, const char *sqlstate, const char *message,
                           const char *detail)
 {
-    struct qp_error_text text;
-    struct pkt_report r;
-    qp_error_report(err, &text, &r);
-    assert_string_equal(r.severity, "ERROR");
-    assert_string_equal(r.sqlstate, sqlstate);
-    assert_string_equal(r.message, message);
-    if (detail == NULL)
-        assert_null(r.detail);
-    else
-        assert_string_equal(r.detail, detail);
-    assert_null(r.hint);
+    struct pg_error e;
+    qp_error_pg(err, &e);
+    assert_string_equal(e.sqlstate, sqlstate);
+    assert_string_equal(e.message, message);
+    assert_string_equal(e.detail, detail != NULL ? detail : "");
+    assert_string_equal(e.hint, "");
 }
 
 /* Bind with n values; lens[i] -1 is NULL, else vals[i] has lens[i] bytes. */

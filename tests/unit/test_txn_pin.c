@@ -17,6 +17,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -462,6 +463,32 @@ static void test_quick_look(void **state)
  * The quick look reads eight bytes a step: a word begins after each byte
  * that ends one, wherever the step's edges fall, and only there.
  */
+/*
+ * The quick look against the scan's keyword table: each word it must find
+ * is found, in either case, first or after a statement; each it need not
+ * find is what the table says (ruled out after SELECT).  A word added to
+ * the table alone fails here, not silently in a session that goes unpinned.
+ */
+static void test_quick_look_table(void **state)
+{
+    (void)state;
+    bool looked_for;
+    const char *word;
+    for (size_t i = 0; (word = txn_pin_keyword(i, &looked_for)) != NULL; i++) {
+        char text[3][64];
+        snprintf(text[0], sizeof(text[0]), "%s x", word);
+        snprintf(text[1], sizeof(text[1]), "SELECT 1; %s x", word);
+        for (size_t j = 0; j <= strlen(word); j++) /* the longest has 27 letters */
+            text[2][j] = (char)toupper((unsigned char)word[j]);
+        for (size_t k = 0; looked_for && k < 3; k++)
+            if (txn_pin_rules_out((const uint8_t *)text[k], strlen(text[k])))
+                fail_msg("\"%s\": a word of the table, ruled out", text[k]);
+        snprintf(text[0], sizeof(text[0]), "SELECT %s", word);
+        if (!looked_for && !txn_pin_rules_out((const uint8_t *)text[0], strlen(text[0])))
+            fail_msg("\"%s\": not looked for, yet not ruled out", text[0]);
+    }
+}
+
 static void test_quick_look_steps(void **state)
 {
     (void)state;
@@ -558,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_carried),
         cmocka_unit_test(test_quick_look),
         cmocka_unit_test(test_quick_look_steps),
+        cmocka_unit_test(test_quick_look_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
