@@ -12,11 +12,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "protocol/lsn.h"
 #include "protocol/param_set.h"
 #include "proxy/base/list.h"
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
+#include "proxy/session/fence_state.h"
 #include "routing/need.h"
 
 struct config;
@@ -118,21 +118,10 @@ struct session {
      * the one serving (the server connection's, while there is one).
      */
     struct region *region;
-    struct need_spec need; /* what its server must be (target_session_attrs, pgnear.min_lsn) */
-    bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
-    uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
-    uint64_t fence_lsn;
-    bool fence_wrote; /* the transaction going on wrote (fence.c) */
-    bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
-    /*
-     * The server is asked where its WAL is after a transaction, nothing
-     * held (fence_ask_after); position_after: its answer, a position past
-     * everything the session did there (0: none yet).
-     */
-    bool fence_after;
-    uint64_t position_after;
-    char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
-    uint64_t server_bytes;               /* bytes read from server connections already closed */
+    struct need_spec need;    /* what its server must be (target_session_attrs, pgnear.min_lsn) */
+    bool report_fence;        /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    struct fence_state fence; /* written by fence.c alone (fence_state.h) */
+    uint64_t server_bytes;    /* bytes read from server connections already closed */
     /* What the admin asked of the session at its next safe point (enum session_on_safe). */
     uint8_t on_safe;
     uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */

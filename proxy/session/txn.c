@@ -628,9 +628,8 @@ static bool txn_conn_idle(const struct session *s)
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->held &&
-           !s->move_answer_owed && !s->fence_asked && !s->fence_after &&
-           sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
-           s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+           !s->move_answer_owed && !fence_asking(&s->fence) && sc->ep.fwd_remaining == 0 &&
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 && txn_prep_idle(sc);
 }
 
 /* ... and nothing the admin asked of it at this point (a move asked waits for none). */

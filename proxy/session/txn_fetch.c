@@ -43,8 +43,8 @@ static struct need_spec txn_need(struct session *s)
     if (s->cfg->health_check_interval_ms > 0)
         need.read_at = s->txn_read_at;
     need.read_until_ms = s->txn_read_until_ms;
-    if (s->fence_lsn > need.min_lsn) {
-        need.min_lsn = s->fence_lsn;
+    if (s->fence.lsn > need.min_lsn) {
+        need.min_lsn = s->fence.lsn;
         need.min_tli = 0;
     }
     if (s->near != NULL)
