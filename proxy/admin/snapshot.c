@@ -66,7 +66,7 @@ static enum client_row_state client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
         return CLIENT_ROW_CLOSING;
-    if (s->phase == PHASE_WAIT_SERVER || s->txn_waiting)
+    if (s->phase == PHASE_WAIT_SERVER || s->txn_wait.waiting)
         return CLIENT_ROW_WAITING;
     if (s->phase != PHASE_ACTIVE)
         return CLIENT_ROW_LOGIN;
@@ -102,7 +102,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
     row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us
-                         : s->txn_waiting              ? s->txn_wait_since_us
+                         : s->txn_wait.waiting         ? s->txn_wait.since_us
                                                        : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;

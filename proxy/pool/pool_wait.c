@@ -226,7 +226,7 @@ bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
 void pool_txn_wait_end(struct session *s)
 {
     char pool[POOL_KEY_MAX];
-    pool_slice_key(pool, s->txn_wait_region->name, s->database, s->user, pool_slice_of(s));
+    pool_slice_key(pool, s->txn_wait.region->name, s->database, s->user, pool_slice_of(s));
     pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
 

@@ -33,7 +33,7 @@ bool session_at_safe_point(const struct session *s)
         return false;
     /* Between transactions, under transaction pooling: no server, none being fetched. */
     if (s->server_conn == NULL)
-        return s->txn != NULL && s->fetcher == NULL && !s->txn_waiting &&
+        return s->txn != NULL && s->fetcher == NULL && !s->txn_wait.waiting &&
                s->client.fwd_remaining == 0;
     return server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
 }

@@ -27,7 +27,7 @@
 static bool move_session_detached(const struct session *s)
 {
     return s->txn != NULL && s->phase == PHASE_ACTIVE && s->server_conn == NULL &&
-           s->fetcher == NULL && !s->txn_waiting && s->pinned == NULL;
+           s->fetcher == NULL && !s->txn_wait.waiting && s->pinned == NULL;
 }
 
 const char *move_refusal(const struct session *s)

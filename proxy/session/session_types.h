@@ -17,6 +17,7 @@
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
 #include "proxy/session/fence_state.h"
+#include "proxy/session/txn_wait.h"
 #include "routing/need.h"
 
 struct config;
@@ -144,21 +145,9 @@ struct session {
 
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
-    const char *pinned;      /* why it keeps its server connection after all (static text); NULL */
-    struct session *fetcher; /* the internal session logging in for its next transaction; NULL */
-    /*
-     * Waiting for a connection of its full pool to be given back, with no
-     * fetcher (txn_fetch.c): on the worker's txn_waiters, for the host and
-     * need its direct take asked, since when (Unix time, microseconds) and
-     * until when (monotonic_ms: query_wait_timeout; 0: no limit).
-     */
-    bool txn_waiting;
-    struct list_node txn_wait_node;
-    struct region *txn_wait_region;
-    struct region_host *txn_wait_host;
-    struct need_spec txn_wait_need;
-    int64_t txn_wait_since_us;
-    int64_t txn_wait_until_ms;
+    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
+    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
+    struct txn_wait txn_wait; /* its wait for a full pool, no fetcher (txn_wait.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */

@@ -548,14 +548,14 @@ static int txn_need_server(struct session *s)
     }
     if (!near_first_ready(s))
         return 0; /* where it runs depends on the whole first message */
-    if (s->prep != NULL && s->fetcher == NULL && !s->txn_waiting && !s->held) {
+    if (s->prep != NULL && s->fetcher == NULL && !s->txn_wait.waiting && !s->held) {
         if (!txn_answer_known_parses(s))
             return -1;
         if (evbuffer_get_length(s->client.in) == 0)
             return 0;
     }
     endpoint_pause_read(&s->client);
-    if (s->fetcher == NULL && !s->txn_waiting && !s->held)
+    if (s->fetcher == NULL && !s->txn_wait.waiting && !s->held)
         txn_fetch_start(s);
     return s->closed ? -1 : 0;
 }
