@@ -17,6 +17,7 @@
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
 #include "proxy/session/fence_state.h"
+#include "proxy/session/gate_state.h"
 #include "proxy/session/txn_wait.h"
 #include "routing/need.h"
 
@@ -123,12 +124,7 @@ struct session {
     bool report_fence;        /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     struct fence_state fence; /* written by fence.c alone (fence_state.h) */
     uint64_t server_bytes;    /* bytes read from server connections already closed */
-    /* What the admin asked of the session at its next safe point (enum session_on_safe). */
-    uint8_t on_safe;
-    uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
-    uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
-    bool held;            /* the client's next request waits, unread */
-    int64_t held_at_us;   /* since when (monotonic), while held: a move's hold counts from it */
+    struct gate_state gate;   /* its holds at safe points, written by gate.c alone */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;
