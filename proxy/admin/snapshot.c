@@ -101,7 +101,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                          : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us
+    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->pool_wait.since_us
                          : s->txn_wait.waiting         ? s->txn_wait.since_us
                                                        : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
@@ -164,7 +164,7 @@ static enum server_row_state server_state(const struct server_conn *sc)
     const struct worker *w = sc->w;
     if (sc->list == &w->active_servers)
         return sc->client != NULL && sc->client->login != NULL &&
-                       sc->client->login->handover_checking
+                       sc->client->login->handover.checking
                    ? SERVER_ROW_TESTED
                    : SERVER_ROW_ACTIVE;
     if (sc->list == &w->used_servers)
