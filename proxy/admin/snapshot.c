@@ -70,7 +70,7 @@ static enum client_row_state client_state(const struct session *s)
         return CLIENT_ROW_WAITING;
     if (s->phase != PHASE_ACTIVE)
         return CLIENT_ROW_LOGIN;
-    if (s->gate.held)
+    if (s->hold.held)
         return CLIENT_ROW_HELD;
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }

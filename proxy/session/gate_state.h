@@ -1,7 +1,7 @@
 /*
  * gate_state.h — what the gate keeps of a session (gate.h): what the
  * admin asked of it at its next safe point, who wants it held, and whether
- * and since when it is.  Embedded in struct session as s->gate; only
+ * and since when it is.  Embedded in struct session as s->hold; only
  * gate.c writes it (tests/doc/layering.t), the relay, transaction pooling,
  * a move and SHOW CLIENTS read it.
  */

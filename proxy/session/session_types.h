@@ -124,7 +124,7 @@ struct session {
     bool report_fence;        /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     struct fence_state fence; /* written by fence.c alone (fence_state.h) */
     uint64_t server_bytes;    /* bytes read from server connections already closed */
-    struct gate_state gate;   /* its holds at safe points, written by gate.c alone */
+    struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;

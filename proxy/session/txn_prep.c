@@ -229,7 +229,7 @@ static int txn_prep_server_pump(struct session *s)
     if (msg_pump(s, txn_prep_server_step) < 0)
         return -1;
     /* A client message that waited for this answer goes on now. */
-    if (evbuffer_get_length(s->client.in) > 0 && !s->gate.held && s->txn->client_pump(s) < 0)
+    if (evbuffer_get_length(s->client.in) > 0 && !s->hold.held && s->txn->client_pump(s) < 0)
         return -1;
     if (s->server_conn == sc && !s->txn->server_idle(s))
         return -1;
