@@ -66,11 +66,11 @@ static enum client_row_state client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
         return CLIENT_ROW_CLOSING;
-    if (s->phase == PHASE_WAIT_SERVER || s->txn_waiting)
+    if (s->phase == PHASE_WAIT_SERVER || s->txn_wait.waiting)
         return CLIENT_ROW_WAITING;
     if (s->phase != PHASE_ACTIVE)
         return CLIENT_ROW_LOGIN;
-    if (s->held)
+    if (s->hold.held)
         return CLIENT_ROW_HELD;
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
@@ -101,14 +101,14 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                          : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->wait_since_us
-                         : s->txn_waiting              ? s->txn_wait_since_us
+    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->pool_wait.since_us
+                         : s->txn_wait.waiting         ? s->txn_wait.since_us
                                                        : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
     row->need = need_name(s->need.role);
-    if (s->fence_lsn != 0)
-        lsn_format(s->fence_tli, s->fence_lsn, row->fence, sizeof(row->fence));
+    if (s->fence.lsn != 0)
+        lsn_format(s->fence.tli, s->fence.lsn, row->fence, sizeof(row->fence));
     if (s->need.min_lsn != 0)
         lsn_format(s->need.min_tli, s->need.min_lsn, row->min_lsn, sizeof(row->min_lsn));
     row->transport = s->websocket ? "websocket" : s->unix_socket ? "unix" : "tcp";
@@ -164,7 +164,7 @@ static enum server_row_state server_state(const struct server_conn *sc)
     const struct worker *w = sc->w;
     if (sc->list == &w->active_servers)
         return sc->client != NULL && sc->client->login != NULL &&
-                       sc->client->login->handover_checking
+                       sc->client->login->handover.checking
                    ? SERVER_ROW_TESTED
                    : SERVER_ROW_ACTIVE;
     if (sc->list == &w->used_servers)

@@ -62,7 +62,7 @@ static void login_throttle_wake(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     (void)fd;
     (void)what;
-    phase_enter(s, s->login->throttle_next);
+    phase_enter(s, s->login->throttle.next);
 }
 
 /* Holds the login for st->wait_ms on a timer of its own (the login timeout keeps running). */
@@ -73,10 +73,10 @@ static void login_throttle_hold(struct session *s, enum session_phase next,
     stat_inc(&s->w->stats.logins_delayed);
     stat_add(&s->w->stats.login_delay_ms, (uint64_t)st->wait_ms);
     login_throttle_log(s, "held for", st);
-    s->login->throttle_next = next;
-    if (s->login->throttle_timer == NULL)
-        s->login->throttle_timer = evtimer_new(s->w->base, login_throttle_wake, s);
-    if (s->login->throttle_timer == NULL || evtimer_add(s->login->throttle_timer, &tv) != 0) {
+    s->login->throttle.next = next;
+    if (s->login->throttle.timer == NULL)
+        s->login->throttle.timer = evtimer_new(s->w->base, login_throttle_wake, s);
+    if (s->login->throttle.timer == NULL || evtimer_add(s->login->throttle.timer, &tv) != 0) {
         session_close(s, "out of memory");
         return;
     }
@@ -92,9 +92,9 @@ void login_throttle_gate(struct session *s, enum session_phase next)
         phase_enter(s, next);
         return;
     }
-    auth_throttle_key(t, (const struct sockaddr *)&s->addr, s->user, &s->login->throttle_key);
-    s->login->throttle_keyed = true;
-    switch (auth_throttle_admit(t, &p, &s->login->throttle_key, monotonic_ms(), &st)) {
+    auth_throttle_key(t, (const struct sockaddr *)&s->addr, s->user, &s->login->throttle.key);
+    s->login->throttle.keyed = true;
+    switch (auth_throttle_admit(t, &p, &s->login->throttle.key, monotonic_ms(), &st)) {
     case THROTTLE_GO:
         phase_enter(s, next);
         return;
@@ -119,10 +119,10 @@ void login_throttle_failed(struct session *s)
 {
     struct throttle_params p;
     bool evicted;
-    if (s->login == NULL || !s->login->throttle_keyed)
+    if (s->login == NULL || !s->login->throttle.keyed)
         return;
     login_throttle_params(s->cfg, &p);
-    uint32_t n = auth_throttle_failed(&s->w->shared->auth_throttle, &p, &s->login->throttle_key,
+    uint32_t n = auth_throttle_failed(&s->w->shared->auth_throttle, &p, &s->login->throttle.key,
                                       monotonic_ms(), &evicted);
     if (evicted)
         stat_inc(&s->w->stats.auth_throttle_evictions);
@@ -136,17 +136,17 @@ void login_throttle_failed(struct session *s)
 
 void login_throttle_succeeded(struct session *s)
 {
-    if (s->login == NULL || !s->login->throttle_keyed)
+    if (s->login == NULL || !s->login->throttle.keyed)
         return;
     /* Once is enough: under scram both the proof and the server's ReadyForQuery say so. */
-    s->login->throttle_keyed = false;
-    auth_throttle_succeeded(&s->w->shared->auth_throttle, &s->login->throttle_key);
+    s->login->throttle.keyed = false;
+    auth_throttle_succeeded(&s->w->shared->auth_throttle, &s->login->throttle.key);
 }
 
 void login_throttle_release(struct session *s)
 {
-    if (s->login == NULL || s->login->throttle_timer == NULL)
+    if (s->login == NULL || s->login->throttle.timer == NULL)
         return;
-    event_free(s->login->throttle_timer);
-    s->login->throttle_timer = NULL;
+    event_free(s->login->throttle.timer);
+    s->login->throttle.timer = NULL;
 }

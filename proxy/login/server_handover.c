@@ -83,7 +83,7 @@ static int handover_greet(struct session *s)
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
     pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
-    param_set_write_merged(&sc->reported, &s->login->handover_params, &pb);
+    param_set_write_merged(&sc->reported, &s->login->handover.params, &pb);
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
@@ -120,7 +120,7 @@ static void handover_finish(struct session *s)
  */
 static void handover_keep_error(struct session_login *l, const uint8_t *body, uint32_t len)
 {
-    struct pg_error *e = &l->handover_error;
+    struct pg_error *e = &l->handover.error;
     pg_error_from_report(e, body, len);
     if (e->sqlstate[0] == '\0')
         snprintf(e->sqlstate, sizeof(e->sqlstate), "22023");
@@ -132,11 +132,11 @@ static void handover_keep_error(struct session_login *l, const uint8_t *body, ui
 static void handover_answered(struct session *s)
 {
     struct session_login *l = s->login;
-    if (!pg_error_is_set(&l->handover_error)) {
+    if (!pg_error_is_set(&l->handover.error)) {
         handover_finish(s);
         return;
     }
-    session_fail(s, &l->handover_error);
+    session_fail(s, &l->handover.error);
 }
 
 static int handover_message(struct session *s, char type, const uint8_t *body, uint32_t len)
@@ -150,19 +150,19 @@ static int handover_message(struct session *s, char type, const uint8_t *body, u
     }
     switch (type) {
     case 'E':
-        if (l->handover_checking) {
+        if (l->handover.checking) {
             phase_server_failed(s, "server_check_query failed", HOST_BUSY);
             return MSG_STOP;
         }
         handover_keep_error(l, body, len);
         return MSG_CONSUMED;
     case 'S':
-        if (!l->handover_checking && param_set_note(&l->handover_params, body, len) != PARAM_SET_OK)
+        if (!l->handover.checking && param_set_note(&l->handover.params, body, len) != PARAM_SET_OK)
             sc->poolable = false; /* its client hears less than all: it is not kept after */
         return MSG_CONSUMED;
     case 'Z':
-        l->handover_checking = false;
-        if (--l->handover_answers > 0)
+        l->handover.checking = false;
+        if (--l->handover.answers > 0)
             return MSG_CONSUMED;
         frame_consume(sc->ep.in, len);
         handover_answered(s);
@@ -197,18 +197,18 @@ void server_handover_enter(struct session *s)
              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
              (long long)(idle_us / 1000));
     stat_inc(&s->w->stats.server_reuses);
-    l->handover_answers = 0;
+    l->handover.answers = 0;
     if (idle_us > (int64_t)s->cfg->server_check_delay_ms * 1000) {
         if (handover_check(s, sc->ep.out) != 0)
             goto oom;
-        l->handover_answers++;
-        l->handover_checking = true;
+        l->handover.answers++;
+        l->handover.checking = true;
     }
     int settings = handover_settings(s, sc->ep.out);
     if (settings < 0)
         goto oom;
-    l->handover_answers += settings > 0;
-    if (l->handover_answers == 0) {
+    l->handover.answers += settings > 0;
+    if (l->handover.answers == 0) {
         handover_finish(s);
         return;
     }

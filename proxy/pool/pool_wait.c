@@ -182,20 +182,21 @@ static void pool_wait_count(struct session *s, const char *key, const struct reg
 static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
 {
     struct session_login *l = s->login;
-    l->wait_host = h;
-    l->wait_reason = (uint8_t)rc;
-    if (!l->waiting) {
+    l->pool_wait.host = h;
+    l->pool_wait.reason = (uint8_t)rc;
+    if (!l->pool_wait.waiting) {
         /* Counted under what it waits for: its pool, or its host when that is what is full. */
         if (rc == POOL_HOST_FULL)
-            pool_host_key(l->wait_key, h->name, h->port);
+            pool_host_key(l->pool_wait.key, h->name, h->port);
         else
-            pool_slice_key(l->wait_key, s->region->name, s->database, s->user, pool_slice_of(s));
-        l->wait_key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
-        l->waiting = true;
+            pool_slice_key(l->pool_wait.key, s->region->name, s->database, s->user,
+                           pool_slice_of(s));
+        l->pool_wait.key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
+        l->pool_wait.waiting = true;
         /* A transaction that waited without a fetcher first (txn_fetch.c) waits since then. */
-        l->wait_since_us = l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us();
+        l->pool_wait.since_us = l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us();
         l->wait_began_us = 0;
-        pool_wait_count(s, l->wait_key, h, rc);
+        pool_wait_count(s, l->pool_wait.key, h, rc);
     }
     phase_enter(s, PHASE_WAIT_SERVER);
     /* Idle connections of other workers hold slots: they give them up (pool_wake_cb). */
@@ -226,7 +227,7 @@ bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
 void pool_txn_wait_end(struct session *s)
 {
     char pool[POOL_KEY_MAX];
-    pool_slice_key(pool, s->txn_wait_region->name, s->database, s->user, pool_slice_of(s));
+    pool_slice_key(pool, s->txn_wait.region->name, s->database, s->user, pool_slice_of(s));
     pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
 
@@ -257,10 +258,10 @@ bool pool_reserve(struct session *s, struct region_host *h)
 void pool_wait_stop(struct session *s)
 {
     struct session_login *l = s->login;
-    if (l == NULL || !l->waiting)
+    if (l == NULL || !l->pool_wait.waiting)
         return;
-    l->waiting = false;
-    pool_limits_wait(&s->w->shared->pool_limits, l->wait_key, -1);
+    l->pool_wait.waiting = false;
+    pool_limits_wait(&s->w->shared->pool_limits, l->pool_wait.key, -1);
 }
 
 /* A waiting client sent something before its login ended: not a PostgreSQL client. */
@@ -273,9 +274,9 @@ void pool_wait_enter(struct session *s)
 {
     struct session_login *l = s->login;
     log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
-              l->wait_reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+              l->pool_wait.reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
               s->region->name, s->database, s->user);
-    int64_t waited_ms = (wall_clock_us() - l->wait_since_us) / 1000;
+    int64_t waited_ms = (wall_clock_us() - l->pool_wait.since_us) / 1000;
     int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
     session_set_timer(s, left > 0 ? left : 1);
     /* Not read, but watched: a client that gives up is seen at once. */
@@ -287,9 +288,9 @@ void pool_wait_timeout(struct session *s)
 {
     struct session_login *l = s->login;
     char msg[160], detail[320];
-    double waited = (double)(wall_clock_us() - l->wait_since_us) / 1e6;
+    double waited = (double)(wall_clock_us() - l->pool_wait.since_us) / 1e6;
     pool_wait_stop(s);
-    if (l->wait_reason == POOL_FULL) {
+    if (l->pool_wait.reason == POOL_FULL) {
         snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
                  s->database, s->user);
         int slice = pool_slice_of(s);
@@ -299,8 +300,8 @@ void pool_wait_timeout(struct session *s)
                  s->region->name, pool_slice_size(s, slice),
                  slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
     } else {
-        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", l->wait_host->name,
-                 l->wait_host->port);
+        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d",
+                 l->pool_wait.host->name, l->pool_wait.host->port);
         snprintf(detail, sizeof(detail),
                  "The host has %d server connections (max_db_connections), all in use for the "
                  "%.1f s this client waited (query_wait_timeout).",
@@ -331,22 +332,23 @@ struct pool_refused {
 static bool pool_waiter_may_go(struct session *s, struct pool_refused *refused)
 {
     struct session_login *l = s->login;
-    if (pool_find(s, s->region, l->wait_host, false) != NULL)
+    if (pool_find(s, s->region, l->pool_wait.host, false) != NULL)
         return true;
-    if (refused->reason != POOL_RESERVED && refused->reason == l->wait_key_kind &&
-        strcmp(refused->key, l->wait_key) == 0)
+    if (refused->reason != POOL_RESERVED && refused->reason == l->pool_wait.key_kind &&
+        strcmp(refused->key, l->pool_wait.key) == 0)
         return false;
-    enum pool_reserve rc = pool_try_reserve(s, l->wait_host);
-    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, l->wait_host, rc))
-        rc = pool_try_reserve(s, l->wait_host);
+    enum pool_reserve rc = pool_try_reserve(s, l->pool_wait.host);
+    if (rc != POOL_RESERVED && rc != POOL_NO_MEMORY && pool_close_for(s, l->pool_wait.host, rc))
+        rc = pool_try_reserve(s, l->pool_wait.host);
     if (rc != POOL_RESERVED) {
-        if (rc == l->wait_key_kind) { /* its wait_key is the key of the limit that refused it */
+        if (rc ==
+            l->pool_wait.key_kind) { /* its wait_key is the key of the limit that refused it */
             refused->reason = (uint8_t)rc;
-            memcpy(refused->key, l->wait_key, sizeof(refused->key));
+            memcpy(refused->key, l->pool_wait.key, sizeof(refused->key));
         }
         return false;
     }
-    pool_reserved(s, l->wait_host);
+    pool_reserved(s, l->pool_wait.host);
     return true;
 }
 
@@ -387,7 +389,7 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
         pool_wait_stop(s);
         endpoint_set_reader(&s->client, NULL);
         endpoint_resume_read(&s->client);
-        s->login->retry_host = s->login->wait_host;
+        s->login->retry_host = s->login->pool_wait.host;
         phase_done(s);
     }
     pool_shed_idle(w);

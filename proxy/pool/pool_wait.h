@@ -35,7 +35,7 @@ void pool_wait_stop(struct session *s);
 
 /*
  * Under transaction pooling, whether s's next transaction, which found no
- * idle connection to h of its region (s->txn_wait_region) to take, should
+ * idle connection to h of its region (s->txn_wait.region) to take, should
  * wait for one of this worker's to be given back rather than have a
  * fetcher log in: the pool is full by its own pool_size, on this worker
  * alone (its slice, or the only worker), and no idle connection of the

@@ -101,16 +101,16 @@ static int fence_send_query(struct session *s)
 
 int fence_ask_after(struct session *s)
 {
-    s->fence_after = true;
-    s->position_after = 0;
+    s->fence.after = true;
+    s->fence.position_after = 0;
     return fence_send_query(s);
 }
 
 int fence_ask(struct session *s, uint32_t z_len)
 {
     evbuffer_drain(s->server_conn->ep.in, 1 + (size_t)z_len);
-    s->fence_asked = true;
-    s->fence_value[0] = '\0';
+    s->fence.asked = true;
+    s->fence.value[0] = '\0';
     return fence_send_query(s);
 }
 
@@ -134,16 +134,16 @@ static int fence_tell(struct session *s)
     struct pktbuf pb;
     uint32_t tli;
     uint64_t lsn;
-    s->fence_asked = false;
-    s->fence_wrote = false;
+    s->fence.asked = false;
+    s->fence.wrote = false;
     pkt_init(&pb, buf, sizeof(buf));
-    if (fence_read(s->fence_value, &tli, &lsn)) {
-        s->fence_tli = tli;
-        s->fence_lsn = lsn;
-        lsn_format(tli, lsn, s->fence_value, sizeof(s->fence_value));
+    if (fence_read(s->fence.value, &tli, &lsn)) {
+        s->fence.tli = tli;
+        s->fence.lsn = lsn;
+        lsn_format(tli, lsn, s->fence.value, sizeof(s->fence.value));
         pkt_begin(&pb, 'S');
         pkt_put_cstr(&pb, "pgnear.fence");
-        pkt_put_cstr(&pb, s->fence_value);
+        pkt_put_cstr(&pb, s->fence.value);
         pkt_end(&pb);
     } else {
         log_debug(s->id, "no fence for the transaction that wrote: the server did not say");
@@ -166,18 +166,18 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
             s->txn->server_param(s, body, len);
         return fence_move(s, 1 + (size_t)len);
     }
-    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence_value) &&
+    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence.value) &&
         6 + pkt_be32(body + 2) <= blen) {
         uint32_t n = pkt_be32(body + 2);
-        char value[sizeof(s->fence_value)];
+        char value[sizeof(s->fence.value)];
         uint32_t tli;
         uint64_t lsn;
         memcpy(value, body + 6, n);
         value[n] = '\0';
-        if (!s->fence_after)
-            memcpy(s->fence_value, value, n + 1);
+        if (!s->fence.after)
+            memcpy(s->fence.value, value, n + 1);
         else if (fence_read(value, &tli, &lsn))
-            s->position_after = lsn;
+            s->fence.position_after = lsn;
     }
     if (type == 'E')
         log_debug(s->id, "the server could not say where its WAL is: no fence");
@@ -189,8 +189,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
     /* pgnear's own request is no query of the client's (SHOW STATS). */
     sc->tx.answered--;
     sc->tx.answered_idle -= sc->tx.status == 'I';
-    if (s->fence_after) {
-        s->fence_after = false;
+    if (s->fence.after) {
+        s->fence.after = false;
         return 0;
     }
     return fence_tell(s);
@@ -216,9 +216,9 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
     if (!s->report_fence)
         return false;
     if ((type == 'C' && body != NULL && len >= 4 && fence_tag_writes(body, len - 4)) || type == 'G')
-        s->fence_wrote = true; /* (G: COPY FROM STDIN) */
+        s->fence.wrote = true; /* (G: COPY FROM STDIN) */
     /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
-    return pkt_ready_status(type, body, len >= 4 ? len - 4 : 0) == 'I' && s->fence_wrote &&
+    return pkt_ready_status(type, body, len >= 4 ? len - 4 : 0) == 'I' && s->fence.wrote &&
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
@@ -232,14 +232,14 @@ static int fence_step(struct session *s)
         return rc;
     /* Transaction pooling follows the reported settings (txn.h). */
     bool tag = h.type == 'C' || h.type == 'Z' || (h.type == 'S' && s->txn != NULL);
-    if (s->fence_asked || s->fence_after || (tag && h.len <= FENCE_TAG_MAX)) {
+    if (fence_asking(&s->fence) || (tag && h.len <= FENCE_TAG_MAX)) {
         if (!msg_whole(&h))
             return MSG_WAIT;
         const uint8_t *body = msg_body(s, src, &h);
         if (body == NULL)
             return MSG_ENDED;
-        rc = s->fence_asked || s->fence_after ? fence_answer(s, (char)h.type, body, h.len)
-                                              : fence_watch(s, (char)h.type, body, h.len);
+        rc = fence_asking(&s->fence) ? fence_answer(s, (char)h.type, body, h.len)
+                                     : fence_watch(s, (char)h.type, body, h.len);
         return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
     tx_track_server(&s->server_conn->tx, h.type, 0);

@@ -50,7 +50,7 @@ extern const struct server_reader fence_reader;
  * on, and calls fence_ask, which drains it from the input, holds it, and
  * asks the server; <0: the session ended.
  *
- * While s->fence_asked, the server's messages are the answer: fence_answer
+ * While s->fence.asked, the server's messages are the answer: fence_answer
  * takes each whole one off the input (a ParameterStatus goes on to the
  * client), and at its end writes the fence and the held ReadyForQuery to
  * the client; <0: the session ended.
@@ -63,8 +63,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
  * The same question, asked after a transaction whose ReadyForQuery went
  * on to the client, nothing held: the client's next request, if it comes
  * meanwhile, follows it on the connection.  The answer (while
- * s->fence_after, fence_answer takes it off the input, none of it for the
- * client) sets s->position_after; a server that could not say leaves it
+ * s->fence.after, fence_answer takes it off the input, none of it for the
+ * client) sets s->fence.position_after; a server that could not say leaves it
  * 0.  <0: the session ended.  (The nearest need: where a session's writes
  * on a primary end, near.h.)
  */

@@ -51,7 +51,7 @@ static bool former_primary_after_move(struct session *s, void *arg)
     struct server_conn *sc = s->server_conn;
     if (!moved && sc != NULL && host_is_fenced(sc->host))
         former_primary_end(s, sc->host, "it could not be moved to the primary");
-    else if (!s->held)
+    else if (!s->hold.held)
         endpoint_resume_read(&s->client);
     return false;
 }
@@ -103,22 +103,22 @@ static bool former_primary_move(struct session *s)
             struct move_target t = {.hold_first = true};
             move_session(s, &t, former_primary_moved, s->w);
         }
-        if (!s->closed && !s->held)
+        if (!s->closed && !s->hold.held)
             endpoint_pause_read(&s->client);
         return false;
     }
     /* An admin's move, which lets the client be read until it holds: it holds at once if it can. */
     if (session_at_safe_point(s))
         gate_hold_session(s, HOLD_MOVE);
-    return !s->closed && !s->held;
+    return !s->closed && !s->hold.held;
 }
 
 bool former_primary_check(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    if (sc == NULL || !host_is_fenced(sc->host) || s->on_safe == SAFE_CLOSE || s->closed)
+    if (sc == NULL || !host_is_fenced(sc->host) || s->hold.on_safe == SAFE_CLOSE || s->closed)
         return true;
-    if (s->held)
+    if (s->hold.held)
         return false;
     if (!s->leaving_fenced && (sc->tx.status != 'I' || (sc->tx.flags & TX_UNSURE))) {
         former_primary_end(s, sc->host, "its transaction there was ended before it could commit");

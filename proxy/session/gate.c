@@ -33,7 +33,7 @@ bool session_at_safe_point(const struct session *s)
         return false;
     /* Between transactions, under transaction pooling: no server, none being fetched. */
     if (s->server_conn == NULL)
-        return s->txn != NULL && s->fetcher == NULL && !s->txn_waiting &&
+        return s->txn != NULL && s->fetcher == NULL && !s->txn_wait.waiting &&
                s->client.fwd_remaining == 0;
     return server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
 }
@@ -42,12 +42,12 @@ bool gate_act_at_safe_point(struct session *s)
 {
     if (!session_at_safe_point(s))
         return true;
-    if (s->on_safe == SAFE_CLOSE) {
+    if (s->hold.on_safe == SAFE_CLOSE) {
         char detail[256], to[PLACEMENT_NAME_MAX + 1] = "another region";
         /* A write a standby refused runs on a primary first: the client gets its answer. */
         if (s->txn != NULL && s->txn->owes_request(s, true))
             return true;
-        if (s->close_why == CLOSE_DATABASE_MOVED) {
+        if (s->hold.close_why == CLOSE_DATABASE_MOVED) {
             placement_region(&s->w->shared->placement, s->database, to, sizeof(to));
             snprintf(detail, sizeof(detail),
                      "Database \"%s\" moved to region %s and this session could not move with "
@@ -65,11 +65,11 @@ bool gate_act_at_safe_point(struct session *s)
         session_fail(s, &err);
         return false;
     }
-    if (s->on_safe == SAFE_HOLD && !s->held) {
-        s->held = true;
-        s->held_at_us = monotonic_us();
+    if (s->hold.on_safe == SAFE_HOLD && !s->hold.held) {
+        s->hold.held = true;
+        s->hold.held_at_us = monotonic_us();
         endpoint_pause_read(&s->client);
-        if ((s->hold_reasons & HOLD_MOVE) && s->moving != NULL)
+        if ((s->hold.hold_reasons & HOLD_MOVE) && s->moving != NULL)
             s->moving->holding(s);
     }
     return true;
@@ -77,22 +77,22 @@ bool gate_act_at_safe_point(struct session *s)
 
 bool gate_hold_session(struct session *s, uint8_t reason)
 {
-    if (s->on_safe == SAFE_CLOSE)
+    if (s->hold.on_safe == SAFE_CLOSE)
         return true;
-    s->hold_reasons |= reason;
-    s->on_safe = SAFE_HOLD;
+    s->hold.hold_reasons |= reason;
+    s->hold.on_safe = SAFE_HOLD;
     return gate_act_at_safe_point(s);
 }
 
 void gate_release_session(struct session *s, uint8_t reason)
 {
-    s->hold_reasons &= (uint8_t)~reason;
-    if (s->hold_reasons != 0 || s->on_safe != SAFE_HOLD)
+    s->hold.hold_reasons &= (uint8_t)~reason;
+    if (s->hold.hold_reasons != 0 || s->hold.on_safe != SAFE_HOLD)
         return;
-    s->on_safe = SAFE_NOTHING;
-    if (!s->held)
+    s->hold.on_safe = SAFE_NOTHING;
+    if (!s->hold.held)
         return;
-    s->held = false;
+    s->hold.held = false;
     if (s->server_conn == NULL && s->txn != NULL)
         s->txn->life.resume(s);
     else if (s->server_conn != NULL && endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
@@ -101,10 +101,10 @@ void gate_release_session(struct session *s, uint8_t reason)
 
 void gate_drain_session(struct session *s, uint8_t why)
 {
-    if (s->on_safe == SAFE_CLOSE)
+    if (s->hold.on_safe == SAFE_CLOSE)
         return;
-    s->on_safe = SAFE_CLOSE;
-    s->close_why = why;
+    s->hold.on_safe = SAFE_CLOSE;
+    s->hold.close_why = why;
     gate_act_at_safe_point(s);
 }
 
@@ -240,7 +240,8 @@ static int release_on_worker(struct worker *w, void *arg)
 /* A session of the gate's scope it waits for: wanted held for this reason, not held yet. */
 static bool is_late(const struct gate_close *g, const struct session *s)
 {
-    return (s->hold_reasons & g->scope.reason) != 0 && !s->held && s->on_safe == SAFE_HOLD;
+    return (s->hold.hold_reasons & g->scope.reason) != 0 && !s->hold.held &&
+           s->hold.on_safe == SAFE_HOLD;
 }
 
 /* The gate's late sessions on one worker: counted in its slot, the first ones named. */

@@ -140,7 +140,7 @@ enum hold_reason {
  */
 bool session_at_safe_point(const struct session *s);
 
-/* Does what was asked (s->on_safe) if s is at a safe point; false when the session ended. */
+/* Does what was asked (s->hold.on_safe) if s is at a safe point; false when the session ended. */
 bool gate_act_at_safe_point(struct session *s);
 
 /*

@@ -27,7 +27,7 @@
 static bool move_session_detached(const struct session *s)
 {
     return s->txn != NULL && s->phase == PHASE_ACTIVE && s->server_conn == NULL &&
-           s->fetcher == NULL && !s->txn_waiting && s->pinned == NULL;
+           s->fetcher == NULL && !s->txn_wait.waiting && s->pinned == NULL;
 }
 
 const char *move_refusal(const struct session *s)
@@ -35,14 +35,14 @@ const char *move_refusal(const struct session *s)
     if (s->unmovable != NULL)
         return s->unmovable;
     if (move_session_detached(s))
-        return s->on_safe == SAFE_CLOSE ? "it is being drained" : NULL;
+        return s->hold.on_safe == SAFE_CLOSE ? "it is being drained" : NULL;
     if (s->phase != PHASE_ACTIVE || s->server_conn == NULL)
         return "it is not relaying";
     if (s->secret == NULL)
         return "pgnear has no key to log in for it";
     if (s->move != NULL)
         return "it is being moved already";
-    if (s->on_safe == SAFE_CLOSE)
+    if (s->hold.on_safe == SAFE_CLOSE)
         return "it is being drained";
     if (s->move_answer_owed)
         return "its server still owes the answer of the last move's query";

@@ -143,7 +143,7 @@ static void move_held(struct session *s);
 void move_hold(struct session_move *mv)
 {
     struct session *s = mv->s;
-    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->held)
+    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->hold.held)
         move_held(s);
 }
 
@@ -168,7 +168,7 @@ static void move_held(struct session *s)
         return;
     }
     /* Held earlier by a cutover's gate, the client has waited since then. */
-    mv->held_us = s->held_at_us > 0 ? s->held_at_us : monotonic_us();
+    mv->held_us = s->hold.held_at_us > 0 ? s->hold.held_at_us : monotonic_us();
     if (old->ep.fwd_remaining != 0 || evbuffer_get_length(old->ep.in) > 0) {
         move_end(mv, false, "its server was sending a message");
         return;

@@ -158,7 +158,7 @@ static inline int msg_pump(struct session *s, msg_step_fn step)
     if (rc < 0 || endpoint_flush(s, &s->client) < 0)
         return -1;
     relay_throttle(src, &s->client);
-    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+    if (s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return -1;
     return 0;
 }

@@ -255,10 +255,10 @@ void near_position(struct session *s, struct need_spec *need)
         need->read_until_ms = ns->wrote_at_ms;
         return;
     }
-    if (at != NULL && s->position_after != 0) {
+    if (at != NULL && s->fence.position_after != 0) {
         /* The server said where its WAL was right after the session's last transaction there. */
-        if (s->position_after > ns->write_lsn)
-            ns->write_lsn = s->position_after;
+        if (s->fence.position_after > ns->write_lsn)
+            ns->write_lsn = s->fence.position_after;
         ns->wrote_on = NULL;
     } else if (at != NULL) {
         /* Started in a later millisecond: after the commit (need.h's read_until_ms). */
@@ -381,7 +381,7 @@ static bool near_at_start(const struct session *s)
 static bool near_follows_on_primary(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
-    return s->near->leg == NEAR_BETWEEN && s->fence_after && sc->tx.status == 'I' &&
+    return s->near->leg == NEAR_BETWEEN && s->fence.after && sc->tx.status == 'I' &&
            !host_is_standby(sc->host) && sc->tx.outstanding == 1 && !(sc->tx.flags & TX_BATCH);
 }
 
@@ -768,7 +768,7 @@ static bool near_wrote(struct session *s, struct region_host *primary)
         return true;
     if (s->cfg->health_check_interval_ms > 0)
         near_hurry_checks(s, primary);
-    return s->fence_asked || s->fence_after || fence_ask_after(s) == 0;
+    return fence_asking(&s->fence) || fence_ask_after(s) == 0;
 }
 
 enum near_verdict near_settle(struct session *s, uint8_t status)

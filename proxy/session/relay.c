@@ -63,7 +63,8 @@ relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan
  */
 static bool relay_after_server_bytes(struct session *s, enum frame_side side)
 {
-    return side != FRAME_FROM_SERVER || s->on_safe == SAFE_NOTHING || gate_act_at_safe_point(s);
+    return side != FRAME_FROM_SERVER || s->hold.on_safe == SAFE_NOTHING ||
+           gate_act_at_safe_point(s);
 }
 
 /*
@@ -219,7 +220,7 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
         return;
     /* A held client stays unread whatever the back-pressure says. */
     if (peer->read_paused && endpoint_queued(ep) <= RELAY_LOW_WATER &&
-        !(peer == &s->client && s->held)) {
+        !(peer == &s->client && s->hold.held)) {
         endpoint_want_drain(ep, false);
         endpoint_resume_read(peer);
     }

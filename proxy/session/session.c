@@ -312,7 +312,7 @@ void session_login_end(struct session *s)
     free(l->server_options);
     free(l->pp);
     free(l->geo);
-    param_set_free(&l->handover_params);
+    param_set_free(&l->handover.params);
     /*
      * SCRAM keys and the verifier are secrets: nothing of them stays in
      * freed memory.  They are wiped where they are, not the whole 10 kB

@@ -44,6 +44,39 @@ struct pkt_report;
 struct pgasync;
 
 /*
+ * A login waiting for a server connection because a pool limit is reached
+ * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone, read by SHOW
+ * CLIENTS (since_us).
+ */
+struct login_pool_wait {
+    bool waiting;             /* counted as waiting */
+    uint8_t reason;           /* enum pool_reserve: which limit it waits on */
+    char key[POOL_KEY_MAX];   /* what it is counted as waiting for */
+    uint8_t key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
+    struct region_host *host; /* the host it waits to connect to */
+    int64_t since_us;         /* Unix time in microseconds */
+};
+
+/* The auth throttle's hold on a login (login_throttle.c, which alone writes it). */
+struct login_throttle {
+    struct throttle_key key; /* (address, user) */
+    bool keyed;              /* key is set, and the outcome not yet told */
+    struct event *timer;     /* holds a throttled login before it starts */
+    enum session_phase next; /* the phase entered when the hold ends */
+};
+
+/*
+ * A kept server connection handed over to the login (server_handover.c,
+ * which alone writes it; the login's end frees params with the rest).
+ */
+struct login_handover {
+    bool checking;           /* server_check_query's answer still to come */
+    uint8_t answers;         /* ReadyForQuery messages still to come */
+    struct param_set params; /* ParameterStatus the settings brought */
+    struct pg_error error;   /* set when the settings failed: the client gets it */
+};
+
+/*
  * What only the login needs: the parsed startup packet, the evidence of
  * where the caller is and the plan it gave, the SCRAM exchanges.  It is a
  * separate allocation, freed when the session starts relaying, so that an
@@ -96,20 +129,12 @@ struct session_login {
     struct region_host *retry_host; /* a kept connection to it failed: the host is tried again */
     bool warming;                   /* no client: opens a connection for min_pool_size */
     uint8_t warm_client_key[SCRAM_KEY_LEN]; /* the ClientKey it logs in with (pool_warm.h) */
-    bool slot_reserved;            /* counted in the limits for the connection about to open */
-    struct region_host *slot_host; /* to this host */
-    int8_t slot_slice;             /* of this worker's slice of the pool (pool.c); -1: shared */
-    bool waiting;                  /* counted as waiting (PHASE_WAIT_SERVER) */
-    uint8_t wait_reason;           /* enum pool_reserve: which limit it waits on */
-    char wait_key[POOL_KEY_MAX];   /* what it is counted as waiting for */
-    uint8_t wait_key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
-    struct region_host *wait_host; /* the host it waits to connect to */
-    int64_t wait_since_us;         /* Unix time in microseconds */
-    int64_t wait_began_us;         /* a fetcher's client waited without it since (txn_fetch.c); 0 */
-    bool handover_checking;        /* server_check_query's answer still to come */
-    uint8_t handover_answers;      /* ReadyForQuery messages still to come */
-    struct param_set handover_params; /* ParameterStatus the settings brought */
-    struct pg_error handover_error;   /* set when the settings failed: the client gets it */
+    bool slot_reserved;               /* counted in the limits for the connection about to open */
+    struct region_host *slot_host;    /* to this host */
+    int8_t slot_slice;                /* of this worker's slice of the pool (pool.c); -1: shared */
+    struct login_pool_wait pool_wait; /* waiting for a pool limit (pool_wait.c) */
+    int64_t wait_began_us; /* a fetcher's client waited without it since (txn_fetch.c); 0 */
+    struct login_handover handover; /* a kept connection's handover (server_handover.c) */
 
     /* authentication */
     bool for_console; /* the admin database: pgnear answers, no server is involved */
@@ -125,11 +150,7 @@ struct session_login {
     bool server_asked;       /* passthrough: the server has sent an authentication message */
     bool password_held;      /* passthrough: a password came before that, and waits for it */
 
-    /* the auth throttle (login_throttle.c) */
-    struct throttle_key throttle_key; /* (address, user) */
-    bool throttle_keyed;              /* throttle_key is set, and the outcome not yet told */
-    struct event *throttle_timer;     /* holds a throttled login before it starts */
-    enum session_phase throttle_next; /* the phase entered when the hold ends */
+    struct login_throttle throttle; /* the auth throttle's (login_throttle.c) */
 
     bool failure_counted; /* counted as a failed login already (session_count_login_failure) */
 

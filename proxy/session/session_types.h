@@ -12,11 +12,13 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "protocol/lsn.h"
 #include "protocol/param_set.h"
 #include "proxy/base/list.h"
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
+#include "proxy/session/fence_state.h"
+#include "proxy/session/gate_state.h"
+#include "proxy/session/txn_wait.h"
 #include "routing/need.h"
 
 struct config;
@@ -118,27 +120,11 @@ struct session {
      * the one serving (the server connection's, while there is one).
      */
     struct region *region;
-    struct need_spec need; /* what its server must be (target_session_attrs, pgnear.min_lsn) */
-    bool report_fence;     /* pgnear.fence is sent after each transaction that wrote (fence.h) */
-    uint32_t fence_tli;    /* the last fence sent; 0/0: none yet */
-    uint64_t fence_lsn;
-    bool fence_wrote; /* the transaction going on wrote (fence.c) */
-    bool fence_asked; /* the server is asked where its WAL is; a ReadyForQuery held */
-    /*
-     * The server is asked where its WAL is after a transaction, nothing
-     * held (fence_ask_after); position_after: its answer, a position past
-     * everything the session did there (0: none yet).
-     */
-    bool fence_after;
-    uint64_t position_after;
-    char fence_value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
-    uint64_t server_bytes;               /* bytes read from server connections already closed */
-    /* What the admin asked of the session at its next safe point (enum session_on_safe). */
-    uint8_t on_safe;
-    uint8_t hold_reasons; /* who wants it held (enum gate_reason bits): held while any does */
-    uint8_t close_why;    /* with on_safe SAFE_CLOSE: enum session_close_why */
-    bool held;            /* the client's next request waits, unread */
-    int64_t held_at_us;   /* since when (monotonic), while held: a move's hold counts from it */
+    struct need_spec need;    /* what its server must be (target_session_attrs, pgnear.min_lsn) */
+    bool report_fence;        /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    struct fence_state fence; /* written by fence.c alone (fence_state.h) */
+    uint64_t server_bytes;    /* bytes read from server connections already closed */
+    struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;
@@ -155,21 +141,9 @@ struct session {
 
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
-    const char *pinned;      /* why it keeps its server connection after all (static text); NULL */
-    struct session *fetcher; /* the internal session logging in for its next transaction; NULL */
-    /*
-     * Waiting for a connection of its full pool to be given back, with no
-     * fetcher (txn_fetch.c): on the worker's txn_waiters, for the host and
-     * need its direct take asked, since when (Unix time, microseconds) and
-     * until when (monotonic_ms: query_wait_timeout; 0: no limit).
-     */
-    bool txn_waiting;
-    struct list_node txn_wait_node;
-    struct region *txn_wait_region;
-    struct region_host *txn_wait_host;
-    struct need_spec txn_wait_need;
-    int64_t txn_wait_since_us;
-    int64_t txn_wait_until_ms;
+    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
+    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
+    struct txn_wait txn_wait; /* its wait for a full pool, no fetcher (txn_wait.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */

@@ -548,14 +548,14 @@ static int txn_need_server(struct session *s)
     }
     if (!near_first_ready(s))
         return 0; /* where it runs depends on the whole first message */
-    if (s->prep != NULL && s->fetcher == NULL && !s->txn_waiting && !s->held) {
+    if (s->prep != NULL && s->fetcher == NULL && !s->txn_wait.waiting && !s->hold.held) {
         if (!txn_answer_known_parses(s))
             return -1;
         if (evbuffer_get_length(s->client.in) == 0)
             return 0;
     }
     endpoint_pause_read(&s->client);
-    if (s->fetcher == NULL && !s->txn_waiting && !s->held)
+    if (s->fetcher == NULL && !s->txn_wait.waiting && !s->hold.held)
         txn_fetch_start(s);
     return s->closed ? -1 : 0;
 }
@@ -627,16 +627,15 @@ static bool txn_conn_idle(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
-           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->held &&
-           !s->move_answer_owed && !s->fence_asked && !s->fence_after &&
-           sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 &&
-           s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+           sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->hold.held &&
+           !s->move_answer_owed && !fence_asking(&s->fence) && sc->ep.fwd_remaining == 0 &&
+           evbuffer_get_length(sc->ep.in) == 0 && s->client.fwd_remaining == 0 && txn_prep_idle(sc);
 }
 
 /* ... and nothing the admin asked of it at this point (a move asked waits for none). */
 static bool txn_conn_between(const struct session *s)
 {
-    return txn_conn_idle(s) && s->on_safe == SAFE_NOTHING && s->move == NULL;
+    return txn_conn_idle(s) && s->hold.on_safe == SAFE_NOTHING && s->move == NULL;
 }
 
 /* Whether the connection could go back now, whatever the client sent: its settings as at login. */
@@ -700,7 +699,7 @@ static bool txn_forward(struct session *s)
         session_close(s, "out of memory");
         return true;
     }
-    if (s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+    if (s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return true;
     txn_need_server(s);
     return true;
@@ -745,7 +744,7 @@ static bool txn_server_idle(struct session *s)
     if (s->near != NULL && s->server_conn != NULL && !txn_near_settled(s))
         return !s->closed;
     /* An admin's wish that waited while the answer was held (near_owes_request). */
-    if (s->near != NULL && s->on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
+    if (s->near != NULL && s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return false;
     if (!txn_may_release(s))
         return !s->closed;

@@ -63,8 +63,9 @@ bool txn_cancel(struct session *s)
             ns->cancel_asked = true;
         return false;
     }
-    size_t n =
-        s->fetcher != NULL || s->txn_waiting || syncing ? txn_cancel_request_len(s->client.in) : 0;
+    size_t n = s->fetcher != NULL || s->txn_wait.waiting || syncing
+                   ? txn_cancel_request_len(s->client.in)
+                   : 0;
     if (n == 0)
         return false;
     s->busy++;

@@ -43,8 +43,8 @@ static struct need_spec txn_need(struct session *s)
     if (s->cfg->health_check_interval_ms > 0)
         need.read_at = s->txn_read_at;
     need.read_until_ms = s->txn_read_until_ms;
-    if (s->fence_lsn > need.min_lsn) {
-        need.min_lsn = s->fence_lsn;
+    if (s->fence.lsn > need.min_lsn) {
+        need.min_lsn = s->fence.lsn;
         need.min_tli = 0;
     }
     if (s->near != NULL)
@@ -131,17 +131,17 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
 
 void txn_wait_leave(struct session *s)
 {
-    if (!s->txn_waiting)
+    if (!s->txn_wait.waiting)
         return;
-    s->txn_waiting = false;
-    list_remove(&s->w->txn_waiters, &s->txn_wait_node);
+    s->txn_wait.waiting = false;
+    list_remove(&s->w->txn_waiters, &s->txn_wait.node);
     s->w->shared->flow->server_wait_end(s);
 }
 
 /* A waiter goes the fetcher's way after all, its wait so far counted (query_wait_timeout). */
 static void txn_wait_to_fetcher(struct session *s)
 {
-    int64_t since = s->txn_wait_since_us;
+    int64_t since = s->txn_wait.since_us;
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     txn_wait_leave(s);
     s->busy++;
@@ -160,11 +160,11 @@ static void txn_wait_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->txn_waiters)
     {
-        struct session *s = list_entry(pos, struct session, txn_wait_node);
-        if (s->txn_wait_until_ms != 0 && s->txn_wait_until_ms <= now)
+        struct session *s = list_entry(pos, struct session, txn_wait.node);
+        if (s->txn_wait.until_ms != 0 && s->txn_wait.until_ms <= now)
             txn_wait_to_fetcher(s);
-        else if (s->txn_wait_until_ms != 0 && (next == 0 || s->txn_wait_until_ms < next))
-            next = s->txn_wait_until_ms;
+        else if (s->txn_wait.until_ms != 0 && (next == 0 || s->txn_wait.until_ms < next))
+            next = s->txn_wait.until_ms;
     }
     if (next != 0) {
         int64_t ms = next - now;
@@ -187,17 +187,17 @@ static bool txn_wait_join(struct session *s, const struct fetch_spot *spot,
     if (w->txn_wait_timer == NULL &&
         (w->txn_wait_timer = evtimer_new(w->base, txn_wait_timer_cb, w)) == NULL)
         return false;
-    s->txn_wait_region = spot->region;
+    s->txn_wait.region = spot->region;
     s->region = spot->region; /* the pool's key */
     if (!w->shared->flow->server_wait(s, spot->host, true))
         return false;
-    s->txn_waiting = true;
-    s->txn_wait_host = spot->host;
-    s->txn_wait_need = *need;
-    s->txn_wait_since_us = wall_clock_us();
+    s->txn_wait.waiting = true;
+    s->txn_wait.host = spot->host;
+    s->txn_wait.need = *need;
+    s->txn_wait.since_us = wall_clock_us();
     int timeout = s->cfg->query_wait_timeout_ms;
-    s->txn_wait_until_ms = timeout > 0 ? monotonic_ms() + timeout : 0;
-    list_append(&w->txn_waiters, &s->txn_wait_node);
+    s->txn_wait.until_ms = timeout > 0 ? monotonic_ms() + timeout : 0;
+    list_append(&w->txn_waiters, &s->txn_wait.node);
     if (timeout > 0 && !evtimer_pending(w->txn_wait_timer, NULL)) {
         struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
         evtimer_add(w->txn_wait_timer, &tv);
@@ -218,7 +218,7 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
     if (!recheck)
         return true;
     const struct session *f = *full_for;
-    if (f != NULL && f->txn_wait_host == spot->host && f->txn_wait_region == spot->region &&
+    if (f != NULL && f->txn_wait.host == spot->host && f->txn_wait.region == spot->region &&
         strcmp(f->database, s->database) == 0 && strcmp(f->user, s->user) == 0)
         return true;
     if (!s->w->shared->flow->server_wait(s, spot->host, false))
@@ -235,10 +235,10 @@ void txn_waiters_serve(struct worker *w, bool recheck)
     {
         if (w->idle_servers.count == 0 && !recheck)
             return;
-        struct session *s = list_entry(pos, struct session, txn_wait_node);
-        struct fetch_spot spot = {s->txn_wait_region, s->txn_wait_host};
+        struct session *s = list_entry(pos, struct session, txn_wait.node);
+        struct fetch_spot spot = {s->txn_wait.region, s->txn_wait.host};
         bool moved;
-        struct server_conn *sc = fetch_take_at(s, &spot, &s->txn_wait_need, &moved);
+        struct server_conn *sc = fetch_take_at(s, &spot, &s->txn_wait.need, &moved);
         if (sc != NULL) {
             txn_wait_leave(s);
             txn_took(s);

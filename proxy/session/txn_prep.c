@@ -155,7 +155,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         return -1;
     }
     const uint8_t *body = msg + 5;
-    if (s->fence_asked || s->fence_after) /* the answer to pgnear's own question (fence.h) */
+    if (fence_asking(&s->fence)) /* the answer to pgnear's own question (fence.h) */
         return fence_answer(s, (char)type, body, len);
     if (type == 'S')
         s->txn->server_param(s, body, len);
@@ -204,14 +204,15 @@ static int txn_prep_server_step(struct session *s)
     struct msg_head h;
     int rc;
     /* A fence's session has each CommandComplete read for whether it wrote (fence_note). */
-    if (s->server_conn->prep != NULL && s->near == NULL && !s->report_fence && !s->fence_asked &&
-        !s->fence_after && (rc = msg_run(s, src, s->client.out, txn_prep_server_take)) != MSG_WAIT)
+    if (s->server_conn->prep != NULL && s->near == NULL && !s->report_fence &&
+        !fence_asking(&s->fence) &&
+        (rc = msg_run(s, src, s->client.out, txn_prep_server_take)) != MSG_WAIT)
         return rc;
     rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;
-    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !s->fence_asked && !s->fence_after &&
+    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !fence_asking(&s->fence) &&
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
@@ -228,7 +229,7 @@ static int txn_prep_server_pump(struct session *s)
     if (msg_pump(s, txn_prep_server_step) < 0)
         return -1;
     /* A client message that waited for this answer goes on now. */
-    if (evbuffer_get_length(s->client.in) > 0 && !s->held && s->txn->client_pump(s) < 0)
+    if (evbuffer_get_length(s->client.in) > 0 && !s->hold.held && s->txn->client_pump(s) < 0)
         return -1;
     if (s->server_conn == sc && !s->txn->server_idle(s))
         return -1;

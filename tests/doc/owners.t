@@ -1,0 +1,80 @@
+#!/usr/bin/perl
+# The parts of struct session and struct session_login that one file
+# writes (doc/architecture.md): each is an embedded struct, and outside
+# its writer a source only reads it.  A write is an assignment to one of
+# its fields (=, op=, ++, --), or its address or a field's taken (&),
+# which hands it to something that may write, but for the accessors that
+# read it through a const pointer (fence_asking).  An array field handed
+# to a function (a string copied into it) is not seen.  The test fails on a write
+# outside the writer, file:line, and on a writer that no longer writes
+# (the table here is stale).
+use strict;
+use warnings;
+use File::Basename qw(dirname);
+use File::Find;
+use Test::More;
+
+my $src = $ENV{PGNEAR_SRCDIR} // dirname(dirname(dirname(__FILE__)));
+
+# A member's name, unique in the tree (->M. names it), => the file that
+# writes it, and any other that may, with why.
+my %owner = (
+    fence    => ['proxy/session/fence.c'],
+    hold     => ['proxy/session/gate.c'],
+    txn_wait => ['proxy/session/txn_fetch.c'],
+    pool_wait => ['proxy/pool/pool_wait.c'],
+    throttle => ['proxy/login/login_throttle.c'],
+    # The login's end frees the settings' parameters with the rest of it.
+    handover => ['proxy/login/server_handover.c', 'proxy/session/session.c'],
+);
+
+# The text with its comments and string literals blanked out, lines kept.
+sub code_of {
+    my ($text) = @_;
+    $text =~ s{("(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')|(/\*.*?\*/|//[^\n]*)}
+              {defined $1 ? '""' : ($2 =~ s/[^\n]/ /gr)}gse;
+    return $text;
+}
+
+my @files;
+for my $top (qw(proxy protocol routing)) {
+    ok(-d "$src/$top", "$top/ is in the source tree ($src)")
+      or BAIL_OUT("PGNEAR_SRCDIR ($src) is not pgnear's source tree");
+    find({ no_chdir => 1, wanted => sub {
+        push @files, $File::Find::name =~ s{^\Q$src\E/}{}r if /\.[ch]$/ && -f $_;
+    } }, "$src/$top");
+}
+
+# The accessors that read a part through a const pointer.
+my $const_readers = join('|', qw(fence_asking));
+# The pointer before it: s, s->login, c->client->login.
+my $path = qr/\w+(?:\s*->\s*\w+)*?/;
+my $assign = qr/(?:[-+*\/%|&^]|<<|>>)?=(?!=)/;
+for my $member (sort keys %owner) {
+    my ($writer, @also) = @{ $owner{$member} };
+    my %may = map { $_ => 1 } $writer, @also;
+    # s->fence.lsn, l->pool_wait.key[0], ...: x->M.F, or &x->M whole
+    my $field = qr/->\s*\Q$member\E\s*\.\s*\w+(?:\s*\[[^\]]*\])*/;
+    my (@bad, $writes);
+    for my $file (sort @files) {
+        open(my $fh, '<', "$src/$file") or die "$file: $!\n";
+        my $code = code_of(do { local $/; <$fh> });
+        my $n = 0;
+        for my $line (split /\n/, $code) {
+            $n++;
+            my $w = $line =~ /$field\s*(?:$assign|\+\+|--)/ || $line =~ /(?:\+\+|--)\s*$path\s*$field/
+              || $line =~ /(?<!&)&\s*$path\s*$field/;
+            # &s->M whole: a write, but where a reader that takes it const is called.
+            (my $rest = $line) =~ s/\b(?:$const_readers)\s*\(\s*&\s*$path\s*->\s*\Q$member\E\s*\)//g;
+            $w ||= $rest =~ /(?<!&)&\s*$path\s*->\s*\Q$member\E\b(?!\s*(?:\.|->|\[))/;
+            next unless $w;
+            $writes++ if $file eq $writer;
+            push @bad, "$file:$n: " . ($line =~ s/^\s+//r) unless $may{$file};
+        }
+    }
+    is_deeply(\@bad, [], "only $writer writes ->$member" . (@also ? " (and @also)" : ''))
+      or diag(join("\n", @bad));
+    ok($writes, "$writer writes ->$member (the table of this test is up to date)");
+}
+
+done_testing();
