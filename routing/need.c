@@ -1,6 +1,7 @@
 /*
- * need.c — target_session_attrs: names, and the fit of hosts and regions
- * by their last health checks (need.h).
+ * need.c — target_session_attrs: names, the fit of hosts and regions by
+ * their last health checks, and the order to try a region's hosts in
+ * (need.h).
  */
 #include "routing/need.h"
 
@@ -181,6 +182,31 @@ enum need_fit need_host_fit(const struct region_host *h, const struct need_spec 
     if (host_is_standby(h) && !need_has_replayed(h, need))
         return NEED_FIT_NONE;
     return fit;
+}
+
+/* h's place in need_host_order; below 0: not tried at all. */
+static int need_host_rank(const struct region_host *h, const struct need_spec *need)
+{
+    enum need_fit fit = need_host_fit(h, need);
+    if (fit == NEED_FIT_NONE)
+        return -1;
+    bool second = need->role == NEED_ANY       ? host_is_standby(h)
+                  : need->role == NEED_NEAREST ? !host_is_standby(h)
+                                               : false;
+    return 2 * (int)fit + (second ? 1 : 0);
+}
+
+size_t need_host_order(const struct region *r, const struct need_spec *need, uint8_t *order)
+{
+    int rank[REGION_MAX_HOSTS];
+    size_t n = 0;
+    for (size_t i = 0; i < r->nhosts; i++)
+        rank[i] = need_host_rank(&r->hosts[i], need);
+    for (int want = 0; want <= 2 * NEED_FIT_LAST + 1; want++)
+        for (size_t i = 0; i < r->nhosts; i++)
+            if (rank[i] == want)
+                order[n++] = (uint8_t)i;
+    return n;
 }
 
 enum need_fit need_region_fit(const struct region *r, const struct need_spec *need)

@@ -112,6 +112,18 @@ bool need_has_position(const struct need_spec *need);
 /* How well h serves need; safe from any worker thread. */
 enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need);
 
+/*
+ * The order to try r's hosts in for need, the one order of the login's
+ * dial (server_connect.c) and of the fast ways that take a kept connection
+ * instead (session/fetch.c), so that neither takes a host the other would
+ * not try first: best fit first; within a fit, for "any" primaries before
+ * standbys, for "nearest" standbys before the primary (a read on a standby
+ * before it troubles the primary); then configured order.  Hosts that fit
+ * not at all are left out.  Fills order (room for r->nhosts) with indexes
+ * into r->hosts; returns how many.
+ */
+size_t need_host_order(const struct region *r, const struct need_spec *need, uint8_t *order);
+
 /* The best fit among r's hosts. */
 enum need_fit need_region_fit(const struct region *r, const struct need_spec *need);
 

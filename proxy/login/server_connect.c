@@ -35,51 +35,50 @@ static struct region *server_region(const struct session *s)
     return s->login->plan[s->login->plan_index];
 }
 
-/* A host's place in the order to try a region's hosts in; below 0: not at all. */
-static int server_host_rank(const struct session *s, const struct region_host *h)
-{
-    enum need_fit fit = need_host_fit(h, &s->need);
-    if (fit == NEED_FIT_NONE)
-        return -1;
-    /*
-     * "any" keeps its old order within the fit: primaries before standbys;
-     * "nearest" reads on a standby before it troubles the primary.
-     */
-    bool second = s->need.role == NEED_ANY       ? host_is_standby(h)
-                  : s->need.role == NEED_NEAREST ? !host_is_standby(h)
-                                                 : false;
-    return 2 * (int)fit + (second ? 1 : 0);
-}
-
 /*
- * The order to try the region's hosts in: best fit for the session's need
- * first (need.h; for "any": up primaries, then up standbys, a region of
- * standbys still serving read-only work), then the fallbacks, then the
- * hosts that are down, each group in configured order.
+ * The order to try the region's hosts in (need_host_order): best fit for
+ * the session's need first (for "any": up primaries, then up standbys, a
+ * region of standbys still serving read-only work), then the fallbacks,
+ * then the hosts that are down.
  */
 static void server_order_hosts(struct session *s)
 {
-    const struct region *r = server_region(s);
-    int rank[REGION_MAX_HOSTS];
-    s->login->host_count = s->login->host_pos = 0;
-    for (size_t i = 0; i < r->nhosts; i++)
-        rank[i] = server_host_rank(s, &r->hosts[i]);
-    for (int want = 0; want <= 2 * NEED_FIT_LAST + 1; want++)
-        for (size_t i = 0; i < r->nhosts; i++)
-            if (rank[i] == want)
-                s->login->host_order[s->login->host_count++] = (uint8_t)i;
+    s->login->host_pos = 0;
+    s->login->host_count =
+        (uint8_t)need_host_order(server_region(s), &s->need, s->login->host_order);
+}
+
+/* From *pos on, the next host of order worth trying: up, unless any is (none was); else NULL. */
+static struct region_host *server_order_next(struct region *r, const uint8_t *order, uint8_t count,
+                                             uint8_t *pos, bool any)
+{
+    while (*pos < count) {
+        struct region_host *h = &r->hosts[order[(*pos)++]];
+        if (any || host_is_up(h))
+            return h;
+    }
+    return NULL;
 }
 
 /* The next host worth trying (still up, unless none was); NULL when none is left. */
 static struct region_host *server_pick_host(struct session *s)
 {
-    struct region *r = server_region(s);
-    while (s->login->host_pos < s->login->host_count) {
-        struct region_host *h = &r->hosts[s->login->host_order[s->login->host_pos++]];
-        if (s->login->region_any_host || host_is_up(h))
-            return h;
-    }
-    return NULL;
+    struct session_login *l = s->login;
+    return server_order_next(server_region(s), l->host_order, l->host_count, &l->host_pos,
+                             l->region_any_host);
+}
+
+/* Whether a login entering r tries every host, up or down: none that fits is up. */
+static bool server_region_any_host(const struct region *r, const struct need_spec *need)
+{
+    return need_region_fit(r, need) == NEED_FIT_LAST;
+}
+
+struct region_host *server_connect_first_host(struct region *r, const struct need_spec *need)
+{
+    uint8_t order[REGION_MAX_HOSTS], pos = 0;
+    uint8_t count = (uint8_t)need_host_order(r, need, order);
+    return server_order_next(r, order, count, &pos, server_region_any_host(r, need));
 }
 
 /* Enters plan[index]: its hosts that fit, or those that are down when none that fits is up. */
@@ -87,7 +86,7 @@ static struct region_host *server_enter_region(struct session *s, size_t index)
 {
     s->login->plan_index = index;
     s->region = server_region(s);
-    s->login->region_any_host = need_region_fit(server_region(s), &s->need) == NEED_FIT_LAST;
+    s->login->region_any_host = server_region_any_host(server_region(s), &s->need);
     server_order_hosts(s);
     return server_pick_host(s);
 }

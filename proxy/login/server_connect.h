@@ -9,6 +9,9 @@
 
 #include "proxy/session/phase.h"
 
+struct need_spec;
+struct region;
+struct region_host;
 struct session;
 
 /*
@@ -19,6 +22,14 @@ struct session;
  * phase_done once the connection is up.
  */
 void server_connect_enter(struct session *s);
+
+/*
+ * The host of r a login entering r for need dials first (a kept connection
+ * of it taken first), by need_host_order; NULL when none would be.
+ * session/fetch.c's fast way takes only a kept connection of this host
+ * (tests/unit/test_host_order.c).
+ */
+struct region_host *server_connect_first_host(struct region *r, const struct need_spec *need);
 
 /*
  * WAIT_ROLE: no host fits the session's need now (a primary failing

@@ -109,28 +109,13 @@ static bool fetch_region_held(struct session *s, const struct region *r)
                                s->origin.place);
 }
 
-/*
- * The host of r a fetcher's login would try first (server_connect.c's
- * order: best fit, then the role need prefers, then configured order),
- * when it fits need well and is up; else NULL.
- */
-static struct region_host *fetch_first_host(struct region *r, const struct need_spec *need)
+struct region_host *fetch_first_host(struct region *r, const struct need_spec *need)
 {
-    struct region_host *best = NULL;
-    bool best_second = true;
-    for (size_t i = 0; i < r->nhosts; i++) {
-        struct region_host *h = &r->hosts[i];
-        if (need_host_fit(h, need) != NEED_FIT_GOOD)
-            continue;
-        bool second = need->role == NEED_ANY       ? host_is_standby(h)
-                      : need->role == NEED_NEAREST ? !host_is_standby(h)
-                                                   : false;
-        if (best == NULL || (best_second && !second)) {
-            best = h;
-            best_second = second;
-        }
-    }
-    return best != NULL && host_is_up(best) ? best : NULL;
+    uint8_t order[REGION_MAX_HOSTS];
+    if (need_host_order(r, need, order) == 0)
+        return NULL;
+    struct region_host *h = &r->hosts[order[0]];
+    return need_host_fit(h, need) == NEED_FIT_GOOD && host_is_up(h) ? h : NULL;
 }
 
 /* sc, taken for s at spot, attached: as a handover starts it, counted as reused. */

@@ -73,6 +73,14 @@ size_t fetch_plan(const struct session *s, const struct fetch_want *want, struct
 /* Whether want lets the fetcher go to region r (loc: as fetch_plan set it). */
 bool fetch_wants(const struct fetch_want *want, const struct locality *loc, const struct region *r);
 
+struct region_host;
+/*
+ * The host of r whose kept connection the fast ways take (fetch_take_idle):
+ * the first of need_host_order, the host a fetcher's login would dial
+ * first (server_connect.c), when it fits need well and is up; else NULL.
+ */
+struct region_host *fetch_first_host(struct region *r, const struct need_spec *need);
+
 struct server_conn;
 /*
  * An idle connection of the pool taken for s at once, where a fetcher's
