@@ -12,15 +12,14 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/gate.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/need.h"
 #include "routing/region.h"
-#include "routing/registry.h"
 #include "routing/route.h"
 
 /*
@@ -98,17 +97,6 @@ const char *fetch_start(struct session *s, const struct fetch_want *want,
     return NULL;
 }
 
-/* Whether a gate holds sessions of r (as relay_start holds a new one). */
-static bool fetch_region_held(struct session *s, const struct region *r)
-{
-    return registry_paused(r->runtime) ||
-           (registry_migration_hold(r->runtime) &&
-            strcmp(s->database, s->cfg->migrations_db) == 0) ||
-           placement_held(&s->w->shared->placement, s->database) ||
-           placement_city_held(&s->w->shared->placement, s->database, s->origin.city,
-                               s->origin.place);
-}
-
 struct region_host *fetch_first_host(struct region *r, const struct need_spec *need)
 {
     uint8_t order[REGION_MAX_HOSTS];
@@ -145,7 +133,7 @@ struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *
     struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    if (fetch_plan(s, want, &loc, plan, cosines) == 0 || fetch_region_held(s, plan[0]))
+    if (fetch_plan(s, want, &loc, plan, cosines) == 0 || gate_reasons_for(s, plan[0]) != 0)
         return NULL;
     struct region_host *h = fetch_first_host(plan[0], &want->need);
     if (h == NULL)
@@ -165,7 +153,7 @@ struct server_conn *fetch_take_at(struct session *s, const struct fetch_spot *sp
                                   const struct need_spec *need, bool *moved)
 {
     struct worker *w = s->w;
-    *moved = s->cfg != w->cfg || fetch_region_held(s, spot->region) ||
+    *moved = s->cfg != w->cfg || gate_reasons_for(s, spot->region) != 0 ||
              need_host_fit(spot->host, need) != NEED_FIT_GOOD || !host_is_up(spot->host);
     if (*moved)
         return NULL;

@@ -210,6 +210,20 @@ static bool opened_meanwhile(const struct gate_close *g)
 
 /* ---- on each worker ---- */
 
+uint8_t gate_reasons_for(const struct session *s, const struct region *r)
+{
+    struct placement_table *placement = &s->w->shared->placement;
+    uint8_t reasons = 0;
+    if (registry_paused(r->runtime))
+        reasons |= HOLD_PAUSE;
+    if (registry_migration_hold(r->runtime) && strcmp(s->database, s->w->cfg->migrations_db) == 0)
+        reasons |= HOLD_MIGRATION;
+    if (placement_held(placement, s->database) ||
+        placement_city_held(placement, s->database, s->origin.city, s->origin.place))
+        reasons |= HOLD_DBMOVE;
+    return reasons;
+}
+
 static bool hold_one(struct session *s, void *arg)
 {
     const struct gate_scope *scope = arg;

@@ -131,6 +131,17 @@ enum hold_reason {
     HOLD_DBMOVE = 8,    /* the cutover of its database to another region (runtime/placement.h) */
 };
 
+struct region;
+/*
+ * The gates closed on s's sessions in region r (enum hold_reason bits; 0:
+ * none): r paused, r's migration hold for the migrations database, a
+ * cutover of s's database, or of its login's city.  The one rule of the
+ * relay, which holds a session starting in r for them (relay_start), and
+ * of the fast ways to a server connection, which take none in r while any
+ * holds (session/fetch.c).
+ */
+uint8_t gate_reasons_for(const struct session *s, const struct region *r);
+
 /*
  * A session is at a safe point when it relays, its server connection is
  * at one (idle, every request answered, no extended-protocol batch waiting

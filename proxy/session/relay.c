@@ -29,7 +29,6 @@
 #include "protocol/pkt.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fence.h"
@@ -38,7 +37,6 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
-#include "routing/registry.h"
 
 /* What a scan learnt goes into the session; <0: bad length, session failed. */
 static inline __attribute__((always_inline)) int
@@ -301,15 +299,7 @@ void relay_start(struct session *s)
     if (endpoint_flush(s, &s->client) < 0)
         return;
     /* A paused region holds new sessions at the same gate as open ones. */
-    uint8_t reasons = 0;
-    if (registry_paused(s->region->runtime))
-        reasons |= HOLD_PAUSE;
-    if (registry_migration_hold(s->region->runtime) &&
-        strcmp(s->database, s->w->cfg->migrations_db) == 0)
-        reasons |= HOLD_MIGRATION;
-    if (placement_held(&s->w->shared->placement, s->database) ||
-        placement_city_held(&s->w->shared->placement, s->database, s->origin.city, s->origin.place))
-        reasons |= HOLD_DBMOVE;
+    uint8_t reasons = gate_reasons_for(s, s->region);
     if (reasons != 0 && !gate_hold_session(s, reasons))
         return;
     /* Under transaction pooling the login's connection is given back until the client asks. */
