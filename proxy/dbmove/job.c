@@ -1,11 +1,11 @@
 /*
- * job.c — the engine of a database move's commands (job_int.h): it runs
+ * job.c — the engine of a database move's commands (job_engine.h): it runs
  * a kind's steps in turn, sends their queries over connections it keeps
  * per place, keeps the passwords those logins used, and ends the job.
  * The kinds, each an action's steps and cleanup, are the action files'
  * (job_start.c, job_cutover.c, ...); the engine names none of them.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
 #include "proxy/dbmove/job.h"
 
 #include <stdarg.h>
@@ -24,6 +24,8 @@
 #include "proxy/runtime/worker.h"
 #include "routing/cities.h"
 #include "routing/region.h"
+
+#define DBMOVE_APPLICATION_NAME "pgnear database move"
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
 {

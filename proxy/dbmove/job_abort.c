@@ -4,7 +4,9 @@
  * EXISTS), so that an ABORT that stops half-way can simply be run again
  * (job.h).
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

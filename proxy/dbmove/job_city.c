@@ -1,7 +1,7 @@
 /*
  * job_city.c — MOVE CITY 'c' OF DATABASE db: a database move restricted to
  * one city's rows, run by the same engine and the same chains as MOVE
- * DATABASE (job_int.h); here are the steps of its own.
+ * DATABASE (job_city_steps.h); here are the steps of its own.
  *
  * The database is homed by a column ([database] home_by): a table that
  * has it is homed (its rows live in their city's home), one without it is
@@ -20,7 +20,8 @@
  * ids from a sequence (sequences are not replicated: two regions would
  * make the same ids).
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

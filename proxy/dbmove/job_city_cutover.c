@@ -1,7 +1,7 @@
 /*
  * job_city_cutover.c — MOVE CITY 'c' OF DATABASE db CUTOVER, REVERT and
  * FINISH: the steps of their own in job_cutover.c's and job_finish.c's
- * chains (job_int.h).
+ * chains (job_city_steps.h).
  *
  * Where a database's cutover makes its whole leaving side refuse writes,
  * a city's makes it refuse writes to that city's rows alone: a trigger on
@@ -19,7 +19,8 @@
  * FINISH deletes the city's rows in the source, whose triggers and
  * refusal stay; ABORT drops the marker's schema, and the triggers with it.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /*
  * job_city_join.c — MOVE CITY into a region where other cities of the
  * database live already, and the feed of the tables without the column
- * that such a region keeps (job_int.h).
+ * that such a region keeps (job_city_steps.h).
  *
  * A city's move copies its rows (the publication pgnear_move, filtered
  * by city) and, into a region that holds no city of the database yet,
@@ -21,7 +21,8 @@
  * (dropped by hand) gets it again with the next city: its copies of the
  * tables without the column are emptied and copied anew.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

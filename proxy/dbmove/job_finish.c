@@ -8,7 +8,9 @@
  * the admin to drop: pgnear never drops user data (job.h).  Each step is
  * safe to run again.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -12,7 +12,9 @@
  * file; the loop looks every DUMP_POLL_MS whether it has ended.
  * Publications and subscriptions are left out: the move makes its own.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -28,7 +28,10 @@
  * the lock, so that a move whose copy runs (nearly always) never has an
  * admin's command meet this job's lock.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_cut.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>

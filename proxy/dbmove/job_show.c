@@ -4,7 +4,7 @@
  * copies or streams (job.h).  A region without a primary up is passed
  * over, with a NOTICE: the other region of its moves holds them too.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>

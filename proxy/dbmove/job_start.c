@@ -1,11 +1,13 @@
 /*
  * job_start.c — MOVE DATABASE db TO REGION r: the checks, the record, the
  * target's database and schema, the publication and the subscription
- * (job.h).  Also the steps every command shares (job_int.h): where the
+ * (job.h).  Also the steps every command shares (job_steps.h): where the
  * database lives, the regions' primaries and connection strings, the
  * move lock, the reading and writing of the records.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,9 @@
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
 #include "routing/route.h"
+
+#define DBMOVE_SLOT_TIMEOUT_MS 300000 /* creating the slot waits for the source's transactions */
+#define DBMOVE_LOCK_KEY        "1885826669" /* 'pgnm' */
 
 /* ---- shared steps ---- */
 
