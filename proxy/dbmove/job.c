@@ -6,6 +6,7 @@
  * (job_start.c, job_cutover.c, ...); the engine names none of them.
  */
 #include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_state.h"
 #include "proxy/dbmove/job.h"
 
 #include <stdarg.h>
@@ -173,6 +174,9 @@ static void job_finish(struct dbmove_job *j)
         event_free(j->kick);
     free(j->rows);
     free(j->records);
+    if (j->city != NULL)
+        free(j->city->tables); /* a joining city's comparison (job_city_join.c) */
+    free(j->city);
     config_unref(j->cfg);
     free(j);
 }
@@ -360,11 +364,16 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
 {
     struct event_base *base = home->base;
     struct dbmove_job *j = calloc(1, sizeof(*j));
-    if (j == NULL || (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
+    /* MOVE CITY's own state, beside the job's (job_city_state.h) */
+    struct job_city *city = req->city[0] != '\0' ? calloc(1, sizeof(*city)) : NULL;
+    if (j == NULL || (req->city[0] != '\0' && city == NULL) ||
+        (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
+        free(city);
         free(j);
         pg_error_set(problem, "53200", "out of memory");
         return NULL;
     }
+    j->city = city;
     j->home = home;
     j->base = base;
     j->cfg = config_ref(cfg);

@@ -1,7 +1,7 @@
 /*
- * job_city_steps.h — MOVE CITY's own state (struct job_city) and steps
- * (job_city.c, job_city_cutover.c, job_city_join.c), spliced into the
- * chains of MOVE DATABASE's commands.
+ * job_city_steps.h — MOVE CITY's own steps (job_city.c,
+ * job_city_cutover.c, job_city_join.c) in the chains of MOVE DATABASE's
+ * commands, over its own state (j->city, job_city_state.h).
  */
 #ifndef PGNEAR_PROXY_DBMOVE_JOB_CITY_STEPS_H
 #define PGNEAR_PROXY_DBMOVE_JOB_CITY_STEPS_H
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proxy/dbmove/job_city_state.h"
 #include "proxy/dbmove/job_engine.h"
 #include "proxy/migrate/city_sql.h"
 
@@ -75,7 +76,7 @@ int job_city_refresh_feed(struct dbmove_job *j);
  * A city's FINISH (job_city_cutover.c), in job_finish.c's chain: the feed
  * of the tables without the column dropped (the target's subscription),
  * the city's rows deleted on the source a batch a transaction (a function
- * made for it, then called until a call finds nothing left; j->city.rows
+ * made for it, then called until a call finds nothing left; j->city->rows
  * counts them), the marker dropped there and on the target; the city's
  * triggers and its refusal stay on the source, the target's refusal of
  * writes to the tables without the column there.

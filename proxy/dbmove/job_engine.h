@@ -12,7 +12,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include <libpq-fe.h>
 
@@ -21,6 +20,8 @@
 #include "routing/region.h"
 
 struct event;
+struct job_city;
+struct job_schema_copy;
 struct pgasync;
 
 #define DBMOVE_QUERY_TIMEOUT_MS 30000
@@ -113,21 +114,9 @@ struct dbmove_job {
         char differ[DBMOVE_LIST_MAX];       /* those whose secret differs in the target */
         char fix[1024];                     /* the statements that give them the source's */
     } secrets;
-    /* MOVE CITY (job_city.c): what the source's tables are, for the checks */
-    struct job_city {
-        char column[DBMOVE_NAME_MAX + 1];       /* [database] home_by */
-        int64_t homed;                          /* the tables that have it */
-        int64_t rows;                           /* the city's rows in them */
-        char no_identity[DBMOVE_LIST_MAX];      /* homed tables whose replica identity lacks it */
-        char foreign_keys[2 * DBMOVE_LIST_MAX]; /* keys that would leave the city */
-        char sequences[DBMOVE_LIST_MAX];        /* homed tables' columns drawn from sequences */
-        char partitioned[DBMOVE_LIST_MAX];      /* partitioned tables, which it does not move */
-        int64_t trigger_deadline_ms;            /* the triggers' tries end (job_city_triggers) */
-        bool joining; /* other cities of the database live in the target (job_city_join.c) */
-        bool feeds_references; /* the move's subscription takes the tables without the column too */
-        bool feed_kept;        /* FINISH or ABORT keeps it as the region's feed of those */
-        char *tables; /* the source's tables, a line each, compared with a joined target's */
-    } city;
+    /* MOVE CITY's own (job_city_state.h): made by job_begin for a city, freed at the end; else NULL
+     */
+    struct job_city *city;
     struct dbmove_row *records; /* read from a region: the database's and cities' moves */
     size_t nrecords;
     bool records_old; /* the region's record has no city moves' table: read again without it */
@@ -136,12 +125,7 @@ struct dbmove_job {
     bool target_has_db;  /* ABORT: the target holds the database (the move may have died first) */
     bool version_bumped; /* for version_state: both regions' rows get one version */
     enum dbmove_state version_state;
-    /* the schema copy (job_schema.c) */
-    pid_t dump_pid;
-    int dump_out, dump_err;
-    struct event *dump_poll;
-    int dump_polls;
-    char *schema;
+    struct job_schema_copy *copy; /* MOVE DATABASE's schema copy (job_schema.c); NULL before */
     /* SHOW MOVES: the region whose records are read next, the status filled next */
     size_t region_index, status_index;
     /* CUTOVER and REVERT (job_cutover.c) */

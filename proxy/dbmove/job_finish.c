@@ -50,7 +50,7 @@ static int finish_slots(struct dbmove_job *j)
 {
     /* The feed kept as the region's (job_city_join.c) keeps its slot. */
     return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.back,
-                          j->city.feed_kept ? NULL : j->cut.feed);
+                          job_city_feed_dropped(j) ? j->cut.feed : NULL);
 }
 
 /* The same on the target, whose publication fed the way back. */
@@ -113,10 +113,10 @@ static int finish_done(struct dbmove_job *j)
                  "the move of city '%s' of database \"%s\" to region \"%s\" is finished: the "
                  "replication of its rows both ways is gone, and its %lld rows in region \"%s\" "
                  "are deleted; the tables without column %s %s",
-                 j->req.city, j->req.database, j->to->name, (long long)j->city.rows, j->from->name,
-                 j->city.column,
-                 j->city.feed_kept ? "go on following the database's region there"
-                                   : "follow the database's region there as before");
+                 j->req.city, j->req.database, j->to->name, (long long)j->city->rows, j->from->name,
+                 j->city->column,
+                 j->city->feed_kept ? "go on following the database's region there"
+                                    : "follow the database's region there as before");
         return JOB_NEXT;
     }
     snprintf(j->summary, sizeof(j->summary),
