@@ -198,18 +198,37 @@ int job_end_first_problem(struct dbmove_job *j)
 }
 
 /* Runs the next wanted step; ends the job after the last or a failure. */
+/* The kind's next sub-chain, where the one running has ended; false: none. */
+static bool job_next_sub_chain(struct dbmove_job *j)
+{
+    if (j->failed || j->chain == NULL || *j->chain == NULL)
+        return false;
+    j->steps = *j->chain++;
+    j->step = 0;
+    return true;
+}
+
+void job_switch(struct dbmove_job *j, const struct job_step *steps)
+{
+    j->steps = steps;
+    j->step = 0;
+    j->chain = NULL;
+}
+
 void job_next(struct dbmove_job *j)
 {
-    while (!j->failed && j->steps[j->step].run != NULL) {
-        const struct job_step *st = &j->steps[j->step++];
-        if (st->wanted != NULL && !st->wanted(j))
-            continue;
-        if (st->notice != NULL)
-            job_notice(j, "%s", st->notice);
-        int rc = st->run(j);
-        if (rc == JOB_WAIT)
-            return;
-    }
+    do {
+        while (!j->failed && j->steps[j->step].run != NULL) {
+            const struct job_step *st = &j->steps[j->step++];
+            if (st->wanted != NULL && !st->wanted(j))
+                continue;
+            if (st->notice != NULL)
+                job_notice(j, "%s", st->notice);
+            int rc = st->run(j);
+            if (rc == JOB_WAIT)
+                return;
+        }
+    } while (job_next_sub_chain(j));
     if (j->failed && j->on_failure != NULL) {
         void (*then)(struct dbmove_job *) = j->on_failure;
         j->on_failure = NULL;
@@ -386,7 +405,10 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
     gettimeofday(&now, NULL);
     j->id = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
     j->kind = kind;
-    j->steps = kind->steps;
+    const struct job_step *const *chain =
+        city != NULL && kind->city_chain != NULL ? kind->city_chain : kind->chain;
+    j->steps = chain[0];
+    j->chain = chain + 1;
     struct timeval at_once = {0, 0};
     evtimer_add(j->kick, &at_once);
     return j;

@@ -259,4 +259,5 @@ static const struct job_step abort_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_abort_kind = {abort_steps, NULL};
+static const struct job_step *const abort_chain[] = {abort_steps, NULL};
+const struct job_kind job_abort_kind = {abort_chain, NULL, NULL};

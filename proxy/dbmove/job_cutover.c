@@ -775,7 +775,8 @@ static const struct job_step cutover_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_cutover_kind = {cutover_steps, job_cutover_free};
+static const struct job_step *const cutover_chain[] = {cutover_steps, NULL};
+const struct job_kind job_cutover_kind = {cutover_chain, NULL, job_cutover_free};
 
 void job_cutover_free(struct dbmove_job *j)
 {

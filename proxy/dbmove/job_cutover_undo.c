@@ -159,8 +159,7 @@ static void clean_up_with(struct dbmove_job *j, const struct job_step *steps)
 {
     j->first_problem = j->problem;
     j->failed = false;
-    j->steps = steps;
-    j->step = 0;
+    job_switch(j, steps);
     j->on_failure = job_pass_over;
     job_next(j);
 }

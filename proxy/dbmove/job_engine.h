@@ -49,11 +49,15 @@ struct job_step {
 /*
  * What one command is: the steps it runs and what it frees at its end
  * beyond what the engine (job.c) frees.  Each action's file defines its
- * own; job_kinds.c picks one by the action.
+ * own; job_kinds.c picks one by the action.  A chain is a list of step
+ * tables (sub-chains), each ending with a row whose run is NULL, run in
+ * turn: a whole database's, and MOVE CITY's, spliced from the same
+ * sub-chains and its own, where the request names a city.
  */
 struct job_kind {
-    const struct job_step *steps;       /* ends with a row whose run is NULL */
-    void (*free)(struct dbmove_job *j); /* NULL: nothing of its own */
+    const struct job_step *const *chain;      /* ends with NULL */
+    const struct job_step *const *city_chain; /* NULL: chain, its steps wanted or not */
+    void (*free)(struct dbmove_job *j);       /* NULL: nothing of its own */
 };
 
 struct dbmove_job {
@@ -67,8 +71,9 @@ struct dbmove_job {
     int64_t id; /* a new move's */
     int timeout_ms;
     const struct job_kind *kind;
-    const struct job_step *steps; /* the kind's, or a chain it switches to (an undo) */
+    const struct job_step *steps; /* the sub-chain running, or a chain switched to (an undo) */
     size_t step;
+    const struct job_step *const *chain; /* the kind's sub-chains still to run; NULL none */
     struct event *kick;
     /* the query out, and the connection string it went to */
     struct pgasync *query;
@@ -207,6 +212,8 @@ int job_drop_slots(struct dbmove_job *j, const char *conninfo, const char *what,
 int job_drop_publication(struct dbmove_job *j, const char *db, const char *what);
 int job_drop_marker(struct dbmove_job *j, const char *db, const char *what);
 void job_next(struct dbmove_job *j);
+/* Runs steps from the next job_next on, instead of what the kind's chain has left. */
+void job_switch(struct dbmove_job *j, const struct job_step *steps);
 /*
  * The clean-up after a failure (the record, an undo): each step that fails
  * there is told as a NOTICE and passed over (job_pass_over, set as

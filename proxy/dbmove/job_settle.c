@@ -379,4 +379,5 @@ static const struct job_step settle_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_settle_kind = {settle_steps, job_cutover_free};
+static const struct job_step *const settle_chain[] = {settle_steps, NULL};
+const struct job_kind job_settle_kind = {settle_chain, NULL, job_cutover_free};

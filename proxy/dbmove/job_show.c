@@ -235,4 +235,5 @@ static const struct job_step show_steps[] = {
     [SHOW_END] = {NULL, NULL, NULL},
 };
 
-const struct job_kind job_show_kind = {show_steps, NULL};
+static const struct job_step *const show_chain[] = {show_steps, NULL};
+const struct job_kind job_show_kind = {show_chain, NULL, NULL};

@@ -523,8 +523,7 @@ static void record_failure(struct dbmove_job *j)
     char command[JOB_COMMAND_MAX];
     pg_error_hint(&j->first_problem, "%s ABORT removes what the move made.",
                   job_command(j, command, sizeof(command)));
-    j->steps = failure_steps;
-    j->step = 0;
+    job_switch(j, failure_steps);
     j->failed = false; /* for the two writes; the problem stays for the answer */
     j->has_move = true;
     job_next(j);
@@ -596,4 +595,5 @@ static const struct job_step start_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_start_kind = {start_steps, job_schema_free};
+static const struct job_step *const start_chain[] = {start_steps, NULL};
+const struct job_kind job_start_kind = {start_chain, NULL, job_schema_free};
