@@ -14,8 +14,8 @@
 #include "proxy/migrate/city_sql.h"
 
 /*
- * job_city.c: MOVE CITY's own steps, in the chains of MOVE DATABASE's
- * commands (wanted where job_is_city).  job_city_homed: the database is
+ * job_city.c: MOVE CITY's own steps, in sub-chains of a kind's city_chain
+ * (CUTOVER's: wanted where job_is_city).  job_city_homed: the database is
  * homed by a column and the city can be written into the move's SQL;
  * job_city_may_leave: the city lives where the database does, not in the
  * target (after job_find_source); the facts of the source's tables and
