@@ -197,7 +197,6 @@ int job_end_first_problem(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
-/* Runs the next wanted step; ends the job after the last or a failure. */
 /* The kind's next sub-chain, where the one running has ended; false: none. */
 static bool job_next_sub_chain(struct dbmove_job *j)
 {
@@ -215,6 +214,10 @@ void job_switch(struct dbmove_job *j, const struct job_step *steps)
     j->chain = NULL;
 }
 
+/*
+ * Runs the next wanted step, sub-chain after sub-chain; ends the job
+ * after the last or a failure.
+ */
 void job_next(struct dbmove_job *j)
 {
     do {
