@@ -1,11 +1,12 @@
 /*
- * job.c — the engine of a database move's commands (job_int.h): it runs
+ * job.c — the engine of a database move's commands (job_engine.h): it runs
  * a kind's steps in turn, sends their queries over connections it keeps
  * per place, keeps the passwords those logins used, and ends the job.
  * The kinds, each an action's steps and cleanup, are the action files'
  * (job_start.c, job_cutover.c, ...); the engine names none of them.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_state.h"
 #include "proxy/dbmove/job.h"
 
 #include <stdarg.h>
@@ -24,6 +25,8 @@
 #include "proxy/runtime/worker.h"
 #include "routing/cities.h"
 #include "routing/region.h"
+
+#define DBMOVE_APPLICATION_NAME "pgnear database move"
 
 void job_problem(struct dbmove_job *j, const char *sqlstate, const char *fmt, ...)
 {
@@ -171,6 +174,9 @@ static void job_finish(struct dbmove_job *j)
         event_free(j->kick);
     free(j->rows);
     free(j->records);
+    if (j->city != NULL)
+        free(j->city->tables); /* a joining city's comparison (job_city_join.c) */
+    free(j->city);
     config_unref(j->cfg);
     free(j);
 }
@@ -191,19 +197,41 @@ int job_end_first_problem(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
-/* Runs the next wanted step; ends the job after the last or a failure. */
+/* The kind's next sub-chain, where the one running has ended; false: none. */
+static bool job_next_sub_chain(struct dbmove_job *j)
+{
+    if (j->failed || j->chain == NULL || *j->chain == NULL)
+        return false;
+    j->steps = *j->chain++;
+    j->step = 0;
+    return true;
+}
+
+void job_switch(struct dbmove_job *j, const struct job_step *steps)
+{
+    j->steps = steps;
+    j->step = 0;
+    j->chain = NULL;
+}
+
+/*
+ * Runs the next wanted step, sub-chain after sub-chain; ends the job
+ * after the last or a failure.
+ */
 void job_next(struct dbmove_job *j)
 {
-    while (!j->failed && j->steps[j->step].run != NULL) {
-        const struct job_step *st = &j->steps[j->step++];
-        if (st->wanted != NULL && !st->wanted(j))
-            continue;
-        if (st->notice != NULL)
-            job_notice(j, "%s", st->notice);
-        int rc = st->run(j);
-        if (rc == JOB_WAIT)
-            return;
-    }
+    do {
+        while (!j->failed && j->steps[j->step].run != NULL) {
+            const struct job_step *st = &j->steps[j->step++];
+            if (st->wanted != NULL && !st->wanted(j))
+                continue;
+            if (st->notice != NULL)
+                job_notice(j, "%s", st->notice);
+            int rc = st->run(j);
+            if (rc == JOB_WAIT)
+                return;
+        }
+    } while (job_next_sub_chain(j));
     if (j->failed && j->on_failure != NULL) {
         void (*then)(struct dbmove_job *) = j->on_failure;
         j->on_failure = NULL;
@@ -358,11 +386,16 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
 {
     struct event_base *base = home->base;
     struct dbmove_job *j = calloc(1, sizeof(*j));
-    if (j == NULL || (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
+    /* MOVE CITY's own state, beside the job's (job_city_state.h) */
+    struct job_city *city = req->city[0] != '\0' ? calloc(1, sizeof(*city)) : NULL;
+    if (j == NULL || (req->city[0] != '\0' && city == NULL) ||
+        (j->kick = evtimer_new(base, job_kick_cb, j)) == NULL) {
+        free(city);
         free(j);
         pg_error_set(problem, "53200", "out of memory");
         return NULL;
     }
+    j->city = city;
     j->home = home;
     j->base = base;
     j->cfg = config_ref(cfg);
@@ -375,7 +408,10 @@ struct dbmove_job *job_begin(struct worker *home, struct config *cfg,
     gettimeofday(&now, NULL);
     j->id = (int64_t)now.tv_sec * 1000000 + now.tv_usec;
     j->kind = kind;
-    j->steps = kind->steps;
+    const struct job_step *const *chain =
+        city != NULL && kind->city_chain != NULL ? kind->city_chain : kind->chain;
+    j->steps = chain[0];
+    j->chain = chain + 1;
     struct timeval at_once = {0, 0};
     evtimer_add(j->kick, &at_once);
     return j;

@@ -4,7 +4,9 @@
  * EXISTS), so that an ABORT that stops half-way can simply be run again
  * (job.h).
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,17 +86,12 @@ static int abort_find_target_db(struct dbmove_job *j)
 
 /*
  * Without the database on the target there is no subscription to drop
- * there.  A whole database's; a city's may stay as the region's feed
+ * there.  A whole database's goes; a city's may stay as the region's feed
  * (job_city_join.c).
  */
-static bool whole_in_target(const struct dbmove_job *j)
+static bool target_has_database(const struct dbmove_job *j)
 {
-    return !job_is_city(j) && j->target_has_db;
-}
-
-static bool city_in_target(const struct dbmove_job *j)
-{
-    return job_is_city(j) && j->target_has_db;
+    return j->target_has_db;
 }
 
 /* Dropping the subscription drops its slot on the source too, when it can reach it. */
@@ -155,19 +152,14 @@ static int abort_marker(struct dbmove_job *j)
 }
 
 /*
- * The source's marker schema goes whole unless other cities of the
- * database live away: it holds their refusal (pgnear_move.refused, the
- * function of the city triggers, which go with it), which stays; only the
- * cutover's marker goes then.
+ * A city's: the source's marker schema goes whole unless other cities of
+ * the database live away: it holds their refusal (pgnear_move.refused,
+ * the function of the city triggers, which go with it), which stays; only
+ * the cutover's marker goes then.
  */
-static bool marker_whole(const struct dbmove_job *j)
+static bool city_homes_left(const struct dbmove_job *j)
 {
-    return !job_is_city(j) || job_city_no_homes(j);
-}
-
-static bool marker_kept(const struct dbmove_job *j)
-{
-    return !marker_whole(j);
+    return !job_city_no_homes(j);
 }
 
 /* Only a database the move created is dropped: pgnear never drops one it found. */
@@ -210,12 +202,6 @@ static int abort_record_target_row(struct dbmove_job *j)
     return job_write_record(j, j->dst_ctl, "recording the abort in the target region");
 }
 
-/* A city's move into a database it did not create leaves what it copied there: deleted. */
-static bool city_rows_kept(const struct dbmove_job *j)
-{
-    return job_is_city(j) && target_db_kept(j);
-}
-
 /* The summary says what went, and that the source was not touched. */
 static int abort_done(struct dbmove_job *j)
 {
@@ -230,26 +216,51 @@ static int abort_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-static const struct job_step abort_steps[] = {
-    {NULL, NULL, abort_source},
-    {NULL, NULL, job_take_lock},
-    {NULL, NULL, abort_read_records},
-    {NULL, NULL, abort_find_move},
-    {NULL, NULL, abort_find_target_db},
-    {NULL, job_is_city, job_city_joining},
-    {"dropping the subscription on the target", whole_in_target, abort_subscription},
-    {NULL, city_in_target, job_city_read_feed},
-    {"dropping the subscription on the target", city_in_target, job_city_end_feed},
+/* The sub-chains of ABORT, spliced below into a whole database's chain and a city's. */
+static const struct job_step abort_first[] = {
+    {NULL, NULL, abort_source},         {NULL, NULL, job_take_lock},
+    {NULL, NULL, abort_read_records},   {NULL, NULL, abort_find_move},
+    {NULL, NULL, abort_find_target_db}, {NULL, NULL, NULL},
+};
+static const struct job_step abort_feed[] = {
+    {"dropping the subscription on the target", target_has_database, abort_subscription},
+    {NULL, NULL, NULL},
+};
+/* A city's: the move's subscription may stay as the region's feed. */
+static const struct job_step abort_city_feed[] = {
+    {NULL, NULL, job_city_joining},
+    {NULL, target_has_database, job_city_read_feed},
+    {"dropping the subscription on the target", target_has_database, job_city_end_feed},
+    {NULL, NULL, NULL},
+};
+static const struct job_step abort_publications[] = {
     {NULL, job_city_feed_dropped, abort_slot},
     {NULL, NULL, abort_back_slot},
     {NULL, target_db_kept, abort_target_publication},
     {"dropping the publication on the source", NULL, abort_publication},
+    {NULL, NULL, NULL},
+};
+static const struct job_step abort_marker_whole[] = {
+    {NULL, NULL, abort_marker},
+    {NULL, NULL, NULL},
+};
+static const struct job_step abort_city_marker[] = {
     {NULL, job_city_no_homes, job_city_drop_references},
-    {NULL, marker_whole, abort_marker},
-    {NULL, marker_kept, job_city_finish_source},
+    {NULL, job_city_no_homes, abort_marker},
+    {NULL, city_homes_left, job_city_finish_source},
+    {NULL, NULL, NULL},
+};
+static const struct job_step abort_database_made[] = {
     {"dropping the database the move created on the target", move_created_database, abort_database},
-    {"deleting the rows the move copied to the target", city_rows_kept, job_city_delete_copy},
+    {NULL, NULL, NULL},
+};
+/* A city's move into a database it did not create leaves what it copied there: deleted. */
+static const struct job_step abort_city_copy[] = {
+    {"deleting the rows the move copied to the target", target_db_kept, job_city_delete_copy},
     {NULL, job_city_joins, job_city_finish_target},
+    {NULL, NULL, NULL},
+};
+static const struct job_step abort_last[] = {
     {NULL, NULL, abort_record_source},
     {NULL, NULL, abort_record_target},
     {NULL, NULL, abort_record_target_row},
@@ -257,4 +268,12 @@ static const struct job_step abort_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_abort_kind = {abort_steps, NULL};
+static const struct job_step *const abort_chain[] = {
+    abort_first, abort_feed, abort_publications, abort_marker_whole, abort_database_made,
+    abort_last,  NULL,
+};
+static const struct job_step *const abort_city_chain[] = {
+    abort_first,         abort_city_feed, abort_publications, abort_city_marker,
+    abort_database_made, abort_city_copy, abort_last,         NULL,
+};
+const struct job_kind job_abort_kind = {abort_chain, abort_city_chain, NULL};

@@ -1,7 +1,7 @@
 /*
  * job_city.c — MOVE CITY 'c' OF DATABASE db: a database move restricted to
  * one city's rows, run by the same engine and the same chains as MOVE
- * DATABASE (job_int.h); here are the steps of its own.
+ * DATABASE (job_city_steps.h); here are the steps of its own.
  *
  * The database is homed by a column ([database] home_by): a table that
  * has it is homed (its rows live in their city's home), one without it is
@@ -20,7 +20,8 @@
  * ids from a sequence (sequences are not replicated: two regions would
  * make the same ids).
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ bool job_city_homed(struct dbmove_job *j)
         job_problem(j, "22023", "invalid city name: '%s'", j->req.city);
         return false;
     }
-    snprintf(j->city.column, sizeof(j->city.column), "%s", column);
+    snprintf(j->city->column, sizeof(j->city->column), "%s", column);
     return true;
 }
 
@@ -152,17 +153,17 @@ static int take_city_facts(struct dbmove_job *j, const PGresult *res, const char
         job_problem(j, "XX000", "the source's tables could not be read");
         return 0;
     }
-    j->city.homed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    take_list(res, 1, j->city.no_identity, sizeof(j->city.no_identity));
-    take_list(res, 2, j->city.foreign_keys, sizeof(j->city.foreign_keys));
-    take_list(res, 3, j->city.sequences, sizeof(j->city.sequences));
-    take_list(res, 4, j->city.partitioned, sizeof(j->city.partitioned));
+    j->city->homed = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    take_list(res, 1, j->city->no_identity, sizeof(j->city->no_identity));
+    take_list(res, 2, j->city->foreign_keys, sizeof(j->city->foreign_keys));
+    take_list(res, 3, j->city->sequences, sizeof(j->city->sequences));
+    take_list(res, 4, j->city->partitioned, sizeof(j->city->partitioned));
     return 0;
 }
 
 int job_city_facts(struct dbmove_job *j)
 {
-    const char *params[1] = {j->city.column};
+    const char *params[1] = {j->city->column};
     return job_query(j, j->src_db, "reading the source's tables homed by city", city_facts_sql, 1,
                      params, take_city_facts, NULL);
 }
@@ -170,7 +171,7 @@ int job_city_facts(struct dbmove_job *j)
 /* The first of the tables' refusals; JOB_NEXT when there is none. */
 int job_city_judge(struct dbmove_job *j)
 {
-    const struct job_city *c = &j->city;
+    const struct job_city *c = j->city;
     const char *db = j->req.database;
     if (c->homed == 0) {
         job_problem(j, "55000", "no table of database \"%s\" has the column \"%s\"", db, c->column);
@@ -229,22 +230,22 @@ static int take_rows(struct dbmove_job *j, const PGresult *res, const char *sqls
     char list[DBMOVE_LIST_MAX] = "";
     size_t len = 0;
     (void)sqlstate;
-    j->city.rows = 0;
+    j->city->rows = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         long long n = strtoll(PQgetvalue(res, i, 1), NULL, 10);
-        j->city.rows += n;
+        j->city->rows += n;
         if (len < sizeof(list))
             len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s %lld", i ? ", " : "",
                                     PQgetvalue(res, i, 0), n);
     }
-    job_notice(j, "rows whose %s = '%s' (compared as written): %s", j->city.column, j->req.city,
+    job_notice(j, "rows whose %s = '%s' (compared as written): %s", j->city->column, j->req.city,
                list);
     return 0;
 }
 
 int job_city_count_rows(struct dbmove_job *j)
 {
-    const char *params[2] = {j->city.column, j->req.city};
+    const char *params[2] = {j->city->column, j->req.city};
     return job_query(j, j->src_db, "counting the city's rows on the source", city_rows_sql, 2,
                      params, take_rows, NULL);
 }
@@ -298,9 +299,9 @@ int job_city_count_rows(struct dbmove_job *j)
 bool job_city_quote(struct dbmove_job *j, char *column, char *city, size_t cap)
 {
     /* A command after START (CUTOVER, ABORT) reads the column where START did. */
-    if (j->city.column[0] == '\0' && !job_city_homed(j))
+    if (j->city->column[0] == '\0' && !job_city_homed(j))
         return false;
-    if (sql_quote_literal_into(column, cap, j->city.column) &&
+    if (sql_quote_literal_into(column, cap, j->city->column) &&
         sql_quote_literal_into(city, cap, j->req.city))
         return true;
     job_problem(j, "22023", "the city's name is too long");
@@ -312,7 +313,8 @@ int job_city_publication(struct dbmove_job *j)
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[6144];
     if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
-    snprintf(sql, sizeof(sql), PUBLICATION_BLOCK, column, city, j->city.joining ? "false" : "true");
+    snprintf(sql, sizeof(sql), PUBLICATION_BLOCK, column, city,
+             j->city->joining ? "false" : "true");
     return job_query(j, j->src_db, "creating the publication on the source", sql, 0, NULL,
                      job_take_nothing, NULL);
 }
@@ -322,7 +324,8 @@ int job_city_delete_copy(struct dbmove_job *j)
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[4096];
     if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
-    snprintf(sql, sizeof(sql), DELETE_COPY_BLOCK, column, city, j->city.joining ? "false" : "true");
+    snprintf(sql, sizeof(sql), DELETE_COPY_BLOCK, column, city,
+             j->city->joining ? "false" : "true");
     return job_query(j, j->dst_db, "deleting the rows the move copied to the target", sql, 0, NULL,
                      job_take_nothing, NULL);
 }
@@ -334,7 +337,7 @@ int job_city_done(struct dbmove_job *j)
              "copying %lld rows of city '%s' in %lld tables, and the tables without column %s, "
              "of database \"%s\" from region \"%s\" to region \"%s\"; SHOW MOVES shows the copy, "
              "%s ABORT undoes the move",
-             (long long)j->city.rows, j->req.city, (long long)j->city.homed, j->city.column,
+             (long long)j->city->rows, j->req.city, (long long)j->city->homed, j->city->column,
              j->req.database, j->from->name, j->to->name, job_command(j, command, sizeof(command)));
     return JOB_NEXT;
 }

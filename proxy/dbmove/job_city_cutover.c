@@ -1,7 +1,7 @@
 /*
  * job_city_cutover.c — MOVE CITY 'c' OF DATABASE db CUTOVER, REVERT and
  * FINISH: the steps of their own in job_cutover.c's and job_finish.c's
- * chains (job_int.h).
+ * chains (job_city_steps.h).
  *
  * Where a database's cutover makes its whole leaving side refuse writes,
  * a city's makes it refuse writes to that city's rows alone: a trigger on
@@ -19,7 +19,8 @@
  * FINISH deletes the city's rows in the source, whose triggers and
  * refusal stay; ABORT drops the marker's schema, and the triggers with it.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,7 +139,7 @@ static int take_triggers(struct dbmove_job *j, const PGresult *res, const char *
     (void)res;
     if (sqlstate == NULL)
         return 0;
-    if (monotonic_ms() < j->city.trigger_deadline_ms) {
+    if (monotonic_ms() < j->city->trigger_deadline_ms) {
         j->step--;
         return 0;
     }
@@ -154,8 +155,8 @@ int job_city_triggers(struct dbmove_job *j)
     char column[2 * DBMOVE_NAME_MAX + 8], city[2 * DBMOVE_NAME_MAX + 8], sql[6144];
     if (!job_city_quote(j, column, city, sizeof(column)))
         return JOB_FAIL;
-    if (j->city.trigger_deadline_ms == 0)
-        j->city.trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
+    if (j->city->trigger_deadline_ms == 0)
+        j->city->trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
     snprintf(sql, sizeof(sql), TRIGGER_BLOCK, column);
     /* START's source is the leaving side of its CUTOVER. */
     return job_query(j, j->cut.leave_db != NULL ? j->cut.leave_db : j->src_db,
@@ -176,8 +177,8 @@ int job_city_reference_triggers(struct dbmove_job *j)
     if (!job_city_quote(j, column, city, sizeof(column)) ||
         !sql_quote_literal_into(region, sizeof(region), j->cut.leaving->name))
         return JOB_FAIL;
-    if (j->city.trigger_deadline_ms == 0)
-        j->city.trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
+    if (j->city->trigger_deadline_ms == 0)
+        j->city->trigger_deadline_ms = monotonic_ms() + TRIGGER_TRIES_MS;
     snprintf(sql, sizeof(sql), CITY_REFERENCE_TRIGGERS_BLOCK, column, region);
     return job_query(j, j->cut.arrive_db,
                      "making the arriving region refuse writes to the tables without the city", sql,
@@ -282,7 +283,7 @@ int job_city_drop_feed(struct dbmove_job *j)
 
 int job_city_delete_function(struct dbmove_job *j)
 {
-    j->city.rows = 0;
+    j->city->rows = 0;
     return job_query(j, j->src_db, "creating the function that deletes the city's rows",
                      DELETE_BATCH_FUNCTION, 0, NULL, job_take_nothing, NULL);
 }
@@ -292,7 +293,7 @@ static int take_batch(struct dbmove_job *j, const PGresult *res, const char *sql
 {
     (void)sqlstate;
     long long n = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    j->city.rows += n;
+    j->city->rows += n;
     if (n > 0)
         j->step--;
     return 0;
@@ -301,9 +302,9 @@ static int take_batch(struct dbmove_job *j, const PGresult *res, const char *sql
 int job_city_delete_batch(struct dbmove_job *j)
 {
     char column[DBMOVE_NAME_MAX + 1];
-    if (j->city.column[0] == '\0' && !job_city_homed(j))
+    if (j->city->column[0] == '\0' && !job_city_homed(j))
         return JOB_FAIL;
-    snprintf(column, sizeof(column), "%s", j->city.column);
+    snprintf(column, sizeof(column), "%s", j->city->column);
     const char *params[3] = {column, j->req.city, DELETE_BATCH_ROWS};
     return job_query(j, j->src_db, "deleting a batch of the city's rows on the source",
                      "SELECT " DBMOVE_MARKER_SCHEMA ".delete_city_batch($1, $2, $3)", 3, params,

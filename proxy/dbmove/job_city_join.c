@@ -1,7 +1,7 @@
 /*
  * job_city_join.c — MOVE CITY into a region where other cities of the
  * database live already, and the feed of the tables without the column
- * that such a region keeps (job_int.h).
+ * that such a region keeps (job_city_steps.h).
  *
  * A city's move copies its rows (the publication pgnear_move, filtered
  * by city) and, into a region that holds no city of the database yet,
@@ -21,7 +21,8 @@
  * (dropped by hand) gets it again with the next city: its copies of the
  * tables without the column are emptied and copied anew.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,18 +52,18 @@ int job_city_joining(struct dbmove_job *j)
         lives = lives && j->dst.has_database;
         j->dst.holds_cities = lives;
     }
-    j->city.joining = lives;
+    j->city->joining = lives;
     return JOB_NEXT;
 }
 
 bool job_city_joins(const struct dbmove_job *j)
 {
-    return job_is_city(j) && j->city.joining;
+    return job_is_city(j) && j->city->joining;
 }
 
 bool job_city_first(const struct dbmove_job *j)
 {
-    return job_is_city(j) && !j->city.joining;
+    return job_is_city(j) && !j->city->joining;
 }
 
 /*
@@ -110,9 +111,9 @@ static const char tables_sql[] =
 static int take_source_tables(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
-    free(j->city.tables);
-    j->city.tables = strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
-    if (j->city.tables == NULL) {
+    free(j->city->tables);
+    j->city->tables = strdup(PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "");
+    if (j->city->tables == NULL) {
         job_problem(j, "53200", "out of memory");
         return -1;
     }
@@ -139,7 +140,7 @@ static void line_at(const char *text, size_t at, char *buf, size_t cap)
 static int take_target_tables(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
-    const char *mine = j->city.tables != NULL ? j->city.tables : "";
+    const char *mine = j->city->tables != NULL ? j->city->tables : "";
     const char *theirs = PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
     size_t at = 0;
     while (mine[at] != '\0' && mine[at] == theirs[at])
@@ -171,7 +172,7 @@ int job_city_target_tables(struct dbmove_job *j)
 static int take_reference_feed(struct dbmove_job *j, const PGresult *res, const char *sqlstate)
 {
     (void)sqlstate;
-    j->city.feeds_references = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+    j->city->feeds_references = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0;
     return 0;
 }
 
@@ -186,7 +187,7 @@ int job_city_reference_feed(struct dbmove_job *j)
 
 bool job_city_refeeds(const struct dbmove_job *j)
 {
-    return job_city_joins(j) && j->city.feeds_references;
+    return job_city_joins(j) && j->city->feeds_references;
 }
 
 /* A joining region without the feed: its copies emptied, for the move's subscription to copy. */
@@ -211,9 +212,9 @@ int job_city_target_marker(struct dbmove_job *j)
 
 const char *job_city_publications(const struct dbmove_job *j)
 {
-    return !j->city.joining || j->city.feeds_references ? DBMOVE_OBJECT_NAME
+    return !j->city->joining || j->city->feeds_references ? DBMOVE_OBJECT_NAME
                ", " JOB_REFERENCE_PUBLICATION
-                                                        : DBMOVE_OBJECT_NAME;
+                                                          : DBMOVE_OBJECT_NAME;
 }
 
 /*
@@ -224,7 +225,7 @@ static int take_feed(struct dbmove_job *j, const PGresult *res, const char *sqls
 {
     (void)sqlstate;
     bool carries = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    j->city.feed_kept = carries && (j->move.state == DBMOVE_MOVED || j->city.joining);
+    j->city->feed_kept = carries && (j->move.state == DBMOVE_MOVED || j->city->joining);
     return 0;
 }
 
@@ -243,7 +244,7 @@ int job_city_end_feed(struct dbmove_job *j)
 {
     char name[64], sql[200];
     dbmove_subscription_name(j->move.id, name, sizeof(name));
-    if (j->city.feed_kept)
+    if (j->city->feed_kept)
         snprintf(sql, sizeof(sql),
                  "ALTER SUBSCRIPTION %s SET PUBLICATION " JOB_REFERENCE_PUBLICATION
                  " WITH (refresh = false)",
@@ -251,14 +252,14 @@ int job_city_end_feed(struct dbmove_job *j)
     else
         snprintf(sql, sizeof(sql), "DROP SUBSCRIPTION IF EXISTS %s", name);
     return job_query(j, j->dst_db,
-                     j->city.feed_kept ? "keeping the feed of the tables without the city"
-                                       : "dropping the subscription on the target",
+                     j->city->feed_kept ? "keeping the feed of the tables without the city"
+                                        : "dropping the subscription on the target",
                      sql, 0, NULL, job_take_nothing, "3D000");
 }
 
 bool job_city_feed_dropped(const struct dbmove_job *j)
 {
-    return !j->city.feed_kept;
+    return j->city == NULL || !j->city->feed_kept;
 }
 
 int job_city_drop_references(struct dbmove_job *j)

@@ -47,7 +47,10 @@
  * the publication as it is and drops the slot before it makes its own;
  * ABORT removes both.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_cut.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -71,6 +74,10 @@
 #include "proxy/session/session.h"
 #include "routing/health.h"
 #include "routing/region.h"
+
+#define DBMOVE_CUTOVER_MAX_LAG (16 << 20) /* bytes behind: more, and CUTOVER waits for less */
+#define DBMOVE_REPLAY_POLL_MS  10
+#define DBMOVE_CATCH_UP_MS     60000 /* the catch-up before the gate, at the least */
 
 /* REVERT, or settling a reverting record: the same steps, the sides swapped. */
 static bool reverting(const struct dbmove_job *j)
@@ -768,7 +775,8 @@ static const struct job_step cutover_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_cutover_kind = {cutover_steps, job_cutover_free};
+static const struct job_step *const cutover_chain[] = {cutover_steps, NULL};
+const struct job_kind job_cutover_kind = {cutover_chain, NULL, job_cutover_free};
 
 void job_cutover_free(struct dbmove_job *j)
 {

@@ -3,11 +3,14 @@
  * fails: before its commit, everything is put back as it was (the gate
  * opens, the leaving side takes writes again, the slot for the way back
  * goes, the records say the state before, with the error); after it, the
- * cutover stands, and the error is told and recorded (job_int.h).  And
+ * cutover stands, and the error is told and recorded (job_cut.h).  And
  * the steps the cutover shares with its undo: the database's read-only
  * setting, the slot for the way back dropped, the gate's opening measured.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_cut.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -156,8 +159,7 @@ static void clean_up_with(struct dbmove_job *j, const struct job_step *steps)
 {
     j->first_problem = j->problem;
     j->failed = false;
-    j->steps = steps;
-    j->step = 0;
+    job_switch(j, steps);
     j->on_failure = job_pass_over;
     job_next(j);
 }

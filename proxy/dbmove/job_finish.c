@@ -8,7 +8,9 @@
  * the admin to drop: pgnear never drops user data (job.h).  Each step is
  * safe to run again.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -48,7 +50,7 @@ static int finish_slots(struct dbmove_job *j)
 {
     /* The feed kept as the region's (job_city_join.c) keeps its slot. */
     return job_drop_slots(j, j->src_ctl, "dropping the slots left on the source", j->cut.back,
-                          j->city.feed_kept ? NULL : j->cut.feed);
+                          job_city_feed_dropped(j) ? j->cut.feed : NULL);
 }
 
 /* The same on the target, whose publication fed the way back. */
@@ -96,13 +98,6 @@ static int finish_record_source(struct dbmove_job *j)
     return job_write_record(j, j->src_ctl, "recording the end of the move in the source region");
 }
 
-/* A whole database's move drops the marker from both sides; a city's keeps its source's triggers.
- */
-static bool whole(const struct dbmove_job *j)
-{
-    return !job_is_city(j);
-}
-
 /* The summary tells the admin the source's copy is left for them to drop. */
 static int finish_done(struct dbmove_job *j)
 {
@@ -111,10 +106,10 @@ static int finish_done(struct dbmove_job *j)
                  "the move of city '%s' of database \"%s\" to region \"%s\" is finished: the "
                  "replication of its rows both ways is gone, and its %lld rows in region \"%s\" "
                  "are deleted; the tables without column %s %s",
-                 j->req.city, j->req.database, j->to->name, (long long)j->city.rows, j->from->name,
-                 j->city.column,
-                 j->city.feed_kept ? "go on following the database's region there"
-                                   : "follow the database's region there as before");
+                 j->req.city, j->req.database, j->to->name, (long long)j->city->rows, j->from->name,
+                 j->city->column,
+                 j->city->feed_kept ? "go on following the database's region there"
+                                    : "follow the database's region there as before");
         return JOB_NEXT;
     }
     snprintf(j->summary, sizeof(j->summary),
@@ -126,29 +121,53 @@ static int finish_done(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-static const struct job_step finish_steps[] = {
+/* The sub-chains of FINISH, spliced below into a whole database's chain and a city's. */
+static const struct job_step finish_first[] = {
     {NULL, NULL, finish_home},
     {NULL, NULL, job_take_lock},
     {NULL, NULL, finish_read_records},
     {NULL, NULL, finish_find_move},
     {"dropping the replication back to the source", NULL, finish_back_subscription},
-    {NULL, job_is_city, job_city_read_feed},
-    {NULL, job_is_city, job_city_end_feed},
+    {NULL, NULL, NULL},
+};
+/* A city's: the move's subscription kept as the region's feed, or dropped. */
+static const struct job_step finish_city_feed[] = {
+    {NULL, NULL, job_city_read_feed},
+    {NULL, NULL, job_city_end_feed},
+    {NULL, NULL, NULL},
+};
+static const struct job_step finish_drops[] = {
     {NULL, NULL, finish_slots},
     {NULL, NULL, finish_target_slots},
     {"dropping the publications", NULL, finish_publication_source},
     {NULL, NULL, finish_publication_target},
-    {"deleting the city's rows on the source, 1000 a transaction", job_is_city,
-     job_city_delete_function},
-    {NULL, job_is_city, job_city_delete_batch},
-    {NULL, job_is_city, job_city_finish_source},
-    {NULL, whole, finish_marker_source},
-    {NULL, whole, finish_marker_target},
-    {NULL, job_is_city, job_city_finish_target},
+    {NULL, NULL, NULL},
+};
+/* A city's: its rows deleted on the source, what refuses them kept there. */
+static const struct job_step finish_city_rows[] = {
+    {"deleting the city's rows on the source, 1000 a transaction", NULL, job_city_delete_function},
+    {NULL, NULL, job_city_delete_batch},
+    {NULL, NULL, job_city_finish_source},
+    {NULL, NULL, job_city_finish_target},
+    {NULL, NULL, NULL},
+};
+/* A whole database's: the marker dropped from both sides (a city's keeps its source's triggers). */
+static const struct job_step finish_markers[] = {
+    {NULL, NULL, finish_marker_source},
+    {NULL, NULL, finish_marker_target},
+    {NULL, NULL, NULL},
+};
+static const struct job_step finish_last[] = {
     {NULL, NULL, finish_record_target},
     {NULL, NULL, finish_record_source},
     {NULL, NULL, finish_done},
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_finish_kind = {finish_steps, NULL};
+static const struct job_step *const finish_chain[] = {
+    finish_first, finish_drops, finish_markers, finish_last, NULL,
+};
+static const struct job_step *const finish_city_chain[] = {
+    finish_first, finish_city_feed, finish_drops, finish_city_rows, finish_last, NULL,
+};
+const struct job_kind job_finish_kind = {finish_chain, finish_city_chain, NULL};

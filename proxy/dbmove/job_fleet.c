@@ -6,7 +6,8 @@
  * has, and passes those processes over when it ends the database's other
  * sessions, or gives up past move_timeout (55P03) and undoes what it did.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_cut.h"
 
 #include <stdio.h>
 #include <stdlib.h>

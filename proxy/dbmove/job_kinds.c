@@ -4,7 +4,7 @@
  * none of them.  The entry of job.h.
  */
 #include "proxy/dbmove/job.h"
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
 
 #include <stddef.h>
 

@@ -8,7 +8,8 @@
  * so a run between two regions is not seen; the admin's own runs are
  * refused before the job starts (admin/dbmove_cmd.c).
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * publisher, and the checks, before anything is made, that the servers
  * can make it: MOVE DATABASE's (the target to the source) and a
  * cutover's (the leaving side to the arriving side, for the way back)
- * (job_int.h).
+ * (job_steps.h).
  *
  * A subscription's connection is made by the subscriber's server, from
  * the conninfo pgnear itself uses for the publisher's side: server_conninfo's
@@ -14,7 +14,8 @@
  * pg_subscription.subconninfo, which only superusers may read; it is never
  * logged by pgnear.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>

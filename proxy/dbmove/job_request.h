@@ -2,7 +2,7 @@
  * job_request.h — what a database move's command is asked (the action,
  * the database, the region) and what it answers with (a SHOW MOVES row,
  * a NOTICE, the end): the words the admin (job.h) and the steps
- * (job_int.h) share.
+ * (job_engine.h) share.
  */
 #ifndef PGNEAR_PROXY_DBMOVE_JOB_REQUEST_H
 #define PGNEAR_PROXY_DBMOVE_JOB_REQUEST_H

@@ -12,7 +12,8 @@
  * file; the loop looks every DUMP_POLL_MS whether it has ended.
  * Publications and subscriptions are left out: the move makes its own.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,15 @@
 #define DUMP_MAX_POLLS (DBMOVE_QUERY_TIMEOUT_MS * 4 / DUMP_POLL_MS)
 
 extern char **environ;
+
+/* The schema copy's child and what it wrote (j->copy): job_copy_schema makes it. */
+struct job_schema_copy {
+    pid_t dump_pid;
+    int dump_out, dump_err; /* unlinked temporary files: its output, its errors; 0 none */
+    struct event *dump_poll;
+    int dump_polls;
+    char *schema; /* the script read back, run on the target */
+};
 
 /* An unlinked temporary file, open for reading and writing; -1 on failure. */
 static int temp_file(void)
@@ -93,20 +103,20 @@ static int dump_spawn(struct dbmove_job *j)
                           "--no-subscriptions", NULL};
     posix_spawn_file_actions_t fa;
     char **env = dump_environment(j->src_db);
-    j->dump_out = temp_file();
-    j->dump_err = temp_file();
-    int rc = env == NULL || j->dump_out < 0 || j->dump_err < 0 ? ENOMEM : 0;
+    j->copy->dump_out = temp_file();
+    j->copy->dump_err = temp_file();
+    int rc = env == NULL || j->copy->dump_out < 0 || j->copy->dump_err < 0 ? ENOMEM : 0;
     if (rc == 0 && (rc = posix_spawn_file_actions_init(&fa)) == 0) {
-        posix_spawn_file_actions_adddup2(&fa, j->dump_out, STDOUT_FILENO);
-        posix_spawn_file_actions_adddup2(&fa, j->dump_err, STDERR_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, j->copy->dump_out, STDOUT_FILENO);
+        posix_spawn_file_actions_adddup2(&fa, j->copy->dump_err, STDERR_FILENO);
         posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-        rc = posix_spawnp(&j->dump_pid, argv[0], &fa, NULL, argv, env);
+        rc = posix_spawnp(&j->copy->dump_pid, argv[0], &fa, NULL, argv, env);
         posix_spawn_file_actions_destroy(&fa);
     }
     free_environment(env);
     if (rc == 0)
         return 0;
-    j->dump_pid = 0;
+    j->copy->dump_pid = 0;
     job_problem(j, "58000", "could not run \"%s\"", j->cfg->pg_dump);
     pg_error_detail(&j->problem, "%s", strerror(rc));
     pg_error_hint(&j->problem, "Install it, or name it with the setting pg_dump.");
@@ -160,7 +170,7 @@ static void strip_restrict_lines(char *script)
 static void dump_ended(struct dbmove_job *j, int status)
 {
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char *err = read_all(j->dump_err, 1 << 20);
+        char *err = read_all(j->copy->dump_err, 1 << 20);
         char detail[DUMP_ERROR_MAX];
         snprintf(detail, sizeof(detail), "%s", err ? err : "");
         free(err);
@@ -171,15 +181,15 @@ static void dump_ended(struct dbmove_job *j, int status)
         job_next(j);
         return;
     }
-    if ((j->schema = read_all(j->dump_out, DUMP_MAX_BYTES)) == NULL) {
+    if ((j->copy->schema = read_all(j->copy->dump_out, DUMP_MAX_BYTES)) == NULL) {
         job_problem(j, "54000", "the source's schema is over %d MB, or unreadable",
                     DUMP_MAX_BYTES >> 20);
         job_next(j);
         return;
     }
-    strip_restrict_lines(j->schema);
-    if (job_query(j, j->dst_db, "loading the schema on the target", j->schema, PGASYNC_SCRIPT, NULL,
-                  job_take_nothing, NULL) != JOB_WAIT)
+    strip_restrict_lines(j->copy->schema);
+    if (job_query(j, j->dst_db, "loading the schema on the target", j->copy->schema, PGASYNC_SCRIPT,
+                  NULL, job_take_nothing, NULL) != JOB_WAIT)
         job_next(j);
 }
 
@@ -190,22 +200,22 @@ static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int status;
-    pid_t got = waitpid(j->dump_pid, &status, WNOHANG);
-    if (got == 0 && ++j->dump_polls < DUMP_MAX_POLLS) {
+    pid_t got = waitpid(j->copy->dump_pid, &status, WNOHANG);
+    if (got == 0 && ++j->copy->dump_polls < DUMP_MAX_POLLS) {
         struct timeval tv = {0, DUMP_POLL_MS * 1000};
-        evtimer_add(j->dump_poll, &tv);
+        evtimer_add(j->copy->dump_poll, &tv);
         return;
     }
     if (got == 0) {
-        kill(j->dump_pid, SIGKILL);
-        waitpid(j->dump_pid, &status, 0);
-        j->dump_pid = 0;
+        kill(j->copy->dump_pid, SIGKILL);
+        waitpid(j->copy->dump_pid, &status, 0);
+        j->copy->dump_pid = 0;
         job_problem(j, "57014", "pg_dump of the source's schema took over %d s",
                     DUMP_MAX_POLLS * DUMP_POLL_MS / 1000);
         job_next(j);
         return;
     }
-    j->dump_pid = 0;
+    j->copy->dump_pid = 0;
     if (got < 0) {
         job_problem(j, "58000", "pg_dump could not be waited for");
         pg_error_detail(&j->problem, "%s", strerror(errno));
@@ -217,30 +227,34 @@ static void dump_poll_cb(evutil_socket_t fd, short what, void *arg)
 
 int job_copy_schema(struct dbmove_job *j)
 {
-    if ((j->dump_poll = evtimer_new(j->base, dump_poll_cb, j)) == NULL) {
+    if ((j->copy = calloc(1, sizeof(*j->copy))) == NULL ||
+        (j->copy->dump_poll = evtimer_new(j->base, dump_poll_cb, j)) == NULL) {
         job_problem(j, "53200", "out of memory");
         return JOB_FAIL;
     }
     if (dump_spawn(j) != 0)
         return JOB_FAIL;
     struct timeval tv = {0, DUMP_POLL_MS * 1000};
-    evtimer_add(j->dump_poll, &tv);
+    evtimer_add(j->copy->dump_poll, &tv);
     return JOB_WAIT;
 }
 
 void job_schema_free(struct dbmove_job *j)
 {
-    if (j->dump_pid > 0) {
+    struct job_schema_copy *c = j->copy;
+    if (c == NULL)
+        return;
+    if (c->dump_pid > 0) {
         int status;
-        kill(j->dump_pid, SIGKILL);
-        waitpid(j->dump_pid, &status, 0);
+        kill(c->dump_pid, SIGKILL);
+        waitpid(c->dump_pid, &status, 0);
     }
-    if (j->dump_poll != NULL)
-        event_free(j->dump_poll);
-    if (j->dump_out > 0)
-        close(j->dump_out);
-    if (j->dump_err > 0)
-        close(j->dump_err);
-    free(j->schema);
-    free(j->city.tables); /* a joining city's comparison (job_city_join.c) */
+    if (c->dump_poll != NULL)
+        event_free(c->dump_poll);
+    if (c->dump_out > 0)
+        close(c->dump_out);
+    if (c->dump_err > 0)
+        close(c->dump_err);
+    free(c->schema);
+    free(c);
 }

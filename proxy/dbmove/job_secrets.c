@@ -1,7 +1,7 @@
 /*
  * job_secrets.c — the check, by MOVE DATABASE and again by CUTOVER and
  * REVERT, that the roles which log in to the database hold the same SCRAM
- * secret in the region it goes to as in the one it leaves (job_int.h).
+ * secret in the region it goes to as in the one it leaves (job_steps.h).
  *
  * Under auth = scram pgnear logs in to a server with the ClientKey its
  * client's proof revealed, which fits only the secret the client's key
@@ -23,7 +23,8 @@
  * pgnear's user is a superuser of both primaries (the checks before
  * refuse otherwise), so pg_authid, where the secrets are, is readable.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
 
 #include <stdio.h>
 #include <string.h>

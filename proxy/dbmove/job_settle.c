@@ -28,7 +28,10 @@
  * the lock, so that a move whose copy runs (nearly always) never has an
  * admin's command meet this job's lock.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_cut.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -162,10 +165,10 @@ static bool not_committed(const struct dbmove_job *j)
     return j->cut.found && !j->cut.committed;
 }
 
-/* An undone REVERT: its arriving side (the source) refused writes before it. */
+/* A whole database's undone REVERT: its arriving side (the source) refused writes before it. */
 static bool not_committed_revert(const struct dbmove_job *j)
 {
-    return not_committed(j) && j->cut.reverse && !job_is_city(j);
+    return not_committed(j) && j->cut.reverse;
 }
 
 /*
@@ -174,29 +177,14 @@ static bool not_committed_revert(const struct dbmove_job *j)
  * back dropped and feed widened; not made, its leaving side's refusal of
  * the city lifted (a REVERT made no slot for the way back).
  */
-static bool whole_committed(const struct dbmove_job *j)
+static bool committed_forward(const struct dbmove_job *j)
 {
-    return committed(j) && !job_is_city(j);
+    return committed(j) && !j->cut.reverse;
 }
 
-static bool whole_not_committed(const struct dbmove_job *j)
+static bool committed_back(const struct dbmove_job *j)
 {
-    return not_committed(j) && !job_is_city(j);
-}
-
-static bool city_committed_forward(const struct dbmove_job *j)
-{
-    return committed(j) && job_is_city(j) && !j->cut.reverse;
-}
-
-static bool city_committed_back(const struct dbmove_job *j)
-{
-    return committed(j) && job_is_city(j) && j->cut.reverse;
-}
-
-static bool city_not_committed(const struct dbmove_job *j)
-{
-    return not_committed(j) && job_is_city(j);
+    return committed(j) && j->cut.reverse;
 }
 
 /* An undone cutover's slot for the way back: every one but a city's REVERT made one. */
@@ -340,7 +328,8 @@ static int settle_copy_told(struct dbmove_job *j)
     return JOB_NEXT;
 }
 
-static const struct job_step settle_steps[] = {
+/* The sub-chains of SETTLE, spliced below into a whole database's chain and a city's. */
+static const struct job_step settle_first[] = {
     {NULL, NULL, settle_home},
     {NULL, NULL, settle_read_leaving},
     {NULL, NULL, settle_find},
@@ -354,21 +343,39 @@ static const struct job_step settle_steps[] = {
     {NULL, copy_lost, settle_copy_told},
     {NULL, found, settle_read_arriving},
     {NULL, found, settle_judge},
-    {NULL, whole_committed, job_cut_drop_feed},
-    {NULL, city_committed_forward, job_city_allow_arriving},
-    {NULL, city_committed_forward, job_city_narrow_feed},
-    {NULL, city_committed_back, job_city_drop_way_back},
-    {NULL, city_committed_back, job_city_drop_leaving_publication},
-    {NULL, city_committed_back, job_city_widen_feed},
-    {NULL, city_committed_back, job_city_refresh_feed},
-    {NULL, city_committed_back, job_city_allow_arriving},
-    {NULL, city_committed_forward, job_cut_back_subscription},
-    {NULL, whole_committed, job_cut_back_subscription},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_made[] = {
+    {NULL, committed, job_cut_drop_feed},
+    {NULL, committed, job_cut_back_subscription},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_city_made[] = {
+    {NULL, committed_forward, job_city_allow_arriving},
+    {NULL, committed_forward, job_city_narrow_feed},
+    {NULL, committed_back, job_city_drop_way_back},
+    {NULL, committed_back, job_city_drop_leaving_publication},
+    {NULL, committed_back, job_city_widen_feed},
+    {NULL, committed_back, job_city_refresh_feed},
+    {NULL, committed_back, job_city_allow_arriving},
+    {NULL, committed_forward, job_cut_back_subscription},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_made_recorded[] = {
     {NULL, committed, settle_record_leaving}, /* last, as the cutover does it */
     {NULL, committed, settle_finished},
-    {NULL, whole_not_committed, settle_leaving_read_write},
-    {NULL, city_not_committed, job_city_allow_writes},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_undo[] = {
+    {NULL, not_committed, settle_leaving_read_write},
     {NULL, not_committed_revert, settle_arriving_read_only},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_city_undo[] = {
+    {NULL, not_committed, job_city_allow_writes},
+    {NULL, NULL, NULL},
+};
+static const struct job_step settle_last[] = {
     {NULL, undo_back_slot, job_cut_drop_back_slot},
     {NULL, not_committed, settle_undo_record_leaving},
     {NULL, not_committed, settle_undo_record_arriving},
@@ -376,4 +383,10 @@ static const struct job_step settle_steps[] = {
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_settle_kind = {settle_steps, job_cutover_free};
+static const struct job_step *const settle_chain[] = {
+    settle_first, settle_made, settle_made_recorded, settle_undo, settle_last, NULL,
+};
+static const struct job_step *const settle_city_chain[] = {
+    settle_first, settle_city_made, settle_made_recorded, settle_city_undo, settle_last, NULL,
+};
+const struct job_kind job_settle_kind = {settle_chain, settle_city_chain, job_cutover_free};

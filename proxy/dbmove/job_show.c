@@ -4,7 +4,7 @@
  * copies or streams (job.h).  A region without a primary up is passed
  * over, with a NOTICE: the other region of its moves holds them too.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -235,4 +235,5 @@ static const struct job_step show_steps[] = {
     [SHOW_END] = {NULL, NULL, NULL},
 };
 
-const struct job_kind job_show_kind = {show_steps, NULL};
+static const struct job_step *const show_chain[] = {show_steps, NULL};
+const struct job_kind job_show_kind = {show_chain, NULL, NULL};

@@ -1,11 +1,13 @@
 /*
  * job_start.c — MOVE DATABASE db TO REGION r: the checks, the record, the
  * target's database and schema, the publication and the subscription
- * (job.h).  Also the steps every command shares (job_int.h): where the
+ * (job.h).  Also the steps every command shares (job_steps.h): where the
  * database lives, the regions' primaries and connection strings, the
  * move lock, the reading and writing of the records.
  */
-#include "proxy/dbmove/job_int.h"
+#include "proxy/dbmove/job_engine.h"
+#include "proxy/dbmove/job_steps.h"
+#include "proxy/dbmove/job_city_steps.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,9 @@
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
 #include "routing/route.h"
+
+#define DBMOVE_SLOT_TIMEOUT_MS 300000 /* creating the slot waits for the source's transactions */
+#define DBMOVE_LOCK_KEY        "1885826669" /* 'pgnm' */
 
 /* ---- shared steps ---- */
 
@@ -451,12 +456,6 @@ static bool copies_schema(const struct dbmove_job *j)
     return !job_city_joins(j);
 }
 
-/* A whole database's move publishes every table (a city's: job_city_publication). */
-static bool whole_database(const struct dbmove_job *j)
-{
-    return !job_is_city(j);
-}
-
 /* Every table of the source, for the subscription that copies them and streams their changes. */
 static int start_publication(struct dbmove_job *j)
 {
@@ -518,8 +517,7 @@ static void record_failure(struct dbmove_job *j)
     char command[JOB_COMMAND_MAX];
     pg_error_hint(&j->first_problem, "%s ABORT removes what the move made.",
                   job_command(j, command, sizeof(command)));
-    j->steps = failure_steps;
-    j->step = 0;
+    job_switch(j, failure_steps);
     j->failed = false; /* for the two writes; the problem stays for the answer */
     j->has_move = true;
     job_next(j);
@@ -544,7 +542,11 @@ static const struct job_step failure_steps[] = {
     {NULL, NULL, NULL},
 };
 
-static const struct job_step start_steps[] = {
+/*
+ * The sub-chains of MOVE DATABASE and MOVE CITY, spliced below: the
+ * checks, the record, the copy, the replication; a city's own between.
+ */
+static const struct job_step start_first[] = {
     {NULL, NULL, start_regions},
     {NULL, NULL, job_take_lock},
     {NULL, job_moves_migrations_db, job_refuse_migrating_source},
@@ -554,17 +556,38 @@ static const struct job_step start_steps[] = {
     {NULL, target_has_database, start_target_relations},
     {NULL, NULL, start_source_records},
     {NULL, NULL, refuse_live_move},
-    {NULL, whole_database, job_refuse_cities_away},
+    {NULL, NULL, NULL},
+};
+/* A whole database's: not while cities of it live away from it. */
+static const struct job_step start_no_cities_away[] = {
+    {NULL, NULL, job_refuse_cities_away},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_target_read[] = {
     {NULL, NULL, start_target_records},
     {NULL, NULL, refuse_live_move},
-    {NULL, job_is_city, job_city_joining},
+    {NULL, NULL, NULL},
+};
+/* A city's: whether other cities of the database live in the target. */
+static const struct job_step start_city_joining[] = {
+    {NULL, NULL, job_city_joining},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_judged[] = {
     {NULL, NULL, start_judge},
-    {NULL, job_is_city, job_city_facts},
-    {NULL, job_is_city, job_city_judge},
-    {NULL, job_is_city, job_city_count_rows},
+    {NULL, NULL, NULL},
+};
+/* A city's: the source's tables homed by it; a joining city's compared with the target's. */
+static const struct job_step start_city_checks[] = {
+    {NULL, NULL, job_city_facts},
+    {NULL, NULL, job_city_judge},
+    {NULL, NULL, job_city_count_rows},
     {NULL, job_city_joins, job_city_source_tables},
     {NULL, job_city_joins, job_city_target_tables},
     {NULL, job_city_joins, job_city_reference_feed},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_recorded[] = {
     {NULL, job_secrets_wanted, job_source_secrets},
     {NULL, job_secrets_wanted, job_target_secrets},
     {NULL, job_secrets_wanted, job_judge_secrets},
@@ -576,19 +599,49 @@ static const struct job_step start_steps[] = {
     {"creating the database in the target region", target_lacks_database, start_create_database},
     {NULL, NULL, start_marker},
     {"copying the schema (pg_dump --schema-only)", copies_schema, job_copy_schema},
+    {NULL, NULL, NULL},
+};
+/* A joining city's: the marker where the schema was not copied, the tables without it anew. */
+static const struct job_step start_city_joined[] = {
     {NULL, job_city_joins, job_city_target_marker},
     {"emptying the target's copies of the tables without the city, to copy them anew",
      job_city_refeeds, job_city_empty_references},
-    {"creating the publication on the source and the subscription on the target", whole_database,
+    {NULL, NULL, NULL},
+};
+/* A whole database's move publishes every table. */
+static const struct job_step start_publication_all[] = {
+    {"creating the publication on the source and the subscription on the target", NULL,
      start_publication},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_city_publication[] = {
     {"creating the publication of the city's rows and the tables without its column on the "
      "source, and the subscription on the target",
-     job_is_city, job_city_publication},
+     NULL, job_city_publication},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_subscribed[] = {
     {NULL, NULL, start_subscription},
-    {"creating the triggers that will refuse the city's writes on the source at its cutover",
-     job_is_city, job_city_triggers},
+    {NULL, NULL, NULL},
+};
+/* A city's: what will refuse its writes on the source at its cutover. */
+static const struct job_step start_city_triggers[] = {
+    {"creating the triggers that will refuse the city's writes on the source at its cutover", NULL,
+     job_city_triggers},
+    {NULL, NULL, NULL},
+};
+static const struct job_step start_last[] = {
     {NULL, NULL, start_done},
     {NULL, NULL, NULL},
 };
 
-const struct job_kind job_start_kind = {start_steps, job_schema_free};
+static const struct job_step *const start_chain[] = {
+    start_first,           start_no_cities_away, start_target_read, start_judged, start_recorded,
+    start_publication_all, start_subscribed,     start_last,        NULL,
+};
+static const struct job_step *const start_city_chain[] = {
+    start_first,       start_target_read,   start_city_joining, start_judged,
+    start_city_checks, start_recorded,      start_city_joined,  start_city_publication,
+    start_subscribed,  start_city_triggers, start_last,         NULL,
+};
+const struct job_kind job_start_kind = {start_chain, start_city_chain, job_schema_free};
