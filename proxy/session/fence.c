@@ -69,21 +69,16 @@ static int fence_move(struct session *s, size_t n)
  */
 static int fence_add_request(struct evbuffer *out)
 {
-    static const char parse_head[] = FENCE_STATEMENT "\0" FENCE_QUERY;
-    static const uint8_t parse_tail[2] = {0, 0};                      /* no parameter types */
     static const char bind[] = "\0" FENCE_STATEMENT "\0\0\0\0\0\0\0"; /* no parameters */
-    static const uint8_t execute[5] = {0, 0, 0, 0, 0}; /* the unnamed portal, every row */
     size_t name_len = sizeof(FENCE_STATEMENT) - 1;
     if (pkt_add_target(out, 'C', 'S', FENCE_STATEMENT, name_len) != 0 ||
-        pkt_add_header(out, 'P', sizeof(parse_head) + sizeof(parse_tail)) != 0 ||
-        evbuffer_add(out, parse_head, sizeof(parse_head)) != 0 ||
-        evbuffer_add(out, parse_tail, sizeof(parse_tail)) != 0)
+        pkt_add_parse(out, FENCE_STATEMENT, name_len, FENCE_QUERY, sizeof(FENCE_QUERY) - 1, NULL,
+                      0) != 0)
         return -1;
-    if (pkt_add_msg(out, 'B', bind, sizeof(bind) - 1) != 0 ||
-        pkt_add_msg(out, 'E', execute, sizeof(execute)) != 0 ||
+    if (pkt_add_msg(out, 'B', bind, sizeof(bind) - 1) != 0 || pkt_add_execute_all(out) != 0 ||
         pkt_add_target(out, 'C', 'S', FENCE_STATEMENT, name_len) != 0)
         return -1;
-    return pkt_add_msg(out, 'S', NULL, 0);
+    return pkt_add_sync(out);
 }
 
 /* Sends the fence's request on the session's connection, nothing of the client's unanswered. */
@@ -129,7 +124,6 @@ static bool fence_read(const char *answer, uint32_t *tli, uint64_t *lsn)
 /* The answer is in: the fence (when the server gave one), then the ReadyForQuery held. */
 static int fence_tell(struct session *s)
 {
-    static const uint8_t ready[6] = {'Z', 0, 0, 0, 5, 'I'};
     uint8_t buf[64];
     struct pktbuf pb;
     uint32_t tli;
@@ -149,7 +143,7 @@ static int fence_tell(struct session *s)
         log_debug(s->id, "no fence for the transaction that wrote: the server did not say");
     }
     if ((pb.len > 0 && (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0)) ||
-        evbuffer_add(s->client.out, ready, sizeof(ready)) != 0) {
+        pkt_add_ready(s->client.out, 'I') != 0) {
         session_close(s, "out of memory");
         return -1;
     }

@@ -12,6 +12,7 @@
 #include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
 #include "protocol/param_set.h"
@@ -451,7 +452,6 @@ static bool txn_client_keep(struct session *s, size_t n)
  */
 static bool txn_client_ended(struct session *s, bool hangup)
 {
-    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
     if (s->near == NULL || s->closed || s->phase != PHASE_ACTIVE)
         return false;
     if (s->txn_client_gone || hangup) {
@@ -462,8 +462,7 @@ static bool txn_client_ended(struct session *s, bool hangup)
     size_t whole = txn_client_whole(s, &last);
     if (whole == SIZE_MAX || (whole == 0 && s->server_conn == NULL))
         return false;
-    if (!txn_client_keep(s, whole) ||
-        (last != 'X' && evbuffer_add(s->client.in, terminate, sizeof(terminate)) != 0)) {
+    if (!txn_client_keep(s, whole) || (last != 'X' && pkt_add_terminate(s->client.in) != 0)) {
         session_close(s, "out of memory");
         return true;
     }
@@ -478,11 +477,10 @@ static bool txn_client_ended(struct session *s, bool hangup)
 /* A client with nothing but a Terminate to say: the session ends without a server. */
 static bool txn_only_terminate(const struct session *s)
 {
-    static const uint8_t terminate[5] = {'X', 0, 0, 0, 4};
-    uint8_t buf[5];
+    uint8_t buf[sizeof(pkt_terminate)];
     return evbuffer_get_length(s->client.in) == sizeof(buf) &&
            evbuffer_copyout(s->client.in, buf, sizeof(buf)) == (ssize_t)sizeof(buf) &&
-           memcmp(buf, terminate, sizeof(buf)) == 0;
+           memcmp(buf, pkt_terminate, sizeof(buf)) == 0;
 }
 
 /*
@@ -495,7 +493,6 @@ static bool txn_only_terminate(const struct session *s)
  */
 static bool txn_answer_known_parses(struct session *s)
 {
-    static const uint8_t parse_complete[5] = {'1', 0, 0, 0, 4}, ready[6] = {'Z', 0, 0, 0, 5, 'I'};
     bool answered = false, added = false;
     const uint8_t *h; /* the header read in place (msg_step_head's reason) */
     while (evbuffer_get_length(s->client.in) >= 5 &&
@@ -508,7 +505,7 @@ static bool txn_answer_known_parses(struct session *s)
             evbuffer_drain(s->client.in, 5 + (len - 4));
             answered = false;
             added = true;
-            if (evbuffer_add(s->client.out, ready, sizeof(ready)) != 0)
+            if (pkt_add_ready(s->client.out, 'I') != 0)
                 break;
             continue;
         }
@@ -528,7 +525,7 @@ static bool txn_answer_known_parses(struct session *s)
             txn_pin(s, why);
         evbuffer_drain(s->client.in, 1 + (size_t)len);
         answered = added = true;
-        if (evbuffer_add(s->client.out, parse_complete, sizeof(parse_complete)) != 0)
+        if (pkt_add_parse_complete(s->client.out) != 0)
             break;
     }
     /* Nothing answered: nothing new to send (what a full socket kept waits for its event). */
