@@ -12,20 +12,6 @@
 #include "routing/health.h"
 #include "routing/route.h"
 
-/* On worker 0, where the checks run: the current checker hurries again (health_hurry). */
-static int session_route_wake_checker(struct worker *w, void *arg)
-{
-    (void)arg;
-    health_wake(w->cfg->health);
-    return 0;
-}
-
-/* Out of memory: no hurry, but the regular checks still come each health_check_interval. */
-static void session_route_wake(struct session *s)
-{
-    (void)worker_call(s->w, s->w->shared->workers[0], session_route_wake_checker, NULL, NULL, NULL);
-}
-
 void session_route_check_all_soon(struct session *s, int64_t until_ms)
 {
     bool wake = false;
@@ -35,7 +21,7 @@ void session_route_check_all_soon(struct session *s, int64_t until_ms)
             wake |= health_hurry(&r->hosts[j], until_ms);
     }
     if (wake)
-        session_route_wake(s);
+        worker_wake_checks(s->w);
 }
 
 /*
@@ -69,7 +55,7 @@ static bool session_route_awaits_replay(struct session *s)
         }
     }
     if (wake)
-        session_route_wake(s);
+        worker_wake_checks(s->w);
     return any;
 }
 

@@ -19,6 +19,7 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/uring.h"
+#include "routing/health.h"
 
 /* Does any part (a running migration) still hold the draining loop up? */
 static bool worker_parts_busy(const struct worker *w)
@@ -140,6 +141,20 @@ int worker_check_drained_fn(struct worker *w, void *unused)
 {
     worker_check_drained(w);
     return 0;
+}
+
+/* On worker 0, where the checks run: the current checker hurries again. */
+static int worker_wake_checker(struct worker *w, void *unused)
+{
+    (void)unused;
+    health_wake(w->cfg->health);
+    return 0;
+}
+
+void worker_wake_checks(struct worker *from)
+{
+    /* Out of memory: no hurry, but the regular checks still come each health_check_interval. */
+    (void)worker_call(from, from->shared->workers[0], worker_wake_checker, NULL, NULL, NULL);
 }
 
 int worker_host_fenced_fn(struct worker *w, void *unused)

@@ -138,6 +138,11 @@ int worker_drain_wait_fn(struct worker *w, void *unused);
 int worker_stop_fn(struct worker *w, void *unused);
 /* To worker 0: another worker's loop has ended. */
 int worker_check_drained_fn(struct worker *w, void *unused);
+/*
+ * The health checks hurry again (routing/health.h): what a caller of
+ * health_hurry does, from any worker, when it returned true.
+ */
+void worker_wake_checks(struct worker *from);
 /* A host was fenced as a former primary (routing/claimants.h): the parts' host_fenced hooks. */
 int worker_host_fenced_fn(struct worker *w, void *unused);
 

@@ -722,13 +722,6 @@ bool near_deliver(struct session *s)
     return evbuffer_add_buffer(s->client.out, ns->answer) == 0;
 }
 
-static int near_wake_checker(struct worker *w, void *arg)
-{
-    (void)arg;
-    health_wake(w->cfg->health);
-    return 0;
-}
-
 /*
  * A transaction ended on a primary: until a check of it that starts now
  * has read its position and the standbys' checks show one replayed, the
@@ -747,7 +740,7 @@ static void near_hurry_checks(struct session *s, struct region_host *primary)
                 wake |= health_hurry(&r->hosts[j], until);
     }
     if (wake)
-        (void)worker_call(s->w, s->w->shared->workers[0], near_wake_checker, NULL, NULL, NULL);
+        worker_wake_checks(s->w);
 }
 
 /*
