@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "protocol/hex.h"
 #include "protocol/utf8.h"
 
 /* A span of a header value: not NUL-terminated. */
@@ -119,22 +120,10 @@ bool geo_text_valid(const char *s, size_t len)
     return true;
 }
 
-/* A hex digit's value, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Two hex digits' value, or -1 when either is not one. */
 static int hex_byte(const char *p)
 {
-    int hi = hex_value(p[0]), lo = hex_value(p[1]);
+    int hi = hex_digit_value((unsigned char)p[0]), lo = hex_digit_value((unsigned char)p[1]);
 
     return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }

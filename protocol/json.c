@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/hex.h"
 #include "protocol/utf8.h"
 
 struct parser {
@@ -51,17 +52,6 @@ static bool is_digit(uint8_t c)
     return c >= '0' && c <= '9';
 }
 
-static int hex_digit(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A new node of type at byte start; its index in *idx. */
 static int add_node(struct parser *p, uint8_t type, size_t start, uint32_t *idx)
 {
@@ -87,7 +77,7 @@ static int scan_hex4(struct parser *p, size_t at, uint32_t *v)
         int d;
         if (at + k >= p->len)
             return fail(p, JSON_EEND, p->len);
-        d = hex_digit(p->s[at + k]);
+        d = hex_digit_value(p->s[at + k]);
         if (d < 0)
             return fail(p, JSON_EESCAPE, at + k);
         *v = *v << 4 | (uint32_t)d;
@@ -561,7 +551,7 @@ static uint32_t hex4(const uint8_t *s)
     uint32_t v = 0;
 
     for (int k = 0; k < 4; k++)
-        v = v << 4 | (uint32_t)hex_digit(s[k]);
+        v = v << 4 | (uint32_t)hex_digit_value(s[k]);
     return v;
 }
 

@@ -5,23 +5,18 @@
 
 #include <stdio.h>
 
+#include "protocol/hex.h"
+
 /* One part: 1 to 8 hexadecimal digits; returns the bytes read, 0 when there is no part. */
 static size_t lsn_hex_part(const char *p, size_t len, uint32_t *out)
 {
     uint32_t v = 0;
     size_t n = 0;
     for (; n < len && n < 9; n++) {
-        char c = p[n];
-        uint32_t d;
-        if (c >= '0' && c <= '9')
-            d = (uint32_t)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            d = (uint32_t)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            d = (uint32_t)(c - 'A' + 10);
-        else
+        int d = hex_digit_value((unsigned char)p[n]);
+        if (d < 0)
             break;
-        v = v << 4 | d;
+        v = v << 4 | (uint32_t)d;
     }
     if (n == 0 || n > 8)
         return 0;

@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "protocol/hex.h"
 #include "protocol/sql_lex.h"
 
 /* What the scan knows of the statement and the token before this one. */
@@ -35,14 +36,6 @@ static bool is_unicode_name(const uint8_t *text, const struct sql_token *t)
     return t->kind == SQL_TOK_QUOTED && t->body > t->start + 1 && sql_fold(text[t->start]) == 'u';
 }
 
-static int hex_value(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = sql_fold(c);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* The code point of digits hex digits at p (n bytes there), or -1. */
 static long hex_code(const uint8_t *p, size_t n, size_t digits)
 {
@@ -50,7 +43,7 @@ static long hex_code(const uint8_t *p, size_t n, size_t digits)
     if (n < digits)
         return -1;
     for (size_t i = 0; i < digits; i++) {
-        int d = hex_value(p[i]);
+        int d = hex_digit_value(p[i]);
         if (d < 0)
             return -1;
         v = v * 16 + d;

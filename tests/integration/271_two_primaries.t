@@ -33,18 +33,9 @@ require_tool($_) for qw(psql pg_basebackup pg_rewind curl);
 my $BOSTON = '-c pgnear.location=42.36,-71.06';
 my $DUBLIN = '-c pgnear.location=53.35,-6.26';
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 sub host_row {
     my ($p, $region) = @_;
-    my ($r) = grep { $_->{region} eq $region } admin_rows($p, 'SHOW REGIONS');
+    my ($r) = grep { $_->{region} eq $region } $p->admin_rows('SHOW REGIONS');
     return $r // {};
 }
 

@@ -36,15 +36,6 @@ my %CITY = (boston => '42.36,-71.06', dublin => '53.35,-6.26');
 my @WRITERS = ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
                [dublin_near => dublin => 'nearest']);
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 # A writer: one session through pgnear, an INSERT every 20 ms, each id whose
 # commit came back written to $dir/$name.acked as "id time port"; a failed
 # session is opened again.  Runs until $dir/stop appears (or 240 s).
@@ -182,7 +173,7 @@ sub scenario_cluster {
     ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
       'sync: eu-west\'s member comes from Patroni (its tag)';
     ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{port} == $eu_port && $_->{role} eq 'standby' }
-                        admin_rows($p, 'SHOW REGIONS') }, timeout => 20, interval => 0.2),
+                        $p->admin_rows('SHOW REGIONS') }, timeout => 20, interval => 0.2),
       'sync: SHOW REGIONS lists it in eu-west, a standby';
 
     my $dir = tmpdir(name => 'patroni-writers', mode => 0755);
@@ -218,12 +209,12 @@ sub scenario_cluster {
     $t_direct = first_direct_write($pc, $new, 30);
     ok defined $t_direct, "SIGSTOP: $new->{name} promoted while $old->{name}'s PostgreSQL runs on";
     writes_resume($dir, 'SIGSTOP (sync)', $new, $t_direct // $t0);
-    my @rows = admin_rows($p, 'SHOW REGIONS');
+    my @rows = $p->admin_rows('SHOW REGIONS');
     my ($fenced) = grep { $_->{port} == $old->{port} } @rows;
     like $fenced->{fenced} // '', qr/^former primary/, 'SIGSTOP: SHOW REGIONS shows the old leader fenced'
       or diag join "\n", map { "$_->{region} $_->{port} $_->{role} $_->{up} [$_->{fenced}]" } @rows;
     $pc->resume($old);
-    ok wait_until(sub { my ($r) = grep { $_->{port} == $old->{port} } admin_rows($p, 'SHOW REGIONS');
+    ok wait_until(sub { my ($r) = grep { $_->{port} == $old->{port} } $p->admin_rows('SHOW REGIONS');
                         $r && $r->{role} eq 'standby' && $r->{fenced} eq '' }, timeout => 90, interval => 0.5),
       'SIGSTOP: the old leader rejoins as a standby, no longer fenced';
     write_file("$dir/stop", '');

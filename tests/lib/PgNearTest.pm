@@ -1453,6 +1453,20 @@ sub wait_for_log {
     return $m;
 }
 
+
+# $p->admin_rows('SHOW REGIONS', user => 'admin', password => 'admin-secret'):
+# the console's answer as a list of hashes keyed by column name (psql -A, a
+# header row, no footer), so that a test reads columns by their names.
+sub admin_rows {
+    my ($self, $sql, %o) = @_;
+    my $out = PgNearTest::psql($self->conninfo(dbname => 'pgnear', user => $o{user} // 'admin',
+                                               password => $o{password} // 'admin-secret'),
+                               $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    my @lines = split /\n/, $out;
+    my @head = split /\|/, (shift(@lines) // ''), -1;
+    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+}
+
 sub conninfo {
     my ($self, %o) = @_;
     return PgNearTest::_merge_conninfo(
