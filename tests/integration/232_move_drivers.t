@@ -69,6 +69,34 @@ sub start_notifier {
     }
 }
 
+# A client's lines, read without Perl's buffering so that a wait can time out.
+sub client_line {
+    my ($c, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while ($c->{buf} !~ /\n/) {
+        my $left = $deadline - time;
+        return undef if $left <= 0;
+        my $rin = '';
+        vec($rin, fileno($c->{out}), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, $left) > 0;
+        sysread($c->{out}, $c->{buf}, 65536, length $c->{buf}) or return undef;
+    }
+    $c->{buf} =~ s/^([^\n]*\n)//;
+    return $1;
+}
+
+# Waits until the client saw its backend change (a line "switch N"): a move
+# made before it ran a query on the new backend would be counted with the next.
+sub wait_switch {
+    my ($c) = @_;
+    while (defined(my $line = client_line($c, 10))) {
+        return 1 if $line =~ /^switch \d+$/;
+        $c->{early} = $line;    # its JSON: it ended
+        return 0;
+    }
+    return 0;
+}
+
 sub admin_rows {
     my ($p, $sql) = @_;
     my $tls = ($p->{settings}{client_tls} // '') eq 'require';
@@ -102,11 +130,12 @@ for my $variant (sort keys %variants) {
         my $pid = open2(my $out, my $in, @{ $clients{$name} }, '--port', $p->port, '--app', $app,
                         '--options', '-c pgnear.city=Boston', '--seconds', 120,
                         ($name eq 'node-postgres' && $tls_env eq 'require' ? ('--ssl') : ()));
-        my $line = <$out>;
-        is $line, "ready\n", "$variant, $name: the client set its session up" or next;
+        my $c = { pid => $pid, out => $out, in => $in, buf => '' };
+        is client_line($c, 60), "ready\n", "$variant, $name: the client set its session up" or next;
         my ($row) = grep { ($_->{application_name} // '') eq $app } admin_rows($p, 'SHOW CLIENTS');
         ok $row, "$variant, $name: SHOW CLIENTS lists it" or next;
-        $run{$name} = { pid => $pid, out => $out, in => $in, id => $row->{id} };
+        $c->{id} = $row->{id};
+        $run{$name} = $c;
     }
     my $notified_file = "$dir/notified-$variant";
     my $notifier = start_notifier($notified_file);
@@ -119,6 +148,7 @@ for my $variant (sort keys %variants) {
             if (($r->{result} // '') eq 'moved') {
                 $moved{$name}++;
                 push @holds, $r->{hold_ms};
+                wait_switch($run{$name}) or diag "$variant, $name, round $round: no new backend seen";
             } else {
                 diag "$variant, $name, round $round: " . ($r->{reason} // 'no answer');
             }
@@ -134,7 +164,11 @@ for my $variant (sort keys %variants) {
         $total_moves += $moved{$name} // 0;
         print { $c->{in} } "stop\n";
         close $c->{in};
-        my $json = readline($c->{out}) // '{}';
+        my $json = $c->{early};
+        while (!defined $json && defined(my $line = client_line($c, 60))) {
+            $json = $line unless $line =~ /^switch \d+$/;
+        }
+        $json //= '{}';
         waitpid $c->{pid}, 0;
         my $res = eval { decode_json($json) } // { fatal => $json };
         is $res->{fatal}, undef, "$variant, $name: the client ran to its end";
