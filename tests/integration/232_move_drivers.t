@@ -97,21 +97,6 @@ sub wait_switch {
     return 0;
 }
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $tls = ($p->{settings}{client_tls} // '') eq 'require';
-    my ($rc, $out, $err) = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret',
-                                             sslmode => $tls ? 'require' : 'disable'),
-                                $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'], verbose => 1);
-    if ($rc != 0) {
-        diag "$sql: $err";
-        return ();
-    }
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 my $total_moves = 0;
 for my $variant (sort keys %variants) {
     my $p = PgNearTest::Proxy->new(regions => [$us, $uw],
@@ -132,7 +117,7 @@ for my $variant (sort keys %variants) {
                         ($name eq 'node-postgres' && $tls_env eq 'require' ? ('--ssl') : ()));
         my $c = { pid => $pid, out => $out, in => $in, buf => '' };
         is client_line($c, 60), "ready\n", "$variant, $name: the client set its session up" or next;
-        my ($row) = grep { ($_->{application_name} // '') eq $app } admin_rows($p, 'SHOW CLIENTS');
+        my ($row) = grep { ($_->{application_name} // '') eq $app } $p->admin_rows('SHOW CLIENTS');
         ok $row, "$variant, $name: SHOW CLIENTS lists it" or next;
         $c->{id} = $row->{id};
         $run{$name} = $c;
@@ -144,7 +129,7 @@ for my $variant (sort keys %variants) {
     for my $round (1 .. $ROUNDS) {
         my $to = $round % 2 ? 'us-west' : 'us-east';
         for my $name (sort keys %run) {
-            my ($r) = admin_rows($p, "MOVE CLIENT $run{$name}{id} TO REGION $to");
+            my ($r) = $p->admin_rows("MOVE CLIENT $run{$name}{id} TO REGION $to", errors => 'row');
             if (($r->{result} // '') eq 'moved') {
                 $moved{$name}++;
                 push @holds, $r->{hold_ms};
