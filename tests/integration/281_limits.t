@@ -149,6 +149,22 @@ for my $case (["[user app]\nmax_user_client_connections = -1\n", qr/invalid max_
     like $err, $re, '... naming the key and value';
 }
 
+{
+    my $cfg = PgNearTest::Proxy->new(regions => [$us], start => 0,
+        settings => { auth => 'scram', auth_file => $userlist, query_wait_timeout => '9s' });
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    unlike $out, qr/^limit: max_(user|db_client)/m, '--check, defaults: no limit per user or database';
+    $cfg->update_config(settings => { max_user_connections => 4, max_user_client_connections => 7,
+                                      max_db_client_connections => 30 });
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    like $out, qr/^limit: max_user_connections 4: a session that needs its user's 5th server connection to one host waits up to query_wait_timeout \(9 s\), then gets 53300$/m,
+        '--check: max_user_connections' or diag $out;
+    like $out, qr/^limit: max_user_client_connections 7: a user's next client session gets 53300/m,
+        '--check: max_user_client_connections';
+    like $out, qr/^limit: max_db_client_connections 30: a database's next client session gets 53300/m,
+        '--check: max_db_client_connections';
+}
+
 # ================================================================ defaults: no limit
 {
     my $mport = free_port();
