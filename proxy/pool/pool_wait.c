@@ -1,6 +1,7 @@
 /*
  * pool_wait.c — pool_size, max_db_connections and max_user_connections:
- * the connections counted against them, and the clients that wait when one is reached.
+ * the connections counted against them, and the clients that wait when
+ * one is reached.
  */
 #include "proxy/pool/pool_wait.h"
 
@@ -334,8 +335,7 @@ void pool_wait_timeout(struct session *s)
     pg_error_detail(&err, "%s", detail);
     pg_error_hint(&err,
                   "Raise pool_size, max_db_connections or max_user_connections if the server can "
-                  "take more connections, "
-                  "or make clients hold their sessions for less time.");
+                  "take more connections, or make clients hold their sessions for less time.");
     session_fail(s, &err);
 }
 
