@@ -68,6 +68,10 @@ static void print_pooling(const struct config *cfg)
         printf("pooling: off: under auth = passthrough pgnear cannot log in to a server for a "
                "client it did not verify, so no server connection is kept for another client "
                "(auth = scram pools)\n");
+    else if (cfg->auth != AUTH_SCRAM)
+        printf("pooling: off: under auth = hba or cert a server may authenticate the client "
+               "itself, so no server connection is kept for another client (auth = scram "
+               "pools)\n");
     else
         printf("pooling: pool_mode = %s, pool_size %d%s per region, database and user, "
                "min_pool_size %d, max_db_connections %d%s\n",

@@ -13,13 +13,16 @@
 #include "protocol/cancel_key.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/tls.h"
+#include "proxy/base/hba.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/userlist.h"
 #include "routing/cidr.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
-enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
+/* auth = hba: each connection as the first line of auth_hba_file it matches says; cert: by its
+ * client certificate. */
+enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH, AUTH_HBA, AUTH_CERT };
 enum pool_mode { POOL_NONE, POOL_SESSION, POOL_TRANSACTION };
 
 /* pool_size under pool_mode = transaction when the file says 0 (no limit): the mode needs a bound.
@@ -80,12 +83,14 @@ struct config {
     int auth; /* enum auth_mode; -1 until derived */
     char *auth_file;
     char *auth_query;
+    char *auth_hba_file;        /* pg_hba.conf's syntax (hba.h), under auth = hba */
     int auth_failure_threshold; /* failed logins of one (address, user) before waits; 0: off */
     int auth_failure_delay_ms;
     int auth_failure_max_delay_ms;
     int client_tls;
     char *client_tls_cert_file;
     char *client_tls_key_file;
+    char *client_tls_ca_file; /* client certificates are asked for and verified against it */
     int server_tls;
     char *server_tls_ca_file;
     char *server_tls_cert_file;
@@ -197,6 +202,7 @@ struct config {
     struct routing_data routing;   /* the above, as routing sees them */
     struct health_checker *health; /* running while this is the current config */
     struct userlist users;
+    struct hba_file hba;     /* auth_hba_file, read at each load */
     SSL_CTX *client_tls_ctx; /* NULL when client_tls = disable */
     SSL_CTX *server_tls_ctx; /* NULL when server_tls = disable */
 };

@@ -14,6 +14,7 @@
 #include "proxy/base/log.h"
 #include "proxy/login/client_auth.h"
 #include "proxy/login/client_login.h"
+#include "proxy/login/hba_auth.h"
 #include "proxy/login/login_limits.h"
 #include "proxy/login/login_throttle.h"
 #include "proxy/login/server_connect.h"
@@ -42,9 +43,11 @@ static void flow_after_client_tls(struct session *s)
 
 /*
  * The startup packet is in.  The admin console takes its trusted peer at
- * once; anyone else is authenticated — by pgnear (auth = scram, and
- * always for the console) or by the server (passthrough: CONNECT) —
- * after the wait this caller and user earned by failing.
+ * once; anyone else passes auth_hba_file (auth = hba, cert) and is
+ * authenticated — by pgnear (auth = scram, an hba line's scram-sha-256,
+ * and always for the console) or by the server (passthrough, an hba
+ * line's cert or trust: CONNECT) — after the wait this caller and user
+ * earned by failing.
  */
 static void flow_after_startup(struct session *s)
 {
@@ -53,8 +56,10 @@ static void flow_after_startup(struct session *s)
         phase_enter(s, PHASE_ADMIN);
         return;
     }
-    bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
-    if (!by_pgnear && !login_limits_admit(s)) /* passthrough: known before the server says */
+    if (!hba_auth_admit(s))
+        return;
+    bool by_pgnear = hba_auth_by_pgnear(s);
+    if (!by_pgnear && !login_limits_admit(s)) /* the server authenticates: known before it says */
         return;
     login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
 }

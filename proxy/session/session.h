@@ -142,8 +142,9 @@ struct session_login {
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
-    bool scram_started;              /* SASLInitialResponse received */
-    bool scram_done;                 /* client verified by pgnear */
+    bool scram_started; /* SASLInitialResponse received */
+    bool scram_done;    /* client verified by pgnear */
+    bool relay_auth;    /* auth = hba or cert: the server authenticates, relayed (hba_auth.h) */
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
