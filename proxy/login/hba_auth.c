@@ -53,7 +53,9 @@ static bool hba_auth_certificate(struct session *s, enum hba_clientcert want, bo
 {
     char cn[256];
     const char *user = s->login->startup.user;
-    SSL *ssl = hba_auth_tls(s) ? s->client.stream.ssl : NULL;
+    SSL *ssl = s->client_tls                                     ? s->client.stream.ssl
+               : s->websocket_tls && s->client.stream.ws != NULL ? ws_tls(s->client.stream.ws)
+                                                                 : NULL;
     enum tls_client_cert got = tls_client_cert_cn(ssl, cn, sizeof(cn));
     if (got == TLS_CERT_NONE) {
         log_info(s->id, "%s: user \"%s\" gave no verified client certificate", where, user);
