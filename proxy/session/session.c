@@ -286,7 +286,9 @@ static void session_keep_secret(struct session *s, const struct session_login *l
     if (s->phase != PHASE_ACTIVE || session_login_internal(l) || l->for_console)
         return;
     if (s->cfg->auth != AUTH_SCRAM || key == NULL)
-        s->unmovable = "auth = passthrough: pgnear cannot log in for the client";
+        s->unmovable = s->cfg->auth == AUTH_PASSTHROUGH
+                           ? "auth = passthrough: pgnear cannot log in for the client"
+                           : "auth is not scram: pgnear cannot log in for the client elsewhere";
     else if (l->hints.has_movable && config_parse_bool(l->hints.movable, &movable) && !movable)
         s->unmovable = "the client connected with pgnear.movable=off";
     else if (!config_session_movable(s->cfg, s->user, s->database))

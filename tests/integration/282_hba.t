@@ -191,6 +191,20 @@ sub reload {
     like $out, qr/FATAL 28000: connection requires a valid client certificate/, '... so is plain text';
 }
 
+# ---------------------------------------------------------------- defaults
+
+{
+    # No auth, no client_tls_ca_file: passthrough as before, and no certificate asked for, so
+    # one no CA here vouches for is never even sent.
+    my $d = PgNearTest::Proxy->new(regions => [$us],
+        settings => { client_tls => 'allow', client_tls_cert_file => $pc->{cert},
+                      client_tls_key_file => $pc->{key} });
+    my ($rc, $out, $err) = psql($d->conninfo(with_cert($foreign_cert), password => 'wrong'),
+                                'SELECT current_user');
+    is "$rc $out", '0 app', 'defaults: no certificate is asked for, and the server authenticates';
+    $d->stop;
+}
+
 # ---------------------------------------------------------------- start and --check
 
 {
