@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define HBA_FIELDS_MAX 32
 #define HBA_FILE_MAX   (16 * 1024 * 1024)
@@ -552,19 +553,25 @@ void hba_free(struct hba_file *f)
 static bool hba_read_file(const char *path, char **text, size_t *len, char *why, size_t whycap)
 {
     FILE *fp = fopen(path, "rb");
-    if (fp == NULL) {
+    struct stat st;
+    if (fp == NULL || fstat(fileno(fp), &st) != 0) {
         snprintf(why, whycap, "could not open \"%s\": %s", path, strerror(errno));
+        if (fp != NULL)
+            fclose(fp);
         return false;
     }
-    char *buf = malloc(HBA_FILE_MAX);
-    size_t n = buf != NULL ? fread(buf, 1, HBA_FILE_MAX, fp) : 0;
-    bool ok = buf != NULL && !ferror(fp) && n < HBA_FILE_MAX;
+    /* One byte more than the size: a file that grew meanwhile is seen, not cut short. */
+    size_t cap = st.st_size >= 0 && st.st_size < HBA_FILE_MAX ? (size_t)st.st_size + 1 : 0;
+    char *buf = cap > 0 ? malloc(cap) : NULL;
+    size_t n = buf != NULL ? fread(buf, 1, cap, fp) : 0;
+    const char *failed = cap == 0      ? "too long"
+                         : buf == NULL ? "out of memory"
+                         : ferror(fp)  ? "read error"
+                         : n >= cap    ? "it grew while read"
+                                       : NULL;
     fclose(fp);
-    if (!ok) {
-        snprintf(why, whycap, "could not read \"%s\": %s", path,
-                 buf == NULL         ? "out of memory"
-                 : n >= HBA_FILE_MAX ? "too long"
-                                     : "read error");
+    if (failed != NULL) {
+        snprintf(why, whycap, "could not read \"%s\": %s", path, failed);
         free(buf);
         return false;
     }
@@ -600,8 +607,13 @@ int hba_load(const char *path, struct hba_file *out, char *err, size_t errcap)
     struct hba_error e;
     int rc = hba_parse(text, len, hba_include_file, (void *)path, out, &e);
     free(text);
-    if (rc != HBA_OK)
+    if (rc != HBA_OK) {
         snprintf(err, errcap, "%s:%d: %s", path, e.line, e.why);
+    } else if (out->count == 0) {
+        /* As PostgreSQL refuses it: every connection would be refused. */
+        snprintf(err, errcap, "configuration file \"%s\" contains no entries", path);
+        rc = HBA_ESYNTAX;
+    }
     return rc;
 }
 

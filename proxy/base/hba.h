@@ -79,7 +79,10 @@ typedef bool (*hba_include_fn)(void *arg, const char *name, char **text, size_t 
 int hba_parse(const char *text, size_t len, hba_include_fn include, void *arg, struct hba_file *out,
               struct hba_error *err);
 
-/* Reads and parses path, @files relative to its folder; err: "FILE:LINE: why". */
+/*
+ * Reads and parses path, @files relative to its folder; err: "FILE:LINE:
+ * why".  A file without a line is refused too, as PostgreSQL refuses it.
+ */
 int hba_load(const char *path, struct hba_file *out, char *err, size_t errcap);
 
 void hba_free(struct hba_file *f);

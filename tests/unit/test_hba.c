@@ -253,6 +253,12 @@ static void test_load_file(void **state)
     assert_string_equal(err, want);
     assert_string_equal(f.lines[0].users[0].name, "alice"); /* @file beside the file */
     hba_free(&f);
+    fp = fopen(path, "w");
+    fputs("# nothing but comments\n\n", fp);
+    fclose(fp);
+    assert_int_equal(hba_load(path, &f, err, sizeof(err)), HBA_ESYNTAX);
+    assert_non_null(strstr(err, "contains no entries"));
+    hba_free(&f);
     unlink(users);
     unlink(path);
     assert_int_equal(hba_load(path, &f, err, sizeof(err)), HBA_EFILE);
