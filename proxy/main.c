@@ -205,6 +205,9 @@ static int run_check(const char *path)
         fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
+    if (cfg->auth == AUTH_HBA)
+        printf("auth: hba: %zu lines from %s, the first that matches decides\n", cfg->hba.count,
+               cfg->auth_hba_file);
     print_pooling(cfg);
     print_need(cfg);
     print_limits(cfg);

@@ -218,8 +218,11 @@ sub reload {
     isnt $rc, 0, 'pgnear does not start with it';
     like "$out$err", qr/$hba_re:3:/, '... and says where';
 
+    hba_lines('host all all all trust', 'hostssl all all ::1/128 md5');
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $q->config_path]);
+    like $out, qr/auth: hba: 2 lines from $hba_re/, 'pgnear --check counts the lines of a good file';
+
     hba_lines('hostssl all all all cert');
-    $q->update_config(settings => {});
     ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $q->config_path]);
     like "$out$err", qr/client certificates \(a cert or clientcert= line\) need client_tls_ca_file/,
         'a cert line without client_tls_ca_file is refused at load';
