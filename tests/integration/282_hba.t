@@ -16,6 +16,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use PgNearTest;
+use PgNearWs;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql openssl);
@@ -53,9 +54,11 @@ hba_lines('local     all  all             reject',                      # line 2
 
 my %tls = (client_tls => 'allow', client_tls_cert_file => $pc->{cert},
            client_tls_key_file => $pc->{key}, client_tls_ca_file => $ca->cert);
+my $wsport = free_port();
 my $p = PgNearTest::Proxy->new(regions => [$us],
     settings => { auth => 'hba', auth_hba_file => $hba, auth_file => $auth_file, %tls,
-                  proxy_protocol => 'optional', trusted_proxies => '127.0.0.1/32' });
+                  proxy_protocol => 'optional', trusted_proxies => '127.0.0.1/32',
+                  websocket_port => $wsport, websocket_tls => 'on' });
 
 # psql through pgnear: ('ok', current_user) or ('error', psql's stderr and pgnear's log line
 # of the error, "FATAL 28000: ...": libpq does not show a login error's SQLSTATE).
@@ -107,6 +110,26 @@ my $hba_re = quotemeta $hba;
     my ($rc, $o, $err) = psql($p->conninfo(with_cert($foreign_cert)), 'SELECT current_user');
     isnt $rc, 0, 'a certificate of another CA fails the TLS handshake';
     like $err, qr/certificate|SSL|tls/i, '... as a TLS error';
+}
+
+# wss counts as hostssl, its certificate the TLS's under the frames.
+SKIP: {
+    skip 'wss needs IO::Socket::SSL', 4 unless eval { PgNearWs::require_ssl(); 1 };
+    my $wss_login = sub {
+        my ($c) = @_;
+        my $w = PgNearWs::Pg->connect(port => $wsport, tls => 1, ca => $ca->cert, timeout => 10,
+                                      $c ? (cert => $c->{cert}, key => $c->{key}) : ());
+        my $r = $w->startup(user => 'app', database => 'movr', password => 'wrong');
+        $w->terminate if $r->{ok};
+        return $r;
+    };
+    my $r = $wss_login->($app_cert);
+    ok $r->{ok}, 'wss: the hostssl cert line takes a certificate with CN=app';
+    $r = $wss_login->($other_cert);
+    is $r->{error}{M}, 'certificate authentication failed for user "app"', 'wss: another CN is refused';
+    $r = $wss_login->(undef);
+    is $r->{error}{C}, '28000', 'wss: no certificate is refused';
+    is $r->{error}{M}, 'connection requires a valid client certificate', '... as PostgreSQL words it';
 }
 
 # ---------------------------------------------------------------- address, through PROXY
