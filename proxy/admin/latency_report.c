@@ -91,9 +91,10 @@ static void put_region(struct evbuffer *out, const char *s)
 static void put_hist(struct evbuffer *out, const char *name, const char *region,
                      const struct latency_hist *h)
 {
-    uint64_t cumulative = 0;
+    uint64_t coarse[LATENCY_COARSE], cumulative = 0;
+    latency_coarse_counts(h, coarse);
     for (int i = 0; i < LATENCY_COARSE; i++) {
-        cumulative += h->coarse[i];
+        cumulative += coarse[i];
         evbuffer_add_printf(out, "pgnear_%s_seconds_bucket{region=\"", name);
         put_region(out, region);
         if (i < LATENCY_COARSE - 1)

@@ -46,8 +46,20 @@ void latency_merge(struct latency_hist *to, const struct latency_hist *from)
     to->sum_us += from->sum_us;
     for (unsigned i = 0; i <= LATENCY_FINE; i++)
         to->fine[i] += from->fine[i];
+}
+
+void latency_coarse_counts(const struct latency_hist *h, uint64_t coarse[LATENCY_COARSE])
+{
+    unsigned c = 0;
     for (unsigned i = 0; i < LATENCY_COARSE; i++)
-        to->coarse[i] += from->coarse[i];
+        coarse[i] = 0;
+    for (unsigned i = 0; i <= LATENCY_FINE; i++) {
+        uint64_t lo, hi;
+        latency_fine_bounds(i, &lo, &hi);
+        while (c < LATENCY_COARSE - 1 && lo > latency_coarse_le_us[c])
+            c++;
+        coarse[c] += h->fine[i];
+    }
 }
 
 double latency_quantile_us(const struct latency_hist *h, double q)
@@ -104,9 +116,10 @@ void latency_book_free(struct latency_book *b)
 static void latency_add_answers(struct latency_hist *h, uint64_t k, int64_t took_us)
 {
     latency_add(h, took_us);
-    h->count += k - 1;
-    h->fine[0] += k - 1;
-    h->coarse[0] += k - 1;
+    if (__builtin_expect(k > 1, 0)) {
+        h->count += k - 1;
+        h->fine[0] += k - 1;
+    }
 }
 
 void latency_follow_moved(struct latency_marks *m, const struct tx_track *t, struct latency_book *b,

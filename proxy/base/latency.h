@@ -6,17 +6,18 @@
  * Each histogram is log-linear, as HdrHistogram's: values in microseconds,
  * exact below 32 µs, then every power of two cut into 32 equal buckets (a
  * bucket is at most 1/32 of its values wide: about 3 %), up to 2^32 µs
- * (71 minutes), and one bucket for anything longer.  Beside them, the
- * counts of Prometheus's coarse buckets, exact at their bounds (le: 0.1 ms
- * to 10 s in steps of 1, 2.5, 5), so that /metrics never rounds a bound.
- * Percentiles come from the fine buckets, interpolated linearly inside the
- * bucket the rank falls in.
+ * (71 minutes), and one bucket for anything longer.  Prometheus's coarse
+ * buckets (le: 0.1 ms to 10 s in steps of 1, 2.5, 5) are summed from them
+ * as they are shown: a fine bucket counts under the first bound its least
+ * value does not exceed, so a value less than 3 % over a bound may count
+ * under it.  Percentiles come from the fine buckets, interpolated linearly
+ * inside the bucket the rank falls in.
  *
  * Threads.  A worker writes its own histograms with plain stores and is
  * their only reader too: a snapshot copies them on the worker's own thread
- * (admin/snapshot.c).  Counting a value is a clz, a few shifts and
- * compares, and three additions: no atomics, no allocation (but for a
- * region's first value on a worker).
+ * (admin/snapshot.c).  Counting a value is a clz, a shift and three
+ * additions: no atomics, no allocation (but for a region's first value on
+ * a worker).
  */
 #ifndef PGNEAR_PROXY_BASE_LATENCY_H
 #define PGNEAR_PROXY_BASE_LATENCY_H
@@ -50,7 +51,6 @@ struct latency_hist {
     uint64_t count;
     uint64_t sum_us;
     uint64_t fine[LATENCY_FINE + 1];
-    uint64_t coarse[LATENCY_COARSE]; /* each value in its own bucket only (not cumulative) */
 };
 
 /* One region's histograms on one worker. */
@@ -101,15 +101,8 @@ static inline unsigned latency_fine_index(uint64_t us)
 /* The values a fine bucket counts: [*lo, *hi) µs; the last one's hi is its lo. */
 void latency_fine_bounds(unsigned index, uint64_t *lo, uint64_t *hi);
 
-/* Prometheus's bucket of a value: the first bound it does not exceed (a binary search). */
-static inline unsigned latency_coarse_index(uint64_t us)
-{
-    unsigned c = 0;
-    for (unsigned step = 8; step > 0; step >>= 1)
-        if (us > latency_coarse_le_us[c + step - 1])
-            c += step;
-    return c + (us > latency_coarse_le_us[LATENCY_COARSE - 2]);
-}
+/* Prometheus's buckets, each fine bucket in its own (not cumulative: /metrics adds them up). */
+void latency_coarse_counts(const struct latency_hist *h, uint64_t coarse[LATENCY_COARSE]);
 
 /* Counts one value (a negative one, from a clock that stepped back, as 0). */
 static inline void latency_add(struct latency_hist *h, int64_t us)
@@ -118,7 +111,6 @@ static inline void latency_add(struct latency_hist *h, int64_t us)
     h->count++;
     h->sum_us += v;
     h->fine[latency_fine_index(v)]++;
-    h->coarse[latency_coarse_index(v)]++;
 }
 
 /* Adds every count of one histogram to another's. */
