@@ -113,6 +113,20 @@ for my $mode (qw(session transaction)) {
         "$mode: SHOW STATS: eu-west's p99 is the pg_sleep(0.2) (" . ($eu_q ? $eu_q->{p99_ms} : 'none') . ' ms)';
     my $login = $stats{'login_duration{region="us-east"}'};
     ok $login && $login->{p50_ms} > 0, "$mode: SHOW STATS: login_duration p50";
+
+    # The extended protocol, prepared statements (transaction pooling rewrites them): each
+    # transaction timed once, as pgnear_transactions_total counts it.
+    $before = $scrape->();
+    ($rc, $out, $err) = pgbench(['-n', '-M', 'prepared', '-f', "$dir/select.sql", '-c', '2', '-t', 25],
+                                $ci->('us-east'), timeout => 60);
+    is $rc, 0, "$mode: pgbench -M prepared -c 2 -t 25" or diag "$out\n$err";
+    $after = $scrape->();
+    # (a Parse and its Sync that PQprepare sends ends a transaction too, one per client at most)
+    my $timed = $delta->('pgnear_transaction_duration_seconds_count{region="us-east"}');
+    ok $timed >= 50 && $timed <= 52, "$mode: its 50 transactions timed ($timed)";
+    is $timed, $delta->('pgnear_transactions_total'), "$mode: ... as many as pgnear_transactions_total counted";
+    is $delta->('pgnear_query_duration_seconds_count{region="us-east"}'), $delta->('pgnear_queries_total'),
+        "$mode: ... and its requests, as many as pgnear_queries_total counted";
     $p->stop;
 }
 
