@@ -571,7 +571,8 @@ static int txn_client_pump(struct session *s)
     int rc;
     while ((rc = txn_client_step(s)) > 0)
         ;
-    latency_server_seen(s);
+    if (rc >= 0)
+        latency_server_seen(s);
     if (rc < 0 || endpoint_flush(s, server) < 0)
         return -1;
     /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */
