@@ -153,6 +153,19 @@ void latency_follow_moved(struct latency_marks *m, const struct tx_track *t, str
         m->txn_since_us = now;
 }
 
+void latency_follow_began(struct latency_marks *m, const struct tx_track *t)
+{
+    if (t->outstanding == 0) {
+        m->query_since_us = 0;
+        if (t->status == 'I')
+            m->txn_since_us = 0;
+        return;
+    }
+    m->query_since_us = monotonic_us();
+    if (m->txn_since_us == 0)
+        m->txn_since_us = m->query_since_us;
+}
+
 void latency_wait_end(struct latency_times *lt, struct latency_book *b,
                       const struct registry_region *rr)
 {

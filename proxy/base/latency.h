@@ -135,12 +135,16 @@ void latency_book_free(struct latency_book *b);
  */
 void latency_follow_moved(struct latency_marks *m, const struct tx_track *t, struct latency_book *b,
                           const struct registry_region *rr);
+/* ... and nothing answered, but a request began (or pgnear's own one ended). */
+void latency_follow_began(struct latency_marks *m, const struct tx_track *t);
 
 static inline void latency_follow(struct latency_marks *m, const struct tx_track *t,
                                   struct latency_book *b, const struct registry_region *rr)
 {
-    if (t->answered != m->answered || (t->outstanding > 0) != (m->query_since_us != 0))
+    if (t->answered != m->answered)
         latency_follow_moved(m, t, b, rr);
+    else if ((t->outstanding > 0) != (m->query_since_us != 0))
+        latency_follow_began(m, t);
 }
 
 /* A session asks for a server connection (a login, a transaction's): the wait begins. */
