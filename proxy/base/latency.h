@@ -127,11 +127,12 @@ struct latency_set *latency_set_of(struct latency_book *b, const struct registry
 void latency_book_free(struct latency_book *b);
 
 /*
- * What a server connection's tx_track counted since the marks last saw it:
+ * What a server connection's tx_track counted since the marks last saw it,
+ * looked at after the relay or a reader has scanned messages either way:
  * requests answered (a query each) and transactions ended, timed into the
- * region's set; a request sent with nothing outstanding starts a query (and
- * a transaction, when none is open).  Called after the relay scanned either
- * way; the slow part only when a count moved.
+ * region's set (latency_follow_moved); a request sent with nothing
+ * outstanding, which starts a query, and a transaction when none is open
+ * (latency_follow_began).  Neither runs when nothing moved.
  */
 void latency_follow_moved(struct latency_marks *m, const struct tx_track *t, struct latency_book *b,
                           const struct registry_region *rr);
