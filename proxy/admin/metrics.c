@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "pgnear-build.h"
+#include "proxy/admin/latency_report.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -367,6 +368,7 @@ static void scrape_answer(struct snapshot *snap, void *arg)
         if (out != NULL) {
             put_counters(out, snap);
             put_move_holds(out, snap);
+            latency_put_metrics(out, snap);
             put_lists(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);

@@ -328,6 +328,22 @@ static void part_add_open_counts(struct snapshot_part *p, const struct worker *w
     }
 }
 
+/* A copy of the worker's latency histograms, named by region (the part is failed without memory).
+ */
+static void part_add_latency(struct snapshot_part *p, const struct latency_book *b)
+{
+    p->latency = b->nsets > 0 ? calloc(b->nsets, sizeof(*p->latency)) : NULL;
+    if (b->nsets > 0 && p->latency == NULL) {
+        p->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < b->nsets; i++) {
+        struct latency_row *row = &p->latency[p->nlatency++];
+        copy_name(row->region, sizeof(row->region), b->sets[i]->region->name);
+        memcpy(row->hist, b->sets[i]->hist, sizeof(row->hist));
+    }
+}
+
 /* The sizes of w's session and server lists, for SHOW LISTS and the metrics. */
 static void part_count_lists(struct snapshot_part *p, const struct worker *w)
 {
@@ -366,6 +382,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     stats_accumulate(&p->stats, &w->stats);
     part_add_open_counts(p, w);
     part_count_lists(p, w);
+    part_add_latency(p, &w->latency);
     p->pool_mode = config_pooling(w->cfg) ? w->cfg->pool_mode : POOL_NONE;
     struct region_walk walk = {.p = p};
     static const struct gate_scope every = {.all = true};
@@ -427,6 +444,7 @@ void snapshot_free(struct snapshot *snap)
         free(snap->parts[i].clients);
         free(snap->parts[i].servers);
         free(snap->parts[i].hosts);
+        free(snap->parts[i].latency);
     }
     free(snap->parts);
     free(snap);

@@ -25,6 +25,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/former_primary.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -89,6 +90,7 @@ static void flow_to_server_login(struct session *s)
  */
 static void flow_active_enter(struct session *s)
 {
+    latency_session_login_end(s);
     session_login_end(s);
     txn_session_start(s);
     relay_start(s);

@@ -364,6 +364,7 @@ static void server_fail_need(struct session *s)
 
 void server_connect_enter(struct session *s)
 {
+    latency_wait_begin(&s->lat);
     struct session_login *l = s->login;
     l->pool_share = pool_session_may_share(s);
     if (l->retry_host != NULL) {

@@ -314,6 +314,7 @@ void worker_free(struct worker *w)
     config_unref(w->cfg);
     prep_registry_free(w->prep_registry); /* every session and connection is gone */
     free(w->relay_block);
+    latency_book_free(&w->latency); /* every connection that pointed into it is gone */
     free(w);
 }
 

@@ -14,6 +14,7 @@
 #include "proxy/base/auth_lookup.h"
 #include "proxy/base/func_catalog.h"
 #include "proxy/base/cancel_limit.h"
+#include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/close_queue.h"
@@ -67,6 +68,8 @@ struct worker {
     uint64_t next_client_id;
     uint64_t next_server_id;
     struct worker_stats stats;
+    /* Its sessions' latency histograms, by region (latency.h). */
+    struct latency_book latency;
     bool draining;   /* SIGTERM: no new sessions, exit when the lists empty */
     bool loop_ended; /* the loop ends after the callback running now */
     struct event *drain_timer;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "protocol/param_set.h"
+#include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
@@ -115,6 +116,7 @@ struct session {
 
     struct session_origin origin; /* set as the login ends */
     int64_t connected_at;         /* when the client connected (Unix time, seconds) */
+    struct latency_times lat;     /* its login and its waits for a server, timed (latency.h) */
 
     /*
      * Where the client is routed: the region of the plan being tried, then

@@ -27,6 +27,7 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
@@ -152,6 +153,7 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
 /* A connection attached for the session's next transaction: with its state first. */
 static void txn_attached(struct session *s)
 {
+    latency_session_attached(s);
     if (near_sync_needed(s))
         near_sync_start(s, txn_synced);
     else
@@ -569,6 +571,8 @@ static int txn_client_pump(struct session *s)
     int rc;
     while ((rc = txn_client_step(s)) > 0)
         ;
+    if (rc >= 0)
+        latency_server_seen(s);
     if (rc < 0 || endpoint_flush(s, server) < 0)
         return -1;
     /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */

@@ -261,6 +261,7 @@ void txn_waiters_free(struct worker *w)
 /* The session's next transaction: a parked connection, an idle one, one to wait for, a fetcher. */
 void txn_fetch_start(struct session *s)
 {
+    latency_wait_begin(&s->lat);
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     struct fetch_spot spot;
     if (txn_slot_take(s, &want.need))
