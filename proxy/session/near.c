@@ -39,9 +39,9 @@ bool near_session_start(struct session *s, bool own_slots)
     struct near_state *n = calloc(1, sizeof(*n));
     if (n == NULL)
         return false;
-    n->answer = evbuffer_new();
-    n->kept = evbuffer_new();
-    if (n->answer == NULL || n->kept == NULL) {
+    n->held.answer = evbuffer_new();
+    n->held.kept = evbuffer_new();
+    if (n->held.answer == NULL || n->held.kept == NULL) {
         s->near = n;
         near_session_end(s);
         return false;
@@ -60,10 +60,10 @@ void near_session_end(struct session *s)
     if (n == NULL)
         return;
     func_waiter_cancel(&n->routines_wait);
-    if (n->answer != NULL)
-        evbuffer_free(n->answer);
-    if (n->kept != NULL)
-        evbuffer_free(n->kept);
+    if (n->held.answer != NULL)
+        evbuffer_free(n->held.answer);
+    if (n->held.kept != NULL)
+        evbuffer_free(n->held.kept);
     free(n);
     s->near = NULL;
 }
@@ -208,7 +208,7 @@ static bool near_request_for_primary(struct session *s, size_t from, size_t end)
 bool near_first_ready(struct session *s)
 {
     uint8_t h[PKT_HEADER_LEN];
-    if (s->near == NULL || s->near->forward_pending)
+    if (s->near == NULL || s->near->forward.pending)
         return true;
     if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
         return false;
@@ -240,7 +240,7 @@ enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
     ns->placed.valid = false;
-    if (ns->forward_pending)
+    if (ns->forward.pending)
         return NEED_PRIMARY;
     size_t n, end;
     bool read_only, too_long;
@@ -316,10 +316,10 @@ void near_on_relay(struct session *s)
     if (ns == NULL)
         return;
     near_leg_to(s, NEAR_BETWEEN);
-    ns->request_sent = ns->next_request = ns->stood_in = false;
-    ns->checked_left = 0;
-    evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    ns->held.request_sent = ns->held.next_request = ns->held.stood_in = false;
+    ns->held.checked_left = 0;
+    evbuffer_drain(ns->held.answer, evbuffer_get_length(ns->held.answer));
+    evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
 }
 
 /*
@@ -351,16 +351,16 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
                                     bool can_let_go)
 {
     struct near_state *ns = s->near;
-    ns->must_forward = ns->forward_failed = false;
-    ns->flushing = ns->portal_kept = ns->cancel_asked = false;
-    ns->next_request = ns->stood_in = false;
-    ns->checked_left = 0;
-    if (ns->forward_pending) {
-        ns->forward_pending = false;
-        ns->forwarded = true;
+    ns->held.must_forward = ns->forward.failed = false;
+    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
+    ns->held.next_request = ns->held.stood_in = false;
+    ns->held.checked_left = 0;
+    if (ns->forward.pending) {
+        ns->forward.pending = false;
+        ns->forward.running = true;
         return near_leg_to(s, NEAR_PRIMARY) ? NEAR_PASS : NEAR_ENDED;
     }
-    ns->forwarded = false;
+    ns->forward.running = false;
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
@@ -380,12 +380,12 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
         return NEAR_REFETCH;
     if (!near_leg_to(s, read_only ? NEAR_SHOWN : NEAR_HELD))
         return NEAR_ENDED;
-    ns->checked_left = end;
+    ns->held.checked_left = end;
     if (need == NEED_PRIMARY && !read_only && request != NEAR_REQUEST_LONG && end == 0)
         end = near_request_extent(s);
     if (need == NEED_PRIMARY && !read_only && end > 0)
         return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
-    ns->must_forward = need == NEED_PRIMARY;
+    ns->held.must_forward = need == NEED_PRIMARY;
     return NEAR_PASS;
 }
 
@@ -417,8 +417,8 @@ static bool near_follows_on_primary(const struct session *s)
 static bool near_follow_on_primary(struct session *s)
 {
     struct near_state *ns = s->near;
-    ns->forwarded = ns->forward_failed = ns->must_forward = false;
-    ns->flushing = ns->portal_kept = ns->cancel_asked = false;
+    ns->forward.running = ns->forward.failed = ns->held.must_forward = false;
+    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
     ns->for_primary = true;
     return near_leg_to(s, NEAR_PRIMARY);
 }
@@ -435,12 +435,12 @@ static enum near_verdict near_next_request(struct session *s)
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of it comes: the relay reads on */
-    ns->next_request = false;
+    ns->held.next_request = false;
     if (request == NEAR_REQUEST_LONG)
         return NEAR_PASS; /* its long message gives the hold up (near_client_long) */
     size_t end = near_request_extent(s);
     if (!near_request_for_primary(s, 0, end)) {
-        ns->checked_left = end;
+        ns->held.checked_left = end;
         return NEAR_PASS;
     }
     return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
@@ -453,7 +453,7 @@ static enum near_verdict near_client_long(struct session *s, bool can_let_go)
     if (near_at_start(s)) {
         if (host_is_standby(s->server_conn->host) && can_let_go)
             return NEAR_REFETCH;
-        ns->forwarded = false;
+        ns->forward.running = false;
         ns->for_primary = true; /* placed as a write: it could not be kept to run again */
         if (!near_leg_to(s, host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY))
             return NEAR_ENDED;
@@ -483,9 +483,9 @@ static enum near_verdict near_client_place(struct session *s, const uint8_t **ms
     } else if (near_follows_on_primary(s) && !near_follow_on_primary(s)) {
         return NEAR_ENDED;
     }
-    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
+    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.flushing && near_flush_read(s))
         return NEAR_WAIT;
-    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->next_request && !ns->flushing) {
+    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.next_request && !ns->held.flushing) {
         v = near_next_request(s);
         moved = true;
     }
@@ -498,8 +498,9 @@ static enum near_verdict near_client_place(struct session *s, const uint8_t **ms
 static enum near_verdict near_client_held(struct session *s, const uint8_t *msg, size_t n)
 {
     struct near_state *ns = s->near;
-    if (ns->stood_in && !ns->request_sent) {
-        ns->request_sent = true; /* pgnear's Sync (near_stand_in): the request is kept already */
+    if (ns->held.stood_in && !ns->held.request_sent) {
+        ns->held.request_sent =
+            true; /* pgnear's Sync (near_stand_in): the request is kept already */
         return NEAR_LAST;
     }
     if (n > NEAR_HOLD_MAX) {
@@ -512,14 +513,15 @@ static enum near_verdict near_client_held(struct session *s, const uint8_t *msg,
         return NEAR_PASS;
     }
     if (msg[0] == 'B' || msg[0] == 'E')
-        ns->portal_kept = true;
+        ns->held.portal_kept = true;
     /* What its request's check read (near_request_for_primary) is not read again. */
-    if (ns->checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
-        ns->must_forward = true;
-    if (evbuffer_add(ns->kept, msg, n) != 0)
+    if (ns->held.checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY &&
+        !read_only)
+        ns->held.must_forward = true;
+    if (evbuffer_add(ns->held.kept, msg, n) != 0)
         return near_out_of_memory(s);
     if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F') {
-        ns->request_sent = true;
+        ns->held.request_sent = true;
         return NEAR_LAST;
     }
     return NEAR_PASS;
@@ -609,16 +611,16 @@ static bool near_wrote(struct session *s, struct region_host *primary)
 static enum near_verdict near_settle_primary(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->forwarded) {
+    if (ns->forward.running) {
         log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
-                  ns->forward_failed ? " with an error" : "");
+                  ns->forward.failed ? " with an error" : "");
         stat_inc(&s->w->stats.nearest_forwarded);
-        ns->forwarded_total++;
-        if (ns->forward_failed)
+        ns->forward.total++;
+        if (ns->forward.failed)
             stat_inc(&s->w->stats.nearest_forward_failed);
     }
-    near_note_ran(s, ns->forwarded || ns->for_primary);
-    ns->forwarded = false;
+    near_note_ran(s, ns->forward.running || ns->for_primary);
+    ns->forward.running = false;
     if (ns->routines_changed)
         func_catalog_changed(&s->w->funcs); /* committed now: read again after it */
     ns->routines_changed = false;
@@ -641,11 +643,11 @@ static enum near_verdict near_settle(struct session *s, uint8_t status, bool can
         return NEAR_PASS;
     switch (ns->leg) {
     case NEAR_HELD:
-        return ns->request_sent ? near_settle_held(s, status, can_forward) : NEAR_PASS;
+        return ns->held.request_sent ? near_settle_held(s, status, can_forward) : NEAR_PASS;
     case NEAR_PRIMARY:
         return status == 'I' ? near_settle_primary(s) : NEAR_PASS;
     case NEAR_SHOWN:
-        ns->request_sent = false;
+        ns->held.request_sent = false;
         if (status != 'I')
             return NEAR_PASS;
         near_note_ran(s, false);
@@ -673,31 +675,31 @@ void near_consumed(struct session *s, size_t n)
     if (ns == NULL)
         return;
     ns->head_seen = false;
-    ns->checked_left = n < ns->checked_left ? ns->checked_left - n : 0;
-    if (ns->replay_left == 0)
+    ns->held.checked_left = n < ns->held.checked_left ? ns->held.checked_left - n : 0;
+    if (ns->forward.replay_left == 0)
         return;
-    ns->replay_left = n < ns->replay_left ? ns->replay_left - n : 0;
-    if (ns->replay_left == 0 && s->prep != NULL)
+    ns->forward.replay_left = n < ns->forward.replay_left ? ns->forward.replay_left - n : 0;
+    if (ns->forward.replay_left == 0 && s->prep != NULL)
         prep_client_set_replay(s->prep, false);
 }
 
 void near_on_cancel(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns != NULL && ns->leg == NEAR_HELD && ns->request_sent)
-        ns->cancel_asked = true;
+    if (ns != NULL && ns->leg == NEAR_HELD && ns->held.request_sent)
+        ns->held.cancel_asked = true;
 }
 
 bool near_cancel_unsent(struct session *s, size_t n)
 {
     struct near_state *ns = s->near;
-    bool refused = ns != NULL && ns->forward_pending;
-    struct evbuffer *answer = refused ? ns->answer : s->client.out;
+    bool refused = ns != NULL && ns->forward.pending;
+    struct evbuffer *answer = refused ? ns->held.answer : s->client.out;
     bool ok = pkt_add_canceled(answer) == 0 &&
               (!refused || evbuffer_add_buffer(s->client.out, answer) == 0);
     evbuffer_drain(s->client.in, n);
     if (ns != NULL) {
-        ns->forward_pending = false; /* nothing runs again */
+        ns->forward.pending = false; /* nothing runs again */
         near_consumed(s, n);         /* the prepared statements' replay ends with it */
     }
     return ok;

@@ -23,11 +23,11 @@
 void near_give_up(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0)
+    if (evbuffer_add_buffer(s->client.out, ns->held.answer) != 0)
         session_close(s, "out of memory"); /* the client could not be told all of it */
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
     near_leg_to(s, NEAR_SHOWN);
-    ns->next_request = false;
+    ns->held.next_request = false;
 }
 
 /* Whether any message of the answer in b is a statement's result, or an error. */
@@ -51,14 +51,14 @@ static bool near_has_results(struct evbuffer *b)
 void near_flush_asked(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->portal_kept || near_has_results(ns->answer) ||
-        evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
+    if (ns->held.portal_kept || near_has_results(ns->held.answer) ||
+        evbuffer_add_buffer(s->client.out, ns->held.answer) != 0) {
         near_give_up(s);
         return;
     }
-    ns->flushing = ns->next_request = true;
+    ns->held.flushing = ns->held.next_request = true;
     /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
 }
 
 /*
@@ -73,7 +73,7 @@ bool near_flush_read(struct session *s)
     const struct prep_server *ps = s->server_conn->prep;
     if (ps != NULL && !prep_server_answered(ps))
         return true;
-    ns->flushing = false;
+    ns->held.flushing = false;
     return false;
 }
 
@@ -89,11 +89,11 @@ bool near_flush_read(struct session *s)
 bool near_stand_in(struct session *s, size_t end)
 {
     struct near_state *ns = s->near;
-    if (evbuffer_remove_buffer(s->client.in, ns->kept, end) != (int)end ||
+    if (evbuffer_remove_buffer(s->client.in, ns->held.kept, end) != (int)end ||
         evbuffer_prepend(s->client.in, pkt_sync, sizeof(pkt_sync)) != 0)
         return false;
-    ns->must_forward = ns->stood_in = true;
-    ns->checked_left = 0;
+    ns->held.must_forward = ns->held.stood_in = true;
+    ns->held.checked_left = 0;
     log_debug(s->id,
               "nearest: its request belongs on a primary: a Sync in its place on the standby");
     return true;
@@ -104,26 +104,26 @@ struct evbuffer *near_sink(struct session *s, uint8_t type)
     struct near_state *ns = s->near;
     if (ns == NULL)
         return s->client.out;
-    if (ns->leg == NEAR_PRIMARY && ns->forwarded && type == 'E')
-        ns->forward_failed = true;
+    if (ns->leg == NEAR_PRIMARY && ns->forward.running && type == 'E')
+        ns->forward.failed = true;
     if (ns->leg != NEAR_HELD)
         return s->client.out;
-    if (ns->flushing) {
+    if (ns->held.flushing) {
         /* Answers to the messages before a Flush: a result or an error ends the hold. */
         if (strchr("DCEIsGHWd", type) != NULL) {
             near_give_up(s);
-            ns->request_sent = false;
+            ns->held.request_sent = false;
         }
         return s->client.out;
     }
     /* A COPY's response must reach the client; a long answer streams. */
     if (type == 'G' || type == 'H' || type == 'W' ||
-        evbuffer_get_length(ns->answer) > NEAR_HOLD_MAX) {
+        evbuffer_get_length(ns->held.answer) > NEAR_HOLD_MAX) {
         near_give_up(s);
-        ns->request_sent = false;
+        ns->held.request_sent = false;
         return s->client.out;
     }
-    return ns->answer;
+    return ns->held.answer;
 }
 
 /*
@@ -221,25 +221,25 @@ static enum near_verdict near_forward(struct session *s, bool can_forward)
 enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_forward)
 {
     struct near_state *ns = s->near;
-    ns->request_sent = false;
+    ns->held.request_sent = false;
     bool serializable = false;
-    if (status == 'I' && (ns->must_forward || near_refused(ns->answer, &serializable))) {
+    if (status == 'I' && (ns->held.must_forward || near_refused(ns->held.answer, &serializable))) {
         if (serializable && !ns->serializable) {
             /* Each of its transactions would be refused so: they all run on a primary from now. */
             log_info(s->id, "nearest: its transactions are serializable, which a standby cannot "
                             "run: on a primary from now on");
             ns->serializable = true;
         }
-        if (!ns->cancel_asked) {
+        if (!ns->held.cancel_asked) {
             log_debug(s->id, "nearest: %s: run again on a primary",
-                      ns->must_forward ? "the transaction belongs on a primary"
-                      : serializable   ? "the standby refused a serializable transaction"
-                                       : "the standby refused what a primary runs");
+                      ns->held.must_forward ? "the transaction belongs on a primary"
+                      : serializable        ? "the standby refused a serializable transaction"
+                                            : "the standby refused what a primary runs");
             return near_forward(s, can_forward);
         }
         /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */
-        ns->stood_in = false; /* ... a request kept unsent too: it ran nowhere */
-        if (pkt_add_canceled(ns->answer) != 0) {
+        ns->held.stood_in = false; /* ... a request kept unsent too: it ran nowhere */
+        if (pkt_add_canceled(ns->held.answer) != 0) {
             session_close(s, "out of memory");
             return NEAR_ENDED;
         }
@@ -256,29 +256,29 @@ enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_f
 bool near_deliver(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->stood_in) {
+    if (ns->held.stood_in) {
         /* pgnear's Sync stood in for the request: it runs where it is after all, unheld. */
-        ns->stood_in = false;
-        evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
+        ns->held.stood_in = false;
+        evbuffer_drain(ns->held.answer, evbuffer_get_length(ns->held.answer));
         if (ns->leg == NEAR_HELD)
             near_leg_to(s, NEAR_SHOWN);
-        return evbuffer_prepend_buffer(s->client.in, ns->kept) == 0;
+        return evbuffer_prepend_buffer(s->client.in, ns->held.kept) == 0;
     }
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
     if (ns->leg == NEAR_HELD)
         near_leg_to(s, NEAR_SHOWN);
-    return evbuffer_add_buffer(s->client.out, ns->answer) == 0;
+    return evbuffer_add_buffer(s->client.out, ns->held.answer) == 0;
 }
 
 bool near_put_back(struct session *s)
 {
     struct near_state *ns = s->near;
     /* The held answer stays until the next connection attaches: a cancel answers after it. */
-    ns->replay_left = evbuffer_get_length(ns->kept);
-    if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
+    ns->forward.replay_left = evbuffer_get_length(ns->held.kept);
+    if (evbuffer_prepend_buffer(s->client.in, ns->held.kept) != 0)
         return false;
-    ns->forward_pending = true;
-    ns->head_seen = ns->stood_in = false;
+    ns->forward.pending = true;
+    ns->head_seen = ns->held.stood_in = false;
     near_leg_to(s, NEAR_BETWEEN);
     if (s->prep != NULL)
         prep_client_set_replay(s->prep, true);

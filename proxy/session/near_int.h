@@ -56,36 +56,50 @@ struct near_slots {
     bool taken;        /* the connection attaching now was parked: conn_gen is its slot's */
 };
 
+/*
+ * The hold (leg NEAR_HELD, near_hold.c): what refines it while a
+ * transaction's answer is held on a standby.  near_begin clears its flags
+ * for each transaction, near_on_relay its buffers for each connection.
+ */
+struct near_hold {
+    struct evbuffer *answer; /* the server's answer held, for the client */
+    struct evbuffer *kept;   /* the client's messages, to run again */
+    bool request_sent;       /* its request is sent whole: the client waits, unread */
+    bool must_forward;       /* a text in it pins or locks: it belongs on a primary */
+    bool flushing;           /* a Flush asked for the answers so far: they go to the client */
+    bool portal_kept;        /* a Bind or Execute since the last Flush: a portal on the standby */
+    bool next_request;       /* the hold goes on after a Flush: the next request is read whole */
+    bool stood_in;           /* a Sync of pgnear's own took the place of a request (kept) */
+    bool cancel_asked;       /* a cancel request went to the standby while held (txn_cancel.h) */
+    size_t checked_left;     /* bytes of client.in whose texts its request's check read */
+};
+
+/* A transaction run again on a primary (leg NEAR_PRIMARY after a hold put back). */
+struct near_forward {
+    bool pending;       /* its messages wait in client.in for a primary's connection */
+    bool running;       /* it runs again on a primary */
+    bool failed;        /* ... and the primary answered with an error */
+    size_t replay_left; /* bytes of client.in that are messages run again */
+    uint64_t total;     /* its transactions run again on a primary, for SHOW CLIENTS */
+};
+
 struct near_state {
-    enum near_leg leg;     /* changed by near_leg_enter alone */
-    bool request_sent;     /* its request is sent whole: the client waits, unread */
-    bool forwarded;        /* it runs again on a primary */
-    bool forward_failed;   /* ... and the primary answered with an error */
-    bool must_forward;     /* a text in it pins or locks: it belongs on a primary */
-    bool serializable;     /* a standby refused its serializable transaction: all on a primary */
-    bool forward_pending;  /* its messages wait in client.in for a primary's connection */
+    enum near_leg leg; /* changed by near_leg_to alone */
+    struct near_hold held;
+    struct near_forward forward;
     bool head_seen;        /* the message at the head of client.in was seen (it waits) */
-    bool client_paused;    /* the client's reading is paused for the answer */
-    bool flushing;         /* a Flush asked for the answers so far: they go to the client */
-    bool portal_kept;      /* a Bind or Execute since the last Flush: a portal on the standby */
-    bool cancel_asked;     /* a cancel request went to the standby while held (txn_cancel.h) */
+    bool client_paused;    /* the client's reading is paused for the answer (NEAR_LAST) */
+    bool serializable;     /* a standby refused its serializable transaction: all on a primary */
     bool routines_changed; /* a text of it changes routines: catalogs read again at its end */
-    bool next_request;     /* the hold goes on after a Flush: the next request is read whole */
-    bool stood_in;         /* a Sync of pgnear's own took the place of a request (kept) */
-    size_t replay_left;    /* bytes of client.in that are messages run again */
-    size_t checked_left;   /* bytes of client.in whose texts its request's check read */
     uint64_t write_lsn;    /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;
     int64_t wrote_at_ms;
     struct near_placed placed;
-    struct evbuffer *answer; /* the server's answer held, for the client */
-    struct evbuffer *kept;   /* the client's messages, to run again */
     /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
     bool for_primary; /* the transaction going on was placed on a primary (a block, a lock) */
     const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */
     const struct registry_region *writes_at; /* of its last run again or placed on a primary */
-    uint64_t forwarded_total;                /* its transactions run again on a primary */
     struct near_slots slots;
     struct near_sync *sync; /* a sync under way (near_sync.c's) */
     /* Its database's routines (func_catalog.h), and its wait for them, its client unread. */

@@ -14,7 +14,7 @@
 bool near_owes_request(const struct session *s, bool for_close)
 {
     const struct near_state *ns = s->near;
-    return ns != NULL && (ns->leg == NEAR_HELD || (for_close && ns->forward_pending));
+    return ns != NULL && (ns->leg == NEAR_HELD || (for_close && ns->forward.pending));
 }
 
 void near_note_serializable(struct session *s, const char *how)
@@ -40,12 +40,12 @@ void near_note_routines_changed(const struct session *s)
 
 struct evbuffer *near_answers(const struct session *s)
 {
-    return s->near != NULL && s->near->leg == NEAR_HELD ? s->near->answer : s->client.out;
+    return s->near != NULL && s->near->leg == NEAR_HELD ? s->near->held.answer : s->client.out;
 }
 
 bool near_reads_client(const struct session *s)
 {
-    return s->near == NULL || !s->near->request_sent;
+    return s->near == NULL || !s->near->held.request_sent;
 }
 
 bool near_own_slots(const struct session *s)
@@ -60,7 +60,7 @@ bool near_serializable(const struct session *s)
 
 bool near_held_for_primary(const struct session *s)
 {
-    return s->near != NULL && s->near->leg == NEAR_HELD && s->near->must_forward;
+    return s->near != NULL && s->near->leg == NEAR_HELD && s->near->held.must_forward;
 }
 
 struct func_database *near_routines(const struct session *s)
@@ -71,7 +71,7 @@ struct func_database *near_routines(const struct session *s)
 void near_show(const struct session *s, struct near_show *out)
 {
     const struct near_state *n = s->near;
-    *out = (struct near_show){.forwarded = n != NULL ? (int64_t)n->forwarded_total : -1};
+    *out = (struct near_show){.forwarded = n != NULL ? (int64_t)n->forward.total : -1};
     if (n == NULL)
         return;
     out->owns_parked =
