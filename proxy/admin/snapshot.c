@@ -75,17 +75,17 @@ static enum client_row_state client_state(const struct session *s)
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
 
-/* Where a nearest session's transactions ran (n: NULL where it is not followed). */
-static void client_row_fill_near(struct client_row *row, const struct near_state *n)
+/* Where a nearest session's transactions ran (near_show: none where it is not followed). */
+static void client_row_fill_near(struct client_row *row, const struct session *s)
 {
-    row->forwarded = n != NULL ? (int64_t)n->forwarded_total : -1;
-    if (n == NULL)
-        return;
-    row->owns_parked = n->own_slots && (n->slot[NEAR_SLOT_NEAR] || n->slot[NEAR_SLOT_PRIMARY]);
-    if (n->reads_at != NULL)
-        copy_name(row->reads_at, sizeof(row->reads_at), n->reads_at->name);
-    if (n->writes_at != NULL)
-        copy_name(row->writes_at, sizeof(row->writes_at), n->writes_at->name);
+    struct near_show n;
+    near_show(s, &n);
+    row->forwarded = n.forwarded;
+    row->owns_parked = n.owns_parked;
+    if (n.reads_at != NULL)
+        copy_name(row->reads_at, sizeof(row->reads_at), n.reads_at);
+    if (n.writes_at != NULL)
+        copy_name(row->writes_at, sizeof(row->writes_at), n.writes_at);
 }
 
 /* Copies what SHOW CLIENTS shows of s into row, on s's worker: the row outlives the session. */
@@ -116,7 +116,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     const char *refusal = move_refusal(s);
     row->movable = refusal == NULL ? "yes" : refusal;
     row->pinned = s->txn != NULL && s->pinned != NULL ? s->pinned : "";
-    client_row_fill_near(row, s->near);
+    client_row_fill_near(row, s);
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {

@@ -215,7 +215,7 @@ struct txn_hooks {
     bool (*on_cancel)(struct session *s);   /* a cancel request for it: true, answered here */
     /* Its server hung up (session_server_gone): what is held of its answer, out; false: ended. */
     bool (*server_gone)(struct session *s);
-    /* A connection was attached for its next transaction (txn_fetch.c, txn_slots.c): it runs. */
+    /* A connection was attached for its next transaction (txn_fetch.c, near_slots.c): it runs. */
     void (*attached)(struct session *s);
     /*
      * Whether it is inside a request though its server is between

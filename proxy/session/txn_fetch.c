@@ -1,6 +1,6 @@
 /*
  * txn_fetch.c — the server connection for a session's next transaction
- * under transaction pooling: a parked one (txn_slots.c), an idle one taken
+ * under transaction pooling: a parked one (near_slots.c), an idle one taken
  * at once, or one a fetcher (fetch.h) logs in for or waits for.
  */
 #include "proxy/session/txn_fetch.h"
@@ -22,7 +22,7 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_slots.h"
+#include "proxy/session/near_slots.h"
 #include "routing/need.h"
 
 /* ---- the fetcher: an internal session logging in for the next transaction ---- */
@@ -72,8 +72,6 @@ static void txn_fetch_ready(struct session *m, void *arg)
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
     fetch_close(m, "its connection went to the session's transaction");
-    if (s->near != NULL)
-        s->near->conn_gen = 0; /* as at login: the session's startup parameters alone */
     s->txn->attached(s);
     session_callback_done(s);
 }
@@ -111,8 +109,6 @@ static const struct fetch_ops txn_fetch_ops = {
 static void txn_took(struct session *s)
 {
     s->busy++;
-    if (s->near != NULL)
-        s->near->conn_gen = 0; /* as txn_fetch_ready's */
     s->txn->attached(s);
     session_callback_done(s);
 }
@@ -264,7 +260,7 @@ void txn_fetch_start(struct session *s)
     latency_wait_begin(&s->lat);
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     struct fetch_spot spot;
-    if (txn_slot_take(s, &want.need))
+    if (near_slot_take(s, &want.need))
         return;
     if (fetch_take_idle(s, &want, &spot) != NULL) {
         txn_took(s);

@@ -12,7 +12,7 @@ struct worker;
 
 /*
  * A connection for the next transaction of s, whose client's message waits
- * unread: a parked one that fits (txn_slots.h), an idle one taken at once,
+ * unread: a parked one that fits (near_slots.h), an idle one taken at once,
  * else a fetcher's; s->txn->attached runs it once it is there.  The
  * session may be closed on return (a failure told to its client).
  */

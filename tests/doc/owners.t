@@ -77,4 +77,22 @@ for my $member (sort keys %owner) {
     ok($writes, "$writer writes ->$member (the table of this test is up to date)");
 }
 
+# A part whose state is opaque behind its verbs: its private header, and
+# the files of that part alone that may include it (and so write it).
+my %private = (
+    'proxy/session/near_int.h' =>
+      ['proxy/session/near.c', 'proxy/session/near_hold.c', 'proxy/session/near_slots.c',
+       'proxy/session/near_state.c'],
+);
+for my $header (sort keys %private) {
+    my %may = map { $_ => 1 } @{ $private{$header} };
+    my @bad;
+    for my $file (sort @files) {
+        open(my $fh, '<', "$src/$file") or die "$file: $!\n";
+        my $text = do { local $/; <$fh> };
+        push @bad, $file if $text =~ m{^\s*#\s*include\s*"\Q$header\E"}m && !$may{$file};
+    }
+    is_deeply(\@bad, [], "only @{ $private{$header} } include $header") or diag(join("\n", @bad));
+}
+
 done_testing();
