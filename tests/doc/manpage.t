@@ -151,8 +151,8 @@ for my $opt ((map { "--$_" } @long), (map { "-$_" } grep { /\w/ } split //, $sho
 }
 
 # ---- the documents stand on their own
-my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/conf/*.ini"), glob("$src/conf/*.md"),
-            glob("$src/tests/clients/*.md"));
+my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/doc/*/*.md"), glob("$src/conf/*.ini"),
+            glob("$src/conf/*.md"), glob("$src/tests/clients/*.md"));
 cmp_ok(scalar @docs, '>=', 3, 'user documents found');
 for my $path (@docs) {
     my $t = slurp($path);
