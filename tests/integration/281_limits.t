@@ -182,10 +182,8 @@ for my $case (["[user app]\nmax_user_client_connections = -1\n", qr/invalid max_
     my $d = db_row($p, 'movr');
     is $d->{clients}, 12 + 4 + 1, 'SHOW DATABASES: clients counts the database\'s sessions';
     is $d->{max_db_client_connections}, 0, 'SHOW DATABASES: no limit';
-    SKIP: {
-        my $curl = `command -v curl` or skip 'no curl', 3;
-        chomp $curl;
-        my ($rc, $m) = run_cmd([$curl, '-s', "http://127.0.0.1:$mport/metrics"]);
+    {
+        my ($rc, $m) = run_cmd([require_tool('curl'), '-s', "http://127.0.0.1:$mport/metrics"]);
         like $m, qr/^pgnear_user_clients\{user="app"\} 11$/m, '/metrics: pgnear_user_clients';
         like $m, qr/^pgnear_database_clients\{database="movr"\} 17$/m, '/metrics: pgnear_database_clients';
         like $m, qr/^pgnear_user_server_connections\{user="app"\} \d+$/m, '/metrics: pgnear_user_server_connections';
