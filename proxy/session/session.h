@@ -323,18 +323,13 @@ uint64_t session_endpoint_log_id(const struct endpoint *ep);
  */
 extern const struct endpoint_owner session_endpoint_owner;
 
-/* The caller's locality as its login found it (its city included), for a route now. */
-void session_locality(const struct session *s, struct locality *loc);
-
 /*
- * s's route now, planned as its login would from where its caller was
- * (struct session_origin) for need, over the regions that hold its
- * database (the worker's configuration), with region (NULL or "": none)
- * named first, as a region hint would: into plan and cosines
- * (ROUTE_MAX_REGIONS each), their count; loc, the locality planned by.
+ * Whether a session's server connection may be kept for other clients
+ * once it leaves: pool_mode = session, auth = scram, and a startup packet
+ * whose every parameter a later client's SET can change (no replication,
+ * no protocol extensions, names that fit).
  */
-size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
-                      struct locality *loc, struct region **plan, double *cosines);
+bool session_may_share_server(const struct session *s);
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;

@@ -22,34 +22,16 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "proxy/session/txn_slots.h"
 #include "routing/need.h"
 
 /* ---- the fetcher: an internal session logging in for the next transaction ---- */
 
-/*
- * What the fetcher needs: the session's need, and no standby older than
- * what it has seen: its last server's position when that transaction ended
- * (need.h), and its own last write (pgnear.fence).
- */
+/* What the next transaction needs (session_need.h: TRANSACTION). */
 static struct need_spec txn_need(struct session *s)
 {
-    struct need_spec need = s->need;
-    if (s->near != NULL)
-        need.role = near_next_need(s);
-    if (!need_reads_standbys(need.role))
-        return need;
-    /* Without health checks no position is ever known: nothing to follow by. */
-    if (s->cfg->health_check_interval_ms > 0)
-        need.read_at = s->txn_read_at;
-    need.read_until_ms = s->txn_read_until_ms;
-    if (s->fence.lsn > need.min_lsn) {
-        need.min_lsn = s->fence.lsn;
-        need.min_tli = 0;
-    }
-    if (s->near != NULL)
-        near_position(s, &need);
-    return need;
+    return session_need_for(s, NEED_AT_TRANSACTION, 0);
 }
 
 static void txn_fetch_failed(struct session *s, const char *why)
