@@ -45,8 +45,8 @@ struct pgasync;
 
 /*
  * A login waiting for a server connection because a pool limit is reached
- * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone, read by SHOW
- * CLIENTS (since_us).
+ * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone; its place in
+ * the worker's queue is s->turn (wait_turn.h).
  */
 struct login_pool_wait {
     bool waiting;             /* counted as waiting */
@@ -54,7 +54,6 @@ struct login_pool_wait {
     char key[POOL_KEY_MAX];   /* what it is counted as waiting for */
     uint8_t key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
     struct region_host *host; /* the host it waits to connect to */
-    int64_t since_us;         /* Unix time in microseconds */
 };
 
 /* The auth throttle's hold on a login (login_throttle.c, which alone writes it). */
