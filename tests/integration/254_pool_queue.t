@@ -50,8 +50,8 @@ sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}
 # ================================================================ arrival order
 # H holds the pool's only connection; a new login L waits for it, then a
 # logged-in client T's transaction does.  Given back, the connection goes to
-# L first: L is in within a moment, while T's transaction (a second long)
-# runs after it.  Served the other way round, L would wait for T's second.
+# L first: L is in within a moment, while T's transaction (3 seconds long)
+# runs after it.  Served the other way round, L would wait for T's 3 s.
 {
     my $p = proxy();
     my ($h, $t) = (login($p), login($p));
@@ -65,14 +65,14 @@ sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}
         exit 0;
     }
     ok wait_until(sub { cl_waiting($p) >= 1 }, timeout => 10), 'L: its login waits for the full pool';
-    $t->send_query('SELECT pg_sleep(1.5), 2');
+    $t->send_query('SELECT pg_sleep(3), 2');
     ok wait_until(sub { cl_waiting($p) >= 2 }, timeout => 10), 'T: its transaction waits behind L';
     my $committed = time;
     is $h->query('COMMIT')->{tag}, 'COMMIT', 'H: COMMIT gives the connection back';
     waitpid($pid, 0);
     my $l_at = slurp_file($done);
     like $l_at, qr/^\d+\.\d+$/, 'L: logged in' or diag $l_at;
-    cmp_ok $l_at - $committed, '<', 1.2, sprintf('L came first: in %.2f s, not after T\'s transaction',
+    cmp_ok $l_at - $committed, '<', 2.5, sprintf('L came first: in %.2f s, not after T\'s transaction',
                                                  $l_at - $committed);
     my $res = $t->read_result;
     is $res->{rows}[0][1], '2', 'T: its transaction ran after L' or diag explain $res;
