@@ -1,19 +1,16 @@
 /*
  * txn_fetch.c — the server connection for a session's next transaction
  * under transaction pooling: a parked one (txn_slots.c), an idle one taken
- * at once, or one a fetcher (fetch.h) logs in for or waits for.
+ * at once, one given back while it waits in the pool's queue (pool_wait.h),
+ * or one a fetcher (fetch.h) logs in for.
  */
 #include "proxy/session/txn_fetch.h"
 
 #include <string.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
-#include "protocol/clock.h"
 #include "protocol/pkt.h"
-#include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/session/fetch.h"
 #include "proxy/runtime/shared.h"

@@ -8,7 +8,6 @@
 #include <stdbool.h>
 
 struct session;
-struct worker;
 
 /*
  * A connection for the next transaction of s, whose client's message waits
