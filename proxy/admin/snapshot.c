@@ -101,9 +101,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                          : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->pool_wait.since_us
-                         : s->txn_wait.waiting         ? s->txn_wait.since_us
-                                                       : 0;
+    row->wait_since_us = s->turn.queued ? s->turn.since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
     row->need = need_name(s->need.role);
@@ -349,8 +347,8 @@ static void part_count_lists(struct snapshot_part *p, const struct worker *w)
 {
     p->lists = (struct snapshot_lists){
         .login_sessions = w->login_sessions.count,
-        /* A transaction waiting with no fetcher counts as its fetcher did (txn_fetch.h). */
-        .waiting_sessions = w->waiting_sessions.count + w->txn_waiters.count,
+        /* Logins and transactions waiting alike (a transaction as its fetcher would). */
+        .waiting_sessions = w->server_waiters.count,
         .active_sessions = w->active_sessions.count,
         .admin_sessions = w->admin_sessions.count,
         .login_servers = w->login_servers.count,

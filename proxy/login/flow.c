@@ -269,9 +269,8 @@ const struct session_flow login_flow =
                                       .exits =
                                           PHASE_BIT(PHASE_SERVER_LOGIN) | PHASE_BIT(PHASE_CONNECT)},
                 /* Left for CONNECT when a connection frees up (pool_wake), or failed at
-                   query_wait_timeout. */
+                   query_wait_timeout by the pool's queue (no timer of its own). */
                 [PHASE_WAIT_SERVER] = {.enter = pool_wait_enter,
-                                       .on_timeout = pool_wait_timeout,
                                        .done = flow_to_connect,
                                        .exits = PHASE_BIT(PHASE_CONNECT)},
                 /* A failed server before anything reached the client: the next host (CONNECT). */

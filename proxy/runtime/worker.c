@@ -212,7 +212,7 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->active_servers);
     list_init(&w->used_servers);
     list_init(&w->idle_servers);
-    list_init(&w->txn_waiters);
+    list_init(&w->server_waiters);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);

@@ -572,17 +572,16 @@ enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bo
  * HEALTH_HURRY_MS for a while instead of every health_check_interval, so
  * that reads come back near within a few local round trips, not a second.
  */
+static bool near_hurry_standby(const struct region_host *h, void *arg)
+{
+    return host_is_up(h) && host_is_standby(h);
+}
+
 static void near_hurry_checks(struct session *s, struct region_host *primary)
 {
     int64_t until = monotonic_ms() + NEAR_HURRY_MS;
     bool wake = health_hurry(primary, until);
-    for (size_t i = 0; i < s->cfg->regions.count; i++) {
-        struct region *r = &s->cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++)
-            if (host_is_up(&r->hosts[j]) && host_is_standby(&r->hosts[j]))
-                wake |= health_hurry(&r->hosts[j], until);
-    }
-    if (wake)
+    if (health_hurry_hosts(&s->cfg->regions, near_hurry_standby, NULL, until) || wake)
         worker_wake_checks(s->w);
 }
 

@@ -26,7 +26,6 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/close_queue.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel_keys.h"
@@ -553,47 +552,18 @@ void session_server_gone(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
-_Static_assert(sizeof(((struct session_origin *)0)->city) <= ROUTE_TEXT_MAX,
-               "a session's city fits a locality's");
-
-/* The caller's locality as its login found it (struct session_origin), for a route now. */
-static void session_origin_locality(const struct session *s, const struct config *cfg,
-                                    struct locality *loc)
+bool session_may_share_server(const struct session *s)
 {
-    const struct session_origin *o = &s->origin;
-    /* Field by field: each transaction's route asks (no memset of the notes, no snprintf). */
-    size_t city_len = strnlen(o->city, sizeof(o->city) - 1);
-    loc->source = (enum locality_source)o->source;
-    loc->via = "the session's login";
-    loc->has_coords = o->has_coords;
-    loc->lat = o->lat;
-    loc->lon = o->lon;
-    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
-    memcpy(loc->city, o->city, city_len);
-    loc->city[city_len] = '\0';
-    loc->country[0] = '\0';
-    loc->unplaced = 0;
-    loc->note[0] = '\0';
-    /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
-    loc->matched = o->place[0] != '\0' ? o->place : NULL;
-}
-
-void session_locality(const struct session *s, struct locality *loc)
-{
-    session_origin_locality(s, s->w->cfg, loc);
-}
-
-size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
-                      struct locality *loc, struct region **plan, double *cosines)
-{
-    const struct config *cfg = s->w->cfg;
-    struct region_subset where;
-    session_origin_locality(s, cfg, loc);
-    if (region != NULL && region[0] != '\0') {
-        loc->source = LOCALITY_REGION_HINT;
-        loc->region = region_set_find(&cfg->regions, region);
+    if (!config_pooling(s->cfg) || s->login == NULL)
+        return false;
+    if (strlen(s->user) >= SERVER_POOL_NAME_MAX || strlen(s->database) >= SERVER_POOL_NAME_MAX)
+        return false;
+    const struct startup_packet *sp = &s->login->startup;
+    for (size_t i = 0; i < sp->nparams; i++) {
+        const char *name = sp->params[i].name;
+        /* A walsender, or a protocol option: a property of the connection, not a setting. */
+        if (strcmp(name, "replication") == 0 || strncmp(name, "_pq_.", 5) == 0)
+            return false;
     }
-    return route_plan(&cfg->routing, loc, need,
-                      placement_of_city(&s->w->shared->placement, cfg, s->database, loc, &where),
-                      plan, cosines, ROUTE_MAX_REGIONS);
+    return true;
 }

@@ -45,8 +45,8 @@ struct pgasync;
 
 /*
  * A login waiting for a server connection because a pool limit is reached
- * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone, read by SHOW
- * CLIENTS (since_us).
+ * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone; its place in
+ * the worker's queue is s->turn (wait_turn.h).
  */
 struct login_pool_wait {
     bool waiting;             /* counted as waiting */
@@ -54,7 +54,6 @@ struct login_pool_wait {
     char key[POOL_KEY_MAX];   /* what it is counted as waiting for */
     uint8_t key_kind;         /* its limit: POOL_FULL, POOL_HOST_FULL or POOL_USER_FULL */
     struct region_host *host; /* the host it waits to connect to */
-    int64_t since_us;         /* Unix time in microseconds */
 };
 
 /* The auth throttle's hold on a login (login_throttle.c, which alone writes it). */
@@ -324,18 +323,13 @@ uint64_t session_endpoint_log_id(const struct endpoint *ep);
  */
 extern const struct endpoint_owner session_endpoint_owner;
 
-/* The caller's locality as its login found it (its city included), for a route now. */
-void session_locality(const struct session *s, struct locality *loc);
-
 /*
- * s's route now, planned as its login would from where its caller was
- * (struct session_origin) for need, over the regions that hold its
- * database (the worker's configuration), with region (NULL or "": none)
- * named first, as a region hint would: into plan and cosines
- * (ROUTE_MAX_REGIONS each), their count; loc, the locality planned by.
+ * Whether a session's server connection may be kept for other clients
+ * once it leaves: pool_mode = session, auth = scram, and a startup packet
+ * whose every parameter a later client's SET can change (no replication,
+ * no protocol extensions, names that fit).
  */
-size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
-                      struct locality *loc, struct region **plan, double *cosines);
+bool session_may_share_server(const struct session *s);
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;
