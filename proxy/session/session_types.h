@@ -34,6 +34,7 @@ struct session_login;
 struct session_move;
 struct session_secret;
 struct txn_hooks;
+struct notify_client;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -154,6 +155,7 @@ struct session {
     uint64_t transactions;   /* server connections given back after a transaction */
     char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
     const char *closing_why; /* while session_close runs its hooks: why */
+    struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
 };
 
 #endif
