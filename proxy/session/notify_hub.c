@@ -278,8 +278,9 @@ static bool notify_client_answer(struct notify_client *c)
         session_close(s, "out of memory");
         return false;
     }
-    if (evbuffer_get_length(s->client.in) == 0)
-        return notify_client_flush(c); /* between transactions now: what waited goes too */
+    /* Between transactions now: what waited goes too. */
+    if (evbuffer_get_length(s->client.in) == 0 && !notify_client_flush(c))
+        return false;
     return endpoint_flush(s, &s->client) == 0;
 }
 
