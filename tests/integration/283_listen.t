@@ -240,6 +240,7 @@ sub listening_backends {
 
 # ================================================================ drivers' own LISTEN
 SKIP: {
+    # (tests/node/listen_client.js and tests/clients/listen_client.py)
     my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : undef;
     my $have_node = -d "$root/tests/node/node_modules/pg";
     my $have_psycopg = $python && system($python, '-c', 'import psycopg') == 0;
