@@ -8,13 +8,128 @@
 
 #include "protocol/sql_lex.h"
 
+/*
+ * The words a channel's unquoted name cannot be (PostgreSQL 15's reserved
+ * and type-or-function-name keywords: not a ColId, a syntax error there).
+ */
+static const char *const listen_sql_reserved[] = {
+    "all",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "asymmetric",
+    "authorization",
+    "binary",
+    "both",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "collation",
+    "column",
+    "concurrently",
+    "constraint",
+    "create",
+    "cross",
+    "current_catalog",
+    "current_date",
+    "current_role",
+    "current_schema",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "default",
+    "deferrable",
+    "desc",
+    "distinct",
+    "do",
+    "else",
+    "end",
+    "except",
+    "false",
+    "fetch",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "having",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "lateral",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "natural",
+    "not",
+    "notnull",
+    "null",
+    "offset",
+    "on",
+    "only",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "placing",
+    "primary",
+    "references",
+    "returning",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "some",
+    "symmetric",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trailing",
+    "true",
+    "union",
+    "unique",
+    "user",
+    "using",
+    "variadic",
+    "verbose",
+    "when",
+    "where",
+    "window",
+    "with",
+};
+
+static bool listen_sql_is_reserved(const uint8_t *w, size_t n)
+{
+    for (size_t i = 0; i < sizeof(listen_sql_reserved) / sizeof(listen_sql_reserved[0]); i++)
+        if (sql_word_equals(w, n, listen_sql_reserved[i]))
+            return true;
+    return false;
+}
+
 /* A word's or a quoted identifier's name into out, as the server names it; false: not one. */
 static bool listen_sql_name(const struct sql_lexer *lx, const struct sql_token *t, char *out)
 {
     const uint8_t *b = lx->s + t->body;
     size_t n = 0;
     if (t->kind == SQL_TOK_WORD) {
-        if (t->body_len > LISTEN_SQL_NAME_MAX)
+        if (t->body_len > LISTEN_SQL_NAME_MAX || listen_sql_is_reserved(b, t->body_len))
             return false;
         for (size_t i = 0; i < t->body_len; i++)
             out[n++] = (char)sql_fold(b[i]);

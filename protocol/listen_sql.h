@@ -32,7 +32,8 @@ struct listen_op {
  * them), in order; empty statements between semicolons and comments are
  * skipped.  0 when the text is anything else: another statement, no
  * statement at all, more than cap, a name longer than LISTEN_SQL_NAME_MAX
- * (the server truncates it with a NOTICE), a U& or empty quoted name, an
+ * (the server truncates it with a NOTICE), a reserved word unquoted (a
+ * syntax error there), a U& or empty quoted name, an
  * unterminated quote or comment — texts the server reads itself.
  */
 size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, size_t cap);

@@ -30,7 +30,8 @@
 #include "proxy/session/session.h"
 #include "routing/region.h"
 
-/* How often each connection is checked to be on its database's primary; a failed connect's pause. */
+/* How often each connection is checked to be on its database's primary; a failed connect's pause.
+ */
 #define NOTIFY_TICK_MS 1000
 
 struct notify_hub {
@@ -53,11 +54,11 @@ struct notify_db {
     bool conn_lost;                 /* the server ended conn while it was idle */
     const struct registry_host *at; /* conn's host */
     char at_name[160];              /* its "host:port", for the logs and the warnings */
-    uint64_t want_seq;              /* bumped by each change of the channels the server should have */
-    uint64_t sent_seq;              /* the want_seq the query running makes true */
-    uint64_t done_seq;              /* ... and the last one done */
-    int64_t retry_ms;               /* a connect failed: the next not before (monotonic_ms) */
-    struct event *kick;             /* the next step, from the loop */
+    uint64_t want_seq;  /* bumped by each change of the channels the server should have */
+    uint64_t sent_seq;  /* the want_seq the query running makes true */
+    uint64_t done_seq;  /* ... and the last one done */
+    int64_t retry_ms;   /* a connect failed: the next not before (monotonic_ms) */
+    struct event *kick; /* the next step, from the loop */
 };
 
 struct notify_chan {
@@ -140,7 +141,8 @@ static void notify_client_mark(struct notify_client *c)
 static void notify_hub_flush_marked(struct notify_hub *hub)
 {
     while (hub->to_flush.count > 0) {
-        struct notify_client *c = list_entry(hub->to_flush.head.next, struct notify_client, flush_node);
+        struct notify_client *c =
+            list_entry(hub->to_flush.head.next, struct notify_client, flush_node);
         list_remove(&hub->to_flush, &c->flush_node);
         c->flushing = false;
         notify_client_flush(c);
@@ -443,7 +445,8 @@ static const struct region_host *notify_db_primary(const struct notify_db *db)
 {
     struct worker *w = db->hub->w;
     struct region_subset sub;
-    const struct region_subset *placed = placement_of(&w->shared->placement, w->cfg, db->name, &sub);
+    const struct region_subset *placed =
+        placement_of(&w->shared->placement, w->cfg, db->name, &sub);
     for (size_t i = 0; i < w->cfg->regions.count; i++) {
         const struct region *r = &w->cfg->regions.items[i];
         if (placed != NULL && !region_subset_has(placed, r))
@@ -587,8 +590,8 @@ static void notify_db_connect(struct notify_db *db)
     }
     const struct region_host *h = notify_db_primary(db);
     char conninfo[2048], err[256];
-    if (h == NULL ||
-        !pgconn_conninfo(db->hub->w->cfg, h, db->name, "pgnear listen", conninfo, sizeof(conninfo))) {
+    if (h == NULL || !pgconn_conninfo(db->hub->w->cfg, h, db->name, "pgnear listen", conninfo,
+                                      sizeof(conninfo))) {
         notify_db_failed(db, h == NULL ? "no primary is up" : "its conninfo is too long");
         return;
     }
@@ -716,7 +719,8 @@ static int notify_part_start(struct worker *w, char *err, size_t errcap)
 {
     struct notify_hub *hub = calloc(1, sizeof(*hub));
     struct timeval tv = {NOTIFY_TICK_MS / 1000, (NOTIFY_TICK_MS % 1000) * 1000};
-    if (hub == NULL || (hub->tick = event_new(w->base, -1, EV_PERSIST, notify_hub_tick, hub)) == NULL ||
+    if (hub == NULL ||
+        (hub->tick = event_new(w->base, -1, EV_PERSIST, notify_hub_tick, hub)) == NULL ||
         event_add(hub->tick, &tv) != 0) {
         if (hub != NULL && hub->tick != NULL)
             event_free(hub->tick);

@@ -152,9 +152,9 @@ struct session {
     /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
     const struct registry_host *txn_read_at;
     int64_t txn_read_until_ms;
-    uint64_t transactions;   /* server connections given back after a transaction */
-    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why; /* while session_close runs its hooks: why */
+    uint64_t transactions;        /* server connections given back after a transaction */
+    char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
+    const char *closing_why;      /* while session_close runs its hooks: why */
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
 };
 

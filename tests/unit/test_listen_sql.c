@@ -3,7 +3,7 @@
  *    Unit tests for protocol/listen_sql.c (cmocka, TAP output): LISTEN,
  *    UNLISTEN and UNLISTEN * read as the server reads them (folded and
  *    quoted names, comments, empty statements), and the texts left to the
- *    server (other statements, names it would truncate, U& names, an
+ *    server (other statements, names it would truncate, reserved words, U& names, an
  *    unterminated quote), every prefix of one copied to a buffer of exactly
  *    its length for the sanitizer to watch.
  */
@@ -76,12 +76,18 @@ static void test_left_to_the_server(void **state)
     assert_int_equal(parse("BEGIN; LISTEN a; COMMIT"), 0);
     assert_int_equal(parse("LISTEN a.b"), 0);
     assert_int_equal(parse("LISTEN 1a"), 0);
+    assert_int_equal(parse("LISTEN select"), 0); /* reserved: the server's syntax error */
+    assert_int_equal(parse("UNLISTEN User"), 0);
+    assert_int_equal(parse("LISTEN \"select\""), 1); /* quoted, a name */
+    assert_int_equal(parse("LISTEN name"), 1);       /* unreserved keywords are names */
     /* 63 bytes are read; 64 the server truncates, with a NOTICE */
     char text[100];
-    snprintf(text, sizeof(text), "LISTEN %.*s", 63, "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
+    snprintf(text, sizeof(text), "LISTEN %.*s", 63,
+             "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
     assert_int_equal(parse(text), 1);
     assert_int_equal(strlen(ops[0].channel), 63);
-    snprintf(text, sizeof(text), "LISTEN %.*s", 64, "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
+    snprintf(text, sizeof(text), "LISTEN %.*s", 64,
+             "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij");
     assert_int_equal(parse(text), 0);
 }
 
