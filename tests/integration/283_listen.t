@@ -15,6 +15,10 @@
 # each worker holding one listening connection; each listener's own
 # channel reaches it alone.  The listening connection ended on the
 # server: a WARNING to the listeners, and pgnear listens again.  Last,
+# under target_session_attrs = nearest (transaction pooling, and session
+# pooling's own connections): the session LISTENs and goes on reading on
+# the standby, not pinned, while pgnear listens on the primary; a NOTIFY
+# there, and the session's own (run on the primary), reach it.  Last,
 # node-postgres's and psycopg's own LISTEN usage (client.on('notification'),
 # conn.notifies()) through transaction pooling.
 use strict;
@@ -236,6 +240,48 @@ sub listening_backends {
     is $got, 20, '... and every listener gets the next notification, once';
     $_->terminate for @l, $s;
     $p->stop;
+}
+
+# ================================================================ nearest: the session reads near, pgnear listens on the primary
+{
+    require_tool('pg_basebackup');
+    my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
+    $eu->wait_streaming;
+    for my $mode ('transaction', 'session') {
+        my $p = PgNearTest::Proxy->new(
+            regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                         { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+            settings => { %BASE, pool_mode => $mode, target_session_attrs => 'nearest',
+                          query_wait_timeout => '20s' });
+        my $login = sub {
+            my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+            my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                                params => { options => '-c pgnear.location=53.35,-6.26' });
+            die 'nearest login: ' . ($r->{error} ? $r->{error}{M} : 'eof') . "\n" unless $r->{ok};
+            return $w;
+        };
+        ok wait_until(sub { (grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS')) == 1 },
+                      timeout => 30), "nearest, pool_mode = $mode: the standby is known";
+        my $n = $login->();
+        is one($n, q{SELECT current_setting('cluster_name')}), 'eu-west', "nearest, $mode: a read runs on the standby";
+        is $n->query('LISTEN near_ch')->{tag}, 'LISTEN', "nearest, $mode: LISTEN answered";
+        is one($n, q{SELECT current_setting('cluster_name')}), 'eu-west', "nearest, $mode: ... and the next read still runs near";
+        my @pinned = grep { ($_->{pinned} // '') ne '' } admin_rows($p, 'SHOW CLIENTS');
+        is scalar(@pinned), 0, "nearest, $mode: the session is not pinned to the primary" or diag explain \@pinned;
+        is listening_backends(), 1, "nearest, $mode: pgnear listens on the primary";
+        my $pid = direct_notify('near_ch', 'from the primary');
+        is_deeply scalar(idle_read($n, 5, 1)), [{ pid => $pid, channel => 'near_ch', payload => 'from the primary' }],
+          "nearest, $mode: a NOTIFY on the primary reaches the session, with its sender's PID";
+        my $q = $n->query(q{SELECT pg_backend_pid(), current_setting('cluster_name'), pg_notify('near_ch', 'own')});
+        is $q->{rows}[0][1], 'us-east', "nearest, $mode: its own NOTIFY runs on the primary";
+        my @own = (@{ $q->{notifications} }, @{ idle_read($n, 3, 1 - @{ $q->{notifications} }) });
+        is_deeply \@own, [{ pid => $q->{rows}[0][0], channel => 'near_ch', payload => 'own' }],
+          "nearest, $mode: ... and reaches it once, with that backend's PID";
+        $n->terminate;
+        ok wait_until(sub { listening_backends() == 0 }, timeout => 5), "nearest, $mode: it left: the listening connection closes";
+        $p->stop;
+    }
+    $eu->stop;
 }
 
 # ================================================================ drivers' own LISTEN
