@@ -58,6 +58,7 @@ struct notify_db {
     uint64_t sent_seq;  /* the want_seq the query running makes true */
     uint64_t done_seq;  /* ... and the last one done */
     int64_t retry_ms;   /* a connect failed: the next not before (monotonic_ms) */
+    bool gap_told;      /* its listeners were warned of this outage already */
     struct event *kick; /* the next step, from the loop */
 };
 
@@ -492,7 +493,11 @@ static char *notify_db_batch(struct notify_db *db)
     return text;
 }
 
-/* The sessions listening are told, between their transactions, what may have been lost. */
+/*
+ * The sessions listening are told, between their transactions, what may
+ * have been lost: once an outage (every failed try to listen again would
+ * say it again), and each LISTEN answered meanwhile.
+ */
 static void notify_db_tell_lost(struct notify_db *db, const char *why)
 {
     struct pg_error e;
@@ -507,7 +512,7 @@ static void notify_db_tell_lost(struct notify_db *db, const char *why)
     list_for_each_safe(pos, tmp, &db->clients)
     {
         struct notify_client *c = list_entry(pos, struct notify_client, db_node);
-        if (c->regs.count == 0)
+        if (c->regs.count == 0 || (db->gap_told && c->wait_seq == 0))
             continue;
         notify_client_warn(c, &e);
         notify_client_mark(c);
@@ -536,6 +541,7 @@ static void notify_db_failed(struct notify_db *db, const char *why)
         log_warn(0, "could not listen on database \"%s\": %s; trying again in %d ms", db->name, why,
                  NOTIFY_TICK_MS);
     notify_db_tell_lost(db, why);
+    db->gap_told = true;
     /* A LISTEN that waited is answered all the same, after the warning. */
     while (db->waiters.count > 0)
         notify_db_answer_first(db);
@@ -571,6 +577,7 @@ static void notify_db_done(void *arg, const PGresult *res, const char *error, bo
         log_info(0, "listening on database \"%s\" at %s for this worker's sessions", db->name,
                  db->at_name);
     db->connected = true;
+    db->gap_told = false;
     db->done_seq = db->sent_seq;
     notify_db_wake(db);
     if (db->want_seq > db->done_seq || db->channels.count == 0)

@@ -18,9 +18,12 @@
 # under target_session_attrs = nearest (transaction pooling, and session
 # pooling's own connections): the session LISTENs and goes on reading on
 # the standby, not pinned, while pgnear listens on the primary; a NOTIFY
-# there, and the session's own (run on the primary), reach it.  Last,
+# there, and the session's own (run on the primary), reach it.  Then
 # node-postgres's and psycopg's own LISTEN usage (client.on('notification'),
-# conn.notifies()) through transaction pooling.
+# conn.notifies()) through transaction pooling.  Last, a failover: the
+# standby promoted while the old primary runs on (fenced): pgnear listens
+# on the new primary, the listener is warned once, and only the new
+# primary's notifications reach it.
 use strict;
 use warnings;
 use FindBin;
@@ -243,9 +246,10 @@ sub listening_backends {
 }
 
 # ================================================================ nearest: the session reads near, pgnear listens on the primary
+my $eu;
 {
     require_tool('pg_basebackup');
-    my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
+    $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
     $eu->wait_streaming;
     for my $mode ('transaction', 'session') {
         my $p = PgNearTest::Proxy->new(
@@ -281,7 +285,6 @@ sub listening_backends {
         ok wait_until(sub { listening_backends() == 0 }, timeout => 5), "nearest, $mode: it left: the listening connection closes";
         $p->stop;
     }
-    $eu->stop;
 }
 
 # ================================================================ drivers' own LISTEN
@@ -299,6 +302,31 @@ SKIP: {
         is $out =~ /^(ok.*)$/m ? $1 : "rc=$rc $out $err", 'ok 50 notifications, own pid, other client ran',
           "$name: LISTEN through transaction pooling, as the driver does it";
     }
+    $p->stop;
+}
+
+# ================================================================ failover: the standby promoted, the old primary fenced
+{
+    my $p = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        settings => { %BASE, health_check_interval => '1s' });
+    my $l = login($p->port);
+    is $l->query('LISTEN fo_ch')->{tag}, 'LISTEN', 'failover: a listener';
+    is listening_backends(), 1, 'failover: pgnear listens on us-east, the primary';
+    $eu->promote;
+    ok wait_until(sub { $eu->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgnear listen'}) == 1 },
+                  timeout => 30), 'eu-west promoted, us-east fenced as a former primary: pgnear listens on eu-west';
+    ok wait_until(sub { listening_backends() == 0 }, timeout => 5), '... and no more on us-east';
+    my ($n, $notices) = idle_read($l, 3, 0);
+    is scalar(grep { ($_->{M} // '') eq 'notifications may have been lost' && ($_->{S} // '') eq 'WARNING' } @$notices), 1,
+      'the listener gets one WARNING that notifications may have been lost' or diag explain $notices;
+    like $notices->[0]{D} // '', qr/primary is now/, '... which says why';
+    direct_notify('fo_ch', 'old primary');
+    my $pid = $eu->psql_admin(q{SELECT pg_backend_pid() FROM (SELECT pg_notify('fo_ch', 'new primary')) n}, dbname => 'movr');
+    is_deeply scalar(idle_read($l, 5, 2)), [{ pid => $pid, channel => 'fo_ch', payload => 'new primary' }],
+      'a NOTIFY on the new primary reaches it; one on the fenced old primary does not';
+    $l->terminate;
     $p->stop;
 }
 
