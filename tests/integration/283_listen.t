@@ -20,7 +20,9 @@
 # the standby, not pinned, while pgnear listens on the primary; a NOTIFY
 # there, and the session's own (run on the primary), reach it.  Then
 # node-postgres's and psycopg's own LISTEN usage (client.on('notification'),
-# conn.notifies()) through transaction pooling.  Last, a failover: the
+# conn.notifies()) through transaction pooling, and node-postgres's own
+# test file of notifications (notice-tests.js, from the mirror that
+# run-node-postgres.sh reads; skipped without one).  Last, a failover: the
 # standby promoted while the old primary runs on (fenced): pgnear listens
 # on the new primary, the listener is warned once, and only the new
 # primary's notifications reach it.
@@ -293,7 +295,7 @@ SKIP: {
     my $python = -x '/usr/bin/python3' ? '/usr/bin/python3' : undef;
     my $have_node = -d "$root/tests/node/node_modules/pg";
     my $have_psycopg = $python && system($python, '-c', 'import psycopg') == 0;
-    skip 'node-postgres or psycopg missing (scripts/install-deps.sh)', 2 unless $have_node && $have_psycopg;
+    skip 'node-postgres or psycopg missing (scripts/install-deps.sh)', 4 unless $have_node && $have_psycopg;
     my $p = proxy(pool_size => 1);
     for my $case (['node-postgres', ['node', "$root/tests/node/listen_client.js"]],
                   ['psycopg', [$python, "$root/tests/clients/listen_client.py"]]) {
@@ -301,6 +303,38 @@ SKIP: {
         my ($rc, $out, $err) = run_cmd([@$cmd, '--port', $p->port], timeout => 60);
         is $out =~ /^(ok.*)$/m ? $1 : "rc=$rc $out $err", 'ok 50 notifications, own pid, other client ran',
           "$name: LISTEN through transaction pooling, as the driver does it";
+    }
+    # node-postgres's own test file of notifications (its suite's runner, at the commit
+    # run-node-postgres.sh pins), over the pg that tests/node installs, where a mirror has it
+    my $mirror = ($ENV{MIRROR_ROOT} // '/work/.mirror') . '/brianc+node-postgres/repo';
+    my $pin = 'c9e57617bc92c2ded23a75345f50eadc527bd131';
+    my $dir = tmpdir(name => 'node-pg-suite');
+    SKIP: {
+        skip "node-postgres's own tests: no mirror at $mirror (MIRROR_ROOT)", 2
+          unless system("git --git-dir='$mirror' archive $pin packages/pg/test 2>/dev/null | tar -x -C '$dir' 2>/dev/null") == 0
+              && -f "$dir/packages/pg/test/integration/client/notice-tests.js";
+        symlink("$root/tests/node/node_modules/pg/lib", "$dir/packages/pg/lib") or die "symlink: $!";
+        # the one module the suite's runner needs beyond pg's: async.queue with one worker
+        mkdir "$dir/packages/pg/node_modules";
+        mkdir "$dir/packages/pg/node_modules/async";
+        write_file("$dir/packages/pg/node_modules/async/index.js", <<'JS');
+'use strict'
+exports.queue = (worker) => {
+  const tests = []
+  let busy = false
+  const next = () => {
+    if (busy || tests.length === 0) return
+    busy = true
+    worker(tests.shift(), () => { busy = false; setImmediate(next) })
+  }
+  return { push: (t) => { tests.push(t); setImmediate(next) }, drain: null }
+}
+JS
+        local @ENV{qw(PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE)} = ('127.0.0.1', $p->port, 'app', 'app-secret', 'movr');
+        my ($rc, $out, $err) = run_cmd(['node', "$dir/packages/pg/test/integration/client/notice-tests.js"], timeout => 60);
+        is $rc, 0, 'node-postgres\'s own notice-tests.js through transaction pooling (two clients LISTEN, one NOTIFYs)'
+          or diag "$out$err";
+        like $out, qr/emits notify message \x{2714}|emits notify message \S/, '... its notification test passed' or diag $out;
     }
     $p->stop;
 }
