@@ -113,8 +113,8 @@ static bool notify_client_flush(struct notify_client *c)
         struct pg_error e;
         pg_error_set(&e, "54000", "too many notifications wait for this session");
         pg_error_detail(&e,
-                        "Its client read none of the %zu bytes of notifications waiting for it "
-                        "(at most %u are kept).",
+                        "%zu bytes of notifications wait for its client, which reads them too "
+                        "slowly (at most %u are kept).",
                         queued, NOTIFY_CLIENT_MAX);
         pg_error_hint(&e, "A client that listens must read its notifications.");
         session_fail(s, &e);

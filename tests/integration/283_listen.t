@@ -9,7 +9,9 @@
 # unless quoted; a notification waits while the listener's transaction is
 # open and comes with or after its COMMIT; UNLISTEN, UNLISTEN *, and a
 # client that leaves (the listening connection closes once nobody
-# listens); a LISTEN inside a transaction block still pins.  Then two
+# listens); a LISTEN inside a transaction block still pins.  A listener
+# that does not read while 16 MB of notifications wait for it is ended
+# with 54000, another goes on.  Then two
 # workers, 20 listeners on a shared channel and one each: 1,000
 # notifications through pgnear reach every listener once and in order,
 # each worker holding one listening connection; each listener's own
@@ -199,6 +201,32 @@ sub listening_backends {
     direct_notify('blockch', 'pinned');
     is_deeply [map { $_->{payload} } @{ idle_read($l, 3, 1) }], ['pinned'], '... whose server delivers its notifications';
     $_->terminate for $l, $b, $d;
+    $p->stop;
+}
+
+# ================================================================ a listener that does not read
+{
+    my $p = proxy(pool_size => 1);
+    my $slow = login($p->port);
+    my $reader = login($p->port);
+    $_->query('LISTEN big') for $slow, $reader;
+    # 4,000 notifications of 8 kB (32 MB), distinct (a transaction's equal ones are sent once)
+    $us->psql_admin(q{SELECT count(pg_notify('big', g || repeat('x', 7900))) FROM generate_series(1, 4000) g},
+                    dbname => 'movr');
+    my $n = idle_read($reader, 60, 4000);
+    is scalar(@$n), 4000, 'a listener that reads gets all 4,000 notifications of 8 kB';
+    my ($codes, $seen) = ('', 0);
+    eval {
+        while (my ($t, $m) = $slow->read_msg) {
+            $seen++ if $t eq 'A';
+            $codes .= PgNearTest::Wire::parse_fields($m)->{C} . ' ' if $t eq 'E';
+        }
+        1;
+    };
+    is $codes, '54000 ', 'one that did not read while 16 MB waited for it is ended with 54000';
+    cmp_ok $seen, '<', 4000, '... having had part of them (' . $seen . ')';
+    is one($reader, 'SELECT 1'), '1', 'the other listener goes on';
+    $reader->terminate;
     $p->stop;
 }
 
