@@ -305,12 +305,33 @@ static bool notify_client_apply(struct notify_client *c, const struct listen_op 
     return true;
 }
 
+/* Whether a text that begins with c may be LISTEN or UNLISTEN: a blank, a comment, ';' first. */
+static inline bool notify_may_begin(uint8_t c)
+{
+    switch (c) {
+    case 'L':
+    case 'l':
+    case 'U':
+    case 'u':
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case '/':
+    case '-':
+    case ';':
+        return true;
+    default:
+        return false;
+    }
+}
+
 /* Whether the head of s's client input is a whole Query of LISTEN and UNLISTEN alone: into ops. */
 static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_t *len)
 {
-    uint8_t head[PKT_HEADER_LEN];
-    if (evbuffer_copyout(s->client.in, head, sizeof(head)) != (ssize_t)sizeof(head) ||
-        head[0] != 'Q')
+    /* Read in place: most texts end the look at their first byte. */
+    const uint8_t *head = evbuffer_pullup(s->client.in, PKT_HEADER_LEN + 1);
+    if (head == NULL || head[0] != 'Q' || !notify_may_begin(head[PKT_HEADER_LEN]))
         return 0;
     *len = pkt_be32(head + 1);
     if (*len < 5 || *len - 4 > NOTIFY_QUERY_MAX ||
