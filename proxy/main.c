@@ -137,6 +137,25 @@ static void print_limits(const struct config *cfg)
     }
 }
 
+/* What --check says of the global limits per user and database (a section may set others). */
+static void print_user_limits(const struct config *cfg)
+{
+    if (config_pooling(cfg) && cfg->max_user_connections > 0)
+        printf("limit: max_user_connections %d: a session that needs its user's %lld%s server "
+               "connection to one host waits up to query_wait_timeout (%g s), then gets 53300\n",
+               cfg->max_user_connections, (long long)cfg->max_user_connections + 1,
+               ordinal_suffix((long long)cfg->max_user_connections + 1),
+               cfg->query_wait_timeout_ms / 1000.0);
+    if (cfg->max_user_client_connections > 0)
+        printf("limit: max_user_client_connections %d: a user's next client session gets 53300 "
+               "(too many client connections for user)\n",
+               cfg->max_user_client_connections);
+    if (cfg->max_db_client_connections > 0)
+        printf("limit: max_db_client_connections %d: a database's next client session gets 53300 "
+               "(too many client connections for database)\n",
+               cfg->max_db_client_connections);
+}
+
 /*
  * What --check says of the open-files limit, as this shell would give it
  * to pgnear (a service manager may give another: pgnear warns in its log
@@ -185,6 +204,7 @@ static int run_check(const char *path)
     print_pooling(cfg);
     print_need(cfg);
     print_limits(cfg);
+    print_user_limits(cfg);
     print_fd_limit(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);

@@ -151,6 +151,9 @@ static const struct setting config_settings[] = {
     S(pool_size, T_INT, "0", true),
     S(min_pool_size, T_INT, "0", true),
     S(max_db_connections, T_INT, "0", true),
+    S(max_user_connections, T_INT, "0", true),
+    S(max_user_client_connections, T_INT, "0", true),
+    S(max_db_client_connections, T_INT, "0", true),
     S(max_prepared_statements, T_INT, "200", true),
     S(logfile, T_STR, "", true),
 };

@@ -41,6 +41,10 @@ enum section_key {
     SECTION_NEED,      /* target_session_attrs: an enum session_need */
     SECTION_MOVABLE,   /* movable: 0 or 1 */
     SECTION_POOL_MODE, /* pool_mode: POOL_SESSION or POOL_TRANSACTION */
+    /* The limits of their names, each 0 (no limit) or more: */
+    SECTION_MAX_USER_CONNECTIONS,
+    SECTION_MAX_USER_CLIENT_CONNECTIONS,
+    SECTION_MAX_DB_CLIENT_CONNECTIONS,
     SECTION_CHOICES
 };
 
@@ -163,6 +167,10 @@ struct config {
     int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */
+    /* Limits per user and database, each 0 (no limit) unless a section says (SECTION_MAX_*): */
+    int max_user_connections;        /* a user's server connections per host */
+    int max_user_client_connections; /* a user's client sessions, all workers */
+    int max_db_client_connections;   /* a database's client sessions, all workers */
     /* pool_mode = transaction: statements kept per server connection; 0: named ones pin */
     int max_prepared_statements;
     char *logfile;

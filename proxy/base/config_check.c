@@ -265,6 +265,11 @@ static void check_pool_settings(struct load_ctx *lc)
     if (cfg->max_db_connections < 0)
         config_problem(lc, "pgnear:max_db_connections",
                        "max_db_connections must be 0 (no limit) or more");
+    if (cfg->max_user_connections < 0 || cfg->max_user_client_connections < 0 ||
+        cfg->max_db_client_connections < 0)
+        config_problem(lc, "pgnear:max_user_connections",
+                       "max_user_connections, max_user_client_connections and "
+                       "max_db_client_connections must be 0 (no limit) or more");
     if (cfg->server_lifetime_ms < 1000 || cfg->server_idle_timeout_ms < 1000)
         config_problem(lc, "pgnear:server_lifetime",
                        "server_lifetime and server_idle_timeout must be 1s or more");

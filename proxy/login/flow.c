@@ -14,6 +14,7 @@
 #include "proxy/base/log.h"
 #include "proxy/login/client_auth.h"
 #include "proxy/login/client_login.h"
+#include "proxy/login/login_limits.h"
 #include "proxy/login/login_throttle.h"
 #include "proxy/login/server_connect.h"
 #include "proxy/login/server_handover.h"
@@ -53,12 +54,16 @@ static void flow_after_startup(struct session *s)
         return;
     }
     bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
+    if (!by_pgnear && !login_limits_admit(s)) /* passthrough: known before the server says */
+        return;
     login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
 }
 
 /* pgnear verified the client: the console answers it, or a server of its route serves it. */
 static void flow_after_client_auth(struct session *s)
 {
+    if (!s->login->for_console && !login_limits_admit(s))
+        return;
     phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
 }
 

@@ -1,6 +1,7 @@
 /*
- * pool_wait.c — pool_size and max_db_connections: the connections
- * counted against them, and the clients that wait when one is reached.
+ * pool_wait.c — pool_size, max_db_connections and max_user_connections:
+ * the connections counted against them, and the clients that wait when
+ * one is reached.
  */
 #include "proxy/pool/pool_wait.h"
 
@@ -93,13 +94,20 @@ void pool_uncount(struct server_conn *sc)
         pool_wake_all(sc->w);
 }
 
+/* max_user_connections for s: its sections', else the setting. */
+static int pool_user_limit(const struct session *s)
+{
+    return config_section_value(s->cfg, SECTION_MAX_USER_CONNECTIONS, s->user, s->database);
+}
+
 static enum pool_reserve pool_try_reserve(const struct session *s, const struct region_host *h)
 {
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     int slice = pool_slice_of(s);
     pool_session_keys(s, h, slice, pool, host);
-    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
-                               s->cfg->max_db_connections);
+    return pool_limits_reserve_user(&s->w->shared->pool_limits, pool, host,
+                                    pool_slice_size(s, slice), s->cfg->max_db_connections,
+                                    pool_user_limit(s));
 }
 
 /* The slot just reserved for s: its host and slice. */
@@ -136,7 +144,8 @@ static struct server_conn *pool_idle_holding(const struct session *s, const stru
         bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
         bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
                          strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
-        if (rc == POOL_FULL ? same_pool : same_host)
+        bool same_user = same_host && strcmp(sc->user, s->user) == 0;
+        if (rc == POOL_FULL ? same_pool : rc == POOL_USER_FULL ? same_user : same_host)
             return sc;
     }
     return NULL;
@@ -159,6 +168,9 @@ static void pool_wait_log(const struct session *s, const struct region_host *h,
     if (rc == POOL_HOST_FULL)
         snprintf(what, sizeof(what), "max_db_connections (%d) reached on host %s:%d of region %s",
                  s->cfg->max_db_connections, h->name, h->port, s->region->name);
+    else if (rc == POOL_USER_FULL)
+        snprintf(what, sizeof(what), "max_user_connections (%d) reached for user %s on host %s:%d",
+                 pool_user_limit(s), s->user, h->name, h->port);
     else
         snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
                  config_pool_size(s->cfg, pool_mode_of(s)), s->region->name, s->database, s->user);
@@ -188,10 +200,12 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
         /* Counted under what it waits for: its pool, or its host when that is what is full. */
         if (rc == POOL_HOST_FULL)
             pool_host_key(l->pool_wait.key, h->name, h->port);
+        else if (rc == POOL_USER_FULL)
+            pool_user_key(l->pool_wait.key, s->user, h->name, h->port);
         else
             pool_slice_key(l->pool_wait.key, s->region->name, s->database, s->user,
                            pool_slice_of(s));
-        l->pool_wait.key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
+        l->pool_wait.key_kind = (uint8_t)rc;
         l->pool_wait.waiting = true;
         /* A transaction that waited without a fetcher first (txn_fetch.c) waits since then. */
         l->pool_wait.since_us = l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us();
@@ -274,7 +288,9 @@ void pool_wait_enter(struct session *s)
 {
     struct session_login *l = s->login;
     log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
-              l->pool_wait.reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+              l->pool_wait.reason == POOL_FULL        ? "pool_size reached"
+              : l->pool_wait.reason == POOL_USER_FULL ? "max_user_connections reached"
+                                                      : "max_db_connections reached",
               s->region->name, s->database, s->user);
     int64_t waited_ms = (wall_clock_us() - l->pool_wait.since_us) / 1000;
     int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
@@ -299,6 +315,13 @@ void pool_wait_timeout(struct session *s)
                  "for the %.1f s this client waited (query_wait_timeout).",
                  s->region->name, pool_slice_size(s, slice),
                  slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
+    } else if (l->pool_wait.reason == POOL_USER_FULL) {
+        snprintf(msg, sizeof(msg), "no server connection free for user \"%s\" on host %s:%d",
+                 s->user, l->pool_wait.host->name, l->pool_wait.host->port);
+        snprintf(detail, sizeof(detail),
+                 "The user has %d server connections to the host (max_user_connections), all in "
+                 "use for the %.1f s this client waited (query_wait_timeout).",
+                 pool_user_limit(s), waited);
     } else {
         snprintf(msg, sizeof(msg), "no server connection free on host %s:%d",
                  l->pool_wait.host->name, l->pool_wait.host->port);
@@ -311,8 +334,8 @@ void pool_wait_timeout(struct session *s)
     pg_error_set(&err, "53300", "%s", msg);
     pg_error_detail(&err, "%s", detail);
     pg_error_hint(&err,
-                  "Raise pool_size or max_db_connections if the server can take more connections, "
-                  "or make clients hold their sessions for less time.");
+                  "Raise pool_size, max_db_connections or max_user_connections if the server can "
+                  "take more connections, or make clients hold their sessions for less time.");
     session_fail(s, &err);
 }
 
@@ -361,11 +384,13 @@ static void pool_shed_idle(struct worker *w)
         if (__atomic_load_n(&w->shared->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
             return;
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX], user[POOL_KEY_MAX];
         pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
         pool_host_key(host, sc->host->name, sc->host->port);
+        pool_user_key(user, sc->user, sc->host->name, sc->host->port);
         if (pool_limits_has_waiters(&w->shared->pool_limits, pool) ||
-            pool_limits_has_waiters(&w->shared->pool_limits, host))
+            pool_limits_has_waiters(&w->shared->pool_limits, host) ||
+            pool_limits_has_waiters(&w->shared->pool_limits, user))
             pool_close(sc, "a client waits for its slot");
     }
 }

@@ -1,8 +1,8 @@
 /*
- * pool_wait.h — pool_size and max_db_connections: the server connections
- * counted against them across workers, and the clients that wait
- * (PHASE_WAIT_SERVER) when one is reached, woken when a connection is
- * given back or closes.
+ * pool_wait.h — pool_size, max_db_connections and max_user_connections:
+ * the server connections counted against them across workers, and the
+ * clients that wait (PHASE_WAIT_SERVER) when one is reached, woken when a
+ * connection is given back or closes.
  */
 #ifndef PGNEAR_PROXY_POOL_WAIT_H
 #define PGNEAR_PROXY_POOL_WAIT_H

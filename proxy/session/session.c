@@ -406,6 +406,9 @@ void session_close(struct session *s, const char *why)
     if (s->ws_ping)
         event_free(s->ws_ping);
     s->ws_ping = NULL;
+    if (s->client_counted) /* before user and database, which point into startup_raw, go */
+        client_limits_leave(&w->shared->client_limits, s->user, s->database);
+    s->client_counted = false;
     free(s->startup_raw);
     s->startup_raw = NULL;
     param_set_free(&s->server_startup);

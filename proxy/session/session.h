@@ -52,7 +52,7 @@ struct login_pool_wait {
     bool waiting;             /* counted as waiting */
     uint8_t reason;           /* enum pool_reserve: which limit it waits on */
     char key[POOL_KEY_MAX];   /* what it is counted as waiting for */
-    uint8_t key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
+    uint8_t key_kind;         /* its limit: POOL_FULL, POOL_HOST_FULL or POOL_USER_FULL */
     struct region_host *host; /* the host it waits to connect to */
     int64_t since_us;         /* Unix time in microseconds */
 };

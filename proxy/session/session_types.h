@@ -102,6 +102,7 @@ struct session {
     /* the startup packet, kept whole; user and database point into it */
     uint8_t *startup_raw;
     const char *user, *database;
+    bool client_counted; /* in the client limits of user and database (login_limits.h) */
     /*
      * The startup parameters the server is given besides user and database:
      * the client's, in its order, without pgnear.* hints (options without
