@@ -31,6 +31,7 @@ struct migrations_request;
 struct pool_warm;
 struct dbmove_follow;
 struct uring;
+struct notify_hub;
 
 struct worker {
     struct shared *shared; /* what the process's workers share */
@@ -63,6 +64,7 @@ struct worker {
     struct cancel_limit cancel_limit;     /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     struct func_catalog funcs;            /* per database, the routines that may write */
+    struct notify_hub *notify_hub;        /* channels listened on without pinning (notify_hub.h) */
     uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */

@@ -229,6 +229,8 @@ struct txn_hooks {
      * run what came before; false: it ends now.
      */
     bool (*client_ended)(struct session *s, bool hangup);
+    /* Whether its client waits for no answer: a notification may go to it now (notify_hub.h). */
+    bool (*between)(const struct session *s);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

@@ -36,6 +36,7 @@ struct session_login;
 struct session_move;
 struct session_secret;
 struct txn_hooks;
+struct notify_client;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -156,9 +157,10 @@ struct session {
     /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
     const struct registry_host *txn_read_at;
     int64_t txn_read_until_ms;
-    uint64_t transactions;   /* server connections given back after a transaction */
-    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why; /* while session_close runs its hooks: why */
+    uint64_t transactions;        /* server connections given back after a transaction */
+    char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
+    const char *closing_why;      /* while session_close runs its hooks: why */
+    struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
 };
 
 #endif

@@ -33,6 +33,7 @@
 #include "proxy/session/near_sync.h"
 #include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
+#include "proxy/session/notify_hub.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -51,13 +52,14 @@ static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 static void txn_attached(struct session *s);
 static bool txn_client_ended(struct session *s, bool hangup);
+static bool txn_between(const struct session *s);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
     .on_cancel = txn_cancel, .server_gone = near_on_server_gone, .attached = txn_attached,         \
-    .owes_request = near_owes_request, .client_ended = txn_client_ended
+    .owes_request = near_owes_request, .client_ended = txn_client_ended, .between = txn_between
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -509,8 +511,15 @@ static bool txn_answer_known_parses(struct session *s)
 /* The detached session's client sent something: it waits, unread, for a server connection. */
 static int txn_need_server(struct session *s)
 {
-    if (evbuffer_get_length(s->client.in) == 0)
+    if (evbuffer_get_length(s->client.in) == 0 || notify_hub_waiting(s))
         return 0;
+    /* LISTEN and UNLISTEN alone: answered by pgnear, no server needed (notify_hub.h). */
+    int heard;
+    while ((heard = notify_hub_query(s)) > 0)
+        if (notify_hub_waiting(s) || evbuffer_get_length(s->client.in) == 0)
+            return 0;
+    if (heard < 0)
+        return -1;
     if (txn_only_terminate(s)) {
         session_close(s, "client terminated the session");
         return -1;
@@ -711,15 +720,19 @@ static bool txn_server_idle(struct session *s)
     /* An admin's wish that waited while the answer was held (near_owes_request). */
     if (s->near != NULL && s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return false;
-    if (!txn_may_release(s))
+    if (!txn_may_release(s)) {
+        if (!s->closed)
+            notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
         return !s->closed;
+    }
     if (s->txn_params_moved > 0) {
         txn_pin(s, "a reported setting differs from its login's");
         return true;
     }
     txn_let_go(s);
     endpoint_resume_read(&s->client);
-    return true;
+    notify_hub_idle(s);
+    return !s->closed;
 }
 
 static void txn_resume_cb(struct session *s)
@@ -741,8 +754,27 @@ static void txn_closing(struct session *s)
     near_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);
     near_session_end(s);
+    notify_hub_session_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;
     fetch_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
+}
+
+/*
+ * Whether its client waits for no answer: between transactions, the
+ * server's answers all passed on (notify_hub.h: a notification may go to
+ * it now, as a server sends one to an idle client).
+ */
+static bool txn_between(const struct session *s)
+{
+    if (s->closed || s->phase != PHASE_ACTIVE || s->move != NULL || s->client.fwd_remaining != 0 ||
+        evbuffer_get_length(s->client.in) != 0)
+        return false;
+    const struct server_conn *sc = s->server_conn;
+    if (sc == NULL)
+        return s->fetcher == NULL && !s->txn_wait.waiting;
+    return server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !fence_asking(&s->fence) &&
+           sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 && txn_prep_idle(sc) &&
+           !near_owes_request(s, false);
 }

@@ -23,7 +23,8 @@
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
 # FOR UPDATE; a write first in a session, and one sent with the Terminate; state that pins (temporary
-# table, LISTEN, advisory lock, SET); notifications to a listener that
+# table, LISTEN in a block, advisory lock, SET); notifications to a listener
+# (its LISTEN answered by pgnear, not pinned: notify_hub.h) that
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near); the standby's backend terminated while a read's answer is
@@ -673,7 +674,7 @@ for my $mode (qw(transaction session)) {
     }
 
     # ---- state that lives on one server: on the primary, and the session stays there
-    my @pins = (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
+    my @pins = (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['BEGIN; LISTEN here; COMMIT', 'LISTEN'],
                 ['SELECT pg_advisory_lock(37)', 'a session advisory lock']);
     # (Under session pooling a SET is carried between the session's connections instead: below.)
     push @pins, ['SET search_path = public', 'a session-level SET'] if $mode eq 'transaction';
