@@ -41,6 +41,11 @@ enum section_key {
     SECTION_NEED,      /* target_session_attrs: an enum session_need */
     SECTION_MOVABLE,   /* movable: 0 or 1 */
     SECTION_POOL_MODE, /* pool_mode: POOL_SESSION or POOL_TRANSACTION */
+    /* PgBouncer's timeouts, in milliseconds (0: off) */
+    SECTION_QUERY_TIMEOUT,
+    SECTION_TRANSACTION_TIMEOUT,
+    SECTION_IDLE_TRANSACTION_TIMEOUT,
+    SECTION_CLIENT_IDLE_TIMEOUT,
     SECTION_CHOICES
 };
 
@@ -165,6 +170,11 @@ struct config {
     int max_db_connections;     /* per host; 0: no limit */
     /* pool_mode = transaction: statements kept per server connection; 0: named ones pin */
     int max_prepared_statements;
+    /* PgBouncer's timeouts (session/timeouts.h), each 0: off */
+    int query_timeout_ms;            /* a request running longer is canceled on its server */
+    int transaction_timeout_ms;      /* a transaction open longer ends its session */
+    int idle_transaction_timeout_ms; /* idle in a transaction longer: the session ends */
+    int client_idle_timeout_ms;      /* a client idle between transactions longer is closed */
     char *logfile;
 
     /* derived at load */

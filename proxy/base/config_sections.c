@@ -44,6 +44,7 @@ static bool parse_on_off(const char *text, int *out)
  * home_by, an identifier checked here.
  */
 #define TEXT_REGIONS (-1)
+#define DURATION_CHOICES "a duration: 15s, 1500ms, 2min, 1h; 0: off"
 #define TEXT_HOME_BY (-2)
 
 static const struct section_key_def {
@@ -64,6 +65,14 @@ static const struct section_key_def {
     {"pool_mode", false, SECTION_POOL_MODE, config_parse_section_pool_mode,
      "session or transaction", NULL, offsetof(struct config, pool_mode), false},
     {"home_by", true, TEXT_HOME_BY, NULL, NULL, NULL, 0, false},
+    {"query_timeout", false, SECTION_QUERY_TIMEOUT, config_parse_duration_ms, DURATION_CHOICES,
+     NULL, offsetof(struct config, query_timeout_ms), false},
+    {"transaction_timeout", false, SECTION_TRANSACTION_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, transaction_timeout_ms), false},
+    {"idle_transaction_timeout", false, SECTION_IDLE_TRANSACTION_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, idle_transaction_timeout_ms), false},
+    {"client_idle_timeout", false, SECTION_CLIENT_IDLE_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, client_idle_timeout_ms), false},
 };
 #define N_SECTION_KEYS (sizeof(section_keys) / sizeof(section_keys[0]))
 
@@ -175,7 +184,7 @@ static void load_need_section(struct load_ctx *lc, dictionary *d, const char *se
             return;
         }
     }
-    char taken[200];
+    char taken[400];
     if (rule.home_by != NULL && rule.regions == NULL)
         config_problem(lc, NULL,
                        "[%s]: home_by needs regions: the region the rows live in before any "

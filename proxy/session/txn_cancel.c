@@ -15,6 +15,7 @@
 #include "proxy/session/fetch.h"
 #include "proxy/session/near.h"
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts.h"
 #include "proxy/session/txn_fetch.h"
 
 /* The bytes of the first request in in, through its Query, Sync or FunctionCall; 0: not whole. */
@@ -40,7 +41,9 @@ static bool txn_cancel_answer(struct session *s, size_t n)
     struct near_state *ns = s->near;
     bool refused = ns != NULL && ns->forward_pending;
     struct evbuffer *answer = refused ? ns->answer : evbuffer_new();
-    bool ok = answer != NULL && pkt_add_canceled(answer) == 0 &&
+    const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
+    bool ok = answer != NULL &&
+              (why != NULL ? pkt_add_canceled_as(answer, why) : pkt_add_canceled(answer)) == 0 &&
               evbuffer_add_buffer(s->client.out, answer) == 0;
     if (!refused && answer != NULL)
         evbuffer_free(answer);
