@@ -131,18 +131,22 @@ void timeouts_note(struct session *s)
     struct timeouts_state *t = &s->timeouts;
     enum timeouts_phase phase = timeouts_phase_now(s);
     const struct server_conn *sc = s->server_conn;
-    /* An answer on the same connection while still asked: the next request began. */
-    bool next = false;
+    bool next = false, ended = false;
     if (sc != t->answered_on) {
         t->answered_on = sc;
         t->answered = sc != NULL ? sc->tx.answered : 0;
+        t->answered_idle = sc != NULL ? sc->tx.answered_idle : 0;
     } else if (sc != NULL && sc->tx.answered != t->answered) {
+        ended = sc->tx.answered_idle != t->answered_idle;
         t->answered = sc->tx.answered;
+        t->answered_idle = sc->tx.answered_idle;
         next = phase == TIMEOUTS_QUERY;
     }
     if (phase == t->phase && !next)
         return;
     int64_t now = monotonic_ms();
+    if (ended && phase != TIMEOUTS_IDLE)
+        timeouts_enter(s, TIMEOUTS_IDLE, now); /* a transaction ended in between */
     timeouts_enter(s, phase, now);
     if (t->on)
         timeouts_arm(s, now);

@@ -27,9 +27,14 @@ struct timeouts_state {
     int32_t query_ms, transaction_ms, idle_transaction_ms, client_idle_ms;
     /* monotonic_ms: the request, the transaction, the idle time began; the timer's deadline */
     int64_t query_since_ms, transaction_since_ms, idle_since_ms, deadline_ms;
-    /* The server connection's answers counted as the request began: a later one starts the next. */
+    /*
+     * The server connection's answers (tx_track's counts) when last seen: a
+     * later one while a request goes on began the next request; one that
+     * left the server idle ended a transaction, though nothing saw the
+     * session idle between (its next request sent at once).
+     */
     const void *answered_on; /* that connection (compared, never followed) */
-    uint64_t answered;
+    uint64_t answered, answered_idle;
 };
 
 #endif
