@@ -289,6 +289,7 @@ const struct session_flow login_flow =
                    PHASE_BIT(PHASE_STARTUP) | PHASE_BIT(PHASE_CLIENT_TLS) |
                    PHASE_BIT(PHASE_CONNECT),
         .server_failed = flow_server_failed,
+        .relay_event = timeouts_note,
         .login_abort = flow_login_abort,
         .login_end = login_throttle_release,
         .server_release = pool_release,

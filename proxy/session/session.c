@@ -32,7 +32,6 @@
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
-#include "proxy/session/timeouts.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -84,7 +83,7 @@ void session_endpoint_event(struct endpoint *ep, short what)
         endpoint_dispatch(s, ep, what, &s->closed);
     /* Where it is now, for its timeouts: nothing while they are all off. */
     if (__builtin_expect(s->timeouts.on, 0) && !s->closed && s->phase == PHASE_ACTIVE)
-        timeouts_note(s);
+        s->w->shared->flow->relay_event(s);
     session_callback_done(s);
 }
 

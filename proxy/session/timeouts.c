@@ -72,7 +72,7 @@ static void timeouts_earliest(int64_t *deadline, int64_t since, int32_t ms)
 static int64_t timeouts_deadline(const struct timeouts_state *t)
 {
     int64_t d = INT64_MAX;
-    switch ((enum timeouts_phase)t->phase) {
+    switch ((enum timeouts_phase)t->where) {
     case TIMEOUTS_QUERY:
         if (!t->canceled)
             timeouts_earliest(&d, t->query_since_ms, t->query_ms);
@@ -108,11 +108,11 @@ static void timeouts_arm(struct session *s, int64_t now)
     t->deadline_ms = d;
 }
 
-/* s enters phase (from t->phase) at now; a transaction that starts reads the values anew. */
+/* s enters phase (from t->where) at now; a transaction that starts reads the values anew. */
 static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t now)
 {
     struct timeouts_state *t = &s->timeouts;
-    bool from_idle = t->phase == TIMEOUTS_IDLE;
+    bool from_idle = t->where == TIMEOUTS_IDLE;
     if (t->stale && (from_idle || phase == TIMEOUTS_IDLE))
         timeouts_read_values(s);
     if (phase != TIMEOUTS_IDLE && from_idle)
@@ -123,7 +123,7 @@ static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t
     } else {
         t->idle_since_ms = now;
     }
-    t->phase = (uint8_t)phase;
+    t->where = (uint8_t)phase;
 }
 
 void timeouts_note(struct session *s)
@@ -142,7 +142,7 @@ void timeouts_note(struct session *s)
         t->answered_idle = sc->tx.answered_idle;
         next = phase == TIMEOUTS_QUERY;
     }
-    if (phase == t->phase && !next)
+    if (phase == t->where && !next)
         return;
     int64_t now = monotonic_ms();
     if (ended && phase != TIMEOUTS_IDLE)
@@ -160,7 +160,7 @@ void timeouts_start(struct session *s)
 {
     struct timeouts_state *t = &s->timeouts;
     timeouts_read_values(s);
-    t->phase = (uint8_t)timeouts_phase_now(s);
+    t->where = (uint8_t)timeouts_phase_now(s);
     int64_t now = monotonic_ms();
     t->query_since_ms = t->transaction_since_ms = t->idle_since_ms = now;
     if (t->on)
@@ -179,11 +179,11 @@ void timeouts_reconfigured(struct worker *w)
         t->stale = true;
         if (!t->on) { /* not followed till now: where it is, from now */
             int64_t now = monotonic_ms();
-            t->phase = (uint8_t)timeouts_phase_now(s);
+            t->where = (uint8_t)timeouts_phase_now(s);
             t->query_since_ms = t->transaction_since_ms = t->idle_since_ms = now;
         }
         t->on = true;
-        if (t->phase == TIMEOUTS_IDLE) {
+        if (t->where == TIMEOUTS_IDLE) {
             timeouts_read_values(s);
             t->on = true; /* stays followed until its next transaction's start reads them */
             timeouts_arm(s, monotonic_ms());
@@ -237,19 +237,19 @@ void timeouts_expired(struct session *s)
     t->armed = false;
     timeouts_note(s);
     int64_t now = monotonic_ms();
-    bool in_txn = t->phase != TIMEOUTS_IDLE;
+    bool in_txn = t->where != TIMEOUTS_IDLE;
     if (in_txn && t->transaction_ms > 0 && now >= t->transaction_since_ms + t->transaction_ms)
         timeouts_fail(s, "25P04", "terminating connection due to transaction timeout",
                       "transaction_timeout", t->transaction_ms);
-    else if (t->phase == TIMEOUTS_IDLE_TXN && t->idle_transaction_ms > 0 &&
+    else if (t->where == TIMEOUTS_IDLE_TXN && t->idle_transaction_ms > 0 &&
              now >= t->idle_since_ms + t->idle_transaction_ms)
         timeouts_fail(s, "25P03", "terminating connection due to idle-in-transaction timeout",
                       "idle_transaction_timeout", t->idle_transaction_ms);
-    else if (t->phase == TIMEOUTS_IDLE && t->client_idle_ms > 0 &&
+    else if (t->where == TIMEOUTS_IDLE && t->client_idle_ms > 0 &&
              now >= t->idle_since_ms + t->client_idle_ms)
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
-    else if (t->phase == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&
+    else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&
              now >= t->query_since_ms + t->query_ms)
         timeouts_cancel(s);
     if (!s->closed && s->phase == PHASE_ACTIVE && t->on)

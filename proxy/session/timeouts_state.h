@@ -22,7 +22,7 @@ struct timeouts_state {
     bool armed;     /* the session timer runs for deadline_ms */
     bool canceled;  /* query_timeout canceled the request going on */
     bool canceling; /* that cancel is being answered here (txn_cancel.h) */
-    uint8_t phase;  /* enum timeouts_phase */
+    uint8_t where;  /* enum timeouts_phase */
     /* The values in force (milliseconds, 0: off), read as its transaction started. */
     int32_t query_ms, transaction_ms, idle_transaction_ms, client_idle_ms;
     /* monotonic_ms: the request, the transaction, the idle time began; the timer's deadline */
