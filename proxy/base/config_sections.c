@@ -43,9 +43,9 @@ static bool parse_on_off(const char *text, int *out)
  * regions, checked once the regions are known (config_check_placement), and
  * home_by, an identifier checked here.
  */
-#define TEXT_REGIONS (-1)
+#define TEXT_REGIONS     (-1)
 #define DURATION_CHOICES "a duration: 15s, 1500ms, 2min, 1h; 0: off"
-#define TEXT_HOME_BY (-2)
+#define TEXT_HOME_BY     (-2)
 
 static const struct section_key_def {
     const char *name;

@@ -321,8 +321,8 @@ static bool timeouts_hold_tail(struct evbuffer *in, size_t at, struct evbuffer *
  * ReadyForQuery that ends the canceled request (*ended).  An ErrorResponse
  * not whole yet waits in held, out of the reader's way.  False: out of memory.
  */
-static bool timeouts_rewrite(const struct session *s, struct evbuffer *in, size_t at,
-                             bool *ended, struct evbuffer **held)
+static bool timeouts_rewrite(const struct session *s, struct evbuffer *in, size_t at, bool *ended,
+                             struct evbuffer **held)
 {
     for (;;) {
         uint8_t h[PKT_HEADER_LEN];
