@@ -159,6 +159,8 @@ void timeouts_note(struct session *s)
 void timeouts_start(struct session *s)
 {
     struct timeouts_state *t = &s->timeouts;
+    if (s->client.stream.fd < 0)
+        return; /* pgnear's own: no client to time */
     timeouts_read_values(s);
     t->where = (uint8_t)timeouts_phase_now(s);
     int64_t now = monotonic_ms();
@@ -182,11 +184,15 @@ void timeouts_reconfigured(struct worker *w)
             t->where = (uint8_t)timeouts_phase_now(s);
             t->query_since_ms = t->transaction_since_ms = t->idle_since_ms = now;
         }
-        t->on = true;
-        if (t->where == TIMEOUTS_IDLE) {
-            timeouts_read_values(s);
-            t->on = true; /* stays followed until its next transaction's start reads them */
+        t->on = true; /* followed until its next transaction's start reads them */
+        if (t->where != TIMEOUTS_IDLE)
+            continue;
+        timeouts_read_values(s); /* between transactions: at once */
+        if (t->on) {
             timeouts_arm(s, monotonic_ms());
+        } else if (t->armed) {
+            event_del(s->timer);
+            t->armed = false;
         }
     }
 }
@@ -245,8 +251,8 @@ void timeouts_expired(struct session *s)
              now >= t->idle_since_ms + t->idle_transaction_ms)
         timeouts_fail(s, "25P03", "terminating connection due to idle-in-transaction timeout",
                       "idle_transaction_timeout", t->idle_transaction_ms);
-    else if (t->where == TIMEOUTS_IDLE && t->client_idle_ms > 0 &&
-             now >= t->idle_since_ms + t->client_idle_ms)
+    else if (t->where == TIMEOUTS_IDLE && t->client_idle_ms > 0 && !s->hold.held &&
+             now >= t->idle_since_ms + t->client_idle_ms) /* held: its request may wait unread */
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
     else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&
@@ -358,6 +364,8 @@ static bool timeouts_rewrite(const struct session *s, struct evbuffer *in, size_
 static void timeouts_rewrite_reader(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
+    if (sc == NULL)
+        return;
     struct endpoint *ep = &sc->ep;
     const struct server_reader *reader = relay_server_reader(s);
     int more = 0;
