@@ -243,6 +243,8 @@ void timeouts_expired(struct session *s)
     t->armed = false;
     timeouts_note(s);
     int64_t now = monotonic_ms();
+    if (t->where == TIMEOUTS_IDLE && s->hold.held)
+        t->idle_since_ms = now; /* held: its request may wait unread; idle from after the hold */
     bool in_txn = t->where != TIMEOUTS_IDLE;
     if (in_txn && t->transaction_ms > 0 && now >= t->transaction_since_ms + t->transaction_ms)
         timeouts_fail(s, "25P04", "terminating connection due to transaction timeout",
@@ -251,8 +253,8 @@ void timeouts_expired(struct session *s)
              now >= t->idle_since_ms + t->idle_transaction_ms)
         timeouts_fail(s, "25P03", "terminating connection due to idle-in-transaction timeout",
                       "idle_transaction_timeout", t->idle_transaction_ms);
-    else if (t->where == TIMEOUTS_IDLE && t->client_idle_ms > 0 && !s->hold.held &&
-             now >= t->idle_since_ms + t->client_idle_ms) /* held: its request may wait unread */
+    else if (t->where == TIMEOUTS_IDLE && t->client_idle_ms > 0 &&
+             now >= t->idle_since_ms + t->client_idle_ms)
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
     else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&

@@ -3,7 +3,8 @@
 # session and its backend go on, the backend idle in pg_stat_activity and
 # the next query on it works; under transaction pooling a request still
 # waiting for a connection is answered 57014 without running, and the
-# session goes on), transaction_timeout (FATAL 25P04, in a statement and
+# session goes on; a simple Query and an extended-protocol batch alike),
+# transaction_timeout (FATAL 25P04, in a statement and
 # idle in a transaction), idle_transaction_timeout (FATAL 25P03),
 # client_idle_timeout (FATAL 57P05); a session ended so leaves no backend
 # behind (never handed on inside a transaction).  Each under
@@ -91,6 +92,16 @@ for my $mode (qw(session transaction nearest)) {
         is one($w, 'SELECT 41 + 1'), '42', "$mode: the next query works";
         is one($w, 'SELECT pg_backend_pid()'), $pid, "$mode: on the same backend (its connection went on)"
             if $mode ne 'transaction';
+        # The extended protocol: Parse, Bind, Execute, Sync.
+        $w->send_msg('P', "\0SELECT pg_sleep(6)\0\0\0");
+        $w->send_msg('B', "\0\0\0\0\0\0\0\0");
+        $w->send_msg('E', "\0\0\0\0\0");
+        $w->send_msg('S', '');
+        my $t0 = time;
+        $q = $w->read_result;
+        is $q->{error}{C}, '57014', "$mode: an extended-protocol batch past query_timeout gets 57014";
+        like $q->{error}{M}, qr/query_timeout/, "$mode: naming query_timeout";
+        ok time - $t0 < 4 && ($q->{status} // '') eq 'I', "$mode: at its time, then ReadyForQuery";
         ($took, $q) = timed($w, 'SELECT pg_sleep(0.5)');
         ok !$q->{error}, "$mode: a query within query_timeout runs";
         # Several requests each within it, in a transaction with short pauses.
