@@ -89,18 +89,18 @@ static int64_t timeouts_deadline(const struct timeouts_state *t)
     return d;
 }
 
-/* The session timer armed for the nearest deadline, or stopped when there is none. */
+/*
+ * The session timer armed for the nearest deadline.  A timer armed for an
+ * earlier one is left as it is: it fires, finds nothing due, and is armed
+ * again then (timeouts_expired), so that a session busy with short
+ * transactions moves it about once per deadline rather than twice a
+ * transaction.
+ */
 static void timeouts_arm(struct session *s, int64_t now)
 {
     struct timeouts_state *t = &s->timeouts;
     int64_t d = timeouts_deadline(t);
-    if (d == INT64_MAX) {
-        if (t->armed)
-            event_del(s->timer);
-        t->armed = false;
-        return;
-    }
-    if (t->armed && d == t->deadline_ms)
+    if (d == INT64_MAX || (t->armed && t->deadline_ms <= d))
         return;
     int64_t ms = d > now ? d - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
