@@ -12,7 +12,8 @@
  * It is read after each event of the session (session_endpoint_event):
  * O(1), and nothing at all while every timeout is off (s->timeouts.on).
  * One timer, the session's own (unused once it relays), is armed for the
- * nearest deadline of the phase it is in.
+ * nearest deadline of the phase it is in, or left armed for an earlier
+ * one, which finds nothing due and arms it again.
  *
  * What each does when its time is up:
  *   query_timeout: the request is canceled on its server by a
