@@ -3,7 +3,8 @@
 # session and its backend go on, the backend idle in pg_stat_activity and
 # the next query on it works; under transaction pooling a request still
 # waiting for a connection is answered 57014 without running, and the
-# session goes on; a simple Query and an extended-protocol batch alike),
+# session goes on, a nearest write refused by a standby and waiting for the
+# primary's connection too; a simple Query and an extended-protocol batch alike),
 # transaction_timeout (FATAL 25P04, in a statement and
 # idle in a transaction), idle_transaction_timeout (FATAL 25P03),
 # client_idle_timeout (FATAL 57P05); a session ended so leaves no backend
@@ -21,6 +22,7 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use PgNearNearest qw(nearest_regions dublin_login);
 
 $SIG{PIPE} = 'IGNORE';
 
@@ -215,6 +217,37 @@ for my $mode (qw(session transaction nearest)) {
     ($took, $q) = timed($w, 'SELECT pg_sleep(2)');
     ok !$q->{error} && $took >= 1.9, 'reload: the session runs long queries again';
     is fatal_after($idle, 1.5)->{C}, '57P05', 'reload: one idle since before the reload gets client_idle_timeout';
+    $p->stop;
+}
+
+# ------------------------------------------------------------ nearest: a write held for a primary
+
+{
+    $us->psql_admin('CREATE TABLE ticks (id int)', dbname => 'movr');
+    my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
+    $eu->wait_streaming;
+    my $p = PgNearTest::Proxy->new(regions => nearest_regions($us, $eu),
+        settings => { auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+                      workers => 1, pool_mode => 'transaction', target_session_attrs => 'nearest',
+                      max_db_connections => 1, query_timeout => '1s', health_check_interval => '250ms' });
+    ok wait_until(sub { grep { ($_->{role} // '') eq 'standby' } $p->admin_rows('SHOW REGIONS') }, timeout => 30),
+        'nearest: the checks know the standby';
+    my $c = dublin_login($p->port);
+    my ($took, $q) = timed($c, 'SELECT pg_sleep(5)');
+    is $q->{error}{C}, '57014', 'nearest: a read on the standby past query_timeout: 57014';
+    like $q->{error}{M}, qr/query_timeout/, 'nearest: naming query_timeout';
+    my $blocker = dublin_login($p->port, options => '-c pgnear.target_session_attrs=read-write');
+    ok !$blocker->query('BEGIN')->{error} && !$blocker->query('SELECT 1')->{error},
+        "nearest: a read-write block holds the primary's one connection";
+    ($took, $q) = timed($c, 'INSERT INTO ticks VALUES (1)');
+    is $q->{error}{C}, '57014',
+        "nearest: a write refused near, waiting for the primary's connection past query_timeout: 57014";
+    like $q->{error}{M}, qr/query_timeout/, 'nearest: naming query_timeout';
+    ok $took >= 0.9 && $took < 4, sprintf('nearest: after about a second (%.2f s)', $took);
+    $blocker->query('COMMIT');
+    is $us->psql_admin('SELECT count(*) FROM ticks', dbname => 'movr'), '0', 'nearest: the canceled write ran nowhere';
+    ok !$c->query('INSERT INTO ticks VALUES (2)')->{error}, 'nearest: the session goes on: its next write runs';
+    is $us->psql_admin('SELECT count(*) FROM ticks', dbname => 'movr'), '1', 'nearest: once';
     $p->stop;
 }
 
