@@ -5,7 +5,7 @@
 #
 #   bench/bench.pl [--seconds 5] [--rounds 3] [--scale 10] [--only 'S-prepared-8,storm'] [--no-geo]
 #                  [--workers 2] [--verifiers file|query] [--baseline path/to/older/pgnear]
-#                  [--pool_mode session|none|transaction] [--pool_size N]
+#                  [--pool_mode session|none|transaction] [--pool_size N] [--pgnear_auth scram]
 #
 # pgnear runs with --pool_mode (default session) and pool_size 100, as
 # PgBouncer's default_pool_size here; the storm (a new session per
@@ -38,7 +38,7 @@
 # flatter the costlier one.  bench/txn_pool.pl runs transaction pooling
 # beside PgBouncer with workers 1 and 2, the way the issue's table does.
 #
-# Needs a built ./pgnear (or $PGNEAR), pgbouncer, haproxy and pgbench
+# Needs a built build/pgnear (or $PGNEAR), pgbouncer, haproxy and pgbench
 # (scripts/install-deps.sh installs them).  Quote the ratios, not the tps:
 # the machines are shared and noisy.
 use strict;

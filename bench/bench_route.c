@@ -17,10 +17,7 @@
  * the parts on fewer batches: locality_resolve alone (and the GeoIP lookup
  * in it), route_plan alone (and the 30 great-circle distances in it).
  *
- * Build (from the source tree, after building in build/):
- *   gcc -std=gnu11 -O2 -I. -Ibuild -D_GNU_SOURCE -o build/bench_route bench/bench_route.c \
- *       build/libpgnear_routing.a build/libpgnear_protocol.a \
- *       -lmaxminddb -lpq -levent -lssl -lcrypto -lm
+ * Build (from a build directory): make bench/bench_route
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -214,7 +211,13 @@ int main(int argc, char **argv)
         addrs[i].sin_addr.s_addr = htonl(a);
     }
 
-    struct routing_data rd = {&set, &set.items[0], NULL, geo, NULL, 0, false};
+    /* Ordered by distance alone: no round trips are measured here. */
+    struct routing_data rd = {
+        .regions = &set,
+        .fallback = &set.items[0],
+        .geoip = geo,
+        .rank = {.by = ROUTE_BY_DISTANCE},
+    };
     struct decision_sink sink = {0};
     struct region *plan[ROUTE_MAX_REGIONS];
     double km[ROUTE_MAX_REGIONS];

@@ -29,7 +29,26 @@ struct pgasync {
     bool timed_out;           /* the query's timer ended it */
     pgasync_closed_fn closed; /* while idle: the server went away */
     void *closed_arg;
+    pgasync_notify_fn notify; /* each NotificationResponse, whenever it comes; NULL: dropped */
+    void *notify_arg;
 };
+
+/* The notifications libpq has read, to the owner's hook in the order they came. */
+static void pgasync_drain_notifies(struct pgasync *q)
+{
+    PGnotify *n;
+    while (q->conn != NULL && (n = PQnotifies(q->conn)) != NULL) {
+        if (q->notify != NULL)
+            q->notify(q->notify_arg, n);
+        PQfreemem(n);
+    }
+}
+
+void pgasync_set_notify(struct pgasync *q, pgasync_notify_fn notify, void *arg)
+{
+    q->notify = notify;
+    q->notify_arg = arg;
+}
 
 /* What one query owns; the connection and its timer outlive it when kept. */
 static void pgasync_clear_query(struct pgasync *q)
@@ -102,6 +121,7 @@ static void pgasync_finish(struct pgasync *q, const char *error)
         while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
             msg[--n] = '\0';
     }
+    pgasync_drain_notifies(q);
     bool answered = error != NULL && q->conn != NULL &&
                     (PQconnectionNeedsPassword(q->conn) || PQconnectionUsedPassword(q->conn));
     q->in_callback = true;
@@ -134,6 +154,7 @@ static void pgasync_read_results(struct pgasync *q)
         pgasync_finish(q, PQerrorMessage(q->conn));
         return;
     }
+    pgasync_drain_notifies(q);
     while (!PQisBusy(q->conn)) {
         PGresult *res = PQgetResult(q->conn);
         if (res == NULL) {
@@ -299,9 +320,7 @@ static void pgasync_idle_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (PQconsumeInput(q->conn) && PQstatus(q->conn) == CONNECTION_OK) {
-        PGnotify *n;
-        while ((n = PQnotifies(q->conn)) != NULL)
-            PQfreemem(n);
+        pgasync_drain_notifies(q);
         return;
     }
     q->closed(q->closed_arg);

@@ -61,6 +61,16 @@ bool pgasync_keep(struct pgasync *q, pgasync_closed_fn closed, void *arg);
  * makes the server roll it back.  False only when the connection is gone.
  */
 bool pgasync_keep_open(struct pgasync *q, pgasync_closed_fn closed, void *arg);
+/*
+ * Each notification the connection receives (NotificationResponse), while
+ * a query runs or while it is kept idle, handed to notify in the order it
+ * came; the notice is freed after the call.  notify may not free q nor
+ * run a query on it (it defers that to the loop).  Set after
+ * pgasync_query, before the loop runs; by default they are dropped.
+ */
+typedef void (*pgasync_notify_fn)(void *arg, const PGnotify *n);
+void pgasync_set_notify(struct pgasync *q, pgasync_notify_fn notify, void *arg);
+
 /* Connected and outside any transaction. */
 bool pgasync_connection_ok(const struct pgasync *q);
 /*

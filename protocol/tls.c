@@ -114,6 +114,44 @@ fail:
     return NULL;
 }
 
+bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t errcap)
+{
+    if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+        tls_errstr(err, errcap, "could not load client_tls_ca_file", ca_file);
+        return false;
+    }
+    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca_file);
+    if (names == NULL) {
+        tls_errstr(err, errcap, "could not read the CA names of client_tls_ca_file", ca_file);
+        return false;
+    }
+    SSL_CTX_set_client_CA_list(ctx, names); /* the context owns them now */
+    /* A bad certificate fails the handshake, as with PostgreSQL; none at all is the login's. */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    return true;
+}
+
+enum tls_client_cert tls_client_cert_cn(SSL *ssl, char *cn, size_t cncap)
+{
+    X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;
+    if (cert == NULL || SSL_get_verify_result(ssl) != X509_V_OK)
+        return TLS_CERT_NONE;
+    X509_NAME *subject = X509_get_subject_name(cert);
+    int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+    if (at < 0 || X509_NAME_get_index_by_NID(subject, NID_commonName, at) >= 0)
+        return TLS_CERT_BAD_CN;
+    ASN1_STRING *data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, data);
+    bool ok = n >= 0 && (size_t)n < cncap && memchr(utf8, '\0', (size_t)n) == NULL;
+    if (ok) {
+        memcpy(cn, utf8, (size_t)n);
+        cn[n] = '\0';
+    }
+    OPENSSL_free(utf8);
+    return ok ? TLS_CERT_VERIFIED : TLS_CERT_BAD_CN;
+}
+
 /* verify-full: an IP literal is matched against IP SANs, anything else as a DNS name. */
 static bool tls_set_expected_host(SSL *ssl, const char *host)
 {

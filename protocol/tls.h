@@ -25,6 +25,23 @@ enum tls_server_mode {
 SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, char *err,
                                   size_t errcap);
 
+/*
+ * Asks clients for a certificate and verifies one given against ca_file's
+ * CAs; a client that gives none is still let through the handshake (the
+ * login decides: tls_client_cert_cn).  false with why in err.
+ */
+bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t errcap);
+
+/* What a client's certificate says of it (tls_client_cert_cn). */
+enum tls_client_cert {
+    TLS_CERT_NONE,    /* no certificate given (or no TLS) */
+    TLS_CERT_BAD_CN,  /* verified, but its CN is missing, repeated, too long or holds a NUL */
+    TLS_CERT_VERIFIED /* verified against client_tls_ca_file: cn holds its common name */
+};
+
+/* The verified client certificate's common name into cn (NUL-terminated). */
+enum tls_client_cert tls_client_cert_cn(SSL *ssl, char *cn, size_t cncap);
+
 /* Context for connecting to servers; ca_file may be NULL below verify-ca. */
 SSL_CTX *tls_make_server_side_ctx(enum tls_server_mode mode, const char *ca_file,
                                   const char *cert_file, const char *key_file, char *err,

@@ -173,6 +173,11 @@ struct ws_conn *ws_new(struct sock *below, uint64_t max_frame)
     return ws;
 }
 
+SSL *ws_tls(const struct ws_conn *ws)
+{
+    return ws->lower.ssl;
+}
+
 /* ---- writing ---- */
 
 /* A frame starts: until all of its payload has gone, no other frame may be sent (out_busy). */

@@ -54,6 +54,9 @@ struct ws_conn *ws_new(struct sock *below, uint64_t max_frame);
  */
 int ws_free(struct ws_conn *ws);
 
+/* The TLS of wss under the frames (its client certificate, for one); NULL for ws. */
+SSL *ws_tls(const struct ws_conn *ws);
+
 /*
  * Up to max bytes of the stream into p: a count (> 0) or a stream_status.
  * STREAM_EOF after a close frame (answered) or a hang-up; STREAM_ERROR

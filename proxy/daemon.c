@@ -35,6 +35,7 @@
 #include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/notify_hub.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
 
@@ -44,7 +45,8 @@
  * connections after them, then what may still hang on a session.
  */
 static const struct worker_part *const daemon_parts[] = {
-    &session_part, &pool_part, &pool_warm_part, &migrations_part, &cancel_part, &dbmove_follow_part,
+    &session_part,    &notify_hub_part, &pool_part,          &pool_warm_part,
+    &migrations_part, &cancel_part,     &dbmove_follow_part,
 };
 
 struct daemon {

@@ -68,6 +68,10 @@ static void print_pooling(const struct config *cfg)
         printf("pooling: off: under auth = passthrough pgnear cannot log in to a server for a "
                "client it did not verify, so no server connection is kept for another client "
                "(auth = scram pools)\n");
+    else if (cfg->auth != AUTH_SCRAM)
+        printf("pooling: off: under auth = hba or cert a server may authenticate the client "
+               "itself, so no server connection is kept for another client (auth = scram "
+               "pools)\n");
     else
         printf("pooling: pool_mode = %s, pool_size %d%s per region, database and user, "
                "min_pool_size %d, max_db_connections %d%s\n",
@@ -137,6 +141,25 @@ static void print_limits(const struct config *cfg)
     }
 }
 
+/* What --check says of the global limits per user and database (a section may set others). */
+static void print_user_limits(const struct config *cfg)
+{
+    if (config_pooling(cfg) && cfg->max_user_connections > 0)
+        printf("limit: max_user_connections %d: a session that needs its user's %lld%s server "
+               "connection to one host waits up to query_wait_timeout (%g s), then gets 53300\n",
+               cfg->max_user_connections, (long long)cfg->max_user_connections + 1,
+               ordinal_suffix((long long)cfg->max_user_connections + 1),
+               cfg->query_wait_timeout_ms / 1000.0);
+    if (cfg->max_user_client_connections > 0)
+        printf("limit: max_user_client_connections %d: a user's next client session gets 53300 "
+               "(too many client connections for user)\n",
+               cfg->max_user_client_connections);
+    if (cfg->max_db_client_connections > 0)
+        printf("limit: max_db_client_connections %d: a database's next client session gets 53300 "
+               "(too many client connections for database)\n",
+               cfg->max_db_client_connections);
+}
+
 /*
  * What --check says of the open-files limit, as this shell would give it
  * to pgnear (a service manager may give another: pgnear warns in its log
@@ -182,9 +205,13 @@ static int run_check(const char *path)
         fprintf(stderr, "pgnear: WARNING: %s\n", warnings[i]);
     printf("%s: configuration OK (%zu regions, default region %s)\n", path, cfg->regions.count,
            cfg->default_region_ptr->name);
+    if (cfg->auth == AUTH_HBA)
+        printf("auth: hba: %zu lines from %s, the first that matches decides\n", cfg->hba.count,
+               cfg->auth_hba_file);
     print_pooling(cfg);
     print_need(cfg);
     print_limits(cfg);
+    print_user_limits(cfg);
     print_fd_limit(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);

@@ -714,6 +714,19 @@ bool health_hurry(struct region_host *h, int64_t until_ms)
     return __atomic_exchange_n(&hh->hurry_idle, false, __ATOMIC_SEQ_CST);
 }
 
+bool health_hurry_hosts(struct region_set *regions, health_host_pick pick, void *arg,
+                        int64_t until_ms)
+{
+    bool wake = false;
+    for (size_t r = 0; r < regions->count; r++) {
+        struct region *reg = &regions->items[r];
+        for (size_t i = 0; i < reg->nhosts; i++)
+            if (pick == NULL || pick(&reg->hosts[i], arg))
+                wake |= health_hurry(&reg->hosts[i], until_ms);
+    }
+    return wake;
+}
+
 unsigned health_downs(const struct region_host *h)
 {
     return __atomic_load_n(&h->runtime->health.downs, __ATOMIC_RELAXED);

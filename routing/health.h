@@ -130,6 +130,18 @@ void health_note_login_role(struct region_host *h, bool standby);
  */
 bool health_hurry(struct region_host *h, int64_t until_ms);
 
+/* Which hosts health_hurry_hosts hurries (arg: its caller's); NULL: every one. */
+typedef bool (*health_host_pick)(const struct region_host *h, void *arg);
+
+/*
+ * health_hurry for every host of regions that pick takes: the one way to
+ * hurry the checks (a login waiting for a role, a fenced read, a write on
+ * a primary, a new leader).  True when the checker must be woken
+ * (health_wake on its thread: worker_wake_checks from a worker).
+ */
+bool health_hurry_hosts(struct region_set *regions, health_host_pick pick, void *arg,
+                        int64_t until_ms);
+
 /*
  * Judges now which primaries are fenced (claimants.h), as after each
  * check: for what the checks' thread learned elsewhere (an HA manager's

@@ -279,12 +279,7 @@ static void patroni_leader_changed(struct patroni_source *ps)
                  ps->leader[0] ? ps->leader : "none");
     ps->log(ps->arg, name[0] == '\0', line);
     snprintf(ps->leader, sizeof(ps->leader), "%s", name);
-    int64_t until = monotonic_ms() + PATRONI_HURRY_MS;
-    bool wake = false;
-    for (size_t r = 0; r < ps->regions->count; r++)
-        for (size_t i = 0; i < ps->regions->items[r].nhosts; i++)
-            wake |= health_hurry(&ps->regions->items[r].hosts[i], until);
-    if (wake)
+    if (health_hurry_hosts(ps->regions, NULL, NULL, monotonic_ms() + PATRONI_HURRY_MS))
         health_wake(ps->hc);
 }
 

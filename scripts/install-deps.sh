@@ -32,9 +32,11 @@ SERVERS="postgresql-15 postgresql-client-15 postgresql-contrib pgbouncer haproxy
 # --enable-v2), and python3-etcd, the client of Patroni's etcd (v2) driver
 PATRONI="patroni etcd-server python3-etcd"
 # perl and the modules of the test harness (IO::Socket::SSL: the wss
-# tests of tests/lib/PgNearWs.pm); mmdb-bin's mmdblookup checks
+# tests of tests/lib/PgNearWs.pm; YAML::XS: tests/doc/kubernetes.t reads
+# the manifests of conf/kubernetes/); mmdb-bin's mmdblookup checks
 # downloaded GeoIP files
-PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket-ssl-perl mmdb-bin"
+PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket-ssl-perl
+ libyaml-libyaml-perl mmdb-bin"
 # programs that a minimal Debian lacks: ss (015_keepalive.t) from iproute2;
 # ps and pgrep from procps (the scripts read /proc instead, but whoever
 # looks after a running pgnear reaches for them); groff and man render the

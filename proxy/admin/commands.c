@@ -445,6 +445,7 @@ static const struct admin_command *const commands[] = {
     [ADMIN_SHOW_ROUTE] = &show_route_command,
     [ADMIN_SHOW_PEERS] = &show_peers_command,
     [ADMIN_SHOW_USERS] = &show_users_command,
+    [ADMIN_SHOW_DATABASES] = &show_databases_command,
     [ADMIN_SHOW_RTT] = &show_rtt_command,
     [ADMIN_SHOW_HOMES] = &show_homes_command,
     [ADMIN_RELOAD] = &reload_command,

@@ -69,7 +69,12 @@ static const struct admin_command_def commands[] = {
      "SHOW USERS",
      "per user and region: whether pgnear's SCRAM key for the user fits that region's server, as "
      "its logins there told; where it does not, the user's sessions cannot log in or be moved "
-     "there"},
+     "there; the user's client sessions and server connections, and their limits"},
+    {ADMIN_SHOW_DATABASES,
+     {"SHOW", "DATABASES"},
+     ARGS_NONE,
+     "SHOW DATABASES",
+     "per database: its client sessions now and max_db_client_connections"},
     {ADMIN_SHOW_ROUTE,
      {"SHOW", "ROUTE"},
      ARGS_ROUTE,

@@ -23,6 +23,7 @@
 #include <event2/listener.h>
 
 #include "pgnear-build.h"
+#include "proxy/admin/latency_report.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -316,6 +317,37 @@ static void put_peers(struct evbuffer *out, struct shared *sh)
                             rows[i].id, (unsigned long long)rows[i].failed);
 }
 
+/*
+ * Client sessions per user and per database (the counts behind
+ * max_user_client_connections and max_db_client_connections), and the
+ * server connections of each of those users (max_user_connections).
+ */
+static void put_limits(struct evbuffer *out, struct shared *sh)
+{
+    const size_t most = 4096; /* users and databases shown at most */
+    struct client_count *counts = calloc(most, sizeof(*counts));
+    if (counts == NULL)
+        return;
+    size_t n = client_limits_copy(&sh->client_limits, counts, most);
+    static const char *const kinds[][3] = {
+        {"user_clients", "user", "Client sessions of each user now."},
+        {"user_server_connections", "user", "Server connections of each user with sessions now."},
+        {"database_clients", "database", "Client sessions on each database now."}};
+    for (size_t k = 0; k < 3; k++) {
+        put_header(out, kinds[k][0], "gauge", kinds[k][2]);
+        for (size_t i = 0; i < n; i++) {
+            if (counts[i].is_user != (k < 2))
+                continue;
+            evbuffer_add_printf(out, "pgnear_%s{%s=\"", kinds[k][0], kinds[k][1]);
+            put_label_value(out, counts[i].name);
+            int v = k == 1 ? pool_limits_user_servers(&sh->pool_limits, counts[i].name)
+                           : counts[i].clients;
+            evbuffer_add_printf(out, "\"} %d\n", v);
+        }
+    }
+    free(counts);
+}
+
 /* The HTTP client hung up while the snapshot was taken: scrape_answer then sends nothing. */
 static void scrape_gone(struct evhttp_connection *conn, void *arg)
 {
@@ -336,12 +368,14 @@ static void scrape_answer(struct snapshot *snap, void *arg)
         if (out != NULL) {
             put_counters(out, snap);
             put_move_holds(out, snap);
+            latency_put_metrics(out, snap);
             put_lists(out, snap);
             put_regions(out, snap);
             put_hosts(out, snap);
             put_route_rtt(out, &snap->parts[0]);
             put_process(out, sc->shared);
             put_peers(out, sc->shared);
+            put_limits(out, sc->shared);
             evhttp_add_header(evhttp_request_get_output_headers(sc->req), "Content-Type",
                               "text/plain; version=0.0.4; charset=utf-8");
             evhttp_send_reply(sc->req, HTTP_OK, "OK", out);

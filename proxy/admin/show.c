@@ -15,6 +15,7 @@
 #include "pgnear-build.h"
 #include "protocol/clock.h"
 #include "protocol/lsn.h"
+#include "proxy/admin/latency_report.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/stats.h"
@@ -189,8 +190,11 @@ int show_snapshot(struct session *s, unsigned what, snapshot_render_fn render,
     return CMD_PENDING;
 }
 
-static const struct admin_column show_stats_cols[] = {
-    {"stat", ADMIN_TEXT, 0}, {"value", ADMIN_INT8, 0}, {"description", ADMIN_TEXT, 0}};
+static const struct admin_column show_stats_cols[] = {{"stat", ADMIN_TEXT, 0},
+                                                      {"value", ADMIN_INT8, 0},
+                                                      {"description", ADMIN_TEXT, 0},
+                                                      {"p50_ms", ADMIN_NUMERIC, 3},
+                                                      {"p99_ms", ADMIN_NUMERIC, 3}};
 
 /* SHOW STATS: the counters summed over the workers, one row each, with what it counts. */
 static void render_stats(const struct snapshot *snap, struct admin_result *res)
@@ -204,7 +208,10 @@ static void render_stats(const struct snapshot *snap, struct admin_result *res)
         result_text(res, f[i].name);
         result_int(res, (int64_t)stat_field_value(&sum, &f[i]));
         result_text(res, f[i].help);
+        result_null(res); /* p50_ms, p99_ms: a histogram's */
+        result_null(res);
     }
+    latency_stats_rows(res, snap);
 }
 
 const struct admin_command show_stats_command = {

@@ -18,6 +18,8 @@ extern const struct admin_command show_route_command;
 extern const struct admin_command show_peers_command;
 extern const struct admin_command show_users_command; /* show_users.c */
 extern const struct admin_command show_homes_command; /* show_homes.c */
+/* show_users.c */
+extern const struct admin_command show_databases_command;
 
 /* What is rendered from a snapshot of every worker. */
 extern const struct admin_command show_stats_command;

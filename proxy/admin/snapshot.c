@@ -75,17 +75,17 @@ static enum client_row_state client_state(const struct session *s)
     return session_at_safe_point(s) ? CLIENT_ROW_IDLE : CLIENT_ROW_ACTIVE;
 }
 
-/* Where a nearest session's transactions ran (n: NULL where it is not followed). */
-static void client_row_fill_near(struct client_row *row, const struct near_state *n)
+/* Where a nearest session's transactions ran (near_show: none where it is not followed). */
+static void client_row_fill_near(struct client_row *row, const struct session *s)
 {
-    row->forwarded = n != NULL ? (int64_t)n->forwarded_total : -1;
-    if (n == NULL)
-        return;
-    row->owns_parked = n->own_slots && (n->slot[NEAR_SLOT_NEAR] || n->slot[NEAR_SLOT_PRIMARY]);
-    if (n->reads_at != NULL)
-        copy_name(row->reads_at, sizeof(row->reads_at), n->reads_at->name);
-    if (n->writes_at != NULL)
-        copy_name(row->writes_at, sizeof(row->writes_at), n->writes_at->name);
+    struct near_show n;
+    near_show(s, &n);
+    row->forwarded = n.forwarded;
+    row->owns_parked = n.owns_parked;
+    if (n.reads_at != NULL)
+        copy_name(row->reads_at, sizeof(row->reads_at), n.reads_at);
+    if (n.writes_at != NULL)
+        copy_name(row->writes_at, sizeof(row->writes_at), n.writes_at);
 }
 
 /* Copies what SHOW CLIENTS shows of s into row, on s's worker: the row outlives the session. */
@@ -101,9 +101,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                          : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->wait_since_us = s->phase == PHASE_WAIT_SERVER ? s->login->pool_wait.since_us
-                         : s->txn_wait.waiting         ? s->txn_wait.since_us
-                                                       : 0;
+    row->wait_since_us = s->turn.queued ? s->turn.since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
     row->need = need_name(s->need.role);
@@ -116,7 +114,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     const char *refusal = move_refusal(s);
     row->movable = refusal == NULL ? "yes" : refusal;
     row->pinned = s->txn != NULL && s->pinned != NULL ? s->pinned : "";
-    client_row_fill_near(row, s->near);
+    client_row_fill_near(row, s);
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);
     if (placed && s->server_conn != NULL) {
@@ -328,13 +326,29 @@ static void part_add_open_counts(struct snapshot_part *p, const struct worker *w
     }
 }
 
+/* A copy of the worker's latency histograms, named by region (the part is failed without memory).
+ */
+static void part_add_latency(struct snapshot_part *p, const struct latency_book *b)
+{
+    p->latency = b->nsets > 0 ? calloc(b->nsets, sizeof(*p->latency)) : NULL;
+    if (b->nsets > 0 && p->latency == NULL) {
+        p->failed = true;
+        return;
+    }
+    for (size_t i = 0; i < b->nsets; i++) {
+        struct latency_row *row = &p->latency[p->nlatency++];
+        copy_name(row->region, sizeof(row->region), b->sets[i]->region->name);
+        memcpy(row->hist, b->sets[i]->hist, sizeof(row->hist));
+    }
+}
+
 /* The sizes of w's session and server lists, for SHOW LISTS and the metrics. */
 static void part_count_lists(struct snapshot_part *p, const struct worker *w)
 {
     p->lists = (struct snapshot_lists){
         .login_sessions = w->login_sessions.count,
-        /* A transaction waiting with no fetcher counts as its fetcher did (txn_fetch.h). */
-        .waiting_sessions = w->waiting_sessions.count + w->txn_waiters.count,
+        /* Logins and transactions waiting alike (a transaction as its fetcher would). */
+        .waiting_sessions = w->server_waiters.count,
         .active_sessions = w->active_sessions.count,
         .admin_sessions = w->admin_sessions.count,
         .login_servers = w->login_servers.count,
@@ -366,6 +380,7 @@ static int snapshot_fill(struct worker *w, void *arg)
     stats_accumulate(&p->stats, &w->stats);
     part_add_open_counts(p, w);
     part_count_lists(p, w);
+    part_add_latency(p, &w->latency);
     p->pool_mode = config_pooling(w->cfg) ? w->cfg->pool_mode : POOL_NONE;
     struct region_walk walk = {.p = p};
     static const struct gate_scope every = {.all = true};
@@ -427,6 +442,7 @@ void snapshot_free(struct snapshot *snap)
         free(snap->parts[i].clients);
         free(snap->parts[i].servers);
         free(snap->parts[i].hosts);
+        free(snap->parts[i].latency);
     }
     free(snap->parts);
     free(snap);

@@ -19,6 +19,7 @@
 
 #include "protocol/lsn.h"
 
+#include "proxy/base/latency.h"
 #include "proxy/base/stats.h"
 
 struct worker;
@@ -163,6 +164,12 @@ struct snapshot_lists {
     uint64_t login_servers, active_servers, used_servers, idle_servers;
 };
 
+/* One region's latency histograms (latency.h), copied from a worker or summed over them. */
+struct latency_row {
+    char region[SNAPSHOT_NAME_MAX];
+    struct latency_hist hist[LATENCY_KINDS];
+};
+
 struct snapshot_part {
     bool ran;    /* the worker answered (false: its loop had ended) */
     bool failed; /* out of memory while filling: what is here is partial */
@@ -178,6 +185,8 @@ struct snapshot_part {
     size_t nservers;
     struct host_row *hosts; /* worker 0's part only */
     size_t nhosts;
+    struct latency_row *latency; /* its latency histograms, a row per region */
+    size_t nlatency;
 };
 
 struct snapshot;

@@ -31,7 +31,7 @@ struct setting {
     const char *const *choices; /* T_ENUM: index is the stored value */
 };
 
-static const char *const auth_choices[] = {"scram", "passthrough", NULL};
+static const char *const auth_choices[] = {"scram", "passthrough", "hba", "cert", NULL};
 static const char *const pool_mode_choices[] = {"none", "session", "transaction", NULL};
 static const char *const client_tls_choices[] = {"disable", "allow", "require", NULL};
 static const char *const server_tls_choices[] = {"disable",   "prefer",      "require",
@@ -65,12 +65,14 @@ static const struct setting config_settings[] = {
     E(auth, "", true, auth_choices),
     S(auth_file, T_STR, "", true),
     S(auth_query, T_STR, "", true),
+    S(auth_hba_file, T_STR, "", true),
     S(auth_failure_threshold, T_INT, "3", true),
     S(auth_failure_delay_ms, T_MS, "100ms", true),
     S(auth_failure_max_delay_ms, T_MS, "10s", true),
     E(client_tls, "disable", true, client_tls_choices),
     S(client_tls_cert_file, T_STR, "", true),
     S(client_tls_key_file, T_STR, "", true),
+    S(client_tls_ca_file, T_STR, "", true),
     E(server_tls, "prefer", true, server_tls_choices),
     S(server_tls_ca_file, T_STR, "", true),
     S(server_tls_cert_file, T_STR, "", true),
@@ -151,6 +153,9 @@ static const struct setting config_settings[] = {
     S(pool_size, T_INT, "0", true),
     S(min_pool_size, T_INT, "0", true),
     S(max_db_connections, T_INT, "0", true),
+    S(max_user_connections, T_INT, "0", true),
+    S(max_user_client_connections, T_INT, "0", true),
+    S(max_db_client_connections, T_INT, "0", true),
     S(max_prepared_statements, T_INT, "200", true),
     /* PgBouncer's timeouts (session/timeouts.h); 0: off.  [database]/[user] keys too. */
     S(query_timeout_ms, T_MS, "0", true),
@@ -471,6 +476,7 @@ static void config_free(struct config *cfg)
         geoip_close(cfg->geoip);
     free(cfg->peer_list.items);
     userlist_free(&cfg->users);
+    hba_free(&cfg->hba);
     SSL_CTX_free(cfg->client_tls_ctx);
     SSL_CTX_free(cfg->server_tls_ctx);
     free(cfg->path);
@@ -533,7 +539,8 @@ static bool config_names_nearest(const struct config *cfg)
 static const char *config_nearest_shortfall(const struct config *cfg)
 {
     if (cfg->auth != AUTH_SCRAM)
-        return "auth = passthrough";
+        return cfg->auth == AUTH_PASSTHROUGH ? "auth = passthrough"
+                                             : "auth is not scram (pgnear has no client key)";
     if (!config_pooling(cfg))
         return "pool_mode = none";
     if (cfg->max_prepared_statements == 0)

@@ -13,13 +13,16 @@
 #include "protocol/cancel_key.h"
 #include "protocol/proxy_proto.h"
 #include "protocol/tls.h"
+#include "proxy/base/hba.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/userlist.h"
 #include "routing/cidr.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
-enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH };
+/* auth = hba: each connection as the first line of auth_hba_file it matches says; cert: by its
+ * client certificate. */
+enum auth_mode { AUTH_SCRAM, AUTH_PASSTHROUGH, AUTH_HBA, AUTH_CERT };
 enum pool_mode { POOL_NONE, POOL_SESSION, POOL_TRANSACTION };
 
 /* pool_size under pool_mode = transaction when the file says 0 (no limit): the mode needs a bound.
@@ -41,6 +44,10 @@ enum section_key {
     SECTION_NEED,      /* target_session_attrs: an enum session_need */
     SECTION_MOVABLE,   /* movable: 0 or 1 */
     SECTION_POOL_MODE, /* pool_mode: POOL_SESSION or POOL_TRANSACTION */
+    /* The limits of their names, each 0 (no limit) or more: */
+    SECTION_MAX_USER_CONNECTIONS,
+    SECTION_MAX_USER_CLIENT_CONNECTIONS,
+    SECTION_MAX_DB_CLIENT_CONNECTIONS,
     /* PgBouncer's timeouts, in milliseconds (0: off) */
     SECTION_QUERY_TIMEOUT,
     SECTION_TRANSACTION_TIMEOUT,
@@ -81,12 +88,14 @@ struct config {
     int auth; /* enum auth_mode; -1 until derived */
     char *auth_file;
     char *auth_query;
+    char *auth_hba_file;        /* pg_hba.conf's syntax (hba.h), under auth = hba */
     int auth_failure_threshold; /* failed logins of one (address, user) before waits; 0: off */
     int auth_failure_delay_ms;
     int auth_failure_max_delay_ms;
     int client_tls;
     char *client_tls_cert_file;
     char *client_tls_key_file;
+    char *client_tls_ca_file; /* client certificates are asked for and verified against it */
     int server_tls;
     char *server_tls_ca_file;
     char *server_tls_cert_file;
@@ -168,6 +177,10 @@ struct config {
     int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */
+    /* Limits per user and database, each 0 (no limit) unless a section says (SECTION_MAX_*): */
+    int max_user_connections;        /* a user's server connections per host */
+    int max_user_client_connections; /* a user's client sessions, all workers */
+    int max_db_client_connections;   /* a database's client sessions, all workers */
     /* pool_mode = transaction: statements kept per server connection; 0: named ones pin */
     int max_prepared_statements;
     /* PgBouncer's timeouts (session/timeouts.h), each 0: off */
@@ -199,6 +212,7 @@ struct config {
     struct routing_data routing;   /* the above, as routing sees them */
     struct health_checker *health; /* running while this is the current config */
     struct userlist users;
+    struct hba_file hba;     /* auth_hba_file, read at each load */
     SSL_CTX *client_tls_ctx; /* NULL when client_tls = disable */
     SSL_CTX *server_tls_ctx; /* NULL when server_tls = disable */
 };

@@ -67,6 +67,38 @@ void config_check_regions(struct load_ctx *lc)
 }
 
 /*
+ * auth = hba reads auth_hba_file here: a malformed line refuses the load
+ * (a reload keeps the file it had) with FILE:LINE.  What its lines use
+ * must be there: a source of secrets for scram-sha-256, a CA for
+ * certificates.  auth = cert needs the CA as well.
+ */
+static void config_check_hba(struct load_ctx *lc, bool have_source)
+{
+    struct config *cfg = lc->cfg;
+    char err[1024];
+    bool certificates = cfg->auth == AUTH_CERT;
+    if (cfg->auth == AUTH_HBA && cfg->auth_hba_file[0] == '\0') {
+        config_problem(lc, "pgnear:auth", "auth = hba needs auth_hba_file");
+    } else if (cfg->auth == AUTH_HBA) {
+        if (hba_load(cfg->auth_hba_file, &cfg->hba, err, sizeof(err)) != HBA_OK)
+            config_problem(lc, "pgnear:auth_hba_file", "%s", err);
+        else if (hba_uses_method(&cfg->hba, HBA_METHOD_SCRAM) && !have_source)
+            config_problem(lc, "pgnear:auth_hba_file",
+                           "%s has scram-sha-256 lines, which need auth_file or auth_query",
+                           cfg->auth_hba_file);
+        certificates = hba_uses_certificates(&cfg->hba);
+    }
+    if (certificates && cfg->client_tls_ca_file[0] == '\0')
+        config_problem(lc, cfg->auth == AUTH_CERT ? "pgnear:auth" : "pgnear:auth_hba_file",
+                       "client certificates (%s) need client_tls_ca_file",
+                       cfg->auth == AUTH_CERT ? "auth = cert" : "a cert or clientcert= line");
+    if (certificates && cfg->client_tls == CLIENT_TLS_DISABLE && !cfg->websocket_tls)
+        config_problem(lc, cfg->auth == AUTH_CERT ? "pgnear:auth" : "pgnear:auth_hba_file",
+                       "client certificates (%s) need client_tls = allow or require",
+                       cfg->auth == AUTH_CERT ? "auth = cert" : "a cert or clientcert= line");
+}
+
+/*
  * auth's default follows from the sources given (scram with auth_file or
  * auth_query, else passthrough); auth_file is read here, so a bad one refuses
  * the load.
@@ -83,6 +115,7 @@ static void config_check_auth(struct load_ctx *lc)
     if (cfg->auth_file[0] != '\0' &&
         userlist_load(&cfg->users, cfg->auth_file, err, sizeof(err)) != 0)
         config_problem(lc, "pgnear:auth_file", "%s", err);
+    config_check_hba(lc, have_source);
 }
 
 /* The line of the first of names ([pgnear] keys) that msg mentions and the file sets. */
@@ -125,6 +158,10 @@ static void config_check_tls(struct load_ctx *lc)
                       tls_make_client_side_ctx(cfg->client_tls_cert_file, cfg->client_tls_key_file,
                                                err, sizeof(err))) == NULL)
             config_problem_at(lc, line_of_named(lc, err, files, "client_tls"), "%s", err);
+        else if (cfg->client_tls_ca_file[0] != '\0' &&
+                 !tls_verify_clients(cfg->client_tls_ctx, cfg->client_tls_ca_file, err,
+                                     sizeof(err)))
+            config_problem(lc, "pgnear:client_tls_ca_file", "%s", err);
     }
     if (cfg->server_tls != TLS_SERVER_DISABLE) {
         cfg->server_tls_ctx = tls_make_server_side_ctx(
@@ -265,6 +302,11 @@ static void check_pool_settings(struct load_ctx *lc)
     if (cfg->max_db_connections < 0)
         config_problem(lc, "pgnear:max_db_connections",
                        "max_db_connections must be 0 (no limit) or more");
+    if (cfg->max_user_connections < 0 || cfg->max_user_client_connections < 0 ||
+        cfg->max_db_client_connections < 0)
+        config_problem(lc, "pgnear:max_user_connections",
+                       "max_user_connections, max_user_client_connections and "
+                       "max_db_client_connections must be 0 (no limit) or more");
     if (cfg->server_lifetime_ms < 1000 || cfg->server_idle_timeout_ms < 1000)
         config_problem(lc, "pgnear:server_lifetime",
                        "server_lifetime and server_idle_timeout must be 1s or more");

@@ -9,6 +9,8 @@
 #include "routing/need.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <limits.h>
 #include <iniparser/iniparser.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,20 @@ static bool parse_on_off(const char *text, int *out)
     if (!config_parse_bool(text, &on))
         return false;
     *out = on;
+    return true;
+}
+
+/* A limit (max_user_connections and the like): 0 (no limit) or more, as the int stored. */
+static bool parse_limit(const char *text, int *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    while (isspace((unsigned char)*end))
+        end++;
+    if (end == text || *end != '\0' || errno != 0 || n < 0 || n > INT_MAX)
+        return false;
+    *out = (int)n;
     return true;
 }
 
@@ -65,6 +81,12 @@ static const struct section_key_def {
     {"pool_mode", false, SECTION_POOL_MODE, config_parse_section_pool_mode,
      "session or transaction", NULL, offsetof(struct config, pool_mode), false},
     {"home_by", true, TEXT_HOME_BY, NULL, NULL, NULL, 0, false},
+    {"max_user_connections", false, SECTION_MAX_USER_CONNECTIONS, parse_limit,
+     "0 for no limit, or more", NULL, offsetof(struct config, max_user_connections), false},
+    {"max_user_client_connections", false, SECTION_MAX_USER_CLIENT_CONNECTIONS, parse_limit,
+     "0 for no limit, or more", NULL, offsetof(struct config, max_user_client_connections), false},
+    {"max_db_client_connections", false, SECTION_MAX_DB_CLIENT_CONNECTIONS, parse_limit,
+     "0 for no limit, or more", NULL, offsetof(struct config, max_db_client_connections), false},
     {"query_timeout", false, SECTION_QUERY_TIMEOUT, config_parse_duration_ms, DURATION_CHOICES,
      NULL, offsetof(struct config, query_timeout_ms), false},
     {"transaction_timeout", false, SECTION_TRANSACTION_TIMEOUT, config_parse_duration_ms,

@@ -96,51 +96,116 @@ static void count_drop_if_unused(struct pool_limits *pl, struct pool_count *c)
     *c = pl->counts[--pl->n];
 }
 
+void pool_user_key(char *out, const char *user, const char *host, int port)
+{
+    char host_key[POOL_KEY_MAX];
+    size_t n = 0;
+    pool_host_key(host_key, host, port);
+    out[0] = '\0';
+    key_append(out, &n, "\x1d");
+    key_append(out, &n, user);
+    key_append(out, &n, host_key);
+}
+
+/*
+ * The user-on-host key of a pool's connections to host: the pool key's
+ * user (after its last unit separator, less a slice's "\x1f#N") and the
+ * host's key, as pool_user_key makes it.
+ */
+static void pool_user_key_of(char *out, const char *pool, const char *host)
+{
+    size_t len = strlen(pool), n = 0;
+    const char *end = pool + len, *sep = memrchr(pool, '\x1f', len);
+    if (sep != NULL && sep[1] == '#') { /* a slice's suffix */
+        end = sep;
+        sep = memrchr(pool, '\x1f', (size_t)(sep - pool));
+    }
+    const char *user = sep != NULL ? sep + 1 : pool;
+    size_t user_len = (size_t)(end - user);
+    out[0] = '\0';
+    key_append(out, &n, "\x1d");
+    if (user_len > POOL_KEY_MAX - 1 - n)
+        user_len = POOL_KEY_MAX - 1 - n;
+    memcpy(out + n, user, user_len);
+    n += user_len;
+    out[n] = '\0';
+    key_append(out, &n, host);
+}
+
+/* The counts of keys that nothing refers to any more go (each found anew: a drop moves one). */
+static void counts_drop_unused(struct pool_limits *pl, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct pool_count *c = count_find(pl, keys[i], false);
+        if (c != NULL)
+            count_drop_if_unused(pl, c);
+    }
+}
+
+/* What the counts of the keys (pool, host, user on host) say of one more connection. */
+static enum pool_reserve counts_room(struct pool_limits *pl, const char *const *keys, int pool_size,
+                                     int max_db, int max_user)
+{
+    const struct pool_count *p = count_find(pl, keys[0], false);
+    const struct pool_count *h = count_find(pl, keys[1], false);
+    const struct pool_count *u = count_find(pl, keys[2], false);
+    if (pool_size > 0 && p != NULL && p->servers >= pool_size)
+        return POOL_FULL;
+    if (max_db > 0 && h != NULL && h->servers >= max_db)
+        return POOL_HOST_FULL;
+    if (max_user > 0 && u != NULL && u->servers >= max_user)
+        return POOL_USER_FULL;
+    return POOL_RESERVED;
+}
+
+enum pool_reserve pool_limits_reserve_user(struct pool_limits *pl, const char *pool,
+                                           const char *host, int pool_size, int max_db,
+                                           int max_user)
+{
+    char user[POOL_KEY_MAX];
+    pool_user_key_of(user, pool, host);
+    const char *const keys[] = {pool, host, user};
+    pthread_mutex_lock(&pl->lock);
+    enum pool_reserve rc = counts_room(pl, keys, pool_size, max_db, max_user);
+    size_t counted = 0;
+    for (; counted < 3 && rc == POOL_RESERVED; counted++) {
+        struct pool_count *c = count_find(pl, keys[counted], true);
+        if (c == NULL) {
+            rc = POOL_NO_MEMORY;
+            break;
+        }
+        c->servers++;
+    }
+    for (size_t i = 0; rc == POOL_NO_MEMORY && i < counted; i++) /* uncounted again */
+        count_find(pl, keys[i], false)->servers--;
+    counts_drop_unused(pl, keys, 3);
+    pthread_mutex_unlock(&pl->lock);
+    return rc;
+}
+
 enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
                                       int pool_size, int max_db)
 {
-    enum pool_reserve rc = POOL_RESERVED;
-    pthread_mutex_lock(&pl->lock);
-    struct pool_count *p = count_find(pl, pool, true);
-    struct pool_count *h = p != NULL ? count_find(pl, host, true) : NULL;
-    if (h == NULL)
-        rc = POOL_NO_MEMORY;
-    else if (pool_size > 0 && p->servers >= pool_size)
-        rc = POOL_FULL;
-    else if (max_db > 0 && h->servers >= max_db)
-        rc = POOL_HOST_FULL;
-    if (rc == POOL_RESERVED) {
-        p->servers++;
-        h->servers++;
-    }
-    /* Unused ones go; the host's first, since dropping moves the last entry (maybe p). */
-    if (h != NULL)
-        count_drop_if_unused(pl, h);
-    if (p != NULL && (p = count_find(pl, pool, false)) != NULL)
-        count_drop_if_unused(pl, p);
-    pthread_mutex_unlock(&pl->lock);
-    return rc;
+    return pool_limits_reserve_user(pl, pool, host, pool_size, max_db, 0);
 }
 
 enum pool_reserve pool_limits_full(struct pool_limits *pl, const char *pool, const char *host,
                                    int pool_size, int max_db)
 {
-    enum pool_reserve rc = POOL_RESERVED;
+    const char *const keys[] = {pool, host, ""};
     pthread_mutex_lock(&pl->lock);
-    const struct pool_count *p = count_find(pl, pool, false), *h = count_find(pl, host, false);
-    if (pool_size > 0 && p != NULL && p->servers >= pool_size)
-        rc = POOL_FULL;
-    else if (max_db > 0 && h != NULL && h->servers >= max_db)
-        rc = POOL_HOST_FULL;
+    enum pool_reserve rc = counts_room(pl, keys, pool_size, max_db, 0);
     pthread_mutex_unlock(&pl->lock);
     return rc;
 }
 
 bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host)
 {
+    char user[POOL_KEY_MAX];
+    pool_user_key_of(user, pool, host);
     pthread_mutex_lock(&pl->lock);
-    const char *keys[] = {host, pool};
-    for (size_t i = 0; i < 2; i++) {
+    const char *keys[] = {user, host, pool};
+    for (size_t i = 0; i < 3; i++) {
         struct pool_count *c = count_find(pl, keys[i], false);
         if (c == NULL)
             continue;
@@ -186,6 +251,24 @@ bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t n
     }
     pthread_mutex_unlock(&pl->lock);
     return report;
+}
+
+int pool_limits_user_servers(struct pool_limits *pl, const char *user)
+{
+    char prefix[POOL_KEY_MAX];
+    size_t n = 0, len;
+    prefix[0] = '\0';
+    key_append(prefix, &n, "\x1d");
+    key_append(prefix, &n, user);
+    key_append(prefix, &n, "\x1e");
+    len = n;
+    int servers = 0;
+    pthread_mutex_lock(&pl->lock);
+    for (size_t i = 0; i < pl->n; i++)
+        if (strncmp(pl->counts[i].key, prefix, len) == 0)
+            servers += pl->counts[i].servers;
+    pthread_mutex_unlock(&pl->lock);
+    return servers;
 }
 
 bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool)

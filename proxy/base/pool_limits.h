@@ -1,7 +1,7 @@
 /*
  * pool_limits.h — server connections counted across workers, for
- * pool_size (per region, database and user) and max_db_connections (per
- * host).
+ * pool_size (per region, database and user), max_db_connections (per
+ * host) and max_user_connections (per user and host).
  *
  * Pools live on each worker (pool.h), but a limit protects a server from
  * all of pgnear: the counts are shared, under one lock taken only as a
@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* region, database and user; or host:port */
+/* region, database and user; or host:port; or user and host:port */
 #define POOL_KEY_MAX 200
 
 struct pool_count {
@@ -48,10 +48,25 @@ enum pool_reserve {
     POOL_RESERVED,  /* counted: the connection may be opened */
     POOL_FULL,      /* pool_size reached */
     POOL_HOST_FULL, /* max_db_connections reached */
+    POOL_USER_FULL, /* max_user_connections reached */
     POOL_NO_MEMORY, /* no room to count it */
 };
 
-/* Counts one more connection of pool and host unless a limit says no (0: no limit). */
+/*
+ * The key of a user's connections to a host, for max_user_connections: a
+ * pool's connections count under it too, derived from the pool's and the
+ * host's keys, so that releasing a connection needs only those.
+ */
+void pool_user_key(char *out, const char *user, const char *host, int port);
+
+/*
+ * Counts one more connection of pool, host and the pool's user on host
+ * unless a limit says no (0: no limit).
+ */
+enum pool_reserve pool_limits_reserve_user(struct pool_limits *pl, const char *pool,
+                                           const char *host, int pool_size, int max_db,
+                                           int max_user);
+/* The same without max_user_connections. */
 enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, const char *host,
                                       int pool_size, int max_db);
 
@@ -59,7 +74,7 @@ enum pool_reserve pool_limits_reserve(struct pool_limits *pl, const char *pool, 
 enum pool_reserve pool_limits_full(struct pool_limits *pl, const char *pool, const char *host,
                                    int pool_size, int max_db);
 
-/* One connection of pool and host closed.  Returns whether some client waits, anywhere. */
+/* One connection of pool, host (and user on host) closed.  Returns whether some client waits. */
 bool pool_limits_release(struct pool_limits *pl, const char *pool, const char *host);
 
 /* A client starts (delta 1) or stops (-1) waiting for a connection of pool. */
@@ -79,6 +94,9 @@ struct pool_wait_report {
  */
 bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t now_ms,
                              int64_t interval_ms, struct pool_wait_report *r);
+
+/* The server connections open or opening for user, all hosts together. */
+int pool_limits_user_servers(struct pool_limits *pl, const char *user);
 
 /* Whether some client waits for a connection of pool. */
 bool pool_limits_has_waiters(struct pool_limits *pl, const char *pool);

@@ -21,14 +21,12 @@
 #include "proxy/login/client_login.h"
 #include "proxy/login/hint_notice.h"
 #include "proxy/login/session_route.h"
-#include "proxy/pool/pool.h"
-#include "proxy/runtime/placement.h"
-#include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -251,16 +249,28 @@ static bool client_fail_hint_value(struct session *s, const char *name, const ch
     return false;
 }
 
-/* pgnear.min_lsn and pgnear.report_fence: read-your-writes (fence.h). */
-static bool client_session_fence(struct session *s)
+/*
+ * The hints that say what the session needs: pgnear.target_session_attrs,
+ * pgnear.report_fence and pgnear.min_lsn (read-your-writes, fence.h).
+ * False (the session failed, 22023) for a value that is none of those the
+ * settings take.
+ */
+static bool client_check_need_hints(struct session *s)
 {
     const struct startup_hints *h = &s->login->hints;
+    enum session_need role;
+    uint32_t tli;
+    uint64_t lsn;
+    if (h->has_need && !need_parse(h->need, &role)) {
+        char hint[200];
+        snprintf(hint, sizeof(hint), "Available values: %s.", need_choices());
+        return client_fail_hint_value(s, "pgnear.target_session_attrs", h->need, hint);
+    }
     s->report_fence = s->cfg->report_fence;
     if (h->has_report_fence && !config_parse_bool(h->report_fence, &s->report_fence))
         return client_fail_hint_value(s, "pgnear.report_fence", h->report_fence,
                                       "Write on or off.");
-    if (h->has_min_lsn &&
-        lsn_parse(h->min_lsn, strlen(h->min_lsn), &s->need.min_tli, &s->need.min_lsn) != LSN_OK)
+    if (h->has_min_lsn && lsn_parse(h->min_lsn, strlen(h->min_lsn), &tli, &lsn) != LSN_OK)
         return client_fail_hint_value(
             s, "pgnear.min_lsn", h->min_lsn,
             "Pass the value of pgnear.fence as it was reported (00000001/0/3000148), or a "
@@ -268,66 +278,13 @@ static bool client_session_fence(struct session *s)
     return true;
 }
 
-/*
- * Why a session that needs nearest cannot have each transaction placed
- * (near.h): pgnear must log in for it on a primary and follow its
- * transactions and prepared statements; NULL when it can.
- */
-static const char *client_nearest_shortfall(const struct session *s)
-{
-    const struct startup_hints *h = &s->login->hints;
-    const struct startup_packet *sp = &s->login->startup;
-    bool movable = true;
-    if (s->cfg->auth != AUTH_SCRAM)
-        return "auth = passthrough: pgnear cannot log in for it on a primary";
-    if (config_session_pool_mode(s->cfg, sp->user, sp->database) == POOL_NONE)
-        return "pooling is off";
-    /* A walsender (replication=database: logical decoding) must log in on a primary. */
-    if (!pool_session_may_share(s))
-        return "its server connection cannot be pooled (replication, a protocol option)";
-    if (s->cfg->max_prepared_statements == 0)
-        return "max_prepared_statements = 0";
-    if ((h->has_movable && config_parse_bool(h->movable, &movable) && !movable) ||
-        !config_session_movable(s->cfg, sp->user, sp->database))
-        return "it is not movable";
-    return NULL;
-}
-
-/*
- * A session that needs nearest but cannot have its transactions placed
- * one by one runs on a primary, as read-write: never a write refused.
- */
-static void client_nearest_or_primary(struct session *s)
-{
-    const char *why;
-    if (s->need.role != NEED_NEAREST || (why = client_nearest_shortfall(s)) == NULL)
-        return;
-    s->need.role = NEED_READ_WRITE;
-    log_info(s->id, "needs nearest, placed as read-write: %s", why);
-}
-
-/*
- * What the session needs of its server: its startup hint, else what the
- * configuration says for its user and database; and a position to have
- * replayed.  False (the session failed) for a value that is none of those
- * the settings take.
- */
+/* What the session needs of its server (session_need.h); false: a hint's value failed it. */
 static bool client_session_need(struct session *s)
 {
-    const struct startup_hints *h = &s->login->hints;
-    enum session_need need;
-    if (!h->has_need) {
-        const struct startup_packet *sp = &s->login->startup;
-        s->need.role = (enum session_need)config_session_need(s->cfg, sp->user, sp->database);
-    } else if (need_parse(h->need, &need)) {
-        s->need.role = need;
-    } else {
-        char hint[200];
-        snprintf(hint, sizeof(hint), "Available values: %s.", need_choices());
-        return client_fail_hint_value(s, "pgnear.target_session_attrs", h->need, hint);
-    }
-    client_nearest_or_primary(s);
-    return client_session_fence(s);
+    if (!client_check_need_hints(s))
+        return false;
+    s->need = session_need_for(s, NEED_AT_LOGIN, 0);
+    return true;
 }
 
 /* The route's log line: where, how far, on what evidence, and for which need. */
@@ -373,8 +330,7 @@ static void client_log_route(struct session *s)
 static bool client_any_region_open(struct session *s)
 {
     struct region_subset where;
-    const struct region_subset *placed =
-        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
+    const struct region_subset *placed = session_placed(s, s->cfg, &s->login->loc, &where);
     if (route_any_enabled(&s->cfg->routing, placed))
         return true;
     if (placed == NULL) {

@@ -14,6 +14,8 @@
 #include "proxy/base/log.h"
 #include "proxy/login/client_auth.h"
 #include "proxy/login/client_login.h"
+#include "proxy/login/hba_auth.h"
+#include "proxy/login/login_limits.h"
 #include "proxy/login/login_throttle.h"
 #include "proxy/login/server_connect.h"
 #include "proxy/login/server_handover.h"
@@ -23,6 +25,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/former_primary.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -42,9 +45,11 @@ static void flow_after_client_tls(struct session *s)
 
 /*
  * The startup packet is in.  The admin console takes its trusted peer at
- * once; anyone else is authenticated — by pgnear (auth = scram, and
- * always for the console) or by the server (passthrough: CONNECT) —
- * after the wait this caller and user earned by failing.
+ * once; anyone else passes auth_hba_file (auth = hba, cert) and is
+ * authenticated — by pgnear (auth = scram, an hba line's scram-sha-256,
+ * and always for the console) or by the server (passthrough, an hba
+ * line's cert or trust: CONNECT) — after the wait this caller and user
+ * earned by failing.
  */
 static void flow_after_startup(struct session *s)
 {
@@ -53,13 +58,19 @@ static void flow_after_startup(struct session *s)
         phase_enter(s, PHASE_ADMIN);
         return;
     }
-    bool by_pgnear = s->login->for_console || s->cfg->auth == AUTH_SCRAM;
+    if (!hba_auth_admit(s))
+        return;
+    bool by_pgnear = hba_auth_by_pgnear(s);
+    if (!by_pgnear && !login_limits_admit(s)) /* the server authenticates: known before it says */
+        return;
     login_throttle_gate(s, by_pgnear ? PHASE_CLIENT_AUTH : PHASE_CONNECT);
 }
 
 /* pgnear verified the client: the console answers it, or a server of its route serves it. */
 static void flow_after_client_auth(struct session *s)
 {
+    if (!s->login->for_console && !login_limits_admit(s))
+        return;
     phase_enter(s, s->login->for_console ? PHASE_ADMIN : PHASE_CONNECT);
 }
 
@@ -80,6 +91,7 @@ static void flow_to_server_login(struct session *s)
  */
 static void flow_active_enter(struct session *s)
 {
+    latency_session_login_end(s);
     session_login_end(s);
     txn_session_start(s);
     relay_start(s);
@@ -260,9 +272,8 @@ const struct session_flow login_flow =
                                       .exits =
                                           PHASE_BIT(PHASE_SERVER_LOGIN) | PHASE_BIT(PHASE_CONNECT)},
                 /* Left for CONNECT when a connection frees up (pool_wake), or failed at
-                   query_wait_timeout. */
+                   query_wait_timeout by the pool's queue (no timer of its own). */
                 [PHASE_WAIT_SERVER] = {.enter = pool_wait_enter,
-                                       .on_timeout = pool_wait_timeout,
                                        .done = flow_to_connect,
                                        .exits = PHASE_BIT(PHASE_CONNECT)},
                 /* A failed server before anything reached the client: the next host (CONNECT). */

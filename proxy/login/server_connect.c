@@ -364,8 +364,9 @@ static void server_fail_need(struct session *s)
 
 void server_connect_enter(struct session *s)
 {
+    latency_wait_begin(&s->lat);
     struct session_login *l = s->login;
-    l->pool_share = pool_session_may_share(s);
+    l->pool_share = session_may_share_server(s);
     if (l->retry_host != NULL) {
         struct region_host *again = l->retry_host;
         l->retry_host = NULL;

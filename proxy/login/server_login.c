@@ -7,8 +7,9 @@
  * pgnear relays it but removes SCRAM-SHA-256-PLUS from the server's offer
  * (its channel binding would name pgnear's certificate, not the server's)
  * and explains the one case that cannot work instead of letting the
- * server report a bare failure.  auth = scram: pgnear answers itself with
- * the ClientKey the client's proof revealed.
+ * server report a bare failure; so too for the logins that auth_hba_file's
+ * cert and trust lines let through (hba_auth.h).  auth = scram: pgnear
+ * answers itself with the ClientKey the client's proof revealed.
  */
 #include "proxy/login/server_login.h"
 
@@ -44,6 +45,16 @@
 
 /* Login messages are small; anything this large is a broken server. */
 #define LOGIN_MAX_MESSAGE (1024 * 1024)
+
+/*
+ * The server authenticates the client and pgnear relays the exchange:
+ * auth = passthrough, and the logins that an auth_hba_file line (cert,
+ * trust) or auth = cert let through without pgnear's SCRAM.
+ */
+static bool server_auth_relayed(const struct session *s)
+{
+    return s->cfg->auth == AUTH_PASSTHROUGH || s->login->relay_auth;
+}
 
 /* Moves the whole login message at the front of the server's input to the client. */
 static int server_forward(struct session *s, uint32_t body_len)
@@ -281,8 +292,8 @@ static int server_auth_message(struct session *s, const uint8_t *body, uint32_t 
         return -1;
     }
     uint32_t code = pkt_be32(body);
-    int rc = s->cfg->auth == AUTH_PASSTHROUGH ? relay_auth(s, code, body, len)
-                                              : scram_auth(s, code, body + 4, len - 4);
+    int rc = server_auth_relayed(s) ? relay_auth(s, code, body, len)
+                                    : scram_auth(s, code, body + 4, len - 4);
     if (rc >= 0 && endpoint_flush(s, &s->server_conn->ep) < 0)
         return -1;
     return rc;
@@ -496,10 +507,10 @@ static int server_login_error(struct session *s, const uint8_t *body, uint32_t l
         return -1;
     }
     /* Under passthrough the server judges the password; under scram pgnear did. */
-    if (s->cfg->auth == AUTH_PASSTHROUGH && strcmp(sqlstate, "28P01") == 0)
+    if (server_auth_relayed(s) && strcmp(sqlstate, "28P01") == 0)
         login_throttle_failed(s);
     /* Under scram it is pgnear's key that the server did not take. */
-    if (s->cfg->auth == AUTH_SCRAM && strcmp(sqlstate, "28P01") == 0) {
+    if (!server_auth_relayed(s) && strcmp(sqlstate, "28P01") == 0) {
         server_error_words(body, len, words, sizeof(words));
         scram_note_fit(s, false, words);
     }
@@ -596,7 +607,7 @@ void server_login_enter(struct session *s)
     if (s->server_conn->poolable)
         server_remember_startup(s, s->server_conn);
     /* Under auth = scram, nothing is read from the client until ReadyForQuery. */
-    if (s->cfg->auth == AUTH_PASSTHROUGH)
+    if (server_auth_relayed(s))
         endpoint_set_reader(&s->client, server_auth_client_on_read);
     /* Until the server says something, it may still be a host that never answers. */
     session_set_timer(s, s->cfg->server_connect_timeout_ms);

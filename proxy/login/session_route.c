@@ -5,23 +5,32 @@
 
 #include "protocol/clock.h"
 #include "proxy/base/config.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "routing/health.h"
 #include "routing/route.h"
 
 void session_route_check_all_soon(struct session *s, int64_t until_ms)
 {
-    bool wake = false;
-    for (size_t i = 0; i < s->cfg->regions.count; i++) {
-        struct region *r = &s->cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++)
-            wake |= health_hurry(&r->hosts[j], until_ms);
-    }
-    if (wake)
+    if (health_hurry_hosts(&s->cfg->regions, NULL, NULL, until_ms))
         worker_wake_checks(s->w);
+}
+
+/* A host that a session waiting for a standby to replay its position hurries the checks of. */
+struct session_replay_pick {
+    const struct need_spec *need;
+    bool any; /* a standby may still catch up */
+};
+
+static bool session_route_replay_pick(const struct region_host *h, void *arg)
+{
+    struct session_replay_pick *p = arg;
+    bool catching_up = need_may_catch_up(h, p->need);
+    p->any |= catching_up;
+    /* The last read's host too: its next check tells how far the session read. */
+    return catching_up || h->runtime == p->need->read_at;
 }
 
 /*
@@ -41,22 +50,11 @@ static bool session_route_awaits_replay(struct session *s)
         l->replay_wait_until_ms = now + s->cfg->min_lsn_wait_ms;
     if (now >= l->replay_wait_until_ms)
         return false;
-    bool any = false, wake = false;
-    for (size_t i = 0; i < s->cfg->regions.count; i++) {
-        struct region *r = &s->cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++) {
-            /* The last read's host too: its next check tells how far the session read. */
-            if (r->hosts[j].runtime == s->need.read_at)
-                wake |= health_hurry(&r->hosts[j], l->replay_wait_until_ms);
-            if (!need_may_catch_up(&r->hosts[j], &s->need))
-                continue;
-            wake |= health_hurry(&r->hosts[j], l->replay_wait_until_ms);
-            any = true;
-        }
-    }
-    if (wake)
+    struct session_replay_pick pick = {&s->need, false};
+    if (health_hurry_hosts(&s->cfg->regions, session_route_replay_pick, &pick,
+                           l->replay_wait_until_ms))
         worker_wake_checks(s->w);
-    return any;
+    return pick.any;
 }
 
 bool session_route_waits_for_replay(const struct session *s)
@@ -75,11 +73,7 @@ static bool session_route_nearer_catching_up(const struct session *s)
     const struct session_login *l = s->login;
     struct region *order[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    struct region_subset where;
-    const struct region_subset *placed =
-        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
-    size_t n =
-        route_plan(&s->cfg->routing, &l->loc, &any, placed, order, cosines, ROUTE_MAX_REGIONS);
+    size_t n = session_replan(s, s->cfg, &l->loc, &any, order, cosines, ROUTE_MAX_REGIONS);
     for (size_t i = 0; i < n && order[i] != l->plan[0]; i++)
         for (size_t j = 0; j < order[i]->nhosts; j++)
             if (need_may_catch_up(&order[i]->hosts[j], &s->need))
@@ -108,15 +102,10 @@ static bool session_route_awaits_nearer(struct session *s)
 void session_route_plan(struct session *s)
 {
     struct session_login *l = s->login;
-    struct need_spec need = s->need;
     l->replay_waiting = session_route_awaits_replay(s);
-    if (l->replay_waiting)
-        need.role = NEED_STANDBY; /* one that has it, or none yet */
-    struct region_subset where;
-    const struct region_subset *placed =
-        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
-    l->plan_len = route_plan(&s->cfg->routing, &l->loc, &need, placed, l->plan, l->plan_cos,
-                             ROUTE_MAX_REGIONS);
+    struct need_spec need = session_need_for(s, NEED_AT_ROUTE, 0);
+    l->plan_len =
+        session_replan(s, s->cfg, &l->loc, &need, l->plan, l->plan_cos, ROUTE_MAX_REGIONS);
     l->nearer_waiting = session_route_awaits_nearer(s);
     if (l->nearer_waiting)
         l->plan_len = 0;
@@ -129,10 +118,5 @@ size_t session_route_lookup_plan(const struct session *s, struct region **out, s
 {
     static const struct need_spec any = {.role = NEED_ANY};
     double cosines[ROUTE_MAX_REGIONS];
-    if (max > ROUTE_MAX_REGIONS)
-        max = ROUTE_MAX_REGIONS;
-    struct region_subset where;
-    const struct region_subset *placed =
-        placement_of_city(&s->w->shared->placement, s->cfg, s->database, &s->login->loc, &where);
-    return route_plan(&s->cfg->routing, &s->login->loc, &any, placed, out, cosines, max);
+    return session_replan(s, s->cfg, &s->login->loc, &any, out, cosines, max);
 }

@@ -13,7 +13,6 @@
 #include <event2/event.h>
 
 #include "protocol/clock.h"
-#include "protocol/startup.h"
 #include "proxy/base/config.h"
 #include "proxy/pool/pool_warm.h"
 #include "proxy/runtime/worker.h"
@@ -21,22 +20,6 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
-
-bool pool_session_may_share(const struct session *s)
-{
-    if (!config_pooling(s->cfg) || s->login == NULL)
-        return false;
-    if (strlen(s->user) >= SERVER_POOL_NAME_MAX || strlen(s->database) >= SERVER_POOL_NAME_MAX)
-        return false;
-    const struct startup_packet *sp = &s->login->startup;
-    for (size_t i = 0; i < sp->nparams; i++) {
-        const char *name = sp->params[i].name;
-        /* A walsender, or a protocol option: a property of the connection, not a setting. */
-        if (strcmp(name, "replication") == 0 || strncmp(name, "_pq_.", 5) == 0)
-            return false;
-    }
-    return true;
-}
 
 /* Closes the idle connections past server_idle_timeout or server_lifetime. */
 static void pool_sweep(evutil_socket_t fd, short what, void *arg)

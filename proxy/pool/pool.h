@@ -33,14 +33,6 @@ struct gate_pids;
 struct session;
 struct worker;
 
-/*
- * Whether a session's server connection may be kept for other clients
- * once it leaves: pool_mode = session, auth = scram, and a startup packet
- * whose every parameter a later client's SET can change (no replication,
- * no protocol extensions, names that fit).
- */
-bool pool_session_may_share(const struct session *s);
-
 /* Sets up and frees the worker's pool (its timers; every kept connection is closed). */
 int pool_init(struct worker *w);
 void pool_free(struct worker *w);

@@ -1,6 +1,7 @@
 /*
- * pool_wait.c — pool_size and max_db_connections: the connections
- * counted against them, and the clients that wait when one is reached.
+ * pool_wait.c — pool_size, max_db_connections and max_user_connections:
+ * the connections counted against them, and the clients that wait when
+ * one is reached.
  */
 #include "proxy/pool/pool_wait.h"
 
@@ -72,7 +73,7 @@ static void pool_session_keys(const struct session *s, const struct region_host 
 static int pool_wake_soon(struct worker *w, void *arg)
 {
     (void)arg;
-    w->txn_waiters_recheck = true; /* a slot freed, or a client waits for one */
+    w->server_waiters_recheck = true; /* a slot freed, or a client waits for one */
     event_active(w->pool_wake, EV_TIMEOUT, 0);
     return 0;
 }
@@ -93,13 +94,20 @@ void pool_uncount(struct server_conn *sc)
         pool_wake_all(sc->w);
 }
 
+/* max_user_connections for s: its sections', else the setting. */
+static int pool_user_limit(const struct session *s)
+{
+    return config_section_value(s->cfg, SECTION_MAX_USER_CONNECTIONS, s->user, s->database);
+}
+
 static enum pool_reserve pool_try_reserve(const struct session *s, const struct region_host *h)
 {
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     int slice = pool_slice_of(s);
     pool_session_keys(s, h, slice, pool, host);
-    return pool_limits_reserve(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
-                               s->cfg->max_db_connections);
+    return pool_limits_reserve_user(&s->w->shared->pool_limits, pool, host,
+                                    pool_slice_size(s, slice), s->cfg->max_db_connections,
+                                    pool_user_limit(s));
 }
 
 /* The slot just reserved for s: its host and slice. */
@@ -136,7 +144,8 @@ static struct server_conn *pool_idle_holding(const struct session *s, const stru
         bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
         bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
                          strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
-        if (rc == POOL_FULL ? same_pool : same_host)
+        bool same_user = same_host && strcmp(sc->user, s->user) == 0;
+        if (rc == POOL_FULL ? same_pool : rc == POOL_USER_FULL ? same_user : same_host)
             return sc;
     }
     return NULL;
@@ -159,6 +168,9 @@ static void pool_wait_log(const struct session *s, const struct region_host *h,
     if (rc == POOL_HOST_FULL)
         snprintf(what, sizeof(what), "max_db_connections (%d) reached on host %s:%d of region %s",
                  s->cfg->max_db_connections, h->name, h->port, s->region->name);
+    else if (rc == POOL_USER_FULL)
+        snprintf(what, sizeof(what), "max_user_connections (%d) reached for user %s on host %s:%d",
+                 pool_user_limit(s), s->user, h->name, h->port);
     else
         snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
                  config_pool_size(s->cfg, pool_mode_of(s)), s->region->name, s->database, s->user);
@@ -179,6 +191,49 @@ static void pool_wait_count(struct session *s, const char *key, const struct reg
         pool_wait_log(s, h, rc, &report);
 }
 
+/* ---- the one queue: logins and transactions waiting, in arrival order ---- */
+
+/* The queue's timer goes off at until_ms (monotonic_ms; 0: none) unless it does sooner. */
+static void pool_queue_timer_at(struct worker *w, int64_t until_ms)
+{
+    if (until_ms == 0 || (w->server_wait_timer_ms != 0 && w->server_wait_timer_ms <= until_ms))
+        return;
+    int64_t ms = until_ms - monotonic_ms();
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (evtimer_add(w->server_wait_timer, &tv) == 0)
+        w->server_wait_timer_ms = until_ms;
+}
+
+/*
+ * s takes its turn at the end of the queue, its client waiting since
+ * since_us: it gets 53300 once that is query_wait_timeout ago.  A login
+ * gets it at once when query_wait_timeout is 0; a transaction then waits
+ * on (as each did with a timer of its own).
+ */
+static void pool_queue_join(struct session *s, int64_t since_us, bool login)
+{
+    struct wait_turn *t = &s->turn;
+    int timeout = s->cfg->query_wait_timeout_ms;
+    int64_t left = timeout - (wall_clock_us() - since_us) / 1000;
+    if (t->queued)
+        return;
+    t->queued = true;
+    t->since_us = since_us;
+    t->until_ms = timeout > 0 || login ? monotonic_ms() + (left > 0 ? left : 1) : 0;
+    list_append(&s->w->server_waiters, &t->node);
+    pool_queue_timer_at(s->w, t->until_ms);
+}
+
+static void pool_queue_leave(struct session *s)
+{
+    if (!s->turn.queued)
+        return;
+    s->turn.queued = false;
+    list_remove(&s->w->server_waiters, &s->turn.node);
+}
+
 static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
 {
     struct session_login *l = s->login;
@@ -188,13 +243,15 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
         /* Counted under what it waits for: its pool, or its host when that is what is full. */
         if (rc == POOL_HOST_FULL)
             pool_host_key(l->pool_wait.key, h->name, h->port);
+        else if (rc == POOL_USER_FULL)
+            pool_user_key(l->pool_wait.key, s->user, h->name, h->port);
         else
             pool_slice_key(l->pool_wait.key, s->region->name, s->database, s->user,
                            pool_slice_of(s));
-        l->pool_wait.key_kind = rc == POOL_HOST_FULL ? POOL_HOST_FULL : POOL_FULL;
+        l->pool_wait.key_kind = (uint8_t)rc;
         l->pool_wait.waiting = true;
         /* A transaction that waited without a fetcher first (txn_fetch.c) waits since then. */
-        l->pool_wait.since_us = l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us();
+        pool_queue_join(s, l->wait_began_us != 0 ? l->wait_began_us : wall_clock_us(), true);
         l->wait_began_us = 0;
         pool_wait_count(s, l->pool_wait.key, h, rc);
     }
@@ -219,14 +276,17 @@ bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
     if (pool_limits_full(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
                          s->cfg->max_db_connections) != POOL_FULL)
         return false;
-    if (join)
+    if (join) {
+        pool_queue_join(s, wall_clock_us(), false);
         pool_wait_count(s, pool, h, POOL_FULL);
+    }
     return true;
 }
 
 void pool_txn_wait_end(struct session *s)
 {
     char pool[POOL_KEY_MAX];
+    pool_queue_leave(s);
     pool_slice_key(pool, s->txn_wait.region->name, s->database, s->user, pool_slice_of(s));
     pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
@@ -261,6 +321,7 @@ void pool_wait_stop(struct session *s)
     if (l == NULL || !l->pool_wait.waiting)
         return;
     l->pool_wait.waiting = false;
+    pool_queue_leave(s);
     pool_limits_wait(&s->w->shared->pool_limits, l->pool_wait.key, -1);
 }
 
@@ -274,46 +335,113 @@ void pool_wait_enter(struct session *s)
 {
     struct session_login *l = s->login;
     log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
-              l->pool_wait.reason == POOL_FULL ? "pool_size reached" : "max_db_connections reached",
+              l->pool_wait.reason == POOL_FULL        ? "pool_size reached"
+              : l->pool_wait.reason == POOL_USER_FULL ? "max_user_connections reached"
+                                                      : "max_db_connections reached",
               s->region->name, s->database, s->user);
-    int64_t waited_ms = (wall_clock_us() - l->pool_wait.since_us) / 1000;
-    int left = s->cfg->query_wait_timeout_ms - (int)waited_ms;
-    session_set_timer(s, left > 0 ? left : 1);
+    session_set_timer(s, 0); /* the queue's timer is its query_wait_timeout (pool_queue_join) */
     /* Not read, but watched: a client that gives up is seen at once. */
     endpoint_set_reader(&s->client, pool_wait_client_input);
     endpoint_pause_read(&s->client);
 }
 
-void pool_wait_timeout(struct session *s)
+/*
+ * The one answer to a client that waited past query_wait_timeout for a
+ * connection to h of region r, full by reason: 53300 naming the pool or
+ * the host.
+ */
+static void pool_wait_error(const struct session *s, const struct region *r,
+                            const struct region_host *h, enum pool_reserve reason,
+                            struct pg_error *err)
 {
-    struct session_login *l = s->login;
     char msg[160], detail[320];
-    double waited = (double)(wall_clock_us() - l->pool_wait.since_us) / 1e6;
-    pool_wait_stop(s);
-    if (l->pool_wait.reason == POOL_FULL) {
+    double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
+    if (reason == POOL_FULL) {
         snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
                  s->database, s->user);
         int slice = pool_slice_of(s);
         snprintf(detail, sizeof(detail),
                  "The pool of region %s is full: its %d server connections (%s) were in use "
                  "for the %.1f s this client waited (query_wait_timeout).",
-                 s->region->name, pool_slice_size(s, slice),
+                 r->name, pool_slice_size(s, slice),
                  slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
+    } else if (reason == POOL_USER_FULL) {
+        snprintf(msg, sizeof(msg), "no server connection free for user \"%s\" on host %s:%d",
+                 s->user, h->name, h->port);
+        snprintf(detail, sizeof(detail),
+                 "The user has %d server connections to the host (max_user_connections), all in "
+                 "use for the %.1f s this client waited (query_wait_timeout).",
+                 pool_user_limit(s), waited);
     } else {
-        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d",
-                 l->pool_wait.host->name, l->pool_wait.host->port);
+        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", h->name, h->port);
         snprintf(detail, sizeof(detail),
                  "The host has %d server connections (max_db_connections), all in use for the "
                  "%.1f s this client waited (query_wait_timeout).",
                  s->cfg->max_db_connections, waited);
     }
+    pg_error_set(err, "53300", "%s", msg);
+    pg_error_detail(err, "%s", detail);
+    pg_error_hint(err,
+                  "Raise pool_size, max_db_connections or max_user_connections if the server can "
+                  "take more connections, or make clients hold their sessions for less time.");
+}
+
+/*
+ * s waited past query_wait_timeout: it gets 53300, a login and a
+ * transaction alike (one closing already only leaves the queue).
+ */
+static void pool_wait_expired(struct session *s)
+{
     struct pg_error err;
-    pg_error_set(&err, "53300", "%s", msg);
-    pg_error_detail(&err, "%s", detail);
-    pg_error_hint(&err,
-                  "Raise pool_size or max_db_connections if the server can take more connections, "
-                  "or make clients hold their sessions for less time.");
-    session_fail(s, &err);
+    s->busy++;
+    if (s->txn_wait.waiting) {
+        pool_wait_error(s, s->txn_wait.region, s->txn_wait.host, POOL_FULL, &err);
+        txn_wait_give_up(s, &err);
+    } else if (s->phase == PHASE_WAIT_SERVER) {
+        struct session_login *l = s->login;
+        pool_wait_error(s, s->region, l->pool_wait.host, (enum pool_reserve)l->pool_wait.reason,
+                        &err);
+        pool_wait_stop(s);
+        session_fail(s, &err);
+    } else {
+        pool_wait_stop(s); /* a login closing already */
+    }
+    pool_queue_leave(s); /* out of the queue whatever happened: the walk goes on */
+    session_callback_done(s);
+}
+
+/* The first waiter whose query_wait_timeout is past, or NULL and *next: the earliest to come. */
+static struct session *pool_queue_expired(struct worker *w, int64_t now, int64_t *next)
+{
+    struct list_node *pos, *tmp;
+    *next = 0;
+    list_for_each_safe(pos, tmp, &w->server_waiters)
+    {
+        struct session *s = list_entry(pos, struct session, turn.node);
+        int64_t until = s->turn.until_ms;
+        if (until != 0 && until <= now)
+            return s;
+        if (until != 0 && (*next == 0 || until < *next))
+            *next = until;
+    }
+    return NULL;
+}
+
+/*
+ * The queue's timer: those past query_wait_timeout get 53300, one at a
+ * time (the failure of one may end others: the walk starts again).
+ */
+static void pool_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    struct session *s;
+    int64_t next;
+    w->server_wait_timer_ms = 0;
+    while ((s = pool_queue_expired(w, monotonic_ms(), &next)) != NULL)
+        pool_wait_expired(s);
+    pool_queue_timer_at(w, next);
 }
 
 /*
@@ -361,36 +489,51 @@ static void pool_shed_idle(struct worker *w)
         if (__atomic_load_n(&w->shared->pool_limits.waiting, __ATOMIC_RELAXED) == 0)
             return;
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
+        char pool[POOL_KEY_MAX], host[POOL_KEY_MAX], user[POOL_KEY_MAX];
         pool_slice_key(pool, sc->region->name, sc->database, sc->user, sc->pool_slice);
         pool_host_key(host, sc->host->name, sc->host->port);
+        pool_user_key(user, sc->user, sc->host->name, sc->host->port);
         if (pool_limits_has_waiters(&w->shared->pool_limits, pool) ||
-            pool_limits_has_waiters(&w->shared->pool_limits, host))
+            pool_limits_has_waiters(&w->shared->pool_limits, host) ||
+            pool_limits_has_waiters(&w->shared->pool_limits, user))
             pool_close(sc, "a client waits for its slot");
     }
 }
 
-/* A connection may have freed up: waiting clients go on, oldest first, while they can. */
+/* The login s, woken with a connection or a slot for it, goes on to CONNECT. */
+static void pool_waiter_go(struct session *s)
+{
+    pool_wait_stop(s);
+    endpoint_set_reader(&s->client, NULL);
+    endpoint_resume_read(&s->client);
+    s->login->retry_host = s->login->pool_wait.host;
+    phase_done(s);
+}
+
+/*
+ * A connection may have freed up: the queue's clients, logins and
+ * transactions alike, go on in arrival order while they can.
+ */
 static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     (void)fd;
     (void)what;
     struct pool_refused refused = {.reason = POOL_RESERVED};
+    struct session *full_for = NULL;
+    bool recheck = w->server_waiters_recheck;
+    w->server_waiters_recheck = false;
     struct list_node *pos, *tmp;
-    /* Transactions that wait without a fetcher: first come, first served. */
-    txn_waiters_serve(w, w->txn_waiters_recheck);
-    w->txn_waiters_recheck = false;
-    list_for_each_safe(pos, tmp, &w->waiting_sessions)
+    list_for_each_safe(pos, tmp, &w->server_waiters)
     {
-        struct session *s = list_entry(pos, struct session, node);
-        if (s->phase != PHASE_WAIT_SERVER || !pool_waiter_may_go(s, &refused))
-            continue;
-        pool_wait_stop(s);
-        endpoint_set_reader(&s->client, NULL);
-        endpoint_resume_read(&s->client);
-        s->login->retry_host = s->login->pool_wait.host;
-        phase_done(s);
+        struct session *s = list_entry(pos, struct session, turn.node);
+        if (s->txn_wait.waiting) {
+            /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
+            if (w->idle_servers.count > 0 || recheck)
+                txn_wait_serve(s, recheck, &full_for);
+        } else if (s->phase == PHASE_WAIT_SERVER && pool_waiter_may_go(s, &refused)) {
+            pool_waiter_go(s);
+        }
     }
     pool_shed_idle(w);
 }
@@ -398,12 +541,15 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
 int pool_wait_init(struct worker *w)
 {
     w->pool_wake = evtimer_new(w->base, pool_wake_cb, w);
-    return w->pool_wake != NULL ? 0 : -1;
+    w->server_wait_timer = evtimer_new(w->base, pool_queue_timer_cb, w);
+    return w->pool_wake != NULL && w->server_wait_timer != NULL ? 0 : -1;
 }
 
 void pool_wait_free(struct worker *w)
 {
-    txn_waiters_free(w);
+    if (w->server_wait_timer != NULL)
+        event_free(w->server_wait_timer);
+    w->server_wait_timer = NULL;
     if (w->pool_wake != NULL)
         event_free(w->pool_wake);
     w->pool_wake = NULL;

@@ -1,8 +1,11 @@
 /*
- * pool_wait.h — pool_size and max_db_connections: the server connections
- * counted against them across workers, and the clients that wait
- * (PHASE_WAIT_SERVER) when one is reached, woken when a connection is
- * given back or closes.
+ * pool_wait.h — pool_size, max_db_connections and max_user_connections:
+ * the server connections counted against them across workers, and the
+ * clients that wait when one is reached, woken when a connection is given
+ * back or closes.  Logins (PHASE_WAIT_SERVER) and transactions
+ * (txn_fetch.h) wait in one queue per worker (server_waiters,
+ * wait_turn.h), served in arrival order, with one timer: one that waits
+ * past query_wait_timeout gets 53300.
  */
 #ifndef PGNEAR_PROXY_POOL_WAIT_H
 #define PGNEAR_PROXY_POOL_WAIT_H
@@ -28,9 +31,8 @@ void pool_unreserve(struct session *s);
 /* A counted connection closed (server_conn_close): waiting clients are told. */
 void pool_uncount(struct server_conn *sc);
 
-/* PHASE_WAIT_SERVER's enter and timeout (53300), and its end however it ends. */
+/* PHASE_WAIT_SERVER's enter, and its end however it ends. */
 void pool_wait_enter(struct session *s);
-void pool_wait_timeout(struct session *s);
 void pool_wait_stop(struct session *s);
 
 /*
@@ -41,8 +43,9 @@ void pool_wait_stop(struct session *s);
  * alone (its slice, or the only worker), and no idle connection of the
  * pool is there (one due for its check, or with other startup parameters:
  * the fetcher checks it or closes it for the slot).  join: s begins to
- * wait, counted as waiting (the log's reports, pool_wake) until
- * pool_txn_wait_end; else s waits already, and asks whether it still should.
+ * wait, at the end of the queue and counted as waiting (the log's reports,
+ * pool_wake) until pool_txn_wait_end; else s waits already, and asks
+ * whether it still should.
  */
 bool pool_txn_wait(struct session *s, struct region_host *h, bool join);
 void pool_txn_wait_end(struct session *s);

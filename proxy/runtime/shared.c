@@ -19,6 +19,7 @@ int shared_init(struct shared *sh, int nworkers, char *err, size_t errcap)
     pthread_mutex_init(&sh->cancel_lock, NULL);
     pthread_mutex_init(&sh->migrating_lock, NULL);
     pool_limits_init(&sh->pool_limits);
+    client_limits_init(&sh->client_limits);
     placement_init(&sh->placement);
     log_limit_init(&sh->accept_log);
     log_limit_init(&sh->throttle_log);
@@ -47,6 +48,7 @@ void shared_destroy(struct shared *sh)
     pthread_mutex_destroy(&sh->cancel_lock);
     pthread_mutex_destroy(&sh->migrating_lock);
     pool_limits_free(&sh->pool_limits);
+    client_limits_free(&sh->client_limits);
     placement_destroy(&sh->placement);
     log_limit_destroy(&sh->accept_log);
     log_limit_destroy(&sh->throttle_log);

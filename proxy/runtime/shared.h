@@ -13,6 +13,7 @@
 
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/cancel_map.h"
+#include "proxy/base/client_limits.h"
 #include "proxy/base/log.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/pool_limits.h"
@@ -38,6 +39,7 @@ struct shared {
     pthread_mutex_t cancel_lock;
     struct cancel_map cancel_keys;      /* key tag -> struct cancel_entry, under cancel_lock */
     struct pool_limits pool_limits;     /* server connections by pool and host, under its lock */
+    struct client_limits client_limits; /* client sessions by user and database, under its lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
     struct placement_table placement;   /* where moved databases live; cutovers' holds */
     /* 1 + the index of the worker whose admin session runs a migration; 0: none (atomic). */

@@ -213,7 +213,7 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->active_servers);
     list_init(&w->used_servers);
     list_init(&w->idle_servers);
-    list_init(&w->txn_waiters);
+    list_init(&w->server_waiters);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
@@ -315,6 +315,7 @@ void worker_free(struct worker *w)
     config_unref(w->cfg);
     prep_registry_free(w->prep_registry); /* every session and connection is gone */
     free(w->relay_block);
+    latency_book_free(&w->latency); /* every connection that pointed into it is gone */
     free(w);
 }
 

@@ -14,6 +14,7 @@
 #include "proxy/base/auth_lookup.h"
 #include "proxy/base/func_catalog.h"
 #include "proxy/base/cancel_limit.h"
+#include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/close_queue.h"
@@ -30,6 +31,7 @@ struct migrations_request;
 struct pool_warm;
 struct dbmove_follow;
 struct uring;
+struct notify_hub;
 
 struct worker {
     struct shared *shared; /* what the process's workers share */
@@ -44,21 +46,25 @@ struct worker {
     struct list active_sessions;  /* relaying */
     struct list admin_sessions;   /* logged into the admin console */
     /* a server connection's state is the list it is on (server_conn.h) */
-    struct list login_servers;        /* connecting and logging in */
-    struct list active_servers;       /* linked to a session (relaying, or handed over) */
-    struct list used_servers;         /* kept: their client left, the reset query runs */
-    struct list idle_servers;         /* kept: reset, waiting for the next client */
-    struct event *pool_timer;         /* looks at idle_servers for timeouts (pool.c) */
-    struct pool_warm *warm;           /* pairs kept warm for min_pool_size (pool_warm.h) */
-    struct event *pool_wake;          /* a connection may have freed up for waiting_sessions */
-    struct list txn_waiters;          /* transactions waiting for a connection, no fetcher (FIFO) */
-    struct event *txn_wait_timer;     /* their query_wait_timeout (session/txn_fetch.c); NULL */
-    bool txn_waiters_recheck;         /* a slot may have freed: are their pools still full? */
-    struct list cancel_conns;         /* forwarding one cancel request each */
-    int peer_forwards;                /* of them, those going to peers */
-    struct cancel_limit cancel_limit; /* cancel requests that missed, by client network */
+    struct list login_servers;  /* connecting and logging in */
+    struct list active_servers; /* linked to a session (relaying, or handed over) */
+    struct list used_servers;   /* kept: their client left, the reset query runs */
+    struct list idle_servers;   /* kept: reset, waiting for the next client */
+    struct event *pool_timer;   /* looks at idle_servers for timeouts (pool.c) */
+    struct pool_warm *warm;     /* pairs kept warm for min_pool_size (pool_warm.h) */
+    struct event *pool_wake;    /* a connection may have freed up for server_waiters */
+    /* Clients waiting for a connection of a full pool, logins and transactions, in arrival
+     * order (pool/pool_wait.c; session/wait_turn.h), with one query_wait_timeout timer. */
+    struct list server_waiters;
+    struct event *server_wait_timer;
+    int64_t server_wait_timer_ms;         /* monotonic_ms it is set for; 0: not set */
+    bool server_waiters_recheck;          /* a slot may have freed: are their pools still full? */
+    struct list cancel_conns;             /* forwarding one cancel request each */
+    int peer_forwards;                    /* of them, those going to peers */
+    struct cancel_limit cancel_limit;     /* cancel requests that missed, by client network */
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     struct func_catalog funcs;            /* per database, the routines that may write */
+    struct notify_hub *notify_hub;        /* channels listened on without pinning (notify_hub.h) */
     uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
@@ -67,6 +73,8 @@ struct worker {
     uint64_t next_client_id;
     uint64_t next_server_id;
     struct worker_stats stats;
+    /* Its sessions' latency histograms, by region (latency.h). */
+    struct latency_book latency;
     bool draining;   /* SIGTERM: no new sessions, exit when the lists empty */
     bool loop_ended; /* the loop ends after the callback running now */
     struct event *drain_timer;

@@ -18,6 +18,7 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -65,7 +66,8 @@ bool fetch_wants(const struct fetch_want *want, const struct locality *loc, cons
 size_t fetch_plan(const struct session *s, const struct fetch_want *want, struct locality *loc,
                   struct region **plan, double *cosines)
 {
-    size_t n = session_replan(s, &want->need, want->region, loc, plan, cosines);
+    session_locality(s, want->region, loc);
+    size_t n = session_replan(s, s->w->cfg, loc, &want->need, plan, cosines, ROUTE_MAX_REGIONS);
     if (!want->only && (want->avoid == NULL || want->avoid[0] == '\0'))
         return n; /* every region of the route is wanted (each transaction's fetcher) */
     size_t kept = 0;

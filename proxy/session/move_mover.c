@@ -13,7 +13,6 @@
 
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"
@@ -21,6 +20,7 @@
 #include "proxy/session/move_int.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -30,31 +30,32 @@ bool move_region_holds_database(const struct session *s, const char *region)
 {
     struct region_subset where;
     struct locality loc;
-    session_locality(s, &loc);
-    const struct region_subset *placed =
-        placement_of_city(&s->w->shared->placement, s->w->cfg, s->database, &loc, &where);
+    session_locality(s, NULL, &loc);
+    const struct region_subset *placed = session_placed(s, s->w->cfg, &loc, &where);
     const struct region *r = region_set_find(&s->w->cfg->regions, region);
     return placed == NULL || r == NULL || region_subset_has(placed, r);
 }
 
-void move_home_region(const struct session *s, char *out, size_t cap)
+/* The session's route now for its own need: its home region, plan[0]. */
+static size_t move_route(const struct session *s, struct region **plan)
 {
     struct locality loc;
-    struct region *plan[ROUTE_MAX_REGIONS];
     double cosines[ROUTE_MAX_REGIONS];
-    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
+    session_locality(s, NULL, &loc);
+    return session_replan(s, s->w->cfg, &loc, &s->need, plan, cosines, ROUTE_MAX_REGIONS);
+}
+
+void move_home_region(const struct session *s, char *out, size_t cap)
+{
+    struct region *plan[ROUTE_MAX_REGIONS];
+    size_t n = move_route(s, plan);
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
-/* What the mover needs: the session's need, and the position it has seen (never older data). */
+/* What the mover needs (session_need.h: MOVE): never older data than its server had. */
 static struct need_spec move_need(const struct session_move *mv)
 {
-    struct need_spec need = mv->s->need;
-    if (mv->st.lsn_known && (need.min_lsn < mv->st.lsn || need.min_tli != 0)) {
-        need.min_lsn = mv->st.lsn;
-        need.min_tli = 0;
-    }
-    return need;
+    return session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
 }
 
 /* What the mover fetches: its need, in the target region or any but the one to avoid. */
@@ -179,12 +180,10 @@ bool move_mover_fits(struct session_move *mv)
 const char *move_route_detached(struct session *s, const struct move_target *t,
                                 struct move_result *r)
 {
-    struct locality loc;
     struct region *plan[ROUTE_MAX_REGIONS];
-    double cosines[ROUTE_MAX_REGIONS];
     snprintf(r->from, sizeof(r->from), "%s", s->region->name);
     snprintf(r->to, sizeof(r->to), "%s", t->region);
-    size_t n = session_replan(s, &s->need, NULL, &loc, plan, cosines);
+    size_t n = move_route(s, plan);
     const char *home = n > 0 ? plan[0]->name : ""; /* what its route picks (move_home_region) */
     for (size_t i = 0; i < n && r->to[0] == '\0'; i++)
         if (strcmp(plan[i]->name, t->avoid) != 0)

@@ -17,6 +17,7 @@
 #include "protocol/pkt.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
@@ -155,6 +156,8 @@ static inline int msg_pump(struct session *s, msg_step_fn step)
     int rc;
     while ((rc = step(s)) > 0)
         ;
+    if (rc >= 0)
+        latency_server_seen(s);
     if (rc < 0 || endpoint_flush(s, &s->client) < 0)
         return -1;
     relay_throttle(src, &s->client);

@@ -3,6 +3,7 @@
  */
 #include "proxy/session/near.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,30 +19,36 @@
 #include "proxy/base/func_catalog.h"
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "protocol/pg_error.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fence.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/near_int.h"
+#include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts.h"
 #include "routing/health.h"
 #include "routing/region.h"
 
-bool near_session_start(struct session *s)
+bool near_session_start(struct session *s, bool own_slots)
 {
     if (s->need.role != NEED_NEAREST || s->txn == NULL || s->pinned != NULL)
         return true;
     struct near_state *n = calloc(1, sizeof(*n));
     if (n == NULL)
         return false;
-    n->answer = evbuffer_new();
-    n->kept = evbuffer_new();
-    if (n->answer == NULL || n->kept == NULL) {
+    n->held.answer = evbuffer_new();
+    n->held.kept = evbuffer_new();
+    if (n->held.answer == NULL || n->held.kept == NULL) {
         s->near = n;
         near_session_end(s);
         return false;
     }
     s->near = n;
+    n->slots.own = own_slots;
     /* Its database's routines are read now, so that its first statement need not wait long. */
     n->routines = func_catalog_database(&s->w->funcs, s->database);
     (void)func_catalog_get(n->routines, s->w->cfg);
@@ -54,12 +61,48 @@ void near_session_end(struct session *s)
     if (n == NULL)
         return;
     func_waiter_cancel(&n->routines_wait);
-    if (n->answer != NULL)
-        evbuffer_free(n->answer);
-    if (n->kept != NULL)
-        evbuffer_free(n->kept);
+    if (n->held.answer != NULL)
+        evbuffer_free(n->held.answer);
+    if (n->held.kept != NULL)
+        evbuffer_free(n->held.kept);
     free(n);
     s->near = NULL;
+}
+
+/* The session ends for want of memory: as the verbs return. */
+static enum near_verdict near_out_of_memory(struct session *s)
+{
+    session_close(s, "out of memory");
+    return NEAR_ENDED;
+}
+
+/* The database's routines were read, or could not be: the client's waiting message goes on. */
+static void near_routines_ready(struct func_waiter *fw)
+{
+    struct session *s = fw->owner;
+    log_debug(s->id, "nearest: its database's routines were read: its transaction goes on");
+    endpoint_resume_read(&s->client);
+    endpoint_set_reader(&s->client, s->client.on_read);
+}
+
+/*
+ * Whether the transaction that the client's waiting message begins waits
+ * for its database's routines, being read now (func_catalog.h): where it
+ * runs may depend on them, and a read takes a few milliseconds, once a
+ * database and worker and after DDL of routines, where sending it to a
+ * primary meanwhile would cost a distant client a round trip.  The client
+ * is read no more until then.
+ */
+static bool near_routines_wait(struct session *s)
+{
+    struct near_state *ns = s->near;
+    ns->routines_wait.ready = near_routines_ready;
+    ns->routines_wait.owner = s;
+    if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
+        return false;
+    log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
+    endpoint_pause_read(&s->client);
+    return true;
 }
 
 /*
@@ -143,7 +186,7 @@ static size_t near_request_extent(struct session *s)
  * (near_request_extent), from byte from on, runs what belongs on a
  * primary (near_need_of: DO, CALL, a routine that may write, a lock, a
  * pin, a block that is not READ ONLY).  Each text is read once here:
- * near_client_message does not read these messages again (checked_left).
+ * near_client_held does not read these messages again (checked_left).
  * A standby must not run any of it first: dblink_exec's write would
  * commit there and again where the transaction runs again.
  */
@@ -163,32 +206,10 @@ static bool near_request_for_primary(struct session *s, size_t from, size_t end)
     return false;
 }
 
-/*
- * The held request at the head of client.in (end bytes) belongs on a
- * primary, and its connection cannot go back now (a Flush before it left
- * a batch open on the standby; a setting moved): its messages are kept
- * unsent, and a Sync of pgnear's own goes to the standby in their place.
- * Its ReadyForQuery, held, settles the transaction as a refusal would
- * (must_forward): the messages run on a primary, and on the standby not
- * at all.  False: out of memory.
- */
-static bool near_stand_in(struct session *s, size_t end)
-{
-    struct near_state *ns = s->near;
-    if (evbuffer_remove_buffer(s->client.in, ns->kept, end) != (int)end ||
-        evbuffer_prepend(s->client.in, pkt_sync, sizeof(pkt_sync)) != 0)
-        return false;
-    ns->must_forward = ns->stood_in = true;
-    ns->checked_left = 0;
-    log_debug(s->id,
-              "nearest: its request belongs on a primary: a Sync in its place on the standby");
-    return true;
-}
-
 bool near_first_ready(struct session *s)
 {
     uint8_t h[PKT_HEADER_LEN];
-    if (s->near == NULL || s->near->forward_pending)
+    if (s->near == NULL || s->near->forward.pending)
         return true;
     if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
         return false;
@@ -219,8 +240,8 @@ static enum session_need near_request_need(struct session *s, const uint8_t *msg
 enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
-    ns->placed = false;
-    if (ns->forward_pending)
+    ns->placed.valid = false;
+    if (ns->forward.pending)
         return NEED_PRIMARY;
     size_t n, end;
     bool read_only, too_long;
@@ -231,11 +252,11 @@ enum session_need near_next_need(struct session *s)
         return NEED_NEAREST;
     enum session_need need = near_request_need(s, msg, n, &read_only, &end);
     /* near_begin takes it from here as the connection attaches: no text is read twice. */
-    ns->placed = true;
-    ns->placed_primary = need == NEED_PRIMARY;
-    ns->placed_read_only = read_only;
-    ns->placed_first = n;
-    ns->placed_end = end;
+    ns->placed = (struct near_placed){.valid = true,
+                                      .primary = need == NEED_PRIMARY,
+                                      .read_only = read_only,
+                                      .first = n,
+                                      .end = end};
     return need;
 }
 
@@ -282,16 +303,24 @@ void near_position(struct session *s, struct need_spec *need)
               need->read_at != NULL ? ", or run on the primary it wrote on" : "");
 }
 
-void near_attached(struct session *s)
+enum near_verdict near_on_attach(struct session *s)
+{
+    if (s->near == NULL)
+        return NEAR_PASS;
+    near_slots_attach(s);
+    return near_slots_behind(s) ? NEAR_SYNC : NEAR_PASS;
+}
+
+void near_on_relay(struct session *s)
 {
     struct near_state *ns = s->near;
     if (ns == NULL)
         return;
-    ns->leg = NEAR_BETWEEN;
-    ns->request_sent = ns->next_request = ns->stood_in = false;
-    ns->checked_left = 0;
-    evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
+    near_leg_to(s, NEAR_BETWEEN);
+    ns->held.request_sent = ns->held.next_request = ns->held.stood_in = false;
+    ns->held.checked_left = 0;
+    evbuffer_drain(ns->held.answer, evbuffer_get_length(ns->held.answer));
+    evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
 }
 
 /*
@@ -305,34 +334,34 @@ static enum session_need near_begin_need(struct session *s, const uint8_t *msg, 
 {
     struct near_state *ns = s->near;
     enum session_need need;
-    if (ns->placed && ns->placed_first == n) {
-        need = ns->placed_primary ? NEED_PRIMARY : NEED_NEAREST;
-        *read_only = ns->placed_read_only;
-        *end = ns->placed_end;
+    if (ns->placed.valid && ns->placed.first == n) {
+        need = ns->placed.primary ? NEED_PRIMARY : NEED_NEAREST;
+        *read_only = ns->placed.read_only;
+        *end = ns->placed.end;
     } else if (request != NEAR_REQUEST_LONG && host_is_standby(s->server_conn->host)) {
         need = near_request_need(s, msg, n, read_only, end);
     } else {
         need = near_need_of(s, msg, n, read_only);
     }
-    ns->placed = false;
+    ns->placed.valid = false;
     return request == NEAR_REQUEST_LONG ? NEED_PRIMARY : need;
 }
 
-/* The transaction this message begins: where it runs.  As near_client_message returns. */
-static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_let_go)
+/* The transaction this message begins: where it runs.  As near_on_client returns. */
+static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_t n,
+                                    bool can_let_go)
 {
     struct near_state *ns = s->near;
-    ns->must_forward = ns->forward_failed = false;
-    ns->flushing = ns->portal_kept = ns->cancel_asked = false;
-    ns->next_request = ns->stood_in = false;
-    ns->checked_left = 0;
-    if (ns->forward_pending) {
-        ns->forward_pending = false;
-        ns->forwarded = true;
-        ns->leg = NEAR_PRIMARY;
-        return NEAR_READ_ON;
+    ns->held.must_forward = ns->forward.failed = false;
+    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
+    ns->held.next_request = ns->held.stood_in = false;
+    ns->held.checked_left = 0;
+    if (ns->forward.pending) {
+        ns->forward.pending = false;
+        ns->forward.running = true;
+        return near_leg_to(s, NEAR_PRIMARY) ? NEAR_PASS : NEAR_ENDED;
     }
-    ns->forwarded = false;
+    ns->forward.running = false;
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
@@ -346,24 +375,19 @@ static int near_begin(struct session *s, const uint8_t *msg, size_t n, bool can_
               standby ? "standby" : "primary", s->server_conn->host->name,
               s->server_conn->host->port, (unsigned long long)s->server_conn->id,
               need == NEED_PRIMARY ? ", for a primary" : "");
-    if (!standby) {
-        ns->leg = NEAR_PRIMARY;
-        return NEAR_READ_ON;
-    }
+    if (!standby)
+        return near_leg_to(s, NEAR_PRIMARY) ? NEAR_PASS : NEAR_ENDED;
     if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
-    ns->leg = read_only ? NEAR_SHOWN : NEAR_HELD;
-    ns->checked_left = end;
+    if (!near_leg_to(s, read_only ? NEAR_SHOWN : NEAR_HELD))
+        return NEAR_ENDED;
+    ns->held.checked_left = end;
     if (need == NEED_PRIMARY && !read_only && request != NEAR_REQUEST_LONG && end == 0)
         end = near_request_extent(s);
-    if (need == NEED_PRIMARY && !read_only && end > 0) {
-        if (near_stand_in(s, end))
-            return NEAR_REPLACED;
-        session_close(s, "out of memory");
-        return -1;
-    }
-    ns->must_forward = need == NEED_PRIMARY;
-    return NEAR_READ_ON;
+    if (need == NEED_PRIMARY && !read_only && end > 0)
+        return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
+    ns->held.must_forward = need == NEED_PRIMARY;
+    return NEAR_PASS;
 }
 
 /* Whether the message at hand begins a transaction: the connection idle, nothing owed. */
@@ -385,341 +409,161 @@ static bool near_follows_on_primary(const struct session *s)
            !host_is_standby(sc->host) && sc->tx.outstanding == 1 && !(sc->tx.flags & TX_BATCH);
 }
 
-/* The answer so far goes to the client, and the rest as it comes: no replay for this one. */
-static void near_give_up(struct session *s)
-{
-    struct near_state *ns = s->near;
-    if (evbuffer_add_buffer(s->client.out, ns->answer) != 0)
-        session_close(s, "out of memory"); /* the client could not be told all of it */
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
-    ns->leg = NEAR_SHOWN;
-    ns->next_request = false;
-}
-
-/* Whether any message of the answer in b is a statement's result, or an error. */
-static bool near_has_results(struct evbuffer *b)
-{
-    struct frame_walk w;
-    char type;
-    uint32_t len;
-    frame_walk_init(&w, b, 0);
-    while (frame_walk_next(&w, &type, &len))
-        if (type != '\0' && strchr("DCEIsGHWd", type) != NULL)
-            return true;
-    return false;
-}
-
 /*
- * A client Flush while held: what is held goes to the client, which waits
- * for it, and so does what the server answers until the client's next
- * message (near.h).
+ * It came before the primary answered pgnear's question of its position
+ * after the last transaction, and follows it there: a transaction of its
+ * own, which may write, so its end asks again (the answer on its way is
+ * older than its commit).
  */
-static void near_flush_asked(struct session *s)
+static bool near_follow_on_primary(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->portal_kept || near_has_results(ns->answer) ||
-        evbuffer_add_buffer(s->client.out, ns->answer) != 0) {
-        near_give_up(s);
-        return;
-    }
-    ns->flushing = ns->next_request = true;
-    /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
-}
-
-/*
- * The client's first message after a Flush: it waits in client.in until
- * every answer the client flushed for has reached it (a client that sent
- * on without reading them), then the hold goes on, the message kept to
- * run again.  True: it waits.
- */
-static bool near_flush_read(struct session *s)
-{
-    struct near_state *ns = s->near;
-    const struct prep_server *ps = s->server_conn->prep;
-    if (ps != NULL && !prep_server_answered(ps))
-        return true;
-    ns->flushing = false;
-    return false;
-}
-
-/* The session ends for want of memory: as near_client_message returns. */
-static int near_out_of_memory(struct session *s)
-{
-    session_close(s, "out of memory");
-    return -1;
+    ns->forward.running = ns->forward.failed = ns->held.must_forward = false;
+    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
+    ns->for_primary = true;
+    return near_leg_to(s, NEAR_PRIMARY);
 }
 
 /*
  * The first message of a request after a Flush that kept the hold: the
  * request is read whole first, as a transaction's first one is, and
  * what of it belongs on a primary has the request run there, not on the
- * standby at all (near_stand_in).  As near_client_message returns.
+ * standby at all (near_stand_in).  As near_on_client returns.
  */
-static int near_next_request(struct session *s)
+static enum near_verdict near_next_request(struct session *s)
 {
     struct near_state *ns = s->near;
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of it comes: the relay reads on */
-    ns->next_request = false;
+    ns->held.next_request = false;
     if (request == NEAR_REQUEST_LONG)
-        return NEAR_READ_ON; /* its long message gives the hold up (near_client_long) */
+        return NEAR_PASS; /* its long message gives the hold up (near_client_long) */
     size_t end = near_request_extent(s);
     if (!near_request_for_primary(s, 0, end)) {
-        ns->checked_left = end;
-        return NEAR_READ_ON;
+        ns->held.checked_left = end;
+        return NEAR_PASS;
     }
-    if (near_stand_in(s, end))
-        return NEAR_REPLACED;
-    session_close(s, "out of memory");
-    return -1;
+    return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
 }
 
-int near_client_long(struct session *s, bool can_let_go)
+/* A client message longer than NEAR_HOLD_MAX is about to go: never kept.  As near_on_client. */
+static enum near_verdict near_client_long(struct session *s, bool can_let_go)
 {
     struct near_state *ns = s->near;
     if (near_at_start(s)) {
         if (host_is_standby(s->server_conn->host) && can_let_go)
             return NEAR_REFETCH;
-        ns->forwarded = false;
+        ns->forward.running = false;
         ns->for_primary = true; /* placed as a write: it could not be kept to run again */
-        ns->leg = host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY;
+        if (!near_leg_to(s, host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY))
+            return NEAR_ENDED;
     } else if (ns->leg == NEAR_HELD) {
         near_give_up(s);
     }
     ns->head_seen = true;
-    return NEAR_READ_ON;
+    return NEAR_PASS;
 }
 
-int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool can_let_go)
+/*
+ * Where the transaction that msg (n bytes, at the head of client.in)
+ * begins or continues runs, before the hold looks at it: a new one
+ * placed, one following pgnear's question on a primary, the wait for a
+ * Flush's answers, the next request after one read whole.  NEAR_PASS:
+ * *msg (read in place again) goes on to the hold.
+ */
+static enum near_verdict near_client_place(struct session *s, const uint8_t **msg, size_t n,
+                                           bool can_let_go)
 {
     struct near_state *ns = s->near;
+    enum near_verdict v = NEAR_PASS;
+    bool moved = false; /* a request's read may have moved it */
     if (near_at_start(s)) {
-        int rc = near_begin(s, msg, n, can_let_go);
-        if (rc != NEAR_READ_ON)
-            return rc;
-        /* Its request's read may have moved it. */
-        if ((msg = evbuffer_pullup(s->client.in, (ssize_t)n)) == NULL)
-            return near_out_of_memory(s);
-    } else if (near_follows_on_primary(s)) {
-        /*
-         * It came before the primary answered pgnear's question of its
-         * position after the last transaction, and follows it there: a
-         * transaction of its own, which may write, so its end asks again
-         * (the answer on its way is older than its commit).
-         */
-        ns->leg = NEAR_PRIMARY;
-        ns->forwarded = ns->forward_failed = ns->must_forward = false;
-        ns->flushing = ns->portal_kept = ns->cancel_asked = false;
-        ns->for_primary = true;
+        v = near_begin(s, *msg, n, can_let_go);
+        moved = true;
+    } else if (near_follows_on_primary(s) && !near_follow_on_primary(s)) {
+        return NEAR_ENDED;
     }
-    if (ns->leg == NEAR_HELD && ns->flushing && near_flush_read(s))
+    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.flushing && near_flush_read(s))
         return NEAR_WAIT;
-    if (ns->leg == NEAR_HELD && ns->next_request && !ns->flushing) {
-        int rc = near_next_request(s);
-        if (rc != NEAR_READ_ON)
-            return rc;
-        if ((msg = evbuffer_pullup(s->client.in, (ssize_t)n)) == NULL)
-            return near_out_of_memory(s);
+    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.next_request && !ns->held.flushing) {
+        v = near_next_request(s);
+        moved = true;
     }
+    if (v == NEAR_PASS && moved && (*msg = evbuffer_pullup(s->client.in, (ssize_t)n)) == NULL)
+        return near_out_of_memory(s);
+    return v;
+}
+
+/* A whole client message (msg, n bytes) while its transaction is held: kept, to run again. */
+static enum near_verdict near_client_held(struct session *s, const uint8_t *msg, size_t n)
+{
+    struct near_state *ns = s->near;
+    if (ns->held.stood_in && !ns->held.request_sent) {
+        ns->held.request_sent =
+            true; /* pgnear's Sync (near_stand_in): the request is kept already */
+        return NEAR_LAST;
+    }
+    if (n > NEAR_HOLD_MAX) {
+        near_give_up(s);
+        return NEAR_PASS;
+    }
+    bool read_only;
+    if (msg[0] == 'H') {
+        near_flush_asked(s);
+        return NEAR_PASS;
+    }
+    if (msg[0] == 'B' || msg[0] == 'E')
+        ns->held.portal_kept = true;
+    /* What its request's check read (near_request_for_primary) is not read again. */
+    if (ns->held.checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY &&
+        !read_only)
+        ns->held.must_forward = true;
+    if (evbuffer_add(ns->held.kept, msg, n) != 0)
+        return near_out_of_memory(s);
+    if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F') {
+        ns->held.request_sent = true;
+        return NEAR_LAST;
+    }
+    return NEAR_PASS;
+}
+
+/* A whole client message (msg, n bytes) is about to go to the server: as near_on_client. */
+static enum near_verdict near_client_message(struct session *s, const uint8_t *msg, size_t n,
+                                             bool can_let_go)
+{
+    struct near_state *ns = s->near;
+    enum near_verdict v = near_client_place(s, &msg, n, can_let_go);
+    if (v != NEAR_PASS)
+        return v;
     ns->head_seen = true;
     if (ns->leg == NEAR_SHOWN && s->server_conn->tx.status == 'T' &&
         host_is_standby(s->server_conn->host)) {
         struct near_refusal refusal;
         if (!near_block_refusal(s, msg, n, &refusal))
-            return NEAR_READ_ON;
-        if (!near_refuse_in_block(s, msg, n, &refusal)) {
-            session_close(s, "out of memory");
-            return -1;
-        }
-        return NEAR_REPLACED;
+            return NEAR_PASS;
+        return near_refuse_in_block(s, msg, n, &refusal) ? NEAR_AGAIN : near_out_of_memory(s);
     }
-    if (ns->leg != NEAR_HELD)
-        return NEAR_READ_ON;
-    if (ns->stood_in && !ns->request_sent) {
-        ns->request_sent = true; /* pgnear's Sync (near_stand_in): the request is kept already */
-        return NEAR_LAST;
-    }
-    if (n > NEAR_HOLD_MAX) {
-        near_give_up(s);
-        return NEAR_READ_ON;
-    }
-    bool read_only;
-    if (msg[0] == 'H') {
-        near_flush_asked(s);
-        return NEAR_READ_ON;
-    }
-    if (msg[0] == 'B' || msg[0] == 'E')
-        ns->portal_kept = true;
-    /* What its request's check read (near_request_for_primary) is not read again. */
-    if (ns->checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY && !read_only)
-        ns->must_forward = true;
-    if (evbuffer_add(ns->kept, msg, n) != 0) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F') {
-        ns->request_sent = true;
-        return NEAR_LAST;
-    }
-    return NEAR_READ_ON;
+    return ns->leg == NEAR_HELD ? near_client_held(s, msg, n) : NEAR_PASS;
 }
 
-struct evbuffer *near_sink(struct session *s, uint8_t type)
+enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bool can_let_go)
 {
     struct near_state *ns = s->near;
-    if (ns == NULL)
-        return s->client.out;
-    if (ns->leg == NEAR_PRIMARY && ns->forwarded && type == 'E')
-        ns->forward_failed = true;
-    if (ns->leg != NEAR_HELD)
-        return s->client.out;
-    if (ns->flushing) {
-        /* Answers to the messages before a Flush: a result or an error ends the hold. */
-        if (strchr("DCEIsGHWd", type) != NULL) {
-            near_give_up(s);
-            ns->request_sent = false;
-        }
-        return s->client.out;
-    }
-    /* A COPY's response must reach the client; a long answer streams. */
-    if (type == 'G' || type == 'H' || type == 'W' ||
-        evbuffer_get_length(ns->answer) > NEAR_HOLD_MAX) {
-        near_give_up(s);
-        ns->request_sent = false;
-        return s->client.out;
-    }
-    return ns->answer;
-}
-
-/*
- * A standby's refusal of a serializable transaction: the server's own
- * words in English, or the routine that says them when the session's
- * default_transaction_isolation is serializable (lc_messages may
- * translate the message, never the routine).
- */
-static bool near_refused_serializable(const uint8_t *body, size_t len)
-{
-    const char *code = pkt_report_field(body, len, 'C');
-    const char *msg = pkt_report_field(body, len, 'M');
-    const char *routine = pkt_report_field(body, len, 'R');
-    return code != NULL && strcmp(code, "0A000") == 0 &&
-           ((msg != NULL && strcmp(msg, "cannot use serializable mode in a hot standby") == 0) ||
-            (routine != NULL && strcmp(routine, "GetSerializableTransactionSnapshot") == 0));
-}
-
-/*
- * Whether an error (body, len bytes) is one a standby gives for what a
- * primary runs: 25006, a write on a read-only server; 0A000, what recovery
- * does not support (an unlogged or temporary table's read, a serializable
- * transaction); 55000, a function that recovery forbids (pg_current_wal_lsn
- * and its siblings: "recovery is in progress"); and the internal error of
- * a transaction ID asked for (txid_current), told by its routine, which
- * lc_messages never translates.  A primary that gives the same error too
- * gives it as its own.
- */
-static bool near_refused_by_recovery(const uint8_t *body, size_t len)
-{
-    const char *code = pkt_report_field(body, len, 'C');
-    const char *routine = pkt_report_field(body, len, 'R');
-    if (code == NULL)
-        return false;
-    return strcmp(code, "25006") == 0 || strcmp(code, "0A000") == 0 || strcmp(code, "55000") == 0 ||
-           (strcmp(code, "XX000") == 0 && routine != NULL &&
-            strcmp(routine, "GetNewTransactionId") == 0);
-}
-
-/*
- * Whether the first ErrorResponse in b says the standby cannot run the
- * transaction that a primary can (near_refused_by_recovery); a refused
- * serializable transaction sets *serializable.
- */
-static bool near_refused(struct evbuffer *b, bool *serializable)
-{
-    struct evbuffer_ptr p;
-    uint8_t h[PKT_HEADER_LEN];
-    evbuffer_ptr_set(b, &p, 0, EVBUFFER_PTR_SET);
-    while (evbuffer_copyout_from(b, &p, h, sizeof(h)) == (ssize_t)sizeof(h)) {
-        uint32_t len = pkt_be32(h + 1);
-        if (h[0] == 'E') {
-            uint8_t body[1024];
-            size_t want = len - 4 < sizeof(body) ? len - 4 : sizeof(body);
-            struct evbuffer_ptr q = p;
-            if (evbuffer_ptr_set(b, &q, PKT_HEADER_LEN, EVBUFFER_PTR_ADD) != 0 ||
-                evbuffer_copyout_from(b, &q, body, want) != (ssize_t)want)
-                return false;
-            *serializable = near_refused_serializable(body, want);
-            return *serializable || near_refused_by_recovery(body, want);
-        }
-        if (evbuffer_ptr_set(b, &p, 1 + (size_t)len, EVBUFFER_PTR_ADD) != 0)
-            break;
-    }
-    return false;
-}
-
-/* Where the transaction that ended ran, for SHOW CLIENTS: its reads' leg or its writes'. */
-static void near_note_ran(struct session *s, bool wrote)
-{
-    const struct registry_region *r = s->server_conn->region->runtime;
-    if (wrote)
-        s->near->writes_at = r;
-    else
-        s->near->reads_at = r;
-}
-
-/* The held transaction's answer is complete: to the client, or dropped to run it again. */
-static enum near_verdict near_settle_held(struct session *s, uint8_t status)
-{
-    struct near_state *ns = s->near;
-    ns->request_sent = false;
-    bool serializable = false;
-    if (status == 'I' && (ns->must_forward || near_refused(ns->answer, &serializable))) {
-        if (serializable && !ns->serializable) {
-            /* Each of its transactions would be refused so: they all run on a primary from now. */
-            log_info(s->id, "nearest: its transactions are serializable, which a standby cannot "
-                            "run: on a primary from now on");
-            ns->serializable = true;
-        }
-        if (!ns->cancel_asked) {
-            log_debug(s->id, "nearest: %s: run again on a primary",
-                      ns->must_forward ? "the transaction belongs on a primary"
-                      : serializable   ? "the standby refused a serializable transaction"
-                                       : "the standby refused what a primary runs");
-            return NEAR_FORWARD;
-        }
-        /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */
-        ns->stood_in = false; /* ... a request kept unsent too: it ran nowhere */
-        if (pkt_add_canceled(ns->answer) != 0) {
-            session_close(s, "out of memory");
-            return NEAR_FAILED;
-        }
-    }
-    stat_inc(&s->w->stats.nearest_near);
-    near_note_ran(s, false);
-    if (!near_deliver(s)) {
-        session_close(s, "out of memory");
-        return NEAR_FAILED;
-    }
-    ns->leg = status == 'I' ? NEAR_BETWEEN : NEAR_SHOWN;
-    return NEAR_KEEP;
-}
-
-bool near_deliver(struct session *s)
-{
-    struct near_state *ns = s->near;
-    if (ns->stood_in) {
-        /* pgnear's Sync stood in for the request: it runs where it is after all, unheld. */
-        ns->stood_in = false;
-        evbuffer_drain(ns->answer, evbuffer_get_length(ns->answer));
-        if (ns->leg == NEAR_HELD)
-            ns->leg = NEAR_SHOWN;
-        return evbuffer_prepend_buffer(s->client.in, ns->kept) == 0;
-    }
-    evbuffer_drain(ns->kept, evbuffer_get_length(ns->kept));
-    if (ns->leg == NEAR_HELD)
-        ns->leg = NEAR_SHOWN;
-    return evbuffer_add_buffer(s->client.out, ns->answer) == 0;
+    if (ns->head_seen)
+        return NEAR_PASS;
+    size_t n = 1 + (size_t)h->len;
+    if (n > NEAR_HOLD_MAX)
+        return near_client_long(s, can_let_go);
+    if (h->avail < n)
+        return NEAR_WAIT;
+    const uint8_t *msg = evbuffer_pullup(s->client.in, (ssize_t)n);
+    if (msg == NULL)
+        return near_out_of_memory(s);
+    enum near_verdict v = near_client_message(s, msg, n, can_let_go);
+    if (v == NEAR_LAST)
+        ns->client_paused = true;
+    return v;
 }
 
 /*
@@ -729,17 +573,16 @@ bool near_deliver(struct session *s)
  * HEALTH_HURRY_MS for a while instead of every health_check_interval, so
  * that reads come back near within a few local round trips, not a second.
  */
+static bool near_hurry_standby(const struct region_host *h, void *arg)
+{
+    return host_is_up(h) && host_is_standby(h);
+}
+
 static void near_hurry_checks(struct session *s, struct region_host *primary)
 {
     int64_t until = monotonic_ms() + NEAR_HURRY_MS;
     bool wake = health_hurry(primary, until);
-    for (size_t i = 0; i < s->cfg->regions.count; i++) {
-        struct region *r = &s->cfg->regions.items[i];
-        for (size_t j = 0; j < r->nhosts; j++)
-            if (host_is_up(&r->hosts[j]) && host_is_standby(&r->hosts[j]))
-                wake |= health_hurry(&r->hosts[j], until);
-    }
-    if (wake)
+    if (health_hurry_hosts(&s->cfg->regions, near_hurry_standby, NULL, until) || wake)
         worker_wake_checks(s->w);
 }
 
@@ -764,69 +607,66 @@ static bool near_wrote(struct session *s, struct region_host *primary)
     return fence_asking(&s->fence) || fence_ask_after(s) == 0;
 }
 
-enum near_verdict near_settle(struct session *s, uint8_t status)
+/* A transaction on a primary ended (status 'I'): counted, and what it may have written noted. */
+static enum near_verdict near_settle_primary(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (ns->forward.running) {
+        log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
+                  ns->forward.failed ? " with an error" : "");
+        stat_inc(&s->w->stats.nearest_forwarded);
+        ns->forward.total++;
+        if (ns->forward.failed)
+            stat_inc(&s->w->stats.nearest_forward_failed);
+    }
+    near_note_ran(s, ns->forward.running || ns->for_primary);
+    ns->forward.running = false;
+    if (ns->routines_changed)
+        func_catalog_changed(&s->w->funcs); /* committed now: read again after it */
+    ns->routines_changed = false;
+    if (!near_leg_to(s, NEAR_BETWEEN))
+        return NEAR_ENDED;
+    /* A pinned session reads on its primary for good: no position to wait for. */
+    if (s->pinned != NULL)
+        return NEAR_PASS;
+    return near_wrote(s, s->server_conn->host) ? NEAR_PASS : NEAR_ENDED;
+}
+
+/* The server's ReadyForQuery (status): where the transaction's leg goes.  As near_on_ready. */
+static enum near_verdict near_settle(struct session *s, uint8_t status, bool can_forward)
 {
     struct near_state *ns = s->near;
     const struct server_conn *sc = s->server_conn;
     /* pgnear's own question to the server (a statement's check) is not the transaction's end. */
-    if (ns == NULL || sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH) ||
+    if (sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH) ||
         (sc->prep != NULL && !prep_server_idle(sc->prep)))
-        return NEAR_KEEP;
+        return NEAR_PASS;
     switch (ns->leg) {
     case NEAR_HELD:
-        return ns->request_sent ? near_settle_held(s, status) : NEAR_KEEP;
+        return ns->held.request_sent ? near_settle_held(s, status, can_forward) : NEAR_PASS;
     case NEAR_PRIMARY:
-        if (status != 'I')
-            return NEAR_KEEP;
-        if (ns->forwarded) {
-            log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
-                      ns->forward_failed ? " with an error" : "");
-            stat_inc(&s->w->stats.nearest_forwarded);
-            ns->forwarded_total++;
-            if (ns->forward_failed)
-                stat_inc(&s->w->stats.nearest_forward_failed);
-        }
-        near_note_ran(s, ns->forwarded || ns->for_primary);
-        ns->forwarded = false;
-        if (ns->routines_changed)
-            func_catalog_changed(&s->w->funcs); /* committed now: read again after it */
-        ns->routines_changed = false;
-        ns->leg = NEAR_BETWEEN;
-        /* A pinned session reads on its primary for good: no position to wait for. */
-        if (s->pinned != NULL)
-            return NEAR_KEEP;
-        return near_wrote(s, sc->host) ? NEAR_KEEP : NEAR_FAILED;
+        return status == 'I' ? near_settle_primary(s) : NEAR_PASS;
     case NEAR_SHOWN:
-        if (status == 'I') {
-            near_note_ran(s, false);
-            ns->leg = NEAR_BETWEEN;
-        }
-        ns->request_sent = false;
-        return NEAR_KEEP;
+        ns->held.request_sent = false;
+        if (status != 'I')
+            return NEAR_PASS;
+        near_note_ran(s, false);
+        return near_leg_to(s, NEAR_BETWEEN) ? NEAR_PASS : NEAR_ENDED;
     default:
-        return NEAR_KEEP;
+        return NEAR_PASS;
     }
 }
 
-bool near_put_back(struct session *s)
+enum near_verdict near_on_ready(struct session *s, uint8_t status, bool can_forward)
 {
     struct near_state *ns = s->near;
-    /* The held answer stays until the next connection attaches: a cancel answers after it. */
-    ns->replay_left = evbuffer_get_length(ns->kept);
-    if (evbuffer_prepend_buffer(s->client.in, ns->kept) != 0)
-        return false;
-    ns->forward_pending = true;
-    ns->head_seen = ns->stood_in = false;
-    ns->leg = NEAR_BETWEEN;
-    if (s->prep != NULL)
-        prep_client_set_replay(s->prep, true);
-    return true;
-}
-
-bool near_owes_request(const struct session *s, bool for_close)
-{
-    const struct near_state *ns = s->near;
-    return ns != NULL && (ns->leg == NEAR_HELD || (for_close && ns->forward_pending));
+    if (ns == NULL)
+        return NEAR_PASS;
+    enum near_verdict v = near_settle(s, status, can_forward);
+    if (v != NEAR_PASS || !ns->client_paused || !near_reads_client(s))
+        return v;
+    ns->client_paused = false;
+    return NEAR_RESUME;
 }
 
 void near_consumed(struct session *s, size_t n)
@@ -835,10 +675,33 @@ void near_consumed(struct session *s, size_t n)
     if (ns == NULL)
         return;
     ns->head_seen = false;
-    ns->checked_left = n < ns->checked_left ? ns->checked_left - n : 0;
-    if (ns->replay_left == 0)
+    ns->held.checked_left = n < ns->held.checked_left ? ns->held.checked_left - n : 0;
+    if (ns->forward.replay_left == 0)
         return;
-    ns->replay_left = n < ns->replay_left ? ns->replay_left - n : 0;
-    if (ns->replay_left == 0 && s->prep != NULL)
+    ns->forward.replay_left = n < ns->forward.replay_left ? ns->forward.replay_left - n : 0;
+    if (ns->forward.replay_left == 0 && s->prep != NULL)
         prep_client_set_replay(s->prep, false);
+}
+
+void near_on_cancel(struct session *s)
+{
+    struct near_state *ns = s->near;
+    if (ns != NULL && ns->leg == NEAR_HELD && ns->held.request_sent)
+        ns->held.cancel_asked = true;
+}
+
+bool near_cancel_unsent(struct session *s, size_t n)
+{
+    struct near_state *ns = s->near;
+    bool refused = ns != NULL && ns->forward.pending;
+    struct evbuffer *answer = refused ? ns->held.answer : s->client.out;
+    const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
+    bool ok = (why != NULL ? pkt_add_canceled_as(answer, why) : pkt_add_canceled(answer)) == 0 &&
+              (!refused || evbuffer_add_buffer(s->client.out, answer) == 0);
+    evbuffer_drain(s->client.in, n);
+    if (ns != NULL) {
+        ns->forward.pending = false; /* nothing runs again */
+        near_consumed(s, n);         /* the prepared statements' replay ends with it */
+    }
+    return ok;
 }

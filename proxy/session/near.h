@@ -38,7 +38,7 @@
  *     pg_current_wal_lsn; txid_current's XX000): it is dropped, the standby's connection goes
  *     back to the pool (its implicit transaction ended with the error), the
  *     kept messages go back in front of the client's input, and they run
- *     again on a primary (near_replaying), whose answer the client gets as
+ *     again on a primary (near_put_back), whose answer the client gets as
  *     if it had been connected there.  The standby ran nothing that wrote:
  *     the write runs once;
  *   - otherwise the answer goes to the client as it came.
@@ -88,7 +88,7 @@
  * that refused it (a Parse's under its name, with its parameters: raised at the Execute).
  *
  * A session whose transactions are serializable by default runs each on
- * a primary (near_state's serializable): a standby refuses them all
+ * a primary (near_serializable): a standby refuses them all
  * (0A000).  txn.c learns it from the startup parameters and from a text
  * that may set it (txn_open_sets_serializable); a role's or database's
  * default shows only as the first such refusal, forwarded as a 25006 is.
@@ -105,17 +105,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/session/near_hold.h"
+#include "proxy/session/near_legs.h"
 #include "proxy/session/near_state.h"
 #include "routing/need.h"
 
-struct evbuffer;
-struct registry_region;
-struct server_conn;
+struct msg_head;
 struct session;
 
-/* The session needs nearest and is followed (transaction pooling): s->near; false: out of memory.
+/*
+ * A session's nearest state (s->near) is near.c's own (near_int.h):
+ * others change it through the verbs below and near_hold.h's, each
+ * returning a verdict (near_legs.h) that the caller acts on, and read it
+ * through near_state.h's functions.
  */
-bool near_session_start(struct session *s);
+struct near_state;
+
+/*
+ * The session needs nearest and is followed (transaction pooling, or
+ * own_slots: session pooling on connections of its own): s->near; false:
+ * out of memory.
+ */
+bool near_session_start(struct session *s, bool own_slots);
 void near_session_end(struct session *s);
 
 /*
@@ -123,15 +134,15 @@ void near_session_end(struct session *s);
  * wrote.  After a transaction that may have written on a primary (run
  * again there, or placed there by its text), the first check of that
  * primary that started since gives a position past the session's writes:
- * the session's write position (near_state.write_lsn), which a standby
- * must have replayed (need.h's min_lsn).  Until that check, only the
- * primary fits (need's last read).  A fixed bar: the primary's position
- * at its latest check rises with every other session's writes, and a
- * session's own reads on the primary meanwhile do not move it, so a busy
- * primary's sessions read near again within a few checks.  The session
- * sees its own writes; other sessions' as a standby's staleness allows,
- * as for any session reading a standby (its reads are not kept
- * monotonic across standbys, as transaction pooling's are).
+ * the session's write position, which a standby must have replayed
+ * (need.h's min_lsn).  Until that check, only the primary fits (need's
+ * last read).  A fixed bar: the primary's position at its latest check
+ * rises with every other session's writes, and a session's own reads on
+ * the primary meanwhile do not move it, so a busy primary's sessions read
+ * near again within a few checks.  The session sees its own writes;
+ * other sessions' as a standby's staleness allows, as for any session
+ * reading a standby (its reads are not kept monotonic across standbys,
+ * as transaction pooling's are).
  */
 void near_position(struct session *s, struct need_spec *need);
 
@@ -141,73 +152,44 @@ bool near_first_ready(struct session *s);
 /* The need to fetch the next transaction's connection for, from the first message in client.in. */
 enum session_need near_next_need(struct session *s);
 
-/* The transaction's connection is the session's now: held when it is on a standby. */
-void near_attached(struct session *s);
-
-enum {
-    NEAR_READ_ON = 1,  /* pass it on and read on */
-    NEAR_LAST = 0,     /* pass it on: it asks for the answer; read no more until near_settle */
-    NEAR_REFETCH = 2,  /* it begins a transaction the connection's host cannot run: not sent */
-    NEAR_WAIT = 3,     /* not yet: the answers to a Flush before it are still coming */
-    NEAR_REPLACED = 4, /* a message of pgnear's own took its place (a refusal, a Sync) */
-};
+/* ---- verbs ---- */
 
 /*
- * A whole client message (msg: header included, n bytes) is about to go
- * to the server: kept while held.  can_let_go: the connection could go
- * back now (else a transaction for a primary starts where it is, held,
- * and is forwarded whatever the standby answers).  As the enum above;
- * <0: the session ended.
+ * A connection attached for the session's next transaction: NEAR_SYNC
+ * when the session's state must be carried to it first, else NEAR_PASS.
  */
-int near_client_message(struct session *s, const uint8_t *msg, size_t n, bool can_let_go);
+enum near_verdict near_on_attach(struct session *s);
 
-/* A client message longer than NEAR_HOLD_MAX is about to go: never kept.  As above. */
-int near_client_long(struct session *s, bool can_let_go);
-
-/* Where the server's next message (of this type) goes: the held answer or the client's output. */
-struct evbuffer *near_sink(struct session *s, uint8_t type);
-
-/* Where pgnear's own answers to the client go (the rewriter's ParseComplete): likewise. */
-static inline struct evbuffer *near_answers(const struct near_state *n, struct evbuffer *client_out)
-{
-    return n != NULL && n->leg == NEAR_HELD ? n->answer : client_out;
-}
-
-/* Whether the client may be read now (no answer awaited while held). */
-static inline bool near_reads_client(const struct near_state *n)
-{
-    return n == NULL || !n->request_sent;
-}
-
-enum near_verdict {
-    NEAR_KEEP,    /* the answer went to the client: the transaction goes on or ended */
-    NEAR_FORWARD, /* run it again on a primary: the connection is let go, the messages put back */
-    NEAR_FAILED,  /* the session ended (out of memory) */
-};
-
-/* The server's ReadyForQuery ended the transaction's request (status: its status). */
-enum near_verdict near_settle(struct session *s, uint8_t status);
+/* The attached connection takes the client's messages on: no transaction held yet. */
+void near_on_relay(struct session *s);
 
 /*
- * NEAR_FORWARD: the kept messages back in front of client.in, to run
- * again on a primary (the held answer is dropped as the primary's
- * connection attaches; a cancel before that answers after it,
- * txn_cancel.h); false: out of memory.
+ * The client message at the head of client.in (h: its header) is about
+ * to go to the server: kept while held.  can_let_go: the connection could
+ * go back now (else a transaction for a primary starts where it is, held,
+ * and is forwarded whatever the standby answers).  NEAR_PASS, NEAR_LAST,
+ * NEAR_WAIT, NEAR_AGAIN, NEAR_REFETCH or NEAR_ENDED.
  */
-bool near_put_back(struct session *s);
-
-/* NEAR_FORWARD that cannot be: the held answer goes to the client after all; false: out of memory.
- */
-bool near_deliver(struct session *s);
+enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bool can_let_go);
 
 /*
- * Whether the session is inside a request though its server is between
- * messages (txn_hooks' owes_request): its answer held on a standby, which
- * may yet have it run on a primary; for_close, also its messages waiting
- * in client.in to run there (an admin's hold may hold them, as a new
- * request's; a close waits for their answer).
+ * The server's ReadyForQuery (status) may end the transaction's request.
+ * can_forward: its connection could go back now (else an answer to run
+ * again goes to the client as it came).  NEAR_PASS, NEAR_RESUME,
+ * NEAR_FORWARD or NEAR_ENDED.
  */
-bool near_owes_request(const struct session *s, bool for_close);
+enum near_verdict near_on_ready(struct session *s, uint8_t status, bool can_forward);
+
+/* A cancel request reached the session's server: noted while its answer is held (txn_cancel.h). */
+void near_on_cancel(struct session *s);
+
+/*
+ * A cancel request for the request (n bytes at the head of client.in)
+ * that waits for a connection: it runs nowhere; the client gets a
+ * standby's answer to it first where it was to run again, then 57014.
+ * False: out of memory.
+ */
+bool near_cancel_unsent(struct session *s, size_t n);
 
 /* n bytes of client.in were read: while some were run again, the rewriter knows (prep replay). */
 void near_consumed(struct session *s, size_t n);

@@ -20,7 +20,8 @@
 #include "proxy/base/stats.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/msg_loop.h"
-#include "proxy/session/near.h"
+#include "proxy/session/near_state.h"
+#include "proxy/session/near_slots.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
@@ -44,19 +45,9 @@ struct near_sync {
  */
 #define NEAR_SYNC_READS 5
 
-bool near_sync_needed(const struct session *s)
+bool near_sync_running(const struct session *s)
 {
-    const struct near_state *n = s->near;
-    return n != NULL && n->own_slots && n->conn_gen != n->state_gen;
-}
-
-/* The parked connection with the newest state; -1: none is left. */
-static int near_sync_source(const struct near_state *n)
-{
-    for (int i = 0; i < NEAR_SLOTS; i++)
-        if (n->slot[i] != NULL && n->slot_gen[i] == n->state_gen)
-            return i;
-    return -1;
+    return near_sync_of(s) != NULL;
 }
 
 /* The sync's first failure, as text (a server's ErrorResponse: its SQLSTATE and message). */
@@ -78,15 +69,15 @@ static void near_sync_fail(struct near_sync *y, const char *what, const uint8_t 
 /* The sync's end: its memory goes, then the caller hears how it went. */
 static void near_sync_finish(struct session *s, enum near_sync_end how, struct server_conn *spare)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     char why[sizeof(y->failure)];
     snprintf(why, sizeof(why), "%s", y->failure);
     near_sync_done done = y->done;
     session_state_free(&y->st);
     free(y);
-    s->near->sync = NULL;
+    near_sync_set(s, NULL);
     if (how == NEAR_SYNC_DONE) {
-        s->near->conn_gen = s->near->state_gen;
+        near_state_carried(s);
         stat_inc(&s->w->stats.nearest_state_syncs);
     }
     done(s, how, spare, why);
@@ -123,10 +114,10 @@ static void near_sync_replay_read(struct session *s);
  */
 static void near_sync_replay(struct session *s)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     struct server_conn *from = s->server_conn, *to = y->to;
     near_sync_set_aside(from);
-    s->near->slot[y->from] = from;
+    near_slot_put(s, y->from, from);
     near_sync_take(s, to, near_sync_replay_read);
     y->to_detached = false;
     if (to->prep != NULL)
@@ -145,7 +136,7 @@ static void near_sync_replay(struct session *s)
 /* The state query's answer ended (status: its ReadyForQuery's). */
 static void near_sync_state_done(struct session *s, char status)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     const char *pin = y->failure[0] ? NULL : session_state_unmovable(&y->st, s->user);
     if (y->failure[0] == '\0' && status != 'I')
         near_sync_fail(y, "its server was not idle", NULL, 0);
@@ -193,7 +184,7 @@ static int near_sync_replay_begin(struct session *s, struct server_conn *to,
 /* The state query to the connection that has the state (attached). */
 static bool near_sync_ask(struct session *s)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     struct server_conn *sc = s->server_conn;
     y->reads++;
     if (pkt_add_query(sc->ep.out, session_state_query_own_limits()) != 0) {
@@ -208,7 +199,7 @@ static bool near_sync_ask(struct session *s)
 /* The state read was canceled (its ReadyForQuery is consumed by the caller): again. */
 static bool near_sync_read_again(struct session *s)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     y->canceled = false;
     session_state_free(&y->st);
     log_debug(s->id, "reading its state was canceled by its statement_timeout: read again");
@@ -223,7 +214,7 @@ static bool near_sync_read_again(struct session *s)
 /* One message of the answer to the state query. */
 static int near_sync_state_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     int rc;
     switch (type) {
     case 'D':
@@ -258,7 +249,7 @@ static int near_sync_state_message(struct session *s, char type, const uint8_t *
  */
 static int near_sync_replay_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    struct near_sync *y = s->near->sync;
+    struct near_sync *y = near_sync_of(s);
     if (type == 'E')
         near_sync_fail(y, "its settings could not be replayed", body, len);
     if (type != 'Z' || --y->owed > 0)
@@ -271,9 +262,8 @@ static int near_sync_replay_message(struct session *s, char type, const uint8_t 
         return MSG_STOP;
     }
     /* The one that has the state takes the transaction, and the session stays there. */
-    struct server_conn *spare = s->server_conn, *from = s->near->slot[y->from];
+    struct server_conn *spare = s->server_conn, *from = near_slot_remove(s, y->from);
     near_sync_set_aside(spare);
-    s->near->slot[y->from] = NULL;
     near_sync_take(s, from, NULL);
     near_sync_finish(s, NEAR_SYNC_PINNED, spare);
     return MSG_STOP;
@@ -288,9 +278,8 @@ NEAR_SYNC_READER(near_sync_replay_read, near_sync_replay_message)
 
 void near_sync_start(struct session *s, near_sync_done done)
 {
-    struct near_state *n = s->near;
     struct server_conn *to = s->server_conn;
-    int from = near_sync_source(n);
+    int from = near_slot_newest(s);
     if (from < 0) {
         done(s, NEAR_SYNC_FAILED, NULL, "the server connection that held its settings ended");
         return;
@@ -306,11 +295,10 @@ void near_sync_start(struct session *s, near_sync_done done)
     y->to = to;
     y->from = from;
     y->done = done;
-    n->sync = y;
+    near_sync_set(s, y);
     near_sync_set_aside(to);
     y->to_detached = true;
-    struct server_conn *sc = n->slot[from];
-    n->slot[from] = NULL;
+    struct server_conn *sc = near_slot_remove(s, from);
     log_debug(s->id, "its state is read back from its connection %llu for its connection %llu",
               (unsigned long long)sc->id, (unsigned long long)to->id);
     near_sync_take(s, sc, near_sync_state_read);
@@ -319,12 +307,12 @@ void near_sync_start(struct session *s, near_sync_done done)
 
 void near_sync_end(struct session *s)
 {
-    struct near_sync *y = s->near != NULL ? s->near->sync : NULL;
+    struct near_sync *y = near_sync_of(s);
     if (y == NULL)
         return;
     if (y->to_detached)
         server_conn_close(y->to, false);
     session_state_free(&y->st);
     free(y);
-    s->near->sync = NULL;
+    near_sync_set(s, NULL);
 }

@@ -61,11 +61,11 @@ enum near_sync_end {
 typedef void (*near_sync_done)(struct session *s, enum near_sync_end how, struct server_conn *spare,
                                const char *why);
 
-/* Whether the connection attached for the next transaction lacks the session's newest state. */
-bool near_sync_needed(const struct session *s);
+/* Whether a sync is under way: the session's request waits for it, run nowhere yet. */
+bool near_sync_running(const struct session *s);
 
 /*
- * Carries the newest state to the attached connection (near_sync_needed):
+ * Carries the newest state to the attached connection (near_on_attach's NEAR_SYNC):
  * reads it from the parked one that has it, replays it, then calls done.
  * The client is not read meanwhile.
  */

@@ -5,6 +5,7 @@
 #include "proxy/session/near_text.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -77,18 +78,18 @@ static bool near_call_may_write(void *arg, const char *name, size_t len)
  * that its database's catalog lists (any function while the catalog is
  * not known), unless nearest_read_functions vouches for it.  A text that
  * changes routines has every worker read its catalog again, now and as
- * its transaction ends (near_settle).
+ * its transaction ends (near_on_ready).
  */
 static bool near_text_calls(const struct session *s, const uint8_t *text, size_t len)
 {
     struct near_call_check check = {
         .s = s,
-        .writers = func_catalog_get(s->near->routines, s->w->cfg),
+        .writers = func_catalog_get(near_routines(s), s->w->cfg),
     };
     struct sql_calls calls;
     sql_calls_scan(text, len, near_call_may_write, &check, &calls);
     if (calls.changes_routines) {
-        s->near->routines_changed = true;
+        near_note_routines_changed(s);
         func_catalog_changed(&s->w->funcs);
     }
     if (calls.found == SQL_ROUTINE_NONE)
@@ -117,7 +118,7 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
     /* A named statement pgnear does not follow pins the session: where writes run. */
     if (msg[0] == 'P' && s->prep == NULL && n > PKT_HEADER_LEN && msg[PKT_HEADER_LEN] != '\0')
         return NEED_PRIMARY;
-    if (s->near->serializable)
+    if (near_serializable(s))
         return NEED_PRIMARY;
     const uint8_t *text = near_message_text(s, msg, n, &len);
     if (text == NULL)
@@ -143,7 +144,7 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
 
 const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t len, bool *changes)
 {
-    if (s->near == NULL || !s->near->own_slots)
+    if (!near_own_slots(s))
         return txn_pin_scan(sql, len);
     bool changed = false;
     const char *why = txn_pin_scan_carried(sql, len, &changed);
@@ -159,42 +160,16 @@ const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n)
     size_t portal = strnlen(body, blen);
     size_t name_len = portal < blen ? strnlen(body + portal + 1, blen - portal - 1) : 0;
     if (portal >= blen || portal + 1 + name_len >= blen) {
-        s->near->state_changing = true; /* names longer than read: unknown, so maybe */
+        near_note_state_change(s); /* names longer than read: unknown, so maybe */
         return NULL;
     }
     size_t len = 0;
+    bool changes = false;
     const char *text = prep_client_statement_text(s->prep, body + portal + 1, name_len, &len);
-    return text != NULL ? near_text_pins(s, (const uint8_t *)text, len, &s->near->state_changing)
-                        : NULL;
-}
-
-/* The database's routines were read, or could not be: the client's waiting message goes on. */
-static void near_routines_ready(struct func_waiter *fw)
-{
-    struct session *s = fw->owner;
-    log_debug(s->id, "nearest: its database's routines were read: its transaction goes on");
-    endpoint_resume_read(&s->client);
-    endpoint_set_reader(&s->client, s->client.on_read);
-}
-
-/*
- * Whether the transaction that the client's waiting message begins waits
- * for its database's routines, being read now (func_catalog.h): where it
- * runs may depend on them, and a read takes a few milliseconds, once a
- * database and worker and after DDL of routines, where sending it to a
- * primary meanwhile would cost a distant client a round trip.  The client
- * is read no more until then.
- */
-bool near_routines_wait(struct session *s)
-{
-    struct near_state *ns = s->near;
-    ns->routines_wait.ready = near_routines_ready;
-    ns->routines_wait.owner = s;
-    if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
-        return false;
-    log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
-    endpoint_pause_read(&s->client);
-    return true;
+    const char *why = text != NULL ? near_text_pins(s, (const uint8_t *)text, len, &changes) : NULL;
+    if (changes)
+        near_note_state_change(s);
+    return why;
 }
 
 /* The refusals' words: their details and hints. */
@@ -298,21 +273,17 @@ static bool near_refusal_parse(struct evbuffer *out, const uint8_t *msg, size_t 
     size_t count = near_text_params(body + name_len + 1, text_len);
     if (declared > count)
         count = declared;
-    uint8_t word[4];
-    bool ok = pkt_add_header(out, 'P', name_len + 1 + strlen(sql) + 1 + 2 + 4 * count) == 0 &&
-              evbuffer_add(out, body, name_len + 1) == 0 &&
-              evbuffer_add(out, sql, strlen(sql) + 1) == 0;
-    word[0] = (uint8_t)(count >> 8);
-    word[1] = (uint8_t)count;
-    ok = ok && evbuffer_add(out, word, 2) == 0;
-    for (size_t i = 0; ok && i < count; i++) {
+    uint8_t *types = count > 0 ? malloc(4 * count) : NULL;
+    if (count > 0 && types == NULL)
+        return false;
+    for (size_t i = 0; i < count; i++) {
         uint32_t type = i < declared ? pkt_be32(body + at + 2 + 4 * i) : 0;
-        if (type == 0)
-            type = 25; /* text: a client's value in text accepted as it is */
-        for (int b = 0; b < 4; b++)
-            word[b] = (uint8_t)(type >> (24 - 8 * b));
-        ok = evbuffer_add(out, word, 4) == 0;
+        /* text where none was declared: a client's value in text accepted as it is */
+        pkt_store_be32(types + 4 * i, type != 0 ? type : 25);
     }
+    bool ok = pkt_add_parse(out, (const char *)body, name_len, sql, strlen(sql), types,
+                            (uint16_t)count) == 0;
+    free(types);
     return ok;
 }
 

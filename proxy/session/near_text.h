@@ -43,13 +43,6 @@ const char *near_text_pins(const struct session *s, const uint8_t *sql, size_t l
  */
 const char *near_bind_pins(struct session *s, const uint8_t *msg, size_t n);
 
-/*
- * Whether the transaction that the client's waiting message begins waits
- * for its database's routines, being read now: the client is then read
- * no more until the read ends (func_catalog_wait).
- */
-bool near_routines_wait(struct session *s);
-
 /* Why a Query in a block that runs on a standby is refused: its error's words. */
 struct near_refusal {
     char what[128];     /* "an advisory lock", a pin's reason, "NOTIFY" ... */

@@ -34,6 +34,7 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/region.h"
@@ -51,6 +52,7 @@ relay_note_scan(struct session *s, struct endpoint *src, const struct frame_scan
     src->fwd_remaining = sc->remaining;
     if (sc->messages > 0)
         src->last_type = sc->last_type;
+    latency_server_seen(s);
     return 0;
 }
 

@@ -32,6 +32,7 @@
 #include "protocol/param_set.h"
 #include "protocol/startup.h"
 #include "protocol/tx_track.h"
+#include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/session/endpoint.h"
 
@@ -110,6 +111,7 @@ struct server_conn {
      * messages start each way (protocol/tx_track.h has the exact rule).
      */
     struct tx_track tx;
+    struct latency_marks lat; /* what the latency histograms timed of tx (latency.h) */
     struct server_params params;
     /*
      * Pooled connections only: the startup parameters it logged in with

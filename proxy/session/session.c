@@ -26,7 +26,6 @@
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/close_queue.h"
-#include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel_keys.h"
@@ -177,6 +176,7 @@ struct session *session_new(struct worker *w, int fd)
     s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
             (uint64_t)w->shared->nworkers + 1;
     s->connected_at = (int64_t)time(NULL);
+    s->lat.accepted_us = monotonic_us();
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
     list_append(s->list, &s->node);
@@ -289,7 +289,9 @@ static void session_keep_secret(struct session *s, const struct session_login *l
     if (s->phase != PHASE_ACTIVE || session_login_internal(l) || l->for_console)
         return;
     if (s->cfg->auth != AUTH_SCRAM || key == NULL)
-        s->unmovable = "auth = passthrough: pgnear cannot log in for the client";
+        s->unmovable = s->cfg->auth == AUTH_PASSTHROUGH
+                           ? "auth = passthrough: pgnear cannot log in for the client"
+                           : "auth is not scram: pgnear cannot log in for the client elsewhere";
     else if (l->hints.has_movable && config_parse_bool(l->hints.movable, &movable) && !movable)
         s->unmovable = "the client connected with pgnear.movable=off";
     else if (!config_session_movable(s->cfg, s->user, s->database))
@@ -409,6 +411,9 @@ void session_close(struct session *s, const char *why)
     if (s->ws_ping)
         event_free(s->ws_ping);
     s->ws_ping = NULL;
+    if (s->client_counted) /* before user and database, which point into startup_raw, go */
+        client_limits_leave(&w->shared->client_limits, s->user, s->database);
+    s->client_counted = false;
     free(s->startup_raw);
     s->startup_raw = NULL;
     param_set_free(&s->server_startup);
@@ -550,47 +555,18 @@ void session_server_gone(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
-_Static_assert(sizeof(((struct session_origin *)0)->city) <= ROUTE_TEXT_MAX,
-               "a session's city fits a locality's");
-
-/* The caller's locality as its login found it (struct session_origin), for a route now. */
-static void session_origin_locality(const struct session *s, const struct config *cfg,
-                                    struct locality *loc)
+bool session_may_share_server(const struct session *s)
 {
-    const struct session_origin *o = &s->origin;
-    /* Field by field: each transaction's route asks (no memset of the notes, no snprintf). */
-    size_t city_len = strnlen(o->city, sizeof(o->city) - 1);
-    loc->source = (enum locality_source)o->source;
-    loc->via = "the session's login";
-    loc->has_coords = o->has_coords;
-    loc->lat = o->lat;
-    loc->lon = o->lon;
-    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
-    memcpy(loc->city, o->city, city_len);
-    loc->city[city_len] = '\0';
-    loc->country[0] = '\0';
-    loc->unplaced = 0;
-    loc->note[0] = '\0';
-    /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
-    loc->matched = o->place[0] != '\0' ? o->place : NULL;
-}
-
-void session_locality(const struct session *s, struct locality *loc)
-{
-    session_origin_locality(s, s->w->cfg, loc);
-}
-
-size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
-                      struct locality *loc, struct region **plan, double *cosines)
-{
-    const struct config *cfg = s->w->cfg;
-    struct region_subset where;
-    session_origin_locality(s, cfg, loc);
-    if (region != NULL && region[0] != '\0') {
-        loc->source = LOCALITY_REGION_HINT;
-        loc->region = region_set_find(&cfg->regions, region);
+    if (!config_pooling(s->cfg) || s->login == NULL)
+        return false;
+    if (strlen(s->user) >= SERVER_POOL_NAME_MAX || strlen(s->database) >= SERVER_POOL_NAME_MAX)
+        return false;
+    const struct startup_packet *sp = &s->login->startup;
+    for (size_t i = 0; i < sp->nparams; i++) {
+        const char *name = sp->params[i].name;
+        /* A walsender, or a protocol option: a property of the connection, not a setting. */
+        if (strcmp(name, "replication") == 0 || strncmp(name, "_pq_.", 5) == 0)
+            return false;
     }
-    return route_plan(&cfg->routing, loc, need,
-                      placement_of_city(&s->w->shared->placement, cfg, s->database, loc, &where),
-                      plan, cosines, ROUTE_MAX_REGIONS);
+    return true;
 }

@@ -45,16 +45,15 @@ struct pgasync;
 
 /*
  * A login waiting for a server connection because a pool limit is reached
- * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone, read by SHOW
- * CLIENTS (since_us).
+ * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone; its place in
+ * the worker's queue is s->turn (wait_turn.h).
  */
 struct login_pool_wait {
     bool waiting;             /* counted as waiting */
     uint8_t reason;           /* enum pool_reserve: which limit it waits on */
     char key[POOL_KEY_MAX];   /* what it is counted as waiting for */
-    uint8_t key_kind;         /* its limit: POOL_FULL (a pool's key) or POOL_HOST_FULL */
+    uint8_t key_kind;         /* its limit: POOL_FULL, POOL_HOST_FULL or POOL_USER_FULL */
     struct region_host *host; /* the host it waits to connect to */
-    int64_t since_us;         /* Unix time in microseconds */
 };
 
 /* The auth throttle's hold on a login (login_throttle.c, which alone writes it). */
@@ -142,8 +141,9 @@ struct session_login {
     struct scram_server scram_srv;
     struct scram_client scram_cli;
     struct scram_verifier verifier;
-    bool scram_started;              /* SASLInitialResponse received */
-    bool scram_done;                 /* client verified by pgnear */
+    bool scram_started; /* SASLInitialResponse received */
+    bool scram_done;    /* client verified by pgnear */
+    bool relay_auth;    /* auth = hba or cert: the server authenticates, relayed (hba_auth.h) */
     struct auth_lookup *auth_lookup; /* verifier lookup in flight */
     bool server_offered_plus;
     uint32_t last_auth_code; /* passthrough: the server's last authentication request */
@@ -214,7 +214,7 @@ struct txn_hooks {
     bool (*on_cancel)(struct session *s);   /* a cancel request for it: true, answered here */
     /* Its server hung up (session_server_gone): what is held of its answer, out; false: ended. */
     bool (*server_gone)(struct session *s);
-    /* A connection was attached for its next transaction (txn_fetch.c, txn_slots.c): it runs. */
+    /* A connection was attached for its next transaction (txn_fetch.c, near_slots.c): it runs. */
     void (*attached)(struct session *s);
     /*
      * Whether it is inside a request though its server is between
@@ -229,6 +229,8 @@ struct txn_hooks {
      * run what came before; false: it ends now.
      */
     bool (*client_ended)(struct session *s, bool hangup);
+    /* Whether its client waits for no answer: a notification may go to it now (notify_hub.h). */
+    bool (*between)(const struct session *s);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */
@@ -323,18 +325,13 @@ uint64_t session_endpoint_log_id(const struct endpoint *ep);
  */
 extern const struct endpoint_owner session_endpoint_owner;
 
-/* The caller's locality as its login found it (its city included), for a route now. */
-void session_locality(const struct session *s, struct locality *loc);
-
 /*
- * s's route now, planned as its login would from where its caller was
- * (struct session_origin) for need, over the regions that hold its
- * database (the worker's configuration), with region (NULL or "": none)
- * named first, as a region hint would: into plan and cosines
- * (ROUTE_MAX_REGIONS each), their count; loc, the locality planned by.
+ * Whether a session's server connection may be kept for other clients
+ * once it leaves: pool_mode = session, auth = scram, and a startup packet
+ * whose every parameter a later client's SET can change (no replication,
+ * no protocol extensions, names that fit).
  */
-size_t session_replan(const struct session *s, const struct need_spec *need, const char *region,
-                      struct locality *loc, struct region **plan, double *cosines);
+bool session_may_share_server(const struct session *s);
 
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "protocol/param_set.h"
+#include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/endpoint.h"
@@ -20,6 +21,7 @@
 #include "proxy/session/gate_state.h"
 #include "proxy/session/timeouts_state.h"
 #include "proxy/session/txn_wait.h"
+#include "proxy/session/wait_turn.h"
 #include "routing/need.h"
 
 struct config;
@@ -35,6 +37,7 @@ struct session_login;
 struct session_move;
 struct session_secret;
 struct txn_hooks;
+struct notify_client;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -102,6 +105,7 @@ struct session {
     /* the startup packet, kept whole; user and database point into it */
     uint8_t *startup_raw;
     const char *user, *database;
+    bool client_counted; /* in the client limits of user and database (login_limits.h) */
     /*
      * The startup parameters the server is given besides user and database:
      * the client's, in its order, without pgnear.* hints (options without
@@ -115,6 +119,7 @@ struct session {
 
     struct session_origin origin; /* set as the login ends */
     int64_t connected_at;         /* when the client connected (Unix time, seconds) */
+    struct latency_times lat;     /* its login and its waits for a server, timed (latency.h) */
 
     /*
      * Where the client is routed: the region of the plan being tried, then
@@ -146,6 +151,7 @@ struct session {
     const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
     struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
     struct txn_wait txn_wait; /* its wait for a full pool, no fetcher (txn_wait.h) */
+    struct wait_turn turn;    /* its place in the queue for a full pool (wait_turn.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
@@ -153,9 +159,10 @@ struct session {
     /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
     const struct registry_host *txn_read_at;
     int64_t txn_read_until_ms;
-    uint64_t transactions;   /* server connections given back after a transaction */
-    char txn_region[64];     /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why; /* while session_close runs its hooks: why */
+    uint64_t transactions;        /* server connections given back after a transaction */
+    char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
+    const char *closing_why;      /* while session_close runs its hooks: why */
+    struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
 };
 
 #endif

@@ -27,16 +27,18 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
+#include "proxy/session/latency_hooks.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
+#include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
+#include "proxy/session/notify_hub.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_cancel.h"
 #include "proxy/session/txn_fetch.h"
-#include "proxy/session/txn_slots.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -48,16 +50,16 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len);
 static bool txn_server_idle(struct session *s);
 static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
-static bool txn_server_gone(struct session *s);
 static void txn_attached(struct session *s);
 static bool txn_client_ended(struct session *s, bool hangup);
+static bool txn_between(const struct session *s);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
     .client_read = txn_client_read_cb, .client_pump = txn_client_pump, .server_param = txn_param,  \
     .server_idle = txn_server_idle, .life = {.resume = txn_resume_cb, .closing = txn_closing},     \
-    .on_cancel = txn_cancel, .server_gone = txn_server_gone, .attached = txn_attached,             \
-    .owes_request = near_owes_request, .client_ended = txn_client_ended
+    .on_cancel = txn_cancel, .server_gone = near_on_server_gone, .attached = txn_attached,         \
+    .owes_request = near_owes_request, .client_ended = txn_client_ended, .between = txn_between
 
 /* Sessions whose prepared statements are followed (txn_prep.h)... */
 static const struct txn_hooks txn_hooks_prep = {
@@ -70,21 +72,6 @@ static const struct txn_hooks txn_hooks_plain = {
     TXN_HOOKS_COMMON,
     .server = &fence_reader,
 };
-
-/*
- * A nearest session's transactions are serializable by default (how: what
- * said so): a standby cannot run them, so each runs on a primary (near.h).
- */
-static void txn_near_serializable(struct session *s, const char *how)
-{
-    if (s->near->serializable)
-        return;
-    s->near->serializable = true;
-    log_info(s->id,
-             "nearest: %s make its transactions serializable, which a standby cannot run: "
-             "on a primary from now on",
-             how);
-}
 
 void txn_session_start(struct session *s)
 {
@@ -105,25 +92,23 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
-    if (!prep || !near_session_start(s)) {
+    if (!prep || !near_session_start(s, own_slots)) {
         if (s->need.role == NEED_NEAREST && s->pinned == NULL)
             s->pinned = "out of memory";
         return;
     }
-    if (s->near != NULL)
-        s->near->own_slots = own_slots;
     if (s->near != NULL && txn_open_startup_serializable(
                                param_set_get(&s->server_startup, "options"),
                                param_set_get(&s->server_startup, "default_transaction_isolation")))
-        txn_near_serializable(s, "its startup parameters");
-    near_attached(s);
+        near_note_serializable(s, "its startup parameters");
+    near_on_relay(s);
 }
 
 /* The transaction's connection takes the session's waiting messages on. */
 static void txn_attached_go(struct session *s)
 {
     cancel_retarget(s, s->server_conn);
-    near_attached(s); /* before the relay reads the client's waiting messages */
+    near_on_relay(s); /* before the relay reads the client's waiting messages */
     if (relay_attach_server(s) == 0 && !s->closed) {
         endpoint_resume_read(&s->client);
         txn_client_pump(s);
@@ -135,7 +120,7 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
                        const char *why)
 {
     if (spare != NULL)
-        txn_slot_give_back(s, spare);
+        near_slot_give_back(s, spare);
     if (how == NEAR_SYNC_FAILED) {
         log_warn(s->id, "its settings could not follow it to its other server connection: %s", why);
         struct pg_error err;
@@ -152,7 +137,8 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
 /* A connection attached for the session's next transaction: with its state first. */
 static void txn_attached(struct session *s)
 {
-    if (near_sync_needed(s))
+    latency_session_attached(s);
+    if (near_on_attach(s) == NEAR_SYNC)
         near_sync_start(s, txn_synced);
     else
         txn_attached_go(s);
@@ -167,7 +153,7 @@ void txn_pin(struct session *s, const char *why)
     log_info(s->id, "keeps its server connection from now on (transaction pooling): %s", why);
     /* A nearest session under session pooling stays on the connection it runs on. */
     if (s->server_conn != NULL)
-        txn_slots_give_back(s);
+        near_slots_give_back(s);
 }
 
 /*
@@ -207,15 +193,17 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
-    bool *changes = s->near != NULL ? &s->near->state_changing : NULL;
-    const char *why = txn_message_pins(s, type, msg + 5, len - 4, changes);
-    if (s->near != NULL && !s->near->serializable && txn_open_sets_serializable(msg + 5, len - 4))
-        txn_near_serializable(s, "a statement may");
+    bool changes = false;
+    const char *why = txn_message_pins(s, type, msg + 5, len - 4, &changes);
+    if (changes && s->near != NULL)
+        near_note_state_change(s);
+    if (s->near != NULL && !near_serializable(s) && txn_open_sets_serializable(msg + 5, len - 4))
+        near_note_serializable(s, "a statement may");
     /*
      * nearest: not while held on a standby for a primary (near.h's
      * must_forward): it pins there, when its messages run again.
      */
-    if (why != NULL && !(s->near != NULL && s->near->leg == NEAR_HELD && s->near->must_forward))
+    if (why != NULL && !near_held_for_primary(s))
         txn_pin(s, why);
     return 1;
 }
@@ -287,36 +275,22 @@ static bool txn_may_let_go(const struct session *s);
  */
 static int txn_near_step(struct session *s, const struct msg_head *h)
 {
-    int rc;
-    if (s->near->head_seen)
+    switch (near_on_client(s, h, txn_may_let_go(s))) {
+    case NEAR_PASS:
         return 1;
-    if (1 + (size_t)h->len > NEAR_HOLD_MAX) {
-        rc = near_client_long(s, txn_may_let_go(s));
-    } else {
-        if (h->avail < 1 + (size_t)h->len)
-            return MSG_WAIT;
-        const uint8_t *msg = evbuffer_pullup(s->client.in, 1 + (ssize_t)h->len);
-        if (msg == NULL) {
-            session_close(s, "out of memory");
-            return MSG_ENDED;
-        }
-        rc = near_client_message(s, msg, 1 + (size_t)h->len, txn_may_let_go(s));
-    }
-    if (rc < 0)
-        return MSG_ENDED;
-    if (rc == NEAR_WAIT)
+    case NEAR_LAST:
+        endpoint_pause_read(&s->client); /* until its answer settles (txn_near_settled) */
+        return 1;
+    case NEAR_WAIT:
         return MSG_WAIT; /* the server's answers to a Flush call the pump again */
-    if (rc == NEAR_REPLACED)
+    case NEAR_AGAIN:
         return TXN_NEAR_AGAIN;
-    if (rc == NEAR_REFETCH) {
+    case NEAR_REFETCH:
         txn_refetch(s);
         return s->closed ? MSG_ENDED : MSG_WAIT;
+    default:
+        return MSG_ENDED;
     }
-    if (rc == NEAR_LAST) {
-        s->near->client_paused = true;
-        endpoint_pause_read(&s->client);
-    }
-    return 1;
 }
 
 /* The session ends once the server has what its client sent before leaving. */
@@ -371,7 +345,7 @@ static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body
 static int txn_client_step(struct session *s)
 {
     struct endpoint *src = &s->client;
-    if (s->near != NULL && !near_reads_client(s->near))
+    if (!near_reads_client(s))
         return MSG_WAIT;
     struct evbuffer *dst = s->server_conn->ep.out;
     struct msg_head h;
@@ -393,7 +367,7 @@ static int txn_client_step(struct session *s)
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
         (rc = txn_client_scan(s, (char)h.type, h.len, h.avail)) <= 0)
         return rc;
-    if (h.type == 'B' && s->pinned == NULL && s->near != NULL && s->near->own_slots)
+    if (h.type == 'B' && s->pinned == NULL && near_own_slots(s))
         txn_client_scan_bind(s, &h);
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
@@ -537,8 +511,15 @@ static bool txn_answer_known_parses(struct session *s)
 /* The detached session's client sent something: it waits, unread, for a server connection. */
 static int txn_need_server(struct session *s)
 {
-    if (evbuffer_get_length(s->client.in) == 0)
+    if (evbuffer_get_length(s->client.in) == 0 || notify_hub_waiting(s))
         return 0;
+    /* LISTEN and UNLISTEN alone: answered by pgnear, no server needed (notify_hub.h). */
+    int heard;
+    while ((heard = notify_hub_query(s)) > 0)
+        if (notify_hub_waiting(s) || evbuffer_get_length(s->client.in) == 0)
+            return 0;
+    if (heard < 0)
+        return -1;
     if (txn_only_terminate(s)) {
         session_close(s, "client terminated the session");
         return -1;
@@ -569,6 +550,8 @@ static int txn_client_pump(struct session *s)
     int rc;
     while ((rc = txn_client_step(s)) > 0)
         ;
+    if (rc >= 0)
+        latency_server_seen(s);
     if (rc < 0 || endpoint_flush(s, server) < 0)
         return -1;
     /* The rewriter's own answers (ParseComplete, CloseComplete) go out too. */
@@ -602,8 +585,8 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     const char *value = name + name_len + 1;
     if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
         return;
-    if (s->near != NULL && s->near->own_slots) {
-        s->near->state_changing = true; /* its connections are its own: carried, not pinned */
+    if (near_own_slots(s)) {
+        near_note_state_change(s); /* its connections are its own: carried, not pinned */
         return;
     }
     const char *was = param_set_get(&sc->reported, name);
@@ -662,8 +645,8 @@ static void txn_let_go(struct session *s)
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
     s->client.on_write = NULL;
     s->transactions++;
-    if (s->near != NULL && s->near->own_slots) {
-        txn_slot_park(s, sc);
+    if (near_own_slots(s)) {
+        near_slot_park(s, sc);
         return;
     }
     sc->txn_return = true;
@@ -679,27 +662,18 @@ static void txn_let_go(struct session *s)
  * request, until it is lifted; a move asked meanwhile, which has not held
  * it yet (its answer was held, no safe point), moves it as a session
  * between transactions (move_held); a close (DRAIN) waits for their
- * answer (near_owes_request).  Where the connection cannot go back, the client
- * gets the standby's answer: false then (the caller reads the client
- * again); true when forwarded or the session ended.
+ * answer (near_owes_request).
  */
-static bool txn_forward(struct session *s)
+static void txn_forward(struct session *s)
 {
-    if (!txn_conn_idle(s) || s->txn_params_moved != 0) {
-        if (!near_deliver(s))
-            session_close(s, "out of memory");
-        return s->closed;
-    }
-    s->near->state_changing = false; /* the standby undid it with the error: it runs again */
     txn_let_go(s);
     if (!near_put_back(s)) {
         session_close(s, "out of memory");
-        return true;
+        return;
     }
     if (s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
-        return true;
+        return;
     txn_need_server(s);
-    return true;
 }
 
 /* nearest: the message at the head begins a transaction for a primary (near.h). */
@@ -711,27 +685,30 @@ static void txn_refetch(struct session *s)
 
 /*
  * nearest: the answer of a held transaction, once complete, settled; a
- * client the hold kept waiting is read again.  False: nothing more to do
- * here (it was forwarded, or the session ended).
+ * client the hold kept waiting is read again.  Where the connection could
+ * not go back (txn_conn_idle), the client gets the standby's answer
+ * instead of its run on a primary.  False: nothing more to do here (it
+ * was forwarded, or the session ended).
  */
 static bool txn_near_settled(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    enum near_verdict v = near_settle(s, (uint8_t)sc->tx.status);
-    if (v == NEAR_FAILED)
+    bool can_forward = txn_conn_idle(s) && s->txn_params_moved == 0;
+    switch (near_on_ready(s, (uint8_t)sc->tx.status, can_forward)) {
+    case NEAR_ENDED:
         return false;
-    if (v == NEAR_FORWARD) {
-        if (txn_forward(s))
-            return false;
-        /* It could not go: the standby's answer went to the client, which is read again. */
-    }
-    if (s->near->client_paused && near_reads_client(s->near)) {
-        s->near->client_paused = false;
+    case NEAR_FORWARD:
+        txn_forward(s);
+        return false;
+    case NEAR_RESUME:
         if (endpoint_flush(s, &s->client) < 0)
             return false;
         endpoint_resume_read(&s->client);
         if (evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
             return false;
+        break;
+    default:
+        break;
     }
     return s->server_conn == sc && !s->closed;
 }
@@ -743,34 +720,19 @@ static bool txn_server_idle(struct session *s)
     /* An admin's wish that waited while the answer was held (near_owes_request). */
     if (s->near != NULL && s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return false;
-    if (!txn_may_release(s))
+    if (!txn_may_release(s)) {
+        if (!s->closed)
+            notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
         return !s->closed;
+    }
     if (s->txn_params_moved > 0) {
         txn_pin(s, "a reported setting differs from its login's");
         return true;
     }
     txn_let_go(s);
     endpoint_resume_read(&s->client);
-    return true;
-}
-
-/*
- * The server ended the connection (session_server_gone): an answer held
- * on a standby (near.h) goes to the client as it came, the server's FATAL
- * in it, then the session ends, as it would directly and as under
- * transaction pooling a server that ends a transaction ends its session.
- * Nothing runs again elsewhere: only a standby's refusal is replayed.
- * False: the session ended.
- */
-static bool txn_server_gone(struct session *s)
-{
-    if (s->near == NULL || s->near->leg != NEAR_HELD)
-        return true;
-    log_debug(s->id, "nearest: the server ended the connection while its answer was held");
-    if (near_deliver(s))
-        return true;
-    session_close(s, "out of memory");
-    return false;
+    notify_hub_idle(s);
+    return !s->closed;
 }
 
 static void txn_resume_cb(struct session *s)
@@ -784,16 +746,35 @@ static void txn_closing(struct session *s)
 {
     struct session *m = s->fetcher;
     /* A session that left nothing behind leaves its connection as it is (no reset). */
-    bool own_slots = s->near != NULL && s->near->own_slots;
+    bool own_slots = near_own_slots(s);
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
     txn_wait_leave(s);
     near_sync_end(s);
-    txn_slots_give_back(s); /* session pooling resets them */
+    near_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);
     near_session_end(s);
+    notify_hub_session_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;
     fetch_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
+}
+
+/*
+ * Whether its client waits for no answer: between transactions, the
+ * server's answers all passed on (notify_hub.h: a notification may go to
+ * it now, as a server sends one to an idle client).
+ */
+static bool txn_between(const struct session *s)
+{
+    if (s->closed || s->phase != PHASE_ACTIVE || s->move != NULL || s->client.fwd_remaining != 0 ||
+        evbuffer_get_length(s->client.in) != 0)
+        return false;
+    const struct server_conn *sc = s->server_conn;
+    if (sc == NULL)
+        return s->fetcher == NULL && !s->txn_wait.waiting;
+    return server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !fence_asking(&s->fence) &&
+           sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 && txn_prep_idle(sc) &&
+           !near_owes_request(s, false);
 }

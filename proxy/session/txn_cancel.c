@@ -14,6 +14,7 @@
 #include "proxy/base/log.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/near.h"
+#include "proxy/session/near_sync.h"
 #include "proxy/session/session.h"
 #include "proxy/session/timeouts.h"
 #include "proxy/session/txn_fetch.h"
@@ -38,32 +39,22 @@ static size_t txn_cancel_request_len(struct evbuffer *in)
  */
 static bool txn_cancel_answer(struct session *s, size_t n)
 {
-    struct near_state *ns = s->near;
-    bool refused = ns != NULL && ns->forward_pending;
-    struct evbuffer *answer = refused ? ns->answer : evbuffer_new();
+    if (s->near != NULL)
+        return near_cancel_unsent(s, n);
     const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
-    bool ok = answer != NULL &&
-              (why != NULL ? pkt_add_canceled_as(answer, why) : pkt_add_canceled(answer)) == 0 &&
-              evbuffer_add_buffer(s->client.out, answer) == 0;
-    if (!refused && answer != NULL)
-        evbuffer_free(answer);
+    bool ok = (why != NULL ? pkt_add_canceled_as(s->client.out, why)
+                           : pkt_add_canceled(s->client.out)) == 0;
     evbuffer_drain(s->client.in, n);
-    if (ns != NULL) {
-        ns->forward_pending = false; /* nothing runs again */
-        near_consumed(s, n);         /* the prepared statements' replay ends with it */
-    }
     return ok;
 }
 
 bool txn_cancel(struct session *s)
 {
-    struct near_state *ns = s->near;
     /* Its state carried to the connection its request waits for (near_sync.h): no server runs it.
      */
-    bool syncing = ns != NULL && ns->sync != NULL;
+    bool syncing = near_sync_running(s);
     if (s->server_conn != NULL && !syncing) {
-        if (ns != NULL && ns->leg == NEAR_HELD && ns->request_sent)
-            ns->cancel_asked = true;
+        near_on_cancel(s);
         return false;
     }
     size_t n = s->fetcher != NULL || s->txn_wait.waiting || syncing

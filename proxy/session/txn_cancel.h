@@ -23,7 +23,7 @@
  * not yet whole (no Sync yet) is not canceled: it then runs.
  *
  * A cancel request that reaches a standby while its answer is held
- * (near.h) is noted (near_state.cancel_asked): should the standby have
+ * (near.h) is noted (near_on_cancel): should the standby have
  * refused the transaction as a write before the cancel came, it is
  * answered 57014 instead of being run again on a primary.
  */

@@ -1,19 +1,16 @@
 /*
  * txn_fetch.c — the server connection for a session's next transaction
- * under transaction pooling: a parked one (txn_slots.c), an idle one taken
- * at once, or one a fetcher (fetch.h) logs in for or waits for.
+ * under transaction pooling: a parked one (near_slots.c), an idle one taken
+ * at once, one given back while it waits in the pool's queue (pool_wait.h),
+ * or one a fetcher (fetch.h) logs in for.
  */
 #include "proxy/session/txn_fetch.h"
 
 #include <string.h>
-#include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 
-#include "protocol/clock.h"
 #include "protocol/pkt.h"
-#include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/session/fetch.h"
 #include "proxy/runtime/shared.h"
@@ -22,34 +19,17 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_slots.h"
+#include "proxy/session/near_slots.h"
+#include "proxy/session/session_need.h"
+#include "protocol/pg_error.h"
 #include "routing/need.h"
 
 /* ---- the fetcher: an internal session logging in for the next transaction ---- */
 
-/*
- * What the fetcher needs: the session's need, and no standby older than
- * what it has seen: its last server's position when that transaction ended
- * (need.h), and its own last write (pgnear.fence).
- */
+/* What the next transaction needs (session_need.h: TRANSACTION). */
 static struct need_spec txn_need(struct session *s)
 {
-    struct need_spec need = s->need;
-    if (s->near != NULL)
-        need.role = near_next_need(s);
-    if (!need_reads_standbys(need.role))
-        return need;
-    /* Without health checks no position is ever known: nothing to follow by. */
-    if (s->cfg->health_check_interval_ms > 0)
-        need.read_at = s->txn_read_at;
-    need.read_until_ms = s->txn_read_until_ms;
-    if (s->fence.lsn > need.min_lsn) {
-        need.min_lsn = s->fence.lsn;
-        need.min_tli = 0;
-    }
-    if (s->near != NULL)
-        near_position(s, &need);
-    return need;
+    return session_need_for(s, NEED_AT_TRANSACTION, 0);
 }
 
 static void txn_fetch_failed(struct session *s, const char *why)
@@ -72,8 +52,6 @@ static void txn_fetch_ready(struct session *m, void *arg)
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
     fetch_close(m, "its connection went to the session's transaction");
-    if (s->near != NULL)
-        s->near->conn_gen = 0; /* as at login: the session's startup parameters alone */
     s->txn->attached(s);
     session_callback_done(s);
 }
@@ -111,8 +89,6 @@ static const struct fetch_ops txn_fetch_ops = {
 static void txn_took(struct session *s)
 {
     s->busy++;
-    if (s->near != NULL)
-        s->near->conn_gen = 0; /* as txn_fetch_ready's */
     s->txn->attached(s);
     session_callback_done(s);
 }
@@ -127,21 +103,20 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
         txn_fetch_failed(s, why);
 }
 
-/* ---- waiting for a connection given back, with no fetcher ---- */
+/* ---- waiting in the pool's queue for a connection given back, with no fetcher ---- */
 
 void txn_wait_leave(struct session *s)
 {
     if (!s->txn_wait.waiting)
         return;
     s->txn_wait.waiting = false;
-    list_remove(&s->w->txn_waiters, &s->txn_wait.node);
     s->w->shared->flow->server_wait_end(s);
 }
 
 /* A waiter goes the fetcher's way after all, its wait so far counted (query_wait_timeout). */
 static void txn_wait_to_fetcher(struct session *s)
 {
-    int64_t since = s->txn_wait.since_us;
+    int64_t since = s->turn.since_us;
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     txn_wait_leave(s);
     s->busy++;
@@ -149,59 +124,32 @@ static void txn_wait_to_fetcher(struct session *s)
     session_callback_done(s);
 }
 
-/* The timer at the first waiter's query_wait_timeout: those past it go to a fetcher, which says so.
- */
-static void txn_wait_timer_cb(evutil_socket_t fd, short what, void *arg)
+void txn_wait_give_up(struct session *s, const struct pg_error *err)
 {
-    struct worker *w = arg;
-    (void)fd;
-    (void)what;
-    int64_t now = monotonic_ms(), next = 0;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->txn_waiters)
-    {
-        struct session *s = list_entry(pos, struct session, txn_wait.node);
-        if (s->txn_wait.until_ms != 0 && s->txn_wait.until_ms <= now)
-            txn_wait_to_fetcher(s);
-        else if (s->txn_wait.until_ms != 0 && (next == 0 || s->txn_wait.until_ms < next))
-            next = s->txn_wait.until_ms;
-    }
-    if (next != 0) {
-        int64_t ms = next - now;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-        evtimer_add(w->txn_wait_timer, &tv);
-    }
+    txn_wait_leave(s);
+    if (s->phase == PHASE_CLOSING)
+        return;
+    log_warn(s->id, "no server connection for its next transaction: %s", err->message);
+    session_fail(s, err);
 }
 
 /*
- * s waits on its worker for a connection to spot's host to be given back,
- * when its pool is full on this worker (pool_txn_wait): false when it
- * should not (a fetcher's way), or the timer could not be made.
+ * s waits for a connection to spot's host to be given back, at the end of
+ * the pool's queue, when its pool is full on this worker (pool_txn_wait):
+ * false when it should not (a fetcher's way).
  */
 static bool txn_wait_join(struct session *s, const struct fetch_spot *spot,
                           const struct need_spec *need)
 {
-    struct worker *w = s->w;
     if (s->near != NULL || spot->host == NULL)
-        return false;
-    if (w->txn_wait_timer == NULL &&
-        (w->txn_wait_timer = evtimer_new(w->base, txn_wait_timer_cb, w)) == NULL)
         return false;
     s->txn_wait.region = spot->region;
     s->region = spot->region; /* the pool's key */
-    if (!w->shared->flow->server_wait(s, spot->host, true))
+    if (!s->w->shared->flow->server_wait(s, spot->host, true))
         return false;
     s->txn_wait.waiting = true;
     s->txn_wait.host = spot->host;
     s->txn_wait.need = *need;
-    s->txn_wait.since_us = wall_clock_us();
-    int timeout = s->cfg->query_wait_timeout_ms;
-    s->txn_wait.until_ms = timeout > 0 ? monotonic_ms() + timeout : 0;
-    list_append(&w->txn_waiters, &s->txn_wait.node);
-    if (timeout > 0 && !evtimer_pending(w->txn_wait_timer, NULL)) {
-        struct timeval tv = {timeout / 1000, (timeout % 1000) * 1000};
-        evtimer_add(w->txn_wait_timer, &tv);
-    }
     return true;
 }
 
@@ -227,43 +175,29 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
     return true;
 }
 
-void txn_waiters_serve(struct worker *w, bool recheck)
+void txn_wait_serve(struct session *s, bool recheck, struct session **full_for)
 {
-    struct session *full_for = NULL;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->txn_waiters)
-    {
-        if (w->idle_servers.count == 0 && !recheck)
-            return;
-        struct session *s = list_entry(pos, struct session, txn_wait.node);
-        struct fetch_spot spot = {s->txn_wait.region, s->txn_wait.host};
-        bool moved;
-        struct server_conn *sc = fetch_take_at(s, &spot, &s->txn_wait.need, &moved);
-        if (sc != NULL) {
-            txn_wait_leave(s);
-            txn_took(s);
-        } else if (moved ||
-                   !txn_wait_still(s, &spot, recheck || w->idle_servers.count > 0, &full_for)) {
-            /* The fetcher's way: an idle connection of its pool to close for the slot, room. */
-            full_for = NULL;
-            txn_wait_to_fetcher(s);
-        }
+    struct fetch_spot spot = {s->txn_wait.region, s->txn_wait.host};
+    bool moved;
+    struct server_conn *sc = fetch_take_at(s, &spot, &s->txn_wait.need, &moved);
+    if (sc != NULL) {
+        txn_wait_leave(s);
+        txn_took(s);
+    } else if (moved ||
+               !txn_wait_still(s, &spot, recheck || s->w->idle_servers.count > 0, full_for)) {
+        /* The fetcher's way: an idle connection of its pool to close for the slot, room. */
+        *full_for = NULL;
+        txn_wait_to_fetcher(s);
     }
-}
-
-void txn_waiters_free(struct worker *w)
-{
-    if (w->txn_wait_timer != NULL)
-        event_free(w->txn_wait_timer);
-    w->txn_wait_timer = NULL;
 }
 
 /* The session's next transaction: a parked connection, an idle one, one to wait for, a fetcher. */
 void txn_fetch_start(struct session *s)
 {
+    latency_wait_begin(&s->lat);
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     struct fetch_spot spot;
-    if (txn_slot_take(s, &want.need))
+    if (near_slot_take(s, &want.need))
         return;
     if (fetch_take_idle(s, &want, &spot) != NULL) {
         txn_took(s);

@@ -8,28 +8,29 @@
 #include <stdbool.h>
 
 struct session;
-struct worker;
 
 /*
  * A connection for the next transaction of s, whose client's message waits
- * unread: a parked one that fits (txn_slots.h), an idle one taken at once,
+ * unread: a parked one that fits (near_slots.h), an idle one taken at once,
  * else a fetcher's; s->txn->attached runs it once it is there.  The
  * session may be closed on return (a failure told to its client).
  */
 void txn_fetch_start(struct session *s);
 
 /*
- * Transactions whose pool was full wait on their worker, oldest first, for
- * a connection to be given back (worker's txn_waiters), with no fetcher:
- * the pool's wake-up serves them first (txn_waiters_serve; recheck: a
- * slot may have freed, so that one whose pool is no longer full logs in
- * through a fetcher), and one that
- * waits past query_wait_timeout goes to a fetcher, which fails it with
- * 53300 as it fails any other.  txn_wait_leave: s waits no more (its
- * request was canceled, it closes); txn_waiters_free: the worker's timer.
+ * A transaction whose pool is full on its worker waits, with no fetcher,
+ * in the pool's one queue (pool_wait.h, s->turn), behind whoever came
+ * first, for a connection to be given back.  The pool's wake-up serves it
+ * in its turn (txn_wait_serve: it takes the connection; or goes the
+ * fetcher's way, its spot no longer serving it or, recheck, its pool no
+ * longer full; *full_for: the waiter whose pool was last found full in
+ * this walk), and the queue's timer gives it up past query_wait_timeout
+ * (txn_wait_give_up: the session ends with err, 53300, as a login's).
+ * txn_wait_leave: s waits no more (its request was canceled, it closes).
  */
-void txn_waiters_serve(struct worker *w, bool recheck);
+struct pg_error;
+void txn_wait_serve(struct session *s, bool recheck, struct session **full_for);
+void txn_wait_give_up(struct session *s, const struct pg_error *err);
 void txn_wait_leave(struct session *s);
-void txn_waiters_free(struct worker *w);
 
 #endif

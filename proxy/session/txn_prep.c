@@ -90,7 +90,7 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
         return -1;
     }
-    struct evbuffer *answers = near_answers(s->near, s->client.out);
+    struct evbuffer *answers = near_answers(s);
     /* Only a Query can be moved: the others skip the bookkeeping of a move. */
     int rc = type == 'Q'
                  ? prep_client_message_from(s->prep, sc->prep, type, body, blen, s->client.in,
@@ -107,8 +107,8 @@ int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32
 bool txn_prep_client_take(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen)
 {
     struct server_conn *sc = s->server_conn;
-    return sc->prep != NULL && prep_client_take_whole(s->prep, sc->prep, type, body, blen,
-                                                      near_answers(s->near, s->client.out));
+    return sc->prep != NULL &&
+           prep_client_take_whole(s->prep, sc->prep, type, body, blen, near_answers(s));
 }
 
 int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
@@ -134,8 +134,7 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
         tx_track_client(&sc->tx, 'S');
     }
     if (rc == PREP_OK)
-        rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name),
-                                    near_answers(s->near, s->client.out));
+        rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), near_answers(s));
     if (rc == PREP_WAIT)
         return 0;
     if (rc != PREP_OK) {
@@ -208,7 +207,7 @@ static int txn_prep_server_step(struct session *s)
         !fence_asking(&s->fence) &&
         (rc = msg_run(s, src, s->client.out, txn_prep_server_take)) != MSG_WAIT)
         return rc;
-    rc = msg_step_head(s, src, near_answers(s->near, s->client.out), &h, "server");
+    rc = msg_step_head(s, src, near_answers(s), &h, "server");
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;

@@ -6,6 +6,7 @@ SET ROLE, a statement of SQL PREPARE, statements psycopg prepares on the
 server by the extended protocol, LISTEN), prints "ready", then checks all
 of it in a loop until it reads "stop" on stdin or --seconds pass.  Every
 notification of the channel "moves" it receives is kept by its payload.
+Each time its backend changes it prints "switch N".
 
     python3 tests/clients/move_client.py --port PORT [--host H] [--user U]
         [--password P] [--database D] [--options OPTS] [--app NAME]
@@ -92,6 +93,8 @@ def main():
                 pid = cur.fetchone()[0]
                 if last is not None and pid != last:
                     switches += 1
+                    # Told at once, so that the test moves it again only after it saw this move.
+                    print('switch %d' % switches, flush=True)
                 last = pid
                 backends.add(pid)
         except Exception as e:  # report, and go on: a failure is what the test counts

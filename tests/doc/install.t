@@ -66,7 +66,7 @@ for my $f (qw(cities.csv cities.README.md)) {
 
 # ---- the documents: every page of doc/, with what they link to
 my $docs = "$stage$dir{docdir}";
-my @pages = ('README.md', map { s{^\Q$src\E/}{}r } sort glob("$src/doc/*.md"));
+my @pages = ('README.md', map { s{^\Q$src\E/}{}r } sort glob("$src/doc/*.md"), glob("$src/doc/*/*.md"));
 for my $page (@pages) {
     ok(-f "$docs/$page" && compare("$docs/$page", "$src/$page") == 0, "$page in docdir");
 }

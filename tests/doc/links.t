@@ -1,12 +1,17 @@
 #!/usr/bin/perl
 # README.md is the front page: at most 300 lines, with the quick start's
-# two commands; the rest lives in doc/.  Every relative link of README.md
-# and doc/*.md names a file of the source tree and, after a #, a heading
-# of that page (tests/lib/DocLinks.pm); the checker itself is first shown
-# to catch a missing file, a missing heading and a link out of the tree.
+# two commands, the tutorial linked first where it says where to read on;
+# the rest lives in doc/.  Every relative link of README.md and of every
+# page under doc/ (doc/howto/ too) names a file of the source tree and,
+# after a #, a heading of that page (tests/lib/DocLinks.pm); the checker
+# itself is first shown to catch a missing file, a missing heading and a
+# link out of the tree.  Every page is linked from somewhere: the README
+# links each page of doc/, and a page further down is linked by another.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
+use File::Find qw(find);
+use File::Spec;
 use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::RealBin/../lib";
@@ -64,16 +69,36 @@ like($readme, qr{^scripts/demo\.sh\s}m, 'README.md gives scripts/demo.sh');
 like($readme, qr{^scripts/test\.sh\s}m, '... and scripts/test.sh');
 like($readme, qr{\.ci/run}, '... and says what CI (.ci/run) runs');
 
-# ---- every relative link of README.md and doc/*.md holds
-my @pages = ('README.md', map { s{^\Q$src\E/}{}r } sort glob("$src/doc/*.md"));
+# ---- the README says where to read on, the tutorial first
+my ($read_on) = $readme =~ /^## Where to read (?:on|more)\n(.*?)(?=^## |\z)/ms;
+ok(defined $read_on, 'README.md has a section that says where to read on');
+my ($first) = ($read_on // '') =~ /\]\(([^)]+)\)/;
+is($first, 'doc/tutorial.md', '... and links the tutorial first there');
+
+# ---- every relative link of README.md and of the pages under doc/ holds
+my @docs;
+find({ no_chdir => 1, wanted => sub { push @docs, $File::Find::name if /\.md$/ && -f } }, "$src/doc");
+my @pages = ('README.md', map { s{^\Q$src\E/}{}r } sort @docs);
 cmp_ok(scalar @pages, '>=', 5, 'README.md and the pages of doc/: ' . join(', ', @pages));
+ok((grep { m{^doc/howto/} } @pages), 'the pages of doc/howto/ are among them');
 my @problems = DocLinks::check($src, @pages);
 is(scalar @problems, 0, 'every relative link names an existing file and heading')
   or diag(join "\n", @problems);
 
-# ---- README.md links every page of doc/, so that none is lost
+# ---- README.md links every page of doc/, so that none is lost; a page
+# further down (doc/howto/) is linked by some other page
+my %text = map { $_ => DocLinks::prose(DocLinks::slurp("$src/$_")) } @pages;
 for my $page (grep { m{^doc/} } @pages) {
-    like($readme, qr{\]\(\Q$page\E[)#]}, "README.md links $page");
+    if ($page =~ m{^doc/[^/]+$}) {
+        like($readme, qr{\]\(\Q$page\E[)#]}, "README.md links $page");
+        next;
+    }
+    my @by = grep {
+        my $from = $_;
+        my $rel = File::Spec->abs2rel("$src/$page", dirname("$src/$from"));
+        $from ne $page && $text{$from} =~ /\]\(\Q$rel\E[)#]/
+    } @pages;
+    ok(@by, "$page is linked from another page" . (@by ? " ($by[0])" : ''));
 }
 
 done_testing();

@@ -128,6 +128,26 @@ for my $name (sort keys %doc) {
     ok($known{$name}, "documented setting $name exists in proxy/base/config.c");
 }
 
+# ---- every setting "Coming from PgBouncer" maps a PgBouncer setting to exists
+{
+    my $howto = slurp("$src/doc/howto/coming-from-pgbouncer.md");
+    my ($table) = $howto =~ /^## Settings\n(.*?)^## /ms
+      or BAIL_OUT('no "## Settings" section in doc/howto/coming-from-pgbouncer.md');
+    my $n = 0;
+    for my $line (grep { /^\| `/ } split /\n/, $table) {
+        my @cells = map { s/^\s+|\s+$//gr } split /(?<!\\)\|/, $line;
+        # "the same": pgnear's names are PgBouncer's
+        my $names = $cells[2] =~ /^the same\b/ ? $cells[1] : $cells[2];
+        for my $word ($names =~ /`([^`]+)`/g) {
+            $word =~ s/\s*=.*//;    # `auth = scram`: the setting's name
+            next unless $word =~ /^[a-z]+(?:_[a-z]+)+$/ || $word eq 'auth' || $word eq 'workers';
+            $n++;
+            ok($known{$word}, "coming-from-pgbouncer.md: pgnear's $word is a setting of proxy/base/config.c");
+        }
+    }
+    cmp_ok($n, '>=', 40, "coming-from-pgbouncer.md: $n of pgnear's settings named");
+}
+
 # ---- every key of the [database NAME] and [user NAME] sections
 my $sections_c = slurp("$src/proxy/base/config_sections.c");
 my ($keys_table) = $sections_c =~ /section_keys\[\]\s*=\s*\{(.*?)\n\};/s
@@ -151,8 +171,8 @@ for my $opt ((map { "--$_" } @long), (map { "-$_" } grep { /\w/ } split //, $sho
 }
 
 # ---- the documents stand on their own
-my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/conf/*.ini"), glob("$src/conf/*.md"),
-            glob("$src/tests/clients/*.md"));
+my @docs = ("$src/README.md", glob("$src/doc/*.md"), glob("$src/doc/*/*.md"), glob("$src/conf/*.ini"),
+            glob("$src/conf/*.md"), glob("$src/tests/clients/*.md"));
 cmp_ok(scalar @docs, '>=', 3, 'user documents found');
 for my $path (@docs) {
     my $t = slurp($path);

@@ -23,6 +23,7 @@ my %owner = (
     hold     => ['proxy/session/gate.c'],
     txn_wait => ['proxy/session/txn_fetch.c'],
     timeouts => ['proxy/session/timeouts.c'],
+    turn     => ['proxy/pool/pool_wait.c'],
     pool_wait => ['proxy/pool/pool_wait.c'],
     throttle => ['proxy/login/login_throttle.c'],
     # The login's end frees the settings' parameters with the rest of it.
@@ -76,6 +77,24 @@ for my $member (sort keys %owner) {
     is_deeply(\@bad, [], "only $writer writes ->$member" . (@also ? " (and @also)" : ''))
       or diag(join("\n", @bad));
     ok($writes, "$writer writes ->$member (the table of this test is up to date)");
+}
+
+# A part whose state is opaque behind its verbs: its private header, and
+# the files of that part alone that may include it (and so write it).
+my %private = (
+    'proxy/session/near_int.h' =>
+      ['proxy/session/near.c', 'proxy/session/near_hold.c', 'proxy/session/near_slots.c',
+       'proxy/session/near_state.c'],
+);
+for my $header (sort keys %private) {
+    my %may = map { $_ => 1 } @{ $private{$header} };
+    my @bad;
+    for my $file (sort @files) {
+        open(my $fh, '<', "$src/$file") or die "$file: $!\n";
+        my $text = do { local $/; <$fh> };
+        push @bad, $file if $text =~ m{^\s*#\s*include\s*"\Q$header\E"}m && !$may{$file};
+    }
+    is_deeply(\@bad, [], "only @{ $private{$header} } include $header") or diag(join("\n", @bad));
 }
 
 done_testing();

@@ -351,7 +351,7 @@ my $sth = $dbh->prepare('SHOW STATS');
 ok $sth->execute, 'a prepared SHOW STATS executes';
 my $rows = $sth->fetchall_arrayref;
 ok((grep { $_->[0] eq 'sessions_total' && $_->[1] >= 3 } @$rows), 'its rows arrive, numbers as numbers');
-is_deeply $sth->{NAME}, ['stat', 'value', 'description'], 'Describe gave the column names';
+is_deeply $sth->{NAME}, ['stat', 'value', 'description', 'p50_ms', 'p99_ms'], 'Describe gave the column names';
 is $sth->{pg_type}[1], 'int8', '... and types';
 ok $sth->execute, 'executing the same prepared statement again';
 my $again = $sth->fetchall_arrayref;

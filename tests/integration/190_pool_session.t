@@ -36,19 +36,8 @@ sub proxy { PgNearTest::Proxy->new(regions => [$us], settings => { %BASE, @_ }) 
 
 # ---------------------------------------------------------------- helpers
 
-sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
-
-# Rows of an admin SHOW command as hashes keyed by column name.
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql(admin_ci($p), $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 # SHOW SERVERS rows of the region (every server connection of the test).
-sub app_servers { grep { ($_->{region} // '') eq 'us-east' } admin_rows($_[0], 'SHOW SERVERS') }
+sub app_servers { grep { ($_->{region} // '') eq 'us-east' } $_[0]->admin_rows('SHOW SERVERS') }
 # The SHOW SERVERS row of backend $pid ({} when there is none).
 sub server_by_pid { my ($p, $pid) = @_; (grep { $_->{pid} eq $pid } app_servers($p))[0] // {} }
 
@@ -163,8 +152,8 @@ my $p = proxy();
     is $s->{client}, '', 'SHOW SERVERS: no client while idle';
     is $s->{uses}, 1, 'SHOW SERVERS: still uses 1 while idle';
     like $s->{idle}, qr/^\d+$/, 'SHOW SERVERS: idle seconds while idle';
-    my ($pool) = grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } admin_rows($p, 'SHOW POOLS');
-    ok $pool, 'SHOW POOLS: a pool for movr/app' or diag explain [admin_rows($p, 'SHOW POOLS')];
+    my ($pool) = grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW POOLS');
+    ok $pool, 'SHOW POOLS: a pool for movr/app' or diag explain [$p->admin_rows('SHOW POOLS')];
     $pool //= {};
     is_deeply [@{$pool}{qw(cl_active cl_waiting sv_active sv_idle pool_mode)}], [0, 0, 0, 1, 'session'],
         'SHOW POOLS: no client, one idle server, pool_mode session' or diag explain $pool;

@@ -40,15 +40,7 @@ sub proxy {
 
 sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql(admin_ci($p), $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
-sub app_servers { grep { ($_->{region} // '') eq 'us-east' } admin_rows($_[0], 'SHOW SERVERS') }
+sub app_servers { grep { ($_->{region} // '') eq 'us-east' } $_[0]->admin_rows('SHOW SERVERS') }
 sub server_by_pid { my ($p, $pid) = @_; (grep { $_->{pid} eq $pid } app_servers($p))[0] // {} }
 
 # A raw-protocol login through $p: (wire, startup result, error).
@@ -143,7 +135,7 @@ sub bg_result {
     return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
 }
 
-sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } admin_rows($_[0], 'SHOW POOLS'))[0] // {} }
+sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } $_[0]->admin_rows('SHOW POOLS'))[0] // {} }
 
 # ================================================================ states used and tested
 {

@@ -43,22 +43,12 @@ sub proxy {
 
 # ---------------------------------------------------------------- helpers
 
-sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
-
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql(admin_ci($p), $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 sub pool_row {
     my ($p, $db, $user) = @_;
-    return (grep { ($_->{database} // '') eq $db && ($_->{user} // '') eq $user } admin_rows($p, 'SHOW POOLS'))[0] // {};
+    return (grep { ($_->{database} // '') eq $db && ($_->{user} // '') eq $user } $p->admin_rows('SHOW POOLS'))[0] // {};
 }
-sub waiting_clients { my ($p) = @_; grep { ($_->{state} // '') eq 'waiting' } admin_rows($p, 'SHOW CLIENTS') }
-sub servers { my ($p) = @_; grep { ($_->{region} // '') eq 'us-east' } admin_rows($p, 'SHOW SERVERS') }
+sub waiting_clients { my ($p) = @_; grep { ($_->{state} // '') eq 'waiting' } $p->admin_rows('SHOW CLIENTS') }
+sub servers { my ($p) = @_; grep { ($_->{region} // '') eq 'us-east' } $p->admin_rows('SHOW SERVERS') }
 # The server connections of pool movr/app.
 sub pool_servers { my ($p) = @_; grep { $_->{database} eq 'movr' && $_->{user} eq 'app' } servers($p) }
 

@@ -416,15 +416,6 @@ for my $c (@CASES) {
 
 # ---------------------------------------------------------------- SHOW CLIENTS while a Neon session is held
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 {
     my ($in, $out, $err) = ('', '', '');
     my $h = IPC::Run::start([client_argv($p_wss, wss => 1, pipeline => 'false', hold => 1,
@@ -433,9 +424,9 @@ sub admin_rows {
                             '<', \$in, '>', \$out, '2>', \$err, IPC::Run::timeout(60));
     my $held = wait_until(sub { eval { $h->pump_nb }; $out =~ /"held":true/ }, timeout => 20);
     ok $held, 'a Neon client holds its session' or diag "out: $out\nerr: $err";
-    my @ws = grep { ($_->{transport} // '') eq 'websocket' } admin_rows($p_wss, 'SHOW CLIENTS');
+    my @ws = grep { ($_->{transport} // '') eq 'websocket' } $p_wss->admin_rows('SHOW CLIENTS');
     is scalar(@ws), 1, 'SHOW CLIENTS: one client with transport websocket'
-      or diag explain [admin_rows($p_wss, 'SHOW CLIENTS')];
+      or diag explain [$p_wss->admin_rows('SHOW CLIENTS')];
     my $row = $ws[0] // {};
     is $row->{locality_via}, 'header cf-ipcity', 'SHOW CLIENTS: locality_via names the header';
     is $row->{region}, 'sa-east', 'SHOW CLIENTS: the region the header placed it in';

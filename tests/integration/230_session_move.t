@@ -85,16 +85,6 @@ my $peer = PgNearTest::Proxy->new(port => $fleet_port[1], regions => [$us, $uw],
     settings => { auth => 'scram', auth_file => "$dir/users.txt", server_tls => 'disable',
                   workers => $workers, peer_id => 2, %FLEET });
 
-sub admin_rows {
-    my ($sql) = @_;
-    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
-                                verbose => 1);
-    return { error => $err } if $rc != 0;
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 sub login {
     my (%o) = @_;
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
@@ -114,7 +104,7 @@ sub one { my ($w, $sql) = @_; my $r = $w->query($sql); $r->{error} ? "ERROR: $r-
 # The client id pgnear gave the session of backend $pid.
 sub client_of {
     my ($w) = @_;
-    my ($row) = grep { ($_->{application_name} // '') eq $w->{app} } admin_rows('SHOW CLIENTS');
+    my ($row) = grep { ($_->{application_name} // '') eq $w->{app} } $p->admin_rows('SHOW CLIENTS', errors => 'row');
     return $row;
 }
 
@@ -139,7 +129,7 @@ sub exec_named {
 
 sub move_one {
     my ($id, $to) = @_;
-    my @rows = admin_rows("MOVE CLIENT $id TO REGION $to");
+    my @rows = $p->admin_rows("MOVE CLIENT $id TO REGION $to", errors => 'row');
     return $rows[0] // {};
 }
 
@@ -268,7 +258,7 @@ for my $sql (sort keys %unmovable) {
     $u->query('SELECT 1');
     my $pid = fork // die;
     if ($pid == 0) {
-        my @r = admin_rows("MOVE CLIENT $cid TO REGION us-west");
+        my @r = $p->admin_rows("MOVE CLIENT $cid TO REGION us-west", errors => 'row');
         write_file("$dir/tx-move", join('|', map { $_ // '' } @{ $r[0] }{qw(result reason)}));
         POSIX::_exit(0);
     }
@@ -320,7 +310,7 @@ for my $sql (sort keys %unmovable) {
       '... saying why' or diag $r->{reason};
     cmp_ok $r->{hold_ms} // -1, '==', 0, '... before the client was held (the login comes first)';
     is one($u, 'SELECT pg_backend_pid()'), $backend, '... still on its backend';
-    my %fit = map { ("$_->{user}\@$_->{region}" => $_) } admin_rows('SHOW USERS');
+    my %fit = map { ("$_->{user}\@$_->{region}" => $_) } $p->admin_rows('SHOW USERS', errors => 'row');
     is $fit{'app@us-west'}{secret_fits}, 'f', "SHOW USERS: app's key does not fit us-west now"
       or diag explain \%fit;
     like $fit{'app@us-west'}{last_error}, qr/SCRAM secret for this user differs/, '... saying why';
@@ -379,7 +369,7 @@ $_->psql_admin('CREATE TABLE move_lock(x int); GRANT ALL ON move_lock TO app', d
 # psql) run inside the move, and 3 s are few on a loaded machine.
 sub set_move_timeout {
     my ($t) = @_;
-    my ($set) = admin_rows("SET move_timeout = '$t'");
+    my ($set) = $p->admin_rows("SET move_timeout = '$t'", errors => 'row');
     ok !($set && $set->{error}), "SET move_timeout = $t" or diag $set->{error};
 }
 set_move_timeout('10s');
@@ -387,7 +377,7 @@ sub move_in_background {
     my ($cid, $to, $file) = @_;
     my $pid = fork // die;
     return $pid if $pid;
-    my @rows = admin_rows("MOVE CLIENT $cid TO REGION $to");
+    my @rows = $p->admin_rows("MOVE CLIENT $cid TO REGION $to", errors => 'row');
     write_file($file, join('|', map { $_ // '' } @{ $rows[0] }{qw(result reason)}));
     POSIX::_exit(0);
 }
@@ -477,7 +467,7 @@ sub old_failed_logged {
     is one($u, 'SELECT count(*) FROM seen'), 1, '... and the session reads its row where it is';
     my $pid = fork // die;
     if ($pid == 0) {
-        my @rows = admin_rows("MOVE CLIENT $cid TO REGION sa-east");
+        my @rows = $p->admin_rows("MOVE CLIENT $cid TO REGION sa-east", errors => 'row');
         write_file("$dir/ro-move", join('|', map { $_ // '' } @{ $rows[0] }{qw(result reason)}));
         POSIX::_exit(0);
     }
@@ -512,14 +502,14 @@ for my $ci ($boston, $seattle) {
         POSIX::_exit(0);
     }
     my $on = sub { my ($r) = @_; scalar grep { ($_->{region} // '') eq $r && ($_->{database} // '') eq 'movr' }
-                                 admin_rows('SHOW CLIENTS') };
+                                 $p->admin_rows('SHOW CLIENTS', errors => 'row') };
     PgNearTest::wait_until(sub { $on->('us-east') == 16 }, timeout => 10, interval => 0.1);
     # The shipped move_timeout (10 s), not this file's 3 s: pgbench's 16
     # clients queue on one branch row, so under ASan on a loaded machine a
     # transaction can last seconds before its boundary comes.
     set_move_timeout('10s');
     sleep 1;
-    my @drained = admin_rows('DRAIN us-east');
+    my @drained = $p->admin_rows('DRAIN us-east', errors => 'row');
     my @moved = grep { ($_->{result} // '') eq 'moved' } @drained;
     is scalar(@drained), 16, 'DRAIN us-east under pgbench -M prepared -c 16: a row per session'
       or diag explain \@drained;
@@ -531,13 +521,13 @@ for my $ci ($boston, $seattle) {
     is $on->('us-east'), 0, '... none is left in us-east';
     sleep 2;
     is psql($admin_ci, 'ENABLE us-east'), 'ENABLE', 'ENABLE us-east';
-    my @home = admin_rows('MOVE CLIENTS HOME');
+    my @home = $p->admin_rows('MOVE CLIENTS HOME', errors => 'row');
     is scalar(grep { ($_->{result} // '') eq 'moved' && $_->{to_region} eq 'us-east' } @home), 16,
       'MOVE CLIENTS HOME takes the 16 back to us-east' or diag explain \@home;
     $moves += grep { ($_->{result} // '') eq 'moved' } @home;
     is $on->('us-west'), 0, '... none is left in us-west';
     sleep 1;
-    my @away = admin_rows('MOVE CLIENTS FROM REGION us-east');
+    my @away = $p->admin_rows('MOVE CLIENTS FROM REGION us-east', errors => 'row');
     is scalar(grep { ($_->{result} // '') eq 'moved' && $_->{to_region} eq 'us-west' } @away), 16,
       'MOVE CLIENTS FROM REGION us-east: each to its next region' or diag explain \@away;
     $moves += grep { ($_->{result} // '') eq 'moved' } @away;
@@ -551,7 +541,7 @@ for my $ci ($boston, $seattle) {
 }
 
 {
-    my %st = map { ($_->{stat} // '') => $_->{value} } admin_rows('SHOW STATS');
+    my %st = map { ($_->{stat} // '') => $_->{value} } $p->admin_rows('SHOW STATS', errors => 'row');
     is $st{moves_done}, $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
     is $st{moves_failed}, 13, '... and moves_failed the 13 that were not';
     my (undef, $m) = http_get($metrics_port, '/metrics');

@@ -69,19 +69,32 @@ sub start_notifier {
     }
 }
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $tls = ($p->{settings}{client_tls} // '') eq 'require';
-    my ($rc, $out, $err) = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret',
-                                             sslmode => $tls ? 'require' : 'disable'),
-                                $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'], verbose => 1);
-    if ($rc != 0) {
-        diag "$sql: $err";
-        return ();
+# A client's lines, read without Perl's buffering so that a wait can time out.
+sub client_line {
+    my ($c, $timeout) = @_;
+    my $deadline = time + $timeout;
+    while ($c->{buf} !~ /\n/) {
+        my $left = $deadline - time;
+        return undef if $left <= 0;
+        my $rin = '';
+        vec($rin, fileno($c->{out}), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, $left) > 0;
+        sysread($c->{out}, $c->{buf}, 65536, length $c->{buf}) or return undef;
     }
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
+    $c->{buf} =~ s/^([^\n]*\n)//;
+    return $1;
+}
+
+# Waits until the client saw its backend change (a line "switch N"): a move
+# made before it ran a query on the new backend would be counted with the next.
+sub wait_switch {
+    my ($c) = @_;
+    while (defined(my $line = client_line($c, 10))) {
+        return 1 if $line =~ /^switch \d+$/;
+        $c->{early} = $line;    # its JSON: it ended
+        return 0;
+    }
+    return 0;
 }
 
 my $total_moves = 0;
@@ -102,11 +115,12 @@ for my $variant (sort keys %variants) {
         my $pid = open2(my $out, my $in, @{ $clients{$name} }, '--port', $p->port, '--app', $app,
                         '--options', '-c pgnear.city=Boston', '--seconds', 120,
                         ($name eq 'node-postgres' && $tls_env eq 'require' ? ('--ssl') : ()));
-        my $line = <$out>;
-        is $line, "ready\n", "$variant, $name: the client set its session up" or next;
-        my ($row) = grep { ($_->{application_name} // '') eq $app } admin_rows($p, 'SHOW CLIENTS');
+        my $c = { pid => $pid, out => $out, in => $in, buf => '' };
+        is client_line($c, 60), "ready\n", "$variant, $name: the client set its session up" or next;
+        my ($row) = grep { ($_->{application_name} // '') eq $app } $p->admin_rows('SHOW CLIENTS');
         ok $row, "$variant, $name: SHOW CLIENTS lists it" or next;
-        $run{$name} = { pid => $pid, out => $out, in => $in, id => $row->{id} };
+        $c->{id} = $row->{id};
+        $run{$name} = $c;
     }
     my $notified_file = "$dir/notified-$variant";
     my $notifier = start_notifier($notified_file);
@@ -115,10 +129,11 @@ for my $variant (sort keys %variants) {
     for my $round (1 .. $ROUNDS) {
         my $to = $round % 2 ? 'us-west' : 'us-east';
         for my $name (sort keys %run) {
-            my ($r) = admin_rows($p, "MOVE CLIENT $run{$name}{id} TO REGION $to");
+            my ($r) = $p->admin_rows("MOVE CLIENT $run{$name}{id} TO REGION $to", errors => 'row');
             if (($r->{result} // '') eq 'moved') {
                 $moved{$name}++;
                 push @holds, $r->{hold_ms};
+                wait_switch($run{$name}) or diag "$variant, $name, round $round: no new backend seen";
             } else {
                 diag "$variant, $name, round $round: " . ($r->{reason} // 'no answer');
             }
@@ -134,7 +149,11 @@ for my $variant (sort keys %variants) {
         $total_moves += $moved{$name} // 0;
         print { $c->{in} } "stop\n";
         close $c->{in};
-        my $json = readline($c->{out}) // '{}';
+        my $json = $c->{early};
+        while (!defined $json && defined(my $line = client_line($c, 60))) {
+            $json = $line unless $line =~ /^switch \d+$/;
+        }
+        $json //= '{}';
         waitpid $c->{pid}, 0;
         my $res = eval { decode_json($json) } // { fatal => $json };
         is $res->{fatal}, undef, "$variant, $name: the client ran to its end";

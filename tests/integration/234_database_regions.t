@@ -33,17 +33,6 @@ my %SETTINGS = (auth => 'scram', auth_file => "$dir/users.txt", admin_users => '
 my $CITIES = "[cities]\nboston = us-east\ndublin = eu-west\n";
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu], settings => \%SETTINGS,
                                extra_ini => "$CITIES\n[database eucars]\nregions = eu-west\n");
-my $admin_ci = $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret');
-
-sub admin_rows {
-    my ($sql) = @_;
-    my ($rc, $out, $err) = psql($admin_ci, $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'],
-                                verbose => 1);
-    return { error => $err } if $rc != 0;
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
 
 # psql through pgnear as app from a city, optionally naming a region.
 sub through {
@@ -70,7 +59,7 @@ sub through {
 # ------------------------------------------------------------------ the regions that hold it are closed
 
 {
-    my @r = admin_rows('DISABLE eu-west');
+    my @r = $p->admin_rows('DISABLE eu-west', errors => 'row');
     ok !$r[0] || !$r[0]{error}, 'DISABLE eu-west';
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
     my $r = $w->startup(user => 'app', database => 'eucars', password => 'app-secret',
@@ -82,7 +71,7 @@ sub through {
       '... and where it lives';
     my ($rc, $out) = through('movr', 'SELECT inet_server_port()', city => 'Dublin');
     is $out, $us->port, 'movr from Dublin meanwhile: us-east';
-    admin_rows('ENABLE eu-west');
+    $p->admin_rows('ENABLE eu-west', errors => 'row');
     ($rc, $out) = through('eucars', 'SELECT inet_server_port()');
     is $out, $eu->port, 'ENABLE eu-west: eucars logs in again';
 }
@@ -94,14 +83,14 @@ sub through {
     my $r = $w->startup(user => 'app', database => 'eucars', password => 'app-secret',
                         params => [application_name => 'placed-1', options => '-c pgnear.city=Boston']);
     ok $r->{ok}, 'a session of eucars from Boston';
-    my ($c) = grep { ($_->{application_name} // '') eq 'placed-1' } admin_rows('SHOW CLIENTS');
+    my ($c) = grep { ($_->{application_name} // '') eq 'placed-1' } $p->admin_rows('SHOW CLIENTS', errors => 'row');
     is $c->{region}, 'eu-west', '... in eu-west';
-    my ($row) = admin_rows("MOVE CLIENT $c->{id} TO REGION us-east");
+    my ($row) = $p->admin_rows("MOVE CLIENT $c->{id} TO REGION us-east", errors => 'row');
     is $row->{result}, 'not moved', 'MOVE CLIENT to us-east: not moved';
     is $row->{reason}, 'its database does not live in that region', '... its database is not there';
-    ($row) = grep { $_->{client_id} eq $c->{id} } admin_rows('MOVE CLIENTS HOME');
+    ($row) = grep { $_->{client_id} eq $c->{id} } $p->admin_rows('MOVE CLIENTS HOME', errors => 'row');
     ok !$row || $row->{result} ne 'moved', 'MOVE CLIENTS HOME leaves it: eu-west is its home';
-    ($row) = grep { $_->{client_id} eq $c->{id} } admin_rows('MOVE CLIENTS FROM REGION eu-west');
+    ($row) = grep { $_->{client_id} eq $c->{id} } $p->admin_rows('MOVE CLIENTS FROM REGION eu-west', errors => 'row');
     is $row->{result}, 'not moved', 'MOVE CLIENTS FROM REGION eu-west: not moved';
     like $row->{reason}, qr/no region to move it to/, '... no other region holds it';
     my $q = $w->query('SELECT inet_server_port()');
@@ -147,9 +136,9 @@ sub through {
     my @bad = (["[database eucars]\nregions = us-east, mars\n", qr/\[database eucars\] regions: "mars" is not a configured region/],
                ["[database eucars]\nregions = eu-west, EU-WEST\n", qr/regions: region "EU-WEST" is named twice/],
                ["[database eucars]\nregions =\n", qr/regions: no region named/],
-               ["[user app]\nregions = eu-west\n", qr/\[user app\]: a user section takes target_session_attrs, movable, pool_mode, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/],
+               ["[user app]\nregions = eu-west\n", qr/\[user app\]: a user section takes target_session_attrs, movable, pool_mode, max_user_connections, max_user_client_connections, max_db_client_connections, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/],
                ["[database eucars]\nregion = eu-west\n",
-                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable, pool_mode, home_by, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/]);
+                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable, pool_mode, home_by, max_user_connections, max_user_client_connections, max_db_client_connections, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/]);
     for my $i (0 .. $#bad) {
         write_file("$dir/bad$i.ini", "$base\n$bad[$i][0]");
         my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', "$dir/bad$i.ini"]);

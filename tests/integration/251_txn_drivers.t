@@ -56,18 +56,9 @@ write_file($userlist,
     qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
   . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 sub stat_value {
     my ($p, $name) = @_;
-    my ($row) = grep { $_->{stat} eq $name } admin_rows($p, 'SHOW STATS');
+    my ($row) = grep { $_->{stat} eq $name } $p->admin_rows('SHOW STATS');
     return $row ? $row->{value} : undef;
 }
 
@@ -153,7 +144,7 @@ sub run_drivers {
       or diag 'pids: ' . join(' ', sort keys %seen);
 
     # Still logged in, between transactions: nothing pinned any of them.
-    my @clients = grep { ($_->{user} // '') eq 'app' } admin_rows($p, 'SHOW CLIENTS');
+    my @clients = grep { ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW CLIENTS');
     is scalar(@clients), 2 * $N, "$label: SHOW CLIENTS lists the 16 clients";
     my @pinned = grep { ($_->{pinned} // '') ne '' } @clients;
     is scalar(@pinned), 0, "$label: SHOW CLIENTS shows none of them pinned"

@@ -38,17 +38,8 @@ my $p = PgNearTest::Proxy->new(
     settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                   server_tls => 'disable', pool_mode => 'transaction', workers => 1,
                   health_check_interval => '60s', min_lsn_wait => '0' });
-
-sub admin_rows {
-    my ($sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
 ok wait_until(sub { 2 == grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' && $_->{lsn} ne '' }
-                            admin_rows('SHOW REGIONS') }, timeout => 30),
+                            $p->admin_rows('SHOW REGIONS') }, timeout => 30),
   'the health checks know both eu-west hosts as standbys, with positions';
 
 $eb->pause_replay;

@@ -23,7 +23,8 @@
 # and writes; Parse, Describe, Flush, then Bind, Execute, Sync of an
 # INSERT (asyncpg); answers and client messages over 64 kB; SELECT ...
 # FOR UPDATE; a write first in a session, and one sent with the Terminate; state that pins (temporary
-# table, LISTEN, advisory lock, SET); notifications to a listener that
+# table, LISTEN in a block, advisory lock, SET); notifications to a listener
+# (its LISTEN answered by pgnear, not pinned: notify_hub.h) that
 # come between its transactions; default_transaction_read_only (the
 # primary's own 25006); the primary down (08001 after failover_wait,
 # reads near); the standby's backend terminated while a read's answer is
@@ -98,24 +99,15 @@ sub proxy {
                       server_tls => 'disable', health_check_interval => '250ms', workers => $WORKERS,
                       target_session_attrs => 'nearest', failover_wait => '1s', %set });
 }
-
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
 sub stat_value {
     my ($p, $name) = @_;
-    my ($row) = grep { $_->{stat} eq $name } admin_rows($p, 'SHOW STATS');
+    my ($row) = grep { $_->{stat} eq $name } $p->admin_rows('SHOW STATS');
     return $row ? $row->{value} : undef;
 }
 
 # SHOW CLIENTS' reads_at, writes_at and forwarded of the app's one session (NULL: '').
 sub legs {
-    my ($me) = grep { $_->{user} eq 'app' } admin_rows($_[0], 'SHOW CLIENTS');
+    my ($me) = grep { $_->{user} eq 'app' } $_[0]->admin_rows('SHOW CLIENTS');
     return $me ? @$me{qw(reads_at writes_at forwarded)} : ('no session');
 }
 
@@ -182,7 +174,7 @@ sub session_state_sync {
     };
     is one($c, q{SET search_path = acme, public}), undef, 'session: SET search_path runs';
     is where($c), 'eu-west', 'session: ... near, and the session still reads near (not pinned)';
-    ok !(grep { $_->{user} eq 'app' && ($_->{pinned} // '') ne '' } admin_rows($p, 'SHOW CLIENTS')),
+    ok !(grep { $_->{user} eq 'app' && ($_->{pinned} // '') ne '' } $p->admin_rows('SHOW CLIENTS')),
       'session: ... SHOW CLIENTS pins nothing';
     is $row->(q{current_setting('search_path') || '/' || current_setting('application_name')}), 'acme, public/carried_app',
       'session: a write forwarded to the primary sees the setting, and the startup parameters';
@@ -256,11 +248,11 @@ for my $mode (qw(transaction session)) {
     my $first_id = $next_id;
     my $mport = free_port();
     my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
-    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } $p->admin_rows('SHOW REGIONS') },
                   timeout => 30), "$mode: the checks know eu-west as a standby";
     if ($mode eq 'transaction') {
         # No NEEDING, no need=: the need of a session that names none, nearest here.
-        my @route = grep { $_->{rank} ne '' } admin_rows($p, "SHOW ROUTE FOR LOCATION '53.35,-6.26'");
+        my @route = grep { $_->{rank} ne '' } $p->admin_rows("SHOW ROUTE FOR LOCATION '53.35,-6.26'");
         is_deeply [map { "$_->{rank}. $_->{region} $_->{needing}" } @route],
           ['1. eu-west nearest', '2. us-east nearest', '1. us-east read-write'],
           'SHOW ROUTE without NEEDING: the configured nearest, reads from eu-west, writes to us-east';
@@ -302,10 +294,10 @@ for my $mode (qw(transaction session)) {
         ok near_again($w), "$mode: reads near again"; # (the primary's position asked after the block is answered)
         $_->terminate for $w, $o;
         ok wait_until(sub {
-            my %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' } admin_rows($p, 'SHOW SERVERS');
+            my %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' } $p->admin_rows('SHOW SERVERS');
             $idle{$near_pid} && $idle{$primary_pid}
         }, timeout => 10), "$mode: both go back to the pool as the session ends"
-          or diag explain [admin_rows($p, "SHOW SERVERS")];
+          or diag explain [$p->admin_rows("SHOW SERVERS")];
         $w = login($p);
         # ---- its primary's connection ended by the server while parked: a write gets another
         $w->query('BEGIN');
@@ -322,7 +314,7 @@ for my $mode (qw(transaction session)) {
         # ---- the standby down: reads on the primary's connection it has, not on another each
         $w->terminate;
         $eu->stop(mode => 'immediate');
-        ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{up} eq 'f' } admin_rows($p, 'SHOW REGIONS') },
+        ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{up} eq 'f' } $p->admin_rows('SHOW REGIONS') },
                       timeout => 10), "$mode: the standby down";
         $w = login($p);
         my $kept = stat_value($p, 'servers_kept');
@@ -356,7 +348,7 @@ for my $mode (qw(transaction session)) {
     {
         my $pt = proxy(pool_mode => $mode, server_tls => 'require');
         # (its checks must know eu-west as a standby first: until then its role is unknown)
-        wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($pt, 'SHOW REGIONS') },
+        wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } $pt->admin_rows('SHOW REGIONS') },
                    timeout => 30);
         my $wt = login($pt);
         my @described;
@@ -500,7 +492,7 @@ for my $mode (qw(transaction session)) {
     # (ParseComplete, BindComplete), nothing written, not even once the connection is free
     {
         my $pw = proxy(pool_mode => $mode, max_db_connections => 1);
-        ok wait_until(sub { grep { $_->{role} eq 'standby' } admin_rows($pw, 'SHOW REGIONS') }, timeout => 30),
+        ok wait_until(sub { grep { $_->{role} eq 'standby' } $pw->admin_rows('SHOW REGIONS') }, timeout => 30),
           "$mode, a full pool: the checks know the standby";
         my $c = login($pw);
         # (under session pooling a read-write session would hold the primary's one connection)
@@ -509,7 +501,7 @@ for my $mode (qw(transaction session)) {
         ok !$blocker->query('BEGIN')->{error} && !$blocker->query('SELECT 1')->{error},
           "$mode, a full pool: a read-write block holds the primary's one connection";
         my $waiting = sub {
-            wait_until(sub { grep { $_->{list} eq 'clients_waiting' && $_->{items} >= 1 } admin_rows($pw, 'SHOW LISTS') },
+            wait_until(sub { grep { $_->{list} eq 'clients_waiting' && $_->{items} >= 1 } $pw->admin_rows('SHOW LISTS') },
                        timeout => 10, interval => 0.05);
         };
         my $id = $next_id++;
@@ -682,7 +674,7 @@ for my $mode (qw(transaction session)) {
     }
 
     # ---- state that lives on one server: on the primary, and the session stays there
-    my @pins = (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['LISTEN here', 'LISTEN'],
+    my @pins = (["CREATE TEMP TABLE t_here (x int)", 'a temporary object'], ['BEGIN; LISTEN here; COMMIT', 'LISTEN'],
                 ['SELECT pg_advisory_lock(37)', 'a session advisory lock']);
     # (Under session pooling a SET is carried between the session's connections instead: below.)
     push @pins, ['SET search_path = public', 'a session-level SET'] if $mode eq 'transaction';
@@ -695,7 +687,7 @@ for my $mode (qw(transaction session)) {
         $q = $c1->query($sql);
         ok !$q->{error}, "$mode, $why: '$sql' succeeds" or diag explain $q->{error};
         is where($c1), 'us-east', "$mode, $why: ... and the session stays on the primary";
-        ok((grep { ($_->{pinned} // '') =~ /\Q$why\E/ } admin_rows($p, 'SHOW CLIENTS')), "$mode, $why: SHOW CLIENTS says why");
+        ok((grep { ($_->{pinned} // '') =~ /\Q$why\E/ } $p->admin_rows('SHOW CLIENTS')), "$mode, $why: SHOW CLIENTS says why");
         $id = $next_id++;
         $q = $c1->query("INSERT INTO rides (id, rider) VALUES ($id, 'pinned')");
         is $q->{error} ? $q->{error}{C} : $q->{tag} . ':' . one($c1, "SELECT count(*) FROM rides WHERE id = $id"),
@@ -783,10 +775,10 @@ for my $mode (qw(transaction session)) {
         }
         my %idle;
         ok wait_until(sub {
-            %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' && $_->{safe_point} eq 't' } admin_rows($p, 'SHOW SERVERS');
+            %idle = map { $_->{pid} => 1 } grep { $_->{state} eq 'idle' && $_->{safe_point} eq 't' } $p->admin_rows('SHOW SERVERS');
             !grep { !$idle{$_} } @pids
         }, timeout => 10), "$mode: 5 sessions that leave right after their write: their primary's connections go back to the pool"
-          or diag explain [\@pids, admin_rows($p, 'SHOW SERVERS')];
+          or diag explain [\@pids, $p->admin_rows('SHOW SERVERS')];
     }
 
     cmp_ok stat_value($p, 'nearest_forwarded'), '>=', 8, "$mode: SHOW STATS counts the forwarded transactions";
@@ -868,7 +860,7 @@ for my $mode (qw(transaction session)) {
 # a write too, with no error, and under session pooling on the one connection it logged in on
 for my $mode (qw(transaction session)) {
     my $p = proxy(pool_mode => $mode, server_conninfo => 'user=app password=wrong');
-    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{up} eq 't' } admin_rows($p, 'SHOW REGIONS') },
+    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{up} eq 't' } $p->admin_rows('SHOW REGIONS') },
                   timeout => 30), "$mode, no role known: the checks find us-east up";
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
@@ -897,7 +889,7 @@ for my $mode (qw(transaction session)) {
 # ---- where transactions cannot be placed one by one: the session runs as read-write
 {
     my $p = proxy(pool_mode => 'session', max_prepared_statements => 0);
-    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } $p->admin_rows('SHOW REGIONS') },
                   timeout => 30), 'no prepared statements followed: the checks know eu-west as a standby';
     my $w = login($p);
     is where($w), 'us-east', '... a session that needs nearest runs on the primary';
@@ -913,7 +905,7 @@ for my $mode (qw(transaction session)) {
 # session: its replication commands run where it logs in, so on a primary
 {
     my $p = proxy(pool_mode => 'transaction');
-    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } $p->admin_rows('SHOW REGIONS') },
                   timeout => 30), 'a walsender: the checks know eu-west as a standby';
     $us->psql_admin('ALTER ROLE app REPLICATION');
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);

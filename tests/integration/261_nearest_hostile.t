@@ -54,15 +54,6 @@ sub proxy {
                       target_session_attrs => 'nearest', failover_wait => '1s', %set });
 }
 
-sub admin_rows {
-    my ($p, $sql) = @_;
-    my $out = psql($p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret'), $sql,
-                   args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
-    my @lines = split /\n/, $out;
-    my @head = split /\|/, (shift(@lines) // ''), -1;
-    return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;
-}
-
 # A session through pgnear ($p) or directly on the primary (undef), as $user.
 sub login {
     my ($p, %o) = @_;
@@ -200,13 +191,13 @@ sub gone_after_write {
         }
     }
     # the sessions ended, their connections back or closed: none is left to a gone client
-    ok wait_until(sub { !grep { ($_->{user} // '') eq 'app' } admin_rows($p, 'SHOW CLIENTS') }, timeout => 20),
+    ok wait_until(sub { !grep { ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW CLIENTS') }, timeout => 20),
       "$mode: the sessions of clients gone ended";
 }
 
 for my $mode ('transaction', 'session') {
     my $p = proxy(pool_mode => $mode);
-    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS') },
+    ok wait_until(sub { grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } $p->admin_rows('SHOW REGIONS') },
                   timeout => 30), "$mode: the checks know eu-west as a standby";
     gone_after_write($p, $mode);
     tight_timeout($p, $mode);

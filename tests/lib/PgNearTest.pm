@@ -1459,9 +1459,17 @@ sub wait_for_log {
 # header row, no footer), so that a test reads columns by their names.
 sub admin_rows {
     my ($self, $sql, %o) = @_;
-    my $out = PgNearTest::psql($self->conninfo(dbname => 'pgnear', user => $o{user} // 'admin',
-                                               password => $o{password} // 'admin-secret'),
-                               $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off']);
+    # A proxy whose clients must use TLS is asked over TLS.
+    my $tls = ($self->{settings}{client_tls} // '') eq 'require';
+    my ($rc, $out, $err) = PgNearTest::psql(
+        $self->conninfo(dbname => 'pgnear', user => $o{user} // 'admin', password => $o{password} // 'admin-secret',
+                        ($tls ? (sslmode => 'require') : ())),
+        $sql, args => ['-P', 'tuples_only=off', '-P', 'footer=off'], verbose => 1);
+    if ($rc != 0) {
+        # errors => 'row': the failure as one row, { error => psql's stderr }, for a test that checks it.
+        return { error => $err } if ($o{errors} // '') eq 'row';
+        croak "admin command [$sql] failed (exit $rc):\n$err";
+    }
     my @lines = split /\n/, $out;
     my @head = split /\|/, (shift(@lines) // ''), -1;
     return map { my %r; @r{@head} = split(/\|/, $_, -1); \%r } @lines;

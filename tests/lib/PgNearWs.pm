@@ -69,7 +69,8 @@ sub _xor_mask {
 }
 
 # connect(host => '127.0.0.1', port => N, timeout => 10, tls => 0|1,
-#         ca => CA_FILE, verify_hostname => 'localhost', local_addr => ADDR)
+#         ca => CA_FILE, verify_hostname => 'localhost', local_addr => ADDR,
+#         cert => CLIENT_CERT_FILE, key => ITS_KEY_FILE)
 sub connect {
     my ($class, %o) = @_;
     my $port = $o{port} // croak 'PgNearWs: port required';
@@ -86,7 +87,8 @@ sub connect {
         IO::Socket::SSL->start_SSL($sock, SSL_ca_file => $o{ca} // croak('PgNearWs: tls needs ca'),
                                    SSL_verify_mode => IO::Socket::SSL::SSL_VERIFY_PEER(),
                                    SSL_hostname => $vh, SSL_verifycn_name => $vh,
-                                   SSL_verifycn_scheme => 'http', Timeout => $timeout)
+                                   SSL_verifycn_scheme => 'http', Timeout => $timeout,
+                                   ($o{cert} ? (SSL_cert_file => $o{cert}, SSL_key_file => $o{key}) : ()))
           or die "PgNearWs: TLS handshake with $host:$port failed: " . IO::Socket::SSL::errstr() . "\n";
     }
     binmode $sock;

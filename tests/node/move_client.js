@@ -14,7 +14,8 @@
 // --ssl: TLS to pgnear (its certificate is not checked: the test's CA is
 // not node's).
 //
-// At the end it prints one JSON line: {"iterations", "failures": [first
+// Each time its backend changes it prints "switch N".  At the end it
+// prints one JSON line: {"iterations", "failures": [first
 // few], "failure_count", "backends": distinct pg_backend_pid() seen,
 // "switches": times the backend changed, "notified": sorted payloads}.
 'use strict';
@@ -87,7 +88,11 @@ async function main() {
             if (r1.rows[0]['?column?'] !== `a${iterations}`) fail(`named_concat: ${JSON.stringify(r1.rows)}`);
             const r2 = await c.query({ name: 'named_pid', text: 'SELECT pg_backend_pid() AS pid' });
             const pid = r2.rows[0].pid;
-            if (last !== null && pid !== last) switches++;
+            if (last !== null && pid !== last) {
+                switches++;
+                // Told at once, so that the test moves it again only after it saw this move.
+                process.stdout.write(`switch ${switches}\n`);
+            }
             last = pid;
             backends.add(pid);
         } catch (e) {

@@ -6,7 +6,12 @@
  *    the host the login dials first (server_connect_first_host,
  *    login/server_connect.c), over every need and every mix of three
  *    hosts' states; and wherever the login would land on a host that fits
- *    well and is up, the fast way takes that host too (cmocka, TAP output).
+ *    well and is up, the fast way takes that host too; and the fast way
+ *    (fetch_take_at, a transaction that waited in the pool's queue) takes
+ *    no connection in a region that the login's relay would hold its
+ *    session in (gate_reasons_for: PAUSE, a migration's pause of its
+ *    database, a database move's hold), and refuses none it would not
+ *    (cmocka, TAP output).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,8 +22,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proxy/base/config.h"
 #include "proxy/login/server_connect.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 #include "proxy/session/fetch.h"
+#include "proxy/session/gate.h"
+#include "proxy/session/phase.h"
+#include "proxy/session/session.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -164,11 +175,67 @@ static void test_fast_way_agrees_with_login(void **state)
     env_free(&e);
 }
 
+/* The pool's take, stubbed: what the fast way asks for, no connection to give. */
+static int takes_asked;
+static struct server_conn *stub_take(struct session *s, struct region *r, struct region_host *h,
+                                     bool ready)
+{
+    (void)s, (void)r, (void)h, (void)ready;
+    takes_asked++;
+    return NULL;
+}
+
+static void test_fast_way_holds_as_login(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e);
+    set_state(&e.r->hosts[0], ST_PRIMARY);
+    static struct config cfg;
+    static struct shared sh;
+    static struct worker w;
+    static struct session s;
+    static const struct session_flow flow = {.server_take = stub_take};
+    placement_init(&sh.placement);
+    sh.flow = &flow;
+    cfg.migrations_db = (char *)"movr";
+    w.shared = &sh;
+    w.cfg = &cfg;
+    s.w = &w;
+    s.cfg = &cfg;
+    struct need_spec any = {.role = NEED_ANY};
+    struct fetch_spot spot = {e.r, &e.r->hosts[0]};
+    const char *databases[] = {"movr", "other"};
+    int cases = 0;
+    for (int d = 0; d < 2; d++)
+        for (int hold = 0; hold < 8; hold++) {
+            s.database = databases[d];
+            registry_set_paused(e.r->runtime, hold & 1);
+            registry_set_migration_hold(e.r->runtime, hold & 2);
+            assert_int_equal(placement_set_held(&sh.placement, "movr", hold & 4), 0);
+            bool login_holds = gate_reasons_for(&s, e.r) != 0;
+            bool expect = (hold & 1) || ((hold & 2) && d == 0) || ((hold & 4) && d == 0);
+            assert_int_equal(login_holds, expect);
+            bool moved;
+            takes_asked = 0;
+            assert_null(fetch_take_at(&s, &spot, &any, &moved));
+            if (moved != login_holds || takes_asked != !login_holds)
+                fail_msg("database %s, holds %d: the login %s, the fast way %s", s.database, hold,
+                         login_holds ? "holds" : "goes on",
+                         takes_asked ? "takes" : "goes the login's way");
+            cases++;
+        }
+    assert_int_equal(cases, 16);
+    placement_destroy(&sh.placement);
+    env_free(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_order),
         cmocka_unit_test(test_fast_way_agrees_with_login),
+        cmocka_unit_test(test_fast_way_holds_as_login),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

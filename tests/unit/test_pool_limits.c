@@ -1,8 +1,9 @@
 /*
  * test_pool_limits.c
- *    Unit tests for proxy/base/pool_limits.c, the counts behind pool_size and
- *    max_db_connections (cmocka, TAP), and for the merged ParameterStatus
- *    a kept connection's next client is told (protocol/param_set.c).
+ *    Unit tests for proxy/base/pool_limits.c, the counts behind pool_size,
+ *    max_db_connections and max_user_connections, proxy/base/client_limits.c
+ *    (max_user_client_connections, max_db_client_connections) (cmocka, TAP), and for the merged
+ * ParameterStatus a kept connection's next client is told (protocol/param_set.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "protocol/param_set.h"
 #include "protocol/pkt.h"
+#include "proxy/base/client_limits.h"
 #include "proxy/base/pool_limits.h"
 
 static void test_pool_size(void **state)
@@ -147,7 +149,7 @@ static void test_many_pools(void **state)
         assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_RESERVED);
         assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_FULL);
     }
-    assert_int_equal(pl.n, 501);
+    assert_int_equal(pl.n, 1001); /* the pools, each one's user on the host, the host */
     for (int i = 0; i < 500; i++) {
         char user[16];
         snprintf(user, sizeof(user), "u%d", i);
@@ -263,6 +265,81 @@ static void test_keys(void **state)
     assert_int_equal(key[POOL_KEY_MAX - 2], '6');
 }
 
+/*
+ * max_user_connections: a user's connections to one host, over its pools
+ * (databases, regions, slices), counted and released with the pools' keys.
+ */
+static void test_max_user_connections(void **state)
+{
+    (void)state;
+    struct pool_limits pl;
+    char a[POOL_KEY_MAX], b[POOL_KEY_MAX], other[POOL_KEY_MAX], host[POOL_KEY_MAX],
+        host2[POOL_KEY_MAX], user[POOL_KEY_MAX];
+    assert_int_equal(pool_limits_init(&pl), 0);
+    pool_key(a, "eu", "movr", "app");
+    pool_key(b, "eu", "other", "app");
+    snprintf(b + strlen(b), sizeof(b) - strlen(b), "\x1f#1"); /* a worker's slice */
+    pool_key(other, "eu", "movr", "admin");
+    pool_host_key(host, "10.0.0.1", 5432);
+    pool_host_key(host2, "10.0.0.2", 5432);
+    assert_int_equal(pool_limits_reserve_user(&pl, a, host, 20, 0, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve_user(&pl, b, host, 20, 0, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve_user(&pl, a, host, 20, 0, 2), POOL_USER_FULL);
+    assert_int_equal(pool_limits_reserve_user(&pl, b, host, 20, 0, 2), POOL_USER_FULL);
+    assert_int_equal(pool_limits_reserve_user(&pl, other, host, 20, 0, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_reserve_user(&pl, a, host2, 20, 0, 2), POOL_RESERVED);
+    assert_int_equal(pool_limits_user_servers(&pl, "app"), 3);
+    assert_int_equal(pool_limits_user_servers(&pl, "admin"), 1);
+    assert_int_equal(pool_limits_user_servers(&pl, "ap"), 0);
+    /* A waiter's key (pool_user_key) is the one the pools count under. */
+    pool_user_key(user, "app", "10.0.0.1", 5432);
+    pool_limits_wait(&pl, user, 1);
+    assert_true(pool_limits_release(&pl, b, host));
+    assert_int_equal(pool_limits_reserve_user(&pl, a, host, 20, 0, 2), POOL_RESERVED);
+    pool_limits_wait(&pl, user, -1);
+    /* Released with the old call too (pool and host keys alone). */
+    pool_limits_release(&pl, a, host);
+    pool_limits_release(&pl, a, host);
+    pool_limits_release(&pl, a, host2);
+    pool_limits_release(&pl, other, host);
+    assert_int_equal(pool_limits_user_servers(&pl, "app"), 0);
+    assert_int_equal(pl.n, 0); /* nothing left counted */
+    pool_limits_free(&pl);
+}
+
+/* Client sessions per user and database: refused past a limit, counted down as they leave. */
+static void test_client_limits(void **state)
+{
+    (void)state;
+    struct client_limits cl;
+    int now = -1;
+    assert_int_equal(client_limits_init(&cl), 0);
+    assert_int_equal(client_limits_enter(&cl, "app", "movr", 2, 0, &now), CLIENT_ADMITTED);
+    assert_int_equal(client_limits_enter(&cl, "app", "other", 2, 0, &now), CLIENT_ADMITTED);
+    assert_int_equal(client_limits_enter(&cl, "app", "movr", 2, 0, &now), CLIENT_USER_FULL);
+    assert_int_equal(now, 2);
+    assert_int_equal(client_limits_enter(&cl, "bob", "movr", 0, 1, &now), CLIENT_DB_FULL);
+    assert_int_equal(now, 1);
+    assert_int_equal(client_limits_enter(&cl, "bob", "movr", 0, 0, &now), CLIENT_ADMITTED);
+    assert_int_equal(client_limits_of(&cl, true, "app"), 2);
+    assert_int_equal(client_limits_of(&cl, false, "movr"), 2);
+    assert_int_equal(client_limits_of(&cl, true, "movr"),
+                     0); /* a user's count is not a database's */
+    client_limits_leave(&cl, "app", "movr");
+    client_limits_leave(&cl, "app", "other");
+    client_limits_leave(&cl, "bob", "movr");
+    assert_int_equal(cl.n, 0);
+    /* Names longer than kept are counted by what is kept. */
+    char longname[300];
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    assert_int_equal(client_limits_enter(&cl, longname, "movr", 1, 0, &now), CLIENT_ADMITTED);
+    assert_int_equal(client_limits_enter(&cl, longname, "movr", 1, 0, &now), CLIENT_USER_FULL);
+    client_limits_leave(&cl, longname, "movr");
+    assert_int_equal(cl.n, 0);
+    client_limits_free(&cl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +348,8 @@ int main(void)
         cmocka_unit_test(test_pool_size_unlimited),
         cmocka_unit_test(test_wait_reports),
         cmocka_unit_test(test_max_db_connections),
+        cmocka_unit_test(test_max_user_connections),
+        cmocka_unit_test(test_client_limits),
         cmocka_unit_test(test_waiters_and_cleanup),
         cmocka_unit_test(test_many_pools),
         cmocka_unit_test(test_threads),

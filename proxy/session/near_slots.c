@@ -1,9 +1,11 @@
 /*
- * txn_slots.c — a nearest session's own server connections under session
- * pooling (near.h's slots): parked while it runs elsewhere, taken again by
- * the transaction they fit, given back as session pooling gives one back.
+ * near_slots.c — a nearest session's own server connections under session
+ * pooling (near_int.h's slots): parked while it runs elsewhere, taken
+ * again by the transaction they fit, given back as session pooling gives
+ * one back; and the generation of the session's state each one has
+ * (near_sync.h).
  */
-#include "proxy/session/txn_slots.h"
+#include "proxy/session/near_slots.h"
 
 #include <poll.h>
 
@@ -14,19 +16,17 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
-#include "proxy/session/near.h"
+#include "proxy/session/near_int.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "routing/need.h"
 #include "routing/region.h"
 
-/* ---- pool_mode = session: a nearest session's own connections (near.h's slots) ---- */
-
 /*
  * A parked connection goes back to the pool, as session pooling gives one
  * back (reset), while the session may be relaying on another.
  */
-void txn_slot_give_back(struct session *s, struct server_conn *sc)
+void near_slot_give_back(struct session *s, struct server_conn *sc)
 {
     struct server_conn *current = s->server_conn;
     server_conn_attach(sc, s);
@@ -36,16 +36,16 @@ void txn_slot_give_back(struct session *s, struct server_conn *sc)
 }
 
 /* Every parked connection back to the pool: the session ends, or stays where it is. */
-void txn_slots_give_back(struct session *s)
+void near_slots_give_back(struct session *s)
 {
     struct near_state *n = s->near;
     if (n == NULL)
         return;
     for (int i = 0; i < NEAR_SLOTS; i++) {
-        struct server_conn *sc = n->slot[i];
-        n->slot[i] = NULL;
+        struct server_conn *sc = n->slots.conn[i];
+        n->slots.conn[i] = NULL;
         if (sc != NULL)
-            txn_slot_give_back(s, sc);
+            near_slot_give_back(s, sc);
     }
 }
 
@@ -54,23 +54,23 @@ void txn_slots_give_back(struct session *s)
  * standby's or a primary's), unread and unlinked from the relay; the one
  * it replaces goes back to the pool.
  */
-void txn_slot_park(struct session *s, struct server_conn *sc)
+void near_slot_park(struct session *s, struct server_conn *sc)
 {
     struct near_state *n = s->near;
     enum near_slot i = host_is_standby(sc->host) ? NEAR_SLOT_NEAR : NEAR_SLOT_PRIMARY;
-    struct server_conn *old = n->slot[i];
+    struct server_conn *old = n->slots.conn[i];
     /* What its transaction may have changed is on this connection alone now (near_sync.h). */
-    if (n->state_changing) {
-        n->state_changing = false;
-        n->conn_gen = ++n->state_gen;
+    if (n->slots.state_changing) {
+        n->slots.state_changing = false;
+        n->slots.conn_gen = ++n->slots.state_gen;
     }
-    n->slot_gen[i] = n->conn_gen;
+    n->slots.gen[i] = n->slots.conn_gen;
     server_conn_detach(sc); /* s->server_conn is NULL */
     sc->ep.read_paused = true;
     endpoint_arm(&sc->ep); /* no reader, nothing to write: no event until it is taken again */
-    n->slot[i] = sc;
+    n->slots.conn[i] = sc;
     if (old != NULL)
-        txn_slot_give_back(s, old);
+        near_slot_give_back(s, old);
 }
 
 /*
@@ -79,7 +79,7 @@ void txn_slot_park(struct session *s, struct server_conn *sc)
  * role known, when the checks cannot log in), a look would only log in
  * again where the session already is.
  */
-static bool txn_standby_fits(const struct session *s, const struct need_spec *need)
+static bool near_standby_fits(const struct session *s, const struct need_spec *need)
 {
     for (size_t i = 0; i < s->cfg->regions.count; i++) {
         const struct region *r = &s->cfg->regions.items[i];
@@ -96,12 +96,12 @@ static bool txn_standby_fits(const struct session *s, const struct need_spec *ne
  * placed near (nearest fits a primary too) runs on its primary's only as
  * a fallback, where no standby of its own fits.
  */
-static int txn_slot_pick(const struct session *s, const struct need_spec *need)
+static int near_slot_pick(const struct session *s, const struct need_spec *need)
 {
     const struct near_state *n = s->near;
     int fallback = -1;
     for (int i = 0; i < NEAR_SLOTS; i++) {
-        const struct server_conn *sc = n->slot[i];
+        const struct server_conn *sc = n->slots.conn[i];
         if (sc == NULL || (s->txn_region[0] != '\0' && strcmp(sc->region->name, s->txn_region)))
             continue; /* (a move named another region: that one's) */
         enum need_fit fit = need_host_fit(sc->host, need);
@@ -118,8 +118,8 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
      */
     int64_t again_ms =
         s->cfg->health_check_interval_ms > 0 ? s->cfg->health_check_interval_ms : 1000;
-    if (n->slot[NEAR_SLOT_NEAR] != NULL || monotonic_ms() - n->near_sought_ms < again_ms ||
-        !txn_standby_fits(s, need))
+    if (n->slots.conn[NEAR_SLOT_NEAR] != NULL ||
+        monotonic_ms() - n->slots.near_sought_ms < again_ms || !near_standby_fits(s, need))
         return fallback;
     return -1;
 }
@@ -130,7 +130,7 @@ static int txn_slot_pick(const struct session *s, const struct need_spec *need)
  * pins) says nothing unless it ends the connection (a FATAL: terminated,
  * idle_session_timeout, shut down).
  */
-static bool txn_slot_ended(const struct server_conn *sc)
+static bool near_slot_ended(const struct server_conn *sc)
 {
     struct pollfd p = {.fd = sc->ep.stream.fd, .events = POLLIN};
     return sc->ep.stream.fd < 0 || sc->ep.eof || evbuffer_get_length(sc->ep.in) > 0 ||
@@ -138,37 +138,79 @@ static bool txn_slot_ended(const struct server_conn *sc)
 }
 
 /* Parked connections whose server ended them are closed: the transaction gets another. */
-static void txn_slots_drop_ended(struct session *s)
+static void near_slots_drop_ended(struct session *s)
 {
     for (int i = 0; i < NEAR_SLOTS; i++) {
-        struct server_conn *sc = s->near->slot[i];
-        if (sc == NULL || !txn_slot_ended(sc))
+        struct server_conn *sc = s->near->slots.conn[i];
+        if (sc == NULL || !near_slot_ended(sc))
             continue;
         log_info(s->id, "its server connection %llu to %s:%d ended while parked",
                  (unsigned long long)sc->id, sc->host->name, sc->host->port);
-        s->near->slot[i] = NULL;
+        s->near->slots.conn[i] = NULL;
         server_conn_close(sc, true);
     }
 }
 
 /* A parked connection that fits takes the session's waiting message on; false: none fits. */
-bool txn_slot_take(struct session *s, const struct need_spec *need)
+bool near_slot_take(struct session *s, const struct need_spec *need)
 {
-    if (s->near == NULL || !s->near->own_slots)
+    if (s->near == NULL || !s->near->slots.own)
         return false;
-    txn_slots_drop_ended(s);
-    int i = txn_slot_pick(s, need);
+    near_slots_drop_ended(s);
+    int i = near_slot_pick(s, need);
     if (i < 0) {
-        if (s->near->slot[NEAR_SLOT_NEAR] == NULL)
-            s->near->near_sought_ms = monotonic_ms();
+        if (s->near->slots.conn[NEAR_SLOT_NEAR] == NULL)
+            s->near->slots.near_sought_ms = monotonic_ms();
         return false;
     }
-    struct server_conn *sc = s->near->slot[i];
-    s->near->slot[i] = NULL;
-    s->near->conn_gen = s->near->slot_gen[i];
+    struct server_conn *sc = s->near->slots.conn[i];
+    s->near->slots.conn[i] = NULL;
+    s->near->slots.conn_gen = s->near->slots.gen[i];
+    s->near->slots.taken = true; /* near_slots_attach keeps its generation */
     s->busy++;
     server_conn_attach(sc, s);
     s->txn->attached(s);
     session_callback_done(s);
     return true;
+}
+
+bool near_slots_behind(const struct session *s)
+{
+    const struct near_state *n = s->near;
+    return n != NULL && n->slots.own && n->slots.conn_gen != n->slots.state_gen;
+}
+
+void near_slots_attach(struct session *s)
+{
+    struct near_slots *sl = &s->near->slots;
+    /* A connection not parked is as at login: the session's startup parameters alone. */
+    if (!sl->taken)
+        sl->conn_gen = 0;
+    sl->taken = false;
+}
+
+int near_slot_newest(const struct session *s)
+{
+    const struct near_slots *sl = &s->near->slots;
+    for (int i = 0; i < NEAR_SLOTS; i++)
+        if (sl->conn[i] != NULL && sl->gen[i] == sl->state_gen)
+            return i;
+    return -1;
+}
+
+struct server_conn *near_slot_remove(struct session *s, int i)
+{
+    struct server_conn *sc = s->near->slots.conn[i];
+    s->near->slots.conn[i] = NULL;
+    return sc;
+}
+
+void near_slot_put(struct session *s, int i, struct server_conn *sc)
+{
+    s->near->slots.conn[i] = sc;
+}
+
+void near_state_carried(struct session *s)
+{
+    s->near->slots.conn_gen = s->near->slots.state_gen;
 }

@@ -1,0 +1,41 @@
+/*
+ * listen_sql.h — a simple Query's text read as LISTEN and UNLISTEN
+ * statements alone, each channel named as PostgreSQL names it: an
+ * unquoted identifier folded to lower case (ASCII letters only, as the
+ * server does in UTF8), a quoted one as written with "" read as ".  What
+ * pgnear answers itself under transaction pooling (proxy/session/notify_hub.h).
+ */
+#ifndef PGNEAR_PROTOCOL_LISTEN_SQL_H
+#define PGNEAR_PROTOCOL_LISTEN_SQL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A channel's longest name: NAMEDATALEN - 1 bytes. */
+#define LISTEN_SQL_NAME_MAX 63
+/* The most statements one Query may hold to be read here. */
+#define LISTEN_SQL_OPS_MAX 32
+
+enum listen_op_kind {
+    LISTEN_OP_LISTEN,
+    LISTEN_OP_UNLISTEN,
+    LISTEN_OP_UNLISTEN_ALL, /* UNLISTEN *: channel is "" */
+};
+
+struct listen_op {
+    enum listen_op_kind kind;
+    char channel[LISTEN_SQL_NAME_MAX + 1];
+};
+
+/*
+ * The statements of text (len bytes, no NUL needed) into ops (cap of
+ * them), in order; empty statements between semicolons and comments are
+ * skipped.  0 when the text is anything else: another statement, no
+ * statement at all, more than cap, a name longer than LISTEN_SQL_NAME_MAX
+ * (the server truncates it with a NOTICE), a reserved word unquoted (a
+ * syntax error there), a U& or empty quoted name, an
+ * unterminated quote or comment — texts the server reads itself.
+ */
+size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, size_t cap);
+
+#endif

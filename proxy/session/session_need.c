@@ -1,0 +1,156 @@
+/*
+ * session_need.c — what a session's server must be at each stage, and
+ * the one plan of regions for it (session_need.h, which states the
+ * precedence).
+ */
+#include "proxy/session/session_need.h"
+
+#include <string.h>
+
+#include "protocol/lsn.h"
+#include "proxy/base/config.h"
+#include "proxy/base/log.h"
+#include "proxy/runtime/placement.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/near.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "routing/region.h"
+#include "routing/route.h"
+
+const char *session_nearest_shortfall(const struct session *s)
+{
+    const struct startup_hints *h = &s->login->hints;
+    const struct startup_packet *sp = &s->login->startup;
+    bool movable = true;
+    if (s->cfg->auth != AUTH_SCRAM)
+        return "auth = passthrough: pgnear cannot log in for it on a primary";
+    if (config_session_pool_mode(s->cfg, sp->user, sp->database) == POOL_NONE)
+        return "pooling is off";
+    /* A walsender (replication=database: logical decoding) must log in on a primary. */
+    if (!session_may_share_server(s))
+        return "its server connection cannot be pooled (replication, a protocol option)";
+    if (s->cfg->max_prepared_statements == 0)
+        return "max_prepared_statements = 0";
+    if ((h->has_movable && config_parse_bool(h->movable, &movable) && !movable) ||
+        !config_session_movable(s->cfg, sp->user, sp->database))
+        return "it is not movable";
+    return NULL;
+}
+
+/* The startup packet's ask (its hints' values already checked by the login). */
+static struct need_spec session_need_at_login(const struct session *s)
+{
+    const struct startup_hints *h = &s->login->hints;
+    const struct startup_packet *sp = &s->login->startup;
+    struct need_spec need = {.role = NEED_ANY};
+    enum session_need role;
+    if (h->has_need && need_parse(h->need, &role))
+        need.role = role;
+    else
+        need.role = (enum session_need)config_session_need(s->cfg, sp->user, sp->database);
+    const char *why;
+    if (need.role == NEED_NEAREST && (why = session_nearest_shortfall(s)) != NULL) {
+        need.role = NEED_READ_WRITE; /* on a primary: never a write refused */
+        log_info(s->id, "needs nearest, placed as read-write: %s", why);
+    }
+    if (h->has_min_lsn &&
+        lsn_parse(h->min_lsn, strlen(h->min_lsn), &need.min_tli, &need.min_lsn) != LSN_OK) {
+        need.min_tli = 0;
+        need.min_lsn = 0;
+    }
+    return need;
+}
+
+/*
+ * The next transaction's: no standby older than what the session has
+ * seen: its last server's position when that transaction ended (need.h),
+ * its own last write (pgnear.fence), nearest's writes.
+ */
+static struct need_spec session_need_at_transaction(struct session *s)
+{
+    struct need_spec need = s->need;
+    if (s->near != NULL)
+        need.role = near_next_need(s);
+    if (!need_reads_standbys(need.role))
+        return need;
+    /* Without health checks no position is ever known: nothing to follow by. */
+    if (s->cfg->health_check_interval_ms > 0)
+        need.read_at = s->txn_read_at;
+    need.read_until_ms = s->txn_read_until_ms;
+    if (s->fence.lsn > need.min_lsn) {
+        need.min_lsn = s->fence.lsn;
+        need.min_tli = 0;
+    }
+    if (s->near != NULL)
+        near_position(s, &need);
+    return need;
+}
+
+struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t seen_lsn)
+{
+    struct need_spec need = s->need;
+    switch (at) {
+    case NEED_AT_LOGIN:
+        return session_need_at_login(s);
+    case NEED_AT_ROUTE:
+        if (s->login->replay_waiting)
+            need.role = NEED_STANDBY; /* one that has replayed it, or none yet */
+        return need;
+    case NEED_AT_TRANSACTION:
+        return session_need_at_transaction(s);
+    case NEED_AT_MOVE:
+        if (seen_lsn != 0 && (need.min_lsn < seen_lsn || need.min_tli != 0)) {
+            need.min_lsn = seen_lsn;
+            need.min_tli = 0;
+        }
+        return need;
+    }
+    return need;
+}
+
+const struct region_subset *session_placed(const struct session *s, const struct config *cfg,
+                                           const struct locality *loc, struct region_subset *where)
+{
+    return placement_of_city(&s->w->shared->placement, cfg, s->database, loc, where);
+}
+
+size_t session_replan(const struct session *s, const struct config *cfg, const struct locality *loc,
+                      const struct need_spec *need, struct region **plan, double *cosines,
+                      size_t max)
+{
+    struct region_subset where;
+    if (max > ROUTE_MAX_REGIONS)
+        max = ROUTE_MAX_REGIONS;
+    return route_plan(&cfg->routing, loc, need, session_placed(s, cfg, loc, &where), plan, cosines,
+                      max);
+}
+
+_Static_assert(sizeof(((struct session_origin *)0)->city) <= ROUTE_TEXT_MAX,
+               "a session's city fits a locality's");
+
+void session_locality(const struct session *s, const char *region, struct locality *loc)
+{
+    const struct config *cfg = s->w->cfg;
+    const struct session_origin *o = &s->origin;
+    /* Field by field: each transaction's route asks (no memset of the notes, no snprintf). */
+    size_t city_len = strnlen(o->city, sizeof(o->city) - 1);
+    loc->source = (enum locality_source)o->source;
+    loc->via = "the session's login";
+    loc->has_coords = o->has_coords;
+    loc->lat = o->lat;
+    loc->lon = o->lon;
+    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
+    memcpy(loc->city, o->city, city_len);
+    loc->city[city_len] = '\0';
+    loc->country[0] = '\0';
+    loc->unplaced = 0;
+    loc->note[0] = '\0';
+    /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
+    loc->matched = o->place[0] != '\0' ? o->place : NULL;
+    if (region != NULL && region[0] != '\0') {
+        loc->source = LOCALITY_REGION_HINT;
+        loc->region = region_set_find(&cfg->regions, region);
+    }
+}
