@@ -104,12 +104,12 @@ for my $mode (qw(session transaction nearest)) {
         is $q->{error}{C}, '57014', "$mode: an extended-protocol batch past query_timeout gets 57014";
         like $q->{error}{M}, qr/query_timeout/, "$mode: naming query_timeout";
         ok time - $t0 < 4 && ($q->{status} // '') eq 'I', "$mode: at its time, then ReadyForQuery";
-        ($took, $q) = timed($w, 'SELECT pg_sleep(0.5)');
-        ok !$q->{error}, "$mode: a query within query_timeout runs";
+        ($took, $q) = timed($w, 'SELECT pg_sleep(0.2)');
+        ok !$q->{error}, "$mode: a query within query_timeout runs" or diag explain $q->{error};
         # Several requests each within it, in a transaction with short pauses.
         ok !$w->query('BEGIN')->{error}, "$mode: BEGIN";
         sleep 0.8;
-        ok !$w->query('SELECT pg_sleep(0.6)')->{error}, "$mode: a statement in the transaction runs";
+        ok !$w->query('SELECT pg_sleep(0.3)')->{error}, "$mode: a statement in the transaction runs";
         sleep 0.8;
         is $w->query('COMMIT')->{status}, 'I', "$mode: pauses shorter than idle_transaction_timeout are fine";
         # idle in a transaction past it
@@ -120,38 +120,38 @@ for my $mode (qw(session transaction nearest)) {
         is $e->{M}, 'terminating connection due to idle-in-transaction timeout', "$mode: in PostgreSQL's words";
         ok wait_until(sub { backend_state($inpid) eq 'gone' }, timeout => 5),
             "$mode: its server connection is closed, not pooled inside the transaction";
-        $p->stop;
+        $p->stop(signal => 'INT');
     }
     {
-        my $p = proxy($mode, transaction_timeout => '1500ms');
+        my $p = proxy($mode, transaction_timeout => '2s');
         my $w = login($p);
         $w->query('BEGIN');
         my $pid = one($w, 'SELECT pg_backend_pid()');
         sleep 0.8;
         ok !$w->query('SELECT 1')->{error}, "$mode: a transaction within transaction_timeout goes on";
-        my $e = fatal_after($w, 1.2);
+        my $e = fatal_after($w, 2);
         is $e->{C}, '25P04', "$mode: a transaction open past transaction_timeout: FATAL 25P04";
         is $e->{M}, 'terminating connection due to transaction timeout', "$mode: in PostgreSQL 17's words";
         ok wait_until(sub { backend_state($pid) eq 'gone' }, timeout => 5), "$mode: its backend is gone";
         $w = login($p);
         my ($took, $q) = timed($w, 'SELECT pg_sleep(6)');
         is $q->{error}{C}, '25P04', "$mode: a single statement past transaction_timeout: 25P04";
-        ok $took < 4, sprintf('%s: at its time (%.2f s)', $mode, $took);
+        ok $took >= 1.9 && $took < 4.5, sprintf('%s: at its time (%.2f s)', $mode, $took);
         $w = login($p);
         ok !$w->query('SELECT pg_sleep(1)')->{error} && !$w->query('SELECT pg_sleep(1)')->{error},
             "$mode: statements outside a block each within it run";
-        $p->stop;
+        $p->stop(signal => 'INT');
     }
     {
         my $p = proxy($mode, client_idle_timeout => '1s');
         my $w = login($p);
-        for (1 .. 4) { sleep 0.5; $w->query('SELECT 1') }
+        for (1 .. 6) { sleep 0.3; $w->query('SELECT 1') }
         ok !$w->query('SELECT 1')->{error}, "$mode: a client that keeps asking within client_idle_timeout stays";
         ok !$w->query('SELECT pg_sleep(1.5)')->{error}, "$mode: a query longer than it is no idle time";
         my $e = fatal_after($w, 2);
         is $e->{C}, '57P05', "$mode: an idle client past client_idle_timeout: FATAL 57P05";
         is $e->{M}, 'terminating connection due to idle-session timeout', "$mode: in PostgreSQL's words";
-        $p->stop;
+        $p->stop(signal => 'INT');
     }
 }
 
@@ -169,7 +169,7 @@ for my $mode (qw(session transaction nearest)) {
     ok $took >= 0.9 && $took < 4, sprintf('transaction: after about a second (%.2f s)', $took);
     $a->query('COMMIT');
     is one($b, 'SELECT 3'), '3', 'transaction: its session goes on once the connection is free';
-    $p->stop;
+    $p->stop(signal => 'INT');
 }
 
 # ------------------------------------------------------------ [database], [user], reload, defaults
@@ -179,7 +179,7 @@ for my $mode (qw(session transaction nearest)) {
     my $w = login($p);
     my $q = $w->query('SELECT pg_sleep(5)');
     is $q->{error}{C}, '57014', '[database movr] query_timeout applies';
-    $p->stop;
+    $p->stop(signal => 'INT');
 
     $p = proxy('transaction', query_timeout => '1s',
                extra_ini => "[database movr]\nclient_idle_timeout = 1s\n[user app]\nquery_timeout = 0\n");
@@ -187,7 +187,7 @@ for my $mode (qw(session transaction nearest)) {
     my ($took) = timed($w, 'SELECT pg_sleep(2)');
     ok $took >= 1.9, sprintf('[user app] query_timeout = 0 wins over [pgnear] (%.2f s, not canceled)', $took);
     is fatal_after($w, 2)->{C}, '57P05', '[database movr] client_idle_timeout applies to app';
-    $p->stop;
+    $p->stop(signal => 'INT');
 }
 
 {
@@ -217,7 +217,7 @@ for my $mode (qw(session transaction nearest)) {
     ($took, $q) = timed($w, 'SELECT pg_sleep(2)');
     ok !$q->{error} && $took >= 1.9, 'reload: the session runs long queries again';
     is fatal_after($idle, 1.5)->{C}, '57P05', 'reload: one idle since before the reload gets client_idle_timeout';
-    $p->stop;
+    $p->stop(signal => 'INT');
 }
 
 # ------------------------------------------------------------ nearest: a write held for a primary
@@ -248,7 +248,7 @@ for my $mode (qw(session transaction nearest)) {
     is $us->psql_admin('SELECT count(*) FROM ticks', dbname => 'movr'), '0', 'nearest: the canceled write ran nowhere';
     ok !$c->query('INSERT INTO ticks VALUES (2)')->{error}, 'nearest: the session goes on: its next write runs';
     is $us->psql_admin('SELECT count(*) FROM ticks', dbname => 'movr'), '1', 'nearest: once';
-    $p->stop;
+    $p->stop(signal => 'INT');
 }
 
 # ------------------------------------------------------------ as PostgreSQL's own settings
