@@ -10,6 +10,7 @@
 #   bench/callgrind_relay.pl [--transactions 2000] [--rounds 3] [--mode simple] [--tls]
 #                            [--pool_mode transaction] [--pool_size 2] [--clients 1]
 #                            [--top 25] [--keep DIR] [--peer pgbouncer] [--sleep MS]
+#                            [--set name=value ...]
 #
 # --clients N runs N pgbench clients (-j 2 from 2 clients on), each of
 # --transactions (and twice as many); the figure is per transaction of any
@@ -34,6 +35,9 @@
 # does at full speed (without it, under callgrind, every transaction finds
 # its connection idle).
 #
+# --set name=value adds a setting of pgnear's (repeatable): the cost of a
+# feature turned on, against the same run without it (query_timeout=30s).
+#
 # --peer pgbouncer counts PgBouncer's instructions instead, configured alike:
 # the same pool mode and pool size, SCRAM from its auth_file under
 # transaction pooling (trust behind it, as pgnear's passthrough, in session
@@ -54,7 +58,7 @@ use PgNearBouncer;
 $| = 1;
 my %opt = (transactions => 2000, rounds => 3, mode => 'simple', tls => 0, pool_mode => 'session',
            top => 0, clients => 1, pool_size => 2);
-GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i', 'peer=s', 'sleep=f')
+GetOptions(\%opt, 'transactions=i', 'rounds=i', 'mode=s', 'tls!', 'binary=s', 'pool_mode=s', 'top=i', 'keep=s', 'clients=i', 'pool_size=i', 'peer=s', 'sleep=f', 'set=s@')
     or die "bad options\n";
 my $bin = $opt{binary} // $ENV{PGNEAR} // "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $bin: build first\n" unless -x $bin;
@@ -83,7 +87,8 @@ my $proxy = defined $opt{peer} ? pgbouncer_under_callgrind()
     start => 0, start_timeout => 120,
     settings => { server_tls => $opt{tls} ? 'require' : 'disable', workers => 1,
                   # a health check logs in with SCRAM (tens of millions of instructions): not mid-run
-                  health_check_interval => '1h', %pooled });
+                  health_check_interval => '1h', %pooled,
+                  map { split /=/, $_, 2 } @{ $opt{set} // [] } });
 
 # PgBouncer configured as pgnear is above, under callgrind in the foreground (not started yet).
 sub pgbouncer_under_callgrind {

@@ -147,7 +147,12 @@ int pkt_add_canceled(struct evbuffer *answer)
                                                .sqlstate = "57014",
                                                .message =
                                                    "canceling statement due to user request"};
-    uint8_t buf[128];
+    return pkt_add_canceled_as(answer, &canceled);
+}
+
+int pkt_add_canceled_as(struct evbuffer *answer, const struct pkt_report *why)
+{
+    uint8_t buf[512];
     struct pktbuf pb;
     size_t kept = canceled_prefix(answer);
     struct evbuffer *rest = evbuffer_new();
@@ -159,7 +164,7 @@ int pkt_add_canceled(struct evbuffer *answer)
     int rc = moved == (int)kept ? evbuffer_add_buffer(answer, rest) : -1;
     evbuffer_free(rest);
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_report(&pb, 'E', &canceled);
+    pkt_put_report(&pb, 'E', why);
     if (rc != 0 || !pkt_ok(&pb) || evbuffer_add(answer, buf, pb.len) != 0)
         return -1;
     return pkt_add_ready(answer, 'I');

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 struct evbuffer;
+struct pkt_report;
 
 /* The header of a message of type whose body, body_len bytes, the caller adds next. */
 int pkt_add_header(struct evbuffer *out, char type, size_t body_len);
@@ -82,5 +83,7 @@ int pkt_add_execute_all(struct evbuffer *out);
  * (idle) are appended.
  */
 int pkt_add_canceled(struct evbuffer *answer);
+/* The same with why as the error (an ERROR 57014 of pgnear's own: query_timeout's). */
+int pkt_add_canceled_as(struct evbuffer *answer, const struct pkt_report *why);
 
 #endif

@@ -157,6 +157,11 @@ static const struct setting config_settings[] = {
     S(max_user_client_connections, T_INT, "0", true),
     S(max_db_client_connections, T_INT, "0", true),
     S(max_prepared_statements, T_INT, "200", true),
+    /* PgBouncer's timeouts (session/timeouts.h); 0: off.  [database]/[user] keys too. */
+    S(query_timeout_ms, T_MS, "0", true),
+    S(transaction_timeout_ms, T_MS, "0", true),
+    S(idle_transaction_timeout_ms, T_MS, "0", true),
+    S(client_idle_timeout_ms, T_MS, "0", true),
     S(logfile, T_STR, "", true),
 };
 #define N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -191,7 +196,7 @@ static const char *setting_display_name(const struct setting *s, char *buf, size
 }
 
 /* "15s", "1500ms", "2min", "1h" or a bare number of seconds. */
-static bool parse_duration_ms(const char *v, int *out)
+bool config_parse_duration_ms(const char *v, int *out)
 {
     char *end;
     errno = 0;
@@ -277,7 +282,7 @@ bool config_setting_assign(struct config *cfg, const struct setting *s, const ch
         *(int *)field = (int)n;
         return true;
     case T_MS:
-        return parse_duration_ms(value, (int *)field);
+        return config_parse_duration_ms(value, (int *)field);
     case T_SIZE:
         return parse_size(value, (int *)field);
     case T_TLV: /* PROXY v2 custom range only */

@@ -48,6 +48,11 @@ enum section_key {
     SECTION_MAX_USER_CONNECTIONS,
     SECTION_MAX_USER_CLIENT_CONNECTIONS,
     SECTION_MAX_DB_CLIENT_CONNECTIONS,
+    /* PgBouncer's timeouts, in milliseconds (0: off) */
+    SECTION_QUERY_TIMEOUT,
+    SECTION_TRANSACTION_TIMEOUT,
+    SECTION_IDLE_TRANSACTION_TIMEOUT,
+    SECTION_CLIENT_IDLE_TIMEOUT,
     SECTION_CHOICES
 };
 
@@ -178,6 +183,11 @@ struct config {
     int max_db_client_connections;   /* a database's client sessions, all workers */
     /* pool_mode = transaction: statements kept per server connection; 0: named ones pin */
     int max_prepared_statements;
+    /* PgBouncer's timeouts (session/timeouts.h), each 0: off */
+    int query_timeout_ms;            /* a request running longer is canceled on its server */
+    int transaction_timeout_ms;      /* a transaction open longer ends its session */
+    int idle_transaction_timeout_ms; /* idle in a transaction longer: the session ends */
+    int client_idle_timeout_ms;      /* a client idle between transactions longer is closed */
     char *logfile;
 
     /* derived at load */

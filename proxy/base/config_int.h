@@ -50,6 +50,9 @@ const struct setting *config_setting_find(const char *name);
 /* Parses value into cfg's field of s; false when it is not a valid value (or out of memory). */
 bool config_setting_assign(struct config *cfg, const struct setting *s, const char *value);
 
+/* "15s", "1500ms", "2min", "1h" or a bare number of seconds, as milliseconds; false: invalid. */
+bool config_parse_duration_ms(const char *v, int *out);
+
 /* The line of "[section]" or "section:key" in the file; 0 when it is not there. */
 int config_ini_line_of(const struct ini_names *names, const char *name);
 

@@ -59,8 +59,9 @@ static bool parse_limit(const char *text, int *out)
  * regions, checked once the regions are known (config_check_placement), and
  * home_by, an identifier checked here.
  */
-#define TEXT_REGIONS (-1)
-#define TEXT_HOME_BY (-2)
+#define TEXT_REGIONS     (-1)
+#define DURATION_CHOICES "a duration: 15s, 1500ms, 2min, 1h; 0: off"
+#define TEXT_HOME_BY     (-2)
 
 static const struct section_key_def {
     const char *name;
@@ -86,6 +87,14 @@ static const struct section_key_def {
      "0 for no limit, or more", NULL, offsetof(struct config, max_user_client_connections), false},
     {"max_db_client_connections", false, SECTION_MAX_DB_CLIENT_CONNECTIONS, parse_limit,
      "0 for no limit, or more", NULL, offsetof(struct config, max_db_client_connections), false},
+    {"query_timeout", false, SECTION_QUERY_TIMEOUT, config_parse_duration_ms, DURATION_CHOICES,
+     NULL, offsetof(struct config, query_timeout_ms), false},
+    {"transaction_timeout", false, SECTION_TRANSACTION_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, transaction_timeout_ms), false},
+    {"idle_transaction_timeout", false, SECTION_IDLE_TRANSACTION_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, idle_transaction_timeout_ms), false},
+    {"client_idle_timeout", false, SECTION_CLIENT_IDLE_TIMEOUT, config_parse_duration_ms,
+     DURATION_CHOICES, NULL, offsetof(struct config, client_idle_timeout_ms), false},
 };
 #define N_SECTION_KEYS (sizeof(section_keys) / sizeof(section_keys[0]))
 

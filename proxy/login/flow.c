@@ -29,6 +29,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts.h"
 #include "proxy/session/txn.h"
 
 static void flow_to_startup(struct session *s)
@@ -94,6 +95,8 @@ static void flow_active_enter(struct session *s)
     session_login_end(s);
     txn_session_start(s);
     relay_start(s);
+    if (!s->closed && s->phase == PHASE_ACTIVE)
+        timeouts_start(s);
 }
 
 /* A fetcher's connection is its owner's (a move's, a transaction's, the pool's warm-up). */
@@ -279,8 +282,8 @@ const struct session_flow login_flow =
                                         .done = flow_to_active,
                                         .exits =
                                             PHASE_BIT(PHASE_ACTIVE) | PHASE_BIT(PHASE_CONNECT)},
-                /* No timer: the login's is stopped. */
-                [PHASE_ACTIVE] = {.enter = flow_active_enter},
+                /* The login's timer is stopped; PgBouncer's timeouts take it (timeouts.h). */
+                [PHASE_ACTIVE] = {.enter = flow_active_enter, .on_timeout = timeouts_expired},
                 /* No timer either; the console's state outlives the phase if the session fails
                    (CLOSING). */
                 [PHASE_ADMIN] = {.enter = console_enter,
@@ -297,6 +300,7 @@ const struct session_flow login_flow =
                    PHASE_BIT(PHASE_STARTUP) | PHASE_BIT(PHASE_CLIENT_TLS) |
                    PHASE_BIT(PHASE_CONNECT),
         .server_failed = flow_server_failed,
+        .relay_event = timeouts_note,
         .login_abort = flow_login_abort,
         .login_end = login_throttle_release,
         .server_release = pool_release,

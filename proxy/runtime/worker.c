@@ -116,6 +116,7 @@ int worker_use_config(struct worker *w, void *cfg)
     /* Sessions keep the configuration they started under; new ones get this. */
     config_unref(w->cfg);
     w->cfg = cfg;
+    WORKER_PARTS_RUN(w, reconfigured);
     return 0;
 }
 

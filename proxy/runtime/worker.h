@@ -98,7 +98,8 @@ struct worker_part {
     void (*stop)(struct worker *w);                           /* SIGINT, drain timeout */
     bool (*busy)(const struct worker *w);                     /* holds a draining loop up */
     void (*free)(struct worker *w);
-    void (*host_fenced)(struct worker *w); /* a host was fenced as a former primary */
+    void (*host_fenced)(struct worker *w);  /* a host was fenced as a former primary */
+    void (*reconfigured)(struct worker *w); /* w->cfg is a reload's new configuration */
 };
 
 /* The most one relay read takes in (also the size of relay_block). */

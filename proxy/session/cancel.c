@@ -161,7 +161,8 @@ static void cancel_delivery_ended(struct worker *w, const struct cancel_outcome 
     struct server_conn *sc = o->server;
     if (o->stopping)
         return;
-    cancel_requester_done(w, o->requester_worker, o->requester_id);
+    if (o->requester_id != 0) /* 0: pgnear's own (cancel_session_request) */
+        cancel_requester_done(w, o->requester_worker, o->requester_id);
     if (sc == NULL)
         return;
     if (o->maybe_sent)
@@ -236,6 +237,23 @@ static int cancel_order_run(struct worker *w, void *arg)
         return 1;
     }
     return 0;
+}
+
+bool cancel_session_request(struct session *s)
+{
+    if (s->closed || !s->cancel.registered)
+        return false;
+    if (s->txn != NULL && s->txn->on_cancel(s))
+        return true;
+    struct server_conn *sc = s->server_conn;
+    if (sc == NULL || s->cancel.server != sc)
+        return false;
+    const struct cancel_order o = {.session_id = s->id, .requester_worker = s->w->index};
+    if (cancel_to_server(s->w, sc, &o) != 0) {
+        log_warn(s->id, "could not send a cancel request: out of resources");
+        return false;
+    }
+    return true;
 }
 
 /* Back on the requester's worker: closed now unless a delivery will close it. */

@@ -79,6 +79,14 @@ void cancel_retarget(struct session *s, const struct server_conn *sc);
 bool cancel_handle_request(struct worker *w, const struct startup_packet *sp,
                            const struct cancel_origin *o);
 
+/*
+ * On s's own worker: cancels the request s's client has going, as a
+ * CancelRequest of its client's would (answered 57014 here when it waits
+ * for a server connection: txn_cancel.h), with no requester to close.
+ * True when it was canceled or a delivery to its server started.
+ */
+bool cancel_session_request(struct session *s);
+
 /* Frees cancel connections still in flight (shutdown). */
 void cancel_close_all(struct worker *w);
 

@@ -29,6 +29,7 @@
 #include "proxy/session/near_text.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts.h"
 #include "routing/health.h"
 #include "routing/region.h"
 
@@ -694,7 +695,8 @@ bool near_cancel_unsent(struct session *s, size_t n)
     struct near_state *ns = s->near;
     bool refused = ns != NULL && ns->forward.pending;
     struct evbuffer *answer = refused ? ns->held.answer : s->client.out;
-    bool ok = pkt_add_canceled(answer) == 0 &&
+    const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
+    bool ok = (why != NULL ? pkt_add_canceled_as(answer, why) : pkt_add_canceled(answer)) == 0 &&
               (!refused || evbuffer_add_buffer(s->client.out, answer) == 0);
     evbuffer_drain(s->client.in, n);
     if (ns != NULL) {

@@ -84,6 +84,8 @@ struct session_flow {
      */
     bool (*server_wait)(struct session *s, struct region_host *h, bool join);
     void (*server_wait_end)(struct session *s);
+    /* After an event of a relaying session whose timeouts are followed (timeouts.h). */
+    void (*relay_event)(struct session *s);
     /* The cancel requests on their way to sc ended: a connection held back for them goes on. */
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */

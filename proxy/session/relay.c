@@ -259,13 +259,16 @@ static void relay_server_write(struct session *s)
     relay_write(s, &s->server_conn->ep, &s->client);
 }
 
+const struct server_reader *relay_server_reader(const struct session *s)
+{
+    /* Fences and transaction pooling read the server's messages; the relay only their headers. */
+    return s->txn != NULL ? s->txn->server : s->report_fence ? &fence_reader : &relay_reader;
+}
+
 int relay_attach_server(struct session *s)
 {
     struct endpoint *server = &s->server_conn->ep;
-    /* Fences and transaction pooling read the server's messages; the relay only their headers. */
-    const struct server_reader *reader = s->txn != NULL    ? s->txn->server
-                                         : s->report_fence ? &fence_reader
-                                                           : &relay_reader;
+    const struct server_reader *reader = relay_server_reader(s);
     server->on_write = relay_server_write;
     server->read_paused = false;
     endpoint_use_ring(server);

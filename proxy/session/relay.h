@@ -24,4 +24,8 @@ void relay_start(struct session *s);
  */
 int relay_attach_server(struct session *s);
 
+struct server_reader;
+/* What reads s's server side while it relays (relay_attach_server's choice). */
+const struct server_reader *relay_server_reader(const struct session *s);
+
 #endif

@@ -80,6 +80,9 @@ void session_endpoint_event(struct endpoint *ep, short what)
         session_hangup(s, ep);
     else
         endpoint_dispatch(s, ep, what, &s->closed);
+    /* Where it is now, for its timeouts: nothing while they are all off. */
+    if (__builtin_expect(s->timeouts.on, 0) && !s->closed && s->phase == PHASE_ACTIVE)
+        s->w->shared->flow->relay_event(s);
     session_callback_done(s);
 }
 

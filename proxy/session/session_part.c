@@ -11,6 +11,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/former_primary.h"
 #include "proxy/session/listener.h"
+#include "proxy/session/timeouts.h"
 
 static void session_fail_all(struct list *l, const char *msg)
 {
@@ -88,4 +89,5 @@ const struct worker_part session_part = {
     .stop = session_part_stop,
     .free = session_part_free,
     .host_fenced = former_primary_sweep,
+    .reconfigured = timeouts_reconfigured,
 };

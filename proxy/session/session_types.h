@@ -19,6 +19,7 @@
 #include "proxy/session/endpoint.h"
 #include "proxy/session/fence_state.h"
 #include "proxy/session/gate_state.h"
+#include "proxy/session/timeouts_state.h"
 #include "proxy/session/txn_wait.h"
 #include "proxy/session/wait_turn.h"
 #include "routing/need.h"
@@ -130,6 +131,7 @@ struct session {
     struct fence_state fence; /* written by fence.c alone (fence_state.h) */
     uint64_t server_bytes;    /* bytes read from server connections already closed */
     struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
+    struct timeouts_state timeouts; /* PgBouncer's timeouts, written by timeouts.c alone */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;

@@ -16,6 +16,7 @@
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts.h"
 #include "proxy/session/txn_fetch.h"
 
 /* The bytes of the first request in in, through its Query, Sync or FunctionCall; 0: not whole. */
@@ -40,7 +41,9 @@ static bool txn_cancel_answer(struct session *s, size_t n)
 {
     if (s->near != NULL)
         return near_cancel_unsent(s, n);
-    bool ok = pkt_add_canceled(s->client.out) == 0;
+    const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
+    bool ok = (why != NULL ? pkt_add_canceled_as(s->client.out, why)
+                           : pkt_add_canceled(s->client.out)) == 0;
     evbuffer_drain(s->client.in, n);
     return ok;
 }

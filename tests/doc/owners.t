@@ -22,6 +22,7 @@ my %owner = (
     fence    => ['proxy/session/fence.c'],
     hold     => ['proxy/session/gate.c'],
     txn_wait => ['proxy/session/txn_fetch.c'],
+    timeouts => ['proxy/session/timeouts.c'],
     turn     => ['proxy/pool/pool_wait.c'],
     pool_wait => ['proxy/pool/pool_wait.c'],
     throttle => ['proxy/login/login_throttle.c'],

@@ -136,9 +136,9 @@ sub through {
     my @bad = (["[database eucars]\nregions = us-east, mars\n", qr/\[database eucars\] regions: "mars" is not a configured region/],
                ["[database eucars]\nregions = eu-west, EU-WEST\n", qr/regions: region "EU-WEST" is named twice/],
                ["[database eucars]\nregions =\n", qr/regions: no region named/],
-               ["[user app]\nregions = eu-west\n", qr/\[user app\]: a user section takes target_session_attrs, movable, pool_mode, max_user_connections, max_user_client_connections and max_db_client_connections, nothing else/],
+               ["[user app]\nregions = eu-west\n", qr/\[user app\]: a user section takes target_session_attrs, movable, pool_mode, max_user_connections, max_user_client_connections, max_db_client_connections, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/],
                ["[database eucars]\nregion = eu-west\n",
-                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable, pool_mode, home_by, max_user_connections, max_user_client_connections and max_db_client_connections, nothing else/]);
+                qr/\[database eucars\]: a database section takes regions, target_session_attrs, movable, pool_mode, home_by, max_user_connections, max_user_client_connections, max_db_client_connections, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/]);
     for my $i (0 .. $#bad) {
         write_file("$dir/bad$i.ini", "$base\n$bad[$i][0]");
         my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', "$dir/bad$i.ini"]);
