@@ -115,7 +115,8 @@ size_t client_limits_copy(struct client_limits *cl, struct client_count *out, si
 {
     pthread_mutex_lock(&cl->lock);
     size_t n = cl->n < cap ? cl->n : cap;
-    memcpy(out, cl->counts, n * sizeof(*out));
+    if (n > 0) /* counts is NULL until the first session is counted */
+        memcpy(out, cl->counts, n * sizeof(*out));
     pthread_mutex_unlock(&cl->lock);
     return n;
 }

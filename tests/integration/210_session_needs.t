@@ -212,7 +212,7 @@ sub login_error {
       '... at its line, with the values it may take';
     write_file("$dir/c.ini", "$base\n[user reporter]\npool_size = 3\n");
     ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', "$dir/c.ini"]);
-    like $err, qr/\[user reporter\]: a user section takes target_session_attrs, movable, pool_mode, max_user_connections, max_user_client_connections and max_db_client_connections, nothing else/,
+    like $err, qr/\[user reporter\]: a user section takes target_session_attrs, movable, pool_mode, max_user_connections, max_user_client_connections, max_db_client_connections, query_timeout, transaction_timeout, idle_transaction_timeout and client_idle_timeout, nothing else/,
       '--check: a [user] section with another setting fails';
 }
 

@@ -334,9 +334,11 @@ int rig_init(struct relay_rig *r)
     memset(r, 0, sizeof(*r));
     r->shared.nworkers = 1;
     r->w.shared = &r->shared;
+    r->w.cfg = &r->cfg;
     r->shared.flow = &login_flow;
     list_init(&r->w.login_sessions);
     list_init(&r->w.waiting_sessions);
+    list_init(&r->w.server_waiters);
     list_init(&r->w.active_sessions);
     list_init(&r->w.admin_sessions);
     list_init(&r->w.login_servers);

@@ -117,12 +117,13 @@ void tls_kit_free(struct tls_kit *k);
 /*
  * The parts of a daemon and a worker that session and relay code touch:
  * the event base, the relay block, the close queue, the session lists
- * and the client count.  No configuration, listeners or cancel keys:
- * entering ACTIVE and session_close never need them for a session that
- * registered none.
+ * and the client count.  A configuration of zeros (every timeout and
+ * limit off); no listeners or cancel keys: entering ACTIVE and
+ * session_close never need them for a session that registered none.
  */
 struct relay_rig {
     struct shared shared;
+    struct config cfg;
     struct worker w;
     struct region region;
     struct uring *ring; /* the worker's io_uring in the cases that ask for it (relay_case.ring) */
