@@ -24,6 +24,7 @@
 
 #include "protocol/stream.h"
 #include "protocol/tls.h"
+#include "proxy/base/config.h"
 #include "proxy/base/list.h"
 #include "proxy/login/flow.h"
 #include "proxy/runtime/uring.h"
@@ -334,7 +335,10 @@ int rig_init(struct relay_rig *r)
     memset(r, 0, sizeof(*r));
     r->shared.nworkers = 1;
     r->w.shared = &r->shared;
-    r->w.cfg = &r->cfg;
+    r->cfg = calloc(1, sizeof(*r->cfg));
+    if (r->cfg == NULL)
+        return -1;
+    r->w.cfg = r->cfg;
     r->shared.flow = &login_flow;
     list_init(&r->w.login_sessions);
     list_init(&r->w.waiting_sessions);
@@ -386,6 +390,8 @@ void rig_free(struct relay_rig *r)
     r->w.uring = NULL;
     if (r->w.base)
         event_base_free(r->w.base);
+    free(r->cfg);
+    r->cfg = NULL;
     free(r->w.relay_block);
     r->w.base = NULL;
     r->w.relay_block = NULL;
@@ -467,7 +473,7 @@ enum { PEER_AGAIN = -1, PEER_EOF = -2, PEER_ERROR = -3 };
 struct relay_run;
 
 /* One end of a conversation with pgnear, on the far end of a socketpair. */
-struct peer {
+struct rig_peer {
     const char *name;
     struct relay_run *run;
     int fd;
@@ -493,7 +499,7 @@ struct relay_run {
     struct relay_rig *rig;
     const struct relay_case *c;
     struct relay_stats *st;
-    struct peer peer[2];
+    struct rig_peer peer[2];
     struct session *s;
     struct event *watchdog;
     uint64_t progress, progress_seen; /* bytes moved and ends seen by the peers */
@@ -526,7 +532,7 @@ static void run_fail(struct relay_run *run, const char *fmt, ...)
     event_base_loopbreak(run->rig->w.base);
 }
 
-static bool peer_reading(const struct peer *p)
+static bool peer_reading(const struct rig_peer *p)
 {
     return !p->closed && !p->eof;
 }
@@ -537,7 +543,7 @@ static bool peer_reading(const struct peer *p)
  * once it has the client's turn i; once the other's whole stream is in,
  * there is nothing left to wait for (the two may have unequal turns).
  */
-static uint64_t peer_limit(const struct peer *p)
+static uint64_t peer_limit(const struct rig_peer *p)
 {
     if (!p->run->c->lockstep || p->got == p->expect_total)
         return p->send_limit;
@@ -550,17 +556,17 @@ static uint64_t peer_limit(const struct peer *p)
     return end < p->send_limit ? end : p->send_limit;
 }
 
-static bool peer_writing(const struct peer *p)
+static bool peer_writing(const struct rig_peer *p)
 {
     return !p->closed && !p->write_failed && (p->woff < p->wlen || p->out.offset < peer_limit(p));
 }
 
-static bool peer_complete(const struct peer *p)
+static bool peer_complete(const struct rig_peer *p)
 {
     return p->sent == p->out_total && p->got == p->expect_total;
 }
 
-static void peer_set(struct peer *p, struct event *ev, bool *armed, bool want)
+static void peer_set(struct rig_peer *p, struct event *ev, bool *armed, bool want)
 {
     if (want == *armed)
         return;
@@ -570,7 +576,7 @@ static void peer_set(struct peer *p, struct event *ev, bool *armed, bool want)
 }
 
 /* The same rule as pgnear's endpoint_arm: each event for what a stopped operation waits for. */
-static void peer_arm(struct peer *p)
+static void peer_arm(struct rig_peer *p)
 {
     bool r = peer_reading(p) && !p->napping, w = peer_writing(p) && !p->napping;
     peer_set(p, p->rev, &p->rev_armed,
@@ -580,13 +586,13 @@ static void peer_arm(struct peer *p)
 }
 
 /* Decrypted bytes left inside OpenSSL: no socket event will announce them. */
-static void peer_kick(struct peer *p)
+static void peer_kick(struct rig_peer *p)
 {
     if (p->ssl != NULL && peer_reading(p) && !p->napping && SSL_has_pending(p->ssl))
         event_active(p->rev, EV_READ, 0);
 }
 
-static void peer_close(struct peer *p)
+static void peer_close(struct rig_peer *p)
 {
     if (p->closed)
         return;
@@ -606,7 +612,7 @@ static void peer_close(struct peer *p)
     p->run->progress++;
 }
 
-static ssize_t peer_tls_status(struct peer *p, int ret, uint8_t *want)
+static ssize_t peer_tls_status(struct rig_peer *p, int ret, uint8_t *want)
 {
     switch (SSL_get_error(p->ssl, ret)) {
     case SSL_ERROR_WANT_READ:
@@ -630,7 +636,7 @@ static bool errno_again(void)
 }
 
 /* >0 bytes, or PEER_AGAIN (read_want says for what), PEER_EOF, PEER_ERROR. */
-static ssize_t peer_recv(struct peer *p, uint8_t *buf, size_t n)
+static ssize_t peer_recv(struct rig_peer *p, uint8_t *buf, size_t n)
 {
     if (p->ssl != NULL) {
         size_t got = 0;
@@ -654,7 +660,7 @@ static ssize_t peer_recv(struct peer *p, uint8_t *buf, size_t n)
 }
 
 /* >0 bytes, or PEER_AGAIN (write_want says for what), PEER_EOF (pgnear has gone), PEER_ERROR. */
-static ssize_t peer_send(struct peer *p, const uint8_t *buf, size_t n)
+static ssize_t peer_send(struct rig_peer *p, const uint8_t *buf, size_t n)
 {
     if (p->ssl != NULL) {
         size_t done = 0;
@@ -687,7 +693,7 @@ static size_t same_prefix(const uint8_t *a, const uint8_t *b, size_t n)
 }
 
 /* Says where the stream went wrong: the byte, its message, what came instead. */
-static void peer_mismatch(struct peer *p, const struct msg_cursor *at, size_t k, size_t same,
+static void peer_mismatch(struct rig_peer *p, const struct msg_cursor *at, size_t k, size_t same,
                           const uint8_t *buf, size_t n)
 {
     const char *other = p == &p->run->peer[PEER_CLIENT] ? "server" : "client";
@@ -705,7 +711,7 @@ static void peer_mismatch(struct peer *p, const struct msg_cursor *at, size_t k,
              at->index, m->type, m->body_len, (unsigned long long)(at->pos + same));
 }
 
-static void peer_trailer_add(struct peer *p, const uint8_t *buf, size_t n)
+static void peer_trailer_add(struct rig_peer *p, const uint8_t *buf, size_t n)
 {
     if (n > sizeof(p->trailer) - p->trailer_len) {
         run_fail(p->run, "%s: more than %zu bytes after the stream: not one report", p->name,
@@ -721,7 +727,7 @@ static void peer_trailer_add(struct peer *p, const uint8_t *buf, size_t n)
  * message, so that a report of pgnear's own after a close (it can only
  * start where a message starts) is told from a wrong byte.
  */
-static void peer_check(struct peer *p, const uint8_t *buf, size_t n)
+static void peer_check(struct rig_peer *p, const uint8_t *buf, size_t n)
 {
     while (n > 0 && !p->run->failed) {
         if (p->in_trailer) {
@@ -749,7 +755,7 @@ static void peer_check(struct peer *p, const uint8_t *buf, size_t n)
 }
 
 /* pgnear's report after the stream: one whole ErrorResponse, with the SQLSTATE asked for. */
-static void peer_check_trailer(struct peer *p, const char *sqlstate)
+static void peer_check_trailer(struct rig_peer *p, const char *sqlstate)
 {
     const uint8_t *t = p->trailer;
     uint32_t len = p->trailer_len >= 5
@@ -766,7 +772,7 @@ static void peer_check_trailer(struct peer *p, const char *sqlstate)
 }
 
 /* pgnear closed this peer's connection. */
-static void peer_eof(struct peer *p)
+static void peer_eof(struct rig_peer *p)
 {
     const struct relay_case *c = p->run->c;
     bool client = p == &p->run->peer[PEER_CLIENT];
@@ -781,7 +787,7 @@ static void peer_eof(struct peer *p)
     peer_close(p);
 }
 
-static void peer_nap(struct peer *p)
+static void peer_nap(struct rig_peer *p)
 {
     struct timeval tv = {0, p->run->c->nap_us};
     p->napping = true;
@@ -791,13 +797,13 @@ static void peer_nap(struct peer *p)
 
 static void peer_nap_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct peer *p = arg;
+    struct rig_peer *p = arg;
     p->napping = false;
     peer_arm(p);
     peer_kick(p);
 }
 
-static void peer_read_step(struct peer *p)
+static void peer_read_step(struct rig_peer *p)
 {
     size_t n = chop_next(&p->reads);
     if (n == CHOP_NAP) {
@@ -823,7 +829,7 @@ static void peer_read_step(struct peer *p)
     peer_eof(p);
 }
 
-static void peer_write_step(struct peer *p)
+static void peer_write_step(struct rig_peer *p)
 {
     if (p->woff == p->wlen) {
         size_t n = chop_next(&p->writes);
@@ -854,7 +860,7 @@ static void peer_write_step(struct peer *p)
 
 static void peer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct peer *p = arg;
+    struct rig_peer *p = arg;
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
     if (!p->napping && peer_writing(p) && p->write_want == ready)
         peer_write_step(p);
@@ -866,7 +872,7 @@ static void peer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- setting a run up ---- */
 
-static void peer_free(struct peer *p)
+static void peer_free(struct rig_peer *p)
 {
     if (p->run == NULL)
         return;
@@ -890,7 +896,7 @@ static void peer_free(struct peer *p)
 /* Takes over fd and ssl (NULL: plain), also on failure. */
 static int peer_init(struct relay_run *run, int who, int fd, SSL *ssl)
 {
-    struct peer *p = &run->peer[who];
+    struct rig_peer *p = &run->peer[who];
     const struct peer_plan *mine = &run->c->peer[who], *theirs = &run->c->peer[1 - who];
     struct event_base *base = run->rig->w.base;
     p->name = who == PEER_CLIENT ? "client" : "server";
@@ -991,7 +997,7 @@ static int run_side_tls(struct relay_run *run, const struct tls_kit *k, int who,
 /* Bytes of a peer's stream that pgnear had read before the relay began (pipelined behind login). */
 static int run_early(struct relay_run *run, int who, struct endpoint *ep)
 {
-    struct peer *p = &run->peer[who];
+    struct rig_peer *p = &run->peer[who];
     uint64_t limit = peer_limit(p);
     uint64_t n = run->c->peer[who].early < limit ? run->c->peer[who].early : limit;
     while (n > 0) {
@@ -1058,7 +1064,7 @@ static int run_setup(struct relay_run *run, const struct tls_kit *k)
 
 /* ---- running ---- */
 
-static void peer_describe(const struct peer *p, char *buf, size_t cap)
+static void peer_describe(const struct rig_peer *p, char *buf, size_t cap)
 {
     snprintf(buf, cap, "%s sent %llu of %llu and got %llu of %llu%s%s%s%s", p->name,
              (unsigned long long)p->sent, (unsigned long long)p->out_total,
@@ -1108,7 +1114,7 @@ static void run_watchdog_cb(evutil_socket_t fd, short what, void *arg)
 static void run_closes(struct relay_run *run)
 {
     for (int who = 0; who < 2; who++) {
-        struct peer *p = &run->peer[who];
+        struct rig_peer *p = &run->peer[who];
         const struct peer_plan *plan = &run->c->peer[who];
         uint64_t got = plan->close_got < p->expect_total ? plan->close_got : p->expect_total;
         if (p->closed || plan->close_sent == PEER_NEVER_CLOSES || p->sent < p->send_limit ||
@@ -1174,7 +1180,7 @@ static void run_loop(struct relay_run *run)
 static void run_verify(struct relay_run *run)
 {
     for (int who = 0; who < 2 && run->c->exact; who++) {
-        const struct peer *p = &run->peer[who];
+        const struct rig_peer *p = &run->peer[who];
         if (p->got != p->expect_total || p->sent != p->out_total)
             run_fail(run, "%s: sent %llu of %llu bytes and got %llu of %llu", p->name,
                      (unsigned long long)p->sent, (unsigned long long)p->out_total,

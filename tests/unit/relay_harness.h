@@ -123,7 +123,7 @@ void tls_kit_free(struct tls_kit *k);
  */
 struct relay_rig {
     struct shared shared;
-    struct config cfg;
+    struct config *cfg; /* zeros: every timeout and limit off */
     struct worker w;
     struct region region;
     struct uring *ring; /* the worker's io_uring in the cases that ask for it (relay_case.ring) */
