@@ -94,9 +94,11 @@ static void flow_active_enter(struct session *s)
     latency_session_login_end(s);
     session_login_end(s);
     txn_session_start(s);
+    s->busy++; /* relay_start may end the session (a bad first message): read it after */
     relay_start(s);
     if (!s->closed && s->phase == PHASE_ACTIVE)
         timeouts_start(s);
+    session_callback_done(s);
 }
 
 /* A fetcher's connection is its owner's (a move's, a transaction's, the pool's warm-up). */
