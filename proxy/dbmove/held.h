@@ -3,7 +3,7 @@
  * side: those of the database's sessions the gate holds, and pgnear's own
  * kept connections to it there, which close first (they would be of no
  * use after the cutover, and ending them from the server only makes
- * noise in every log).  The cutover's own instance (job_cutover.c) and
+ * noise in every log).  The cutover's own instance (job_cutover_hold.c) and
  * each peer that holds with it (follow_hold.c) gather them the same way.
  */
 #ifndef PGNEAR_PROXY_DBMOVE_HELD_H

@@ -1,7 +1,7 @@
 /*
  * job_city_cutover.c — MOVE CITY 'c' OF DATABASE db CUTOVER, REVERT and
- * FINISH: the steps of their own in job_cutover.c's and job_finish.c's
- * chains (job_city_steps.h).
+ * FINISH: the steps of their own in the city's chains that job_cutover.c
+ * and job_finish.c splice (job_city_steps.h).
  *
  * Where a database's cutover makes its whole leaving side refuse writes,
  * a city's makes it refuse writes to that city's rows alone: a trigger on
@@ -214,7 +214,7 @@ int job_city_allow_arriving(struct dbmove_job *j)
     return allow_writes(j, j->cut.arrive_db, "letting the arriving region take the city's writes");
 }
 
-void job_city_commit_home(struct dbmove_job *j)
+int job_city_commit_home(struct dbmove_job *j)
 {
     struct placement_table *t = &j->home->shared->placement;
     struct placement_home h = {.move_id = j->move.id, .since_us = wall_clock_us()};
@@ -227,6 +227,7 @@ void job_city_commit_home(struct dbmove_job *j)
     placement_set_home(t, &h);
     /* A round of the follower read before this commit must not put the old home back. */
     placement_set_local(t, j->req.database, true);
+    return JOB_NEXT;
 }
 
 int job_city_narrow_feed(struct dbmove_job *j)

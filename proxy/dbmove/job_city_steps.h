@@ -14,9 +14,9 @@
 #include "proxy/migrate/city_sql.h"
 
 /*
- * job_city.c: MOVE CITY's own steps, in sub-chains of a kind's city_chain
- * (CUTOVER's: wanted where job_is_city).  job_city_homed: the database is
- * homed by a column and the city can be written into the move's SQL;
+ * job_city.c: MOVE CITY's own steps, in sub-chains of a kind's
+ * city_chain.  job_city_homed: the database is homed by a column and the
+ * city can be written into the move's SQL;
  * job_city_may_leave: the city lives where the database does, not in the
  * target (after job_find_source); the facts of the source's tables and
  * the refusals they give; the NOTICE of how many rows match; the
@@ -43,13 +43,15 @@ int job_city_publication(struct dbmove_job *j);
 int job_city_done(struct dbmove_job *j);
 int job_city_delete_copy(struct dbmove_job *j);
 /*
- * A city's CUTOVER (job_city.c), in job_cutover.c's chain: the city folded
- * (the gate's and the move batch's key; false with the problem set); the
- * arriving side's publication for the way back (the city's rows and the
- * marker); the leaving side's triggers (before the gate), its refusal of
- * the city's writes (after it), and the end of that refusal (undo); the commit of the city's home
- * on this pgnear; the feed narrowed after the commit to the tables without the column, which go on
- * following the database's region.
+ * A city's CUTOVER (job_city_cutover.c), in the city's chains that
+ * job_cutover.c splices: the city folded (the gate's and the move batch's
+ * key; false with the problem set); the arriving side's publication for
+ * the way back (the city's rows and the marker); the leaving side's
+ * triggers (before the gate), its refusal of the city's writes (after the
+ * gate, which holds the city's sessions alone: job_cutover_hold.c), and
+ * the end of that refusal (undo); the commit of the city's home on this
+ * pgnear; the feed narrowed after the commit to the tables without the
+ * column, which go on following the database's region.
  */
 bool job_city_key(struct dbmove_job *j, char *key, size_t cap);
 int job_city_back_publication(struct dbmove_job *j);
@@ -59,7 +61,7 @@ int job_city_reference_triggers(struct dbmove_job *j);
 int job_city_refuse_writes(struct dbmove_job *j);
 int job_city_allow_writes(struct dbmove_job *j);
 int job_city_allow_arriving(struct dbmove_job *j);
-void job_city_commit_home(struct dbmove_job *j);
+int job_city_commit_home(struct dbmove_job *j);
 int job_city_narrow_feed(struct dbmove_job *j);
 /*
  * A city's REVERT (job_city_cutover.c), after its commit, the sessions

@@ -56,7 +56,7 @@ struct job_step {
  */
 struct job_kind {
     const struct job_step *const *chain;      /* ends with NULL */
-    const struct job_step *const *city_chain; /* NULL: chain, its steps wanted or not */
+    const struct job_step *const *city_chain; /* NULL: chain */
     void (*free)(struct dbmove_job *j);       /* NULL: nothing of its own */
 };
 
@@ -164,7 +164,8 @@ struct dbmove_job {
  */
 extern const struct job_kind job_start_kind;
 extern const struct job_kind job_abort_kind;
-extern const struct job_kind job_cutover_kind; /* CUTOVER and REVERT */
+extern const struct job_kind job_cutover_kind; /* CUTOVER */
+extern const struct job_kind job_revert_kind;  /* REVERT: a whole database's chain, a city's own */
 extern const struct job_kind job_finish_kind;
 extern const struct job_kind job_show_kind;
 extern const struct job_kind job_settle_kind;
