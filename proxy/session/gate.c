@@ -93,9 +93,18 @@ void gate_release_session(struct session *s, uint8_t reason)
     if (!s->hold.held)
         return;
     s->hold.held = false;
-    if (s->server_conn == NULL && s->txn != NULL)
+    if (s->server_conn == NULL && s->txn != NULL) {
         s->txn->life.resume(s);
-    else if (s->server_conn != NULL && endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
+        return;
+    }
+    /*
+     * Held at the ReadyForQuery that ended its transaction, before transaction
+     * pooling could let its connection go: it may now (else the connection
+     * would stay with it until its client next sent something).
+     */
+    if (s->txn != NULL && !s->txn->server_idle(s))
+        return;
+    if (s->server_conn != NULL && endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
         endpoint_resume_read(&s->client);
 }
 

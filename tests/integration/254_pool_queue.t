@@ -110,6 +110,33 @@ sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}
     $p->stop;
 }
 
+# The same, but H stays: held at the ReadyForQuery of its COMMIT, before
+# transaction pooling could let its connection go, it lets it go at RESUME,
+# and T's transaction runs then, not when H next sends something.
+{
+    my $p = proxy();
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, 'H stays: BEGIN holds the only connection';
+    $t->send_query('SELECT 8');
+    ok wait_until(sub { cl_waiting($p) >= 1 }, timeout => 10), 'H stays: T\'s transaction waits';
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        psql(admin_ci($p), 'PAUSE "us-east"', verbose => 1);
+        exit 0;
+    }
+    sleep 0.5;
+    is $h->query('COMMIT')->{tag}, 'COMMIT', 'H stays: COMMIT while PAUSE waits (H is held)';
+    ok !IO::Select->new($t->socket)->can_read(1.0), 'H stays: T does not run while the region is held';
+    is psql(admin_ci($p), 'RESUME "us-east"'), 'RESUME', 'H stays: RESUME';
+    waitpid($pid, 0);
+    ok(IO::Select->new($t->socket)->can_read(5), 'H stays: T\'s transaction runs at RESUME, H idle');
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '8', 'H stays: ... with its answer' or diag explain $res;
+    is one($h, 'SELECT 9'), 9, 'H stays: H runs its next transaction after T';
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
 # ================================================================ one timeout, one answer
 # A login and a transaction that wait past query_wait_timeout get the same
 # 53300, naming the pool.
