@@ -291,10 +291,13 @@ my $check_pid = sub {
 };
 my $kept;
 ok wait_until(sub { ($kept = $check_pid->()) ne '' }, timeout => 10), 'kept: the checks keep a connection';
+# From the sever on (a first login slowed past the timeout by a loaded machine is not this case).
+my $koff = $k->log_size;
 $relay2->sever;
 ok wait_until(sub { my $now = $check_pid->(); $now ne '' && $now != $kept }, timeout => 3 * $INTERVAL + 5),
    'kept: a kept connection lost on the way is replaced by a fresh login';
-unlike $k->log_contents, qr/host $KHOST is down|timed out/, '... and the host was never down';
+unlike substr($k->log_contents, $koff), qr/host $KHOST is down|timed out/,
+  '... and the host was never down, no timeout counted';
 
 # A frozen server: the postmaster and its processes stopped.
 sub parent_of {
