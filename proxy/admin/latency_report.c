@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "proxy/admin/prom_text.h"
 #include "proxy/admin/result.h"
 #include "proxy/admin/snapshot.h"
 
@@ -74,19 +75,6 @@ static const char *const kind_help[LATENCY_KINDS] = {
                       "region.",
 };
 
-/* Writes s as a label value: backslash, double quote and newline escaped. */
-static void put_region(struct evbuffer *out, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s == '\\' || *s == '"')
-            evbuffer_add_printf(out, "\\%c", *s);
-        else if (*s == '\n')
-            evbuffer_add(out, "\\n", 2);
-        else
-            evbuffer_add(out, s, 1);
-    }
-}
-
 /* One region's histogram: cumulative buckets up to +Inf, then _sum and _count. */
 static void put_hist(struct evbuffer *out, const char *name, const char *region,
                      const struct latency_hist *h)
@@ -96,7 +84,7 @@ static void put_hist(struct evbuffer *out, const char *name, const char *region,
     for (int i = 0; i < LATENCY_COARSE; i++) {
         cumulative += coarse[i];
         evbuffer_add_printf(out, "pgnear_%s_seconds_bucket{region=\"", name);
-        put_region(out, region);
+        prom_put_label_value(out, region);
         if (i < LATENCY_COARSE - 1)
             evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", latency_coarse_le_us[i] / 1e6,
                                 (unsigned long long)cumulative);
@@ -104,10 +92,10 @@ static void put_hist(struct evbuffer *out, const char *name, const char *region,
             evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cumulative);
     }
     evbuffer_add_printf(out, "pgnear_%s_seconds_sum{region=\"", name);
-    put_region(out, region);
+    prom_put_label_value(out, region);
     evbuffer_add_printf(out, "\"} %.6f\n", (double)h->sum_us / 1e6);
     evbuffer_add_printf(out, "pgnear_%s_seconds_count{region=\"", name);
-    put_region(out, region);
+    prom_put_label_value(out, region);
     evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)h->count);
 }
 

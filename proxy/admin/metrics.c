@@ -24,6 +24,7 @@
 
 #include "pgnear-build.h"
 #include "proxy/admin/latency_report.h"
+#include "proxy/admin/prom_text.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -42,19 +43,6 @@ struct scrape {
     struct shared *shared;
 };
 
-/* Writes s as a label value: backslash, double quote and newline escaped. */
-static void put_label_value(struct evbuffer *out, const char *s)
-{
-    for (; *s != '\0'; s++) {
-        if (*s == '\\' || *s == '"')
-            evbuffer_add_printf(out, "\\%c", *s);
-        else if (*s == '\n')
-            evbuffer_add(out, "\\n", 2);
-        else
-            evbuffer_add(out, s, 1);
-    }
-}
-
 /* Prometheus' HELP and TYPE lines, which must come before a metric's first sample. */
 static void put_header(struct evbuffer *out, const char *name, const char *type, const char *help)
 {
@@ -70,9 +58,9 @@ static void put_host_sample(struct evbuffer *out, const char *name, const struct
                             const char *fmt, ...)
 {
     evbuffer_add_printf(out, "pgnear_%s{region=\"", name);
-    put_label_value(out, h->region);
+    prom_put_label_value(out, h->region);
     evbuffer_add_printf(out, "\",host=\"");
-    put_label_value(out, h->host);
+    prom_put_label_value(out, h->host);
     evbuffer_add_printf(out, ":%d\"} ", h->port);
     va_list ap;
     va_start(ap, fmt);
@@ -157,7 +145,7 @@ static void put_regions(struct evbuffer *out, const struct snapshot *snap)
         if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
             continue;
         evbuffer_add(out, "pgnear_region_sessions{region=\"", 31);
-        put_label_value(out, h->region);
+        prom_put_label_value(out, h->region);
         evbuffer_add_printf(out, "\"} %llu\n",
                             (unsigned long long)snapshot_region_sessions(snap, h->region));
     }
@@ -168,7 +156,7 @@ static void put_regions(struct evbuffer *out, const struct snapshot *snap)
         if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
             continue;
         evbuffer_add(out, "pgnear_region_state{region=\"", 28);
-        put_label_value(out, h->region);
+        prom_put_label_value(out, h->region);
         evbuffer_add_printf(out, "\",state=\"%s\"} 1\n", h->admin_state);
     }
     put_header(out, "region_paused", "gauge", "1 while the region is paused (PAUSE).");
@@ -177,7 +165,7 @@ static void put_regions(struct evbuffer *out, const struct snapshot *snap)
         if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
             continue;
         evbuffer_add(out, "pgnear_region_paused{region=\"", 29);
-        put_label_value(out, h->region);
+        prom_put_label_value(out, h->region);
         evbuffer_add_printf(out, "\"} %d\n", h->paused ? 1 : 0);
     }
 }
@@ -261,7 +249,7 @@ static void put_route_rtt(struct evbuffer *out, const struct snapshot_part *p0)
         if (i > 0 && strcmp(h->region, p0->hosts[i - 1].region) == 0)
             continue;
         evbuffer_add_printf(out, "pgnear_route_preference_changes_total{region=\"");
-        put_label_value(out, h->region);
+        prom_put_label_value(out, h->region);
         evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)h->preference_changes);
     }
 }
@@ -339,7 +327,7 @@ static void put_limits(struct evbuffer *out, struct shared *sh)
             if (counts[i].is_user != (k < 2))
                 continue;
             evbuffer_add_printf(out, "pgnear_%s{%s=\"", kinds[k][0], kinds[k][1]);
-            put_label_value(out, counts[i].name);
+            prom_put_label_value(out, counts[i].name);
             int v = k == 1 ? pool_limits_user_servers(&sh->pool_limits, counts[i].name)
                            : counts[i].clients;
             evbuffer_add_printf(out, "\"} %d\n", v);
