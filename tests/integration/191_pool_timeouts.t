@@ -99,41 +99,25 @@ sub next_client_works {
 
 # A login in a child process, so that the test can watch it: returns a
 # handle for bg_result, which gives {ok, elapsed, pid} or {C, M, elapsed}.
-my $bg_n = 0;
 sub bg_login {
     my ($p) = @_;
-    my $file = "$auth_dir/bg-" . ++$bg_n;
-    my $kid = fork // die "fork: $!";
-    if ($kid == 0) {
+    return in_background(sub {
         my %out;
-        eval {
-            my $t0 = time;
-            my ($w, $r) = try_login($p);
-            $out{elapsed} = time - $t0;
-            $out{ok} = $r->{ok} ? 1 : 0;
-            if ($r->{ok}) {
-                my $q = $w->query('SELECT pg_backend_pid()');
-                $out{pid} = $q->{error} ? 'error' : $q->{rows}[0][0];
-                $w->terminate;
-            } else {
-                $out{$_} = $r->{error}{$_} // '' for qw(C M);
-            }
-            1;
-        } or $out{died} = $@;
-        write_file("$file.new", join('', map { my $v = $out{$_} // ''; $v =~ s/\n/ /g; "$_=$v\n" } sort keys %out));
-        rename "$file.new", $file;
-        POSIX::_exit(0);
-    }
-    return { kid => $kid, file => $file };
+        my $t0 = time;
+        my ($w, $r) = try_login($p);
+        $out{elapsed} = time - $t0;
+        $out{ok} = $r->{ok} ? 1 : 0;
+        if ($r->{ok}) {
+            my $q = $w->query('SELECT pg_backend_pid()');
+            $out{pid} = $q->{error} ? 'error' : $q->{rows}[0][0];
+            $w->terminate;
+        } else {
+            $out{$_} = $r->{error}{$_} // '' for qw(C M);
+        }
+        return %out;
+    });
 }
 
-sub bg_result {
-    my ($bg) = @_;
-    my $done = wait_until(sub { -e $bg->{file} }, timeout => 20);
-    waitpid($bg->{kid}, 0);
-    return { died => 'no result within 20 s' } unless $done;
-    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
-}
 
 sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq 'app' } $_[0]->admin_rows('SHOW POOLS'))[0] // {} }
 
@@ -165,7 +149,7 @@ sub pool_row { (grep { ($_->{database} // '') eq 'movr' && ($_->{user} // '') eq
     ok wait_until(sub { (server_by_pid($p, $pid)->{state} // '') eq 'tested' }, timeout => 1, interval => 0.05),
         'tested: SHOW SERVERS shows the connection under its check query as tested';
     is pool_row($p)->{sv_tested}, 1, 'tested: SHOW POOLS sv_tested 1';
-    my $r = bg_result($bg);
+    my $r = background_result($bg);
     ok $r->{ok}, 'tested: the client logs in' or diag explain $r;
     is $r->{pid}, $pid, 'tested: on the connection that passed its check';
     cmp_ok $r->{elapsed}, '>=', 0.9, sprintf('tested: after the check query (%.2f s)', $r->{elapsed});

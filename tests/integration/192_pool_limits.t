@@ -81,46 +81,30 @@ sub backend_gone {
 
 # A login in a child process, so that the test can watch it wait: returns a
 # handle for bg_result, which gives {ok, elapsed, pid, query_ok} or {C, M, D, elapsed}.
-my $bg_n = 0;
 sub bg_login {
     my ($p, %o) = @_;
-    my $file = "$auth_dir/bg-" . ++$bg_n;
-    my $kid = fork // die "fork: $!";
-    if ($kid == 0) {
+    return in_background(sub {
         my %out;
-        eval {
-            my $user = $o{user} // 'app';
-            my $t0 = time;
-            my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
-            my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user});
-            $out{elapsed} = time - $t0;
-            if ($r->{ok}) {
-                $out{ok} = 1;
-                my $q = $w->query('SELECT pg_backend_pid()');
-                $out{query_ok} = $q->{error} ? 0 : 1;
-                $out{pid} = $q->{rows}[0][0] // '';
-                $w->terminate;
-            } else {
-                $out{ok} = 0;
-                $out{$_} = $r->{error}{$_} // '' for qw(C M D);
-                $out{eof} = $r->{eof} ? 1 : 0;
-            }
-            1;
-        } or $out{died} = $@;
-        write_file("$file.new", join('', map { my $v = $out{$_} // ''; $v =~ s/\n/ /g; "$_=$v\n" } sort keys %out));
-        rename "$file.new", $file;
-        POSIX::_exit(0);
-    }
-    return { kid => $kid, file => $file };
+        my $user = $o{user} // 'app';
+        my $t0 = time;
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+        my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user});
+        $out{elapsed} = time - $t0;
+        if ($r->{ok}) {
+            $out{ok} = 1;
+            my $q = $w->query('SELECT pg_backend_pid()');
+            $out{query_ok} = $q->{error} ? 0 : 1;
+            $out{pid} = $q->{rows}[0][0] // '';
+            $w->terminate;
+        } else {
+            $out{ok} = 0;
+            $out{$_} = $r->{error}{$_} // '' for qw(C M D);
+            $out{eof} = $r->{eof} ? 1 : 0;
+        }
+        return %out;
+    });
 }
 
-sub bg_result {
-    my ($bg) = @_;
-    my $done = wait_until(sub { -e $bg->{file} }, timeout => 20);
-    waitpid($bg->{kid}, 0);
-    return { died => 'no result within 20 s' } unless $done;
-    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
-}
 
 sub no_servers_left {
     my ($p, $label) = @_;
@@ -232,7 +216,7 @@ sub log_time {
     cmp_ok pool_row($p, 'movr', 'app')->{maxwait} // -1, '>=', 1, 'SHOW POOLS: maxwait counts the wait in seconds';
     is scalar(servers($p)), 2, 'SHOW SERVERS: still two server connections';
 
-    my $r = bg_result($bg);
+    my $r = background_result($bg);
     ok !$r->{ok}, 'the waiting client does not get in' or diag explain $r;
     is $r->{C}, '53300', 'it gets 53300' or diag explain $r;
     like "$r->{M} $r->{D}", qr/pool/i, 'the error mentions the pool' or diag explain $r;
@@ -270,7 +254,7 @@ sub log_time {
     sleep 0.8;
     one($h1, 'ROLLBACK');
     $h1->terminate;
-    $r = bg_result($bg);
+    $r = background_result($bg);
     ok $r->{ok}, 'clean leave: the waiting client gets in' or diag explain $r;
     ok $r->{query_ok}, 'clean leave: and can query';
     cmp_ok $r->{elapsed}, '>=', 0.7, sprintf('clean leave: it had waited (%.2f s)', $r->{elapsed});
@@ -285,7 +269,7 @@ sub log_time {
     ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'transaction leave: a client waits';
     sleep 0.8;
     $h2->terminate;    # inside its transaction: its connection is closed, not kept
-    $r = bg_result($bg);
+    $r = background_result($bg);
     ok $r->{ok}, 'transaction leave: the waiting client gets in' or diag explain $r;
     ok $r->{query_ok}, 'transaction leave: and can query';
     cmp_ok $r->{elapsed}, '<', 1.8, sprintf('transaction leave: before query_wait_timeout (%.2f s)', $r->{elapsed});
@@ -310,7 +294,7 @@ sub log_time {
         my %w = @who;
         my ($db, $user) = ($w{database} // 'movr', $w{user} // 'app');
         is pool_row($p, $db, $user)->{cl_waiting}, 1, "max_db_connections, $label: SHOW POOLS cl_waiting 1 in its pool";
-        my $r = bg_result($bg);
+        my $r = background_result($bg);
         ok !$r->{ok}, "max_db_connections, $label: it does not get in" or diag explain $r;
         is $r->{C}, '53300', "max_db_connections, $label: 53300" or diag explain $r;
         cmp_ok $r->{elapsed}, '>=', 1.8, sprintf('max_db_connections, %s: after query_wait_timeout (%.2f s)',
@@ -331,7 +315,7 @@ sub log_time {
     ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'max_db_connections, handover: app2 waits';
     sleep 0.8;
     $h->terminate;
-    my $r = bg_result($bg);
+    my $r = background_result($bg);
     ok $r->{ok}, 'max_db_connections, handover: app2 gets in when app\'s holder leaves' or diag explain $r;
     ok $r->{query_ok}, 'max_db_connections, handover: and can query';
     cmp_ok $r->{elapsed}, '<', 1.8, sprintf('max_db_connections, handover: before the timeout (%.2f s)', $r->{elapsed});
@@ -353,7 +337,7 @@ sub log_time {
     sleep 0.8;
     one($h, 'ROLLBACK') if $h;
     $h->terminate if $h;
-    $r = bg_result($bg);
+    $r = background_result($bg);
     ok $r->{ok}, 'max_db_connections, clean handover: app2 gets in when the holder gives its connection back'
         or diag explain $r;
     cmp_ok $r->{elapsed}, '<', 1.8, sprintf('max_db_connections, clean handover: before the timeout (%.2f s)', $r->{elapsed});
@@ -387,7 +371,7 @@ sub log_time {
     sleep 0.8;
     one($h, 'ROLLBACK');
     $h->terminate;
-    my $r = bg_result($bg);
+    my $r = background_result($bg);
     ok $r->{ok}, 'pool_size 1, clean handover: it gets in when the holder with other options gives its connection back'
         or diag explain $r;
     cmp_ok $r->{elapsed}, '<', 1.8, sprintf('pool_size 1, clean handover: before the timeout (%.2f s)', $r->{elapsed});
@@ -403,7 +387,7 @@ sub log_time {
     # Three logins: whatever workers they land on, the third waits.
     my $bg = bg_login($p);
     ok wait_until(sub { waiting_clients($p) == 1 }, timeout => 3), 'two workers: the third client waits';
-    my $r = bg_result($bg);
+    my $r = background_result($bg);
     is $r->{C}, '53300', 'two workers: and gets 53300' or diag explain $r;
     is scalar(pool_servers($p)), 2, 'two workers: never more than pool_size connections';
     for my $round (1 .. 4) {
@@ -413,7 +397,7 @@ sub log_time {
         my $leaving = $round % 2 ? $h1 : $h2;
         one($leaving, 'ROLLBACK');
         $leaving->terminate;
-        $r = bg_result($bg);
+        $r = background_result($bg);
         ok $r->{ok}, "two workers, round $round: it gets in when a holder on either worker leaves" or diag explain $r;
         cmp_ok $r->{elapsed}, '<', 1.8, sprintf('two workers, round %d: before the timeout (%.2f s)', $round, $r->{elapsed});
         my ($new) = holder($p);

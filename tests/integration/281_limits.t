@@ -71,45 +71,29 @@ sub holder { my ($p, %o) = @_; my $w = login($p, %o); one($w, 'BEGIN'); one($w, 
 
 # A login and one query in a child process, so that the test can watch it wait:
 # bg_result gives {ok, query_ok, elapsed} or {C, M, D, elapsed}.
-my $bg_n = 0;
 sub bg_client {
     my ($p, %o) = @_;
-    my $file = "$auth_dir/bg-" . ++$bg_n;
-    my $kid = fork // die "fork: $!";
-    if ($kid == 0) {
+    return in_background(sub {
         my %out;
-        eval {
-            my $user = $o{user} // 'app';
-            my $t0 = time;
-            my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
-            my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user});
-            if ($r->{ok}) {
-                my $q = $w->query('SELECT 1');
-                $out{elapsed} = time - $t0;
-                $out{ok} = $q->{error} ? 0 : 1;
-                $out{$_} = $q->{error}{$_} // '' for qw(C M D);
-                $w->terminate;
-            } else {
-                $out{elapsed} = time - $t0;
-                $out{ok} = 0;
-                $out{$_} = $r->{error}{$_} // '' for qw(C M D);
-            }
-            1;
-        } or $out{died} = $@;
-        write_file("$file.new", join('', map { my $v = $out{$_} // ''; $v =~ s/\n/ /g; "$_=$v\n" } sort keys %out));
-        rename "$file.new", $file;
-        POSIX::_exit(0);
-    }
-    return { kid => $kid, file => $file };
+        my $user = $o{user} // 'app';
+        my $t0 = time;
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 15);
+        my $r = $w->startup(user => $user, database => $o{database} // 'movr', password => $PASSWORD{$user});
+        if ($r->{ok}) {
+            my $q = $w->query('SELECT 1');
+            $out{elapsed} = time - $t0;
+            $out{ok} = $q->{error} ? 0 : 1;
+            $out{$_} = $q->{error}{$_} // '' for qw(C M D);
+            $w->terminate;
+        } else {
+            $out{elapsed} = time - $t0;
+            $out{ok} = 0;
+            $out{$_} = $r->{error}{$_} // '' for qw(C M D);
+        }
+        return %out;
+    });
 }
 
-sub bg_result {
-    my ($bg) = @_;
-    my $done = wait_until(sub { -e $bg->{file} }, timeout => 20);
-    waitpid($bg->{kid}, 0);
-    return { died => 'no result within 20 s' } unless $done;
-    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
-}
 
 sub user_row { my ($p, $user) = @_; (grep { $_->{user} eq $user } $p->admin_rows('SHOW USERS'))[0] // {} }
 sub db_row { my ($p, $db) = @_; (grep { $_->{database} eq $db } $p->admin_rows('SHOW DATABASES'))[0] // {} }
@@ -267,7 +251,7 @@ for my $mode (qw(session transaction nearest)) {
     $other->{w}->terminate;
     one($h, 'COMMIT');
     $h->terminate if $mode eq 'session';
-    my $res = bg_result($bg);
+    my $res = background_result($bg);
     ok $res->{ok}, "$mode: the waiting client is served when the slot frees" or diag explain $res;
 
     # timed out by query_wait_timeout
@@ -275,7 +259,7 @@ for my $mode (qw(session transaction nearest)) {
     one($h, 'BEGIN') unless $mode eq 'session';
     one($h, 'SELECT 1');
     my $t0 = time;
-    $res = bg_result(bg_client($p));
+    $res = background_result(bg_client($p));
     is $res->{C}, '53300', "$mode: a client still waiting after query_wait_timeout gets 53300";
     is $res->{M}, sprintf('no server connection free for user "app" on host %s', $us->hostport),
         "$mode: ... naming the user and the host" or diag explain $res;
@@ -290,7 +274,7 @@ for my $mode (qw(session transaction nearest)) {
     $bg = bg_client($p, user => 'app2');
     my @free = map { holder($p) } 1 .. 2;
     is scalar(@free), 2, "$mode: after a reload app has no limit";
-    $res = bg_result($bg);
+    $res = background_result($bg);
     is $res->{C}, '53300', "$mode: [user app2] max_user_connections = 1: its second client times out";
     $_->terminate for $h, @free;
     $p->stop;

@@ -31,6 +31,7 @@ our @EXPORT = qw(
   sqlstate dbi_connect conninfo_string make_scram_verifier
   slurp_file write_file sanitizer_of haversine_km
   migrations_helper schema_history schema_states http_get
+  in_background background_result
 );
 
 # Fixed credentials created in every Cluster.
@@ -301,6 +302,36 @@ sub _tail {
     my @l = split /\n/, $text // '';
     @l = @l[-$n .. -1] if @l > $n;
     return join("\n", @l) . "\n";
+}
+
+# in_background(sub { ...; return %result }): runs the code in a child
+# process (a client that must wait while the test goes on) and returns a
+# handle; background_result($handle) waits up to 20 s for the child's hash
+# of one-line values, { died => why } when it died or never answered.
+my ($background_dir, $background_n);
+
+sub in_background {
+    my ($code) = @_;
+    $background_dir //= tmpdir(name => 'background');
+    my $file = "$background_dir/result-" . ++$background_n;
+    my $kid = fork // die "fork: $!";
+    if ($kid == 0) {
+        my %out;
+        eval { %out = $code->(); 1 } or $out{died} = $@;
+        write_file("$file.new", join('', map { my $v = $out{$_} // ''; $v =~ s/\n/ /g; "$_=$v\n" } sort keys %out));
+        rename "$file.new", $file;
+        POSIX::_exit(0);
+    }
+    return { kid => $kid, file => $file };
+}
+
+sub background_result {
+    my ($bg, %o) = @_;
+    my $timeout = $o{timeout} // 20;
+    my $done = wait_until(sub { -e $bg->{file} }, timeout => $timeout);
+    waitpid($bg->{kid}, 0);
+    return { died => "no result within $timeout s" } unless $done;
+    return { map { /^(\w+)=(.*)$/ ? ($1, $2) : () } split /\n/, slurp_file($bg->{file}) };
 }
 
 sub wait_until {
