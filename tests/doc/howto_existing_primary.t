@@ -19,6 +19,7 @@ use lib "$FindBin::RealBin/../lib";
 use File::Basename qw(dirname);
 use Test::More;
 use PgNearTest;
+use DocPage;
 
 my $src = $ENV{PGNEAR_SRCDIR} // dirname(dirname($FindBin::RealBin . '/x'));
 my $page_path = "$src/doc/howto/existing-primary.md";
@@ -27,24 +28,8 @@ require_tool('psql');
 require_tool('pg_basebackup');
 plan skip_all => 'PGNEAR is not set: run it through make check' unless $ENV{PGNEAR};
 
-# ---- the page's blocks: the first fenced block of a kind under a heading
-sub block {
-    my ($heading, $lang) = @_;
-    my ($section) = $page =~ /^## \Q$heading\E[^\n]*\n(.*?)(?=^## |\z)/ms
-      or BAIL_OUT("no section \"$heading\" in $page_path");
-    my ($in, @code);
-    for (split /\n/, $section) {
-        if (!defined $in) {
-            $in = $1 if /^```(\w*)$/;
-        } elsif (/^```$/) {
-            return join('', map { "$_\n" } @code) if $in eq $lang;
-            ($in, @code) = ();
-        } else {
-            push @code, $_;
-        }
-    }
-    BAIL_OUT("no ```$lang block under \"$heading\" in $page_path");
-}
+# ---- the page's blocks: the first fenced block of a kind under a heading (tests/lib/DocPage.pm)
+sub block { DocPage::block($page, $page_path, @_) }
 my $grants = block('1. The user pgnear connects as', 'sql');
 my $auth_sql = block('3. Passwords', 'sql');
 my ($hba_line) = block('2. Let pgnear in', '') =~ /^(hostssl\s.*)$/m
