@@ -4,6 +4,7 @@
  * one listening connection per database.
  */
 #include "proxy/session/notify_hub.h"
+#include "proxy/session/notify_watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,13 @@
 
 #include "protocol/clock.h"
 #include "protocol/listen_sql.h"
+#include "protocol/pg_encoding.h"
 #include "protocol/pg_error.h"
 #include "protocol/pgasync.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "protocol/sql_quote.h"
+#include "protocol/utf8.h"
 #include "proxy/base/config.h"
 #include "proxy/base/list.h"
 #include "proxy/base/log.h"
@@ -58,6 +61,7 @@ struct notify_db {
     uint64_t sent_seq;  /* the want_seq the query running makes true */
     uint64_t done_seq;  /* ... and the last one done */
     int64_t retry_ms;   /* a connect failed: the next not before (monotonic_ms) */
+    bool split;         /* a query of several statements was refused: one a query until done */
     bool gap_told;      /* its listeners were warned of this outage already */
     struct event *kick; /* the next step, from the loop */
 };
@@ -66,8 +70,16 @@ struct notify_chan {
     struct list_node node;
     char name[LISTEN_SQL_NAME_MAX + 1];
     struct list regs; /* struct notify_reg, by chan_node */
-    bool on_server;   /* listened on the server, as the queries sent leave it */
+    bool on_server;   /* listened on the server, as the queries done left it */
+    bool sending;     /* in the query running: ... */
+    bool send_listen; /* ... as a LISTEN, else an UNLISTEN */
 };
+
+/* Whether the server listens on ch once the query running is done. */
+static bool notify_chan_will_listen(const struct notify_chan *ch)
+{
+    return ch->sending ? ch->send_listen : ch->on_server;
+}
 
 /* One session listening on one channel. */
 struct notify_reg {
@@ -86,6 +98,8 @@ struct notify_client {
     size_t answer_n;
     bool answer_listen[LISTEN_SQL_OPS_MAX]; /* each statement's tag: LISTEN, else UNLISTEN */
     bool flushing;                          /* on the hub's to_flush */
+    struct pg_error *refused; /* the server refused its LISTEN: its answer; NULL: none */
+    struct pg_error *fatal;   /* a notification it cannot be sent: the session ends; NULL */
 };
 
 static void notify_db_kick(struct notify_db *db)
@@ -107,7 +121,7 @@ static bool notify_client_flush(struct notify_client *c)
 {
     struct session *s = c->s;
     size_t queued = evbuffer_get_length(c->queue);
-    if (queued == 0)
+    if (queued == 0 && c->fatal == NULL)
         return true;
     if (queued + endpoint_queued(&s->client) > NOTIFY_CLIENT_MAX) {
         struct pg_error e;
@@ -124,6 +138,11 @@ static bool notify_client_flush(struct notify_client *c)
         return true; /* it waits for the session's next pause between transactions */
     if (evbuffer_add_buffer(s->client.out, c->queue) != 0) {
         session_close(s, "out of memory");
+        return false;
+    }
+    if (c->fatal != NULL) { /* after the notifications before it, as the server ends it */
+        struct pg_error e = *c->fatal;
+        session_fail(s, &e);
         return false;
     }
     return endpoint_flush(s, &s->client) == 0;
@@ -167,8 +186,10 @@ static struct notify_client *notify_client_get(struct session *s)
         return s->notify;
     struct notify_db *db = notify_db_get(s->w->notify_hub, s->database);
     struct notify_client *c = db != NULL ? calloc(1, sizeof(*c)) : NULL;
-    if (c == NULL)
+    if (c == NULL || !notify_watch_start(s)) {
+        free(c);
         return NULL;
+    }
     if ((c->queue = evbuffer_new()) == NULL) {
         free(c);
         return NULL;
@@ -215,10 +236,10 @@ static void notify_reg_drop(struct notify_reg *r)
     free(r);
     if (ch->regs.count > 0)
         return;
-    if (ch->on_server)
+    if (notify_chan_will_listen(ch))
         notify_db_changed(db); /* UNLISTENed by the next query, then freed */
-    else
-        notify_chan_free(db, ch);
+    else if (!ch->sending)
+        notify_chan_free(db, ch); /* (else freed when the query running is done) */
 }
 
 static struct notify_reg *notify_client_reg(struct notify_client *c, const char *channel)
@@ -249,7 +270,7 @@ static bool notify_client_listen(struct notify_client *c, const char *channel)
     }
     struct notify_reg *r = calloc(1, sizeof(*r));
     if (r == NULL) {
-        if (ch->regs.count == 0 && !ch->on_server)
+        if (ch->regs.count == 0 && !ch->on_server && !ch->sending)
             notify_chan_free(db, ch);
         return false;
     }
@@ -257,7 +278,7 @@ static bool notify_client_listen(struct notify_client *c, const char *channel)
     r->client = c;
     list_append(&ch->regs, &r->chan_node);
     list_append(&c->regs, &r->client_node);
-    if (!ch->on_server && ch->regs.count == 1)
+    if (!notify_chan_will_listen(ch) && ch->regs.count == 1)
         notify_db_changed(db);
     return true;
 }
@@ -273,6 +294,16 @@ static bool notify_client_answer(struct notify_client *c)
 {
     struct session *s = c->s;
     int rc = 0;
+    if (c->refused != NULL) {
+        uint8_t buf[2560];
+        struct pktbuf pb;
+        pkt_init(&pb, buf, sizeof(buf));
+        pg_error_put(&pb, 'E', "ERROR", c->refused);
+        rc = pkt_ok(&pb) ? evbuffer_add(s->client.out, buf, pb.len) : -1;
+        free(c->refused);
+        c->refused = NULL;
+        c->answer_n = 0;
+    }
     for (size_t i = 0; i < c->answer_n && rc == 0; i++)
         rc = c->answer_listen[i] ? pkt_add_msg(s->client.out, 'C', "LISTEN", sizeof("LISTEN"))
                                  : pkt_add_msg(s->client.out, 'C', "UNLISTEN", sizeof("UNLISTEN"));
@@ -299,6 +330,7 @@ static bool notify_client_apply(struct notify_client *c, const struct listen_op 
             notify_reg_drop(r);
         return true;
     case LISTEN_OP_UNLISTEN_ALL:
+    case LISTEN_OP_DISCARD_ALL:
         notify_client_unlisten_all(c);
         return true;
     }
@@ -326,8 +358,34 @@ static inline bool notify_may_begin(uint8_t c)
     }
 }
 
-/* Whether the head of s's client input is a whole Query of LISTEN and UNLISTEN alone: into ops. */
-static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_t *len)
+/*
+ * The text of a Query in the client's encoding, as the server reads it:
+ * in UTF8 (*text then points into conv, cap bytes), checked.  False: the
+ * server reads it instead (an encoding pgnear does not convert, or one
+ * whose text does not convert: the server says why).
+ */
+static bool notify_query_utf8(const struct session *s, const char **text, size_t *len, char *conv,
+                              size_t cap)
+{
+    if (pg_encoding_is_utf8(s->client_encoding))
+        return true; /* checked once read as LISTEN and UNLISTEN */
+    size_t out_len, bad_at;
+    if (pg_encoding_convert(s->client_encoding, "UTF8", *text, *len, conv, cap, &out_len,
+                            &bad_at) != PG_ENC_OK)
+        return false;
+    *text = conv;
+    *len = out_len;
+    return true;
+}
+
+/*
+ * Whether the head of s's client input is a whole Query of LISTEN and
+ * UNLISTEN alone: into ops, channels in UTF8.  A UTF8 text that is not
+ * well-formed is refused with the server's error (*refused set) and no
+ * statement applied, as the server refuses the whole Query.
+ */
+static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_t *len,
+                               struct pg_error *refused)
 {
     /* Read in place: most texts end the look at their first byte. */
     const uint8_t *head = evbuffer_pullup(s->client.in, PKT_HEADER_LEN + 1);
@@ -344,7 +402,31 @@ static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_
     size_t text_len = strnlen(text, *len - 4);
     if (text_len == *len - 4)
         return 0; /* no NUL: malformed, the server says so */
-    return listen_sql_parse(text, text_len, ops, LISTEN_SQL_OPS_MAX);
+    char conv[4 * NOTIFY_QUERY_MAX + 1];
+    if (!notify_query_utf8(s, &text, &text_len, conv, sizeof(conv)))
+        return 0;
+    size_t n = listen_sql_parse(text, text_len, ops, LISTEN_SQL_OPS_MAX);
+    size_t bad_at = utf8_invalid_at((const uint8_t *)text, text_len);
+    if (n > 0 && bad_at < text_len)
+        pg_encoding_error(refused, PG_ENC_INVALID, "UTF8", "UTF8", text, text_len, bad_at);
+    return n;
+}
+
+/* The client's Query (len bytes after its type) refused with e, as the server refuses it. */
+static int notify_query_refuse(struct session *s, uint32_t len, const struct pg_error *e)
+{
+    uint8_t buf[2560];
+    struct pktbuf pb;
+    evbuffer_drain(s->client.in, 1 + (size_t)len);
+    log_info(s->id, "LISTEN/UNLISTEN refused: %s %s", e->sqlstate, e->message);
+    pkt_init(&pb, buf, sizeof(buf));
+    pg_error_put(&pb, 'E', "ERROR", e);
+    if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0 ||
+        pkt_add_ready(s->client.out, 'I') != 0) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    return endpoint_flush(s, &s->client) == 0 ? 1 : -1;
 }
 
 int notify_hub_query(struct session *s)
@@ -355,9 +437,12 @@ int notify_hub_query(struct session *s)
         return 0;
     struct listen_op ops[LISTEN_SQL_OPS_MAX];
     uint32_t len = 0;
-    size_t n = notify_query_ops(s, ops, &len);
+    struct pg_error refused = {0};
+    size_t n = notify_query_ops(s, ops, &len, &refused);
     if (n == 0)
         return 0;
+    if (pg_error_is_set(&refused))
+        return notify_query_refuse(s, len, &refused);
     struct notify_client *c = notify_client_get(s);
     if (c == NULL) {
         session_close(s, "out of memory");
@@ -388,6 +473,13 @@ int notify_hub_query(struct session *s)
     return notify_client_answer(c) ? 1 : -1;
 }
 
+void notify_hub_unlisten(struct session *s, const struct listen_op *op)
+{
+    if (s->notify != NULL && notify_client_apply(s->notify, op))
+        log_debug(s->id, "an UNLISTEN run on its server stops pgnear's delivery too (%s)",
+                  op->channel[0] != '\0' ? op->channel : "*");
+}
+
 void notify_hub_idle(struct session *s)
 {
     if (s->notify != NULL)
@@ -396,6 +488,7 @@ void notify_hub_idle(struct session *s)
 
 void notify_hub_session_end(struct session *s)
 {
+    notify_watch_end(s);
     struct notify_client *c = s->notify;
     if (c == NULL)
         return;
@@ -406,6 +499,8 @@ void notify_hub_session_end(struct session *s)
         list_remove(&c->db->waiters, &c->wait_node);
     list_remove(&c->db->clients, &c->db_node);
     evbuffer_free(c->queue);
+    free(c->refused);
+    free(c->fatal);
     free(c);
     s->notify = NULL;
 }
@@ -435,6 +530,74 @@ static void notify_db_wake(struct notify_db *db)
 
 /* ---- the listening connection ---- */
 
+/* A notification in one client encoding: the channel and payload converted, or why not. */
+struct notify_spelt {
+    char encoding[24]; /* "": none yet */
+    enum pg_enc_rc rc;
+    struct pg_error why;
+    struct evbuffer *msg; /* the whole NotificationResponse */
+};
+
+/* n's NotificationResponse in encoding enc into sp (the last one's kept: most clients share it). */
+static void notify_spell(struct notify_spelt *sp, const PGnotify *n, const uint8_t pid[4],
+                         const char *enc)
+{
+    if (sp->encoding[0] != '\0' && strcmp(sp->encoding, enc) == 0)
+        return;
+    snprintf(sp->encoding, sizeof(sp->encoding), "%s", enc);
+    evbuffer_drain(sp->msg, evbuffer_get_length(sp->msg));
+    const char *payload = n->extra != NULL ? n->extra : "";
+    size_t chan_len = strlen(n->relname), pay_len = strlen(payload), chan_out, pay_out, bad;
+    size_t cap = 4 * (chan_len + pay_len) + 2;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        sp->rc = PG_ENC_NOSPACE;
+        return;
+    }
+    /* The server's bytes are UTF8 (the connection's client_encoding): to the client's. */
+    sp->rc = pg_encoding_convert("UTF8", enc, n->relname, chan_len, buf, cap, &chan_out, &bad);
+    const char *failed = n->relname;
+    size_t failed_len = chan_len;
+    if (sp->rc == PG_ENC_OK) {
+        sp->rc = pg_encoding_convert("UTF8", enc, payload, pay_len, buf + chan_out + 1,
+                                     cap - chan_out - 1, &pay_out, &bad);
+        failed = payload;
+        failed_len = pay_len;
+    }
+    if (sp->rc == PG_ENC_OK) {
+        struct pkt_piece pieces[] = {{pid, 4}, {buf, chan_out + pay_out + 2}};
+        if (pkt_add_pieces(sp->msg, 'A', pieces, 2) != 0)
+            sp->rc = PG_ENC_NOSPACE;
+    } else if (sp->rc == PG_ENC_UNMAPPABLE || sp->rc == PG_ENC_INVALID) {
+        pg_encoding_error(&sp->why, sp->rc, "UTF8", enc, failed, failed_len, bad);
+    }
+    free(buf);
+}
+
+/*
+ * n to one listening client, in its encoding.  One that cannot be said
+ * there ends the session with the server's FATAL 22P05 once the ones
+ * before it are sent, as the server ends a session it cannot send a
+ * notification to.
+ */
+static void notify_client_heard(struct notify_client *c, struct notify_spelt *sp, const PGnotify *n,
+                                const uint8_t pid[4])
+{
+    if (c->fatal != NULL)
+        return;
+    notify_spell(sp, n, pid, c->s->client_encoding);
+    if (sp->rc == PG_ENC_UNMAPPABLE || sp->rc == PG_ENC_INVALID) {
+        if ((c->fatal = malloc(sizeof(*c->fatal))) != NULL)
+            *c->fatal = sp->why;
+        log_info(c->s->id, "a notification on channel \"%s\" cannot be sent in %s: %s", n->relname,
+                 c->s->client_encoding, sp->why.message);
+    } else if (sp->rc != PG_ENC_OK || evbuffer_add(c->queue, evbuffer_pullup(sp->msg, -1),
+                                                   evbuffer_get_length(sp->msg)) != 0) {
+        log_warn(c->s->id, "out of memory: a notification on channel \"%s\" is lost", n->relname);
+    }
+    notify_client_mark(c);
+}
+
 /* One notification the connection received, to each session of the worker listening. */
 static void notify_db_heard(void *arg, const PGnotify *n)
 {
@@ -444,21 +607,15 @@ static void notify_db_heard(void *arg, const PGnotify *n)
         return;
     uint8_t pid[4] = {(uint8_t)((uint32_t)n->be_pid >> 24), (uint8_t)((uint32_t)n->be_pid >> 16),
                       (uint8_t)((uint32_t)n->be_pid >> 8), (uint8_t)n->be_pid};
-    const char *payload = n->extra != NULL ? n->extra : "";
-    struct pkt_piece pieces[] = {
-        {pid, sizeof(pid)},
-        {n->relname, strlen(n->relname) + 1},
-        {payload, strlen(payload) + 1},
-    };
+    struct notify_spelt sp = {.msg = evbuffer_new()};
+    if (sp.msg == NULL) {
+        log_warn(0, "out of memory: a notification on channel \"%s\" is lost", n->relname);
+        return;
+    }
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &ch->regs)
-    {
-        struct notify_client *c = list_entry(pos, struct notify_reg, chan_node)->client;
-        if (pkt_add_pieces(c->queue, 'A', pieces, 3) != 0)
-            log_warn(c->s->id, "out of memory: a notification on channel \"%s\" is lost",
-                     n->relname);
-        notify_client_mark(c);
-    }
+        notify_client_heard(list_entry(pos, struct notify_reg, chan_node)->client, &sp, n, pid);
+    evbuffer_free(sp.msg);
     notify_hub_flush_marked(db->hub);
 }
 
@@ -482,8 +639,9 @@ static const struct region_host *notify_db_primary(const struct notify_db *db)
 
 /*
  * The statements that make the server's channels the wanted ones (all:
- * a new connection, which has none); each channel marked as they leave
- * it, one nobody wants freed.  NULL: out of memory; "": nothing to do.
+ * a new connection, which has none; only the first while db->split),
+ * each channel in it marked sending.  NULL: out of memory; "": nothing
+ * to do.
  */
 static char *notify_db_batch(struct notify_db *db)
 {
@@ -491,27 +649,57 @@ static char *notify_db_batch(struct notify_db *db)
     if (sql == NULL)
         return NULL;
     bool ok = true;
+    size_t n = 0;
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &db->channels)
     {
         struct notify_chan *ch = list_entry(pos, struct notify_chan, node);
         bool wanted = ch->regs.count > 0;
         char quoted[2 * LISTEN_SQL_NAME_MAX + 3];
-        if (wanted != ch->on_server)
-            ok = ok && sql_quote_ident_into(quoted, sizeof(quoted), ch->name) &&
-                 evbuffer_add_printf(sql, "%sLISTEN %s;", wanted ? "" : "UN", quoted) > 0;
-        ch->on_server = wanted;
-        if (!wanted)
-            notify_chan_free(db, ch);
+        if (wanted == ch->on_server || (db->split && n > 0))
+            continue;
+        ok = ok && sql_quote_ident_into(quoted, sizeof(quoted), ch->name) &&
+             evbuffer_add_printf(sql, "%sLISTEN %s;", wanted ? "" : "UN", quoted) > 0;
+        ch->sending = true;
+        ch->send_listen = wanted;
+        n++;
     }
-    size_t n = evbuffer_get_length(sql);
-    char *text = ok ? malloc(n + 1) : NULL;
+    if (n == 0)
+        db->split = false;
+    size_t bytes = evbuffer_get_length(sql);
+    char *text = ok ? malloc(bytes + 1) : NULL;
     if (text != NULL) {
-        evbuffer_remove(sql, text, n);
-        text[n] = '\0';
+        evbuffer_remove(sql, text, bytes);
+        text[bytes] = '\0';
     }
     evbuffer_free(sql);
     return text;
+}
+
+/*
+ * The query running is done: each channel it held as it left it (ok),
+ * or as before (refused); a channel nobody wants nor the server has
+ * freed.  Returns the one channel of a query that held one, else NULL.
+ */
+static struct notify_chan *notify_db_sent(struct notify_db *db, bool ok, size_t *count)
+{
+    struct notify_chan *one = NULL;
+    struct list_node *pos, *tmp;
+    *count = 0;
+    list_for_each_safe(pos, tmp, &db->channels)
+    {
+        struct notify_chan *ch = list_entry(pos, struct notify_chan, node);
+        if (!ch->sending)
+            continue;
+        ch->sending = false;
+        if (ok)
+            ch->on_server = ch->send_listen;
+        one = ch;
+        (*count)++;
+        if (ch->regs.count == 0 && !ch->on_server)
+            notify_chan_free(db, ch);
+    }
+    return *count == 1 ? one : NULL;
 }
 
 /*
@@ -550,7 +738,7 @@ static void notify_db_failed(struct notify_db *db, const char *why)
     list_for_each_safe(pos, tmp, &db->channels)
     {
         struct notify_chan *ch = list_entry(pos, struct notify_chan, node);
-        ch->on_server = false;
+        ch->on_server = ch->sending = false;
         if (ch->regs.count == 0)
             notify_chan_free(db, ch);
     }
@@ -584,22 +772,87 @@ static void notify_db_closed(void *arg)
     notify_db_kick(db);
 }
 
+/*
+ * The server refused ch's LISTEN (e): its sessions no longer listen on
+ * it; one whose LISTEN waits gets e as its answer, the others a WARNING.
+ * The other channels go on.
+ */
+static void notify_chan_refuse(struct notify_chan *ch, const struct pg_error *e)
+{
+    log_warn(0, "the server refused to listen on channel \"%s\": %s %s; its sessions are told",
+             ch->name, e->sqlstate, e->message);
+    struct pg_error warn = *e;
+    pg_error_detail(&warn, "pgnear could not listen on channel \"%s\" for this session.", ch->name);
+    for (size_t left = ch->regs.count; left > 0; left--) {
+        struct notify_reg *r = list_entry(ch->regs.head.next, struct notify_reg, chan_node);
+        struct notify_client *c = r->client;
+        if (c->wait_seq != 0 && c->refused == NULL && (c->refused = malloc(sizeof(*e))) != NULL)
+            *c->refused = *e;
+        else if (c->refused == NULL) {
+            notify_client_warn(c, &warn);
+            notify_client_mark(c);
+        }
+        notify_reg_drop(r); /* the last frees ch */
+    }
+}
+
+/*
+ * The server refused the query (sqlstate), its connection still good:
+ * nothing in it was done.  One LISTEN: its channel is refused; several:
+ * they are sent again one a query, so that only the one refused fails.
+ */
+static void notify_db_refused(struct notify_db *db, const char *sqlstate)
+{
+    struct pg_error e;
+    const char *msg = pgasync_error_field(db->conn, PG_DIAG_MESSAGE_PRIMARY);
+    pg_error_set(&e, sqlstate, "%s", msg != NULL ? msg : "the server refused LISTEN");
+    size_t count;
+    struct notify_chan *one = notify_db_sent(db, false, &count);
+    if (one == NULL || !one->send_listen) {
+        log_warn(0,
+                 "the server refused %zu changes of the channels listened on in database "
+                 "\"%s\" (%s): sent again one at a time",
+                 count, db->name, e.message);
+        db->split = true;
+        db->connected = true;
+        if (one != NULL) { /* an UNLISTEN refused: a new connection has no channel */
+            pgasync_abandon(db->conn);
+            notify_db_failed(db, e.message);
+            return;
+        }
+        notify_db_kick(db);
+        return;
+    }
+    db->connected = true;
+    notify_chan_refuse(one, &e);
+    notify_hub_flush_marked(db->hub);
+    notify_db_kick(db);
+}
+
 static void notify_db_done(void *arg, const PGresult *res, const char *error, bool answered)
 {
     (void)res;
     (void)answered;
     struct notify_db *db = arg;
     db->busy = false;
+    const char *sqlstate = error != NULL ? pgasync_error_sqlstate(db->conn) : NULL;
+    if (sqlstate != NULL && pgasync_keep(db->conn, notify_db_closed, db)) {
+        notify_db_refused(db, sqlstate);
+        return;
+    }
     if (error != NULL || !pgasync_keep(db->conn, notify_db_closed, db)) {
         notify_db_failed(db, error != NULL ? error : "its connection could not be kept");
         return; /* pgasync frees it */
     }
+    size_t count;
+    notify_db_sent(db, true, &count);
     if (!db->connected)
         log_info(0, "listening on database \"%s\" at %s for this worker's sessions", db->name,
                  db->at_name);
     db->connected = true;
     db->gap_told = false;
-    db->done_seq = db->sent_seq;
+    if (!db->split) /* else done once every change is (notify_db_step) */
+        db->done_seq = db->sent_seq;
     notify_db_wake(db);
     if (db->want_seq > db->done_seq || db->channels.count == 0)
         notify_db_kick(db);
@@ -618,8 +871,15 @@ static void notify_db_connect(struct notify_db *db)
     }
     const struct region_host *h = notify_db_primary(db);
     char conninfo[2048], err[256];
-    if (h == NULL || !pgconn_conninfo(db->hub->w->cfg, h, db->name, "pgnear listen", conninfo,
-                                      sizeof(conninfo))) {
+    /*
+     * The sessions' own database whatever server_conninfo names, and UTF8,
+     * which the channels' names are converted to and notifications from.
+     */
+    if (h == NULL ||
+        !pgconn_conninfo(db->hub->w->cfg, h, db->name, "pgnear listen", conninfo,
+                         sizeof(conninfo)) ||
+        !pgasync_conninfo_add(conninfo, sizeof(conninfo), "dbname", db->name) ||
+        !pgasync_conninfo_add(conninfo, sizeof(conninfo), "client_encoding", "UTF8")) {
         notify_db_failed(db, h == NULL ? "no primary is up" : "its conninfo is too long");
         return;
     }

@@ -38,6 +38,7 @@ struct session_move;
 struct session_secret;
 struct txn_hooks;
 struct notify_client;
+struct notify_watch;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -163,6 +164,9 @@ struct session {
     char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
     const char *closing_why;      /* while session_close runs its hooks: why */
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
+    struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
+    /* Its client_encoding as its server last reported it (txn.c): notify_hub speaks in it. */
+    char client_encoding[24];
 };
 
 #endif

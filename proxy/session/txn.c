@@ -34,6 +34,7 @@
 #include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
 #include "proxy/session/notify_hub.h"
+#include "proxy/session/notify_watch.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -73,6 +74,13 @@ static const struct txn_hooks txn_hooks_plain = {
     .server = &fence_reader,
 };
 
+/* The client's encoding, as its server reported it (NULL: not reported; UTF8 then). */
+static void txn_note_encoding(struct session *s, const char *value)
+{
+    snprintf(s->client_encoding, sizeof(s->client_encoding), "%s",
+             value != NULL && strlen(value) < sizeof(s->client_encoding) ? value : "UTF8");
+}
+
 void txn_session_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
@@ -92,6 +100,7 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
+    txn_note_encoding(s, param_set_get(&sc->reported, "client_encoding"));
     if (!prep || !near_session_start(s, own_slots)) {
         if (s->need.role == NEED_NEAREST && s->pinned == NULL)
             s->pinned = "out of memory";
@@ -254,9 +263,15 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
         return rc;
     }
     bool moved = false;
+    bool watch = notify_watch_on(s);
+    struct notify_watch_msg wm;
+    if (watch)
+        notify_watch_read(type, msg + 5, len - 4, &wm);
     rc = txn_prep_client(s, type, msg + 5, len - 4, &moved);
     if (rc <= 0)
         return rc;
+    if (watch)
+        notify_watch_client(s, &wm);
     tx_track_client(&s->server_conn->tx, type);
     txn_client_consumed(s, type, 1 + (size_t)len, moved);
     return 1;
@@ -335,10 +350,41 @@ static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body
     if (type == 'X' ||
         (type == 'P' && s->pinned == NULL && txn_message_pins(s, 'P', body, blen, NULL) != NULL))
         return false;
-    if (!txn_prep_client_take(s, type, body, blen))
-        return false;
+    if (!notify_watch_on(s)) {
+        if (!txn_prep_client_take(s, type, body, blen))
+            return false;
+    } else {
+        struct notify_watch_msg wm;
+        notify_watch_read(type, body, blen, &wm);
+        if (!txn_prep_client_take(s, type, body, blen))
+            return false;
+        notify_watch_client(s, &wm);
+    }
     tx_track_client(&s->server_conn->tx, type);
     return true;
+}
+
+/*
+ * A message passed on as it comes, of a session that listens through
+ * pgnear: read whole first for an UNLISTEN (notify_watch.h).  1: go on,
+ * 0: wait for the rest, <0: ended.
+ */
+static int txn_client_watch(struct session *s, const struct msg_head *h)
+{
+    struct notify_watch_msg wm;
+    bool text = h->type == 'Q' || h->type == 'P' || h->type == 'B' || h->type == 'E';
+    if (text && h->len - 4 > TXN_SCAN_MAX)
+        return 1; /* not followed: as a text too long to pin */
+    if (text && !msg_whole(h))
+        return 0;
+    const uint8_t *msg = text ? evbuffer_pullup(s->client.in, 1 + (ssize_t)h->len) : NULL;
+    if (text && msg == NULL) {
+        session_close(s, "out of memory");
+        return -1;
+    }
+    notify_watch_read(h->type, msg != NULL ? msg + 5 : NULL, msg != NULL ? h->len - 4 : 0, &wm);
+    notify_watch_client(s, &wm);
+    return 1;
 }
 
 /* One message of the client, or part of one, on to the server; 1: go on, 0: wait, <0: ended. */
@@ -371,6 +417,8 @@ static int txn_client_step(struct session *s)
         txn_client_scan_bind(s, &h);
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
+    if (notify_watch_on(s) && (rc = txn_client_watch(s, &h)) <= 0)
+        return rc;
     tx_track_client(&s->server_conn->tx, h.type);
     if (s->near != NULL)
         near_consumed(s, h.avail < 1 + (size_t)h.len ? h.avail : 1 + (size_t)h.len);
@@ -497,6 +545,11 @@ static bool txn_answer_known_parses(struct session *s)
             break;
         if (why != NULL)
             txn_pin(s, why);
+        if (notify_watch_on(s)) { /* its statement, should it be an UNLISTEN (notify_watch.h) */
+            struct notify_watch_msg wm;
+            notify_watch_read('P', msg + 5, len - 4, &wm);
+            notify_watch_client(s, &wm);
+        }
         evbuffer_drain(s->client.in, 1 + (size_t)len);
         answered = added = true;
         if (pkt_add_parse_complete(s->client.out) != 0)
@@ -585,6 +638,8 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     const char *value = name + name_len + 1;
     if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
         return;
+    if (strcmp(name, "client_encoding") == 0)
+        txn_note_encoding(s, value);
     if (near_own_slots(s)) {
         near_note_state_change(s); /* its connections are its own: carried, not pinned */
         return;
