@@ -62,6 +62,7 @@ struct notify_db {
     uint64_t done_seq;  /* ... and the last one done */
     int64_t retry_ms;   /* a connect failed: the next not before (monotonic_ms) */
     bool split;         /* a query of several statements was refused: one a query until done */
+    bool counted;       /* in notify_senders' count of listening connections */
     bool gap_told;      /* its listeners were warned of this outage already */
     struct event *kick; /* the next step, from the loop */
 };
@@ -605,8 +606,13 @@ static void notify_db_heard(void *arg, const PGnotify *n)
     struct notify_chan *ch = notify_chan_find(db, n->relname);
     if (ch == NULL || ch->regs.count == 0)
         return;
-    uint8_t pid[4] = {(uint8_t)((uint32_t)n->be_pid >> 24), (uint8_t)((uint32_t)n->be_pid >> 16),
-                      (uint8_t)((uint32_t)n->be_pid >> 8), (uint8_t)n->be_pid};
+    /* The sender as it knows itself, when it is a client of pgnear (notify_senders.h). */
+    uint32_t sender = notify_senders_pid(&db->hub->w->shared->notify_senders, db->at,
+                                         (uint32_t)n->be_pid, monotonic_ms());
+    if (sender == 0)
+        sender = (uint32_t)n->be_pid;
+    uint8_t pid[4] = {(uint8_t)(sender >> 24), (uint8_t)(sender >> 16), (uint8_t)(sender >> 8),
+                      (uint8_t)sender};
     struct notify_spelt sp = {.msg = evbuffer_new()};
     if (sp.msg == NULL) {
         log_warn(0, "out of memory: a notification on channel \"%s\" is lost", n->relname);
@@ -728,10 +734,20 @@ static void notify_db_tell_lost(struct notify_db *db, const char *why)
     }
 }
 
+/* Whether db's connection counts among those listening (notify_senders.h: senders noted). */
+static void notify_db_count(struct notify_db *db, bool on)
+{
+    if (db->counted == on)
+        return;
+    db->counted = on;
+    notify_senders_listening(&db->hub->w->shared->notify_senders, on ? 1 : -1);
+}
+
 /* The connection is gone (freed by the caller or by pgasync): the next connects again. */
 static void notify_db_failed(struct notify_db *db, const char *why)
 {
     bool was = db->connected;
+    notify_db_count(db, false);
     db->conn = NULL;
     db->busy = db->connected = db->conn_lost = false;
     struct list_node *pos, *tmp;
@@ -824,6 +840,7 @@ static void notify_db_refused(struct notify_db *db, const char *sqlstate)
         return;
     }
     db->connected = true;
+    notify_db_count(db, true);
     notify_chan_refuse(one, &e);
     notify_hub_flush_marked(db->hub);
     notify_db_kick(db);
@@ -849,6 +866,7 @@ static void notify_db_done(void *arg, const PGresult *res, const char *error, bo
     if (!db->connected)
         log_info(0, "listening on database \"%s\" at %s for this worker's sessions", db->name,
                  db->at_name);
+    notify_db_count(db, true);
     db->connected = true;
     db->gap_told = false;
     if (!db->split) /* else done once every change is (notify_db_step) */
@@ -937,6 +955,7 @@ static void notify_db_step(evutil_socket_t fd, short what, void *arg)
             pgasync_abandon(db->conn);
             db->conn = NULL;
             db->connected = false;
+            notify_db_count(db, false);
         }
         return;
     }
@@ -1043,6 +1062,7 @@ static void notify_part_free(struct worker *w)
         while (db->channels.count > 0)
             notify_chan_free(db, list_entry(db->channels.head.next, struct notify_chan, node));
         pgasync_abandon(db->conn);
+        notify_db_count(db, false);
         event_free(db->kick);
         list_remove(&hub->dbs, &db->node);
         free(db);

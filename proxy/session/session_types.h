@@ -165,6 +165,7 @@ struct session {
     const char *closing_why;      /* while session_close runs its hooks: why */
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
     struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
+    uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
     /* Its client_encoding as its server last reported it (txn.c): notify_hub speaks in it. */
     char client_encoding[24];
 };

@@ -185,6 +185,29 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
 }
 
 /*
+ * A text that may notify, while some worker listens: the backend it goes
+ * to is noted as held by this client (notify_senders.h), once a holding.
+ */
+static void txn_note_sender(struct session *s, const uint8_t *body, size_t blen)
+{
+    struct notify_senders *ns = &s->w->shared->notify_senders;
+    struct server_conn *sc = s->server_conn;
+    if (s->notify_holding != 0 || sc == NULL || !notify_senders_wanted(ns) ||
+        !notify_senders_text_may_notify(body, blen))
+        return;
+    s->notify_holding = notify_senders_note(ns, sc->host->runtime, sc->pid, s->cancel.client_pid);
+}
+
+/* The holding noted ends: the connection goes back, or the session ends. */
+static void txn_note_sender_end(struct session *s)
+{
+    if (s->notify_holding == 0)
+        return;
+    notify_senders_released(&s->w->shared->notify_senders, s->notify_holding, monotonic_ms());
+    s->notify_holding = 0;
+}
+
+/*
  * Reads a Query or Parse whole, when it is not too long, for what it
  * would leave behind.  1: read (or pinned for its length), 0: wait for
  * the rest, <0: the session ended.
@@ -202,6 +225,7 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
+    txn_note_sender(s, msg + 5, len - 4);
     bool changes = false;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, &changes);
     if (changes && s->near != NULL)
@@ -698,6 +722,7 @@ static void txn_let_go(struct session *s)
     struct server_conn *sc = s->server_conn;
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
+    txn_note_sender_end(s);
     s->client.on_write = NULL;
     s->transactions++;
     if (near_own_slots(s)) {
@@ -805,6 +830,7 @@ static void txn_closing(struct session *s)
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
     txn_wait_leave(s);
+    txn_note_sender_end(s);
     near_sync_end(s);
     near_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);

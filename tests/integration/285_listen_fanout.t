@@ -9,8 +9,12 @@
 # notifications.  UNLISTEN that runs on the server: in a block (at COMMIT,
 # undone by ROLLBACK), beside other statements (asyncpg's reset), DISCARD
 # ALL, and through the extended protocol, each stops pgnear's delivery as
-# it stops a direct connection's.  A dbname in server_conninfo: the
-# listening connection still logs in to the session's database.
+# it stops a direct connection's.  A notification's process ID is the one
+# its sender was given (BackendKeyData), also when its NOTIFY ran on
+# another backend (another client holding the first in a transaction;
+# under nearest, the login's is the standby's), and a listener's own
+# NOTIFY comes with its own, as directly.  A dbname in server_conninfo:
+# the listening connection still logs in to the session's database.
 use strict;
 use warnings;
 use FindBin;
@@ -40,7 +44,7 @@ sub proxy {
       : [$us];
     my $p = PgNearTest::Proxy->new(regions => $regions,
         settings => { auth => 'scram', auth_file => $userlist, server_tls => 'disable',
-                      query_wait_timeout => '20s', pool_size => 2,
+                      query_wait_timeout => '20s', pool_size => 8,
                       ($nearest ? (target_session_attrs => 'nearest') : ()), %o });
     return $p;
 }
@@ -193,7 +197,42 @@ for my $cfg (@configs) {
         is_deeply payloads(idle_read($l, 1.5)), [], "$name: $reset: no notification any more";
         is_deeply payloads(idle_read($d, 1.5)), [], '... as directly';
     }
-    $_->terminate for $l, $d, $bystander;
+    # ---- item 15: the sender's process ID, as the sender was told it (BackendKeyData)
+    my $listener = login($port, %near);
+    $listener->query('LISTEN pidch');
+    my $sender = login($port, %near);
+    my $q = $sender->query(q{SELECT pg_backend_pid(), pg_notify('pidch', 'sent')});
+    die "notify: $q->{error}{M}\n" if $q->{error};
+    is_deeply [map { $_->{pid} } @{ idle_read($listener, 5, 1) }], [$sender->{key_pid}],
+      "$name: a notification comes with the process ID its sender was given (BackendKeyData)";
+    isnt $q->{rows}[0][0], $sender->{key_pid}, "$name: ... though its NOTIFY ran on another backend (the primary's; the login's is the standby's)"
+      if $nearest;
+    $q = $listener->query(q{SELECT pg_notify('pidch', 'own')});
+    my @own = (@{ $q->{notifications} }, @{ idle_read($listener, 5, 1 - @{ $q->{notifications} }) });
+    is_deeply [map { $_->{pid} } @own], [$listener->{key_pid}], "$name: the listener's own NOTIFY comes with its own process ID (a client that skips its own sees it as its own)";
+    my $direct_sender = login($us->port);
+    $d->query('LISTEN pidch');
+    $direct_sender->query(q{SELECT pg_notify('pidch', 'direct')});
+    is_deeply [map { $_->{pid} } @{ idle_read($d, 5, 1) }], [$direct_sender->{key_pid}],
+      '... as directly, where the process ID a notification names is the sender\'s BackendKeyData';
+    $_->terminate for $l, $d, $bystander, $listener, $sender, $direct_sender;
+    $p->stop;
+}
+
+# ---- item 15 under transaction pooling, one worker: the NOTIFY made on another backend than the login's
+{
+    my $p = proxy(pool_mode => 'transaction', workers => 1);
+    my $listener = login($p->port);
+    $listener->query('LISTEN pidch');
+    my $sender = login($p->port);
+    my $blocker = login($p->port); # logs in on the sender's idle login connection, then holds it
+    my $b = $blocker->query('BEGIN; SELECT pg_backend_pid()');
+    is $b->{rows}[0][0], $sender->{key_pid}, 'transaction pooling: another client holds the backend the sender logged in with';
+    my $q = $sender->query(q{SELECT pg_backend_pid(), pg_notify('pidch', 'elsewhere')});
+    isnt $q->{rows}[0][0], $sender->{key_pid}, "... so the sender's NOTIFY runs on another backend";
+    is_deeply [map { "$_->{pid}:$_->{payload}" } @{ idle_read($listener, 5, 1) }], ["$sender->{key_pid}:elsewhere"],
+      '... and comes with the process ID the sender was given, not that backend\'s';
+    $_->terminate for $listener, $sender, $blocker;
     $p->stop;
 }
 
