@@ -592,9 +592,15 @@ static int txn_need_server(struct session *s)
         return 0;
     /* LISTEN and UNLISTEN alone: answered by pgnear, no server needed (notify_hub.h). */
     int heard;
-    while ((heard = notify_hub_query(s)) > 0)
+    while ((heard = notify_hub_query(s)) > 0) {
+        /* Its UNLISTENs on a server followed from now, nothing outstanding (notify_watch.h). */
+        if (s->notify != NULL && !notify_watch_start(s)) {
+            session_close(s, "out of memory");
+            return -1;
+        }
         if (notify_hub_waiting(s) || evbuffer_get_length(s->client.in) == 0)
             return 0;
+    }
     if (heard < 0)
         return -1;
     if (txn_only_terminate(s)) {
@@ -836,6 +842,7 @@ static void txn_closing(struct session *s)
     txn_prep_end(s);
     near_session_end(s);
     notify_hub_session_end(s);
+    notify_watch_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;
