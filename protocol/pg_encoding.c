@@ -58,6 +58,48 @@ static const struct {
     {"JOHAB", "JOHAB"},
 };
 
+/* name's letters and digits alone, lower case, into out (cap bytes): "ISO-8859-1" -> "iso88591". */
+static void pg_encoding_clean(const char *name, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (; *name != '\0' && n + 1 < cap; name++)
+        if ((*name >= 'a' && *name <= 'z') || (*name >= '0' && *name <= '9'))
+            out[n++] = *name;
+        else if (*name >= 'A' && *name <= 'Z')
+            out[n++] = (char)(*name - 'A' + 'a');
+    out[n] = '\0';
+}
+
+/* PostgreSQL's other spellings of a client encoding (pg_encname_tbl's, the common ones). */
+static const struct {
+    const char *alias, *pg;
+} pg_encoding_aliases[] = {
+    {"unicode", "UTF8"},        {"iso88591", "LATIN1"},     {"iso88592", "LATIN2"},
+    {"iso88593", "LATIN3"},     {"iso88594", "LATIN4"},     {"iso88599", "LATIN5"},
+    {"iso885910", "LATIN6"},    {"iso885913", "LATIN7"},    {"iso885914", "LATIN8"},
+    {"iso885915", "LATIN9"},    {"iso885916", "LATIN10"},   {"windows1250", "WIN1250"},
+    {"windows1251", "WIN1251"}, {"windows1252", "WIN1252"}, {"windows1253", "WIN1253"},
+    {"windows1254", "WIN1254"}, {"windows1255", "WIN1255"}, {"windows1256", "WIN1256"},
+    {"windows1257", "WIN1257"}, {"windows1258", "WIN1258"}, {"windows866", "WIN866"},
+    {"windows874", "WIN874"},   {"shiftjis", "SJIS"},       {"mskanji", "SJIS"},
+    {"koi8", "KOI8R"},          {"sqlascii", "SQL_ASCII"},  {"utf8", "UTF8"},
+};
+
+const char *pg_encoding_canonical(const char *name)
+{
+    char clean[32], pg[32];
+    pg_encoding_clean(name, clean, sizeof(clean));
+    for (size_t i = 0; i < sizeof(pg_encoding_aliases) / sizeof(pg_encoding_aliases[0]); i++)
+        if (strcmp(clean, pg_encoding_aliases[i].alias) == 0)
+            return pg_encoding_aliases[i].pg;
+    for (size_t i = 0; i < sizeof(pg_encoding_names) / sizeof(pg_encoding_names[0]); i++) {
+        pg_encoding_clean(pg_encoding_names[i].pg, pg, sizeof(pg));
+        if (strcmp(clean, pg) == 0)
+            return pg_encoding_names[i].pg;
+    }
+    return NULL;
+}
+
 bool pg_encoding_is_utf8(const char *name)
 {
     return strcasecmp(name, "UTF8") == 0 || strcasecmp(name, "SQL_ASCII") == 0;

@@ -28,6 +28,10 @@ enum pg_enc_rc {
     PG_ENC_UNKNOWN,    /* an encoding pgnear cannot convert */
 };
 
+/* The server's name for a client encoding spelt as a client may spell it ("latin-1"); NULL: not
+ * known. */
+const char *pg_encoding_canonical(const char *name);
+
 /* Whether text in encoding name (as the server reports client_encoding) needs no conversion to
  * UTF8. */
 bool pg_encoding_is_utf8(const char *name);

@@ -210,6 +210,12 @@ static bool notify_client_answer(struct notify_client *c)
     struct session *s = c->s;
     int rc = 0;
     if (c->refused != NULL) {
+        /* The Query failed whole, as on the server: its new channels are not listened on. */
+        for (size_t i = 0; i < c->nundo; i++) {
+            struct notify_reg *r = notify_client_reg(c, c->undo[i]);
+            if (r != NULL)
+                notify_reg_drop(r);
+        }
         uint8_t buf[2560];
         struct pktbuf pb;
         pkt_init(&pb, buf, sizeof(buf));
@@ -219,6 +225,9 @@ static bool notify_client_answer(struct notify_client *c)
         c->refused = NULL;
         c->answer_n = 0;
     }
+    free(c->undo);
+    c->undo = NULL;
+    c->nundo = 0;
     for (size_t i = 0; i < c->answer_n && rc == 0; i++)
         rc = c->answer_listen[i] ? pkt_add_msg(s->client.out, 'C', "LISTEN", sizeof("LISTEN"))
                                  : pkt_add_msg(s->client.out, 'C', "UNLISTEN", sizeof("UNLISTEN"));
@@ -365,11 +374,17 @@ int notify_hub_query(struct session *s)
     }
     evbuffer_drain(s->client.in, 1 + (size_t)len);
     bool listens = false;
+    char undo[LISTEN_SQL_OPS_MAX][LISTEN_SQL_NAME_MAX + 1];
+    size_t nundo = 0;
     for (size_t i = 0; i < n; i++) {
+        bool added =
+            ops[i].kind == LISTEN_OP_LISTEN && notify_client_reg(c, ops[i].channel) == NULL;
         if (!notify_client_apply(c, &ops[i])) {
             session_close(s, "out of memory");
             return -1;
         }
+        if (added) /* undone should the server refuse the Query's LISTEN (as it rolls back) */
+            memcpy(undo[nundo++], ops[i].channel, sizeof(ops[i].channel));
         c->answer_listen[i] = ops[i].kind == LISTEN_OP_LISTEN;
         listens = listens || c->answer_listen[i];
     }
@@ -380,6 +395,10 @@ int notify_hub_query(struct session *s)
     if (listens && db->done_seq < db->want_seq) {
         /* Answered once the server listens: a NOTIFY committed after the answer reaches it. */
         c->wait_seq = db->want_seq;
+        if (nundo > 0 && (c->undo = malloc(nundo * sizeof(undo[0]))) != NULL) {
+            memcpy(c->undo, undo, nundo * sizeof(undo[0]));
+            c->nundo = nundo;
+        }
         list_append(&db->waiters, &c->wait_node);
         endpoint_pause_read(&s->client);
         notify_db_kick(db);
@@ -414,6 +433,7 @@ void notify_hub_session_end(struct session *s)
     list_remove(&c->db->clients, &c->db_node);
     evbuffer_free(c->queue);
     free(c->refused);
+    free(c->undo);
     free(c->fatal);
     free(c);
     s->notify = NULL;

@@ -92,7 +92,9 @@ struct notify_client {
     bool answer_listen[LISTEN_SQL_OPS_MAX]; /* each statement's tag: LISTEN, else UNLISTEN */
     bool flushing;                          /* on the hub's to_flush */
     struct pg_error *refused; /* the server refused its LISTEN: its answer; NULL: none */
-    struct pg_error *fatal;   /* a notification it cannot be sent: the session ends; NULL */
+    size_t nundo; /* the channels its waiting Query listened on anew: undo (NULL: none) */
+    char (*undo)[LISTEN_SQL_NAME_MAX + 1];
+    struct pg_error *fatal; /* a notification it cannot be sent: the session ends; NULL */
 };
 
 static inline void notify_db_kick(struct notify_db *db)

@@ -16,6 +16,7 @@
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
 #include "protocol/param_set.h"
+#include "protocol/pg_encoding.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
@@ -74,11 +75,22 @@ static const struct txn_hooks txn_hooks_plain = {
     .server = &fence_reader,
 };
 
-/* The client's encoding, as its server reported it (NULL: not reported; UTF8 then). */
+/* The client's encoding (NULL: none reported: UTF8), under the server's name for it. */
 static void txn_note_encoding(struct session *s, const char *value)
 {
+    const char *canonical = value != NULL ? pg_encoding_canonical(value) : "UTF8";
     snprintf(s->client_encoding, sizeof(s->client_encoding), "%s",
-             value != NULL && strlen(value) < sizeof(s->client_encoding) ? value : "UTF8");
+             canonical != NULL                            ? canonical
+             : strlen(value) < sizeof(s->client_encoding) ? value
+                                                          : "?");
+}
+
+/* The encoding the client was told at login: a kept connection's handover set, or its login's. */
+static const char *txn_login_encoding(const struct session *s, const struct server_conn *sc)
+{
+    const char *set =
+        s->login != NULL ? param_set_get(&s->login->handover.params, "client_encoding") : NULL;
+    return set != NULL ? set : param_set_get(&sc->reported, "client_encoding");
 }
 
 void txn_session_start(struct session *s)
@@ -100,7 +112,7 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
-    txn_note_encoding(s, param_set_get(&sc->reported, "client_encoding"));
+    txn_note_encoding(s, txn_login_encoding(s, sc));
     if (!prep || !near_session_start(s, own_slots)) {
         if (s->need.role == NEED_NEAREST && s->pinned == NULL)
             s->pinned = "out of memory";

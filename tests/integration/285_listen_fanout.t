@@ -166,7 +166,7 @@ for my $cfg (@configs) {
     is $fatal[0], '22P05 character with byte sequence 0xe6 0x97 0xa5 in encoding "UTF8" has no equivalent in encoding "LATIN1"',
       "$name: a notification with a character LATIN1 lacks ends the LATIN1 session with FATAL 22P05";
     is $fatal[0], $fatal[1], '... as directly';
-    $_->terminate for $bad, $direct_bad;
+    $_->terminate for $bad, $direct_bad, $latin, $direct_latin;
 
     # ---- item 10: UNLISTEN that runs on the server
     my $l = login($port, %near);
@@ -233,6 +233,37 @@ for my $cfg (@configs) {
     is_deeply [map { "$_->{pid}:$_->{payload}" } @{ idle_read($listener, 5, 1) }], ["$sender->{key_pid}:elsewhere"],
       '... and comes with the process ID the sender was given, not that backend\'s';
     $_->terminate for $listener, $sender, $blocker;
+    $p->stop;
+}
+
+# ---- item 9: a LISTEN the server refuses on the listening connection (a LATIN1 database)
+{
+    $us->psql_admin(q{CREATE DATABASE latindb OWNER app ENCODING 'LATIN1' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'});
+    my $p = proxy(pool_mode => 'transaction');
+    my $in_latin = sub {
+        my ($port) = @_;
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $port, timeout => 30);
+        my $r = $w->startup(user => 'app', database => 'latindb', password => 'app-secret',
+                            params => { client_encoding => 'UTF8' });
+        die 'login: ' . ($r->{error} ? $r->{error}{M} : 'eof') . "\n" unless $r->{ok};
+        return $w;
+    };
+    my $bystander = $in_latin->($p->port);
+    is $bystander->query('LISTEN jobs')->{tag}, 'LISTEN', 'a LATIN1 database: a session listens on jobs';
+    my ($s, $d) = ($in_latin->($p->port), $in_latin->($us->port));
+    my ($pr, $dr) = both($s, $d, encode_utf8(qq{LISTEN ok1; LISTEN "\x{65e5}"}));
+    is $pr, ' 22P05 character with byte sequence 0xe6 0x97 0xa5 in encoding "UTF8" has no equivalent in encoding "LATIN1"',
+      '... a UTF8 session\'s LISTEN of a name LATIN1 cannot hold gets the server\'s 22P05';
+    is $pr, $dr, '... as directly';
+    $us->psql_admin(q{SELECT pg_notify('ok1', 'rolled back'), pg_notify('jobs', 'still')}, dbname => 'latindb');
+    is_deeply payloads(idle_read($s, 1.5)), payloads(idle_read($d, 1.5)), '... the LISTEN beside it did not take, as directly';
+    my ($n, $notices) = idle_read($bystander, 5, 1);
+    is_deeply payloads($n), ['jobs:still'], '... and the other session still gets its notifications';
+    is_deeply [map { $_->{M} } @$notices], [], '... with no warning that any was lost';
+    is $s->query('LISTEN ok2')->{tag}, 'LISTEN', '... and the refused session listens again';
+    $us->psql_admin(q{SELECT pg_notify('ok2', 'after')}, dbname => 'latindb');
+    is_deeply payloads(idle_read($s, 5, 1)), ['ok2:after'], '... and gets its notifications';
+    $_->terminate for $bystander, $s, $d;
     $p->stop;
 }
 
