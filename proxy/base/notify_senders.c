@@ -3,6 +3,7 @@
  */
 #include "proxy/base/notify_senders.h"
 
+#include <stdint.h>
 #include <string.h>
 
 void notify_senders_init(struct notify_senders *ns)
@@ -22,6 +23,11 @@ void notify_senders_listening(struct notify_senders *ns, int delta)
     __atomic_add_fetch(&ns->listening, delta, __ATOMIC_RELAXED);
 }
 
+static size_t notify_senders_bucket(const void *host, uint32_t backend_pid)
+{
+    return ((uintptr_t)host / 64 + backend_pid) % NOTIFY_SENDERS_BUCKETS;
+}
+
 uint64_t notify_senders_note(struct notify_senders *ns, const void *host, uint32_t backend_pid,
                              uint32_t client_pid)
 {
@@ -29,6 +35,7 @@ uint64_t notify_senders_note(struct notify_senders *ns, const void *host, uint32
     uint64_t seq = ns->next_seq++;
     ns->ring[seq % NOTIFY_SENDERS_MAX] = (struct notify_sender){
         .seq = seq, .host = host, .backend_pid = backend_pid, .client_pid = client_pid};
+    ns->newest[notify_senders_bucket(host, backend_pid)] = seq;
     pthread_mutex_unlock(&ns->lock);
     return seq;
 }
@@ -47,14 +54,21 @@ uint32_t notify_senders_pid(struct notify_senders *ns, const void *host, uint32_
 {
     pthread_mutex_lock(&ns->lock);
     const struct notify_sender *best = NULL;
-    for (size_t i = 0; i < NOTIFY_SENDERS_MAX; i++) {
-        const struct notify_sender *e = &ns->ring[i];
-        if (e->seq == 0 || e->host != host || e->backend_pid != backend_pid ||
-            (e->released_ms != 0 && now_ms - e->released_ms > NOTIFY_SENDERS_GRACE_MS))
+    /* The bucket's newest is the backend's newest when it is the backend's; else the ring. */
+    uint64_t seq = ns->newest[notify_senders_bucket(host, backend_pid)];
+    const struct notify_sender *e = &ns->ring[seq % NOTIFY_SENDERS_MAX];
+    bool hit = seq != 0 && e->seq == seq && e->host == host && e->backend_pid == backend_pid;
+    /* (a bucket never noted in: no holding of this backend either) */
+    for (size_t i = 0; !hit && seq != 0 && i < NOTIFY_SENDERS_MAX; i++) {
+        const struct notify_sender *r = &ns->ring[i];
+        if (r->seq == 0 || r->host != host || r->backend_pid != backend_pid ||
+            (r->released_ms != 0 && now_ms - r->released_ms > NOTIFY_SENDERS_GRACE_MS))
             continue;
-        if (best == NULL || e->seq > best->seq)
-            best = e;
+        if (best == NULL || r->seq > best->seq)
+            best = r;
     }
+    if (hit)
+        best = e->released_ms == 0 || now_ms - e->released_ms <= NOTIFY_SENDERS_GRACE_MS ? e : NULL;
     uint32_t pid = best != NULL ? best->client_pid : 0;
     pthread_mutex_unlock(&ns->lock);
     return pid;

@@ -28,6 +28,8 @@
 /* The holdings kept (the oldest forgotten first); how long one given back may still be sending. */
 #define NOTIFY_SENDERS_MAX      1024
 #define NOTIFY_SENDERS_GRACE_MS 2000
+/* Buckets of the newest holding by backend, for a look without a walk of the ring. */
+#define NOTIFY_SENDERS_BUCKETS 256
 
 struct notify_sender {
     uint64_t seq; /* 0: free */
@@ -41,6 +43,7 @@ struct notify_senders {
     int listening; /* listening connections of all workers (atomic): none, nothing is noted */
     uint64_t next_seq;
     struct notify_sender ring[NOTIFY_SENDERS_MAX];
+    uint64_t newest[NOTIFY_SENDERS_BUCKETS]; /* by backend: the newest holding noted */
 };
 
 void notify_senders_init(struct notify_senders *ns);

@@ -50,6 +50,12 @@ static void notify_spell(struct notify_spelt *sp, const PGnotify *n, const uint8
     snprintf(sp->encoding, sizeof(sp->encoding), "%s", enc);
     evbuffer_drain(sp->msg, evbuffer_get_length(sp->msg));
     const char *payload = n->extra != NULL ? n->extra : "";
+    if (pg_encoding_is_utf8(enc)) { /* the server's UTF8 as it is: no copy to make */
+        struct pkt_piece pieces[] = {
+            {pid, 4}, {n->relname, strlen(n->relname) + 1}, {payload, strlen(payload) + 1}};
+        sp->rc = pkt_add_pieces(sp->msg, 'A', pieces, 3) == 0 ? PG_ENC_OK : PG_ENC_NOSPACE;
+        return;
+    }
     size_t chan_len = strlen(n->relname), pay_len = strlen(payload), chan_out, pay_out, bad;
     size_t cap = 4 * (chan_len + pay_len) + 2;
     char *buf = malloc(cap);
