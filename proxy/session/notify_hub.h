@@ -16,10 +16,11 @@
  * directly.  Each worker has its own connection: a NOTIFY from any
  * session reaches every worker's, and no notification crosses threads.
  *
- * Each NotificationResponse the connection receives goes, as the server
- * sent it (the channel, the payload and the process ID of the backend
- * that sent the NOTIFY), to every session of the worker listening on the
- * channel, in the order it came: at once when the session is between
+ * Each NotificationResponse the connection receives goes (the channel
+ * and the payload in the session's encoding; the process ID the sender
+ * was given when it is pgnear's client, base/notify_senders.h, else the
+ * backend's) to every session of the worker listening on the channel, in
+ * the order it came: at once when the session is between
  * transactions (txn_hooks' between), else queued until it is (the end
  * of its transaction, the answer of its request).  A session whose queue
  * (with what its client has not read yet) passes NOTIFY_CLIENT_MAX bytes
