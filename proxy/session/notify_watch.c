@@ -201,6 +201,8 @@ static void notify_watch_commit(struct session *s, struct notify_watch *w)
 static void notify_watch_ready(struct session *s, struct notify_watch *w, uint8_t status)
 {
     w->answered++;
+    if (w->answered > w->sent) /* a request of pgnear's own counted by its answer alone */
+        w->sent = w->answered;
     size_t keep = 0;
     for (size_t i = 0; i < w->nexpect; i++)
         if (w->expect[i].req > w->answered)
@@ -240,6 +242,16 @@ void notify_watch_server_msg(struct session *s, uint8_t type, const uint8_t *bod
         else if (notify_tag_is(body, blen, "ROLLBACK"))
             w->rolled_back = true;
     }
+}
+
+void notify_watch_detached(struct session *s)
+{
+    struct notify_watch *w = s->notify_watch;
+    if (w == NULL)
+        return;
+    w->sent = w->answered; /* nothing outstanding: the counts agree again, whatever they missed */
+    w->nexpect = 0;
+    w->errored = w->rolled_back = false;
 }
 
 void notify_watch_end(struct session *s)

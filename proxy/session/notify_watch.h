@@ -67,6 +67,9 @@ static inline bool notify_watch_on(const struct session *s)
     return __builtin_expect(s->notify_watch != NULL, 0);
 }
 
+/* The session gave its connection back, nothing outstanding: the counts start again. */
+void notify_watch_detached(struct session *s);
+
 /* The session ends. */
 void notify_watch_end(struct session *s);
 

@@ -166,7 +166,10 @@ struct session {
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
     struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
     uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
-    /* Its client_encoding as its server last reported it (txn.c): notify_hub speaks in it. */
+    /*
+     * Its client_encoding as its server last reported it (txn.c; a kept
+     * connection's handover, login/server_handover.c): notify_hub speaks in it.
+     */
     char client_encoding[24];
 };
 

@@ -85,12 +85,12 @@ static void txn_note_encoding(struct session *s, const char *value)
                                                           : "?");
 }
 
-/* The encoding the client was told at login: a kept connection's handover set, or its login's. */
+/* The encoding the client was told at login: a kept connection's handover's (noted), or its
+ * login's. */
 static const char *txn_login_encoding(const struct session *s, const struct server_conn *sc)
 {
-    const char *set =
-        s->login != NULL ? param_set_get(&s->login->handover.params, "client_encoding") : NULL;
-    return set != NULL ? set : param_set_get(&sc->reported, "client_encoding");
+    return s->client_encoding[0] != '\0' ? s->client_encoding
+                                         : param_set_get(&sc->reported, "client_encoding");
 }
 
 void txn_session_start(struct session *s)
@@ -741,6 +741,7 @@ static void txn_let_go(struct session *s)
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
     txn_note_sender_end(s);
+    notify_watch_detached(s);
     s->client.on_write = NULL;
     s->transactions++;
     if (near_own_slots(s)) {
