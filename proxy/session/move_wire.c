@@ -331,6 +331,11 @@ static void move_mover_ready(struct session *m, void *arg)
         move_end(mv, false, "the region to move it to has no server that fits what it needs");
         return;
     }
+    /* Its server ended the session alone (pg_terminate_backend): it ends as a direct one would. */
+    if (mv->lost && ns->host == mv->s->server_conn->host) {
+        move_end(mv, false, "its server ended its backend and still takes logins");
+        return;
+    }
     session_set_timer(m, 0); /* move_timeout bounds the rest */
     ns->ep.on_write = NULL;
     mv->mover_ready = true;
