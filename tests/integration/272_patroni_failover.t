@@ -3,9 +3,14 @@
 # eu-west), with `patroni` naming the members' REST APIs.  The file lists
 # us-east's and us-west's hosts; eu-west's comes from Patroni (its tag
 # pgnear_region).  Writers through pgnear — Boston read-write, Dublin
-# read-write, Dublin nearest — each keep one session and insert ids,
-# recording each id whose commit was acknowledged.  Then:
-#   1. patronictl switchover (to the synchronous standby);
+# read-write, Dublin nearest, each once through a pgnear with pool_mode =
+# session and once through one with pool_mode = transaction — each keep
+# one session and insert ids, recording each id whose commit was
+# acknowledged, and each error with when its statement was sent.  Then:
+#   1. patronictl switchover (to the synchronous standby): no writer whose
+#      session was idle when the old leader's shutdown began gets an error
+#      (pgnear holds it and moves it to the new leader), at most one
+#      statement a writer that was running then does, and no write is lost;
 #   2. a failover: kill -9 of the leader's Patroni and postmaster;
 #   3. the leader's Patroni stopped (SIGSTOP) while its PostgreSQL runs on
 #      as a primary: another member is promoted after the ttl; Patroni's
@@ -33,14 +38,18 @@ require DBD::Pg;
 
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 my %CITY = (boston => '42.36,-71.06', dublin => '53.35,-6.26');
-my @WRITERS = ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
-               [dublin_near => dublin => 'nearest']);
+# name, city, need, pool mode (which pgnear: scenario_cluster's two).
+my @WRITERS = map { my $m = $_; map { [$_->[0] . ($m eq 'session' ? '' : '_txn'), @$_[1, 2], $m] } 
+                                    ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
+                                     [dublin_near => dublin => 'nearest']) } qw(session transaction);
 
 # A writer: one session through pgnear, an INSERT every 20 ms, each id whose
-# commit came back written to $dir/$name.acked as "id time port"; a failed
-# session is opened again.  Runs until $dir/stop appears (or 240 s).
+# commit came back written to $dir/$name.acked as "id time port", each failed
+# statement or login to $dir/$name.errors as "id sent-time end-time error";
+# a failed session is opened again.  Runs until $dir/stop appears (or 240 s).
 sub start_writer {
-    my ($dir, $p, $name, $city, $need) = @_;
+    my ($dir, $proxies, $name, $city, $need, $mode) = @_;
+    my $p = $proxies->{$mode};
     my $ci = $p->conninfo(user => 'app', password => $PgNearTest::APP_PASSWORD, dbname => 'movr',
                           options => "-c pgnear.location=$CITY{$city} -c pgnear.target_session_attrs=$need",
                           connect_timeout => 20);
@@ -48,18 +57,31 @@ sub start_writer {
     my $pid = fork // die "fork: $!";
     return $pid if $pid;
     open my $out, '>>', "$dir/$name.acked" or POSIX::_exit(1);
+    open my $err, '>>', "$dir/$name.errors" or POSIX::_exit(1);
     $out->autoflush(1);
+    $err->autoflush(1);
     my ($dbh, $n) = (undef, 0);
     my $until = time + 240;
     while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
+        my $t_login = time;
         $dbh //= DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
-        if (!$dbh) { sleep 0.05; next }
+        if (!$dbh) {
+            (my $why = DBI->errstr // '?') =~ s/\s+/ /g;
+            printf {$err} "login %.6f %.6f %s\n", $t_login, time, $why;
+            sleep 0.05;
+            next;
+        }
         my $id = sprintf '%s-%06d', $name, ++$n;
+        my $t_send = time;
         my ($port) = $dbh->selectrow_array('INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port()',
                                            undef, $id);
         if (defined $port) {
             printf {$out} "%s %.6f %d\n", $id, time, $port;
-        } elsif (!$dbh->ping) {
+        } else {
+            (my $why = $dbh->errstr // '?') =~ s/\s+/ /g;
+            printf {$err} "%s %.6f %.6f %s\n", $id, $t_send, time, $why;
+        }
+        if (!defined $port && !$dbh->ping) {
             $dbh->disconnect;
             undef $dbh;
         }
@@ -77,6 +99,60 @@ sub acked {
         $a{ $w->[0] } = [map { [split ' '] } grep { /\S/ } <$in>];
     }
     return \%a;
+}
+
+# Each writer's errors: name => [[id, sent, ended, error], ...].
+sub errors {
+    my ($dir) = @_;
+    my %e;
+    for my $w (@WRITERS) {
+        open my $in, '<', "$dir/$w->[0].errors" or next;
+        $e{ $w->[0] } = [map { chomp; [split ' ', $_, 4] } grep { /\S/ } <$in>];
+    }
+    return \%e;
+}
+
+# When member $m's PostgreSQL last logged "received fast shutdown request"
+# (log_line_prefix %m, in UTC), as Unix time; undef when it did not.
+sub shutdown_began {
+    my ($m) = @_;
+    my ($line) = reverse grep { /received fast shutdown request/ } split /\n/, slurp_file($m->{log});
+    return undef unless $line && $line =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+(?:\.\d+)?) UTC /;
+    require Time::Local;
+    my $whole = int $6;
+    return Time::Local::timegm($whole, $5, $4, $3, $2 - 1, $1) + ($6 - $whole);
+}
+
+# A switchover: each error since $t0 was for a statement sent before the old
+# leader's shutdown began (with a grace for the news to reach pgnear), at most
+# one a writer; none for a session that was idle then.
+sub switchover_errors {
+    my ($dir, $old, $t0, $tag) = @_;
+    my $began = shutdown_began($old);
+    ok defined $began && $began >= $t0 - 1, "$tag: the old leader's log says when its fast shutdown began"
+      or return;
+    my $grace = 0.05;
+    my $e = errors($dir);
+    my (@idle, %running);
+    for my $w (@WRITERS) {
+        for my $err (grep { $_->[1] >= $t0 } @{ $e->{ $w->[0] } // [] }) {
+            diag sprintf '%s: %s: %s sent %+.3f s, ended %+.3f s after the shutdown began: %s', $tag, $w->[0],
+                         $err->[0], $err->[1] - $began, $err->[2] - $began, $err->[3];
+            if ($err->[1] > $began + $grace || $err->[0] eq 'login') { push @idle, "$w->[0] $err->[0]" }
+            else { $running{ $w->[0] }++ }
+        }
+    }
+    is scalar(@idle), 0, "$tag: no error for a session idle when the old leader's shutdown began"
+      or diag "idle then: @idle";
+    ok !(grep { $_ > 1 } values %running), "$tag: at most one error a writer, for a statement running then";
+}
+
+# The errors since $t0, per writer, printed (a failover's and a fence's are expected).
+sub report_errors {
+    my ($dir, $t0, $tag) = @_;
+    my $e = errors($dir);
+    my @n = map { my $w = $_->[0]; scalar(grep { $_->[1] >= $t0 } @{ $e->{$w} // [] }) . " $w" } @WRITERS;
+    diag "$tag: errors since: @n";
 }
 
 # The first time a direct INSERT on member $m succeeds (polled every 10 ms, up to $timeout s).
@@ -155,20 +231,22 @@ sub scenario_cluster {
         qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"$PgNearTest::APP_USER" "$verifier"\n});
     my %m = map { $_->{region} => $_ } $pc->members;
     my $urls = join ', ', map { "http://127.0.0.1:$_->{rest_port}" } $pc->members;
-    my $p = PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$m{'us-east'}{port}"] },
-                     { name => 'us-west', location => '45.60, -121.18', hosts => ["127.0.0.1:$m{'us-west'}{port}"] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [] }],
-        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
-                      server_tls => 'disable', health_check_interval => '500ms', health_check_timeout => '1s',
-                      workers => $WORKERS, failover_wait => '30s', patroni => $urls });
-    return ($pc, $p, \%m);
+    my %p = map {
+        $_ => PgNearTest::Proxy->new(
+            regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$m{'us-east'}{port}"] },
+                         { name => 'us-west', location => '45.60, -121.18', hosts => ["127.0.0.1:$m{'us-west'}{port}"] },
+                         { name => 'eu-west', location => '53.35, -6.26', hosts => [] }],
+            settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                          server_tls => 'disable', health_check_interval => '500ms', health_check_timeout => '1s',
+                          workers => $WORKERS, failover_wait => '30s', patroni => $urls, pool_mode => $_ })
+    } qw(session transaction);
+    return ($pc, $p{session}, \%m, \%p);
 }
 
 # ------------------------------------------------------------------ synchronous_mode: on
 
 {
-    my ($pc, $p, $m) = scenario_cluster(1);
+    my ($pc, $p, $m, $proxies) = scenario_cluster(1);
     my $eu_port = $m->{'eu-west'}{port};
     ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
       'sync: eu-west\'s member comes from Patroni (its tag)';
@@ -177,7 +255,7 @@ sub scenario_cluster {
       'sync: SHOW REGIONS lists it in eu-west, a standby';
 
     my $dir = tmpdir(name => 'patroni-writers', mode => 0755);
-    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    my @pids = map { start_writer($dir, $proxies, @$_) } @WRITERS;
     END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
     ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
                   timeout => 30, interval => 0.1), 'sync: every writer writes through pgnear';
@@ -190,6 +268,7 @@ sub scenario_cluster {
     my $t_direct = first_direct_write($pc, $new, 30);
     ok defined $t_direct, "switchover: the new leader $new->{name} takes a direct write";
     writes_resume($dir, 'switchover', $new, $t_direct // $t0);
+    switchover_errors($dir, $old, $t0, 'switchover');
 
     # 2. A failover: the leader's Patroni and postmaster killed, once a synchronous standby follows it.
     settle($pc);
@@ -199,6 +278,7 @@ sub scenario_cluster {
     $t_direct = first_direct_write($pc, $new, 30);
     ok defined $t_direct, "failover: $new->{name} leads after $old->{name} was killed";
     writes_resume($dir, 'failover', $new, $t_direct // $t0);
+    report_errors($dir, $t0, 'failover');
     $pc->start_member($old);
 
     # 3. The leader's Patroni stopped while its PostgreSQL runs on.
@@ -221,19 +301,19 @@ sub scenario_cluster {
     waitpid($_, 0) for @pids;
     @pids = ();
     all_acked_on($pc, $pc->leader, $dir, 'synchronous_mode');
-    $p->stop;
+    $_->stop for values %$proxies;
     $pc->stop;
 }
 
 # ------------------------------------------------------------------ synchronous_mode: off, SIGSTOP
 
 {
-    my ($pc, $p, $m) = scenario_cluster(0);
+    my ($pc, $p, $m, $proxies) = scenario_cluster(0);
     my $eu_port = $m->{'eu-west'}{port};
     ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
       'async: eu-west\'s member comes from Patroni';
     my $dir = tmpdir(name => 'patroni-writers-async', mode => 0755);
-    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    my @pids = map { start_writer($dir, $proxies, @$_) } @WRITERS;
     END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
     ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
                   timeout => 30, interval => 0.1), 'async: every writer writes through pgnear';
@@ -269,7 +349,7 @@ sub scenario_cluster {
     waitpid($_, 0) for @pids;
     @pids = ();
     $pc->resume($old);
-    $p->stop;
+    $_->stop for values %$proxies;
     $pc->stop;
 }
 
