@@ -6,28 +6,15 @@
  * server has ended already (a fast shutdown of a primary for a switchover:
  * 57P01 to every idle backend), there is nothing left to read, and the
  * session may move only if pgnear knows its state is what the login made
- * it, which the mover's login makes again (move_lost.c).  So the relay
- * shows each run of bytes the client sends to state_watch_client until
- * one of them may leave something in the server's session; from then on
- * the session's state is unknown (s->state_unknown says why, for good)
- * and it ends with its server as before.  What leaves state:
- *
- *   - a Query, or an unnamed Parse's text, that txn_pin_scan says pins a
- *     session under transaction pooling (a session-level SET,
- *     set_config(), a temporary object, LISTEN, LOAD, a SQL PREPARE, a
- *     WITH HOLD cursor, a session advisory lock); RESET, DISCARD and
- *     DEALLOCATE only take a session back towards its login's state;
- *   - a named Parse (a prepared statement of the extended protocol);
- *   - a FunctionCall message;
- *   - a Query or Parse not whole in the bytes shown (not read: it may).
- *
- * What it cannot see is txn_pin_scan's blind spot, the same as under
- * transaction pooling: a function, a DO block or a trigger that sets a
- * setting for the session or makes a temporary table.
- *
- * The walk reads message headers and the texts of Query and Parse
- * messages only while the state is known: a few instructions a byte, no
- * allocation, no copy; nothing is read past len.
+ * it, which the mover's login makes again (move.h: move_session_lost).
+ * So the relay shows each run of bytes the client sends to
+ * state_watch_client until one may leave something in the server's
+ * session (protocol/state_leave.h says which); from then on the session's
+ * state is unknown (s->state_unknown says why, for good: a move without
+ * its server sets it again to its login's) and it ends with its server as
+ * before.  What it cannot see is txn_pin_scan's blind spot, the same as
+ * under transaction pooling: a function, a DO block or a trigger that sets
+ * a setting for the session or makes a temporary table.
  */
 #ifndef PGNEAR_PROXY_STATE_WATCH_H
 #define PGNEAR_PROXY_STATE_WATCH_H

@@ -112,26 +112,40 @@ sub errors {
     return \%e;
 }
 
-# When member $m's PostgreSQL last logged "received fast shutdown request"
-# (log_line_prefix %m, in UTC), as Unix time; undef when it did not.
-sub shutdown_began {
-    my ($m) = @_;
-    my ($line) = reverse grep { /received fast shutdown request/ } split /\n/, slurp_file($m->{log});
+# A line of member $m's PostgreSQL log (log_line_prefix %m, in UTC): its time as Unix time.
+sub log_time {
+    my ($line) = @_;
     return undef unless $line && $line =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+(?:\.\d+)?) UTC /;
     require Time::Local;
     my $whole = int $6;
     return Time::Local::timegm($whole, $5, $4, $3, $2 - 1, $1) + ($6 - $whole);
 }
 
+# Member $m's last fast shutdown: when its PostgreSQL logged "received fast
+# shutdown request", and when the last of its backends logged the FATAL that
+# ended it (the shutdown's, 57P01) after that; undef each when it did not.
+sub shutdown_window {
+    my ($m) = @_;
+    my @lines = split /\n/, slurp_file($m->{log});
+    my ($at) = grep { $lines[$_] =~ /received fast shutdown request/ } reverse 0 .. $#lines;
+    return (undef, undef) unless defined $at;
+    my ($last) = reverse grep { /FATAL:  terminating connection due to administrator command/ }
+                         @lines[$at .. $#lines];
+    return (log_time($lines[$at]), log_time($last));
+}
+
 # A switchover: each error since $t0 was for a statement sent before the old
-# leader's shutdown began (with a grace for the news to reach pgnear), at most
-# one a writer; none for a session that was idle then.
+# leader's last backend was ended (a statement may reach a backend between
+# the shutdown's start and its end there), with a grace for the news to reach
+# pgnear, at most one a writer; none for a session that was idle by then.
 sub switchover_errors {
     my ($dir, $old, $t0, $tag) = @_;
-    my $began = shutdown_began($old);
-    ok defined $began && $began >= $t0 - 1, "$tag: the old leader's log says when its fast shutdown began"
+    my ($began, $ended) = shutdown_window($old);
+    ok defined $began && $began >= $t0 - 1 && defined $ended,
+      "$tag: the old leader's log says when its fast shutdown began and ended its backends"
       or return;
-    my $grace = 0.05;
+    diag sprintf '%s: the old leader ended its backends %.3f s after its shutdown began', $tag, $ended - $began;
+    my $grace = $ended - $began + 0.02;
     my $e = errors($dir);
     my (@idle, %running);
     for my $w (@WRITERS) {
