@@ -14,7 +14,8 @@
 #     write is nowhere;
 #   - under pool_mode = session, a session whose state pgnear cannot carry
 #     without its old server (a temporary table; a SET) gets the server's
-#     57P01 as before;
+#     57P01 as before, and so does one whose backend alone was ended
+#     (pg_terminate_backend, the server still up), as it would directly;
 #   - every write acknowledged is on eu-west, once.
 use strict;
 use warnings;
@@ -106,6 +107,17 @@ SQL
         is one($temp, 'CREATE TEMP TABLE t (x int)'), undef, "$tag: a session makes a temporary table";
         $set = login($p, $BOSTON, rw());
         is one($set, q{SET application_name = 'kept'}), undef, "$tag: a session SETs application_name";
+        my $killed = login($p, $BOSTON, rw());
+        my $pid = one($killed, 'SELECT pg_backend_pid()');
+        my $off = $p->log_size;
+        is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', "$tag: an idle session's backend is terminated";
+        ok $p->wait_for_log(qr/not moved from region us-east to region us-east: its server ended its backend and still takes logins/,
+                            offset => $off, timeout => 20),
+          "$tag: ... pgnear does not move it: its server still takes logins";
+        # What an idle client reads: the FATAL, then the end.
+        my $r = eval { $killed->read_result } // { error => { C => 'died', M => $@ } };
+        is "$r->{error}{C} $r->{error}{M}", '57P01 terminating connection due to administrator command',
+          "$tag: ... and its client gets the server's 57P01, as directly";
     }
 
     # The switchover: the primary stopped fast while the sessions are idle, then the standby promoted.
