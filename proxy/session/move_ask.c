@@ -245,6 +245,7 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
     }
     /* It knows its state no more: a second end of its server before it moved is the last. */
     s->state_unknown = "its server ended before it moved";
+    server_conn_uncount(s->server_conn);
     struct endpoint *ep = &s->server_conn->ep;
     ep->owner = &move_lost_old_owner;
     endpoint_set_reader(ep, NULL);

@@ -3,8 +3,9 @@
 # eu-west), with `patroni` naming the members' REST APIs.  The file lists
 # us-east's and us-west's hosts; eu-west's comes from Patroni (its tag
 # pgnear_region).  Writers through pgnear — Boston read-write, Dublin
-# read-write, Dublin nearest, each once through a pgnear with pool_mode =
-# session and once through one with pool_mode = transaction — each keep
+# read-write, Dublin nearest (an INSERT every 20 ms), Boston read-write slow
+# (every 500 ms), each once through a pgnear with pool_mode = session and
+# once through one with pool_mode = transaction — each keep
 # one session and insert ids, recording each id whose commit was
 # acknowledged, and each error with when its statement was sent.  Then:
 #   1. patronictl switchover (to the synchronous standby): no writer whose
@@ -38,17 +39,20 @@ require DBD::Pg;
 
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 my %CITY = (boston => '42.36,-71.06', dublin => '53.35,-6.26');
-# name, city, need, pool mode (which pgnear: scenario_cluster's two).
-my @WRITERS = map { my $m = $_; map { [$_->[0] . ($m eq 'session' ? '' : '_txn'), @$_[1, 2], $m] } 
-                                    ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
-                                     [dublin_near => dublin => 'nearest']) } qw(session transaction);
+# name, city, need, pool mode (which pgnear: scenario_cluster's two), seconds between
+# writes: a slow writer is idle at a switchover but for a rare moment.
+my @WRITERS = map { my $m = $_; map { [$_->[0] . ($m eq 'session' ? '' : '_txn'), @$_[1, 2], $m, $_->[3]] }
+                                    ([boston_rw => boston => 'read-write', 0.02], [dublin_rw => dublin => 'read-write', 0.02],
+                                     [dublin_near => dublin => 'nearest', 0.02], [boston_slow => boston => 'read-write', 0.5]) }
+              qw(session transaction);
 
-# A writer: one session through pgnear, an INSERT every 20 ms, each id whose
-# commit came back written to $dir/$name.acked as "id time port", each failed
-# statement or login to $dir/$name.errors as "id sent-time end-time error";
+# A writer: one session through pgnear, an INSERT every $interval s, each id whose
+# commit came back written to $dir/$name.acked as "id time port backend-pid",
+# each failed statement or login to $dir/$name.errors as "id sent-time
+# end-time pid error" (pid: the backend of its last acknowledged write, 0: none);
 # a failed session is opened again.  Runs until $dir/stop appears (or 240 s).
 sub start_writer {
-    my ($dir, $proxies, $name, $city, $need, $mode) = @_;
+    my ($dir, $proxies, $name, $city, $need, $mode, $interval) = @_;
     my $p = $proxies->{$mode};
     my $ci = $p->conninfo(user => 'app', password => $PgNearTest::APP_PASSWORD, dbname => 'movr',
                           options => "-c pgnear.location=$CITY{$city} -c pgnear.target_session_attrs=$need",
@@ -60,32 +64,34 @@ sub start_writer {
     open my $err, '>>', "$dir/$name.errors" or POSIX::_exit(1);
     $out->autoflush(1);
     $err->autoflush(1);
-    my ($dbh, $n) = (undef, 0);
+    my ($dbh, $n, $pid) = (undef, 0, 0);
     my $until = time + 240;
     while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
         my $t_login = time;
         $dbh //= DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
         if (!$dbh) {
             (my $why = DBI->errstr // '?') =~ s/\s+/ /g;
-            printf {$err} "login %.6f %.6f %s\n", $t_login, time, $why;
+            printf {$err} "login %.6f %.6f 0 %s\n", $t_login, time, $why;
             sleep 0.05;
             next;
         }
         my $id = sprintf '%s-%06d', $name, ++$n;
         my $t_send = time;
-        my ($port) = $dbh->selectrow_array('INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port()',
-                                           undef, $id);
+        my ($port, $backend) = $dbh->selectrow_array(
+            'INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port(), pg_backend_pid()', undef, $id);
         if (defined $port) {
-            printf {$out} "%s %.6f %d\n", $id, time, $port;
+            printf {$out} "%s %.6f %d %d\n", $id, time, $port, $backend;
+            $pid = $backend;
         } else {
             (my $why = $dbh->errstr // '?') =~ s/\s+/ /g;
-            printf {$err} "%s %.6f %.6f %s\n", $id, $t_send, time, $why;
+            printf {$err} "%s %.6f %.6f %d %s\n", $id, $t_send, time, $pid, $why;
+            $pid = 0;
         }
         if (!defined $port && !$dbh->ping) {
             $dbh->disconnect;
             undef $dbh;
         }
-        sleep 0.02;
+        sleep $interval;
     }
     POSIX::_exit(0);
 }
@@ -101,13 +107,13 @@ sub acked {
     return \%a;
 }
 
-# Each writer's errors: name => [[id, sent, ended, error], ...].
+# Each writer's errors: name => [[id, sent, ended, pid, error], ...].
 sub errors {
     my ($dir) = @_;
     my %e;
     for my $w (@WRITERS) {
         open my $in, '<', "$dir/$w->[0].errors" or next;
-        $e{ $w->[0] } = [map { chomp; [split ' ', $_, 4] } grep { /\S/ } <$in>];
+        $e{ $w->[0] } = [map { chomp; [split ' ', $_, 5] } grep { /\S/ } <$in>];
     }
     return \%e;
 }
@@ -122,37 +128,40 @@ sub log_time {
 }
 
 # Member $m's last fast shutdown: when its PostgreSQL logged "received fast
-# shutdown request", and when the last of its backends logged the FATAL that
-# ended it (the shutdown's, 57P01) after that; undef each when it did not.
+# shutdown request", when the last of its backends logged the FATAL that ended
+# it (the shutdown's, 57P01) after that, and when each did (backend pid =>
+# time); undef each when it did not.
 sub shutdown_window {
     my ($m) = @_;
     my @lines = split /\n/, slurp_file($m->{log});
     my ($at) = grep { $lines[$_] =~ /received fast shutdown request/ } reverse 0 .. $#lines;
-    return (undef, undef) unless defined $at;
-    my ($last) = reverse grep { /FATAL:  terminating connection due to administrator command/ }
-                         @lines[$at .. $#lines];
-    return (log_time($lines[$at]), log_time($last));
+    return (undef, undef, {}) unless defined $at;
+    my @fatal = grep { /FATAL:  terminating connection due to administrator command/ } @lines[$at .. $#lines];
+    my %by_pid = map { /^\S+ \S+ UTC \[(\d+)\]/ ? ($1 => log_time($_)) : () } @fatal;
+    return (log_time($lines[$at]), log_time($fatal[-1]), \%by_pid);
 }
 
-# A switchover: each error since $t0 was for a statement sent before the old
-# leader's last backend was ended (a statement may reach a backend between
-# the shutdown's start and its end there), with a grace for the news to reach
-# pgnear, at most one a writer; none for a session that was idle by then.
+# A switchover: each error since $t0 was for a statement sent before its
+# backend was ended (the one of the writer's last write, when the log names
+# it: session pooling; else the last to end: a transaction may take any), at
+# most one a writer; none for a session that was idle by then.  The log's
+# times are whole milliseconds, and pgnear reads a FATAL a moment after it
+# was sent: 3 ms of grace.
 sub switchover_errors {
     my ($dir, $old, $t0, $tag) = @_;
-    my ($began, $ended) = shutdown_window($old);
+    my ($began, $ended, $by_pid) = shutdown_window($old);
     ok defined $began && $began >= $t0 - 1 && defined $ended,
       "$tag: the old leader's log says when its fast shutdown began and ended its backends"
       or return;
     diag sprintf '%s: the old leader ended its backends %.3f s after its shutdown began', $tag, $ended - $began;
-    my $grace = $ended - $began + 0.02;
     my $e = errors($dir);
     my (@idle, %running);
     for my $w (@WRITERS) {
         for my $err (grep { $_->[1] >= $t0 } @{ $e->{ $w->[0] } // [] }) {
-            diag sprintf '%s: %s: %s sent %+.3f s, ended %+.3f s after the shutdown began: %s', $tag, $w->[0],
-                         $err->[0], $err->[1] - $began, $err->[2] - $began, $err->[3];
-            if ($err->[1] > $began + $grace || $err->[0] eq 'login') { push @idle, "$w->[0] $err->[0]" }
+            my $end = $w->[3] eq 'session' ? $by_pid->{ $err->[3] } // $ended : $ended;
+            diag sprintf '%s: %s: %s sent %+.3f s, ended %+.3f s after the shutdown began, its backend %s ended %+.3f s: %s',
+                         $tag, $w->[0], $err->[0], $err->[1] - $began, $err->[2] - $began, $err->[3], $end - $began, $err->[4];
+            if ($err->[1] > $end + 0.003 || $err->[0] eq 'login') { push @idle, "$w->[0] $err->[0]" }
             else { $running{ $w->[0] }++ }
         }
     }

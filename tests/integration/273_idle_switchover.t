@@ -3,7 +3,7 @@
 # is stopped with pg_ctl stop -m fast (each backend sends its client 57P01
 # "terminating connection due to administrator command" and closes) and
 # then the standby is promoted.  Per pool mode (session, transaction) and
-# worker count:
+# worker count (and once with io_backend = epoll):
 #   - sessions idle at the stop (Boston and Dublin read-write, Dublin
 #     nearest, one that only ran extended-protocol statements) write on
 #     eu-west at their next transaction with no error: pgnear holds them
@@ -63,12 +63,13 @@ sub ext_insert {
     return $r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0];
 }
 
-my @CASES = ([session => 2], [transaction => 2], [session => 1], [transaction => 1]);
+# The shipped io_backend (auto) is io_uring on a kernel that has it; epoll once too.
+my @CASES = ([session => 2], [transaction => 2], [session => 1], [transaction => 1], [session => 2, 'epoll']);
 @CASES = grep { $_->[1] == $ENV{PGNEAR_TEST_WORKERS} } @CASES if $ENV{PGNEAR_TEST_ONLY_WORKERS};
 
 for my $case (@CASES) {
-    my ($mode, $workers) = @$case;
-    my $tag = "pool_mode = $mode, workers = $workers";
+    my ($mode, $workers, $io) = @$case;
+    my $tag = "pool_mode = $mode, workers = $workers" . ($io ? ", io_backend = $io" : '');
 
     my $us = PgNearTest::Cluster->new(name => 'us-east');
     $us->psql_admin(<<'SQL', dbname => 'movr');
@@ -87,7 +88,8 @@ SQL
                      { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $workers,
-                      pool_mode => $mode, failover_wait => '20s', move_timeout => '20s' });
+                      pool_mode => $mode, failover_wait => '20s', move_timeout => '20s',
+                      ($io ? (io_backend => $io) : ()) });
     ok $p->wait_for_log(qr/region eu-west is up: it is a standby/, timeout => 20),
       "$tag: pgnear knows eu-west is a standby";
 
