@@ -95,9 +95,9 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
  * it still has (state_watch.h), as a drained session moves; its server
  * connection is the move's from then on.  The mover waits, as a login
  * does, for a primary being promoted (failover_wait), within
- * move_timeout.  If the move fails (or lands on the same host: its
- * backend alone was ended), the client gets the FATAL after all and the
- * session ends as it would have.  False, nothing done: s cannot move so
+ * move_timeout.  If the move fails (or lands on the same host, which never
+ * went down meanwhile: its backend alone was ended), the client gets the
+ * FATAL after all and the session ends as it would have.  False, nothing done: s cannot move so
  * (move_lost_refusal says why) and ends as before.
  */
 bool move_session_lost(struct session *s, const uint8_t *error, size_t len, const char *why);

@@ -22,6 +22,7 @@
 #include "proxy/session/move_int.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -231,6 +232,7 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
              s->server_conn->host->name, s->server_conn->host->port, s->region->name, why);
     /* Nothing to read: the replay is the login's (the mover's own), then a Sync. */
     mv->lost = true;
+    mv->lost_downs = health_downs(s->server_conn->host);
     mv->old_gone = true;
     /* Its mover may wait for a primary being promoted as a login would: failover_wait more. */
     int limit_ms = s->cfg->failover_wait_ms + s->cfg->move_timeout_ms;

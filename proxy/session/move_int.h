@@ -56,7 +56,8 @@ struct session_move {
     bool old_gone;       /* the old server failed after the state was read (move_old_failed) */
     /* Its server ended while it was idle: nothing was read, its login's state goes (move.h). */
     bool lost;
-    char old_why[320]; /* ... and why: the session ends with it if the move fails */
+    unsigned lost_downs; /* ... and how often its host had gone down then (health_downs) */
+    char old_why[320];   /* ... and why: the session ends with it if the move fails */
     /* An ErrorResponse the old server sent meanwhile (its FATAL as it ends), held back. */
     uint8_t old_error[1024];
     uint32_t old_error_len;

@@ -16,7 +16,9 @@
 #     without its old server (a temporary table; a SET) gets the server's
 #     57P01 as before, and so does one whose backend alone was ended
 #     (pg_terminate_backend, the server still up), as it would directly;
-#   - every write acknowledged is on eu-west, once.
+#   - every write acknowledged is on eu-west, once;
+#   - before all that, a session idle while the primary restarts in place
+#     (pg_ctl restart -m fast) writes there again with no error.
 use strict;
 use warnings;
 use FindBin;
@@ -92,6 +94,14 @@ SQL
                       ($io ? (io_backend => $io) : ()) });
     ok $p->wait_for_log(qr/region eu-west is up: it is a standby/, timeout => 20),
       "$tag: pgnear knows eu-west is a standby";
+
+    # A restart of the primary in place while a session idles: it writes there again, no error.
+    my $again = login($p, $BOSTON, rw());
+    is insert($again, 'restart before'), 'us-east', "$tag: a session writes on us-east";
+    $us->restart(mode => 'fast');
+    is insert($again, 'restart again'), 'us-east',
+      "$tag: ... idle while us-east restarted (pg_ctl restart -m fast), it writes there again with no error";
+    $again->terminate;
 
     my %s = (boston => login($p, $BOSTON, rw()), dublin => login($p, $DUBLIN, rw()),
              near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
