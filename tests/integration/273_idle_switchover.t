@@ -5,7 +5,8 @@
 # then the standby is promoted.  Per pool mode (session, transaction) and
 # worker count (and once with io_backend = epoll):
 #   - sessions idle at the stop (Boston and Dublin read-write, Dublin
-#     nearest, one that only ran extended-protocol statements) write on
+#     nearest, one that only ran extended-protocol statements, one with
+#     pgnear.report_fence=on, whose server side pgnear reads) write on
 #     eu-west at their next transaction with no error: pgnear holds them
 #     while no primary is up and moves them as DRAIN does;
 #   - one whose transaction was sent while no primary was up (after the
@@ -105,7 +106,8 @@ SQL
 
     my %s = (boston => login($p, $BOSTON, rw()), dublin => login($p, $DUBLIN, rw()),
              near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
-             ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()));
+             ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
+             fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'));
     my $open = login($p, $BOSTON, rw());
     for my $n (sort keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n before") : insert($s{$n}, "$n before"), 'us-east',
