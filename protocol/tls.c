@@ -131,6 +131,28 @@ bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t err
     return true;
 }
 
+bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_dir, char *err,
+                           size_t errcap)
+{
+    bool file = crl_file != NULL && crl_file[0] != '\0',
+         dir = crl_dir != NULL && crl_dir[0] != '\0';
+    if (!file && !dir)
+        return true;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (store == NULL ||
+        X509_STORE_load_locations(store, file ? crl_file : NULL, dir ? crl_dir : NULL) != 1) {
+        tls_errstr(err, errcap,
+                   file ? "could not load client_tls_crl_file"
+                        : "could not load client_tls_crl_dir",
+                   file ? crl_file : crl_dir);
+        return false;
+    }
+    /* As PostgreSQL's ssl_crl_file: every certificate of the chain, each checked against its CA's.
+     */
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    return true;
+}
+
 enum tls_client_cert tls_client_cert_cn(SSL *ssl, char *cn, size_t cncap)
 {
     X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;

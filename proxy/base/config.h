@@ -95,7 +95,9 @@ struct config {
     int client_tls;
     char *client_tls_cert_file;
     char *client_tls_key_file;
-    char *client_tls_ca_file; /* client certificates are asked for and verified against it */
+    char *client_tls_ca_file;  /* client certificates are asked for and verified against it */
+    char *client_tls_crl_file; /* ... and checked against these revocation lists */
+    char *client_tls_crl_dir;
     int server_tls;
     char *server_tls_ca_file;
     char *server_tls_cert_file;

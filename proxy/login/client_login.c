@@ -54,9 +54,17 @@ static void client_tls_step(struct session *s)
     if (rc == STREAM_AGAIN)
         return;
     if (rc != 0) {
-        char why[256];
+        char why[256], line[400];
         stream_tls_error(why, sizeof(why));
-        session_login_closed(s, why);
+        long verify =
+            s->client.stream.ssl != NULL ? SSL_get_verify_result(s->client.stream.ssl) : X509_V_OK;
+        /* As PostgreSQL logs it: why the client's certificate failed ("certificate revoked"). */
+        if (verify != X509_V_OK)
+            snprintf(line, sizeof(line), "%s: client certificate verification failed: %s", why,
+                     X509_verify_cert_error_string(verify));
+        else
+            snprintf(line, sizeof(line), "%s", why);
+        session_login_closed(s, line);
         return;
     }
     if (s->websocket && s->client.stream.ws == NULL)
