@@ -483,6 +483,7 @@ static int client_take_packet(struct session *s)
         client_fail_protocol(s, startup_strerror(rc));
         return -1;
     }
+    startup_cut_names(s->startup_raw, len, &s->login->startup);
     s->user = s->login->startup.user;
     s->database = s->login->startup.database;
     s->application_name = startup_param(&s->login->startup, "application_name");
