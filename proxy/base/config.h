@@ -108,6 +108,7 @@ struct config {
     int proxy_tlv_region;
     int proxy_tlv_location;
     char *trusted_proxies;
+    char *trusted_http_proxies; /* whose forwarded-address headers decide access too */
     bool client_hints;
     char *geoip_db;
     char *cities_file;
@@ -197,6 +198,7 @@ struct config {
     struct region *default_region_ptr;
     size_t *migration_order_index; /* regions.count indices into regions.items: migrations' order */
     struct cidr_list trusted;
+    struct cidr_list trusted_http; /* trusted_http_proxies */
     struct pp_tlv_types tlv_types;
     struct city_table *cities;       /* NULL without cities_file */
     struct geoip_set *geoip;         /* NULL without geoip_db */

@@ -204,6 +204,8 @@ static void config_check_proxy(struct load_ctx *lc)
     char why[512];
     if (!cidr_list_parse(&cfg->trusted, cfg->trusted_proxies, why, sizeof(why)))
         config_problem(lc, "pgnear:trusted_proxies", "trusted_proxies: %s", why);
+    if (!cidr_list_parse(&cfg->trusted_http, cfg->trusted_http_proxies, why, sizeof(why)))
+        config_problem(lc, "pgnear:trusted_http_proxies", "trusted_http_proxies: %s", why);
     cfg->tlv_types.city = (uint8_t)cfg->proxy_tlv_city;
     cfg->tlv_types.region = (uint8_t)cfg->proxy_tlv_region;
     cfg->tlv_types.location = (uint8_t)cfg->proxy_tlv_location;

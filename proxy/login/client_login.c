@@ -240,7 +240,10 @@ static void client_locality_input(struct session *s, struct locality_input *in)
     else if (pp && pp->has_location)
         in->location = pp->location, in->location_via = "PROXY TLV";
     client_header_locality(s, in);
-    if (!s->unix_socket)
+    /* A forwarded address places the caller even where it decides no access (ws_ingress.c). */
+    if (s->login->geo != NULL && s->login->geo->has_addr)
+        in->addr = (const struct sockaddr *)&s->login->geo->addr;
+    else if (!s->unix_socket)
         in->addr = (const struct sockaddr *)&s->addr;
 }
 
