@@ -98,6 +98,12 @@ sub reload {
 my $REJECT_LOCAL = 'error 28000 pg_hba.conf rejects connection for host "127.0.0.1", user "mallory", '
                  . 'database "movr", no encryption';
 
+{
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $p->config_path]);
+    like $out, qr/^websocket: a forwarded address only places the caller: access is the connection's address \(no trusted_http_proxies\)$/m,
+        'pgnear --check says a forwarded address only places the caller';
+}
+
 # ---------------------------------------------------------------- default: headers place, never admit
 
 for my $h ('X-Forwarded-For: 10.9.9.9', 'Forwarded: for=10.9.9.9', 'CloudFront-Viewer-Address: 10.9.9.9:46532',
@@ -132,6 +138,9 @@ for my $h ('X-Forwarded-For: 10.9.9.9', 'Forwarded: for=10.9.9.9', 'CloudFront-V
 {
     $p->update_config(settings => { trusted_http_proxies => '127.0.0.1/32' });
     is reload(), 'configuration reloaded', 'reload with trusted_http_proxies = 127.0.0.1/32';
+    my ($rc, $o, $e) = run_cmd([$ENV{PGNEAR}, '--check', $p->config_path]);
+    like $o, qr/^websocket: a forwarded address decides access \(the hba line\) from trusted_http_proxies' 1 entries/m,
+        '... which pgnear --check names';
     my $r = neon(user => 'mallory', headers => ['X-Forwarded-For: 10.9.9.9']);
     is outcome($r), 'ok mallory eu-west', 'now the header\'s 10.9.9.9 decides: the trust line admits mallory';
     like $r->{log}, qr/X-Forwarded-For from 127\.0\.0\.1:\d+ \(trusted_http_proxies\): caller 10\.9\.9\.9/,

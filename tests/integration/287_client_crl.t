@@ -91,6 +91,9 @@ my $have_wss = eval { PgNearWs::require_ssl(); 1 };
 {
     $p->update_config(settings => { client_tls_crl_file => $crl });
     is reload(), 'configuration reloaded', 'reload with client_tls_crl_file';
+    my ($rc, $o, $e) = run_cmd([$ENV{PGNEAR}, '--check', $p->config_path]);
+    like $o, qr/^client certificates: revoked ones refused at the TLS handshake \(\Q$crl\E\)$/m,
+        '... which pgnear --check names';
     my ($st, $out) = login($good);
     is "$st $out", 'ok app', '... the certificate not revoked still logs in';
     my $off = $p->log_size;
