@@ -131,6 +131,20 @@ bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t err
     return true;
 }
 
+/*
+ * Only the lists of crl_file: a certificate there is not taken as a CA (as
+ * X509_STORE_load_locations would take it), and a file with no list fails.
+ */
+static bool tls_load_crl_file(X509_STORE *store, const char *crl_file, char *err, size_t errcap)
+{
+    X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == NULL || X509_load_crl_file(lookup, crl_file, X509_FILETYPE_PEM) <= 0) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_file", crl_file);
+        return false;
+    }
+    return true;
+}
+
 bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_dir, char *err,
                            size_t errcap)
 {
@@ -139,12 +153,14 @@ bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_d
     if (!file && !dir)
         return true;
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    if (store == NULL ||
-        X509_STORE_load_locations(store, file ? crl_file : NULL, dir ? crl_dir : NULL) != 1) {
-        tls_errstr(err, errcap,
-                   file ? "could not load client_tls_crl_file"
-                        : "could not load client_tls_crl_dir",
-                   file ? crl_file : crl_dir);
+    if (store == NULL) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_file", crl_file);
+        return false;
+    }
+    if (file && !tls_load_crl_file(store, crl_file, err, errcap))
+        return false;
+    if (dir && X509_STORE_load_locations(store, NULL, crl_dir) != 1) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_dir", crl_dir);
         return false;
     }
     /* As PostgreSQL's ssl_crl_file: every certificate of the chain, each checked against its CA's.

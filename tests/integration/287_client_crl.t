@@ -7,8 +7,9 @@
 #   "certificate revoked" both ways), and pgnear's log says why in
 #   PostgreSQL's words; the other still logs in.  The same under auth = hba
 #   with a clientcert= line, and with client_tls_crl_dir (a hashed
-#   directory).  An unreadable list fails --check and a reload (which keeps
-#   the list it had); a list without client_tls_ca_file is refused.
+#   directory).  An unreadable list, or a file that holds none, fails
+#   --check and a reload (which keeps the list it had); a list without
+#   client_tls_ca_file is refused.
 use strict;
 use warnings;
 use FindBin;
@@ -161,6 +162,11 @@ my $have_wss = eval { PgNearWs::require_ssl(); 1 };
     my ($rc, $o, $err) = run_cmd([$ENV{PGNEAR}, '--check', $p->config_path]);
     isnt $rc, 0, 'pgnear --check refuses it too';
     like "$o$err", qr/could not load client_tls_crl_file "\Q$missing\E"/, '... naming the file';
+
+    # A certificate where a list belongs: refused, never taken as a CA.
+    $p->update_config(settings => { client_tls_crl_file => $ca->cert });
+    like reload(), qr/reload failed.*could not load client_tls_crl_file "\Q${\ $ca->cert }\E"/,
+        'a file without a list (the CA certificate) fails the reload';
 
     $p->update_config(settings => { client_tls_crl_file => $crl, client_tls_ca_file => undef,
                                     auth => 'scram', auth_hba_file => undef });
