@@ -268,8 +268,7 @@ static bool ws_switch(struct session *s, const struct http_request *req)
     return true;
 }
 
-/* ", caller ADDR per HEADER, ..." where a forwarded address places the caller and decides no
- * access. */
+/* ", caller ADDR per HEADER ...": a forwarded address that places the caller, and nothing more. */
 static void ws_locality_note(const struct session *s, char *buf, size_t cap)
 {
     const struct geo_headers *g = s->login->geo;
