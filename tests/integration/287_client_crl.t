@@ -6,8 +6,9 @@
 #   with ssl_crl_file refuses it (the same server, directly: libpq's
 #   "certificate revoked" both ways), and pgnear's log says why in
 #   PostgreSQL's words; the other still logs in.  The same under auth = hba
-#   with a clientcert= line, and with client_tls_crl_dir (a hashed
-#   directory).  An unreadable list, or a file that holds none, fails
+#   with a clientcert= line, with client_tls_crl_dir (a hashed
+#   directory), and with a list inside client_tls_ca_file (checked only
+#   once a CRL setting is given, as PostgreSQL).  An unreadable list, or a file that holds none, fails
 #   --check and a reload (which keeps the list it had); a list without
 #   client_tls_ca_file is refused.
 use strict;
@@ -142,6 +143,26 @@ my $have_wss = eval { PgNearWs::require_ssl(); 1 };
     is "$st $out", 'ok app', '... the certificate not revoked logs in';
     ($st, $out) = login($revoked);
     like "$st $out", qr/^error .*certificate revoked/s, '... the revoked one is refused';
+}
+
+# ---------------------------------------------------------------- a list inside client_tls_ca_file
+
+{
+    my $dir = tmpdir(name => 'crl-in-ca', mode => 0755);
+    write_file("$dir/ca-and-list.pem", PgNearTest::slurp_file($ca->cert) . PgNearTest::slurp_file($crl));
+    my $empty_dir = tmpdir(name => 'crl-empty-dir', mode => 0755);
+    $p->update_config(settings => { client_tls_crl_dir => undef, client_tls_crl_file => undef,
+                                    client_tls_ca_file => "$dir/ca-and-list.pem" });
+    is reload(), 'configuration reloaded', 'a list inside client_tls_ca_file, no CRL setting';
+    my ($st, $out) = login($revoked);
+    is "$st $out", 'ok app', '... is not checked (as PostgreSQL ignores it without ssl_crl_file)';
+    $p->update_config(settings => { client_tls_crl_dir => $empty_dir });
+    is reload(), 'configuration reloaded', 'with client_tls_crl_dir set (an empty directory)';
+    ($st, $out) = login($revoked);
+    like "$st $out", qr/^error .*certificate revoked/s, '... the list inside the CA file refuses the revoked one';
+    ($st, $out) = login($good);
+    is "$st $out", 'ok app', '... and admits the other';
+    $p->update_config(settings => { client_tls_ca_file => $ca->cert });
 }
 
 # ---------------------------------------------------------------- an empty list, bad lists
