@@ -6,7 +6,8 @@
 # reject line for 127.0.0.1 nor reach a trust line for 10.9.0.0/16.  Only
 # a peer in trusted_http_proxies (off by default) has its forwarded address
 # decide the line, read passing over only trusted_http_proxies' hops (a
-# hop that is only in trusted_proxies is the caller then).  In every case
+# hop that is only in trusted_proxies is the caller then).  The failed-login
+# throttle, too, counts by the connection's address.  In every case
 # the session is still placed by the header's address: GeoIP puts
 # 10.9.9.9 in Paris, so it lands in eu-west.  Real WebSocket clients: the
 # Neon serverless driver (tests/node/neon_client.js), and the raw protocol
@@ -51,8 +52,8 @@ my $mmdb = "$dir/callers.mmdb";
 {
     my ($rc, $out, $err) = run_cmd([$^X, "$SRCDIR/tests/lib/make_mmdb.pl", '--layout', 'maxmind',
                                     '--ip-version', 6, '--out', $mmdb,
-                                    '10.9.9.9/32=Paris,FR,48.8566,2.3522'], timeout => 60);
-    is $rc, 0, 'test GeoIP database written (10.9.9.9 in Paris)' or BAIL_OUT("make_mmdb.pl: $err");
+                                    '10.9.9.0/24=Paris,FR,48.8566,2.3522'], timeout => 60);
+    is $rc, 0, 'test GeoIP database written (10.9.9.0/24 in Paris)' or BAIL_OUT("make_mmdb.pl: $err");
 }
 
 my $p = PgNearTest::Proxy->new(regions => [map { $cluster{$_} } qw(us-east eu-west)],
@@ -123,6 +124,16 @@ for my $h ('X-Forwarded-For: 10.9.9.9', 'Forwarded: for=10.9.9.9', 'CloudFront-V
         'app claiming 10.9.9.9: the line of its real address (scram) admits it, the reject line for 10.9/16 does not apply';
     $r = neon(user => 'app', password => 'wrong', headers => ['X-Forwarded-For: 10.9.9.9']);
     like outcome($r), qr/^error 28P01 password authentication failed for user "app"/, '... with its password only';
+
+    # The failed-login throttle counts the connection's address too: a new forged address per
+    # attempt does not start a new count.
+    my $off = $p->log_size;
+    neon(user => 'app', password => 'wrong', headers => ["X-Forwarded-For: 10.9.9.$_"]) for 21 .. 22;
+    ok $p->wait_for_log(qr/3 failed logins in a row for user "app" from 127\.0\.0\.1:\d+: its next attempts wait/,
+                        offset => $off, timeout => 5),
+        'the failed-login throttle counts failures by the connection\'s address, whatever the header claims';
+    $r = neon(user => 'app', password => 'app-secret', headers => ['X-Forwarded-For: 10.9.9.23']);
+    is outcome($r), 'ok app eu-west', '... and the right password still logs in (clearing the count)';
 }
 
 # The raw protocol over a WebSocket, with the header sent twice (joined as one list).
