@@ -75,6 +75,7 @@ sub reload {
 }
 
 my $have_wss = eval { PgNearWs::require_ssl(); 1 };
+my $direct_error = '';
 
 # ---------------------------------------------------------------- without a list
 
@@ -86,6 +87,8 @@ my $have_wss = eval { PgNearWs::require_ssl(); 1 };
     ($st, $out) = login($revoked, direct => 1);
     is $st, 'error', 'directly, PostgreSQL with ssl_crl_file refuses the revoked certificate';
     like $out, qr/certificate revoked/, '... libpq says "certificate revoked"';
+    note "directly, libpq: $out";
+    ($direct_error = $out) =~ s/port \d+/port N/;
 }
 
 # ---------------------------------------------------------------- a reload adds the list
@@ -102,6 +105,9 @@ my $have_wss = eval { PgNearWs::require_ssl(); 1 };
     ($st, $out) = login($revoked);
     is $st, 'error', '... the revoked one is refused';
     like $out, qr/certificate revoked/, '... and libpq says "certificate revoked", as directly';
+    note "through pgnear, libpq: $out";
+    (my $through = $out) =~ s/port \d+/port N/;
+    is $through, $direct_error, '... word for word (the port aside)';
     ok $p->wait_for_log(qr/client certificate verification failed: certificate revoked/,
                         offset => $off, timeout => 5),
         '... pgnear\'s log says why, in PostgreSQL\'s words';
