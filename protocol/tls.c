@@ -163,8 +163,7 @@ bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_d
         tls_errstr(err, errcap, "could not load client_tls_crl_dir", crl_dir);
         return false;
     }
-    /* As PostgreSQL's ssl_crl_file: every certificate of the chain, each checked against its CA's.
-     */
+    /* As PostgreSQL's ssl_crl_file: each certificate of a chain against its CA's list. */
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     return true;
 }
