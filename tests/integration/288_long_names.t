@@ -4,7 +4,8 @@
 # of a name is that name everywhere pgnear looks: the same long name logs
 # in as the same role directly and through pgnear; auth_hba_file's reject
 # lines for a 63-byte role and a 63-byte database refuse their long
-# spellings (28000 naming the cut name, as PostgreSQL words it); auth_file
+# spellings (28000 naming the cut name, as PostgreSQL words it); a cut
+# that splits a character names no role, as directly; auth_file
 # finds the role's secret (auth = scram); and a [user] section's
 # max_user_client_connections counts two different long spellings as one
 # user, under pool_mode = session, transaction and nearest.
@@ -27,7 +28,8 @@ is length($_), 63, "$_ is 63 bytes" for $R63, $U63, $D63;
 my $us = PgNearTest::Cluster->new(name => 'us-east',
     hba => ['local all all trust', 'host all all 127.0.0.1/32 trust']);
 $us->psql_admin(["SET password_encryption = 'scram-sha-256'", qq{CREATE ROLE "$R63" LOGIN},
-                 qq{CREATE ROLE "$U63" LOGIN PASSWORD 'long-secret'}, qq{CREATE DATABASE "$D63"}]);
+                 qq{CREATE ROLE "$U63" LOGIN PASSWORD 'long-secret'}, qq{CREATE DATABASE "$D63"},
+                 'CREATE ROLE ' . ('a' x 62) . ' LOGIN']);
 
 # A login through the raw protocol: {ok, w} or {ok => 0, C, M}.
 sub try_login {
@@ -80,6 +82,16 @@ sub current_user {
     ok $r->{ok}, 'hba: another long role spelling passes the trust line';
     is current_user($r->{w}), "$U63 movr", '... as the same role as directly';
     $r->{w}->terminate if $r->{ok};
+
+    # A byte cut, not a character's: 62 a's and an "é" across byte 63 name no role, directly or
+    # through pgnear, though a role of the 62 a's exists (a cut on a character boundary would
+    # log in as it).
+    my $split = ('a' x 62) . "\xc3\xa9";
+    my $direct = try_login($us->port, user => $split);
+    $r = try_login($p->port, user => $split);
+    is "$direct->{C} $direct->{M}", '28000 role "' . ('a' x 62) . "\xc3\" does not exist",
+        'directly, a name whose 63rd byte starts a character names no role (the byte cut)';
+    is "$r->{C} $r->{M}", "$direct->{C} $direct->{M}", '... and through pgnear the same error, word for word';
     $p->stop;
 }
 
