@@ -28,6 +28,7 @@
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/latency_hooks.h"
+#include "proxy/session/move.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
@@ -183,7 +184,11 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
 static int txn_client_scan(struct session *s, char type, uint32_t len, size_t avail)
 {
     if (len - 4 > TXN_SCAN_MAX) {
-        txn_pin(s, "a statement too long to read whole");
+        /* nearest under session pooling: what it may have set is carried, not pinned (near_sync.h) */
+        if (near_own_slots(s))
+            near_note_state_change(s);
+        else
+            txn_pin(s, "a statement too long to read whole");
         return 1;
     }
     if (avail < 1 + (size_t)len)
@@ -713,6 +718,47 @@ static bool txn_near_settled(struct session *s)
     return s->server_conn == sc && !s->closed;
 }
 
+/* How a move of a session pinned on a standby ended (txn_pin_leave_standby). */
+static void txn_pin_moved(const struct move_result *r, void *arg)
+{
+    (void)arg;
+    if (r->moved)
+        log_info(r->client_id, "nearest: it keeps its server connection on a primary in region %s now",
+                 r->to);
+    else
+        log_warn(r->client_id,
+                 "nearest: it keeps its server connection on a standby, where its writes fail "
+                 "with 25006: it could not move to a primary (%s); tried again as its next "
+                 "transaction ends",
+                 r->reason);
+}
+
+/*
+ * nearest: a pin is never final on a standby.  A session pinned there by
+ * what it ran (a statement too long to read whole, a reported setting a
+ * routine changed: near.h places what a text shows pins on a primary)
+ * moves with its state, as its transaction ends, to a primary (move.h:
+ * the state read back, replayed there), where it stays pinned and its
+ * writes run.  Held at once: no request more runs on the standby.
+ */
+static void txn_pin_leave_standby(struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    if (s->near == NULL || near_own_slots(s) || sc == NULL || s->closed ||
+        !host_is_standby(sc->host) || sc->tx.status != 'I' || s->move != NULL)
+        return;
+    /* Its client sent more already: the setting pins it now, before more runs there. */
+    if (s->pinned == NULL && s->txn_params_moved > 0)
+        txn_pin(s, "a reported setting differs from its login's");
+    if (s->pinned == NULL)
+        return;
+    log_info(s->id, "nearest: it keeps its server connection on a standby (%s): it moves to a "
+                    "primary with its state",
+             s->pinned);
+    struct move_target t = {.hold_first = true, .primary = true};
+    move_session(s, &t, txn_pin_moved, NULL);
+}
+
 static bool txn_server_idle(struct session *s)
 {
     if (s->near != NULL && s->server_conn != NULL && !txn_near_settled(s))
@@ -723,11 +769,14 @@ static bool txn_server_idle(struct session *s)
     if (!txn_may_release(s)) {
         if (!s->closed)
             notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
+        if (!s->closed)
+            txn_pin_leave_standby(s);
         return !s->closed;
     }
     if (s->txn_params_moved > 0) {
         txn_pin(s, "a reported setting differs from its login's");
-        return true;
+        txn_pin_leave_standby(s);
+        return !s->closed;
     }
     txn_let_go(s);
     endpoint_resume_read(&s->client);
