@@ -58,7 +58,8 @@ void move_home_region(const struct session *s, char *out, size_t cap)
  */
 static struct need_spec move_need(const struct session_move *mv)
 {
-    struct need_spec need = session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
+    struct need_spec need =
+        session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
     if (mv->target.primary)
         need.role = NEED_PRIMARY;
     return need;

@@ -184,7 +184,7 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
 static int txn_client_scan(struct session *s, char type, uint32_t len, size_t avail)
 {
     if (len - 4 > TXN_SCAN_MAX) {
-        /* nearest under session pooling: what it may have set is carried, not pinned (near_sync.h) */
+        /* nearest, session pooling: what it may set is carried, not pinned (near_sync.h) */
         if (near_own_slots(s))
             near_note_state_change(s);
         else
@@ -723,8 +723,8 @@ static void txn_pin_moved(const struct move_result *r, void *arg)
 {
     (void)arg;
     if (r->moved)
-        log_info(r->client_id, "nearest: it keeps its server connection on a primary in region %s now",
-                 r->to);
+        log_info(r->client_id,
+                 "nearest: it keeps its server connection on a primary in region %s now", r->to);
     else
         log_warn(r->client_id,
                  "nearest: it keeps its server connection on a standby, where its writes fail "
@@ -752,8 +752,9 @@ static void txn_pin_leave_standby(struct session *s)
         txn_pin(s, "a reported setting differs from its login's");
     if (s->pinned == NULL)
         return;
-    log_info(s->id, "nearest: it keeps its server connection on a standby (%s): it moves to a "
-                    "primary with its state",
+    log_info(s->id,
+             "nearest: it keeps its server connection on a standby (%s): it moves to a "
+             "primary with its state",
              s->pinned);
     struct move_target t = {.hold_first = true, .primary = true};
     move_session(s, &t, txn_pin_moved, NULL);
