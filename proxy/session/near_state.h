@@ -68,4 +68,12 @@ void near_note_state_change(struct session *s);
 /* A text of the transaction changes routines: its database's catalog is read again at its end. */
 void near_note_routines_changed(const struct session *s);
 
+/*
+ * Whether a move of the session, pinned on a standby, to a primary may be
+ * asked now (txn.c): once a transaction, so that a move that failed (a
+ * state that cannot move) is not asked again before the session's next
+ * transaction ends.  Marks it asked.
+ */
+bool near_pin_move_may_ask(struct session *s);
+
 #endif

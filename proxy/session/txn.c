@@ -739,7 +739,9 @@ static void txn_pin_moved(const struct move_result *r, void *arg)
  * routine changed: near.h places what a text shows pins on a primary)
  * moves with its state, as its transaction ends, to a primary (move.h:
  * the state read back, replayed there), where it stays pinned and its
- * writes run.  Held at once: no request more runs on the standby.
+ * writes run.  Held at once: no request more runs on the standby.  Asked
+ * once a transaction (near_pin_move_may_ask): the end of a move that
+ * failed lets the session's hold go, which calls here again.
  */
 static void txn_pin_leave_standby(struct session *s)
 {
@@ -750,7 +752,7 @@ static void txn_pin_leave_standby(struct session *s)
     /* Its client sent more already: the setting pins it now, before more runs there. */
     if (s->pinned == NULL && s->txn_params_moved > 0)
         txn_pin(s, "a reported setting differs from its login's");
-    if (s->pinned == NULL)
+    if (s->pinned == NULL || !near_pin_move_may_ask(s))
         return;
     log_info(s->id,
              "nearest: it keeps its server connection on a standby (%s): it moves to a "

@@ -8,7 +8,11 @@
 # (a) A statement over 1 MB (too long for pgnear to read whole) in a
 #     BEGIN READ ONLY block, which runs on the standby, with a SET hidden
 #     behind it: the session's later writes run on the primary, once,
-#     and the setting it made is still the session's.
+#     and the setting it made is still the session's.  Under transaction
+#     pooling, a state that cannot move (a session advisory lock taken
+#     there behind such a statement) keeps it there, its writes refused
+#     with the standby's 25006, until the lock is let go; the move is
+#     asked once a transaction, not in a loop.
 # (b) A PL/pgSQL function that changes a reported setting
 #     (set_config('TimeZone', ..., false)) run on the standby, in a READ
 #     ONLY block and as a STABLE function outside one: the same.
@@ -143,6 +147,30 @@ sub reported_setting {
     }
 }
 
+# ---- (a') transaction pooling: a state that cannot move (a session advisory lock the long
+# statement took on the standby) keeps the session there, its writes refused with the standby's
+# 25006 (never told they worked), the move asked again once each transaction ends, not in a loop;
+# once the lock is let go, the next transaction's end moves it and its writes run on the primary.
+sub unmovable_state {
+    my ($p, $mode) = @_;
+    my $long = 'x' x (1024 * 1024 + 4096);
+    my $c = login($p);
+    my $before = () = $p->log_contents =~ /could not move to a primary/g;
+    run_sql($c, 'BEGIN READ ONLY');
+    is one($c, "SELECT length('$long') || ' ' || pg_advisory_lock(4242)::text || current_setting('cluster_name')"),
+      (1024 * 1024 + 4096) . ' eu-west', "$mode, an advisory lock behind a long statement: taken on the standby";
+    is one($c, 'COMMIT'), undef, "$mode, an advisory lock behind a long statement: the block commits";
+    my $id = $next_id++;
+    like one($c, "INSERT INTO rides (id, rider) VALUES ($id, 'unmovable')"), qr/^25006 /,
+      "$mode, an advisory lock behind a long statement: a write is refused, not lost silently";
+    is primary_count("id = $id"), 0, "$mode, an advisory lock behind a long statement: ... and written nowhere";
+    is one($c, 'SELECT pg_advisory_unlock_all()::text'), '', "$mode, an advisory lock behind a long statement: let go";
+    is write_once($c), 'ok 1', "$mode, an advisory lock behind a long statement: then a write runs on the primary, once";
+    my $after = () = $p->log_contents =~ /could not move to a primary \(.*advisory lock/g;
+    is $after - $before, 2, "$mode, an advisory lock behind a long statement: the move was asked once a transaction";
+    $c->terminate;
+}
+
 # ---- (c) what a standby refuses in a READ ONLY block and a primary runs: pgnear's refusal
 sub block_refusals {
     my ($p, $mode) = @_;
@@ -185,10 +213,12 @@ for my $mode ('transaction', 'session') {
     long_statement($p, $mode);
     unlike $p->log_contents, qr/lost the session's settings/, "$mode: no session lost its settings";
     if ($mode eq 'transaction') {
+        unmovable_state($p, $mode);
         my $log = $p->log_contents;
         my $moved = () = $log =~ /it keeps its server connection on a primary in region us-east now/g;
-        is $moved, 3, "$mode: each session pinned on the standby moved to the primary with its state";
-        unlike $log, qr/could not move to a primary/, "$mode: ... none stayed";
+        is $moved, 4, "$mode: each session pinned on the standby moved to the primary with its state";
+        my $stayed = () = $log =~ /could not move to a primary/g;
+        is $stayed, 2, "$mode: ... none stayed but the one with an advisory lock, for as long as it held it";
     }
     $p->stop;
 }
