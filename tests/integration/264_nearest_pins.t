@@ -6,8 +6,8 @@
 # streaming standby in eu-west, the caller in Dublin.
 #
 # (a) A statement over 1 MB (too long for pgnear to read whole) in a
-#     BEGIN READ ONLY block, which runs on the standby, with a SET hidden
-#     behind it: the session's later writes run on the primary, once,
+#     BEGIN READ ONLY block, which runs on the standby, with a SET (or,
+#     sent as Parse, Bind and Execute, a set_config) hidden behind it: the session's later writes run on the primary, once,
 #     and the setting it made is still the session's.  Under transaction
 #     pooling, a state that cannot move (a session advisory lock taken
 #     there behind such a statement) keeps it there, its writes refused
@@ -27,7 +27,7 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use PgNearTest;
-use PgNearNearest qw(nearest_regions);
+use PgNearNearest qw(nearest_regions ext_statement sync_message);
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql pg_basebackup);
@@ -74,7 +74,11 @@ sub run_sql {
 }
 # The first column of the first row, or the error as "SQLSTATE message".
 sub one {
-    my $q = run_sql(@_);
+    my ($w, $sql) = @_;
+    # "ext:SQL": Parse, Bind, Execute and Sync of the unnamed statement
+    my $q = $sql =~ /^ext:(.*)/s ? eval { $w->send_raw(ext_statement($1) . sync_message()); $w->read_result }
+                                   // { eof => 1, error => { C => 'gone', M => $@ } }
+          : run_sql($w, $sql);
     return $q->{error} ? "$q->{error}{C} $q->{error}{M}" : $q->{eof} ? 'eof' : $q->{rows}[0][0];
 }
 sub where { one($_[0], q{SELECT current_setting('cluster_name')}) }
@@ -104,12 +108,14 @@ sub both_ways {
 
 # ---- (a) a statement too long to read whole in a READ ONLY block on the standby
 sub long_statement {
-    my ($p, $mode) = @_;
+    my ($p, $mode, $proto) = @_;
     my $long = 'x' x (1024 * 1024 + 4096);
-    my @stmts = ('BEGIN READ ONLY', 'SELECT current_setting(\'cluster_name\')',
-                 "SELECT length('$long'); SET application_name = 'long_one'",
-                 'COMMIT');
-    my ($ans, $w) = both_ways($p, $mode, 'a long statement', \@stmts);
+    # the extended protocol's Parse holds one statement: the setting made by set_config there
+    my $hidden = $proto eq 'simple' ? "SELECT length('$long'); SET application_name = 'long_one'"
+                                    : "ext:SELECT length('$long'), set_config('application_name', 'long_ext', false)";
+    my @stmts = ('BEGIN READ ONLY', 'SELECT current_setting(\'cluster_name\')', $hidden, 'COMMIT');
+    my ($ans, $w) = both_ways($p, $mode, "a long statement ($proto)", \@stmts);
+    $mode .= " ($proto)";
     is $ans->{pgnear}[1], 'eu-west', "$mode, a long statement: its READ ONLY block runs on the standby";
     is $ans->{pgnear}[2], $ans->{directly}[2], "$mode, a long statement: it runs, as directly";
     is $ans->{pgnear}[3], $ans->{directly}[3], "$mode, a long statement: the block commits, as directly";
@@ -210,13 +216,13 @@ for my $mode ('transaction', 'session') {
                   timeout => 30), "$mode: the checks know eu-west as a standby";
     block_refusals($p, $mode);
     reported_setting($p, $mode);
-    long_statement($p, $mode);
+    long_statement($p, $mode, $_) for 'simple', 'extended';
     unlike $p->log_contents, qr/lost the session's settings/, "$mode: no session lost its settings";
     if ($mode eq 'transaction') {
         unmovable_state($p, $mode);
         my $log = $p->log_contents;
         my $moved = () = $log =~ /it keeps its server connection on a primary in region us-east now/g;
-        is $moved, 4, "$mode: each session pinned on the standby moved to the primary with its state";
+        is $moved, 5, "$mode: each session pinned on the standby moved to the primary with its state";
         my $stayed = () = $log =~ /could not move to a primary/g;
         is $stayed, 2, "$mode: ... none stayed but the one with an advisory lock, for as long as it held it";
     }
