@@ -269,6 +269,7 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 
 static void txn_refetch(struct session *s);
 static bool txn_may_let_go(const struct session *s);
+static void txn_pin_leave_standby(struct session *s);
 
 /* txn_near_step: another message took its place at the head, seen: its header is read again. */
 #define TXN_NEAR_AGAIN 2
@@ -709,7 +710,8 @@ static bool txn_near_settled(struct session *s)
         if (endpoint_flush(s, &s->client) < 0)
             return false;
         endpoint_resume_read(&s->client);
-        if (evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
+        txn_pin_leave_standby(s); /* before what the client sent meanwhile runs on the standby */
+        if (!s->hold.held && evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
             return false;
         break;
     default:
@@ -718,10 +720,17 @@ static bool txn_near_settled(struct session *s)
     return s->server_conn == sc && !s->closed;
 }
 
-/* How a move of a session pinned on a standby ended (txn_pin_leave_standby). */
+/*
+ * How a move of a session pinned on a standby ended (txn_pin_leave_standby):
+ * what its client sent while it was held runs now, where it is.  Called
+ * before the move's memory goes, the session alive (closed when it ended).
+ */
 static void txn_pin_moved(const struct move_result *r, void *arg)
 {
-    (void)arg;
+    struct session *s = arg;
+    if (!s->closed && s->server_conn != NULL && !s->hold.held &&
+        evbuffer_get_length(s->client.in) > 0)
+        txn_client_pump(s);
     if (r->moved)
         log_info(r->client_id,
                  "nearest: it keeps its server connection on a primary in region %s now", r->to);
@@ -759,7 +768,7 @@ static void txn_pin_leave_standby(struct session *s)
              "primary with its state",
              s->pinned);
     struct move_target t = {.hold_first = true, .primary = true};
-    move_session(s, &t, txn_pin_moved, NULL);
+    move_session(s, &t, txn_pin_moved, s);
 }
 
 static bool txn_server_idle(struct session *s)
