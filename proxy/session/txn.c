@@ -130,8 +130,11 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
         session_fail(s, &err);
         return;
     }
-    if (how == NEAR_SYNC_PINNED)
-        txn_pin(s, why);
+    /* why lives until this returns, the pin's reason as long as the session (SHOW CLIENTS) */
+    if (how == NEAR_SYNC_PINNED) {
+        log_info(s->id, "nearest: its state stays on the server connection that has it: %s", why);
+        txn_pin(s, "its state could not follow it to its other server connection");
+    }
     txn_attached_go(s);
 }
 
@@ -745,7 +748,8 @@ static void txn_pin_moved(const struct move_result *r, void *arg)
 /*
  * nearest: a pin is never final on a standby.  A session pinned there by
  * what it ran (a statement too long to read whole, a reported setting a
- * routine changed: near.h places what a text shows pins on a primary)
+ * routine changed: near.h places what a text shows pins on a primary;
+ * under session pooling, a state its sync could not carry, near_sync.h)
  * moves with its state, as its transaction ends, to a primary (move.h:
  * the state read back, replayed there), where it stays pinned and its
  * writes run.  Held at once: no request more runs on the standby.  Asked
@@ -755,11 +759,11 @@ static void txn_pin_moved(const struct move_result *r, void *arg)
 static void txn_pin_leave_standby(struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
-    if (s->near == NULL || near_own_slots(s) || sc == NULL || s->closed ||
-        !host_is_standby(sc->host) || sc->tx.status != 'I' || s->move != NULL)
+    if (s->near == NULL || sc == NULL || s->closed || !host_is_standby(sc->host) ||
+        sc->tx.status != 'I' || s->move != NULL)
         return;
     /* Its client sent more already: the setting pins it now, before more runs there. */
-    if (s->pinned == NULL && s->txn_params_moved > 0)
+    if (s->pinned == NULL && s->txn_params_moved > 0 && !near_own_slots(s))
         txn_pin(s, "a reported setting differs from its login's");
     if (s->pinned == NULL || !near_pin_move_may_ask(s))
         return;

@@ -8,8 +8,8 @@
 # (a) A statement over 1 MB (too long for pgnear to read whole) in a
 #     BEGIN READ ONLY block, which runs on the standby, with a SET (or,
 #     sent as Parse, Bind and Execute, a set_config) hidden behind it: the session's later writes run on the primary, once,
-#     and the setting it made is still the session's.  Under transaction
-#     pooling, a state that cannot move (a session advisory lock taken
+#     and the setting it made is still the session's.  A state that
+#     cannot move (a session advisory lock taken
 #     there behind such a statement) keeps it there, its writes refused
 #     with the standby's 25006, until the lock is let go; the move is
 #     asked once a transaction, not in a loop.
@@ -154,8 +154,9 @@ sub reported_setting {
     }
 }
 
-# ---- (a') transaction pooling: a state that cannot move (a session advisory lock the long
-# statement took on the standby) keeps the session there, its writes refused with the standby's
+# ---- (a') a state that cannot move (a session advisory lock the long statement took on the
+# standby; under session pooling, its sync to the primary's connection cannot carry it) keeps
+# the session there, its writes refused with the standby's
 # 25006 (never told they worked), the move asked again once each transaction ends, not in a loop;
 # once the lock is let go, the next transaction's end moves it and its writes run on the primary.
 sub unmovable_state {
@@ -171,6 +172,10 @@ sub unmovable_state {
     like one($c, "INSERT INTO rides (id, rider) VALUES ($id, 'unmovable')"), qr/^25006 /,
       "$mode, an advisory lock behind a long statement: a write is refused, not lost silently";
     is primary_count("id = $id"), 0, "$mode, an advisory lock behind a long statement: ... and written nowhere";
+    # session pooling: its sync to the primary's connection found the lock; SHOW CLIENTS says so
+    ok((grep { ($_->{pinned} // '') eq 'its state could not follow it to its other server connection' }
+        $p->admin_rows('SHOW CLIENTS')), "$mode, an advisory lock behind a long statement: SHOW CLIENTS says why it stays")
+      if $mode eq 'session';
     is one($c, 'SELECT pg_advisory_unlock_all()::text'), '', "$mode, an advisory lock behind a long statement: let go";
     is write_once($c), 'ok 1', "$mode, an advisory lock behind a long statement: then a write runs on the primary, once";
     my $after = () = $p->log_contents =~ /could not move to a primary \(.*advisory lock/g;
@@ -242,8 +247,8 @@ for my $mode ('transaction', 'session') {
     reported_setting_pipelined($p, $mode);
     long_statement($p, $mode, $_) for 'simple', 'extended';
     unlike $p->log_contents, qr/lost the session's settings/, "$mode: no session lost its settings";
+    unmovable_state($p, $mode);
     if ($mode eq 'transaction') {
-        unmovable_state($p, $mode);
         my $log = $p->log_contents;
         my $moved = () = $log =~ /it keeps its server connection on a primary in region us-east now/g;
         # 6: the READ ONLY blocks' 4 at least (a STABLE function's call the routines' catalog may
