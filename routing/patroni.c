@@ -454,17 +454,9 @@ static void patroni_failed(struct patroni_source *ps, const char *why)
     patroni_silent(ps);
 }
 
-/* The parsed answer, or why it is not one. */
-static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *req)
+void patroni_take_body(struct patroni_source *ps, const char *text, size_t len)
 {
-    struct evbuffer *body = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(body);
-    const char *text = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
     char err[PATRONI_ERROR_MAX];
-    if (len > 0 && text == NULL) {
-        patroni_failed(ps, "out of memory");
-        return;
-    }
     if (patroni_cluster_parse(text, len, &ps->cluster, err, sizeof(err)) != PATRONI_OK) {
         char why[PATRONI_ERROR_MAX + 40];
         snprintf(why, sizeof(why), "a malformed answer: %s", err);
@@ -473,6 +465,18 @@ static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *
     }
     ps->tried = 0;
     patroni_heard(ps);
+}
+
+static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *req)
+{
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    const char *text = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
+    if (len > 0 && text == NULL) {
+        patroni_failed(ps, "out of memory");
+        return;
+    }
+    patroni_take_body(ps, text, len);
 }
 
 static void patroni_answer(struct evhttp_request *req, void *arg)

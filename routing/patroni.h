@@ -120,6 +120,14 @@ struct patroni_source *patroni_start(struct event_base *base, struct region_set 
                                      struct health_checker *hc, const struct patroni_params *p);
 
 /*
+ * An answer's body (len bytes at text), as if the current endpoint had
+ * sent it: the marks, the leader, the members to add and the judgement,
+ * or, malformed, the next endpoint.  The source's own answers come here;
+ * tests/fuzz/fuzz_patroni_admission feeds it too.
+ */
+void patroni_take_body(struct patroni_source *ps, const char *text, size_t len);
+
+/*
  * Stops asking and frees the source; the hosts' marks stay (a reload's
  * next source sets them with its first answer).  NULL is fine.
  */
