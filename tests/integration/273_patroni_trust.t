@@ -9,7 +9,8 @@
 #       `patroni_hosts` name is left out, with one log line saying why:
 #       the fake server gets no connection, so neither pgnear's password
 #       (the health checks') nor a client's (auth = passthrough, a Dublin
-#       session) — before, it got pgnear's password;
+#       session) — before, it got both, and the Dublin client was refused
+#       by it;
 #   (b) a member tagged with a region that is not configured: one log
 #       line, however many answers say it (before: silence);
 #   (c) a member whose host is `127.1]:P,[127.0.0.1` (which a host list
