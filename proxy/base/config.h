@@ -131,6 +131,7 @@ struct config {
     int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
     char *nearest_read_functions; /* volatile routines vouched to only read: nearest runs near */
     char *patroni; /* Patroni's REST endpoints: members, regions and leader (routing/patroni.h) */
+    char *patroni_hosts; /* addresses and CIDRs where a member no region lists may be added */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
@@ -198,7 +199,8 @@ struct config {
     struct region *default_region_ptr;
     size_t *migration_order_index; /* regions.count indices into regions.items: migrations' order */
     struct cidr_list trusted;
-    struct cidr_list trusted_http; /* trusted_http_proxies */
+    struct cidr_list trusted_http;    /* trusted_http_proxies */
+    struct cidr_list patroni_allowed; /* patroni_hosts and the patroni endpoints' addresses */
     struct pp_tlv_types tlv_types;
     struct city_table *cities;       /* NULL without cities_file */
     struct geoip_set *geoip;         /* NULL without geoip_db */

@@ -56,6 +56,9 @@ void config_check_regions(struct load_ctx *lc)
     char err[256];
     if (cfg->patroni[0] != '\0' && patroni_check_urls(cfg->patroni, err, sizeof(err)) != NULL)
         config_problem(lc, NULL, "%s", err);
+    else if (patroni_allowed_addrs(cfg->patroni, cfg->patroni_hosts, &cfg->patroni_allowed, err,
+                                   sizeof(err)) != NULL)
+        config_problem(lc, "pgnear:patroni_hosts", "%s", err);
     config_check_placement(lc);
     cfg->default_region_ptr = &cfg->regions.items[0];
     if (cfg->default_region[0] == '\0')
