@@ -78,6 +78,9 @@ struct move_target {
     /* Held at its next safe point at once, not after the target's login: no request more on the
      * server it leaves (a former primary's, former_primary.h). */
     bool hold_first;
+    /* To a primary, whatever the session needs: a nearest session's pin carried off a standby
+     * (txn.c), where its writes must run. */
+    bool primary;
 };
 
 /*

@@ -52,11 +52,16 @@ void move_home_region(const struct session *s, char *out, size_t cap)
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
-/* What the mover needs (session_need.h: MOVE): never older data than its server had. */
+/*
+ * What the mover needs (session_need.h: MOVE): never older data than its
+ * server had; a primary where the move says so (move_target's primary).
+ */
 static struct need_spec move_need(const struct session_move *mv)
 {
     struct need_spec need =
         session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
+    if (mv->target.primary)
+        need.role = NEED_PRIMARY;
     /*
      * Its server, a primary, ended before its position could be read: only
      * a primary surely has what the session saw there (move_lost_refusal).

@@ -28,6 +28,7 @@
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/latency_hooks.h"
+#include "proxy/session/move.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
@@ -129,8 +130,11 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
         session_fail(s, &err);
         return;
     }
-    if (how == NEAR_SYNC_PINNED)
-        txn_pin(s, why);
+    /* why lives until this returns, the pin's reason as long as the session (SHOW CLIENTS) */
+    if (how == NEAR_SYNC_PINNED) {
+        log_info(s->id, "nearest: its state stays on the server connection that has it: %s", why);
+        txn_pin(s, "its state could not follow it to its other server connection");
+    }
     txn_attached_go(s);
 }
 
@@ -183,7 +187,11 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
 static int txn_client_scan(struct session *s, char type, uint32_t len, size_t avail)
 {
     if (len - 4 > TXN_SCAN_MAX) {
-        txn_pin(s, "a statement too long to read whole");
+        /* nearest, session pooling: what it may set is carried, not pinned (near_sync.h) */
+        if (near_own_slots(s))
+            near_note_state_change(s);
+        else
+            txn_pin(s, "a statement too long to read whole");
         return 1;
     }
     if (avail < 1 + (size_t)len)
@@ -264,6 +272,7 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 
 static void txn_refetch(struct session *s);
 static bool txn_may_let_go(const struct session *s);
+static void txn_pin_leave_standby(struct session *s);
 
 /* txn_near_step: another message took its place at the head, seen: its header is read again. */
 #define TXN_NEAR_AGAIN 2
@@ -704,13 +713,66 @@ static bool txn_near_settled(struct session *s)
         if (endpoint_flush(s, &s->client) < 0)
             return false;
         endpoint_resume_read(&s->client);
-        if (evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
+        txn_pin_leave_standby(s); /* before what the client sent meanwhile runs on the standby */
+        if (!s->hold.held && evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
             return false;
         break;
     default:
         break;
     }
     return s->server_conn == sc && !s->closed;
+}
+
+/*
+ * How a move of a session pinned on a standby ended (txn_pin_leave_standby):
+ * what its client sent while it was held runs now, where it is.  Called
+ * before the move's memory goes, the session alive (closed when it ended).
+ */
+static void txn_pin_moved(const struct move_result *r, void *arg)
+{
+    struct session *s = arg;
+    if (!s->closed && s->server_conn != NULL && !s->hold.held &&
+        evbuffer_get_length(s->client.in) > 0)
+        txn_client_pump(s);
+    if (r->moved)
+        log_info(r->client_id,
+                 "nearest: it keeps its server connection on a primary in region %s now", r->to);
+    else
+        log_warn(r->client_id,
+                 "nearest: it keeps its server connection on a standby, where its writes fail "
+                 "with 25006: it could not move to a primary (%s); tried again as its next "
+                 "transaction ends",
+                 r->reason);
+}
+
+/*
+ * nearest: a pin is never final on a standby.  A session pinned there by
+ * what it ran (a statement too long to read whole, a reported setting a
+ * routine changed: near.h places what a text shows pins on a primary;
+ * under session pooling, a state its sync could not carry, near_sync.h)
+ * moves with its state, as its transaction ends, to a primary (move.h:
+ * the state read back, replayed there), where it stays pinned and its
+ * writes run.  Held at once: no request more runs on the standby.  Asked
+ * once a transaction (near_pin_move_may_ask): the end of a move that
+ * failed lets the session's hold go, which calls here again.
+ */
+static void txn_pin_leave_standby(struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    if (s->near == NULL || sc == NULL || s->closed || !host_is_standby(sc->host) ||
+        sc->tx.status != 'I' || s->move != NULL)
+        return;
+    /* Its client sent more already: the setting pins it now, before more runs there. */
+    if (s->pinned == NULL && s->txn_params_moved > 0 && !near_own_slots(s))
+        txn_pin(s, "a reported setting differs from its login's");
+    if (s->pinned == NULL || !near_pin_move_may_ask(s))
+        return;
+    log_info(s->id,
+             "nearest: it keeps its server connection on a standby (%s): it moves to a "
+             "primary with its state",
+             s->pinned);
+    struct move_target t = {.hold_first = true, .primary = true};
+    move_session(s, &t, txn_pin_moved, s);
 }
 
 static bool txn_server_idle(struct session *s)
@@ -723,11 +785,14 @@ static bool txn_server_idle(struct session *s)
     if (!txn_may_release(s)) {
         if (!s->closed)
             notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
+        if (!s->closed)
+            txn_pin_leave_standby(s);
         return !s->closed;
     }
     if (s->txn_params_moved > 0) {
         txn_pin(s, "a reported setting differs from its login's");
-        return true;
+        txn_pin_leave_standby(s);
+        return !s->closed;
     }
     txn_let_go(s);
     endpoint_resume_read(&s->client);

@@ -31,7 +31,9 @@
  *          Unix socket (which trusts this OS user for the admin console:
  *          listen_port instead when the packet could name admin_db);
  *          bits 2-3 source address: 127.0.0.1 twice (trusted_proxies),
- *          127.0.0.2 (untrusted), 127.0.0.3 (a fleet peer's);
+ *          127.0.0.2 (untrusted), 127.0.0.3 (a fleet peer's, and in
+ *          trusted_http_proxies: on websocket_port its forwarded address
+ *          decides access too);
  *          bits 4-5 PROXY header: none, v1, v2, raw (not on websocket_port
  *          or the Unix socket); bits 6-7 first: nothing, SSLRequest,
  *          GSSENCRequest, both
@@ -1269,7 +1271,8 @@ static void write_settings(FILE *f, const char *auth_file, const int *ports)
     fprintf(f, "auth_query = SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1\n");
     fprintf(f, "server_conninfo = user=pgnear password=fuzz connect_timeout=1\n");
     fprintf(f, "admin_db = %s\nproxy_protocol = optional\nclient_hints = on\n", ADMIN_DB);
-    fprintf(f, "trusted_proxies = 127.0.0.1\ngeo_lat_long_header = X-Client-City-Lat-Long\n");
+    fprintf(f, "trusted_proxies = 127.0.0.1\ntrusted_http_proxies = 127.0.0.3\n"
+               "geo_lat_long_header = X-Client-City-Lat-Long\n");
     fprintf(f, "peer_id = 1\npeers = 1@127.0.0.1:%d, 2@127.0.0.3:%d\n", G.port, ports[NHOSTS]);
     fprintf(f, "failover_wait = 200ms\nmin_lsn_wait = 100ms\nclient_login_timeout = 1s\n");
     fprintf(f, "server_connect_timeout = 200ms\nhealth_check_interval = 3600s\n");
