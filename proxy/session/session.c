@@ -540,6 +540,11 @@ void session_server_gone(struct session *s, const char *why)
         return;
     bool explained = sc->ep.last_type == 'E' && sc->ep.fwd_remaining == 0;
     bool cut = sc->ep.fwd_remaining != 0;
+    /* Idle under session pooling, its server gone without a word (a fast shutdown): it may move. */
+    const struct session_flow *flow = s->w->shared->flow;
+    if (!explained && s->phase == PHASE_ACTIVE && s->txn == NULL &&
+        flow->server_ended_idle != NULL && flow->server_ended_idle(s, NULL, 0, why))
+        return;
     struct pg_error err; /* told before the close, which frees what it names */
     pg_error_set(&err, "08006", "server closed the connection unexpectedly");
     pg_error_detail(&err, "The server %s:%d of region %s closed the connection: %s.",
