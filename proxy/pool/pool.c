@@ -140,6 +140,7 @@ static int pool_unhold_on_worker(struct worker *w, void *arg)
     int closed = 0, marked = 0;
     pool_close_matching(w, NULL, arg, "its database is being dropped, renamed or copied", NULL,
                         &closed, &marked);
+    auth_lookup_close_database(&w->auth_lookups, arg); /* auth_query's, kept on the database */
     return 0;
 }
 

@@ -6,7 +6,8 @@
 # client of another database through pgnear, under pool_mode = session and
 # transaction, where PostgreSQL would refuse with 55006 ("is being accessed
 # by other users") while pgnear's idle connections were there; pgnear's
-# kept connections to it are gone after.  What still holds a database is a
+# kept connections to it are gone after, auth_query's kept connections
+# there too.  What still holds a database is a
 # client's own session connected to it: then the statement gets
 # PostgreSQL's 55006, with its DETAIL, as directly.
 use strict;
@@ -61,11 +62,14 @@ my @CASES = (
     ['CREATE DATABASE copied TEMPLATE = dropme', sub { exists_db('copied') eq '1' }, 'the copy is made'],
 );
 
-for my $mode (qw(session transaction)) {
+my $AUTH_QUERY = 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1';
+for my $mode ('session', 'transaction', 'session, auth_query') {
+    my %auth = $mode =~ /auth_query/ ? (auth_query => $AUTH_QUERY) : (auth_file => $userlist);
     my $p = PgNearTest::Proxy->new(regions => [$us], settings => {
-        auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
-        pool_mode => $mode, workers => 2 });
-    for my $case (@CASES) {
+        auth => 'scram', %auth, admin_users => 'admin', server_tls => 'disable',
+        pool_mode => $mode =~ s/,.*//r, workers => 2 });
+    # auth_query's connections, kept on the database the client logs in to, are let go too.
+    for my $case ($mode =~ /auth_query/ ? ($CASES[0]) : @CASES) {
         my ($sql, $done, $what) = @$case;
         direct($_) for 'DROP DATABASE IF EXISTS dropme', 'DROP DATABASE IF EXISTS renamed',
                        'DROP DATABASE IF EXISTS copied', 'CREATE DATABASE dropme';
@@ -78,6 +82,10 @@ for my $mode (qw(session transaction)) {
         is backends_of('dropme'), '0', "$mode, $sql: no connection to dropme left";
     }
 
+    if ($mode =~ /auth_query/) {
+        $p->stop;
+        next;
+    }
     # A client's own session in the database still holds it, as directly.
     direct($_) for 'DROP DATABASE IF EXISTS dropme', 'CREATE DATABASE dropme';
     my $own = dbi_connect($p->conninfo(dbname => 'dropme')) or die $DBI::errstr;
