@@ -29,7 +29,7 @@
 struct event_base;
 
 #define LINGER_MS        2000
-#define LINGER_MAX       4096
+#define LINGER_MAX       256
 #define LINGER_DRAIN_MAX (1024 * 1024)
 
 struct linger_set {

@@ -4,6 +4,7 @@
  */
 #include "proxy/session/db_unhold.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -63,14 +64,26 @@ void db_unhold_bytes(struct session *s, const uint8_t *msg, size_t avail)
     s->w->shared->flow->database_unhold(s, ddl.database);
 }
 
+/* Whether the message whose first have bytes are at head may be one (its text's first byte). */
+static bool db_unhold_may_be(const uint8_t *head, size_t have)
+{
+    const uint8_t *text = head + PKT_HEADER_LEN;
+    if (head[0] == 'P') {
+        const uint8_t *nul = memchr(text, '\0', have - PKT_HEADER_LEN);
+        if (nul == NULL)
+            return false; /* a statement name longer than the look: not these statements' way */
+        text = nul + 1;
+    }
+    return text < head + have && db_ddl_may_begin(*text);
+}
+
 void db_unhold_in(struct session *s, struct evbuffer *in)
 {
     uint8_t msg[DB_UNHOLD_MSG_MAX];
-    size_t have = evbuffer_get_length(in);
+    size_t have = evbuffer_get_length(in), look = have < 72 ? have : 72;
     /* A look at the header and the text's first byte first: most messages stop there. */
-    if (have <= PKT_HEADER_LEN + 1 ||
-        evbuffer_copyout(in, msg, PKT_HEADER_LEN + 1) != (ev_ssize_t)(PKT_HEADER_LEN + 1) ||
-        (msg[0] != 'P' && (msg[0] != 'Q' || !db_ddl_may_begin(msg[PKT_HEADER_LEN]))))
+    if (look <= PKT_HEADER_LEN + 1 || evbuffer_copyout(in, msg, look) != (ev_ssize_t)look ||
+        (msg[0] != 'Q' && msg[0] != 'P') || !db_unhold_may_be(msg, look))
         return;
     size_t n = 1 + (size_t)pkt_be32(msg + 1);
     if (n > have || n > sizeof(msg) || evbuffer_copyout(in, msg, n) != (ev_ssize_t)n)
