@@ -4,7 +4,7 @@
 # (DROP DATABASE, with IF EXISTS, with WITH (FORCE)), renamed (ALTER
 # DATABASE ... RENAME TO) and copied (CREATE DATABASE ... TEMPLATE) by a
 # client of another database through pgnear, under pool_mode = session and
-# transaction, where PostgreSQL would refuse with 55006 ("is being accessed
+# transaction (and DROP DATABASE under nearest in both), where PostgreSQL would refuse with 55006 ("is being accessed
 # by other users") while pgnear's idle connections were there; pgnear's
 # kept connections to it are gone after, auth_query's kept connections
 # there too.  What still holds a database is a
@@ -63,13 +63,16 @@ my @CASES = (
 );
 
 my $AUTH_QUERY = 'SELECT rolname, rolpassword FROM pg_authid WHERE rolname = $1';
-for my $mode ('session', 'transaction', 'session, auth_query') {
+for my $mode ('session', 'transaction', 'session, auth_query', 'session, nearest',
+              'transaction, nearest') {
     my %auth = $mode =~ /auth_query/ ? (auth_query => $AUTH_QUERY) : (auth_file => $userlist);
+    my %near = $mode =~ /nearest/ ? (target_session_attrs => 'nearest') : ();
     my $p = PgNearTest::Proxy->new(regions => [$us], settings => {
-        auth => 'scram', %auth, admin_users => 'admin', server_tls => 'disable',
+        auth => 'scram', %auth, %near, admin_users => 'admin', server_tls => 'disable',
         pool_mode => $mode =~ s/,.*//r, workers => 2 });
     # auth_query's connections, kept on the database the client logs in to, are let go too.
-    for my $case ($mode =~ /auth_query/ ? ($CASES[0]) : @CASES) {
+    my $one = $mode =~ /auth_query|nearest/;
+    for my $case ($one ? ($CASES[0]) : @CASES) {
         my ($sql, $done, $what) = @$case;
         direct($_) for 'DROP DATABASE IF EXISTS dropme', 'DROP DATABASE IF EXISTS renamed',
                        'DROP DATABASE IF EXISTS copied', 'CREATE DATABASE dropme';
@@ -82,7 +85,7 @@ for my $mode ('session', 'transaction', 'session, auth_query') {
         is backends_of('dropme'), '0', "$mode, $sql: no connection to dropme left";
     }
 
-    if ($mode =~ /auth_query/) {
+    if ($one) {
         $p->stop;
         next;
     }
