@@ -132,7 +132,7 @@ sub proxy {
     my ($io, %s) = @_;
     return PgNearTest::Proxy->new(regions => [$us], settings => {
         auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
-        workers => 1, io_backend => $io, client_tls => 'allow',
+        io_backend => $io, client_tls => 'allow',
         client_tls_cert_file => $cert->{cert}, client_tls_key_file => $cert->{key}, %s });
 }
 
@@ -156,8 +156,10 @@ sub check {
 }
 
 for my $io (qw(epoll io_uring)) {
-    my $pt = proxy($io, pool_mode => 'transaction', pool_size => 1, query_wait_timeout => '1s');
-    my $ps = proxy($io, pool_mode => 'session', transaction_timeout => '1s');
+    # One worker where one pool slot is the case; two for the timeout.
+    my $pt = proxy($io, pool_mode => 'transaction', pool_size => 1, query_wait_timeout => '1s',
+                   workers => 1);
+    my $ps = proxy($io, pool_mode => 'session', transaction_timeout => '1s', workers => 2);
     for my $tls (0, 1) {
         for my $kind (sort keys %MAKE) {
             # 53300: the only connection held in a transaction; the client's SELECT waits past 1 s.
