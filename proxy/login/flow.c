@@ -314,4 +314,5 @@ const struct session_flow login_flow =
         .server_closed = pool_uncount,
         .server_fenced = former_primary_check,
         .server_ended_idle = move_session_lost,
+        .database_unhold = pool_unhold_database,
 };

@@ -105,6 +105,11 @@ struct session_flow {
      * nothing was done, s ends as before.
      */
     bool (*server_ended_idle)(struct session *s, const uint8_t *error, size_t len, const char *why);
+    /*
+     * s's client drops, renames or copies database (session/db_unhold.h):
+     * pgnear's idle connections to it close on every worker.
+     */
+    void (*database_unhold)(struct session *s, const char *database);
 };
 
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */

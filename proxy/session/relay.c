@@ -32,6 +32,7 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/db_unhold.h"
 #include "proxy/session/fence.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/gate.h"
@@ -174,6 +175,8 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
                       enum frame_side side)
 {
     struct frame_scan sc;
+    if (side == FRAME_FROM_CLIENT && src->fwd_remaining == 0)
+        db_unhold_in(s, src->in);
     size_t skip = src->fwd_remaining;
     frame_scan(src->in, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
@@ -237,6 +240,10 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
     if (carry > 0)
         evbuffer_drain(src->in, carry);
     size_t avail = carry + (size_t)n;
+    /* A read's first message, when it starts one, may be a DROP DATABASE (db_unhold.h). */
+    if (side == FRAME_FROM_CLIENT && src->fwd_remaining == 0 &&
+        (block[0] == 'Q' || block[0] == 'P'))
+        db_unhold_bytes(s, block, avail);
     size_t skip = src->fwd_remaining;
     bool idle = side == FRAME_FROM_SERVER && relay_server_idle(s, src);
     struct frame_scan sc;

@@ -425,14 +425,20 @@ void session_close(struct session *s, const char *why)
         session_free(s);
 }
 
-/* After a FATAL report nothing more is read; close when the report is out. */
+/*
+ * After a FATAL report nothing more is read; close when the report is out,
+ * the socket lingering (runtime/linger.h): what the client sent meanwhile,
+ * unread, would make the close a reset that can lose the report.
+ */
 static void session_close_when_flushed(struct session *s)
 {
     if (endpoint_flush(s, &s->client) < 0)
         return;
-    if (endpoint_queued(&s->client) == 0)
-        session_close(s, s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent"
-                                                                     : "error sent");
+    if (endpoint_queued(&s->client) != 0)
+        return;
+    s->client.linger = true;
+    session_close(s,
+                  s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent" : "error sent");
 }
 
 /* Reads no more; closes once what the client is owed has been written (or after 5 s). */

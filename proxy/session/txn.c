@@ -24,6 +24,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/db_unhold.h"
 #include "proxy/session/fence.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
@@ -371,6 +372,8 @@ static int txn_client_step(struct session *s)
             evbuffer_drain(src->in, 5);
         return txn_client_terminated(s);
     }
+    if ((h.type == 'Q' || h.type == 'P') && h.avail >= 1 + (size_t)h.len)
+        db_unhold_in(s, src->in); /* a DROP DATABASE's (db_unhold.h) */
     if (s->near != NULL && (rc = txn_near_step(s, &h)) != 1)
         return rc == TXN_NEAR_AGAIN ? MSG_MOVED : rc;
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
