@@ -6,12 +6,15 @@
 # asyncpg) or unnamed, with parameters, on connections that never parsed
 # it, after the statement was closed (the server's 26000); one of a SQL
 # PREPARE's statement, and PREPARE and DEALLOCATE themselves by Parse, run
-# as directly too.  Each case runs through pgnear and directly against the
-# primary, and both must answer alike, step by step: under session and
-# transaction pooling, and under target_session_attrs = nearest in both
-# (a standby beside the primary), workers = 2, another client's
-# transactions meanwhile moving the steps across connections.  node-postgres
-# (a named query of "EXECUTE name") too, where it is present.
+# as directly too; and a Query's DEALLOCATE of a protocol-level statement,
+# which pgnear answers itself, under `nearest` too (it hung there, the
+# session waiting for a ReadyForQuery that never came).  Each case runs
+# through pgnear and directly against the primary, and both must answer
+# alike, step by step: under session and transaction pooling, and under
+# target_session_attrs = nearest in both (a standby beside the primary),
+# workers = 2, another client's transactions meanwhile moving the steps
+# across connections.  node-postgres (a named query of "EXECUTE name")
+# too, where it is present.
 use strict;
 use warnings;
 use FindBin;
@@ -58,6 +61,21 @@ sub ext {
     return $w->read_result;
 }
 
+# Parse and Describe of a statement ending in Flush, as asyncpg prepares: what came, up to its
+# description (no ReadyForQuery: the batch stays open).
+sub ext_flush {
+    my ($w, $name, $text) = @_;
+    $w->send_msg('P', "$name\0$text\0" . pack('n', 0));
+    $w->send_msg('D', "S$name\0");
+    $w->send_msg('H', '');
+    my @types;
+    while (my ($t, $m) = $w->read_msg) {
+        push @types, $t eq 'E' ? 'error ' . PgNearTest::Wire::parse_fields($m)->{C} : $t;
+        last if $t =~ /^[TnE]$/;
+    }
+    return join(' ', @types);
+}
+
 # What a client sees of an answer: its error's SQLSTATE, else its columns, rows and tags, and the status.
 sub seen {
     my ($r) = @_;
@@ -90,6 +108,11 @@ my @CASES = (
      [ext => [bind => 'ex'], ['exec']], [ext => [close => 'gone']],
      [ext => [parse => '', 'EXECUTE gone'], [bind => ''], ['exec']],
      [ext => [parse => '', 'EXECUTE nosuch'], [bind => ''], ['exec']]],
+    ['DEALLOCATE by Query of statements parsed by the protocol, asyncpg\'s Parse, Describe, Flush too',
+     [ext => [parse => 'gone', 'select 3']], [query => 'DEALLOCATE gone'], [query => 'SELECT 1'],
+     [ext => [parse => 'g2', 'select 3'], [describe => 'g2']], [query => 'DEALLOCATE g2'],
+     [query => 'DEALLOCATE nosuch'], [flush => 'f1', 'select 7'], [query => 'DEALLOCATE f1'],
+     [query => 'SELECT 3']],
     ['EXECUTE by Parse of a SQL PREPARE, and PREPARE and DEALLOCATE by Parse',
      [query => 'PREPARE sq AS select 5'],
      [ext => [parse => '', 'EXECUTE sq'], [bind => ''], ['exec']],
@@ -104,7 +127,8 @@ sub run_case {
     for my $step (@$steps) {
         my ($kind, @a) = @$step;
         $between->(scalar @seen) if $between;
-        push @seen, seen($kind eq 'query' ? $w->query($a[0]) : ext($w, @a));
+        push @seen, $kind eq 'flush' ? ext_flush($w, @a)
+                  : seen($kind eq 'query' ? $w->query($a[0]) : ext($w, @a));
     }
     return \@seen;
 }
