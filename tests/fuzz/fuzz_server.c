@@ -73,8 +73,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define NHOSTS      2
 #define INPUT_MS    1500 /* the longest one client may take */
 #define ALIVE_MS    5000 /* a worker that does not answer /healthz in this long hangs */
-#define WAIT_MS     300  /* a server step that waits for pgnear waits at most this long */
-#define QUIET_MS    300  /* past its steps, a server reads until pgnear is quiet this long */
+#define WAIT_MS     150  /* a server step that waits for pgnear waits at most this long */
+#define QUIET_MS    150  /* past its steps, a server reads until pgnear is quiet this long */
 #define MAX_STEPS   64
 #define SCRIPT_CAP  (256 * 1024)
 #define MAX_CONNS   48 /* server connections served at once; more are closed at once */
@@ -1111,7 +1111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     set_health((head >> 5) & 3);
     enum consumer who = (enum consumer)(head & 7);
     if (who == C_NONE)
-        nanosleep(&(struct timespec){0, 600 * 1000000L}, NULL); /* a health-check round or so */
+        nanosleep(&(struct timespec){0, 400 * 1000000L}, NULL); /* most of a health-check round */
     else
         client_run(who, (head >> 3) & 3);
     check_alive();
