@@ -38,7 +38,6 @@
  *    prints what each client and each server connection saw.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -58,14 +57,14 @@
 
 #include <libpq-fe.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/daemon.h"
 #include "routing/region.h"
 #include "routing/registry.h"
+#include "tests/fuzz/fuzz_bytes.h"
+#include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -79,14 +78,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define SCRIPT_CAP  (256 * 1024)
 #define MAX_CONNS   48 /* server connections served at once; more are closed at once */
 #define PASSWORD    "fuzzpass"
-#define KEY_LEN     32
 #define ITERATIONS  4096
 #define SALT        "pgnear-fuzz-salt"
 #define NONCE_CAP   256
 #define LONG_NONCE  70000
 #define COUNT(a)    (sizeof(a) / sizeof((a)[0]))
 #define PICK(a, k)  ((a)[(k) % COUNT(a)])
-#define MIN(a, b)   ((a) < (b) ? (a) : (b))
 #define CODE_SSL    80877103u
 #define CODE_GSSENC 80877104u
 
@@ -112,107 +109,13 @@ static void fail(const char *fmt, ...)
     abort();
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- reading the input ---- */
-
-struct cursor {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t take_u8(struct cursor *c)
-{
-    if (c->n == 0)
-        return 0;
-    c->n--;
-    return *c->p++;
-}
-
-static uint32_t take_u32(struct cursor *c)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v = v << 8 | take_u8(c);
-    return v;
-}
-
-/* A length byte, then that many bytes (fewer at the end of the input). */
-static size_t take_chunk(struct cursor *c, const uint8_t **out)
-{
-    size_t len = take_u8(c);
-    len = MIN(len, c->n);
-    *out = c->p;
-    c->p += len;
-    c->n -= len;
-    return len;
-}
-
-/* ---- building bytes: what does not fit is cut off ---- */
-
-struct out {
-    uint8_t *b;
-    size_t len, cap;
-};
-
-static void out_put(struct out *o, const void *p, size_t n)
-{
-    n = MIN(n, o->cap - o->len);
-    memcpy(o->b + o->len, p, n);
-    o->len += n;
-}
-
-static void out_u8(struct out *o, uint8_t v)
-{
-    out_put(o, &v, 1);
-}
-
-static void out_u16(struct out *o, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    out_put(o, b, 2);
-}
-
-static void out_u32(struct out *o, uint32_t v)
-{
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    out_put(o, b, 4);
-}
-
-static void out_str(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static void out_cstr(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s) + 1);
-}
-
-static void out_chunk(struct out *o, struct cursor *c)
-{
-    const uint8_t *p;
-    size_t n = take_chunk(c, &p);
-    out_put(o, p, n);
-}
+/* ---- bytes beyond fuzz_bytes.h's ---- */
 
 /* n copies of ch: a long nonce, value or name. */
 static void out_fill(struct out *o, char ch, size_t n)
 {
     while (n-- > 0 && o->len < o->cap)
         o->b[o->len++] = (uint8_t)ch;
-}
-
-static void patch_u32(struct out *o, size_t at, uint32_t v)
-{
-    if (at + 4 <= o->len)
-        for (int i = 0; i < 4; i++)
-            o->b[at + (size_t)i] = (uint8_t)(v >> (24 - 8 * i));
 }
 
 /* ---- the server's script ---- */
@@ -898,101 +801,32 @@ static void set_health(int roles)
 
 /* ---- the daemon ---- */
 
-static int connect_tcp(int port)
+/* A host's listening socket, on a port of fuzz_pick_port's; its port. */
+static int listen_on(int *fd_out, const int *taken, int ntaken)
 {
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-/* GET /healthz on websocket_port: any HTTP answer within ms says a worker runs its loop. */
-static bool healthz(int ms)
-{
-    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\n\r\n";
-    char buf[256];
-    size_t n = 0;
-    int64_t until = now_ms() + ms;
-    int fd = connect_tcp(G.ws_port);
-    if (fd < 0)
-        return false;
-    bool sent = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(req) - 1);
-    while (sent && n < 9) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        int64_t left = until - now_ms();
-        if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-            break;
-        ssize_t r = recv(fd, buf + n, sizeof(buf) - n, 0);
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-    }
-    close(fd);
-    return n >= 9 && memcmp(buf, "HTTP/1.1 ", 9) == 0;
-}
-
-/* A worker may be busy a moment (a password's PBKDF2): a few tries before calling it a hang. */
-static void check_alive(void)
-{
-    for (int i = 0; i < 3; i++)
-        if (healthz(ALIVE_MS))
-            return;
-    fail("pgnear does not answer GET /healthz on port %d: a worker hangs", G.ws_port);
-}
-
-static void *daemon_thread(void *arg)
-{
-    daemon_run(arg, LOG_DEBUG, false);
-    fail("the daemon stopped");
-}
-
-/* A listening socket on a free port below the ephemeral ones; its port. */
-static int listen_on(int *fd_out)
-{
-    for (int tries = 0; tries < 5000; tries++) {
-        int port = 20000 + rand() % 12000;
+    for (int tries = 0; tries < 100; tries++) {
+        int port = fuzz_pick_port("fuzz_server", taken, ntaken);
         struct sockaddr_in sa = {.sin_family = AF_INET,
                                  .sin_port = htons((uint16_t)port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
             fail("socket: %s", strerror(errno));
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-            (fd_out == NULL || listen(fd, 128) == 0)) {
-            if (fd_out != NULL)
-                *fd_out = fd;
-            else
-                close(fd);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(fd, 128) == 0) {
+            *fd_out = fd;
             return port;
         }
-        close(fd);
+        close(fd); /* taken meanwhile */
     }
-    fail("no free port below 32000");
+    fail("no port to listen on");
 }
 
 /* PASSWORD's SCRAM verifier, with SALT and ITERATIONS (the server's answers use them too). */
 static void scram_verifier(char *verifier, size_t cap)
 {
-    uint8_t salted[KEY_LEN], client_key[KEY_LEN], stored_key[KEY_LEN], server_key[KEY_LEN];
-    char salt64[32], stored64[64], server64[64];
-    unsigned len = 0;
-    if (PKCS5_PBKDF2_HMAC(PASSWORD, (int)strlen(PASSWORD), (const uint8_t *)SALT, (int)strlen(SALT),
-                          ITERATIONS, EVP_sha256(), KEY_LEN, salted) != 1 ||
-        HMAC(EVP_sha256(), salted, KEY_LEN, (const uint8_t *)"Client Key", 10, client_key, &len) ==
-            NULL ||
-        HMAC(EVP_sha256(), salted, KEY_LEN, (const uint8_t *)"Server Key", 10, server_key, &len) ==
-            NULL ||
-        SHA256(client_key, KEY_LEN, stored_key) == NULL)
-        fail("could not derive the SCRAM keys");
-    EVP_EncodeBlock((unsigned char *)salt64, (const unsigned char *)SALT, (int)strlen(SALT));
-    EVP_EncodeBlock((unsigned char *)stored64, stored_key, KEY_LEN);
-    EVP_EncodeBlock((unsigned char *)server64, server_key, KEY_LEN);
-    snprintf(verifier, cap, "SCRAM-SHA-256$%d:%s$%s:%s", ITERATIONS, salt64, stored64, server64);
+    uint8_t client_key[FUZZ_KEY_LEN], stored_key[FUZZ_KEY_LEN];
+    fuzz_scram_keys("fuzz_server", PASSWORD, (const uint8_t *)SALT, strlen(SALT), ITERATIONS,
+                    client_key, stored_key, verifier, cap);
 }
 
 static void write_file(const char *name, char *path, size_t cap, const char *text)
@@ -1027,39 +861,17 @@ static void write_config(char *path, size_t cap)
 
 static void load_and_start(const char *path)
 {
-    struct config_problems problems;
-    pthread_t thread;
-    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
-    if (cfg == NULL) {
-        for (int i = 0; i < problems.count; i++)
-            fprintf(stderr, "fuzz_server: %s\n", problems.items[i]);
-        fail("could not load %s", path);
-    }
-    if (log_open(cfg->logfile, LOG_DEBUG) != 0)
-        fail("could not open the log");
+    struct config *cfg = fuzz_daemon_start("fuzz_server", path);
     if (cfg->regions.count != 1 || cfg->regions.items[0].nhosts != NHOSTS)
         fail("the configuration does not have %d hosts", NHOSTS);
     for (int i = 0; i < NHOSTS; i++)
         G.hosts[i] = &cfg->regions.items[0].hosts[i];
-    if (pthread_create(&thread, NULL, daemon_thread, cfg) != 0)
-        fail("could not start the daemon's thread");
-    pthread_detach(thread);
 }
 
 /* At a normal exit: the files of G.dir (a crash leaves them for a look). */
 static void remove_dir(void)
 {
-    DIR *d = opendir(G.dir);
-    struct dirent *e;
-    char path[512];
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        snprintf(path, sizeof(path), "%s/%s", G.dir, e->d_name);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(G.dir);
+    fuzz_remove_dir(G.dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -1075,21 +887,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fail("mkdtemp: %s", strerror(errno));
     atexit(remove_dir);
     G.verbose = getenv("PGNEAR_FUZZ_VERBOSE") != NULL;
+    int ports[NHOSTS + 2];
     for (int i = 0; i < NHOSTS; i++)
-        G.host_port[i] = listen_on(&G.listen_fd[i]);
-    do
-        G.port = listen_on(NULL);
-    while (G.port == G.host_port[0] || G.port == G.host_port[1]);
-    do
-        G.ws_port = listen_on(NULL);
-    while (G.ws_port == G.port || G.ws_port == G.host_port[0] || G.ws_port == G.host_port[1]);
+        ports[i] = G.host_port[i] = listen_on(&G.listen_fd[i], ports, i);
+    ports[NHOSTS] = G.port = fuzz_pick_port("fuzz_server", ports, NHOSTS);
+    G.ws_port = fuzz_pick_port("fuzz_server", ports, NHOSTS + 1);
     if (pthread_create(&thread, NULL, server_thread, NULL) != 0)
         fail("could not start the servers' thread");
     pthread_detach(thread);
     write_config(path, sizeof(path));
     load_and_start(path);
     int64_t until = now_ms() + 20000;
-    while (!healthz(500))
+    while (!fuzz_healthz(G.ws_port, 500))
         if (now_ms() > until)
             fail("pgnear did not start on port %d", G.port);
     for (int i = 0; i < NHOSTS; i++)
@@ -1114,6 +923,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nanosleep(&(struct timespec){0, 400 * 1000000L}, NULL); /* most of a health-check round */
     else
         client_run(who, (head >> 3) & 3);
-    check_alive();
+    fuzz_check_alive("fuzz_server", G.ws_port, ALIVE_MS);
     return 0;
 }
