@@ -156,7 +156,7 @@ static int resolve_unnamed(struct prep_client *c, struct prep_server *s, struct 
     if (prep_earlier(s, c->unnamed_mod) || prep_earlier(s, s->unnamed_mod))
         return PREP_WAIT;
     struct prep_entry *e =
-        u != NULL ? prep_send_parse(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
+        u != NULL ? prep_parse_send(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
     if (e == NULL)
         return PREP_OOM;
     prep_entry_server_unnamed(s, e, u);

@@ -274,7 +274,11 @@ void prep_entry_detach(struct prep_server *s, struct prep_entry *e);
 /* Where st's text EXECUTEs another statement: that one parsed on s first if it lacks it. */
 bool prep_runs_ready(struct prep_client *c, struct prep_server *s, const struct prep_stmt *st,
                      struct evbuffer *out);
-/* Parse of st under name to s (the statement it EXECUTEs first: prep_runs_ready), and its entry. */
+/* prep_send_parse after prep_runs_ready: how every Parse of a statement goes (prep_parse.c). */
+struct prep_entry *prep_parse_send(struct prep_client *c, struct prep_server *s, uint8_t how,
+                                   const char *name, const struct prep_stmt *st,
+                                   struct evbuffer *out);
+/* Parse of st under name to s, and its entry (prep_parse_send first readies what st runs). */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
                                    const char *name, const struct prep_stmt *st,
                                    struct evbuffer *out);

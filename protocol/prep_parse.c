@@ -151,7 +151,7 @@ struct prep_entry *prep_parse_into_cache(struct prep_client *c, struct prep_serv
     struct prep_slot *slot = prep_slot_get(s, st);
     if (slot == NULL)
         return NULL;
-    struct prep_entry *e = prep_send_parse(c, s, how, st->name, st, out);
+    struct prep_entry *e = prep_parse_send(c, s, how, st->name, st, out);
     if (e == NULL) {
         prep_slot_release(s, slot);
         return NULL;
@@ -181,6 +181,13 @@ bool prep_runs_ready(struct prep_client *c, struct prep_server *s, const struct 
         return true;
     }
     return prep_parse_into_cache(c, s, HOW_SKIP, runs, out) != NULL;
+}
+
+struct prep_entry *prep_parse_send(struct prep_client *c, struct prep_server *s, uint8_t how,
+                                   const char *name, const struct prep_stmt *st,
+                                   struct evbuffer *out)
+{
+    return prep_runs_ready(c, s, st, out) ? prep_send_parse(c, s, how, name, st, out) : NULL;
 }
 
 /*
@@ -295,7 +302,7 @@ static int parse_named(struct prep_client *c, struct prep_server *s, const struc
 static int parse_taken(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
                        struct prep_stmt *st, struct evbuffer *out)
 {
-    struct prep_entry *e = prep_send_parse(c, s, HOW_SKIP, "", st, out);
+    struct prep_entry *e = prep_parse_send(c, s, HOW_SKIP, "", st, out);
     if (e == NULL)
         return PREP_OOM;
     prep_entry_server_unnamed(s, e, st);

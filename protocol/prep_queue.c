@@ -212,8 +212,7 @@ struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s,
                                    const char *name, const struct prep_stmt *st,
                                    struct evbuffer *out)
 {
-    if (!prep_runs_ready(c, s, st, out) ||
-        pkt_add_parse(out, name, strlen(name), st->text, st->text_len, st->types, st->ntypes) != 0)
+    if (pkt_add_parse(out, name, strlen(name), st->text, st->text_len, st->types, st->ntypes) != 0)
         return NULL;
     s->flushed = false;
     s->batch_sent = true;
