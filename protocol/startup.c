@@ -116,6 +116,25 @@ int startup_parse(const uint8_t *buf, size_t len, struct startup_packet *out)
     return startup_parse_params(&r, out);
 }
 
+/* The name at p (inside buf[len], NUL-terminated there by the parser) cut in place. */
+static void startup_cut_name(uint8_t *buf, size_t len, const char *p)
+{
+    const uint8_t *at = (const uint8_t *)p;
+    if (p == NULL || at < buf || at >= buf + len)
+        return;
+    size_t off = (size_t)(at - buf);
+    if (strnlen(p, len - off) > STARTUP_NAME_MAX)
+        buf[off + STARTUP_NAME_MAX] = '\0';
+}
+
+void startup_cut_names(uint8_t *buf, size_t len, struct startup_packet *sp)
+{
+    if (sp->kind != STARTUP_MESSAGE)
+        return;
+    startup_cut_name(buf, len, sp->user);
+    startup_cut_name(buf, len, sp->database); /* the same bytes where it defaulted to user */
+}
+
 const char *startup_param(const struct startup_packet *sp, const char *name)
 {
     for (size_t i = sp->nparams; i-- > 0;)

@@ -75,6 +75,18 @@ int startup_packet_length(const uint8_t *buf, size_t avail, uint32_t *len);
 /* Parses one whole packet (length word included); pointers in *out point into buf. */
 int startup_parse(const uint8_t *buf, size_t len, struct startup_packet *out);
 
+/* PostgreSQL's NAMEDATALEN - 1: the most bytes of a user or database name it keeps. */
+#define STARTUP_NAME_MAX 63
+
+/*
+ * Cuts a parsed StartupMessage's user and database names to
+ * STARTUP_NAME_MAX bytes in buf, the packet sp was parsed from, as
+ * PostgreSQL's ProcessStartupPacket does before any lookup: a byte cut (the
+ * client's encoding is not known yet), so that every name pgnear keys on
+ * (the hba line, limits, pools, secrets) is the role the server logs in.
+ */
+void startup_cut_names(uint8_t *buf, size_t len, struct startup_packet *sp);
+
 const char *startup_strerror(int err);
 
 /* The value of a startup parameter, or NULL. */

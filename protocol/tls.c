@@ -131,6 +131,43 @@ bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t err
     return true;
 }
 
+/*
+ * Only the lists of crl_file: a certificate there is not taken as a CA (as
+ * X509_STORE_load_locations would take it), and a file with no list fails.
+ */
+static bool tls_load_crl_file(X509_STORE *store, const char *crl_file, char *err, size_t errcap)
+{
+    X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == NULL || X509_load_crl_file(lookup, crl_file, X509_FILETYPE_PEM) <= 0) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_file", crl_file);
+        return false;
+    }
+    return true;
+}
+
+bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_dir, char *err,
+                           size_t errcap)
+{
+    bool file = crl_file != NULL && crl_file[0] != '\0',
+         dir = crl_dir != NULL && crl_dir[0] != '\0';
+    if (!file && !dir)
+        return true;
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    if (store == NULL) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_file", crl_file);
+        return false;
+    }
+    if (file && !tls_load_crl_file(store, crl_file, err, errcap))
+        return false;
+    if (dir && X509_STORE_load_locations(store, NULL, crl_dir) != 1) {
+        tls_errstr(err, errcap, "could not load client_tls_crl_dir", crl_dir);
+        return false;
+    }
+    /* As PostgreSQL's ssl_crl_file: each certificate of a chain against its CA's list. */
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+    return true;
+}
+
 enum tls_client_cert tls_client_cert_cn(SSL *ssl, char *cn, size_t cncap)
 {
     X509 *cert = ssl != NULL ? SSL_get0_peer_certificate(ssl) : NULL;

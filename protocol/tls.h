@@ -32,6 +32,16 @@ SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, c
  */
 bool tls_verify_clients(SSL_CTX *ctx, const char *ca_file, char *err, size_t errcap);
 
+/*
+ * Checks client certificates against the revocation lists of crl_file
+ * and (hashed, as openssl rehash names them) crl_dir, either NULL or ""
+ * for none, as PostgreSQL's ssl_crl_file and ssl_crl_dir: once any is
+ * given, every certificate of a chain needs its CA's list, and a revoked
+ * one fails the handshake.  After tls_verify_clients.  false with why in err.
+ */
+bool tls_check_client_crls(SSL_CTX *ctx, const char *crl_file, const char *crl_dir, char *err,
+                           size_t errcap);
+
 /* What a client's certificate says of it (tls_client_cert_cn). */
 enum tls_client_cert {
     TLS_CERT_NONE,    /* no certificate given (or no TLS) */

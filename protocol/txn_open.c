@@ -157,6 +157,90 @@ void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out)
     }
 }
 
+/* PostgreSQL's lock modes (LOCK ... IN mode MODE), and whether a standby grants each. */
+static const struct {
+    const char *words; /* as read: lowercase, one space between */
+    const char *name;
+    bool standby;
+} lock_modes[] = {
+    {"access share", "ACCESS SHARE", true},
+    {"row share", "ROW SHARE", true},
+    {"row exclusive", "ROW EXCLUSIVE", true},
+    {"share update exclusive", "SHARE UPDATE EXCLUSIVE", false},
+    {"share", "SHARE", false},
+    {"share row exclusive", "SHARE ROW EXCLUSIVE", false},
+    {"exclusive", "EXCLUSIVE", false},
+    {"access exclusive", "ACCESS EXCLUSIVE", false},
+};
+
+/* What lock_statement_end knows of a LOCK statement while it reads it. */
+struct lock_scan {
+    bool in_lock;    /* the statement begins with LOCK */
+    bool mode_named; /* ... and has IN */
+    bool mode_read;  /* ... and its MODE after it */
+    char words[32];  /* the words between IN and MODE, folded */
+    size_t used;
+};
+
+/* The LOCK statement ended: its mode when a standby refuses it, else NULL. */
+static const char *lock_statement_end(const struct lock_scan *ls)
+{
+    if (!ls->in_lock)
+        return NULL;
+    if (!ls->mode_named)
+        return "ACCESS EXCLUSIVE";
+    for (size_t i = 0; ls->mode_read && i < sizeof(lock_modes) / sizeof(lock_modes[0]); i++)
+        if (strcmp(ls->words, lock_modes[i].words) == 0)
+            return lock_modes[i].standby ? NULL : lock_modes[i].name;
+    return NULL; /* malformed: the server's own error */
+}
+
+/* One word between IN and MODE, folded into ls->words (too many: no mode known). */
+static void lock_mode_word(struct lock_scan *ls, const struct sql_lexer *lx,
+                           const struct sql_token *t)
+{
+    size_t n = t->end - t->start;
+    if (t->kind != SQL_TOK_WORD || ls->used + n + 2 > sizeof(ls->words)) {
+        ls->used = sizeof(ls->words); /* nothing matches now */
+        ls->words[0] = '\0';
+        return;
+    }
+    if (ls->used > 0)
+        ls->words[ls->used++] = ' ';
+    for (size_t i = 0; i < n; i++)
+        ls->words[ls->used++] = (char)sql_fold(lx->s[t->start + i]);
+    ls->words[ls->used] = '\0';
+}
+
+const char *txn_open_lock_refused(const uint8_t *sql, size_t len)
+{
+    struct sql_lexer lx;
+    struct sql_token t;
+    struct lock_scan ls = {0};
+    bool at_start = true;
+    sql_lex_init(&lx, sql, len);
+    for (sql_lex_next_code(&lx, &t); t.kind != SQL_TOK_END; sql_lex_next_code(&lx, &t)) {
+        if (t.kind == SQL_TOK_SEMI) {
+            const char *mode = lock_statement_end(&ls);
+            if (mode != NULL)
+                return mode;
+            ls = (struct lock_scan){0};
+            at_start = true;
+            continue;
+        }
+        if (at_start)
+            ls.in_lock = sql_tok_is_word(&lx, &t, "lock");
+        else if (ls.in_lock && !ls.mode_named)
+            ls.mode_named = sql_tok_is_word(&lx, &t, "in");
+        else if (ls.in_lock && !ls.mode_read && sql_tok_is_word(&lx, &t, "mode"))
+            ls.mode_read = true;
+        else if (ls.in_lock && !ls.mode_read)
+            lock_mode_word(&ls, &lx, &t);
+        at_start = false;
+    }
+    return lock_statement_end(&ls);
+}
+
 /* Whether lower (lowercase ASCII) is in p (len bytes), case aside; from where, in *at. */
 static bool bytes_have(const uint8_t *p, size_t len, const char *lower, size_t *at)
 {

@@ -75,6 +75,16 @@ struct txn_open {
 void txn_open_scan(const uint8_t *sql, size_t len, struct txn_open *out);
 
 /*
+ * The lock mode of the first LOCK statement in a text (len bytes) that a
+ * standby refuses (25006, "cannot execute LOCK TABLE during recovery"),
+ * as PostgreSQL spells it ("SHARE", "ACCESS EXCLUSIVE", ...), or NULL:
+ * none.  A standby grants ACCESS SHARE, ROW SHARE and ROW EXCLUSIVE
+ * alone; a LOCK that names no mode takes ACCESS EXCLUSIVE.  A primary
+ * grants them all in a READ ONLY block.  Read as txn_open_scan reads.
+ */
+const char *txn_open_lock_refused(const uint8_t *sql, size_t len);
+
+/*
  * Whether a text (len bytes) may make the session's transactions
  * serializable by default, which a standby cannot run: it names
  * SERIALIZABLE and default_transaction_isolation (SET, set_config) or

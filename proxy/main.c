@@ -160,6 +160,26 @@ static void print_user_limits(const struct config *cfg)
                cfg->max_db_client_connections);
 }
 
+/* Who is believed: revoked client certificates, and whose forwarded addresses decide access. */
+static void print_access(const struct config *cfg)
+{
+    if (cfg->client_tls_crl_file[0] != '\0' || cfg->client_tls_crl_dir[0] != '\0')
+        printf("client certificates: revoked ones refused at the TLS handshake (%s%s%s)\n",
+               cfg->client_tls_crl_file,
+               cfg->client_tls_crl_file[0] && cfg->client_tls_crl_dir[0] ? ", " : "",
+               cfg->client_tls_crl_dir);
+    if (cfg->websocket_port == 0)
+        return;
+    if (cfg->trusted_http.count > 0)
+        printf("websocket: a forwarded address decides access (the hba line) from "
+               "trusted_http_proxies' %zu entries, and only places the caller from "
+               "trusted_proxies\n",
+               cfg->trusted_http.count);
+    else
+        printf("websocket: a forwarded address only places the caller: access is the "
+               "connection's address (no trusted_http_proxies)\n");
+}
+
 /*
  * What --check says of the open-files limit, as this shell would give it
  * to pgnear (a service manager may give another: pgnear warns in its log
@@ -213,6 +233,7 @@ static int run_check(const char *path)
     print_limits(cfg);
     print_user_limits(cfg);
     print_fd_limit(cfg);
+    print_access(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);
     if (cfg->geoip != NULL) {

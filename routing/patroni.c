@@ -18,6 +18,7 @@
 
 #include "protocol/clock.h"
 #include "protocol/patroni_cluster.h"
+#include "routing/cidr.h"
 #include "routing/health.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -31,7 +32,8 @@
 struct patroni_endpoint {
     char host[256];
     int port;
-    char path[300]; /* the URL's path with /cluster after it */
+    struct sockaddr_storage addr; /* resolved when the setting was read */
+    char path[300];               /* the URL's path with /cluster after it */
     struct evhttp_connection *conn;
 };
 
@@ -55,6 +57,8 @@ struct patroni_source {
     struct patroni_place placed[PATRONI_PLACES_MAX];
     size_t nplaced;
     bool placed_told;
+    struct patroni_told *told; /* the caller's, or own_told */
+    struct patroni_told own_told;
     struct patroni_cluster cluster;
     struct patroni_endpoint ep[PATRONI_ENDPOINTS_MAX];
 };
@@ -86,6 +90,7 @@ static bool patroni_parse_url(const char *url, size_t len, struct patroni_endpoi
         return false;
     snprintf(ep->host, sizeof(ep->host), "%s", addr.host);
     ep->port = addr.port;
+    memcpy(&ep->addr, &addr.addr, addr.addrlen);
     snprintf(ep->path, sizeof(ep->path), "%.*s/cluster", (int)plen, path);
     return true;
 }
@@ -125,6 +130,77 @@ const char *patroni_check_urls(const char *text, char *err, size_t errcap)
     struct patroni_endpoint ep[PATRONI_ENDPOINTS_MAX];
     size_t n;
     return patroni_endpoints(text, ep, &n, err, errcap);
+}
+
+const char *patroni_allowed_addrs(const char *urls, const char *hosts, struct cidr_list *out,
+                                  char *err, size_t errcap)
+{
+    struct patroni_endpoint ep[PATRONI_ENDPOINTS_MAX];
+    size_t n;
+    char why[200];
+    if (!cidr_list_parse(out, hosts, why, sizeof(why))) {
+        snprintf(err, errcap, "patroni_hosts: %s", why);
+        return err;
+    }
+    if (urls[0] == '\0')
+        return NULL;
+    if (patroni_endpoints(urls, ep, &n, err, errcap) != NULL)
+        return err;
+    for (size_t i = 0; i < n; i++)
+        if (!cidr_list_add_host(out, (const struct sockaddr *)&ep[i].addr)) {
+            snprintf(err, errcap, "patroni_hosts: more than %d entries with the endpoints",
+                     CIDR_MAX);
+            return err;
+        }
+    return NULL;
+}
+
+/* Adds one place to its region of set; false with why in err when it is left out. */
+static bool patroni_admit_one(struct region_set *set, const struct cidr_list *allowed,
+                              const struct patroni_place *pl, char *err, size_t errcap)
+{
+    struct region *r = region_set_find(set, pl->region);
+    if (r == NULL) {
+        snprintf(err, errcap, "region %s is not configured", pl->region);
+        return false;
+    }
+    for (size_t h = 0; h < r->nhosts; h++)
+        if (r->hosts[h].port == pl->port && strcasecmp(r->hosts[h].name, pl->host) == 0)
+            return true; /* the file lists it */
+    struct host_addr addr;
+    char why[300];
+    if (!host_addr_resolve_at(pl->host, pl->port, &addr, why, sizeof(why))) {
+        snprintf(err, errcap, "%s", why);
+        return false;
+    }
+    if (!cidr_list_contains(allowed, (const struct sockaddr *)&addr.addr)) {
+        char a[INET6_ADDRSTRLEN] = "?";
+        const struct sockaddr *sa = (const struct sockaddr *)&addr.addr;
+        inet_ntop(sa->sa_family,
+                  sa->sa_family == AF_INET6
+                      ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                      : (const void *)&((const struct sockaddr_in *)sa)->sin_addr,
+                  a, sizeof(a));
+        snprintf(err, errcap,
+                 "its address %s is not one of the patroni endpoints' nor in patroni_hosts, and "
+                 "pgnear sends credentials only where its configuration says",
+                 a);
+        return false;
+    }
+    return region_add_addr(r, &addr, err, errcap) == NULL;
+}
+
+void patroni_admit(struct region_set *set, const struct cidr_list *allowed,
+                   const struct patroni_place *places, size_t n, patroni_log_fn log, void *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        char err[400], line[800];
+        if (patroni_admit_one(set, allowed, &places[i], err, sizeof(err)))
+            continue;
+        snprintf(line, sizeof(line), "patroni: member %.255s port %d of region %s is left out: %s",
+                 places[i].host, places[i].port, places[i].region, err);
+        log(arg, true, line);
+    }
 }
 
 /* Whether member m is where h listens: the same port, and the same name or address. */
@@ -220,6 +296,47 @@ static bool patroni_place_alive(const struct patroni_source *ps, const struct pa
 }
 
 /*
+ * Whether tagged member m may be added to its region: its tag names a
+ * configured region, and its host is an address or a DNS name (nothing a
+ * host list would split); else why not into line.
+ */
+static bool patroni_member_placeable(const struct patroni_source *ps,
+                                     const struct patroni_member *m, char *line, size_t cap)
+{
+    if (region_set_find(ps->regions, m->region) == NULL) {
+        snprintf(line, cap,
+                 "patroni: member %s (port %d) is tagged pgnear_region \"%s\", which is not a "
+                 "configured region; it is left out",
+                 m->name, m->port, m->region);
+        return false;
+    }
+    if (!host_is_address_or_name(m->host)) {
+        snprintf(line, cap,
+                 "patroni: member %s of region %s is left out: its host \"%.120s\" is neither an "
+                 "IP address nor a DNS name",
+                 m->name, m->region, m->host);
+        return false;
+    }
+    return true;
+}
+
+/* The lines about members left out: each said once, while the answers go on giving it. */
+static void patroni_say_left_out(struct patroni_source *ps, char (*lines)[PATRONI_LINE_MAX],
+                                 size_t n)
+{
+    struct patroni_told *t = ps->told;
+    for (size_t i = 0; i < n; i++) {
+        bool said = false;
+        for (size_t j = 0; j < t->n && !said; j++)
+            said = strcmp(lines[i], t->lines[j]) == 0;
+        if (!said)
+            ps->log(ps->arg, true, lines[i]);
+    }
+    memcpy(t->lines, lines, n * sizeof(lines[0]));
+    t->n = n;
+}
+
+/*
  * The members tagged with a region that no region lists, those added
  * before that are still members, and those gone from /cluster that still
  * answer: the places hook hears the list when it changed.
@@ -237,11 +354,16 @@ static void patroni_place_members(struct patroni_source *ps)
         if (!listed && patroni_place_alive(ps, &ps->placed[j]))
             now[n++] = ps->placed[j];
     }
+    char said[PATRONI_MEMBERS_MAX][PATRONI_LINE_MAX];
+    size_t nsaid = 0;
     for (size_t i = 0; i < ps->cluster.count && n < PATRONI_PLACES_MAX; i++) {
         const struct patroni_member *m = &ps->cluster.members[i];
-        if (m->region[0] == '\0' || m->host[0] == '\0' || m->port <= 0 ||
-            region_set_find(ps->regions, m->region) == NULL)
+        if (m->region[0] == '\0' || m->host[0] == '\0' || m->port <= 0)
+            continue; /* untagged (a member the file lists, or none), or not yet listening */
+        if (!patroni_member_placeable(ps, m, said[nsaid], sizeof(said[0]))) {
+            nsaid++;
             continue;
+        }
         bool placed_before = false;
         for (size_t j = 0; j < ps->nplaced; j++)
             placed_before |= strcmp(ps->placed[j].host, m->host) == 0 &&
@@ -254,6 +376,7 @@ static void patroni_place_members(struct patroni_source *ps)
         now[n].port = m->port;
         n++;
     }
+    patroni_say_left_out(ps, said, nsaid);
     qsort(now, n, sizeof(now[0]), patroni_place_order);
     if (ps->placed_told && n == ps->nplaced && patroni_places_equal(now, ps->placed, n))
         return;
@@ -331,17 +454,9 @@ static void patroni_failed(struct patroni_source *ps, const char *why)
     patroni_silent(ps);
 }
 
-/* The parsed answer, or why it is not one. */
-static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *req)
+void patroni_take_body(struct patroni_source *ps, const char *text, size_t len)
 {
-    struct evbuffer *body = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(body);
-    const char *text = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
     char err[PATRONI_ERROR_MAX];
-    if (len > 0 && text == NULL) {
-        patroni_failed(ps, "out of memory");
-        return;
-    }
     if (patroni_cluster_parse(text, len, &ps->cluster, err, sizeof(err)) != PATRONI_OK) {
         char why[PATRONI_ERROR_MAX + 40];
         snprintf(why, sizeof(why), "a malformed answer: %s", err);
@@ -350,6 +465,18 @@ static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *
     }
     ps->tried = 0;
     patroni_heard(ps);
+}
+
+static void patroni_read_body(struct patroni_source *ps, struct evhttp_request *req)
+{
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    const char *text = len > 0 ? (const char *)evbuffer_pullup(body, -1) : "";
+    if (len > 0 && text == NULL) {
+        patroni_failed(ps, "out of memory");
+        return;
+    }
+    patroni_take_body(ps, text, len);
 }
 
 static void patroni_answer(struct evhttp_request *req, void *arg)
@@ -437,6 +564,7 @@ struct patroni_source *patroni_start(struct event_base *base, struct region_set 
     ps->nplaced = p->nplaced < PATRONI_PLACES_MAX ? p->nplaced : PATRONI_PLACES_MAX;
     memcpy(ps->placed, p->placed, ps->nplaced * sizeof(ps->placed[0]));
     ps->placed_told = true; /* the last source told them; this one tells a change */
+    ps->told = p->told != NULL ? p->told : &ps->own_told;
     struct timeval tv = {p->interval_ms / 1000, (p->interval_ms % 1000) * 1000};
     if (patroni_endpoints(p->urls, ps->ep, &ps->nep, err, sizeof(err)) != NULL ||
         (ps->timer = event_new(base, -1, EV_PERSIST, patroni_tick, ps)) == NULL ||

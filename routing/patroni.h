@@ -31,6 +31,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "protocol/patroni_cluster.h"
+
+struct cidr_list;
 struct event_base;
 struct health_checker;
 struct region_set;
@@ -61,6 +64,38 @@ typedef void (*patroni_log_fn)(void *arg, bool warn, const char *line);
  */
 const char *patroni_check_urls(const char *text, char *err, size_t errcap);
 
+/*
+ * The addresses at which a member that no region lists may be added (the
+ * only ones, beside the regions' hosts, that pgnear sends credentials to):
+ * the endpoints' of urls (the patroni setting, resolved now), and hosts
+ * (patroni_hosts: addresses and CIDRs) into out.  NULL, or why not into err.
+ */
+const char *patroni_allowed_addrs(const char *urls, const char *hosts, struct cidr_list *out,
+                                  char *err, size_t errcap);
+
+/*
+ * Adds each place to the region of set its tag names (a configuration
+ * being loaded), resolving its host now: on the loader's thread, never a
+ * loop's.  A place whose address is not in allowed, or one that cannot
+ * be added (its region full, its host no address or DNS name, or
+ * unresolved), is left out with a warning to log.
+ */
+void patroni_admit(struct region_set *set, const struct cidr_list *allowed,
+                   const struct patroni_place *places, size_t n, patroni_log_fn log, void *arg);
+
+/* The longest line said about one member. */
+#define PATRONI_LINE_MAX 400
+
+/*
+ * What the log was told of members left out (an unknown region, a host
+ * that is no address or DNS name): each line once while the answers go
+ * on giving it, across sources when the caller keeps this for the next.
+ */
+struct patroni_told {
+    char lines[PATRONI_MEMBERS_MAX][PATRONI_LINE_MAX];
+    size_t n;
+};
+
 struct patroni_source;
 
 /* What a source is started with: the endpoints, how often, for whom. */
@@ -73,6 +108,7 @@ struct patroni_params {
     patroni_places_fn places;
     patroni_log_fn log;
     void *arg;
+    struct patroni_told *told; /* outlives the source; NULL: the source keeps its own */
 };
 
 /*
@@ -82,6 +118,14 @@ struct patroni_params {
  */
 struct patroni_source *patroni_start(struct event_base *base, struct region_set *regions,
                                      struct health_checker *hc, const struct patroni_params *p);
+
+/*
+ * An answer's body (len bytes at text), as if the current endpoint had
+ * sent it: the marks, the leader, the members to add and the judgement,
+ * or, malformed, the next endpoint.  The source's own answers come here;
+ * tests/fuzz/fuzz_patroni_admission feeds it too.
+ */
+void patroni_take_body(struct patroni_source *ps, const char *text, size_t len);
 
 /*
  * Stops asking and frees the source; the hosts' marks stay (a reload's

@@ -4,6 +4,7 @@
  */
 #include "routing/region.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -86,6 +87,31 @@ static bool split_host_port(char *buf, char **host, char **port)
     return true;
 }
 
+/* host (a name or an address literal, never split) and port, resolved now into out. */
+static bool host_addr_lookup(const char *host, int port, struct host_addr *out, char *err,
+                             size_t errcap)
+{
+    size_t host_len = strlen(host);
+    if (host_len >= sizeof(out->host)) {
+        snprintf(err, errcap, "host name \"%.40s...\" is too long", host);
+        return false;
+    }
+    char service[16];
+    snprintf(service, sizeof(service), "%d", port);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    int rc = getaddrinfo(host, service, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errcap, "could not resolve host \"%s\": %s", host, gai_strerror(rc));
+        return false;
+    }
+    memcpy(out->host, host, host_len + 1);
+    out->port = port;
+    memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
+    out->addrlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return true;
+}
+
 bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap)
 {
     char buf[sizeof(out->host) + 8], *host, *port, *end;
@@ -100,23 +126,71 @@ bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_
         snprintf(err, errcap, "invalid host \"%s\": expected host:port", spec);
         return false;
     }
-    size_t host_len = strlen(host);
-    if (host_len >= sizeof(out->host)) {
-        snprintf(err, errcap, "host name in \"%.40s...\" is too long", spec);
+    return host_addr_lookup(host, (int)p, out, err, errcap);
+}
+
+/* A DNS name as RFC 1123 spells one: dot-separated labels of letters, digits and inner hyphens. */
+static bool host_is_dns_name(const char *s)
+{
+    size_t len = strlen(s), label = 0;
+    if (len == 0 || len > 253 || (len == 253 && s[len - 1] != '.'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return false;
+            label = 0;
+        } else if (isalnum(c) || (c == '-' && label > 0)) {
+            if (++label > 63)
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return label == 0 ? len > 1 : s[len - 1] != '-';
+}
+
+bool host_is_address_or_name(const char *s)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1 ||
+           host_is_dns_name(s);
+}
+
+bool host_addr_resolve_at(const char *host, int port, struct host_addr *out, char *err,
+                          size_t errcap)
+{
+    if (port <= 0 || port > 65535) {
+        snprintf(err, errcap, "port %d is not one", port);
         return false;
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(host, port, &hints, &res);
-    if (rc != 0) {
-        snprintf(err, errcap, "could not resolve host \"%s\": %s", host, gai_strerror(rc));
+    if (!host_is_address_or_name(host)) {
+        snprintf(err, errcap, "\"%.80s\" is neither an IP address nor a DNS name", host);
         return false;
     }
-    memcpy(out->host, host, host_len + 1);
-    out->port = (int)p;
-    memcpy(&out->addr, res->ai_addr, res->ai_addrlen);
-    out->addrlen = res->ai_addrlen;
-    freeaddrinfo(res);
-    return true;
+    return host_addr_lookup(host, port, out, err, errcap);
+}
+
+const char *region_add_addr(struct region *r, const struct host_addr *ep, char *err, size_t errcap)
+{
+    if (r->nhosts >= REGION_MAX_HOSTS) {
+        snprintf(err, errcap, "too many hosts in region \"%s\"", r->name);
+        return err;
+    }
+    struct region_host *h = &r->hosts[r->nhosts];
+    h->name = strdup(ep->host);
+    if (h->name == NULL) {
+        snprintf(err, errcap, "out of memory");
+        return err;
+    }
+    h->port = ep->port;
+    memcpy(&h->addr, &ep->addr, ep->addrlen);
+    h->addrlen = ep->addrlen;
+    h->region = r;
+    r->nhosts++;
+    return NULL;
 }
 
 /* One "host[:port]" of a region's hosts list, resolved now; NULL, or err (returned) saying why. */
@@ -132,17 +206,7 @@ static const char *region_add_host(struct region *r, const char *spec, char *err
         snprintf(err, errcap, "region \"%s\": %s", r->name, why);
         return err;
     }
-    struct region_host *h = &r->hosts[r->nhosts];
-    h->name = strdup(ep.host);
-    if (h->name == NULL) {
-        snprintf(err, errcap, "out of memory");
-        return err;
-    }
-    h->port = ep.port;
-    memcpy(&h->addr, &ep.addr, ep.addrlen);
-    h->addrlen = ep.addrlen;
-    r->nhosts++;
-    return NULL;
+    return region_add_addr(r, &ep, err, errcap);
 }
 
 const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap)

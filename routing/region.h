@@ -128,6 +128,27 @@ struct host_addr {
 bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap);
 
 /*
+ * Whether s is an IPv4 or IPv6 address literal or a DNS name as RFC 1123
+ * spells one (letters, digits, inner hyphens, dots between labels): what
+ * may come from outside the configuration (Patroni's members) as a host.
+ */
+bool host_is_address_or_name(const char *s);
+
+/*
+ * host, which host_is_address_or_name must accept (it is never split at
+ * a colon or a comma), and port, resolved now; false with err set.
+ */
+bool host_addr_resolve_at(const char *host, int port, struct host_addr *out, char *err,
+                          size_t errcap);
+
+/*
+ * Appends a host at ep to r with its region set: a host never exists
+ * without it (the loader points hosts again once the region array is
+ * final).  NULL, or err (returned) when r is full or out of memory.
+ */
+const char *region_add_addr(struct region *r, const struct host_addr *ep, char *err, size_t errcap);
+
+/*
  * Parses "host:port, [v6]:port, ..." into r->hosts, resolving names now.
  * Returns NULL or a message for the configuration error.
  */

@@ -39,6 +39,7 @@ struct auth_lookup_conn {
     struct pgasync *q;
     char *key;       /* its conninfo (with a password: never logged) */
     char where[300]; /* host:port, for the log */
+    char dbname[64]; /* the database it is connected to (auth_lookup_close_database) */
     uint64_t idle_since_ms;
 };
 
@@ -143,6 +144,19 @@ void auth_lookup_pool_close(struct auth_lookup_pool *p)
     p->sweep = p->wake = NULL;
 }
 
+void auth_lookup_close_database(struct auth_lookup_pool *p, const char *database)
+{
+    struct list_node *pos, *tmp;
+    if (p->base == NULL)
+        return;
+    list_for_each_safe(pos, tmp, &p->idle)
+    {
+        struct auth_lookup_conn *c = list_entry(pos, struct auth_lookup_conn, node);
+        if (strcmp(c->dbname, database) == 0)
+            auth_lookup_conn_free(c);
+    }
+}
+
 /* Is a connection made with this conninfo kept idle? */
 static bool auth_lookup_has_idle(const struct auth_lookup_pool *p, const char *key)
 {
@@ -169,7 +183,7 @@ static struct pgasync *auth_lookup_take_idle(struct auth_lookup_pool *p, const c
 
 /* Puts a connection whose query just ended back in the pool, if there is room. */
 static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, const char *key,
-                             const struct region_host *h)
+                             const char *dbname, const struct region_host *h)
 {
     size_t same = 0;
     struct list_node *n;
@@ -185,6 +199,7 @@ static void auth_lookup_keep(struct auth_lookup_pool *p, struct pgasync *q, cons
     c->pool = p;
     c->q = q;
     snprintf(c->where, sizeof(c->where), "%s:%d", h->name, h->port);
+    snprintf(c->dbname, sizeof(c->dbname), "%s", dbname);
     c->idle_since_ms = (uint64_t)monotonic_ms();
     if (!pgasync_keep(q, auth_lookup_conn_closed, c)) {
         free(c->key);
@@ -300,14 +315,14 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
         const char *secret = NULL;
         if (PQntuples(res) > 0 && PQnfields(res) >= 2 && !PQgetisnull(res, 0, 1))
             secret = PQgetvalue(res, 0, 1);
-        auth_lookup_keep(l->pool, q, l->key, h);
+        auth_lookup_keep(l->pool, q, l->key, l->dbname, h);
         l->done(l->arg, secret, NULL);
         auth_lookup_free(l);
         return;
     }
     if (pgasync_connection_ok(q)) {
         /* The server ran the query and refused it: another host would too. */
-        auth_lookup_keep(l->pool, q, l->key, h);
+        auth_lookup_keep(l->pool, q, l->key, l->dbname, h);
         l->done(l->arg, NULL, error);
         auth_lookup_free(l);
         return;

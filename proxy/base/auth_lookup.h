@@ -50,6 +50,8 @@ struct auth_lookup;
 
 int auth_lookup_pool_init(struct auth_lookup_pool *p, struct event_base *base);
 void auth_lookup_pool_close(struct auth_lookup_pool *p);
+/* Closes the idle connections to database (it is being dropped, renamed or copied). */
+void auth_lookup_close_database(struct auth_lookup_pool *p, const char *database);
 
 /*
  * Looks user up with cfg->auth_query on a host of regions[0..nregions):

@@ -73,6 +73,8 @@ static const struct setting config_settings[] = {
     S(client_tls_cert_file, T_STR, "", true),
     S(client_tls_key_file, T_STR, "", true),
     S(client_tls_ca_file, T_STR, "", true),
+    S(client_tls_crl_file, T_STR, "", true),
+    S(client_tls_crl_dir, T_STR, "", true),
     E(server_tls, "prefer", true, server_tls_choices),
     S(server_tls_ca_file, T_STR, "", true),
     S(server_tls_cert_file, T_STR, "", true),
@@ -83,6 +85,7 @@ static const struct setting config_settings[] = {
     S(proxy_tlv_region, T_TLV, "0xE4", true),
     S(proxy_tlv_location, T_TLV, "0xE5", true),
     S(trusted_proxies, T_STR, "", true),
+    S(trusted_http_proxies, T_STR, "", true),
     S(client_hints, T_BOOL, "on", true),
     S(geoip_db, T_STR, "", true),
     S(cities_file, T_STR, "", true),
@@ -105,6 +108,7 @@ static const struct setting config_settings[] = {
     S(min_lsn_wait_ms, T_MS, "1s", true),
     S(nearest_read_functions, T_STR, "", true),
     S(patroni, T_STR, "", true),
+    S(patroni_hosts, T_STR, "", true),
     S(max_client_conn, T_INT, "10000", true),
     S(client_login_timeout_ms, T_MS, "60s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
@@ -635,7 +639,13 @@ int config_warnings(const struct config *cfg, char warnings[][256], int max)
                  "websocket_auth = cleartext without websocket_tls: WebSocket clients send their "
                  "password in clear unless they use TLS inside the WebSocket or a TLS load "
                  "balancer is in front on a private network");
-    if (n < max && cfg->websocket_port != 0 && cfg->trusted_proxies[0] == '\0')
+    if (n < max && cfg->patroni[0] != '\0' && cfg->server_tls < TLS_SERVER_VERIFY_FULL)
+        snprintf(warnings[n++], 256,
+                 "patroni with server_tls below verify-full: a server at an address Patroni names "
+                 "(and patroni_hosts allows) is not verified, and may ask for pgnear's or a "
+                 "client's password in clear");
+    if (n < max && cfg->websocket_port != 0 && cfg->trusted_proxies[0] == '\0' &&
+        cfg->trusted_http_proxies[0] == '\0')
         snprintf(warnings[n++], 256,
                  "websocket_port without trusted_proxies: the locality headers of load balancers "
                  "in front are ignored");

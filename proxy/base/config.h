@@ -95,7 +95,9 @@ struct config {
     int client_tls;
     char *client_tls_cert_file;
     char *client_tls_key_file;
-    char *client_tls_ca_file; /* client certificates are asked for and verified against it */
+    char *client_tls_ca_file;  /* client certificates are asked for and verified against it */
+    char *client_tls_crl_file; /* ... and checked against these revocation lists */
+    char *client_tls_crl_dir;
     int server_tls;
     char *server_tls_ca_file;
     char *server_tls_cert_file;
@@ -106,6 +108,7 @@ struct config {
     int proxy_tlv_region;
     int proxy_tlv_location;
     char *trusted_proxies;
+    char *trusted_http_proxies; /* whose forwarded-address headers decide access too */
     bool client_hints;
     char *geoip_db;
     char *cities_file;
@@ -128,6 +131,7 @@ struct config {
     int min_lsn_wait_ms;       /* how long pgnear.min_lsn waits for a standby to replay it */
     char *nearest_read_functions; /* volatile routines vouched to only read: nearest runs near */
     char *patroni; /* Patroni's REST endpoints: members, regions and leader (routing/patroni.h) */
+    char *patroni_hosts; /* addresses and CIDRs where a member no region lists may be added */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
@@ -195,6 +199,8 @@ struct config {
     struct region *default_region_ptr;
     size_t *migration_order_index; /* regions.count indices into regions.items: migrations' order */
     struct cidr_list trusted;
+    struct cidr_list trusted_http;    /* trusted_http_proxies */
+    struct cidr_list patroni_allowed; /* patroni_hosts and the patroni endpoints' addresses */
     struct pp_tlv_types tlv_types;
     struct city_table *cities;       /* NULL without cities_file */
     struct geoip_set *geoip;         /* NULL without geoip_db */

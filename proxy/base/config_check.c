@@ -56,6 +56,9 @@ void config_check_regions(struct load_ctx *lc)
     char err[256];
     if (cfg->patroni[0] != '\0' && patroni_check_urls(cfg->patroni, err, sizeof(err)) != NULL)
         config_problem(lc, NULL, "%s", err);
+    else if (patroni_allowed_addrs(cfg->patroni, cfg->patroni_hosts, &cfg->patroni_allowed, err,
+                                   sizeof(err)) != NULL)
+        config_problem(lc, "pgnear:patroni_hosts", "%s", err);
     config_check_placement(lc);
     cfg->default_region_ptr = &cfg->regions.items[0];
     if (cfg->default_region[0] == '\0')
@@ -134,6 +137,30 @@ static int line_of_named(struct load_ctx *lc, const char *msg, const char *const
 }
 
 /*
+ * client_tls_crl_file and client_tls_crl_dir, into the client context that
+ * verifies against client_tls_ca_file: read at each load, so a reload takes
+ * a new list (and sessions already logged in stay, as with PostgreSQL).
+ */
+static void config_check_client_crls(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    char err[1024];
+    bool file = cfg->client_tls_crl_file[0] != '\0';
+    if (!file && cfg->client_tls_crl_dir[0] == '\0')
+        return;
+    const char *key = file ? "pgnear:client_tls_crl_file" : "pgnear:client_tls_crl_dir";
+    if (cfg->client_tls_ca_file[0] == '\0')
+        config_problem(lc, key,
+                       "%s needs client_tls_ca_file: client certificates are verified "
+                       "only against it",
+                       key + strlen("pgnear:"));
+    else if (cfg->client_tls_ctx != NULL &&
+             !tls_check_client_crls(cfg->client_tls_ctx, cfg->client_tls_crl_file,
+                                    cfg->client_tls_crl_dir, err, sizeof(err)))
+        config_problem(lc, key, "%s", err);
+}
+
+/*
  * The TLS contexts are made at load, so a bad certificate or key refuses the
  * load (or reload) instead of failing the first client; the problem points at
  * the file's line.
@@ -163,6 +190,7 @@ static void config_check_tls(struct load_ctx *lc)
                                      sizeof(err)))
             config_problem(lc, "pgnear:client_tls_ca_file", "%s", err);
     }
+    config_check_client_crls(lc);
     if (cfg->server_tls != TLS_SERVER_DISABLE) {
         cfg->server_tls_ctx = tls_make_server_side_ctx(
             (enum tls_server_mode)cfg->server_tls, cfg->server_tls_ca_file,
@@ -179,6 +207,8 @@ static void config_check_proxy(struct load_ctx *lc)
     char why[512];
     if (!cidr_list_parse(&cfg->trusted, cfg->trusted_proxies, why, sizeof(why)))
         config_problem(lc, "pgnear:trusted_proxies", "trusted_proxies: %s", why);
+    if (!cidr_list_parse(&cfg->trusted_http, cfg->trusted_http_proxies, why, sizeof(why)))
+        config_problem(lc, "pgnear:trusted_http_proxies", "trusted_http_proxies: %s", why);
     cfg->tlv_types.city = (uint8_t)cfg->proxy_tlv_city;
     cfg->tlv_types.region = (uint8_t)cfg->proxy_tlv_region;
     cfg->tlv_types.location = (uint8_t)cfg->proxy_tlv_location;

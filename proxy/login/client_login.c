@@ -54,9 +54,17 @@ static void client_tls_step(struct session *s)
     if (rc == STREAM_AGAIN)
         return;
     if (rc != 0) {
-        char why[256];
+        char why[256], line[400];
         stream_tls_error(why, sizeof(why));
-        session_login_closed(s, why);
+        long verify =
+            s->client.stream.ssl != NULL ? SSL_get_verify_result(s->client.stream.ssl) : X509_V_OK;
+        /* As PostgreSQL logs it: why the client's certificate failed ("certificate revoked"). */
+        if (verify != X509_V_OK)
+            snprintf(line, sizeof(line), "%s: client certificate verification failed: %s", why,
+                     X509_verify_cert_error_string(verify));
+        else
+            snprintf(line, sizeof(line), "%s", why);
+        session_login_closed(s, line);
         return;
     }
     if (s->websocket && s->client.stream.ws == NULL)
@@ -232,7 +240,10 @@ static void client_locality_input(struct session *s, struct locality_input *in)
     else if (pp && pp->has_location)
         in->location = pp->location, in->location_via = "PROXY TLV";
     client_header_locality(s, in);
-    if (!s->unix_socket)
+    /* A forwarded address places the caller even where it decides no access (ws_ingress.c). */
+    if (s->login->geo != NULL && s->login->geo->has_addr)
+        in->addr = (const struct sockaddr *)&s->login->geo->addr;
+    else if (!s->unix_socket)
         in->addr = (const struct sockaddr *)&s->addr;
 }
 
@@ -475,6 +486,7 @@ static int client_take_packet(struct session *s)
         client_fail_protocol(s, startup_strerror(rc));
         return -1;
     }
+    startup_cut_names(s->startup_raw, len, &s->login->startup);
     s->user = s->login->startup.user;
     s->database = s->login->startup.database;
     s->application_name = startup_param(&s->login->startup, "application_name");

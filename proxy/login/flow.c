@@ -26,6 +26,7 @@
 #include "proxy/session/fetch.h"
 #include "proxy/session/former_primary.h"
 #include "proxy/session/latency_hooks.h"
+#include "proxy/session/move.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -312,4 +313,6 @@ const struct session_flow login_flow =
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
         .server_fenced = former_primary_check,
+        .server_ended_idle = move_session_lost,
+        .database_unhold = pool_unhold_database,
 };

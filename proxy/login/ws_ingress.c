@@ -9,6 +9,8 @@
  */
 #include "proxy/login/ws_ingress.h"
 
+#include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,10 +86,18 @@ static const char *header_view_get(void *arg, const char *name)
     return out;
 }
 
+/* Whose locality headers count: trusted_proxies, and trusted_http_proxies, trusted for more. */
 static bool hop_trusted(void *arg, const struct sockaddr *addr)
 {
     const struct config *cfg = arg;
-    return cidr_list_contains(&cfg->trusted, addr);
+    return cidr_list_contains(&cfg->trusted, addr) || cidr_list_contains(&cfg->trusted_http, addr);
+}
+
+/* Whose forwarded addresses decide access (the hba line, the throttle): trusted_http_proxies. */
+static bool hop_trusted_http(void *arg, const struct sockaddr *addr)
+{
+    const struct config *cfg = arg;
+    return cidr_list_contains(&cfg->trusted_http, addr);
 }
 
 /* Whether pgnear can route now: some region is up and takes sessions. */
@@ -141,16 +151,37 @@ static void ws_keep_geo(struct session *s, const struct geo_headers *g)
         snprintf(l->geo_city, sizeof(l->geo_city), "%s%s%s", g->city, g->country[0] ? ", " : "",
                  g->country);
     }
-    if (g->has_addr) {
-        memcpy(&s->addr, &g->addr, sizeof(s->addr));
-        s->from_proxy = true;
-        session_format_peer(s, (const struct sockaddr *)&s->addr);
-    }
+}
+
+/*
+ * A forwarded address becomes the session's own (the hba line, the
+ * failed-login throttle, cancels' limits, the log, SHOW CLIENTS) only from
+ * a peer in trusted_http_proxies, read with only those hops passed over:
+ * a layer-4 balancer in trusted_proxies passes a client's header through
+ * unchanged, so its headers only place the caller (GeoIP).
+ */
+static void ws_take_access_addr(struct session *s, const struct geo_header_names *names,
+                                struct header_view *view)
+{
+    struct geo_headers g;
+    if (!hop_trusted_http((void *)s->cfg, (const struct sockaddr *)&s->addr))
+        return;
+    view->used = 0;
+    geo_headers_read(names, header_view_get, view, hop_trusted_http, (void *)s->cfg, &g);
+    if (!g.has_addr)
+        return;
+    char via[64];
+    snprintf(via, sizeof(via), "%s", s->peer);
+    memcpy(&s->addr, &g.addr, sizeof(s->addr));
+    s->from_proxy = true;
+    session_format_peer(s, (const struct sockaddr *)&s->addr);
+    log_info(s->id, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via, s->peer);
 }
 
 /*
  * The request's locality headers: kept when the sender is one of
- * trusted_proxies; else ignored (logged), or the request refused.
+ * trusted_proxies (or trusted_http_proxies); else ignored (logged), or the
+ * request refused.
  * False when the session was answered and is closing.
  */
 static bool ws_take_geo(struct session *s, const struct http_request *req)
@@ -168,8 +199,10 @@ static bool ws_take_geo(struct session *s, const struct http_request *req)
     }
     view->req = req;
     view->used = 0;
-    bool trusted = cidr_list_contains(&cfg->trusted, (const struct sockaddr *)&s->addr);
+    bool trusted = hop_trusted((void *)cfg, (const struct sockaddr *)&s->addr);
     geo_headers_read(&names, header_view_get, view, trusted ? hop_trusted : NULL, (void *)cfg, &g);
+    if (trusted && g.has_addr)
+        ws_take_access_addr(s, &names, view);
     free(view);
     if (!g.has_region && !g.has_coords && !g.has_city && !g.has_addr)
         return true;
@@ -235,6 +268,20 @@ static bool ws_switch(struct session *s, const struct http_request *req)
     return true;
 }
 
+/* ", caller ADDR per HEADER ...": a forwarded address that places the caller, and nothing more. */
+static void ws_locality_note(const struct session *s, char *buf, size_t cap)
+{
+    const struct geo_headers *g = s->login->geo;
+    char host[INET6_ADDRSTRLEN + 1];
+    buf[0] = '\0';
+    if (g == NULL || !g->has_addr || s->from_proxy ||
+        getnameinfo((const struct sockaddr *)&g->addr, sizeof(g->addr), host, sizeof(host), NULL, 0,
+                    NI_NUMERICHOST) != 0)
+        return;
+    snprintf(buf, cap, ", caller %s per %s for locality only: not in trusted_http_proxies", host,
+             g->addr_header);
+}
+
 /* A whole request head: answer it, or upgrade. */
 static void ws_request(struct session *s, const struct http_request *req)
 {
@@ -256,8 +303,10 @@ static void ws_request(struct session *s, const struct http_request *req)
     if (!ws_take_geo(s, req) || !ws_switch(s, req) || ws_ingress_start_pings(s) != 0)
         return;
     stat_inc(&s->w->stats.websocket_upgrades);
-    log_info(s->id, "WebSocket upgrade from %s (path %s%s)", s->peer, req->path,
-             s->websocket_tls ? ", wss" : "");
+    char note[192];
+    ws_locality_note(s, note, sizeof(note));
+    log_info(s->id, "WebSocket upgrade from %s (path %s%s%s)", s->peer, req->path,
+             s->websocket_tls ? ", wss" : "", note);
     phase_done(s);
 }
 

@@ -7,6 +7,7 @@
 #include "proxy/pool/pool.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,7 +16,9 @@
 #include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/pool/pool_warm.h"
+#include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/runtime/worker_call.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -129,6 +132,33 @@ void pool_retire_database(struct worker *w, const char *region, const char *data
     int closed = 0, marked = 0;
     pool_close_matching(w, region, database, "its database is moving to another region", pids,
                         &closed, &marked);
+}
+
+/* On each worker: its kept connections to the database (arg) close. */
+static int pool_unhold_on_worker(struct worker *w, void *arg)
+{
+    int closed = 0, marked = 0;
+    pool_close_matching(w, NULL, arg, "its database is being dropped, renamed or copied", NULL,
+                        &closed, &marked);
+    auth_lookup_close_database(&w->auth_lookups, arg); /* auth_query's, kept on the database */
+    return 0;
+}
+
+static void pool_unhold_done(struct worker *from, const struct worker_reply *r)
+{
+    (void)from;
+    free(r->arg);
+}
+
+void pool_unhold_database(struct session *s, const char *database)
+{
+    char *name = strdup(database);
+    if (name == NULL ||
+        worker_call_all(s->w, pool_unhold_on_worker, name, pool_unhold_done, NULL) != 0) {
+        free(name);
+        log_warn(s->id, "out of memory: pgnear's idle connections to database \"%s\" stay open",
+                 database);
+    }
 }
 
 static int pool_part_start(struct worker *w, char *err, size_t errcap)

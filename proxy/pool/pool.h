@@ -54,6 +54,14 @@ void pool_reconnect(struct worker *w, const char *region, int *closed, int *mark
 void pool_retire_database(struct worker *w, const char *region, const char *database,
                           struct gate_pids *pids);
 
+/*
+ * s's client drops, renames or copies database (the flow's
+ * database_unhold): every worker's kept connections to it, in any region,
+ * close now (a worker call each, answered by nobody), those in use when
+ * given back.
+ */
+void pool_unhold_database(struct session *s, const char *database);
+
 /* The pool's life on a worker: its timers; kept connections closed at drain, stop and free. */
 extern const struct worker_part pool_part;
 

@@ -57,6 +57,7 @@ struct reloader {
     struct patroni_source *patroni;
     struct patroni_place places[PATRONI_PLACES_MAX];
     size_t nplaces;
+    struct patroni_told patroni_told; /* members left out, said once across reloads */
 };
 
 /*
@@ -163,7 +164,8 @@ static void reload_start_patroni(struct reloader *rl)
                                .nplaced = rl->nplaces,
                                .places = reload_patroni_places,
                                .log = reload_patroni_log,
-                               .arg = rl};
+                               .arg = rl,
+                               .told = &rl->patroni_told};
     rl->patroni = patroni_start(rl->shared->workers[0]->base, &cfg->regions, cfg->health, &p);
     if (rl->patroni == NULL)
         log_error(0, "could not start reading Patroni's members: out of memory");
@@ -297,32 +299,6 @@ static void reload_tell(struct reloader *rl, struct reload_waiter *list,
 }
 
 /*
- * Patroni's members that no region lists, added to the regions their tag
- * names in the configuration just loaded; a member that cannot be (its
- * region full, its address unresolved) is left out, and said.
- */
-static void reload_add_places(struct reload_job *job)
-{
-    for (size_t i = 0; i < job->nplaces; i++) {
-        const struct patroni_place *pl = &job->places[i];
-        struct region *r = region_set_find(&job->fresh->regions, pl->region);
-        char spec[300], err[256];
-        bool listed = false;
-        for (size_t h = 0; r != NULL && h < r->nhosts; h++)
-            listed |= r->hosts[h].port == pl->port && strcasecmp(r->hosts[h].name, pl->host) == 0;
-        if (r == NULL || listed)
-            continue;
-        snprintf(spec, sizeof(spec), strchr(pl->host, ':') ? "[%s]:%d" : "%s:%d", pl->host,
-                 pl->port);
-        if (region_parse_hosts(r, spec, err, sizeof(err)) != NULL) {
-            log_warn(0, "patroni: member %s of region %s is left out: %s", spec, r->name, err);
-            continue;
-        }
-        r->hosts[r->nhosts - 1].region = r;
-    }
-}
-
-/*
  * The loader thread: parses and checks the file off the loops, so a slow file
  * or mount never stalls a worker.
  */
@@ -332,7 +308,8 @@ static void *reload_thread(void *arg)
     job->fresh = config_load_overridden(job->path, job->overrides, job->noverrides, job->running,
                                         job->err, sizeof(job->err));
     if (job->fresh != NULL && job->nplaces > 0)
-        reload_add_places(job);
+        patroni_admit(&job->fresh->regions, &job->fresh->patroni_allowed, job->places, job->nplaces,
+                      reload_patroni_log, NULL);
     /* The last touch of job: worker 0 frees it once it has read this byte. */
     ssize_t w;
     do

@@ -216,6 +216,7 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->server_waiters);
     list_init(&w->cancel_conns);
     w->base = event_base_new();
+    linger_init(&w->lingering, w->base);
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
         auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
@@ -306,6 +307,7 @@ void worker_free(struct worker *w)
     auth_lookup_pool_close(&w->auth_lookups);
     func_catalog_close(&w->funcs);
     close_queue_free(&w->closing);
+    linger_free(&w->lingering);
     uring_free(w->uring); /* after the sessions: their sends in flight are its orphans now */
     if (w->drain_timer)
         event_free(w->drain_timer);

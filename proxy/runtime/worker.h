@@ -18,6 +18,7 @@
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/close_queue.h"
+#include "proxy/runtime/linger.h"
 #include "proxy/runtime/worker_call.h"
 
 struct prep_registry;
@@ -69,7 +70,8 @@ struct worker {
     struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;
-    struct close_queue closing; /* server sockets of ended sessions, closed at a pace */
+    struct close_queue closing;  /* server sockets of ended sessions, closed at a pace */
+    struct linger_set lingering; /* client sockets after pgnear's last word, closed after a FIN */
     uint64_t next_client_id;
     uint64_t next_server_id;
     struct worker_stats stats;

@@ -18,6 +18,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/linger.h"
 #include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
 
@@ -143,7 +144,11 @@ void endpoint_detach(struct endpoint *ep)
     ep->eof = false;
     ep->on_read = NULL;
     ep->on_write = NULL;
-    stream_close(&ep->stream);
+    if (ep->linger && ep->stream.fd >= 0)
+        linger_close(&ep->w->lingering, stream_take_fd(&ep->stream));
+    else
+        stream_close(&ep->stream);
+    ep->linger = false;
     if (ep->in)
         evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
     if (ep->out)

@@ -69,6 +69,7 @@ struct endpoint {
     bool read_paused;       /* back-pressure: the peer's output is full */
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
     bool hangup_seen;       /* its owner took the client's hangup: no longer watched */
+    bool linger; /* its last word sent: closed after a FIN and a drain (runtime/linger.h) */
     bool rev_armed, wev_armed, hev_armed;
     /*
      * ring: sends go through the worker's io_uring (endpoint_use_ring); tx

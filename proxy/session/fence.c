@@ -13,8 +13,11 @@
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
 #include "proxy/base/log.h"
+#include "proxy/runtime/shared.h"
+#include "proxy/runtime/worker.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/notify_watch.h"
+#include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
@@ -219,6 +222,30 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
+/*
+ * An ErrorResponse from the server of a session idle under session pooling
+ * (h, whole or not yet): the FATAL of a backend that ends.  MSG_ENDED when
+ * the flow's server_ended_idle moves the session instead (the connection
+ * is the move's: nothing more is read here), MSG_WAIT for the rest of it,
+ * MSG_HEAD when it goes on to the client as any message.
+ */
+static int fence_idle_error(struct session *s, struct endpoint *src, const struct msg_head *h)
+{
+    const struct session_flow *flow = s->w->shared->flow;
+    if (s->txn != NULL || h->type != 'E' || fence_asking(&s->fence) ||
+        !tx_track_at_safe_point(&s->server_conn->tx) || flow->server_ended_idle == NULL)
+        return MSG_HEAD;
+    if (!msg_whole(h))
+        return MSG_WAIT;
+    const uint8_t *body = msg_body(s, src, h);
+    if (body == NULL)
+        return MSG_ENDED;
+    if (!flow->server_ended_idle(s, body, h->len - 4, "it sent a FATAL error"))
+        return MSG_HEAD;
+    endpoint_flush(s, &s->client); /* what came before it is the client's */
+    return MSG_ENDED;
+}
+
 /* One message at the front of the server's input; 1: go on, 0: wait for more, <0: ended. */
 static int fence_step(struct session *s)
 {
@@ -226,6 +253,8 @@ static int fence_step(struct session *s)
     struct msg_head h;
     int rc = msg_step_head(s, src, s->client.out, &h, "server");
     if (rc != MSG_HEAD)
+        return rc;
+    if (__builtin_expect(h.type == 'E', 0) && (rc = fence_idle_error(s, src, &h)) != MSG_HEAD)
         return rc;
     /* Transaction pooling follows the reported settings (txn.h). */
     bool tag = h.type == 'C' || h.type == 'Z' || (h.type == 'S' && s->txn != NULL);

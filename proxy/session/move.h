@@ -78,6 +78,9 @@ struct move_target {
     /* Held at its next safe point at once, not after the target's login: no request more on the
      * server it leaves (a former primary's, former_primary.h). */
     bool hold_first;
+    /* To a primary, whatever the session needs: a nearest session's pin carried off a standby
+     * (txn.c), where its writes must run. */
+    bool primary;
 };
 
 /*
@@ -86,6 +89,24 @@ struct move_target {
  * returns).
  */
 void move_session(struct session *s, const struct move_target *t, move_done_fn done, void *arg);
+
+/*
+ * s's server ended while s was idle under session pooling (a fast
+ * shutdown for a switchover: its FATAL, error of len bytes, the body of an
+ * ErrorResponse; NULL when its socket closed without one, why): s is held
+ * and moved by its route with the state of its login, which pgnear knows
+ * it still has (state_watch.h), as a drained session moves; its server
+ * connection is the move's from then on.  The mover waits, as a login
+ * does, for a primary being promoted (failover_wait), within
+ * move_timeout.  If the move fails (or lands on the same host, which never
+ * went down meanwhile: its backend alone was ended), the client gets the
+ * FATAL after all and the session ends as it would have.  False, nothing done: s cannot move so
+ * (move_lost_refusal says why) and ends as before.
+ */
+bool move_session_lost(struct session *s, const uint8_t *error, size_t len, const char *why);
+
+/* Why s cannot move once its server has ended (static text), or NULL when it can. */
+const char *move_lost_refusal(const struct session *s);
 
 /* Why s cannot be moved at all (static text), or NULL when it can. */
 const char *move_refusal(const struct session *s);

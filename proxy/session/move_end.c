@@ -99,6 +99,9 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
     stat_inc(moved ? &s->w->stats.moves_done : &s->w->stats.moves_failed);
     if (moved)
         stat_move_hold(&s->w->stats, mv->res.hold_us);
+    /* Moved without its old server, it has its login's state again: the new server's. */
+    if (moved && mv->lost)
+        s->state_unknown = NULL;
     bool old_gone = mv->old_gone && !moved && !s->closed;
     if (!moved && !s->closed && s->server_conn != NULL)
         move_old_back(mv);

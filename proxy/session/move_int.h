@@ -54,6 +54,9 @@ struct session_move {
     int64_t held_us;     /* when the client was held; 0: not yet */
     char failure[200];   /* why the read or the replay failed; "" */
     bool old_gone;       /* the old server failed after the state was read (move_old_failed) */
+    /* Its server ended while it was idle: nothing was read, its login's state goes (move.h). */
+    bool lost;
+    unsigned lost_downs; /* ... and how often its host had gone down then (health_downs) */
     char old_why[320];   /* ... and why: the session ends with it if the move fails */
     /* An ErrorResponse the old server sent meanwhile (its FATAL as it ends), held back. */
     uint8_t old_error[1024];

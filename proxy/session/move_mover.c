@@ -52,10 +52,23 @@ void move_home_region(const struct session *s, char *out, size_t cap)
     snprintf(out, cap, "%s", n > 0 ? plan[0]->name : "");
 }
 
-/* What the mover needs (session_need.h: MOVE): never older data than its server had. */
+/*
+ * What the mover needs (session_need.h: MOVE): never older data than its
+ * server had; a primary where the move says so (move_target's primary).
+ */
 static struct need_spec move_need(const struct session_move *mv)
 {
-    return session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
+    struct need_spec need =
+        session_need_for(mv->s, NEED_AT_MOVE, mv->st.lsn_known ? mv->st.lsn : 0);
+    if (mv->target.primary)
+        need.role = NEED_PRIMARY;
+    /*
+     * Its server, a primary, ended before its position could be read: only
+     * a primary surely has what the session saw there (move_lost_refusal).
+     */
+    if (mv->lost && need_reads_standbys(need.role))
+        need.role = NEED_READ_WRITE;
+    return need;
 }
 
 /* What the mover fetches: its need, in the target region or any but the one to avoid. */
@@ -124,12 +137,15 @@ void move_start_mover(struct session_move *mv, bool early)
         move_retry_later(mv);
         return;
     }
-    if (n == 0) {
+    /* A session whose server ended waits, as a login does, for a primary being promoted. */
+    if (n == 0 && !mv->lost) {
         move_end(mv, false, "no region to move it to has a server that fits what it needs");
         return;
     }
-    snprintf(mv->res.to, sizeof(mv->res.to), "%s", plan[0]->name);
-    log_debug(mv->s->id, "move: a mover logs in to region %s", plan[0]->name);
+    if (n > 0)
+        snprintf(mv->res.to, sizeof(mv->res.to), "%s", plan[0]->name);
+    log_debug(mv->s->id, "move: a mover logs in to region %s",
+              n > 0 ? plan[0]->name : "(none yet)");
     const char *why = fetch_start(mv->s, &want, mv->mover_ops, mv, &mv->mover);
     if (why != NULL)
         move_end(mv, false, why);

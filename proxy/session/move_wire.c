@@ -28,6 +28,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 /* The ReadyForQuery that ends an answer: its status; the bytes after it stay for the relay. */
@@ -329,6 +330,17 @@ static void move_mover_ready(struct session *m, void *arg)
     snprintf(mv->res.to, sizeof(mv->res.to), "%s", ns->region->name);
     if (!region_ok) {
         move_end(mv, false, "the region to move it to has no server that fits what it needs");
+        return;
+    }
+    /*
+     * Back on the host whose server ended it, which never went down since:
+     * its backend alone was ended (pg_terminate_backend, idle_session_timeout),
+     * and the session ends as a direct one would; a server restarted there
+     * takes it.
+     */
+    if (mv->lost && ns->host == mv->s->server_conn->host &&
+        health_downs(ns->host) == mv->lost_downs) {
+        move_end(mv, false, "its server ended its backend and still takes logins");
         return;
     }
     session_set_timer(m, 0); /* move_timeout bounds the rest */

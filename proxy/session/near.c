@@ -356,6 +356,7 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
     ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
     ns->held.next_request = ns->held.stood_in = false;
     ns->held.checked_left = 0;
+    ns->pin_move_asked = false; /* a move off a standby it is pinned on may be asked at its end */
     if (ns->forward.pending) {
         ns->forward.pending = false;
         ns->forward.running = true;

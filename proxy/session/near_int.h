@@ -91,6 +91,7 @@ struct near_state {
     bool client_paused;    /* the client's reading is paused for the answer (NEAR_LAST) */
     bool serializable;     /* a standby refused its serializable transaction: all on a primary */
     bool routines_changed; /* a text of it changes routines: catalogs read again at its end */
+    bool pin_move_asked;   /* pinned on a standby: a move to a primary asked since its last began */
     uint64_t write_lsn;    /* a primary's position past the session's writes (near_position) */
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;

@@ -38,6 +38,15 @@ void near_note_routines_changed(const struct session *s)
     s->near->routines_changed = true;
 }
 
+bool near_pin_move_may_ask(struct session *s)
+{
+    if (s->near->leg != NEAR_BETWEEN)
+        return false; /* a request of it still runs there (a refusal shown, a stand-in's) */
+    bool may = !s->near->pin_move_asked;
+    s->near->pin_move_asked = true;
+    return may;
+}
+
 struct evbuffer *near_answers(const struct session *s)
 {
     return s->near != NULL && s->near->leg == NEAR_HELD ? s->near->held.answer : s->client.out;

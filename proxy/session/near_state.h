@@ -68,4 +68,14 @@ void near_note_state_change(struct session *s);
 /* A text of the transaction changes routines: its database's catalog is read again at its end. */
 void near_note_routines_changed(const struct session *s);
 
+/*
+ * Whether a move of the session, pinned on a standby, to a primary may be
+ * asked now (txn.c): between its transactions (no request of it left to
+ * run there: a refusal shown, a request a Sync of pgnear's stood in for),
+ * and once a transaction, so that a move that failed (a state that
+ * cannot move), whose end lets the session's hold go, is not asked again
+ * before the client's next transaction.  Marks it asked.
+ */
+bool near_pin_move_may_ask(struct session *s);
+
 #endif

@@ -33,8 +33,9 @@
  * What the read finds that lives on one server only (temporary tables,
  * session advisory locks, WITH HOLD cursors, SET SESSION AUTHORIZATION,
  * made where no scan saw them, by a function) and a replay the other
- * server refuses keep the session on the connection that has its state,
- * for good (the caller pins it).  With no connection left that has it —
+ * server refuses keep the session on the connection that has its state
+ * (the caller pins it): for good on a primary; on a standby until a move
+ * can carry it to a primary (txn.c, as its transactions end).  With no connection left that has it —
  * the server ended it while it was parked — the session cannot go on as
  * it was and ends.
  */

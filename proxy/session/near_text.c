@@ -184,6 +184,8 @@ static const char DETAIL_STANDBY[] = "The block is READ ONLY, so pgnear runs it 
                                      "nearest the caller, which cannot run this statement.";
 static const char HINT_OUTSIDE[] = "Run the statement outside the READ ONLY block, or begin the "
                                    "block without READ ONLY: pgnear then runs it on a primary.";
+static const char HINT_BLOCK_RW[] = "Begin the block without READ ONLY: pgnear then runs it on a "
+                                    "primary.";
 static const char HINT_IN_BEGIN[] = "Say it in BEGIN itself (BEGIN ISOLATION LEVEL SERIALIZABLE, "
                                     "BEGIN READ WRITE): pgnear then runs the block on a primary.";
 
@@ -194,6 +196,24 @@ static bool near_refusal_set(struct near_refusal *out, const char *what, const c
     out->detail = detail;
     out->hint = hint;
     return true;
+}
+
+/*
+ * The routines a standby refuses with 25006 (PreventCommandDuringRecovery)
+ * that a primary runs in a READ ONLY block: those that assign a
+ * transaction id.  The first called, for near_block_refusal.
+ */
+struct near_xid_call {
+    char name[SQL_NAME_MAX + 1];
+};
+
+static bool near_call_assigns_xid(void *arg, const char *name, size_t len)
+{
+    struct near_xid_call *c = arg;
+    if (c->name[0] == '\0' && ((len == 12 && memcmp(name, "txid_current", 12) == 0) ||
+                               (len == 18 && memcmp(name, "pg_current_xact_id", 18) == 0)))
+        snprintf(c->name, sizeof(c->name), "%s", name);
+    return false; /* the scan's own findings stay as they are */
 }
 
 bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
@@ -213,10 +233,22 @@ bool near_block_refusal(const struct session *s, const uint8_t *msg, size_t n,
                                 open.serializable ? "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"
                                                   : "SET TRANSACTION READ WRITE",
                                 DETAIL_STANDBY, HINT_IN_BEGIN);
+    const char *lock = txn_open_lock_refused(text, len);
+    if (lock != NULL) {
+        char what[sizeof(out->what)];
+        snprintf(what, sizeof(what), "LOCK TABLE IN %s MODE", lock);
+        return near_refusal_set(out, what, DETAIL_STANDBY, HINT_BLOCK_RW);
+    }
     struct sql_calls calls;
-    sql_calls_scan(text, len, NULL, NULL, &calls);
+    struct near_xid_call xid = {.name = ""};
+    sql_calls_scan(text, len, near_call_assigns_xid, &xid, &calls);
     if (calls.notifies)
         return near_refusal_set(out, "NOTIFY", DETAIL_STANDBY, HINT_OUTSIDE);
+    if (xid.name[0] != '\0') {
+        char what[sizeof(out->what)];
+        snprintf(what, sizeof(what), "%s()", xid.name);
+        return near_refusal_set(out, what, DETAIL_STANDBY, HINT_OUTSIDE);
+    }
     const char *pin = near_text_pins(s, text, len, NULL);
     return pin != NULL && near_refusal_set(out, pin, DETAIL_PIN, HINT_OUTSIDE);
 }

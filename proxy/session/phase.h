@@ -13,6 +13,7 @@
 #define PGNEAR_PROXY_PHASE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proxy/session/session_types.h" /* enum session_phase */
@@ -96,6 +97,19 @@ struct session_flow {
      * or its client is not read meanwhile.
      */
     bool (*server_fenced)(struct session *s);
+    /*
+     * s's server ended while s was idle under session pooling: its FATAL
+     * (error, len bytes: an ErrorResponse's body), or its socket closed
+     * (error NULL), why.  True when s moves instead (session/move.h:
+     * move_session_lost), the connection the move's from then on; false:
+     * nothing was done, s ends as before.
+     */
+    bool (*server_ended_idle)(struct session *s, const uint8_t *error, size_t len, const char *why);
+    /*
+     * s's client drops, renames or copies database (session/db_unhold.h):
+     * pgnear's idle connections to it close on every worker.
+     */
+    void (*database_unhold)(struct session *s, const char *database);
 };
 
 /* A new connection: the table's first phase (the PROXY header, the startup packet, ...). */

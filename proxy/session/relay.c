@@ -19,6 +19,7 @@
  * When the peer's output backs up past the high-water mark, reading from
  * the source stops until it drains below the low-water mark.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,12 +32,14 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
+#include "proxy/session/db_unhold.h"
 #include "proxy/session/fence.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/latency_hooks.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/state_watch.h"
 #include "routing/region.h"
 
 /* What a scan learnt goes into the session; <0: bad length, session failed. */
@@ -103,14 +106,84 @@ static size_t relay_keep_terminate_in(struct session *s, struct evbuffer *in, si
     return relay_keep_terminate(s, tail, sizeof(tail)) == 0 ? forward - sizeof(tail) : forward;
 }
 
+/*
+ * Under session pooling, whether the client's bytes may leave state that a
+ * move without its server cannot carry (state_watch.h); skip: the bytes
+ * that end a message begun before.
+ */
+static inline __attribute__((always_inline)) void relay_watch_client(struct session *s,
+                                                                     enum frame_side side,
+                                                                     const uint8_t *p, size_t len,
+                                                                     size_t skip)
+{
+    if (side == FRAME_FROM_CLIENT && s->state_unknown == NULL && len > skip)
+        state_watch_client(s, p, len, skip);
+}
+
+/*
+ * Whether the server of a session idle under session pooling may end it:
+ * what it sends now is no answer, and an ErrorResponse among it is a
+ * backend's FATAL (a fast shutdown's 57P01).
+ */
+static inline __attribute__((always_inline)) bool relay_server_idle(const struct session *s,
+                                                                    const struct endpoint *src)
+{
+    return src->fwd_remaining == 0 && s->txn == NULL && server_conn_at_safe_point(s->server_conn) &&
+           s->client.fwd_remaining == 0;
+}
+
+/*
+ * The idle session's server bytes p (len, whole headers from p on): when
+ * one is an ErrorResponse, whole, the flow's server_ended_idle may move
+ * the session instead of ending it.  True when it does: *send is then how
+ * many bytes before the error still go to the client; the rest is the
+ * move's.
+ */
+static bool relay_server_ends(struct session *s, const uint8_t *p, size_t len, size_t *send)
+{
+    size_t pos = 0;
+    while (len - pos >= 5) {
+        uint32_t mlen = pkt_be32(p + pos + 1);
+        if (mlen < 4 || (size_t)mlen - 4 > len - pos - 5)
+            return false;
+        if (p[pos] == 'E') {
+            const struct session_flow *flow = s->w->shared->flow;
+            if (flow->server_ended_idle == NULL ||
+                !flow->server_ended_idle(s, p + pos + 5, mlen - 4, "it sent a FATAL error"))
+                return false;
+            *send = pos;
+            return true;
+        }
+        pos += 1 + (size_t)mlen;
+    }
+    return false;
+}
+
+/* The client's bytes at the front of in that the watch reads (relay_watch_client). */
+static void relay_watch_client_in(struct session *s, struct evbuffer *in, size_t len, size_t skip)
+{
+    if (s->state_unknown != NULL || len <= skip)
+        return;
+    const uint8_t *flat = evbuffer_pullup(in, (ssize_t)len);
+    if (flat != NULL)
+        state_watch_client(s, flat, len, skip);
+    else
+        state_watch_unread(s);
+}
+
 static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst,
                       enum frame_side side)
 {
     struct frame_scan sc;
+    if (side == FRAME_FROM_CLIENT && src->fwd_remaining == 0)
+        db_unhold_in(s, src->in);
+    size_t skip = src->fwd_remaining;
     frame_scan(src->in, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
         return -1;
     size_t forward = sc.forward;
+    if (side == FRAME_FROM_CLIENT)
+        relay_watch_client_in(s, src->in, forward, skip);
     if (__builtin_expect(sc.last_type == 'X', 0) && side == FRAME_FROM_CLIENT &&
         (forward = relay_keep_terminate_in(s, src->in, forward)) < sc.forward) {
         /* The session ends here, as a server ends it after Terminate; its connection may stay. */
@@ -167,6 +240,12 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
     if (carry > 0)
         evbuffer_drain(src->in, carry);
     size_t avail = carry + (size_t)n;
+    /* A read's first message, when it starts one, may be a DROP DATABASE (db_unhold.h). */
+    if (side == FRAME_FROM_CLIENT && src->fwd_remaining == 0 &&
+        (block[0] == 'Q' || block[0] == 'P'))
+        db_unhold_bytes(s, block, avail);
+    size_t skip = src->fwd_remaining;
+    bool idle = side == FRAME_FROM_SERVER && relay_server_idle(s, src);
     struct frame_scan sc;
     frame_scan_bytes(block, avail, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
@@ -176,6 +255,13 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
         return;
     }
     size_t send = sc.forward;
+    relay_watch_client(s, side, block, send, skip);
+    if (__builtin_expect(idle, 0) && relay_server_ends(s, block, send, &send)) {
+        /* The session moves; what its server said before its FATAL is still the client's. */
+        if (send > 0)
+            endpoint_send_bytes(s, dst, block, send);
+        return;
+    }
     if (__builtin_expect(sc.last_type == 'X', 0) && side == FRAME_FROM_CLIENT)
         send = relay_keep_terminate(s, block, send);
     if (send > 0 && endpoint_send_bytes(s, dst, block, send) < 0)

@@ -160,10 +160,7 @@ void server_conn_close(struct server_conn *sc, bool paced)
         cancel_send_forget(sc->w, sc);
     prep_server_free(sc->prep); /* what it held and owed is forgotten */
     sc->prep = NULL;
-    if (sc->counted) {
-        sc->counted = false;
-        sc->w->shared->flow->server_closed(sc);
-    }
+    server_conn_uncount(sc);
     if (s != NULL) {
         server_conn_account(sc, s);
         s->server_conn = NULL;
@@ -233,4 +230,12 @@ void server_conn_note_param(struct server_conn *sc, const uint8_t *body, uint32_
         p->default_transaction_read_only = server_param_flag(value);
     else if (strcmp(name, "is_superuser") == 0)
         p->is_superuser = server_param_flag(value);
+}
+
+void server_conn_uncount(struct server_conn *sc)
+{
+    if (!sc->counted)
+        return;
+    sc->counted = false;
+    sc->w->shared->flow->server_closed(sc);
 }

@@ -147,6 +147,13 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
  */
 void server_conn_close(struct server_conn *sc, bool paced);
 
+/*
+ * A connection whose server has ended, kept a while by its session (a move
+ * without its server, move.h): its place in the pool's limits goes now,
+ * for the connection that replaces it.
+ */
+void server_conn_uncount(struct server_conn *sc);
+
 /* Moves the connection to another of the worker's server lists (a change of state). */
 void server_conn_move(struct server_conn *sc, struct list *to);
 

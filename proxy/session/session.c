@@ -425,14 +425,20 @@ void session_close(struct session *s, const char *why)
         session_free(s);
 }
 
-/* After a FATAL report nothing more is read; close when the report is out. */
+/*
+ * After a FATAL report nothing more is read; close when the report is out,
+ * the socket lingering (runtime/linger.h): what the client sent meanwhile,
+ * unread, would make the close a reset that can lose the report.
+ */
 static void session_close_when_flushed(struct session *s)
 {
     if (endpoint_flush(s, &s->client) < 0)
         return;
-    if (endpoint_queued(&s->client) == 0)
-        session_close(s, s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent"
-                                                                     : "error sent");
+    if (endpoint_queued(&s->client) != 0)
+        return;
+    s->client.linger = true;
+    session_close(s,
+                  s->websocket && s->client.stream.ws == NULL ? "HTTP answer sent" : "error sent");
 }
 
 /* Reads no more; closes once what the client is owed has been written (or after 5 s). */
@@ -540,6 +546,11 @@ void session_server_gone(struct session *s, const char *why)
         return;
     bool explained = sc->ep.last_type == 'E' && sc->ep.fwd_remaining == 0;
     bool cut = sc->ep.fwd_remaining != 0;
+    /* Idle under session pooling, its server gone without a word (a fast shutdown): it may move. */
+    const struct session_flow *flow = s->w->shared->flow;
+    if (!explained && s->phase == PHASE_ACTIVE && s->txn == NULL &&
+        flow->server_ended_idle != NULL && flow->server_ended_idle(s, NULL, 0, why))
+        return;
     struct pg_error err; /* told before the close, which frees what it names */
     pg_error_set(&err, "08006", "server closed the connection unexpectedly");
     pg_error_detail(&err, "The server %s:%d of region %s closed the connection: %s.",

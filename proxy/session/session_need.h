@@ -26,8 +26,10 @@
  *                                              last write (pgnear.fence), and
  *                                              nearest's writes: for a role
  *                                              that reads standbys only
- *   MOVE         LOGIN's                       LOGIN's or the position its server
- *                                              had (seen_lsn), the later
+ *   MOVE         LOGIN's; a primary for a      LOGIN's or the position its server
+ *                nearest session's pin carried had (seen_lsn), the later
+ *                off a standby (move.h's
+ *                move_target, txn.c)
  *
  * A host fenced as a former primary fits no need at any stage: need.c's
  * need_host_fit says so, once (claimants.h).

@@ -144,6 +144,15 @@ struct session {
     bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
     uint32_t moves;        /* moves done */
     bool move_answer_owed; /* the server owes the answer of a move's own query */
+    /*
+     * Under session pooling, why pgnear no longer knows the session's state
+     * to be its login's (static text; NULL: it knows): a session that still
+     * is may move when its server ends while it is idle (move.h:
+     * move_session_lost), with nothing to read there.  Written by
+     * state_watch.c, and by that move (set as it starts, cleared once it
+     * moved: the new server has the login's state).
+     */
+    const char *state_unknown;
     /* The move's hooks (holding, closing), set and cleared with s->move (move.h). */
     const struct session_hooks *moving;
 

@@ -16,7 +16,6 @@
 #include "protocol/prepared.h"
 #include "protocol/stream.h"
 #include "protocol/param_set.h"
-#include "protocol/pg_encoding.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
 #include "proxy/base/config.h"
@@ -25,10 +24,12 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/db_unhold.h"
 #include "proxy/session/fence.h"
 #include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/latency_hooks.h"
+#include "proxy/session/move.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
@@ -41,6 +42,7 @@
 #include "proxy/session/session.h"
 #include "proxy/session/txn_cancel.h"
 #include "proxy/session/txn_fetch.h"
+#include "proxy/session/txn_notify.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -75,24 +77,6 @@ static const struct txn_hooks txn_hooks_plain = {
     .server = &fence_reader,
 };
 
-/* The client's encoding (NULL: none reported: UTF8), under the server's name for it. */
-static void txn_note_encoding(struct session *s, const char *value)
-{
-    const char *canonical = value != NULL ? pg_encoding_canonical(value) : "UTF8";
-    snprintf(s->client_encoding, sizeof(s->client_encoding), "%s",
-             canonical != NULL                            ? canonical
-             : strlen(value) < sizeof(s->client_encoding) ? value
-                                                          : "?");
-}
-
-/* The encoding the client was told at login: a kept connection's handover's (noted), or its
- * login's. */
-static const char *txn_login_encoding(const struct session *s, const struct server_conn *sc)
-{
-    return s->client_encoding[0] != '\0' ? s->client_encoding
-                                         : param_set_get(&sc->reported, "client_encoding");
-}
-
 void txn_session_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
@@ -112,7 +96,7 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
-    txn_note_encoding(s, txn_login_encoding(s, sc));
+    txn_notify_encoding(s, txn_notify_login_encoding(s, sc));
     if (!prep || !near_session_start(s, own_slots)) {
         if (s->need.role == NEED_NEAREST && s->pinned == NULL)
             s->pinned = "out of memory";
@@ -150,8 +134,11 @@ static void txn_synced(struct session *s, enum near_sync_end how, struct server_
         session_fail(s, &err);
         return;
     }
-    if (how == NEAR_SYNC_PINNED)
-        txn_pin(s, why);
+    /* why lives until this returns, the pin's reason as long as the session (SHOW CLIENTS) */
+    if (how == NEAR_SYNC_PINNED) {
+        log_info(s->id, "nearest: its state stays on the server connection that has it: %s", why);
+        txn_pin(s, "its state could not follow it to its other server connection");
+    }
     txn_attached_go(s);
 }
 
@@ -197,29 +184,6 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
 }
 
 /*
- * A text that may notify, while some worker listens: the backend it goes
- * to is noted as held by this client (notify_senders.h), once a holding.
- */
-static void txn_note_sender(struct session *s, const uint8_t *body, size_t blen)
-{
-    struct notify_senders *ns = &s->w->shared->notify_senders;
-    struct server_conn *sc = s->server_conn;
-    if (s->notify_holding != 0 || sc == NULL || !notify_senders_wanted(ns) ||
-        !notify_senders_text_may_notify(body, blen))
-        return;
-    s->notify_holding = notify_senders_note(ns, sc->host->runtime, sc->pid, s->cancel.client_pid);
-}
-
-/* The holding noted ends: the connection goes back, or the session ends. */
-static void txn_note_sender_end(struct session *s)
-{
-    if (s->notify_holding == 0)
-        return;
-    notify_senders_released(&s->w->shared->notify_senders, s->notify_holding, monotonic_ms());
-    s->notify_holding = 0;
-}
-
-/*
  * Reads a Query or Parse whole, when it is not too long, for what it
  * would leave behind.  1: read (or pinned for its length), 0: wait for
  * the rest, <0: the session ended.
@@ -227,7 +191,11 @@ static void txn_note_sender_end(struct session *s)
 static int txn_client_scan(struct session *s, char type, uint32_t len, size_t avail)
 {
     if (len - 4 > TXN_SCAN_MAX) {
-        txn_pin(s, "a statement too long to read whole");
+        /* nearest, session pooling: what it may set is carried, not pinned (near_sync.h) */
+        if (near_own_slots(s))
+            near_note_state_change(s);
+        else
+            txn_pin(s, "a statement too long to read whole");
         return 1;
     }
     if (avail < 1 + (size_t)len)
@@ -237,7 +205,7 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
-    txn_note_sender(s, msg + 5, len - 4);
+    txn_notify_sender(s, msg + 5, len - 4);
     bool changes = false;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, &changes);
     if (changes && s->near != NULL)
@@ -315,6 +283,7 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
 
 static void txn_refetch(struct session *s);
 static bool txn_may_let_go(const struct session *s);
+static void txn_pin_leave_standby(struct session *s);
 
 /* txn_near_step: another message took its place at the head, seen: its header is read again. */
 #define TXN_NEAR_AGAIN 2
@@ -400,29 +369,6 @@ static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body
     return true;
 }
 
-/*
- * A message passed on as it comes, of a session that listens through
- * pgnear: read whole first for an UNLISTEN (notify_watch.h).  1: go on,
- * 0: wait for the rest, <0: ended.
- */
-static int txn_client_watch(struct session *s, const struct msg_head *h)
-{
-    struct notify_watch_msg wm;
-    bool text = h->type == 'Q' || h->type == 'P' || h->type == 'B' || h->type == 'E';
-    if (text && h->len - 4 > TXN_SCAN_MAX)
-        return 1; /* not followed: as a text too long to pin */
-    if (text && !msg_whole(h))
-        return 0;
-    const uint8_t *msg = text ? evbuffer_pullup(s->client.in, 1 + (ssize_t)h->len) : NULL;
-    if (text && msg == NULL) {
-        session_close(s, "out of memory");
-        return -1;
-    }
-    notify_watch_read(h->type, msg != NULL ? msg + 5 : NULL, msg != NULL ? h->len - 4 : 0, &wm);
-    notify_watch_client(s, &wm);
-    return 1;
-}
-
 /* One message of the client, or part of one, on to the server; 1: go on, 0: wait, <0: ended. */
 static int txn_client_step(struct session *s)
 {
@@ -444,6 +390,8 @@ static int txn_client_step(struct session *s)
             evbuffer_drain(src->in, 5);
         return txn_client_terminated(s);
     }
+    if ((h.type == 'Q' || h.type == 'P') && h.avail >= 1 + (size_t)h.len)
+        db_unhold_in(s, src->in); /* a DROP DATABASE's (db_unhold.h) */
     if (s->near != NULL && (rc = txn_near_step(s, &h)) != 1)
         return rc == TXN_NEAR_AGAIN ? MSG_MOVED : rc;
     if (s->pinned == NULL && (h.type == 'Q' || h.type == 'P') &&
@@ -453,7 +401,7 @@ static int txn_client_step(struct session *s)
         txn_client_scan_bind(s, &h);
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
-    if (notify_watch_on(s) && (rc = txn_client_watch(s, &h)) <= 0)
+    if (notify_watch_on(s) && (rc = txn_notify_watch_msg(s, &h, TXN_SCAN_MAX)) <= 0)
         return rc;
     tx_track_client(&s->server_conn->tx, h.type);
     if (s->near != NULL)
@@ -681,7 +629,7 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
         return;
     if (strcmp(name, "client_encoding") == 0)
-        txn_note_encoding(s, value);
+        txn_notify_encoding(s, value);
     if (near_own_slots(s)) {
         near_note_state_change(s); /* its connections are its own: carried, not pinned */
         return;
@@ -740,7 +688,7 @@ static void txn_let_go(struct session *s)
     struct server_conn *sc = s->server_conn;
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
-    txn_note_sender_end(s);
+    txn_notify_sender_end(s);
     notify_watch_detached(s);
     s->client.on_write = NULL;
     s->transactions++;
@@ -803,13 +751,66 @@ static bool txn_near_settled(struct session *s)
         if (endpoint_flush(s, &s->client) < 0)
             return false;
         endpoint_resume_read(&s->client);
-        if (evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
+        txn_pin_leave_standby(s); /* before what the client sent meanwhile runs on the standby */
+        if (!s->hold.held && evbuffer_get_length(s->client.in) > 0 && txn_client_pump(s) < 0)
             return false;
         break;
     default:
         break;
     }
     return s->server_conn == sc && !s->closed;
+}
+
+/*
+ * How a move of a session pinned on a standby ended (txn_pin_leave_standby):
+ * what its client sent while it was held runs now, where it is.  Called
+ * before the move's memory goes, the session alive (closed when it ended).
+ */
+static void txn_pin_moved(const struct move_result *r, void *arg)
+{
+    struct session *s = arg;
+    if (!s->closed && s->server_conn != NULL && !s->hold.held &&
+        evbuffer_get_length(s->client.in) > 0)
+        txn_client_pump(s);
+    if (r->moved)
+        log_info(r->client_id,
+                 "nearest: it keeps its server connection on a primary in region %s now", r->to);
+    else
+        log_warn(r->client_id,
+                 "nearest: it keeps its server connection on a standby, where its writes fail "
+                 "with 25006: it could not move to a primary (%s); tried again as its next "
+                 "transaction ends",
+                 r->reason);
+}
+
+/*
+ * nearest: a pin is never final on a standby.  A session pinned there by
+ * what it ran (a statement too long to read whole, a reported setting a
+ * routine changed: near.h places what a text shows pins on a primary;
+ * under session pooling, a state its sync could not carry, near_sync.h)
+ * moves with its state, as its transaction ends, to a primary (move.h:
+ * the state read back, replayed there), where it stays pinned and its
+ * writes run.  Held at once: no request more runs on the standby.  Asked
+ * once a transaction (near_pin_move_may_ask): the end of a move that
+ * failed lets the session's hold go, which calls here again.
+ */
+static void txn_pin_leave_standby(struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    if (s->near == NULL || sc == NULL || s->closed || !host_is_standby(sc->host) ||
+        sc->tx.status != 'I' || s->move != NULL)
+        return;
+    /* Its client sent more already: the setting pins it now, before more runs there. */
+    if (s->pinned == NULL && s->txn_params_moved > 0 && !near_own_slots(s))
+        txn_pin(s, "a reported setting differs from its login's");
+    if (s->pinned == NULL || !near_pin_move_may_ask(s))
+        return;
+    log_info(s->id,
+             "nearest: it keeps its server connection on a standby (%s): it moves to a "
+             "primary with its state",
+             s->pinned);
+    struct move_target t = {.hold_first = true, .primary = true};
+    move_session(s, &t, txn_pin_moved, s);
 }
 
 static bool txn_server_idle(struct session *s)
@@ -822,11 +823,14 @@ static bool txn_server_idle(struct session *s)
     if (!txn_may_release(s)) {
         if (!s->closed)
             notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
+        if (!s->closed)
+            txn_pin_leave_standby(s);
         return !s->closed;
     }
     if (s->txn_params_moved > 0) {
         txn_pin(s, "a reported setting differs from its login's");
-        return true;
+        txn_pin_leave_standby(s);
+        return !s->closed;
     }
     txn_let_go(s);
     endpoint_resume_read(&s->client);
@@ -849,7 +853,7 @@ static void txn_closing(struct session *s)
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
     txn_wait_leave(s);
-    txn_note_sender_end(s);
+    txn_notify_sender_end(s);
     near_sync_end(s);
     near_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);

@@ -133,6 +133,16 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
             return 0;
         rc = prep_server_finish_batch(sc->prep, sc->ep.out);
         tx_track_client(&sc->tx, 'S');
+    } else if (s->near != NULL) {
+        /*
+         * nearest settles where a Query ran at the server's ReadyForQuery,
+         * which a Query pgnear answers never gets: a Sync of pgnear's own
+         * gives it one.
+         */
+        if (prep_client_lookup(s->prep, name) == NULL)
+            return 0;
+        rc = prep_server_sync(sc->prep, sc->ep.out);
+        tx_track_client(&sc->tx, 'S');
     }
     if (rc == PREP_OK)
         rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), near_answers(s));

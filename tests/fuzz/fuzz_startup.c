@@ -1,7 +1,9 @@
 /*
  * fuzz_startup.c
  *    libFuzzer target for protocol/startup.c: startup_packet_length,
- *    startup_parse and startup_param on whatever parsed.  Besides not
+ *    startup_parse and startup_param on whatever parsed, then
+ *    startup_cut_names (names at most STARTUP_NAME_MAX bytes after, the
+ *    packet still as described).  Besides not
  *    crashing, a parse that succeeds must describe memory inside the packet
  *    and respect the documented limits; anything else traps.
  */
@@ -88,8 +90,13 @@ static void parse_copy(const uint8_t *data, size_t len)
     int rc = startup_parse(buf, len, &sp);
     check(startup_strerror(rc) != NULL);
     check(rc <= STARTUP_OK); /* never STARTUP_INCOMPLETE for a whole packet */
-    if (rc == STARTUP_OK)
+    if (rc == STARTUP_OK) {
         check_parsed(&sp, buf, len);
+        startup_cut_names(buf, len, &sp);
+        check_parsed(&sp, buf, len);
+        if (sp.kind == STARTUP_MESSAGE)
+            check(strlen(sp.user) <= STARTUP_NAME_MAX && strlen(sp.database) <= STARTUP_NAME_MAX);
+    }
     free(buf);
 }
 

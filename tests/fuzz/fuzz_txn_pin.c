@@ -16,7 +16,9 @@
  *    protocol/sql_calls.c: every name given is NUL-terminated, of its
  *    length, at most 63 bytes, and not empty; the name found is one given;
  *    a statement in front changes nothing; inside a dollar quote nothing
- *    is called and no routine changes.
+ *    is called and no routine changes.  For txn_open_lock_refused: NULL
+ *    or one of the modes a standby refuses; a statement in front changes
+ *    nothing; inside a dollar quote there is no LOCK.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -116,6 +118,40 @@ static void check_open(const uint8_t *data, size_t size)
         check(quoted.first == TXN_FIRST_OTHER && !quoted.advisory_lock && !quoted.several);
 }
 
+/* The LOCK scan of head, data and tail: a mode's name or NULL; *ok false: out of memory. */
+static const char *lock_wrapped(const char *head, const uint8_t *data, size_t size,
+                                const char *tail, bool *ok)
+{
+    size_t n;
+    uint8_t *buf = wrap(head, data, size, tail, &n);
+    *ok = buf != NULL;
+    if (buf == NULL)
+        return NULL;
+    const char *mode = txn_open_lock_refused(buf, n);
+    free(buf);
+    return mode;
+}
+
+static void check_lock(const uint8_t *data, size_t size)
+{
+    static const char *const modes[] = {"SHARE UPDATE EXCLUSIVE", "SHARE", "SHARE ROW EXCLUSIVE",
+                                        "EXCLUSIVE", "ACCESS EXCLUSIVE"};
+    bool ok, ok_behind, ok_quoted;
+    const char *plain = lock_wrapped("", data, size, "", &ok);
+    const char *behind = lock_wrapped("SELECT 1; ", data, size, "", &ok_behind);
+    if (!ok || !ok_behind)
+        return;
+    bool known = plain == NULL;
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]) && !known; i++)
+        known = strcmp(plain, modes[i]) == 0;
+    check(known && (behind == NULL) == (plain == NULL));
+    check(plain == NULL || strcmp(behind, plain) == 0);
+    if (memmem(data, size, "$fz$", 4) == NULL) {
+        const char *quoted = lock_wrapped("SELECT $fz$", data, size, "$fz$", &ok_quoted);
+        check(!ok_quoted || quoted == NULL);
+    }
+}
+
 /*
  * The carried scan of the same text: it pins only where the plain scan
  * does (a reason it reads past is one the plain scan may return first).
@@ -180,6 +216,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (memmem(data, size, "$fz$", 4) == NULL)
         check(scan_wrapped("SELECT $fz$", data, size, "$fz$") == NULL);
     check_open(data, size);
+    check_lock(data, size);
     check_calls(data, size);
     return 0;
 }

@@ -3,9 +3,15 @@
 # eu-west), with `patroni` naming the members' REST APIs.  The file lists
 # us-east's and us-west's hosts; eu-west's comes from Patroni (its tag
 # pgnear_region).  Writers through pgnear — Boston read-write, Dublin
-# read-write, Dublin nearest — each keep one session and insert ids,
-# recording each id whose commit was acknowledged.  Then:
-#   1. patronictl switchover (to the synchronous standby);
+# read-write, Dublin nearest (an INSERT every 20 ms), Boston read-write slow
+# (every 500 ms), each once through a pgnear with pool_mode = session and
+# once through one with pool_mode = transaction — each keep
+# one session and insert ids, recording each id whose commit was
+# acknowledged, and each error with when its statement was sent.  Then:
+#   1. patronictl switchover (to the synchronous standby): no writer whose
+#      session was idle when the old leader's shutdown began gets an error
+#      (pgnear holds it and moves it to the new leader), at most one
+#      statement a writer that was running then does, and no write is lost;
 #   2. a failover: kill -9 of the leader's Patroni and postmaster;
 #   3. the leader's Patroni stopped (SIGSTOP) while its PostgreSQL runs on
 #      as a primary: another member is promoted after the ttl; Patroni's
@@ -33,14 +39,21 @@ require DBD::Pg;
 
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
 my %CITY = (boston => '42.36,-71.06', dublin => '53.35,-6.26');
-my @WRITERS = ([boston_rw => boston => 'read-write'], [dublin_rw => dublin => 'read-write'],
-               [dublin_near => dublin => 'nearest']);
+# name, city, need, pool mode (which pgnear: scenario_cluster's two), seconds between
+# writes: a slow writer is idle at a switchover but for a rare moment.
+my @WRITERS = map { my $m = $_; map { [$_->[0] . ($m eq 'session' ? '' : '_txn'), @$_[1, 2], $m, $_->[3]] }
+                                    ([boston_rw => boston => 'read-write', 0.02], [dublin_rw => dublin => 'read-write', 0.02],
+                                     [dublin_near => dublin => 'nearest', 0.02], [boston_slow => boston => 'read-write', 0.5]) }
+              qw(session transaction);
 
-# A writer: one session through pgnear, an INSERT every 20 ms, each id whose
-# commit came back written to $dir/$name.acked as "id time port"; a failed
-# session is opened again.  Runs until $dir/stop appears (or 240 s).
+# A writer: one session through pgnear, an INSERT every $interval s, each id whose
+# commit came back written to $dir/$name.acked as "id time port backend-pid",
+# each failed statement or login to $dir/$name.errors as "id sent-time
+# end-time pid error" (pid: the backend of its last acknowledged write, 0: none);
+# a failed session is opened again.  Runs until $dir/stop appears (or 240 s).
 sub start_writer {
-    my ($dir, $p, $name, $city, $need) = @_;
+    my ($dir, $proxies, $name, $city, $need, $mode, $interval) = @_;
+    my $p = $proxies->{$mode};
     my $ci = $p->conninfo(user => 'app', password => $PgNearTest::APP_PASSWORD, dbname => 'movr',
                           options => "-c pgnear.location=$CITY{$city} -c pgnear.target_session_attrs=$need",
                           connect_timeout => 20);
@@ -48,22 +61,37 @@ sub start_writer {
     my $pid = fork // die "fork: $!";
     return $pid if $pid;
     open my $out, '>>', "$dir/$name.acked" or POSIX::_exit(1);
+    open my $err, '>>', "$dir/$name.errors" or POSIX::_exit(1);
     $out->autoflush(1);
-    my ($dbh, $n) = (undef, 0);
+    $err->autoflush(1);
+    my ($dbh, $n, $pid) = (undef, 0, 0);
     my $until = time + 240;
     while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
+        my $t_login = time;
         $dbh //= DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
-        if (!$dbh) { sleep 0.05; next }
+        if (!$dbh) {
+            (my $why = DBI->errstr // '?') =~ s/\s+/ /g;
+            printf {$err} "login %.6f %.6f 0 %s\n", $t_login, time, $why;
+            sleep 0.05;
+            next;
+        }
         my $id = sprintf '%s-%06d', $name, ++$n;
-        my ($port) = $dbh->selectrow_array('INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port()',
-                                           undef, $id);
+        my $t_send = time;
+        my ($port, $backend) = $dbh->selectrow_array(
+            'INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port(), pg_backend_pid()', undef, $id);
         if (defined $port) {
-            printf {$out} "%s %.6f %d\n", $id, time, $port;
-        } elsif (!$dbh->ping) {
+            printf {$out} "%s %.6f %d %d\n", $id, time, $port, $backend;
+            $pid = $backend;
+        } else {
+            (my $why = $dbh->errstr // '?') =~ s/\s+/ /g;
+            printf {$err} "%s %.6f %.6f %d %s\n", $id, $t_send, time, $pid, $why;
+            $pid = 0;
+        }
+        if (!defined $port && !$dbh->ping) {
             $dbh->disconnect;
             undef $dbh;
         }
-        sleep 0.02;
+        sleep $interval;
     }
     POSIX::_exit(0);
 }
@@ -77,6 +105,77 @@ sub acked {
         $a{ $w->[0] } = [map { [split ' '] } grep { /\S/ } <$in>];
     }
     return \%a;
+}
+
+# Each writer's errors: name => [[id, sent, ended, pid, error], ...].
+sub errors {
+    my ($dir) = @_;
+    my %e;
+    for my $w (@WRITERS) {
+        open my $in, '<', "$dir/$w->[0].errors" or next;
+        $e{ $w->[0] } = [map { chomp; [split ' ', $_, 5] } grep { /\S/ } <$in>];
+    }
+    return \%e;
+}
+
+# A line of member $m's PostgreSQL log (log_line_prefix %m, in UTC): its time as Unix time.
+sub log_time {
+    my ($line) = @_;
+    return undef unless $line && $line =~ /^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+(?:\.\d+)?) UTC /;
+    require Time::Local;
+    my $whole = int $6;
+    return Time::Local::timegm($whole, $5, $4, $3, $2 - 1, $1) + ($6 - $whole);
+}
+
+# Member $m's last fast shutdown: when its PostgreSQL logged "received fast
+# shutdown request", when the last of its backends logged the FATAL that ended
+# it (the shutdown's, 57P01) after that, and when each did (backend pid =>
+# time); undef each when it did not.
+sub shutdown_window {
+    my ($m) = @_;
+    my @lines = split /\n/, slurp_file($m->{log});
+    my ($at) = grep { $lines[$_] =~ /received fast shutdown request/ } reverse 0 .. $#lines;
+    return (undef, undef, {}) unless defined $at;
+    my @fatal = grep { /FATAL:  terminating connection due to administrator command/ } @lines[$at .. $#lines];
+    my %by_pid = map { /^\S+ \S+ UTC \[(\d+)\]/ ? ($1 => log_time($_)) : () } @fatal;
+    return (log_time($lines[$at]), log_time($fatal[-1]), \%by_pid);
+}
+
+# A switchover: each error since $t0 was for a statement sent before its
+# backend was ended (the one of the writer's last write, when the log names
+# it: session pooling; else the last to end: a transaction may take any), at
+# most one a writer; none for a session that was idle by then.  The log's
+# times are whole milliseconds, and pgnear reads a FATAL a moment after it
+# was sent: 3 ms of grace.
+sub switchover_errors {
+    my ($dir, $old, $t0, $tag) = @_;
+    my ($began, $ended, $by_pid) = shutdown_window($old);
+    ok defined $began && $began >= $t0 - 1 && defined $ended,
+      "$tag: the old leader's log says when its fast shutdown began and ended its backends"
+      or return;
+    diag sprintf '%s: the old leader ended its backends %.3f s after its shutdown began', $tag, $ended - $began;
+    my $e = errors($dir);
+    my (@idle, %running);
+    for my $w (@WRITERS) {
+        for my $err (grep { $_->[1] >= $t0 } @{ $e->{ $w->[0] } // [] }) {
+            my $end = $w->[3] eq 'session' ? $by_pid->{ $err->[3] } // $ended : $ended;
+            diag sprintf '%s: %s: %s sent %+.3f s, ended %+.3f s after the shutdown began, its backend %s ended %+.3f s: %s',
+                         $tag, $w->[0], $err->[0], $err->[1] - $began, $err->[2] - $began, $err->[3], $end - $began, $err->[4];
+            if ($err->[1] > $end + 0.003 || $err->[0] eq 'login') { push @idle, "$w->[0] $err->[0]" }
+            else { $running{ $w->[0] }++ }
+        }
+    }
+    is scalar(@idle), 0, "$tag: no error for a session idle when the old leader's shutdown began"
+      or diag "idle then: @idle";
+    ok !(grep { $_ > 1 } values %running), "$tag: at most one error a writer, for a statement running then";
+}
+
+# The errors since $t0, per writer, printed (a failover's and a fence's are expected).
+sub report_errors {
+    my ($dir, $t0, $tag) = @_;
+    my $e = errors($dir);
+    my @n = map { my $w = $_->[0]; scalar(grep { $_->[1] >= $t0 } @{ $e->{$w} // [] }) . " $w" } @WRITERS;
+    diag "$tag: errors since: @n";
 }
 
 # The first time a direct INSERT on member $m succeeds (polled every 10 ms, up to $timeout s).
@@ -155,20 +254,22 @@ sub scenario_cluster {
         qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n"$PgNearTest::APP_USER" "$verifier"\n});
     my %m = map { $_->{region} => $_ } $pc->members;
     my $urls = join ', ', map { "http://127.0.0.1:$_->{rest_port}" } $pc->members;
-    my $p = PgNearTest::Proxy->new(
-        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$m{'us-east'}{port}"] },
-                     { name => 'us-west', location => '45.60, -121.18', hosts => ["127.0.0.1:$m{'us-west'}{port}"] },
-                     { name => 'eu-west', location => '53.35, -6.26', hosts => [] }],
-        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
-                      server_tls => 'disable', health_check_interval => '500ms', health_check_timeout => '1s',
-                      workers => $WORKERS, failover_wait => '30s', patroni => $urls });
-    return ($pc, $p, \%m);
+    my %p = map {
+        $_ => PgNearTest::Proxy->new(
+            regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$m{'us-east'}{port}"] },
+                         { name => 'us-west', location => '45.60, -121.18', hosts => ["127.0.0.1:$m{'us-west'}{port}"] },
+                         { name => 'eu-west', location => '53.35, -6.26', hosts => [] }],
+            settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                          server_tls => 'disable', health_check_interval => '500ms', health_check_timeout => '1s',
+                          workers => $WORKERS, failover_wait => '30s', patroni => $urls, pool_mode => $_ })
+    } qw(session transaction);
+    return ($pc, $p{session}, \%m, \%p);
 }
 
 # ------------------------------------------------------------------ synchronous_mode: on
 
 {
-    my ($pc, $p, $m) = scenario_cluster(1);
+    my ($pc, $p, $m, $proxies) = scenario_cluster(1);
     my $eu_port = $m->{'eu-west'}{port};
     ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
       'sync: eu-west\'s member comes from Patroni (its tag)';
@@ -177,7 +278,7 @@ sub scenario_cluster {
       'sync: SHOW REGIONS lists it in eu-west, a standby';
 
     my $dir = tmpdir(name => 'patroni-writers', mode => 0755);
-    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    my @pids = map { start_writer($dir, $proxies, @$_) } @WRITERS;
     END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
     ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
                   timeout => 30, interval => 0.1), 'sync: every writer writes through pgnear';
@@ -190,6 +291,7 @@ sub scenario_cluster {
     my $t_direct = first_direct_write($pc, $new, 30);
     ok defined $t_direct, "switchover: the new leader $new->{name} takes a direct write";
     writes_resume($dir, 'switchover', $new, $t_direct // $t0);
+    switchover_errors($dir, $old, $t0, 'switchover');
 
     # 2. A failover: the leader's Patroni and postmaster killed, once a synchronous standby follows it.
     settle($pc);
@@ -199,6 +301,7 @@ sub scenario_cluster {
     $t_direct = first_direct_write($pc, $new, 30);
     ok defined $t_direct, "failover: $new->{name} leads after $old->{name} was killed";
     writes_resume($dir, 'failover', $new, $t_direct // $t0);
+    report_errors($dir, $t0, 'failover');
     $pc->start_member($old);
 
     # 3. The leader's Patroni stopped while its PostgreSQL runs on.
@@ -221,19 +324,19 @@ sub scenario_cluster {
     waitpid($_, 0) for @pids;
     @pids = ();
     all_acked_on($pc, $pc->leader, $dir, 'synchronous_mode');
-    $p->stop;
+    $_->stop for values %$proxies;
     $pc->stop;
 }
 
 # ------------------------------------------------------------------ synchronous_mode: off, SIGSTOP
 
 {
-    my ($pc, $p, $m) = scenario_cluster(0);
+    my ($pc, $p, $m, $proxies) = scenario_cluster(0);
     my $eu_port = $m->{'eu-west'}{port};
     ok $p->wait_for_log(qr/patroni: the members no region lists are now 127\.0\.0\.1:$eu_port of eu-west/, timeout => 20),
       'async: eu-west\'s member comes from Patroni';
     my $dir = tmpdir(name => 'patroni-writers-async', mode => 0755);
-    my @pids = map { start_writer($dir, $p, @$_) } @WRITERS;
+    my @pids = map { start_writer($dir, $proxies, @$_) } @WRITERS;
     END { kill 'TERM', @pids if @pids && $$ == $PgNearTest::OWNER_PID }
     ok wait_until(sub { my $a = acked($dir); !grep { !@{ $a->{ $_->[0] } // [] } } @WRITERS },
                   timeout => 30, interval => 0.1), 'async: every writer writes through pgnear';
@@ -269,7 +372,7 @@ sub scenario_cluster {
     waitpid($_, 0) for @pids;
     @pids = ();
     $pc->resume($old);
-    $p->stop;
+    $_->stop for values %$proxies;
     $pc->stop;
 }
 

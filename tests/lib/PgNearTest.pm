@@ -743,6 +743,24 @@ sub issue {
     return { cert => $crt, key => $key };
 }
 
+# crl(revoked => [issue's {cert => path}, ...], out => path) -> path: a revocation list (PEM)
+# of this CA that revokes those certificates (none: an empty list), by openssl ca -gencrl.
+sub crl {
+    my ($self, %o) = @_;
+    my $dir = $self->{dir};
+    my $n   = ++$self->{crls};
+    my ($db, $cnf) = ("$dir/crl$n.index", "$dir/crl$n.cnf");
+    my $out = $o{out} // "$dir/crl$n.pem";
+    PgNearTest::write_file($db, '');
+    PgNearTest::write_file($cnf, "[ca]\ndefault_ca = crl_ca\n[crl_ca]\ndatabase = $db\n"
+                               . "default_md = sha256\ndefault_crl_days = 30\n");
+    my @ca = ('-config', $cnf, '-keyfile', $self->{key}, '-cert', $self->{cert});
+    $self->_openssl('ca', @ca, '-revoke', $_->{cert}) for @{ $o{revoked} // [] };
+    $self->_openssl('ca', @ca, '-gencrl', '-out', $out);
+    chmod 0644, $out;
+    return $out;
+}
+
 # ======================================================================
 package PgNearTest::Cluster;
 

@@ -360,6 +360,7 @@ int rig_init(struct relay_rig *r)
     r->region.hosts[0].region = &r->region;
     r->w.base = event_base_new();
     r->w.relay_block = malloc(RELAY_BLOCK_SIZE);
+    linger_init(&r->w.lingering, r->w.base); /* a client's socket after a FATAL, as in production */
     /* Server sockets of ended sessions close at the worker's pace, as in production. */
     if (r->w.base == NULL || r->w.relay_block == NULL ||
         close_queue_init(&r->w.closing, r->w.base, CLOSE_QUEUE_CAP) != 0) {
@@ -385,6 +386,7 @@ void rig_free(struct relay_rig *r)
     list_for_each_safe(pos, tmp, &r->w.active_sessions)
         session_close(list_entry(pos, struct session, node), "test over");
     close_queue_free(&r->w.closing);
+    linger_free(&r->w.lingering);
     uring_free(r->ring);
     r->ring = NULL;
     r->w.uring = NULL;

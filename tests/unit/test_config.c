@@ -965,6 +965,61 @@ static void test_hosts_valid(void **state)
     assert_int_equal(set.count, 0);
 }
 
+/*
+ * A host from outside the file (a Patroni member): an address or a DNS
+ * name, never split; added with its region (issue 63 item 3).
+ */
+static void test_member_host(void **state)
+{
+    static const char *const good[] = {"127.0.0.1",
+                                       "::1",
+                                       "fe80::1",
+                                       "10.2.0.10",
+                                       "localhost",
+                                       "pg-euw1.example.com",
+                                       "pg-euw1.example.com.",
+                                       "a",
+                                       "127.1"};
+    static const char *const bad[] = {
+        "127.1]:5432,[127.0.0.1",
+        "10.0.0.1:5432",
+        "10.0.0.1,10.0.0.2",
+        "a b",
+        "[::1]",
+        "-pg.example",
+        "pg-.example",
+        "pg..example",
+        ".",
+        "",
+        "pg_1.example",
+        "host=evil",
+        "a\tb",
+        "x.example/y",
+        "0123456789012345678901234567890123456789012345678901234567890123.example"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!host_is_address_or_name(good[i]))
+            fail_msg("\"%s\" refused", good[i]);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (host_is_address_or_name(bad[i]))
+            fail_msg("\"%s\" taken as an address or a DNS name", bad[i]);
+    struct host_addr a;
+    char err[256] = "";
+    assert_false(host_addr_resolve_at("127.1]:5432,[127.0.0.1", 5433, &a, err, sizeof(err)));
+    assert_non_null(strstr(err, "neither an IP address nor a DNS name"));
+    assert_false(host_addr_resolve_at("127.0.0.1", 0, &a, err, sizeof(err)));
+    assert_true(host_addr_resolve_at("::1", 5433, &a, err, sizeof(err)));
+    struct region_set set = {0};
+    struct region *r = region_set_add(&set, "eu-west");
+    assert_non_null(r);
+    assert_null(region_add_addr(r, &a, err, sizeof(err)));
+    assert_int_equal(r->nhosts, 1);
+    assert_ptr_equal(r->hosts[0].region, r);
+    assert_string_equal(r->hosts[0].name, "::1");
+    check_v6_loopback(&r->hosts[0], 5433);
+    region_set_free(&set);
+}
+
 static void expect_bad_hosts(const char *text, const char *needle)
 {
     struct region_set set = {0};
@@ -1374,6 +1429,7 @@ int main(void)
         T(test_location_invalid),
         T(test_hosts_valid),
         T(test_hosts_invalid),
+        T(test_member_host),
         T(test_hosts_too_many),
         T(test_userlist_ok),
         T(test_userlist_malformed),

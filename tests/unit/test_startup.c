@@ -322,6 +322,61 @@ static size_t body_with_params(uint8_t *body, const char *prefix, int extra)
     return n;
 }
 
+/* ---- names cut as PostgreSQL cuts them (NAMEDATALEN - 1 bytes) ---- */
+
+/* A StartupMessage of user (and database, unless NULL) parsed and cut, in a heap copy. */
+static uint8_t *parse_and_cut(const char *user, const char *database, struct startup_packet *sp)
+{
+    uint8_t body[512];
+    memcpy(body, V30, 4);
+    size_t n = add_pair(body, 4, "user", user);
+    if (database != NULL)
+        n = add_pair(body, n, "database", database);
+    n = add_pair(body, n, "application_name", "x");
+    body[n++] = 0;
+    uint8_t *buf;
+    assert_int_equal(parse_exact(body, n, sp, &buf), STARTUP_OK);
+    startup_cut_names(buf, 4 + n, sp);
+    return buf;
+}
+
+static void test_names_cut(void **state)
+{
+    char r63[64], r66[67], d70[71];
+    memset(r63, 'r', 63), r63[63] = '\0';
+    memset(r66, 'r', 66), r66[66] = '\0';
+    memset(d70, 'd', 70), d70[70] = '\0';
+    struct startup_packet sp;
+    uint8_t *buf = parse_and_cut(r66, d70, &sp);
+    assert_string_equal(sp.user, r63);
+    assert_int_equal(strlen(sp.database), 63);
+    assert_string_equal(startup_param(&sp, "user"), r63); /* what goes to the server */
+    assert_string_equal(startup_param(&sp, "application_name"), "x");
+    free(buf);
+
+    buf = parse_and_cut(r63, "db", &sp); /* 63 bytes are kept whole */
+    assert_string_equal(sp.user, r63);
+    assert_string_equal(sp.database, "db");
+    free(buf);
+
+    buf = parse_and_cut(r66, NULL, &sp); /* the database defaulted to the user: cut too */
+    assert_string_equal(sp.database, r63);
+    free(buf);
+}
+
+/* A byte cut, as PostgreSQL's: a character across byte 63 is split (then no role matches). */
+static void test_names_cut_bytes(void **state)
+{
+    char user[80];
+    memset(user, 'a', 62);
+    memcpy(user + 62, "\xc3\xa9\xc3\xa9", 5); /* é at bytes 62-63, é at 64-65 */
+    struct startup_packet sp;
+    uint8_t *buf = parse_and_cut(user, "db", &sp);
+    assert_int_equal(strlen(sp.user), 63);
+    assert_int_equal((unsigned char)sp.user[62], 0xc3);
+    free(buf);
+}
+
 static void test_param_limits(void **state)
 {
     uint8_t body[2048], *buf;
@@ -490,6 +545,8 @@ int main(void)
         cmocka_unit_test(test_unterminated_name_or_value),
         cmocka_unit_test(test_bad_protocol),
         cmocka_unit_test(test_pq_options),
+        cmocka_unit_test(test_names_cut),
+        cmocka_unit_test(test_names_cut_bytes),
         cmocka_unit_test(test_param_limits),
         cmocka_unit_test(test_pq_limits),
         cmocka_unit_test(test_duplicate_params),

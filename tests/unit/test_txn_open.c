@@ -215,6 +215,55 @@ static void test_later_writes(void **state)
     }
 }
 
+/* txn_open_lock_refused from a buffer of exactly the text's length. */
+static const char *lock_exact(const char *sql, size_t n)
+{
+    uint8_t *copy = malloc(n ? n : 1);
+    assert_non_null(copy);
+    memcpy(copy, sql, n);
+    const char *mode = txn_open_lock_refused(copy, n);
+    free(copy);
+    return mode;
+}
+
+/* The LOCK modes a standby refuses, as PostgreSQL names them; the others, and no LOCK: NULL. */
+static void test_lock_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        const char *mode;
+    } cases[] = {
+        {"LOCK TABLE t IN SHARE MODE", "SHARE"},
+        {"lock t", "ACCESS EXCLUSIVE"},
+        {"LOCK TABLE ONLY a, b * IN share row exclusive MODE NOWAIT", "SHARE ROW EXCLUSIVE"},
+        {"LOCK t IN SHARE UPDATE EXCLUSIVE MODE", "SHARE UPDATE EXCLUSIVE"},
+        {"LOCK t IN EXCLUSIVE MODE", "EXCLUSIVE"},
+        {"LOCK t IN ACCESS EXCLUSIVE MODE;", "ACCESS EXCLUSIVE"},
+        {"SELECT 1; LOCK t IN SHARE MODE", "SHARE"},
+        {"LOCK t IN ACCESS SHARE MODE; LOCK u", "ACCESS EXCLUSIVE"},
+        {"LOCK /* c */ t IN ROW EXCLUSIVE MODE", NULL},
+        {"LOCK t IN ROW SHARE MODE", NULL},
+        {"LOCK t IN ACCESS SHARE MODE", NULL},
+        {"LOCK \"in\" IN ACCESS SHARE MODE", NULL},
+        {"LOCK t IN BOGUS MODE", NULL},
+        {"LOCK t IN SHARE", NULL},
+        {"SELECT 'LOCK t'", NULL},
+        {"SELECT 1 FROM lock", NULL},
+        {"-- LOCK t\nSELECT 1", NULL},
+        {"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *got = lock_exact(cases[i].sql, strlen(cases[i].sql));
+        if ((got == NULL) != (cases[i].mode == NULL) ||
+            (got != NULL && strcmp(got, cases[i].mode) != 0))
+            fail_msg("\"%s\": %s, expected %s", cases[i].sql, got ? got : "NULL",
+                     cases[i].mode ? cases[i].mode : "NULL");
+    }
+    for (size_t n = 0; n <= strlen(cases[2].sql); n++)
+        (void)lock_exact(cases[2].sql, n);
+}
+
 /* Every prefix of a few texts, from buffers of exactly their length: no crash, no overread. */
 static void test_prefixes(void **state)
 {
@@ -238,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_set_transaction_and_end),
         cmocka_unit_test(test_advisory_and_statements),
         cmocka_unit_test(test_later_writes),
+        cmocka_unit_test(test_lock_refused),
         cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,176 @@
+# A planned switchover as Patroni makes one, without Patroni: a primary in
+# us-east and its streaming standby in eu-west behind pgnear; the primary
+# is stopped with pg_ctl stop -m fast (each backend sends its client 57P01
+# "terminating connection due to administrator command" and closes) and
+# then the standby is promoted.  Per pool mode (session, transaction) and
+# worker count (and once with io_backend = epoll):
+#   - sessions idle at the stop (Boston and Dublin read-write, Dublin
+#     nearest, one that only ran extended-protocol statements, one with
+#     pgnear.report_fence=on, whose server side pgnear reads) write on
+#     eu-west at their next transaction with no error: pgnear holds them
+#     while no primary is up and moves them as DRAIN does;
+#   - one whose transaction was sent while no primary was up (after the
+#     stop, before the promotion) is held, not failed, and writes on eu-west;
+#   - a session inside a transaction at the stop gets an error, and its
+#     write is nowhere;
+#   - under pool_mode = session, a session whose state pgnear cannot carry
+#     without its old server (a temporary table; a SET) gets the server's
+#     57P01 as before, and so does one whose backend alone was ended
+#     (pg_terminate_backend, the server still up), as it would directly;
+#   - every write acknowledged is on eu-west, once;
+#   - before all that, a session idle while the primary restarts in place
+#     (pg_ctl restart -m fast) writes there again with no error.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use PgNearTest;
+use PgNearNearest qw(one where ext_statement sync_message);
+
+$SIG{PIPE} = 'IGNORE';
+require_tool($_) for qw(psql pg_basebackup);
+
+my $BOSTON = '-c pgnear.location=42.36,-71.06';
+my $DUBLIN = '-c pgnear.location=53.35,-6.26';
+
+sub login {
+    my ($p, $where, %o) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $opts = join ' ', $where, $o{options} // ();
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { options => $opts });
+    die 'login failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n" unless $r->{ok};
+    return $w;
+}
+
+sub rw { (options => '-c pgnear.target_session_attrs=read-write') }
+
+# An INSERT's row (where it ran), or its error as "SQLSTATE message" (or how the connection failed).
+sub insert {
+    my ($w, $what) = @_;
+    my $v = eval { one($w, qq{INSERT INTO writes (what) VALUES ('$what') RETURNING written_on}) };
+    return $@ ? "died: $@" : $v;
+}
+
+# An INSERT through the extended protocol (Parse/Bind/Execute/Sync, unnamed): its row's first column.
+sub ext_insert {
+    my ($w, $what) = @_;
+    my $r = eval {
+        $w->send_raw(ext_statement(q{INSERT INTO writes (what) VALUES ($1) RETURNING written_on}, $what)
+                   . sync_message());
+        $w->read_result;
+    };
+    return "died: $@" unless $r;
+    return $r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0];
+}
+
+# The shipped io_backend (auto) is io_uring on a kernel that has it; epoll once too.
+my @CASES = ([session => 2], [transaction => 2], [session => 1], [transaction => 1], [session => 2, 'epoll']);
+@CASES = grep { $_->[1] == $ENV{PGNEAR_TEST_WORKERS} } @CASES if $ENV{PGNEAR_TEST_ONLY_WORKERS};
+
+for my $case (@CASES) {
+    my ($mode, $workers, $io) = @$case;
+    my $tag = "pool_mode = $mode, workers = $workers" . ($io ? ", io_backend = $io" : '');
+
+    my $us = PgNearTest::Cluster->new(name => 'us-east');
+    $us->psql_admin(<<'SQL', dbname => 'movr');
+CREATE TABLE writes (id serial PRIMARY KEY, what text NOT NULL,
+                     written_on text NOT NULL DEFAULT current_setting('cluster_name'));
+GRANT ALL ON writes TO app;
+GRANT ALL ON SEQUENCE writes_id_seq TO app;
+SQL
+    my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
+    my $auth_dir = tmpdir(name => 'idle-switchover-auth');
+    write_file("$auth_dir/userlist.txt",
+        qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+      . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+    my $p = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', health_check_interval => '250ms', workers => $workers,
+                      pool_mode => $mode, failover_wait => '20s', move_timeout => '20s',
+                      ($io ? (io_backend => $io) : ()) });
+    ok $p->wait_for_log(qr/region eu-west is up: it is a standby/, timeout => 20),
+      "$tag: pgnear knows eu-west is a standby";
+
+    # A restart of the primary in place while a session idles: it writes there again, no error.
+    my $again = login($p, $BOSTON, rw());
+    is insert($again, 'restart before'), 'us-east', "$tag: a session writes on us-east";
+    $us->restart(mode => 'fast');
+    is insert($again, 'restart again'), 'us-east',
+      "$tag: ... idle while us-east restarted (pg_ctl restart -m fast), it writes there again with no error";
+    $again->terminate;
+
+    my %s = (boston => login($p, $BOSTON, rw()), dublin => login($p, $DUBLIN, rw()),
+             near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
+             ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
+             fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'));
+    my $open = login($p, $BOSTON, rw());
+    for my $n (sort keys %s) {
+        is($n eq 'ext' ? ext_insert($s{$n}, "$n before") : insert($s{$n}, "$n before"), 'us-east',
+           "$tag: $n writes on us-east before");
+    }
+    is one($open, 'BEGIN'), undef, "$tag: a session opens a transaction";
+    is insert($open, 'open transaction'), 'us-east', "$tag: ... and writes in it on us-east";
+    my ($temp, $set);
+    if ($mode eq 'session') {
+        $temp = login($p, $BOSTON, rw());
+        is one($temp, 'CREATE TEMP TABLE t (x int)'), undef, "$tag: a session makes a temporary table";
+        $set = login($p, $BOSTON, rw());
+        is one($set, q{SET application_name = 'kept'}), undef, "$tag: a session SETs application_name";
+        my $killed = login($p, $BOSTON, rw());
+        my $pid = one($killed, 'SELECT pg_backend_pid()');
+        my $off = $p->log_size;
+        is $us->psql_admin("SELECT pg_terminate_backend($pid)"), 't', "$tag: an idle session's backend is terminated";
+        ok $p->wait_for_log(qr/not moved from region us-east to region us-east: its server ended its backend and still takes logins/,
+                            offset => $off, timeout => 20),
+          "$tag: ... pgnear does not move it: its server still takes logins";
+        # What an idle client reads: the FATAL, then the end.
+        my $r = eval { $killed->read_result } // { error => { C => 'died', M => $@ } };
+        is "$r->{error}{C} $r->{error}{M}", '57P01 terminating connection due to administrator command',
+          "$tag: ... and its client gets the server's 57P01, as directly";
+    }
+
+    # The switchover: the primary stopped fast while the sessions are idle, then the standby promoted.
+    $us->stop(mode => 'fast');
+    # A transaction sent while no primary is up: held until there is one.
+    eval { $s{gap}->send_query(q{INSERT INTO writes (what) VALUES ('gap after') RETURNING written_on}) };
+    sleep 0.5;
+    $eu->promote;
+    ok !$eu->is_in_recovery, "$tag: eu-west promoted";
+
+    my $r = eval { $s{gap}->read_result } // { error => { C => 'died', M => $@ } };
+    is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
+       "$tag: the transaction sent while no primary was up waited and wrote on eu-west");
+    for my $n (sort grep { $_ ne 'gap' } keys %s) {
+        is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
+           "$tag: $n, idle at the stop, writes on eu-west with no error");
+    }
+    is one($s{near}, q{SELECT current_setting('cluster_name')}), 'eu-west',
+      "$tag: the nearest session reads on eu-west (the only server)";
+    like insert($open, 'open transaction 2'), qr/^(57P01|08006) /,
+      "$tag: the session inside a transaction at the stop gets an error";
+    if ($mode eq 'session') {
+        like insert($temp, 'temp after'), qr/^57P01 terminating connection due to administrator command/,
+          "$tag: the session with a temporary table gets the server's 57P01, as before";
+        like insert($set, 'set after'), qr/^57P01 terminating connection due to administrator command/,
+          "$tag: the session that SET a setting gets the server's 57P01 (its state is not known without its server)";
+    }
+
+    my @want = sort map { "$_ after" } grep { $_ ne 'gap' } keys %s;
+    push @want, 'gap after';
+    is $eu->psql_admin(q{SELECT string_agg(what || '@' || written_on, ',' ORDER BY what) FROM writes WHERE what LIKE '% after'},
+                       dbname => 'movr'),
+      join(',', map { "$_\@eu-west" } sort @want), "$tag: every write after the stop is on eu-west, once";
+    is $eu->psql_admin(q{SELECT count(*) FROM writes WHERE what LIKE 'open%'}, dbname => 'movr'), '0',
+      "$tag: the open transaction's write is nowhere";
+
+    $_->terminate for values %s;
+    $p->stop;
+    $eu->stop;
+}
+
+done_testing;
