@@ -171,9 +171,10 @@ static void check_carried(const uint8_t *data, size_t size, const char *plain)
 }
 
 /* Each name given must be whole; every third one is wanted. */
-static bool fuzz_call(void *arg, const char *name, size_t len)
+static bool fuzz_call(void *arg, enum sql_use use, const char *name, size_t len)
 {
     unsigned *calls = arg;
+    check(use <= SQL_USE_NAME);
     check(len > 0 && len <= SQL_NAME_MAX && strlen(name) == len);
     return ++*calls % 3 == 0;
 }
