@@ -64,139 +64,128 @@ static const char *const routine_words[] = {
 };
 
 /*
- * Words of the grammar that a '(' may follow without a call (sorted):
- * not given at all.  A function of such a name is called by its quoted
- * name, which is given.
+ * PostgreSQL's reserved words and those that name no function unquoted
+ * (its col_name_keyword list) that a '(' may follow without a call
+ * (sorted): not given at all.  A function of such a name is called by its
+ * quoted name, which is given.
  */
 static const char *const grammar_words[] = {
     "all",
+    "analyse",
     "analyze",
     "and",
     "any",
     "array",
     "as",
     "asc",
+    "asymmetric",
     "between",
+    "bigint",
     "bit",
+    "boolean",
     "both",
-    "brin",
-    "btree",
-    "by",
     "case",
     "cast",
+    "char",
     "character",
     "check",
-    "cluster",
     "coalesce",
     "collate",
-    "columns",
-    "conflict",
-    "copy",
-    "cross",
-    "cube",
+    "column",
+    "constraint",
+    "create",
+    "current_catalog",
+    "current_date",
+    "current_role",
     "current_time",
     "current_timestamp",
+    "current_user",
     "dec",
     "decimal",
     "default",
+    "deferrable",
     "desc",
     "distinct",
     "do",
     "else",
     "end",
-    "escape",
     "except",
     "exists",
-    "explain",
     "extract",
+    "false",
     "fetch",
-    "filter",
-    "first",
     "float",
     "for",
+    "foreign",
     "from",
-    "full",
-    "gin",
-    "gist",
+    "grant",
     "greatest",
     "group",
     "grouping",
-    "hash",
     "having",
-    "ilike",
     "in",
-    "include",
-    "inner",
+    "initially",
+    "inout",
+    "int",
+    "integer",
     "intersect",
+    "interval",
     "into",
-    "is",
-    "join",
-    "key",
-    "last",
     "lateral",
     "leading",
     "least",
-    "like",
     "limit",
-    "list",
     "localtime",
     "localtimestamp",
-    "materialized",
     "national",
-    "natural",
     "nchar",
+    "none",
     "not",
-    "nullif",
-    "nulls",
+    "null",
+    "numeric",
     "offset",
     "on",
     "only",
-    "operator",
     "or",
     "order",
-    "ordinality",
-    "outer",
-    "over",
+    "out",
     "overlay",
-    "partition",
     "placing",
     "position",
     "precision",
     "primary",
-    "range",
-    "recursive",
+    "real",
     "references",
-    "reindex",
-    "repeatable",
-    "return",
     "returning",
-    "rollup",
     "row",
-    "rows",
     "select",
-    "set",
-    "sets",
-    "similar",
+    "session_user",
+    "setof",
+    "smallint",
     "some",
-    "spgist",
     "substring",
+    "symmetric",
+    "system_user",
     "table",
     "then",
+    "time",
+    "timestamp",
     "to",
     "trailing",
     "treat",
     "trim",
+    "true",
     "union",
     "unique",
+    "user",
     "using",
-    "vacuum",
     "values",
-    "varying",
+    "varchar",
+    "variadic",
     "when",
     "where",
     "window",
     "with",
-    "within",
     "xmlattributes",
     "xmlconcat",
     "xmlelement",
@@ -208,7 +197,29 @@ static const char *const grammar_words[] = {
     "xmlroot",
     "xmlserialize",
     "xmltable",
+};
+
+/*
+ * Words the grammar puts before '(' (GROUP BY CUBE (...), PARTITION BY
+ * HASH (...), LIKE (...)) that a function may also be named (sorted):
+ * given as SQL_USE_KEYWORD, a name that no catalog need know.
+ */
+static const char *const keyword_words[] = {
+    "brin",   "btree",     "by",       "cluster",    "columns", "conflict",     "copy",
+    "cross",  "cube",      "escape",   "explain",    "filter",  "first",        "full",
+    "gin",    "gist",      "hash",     "ilike",      "include", "inner",        "is",
+    "join",   "key",       "last",     "like",       "list",    "materialized", "natural",
+    "nullif", "nulls",     "operator", "ordinality", "outer",   "over",         "partition",
+    "range",  "recursive", "reindex",  "repeatable", "return",  "rollup",       "rows",
+    "set",    "sets",      "similar",  "spgist",     "vacuum",  "varying",      "within",
     "zone",
+};
+
+/* PostgreSQL's words that may name a function or type but no relation or column: a word
+ * of the grammar unless '(' follows. */
+static const char *const function_only_words[] = {
+    "cross", "full", "ilike",   "inner", "is",    "join",
+    "left",  "like", "natural", "outer", "right", "similar",
 };
 
 /* After these, a name followed by '(' is a column list, not a call. */
@@ -392,7 +403,10 @@ static void give_name(struct calls_scan *sc, const struct sql_token *next, sql_c
     char name[SQL_NAME_BUF];
     sc->have_name = false;
     bool open = next->kind == SQL_TOK_OPEN, dot = next->kind == SQL_TOK_DOT;
-    bool grammar = word_in(&sc->lx, &sc->name, grammar_words, COUNT(grammar_words), true);
+    bool grammar = word_in(&sc->lx, &sc->name, grammar_words, COUNT(grammar_words), true) ||
+                   (!open && word_in(&sc->lx, &sc->name, function_only_words,
+                                     COUNT(function_only_words), false));
+    bool keyword = open && word_in(&sc->lx, &sc->name, keyword_words, COUNT(keyword_words), true);
     if (open && word_in(&sc->lx, &sc->name, from_functions, COUNT(from_functions), false) &&
         sc->depth + 1 < 64)
         sc->from_functions |= 1ULL << (sc->depth + 1);
@@ -407,7 +421,9 @@ static void give_name(struct calls_scan *sc, const struct sql_token *next, sql_c
         sc->slot = SLOT_NONE;
     size_t len = name_decode(sc->lx.s, &sc->name, sc->escape, name);
     enum sql_use use = SQL_USE_NAME;
-    if (open && !sc->name_not_call)
+    if (open && keyword)
+        use = SQL_USE_KEYWORD;
+    else if (open && !sc->name_not_call)
         use = SQL_USE_CALL;
     else if (!open && !dot && sc->name_slot == SLOT_RELATION && !is_cte(sc, name))
         use = SQL_USE_RELATION;

@@ -33,11 +33,13 @@
  *   a type: the name after :: (a schema skipped);
  *   any other name (a column, an alias, a type in CAST): SQL_USE_NAME.
  *
- * Words followed by '(' that are not calls are given as SQL_USE_NAME: the
- * grammar's own (IN (...), VALUES (...), EXTRACT(...), float(8)), a name
- * after AS, WITH, RECURSIVE, PREPARE, EXECUTE, TABLE or VIEW (a column
- * list), and an alias's column list in a FROM list (generate_series(1,
- * 3) g(i)).  A keyword of that list is not given at all.
+ * Words followed by '(' that are not calls: PostgreSQL's reserved words
+ * and those that name no function unquoted (IN (...), VALUES (...),
+ * EXTRACT(...), float(8)) are not given at all; the grammar's words that
+ * a function may be named too (GROUP BY CUBE (...), HASH (...)) are
+ * given as SQL_USE_KEYWORD; a name after AS, WITH, RECURSIVE, PREPARE,
+ * EXECUTE, TABLE or VIEW (a column list), and an alias's column list in a
+ * FROM list (generate_series(1, 3) g(i)), as SQL_USE_NAME.
  *
  * notifies: a statement NOTIFY, or a call of pg_notify (what a standby
  * cannot run, though a primary runs it in a READ ONLY block).
@@ -79,6 +81,7 @@ enum sql_use {
     SQL_USE_OPERATOR, /* an operator */
     SQL_USE_TYPE,     /* after :: */
     SQL_USE_NAME,     /* any other */
+    SQL_USE_KEYWORD,  /* a word of the grammar that a function may be named, then '(' */
 };
 
 /* A name (len bytes, NUL-terminated) where use says: true when the caller wants it. */

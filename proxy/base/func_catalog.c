@@ -219,8 +219,8 @@ static bool func_set_add(struct func_set *fs, const char *key, size_t len)
 }
 
 /* The kinds, known and writing, that a use of a name is looked up in. */
-static const char *const use_known[] = {"F", "R", "O", "T", ""};
-static const char *const use_absent[] = {"?F", "?R", "?O", "?T", ""};
+static const char *const use_known[] = {"F", "R", "O", "T", "", ""};
+static const char *const use_absent[] = {"?F", "?R", "?O", "?T", "", ""};
 
 /* The lookup as written without the absent names. */
 static enum func_known func_lookup_known(const struct func_set *fs, enum sql_use use,
@@ -243,6 +243,8 @@ static enum func_known func_lookup_known(const struct func_set *fs, enum sql_use
             return FUNC_WRITES;
         return func_set_has(fs, use_known[use], name, len) ? FUNC_READS : FUNC_UNKNOWN;
     }
+    case SQL_USE_KEYWORD: /* CUBE (...) or a function cube(...): the function is checked */
+        return func_set_has(fs, "f", name, len) ? FUNC_WRITES : FUNC_READS;
     case SQL_USE_NAME:
     default:
         /* a name in any place: a view or a type that may write, as a column's, an alias's */
@@ -264,7 +266,7 @@ bool func_set_note_absent(struct func_set *fs, enum sql_use use, const char *nam
 {
     char key[FUNC_KEY_MAX];
     size_t n = func_key(key, use_absent[use], name, len);
-    if (n == 0 || use == SQL_USE_NAME || fs->absent >= FUNC_ABSENT_MAX)
+    if (n == 0 || use >= SQL_USE_NAME || fs->absent >= FUNC_ABSENT_MAX)
         return false;
     if (fs->keys[func_slot(fs, key, n)] != NULL)
         return true;

@@ -143,17 +143,17 @@ static bool near_names_wait(struct session *s)
  * for its database's catalog, being read now (func_catalog.h): where it
  * runs may depend on it, and a read takes a few milliseconds, once a
  * database and worker, after DDL of routines and when a name is not known
- * yet (near_names_wait), where sending it to a primary meanwhile would
- * cost a distant client a round trip.  The client is read no more until
- * then.
+ * yet (near_names_wait; names: its names are looked at), where sending
+ * it to a primary meanwhile would cost a distant client a round trip.
+ * The client is read no more until then.
  */
-static bool near_routines_wait(struct session *s)
+static bool near_routines_wait(struct session *s, bool names)
 {
     struct near_state *ns = s->near;
     ns->routines_wait.ready = near_routines_ready;
     ns->routines_wait.owner = s;
     if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
-        return near_names_wait(s);
+        return names && near_names_wait(s);
     log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
     endpoint_pause_read(&s->client);
     return true;
@@ -271,7 +271,7 @@ bool near_first_ready(struct session *s)
     /* A bad length or a message too long to keep: the fetch goes ahead (for a primary). */
     if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
         return true;
-    return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s);
+    return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s, true);
 }
 
 /*
@@ -420,7 +420,9 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
-    if (host_is_standby(s->server_conn->host) && near_routines_wait(s))
+    /* Its names were looked at as its connection was fetched (near_first_ready), once. */
+    bool placed = ns->placed.valid && ns->placed.first == n;
+    if (host_is_standby(s->server_conn->host) && near_routines_wait(s, !placed))
         return NEAR_WAIT;
     bool read_only, standby = host_is_standby(s->server_conn->host);
     size_t end = 0; /* its request's bytes read whole (near_request_for_primary) */

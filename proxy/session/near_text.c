@@ -89,7 +89,7 @@ static bool near_name_may_write(void *arg, enum sql_use use, const char *name, s
 static bool near_name_unknown(void *arg, enum sql_use use, const char *name, size_t len)
 {
     struct near_call_check *c = arg;
-    if (use == SQL_USE_NAME || near_name_known(c, use, name, len) != FUNC_UNKNOWN)
+    if (use >= SQL_USE_NAME || near_name_known(c, use, name, len) != FUNC_UNKNOWN)
         return false;
     if (c->settle)
         (void)func_set_note_absent(c->names, use, name, len); /* full: stays for a primary */
