@@ -362,7 +362,8 @@ static void func_read_failed(struct func_database *db, const char *error)
     if (!db->warned)
         log_warn(0,
                  "nearest: could not read the routines of database \"%s\" (%s): every statement"
-                 " that calls a function runs on a primary until they are read",
+                 " that names a function, relation, operator or type runs on a primary until"
+                 " they are read",
                  db->name, error != NULL ? error : "no host is up");
     db->warned = true;
     func_database_wake(db);
