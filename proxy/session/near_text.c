@@ -271,11 +271,12 @@ struct near_xid_call {
     char name[SQL_NAME_MAX + 1];
 };
 
-static bool near_call_assigns_xid(void *arg, const char *name, size_t len)
+static bool near_call_assigns_xid(void *arg, enum sql_use use, const char *name, size_t len)
 {
     struct near_xid_call *c = arg;
-    if (c->name[0] == '\0' && ((len == 12 && memcmp(name, "txid_current", 12) == 0) ||
-                               (len == 18 && memcmp(name, "pg_current_xact_id", 18) == 0)))
+    if (use == SQL_USE_CALL && c->name[0] == '\0' &&
+        ((len == 12 && memcmp(name, "txid_current", 12) == 0) ||
+         (len == 18 && memcmp(name, "pg_current_xact_id", 18) == 0)))
         snprintf(c->name, sizeof(c->name), "%s", name);
     return false; /* the scan's own findings stay as they are */
 }
