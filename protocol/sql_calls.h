@@ -18,16 +18,36 @@
  *   PostgreSQL cuts identifiers.  The schema is left off: the caller
  *   matches the name in any schema, which errs towards the primary.
  *
- * Words followed by '(' that are not calls (IN (...), VALUES (...),
- * varchar(10), a table's column list) are given too: the caller asks
- * its catalog, where they name no function that writes.
+ * What else a statement names, each name given once with where it
+ * stands (enum sql_use), for the caller to look up in its catalog of
+ * what may write and of every name (proxy/base/func_catalog.h):
+ *
+ *   a relation: the name after FROM (not EXTRACT's, SUBSTRING's, TRIM's,
+ *   OVERLAY's, POSITION's, nor IS DISTINCT FROM's), after JOIN, after a
+ *   ',' of a FROM list, and after TABLE as a statement's first word (ONLY,
+ *   LATERAL and a schema skipped), unless a WITH of the statement names
+ *   it (name AS (...));
+ *   an operator: a run of operator bytes (+-*\/<>=~!@#%^&|`?) as
+ *   PostgreSQL's lexer cuts it (a trailing + or - is an operator of its
+ *   own unless the run holds one of ~!@#%^&|`?), "=>" left out;
+ *   a type: the name after :: (a schema skipped);
+ *   any other name (a column, an alias, a type in CAST): SQL_USE_NAME.
+ *
+ * Words followed by '(' that are not calls: PostgreSQL's reserved words
+ * and those that name no function unquoted (IN (...), VALUES (...),
+ * EXTRACT(...), float(8)) are not given at all; the grammar's words that
+ * a function may be named too (GROUP BY CUBE (...), HASH (...)) are
+ * given as SQL_USE_KEYWORD; a name after AS, WITH, RECURSIVE, PREPARE,
+ * EXECUTE, TABLE or VIEW (a column list), and an alias's column list in a
+ * FROM list (generate_series(1, 3) g(i)), as SQL_USE_NAME.
  *
  * notifies: a statement NOTIFY, or a call of pg_notify (what a standby
  * cannot run, though a primary runs it in a READ ONLY block).
  *
  * changes_routines: a statement CREATE, ALTER or DROP whose words before
  * any '(' name FUNCTION, PROCEDURE, ROUTINE, AGGREGATE, EXTENSION,
- * LANGUAGE, SCHEMA or TRANSFORM (CREATE OR REPLACE FUNCTION included):
+ * LANGUAGE, SCHEMA, TRANSFORM, VIEW, RULE, POLICY, OPERATOR, CAST, DOMAIN
+ * or TYPE (CREATE OR REPLACE FUNCTION included):
  * the catalog the caller keeps is out of date after it commits.
  *
  * The text is cut by sql_lex.c: nothing in a string, a quoted identifier
@@ -51,15 +71,26 @@ enum sql_routine {
     SQL_ROUTINE_NONE,     /* nothing the caller wanted */
     SQL_ROUTINE_DO,       /* a DO statement */
     SQL_ROUTINE_CALL,     /* a CALL statement */
-    SQL_ROUTINE_FUNCTION, /* a name called as a function that the caller wanted */
+    SQL_ROUTINE_FUNCTION, /* a name that the caller wanted (the first) */
 };
 
-/* A name called as a function (len bytes, NUL-terminated): true when the caller wants it. */
-typedef bool (*sql_call_fn)(void *arg, const char *name, size_t len);
+/* Where a name stands (above). */
+enum sql_use {
+    SQL_USE_CALL,     /* name(...): a function, or a type called as a cast */
+    SQL_USE_RELATION, /* after FROM, JOIN, TABLE */
+    SQL_USE_OPERATOR, /* an operator */
+    SQL_USE_TYPE,     /* after :: */
+    SQL_USE_NAME,     /* any other */
+    SQL_USE_KEYWORD,  /* a word of the grammar that a function may be named, then '(' */
+};
+
+/* A name (len bytes, NUL-terminated) where use says: true when the caller wants it. */
+typedef bool (*sql_call_fn)(void *arg, enum sql_use use, const char *name, size_t len);
 
 struct sql_calls {
     enum sql_routine found;      /* the first found, in the text's order */
     char name[SQL_NAME_MAX + 1]; /* SQL_ROUTINE_FUNCTION: the name wanted */
+    enum sql_use use;            /* ... and where it stands */
     bool changes_routines;       /* DDL of functions, procedures, extensions... */
     bool notifies;               /* a NOTIFY statement, or a call of pg_notify */
 };
@@ -71,7 +102,7 @@ struct sql_calls {
  */
 size_t sql_name_of(const uint8_t *text, const struct sql_token *t, char *out);
 
-/* Reads sql (len bytes) into *out; wanted (may be NULL: none) is asked of each name called. */
+/* Reads sql (len bytes) into *out; wanted (may be NULL: none) is asked of each name it gives. */
 void sql_calls_scan(const uint8_t *sql, size_t len, sql_call_fn wanted, void *arg,
                     struct sql_calls *out);
 

@@ -85,21 +85,75 @@ static void near_routines_ready(struct func_waiter *fw)
     endpoint_set_reader(&s->client, s->client.on_read);
 }
 
+static size_t near_request_extent(struct session *s);
+
+/*
+ * Whether the Query, Parse or Bind messages of the request at the head of
+ * client.in (near_request_extent) name what names (the database's copy)
+ * does not know; settle: near_text_unknown's.
+ */
+static bool near_request_unknown(struct session *s, struct func_set *names, bool settle)
+{
+    size_t end = near_request_extent(s);
+    const uint8_t *p = end > 0 ? evbuffer_pullup(s->client.in, (ssize_t)end) : NULL;
+    bool unknown = false;
+    for (size_t at = 0; p != NULL && at < end; at += 1 + (size_t)pkt_be32(p + at + 1))
+        if ((p[at] == 'Q' || p[at] == 'P' || p[at] == 'B') &&
+            near_text_unknown(s, names, p + at, 1 + (size_t)pkt_be32(p + at + 1), settle))
+            unknown = true;
+    return unknown;
+}
+
+/*
+ * Whether the request at the head of client.in waits for its database's
+ * catalog to be read again: it names a function, relation, operator or
+ * type that the copy does not know — made since, past pgnear, and it
+ * may write.  Once a copy read after the request was first seen answers,
+ * what it still lacks is noted absent (near_text_unknown) and the request
+ * is placed: such names on a primary.  No wait when no read can start
+ * (the last failed everywhere): near_need_of places them on a primary.
+ */
+static bool near_names_wait(struct session *s)
+{
+    struct near_state *ns = s->near;
+    struct func_set *names = func_catalog_get(ns->routines, s->w->cfg);
+    if (names == NULL)
+        return false;
+    bool settle = ns->unknown_seen && func_set_read(names) > ns->unknown_reads;
+    if (!near_request_unknown(s, names, settle)) {
+        ns->unknown_seen = false;
+        return false;
+    }
+    if (!ns->unknown_seen) {
+        ns->unknown_seen = true;
+        ns->unknown_reads = func_catalog_reads(ns->routines);
+    }
+    func_catalog_demand(ns->routines, s->w->cfg);
+    if (!func_catalog_wait_read(ns->routines, &ns->routines_wait)) {
+        ns->unknown_seen = false;
+        return false;
+    }
+    log_debug(s->id, "nearest: its transaction waits for its database's catalog to be read again");
+    endpoint_pause_read(&s->client);
+    return true;
+}
+
 /*
  * Whether the transaction that the client's waiting message begins waits
- * for its database's routines, being read now (func_catalog.h): where it
- * runs may depend on them, and a read takes a few milliseconds, once a
- * database and worker and after DDL of routines, where sending it to a
- * primary meanwhile would cost a distant client a round trip.  The client
- * is read no more until then.
+ * for its database's catalog, being read now (func_catalog.h): where it
+ * runs may depend on it, and a read takes a few milliseconds, once a
+ * database and worker, after DDL of routines and when a name is not known
+ * yet (near_names_wait; names: its names are looked at), where sending
+ * it to a primary meanwhile would cost a distant client a round trip.
+ * The client is read no more until then.
  */
-static bool near_routines_wait(struct session *s)
+static bool near_routines_wait(struct session *s, bool names)
 {
     struct near_state *ns = s->near;
     ns->routines_wait.ready = near_routines_ready;
     ns->routines_wait.owner = s;
     if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
-        return false;
+        return names && near_names_wait(s);
     log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
     endpoint_pause_read(&s->client);
     return true;
@@ -217,7 +271,7 @@ bool near_first_ready(struct session *s)
     /* A bad length or a message too long to keep: the fetch goes ahead (for a primary). */
     if (len < 4 || 1 + (size_t)len > NEAR_HOLD_MAX)
         return true;
-    return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s);
+    return near_request_of(s) != NEAR_REQUEST_UNKNOWN && !near_routines_wait(s, true);
 }
 
 /*
@@ -366,7 +420,9 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
-    if (host_is_standby(s->server_conn->host) && near_routines_wait(s))
+    /* Its names were looked at as its connection was fetched (near_first_ready), once. */
+    bool placed = ns->placed.valid && ns->placed.first == n;
+    if (host_is_standby(s->server_conn->host) && near_routines_wait(s, !placed))
         return NEAR_WAIT;
     bool read_only, standby = host_is_standby(s->server_conn->host);
     size_t end = 0; /* its request's bytes read whole (near_request_for_primary) */

@@ -13,9 +13,11 @@
  * where the primary would not.  So does a text that calls an advisory
  * lock (one taken on a standby excludes nobody), that would pin the
  * session (txn_pin.h: the session would stay where it ran), or that runs
- * DO, CALL or a routine its database's catalog says may write
- * (func_catalog.h: a standby runs it without an error and without the
- * write when it catches the refusal); so does a Query of several
+ * DO, CALL, or names what its database's catalog does not positively
+ * know to only read (func_catalog.h: a function, view, operator, cast or
+ * domain may write, and a standby runs it without an error and without
+ * the write when it catches the refusal; a name the catalog does not
+ * know has it read again first, the transaction waiting); so does a Query of several
  * statements whose statements after the first are not all plain reads
  * (txn_open.h's later_writes: its first statement's answer could pass
  * NEAR_HOLD_MAX and reach the client before a standby refused a later

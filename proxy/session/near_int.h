@@ -106,6 +106,9 @@ struct near_state {
     /* Its database's routines (func_catalog.h), and its wait for them, its client unread. */
     struct func_database *routines;
     struct func_waiter routines_wait;
+    /* Its request names what the copy does not know: the reads started before it was seen. */
+    bool unknown_seen;
+    uint64_t unknown_reads;
 };
 
 /* The transaction moves to leg next, as near_legs.c's table allows (near_leg_enter). */

@@ -58,47 +58,111 @@ static const uint8_t *near_message_text(const struct session *s, const uint8_t *
     }
 }
 
-/* What near_text_calls asks of each name a text calls. */
+/* What near_text_calls and near_text_unknown ask of each name a text uses. */
 struct near_call_check {
     const struct session *s;
-    const struct func_set *writers; /* NULL: not known, so any may write */
+    struct func_set *names; /* its database's copy; NULL: not known, so any name may write */
+    bool settle;            /* near_text_unknown: the copy was read after the text came */
+    bool unknown;           /* near_text_unknown: a name the copy does not know */
 };
 
-static bool near_call_may_write(void *arg, const char *name, size_t len)
+/*
+ * What a name is as far as its database's copy knows (func_catalog.h):
+ * what nearest_read_functions names is a function that only reads (a
+ * reload applies at once); with no copy, nothing is known.
+ */
+static enum func_known near_name_known(const struct near_call_check *c, enum sql_use use,
+                                       const char *name, size_t len)
 {
-    const struct near_call_check *c = arg;
-    if (config_nearest_read_function(c->s->w->cfg, name, len)) /* a reload applies at once */
+    if (use == SQL_USE_CALL && config_nearest_read_function(c->s->w->cfg, name, len))
+        return FUNC_READS;
+    return c->names != NULL ? func_set_lookup(c->names, use, name, len) : FUNC_UNKNOWN;
+}
+
+/* Whether a name may write, or is not positively known to only read: for a primary. */
+static bool near_name_may_write(void *arg, enum sql_use use, const char *name, size_t len)
+{
+    return near_name_known(arg, use, name, len) != FUNC_READS;
+}
+
+/* A name the copy does not know: noted absent when settled, else the copy is read again. */
+static bool near_name_unknown(void *arg, enum sql_use use, const char *name, size_t len)
+{
+    struct near_call_check *c = arg;
+    if (use >= SQL_USE_NAME || near_name_known(c, use, name, len) != FUNC_UNKNOWN)
         return false;
-    return c->writers == NULL || func_set_writes(c->writers, name, len);
+    if (c->settle)
+        (void)func_set_note_absent(c->names, use, name, len); /* full: stays for a primary */
+    else
+        c->unknown = true;
+    return false;
+}
+
+bool near_text_unknown(const struct session *s, struct func_set *names, const uint8_t *msg,
+                       size_t n, bool settle)
+{
+    size_t len = 0;
+    const uint8_t *text = near_message_text(s, msg, n, &len);
+    if (text == NULL || names == NULL || func_set_implicit(names) != NULL)
+        return false;
+    struct near_call_check check = {.s = s, .names = names, .settle = settle};
+    struct sql_calls calls;
+    sql_calls_scan(text, len, near_name_unknown, &check, &calls);
+    if (check.unknown)
+        log_debug(s->id, "nearest: it names what its database's catalog does not know yet");
+    return check.unknown;
+}
+
+/* Why a name places a text on a primary, for the log. */
+static const char *near_found_why(const struct near_call_check *c, const struct sql_calls *calls)
+{
+    if (c->names == NULL)
+        return "names something while its database's catalog is not read yet";
+    switch (near_name_known(c, calls->use, calls->name, strlen(calls->name))) {
+    case FUNC_WRITES:
+        return "names what its database's catalog says may write";
+    case FUNC_ABSENT:
+        return "names what its database's catalog does not have";
+    default:
+        return "names what its database's catalog does not know";
+    }
 }
 
 /*
- * Whether a text runs a routine that may write though a standby runs it
- * without an error (func_catalog.h): DO, CALL, or a call of a function
- * that its database's catalog lists (any function while the catalog is
- * not known), unless nearest_read_functions vouches for it.  A text that
- * changes routines has every worker read its catalog again, now and as
- * its transaction ends (near_on_ready).
+ * Whether a text runs what may write though a standby runs it without an
+ * error (func_catalog.h), or what pgnear does not positively know to only
+ * read: DO, CALL, or a name its database's copy says may write, does not
+ * have or does not know (any name while the copy is not known, every text
+ * while something of the database may write unnamed), unless
+ * nearest_read_functions vouches for the function.  A text that changes
+ * routines has every worker read its catalog again, now and as its
+ * transaction ends (near_on_ready).
  */
 static bool near_text_calls(const struct session *s, const uint8_t *text, size_t len)
 {
     struct near_call_check check = {
         .s = s,
-        .writers = func_catalog_get(near_routines(s), s->w->cfg),
+        .names = func_catalog_get(near_routines(s), s->w->cfg),
     };
     struct sql_calls calls;
-    sql_calls_scan(text, len, near_call_may_write, &check, &calls);
+    sql_calls_scan(text, len, near_name_may_write, &check, &calls);
     if (calls.changes_routines) {
         near_note_routines_changed(s);
         func_catalog_changed(&s->w->funcs);
     }
+    if (check.names != NULL && func_set_implicit(check.names) != NULL) {
+        log_debug(s->id, "nearest: in its database %s may write unnamed: for a primary",
+                  func_set_implicit(check.names));
+        return true;
+    }
     if (calls.found == SQL_ROUTINE_NONE)
         return false;
-    log_debug(s->id, "nearest: it %s, which may write: for a primary",
+    log_debug(s->id, "nearest: it %s%s%s: for a primary",
               calls.found == SQL_ROUTINE_DO     ? "runs DO"
               : calls.found == SQL_ROUTINE_CALL ? "runs CALL"
-              : check.writers == NULL           ? "calls a function, its database's not read yet"
-                                      : "calls a function that its database's catalog lists");
+                                                : near_found_why(&check, &calls),
+              calls.found == SQL_ROUTINE_FUNCTION ? ", " : "",
+              calls.found == SQL_ROUTINE_FUNCTION ? calls.name : "");
     return true;
 }
 
@@ -207,11 +271,12 @@ struct near_xid_call {
     char name[SQL_NAME_MAX + 1];
 };
 
-static bool near_call_assigns_xid(void *arg, const char *name, size_t len)
+static bool near_call_assigns_xid(void *arg, enum sql_use use, const char *name, size_t len)
 {
     struct near_xid_call *c = arg;
-    if (c->name[0] == '\0' && ((len == 12 && memcmp(name, "txid_current", 12) == 0) ||
-                               (len == 18 && memcmp(name, "pg_current_xact_id", 18) == 0)))
+    if (use == SQL_USE_CALL && c->name[0] == '\0' &&
+        ((len == 12 && memcmp(name, "txid_current", 12) == 0) ||
+         (len == 18 && memcmp(name, "pg_current_xact_id", 18) == 0)))
         snprintf(c->name, sizeof(c->name), "%s", name);
     return false; /* the scan's own findings stay as they are */
 }

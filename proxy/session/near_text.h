@@ -1,10 +1,10 @@
 /*
  * near_text.h — what the text of a nearest session's messages says of
  * where its transaction runs (near.h): the need a message begins it with
- * (a block, an advisory lock, a text that pins, DO, CALL or a routine of
- * the database's own that may write, func_catalog.h), the wait for that
- * catalog's first read, and the Queries a READ ONLY block on a standby
- * refuses.
+ * (a block, an advisory lock, a text that pins, DO, CALL, or a name that
+ * its database's catalog does not positively know to only read,
+ * func_catalog.h), the names that catalog does not know yet, and the
+ * Queries a READ ONLY block on a standby refuses.
  */
 #ifndef PGNEAR_PROXY_NEAR_TEXT_H
 #define PGNEAR_PROXY_NEAR_TEXT_H
@@ -26,6 +26,19 @@ struct session;
  */
 enum session_need near_need_of(const struct session *s, const uint8_t *msg, size_t n,
                                bool *read_only);
+
+struct func_set;
+
+/*
+ * Whether a Query, Parse or Bind (msg, n bytes) names a function,
+ * relation, operator or type that names (its database's copy,
+ * func_catalog.h) does not know: the caller has the catalog read again
+ * before it places the transaction.  settle: names was read after the
+ * message came, so what it still lacks is noted absent there (a primary
+ * gives PostgreSQL's own error for it) and the answer is false.
+ */
+bool near_text_unknown(const struct session *s, struct func_set *names, const uint8_t *msg,
+                       size_t n, bool settle);
 
 /*
  * The first pinning reason in a text (a Query's, a Parse's, the statement

@@ -4,8 +4,11 @@
  *    CALL as a statement's first word, each name called as a function as
  *    the catalog spells it (folded, quoted, U& escapes with and without
  *    UESCAPE, a schema left off, cut at 63 bytes), what is not a call
- *    (names in strings, comments, quoted text), the first found in the
- *    text's order, NOTIFY and pg_notify, the statements that change
+ *    (names in strings, comments, quoted text, the grammar's words, column
+ *    lists), where each other name stands (relations after FROM, JOIN, a
+ *    FROM list's comma and TABLE, a WITH's names left out; operators as
+ *    PostgreSQL cuts them; types after ::), the first found in the text's
+ *    order, NOTIFY and pg_notify, the statements that change
  *    routines, and every prefix
  *    of a few texts, each copied to a buffer of exactly its length for the
  *    sanitizer to watch.
@@ -23,16 +26,25 @@
 
 #include "protocol/sql_calls.h"
 
-/* The names called, joined by ' ', each as given to the wanted callback. */
+/*
+ * The names called, joined by ' ', each as given to the wanted callback;
+ * and every name given, each with its use's letter (c call, r relation,
+ * o operator, t type, n name).
+ */
 struct seen {
     char names[512];
+    char uses[1024];
     const char *want; /* the name wanted; NULL: none */
 };
 
-static bool note_call(void *arg, const char *name, size_t len)
+static bool note_call(void *arg, enum sql_use use, const char *name, size_t len)
 {
     struct seen *sn = arg;
     assert_int_equal(strlen(name), len);
+    size_t u = strlen(sn->uses);
+    snprintf(sn->uses + u, sizeof(sn->uses) - u, "%s%c:%s", u ? " " : "", "crotnk"[use], name);
+    if (use != SQL_USE_CALL)
+        return false;
     size_t n = strlen(sn->names);
     snprintf(sn->names + n, sizeof(sn->names) - n, "%s%s", n ? " " : "", name);
     return sn->want != NULL && strcmp(sn->want, name) == 0;
@@ -70,8 +82,11 @@ static void test_names_called(void **state)
     expect_calls("SELECT U&\"x\\\\y\"()", "x\\y");
     expect_calls("SELECT f (1), g\n(2), h /* c */ (3)", "f g h");
     expect_calls("SELECT 'f(1)', $$g(2)$$, \"h\" -- i(3)\n", "");
-    expect_calls("SELECT x FROM t WHERE id IN (1, 2)", "in");
-    expect_calls("SELECT (1), 2 + (3)", "select"); /* a word before (: the catalog decides */
+    expect_calls("SELECT x FROM t WHERE id IN (1, 2)", ""); /* the grammar's own words */
+    expect_calls("SELECT (1), 2 + (3), float(8), \"in\"(1)", "in");
+    expect_calls("WITH w(a) AS (SELECT 1) SELECT * FROM generate_series(1, 2) g(i), w",
+                 "generate_series");
+    expect_calls("SELECT x FROM t AS a(b), f(1) AS c(d int)", "f");
     expect_calls("", "");
     char longname[100], expect[64];
     memset(longname, 'a', 70);
@@ -81,6 +96,34 @@ static void test_names_called(void **state)
     expect_calls(longname, expect);
 }
 
+static void expect_uses(const char *sql, const char *uses)
+{
+    struct seen sn = {.names = ""};
+    (void)scan(sql, strlen(sql), &sn);
+    if (strcmp(sn.uses, uses) != 0)
+        fail_msg("%s: gave \"%s\", expected \"%s\"", sql, sn.uses, uses);
+}
+
+/* Where each name stands: relations, operators, types, other names. */
+static void test_uses(void **state)
+{
+    (void)state;
+    expect_uses("SELECT a FROM s.t x, u JOIN LATERAL v ON w.k = 1",
+                "n:a n:s r:t n:x r:u r:v n:w n:k o:=");
+    expect_uses("WITH q AS (SELECT 1) SELECT * FROM q, ONLY r", "n:q o:* n:q r:r");
+    expect_uses("SELECT extract(year FROM ts), substring(s FROM 2) FROM t", "n:year n:ts n:s r:t");
+    expect_uses("SELECT a IS DISTINCT FROM b FROM (SELECT 1) x, y WHERE z", "n:a n:b n:x r:y n:z");
+    expect_uses("SELECT x::tag, y::pg_catalog.\"char\", z::int[] FROM t",
+                "n:x t:tag n:y n:pg_catalog t:char n:z r:t");
+    expect_uses("SELECT a ~=~ b, c!=d, e=-1, f => 1, g->>'k'",
+                "n:a o:~=~ n:b n:c o:<> n:d n:e o:- o:= n:f n:g o:->>");
+    expect_uses("TABLE v; FETCH 1 FROM c; COPY t FROM STDIN", "r:v n:c n:copy n:t n:stdin");
+    expect_uses("SELECT * FROM a WHERE b IN (SELECT c FROM d), e", "o:* r:a n:b n:c r:d n:e");
+    /* a word of the grammar that a function may be named too: checked, no catalog need know it */
+    expect_uses("SELECT a FROM t GROUP BY CUBE (a), hash(b) LEFT JOIN u ON true",
+                "n:a r:t n:by k:cube n:a k:hash n:b r:u");
+}
+
 static void test_found(void **state)
 {
     (void)state;
@@ -88,7 +131,7 @@ static void test_found(void **state)
     struct sql_calls out = scan("SELECT now(), LOG_VISIT(1), log_visit(2)", 40, &sn);
     assert_int_equal(out.found, SQL_ROUTINE_FUNCTION);
     assert_string_equal(out.name, "log_visit");
-    assert_string_equal(sn.names, "now log_visit"); /* not asked again once found */
+    assert_string_equal(sn.names, "now log_visit log_visit"); /* each asked: the first found */
 
     const char *dos[] = {"DO $$BEGIN END$$", "do 'x'", "SELECT 1; /* c */ DO $$ $$",
                          "  DO LANGUAGE plpgsql $$ $$"};
@@ -149,6 +192,11 @@ static void test_changes_routines(void **state)
         {"SELECT 'CREATE FUNCTION'", false},
         {"INSERT INTO function VALUES (1)", false},
         {"CREATE INDEX ON t (x)", false},
+        {"CREATE OR REPLACE VIEW v AS SELECT 1", true},
+        {"CREATE OPERATOR ~=~ (FUNCTION = f, LEFTARG = int, RIGHTARG = int)", true},
+        {"CREATE CAST (text AS tag) WITH FUNCTION tag_of(text)", true},
+        {"ALTER DOMAIN d ADD CHECK (f(VALUE))", true},
+        {"CREATE POLICY p ON t USING (f())", true},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct seen sn = {.names = ""};
@@ -178,8 +226,11 @@ static void test_prefixes(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names_called), cmocka_unit_test(test_found),
-        cmocka_unit_test(test_notifies),     cmocka_unit_test(test_changes_routines),
+        cmocka_unit_test(test_names_called),
+        cmocka_unit_test(test_uses),
+        cmocka_unit_test(test_found),
+        cmocka_unit_test(test_notifies),
+        cmocka_unit_test(test_changes_routines),
         cmocka_unit_test(test_prefixes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
