@@ -151,6 +151,7 @@ for my $shape (grep { $_ ne 'direct' } @ORDER) {
         push @differ, $test;
         if ($reason) {
             pass("$shape: $test differs, known: $reason");
+            note(diff_head($want, $got)) if defined $want && defined $got;
             next;
         }
         my $diff = defined $want && defined $got ? diff_head($want, $got) : 'no output: ' . ($want // 'direct') ;
