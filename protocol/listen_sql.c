@@ -185,3 +185,80 @@ size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, siz
     }
     return n;
 }
+
+/* From t, the statement's first token, to the token after its ';' (or the end) in *t. */
+static void listen_sql_skip_statement(struct sql_lexer *lx, struct sql_token *t)
+{
+    while (t->kind != SQL_TOK_SEMI && t->kind != SQL_TOK_END)
+        sql_lex_next_code(lx, t);
+}
+
+/* DISCARD ALL from its first token t; the token after it in *t.  False: not it. */
+static bool listen_sql_discard_all(struct sql_lexer *lx, struct sql_token *t)
+{
+    if (!sql_tok_is_word(lx, t, "discard"))
+        return false;
+    sql_lex_next_code(lx, t);
+    if (!sql_tok_is_word(lx, t, "all"))
+        return false;
+    sql_lex_next_code(lx, t);
+    return t->kind == SQL_TOK_SEMI || t->kind == SQL_TOK_END;
+}
+
+size_t listen_sql_unlistens(const void *text, size_t len, struct listen_op *ops, size_t cap)
+{
+    struct sql_lexer lx;
+    struct sql_token t;
+    size_t n = 0;
+    sql_lex_init(&lx, text, len);
+    sql_lex_next_code(&lx, &t);
+    while (t.kind != SQL_TOK_END) {
+        struct listen_op op;
+        struct sql_lexer at = lx;
+        struct sql_token first = t;
+        if (t.kind == SQL_TOK_SEMI) {
+            sql_lex_next_code(&lx, &t);
+            continue;
+        }
+        if (listen_sql_statement(&lx, &t, &op) && op.kind != LISTEN_OP_LISTEN) {
+            if (n < cap)
+                ops[n++] = op;
+            continue;
+        }
+        lx = at;
+        t = first;
+        if (listen_sql_discard_all(&lx, &t)) {
+            op.kind = LISTEN_OP_DISCARD_ALL;
+            op.channel[0] = '\0';
+            if (n < cap)
+                ops[n++] = op;
+            continue;
+        }
+        listen_sql_skip_statement(&lx, &t);
+    }
+    return n;
+}
+
+/* Whether the bytes at p (left of them), ASCII letters folded, begin with word (lower case). */
+static bool listen_sql_has_at(const uint8_t *p, size_t left, const char *word)
+{
+    size_t n = strlen(word);
+    if (left < n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((p[i] | 0x20) != (uint8_t)word[i])
+            return false;
+    return true;
+}
+
+bool listen_sql_may_unlisten(const void *text, size_t len)
+{
+    const uint8_t *p = text;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = p[i] | 0x20;
+        if ((c == 'u' && listen_sql_has_at(p + i, len - i, "unlisten")) ||
+            (c == 'd' && listen_sql_has_at(p + i, len - i, "discard")))
+            return true;
+    }
+    return false;
+}

@@ -8,6 +8,7 @@
 #ifndef PGNEAR_PROTOCOL_LISTEN_SQL_H
 #define PGNEAR_PROTOCOL_LISTEN_SQL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,7 @@ enum listen_op_kind {
     LISTEN_OP_LISTEN,
     LISTEN_OP_UNLISTEN,
     LISTEN_OP_UNLISTEN_ALL, /* UNLISTEN *: channel is "" */
+    LISTEN_OP_DISCARD_ALL,  /* DISCARD ALL, which UNLISTENs * too (listen_sql_unlistens only) */
 };
 
 struct listen_op {
@@ -37,5 +39,18 @@ struct listen_op {
  * unterminated quote or comment — texts the server reads itself.
  */
 size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, size_t cap);
+
+/*
+ * The statements of any text (a Query's, or a Parse's one) that stop
+ * listening, in order, into ops (cap of them; more are left out): UNLISTEN
+ * name, UNLISTEN * and DISCARD ALL, each as it begins a statement; the
+ * other statements are skipped to their ';'.  An UNLISTEN whose name is
+ * not read here (U&, over 63 bytes) counts as UNLISTEN * would not: it is
+ * left out.  Returns how many.
+ */
+size_t listen_sql_unlistens(const void *text, size_t len, struct listen_op *ops, size_t cap);
+
+/* Whether text may hold one of them: the word UNLISTEN or DISCARD anywhere, cheaply. */
+bool listen_sql_may_unlisten(const void *text, size_t len);
 
 #endif

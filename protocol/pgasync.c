@@ -144,6 +144,13 @@ static int pgasync_wait(struct pgasync *q, short what)
     return q->ev && event_add(q->ev, NULL) == 0 ? 0 : -1;
 }
 
+/* A COPY's start: none of pgnear's own statements copies (a script's COPY ... FROM stdin). */
+static bool pgasync_is_copy(const PGresult *res)
+{
+    ExecStatusType st = PQresultStatus(res);
+    return st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+}
+
 /*
  * Reads what has come; the last result is kept (a script's last statement's),
  * and done is told once libpq has no more.
@@ -162,6 +169,12 @@ static void pgasync_read_results(struct pgasync *q)
             bool ok = st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK;
             pgasync_finish(
                 q, ok ? NULL : (q->last ? PQresultErrorMessage(q->last) : PQerrorMessage(q->conn)));
+            return;
+        }
+        if (pgasync_is_copy(res)) {
+            /* libpq would hand this result back for ever, and the loop would never wake again. */
+            PQclear(res);
+            pgasync_finish(q, "the server started a COPY that pgnear did not ask for");
             return;
         }
         if (q->last)

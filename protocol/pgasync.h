@@ -29,7 +29,9 @@ typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *erro
 /*
  * nparams PGASYNC_SCRIPT: sql is several statements (a schema), sent as
  * one simple Query without parameters; the callback gets the last result,
- * or the first error.
+ * or the first error.  A COPY the server starts (a script's COPY FROM
+ * stdin, or a hostile server's CopyInResponse) ends the query with an
+ * error: pgnear's own connections copy nothing.
  */
 #define PGASYNC_SCRIPT (-1)
 

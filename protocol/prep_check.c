@@ -40,7 +40,7 @@ static int plan_check_send(struct prep_client *c, struct prep_server *s, struct 
                            struct prep_slot *slot, struct evbuffer *out)
 {
     struct prep_stmt *st = n->spec;
-    struct prep_entry *e = prep_send_parse(c, s, HOW_CHECK, "", st, out), *d0 = NULL, *d1 = NULL,
+    struct prep_entry *e = prep_parse_send(c, s, HOW_CHECK, "", st, out), *d0 = NULL, *d1 = NULL,
                       *z;
     if (e == NULL)
         return PREP_OOM;

@@ -156,17 +156,39 @@ static int resolve_unnamed(struct prep_client *c, struct prep_server *s, struct 
     if (prep_earlier(s, c->unnamed_mod) || prep_earlier(s, s->unnamed_mod))
         return PREP_WAIT;
     struct prep_entry *e =
-        u != NULL ? prep_send_parse(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
+        u != NULL ? prep_parse_send(c, s, HOW_SKIP, "", u, out) : prep_send_close(c, s, "", out);
     if (e == NULL)
         return PREP_OOM;
     prep_entry_server_unnamed(s, e, u);
     return PREP_OK;
 }
 
+/*
+ * A statement whose text is "EXECUTE" of the client's (prep_parse.c's
+ * parse_execute): the server that describes or binds it must hold the one
+ * it runs, parsed there first where it lacks it (SKIP, in the client's
+ * batch: its error is the client's, as directly).
+ */
+static int resolve_runs(struct prep_client *c, struct prep_server *s, const char *name, size_t len,
+                        struct evbuffer *out)
+{
+    const struct prep_name *n = len > 0 ? prep_name_find(c, name, len) : NULL;
+    const struct prep_stmt *outer = len == 0 ? c->unnamed_spec : n != NULL ? n->spec : NULL;
+    if (outer == NULL || outer->runs == NULL)
+        return PREP_OK;
+    struct prep_slot *slot = prep_slot_find(s, outer->runs);
+    if (s->barriers > 0 || (slot != NULL && prep_earlier(s, slot->mod)))
+        return PREP_WAIT;
+    return prep_runs_ready(c, s, outer, out) ? PREP_OK : PREP_OOM;
+}
+
 static int resolve(struct prep_client *c, struct prep_server *s, const char *name, size_t len,
                    struct target *t, struct evbuffer *out)
 {
     memset(t, 0, sizeof(*t));
+    int rc = resolve_runs(c, s, name, len, out);
+    if (rc != PREP_OK)
+        return rc;
     return len == 0 ? resolve_unnamed(c, s, t, out) : resolve_named(c, s, name, len, t, out);
 }
 
@@ -492,12 +514,14 @@ static bool client_passes_whole(const struct prep_client *c, const struct prep_s
     case 'B': { /* of the unnamed statement, which the server holds already */
         const uint8_t *portal_end = memchr(body, '\0', len);
         return portal_end != NULL && portal_end + 1 < body + len && portal_end[1] == '\0' &&
-               unnamed_in_step(c, s);
+               unnamed_in_step(c, s) && (c->unnamed_spec == NULL || !c->unnamed_spec->runs);
     }
-    case 'P': /* the unnamed statement, but a DEALLOCATE (prep_client_parse) */
+    case 'P': { /* the unnamed statement, but a DEALLOCATE or an EXECUTE (prep_client_parse) */
+        size_t rest, text_len = len > 1 ? strnlen((const char *)body + 1, len - 1) : 0;
         return len > 1 && body[0] == '\0' &&
-               !prep_deallocate_name((const char *)body + 1,
-                                     strnlen((const char *)body + 1, len - 1), name, sizeof(name));
+               !prep_deallocate_name((const char *)body + 1, text_len, name, sizeof(name)) &&
+               !prep_execute_name((const char *)body + 1, text_len, name, sizeof(name), &rest);
+    }
     default:
         return false;
     }

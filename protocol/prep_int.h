@@ -78,6 +78,7 @@ struct prep_stmt {
     bool superseded; /* its text plans otherwise now (prep_plan_check): left to the names it has */
     bool described;  /* a client was told its description: desc (prep_verify_send) */
     uint64_t desc;   /* prep_desc_hash of the first Describe 'S' a client had of it */
+    struct prep_stmt *runs; /* its text is "EXECUTE" of this one (prep_parse.c), referenced */
     char name[STMT_NAME_LEN + 1];
 };
 
@@ -270,7 +271,14 @@ void prep_entry_fail(struct prep_server *s, struct prep_entry *e);
 void prep_entry_discard(struct prep_server *s, struct prep_entry *e, uint64_t end);
 /* The client left: the entry's answers go nowhere, and its names are not touched. */
 void prep_entry_detach(struct prep_server *s, struct prep_entry *e);
-/* Parse of st under name to s, and its entry. */
+/* Where st's text EXECUTEs another statement: that one parsed on s first if it lacks it. */
+bool prep_runs_ready(struct prep_client *c, struct prep_server *s, const struct prep_stmt *st,
+                     struct evbuffer *out);
+/* prep_send_parse after prep_runs_ready: how every Parse of a statement goes (prep_parse.c). */
+struct prep_entry *prep_parse_send(struct prep_client *c, struct prep_server *s, uint8_t how,
+                                   const char *name, const struct prep_stmt *st,
+                                   struct evbuffer *out);
+/* Parse of st under name to s, and its entry (prep_parse_send first readies what st runs). */
 struct prep_entry *prep_send_parse(struct prep_client *c, struct prep_server *s, uint8_t how,
                                    const char *name, const struct prep_stmt *st,
                                    struct evbuffer *out);
@@ -334,10 +342,12 @@ int prep_plan_check(struct prep_client *c, struct prep_server *s, struct prep_na
 
 static inline void prep_stmt_unref(struct prep_registry *reg, struct prep_stmt *st)
 {
-    if (st == NULL || --st->refs > 0)
-        return;
-    prep_table_del(&reg->stmts, &st->link);
-    free(st);
+    while (st != NULL && --st->refs == 0) {
+        struct prep_stmt *runs = st->runs; /* the statement it ran goes on without it */
+        prep_table_del(&reg->stmts, &st->link);
+        free(st);
+        st = runs;
+    }
 }
 
 /* *field = val, references moved. */

@@ -7,6 +7,8 @@
  */
 #include "protocol/prepared.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -20,6 +22,7 @@ struct parse_msg {
     const char *name;
     size_t name_len;
     struct stmt_src src;
+    struct prep_stmt *runs; /* an "EXECUTE" of the client's statement: that one (parse_execute) */
 };
 
 static int read_parse(const uint8_t *body, size_t len, uint64_t context, struct parse_msg *m)
@@ -35,6 +38,61 @@ static int read_parse(const uint8_t *body, size_t len, uint64_t context, struct 
     m->name_len = strlen(m->name);
     m->src.text_len = strlen(m->src.text);
     m->src.context = context;
+    m->runs = NULL;
+    return PREP_OK;
+}
+
+/* The registry's statement for m, with a reference; it runs m->runs where m's text EXECUTEs it. */
+static struct prep_stmt *parse_stmt(struct prep_server *s, const struct parse_msg *m)
+{
+    struct prep_stmt *st = prep_registry_get(s->reg, &m->src);
+    if (st != NULL && m->runs != NULL && st->runs == NULL)
+        prep_stmt_set(s->reg, &st->runs, m->runs);
+    return st;
+}
+
+/*
+ * A Parse of "EXECUTE name ..." where name is the client's protocol-level
+ * statement (asyncpg's fetchval('EXECUTE name'); most drivers send every
+ * query so): as in a simple Query (prep_client.c's query_execute), the
+ * server's name in place of the client's, the rest of the text as it came,
+ * and the statement made of that text runs the client's (st->runs), which
+ * a server is given before it describes or binds it (prep_client.c).
+ * *body and *len: the Parse rewritten (*fresh, the caller frees it), or as
+ * they came when it is no such Parse.
+ */
+static int parse_execute(struct prep_client *c, struct prep_server *s, struct parse_msg *m,
+                         const uint8_t **body, size_t *len, uint8_t **fresh)
+{
+    char name[PREP_NAME_KEY + 2];
+    size_t rest;
+    *fresh = NULL;
+    if (!prep_execute_name(m->src.text, m->src.text_len, name, sizeof(name), &rest))
+        return PREP_OK;
+    struct prep_name *n = prep_name_find(c, name, strlen(name));
+    if (n == NULL || n->spec == NULL || n->spec->stale)
+        return PREP_OK; /* a SQL PREPARE's (it pinned), or the server's 26000 */
+    if (s->barriers > 0 || prep_earlier(s, n->mod))
+        return PREP_WAIT;
+    const char *server_name = n->spec->name;
+    size_t head = m->name_len + 1, tail = (size_t)(*body + *len - (const uint8_t *)m->src.text);
+    size_t text_len = 10 + strlen(server_name) + m->src.text_len - rest;
+    size_t n_len = head + text_len + tail - m->src.text_len;
+    uint8_t *b = malloc(n_len);
+    if (b == NULL)
+        return PREP_OOM;
+    memcpy(b, *body, head);
+    int w = snprintf((char *)b + head, text_len + 1, "EXECUTE \"%s\"%s", server_name,
+                     m->src.text + rest);
+    memcpy(b + head + (size_t)w, m->src.text + m->src.text_len, tail - m->src.text_len);
+    struct prep_stmt *runs = n->spec;
+    if (read_parse(b, n_len, c->context, m) != PREP_OK) {
+        free(b);
+        return PREP_BAD;
+    }
+    m->runs = runs;
+    *body = *fresh = b;
+    *len = n_len;
     return PREP_OK;
 }
 
@@ -93,7 +151,7 @@ struct prep_entry *prep_parse_into_cache(struct prep_client *c, struct prep_serv
     struct prep_slot *slot = prep_slot_get(s, st);
     if (slot == NULL)
         return NULL;
-    struct prep_entry *e = prep_send_parse(c, s, how, st->name, st, out);
+    struct prep_entry *e = prep_parse_send(c, s, how, st->name, st, out);
     if (e == NULL) {
         prep_slot_release(s, slot);
         return NULL;
@@ -102,6 +160,34 @@ struct prep_entry *prep_parse_into_cache(struct prep_client *c, struct prep_serv
     s->stats.parses_sent++;
     s->reg->stats.parses_sent++;
     return e;
+}
+
+/*
+ * Before s is sent a Parse of st: the statement st's text EXECUTEs
+ * (parse_execute), parsed there first where s lacks it.  PostgreSQL reads
+ * such a text's description as it parses it (NoData where the statement
+ * is missing, and 0A000 at Bind once it is there), so it must be there at
+ * Parse as at Describe and Bind.  False: out of memory.
+ */
+bool prep_runs_ready(struct prep_client *c, struct prep_server *s, const struct prep_stmt *st,
+                     struct evbuffer *out)
+{
+    struct prep_stmt *runs = st->runs;
+    if (runs == NULL || runs->stale)
+        return true;
+    struct prep_slot *slot = prep_slot_find(s, runs);
+    if (slot != NULL && slot->spec) {
+        prep_slot_touch(s, slot);
+        return true;
+    }
+    return prep_parse_into_cache(c, s, HOW_SKIP, runs, out) != NULL;
+}
+
+struct prep_entry *prep_parse_send(struct prep_client *c, struct prep_server *s, uint8_t how,
+                                   const char *name, const struct prep_stmt *st,
+                                   struct evbuffer *out)
+{
+    return prep_runs_ready(c, s, st, out) ? prep_send_parse(c, s, how, name, st, out) : NULL;
 }
 
 /*
@@ -164,10 +250,12 @@ int prep_verify_drop(struct prep_client *c, struct prep_server *s, struct prep_s
 static int parse_unnamed(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
                          const uint8_t *body, size_t len, struct evbuffer *out)
 {
-    struct prep_stmt *st = prep_registry_get(s->reg, &m->src);
+    struct prep_stmt *st = parse_stmt(s, m);
     if (st == NULL)
         return PREP_OOM;
-    struct prep_entry *e = prep_forward_entry(c, s, 'P', body, len, X_PARSE, out);
+    struct prep_entry *e = prep_runs_ready(c, s, st, out)
+                               ? prep_forward_entry(c, s, 'P', body, len, X_PARSE, out)
+                               : NULL;
     if (e != NULL) {
         prep_entry_client_unnamed(s, e, st);
         prep_entry_server_unnamed(s, e, st);
@@ -214,7 +302,7 @@ static int parse_named(struct prep_client *c, struct prep_server *s, const struc
 static int parse_taken(struct prep_client *c, struct prep_server *s, const struct parse_msg *m,
                        struct prep_stmt *st, struct evbuffer *out)
 {
-    struct prep_entry *e = prep_send_parse(c, s, HOW_SKIP, "", st, out);
+    struct prep_entry *e = prep_parse_send(c, s, HOW_SKIP, "", st, out);
     if (e == NULL)
         return PREP_OOM;
     prep_entry_server_unnamed(s, e, st);
@@ -260,7 +348,7 @@ static int parse_checked(struct prep_client *c, struct prep_server *s, const str
                                          : parse_named(c, s, m, st, slot, out);
     if (prep_verify_drop(c, s, slot, false, out) != PREP_OK)
         return PREP_OOM;
-    struct prep_stmt *fresh = prep_registry_get(s->reg, &m->src);
+    struct prep_stmt *fresh = parse_stmt(s, m);
     if (fresh == NULL)
         return PREP_OOM;
     int rc = parse_named(c, s, m, fresh, NULL, out);
@@ -268,12 +356,27 @@ static int parse_checked(struct prep_client *c, struct prep_server *s, const str
     return rc;
 }
 
+static int client_parse(struct prep_client *c, struct prep_server *s, const struct parse_msg *mp,
+                        const uint8_t *body, size_t len, struct evbuffer *out);
+
 int prep_client_parse(struct prep_client *c, struct prep_server *s, const uint8_t *body, size_t len,
                       struct evbuffer *out)
 {
     struct parse_msg m;
+    uint8_t *fresh;
     if (read_parse(body, len, c->context, &m) != PREP_OK)
         return PREP_BAD;
+    int rc = parse_execute(c, s, &m, &body, &len, &fresh);
+    if (rc == PREP_OK)
+        rc = client_parse(c, s, &m, body, len, out);
+    free(fresh);
+    return rc;
+}
+
+static int client_parse(struct prep_client *c, struct prep_server *s, const struct parse_msg *mp,
+                        const uint8_t *body, size_t len, struct evbuffer *out)
+{
+    struct parse_msg m = *mp;
     char dealloc[PREP_NAME_KEY + 2];
     struct prep_name *n;
     if (m.name_len == 0 &&
@@ -285,7 +388,7 @@ int prep_client_parse(struct prep_client *c, struct prep_server *s, const uint8_
     n = prep_name_find(c, m.name, m.name_len);
     if (s->barriers > 0 || (n != NULL && prep_earlier(s, n->mod)))
         return PREP_WAIT;
-    struct prep_stmt *st = prep_registry_get(s->reg, &m.src);
+    struct prep_stmt *st = parse_stmt(s, &m);
     if (st == NULL)
         return PREP_OOM;
     struct prep_slot *slot = prep_slot_find(s, st);

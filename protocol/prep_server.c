@@ -468,6 +468,13 @@ int prep_server_finish_batch(struct prep_server *s, struct evbuffer *to_server)
     }
     if (!s->batch_open && !s->dropping)
         return PREP_OK;
+    return prep_server_sync(s, to_server);
+}
+
+int prep_server_sync(struct prep_server *s, struct evbuffer *to_server)
+{
+    if (s->broken)
+        return PREP_DESYNC;
     struct prep_entry *e = NULL;
     if (prep_put_msg(to_server, 'S', NULL, 0) == PREP_OK)
         e = prep_entry_push(s, NULL, HOW_SKIP, X_SYNC);

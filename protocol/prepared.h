@@ -413,6 +413,12 @@ bool prep_server_answered(const struct prep_server *s);
  * (SKIP) to to_server.  PREP_OK or PREP_OOM.
  */
 int prep_server_finish_batch(struct prep_server *s, struct evbuffer *to_server);
+/*
+ * A Sync of pgnear's own, batch or none, its answers the client's never:
+ * the server's ReadyForQuery for a Query pgnear answered itself, where the
+ * session waits for one to settle (nearest).  PREP_OK, or as above.
+ */
+int prep_server_sync(struct prep_server *s, struct evbuffer *to_server);
 /* The server was reset (DISCARD ALL, or its session state is unknown): it holds nothing. */
 /*
  * pgnear sent a simple Query of its own on the connection while nothing of

@@ -3,6 +3,9 @@
  */
 #include "routing/lag.h"
 
+/* The longest replay age a reading counts (about 31 years): past it, every age is the same. */
+#define LAG_MAX_AGE_S 1e9
+
 void lag_note_primary(struct host_health *primary, uint64_t lsn, int64_t now_ms)
 {
     primary->lsn_history[primary->lsn_history_next] = (struct lsn_sample){now_ms, lsn};
@@ -38,7 +41,9 @@ struct lag_reading lag_measure(const struct host_health *primary,
                                const struct standby_position *pos, int64_t now_ms)
 {
     struct lag_reading r = {-1, -1};
-    int64_t age_ms = pos->replay_age_s >= 0 ? (int64_t)(pos->replay_age_s * 1000.0) : -1;
+    /* An age past any real one (a server's "1e308" or "Infinity") is that long, not overflow. */
+    double age_s = pos->replay_age_s > LAG_MAX_AGE_S ? LAG_MAX_AGE_S : pos->replay_age_s;
+    int64_t age_ms = age_s >= 0 ? (int64_t)(age_s * 1000.0) : -1;
     if (pos->replay == 0)
         return r;
     if (primary == NULL || primary->lsn_history_count == 0) {

@@ -192,6 +192,9 @@ static void func_read_done(void *arg, const PGresult *res, const char *error, bo
     struct func_database *db = arg;
     (void)server_answered;
     db->q = NULL;
+    /* A server's answer of no column (rows of nothing) is no catalog, not a crash. */
+    if (error == NULL && PQnfields(res) < 1)
+        error = "the server's answer has no column";
     struct func_set *fs = error == NULL ? func_set_of(res) : NULL;
     if (error == NULL && fs == NULL)
         error = "out of memory";

@@ -84,6 +84,10 @@ static int handover_greet(struct session *s)
     pkt_init(&pb, buf, sizeof(buf));
     pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
     param_set_write_merged(&sc->reported, &s->login->handover.params, &pb);
+    /* What the client is told of its encoding, for what pgnear says itself (notify_hub.h). */
+    const char *enc = param_set_get(&s->login->handover.params, "client_encoding");
+    if (enc != NULL)
+        snprintf(s->client_encoding, sizeof(s->client_encoding), "%s", enc);
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {

@@ -21,6 +21,7 @@ int shared_init(struct shared *sh, int nworkers, char *err, size_t errcap)
     pool_limits_init(&sh->pool_limits);
     client_limits_init(&sh->client_limits);
     placement_init(&sh->placement);
+    notify_senders_init(&sh->notify_senders);
     log_limit_init(&sh->accept_log);
     log_limit_init(&sh->throttle_log);
     log_limit_init(&sh->http_log);
@@ -50,6 +51,7 @@ void shared_destroy(struct shared *sh)
     pool_limits_free(&sh->pool_limits);
     client_limits_free(&sh->client_limits);
     placement_destroy(&sh->placement);
+    notify_senders_destroy(&sh->notify_senders);
     log_limit_destroy(&sh->accept_log);
     log_limit_destroy(&sh->throttle_log);
     log_limit_destroy(&sh->http_log);

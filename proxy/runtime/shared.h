@@ -15,6 +15,7 @@
 #include "proxy/base/cancel_map.h"
 #include "proxy/base/client_limits.h"
 #include "proxy/base/log.h"
+#include "proxy/base/notify_senders.h"
 #include "proxy/base/peer_stats.h"
 #include "proxy/base/pool_limits.h"
 #include "proxy/base/scram_fit.h"
@@ -42,6 +43,7 @@ struct shared {
     struct client_limits client_limits; /* client sessions by user and database, under its lock */
     struct auth_throttle auth_throttle; /* failed logins per (address, user), under its own lock */
     struct placement_table placement;   /* where moved databases live; cutovers' holds */
+    struct notify_senders notify_senders; /* which client holds a backend that may notify */
     /* 1 + the index of the worker whose admin session runs a migration; 0: none (atomic). */
     int migrating;
     /* Which command and admin, since when: for the 55006 of a second one (under its lock). */

@@ -16,6 +16,7 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/msg_loop.h"
+#include "proxy/session/notify_watch.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
@@ -203,6 +204,8 @@ static int fence_watch(struct session *s, char type, const uint8_t *body, uint32
         return fence_move(s, 1 + (size_t)len);
     }
     tx_track_server(&sc->tx, (uint8_t)type, status);
+    if (notify_watch_on(s))
+        notify_watch_server_msg(s, (uint8_t)type, body, len - 4);
     if (fence_note(s, type, body, len))
         return fence_ask(s, len);
     return fence_move(s, 1 + (size_t)len);
@@ -266,6 +269,8 @@ static int fence_step(struct session *s)
         return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
     tx_track_server(&s->server_conn->tx, h.type, 0);
+    if (notify_watch_on(s))
+        notify_watch_server_msg(s, h.type, NULL, 0);
     fence_note(s, (char)h.type, NULL, 0);
     return msg_step_pass(s, src, s->client.out, &h);
 }

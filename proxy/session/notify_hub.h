@@ -16,10 +16,11 @@
  * directly.  Each worker has its own connection: a NOTIFY from any
  * session reaches every worker's, and no notification crosses threads.
  *
- * Each NotificationResponse the connection receives goes, as the server
- * sent it (the channel, the payload and the process ID of the backend
- * that sent the NOTIFY), to every session of the worker listening on the
- * channel, in the order it came: at once when the session is between
+ * Each NotificationResponse the connection receives goes (the channel
+ * and the payload in the session's encoding; the process ID the sender
+ * was given when it is pgnear's client, base/notify_senders.h, else the
+ * backend's) to every session of the worker listening on the channel, in
+ * the order it came: at once when the session is between
  * transactions (txn_hooks' between), else queued until it is (the end
  * of its transaction, the answer of its request).  A session whose queue
  * (with what its client has not read yet) passes NOTIFY_CLIENT_MAX bytes
@@ -33,7 +34,20 @@
  * with it.
  *
  * A LISTEN inside a transaction block or beside other statements still
- * runs on the session's server and pins the session (txn_pin.h).
+ * runs on the session's server and pins the session (txn_pin.h); an
+ * UNLISTEN there stops pgnear's delivery too, at its commit
+ * (notify_watch.h).
+ *
+ * Channel names and notifications are in the client's encoding
+ * (client_encoding as its server reported it): a Query is converted to
+ * UTF8 before it is read, as the server converts it, and a text that is
+ * not well-formed gets the server's 22021; the listening connection logs
+ * in with client_encoding UTF8 (and the session's database, whatever
+ * server_conninfo says), and each notification goes to a session in its
+ * encoding, or, where a character has none there, as a WARNING 22P05.  A
+ * LISTEN the server refuses on the listening connection fails the
+ * sessions that asked for that channel alone: a query of several changes
+ * refused is sent again one change a query.
  */
 #ifndef PGNEAR_PROXY_NOTIFY_HUB_H
 #define PGNEAR_PROXY_NOTIFY_HUB_H
@@ -60,6 +74,11 @@ int notify_hub_query(struct session *s);
 
 /* Whether the session's LISTEN waits for the server: its client is not read meanwhile. */
 bool notify_hub_waiting(const struct session *s);
+
+struct listen_op;
+/* An UNLISTEN (UNLISTEN *, DISCARD ALL) its server ran, committed (notify_watch.h): applied here.
+ */
+void notify_hub_unlisten(struct session *s, const struct listen_op *op);
 
 /* The session is between transactions: the notifications waiting for it go out. */
 void notify_hub_idle(struct session *s);

@@ -38,6 +38,7 @@ struct session_move;
 struct session_secret;
 struct txn_hooks;
 struct notify_client;
+struct notify_watch;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -172,6 +173,13 @@ struct session {
     char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
     const char *closing_why;      /* while session_close runs its hooks: why */
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
+    struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
+    uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
+    /*
+     * Its client_encoding as its server last reported it (txn.c; a kept
+     * connection's handover, login/server_handover.c): notify_hub speaks in it.
+     */
+    char client_encoding[24];
 };
 
 #endif

@@ -36,11 +36,13 @@
 #include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
 #include "proxy/session/notify_hub.h"
+#include "proxy/session/notify_watch.h"
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_cancel.h"
 #include "proxy/session/txn_fetch.h"
+#include "proxy/session/txn_notify.h"
 #include "proxy/session/txn_prep.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -94,6 +96,7 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
+    txn_notify_encoding(s, txn_notify_login_encoding(s, sc));
     if (!prep || !near_session_start(s, own_slots)) {
         if (s->need.role == NEED_NEAREST && s->pinned == NULL)
             s->pinned = "out of memory";
@@ -202,6 +205,7 @@ static int txn_client_scan(struct session *s, char type, uint32_t len, size_t av
         session_close(s, "out of memory");
         return -1;
     }
+    txn_notify_sender(s, msg + 5, len - 4);
     bool changes = false;
     const char *why = txn_message_pins(s, type, msg + 5, len - 4, &changes);
     if (changes && s->near != NULL)
@@ -263,9 +267,15 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
         return rc;
     }
     bool moved = false;
+    bool watch = notify_watch_on(s);
+    struct notify_watch_msg wm;
+    if (watch)
+        notify_watch_read(type, msg + 5, len - 4, &wm);
     rc = txn_prep_client(s, type, msg + 5, len - 4, &moved);
     if (rc <= 0)
         return rc;
+    if (watch)
+        notify_watch_client(s, &wm);
     tx_track_client(&s->server_conn->tx, type);
     txn_client_consumed(s, type, 1 + (size_t)len, moved);
     return 1;
@@ -345,8 +355,16 @@ static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body
     if (type == 'X' ||
         (type == 'P' && s->pinned == NULL && txn_message_pins(s, 'P', body, blen, NULL) != NULL))
         return false;
-    if (!txn_prep_client_take(s, type, body, blen))
-        return false;
+    if (!notify_watch_on(s)) {
+        if (!txn_prep_client_take(s, type, body, blen))
+            return false;
+    } else {
+        struct notify_watch_msg wm;
+        notify_watch_read(type, body, blen, &wm);
+        if (!txn_prep_client_take(s, type, body, blen))
+            return false;
+        notify_watch_client(s, &wm);
+    }
     tx_track_client(&s->server_conn->tx, type);
     return true;
 }
@@ -383,6 +401,8 @@ static int txn_client_step(struct session *s)
         txn_client_scan_bind(s, &h);
     if (s->prep != NULL && (h.type != 'd' || h.len - 4 < TXN_PREP_STREAM_MIN))
         return txn_client_rewrite(s, h.type, h.len, h.avail);
+    if (notify_watch_on(s) && (rc = txn_notify_watch_msg(s, &h, TXN_SCAN_MAX)) <= 0)
+        return rc;
     tx_track_client(&s->server_conn->tx, h.type);
     if (s->near != NULL)
         near_consumed(s, h.avail < 1 + (size_t)h.len ? h.avail : 1 + (size_t)h.len);
@@ -509,6 +529,11 @@ static bool txn_answer_known_parses(struct session *s)
             break;
         if (why != NULL)
             txn_pin(s, why);
+        if (notify_watch_on(s)) { /* its statement, should it be an UNLISTEN (notify_watch.h) */
+            struct notify_watch_msg wm;
+            notify_watch_read('P', msg + 5, len - 4, &wm);
+            notify_watch_client(s, &wm);
+        }
         evbuffer_drain(s->client.in, 1 + (size_t)len);
         answered = added = true;
         if (pkt_add_parse_complete(s->client.out) != 0)
@@ -527,9 +552,15 @@ static int txn_need_server(struct session *s)
         return 0;
     /* LISTEN and UNLISTEN alone: answered by pgnear, no server needed (notify_hub.h). */
     int heard;
-    while ((heard = notify_hub_query(s)) > 0)
+    while ((heard = notify_hub_query(s)) > 0) {
+        /* Its UNLISTENs on a server followed from now, nothing outstanding (notify_watch.h). */
+        if (s->notify != NULL && !notify_watch_start(s)) {
+            session_close(s, "out of memory");
+            return -1;
+        }
         if (notify_hub_waiting(s) || evbuffer_get_length(s->client.in) == 0)
             return 0;
+    }
     if (heard < 0)
         return -1;
     if (txn_only_terminate(s)) {
@@ -597,6 +628,8 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
     const char *value = name + name_len + 1;
     if (strnlen(value, blen - name_len - 1) >= blen - name_len - 1)
         return;
+    if (strcmp(name, "client_encoding") == 0)
+        txn_notify_encoding(s, value);
     if (near_own_slots(s)) {
         near_note_state_change(s); /* its connections are its own: carried, not pinned */
         return;
@@ -655,6 +688,8 @@ static void txn_let_go(struct session *s)
     struct server_conn *sc = s->server_conn;
     txn_note_position(s, sc);
     cancel_retarget(s, NULL); /* a cancel request now finds nothing to cancel */
+    txn_notify_sender_end(s);
+    notify_watch_detached(s);
     s->client.on_write = NULL;
     s->transactions++;
     if (near_own_slots(s)) {
@@ -818,11 +853,13 @@ static void txn_closing(struct session *s)
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
     txn_wait_leave(s);
+    txn_notify_sender_end(s);
     near_sync_end(s);
     near_slots_give_back(s); /* session pooling resets them */
     txn_prep_end(s);
     near_session_end(s);
     notify_hub_session_end(s);
+    notify_watch_end(s);
     if (m == NULL)
         return;
     s->fetcher = NULL;

@@ -20,6 +20,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near.h"
+#include "proxy/session/notify_watch.h"
 #include "proxy/session/session.h"
 
 /*
@@ -132,6 +133,16 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
             return 0;
         rc = prep_server_finish_batch(sc->prep, sc->ep.out);
         tx_track_client(&sc->tx, 'S');
+    } else if (s->near != NULL) {
+        /*
+         * nearest settles where a Query ran at the server's ReadyForQuery,
+         * which a Query pgnear answers never gets: a Sync of pgnear's own
+         * gives it one.
+         */
+        if (prep_client_lookup(s->prep, name) == NULL)
+            return 0;
+        rc = prep_server_sync(sc->prep, sc->ep.out);
+        tx_track_client(&sc->tx, 'S');
     }
     if (rc == PREP_OK)
         rc = prep_client_deallocate(s->prep, sc->prep, name, strlen(name), near_answers(s));
@@ -162,6 +173,8 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
                prep_server_answers_own(sc->prep);
     if (!own)
         tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
+    if (!own && notify_watch_on(s))
+        notify_watch_server_msg(s, type, body, len - 4);
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
     bool fence = !own && fence_note(s, (char)type, body, len);
     struct evbuffer *to = fence ? NULL : s->near != NULL ? near_sink(s, type) : s->client.out;
@@ -193,6 +206,8 @@ static bool txn_prep_server_take(struct session *s, uint8_t type, const uint8_t 
          !prep_server_take_whole(sc->prep, type, body, blen)))
         return false;
     tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, blen));
+    if (notify_watch_on(s))
+        notify_watch_server_msg(s, type, body, blen);
     return true;
 }
 
@@ -215,6 +230,8 @@ static int txn_prep_server_step(struct session *s)
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
+        if (notify_watch_on(s))
+            notify_watch_server_msg(s, h.type, NULL, 0);
         return msg_step_pass(s, src, s->near != NULL ? near_sink(s, h.type) : s->client.out, &h);
     }
     if (!msg_whole(&h))

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """listen_client.py: psycopg 3's own LISTEN usage through pgnear, for
 283_listen.t, as psycopg's notify tests do it: an autocommit connection
-LISTENs and reads conn.notifies(); another sends 50 notifications, each
-with pg_backend_pid() of its transaction; then the listener sends one
-itself.  Each must come, in order, with the channel, the payload and
-the sender's pid.  Prints "ok 50 notifications, own pid, other client
+LISTENs and reads conn.notifies(); another sends 50 notifications; then
+the listener sends one itself.  Each must come, in order, with the
+channel, the payload and the sender's pid: the connection's own
+(info.backend_pid, its BackendKeyData), as a client that skips its own
+notifications compares it.  Prints "ok 50 notifications, own pid, other client
 ran", or "fail: why".
 
     /usr/bin/python3 tests/clients/listen_client.py --port PORT [--host H]
@@ -55,8 +56,8 @@ def main():
     listener.execute('LISTEN "Boom"')
     sent = []
     for i in range(1, N + 1):
-        pid = sender.execute("SELECT pg_backend_pid(), pg_notify('Boom', %s)", (str(i),)).fetchone()[0]
-        sent.append((pid, 'Boom', str(i)))
+        sender.execute("SELECT pg_notify('Boom', %s)", (str(i),))
+        sent.append((sender.info.backend_pid, 'Boom', str(i)))
     heard = collect(listener, N, 10)
     if heard != sent:
         raise RuntimeError('heard %d of %d, first difference at %s' % (
@@ -65,7 +66,8 @@ def main():
     # before the ReadyForQuery); one that comes after, to notifies().
     during = []
     listener.add_notify_handler(lambda n: during.append((n.pid, n.channel, n.payload)))
-    own = listener.execute("SELECT pg_backend_pid(), pg_notify('Boom', 'self')").fetchone()[0]
+    listener.execute("SELECT pg_notify('Boom', 'self')")
+    own = listener.info.backend_pid
     heard = during if during else collect(listener, 1, 5)
     if heard != [(own, 'Boom', 'self')]:
         raise RuntimeError('own notification: %r, its pid %d' % (heard, own))

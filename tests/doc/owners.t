@@ -85,6 +85,7 @@ my %private = (
     'proxy/session/near_int.h' =>
       ['proxy/session/near.c', 'proxy/session/near_hold.c', 'proxy/session/near_slots.c',
        'proxy/session/near_state.c'],
+    'proxy/session/notify_int.h' => ['proxy/session/notify_hub.c', 'proxy/session/notify_conn.c'],
 );
 for my $header (sort keys %private) {
     my %may = map { $_ => 1 } @{ $private{$header} };

@@ -60,12 +60,10 @@
  *    ended, PGNEAR_FUZZ_CITIES=FILE names a cities_file.
  */
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -81,13 +79,14 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/sha.h>
 
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/daemon.h"
 #include "routing/region.h"
 #include "routing/registry.h"
+#include "tests/fuzz/fuzz_bytes.h"
+#include "tests/fuzz/fuzz_daemon.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -118,7 +117,6 @@ enum hint { H_REGION, H_CITY, H_LOCATION, H_NEED, H_MIN_LSN, H_FENCE, H_COUNT, H
 
 #define COUNT(a)    (sizeof(a) / sizeof((a)[0]))
 #define PICK(a, k)  ((a)[(k) % COUNT(a)])
-#define MIN(a, b)   ((a) < (b) ? (a) : (b))
 #define CODE_SSL    80877103u
 #define CODE_GSSENC 80877104u
 
@@ -144,129 +142,6 @@ static void fail(const char *fmt, ...)
     fprintf(stderr, "\n");
     va_end(ap);
     abort();
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void nap_us(long us)
-{
-    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-/* ---- reading the input ---- */
-
-struct cursor {
-    const uint8_t *p;
-    size_t n;
-};
-
-static uint8_t take_u8(struct cursor *c)
-{
-    if (c->n == 0)
-        return 0;
-    c->n--;
-    return *c->p++;
-}
-
-static uint32_t take_u32(struct cursor *c)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v = v << 8 | take_u8(c);
-    return v;
-}
-
-/* A length byte, then that many bytes (fewer at the end of the input). */
-static size_t take_chunk(struct cursor *c, const uint8_t **out)
-{
-    size_t len = take_u8(c);
-    len = MIN(len, c->n);
-    *out = c->p;
-    c->p += len;
-    c->n -= len;
-    return len;
-}
-
-/* ---- building bytes: what does not fit is cut off ---- */
-
-struct out {
-    uint8_t *b;
-    size_t len, cap;
-};
-
-static struct out out_on(uint8_t *b, size_t cap)
-{
-    return (struct out){b, 0, cap};
-}
-
-#define OUT_ON(array) out_on((array), sizeof(array))
-
-static void out_put(struct out *o, const void *p, size_t n)
-{
-    n = MIN(n, o->cap - o->len);
-    memcpy(o->b + o->len, p, n);
-    o->len += n;
-}
-
-static void out_u8(struct out *o, uint8_t v)
-{
-    out_put(o, &v, 1);
-}
-
-static void out_u16(struct out *o, uint16_t v)
-{
-    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
-    out_put(o, b, 2);
-}
-
-static void out_u32(struct out *o, uint32_t v)
-{
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    out_put(o, b, 4);
-}
-
-static void out_str(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-/* With its NUL, as startup packets and SASL mechanisms carry strings. */
-static void out_cstr(struct out *o, const char *s)
-{
-    out_put(o, s, strlen(s) + 1);
-}
-
-static void out_printf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void out_printf(struct out *o, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        out_put(o, buf, MIN((size_t)n, sizeof(buf) - 1));
-}
-
-static void out_chunk(struct out *o, struct cursor *c)
-{
-    const uint8_t *p;
-    size_t n = take_chunk(c, &p);
-    out_put(o, p, n);
-}
-
-static void patch_u32(struct out *o, size_t at, uint32_t v)
-{
-    if (at + 4 <= o->len)
-        for (int i = 0; i < 4; i++)
-            o->b[at + (size_t)i] = (uint8_t)(v >> (24 - 8 * i));
 }
 
 /* ---- values of hints, PROXY TLVs and HTTP headers ---- */
@@ -1149,72 +1024,9 @@ static void set_health(const uint8_t *h)
 
 /* ---- the daemon ---- */
 
-/* GET /healthz on websocket_port: any HTTP answer within ms says a worker runs its loop. */
 static bool healthz(int ms)
 {
-    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: fuzz\r\n\r\n";
-    char buf[256];
-    size_t n = 0;
-    int64_t until = now_ms() + ms;
-    int fd = connect_tcp(G.ws_port, 1);
-    if (fd < 0)
-        return false;
-    bool sent = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof(req) - 1);
-    while (sent && n < 9 && wait_fd(fd, POLLIN, until)) {
-        ssize_t r = recv(fd, buf + n, sizeof(buf) - n, 0);
-        if (r <= 0 && !(r < 0 && (errno == EAGAIN || errno == EINTR)))
-            break;
-        n += r > 0 ? (size_t)r : 0;
-    }
-    close(fd);
-    return n >= 9 && memcmp(buf, "HTTP/1.1 ", 9) == 0;
-}
-
-/* A worker may be busy a moment (a password's PBKDF2): a few tries before calling it a hang. */
-static void check_alive(void)
-{
-    for (int i = 0; i < 3; i++)
-        if (healthz(ALIVE_MS))
-            return;
-    fail("pgnear does not answer GET /healthz on port %d: a worker hangs", G.ws_port);
-}
-
-static void *daemon_thread(void *arg)
-{
-    daemon_run(arg, LOG_DEBUG, false);
-    fail("the daemon stopped");
-}
-
-static bool port_free(int port)
-{
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        fail("socket: %s", strerror(errno));
-    bool ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Below the ephemeral ports, so that no connection of this process lands on one by chance. */
-static int pick_port(const int *taken, int ntaken)
-{
-    for (int tries = 0; tries < 5000; tries++) {
-        int port = 20000 + rand() % 12000;
-        bool dup = false;
-        for (int i = 0; i < ntaken; i++)
-            dup |= taken[i] == port;
-        if (!dup && port_free(port))
-            return port;
-    }
-    fail("no free port below 32000");
-}
-
-static void base64(char *dst, const uint8_t *src, size_t n)
-{
-    EVP_EncodeBlock((unsigned char *)dst, src, (int)n);
+    return fuzz_healthz(G.ws_port, ms);
 }
 
 /* PASSWORD's SCRAM keys, and the verifier pgnear checks them against. */
@@ -1222,21 +1034,8 @@ static void scram_keys(char *verifier, size_t cap)
 {
     static const uint8_t salt[16] = {'p', 'g', 'n', 'e', 'a', 'r', '-', 'f',
                                      'u', 'z', 'z', '-', 's', 'a', 'l', 't'};
-    uint8_t salted[KEY_LEN], server_key[KEY_LEN];
-    char salt64[32], stored64[64], server64[64];
-    unsigned len = 0;
-    if (PKCS5_PBKDF2_HMAC(PASSWORD, (int)strlen(PASSWORD), salt, sizeof(salt), 4096, EVP_sha256(),
-                          KEY_LEN, salted) != 1 ||
-        HMAC(EVP_sha256(), salted, KEY_LEN, (const uint8_t *)"Client Key", 10, G.client_key,
-             &len) == NULL ||
-        HMAC(EVP_sha256(), salted, KEY_LEN, (const uint8_t *)"Server Key", 10, server_key, &len) ==
-            NULL ||
-        SHA256(G.client_key, KEY_LEN, G.stored_key) == NULL)
-        fail("could not derive the SCRAM keys");
-    base64(salt64, salt, sizeof(salt));
-    base64(stored64, G.stored_key, KEY_LEN);
-    base64(server64, server_key, KEY_LEN);
-    snprintf(verifier, cap, "SCRAM-SHA-256$4096:%s$%s:%s", salt64, stored64, server64);
+    fuzz_scram_keys("fuzz_login", PASSWORD, salt, sizeof(salt), 4096, G.client_key, G.stored_key,
+                    verifier, cap);
 }
 
 static FILE *open_in_dir(const char *name, char *path, size_t cap)
@@ -1300,7 +1099,7 @@ static void write_config(char *path, size_t cap)
     char users[256], verifier[256];
     int ports[NHOSTS + 3]; /* the hosts', the other peer's, listen_port, websocket_port */
     for (int i = 0; i < NHOSTS + 3; i++)
-        ports[i] = pick_port(ports, i);
+        ports[i] = fuzz_pick_port("fuzz_login", ports, i);
     G.port = ports[NHOSTS + 1];
     G.ws_port = ports[NHOSTS + 2];
     scram_keys(verifier, sizeof(verifier));
@@ -1316,42 +1115,20 @@ static void write_config(char *path, size_t cap)
 
 static void load_and_start(const char *path)
 {
-    struct config_problems problems;
-    pthread_t thread;
-    struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
-    if (cfg == NULL) {
-        for (int i = 0; i < problems.count; i++)
-            fprintf(stderr, "fuzz_login: %s\n", problems.items[i]);
-        fail("could not load %s", path);
-    }
-    if (log_open(cfg->logfile, LOG_DEBUG) != 0)
-        fail("could not open the log");
+    struct config *cfg = fuzz_daemon_start("fuzz_login", path);
     size_t n = 0;
     for (size_t r = 0; r < cfg->regions.count; r++)
         for (size_t h = 0; h < cfg->regions.items[r].nhosts && n < NHOSTS; h++)
             G.hosts[n++] = &cfg->regions.items[r].hosts[h];
     if (n != NHOSTS)
         fail("the configuration has %zu hosts, not %d", n, NHOSTS);
-    G.cfg = cfg; /* daemon_run takes it over; the daemon keeps it until it stops */
-    if (pthread_create(&thread, NULL, daemon_thread, cfg) != 0)
-        fail("could not start the daemon's thread");
-    pthread_detach(thread);
+    G.cfg = cfg;
 }
 
 /* At a normal exit: the files of G.dir (a crash leaves them for a look). */
 static void remove_dir(void)
 {
-    DIR *d = opendir(G.dir);
-    struct dirent *e;
-    char path[512];
-    while (d != NULL && (e = readdir(d)) != NULL) {
-        snprintf(path, sizeof(path), "%s/%s", G.dir, e->d_name);
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlink(path);
-    }
-    if (d != NULL)
-        closedir(d);
-    rmdir(G.dir);
+    fuzz_remove_dir(G.dir);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -1395,6 +1172,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     plan_input(&plan, head, &c);
     set_health(head);
     client_run(&plan);
-    check_alive();
+    fuzz_check_alive("fuzz_login", G.ws_port, ALIVE_MS);
     return 0;
 }

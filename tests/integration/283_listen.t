@@ -3,9 +3,9 @@
 # and the session is not pinned: with pool_size = 1 another client runs
 # between the listener's statements and SHOW CLIENTS shows no pin.  A
 # NOTIFY through pgnear and one made directly on the server both reach the
-# listener, idle, with the channel, the payload and the sender's backend
-# PID (pg_backend_pid() of the sender), as on a direct connection in the
-# same script; the listener's own NOTIFY reaches it too; names are folded
+# listener, idle, with the channel, the payload and the sender's PID
+# (through pgnear the one its BackendKeyData gave it, 285_listen_fanout.t;
+# directly the backend's), as on a direct connection in the same script; the listener's own NOTIFY reaches it too; names are folded
 # unless quoted; a notification waits while the listener's transaction is
 # open and comes with or after its COMMIT; UNLISTEN, UNLISTEN *, and a
 # client that leaves (the listening connection closes once nobody
@@ -67,6 +67,7 @@ sub login {
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $port, timeout => 30);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
     die 'login failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n" unless $r->{ok};
+    $w->{key_pid} = $r->{pid};
     return $w;
 }
 
@@ -127,11 +128,11 @@ sub listening_backends {
 
     # A NOTIFY through pgnear: its sender's PID
     my $row = $b->query(q{SELECT pg_backend_pid(), pg_notify('jobs', 'through pgnear')});
-    my $sender = $row->{rows}[0][0];
+    my $sender = $b->{key_pid};
     my $n = idle_read($l, 5, 1);
     is scalar(@$n), 1, 'the idle listener gets a NOTIFY sent through pgnear';
     is_deeply $n->[0], { pid => $sender, channel => 'jobs', payload => 'through pgnear' },
-      '... with the channel, the payload and the sender\'s backend PID';
+      '... with the channel, the payload and the sender\'s PID (its BackendKeyData\'s)';
 
     # ... and one made directly, compared with a direct listener
     my $d = login($us->port);
@@ -154,8 +155,8 @@ sub listening_backends {
     $q = $l->query(q{SELECT pg_backend_pid(), pg_notify('jobs', 'self')});
     my @own = @{ $q->{notifications} };
     push @own, @{ idle_read($l, 3, 1 - @own) } if @own < 1;
-    is_deeply \@own, [{ pid => $q->{rows}[0][0], channel => 'jobs', payload => 'self' }],
-      'the listener\'s own NOTIFY reaches it, with its transaction\'s backend PID';
+    is_deeply \@own, [{ pid => $l->{key_pid}, channel => 'jobs', payload => 'self' }],
+      'the listener\'s own NOTIFY reaches it, with its own PID';
 
     # inside a transaction: queued until it ends
     $l->query('BEGIN');
@@ -292,6 +293,7 @@ my $eu;
             my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
                                 params => { options => '-c pgnear.location=53.35,-6.26' });
             die 'nearest login: ' . ($r->{error} ? $r->{error}{M} : 'eof') . "\n" unless $r->{ok};
+            $w->{key_pid} = $r->{pid};
             return $w;
         };
         ok wait_until(sub { (grep { $_->{region} eq 'eu-west' && $_->{role} eq 'standby' } admin_rows($p, 'SHOW REGIONS')) == 1 },
@@ -309,8 +311,8 @@ my $eu;
         my $q = $n->query(q{SELECT pg_backend_pid(), current_setting('cluster_name'), pg_notify('near_ch', 'own')});
         is $q->{rows}[0][1], 'us-east', "nearest, $mode: its own NOTIFY runs on the primary";
         my @own = (@{ $q->{notifications} }, @{ idle_read($n, 3, 1 - @{ $q->{notifications} }) });
-        is_deeply \@own, [{ pid => $q->{rows}[0][0], channel => 'near_ch', payload => 'own' }],
-          "nearest, $mode: ... and reaches it once, with that backend's PID";
+        is_deeply \@own, [{ pid => $n->{key_pid}, channel => 'near_ch', payload => 'own' }],
+          "nearest, $mode: ... and reaches it once, with the PID its BackendKeyData gave it (the standby backend's)";
         $n->terminate;
         ok wait_until(sub { listening_backends() == 0 }, timeout => 5), "nearest, $mode: it left: the listening connection closes";
         $p->stop;

@@ -1,9 +1,10 @@
 // listen_client.js: node-postgres's own LISTEN usage through pgnear, for
 // 283_listen.t, as its suite's notification tests do it: one pg.Client
 // LISTENs and takes client.on('notification'); another sends 50
-// notifications, each with pg_backend_pid() of its transaction; then the
-// listener sends one itself.  Each must come once, in order, with the
-// channel, the payload and the sender's processId.  Prints
+// notifications; then the listener sends one itself.  Each must come
+// once, in order, with the channel, the payload and the sender's
+// processId: the client's own (BackendKeyData), as a client that skips
+// its own notifications compares it.  Prints
 // "ok 50 notifications, own pid, other client ran", or "fail: why".
 //
 //   node tests/node/listen_client.js --port PORT [--host H] [--user U]
@@ -48,8 +49,8 @@ async function main() {
     await listener.query('LISTEN "Boom"');
     const sent = [];
     for (let i = 1; i <= N; i++) {
-        const r = await sender.query(`SELECT pg_backend_pid() AS pid, pg_notify('Boom', '${i}')`);
-        sent.push({ processId: r.rows[0].pid, channel: 'Boom', payload: String(i) });
+        await sender.query(`SELECT pg_notify('Boom', '${i}')`);
+        sent.push({ processId: sender.processID, channel: 'Boom', payload: String(i) });
     }
     if (!(await waitFor(() => heard.length >= N, 10000)))
         throw new Error(`${heard.length} of ${N} notifications came`);
@@ -58,9 +59,9 @@ async function main() {
         if (h.processId !== s.processId || h.channel !== s.channel || h.payload !== s.payload)
             throw new Error(`notification ${i + 1}: ${JSON.stringify(h)}, sent ${JSON.stringify(s)}`);
     }
-    const own = await listener.query(`SELECT pg_backend_pid() AS pid, pg_notify('Boom', 'self')`);
+    await listener.query(`SELECT pg_notify('Boom', 'self')`);
     if (!(await waitFor(() => heard.length >= N + 1, 5000))) throw new Error('its own notification did not come');
-    if (heard[N].processId !== own.rows[0].pid || heard[N].payload !== 'self')
+    if (heard[N].processId !== listener.processID || heard[N].payload !== 'self')
         throw new Error(`own notification: ${JSON.stringify(heard[N])}`);
     await new Promise((r) => setTimeout(r, 300));
     if (heard.length !== N + 1) throw new Error(`${heard.length - N - 1} notifications too many`);

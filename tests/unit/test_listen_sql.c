@@ -117,12 +117,36 @@ static void test_prefixes(void **state)
     }
 }
 
+static void test_unlistens(void **state)
+{
+    (void)state;
+    struct listen_op u[8];
+    const char *reset = "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL;";
+    assert_int_equal(listen_sql_unlistens(reset, strlen(reset), u, 8), 1);
+    assert_int_equal(u[0].kind, LISTEN_OP_UNLISTEN_ALL);
+    const char *mixed = "BEGIN; unlisten \"A\"; SELECT 'UNLISTEN x'; /* UNLISTEN y */ LISTEN z; "
+                        "Discard All; DISCARD TEMP; UNLISTEN b c; UNLISTEN d";
+    assert_int_equal(listen_sql_unlistens(mixed, strlen(mixed), u, 8), 3);
+    assert_int_equal(u[0].kind, LISTEN_OP_UNLISTEN);
+    assert_string_equal(u[0].channel, "A");
+    assert_int_equal(u[1].kind, LISTEN_OP_DISCARD_ALL);
+    assert_int_equal(u[2].kind, LISTEN_OP_UNLISTEN);
+    assert_string_equal(u[2].channel, "d");
+    assert_int_equal(listen_sql_unlistens(mixed, strlen(mixed), u, 1), 1); /* more left out */
+    assert_int_equal(listen_sql_unlistens("SELECT 1", 8, u, 8), 0);
+    assert_true(listen_sql_may_unlisten(mixed, strlen(mixed)));
+    assert_true(listen_sql_may_unlisten("discard all", 11));
+    assert_false(listen_sql_may_unlisten("LISTEN a; SELECT 1", 18));
+    assert_false(listen_sql_may_unlisten("UNLISTE", 7));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listen_folded), cmocka_unit_test(test_listen_quoted),
         cmocka_unit_test(test_several),       cmocka_unit_test(test_left_to_the_server),
         cmocka_unit_test(test_too_many),      cmocka_unit_test(test_prefixes),
+        cmocka_unit_test(test_unlistens),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,7 @@
  *    primary's kept positions (a quiet primary makes nobody late); and the
  *    lag limits' hysteresis.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -212,6 +213,15 @@ static void test_lag(void **state)
     r = lag_measure(NULL, &pos, 0);
     assert_int_equal(r.bytes, 500);
     assert_int_equal(r.ms, 600000);
+    /* a server's age past any real one ("1e308", "Infinity": fuzz_server): the longest, no overflow
+     */
+    pos.replay_age_s = 1e308;
+    r = lag_measure(NULL, &pos, 0);
+    assert_int_equal(r.ms, 1000000000000LL);
+    pos.replay_age_s = HUGE_VAL;
+    r = lag_measure(NULL, &pos, 0);
+    assert_int_equal(r.ms, 1000000000000LL);
+    pos.replay_age_s = 600;
     /* a quiet primary at the standby's position: no lag, however old the last commit */
     lag_note_primary(&primary, 1000, 10000);
     lag_note_primary(&primary, 1000, 12000);
