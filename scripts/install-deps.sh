@@ -9,6 +9,11 @@
 # WebSocket tests drive, node-postgres and postgres.js) are installed from its package-lock.json with
 # `npm ci`, when tests/node/node_modules is missing or older than the lock
 # file: the tests themselves run without network.
+# Then PostgreSQL's own regression suite of the installed server's version
+# (src/test/regress of Debian's source package of postgresql-15, fetched
+# with a private apt state: no system file changes) is unpacked into
+# tests/regress/cache/VERSION and its regress.so built with PGXS, for
+# tests/integration/290_pg_regress.t; skipped when already there.
 #   scripts/install-deps.sh          install what is missing
 #   scripts/install-deps.sh --list   print the package list and exit
 #   scripts/install-deps.sh --npm    the same as no argument (npm is always
@@ -60,7 +65,12 @@ PROFILE="valgrind"
 # beyond BUILD, lintian, adduser (its postinst makes the user pgnear), and git
 # (the check builds from a copy of the checkout's files)
 PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
-PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING"
+# PostgreSQL's regression suite (290_pg_regress.t): pg_regress and PGXS come with
+# postgresql-server-dev-15, installed at the server's own version (below); apt-get
+# source and dpkg-source come with dpkg-dev, the archive's key with debian-archive-keyring;
+# the source tarball is bzip2
+REGRESS="postgresql-server-dev-15 debian-archive-keyring bzip2"
+PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING $REGRESS"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
@@ -77,7 +87,7 @@ for arg in "$@"; do
     --list) list=yes ;;
     --npm) ;;
     -h | --help)
-        sed -n '2,17s/^# \{0,1\}//p' "$0"
+        sed -n '2,22s/^# \{0,1\}//p' "$0"
         exit 0
         ;;
     *)
@@ -114,13 +124,84 @@ node_modules() {
     }
 }
 
+# The regression suite of the installed server, exactly its version: a server updated
+# by bookworm-security must not run an older suite (nor the suite a newer server).
+regress_suite() {
+    version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) || version=""
+    [ -n "$version" ] || {
+        echo "install-deps: postgresql-15 is not installed: no regression suite" >&2
+        exit 1
+    }
+    dev=$(dpkg-query -W -f='${Version}' postgresql-server-dev-15 2>/dev/null) || dev=""
+    [ "$dev" = "$version" ] || {
+        echo "install-deps: postgresql-server-dev-15 is at '$dev', the server at $version;" \
+            "install postgresql-server-dev-15=$version" >&2
+        exit 1
+    }
+    cache=$(cd "$(dirname "$0")/.." && pwd)/tests/regress/cache
+    dest=$cache/$version
+    if [ -e "$dest/regress/regress.so" ] && [ -e "$dest/regress/parallel_schedule" ]; then
+        echo "install-deps: PostgreSQL $version's regression suite is in $dest"
+        return 0
+    fi
+    echo "install-deps: PostgreSQL $version's regression suite into $dest"
+    rm -rf "$cache/.work"
+    apt=$cache/.work/apt
+    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$apt/etc/sources.list.d" \
+        "$apt/etc/preferences.d" "$apt/etc/apt.conf.d" "$cache/.work/src"
+    : >"$apt/status"
+    mirror=${MIRROR:-http://deb.debian.org/debian}
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    {
+        echo "deb-src [signed-by=$keyring] $mirror bookworm main"
+        echo "deb-src [signed-by=$keyring] $mirror bookworm-updates main"
+        echo "deb-src [signed-by=$keyring] ${SECURITY_MIRROR:-${mirror%/debian}/debian-security} bookworm-security main"
+    } >"$apt/etc/sources.list"
+    set -- -q -o Dir::Etc="$apt/etc" -o Dir::Etc::sourcelist="$apt/etc/sources.list" \
+        -o Dir::Etc::sourceparts="$apt/etc/sources.list.d" -o Dir::State="$apt" \
+        -o Dir::State::status="$apt/status" -o Dir::Cache="$apt" -o APT::Sandbox::User=root
+    apt-get "$@" update >/dev/null &&
+        (cd "$cache/.work/src" && apt-get "$@" source --download-only "postgresql-15=$version" >/dev/null) || {
+        echo "install-deps: apt-get source postgresql-15=$version failed" >&2
+        exit 1
+    }
+    # Only the suite; Debian's patches touch none of it.
+    upstream=${version%-*}
+    upstream=${upstream#*:}
+    tar -C "$cache/.work/src" -xjf "$cache/.work/src/postgresql-15_$upstream.orig.tar.bz2" \
+        "postgresql-$upstream/src/test/regress" || exit 1
+    suite=$cache/.work/src/postgresql-$upstream/src/test/regress
+    printf '%s\n' 'MODULES = regress' 'PG_CONFIG = /usr/lib/postgresql/15/bin/pg_config' \
+        'PGXS := $(shell $(PG_CONFIG) --pgxs)' 'include $(PGXS)' >"$suite/Makefile.pgxs"
+    make -s -C "$suite" -f Makefile.pgxs >/dev/null || {
+        echo "install-deps: building the regression suite's regress.so failed" >&2
+        exit 1
+    }
+    rm -rf "$dest"
+    mkdir -p "$dest"
+    mv "$suite" "$dest/regress"
+    rm -rf "$cache/.work"
+}
+
+# postgresql-server-dev-15 at the server's version, or apt would upgrade the server with it.
+pinned() {
+    case $1 in
+    postgresql-server-dev-15)
+        v=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) || v=""
+        [ -n "$v" ] && installed postgresql-15 && echo "$1=$v" || echo "$1"
+        ;;
+    *) echo "$1" ;;
+    esac
+}
+
 missing=""
 for p in $PACKAGES; do
-    installed "$p" || missing="$missing $p"
+    installed "$p" || missing="$missing $(pinned "$p")"
 done
 if [ -z "$missing" ]; then
     echo "install-deps: all packages present"
     node_modules
+    regress_suite
     exit 0
 fi
 
@@ -148,4 +229,4 @@ for svc in pgbouncer haproxy pgpool2 etcd patroni postgresql; do
     $SUDO service "$svc" stop >/dev/null 2>&1 || true
 done
 node_modules
-exit 0
+regress_suite

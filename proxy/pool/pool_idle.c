@@ -85,6 +85,16 @@ static bool pool_flush(struct server_conn *sc)
     return true;
 }
 
+/* Whether the server process has a temporary schema: one row, 't' or 'f'. */
+static const char TEMP_CHECK[] = "SELECT pg_catalog.pg_my_temp_schema() <> 0";
+
+/* A DataRow of TEMP_CHECK's answer: its one column is 't' (a temporary schema) or 'f'. */
+static bool pool_temp_answer(const uint8_t *body, uint32_t len)
+{
+    return len == 2 + 4 + 1 && body[0] == 0 && body[1] == 1 && body[2] == 0 && body[3] == 0 &&
+           body[4] == 0 && body[5] == 1 && body[6] == 't';
+}
+
 /* Sends the reset query; the connection becomes idle when the server has answered it. */
 void pool_reset(struct server_conn *sc)
 {
@@ -96,7 +106,18 @@ void pool_reset(struct server_conn *sc)
         pool_now_idle(sc);
         return;
     }
-    if (query[0] != '\0' && pkt_add_query(sc->ep.out, query) != 0) {
+    /*
+     * DISCARD ALL empties the session's temporary schema but cannot drop
+     * it: a client given this server process would find it made already
+     * (current_schema() creates none, so PREPARE TRANSACTION is not
+     * refused as directly).  Asked in the same write; one that has it is
+     * closed (pool_temp_answer).
+     */
+    sc->temp_check_owed = query[0] != '\0';
+    sc->temp_check_reading = false;
+    sc->temp_schema = false;
+    if (query[0] != '\0' &&
+        (pkt_add_query(sc->ep.out, query) != 0 || pkt_add_query(sc->ep.out, TEMP_CHECK) != 0)) {
         pool_close(sc, "out of memory");
         return;
     }
@@ -164,6 +185,48 @@ static void pool_log_error(const struct server_conn *sc, const uint8_t *body, ui
              sc->host->port, msg != NULL ? msg : "(an error without a message)");
 }
 
+/*
+ * A ReadyForQuery while no client has the connection: the end of pgnear's
+ * question of its WAL position, of the reset, or of the question of its
+ * temporary schema; idle after the last.  False when it was closed.
+ */
+static bool pool_reset_answered(struct server_conn *sc, bool resetting, const uint8_t *body,
+                                uint32_t len)
+{
+    if (!resetting || len < 1) {
+        pool_close(sc, "unexpected ReadyForQuery");
+        return false;
+    }
+    if (sc->reset_failed || body[0] != 'I') {
+        stat_inc(&sc->w->stats.servers_not_kept);
+        pool_close(sc, "server_reset_query failed");
+        return false;
+    }
+    health_note_answer(sc->host); /* busy or not, it answers */
+    if (sc->owes_fence) {
+        /* pgnear's own question answered (pool_give.c); the reset's answer follows */
+        sc->owes_fence = false;
+        if (sc->cfg->server_reset_query[0] != '\0')
+            return true;
+    }
+    if (sc->temp_check_owed) {
+        /* the reset answered; the temporary schema's answer follows */
+        sc->temp_check_owed = false;
+        sc->temp_check_reading = true;
+        return true;
+    }
+    sc->temp_check_reading = false;
+    if (sc->temp_schema) {
+        stat_inc(&sc->w->stats.servers_not_kept);
+        pool_close(sc, "its server process has a temporary schema, which DISCARD ALL cannot "
+                       "drop");
+        return false;
+    }
+    sc->tx.status = 'I';
+    pool_now_idle(sc);
+    return true;
+}
+
 /* One message from a server with no client; false when the connection was closed. */
 static bool pool_message(struct server_conn *sc, char type, const uint8_t *body, uint32_t len)
 {
@@ -186,25 +249,14 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
         sc->reset_failed = true;
         return true;
     case 'Z':
-        if (!resetting || len < 1) {
-            pool_close(sc, "unexpected ReadyForQuery");
-            return false;
-        }
-        if (sc->reset_failed || body[0] != 'I') {
-            stat_inc(&sc->w->stats.servers_not_kept);
-            pool_close(sc, "server_reset_query failed");
-            return false;
-        }
-        health_note_answer(sc->host); /* busy or not, it answers */
-        if (sc->owes_fence) {
-            /* pgnear's own question answered (pool_give.c); the reset's answer follows */
-            sc->owes_fence = false;
-            if (sc->cfg->server_reset_query[0] != '\0')
-                return true;
-        }
-        sc->tx.status = 'I';
-        pool_now_idle(sc);
-        return true;
+        return pool_reset_answered(sc, resetting, body, len);
+    case 'D':
+        if (resetting && sc->temp_check_reading && pool_temp_answer(body, len))
+            sc->temp_schema = true;
+        if (resetting)
+            return true; /* rows of a reset query that returns some, or the check's */
+        pool_close(sc, "the server sent an unexpected message to an idle connection");
+        return false;
     default:
         if (resetting)
             return true; /* CommandComplete, rows of a reset query that returns some */

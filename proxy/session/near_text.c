@@ -13,6 +13,7 @@
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "protocol/prepared.h"
+#include "protocol/primary_state.h"
 #include "protocol/sql_calls.h"
 #include "protocol/sql_lex.h"
 #include "protocol/sql_quote.h"
@@ -167,6 +168,20 @@ static bool near_text_calls(const struct session *s, const uint8_t *text, size_t
 }
 
 /*
+ * Whether a text reads what only the primary knows (primary_state.h:
+ * pg_prepared_xacts, pg_stat_replication, ...), which a standby answers
+ * differently without an error.
+ */
+static bool near_text_reads_primary(const struct session *s, const uint8_t *text, size_t len)
+{
+    const char *name = primary_state_read(text, len);
+    if (name == NULL)
+        return false;
+    log_debug(s->id, "nearest: it reads %s, which only the primary knows: for a primary", name);
+    return true;
+}
+
+/*
  * What a transaction that this message begins needs (near.h): a primary
  * for a block that is not READ ONLY, an advisory lock, or a text that
  * would pin the session; else the nearest host.  read_only: a READ ONLY
@@ -201,7 +216,7 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
         return NEED_PRIMARY;
     }
     if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
-        near_text_calls(s, text, len))
+        near_text_calls(s, text, len) || near_text_reads_primary(s, text, len))
         return NEED_PRIMARY;
     return NEED_NEAREST;
 }

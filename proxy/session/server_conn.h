@@ -93,6 +93,13 @@ struct server_conn {
     bool owes_fence;     /* given back owing the answer to pgnear's question of its WAL position
                             (fence_ask_after): the pool reads it before the reset's (pool_idle.h) */
     /*
+     * After the reset, pgnear asks whether the server process has a
+     * temporary schema (pool_idle.c): one that has is closed, not kept.
+     */
+    bool temp_check_owed;    /* asked; its answer follows the reset's */
+    bool temp_check_reading; /* the reset answered: what comes now is that answer */
+    bool temp_schema;        /* it answered that it has one */
+    /*
      * Cancel requests on their way to its backend (cancel_send.h): until
      * they end it serves no other client — the pool holds it back
      * (cancel_held) — and one that may still arrive (sent, but not seen

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "protocol/primary_state.h"
 #include "protocol/sql_calls.h"
 #include "protocol/txn_open.h"
 #include "protocol/txn_pin.h"
@@ -220,5 +221,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_open(data, size);
     check_lock(data, size);
     check_calls(data, size);
+    /* the primary's own state: a name of the list, or none */
+    const char *state = primary_state_read(data, size);
+    check(state == NULL || strncmp(state, "pg_", 3) == 0 || strncmp(state, "txid_", 5) == 0);
     return 0;
 }

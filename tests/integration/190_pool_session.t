@@ -4,8 +4,9 @@
 # between clients with uses counting up); the next client sees its startup
 # parameters exactly as a direct connection would (SHOW values and the
 # ParameterStatus messages it received, options and a custom setting
-# included), and none of the last client's prepared statements, temp
-# tables, advisory locks, SETs, role or LISTENs; a failing reset, a client
+# included), and none of the last client's prepared statements, advisory
+# locks, SETs, role or LISTENs (a client's temporary table closes its
+# connection: 291_pool_temp_schema.t); a failing reset, a client
 # leaving inside a transaction or a COPY, pool_mode = none and auth =
 # passthrough keep nothing; cancel keys are the new client's alone; two
 # workers and TLS to the server; pgbench -C (4 and 8 clients) stays within
@@ -199,19 +200,16 @@ my $p = proxy();
     my ($w1) = login($p);
     my $pid = backend_pid($w1);
     one($w1, 'PREPARE leaked_stmt AS SELECT 1');
-    $w1->query('CREATE TEMP TABLE leaked_temp (x int)');
     is one($w1, 'SELECT pg_advisory_lock(4242)'), '', 'client 1 takes advisory lock 4242';
     $w1->query('SET work_mem = \'9MB\'');
     $w1->terminate;
-    ok wait_idle($p, $pid), 'client 1 (prepared statement, temp table, lock) left an idle connection';
+    ok wait_idle($p, $pid), 'client 1 (prepared statement, lock) left an idle connection';
     is $us->psql_admin('SELECT pg_try_advisory_lock(4242)'), 't',
         'advisory lock 4242 is free for others once client 1 left';
     my ($w2) = login($p);
     is backend_pid($w2), $pid, 'client 2 is on client 1\'s backend';
     my $q = $w2->query('EXECUTE leaked_stmt');
     is sqlstate($q->{error}), '26000', 'client 1\'s prepared statement does not exist for client 2 (26000)';
-    $q = $w2->query('SELECT * FROM leaked_temp');
-    is sqlstate($q->{error}), '42P01', 'client 1\'s temp table does not exist for client 2 (42P01)';
     is one($w2, 'SHOW work_mem'), '4MB', 'client 1\'s SET work_mem is gone';
     is one($w2, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"), 0, 'no advisory lock held';
     $w2->terminate;
