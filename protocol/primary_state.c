@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "protocol/sql_lex.h"
+#include "protocol/sql_calls.h"
 
 static const char *const PRIMARY_STATE[] = {
     "pg_prepared_xacts",
@@ -28,30 +28,30 @@ static const char *const PRIMARY_STATE[] = {
     "pg_last_committed_xact",
 };
 
-/* The listed name that a word (folded) or quoted identifier (exact) of n bytes is, or NULL. */
-static const char *primary_state_name(const uint8_t *w, size_t n, bool quoted)
+const char *primary_state_named(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof(PRIMARY_STATE) / sizeof(PRIMARY_STATE[0]); i++) {
-        const char *name = PRIMARY_STATE[i];
-        if (strlen(name) != n)
-            continue;
-        if (quoted ? memcmp(w, name, n) == 0 : sql_word_equals(w, n, name))
-            return name;
-    }
+    for (size_t i = 0; i < sizeof(PRIMARY_STATE) / sizeof(PRIMARY_STATE[0]); i++)
+        if (strlen(PRIMARY_STATE[i]) == len && memcmp(name, PRIMARY_STATE[i], len) == 0)
+            return PRIMARY_STATE[i];
     return NULL;
+}
+
+/* sql_calls_scan's question of each name: one of the list, kept in *arg. */
+static bool primary_state_wanted(void *arg, enum sql_use use, const char *name, size_t len)
+{
+    const char **found = arg;
+    const char *listed = NULL;
+    if (use != SQL_USE_OPERATOR && use != SQL_USE_KEYWORD)
+        listed = primary_state_named(name, len);
+    if (listed != NULL && *found == NULL)
+        *found = listed; /* the first: the scan asks on after it */
+    return listed != NULL;
 }
 
 const char *primary_state_read(const uint8_t *text, size_t len)
 {
-    struct sql_lexer lx;
-    struct sql_token t;
-    sql_lex_init(&lx, text, len);
-    for (sql_lex_next_code(&lx, &t); t.kind != SQL_TOK_END; sql_lex_next_code(&lx, &t)) {
-        if (t.kind != SQL_TOK_WORD && t.kind != SQL_TOK_QUOTED)
-            continue;
-        const char *name = primary_state_name(text + t.body, t.body_len, t.kind == SQL_TOK_QUOTED);
-        if (name != NULL)
-            return name;
-    }
-    return NULL;
+    const char *found = NULL;
+    struct sql_calls calls;
+    sql_calls_scan(text, len, primary_state_wanted, &found, &calls);
+    return calls.found == SQL_ROUTINE_FUNCTION ? found : NULL;
 }

@@ -11,9 +11,9 @@
  * a statement that names one runs on a primary (near_text.c), as one
  * that calls a routine that may write does.
  *
- * The names, each matched as a word or a quoted identifier anywhere in
- * the text outside strings and comments (in any schema, followed by '('
- * or not, which errs towards the primary):
+ * The names, each matched where sql_calls_scan gives a name (a call, a
+ * relation, a type or any other word or quoted identifier outside
+ * strings and comments; in any schema, which errs towards the primary):
  *   pg_prepared_xacts, pg_prepared_xact         two-phase transactions
  *   pg_stat_replication, pg_stat_get_wal_senders,
  *   pg_replication_slots, pg_get_replication_slots   its standbys
@@ -30,7 +30,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The first such name text (len bytes) reads, as listed above, or NULL. */
+/*
+ * The listed name that a name as the catalog spells it (sql_calls.h:
+ * folded, or quoted as written; len bytes) is, or NULL.  nearest asks it
+ * of each name its one scan of a text gives (near_text.c).
+ */
+const char *primary_state_named(const char *name, size_t len);
+
+/* The first such name text (len bytes) reads, as listed above, or NULL: the names of its scan. */
 const char *primary_state_read(const uint8_t *text, size_t len);
 
 #endif

@@ -80,9 +80,16 @@ static enum func_known near_name_known(const struct near_call_check *c, enum sql
     return c->names != NULL ? func_set_lookup(c->names, use, name, len) : FUNC_UNKNOWN;
 }
 
-/* Whether a name may write, or is not positively known to only read: for a primary. */
+/*
+ * Whether a name may write, is not positively known to only read, or
+ * reads what only the primary knows (primary_state.h: pg_prepared_xacts,
+ * pg_stat_replication, ..., which a standby answers differently without
+ * an error): for a primary.
+ */
 static bool near_name_may_write(void *arg, enum sql_use use, const char *name, size_t len)
 {
+    if (use != SQL_USE_OPERATOR && use != SQL_USE_KEYWORD && primary_state_named(name, len))
+        return true;
     return near_name_known(arg, use, name, len) != FUNC_READS;
 }
 
@@ -117,6 +124,8 @@ bool near_text_unknown(const struct session *s, struct func_set *names, const ui
 /* Why a name places a text on a primary, for the log. */
 static const char *near_found_why(const struct near_call_check *c, const struct sql_calls *calls)
 {
+    if (primary_state_named(calls->name, strlen(calls->name)) != NULL)
+        return "reads what only the primary knows";
     if (c->names == NULL)
         return "names something while its database's catalog is not read yet";
     switch (near_name_known(c, calls->use, calls->name, strlen(calls->name))) {
@@ -168,20 +177,6 @@ static bool near_text_calls(const struct session *s, const uint8_t *text, size_t
 }
 
 /*
- * Whether a text reads what only the primary knows (primary_state.h:
- * pg_prepared_xacts, pg_stat_replication, ...), which a standby answers
- * differently without an error.
- */
-static bool near_text_reads_primary(const struct session *s, const uint8_t *text, size_t len)
-{
-    const char *name = primary_state_read(text, len);
-    if (name == NULL)
-        return false;
-    log_debug(s->id, "nearest: it reads %s, which only the primary knows: for a primary", name);
-    return true;
-}
-
-/*
  * What a transaction that this message begins needs (near.h): a primary
  * for a block that is not READ ONLY, an advisory lock, or a text that
  * would pin the session; else the nearest host.  read_only: a READ ONLY
@@ -216,7 +211,7 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
         return NEED_PRIMARY;
     }
     if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
-        near_text_calls(s, text, len) || near_text_reads_primary(s, text, len))
+        near_text_calls(s, text, len))
         return NEED_PRIMARY;
     return NEED_NEAREST;
 }
