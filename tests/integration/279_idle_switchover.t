@@ -1,8 +1,10 @@
 # A planned switchover as Patroni makes one, without Patroni: a primary in
-# us-east and its streaming standby in eu-west behind pgnear; the primary
-# is stopped with pg_ctl stop -m fast (each backend sends its client 57P01
-# "terminating connection due to administrator command" and closes) and
-# then the standby is promoted.  Per pool mode (session, transaction) and
+# us-east and its streaming standby in eu-west behind pgnear; the primary's
+# shutdown begins and is held open (pg_ctl stop -m smart, a direct session
+# left: every new login gets 57P03 "the database system is shutting down")
+# while its backends are ended (each sends its client 57P01 "terminating
+# connection due to administrator command" and closes), as in a fast
+# stop's first moments; then it stops and the standby is promoted.  Per pool mode (session, transaction) and
 # worker count (and once with io_backend = epoll):
 #   - sessions idle at the stop (Boston and Dublin read-write, Dublin
 #     nearest, one that only ran extended-protocol statements, one with
