@@ -153,6 +153,7 @@ SQL
     # The switchover: the primary's shutdown begins while the sessions are
     # idle, held open by a direct session (a smart stop waits for it): new
     # logins get 57P03 while the backends are ended as a fast stop ends them.
+    my $held_off = $p->log_size;
     my $holder = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
     ok $holder->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok},
       "$tag: a direct session to us-east";
@@ -189,6 +190,9 @@ SQL
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" . ($r->{error}{D} ? " ($r->{error}{D})" : '')
                    : $r->{rows}[0][0], 'eu-west',
        "$tag: the nearest write sent while us-east refused logins (57P03) waited and wrote on eu-west");
+    ok $p->wait_for_log(qr/of region us-east is down: server refused the connection: 57P03/,
+                        offset => $held_off, timeout => 5),
+      "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
     for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' } keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
            "$tag: $n, idle at the stop, writes on eu-west with no error");
