@@ -97,7 +97,7 @@ static void server_mark_host(struct session *s, const struct server_conn *sc, en
 {
     struct region_host *h = sc->host;
     bool down = false;
-    if (v == HOST_UNREACHABLE)
+    if (v == HOST_UNREACHABLE || v == HOST_CLOSING)
         down = health_mark_down(h);
     if (v == HOST_SLOW) {
         int n = health_count_timeout(h, s->cfg->health_check_fall, &down);
@@ -288,16 +288,31 @@ void server_connect_kept_failed(struct session *s, const char *why)
 }
 
 /*
+ * Whether the session's need passes some hosts over: a role, or a
+ * position that only some hosts have (pgnear.min_lsn, nearest's own
+ * writes): one of them may come to fit.  A need for any host with no
+ * position takes whatever is up: when none is left, none will come.
+ */
+static bool server_need_excludes_hosts(const struct session *s)
+{
+    return !need_takes_any_role(s->need.role) || need_has_position(&s->need);
+}
+
+/*
  * No host that fits the session's need is left to try: one may come (a
- * standby promoted, a primary back), so a session that needs a role waits
- * up to failover_wait for it, from the first time it found none.
+ * standby promoted, a primary back, a standby replaying the position), so
+ * a session whose need excludes hosts waits up to failover_wait for one,
+ * from the first time it found none.  One rule for every login: a
+ * client's, a move's mover, a transaction's fetcher (nearest's own writes
+ * make its need a position), when the primary it needs refuses logins as
+ * it shuts down (57P03, 57P01: HOST_CLOSING) or refuses the connection.
  */
 static bool server_may_wait_for_role(struct session *s)
 {
     struct session_login *l = s->login;
     if (session_route_waits_for_replay(s))
         return true; /* for a standby to replay pgnear.min_lsn: min_lsn_wait */
-    if (need_takes_any_role(s->need.role) || s->cfg->failover_wait_ms <= 0 || l->warming)
+    if (!server_need_excludes_hosts(s) || s->cfg->failover_wait_ms <= 0 || l->warming)
         return false;
     int64_t now = monotonic_ms();
     if (l->need_wait_until_ms == 0)

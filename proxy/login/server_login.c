@@ -393,11 +393,17 @@ static const char *server_error_sqlstate(const uint8_t *body, uint32_t len)
     return sqlstate != NULL ? sqlstate : "";
 }
 
+/* Errors that mean "this node takes no sessions now, it is going or not up yet". */
+static bool server_error_is_closing(const char *sqlstate)
+{
+    return strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "57P01") == 0;
+}
+
 /* Errors that mean "this node cannot take you now": worth the next host. */
 static bool server_error_is_retryable(const char *sqlstate)
 {
-    return strcmp(sqlstate, "57P03") == 0 || strcmp(sqlstate, "53300") == 0 ||
-           strcmp(sqlstate, "57P01") == 0 || strcmp(sqlstate, "53000") == 0;
+    return server_error_is_closing(sqlstate) || strcmp(sqlstate, "53300") == 0 ||
+           strcmp(sqlstate, "53000") == 0;
 }
 
 /*
@@ -499,11 +505,15 @@ static int server_login_error(struct session *s, const uint8_t *body, uint32_t l
     const char *sqlstate = server_error_sqlstate(body, len);
     char words[sizeof(s->login->server_failure)];
     if (!sc->sent_to_client && server_error_is_retryable(sqlstate)) {
-        /* Up, but not taking sessions now (starting, shutting down, full). */
+        /*
+         * Not taking sessions now: full (busy: the next login may get in),
+         * or shutting down or starting (down until its checks pass: a
+         * switchover's old primary is not tried again meanwhile).
+         */
         char why[sizeof(words) + 40];
         server_error_words(body, len, words, sizeof(words));
         snprintf(why, sizeof(why), "server refused the connection: %s", words);
-        phase_server_failed(s, why, HOST_BUSY);
+        phase_server_failed(s, why, server_error_is_closing(sqlstate) ? HOST_CLOSING : HOST_BUSY);
         return -1;
     }
     /* Under passthrough the server judges the password; under scram pgnear did. */

@@ -29,6 +29,12 @@ enum server_verdict {
     HOST_BUSY,        /* it answered, but takes no sessions now: not marked */
     HOST_UNREACHABLE, /* refused, reset, closed, failed TLS: down at once */
     HOST_SLOW,        /* did not answer in time: down at health_check_fall in a row */
+    /*
+     * It answered that it takes no sessions for now, shutting down or not
+     * up yet (57P03, 57P01): down at once, as HOST_UNREACHABLE, so that
+     * the next login passes it over until its checks pass again.
+     */
+    HOST_CLOSING,
 };
 
 typedef void (*phase_fn)(struct session *s);

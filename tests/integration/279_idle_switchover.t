@@ -1,8 +1,10 @@
 # A planned switchover as Patroni makes one, without Patroni: a primary in
-# us-east and its streaming standby in eu-west behind pgnear; the primary
-# is stopped with pg_ctl stop -m fast (each backend sends its client 57P01
-# "terminating connection due to administrator command" and closes) and
-# then the standby is promoted.  Per pool mode (session, transaction) and
+# us-east and its streaming standby in eu-west behind pgnear; the primary's
+# shutdown begins and is held open (pg_ctl stop -m smart, a direct session
+# left: every new login gets 57P03 "the database system is shutting down")
+# while its backends are ended (each sends its client 57P01 "terminating
+# connection due to administrator command" and closes), as in a fast
+# stop's first moments; then it stops and the standby is promoted.  Per pool mode (session, transaction) and
 # worker count (and once with io_backend = epoll):
 #   - sessions idle at the stop (Boston and Dublin read-write, Dublin
 #     nearest, one that only ran extended-protocol statements, one with
@@ -17,6 +19,14 @@
 #     without its old server (a temporary table; a SET) gets the server's
 #     57P01 as before, and so does one whose backend alone was ended
 #     (pg_terminate_backend, the server still up), as it would directly;
+#   - the old primary's shutdown is held open (pg_ctl stop -m smart with a
+#     direct session left: it refuses every new login with 57P03 "the
+#     database system is shutting down") and its backends ended, as a
+#     fast shutdown's first moments are, with eu-west's replay paused: a
+#     nearest session's write sent then, which must see its own last
+#     write that only us-east has, is fetched a connection there, refused
+#     57P03, and waits (failover_wait) for a primary: no error, it writes
+#     on eu-west once eu-west is promoted;
 #   - every write acknowledged is on eu-west, once;
 #   - before all that, a session idle while the primary restarts in place
 #     (pg_ctl restart -m fast) writes there again with no error.
@@ -80,6 +90,7 @@ CREATE TABLE writes (id serial PRIMARY KEY, what text NOT NULL,
                      written_on text NOT NULL DEFAULT current_setting('cluster_name'));
 GRANT ALL ON writes TO app;
 GRANT ALL ON SEQUENCE writes_id_seq TO app;
+GRANT pg_signal_backend TO app;
 SQL
     my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
     my $auth_dir = tmpdir(name => 'idle-switchover-auth');
@@ -107,7 +118,12 @@ SQL
     my %s = (boston => login($p, $BOSTON, rw()), dublin => login($p, $DUBLIN, rw()),
              near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
              ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
-             fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'));
+             fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'),
+             held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
+    # eu-west replays nothing written from here on until the switchover: a
+    # nearest session's next transaction must see its own write, which only
+    # us-east has.
+    $eu->pause_replay;
     my $open = login($p, $BOSTON, rw());
     for my $n (sort keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n before") : insert($s{$n}, "$n before"), 'us-east',
@@ -134,18 +150,50 @@ SQL
           "$tag: ... and its client gets the server's 57P01, as directly";
     }
 
-    # The switchover: the primary stopped fast while the sessions are idle, then the standby promoted.
-    $us->stop(mode => 'fast');
+    # The switchover: the primary's shutdown begins while the sessions are
+    # idle, held open by a direct session (a smart stop waits for it): new
+    # logins get 57P03 while the backends are ended as a fast stop ends them.
+    my $held_off = $p->log_size;
+    my $holder = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
+    ok $holder->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok},
+      "$tag: a direct session to us-east";
+    my ($rc, $out, $err) = $us->_pg_ctl('-m', 'smart', '-W', '-s', 'stop');
+    is $rc, 0, "$tag: us-east's smart shutdown begins (pg_ctl stop -m smart -W)";
+    ok wait_until(sub {
+        my $w = eval { PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 5) } or return 0;
+        my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+        ($r->{error}{C} // '') eq '57P03';
+    }, timeout => 20), "$tag: ... us-east refuses new logins with 57P03";
+    is one($holder, q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+                      WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+                        AND usename <> 'postgres'}), 't',
+      "$tag: ... and every other backend of us-east is ended (57P01), as a fast stop ends them";
+    ok wait_until(sub {
+        one($holder, q{SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+                       AND backend_type = 'client backend' AND usename <> 'postgres'}) == 0
+    }, timeout => 20), "$tag: ... gone";
+    # A nearest write now: its connection must be fetched from us-east, which refuses logins.
+    eval { $s{held}->send_query(q{INSERT INTO writes (what) VALUES ('held after') RETURNING written_on}) };
     # A transaction sent while no primary is up: held until there is one.
     eval { $s{gap}->send_query(q{INSERT INTO writes (what) VALUES ('gap after') RETURNING written_on}) };
     sleep 0.5;
+    $holder->terminate;
+    ok wait_until(sub { !$us->is_running }, timeout => 30), "$tag: us-east's shutdown ends";
+    $eu->resume_replay;
     $eu->promote;
     ok !$eu->is_in_recovery, "$tag: eu-west promoted";
 
     my $r = eval { $s{gap}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
        "$tag: the transaction sent while no primary was up waited and wrote on eu-west");
-    for my $n (sort grep { $_ ne 'gap' } keys %s) {
+    $r = eval { $s{held}->read_result } // { error => { C => 'died', M => $@ } };
+    is($r->{error} ? "$r->{error}{C} $r->{error}{M}" . ($r->{error}{D} ? " ($r->{error}{D})" : '')
+                   : $r->{rows}[0][0], 'eu-west',
+       "$tag: the nearest write sent while us-east refused logins (57P03) waited and wrote on eu-west");
+    ok $p->wait_for_log(qr/of region us-east is down: server refused the connection: 57P03/,
+                        offset => $held_off, timeout => 5),
+      "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
+    for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' } keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
            "$tag: $n, idle at the stop, writes on eu-west with no error");
     }
@@ -160,8 +208,7 @@ SQL
           "$tag: the session that SET a setting gets the server's 57P01 (its state is not known without its server)";
     }
 
-    my @want = sort map { "$_ after" } grep { $_ ne 'gap' } keys %s;
-    push @want, 'gap after';
+    my @want = sort map { "$_ after" } keys %s;
     is $eu->psql_admin(q{SELECT string_agg(what || '@' || written_on, ',' ORDER BY what) FROM writes WHERE what LIKE '% after'},
                        dbname => 'movr'),
       join(',', map { "$_\@eu-west" } sort @want), "$tag: every write after the stop is on eu-west, once";
