@@ -35,9 +35,9 @@
  * made where no scan saw them, by a function) and a replay the other
  * server refuses keep the session on the connection that has its state
  * (the caller pins it): for good on a primary; on a standby until a move
- * can carry it to a primary (txn.c, as its transactions end).  With no connection left that has it —
- * the server ended it while it was parked — the session cannot go on as
- * it was and ends.
+ * can carry it to a primary (txn.c, as its transactions end).  With no
+ * connection left that has it (the server ended it while it was parked)
+ * the session cannot go on as it was and ends.
  */
 #ifndef PGNEAR_PROXY_NEAR_SYNC_H
 #define PGNEAR_PROXY_NEAR_SYNC_H
