@@ -190,7 +190,8 @@ SQL
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" . ($r->{error}{D} ? " ($r->{error}{D})" : '')
                    : $r->{rows}[0][0], 'eu-west',
        "$tag: the nearest write sent while us-east refused logins (57P03) waited and wrote on eu-west");
-    ok $p->wait_for_log(qr/of region us-east is down: server refused the connection: 57P03/,
+    # By the first to meet the refusal: a login (57P03) or a health check (libpq's FATAL).
+    ok $p->wait_for_log(qr/of region us-east is down: (?:server refused the connection: 57P03|FATAL:\s+the database system is shutting down)/,
                         offset => $held_off, timeout => 5),
       "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
     for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' } keys %s) {
