@@ -124,8 +124,36 @@ node_modules() {
     }
 }
 
-# The regression suite of the installed server, exactly its version: a server updated
-# by bookworm-security must not run an older suite (nor the suite a newer server).
+# Debian's source of postgresql-15 into $cache/.work/src: the server's own
+# version when the archive serves it, else the newest 15.x it does serve.
+# (A mirror may carry bookworm-security's binaries but not its sources: then the
+# server is 15.N from security and its source is 404.)  290_pg_regress.t runs
+# the one suite directly and through pgnear and compares the two, so a suite a
+# minor release older still measures pgnear; SOURCE_VERSION in the suite says
+# which it is, and 290 says so when it is not the server's.
+fetch_source() {
+    want=$1
+    shift
+    versions=$(apt-cache "$@" showsrc postgresql-15 | sed -n 's/^Version: //p' |
+        sort -u | sort -r -V)
+    for v in $want $versions; do
+        case $v in 15.*) ;; *) continue ;; esac
+        [ "$v" != "$want" ] || [ "${tried:-}" != yes ] || continue
+        tried=yes
+        rm -f "$cache/.work/src"/postgresql-15_*
+        if (cd "$cache/.work/src" && apt-get "$@" source --download-only "postgresql-15=$v" >/dev/null 2>&1); then
+            [ "$v" = "$want" ] || echo "install-deps: postgresql-15=$want's source is not served;" \
+                "the regression suite is $v's" >&2
+            echo "$v"
+            return 0
+        fi
+    done
+    echo "install-deps: apt-get source postgresql-15 failed (wanted $want; listed:" $versions")" >&2
+    return 1
+}
+
+# The regression suite of the installed server, its own version where Debian's
+# archive serves that source (fetch_source).
 regress_suite() {
     version=$(dpkg-query -W -f='${Version}' postgresql-15 2>/dev/null) || version=""
     [ -n "$version" ] || {
@@ -160,13 +188,13 @@ regress_suite() {
     set -- -q -o Dir::Etc="$apt/etc" -o Dir::Etc::sourcelist="$apt/etc/sources.list" \
         -o Dir::Etc::sourceparts="$apt/etc/sources.list.d" -o Dir::State="$apt" \
         -o Dir::State::status="$apt/status" -o Dir::Cache="$apt" -o APT::Sandbox::User=root
-    apt-get "$@" update >/dev/null &&
-        (cd "$cache/.work/src" && apt-get "$@" source --download-only "postgresql-15=$version" >/dev/null) || {
-        echo "install-deps: apt-get source postgresql-15=$version failed" >&2
+    apt-get "$@" update >/dev/null || {
+        echo "install-deps: apt-get update of Debian's source lists failed" >&2
         exit 1
     }
+    source=$(fetch_source "$version" "$@") || exit 1
     # Only the suite; Debian's patches touch none of it.
-    upstream=${version%-*}
+    upstream=${source%-*}
     upstream=${upstream#*:}
     tar -C "$cache/.work/src" -xjf "$cache/.work/src/postgresql-15_$upstream.orig.tar.bz2" \
         "postgresql-$upstream/src/test/regress" || exit 1
@@ -177,6 +205,7 @@ regress_suite() {
         echo "install-deps: building the regression suite's regress.so failed" >&2
         exit 1
     }
+    echo "$source" >"$suite/SOURCE_VERSION"
     rm -rf "$dest"
     mkdir -p "$dest"
     mv "$suite" "$dest/regress"

@@ -33,6 +33,12 @@ my $cache = "$top/tests/regress/cache/$version/regress";
 BAIL_OUT("PostgreSQL ${version}'s regression suite is missing ($cache): run scripts/install-deps.sh")
   unless $version && -e "$cache/regress.so" && -e "$cache/parallel_schedule";
 BAIL_OUT("$PG_REGRESS is missing (postgresql-client-15)") unless -x $PG_REGRESS;
+# Where the archive does not serve the server's own source, the suite is the newest 15.x it
+# does (install-deps.sh); both runs compared below use that one suite.
+if (-e "$cache/SOURCE_VERSION") {
+    chomp(my $source = slurp_file("$cache/SOURCE_VERSION"));
+    diag("the regression suite is PostgreSQL $source's, the server $version") if $source ne $version;
+}
 
 # The suite where the server (postgres) can read it: its COPY reads data/, loads regress.so.
 my $suite = tmpdir(name => 'regress-suite', mode => 0755);
