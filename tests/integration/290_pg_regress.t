@@ -37,7 +37,7 @@ BAIL_OUT("$PG_REGRESS is missing (postgresql-client-15)") unless -x $PG_REGRESS;
 # does (install-deps.sh); both runs compared below use that one suite.
 if (-e "$cache/SOURCE_VERSION") {
     chomp(my $source = slurp_file("$cache/SOURCE_VERSION"));
-    diag("the regression suite is PostgreSQL $source's, the server $version") if $source ne $version;
+    diag("the regression suite is PostgreSQL ${source}'s, the server $version") if $source ne $version;
 }
 
 # The suite where the server (postgres) can read it: its COPY reads data/, loads regress.so.
