@@ -3,11 +3,11 @@
  * the rest of pgnear does not see: the request a command lives in while
  * every region's history is read and its run goes on, and the columns of
  * the two that answer rows.  migrations.c starts each command and sends
- * the first reading on; migrations_request.c makes the request (its steps,
- * its regions, the pgnear's one migration claimed) and ends it;
- * migrations_report.c renders SHOW MIGRATIONS and MIGRATE PLAN;
- * migrations_run.c checks the plans and hands the steps to the runner.
- * Each calls only the parts listed after it: nothing calls back up.
+ * the first reading on; migrations_run.c checks the plans and hands the
+ * steps to the runner; migrations_report.c renders SHOW MIGRATIONS and
+ * MIGRATE PLAN; migrations_request.c makes the request (its steps, its
+ * regions, the pgnear's one migration claimed) and ends it.  Each calls
+ * only the parts named after it: nothing calls back up.
  */
 #ifndef PGNEAR_PROXY_ADMIN_MIGRATIONS_INT_H
 #define PGNEAR_PROXY_ADMIN_MIGRATIONS_INT_H

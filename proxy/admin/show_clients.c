@@ -1,8 +1,9 @@
 /*
  * show_clients.c — SHOW CLIENTS and SHOW SERVERS: one row for each client
  * session and each server connection of every worker, rendered from a
- * snapshot (snapshot.c, through show_snapshot in show.c); a column a
- * session does not know (yet) is NULL, not empty.
+ * snapshot of them all (snapshot.c), which commands.c takes through
+ * show.c's show_snapshot; a column a session does not know (yet) is NULL,
+ * not empty.
  */
 #include "proxy/admin/show.h"
 

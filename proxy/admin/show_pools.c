@@ -1,8 +1,8 @@
 /*
  * show_pools.c — SHOW POOLS: the clients and server connections of a
- * snapshot of every worker (snapshot.c, through show_snapshot in show.c)
- * counted by pool, a pool being a region, database and user, as
- * PgBouncer's SHOW POOLS counts its own.
+ * snapshot of every worker (snapshot.c, taken through show.c's
+ * show_snapshot) counted by pool, a pool being a region, database and
+ * user, as PgBouncer's SHOW POOLS counts its own.
  */
 #include "proxy/admin/show.h"
 
