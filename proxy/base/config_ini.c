@@ -267,7 +267,7 @@ static bool ini_line_name(const char *line, const char *section, char *out, size
 static bool ini_note_name(struct load_ctx *lc, const char *name, int lineno)
 {
     struct ini_names *n = &lc->names;
-    int first = config_ini_line_of(n, name);
+    int first = config_line_of(n, name);
     if (first > 0) {
         if (name[0] == '[')
             config_problem_at(lc, lineno, "section %s appears again (first at line %d)", name,

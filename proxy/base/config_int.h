@@ -47,7 +47,7 @@ struct load_ctx {
 /* ---- config_problem.c: the problems of a load (each part below records there) ---- */
 
 /* The line of "[section]" or "section:key" in the file; 0 when it is not there. */
-int config_ini_line_of(const struct ini_names *names, const char *name);
+int config_line_of(const struct ini_names *names, const char *name);
 
 /* Records a problem at a line; false, so that callers can return it. */
 bool config_problem_at(struct load_ctx *lc, int line, const char *fmt, ...)

@@ -26,7 +26,7 @@ static void problem_v(struct load_ctx *lc, int line, const char *fmt, va_list ap
         vsnprintf(out + n, cap - (size_t)n, fmt, ap);
 }
 
-int config_ini_line_of(const struct ini_names *names, const char *name)
+int config_line_of(const struct ini_names *names, const char *name)
 {
     for (size_t i = 0; name != NULL && i < names->count; i++)
         if (strcmp(names->items[i].name, name) == 0)
@@ -47,7 +47,7 @@ bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    problem_v(lc, config_ini_line_of(&lc->names, name), fmt, ap);
+    problem_v(lc, config_line_of(&lc->names, name), fmt, ap);
     va_end(ap);
     return false;
 }
