@@ -261,27 +261,6 @@ static bool notify_client_apply(struct notify_client *c, const struct listen_op 
     return true;
 }
 
-/* Whether a text that begins with c may be LISTEN or UNLISTEN: a blank, a comment, ';' first. */
-static inline bool notify_may_begin(uint8_t c)
-{
-    switch (c) {
-    case 'L':
-    case 'l':
-    case 'U':
-    case 'u':
-    case ' ':
-    case '\t':
-    case '\n':
-    case '\r':
-    case '/':
-    case '-':
-    case ';':
-        return true;
-    default:
-        return false;
-    }
-}
-
 /*
  * The text of a Query in the client's encoding, as the server reads it:
  * in UTF8 (*text then points into conv, cap bytes), checked.  False: the
@@ -313,7 +292,7 @@ static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_
 {
     /* Read in place: most texts end the look at their first byte. */
     const uint8_t *head = evbuffer_pullup(s->client.in, PKT_HEADER_LEN + 1);
-    if (head == NULL || head[0] != 'Q' || !notify_may_begin(head[PKT_HEADER_LEN]))
+    if (head == NULL || head[0] != 'Q' || !listen_sql_may_begin(head[PKT_HEADER_LEN]))
         return 0;
     *len = pkt_be32(head + 1);
     if (*len < 5 || *len - 4 > NOTIFY_QUERY_MAX ||
