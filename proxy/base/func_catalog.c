@@ -115,10 +115,13 @@ struct func_database {
     size_t nconninfo, at;
 };
 
-int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation)
+int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation,
+                      pgconn_placed_fn placed, void *placed_arg)
 {
     c->base = base;
     c->generation = generation;
+    c->placed = placed;
+    c->placed_arg = placed_arg;
     list_init(&c->databases);
     return 0;
 }
@@ -407,29 +410,29 @@ static void func_read_done(void *arg, const PGresult *res, const char *error, bo
     func_database_wake(db);
 }
 
-/* The conninfo of each host up, primaries first, into db; false: out of memory. */
+/*
+ * The conninfo of each host up, primaries first, of the regions db lives
+ * in now (the catalog's hosts hook), into db; false: out of memory.
+ */
 static bool func_read_hosts(struct func_database *db, const struct config *cfg)
 {
+    size_t cap = cfg->regions.count * REGION_MAX_HOSTS;
+    const struct region_host **hosts = cap > 0 ? calloc(cap, sizeof(*hosts)) : NULL;
+    if (cap > 0 && hosts == NULL)
+        return false;
+    struct func_catalog *c = db->catalog;
+    size_t n =
+        cap > 0 ? c->placed(c->placed_arg, cfg, db->name, PGCONN_PRIMARIES_FIRST, hosts, cap) : 0;
+    bool ok = n == 0 || (db->conninfo = calloc(n, sizeof(char *))) != NULL;
     char buf[2048];
-    size_t cap = 0;
-    for (size_t i = 0; i < cfg->regions.count; i++)
-        cap += cfg->regions.items[i].nhosts;
-    if (cap == 0 || (db->conninfo = calloc(cap, sizeof(char *))) == NULL)
-        return cap == 0;
-    for (int standbys = 0; standbys <= 1; standbys++)
-        for (size_t i = 0; i < cfg->regions.count; i++) {
-            const struct region *r = &cfg->regions.items[i];
-            for (size_t j = 0; j < r->nhosts; j++) {
-                const struct region_host *h = &r->hosts[j];
-                if (!host_is_up(h) || host_is_standby(h) != (standbys == 1) ||
-                    !pgconn_conninfo(cfg, h, db->name, "pgnear routines", buf, sizeof(buf)))
-                    continue;
-                if ((db->conninfo[db->nconninfo] = strdup(buf)) == NULL)
-                    return false;
-                db->nconninfo++;
-            }
-        }
-    return true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!pgconn_conninfo(cfg, hosts[i], db->name, "pgnear routines", buf, sizeof(buf)))
+            continue;
+        ok = (db->conninfo[db->nconninfo] = strdup(buf)) != NULL;
+        db->nconninfo += ok;
+    }
+    free(hosts);
+    return ok;
 }
 
 static void func_read_start(struct func_database *db, const struct config *cfg, uint64_t gen)

@@ -133,22 +133,13 @@ static void notify_db_heard(void *arg, const PGnotify *n)
     notify_hub_flush_marked(db->hub);
 }
 
-/* The primary the database's sessions write on: the first host up that is not a standby. */
+/* The primary the database's sessions write on, where it lives now (placement_hosts). */
 static const struct region_host *notify_db_primary(const struct notify_db *db)
 {
     struct worker *w = db->hub->w;
-    struct region_subset sub;
-    const struct region_subset *placed =
-        placement_of(&w->shared->placement, w->cfg, db->name, &sub);
-    for (size_t i = 0; i < w->cfg->regions.count; i++) {
-        const struct region *r = &w->cfg->regions.items[i];
-        if (placed != NULL && !region_subset_has(placed, r))
-            continue;
-        for (size_t j = 0; j < r->nhosts; j++)
-            if (host_is_up(&r->hosts[j]) && !host_is_standby(&r->hosts[j]))
-                return &r->hosts[j];
-    }
-    return NULL;
+    const struct region_host *h = NULL;
+    placement_hosts(&w->shared->placement, w->cfg, db->name, PGCONN_PRIMARIES, &h, 1);
+    return h;
 }
 
 /*
