@@ -345,6 +345,12 @@ static void notify_db_refused(struct notify_db *db, const char *sqlstate)
     notify_db_kick(db);
 }
 
+/*
+ * pgasync's answer to the statements sent: the server listens (the
+ * connection kept for its notifications), refused one (its sessions alone
+ * fail: notify_db_refused), or the connection failed (listened again
+ * later: notify_db_failed).
+ */
 static void notify_db_done(void *arg, const PGresult *res, const char *error, bool answered)
 {
     (void)res;
@@ -489,6 +495,7 @@ static void notify_hub_check(struct notify_hub *hub)
     }
 }
 
+/* Every NOTIFY_TICK_MS: each connection checked against its database's primary. */
 static void notify_hub_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -498,6 +505,7 @@ static void notify_hub_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the worker's part ---- */
 
+/* The worker's hub, with its tick, made as the worker starts; -1 with err: out of memory. */
 static int notify_part_start(struct worker *w, char *err, size_t errcap)
 {
     struct notify_hub *hub = calloc(1, sizeof(*hub));
@@ -519,6 +527,7 @@ static int notify_part_start(struct worker *w, char *err, size_t errcap)
     return 0;
 }
 
+/* A host was fenced as a former primary: the connections on it move now, not at the tick. */
 static void notify_part_fenced(struct worker *w)
 {
     if (w->notify_hub != NULL)
