@@ -287,7 +287,7 @@ void pool_txn_wait_end(struct session *s)
 {
     char pool[POOL_KEY_MAX];
     pool_queue_leave(s);
-    pool_slice_key(pool, s->txn_wait.region->name, s->database, s->user, pool_slice_of(s));
+    pool_slice_key(pool, s->txn_next.spot.region->name, s->database, s->user, pool_slice_of(s));
     pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
 
@@ -394,8 +394,8 @@ static void pool_wait_expired(struct session *s)
 {
     struct pg_error err;
     s->busy++;
-    if (s->txn_wait.waiting) {
-        pool_wait_error(s, s->txn_wait.region, s->txn_wait.host, POOL_FULL, &err);
+    if (s->txn_next.how == TXN_NEXT_QUEUED) {
+        pool_wait_error(s, s->txn_next.spot.region, s->txn_next.spot.host, POOL_FULL, &err);
         txn_wait_give_up(s, &err);
     } else if (s->phase == PHASE_WAIT_SERVER) {
         struct session_login *l = s->login;
@@ -527,7 +527,7 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
         struct session *s = list_entry(pos, struct session, turn.node);
-        if (s->txn_wait.waiting) {
+        if (s->txn_next.how == TXN_NEXT_QUEUED) {
             /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
             if (w->idle_servers.count > 0 || recheck)
                 txn_wait_serve(s, recheck, &full_for);

@@ -119,51 +119,51 @@ static void fetch_took(struct session *s, const struct fetch_spot *spot, struct 
               (unsigned long long)sc->id, spot->host->name, spot->host->port, sc->use_count);
 }
 
-struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want,
-                                    struct fetch_spot *spot)
+/* Where want's first region and its first host are, held by no gate: false when not so. */
+static bool fetch_spot_find(struct session *s, const struct fetch_want *want,
+                            struct fetch_spot *spot)
+{
+    struct locality loc;
+    struct region *plan[ROUTE_MAX_REGIONS];
+    double cosines[ROUTE_MAX_REGIONS];
+    if (fetch_plan(s, want, &loc, plan, cosines) == 0 || gate_reasons_for(s, plan[0]) != 0)
+        return false;
+    struct region_host *h = fetch_first_host(plan[0], &want->need);
+    if (h == NULL)
+        return false;
+    *spot = (struct fetch_spot){plan[0], h};
+    return true;
+}
+
+/* Whether the spot a transaction waited at still serves it: no gate, the host up and fitting. */
+static bool fetch_spot_serves(struct session *s, const struct fetch_spot *spot,
+                              const struct need_spec *need)
+{
+    return gate_reasons_for(s, spot->region) == 0 &&
+           need_host_fit(spot->host, need) == NEED_FIT_GOOD && host_is_up(spot->host);
+}
+
+struct server_conn *fetch_take(struct session *s, const struct fetch_want *want,
+                               struct fetch_spot *spot)
 {
     struct worker *w = s->w;
-    *spot = (struct fetch_spot){NULL, NULL};
+    bool waited = spot->host != NULL;
     /*
      * A fetcher logs in under the worker's config: one reloaded meanwhile
      * comes with it.  Clients waiting on the worker do not stop the take: a
      * fetcher made instead would take the same idle connection before them
      * (server_connect.c takes a kept one whoever waits), only later.
      */
-    if (s->cfg != w->cfg || !config_pooling(s->cfg))
-        return NULL;
-    struct locality loc;
-    struct region *plan[ROUTE_MAX_REGIONS];
-    double cosines[ROUTE_MAX_REGIONS];
-    if (fetch_plan(s, want, &loc, plan, cosines) == 0 || gate_reasons_for(s, plan[0]) != 0)
-        return NULL;
-    struct region_host *h = fetch_first_host(plan[0], &want->need);
-    if (h == NULL)
-        return NULL;
-    struct fetch_spot at = {plan[0], h};
-    struct server_conn *sc = w->shared->flow->server_take(s, at.region, h, true);
-    if (sc == NULL) {
-        *spot = at;
+    if (s->cfg != w->cfg || !config_pooling(s->cfg) ||
+        !(waited ? fetch_spot_serves(s, spot, &want->need) : fetch_spot_find(s, want, spot))) {
+        *spot = (struct fetch_spot){NULL, NULL};
         return NULL;
     }
-    fetch_took(s, &at, sc);
-    stat_inc(&w->stats.txn_direct_takes);
-    return sc;
-}
-
-struct server_conn *fetch_take_at(struct session *s, const struct fetch_spot *spot,
-                                  const struct need_spec *need, bool *moved)
-{
-    struct worker *w = s->w;
-    *moved = s->cfg != w->cfg || gate_reasons_for(s, spot->region) != 0 ||
-             need_host_fit(spot->host, need) != NEED_FIT_GOOD || !host_is_up(spot->host);
-    if (*moved)
-        return NULL;
     struct server_conn *sc = w->shared->flow->server_take(s, spot->region, spot->host, true);
-    if (sc != NULL) {
-        fetch_took(s, spot, sc);
-        stat_inc(&w->stats.txn_waited_takes);
-    }
+    if (sc == NULL)
+        return NULL;
+    fetch_took(s, spot, sc);
+    stat_inc(waited ? &w->stats.txn_waited_takes : &w->stats.txn_direct_takes);
     return sc;
 }
 

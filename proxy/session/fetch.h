@@ -75,40 +75,35 @@ bool fetch_wants(const struct fetch_want *want, const struct locality *loc, cons
 
 struct region_host;
 /*
- * The host of r whose kept connection the fast ways take (fetch_take_idle):
+ * The host of r whose kept connection the fast ways take (fetch_take):
  * the first of need_host_order, the host a fetcher's login would dial
  * first (server_connect.c), when it fits need well and is up; else NULL.
  */
 struct region_host *fetch_first_host(struct region *r, const struct need_spec *need);
 
 struct server_conn;
-/*
- * An idle connection of the pool taken for s at once, where a fetcher's
- * login would end in a handover with nothing to say: want's first region
- * held by no gate (PAUSE, a migration's pause, a cutover), its first host
- * for want's need fitting it well and up, an idle connection there that
- * logged in with exactly s's startup parameters and is due for no
- * server_check_query, whoever waits on the worker (a fetcher would take
- * it before them too).  The connection is attached to s (s->region its
- * region), counted as reused; NULL when any of it is not so (the
- * fetcher's way then), nothing changed but *spot: the region and host
- * whose idle connection was missing when that alone was (NULL both else).
- */
+/* Where a transaction's connection is taken, or waited for (txn_next.h). */
 struct fetch_spot {
     struct region *region;
     struct region_host *host;
 };
-struct server_conn *fetch_take_idle(struct session *s, const struct fetch_want *want,
-                                    struct fetch_spot *spot);
-
 /*
- * The same at a spot fetch_take_idle named, for a transaction that waited
- * there (txn_fetch.c): NULL with *moved false when no idle connection fits
- * yet; NULL with *moved true when the spot no longer serves it (a reload,
- * a gate, the host down or no longer fitting need): a fetcher's way then.
+ * An idle connection of the pool taken for s at once, where a fetcher's
+ * login would end in a handover with nothing to say, at *spot: with
+ * spot->host NULL, want's first region held by no gate (PAUSE, a
+ * migration's pause, a cutover) and its first host for want's need; else
+ * the spot a transaction waited at in the pool's queue (txn_fetch.c), still
+ * held by no gate, its host up and fitting want's need well.  There, an
+ * idle connection that logged in with exactly s's startup parameters and
+ * is due for no server_check_query, whoever waits on the worker (a fetcher
+ * would take it before them too), under the worker's config.  The
+ * connection is attached to s (s->region its region), counted as reused
+ * (a direct take, or a waited one); NULL when any of it is not so, *spot
+ * then where only the idle connection was missing (to wait at), or
+ * {NULL, NULL}: the spot serves it not (a fetcher's way).
  */
-struct server_conn *fetch_take_at(struct session *s, const struct fetch_spot *spot,
-                                  const struct need_spec *need, bool *moved);
+struct server_conn *fetch_take(struct session *s, const struct fetch_want *want,
+                               struct fetch_spot *spot);
 
 /* The owner lets m go: closed with why, its ops not called any more. */
 void fetch_close(struct session *m, const char *why);

@@ -22,6 +22,7 @@
 #include "proxy/runtime/worker_call.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 
@@ -33,8 +34,7 @@ bool session_at_safe_point(const struct session *s)
         return false;
     /* Between transactions, under transaction pooling: no server, none being fetched. */
     if (s->server_conn == NULL)
-        return s->txn != NULL && s->fetcher == NULL && !s->txn_wait.waiting &&
-               s->client.fwd_remaining == 0;
+        return txn_next_detached_idle(s) && s->client.fwd_remaining == 0;
     return server_conn_at_safe_point(s->server_conn) && s->client.fwd_remaining == 0;
 }
 

@@ -22,6 +22,7 @@
 #include "proxy/session/move_int.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 #include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"
@@ -30,8 +31,7 @@
 /* Between two transactions under transaction pooling: no server, none being fetched. */
 static bool move_session_detached(const struct session *s)
 {
-    return s->txn != NULL && s->phase == PHASE_ACTIVE && s->server_conn == NULL &&
-           s->fetcher == NULL && !s->txn_wait.waiting && s->pinned == NULL;
+    return s->phase == PHASE_ACTIVE && txn_next_detached_idle(s) && s->pinned == NULL;
 }
 
 const char *move_refusal(const struct session *s)

@@ -25,6 +25,7 @@
 #include "proxy/session/endpoint.h"
 #include "proxy/session/notify_int.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 
 /* ---- the sessions' side ---- */
 
@@ -349,9 +350,8 @@ static int notify_query_refuse(struct session *s, uint32_t len, const struct pg_
  */
 int notify_hub_query(struct session *s)
 {
-    if (s->w->notify_hub == NULL || s->txn == NULL || s->database == NULL ||
-        s->server_conn != NULL || s->fetcher != NULL || s->txn_wait.waiting || s->hold.held ||
-        notify_hub_waiting(s))
+    if (s->w->notify_hub == NULL || s->database == NULL || !txn_next_detached_idle(s) ||
+        s->hold.held || notify_hub_waiting(s))
         return 0;
     struct listen_op ops[LISTEN_SQL_OPS_MAX];
     uint32_t len = 0;

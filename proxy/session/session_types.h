@@ -20,7 +20,7 @@
 #include "proxy/session/fence_state.h"
 #include "proxy/session/gate_state.h"
 #include "proxy/session/timeouts_state.h"
-#include "proxy/session/txn_wait.h"
+#include "proxy/session/txn_next.h"
 #include "proxy/session/wait_turn.h"
 #include "routing/need.h"
 
@@ -159,8 +159,7 @@ struct session {
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
     const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
-    struct session *fetcher;  /* the internal session logging in for its next transaction; NULL */
-    struct txn_wait txn_wait; /* its wait for a full pool, no fetcher (txn_wait.h) */
+    struct txn_next txn_next; /* how it gets its next transaction's connection (txn_next.h) */
     struct wait_turn turn;    /* its place in the queue for a full pool (wait_turn.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */

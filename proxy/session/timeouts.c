@@ -23,6 +23,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_fetch.h"
 
 /* An ErrorResponse longer than this is passed as it is (a cancel's is a few hundred bytes). */
 #define TIMEOUTS_ERROR_MAX 4096
@@ -53,9 +54,8 @@ static enum timeouts_phase timeouts_phase_now(const struct session *s)
     if (s->txn != NULL && s->txn->owes_request(s, false))
         return TIMEOUTS_QUERY;
     if (sc == NULL) /* between transactions under transaction pooling, or waiting for one */
-        return s->fetcher != NULL || s->txn_wait.waiting || evbuffer_get_length(s->client.in) > 0
-                   ? TIMEOUTS_QUERY
-                   : TIMEOUTS_IDLE;
+        return txn_next_waiting(s) || evbuffer_get_length(s->client.in) > 0 ? TIMEOUTS_QUERY
+                                                                            : TIMEOUTS_IDLE;
     const struct tx_track *tx = &sc->tx;
     if (tx->outstanding > 0 || (tx->flags & (TX_BATCH | TX_COPYING)) || s->client.fwd_remaining)
         return TIMEOUTS_QUERY;

@@ -26,7 +26,6 @@
 #include "proxy/session/cancel.h"
 #include "proxy/session/db_unhold.h"
 #include "proxy/session/fence.h"
-#include "proxy/session/fetch.h"
 #include "proxy/session/gate.h"
 #include "proxy/session/latency_hooks.h"
 #include "proxy/session/move.h"
@@ -569,14 +568,14 @@ static int txn_need_server(struct session *s)
     }
     if (!near_first_ready(s))
         return 0; /* where it runs depends on the whole first message */
-    if (s->prep != NULL && s->fetcher == NULL && !s->txn_wait.waiting && !s->hold.held) {
+    if (s->prep != NULL && txn_next_detached_idle(s) && !s->hold.held) {
         if (!txn_answer_known_parses(s))
             return -1;
         if (evbuffer_get_length(s->client.in) == 0)
             return 0;
     }
     endpoint_pause_read(&s->client);
-    if (s->fetcher == NULL && !s->txn_wait.waiting && !s->hold.held)
+    if (txn_next_detached_idle(s) && !s->hold.held)
         txn_fetch_start(s);
     return s->closed ? -1 : 0;
 }
@@ -847,12 +846,11 @@ static void txn_resume_cb(struct session *s)
 
 static void txn_closing(struct session *s)
 {
-    struct session *m = s->fetcher;
     /* A session that left nothing behind leaves its connection as it is (no reset). */
     bool own_slots = near_own_slots(s);
     if (txn_may_release(s) && !own_slots)
         s->server_conn->txn_return = true;
-    txn_wait_leave(s);
+    txn_next_stop(s, s->closing_why != NULL ? s->closing_why : "its session ended");
     txn_notify_sender_end(s);
     near_sync_end(s);
     near_slots_give_back(s); /* session pooling resets them */
@@ -860,10 +858,6 @@ static void txn_closing(struct session *s)
     near_session_end(s);
     notify_hub_session_end(s);
     notify_watch_end(s);
-    if (m == NULL)
-        return;
-    s->fetcher = NULL;
-    fetch_close(m, s->closing_why != NULL ? s->closing_why : "its session ended");
 }
 
 /*
@@ -878,7 +872,7 @@ static bool txn_between(const struct session *s)
         return false;
     const struct server_conn *sc = s->server_conn;
     if (sc == NULL)
-        return s->fetcher == NULL && !s->txn_wait.waiting;
+        return txn_next_detached_idle(s);
     return server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !fence_asking(&s->fence) &&
            sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 && txn_prep_idle(sc) &&
            !near_owes_request(s, false);

@@ -12,7 +12,6 @@
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
 #include "proxy/base/log.h"
-#include "proxy/session/fetch.h"
 #include "proxy/session/near.h"
 #include "proxy/session/near_sync.h"
 #include "proxy/session/session.h"
@@ -57,9 +56,7 @@ bool txn_cancel(struct session *s)
         near_on_cancel(s);
         return false;
     }
-    size_t n = s->fetcher != NULL || s->txn_wait.waiting || syncing
-                   ? txn_cancel_request_len(s->client.in)
-                   : 0;
+    size_t n = txn_next_waiting(s) || syncing ? txn_cancel_request_len(s->client.in) : 0;
     if (n == 0)
         return false;
     s->busy++;
@@ -67,11 +64,7 @@ bool txn_cancel(struct session *s)
         session_close(s, "out of memory");
     } else if (evbuffer_get_length(s->client.in) == 0 && !syncing) {
         /* Nothing else waits for the connection: the client is read again, as between requests. */
-        struct session *m = s->fetcher;
-        s->fetcher = NULL;
-        if (m != NULL)
-            fetch_close(m, "the request it was for was canceled");
-        txn_wait_leave(s);
+        txn_next_stop(s, "the request it was for was canceled");
         endpoint_resume_read(&s->client);
     }
     if (!s->closed)

@@ -1,8 +1,10 @@
 /*
  * txn_fetch.c — the server connection for a session's next transaction
- * under transaction pooling: a parked one (near_slots.c), an idle one taken
- * at once, one given back while it waits in the pool's queue (pool_wait.h),
- * or one a fetcher (fetch.h) logs in for.
+ * under transaction pooling, one way with four outcomes (txn_fetch_start):
+ * a parked one (near_slots.c), an idle one taken at once, one given back
+ * while it waits in the pool's queue (pool_wait.h), or one a fetcher
+ * (fetch.h) logs in for; and how it is getting it, s->txn_next
+ * (txn_next.h), which only this file writes and its predicates read.
  */
 #include "proxy/session/txn_fetch.h"
 
@@ -47,7 +49,8 @@ static void txn_fetch_ready(struct session *m, void *arg)
 {
     struct session *s = arg;
     struct server_conn *ns = m->server_conn;
-    s->fetcher = NULL;
+    s->txn_next.how = TXN_NEXT_NONE;
+    s->txn_next.fetcher = NULL;
     s->busy++;
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
@@ -62,7 +65,8 @@ static void txn_fetch_lost(struct session *m, void *arg, const char *why)
     struct session *s = arg;
     if (why == NULL)
         why = "its login failed";
-    s->fetcher = NULL;
+    s->txn_next.how = TXN_NEXT_NONE;
+    s->txn_next.fetcher = NULL;
     s->busy++;
     /* The fetcher's own error, as its login wrote it for a client it does not have. */
     uint8_t err[2048];
@@ -98,19 +102,23 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
                                  int64_t waited_since_us)
 {
     want->waited_since_us = waited_since_us;
-    const char *why = fetch_start(s, want, &txn_fetch_ops, s, &s->fetcher);
-    if (why != NULL)
+    /* FETCHER before its login begins: a kept connection's handover may end it at once. */
+    s->txn_next.how = TXN_NEXT_FETCHER;
+    const char *why = fetch_start(s, want, &txn_fetch_ops, s, &s->txn_next.fetcher);
+    if (why != NULL) {
+        s->txn_next.how = TXN_NEXT_NONE;
         txn_fetch_failed(s, why);
+    }
 }
 
 /* ---- waiting in the pool's queue for a connection given back, with no fetcher ---- */
 
-void txn_wait_leave(struct session *s)
+static void txn_wait_leave(struct session *s)
 {
-    if (!s->txn_wait.waiting)
+    if (s->txn_next.how != TXN_NEXT_QUEUED)
         return;
-    s->txn_wait.waiting = false;
-    s->w->shared->flow->server_wait_end(s);
+    s->txn_next.how = TXN_NEXT_NONE;
+    s->w->shared->flow->server_wait_end(s); /* by s->txn_next.spot.region, kept */
 }
 
 /* A waiter goes the fetcher's way after all, its wait so far counted (query_wait_timeout). */
@@ -143,13 +151,13 @@ static bool txn_wait_join(struct session *s, const struct fetch_spot *spot,
 {
     if (s->near != NULL || spot->host == NULL)
         return false;
-    s->txn_wait.region = spot->region;
+    s->txn_next.spot.region = spot->region;
     s->region = spot->region; /* the pool's key */
     if (!s->w->shared->flow->server_wait(s, spot->host, true))
         return false;
-    s->txn_wait.waiting = true;
-    s->txn_wait.host = spot->host;
-    s->txn_wait.need = *need;
+    s->txn_next.how = TXN_NEXT_QUEUED;
+    s->txn_next.spot.host = spot->host;
+    s->txn_next.need = *need;
     return true;
 }
 
@@ -166,8 +174,9 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
     if (!recheck)
         return true;
     const struct session *f = *full_for;
-    if (f != NULL && f->txn_wait.host == spot->host && f->txn_wait.region == spot->region &&
-        strcmp(f->database, s->database) == 0 && strcmp(f->user, s->user) == 0)
+    if (f != NULL && f->txn_next.spot.host == spot->host &&
+        f->txn_next.spot.region == spot->region && strcmp(f->database, s->database) == 0 &&
+        strcmp(f->user, s->user) == 0)
         return true;
     if (!s->w->shared->flow->server_wait(s, spot->host, false))
         return false;
@@ -177,14 +186,15 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
 
 void txn_wait_serve(struct session *s, bool recheck, struct session **full_for)
 {
-    struct fetch_spot spot = {s->txn_wait.region, s->txn_wait.host};
-    bool moved;
-    struct server_conn *sc = fetch_take_at(s, &spot, &s->txn_wait.need, &moved);
+    struct fetch_spot spot = s->txn_next.spot;
+    struct fetch_want want = {.need = s->txn_next.need};
+    struct server_conn *sc = fetch_take(s, &want, &spot);
     if (sc != NULL) {
         txn_wait_leave(s);
         txn_took(s);
-    } else if (moved ||
-               !txn_wait_still(s, &spot, recheck || s->w->idle_servers.count > 0, full_for)) {
+    } else if (spot.host == NULL /* the spot serves it no more */ ||
+               !txn_wait_still(s, &s->txn_next.spot, recheck || s->w->idle_servers.count > 0,
+                               full_for)) {
         /* The fetcher's way: an idle connection of its pool to close for the slot, room. */
         *full_for = NULL;
         txn_wait_to_fetcher(s);
@@ -196,13 +206,36 @@ void txn_fetch_start(struct session *s)
 {
     latency_wait_begin(&s->lat);
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
-    struct fetch_spot spot;
+    struct fetch_spot spot = {NULL, NULL}; /* the route's first region and host, planned */
     if (near_slot_take(s, &want.need))
         return;
-    if (fetch_take_idle(s, &want, &spot) != NULL) {
+    if (fetch_take(s, &want, &spot) != NULL) {
         txn_took(s);
         return;
     }
     if (!txn_wait_join(s, &spot, &want.need))
         txn_fetch_by_fetcher(s, &want, 0);
+}
+
+/* ---- what the others ask of it ---- */
+
+bool txn_next_waiting(const struct session *s)
+{
+    return s->txn_next.how != TXN_NEXT_NONE;
+}
+
+bool txn_next_detached_idle(const struct session *s)
+{
+    return s->txn != NULL && s->server_conn == NULL && s->txn_next.how == TXN_NEXT_NONE;
+}
+
+void txn_next_stop(struct session *s, const char *why)
+{
+    struct session *m = s->txn_next.fetcher;
+    txn_wait_leave(s);
+    if (m == NULL)
+        return;
+    s->txn_next.how = TXN_NEXT_NONE;
+    s->txn_next.fetcher = NULL;
+    fetch_close(m, why);
 }

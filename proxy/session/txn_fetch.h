@@ -26,11 +26,25 @@ void txn_fetch_start(struct session *s);
  * longer full; *full_for: the waiter whose pool was last found full in
  * this walk), and the queue's timer gives it up past query_wait_timeout
  * (txn_wait_give_up: the session ends with err, 53300, as a login's).
- * txn_wait_leave: s waits no more (its request was canceled, it closes).
  */
 struct pg_error;
 void txn_wait_serve(struct session *s, bool recheck, struct session **full_for);
 void txn_wait_give_up(struct session *s, const struct pg_error *err);
-void txn_wait_leave(struct session *s);
+
+/*
+ * What the others ask of s->txn_next (txn_next.h), each the one place its
+ * question is stated; a site adds its own tail where its question is
+ * wider (its client's unread input, a hold, a pin).
+ *
+ * txn_next_waiting: its request waits for the next connection (in the
+ * pool's queue, or a fetcher logs in for it): no server runs it yet.
+ * txn_next_detached_idle: under transaction pooling, between two
+ * transactions: no server connection, and none being got.
+ * txn_next_stop: s waits no more (its request was canceled, it closes):
+ * it leaves the queue, or its fetcher is let go with why.
+ */
+bool txn_next_waiting(const struct session *s);
+bool txn_next_detached_idle(const struct session *s);
+void txn_next_stop(struct session *s, const char *why);
 
 #endif

@@ -7,7 +7,7 @@
  *    login/server_connect.c), over every need and every mix of three
  *    hosts' states; and wherever the login would land on a host that fits
  *    well and is up, the fast way takes that host too; and the fast way
- *    (fetch_take_at, a transaction that waited in the pool's queue) takes
+ *    (fetch_take at a spot, a transaction that waited in the pool's queue) takes
  *    no connection in a region that the login's relay would hold its
  *    session in (gate_reasons_for: PAUSE, a migration's pause of its
  *    database, a database move's hold), and refuses none it would not
@@ -199,12 +199,13 @@ static void test_fast_way_holds_as_login(void **state)
     placement_init(&sh.placement);
     sh.flow = &flow;
     cfg.migrations_db = (char *)"movr";
+    cfg.pool_mode = POOL_TRANSACTION;
+    cfg.auth = AUTH_SCRAM;
     w.shared = &sh;
     w.cfg = &cfg;
     s.w = &w;
     s.cfg = &cfg;
-    struct need_spec any = {.role = NEED_ANY};
-    struct fetch_spot spot = {e.r, &e.r->hosts[0]};
+    struct fetch_want want = {.need = {.role = NEED_ANY}};
     const char *databases[] = {"movr", "other"};
     int cases = 0;
     for (int d = 0; d < 2; d++)
@@ -216,9 +217,10 @@ static void test_fast_way_holds_as_login(void **state)
             bool login_holds = gate_reasons_for(&s, e.r) != 0;
             bool expect = (hold & 1) || ((hold & 2) && d == 0) || ((hold & 4) && d == 0);
             assert_int_equal(login_holds, expect);
-            bool moved;
+            struct fetch_spot spot = {e.r, &e.r->hosts[0]};
             takes_asked = 0;
-            assert_null(fetch_take_at(&s, &spot, &any, &moved));
+            assert_null(fetch_take(&s, &want, &spot));
+            bool moved = spot.host == NULL;
             if (moved != login_holds || takes_asked != !login_holds)
                 fail_msg("database %s, holds %d: the login %s, the fast way %s", s.database, hold,
                          login_holds ? "holds" : "goes on",

@@ -1,0 +1,38 @@
+/*
+ * txn_next.h — how a session under transaction pooling is getting the
+ * server connection for its next transaction: embedded in struct session
+ * as s->txn_next.  Only txn_fetch.c writes it (tests/doc/owners.t); the
+ * others ask it through txn_fetch.h's txn_next_waiting and
+ * txn_next_detached_idle and stop it with txn_next_stop, and the pool's
+ * queue and SHOW CLIENTS read whether it is QUEUED.  Its place in the
+ * worker's queue is s->turn (wait_turn.h).
+ *
+ * The next connection comes one way, txn_fetch_start, with four outcomes:
+ * a parked slot of nearest's own (near_slots.h) or an idle connection
+ * taken at once (fetch_take) attach it there and then, how staying NONE;
+ * else it waits in the pool's queue (QUEUED) for a connection given back
+ * at its spot, or a fetcher logs in for it (FETCHER).
+ */
+#ifndef PGNEAR_PROXY_SESSION_TXN_NEXT_H
+#define PGNEAR_PROXY_SESSION_TXN_NEXT_H
+
+#include "proxy/session/fetch.h"
+#include "routing/need.h"
+
+struct session;
+
+enum txn_next_how {
+    TXN_NEXT_NONE,    /* not getting one: it has its connection, or waits for no message */
+    TXN_NEXT_QUEUED,  /* in the pool's queue, its pool full on this worker, with no fetcher */
+    TXN_NEXT_FETCHER, /* a fetcher (fetch.h) logs in for it */
+};
+
+struct txn_next {
+    enum txn_next_how how;
+    struct session *fetcher; /* FETCHER: the internal session logging in for it; else NULL */
+    /* QUEUED: the spot (spot.region: the pool's key, pool_wait.h) and need its take asks. */
+    struct fetch_spot spot;
+    struct need_spec need;
+};
+
+#endif
