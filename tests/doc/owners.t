@@ -7,7 +7,8 @@
 # read it through a const pointer (fence_asking).  An array field handed
 # to a function (a string copied into it) is not seen.  The test fails on a write
 # outside the writer, file:line, and on a writer that no longer writes
-# (the table here is stale).
+# (the table here is stale); and on a question of a part restated
+# outside its owner (%asked).
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -21,7 +22,7 @@ my $src = $ENV{PGNEAR_SRCDIR} // dirname(dirname(dirname(__FILE__)));
 my %owner = (
     fence    => ['proxy/session/fence.c'],
     hold     => ['proxy/session/gate.c'],
-    txn_wait => ['proxy/session/txn_fetch.c'],
+    txn_next => ['proxy/session/txn_fetch.c'],
     timeouts => ['proxy/session/timeouts.c'],
     turn     => ['proxy/pool/pool_wait.c'],
     pool_wait => ['proxy/pool/pool_wait.c'],
@@ -77,6 +78,45 @@ for my $member (sort keys %owner) {
     is_deeply(\@bad, [], "only $writer writes ->$member" . (@also ? " (and @also)" : ''))
       or diag(join("\n", @bad));
     ok($writes, "$writer writes ->$member (the table of this test is up to date)");
+}
+
+# A part whose questions are asked through its owner's functions, each
+# stated once: the pattern a source outside the owner (and its header)
+# must not hold, with what it asks instead.  s->txn_next: whether a
+# session waits for its next transaction's connection, or is detached and
+# idle between transactions (txn_next_waiting, txn_next_detached_idle,
+# txn_next_stop in txn_fetch.h); outside, txn_next is read only as QUEUED
+# (the pool's queue, SHOW CLIENTS) and its spot.  The old fields, a
+# session's fetcher and txn_wait, are that question restated.  fetch.c's
+# take is one function (fetch_take) for a direct take and a waited one.
+my %asked = (
+    txn_next => {
+        owner => ['proxy/session/txn_fetch.c', 'proxy/session/txn_next.h'],
+        restated => qr/->\s*fetcher\b|->\s*txn_wait\b|\bTXN_NEXT_(?:NONE|FETCHER)\b
+                      |->\s*txn_next\s*\.\s*(?:fetcher|need)\b/x,
+        instead => 'txn_next_waiting, txn_next_detached_idle, txn_next_stop (txn_fetch.h)',
+    },
+    fetch_take => {
+        owner => [],
+        restated => qr/\bfetch_take_(?:idle|at)\b/,
+        instead => 'fetch_take (fetch.h), one take at a planned spot or a waited one',
+    },
+);
+for my $part (sort keys %asked) {
+    my %may = map { $_ => 1 } @{ $asked{$part}{owner} };
+    my @bad;
+    for my $file (sort @files) {
+        next if $may{$file};
+        open(my $fh, '<', "$src/$file") or die "$file: $!\n";
+        my $code = code_of(do { local $/; <$fh> });
+        my $n = 0;
+        for my $line (split /\n/, $code) {
+            $n++;
+            push @bad, "$file:$n: " . ($line =~ s/^\s+//r) if $line =~ $asked{$part}{restated};
+        }
+    }
+    is_deeply(\@bad, [], "$part is asked through $asked{$part}{instead}")
+      or diag(join("\n", @bad));
 }
 
 # A part whose state is opaque behind its verbs: its private header, and
