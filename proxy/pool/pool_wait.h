@@ -37,9 +37,9 @@ void pool_wait_stop(struct session *s);
 
 /*
  * Under transaction pooling, whether s's next transaction, which found no
- * idle connection to h of its region (s->txn_wait.region) to take, should
- * wait for one of this worker's to be given back rather than have a
- * fetcher log in: the pool is full by its own pool_size, on this worker
+ * idle connection to h of its region (s->txn_next.spot.region) to take,
+ * should wait for one of this worker's to be given back rather than have
+ * a fetcher log in: the pool is full by its own pool_size, on this worker
  * alone (its slice, or the only worker), and no idle connection of the
  * pool is there (one due for its check, or with other startup parameters:
  * the fetcher checks it or closes it for the slot).  join: s begins to

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proxy/session/txn_next.h"
 #include "routing/need.h"
 
 struct session;
@@ -82,11 +83,6 @@ struct region_host;
 struct region_host *fetch_first_host(struct region *r, const struct need_spec *need);
 
 struct server_conn;
-/* Where a transaction's connection is taken, or waited for (txn_next.h). */
-struct fetch_spot {
-    struct region *region;
-    struct region_host *host;
-};
 /*
  * An idle connection of the pool taken for s at once, where a fetcher's
  * login would end in a handover with nothing to say, at *spot: with

@@ -22,7 +22,6 @@
 #include "proxy/runtime/worker_call.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_fetch.h"
 #include "routing/region.h"
 #include "routing/registry.h"
 

@@ -22,7 +22,6 @@
 #include "proxy/session/move_int.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_fetch.h"
 #include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"

@@ -25,7 +25,6 @@
 #include "proxy/session/endpoint.h"
 #include "proxy/session/notify_int.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_fetch.h"
 
 /* ---- the sessions' side ---- */
 

@@ -181,4 +181,25 @@ struct session {
     char client_encoding[24];
 };
 
+/*
+ * What s->txn_next (txn_next.h) says, each question stated here once for
+ * the gate, a move, the timeouts, the fan-out, a cancel and transaction
+ * pooling, which add their own tails (a hold, a pin, unread input);
+ * txn_fetch.c alone writes it, and stops it (txn_next_stop, txn_fetch.h).
+ *
+ * txn_next_waiting: its request waits for its next transaction's
+ * connection (in the pool's queue, or a fetcher logs in for it): no server
+ * runs it yet.  txn_next_detached_idle: under transaction pooling, between
+ * two transactions: no server connection, and none being got.
+ */
+static inline bool txn_next_waiting(const struct session *s)
+{
+    return s->txn_next.how != TXN_NEXT_NONE;
+}
+
+static inline bool txn_next_detached_idle(const struct session *s)
+{
+    return s->txn != NULL && s->server_conn == NULL && s->txn_next.how == TXN_NEXT_NONE;
+}
+
 #endif

@@ -23,7 +23,6 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn_fetch.h"
 
 /* An ErrorResponse longer than this is passed as it is (a cancel's is a few hundred bytes). */
 #define TIMEOUTS_ERROR_MAX 4096

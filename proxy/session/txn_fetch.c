@@ -217,17 +217,7 @@ void txn_fetch_start(struct session *s)
         txn_fetch_by_fetcher(s, &want, 0);
 }
 
-/* ---- what the others ask of it ---- */
-
-bool txn_next_waiting(const struct session *s)
-{
-    return s->txn_next.how != TXN_NEXT_NONE;
-}
-
-bool txn_next_detached_idle(const struct session *s)
-{
-    return s->txn != NULL && s->server_conn == NULL && s->txn_next.how == TXN_NEXT_NONE;
-}
+/* ---- stopping it ---- */
 
 void txn_next_stop(struct session *s, const char *why)
 {

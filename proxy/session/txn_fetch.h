@@ -32,19 +32,10 @@ void txn_wait_serve(struct session *s, bool recheck, struct session **full_for);
 void txn_wait_give_up(struct session *s, const struct pg_error *err);
 
 /*
- * What the others ask of s->txn_next (txn_next.h), each the one place its
- * question is stated; a site adds its own tail where its question is
- * wider (its client's unread input, a hold, a pin).
- *
- * txn_next_waiting: its request waits for the next connection (in the
- * pool's queue, or a fetcher logs in for it): no server runs it yet.
- * txn_next_detached_idle: under transaction pooling, between two
- * transactions: no server connection, and none being got.
- * txn_next_stop: s waits no more (its request was canceled, it closes):
- * it leaves the queue, or its fetcher is let go with why.
+ * s waits for its next transaction's connection no more (its request was
+ * canceled, it closes): it leaves the pool's queue, or its fetcher is let
+ * go with why.  Whether it waits: txn_next_waiting (session_types.h).
  */
-bool txn_next_waiting(const struct session *s);
-bool txn_next_detached_idle(const struct session *s);
 void txn_next_stop(struct session *s, const char *why);
 
 #endif

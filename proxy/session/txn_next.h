@@ -2,10 +2,10 @@
  * txn_next.h — how a session under transaction pooling is getting the
  * server connection for its next transaction: embedded in struct session
  * as s->txn_next.  Only txn_fetch.c writes it (tests/doc/owners.t); the
- * others ask it through txn_fetch.h's txn_next_waiting and
- * txn_next_detached_idle and stop it with txn_next_stop, and the pool's
- * queue and SHOW CLIENTS read whether it is QUEUED.  Its place in the
- * worker's queue is s->turn (wait_turn.h).
+ * others ask it through session_types.h's txn_next_waiting and
+ * txn_next_detached_idle and stop it with txn_fetch.h's txn_next_stop;
+ * the pool's queue and SHOW CLIENTS read whether it is QUEUED.  Its place
+ * in the worker's queue is s->turn (wait_turn.h).
  *
  * The next connection comes one way, txn_fetch_start, with four outcomes:
  * a parked slot of nearest's own (near_slots.h) or an idle connection
@@ -16,10 +16,17 @@
 #ifndef PGNEAR_PROXY_SESSION_TXN_NEXT_H
 #define PGNEAR_PROXY_SESSION_TXN_NEXT_H
 
-#include "proxy/session/fetch.h"
 #include "routing/need.h"
 
+struct region;
+struct region_host;
 struct session;
+
+/* Where a transaction's connection is taken, or waited for (fetch.h: fetch_take). */
+struct fetch_spot {
+    struct region *region;
+    struct region_host *host;
+};
 
 enum txn_next_how {
     TXN_NEXT_NONE,    /* not getting one: it has its connection, or waits for no message */

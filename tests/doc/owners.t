@@ -84,17 +84,18 @@ for my $member (sort keys %owner) {
 # stated once: the pattern a source outside the owner (and its header)
 # must not hold, with what it asks instead.  s->txn_next: whether a
 # session waits for its next transaction's connection, or is detached and
-# idle between transactions (txn_next_waiting, txn_next_detached_idle,
-# txn_next_stop in txn_fetch.h); outside, txn_next is read only as QUEUED
+# idle between transactions (txn_next_waiting, txn_next_detached_idle
+# in session_types.h, txn_next_stop in txn_fetch.h); outside, txn_next is read only as QUEUED
 # (the pool's queue, SHOW CLIENTS) and its spot.  The old fields, a
 # session's fetcher and txn_wait, are that question restated.  fetch.c's
 # take is one function (fetch_take) for a direct take and a waited one.
 my %asked = (
     txn_next => {
-        owner => ['proxy/session/txn_fetch.c', 'proxy/session/txn_next.h'],
+        owner => ['proxy/session/txn_fetch.c', 'proxy/session/txn_next.h',
+                  'proxy/session/session_types.h'],
         restated => qr/->\s*fetcher\b|->\s*txn_wait\b|\bTXN_NEXT_(?:NONE|FETCHER)\b
                       |->\s*txn_next\s*\.\s*(?:fetcher|need)\b/x,
-        instead => 'txn_next_waiting, txn_next_detached_idle, txn_next_stop (txn_fetch.h)',
+        instead => 'txn_next_waiting, txn_next_detached_idle, txn_next_stop',
     },
     fetch_take => {
         owner => [],
