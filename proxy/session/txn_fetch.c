@@ -44,13 +44,19 @@ static void txn_fetch_failed(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
+/* s's fetcher is done (it logged in, failed, or was let go): none gets its connection now. */
+static void txn_fetcher_done(struct session *s)
+{
+    s->txn_next.how = TXN_NEXT_NONE;
+    s->txn_next.fetcher = NULL;
+}
+
 /* The fetcher m logged in: its connection takes the session's waiting message on. */
 static void txn_fetch_ready(struct session *m, void *arg)
 {
     struct session *s = arg;
     struct server_conn *ns = m->server_conn;
-    s->txn_next.how = TXN_NEXT_NONE;
-    s->txn_next.fetcher = NULL;
+    txn_fetcher_done(s);
     s->busy++;
     session_set_timer(m, 0);
     server_conn_hand_over(ns, m, s);
@@ -65,8 +71,7 @@ static void txn_fetch_lost(struct session *m, void *arg, const char *why)
     struct session *s = arg;
     if (why == NULL)
         why = "its login failed";
-    s->txn_next.how = TXN_NEXT_NONE;
-    s->txn_next.fetcher = NULL;
+    txn_fetcher_done(s);
     s->busy++;
     /* The fetcher's own error, as its login wrote it for a client it does not have. */
     uint8_t err[2048];
@@ -106,7 +111,7 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
     s->txn_next.how = TXN_NEXT_FETCHER;
     const char *why = fetch_start(s, want, &txn_fetch_ops, s, &s->txn_next.fetcher);
     if (why != NULL) {
-        s->txn_next.how = TXN_NEXT_NONE;
+        txn_fetcher_done(s);
         txn_fetch_failed(s, why);
     }
 }
@@ -225,7 +230,6 @@ void txn_next_stop(struct session *s, const char *why)
     txn_wait_leave(s);
     if (m == NULL)
         return;
-    s->txn_next.how = TXN_NEXT_NONE;
-    s->txn_next.fetcher = NULL;
+    txn_fetcher_done(s);
     fetch_close(m, why);
 }
