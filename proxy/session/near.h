@@ -149,23 +149,6 @@ struct near_pooling {
 bool near_session_start(struct session *s, bool own_slots, const struct near_pooling *pool);
 void near_session_end(struct session *s);
 
-/*
- * The position the next transaction's server must have: what the session
- * wrote.  After a transaction that may have written on a primary (run
- * again there, or placed there by its text), the first check of that
- * primary that started since gives a position past the session's writes:
- * the session's write position, which a standby must have replayed
- * (need.h's min_lsn).  Until that check, only the primary fits (need's
- * last read).  A fixed bar: the primary's position at its latest check
- * rises with every other session's writes, and a session's own reads on
- * the primary meanwhile do not move it, so a busy primary's sessions read
- * near again within a few checks.  The session sees its own writes;
- * other sessions' as a standby's staleness allows, as for any session
- * reading a standby (its reads are not kept monotonic across standbys,
- * as transaction pooling's are).
- */
-void near_position(struct session *s, struct need_spec *need);
-
 /* Whether the first message in client.in is whole (or needs no reading): its need is known. */
 bool near_first_ready(struct session *s);
 

@@ -12,7 +12,6 @@
 #include "proxy/base/log.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/fence.h"
-#include "proxy/session/near.h"
 #include "proxy/session/near_int.h"
 #include "proxy/session/session.h"
 #include "routing/health.h"
