@@ -2,8 +2,9 @@
  * near.h — target_session_attrs = nearest under transaction pooling: each
  * transaction on the nearest host that can run it.  Under pool_mode =
  * session the same, on two connections of the session's own (its slots:
- * a standby's, a primary's), which txn.c parks between its transactions
- * instead of giving them back to the pool, and gives back as it ends.
+ * a standby's, a primary's), parked between its transactions as txn.c
+ * lets them go (near_on_let_go) instead of going back to the pool, and
+ * given back as it ends.
  *
  * Where a transaction starts.  When the session's next transaction needs
  * a server (txn.c), near_next_need looks at its first message: a block
@@ -91,13 +92,13 @@
  *
  * A session whose transactions are serializable by default runs each on
  * a primary (near_serializable): a standby refuses them all
- * (0A000).  txn.c learns it from the startup parameters and from a text
- * that may set it (txn_open_sets_serializable); a role's or database's
+ * (0A000).  nearest learns it from the startup parameters and from a
+ * text that may set it (txn_open_sets_serializable, near_on_text); a role's or database's
  * default shows only as the first such refusal, forwarded as a 25006 is.
  *
  * A client whose stream ends without a Terminate has the whole messages
- * it sent before run as if a Terminate followed them (txn.c's
- * client_ended hook): a write it sent as it left runs, forwarded when a
+ * it sent before run as if a Terminate followed them (txn_hooks'
+ * client_ended, near_on_client_ended): a write it sent as it left runs, forwarded when a
  * standby refuses it, as a backend runs what reached it.
  */
 #ifndef PGNEAR_PROXY_NEAR_H
