@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/sql_lex.h"
+
 /* A channel's longest name: NAMEDATALEN - 1 bytes. */
 #define LISTEN_SQL_NAME_MAX 63
 /* The most statements one Query may hold to be read here. */
@@ -49,6 +51,19 @@ size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, siz
  * left out.  Returns how many.
  */
 size_t listen_sql_unlistens(const void *text, size_t len, struct listen_op *ops, size_t cap);
+
+/*
+ * Whether a text whose first byte is c may be one that listen_sql_parse
+ * reads: c begins LISTEN or UNLISTEN, or is what the lexer skips or
+ * passes over before a statement (a blank, a comment's '/' or '-', a
+ * ';').  False is certain; true asks for the parse.  A cheap look before
+ * a Query is read whole.
+ */
+static inline bool listen_sql_may_begin(uint8_t c)
+{
+    return c == 'L' || c == 'l' || c == 'U' || c == 'u' || c == '/' || c == '-' || c == ';' ||
+           sql_lex_is_blank(c);
+}
 
 /* Whether text may hold one of them: the word UNLISTEN or DISCARD anywhere, cheaply. */
 bool listen_sql_may_unlisten(const void *text, size_t len);

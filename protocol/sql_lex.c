@@ -9,11 +9,6 @@
 
 #include <string.h>
 
-static bool is_space(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 static bool is_ident_start(uint8_t c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
@@ -203,7 +198,7 @@ static enum sql_tok_kind punctuation(uint8_t c)
 
 void sql_lex_next(struct sql_lexer *lx, struct sql_token *t)
 {
-    while (lx->pos < lx->len && is_space(lx->s[lx->pos]))
+    while (lx->pos < lx->len && sql_lex_is_blank(lx->s[lx->pos]))
         lx->pos++;
     *t = (struct sql_token){.kind = SQL_TOK_END, .start = lx->pos, .body = lx->pos};
     if (lx->pos < lx->len) {

@@ -30,6 +30,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The blanks skipped between tokens (and the only bytes that are): " \t\n\r\f\v". */
+static inline bool sql_lex_is_blank(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
 enum sql_tok_kind {
     SQL_TOK_END,    /* no more text */
     SQL_TOK_WORD,   /* a keyword or an unquoted name */

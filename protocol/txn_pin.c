@@ -407,12 +407,6 @@ static bool continues_word(uint8_t c)
     return word_byte[c];
 }
 
-/* What sql_lex.c skips between tokens. */
-static bool is_blank(uint8_t c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 /*
  * The n bytes at s begin with word (lower case letters and '_'; ASCII
  * letters in any case): only an upper case letter becomes its lower case
@@ -441,7 +435,7 @@ static bool set_after_name(const uint8_t *s, size_t len, size_t i)
     uint8_t next = i + 3 < len ? s[i + 3] : ' ';
     if (continues_word(next) || (next >= '0' && next <= '9') || next == '$')
         return false; /* set_config, or a longer word */
-    while (i > 0 && is_blank(s[i - 1]))
+    while (i > 0 && sql_lex_is_blank(s[i - 1]))
         i--;
     if (i == 0)
         return false;

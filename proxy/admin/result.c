@@ -123,6 +123,15 @@ void result_text(struct admin_result *r, const char *s)
         result_text_n(r, s, strlen(s));
 }
 
+/* An empty name as NULL: SQL's way of saying "none". */
+void result_text_or_null(struct admin_result *r, const char *s)
+{
+    if (s[0] == '\0')
+        result_null(r);
+    else
+        result_text(r, s);
+}
+
 /* A formatted text value; longer than 1 kB it is cut, not refused. */
 void result_textf(struct admin_result *r, const char *fmt, ...)
 {

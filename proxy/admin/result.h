@@ -89,6 +89,8 @@ void result_notice(struct admin_result *r, const char *fmt, ...)
 /* Appends the next value of the current row (rows start by themselves). */
 void result_null(struct admin_result *r);
 void result_text(struct admin_result *r, const char *s);
+/* An empty name as NULL: SQL's way of saying "none". */
+void result_text_or_null(struct admin_result *r, const char *s);
 void result_textf(struct admin_result *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void result_int(struct admin_result *r, int64_t v);

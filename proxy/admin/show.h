@@ -1,7 +1,7 @@
 /*
- * show.h — the SHOW commands (show.c): each one's struct admin_command,
- * whose columns and code are in show.c; the command table in commands.c
- * points at them.
+ * show.h — the SHOW commands (show.c and the show_*.c beside it): each
+ * one's struct admin_command, whose columns and code are in its file;
+ * the command table in commands.c points at them.
  */
 #ifndef PGNEAR_PROXY_ADMIN_SHOW_H
 #define PGNEAR_PROXY_ADMIN_SHOW_H
@@ -14,7 +14,7 @@ struct session;
 extern const struct admin_command show_help_command;
 extern const struct admin_command show_version_command;
 extern const struct admin_command show_config_command;
-extern const struct admin_command show_route_command;
+extern const struct admin_command show_route_command; /* show_route.c */
 extern const struct admin_command show_peers_command;
 extern const struct admin_command show_users_command; /* show_users.c */
 extern const struct admin_command show_homes_command; /* show_homes.c */
@@ -24,11 +24,12 @@ extern const struct admin_command show_databases_command;
 /* What is rendered from a snapshot of every worker. */
 extern const struct admin_command show_stats_command;
 extern const struct admin_command show_lists_command;
+/* show_clients.c */
 extern const struct admin_command show_clients_command;
 extern const struct admin_command show_servers_command;
 extern const struct admin_command show_regions_command;
-extern const struct admin_command show_rtt_command; /* show_rtt.c */
-extern const struct admin_command show_pools_command;
+extern const struct admin_command show_rtt_command;   /* show_rtt.c */
+extern const struct admin_command show_pools_command; /* show_pools.c */
 
 /*
  * Takes a snapshot of every worker (SNAPSHOT_* in what, beyond the

@@ -346,18 +346,13 @@ static void auth_lookup_query_done(void *arg, const PGresult *res, const char *e
 /* The hosts of regions[] to ask, up ones first; each group in the regions' order. */
 static bool auth_lookup_order(struct auth_lookup *l, struct region *const *regions, size_t nregions)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < nregions; i++)
-        total += regions[i]->nhosts;
-    if (total == 0)
+    if (nregions == 0)
         return true;
-    if ((l->order = calloc(total, sizeof(*l->order))) == NULL)
+    size_t cap = nregions * REGION_MAX_HOSTS;
+    if ((l->order = calloc(cap, sizeof(*l->order))) == NULL)
         return false;
-    for (int pass = 0; pass < 2; pass++)
-        for (size_t i = 0; i < nregions; i++)
-            for (size_t j = 0; j < regions[i]->nhosts; j++)
-                if (host_is_up(&regions[i]->hosts[j]) == (pass == 0))
-                    l->order[l->norder++] = &regions[i]->hosts[j];
+    l->norder = pgconn_hosts((const struct region *const *)regions, nregions, PGCONN_UP_FIRST,
+                             l->order, cap);
     return true;
 }
 

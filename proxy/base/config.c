@@ -1,11 +1,12 @@
 /*
  * config.c — the settings of [pgnear] in one table, so that parsing, SHOW
  * CONFIG and reload checks cannot disagree: their values parsed and
- * formatted, the steps of a load (config_ini.c reads the file,
- * config_check.c checks what it said), references, and what the rest of
- * pgnear asks of a loaded configuration.
+ * formatted, the defaults a load starts from, references, and what the
+ * rest of pgnear asks of a loaded configuration.  The load itself is
+ * config_load.c's, above this file: nothing here calls back into it.
  */
-#include "proxy/base/config_int.h"
+#include "proxy/base/config.h"
+#include "proxy/base/config_table.h"
 
 #include "routing/cities.h"
 #include "routing/geoip.h"
@@ -346,63 +347,16 @@ static void setting_format(const struct config *cfg, const struct setting *s, ch
     }
 }
 
-static void config_free(struct config *cfg);
-
 /*
  * Every setting to its default, through the same parser as the file's values;
  * false when out of memory.
  */
-static bool config_set_defaults(struct config *cfg)
+bool config_set_defaults(struct config *cfg)
 {
     for (size_t i = 0; i < N_SETTINGS; i++)
         if (!config_setting_assign(cfg, &config_settings[i], config_settings[i].def))
             return false;
     return true;
-}
-
-static struct config *config_load_with(const char *path, enum config_scope scope,
-                                       const struct config_override *ov, int nov,
-                                       const struct config *running,
-                                       struct config_problems *problems);
-
-struct config *config_load_scoped(const char *path, enum config_scope scope,
-                                  struct config_problems *problems)
-{
-    return config_load_with(path, scope, NULL, 0, NULL, problems);
-}
-
-/*
- * Loads path over the defaults, with ov applied and running's unchanged tables
- * shared; NULL with problems filled, anything made freed.
- */
-static struct config *config_load_with(const char *path, enum config_scope scope,
-                                       const struct config_override *ov, int nov,
-                                       const struct config *running,
-                                       struct config_problems *problems)
-{
-    struct config *cfg = calloc(1, sizeof(*cfg));
-    struct load_ctx lc = {cfg, scope, problems, {NULL, 0, 0, ""}, ov, nov, running};
-    problems->count = problems->dropped = 0;
-    if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !config_set_defaults(cfg)) {
-        snprintf(problems->items[0], sizeof(problems->items[0]), "%s: out of memory", path);
-        problems->count = 1;
-        config_free(cfg);
-        return NULL;
-    }
-    if (config_load_file(&lc))
-        config_check_loaded(&lc);
-    free(lc.names.items);
-    if (problems->count > 0) {
-        config_free(cfg);
-        return NULL;
-    }
-    cfg->refcount = 1;
-    return cfg;
-}
-
-struct config *config_load(const char *path, char *err, size_t errcap)
-{
-    return config_load_overridden(path, NULL, 0, NULL, err, errcap);
 }
 
 bool config_setting_known(const char *name, bool *reloadable)
@@ -411,27 +365,6 @@ bool config_setting_known(const char *name, bool *reloadable)
     if (s != NULL)
         *reloadable = s->reloadable;
     return s != NULL;
-}
-
-struct config *config_load_overridden(const char *path, const struct config_override *ov, int nov,
-                                      const struct config *running, char *err, size_t errcap)
-{
-    struct config_problems *problems = malloc(sizeof(*problems));
-    if (problems == NULL) {
-        snprintf(err, errcap, "%s: out of memory", path);
-        return NULL;
-    }
-    struct config *cfg = config_load_with(path, CONFIG_SCOPE_ALL, ov, nov, running, problems);
-    if (cfg == NULL) {
-        int more = problems->count - 1 + problems->dropped;
-        if (more > 0)
-            snprintf(err, errcap, "%s (and %d more problem%s: pgnear --check lists them all)",
-                     problems->items[0], more, more == 1 ? "" : "s");
-        else
-            snprintf(err, errcap, "%s", problems->items[0]);
-    }
-    free(problems);
-    return cfg;
 }
 
 /* Drops a reference; the last one frees the configuration. NULL is fine. */
@@ -456,7 +389,7 @@ int config_keep_restart_only(struct config *fresh, const struct config *running)
 }
 
 /* Frees a configuration and everything it owns; only through config_unref once loaded. */
-static void config_free(struct config *cfg)
+void config_free(struct config *cfg)
 {
     if (cfg == NULL)
         return;

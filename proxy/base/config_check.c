@@ -128,12 +128,12 @@ static int line_of_named(struct load_ctx *lc, const char *msg, const char *const
     char key[64];
     for (size_t i = 0; names[i] != NULL; i++) {
         snprintf(key, sizeof(key), "pgnear:%s", names[i]);
-        int line = config_ini_line_of(&lc->names, key);
+        int line = config_line_of(&lc->names, key);
         if (strstr(msg, names[i]) != NULL && line > 0)
             return line;
     }
     snprintf(key, sizeof(key), "pgnear:%s", fallback);
-    return config_ini_line_of(&lc->names, key);
+    return config_line_of(&lc->names, key);
 }
 
 /*

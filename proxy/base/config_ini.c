@@ -3,7 +3,8 @@
  * and key noted with its line, for messages; repeats refused), iniparser's
  * syntax errors, the [pgnear] keys through the settings table, the
  * [region NAME] sections with their hosts and location, and [cities].
- * Also the problems of a load, "file:line: why".
+ * It records problems (config_problem.c) and hands [database NAME] and
+ * [user NAME] to config_sections.c; the loader (config_load.c) runs it.
  */
 #include "proxy/base/config_int.h"
 
@@ -20,48 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* One problem, prefixed with the file and line; past CONFIG_MAX_PROBLEMS they are only counted. */
-static void problem_v(struct load_ctx *lc, int line, const char *fmt, va_list ap)
-{
-    struct config_problems *p = lc->problems;
-    if (p->count == CONFIG_MAX_PROBLEMS) {
-        p->dropped++;
-        return;
-    }
-    char *out = p->items[p->count++];
-    size_t cap = sizeof(p->items[0]);
-    int n = line > 0 ? snprintf(out, cap, "%s:%d: ", lc->cfg->path, line)
-                     : snprintf(out, cap, "%s: ", lc->cfg->path);
-    if (n > 0 && (size_t)n < cap)
-        vsnprintf(out + n, cap - (size_t)n, fmt, ap);
-}
-
-int config_ini_line_of(const struct ini_names *names, const char *name)
-{
-    for (size_t i = 0; name != NULL && i < names->count; i++)
-        if (strcmp(names->items[i].name, name) == 0)
-            return names->items[i].line;
-    return 0;
-}
-
-bool config_problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    problem_v(lc, line, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
-bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    problem_v(lc, config_ini_line_of(&lc->names, name), fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /*
  * --explain needs only these of [pgnear] (target_session_attrs: the need
@@ -308,7 +267,7 @@ static bool ini_line_name(const char *line, const char *section, char *out, size
 static bool ini_note_name(struct load_ctx *lc, const char *name, int lineno)
 {
     struct ini_names *n = &lc->names;
-    int first = config_ini_line_of(n, name);
+    int first = config_line_of(n, name);
     if (first > 0) {
         if (name[0] == '[')
             config_problem_at(lc, lineno, "section %s appears again (first at line %d)", name,
@@ -432,15 +391,17 @@ static dictionary *load_dictionary(struct load_ctx *lc)
     return d;
 }
 
-bool config_load_file(struct load_ctx *lc)
+struct _dictionary_ *config_ini_read(struct load_ctx *lc)
 {
-    if (access(lc->cfg->path, R_OK) != 0)
-        return config_problem(lc, NULL, "could not open configuration file: %s", strerror(errno));
+    if (access(lc->cfg->path, R_OK) != 0) {
+        config_problem(lc, NULL, "could not open configuration file: %s", strerror(errno));
+        return NULL;
+    }
     dictionary *d = load_dictionary(lc);
     if (d == NULL) { /* why is in the problems: every syntax error is there */
         if (lc->problems->count == 0)
             config_problem(lc, NULL, "could not load the configuration");
-        return false;
+        return NULL;
     }
     if (lc->noverrides > 0 && iniparser_find_entry(d, "pgnear") == 0)
         iniparser_set(d, "pgnear", NULL); /* the section the overrides go in */
@@ -453,8 +414,15 @@ bool config_load_file(struct load_ctx *lc)
     int nsec = iniparser_getnsec(d);
     for (int i = 0; i < nsec; i++)
         load_section(lc, d, iniparser_getsecname(d, i));
-    config_check_regions(lc);
+    return d;
+}
+
+void config_ini_cities(struct load_ctx *lc, struct _dictionary_ *d)
+{
     load_city_overrides(lc, d);
+}
+
+void config_ini_close(struct _dictionary_ *d)
+{
     iniparser_freedict(d);
-    return true;
 }

@@ -1,9 +1,11 @@
 /*
  * config_int.h — what the parts of the configuration's loading share, and
- * the rest of pgnear does not see: config.c (the settings table and the
- * load's steps), config_ini.c (the file, its lines and sections) and
- * config_check.c (the checks of what the file said), config_sections.c
- * (the [database NAME] and [user NAME] sections).
+ * the rest of pgnear does not see.  They call one way, down: the loader
+ * (config_load.c) runs the file's reading (config_ini.c, which hands
+ * [database NAME] and [user NAME] to config_sections.c) and the checks
+ * (config_check.c, with the fleet's in config_peers.c); each of them
+ * records its problems in config_problem.c and parses values through the
+ * settings table (config.c), and none calls back up.
  */
 #ifndef PGNEAR_PROXY_CONFIG_INT_H
 #define PGNEAR_PROXY_CONFIG_INT_H
@@ -12,6 +14,7 @@
 #include <stddef.h>
 
 #include "proxy/base/config.h"
+#include "proxy/base/config_table.h"
 
 /* A section or a key seen by load_prepare, and the line it was on. */
 struct ini_seen {
@@ -41,20 +44,10 @@ struct load_ctx {
     const struct config *running; /* a reload's: tables of unchanged files are shared; or NULL */
 };
 
-/* A setting of config.c's table. */
-struct setting;
-
-/* The setting of that name as written in the file (health_check_interval); NULL if none. */
-const struct setting *config_setting_find(const char *name);
-
-/* Parses value into cfg's field of s; false when it is not a valid value (or out of memory). */
-bool config_setting_assign(struct config *cfg, const struct setting *s, const char *value);
-
-/* "15s", "1500ms", "2min", "1h" or a bare number of seconds, as milliseconds; false: invalid. */
-bool config_parse_duration_ms(const char *v, int *out);
+/* ---- config_problem.c: the problems of a load (each part below records there) ---- */
 
 /* The line of "[section]" or "section:key" in the file; 0 when it is not there. */
-int config_ini_line_of(const struct ini_names *names, const char *name);
+int config_line_of(const struct ini_names *names, const char *name);
 
 /* Records a problem at a line; false, so that callers can return it. */
 bool config_problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
@@ -64,18 +57,34 @@ bool config_problem_at(struct load_ctx *lc, int line, const char *fmt, ...)
 bool config_problem(struct load_ctx *lc, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* ---- config_sections.c ---- */
+
 /* Loads section when it is a [database NAME] or [user NAME] one: true when it is (handled). */
 struct _dictionary_;
 bool config_load_need_sections(struct load_ctx *lc, struct _dictionary_ *d, const char *section);
 
-/* The sections, then the checks of what they say; false when the file cannot be read. */
-bool config_load_file(struct load_ctx *lc);
+/* ---- config_ini.c: the file, run by the loader (config_load.c) in three steps ---- */
 
-/* The regions: each has hosts, and default_region is one of them (config_load_file). */
-void config_check_regions(struct load_ctx *lc);
+/*
+ * The file read, the overrides set in it and its sections loaded but
+ * [cities] (which needs the regions checked first); NULL, with the
+ * problem recorded, when it cannot be read.
+ */
+struct _dictionary_ *config_ini_read(struct load_ctx *lc);
+
+/* [cities]: city = region, once the regions are checked (config_check_regions). */
+void config_ini_cities(struct load_ctx *lc, struct _dictionary_ *d);
+
+/* Frees what config_ini_read returned. */
+void config_ini_close(struct _dictionary_ *d);
+
+/* ---- config_peers.c, config_check.c: the checks, run by the loader ---- */
 
 /* The fleet's settings (config_peers.c): peer_id, peers, peer_secret_file, the cancel limits. */
 void config_check_peers(struct load_ctx *lc);
+
+/* The regions: each has hosts, and default_region is one of them (between the two ini steps). */
+void config_check_regions(struct load_ctx *lc);
 
 /* After the file: the routing tables, then (scope all) the checks of every other setting. */
 void config_check_loaded(struct load_ctx *lc);

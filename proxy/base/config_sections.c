@@ -51,49 +51,69 @@ static bool parse_limit(const char *text, int *out)
     return true;
 }
 
+/* home_by's column: a plain identifier (no quoting needed where pgnear names it in SQL). */
+static bool column_name_valid(const char *text)
+{
+    size_t len = strlen(text);
+    if (len == 0 || len > 63 || (text[0] >= '0' && text[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)text[i]) && text[i] != '_')
+            return false;
+    return true;
+}
+
 /*
  * Every key of the sections, in the order the "takes ..." message names
  * them.  A choice is parsed into need_rule.value[slot] (-1: not set), and
  * the [pgnear] setting at fallback (an int, or a bool when fallback_bool)
- * applies where no section sets it.  The text keys are kept as written:
- * regions, checked once the regions are known (config_check_placement), and
- * home_by, an identifier checked here.
+ * applies where no section sets it.  A text key (slot TEXT_KEY) is kept
+ * as written in the need_rule's string at text_at, once text_valid (when
+ * it has one) accepts it: regions, checked once the regions are known
+ * (config_check_placement), and home_by, an identifier.  The message of an
+ * invalid value lists choices, or "one of: " choices_of's list.
  */
-#define TEXT_REGIONS     (-1)
+#define TEXT_KEY         (-1)
 #define DURATION_CHOICES "a duration: 15s, 1500ms, 2min, 1h; 0: off"
-#define TEXT_HOME_BY     (-2)
+#define COLUMN_CHOICES                                                                             \
+    "a column name: letters, digits and underscores, not starting with a digit, at most 63"
 
 static const struct section_key_def {
     const char *name;
     bool database_only;
-    int slot; /* enum section_key; TEXT_REGIONS, TEXT_HOME_BY: the text kept in need_rule */
+    int slot; /* enum section_key, or TEXT_KEY */
     bool (*parse)(const char *text, int *out);
-    const char *choices;             /* what the message of an invalid value lists, */
-    const char *(*choices_of)(void); /* or "one of: " the list kept elsewhere */
+    size_t text_at;                       /* TEXT_KEY: offsetof the char * in struct need_rule */
+    bool (*text_valid)(const char *text); /* TEXT_KEY: NULL when any text is kept */
+    const char *choices;
+    const char *(*choices_of)(void);
     size_t fallback;
     bool fallback_bool;
 } section_keys[] = {
-    {"regions", true, TEXT_REGIONS, NULL, NULL, NULL, 0, false},
-    {"target_session_attrs", false, SECTION_NEED, parse_need, NULL, need_choices,
+    {"regions", true, TEXT_KEY, NULL, offsetof(struct need_rule, regions), NULL, NULL, NULL, 0,
+     false},
+    {"target_session_attrs", false, SECTION_NEED, parse_need, 0, NULL, NULL, need_choices,
      offsetof(struct config, target_session_attrs), false},
-    {"movable", false, SECTION_MOVABLE, parse_on_off, "on or off", NULL,
+    {"movable", false, SECTION_MOVABLE, parse_on_off, 0, NULL, "on or off", NULL,
      offsetof(struct config, movable), true},
-    {"pool_mode", false, SECTION_POOL_MODE, config_parse_section_pool_mode,
+    {"pool_mode", false, SECTION_POOL_MODE, config_parse_section_pool_mode, 0, NULL,
      "session or transaction", NULL, offsetof(struct config, pool_mode), false},
-    {"home_by", true, TEXT_HOME_BY, NULL, NULL, NULL, 0, false},
-    {"max_user_connections", false, SECTION_MAX_USER_CONNECTIONS, parse_limit,
+    {"home_by", true, TEXT_KEY, NULL, offsetof(struct need_rule, home_by), column_name_valid,
+     COLUMN_CHOICES, NULL, 0, false},
+    {"max_user_connections", false, SECTION_MAX_USER_CONNECTIONS, parse_limit, 0, NULL,
      "0 for no limit, or more", NULL, offsetof(struct config, max_user_connections), false},
-    {"max_user_client_connections", false, SECTION_MAX_USER_CLIENT_CONNECTIONS, parse_limit,
-     "0 for no limit, or more", NULL, offsetof(struct config, max_user_client_connections), false},
-    {"max_db_client_connections", false, SECTION_MAX_DB_CLIENT_CONNECTIONS, parse_limit,
+    {"max_user_client_connections", false, SECTION_MAX_USER_CLIENT_CONNECTIONS, parse_limit, 0,
+     NULL, "0 for no limit, or more", NULL, offsetof(struct config, max_user_client_connections),
+     false},
+    {"max_db_client_connections", false, SECTION_MAX_DB_CLIENT_CONNECTIONS, parse_limit, 0, NULL,
      "0 for no limit, or more", NULL, offsetof(struct config, max_db_client_connections), false},
-    {"query_timeout", false, SECTION_QUERY_TIMEOUT, config_parse_duration_ms, DURATION_CHOICES,
-     NULL, offsetof(struct config, query_timeout_ms), false},
-    {"transaction_timeout", false, SECTION_TRANSACTION_TIMEOUT, config_parse_duration_ms,
+    {"query_timeout", false, SECTION_QUERY_TIMEOUT, config_parse_duration_ms, 0, NULL,
+     DURATION_CHOICES, NULL, offsetof(struct config, query_timeout_ms), false},
+    {"transaction_timeout", false, SECTION_TRANSACTION_TIMEOUT, config_parse_duration_ms, 0, NULL,
      DURATION_CHOICES, NULL, offsetof(struct config, transaction_timeout_ms), false},
     {"idle_transaction_timeout", false, SECTION_IDLE_TRANSACTION_TIMEOUT, config_parse_duration_ms,
-     DURATION_CHOICES, NULL, offsetof(struct config, idle_transaction_timeout_ms), false},
-    {"client_idle_timeout", false, SECTION_CLIENT_IDLE_TIMEOUT, config_parse_duration_ms,
+     0, NULL, DURATION_CHOICES, NULL, offsetof(struct config, idle_transaction_timeout_ms), false},
+    {"client_idle_timeout", false, SECTION_CLIENT_IDLE_TIMEOUT, config_parse_duration_ms, 0, NULL,
      DURATION_CHOICES, NULL, offsetof(struct config, client_idle_timeout_ms), false},
 };
 #define N_SECTION_KEYS (sizeof(section_keys) / sizeof(section_keys[0]))
@@ -122,42 +142,26 @@ static const char *section_keys_taken(bool is_user, char *buf, size_t cap)
 static void section_key_problem(struct load_ctx *lc, const char *at,
                                 const struct section_key_def *k, const char *text)
 {
-    if (k->slot == TEXT_HOME_BY)
-        config_problem(lc, at,
-                       "invalid home_by \"%s\" (a column name: letters, digits and underscores, "
-                       "not starting with a digit, at most 63)",
-                       text);
-    else if (k->choices_of != NULL)
+    if (k->choices_of != NULL)
         config_problem(lc, at, "invalid %s \"%s\" (one of: %s)", k->name, text, k->choices_of());
     else
         config_problem(lc, at, "invalid %s \"%s\" (%s)", k->name, text, k->choices);
 }
 
-/* home_by's column: a plain identifier (no quoting needed where pgnear names it in SQL). */
-static bool column_name_valid(const char *text)
+/* The string of a rule that text key k keeps. */
+static char **rule_text(struct need_rule *r, const struct section_key_def *k)
 {
-    size_t len = strlen(text);
-    if (len == 0 || len > 63 || (text[0] >= '0' && text[0] <= '9'))
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (!isalnum((unsigned char)text[i]) && text[i] != '_')
-            return false;
-    return true;
+    return (char **)((char *)r + k->text_at);
 }
 
 /* A key's text read into its place in a rule; false: not valid. */
 static bool section_key_parse(const struct section_key_def *k, const char *text,
                               struct need_rule *r)
 {
-    if (k->slot == TEXT_REGIONS) {
-        r->regions = (char *)text; /* checked once the regions are known */
-        return true;
-    }
-    if (k->slot == TEXT_HOME_BY) {
-        r->home_by = (char *)text;
-        return column_name_valid(text);
-    }
-    return k->parse(text, &r->value[k->slot]);
+    if (k->slot != TEXT_KEY)
+        return k->parse(text, &r->value[k->slot]);
+    *rule_text(r, k) = (char *)text; /* iniparser's: add_need_rule copies it */
+    return k->text_valid == NULL || k->text_valid(text);
 }
 
 /* Appends a copy of rule (its strings duplicated); false when out of memory, cfg unchanged. */
@@ -169,18 +173,23 @@ static bool add_need_rule(struct config *cfg, const struct need_rule *rule)
     cfg->need_rules = grown;
     struct need_rule *r = &grown[cfg->n_need_rules];
     *r = *rule;
-    r->name = strdup(rule->name);
-    r->regions = rule->regions != NULL ? strdup(rule->regions) : NULL;
-    r->home_by = rule->home_by != NULL ? strdup(rule->home_by) : NULL;
-    if (r->name == NULL || (rule->regions != NULL && r->regions == NULL) ||
-        (rule->home_by != NULL && r->home_by == NULL)) {
-        free(r->name);
-        free(r->regions);
-        free(r->home_by);
-        return false;
+    bool copied = (r->name = strdup(rule->name)) != NULL;
+    for (size_t i = 0; i < N_SECTION_KEYS; i++) {
+        char **text = section_keys[i].slot == TEXT_KEY ? rule_text(r, &section_keys[i]) : NULL;
+        if (text == NULL || *text == NULL)
+            continue;
+        *text = copied ? strdup(*text) : NULL; /* past a failure, none: nothing to free */
+        copied = copied && *text != NULL;
     }
-    cfg->n_need_rules++;
-    return true;
+    if (copied) {
+        cfg->n_need_rules++;
+        return true;
+    }
+    free(r->name);
+    for (size_t i = 0; i < N_SECTION_KEYS; i++)
+        if (section_keys[i].slot == TEXT_KEY)
+            free(*rule_text(r, &section_keys[i]));
+    return false;
 }
 
 /* One [database NAME] or [user NAME] section, read through section_keys[]. */

@@ -115,14 +115,19 @@ struct func_database {
     size_t nconninfo, at;
 };
 
-int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation)
+/* An empty catalog of no database yet, its reads on base, their hosts placed's. */
+int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation,
+                      pgconn_placed_fn placed, void *placed_arg)
 {
     c->base = base;
     c->generation = generation;
+    c->placed = placed;
+    c->placed_arg = placed_arg;
     list_init(&c->databases);
     return 0;
 }
 
+/* A copy and its keys freed; NULL: nothing. */
 static void func_set_free(struct func_set *fs)
 {
     if (fs == NULL)
@@ -148,6 +153,7 @@ static void func_database_wake(struct func_database *db)
     }
 }
 
+/* The read under way (if any) abandoned, with the conninfo of its hosts. */
 static void func_database_end_read(struct func_database *db)
 {
     if (db->q != NULL)
@@ -160,6 +166,7 @@ static void func_database_end_read(struct func_database *db)
     db->nconninfo = db->at = 0;
 }
 
+/* Every database's entry freed, with its copy and its read. */
 void func_catalog_close(struct func_catalog *c)
 {
     while (c->databases.head.next != &c->databases.head) {
@@ -173,11 +180,13 @@ void func_catalog_close(struct func_catalog *c)
     }
 }
 
+/* The workers' generation bumped: every copy read before stops answering. */
 void func_catalog_changed(struct func_catalog *c)
 {
     __atomic_add_fetch(c->generation, 1, __ATOMIC_ACQ_REL);
 }
 
+/* The slot of key (len bytes) in fs: where it is, or the empty one where it would go. */
 static size_t func_slot(const struct func_set *fs, const char *key, size_t len)
 {
     size_t i = (size_t)fnv1a(FNV1A_BASIS, key, len) & (fs->cap - 1);
@@ -186,8 +195,8 @@ static size_t func_slot(const struct func_set *fs, const char *key, size_t len)
     return i;
 }
 
+#define FUNC_KEY_MAX 72 /* room for a kind (two bytes at most), a name of 63, its NUL */
 /* The key of kind and name (len bytes) into key (FUNC_KEY_MAX bytes); its length, 0: too long. */
-#define FUNC_KEY_MAX 72
 static size_t func_key(char *key, const char *kind, const char *name, size_t len)
 {
     size_t k = strlen(kind);
@@ -199,6 +208,7 @@ static size_t func_key(char *key, const char *kind, const char *name, size_t len
     return k + len;
 }
 
+/* Whether fs holds the key of kind and name (len bytes). */
 static bool func_set_has(const struct func_set *fs, const char *kind, const char *name, size_t len)
 {
     char key[FUNC_KEY_MAX];
@@ -253,6 +263,7 @@ static enum func_known func_lookup_known(const struct func_set *fs, enum sql_use
     }
 }
 
+/* The lookup as written, then an unknown name's absent mark (func_set_note_absent). */
 enum func_known func_set_lookup(const struct func_set *fs, enum sql_use use, const char *name,
                                 size_t len)
 {
@@ -262,6 +273,7 @@ enum func_known func_set_lookup(const struct func_set *fs, enum sql_use use, con
     return k;
 }
 
+/* name marked absent in fs under its use's kind; false: no room or a use not checked. */
 bool func_set_note_absent(struct func_set *fs, enum sql_use use, const char *name, size_t len)
 {
     char key[FUNC_KEY_MAX];
@@ -276,16 +288,19 @@ bool func_set_note_absent(struct func_set *fs, enum sql_use use, const char *nam
     return true;
 }
 
+/* What may write without being named, in words; NULL: nothing. */
 const char *func_set_implicit(const struct func_set *fs)
 {
     return fs->implicit;
 }
 
+/* The number of the read that made fs. */
 uint64_t func_set_read(const struct func_set *fs)
 {
     return fs->read;
 }
 
+/* How many reads of db started so far. */
 uint64_t func_catalog_reads(const struct func_database *db)
 {
     return db->reads;
@@ -369,6 +384,11 @@ static void func_read_failed(struct func_database *db, const char *error)
     func_database_wake(db);
 }
 
+/*
+ * pgasync's answer on one host: the copy made and kept, its waiters told;
+ * a failure tries the next host in order, and after the last the read
+ * failed (func_read_failed).
+ */
 static void func_read_done(void *arg, const PGresult *res, const char *error, bool server_answered)
 {
     struct func_database *db = arg;
@@ -407,31 +427,32 @@ static void func_read_done(void *arg, const PGresult *res, const char *error, bo
     func_database_wake(db);
 }
 
-/* The conninfo of each host up, primaries first, into db; false: out of memory. */
+/*
+ * The conninfo of each host up, primaries first, of the regions db lives
+ * in now (the catalog's hosts hook), into db; false: out of memory.
+ */
 static bool func_read_hosts(struct func_database *db, const struct config *cfg)
 {
+    size_t cap = cfg->regions.count * REGION_MAX_HOSTS;
+    const struct region_host **hosts = cap > 0 ? calloc(cap, sizeof(*hosts)) : NULL;
+    if (cap > 0 && hosts == NULL)
+        return false;
+    struct func_catalog *c = db->catalog;
+    size_t n =
+        cap > 0 ? c->placed(c->placed_arg, cfg, db->name, PGCONN_PRIMARIES_FIRST, hosts, cap) : 0;
+    bool ok = n == 0 || (db->conninfo = calloc(n, sizeof(char *))) != NULL;
     char buf[2048];
-    size_t cap = 0;
-    for (size_t i = 0; i < cfg->regions.count; i++)
-        cap += cfg->regions.items[i].nhosts;
-    if (cap == 0 || (db->conninfo = calloc(cap, sizeof(char *))) == NULL)
-        return cap == 0;
-    for (int standbys = 0; standbys <= 1; standbys++)
-        for (size_t i = 0; i < cfg->regions.count; i++) {
-            const struct region *r = &cfg->regions.items[i];
-            for (size_t j = 0; j < r->nhosts; j++) {
-                const struct region_host *h = &r->hosts[j];
-                if (!host_is_up(h) || host_is_standby(h) != (standbys == 1) ||
-                    !pgconn_conninfo(cfg, h, db->name, "pgnear routines", buf, sizeof(buf)))
-                    continue;
-                if ((db->conninfo[db->nconninfo] = strdup(buf)) == NULL)
-                    return false;
-                db->nconninfo++;
-            }
-        }
-    return true;
+    for (size_t i = 0; i < n && ok; i++) {
+        if (!pgconn_conninfo(cfg, hosts[i], db->name, "pgnear routines", buf, sizeof(buf)))
+            continue;
+        ok = (db->conninfo[db->nconninfo] = strdup(buf)) != NULL;
+        db->nconninfo += ok;
+    }
+    free(hosts);
+    return ok;
 }
 
+/* A read of db's catalog started, on its hosts in order; failed at once when none starts. */
 static void func_read_start(struct func_database *db, const struct config *cfg, uint64_t gen)
 {
     db->q_generation = gen;
@@ -446,6 +467,7 @@ static void func_read_start(struct func_database *db, const struct config *cfg, 
         func_read_failed(db, NULL);
 }
 
+/* c's entry of database name, made the first time; NULL: out of memory. */
 struct func_database *func_catalog_database(struct func_catalog *c, const char *name)
 {
     for (struct list_node *i = c->databases.head.next; i != &c->databases.head; i = i->next) {
@@ -464,6 +486,10 @@ struct func_database *func_catalog_database(struct func_catalog *c, const char *
     return db;
 }
 
+/*
+ * db's copy while it answers (not older than FUNC_CATALOG_REFRESH_MS,
+ * read in the workers' generation), a read started when it is due.
+ */
 struct func_set *func_catalog_get(struct func_database *db, const struct config *cfg)
 {
     if (db == NULL)
@@ -479,6 +505,7 @@ struct func_set *func_catalog_get(struct func_database *db, const struct config 
     return fresh ? db->set : NULL;
 }
 
+/* Whether w waits for the read under way, there being no copy that answers. */
 bool func_catalog_wait(struct func_database *db, const struct config *cfg, struct func_waiter *w)
 {
     if (w->on != NULL)
@@ -490,6 +517,7 @@ bool func_catalog_wait(struct func_database *db, const struct config *cfg, struc
     return true;
 }
 
+/* w off its database's waiters, if on them. */
 void func_waiter_cancel(struct func_waiter *w)
 {
     if (w->on != NULL)
@@ -497,12 +525,14 @@ void func_waiter_cancel(struct func_waiter *w)
     w->on = NULL;
 }
 
+/* A name the copy does not know: a read started unless one runs or the last failed lately. */
 void func_catalog_demand(struct func_database *db, const struct config *cfg)
 {
     if (db != NULL && db->q == NULL && monotonic_ms() >= db->retry_at_ms)
         func_read_start(db, cfg, __atomic_load_n(db->catalog->generation, __ATOMIC_ACQUIRE));
 }
 
+/* Whether w waits for the read under way of db. */
 bool func_catalog_wait_read(struct func_database *db, struct func_waiter *w)
 {
     if (w->on != NULL)

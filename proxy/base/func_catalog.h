@@ -41,7 +41,9 @@
  *
  * Each worker keeps its own copy per database, read with pgnear's own
  * connection (server_conninfo) from the first host up that is a primary,
- * else a standby (whose catalog is its primary's, replayed).  A copy
+ * else a standby (whose catalog is its primary's, replayed), of the
+ * regions the database lives in now (placement_hosts: after a move, not
+ * a copy it left behind).  A copy
  * answers for FUNC_CATALOG_REFRESH_MS from the start of its read (a
  * change past pgnear to an object the copy already knows — a function
  * made VOLATILE, an overload of a known name, a view replaced — is seen
@@ -64,6 +66,7 @@
 
 #include "protocol/sql_calls.h"
 #include "proxy/base/list.h"
+#include "proxy/base/pgconn.h"
 
 struct config;
 struct event_base;
@@ -76,11 +79,15 @@ struct func_set;
 
 struct func_catalog {
     struct event_base *base;
-    uint64_t *generation;  /* shared by the workers, bumped by func_catalog_changed (atomic) */
-    struct list databases; /* struct func_database */
+    uint64_t *generation;    /* shared by the workers, bumped by func_catalog_changed (atomic) */
+    struct list databases;   /* struct func_database */
+    pgconn_placed_fn placed; /* where a database's copy is read */
+    void *placed_arg;
 };
 
-int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation);
+/* An empty catalog; placed(placed_arg, ...) says where each database's copy is read. */
+int func_catalog_init(struct func_catalog *c, struct event_base *base, uint64_t *generation,
+                      pgconn_placed_fn placed, void *placed_arg);
 void func_catalog_close(struct func_catalog *c);
 
 struct func_database;

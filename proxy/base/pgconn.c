@@ -1,5 +1,6 @@
 /*
- * pgconn.c — conninfo strings for pgnear's own libpq connections (pgconn.h).
+ * pgconn.c — pgnear's own libpq connections: their hosts and conninfo
+ * strings (pgconn.h).
  */
 #include "proxy/base/pgconn.h"
 
@@ -11,6 +12,35 @@
 #include "protocol/pgasync.h"
 #include "proxy/base/config.h"
 #include "routing/region.h"
+
+/* The group (0 first, then 1) of pick that h falls in now; -1: pick leaves it out. */
+static int pgconn_group(const struct region_host *h, enum pgconn_pick pick)
+{
+    bool up = host_is_up(h);
+    switch (pick) {
+    case PGCONN_PRIMARIES:
+        return up && !host_is_standby(h) ? 0 : -1;
+    case PGCONN_PRIMARIES_FIRST:
+        return !up ? -1 : host_is_standby(h) ? 1 : 0;
+    case PGCONN_UP:
+        return up ? 0 : -1;
+    case PGCONN_UP_FIRST:
+        return up ? 0 : 1;
+    }
+    return -1;
+}
+
+size_t pgconn_hosts(const struct region *const *regions, size_t nregions, enum pgconn_pick pick,
+                    const struct region_host **out, size_t cap)
+{
+    size_t n = 0;
+    for (int group = 0; group <= 1; group++)
+        for (size_t i = 0; i < nregions; i++)
+            for (size_t j = 0; j < regions[i]->nhosts && n < cap; j++)
+                if (pgconn_group(&regions[i]->hosts[j], pick) == group)
+                    out[n++] = &regions[i]->hosts[j];
+    return n;
+}
 
 bool pgconn_conninfo(const struct config *cfg, const struct region_host *h, const char *dbname,
                      const char *purpose, char *buf, size_t cap)

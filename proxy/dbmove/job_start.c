@@ -17,6 +17,7 @@
 #include "protocol/pgasync.h"
 #include "protocol/sql_quote.h"
 #include "proxy/base/config.h"
+#include "proxy/base/pgconn.h"
 #include "proxy/runtime/placement.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
@@ -27,15 +28,6 @@
 #define DBMOVE_LOCK_KEY        "1885826669" /* 'pgnm' */
 
 /* ---- shared steps ---- */
-
-/* Whether a host of r is up and writable. */
-static bool has_writable_primary(const struct region *r)
-{
-    for (size_t i = 0; i < r->nhosts; i++)
-        if (host_is_up(&r->hosts[i]) && !host_is_standby(&r->hosts[i]))
-            return true;
-    return false;
-}
 
 /*
  * A database lives in one region's primary and, maybe, in regions whose
@@ -49,7 +41,7 @@ static const struct region *leaving_region(struct dbmove_job *j, const struct re
 {
     const struct region *primary = NULL;
     for (size_t i = 0; i < placed->count; i++) {
-        if (!has_writable_primary(placed->items[i]))
+        if (region_primary(placed->items[i], NULL) == NULL)
             continue;
         if (primary != NULL) {
             job_problem(j, "55000",
@@ -67,26 +59,27 @@ static const struct region *leaving_region(struct dbmove_job *j, const struct re
         return NULL;
     }
     uint64_t cluster = host_system_id(job_primary(j, primary));
-    for (size_t i = 0; i < placed->count; i++)
-        for (size_t k = 0; k < placed->items[i]->nhosts && cluster != 0; k++) {
-            const struct region_host *h = &placed->items[i]->hosts[k];
-            uint64_t id = host_is_up(h) ? host_system_id(h) : 0;
-            if (id == 0 || id == cluster)
-                continue;
-            char detail[200];
-            snprintf(detail, sizeof(detail),
-                     "Its system identifier is not that of the primary in region \"%s\".",
-                     primary->name);
-            job_problem(j, "55000",
-                        "host %s:%d of region \"%s\" belongs to another cluster than "
-                        "database \"%s\"'s primary",
-                        h->name, h->port, placed->items[i]->name, j->req.database);
-            pg_error_detail(&j->problem, "%s", detail);
-            pg_error_hint(
-                &j->problem,
-                "List only the regions whose hosts are streaming standbys of the primary.");
-            return NULL;
-        }
+    const struct region_host *up[REGION_SUBSET_MAX * REGION_MAX_HOSTS];
+    size_t n = pgconn_hosts((const struct region *const *)placed->items, placed->count, PGCONN_UP,
+                            up, REGION_SUBSET_MAX * REGION_MAX_HOSTS);
+    for (size_t k = 0; k < n && cluster != 0; k++) {
+        const struct region_host *h = up[k];
+        uint64_t id = host_system_id(h);
+        if (id == 0 || id == cluster)
+            continue;
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "Its system identifier is not that of the primary in region \"%s\".",
+                 primary->name);
+        job_problem(j, "55000",
+                    "host %s:%d of region \"%s\" belongs to another cluster than "
+                    "database \"%s\"'s primary",
+                    h->name, h->port, h->region->name, j->req.database);
+        pg_error_detail(&j->problem, "%s", detail);
+        pg_error_hint(&j->problem,
+                      "List only the regions whose hosts are streaming standbys of the primary.");
+        return NULL;
+    }
     return primary;
 }
 

@@ -1,7 +1,13 @@
 /*
- * run.h — a migration run as runner.c, run_step.c and run_settle.c share
- * it; nothing outside proxy/migrate/ includes it (runner.h is the run's
- * interface).
+ * run.h — a migration run as its files share it; nothing outside
+ * proxy/migrate/ includes it (runner.h is the run's interface).  They
+ * call one way, down: the runner (runner.c: the run made and freed, its
+ * event, the abort, each region's history) runs RESOLVE, RETRY and DOWN
+ * (run_settle.c), the steps (run_step.c) and the upkeep (run_upkeep.c),
+ * and all of them stand on run_query.c (the queries, the end, a region's
+ * primary and lock).  What goes back up goes through what the runner
+ * hands down: each query's handler (run_result_fn) and its event
+ * (run_defer's actions, done by the runner).
  *
  * One query is out at a time, on the lock connection or the step
  * connection; its answer goes to the handler of the phase (on_result),
@@ -21,9 +27,14 @@
 
 #include "protocol/pgasync.h"
 #include "proxy/migrate/history.h"
-#include "proxy/migrate/runner.h"
+#include "proxy/migrate/plan.h"
+#include "proxy/migrate/run_what.h"
+#include "proxy/migrate/step_file.h"
 #include "proxy/session/gate.h"
 #include "routing/region.h"
+
+struct config;
+struct worker;
 
 enum { CONN_LOCK, CONN_STEP, NCONNS };
 
@@ -126,9 +137,12 @@ struct migrate_run {
     struct run_upkeep up;
 };
 
-/* ---- runner.c: the run, its queries, its regions ---- */
+/* ---- run_query.c: what the runner and its parts stand on (it calls none of them) ---- */
 
-/* Does action from the loop, at once or after delay_ms. */
+/* Both connections go; closing the lock's connection is what releases the advisory lock. */
+void run_close_conns(struct migrate_run *run);
+
+/* Does action from the loop (the runner's event), at once or after delay_ms. */
 void run_defer(struct migrate_run *run, enum run_action action, int delay_ms);
 
 /* The end, from the loop: the lock released, then done told, then the run freed. */
@@ -137,6 +151,9 @@ void run_finish(struct migrate_run *run);
 /* The run ends with the error pg_error_set put in run->out.err. */
 void run_fail(struct migrate_run *run);
 
+/* The run ends with the abort's error: what happened in the region is detail. */
+void run_aborted(struct migrate_run *run, const char *detail);
+
 /* A line of progress for the admin (hooks.note), also logged. */
 void run_note(struct migrate_run *run, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -144,7 +161,7 @@ void run_note(struct migrate_run *run, const char *fmt, ...) __attribute__((form
 void run_send(struct migrate_run *run, int conn, const char *sql, int nparams, run_result_fn fn,
               int delay_ms);
 
-/* Sends the query queued by run_send, now (or meets the abort instead). */
+/* Sends the query queued by run_send, now (the runner meets an abort before it). */
 void run_send_now(struct migrate_run *run);
 
 /* A kept connection's server went away while idle (pgasync_keep_open's callback). */
@@ -159,6 +176,28 @@ int run_open_region(struct migrate_run *run);
 /* run->region's migration lock, polled; then fn (on CONN_STEP, under the lock). */
 void run_lock_region(struct migrate_run *run, void (*fn)(struct migrate_run *run));
 
+/* ---- run_step.c: the steps of a region ---- */
+
+/* The region's next step, or the next region. */
+void run_step(struct migrate_run *run);
+
+/* The abort, met as the next query was about to go: the step stopped where it safely can. */
+void run_stop_for_abort(struct migrate_run *run);
+
+/* A statement that runs long says so every MIGRATE_PROGRESS_MS (run->progress's event). */
+void run_progress(evutil_socket_t fd, short what, void *arg);
+
+/* The gate of a pause step opens again, once the step has ended (or the run). */
+void run_release_gate(struct migrate_run *run);
+
+/* ---- run_settle.c: RESOLVE, RETRY, DOWN (over run_step.c) ---- */
+
+/* RESOLVE, RETRY in a region, with the version's row there (NULL: none). */
+void run_settle(struct migrate_run *run, const struct migrate_history_row *row);
+
+/* DOWN in a region, with its history. */
+void run_down(struct migrate_run *run, struct migrate_history *h);
+
 /* ---- run_upkeep.c: a database homed by city kept in step after the run ---- */
 
 /* After the last region: the upkeep when the run wants one, else the end. */
@@ -169,43 +208,5 @@ void run_upkeep_next(struct migrate_run *run);
 
 /* Frees what the upkeep holds. */
 void run_upkeep_free(struct migrate_run *run);
-
-/* ---- run_step.c: the steps of a region ---- */
-
-/* The step of the plan being run. */
-const struct migrate_step *run_current_step(const struct migrate_run *run);
-
-/* The script a run runs of a step: its down script for MIGRATE DOWN, else its up one. */
-const struct migrate_script *run_script_of(const struct migrate_run *run,
-                                           const struct migrate_step *step);
-
-/* The region's next step, or the next region. */
-void run_step(struct migrate_run *run);
-
-/* The handler of each query of a step (run_stop_for_abort knows a step by it). */
-void run_on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
-
-/* The abort stops the current step before its statement (from 1); see run_step.c. */
-void run_step_aborted(struct migrate_run *run, size_t statement);
-
-/* A statement that runs long says so every MIGRATE_PROGRESS_MS (run->progress's event). */
-void run_progress(evutil_socket_t fd, short what, void *arg);
-
-/* The gate of a pause step opens again, once the step has ended (or the run). */
-void run_release_gate(struct migrate_run *run);
-
-/* ---- run_settle.c: ABORT, RESOLVE, RETRY, DOWN ---- */
-
-/* The run ends with the abort's error: what happened in the region is detail. */
-void run_aborted(struct migrate_run *run, const char *detail);
-
-/* The abort, met as the next query was about to go (run_send_now). */
-void run_stop_for_abort(struct migrate_run *run);
-
-/* RESOLVE, RETRY in a region, with the version's row there (NULL: none). */
-void run_settle(struct migrate_run *run, const struct migrate_history_row *row);
-
-/* DOWN in a region, with its history. */
-void run_down(struct migrate_run *run, struct migrate_history *h);
 
 #endif

@@ -1,8 +1,9 @@
 /*
- * run_settle.c — what a run does besides running the plan up: MIGRATE
- * ABORT (the statement running canceled, the run stopped where it safely
- * can), RESOLVE and RETRY of a step uncertain or failed in a region, and
- * DOWN, the applied steps above a version reverted by their down scripts.
+ * run_settle.c — what a run does in a region besides running the plan
+ * up: RESOLVE and RETRY of a step uncertain or failed there, and DOWN,
+ * the applied steps above a version reverted by their down scripts.  The
+ * runner (runner.c) hands it the region's history; it plans, and hands
+ * the steps to run_step.c.
  */
 #include "proxy/migrate/run.h"
 
@@ -11,86 +12,7 @@
 #include <string.h>
 
 #include "proxy/base/config.h"
-#include "proxy/base/log.h"
 #include "routing/region.h"
-
-/* ---- abort ---- */
-
-/* The run ends with the abort's error: what happened in the region is detail. */
-void run_aborted(struct migrate_run *run, const char *detail)
-{
-    pg_error_set(&run->out.err, "57014", "migration canceled by %s%s%s%s", run->abort_who,
-                 run->region != NULL ? " in region \"" : "",
-                 run->region != NULL ? run->region->name : "", run->region != NULL ? "\"" : "");
-    if (detail != NULL)
-        pg_error_detail(&run->out.err, "%s", detail);
-    pg_error_hint(&run->out.err, "SHOW MIGRATIONS shows where each region stands.");
-    run_fail(run);
-}
-
-/* The abort, met as the next query was about to go (run_send_now). */
-void run_stop_for_abort(struct migrate_run *run)
-{
-    if (run->on_result != run_on_step_query || run->k == 0) {
-        run_aborted(run, run->region != NULL ? "No step was running there." : NULL);
-        return;
-    }
-    const struct migrate_step *step = run_current_step(run);
-    const struct migrate_script *sc = run_script_of(run, step);
-    size_t first = 1 + run->nsets, n = sc->sql.count;
-    if (!sc->directives.no_transaction) {
-        run_step_aborted(run, 0);
-        return;
-    }
-    if (run->k >= first + 2 * n) { /* every statement done: the step ends as applied */
-        run->cleaning = true;
-        run_send_now(run);
-        return;
-    }
-    size_t at = run->k < first ? 0 : (run->k - first) / 2 + ((run->k - first) % 2);
-    run_step_aborted(run, at + 1);
-}
-
-/*
- * pg_cancel_backend's answer; a failure is only logged, since the run then
- * stops once the statement ends.
- */
-static void on_cancel_sent(void *arg, const PGresult *res, const char *error, bool answered)
-{
-    struct run_conn *c = arg;
-    (void)res;
-    (void)answered;
-    if (error != NULL)
-        log_warn(0, "migration: could not cancel the running statement: %s", error);
-    if (!pgasync_keep_open(c->q, run_conn_closed, c))
-        c->q = NULL;
-}
-
-/* The statement running on the step connection is canceled from the lock connection. */
-static void run_cancel_statement(struct migrate_run *run)
-{
-    struct run_conn *lock = &run->conns[CONN_LOCK];
-    int pid = pgasync_backend_pid(run->conns[CONN_STEP].q);
-    const char *params[1] = {run->cancel_pid};
-    snprintf(run->cancel_pid, sizeof(run->cancel_pid), "%d", pid);
-    if (lock->q == NULL || pid == 0 ||
-        pgasync_requery(lock->q, "SELECT pg_cancel_backend($1)", 1, params,
-                        run->cfg->server_connect_timeout_ms, on_cancel_sent, lock) != 0)
-        run_note(run, "could not cancel the running statement: the run stops once it ends");
-}
-
-void migrate_run_abort(struct migrate_run *run, const char *who)
-{
-    if (run->aborting)
-        return;
-    run->aborting = true;
-    snprintf(run->abort_who, sizeof(run->abort_who), "%s", who);
-    log_info(0, "migration: stopping, asked by %s", who);
-    if (run->closing != NULL)
-        gate_close_cancel(run->closing); /* on_gate ends the run */
-    else if (run->statement_out)
-        run_cancel_statement(run);
-}
 
 /* ---- RESOLVE and RETRY ---- */
 

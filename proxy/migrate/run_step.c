@@ -57,7 +57,7 @@ static void step_params(struct migrate_run *run, const struct migrate_step *step
 }
 
 /* The step of the plan being run. */
-const struct migrate_step *run_current_step(const struct migrate_run *run)
+static const struct migrate_step *run_current_step(const struct migrate_run *run)
 {
     return &run->steps.steps[run->planned[run->next_planned]];
 }
@@ -69,8 +69,8 @@ static bool step_notx(const struct migrate_run *run)
 }
 
 /* The script a run runs of a step: its down script for MIGRATE DOWN, else its up one. */
-const struct migrate_script *run_script_of(const struct migrate_run *run,
-                                           const struct migrate_step *step)
+static const struct migrate_script *run_script_of(const struct migrate_run *run,
+                                                  const struct migrate_step *step)
 {
     return run->what.mode == MIGRATE_RUN_DOWN ? &step->down : &step->up;
 }
@@ -112,6 +112,8 @@ void run_progress(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- a failed step ---- */
+
+static void run_step_aborted(struct migrate_run *run, size_t statement);
 
 /* The state a no-transaction script that stopped part way leaves its row in. */
 static const char *notx_failed_state(const struct migrate_run *run)
@@ -288,7 +290,7 @@ static void on_abort_rolled_back(struct migrate_run *run, const PGresult *res, c
  * statement: a transactional step is rolled back; a no-transaction one
  * keeps the statements before it and its row says failed at it.
  */
-void run_step_aborted(struct migrate_run *run, size_t statement)
+static void run_step_aborted(struct migrate_run *run, size_t statement)
 {
     const struct migrate_step *step = run_current_step(run);
     const struct migrate_script *sc = run_script_of(run, step);
@@ -316,6 +318,32 @@ void run_step_aborted(struct migrate_run *run, size_t statement)
     pg_error_hint(e, "MIGRATE %s goes on from statement %zu; MIGRATE RESOLVE settles it.",
                   run->what.mode == MIGRATE_RUN_DOWN ? "DOWN" : "RETRY", statement);
     notx_failed(run);
+}
+
+/* The handler of each query of a step (run_stop_for_abort knows a step by it). */
+static void run_on_step_query(struct migrate_run *run, const PGresult *res, const char *error);
+
+/* The abort, met as the next query was about to go (the runner's ACT_SEND). */
+void run_stop_for_abort(struct migrate_run *run)
+{
+    if (run->on_result != run_on_step_query || run->k == 0) {
+        run_aborted(run, run->region != NULL ? "No step was running there." : NULL);
+        return;
+    }
+    const struct migrate_step *step = run_current_step(run);
+    const struct migrate_script *sc = run_script_of(run, step);
+    size_t first = 1 + run->nsets, n = sc->sql.count;
+    if (!sc->directives.no_transaction) {
+        run_step_aborted(run, 0);
+        return;
+    }
+    if (run->k >= first + 2 * n) { /* every statement done: the step ends as applied */
+        run->cleaning = true;
+        run_send_now(run);
+        return;
+    }
+    size_t at = run->k < first ? 0 : (run->k - first) / 2 + ((run->k - first) % 2);
+    run_step_aborted(run, at + 1);
 }
 
 /* ---- pause steps ---- */
@@ -514,7 +542,8 @@ static void run_step_next(struct migrate_run *run)
     run_send(run, CONN_STEP, run->sql, run->nparams, run_on_step_query, 0);
 }
 
-void run_on_step_query(struct migrate_run *run, const PGresult *res, const char *error)
+/* A query of the step answered: the next one, or the step's end (applied, failed). */
+static void run_on_step_query(struct migrate_run *run, const PGresult *res, const char *error)
 {
     const struct migrate_step *step = run_current_step(run);
     if (res == NULL) {

@@ -1,38 +1,27 @@
 /*
- * runner.c — a migration run (runner.h) and its regions: the run made,
- * ended and freed; its queries sent, one at a time, from an event of
- * their own (run.h); and each region in turn: its primary, the migration
- * lock (polled), the history table created and read under it, then the
- * plan handed to the steps (run_step.c) or to RESOLVE, RETRY and DOWN
- * (run_settle.c).
+ * runner.c — a migration run (runner.h) and its regions, the top of the
+ * run's files (run.h): the run made, ended and freed; its event, which
+ * does what the parts below defer to it (a query to send, the next
+ * region, the upkeep's next region, the end) and meets MIGRATE ABORT
+ * before a query goes; the abort itself; and each region in turn: its
+ * primary and migration lock (run_query.c), the history table created
+ * and read under it, then the plan handed to the steps (run_step.c) or to
+ * RESOLVE, RETRY and DOWN (run_settle.c).
  */
 #include "proxy/migrate/run.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 
-#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
-#include "proxy/base/pgconn.h"
 #include "proxy/migrate/status.h"
 #include "proxy/runtime/worker.h"
 #include "routing/region.h"
-
-/* Both connections go; closing the lock's connection is what releases the advisory lock. */
-static void run_close_conns(struct migrate_run *run)
-{
-    for (int i = 0; i < NCONNS; i++) {
-        pgasync_abandon(run->conns[i].q);
-        run->conns[i].q = NULL;
-    }
-}
 
 /*
  * Frees the run and all it holds, the configuration's reference included; the
@@ -58,24 +47,6 @@ void migrate_run_discard(struct migrate_run *run)
     run_free(run);
 }
 
-/* Does action from the loop, at once or after delay_ms. */
-void run_defer(struct migrate_run *run, enum run_action action, int delay_ms)
-{
-    struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
-    run->action = action;
-    if (evtimer_add(run->next, &tv) != 0 && action != ACT_FINISH) {
-        run->out.failed = true;
-        pg_error_set(&run->out.err, "53200", "out of memory");
-        run_defer(run, ACT_FINISH, 0);
-    }
-}
-
-/* The end, from the loop: the lock released, then done told, then the run freed. */
-void run_finish(struct migrate_run *run)
-{
-    run_defer(run, ACT_FINISH, 0);
-}
-
 /*
  * The run's end: connections closed, the gate opened, done told, the run freed;
  * nothing may touch run after.
@@ -88,93 +59,7 @@ static void run_finish_now(struct migrate_run *run)
     run_free(run);
 }
 
-void run_fail(struct migrate_run *run)
-{
-    run->out.failed = true;
-    run_finish(run);
-}
-
-void run_note(struct migrate_run *run, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    log_progress("migration", run->hooks.note, run->hooks.arg, fmt, ap);
-    va_end(ap);
-}
-
-/* ---- sending ---- */
-
 static void run_region(struct migrate_run *run);
-
-void run_conn_closed(void *arg)
-{
-    struct run_conn *c = arg;
-    /* The server went away while idle: the lock (if this held it) is gone. */
-    pgasync_abandon(c->q);
-    c->q = NULL;
-}
-
-/*
- * pgasync's callback: the connection is kept open for the next statement, then
- * the result goes to the waiting step.
- */
-static void run_query_done(void *arg, const PGresult *res, const char *error, bool answered)
-{
-    struct run_conn *c = arg;
-    struct migrate_run *run = c->run;
-    (void)answered;
-    run->statement_out = false;
-    evtimer_del(run->progress);
-    if (!pgasync_keep_open(c->q, run_conn_closed, c))
-        c->q = NULL; /* freed after this callback */
-    run->on_result(run, res, error);
-}
-
-/* Queues sql (run->params[0..nparams)) on conn, for fn; sent after delay_ms from the loop. */
-void run_send(struct migrate_run *run, int conn, const char *sql, int nparams, run_result_fn fn,
-              int delay_ms)
-{
-    run->conn = conn;
-    run->sql = sql;
-    run->nparams = nparams;
-    run->on_result = fn;
-    run_defer(run, ACT_SEND, delay_ms);
-}
-
-void run_send_now(struct migrate_run *run)
-{
-    struct run_conn *c = &run->conns[run->conn];
-    const char *params[RUN_PARAMS];
-    char why[256] = "the connection was lost";
-    if (run->aborting && !run->cleaning) {
-        run_stop_for_abort(run);
-        return;
-    }
-    run->statement_out = run->conn == CONN_STEP && run->sql == run->stmt_copy;
-    if (run->statement_out) {
-        struct timeval tv = {MIGRATE_PROGRESS_MS / 1000, 0};
-        evtimer_add(run->progress, &tv);
-    }
-    for (int i = 0; i < run->nparams; i++)
-        params[i] = run->params[i];
-    int timeout = run->cfg->server_connect_timeout_ms;
-    if (run->conn == CONN_STEP && c->q != NULL)
-        timeout = 24 * 3600 * 1000; /* a step's statement takes the time it takes */
-    if (c->q != NULL) {
-        if (pgasync_requery(c->q, run->sql, run->nparams, params, timeout, run_query_done, c) == 0)
-            return;
-        pgasync_abandon(c->q);
-        c->q = NULL;
-    } else if (run->conn == CONN_STEP && run->k > 0) {
-        /* the step's transaction went with its connection */
-    } else if ((c->q = pgasync_query(run->base, run->conninfo, run->sql, run->nparams, params,
-                                     timeout, run_query_done, c, why, sizeof(why))) != NULL) {
-        return;
-    }
-    pg_error_set(&run->out.err, "08006", "lost the connection to region \"%s\"", run->region->name);
-    pg_error_detail(&run->out.err, "%s", why);
-    run_fail(run);
-}
 
 /* The deferred action (run_defer), from the loop, so a callback never re-enters the run. */
 static void run_act(evutil_socket_t fd, short what, void *arg)
@@ -184,7 +69,10 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
     (void)what;
     switch (run->action) {
     case ACT_SEND:
-        run_send_now(run);
+        if (run->aborting && !run->cleaning)
+            run_stop_for_abort(run); /* the abort, met as the next query was about to go */
+        else
+            run_send_now(run);
         return;
     case ACT_REGION:
         run_close_conns(run); /* releases the last region's lock */
@@ -198,6 +86,49 @@ static void run_act(evutil_socket_t fd, short what, void *arg)
         run_finish_now(run);
         return;
     }
+}
+
+/* ---- MIGRATE ABORT ---- */
+
+/*
+ * pg_cancel_backend's answer; a failure is only logged, since the run then
+ * stops once the statement ends.
+ */
+static void on_cancel_sent(void *arg, const PGresult *res, const char *error, bool answered)
+{
+    struct run_conn *c = arg;
+    (void)res;
+    (void)answered;
+    if (error != NULL)
+        log_warn(0, "migration: could not cancel the running statement: %s", error);
+    if (!pgasync_keep_open(c->q, run_conn_closed, c))
+        c->q = NULL;
+}
+
+/* The statement running on the step connection is canceled from the lock connection. */
+static void run_cancel_statement(struct migrate_run *run)
+{
+    struct run_conn *lock = &run->conns[CONN_LOCK];
+    int pid = pgasync_backend_pid(run->conns[CONN_STEP].q);
+    const char *params[1] = {run->cancel_pid};
+    snprintf(run->cancel_pid, sizeof(run->cancel_pid), "%d", pid);
+    if (lock->q == NULL || pid == 0 ||
+        pgasync_requery(lock->q, "SELECT pg_cancel_backend($1)", 1, params,
+                        run->cfg->server_connect_timeout_ms, on_cancel_sent, lock) != 0)
+        run_note(run, "could not cancel the running statement: the run stops once it ends");
+}
+
+void migrate_run_abort(struct migrate_run *run, const char *who)
+{
+    if (run->aborting)
+        return;
+    run->aborting = true;
+    snprintf(run->abort_who, sizeof(run->abort_who), "%s", who);
+    log_info(0, "migration: stopping, asked by %s", who);
+    if (run->closing != NULL)
+        gate_close_cancel(run->closing); /* on_gate ends the run */
+    else if (run->statement_out)
+        run_cancel_statement(run);
 }
 
 /* ---- one region: its lock, its history, its plan ---- */
@@ -261,47 +192,6 @@ static void on_created(struct migrate_run *run, const PGresult *res, const char 
     run_send(run, CONN_STEP, migrate_history_select_sql, 0, on_history, 0);
 }
 
-/*
- * The region's advisory lock: taken, or tried again until MIGRATE_LOCK_WAIT_MS,
- * then 55P03 naming who holds it.
- */
-static void on_lock(struct migrate_run *run, const PGresult *res, const char *error)
-{
-    if (res == NULL || PQntuples(res) != 1 || PQnfields(res) != 2) {
-        pg_error_set(&run->out.err, "08006", "could not take the migration lock of region \"%s\"",
-                     run->region->name);
-        pg_error_detail(&run->out.err, "%s", error);
-        run_fail(run);
-        return;
-    }
-    if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
-        run->after_lock(run);
-        return;
-    }
-    if (monotonic_ms() >= run->lock_deadline_ms) {
-        char detail[512];
-        const char *who = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
-        if (who != NULL) /* "pgnear migrations" is how another pgnear shows */
-            snprintf(detail, sizeof(detail),
-                     "pg_advisory_lock(%s) in migrations_db there is held by %.300s.",
-                     MIGRATE_LOCK_KEY, who);
-        else
-            snprintf(detail, sizeof(detail),
-                     "Another session holds pg_advisory_lock(%s) in migrations_db there.",
-                     MIGRATE_LOCK_KEY);
-        pg_error_set(&run->out.err, "55P03",
-                     "could not take the migration lock of region \"%s\" within %d ms",
-                     run->region->name, MIGRATE_LOCK_WAIT_MS);
-        pg_error_detail(&run->out.err, "%s", detail);
-        pg_error_hint(&run->out.err,
-                      "A pgnear migrating shows as \"pgnear migrations\"; wait for its run to end, "
-                      "then try again.");
-        run_fail(run);
-        return;
-    }
-    run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, MIGRATE_LOCK_POLL_MS);
-}
-
 /* The index in cfg->regions of the ri-th region to run: DOWN takes them in reverse order. */
 static size_t region_at(const struct migrate_run *run)
 {
@@ -314,43 +204,6 @@ static size_t region_at(const struct migrate_run *run)
 static void history_under_lock(struct migrate_run *run)
 {
     run_send(run, CONN_STEP, migrate_history_create_sql, 0, on_created, 0);
-}
-
-int run_open_region(struct migrate_run *run)
-{
-    const struct config *cfg = run->cfg;
-    char why[256];
-    const struct region *follows;
-    const struct region_host *h = migrate_target(cfg, run->region, &follows, why, sizeof(why));
-    if (h == NULL) {
-        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
-        pg_error_detail(&run->out.err, "%s", why);
-        run_fail(run);
-        return -1;
-    }
-    if (follows != NULL) {
-        if (!run->up.running)
-            run_note(run,
-                     "region \"%s\" follows region \"%s\": its standbys replay the steps run there",
-                     run->region->name, follows->name);
-        return 0;
-    }
-    if (!pgconn_conninfo(cfg, h, cfg->migrations_db, MIGRATE_APPLICATION_NAME, run->conninfo,
-                         sizeof(run->conninfo))) {
-        pg_error_set(&run->out.err, "08001", "cannot migrate region \"%s\"", run->region->name);
-        pg_error_detail(&run->out.err, "Its connection string is too long.");
-        run_fail(run);
-        return -1;
-    }
-    return 1;
-}
-
-void run_lock_region(struct migrate_run *run, void (*fn)(struct migrate_run *run))
-{
-    run->after_lock = fn;
-    run->lock_deadline_ms = monotonic_ms() + MIGRATE_LOCK_WAIT_MS;
-    run->k = 0;
-    run_send(run, CONN_LOCK, migrate_lock_try_sql, 0, on_lock, 0);
 }
 
 /* Region ri: its primary, its lock; or, after the last, the upkeep and the end. */

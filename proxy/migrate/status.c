@@ -17,20 +17,17 @@
 const struct region_host *migrate_target(const struct config *cfg, const struct region *r,
                                          const struct region **follows, char *why, size_t cap)
 {
-    const struct region_host *standby = NULL;
     *follows = NULL;
-    for (size_t i = 0; i < r->nhosts; i++) {
-        const struct region_host *h = &r->hosts[i];
-        if (!host_is_up(h))
-            continue;
-        if (!host_is_standby(h))
-            return h;
-        if (standby == NULL)
-            standby = h;
-        if (*follows == NULL &&
-            (*follows = region_with_primary(&cfg->regions, r, host_system_id(h))) != NULL)
-            return h;
-    }
+    const struct region_host *standby;
+    const struct region_host *h = region_primary(r, &standby);
+    if (h != NULL)
+        return h;
+    /* No primary: every host up is a standby; one may stream from another region's primary. */
+    const struct region_host *up[REGION_MAX_HOSTS];
+    size_t n = pgconn_hosts(&r, 1, PGCONN_UP, up, REGION_MAX_HOSTS);
+    for (size_t i = 0; i < n; i++)
+        if ((*follows = region_with_primary(&cfg->regions, r, host_system_id(up[i]))) != NULL)
+            return up[i];
     if (standby != NULL)
         snprintf(why, cap,
                  "no primary: every host of region \"%s\" that is up is a standby, and none "

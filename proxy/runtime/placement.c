@@ -84,6 +84,19 @@ const struct region_subset *placement_of(struct placement_table *t, const struct
     return out;
 }
 
+size_t placement_hosts(struct placement_table *t, const struct config *cfg, const char *database,
+                       enum pgconn_pick pick, const struct region_host **out, size_t cap)
+{
+    struct region_subset sub;
+    const struct region_subset *placed = placement_of(t, cfg, database, &sub);
+    const struct region *regions[REGION_SUBSET_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->regions.count && n < REGION_SUBSET_MAX; i++)
+        if (placed == NULL || region_subset_has(placed, &cfg->regions.items[i]))
+            regions[n++] = &cfg->regions.items[i];
+    return pgconn_hosts(regions, n, pick, out, cap);
+}
+
 /* The region of city's home (folded as key) in database into out; false when it has none. */
 static bool city_home(struct placement_table *t, const char *database, const char *city, char *out,
                       size_t cap)

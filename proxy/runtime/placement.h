@@ -24,8 +24,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/base/pgconn.h"
+
 struct config;
 struct locality;
+struct region_host;
 struct region_subset;
 
 #define PLACEMENT_MAX      64 /* databases moved, or being cut over, at once */
@@ -89,6 +92,15 @@ void placement_destroy(struct placement_table *t);
  */
 const struct region_subset *placement_of(struct placement_table *t, const struct config *cfg,
                                          const char *database, struct region_subset *out);
+
+/*
+ * Where pgnear's own connection to database goes (its routines' catalog,
+ * its LISTEN): the hosts pick takes (pgconn_hosts) of the regions it
+ * lives in now (placement_of), in the configured order of the regions,
+ * into out (at most cap).  Returns the count.
+ */
+size_t placement_hosts(struct placement_table *t, const struct config *cfg, const char *database,
+                       enum pgconn_pick pick, const struct region_host **out, size_t cap);
 
 /*
  * As placement_of, for a session at loc (NULL: none known): where database

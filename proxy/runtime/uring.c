@@ -22,6 +22,12 @@
  * send or reads; an owner that goes away while a request is in flight
  * leaves it here as an orphan until the kernel is done with it (after a
  * cancel: the socket is being closed).
+ *
+ * This file holds the ring's life (made, begun, quiesced, freed), the
+ * loop's side (the turn's submissions, the eventfd, the completions told
+ * to their sends and receives) and the weighing of where sockets read;
+ * the sends are uring_send.c's, the receives uring_recv.c's, and what the
+ * three share is in uring_int.h.
  */
 #include "proxy/runtime/uring.h"
 
@@ -31,7 +37,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -40,24 +45,14 @@
 #include <liburing.h>
 
 #include "protocol/clock.h"
+#include "proxy/runtime/uring_int.h"
 
+/* The submission ring's entries. */
 #define URING_ENTRIES 256
 /* Room for the completions of many slow readers' sends at once (the kernel keeps any overflow). */
 #define URING_CQ_ENTRIES 4096
 /* Rounds of submit-and-tell a turn runs before leaving the rest to the next (bounded work). */
 #define URING_TURN_ROUNDS 16
-/* Free blocks kept: a turn with as many relay reads in flight takes no malloc. */
-#define URING_BLOCKS_KEPT 32
-/* Free sends kept: as many sockets sending at once take no malloc either. */
-#define URING_SENDS_KEPT 256
-
-/* The buffers a receive lands in: as many as sockets may receive in one turn, each this large. */
-#define URING_RECV_BUFS     128
-#define URING_RECV_BUF_SIZE (8 * 1024)
-/* The buffer group of the receives' buffers. */
-#define URING_RECV_GROUP 0
-/* A request id's low bit: a receive's (a send's address is even). */
-#define URING_ID_RECV ((uintptr_t)1)
 
 /*
  * Whether sockets receive through the ring is weighed by the reads of a
@@ -83,175 +78,6 @@
 #define URING_WEIGH_WAKEUPS 1024
 #define URING_READS_QUIET   (URING_WEIGH_WAKEUPS * 8 / 5) /* 1.6 a wake-up, through the ring */
 #define URING_READS_BUSY    (URING_WEIGH_WAKEUPS * 5 / 4) /* 1.25 a wake-up, on readiness */
-
-struct uring {
-    struct io_uring ring;
-    int efd;               /* signalled by the kernel: work and completions wait */
-    struct event *ev;      /* efd, edge-triggered */
-    bool deferred;         /* the kernel's work waits for the loop (IORING_SETUP_DEFER_TASKRUN) */
-    unsigned queued;       /* prepared, not yet submitted */
-    unsigned long submits; /* submissions so far: a send queued before the last one is in */
-    struct list later;     /* sends to fill and start at the end of the turn */
-    struct list orphans;   /* sends whose owner left while they were in flight */
-    struct list recv_orphans; /* receives whose owner left while they were armed */
-    struct list starved;      /* receives waiting for a buffer to come back */
-    /* The receives' buffers, as the kernel takes them (NULL: none yet), and their memory. */
-    struct io_uring_buf_ring *bufs;
-    uint8_t *buf_mem;
-    unsigned long buf_gives; /* buffers given back so far: a stale "out of buffers" is seen */
-    void *free_blocks;       /* a stack of blocks, each starting with the next's address */
-    unsigned nfree_blocks;
-    struct list free_sends; /* sends no socket holds, ready for the next */
-    unsigned inflight;   /* sends and receives submitted or queued whose last completion is due */
-    bool closing;        /* quiesced: no request starts any more */
-    bool recv_always;    /* io_backend = io_uring: receives through the ring whatever the load */
-    bool recv_busy;      /* the reads a wake-up make receiving through the ring pay */
-    unsigned long reads; /* reads in this window of wake-ups */
-    unsigned wakeups;    /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
-};
-
-uint8_t *uring_block_take(struct uring *u)
-{
-    void *b = u->free_blocks;
-    if (b == NULL)
-        return malloc(URING_BLOCK_SIZE);
-    memcpy(&u->free_blocks, b, sizeof(void *));
-    u->nfree_blocks--;
-    return b;
-}
-
-void uring_block_give(struct uring *u, uint8_t *block)
-{
-    if (block == NULL)
-        return;
-    if (u->nfree_blocks >= URING_BLOCKS_KEPT) {
-        free(block);
-        return;
-    }
-    memcpy(block, &u->free_blocks, sizeof(void *));
-    u->free_blocks = block;
-    u->nfree_blocks++;
-}
-
-/*
- * A send its owner let go of, idle: back in the cache, empty, its block
- * given back (freed beyond the cache's cap).
- */
-static void uring_send_free(struct uring *u, struct uring_send *op)
-{
-    uring_block_give(u, op->block);
-    op->block = NULL;
-    op->block_off = op->block_len = 0;
-    op->done = NULL;
-    op->owner = NULL;
-    if (u->free_sends.count >= URING_SENDS_KEPT) {
-        evbuffer_free(op->buf);
-        free(op);
-        return;
-    }
-    size_t left = evbuffer_get_length(op->buf);
-    if (left > 0)
-        evbuffer_drain(op->buf, left);
-    list_append(&u->free_sends, &op->node);
-}
-
-static void uring_recv_unstarve(struct uring_recv *op)
-{
-    if (!op->starved)
-        return;
-    list_remove(&op->ring->starved, &op->node);
-    op->starved = false;
-    op->armed = false;
-}
-
-/*
- * A buffer back: the receives the kernel ended for want of one are armed
- * again (those that find none wait again, for the next: nothing spins).
- */
-void uring_buf_give(struct uring *u, unsigned bid)
-{
-    io_uring_buf_ring_add(u->bufs, u->buf_mem + (size_t)bid * URING_RECV_BUF_SIZE,
-                          URING_RECV_BUF_SIZE, (unsigned short)bid,
-                          io_uring_buf_ring_mask(URING_RECV_BUFS), 0);
-    io_uring_buf_ring_advance(u->bufs, 1);
-    u->buf_gives++;
-    while (u->starved.count > 0) {
-        struct uring_recv *op = list_entry(u->starved.head.next, struct uring_recv, node);
-        uring_recv_unstarve(op);
-        if (uring_recv_arm(op) != 0) {
-            /* No room in the ring even after a submission: starved till the next give. */
-            op->armed = op->starved = true;
-            list_append(&u->starved, &op->node);
-            break;
-        }
-    }
-}
-
-static void uring_send_complete(struct uring *u, struct uring_send *op, int res)
-{
-    u->inflight--;
-    op->busy = false;
-    if (op->done != NULL) {
-        op->done(op, res);
-        return;
-    }
-    list_remove(&u->orphans, &op->node);
-    uring_send_free(u, op);
-}
-
-/*
- * A receive's completion: its bytes told (the buffer given back after,
- * unless the owner keeps it), the end or a failure told, and the receive
- * armed again where the kernel ended it while its owner still reads.
- */
-static void uring_recv_complete(struct uring *u, struct uring_recv *op, int res, unsigned flags)
-{
-    const uint8_t *p = NULL;
-    unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-    if (flags & IORING_CQE_F_BUFFER)
-        p = u->buf_mem + (size_t)bid * URING_RECV_BUF_SIZE;
-    if (!(flags & IORING_CQE_F_MORE)) {
-        /*
-         * Its last: armed anew when armed again while a cancel ended it;
-         * out of buffers, as the next comes back (it counts as armed till).
-         */
-        bool again = op->rearm && (res > 0 || res == -ECANCELED || res == -ENOBUFS);
-        bool starve = res == -ENOBUFS && !op->stopping;
-        /*
-         * Out of buffers, but one came back since it was armed: that
-         * buffer's give found it in flight, not starved, and armed
-         * nothing; waiting for the next give could be waiting for ever
-         * (every buffer back, its peer's bytes or end never told).
-         */
-        if (starve && op->gives != u->buf_gives && op->done != NULL) {
-            starve = false;
-            again = true;
-        }
-        op->armed = op->stopping = op->rearm = false;
-        u->inflight--;
-        if (op->done == NULL) {
-            list_remove(&u->recv_orphans, &op->node);
-            free(op);
-            op = NULL;
-        } else if (starve) {
-            op->armed = op->starved = true;
-            list_append(&u->starved, &op->node);
-        } else if (again) {
-            uring_recv_arm(op);
-        }
-    }
-    if (res > 0)
-        u->reads++;
-    bool kept = false;
-    /*
-     * A stopped receive's end is told too, so that its owner may read the
-     * socket itself now (a starved receive is still armed: not yet).
-     */
-    if (op != NULL && op->done != NULL && res != -ENOBUFS && (res != -ECANCELED || !op->armed))
-        kept = op->done(op, p, res, bid); /* may stop or release op */
-    if (p != NULL && !kept)
-        uring_buf_give(u, bid);
-}
 
 /* A request's id is its op's address, a receive's with the low bit set; a cancel's is 0. */
 static void uring_complete(struct uring *u, uint64_t id, int res, unsigned flags)
@@ -315,18 +141,6 @@ static void uring_on_ready(evutil_socket_t fd, short what, void *arg)
     if (u->deferred)
         io_uring_get_events(&u->ring);
     uring_reap(u);
-}
-
-/* Submits what is queued; false when the kernel takes nothing now (tell completions first). */
-static bool uring_submit(struct uring *u)
-{
-    /* Deferred work runs in the same call: receives ready now are told this turn. */
-    int rc = u->deferred ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
-    if (rc < 0)
-        return false;
-    u->submits++;
-    u->queued = (unsigned)rc >= u->queued ? 0 : u->queued - (unsigned)rc;
-    return true;
 }
 
 /*
@@ -502,253 +316,6 @@ void uring_free(struct uring *u)
         free(b);
     }
     free(u);
-}
-
-/*
- * The receives' buffers, made with the first receive: memory the kernel
- * fills only as bytes come (untouched pages cost nothing).  False when
- * out of memory or refused.
- */
-static bool uring_recv_buffers(struct uring *u)
-{
-    if (u->bufs != NULL)
-        return true;
-    size_t ring_len = URING_RECV_BUFS * sizeof(struct io_uring_buf);
-    size_t mem_len = (size_t)URING_RECV_BUFS * URING_RECV_BUF_SIZE;
-    void *ring = mmap(NULL, ring_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    void *mem = mmap(NULL, mem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)ring,
-                                   .ring_entries = URING_RECV_BUFS,
-                                   .bgid = URING_RECV_GROUP};
-    if (ring == MAP_FAILED || mem == MAP_FAILED ||
-        io_uring_register_buf_ring(&u->ring, &reg, 0) != 0) {
-        if (ring != MAP_FAILED)
-            munmap(ring, ring_len);
-        if (mem != MAP_FAILED)
-            munmap(mem, mem_len);
-        return false;
-    }
-    u->bufs = ring;
-    u->buf_mem = mem;
-    io_uring_buf_ring_init(u->bufs);
-    for (unsigned bid = 0; bid < URING_RECV_BUFS; bid++)
-        uring_buf_give(u, bid);
-    return true;
-}
-
-struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done, void *owner)
-{
-    if (!u->deferred || !uring_recv_buffers(u))
-        return NULL;
-    struct uring_recv *op = calloc(1, sizeof(*op));
-    if (op == NULL)
-        return NULL;
-    op->ring = u;
-    op->fd = fd;
-    op->done = done;
-    op->owner = owner;
-    return op;
-}
-
-struct uring_send *uring_send_get(struct uring *u, int fd, uring_send_done done,
-                                  uring_send_fill fill, void *owner)
-{
-    struct uring_send *op;
-    if (u->free_sends.count > 0) {
-        op = list_entry(u->free_sends.head.next, struct uring_send, node);
-        list_remove(&u->free_sends, &op->node);
-    } else {
-        op = calloc(1, sizeof(*op));
-        if (op == NULL)
-            return NULL;
-        op->buf = evbuffer_new();
-        if (op->buf == NULL) {
-            free(op);
-            return NULL;
-        }
-    }
-    op->ring = u;
-    op->fd = fd;
-    op->done = done;
-    op->fill = fill;
-    op->owner = owner;
-    return op;
-}
-
-static struct io_uring_sqe *uring_sqe(struct uring *u)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
-    if (sqe == NULL && uring_submit(u))
-        sqe = io_uring_get_sqe(&u->ring);
-    return sqe;
-}
-
-int uring_recv_arm(struct uring_recv *op)
-{
-    if (op->armed) {
-        op->rearm = op->stopping;
-        return 0;
-    }
-    struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
-    if (sqe == NULL)
-        return -1;
-    io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = URING_RECV_GROUP;
-    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV);
-    op->gives = u->buf_gives;
-    op->armed = true;
-    op->stopping = false;
-    u->queued++;
-    u->inflight++;
-    return 0;
-}
-
-void uring_recv_stop(struct uring_recv *op)
-{
-    op->rearm = false;
-    uring_recv_unstarve(op);
-    if (!op->armed || op->stopping)
-        return;
-    struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = uring_sqe(u);
-    if (sqe == NULL)
-        return; /* it stays armed: what comes is told, and stops it then */
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV, 0);
-    io_uring_sqe_set_data64(sqe, 0);
-    op->stopping = true;
-    u->queued++;
-}
-
-void uring_recv_release(struct uring_recv *op)
-{
-    if (op == NULL)
-        return;
-    op->done = NULL;
-    op->owner = NULL;
-    uring_recv_unstarve(op);
-    if (!op->armed) {
-        free(op);
-        return;
-    }
-    struct uring *u = op->ring;
-    uring_recv_stop(op);
-    list_append(&u->recv_orphans, &op->node);
-    /* The socket closes next: the cancel goes while its descriptor still names it. */
-    uring_submit(u);
-}
-
-/* The pieces of what op sends now, in op->iov: its block's bytes, or its buffer's first chunks. */
-static int uring_send_iov(struct uring_send *op)
-{
-    if (op->block_len > 0) {
-        op->iov[0].iov_base = op->block + op->block_off;
-        op->iov[0].iov_len = op->block_len;
-        return 1;
-    }
-    int n = evbuffer_peek(op->buf, -1, NULL, op->iov, URING_SEND_IOV);
-    return n > URING_SEND_IOV ? URING_SEND_IOV : n;
-}
-
-int uring_send_start(struct uring_send *op)
-{
-    struct uring *u = op->ring;
-    struct io_uring_sqe *sqe = u->closing ? NULL : uring_sqe(u);
-    if (sqe == NULL)
-        return -1;
-    int n = uring_send_iov(op);
-    /* One piece (the usual: a reply, a query) needs no message header. */
-    if (n == 1) {
-        io_uring_prep_send(sqe, op->fd, op->iov[0].iov_base, op->iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        memset(&op->msg, 0, sizeof(op->msg));
-        op->msg.msg_iov = op->iov;
-        op->msg.msg_iovlen = (size_t)n;
-        io_uring_prep_sendmsg(sqe, op->fd, &op->msg, MSG_NOSIGNAL);
-    }
-    io_uring_sqe_set_data(sqe, op);
-    op->busy = true;
-    op->queued_at = u->submits;
-    u->queued++;
-    u->inflight++;
-    return 0;
-}
-
-void uring_send_later(struct uring_send *op)
-{
-    if (op->later || op->busy)
-        return;
-    op->later = true;
-    list_append(&op->ring->later, &op->node);
-}
-
-/*
- * A turn's only send, with nothing else for the ring to carry: one
- * sendmsg does what io_uring_enter would do for it (the kernel's send,
- * run at once), without the submission's and the completion's work, and
- * its result is told as the completion would tell it.  False: the socket
- * has no room, the ring is to wait for it.
- */
-static bool uring_send_now(struct uring_send *op)
-{
-    struct msghdr msg = {.msg_iov = op->iov, .msg_iovlen = (size_t)uring_send_iov(op)};
-    ssize_t n = sendmsg(op->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return false;
-    op->done(op, n >= 0 ? (int)n : -errno);
-    return true;
-}
-
-/*
- * Fills and starts a later send, alone with sendmsg when nothing else is
- * for the ring (uring_send_now); a ring with no room fails it (its owner
- * is told).
- */
-static void uring_start_one(struct uring_send *op, bool alone)
-{
-    list_remove(&op->ring->later, &op->node);
-    op->later = false;
-    if (op->busy || !op->fill(op))
-        return;
-    if (alone && op->done != NULL && uring_send_now(op))
-        return;
-    if (uring_send_start(op) != 0 && op->done != NULL)
-        op->done(op, -EAGAIN);
-}
-
-void uring_send_release(struct uring_send *op)
-{
-    if (op == NULL)
-        return;
-    struct uring *u = op->ring;
-    /*
-     * What the owner queued this turn goes as it would have (a last
-     * message before a close); the owner hears of nothing more.
-     */
-    op->done = NULL;
-    if (op->later)
-        uring_start_one(op, false);
-    if (!op->busy) {
-        uring_send_free(u, op);
-        return;
-    }
-    /*
-     * The socket is closed after this: a send still queued is submitted
-     * now, while its descriptor names it (a new socket could take the
-     * number), and what it cannot send at once is cancelled, as unsent
-     * bytes are dropped at a close.
-     */
-    if (op->queued_at == u->submits)
-        uring_submit(u);
-    op->owner = NULL;
-    list_append(&u->orphans, &op->node);
-    struct io_uring_sqe *sqe = uring_sqe(u);
-    if (sqe != NULL) {
-        io_uring_prep_cancel(sqe, op, 0);
-        io_uring_sqe_set_data(sqe, NULL);
-        u->queued++;
-    }
 }
 
 size_t uring_orphans(const struct uring *u)

@@ -193,6 +193,14 @@ static int worker_open_ring(struct worker *w, char *err, size_t errcap)
     return 0;
 }
 
+/* The catalog's hosts hook: where the worker's shared table says a database lives now. */
+static size_t worker_placed_hosts(void *arg, const struct config *cfg, const char *database,
+                                  enum pgconn_pick pick, const struct region_host **out, size_t cap)
+{
+    struct worker *w = arg;
+    return placement_hosts(&w->shared->placement, cfg, database, pick, out, cap);
+}
+
 struct worker *worker_new(struct shared *shared, int index, struct config *cfg, char *err,
                           size_t errcap)
 {
@@ -220,7 +228,8 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
         auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
-        func_catalog_init(&w->funcs, w->base, &shared->func_generation) != 0 ||
+        func_catalog_init(&w->funcs, w->base, &shared->func_generation, worker_placed_hosts, w) !=
+            0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
         snprintf(err, errcap, "could not create the event loop of worker %d", index);
         worker_free(w);

@@ -133,22 +133,13 @@ static void notify_db_heard(void *arg, const PGnotify *n)
     notify_hub_flush_marked(db->hub);
 }
 
-/* The primary the database's sessions write on: the first host up that is not a standby. */
+/* The primary the database's sessions write on, where it lives now (placement_hosts). */
 static const struct region_host *notify_db_primary(const struct notify_db *db)
 {
     struct worker *w = db->hub->w;
-    struct region_subset sub;
-    const struct region_subset *placed =
-        placement_of(&w->shared->placement, w->cfg, db->name, &sub);
-    for (size_t i = 0; i < w->cfg->regions.count; i++) {
-        const struct region *r = &w->cfg->regions.items[i];
-        if (placed != NULL && !region_subset_has(placed, r))
-            continue;
-        for (size_t j = 0; j < r->nhosts; j++)
-            if (host_is_up(&r->hosts[j]) && !host_is_standby(&r->hosts[j]))
-                return &r->hosts[j];
-    }
-    return NULL;
+    const struct region_host *h = NULL;
+    placement_hosts(&w->shared->placement, w->cfg, db->name, PGCONN_PRIMARIES, &h, 1);
+    return h;
 }
 
 /*
@@ -354,6 +345,12 @@ static void notify_db_refused(struct notify_db *db, const char *sqlstate)
     notify_db_kick(db);
 }
 
+/*
+ * pgasync's answer to the statements sent: the server listens (the
+ * connection kept for its notifications), refused one (its sessions alone
+ * fail: notify_db_refused), or the connection failed (listened again
+ * later: notify_db_failed).
+ */
 static void notify_db_done(void *arg, const PGresult *res, const char *error, bool answered)
 {
     (void)res;
@@ -498,6 +495,7 @@ static void notify_hub_check(struct notify_hub *hub)
     }
 }
 
+/* Every NOTIFY_TICK_MS: each connection checked against its database's primary. */
 static void notify_hub_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -507,6 +505,7 @@ static void notify_hub_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the worker's part ---- */
 
+/* The worker's hub, with its tick, made as the worker starts; -1 with err: out of memory. */
 static int notify_part_start(struct worker *w, char *err, size_t errcap)
 {
     struct notify_hub *hub = calloc(1, sizeof(*hub));
@@ -528,6 +527,7 @@ static int notify_part_start(struct worker *w, char *err, size_t errcap)
     return 0;
 }
 
+/* A host was fenced as a former primary: the connections on it move now, not at the tick. */
 static void notify_part_fenced(struct worker *w)
 {
     if (w->notify_hub != NULL)

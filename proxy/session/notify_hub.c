@@ -97,6 +97,7 @@ void notify_client_warn(struct notify_client *c, const struct pg_error *e)
         log_warn(c->s->id, "could not queue a notice for the client: %s", e->message);
 }
 
+/* s's side of the hub, made (in its database's table) the first time; NULL: out of memory. */
 static struct notify_client *notify_client_get(struct session *s)
 {
     if (s->notify != NULL)
@@ -117,6 +118,7 @@ static struct notify_client *notify_client_get(struct session *s)
     return c;
 }
 
+/* db's channel of that name, or NULL. */
 struct notify_chan *notify_chan_find(struct notify_db *db, const char *name)
 {
     struct list_node *pos, *tmp;
@@ -129,6 +131,7 @@ struct notify_chan *notify_chan_find(struct notify_db *db, const char *name)
     return NULL;
 }
 
+/* ch off db's channels, freed (nobody listens on it, no query names it). */
 void notify_chan_free(struct notify_db *db, struct notify_chan *ch)
 {
     list_remove(&db->channels, &ch->node);
@@ -142,6 +145,11 @@ void notify_db_changed(struct notify_db *db)
     notify_db_kick(db);
 }
 
+/*
+ * One session no more listening on one channel: the channel UNLISTENed
+ * by the next query where it was the last, or freed when the server never
+ * listened on it.
+ */
 void notify_reg_drop(struct notify_reg *r)
 {
     struct notify_chan *ch = r->chan;
@@ -157,6 +165,7 @@ void notify_reg_drop(struct notify_reg *r)
         notify_chan_free(db, ch); /* (else freed when the query running is done) */
 }
 
+/* c's registration on channel, or NULL when c does not listen there. */
 static struct notify_reg *notify_client_reg(struct notify_client *c, const char *channel)
 {
     struct list_node *pos, *tmp;
@@ -198,6 +207,7 @@ static bool notify_client_listen(struct notify_client *c, const char *channel)
     return true;
 }
 
+/* c listens on no channel any more (UNLISTEN *, DISCARD ALL, its end). */
 static void notify_client_unlisten_all(struct notify_client *c)
 {
     while (c->regs.count > 0)
@@ -261,27 +271,6 @@ static bool notify_client_apply(struct notify_client *c, const struct listen_op 
     return true;
 }
 
-/* Whether a text that begins with c may be LISTEN or UNLISTEN: a blank, a comment, ';' first. */
-static inline bool notify_may_begin(uint8_t c)
-{
-    switch (c) {
-    case 'L':
-    case 'l':
-    case 'U':
-    case 'u':
-    case ' ':
-    case '\t':
-    case '\n':
-    case '\r':
-    case '/':
-    case '-':
-    case ';':
-        return true;
-    default:
-        return false;
-    }
-}
-
 /*
  * The text of a Query in the client's encoding, as the server reads it:
  * in UTF8 (*text then points into conv, cap bytes), checked.  False: the
@@ -313,7 +302,7 @@ static size_t notify_query_ops(struct session *s, struct listen_op *ops, uint32_
 {
     /* Read in place: most texts end the look at their first byte. */
     const uint8_t *head = evbuffer_pullup(s->client.in, PKT_HEADER_LEN + 1);
-    if (head == NULL || head[0] != 'Q' || !notify_may_begin(head[PKT_HEADER_LEN]))
+    if (head == NULL || head[0] != 'Q' || !listen_sql_may_begin(head[PKT_HEADER_LEN]))
         return 0;
     *len = pkt_be32(head + 1);
     if (*len < 5 || *len - 4 > NOTIFY_QUERY_MAX ||
@@ -353,6 +342,11 @@ static int notify_query_refuse(struct session *s, uint32_t len, const struct pg_
     return endpoint_flush(s, &s->client) == 0 ? 1 : -1;
 }
 
+/*
+ * A detached session's Query of LISTEN and UNLISTEN alone, answered here
+ * (now, or once the listening connection listens); 0 for any other input,
+ * which the caller runs as ever; -1: the session ended.
+ */
 int notify_hub_query(struct session *s)
 {
     if (s->w->notify_hub == NULL || s->txn == NULL || s->database == NULL ||
@@ -407,6 +401,7 @@ int notify_hub_query(struct session *s)
     return notify_client_answer(c) ? 1 : -1;
 }
 
+/* An UNLISTEN its server ran and committed: pgnear stops delivering too. */
 void notify_hub_unlisten(struct session *s, const struct listen_op *op)
 {
     if (s->notify != NULL && notify_client_apply(s->notify, op))
@@ -414,12 +409,14 @@ void notify_hub_unlisten(struct session *s, const struct listen_op *op)
                   op->channel[0] != '\0' ? op->channel : "*");
 }
 
+/* Between transactions: what waited for the session goes out. */
 void notify_hub_idle(struct session *s)
 {
     if (s->notify != NULL)
         notify_client_flush(s->notify);
 }
 
+/* The session's channels dropped, its place in the waiters' and flush lists given up. */
 void notify_hub_session_end(struct session *s)
 {
     struct notify_client *c = s->notify;
@@ -462,6 +459,7 @@ void notify_db_wake(struct notify_db *db)
         notify_db_answer_first(db);
 }
 
+/* The worker's table for database name, made when new; NULL: out of memory or a name too long. */
 struct notify_db *notify_db_get(struct notify_hub *hub, const char *name)
 {
     struct list_node *pos, *tmp;

@@ -18,7 +18,7 @@
 #   - on a break of the phase rules: the phase table lives in
 #     proxy/login/flow.c, the engine that runs it in proxy/session/phase.c,
 #     and the phase files reach each other only through the engine;
-#   - on a .c file of proxy/, protocol/ or routing/ over 900 lines, or a
+#   - on a .c file of proxy/, protocol/ or routing/ over 850 lines, or a
 #     .h over 450 (a room's private header, job_engine.h or prep_int.h,
 #     counts as any other), but for one being split (%long_until_split), which
 #     must still be over.
@@ -49,9 +49,6 @@ my %top_file = map { $_ => 1 } qw(proxy/main.c proxy/daemon.c proxy/daemon.h);
 # listed here that is in no circle any more.
 my %allowed_circle = (
     'proxy/runtime' => [qw(worker worker_call)],
-    # One file's parts, split for length, with the private header they share.
-    'proxy/base'    => [qw(config config_ini config_check config_peers config_sections config_int)],
-    'proxy/migrate' => [qw(runner run run_step run_settle run_upkeep)],
 );
 
 # The phase files, each with the header through which the table reaches it.
@@ -78,7 +75,10 @@ my @plumbing = ($phase_engine, 'proxy/session/session.c', 'proxy/session/endpoin
     'proxy/session/listener.c', 'proxy/runtime/worker.c');
 # The holds at safe points have one owner.
 my $hold_owner = 'proxy/session/gate.c';
-my $max_lines  = 900;
+# The line limit of a .c: 900 was the rule, and files grew to within a
+# feature of it (migrations.c 878, show.c 856, uring.c 838 when they were
+# split); 850 leaves the next feature room before its file must be split.
+my $max_lines  = 850;
 # A header is read whole by every file that includes it: a private header
 # (job_engine.h, prep_int.h, near.h) holds what its room's files share, and
 # weight moved there is not weight gone.  The largest, dbmove's job_int.h,
@@ -88,6 +88,9 @@ my $max_header_lines = 450;
 # be: deleting its line is the whole change once the split has landed (the
 # test then fails until it is deleted).
 my %long_until_split = (
+    # Being shrunk by issue 65's other items (nearest's door, the next
+    # connection): 885 lines when the limit became 850.
+    'proxy/session/txn.c' => 'issue 65',
 );
 
 # ---- reading the tree

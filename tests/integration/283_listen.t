@@ -6,7 +6,8 @@
 # listener, idle, with the channel, the payload and the sender's PID
 # (through pgnear the one its BackendKeyData gave it, 285_listen_fanout.t;
 # directly the backend's), as on a direct connection in the same script; the listener's own NOTIFY reaches it too; names are folded
-# unless quoted; a notification waits while the listener's transaction is
+# unless quoted; a Query that begins with a form feed ("\fLISTEN x", a
+# blank to the lexer) is answered as "LISTEN x" and does not pin; a notification waits while the listener's transaction is
 # open and comes with or after its COMMIT; UNLISTEN, UNLISTEN *, and a
 # client that leaves (the listening connection closes once nobody
 # listens); a LISTEN inside a transaction block still pins.  A listener
@@ -150,6 +151,21 @@ sub listening_backends {
     direct_notify('Mixed', 'quoted');
     $n = idle_read($l, 3, 2);
     is_deeply [map { "$_->{channel}:$_->{payload}" } @$n], ['Mixed:quoted'], 'a quoted name is not folded (only "Mixed" reaches it)';
+
+    # a Query that begins with a form feed, a blank to the server's lexer as to pgnear's: answered
+    # as the same LISTEN without it is, and not pinned
+    $q = $l->query("\fLISTEN Feed");
+    is $q->{tag}, 'LISTEN', 'a Query beginning with a form feed: LISTEN answered';
+    ok !$q->{error}, '... without an error';
+    my $after_ff = $b->query('SELECT 3');
+    is $after_ff->{error} ? "$after_ff->{error}{C} $after_ff->{error}{M}" : $after_ff->{rows}[0][0], '3',
+      '... and the listener is not pinned: pool_size = 1, another client runs after it';
+    @pinned = grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } admin_rows($p, 'SHOW CLIENTS');
+    is scalar(@pinned), 0, '... SHOW CLIENTS: no client pinned' or diag explain \@pinned;
+    direct_notify('feed', 'form feed');
+    $n = idle_read($l, 3, 1);
+    is_deeply [map { "$_->{channel}:$_->{payload}" } @$n], ['feed:form feed'], '... and its channel reaches it';
+    is $l->query('UNLISTEN feed')->{tag}, 'UNLISTEN', '... until UNLISTEN';
 
     # its own NOTIFY
     $q = $l->query(q{SELECT pg_backend_pid(), pg_notify('jobs', 'self')});

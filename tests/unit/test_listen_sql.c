@@ -140,13 +140,39 @@ static void test_unlistens(void **state)
     assert_false(listen_sql_may_unlisten("UNLISTE", 7));
 }
 
+/*
+ * listen_sql_may_begin never says no to a first byte that listen_sql_parse
+ * reads as LISTEN or UNLISTEN: each byte before the rest of a statement,
+ * of a keyword, or of a comment; every blank the lexer skips included.
+ */
+static void test_may_begin(void **state)
+{
+    (void)state;
+    static const char *const rests[] = {"LISTEN a",        "ISTEN a",       "NLISTEN a",
+                                        "* x */ LISTEN a", "- x\nLISTEN a", "; LISTEN a"};
+    struct listen_op read[2];
+    for (int c = 0; c < 256; c++)
+        for (size_t i = 0; i < sizeof(rests) / sizeof(rests[0]); i++) {
+            char text[32];
+            size_t len = strlen(rests[i]);
+            text[0] = (char)c;
+            memcpy(text + 1, rests[i], len);
+            if (listen_sql_parse(text, len + 1, read, 2) > 0 && !listen_sql_may_begin((uint8_t)c))
+                fail_msg("byte 0x%02x before \"%s\" is read, but may_begin says no", c, rests[i]);
+        }
+    assert_true(listen_sql_may_begin('\f'));
+    assert_true(listen_sql_may_begin('\v'));
+    assert_false(listen_sql_may_begin('S'));
+    assert_false(listen_sql_may_begin('\0'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_listen_folded), cmocka_unit_test(test_listen_quoted),
         cmocka_unit_test(test_several),       cmocka_unit_test(test_left_to_the_server),
         cmocka_unit_test(test_too_many),      cmocka_unit_test(test_prefixes),
-        cmocka_unit_test(test_unlistens),
+        cmocka_unit_test(test_unlistens),     cmocka_unit_test(test_may_begin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
