@@ -9,11 +9,12 @@
 
 #include <event2/buffer.h>
 
-#include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
 #include "protocol/pkt_add.h"
+#include "protocol/param_set.h"
 #include "protocol/prepared.h"
+#include "protocol/txn_open.h"
 #include "protocol/tx_track.h"
 #include "proxy/base/config.h"
 #include "proxy/base/func_catalog.h"
@@ -25,15 +26,13 @@
 #include "proxy/session/fence.h"
 #include "proxy/session/msg_loop.h"
 #include "proxy/session/near_int.h"
-#include "proxy/session/near_slots.h"
 #include "proxy/session/near_text.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/timeouts.h"
-#include "routing/health.h"
 #include "routing/region.h"
 
-bool near_session_start(struct session *s, bool own_slots)
+bool near_session_start(struct session *s, bool own_slots, const struct near_pooling *pool)
 {
     if (s->need.role != NEED_NEAREST || s->txn == NULL || s->pinned != NULL)
         return true;
@@ -49,6 +48,12 @@ bool near_session_start(struct session *s, bool own_slots)
     }
     s->near = n;
     n->slots.own = own_slots;
+    n->pool = pool;
+    if (txn_open_startup_serializable(
+            param_set_get(&s->server_startup, "options"),
+            param_set_get(&s->server_startup, "default_transaction_isolation")))
+        near_note_serializable(s, "its startup parameters");
+    near_on_relay(s);
     /* Its database's routines are read now, so that its first statement need not wait long. */
     n->routines = func_catalog_database(&s->w->funcs, s->database);
     (void)func_catalog_get(n->routines, s->w->cfg);
@@ -74,6 +79,22 @@ static enum near_verdict near_out_of_memory(struct session *s)
 {
     session_close(s, "out of memory");
     return NEAR_ENDED;
+}
+
+/*
+ * The transaction moves to leg next, as near_legs.c's table allows
+ * (near_leg_enter); only here, and each caller acts on a refusal (the
+ * session failed).
+ */
+static bool near_leg_to(struct session *s, enum near_leg next)
+{
+    return near_leg_enter(s, &s->near->leg, next);
+}
+
+/* ... as the verbs return. */
+static enum near_verdict near_go(struct session *s, enum near_leg next, enum near_verdict v)
+{
+    return near_leg_to(s, next) ? v : NEAR_ENDED;
 }
 
 /* The database's routines were read, or could not be: the client's waiting message goes on. */
@@ -119,18 +140,16 @@ static bool near_names_wait(struct session *s)
     struct func_set *names = func_catalog_get(ns->routines, s->w->cfg);
     if (names == NULL)
         return false;
-    bool settle = ns->unknown_seen && func_set_read(names) > ns->unknown_reads;
+    bool settle = ns->unknown_since != 0 && func_set_read(names) > ns->unknown_since - 1;
     if (!near_request_unknown(s, names, settle)) {
-        ns->unknown_seen = false;
+        ns->unknown_since = 0;
         return false;
     }
-    if (!ns->unknown_seen) {
-        ns->unknown_seen = true;
-        ns->unknown_reads = func_catalog_reads(ns->routines);
-    }
+    if (ns->unknown_since == 0)
+        ns->unknown_since = func_catalog_reads(ns->routines) + 1;
     func_catalog_demand(ns->routines, s->w->cfg);
     if (!func_catalog_wait_read(ns->routines, &ns->routines_wait)) {
-        ns->unknown_seen = false;
+        ns->unknown_since = 0;
         return false;
     }
     log_debug(s->id, "nearest: its transaction waits for its database's catalog to be read again");
@@ -263,7 +282,7 @@ static bool near_request_for_primary(struct session *s, size_t from, size_t end)
 bool near_first_ready(struct session *s)
 {
     uint8_t h[PKT_HEADER_LEN];
-    if (s->near == NULL || s->near->forward.pending)
+    if (s->near == NULL || s->near->leg == NEAR_FORWARDING)
         return true;
     if (evbuffer_copyout(s->client.in, h, sizeof(h)) != (ssize_t)sizeof(h))
         return false;
@@ -294,9 +313,9 @@ static enum session_need near_request_need(struct session *s, const uint8_t *msg
 enum session_need near_next_need(struct session *s)
 {
     struct near_state *ns = s->near;
-    ns->placed.valid = false;
-    if (ns->forward.pending)
-        return NEED_PRIMARY;
+    ns->placed.first = 0;
+    if (ns->leg == NEAR_FORWARDING)
+        return NEED_PRIMARY; /* put back: it runs again on a primary */
     size_t n, end;
     bool read_only, too_long;
     const uint8_t *msg = near_first_message(s, &n, &too_long);
@@ -306,72 +325,19 @@ enum session_need near_next_need(struct session *s)
         return NEED_NEAREST;
     enum session_need need = near_request_need(s, msg, n, &read_only, &end);
     /* near_begin takes it from here as the connection attaches: no text is read twice. */
-    ns->placed = (struct near_placed){.valid = true,
-                                      .primary = need == NEED_PRIMARY,
+    ns->placed = (struct near_placed){.need = need == NEED_PRIMARY ? NEED_PRIMARY : NEED_NEAREST,
                                       .read_only = read_only,
                                       .first = n,
                                       .end = end};
     return need;
 }
 
-void near_position(struct session *s, struct need_spec *need)
-{
-    struct near_state *ns = s->near;
-    const struct registry_host *at = ns->wrote_on;
-    need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
-    if (at != NULL && !__atomic_load_n(&at->health.role_known, __ATOMIC_ACQUIRE)) {
-        /*
-         * Its checks cannot tell what the host is (they cannot log in): no
-         * standby is known to have replayed anything, and a position would
-         * fit no host of unknown role, that one included.  Reads stay where
-         * the session wrote.
-         */
-        need->read_at = at;
-        need->read_until_ms = ns->wrote_at_ms;
-        return;
-    }
-    if (at != NULL && s->fence.position_after != 0) {
-        /* The server said where its WAL was right after the session's last transaction there. */
-        if (s->fence.position_after > ns->write_lsn)
-            ns->write_lsn = s->fence.position_after;
-        ns->wrote_on = NULL;
-    } else if (at != NULL) {
-        /* Started in a later millisecond: after the commit (need.h's read_until_ms). */
-        if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) > ns->wrote_at_ms) {
-            uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
-            if (lsn > ns->write_lsn)
-                ns->write_lsn = lsn;
-            ns->wrote_on = NULL;
-        } else {
-            /* Not checked since: no standby is known to have it, the primary has. */
-            need->read_at = at;
-            need->read_until_ms = ns->wrote_at_ms;
-        }
-    }
-    if (ns->write_lsn > need->min_lsn) {
-        need->min_lsn = ns->write_lsn;
-        need->min_tli = 0;
-    }
-    log_debug(s->id, "nearest: its next transaction must see %X/%X%s",
-              (unsigned)(need->min_lsn >> 32), (unsigned)need->min_lsn,
-              need->read_at != NULL ? ", or run on the primary it wrote on" : "");
-}
-
-enum near_verdict near_on_attach(struct session *s)
-{
-    if (s->near == NULL)
-        return NEAR_PASS;
-    near_slots_attach(s);
-    return near_slots_behind(s) ? NEAR_SYNC : NEAR_PASS;
-}
-
 void near_on_relay(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns == NULL)
+    /* A request put back stays so, to run again on this connection (a primary's). */
+    if (ns == NULL || (ns->leg != NEAR_FORWARDING && !near_leg_to(s, NEAR_BETWEEN)))
         return;
-    near_leg_to(s, NEAR_BETWEEN);
-    ns->held.request_sent = ns->held.next_request = ns->held.stood_in = false;
     ns->held.checked_left = 0;
     evbuffer_drain(ns->held.answer, evbuffer_get_length(ns->held.answer));
     evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
@@ -388,8 +354,8 @@ static enum session_need near_begin_need(struct session *s, const uint8_t *msg, 
 {
     struct near_state *ns = s->near;
     enum session_need need;
-    if (ns->placed.valid && ns->placed.first == n) {
-        need = ns->placed.primary ? NEED_PRIMARY : NEED_NEAREST;
+    if (ns->placed.first != 0 && ns->placed.first == n) {
+        need = ns->placed.need;
         *read_only = ns->placed.read_only;
         *end = ns->placed.end;
     } else if (request != NEAR_REQUEST_LONG && host_is_standby(s->server_conn->host)) {
@@ -397,8 +363,32 @@ static enum session_need near_begin_need(struct session *s, const uint8_t *msg, 
     } else {
         need = near_need_of(s, msg, n, read_only);
     }
-    ns->placed.valid = false;
+    ns->placed.first = 0;
     return request == NEAR_REQUEST_LONG ? NEED_PRIMARY : need;
+}
+
+/*
+ * The transaction placed on a standby (need, read_only and end as
+ * near_begin_need found them): held, its request stood in for when it
+ * belongs on a primary, or shown (a READ ONLY block).  As near_begin.
+ */
+static enum near_verdict near_begin_on_standby(struct session *s, enum session_need need,
+                                               bool read_only, enum near_request request,
+                                               size_t end)
+{
+    struct near_state *ns = s->near;
+    if (read_only)
+        return near_go(s, NEAR_SHOWN, NEAR_PASS);
+    if (need == NEED_PRIMARY && request != NEAR_REQUEST_LONG && end == 0)
+        end = near_request_extent(s);
+    if (need == NEED_PRIMARY && end > 0) {
+        if (!near_stand_in(s, end))
+            return near_out_of_memory(s);
+        return near_go(s, NEAR_STANDING_IN, NEAR_AGAIN);
+    }
+    ns->held.checked_left = end;
+    ns->held.must_forward = need == NEED_PRIMARY;
+    return near_go(s, NEAR_HELD, NEAR_PASS);
 }
 
 /* The transaction this message begins: where it runs.  As near_on_client returns. */
@@ -406,52 +396,47 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
                                     bool can_let_go)
 {
     struct near_state *ns = s->near;
-    ns->held.must_forward = ns->forward.failed = false;
-    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
-    ns->held.next_request = ns->held.stood_in = false;
+    ns->held.must_forward = ns->held.cancel_asked = false;
     ns->held.checked_left = 0;
     ns->pin_move_asked = false; /* a move off a standby it is pinned on may be asked at its end */
-    if (ns->forward.pending) {
-        ns->forward.pending = false;
-        ns->forward.running = true;
-        return near_leg_to(s, NEAR_PRIMARY) ? NEAR_PASS : NEAR_ENDED;
+    /*
+     * Put back: it runs again here, on a primary's connection; or on the
+     * standby's its session is pinned to (its state could not follow it,
+     * near_sync.h), where its client gets the standby's 25006.  Held on a
+     * standby it never is: the table refuses that move.
+     */
+    if (ns->leg == NEAR_FORWARDING) {
+        bool here = !host_is_standby(s->server_conn->host) || s->pinned != NULL;
+        return near_go(s, here ? NEAR_RERUN : NEAR_HELD, NEAR_PASS);
     }
-    ns->forward.running = false;
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of the request comes: the relay reads on */
     /* Its names were looked at as its connection was fetched (near_first_ready), once. */
-    bool placed = ns->placed.valid && ns->placed.first == n;
+    bool placed = ns->placed.first != 0 && ns->placed.first == n;
     if (host_is_standby(s->server_conn->host) && near_routines_wait(s, !placed))
         return NEAR_WAIT;
     bool read_only, standby = host_is_standby(s->server_conn->host);
     size_t end = 0; /* its request's bytes read whole (near_request_for_primary) */
     enum session_need need = near_begin_need(s, msg, n, request, &read_only, &end);
-    ns->for_primary = need == NEED_PRIMARY;
     log_debug(s->id, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
               standby ? "standby" : "primary", s->server_conn->host->name,
               s->server_conn->host->port, (unsigned long long)s->server_conn->id,
               need == NEED_PRIMARY ? ", for a primary" : "");
     if (!standby)
-        return near_leg_to(s, NEAR_PRIMARY) ? NEAR_PASS : NEAR_ENDED;
+        return near_go(s, need == NEED_PRIMARY ? NEAR_PRIMARY : NEAR_PRIMARY_NEAREST, NEAR_PASS);
     if (need == NEED_PRIMARY && can_let_go)
         return NEAR_REFETCH;
-    if (!near_leg_to(s, read_only ? NEAR_SHOWN : NEAR_HELD))
-        return NEAR_ENDED;
-    ns->held.checked_left = end;
-    if (need == NEED_PRIMARY && !read_only && request != NEAR_REQUEST_LONG && end == 0)
-        end = near_request_extent(s);
-    if (need == NEED_PRIMARY && !read_only && end > 0)
-        return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
-    ns->held.must_forward = need == NEED_PRIMARY;
-    return NEAR_PASS;
+    return near_begin_on_standby(s, need, read_only, request, end);
 }
 
 /* Whether the message at hand begins a transaction: the connection idle, nothing owed. */
 static bool near_at_start(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
-    return s->near->leg == NEAR_BETWEEN && sc->tx.status == 'I' && server_conn_at_safe_point(sc);
+    enum near_leg leg = s->near->leg;
+    return (leg == NEAR_BETWEEN || leg == NEAR_FORWARDING) && sc->tx.status == 'I' &&
+           server_conn_at_safe_point(sc);
 }
 
 /*
@@ -475,9 +460,7 @@ static bool near_follows_on_primary(const struct session *s)
 static bool near_follow_on_primary(struct session *s)
 {
     struct near_state *ns = s->near;
-    ns->forward.running = ns->forward.failed = ns->held.must_forward = false;
-    ns->held.flushing = ns->held.portal_kept = ns->held.cancel_asked = false;
-    ns->for_primary = true;
+    ns->held.must_forward = ns->held.cancel_asked = false;
     return near_leg_to(s, NEAR_PRIMARY);
 }
 
@@ -493,15 +476,16 @@ static enum near_verdict near_next_request(struct session *s)
     enum near_request request = near_request_of(s);
     if (request == NEAR_REQUEST_UNKNOWN)
         return NEAR_WAIT; /* the rest of it comes: the relay reads on */
-    ns->held.next_request = false;
     if (request == NEAR_REQUEST_LONG)
-        return NEAR_PASS; /* its long message gives the hold up (near_client_long) */
+        return near_go(s, NEAR_HELD, NEAR_PASS); /* its long message gives the hold up */
     size_t end = near_request_extent(s);
     if (!near_request_for_primary(s, 0, end)) {
         ns->held.checked_left = end;
-        return NEAR_PASS;
+        return near_go(s, NEAR_HELD, NEAR_PASS);
     }
-    return near_stand_in(s, end) ? NEAR_AGAIN : near_out_of_memory(s);
+    if (!near_stand_in(s, end))
+        return near_out_of_memory(s);
+    return near_go(s, NEAR_STANDING_IN, NEAR_AGAIN);
 }
 
 /* A client message longer than NEAR_HOLD_MAX is about to go: never kept.  As near_on_client. */
@@ -511,12 +495,13 @@ static enum near_verdict near_client_long(struct session *s, bool can_let_go)
     if (near_at_start(s)) {
         if (host_is_standby(s->server_conn->host) && can_let_go)
             return NEAR_REFETCH;
-        ns->forward.running = false;
-        ns->for_primary = true; /* placed as a write: it could not be kept to run again */
+        /* Placed as a write: it could not be kept to run again. */
         if (!near_leg_to(s, host_is_standby(s->server_conn->host) ? NEAR_SHOWN : NEAR_PRIMARY))
             return NEAR_ENDED;
-    } else if (ns->leg == NEAR_HELD) {
+    } else if (near_leg_holds(ns->leg)) {
         near_give_up(s);
+        if (!near_leg_to(s, NEAR_SHOWN))
+            return NEAR_ENDED;
     }
     ns->head_seen = true;
     return NEAR_PASS;
@@ -541,9 +526,9 @@ static enum near_verdict near_client_place(struct session *s, const uint8_t **ms
     } else if (near_follows_on_primary(s) && !near_follow_on_primary(s)) {
         return NEAR_ENDED;
     }
-    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.flushing && near_flush_read(s))
-        return NEAR_WAIT;
-    if (v == NEAR_PASS && ns->leg == NEAR_HELD && ns->held.next_request && !ns->held.flushing) {
+    if (v == NEAR_PASS && ns->leg == NEAR_HELD_FLUSHING) {
+        if (near_flush_read(s))
+            return NEAR_WAIT;
         v = near_next_request(s);
         moved = true;
     }
@@ -556,32 +541,24 @@ static enum near_verdict near_client_place(struct session *s, const uint8_t **ms
 static enum near_verdict near_client_held(struct session *s, const uint8_t *msg, size_t n)
 {
     struct near_state *ns = s->near;
-    if (ns->held.stood_in && !ns->held.request_sent) {
-        ns->held.request_sent =
-            true; /* pgnear's Sync (near_stand_in): the request is kept already */
-        return NEAR_LAST;
-    }
+    /* pgnear's Sync (near_stand_in): the request is kept already. */
+    if (ns->leg == NEAR_STANDING_IN)
+        return near_go(s, NEAR_STOOD_IN, NEAR_LAST);
     if (n > NEAR_HOLD_MAX) {
         near_give_up(s);
-        return NEAR_PASS;
+        return near_go(s, NEAR_SHOWN, NEAR_PASS);
     }
     bool read_only;
-    if (msg[0] == 'H') {
-        near_flush_asked(s);
-        return NEAR_PASS;
-    }
-    if (msg[0] == 'B' || msg[0] == 'E')
-        ns->held.portal_kept = true;
+    if (msg[0] == 'H')
+        return near_go(s, near_flush_asked(s), NEAR_PASS);
     /* What its request's check read (near_request_for_primary) is not read again. */
     if (ns->held.checked_left == 0 && near_need_of(s, msg, n, &read_only) == NEED_PRIMARY &&
         !read_only)
         ns->held.must_forward = true;
     if (evbuffer_add(ns->held.kept, msg, n) != 0)
         return near_out_of_memory(s);
-    if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F') {
-        ns->held.request_sent = true;
-        return NEAR_LAST;
-    }
+    if (msg[0] == 'Q' || msg[0] == 'S' || msg[0] == 'F')
+        return near_go(s, NEAR_HELD_SENT, NEAR_LAST);
     return NEAR_PASS;
 }
 
@@ -601,7 +578,8 @@ static enum near_verdict near_client_message(struct session *s, const uint8_t *m
             return NEAR_PASS;
         return near_refuse_in_block(s, msg, n, &refusal) ? NEAR_AGAIN : near_out_of_memory(s);
     }
-    return ns->leg == NEAR_HELD ? near_client_held(s, msg, n) : NEAR_PASS;
+    bool held = ns->leg == NEAR_HELD || ns->leg == NEAR_STANDING_IN;
+    return held ? near_client_held(s, msg, n) : NEAR_PASS;
 }
 
 enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bool can_let_go)
@@ -623,61 +601,21 @@ enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bo
     return v;
 }
 
-/*
- * A transaction ended on a primary: until a check of it that starts now
- * has read its position and the standbys' checks show one replayed, the
- * session reads there too (need.h).  Those checks come every
- * HEALTH_HURRY_MS for a while instead of every health_check_interval, so
- * that reads come back near within a few local round trips, not a second.
+/* A transaction on a primary ended (status 'I'): counted, and what it may have written noted.
  */
-static bool near_hurry_standby(const struct region_host *h, void *arg)
-{
-    return host_is_up(h) && host_is_standby(h);
-}
-
-static void near_hurry_checks(struct session *s, struct region_host *primary)
-{
-    int64_t until = monotonic_ms() + NEAR_HURRY_MS;
-    bool wake = health_hurry(primary, until);
-    if (health_hurry_hosts(&s->cfg->regions, near_hurry_standby, NULL, until) || wake)
-        worker_wake_checks(s->w);
-}
-
-/*
- * A transaction ended on a primary: it may have written (pgnear parses no
- * SQL; a SELECT may call a function that writes).  The session reads
- * there until it knows a position past it (near_position): the server is
- * asked at once, its answer following on the connection without holding
- * the client (fence_ask_after); should it not say, a check of the primary
- * that starts from now tells.  False: the session ended.
- */
-static bool near_wrote(struct session *s, struct region_host *primary)
-{
-    struct near_state *ns = s->near;
-    ns->wrote_on = primary->runtime;
-    ns->wrote_at_ms = monotonic_ms();
-    /* No role known there: its position would help no read (near_position); none is asked. */
-    if (!__atomic_load_n(&primary->runtime->health.role_known, __ATOMIC_ACQUIRE))
-        return true;
-    if (s->cfg->health_check_interval_ms > 0)
-        near_hurry_checks(s, primary);
-    return fence_asking(&s->fence) || fence_ask_after(s) == 0;
-}
-
-/* A transaction on a primary ended (status 'I'): counted, and what it may have written noted. */
 static enum near_verdict near_settle_primary(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->forward.running) {
+    bool rerun = ns->leg == NEAR_RERUN || ns->leg == NEAR_RERUN_FAILED;
+    if (rerun) {
         log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
-                  ns->forward.failed ? " with an error" : "");
+                  ns->leg == NEAR_RERUN_FAILED ? " with an error" : "");
         stat_inc(&s->w->stats.nearest_forwarded);
         ns->forward.total++;
-        if (ns->forward.failed)
+        if (ns->leg == NEAR_RERUN_FAILED)
             stat_inc(&s->w->stats.nearest_forward_failed);
     }
-    near_note_ran(s, ns->forward.running || ns->for_primary);
-    ns->forward.running = false;
+    near_note_ran(s, rerun || ns->leg == NEAR_PRIMARY);
     if (ns->routines_changed)
         func_catalog_changed(&s->w->funcs); /* committed now: read again after it */
     ns->routines_changed = false;
@@ -689,26 +627,46 @@ static enum near_verdict near_settle_primary(struct session *s)
     return near_wrote(s, s->server_conn->host) ? NEAR_PASS : NEAR_ENDED;
 }
 
+/*
+ * The answer held for a request sent whole is complete: delivered, or
+ * (NEAR_FORWARD) its kept messages put back in front of client.in to run
+ * again on a primary, the connection to be let go.  As near_on_ready.
+ */
+static enum near_verdict near_settle_asked(struct session *s, uint8_t status, bool can_forward)
+{
+    enum near_leg next = NEAR_BETWEEN;
+    enum near_verdict v = near_settle_held(s, status, can_forward, &next);
+    if (v == NEAR_ENDED)
+        return v;
+    if (v == NEAR_FORWARD && !near_put_back(s))
+        return near_out_of_memory(s);
+    return near_go(s, next, v);
+}
+
 /* The server's ReadyForQuery (status): where the transaction's leg goes.  As near_on_ready. */
 static enum near_verdict near_settle(struct session *s, uint8_t status, bool can_forward)
 {
     struct near_state *ns = s->near;
     const struct server_conn *sc = s->server_conn;
-    /* pgnear's own question to the server (a statement's check) is not the transaction's end. */
+    /* pgnear's own question to the server (a statement's check) is not the transaction's end.
+     */
     if (sc == NULL || sc->tx.outstanding != 0 || (sc->tx.flags & TX_BATCH) ||
         (sc->prep != NULL && !prep_server_idle(sc->prep)))
         return NEAR_PASS;
     switch (ns->leg) {
-    case NEAR_HELD:
-        return ns->held.request_sent ? near_settle_held(s, status, can_forward) : NEAR_PASS;
+    case NEAR_HELD_SENT:
+    case NEAR_STOOD_IN:
+        return near_settle_asked(s, status, can_forward);
     case NEAR_PRIMARY:
+    case NEAR_PRIMARY_NEAREST:
+    case NEAR_RERUN:
+    case NEAR_RERUN_FAILED:
         return status == 'I' ? near_settle_primary(s) : NEAR_PASS;
     case NEAR_SHOWN:
-        ns->held.request_sent = false;
         if (status != 'I')
             return NEAR_PASS;
         near_note_ran(s, false);
-        return near_leg_to(s, NEAR_BETWEEN) ? NEAR_PASS : NEAR_ENDED;
+        return near_go(s, NEAR_BETWEEN, NEAR_PASS);
     default:
         return NEAR_PASS;
     }
@@ -743,22 +701,70 @@ void near_consumed(struct session *s, size_t n)
 void near_on_cancel(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns != NULL && ns->leg == NEAR_HELD && ns->held.request_sent)
+    if (ns != NULL && near_leg_asked(ns->leg))
         ns->held.cancel_asked = true;
 }
 
 bool near_cancel_unsent(struct session *s, size_t n)
 {
     struct near_state *ns = s->near;
-    bool refused = ns != NULL && ns->forward.pending;
+    bool refused = ns != NULL && ns->leg == NEAR_FORWARDING;
     struct evbuffer *answer = refused ? ns->held.answer : s->client.out;
     const struct pkt_report *why = timeouts_cancel_report(s); /* query_timeout's, or none */
     bool ok = (why != NULL ? pkt_add_canceled_as(answer, why) : pkt_add_canceled(answer)) == 0 &&
               (!refused || evbuffer_add_buffer(s->client.out, answer) == 0);
     evbuffer_drain(s->client.in, n);
     if (ns != NULL) {
-        ns->forward.pending = false; /* nothing runs again */
-        near_consumed(s, n);         /* the prepared statements' replay ends with it */
+        near_consumed(s, n); /* the prepared statements' replay ends with it */
+        /* Nothing runs again. */
+        if (refused && !near_leg_to(s, NEAR_BETWEEN))
+            return true; /* the session failed */
     }
     return ok;
+}
+
+struct evbuffer *near_sink(struct session *s, uint8_t type)
+{
+    struct near_state *ns = s->near;
+    if (ns == NULL)
+        return s->client.out;
+    if (ns->leg == NEAR_RERUN && type == 'E' && !near_leg_to(s, NEAR_RERUN_FAILED))
+        return s->client.out; /* the session failed */
+    if (!near_leg_holds(ns->leg))
+        return s->client.out;
+    bool give_up;
+    if (ns->leg == NEAR_HELD_FLUSHING)
+        /* Answers to the messages before a Flush: a result or an error ends the hold. */
+        give_up = strchr("DCEIsGHWd", type) != NULL;
+    else
+        /* A COPY's response must reach the client; a long answer streams. */
+        give_up = type == 'G' || type == 'H' || type == 'W' ||
+                  evbuffer_get_length(ns->held.answer) > NEAR_HOLD_MAX;
+    if (!give_up)
+        return ns->leg == NEAR_HELD_FLUSHING ? s->client.out : ns->held.answer;
+    near_give_up(s);
+    if (!near_leg_to(s, NEAR_SHOWN))
+        return s->client.out; /* the session failed: nothing goes to the client any more */
+    return s->client.out;
+}
+
+/*
+ * The server ended the connection (session_server_gone): an answer held
+ * on a standby (near.h) goes to the client as it came, the server's FATAL
+ * in it, then the session ends, as it would directly and as under
+ * transaction pooling a server that ends a transaction ends its session.
+ * Nothing runs again elsewhere: only a standby's refusal is replayed.
+ * False: the session ended.
+ */
+bool near_on_server_gone(struct session *s)
+{
+    if (s->near == NULL || !near_leg_holds(s->near->leg))
+        return true;
+    log_debug(s->id, "nearest: the server ended the connection while its answer was held");
+    if (!near_deliver(s)) {
+        if (!s->closed)
+            session_close(s, "out of memory");
+        return false;
+    }
+    return near_leg_to(s, NEAR_SHOWN);
 }

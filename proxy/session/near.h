@@ -2,8 +2,9 @@
  * near.h — target_session_attrs = nearest under transaction pooling: each
  * transaction on the nearest host that can run it.  Under pool_mode =
  * session the same, on two connections of the session's own (its slots:
- * a standby's, a primary's), which txn.c parks between its transactions
- * instead of giving them back to the pool, and gives back as it ends.
+ * a standby's, a primary's), parked between its transactions as txn.c
+ * lets them go (near_on_let_go) instead of going back to the pool, and
+ * given back as it ends.
  *
  * Where a transaction starts.  When the session's next transaction needs
  * a server (txn.c), near_next_need looks at its first message: a block
@@ -91,13 +92,13 @@
  *
  * A session whose transactions are serializable by default runs each on
  * a primary (near_serializable): a standby refuses them all
- * (0A000).  txn.c learns it from the startup parameters and from a text
- * that may set it (txn_open_sets_serializable); a role's or database's
+ * (0A000).  nearest learns it from the startup parameters and from a
+ * text that may set it (txn_open_sets_serializable, near_on_text); a role's or database's
  * default shows only as the first such refusal, forwarded as a 25006 is.
  *
  * A client whose stream ends without a Terminate has the whole messages
- * it sent before run as if a Terminate followed them (txn.c's
- * client_ended hook): a write it sent as it left runs, forwarded when a
+ * it sent before run as if a Terminate followed them (txn_hooks'
+ * client_ended, near_on_client_ended): a write it sent as it left runs, forwarded when a
  * standby refuses it, as a backend runs what reached it.
  */
 #ifndef PGNEAR_PROXY_NEAR_H
@@ -113,6 +114,7 @@
 #include "routing/need.h"
 
 struct msg_head;
+struct server_conn;
 struct session;
 
 /*
@@ -124,29 +126,29 @@ struct session;
 struct near_state;
 
 /*
- * The session needs nearest and is followed (transaction pooling, or
- * own_slots: session pooling on connections of its own): s->near; false:
- * out of memory.
+ * What transaction pooling (txn.c) does for nearest, handed down as the
+ * session starts, so that nearest calls nothing above it: its verbs below
+ * call these where txn.c's own action follows.
  */
-bool near_session_start(struct session *s, bool own_slots);
-void near_session_end(struct session *s);
+struct near_pooling {
+    /* The attached connection takes the client's waiting messages on (its state there). */
+    void (*go)(struct session *s);
+    /* The session keeps its server connection from now on (txn_pin). */
+    void (*pin)(struct session *s, const char *why);
+    /* The client's waiting messages go on to the server; <0: the session ended. */
+    int (*pump)(struct session *s);
+    /* The connection goes back (it could), and another is fetched for what waits. */
+    void (*fetch_again)(struct session *s);
+};
 
 /*
- * The position the next transaction's server must have: what the session
- * wrote.  After a transaction that may have written on a primary (run
- * again there, or placed there by its text), the first check of that
- * primary that started since gives a position past the session's writes:
- * the session's write position, which a standby must have replayed
- * (need.h's min_lsn).  Until that check, only the primary fits (need's
- * last read).  A fixed bar: the primary's position at its latest check
- * rises with every other session's writes, and a session's own reads on
- * the primary meanwhile do not move it, so a busy primary's sessions read
- * near again within a few checks.  The session sees its own writes;
- * other sessions' as a standby's staleness allows, as for any session
- * reading a standby (its reads are not kept monotonic across standbys,
- * as transaction pooling's are).
+ * The session needs nearest and is followed (transaction pooling, or
+ * own_slots: session pooling on connections of its own): s->near, its
+ * startup parameters read for a serializable default; false: out of
+ * memory.  pool lives as long as pgnear.
  */
-void near_position(struct session *s, struct need_spec *need);
+bool near_session_start(struct session *s, bool own_slots, const struct near_pooling *pool);
+void near_session_end(struct session *s);
 
 /* Whether the first message in client.in is whole (or needs no reading): its need is known. */
 bool near_first_ready(struct session *s);
@@ -154,33 +156,80 @@ bool near_first_ready(struct session *s);
 /* The need to fetch the next transaction's connection for, from the first message in client.in. */
 enum session_need near_next_need(struct session *s);
 
-/* ---- verbs ---- */
+/* ---- verbs for txn.c (near_pooling.c): each acts on its own verdicts ---- */
 
 /*
- * A connection attached for the session's next transaction: NEAR_SYNC
- * when the session's state must be carried to it first, else NEAR_PASS.
+ * A connection attached for the session's next transaction: the
+ * session's state carried to it first where it lacks it (near_sync.h),
+ * then pool->go.  False: not followed (txn.c goes on itself).
  */
-enum near_verdict near_on_attach(struct session *s);
-
-/* The attached connection takes the client's messages on: no transaction held yet. */
-void near_on_relay(struct session *s);
+bool near_on_attach(struct session *s);
 
 /*
- * The client message at the head of client.in (h: its header) is about
- * to go to the server: kept while held.  can_let_go: the connection could
- * go back now (else a transaction for a primary starts where it is, held,
- * and is forwarded whatever the standby answers).  NEAR_PASS, NEAR_LAST,
- * NEAR_WAIT, NEAR_AGAIN, NEAR_REFETCH or NEAR_ENDED.
+ * The connection sc goes back (txn.c let it go): under session pooling
+ * parked in the session's slot (true), else the pool's (false).
  */
-enum near_verdict near_on_client(struct session *s, const struct msg_head *h, bool can_let_go);
+bool near_on_let_go(struct session *s, struct server_conn *sc);
 
 /*
- * The server's ReadyForQuery (status) may end the transaction's request.
- * can_forward: its connection could go back now (else an answer to run
- * again goes to the client as it came).  NEAR_PASS, NEAR_RESUME,
- * NEAR_FORWARD or NEAR_ENDED.
+ * Whether a change of the session's state (a reported setting, a text
+ * too long to read) is carried under session pooling rather than pinned
+ * (near_sync.h): noted then.
  */
-enum near_verdict near_on_ready(struct session *s, uint8_t status, bool can_forward);
+bool near_carries(struct session *s);
+
+/*
+ * A Query's or Parse's text (body, len bytes; NULL: too long to read)
+ * that pins for why (txn.c's scan; NULL: none), changes: the state it
+ * may change.  Noted (a change to carry, a serializable default); the
+ * reason that pins now, or NULL (carried; or held for a primary, where it
+ * pins as it runs again).  Under session pooling, a reason returned has
+ * its parked connections go back: it stays where it runs.
+ */
+const char *near_on_text(struct session *s, const uint8_t *body, size_t len, bool changes,
+                         const char *why);
+
+/*
+ * The client message at the head of client.in (h) is about to go
+ * (near_on_client; a Bind's pins under session pooling): MSG_HEAD, it
+ * goes on (the client paused for its answer where it asks for one); else
+ * as txn_client_step returns (MSG_WAIT, MSG_MOVED: another message took
+ * its place; MSG_ENDED), the connection let go for a primary's where it
+ * belongs there (pool->fetch_again).
+ */
+int near_client_step(struct session *s, const struct msg_head *h, bool can_let_go);
+
+/*
+ * The server's ReadyForQuery on an attached connection (near_on_ready):
+ * NEAR_PASS (a paused client read again), NEAR_FORWARD (the request put
+ * back: txn.c lets the connection go and fetches a primary's) or
+ * NEAR_ENDED.
+ */
+enum near_verdict near_on_server_ready(struct session *s, uint8_t status, bool can_forward);
+
+/*
+ * The connection stays with the session after its transaction (pinned,
+ * or its client sent more): a pinned session's parked connections go
+ * back (session pooling), and one pinned on a standby moves to a primary
+ * (move.h).  False: the session ended.
+ */
+bool near_on_idle(struct session *s);
+
+/*
+ * The client's stream ended without a Terminate (txn_hooks'
+ * client_ended): its whole messages run as if one followed.  False:
+ * nothing is left to run, and the session ends.
+ */
+bool near_on_client_ended(struct session *s, bool hangup);
+
+/*
+ * The session closes: its sync ends, its own connections go back (reset)
+ * and its nearest state goes.  True: its connections were its own (the
+ * attached one is reset too).
+ */
+bool near_on_close(struct session *s);
+
+/* ---- verbs of near.c for the cancels (txn_cancel.c) and the rewriter (txn.c) ---- */
 
 /* A cancel request reached the session's server: noted while its answer is held (txn_cancel.h). */
 void near_on_cancel(struct session *s);

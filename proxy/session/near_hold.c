@@ -20,25 +20,31 @@
 #include "proxy/session/session.h"
 #include "routing/region.h"
 
+/* The session failed or ran out of memory: as the verbs return (closed once). */
+static enum near_verdict near_ended(struct session *s)
+{
+    if (!s->closed)
+        session_close(s, "out of memory");
+    return NEAR_ENDED;
+}
+
 void near_give_up(struct session *s)
 {
     struct near_state *ns = s->near;
     if (evbuffer_add_buffer(s->client.out, ns->held.answer) != 0)
         session_close(s, "out of memory"); /* the client could not be told all of it */
     evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
-    near_leg_to(s, NEAR_SHOWN);
-    ns->held.next_request = false;
 }
 
-/* Whether any message of the answer in b is a statement's result, or an error. */
-static bool near_has_results(struct evbuffer *b)
+/* Whether any message in b is of one of these types. */
+static bool near_has_any(struct evbuffer *b, const char *types)
 {
     struct frame_walk w;
     char type;
     uint32_t len;
     frame_walk_init(&w, b, 0);
     while (frame_walk_next(&w, &type, &len))
-        if (type != '\0' && strchr("DCEIsGHWd", type) != NULL)
+        if (type != '\0' && strchr(types, type) != NULL)
             return true;
     return false;
 }
@@ -48,17 +54,18 @@ static bool near_has_results(struct evbuffer *b)
  * for it, and so does what the server answers until the client's next
  * message (near.h).
  */
-void near_flush_asked(struct session *s)
+enum near_leg near_flush_asked(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->held.portal_kept || near_has_results(ns->held.answer) ||
+    /* A Bind or Execute kept since the last Flush: a portal on the standby. */
+    if (near_has_any(ns->held.kept, "BE") || near_has_any(ns->held.answer, "DCEIsGHWd") ||
         evbuffer_add_buffer(s->client.out, ns->held.answer) != 0) {
         near_give_up(s);
-        return;
+        return NEAR_SHOWN;
     }
-    ns->held.flushing = ns->held.next_request = true;
     /* Run again, the messages after the Flush will be; the rewriter Parses what they use. */
     evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
+    return NEAR_HELD_FLUSHING;
 }
 
 /*
@@ -69,12 +76,8 @@ void near_flush_asked(struct session *s)
  */
 bool near_flush_read(struct session *s)
 {
-    struct near_state *ns = s->near;
     const struct prep_server *ps = s->server_conn->prep;
-    if (ps != NULL && !prep_server_answered(ps))
-        return true;
-    ns->held.flushing = false;
-    return false;
+    return ps != NULL && !prep_server_answered(ps);
 }
 
 /*
@@ -92,38 +95,11 @@ bool near_stand_in(struct session *s, size_t end)
     if (evbuffer_remove_buffer(s->client.in, ns->held.kept, end) != (int)end ||
         evbuffer_prepend(s->client.in, pkt_sync, sizeof(pkt_sync)) != 0)
         return false;
-    ns->held.must_forward = ns->held.stood_in = true;
+    ns->held.must_forward = true;
     ns->held.checked_left = 0;
     log_debug(s->id,
               "nearest: its request belongs on a primary: a Sync in its place on the standby");
     return true;
-}
-
-struct evbuffer *near_sink(struct session *s, uint8_t type)
-{
-    struct near_state *ns = s->near;
-    if (ns == NULL)
-        return s->client.out;
-    if (ns->leg == NEAR_PRIMARY && ns->forward.running && type == 'E')
-        ns->forward.failed = true;
-    if (ns->leg != NEAR_HELD)
-        return s->client.out;
-    if (ns->held.flushing) {
-        /* Answers to the messages before a Flush: a result or an error ends the hold. */
-        if (strchr("DCEIsGHWd", type) != NULL) {
-            near_give_up(s);
-            ns->held.request_sent = false;
-        }
-        return s->client.out;
-    }
-    /* A COPY's response must reach the client; a long answer streams. */
-    if (type == 'G' || type == 'H' || type == 'W' ||
-        evbuffer_get_length(ns->held.answer) > NEAR_HOLD_MAX) {
-        near_give_up(s);
-        ns->held.request_sent = false;
-        return s->client.out;
-    }
-    return ns->held.answer;
 }
 
 /*
@@ -205,24 +181,22 @@ void near_note_ran(struct session *s, bool wrote)
  * its connection cannot go back, the standby's answer goes to the client
  * after all, which is read again.
  */
-static enum near_verdict near_forward(struct session *s, bool can_forward)
+static enum near_verdict near_forward(struct session *s, bool can_forward, enum near_leg *next)
 {
     if (can_forward) {
         s->near->slots.state_changing = false; /* the standby undid it with the error */
+        *next = NEAR_FORWARDING;
         return NEAR_FORWARD;
     }
-    if (!near_deliver(s)) {
-        session_close(s, "out of memory");
-        return NEAR_ENDED;
-    }
-    return NEAR_PASS;
+    *next = NEAR_SHOWN;
+    return near_deliver(s) ? NEAR_PASS : near_ended(s);
 }
 
-enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_forward)
+enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_forward,
+                                   enum near_leg *next)
 {
     struct near_state *ns = s->near;
-    ns->held.request_sent = false;
-    bool serializable = false;
+    bool serializable = false, canceled = false;
     if (status == 'I' && (ns->held.must_forward || near_refused(ns->held.answer, &serializable))) {
         if (serializable && !ns->serializable) {
             /* Each of its transactions would be refused so: they all run on a primary from now. */
@@ -235,38 +209,33 @@ enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_f
                       ns->held.must_forward ? "the transaction belongs on a primary"
                       : serializable        ? "the standby refused a serializable transaction"
                                             : "the standby refused what a primary runs");
-            return near_forward(s, can_forward);
+            return near_forward(s, can_forward, next);
         }
-        /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h). */
-        ns->held.stood_in = false; /* ... a request kept unsent too: it ran nowhere */
-        if (pkt_add_canceled(ns->held.answer) != 0) {
-            session_close(s, "out of memory");
-            return NEAR_ENDED;
-        }
+        /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h);
+         * a request kept unsent (a stand-in's) ran nowhere. */
+        canceled = true;
+        evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
+        if (pkt_add_canceled(ns->held.answer) != 0)
+            return near_ended(s);
     }
     stat_inc(&s->w->stats.nearest_near);
     near_note_ran(s, false);
-    if (!near_deliver(s)) {
-        session_close(s, "out of memory");
-        return NEAR_ENDED;
-    }
-    return near_leg_to(s, status == 'I' ? NEAR_BETWEEN : NEAR_SHOWN) ? NEAR_PASS : NEAR_ENDED;
+    *next = status == 'I' ? NEAR_BETWEEN : NEAR_SHOWN;
+    bool ok = canceled ? evbuffer_add_buffer(s->client.out, ns->held.answer) == 0 : near_deliver(s);
+    return ok ? NEAR_PASS : near_ended(s);
 }
 
 bool near_deliver(struct session *s)
 {
     struct near_state *ns = s->near;
-    if (ns->held.stood_in) {
+    if (ns->leg == NEAR_STANDING_IN || ns->leg == NEAR_STOOD_IN) {
         /* pgnear's Sync stood in for the request: it runs where it is after all, unheld. */
-        ns->held.stood_in = false;
         evbuffer_drain(ns->held.answer, evbuffer_get_length(ns->held.answer));
-        if (ns->leg == NEAR_HELD)
-            near_leg_to(s, NEAR_SHOWN);
         return evbuffer_prepend_buffer(s->client.in, ns->held.kept) == 0;
     }
+    if (!near_leg_delivers(ns->leg))
+        return near_leg_refuse(s, ns->leg, "deliver its held answer");
     evbuffer_drain(ns->held.kept, evbuffer_get_length(ns->held.kept));
-    if (ns->leg == NEAR_HELD)
-        near_leg_to(s, NEAR_SHOWN);
     return evbuffer_add_buffer(s->client.out, ns->held.answer) == 0;
 }
 
@@ -277,29 +246,8 @@ bool near_put_back(struct session *s)
     ns->forward.replay_left = evbuffer_get_length(ns->held.kept);
     if (evbuffer_prepend_buffer(s->client.in, ns->held.kept) != 0)
         return false;
-    ns->forward.pending = true;
-    ns->head_seen = ns->held.stood_in = false;
-    near_leg_to(s, NEAR_BETWEEN);
+    ns->head_seen = false;
     if (s->prep != NULL)
         prep_client_set_replay(s->prep, true);
     return true;
-}
-
-/*
- * The server ended the connection (session_server_gone): an answer held
- * on a standby (near.h) goes to the client as it came, the server's FATAL
- * in it, then the session ends, as it would directly and as under
- * transaction pooling a server that ends a transaction ends its session.
- * Nothing runs again elsewhere: only a standby's refusal is replayed.
- * False: the session ended.
- */
-bool near_on_server_gone(struct session *s)
-{
-    if (s->near == NULL || s->near->leg != NEAR_HELD)
-        return true;
-    log_debug(s->id, "nearest: the server ended the connection while its answer was held");
-    if (near_deliver(s))
-        return true;
-    session_close(s, "out of memory");
-    return false;
 }

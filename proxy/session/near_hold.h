@@ -1,7 +1,8 @@
 /*
  * near_hold.h — a nearest transaction's answer held on a standby
- * (near.h): where the server's messages go, and the kept messages put
- * back to run again on a primary (near_hold.c).
+ * (near.h): where the server's messages go, and what becomes of it when
+ * the server ends the connection (near.c, which moves the leg; the hold's
+ * own work is near_hold.c's, near_int.h).
  */
 #ifndef PGNEAR_PROXY_SESSION_NEAR_HOLD_H
 #define PGNEAR_PROXY_SESSION_NEAR_HOLD_H
@@ -17,14 +18,6 @@ struct session;
 
 /* Where the server's next message (of this type) goes: the held answer or the client's output. */
 struct evbuffer *near_sink(struct session *s, uint8_t type);
-
-/*
- * NEAR_FORWARD, its connection let go: the kept messages back in front of
- * client.in, to run again on a primary (the held answer is dropped as the
- * primary's connection attaches; a cancel before that answers after it,
- * txn_cancel.h); false: out of memory.
- */
-bool near_put_back(struct session *s);
 
 /*
  * The server ended the connection (session_server_gone, txn_hooks'

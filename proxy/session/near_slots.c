@@ -166,7 +166,7 @@ bool near_slot_take(struct session *s, const struct need_spec *need)
     struct server_conn *sc = s->near->slots.conn[i];
     s->near->slots.conn[i] = NULL;
     s->near->slots.conn_gen = s->near->slots.gen[i];
-    s->near->slots.taken = true; /* near_slots_attach keeps its generation */
+    s->near->slots.taken = sc; /* near_slots_attach keeps its generation */
     s->busy++;
     server_conn_attach(sc, s);
     s->txn->attached(s);
@@ -184,9 +184,9 @@ void near_slots_attach(struct session *s)
 {
     struct near_slots *sl = &s->near->slots;
     /* A connection not parked is as at login: the session's startup parameters alone. */
-    if (!sl->taken)
+    if (sl->taken != s->server_conn)
         sl->conn_gen = 0;
-    sl->taken = false;
+    sl->taken = NULL;
 }
 
 int near_slot_newest(const struct session *s)

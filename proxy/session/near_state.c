@@ -1,20 +1,27 @@
 /*
  * near_state.c — what others read of a nearest session's state, and what
- * they note in it (near_state.h).
+ * they note in it (near_state.h); and what it wrote, for the position its
+ * next transaction must see (near_position, near_wrote).
  */
 #include "proxy/session/near_state.h"
 
 #include <event2/buffer.h>
 
+#include "protocol/clock.h"
+#include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/runtime/worker.h"
+#include "proxy/session/fence.h"
 #include "proxy/session/near_int.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
+#include "routing/region.h"
 #include "routing/registry.h"
 
 bool near_owes_request(const struct session *s, bool for_close)
 {
     const struct near_state *ns = s->near;
-    return ns != NULL && (ns->leg == NEAR_HELD || (for_close && ns->forward.pending));
+    return ns != NULL && (near_leg_holds(ns->leg) || (for_close && ns->leg == NEAR_FORWARDING));
 }
 
 void near_note_serializable(struct session *s, const char *how)
@@ -49,12 +56,12 @@ bool near_pin_move_may_ask(struct session *s)
 
 struct evbuffer *near_answers(const struct session *s)
 {
-    return s->near != NULL && s->near->leg == NEAR_HELD ? s->near->held.answer : s->client.out;
+    return s->near != NULL && near_leg_holds(s->near->leg) ? s->near->held.answer : s->client.out;
 }
 
 bool near_reads_client(const struct session *s)
 {
-    return s->near == NULL || !s->near->held.request_sent;
+    return s->near == NULL || !near_leg_asked(s->near->leg);
 }
 
 bool near_own_slots(const struct session *s)
@@ -69,7 +76,7 @@ bool near_serializable(const struct session *s)
 
 bool near_held_for_primary(const struct session *s)
 {
-    return s->near != NULL && s->near->leg == NEAR_HELD && s->near->held.must_forward;
+    return s->near != NULL && near_leg_holds(s->near->leg) && s->near->held.must_forward;
 }
 
 struct func_database *near_routines(const struct session *s)
@@ -97,4 +104,88 @@ struct near_sync *near_sync_of(const struct session *s)
 void near_sync_set(struct session *s, struct near_sync *y)
 {
     s->near->sync = y;
+}
+
+void near_position(struct session *s, struct need_spec *need)
+{
+    struct near_state *ns = s->near;
+    const struct registry_host *at = ns->wrote_on;
+    need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
+    if (at != NULL && !__atomic_load_n(&at->health.role_known, __ATOMIC_ACQUIRE)) {
+        /*
+         * Its checks cannot tell what the host is (they cannot log in): no
+         * standby is known to have replayed anything, and a position would
+         * fit no host of unknown role, that one included.  Reads stay where
+         * the session wrote.
+         */
+        need->read_at = at;
+        need->read_until_ms = ns->wrote_at_ms;
+        return;
+    }
+    if (at != NULL && s->fence.position_after != 0) {
+        /* The server said where its WAL was right after the session's last transaction there. */
+        if (s->fence.position_after > ns->write_lsn)
+            ns->write_lsn = s->fence.position_after;
+        ns->wrote_on = NULL;
+    } else if (at != NULL) {
+        /* Started in a later millisecond: after the commit (need.h's read_until_ms). */
+        if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) > ns->wrote_at_ms) {
+            uint64_t lsn = __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
+            if (lsn > ns->write_lsn)
+                ns->write_lsn = lsn;
+            ns->wrote_on = NULL;
+        } else {
+            /* Not checked since: no standby is known to have it, the primary has. */
+            need->read_at = at;
+            need->read_until_ms = ns->wrote_at_ms;
+        }
+    }
+    if (ns->write_lsn > need->min_lsn) {
+        need->min_lsn = ns->write_lsn;
+        need->min_tli = 0;
+    }
+    log_debug(s->id, "nearest: its next transaction must see %X/%X%s",
+              (unsigned)(need->min_lsn >> 32), (unsigned)need->min_lsn,
+              need->read_at != NULL ? ", or run on the primary it wrote on" : "");
+}
+
+/*
+ * A transaction ended on a primary: until a check of it that starts now
+ * has read its position and the standbys' checks show one replayed, the
+ * session reads there too (need.h).  Those checks come every
+ * HEALTH_HURRY_MS for a while instead of every health_check_interval, so
+ * that reads come back near within a few local round trips, not a second.
+ */
+static bool near_hurry_standby(const struct region_host *h, void *arg)
+{
+    return host_is_up(h) && host_is_standby(h);
+}
+
+static void near_hurry_checks(struct session *s, struct region_host *primary)
+{
+    int64_t until = monotonic_ms() + NEAR_HURRY_MS;
+    bool wake = health_hurry(primary, until);
+    if (health_hurry_hosts(&s->cfg->regions, near_hurry_standby, NULL, until) || wake)
+        worker_wake_checks(s->w);
+}
+
+/*
+ * A transaction ended on a primary: it may have written (pgnear parses no
+ * SQL; a SELECT may call a function that writes).  The session reads
+ * there until it knows a position past it (near_position): the server is
+ * asked at once, its answer following on the connection without holding
+ * the client (fence_ask_after); should it not say, a check of the primary
+ * that starts from now tells.  False: the session ended.
+ */
+bool near_wrote(struct session *s, struct region_host *primary)
+{
+    struct near_state *ns = s->near;
+    ns->wrote_on = primary->runtime;
+    ns->wrote_at_ms = monotonic_ms();
+    /* No role known there: its position would help no read (near_position); none is asked. */
+    if (!__atomic_load_n(&primary->runtime->health.role_known, __ATOMIC_ACQUIRE))
+        return true;
+    if (s->cfg->health_check_interval_ms > 0)
+        near_hurry_checks(s, primary);
+    return fence_asking(&s->fence) || fence_ask_after(s) == 0;
 }

@@ -12,6 +12,7 @@
 struct evbuffer;
 struct func_database;
 struct near_sync;
+struct need_spec;
 struct session;
 
 /* Where pgnear's own answers to the client go (the rewriter's ParseComplete): held or not. */
@@ -52,6 +53,23 @@ void near_show(const struct session *s, struct near_show *out);
 /* The state sync under way (near_sync.c's), or NULL; and setting it (near_sync.c alone). */
 struct near_sync *near_sync_of(const struct session *s);
 void near_sync_set(struct session *s, struct near_sync *y);
+
+/*
+ * The position the next transaction's server must have: what the session
+ * wrote.  After a transaction that may have written on a primary (run
+ * again there, or placed there by its text), the first check of that
+ * primary that started since gives a position past the session's writes:
+ * the session's write position, which a standby must have replayed
+ * (need.h's min_lsn).  Until that check, only the primary fits (need's
+ * last read).  A fixed bar: the primary's position at its latest check
+ * rises with every other session's writes, and a session's own reads on
+ * the primary meanwhile do not move it, so a busy primary's sessions read
+ * near again within a few checks.  The session sees its own writes;
+ * other sessions' as a standby's staleness allows, as for any session
+ * reading a standby (its reads are not kept monotonic across standbys,
+ * as transaction pooling's are).
+ */
+void near_position(struct session *s, struct need_spec *need);
 
 /* ---- notes, for a followed session (s->near not NULL) ---- */
 

@@ -66,7 +66,7 @@ typedef void (*near_sync_done)(struct session *s, enum near_sync_end how, struct
 bool near_sync_running(const struct session *s);
 
 /*
- * Carries the newest state to the attached connection (near_on_attach's NEAR_SYNC):
+ * Carries the newest state to the attached connection (near_on_attach):
  * reads it from the parked one that has it, replays it, then calls done.
  * The client is not read meanwhile.
  */

@@ -124,8 +124,8 @@ for my $part (sort keys %asked) {
 # the files of that part alone that may include it (and so write it).
 my %private = (
     'proxy/session/near_int.h' =>
-      ['proxy/session/near.c', 'proxy/session/near_hold.c', 'proxy/session/near_slots.c',
-       'proxy/session/near_state.c'],
+      ['proxy/session/near.c', 'proxy/session/near_hold.c', 'proxy/session/near_pooling.c',
+       'proxy/session/near_slots.c', 'proxy/session/near_state.c'],
     'proxy/session/notify_int.h' => ['proxy/session/notify_hub.c', 'proxy/session/notify_conn.c'],
 );
 for my $header (sort keys %private) {
