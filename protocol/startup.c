@@ -135,6 +135,11 @@ void startup_cut_names(uint8_t *buf, size_t len, struct startup_packet *sp)
     startup_cut_name(buf, len, sp->database); /* the same bytes where it defaulted to user */
 }
 
+bool startup_is_tls_handshake(const uint8_t *buf, size_t avail)
+{
+    return avail >= 1 && buf[0] == TLS_RECORD_HANDSHAKE;
+}
+
 const char *startup_param(const struct startup_packet *sp, const char *name)
 {
     for (size_t i = sp->nparams; i-- > 0;)

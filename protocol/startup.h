@@ -5,6 +5,7 @@
 #ifndef PGNEAR_PROTOCOL_STARTUP_H
 #define PGNEAR_PROTOCOL_STARTUP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,6 +26,9 @@
 #define PROTO_VERSION(M, m) (((uint32_t)(M) << 16) | (m))
 /* The newest protocol pgnear speaks to clients. */
 #define PROTO_LATEST_MINOR 2
+
+/* The record type of a TLS handshake: the first byte of a ClientHello. */
+#define TLS_RECORD_HANDSHAKE 0x16
 
 enum startup_kind {
     STARTUP_SSL_REQUEST,
@@ -71,6 +75,14 @@ struct startup_packet {
  * [STARTUP_MIN_LEN, STARTUP_MAX_LEN].
  */
 int startup_packet_length(const uint8_t *buf, size_t avail, uint32_t *len);
+
+/*
+ * Whether the connection's first bytes are a TLS handshake record (0x16),
+ * a direct TLS handshake (PostgreSQL 17's sslnegotiation=direct) instead of
+ * a packet: as a length word that byte would be hundreds of megabytes, so
+ * startup_packet_length refuses it (STARTUP_EBADLEN).  False until a byte is there.
+ */
+bool startup_is_tls_handshake(const uint8_t *buf, size_t avail);
 
 /* Parses one whole packet (length word included); pointers in *out point into buf. */
 int startup_parse(const uint8_t *buf, size_t len, struct startup_packet *out);

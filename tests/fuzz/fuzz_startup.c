@@ -3,7 +3,8 @@
  *    libFuzzer target for protocol/startup.c: startup_packet_length,
  *    startup_parse and startup_param on whatever parsed, then
  *    startup_cut_names (names at most STARTUP_NAME_MAX bytes after, the
- *    packet still as described).  Besides not
+ *    packet still as described), and startup_is_tls_handshake (a
+ *    direct TLS handshake is never a packet length).  Besides not
  *    crashing, a parse that succeeds must describe memory inside the packet
  *    and respect the documented limits; anything else traps.
  */
@@ -106,6 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = startup_packet_length(data, size, &len);
     check(rc == STARTUP_OK || rc == STARTUP_INCOMPLETE || rc == STARTUP_EBADLEN);
     check((rc == STARTUP_INCOMPLETE) == (size < 4));
+    /* A direct TLS handshake's first bytes never read as a packet's length. */
+    if (startup_is_tls_handshake(data, size))
+        check(rc != STARTUP_OK);
+    check(startup_is_tls_handshake(data, size) == (size > 0 && data[0] == 0x16));
     if (rc == STARTUP_OK) {
         check(len >= STARTUP_MIN_LEN && len <= STARTUP_MAX_LEN);
         if (len <= size)

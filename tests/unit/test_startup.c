@@ -484,6 +484,20 @@ static void test_packet_length_incomplete(void **state)
     assert_int_equal(len, 12345);
 }
 
+/* A TLS ClientHello's first bytes (record 0x16, TLS 1.0 record version, a length): direct TLS. */
+static void test_tls_handshake(void **state)
+{
+    const uint8_t hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01};
+    uint32_t len = 12345;
+    assert_true(startup_is_tls_handshake(hello, sizeof(hello)));
+    assert_true(startup_is_tls_handshake(hello, 1));
+    assert_false(startup_is_tls_handshake(hello, 0));
+    /* ... which is never a startup packet's length. */
+    assert_int_equal(startup_packet_length(hello, sizeof(hello), &len), STARTUP_EBADLEN);
+    const uint8_t ssl_request[] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+    assert_false(startup_is_tls_handshake(ssl_request, sizeof(ssl_request)));
+}
+
 /* A startup packet at the size limit parses, one byte more does not. */
 static void test_max_size_packet(void **state)
 {
@@ -555,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_packet_length),
         cmocka_unit_test(test_packet_length_bad),
         cmocka_unit_test(test_packet_length_incomplete),
+        cmocka_unit_test(test_tls_handshake),
         cmocka_unit_test(test_max_size_packet),
         cmocka_unit_test(test_strerror),
     };
