@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 
 #include "protocol/tls.h"
+#include "protocol/tls_prefix.h"
 
 /* A plain stream over fd; TLS and WebSocket layers are added after. */
 void stream_init(struct stream *s, int fd)
@@ -235,6 +236,17 @@ int stream_tls_server(struct stream *s, SSL_CTX *ctx)
     SSL_set_accept_state(ssl);
     s->ssl = ssl;
     return 0;
+}
+
+int stream_tls_server_direct(struct stream *s, SSL_CTX *ctx, const void *hello, size_t n)
+{
+    if (stream_tls_server(s, ctx) != 0)
+        return -1;
+    if (tls_prefix_push(s->ssl, hello, n) == 0)
+        return 0;
+    SSL_free(s->ssl);
+    s->ssl = NULL;
+    return -1;
 }
 
 int stream_tls_accept(struct stream *s)

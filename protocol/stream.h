@@ -91,6 +91,14 @@ ssize_t stream_write_raw(struct stream *s, const void *p, size_t n);
  */
 int stream_tls_server(struct stream *s, SSL_CTX *ctx);
 
+/*
+ * The same for a direct TLS handshake (PostgreSQL 17's sslnegotiation=direct):
+ * hello[0..n), its first bytes, were already read off the stream, and
+ * OpenSSL gets a copy of them ahead of the rest (tls_prefix.h).  -1 when out
+ * of memory (s unchanged).
+ */
+int stream_tls_server_direct(struct stream *s, SSL_CTX *ctx, const void *hello, size_t n);
+
 /* TLS handshakes, resumed on each event until 0 (done) or STREAM_ERROR. */
 int stream_tls_accept(struct stream *s);
 int stream_tls_connect(struct stream *s);
