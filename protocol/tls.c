@@ -42,6 +42,48 @@ static SSL_CTX *tls_new_ctx(const SSL_METHOD *method)
     return ctx;
 }
 
+/* PostgreSQL's ALPN protocol (PG_ALPN_PROTOCOL), in ALPN's wire form: its length, then the name. */
+static const unsigned char tls_alpn_postgresql[] = "\x0apostgresql";
+#define TLS_ALPN_POSTGRESQL_LEN (sizeof(tls_alpn_postgresql) - 1)
+
+/* The app data of an SSL whose ALPN is an HTTP client's (wss's own TLS): not ours to judge. */
+static const char tls_alpn_not_ours[] = "wss";
+
+/*
+ * As PostgreSQL 17's server: a client that offers ALPN gets "postgresql"
+ * or, offering only other protocols (an HTTP client sent here by someone
+ * else), a no_application_protocol alert that ends the handshake (RFC
+ * 7301).  One that offers none is let through; the direct handshake
+ * refuses it after (tls_alpn_is_postgresql), the SSLRequest one does not.
+ */
+static int tls_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                           const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)arg;
+    if (SSL_get_app_data(ssl) == tls_alpn_not_ours)
+        return SSL_TLSEXT_ERR_NOACK;
+    unsigned char *chosen = NULL;
+    if (SSL_select_next_proto(&chosen, outlen, tls_alpn_postgresql, TLS_ALPN_POSTGRESQL_LEN, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = chosen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+bool tls_alpn_is_postgresql(const SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned int len = 0;
+    SSL_get0_alpn_selected(ssl, &p, &len);
+    return p != NULL && len == TLS_ALPN_POSTGRESQL_LEN - 1 &&
+           memcmp(p, tls_alpn_postgresql + 1, len) == 0;
+}
+
+void tls_alpn_skip(SSL *ssl)
+{
+    SSL_set_app_data(ssl, (void *)tls_alpn_not_ours);
+}
+
 SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, char *err,
                                   size_t errcap)
 {
@@ -64,6 +106,7 @@ SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, c
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"pgnear", 6);
+    SSL_CTX_set_alpn_select_cb(ctx, tls_alpn_select, NULL);
     return ctx;
 fail:
     SSL_CTX_free(ctx);

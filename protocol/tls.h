@@ -26,6 +26,17 @@ SSL_CTX *tls_make_client_side_ctx(const char *cert_file, const char *key_file, c
                                   size_t errcap);
 
 /*
+ * Whether the client's handshake chose ALPN "postgresql", the protocol
+ * PostgreSQL 17 requires of a direct TLS handshake (sslnegotiation=direct).
+ * The context of tls_make_client_side_ctx picks it whenever offered, and
+ * fails a handshake that offers ALPN without it.
+ */
+bool tls_alpn_is_postgresql(const SSL *ssl);
+
+/* The ALPN of ssl's client is left alone (wss's own TLS: a browser offers http/1.1). */
+void tls_alpn_skip(SSL *ssl);
+
+/*
  * Asks clients for a certificate and verifies one given against ca_file's
  * CAs; a client that gives none is still let through the handshake (the
  * login decides: tls_client_cert_cn).  false with why in err.
