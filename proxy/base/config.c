@@ -76,6 +76,7 @@ static const struct setting config_settings[] = {
     S(client_tls_ca_file, T_STR, "", true),
     S(client_tls_crl_file, T_STR, "", true),
     S(client_tls_crl_dir, T_STR, "", true),
+    S(client_tls_direct_without_alpn, T_BOOL, "off", true),
     E(server_tls, "prefer", true, server_tls_choices),
     S(server_tls_ca_file, T_STR, "", true),
     S(server_tls_cert_file, T_STR, "", true),

@@ -98,6 +98,7 @@ struct config {
     char *client_tls_ca_file;  /* client certificates are asked for and verified against it */
     char *client_tls_crl_file; /* ... and checked against these revocation lists */
     char *client_tls_crl_dir;
+    bool client_tls_direct_without_alpn; /* a direct TLS handshake without ALPN is let in */
     int server_tls;
     char *server_tls_ca_file;
     char *server_tls_cert_file;

@@ -1,6 +1,7 @@
 /*
  * client_login.c — the client side of a new connection (PROXY_HEADER,
- * STARTUP, CLIENT_TLS): the PROXY header, SSLRequest and TLS,
+ * STARTUP, CLIENT_TLS): the PROXY header, SSLRequest and TLS (or TLS
+ * at once: PostgreSQL 17's direct TLS),
  * GSSENCRequest, CancelRequest, the StartupMessage, protocol version
  * negotiation and the route.  Authentication follows (flow.c decides
  * which): pgnear's own (client_auth.c) or the server's, relayed
@@ -48,6 +49,27 @@ static void client_take_sni(struct session *s)
     s->login->sni[n] = '\0';
 }
 
+/*
+ * A direct TLS handshake must have chosen ALPN "postgresql", as PostgreSQL
+ * 17 requires (a guard against another protocol's client, sent here by
+ * someone in between, being taken for a PostgreSQL one); closed without an
+ * answer otherwise, as PostgreSQL does.  client_tls_direct_without_alpn
+ * lets such clients in (asyncpg's direct_tls sends no ALPN).
+ */
+static bool client_direct_alpn_ok(struct session *s)
+{
+    if (tls_alpn_is_postgresql(s->client.stream.ssl))
+        return true;
+    if (s->cfg->client_tls_direct_without_alpn) {
+        log_info(s->id, "direct TLS handshake without ALPN let in "
+                        "(client_tls_direct_without_alpn = on)");
+        return true;
+    }
+    session_login_closed(s, "received direct SSL connection request without ALPN protocol "
+                            "negotiation extension");
+    return false;
+}
+
 static void client_tls_step(struct session *s)
 {
     int rc = endpoint_handshake(&s->client, stream_tls_accept);
@@ -67,12 +89,15 @@ static void client_tls_step(struct session *s)
         session_login_closed(s, line);
         return;
     }
+    if (s->login->direct_tls && !client_direct_alpn_ok(s))
+        return;
     if (s->websocket && s->client.stream.ws == NULL)
         s->websocket_tls = true; /* wss: the PostgreSQL stream itself is not TLS (yet) */
     else
         s->client_tls = true;
     client_take_sni(s);
-    log_debug(s->id, "TLS established (%s)", SSL_get_version(s->client.stream.ssl));
+    log_debug(s->id, "TLS established (%s%s)", SSL_get_version(s->client.stream.ssl),
+              s->login->direct_tls ? ", direct" : "");
     /* The handshake may have left decrypted bytes inside OpenSSL: the next reader gets them. */
     phase_done(s);
 }
@@ -108,6 +133,37 @@ static void client_handle_ssl_request(struct session *s)
         return;
     }
     phase_enter(s, PHASE_CLIENT_TLS);
+}
+
+/*
+ * PostgreSQL 17's direct TLS (sslnegotiation=direct): a TLS handshake
+ * record as the connection's first bytes (after a PROXY header), where the
+ * first packet's length belongs.  Its bytes read so far go to OpenSSL
+ * first.  Without client TLS it is closed without an answer, as
+ * PostgreSQL without ssl = on closes it.
+ */
+static bool client_direct_tls(struct session *s)
+{
+    struct config *cfg = s->cfg;
+    size_t n = evbuffer_get_length(s->client.in);
+    const uint8_t *hello = evbuffer_pullup(s->client.in, -1);
+    if (s->client_tls || s->startup_raw != NULL || hello == NULL ||
+        !startup_is_tls_handshake(hello, n))
+        return false;
+    if (cfg->client_tls == CLIENT_TLS_DISABLE || cfg->client_tls_ctx == NULL || s->unix_socket) {
+        session_login_closed(s, s->unix_socket ? "direct TLS handshake on the Unix socket refused"
+                                               : "direct TLS handshake refused: client_tls = "
+                                                 "disable (or no certificate)");
+        return true;
+    }
+    if (stream_tls_server_direct(&s->client.stream, cfg->client_tls_ctx, hello, n) != 0) {
+        session_close(s, "could not create TLS session");
+        return true;
+    }
+    evbuffer_drain(s->client.in, n);
+    s->login->direct_tls = true;
+    phase_enter(s, PHASE_CLIENT_TLS);
+    return true;
 }
 
 /* Tells a client asking for more than pgnear speaks what it gets instead. */
@@ -495,6 +551,8 @@ static int client_take_packet(struct session *s)
 
 static void client_startup_process(struct session *s)
 {
+    if (client_direct_tls(s))
+        return;
     for (;;) {
         int rc = client_take_packet(s);
         if (rc <= 0)

@@ -154,6 +154,7 @@ static enum session_phase flow_first_websocket(struct session *s)
         (s->client.stream.ssl = tls_new_client_ssl(s->cfg->client_tls_ctx, s->client.stream.fd)) ==
             NULL)
         return PHASE_COUNT;
+    tls_alpn_skip(s->client.stream.ssl); /* a browser's ALPN (http/1.1) is HTTP's, not ours */
     return PHASE_CLIENT_TLS;
 }
 

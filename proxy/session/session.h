@@ -91,7 +91,8 @@ struct session_login {
      */
     bool pp_from_peer;
     struct sockaddr_storage conn_addr;
-    char sni[64]; /* TLS server name the client asked for */
+    char sni[64];    /* TLS server name the client asked for */
+    bool direct_tls; /* the client began with a TLS handshake, not SSLRequest */
     /* WebSocket ingress (ws_ingress.c): what a trusted sender's headers said */
     struct geo_headers *geo;
     char geo_location[48];                             /* its coordinates as "lat,lon" */
