@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""direct_tls_client.py: a PostgreSQL client on Python's own ssl module, for
+297_direct_tls.t: PostgreSQL 17's direct TLS (sslnegotiation=direct: the
+ClientHello is the connection's first bytes), or the SSLRequest first with
+--sslrequest.  It logs in with a real StartupMessage and SCRAM-SHA-256, runs
+one query and prints one JSON line:
+
+    {"stage": "done" | "handshake" | "login" | "query",  # where it ended
+     "alpn": ..., "tls": "TLSv1.3", "rows": [[...]],
+     "error": {"C": SQLSTATE, "M": message} or a string,
+     "closed": true when the server closed without a word}
+
+    /usr/bin/python3 tests/clients/direct_tls_client.py --port PORT --ca FILE
+        [--host H] [--alpn NAME]... [--sni NAME] [--sslrequest]
+        [--proxy-v2 SRC_IP] [--unix PATH] [--user U] [--password P]
+        [--database D] [--query SQL]
+
+--alpn may be given several times (the list offered, in order); none: the
+ClientHello carries no ALPN extension, as asyncpg's direct_tls=True.
+--proxy-v2 sends a PROXY v2 header naming SRC_IP as the caller first, as
+a load balancer does.
+"""
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import ssl
+import struct
+import sys
+
+PROXY_V2_SIG = b'\r\n\r\n\x00\r\nQUIT\n'
+
+
+class Closed(Exception):
+    pass
+
+
+def proxy_v2_header(src, dst, sport, dport):
+    addrs = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!HH', sport, dport)
+    return PROXY_V2_SIG + bytes([0x21, 0x11]) + struct.pack('!H', len(addrs)) + addrs
+
+
+def read_exact(s, n):
+    buf = b''
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise Closed()
+        buf += chunk
+    return buf
+
+
+def read_msg(s):
+    head = read_exact(s, 5)
+    n = struct.unpack('!I', head[1:])[0]
+    return head[:1], read_exact(s, n - 4)
+
+
+def send_msg(s, typ, body):
+    s.sendall(typ + struct.pack('!I', 4 + len(body)) + body)
+
+
+def fields(body):
+    out = {}
+    for part in body.split(b'\x00'):
+        if part:
+            out[part[:1].decode()] = part[1:].decode(errors='replace')
+    return out
+
+
+def scram(s, user, password, first):
+    """SCRAM-SHA-256 without channel binding; first: the AuthenticationSASL body."""
+    if b'SCRAM-SHA-256\x00' not in first:
+        raise RuntimeError('no SCRAM-SHA-256 offered')
+    nonce = base64.b64encode(os.urandom(18)).decode()
+    bare = 'n=,r=' + nonce
+    msg = ('n,,' + bare).encode()
+    send_msg(s, b'p', b'SCRAM-SHA-256\x00' + struct.pack('!i', len(msg)) + msg)
+    typ, body = read_msg(s)
+    if typ == b'E':
+        return fields(body)
+    server_first = body[4:].decode()
+    attrs = dict(kv.split('=', 1) for kv in server_first.split(','))
+    salted = hashlib.pbkdf2_hmac('sha256', password.encode(), base64.b64decode(attrs['s']),
+                                 int(attrs['i']))
+    client_key = hmac.new(salted, b'Client Key', hashlib.sha256).digest()
+    stored = hashlib.sha256(client_key).digest()
+    without_proof = 'c=biws,r=' + attrs['r']
+    auth_msg = ','.join([bare, server_first, without_proof]).encode()
+    sig = hmac.new(stored, auth_msg, hashlib.sha256).digest()
+    proof = bytes(a ^ b for a, b in zip(client_key, sig))
+    send_msg(s, b'p', (without_proof + ',p=' + base64.b64encode(proof).decode()).encode())
+    typ, body = read_msg(s)
+    if typ == b'E':
+        return fields(body)
+    server_key = hmac.new(salted, b'Server Key', hashlib.sha256).digest()
+    want = base64.b64encode(hmac.new(server_key, auth_msg, hashlib.sha256).digest()).decode()
+    if body[4:].decode() != 'v=' + want:
+        raise RuntimeError('the server signature does not verify')
+    return None
+
+
+def login(s, o):
+    params = b''.join(k.encode() + b'\x00' + v.encode() + b'\x00' for k, v in
+                      (('user', o.user), ('database', o.database),
+                       ('application_name', 'direct_tls_client')))
+    body = struct.pack('!I', 0x30000) + params + b'\x00'
+    s.sendall(struct.pack('!I', 4 + len(body)) + body)
+    while True:
+        typ, body = read_msg(s)
+        if typ == b'E':
+            return fields(body)
+        if typ == b'R':
+            code = struct.unpack('!I', body[:4])[0]
+            if code == 10:
+                err = scram(s, o.user, o.password, body[4:])
+                if err:
+                    return err
+            elif code not in (0, 12):
+                raise RuntimeError('unexpected authentication request %d' % code)
+        if typ == b'Z':
+            return None
+
+
+def query(s, sql):
+    send_msg(s, b'Q', sql.encode() + b'\x00')
+    rows, err = [], None
+    while True:
+        typ, body = read_msg(s)
+        if typ == b'D':
+            n = struct.unpack('!H', body[:2])[0]
+            row, off = [], 2
+            for _ in range(n):
+                ln = struct.unpack('!i', body[off:off + 4])[0]
+                off += 4
+                row.append(None if ln < 0 else body[off:off + ln].decode())
+                off += max(ln, 0)
+            rows.append(row)
+        elif typ == b'E':
+            err = fields(body)
+        elif typ == b'Z':
+            return rows, err
+
+
+def connect(o):
+    if o.unix:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(o.timeout)
+        s.connect(o.unix)
+        return s
+    s = socket.create_connection((o.host, o.port), timeout=o.timeout)
+    if o.proxy_v2:
+        s.sendall(proxy_v2_header(o.proxy_v2, '127.0.0.1', 40000, o.port))
+    return s
+
+
+def tls(s, o, res):
+    if o.sslrequest:
+        s.sendall(struct.pack('!II', 8, 80877103))
+        answer = read_exact(s, 1)
+        if answer != b'S':
+            raise RuntimeError('SSLRequest answered %r' % answer)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.load_verify_locations(o.ca)
+    if o.alpn:
+        ctx.set_alpn_protocols(o.alpn)
+    t = ctx.wrap_socket(s, server_hostname=o.sni)
+    res['alpn'] = t.selected_alpn_protocol()
+    res['tls'] = t.version()
+    return t
+
+
+def run(o):
+    res = {'stage': 'handshake'}
+    try:
+        s = tls(connect(o), o, res)
+        res['stage'] = 'login'
+        err = login(s, o)
+        if err:
+            res['error'] = err
+            return res
+        res['stage'] = 'query'
+        res['rows'], err = query(s, o.query)
+        if err:
+            res['error'] = err
+            return res
+        send_msg(s, b'X', b'')
+        s.close()
+        res['stage'] = 'done'
+    except Closed:
+        res['closed'] = True
+    except (OSError, RuntimeError, ssl.SSLError) as e:
+        res['error'] = '%s: %s' % (type(e).__name__, e)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--host', default='127.0.0.1')
+    ap.add_argument('--port', type=int, default=0)
+    ap.add_argument('--unix')
+    ap.add_argument('--ca', required=True)
+    ap.add_argument('--alpn', action='append')
+    ap.add_argument('--sni')
+    ap.add_argument('--sslrequest', action='store_true')
+    ap.add_argument('--proxy-v2')
+    ap.add_argument('--user', default='app')
+    ap.add_argument('--password', default='app-secret')
+    ap.add_argument('--database', default='movr')
+    ap.add_argument('--query', default='SELECT 1')
+    ap.add_argument('--timeout', type=float, default=15)
+    print(json.dumps(run(ap.parse_args())))
+    sys.stdout.flush()
+
+
+if __name__ == '__main__':
+    main()
