@@ -168,6 +168,9 @@ static void print_access(const struct config *cfg)
                cfg->client_tls_crl_file,
                cfg->client_tls_crl_file[0] && cfg->client_tls_crl_dir[0] ? ", " : "",
                cfg->client_tls_crl_dir);
+    if (cfg->client_tls_direct_without_alpn && cfg->client_tls != CLIENT_TLS_DISABLE)
+        printf("client TLS: direct handshakes without ALPN \"postgresql\" let in "
+               "(client_tls_direct_without_alpn = on; PostgreSQL closes them)\n");
     if (cfg->websocket_port == 0)
         return;
     if (cfg->trusted_http.count > 0)

@@ -145,10 +145,9 @@ static void client_handle_ssl_request(struct session *s)
 static bool client_direct_tls(struct session *s)
 {
     struct config *cfg = s->cfg;
-    size_t n = evbuffer_get_length(s->client.in);
-    const uint8_t *hello = evbuffer_pullup(s->client.in, -1);
-    if (s->client_tls || s->startup_raw != NULL || hello == NULL ||
-        !startup_is_tls_handshake(hello, n))
+    uint8_t first;
+    if (s->client_tls || s->startup_raw != NULL || evbuffer_copyout(s->client.in, &first, 1) != 1 ||
+        !startup_is_tls_handshake(&first, 1))
         return false;
     if (cfg->client_tls == CLIENT_TLS_DISABLE || cfg->client_tls_ctx == NULL || s->unix_socket) {
         session_login_closed(s, s->unix_socket ? "direct TLS handshake on the Unix socket refused"
@@ -156,7 +155,10 @@ static bool client_direct_tls(struct session *s)
                                                  "disable (or no certificate)");
         return true;
     }
-    if (stream_tls_server_direct(&s->client.stream, cfg->client_tls_ctx, hello, n) != 0) {
+    size_t n = evbuffer_get_length(s->client.in);
+    const uint8_t *hello = evbuffer_pullup(s->client.in, -1);
+    if (hello == NULL ||
+        stream_tls_server_direct(&s->client.stream, cfg->client_tls_ctx, hello, n) != 0) {
         session_close(s, "could not create TLS session");
         return true;
     }

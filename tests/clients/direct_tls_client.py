@@ -12,13 +12,16 @@ one query and prints one JSON line:
 
     /usr/bin/python3 tests/clients/direct_tls_client.py --port PORT --ca FILE
         [--host H] [--alpn NAME]... [--sni NAME] [--sslrequest]
-        [--proxy-v2 SRC_IP] [--unix PATH] [--user U] [--password P]
+        [--proxy-v2 SRC_IP] [--websocket] [--unix PATH] [--user U] [--password P]
         [--database D] [--query SQL]
 
 --alpn may be given several times (the list offered, in order); none: the
 ClientHello carries no ALPN extension, as asyncpg's direct_tls=True.
 --proxy-v2 sends a PROXY v2 header naming SRC_IP as the caller first, as
-a load balancer does.
+a load balancer does.  --websocket: the port is websocket_port, and the
+PostgreSQL stream (TLS inside it included) goes in binary WebSocket
+frames after the HTTP upgrade, as the Neon driver sends it; TLS then runs
+over memory BIOs (ssl.SSLObject).
 """
 import argparse
 import base64
@@ -119,6 +122,8 @@ def login(s, o):
                 err = scram(s, o.user, o.password, body[4:])
                 if err:
                     return err
+            elif code == 3:  # cleartext, as websocket_auth = cleartext asks (over TLS here)
+                send_msg(s, b'p', o.password.encode() + b'\x00')
             elif code not in (0, 12):
                 raise RuntimeError('unexpected authentication request %d' % code)
         if typ == b'Z':
@@ -145,6 +150,94 @@ def query(s, sql):
             return rows, err
 
 
+class WebSocket:
+    """A client WebSocket over s: sendall() sends a masked binary frame, recv() reads frames' payloads."""
+
+    def __init__(self, s, host, port):
+        self.s, self.buf = s, b''
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall(('GET / HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                   'Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n' % (host, port, key)).encode())
+        head = b''
+        while b'\r\n\r\n' not in head:
+            chunk = s.recv(1)
+            if not chunk:
+                raise Closed()
+            head += chunk
+        if not head.startswith(b'HTTP/1.1 101'):
+            raise RuntimeError('upgrade refused: %r' % head.split(b'\r\n')[0])
+
+    def sendall(self, data):
+        mask = os.urandom(4)
+        n = len(data)
+        head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else
+                                bytes([0x80 | 126]) + struct.pack('!H', n) if n < 65536 else
+                                bytes([0x80 | 127]) + struct.pack('!Q', n))
+        self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def recv(self, n):
+        while not self.buf:
+            b0, b1 = read_exact(self.s, 2)
+            ln = b1 & 0x7f
+            if ln == 126:
+                ln = struct.unpack('!H', read_exact(self.s, 2))[0]
+            elif ln == 127:
+                ln = struct.unpack('!Q', read_exact(self.s, 8))[0]
+            payload = read_exact(self.s, ln) if ln else b''
+            if b0 & 0x0f == 8:
+                return b''
+            if b0 & 0x0f in (0, 1, 2):
+                self.buf += payload
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+
+class MemoryTls:
+    """TLS over a WebSocket: an ssl.SSLObject whose records go through it."""
+
+    def __init__(self, ctx, ws, sni):
+        self.ws, self.inc, self.out = ws, ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=sni)
+        self.pump(self.obj.do_handshake)
+
+    def pump(self, op, *args):
+        while True:
+            try:
+                r = op(*args)
+                self.flush()
+                return r
+            except ssl.SSLWantReadError:
+                self.flush()
+                data = self.ws.recv(65536)
+                if not data:
+                    self.inc.write_eof()
+                else:
+                    self.inc.write(data)
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.ws.sendall(data)
+
+    def sendall(self, data):
+        self.pump(self.obj.write, data)
+
+    def recv(self, n):
+        try:
+            return self.pump(self.obj.read, n)
+        except ssl.SSLZeroReturnError:
+            return b''
+
+    def selected_alpn_protocol(self):
+        return self.obj.selected_alpn_protocol()
+
+    def version(self):
+        return self.obj.version()
+
+    def close(self):
+        self.ws.s.close()
+
+
 def connect(o):
     if o.unix:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -154,6 +247,8 @@ def connect(o):
     s = socket.create_connection((o.host, o.port), timeout=o.timeout)
     if o.proxy_v2:
         s.sendall(proxy_v2_header(o.proxy_v2, '127.0.0.1', 40000, o.port))
+    if o.websocket:
+        return WebSocket(s, o.host, o.port)
     return s
 
 
@@ -168,7 +263,7 @@ def tls(s, o, res):
     ctx.load_verify_locations(o.ca)
     if o.alpn:
         ctx.set_alpn_protocols(o.alpn)
-    t = ctx.wrap_socket(s, server_hostname=o.sni)
+    t = MemoryTls(ctx, s, o.sni) if o.websocket else ctx.wrap_socket(s, server_hostname=o.sni)
     res['alpn'] = t.selected_alpn_protocol()
     res['tls'] = t.version()
     return t
@@ -208,6 +303,7 @@ def main():
     ap.add_argument('--sni')
     ap.add_argument('--sslrequest', action='store_true')
     ap.add_argument('--proxy-v2')
+    ap.add_argument('--websocket', action='store_true')
     ap.add_argument('--user', default='app')
     ap.add_argument('--password', default='app-secret')
     ap.add_argument('--database', default='movr')

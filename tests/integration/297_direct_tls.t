@@ -10,7 +10,8 @@
 # TLS server name still routes (SNI); a PROXY v2 header before the
 # ClientHello; hostssl / hostnossl lines count direct TLS as TLS;
 # client_tls = disable and the Unix socket close a direct ClientHello
-# cleanly.  Servers: one with TLS, one without.  libpq's own
+# cleanly; inside a WebSocket on websocket_port.  Servers: one with TLS,
+# one without.  libpq's own
 # sslnegotiation=direct where the installed libpq has it (17+).
 use strict;
 use warnings;
@@ -44,9 +45,10 @@ write_file($hba, join("\n", 'hostssl   movr app 127.0.0.1/32 scram-sha-256',
 
 my %tls = (client_tls => 'allow', client_tls_cert_file => $pc->{cert}, client_tls_key_file => $pc->{key});
 my %common = (auth_file => $userlist, default_region => 'us-east', %tls);
+my $wsport = free_port();
 my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
     settings => { %common, auth => 'scram', proxy_protocol => 'optional',
-                  trusted_proxies => '127.0.0.1/32' });
+                  trusted_proxies => '127.0.0.1/32', websocket_port => $wsport });
 
 my $SSL_ON = q{SELECT current_setting('cluster_name') || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()};
 
@@ -145,6 +147,23 @@ sub s_client {
         '... and the login is TLS';
 }
 
+# ---------------------------------------------------------------- inside a WebSocket
+
+{
+    my $off = $p->log_size;
+    my $r = py($p, '--websocket', '--port', $wsport, '--alpn', 'postgresql', '--query', 'SELECT 8');
+    is $r->{stage} . ' ' . ($r->{alpn} // ''), 'done postgresql',
+        'on websocket_port: direct TLS inside the WebSocket, ALPN postgresql, login and query' or diag explain $r;
+    is $r->{rows} && $r->{rows}[0][0], '8', '... the query\'s answer';
+    ok $p->wait_for_log(qr/login from \S+: user=app[^\n]* tls\n/, offset => $off, timeout => 5),
+        '... logged as a tls login';
+    $off = $p->log_size;
+    $r = py($p, '--websocket', '--port', $wsport);
+    isnt $r->{stage}, 'done', '... and without ALPN it is closed there too' or diag explain $r;
+    ok $p->wait_for_log(qr/without ALPN protocol negotiation extension/, offset => $off, timeout => 5),
+        '... logged';
+}
+
 # ---------------------------------------------------------------- the Unix socket
 
 {
@@ -169,6 +188,9 @@ $p->stop;
         '... pgnear logs that it let it in';
     $r = py($pn, '--alpn', 'http/1.1');
     is $r->{stage}, 'handshake', '... a foreign ALPN is still refused';
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $pn->config_path]);
+    like $out, qr/direct handshakes without ALPN "postgresql" let in/, '... and pgnear --check says so'
+        or diag "$out$err";
     $pn->stop;
 }
 
