@@ -175,10 +175,12 @@ sub s_client {
 $p->stop;
 
 # ---------------------------------------------------------------- client_tls_direct_without_alpn = on
+# (under pool_mode = transaction: the login is the same in both pool modes)
 
 {
     my $pn = PgNearTest::Proxy->new(regions => [$us, $eu],
-        settings => { %common, auth => 'scram', client_tls_direct_without_alpn => 'on' });
+        settings => { %common, auth => 'scram', client_tls_direct_without_alpn => 'on',
+                      pool_mode => 'transaction' });
     my $off = $pn->log_size;
     my $r = py($pn, '--query', 'SELECT 3');
     is $r->{rows} && $r->{rows}[0][0], '3', 'client_tls_direct_without_alpn = on: direct TLS without ALPN works'
