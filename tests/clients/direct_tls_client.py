@@ -7,6 +7,7 @@ one query and prints one JSON line:
 
     {"stage": "done" | "handshake" | "login" | "query",  # where it ended
      "alpn": ..., "tls": "TLSv1.3", "rows": [[...]],
+     "login_ms": from connect to the first ReadyForQuery,
      "error": {"C": SQLSTATE, "M": message} or a string,
      "closed": true when the server closed without a word}
 
@@ -33,6 +34,7 @@ import socket
 import ssl
 import struct
 import sys
+import time
 
 PROXY_V2_SIG = b'\r\n\r\n\x00\r\nQUIT\n'
 
@@ -272,12 +274,14 @@ def tls(s, o, res):
 def run(o):
     res = {'stage': 'handshake'}
     try:
+        t0 = time.monotonic()
         s = tls(connect(o), o, res)
         res['stage'] = 'login'
         err = login(s, o)
         if err:
             res['error'] = err
             return res
+        res['login_ms'] = round((time.monotonic() - t0) * 1000, 1)
         res['stage'] = 'query'
         res['rows'], err = query(s, o.query)
         if err:
