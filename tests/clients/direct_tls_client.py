@@ -13,7 +13,7 @@ one query and prints one JSON line:
 
     /usr/bin/python3 tests/clients/direct_tls_client.py --port PORT --ca FILE
         [--host H] [--alpn NAME]... [--sni NAME] [--sslrequest]
-        [--proxy-v2 SRC_IP] [--websocket] [--unix PATH] [--user U] [--password P]
+        [--proxy-v2 SRC_IP] [--websocket | --wss] [--no-tls] [--unix PATH] [--user U] [--password P]
         [--database D] [--query SQL]
 
 --alpn may be given several times (the list offered, in order); none: the
@@ -22,7 +22,9 @@ ClientHello carries no ALPN extension, as asyncpg's direct_tls=True.
 a load balancer does.  --websocket: the port is websocket_port, and the
 PostgreSQL stream (TLS inside it included) goes in binary WebSocket
 frames after the HTTP upgrade, as the Neon driver sends it; TLS then runs
-over memory BIOs (ssl.SSLObject).
+over memory BIOs (ssl.SSLObject).  --wss: the same under websocket_tls,
+whose own TLS offers ALPN http/1.1 as a browser's does; --no-tls: no
+PostgreSQL TLS (none inside the WebSocket either).
 """
 import argparse
 import base64
@@ -177,6 +179,9 @@ class WebSocket:
                                 bytes([0x80 | 127]) + struct.pack('!Q', n))
         self.s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
+    def close(self):
+        self.s.close()
+
     def recv(self, n):
         while not self.buf:
             b0, b1 = read_exact(self.s, 2)
@@ -237,7 +242,7 @@ class MemoryTls:
         return self.obj.version()
 
     def close(self):
-        self.ws.s.close()
+        self.ws.close()
 
 
 def connect(o):
@@ -249,12 +254,20 @@ def connect(o):
     s = socket.create_connection((o.host, o.port), timeout=o.timeout)
     if o.proxy_v2:
         s.sendall(proxy_v2_header(o.proxy_v2, '127.0.0.1', 40000, o.port))
-    if o.websocket:
+    if o.wss:  # websocket_tls: the WebSocket's own TLS first, with a browser's ALPN
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.load_verify_locations(o.ca)
+        ctx.set_alpn_protocols(['http/1.1'])
+        s = ctx.wrap_socket(s)
+    if o.websocket or o.wss:
         return WebSocket(s, o.host, o.port)
     return s
 
 
 def tls(s, o, res):
+    if o.no_tls:
+        return s
     if o.sslrequest:
         s.sendall(struct.pack('!II', 8, 80877103))
         answer = read_exact(s, 1)
@@ -265,7 +278,8 @@ def tls(s, o, res):
     ctx.load_verify_locations(o.ca)
     if o.alpn:
         ctx.set_alpn_protocols(o.alpn)
-    t = MemoryTls(ctx, s, o.sni) if o.websocket else ctx.wrap_socket(s, server_hostname=o.sni)
+    ws = o.websocket or o.wss
+    t = MemoryTls(ctx, s, o.sni) if ws else ctx.wrap_socket(s, server_hostname=o.sni)
     res['alpn'] = t.selected_alpn_protocol()
     res['tls'] = t.version()
     return t
@@ -308,6 +322,8 @@ def main():
     ap.add_argument('--sslrequest', action='store_true')
     ap.add_argument('--proxy-v2')
     ap.add_argument('--websocket', action='store_true')
+    ap.add_argument('--wss', action='store_true')
+    ap.add_argument('--no-tls', action='store_true')
     ap.add_argument('--user', default='app')
     ap.add_argument('--password', default='app-secret')
     ap.add_argument('--database', default='movr')

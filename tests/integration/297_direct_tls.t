@@ -10,9 +10,10 @@
 # TLS server name still routes (SNI); a PROXY v2 header before the
 # ClientHello; hostssl / hostnossl lines count direct TLS as TLS;
 # client_tls = disable and the Unix socket close a direct ClientHello
-# cleanly; inside a WebSocket on websocket_port.  Servers: one with TLS,
-# one without.  libpq's own
-# sslnegotiation=direct where the installed libpq has it (17+).
+# cleanly; inside a WebSocket on websocket_port, and under wss, whose own
+# TLS keeps a browser's ALPN (http/1.1).  Servers: one with TLS, one
+# without.  libpq's own sslnegotiation=direct where the installed libpq has
+# it (17+).
 use strict;
 use warnings;
 use FindBin;
@@ -162,6 +163,20 @@ sub s_client {
     isnt $r->{stage}, 'done', '... and without ALPN it is closed there too' or diag explain $r;
     ok $p->wait_for_log(qr/without ALPN protocol negotiation extension/, offset => $off, timeout => 5),
         '... logged';
+}
+
+# wss (websocket_tls): the WebSocket's own TLS is HTTP's, and a browser's
+# ALPN (http/1.1) is no reason to refuse it.
+{
+    my $wssport = free_port();
+    my $pw = PgNearTest::Proxy->new(regions => [$us, $eu],
+        settings => { %common, auth => 'scram', websocket_port => $wssport, websocket_tls => 'on' });
+    my $r = py($pw, '--wss', '--port', $wssport, '--no-tls', '--query', 'SELECT 9');
+    is $r->{rows} && $r->{rows}[0][0], '9', 'wss with ALPN http/1.1 on its TLS: the session works' or diag explain $r;
+    $r = py($pw, '--wss', '--port', $wssport, '--alpn', 'postgresql', '--query', 'SELECT 10');
+    is $r->{stage} . ' ' . ($r->{alpn} // ''), 'done postgresql',
+        '... and direct TLS inside wss takes ALPN postgresql' or diag explain $r;
+    $pw->stop;
 }
 
 # ---------------------------------------------------------------- the Unix socket
