@@ -13,13 +13,13 @@ one query and prints one JSON line:
 
     /usr/bin/python3 tests/clients/direct_tls_client.py --port PORT --ca FILE
         [--host H] [--alpn NAME]... [--sni NAME] [--sslrequest]
-        [--proxy-v2 SRC_IP] [--websocket | --wss] [--no-tls] [--unix PATH] [--user U] [--password P]
+        [--proxy-v2 SRC_IP | --proxy-v1 SRC_IP] [--websocket | --wss] [--no-tls] [--unix PATH] [--user U] [--password P]
         [--database D] [--query SQL]
 
 --alpn may be given several times (the list offered, in order); none: the
 ClientHello carries no ALPN extension, as asyncpg's direct_tls=True.
---proxy-v2 sends a PROXY v2 header naming SRC_IP as the caller first, as
-a load balancer does.  --websocket: the port is websocket_port, and the
+--proxy-v2 (--proxy-v1) sends a PROXY v2 (v1) header naming SRC_IP as the
+caller first, as a load balancer does.  --websocket: the port is websocket_port, and the
 PostgreSQL stream (TLS inside it included) goes in binary WebSocket
 frames after the HTTP upgrade, as the Neon driver sends it; TLS then runs
 over memory BIOs (ssl.SSLObject).  --wss: the same under websocket_tls,
@@ -254,6 +254,8 @@ def connect(o):
     s = socket.create_connection((o.host, o.port), timeout=o.timeout)
     if o.proxy_v2:
         s.sendall(proxy_v2_header(o.proxy_v2, '127.0.0.1', 40000, o.port))
+    if o.proxy_v1:
+        s.sendall(('PROXY TCP4 %s 127.0.0.1 40001 %d\r\n' % (o.proxy_v1, o.port)).encode())
     if o.wss:  # websocket_tls: the WebSocket's own TLS first, with a browser's ALPN
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -321,6 +323,7 @@ def main():
     ap.add_argument('--sni')
     ap.add_argument('--sslrequest', action='store_true')
     ap.add_argument('--proxy-v2')
+    ap.add_argument('--proxy-v1')
     ap.add_argument('--websocket', action='store_true')
     ap.add_argument('--wss', action='store_true')
     ap.add_argument('--no-tls', action='store_true')

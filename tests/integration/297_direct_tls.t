@@ -7,7 +7,7 @@
 # closes it (and let in with client_tls_direct_without_alpn = on); one
 # offering only another protocol fails its handshake (no_application_protocol)
 # on both the direct and the SSLRequest path, where no ALPN stays fine; the
-# TLS server name still routes (SNI); a PROXY v2 header before the
+# TLS server name still routes (SNI); a PROXY v1 or v2 header before the
 # ClientHello; hostssl / hostnossl lines count direct TLS as TLS;
 # client_tls = disable and the Unix socket close a direct ClientHello
 # cleanly; inside a WebSocket on websocket_port, and under wss, whose own
@@ -146,6 +146,13 @@ sub s_client {
         '... the caller is the header\'s';
     ok $p->wait_for_log(qr/login from 203\.0\.113\.7:\d+: user=app[^\n]* tls\n/, offset => $off, timeout => 5),
         '... and the login is TLS';
+
+    $off = $p->log_size;
+    $r = py($p, '--proxy-v1', '198.51.100.9', '--alpn', 'postgresql', '--query', 'SELECT 11');
+    is $r->{rows} && $r->{rows}[0][0], '11', 'a PROXY v1 header, then the direct ClientHello: the session works'
+        or diag explain $r;
+    ok $p->wait_for_log(qr/login from 198\.51\.100\.9:\d+: user=app[^\n]* tls\n/, offset => $off, timeout => 5),
+        '... as the header\'s caller, over TLS';
 }
 
 # ---------------------------------------------------------------- inside a WebSocket
@@ -190,17 +197,22 @@ sub s_client {
 $p->stop;
 
 # ---------------------------------------------------------------- client_tls_direct_without_alpn = on
-# (under pool_mode = transaction: the login is the same in both pool modes)
+# (under pool_mode = transaction: the login is the same in both pool modes;
+# client_tls = require, which a direct handshake meets)
 
 {
     my $pn = PgNearTest::Proxy->new(regions => [$us, $eu],
         settings => { %common, auth => 'scram', client_tls_direct_without_alpn => 'on',
-                      pool_mode => 'transaction' });
+                      pool_mode => 'transaction', client_tls => 'require' });
     my $off = $pn->log_size;
     my $r = py($pn, '--query', 'SELECT 3');
     is $r->{rows} && $r->{rows}[0][0], '3', 'client_tls_direct_without_alpn = on: direct TLS without ALPN works'
         or diag explain $r;
     ok !defined $r->{alpn}, '... and no ALPN was chosen';
+    $r = py($pn, '--alpn', 'postgresql', '--query', 'SELECT 12');
+    is $r->{rows} && $r->{rows}[0][0], '12', 'client_tls = require: a direct TLS login meets it' or diag explain $r;
+    my ($prc) = psql($pn->conninfo(sslmode => 'disable'), 'SELECT 1');
+    isnt $prc, 0, '... where a plain one is refused';
     ok $pn->wait_for_log(qr/direct TLS handshake without ALPN let in/, offset => $off, timeout => 5),
         '... pgnear logs that it let it in';
     $r = py($pn, '--alpn', 'http/1.1');
