@@ -1,0 +1,247 @@
+# query_wait_notify (pool_wait.c): a client whose transaction has waited
+# that long in the pool's queue gets one NOTICE (00000) naming the region,
+# the database and user, and why it waits: the pool full at pool_size, the
+# host at max_db_connections (a fetcher's wait, told to its client), a
+# PAUSE of the region.  Once a wait, however long it goes on; a new wait is
+# told anew; the query then runs as ever; psql prints it.  0, the default,
+# sends nothing.  A login waiting under session pooling, before any
+# AuthenticationOk (libpq takes no notice there), is not told and logs in.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use IO::Select;
+use POSIX ();
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool('psql');
+
+my $us = PgNearTest::Cluster->new(name => 'us-east');
+my $auth_dir = tmpdir(name => 'notify-auth');
+my $userlist = "$auth_dir/userlist.txt";
+write_file($userlist,
+    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
+  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+
+my %BASE = (auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
+            pool_mode => 'transaction', workers => 2, pool_size => 1, query_wait_timeout => '30s');
+
+sub proxy { PgNearTest::Proxy->new(regions => [$us], settings => { %BASE, @_ }) }
+
+sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
+
+sub cl_waiting {
+    my ($p) = @_;
+    my ($row) = grep { $_->{database} eq 'movr' } $p->admin_rows('SHOW POOLS');
+    return $row ? $row->{cl_waiting} : -1;
+}
+
+sub login {
+    my ($p) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return $w;
+}
+
+sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
+
+# The first message T gets within $secs after $t0, its fields and when it came ([] when none).
+sub next_notice {
+    my ($t, $secs) = @_;
+    return undef unless IO::Select->new($t->socket)->can_read($secs);
+    my ($type, $m) = $t->read_msg;
+    return { type => $type // 'eof', at => time, f => PgNearTest::Wire::parse_fields($m // '') };
+}
+
+my $POOL_MSG = qr/^waiting for a server connection of region us-east: no server connection free for database "movr", user "app"$/;
+
+# ================================================================ transaction pooling, pool_size
+# H holds the only connection (one worker); T's query waits: after 1 s it
+# hears why, once, while it waits 2 s more; H's COMMIT lets it run.
+{
+    my $p = proxy(workers => 1, query_wait_notify => '1s');
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, 'H: BEGIN holds the only connection';
+    my $t0 = time;
+    $t->send_query('SELECT 41');
+    my $n = next_notice($t, 15);
+    ok $n, 'T: a message while it waits' or BAIL_OUT('no notice');
+    is $n->{type}, 'N', 'T: a NoticeResponse';
+    my $after = $n->{at} - $t0;
+    cmp_ok $after, '>=', 0.9, sprintf('after query_wait_notify (%.2f s)', $after);
+    is $n->{f}{S}, 'NOTICE', 'severity NOTICE';
+    is $n->{f}{V}, 'NOTICE', 'non-localized severity NOTICE';
+    is $n->{f}{C}, '00000', 'SQLSTATE 00000';
+    like $n->{f}{M}, $POOL_MSG, 'the message names region, database and user: ' . $n->{f}{M};
+    like $n->{f}{D}, qr/^The pool of region us-east is full: its 1 server connections \(pool_size\) are in use\. This client has waited \d+\.\d s; after query_wait_timeout \(30 s\) it gets an error\.$/,
+      'the detail names the limit and the numbers: ' . ($n->{f}{D} // '');
+    is cl_waiting($p), 1, 'T still waits';
+    ok !IO::Select->new($t->socket)->can_read(2.0), 'T: nothing more while it waits 2 s on (one NOTICE a wait)';
+    is $h->query('COMMIT')->{tag}, 'COMMIT', 'H: COMMIT gives the connection back';
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '41', 'T: its query runs as ever' or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, 'T: no second NOTICE with its answer';
+    is $res->{status}, 'I', 'T: idle after it';
+
+    # A new wait is told anew.
+    is one($h, 'BEGIN'), undef, 'H: BEGIN again';
+    $t->send_query('SELECT 42');
+    $n = next_notice($t, 15);
+    is $n && $n->{type}, 'N', 'T: its next wait is told too';
+    $h->query('COMMIT');
+    $res = $t->read_result;
+    is $res->{rows}[0][0], '42', 'T: ... and runs';
+
+    $h->query('COMMIT');
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
+# ================================================================ psql prints it
+# psql logs in while the connection is free, then (its \! command) lets a
+# child's H take it with BEGIN before its SELECT: the SELECT waits, psql
+# prints the NOTICE on stderr, and its answer once H commits.
+{
+    my $p = proxy(workers => 1, query_wait_notify => '1s');
+    my $h = login($p);
+    my ($in, $held) = ("$auth_dir/psql-in", "$auth_dir/psql-held");
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        wait_until(sub { -f $in }, timeout => 30) or POSIX::_exit(1);
+        one($h, 'BEGIN');
+        write_file($held, 'held');
+        sleep 2.5; # T waits past query_wait_notify (1 s)
+        $h->query('COMMIT');
+        POSIX::_exit(0);
+    }
+    my ($rc, $out, $err) = psql($p->conninfo(dbname => 'movr', user => 'app', password => 'app-secret'), undef,
+        verbose => 1, args => ['-f', '-'],
+        stdin => "\\! touch $in; while [ ! -f $held ]; do sleep 0.1; done\nSELECT 5;\n");
+    waitpid($pid, 0);
+    is $?, 0, 'psql: H held the connection meanwhile';
+    is $rc, 0, 'psql: exit 0' or diag $err;
+    is $out, '5', 'psql: its SELECT ran once H committed';
+    like $err, qr/NOTICE:  00000: waiting for a server connection of region us-east: no server connection free for database "movr", user "app"\nDETAIL:  The pool of region us-east is full/,
+      'psql prints the NOTICE' or diag $err;
+    is scalar(() = $err =~ /NOTICE:/g), 1, 'psql: one NOTICE';
+    $h->terminate;
+    $p->stop;
+}
+
+# ================================================================ max_db_connections, two workers
+# One worker, pool_size 2 but the host at max_db_connections 1: T's
+# transaction waits behind a fetcher, whose login waits in the queue; its
+# client is told (the host named).  Then two workers: H and T on the same
+# worker or not, T waits in the queue (its worker's share of pool_size) or
+# behind a fetcher (the host); either way it is told which, once.
+for my $workers (1, 2) {
+    my $p = proxy(workers => $workers, pool_size => $workers == 1 ? 2 : 1, query_wait_notify => '1s',
+                  max_db_connections => 1);
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, "workers $workers: H holds the host's only connection";
+    my $t0 = time;
+    $t->send_query('SELECT 43');
+    my $n = next_notice($t, 15);
+    is $n && $n->{type}, 'N', "workers $workers: T is told";
+    cmp_ok $n->{at} - $t0, '>=', 0.9, "workers $workers: after query_wait_notify";
+    my $host = qr/no server connection free on host 127\.0\.0\.1:\d+/;
+    like $n->{f}{M}, $workers == 1 ? qr/^waiting for a server connection of region us-east: $host$/
+                                   : qr/^waiting for a server connection of region us-east: (?:$host|no server connection free for database "movr", user "app")$/,
+      "workers $workers: " . ($n->{f}{M} // '');
+    like $n->{f}{D}, $workers == 1 ? qr/^The host has 1 server connections \(max_db_connections\), all in use\. This client has waited/
+                                   : qr/\((?:this worker's share of pool_size|max_db_connections)\)/,
+      "workers $workers: " . ($n->{f}{D} // '');
+    ok !IO::Select->new($t->socket)->can_read(1.5), "workers $workers: once";
+    $h->query('COMMIT');
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '43', "workers $workers: T runs" or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, "workers $workers: no second NOTICE";
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
+# ================================================================ a PAUSE
+# T waits in the queue when PAUSE holds the region (waiting for H's
+# transaction to end): told after 4 s, it hears that the region is paused.
+{
+    my $p = proxy(workers => 1, query_wait_notify => '4s');
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, 'PAUSE: H holds the only connection';
+    my $t0 = time;
+    $t->send_query('SELECT 7');
+    ok wait_until(sub { cl_waiting($p) >= 1 }, timeout => 10), 'PAUSE: T waits';
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        eval { psql(admin_ci($p), 'PAUSE "us-east"', verbose => 1) }; # canceled by the RESUME
+        POSIX::_exit(0);
+    }
+    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{paused} =~ /^(?:t|true|1)$/ } $p->admin_rows('SHOW REGIONS') },
+                  timeout => 10), 'PAUSE: the region is paused';
+    cmp_ok time - $t0, '<', 3.5, 'PAUSE: ... before T is due its NOTICE';
+    my $n = next_notice($t, 15);
+    is $n && $n->{type}, 'N', 'PAUSE: T is told';
+    like $n->{f}{M}, qr/^waiting for a server connection of region us-east: the region is paused \(PAUSE\)$/,
+      'PAUSE: ' . ($n->{f}{M} // '');
+    like $n->{f}{D}, qr/^Its clients wait until an administrator lets it go \(RESUME\)\. This client has waited \d/,
+      'PAUSE: ' . ($n->{f}{D} // '');
+    is $h->query('COMMIT')->{tag}, 'COMMIT', 'PAUSE: H commits (and is held)';
+    is psql(admin_ci($p), 'RESUME "us-east"'), 'RESUME', 'RESUME';
+    waitpid($pid, 0);
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '7', 'PAUSE: T runs after RESUME' or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, 'PAUSE: told once';
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
+# ================================================================ 0, the default
+{
+    my $p = proxy(max_db_connections => 1);
+    my ($cfg) = grep { $_->{setting} eq 'query_wait_notify' } $p->admin_rows('SHOW CONFIG');
+    is $cfg && $cfg->{value}, '0ms', 'default: query_wait_notify 0';
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, 'default: H holds the only connection';
+    $t->send_query('SELECT 44');
+    ok wait_until(sub { cl_waiting($p) >= 1 }, timeout => 10), 'default: T waits';
+    ok !IO::Select->new($t->socket)->can_read(6), 'default: nothing comes in 6 s';
+    $h->query('COMMIT');
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '44', 'default: T runs';
+    is scalar @{ $res->{notices} }, 0, 'default: no NOTICE at all';
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
+# ================================================================ session pooling: a login waits
+# Under session pooling the second client waits at its login, before any
+# AuthenticationOk: it is not told (libpq would fail the login on a
+# NoticeResponse there), and logs in once H leaves.
+{
+    my $p = proxy(pool_mode => 'session', query_wait_notify => '1s');
+    my $h = login($p);
+    my $done = "$auth_dir/session-login";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
+        my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+        my $v = $r->{ok} ? eval { one($w, 'SELECT 45') } // "query failed: $@" : 'login failed';
+        write_file($done, sprintf('%s %d', $v, scalar @{ $r->{notices} }));
+        $w->terminate if $r->{ok};
+        POSIX::_exit(0);
+    }
+    ok wait_until(sub { cl_waiting($p) >= 1 }, timeout => 10), 'session: L\'s login waits';
+    sleep 2.5;
+    is cl_waiting($p), 1, 'session: L waits past query_wait_notify';
+    $h->terminate;
+    waitpid($pid, 0);
+    is slurp_file($done), '45 0', 'session: L logs in, untold, and its query runs';
+    is cl_waiting($p), 0, 'session: nobody waits';
+    $p->stop;
+}
+
+done_testing();
