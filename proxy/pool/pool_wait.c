@@ -213,11 +213,12 @@ static void pool_queue_timer_at(struct worker *w, int64_t until_ms)
  * When s's client, waiting since since_us, is due its NOTICE
  * (query_wait_notify; monotonic_ms): 0 when off, or when query_wait_timeout
  * (until_ms) comes first.  Due to every waiter alike: whether its client
- * may be told is looked at then (pool_wait_notify).
+ * may be told is looked at then (pool_wait_notify).  The worker's config,
+ * not the session's: a wait that begins after a reload follows it.
  */
 static int64_t pool_notify_at(const struct session *s, int64_t since_us, int64_t until_ms)
 {
-    int notify = s->cfg->query_wait_notify_ms;
+    int notify = s->w->cfg->query_wait_notify_ms;
     if (notify <= 0)
         return 0;
     int64_t left = notify - (wall_clock_us() - since_us) / 1000;

@@ -4,8 +4,9 @@
 # host at max_db_connections (a fetcher's wait, told to its client), a
 # PAUSE of the region.  Once a wait, however long it goes on; a new wait is
 # told anew; the query then runs as ever; psql prints it.  0, the default,
-# sends nothing.  A login waiting under session pooling, before any
-# AuthenticationOk (libpq takes no notice there), is not told and logs in.
+# sends nothing; a reload turns it on for the next wait.  A login waiting
+# under session pooling, before any AuthenticationOk (libpq takes no
+# notice there), is not told and logs in.
 use strict;
 use warnings;
 use FindBin;
@@ -19,43 +20,41 @@ use PgNearTest;
 $SIG{PIPE} = 'IGNORE';
 require_tool('psql');
 
+# One server; pgnear's console user and the application's, both checked by pgnear (auth = scram).
 my $us = PgNearTest::Cluster->new(name => 'us-east');
 my $auth_dir = tmpdir(name => 'notify-auth');
-my $userlist = "$auth_dir/userlist.txt";
-write_file($userlist,
-    qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
-  . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
+write_file("$auth_dir/users.txt", join('', map { qq{"$_->[0]" "$_->[1]"\n} }
+    ['admin', make_scram_verifier('admin-secret')], ['app', $us->scram_verifier('app')]));
 
-my %BASE = (auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
-            pool_mode => 'transaction', workers => 2, pool_size => 1, query_wait_timeout => '30s');
-
-sub proxy { PgNearTest::Proxy->new(regions => [$us], settings => { %BASE, @_ }) }
-
-sub admin_ci { my ($p) = @_; $p->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
-
-sub cl_waiting {
-    my ($p) = @_;
-    my ($row) = grep { $_->{database} eq 'movr' } $p->admin_rows('SHOW POOLS');
-    return $row ? $row->{cl_waiting} : -1;
+# Transaction pooling, one connection per pool (a worker's share of it on two workers).
+sub proxy {
+    my %s = (auth => 'scram', auth_file => "$auth_dir/users.txt", admin_users => 'admin', server_tls => 'disable',
+             pool_mode => 'transaction', workers => 2, pool_size => 1, query_wait_timeout => '30s', @_);
+    return PgNearTest::Proxy->new(regions => [$us], settings => \%s);
 }
 
-sub login {
-    my ($p) = @_;
-    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
-    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
-      unless $r->{ok};
-    return $w;
-}
-
+sub admin_ci { $_[0]->conninfo(dbname => 'pgnear', user => 'admin', password => 'admin-secret') }
+sub cl_waiting { my $row = $_[0]->pool_row('movr'); $row ? $row->{cl_waiting} : -1 }
+sub login { $_[0]->wire_login(user => 'app', database => 'movr', password => 'app-secret') }
 sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
 
-# The first message T gets within $secs after $t0, its fields and when it came ([] when none).
+# The first message T gets within $secs: its type, fields and when it came; undef when none.
 sub next_notice {
     my ($t, $secs) = @_;
     return undef unless IO::Select->new($t->socket)->can_read($secs);
     my ($type, $m) = $t->read_msg;
     return { type => $type // 'eof', at => time, f => PgNearTest::Wire::parse_fields($m // '') };
+}
+
+# T sends $sql while H holds the connection: the NOTICE T gets, checked to come after $after s.
+sub told {
+    my ($t, $sql, $what, $after) = @_;
+    my $t0 = time;
+    $t->send_query($sql);
+    my $n = next_notice($t, 15);
+    is $n && $n->{type}, 'N', "$what: T is told with a NoticeResponse";
+    cmp_ok(($n ? $n->{at} : $t0) - $t0, '>=', $after - 0.1, "$what: after query_wait_notify ($after s)");
+    return $n // { f => {} };
 }
 
 my $POOL_MSG = qr/^waiting for a server connection of region us-east: no server connection free for database "movr", user "app"$/;
@@ -67,13 +66,7 @@ my $POOL_MSG = qr/^waiting for a server connection of region us-east: no server 
     my $p = proxy(workers => 1, query_wait_notify => '1s');
     my ($h, $t) = (login($p), login($p));
     is one($h, 'BEGIN'), undef, 'H: BEGIN holds the only connection';
-    my $t0 = time;
-    $t->send_query('SELECT 41');
-    my $n = next_notice($t, 15);
-    ok $n, 'T: a message while it waits' or BAIL_OUT('no notice');
-    is $n->{type}, 'N', 'T: a NoticeResponse';
-    my $after = $n->{at} - $t0;
-    cmp_ok $after, '>=', 0.9, sprintf('after query_wait_notify (%.2f s)', $after);
+    my $n = told($t, 'SELECT 41', 'pool_size', 1);
     is $n->{f}{S}, 'NOTICE', 'severity NOTICE';
     is $n->{f}{V}, 'NOTICE', 'non-localized severity NOTICE';
     is $n->{f}{C}, '00000', 'SQLSTATE 00000';
@@ -90,9 +83,7 @@ my $POOL_MSG = qr/^waiting for a server connection of region us-east: no server 
 
     # A new wait is told anew.
     is one($h, 'BEGIN'), undef, 'H: BEGIN again';
-    $t->send_query('SELECT 42');
-    $n = next_notice($t, 15);
-    is $n && $n->{type}, 'N', 'T: its next wait is told too';
+    told($t, 'SELECT 42', 'T\'s next wait', 1);
     $h->query('COMMIT');
     $res = $t->read_result;
     is $res->{rows}[0][0], '42', 'T: ... and runs';
@@ -144,11 +135,7 @@ for my $workers (1, 2) {
                   max_db_connections => 1);
     my ($h, $t) = (login($p), login($p));
     is one($h, 'BEGIN'), undef, "workers $workers: H holds the host's only connection";
-    my $t0 = time;
-    $t->send_query('SELECT 43');
-    my $n = next_notice($t, 15);
-    is $n && $n->{type}, 'N', "workers $workers: T is told";
-    cmp_ok $n->{at} - $t0, '>=', 0.9, "workers $workers: after query_wait_notify";
+    my $n = told($t, 'SELECT 43', "workers $workers", 1);
     my $host = qr/no server connection free on host 127\.0\.0\.1:\d+/;
     like $n->{f}{M}, $workers == 1 ? qr/^waiting for a server connection of region us-east: $host$/
                                    : qr/^waiting for a server connection of region us-east: (?:$host|no server connection free for database "movr", user "app")$/,
@@ -213,6 +200,14 @@ for my $workers (1, 2) {
     my $res = $t->read_result;
     is $res->{rows}[0][0], '44', 'default: T runs';
     is scalar @{ $res->{notices} }, 0, 'default: no NOTICE at all';
+
+    # A reload (the console's SET) turns it on for the next wait of the same sessions.
+    is psql(admin_ci($p), 'SET query_wait_notify = 1'), 'SET', 'reload: SET query_wait_notify = 1';
+    is one($h, 'BEGIN'), undef, 'reload: H holds the only connection';
+    told($t, 'SELECT 46', 'reload', 1);
+    $h->query('COMMIT');
+    $res = $t->read_result;
+    is $res->{rows}[0][0], '46', 'reload: T runs';
     $_->terminate for $h, $t;
     $p->stop;
 }
