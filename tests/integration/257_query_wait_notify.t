@@ -2,11 +2,11 @@
 # that long in the pool's queue gets one NOTICE (00000) naming the region,
 # the database and user, and why it waits: the pool full at pool_size, the
 # host at max_db_connections (a fetcher's wait, told to its client), a
-# PAUSE of the region.  Once a wait, however long it goes on; a new wait is
-# told anew; the query then runs as ever; psql prints it.  0, the default,
-# sends nothing; a reload turns it on for the next wait.  A login waiting
-# under session pooling, before any AuthenticationOk (libpq takes no
-# notice there), is not told and logs in.
+# PAUSE of the region; a nearest session's alike.  Once a wait, however
+# long it goes on; a new wait is told anew; the query then runs as ever;
+# psql prints it.  0, the default, sends nothing; a reload turns it on for
+# the next wait.  A login waiting under session pooling, before any
+# AuthenticationOk (libpq takes no notice there), is not told and logs in.
 use strict;
 use warnings;
 use FindBin;
@@ -148,6 +148,23 @@ for my $workers (1, 2) {
     my $res = $t->read_result;
     is $res->{rows}[0][0], '43', "workers $workers: T runs" or diag explain $res;
     is scalar @{ $res->{notices} }, 0, "workers $workers: no second NOTICE";
+    $_->terminate for $h, $t;
+    $p->stop;
+}
+
+# ================================================================ nearest
+# A nearest session's transaction waits as any other: told the same.
+{
+    my $p = proxy(workers => 1, query_wait_notify => '1s', target_session_attrs => 'nearest');
+    my ($h, $t) = (login($p), login($p));
+    is one($h, 'BEGIN'), undef, 'nearest: H holds the only connection';
+    my $n = told($t, 'SELECT 47', 'nearest', 1);
+    like $n->{f}{M}, $POOL_MSG, 'nearest: ' . ($n->{f}{M} // '');
+    ok !IO::Select->new($t->socket)->can_read(1.5), 'nearest: once';
+    $h->query('COMMIT');
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '47', 'nearest: T runs' or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, 'nearest: no second NOTICE';
     $_->terminate for $h, $t;
     $p->stop;
 }
