@@ -27,6 +27,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_fetch.h"
+#include "routing/need.h"
 #include "routing/region.h"
 
 /* At most one line per pool (or host) per interval says that clients wait for it. */
@@ -435,8 +436,8 @@ static struct session *pool_waiter_client(struct session *s)
     struct session *c = NULL;
     if (s->txn_wait.waiting)
         c = s;
-    else if (s->phase == PHASE_WAIT_SERVER && s->login->fetch != NULL &&
-             s->login->fetch->waiting_client != NULL)
+    else if ((s->phase == PHASE_WAIT_SERVER || s->phase == PHASE_WAIT_ROLE) &&
+             s->login->fetch != NULL && s->login->fetch->waiting_client != NULL)
         c = s->login->fetch->waiting_client(s->login->fetch_arg);
     if (c == NULL || c->phase != PHASE_ACTIVE || c->server_conn != NULL)
         return NULL;
@@ -472,6 +473,21 @@ static void pool_wait_notice(const struct session *s, struct pg_error *e)
                     detail, waited, s->cfg->query_wait_timeout_ms / 1000.0);
 }
 
+/* c's client is told e, a NOTICE, between two messages. */
+static void pool_wait_tell(struct session *c, const struct pg_error *e)
+{
+    uint8_t buf[1600];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pg_error_put(&pb, 'N', "NOTICE", e);
+    if (!pkt_ok(&pb))
+        return;
+    log_debug(c->id, "told the client why it waits: %s", e->message);
+    c->busy++;
+    endpoint_send(c, &c->client, buf, pb.len); /* a failure closes the session */
+    session_callback_done(c);
+}
+
 /* Waiter s is due its NOTICE: its client is told why it waits, once a wait. */
 static void pool_wait_notify(struct session *s)
 {
@@ -481,16 +497,29 @@ static void pool_wait_notify(struct session *s)
     c->turn.told_since_us = s->turn.since_us;
     struct pg_error e;
     pool_wait_notice(s, &e);
-    uint8_t buf[1600];
-    struct pktbuf pb;
-    pkt_init(&pb, buf, sizeof(buf));
-    pg_error_put(&pb, 'N', "NOTICE", &e);
-    if (!pkt_ok(&pb))
+    pool_wait_tell(c, &e);
+}
+
+void pool_wait_role_tick(struct session *s)
+{
+    struct session_login *l = s->login;
+    int notify = s->w->cfg->query_wait_notify_ms;
+    if (notify <= 0 || l->role_wait_told || l->need_wait_until_ms == 0)
+        return; /* (a wait for a standby to replay pgnear.min_lsn has no failover_wait) */
+    int64_t waited = monotonic_ms() - (l->need_wait_until_ms - s->cfg->failover_wait_ms);
+    struct session *c = waited >= notify ? pool_waiter_client(s) : NULL;
+    if (c == NULL)
         return;
-    log_debug(c->id, "told the client why it waits: %s", e.message);
-    c->busy++;
-    endpoint_send(c, &c->client, buf, pb.len); /* a failure closes the session */
-    session_callback_done(c);
+    l->role_wait_told = true;
+    struct pg_error e;
+    pg_error_set(&e, "00000",
+                 "waiting for a server connection of region %s: no server that is %s is available",
+                 l->plan_len > 0 ? l->plan[0]->name : s->region->name, need_name(s->need.role));
+    pg_error_detail(&e,
+                    "The session waits up to failover_wait (%g s) for one, a standby promoted or "
+                    "a server back. This client has waited %.1f s.",
+                    s->cfg->failover_wait_ms / 1000.0, waited / 1000.0);
+    pool_wait_tell(c, &e);
 }
 
 /*
