@@ -1,11 +1,12 @@
 # query_wait_notify (pool_wait.c): a client whose transaction has waited
-# that long in the pool's queue gets one NOTICE (00000) naming the region,
-# the database and user, and why it waits: the pool full at pool_size, the
-# host at max_db_connections (a fetcher's wait, told to its client), a
-# PAUSE of the region; a nearest session's alike.  Once a wait, however
-# long it goes on; a new wait is told anew; the query then runs as ever;
-# psql prints it.  0, the default, sends nothing; a reload turns it on for
-# the next wait.  A login waiting under session pooling, before any
+# that long for a server connection gets one NOTICE (00000) naming the
+# region, the database and user, and why it waits: the pool full at
+# pool_size, the host at max_db_connections (a fetcher's wait, told to its
+# client), a PAUSE of the region, a failover (no read-write server up,
+# failover_wait); a nearest session's alike.  Once a wait, however long it
+# goes on; a new wait is told anew; the query then runs as ever; psql
+# prints it.  0, the default, sends nothing; a reload turns it on for the
+# next wait.  A login waiting under session pooling, before any
 # AuthenticationOk (libpq takes no notice there), is not told and logs in.
 use strict;
 use warnings;
@@ -55,6 +56,18 @@ sub told {
     is $n && $n->{type}, 'N', "$what: T is told with a NoticeResponse";
     cmp_ok(($n ? $n->{at} : $t0) - $t0, '>=', $after - 0.1, "$what: after query_wait_notify ($after s)");
     return $n // { f => {} };
+}
+
+# Told once: nothing more while T waits on; H's COMMIT lets T's query run, with no second NOTICE.
+sub once_then_runs {
+    my ($p, $h, $t, $value, $what) = @_;
+    ok !IO::Select->new($t->socket)->can_read(1.5), "$what: once";
+    $h->query('COMMIT');
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], $value, "$what: T runs" or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, "$what: no second NOTICE";
+    $_->terminate for $h, $t;
+    $p->stop;
 }
 
 my $POOL_MSG = qr/^waiting for a server connection of region us-east: no server connection free for database "movr", user "app"$/;
@@ -143,13 +156,7 @@ for my $workers (1, 2) {
     like $n->{f}{D}, $workers == 1 ? qr/^The host has 1 server connections \(max_db_connections\), all in use\. This client has waited/
                                    : qr/\((?:this worker's share of pool_size|max_db_connections)\)/,
       "workers $workers: " . ($n->{f}{D} // '');
-    ok !IO::Select->new($t->socket)->can_read(1.5), "workers $workers: once";
-    $h->query('COMMIT');
-    my $res = $t->read_result;
-    is $res->{rows}[0][0], '43', "workers $workers: T runs" or diag explain $res;
-    is scalar @{ $res->{notices} }, 0, "workers $workers: no second NOTICE";
-    $_->terminate for $h, $t;
-    $p->stop;
+    once_then_runs($p, $h, $t, '43', "workers $workers");
 }
 
 # ================================================================ nearest
@@ -160,13 +167,7 @@ for my $workers (1, 2) {
     is one($h, 'BEGIN'), undef, 'nearest: H holds the only connection';
     my $n = told($t, 'SELECT 47', 'nearest', 1);
     like $n->{f}{M}, $POOL_MSG, 'nearest: ' . ($n->{f}{M} // '');
-    ok !IO::Select->new($t->socket)->can_read(1.5), 'nearest: once';
-    $h->query('COMMIT');
-    my $res = $t->read_result;
-    is $res->{rows}[0][0], '47', 'nearest: T runs' or diag explain $res;
-    is scalar @{ $res->{notices} }, 0, 'nearest: no second NOTICE';
-    $_->terminate for $h, $t;
-    $p->stop;
+    once_then_runs($p, $h, $t, '47', 'nearest');
 }
 
 # ================================================================ a PAUSE
@@ -253,6 +254,31 @@ for my $workers (1, 2) {
     waitpid($pid, 0);
     is slurp_file($done), '45 0', 'session: L logs in, untold, and its query runs';
     is cl_waiting($p), 0, 'session: nobody waits';
+    $p->stop;
+}
+
+# ================================================================ a failover wait
+# The primary stops: T's next transaction needs a read-write server and
+# none is up, so its fetcher waits up to failover_wait; T hears so after
+# 1 s, and its query runs once the server is back.
+{
+    my $p = proxy(workers => 1, query_wait_notify => '1s', target_session_attrs => 'read-write',
+                  failover_wait => '60s');
+    my $t = login($p);
+    is one($t, 'SELECT 1'), '1', 'failover: T runs on the primary';
+    $us->stop;
+    ok wait_until(sub { grep { $_->{region} eq 'us-east' && $_->{up} =~ /^(?:f|false|0)$/ } $p->admin_rows('SHOW REGIONS') },
+                  timeout => 30), 'failover: the server is seen down';
+    my $n = told($t, 'SELECT 48', 'failover', 1);
+    like $n->{f}{M}, qr/^waiting for a server connection of region us-east: no server that is read-write is available$/,
+      'failover: ' . ($n->{f}{M} // '');
+    like $n->{f}{D}, qr/^The session waits up to failover_wait \(60 s\) for one, a standby promoted or a server back\. This client has waited \d/,
+      'failover: ' . ($n->{f}{D} // '');
+    $us->start;
+    my $res = $t->read_result;
+    is $res->{rows}[0][0], '48', 'failover: T runs once the server is back' or diag explain $res;
+    is scalar @{ $res->{notices} }, 0, 'failover: told once';
+    $t->terminate;
     $p->stop;
 }
 
