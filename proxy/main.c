@@ -141,6 +141,20 @@ static void print_limits(const struct config *cfg)
     }
 }
 
+/* What --check says of the NOTICE a client waiting for a full pool gets (query_wait_notify). */
+static void print_wait_notify(const struct config *cfg)
+{
+    if (!config_pooling(cfg))
+        return;
+    if (cfg->query_wait_notify_ms == 0)
+        printf("limit: query_wait_notify 0: a client waiting for a server connection is not told "
+               "why until query_wait_timeout\n");
+    else
+        printf("limit: query_wait_notify %g s: a client waiting that long for a server connection "
+               "of a full pool, past its login, gets one NOTICE saying why\n",
+               cfg->query_wait_notify_ms / 1000.0);
+}
+
 /* What --check says of the global limits per user and database (a section may set others). */
 static void print_user_limits(const struct config *cfg)
 {
@@ -235,6 +249,7 @@ static int run_check(const char *path)
     print_need(cfg);
     print_limits(cfg);
     print_user_limits(cfg);
+    print_wait_notify(cfg);
     print_fd_limit(cfg);
     print_access(cfg);
     if (cfg->cities != NULL)

@@ -179,6 +179,7 @@ struct config {
     int server_lifetime_ms;     /* a connection older than this is closed, not kept */
     int server_idle_timeout_ms; /* an idle connection is closed after this */
     int query_wait_timeout_ms;  /* how long a client waits for a connection of a full pool */
+    int query_wait_notify_ms;   /* then, after this long, it gets one NOTICE saying why; 0: none */
     int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */

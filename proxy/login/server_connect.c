@@ -19,6 +19,7 @@
 #include "proxy/base/log.h"
 #include "proxy/login/session_route.h"
 #include "proxy/pool/pool.h"
+#include "proxy/pool/pool_wait.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
@@ -455,6 +456,7 @@ void server_role_wait_tick(struct session *s)
         phase_done(s); /* CONNECT tries what is left (hosts down), then fails */
         return;
     }
+    pool_wait_role_tick(s);
     session_route_check_all_soon(s, monotonic_ms() + ROLE_WAIT_HURRY_MS);
     session_set_timer(s, ROLE_WAIT_POLL_MS);
 }

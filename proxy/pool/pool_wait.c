@@ -12,6 +12,7 @@
 
 #include "protocol/clock.h"
 #include "protocol/pg_error.h"
+#include "protocol/pkt.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pool_limits.h"
@@ -20,10 +21,13 @@
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/runtime/worker_call.h"
+#include "proxy/session/fetch.h"
+#include "proxy/session/gate.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_fetch.h"
+#include "routing/need.h"
 #include "routing/region.h"
 
 /* At most one line per pool (or host) per interval says that clients wait for it. */
@@ -207,6 +211,23 @@ static void pool_queue_timer_at(struct worker *w, int64_t until_ms)
 }
 
 /*
+ * When s's client, waiting since since_us, is due its NOTICE
+ * (query_wait_notify; monotonic_ms): 0 when off, or when query_wait_timeout
+ * (until_ms) comes first.  Due to every waiter alike: whether its client
+ * may be told is looked at then (pool_wait_notify).  The worker's config,
+ * not the session's: a wait that begins after a reload follows it.
+ */
+static int64_t pool_notify_at(const struct session *s, int64_t since_us, int64_t until_ms)
+{
+    int notify = s->w->cfg->query_wait_notify_ms;
+    if (notify <= 0)
+        return 0;
+    int64_t left = notify - (wall_clock_us() - since_us) / 1000;
+    int64_t at = monotonic_ms() + (left > 0 ? left : 1);
+    return until_ms != 0 && at >= until_ms ? 0 : at;
+}
+
+/*
  * s takes its turn at the end of the queue, its client waiting since
  * since_us: it gets 53300 once that is query_wait_timeout ago.  A login
  * gets it at once when query_wait_timeout is 0; a transaction then waits
@@ -222,8 +243,9 @@ static void pool_queue_join(struct session *s, int64_t since_us, bool login)
     t->queued = true;
     t->since_us = since_us;
     t->until_ms = timeout > 0 || login ? monotonic_ms() + (left > 0 ? left : 1) : 0;
+    t->notify_ms = pool_notify_at(s, since_us, t->until_ms);
     list_append(&s->w->server_waiters, &t->node);
-    pool_queue_timer_at(s->w, t->until_ms);
+    pool_queue_timer_at(s->w, t->notify_ms != 0 ? t->notify_ms : t->until_ms);
 }
 
 static void pool_queue_leave(struct session *s)
@@ -346,6 +368,38 @@ void pool_wait_enter(struct session *s)
 }
 
 /*
+ * Why a client of s waits for a connection to h of region r, full by
+ * reason: the message of its 53300 (which names the pool or the host),
+ * and the start of its detail, with the limit and its number.  verb:
+ * "are" for a client still waiting, "were" for one that waited.
+ */
+static void pool_wait_why(const struct session *s, const struct region *r,
+                          const struct region_host *h, enum pool_reserve reason, const char *verb,
+                          char msg[160], char detail[320])
+{
+    if (reason == POOL_FULL) {
+        snprintf(msg, 160, "no server connection free for database \"%s\", user \"%s\"",
+                 s->database, s->user);
+        int slice = pool_slice_of(s);
+        snprintf(detail, 320,
+                 "The pool of region %s is full: its %d server connections (%s) %s in use", r->name,
+                 pool_slice_size(s, slice),
+                 slice < 0 ? "pool_size" : "this worker's share of pool_size", verb);
+    } else if (reason == POOL_USER_FULL) {
+        snprintf(msg, 160, "no server connection free for user \"%s\" on host %s:%d", s->user,
+                 h->name, h->port);
+        snprintf(detail, 320,
+                 "The user has %d server connections to the host (max_user_connections), all in "
+                 "use",
+                 pool_user_limit(s));
+    } else {
+        snprintf(msg, 160, "no server connection free on host %s:%d", h->name, h->port);
+        snprintf(detail, 320, "The host has %d server connections (max_db_connections), all in use",
+                 s->cfg->max_db_connections);
+    }
+}
+
+/*
  * The one answer to a client that waited past query_wait_timeout for a
  * connection to h of region r, full by reason: 53300 naming the pool or
  * the host.
@@ -356,34 +410,116 @@ static void pool_wait_error(const struct session *s, const struct region *r,
 {
     char msg[160], detail[320];
     double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
-    if (reason == POOL_FULL) {
-        snprintf(msg, sizeof(msg), "no server connection free for database \"%s\", user \"%s\"",
-                 s->database, s->user);
-        int slice = pool_slice_of(s);
-        snprintf(detail, sizeof(detail),
-                 "The pool of region %s is full: its %d server connections (%s) were in use "
-                 "for the %.1f s this client waited (query_wait_timeout).",
-                 r->name, pool_slice_size(s, slice),
-                 slice < 0 ? "pool_size" : "this worker's share of pool_size", waited);
-    } else if (reason == POOL_USER_FULL) {
-        snprintf(msg, sizeof(msg), "no server connection free for user \"%s\" on host %s:%d",
-                 s->user, h->name, h->port);
-        snprintf(detail, sizeof(detail),
-                 "The user has %d server connections to the host (max_user_connections), all in "
-                 "use for the %.1f s this client waited (query_wait_timeout).",
-                 pool_user_limit(s), waited);
-    } else {
-        snprintf(msg, sizeof(msg), "no server connection free on host %s:%d", h->name, h->port);
-        snprintf(detail, sizeof(detail),
-                 "The host has %d server connections (max_db_connections), all in use for the "
-                 "%.1f s this client waited (query_wait_timeout).",
-                 s->cfg->max_db_connections, waited);
-    }
+    pool_wait_why(s, r, h, reason, "were", msg, detail);
     pg_error_set(err, "53300", "%s", msg);
-    pg_error_detail(err, "%s", detail);
+    pg_error_detail(err, "%s for the %.1f s this client waited (query_wait_timeout).", detail,
+                    waited);
     pg_error_hint(err,
                   "Raise pool_size, max_db_connections or max_user_connections if the server can "
                   "take more connections, or make clients hold their sessions for less time.");
+}
+
+/* ---- query_wait_notify: one NOTICE to a client that has waited that long ---- */
+
+/*
+ * The session whose client waits for waiter s and may be told now, or
+ * NULL.  A transaction waiting in the queue is its own; a fetcher's is
+ * its owner's when its ops name one (transaction pooling's).  A login is
+ * never told: no AuthenticationOk has gone to its client yet, and before
+ * it libpq takes nothing but an authentication request or an error (a
+ * NoticeResponse fails the login: "expected authentication request from
+ * server").  Nor is a client with a server connection attached: a relayed
+ * message might be half written to it.
+ */
+static struct session *pool_waiter_client(struct session *s)
+{
+    struct session *c = NULL;
+    if (s->txn_wait.waiting)
+        c = s;
+    else if ((s->phase == PHASE_WAIT_SERVER || s->phase == PHASE_WAIT_ROLE) &&
+             s->login->fetch != NULL && s->login->fetch->waiting_client != NULL)
+        c = s->login->fetch->waiting_client(s->login->fetch_arg);
+    if (c == NULL || c->phase != PHASE_ACTIVE || c->server_conn != NULL)
+        return NULL;
+    return c;
+}
+
+/*
+ * The NOTICE for waiter s: where it waits (a transaction's region and
+ * host, else its login's), and why: a hold of the region (PAUSE, a
+ * migration's or a move's), else the limit that is full.
+ */
+static void pool_wait_notice(const struct session *s, struct pg_error *e)
+{
+    bool txn = s->txn_wait.waiting;
+    const struct region *r = txn ? s->txn_wait.region : s->region;
+    const struct region_host *h = txn ? s->txn_wait.host : s->login->pool_wait.host;
+    enum pool_reserve reason = txn ? POOL_FULL : (enum pool_reserve)s->login->pool_wait.reason;
+    char msg[160], detail[320];
+    double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
+    uint8_t held = gate_reasons_for(s, r);
+    if (held != 0) { /* what keeps it waiting now: the hold, whether or not the pool is full */
+        snprintf(msg, sizeof(msg), "the region is %s",
+                 held & HOLD_PAUSE ? "paused (PAUSE)" : "held for a migration or a move");
+        snprintf(detail, sizeof(detail), "Its clients wait until %s",
+                 held & HOLD_PAUSE ? "an administrator lets it go (RESUME)" : "the hold ends");
+    } else {
+        pool_wait_why(s, r, h, reason, "are", msg, detail);
+    }
+    pg_error_set(e, "00000", "waiting for a server connection of region %s: %s", r->name, msg);
+    pg_error_detail(e,
+                    "%s. This client has waited %.1f s; after query_wait_timeout (%g s) it gets "
+                    "an error.",
+                    detail, waited, s->cfg->query_wait_timeout_ms / 1000.0);
+}
+
+/* c's client is told e, a NOTICE, between two messages. */
+static void pool_wait_tell(struct session *c, const struct pg_error *e)
+{
+    uint8_t buf[1600];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pg_error_put(&pb, 'N', "NOTICE", e);
+    if (!pkt_ok(&pb))
+        return;
+    log_debug(c->id, "told the client why it waits: %s", e->message);
+    c->busy++;
+    endpoint_send(c, &c->client, buf, pb.len); /* a failure closes the session */
+    session_callback_done(c);
+}
+
+/* Waiter s is due its NOTICE: its client is told why it waits, once a wait. */
+static void pool_wait_notify(struct session *s)
+{
+    struct session *c = pool_waiter_client(s);
+    if (c == NULL || c->turn.told_since_us == s->turn.since_us)
+        return;
+    c->turn.told_since_us = s->turn.since_us;
+    struct pg_error e;
+    pool_wait_notice(s, &e);
+    pool_wait_tell(c, &e);
+}
+
+void pool_wait_role_tick(struct session *s)
+{
+    struct session_login *l = s->login;
+    int notify = s->w->cfg->query_wait_notify_ms;
+    if (notify <= 0 || l->role_wait_told || l->need_wait_until_ms == 0)
+        return; /* (a wait for a standby to replay pgnear.min_lsn has no failover_wait) */
+    int64_t waited = monotonic_ms() - (l->need_wait_until_ms - s->cfg->failover_wait_ms);
+    struct session *c = waited >= notify ? pool_waiter_client(s) : NULL;
+    if (c == NULL)
+        return;
+    l->role_wait_told = true;
+    struct pg_error e;
+    pg_error_set(&e, "00000",
+                 "waiting for a server connection of region %s: no server that is %s is available",
+                 l->plan_len > 0 ? l->plan[0]->name : s->region->name, need_name(s->need.role));
+    pg_error_detail(&e,
+                    "The session waits up to failover_wait (%g s) for one, a standby promoted or "
+                    "a server back. This client has waited %.1f s.",
+                    s->cfg->failover_wait_ms / 1000.0, waited / 1000.0);
+    pool_wait_tell(c, &e);
 }
 
 /*
@@ -410,26 +546,35 @@ static void pool_wait_expired(struct session *s)
     session_callback_done(s);
 }
 
-/* The first waiter whose query_wait_timeout is past, or NULL and *next: the earliest to come. */
-static struct session *pool_queue_expired(struct worker *w, int64_t now, int64_t *next)
+/* The earlier of two instants, 0 meaning none. */
+static int64_t pool_earlier(int64_t a, int64_t b)
+{
+    return a == 0 || (b != 0 && b < a) ? b : a;
+}
+
+/*
+ * The first waiter whose query_wait_timeout or query_wait_notify is past,
+ * or NULL and *next: the earliest of them to come.
+ */
+static struct session *pool_queue_due(struct worker *w, int64_t now, int64_t *next)
 {
     struct list_node *pos, *tmp;
     *next = 0;
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
         struct session *s = list_entry(pos, struct session, turn.node);
-        int64_t until = s->turn.until_ms;
-        if (until != 0 && until <= now)
+        int64_t at = pool_earlier(s->turn.until_ms, s->turn.notify_ms);
+        if (at != 0 && at <= now)
             return s;
-        if (until != 0 && (*next == 0 || until < *next))
-            *next = until;
+        *next = pool_earlier(*next, at);
     }
     return NULL;
 }
 
 /*
- * The queue's timer: those past query_wait_timeout get 53300, one at a
- * time (the failure of one may end others: the walk starts again).
+ * The queue's timer: those past query_wait_timeout get 53300, those past
+ * query_wait_notify a NOTICE, one at a time (the failure of one may end
+ * others: the walk starts again).
  */
 static void pool_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -437,10 +582,16 @@ static void pool_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct session *s;
-    int64_t next;
+    int64_t next, now;
     w->server_wait_timer_ms = 0;
-    while ((s = pool_queue_expired(w, monotonic_ms(), &next)) != NULL)
-        pool_wait_expired(s);
+    while ((s = pool_queue_due(w, now = monotonic_ms(), &next)) != NULL) {
+        if (s->turn.notify_ms != 0 && s->turn.notify_ms <= now) {
+            s->turn.notify_ms = 0; /* first: telling the client may end s */
+            pool_wait_notify(s);
+        } else {
+            pool_wait_expired(s);
+        }
+    }
     pool_queue_timer_at(w, next);
 }
 

@@ -5,7 +5,8 @@
  * back or closes.  Logins (PHASE_WAIT_SERVER) and transactions
  * (txn_fetch.h) wait in one queue per worker (server_waiters,
  * wait_turn.h), served in arrival order, with one timer: one that waits
- * past query_wait_timeout gets 53300.
+ * past query_wait_timeout gets 53300, and past query_wait_notify its
+ * client, past its login, one NOTICE saying why.
  */
 #ifndef PGNEAR_PROXY_POOL_WAIT_H
 #define PGNEAR_PROXY_POOL_WAIT_H
@@ -49,6 +50,13 @@ void pool_wait_stop(struct session *s);
  */
 bool pool_txn_wait(struct session *s, struct region_host *h, bool join);
 void pool_txn_wait_end(struct session *s);
+
+/*
+ * A login waiting for a host that fits its need (PHASE_WAIT_ROLE, a
+ * failover), at each look again: past query_wait_notify, the client that
+ * waits on it (a transaction's, behind its fetcher) is told why, once.
+ */
+void pool_wait_role_tick(struct session *s);
 
 /* The worker's wake-up of its waiting clients (pool_init, pool_free). */
 int pool_wait_init(struct worker *w);

@@ -36,6 +36,12 @@ struct fetch_ops {
     void (*ready)(struct session *m, void *arg);
     /* m closes before its owner let it go; why: m's closing reason (NULL: none given). */
     void (*lost)(struct session *m, void *arg, const char *why);
+    /*
+     * The session whose client waits for m's connection with nothing in
+     * flight to it, told why when m waits long in the pool's queue
+     * (query_wait_notify, pool_wait.c); NULL: none (a move's).
+     */
+    struct session *(*waiting_client)(void *arg);
 };
 
 /* What the fetcher's server must be, and where it is looked for. */

@@ -117,6 +117,7 @@ struct session_login {
     int64_t server_wait_start_ms; /* monotonic_ms: the dial to the host began */
     int64_t server_wait_mark_ms;  /* the server_connect_timeout running now began */
     int64_t need_wait_until_ms;   /* monotonic_ms: failover_wait for a host that fits ends */
+    bool role_wait_told;          /* its client was told of that wait (query_wait_notify) */
     int64_t replay_wait_until_ms; /* monotonic_ms: min_lsn_wait for a standby to replay ends */
     bool replay_waiting;          /* the plan is of standbys that have replayed it, or none */
     bool nearer_waiting;          /* a farther standby has it: a nearer one gets a grace */

@@ -88,10 +88,17 @@ static void txn_fetch_lost(struct session *m, void *arg, const char *why)
     session_callback_done(s);
 }
 
+/* The session whose next transaction the fetcher is for: its client waits, told why if long. */
+static struct session *txn_fetch_client(void *arg)
+{
+    return arg;
+}
+
 static const struct fetch_ops txn_fetch_ops = {
     .what = "transaction",
     .ready = txn_fetch_ready,
     .lost = txn_fetch_lost,
+    .waiting_client = txn_fetch_client,
 };
 
 /* The connection taken for the session's next transaction runs it. */

@@ -1503,6 +1503,24 @@ sub wait_for_log {
 }
 
 
+# $p->pool_row('movr'): SHOW POOLS' row of a database (its cl_waiting, ...), or undef.
+sub pool_row {
+    my ($self, $database) = @_;
+    my ($row) = grep { $_->{database} eq $database } $self->admin_rows('SHOW POOLS');
+    return $row;
+}
+
+# $p->wire_login(user => 'app', database => 'movr', password => 'app-secret'):
+# a raw-protocol client logged in through this pgnear (dies when it is not).
+sub wire_login {
+    my ($self, %o) = @_;
+    my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $self->{port}, timeout => 30);
+    my $r = $w->startup(%o);
+    die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
+      unless $r->{ok};
+    return $w;
+}
+
 # $p->admin_rows('SHOW REGIONS', user => 'admin', password => 'admin-secret'):
 # the console's answer as a list of hashes keyed by column name (psql -A, a
 # header row, no footer), so that a test reads columns by their names.

@@ -485,7 +485,12 @@ static void test_pool_settings(void **state)
     assert_int_equal(cfg->server_lifetime_ms, 3600 * 1000);
     assert_int_equal(cfg->server_idle_timeout_ms, 600 * 1000);
     assert_int_equal(cfg->query_wait_timeout_ms, 120 * 1000);
+    assert_int_equal(cfg->query_wait_notify_ms, 0); /* off: a NOTICE is something a client sees */
     config_unref(cfg);
+    cfg = expect_load(*state, "[pgnear]\nquery_wait_notify = 5\n" REGION_OK);
+    assert_int_equal(cfg->query_wait_notify_ms, 5000); /* seconds, as PgBouncer's */
+    config_unref(cfg);
+    expect_error(*state, "[pgnear]\nquery_wait_notify = -1\n" REGION_OK, "query_wait_notify", NULL);
     config_unref(expect_load(*state, "[pgnear]\npool_size = 0\nmin_pool_size = 10000\n" REGION_OK));
     expect_error(*state, "[pgnear]\npool_size = -1\n" REGION_OK, "pool_size", NULL);
     expect_error(*state, "[pgnear]\npool_size = 10001\n" REGION_OK, "pool_size", NULL);
