@@ -434,7 +434,7 @@ static void pool_wait_error(const struct session *s, const struct region *r,
 static struct session *pool_waiter_client(struct session *s)
 {
     struct session *c = NULL;
-    if (s->txn_wait.waiting)
+    if (s->txn_next.how == TXN_NEXT_QUEUED)
         c = s;
     else if ((s->phase == PHASE_WAIT_SERVER || s->phase == PHASE_WAIT_ROLE) &&
              s->login->fetch != NULL && s->login->fetch->waiting_client != NULL)
@@ -451,9 +451,9 @@ static struct session *pool_waiter_client(struct session *s)
  */
 static void pool_wait_notice(const struct session *s, struct pg_error *e)
 {
-    bool txn = s->txn_wait.waiting;
-    const struct region *r = txn ? s->txn_wait.region : s->region;
-    const struct region_host *h = txn ? s->txn_wait.host : s->login->pool_wait.host;
+    bool txn = s->txn_next.how == TXN_NEXT_QUEUED;
+    const struct region *r = txn ? s->txn_next.spot.region : s->region;
+    const struct region_host *h = txn ? s->txn_next.spot.host : s->login->pool_wait.host;
     enum pool_reserve reason = txn ? POOL_FULL : (enum pool_reserve)s->login->pool_wait.reason;
     char msg[160], detail[320];
     double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
