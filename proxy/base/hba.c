@@ -6,7 +6,6 @@
  */
 #include "proxy/base/hba.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -268,22 +267,13 @@ static int hba_mask_prefix(const uint8_t *mask, size_t bytes)
     return prefix;
 }
 
-static int hba_ip(const char *text, uint8_t addr[16])
-{
-    if (inet_pton(AF_INET, text, addr) == 1)
-        return AF_INET;
-    if (inet_pton(AF_INET6, text, addr) == 1)
-        return AF_INET6;
-    return 0;
-}
-
 /* An address and its mask in two fields; *next moves past both. */
 static int hba_address_mask(struct hba_reader *rd, const struct hba_fields *fs, size_t *next,
                             struct hba_line *l)
 {
     const char *addr = fs->items[*next].tokens[0].text;
     uint8_t mask[16];
-    l->address.family = hba_ip(addr, l->address.addr);
+    l->address.family = cidr_addr_parse(addr, l->address.addr);
     if (l->address.family == 0)
         return hba_fail(rd, HBA_EUNSUPPORTED,
                         "host name \"%s\" is not supported: write an address with its netmask "
@@ -293,7 +283,7 @@ static int hba_address_mask(struct hba_reader *rd, const struct hba_fields *fs, 
         return hba_fail(rd, HBA_ESYNTAX, "end-of-line before netmask specification");
     const char *text = fs->items[*next + 1].tokens[0].text;
     size_t bytes = l->address.family == AF_INET ? 4 : 16;
-    if (hba_ip(text, mask) != l->address.family ||
+    if (cidr_addr_parse(text, mask) != l->address.family ||
         (l->address.prefix = hba_mask_prefix(mask, bytes)) < 0)
         return hba_fail(rd, HBA_ESYNTAX, "invalid IP mask \"%s\"", text);
     *next += 2;
@@ -629,19 +619,6 @@ static bool hba_names_match(const struct hba_name *names, size_t n, const char *
     return false;
 }
 
-/* Whether sa is in c, an IPv4-mapped IPv6 address as IPv4. */
-static bool hba_address_match(const struct cidr *c, const struct sockaddr *sa)
-{
-    uint8_t addr[16];
-    if (cidr_addr_of(sa, addr) != c->family)
-        return false;
-    int whole = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(addr, c->addr, (size_t)whole) != 0)
-        return false;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return rest == 0 || (addr[whole] & mask) == (c->addr[whole] & mask);
-}
-
 static bool hba_conn_match(enum hba_conn conn, const struct hba_request *r)
 {
     switch (conn) {
@@ -664,7 +641,7 @@ const struct hba_line *hba_match(const struct hba_file *f, const struct hba_requ
         if (hba_conn_match(l->conn, r) &&
             hba_names_match(l->databases, l->n_databases, r->database, r->user) &&
             hba_names_match(l->users, l->n_users, r->user, r->user) &&
-            (l->any_address || hba_address_match(&l->address, r->addr)))
+            (l->any_address || cidr_contains(&l->address, r->addr)))
             return l;
     }
     return NULL;
