@@ -520,31 +520,6 @@ uint32_t json_count(const struct json_doc *doc, uint32_t node)
     return n->count;
 }
 
-/* UTF-8 of code point cp into out; its length. */
-static size_t put_utf8(uint32_t cp, uint8_t out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (uint8_t)(0xC0 | cp >> 6);
-        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (uint8_t)(0xE0 | cp >> 12);
-        out[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (uint8_t)(0xF0 | cp >> 18);
-    out[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* The four hexadecimal digits at s, which json_parse has checked. */
 static uint32_t hex4(const uint8_t *s)
 {
@@ -579,7 +554,7 @@ static size_t decode_next(const uint8_t *s, size_t *i, uint8_t out[4])
         cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(s + *i + 2) - 0xDC00);
         *i += 6;
     }
-    return put_utf8(cp, out);
+    return utf8_put(cp, out);
 }
 
 bool json_string_eq(const struct json_doc *doc, uint32_t node, const char *s, size_t n)

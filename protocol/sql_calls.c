@@ -20,6 +20,7 @@
 
 #include "protocol/hex.h"
 #include "protocol/sql_lex.h"
+#include "protocol/utf8.h"
 
 /* Where the next name stands, as the tokens before it made it. */
 enum name_slot {
@@ -358,30 +359,11 @@ static long hex_code(const uint8_t *p, size_t n, size_t digits)
     return v;
 }
 
-/* Appends code point cp to out (UTF-8) as room allows; the length after. */
-static size_t put_utf8(char *out, size_t at, size_t cap, long cp)
+/* Appends code point cp (1 to U+10FFFF) to out (UTF-8) as room allows; the length after. */
+static size_t put_code_point(char *out, size_t at, size_t cap, long cp)
 {
     uint8_t b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (uint8_t)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (uint8_t)(0xC0 | (cp >> 6));
-        b[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (uint8_t)(0xE0 | (cp >> 12));
-        b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (uint8_t)(0xF0 | ((cp >> 18) & 0x07));
-        b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    size_t n = utf8_put((uint32_t)cp, b);
     for (size_t i = 0; i < n && at < cap; i++)
         out[at++] = (char)b[i];
     return at;
@@ -418,7 +400,7 @@ static size_t name_decode(const uint8_t *text, const struct sql_token *t, uint8_
                 i++;
                 continue;
             }
-            len = put_utf8(out, len, SQL_NAME_BUF - 1, cp);
+            len = put_code_point(out, len, SQL_NAME_BUF - 1, cp);
             i += 1 + wide + (wide ? 6 : 4);
         } else {
             out[len++] = (char)c;
