@@ -44,6 +44,10 @@ struct hba_reader {
 static int hba_fail(struct hba_reader *rd, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Says why the line being read is refused (into rd's error, with its line
+ * number); returns rc, so a caller writes return hba_fail(...).
+ */
 static int hba_fail(struct hba_reader *rd, int rc, const char *fmt, ...)
 {
     va_list ap;
@@ -98,6 +102,7 @@ static int hba_next_token(struct hba_reader *rd, const char **p, struct hba_toke
     return 1;
 }
 
+/* Appends token t to field f (a comma list grows a field). */
 static int hba_field_add(struct hba_reader *rd, struct hba_field *f, const struct hba_token *t)
 {
     struct hba_token *grown = realloc(f->tokens, (f->n + 1) * sizeof(*grown));
@@ -108,6 +113,7 @@ static int hba_field_add(struct hba_reader *rd, struct hba_field *f, const struc
     return HBA_OK;
 }
 
+/* Frees the tokens of a line's fields; fs itself is the caller's (on its stack). */
 static void hba_fields_free(struct hba_fields *fs)
 {
     for (size_t i = 0; i < fs->n; i++)
@@ -142,11 +148,13 @@ static int hba_split_fields(struct hba_reader *rd, const char *line, struct hba_
     return rc;
 }
 
+/* Whether t is the keyword word: quoted, "all" is a name, as in PostgreSQL. */
 static bool hba_keyword(const struct hba_token *t, const char *word)
 {
     return !t->quoted && strcmp(t->text, word) == 0;
 }
 
+/* A field that must hold one value, what it is named in the error otherwise. */
 static int hba_single(struct hba_reader *rd, const struct hba_field *f, const char *what)
 {
     if (f->n != 1)
@@ -154,6 +162,7 @@ static int hba_single(struct hba_reader *rd, const struct hba_field *f, const ch
     return HBA_OK;
 }
 
+/* Appends a name of kind to a line's database or user list (text kept only for an exact name). */
 static int hba_name_add(struct hba_reader *rd, struct hba_name **names, size_t *n,
                         enum hba_name_kind kind, const char *text)
 {
@@ -236,6 +245,7 @@ static int hba_include_names(struct hba_reader *rd, const char *name, bool datab
     return rc;
 }
 
+/* A database or user field into names: each token, or each name of a file @name includes. */
 static int hba_names(struct hba_reader *rd, const struct hba_field *f, bool database,
                      struct hba_name **names, size_t *n)
 {
@@ -321,6 +331,10 @@ static int hba_address(struct hba_reader *rd, const struct hba_fields *fs, size_
     return HBA_OK;
 }
 
+/*
+ * The method field (scram-sha-256 and md5 as SCRAM, cert, trust, reject);
+ * the methods pgnear does not speak are refused by name.
+ */
 static int hba_method(struct hba_reader *rd, const struct hba_field *f, struct hba_line *l)
 {
     static const char *const refused[] = {"password", "peer",   "ident", "gss", "sspi",
@@ -353,6 +367,10 @@ static int hba_method(struct hba_reader *rd, const struct hba_field *f, struct h
     return HBA_OK;
 }
 
+/*
+ * One name=value option after the method: clientcert (verify-ca, verify-
+ * full) and clientname=CN; any other is refused.
+ */
 static int hba_option(struct hba_reader *rd, const struct hba_token *t, struct hba_line *l)
 {
     const char *eq = strchr(t->text, '=');
@@ -388,6 +406,7 @@ static int hba_option(struct hba_reader *rd, const struct hba_token *t, struct h
                     t->text);
 }
 
+/* The connection type field: local, host, hostssl or hostnossl; the GSSAPI ones are refused. */
 static int hba_conn_type(struct hba_reader *rd, const struct hba_field *f, struct hba_line *l)
 {
     int rc = hba_single(rd, f, "connection type");
@@ -521,6 +540,7 @@ int hba_parse(const char *text, size_t len, hba_include_fn include, void *arg, s
     return rc;
 }
 
+/* Frees a line's database or user list. */
 static void hba_names_free(struct hba_name *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -607,6 +627,10 @@ int hba_load(const char *path, struct hba_file *out, char *err, size_t errcap)
     return rc;
 }
 
+/*
+ * Whether a list of names takes name: all, the exact name, or sameuser (a
+ * database list only) when the database is named as the user is.
+ */
 static bool hba_names_match(const struct hba_name *names, size_t n, const char *name,
                             const char *user)
 {
@@ -619,6 +643,10 @@ static bool hba_names_match(const struct hba_name *names, size_t n, const char *
     return false;
 }
 
+/*
+ * Whether the line's connection type takes the request: local the Unix
+ * socket, host any TCP one, hostssl and hostnossl by TLS.
+ */
 static bool hba_conn_match(enum hba_conn conn, const struct hba_request *r)
 {
     switch (conn) {
