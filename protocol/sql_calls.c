@@ -320,6 +320,7 @@ static const struct word_role word_roles[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* bsearch's order over the word table: a folded word against an entry's. */
 static int word_cmp(const void *key, const void *elem)
 {
     return strcmp(key, ((const struct word_role *)elem)->word);
@@ -433,6 +434,7 @@ static void give(sql_call_fn wanted, void *arg, enum sql_use use, const char *na
     memcpy(out->name, name, len + 1);
 }
 
+/* Whether name is one the statement's WITH defined, so a relation of that name is no table. */
 static bool is_cte(const struct calls_scan *sc, const char *name)
 {
     for (unsigned i = 0; i < sc->nctes; i++)
@@ -576,6 +578,11 @@ static void first_token(struct calls_scan *sc, const struct sql_token *t, struct
     sc->ddl = f & W_DDL;
 }
 
+/*
+ * A token after CREATE, ALTER or DROP until the first '(': a word of
+ * routines among them (FUNCTION, PROCEDURE...) marks the text as changing
+ * them.
+ */
 static void ddl_token(struct calls_scan *sc, const struct sql_token *t, struct sql_calls *out)
 {
     if (t->kind == SQL_TOK_OPEN) {

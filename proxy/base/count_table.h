@@ -25,6 +25,7 @@ struct count_table {
 
 /* An empty table of entries of item_size bytes, each led by a char key[key_max]. */
 void count_table_init(struct count_table *t, size_t item_size, size_t key_max);
+/* Frees the entries; t is empty, and may be used again. */
 void count_table_free(struct count_table *t);
 
 /*
