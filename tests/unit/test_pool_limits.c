@@ -364,6 +364,35 @@ static void test_count_table(void **state)
     assert_null(t.items);
 }
 
+/*
+ * A session whose user and database are both new, when counting the
+ * database grows the table: the user's count it just made is counted
+ * still (main's one table moved it away under the pointer it kept: a
+ * use after free that ASan reports, a lost count without it).
+ */
+static void test_client_limits_growth(void **state)
+{
+    (void)state;
+    struct client_limits cl;
+    char user[16];
+    int now = -1;
+    assert_int_equal(client_limits_init(&cl), 0);
+    for (int i = 0; i < 14; i++) { /* 15 counts: the next user fills 16, its database grows */
+        snprintf(user, sizeof(user), "u%d", i);
+        assert_int_equal(client_limits_enter(&cl, user, "d", 0, 0, &now), CLIENT_ADMITTED);
+    }
+    for (int i = 14; i < 40; i++) {
+        char database[16];
+        snprintf(user, sizeof(user), "u%d", i);
+        snprintf(database, sizeof(database), "d%d", i);
+        assert_int_equal(client_limits_enter(&cl, user, database, 1, 1, &now), CLIENT_ADMITTED);
+        assert_int_equal(client_limits_of(&cl, true, user), 1);
+        assert_int_equal(client_limits_of(&cl, false, database), 1);
+        assert_int_equal(client_limits_enter(&cl, user, "d", 1, 0, &now), CLIENT_USER_FULL);
+    }
+    client_limits_free(&cl);
+}
+
 static void test_client_limits(void **state)
 {
     (void)state;
@@ -415,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_max_user_connections),
         cmocka_unit_test(test_count_table),
         cmocka_unit_test(test_client_limits),
+        cmocka_unit_test(test_client_limits_growth),
         cmocka_unit_test(test_waiters_and_cleanup),
         cmocka_unit_test(test_many_pools),
         cmocka_unit_test(test_threads),
