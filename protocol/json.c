@@ -30,23 +30,27 @@ struct parser {
 
 static int parse_value(struct parser *p);
 
+/* Notes where the text went wrong and returns code, so a parser writes return fail(...). */
 static int fail(struct parser *p, int code, size_t pos)
 {
     p->err_pos = pos;
     return code;
 }
 
+/* JSON's four whitespace bytes (RFC 8259: not \f or \v, unlike C's isspace). */
 static bool is_ws(uint8_t c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Moves past whitespace. */
 static void skip_ws(struct parser *p)
 {
     while (p->pos < p->len && is_ws(p->s[p->pos]))
         p->pos++;
 }
 
+/* An ASCII digit, whatever the locale. */
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
@@ -131,6 +135,11 @@ static int scan_escape(struct parser *p, size_t *i)
     return JSON_OK;
 }
 
+/*
+ * A string at p->pos (its opening quote), checked (escapes, control bytes,
+ * UTF-8) but not decoded: count 1 marks one with an escape, which
+ * json_string_eq and json_string_copy decode as they read.
+ */
 static int parse_string(struct parser *p)
 {
     uint32_t idx;
@@ -212,6 +221,7 @@ static int parse_number(struct parser *p)
     return JSON_OK;
 }
 
+/* true, false or null at p->pos, spelled exactly. */
 static int parse_literal(struct parser *p, const char *word, uint8_t type)
 {
     size_t n = strlen(word);
@@ -264,6 +274,7 @@ static int open_container(struct parser *p, uint8_t type, uint8_t close, uint32_
     return JSON_OK;
 }
 
+/* Ends the container idx at its closing bracket (p->pos): its length and one level less deep. */
 static void close_container(struct parser *p, uint32_t idx)
 {
     p->pos++;
@@ -271,6 +282,7 @@ static void close_container(struct parser *p, uint32_t idx)
     p->depth--;
 }
 
+/* An array at p->pos, its elements chained by next. */
 static int parse_array(struct parser *p)
 {
     uint32_t idx, prev = JSON_NONE;
@@ -319,6 +331,7 @@ static int parse_key(struct parser *p)
     return JSON_OK;
 }
 
+/* An object at p->pos: each member a key node followed by its value, the keys chained by next. */
 static int parse_object(struct parser *p)
 {
     uint32_t idx, prev = JSON_NONE;
@@ -347,6 +360,7 @@ static int parse_object(struct parser *p)
     return JSON_OK;
 }
 
+/* Any value at p->pos, after whitespace; the containers recurse, at most max_depth deep. */
 static int parse_value(struct parser *p)
 {
     skip_ws(p);
@@ -372,6 +386,7 @@ static int parse_value(struct parser *p)
     }
 }
 
+/* *err, when the caller asked for one. */
 static void set_error(struct json_error *err, int code, size_t pos)
 {
     if (err != NULL) {
@@ -472,6 +487,10 @@ const char *json_strerror(int code)
 
 /* ---- reading a parsed document ---- */
 
+/*
+ * The node at index node, NULL past the end or on an empty document: every
+ * reader checks through it.
+ */
 static const struct json_node *node_at(const struct json_doc *doc, uint32_t node)
 {
     if (doc->nodes == NULL || node >= doc->count)
@@ -495,6 +514,7 @@ uint32_t json_first(const struct json_doc *doc, uint32_t node)
     return node + 1;
 }
 
+/* The next element or key after node, as the parse chained them. */
 uint32_t json_next(const struct json_doc *doc, uint32_t node)
 {
     const struct json_node *n = node_at(doc, node);
@@ -502,6 +522,7 @@ uint32_t json_next(const struct json_doc *doc, uint32_t node)
     return n ? n->next : JSON_NONE;
 }
 
+/* A key's value: the node right after it (parse_object puts it there). */
 uint32_t json_value_of(const struct json_doc *doc, uint32_t key)
 {
     const struct json_node *n = node_at(doc, key);
@@ -518,31 +539,6 @@ uint32_t json_count(const struct json_doc *doc, uint32_t node)
     if (n == NULL || (n->type != JSON_ARRAY && n->type != JSON_OBJECT))
         return 0;
     return n->count;
-}
-
-/* UTF-8 of code point cp into out; its length. */
-static size_t put_utf8(uint32_t cp, uint8_t out[4])
-{
-    if (cp < 0x80) {
-        out[0] = (uint8_t)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (uint8_t)(0xC0 | cp >> 6);
-        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (uint8_t)(0xE0 | cp >> 12);
-        out[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (uint8_t)(0xF0 | cp >> 18);
-    out[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-    out[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
-    return 4;
 }
 
 /* The four hexadecimal digits at s, which json_parse has checked. */
@@ -579,7 +575,7 @@ static size_t decode_next(const uint8_t *s, size_t *i, uint8_t out[4])
         cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(s + *i + 2) - 0xDC00);
         *i += 6;
     }
-    return put_utf8(cp, out);
+    return utf8_put(cp, out);
 }
 
 bool json_string_eq(const struct json_doc *doc, uint32_t node, const char *s, size_t n)

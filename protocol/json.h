@@ -99,6 +99,7 @@ struct json_error {
  */
 int json_parse(const char *text, size_t len, const struct json_limits *limits, struct json_doc *doc,
                struct json_error *err);
+/* Frees what json_parse read; doc is empty after. */
 void json_free(struct json_doc *doc);
 
 /* "unexpected character" and the like, for any enum json_result. */

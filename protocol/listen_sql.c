@@ -167,22 +167,23 @@ static bool listen_sql_statement(struct sql_lexer *lx, struct sql_token *t, stru
     return t->kind == SQL_TOK_SEMI || t->kind == SQL_TOK_END;
 }
 
+/* Past empty statements (a ';' alone) to the next one's first token in *t; false at the end. */
+static bool listen_sql_next_statement(struct sql_lexer *lx, struct sql_token *t)
+{
+    while (t->kind == SQL_TOK_SEMI)
+        sql_lex_next_code(lx, t);
+    return t->kind != SQL_TOK_END;
+}
+
 size_t listen_sql_parse(const void *text, size_t len, struct listen_op *ops, size_t cap)
 {
     struct sql_lexer lx;
     struct sql_token t;
     size_t n = 0;
     sql_lex_init(&lx, text, len);
-    sql_lex_next_code(&lx, &t);
-    while (t.kind != SQL_TOK_END) {
-        if (t.kind == SQL_TOK_SEMI) {
-            sql_lex_next_code(&lx, &t);
-            continue;
-        }
+    for (sql_lex_next_code(&lx, &t); listen_sql_next_statement(&lx, &t); n++)
         if (n == cap || !listen_sql_statement(&lx, &t, &ops[n]))
             return 0;
-        n++;
-    }
     return n;
 }
 
@@ -212,14 +213,10 @@ size_t listen_sql_unlistens(const void *text, size_t len, struct listen_op *ops,
     size_t n = 0;
     sql_lex_init(&lx, text, len);
     sql_lex_next_code(&lx, &t);
-    while (t.kind != SQL_TOK_END) {
+    while (listen_sql_next_statement(&lx, &t)) {
         struct listen_op op;
         struct sql_lexer at = lx;
         struct sql_token first = t;
-        if (t.kind == SQL_TOK_SEMI) {
-            sql_lex_next_code(&lx, &t);
-            continue;
-        }
         if (listen_sql_statement(&lx, &t, &op) && op.kind != LISTEN_OP_LISTEN) {
             if (n < cap)
                 ops[n++] = op;

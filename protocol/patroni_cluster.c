@@ -120,6 +120,10 @@ static bool truthy(const struct json_doc *doc, uint32_t v)
     }
 }
 
+/*
+ * A member's "tags", when present: pgnear_region, and nofailover and
+ * noloadbalance as Patroni reads them (any truthy value).
+ */
 static int read_tags(struct reader *r, uint32_t obj, struct patroni_member *m)
 {
     uint32_t tags = json_get(r->doc, obj, "tags");
@@ -137,6 +141,10 @@ static int read_tags(struct reader *r, uint32_t obj, struct patroni_member *m)
     return PATRONI_OK;
 }
 
+/*
+ * A member's "role": the ones pgnear knows (the roles table), any other
+ * string PATRONI_ROLE_OTHER, which takes no sessions.
+ */
 static int read_role(struct reader *r, uint32_t obj, struct patroni_member *m)
 {
     uint32_t v = json_get(r->doc, obj, "role");
@@ -174,6 +182,7 @@ static int read_lag(struct reader *r, uint32_t obj, struct patroni_member *m)
     return PATRONI_OK;
 }
 
+/* An optional true or false; absent is false. */
 static int read_flag(struct reader *r, uint32_t obj, const char *key, bool *out)
 {
     uint32_t v = json_get(r->doc, obj, key);
@@ -186,6 +195,11 @@ static int read_flag(struct reader *r, uint32_t obj, const char *key, bool *out)
     return PATRONI_OK;
 }
 
+/*
+ * One element of "members": name (required, not empty), role, state,
+ * api_url, host, port, timeline, lag, pending_restart and tags, the first
+ * malformed one named.
+ */
 static int read_member(struct reader *r, uint32_t obj, struct patroni_member *m)
 {
     int64_t port = 0;
@@ -239,6 +253,11 @@ static int check_members(struct reader *r, struct patroni_cluster *c)
     return PATRONI_OK;
 }
 
+/*
+ * The body: an object whose "members" is an array of at most
+ * PATRONI_MEMBERS_MAX members, each read, then checked together
+ * (check_members).
+ */
 static int read_cluster(struct reader *r, struct patroni_cluster *c)
 {
     const struct json_doc *doc = r->doc;

@@ -105,6 +105,10 @@ bool pg_encoding_is_utf8(const char *name)
     return strcasecmp(name, "UTF8") == 0 || strcasecmp(name, "SQL_ASCII") == 0;
 }
 
+/*
+ * iconv's name for a server encoding PostgreSQL names (UTF8 is UTF-8);
+ * NULL for one pgnear does not convert.
+ */
 static const char *pg_encoding_iconv_name(const char *name)
 {
     if (strcasecmp(name, "UTF8") == 0)
@@ -115,6 +119,7 @@ static const char *pg_encoding_iconv_name(const char *name)
     return NULL;
 }
 
+/* The bytes unchanged (no conversion is needed), NUL-terminated, when they fit. */
 static enum pg_enc_rc pg_encoding_copy(const void *in, size_t len, char *out, size_t cap,
                                        size_t *out_len)
 {

@@ -20,6 +20,7 @@
 
 #include "protocol/hex.h"
 #include "protocol/sql_lex.h"
+#include "protocol/utf8.h"
 
 /* Where the next name stands, as the tokens before it made it. */
 enum name_slot {
@@ -319,6 +320,7 @@ static const struct word_role word_roles[] = {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* bsearch's order over the word table: a folded word against an entry's. */
 static int word_cmp(const void *key, const void *elem)
 {
     return strcmp(key, ((const struct word_role *)elem)->word);
@@ -358,30 +360,11 @@ static long hex_code(const uint8_t *p, size_t n, size_t digits)
     return v;
 }
 
-/* Appends code point cp to out (UTF-8) as room allows; the length after. */
-static size_t put_utf8(char *out, size_t at, size_t cap, long cp)
+/* Appends code point cp (1 to U+10FFFF) to out (UTF-8) as room allows; the length after. */
+static size_t put_code_point(char *out, size_t at, size_t cap, long cp)
 {
     uint8_t b[4];
-    size_t n;
-    if (cp < 0x80) {
-        b[0] = (uint8_t)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        b[0] = (uint8_t)(0xC0 | (cp >> 6));
-        b[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        b[0] = (uint8_t)(0xE0 | (cp >> 12));
-        b[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[2] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        b[0] = (uint8_t)(0xF0 | ((cp >> 18) & 0x07));
-        b[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
-        b[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
-        b[3] = (uint8_t)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
+    size_t n = utf8_put((uint32_t)cp, b);
     for (size_t i = 0; i < n && at < cap; i++)
         out[at++] = (char)b[i];
     return at;
@@ -418,7 +401,7 @@ static size_t name_decode(const uint8_t *text, const struct sql_token *t, uint8_
                 i++;
                 continue;
             }
-            len = put_utf8(out, len, SQL_NAME_BUF - 1, cp);
+            len = put_code_point(out, len, SQL_NAME_BUF - 1, cp);
             i += 1 + wide + (wide ? 6 : 4);
         } else {
             out[len++] = (char)c;
@@ -451,6 +434,7 @@ static void give(sql_call_fn wanted, void *arg, enum sql_use use, const char *na
     memcpy(out->name, name, len + 1);
 }
 
+/* Whether name is one the statement's WITH defined, so a relation of that name is no table. */
 static bool is_cte(const struct calls_scan *sc, const char *name)
 {
     for (unsigned i = 0; i < sc->nctes; i++)
@@ -594,6 +578,11 @@ static void first_token(struct calls_scan *sc, const struct sql_token *t, struct
     sc->ddl = f & W_DDL;
 }
 
+/*
+ * A token after CREATE, ALTER or DROP until the first '(': a word of
+ * routines among them (FUNCTION, PROCEDURE...) marks the text as changing
+ * them.
+ */
 static void ddl_token(struct calls_scan *sc, const struct sql_token *t, struct sql_calls *out)
 {
     if (t->kind == SQL_TOK_OPEN) {

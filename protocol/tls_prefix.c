@@ -24,6 +24,7 @@ struct tls_prefix {
 static BIO_METHOD *tls_prefix_method;
 static pthread_once_t tls_prefix_once = PTHREAD_ONCE_INIT;
 
+/* The kept bytes not yet given (none before the data is set). */
 static size_t tls_prefix_left(const struct tls_prefix *p)
 {
     return p != NULL ? p->len - p->off : 0;
@@ -51,6 +52,7 @@ static int tls_prefix_read(BIO *b, char *buf, int size)
     return n;
 }
 
+/* OpenSSL's writes go straight to the next BIO, with its retry flags. */
 static int tls_prefix_write(BIO *b, const char *buf, int size)
 {
     BIO *next = BIO_next(b);
@@ -74,12 +76,14 @@ static long tls_prefix_ctrl(BIO *b, int cmd, long num, void *ptr)
     return next != NULL ? BIO_ctrl(next, cmd, num, ptr) : 0;
 }
 
+/* A new filter is ready at once; its bytes are set after (tls_prefix_new). */
 static int tls_prefix_create(BIO *b)
 {
     BIO_set_init(b, 1);
     return 1;
 }
 
+/* Frees the kept bytes with the filter. */
 static int tls_prefix_destroy(BIO *b)
 {
     struct tls_prefix *p = BIO_get_data(b);

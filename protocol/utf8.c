@@ -1,5 +1,6 @@
 /*
- * utf8.c — well-formed UTF-8 (the PROXY locality TLVs, CDN headers, admin commands).
+ * utf8.c — well-formed UTF-8 (the PROXY locality TLVs, CDN headers, admin commands),
+ * and the encoder of a code point (JSON escapes, SQL's U& names).
  */
 #include "protocol/utf8.h"
 
@@ -45,4 +46,28 @@ size_t utf8_invalid_at(const uint8_t *s, size_t len)
         i += k;
     }
     return len;
+}
+
+size_t utf8_put(uint32_t cp, uint8_t out[4])
+{
+    if (cp < 0x80) {
+        out[0] = (uint8_t)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (uint8_t)(0xC0 | cp >> 6);
+        out[1] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (uint8_t)(0xE0 | cp >> 12);
+        out[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
+        out[2] = (uint8_t)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (uint8_t)(0xF0 | (cp >> 18 & 0x07));
+    out[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
+    out[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
+    out[3] = (uint8_t)(0x80 | (cp & 0x3F));
+    return 4;
 }

@@ -10,6 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+int cidr_addr_parse(const char *text, uint8_t addr[16])
+{
+    if (inet_pton(AF_INET, text, addr) == 1)
+        return AF_INET;
+    if (inet_pton(AF_INET6, text, addr) == 1)
+        return AF_INET6;
+    return 0;
+}
+
 /* "addr" or "addr/bits", IPv4 or IPv6; without bits the address alone (/32, /128). */
 static bool cidr_parse_one(struct cidr *c, const char *text)
 {
@@ -20,15 +29,10 @@ static bool cidr_parse_one(struct cidr *c, const char *text)
     char *slash = strchr(buf, '/');
     if (slash != NULL)
         *slash = '\0';
-    if (inet_pton(AF_INET, buf, c->addr) == 1) {
-        c->family = AF_INET;
-        c->prefix = 32;
-    } else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-        c->family = AF_INET6;
-        c->prefix = 128;
-    } else {
+    c->family = cidr_addr_parse(buf, c->addr);
+    if (c->family == 0)
         return false;
-    }
+    c->prefix = c->family == AF_INET ? 32 : 128;
     if (slash != NULL) {
         char *end;
         long p = strtol(slash + 1, &end, 10);
@@ -103,15 +107,16 @@ bool cidr_list_add_host(struct cidr_list *l, const struct sockaddr *sa)
     return true;
 }
 
-bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa)
+bool cidr_contains(const struct cidr *c, const struct sockaddr *sa)
 {
     uint8_t addr[16];
-    int family = cidr_addr_of(sa, addr);
-    if (family == 0)
-        return false;
+    return cidr_addr_of(sa, addr) == c->family && prefix_equal(addr, c->addr, c->prefix);
+}
+
+bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa)
+{
     for (size_t i = 0; i < l->count; i++)
-        if (l->items[i].family == family &&
-            prefix_equal(addr, l->items[i].addr, l->items[i].prefix))
+        if (cidr_contains(&l->items[i], sa))
             return true;
     return false;
 }

@@ -22,6 +22,9 @@ struct cidr_list {
     struct cidr items[CIDR_MAX];
 };
 
+/* text as one address, IPv4 or IPv6, without a prefix, into addr: its family; 0 when it is none. */
+int cidr_addr_parse(const char *text, uint8_t addr[16]);
+
 /* Parses a comma list; a bare address means a single host.  false with err on a bad entry. */
 bool cidr_list_parse(struct cidr_list *l, const char *text, char *err, size_t errcap);
 
@@ -31,7 +34,14 @@ int cidr_addr_of(const struct sockaddr *sa, uint8_t addr[16]);
 /* Adds sa's address as a single host (IPv4-mapped IPv6 as IPv4); false when full or not IP. */
 bool cidr_list_add_host(struct cidr_list *l, const struct sockaddr *sa);
 
-/* IPv4-mapped IPv6 addresses match IPv4 entries; Unix sockets match nothing. */
+/*
+ * Whether sa is inside c: an IPv4-mapped IPv6 address as IPv4 (it never
+ * matches an IPv6 entry), a Unix socket never.  The one address match of
+ * pgnear: the lists below and auth_hba_file's lines (proxy/base/hba.c).
+ */
+bool cidr_contains(const struct cidr *c, const struct sockaddr *sa);
+
+/* Whether sa is inside one of l's entries (cidr_contains). */
 bool cidr_list_contains(const struct cidr_list *l, const struct sockaddr *sa);
 
 #endif

@@ -4,59 +4,51 @@
  */
 #include "proxy/base/client_limits.h"
 
-#include <stdio.h>
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
+/* count_table keys an entry by the array at its start. */
+_Static_assert(offsetof(struct client_count, name) == 0, "a client_count starts with its name");
+
+/* Empty counts; -1 when the mutex cannot be made. */
 int client_limits_init(struct client_limits *cl)
 {
     memset(cl, 0, sizeof(*cl));
+    count_table_init(&cl->users, sizeof(struct client_count), CLIENT_NAME_MAX);
+    count_table_init(&cl->databases, sizeof(struct client_count), CLIENT_NAME_MAX);
     return pthread_mutex_init(&cl->lock, NULL) == 0 ? 0 : -1;
 }
 
+/* Frees the counts and the mutex; cl may be initialised again. */
 void client_limits_free(struct client_limits *cl)
 {
-    free(cl->counts);
+    count_table_free(&cl->users);
+    count_table_free(&cl->databases);
     pthread_mutex_destroy(&cl->lock);
     memset(cl, 0, sizeof(*cl));
 }
 
-/* Whether c counts name (cut as it was stored). */
-static bool count_is(const struct client_count *c, bool is_user, const char *name)
+/* The users' counts (is_user) or the databases'. */
+static struct count_table *counts_of(struct client_limits *cl, bool is_user)
 {
-    return c->is_user == is_user && strncmp(c->name, name, CLIENT_NAME_MAX - 1) == 0 &&
-           strnlen(name, CLIENT_NAME_MAX - 1) == strlen(c->name);
+    return is_user ? &cl->users : &cl->databases;
 }
 
 /* The count of name, created (at zero) when create says so; NULL when absent or out of memory. */
 static struct client_count *count_find(struct client_limits *cl, bool is_user, const char *name,
                                        bool create)
 {
-    for (size_t i = 0; i < cl->n; i++)
-        if (count_is(&cl->counts[i], is_user, name))
-            return &cl->counts[i];
-    if (!create)
-        return NULL;
-    if (cl->n == cl->cap) {
-        size_t cap = cl->cap > 0 ? cl->cap * 2 : 16;
-        struct client_count *grown = realloc(cl->counts, cap * sizeof(*grown));
-        if (grown == NULL)
-            return NULL;
-        cl->counts = grown;
-        cl->cap = cap;
-    }
-    struct client_count *c = &cl->counts[cl->n++];
-    c->is_user = is_user;
-    snprintf(c->name, sizeof(c->name), "%s", name);
-    c->clients = 0;
+    struct client_count *c = count_table_find(counts_of(cl, is_user), name, create);
+    if (c != NULL)
+        c->is_user = is_user;
     return c;
 }
 
-/* Removes a count at zero (the last one takes its place). */
+/* Removes a count at zero (the last one of its table takes its place). */
 static void count_drop_if_unused(struct client_limits *cl, struct client_count *c)
 {
     if (c->clients <= 0)
-        *c = cl->counts[--cl->n];
+        count_table_drop(counts_of(cl, c->is_user), c);
 }
 
 enum client_admit client_limits_enter(struct client_limits *cl, const char *user,
@@ -78,10 +70,10 @@ enum client_admit client_limits_enter(struct client_limits *cl, const char *user
         u->clients++;
         d->clients++;
     }
-    /* Unused ones go; the database's first, since dropping moves the last entry (maybe u). */
+    /* Unused ones go (each in its own table: dropping d moves no user's count). */
     if (d != NULL)
         count_drop_if_unused(cl, d);
-    if (u != NULL && (u = count_find(cl, true, user, false)) != NULL)
+    if (u != NULL)
         count_drop_if_unused(cl, u);
     pthread_mutex_unlock(&cl->lock);
     return rc;
@@ -111,12 +103,22 @@ int client_limits_of(struct client_limits *cl, bool is_user, const char *name)
     return n;
 }
 
+/* Appends up to cap - *n entries of t to out at *n. */
+static void counts_copy(const struct count_table *t, struct client_count *out, size_t cap,
+                        size_t *n)
+{
+    size_t take = t->n < cap - *n ? t->n : cap - *n;
+    if (take > 0) /* items is NULL until the first session is counted */
+        memcpy(out + *n, t->items, take * sizeof(*out));
+    *n += take;
+}
+
 size_t client_limits_copy(struct client_limits *cl, struct client_count *out, size_t cap)
 {
+    size_t n = 0;
     pthread_mutex_lock(&cl->lock);
-    size_t n = cl->n < cap ? cl->n : cap;
-    if (n > 0) /* counts is NULL until the first session is counted */
-        memcpy(out, cl->counts, n * sizeof(*out));
+    counts_copy(&cl->users, out, cap, &n);
+    counts_copy(&cl->databases, out, cap, &n);
     pthread_mutex_unlock(&cl->lock);
     return n;
 }

@@ -16,19 +16,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proxy/base/count_table.h"
+
 /* A user's or a database's name, as counted (longer names are cut: PostgreSQL's are < 64). */
 #define CLIENT_NAME_MAX 128
 
 struct client_count {
-    bool is_user; /* a user's count; else a database's */
-    char name[CLIENT_NAME_MAX];
+    char name[CLIENT_NAME_MAX]; /* first: count_table keys it */
+    bool is_user;               /* a user's count; else a database's */
     int clients;
 };
 
 struct client_limits {
     pthread_mutex_t lock;
-    struct client_count *counts;
-    size_t n, cap;
+    struct count_table users, databases; /* of struct client_count */
 };
 
 int client_limits_init(struct client_limits *cl);
@@ -56,7 +57,7 @@ void client_limits_leave(struct client_limits *cl, const char *user, const char 
 /* The sessions of a user (is_user) or a database now. */
 int client_limits_of(struct client_limits *cl, bool is_user, const char *name);
 
-/* Copies up to cap counts (all users', then all databases', in no order); returns how many. */
+/* Copies up to cap counts (the users', then the databases', each in no order); returns how many. */
 size_t client_limits_copy(struct client_limits *cl, struct client_count *out, size_t cap);
 
 #endif

@@ -6,7 +6,6 @@
  */
 #include "proxy/base/hba.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -45,6 +44,10 @@ struct hba_reader {
 static int hba_fail(struct hba_reader *rd, int rc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/*
+ * Says why the line being read is refused (into rd's error, with its line
+ * number); returns rc, so a caller writes return hba_fail(...).
+ */
 static int hba_fail(struct hba_reader *rd, int rc, const char *fmt, ...)
 {
     va_list ap;
@@ -99,6 +102,7 @@ static int hba_next_token(struct hba_reader *rd, const char **p, struct hba_toke
     return 1;
 }
 
+/* Appends token t to field f (a comma list grows a field). */
 static int hba_field_add(struct hba_reader *rd, struct hba_field *f, const struct hba_token *t)
 {
     struct hba_token *grown = realloc(f->tokens, (f->n + 1) * sizeof(*grown));
@@ -109,6 +113,7 @@ static int hba_field_add(struct hba_reader *rd, struct hba_field *f, const struc
     return HBA_OK;
 }
 
+/* Frees the tokens of a line's fields; fs itself is the caller's (on its stack). */
 static void hba_fields_free(struct hba_fields *fs)
 {
     for (size_t i = 0; i < fs->n; i++)
@@ -143,11 +148,13 @@ static int hba_split_fields(struct hba_reader *rd, const char *line, struct hba_
     return rc;
 }
 
+/* Whether t is the keyword word: quoted, "all" is a name, as in PostgreSQL. */
 static bool hba_keyword(const struct hba_token *t, const char *word)
 {
     return !t->quoted && strcmp(t->text, word) == 0;
 }
 
+/* A field that must hold one value, what it is named in the error otherwise. */
 static int hba_single(struct hba_reader *rd, const struct hba_field *f, const char *what)
 {
     if (f->n != 1)
@@ -155,6 +162,7 @@ static int hba_single(struct hba_reader *rd, const struct hba_field *f, const ch
     return HBA_OK;
 }
 
+/* Appends a name of kind to a line's database or user list (text kept only for an exact name). */
 static int hba_name_add(struct hba_reader *rd, struct hba_name **names, size_t *n,
                         enum hba_name_kind kind, const char *text)
 {
@@ -237,6 +245,7 @@ static int hba_include_names(struct hba_reader *rd, const char *name, bool datab
     return rc;
 }
 
+/* A database or user field into names: each token, or each name of a file @name includes. */
 static int hba_names(struct hba_reader *rd, const struct hba_field *f, bool database,
                      struct hba_name **names, size_t *n)
 {
@@ -268,22 +277,13 @@ static int hba_mask_prefix(const uint8_t *mask, size_t bytes)
     return prefix;
 }
 
-static int hba_ip(const char *text, uint8_t addr[16])
-{
-    if (inet_pton(AF_INET, text, addr) == 1)
-        return AF_INET;
-    if (inet_pton(AF_INET6, text, addr) == 1)
-        return AF_INET6;
-    return 0;
-}
-
 /* An address and its mask in two fields; *next moves past both. */
 static int hba_address_mask(struct hba_reader *rd, const struct hba_fields *fs, size_t *next,
                             struct hba_line *l)
 {
     const char *addr = fs->items[*next].tokens[0].text;
     uint8_t mask[16];
-    l->address.family = hba_ip(addr, l->address.addr);
+    l->address.family = cidr_addr_parse(addr, l->address.addr);
     if (l->address.family == 0)
         return hba_fail(rd, HBA_EUNSUPPORTED,
                         "host name \"%s\" is not supported: write an address with its netmask "
@@ -293,7 +293,7 @@ static int hba_address_mask(struct hba_reader *rd, const struct hba_fields *fs, 
         return hba_fail(rd, HBA_ESYNTAX, "end-of-line before netmask specification");
     const char *text = fs->items[*next + 1].tokens[0].text;
     size_t bytes = l->address.family == AF_INET ? 4 : 16;
-    if (hba_ip(text, mask) != l->address.family ||
+    if (cidr_addr_parse(text, mask) != l->address.family ||
         (l->address.prefix = hba_mask_prefix(mask, bytes)) < 0)
         return hba_fail(rd, HBA_ESYNTAX, "invalid IP mask \"%s\"", text);
     *next += 2;
@@ -331,6 +331,10 @@ static int hba_address(struct hba_reader *rd, const struct hba_fields *fs, size_
     return HBA_OK;
 }
 
+/*
+ * The method field (scram-sha-256 and md5 as SCRAM, cert, trust, reject);
+ * the methods pgnear does not speak are refused by name.
+ */
 static int hba_method(struct hba_reader *rd, const struct hba_field *f, struct hba_line *l)
 {
     static const char *const refused[] = {"password", "peer",   "ident", "gss", "sspi",
@@ -363,6 +367,10 @@ static int hba_method(struct hba_reader *rd, const struct hba_field *f, struct h
     return HBA_OK;
 }
 
+/*
+ * One name=value option after the method: clientcert (verify-ca, verify-
+ * full) and clientname=CN; any other is refused.
+ */
 static int hba_option(struct hba_reader *rd, const struct hba_token *t, struct hba_line *l)
 {
     const char *eq = strchr(t->text, '=');
@@ -398,6 +406,7 @@ static int hba_option(struct hba_reader *rd, const struct hba_token *t, struct h
                     t->text);
 }
 
+/* The connection type field: local, host, hostssl or hostnossl; the GSSAPI ones are refused. */
 static int hba_conn_type(struct hba_reader *rd, const struct hba_field *f, struct hba_line *l)
 {
     int rc = hba_single(rd, f, "connection type");
@@ -531,6 +540,7 @@ int hba_parse(const char *text, size_t len, hba_include_fn include, void *arg, s
     return rc;
 }
 
+/* Frees a line's database or user list. */
 static void hba_names_free(struct hba_name *names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -617,6 +627,10 @@ int hba_load(const char *path, struct hba_file *out, char *err, size_t errcap)
     return rc;
 }
 
+/*
+ * Whether a list of names takes name: all, the exact name, or sameuser (a
+ * database list only) when the database is named as the user is.
+ */
 static bool hba_names_match(const struct hba_name *names, size_t n, const char *name,
                             const char *user)
 {
@@ -629,19 +643,10 @@ static bool hba_names_match(const struct hba_name *names, size_t n, const char *
     return false;
 }
 
-/* Whether sa is in c, an IPv4-mapped IPv6 address as IPv4. */
-static bool hba_address_match(const struct cidr *c, const struct sockaddr *sa)
-{
-    uint8_t addr[16];
-    if (cidr_addr_of(sa, addr) != c->family)
-        return false;
-    int whole = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(addr, c->addr, (size_t)whole) != 0)
-        return false;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return rest == 0 || (addr[whole] & mask) == (c->addr[whole] & mask);
-}
-
+/*
+ * Whether the line's connection type takes the request: local the Unix
+ * socket, host any TCP one, hostssl and hostnossl by TLS.
+ */
 static bool hba_conn_match(enum hba_conn conn, const struct hba_request *r)
 {
     switch (conn) {
@@ -664,7 +669,7 @@ const struct hba_line *hba_match(const struct hba_file *f, const struct hba_requ
         if (hba_conn_match(l->conn, r) &&
             hba_names_match(l->databases, l->n_databases, r->database, r->user) &&
             hba_names_match(l->users, l->n_users, r->user, r->user) &&
-            (l->any_address || hba_address_match(&l->address, r->addr)))
+            (l->any_address || cidr_contains(&l->address, r->addr)))
             return l;
     }
     return NULL;

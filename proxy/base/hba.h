@@ -85,6 +85,7 @@ int hba_parse(const char *text, size_t len, hba_include_fn include, void *arg, s
  */
 int hba_load(const char *path, struct hba_file *out, char *err, size_t errcap);
 
+/* Frees what hba_parse or hba_load read; f may be read into again. */
 void hba_free(struct hba_file *f);
 
 /* A connection as the lines are matched against it. */
@@ -98,6 +99,7 @@ struct hba_request {
 /* The first line r matches, or NULL: no line does. */
 const struct hba_line *hba_match(const struct hba_file *f, const struct hba_request *r);
 
+/* The method as pg_hba.conf spells it, for the log. */
 const char *hba_method_name(enum hba_method m);
 
 /* Whether a line of f uses method m (the checks at load: a source of secrets, a CA). */

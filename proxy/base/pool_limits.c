@@ -3,21 +3,24 @@
  */
 #include "proxy/base/pool_limits.h"
 
-#include <stdio.h>
-#include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+
+/* count_table keys an entry by the array at its start. */
+_Static_assert(offsetof(struct pool_count, key) == 0, "a pool_count starts with its key");
 
 /* Empty counts; -1 when the mutex cannot be made. */
 int pool_limits_init(struct pool_limits *pl)
 {
     memset(pl, 0, sizeof(*pl));
+    count_table_init(&pl->counts, sizeof(struct pool_count), POOL_KEY_MAX);
     return pthread_mutex_init(&pl->lock, NULL) == 0 ? 0 : -1;
 }
 
 /* Frees the counts and the mutex; pl may be initialised again. */
 void pool_limits_free(struct pool_limits *pl)
 {
-    free(pl->counts);
+    count_table_free(&pl->counts);
     pthread_mutex_destroy(&pl->lock);
     memset(pl, 0, sizeof(*pl));
 }
@@ -69,23 +72,7 @@ void pool_host_key(char *out, const char *host, int port)
 /* The count of key, created (at zero) when create says so; NULL when absent or out of memory. */
 static struct pool_count *count_find(struct pool_limits *pl, const char *key, bool create)
 {
-    for (size_t i = 0; i < pl->n; i++)
-        if (strcmp(pl->counts[i].key, key) == 0)
-            return &pl->counts[i];
-    if (!create)
-        return NULL;
-    if (pl->n == pl->cap) {
-        size_t cap = pl->cap > 0 ? pl->cap * 2 : 16;
-        struct pool_count *grown = realloc(pl->counts, cap * sizeof(*grown));
-        if (grown == NULL)
-            return NULL;
-        pl->counts = grown;
-        pl->cap = cap;
-    }
-    struct pool_count *c = &pl->counts[pl->n++];
-    memset(c, 0, sizeof(*c));
-    snprintf(c->key, sizeof(c->key), "%s", key);
-    return c;
+    return count_table_find(&pl->counts, key, create);
 }
 
 /* Removes a count nothing refers to any more (the last one takes its place). */
@@ -93,7 +80,7 @@ static void count_drop_if_unused(struct pool_limits *pl, struct pool_count *c)
 {
     if (c->servers > 0 || c->waiting > 0)
         return;
-    *c = pl->counts[--pl->n];
+    count_table_drop(&pl->counts, c);
 }
 
 void pool_user_key(char *out, const char *user, const char *host, int port)
@@ -264,9 +251,11 @@ int pool_limits_user_servers(struct pool_limits *pl, const char *user)
     len = n;
     int servers = 0;
     pthread_mutex_lock(&pl->lock);
-    for (size_t i = 0; i < pl->n; i++)
-        if (strncmp(pl->counts[i].key, prefix, len) == 0)
-            servers += pl->counts[i].servers;
+    for (size_t i = 0; i < pl->counts.n; i++) {
+        const struct pool_count *c = count_table_at(&pl->counts, i);
+        if (strncmp(c->key, prefix, len) == 0)
+            servers += c->servers;
+    }
     pthread_mutex_unlock(&pl->lock);
     return servers;
 }

@@ -17,23 +17,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/base/count_table.h"
+
 /* region, database and user; or host:port; or user and host:port */
 #define POOL_KEY_MAX 200
 
 struct pool_count {
-    char key[POOL_KEY_MAX];
-    int servers;         /* connections open or opening */
-    int waiting;         /* clients waiting for one */
-    int began;           /* clients that began waiting since the last report */
-    bool reported;       /* a report was made, at reported_ms */
-    int64_t reported_ms; /* (monotonic) */
+    char key[POOL_KEY_MAX]; /* first: count_table keys it */
+    int servers;            /* connections open or opening */
+    int waiting;            /* clients waiting for one */
+    int began;              /* clients that began waiting since the last report */
+    bool reported;          /* a report was made, at reported_ms */
+    int64_t reported_ms;    /* (monotonic) */
 };
 
 struct pool_limits {
     pthread_mutex_t lock;
-    struct pool_count *counts; /* pools and hosts, in one array */
-    size_t n, cap;
-    int waiting; /* clients waiting, all pools (read without the lock as a hint) */
+    struct count_table counts; /* of struct pool_count: pools, hosts and users on hosts */
+    int waiting;               /* clients waiting, all pools (read without the lock as a hint) */
 };
 
 int pool_limits_init(struct pool_limits *pl);

@@ -75,6 +75,10 @@ int job_cut_gate(struct dbmove_job *j)
     return close_gate(j);
 }
 
+/*
+ * A city's move: the gate holds only the sessions of the city's key
+ * (job_city_key) on the database.
+ */
 int job_cut_city_gate(struct dbmove_job *j)
 {
     cut_scope(j);
@@ -85,6 +89,10 @@ int job_cut_city_gate(struct dbmove_job *j)
 
 /* ---- the leaving side: no writer left but the held ---- */
 
+/*
+ * The leaving region's server refuses writes from here on (undone on
+ * failure: read_only_set says it was done).
+ */
 int job_cut_read_only(struct dbmove_job *j)
 {
     j->cut.read_only_set = true;
@@ -118,6 +126,10 @@ int job_cut_held_pids(struct dbmove_job *j)
     return JOB_FAIL;
 }
 
+/*
+ * A city's move: the list of held processes made but left empty (the
+ * workers are not asked), and the deadline the fleet's word needs.
+ */
 int job_cut_city_pids(struct dbmove_job *j)
 {
     gate_pids_init(&j->cut.pids, &j->cut.scope);

@@ -33,6 +33,11 @@
 
 #define SASL_MAX_MESSAGE 4096
 
+/*
+ * Ends a failed exchange: a wrong proof is 28P01 in PostgreSQL's words and
+ * counts against the login throttle; a channel-binding mismatch 28000;
+ * anything malformed 08P01.
+ */
 static void client_auth_fail(struct session *s, int rc)
 {
     char msg[256];
@@ -57,6 +62,10 @@ static void client_auth_fail(struct session *s, int rc)
     session_fail(s, &err);
 }
 
+/*
+ * Sends an Authentication message of code with its data; a message too
+ * long for the buffer closes the session. -1 when it could not be sent.
+ */
 static int client_auth_send(struct session *s, uint32_t code, const void *data, size_t len)
 {
     uint8_t buf[SASL_MAX_MESSAGE + 64];
@@ -92,6 +101,11 @@ static void client_auth_mock_verifier(struct session *s, struct scram_verifier *
 
 static void client_auth_offer(struct session *s);
 
+/*
+ * The verifier from secret (auth_file's or auth_query's, named by source
+ * for the log): none gives a made-up one, so that an unknown user fails at
+ * the proof; a secret that is not SCRAM ends the session (false).
+ */
 static bool client_auth_use_secret(struct session *s, const char *secret, const char *source)
 {
     if (secret == NULL) {
@@ -112,6 +126,10 @@ static bool client_auth_use_secret(struct session *s, const char *secret, const 
     return true;
 }
 
+/*
+ * auth_query's answer: its error ends the session with 08001 and the
+ * reason logged; a secret, or none, goes on to the offer.
+ */
 static void client_auth_lookup_done(void *arg, const char *secret, const char *error)
 {
     struct session *s = arg;
@@ -208,6 +226,10 @@ static int client_auth_done(struct session *s, uint32_t len, const char *how)
     return -1; /* the session moved on; stop reading here */
 }
 
+/*
+ * The client's SASLResponse: its proof checked, the server's signature
+ * sent, and the session on to its next phase.
+ */
 static int client_auth_final(struct session *s, const uint8_t *body, uint32_t len)
 {
     char out[SASL_MAX_MESSAGE];
@@ -234,6 +256,10 @@ static bool client_auth_cleartext(const struct session *s)
     return s->websocket && s->cfg->websocket_auth == WS_AUTH_CLEARTEXT;
 }
 
+/*
+ * A cleartext password (PasswordMessage, one NUL-terminated string):
+ * checked against the verifier as a SCRAM proof would be.
+ */
 static int client_auth_password(struct session *s, const uint8_t *body, uint32_t len)
 {
     if (len == 0 || body[len - 1] != '\0' || memchr(body, '\0', len - 1) != NULL) {
@@ -250,11 +276,19 @@ static int client_auth_password(struct session *s, const uint8_t *body, uint32_t
     return client_auth_done(s, len, "password over WebSocket");
 }
 
+/*
+ * Anything but a SASL message, or one of a bad length, while pgnear
+ * authenticates: 08P01, as PostgreSQL says it.
+ */
 static void client_auth_expected_sasl(struct session *s)
 {
     session_fail_msg(s, "08P01", "expected SASL response");
 }
 
+/*
+ * One client message during authentication: only 'p' (a SASL message, or a
+ * password under websocket_auth = cleartext).
+ */
 static int client_auth_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     if (type != 'p') {
@@ -268,6 +302,7 @@ static int client_auth_message(struct session *s, char type, const uint8_t *body
     return rc < 0 ? MSG_STOP : MSG_CONSUMED;
 }
 
+/* The client's reader while it authenticates: messages of at most SASL_MAX_MESSAGE bytes. */
 static void client_auth_on_read(struct session *s)
 {
     static const struct msg_reader reader = {

@@ -21,6 +21,7 @@ static void hba_auth_host(const struct session *s, char *host, size_t cap)
         snprintf(host, cap, "[local]");
 }
 
+/* Whether the client is on TLS, a wss connection's included: hostssl's test. */
 static bool hba_auth_tls(const struct session *s)
 {
     return s->client_tls || s->websocket_tls;
@@ -83,6 +84,12 @@ static bool hba_auth_certificate(struct session *s, enum hba_clientcert want, bo
     return false;
 }
 
+/*
+ * auth_hba_file's first line for this connection: none or reject refuses
+ * it; a client certificate checked where the line asks; then who
+ * authenticates: pgnear's SCRAM for scram-sha-256, else the server,
+ * relayed (trust, cert).
+ */
 static bool hba_auth_by_file(struct session *s)
 {
     const struct startup_packet *sp = &s->login->startup;

@@ -22,12 +22,14 @@ struct linger_sock {
     int64_t deadline_ms; /* monotonic_ms past which it closes whatever comes */
 };
 
+/* No socket lingering yet; base runs their events. */
 void linger_init(struct linger_set *l, struct event_base *base)
 {
     l->base = base;
     list_init(&l->socks);
 }
 
+/* Closes a lingering socket and forgets it. */
 static void linger_end(struct linger_sock *k)
 {
     list_remove(&k->set->socks, &k->node);
@@ -64,6 +66,7 @@ static int linger_arm(struct linger_sock *k)
     return event_add(k->ev, &tv);
 }
 
+/* Input or the deadline: the socket closes once the client is done or time is up, else waits on. */
 static void linger_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct linger_sock *k = arg;

@@ -63,6 +63,10 @@ struct former_primary_late {
     bool moved;
 };
 
+/*
+ * The move's end on the worker's next turn: the session, if still there,
+ * read again or ended (former_primary_after_move).
+ */
 static void former_primary_late_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct former_primary_late *late = arg;
@@ -73,6 +77,11 @@ static void former_primary_late_cb(evutil_socket_t fd, short what, void *arg)
     free(late);
 }
 
+/*
+ * A move that former_primary_move started has ended: its end is handled on
+ * the next turn, out of move_end's stack; out of memory the session stays
+ * unread until it ends.
+ */
 static void former_primary_moved(const struct move_result *r, void *arg)
 {
     struct worker *w = arg;
@@ -147,6 +156,7 @@ bool former_primary_check(struct session *s)
     return former_primary_move(s);
 }
 
+/* former_primary_sweep's step: an active session whose server is now fenced is checked. */
 static bool former_primary_one(struct session *s, void *arg)
 {
     (void)arg;

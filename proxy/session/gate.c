@@ -232,6 +232,7 @@ uint8_t gate_reasons_for(const struct session *s, const struct region *r)
     return reasons;
 }
 
+/* gate_each's step of a close: s is to be held at its next safe point for the scope's reason. */
 static bool hold_one(struct session *s, void *arg)
 {
     const struct gate_scope *scope = arg;
@@ -239,6 +240,7 @@ static bool hold_one(struct session *s, void *arg)
     return true;
 }
 
+/* On each worker (worker_call_all): marks the worker's sessions in scope to be held. */
 static int hold_on_worker(struct worker *w, void *arg)
 {
     struct gate_close *g = arg;
@@ -246,6 +248,10 @@ static int hold_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/*
+ * gate_each's step of an open: s no longer held for the scope's reason
+ * (another reason may still hold it).
+ */
 static bool release_one(struct session *s, void *arg)
 {
     const struct gate_scope *scope = arg;
@@ -253,6 +259,7 @@ static bool release_one(struct session *s, void *arg)
     return true;
 }
 
+/* On each worker: lets the worker's sessions in scope go for the scope's reason. */
 static int release_on_worker(struct worker *w, void *arg)
 {
     gate_each(w, arg, release_one, arg);
@@ -272,6 +279,10 @@ struct late_walk {
     struct worker_late *late;
 };
 
+/*
+ * gate_each's step of a poll: counts s in its worker's slot when it is
+ * late (is_late), naming the first GATE_NAME_LATE.
+ */
 static bool count_late_one(struct session *s, void *arg)
 {
     struct late_walk *walk = arg;
@@ -288,6 +299,10 @@ static bool count_late_one(struct session *s, void *arg)
     return true;
 }
 
+/*
+ * On each worker: counts its late sessions afresh in its own slot of
+ * g->late, which no other worker writes.
+ */
 static int count_late_on_worker(struct worker *w, void *arg)
 {
     struct gate_close *g = arg;
@@ -297,6 +312,10 @@ static int count_late_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/*
+ * gate_each's step of a forced close: a late session is ended with 57P01,
+ * as an administrator's termination, saying which step it kept waiting.
+ */
 static bool force_one(struct session *s, void *arg)
 {
     struct late_walk *walk = arg;
@@ -350,6 +369,7 @@ bool gate_pids_add(struct gate_pids *p, long pid)
     return fits;
 }
 
+/* gate_each's step of gate_collect_pids: the server process of s, when it has a connection. */
 static bool pid_one(struct session *s, void *arg)
 {
     if (s->server_conn != NULL)
@@ -357,6 +377,7 @@ static bool pid_one(struct session *s, void *arg)
     return true;
 }
 
+/* On each worker: adds its sessions' server processes to the shared list (under its lock). */
 static int pids_on_worker(struct worker *w, void *arg)
 {
     struct gate_pids *p = arg;
@@ -364,6 +385,7 @@ static int pids_on_worker(struct worker *w, void *arg)
     return 0;
 }
 
+/* On the home worker once every worker has added its pids: the caller is told. */
 static void pids_collected(struct worker *from, const struct worker_reply *r)
 {
     struct gate_pids *p = r->arg;
@@ -386,6 +408,7 @@ struct open_call {
     void *arg;
 };
 
+/* On the home worker once every worker let its sessions go: the caller is told, the call freed. */
 static void opened(struct worker *from, const struct worker_reply *r)
 {
     struct open_call *call = r->arg;
@@ -412,6 +435,7 @@ int gate_open(struct worker *home, const struct gate_scope *scope, void (*done)(
     return 0;
 }
 
+/* Frees a close and what it holds (timer, configuration reference, late slots); told no one. */
 static void gate_free(struct gate_close *g)
 {
     if (g->timer != NULL)
@@ -456,6 +480,10 @@ static void gate_finish(struct gate_close *g, uint64_t late, enum gate_end end)
 
 static void gate_poll(struct gate_close *g);
 
+/*
+ * On the home worker after the late sessions were ended: their number
+ * added, then a poll for the sessions still to hold.
+ */
 static void forced(struct worker *from, const struct worker_reply *r)
 {
     struct gate_close *g = r->arg;
@@ -464,6 +492,10 @@ static void forced(struct worker *from, const struct worker_reply *r)
     gate_poll(g); /* the ended sessions have left their lists */
 }
 
+/*
+ * How the close ends now: opened by someone else, canceled, all held, or
+ * late past the deadline; -1 while it waits on.
+ */
 static enum gate_end gate_verdict(struct gate_close *g, uint64_t late, int64_t now)
 {
     if (opened_meanwhile(g))
@@ -475,6 +507,11 @@ static enum gate_end gate_verdict(struct gate_close *g, uint64_t late, int64_t n
     return now >= g->deadline_ms ? GATE_LATE : (enum gate_end) - 1;
 }
 
+/*
+ * On the home worker once every worker counted its late sessions: the
+ * close ends, forces the late ones once (force), or polls again in
+ * GATE_POLL_MS.
+ */
 static void counted(struct worker *from, const struct worker_reply *r)
 {
     struct gate_close *g = r->arg;
@@ -496,12 +533,14 @@ static void counted(struct worker *from, const struct worker_reply *r)
     evtimer_add(g->timer, &tv);
 }
 
+/* Asks every worker to count its late sessions; counted goes on from there. */
 static void gate_poll(struct gate_close *g)
 {
     if (worker_call_all(g->home, count_late_on_worker, g, counted, NULL) != 0)
         gate_finish(g, 0, GATE_FAILED);
 }
 
+/* The poll timer. */
 static void gate_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -509,6 +548,7 @@ static void gate_timer_cb(evutil_socket_t fd, short what, void *arg)
     gate_poll(arg);
 }
 
+/* On the home worker once every worker marked its sessions to be held: the first poll. */
 static void marked(struct worker *from, const struct worker_reply *r)
 {
     (void)from;

@@ -95,15 +95,18 @@ struct gate_pids {
     void *arg;
 };
 
+/* An empty list for the sessions in scope. */
 void gate_pids_init(struct gate_pids *p, const struct gate_scope *scope);
+/* Frees the list's lock; the list itself is the caller's. */
 void gate_pids_destroy(struct gate_pids *p);
 /* Asks every worker; done(arg) on home's loop once all have answered.  -1: out of memory. */
 int gate_collect_pids(struct worker *home, struct gate_pids *p, void (*done)(void *arg), void *arg);
 /* Appends pid to the list (the caller's own connections); false when it does not fit. */
 bool gate_pids_add(struct gate_pids *p, long pid);
 
-/* Whether session s is in scope. */
 struct session;
+/* Whether session s is in scope: its region, not the excluded one, the one client, city, database.
+ */
 bool gate_in_scope(const struct gate_scope *scope, const struct session *s);
 
 /* What gate_each does with a session; false stops the walk. */

@@ -2,7 +2,9 @@
  * test_pool_limits.c
  *    Unit tests for proxy/base/pool_limits.c, the counts behind pool_size,
  *    max_db_connections and max_user_connections, proxy/base/client_limits.c
- *    (max_user_client_connections, max_db_client_connections) (cmocka, TAP), and for the merged
+ *    (max_user_client_connections, max_db_client_connections) (cmocka, TAP),
+ *    the keyed table under both (proxy/base/count_table.c: keys cut as
+ *    stored, a drop that moves the last entry, growth), and for the merged
  * ParameterStatus a kept connection's next client is told (protocol/param_set.c).
  */
 #include <stdarg.h>
@@ -53,7 +55,7 @@ static void test_pool_size_unlimited(void **state)
     assert_int_equal(pool_limits_reserve(&pl, pool, host, 0, 3000), POOL_HOST_FULL);
     for (int i = 0; i < 3000; i++)
         pool_limits_release(&pl, pool, host);
-    assert_int_equal(pl.n, 0);
+    assert_int_equal(pl.counts.n, 0);
     pool_limits_free(&pl);
 }
 
@@ -125,7 +127,7 @@ static void test_waiters_and_cleanup(void **state)
     pool_limits_wait(&pl, pool, -1);
     assert_false(pool_limits_has_waiters(&pl, pool));
     /* nothing open, nobody waiting: the table holds nothing */
-    assert_int_equal(pl.n, 0);
+    assert_int_equal(pl.counts.n, 0);
     assert_int_equal(pl.waiting, 0);
     /* a release with nothing counted, or a wait ended twice, changes nothing */
     assert_false(pool_limits_release(&pl, pool, host));
@@ -149,14 +151,14 @@ static void test_many_pools(void **state)
         assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_RESERVED);
         assert_int_equal(pool_limits_reserve(&pl, pool, host, 1, 0), POOL_FULL);
     }
-    assert_int_equal(pl.n, 1001); /* the pools, each one's user on the host, the host */
+    assert_int_equal(pl.counts.n, 1001); /* the pools, each one's user on the host, the host */
     for (int i = 0; i < 500; i++) {
         char user[16];
         snprintf(user, sizeof(user), "u%d", i);
         pool_key(pool, "r", "d", user);
         pool_limits_release(&pl, pool, host);
     }
-    assert_int_equal(pl.n, 0);
+    assert_int_equal(pl.counts.n, 0);
     pool_limits_free(&pl);
 }
 
@@ -194,7 +196,7 @@ static void test_threads(void **state)
     pthread_join(tb, NULL);
     /* each held at most one at a time, so the limit of 3 never refused anyone */
     assert_int_equal(a.reserved + b.reserved, 40000);
-    assert_int_equal(pl.n, 0);
+    assert_int_equal(pl.counts.n, 0);
     pool_limits_free(&pl);
 }
 
@@ -303,11 +305,94 @@ static void test_max_user_connections(void **state)
     pool_limits_release(&pl, a, host2);
     pool_limits_release(&pl, other, host);
     assert_int_equal(pool_limits_user_servers(&pl, "app"), 0);
-    assert_int_equal(pl.n, 0); /* nothing left counted */
+    assert_int_equal(pl.counts.n, 0); /* nothing left counted */
     pool_limits_free(&pl);
 }
 
 /* Client sessions per user and database: refused past a limit, counted down as they leave. */
+struct counted {
+    char key[8];
+    int n;
+};
+
+/* The table under both limit modules: found, made zeroed, keys cut as kept, dropped, grown. */
+static void test_count_table(void **state)
+{
+    (void)state;
+    struct count_table t;
+    count_table_init(&t, sizeof(struct counted), 8);
+    assert_null(count_table_find(&t, "a", false));
+    struct counted *a = count_table_find(&t, "a", true);
+    assert_non_null(a);
+    assert_string_equal(a->key, "a");
+    assert_int_equal(a->n, 0);
+    a->n = 5;
+    assert_ptr_equal(count_table_find(&t, "a", true), a);
+    /* a key longer than 7 bytes is kept cut, and found by any spelling that cuts alike */
+    struct counted *l = count_table_find(&t, "abcdefghij", true);
+    assert_string_equal(l->key, "abcdefg");
+    assert_ptr_equal(count_table_find(&t, "abcdefgXYZ", false), l);
+    assert_ptr_equal(count_table_find(&t, "abcdefg", false), l);
+    assert_null(count_table_find(&t, "abcdef", false));
+    struct counted *b = count_table_find(&t, "b", true);
+    b->n = 7;
+    assert_int_equal(t.n, 3);
+    /* a drop moves the last entry into the hole */
+    count_table_drop(&t, count_table_find(&t, "a", false));
+    assert_int_equal(t.n, 2);
+    struct counted *moved = count_table_find(&t, "b", false);
+    assert_ptr_equal(moved, count_table_at(&t, 0));
+    assert_int_equal(moved->n, 7);
+    count_table_drop(&t, count_table_find(&t, "b", false));
+    count_table_drop(&t, count_table_find(&t, "abcdefg", false));
+    assert_int_equal(t.n, 0);
+    /* many: the table grows and keeps every count */
+    char key[8];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        struct counted *c = count_table_find(&t, key, true);
+        assert_non_null(c);
+        c->n = i;
+    }
+    assert_int_equal(t.n, 100);
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        assert_int_equal(((struct counted *)count_table_find(&t, key, false))->n, i);
+    }
+    count_table_free(&t);
+    assert_int_equal(t.n, 0);
+    assert_null(t.items);
+}
+
+/*
+ * A session whose user and database are both new, when counting the
+ * database grows the table: the user's count it just made is counted
+ * still (main's one table moved it away under the pointer it kept: a
+ * use after free that ASan reports, a lost count without it).
+ */
+static void test_client_limits_growth(void **state)
+{
+    (void)state;
+    struct client_limits cl;
+    char user[16];
+    int now = -1;
+    assert_int_equal(client_limits_init(&cl), 0);
+    for (int i = 0; i < 14; i++) { /* 15 counts: the next user fills 16, its database grows */
+        snprintf(user, sizeof(user), "u%d", i);
+        assert_int_equal(client_limits_enter(&cl, user, "d", 0, 0, &now), CLIENT_ADMITTED);
+    }
+    for (int i = 14; i < 40; i++) {
+        char database[16];
+        snprintf(user, sizeof(user), "u%d", i);
+        snprintf(database, sizeof(database), "d%d", i);
+        assert_int_equal(client_limits_enter(&cl, user, database, 1, 1, &now), CLIENT_ADMITTED);
+        assert_int_equal(client_limits_of(&cl, true, user), 1);
+        assert_int_equal(client_limits_of(&cl, false, database), 1);
+        assert_int_equal(client_limits_enter(&cl, user, "d", 1, 0, &now), CLIENT_USER_FULL);
+    }
+    client_limits_free(&cl);
+}
+
 static void test_client_limits(void **state)
 {
     (void)state;
@@ -325,10 +410,18 @@ static void test_client_limits(void **state)
     assert_int_equal(client_limits_of(&cl, false, "movr"), 2);
     assert_int_equal(client_limits_of(&cl, true, "movr"),
                      0); /* a user's count is not a database's */
+    /* the copy: the users', then the databases', as far as room allows */
+    struct client_count copy[4];
+    assert_int_equal(client_limits_copy(&cl, copy, 4), 4);
+    assert_true(copy[0].is_user && copy[1].is_user && !copy[2].is_user && !copy[3].is_user);
+    assert_int_equal(copy[0].clients + copy[1].clients, 3);
+    assert_int_equal(client_limits_copy(&cl, copy, 3), 3);
+    assert_false(copy[2].is_user);
     client_limits_leave(&cl, "app", "movr");
     client_limits_leave(&cl, "app", "other");
     client_limits_leave(&cl, "bob", "movr");
-    assert_int_equal(cl.n, 0);
+    assert_int_equal(cl.users.n + cl.databases.n, 0);
+    assert_int_equal(client_limits_copy(&cl, copy, 4), 0);
     /* Names longer than kept are counted by what is kept. */
     char longname[300];
     memset(longname, 'x', sizeof(longname) - 1);
@@ -336,7 +429,7 @@ static void test_client_limits(void **state)
     assert_int_equal(client_limits_enter(&cl, longname, "movr", 1, 0, &now), CLIENT_ADMITTED);
     assert_int_equal(client_limits_enter(&cl, longname, "movr", 1, 0, &now), CLIENT_USER_FULL);
     client_limits_leave(&cl, longname, "movr");
-    assert_int_equal(cl.n, 0);
+    assert_int_equal(cl.users.n + cl.databases.n, 0);
     client_limits_free(&cl);
 }
 
@@ -349,7 +442,9 @@ int main(void)
         cmocka_unit_test(test_wait_reports),
         cmocka_unit_test(test_max_db_connections),
         cmocka_unit_test(test_max_user_connections),
+        cmocka_unit_test(test_count_table),
         cmocka_unit_test(test_client_limits),
+        cmocka_unit_test(test_client_limits_growth),
         cmocka_unit_test(test_waiters_and_cleanup),
         cmocka_unit_test(test_many_pools),
         cmocka_unit_test(test_threads),
