@@ -68,6 +68,18 @@ static const char state_query_own_limits[] =
     "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
                                                                                 ", " STATE_LIMITS);
 
+/*
+ * The same for a client of transaction pooling whose settings follow it
+ * (txn_settings.h): the limits only as the session set them, so that a
+ * client that set none carries none.
+ */
+static const char state_query_session_limits[] =
+    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+    "SELECT 'w' AS k, name AS n, pg_catalog.current_setting(name) AS v, NULL::text AS t "
+    "FROM pg_catalog.pg_settings WHERE source = 'session' AND name IN (" STATE_LIMITS "); "
+    "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
+                                                                                ", " STATE_LIMITS);
+
 /* What a replay begins with: its own transaction's limits, as above. */
 static const char own_isolation_sql[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
 static const char own_limits_sql[] =
@@ -88,6 +100,11 @@ const char *session_state_query(void)
 const char *session_state_query_own_limits(void)
 {
     return state_query_own_limits;
+}
+
+const char *session_state_query_session_limits(void)
+{
+    return state_query_session_limits;
 }
 
 int session_state_init(struct session_state *st)

@@ -96,6 +96,13 @@ const char *session_state_query(void);
 const char *session_state_query_own_limits(void);
 
 /*
+ * The same, with 'w' rows only for the limits the session set itself
+ * (pg_settings' source 'session'): a transaction-pooling client's
+ * settings (txn_settings.h), which carry nothing the client did not set.
+ */
+const char *session_state_query_session_limits(void);
+
+/*
  * A replay's own transaction as above (read committed, no statement or
  * lock timeout), first in it: before any setting it carries.
  */

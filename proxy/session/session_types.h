@@ -164,7 +164,8 @@ struct session {
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    bool txn_client_gone;     /* its client's stream ended: a Terminate put after its messages */
+    struct txn_settings *txn_set; /* its settings, following it (txn_settings.h); NULL: not */
+    bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
     /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
     const struct registry_host *txn_read_at;
     int64_t txn_read_until_ms;

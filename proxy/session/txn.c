@@ -40,6 +40,7 @@
 #include "proxy/session/txn_fetch.h"
 #include "proxy/session/txn_notify.h"
 #include "proxy/session/txn_prep.h"
+#include "proxy/session/txn_settings.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -54,6 +55,7 @@ static void txn_attached(struct session *s);
 static bool txn_between(const struct session *s);
 static void txn_attached_go(struct session *s);
 static void txn_fetch_again(struct session *s);
+static void txn_settings_read_end(struct session *s);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
@@ -118,6 +120,10 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     if (own_slots && s->near != NULL)
         s->txn = &txn_hooks_carried;
+    /* The client's settings follow it where the pool resets what it gives back (txn_settings.h). */
+    if (mode == POOL_TRANSACTION && s->near == NULL && s->pinned == NULL &&
+        s->cfg->server_reset_query[0] != '\0' && txn_settings_start(s) != 0)
+        s->pinned = "out of memory";
 }
 
 /* The transaction's connection takes the session's waiting messages on. */
@@ -134,6 +140,8 @@ static void txn_attached_go(struct session *s)
 static void txn_attached(struct session *s)
 {
     latency_session_attached(s);
+    if (txn_settings_apply(s, txn_attached_go)) /* the client's settings there first */
+        return;
     if (!near_on_attach(s)) /* nearest carries its state there first */
         txn_attached_go(s);
 }
@@ -154,8 +162,8 @@ void txn_pin(struct session *s, const char *why)
  * own connections, what it sets does not pin: *changes (when not NULL)
  * says it may change.
  */
-static const char *txn_message_pins(const struct session *s, char type, const uint8_t *body,
-                                    size_t blen, bool *changes)
+static const char *txn_message_pins(struct session *s, char type, const uint8_t *body, size_t blen,
+                                    bool *changes)
 {
     const char *text = (const char *)body;
     const uint8_t *sql = body;
@@ -169,9 +177,11 @@ static const char *txn_message_pins(const struct session *s, char type, const ui
     }
     size_t len = strnlen((const char *)sql, blen - (size_t)(sql - body));
     bool changed = false;
-    if (s->txn != &txn_hooks_carried)
+    if (s->txn != &txn_hooks_carried && !txn_settings_on(s))
         return txn_pin_scan(sql, len);
     const char *why = txn_pin_scan_carried(sql, len, &changed);
+    if (changed && why == NULL)
+        txn_settings_touched(s); /* read back before the connection goes (txn_settings.h) */
     if (changes != NULL && changed)
         *changes = true;
     return why;
@@ -444,6 +454,8 @@ static int txn_client_pump(struct session *s)
 {
     if (s->server_conn == NULL)
         return txn_need_server(s);
+    if (txn_settings_busy(s))
+        return 0; /* its settings are read or replayed: its messages wait */
     /* A host fenced as a former primary gets no request more (former_primary.h). */
     if (__builtin_expect(host_is_fenced(s->server_conn->host), 0) &&
         !s->w->shared->flow->server_fenced(s))
@@ -491,6 +503,10 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
         txn_notify_encoding(s, value);
     if (near_carries(s))
         return; /* nearest's connections are its own: carried, not pinned */
+    if (txn_settings_on(s)) {
+        txn_settings_touched(s); /* follows the client: read back, not pinned */
+        return;
+    }
     const char *was = param_set_get(&sc->reported, name);
     if (was == NULL || strcmp(was, value) != 0) {
         if (s->txn_params_moved < UINT8_MAX)
@@ -550,8 +566,8 @@ static void txn_let_go(struct session *s)
     s->client.on_write = NULL;
     s->transactions++;
     if (near_on_let_go(s, sc))
-        return; /* parked: nearest's own under session pooling */
-    sc->txn_return = true;
+        return;                               /* parked: nearest's own under session pooling */
+    sc->txn_return = !txn_settings_let_go(s); /* reset when its settings are there */
     stat_inc(&s->w->stats.txn_returns);
     s->w->shared->flow->server_release(sc); /* detaches it: s->server_conn is NULL */
 }
@@ -591,6 +607,8 @@ static bool txn_server_idle(struct session *s)
     if (s->near != NULL && s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return false;
     bool stays = !txn_may_release(s);
+    if (!stays && s->pinned == NULL && txn_settings_read(s, txn_settings_read_end))
+        return !s->closed; /* its settings are read back first */
     if (stays && !s->closed)
         notify_hub_idle(s); /* a pinned session's notifications, when it waits for nothing */
     else if (!stays && s->txn_params_moved > 0)
@@ -604,6 +622,13 @@ static bool txn_server_idle(struct session *s)
     return !s->closed;
 }
 
+/* The settings read back (txn_settings.h): the connection goes, or stays pinned. */
+static void txn_settings_read_end(struct session *s)
+{
+    if (txn_server_idle(s) && s->server_conn != NULL && !s->closed)
+        txn_client_pump(s);
+}
+
 static void txn_resume_cb(struct session *s)
 {
     endpoint_resume_read(&s->client);
@@ -614,13 +639,14 @@ static void txn_resume_cb(struct session *s)
 static void txn_closing(struct session *s)
 {
     /* A session that left nothing behind leaves its connection as it is (no reset)... */
-    bool as_is = txn_may_release(s);
+    bool as_is = txn_may_release(s) && !txn_settings_on_conn(s);
     txn_next_stop(s, s->closing_why != NULL ? s->closing_why : "its session ended");
     txn_notify_sender_end(s);
     /* ... unless its connections were nearest's own (session pooling resets them). */
     if (!near_on_close(s) && as_is)
         s->server_conn->txn_return = true;
     txn_prep_end(s);
+    txn_settings_end(s);
     notify_hub_session_end(s);
     notify_watch_end(s);
 }

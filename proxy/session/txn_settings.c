@@ -1,0 +1,294 @@
+/*
+ * txn_settings.c — a transaction-pooling client's settings, read back
+ * where they changed and replayed where it runs next (txn_settings.h).
+ */
+#include "proxy/session/txn_settings.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "protocol/framing.h"
+#include "protocol/pg_error.h"
+#include "protocol/pkt.h"
+#include "protocol/pkt_add.h"
+#include "protocol/prepared.h"
+#include "protocol/session_state.h"
+#include "proxy/base/log.h"
+#include "proxy/session/msg_loop.h"
+#include "proxy/session/relay.h"
+#include "proxy/session/server_conn.h"
+#include "proxy/session/session.h"
+#include "proxy/session/txn.h"
+
+enum txn_settings_phase {
+    TXN_SETTINGS_IDLE,
+    TXN_SETTINGS_READING,  /* the state query runs on the attached connection */
+    TXN_SETTINGS_APPLYING, /* the replay runs there, before the client's first message */
+};
+
+struct txn_settings {
+    struct session_state rec; /* the replay of what the client set (when have) */
+    bool have;
+    bool dirty;   /* the attached connection's settings may differ from rec */
+    bool on_conn; /* the attached connection may hold settings of the client's */
+    enum txn_settings_phase phase;
+    struct session_state read; /* the read under way */
+    unsigned reads;            /* state queries sent for this read */
+    bool canceled;             /* the last one was canceled (57014): asked again */
+    bool failed;
+    struct pg_error error; /* the replay's refusal, told to the client */
+    txn_settings_done done;
+};
+
+/* As near_sync's: a tight statement_timeout may cancel the query's first statements. */
+#define TXN_SETTINGS_READS 5
+
+static struct txn_settings *ts_of(const struct session *s)
+{
+    return s->txn_set;
+}
+
+int txn_settings_start(struct session *s)
+{
+    s->txn_set = calloc(1, sizeof(*s->txn_set));
+    return s->txn_set != NULL ? 0 : -1;
+}
+
+void txn_settings_end(struct session *s)
+{
+    struct txn_settings *t = ts_of(s);
+    if (t == NULL)
+        return;
+    if (t->have)
+        session_state_free(&t->rec);
+    if (t->phase == TXN_SETTINGS_READING)
+        session_state_free(&t->read);
+    free(t);
+    s->txn_set = NULL;
+}
+
+bool txn_settings_on(const struct session *s)
+{
+    return ts_of(s) != NULL;
+}
+
+void txn_settings_touched(struct session *s)
+{
+    struct txn_settings *t = ts_of(s);
+    if (t != NULL && t->phase == TXN_SETTINGS_IDLE)
+        t->dirty = t->on_conn = true;
+}
+
+unsigned txn_settings_count(const struct session *s)
+{
+    const struct txn_settings *t = ts_of(s);
+    return t != NULL && t->have ? t->rec.settings + t->rec.nlimits : 0;
+}
+
+bool txn_settings_busy(const struct session *s)
+{
+    const struct txn_settings *t = ts_of(s);
+    return t != NULL && t->phase != TXN_SETTINGS_IDLE;
+}
+
+bool txn_settings_on_conn(const struct session *s)
+{
+    const struct txn_settings *t = ts_of(s);
+    return t != NULL && (t->on_conn || t->phase != TXN_SETTINGS_IDLE);
+}
+
+bool txn_settings_let_go(struct session *s)
+{
+    bool reset = txn_settings_on_conn(s);
+    if (reset)
+        s->txn_set->on_conn = false;
+    return reset;
+}
+
+/* The transaction-pooling reader takes the attached connection's answers again. */
+static void ts_reader_back(struct session *s)
+{
+    endpoint_set_reader(&s->server_conn->ep, relay_server_reader(s)->read);
+}
+
+static void ts_bad_length(struct session *s)
+{
+    session_close(s, "its server sent a message of invalid length");
+}
+
+/* The state query, on the attached connection; false: the session ended. */
+static bool ts_ask(struct session *s)
+{
+    struct txn_settings *t = ts_of(s);
+    struct server_conn *sc = s->server_conn;
+    t->reads++;
+    t->canceled = false;
+    if (session_state_init(&t->read) != SESSION_STATE_OK ||
+        pkt_add_query(sc->ep.out, session_state_query_session_limits()) != 0) {
+        session_close(s, "out of memory");
+        return false;
+    }
+    t->read.skip_protocol_statements = true;
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep); /* the Query drops its unnamed statement */
+    return endpoint_flush(s, &sc->ep) == 0;
+}
+
+/* Why what the read found keeps the client on this connection (static text), or NULL. */
+static const char *ts_read_pins(const struct session *s, const struct session_state *st)
+{
+    const char *why = session_state_unmovable(st, s->user);
+    if (why != NULL)
+        return why;
+    if (st->role_set)
+        return "SET ROLE";
+    if (st->channels > 0)
+        return "LISTEN";
+    if (st->statements > 0)
+        return "a SQL PREPARE";
+    return NULL;
+}
+
+/* The read ended (status: its ReadyForQuery's): the record is new, or the client pinned. */
+static void ts_read_end(struct session *s, char status)
+{
+    struct txn_settings *t = ts_of(s);
+    const char *why = t->failed || status != 'I' ? "its settings could not be read back" : NULL;
+    if (why == NULL)
+        why = ts_read_pins(s, &t->read);
+    if (why == NULL && session_state_finish(&t->read) != SESSION_STATE_OK)
+        why = "out of memory";
+    t->phase = TXN_SETTINGS_IDLE;
+    t->dirty = false;
+    if (why != NULL) {
+        session_state_free(&t->read);
+        txn_pin(s, why);
+    } else {
+        if (t->have)
+            session_state_free(&t->rec);
+        t->have = t->read.settings + t->read.nlimits > 0;
+        if (t->have)
+            t->rec = t->read;
+        else
+            session_state_free(&t->read);
+        log_debug(s->id, "its settings follow it: %u", txn_settings_count(s));
+    }
+    memset(&t->read, 0, sizeof(t->read));
+    ts_reader_back(s);
+    t->done(s);
+}
+
+/* Whether an ErrorResponse (body: len bytes) says its statement was canceled. */
+static bool ts_canceled(const uint8_t *body, uint32_t len)
+{
+    const char *code = pkt_report_field(body, len, 'C');
+    return code != NULL && strcmp(code, "57014") == 0;
+}
+
+/* One message of the answer to the state query. */
+static int ts_read_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct txn_settings *t = ts_of(s);
+    if (type == 'D' && !t->failed && session_state_row(&t->read, body, len) != SESSION_STATE_OK)
+        t->failed = true;
+    if (type == 'E' && ts_canceled(body, len) && t->reads < TXN_SETTINGS_READS && !t->failed)
+        t->canceled = true; /* before its own limits were lifted: asked again */
+    else if (type == 'E')
+        t->failed = true;
+    if (type != 'Z')
+        return MSG_CONSUMED;
+    char status = len >= 1 ? (char)body[0] : '?';
+    frame_consume(s->server_conn->ep.in, len);
+    if (t->canceled && status == 'I') {
+        session_state_free(&t->read);
+        log_debug(s->id, "reading its settings was canceled by its statement_timeout: again");
+        ts_ask(s);
+        return MSG_STOP;
+    }
+    ts_read_end(s, status);
+    return MSG_STOP;
+}
+
+/* One message of the replay's answers: swallowed, the client heard them as it set them. */
+static int ts_apply_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct txn_settings *t = ts_of(s);
+    if (type == 'E' && !t->failed) {
+        pg_error_from_report(&t->error, body, len);
+        t->failed = true;
+    }
+    if (type != 'Z')
+        return MSG_CONSUMED;
+    frame_consume(s->server_conn->ep.in, len);
+    t->phase = TXN_SETTINGS_IDLE;
+    if (t->failed) {
+        log_info(s->id, "its settings could not be applied to its next server connection");
+        session_fail(s, &t->error); /* the server's words; nothing of the client's ran */
+        return MSG_STOP;
+    }
+    t->on_conn = true;
+    t->done(s);
+    return MSG_STOP;
+}
+
+/* Each as large as a state row may be. */
+#define TS_READER(name, handler)                                                                   \
+    MSG_SERVER_READER(static, name, handler, SESSION_STATE_MAX_BYTES, ts_bad_length)
+
+TS_READER(ts_read_reader, ts_read_message)
+TS_READER(ts_apply_reader, ts_apply_message)
+
+/* The attached connection's answers go to reader (paused reads resumed). */
+static void ts_take(struct session *s, void (*reader)(struct session *))
+{
+    endpoint_resume_read(&s->server_conn->ep);
+    endpoint_set_reader(&s->server_conn->ep, reader);
+}
+
+bool txn_settings_read(struct session *s, txn_settings_done done)
+{
+    struct txn_settings *t = ts_of(s);
+    if (t == NULL || !t->dirty || t->phase != TXN_SETTINGS_IDLE || s->server_conn == NULL)
+        return false;
+    t->phase = TXN_SETTINGS_READING;
+    t->reads = 0;
+    t->failed = false;
+    t->done = done;
+    ts_take(s, ts_read_reader);
+    ts_ask(s);
+    return true;
+}
+
+bool txn_settings_apply(struct session *s, txn_settings_done go)
+{
+    struct txn_settings *t = ts_of(s);
+    if (t == NULL)
+        return false;
+    if (t->phase == TXN_SETTINGS_READING) /* its connection ended under the read */
+        session_state_free(&t->read);
+    t->phase = TXN_SETTINGS_IDLE;
+    t->dirty = false;
+    t->on_conn = false;
+    if (!t->have)
+        return false;
+    struct server_conn *sc = s->server_conn;
+    size_t n = evbuffer_get_length(t->rec.replay);
+    const uint8_t *replay = evbuffer_pullup(t->rec.replay, -1);
+    if (replay == NULL || evbuffer_add(sc->ep.out, replay, n) != 0) {
+        session_close(s, "out of memory");
+        return true;
+    }
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep); /* the replay's Parse takes the unnamed statement */
+    t->phase = TXN_SETTINGS_APPLYING;
+    t->failed = false;
+    t->done = go;
+    log_debug(s->id, "its %u settings go to its server connection %llu", txn_settings_count(s),
+              (unsigned long long)sc->id);
+    ts_take(s, ts_apply_reader);
+    endpoint_flush(s, &sc->ep);
+    return true;
+}
