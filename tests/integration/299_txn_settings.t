@@ -64,10 +64,23 @@ sub stat_value {
 }
 sub pinned_clients { scalar grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } $_[0]->admin_rows('SHOW CLIENTS') }
 
+# Two clients on one worker: pool_size = 1 there, so one server connection serves both.
+sub same_connection {
+    my ($p) = @_;
+    my $a = login_at($p->port);
+    my $pa = one($a, 'SELECT pg_backend_pid()');
+    for (1 .. 20) {
+        my $b = login_at($p->port);
+        return ($a, $b) if one($b, 'SELECT pg_backend_pid()') eq $pa;
+        $b->terminate;
+    }
+    die "no second client on the first one's worker\n";
+}
+
 # The same steps through pgnear (two clients) and directly (two connections): the answers alike.
 sub tenants {
     my ($p, $label) = @_;
-    my ($a, $b) = (scalar login_at($p->port), scalar login_at($p->port));
+    my ($a, $b) = same_connection($p);
     my ($da, $db) = (scalar login_at($us->port), scalar login_at($us->port));
     for ([$a, $da, 'tenant_a'], [$b, $db, 'tenant_b']) {
         my ($w, $d, $schema) = @$_;
@@ -96,7 +109,7 @@ sub tenants {
     tenants($p, 'plain');
     is stat_value($p, 'txn_pins') // 0, 0, 'plain: the pins counter stays 0';
 
-    my ($a, $b) = (scalar login_at($p->port), scalar login_at($p->port));
+    my ($a, $b) = same_connection($p);
     $a->query(q{SET TIME ZONE 'Asia/Kolkata'});
     $b->query(q{SET TIME ZONE 'America/Los_Angeles'});
     for (1 .. 3) {
@@ -207,7 +220,7 @@ for i in range(4):
                         autocommit=True)
     c.execute("SET TIME ZONE 'UTC'")
     c.execute("SELECT set_config('search_path', %s, false)", ['tenant_a' if i % 2 == 0 else 'tenant_b'])
-    c.execute("SET application_name = %s", [f'django-{i}'])
+    c.execute(f"SET application_name TO 'django-{i}'")
     conns.append(c)
 bad = 0
 for n in range(10):
