@@ -81,16 +81,25 @@ static void txn_prep_failed(struct session *s, int rc, const char *side)
                      "pgnear lost track of the server connection's prepared statements");
 }
 
-int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen,
-                    bool *moved)
+/* The attached connection's statements followed from now on (a reset one has none): false: OOM. */
+static bool txn_prep_server(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     if (sc->prep == NULL &&
         (sc->prep = prep_server_new(s->w->prep_registry, (unsigned)s->cfg->max_prepared_statements,
                                     &sc->tx)) == NULL) {
         txn_prep_failed(s, PREP_OOM, "a server connection's statements:");
-        return -1;
+        return false;
     }
+    return true;
+}
+
+int txn_prep_client(struct session *s, uint8_t type, const uint8_t *body, uint32_t blen,
+                    bool *moved)
+{
+    struct server_conn *sc = s->server_conn;
+    if (!txn_prep_server(s))
+        return -1;
     struct evbuffer *answers = near_answers(s);
     /* Only a Query can be moved: the others skip the bookkeeping of a move. */
     int rc = type == 'Q'
@@ -117,9 +126,10 @@ int txn_prep_deallocate(struct session *s, const uint8_t *body, uint32_t blen)
     struct server_conn *sc = s->server_conn;
     char name[PREP_NAME_KEY + 2];
     size_t len = strnlen((const char *)body, blen);
+    if (!txn_prep_server(s))
+        return -1;
     /* A failed transaction refuses it (25P02): the server says so itself. */
-    if (sc->prep == NULL || (sc->tx.flags & TX_COPYING) ||
-        (sc->tx.status != 'I' && sc->tx.status != 'T') ||
+    if ((sc->tx.flags & TX_COPYING) || (sc->tx.status != 'I' && sc->tx.status != 'T') ||
         !prep_deallocate_name((const char *)body, len, name, sizeof(name)))
         return 0;
     int rc = PREP_OK;

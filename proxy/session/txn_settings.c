@@ -174,6 +174,7 @@ static void ts_read_end(struct session *s, char status)
             t->rec = t->read;
         else
             session_state_free(&t->read);
+        t->on_conn = t->have; /* none read: the connection is at its login's, as is */
         log_debug(s->id, "its settings follow it: %u", txn_settings_count(s));
     }
     memset(&t->read, 0, sizeof(t->read));

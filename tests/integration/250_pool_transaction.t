@@ -5,10 +5,11 @@
 # keeps its backend from BEGIN to COMMIT; two clients take turns on one
 # connection (pool_size = 1); a client waiting longer than
 # query_wait_timeout gets 53300; what lives past a transaction (a
-# session-level SET, a temporary table, a session advisory lock, LISTEN in a block,
-# SQL PREPARE, a WITH HOLD cursor, a named prepared statement, a reported
-# setting changed by set_config) pins the client to its backend, while SET
-# LOCAL and set_config(..., true) do not; startup parameters are each
+# session-level custom setting, a temporary table, a session advisory lock, LISTEN in a block,
+# SQL PREPARE, a WITH HOLD cursor, a named prepared statement, SET ROLE
+# made by a function) pins the client to its backend, while SET
+# LOCAL and set_config(..., true) do not (a session-level SET of an
+# ordinary setting follows the client: 299_txn_settings.t); startup parameters are each
 # client's own (exact fits only); cancel reaches the backend running the
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
@@ -129,16 +130,18 @@ sub stat_value {
 
     # Each kind of session state pins its client; B then waits, and gets 53300.
     my @pinning = (
-        [q{SET work_mem = '7MB'}, 'SHOW work_mem', '7MB', 'a session-level SET'],
+        # (A session-level SET of an ordinary setting follows the client instead: 299_txn_settings.t.)
+        [q{SET myapp.x = '7'}, 'SHOW myapp.x', '7', 'a session-level custom setting (a name with a dot)'],
         [q{CREATE TEMP TABLE tt (x int); INSERT INTO tt VALUES (42)}, 'SELECT x FROM tt', '42', 'a temporary object'],
         [q{SELECT pg_advisory_lock(7)}, q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()}, '1', 'a session advisory lock'],
         [q{PREPARE pq AS SELECT 5}, 'EXECUTE pq', '5', 'a SQL PREPARE'],
         [q{BEGIN; DECLARE hc CURSOR WITH HOLD FOR SELECT 11; COMMIT}, 'FETCH hc', '11', 'a WITH HOLD cursor'],
         # (LISTEN alone is answered by pgnear without pinning: 283_listen.t; in a block it runs on the server.)
         [q{BEGIN; LISTEN chan_a; COMMIT}, q{SELECT count(*) FROM pg_listening_channels()}, '1', 'LISTEN'],
-        [q{SELECT set_config('work_mem', '6MB', false)}, 'SHOW work_mem', '6MB', 'set_config() outside a transaction-local call'],
-        # Out of the scan's sight (a function body is a string): the server's ParameterStatus tells.
-        [q{DO $$BEGIN PERFORM set_config('application_name', 'changed', false); END$$}, 'SHOW application_name', 'changed', 'a reported setting differs from its login\'s'],
+        # Out of the scan's sight (a function body is a string): the server's ParameterStatus
+        # has the state read back (299_txn_settings.t), which finds the role.
+        [q{DO $$BEGIN PERFORM set_config('role', 'app', false); PERFORM set_config('application_name', 'changed', false); END$$},
+         'SHOW role', 'app', 'SET ROLE'],
     );
     for my $case (@pinning) {
         my ($make, $check, $want, $why) = @$case;
