@@ -55,7 +55,7 @@ static void txn_attached(struct session *s);
 static bool txn_between(const struct session *s);
 static void txn_attached_go(struct session *s);
 static void txn_fetch_again(struct session *s);
-static void txn_settings_read_end(struct session *s);
+static void txn_settings_read_end(struct session *s, const char *why);
 
 /* What both kinds of session below do alike. */
 #define TXN_HOOKS_COMMON                                                                           \
@@ -623,8 +623,10 @@ static bool txn_server_idle(struct session *s)
 }
 
 /* The settings read back (txn_settings.h): the connection goes, or stays pinned. */
-static void txn_settings_read_end(struct session *s)
+static void txn_settings_read_end(struct session *s, const char *why)
 {
+    if (why != NULL)
+        txn_pin(s, why);
     if (txn_server_idle(s) && s->server_conn != NULL && !s->closed)
         txn_client_pump(s);
 }

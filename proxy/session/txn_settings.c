@@ -21,9 +21,8 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
-#include "proxy/session/txn.h"
 
-enum txn_settings_phase {
+enum txn_settings_step {
     TXN_SETTINGS_IDLE,
     TXN_SETTINGS_READING,  /* the state query runs on the attached connection */
     TXN_SETTINGS_APPLYING, /* the replay runs there, before the client's first message */
@@ -34,13 +33,14 @@ struct txn_settings {
     bool have;
     bool dirty;   /* the attached connection's settings may differ from rec */
     bool on_conn; /* the attached connection may hold settings of the client's */
-    enum txn_settings_phase phase;
+    enum txn_settings_step step;
     struct session_state read; /* the read under way */
     unsigned reads;            /* state queries sent for this read */
     bool canceled;             /* the last one was canceled (57014): asked again */
     bool failed;
     struct pg_error error; /* the replay's refusal, told to the client */
-    txn_settings_done done;
+    txn_settings_read_done read_done;
+    txn_settings_go go;
 };
 
 /* As near_sync's: a tight statement_timeout may cancel the query's first statements. */
@@ -64,7 +64,7 @@ void txn_settings_end(struct session *s)
         return;
     if (t->have)
         session_state_free(&t->rec);
-    if (t->phase == TXN_SETTINGS_READING)
+    if (t->step == TXN_SETTINGS_READING)
         session_state_free(&t->read);
     free(t);
     s->txn_set = NULL;
@@ -78,7 +78,7 @@ bool txn_settings_on(const struct session *s)
 void txn_settings_touched(struct session *s)
 {
     struct txn_settings *t = ts_of(s);
-    if (t != NULL && t->phase == TXN_SETTINGS_IDLE)
+    if (t != NULL && t->step == TXN_SETTINGS_IDLE)
         t->dirty = t->on_conn = true;
 }
 
@@ -91,13 +91,13 @@ unsigned txn_settings_count(const struct session *s)
 bool txn_settings_busy(const struct session *s)
 {
     const struct txn_settings *t = ts_of(s);
-    return t != NULL && t->phase != TXN_SETTINGS_IDLE;
+    return t != NULL && t->step != TXN_SETTINGS_IDLE;
 }
 
 bool txn_settings_on_conn(const struct session *s)
 {
     const struct txn_settings *t = ts_of(s);
-    return t != NULL && (t->on_conn || t->phase != TXN_SETTINGS_IDLE);
+    return t != NULL && (t->on_conn || t->step != TXN_SETTINGS_IDLE);
 }
 
 bool txn_settings_let_go(struct session *s)
@@ -161,11 +161,10 @@ static void ts_read_end(struct session *s, char status)
         why = ts_read_pins(s, &t->read);
     if (why == NULL && session_state_finish(&t->read) != SESSION_STATE_OK)
         why = "out of memory";
-    t->phase = TXN_SETTINGS_IDLE;
+    t->step = TXN_SETTINGS_IDLE;
     t->dirty = false;
     if (why != NULL) {
         session_state_free(&t->read);
-        txn_pin(s, why);
     } else {
         if (t->have)
             session_state_free(&t->rec);
@@ -179,7 +178,7 @@ static void ts_read_end(struct session *s, char status)
     }
     memset(&t->read, 0, sizeof(t->read));
     ts_reader_back(s);
-    t->done(s);
+    t->read_done(s, why); /* the caller pins for why */
 }
 
 /* Whether an ErrorResponse (body: len bytes) says its statement was canceled. */
@@ -224,14 +223,14 @@ static int ts_apply_message(struct session *s, char type, const uint8_t *body, u
     if (type != 'Z')
         return MSG_CONSUMED;
     frame_consume(s->server_conn->ep.in, len);
-    t->phase = TXN_SETTINGS_IDLE;
+    t->step = TXN_SETTINGS_IDLE;
     if (t->failed) {
         log_info(s->id, "its settings could not be applied to its next server connection");
         session_fail(s, &t->error); /* the server's words; nothing of the client's ran */
         return MSG_STOP;
     }
     t->on_conn = true;
-    t->done(s);
+    t->go(s);
     return MSG_STOP;
 }
 
@@ -249,28 +248,28 @@ static void ts_take(struct session *s, void (*reader)(struct session *))
     endpoint_set_reader(&s->server_conn->ep, reader);
 }
 
-bool txn_settings_read(struct session *s, txn_settings_done done)
+bool txn_settings_read(struct session *s, txn_settings_read_done done)
 {
     struct txn_settings *t = ts_of(s);
-    if (t == NULL || !t->dirty || t->phase != TXN_SETTINGS_IDLE || s->server_conn == NULL)
+    if (t == NULL || !t->dirty || t->step != TXN_SETTINGS_IDLE || s->server_conn == NULL)
         return false;
-    t->phase = TXN_SETTINGS_READING;
+    t->step = TXN_SETTINGS_READING;
     t->reads = 0;
     t->failed = false;
-    t->done = done;
+    t->read_done = done;
     ts_take(s, ts_read_reader);
     ts_ask(s);
     return true;
 }
 
-bool txn_settings_apply(struct session *s, txn_settings_done go)
+bool txn_settings_apply(struct session *s, txn_settings_go go)
 {
     struct txn_settings *t = ts_of(s);
     if (t == NULL)
         return false;
-    if (t->phase == TXN_SETTINGS_READING) /* its connection ended under the read */
+    if (t->step == TXN_SETTINGS_READING) /* its connection ended under the read */
         session_state_free(&t->read);
-    t->phase = TXN_SETTINGS_IDLE;
+    t->step = TXN_SETTINGS_IDLE;
     t->dirty = false;
     t->on_conn = false;
     if (!t->have)
@@ -284,9 +283,9 @@ bool txn_settings_apply(struct session *s, txn_settings_done go)
     }
     if (sc->prep != NULL)
         prep_server_query_sent(sc->prep); /* the replay's Parse takes the unnamed statement */
-    t->phase = TXN_SETTINGS_APPLYING;
+    t->step = TXN_SETTINGS_APPLYING;
     t->failed = false;
-    t->done = go;
+    t->go = go;
     log_debug(s->id, "its %u settings go to its server connection %llu", txn_settings_count(s),
               (unsigned long long)sc->id);
     ts_take(s, ts_apply_reader);

@@ -38,7 +38,10 @@
 struct session;
 struct server_conn;
 
-typedef void (*txn_settings_done)(struct session *s);
+/* The replay is done: the client's first message goes on. */
+typedef void (*txn_settings_go)(struct session *s);
+/* The read is done: why (static text) the client must be pinned, or NULL. */
+typedef void (*txn_settings_read_done)(struct session *s, const char *why);
 
 /* Settings follow this session from now on (0), or -1: out of memory. */
 int txn_settings_start(struct session *s);
@@ -67,15 +70,15 @@ bool txn_settings_let_go(struct session *s);
 /*
  * The connection is idle and about to go back: when its settings may have
  * changed, reads them back (true: done is called once the record is new,
- * or the session pinned for what the read found).  False: nothing to read.
+ * or with why the session must be pinned for what the read found).  False: nothing to read.
  */
-bool txn_settings_read(struct session *s, txn_settings_done done);
+bool txn_settings_read(struct session *s, txn_settings_read_done done);
 
 /*
  * A connection attached for the next transaction: the recorded settings
  * are replayed on it first (true: go is called when it has them; a
  * refusal ends the session).  False: nothing to replay.
  */
-bool txn_settings_apply(struct session *s, txn_settings_done go);
+bool txn_settings_apply(struct session *s, txn_settings_go go);
 
 #endif
