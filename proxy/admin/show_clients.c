@@ -39,7 +39,8 @@ static const struct admin_column show_clients_cols[] = {{"id", ADMIN_INT8, 0},
                                                         {"pinned", ADMIN_TEXT, 0},
                                                         {"reads_at", ADMIN_TEXT, 0},
                                                         {"writes_at", ADMIN_TEXT, 0},
-                                                        {"forwarded", ADMIN_INT8, 0}};
+                                                        {"forwarded", ADMIN_INT8, 0},
+                                                        {"settings", ADMIN_INT8, 0}};
 
 /* One SHOW CLIENTS row; a column the session does not know (yet) is NULL, not empty. */
 static void client_row(struct admin_result *res, const struct client_row *c)
@@ -83,6 +84,10 @@ static void client_row(struct admin_result *res, const struct client_row *c)
     result_text_or_null(res, c->writes_at);
     if (c->forwarded >= 0)
         result_int(res, c->forwarded);
+    else
+        result_null(res);
+    if (c->settings >= 0)
+        result_int(res, c->settings);
     else
         result_null(res);
 }

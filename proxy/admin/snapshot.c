@@ -17,6 +17,7 @@
 #include "proxy/session/move.h"
 #include "proxy/session/near.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_settings.h"
 #include "routing/claimants.h"
 #include "routing/health.h"
 #include "routing/need.h"
@@ -114,6 +115,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     const char *refusal = move_refusal(s);
     row->movable = refusal == NULL ? "yes" : refusal;
     row->pinned = s->txn != NULL && s->pinned != NULL ? s->pinned : "";
+    row->settings = txn_settings_on(s) ? (int64_t)txn_settings_count(s) : -1;
     client_row_fill_near(row, s);
     const bool placed = s->phase == PHASE_ACTIVE;
     copy_name(row->region, sizeof(row->region), s->region != NULL ? s->region->name : NULL);

@@ -91,6 +91,7 @@ struct client_row {
     char reads_at[SNAPSHOT_NAME_MAX];  /* region of its last transaction placed near; "" none */
     char writes_at[SNAPSHOT_NAME_MAX]; /* region of its last one run on a primary to write */
     int64_t forwarded; /* its transactions run again on a primary; -1: not followed */
+    int64_t settings;  /* pool_mode = transaction: its settings that follow it; -1: none follow */
     bool owns_parked;  /* pool_mode = session: server connections of its own between them */
 };
 

@@ -100,6 +100,8 @@ sub tenants {
     is one($a, 'SHOW search_path'), 'tenant_a', "$label: A's search_path";
     is one($b, 'SHOW search_path'), 'tenant_b', "$label: B's search_path";
     is pinned_clients($p), 0, "$label: neither is pinned";
+    is_deeply [sort map { $_->{settings} } grep { ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW CLIENTS')],
+              [1, 1], "$label: SHOW CLIENTS: each has 1 setting that follows it";
     $_->terminate for $a, $b, $da, $db;
 }
 
