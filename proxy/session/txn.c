@@ -180,7 +180,9 @@ static const char *txn_message_pins(struct session *s, char type, const uint8_t 
     if (s->txn != &txn_hooks_carried && !txn_settings_on(s))
         return txn_pin_scan(sql, len);
     const char *why = txn_pin_scan_carried(sql, len, &changed);
-    if (changed && why == NULL)
+    if (type != 'Q' && why == NULL) /* read back where it runs (txn_settings.h) */
+        txn_settings_parsed(s, sql > body + 1, changed);
+    else if (changed && why == NULL)
         txn_settings_touched(s); /* read back before the connection goes (txn_settings.h) */
     if (changes != NULL && changed)
         *changes = true;
@@ -648,6 +650,8 @@ static void txn_closing(struct session *s)
     if (!near_on_close(s) && as_is)
         s->server_conn->txn_return = true;
     txn_prep_end(s);
+    if (txn_settings_busy(s) && s->server_conn != NULL)
+        s->server_conn->poolable = false; /* its own query unanswered there: not kept */
     txn_settings_end(s);
     notify_hub_session_end(s);
     notify_watch_end(s);

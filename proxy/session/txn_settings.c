@@ -31,8 +31,10 @@ enum txn_settings_step {
 struct txn_settings {
     struct session_state rec; /* the replay of what the client set (when have) */
     bool have;
-    bool dirty;   /* the attached connection's settings may differ from rec */
-    bool on_conn; /* the attached connection may hold settings of the client's */
+    bool dirty;           /* the attached connection's settings may differ from rec */
+    bool named_changes;   /* a named statement's text may change them: wherever it runs */
+    bool unnamed_changes; /* the unnamed statement's text may (a Bind may run it again) */
+    bool on_conn;         /* the attached connection may hold settings of the client's */
     enum txn_settings_step step;
     struct session_state read; /* the read under way */
     unsigned reads;            /* state queries sent for this read */
@@ -73,6 +75,19 @@ void txn_settings_end(struct session *s)
 bool txn_settings_on(const struct session *s)
 {
     return ts_of(s) != NULL;
+}
+
+void txn_settings_parsed(struct session *s, bool named, bool changes)
+{
+    struct txn_settings *t = ts_of(s);
+    if (t == NULL)
+        return;
+    if (named)
+        t->named_changes |= changes;
+    else
+        t->unnamed_changes = changes;
+    if (changes)
+        txn_settings_touched(s);
 }
 
 void txn_settings_touched(struct session *s)
@@ -270,8 +285,8 @@ bool txn_settings_apply(struct session *s, txn_settings_go go)
     if (t->step == TXN_SETTINGS_READING) /* its connection ended under the read */
         session_state_free(&t->read);
     t->step = TXN_SETTINGS_IDLE;
-    t->dirty = false;
-    t->on_conn = false;
+    /* A statement parsed before, which may change them, may run in this transaction. */
+    t->dirty = t->on_conn = t->named_changes || t->unnamed_changes;
     if (!t->have)
         return false;
     struct server_conn *sc = s->server_conn;

@@ -55,6 +55,14 @@ bool txn_settings_on(const struct session *s);
 /* Its settings may have changed on the attached connection (a text, a ParameterStatus). */
 void txn_settings_touched(struct session *s);
 
+/*
+ * A Parse (named: not the unnamed statement) whose text may change them
+ * (changes): its statement may run in a later transaction, on another
+ * connection, so each transaction after reads them back (a named one's
+ * for good; the unnamed one's until a Parse replaces it).
+ */
+void txn_settings_parsed(struct session *s, bool named, bool changes);
+
 /* Settings recorded (for SHOW CLIENTS): 0 when none. */
 unsigned txn_settings_count(const struct session *s);
 

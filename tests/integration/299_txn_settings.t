@@ -8,7 +8,8 @@
 # a SET in a transaction that fails or rolls back is undone, SET LOCAL
 # records nothing, RESET ALL and DISCARD ALL clear; a reported setting
 # (application_name) reaches the client once, as directly, and never the
-# other client; a pipelined client; psycopg 3 with Django's connect-time
+# other client; a named statement that sets, run in a later transaction
+# than its Parse; a pipelined client; psycopg 3 with Django's connect-time
 # settings pins nothing (the pins counter stays 0); what still pins
 # (a custom setting, a temporary table) still pins; a setting the next
 # connection refuses ends the session with the server's words; and the
@@ -56,6 +57,19 @@ sub login_at {
     return wantarray ? ($w, $r) : $w;
 }
 sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}\n" if $q->{error}; $q->{rows}[0][0] }
+
+# Extended-protocol messages by hand, one batch ending in Sync (as 250_pool_transaction.t's).
+sub ext {
+    my ($w, @msgs) = @_;
+    for my $m (@msgs) {
+        my ($kind, @a) = @$m;
+        if ($kind eq 'parse') { $w->send_msg('P', "$a[0]\0$a[1]\0" . pack('n', 0)) }
+        elsif ($kind eq 'bind') { $w->send_msg('B', "\0$a[0]\0" . pack('nnn', 0, 0, 0)) }
+        elsif ($kind eq 'exec') { $w->send_msg('E', "\0" . pack('N', 0)) }
+    }
+    $w->send_msg('S', '');
+    return $w->read_result;
+}
 
 sub stat_value {
     my ($p, $name) = @_;
@@ -157,6 +171,15 @@ sub tenants {
     $a->query('DISCARD ALL');
     is one($a, 'SHOW search_path'), '"$user", public', 'DISCARD ALL: cleared';
     is one($b, 'SHOW TimeZone'), 'America/Los_Angeles', 'B kept its time zone all along';
+
+    # A named statement that sets, run in a later transaction than its Parse: read back there too.
+    ok !ext($a, [parse => 'setsp', 'SET search_path TO tenant_b'])->{error}, 'a named SET: parsed';
+    is one($b, 'SELECT 2'), '2', 'a named SET: another transaction between';
+    ok !ext($a, [bind => 'setsp'], ['exec'])->{error}, 'a named SET: run in a later transaction';
+    is one($b, 'SHOW search_path'), '"$user", public', 'a named SET: B does not see it';
+    is one($a, 'SELECT who FROM items'), 'b', 'a named SET: A keeps it';
+    $a->query('RESET search_path');
+    is one($a, 'SHOW search_path'), '"$user", public', 'a named SET: RESET';
 
     # A reported setting: the client hears it once, as directly; the other client never.
     my ($d) = scalar login_at($us->port);
