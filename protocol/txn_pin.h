@@ -91,8 +91,9 @@ const char *txn_pin_keyword(size_t i, bool *looked_for);
 
 /*
  * The same scan for a session whose settings are carried from one server
- * connection to another (a nearest session under session pooling reads
- * them back and replays them: session_state.h).  A session-level SET,
+ * connection to another (a nearest session under session pooling, and a
+ * transaction-pooling client, read them back and replay them:
+ * session_state.h).  A session-level SET,
  * set_config(), a SQL PREPARE, and RESET, DISCARD or DEALLOCATE (which
  * undo them) do not pin it: they set *changes (left as it is otherwise),
  * and the scan reads on to the end of the text.  Returns the first reason

@@ -127,7 +127,7 @@ static const struct stat_field fields[] = {
       "back, without a login of pgnear's own (pool_mode = transaction)."),
     F(txn_pins, "transaction_pool_pins",
       "Sessions under pool_mode = transaction that came to keep their server connection for the "
-      "rest of their session (a session-level SET, a temporary table, ...)."),
+      "rest of their session (a temporary table, SET ROLE, ...)."),
     {"nearest_near", "nearest_transactions", "ran=\"near\"",
      "Transactions of sessions needing nearest, by where they ran: near (answered by a standby), "
      "forwarded (refused there as writes, run again on a primary), forward_failed (forwarded, "

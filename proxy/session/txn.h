@@ -29,12 +29,15 @@
  * move with the client, so a session that makes any keeps its server
  * connection from then on, as under pool_mode = session, and SHOW CLIENTS
  * says why (txn_pin_scan in protocol/txn_pin.h reads each Query's and
- * Parse's text for it): a session-level SET, set_config() that is not
- * transaction-local, a temporary object, LISTEN, SQL PREPARE, a WITH HOLD
- * cursor, a session advisory lock, LOAD; a named prepared statement of the
- * extended protocol (until they are followed across connections); a
- * reported setting (ParameterStatus) left other than at login; a text too
- * long to read whole (TXN_SCAN_MAX).  A session pgnear cannot log in for
+ * Parse's text for it): a temporary object, LISTEN, SQL PREPARE, a WITH
+ * HOLD cursor, a session advisory lock, LOAD, a custom setting, SET ROLE;
+ * a named prepared statement of the extended protocol (until they are
+ * followed across connections); a text too long to read whole
+ * (TXN_SCAN_MAX).  A session-level SET or set_config() of an ordinary
+ * setting follows the client instead (txn_settings.h: txn_pin_scan_carried
+ * reads the text), where server_reset_query resets the connections given
+ * back; else it pins too, as does a reported setting (ParameterStatus)
+ * left other than at login.  A session pgnear cannot log in for
  * (auth = passthrough, movable = off) is pinned from the start.
  *
  * While a session is detached the gate holds and drains it at once (a
