@@ -11,8 +11,9 @@
 # other client; a named statement that sets, run in a later transaction
 # than its Parse; a pipelined client; psycopg 3 with Django's connect-time
 # settings pins nothing (the pins counter stays 0); what still pins
-# (a custom setting, a temporary table) still pins; a setting the next
-# connection refuses ends the session with the server's words; and the
+# (a custom setting, a temporary table, a role) still pins; a setting the
+# next connection refuses ends the session with the server's words, the
+# client's statement unrun; and the
 # same over a TLS server connection.
 use strict;
 use warnings;
@@ -223,7 +224,23 @@ sub tenants {
     $a->terminate;
     is one($b, 'SELECT who FROM items'), 'b', 'B runs on after the pinned client left';
 
-    # A setting the next connection refuses: the session ends with the server's words.
+    # A setting the next connection refuses: the session ends with the server's words, and
+    # nothing of what the client sent runs without its settings.
+    $us->psql_admin($_, dbname => 'movr') for
+        'CREATE TEXT SEARCH CONFIGURATION public.txn_cfg (COPY = english)',
+        'CREATE TABLE public.txn_marks (x int)', 'GRANT INSERT, SELECT ON public.txn_marks TO app';
+    my $c = login_at($p->port);
+    ok !$c->query(q{SET default_text_search_config = 'public.txn_cfg'})->{error}, 'refused later: set';
+    is one($c, 'SHOW default_text_search_config'), 'public.txn_cfg', 'refused later: it follows the client';
+    $us->psql_admin('DROP TEXT SEARCH CONFIGURATION public.txn_cfg', dbname => 'movr');
+    $q = $c->query('INSERT INTO public.txn_marks VALUES (1)');
+    is sqlstate($q->{error}), '22023', 'refused later: the client gets the server\'s error';
+    like $q->{error}{M} // '', qr/^invalid value for parameter "default_text_search_config": "public.txn_cfg"$/,
+         'refused later: in PostgreSQL\'s words';
+    ok !$q->{status}, 'refused later: the session ends (FATAL)';
+    is $us->psql_admin('SELECT count(*) FROM public.txn_marks', dbname => 'movr'), '0',
+       'refused later: its INSERT never ran';
+    is one($b, 'SELECT who FROM items'), 'b', 'refused later: the other client runs on';
     $us->psql_admin('CREATE ROLE txn_set_role');
     $us->psql_admin('GRANT txn_set_role TO app');
     $b->query(q{SELECT set_config('role', 'txn_set_role', false)});
