@@ -650,7 +650,7 @@ static void txn_closing(struct session *s)
     if (!near_on_close(s) && as_is)
         s->server_conn->txn_return = true;
     txn_prep_end(s);
-    if (txn_settings_busy(s) && s->server_conn != NULL)
+    if (txn_settings_owed(s) && s->server_conn != NULL)
         s->server_conn->poolable = false; /* its own query unanswered there: not kept */
     txn_settings_end(s);
     notify_hub_session_end(s);

@@ -24,8 +24,9 @@
 
 enum txn_settings_step {
     TXN_SETTINGS_IDLE,
-    TXN_SETTINGS_READING,  /* the state query runs on the attached connection */
-    TXN_SETTINGS_APPLYING, /* the replay runs there, before the client's first message */
+    TXN_SETTINGS_READING,   /* the state query runs on the attached connection */
+    TXN_SETTINGS_APPLYING,  /* the replay runs there, before the client's first message */
+    TXN_SETTINGS_PIPELINED, /* ... in the same write as the client's messages: answers swallowed */
 };
 
 struct txn_settings {
@@ -40,6 +41,7 @@ struct txn_settings {
     unsigned reads;            /* state queries sent for this read */
     bool canceled;             /* the last one was canceled (57014): asked again */
     bool failed;
+    unsigned owed;         /* CommandCompletes of a pipelined replay still to swallow */
     struct pg_error error; /* the replay's refusal, told to the client */
     txn_settings_read_done read_done;
     txn_settings_go go;
@@ -93,7 +95,7 @@ void txn_settings_parsed(struct session *s, bool named, bool changes)
 void txn_settings_touched(struct session *s)
 {
     struct txn_settings *t = ts_of(s);
-    if (t != NULL && t->step == TXN_SETTINGS_IDLE)
+    if (t != NULL && t->step != TXN_SETTINGS_READING) /* its own answers are not the client's */
         t->dirty = t->on_conn = true;
 }
 
@@ -104,6 +106,12 @@ unsigned txn_settings_count(const struct session *s)
 }
 
 bool txn_settings_busy(const struct session *s)
+{
+    const struct txn_settings *t = ts_of(s);
+    return t != NULL && t->step != TXN_SETTINGS_IDLE && t->step != TXN_SETTINGS_PIPELINED;
+}
+
+bool txn_settings_owed(const struct session *s)
 {
     const struct txn_settings *t = ts_of(s);
     return t != NULL && t->step != TXN_SETTINGS_IDLE;
@@ -147,6 +155,7 @@ static bool ts_ask(struct session *s)
         return false;
     }
     t->read.skip_protocol_statements = true;
+    t->read.keep_names = true;
     if (sc->prep != NULL)
         prep_server_query_sent(sc->prep); /* the Query drops its unnamed statement */
     return endpoint_flush(s, &sc->ep) == 0;
@@ -256,6 +265,27 @@ static int ts_apply_message(struct session *s, char type, const uint8_t *body, u
 TS_READER(ts_read_reader, ts_read_message)
 TS_READER(ts_apply_reader, ts_apply_message)
 
+/* One answer of a pipelined replay: swallowed up to its COMMIT's CommandComplete. */
+static int ts_pipelined_message(struct session *s, char type, const uint8_t *body, uint32_t len)
+{
+    struct txn_settings *t = ts_of(s);
+    if (type == 'E') {
+        pg_error_from_report(&t->error, body, len);
+        t->step = TXN_SETTINGS_IDLE;
+        log_info(s->id, "its settings could not be applied to its next server connection");
+        session_fail(s, &t->error); /* the server's words; it skips the client's up to a Sync */
+        return MSG_STOP;
+    }
+    if (type != 'C' || --t->owed > 0)
+        return MSG_CONSUMED;
+    frame_consume(s->server_conn->ep.in, len);
+    t->step = TXN_SETTINGS_IDLE;
+    ts_reader_back(s); /* the client's answers follow */
+    return MSG_STOP;
+}
+
+TS_READER(ts_pipelined_reader, ts_pipelined_message)
+
 /* The attached connection's answers go to reader (paused reads resumed). */
 static void ts_take(struct session *s, void (*reader)(struct session *))
 {
@@ -277,6 +307,63 @@ bool txn_settings_read(struct session *s, txn_settings_read_done done)
     return true;
 }
 
+/*
+ * Whether the replay may go in the same write as the client's messages:
+ * none of its settings is one the server reports (sc->reported has the
+ * names), since PostgreSQL reports a change at the next ReadyForQuery,
+ * which would be the client's (a ParameterStatus it heard already).
+ */
+static bool ts_may_pipeline(const struct txn_settings *t, const struct server_conn *sc)
+{
+    const char *name, *value;
+    if (t->rec.names.overflowed)
+        return false;
+    for (size_t off = 0; param_set_next(&t->rec.names, &off, &name, &value);)
+        if (param_set_get(&sc->reported, name) != NULL)
+            return false;
+    return true;
+}
+
+/* COMMIT through the unnamed statement: ends the replay's implicit transaction at once. */
+static int ts_add_commit(struct evbuffer *out)
+{
+    static const char commit[] = "COMMIT";
+    return pkt_add_parse(out, "", 0, commit, sizeof(commit) - 1, NULL, 0) != 0 ||
+                   pkt_add_bind_text(out, NULL, 0) != 0 || pkt_add_execute_all(out) != 0
+               ? -1
+               : 0;
+}
+
+/*
+ * The replay without its Sync, then a COMMIT, in front of the client's
+ * messages: they run after it, in a transaction of their own, and a
+ * setting refused there has the server skip them up to their Sync (the
+ * session ends with its error: none of them ran).
+ */
+static bool ts_apply_pipelined(struct session *s, txn_settings_go go)
+{
+    struct txn_settings *t = ts_of(s);
+    struct server_conn *sc = s->server_conn;
+    static const uint8_t sync[5] = {'S', 0, 0, 0, 4};
+    size_t n = evbuffer_get_length(t->rec.replay);
+    const uint8_t *replay = evbuffer_pullup(t->rec.replay, -1);
+    if (replay == NULL || n < sizeof(sync) || memcmp(replay + n - 5, sync, 5) != 0 ||
+        evbuffer_add(sc->ep.out, replay, n - 5) != 0 || ts_add_commit(sc->ep.out) != 0) {
+        session_close(s, "out of memory");
+        return true;
+    }
+    t->owed = t->rec.settings + t->rec.nlimits + 1; /* each set_config's, and the COMMIT's */
+    t->step = TXN_SETTINGS_PIPELINED;
+    t->failed = false;
+    t->on_conn = true;
+    log_debug(s->id, "its %u settings go to its server connection %llu, pipelined",
+              txn_settings_count(s), (unsigned long long)sc->id);
+    go(s); /* the client's messages in the same write */
+    if (!s->closed && s->server_conn == sc && t->step == TXN_SETTINGS_PIPELINED)
+        ts_take(s, ts_pipelined_reader);
+    return true;
+}
+
 bool txn_settings_apply(struct session *s, txn_settings_go go)
 {
     struct txn_settings *t = ts_of(s);
@@ -290,14 +377,16 @@ bool txn_settings_apply(struct session *s, txn_settings_go go)
     if (!t->have)
         return false;
     struct server_conn *sc = s->server_conn;
+    if (sc->prep != NULL)
+        prep_server_query_sent(sc->prep); /* the replay's Parse takes the unnamed statement */
+    if (ts_may_pipeline(t, sc))
+        return ts_apply_pipelined(s, go);
     size_t n = evbuffer_get_length(t->rec.replay);
     const uint8_t *replay = evbuffer_pullup(t->rec.replay, -1);
     if (replay == NULL || evbuffer_add(sc->ep.out, replay, n) != 0) {
         session_close(s, "out of memory");
         return true;
     }
-    if (sc->prep != NULL)
-        prep_server_query_sent(sc->prep); /* the replay's Parse takes the unnamed statement */
     t->step = TXN_SETTINGS_APPLYING;
     t->failed = false;
     t->go = go;

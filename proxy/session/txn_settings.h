@@ -20,9 +20,12 @@
  * (server_reset_query) before anyone else takes it, as one that ran
  * anything else is: every idle connection is at its login's state, and
  * the pool needs no second key.  On the next connection the recorded
- * settings are replayed (bound set_config calls and a Sync) before the
- * client's first message, their answers (ParameterStatus included: the
- * client heard those when it set them) swallowed.  A replay the server
+ * settings are replayed before the client's first message: in the same
+ * write, ended by a COMMIT of their own and no Sync, when none of them is
+ * a setting the server reports (PostgreSQL would report it at the
+ * client's ReadyForQuery); else with a Sync, one round trip before it
+ * (their ParameterStatus swallowed: the client heard those when it set
+ * them).  Their answers are swallowed.  A replay the server
  * refuses ends the session with the server's error: nothing of the
  * client's ran without its settings.  A client that never sets anything
  * pays nothing.  Used only where server_reset_query is set (without it a
@@ -68,6 +71,9 @@ unsigned txn_settings_count(const struct session *s);
 
 /* Whether a read or a replay runs on the attached connection: the client waits. */
 bool txn_settings_busy(const struct session *s);
+
+/* Whether answers of pgnear's own are owed there (a pipelined replay's too). */
+bool txn_settings_owed(const struct session *s);
 
 /* Whether the attached connection may hold settings of the client's: it must be reset. */
 bool txn_settings_on_conn(const struct session *s);

@@ -4,7 +4,8 @@
 # replayed on its next server connection instead of pinning it.
 # pool_size = 1, two workers: two tenants of two schemas alternate on one
 # server connection, each sees only its own table, 20 times each, as a
-# direct connection does; time zones and statement_timeout per client;
+# direct connection does, the setting sent in the same write as the
+# client's query; time zones and statement_timeout per client;
 # a SET in a transaction that fails or rolls back is undone, SET LOCAL
 # records nothing, RESET ALL and DISCARD ALL clear; a reported setting
 # (application_name) reaches the client once, as directly, and never the
@@ -112,6 +113,8 @@ sub tenants {
         }
     }
     is $bad, 0, "$label: 20 transactions each, alternating: each sees its own schema's table every time, as directly";
+    like $p->log_contents, qr/its 1 settings go to its server connection \d+, pipelined/,
+         "$label: a search_path is applied in the same write as the client's query (no round trip)";
     is one($a, 'SHOW search_path'), 'tenant_a', "$label: A's search_path";
     is one($b, 'SHOW search_path'), 'tenant_b', "$label: B's search_path";
     is pinned_clients($p), 0, "$label: neither is pinned";
