@@ -9,7 +9,7 @@
 # SQL PREPARE, a WITH HOLD cursor, a named prepared statement, SET ROLE
 # made by a function) pins the client to its backend, while SET
 # LOCAL and set_config(..., true) do not (a session-level SET of an
-# ordinary setting follows the client: 299_txn_settings.t); startup parameters are each
+# ordinary setting follows the client: 298_txn_settings.t); startup parameters are each
 # client's own (exact fits only); cancel reaches the backend running the
 # query; a client that leaves between transactions leaves nothing behind,
 # and one that hangs up while it waits for a connection is noticed at once;
@@ -130,7 +130,7 @@ sub stat_value {
 
     # Each kind of session state pins its client; B then waits, and gets 53300.
     my @pinning = (
-        # (A session-level SET of an ordinary setting follows the client instead: 299_txn_settings.t.)
+        # (A session-level SET of an ordinary setting follows the client instead: 298_txn_settings.t.)
         [q{SET myapp.x = '7'}, 'SHOW myapp.x', '7', 'a session-level custom setting (a name with a dot)'],
         [q{CREATE TEMP TABLE tt (x int); INSERT INTO tt VALUES (42)}, 'SELECT x FROM tt', '42', 'a temporary object'],
         [q{SELECT pg_advisory_lock(7)}, q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()}, '1', 'a session advisory lock'],
@@ -139,7 +139,7 @@ sub stat_value {
         # (LISTEN alone is answered by pgnear without pinning: 283_listen.t; in a block it runs on the server.)
         [q{BEGIN; LISTEN chan_a; COMMIT}, q{SELECT count(*) FROM pg_listening_channels()}, '1', 'LISTEN'],
         # Out of the scan's sight (a function body is a string): the server's ParameterStatus
-        # has the state read back (299_txn_settings.t), which finds the role.
+        # has the state read back (298_txn_settings.t), which finds the role.
         [q{DO $$BEGIN PERFORM set_config('role', 'app', false); PERFORM set_config('application_name', 'changed', false); END$$},
          'SHOW role', 'app', 'SET ROLE'],
     );
