@@ -153,7 +153,14 @@ sub check_rollback {
     $w->hangup;
     reused($p, $pid, $t, 'a client gone while its query ran (canceled)');
 
-    # psql killed with SIGKILL in its transaction, while pg_sleep runs.
+    # Half a Query: pgnear holds a Query until it has it whole, so the server saw none of it.
+    ($w, $pid) = locker($p);
+    my $sql = "UPDATE vanish SET n = 3000 WHERE id = 1; --\0";
+    cut_short($w, 'Q' . pack('N', 4 + length $sql) . $sql, 20);
+    reused($p, $pid, $t, 'a client gone with half a Query that pgnear held');
+
+    # psql killed with SIGKILL in its transaction, while pg_sleep runs (last: its connection, of
+    # psql's startup parameters, would take the slot of a raw client's).
     my $ci = "host=127.0.0.1 port=" . $p->port . " dbname=movr user=app password=app-secret sslmode=disable";
     my $kid = fork // die "fork: $!";
     if ($kid == 0) {
@@ -171,12 +178,6 @@ sub check_rollback {
     kill 'KILL', $kid;
     waitpid($kid, 0);
     reused($p, $busy, $t, 'psql killed with SIGKILL', \&next_psql);
-
-    # Half a Query: pgnear holds a Query until it has it whole, so the server saw none of it.
-    ($w, $pid) = locker($p);
-    my $sql = "UPDATE vanish SET n = 3000 WHERE id = 1; --\0";
-    cut_short($w, 'Q' . pack('N', 4 + length $sql) . $sql, 20);
-    reused($p, $pid, $t, 'a client gone with half a Query that pgnear held');
     $p->stop;
 
     # Half a Bind on the wire (no statement followed: max_prepared_statements = 0 passes it on as it
