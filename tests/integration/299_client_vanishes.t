@@ -118,7 +118,7 @@ sub reused {
     ok wait_until(sub { backend_state($pid) eq 'idle' }, timeout => 10),
       "$t: $what: its server connection is rolled back, not closed";
     my ($r, $on_it);
-    for (1 .. 8) {
+    for (1 .. 12) {
         $r = $next->($p);
         last if $r->{n} ne '1' || $r->{elapsed} >= 5;
         $on_it = 1, last if $r->{pid} eq $pid;
