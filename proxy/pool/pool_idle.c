@@ -154,8 +154,11 @@ static bool pool_rolled_back(struct server_conn *sc, const uint8_t *body, uint32
         pool_close(sc, "its ROLLBACK left it inside a transaction");
         return false;
     }
-    sc->tx.status = 'I';
-    sc->tx.outstanding = 0;
+    /* Clean now: what the client had under way is answered (its figures kept). */
+    uint64_t answered = sc->tx.answered, answered_idle = sc->tx.answered_idle;
+    tx_track_init(&sc->tx, 'I');
+    sc->tx.answered = answered;
+    sc->tx.answered_idle = answered_idle;
     health_note_answer(sc->host);
     log_info(0, "server connection %llu rolled back after its client left; kept",
              (unsigned long long)sc->id);
