@@ -161,12 +161,14 @@ static void print_rollback(const struct config *cfg)
     if (!config_txn_pooling(cfg))
         return;
     if (cfg->server_rollback_timeout_ms == 0)
-        printf("pool: server_rollback_timeout 0: the server connection of a client gone inside a "
-               "transaction is closed\n");
+        printf(
+            "pooling: server_rollback_timeout 0: the server connection of a client gone inside a "
+            "transaction is closed\n");
     else
-        printf("pool: server_rollback_timeout %g s: the server connection of a client gone inside "
-               "a transaction is canceled, rolled back and kept, or closed past that\n",
-               cfg->server_rollback_timeout_ms / 1000.0);
+        printf(
+            "pooling: server_rollback_timeout %g s: the server connection of a client gone inside "
+            "a transaction is canceled, rolled back and kept, or closed past that\n",
+            cfg->server_rollback_timeout_ms / 1000.0);
 }
 
 /* What --check says of the global limits per user and database (a section may set others). */

@@ -197,6 +197,24 @@ sub check_rollback {
     $p->stop;
 }
 
+# pgnear --check says what becomes of a vanished client's connection, and refuses a negative timeout.
+{
+    my $cfg = PgNearTest::Proxy->new(regions => [$us], start => 0,
+        settings => { auth => 'scram', auth_file => $userlist, pool_mode => 'transaction' });
+    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    is $rc, 0, '--check, defaults: exit 0' or diag $err;
+    like $out, qr/^pooling: server_rollback_timeout 5 s: the server connection of a client gone inside a transaction is canceled, rolled back and kept, or closed past that$/m,
+      '--check, defaults: a vanished client\'s connection is rolled back within 5 s' or diag $out;
+    $cfg->update_config(settings => { server_rollback_timeout => 0 });
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    like $out, qr/^pooling: server_rollback_timeout 0: the server connection of a client gone inside a transaction is closed$/m,
+      '--check, server_rollback_timeout = 0: closed' or diag $out;
+    $cfg->update_config(settings => { server_rollback_timeout => -1 });
+    ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $cfg->config_path]);
+    is $rc, 1, '--check refuses server_rollback_timeout = -1';
+    like $err, qr/server_rollback_timeout/, '... naming it';
+}
+
 check_rollback($_) for qw(disable require);
 
 # server_rollback_timeout = 0: closed, as before.
