@@ -230,6 +230,24 @@ check_rollback($_) for qw(disable require);
     $p->stop;
 }
 
+# A statement that swallows the cancel outlives server_rollback_timeout: the connection is closed.
+{
+    my $p = proxy(server_rollback_timeout => '1s');
+    my ($w, $pid) = locker($p);
+    my $off = $p->log_size;
+    $w->send_query(q{DO $$BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(30); END$$});
+    ok $us->wait_sleeping($pid), 'a client runs a statement that swallows a cancel';
+    my $t0 = time;
+    $w->hangup;
+    ok $p->wait_for_log(qr/server connection \d+ .*closed: not rolled back within server_rollback_timeout/,
+                        offset => $off, timeout => 10),
+      'server_rollback_timeout passed: the connection is closed';
+    cmp_ok time - $t0, '<', 5, sprintf('... soon after the timeout (%.1f s)', time - $t0);
+    unlike $p->log_contents, qr/rolled back after its client left; kept/, '... not kept';
+    $us->psql_admin("SELECT pg_terminate_backend($pid)");
+    $p->stop;
+}
+
 # The logins saved: 20 clients gone inside their transaction, one after the other.
 for my $timeout (qw(5s 0)) {
     my $p = proxy(server_rollback_timeout => $timeout);
