@@ -628,6 +628,9 @@ static bool txn_may_roll_back(const struct session *s)
         s->pinned != NULL || s->phase != PHASE_ACTIVE || !sc->poolable || s->move != NULL ||
         s->move_answer_owed || sc->cancels_in_flight > 0)
         return false;
+    /* Idle outside a transaction, it is given back as ever (reset: pool_give.h). */
+    if (sc->tx.status == 'I' && server_conn_at_safe_point(sc))
+        return false;
     return sc->tx.status != 0 && !(sc->tx.flags & (TX_BATCH | TX_COPYING | TX_UNSURE)) &&
            s->client.fwd_remaining == 0 && sc->ep.fwd_remaining == 0;
 }
