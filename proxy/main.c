@@ -155,6 +155,22 @@ static void print_wait_notify(const struct config *cfg)
                cfg->query_wait_notify_ms / 1000.0);
 }
 
+/* What --check says of a client that vanishes inside a transaction (server_rollback_timeout). */
+static void print_rollback(const struct config *cfg)
+{
+    if (!config_txn_pooling(cfg))
+        return;
+    if (cfg->server_rollback_timeout_ms == 0)
+        printf(
+            "pooling: server_rollback_timeout 0: the server connection of a client gone inside a "
+            "transaction is closed\n");
+    else
+        printf(
+            "pooling: server_rollback_timeout %g s: the server connection of a client gone inside "
+            "a transaction is canceled, rolled back and kept, or closed past that\n",
+            cfg->server_rollback_timeout_ms / 1000.0);
+}
+
 /* What --check says of the global limits per user and database (a section may set others). */
 static void print_user_limits(const struct config *cfg)
 {
@@ -250,6 +266,7 @@ static int run_check(const char *path)
     print_limits(cfg);
     print_user_limits(cfg);
     print_wait_notify(cfg);
+    print_rollback(cfg);
     print_fd_limit(cfg);
     print_access(cfg);
     if (cfg->cities != NULL)

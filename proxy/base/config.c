@@ -155,6 +155,7 @@ static const struct setting config_settings[] = {
     S(server_check_delay_ms, T_MS, "30s", true),
     S(server_lifetime_ms, T_MS, "3600s", true),
     S(server_idle_timeout_ms, T_MS, "600s", true),
+    S(server_rollback_timeout_ms, T_MS, "5s", true),
     S(query_wait_timeout_ms, T_MS, "120s", true),
     S(query_wait_notify_ms, T_MS, "0", true),
     S(pool_size, T_INT, "0", true),

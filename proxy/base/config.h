@@ -183,6 +183,8 @@ struct config {
     int pool_size;              /* connections per region, database and user; 0: no limit */
     int min_pool_size;          /* kept open in the background */
     int max_db_connections;     /* per host; 0: no limit */
+    /* A vanished client's connection canceled, rolled back and kept within; 0: closed. */
+    int server_rollback_timeout_ms;
     /* Limits per user and database, each 0 (no limit) unless a section says (SECTION_MAX_*): */
     int max_user_connections;        /* a user's server connections per host */
     int max_user_client_connections; /* a user's client sessions, all workers */

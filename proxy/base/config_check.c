@@ -340,6 +340,9 @@ static void check_pool_settings(struct load_ctx *lc)
     if (cfg->server_lifetime_ms < 1000 || cfg->server_idle_timeout_ms < 1000)
         config_problem(lc, "pgnear:server_lifetime",
                        "server_lifetime and server_idle_timeout must be 1s or more");
+    if (cfg->server_rollback_timeout_ms < 0)
+        config_problem(lc, "pgnear:server_rollback_timeout",
+                       "server_rollback_timeout must be 0 (off) or more");
     if (cfg->query_wait_timeout_ms < 1 || cfg->server_check_delay_ms < 0)
         config_problem(lc, "pgnear:query_wait_timeout",
                        "query_wait_timeout must be positive and server_check_delay not negative");

@@ -116,6 +116,9 @@ static const struct stat_field fields[] = {
     F(servers_not_kept, "server_connections_not_kept",
       "Server connections closed as their client left although pooling could keep them (in a "
       "transaction, too old, RECONNECT, reset failed)."),
+    F(servers_rolled_back, "server_connections_rolled_back",
+      "Server connections of clients gone inside a transaction kept after a cancel and a ROLLBACK "
+      "(server_rollback_timeout), instead of closed."),
     F(txn_returns, "transaction_pool_returns",
       "Server connections given back to the pool at the end of a transaction (pool_mode = "
       "transaction)."),

@@ -70,6 +70,8 @@ struct worker_stats {
     uint64_t server_reuses;    /* logins served by a kept connection */
     uint64_t servers_kept;     /* connections kept as their client left */
     uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
+    /* Of clients gone inside a transaction: rolled back and kept (pool_idle.c). */
+    uint64_t servers_rolled_back;
     /* Transaction pooling (txn.c). */
     uint64_t txn_returns;      /* server connections given back at the end of a transaction */
     uint64_t txn_direct_takes; /* idle connections a transaction took without a fetcher */

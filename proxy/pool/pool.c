@@ -48,7 +48,9 @@ static void pool_sweep(evutil_socket_t fd, short what, void *arg)
     list_for_each_safe(pos, tmp, &w->used_servers)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        if (now - sc->idle_since >= reset_limit_us)
+        if (sc->rollback_owed > 0 && now >= sc->rollback_until_us)
+            pool_close(sc, "not rolled back within server_rollback_timeout");
+        else if (sc->rollback_owed == 0 && now - sc->idle_since >= reset_limit_us)
             pool_close(sc, "server_reset_query not answered in twice server_connect_timeout");
     }
     pool_warm_tick(w);

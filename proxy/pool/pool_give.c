@@ -56,7 +56,7 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
         return "a cancel request sent to it may still arrive";
     if (sc->w->draining)
         return "pgnear is shutting down";
-    if (!pool_client_done(sc, s))
+    if (!pool_client_done(sc, s) && sc->rollback_owed == 0)
         return "its client left inside a transaction, a COPY or a request";
     if (now_us - sc->connect_time > (int64_t)s->cfg->server_lifetime_ms * 1000)
         return "it is older than server_lifetime";
@@ -68,6 +68,10 @@ static const char *pool_refusal(const struct server_conn *sc, const struct sessi
 /* A kept connection goes idle as it is (txn_return), or reset first; now_us: the clock read. */
 static void pool_keep(struct server_conn *sc, int64_t now_us)
 {
+    if (sc->rollback_owed > 0) {
+        pool_roll_back(sc); /* then kept as below (pool_idle.c) */
+        return;
+    }
     bool as_is = sc->txn_return && !sc->owes_fence; /* an answer owed is read first */
     sc->txn_return = false;
     if (as_is) {
@@ -87,6 +91,7 @@ void pool_release(struct server_conn *sc)
     const char *refusal = pool_refusal(sc, s, now_us);
     if (refusal != NULL) {
         sc->txn_return = false;
+        sc->rollback_owed = 0;
         if (sc->poolable) {
             stat_inc(&sc->w->stats.servers_not_kept);
             log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
@@ -95,7 +100,7 @@ void pool_release(struct server_conn *sc)
         server_conn_close(sc, true);
         return;
     }
-    sc->owes_fence = pool_owes_fence(sc, s);
+    sc->owes_fence = sc->rollback_owed == 0 && pool_owes_fence(sc, s);
     if (sc->owes_fence)
         log_debug(s->id, "server connection %llu kept once it has said where its WAL ends",
                   (unsigned long long)sc->id);

@@ -128,6 +128,84 @@ void pool_reset(struct server_conn *sc)
     pool_flush(sc);
 }
 
+void pool_roll_back(struct server_conn *sc)
+{
+    if (pkt_add_query(sc->ep.out, "ROLLBACK") != 0) {
+        pool_close(sc, "out of memory");
+        return;
+    }
+    server_conn_move(sc, &sc->w->used_servers);
+    sc->idle_since = wall_clock_us();
+    pool_arm_sweep(sc->w);
+    if (pool_flush(sc))
+        endpoint_arm(&sc->ep);
+}
+
+/*
+ * The last answer to a vanished client's connection (pool_roll_back) came:
+ * kept, as it is or reset.  False when it was closed.
+ */
+static bool pool_rolled_back(struct server_conn *sc, const uint8_t *body, uint32_t len)
+{
+    sc->rollback_owed = 0;
+    sc->rollback_until_us = 0;
+    if (len < 1 || body[0] != 'I') {
+        stat_inc(&sc->w->stats.servers_not_kept);
+        pool_close(sc, "its ROLLBACK left it inside a transaction");
+        return false;
+    }
+    /* Clean now: what the client had under way is answered (its figures kept). */
+    uint64_t answered = sc->tx.answered, answered_idle = sc->tx.answered_idle;
+    tx_track_init(&sc->tx, 'I');
+    sc->tx.answered = answered;
+    sc->tx.answered_idle = answered_idle;
+    health_note_answer(sc->host);
+    log_info(0, "server connection %llu rolled back after its client left; kept",
+             (unsigned long long)sc->id);
+    stat_inc(&sc->w->stats.servers_kept);
+    stat_inc(&sc->w->stats.servers_rolled_back);
+    if (sc->txn_return) {
+        sc->txn_return = false;
+        pool_now_idle(sc);
+    } else {
+        pool_reset(sc);
+    }
+    return !sc->closed;
+}
+
+/*
+ * A message to a vanished client's connection before it is clean: the
+ * answers its client was owed (a cancel's error among them) and the
+ * ROLLBACK's, dropped.  False when it was closed.
+ */
+static bool pool_rollback_message(struct server_conn *sc, char type, const uint8_t *body,
+                                  uint32_t len)
+{
+    switch (type) {
+    case 'S':
+        if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {
+            pool_close(sc, "it reported more parameters than pgnear keeps");
+            return false;
+        }
+        return true;
+    case 'G':
+    case 'H':
+    case 'W':
+        pool_close(sc, "a COPY began after its client left");
+        return false;
+    case 'Z':
+        if (--sc->rollback_owed > 0)
+            return true;
+        if (sc->cancel_held) { /* more answers than its client was owed: the count is wrong */
+            pool_close(sc, "unexpected ReadyForQuery");
+            return false;
+        }
+        return pool_rolled_back(sc, body, len);
+    default:
+        return true;
+    }
+}
+
 static void pool_event(struct endpoint *ep, short what);
 
 /*
@@ -230,6 +308,8 @@ static bool pool_reset_answered(struct server_conn *sc, bool resetting, const ui
 /* One message from a server with no client; false when the connection was closed. */
 static bool pool_message(struct server_conn *sc, char type, const uint8_t *body, uint32_t len)
 {
+    if (sc->rollback_owed > 0)
+        return pool_rollback_message(sc, type, body, len);
     bool resetting = sc->list == &sc->w->used_servers && !sc->cancel_held;
     switch (type) {
     case 'S':

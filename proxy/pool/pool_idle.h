@@ -39,6 +39,15 @@ void pool_now_idle_at(struct server_conn *sc, int64_t now_us);
 void pool_reset(struct server_conn *sc);
 
 /*
+ * Sends ROLLBACK to a parked connection whose client vanished inside a
+ * transaction (sc->rollback_owed): the answers its client was owed and
+ * the ROLLBACK's are read and dropped; then it is kept as it is
+ * (txn_return) or reset (pool_reset), and closed if the last ReadyForQuery
+ * does not say idle, a COPY begins, or server_rollback_timeout passes.
+ */
+void pool_roll_back(struct server_conn *sc);
+
+/*
  * A new connection with no client (pool_warm.h) goes idle into the pool;
  * closed instead when it cannot be kept.  Returns whether it was kept.
  */

@@ -256,6 +256,16 @@ bool cancel_session_request(struct session *s)
     return true;
 }
 
+bool cancel_server_conn(struct worker *w, struct server_conn *sc, uint64_t session_id)
+{
+    const struct cancel_order o = {.session_id = session_id, .requester_worker = w->index};
+    if (cancel_to_server(w, sc, &o) != 0) {
+        log_warn(session_id, "could not send a cancel request: out of resources");
+        return false;
+    }
+    return true;
+}
+
 /* Back on the requester's worker: closed now unless a delivery will close it. */
 static void cancel_order_told(struct worker *from, const struct worker_reply *r)
 {

@@ -87,6 +87,13 @@ bool cancel_handle_request(struct worker *w, const struct startup_packet *sp,
  */
 bool cancel_session_request(struct session *s);
 
+/*
+ * Cancels what sc's server runs for the session session_id, whose client
+ * vanished (pgnear's own request, no requester): sc is held until it is
+ * delivered (pool_give.h).  False when it could not start.
+ */
+bool cancel_server_conn(struct worker *w, struct server_conn *sc, uint64_t session_id);
+
 /* Frees cancel connections still in flight (shutdown). */
 void cancel_close_all(struct worker *w);
 

@@ -108,6 +108,14 @@ struct server_conn {
     uint16_t cancels_in_flight;
     bool cancel_held;
     bool cancel_unsure;
+    /*
+     * Its client vanished inside a transaction (server_rollback_timeout):
+     * the ReadyForQuery messages the pool reads before it is clean — the
+     * answers the client was owed, then pgnear's ROLLBACK's — and by when
+     * (wall_clock_us), else it is closed (pool_idle.h).
+     */
+    uint32_t rollback_owed;
+    int64_t rollback_until_us;
     /* Transaction pooling: the statements it holds and the answers it owes (txn_prep.h). */
     struct prep_server *prep;
     bool counted;      /* counted in the daemon's pool limits (pool_limits.h) */

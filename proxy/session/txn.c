@@ -640,18 +640,63 @@ static void txn_resume_cb(struct session *s)
     endpoint_set_reader(&s->client, txn_client_read_cb);
 }
 
+/*
+ * Whether the connection of a session ending inside a transaction or a
+ * request can be rolled back and kept (server_rollback_timeout): the
+ * server waits for nothing of its client's — no message half sent, no
+ * extended-protocol batch without its Sync (a Sync would commit the
+ * batch's implicit transaction, which the client never ended), no COPY —
+ * pgnear knows the answers it owes and sends no half message to the
+ * client, and nothing pins it (the pool's rules after a transaction).
+ * Nearest's sessions end as they do (near_on_client_ended).
+ */
+static bool txn_may_roll_back(const struct session *s)
+{
+    const struct server_conn *sc = s->server_conn;
+    if (sc == NULL || s->cfg->server_rollback_timeout_ms == 0 || s->near != NULL ||
+        s->pinned != NULL || s->phase != PHASE_ACTIVE || !sc->poolable || s->move != NULL ||
+        s->move_answer_owed || sc->cancels_in_flight > 0)
+        return false;
+    /* Idle outside a transaction, it is given back as ever (reset: pool_give.h). */
+    if (sc->tx.status == 'I' && server_conn_at_safe_point(sc))
+        return false;
+    return sc->tx.status != 0 && !(sc->tx.flags & (TX_BATCH | TX_COPYING | TX_UNSURE)) &&
+           s->client.fwd_remaining == 0 && sc->ep.fwd_remaining == 0;
+}
+
+/*
+ * The session ends inside a transaction: its connection gets a cancel of
+ * what runs there, if anything does, and a ROLLBACK (pool_give.h); kept
+ * as it is after that when nothing else of the session's is owed, reset
+ * otherwise (txn_return).
+ */
+static void txn_roll_back(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    sc->rollback_owed = sc->tx.outstanding + 1;
+    sc->rollback_until_us = wall_clock_us() + (int64_t)s->cfg->server_rollback_timeout_ms * 1000;
+    sc->txn_return = txn_prep_idle(sc) && s->txn_params_moved == 0 && !txn_settings_on_conn(s);
+    log_info(s->id, "server connection %llu: its client left inside a transaction; %s",
+             (unsigned long long)sc->id,
+             sc->tx.outstanding > 0 ? "canceled, then rolled back" : "rolled back");
+    if (sc->tx.outstanding > 0 && !cancel_server_conn(s->w, sc, s->id))
+        sc->rollback_owed = 0; /* closed as before: what runs there would hold it */
+}
+
 static void txn_closing(struct session *s)
 {
     /* A session that left nothing behind leaves its connection as it is (no reset)... */
+    if (txn_settings_owed(s) && s->server_conn != NULL)
+        s->server_conn->poolable = false; /* its own answers unread there: not kept */
     bool as_is = txn_may_release(s) && !txn_settings_on_conn(s);
+    if (!as_is && txn_may_roll_back(s))
+        txn_roll_back(s);
     txn_next_stop(s, s->closing_why != NULL ? s->closing_why : "its session ended");
     txn_notify_sender_end(s);
     /* ... unless its connections were nearest's own (session pooling resets them). */
     if (!near_on_close(s) && as_is)
         s->server_conn->txn_return = true;
     txn_prep_end(s);
-    if (txn_settings_owed(s) && s->server_conn != NULL)
-        s->server_conn->poolable = false; /* its own query unanswered there: not kept */
     txn_settings_end(s);
     notify_hub_session_end(s);
     notify_watch_end(s);

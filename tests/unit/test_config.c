@@ -491,6 +491,15 @@ static void test_pool_settings(void **state)
     assert_int_equal(cfg->query_wait_notify_ms, 5000); /* seconds, as PgBouncer's */
     config_unref(cfg);
     expect_error(*state, "[pgnear]\nquery_wait_notify = -1\n" REGION_OK, "query_wait_notify", NULL);
+    cfg = expect_load(*state, REGION_OK);
+    assert_int_equal(cfg->server_rollback_timeout_ms,
+                     5000); /* a vanished client's connection kept */
+    config_unref(cfg);
+    cfg = expect_load(*state, "[pgnear]\nserver_rollback_timeout = 0\n" REGION_OK);
+    assert_int_equal(cfg->server_rollback_timeout_ms, 0); /* off: closed, as before */
+    config_unref(cfg);
+    expect_error(*state, "[pgnear]\nserver_rollback_timeout = -1\n" REGION_OK,
+                 "server_rollback_timeout", NULL);
     config_unref(expect_load(*state, "[pgnear]\npool_size = 0\nmin_pool_size = 10000\n" REGION_OK));
     expect_error(*state, "[pgnear]\npool_size = -1\n" REGION_OK, "pool_size", NULL);
     expect_error(*state, "[pgnear]\npool_size = 10001\n" REGION_OK, "pool_size", NULL);
