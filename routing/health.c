@@ -3,7 +3,8 @@
  * WAL positions) per host and interval, bounded by the timeout, on a
  * libpq connection kept per host between checks.  A check logs in afresh
  * when there is no kept connection (the first, after any failure, after
- * the server closed it) and once health_check_login_interval passed since
+ * the server closed it), when a session took the host down since it was
+ * kept (a refused login), and once health_check_login_interval passed since
  * the kept one logged in, so that a login path that breaks (pg_hba.conf,
  * a password) is seen within that bound without a login every interval.
  * A refused, reset or failed check marks the host down at once; a check
@@ -406,6 +407,7 @@ static void health_keep(struct health_checker *hc, struct region_host *h, struct
     if (pgasync_keep(conn, health_kept_closed, h)) {
         h->check_conn = conn;
         h->check_login_ms = login_ms;
+        h->check_downs = health_downs(h);
     }
 }
 
@@ -523,8 +525,14 @@ static bool health_probe_kept(struct health_checker *hc, struct region_host *h)
         return false;
     h->check_conn = NULL;
     struct health_probe *p = NULL;
+    /*
+     * A session that took the host down since (a login refused, say 57P03 as
+     * the server shuts down) is believed over the kept connection: a session
+     * admitted before a smart shutdown passes every check, and would hold the
+     * shutdown open besides.
+     */
     if (monotonic_ms() - h->check_login_ms < hc->params.login_interval_ms &&
-        (p = health_probe_new(hc, h)) != NULL) {
+        health_downs(h) == h->check_downs && (p = health_probe_new(hc, h)) != NULL) {
         p->on_kept = true;
         p->login_ms = h->check_login_ms;
         if (pgasync_requery(conn, HEALTH_QUERY, 0, NULL, hc->params.timeout_ms, health_probe_done,

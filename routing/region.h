@@ -28,6 +28,9 @@ struct region_host {
     /* The checks' kept connection, idle between checks (NULL: none), and when it logged in. */
     struct pgasync *check_conn;
     int64_t check_login_ms; /* monotonic_ms */
+    /* health_downs when it was kept: a take-down since (a session's refused login) logs in afresh.
+     */
+    unsigned check_downs;
 };
 
 struct region {

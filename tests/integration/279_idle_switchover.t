@@ -168,9 +168,13 @@ SQL
                       WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
                         AND usename <> 'postgres'}), 't',
       "$tag: ... and every other backend of us-east is ended (57P01), as a fast stop ends them";
+    # A fast stop ends a backend still logging in as the stop began as well (its
+    # user not yet known to pg_stat_activity, so the query above missed it):
+    # ended here too, each round, until none is left.
     ok wait_until(sub {
-        one($holder, q{SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid()
-                       AND backend_type = 'client backend' AND usename <> 'postgres'}) == 0
+        one($holder, q{SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                       WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
+                         AND usename IS DISTINCT FROM 'postgres'}) == 0
     }, timeout => 20), "$tag: ... gone";
     # A nearest write now: its connection must be fetched from us-east, which refuses logins.
     eval { $s{held}->send_query(q{INSERT INTO writes (what) VALUES ('held after') RETURNING written_on}) };
