@@ -236,7 +236,11 @@ check_rollback($_) for qw(disable require);
     my ($w, $pid) = locker($p);
     my $off = $p->log_size;
     $w->send_query(q{DO $$BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(30); END$$});
-    ok $us->wait_sleeping($pid), 'a client runs a statement that swallows a cancel';
+    # In pg_sleep itself, inside the block that catches the cancel: the statement merely
+    # begun (wait_sleeping's test) would take the cancel before its handler is in place.
+    ok wait_until(sub {
+        $us->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND wait_event = 'PgSleep'") eq '1'
+    }, timeout => 5, interval => 0.02), 'a client runs a statement that swallows a cancel';
     my $t0 = time;
     $w->hangup;
     ok $p->wait_for_log(qr/server connection \d+ .*closed: not rolled back within server_rollback_timeout/,
