@@ -173,6 +173,16 @@ static bool pool_rolled_back(struct server_conn *sc, const uint8_t *body, uint32
     return !sc->closed;
 }
 
+/* A ParameterStatus kept for the connection's next client; false when it was closed. */
+static bool pool_note_parameter(struct server_conn *sc, const uint8_t *body, uint32_t len)
+{
+    if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {
+        pool_close(sc, "it reported more parameters than pgnear keeps");
+        return false;
+    }
+    return true;
+}
+
 /*
  * A message to a vanished client's connection before it is clean: the
  * answers its client was owed (a cancel's error among them) and the
@@ -183,11 +193,7 @@ static bool pool_rollback_message(struct server_conn *sc, char type, const uint8
 {
     switch (type) {
     case 'S':
-        if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {
-            pool_close(sc, "it reported more parameters than pgnear keeps");
-            return false;
-        }
-        return true;
+        return pool_note_parameter(sc, body, len);
     case 'G':
     case 'H':
     case 'W':
@@ -313,11 +319,7 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
     bool resetting = sc->list == &sc->w->used_servers && !sc->cancel_held;
     switch (type) {
     case 'S':
-        if (param_set_note(&sc->reported, body, len) != PARAM_SET_OK) {
-            pool_close(sc, "it reported more parameters than pgnear keeps");
-            return false;
-        }
-        return true;
+        return pool_note_parameter(sc, body, len);
     case 'N':
         return true;
     case 'E':
