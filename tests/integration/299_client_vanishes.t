@@ -235,7 +235,11 @@ check_rollback($_) for qw(disable require);
     my $p = proxy(server_rollback_timeout => '1s');
     my ($w, $pid) = locker($p);
     my $off = $p->log_size;
-    $w->send_query(q{DO $$BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN PERFORM pg_sleep(30); END$$});
+    # Every cancel swallowed, not only the first: PostgreSQL's postmaster signals a cancel
+    # request's backend twice (its pid, then its process group), and on a busy machine the
+    # backend may take the first signal before the second is sent, so a handler that sleeps
+    # once would be canceled by the second.
+    $w->send_query(q{DO $$BEGIN LOOP BEGIN PERFORM pg_sleep(30); EXCEPTION WHEN query_canceled THEN NULL; END; END LOOP; END$$});
     # In pg_sleep itself, inside the block that catches the cancel: the statement merely
     # begun (wait_sleeping's test) would take the cancel before its handler is in place.
     ok wait_until(sub {
