@@ -167,8 +167,16 @@ static void cancel_delivery_ended(struct worker *w, const struct cancel_outcome 
         return;
     if (o->maybe_sent)
         sc->cancel_unsure = true;
-    if (--sc->cancels_in_flight == 0)
+    if (--sc->cancels_in_flight > 0)
+        return;
+    struct session *s = sc->client;
+    if (s == NULL) { /* the pool's, held for it: its reset or rollback is written next */
+        endpoint_release_writes(NULL, &sc->ep);
         w->shared->flow->server_cancel_done(sc);
+        return;
+    }
+    w->shared->flow->server_cancel_done(sc);
+    endpoint_release_writes(s, &sc->ep); /* what its session sent meanwhile; may close it */
 }
 
 /*
@@ -200,6 +208,7 @@ static int cancel_to_server(struct worker *w, struct server_conn *sc, const stru
     if (cancel_send(w, &d) != 0)
         return -1;
     sc->cancels_in_flight++;
+    endpoint_hold_writes(&sc->ep);
     return 0;
 }
 

@@ -204,8 +204,8 @@ void endpoint_arm(struct endpoint *ep)
         }
     }
     /* The ring's sends need no readiness: the kernel waits for room itself. */
-    bool writing =
-        !ep->ring && (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
+    bool writing = !ep->ring && !ep->writes_held &&
+                   (evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream));
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
@@ -252,7 +252,7 @@ void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
 static bool endpoint_fill_send(struct uring_send *op)
 {
     struct endpoint *ep = op->owner;
-    if (op->block_len == 0 && evbuffer_get_length(op->buf) == 0) {
+    if (op->block_len == 0 && evbuffer_get_length(op->buf) == 0 && !ep->writes_held) {
         struct evbuffer *queued = ep->out;
         ep->out = op->buf;
         op->buf = queued;
@@ -443,8 +443,8 @@ static bool endpoint_ring_idle(const struct endpoint *ep)
 
 uint8_t *endpoint_borrow_block(struct endpoint *ep)
 {
-    if (!endpoint_ring_idle(ep))
-        return NULL;
+    if (ep->writes_held || !endpoint_ring_idle(ep))
+        return NULL; /* held: what is read for it is kept in out */
     struct uring_send *op = endpoint_tx(ep);
     if (op != NULL && op->block == NULL)
         op->block = uring_block_take(op->ring);
@@ -463,6 +463,10 @@ void endpoint_return_block(struct endpoint *ep)
 
 int endpoint_write_out(struct endpoint *ep)
 {
+    if (ep->writes_held) {
+        endpoint_arm(ep); /* its reads go on; its writes wait for endpoint_release_writes */
+        return 0;
+    }
     if (ep->ring) {
         if (!ep->tx_failed && evbuffer_get_length(ep->out) > 0 && endpoint_tx(ep) == NULL) {
             ep->tx_failed = true;
@@ -499,6 +503,19 @@ int endpoint_flush(struct session *s, struct endpoint *ep)
         return -1;
     }
     return 0;
+}
+
+void endpoint_hold_writes(struct endpoint *ep)
+{
+    ep->writes_held = true;
+}
+
+int endpoint_release_writes(struct session *s, struct endpoint *ep)
+{
+    if (!ep->writes_held)
+        return 0;
+    ep->writes_held = false;
+    return s != NULL ? endpoint_flush(s, ep) : 0;
 }
 
 int endpoint_handshake(struct endpoint *ep, int (*step)(struct stream *))
@@ -685,7 +702,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
     if (ep->ring) {
         struct uring_send *op = ep->tx;
         if (op != NULL && op->block != NULL && p >= op->block &&
-            p + n <= op->block + URING_BLOCK_SIZE && endpoint_ring_idle(ep)) {
+            p + n <= op->block + URING_BLOCK_SIZE && endpoint_ring_idle(ep) && !ep->writes_held) {
             /* Bytes read into the block it lent (endpoint_borrow_block): sent from there. */
             op->block_off = (uint32_t)(p - op->block);
             op->block_len = (uint32_t)n;
@@ -699,7 +716,7 @@ int endpoint_send_bytes(struct session *s, struct endpoint *ep, const uint8_t *p
         }
         return endpoint_flush(s, ep);
     }
-    if (evbuffer_get_length(ep->out) == 0) {
+    if (evbuffer_get_length(ep->out) == 0 && !ep->writes_held) {
         ssize_t w = stream_write_bytes(&ep->stream, p, n);
         if (w == STREAM_ERROR || w == STREAM_EOF) {
             endpoint_failed(

@@ -70,6 +70,16 @@ struct endpoint {
     bool eof;               /* the peer ended its stream; what it sent before waits in in */
     bool hangup_seen;       /* its owner took the client's hangup: no longer watched */
     bool linger; /* its last word sent: closed after a FIN and a drain (runtime/linger.h) */
+    /*
+     * A server's, while a cancel request pgnear sent to its server is being
+     * delivered: what is queued for it waits (endpoint_release_writes).
+     * PostgreSQL signals the canceled backend twice, its process and then
+     * its process group, and a second signal that lands after the canceled
+     * statement ended would cancel the next one; once the server has closed
+     * the cancel connection, both are sent, and a backend reading its next
+     * message drops a cancel that came meanwhile.
+     */
+    bool writes_held;
     bool rev_armed, wev_armed, hev_armed;
     /*
      * ring: sends go through the worker's io_uring (endpoint_use_ring); tx
@@ -158,6 +168,13 @@ void endpoint_set_reader(struct endpoint *ep, endpoint_handler h);
 /* A reader that waits for the socket to become writable (a TCP connect). */
 void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h);
 int endpoint_flush(struct session *s, struct endpoint *ep); /* <0: session closed */
+/*
+ * A server's sends wait while pgnear's cancel requests to it are delivered
+ * (endpoint.writes_held says why), then go: flushed for s (<0: s closed),
+ * or, s NULL, left to its next flush.
+ */
+void endpoint_hold_writes(struct endpoint *ep);
+int endpoint_release_writes(struct session *s, struct endpoint *ep);
 /*
  * The reader runs no more until endpoint_resume_read; the socket's read
  * event is disarmed when it next fires (a pause that ends sooner touches

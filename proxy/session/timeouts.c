@@ -24,6 +24,9 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 
+/* query_timeout's next look while its request's sends are held (endpoint.h's writes_held). */
+#define TIMEOUTS_HELD_RECHECK_MS 10
+
 /* An ErrorResponse longer than this is passed as it is (a cancel's is a few hundred bytes). */
 #define TIMEOUTS_ERROR_MAX 4096
 
@@ -257,8 +260,13 @@ void timeouts_expired(struct session *s)
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
     else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&
-             now >= t->query_since_ms + t->query_ms)
-        timeouts_cancel(s);
+             now >= t->query_since_ms + t->query_ms) {
+        if (s->server_conn != NULL && s->server_conn->ep.writes_held)
+            /* The request may wait in pgnear for an earlier cancel's delivery: asked again soon. */
+            t->query_since_ms = now + TIMEOUTS_HELD_RECHECK_MS - t->query_ms;
+        else
+            timeouts_cancel(s);
+    }
     if (!s->closed && s->phase == PHASE_ACTIVE && t->on)
         timeouts_arm(s, monotonic_ms());
     session_callback_done(s);

@@ -251,6 +251,60 @@ for my $mode (qw(session transaction nearest)) {
     $p->stop(signal => 'INT');
 }
 
+# ------------------------------------------------------------ a cancel's second signal
+
+# PostgreSQL's postmaster signals a canceled backend twice, its process and then its
+# process group; on a busy machine the second signal may land after the canceled statement
+# ended, and cancel the next one (this test failed so, now and then, before pgnear waited).
+# pgnear sends that server nothing more until the server has closed the cancel request's
+# connection, once both signals are sent.  Made certain here: a server whose second signal
+# comes 300 ms late (kill() of a process group with SIGINT delayed by an LD_PRELOAD shim).
+{
+    my $shim_dir = tmpdir(name => 'late-sigint', mode => 0755);
+    write_file("$shim_dir/late_sigint.c", <<'C');
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+/* The second of a cancel's two signals, to the backend's process group, 300 ms late. */
+int kill(pid_t pid, int sig)
+{
+    int (*real_kill)(pid_t, int) = (int (*)(pid_t, int))dlsym(RTLD_NEXT, "kill");
+    if (pid < -1 && sig == SIGINT)
+        usleep(300000);
+    return real_kill(pid, sig);
+}
+C
+    my ($rc, $out, $err) = run_cmd([require_tool('cc'), '-shared', '-fPIC', '-o', "$shim_dir/late_sigint.so",
+                                    "$shim_dir/late_sigint.c", '-ldl']);
+    die "cc late_sigint.so: $out$err" if $rc != 0;
+    chmod 0755, "$shim_dir/late_sigint.so";
+    my $late = PgNearTest::Cluster->new(name => 'late-cancel', location => '39.04, -77.49', env => { LD_PRELOAD => "$shim_dir/late_sigint.so" });
+    my $late_users = "$auth_dir/late_userlist.txt";
+    write_file($late_users, qq{"app" "} . $late->scram_verifier('app') . qq{"\n});
+    for my $mode (qw(session transaction)) {
+        my $p = PgNearTest::Proxy->new(
+            regions => [$late],
+            settings => { auth => 'scram', auth_file => $late_users, server_tls => 'disable',
+                          query_timeout => '2s', %{ $MODES{$mode} } });
+        my $w = login($p);
+        my ($timed_out, @innocent) = (0);
+        for my $try (1 .. 2) {
+            my $q = $w->query('SELECT pg_sleep(10)');
+            $timed_out++ if ($q->{error}{C} // '') eq '57014';
+            # Running when the late signal lands, 300 ms on, and well within query_timeout.
+            $q = $w->query('SELECT pg_sleep(0.6)');
+            push @innocent, "$try: $q->{error}{M}" if $q->{error};
+        }
+        is $timed_out, 2, "$mode: a server whose cancel's second signal is late: query_timeout canceled each long statement";
+        is scalar(@innocent), 0, "$mode: ... and the statement after each ran, not canceled by that second signal"
+          or diag join "\n", @innocent;
+        $p->stop;
+    }
+    $late->stop;
+}
+
 # ------------------------------------------------------------ as PostgreSQL's own settings
 
 {

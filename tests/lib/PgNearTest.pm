@@ -790,6 +790,7 @@ sub new {
         host      => '127.0.0.1',
         ipv6      => $o{ipv6} // PgNearTest::have_ipv6(),
         location  => $o{location} // $LOCATION{$name},
+        env       => $o{env} // {},
         owner_pid => $$,
     }, $class;
     $self->{ipv6} = 0 unless PgNearTest::have_ipv6();
@@ -1056,7 +1057,7 @@ sub _pg_ctl {
     my ($self, @args) = @_;
     return PgNearTest::run_cmd(
         [PgNearTest::_as_pg_user(PgNearTest::require_tool('pg_ctl'), '-D', $self->{datadir}, @args)],
-        timeout => 90, cwd => $self->{dir});
+        timeout => 90, cwd => $self->{dir}, env => $self->{env});
 }
 
 sub _try_start {
@@ -2177,7 +2178,7 @@ log is printed as diagnostics.
 
   PgNearTest::Cluster->new(name => 'us-east', ca => $ca|undef, port => N,
       location => 'lat, lon', hba => [lines], conf => {k => v} | "text",
-      ipv6 => 0|1, roles => 1, own_initdb => 0|1)
+      ipv6 => 0|1, roles => 1, own_initdb => 0|1, env => {NAME => value})
   Starts a PostgreSQL server (initdb, pg_ctl -w) as OS user postgres, with
   cluster_name, listen_addresses 127.0.0.1[,::1], max_connections 200,
   fsync off, password_encryption scram-sha-256, ssl on with a CA-issued
@@ -2190,6 +2191,7 @@ log is printed as diagnostics.
   of one initdb per test process, so every such cluster has the same
   system identifier (as a primary and its standbys do); own_initdb => 1
   runs initdb for this cluster alone, for one that must look unrelated.
+  env: the server's environment beside the test's (LD_PRELOAD, say).
 
   $c->name, host ('127.0.0.1'), port, hostport, location, datadir,
   socket_dir, log_path, log_contents, pid, is_running
