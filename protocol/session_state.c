@@ -120,7 +120,6 @@ void session_state_free(struct session_state *st)
     if (st->replay != NULL)
         evbuffer_free(st->replay);
     st->replay = NULL;
-    param_set_free(&st->names);
 }
 
 /* A column of a DataRow: NULL is p == NULL. */
@@ -233,31 +232,10 @@ static int state_bind_execute(struct session_state *st, const struct state_col *
     return rc;
 }
 
-/* name = value noted in st->names (keep_names): NUL-terminated copies, or the set overflowed. */
-static void state_keep_name(struct session_state *st, const struct state_col *name,
-                            const struct state_col *value)
-{
-    char *n = malloc(name->len + 1), *v = malloc(value->len + 1);
-    if (n == NULL || v == NULL || memchr(name->p, '\0', name->len) != NULL ||
-        memchr(value->p, '\0', value->len) != NULL) {
-        st->names.overflowed = true;
-    } else {
-        memcpy(n, name->p, name->len);
-        n[name->len] = '\0';
-        memcpy(v, value->p, value->len);
-        v[value->len] = '\0';
-        param_set_put(&st->names, n, v); /* PARAM_SET_FULL marks it overflowed */
-    }
-    free(n);
-    free(v);
-}
-
 /* set_config(name, value, false): a setting, or the role. */
 static int state_set(struct session_state *st, const struct state_col *name,
                      const struct state_col *value)
 {
-    if (st->keep_names)
-        state_keep_name(st, name, value);
     static const struct state_col unnamed = {(const uint8_t *)"", 0};
     static const struct state_col sql = {(const uint8_t *)set_config_sql,
                                          sizeof(set_config_sql) - 1};

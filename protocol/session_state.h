@@ -37,8 +37,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "protocol/param_set.h"
-
 struct evbuffer;
 
 /* The replay's size at most: a session with more prepared text than this is not moved. */
@@ -82,12 +80,6 @@ struct session_state {
      * them parsed again where it needs them: txn_prep.h).
      */
     bool skip_protocol_statements;
-    /*
-     * Set by the caller: names keeps each setting the replay sets, name
-     * and value (its overflowed says it does not hold them all).
-     */
-    bool keep_names;
-    struct param_set names;
 };
 
 /* The query that reads a session's state: one round trip, rows as above. */

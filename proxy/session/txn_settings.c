@@ -25,8 +25,8 @@
 enum txn_settings_step {
     TXN_SETTINGS_IDLE,
     TXN_SETTINGS_READING,   /* the state query runs on the attached connection */
-    TXN_SETTINGS_APPLYING,  /* the replay runs there, before the client's first message */
-    TXN_SETTINGS_PIPELINED, /* ... in the same write as the client's messages: answers swallowed */
+    TXN_SETTINGS_PIPELINED, /* the replay runs there, in the same write as the client's first
+                               messages, before them: its answers swallowed */
 };
 
 struct txn_settings {
@@ -41,10 +41,8 @@ struct txn_settings {
     unsigned reads;            /* state queries sent for this read */
     bool canceled;             /* the last one was canceled (57014): asked again */
     bool failed;
-    unsigned owed;         /* CommandCompletes of a pipelined replay still to swallow */
     struct pg_error error; /* the replay's refusal, told to the client */
     txn_settings_read_done read_done;
-    txn_settings_go go;
 };
 
 /* As near_sync's: a tight statement_timeout may cancel the query's first statements. */
@@ -108,7 +106,7 @@ unsigned txn_settings_count(const struct session *s)
 bool txn_settings_busy(const struct session *s)
 {
     const struct txn_settings *t = ts_of(s);
-    return t != NULL && t->step != TXN_SETTINGS_IDLE && t->step != TXN_SETTINGS_PIPELINED;
+    return t != NULL && t->step == TXN_SETTINGS_READING;
 }
 
 bool txn_settings_owed(const struct session *s)
@@ -155,7 +153,6 @@ static bool ts_ask(struct session *s)
         return false;
     }
     t->read.skip_protocol_statements = true;
-    t->read.keep_names = true;
     if (sc->prep != NULL)
         prep_server_query_sent(sc->prep); /* the Query drops its unnamed statement */
     return endpoint_flush(s, &sc->ep) == 0;
@@ -236,36 +233,17 @@ static int ts_read_message(struct session *s, char type, const uint8_t *body, ui
     return MSG_STOP;
 }
 
-/* One message of the replay's answers: swallowed, the client heard them as it set them. */
-static int ts_apply_message(struct session *s, char type, const uint8_t *body, uint32_t len)
-{
-    struct txn_settings *t = ts_of(s);
-    if (type == 'E' && !t->failed) {
-        pg_error_from_report(&t->error, body, len);
-        t->failed = true;
-    }
-    if (type != 'Z')
-        return MSG_CONSUMED;
-    frame_consume(s->server_conn->ep.in, len);
-    t->step = TXN_SETTINGS_IDLE;
-    if (t->failed) {
-        log_info(s->id, "its settings could not be applied to its next server connection");
-        session_fail(s, &t->error); /* the server's words; nothing of the client's ran */
-        return MSG_STOP;
-    }
-    t->on_conn = true;
-    t->go(s);
-    return MSG_STOP;
-}
-
 /* Each as large as a state row may be. */
 #define TS_READER(name, handler)                                                                   \
     MSG_SERVER_READER(static, name, handler, SESSION_STATE_MAX_BYTES, ts_bad_length)
 
 TS_READER(ts_read_reader, ts_read_message)
-TS_READER(ts_apply_reader, ts_apply_message)
 
-/* One answer of a pipelined replay: swallowed up to its COMMIT's CommandComplete. */
+/*
+ * One answer of the replay: swallowed up to its ReadyForQuery, the
+ * ParameterStatus of a setting the server reports among them (the client
+ * heard it when it set it).
+ */
 static int ts_pipelined_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     struct txn_settings *t = ts_of(s);
@@ -276,7 +254,7 @@ static int ts_pipelined_message(struct session *s, char type, const uint8_t *bod
         session_fail(s, &t->error); /* the server's words; it skips the client's up to a Sync */
         return MSG_STOP;
     }
-    if (type != 'C' || --t->owed > 0)
+    if (type != 'Z')
         return MSG_CONSUMED;
     frame_consume(s->server_conn->ep.in, len);
     t->step = TXN_SETTINGS_IDLE;
@@ -308,37 +286,25 @@ bool txn_settings_read(struct session *s, txn_settings_read_done done)
 }
 
 /*
- * Whether the replay may go in the same write as the client's messages:
- * none of its settings is one the server reports (sc->reported has the
- * names), since PostgreSQL reports a change at the next ReadyForQuery,
- * which would be the client's (a ParameterStatus it heard already).
+ * An empty Query behind the replay: it commits the replay's implicit
+ * transaction, and its ReadyForQuery brings PostgreSQL's report of each
+ * replayed setting that the server reports (14 and later report at a
+ * ReadyForQuery): swallowed there, so that what the server reports after
+ * it, at the client's, is measured from the client's own values, as on
+ * a direct connection.  After a refused setting the server skips it, as
+ * every message up to a Sync.
  */
-static bool ts_may_pipeline(const struct txn_settings *t, const struct server_conn *sc)
+static int ts_add_end(struct evbuffer *out)
 {
-    const char *name, *value;
-    if (t->rec.names.overflowed)
-        return false;
-    for (size_t off = 0; param_set_next(&t->rec.names, &off, &name, &value);)
-        if (param_set_get(&sc->reported, name) != NULL)
-            return false;
-    return true;
-}
-
-/* COMMIT through the unnamed statement: ends the replay's implicit transaction at once. */
-static int ts_add_commit(struct evbuffer *out)
-{
-    static const char commit[] = "COMMIT";
-    return pkt_add_parse(out, "", 0, commit, sizeof(commit) - 1, NULL, 0) != 0 ||
-                   pkt_add_bind_text(out, NULL, 0) != 0 || pkt_add_execute_all(out) != 0
-               ? -1
-               : 0;
+    return pkt_add_query(out, "");
 }
 
 /*
- * The replay without its Sync, then a COMMIT, in front of the client's
- * messages: they run after it, in a transaction of their own, and a
- * setting refused there has the server skip them up to their Sync (the
- * session ends with its error: none of them ran).
+ * The replay without its Sync, then an empty Query, in front of the
+ * client's messages: they run after it, in a transaction of their own,
+ * at no round trip of the replay's; a setting refused there has the
+ * server skip them up to their Sync (the session ends with its error:
+ * none of them ran).
  */
 static bool ts_apply_pipelined(struct session *s, txn_settings_go go)
 {
@@ -348,11 +314,10 @@ static bool ts_apply_pipelined(struct session *s, txn_settings_go go)
     size_t n = evbuffer_get_length(t->rec.replay);
     const uint8_t *replay = evbuffer_pullup(t->rec.replay, -1);
     if (replay == NULL || n < sizeof(sync) || memcmp(replay + n - 5, sync, 5) != 0 ||
-        evbuffer_add(sc->ep.out, replay, n - 5) != 0 || ts_add_commit(sc->ep.out) != 0) {
+        evbuffer_add(sc->ep.out, replay, n - 5) != 0 || ts_add_end(sc->ep.out) != 0) {
         session_close(s, "out of memory");
         return true;
     }
-    t->owed = t->rec.settings + t->rec.nlimits + 1; /* each set_config's, and the COMMIT's */
     t->step = TXN_SETTINGS_PIPELINED;
     t->failed = false;
     t->on_conn = true;
@@ -379,20 +344,5 @@ bool txn_settings_apply(struct session *s, txn_settings_go go)
     struct server_conn *sc = s->server_conn;
     if (sc->prep != NULL)
         prep_server_query_sent(sc->prep); /* the replay's Parse takes the unnamed statement */
-    if (ts_may_pipeline(t, sc))
-        return ts_apply_pipelined(s, go);
-    size_t n = evbuffer_get_length(t->rec.replay);
-    const uint8_t *replay = evbuffer_pullup(t->rec.replay, -1);
-    if (replay == NULL || evbuffer_add(sc->ep.out, replay, n) != 0) {
-        session_close(s, "out of memory");
-        return true;
-    }
-    t->step = TXN_SETTINGS_APPLYING;
-    t->failed = false;
-    t->go = go;
-    log_debug(s->id, "its %u settings go to its server connection %llu", txn_settings_count(s),
-              (unsigned long long)sc->id);
-    ts_take(s, ts_apply_reader);
-    endpoint_flush(s, &sc->ep);
-    return true;
+    return ts_apply_pipelined(s, go);
 }

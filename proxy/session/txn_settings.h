@@ -20,16 +20,18 @@
  * (server_reset_query) before anyone else takes it, as one that ran
  * anything else is: every idle connection is at its login's state, and
  * the pool needs no second key.  On the next connection the recorded
- * settings are replayed before the client's first message: in the same
- * write, ended by a COMMIT of their own and no Sync, when none of them is
- * a setting the server reports (PostgreSQL would report it at the
- * client's ReadyForQuery); else with a Sync, one round trip before it
- * (their ParameterStatus swallowed: the client heard those when it set
- * them).  Their answers are swallowed.  A replay the server
- * refuses ends the session with the server's error: nothing of the
- * client's ran without its settings.  A client that never sets anything
- * pays nothing.  Used only where server_reset_query is set (without it a
- * given-back connection would keep them: such a session pins as before).
+ * settings are replayed before the client's first message, in the same
+ * write, with no Sync, ended by an empty Query of their own: no round
+ * trip.  Its ReadyForQuery carries what the server reports of them
+ * (TimeZone, application_name, ...: PostgreSQL reports a change at the
+ * next ReadyForQuery), swallowed with their other answers: the client
+ * heard those when it set them, and the server measures its next reports,
+ * at the client's ReadyForQuery, from the client's own values, as on a
+ * direct connection.  A replay the server refuses ends the session with
+ * the server's error: nothing of the client's ran without its settings.
+ * A client that never sets anything pays nothing.  Used only where
+ * server_reset_query is set (without it a given-back connection would
+ * keep them: such a session pins as before).
  */
 #ifndef PGNEAR_PROXY_TXN_SETTINGS_H
 #define PGNEAR_PROXY_TXN_SETTINGS_H
