@@ -130,7 +130,7 @@ for my $name (@drivers) {
     is scalar keys %pids, 1, "$name: through pgnear: all its clients took turns on one server connection";
     my @rows = grep { ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW CLIENTS');
     is_deeply [map { $_->{pinned} } @rows], [map { '' } keys %$d], "$name: SHOW CLIENTS: none is pinned";
-    is_deeply [sort map { $_->{settings} } @rows], [sort map { scalar keys %{ $_->{session} } } values %$d],
+    is_deeply [sort map { $_->{settings} // '(none)' } @rows], [sort map { scalar keys %{ $_->{session} } } values %$d],
               "$name: SHOW CLIENTS: each client's settings follow it, as many as its session holds directly";
     my $pins = stat_value($p, 'txn_pins') // 0;
     is $pins, 0, "$name: the pins counter stays 0";
