@@ -57,12 +57,15 @@ static const char state_query[] = STATE_QUERY(STATE_NOT_SESSION);
 
 /*
  * The same in a transaction of pgnear's own, whatever the session set: read
- * committed (a standby refuses a serializable one), no statement or lock
+ * committed (a standby refuses a serializable one; SET LOCAL: a plain SET
+ * TRANSACTION leaves transaction_isolation's source 'session' in
+ * pg_settings for the rest of the session, which the client would see, and
+ * a direct connection does not show), no statement or lock
  * timeout, the session's own limits read first.  One Query, its statements
  * one implicit transaction, so that SET LOCAL ends with it.
  */
 static const char state_query_own_limits[] =
-    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+    "SET LOCAL TRANSACTION ISOLATION LEVEL READ COMMITTED; "
     "SELECT 'w' AS k, n, pg_catalog.current_setting(n) AS v, NULL::text AS t "
     "FROM pg_catalog.unnest(ARRAY[" STATE_LIMITS "]) AS l (n); "
     "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
@@ -74,14 +77,14 @@ static const char state_query_own_limits[] =
  * client that set none carries none.
  */
 static const char state_query_session_limits[] =
-    "SET TRANSACTION ISOLATION LEVEL READ COMMITTED; "
+    "SET LOCAL TRANSACTION ISOLATION LEVEL READ COMMITTED; "
     "SELECT 'w' AS k, name AS n, pg_catalog.current_setting(name) AS v, NULL::text AS t "
     "FROM pg_catalog.pg_settings WHERE source = 'session' AND name IN (" STATE_LIMITS "); "
     "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; " STATE_QUERY(STATE_NOT_SESSION
                                                                                 ", " STATE_LIMITS);
 
 /* What a replay begins with: its own transaction's limits, as above. */
-static const char own_isolation_sql[] = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+static const char own_isolation_sql[] = "SET LOCAL TRANSACTION ISOLATION LEVEL READ COMMITTED";
 static const char own_limits_sql[] =
     "SELECT pg_catalog.set_config('statement_timeout', '0', true), "
     "pg_catalog.set_config('lock_timeout', '0', true)";

@@ -53,8 +53,14 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # loopback whose record 306_dns_follow.t moves under pgnear
 TOOLS="iproute2 procps groff-base man-db curl systemd dnsmasq-base"
 # psycopg 3 is one of the drivers whose sessions are moved between servers
-# (232_move_drivers.t), node-postgres (tests/node) the other
-PYTHON="python3 python3-minimal python3-psycopg"
+# (232_move_drivers.t), node-postgres (tests/node) the other; Django (over
+# psycopg2) and pgjdbc run their connect paths under transaction pooling
+# (300_driver_settings.t), pgjdbc's client by java's source launcher: the
+# JRE's runtime image holds the jdk.compiler module it needs, no JDK
+# (openjdk-17-jre-headless: what Debian 12's default-jre-headless is; the
+# package that has /usr/bin/java, as check-tools.sh asks)
+PYTHON="python3 python3-minimal python3-psycopg python3-psycopg2 python3-django"
+JAVA="openjdk-17-jre-headless libpostgresql-jdbc-java"
 # node runs the Neon serverless driver (tests/node) for the WebSocket tests,
 # and node-postgres for the cancel tests, postgres.js and node-postgres for
 # the transaction pooling tests
@@ -72,7 +78,7 @@ PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
 # source and dpkg-source come with dpkg-dev, the archive's key with debian-archive-keyring;
 # the source tarball is bzip2
 REGRESS="postgresql-server-dev-15 debian-archive-keyring bzip2"
-PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING $REGRESS"
+PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $JAVA $NODE $PROFILE $PACKAGING $REGRESS"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

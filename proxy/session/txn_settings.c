@@ -183,7 +183,12 @@ static void ts_read_end(struct session *s, char status)
     if (why == NULL && session_state_finish(&t->read) != SESSION_STATE_OK)
         why = "out of memory";
     t->step = TXN_SETTINGS_IDLE;
-    t->dirty = false;
+    /*
+     * What the client sent meanwhile runs on this connection, no replay
+     * before it: a statement parsed earlier that may change them (psycopg's
+     * Parse and Sync, then its Bind) may run there, so it is read back after.
+     */
+    t->dirty = (t->named_changes || t->unnamed_changes) && evbuffer_get_length(s->client.in) > 0;
     if (why != NULL) {
         session_state_free(&t->read);
     } else {

@@ -198,7 +198,7 @@ static void test_own_limits(void **state)
     assert_int_equal(session_state_finish(&st), SESSION_STATE_OK);
     assert_int_equal(st.settings, 1);
     char *text = replay_text(&st);
-    assert_string_equal(text, "P:|SET TRANSACTION ISOLATION LEVEL READ COMMITTED|;B:;E;"
+    assert_string_equal(text, "P:|SET LOCAL TRANSACTION ISOLATION LEVEL READ COMMITTED|;B:;E;"
                               "P:|SELECT pg_catalog.set_config('statement_timeout', '0', true), "
                               "pg_catalog.set_config('lock_timeout', '0', true)|;B:;E;"
                               "P:|SELECT pg_catalog.set_config($1, $2, false)|25,25;"
