@@ -8,7 +8,8 @@
 # every region's (503 "no_host_up"), and on SIGINT with
 # shutdown_ready_grace: /readyz answers 503 "stopping" while the client
 # port still takes connections and logins, and only later does the port
-# close.  Before probes.c, metrics_addr answered 404 to both paths and
+# close; SIGTERM likewise, the drain answering 503 after it; a SIGTERM
+# during SIGUSR2's grace keeps SIGUSR2's drain, a second SIGINT ends it.  Before probes.c, metrics_addr answered 404 to both paths and
 # shutdown_ready_grace was an unknown setting.
 use strict;
 use warnings;
@@ -231,6 +232,44 @@ for my $workers (1, 2) {
     $late->terminate;
     $held->terminate;
     is $p->wait_for_exit(timeout => 20), 0, 'pgnear exits once the sessions ended';
+}
+
+# ---- signals during the grace: SIGTERM after SIGUSR2 keeps SIGUSR2's drain (no
+# shutdown_timeout); a second SIGINT ends the grace at once
+{
+    my $mport = free_port();
+    my $p = PgNearTest::Proxy->new(regions => [$us, $eu],
+        settings => { auth => 'passthrough', server_tls => 'disable', workers => 2, health_check_interval => '1s',
+                      metrics_addr => "127.0.0.1:$mport", shutdown_ready_grace => '2s', shutdown_timeout => '1s' });
+    ok wait_ready($mport, 200), 'SIGUSR2, SIGTERM: ready first';
+    my $held = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port);
+    ok $held->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok}, 'a session held open';
+    my $off = $p->log_size;
+    $p->signal('USR2');
+    ok wait_ready($mport, 503, 'stopping', timeout => 2), 'SIGUSR2: 503 stopping';
+    $p->signal('TERM');
+    ok $p->wait_for_log(qr/received SIGTERM during shutdown_ready_grace/, offset => $off), '... SIGTERM during the grace is logged';
+    ok port_takes($p->port), '... the port still takes connections';
+    ok wait_until(sub { !port_takes($p->port) }, timeout => 10, interval => 0.05), '... until the grace is over';
+    like $p->_log_from($off), qr/shutdown_ready_grace is over: no new connections; waiting for sessions to end, however long/,
+        "... then SIGUSR2's drain, SIGTERM's weaker one kept for nothing";
+    sleep 2;
+    is $held->query('SELECT 1')->{rows}[0][0], 1, '... past shutdown_timeout (1 s) the session still runs';
+    $held->terminate;
+    is $p->wait_for_exit(timeout => 15), 0, 'pgnear exits once the session ended';
+
+    $mport = free_port();
+    $p = PgNearTest::Proxy->new(regions => [$us, $eu],
+        settings => { auth => 'passthrough', server_tls => 'disable', workers => 2, health_check_interval => '1s',
+                      metrics_addr => "127.0.0.1:$mport", shutdown_ready_grace => '60s' });
+    ok wait_ready($mport, 200), 'SIGINT twice: ready first';
+    $p->signal('INT');
+    ok wait_ready($mport, 503, 'stopping', timeout => 2), 'SIGINT: 503 stopping, for a grace of 60 s';
+    my $t0 = time;
+    $p->signal('INT');
+    is $p->wait_for_exit(timeout => 10), 0, 'a second SIGINT: pgnear stops at once';
+    cmp_ok time - $t0, '<', 5, sprintf('... within %.1f s', time - $t0);
+    like $p->log_contents, qr/received SIGINT during shutdown_ready_grace: ending it now/, '... and says so';
 }
 
 done_testing;
