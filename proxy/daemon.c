@@ -54,6 +54,15 @@ struct daemon {
     struct reloader *reload;
     struct event *sig_term, *sig_int, *sig_hup, *sig_usr2;
     struct metrics_server *metrics; /* /metrics on worker 0, or NULL */
+    /*
+     * shutdown_ready_grace: after the first stop signal, /readyz answers 503
+     * (shared.stopping) while the listeners still take connections; then the
+     * workers hear after_grace, the strongest stop asked meanwhile.
+     */
+    struct event *grace;
+    worker_fn after_grace; /* non-NULL during the grace */
+    const char *after_what;
+    bool grace_over; /* a stop went to the workers: later signals go at once */
 };
 
 /* Runs fn on every worker: the others through their mailboxes, worker 0 (this thread) at once. */
@@ -66,23 +75,76 @@ static void daemon_broadcast(struct daemon *d, worker_fn fn)
     fn(sh->workers[0], NULL);
 }
 
+/* How far a stop goes: SIGINT's beyond SIGUSR2's (no timeout) beyond SIGTERM's. */
+static int daemon_stop_rank(worker_fn fn)
+{
+    return fn == worker_stop_fn ? 3 : fn == worker_drain_wait_fn ? 2 : 1;
+}
+
+/* The grace is over (or cut short): the workers hear the stop; the listeners close. */
+static void daemon_grace_over(evutil_socket_t fd, short what, void *arg)
+{
+    struct daemon *d = arg;
+    worker_fn fn = d->after_grace;
+    log_info(0, "shutdown_ready_grace is over: %s", d->after_what);
+    d->after_grace = NULL;
+    d->grace_over = true;
+    daemon_broadcast(d, fn);
+}
+
+/*
+ * A stop signal.  /readyz turns 503 at once; with shutdown_ready_grace the
+ * workers hear fn only after it (orchestrators and balancers stop sending
+ * first, and connections that come meanwhile are still taken).  A stop
+ * signal during the grace is kept for its end if it goes further; SIGINT
+ * ends the grace at once.
+ */
+static void daemon_stop(struct daemon *d, const char *sig, worker_fn fn, const char *what)
+{
+    __atomic_store_n(&d->shared.stopping, 1, __ATOMIC_RELEASE);
+    if (d->after_grace != NULL) {
+        if (daemon_stop_rank(fn) > daemon_stop_rank(d->after_grace)) {
+            d->after_grace = fn;
+            d->after_what = what;
+        }
+        log_info(0, "received %s during shutdown_ready_grace%s", sig,
+                 fn == worker_stop_fn ? ": ending it now" : "");
+        if (fn == worker_stop_fn) {
+            evtimer_del(d->grace);
+            daemon_grace_over(-1, 0, d);
+        }
+        return;
+    }
+    int ms = d->shared.workers[0]->cfg->shutdown_ready_grace_ms;
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    if (d->grace_over || ms <= 0 || d->grace == NULL || evtimer_add(d->grace, &tv) != 0) {
+        log_info(0, "received %s: %s", sig, what);
+        d->grace_over = true;
+        daemon_broadcast(d, fn);
+        return;
+    }
+    d->after_grace = fn;
+    d->after_what = what;
+    log_info(0,
+             "received %s: not ready from now on (/readyz answers 503); connections are taken "
+             "for shutdown_ready_grace (%d ms) more, then %s",
+             sig, ms, fn == worker_stop_fn ? "pgnear stops" : "the listeners close");
+}
+
 static void daemon_on_sigterm(evutil_socket_t sig, short what, void *arg)
 {
-    log_info(0, "received SIGTERM: no new connections; waiting for sessions to end");
-    daemon_broadcast(arg, worker_drain_fn);
+    daemon_stop(arg, "SIGTERM", worker_drain_fn, "no new connections; waiting for sessions to end");
 }
 
 static void daemon_on_sigusr2(evutil_socket_t sig, short what, void *arg)
 {
-    log_info(0, "received SIGUSR2: no new connections; waiting for sessions to end, however "
-                "long they take");
-    daemon_broadcast(arg, worker_drain_wait_fn);
+    daemon_stop(arg, "SIGUSR2", worker_drain_wait_fn,
+                "no new connections; waiting for sessions to end, however long they take");
 }
 
 static void daemon_on_sigint(evutil_socket_t sig, short what, void *arg)
 {
-    log_info(0, "received SIGINT: shutting down now");
-    daemon_broadcast(arg, worker_stop_fn);
+    daemon_stop(arg, "SIGINT", worker_stop_fn, "shutting down now");
 }
 
 static void daemon_on_sighup(evutil_socket_t sig, short what, void *arg)
@@ -98,7 +160,8 @@ static int daemon_signals(struct daemon *d)
     d->sig_int = evsignal_new(base, SIGINT, daemon_on_sigint, d);
     d->sig_hup = evsignal_new(base, SIGHUP, daemon_on_sighup, d);
     d->sig_usr2 = evsignal_new(base, SIGUSR2, daemon_on_sigusr2, d);
-    if (!d->sig_term || !d->sig_int || !d->sig_hup || !d->sig_usr2 ||
+    d->grace = evtimer_new(base, daemon_grace_over, d);
+    if (!d->grace || !d->sig_term || !d->sig_int || !d->sig_hup || !d->sig_usr2 ||
         evsignal_add(d->sig_term, NULL) != 0 || evsignal_add(d->sig_int, NULL) != 0 ||
         evsignal_add(d->sig_hup, NULL) != 0 || evsignal_add(d->sig_usr2, NULL) != 0)
         return -1;
@@ -187,6 +250,8 @@ static void daemon_free(struct daemon *d)
         event_free(d->sig_hup);
     if (d->sig_usr2)
         event_free(d->sig_usr2);
+    if (d->grace)
+        event_free(d->grace);
     /*
      * Freeing the signal events gave the signals their default action back:
      * a SIGTERM sent again while pgnear finishes exiting (a supervisor that

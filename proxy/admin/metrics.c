@@ -1,6 +1,7 @@
 /*
  * metrics.c — Prometheus text exposition on metrics_addr (libevent's
- * evhttp, on worker 0's loop).
+ * evhttp, on worker 0's loop), and the table of what else that address
+ * serves (metrics_routes: /healthz and /readyz from probes.c).
  *
  * A scrape takes the same snapshot SHOW STATS and SHOW REGIONS do
  * (snapshot.c) and answers when every worker has filled its part: no loop
@@ -24,6 +25,7 @@
 
 #include "pgnear-build.h"
 #include "proxy/admin/latency_report.h"
+#include "proxy/admin/probes.h"
 #include "proxy/admin/prom_text.h"
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
@@ -376,29 +378,61 @@ static void scrape_answer(struct snapshot *snap, void *arg)
     free(sc);
 }
 
-/* GET or HEAD /metrics only; the answer waits for a snapshot from every worker. */
-static void metrics_request(struct evhttp_request *req, void *arg)
+/* GET /metrics: the answer waits for a snapshot from every worker. */
+static void metrics_scrape(struct evhttp_request *req, struct worker *w)
 {
-    struct metrics_server *ms = arg;
-    if (strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)) ?: "", "/metrics") != 0) {
-        evhttp_send_error(req, HTTP_NOTFOUND, "pgnear serves /metrics only");
-        return;
-    }
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
-        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-        evhttp_send_error(req, HTTP_BADMETHOD, "GET /metrics");
-        return;
-    }
     struct scrape *sc = calloc(1, sizeof(*sc));
-    if (sc == NULL || snapshot_take(ms->w, SNAPSHOT_HOSTS, scrape_answer, sc) != 0) {
+    if (sc == NULL || snapshot_take(w, SNAPSHOT_HOSTS, scrape_answer, sc) != 0) {
         free(sc);
         evhttp_send_error(req, HTTP_SERVUNAVAIL, "out of memory");
         return;
     }
     sc->req = req;
-    sc->shared = ms->w->shared;
+    sc->shared = w->shared;
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), scrape_gone, sc);
+}
+
+/* What metrics_addr serves: a path, and its handler (GET and HEAD; HEAD gets no body). */
+static const struct metrics_route {
+    const char *path;
+    void (*handle)(struct evhttp_request *req, struct worker *w);
+} metrics_routes[] = {
+    {"/metrics", metrics_scrape},
+    {"/healthz", probes_healthz},
+    {"/readyz", probes_readyz},
+};
+
+#define METRICS_NROUTES (sizeof(metrics_routes) / sizeof(metrics_routes[0]))
+
+/* 404 naming the paths served. */
+static void metrics_not_found(struct evhttp_request *req)
+{
+    char text[256] = "pgnear serves";
+    for (size_t i = 0; i < METRICS_NROUTES; i++)
+        snprintf(text + strlen(text), sizeof(text) - strlen(text), " %s", metrics_routes[i].path);
+    evhttp_send_error(req, HTTP_NOTFOUND, text);
+}
+
+/* A request to metrics_addr: the route of its path, by GET or HEAD. */
+static void metrics_request(struct evhttp_request *req, void *arg)
+{
+    struct metrics_server *ms = arg;
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)) ?: "";
+    const struct metrics_route *route = NULL;
+    for (size_t i = 0; i < METRICS_NROUTES && route == NULL; i++)
+        if (strcmp(path, metrics_routes[i].path) == 0)
+            route = &metrics_routes[i];
+    if (route == NULL) {
+        metrics_not_found(req);
+        return;
+    }
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+        evhttp_send_error(req, HTTP_BADMETHOD, "GET or HEAD only");
+        return;
+    }
+    route->handle(req, ms->w);
 }
 
 /* "127.0.0.1:9187", "[::1]:9187", ":9187" (every address); false when it is none of these. */

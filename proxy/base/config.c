@@ -115,6 +115,7 @@ static const struct setting config_settings[] = {
     S(client_login_timeout_ms, T_MS, "60s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),
     S(shutdown_timeout_ms, T_MS, "30s", true),
+    S(shutdown_ready_grace_ms, T_MS, "0", true),
     S(pause_timeout_ms, T_MS, "10s", true),
     S(move_timeout_ms, T_MS, "10s", true),
     S(movable, T_BOOL, "on", true),

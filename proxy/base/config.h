@@ -137,10 +137,11 @@ struct config {
     int client_login_timeout_ms;
     int server_connect_timeout_ms;
     int shutdown_timeout_ms;
-    int pause_timeout_ms; /* PAUSE gives up (and undoes itself) after this */
-    int move_timeout_ms;  /* a move whose session reached no safe point by then is given up */
-    bool movable;         /* sessions may be moved to another server (move.h) */
-    bool tcp_keepalive;   /* on client and server TCP connections */
+    int shutdown_ready_grace_ms; /* a stop signal: not ready this long before listeners close */
+    int pause_timeout_ms;        /* PAUSE gives up (and undoes itself) after this */
+    int move_timeout_ms; /* a move whose session reached no safe point by then is given up */
+    bool movable;        /* sessions may be moved to another server (move.h) */
+    bool tcp_keepalive;  /* on client and server TCP connections */
     int tcp_keepidle_ms;
     int tcp_keepintvl_ms;
     int tcp_keepcnt;

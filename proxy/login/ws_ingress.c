@@ -100,11 +100,11 @@ static bool hop_trusted_http(void *arg, const struct sockaddr *addr)
     return cidr_list_contains(&cfg->trusted_http, addr);
 }
 
-/* Whether pgnear can route now: some region is up and takes sessions. */
+/* Whether pgnear can route now: not stopping (shutdown_ready_grace too), some region up. */
 static bool ws_can_route(const struct session *s)
 {
     const struct region_set *regions = &s->cfg->regions;
-    if (s->w->draining)
+    if (s->w->draining || __atomic_load_n(&s->w->shared->stopping, __ATOMIC_ACQUIRE))
         return false;
     for (size_t i = 0; i < regions->count; i++)
         if (region_is_up(&regions->items[i]) && registry_takes_sessions(regions->items[i].runtime))

@@ -32,6 +32,7 @@ struct shared {
     uint8_t mock_secret[32]; /* stable fake SCRAM salts for unknown users */
     int clients;             /* client connections of all workers (atomic) */
     int running;             /* worker threads other than worker 0 still looping (atomic) */
+    int stopping; /* a stop signal came: /readyz answers 503 from then on (atomic; daemon.c) */
     /* Lines about failed accepts and throttled logins, for all workers together. */
     struct log_limit accept_log, throttle_log, http_log; /* http_log: websocket_port refusals */
     struct log_limit cancel_log;  /* cancel requests that cancel nothing, and failed forwards */

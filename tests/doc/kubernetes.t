@@ -3,7 +3,9 @@
 # every file parses as YAML (YAML::XS, libyaml-libyaml-perl), the objects
 # name each other as they must (the StatefulSet's ConfigMap and Secrets,
 # its governing Service, a Service per pod for the fleet's peers, the load
-# balancer's target port), the preStop hook sends SIGUSR2, and the
+# balancer's target port), the probes are /readyz and /healthz on the
+# metrics port, shutdown_ready_grace outlasts the readiness probe's
+# failures, the preStop hook sends SIGUSR2, and the
 # ConfigMap's pgnear.ini, rendered by the pod's own start command for each
 # ordinal, is one pgnear accepts: `pgnear --check` on it, with the
 # Secrets' files where the pod mounts them (generated certificates in
@@ -64,7 +66,16 @@ my ($listen_port) = $ini =~ /^listen_port\s*=\s*(\d+)/m;
 my ($metrics_port) = $ini =~ /^metrics_addr\s*=\s*\S*:(\d+)/m;
 is($ports{postgres}, $listen_port, "the container's postgres port is listen_port ($listen_port)");
 is($ports{metrics}, $metrics_port, "its metrics port is metrics_addr's ($metrics_port)");
-is($c->{readinessProbe}{httpGet}{path}, '/metrics', 'ready when /metrics answers');
+is($c->{readinessProbe}{httpGet}{path}, '/readyz', 'ready when /readyz says so');
+is($c->{readinessProbe}{httpGet}{port}, 'metrics', '... on the metrics port');
+is($c->{livenessProbe}{httpGet}{path}, '/healthz', 'alive when /healthz says so');
+is($c->{livenessProbe}{httpGet}{port}, 'metrics', '... on the metrics port');
+# A stopping pod keeps taking connections while it is not ready, longer
+# than the readiness probe takes to see it.
+my ($grace) = $ini =~ /^shutdown_ready_grace\s*=\s*(\d+)s\s*$/m;
+my $rp = $c->{readinessProbe};
+cmp_ok($grace // 0, '>', ($rp->{periodSeconds} // 10) * ($rp->{failureThreshold} // 3),
+       'shutdown_ready_grace is longer than the readiness probe\'s period times its failure threshold');
 my @lb = grep { ($_->{spec}{type} // '') eq 'LoadBalancer' } values %{ $obj{Service} };
 is(scalar @lb, 1, 'one Service of type LoadBalancer');
 is_deeply($lb[0]{spec}{selector}, \%labels, "... which selects the StatefulSet's pods");
