@@ -26,6 +26,7 @@
 #include "proxy/admin/latency_report.h"
 #include "proxy/admin/prom_text.h"
 #include "proxy/admin/snapshot.h"
+#include "proxy/admin/status_page.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/reload.h"
@@ -376,11 +377,17 @@ static void scrape_answer(struct snapshot *snap, void *arg)
     free(sc);
 }
 
-/* GET or HEAD /metrics only; the answer waits for a snapshot from every worker. */
+/*
+ * GET or HEAD /metrics (or the status page's /status and /status.json,
+ * status_page.c); the answer waits for a snapshot from every worker.
+ */
 static void metrics_request(struct evhttp_request *req, void *arg)
 {
     struct metrics_server *ms = arg;
-    if (strcmp(evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)) ?: "", "/metrics") != 0) {
+    const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req)) ?: "";
+    if (status_page_serve(ms->w, req, path))
+        return;
+    if (strcmp(path, "/metrics") != 0) {
         evhttp_send_error(req, HTTP_NOTFOUND, "pgnear serves /metrics only");
         return;
     }
