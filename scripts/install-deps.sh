@@ -50,6 +50,9 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # as make install puts it (tests/doc/install.t): the package only, nothing
 # is started with it
 TOOLS="iproute2 procps groff-base man-db curl systemd"
+# a real browser on the status page (307_status_page.t): Debian's Chromium,
+# driven headless over WebDriver by chromedriver (chromium-driver)
+BROWSER="chromium chromium-driver"
 # psycopg 3 is one of the drivers whose sessions are moved between servers
 # (232_move_drivers.t), node-postgres (tests/node) the other
 PYTHON="python3 python3-minimal python3-psycopg"
@@ -70,7 +73,7 @@ PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
 # source and dpkg-source come with dpkg-dev, the archive's key with debian-archive-keyring;
 # the source tarball is bzip2
 REGRESS="postgresql-server-dev-15 debian-archive-keyring bzip2"
-PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $NODE $PROFILE $PACKAGING $REGRESS"
+PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $BROWSER $PYTHON $NODE $PROFILE $PACKAGING $REGRESS"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
