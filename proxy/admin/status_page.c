@@ -24,6 +24,7 @@
 
 #include "proxy/admin/latency_report.h"
 #include "proxy/admin/snapshot.h"
+#include "proxy/admin/status_html.h"
 #include "proxy/base/latency.h"
 #include "proxy/base/stats.h"
 

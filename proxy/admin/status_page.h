@@ -11,9 +11,6 @@
 struct evhttp_request;
 struct worker;
 
-/* The page itself: a NUL-terminated HTML document with its script and style inline. */
-extern const char status_page_html[];
-
 /*
  * Answers req when path is /status or /status.json (true), on w's loop:
  * the JSON waits for a snapshot of every worker as /metrics does.  false:
