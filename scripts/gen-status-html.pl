@@ -1,6 +1,7 @@
 #!/usr/bin/perl
 # gen-status-html.pl — writes proxy/admin/status_html.c, the status page
-# (GET /status on metrics_addr) as a C string, from proxy/admin/status_page.html.
+# (GET /status on metrics_addr) as a C string, from proxy/admin/status_page.html
+# with the continents' outline of conf/world-land.txt in place of @WORLD_LAND@.
 # Run it after editing the page: perl scripts/gen-status-html.pl
 # (tests/integration/307_status_page.t checks that the page served is the file's).
 use strict;
@@ -9,8 +10,14 @@ use FindBin;
 
 my $root = "$FindBin::RealBin/..";
 open my $in, '<', "$root/proxy/admin/status_page.html" or die "status_page.html: $!";
-my @lines = <$in>;
+my $html = do { local $/; <$in> };
 close $in;
+# The continents' outline (conf/world-land.txt, conf/world-land.README.md) goes in for @WORLD_LAND@.
+open my $land, '<', "$root/conf/world-land.txt" or die "world-land.txt: $!";
+my $outline = do { local $/; <$land> };
+$outline =~ s/\n\z//;
+$html =~ s/\@WORLD_LAND\@/$outline/ or die "no \@WORLD_LAND\@ in status_page.html\n";
+my @lines = split /^/m, $html;
 open my $out, '>', "$root/proxy/admin/status_html.c" or die "status_html.c: $!";
 print $out <<'HEAD';
 /*

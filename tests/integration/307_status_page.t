@@ -44,14 +44,17 @@ my $json = JSON::PP->new;
 
 # ------------------------------------------------------------------ the page and its JSON
 
-my ($status, $body) = http_get($mport, '/status');
-is $status, 200, 'GET /status on metrics_addr: 200';
-my $source = slurp_file("$FindBin::RealBin/../../proxy/admin/status_page.html");
-ok defined $body && $body eq $source, 'the page served is proxy/admin/status_page.html (status_html.c is made from it)';
-unlike $body // '', qr{\b(?:src|href)\s*=\s*["']?(?:https?:)?//}i, 'the page loads nothing from elsewhere';
 my $http = HTTP::Tiny->new(timeout => 10);
-my $head = $http->get("http://127.0.0.1:$mport/status");
-like $head->{headers}{'content-security-policy'} // '', qr/default-src 'none'/, 'served with a policy that lets nothing in from elsewhere';
+my $page = $http->get("http://127.0.0.1:$mport/status");
+my $body = $page->{content};
+is $page->{status}, 200, 'GET /status on metrics_addr: 200';
+my $source = slurp_file("$FindBin::RealBin/../../proxy/admin/status_page.html");
+(my $land = slurp_file("$FindBin::RealBin/../../conf/world-land.txt")) =~ s/\n\z//;
+$source =~ s/\@WORLD_LAND\@/$land/;
+ok defined $body && $body eq $source,
+    'the page served is proxy/admin/status_page.html with conf/world-land.txt (status_html.c is made from them)';
+unlike $body // '', qr{\b(?:src|href)\s*=\s*["']?(?:https?:)?//}i, 'the page loads nothing from elsewhere';
+like $page->{headers}{'content-security-policy'} // '', qr/default-src 'none'/, 'served with a policy that lets nothing in from elsewhere';
 is $http->request('POST', "http://127.0.0.1:$mport/status.json")->{status}, 405, 'POST /status.json: 405';
 
 # Callers: two from Boston, and one from the hostile city.
@@ -78,7 +81,7 @@ is $usr->{hosts}[0]{host}, $us->hostport, '... its host';
 is $usr->{hosts}[0]{role}, 'primary', '... its role';
 my ($boston) = grep { $_->{place} =~ /^boston$/i } @{ $snap->{callers} };
 is $boston->{sessions}, 2, 'callers by place: two from Boston';
-my (undef, $raw) = http_get($mport, '/status.json');
+my $raw = $http->get("http://127.0.0.1:$mport/status.json")->{content};
 unlike $raw, qr/app-secret|admin-secret|password|SCRAM-SHA-256\$/i, 'nothing secret in /status.json';
 unlike $raw, qr/[<>]/, 'markup\'s brackets only as \u escapes in /status.json';
 
@@ -124,6 +127,8 @@ is js('return document.title'), 'pgnear status', 'the title';
 is_deeply regions_shown(), { 'us-east' => 'ok', 'eu-west' => 'ok' }, 'the DOM shows every region, each ok';
 is_deeply js(q{return [...document.querySelectorAll('#map circle')].map(c => [c.dataset.region, +c.getAttribute('cx'), +c.getAttribute('cy')]).sort();}),
     [['eu-west', -6.26, -53.35], ['us-east', -77.49, -39.04]], 'each placed on the map by its location';
+is js(q{return document.querySelector('#map path.land').getAttribute('d').split('M').length - 1;}),
+    scalar(() = $land =~ /M/g), 'the continents\' outline drawn, every ring of conf/world-land.txt';
 my $hosts = js(q{return [...document.querySelectorAll('tr[data-host]')].map(r => [r.dataset.host, r.dataset.role, r.dataset.up, r.dataset.fenced]);});
 is_deeply [sort { $a->[0] cmp $b->[0] } @$hosts],
     [sort { $a->[0] cmp $b->[0] } [$eu->hostport, 'primary', 'true', 'false'], [$us->hostport, 'primary', 'true', 'false']],
