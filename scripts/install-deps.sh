@@ -52,6 +52,9 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # dnsmasq (dnsmasq-base: the program alone, no service) is the DNS server on
 # loopback whose record 306_dns_follow.t moves under pgnear
 TOOLS="iproute2 procps groff-base man-db curl systemd dnsmasq-base"
+# a real browser on the status page (307_status_page.t): Debian's Chromium,
+# driven headless over WebDriver by chromedriver (chromium-driver)
+BROWSER="chromium chromium-driver"
 # psycopg 3 is one of the drivers whose sessions are moved between servers
 # (232_move_drivers.t), node-postgres (tests/node) the other; Django (over
 # psycopg2) and pgjdbc run their connect paths under transaction pooling
@@ -78,7 +81,7 @@ PACKAGING="dpkg-dev debhelper dh-autoreconf lintian adduser git"
 # source and dpkg-source come with dpkg-dev, the archive's key with debian-archive-keyring;
 # the source tarball is bzip2
 REGRESS="postgresql-server-dev-15 debian-archive-keyring bzip2"
-PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $PYTHON $JAVA $NODE $PROFILE $PACKAGING $REGRESS"
+PACKAGES="$BUILD $SERVERS $PATRONI $PERL $TOOLS $BROWSER $PYTHON $JAVA $NODE $PROFILE $PACKAGING $REGRESS"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

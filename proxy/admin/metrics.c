@@ -1,7 +1,8 @@
 /*
  * metrics.c — Prometheus text exposition on metrics_addr (libevent's
  * evhttp, on worker 0's loop), and the table of what else that address
- * serves (metrics_routes: /healthz and /readyz from probes.c).
+ * serves (metrics_routes: /healthz and /readyz from probes.c, /status and
+ * /status.json from status_page.c).
  *
  * A scrape takes the same snapshot SHOW STATS and SHOW REGIONS do
  * (snapshot.c) and answers when every worker has filled its part: no loop
@@ -28,6 +29,7 @@
 #include "proxy/admin/probes.h"
 #include "proxy/admin/prom_text.h"
 #include "proxy/admin/snapshot.h"
+#include "proxy/admin/status_page.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/reload.h"
@@ -400,6 +402,8 @@ static const struct metrics_route {
     {"/metrics", metrics_scrape},
     {"/healthz", probes_healthz},
     {"/readyz", probes_readyz},
+    {"/status", status_page_serve_html},
+    {"/status.json", status_page_serve_json},
 };
 
 #define METRICS_NROUTES (sizeof(metrics_routes) / sizeof(metrics_routes[0]))
