@@ -14,6 +14,8 @@ use FindBin;
 use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use JSON::PP ();
+use IO::Select;
+use Socket ();
 use PgNearTest;
 
 $SIG{PIPE} = 'IGNORE';
@@ -138,6 +140,44 @@ SKIP: {
 # The readers of the test library give JSON lines as text lines.
 like $p->log_contents, qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC LOG c\d+: FATAL 28P01/m,
      'log_contents reads a JSON line as the text line it stands for';
+
+# syslog = on: each line to syslog(3) too, read here from a socket bound at /dev/log (where the
+# machine has no syslog daemon and the test may make it: root, as CI runs it).
+SKIP: {
+    skip 'a syslog daemon owns /dev/log, or it cannot be made here', 6
+      if -e '/dev/log' || !-w '/dev';
+    require IO::Socket::UNIX;
+    my $sock = IO::Socket::UNIX->new(Type => Socket::SOCK_DGRAM(), Local => '/dev/log');
+    skip "cannot bind /dev/log: $!", 6 unless $sock;
+    chmod 0666, '/dev/log';
+    my $ident = "pgnear-305-$$";
+    my $off = $p->log_size;
+    $p->update_config(settings => { syslog => 'on', syslog_ident => $ident, syslog_facility => 'local3' });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded from/, offset => $off), 'reloaded with syslog = on';
+    is psql($p->conninfo, 'SELECT 3'), '3', 'a session with syslog on';
+    my @got;
+    my $sel = IO::Select->new($sock);
+    my $until = time + 10;
+    while (time < $until && !grep { /session established/ } @got) {
+        next unless $sel->can_read(0.2);
+        my $dgram;
+        $sock->recv($dgram, 65536);
+        push @got, $dgram if defined $dgram;
+    }
+    unlink '/dev/log';
+    my ($est_line) = grep { /session established/ } @got;
+    ok $est_line, 'the session established line reached syslog' or diag explain \@got;
+    # <PRI>: local3 (19) * 8 + info (6); then the ident and pid, then the JSON object whole.
+    like $est_line // '', qr/^<158>.*\Q$ident\E\[\d+\]: \{"time":/, '  at local3.info, tagged with syslog_ident and the pid';
+    my ($obj) = ($est_line // '') =~ /(\{.*\})\s*$/;
+    my $o = eval { $json->decode($obj // '') };
+    is ref $o && $o->{region}, 'us-east', '  the JSON object whole, fields and all';
+    $off = $p->log_size;
+    $p->update_config(settings => { syslog => undef, syslog_ident => undef, syslog_facility => undef });
+    $p->signal('HUP');
+    ok $p->wait_for_log(qr/configuration reloaded from/, offset => $off), 'syslog off again';
+}
 
 # A file that stops pgnear starting: its problems in the file's log_format.
 my $ini = "$dir/broken.ini";

@@ -311,7 +311,8 @@ sub json_log_check {
         $n++;
         chomp(my $l = $line);
         next if json_log_line($l);
-        push @bad, "line $n: $@: " . substr($l, 0, 300);
+        (my $why = $@) =~ s/ at \S+ line \d+\.\n?$//;
+        push @bad, "line $n: $why: " . substr($l, 0, 300);
     }
     return 1 unless @bad;
     Test::Builder->new->diag("PgNearTest: $path: " . scalar(@bad) . " of $n lines are not JSON log lines "
@@ -1111,10 +1112,8 @@ sub _write_conf {
 
 sub _log_from {
     my ($self, $off) = @_;
-    open my $fh, '<', $self->{log_path} or return '';
-    seek $fh, $off, 0;
-    local $/;
-    return PgNearTest::log_as_text(<$fh> // '');
+    my $text = $self->_text_log;
+    return $off < length $text ? substr($text, $off) : '';
 }
 
 sub _pg_ctl {
@@ -1282,9 +1281,27 @@ sub config_path { $_[0]{config_path} }
 sub log_path    { $_[0]{log_path} }
 sub socket_dir  { $_[0]{dir} }
 sub config_text { PgNearTest::slurp_file($_[0]{config_path}) }
-# The log as text lines whatever log_format wrote (PgNearTest::log_as_text); log_size counts its bytes.
-sub log_contents { -e $_[0]{log_path} ? PgNearTest::log_as_text(PgNearTest::slurp_file($_[0]{log_path})) : '' }
-sub log_size    { -s $_[0]{log_path} // 0 }
+# The log as text lines whatever log_format wrote (PgNearTest::log_as_text), and offsets in that
+# text: log_size is its length, _log_from and wait_for_log's offset index it, as tests' substr do.
+sub log_contents { $_[0]->_text_log }
+sub log_size    { length $_[0]->_text_log }
+
+# The log read as text: what was read before is kept (complete lines, rendered once), only what
+# was written since is read and rendered; a line still being written is rendered but not kept.
+sub _text_log {
+    my ($self) = @_;
+    my $c = $self->{text_log} //= { raw => 0, text => '' };
+    my $size = -s $self->{log_path} // 0;
+    %$c = (raw => 0, text => '') if $size < $c->{raw};
+    return $c->{text} if $size == $c->{raw};
+    open my $fh, '<', $self->{log_path} or return $c->{text};
+    seek $fh, $c->{raw}, 0;
+    my $new = do { local $/; <$fh> } // '';
+    my $end = rindex($new, "\n") + 1;
+    $c->{text} .= PgNearTest::log_as_text(substr($new, 0, $end));
+    $c->{raw} += $end;
+    return $c->{text} . PgNearTest::log_as_text(substr($new, $end));
+}
 sub exit_status { $_[0]{exit_status} }
 
 sub _norm_regions {
@@ -1371,8 +1388,10 @@ sub start {
     my $bin = $self->{binary};
     die "PgNearTest::Proxy: \$PGNEAR is not set or not executable\n" unless defined $bin && -x $bin;
     # Under PGNEAR_TEST_LOG_FORMAT=json, a proxy started with it (not one whose test sets its own) is checked.
+    # (000_harness's stand-in for pgnear, a script of its own, is not.)
     $JSON_LOGS{ $self->{log_path} } = 1
-      if ($ENV{PGNEAR_TEST_LOG_FORMAT} // '') eq 'json' && !exists $self->{settings}{log_format};
+      if ($ENV{PGNEAR_TEST_LOG_FORMAT} // '') eq 'json' && !exists $self->{settings}{log_format}
+      && $ENV{PGNEAR} && $bin eq File::Spec->rel2abs($ENV{PGNEAR});
     for my $attempt (1 .. 3) {
         my $off = $self->log_size;
         open my $logfh, '>>', $self->{log_path} or die "open $self->{log_path}: $!";
