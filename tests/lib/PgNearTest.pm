@@ -1112,8 +1112,10 @@ sub _write_conf {
 
 sub _log_from {
     my ($self, $off) = @_;
-    my $text = $self->_text_log;
-    return $off < length $text ? substr($text, $off) : '';
+    open my $fh, '<', $self->{log_path} or return '';
+    seek $fh, $off, 0;
+    local $/;
+    return <$fh> // '';
 }
 
 sub _pg_ctl {
@@ -1430,10 +1432,8 @@ sub start {
 
 sub _log_from {
     my ($self, $off) = @_;
-    open my $fh, '<', $self->{log_path} or return '';
-    seek $fh, $off, 0;
-    local $/;
-    return <$fh> // '';
+    my $text = $self->_text_log;
+    return $off < length $text ? substr($text, $off) : '';
 }
 
 # 'up' | 'exited' | 'timeout'
