@@ -31,7 +31,23 @@ struct pgasync {
     void *closed_arg;
     pgasync_notify_fn notify; /* each NotificationResponse, whenever it comes; NULL: dropped */
     void *notify_arg;
+    pgasync_notice_fn notice; /* each NoticeResponse's text; NULL: dropped */
+    void *notice_arg;
 };
+
+/* libpq's notice processor: the owner's hook instead of libpq's default, stderr. */
+static void pgasync_notice(void *arg, const char *message)
+{
+    struct pgasync *q = arg;
+    if (q->notice != NULL)
+        q->notice(q->notice_arg, message);
+}
+
+void pgasync_set_notice(struct pgasync *q, pgasync_notice_fn notice, void *arg)
+{
+    q->notice = notice;
+    q->notice_arg = arg;
+}
 
 /* The notifications libpq has read, to the owner's hook in the order they came. */
 static void pgasync_drain_notifies(struct pgasync *q)
@@ -292,6 +308,7 @@ struct pgasync *pgasync_query(struct event_base *base, const char *conninfo, con
         return NULL;
     }
     PQsetnonblocking(q->conn, 1);
+    PQsetNoticeProcessor(q->conn, pgasync_notice, q);
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     q->timer = evtimer_new(base, pgasync_timeout, q);
     if (q->timer == NULL || evtimer_add(q->timer, &tv) != 0 || pgasync_wait(q, EV_WRITE) != 0) {

@@ -72,6 +72,13 @@ bool pgasync_keep_open(struct pgasync *q, pgasync_closed_fn closed, void *arg);
  */
 typedef void (*pgasync_notify_fn)(void *arg, const PGnotify *n);
 void pgasync_set_notify(struct pgasync *q, pgasync_notify_fn notify, void *arg);
+/*
+ * Each notice or warning the server sends (a NoticeResponse, as libpq
+ * words it: "NOTICE:  ...\n"), to notice instead of libpq's default,
+ * which prints it on stderr past the log; by default they are dropped.
+ */
+typedef void (*pgasync_notice_fn)(void *arg, const char *message);
+void pgasync_set_notice(struct pgasync *q, pgasync_notice_fn notice, void *arg);
 
 /* Connected and outside any transaction. */
 bool pgasync_connection_ok(const struct pgasync *q);

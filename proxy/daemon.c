@@ -319,9 +319,20 @@ static const char *daemon_io_words(const struct uring *u, const struct config *c
                : "sending through io_uring, receiving through it under load";
 }
 
+/* libevent's own warnings, through the log instead of its default, stderr. */
+static void daemon_libevent_log(int severity, const char *msg)
+{
+    enum log_level level = severity == EVENT_LOG_DEBUG  ? LOG_DEBUG
+                           : severity == EVENT_LOG_MSG  ? LOG_INFO
+                           : severity == EVENT_LOG_WARN ? LOG_WARNING
+                                                        : LOG_ERROR;
+    log_msg(level, 0, "libevent: %s", msg);
+}
+
 int daemon_run(struct config *cfg, int log_level, bool background)
 {
     char err[1024];
+    event_set_log_callback(daemon_libevent_log);
     fd_limit_check(cfg);
     struct daemon *d = daemon_new(cfg, log_level, err, sizeof(err));
     if (d == NULL) {

@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,16 +39,39 @@ static void usage(FILE *out)
             "  -q  quiet: log warnings and errors only\n");
 }
 
-/* Every problem of the file, one a line. */
-static void report_problems(const char *path, const struct config_problems *p)
+/*
+ * A line of why pgnear does not start, to stderr: "pgnear: why" under
+ * log_format = text (and for --check and --explain, which report to a
+ * terminal), and a FATAL line of the log's own form under json, so that
+ * a log pipeline reads it as it reads the rest.
+ */
+static void __attribute__((format(printf, 2, 3)))
+startup_problem(enum log_format format, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (format == LOG_FORMAT_JSON) {
+        log_set_format(LOG_FORMAT_JSON);
+        log_vat(LOG_FATAL, NULL, fmt, ap);
+    } else {
+        fputs("pgnear: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+    }
+    va_end(ap);
+}
+
+/* Every problem of the file, one a line; format: the file's log_format, or text for a report. */
+static void report_problems(const char *path, const struct config_problems *p,
+                            enum log_format format)
 {
     for (int i = 0; i < p->count; i++)
-        fprintf(stderr, "pgnear: %s\n", p->items[i]);
+        startup_problem(format, "%s", p->items[i]);
     if (p->dropped > 0)
-        fprintf(stderr, "pgnear: %s: %d more problems not shown\n", path, p->dropped);
+        startup_problem(format, "%s: %d more problems not shown", path, p->dropped);
     if (p->count + p->dropped > 1)
-        fprintf(stderr, "pgnear: configuration file \"%s\" has %d problems\n", path,
-                p->count + p->dropped);
+        startup_problem(format, "configuration file \"%s\" has %d problems", path,
+                        p->count + p->dropped);
 }
 
 /* "1st", "22nd", "113th": the ordinal of n. */
@@ -250,7 +274,7 @@ static int run_check(const char *path)
     struct config_problems problems;
     struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
     if (cfg == NULL) {
-        report_problems(path, &problems);
+        report_problems(path, &problems, LOG_FORMAT_TEXT);
         return 1;
     }
     int n = config_warnings(cfg, warnings, 8);
@@ -390,7 +414,7 @@ static int run_explain(const char *path, int argc, char **argv)
     struct config_problems problems;
     struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ROUTING, &problems);
     if (cfg == NULL) {
-        report_problems(path, &problems);
+        report_problems(path, &problems, LOG_FORMAT_TEXT);
         return 1;
     }
     /* No daemon here: a registry of its own, every region enabled and every host up. */
@@ -413,19 +437,24 @@ static int run_proxy(const char *path, bool background, enum log_level level)
     struct config_problems problems;
     struct config *cfg = config_load_scoped(path, CONFIG_SCOPE_ALL, &problems);
     if (cfg == NULL) {
-        report_problems(path, &problems);
+        report_problems(path, &problems, (enum log_format)problems.log_format);
         return 1;
     }
+    enum log_format format = (enum log_format)cfg->log_format;
     if (background && cfg->logfile[0] == '\0') {
-        fprintf(stderr, "pgnear: -d needs a logfile in the configuration\n");
+        startup_problem(format, "-d needs a logfile in the configuration");
         config_unref(cfg);
         return 1;
     }
     if (log_open(cfg->logfile, level) != 0) {
-        fprintf(stderr, "pgnear: could not open logfile \"%s\"\n", cfg->logfile);
+        startup_problem(format, "could not open logfile \"%s\"", cfg->logfile);
         config_unref(cfg);
         return 1;
     }
+    log_set_format(format);
+    if (cfg->syslog && log_set_syslog(true, cfg->syslog_ident, cfg->syslog_facility) != 0)
+        log_warn(0, "syslog_facility \"%s\" is unknown: nothing goes to syslog",
+                 cfg->syslog_facility);
     signal(SIGPIPE, SIG_IGN);
     int rc = daemon_run(cfg, (int)level, background);
     log_info(0, "pgnear stopped");

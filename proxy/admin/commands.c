@@ -106,8 +106,8 @@ static int reconnect_servers(struct session *s, const struct admin_cmd *cmd,
         snprintf(req->region, sizeof(req->region), "%s", cmd->region);
     req->wait = wait;
     req->pool_none = !config_pooling(s->w->cfg);
-    log_info(s->id, "admin %s asked for RECONNECT%s%s", s->user, cmd->has_region ? " " : "",
-             cmd->has_region ? cmd->region : "");
+    slog_info(s, "admin %s asked for RECONNECT%s%s", s->user, cmd->has_region ? " " : "",
+              cmd->has_region ? cmd->region : "");
     if (worker_call_all(s->w, reconnect_on_worker, req, reconnect_answered, NULL) != 0) {
         free(req);
         admin_error_oom(&wait->err);
@@ -152,8 +152,8 @@ static int set_region_state(struct session *s, const struct admin_cmd *cmd,
         return CMD_ERROR;
     enum region_admin_state was = registry_admin_state(r->runtime);
     registry_set_admin_state(r->runtime, state);
-    log_info(s->id, "admin %s: %s region %s (was %s)", s->user, tag, r->name,
-             snapshot_admin_state_name((int)was));
+    slog_info(s, "admin %s: %s region %s (was %s)", s->user, tag, r->name,
+              snapshot_admin_state_name((int)was));
     result_init(&wait->res, NULL, 0);
     if (was == state)
         result_notice(&wait->res, "region \"%s\" was already %s", r->name,
@@ -192,7 +192,7 @@ static int kill_on_worker(struct worker *w, void *arg)
     struct session *s = session_find(w, req->id);
     if (s == NULL || s->phase == PHASE_CLOSING)
         return 0;
-    log_info(s->id, "killed by admin %s", req->admin);
+    slog_info(s, "killed by admin %s", req->admin);
     struct pg_error err;
     pg_error_set(&err, "57P01", "terminating connection due to administrator command");
     pg_error_detail(&err, "The pgnear admin console ran KILL for this client.");
@@ -248,7 +248,7 @@ static const struct admin_command kill_command = {.run = kill_client};
 static int shutdown_proxy(struct session *s, const struct admin_cmd *cmd, struct console_wait *wait)
 {
     bool wait_all = cmd->kind == ADMIN_SHUTDOWN_WAIT;
-    log_info(s->id, "admin %s asked for SHUTDOWN%s", s->user, wait_all ? " WAIT" : "");
+    slog_info(s, "admin %s asked for SHUTDOWN%s", s->user, wait_all ? " WAIT" : "");
     /* Exactly what SIGTERM (SIGUSR2) does, by the same path: worker 0 gets the signal. */
     if (kill(getpid(), wait_all ? SIGUSR2 : SIGTERM) != 0) {
         pg_error_set(&wait->err, "58000", "could not signal pgnear: %m");
@@ -379,9 +379,9 @@ static int reload_config(struct session *s, const struct admin_cmd *cmd, struct 
     if (cmd->kind == ADMIN_SET) {
         snprintf(req->override.name, sizeof(req->override.name), "%s", cmd->setting);
         snprintf(req->override.value, sizeof(req->override.value), "%s", cmd->value);
-        log_info(s->id, "admin %s: SET %s = '%s'", s->user, cmd->setting, cmd->value);
+        slog_info(s, "admin %s: SET %s = '%s'", s->user, cmd->setting, cmd->value);
     } else {
-        log_info(s->id, "admin %s asked for RELOAD", s->user);
+        slog_info(s, "admin %s asked for RELOAD", s->user);
     }
     if (worker_call(s->w, s->w->shared->workers[0], reload_on_worker0, req, reload_unsent, NULL) !=
         0) {

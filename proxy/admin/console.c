@@ -102,7 +102,7 @@ static int console_send_error(struct session *s, const struct pg_error *e)
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
     pg_error_put(&pb, 'E', "ERROR", e);
-    log_info(s->id, "admin console: ERROR %s: %s", e->sqlstate, e->message);
+    session_log(LOG_INFO, s, e->sqlstate, "admin console: ERROR %s: %s", e->sqlstate, e->message);
     return console_queue(s, &pb);
 }
 
@@ -719,7 +719,7 @@ void console_enter(struct session *s)
         return;
     }
     session_login_end(s);
-    log_info(s->id, "admin console session for user %s from %s", s->user, s->peer);
+    slog_info(s, "admin console session for user %s from %s", s->user, s->peer);
     if (console_send_welcome(s) < 0)
         return;
     endpoint_set_reader(&s->client, console_on_read);
@@ -764,7 +764,7 @@ void console_cancel_session(struct session *s)
         return;
     struct console_wait *wait = s->console->wait;
     if (wait != NULL) {
-        log_info(s->id, "admin console: cancel request for the command waiting");
+        slog_info(s, "admin console: cancel request for the command waiting");
         if (wait->on_cancel != NULL)
             wait->on_cancel(wait->hook_arg);
     }

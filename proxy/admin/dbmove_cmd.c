@@ -189,9 +189,9 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
     if (cmd->kind != ADMIN_SHOW_MOVES && !no_migration_running(s->w, cmd, &wait->err))
         return CMD_ERROR;
     if (req.action == DBMOVE_START)
-        log_info(s->id, "admin %s: MOVE %s TO REGION %s", s->user, what, req.to_region);
+        slog_info(s, "admin %s: MOVE %s TO REGION %s", s->user, what, req.to_region);
     else if (req.action != DBMOVE_SHOW)
-        log_info(s->id, "admin %s: MOVE %s %s", s->user, what, words[req.action]);
+        slog_info(s, "admin %s: MOVE %s %s", s->user, what, words[req.action]);
     if (dbmove_job_start(s->w, s->w->cfg, &req, job_notice_cb, job_done_cb, wait, &problem) ==
         NULL) {
         wait->err = problem;

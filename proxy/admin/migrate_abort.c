@@ -131,7 +131,7 @@ static int migrate_abort_run(struct session *s, const struct admin_cmd *cmd,
 {
     (void)cmd;
     int migrating = __atomic_load_n(&s->w->shared->migrating, __ATOMIC_ACQUIRE);
-    log_info(s->id, "admin %s: MIGRATE ABORT", s->user);
+    slog_info(s, "admin %s: MIGRATE ABORT", s->user);
     if (migrating == 0) {
         pg_error_set(&wait->err, "55000", "no migration is running on this pgnear");
         pg_error_hint(&wait->err, "%s", ABORT_ELSEWHERE_HINT);

@@ -146,8 +146,8 @@ const struct admin_command migrations_plan_command = {
 static int migrate_next_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
-    log_info(s->id, "admin %s: MIGRATE NEXT%s%s", s->user, cmd->has_region ? " IN REGION " : "",
-             cmd->has_region ? cmd->region : "");
+    slog_info(s, "admin %s: MIGRATE NEXT%s%s", s->user, cmd->has_region ? " IN REGION " : "",
+              cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }
 
@@ -159,8 +159,8 @@ static int migrate_up_run(struct session *s, const struct admin_cmd *cmd, struct
     char to[32] = "";
     if (cmd->has_version)
         snprintf(to, sizeof(to), " TO %" PRId64, cmd->version);
-    log_info(s->id, "admin %s: MIGRATE UP%s%s%s", s->user, to, cmd->has_region ? " IN REGION " : "",
-             cmd->has_region ? cmd->region : "");
+    slog_info(s, "admin %s: MIGRATE UP%s%s%s", s->user, to, cmd->has_region ? " IN REGION " : "",
+              cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }
 
@@ -170,13 +170,13 @@ const struct admin_command migrations_up_command = {.run = migrate_up_run};
 static int migrate_settle_run(struct session *s, const struct admin_cmd *cmd,
                               struct console_wait *wait)
 {
-    log_info(s->id, "admin %s: MIGRATE %s %" PRId64 "%s%s%s", s->user,
-             cmd->kind == ADMIN_MIGRATE_RESOLVE ? "RESOLVE" : "RETRY", cmd->version,
-             cmd->kind != ADMIN_MIGRATE_RESOLVE ? ""
-             : cmd->resolve_applied             ? " AS applied"
-             : cmd->resolve_reverted            ? " AS reverted"
-                                                : " AS failed",
-             cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
+    slog_info(s, "admin %s: MIGRATE %s %" PRId64 "%s%s%s", s->user,
+              cmd->kind == ADMIN_MIGRATE_RESOLVE ? "RESOLVE" : "RETRY", cmd->version,
+              cmd->kind != ADMIN_MIGRATE_RESOLVE ? ""
+              : cmd->resolve_applied             ? " AS applied"
+              : cmd->resolve_reverted            ? " AS reverted"
+                                                 : " AS failed",
+              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }
 
@@ -186,8 +186,8 @@ const struct admin_command migrations_settle_command = {.run = migrate_settle_ru
 static int migrate_down_run(struct session *s, const struct admin_cmd *cmd,
                             struct console_wait *wait)
 {
-    log_info(s->id, "admin %s: MIGRATE DOWN TO %" PRId64 "%s%s", s->user, cmd->version,
-             cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
+    slog_info(s, "admin %s: MIGRATE DOWN TO %" PRId64 "%s%s", s->user, cmd->version,
+              cmd->has_region ? " IN REGION " : "", cmd->has_region ? cmd->region : "");
     return migrations_start(s, cmd, wait);
 }
 

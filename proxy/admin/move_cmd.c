@@ -137,13 +137,13 @@ static int move_clients_run(struct session *s, const struct admin_cmd *cmd,
          !batch_region(s, cmd->region, spec.from, sizeof(spec.from), &wait->err)))
         return CMD_ERROR;
     if (spec.scope == MOVE_BATCH_ONE)
-        log_info(s->id, "admin %s: MOVE CLIENT %llu TO REGION %s", s->user,
-                 (unsigned long long)spec.client_id, spec.to);
+        slog_info(s, "admin %s: MOVE CLIENT %llu TO REGION %s", s->user,
+                  (unsigned long long)spec.client_id, spec.to);
     else if (spec.scope == MOVE_BATCH_FROM)
-        log_info(s->id, "admin %s: MOVE CLIENTS FROM REGION %s%s%s", s->user, spec.from,
-                 spec.to[0] ? " TO REGION " : "", spec.to);
+        slog_info(s, "admin %s: MOVE CLIENTS FROM REGION %s%s%s", s->user, spec.from,
+                  spec.to[0] ? " TO REGION " : "", spec.to);
     else
-        log_info(s->id, "admin %s: MOVE CLIENTS HOME", s->user);
+        slog_info(s, "admin %s: MOVE CLIENTS HOME", s->user);
     return batch_start(s, &spec, "MOVE", wait);
 }
 
@@ -164,7 +164,7 @@ static int drain_run(struct session *s, const struct admin_cmd *cmd, struct cons
     struct move_batch_spec spec = {.scope = MOVE_BATCH_FROM, .end_the_rest = true};
     if (!batch_region(s, cmd->region, spec.from, sizeof(spec.from), &wait->err))
         return CMD_ERROR;
-    log_info(s->id, "admin %s: DRAIN %s", s->user, spec.from);
+    slog_info(s, "admin %s: DRAIN %s", s->user, spec.from);
     registry_set_admin_state(region_set_find(&s->w->cfg->regions, spec.from)->runtime,
                              REGION_DRAINING);
     return batch_start(s, &spec, "DRAIN", wait);

@@ -122,7 +122,7 @@ static int pause_run(struct session *s, const struct admin_cmd *cmd, struct cons
     }
     req->wait = wait;
     req->timeout_ms = s->w->cfg->pause_timeout_ms;
-    log_info(s->id, "admin %s: PAUSE %s", s->user, scope.all ? "(all)" : scope.region);
+    slog_info(s, "admin %s: PAUSE %s", s->user, scope.all ? "(all)" : scope.region);
     req->closing = gate_close(s->w, &scope, req->timeout_ms, NULL, pause_closed, req);
     if (req->closing == NULL) {
         free(req);
@@ -169,8 +169,8 @@ static struct scope_call *scope_call_new(struct session *s, const struct admin_c
     }
     call->wait = wait;
     call->tag = tag;
-    log_info(s->id, "admin %s: %s %s", s->user, tag,
-             call->scope.all ? "(all regions)" : call->scope.region);
+    slog_info(s, "admin %s: %s %s", s->user, tag,
+              call->scope.all ? "(all regions)" : call->scope.region);
     return call;
 }
 

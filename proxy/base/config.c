@@ -41,6 +41,8 @@ static const char *const proxy_protocol_choices[] = {"off", "optional", "require
 static const char *const websocket_untrusted_choices[] = {"ignore", "refuse", NULL};
 static const char *const io_backend_choices[] = {"auto", "epoll", "io_uring", NULL};
 static const char *const websocket_auth_choices[] = {"cleartext", "scram", NULL};
+/* enum log_format's order (log.h). */
+static const char *const log_format_choices[] = {"text", "json", NULL};
 /* enum route_by's order (routing/rtt.h). */
 static const char *const route_by_choices[] = {"hybrid", "distance", "latency", NULL};
 /* enum session_need's order (routing/need.h). */
@@ -172,6 +174,10 @@ static const struct setting config_settings[] = {
     S(idle_transaction_timeout_ms, T_MS, "0", true),
     S(client_idle_timeout_ms, T_MS, "0", true),
     S(logfile, T_STR, "", true),
+    E(log_format, "text", true, log_format_choices),
+    S(syslog, T_BOOL, "off", true),
+    S(syslog_ident, T_STR, "pgnear", true),
+    S(syslog_facility, T_STR, "daemon", true),
 };
 #define N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
 

@@ -198,6 +198,10 @@ struct config {
     int idle_transaction_timeout_ms; /* idle in a transaction longer: the session ends */
     int client_idle_timeout_ms;      /* a client idle between transactions longer is closed */
     char *logfile;
+    int log_format;        /* enum log_format (log.h): text or one JSON object a line */
+    bool syslog;           /* every line also to syslog(3) */
+    char *syslog_ident;    /* PgBouncer's names */
+    char *syslog_facility; /* daemon, user, local0 .. local7 */
 
     /* derived at load */
     struct region_set regions;
@@ -247,6 +251,8 @@ enum config_scope {
 struct config_problems {
     int count;   /* in items, in the order found */
     int dropped; /* found beyond CONFIG_MAX_PROBLEMS */
+    /* The file's log_format as far as it was read (enum log_format), for where the problems go. */
+    int log_format;
     char items[CONFIG_MAX_PROBLEMS][512];
 };
 

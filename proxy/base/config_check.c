@@ -10,6 +10,7 @@
 
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/log.h"
+#include "proxy/base/log_syslog.h"
 #include "routing/cities.h"
 #include "routing/geoip.h"
 #include "routing/health.h"
@@ -412,6 +413,12 @@ static void config_check_limits(struct load_ctx *lc)
                        HEALTH_FALL_MAX);
     if (cfg->target_session_attrs < 0) /* "target_session_attrs =" */
         cfg->target_session_attrs = NEED_ANY;
+    if (cfg->log_format < 0) /* "log_format =" */
+        cfg->log_format = LOG_FORMAT_TEXT;
+    if (!log_syslog_facility_known(cfg->syslog_facility))
+        config_problem(lc, "pgnear:syslog_facility",
+                       "syslog_facility must be one of daemon, user, local0 .. local7, not \"%s\"",
+                       cfg->syslog_facility);
 }
 
 /* The auth throttle's settings (auth_throttle.h). */

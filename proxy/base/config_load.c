@@ -35,6 +35,7 @@ static struct config *config_load_with(const char *path, enum config_scope scope
     struct config *cfg = calloc(1, sizeof(*cfg));
     struct load_ctx lc = {cfg, scope, problems, {NULL, 0, 0, ""}, ov, nov, running};
     problems->count = problems->dropped = 0;
+    problems->log_format = 0; /* LOG_FORMAT_TEXT */
     if (cfg == NULL || (cfg->path = strdup(path)) == NULL || !config_set_defaults(cfg)) {
         snprintf(problems->items[0], sizeof(problems->items[0]), "%s: out of memory", path);
         problems->count = 1;
@@ -44,6 +45,7 @@ static struct config *config_load_with(const char *path, enum config_scope scope
     load_steps(&lc);
     free(lc.names.items);
     if (problems->count > 0) {
+        problems->log_format = cfg->log_format > 0 ? cfg->log_format : 0;
         config_free(cfg);
         return NULL;
     }

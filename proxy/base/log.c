@@ -1,13 +1,17 @@
 /*
- * log.c — timestamped single-line log records to stderr or a file.
+ * log.c — timestamped single-line log records to stderr or a file, as text
+ * or JSON, and to syslog besides.
  *
  * Every record is formatted into a stack buffer and written with one
  * write(2) to a descriptor that stays the same for the life of the
  * process.  Reopening (SIGHUP, a new logfile) dup2()s the new file onto
  * that descriptor, so worker threads that are writing at that moment land
  * in the old or the new file, never in a closed one, and nothing leaks.
- * The sink and level are process settings taken from the command line and
- * the configuration; they are the only state here.
+ * Each line is today's text or one JSON object (log_format), formatted on
+ * the stack: nothing is allocated per line.  The sink, level, format and
+ * syslog switch are process settings taken from the command line and the
+ * configuration; with the logging thread's worker index they are the only
+ * state here.
  */
 #include "proxy/base/log.h"
 
@@ -21,11 +25,21 @@
 #include <unistd.h>
 
 #include "protocol/clock.h"
+#include "protocol/utf8.h"
+#include "proxy/base/log_syslog.h"
 
 static struct {
     int fd; /* -1: not opened yet, records go to stderr */
     atomic_int level;
-} log_state = {-1, LOG_INFO};
+    atomic_int format;  /* enum log_format */
+    atomic_bool syslog; /* each line also to syslog(3) (log_syslog.c) */
+} log_state = {-1, LOG_INFO, LOG_FORMAT_TEXT, false};
+
+/* The worker whose thread logs (log_set_thread_worker); -1 on the other threads. */
+static __thread int log_thread_worker = -1;
+
+/* A record's largest size: a message of 2 KB with every byte escaped fits whole. */
+#define LOG_RECORD_MAX 16384
 
 static const char *const level_names[] = {"DEBUG", "LOG", "WARNING", "ERROR", "FATAL"};
 
@@ -92,40 +106,213 @@ bool log_wants(enum log_level level)
     return (int)level >= atomic_load_explicit(&log_state.level, memory_order_relaxed);
 }
 
-void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
+void log_set_format(enum log_format format)
+{
+    atomic_store_explicit(&log_state.format, (int)format, memory_order_relaxed);
+}
+
+enum log_format log_get_format(void)
+{
+    return (enum log_format)atomic_load_explicit(&log_state.format, memory_order_relaxed);
+}
+
+int log_set_syslog(bool on, const char *ident, const char *facility)
+{
+    int rc = log_syslog_configure(on, ident, facility);
+    atomic_store_explicit(&log_state.syslog, on && rc == 0, memory_order_relaxed);
+    return rc;
+}
+
+void log_set_thread_worker(int index)
+{
+    log_thread_worker = index;
+}
+
+/* One escape of a byte below 0x20: the short form JSON has for it, else \u00XX. */
+static size_t json_control(char *out, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    const char *shortcut = c == '\b'   ? "\\b"
+                           : c == '\f' ? "\\f"
+                           : c == '\n' ? "\\n"
+                           : c == '\r' ? "\\r"
+                           : c == '\t' ? "\\t"
+                                       : NULL;
+    if (shortcut != NULL) {
+        memcpy(out, shortcut, 2);
+        return 2;
+    }
+    memcpy(out, "\\u00", 4);
+    out[4] = hex[c >> 4];
+    out[5] = hex[c & 15];
+    return 6;
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *text, size_t len)
+{
+    const uint8_t *t = (const uint8_t *)text;
+    size_t n = 0;
+    for (size_t i = 0; i < len;) {
+        char piece[8];
+        size_t plen, used;
+        if (t[i] < 0x20) {
+            plen = json_control(piece, t[i]), used = 1;
+        } else if (t[i] == '"' || t[i] == '\\') {
+            piece[0] = '\\', piece[1] = (char)t[i], plen = 2, used = 1;
+        } else if ((used = utf8_seq_len(t + i, len - i)) == 0) {
+            memcpy(piece, "\xEF\xBF\xBD", 3), plen = 3, used = 1; /* U+FFFD */
+        } else {
+            memcpy(piece, t + i, used), plen = used;
+        }
+        if (n + plen >= cap)
+            break;
+        memcpy(out + n, piece, plen);
+        n += plen;
+        i += used;
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* A piece of a record appended to buf (cap bytes) at *len; left out whole when it does not fit. */
+static void rec_put(char *buf, size_t cap, size_t *len, const char *piece)
+{
+    size_t n = strlen(piece);
+    if (*len + n < cap) {
+        memcpy(buf + *len, piece, n);
+        *len += n;
+    }
+}
+
+/* ,"key":"value" with value escaped; nothing when value is NULL. */
+static void rec_put_string(char *buf, size_t cap, size_t *len, const char *key, const char *value)
+{
+    if (value == NULL || *len + strlen(key) + 8 >= cap)
+        return;
+    rec_put(buf, cap, len, ",\"");
+    rec_put(buf, cap, len, key);
+    rec_put(buf, cap, len, "\":\"");
+    *len += log_json_escape(buf + *len, cap - *len - 2, value, strlen(value));
+    rec_put(buf, cap, len, "\"");
+}
+
+/*
+ * The JSON object of a line into rec (cap bytes, room kept for the newline):
+ * time (RFC 3339, microseconds, UTC), level, pid, worker, then what f names,
+ * then the message.
+ */
+static size_t log_json_record(char *rec, size_t cap, enum log_level level,
+                              const struct log_fields *f, const struct timeval *tv, const char *msg,
+                              size_t msglen)
+{
+    struct tm tm;
+    char ts[32], num[96];
+    gmtime_r(&tv->tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    size_t len = 0;
+    snprintf(num, sizeof(num), "{\"time\":\"%s.%06ldZ\",\"level\":\"%s\",\"pid\":%d", ts,
+             (long)tv->tv_usec, level_names[level], (int)getpid());
+    rec_put(rec, cap, &len, num);
+    if (log_thread_worker >= 0) {
+        snprintf(num, sizeof(num), ",\"worker\":%d", log_thread_worker);
+        rec_put(rec, cap, &len, num);
+    }
+    if (f != NULL && f->client_id != 0) {
+        snprintf(num, sizeof(num), ",\"session_id\":%llu", (unsigned long long)f->client_id);
+        rec_put(rec, cap, &len, num);
+    }
+    if (f != NULL) {
+        rec_put_string(rec, cap, &len, "client_addr", f->client_addr);
+        rec_put_string(rec, cap, &len, "region", f->region);
+        rec_put_string(rec, cap, &len, "host", f->host);
+        rec_put_string(rec, cap, &len, "sqlstate", f->sqlstate);
+    }
+    rec_put(rec, cap, &len, ",\"message\":\"");
+    /* Room for the closing quote and brace whatever the message. */
+    len += log_json_escape(rec + len, cap - len - 2, msg, msglen);
+    rec[len++] = '"';
+    rec[len++] = '}';
+    return len;
+}
+
+/* Today's text line: "2026-11-28 08:33:05.123 UTC LOG c12: message". */
+static size_t log_text_record(char *rec, size_t cap, enum log_level level,
+                              const struct log_fields *f, const struct timeval *tv, const char *msg,
+                              size_t msglen)
+{
+    struct tm tm;
+    char ts[32];
+    gmtime_r(&tv->tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+    int head;
+    if (f != NULL && f->client_id != 0)
+        head = snprintf(rec, cap, "%s.%03d UTC %s c%llu: ", ts, (int)(tv->tv_usec / 1000),
+                        level_names[level], (unsigned long long)f->client_id);
+    else
+        head = snprintf(rec, cap, "%s.%03d UTC %s ", ts, (int)(tv->tv_usec / 1000),
+                        level_names[level]);
+    if (head < 0 || (size_t)head >= cap)
+        return 0;
+    size_t n = msglen < cap - (size_t)head ? msglen : cap - (size_t)head;
+    memcpy(rec + head, msg, n);
+    return (size_t)head + n;
+}
+
+void log_vat(enum log_level level, const struct log_fields *f, const char *fmt, va_list ap)
 {
     if ((int)level < atomic_load_explicit(&log_state.level, memory_order_relaxed))
         return;
     struct timeval tv;
-    struct tm tm;
-    char ts[32], rec[2200];
+    char msg[2048], rec[LOG_RECORD_MAX];
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
-    int head;
-    if (client_id != 0)
-        head = snprintf(rec, sizeof(rec), "%s.%03d UTC %s c%llu: ", ts, (int)(tv.tv_usec / 1000),
-                        level_names[level], (unsigned long long)client_id);
-    else
-        head = snprintf(rec, sizeof(rec), "%s.%03d UTC %s ", ts, (int)(tv.tv_usec / 1000),
-                        level_names[level]);
-    if (head < 0 || (size_t)head >= sizeof(rec) - 2)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int body = vsnprintf(rec + head, sizeof(rec) - (size_t)head - 1, fmt, ap);
-    va_end(ap);
+    int body = vsnprintf(msg, sizeof(msg), fmt, ap);
     if (body < 0)
         return;
-    size_t len = (size_t)head + (size_t)body;
-    if (len > sizeof(rec) - 2)
-        len = sizeof(rec) - 2;
+    size_t msglen = (size_t)body < sizeof(msg) ? (size_t)body : sizeof(msg) - 1;
     /* Keep one event on one line whatever the message carried. */
-    for (char *p = rec + head; p < rec + len; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
+    for (size_t i = 0; i < msglen; i++)
+        if (msg[i] == '\n' || msg[i] == '\r')
+            msg[i] = ' ';
+    bool json = atomic_load_explicit(&log_state.format, memory_order_relaxed) == LOG_FORMAT_JSON;
+    size_t len = json ? log_json_record(rec, sizeof(rec) - 1, level, f, &tv, msg, msglen)
+                      : log_text_record(rec, sizeof(rec) - 1, level, f, &tv, msg, msglen);
+    if (len == 0)
+        return;
     rec[len++] = '\n';
     log_write(rec, len);
+    if (atomic_load_explicit(&log_state.syslog, memory_order_relaxed)) {
+        /* syslog stamps its own time: the text line goes without the stamp, JSON whole. */
+        const char *start = rec;
+        if (!json && (start = strstr(rec, " UTC ")) != NULL)
+            start += 5;
+        log_syslog_line((int)level, start != NULL ? start : rec,
+                        len - 1 - (size_t)(start != NULL ? start - rec : 0));
+    }
+}
+
+void log_at(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_vat(level, f, fmt, ap);
+    va_end(ap);
+}
+
+void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
+{
+    struct log_fields f = {.client_id = client_id};
+    va_list ap;
+    va_start(ap, fmt);
+    log_vat(level, &f, fmt, ap);
+    va_end(ap);
+}
+
+void log_server_notice(void *what, const char *message)
+{
+    size_t len = strlen(message);
+    while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == ' '))
+        len--;
+    log_info(0, "%s: %.*s", (const char *)what, (int)len, message);
 }
 
 void log_progress(const char *prefix, void (*tell)(void *arg, const char *text), void *arg,

@@ -1,5 +1,7 @@
 /*
- * log.h — one line per event, with the client id when there is one.
+ * log.h — one line per event, with the client id when there is one: as
+ * text, or as one JSON object a line (log_format = json), and to syslog
+ * besides (syslog = on).
  */
 #ifndef PGNEAR_PROXY_LOG_H
 #define PGNEAR_PROXY_LOG_H
@@ -12,14 +14,66 @@
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARNING, LOG_ERROR, LOG_FATAL };
 
+/* log_format's values, in the order of its choices (config.c). */
+enum log_format { LOG_FORMAT_TEXT, LOG_FORMAT_JSON };
+
+/*
+ * What a line is about besides its text, each NULL (0) when it is about
+ * none: written as JSON keys under log_format = json, and not in a text
+ * line, whose message already says what it needs to.  The strings are
+ * only read during the call.
+ */
+struct log_fields {
+    uint64_t client_id;      /* the session, as cN in a text line */
+    const char *client_addr; /* the caller's address, as the session has it */
+    const char *region;
+    const char *host; /* "name:port" */
+    const char *sqlstate;
+};
+
 /* level: messages below it are dropped; path NULL or "" means stderr. */
 int log_open(const char *path, enum log_level level);
 void log_set_level(enum log_level level);
 void log_close(void);
+/* The form of every line from now on; a reload sets it again. */
+void log_set_format(enum log_format format);
+enum log_format log_get_format(void);
+/*
+ * syslog = on: every line logged is also sent to syslog(3) with ident and
+ * facility (PgBouncer's syslog_ident and syslog_facility: "daemon",
+ * "user", "local0" .. "local7"); off closes it.  -1 for an unknown
+ * facility (the configuration's check refuses one first).
+ */
+int log_set_syslog(bool on, const char *ident, const char *facility);
+/* The worker whose thread this is, for the lines it logs (-1: not a worker's thread). */
+void log_set_thread_worker(int index);
 
 /* client_id 0: not about one client. */
 void log_msg(enum log_level level, uint64_t client_id, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A line with what it is about (struct log_fields); f NULL: about nothing in particular. */
+void log_at(enum log_level level, const struct log_fields *f, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void log_vat(enum log_level level, const struct log_fields *f, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+/*
+ * text[0 .. len) as the inside of a JSON string into out (cap bytes, cap >
+ * 0, always NUL-terminated): '"', '\\' and the control characters escaped,
+ * each byte that is not well-formed UTF-8 written as U+FFFD.  Stops before
+ * a character or escape that would not fit whole; returns the length
+ * written.  No allocation.
+ */
+size_t log_json_escape(char *out, size_t cap, const char *text, size_t len);
+
+/*
+ * A notice or warning a server sent to one of pgnear's own connections,
+ * as libpq words it, logged as "what: NOTICE: ..." (what: a C string, the
+ * connection's purpose); the hook of libpq's notice processor, so that
+ * nothing reaches stderr past the log.
+ */
+void log_server_notice(void *what, const char *message);
 
 /* Whether a line of level is logged now. */
 bool log_wants(enum log_level level);

@@ -387,6 +387,8 @@ static void read_region_blocking(struct dbmove_follow *f, const struct config *c
             !pgasync_conninfo_add(conninfo, sizeof(conninfo), "connect_timeout", "3"))
             continue;
         PGconn *c = PQconnectdb(conninfo);
+        if (c != NULL)
+            PQsetNoticeProcessor(c, log_server_notice, (void *)"database moves' record");
         PGresult *res = PQstatus(c) == CONNECTION_OK ? PQexec(c, dbmove_select_sql) : NULL;
         const char *sqlstate = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         if (sqlstate != NULL && strcmp(sqlstate, "42P01") == 0) { /* an older pgnear's record */

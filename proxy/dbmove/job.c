@@ -343,8 +343,10 @@ int job_query(struct dbmove_job *j, const char *conninfo, const char *what, cons
     }
     j->query = pgasync_query(j->base, conninfo, sql, nparams, params, j->timeout_ms, job_answer, j,
                              error, sizeof(error));
-    if (j->query != NULL)
+    if (j->query != NULL) {
+        pgasync_set_notice(j->query, log_server_notice, (void *)"database move");
         return JOB_WAIT;
+    }
     job_problem(j, "08001", "%s could not start", what);
     pg_error_detail(&j->problem, "%s", error);
     return JOB_FAIL;

@@ -47,7 +47,7 @@ static void client_auth_fail(struct session *s, int rc)
     case SCRAM_EAUTH:
         snprintf(msg, sizeof(msg), "password authentication failed for user \"%s\"",
                  s->login->startup.user);
-        log_info(s->id, "%s: %s", msg, detail);
+        slog_info(s, "%s: %s", msg, detail);
         login_throttle_failed(s);
         session_fail_msg(s, "28P01", "%s", msg);
         return;
@@ -109,13 +109,13 @@ static void client_auth_offer(struct session *s);
 static bool client_auth_use_secret(struct session *s, const char *secret, const char *source)
 {
     if (secret == NULL) {
-        log_info(s->id, "user \"%s\" not found by %s", s->login->startup.user, source);
+        slog_info(s, "user \"%s\" not found by %s", s->login->startup.user, source);
         client_auth_mock_verifier(s, &s->login->verifier);
         return true;
     }
     if (scram_parse_verifier(secret, strlen(secret), &s->login->verifier) != SCRAM_OK) {
-        log_error(s->id, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
-                  s->login->startup.user);
+        slog_error(s, "%s gave user \"%s\" a secret that is not SCRAM-SHA-256", source,
+                   s->login->startup.user);
         struct pg_error err;
         pg_error_set(&err, "28000",
                      "authentication failed: pgnear has no usable secret for this user");
@@ -135,7 +135,7 @@ static void client_auth_lookup_done(void *arg, const char *secret, const char *e
     struct session *s = arg;
     s->login->auth_lookup = NULL;
     if (error != NULL) {
-        log_error(s->id, "auth_query failed: %s", error);
+        slog_error(s, "auth_query failed: %s", error);
         struct pg_error err;
         pg_error_set(&err, "08001", "could not look up the user's secret");
         pg_error_hint(&err, "The reason is in pgnear's log.");
@@ -160,7 +160,7 @@ static void client_auth_start_query(struct session *s)
                                               s->login->startup.database, s->login->startup.user,
                                               s->id, client_auth_lookup_done, s, why, sizeof(why));
     if (s->login->auth_lookup == NULL) {
-        log_error(s->id, "could not start auth_query: %s", why);
+        slog_error(s, "could not start auth_query: %s", why);
         struct pg_error err;
         pg_error_set(&err, "08001", "could not look up the user's secret");
         pg_error_hint(&err, "The reason is in pgnear's log.");
@@ -220,7 +220,7 @@ static int client_auth_done(struct session *s, uint32_t len, const char *how)
     s->login->scram_done = true;
     login_throttle_succeeded(s);
     frame_consume(s->client.in, len);
-    log_debug(s->id, "client authenticated by pgnear (%s)", how);
+    slog_debug(s, "client authenticated by pgnear (%s)", how);
     endpoint_set_reader(&s->client, NULL);
     phase_done(s);
     return -1; /* the session moved on; stop reading here */

@@ -61,8 +61,8 @@ static bool client_direct_alpn_ok(struct session *s)
     if (tls_alpn_is_postgresql(s->client.stream.ssl))
         return true;
     if (s->cfg->client_tls_direct_without_alpn) {
-        log_info(s->id, "direct TLS handshake without ALPN let in "
-                        "(client_tls_direct_without_alpn = on)");
+        slog_info(s, "direct TLS handshake without ALPN let in "
+                     "(client_tls_direct_without_alpn = on)");
         return true;
     }
     session_login_closed(s, "received direct SSL connection request without ALPN protocol "
@@ -96,8 +96,8 @@ static void client_tls_step(struct session *s)
     else
         s->client_tls = true;
     client_take_sni(s);
-    log_debug(s->id, "TLS established (%s%s)", SSL_get_version(s->client.stream.ssl),
-              s->login->direct_tls ? ", direct" : "");
+    slog_debug(s, "TLS established (%s%s)", SSL_get_version(s->client.stream.ssl),
+               s->login->direct_tls ? ", direct" : "");
     /* The handshake may have left decrypted bytes inside OpenSSL: the next reader gets them. */
     phase_done(s);
 }
@@ -364,32 +364,32 @@ static void client_log_route(struct session *s)
     if (s->need.role != NEED_ANY)
         snprintf(need, sizeof(need), "; needing %s", need_name(s->need.role));
     if (s->login->nearer_waiting) {
-        log_info(s->id,
-                 "route: region %s has replayed pgnear.min_lsn, a nearer standby not yet (%s: "
-                 "%s); waiting up to %d ms for the nearer",
-                 s->login->plan[0]->name, route_source_name(s->login->loc.source), reason,
-                 NEARER_REPLAY_GRACE_MS);
+        slog_info(s,
+                  "route: region %s has replayed pgnear.min_lsn, a nearer standby not yet (%s: "
+                  "%s); waiting up to %d ms for the nearer",
+                  s->login->plan[0]->name, route_source_name(s->login->loc.source), reason,
+                  NEARER_REPLAY_GRACE_MS);
         return;
     }
     if (s->login->plan_len == 0 && s->login->replay_waiting) {
-        log_info(s->id,
-                 "route: no standby has replayed pgnear.min_lsn yet (%s: %s); waiting up to "
-                 "min_lsn_wait for one",
-                 route_source_name(s->login->loc.source), reason);
+        slog_info(s,
+                  "route: no standby has replayed pgnear.min_lsn yet (%s: %s); waiting up to "
+                  "min_lsn_wait for one",
+                  route_source_name(s->login->loc.source), reason);
         return;
     }
     if (s->login->plan_len == 0) {
-        log_info(s->id, "route: no region has a host that is %s now (%s: %s); waiting for one",
-                 need_name(s->need.role), route_source_name(s->login->loc.source), reason);
+        slog_info(s, "route: no region has a host that is %s now (%s: %s); waiting for one",
+                  need_name(s->need.role), route_source_name(s->login->loc.source), reason);
         return;
     }
     double km = locality_caller_placed(&s->login->loc) ? route_km(s->login->plan_cos[0]) : -1;
     if (km >= 0)
-        log_info(s->id, "route: region %s, %.0f km away (%s: %s%s)", s->region->name, km,
-                 route_source_name(s->login->loc.source), reason, need);
+        slog_info(s, "route: region %s, %.0f km away (%s: %s%s)", s->region->name, km,
+                  route_source_name(s->login->loc.source), reason, need);
     else
-        log_info(s->id, "route: region %s (%s: %s%s)", s->region->name,
-                 route_source_name(s->login->loc.source), reason, need);
+        slog_info(s, "route: region %s (%s: %s%s)", s->region->name,
+                  route_source_name(s->login->loc.source), reason, need);
 }
 
 /*
@@ -466,8 +466,8 @@ static void client_handle_startup(struct session *s)
         return;
     }
     const char *app = startup_param(sp, "application_name");
-    log_info(s->id, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
-             app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
+    slog_info(s, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
+              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
     /* The admin database never reaches a server: it is not routed. */
@@ -560,8 +560,8 @@ static void client_startup_process(struct session *s)
         if (rc <= 0)
             return;
         if (s->login->pp_from_peer && s->login->startup.kind != STARTUP_CANCEL_REQUEST) {
-            log_warn(s->id, "PROXY header from a peer's address ahead of something else than a "
-                            "cancel request");
+            slog_warn(s, "PROXY header from a peer's address ahead of something else than a "
+                         "cancel request");
             struct pg_error err;
             pg_error_set(&err, "28000", "PROXY protocol header from an untrusted address");
             pg_error_detail(&err,
@@ -634,7 +634,7 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         s->login->pp_from_peer = true;
         memcpy(&s->login->conn_addr, &s->addr, sizeof(s->addr));
     } else if (!trusted) {
-        log_warn(s->id, "PROXY header from %s, which is not in trusted_proxies", s->peer);
+        slog_warn(s, "PROXY header from %s, which is not in trusted_proxies", s->peer);
         struct pg_error err;
         pg_error_set(&err, "28000", "PROXY protocol header from an untrusted address");
         pg_error_detail(&err, "Only addresses in trusted_proxies may send PROXY headers.");
@@ -648,8 +648,8 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         memcpy(&s->addr, &pp->src, sizeof(s->addr));
         session_format_peer(s, (const struct sockaddr *)&s->addr);
         s->from_proxy = true;
-        log_info(s->id, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,
-                 pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
+        slog_info(s, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,
+                  pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
     }
     s->login->pp = malloc(sizeof(*pp));
     if (s->login->pp == NULL) {

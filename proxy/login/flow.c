@@ -55,7 +55,7 @@ static void flow_after_client_tls(struct session *s)
 static void flow_after_startup(struct session *s)
 {
     if (s->login->for_console && console_trusts_peer(s)) {
-        log_info(s->id, "admin console: trusted over the Unix socket (same OS user as pgnear)");
+        slog_info(s, "admin console: trusted over the Unix socket (same OS user as pgnear)");
         phase_enter(s, PHASE_ADMIN);
         return;
     }

@@ -12,6 +12,7 @@
 #include "proxy/base/config.h"
 #include "proxy/base/hba.h"
 #include "proxy/base/log.h"
+#include "proxy/session/session_log.h"
 
 /* The caller's address as PostgreSQL names it in these errors: the IP alone, or [local]. */
 static void hba_auth_host(const struct session *s, char *host, size_t cap)
@@ -37,9 +38,9 @@ static bool hba_auth_refuse(struct session *s, int line)
              line > 0 ? "pg_hba.conf rejects connection" : "no pg_hba.conf entry", host, sp->user,
              sp->database, hba_auth_tls(s) ? "SSL encryption" : "no encryption");
     if (line > 0)
-        log_info(s->id, "%s:%d: %s", s->cfg->auth_hba_file, line, msg);
+        slog_info(s, "%s:%d: %s", s->cfg->auth_hba_file, line, msg);
     else
-        log_info(s->id, "%s: no line matches: %s", s->cfg->auth_hba_file, msg);
+        slog_info(s, "%s: no line matches: %s", s->cfg->auth_hba_file, msg);
     session_fail_msg(s, "28000", "%s", msg);
     return false;
 }
@@ -59,21 +60,21 @@ static bool hba_auth_certificate(struct session *s, enum hba_clientcert want, bo
                                                                  : NULL;
     enum tls_client_cert got = tls_client_cert_cn(ssl, cn, sizeof(cn));
     if (got == TLS_CERT_NONE) {
-        log_info(s->id, "%s: user \"%s\" gave no verified client certificate", where, user);
+        slog_info(s, "%s: user \"%s\" gave no verified client certificate", where, user);
         session_fail_msg(s, "28000", "connection requires a valid client certificate");
         return false;
     }
     if (want != HBA_CLIENTCERT_VERIFY_FULL)
         return true;
     if (got == TLS_CERT_VERIFIED && strcmp(cn, user) == 0) {
-        log_debug(s->id, "%s: certificate CN matches user \"%s\"", where, user);
+        slog_debug(s, "%s: certificate CN matches user \"%s\"", where, user);
         return true;
     }
     if (got == TLS_CERT_BAD_CN)
-        log_info(s->id, "%s: the certificate of user \"%s\" has no single usable CN", where, user);
+        slog_info(s, "%s: the certificate of user \"%s\" has no single usable CN", where, user);
     else
-        log_info(s->id, "%s: provided user name (%s) and authenticated user name (%s) do not match",
-                 where, user, cn);
+        slog_info(s, "%s: provided user name (%s) and authenticated user name (%s) do not match",
+                  where, user, cn);
     if (cert_method)
         session_fail_msg(s, "28000", "certificate authentication failed for user \"%s\"", user);
     else
@@ -105,7 +106,7 @@ static bool hba_auth_by_file(struct session *s)
         !hba_auth_certificate(s, l->clientcert, l->method == HBA_METHOD_CERT, where))
         return false;
     s->login->relay_auth = l->method != HBA_METHOD_SCRAM;
-    log_debug(s->id, "%s: %s", where, hba_method_name(l->method));
+    slog_debug(s, "%s: %s", where, hba_method_name(l->method));
     return true;
 }
 

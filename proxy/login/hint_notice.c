@@ -78,10 +78,11 @@ static void hint_send(struct session *s, const struct pg_error *e)
     pkt_init(&pb, buf, sizeof(buf));
     pg_error_put(&pb, 'N', "WARNING", e);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
-        log_warn(s->id, "could not send the client a notice: %s", e->message);
+        slog_warn(s, "could not send the client a notice: %s", e->message);
         return;
     }
-    log_info(s->id, "WARNING %s sent to the client: %s", e->sqlstate, e->message);
+    session_log(LOG_INFO, s, e->sqlstate, "WARNING %s sent to the client: %s", e->sqlstate,
+                e->message);
 }
 
 static void hint_notice_city(struct session *s, const char *where)
@@ -143,14 +144,14 @@ void hint_log_tlv(struct session *s, const struct locality_input *in)
     unsigned unplaced = s->login->loc.unplaced;
     char nearby[400];
     if ((unplaced & LOCALITY_UNPLACED_REGION) && hint_via_tlv(in->region_via))
-        log_warn(s->id, "PROXY TLV region \"%s\" is not a configured region", in->region);
+        slog_warn(s, "PROXY TLV region \"%s\" is not a configured region", in->region);
     if ((unplaced & LOCALITY_UNPLACED_CITY) && hint_via_tlv(in->city_via)) {
         locality_city_suggestions(&s->cfg->routing, in->city, nearby, sizeof(nearby));
-        log_warn(s->id, "PROXY TLV city \"%s\" is not in the city table%s%s%s", in->city,
-                 nearby[0] ? " (closest: " : "", nearby, nearby[0] ? ")" : "");
+        slog_warn(s, "PROXY TLV city \"%s\" is not in the city table%s%s%s", in->city,
+                  nearby[0] ? " (closest: " : "", nearby, nearby[0] ? ")" : "");
     }
     if ((unplaced & LOCALITY_UNPLACED_LOCATION) && hint_via_tlv(in->location_via))
-        log_warn(s->id, "PROXY TLV location \"%s\" is not \"latitude,longitude\"", in->location);
+        slog_warn(s, "PROXY TLV location \"%s\" is not \"latitude,longitude\"", in->location);
 }
 
 /* The value a hint kept before the stray word: what the client meant, up to the space. */

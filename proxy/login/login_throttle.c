@@ -12,6 +12,7 @@
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/session/session_log.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/phase.h"
@@ -51,10 +52,10 @@ static void login_throttle_log(struct session *s, const char *what, const struct
     char note[96];
     if (!login_throttle_may_log(s->w, note, sizeof(note)))
         return;
-    log_info(s->id,
-             "login of user \"%s\" from %s %s %" PRId64 " ms: %" PRIu32
-             " failed logins in a row from this address%s",
-             s->user, s->peer, what, st->wait_ms, st->failures, note);
+    slog_info(s,
+              "login of user \"%s\" from %s %s %" PRId64 " ms: %" PRIu32
+              " failed logins in a row from this address%s",
+              s->user, s->peer, what, st->wait_ms, st->failures, note);
 }
 
 static void login_throttle_wake(evutil_socket_t fd, short what, void *arg)
@@ -128,10 +129,10 @@ void login_throttle_failed(struct session *s)
         stat_inc(&s->w->stats.auth_throttle_evictions);
     char note[96];
     if (n > 0 && n == (uint32_t)p.threshold && login_throttle_may_log(s->w, note, sizeof(note)))
-        log_info(s->id,
-                 "%" PRIu32 " failed logins in a row for user \"%s\" from %s: its next attempts "
-                 "wait, from %d ms%s",
-                 n, s->user, s->peer, p.delay_ms, note);
+        slog_info(s,
+                  "%" PRIu32 " failed logins in a row for user \"%s\" from %s: its next attempts "
+                  "wait, from %d ms%s",
+                  n, s->user, s->peer, p.delay_ms, note);
 }
 
 void login_throttle_succeeded(struct session *s)

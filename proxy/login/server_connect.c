@@ -103,20 +103,20 @@ static void server_mark_host(struct session *s, const struct server_conn *sc, en
     if (v == HOST_SLOW) {
         int n = health_count_timeout(h, s->cfg->health_check_fall, &down);
         if (!down && n < s->cfg->health_check_fall)
-            log_info(s->id, "host %s:%d of region %s timed out (%d of %d); it stays up for now",
-                     h->name, h->port, sc->region->name, n, s->cfg->health_check_fall);
+            slog_info(s, "host %s:%d of region %s timed out (%d of %d); it stays up for now",
+                      h->name, h->port, sc->region->name, n, s->cfg->health_check_fall);
     }
     if (down)
-        log_warn(s->id, "host %s:%d of region %s is down: %s", h->name, h->port, sc->region->name,
-                 why);
+        slog_warn(s, "host %s:%d of region %s is down: %s", h->name, h->port, sc->region->name,
+                  why);
 }
 
 void server_connect_failed(struct session *s, const char *why, enum server_verdict v)
 {
     struct server_conn *sc = s->server_conn;
     stat_inc(&s->w->stats.server_connect_failures);
-    log_warn(s->id, "server %s:%d of region %s failed: %s", sc->host->name, sc->host->port,
-             sc->region->name, why);
+    slog_warn(s, "server %s:%d of region %s failed: %s", sc->host->name, sc->host->port,
+              sc->region->name, why);
     server_mark_host(s, sc, v, why);
     server_conn_close(sc, false);
 }
@@ -129,9 +129,9 @@ bool server_connect_wait_busy(struct session *s)
         !health_answered_since(sc->host, l->server_wait_mark_ms))
         return false;
     int64_t now = monotonic_ms();
-    log_debug(s->id,
-              "host %s:%d answers other connections, not yet this one (%.1f s): busy, waiting on",
-              sc->host->name, sc->host->port, (double)(now - l->server_wait_start_ms) / 1000.0);
+    slog_debug(s,
+               "host %s:%d answers other connections, not yet this one (%.1f s): busy, waiting on",
+               sc->host->name, sc->host->port, (double)(now - l->server_wait_start_ms) / 1000.0);
     l->server_wait_mark_ms = now;
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
     return true;
@@ -171,7 +171,7 @@ static void server_dialing(struct session *s)
     }
     sc->tls = sc->ep.stream.ssl != NULL;
     if (sc->tls)
-        log_debug(s->id, "server TLS established (%s)", SSL_get_version(sc->ep.stream.ssl));
+        slog_debug(s, "server TLS established (%s)", SSL_get_version(sc->ep.stream.ssl));
     phase_done(s);
 }
 
@@ -189,7 +189,7 @@ static bool server_error_is_local(int err)
  */
 static void server_fail_local(struct session *s, const char *call, int err)
 {
-    log_warn(s->id, "no server connection for this login: %s failed: %s", call, strerror(err));
+    slog_warn(s, "no server connection for this login: %s failed: %s", call, strerror(err));
     struct pg_error e;
     pg_error_set(&e, "53300", "pgnear could not open a connection to the server");
     pg_error_detail(&e, "%s failed: %s.", call, strerror(err));
@@ -245,7 +245,7 @@ static void server_connect_host(struct session *s, struct region_host *h)
         return;
     }
     s->login->host_downs_seen = health_downs(h);
-    log_debug(s->id, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
+    slog_debug(s, "connecting to %s:%d in region %s", h->name, h->port, sc->region->name);
     session_set_timer(s, s->cfg->server_connect_timeout_ms);
     s->login->server_wait_start_ms = s->login->server_wait_mark_ms = monotonic_ms();
     endpoint_wait_writable(&sc->ep, server_dialing);
@@ -270,7 +270,7 @@ static struct region_host *server_next_host(struct session *s)
             continue;
         if (l->servers_tried) {
             stat_inc(&s->w->stats.failovers);
-            log_info(s->id, "failing over to region %s", server_region(s)->name);
+            slog_info(s, "failing over to region %s", server_region(s)->name);
         }
         return h;
     }
@@ -281,8 +281,8 @@ void server_connect_kept_failed(struct session *s, const char *why)
 {
     struct server_conn *sc = s->server_conn;
     struct region_host *h = sc->host;
-    log_info(s->id, "kept server connection %llu to %s:%d failed: %s; trying another",
-             (unsigned long long)sc->id, h->name, h->port, why);
+    slog_info(s, "kept server connection %llu to %s:%d failed: %s; trying another",
+              (unsigned long long)sc->id, h->name, h->port, why);
     server_conn_close(sc, false);
     s->login->retry_host = h;
     phase_enter(s, PHASE_CONNECT);
@@ -364,8 +364,8 @@ static void server_fail_need(struct session *s)
     } else {
         snprintf(msg, sizeof(msg), "no server that is %s is available", need_name(s->need.role));
     }
-    log_warn(s->id, "%s (waited up to failover_wait = %d ms): %s", msg, s->cfg->failover_wait_ms,
-             detail);
+    slog_warn(s, "%s (waited up to failover_wait = %d ms): %s", msg, s->cfg->failover_wait_ms,
+              detail);
     struct pg_error err;
     pg_error_set(&err, "08001", "%s", msg);
     pg_error_detail(&err, "%s", detail);
@@ -440,15 +440,15 @@ void server_role_wait_tick(struct session *s)
     bool nearer_waited = l->nearer_waiting;
     session_route_plan(s);
     if (l->nearer_waiting && !nearer_waited)
-        log_info(s->id,
-                 "route: region %s has replayed pgnear.min_lsn; waiting up to %d ms for a "
-                 "nearer standby on its way there",
-                 l->plan[0]->name, NEARER_REPLAY_GRACE_MS);
+        slog_info(s,
+                  "route: region %s has replayed pgnear.min_lsn; waiting up to %d ms for a "
+                  "nearer standby on its way there",
+                  l->plan[0]->name, NEARER_REPLAY_GRACE_MS);
     for (size_t i = 0; i < l->plan_len; i++) {
         if (need_region_fit(l->plan[i], &s->need) >= NEED_FIT_LAST)
             continue; /* the named region may come first, down */
-        log_info(s->id, "route: region %s now has a host that is %s", l->plan[i]->name,
-                 need_name(s->need.role));
+        slog_info(s, "route: region %s now has a host that is %s", l->plan[i]->name,
+                  need_name(s->need.role));
         phase_done(s);
         return;
     }

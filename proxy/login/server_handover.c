@@ -197,9 +197,9 @@ void server_handover_enter(struct session *s)
     struct server_conn *sc = s->server_conn;
     struct session_login *l = s->login;
     int64_t idle_us = wall_clock_us() - sc->idle_since;
-    log_info(s->id, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
-             (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
-             (long long)(idle_us / 1000));
+    slog_info(s, "reusing server connection %llu to %s:%d (use %u, idle %lld ms)",
+              (unsigned long long)sc->id, sc->host->name, sc->host->port, sc->use_count,
+              (long long)(idle_us / 1000));
     stat_inc(&s->w->stats.server_reuses);
     l->handover.answers = 0;
     if (idle_us > (int64_t)s->cfg->server_check_delay_ms * 1000) {

@@ -129,7 +129,7 @@ static void release_held_password(struct session *s, uint32_t code)
         uint8_t hdr[PKT_HEADER_LEN];
         if (evbuffer_copyout(s->client.in, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr))
             frame_consume(s->client.in, pkt_be32(hdr + 1) - 4);
-        log_debug(s->id, "dropped the password the client sent before the server asked for none");
+        slog_debug(s, "dropped the password the client sent before the server asked for none");
     }
     endpoint_set_reader(&s->client, server_auth_client_on_read);
 }
@@ -176,11 +176,11 @@ static void scram_note_fit(struct session *s, bool fits, const char *why)
                                 (int64_t)time(NULL));
     if (fits || !news)
         return;
-    log_warn(s->id,
-             "pgnear's SCRAM key for user \"%s\" does not fit the server of region %s (%s): its "
-             "sessions can neither log in nor be moved there until the role has pgnear's secret "
-             "there",
-             s->user, sc->region->name, why != NULL ? why : "no reason given");
+    slog_warn(s,
+              "pgnear's SCRAM key for user \"%s\" does not fit the server of region %s (%s): its "
+              "sessions can neither log in nor be moved there until the role has pgnear's secret "
+              "there",
+              s->user, sc->region->name, why != NULL ? why : "no reason given");
 }
 
 static int scram_fail(struct session *s, const char *msg)
@@ -417,8 +417,8 @@ void server_login_served(struct session *s)
     login_throttle_succeeded(s);
     pool_warm_note(s);
     if (health_note_login(sc->host, s->login->host_downs_seen))
-        log_info(s->id, "host %s:%d of region %s is up: a session logged in through it",
-                 sc->host->name, sc->host->port, sc->region->name);
+        slog_info(s, "host %s:%d of region %s is up: a session logged in through it",
+                  sc->host->name, sc->host->port, sc->region->name);
 }
 
 /* BackendKeyData: the client gets the real process ID (or a fleet's synthetic one) and pgnear's
@@ -465,11 +465,11 @@ static bool server_login_wrong_role(struct session *s, struct server_conn *sc)
     const char *what = standby ? "a standby" : "read-only";
     struct region_host *h = sc->host;
     if (standby && health_note_login_standby(h))
-        log_warn(s->id,
-                 "host %s:%d of region %s is a standby by its login, though its last health "
-                 "check said it was a primary: sessions that need a primary go elsewhere until "
-                 "a check says what it is",
-                 h->name, h->port, h->region->name);
+        slog_warn(s,
+                  "host %s:%d of region %s is a standby by its login, though its last health "
+                  "check said it was a primary: sessions that need a primary go elsewhere until "
+                  "a check says what it is",
+                  h->name, h->port, h->region->name);
     session_route_check_all_soon(s, monotonic_ms() + HEALTH_LOGIN_ROLE_CHECK_MS);
     char why[160];
     snprintf(why, sizeof(why), "server is %s, and the session needs %s", what, need_name(need));
@@ -529,7 +529,8 @@ static int server_login_error(struct session *s, const uint8_t *body, uint32_t l
     if (rc < 0 || s->client.stream.fd >= 0 || !session_login_internal(s->login))
         return rc;
     server_error_words(body, len, s->login->server_failure, sizeof(s->login->server_failure));
-    log_info(s->id, "%s: the server refused the login: %s", s->peer, s->login->server_failure);
+    session_log(LOG_INFO, s, sqlstate, "%s: the server refused the login: %s", s->peer,
+                s->login->server_failure);
     server_conn_close(sc, false);
     session_close(s, s->login->server_failure);
     return -1;
@@ -554,7 +555,7 @@ static int server_login_message(struct session *s, char type, const uint8_t *bod
     case 'R':
         return server_auth_message(s, body, len);
     case 'v': /* NegotiateProtocolVersion: for pgnear, not the client */
-        log_debug(s->id, "server speaks protocol 3.%u", len >= 4 ? PROTO_MINOR(pkt_be32(body)) : 0);
+        slog_debug(s, "server speaks protocol 3.%u", len >= 4 ? PROTO_MINOR(pkt_be32(body)) : 0);
         return 0;
     case 'K':
         return server_handle_key(s, body, len);

@@ -46,12 +46,12 @@ static void ws_log_refusal(struct session *s, bool warn, const char *what)
     if (!log_limit_allow(&s->w->shared->http_log, WS_LOG_BURST, 1000, &left_out))
         return;
     if (warn)
-        log_warn(s->id, "%s", what);
+        slog_warn(s, "%s", what);
     else
-        log_info(s->id, "%s", what);
+        slog_info(s, "%s", what);
     if (left_out > 0)
-        log_info(s->id, "%llu lines about HTTP requests on websocket_port were not logged",
-                 (unsigned long long)left_out);
+        slog_info(s, "%llu lines about HTTP requests on websocket_port were not logged",
+                  (unsigned long long)left_out);
 }
 
 /* A header's occurrences joined with ", " (RFC 9110 5.3), for geo_headers_read. */
@@ -175,7 +175,7 @@ static void ws_take_access_addr(struct session *s, const struct geo_header_names
     memcpy(&s->addr, &g.addr, sizeof(s->addr));
     s->from_proxy = true;
     session_format_peer(s, (const struct sockaddr *)&s->addr);
-    log_info(s->id, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via, s->peer);
+    slog_info(s, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via, s->peer);
 }
 
 /*
@@ -305,8 +305,8 @@ static void ws_request(struct session *s, const struct http_request *req)
     stat_inc(&s->w->stats.websocket_upgrades);
     char note[192];
     ws_locality_note(s, note, sizeof(note));
-    log_info(s->id, "WebSocket upgrade from %s (path %s%s%s)", s->peer, req->path,
-             s->websocket_tls ? ", wss" : "", note);
+    slog_info(s, "WebSocket upgrade from %s (path %s%s%s)", s->peer, req->path,
+              s->websocket_tls ? ", wss" : "", note);
     phase_done(s);
 }
 

@@ -124,6 +124,7 @@ void run_send_now(struct migrate_run *run)
         /* the step's transaction went with its connection */
     } else if ((c->q = pgasync_query(run->base, run->conninfo, run->sql, run->nparams, params,
                                      timeout, run_query_done, c, why, sizeof(why))) != NULL) {
+        pgasync_set_notice(c->q, log_server_notice, (void *)"migration");
         return;
     }
     pg_error_set(&run->out.err, "08006", "lost the connection to region \"%s\"", run->region->name);

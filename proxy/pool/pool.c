@@ -158,8 +158,8 @@ void pool_unhold_database(struct session *s, const char *database)
     if (name == NULL ||
         worker_call_all(s->w, pool_unhold_on_worker, name, pool_unhold_done, NULL) != 0) {
         free(name);
-        log_warn(s->id, "out of memory: pgnear's idle connections to database \"%s\" stay open",
-                 database);
+        slog_warn(s, "out of memory: pgnear's idle connections to database \"%s\" stay open",
+                  database);
     }
 }
 

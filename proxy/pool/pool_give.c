@@ -94,16 +94,16 @@ void pool_release(struct server_conn *sc)
         sc->rollback_owed = 0;
         if (sc->poolable) {
             stat_inc(&sc->w->stats.servers_not_kept);
-            log_debug(s->id, "server connection %llu not kept: %s", (unsigned long long)sc->id,
-                      refusal);
+            slog_debug(s, "server connection %llu not kept: %s", (unsigned long long)sc->id,
+                       refusal);
         }
         server_conn_close(sc, true);
         return;
     }
     sc->owes_fence = sc->rollback_owed == 0 && pool_owes_fence(sc, s);
     if (sc->owes_fence)
-        log_debug(s->id, "server connection %llu kept once it has said where its WAL ends",
-                  (unsigned long long)sc->id);
+        slog_debug(s, "server connection %llu kept once it has said where its WAL ends",
+                   (unsigned long long)sc->id);
     pool_park(sc);
     if (sc->cancels_in_flight > 0) {
         /* Not idle, not reset yet: the cancel must land before anyone else's query can. */
@@ -112,8 +112,8 @@ void pool_release(struct server_conn *sc)
         sc->idle_since = wall_clock_us();
         pool_arm_sweep(sc->w);
         endpoint_arm(&sc->ep);
-        log_debug(s->id, "server connection %llu held back until its cancel is delivered",
-                  (unsigned long long)sc->id);
+        slog_debug(s, "server connection %llu held back until its cancel is delivered",
+                   (unsigned long long)sc->id);
         return;
     }
     pool_keep(sc, now_us);

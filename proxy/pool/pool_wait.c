@@ -178,11 +178,11 @@ static void pool_wait_log(const struct session *s, const struct region_host *h,
     else
         snprintf(what, sizeof(what), "pool_size (%d) reached for region %s, database %s, user %s",
                  config_pool_size(s->cfg, pool_mode_of(s)), s->region->name, s->database, s->user);
-    log_warn(s->id,
-             "%s: %d client%s waiting for a server connection (%d began waiting since the last "
-             "report); a client still waiting after query_wait_timeout (%g s) gets 53300",
-             what, r->waiting, r->waiting == 1 ? "" : "s", r->began,
-             s->cfg->query_wait_timeout_ms / 1000.0);
+    slog_warn(s,
+              "%s: %d client%s waiting for a server connection (%d began waiting since the last "
+              "report); a client still waiting after query_wait_timeout (%g s) gets 53300",
+              what, r->waiting, r->waiting == 1 ? "" : "s", r->began,
+              s->cfg->query_wait_timeout_ms / 1000.0);
 }
 
 /* s begins waiting, counted under key: the log says so, at most once an interval per key. */
@@ -356,11 +356,11 @@ static void pool_wait_client_input(struct session *s)
 void pool_wait_enter(struct session *s)
 {
     struct session_login *l = s->login;
-    log_debug(s->id, "waiting for a server connection: %s of region %s, database %s, user %s",
-              l->pool_wait.reason == POOL_FULL        ? "pool_size reached"
-              : l->pool_wait.reason == POOL_USER_FULL ? "max_user_connections reached"
-                                                      : "max_db_connections reached",
-              s->region->name, s->database, s->user);
+    slog_debug(s, "waiting for a server connection: %s of region %s, database %s, user %s",
+               l->pool_wait.reason == POOL_FULL        ? "pool_size reached"
+               : l->pool_wait.reason == POOL_USER_FULL ? "max_user_connections reached"
+                                                       : "max_db_connections reached",
+               s->region->name, s->database, s->user);
     session_set_timer(s, 0); /* the queue's timer is its query_wait_timeout (pool_queue_join) */
     /* Not read, but watched: a client that gives up is seen at once. */
     endpoint_set_reader(&s->client, pool_wait_client_input);

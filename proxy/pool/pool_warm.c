@@ -97,8 +97,8 @@ void pool_warm_note(struct session *s)
         snprintf(p->region, sizeof(p->region), "%s", s->region->name);
         snprintf(p->database, sizeof(p->database), "%s", s->database);
         snprintf(p->user, sizeof(p->user), "%s", s->user);
-        log_info(s->id, "min_pool_size: keeping region %s, database %s, user %s warm", p->region,
-                 p->database, p->user);
+        slog_info(s, "min_pool_size: keeping region %s, database %s, user %s warm", p->region,
+                  p->database, p->user);
     }
     /* The latest key and verifier: a password changed since is followed. */
     memcpy(p->client_key, key, SCRAM_KEY_LEN);
@@ -183,8 +183,8 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
         return;
     }
     p->last_try_us = wall_clock_us();
-    log_debug(s->id, "min_pool_size: opening a connection to region %s for database %s, user %s",
-              p->region, p->database, p->user);
+    slog_debug(s, "min_pool_size: opening a connection to region %s for database %s, user %s",
+               p->region, p->database, p->user);
     phase_begin_at(s, PHASE_CONNECT);
 }
 
@@ -239,10 +239,10 @@ void pool_warm_forget(struct session *s)
     struct pool_warm_pair *p = warm_find(pw, s->region->name, s->database, s->user);
     if (p == NULL)
         return;
-    log_warn(s->id,
-             "min_pool_size: region %s, database %s, user %s no longer kept warm: its "
-             "login failed",
-             p->region, p->database, p->user);
+    slog_warn(s,
+              "min_pool_size: region %s, database %s, user %s no longer kept warm: its "
+              "login failed",
+              p->region, p->database, p->user);
     warm_pair_wipe(p);
     *p = pw->pairs[--pw->n];
 }

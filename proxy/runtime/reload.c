@@ -86,31 +86,37 @@ static void reload_tell_fenced(struct reloader *rl)
 static void reload_health_log(void *arg, const struct region *r, const struct region_host *h,
                               enum health_event ev, const char *why)
 {
+    char host[300] = "";
+    struct log_fields f = {.region = r->name};
+    if (h != NULL) {
+        snprintf(host, sizeof(host), "%s:%d", h->name, h->port);
+        f.host = host;
+    }
     switch (ev) {
     case HEALTH_UP:
-        log_info(0, "host %s:%d of region %s is up: %s", h->name, h->port, r->name, why);
+        log_at(LOG_INFO, &f, "host %s of region %s is up: %s", host, r->name, why);
         return;
     case HEALTH_DOWN:
-        log_warn(0, "host %s:%d of region %s is down: %s", h->name, h->port, r->name, why);
+        log_at(LOG_WARNING, &f, "host %s of region %s is down: %s", host, r->name, why);
         return;
     case HEALTH_TIMEOUT: /* at most one line per host and interval, and only while slow */
-        log_info(0, "health check of host %s:%d of region %s %s; it stays up for now", h->name,
-                 h->port, r->name, why);
+        log_at(LOG_INFO, &f, "health check of host %s of region %s %s; it stays up for now", host,
+               r->name, why);
         return;
     case HEALTH_LAG:
-        log_info(0, "standby %s:%d of region %s is %s", h->name, h->port, r->name, why);
+        log_at(LOG_INFO, &f, "standby %s of region %s is %s", host, r->name, why);
         return;
     case HEALTH_PREFERENCE:
-        log_info(0, "route: region %s: %s", r->name, why);
+        log_at(LOG_INFO, &f, "route: region %s: %s", r->name, why);
         return;
     case HEALTH_FENCED:
-        log_warn(0, "host %s:%d of region %s is fenced, no session or transaction goes there: %s",
-                 h->name, h->port, r->name, why);
+        log_at(LOG_WARNING, &f,
+               "host %s of region %s is fenced, no session or transaction goes there: %s", host,
+               r->name, why);
         reload_tell_fenced(arg);
         return;
     case HEALTH_UNFENCED:
-        log_info(0, "host %s:%d of region %s is no longer fenced: %s", h->name, h->port, r->name,
-                 why);
+        log_at(LOG_INFO, &f, "host %s of region %s is no longer fenced: %s", host, r->name, why);
         return;
     }
 }
@@ -269,6 +275,8 @@ static void reload_swap(struct reloader *rl, struct config *fresh, struct reload
     /* Reopened even under the same name, so that a rotated file is let go. */
     if (log_open(fresh->logfile, rl->log_level) != 0)
         log_error(0, "could not open logfile \"%s\": %s", fresh->logfile, strerror(errno));
+    log_set_format((enum log_format)fresh->log_format);
+    log_set_syslog(fresh->syslog, fresh->syslog_ident, fresh->syslog_facility);
     reload_stop_health(rl);
     struct config *old = rl->cfg;
     rl->cfg = fresh;

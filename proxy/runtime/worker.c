@@ -294,6 +294,7 @@ static int worker_loop_with_ring(struct worker *w)
 
 int worker_run(struct worker *w)
 {
+    log_set_thread_worker(w->index); /* this thread's lines say whose they are */
     int rc = w->uring != NULL ? worker_loop_with_ring(w) : event_base_dispatch(w->base);
     /* On this thread, before it ends: see uring_quiesce. */
     unsigned left = w->uring != NULL ? uring_quiesce(w->uring, WORKER_RING_QUIESCE_MS) : 0;

@@ -259,7 +259,7 @@ bool cancel_session_request(struct session *s)
         return false;
     const struct cancel_order o = {.session_id = s->id, .requester_worker = s->w->index};
     if (cancel_to_server(s->w, sc, &o) != 0) {
-        log_warn(s->id, "could not send a cancel request: out of resources");
+        slog_warn(s, "could not send a cancel request: out of resources");
         return false;
     }
     return true;

@@ -59,8 +59,8 @@ void db_unhold_bytes(struct session *s, const uint8_t *msg, size_t avail)
         return;
     if (s->w->shared->flow->database_unhold == NULL)
         return;
-    log_info(s->id, "%s \"%s\": pgnear's idle connections to it close on every worker first",
-             kind_words[ddl.kind], ddl.database);
+    slog_info(s, "%s \"%s\": pgnear's idle connections to it close on every worker first",
+              kind_words[ddl.kind], ddl.database);
     s->w->shared->flow->database_unhold(s, ddl.database);
 }
 

@@ -144,7 +144,7 @@ static int fence_tell(struct session *s)
         pkt_put_cstr(&pb, s->fence.value);
         pkt_end(&pb);
     } else {
-        log_debug(s->id, "no fence for the transaction that wrote: the server did not say");
+        slog_debug(s, "no fence for the transaction that wrote: the server did not say");
     }
     if ((pb.len > 0 && (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0)) ||
         pkt_add_ready(s->client.out, 'I') != 0) {
@@ -178,7 +178,7 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
             s->fence.position_after = lsn;
     }
     if (type == 'E')
-        log_debug(s->id, "the server could not say where its WAL is: no fence");
+        slog_debug(s, "the server could not say where its WAL is: no fence");
     uint8_t status = pkt_ready_status(type, body, blen); /* read before the drain frees it */
     evbuffer_drain(sc->ep.in, 1 + (size_t)len);
     if (type != 'Z')

@@ -115,8 +115,8 @@ static void fetch_took(struct session *s, const struct fetch_spot *spot, struct 
     tx_track_init(&sc->tx, 'I'); /* as a handover starts it */
     sc->sent_to_client = true;
     stat_inc(&s->w->stats.server_reuses);
-    log_debug(s->id, "took idle server connection %llu to %s:%d (use %u)",
-              (unsigned long long)sc->id, spot->host->name, spot->host->port, sc->use_count);
+    slog_debug(s, "took idle server connection %llu to %s:%d (use %u)", (unsigned long long)sc->id,
+               spot->host->name, spot->host->port, sc->use_count);
 }
 
 /* Where want's first region and its first host are, held by no gate: false when not so. */

@@ -26,8 +26,8 @@ static void former_primary_end(struct session *s, const struct region_host *h, c
 {
     char fence[320];
     claimants_describe(h->runtime, fence, sizeof(fence));
-    log_warn(s->id, "ended: %s on host %s:%d of region %s, a %s", what, h->name, h->port,
-             h->region->name, fence);
+    slog_warn(s, "ended: %s on host %s:%d of region %s, a %s", what, h->name, h->port,
+              h->region->name, fence);
     struct pg_error err;
     pg_error_set(&err, "57P01",
                  "terminating connection because its server is no longer the primary");
@@ -106,8 +106,8 @@ static bool former_primary_move(struct session *s)
 {
     if (s->leaving_fenced || s->move == NULL) {
         if (!s->leaving_fenced) {
-            log_info(s->id, "moving: its host %s:%d of region %s is fenced as a former primary",
-                     s->server_conn->host->name, s->server_conn->host->port, s->region->name);
+            slog_info(s, "moving: its host %s:%d of region %s is fenced as a former primary",
+                      s->server_conn->host->name, s->server_conn->host->port, s->region->name);
             s->leaving_fenced = true;
             struct move_target t = {.hold_first = true};
             move_session(s, &t, former_primary_moved, s->w);

@@ -321,7 +321,7 @@ static bool force_one(struct session *s, void *arg)
     struct late_walk *walk = arg;
     if (!is_late(walk->g, s))
         return true;
-    log_info(s->id, "ended: it kept a migration's pause step from starting");
+    slog_info(s, "ended: it kept a migration's pause step from starting");
     struct pg_error err;
     pg_error_set(&err, "57P01", "terminating connection due to administrator command");
     pg_error_detail(&err, "%s", walk->g->force_detail);

@@ -87,7 +87,7 @@ static void move_refused(struct session *s, const char *why, move_done_fn done, 
     struct move_result r = {.client_id = s->id};
     snprintf(r.from, sizeof(r.from), "%s", s->region != NULL ? s->region->name : "");
     snprintf(r.reason, sizeof(r.reason), "%s", why);
-    log_info(s->id, "not moved: %s", why);
+    slog_info(s, "not moved: %s", why);
     stat_inc(&s->w->stats.moves_failed);
     done(&r, arg);
 }
@@ -217,18 +217,18 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
     if (refusal == move_lost_not_idle)
         return false;
     if (refusal != NULL) {
-        log_info(s->id, "its server ended while it was idle (%s); it cannot move without it: %s",
-                 why, refusal);
+        slog_info(s, "its server ended while it was idle (%s); it cannot move without it: %s", why,
+                  refusal);
         return false;
     }
     struct move_target t = {.hold_first = true};
     struct session_move *mv = move_new(s, &t, move_lost_done, NULL);
     if (mv == NULL)
         return false;
-    log_info(s->id,
-             "its server %s:%d of region %s ended while it was idle (%s): moving it with "
-             "its login's state",
-             s->server_conn->host->name, s->server_conn->host->port, s->region->name, why);
+    slog_info(s,
+              "its server %s:%d of region %s ended while it was idle (%s): moving it with "
+              "its login's state",
+              s->server_conn->host->name, s->server_conn->host->port, s->region->name, why);
     /* Nothing to read: the replay is the login's (the mover's own), then a Sync. */
     mv->lost = true;
     mv->lost_downs = health_downs(s->server_conn->host);

@@ -91,11 +91,11 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
     if (mover != NULL)
         fetch_close(mover, moved ? "its connection went to the moved session" : reason);
     if (moved)
-        log_info(s->id, "moved from region %s to region %s (client held %.1f ms)", mv->res.from,
-                 mv->res.to, (double)mv->res.hold_us / 1000.0);
+        slog_info(s, "moved from region %s to region %s (client held %.1f ms)", mv->res.from,
+                  mv->res.to, (double)mv->res.hold_us / 1000.0);
     else
-        log_info(s->id, "not moved from region %s%s%s: %s", mv->res.from,
-                 mv->res.to[0] ? " to region " : "", mv->res.to, reason);
+        slog_info(s, "not moved from region %s%s%s: %s", mv->res.from,
+                  mv->res.to[0] ? " to region " : "", mv->res.to, reason);
     stat_inc(moved ? &s->w->stats.moves_done : &s->w->stats.moves_failed);
     if (moved)
         stat_move_hold(&s->w->stats, mv->res.hold_us);

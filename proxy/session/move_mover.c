@@ -144,8 +144,7 @@ void move_start_mover(struct session_move *mv, bool early)
     }
     if (n > 0)
         snprintf(mv->res.to, sizeof(mv->res.to), "%s", plan[0]->name);
-    log_debug(mv->s->id, "move: a mover logs in to region %s",
-              n > 0 ? plan[0]->name : "(none yet)");
+    slog_debug(mv->s, "move: a mover logs in to region %s", n > 0 ? plan[0]->name : "(none yet)");
     const char *why = fetch_start(mv->s, &want, mv->mover_ops, mv, &mv->mover);
     if (why != NULL)
         move_end(mv, false, why);
@@ -212,7 +211,7 @@ const char *move_route_detached(struct session *s, const struct move_target *t,
     if (to != NULL)
         s->region = to;
     s->moves++;
-    log_info(s->id, "its next transactions go to region %s (it holds no server connection now)",
-             r->to);
+    slog_info(s, "its next transactions go to region %s (it holds no server connection now)",
+              r->to);
     return NULL;
 }

@@ -58,7 +58,7 @@ static void move_old_failed(struct session *s, struct endpoint *ep, const char *
         return;
     mv->old_gone = true;
     snprintf(mv->old_why, sizeof(mv->old_why), "%s", why);
-    log_info(s->id, "its server failed during its move (%s); the move goes on", why);
+    slog_info(s, "its server failed during its move (%s); the move goes on", why);
     endpoint_set_reader(ep, NULL);
     evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
     endpoint_arm(ep);
@@ -98,8 +98,8 @@ static void move_state_done(struct session *s, char status)
     }
     mv->step = MOVE_CONNECTING;
     s->server_conn->ep.owner = &move_old_owner;
-    log_debug(s->id, "move: its state is read (%zu bytes to replay)",
-              evbuffer_get_length(mv->st.replay));
+    slog_debug(s, "move: its state is read (%zu bytes to replay)",
+               evbuffer_get_length(mv->st.replay));
     if (mv->mover == NULL)
         move_start_mover(mv, false);
     else if (mv->mover_ready)
@@ -204,8 +204,8 @@ static void move_switch(struct session_move *mv)
         s->w->shared->flow->server_release(old);
     server_conn_hand_over(ns, m, s);
     s->moves++;
-    log_info(s->id, "now on server %s:%d in region %s (backend %u)", ns->host->name, ns->host->port,
-             ns->region->name, ns->pid);
+    slog_info(s, "now on server %s:%d in region %s (backend %u)", ns->host->name, ns->host->port,
+              ns->region->name, ns->pid);
     if (relay_attach_server(s) == 0 && !s->closed)
         move_end(mv, true, NULL);
     else if (s->move == mv)

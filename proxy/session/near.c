@@ -101,7 +101,7 @@ static enum near_verdict near_go(struct session *s, enum near_leg next, enum nea
 static void near_routines_ready(struct func_waiter *fw)
 {
     struct session *s = fw->owner;
-    log_debug(s->id, "nearest: its database's routines were read: its transaction goes on");
+    slog_debug(s, "nearest: its database's routines were read: its transaction goes on");
     endpoint_resume_read(&s->client);
     endpoint_set_reader(&s->client, s->client.on_read);
 }
@@ -152,7 +152,7 @@ static bool near_names_wait(struct session *s)
         ns->unknown_since = 0;
         return false;
     }
-    log_debug(s->id, "nearest: its transaction waits for its database's catalog to be read again");
+    slog_debug(s, "nearest: its transaction waits for its database's catalog to be read again");
     endpoint_pause_read(&s->client);
     return true;
 }
@@ -173,7 +173,7 @@ static bool near_routines_wait(struct session *s, bool names)
     ns->routines_wait.owner = s;
     if (!func_catalog_wait(ns->routines, s->w->cfg, &ns->routines_wait))
         return names && near_names_wait(s);
-    log_debug(s->id, "nearest: its transaction waits for its database's routines to be read");
+    slog_debug(s, "nearest: its transaction waits for its database's routines to be read");
     endpoint_pause_read(&s->client);
     return true;
 }
@@ -419,10 +419,10 @@ static enum near_verdict near_begin(struct session *s, const uint8_t *msg, size_
     bool read_only, standby = host_is_standby(s->server_conn->host);
     size_t end = 0; /* its request's bytes read whole (near_request_for_primary) */
     enum session_need need = near_begin_need(s, msg, n, request, &read_only, &end);
-    log_debug(s->id, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
-              standby ? "standby" : "primary", s->server_conn->host->name,
-              s->server_conn->host->port, (unsigned long long)s->server_conn->id,
-              need == NEED_PRIMARY ? ", for a primary" : "");
+    slog_debug(s, "nearest: a transaction starts on the %s %s:%d (its connection %llu)%s",
+               standby ? "standby" : "primary", s->server_conn->host->name,
+               s->server_conn->host->port, (unsigned long long)s->server_conn->id,
+               need == NEED_PRIMARY ? ", for a primary" : "");
     if (!standby)
         return near_go(s, need == NEED_PRIMARY ? NEAR_PRIMARY : NEAR_PRIMARY_NEAREST, NEAR_PASS);
     if (need == NEED_PRIMARY && can_let_go)
@@ -608,8 +608,8 @@ static enum near_verdict near_settle_primary(struct session *s)
     struct near_state *ns = s->near;
     bool rerun = ns->leg == NEAR_RERUN || ns->leg == NEAR_RERUN_FAILED;
     if (rerun) {
-        log_debug(s->id, "nearest: the transaction run again on a primary ended%s",
-                  ns->leg == NEAR_RERUN_FAILED ? " with an error" : "");
+        slog_debug(s, "nearest: the transaction run again on a primary ended%s",
+                   ns->leg == NEAR_RERUN_FAILED ? " with an error" : "");
         stat_inc(&s->w->stats.nearest_forwarded);
         ns->forward.total++;
         if (ns->leg == NEAR_RERUN_FAILED)
@@ -760,7 +760,7 @@ bool near_on_server_gone(struct session *s)
 {
     if (s->near == NULL || !near_leg_holds(s->near->leg))
         return true;
-    log_debug(s->id, "nearest: the server ended the connection while its answer was held");
+    slog_debug(s, "nearest: the server ended the connection while its answer was held");
     if (!near_deliver(s)) {
         if (!s->closed)
             session_close(s, "out of memory");

@@ -97,8 +97,7 @@ bool near_stand_in(struct session *s, size_t end)
         return false;
     ns->held.must_forward = true;
     ns->held.checked_left = 0;
-    log_debug(s->id,
-              "nearest: its request belongs on a primary: a Sync in its place on the standby");
+    slog_debug(s, "nearest: its request belongs on a primary: a Sync in its place on the standby");
     return true;
 }
 
@@ -200,15 +199,15 @@ enum near_verdict near_settle_held(struct session *s, uint8_t status, bool can_f
     if (status == 'I' && (ns->held.must_forward || near_refused(ns->held.answer, &serializable))) {
         if (serializable && !ns->serializable) {
             /* Each of its transactions would be refused so: they all run on a primary from now. */
-            log_info(s->id, "nearest: its transactions are serializable, which a standby cannot "
-                            "run: on a primary from now on");
+            slog_info(s, "nearest: its transactions are serializable, which a standby cannot "
+                         "run: on a primary from now on");
             ns->serializable = true;
         }
         if (!ns->held.cancel_asked) {
-            log_debug(s->id, "nearest: %s: run again on a primary",
-                      ns->held.must_forward ? "the transaction belongs on a primary"
-                      : serializable        ? "the standby refused a serializable transaction"
-                                            : "the standby refused what a primary runs");
+            slog_debug(s, "nearest: %s: run again on a primary",
+                       ns->held.must_forward ? "the transaction belongs on a primary"
+                       : serializable        ? "the standby refused a serializable transaction"
+                                             : "the standby refused what a primary runs");
             return near_forward(s, can_forward, next);
         }
         /* Its client asked to cancel it meanwhile: canceled, as a primary would (txn_cancel.h);

@@ -96,9 +96,8 @@ bool near_leg_delivers(enum near_leg leg)
 
 bool near_leg_refuse(struct session *s, enum near_leg leg, const char *what)
 {
-    log_error(s->id,
-              "internal error: nearest's leg %s may not %s (its table declares no such step)",
-              near_leg_name(leg), what);
+    slog_error(s, "internal error: nearest's leg %s may not %s (its table declares no such step)",
+               near_leg_name(leg), what);
 #ifdef PGNEAR_CHECKED
     abort();
 #endif
@@ -115,7 +114,7 @@ bool near_leg_enter(struct session *s, enum near_leg *leg, enum near_leg next)
         return near_leg_refuse(s, *leg, what);
     }
     if (*leg != next)
-        log_debug(s->id, "nearest: %s -> %s", near_leg_name(*leg), near_leg_name(next));
+        slog_debug(s, "nearest: %s -> %s", near_leg_name(*leg), near_leg_name(next));
     *leg = next;
     return true;
 }

@@ -62,7 +62,7 @@ static void near_synced(struct session *s, enum near_sync_end how, struct server
     if (spare != NULL)
         near_slot_give_back(s, spare);
     if (how == NEAR_SYNC_FAILED) {
-        log_warn(s->id, "its settings could not follow it to its other server connection: %s", why);
+        slog_warn(s, "its settings could not follow it to its other server connection: %s", why);
         struct pg_error err;
         pg_error_set(&err, "08006", "pgnear lost the session's settings");
         pg_error_detail(&err, "%s", why);
@@ -71,7 +71,7 @@ static void near_synced(struct session *s, enum near_sync_end how, struct server
     }
     /* why lives until this returns, the pin's reason as long as the session (SHOW CLIENTS) */
     if (how == NEAR_SYNC_PINNED) {
-        log_info(s->id, "nearest: its state stays on the server connection that has it: %s", why);
+        slog_info(s, "nearest: its state stays on the server connection that has it: %s", why);
         near_pin(s, "its state could not follow it to its other server connection");
     }
     near_go(s);
@@ -232,8 +232,7 @@ bool near_on_client_ended(struct session *s, bool hangup)
         return true;
     }
     s->txn_client_gone = true;
-    log_debug(s->id, "client ended its stream: %zu bytes before it run, then the session ends",
-              whole);
+    slog_debug(s, "client ended its stream: %zu bytes before it run, then the session ends", whole);
     endpoint_set_reader(&s->client,
                         s->client.on_read); /* it reads them, ending with the Terminate */
     return true;
@@ -283,10 +282,10 @@ static void near_pin_leave_standby(struct session *s)
         near_pin(s, "a reported setting differs from its login's");
     if (s->pinned == NULL || !near_pin_move_may_ask(s))
         return;
-    log_info(s->id,
-             "nearest: it keeps its server connection on a standby (%s): it moves to a "
-             "primary with its state",
-             s->pinned);
+    slog_info(s,
+              "nearest: it keeps its server connection on a standby (%s): it moves to a "
+              "primary with its state",
+              s->pinned);
     struct move_target t = {.hold_first = true, .primary = true};
     move_session(s, &t, near_pin_moved, s);
 }

@@ -144,8 +144,8 @@ static void near_slots_drop_ended(struct session *s)
         struct server_conn *sc = s->near->slots.conn[i];
         if (sc == NULL || !near_slot_ended(sc))
             continue;
-        log_info(s->id, "its server connection %llu to %s:%d ended while parked",
-                 (unsigned long long)sc->id, sc->host->name, sc->host->port);
+        slog_info(s, "its server connection %llu to %s:%d ended while parked",
+                  (unsigned long long)sc->id, sc->host->name, sc->host->port);
         s->near->slots.conn[i] = NULL;
         server_conn_close(sc, true);
     }

@@ -29,10 +29,10 @@ void near_note_serializable(struct session *s, const char *how)
     if (s->near->serializable)
         return;
     s->near->serializable = true;
-    log_info(s->id,
-             "nearest: %s make its transactions serializable, which a standby cannot run: "
-             "on a primary from now on",
-             how);
+    slog_info(s,
+              "nearest: %s make its transactions serializable, which a standby cannot run: "
+              "on a primary from now on",
+              how);
 }
 
 void near_note_state_change(struct session *s)
@@ -144,9 +144,9 @@ void near_position(struct session *s, struct need_spec *need)
         need->min_lsn = ns->write_lsn;
         need->min_tli = 0;
     }
-    log_debug(s->id, "nearest: its next transaction must see %X/%X%s",
-              (unsigned)(need->min_lsn >> 32), (unsigned)need->min_lsn,
-              need->read_at != NULL ? ", or run on the primary it wrote on" : "");
+    slog_debug(s, "nearest: its next transaction must see %X/%X%s", (unsigned)(need->min_lsn >> 32),
+               (unsigned)need->min_lsn,
+               need->read_at != NULL ? ", or run on the primary it wrote on" : "");
 }
 
 /*

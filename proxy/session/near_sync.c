@@ -128,8 +128,8 @@ static void near_sync_replay(struct session *s)
         session_close(s, "out of memory");
         return;
     }
-    log_debug(s->id, "its state goes to its connection %llu (%u settings, %u statements)",
-              (unsigned long long)to->id, y->st.settings, y->st.statements);
+    slog_debug(s, "its state goes to its connection %llu (%u settings, %u statements)",
+               (unsigned long long)to->id, y->st.settings, y->st.statements);
     endpoint_flush(s, &to->ep);
 }
 
@@ -202,7 +202,7 @@ static bool near_sync_read_again(struct session *s)
     struct near_sync *y = near_sync_of(s);
     y->canceled = false;
     session_state_free(&y->st);
-    log_debug(s->id, "reading its state was canceled by its statement_timeout: read again");
+    slog_debug(s, "reading its state was canceled by its statement_timeout: read again");
     if (near_sync_replay_begin(s, y->to, &y->st) != SESSION_STATE_OK) {
         near_sync_fail(y, "out of memory", NULL, 0);
         near_sync_finish(s, NEAR_SYNC_FAILED, y->to);
@@ -256,8 +256,8 @@ static int near_sync_replay_message(struct session *s, char type, const uint8_t 
         return MSG_CONSUMED;
     frame_consume(s->server_conn->ep.in, len);
     if (y->failure[0] == '\0') {
-        log_debug(s->id, "its state is on its connection %llu now",
-                  (unsigned long long)s->server_conn->id);
+        slog_debug(s, "its state is on its connection %llu now",
+                   (unsigned long long)s->server_conn->id);
         near_sync_finish(s, NEAR_SYNC_DONE, NULL);
         return MSG_STOP;
     }
@@ -299,8 +299,8 @@ void near_sync_start(struct session *s, near_sync_done done)
     near_sync_set_aside(to);
     y->to_detached = true;
     struct server_conn *sc = near_slot_remove(s, from);
-    log_debug(s->id, "its state is read back from its connection %llu for its connection %llu",
-              (unsigned long long)sc->id, (unsigned long long)to->id);
+    slog_debug(s, "its state is read back from its connection %llu for its connection %llu",
+               (unsigned long long)sc->id, (unsigned long long)to->id);
     near_sync_take(s, sc, near_sync_state_read);
     near_sync_ask(s);
 }

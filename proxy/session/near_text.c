@@ -117,7 +117,7 @@ bool near_text_unknown(const struct session *s, struct func_set *names, const ui
     struct sql_calls calls;
     sql_calls_scan(text, len, near_name_unknown, &check, &calls);
     if (check.unknown)
-        log_debug(s->id, "nearest: it names what its database's catalog does not know yet");
+        slog_debug(s, "nearest: it names what its database's catalog does not know yet");
     return check.unknown;
 }
 
@@ -161,18 +161,18 @@ static bool near_text_calls(const struct session *s, const uint8_t *text, size_t
         func_catalog_changed(&s->w->funcs);
     }
     if (check.names != NULL && func_set_implicit(check.names) != NULL) {
-        log_debug(s->id, "nearest: in its database %s may write unnamed: for a primary",
-                  func_set_implicit(check.names));
+        slog_debug(s, "nearest: in its database %s may write unnamed: for a primary",
+                   func_set_implicit(check.names));
         return true;
     }
     if (calls.found == SQL_ROUTINE_NONE)
         return false;
-    log_debug(s->id, "nearest: it %s%s%s: for a primary",
-              calls.found == SQL_ROUTINE_DO     ? "runs DO"
-              : calls.found == SQL_ROUTINE_CALL ? "runs CALL"
-                                                : near_found_why(&check, &calls),
-              calls.found == SQL_ROUTINE_FUNCTION ? ", " : "",
-              calls.found == SQL_ROUTINE_FUNCTION ? calls.name : "");
+    slog_debug(s, "nearest: it %s%s%s: for a primary",
+               calls.found == SQL_ROUTINE_DO     ? "runs DO"
+               : calls.found == SQL_ROUTINE_CALL ? "runs CALL"
+                                                 : near_found_why(&check, &calls),
+               calls.found == SQL_ROUTINE_FUNCTION ? ", " : "",
+               calls.found == SQL_ROUTINE_FUNCTION ? calls.name : "");
     return true;
 }
 
@@ -207,7 +207,7 @@ enum session_need near_need_of(const struct session *s, const uint8_t *msg, size
     }
     if (open.later_writes) {
         /* Its first statement's answer may stream past the hold before a standby refuses it. */
-        log_debug(s->id, "nearest: a statement after its first is not a plain read: for a primary");
+        slog_debug(s, "nearest: a statement after its first is not a plain read: for a primary");
         return NEED_PRIMARY;
     }
     if (open.advisory_lock || near_text_pins(s, text, len, NULL) != NULL ||
@@ -419,7 +419,7 @@ bool near_refuse_in_block(struct session *s, const uint8_t *msg, size_t n,
         !near_sql_add(sql, sizeof(sql), &used, r->hint, true) ||
         !near_sql_add(sql, sizeof(sql), &used, "; END$pgnear$", false))
         return false;
-    log_info(s->id, "nearest: refused %s in a READ ONLY block on a standby", r->what);
+    slog_info(s, "nearest: refused %s in a READ ONLY block on a standby", r->what);
     struct evbuffer *replaced = evbuffer_new();
     bool ok = replaced != NULL &&
               (msg[0] == 'P' ? near_refusal_parse(replaced, msg, n, sql)

@@ -98,11 +98,11 @@ static void notify_client_heard(struct notify_client *c, struct notify_spelt *sp
     if (sp->rc == PG_ENC_UNMAPPABLE || sp->rc == PG_ENC_INVALID) {
         if ((c->fatal = malloc(sizeof(*c->fatal))) != NULL)
             *c->fatal = sp->why;
-        log_info(c->s->id, "a notification on channel \"%s\" cannot be sent in %s: %s", n->relname,
-                 c->s->client_encoding, sp->why.message);
+        slog_info(c->s, "a notification on channel \"%s\" cannot be sent in %s: %s", n->relname,
+                  c->s->client_encoding, sp->why.message);
     } else if (sp->rc != PG_ENC_OK || evbuffer_add(c->queue, evbuffer_pullup(sp->msg, -1),
                                                    evbuffer_get_length(sp->msg)) != 0) {
-        log_warn(c->s->id, "out of memory: a notification on channel \"%s\" is lost", n->relname);
+        slog_warn(c->s, "out of memory: a notification on channel \"%s\" is lost", n->relname);
     }
     notify_client_mark(c);
 }

@@ -94,7 +94,7 @@ void notify_client_warn(struct notify_client *c, const struct pg_error *e)
     pkt_init(&pb, buf, sizeof(buf));
     pg_error_put(&pb, 'N', "WARNING", e);
     if (!pkt_ok(&pb) || evbuffer_add(c->queue, buf, pb.len) != 0)
-        log_warn(c->s->id, "could not queue a notice for the client: %s", e->message);
+        slog_warn(c->s, "could not queue a notice for the client: %s", e->message);
 }
 
 /* s's side of the hub, made (in its database's table) the first time; NULL: out of memory. */
@@ -331,7 +331,8 @@ static int notify_query_refuse(struct session *s, uint32_t len, const struct pg_
     uint8_t buf[2560];
     struct pktbuf pb;
     evbuffer_drain(s->client.in, 1 + (size_t)len);
-    log_info(s->id, "LISTEN/UNLISTEN refused: %s %s", e->sqlstate, e->message);
+    session_log(LOG_INFO, s, e->sqlstate, "LISTEN/UNLISTEN refused: %s %s", e->sqlstate,
+                e->message);
     pkt_init(&pb, buf, sizeof(buf));
     pg_error_put(&pb, 'E', "ERROR", e);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0 ||
@@ -382,8 +383,8 @@ int notify_hub_query(struct session *s)
         listens = listens || c->answer_listen[i];
     }
     c->answer_n = n;
-    log_debug(s->id, "LISTEN/UNLISTEN answered by pgnear: %zu statements, %zu channels", n,
-              c->regs.count);
+    slog_debug(s, "LISTEN/UNLISTEN answered by pgnear: %zu statements, %zu channels", n,
+               c->regs.count);
     struct notify_db *db = c->db;
     if (listens && db->done_seq < db->want_seq) {
         /* Answered once the server listens: a NOTIFY committed after the answer reaches it. */
@@ -404,8 +405,8 @@ int notify_hub_query(struct session *s)
 void notify_hub_unlisten(struct session *s, const struct listen_op *op)
 {
     if (s->notify != NULL && notify_client_apply(s->notify, op))
-        log_debug(s->id, "an UNLISTEN run on its server stops pgnear's delivery too (%s)",
-                  op->channel[0] != '\0' ? op->channel : "*");
+        slog_debug(s, "an UNLISTEN run on its server stops pgnear's delivery too (%s)",
+                   op->channel[0] != '\0' ? op->channel : "*");
 }
 
 /* Between transactions: what waited for the session goes out. */

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 
 #include "protocol/pg_error.h"
-#include "proxy/base/log.h"
+#include "proxy/base/log.h" /* by id: session_log.h would close a circle through server_conn */
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 

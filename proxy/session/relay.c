@@ -376,8 +376,8 @@ void relay_start(struct session *s)
     s->client.on_write = relay_client_write;
     s->client.fwd_remaining = 0;
     server->fwd_remaining = 0;
-    log_info(s->id, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
-             s->database, sc->region->name, sc->host->name, sc->host->port);
+    slog_info(s, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
+              s->database, sc->region->name, sc->host->name, sc->host->port);
     s->client.read_paused = false;
     endpoint_use_ring(&s->client);
     endpoint_set_reader(&s->client, s->txn != NULL ? s->txn->client_read : relay_client_read);

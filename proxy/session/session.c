@@ -244,7 +244,7 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
         return;
     }
     stat_inc(&w->stats.sessions_total);
-    log_debug(s->id, "connection from %s", s->peer);
+    slog_debug(s, "connection from %s", s->peer);
     phase_begin(s);
 }
 
@@ -376,15 +376,15 @@ void session_close(struct session *s, const char *why)
         s->server_bytes +
         (s->server_conn ? s->server_conn->ep.bytes_in - s->server_conn->bytes_in_at_attach : 0);
     if (s->list == &w->active_sessions)
-        log_info(s->id, "closing session of %s: %s (%llu bytes from client, %llu from server)",
-                 s->peer, why, (unsigned long long)s->client.bytes_in,
-                 (unsigned long long)server_bytes);
+        slog_info(s, "closing session of %s: %s (%llu bytes from client, %llu from server)",
+                  s->peer, why, (unsigned long long)s->client.bytes_in,
+                  (unsigned long long)server_bytes);
     else if (s->list == &w->admin_sessions)
-        log_info(s->id, "closing admin console session of %s: %s", s->peer, why);
+        slog_info(s, "closing admin console session of %s: %s", s->peer, why);
     else if (s->client.stream.fd < 0) /* internal (a mover, a fetcher): each says what failed */
-        log_debug(s->id, "closing %s: %s", s->peer, why);
+        slog_debug(s, "closing %s: %s", s->peer, why);
     else
-        log_info(s->id, "closing connection from %s during login: %s", s->peer, why);
+        slog_info(s, "closing connection from %s during login: %s", s->peer, why);
     cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
     if (s->moving != NULL)
@@ -472,7 +472,7 @@ void session_send_last(struct session *s, const void *p, size_t n, const char *w
         session_close(s, why);
         return;
     }
-    log_debug(s->id, "last answer: %s", why);
+    slog_debug(s, "last answer: %s", why);
     session_finish(s);
 }
 
@@ -511,7 +511,8 @@ void session_fail(struct session *s, const struct pg_error *e)
     const char *msg = e->message;
     pkt_init(&pb, buf, sizeof(buf));
     pg_error_put(&pb, 'E', "FATAL", e);
-    log_info(s->id, "FATAL %s: %s%s%s", e->sqlstate, msg, e->detail[0] ? " — " : "", e->detail);
+    session_log(LOG_INFO, s, e->sqlstate, "FATAL %s: %s%s%s", e->sqlstate, msg,
+                e->detail[0] ? " — " : "", e->detail);
     session_count_login_failure(s, e->sqlstate);
     bool report = session_may_report(s); /* before the detach forgets where the relay was */
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */

@@ -24,6 +24,7 @@
 #include "proxy/base/pool_limits.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_dial.h"
+#include "proxy/session/session_log.h"
 #include "proxy/session/session_types.h"
 #include "routing/need.h"
 #include "routing/route.h"

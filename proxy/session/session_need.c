@@ -53,7 +53,7 @@ static struct need_spec session_need_at_login(const struct session *s)
     const char *why;
     if (need.role == NEED_NEAREST && (why = session_nearest_shortfall(s)) != NULL) {
         need.role = NEED_READ_WRITE; /* on a primary: never a write refused */
-        log_info(s->id, "needs nearest, placed as read-write: %s", why);
+        slog_info(s, "needs nearest, placed as read-write: %s", why);
     }
     if (h->has_min_lsn &&
         lsn_parse(h->min_lsn, strlen(h->min_lsn), &need.min_tli, &need.min_lsn) != LSN_OK) {

@@ -15,10 +15,10 @@ void state_watch_client(struct session *s, const uint8_t *p, size_t len, size_t 
     if (why == NULL || s->state_unknown != NULL)
         return;
     s->state_unknown = why;
-    log_debug(s->id,
-              "its state may now differ from its login's (%s): it cannot move once its "
-              "server has ended",
-              why);
+    slog_debug(s,
+               "its state may now differ from its login's (%s): it cannot move once its "
+               "server has ended",
+               why);
 }
 
 void state_watch_unread(struct session *s)

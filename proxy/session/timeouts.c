@@ -230,7 +230,7 @@ static void timeouts_cancel(struct session *s)
     const struct server_reader *reader = relay_server_reader(s);
     t->canceled = true;
     t->canceling = true;
-    log_info(s->id, "query_timeout (%d ms): canceling its request", (int)t->query_ms);
+    slog_info(s, "query_timeout (%d ms): canceling its request", (int)t->query_ms);
     bool sent = cancel_session_request(s);
     t->canceling = false;
     /* Sent to the server that runs it (not answered here): its 57014 is named on the way. */

@@ -152,7 +152,7 @@ void txn_pin(struct session *s, const char *why)
         return;
     s->pinned = why;
     stat_inc(&s->w->stats.txn_pins);
-    log_info(s->id, "keeps its server connection from now on (transaction pooling): %s", why);
+    slog_info(s, "keeps its server connection from now on (transaction pooling): %s", why);
 }
 
 /*
@@ -676,9 +676,9 @@ static void txn_roll_back(struct session *s)
     sc->rollback_owed = sc->tx.outstanding + 1;
     sc->rollback_until_us = wall_clock_us() + (int64_t)s->cfg->server_rollback_timeout_ms * 1000;
     sc->txn_return = txn_prep_idle(sc) && s->txn_params_moved == 0 && !txn_settings_on_conn(s);
-    log_info(s->id, "server connection %llu: its client left inside a transaction; %s",
-             (unsigned long long)sc->id,
-             sc->tx.outstanding > 0 ? "canceled, then rolled back" : "rolled back");
+    slog_info(s, "server connection %llu: its client left inside a transaction; %s",
+              (unsigned long long)sc->id,
+              sc->tx.outstanding > 0 ? "canceled, then rolled back" : "rolled back");
     if (sc->tx.outstanding > 0 && !cancel_server_conn(s->w, sc, s->id))
         sc->rollback_owed = 0; /* closed as before: what runs there would hold it */
 }

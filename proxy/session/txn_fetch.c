@@ -36,7 +36,7 @@ static struct need_spec txn_need(struct session *s)
 
 static void txn_fetch_failed(struct session *s, const char *why)
 {
-    log_warn(s->id, "no server connection for its next transaction: %s", why);
+    slog_warn(s, "no server connection for its next transaction: %s", why);
     struct pg_error err;
     pg_error_set(&err, "08006", "pgnear could not get a server connection for the transaction");
     if (why != NULL)
@@ -80,7 +80,7 @@ static void txn_fetch_lost(struct session *m, void *arg, const char *why)
     if (out != NULL && evbuffer_copyout(out, err, 5) == 5 && err[0] == 'E')
         n = 1 + (size_t)pkt_be32(err + 1);
     if (n > 5 && n <= sizeof(err) && evbuffer_copyout(out, err, n) == (ssize_t)n) {
-        log_warn(s->id, "no server connection for its next transaction: %s", why);
+        slog_warn(s, "no server connection for its next transaction: %s", why);
         session_send_last(s, err, n, why);
     } else {
         txn_fetch_failed(s, why);
@@ -149,7 +149,7 @@ void txn_wait_give_up(struct session *s, const struct pg_error *err)
     txn_wait_leave(s);
     if (s->phase == PHASE_CLOSING)
         return;
-    log_warn(s->id, "no server connection for its next transaction: %s", err->message);
+    slog_warn(s, "no server connection for its next transaction: %s", err->message);
     session_fail(s, err);
 }
 

@@ -75,8 +75,8 @@ static void txn_prep_failed(struct session *s, int rc, const char *side)
         session_fail_msg(s, "08P01", "invalid frontend message for an active session");
         return;
     }
-    log_warn(s->id, "prepared statements: %s %s", side,
-             rc == PREP_OOM ? "out of memory" : "no longer followed (unexpected message)");
+    slog_warn(s, "prepared statements: %s %s", side,
+              rc == PREP_OOM ? "out of memory" : "no longer followed (unexpected message)");
     session_fail_msg(s, rc == PREP_OOM ? "53200" : "08006",
                      "pgnear lost track of the server connection's prepared statements");
 }

@@ -200,7 +200,7 @@ static void ts_read_end(struct session *s, char status)
         else
             session_state_free(&t->read);
         t->on_conn = t->have; /* none read: the connection is at its login's, as is */
-        log_debug(s->id, "its settings follow it: %u", txn_settings_count(s));
+        slog_debug(s, "its settings follow it: %u", txn_settings_count(s));
     }
     memset(&t->read, 0, sizeof(t->read));
     ts_reader_back(s);
@@ -230,7 +230,7 @@ static int ts_read_message(struct session *s, char type, const uint8_t *body, ui
     frame_consume(s->server_conn->ep.in, len);
     if (t->canceled && status == 'I') {
         session_state_free(&t->read);
-        log_debug(s->id, "reading its settings was canceled by its statement_timeout: again");
+        slog_debug(s, "reading its settings was canceled by its statement_timeout: again");
         ts_ask(s);
         return MSG_STOP;
     }
@@ -255,7 +255,7 @@ static int ts_pipelined_message(struct session *s, char type, const uint8_t *bod
     if (type == 'E') {
         pg_error_from_report(&t->error, body, len);
         t->step = TXN_SETTINGS_IDLE;
-        log_info(s->id, "its settings could not be applied to its next server connection");
+        slog_info(s, "its settings could not be applied to its next server connection");
         session_fail(s, &t->error); /* the server's words; it skips the client's up to a Sync */
         return MSG_STOP;
     }
@@ -326,8 +326,8 @@ static bool ts_apply_pipelined(struct session *s, txn_settings_go go)
     t->step = TXN_SETTINGS_PIPELINED;
     t->failed = false;
     t->on_conn = true;
-    log_debug(s->id, "its %u settings go to its server connection %llu, pipelined",
-              txn_settings_count(s), (unsigned long long)sc->id);
+    slog_debug(s, "its %u settings go to its server connection %llu, pipelined",
+               txn_settings_count(s), (unsigned long long)sc->id);
     go(s); /* the client's messages in the same write */
     if (!s->closed && s->server_conn == sc && t->step == TXN_SETTINGS_PIPELINED)
         ts_take(s, ts_pipelined_reader);

@@ -323,7 +323,7 @@ sub new_connection_outcome {
     $p->start;
     my $w = login($p);
     is cluster_of($w), 'us-east', 'logfile: a session through pgnear';
-    my $alog = PgNearTest::slurp_file($a);
+    my $alog = PgNearTest::log_as_text(PgNearTest::slurp_file($a));    # text, or JSON read as text
     like $alog, qr/^\S+ \S+ UTC LOG c\d+: login from 127\.0\.0\.1:\d+: user=app database=movr/m,
       'logfile: records go to the configured file, one per line';
 

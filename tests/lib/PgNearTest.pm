@@ -20,6 +20,7 @@ use POSIX ();
 use Scalar::Util qw(weaken blessed);
 use Time::HiRes ();
 use Digest::SHA qw(sha256 hmac_sha256);
+use JSON::PP ();
 use MIME::Base64 qw(encode_base64 decode_base64);
 require Test::Builder;
 
@@ -49,6 +50,8 @@ my $GUARD_PID;
 my @LIVE;               # weak refs to Proxy / Cluster objects
 my %MY_PORTS;           # port => lock file
 my @PROXY_LOGS;         # shown on failure
+my %JSON_LOGS;          # log path => 1: every line must be a JSON line (PGNEAR_TEST_LOG_FORMAT=json)
+my $JSON_LOG_BAD = 0;   # a pgnear's log had a line that is not one
 my $PORT_LOCK_DIR = '/tmp/pgnear-test-ports';
 
 # A clean, predictable client environment: no stray libpq settings.
@@ -226,6 +229,10 @@ END {
         for my $o (@proxies) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Cluster') } reverse @objs) { eval { $o->_cleanup } }
         for my $o (grep { $_->isa('PgNearTest::Relay') } reverse @objs) { eval { $o->_cleanup } }
+        # PGNEAR_TEST_LOG_FORMAT=json: a line of a pgnear's log that is not a JSON line fails the file.
+        for my $log (grep { -e } sort keys %JSON_LOGS) {
+            $JSON_LOG_BAD = 1 unless json_log_check($log);
+        }
         # A sanitizer report in any pgnear log fails the test file, passing or not.
         for my $log (grep { -s } @PROXY_LOGS) {
             my $text = slurp_file($log);
@@ -250,9 +257,68 @@ END {
         }
     }
     $? = 97 if $sanitizer_hit;
+    $? = 96 if $JSON_LOG_BAD && !$?;
 }
 
 # ---------------------------------------------------------------- utilities
+
+# pgnear's log lines under log_format = json: one object a line, with time
+# (RFC 3339, microseconds, UTC), level, pid and message, and where there is
+# one worker, session_id, client_addr, region, host, sqlstate.
+my $JSON_LINE = JSON::PP->new->utf8;
+my %LOG_LEVELS = map { $_ => 1 } qw(DEBUG LOG WARNING ERROR FATAL);
+
+# The object of a JSON log line, or undef with $@ saying why it is not one.
+sub json_log_line {
+    my ($line) = @_;
+    my $o = eval { $JSON_LINE->decode($line) };
+    return undef unless defined $o;
+    if (ref $o ne 'HASH') { $@ = 'not an object'; return undef }
+    my @bad = grep { !defined $o->{$_} } qw(time level pid message);
+    push @bad, 'time' if defined $o->{time} && $o->{time} !~ /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+    push @bad, 'level' if defined $o->{level} && !$LOG_LEVELS{ $o->{level} };
+    push @bad, 'pid' if defined $o->{pid} && $o->{pid} !~ /^\d+$/;
+    for my $k (qw(worker session_id)) { push @bad, $k if defined $o->{$k} && $o->{$k} !~ /^\d+$/ }
+    if (@bad) { $@ = 'missing or malformed: ' . join(', ', @bad); return undef }
+    return $o;
+}
+
+# A log's text with each JSON line written as the text line it stands for
+# ("2026-11-28 08:33:05.123 UTC LOG c12: message"), so that a test's
+# patterns read either format; any other line as it is.
+sub log_as_text {
+    my ($text) = @_;
+    return $text unless $text =~ /^\{/m;
+    my $out = '';
+    for my $line (split /^/, $text) {
+        my $o = $line =~ /^\{.*\}\s*$/ ? json_log_line($line) : undef;
+        if (!$o) { $out .= $line; next }
+        my ($d, $t) = $o->{time} =~ /^(\S+)T(\d\d:\d\d:\d\d\.\d{3})/;
+        my $msg = $o->{message};
+        utf8::encode($msg);
+        $out .= "$d $t UTC $o->{level} " . ($o->{session_id} ? "c$o->{session_id}: " : '') . "$msg\n";
+    }
+    return $out;
+}
+
+# Whether every line of a pgnear's log is a JSON log line; each one that is
+# not is told (at most 5), for a test file's failure.
+sub json_log_check {
+    my ($path) = @_;
+    my ($n, @bad) = (0);
+    open my $fh, '<', $path or return 1;
+    while (my $line = <$fh>) {
+        $n++;
+        chomp(my $l = $line);
+        next if json_log_line($l);
+        (my $why = $@) =~ s/ at \S+ line \d+\.\n?$//;
+        push @bad, "line $n: $why: " . substr($l, 0, 300);
+    }
+    return 1 unless @bad;
+    Test::Builder->new->diag("PgNearTest: $path: " . scalar(@bad) . " of $n lines are not JSON log lines "
+                             . "(PGNEAR_TEST_LOG_FORMAT=json):\n  " . join("\n  ", @bad[0 .. ($#bad < 4 ? $#bad : 4)]));
+    return 0;
+}
 
 # utime and stime of a process, all its threads, in clock ticks
 # (/proc/PID/stat); an empty list when it is gone.  For the benches.
@@ -1218,8 +1284,27 @@ sub config_path { $_[0]{config_path} }
 sub log_path    { $_[0]{log_path} }
 sub socket_dir  { $_[0]{dir} }
 sub config_text { PgNearTest::slurp_file($_[0]{config_path}) }
-sub log_contents { -e $_[0]{log_path} ? PgNearTest::slurp_file($_[0]{log_path}) : '' }
-sub log_size    { -s $_[0]{log_path} // 0 }
+# The log as text lines whatever log_format wrote (PgNearTest::log_as_text), and offsets in that
+# text: log_size is its length, _log_from and wait_for_log's offset index it, as tests' substr do.
+sub log_contents { $_[0]->_text_log }
+sub log_size    { length $_[0]->_text_log }
+
+# The log read as text: what was read before is kept (complete lines, rendered once), only what
+# was written since is read and rendered; a line still being written is rendered but not kept.
+sub _text_log {
+    my ($self) = @_;
+    my $c = $self->{text_log} //= { raw => 0, text => '' };
+    my $size = -s $self->{log_path} // 0;
+    %$c = (raw => 0, text => '') if $size < $c->{raw};
+    return $c->{text} if $size == $c->{raw};
+    open my $fh, '<', $self->{log_path} or return $c->{text};
+    seek $fh, $c->{raw}, 0;
+    my $new = do { local $/; <$fh> } // '';
+    my $end = rindex($new, "\n") + 1;
+    $c->{text} .= PgNearTest::log_as_text(substr($new, 0, $end));
+    $c->{raw} += $end;
+    return $c->{text} . PgNearTest::log_as_text(substr($new, $end));
+}
 sub exit_status { $_[0]{exit_status} }
 
 sub _norm_regions {
@@ -1275,6 +1360,8 @@ sub _write_config {
         health_check_timeout => '5s',
         # PGNEAR_TEST_WORKERS=N runs every proxy of the suite with N event-loop threads
         ($ENV{PGNEAR_TEST_WORKERS} ? (workers => $ENV{PGNEAR_TEST_WORKERS}) : ()),
+        # PGNEAR_TEST_LOG_FORMAT=json runs every proxy of the suite with JSON logs, each line checked
+        ($ENV{PGNEAR_TEST_LOG_FORMAT} ? (log_format => $ENV{PGNEAR_TEST_LOG_FORMAT}) : ()),
     );
     my %s = %{ $self->{settings} };
     my @lines;
@@ -1303,6 +1390,11 @@ sub start {
     croak 'Proxy: already running' if $self->is_running;
     my $bin = $self->{binary};
     die "PgNearTest::Proxy: \$PGNEAR is not set or not executable\n" unless defined $bin && -x $bin;
+    # Under PGNEAR_TEST_LOG_FORMAT=json, a proxy started with it (not one whose test sets its own) is checked.
+    # (000_harness's stand-in for pgnear, a script of its own, is not.)
+    $JSON_LOGS{ $self->{log_path} } = 1
+      if ($ENV{PGNEAR_TEST_LOG_FORMAT} // '') eq 'json' && !exists $self->{settings}{log_format}
+      && $ENV{PGNEAR} && $bin eq File::Spec->rel2abs($ENV{PGNEAR});
     for my $attempt (1 .. 3) {
         my $off = $self->log_size;
         open my $logfh, '>>', $self->{log_path} or die "open $self->{log_path}: $!";
@@ -1341,10 +1433,8 @@ sub start {
 
 sub _log_from {
     my ($self, $off) = @_;
-    open my $fh, '<', $self->{log_path} or return '';
-    seek $fh, $off, 0;
-    local $/;
-    return <$fh> // '';
+    my $text = $self->_text_log;
+    return $off < length $text ? substr($text, $off) : '';
 }
 
 # 'up' | 'exited' | 'timeout'
@@ -1475,6 +1565,14 @@ sub threads_state {
 # SIGKILL left it unreaped 10 s later (a thread stuck in the kernel: the
 # threads' states are told).
 sub stop {
+    my ($self, %o) = @_;
+    my $st = $self->_stop(%o);
+    # Each stop checks the log so far; END checks it again, whole.
+    $JSON_LOG_BAD = 1 if $JSON_LOGS{ $self->{log_path} } && !PgNearTest::json_log_check($self->{log_path});
+    return $st;
+}
+
+sub _stop {
     my ($self, %o) = @_;
     return $self->{exit_status} unless $self->is_running;
     my ($t0, $pid, $sig) = (Time::HiRes::time(), $self->{pid}, $o{signal} // 'TERM');
@@ -2217,6 +2315,11 @@ log is printed as diagnostics.
   sets its own).
   Runs "$PGNEAR -v CONFIG.ini", output to log_path, and waits until the
   process listens on 127.0.0.1:port; dies with the log tail otherwise.
+  PGNEAR_TEST_LOG_FORMAT=json writes log_format = json into every file (a
+  test's own log_format wins), and a pgnear's log with a line that is not a
+  JSON log line (time, level, pid, message) fails the test file (status 96)
+  at its stop and at the end.  log_contents, log_size, wait_for_log and
+  their offsets read a JSON line as the text line it stands for.
 
   $p->port, host, pid, dir, socket_dir, config_path, config_text, log_path,
   log_contents, log_size, exit_status, is_running
