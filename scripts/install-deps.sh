@@ -49,7 +49,9 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # /metrics; systemd's systemd-analyze verifies the unit conf/pgnear.service
 # as make install puts it (tests/doc/install.t): the package only, nothing
 # is started with it
-TOOLS="iproute2 procps groff-base man-db curl systemd"
+# dnsmasq (dnsmasq-base: the program alone, no service) is the DNS server on
+# loopback whose record 306_dns_follow.t moves under pgnear
+TOOLS="iproute2 procps groff-base man-db curl systemd dnsmasq-base"
 # psycopg 3 is one of the drivers whose sessions are moved between servers
 # (232_move_drivers.t), node-postgres (tests/node) the other
 PYTHON="python3 python3-minimal python3-psycopg"

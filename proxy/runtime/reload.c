@@ -23,6 +23,7 @@
 #include "proxy/base/fd_limit.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
+#include "proxy/runtime/dns_follow.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "routing/health.h"
@@ -58,6 +59,9 @@ struct reloader {
     struct patroni_place places[PATRONI_PLACES_MAX];
     size_t nplaces;
     struct patroni_told patroni_told; /* members left out, said once across reloads */
+    struct dns_follower *dns;         /* the configuration's host names asked again */
+    struct dns_follow_told dns_told;  /* names that stopped resolving, said once across reloads */
+    bool dns_moving; /* a reload for a name DNS moved runs (its old address fenced) */
 };
 
 /*
@@ -171,10 +175,41 @@ static void reload_start_patroni(struct reloader *rl)
         log_error(0, "could not start reading Patroni's members: out of memory");
 }
 
-/* Health checks run for the current configuration only, on worker 0's loop. */
+/*
+ * A host name resolves to another address: the old one is fenced at once (its
+ * sessions leave it, no new one goes there), and the configuration is loaded
+ * again, resolving the name afresh.
+ */
+static void reload_dns_moved(void *arg, const char *name, const char *was, const char *now)
+{
+    struct reloader *rl = arg;
+    log_warn(0,
+             "host name \"%s\" resolves to %s now, no longer to %s: %s is fenced, and the "
+             "configuration is loaded again with the new address",
+             name, now, was, was);
+    if (dns_follow_fence_name(&rl->cfg->regions, name) > 0)
+        reload_tell_fenced(rl);
+    rl->dns_moving = true;
+    reload_start(rl);
+}
+
+/* The current configuration's host names asked again at their TTL (dns_follow.h). */
+static void reload_start_dns(struct reloader *rl)
+{
+    struct config *cfg = rl->cfg;
+    struct dns_follow_params p = {.max_ttl_ms = cfg->dns_max_ttl_ms,
+                                  .server = cfg->dns_server,
+                                  .moved = reload_dns_moved,
+                                  .arg = rl,
+                                  .told = &rl->dns_told};
+    rl->dns = dns_follow_start(rl->shared->workers[0]->base, &cfg->regions, &p);
+}
+
+/* Health checks and the DNS follower run for the current configuration only, on worker 0's loop. */
 void reload_start_health(struct reloader *rl)
 {
     struct config *cfg = rl->cfg;
+    reload_start_dns(rl);
     if (cfg->health_check_interval_ms <= 0)
         return;
     struct health_params params = {.interval_ms = cfg->health_check_interval_ms,
@@ -197,6 +232,8 @@ void reload_start_health(struct reloader *rl)
  */
 static void reload_stop_health(struct reloader *rl)
 {
+    dns_follow_stop(rl->dns);
+    rl->dns = NULL;
     patroni_stop(rl->patroni);
     rl->patroni = NULL;
     health_stop(rl->cfg->health);
@@ -270,9 +307,13 @@ static void reload_swap(struct reloader *rl, struct config *fresh, struct reload
     if (log_open(fresh->logfile, rl->log_level) != 0)
         log_error(0, "could not open logfile \"%s\": %s", fresh->logfile, strerror(errno));
     reload_stop_health(rl);
+    /* A name DNS moved: its old address fenced before anyone routes by fresh. */
+    int moved = dns_follow_fence_moved(&rl->cfg->regions, &fresh->regions);
     struct config *old = rl->cfg;
     rl->cfg = fresh;
     reload_publish(rl, fresh);
+    if (moved > 0)
+        reload_tell_fenced(rl);
     config_unref(old);
     reload_start_health(rl);
     o->ok = true;
@@ -336,7 +377,13 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
     if (job->fresh == NULL) {
         snprintf(o.error, sizeof(o.error), "%s", job->err);
         log_error(0, "reload failed, keeping the current configuration: %s", job->err);
+        if (rl->dns_moving) { /* not followed: the addresses in force serve again */
+            log_error(0, "a host name's move is not followed until the configuration loads");
+            dns_follow_unfence(&rl->cfg->regions);
+        }
+        rl->dns_moving = false;
     } else {
+        rl->dns_moving = false;
         reload_swap(rl, job->fresh, &o);
     }
     reload_job_free(job);

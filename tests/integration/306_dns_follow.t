@@ -1,0 +1,186 @@
+# A managed failover that moves a DNS name, followed while pgnear runs
+# (issue 68, item 3).  Two PostgreSQL servers on one port, one on
+# 127.0.0.1 and one on 127.0.0.2; a real DNS server on loopback (Debian's
+# dnsmasq, answering db.pgnear.test from a hosts file with a TTL of 2 s);
+# pgnear's only region names db.pgnear.test and asks that server
+# (dns_server).  Writers run through pgnear — two that insert a row every
+# 20 ms in autocommit, one that writes two rows a transaction — each row
+# carrying the time its statement was sent.  Then the record moves to
+# 127.0.0.2 (the file edited, dnsmasq sent SIGHUP), and the old server is
+# left writable until pgnear has seen the move (the hardest case: a cut-off
+# old primary), then made read-only as the managed service demotes it:
+#   - pgnear says the name moved (once), and no row sent after that line
+#     lands on 127.0.0.1;
+#   - the first row through pgnear lands on 127.0.0.2 within the TTL and
+#     one health-check interval of the move;
+#   - the writers go on writing on 127.0.0.2;
+#   - then the record goes away (NXDOMAIN): pgnear keeps 127.0.0.2, says
+#     so once however many times it asks again, and the writers go on.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use POSIX ();
+use Time::Local qw(timegm);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+require_tool('psql');
+my $dnsmasq = require_tool('dnsmasq');
+require DBI;
+require DBD::Pg;
+
+my $TTL      = 2;     # dnsmasq's --local-ttl
+my $INTERVAL = 2;     # health_check_interval
+my $NAME     = 'db.pgnear.test';
+
+my $hba = ['local all all trust', 'host all all 127.0.0.0/8 scram-sha-256'];
+my $old = PgNearTest::Cluster->new(name => 'eu-west', ipv6 => 0, hba => $hba);
+my $new = PgNearTest::Cluster->new(name => 'eu-west-new', ipv6 => 0, hba => $hba, port => $old->port,
+                                   location => $old->location,
+                                   conf => { listen_addresses => '127.0.0.2' });
+for my $c ($old, $new) {
+    $c->psql_admin('CREATE TABLE w (writer text, n int, sent float8, at timestamptz DEFAULT clock_timestamp())',
+                   dbname => $PgNearTest::APP_DB);
+}
+
+# dnsmasq on loopback, answering db.pgnear.test from $dir/hosts alone (NXDOMAIN for the rest of
+# pgnear.test), the answers' TTL $TTL.
+my $dir   = PgNearTest::tmpdir(name => 'dns', mode => 0755);
+my $dport = PgNearTest::free_port();
+sub set_record {
+    my ($addr) = @_;
+    PgNearTest::write_file("$dir/hosts", defined $addr ? "$addr $NAME\n" : "# none\n", mode => 0644);
+}
+set_record('127.0.0.1');
+my $dns_pid = fork // die "fork: $!";
+if ($dns_pid == 0) {
+    open STDOUT, '>>', "$dir/dnsmasq.out";
+    open STDERR, '>&', \*STDOUT;
+    { no warnings 'exec'; exec $dnsmasq, '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts',
+      '--bind-interfaces', '--listen-address=127.0.0.1', "--port=$dport", "--addn-hosts=$dir/hosts",
+      "--local-ttl=$TTL", '--local=/pgnear.test/', "--pid-file=$dir/dnsmasq.pid",
+      "--log-facility=$dir/dnsmasq.log", '--user=root'; }
+    POSIX::_exit(127);
+}
+END { kill 'TERM', $dns_pid if $dns_pid; }
+ok wait_until(sub { -s "$dir/dnsmasq.log" && PgNearTest::slurp_file("$dir/dnsmasq.log") =~ /read .*hosts/ },
+              timeout => 10), 'dnsmasq serves the record'
+  or BAIL_OUT('dnsmasq did not start: ' . (eval { PgNearTest::slurp_file("$dir/dnsmasq.out") } // ''));
+
+my $proxy = PgNearTest::Proxy->new(
+    regions  => [{ name => 'eu-west', location => $old->location, hosts => ["$NAME:" . $old->port] }],
+    settings => { dns_server => "127.0.0.1:$dport", dns_max_ttl => '15s',
+                  health_check_interval => "${INTERVAL}s" });
+$proxy->wait_healthy;
+
+# A writer: one session through pgnear, a row (or, with $txn, two rows in one transaction)
+# every 20 ms, each with the time its statement was sent; a failed session is opened again.
+# Counts what was acknowledged and what failed into $dir/$name.result.  Runs until
+# $dir/stop appears.
+sub start_writer {
+    my ($name, $txn) = @_;
+    my $ci = $proxy->conninfo(connect_timeout => 20);
+    my $parent = $$;
+    my $pid = fork // die "fork: $!";
+    return $pid if $pid;
+    my ($dbh, $n, $acked, $errors, $last_error) = (undef, 0, 0, 0, '');
+    my $until = time + 120;
+    while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
+        $dbh //= DBI->connect("dbi:Pg:$ci", undef, undef, { RaiseError => 0, PrintError => 0, AutoCommit => 1 });
+        if (!$dbh) {
+            ($errors, $last_error) = ($errors + 1, DBI->errstr // '?');
+            sleep 0.05;
+            next;
+        }
+        my $ok;
+        if ($txn) {
+            $ok = $dbh->begin_work
+              && $dbh->do('INSERT INTO w (writer, n, sent) VALUES (?, ?, ?)', undef, $name, ++$n, time)
+              && $dbh->do('INSERT INTO w (writer, n, sent) VALUES (?, ?, ?)', undef, $name, ++$n, time)
+              && $dbh->commit;
+        } else {
+            $ok = $dbh->do('INSERT INTO w (writer, n, sent) VALUES (?, ?, ?)', undef, $name, ++$n, time);
+        }
+        if ($ok) {
+            $acked += $txn ? 2 : 1;
+        } else {
+            ($errors, $last_error) = ($errors + 1, $dbh->errstr // '?');
+            $dbh->disconnect;
+            $dbh = undef;
+        }
+        sleep 0.02;
+    }
+    $last_error =~ s/\s+/ /g;
+    PgNearTest::write_file("$dir/$name.result", "$acked $errors $last_error\n");
+    POSIX::_exit(0);
+}
+my @writers = (['auto1', 0], ['auto2', 0], ['txn', 1]);
+my @kids = map { start_writer(@$_) } @writers;
+
+my $rows = sub {
+    my ($c, $where) = @_;
+    $c->psql_admin("SELECT count(*) FROM w" . ($where ? " WHERE $where" : ''), dbname => $PgNearTest::APP_DB);
+};
+ok wait_until(sub { $rows->($old) >= 30 }, timeout => 20), 'the writers write on 127.0.0.1 through pgnear';
+
+# The move: the record edited, dnsmasq told (SIGHUP re-reads --addn-hosts).
+my $log_at = $proxy->log_size;
+my $t_move = time;
+set_record('127.0.0.2');
+kill 'HUP', $dns_pid;
+
+# When pgnear saw it: the time of its line (UTC, ms; +1 ms for the truncation).
+my $seen_re = qr/^(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+)\.(\d+) UTC \w+ host name "\Q$NAME\E" resolves to 127\.0\.0\.2 now/m;
+my $new_log = sub { my $l = $proxy->log_contents; substr($l, $log_at) };
+ok wait_until(sub { $new_log->() =~ $seen_re }, timeout => 20), 'pgnear says the name moved'
+  or diag $new_log->();
+my @t = $new_log->() =~ $seen_re;
+my $t_seen = @t ? timegm($t[5], $t[4], $t[3], $t[2], $t[1] - 1, $t[0]) + $t[6] / 1000 + 0.001 : time;
+
+# The managed service demotes the old primary once the new one serves (the DNS moved after).
+ok wait_until(sub { $rows->($new) > 0 }, timeout => 20), 'writes land on 127.0.0.2';
+$old->psql_admin(['ALTER SYSTEM SET default_transaction_read_only = on', 'SELECT pg_reload_conf()']);
+my $t_first_new = $new->psql_admin('SELECT extract(epoch FROM min(at)) FROM w', dbname => $PgNearTest::APP_DB);
+my $follow = $t_first_new - $t_move;
+diag sprintf 'the move was seen %.3f s after the record changed; the first write on 127.0.0.2 '
+  . 'came %.3f s after it (bound: TTL %d s + health check interval %d s)', $t_seen - $t_move, $follow, $TTL, $INTERVAL;
+cmp_ok $follow, '<=', $TTL + $INTERVAL, 'followed within the TTL and one health-check interval';
+like $new_log->(), qr/host \Q$NAME\E:\d+ of region eu-west moved from 127\.0\.0\.1 to 127\.0\.0\.2/,
+  'the swap names the move';
+
+my $after = $rows->($new);
+ok wait_until(sub { $rows->($new) >= $after + 50 }, timeout => 20), 'the writers go on on 127.0.0.2';
+
+# The record goes away: 127.0.0.2 is kept, said once.
+$log_at = $proxy->log_size;
+set_record(undef);
+kill 'HUP', $dns_pid;
+my $gone_re = qr/host name "\Q$NAME\E" does not resolve.*keep their last address 127\.0\.0\.2/;
+ok wait_until(sub { $new_log->() =~ $gone_re }, timeout => 20 + $TTL), 'pgnear says the name does not resolve'
+  or diag $new_log->();
+$after = $rows->($new);
+sleep 4 * $TTL + 1;    # asked again every TTL..dns_max_ttl: at least a few more times
+my @said = $new_log->() =~ /$gone_re/g;
+is scalar(@said), 1, 'said once, however often it is asked again';
+cmp_ok $rows->($new), '>=', $after + 50, 'the writers go on on the last address';
+unlike $new_log->(), qr/configuration reloaded/, 'no reload for a name that stopped resolving';
+
+PgNearTest::write_file("$dir/stop", '');
+waitpid $_, 0 for @kids;
+for my $w (@writers) {
+    my $r = eval { PgNearTest::slurp_file("$dir/$w->[0].result") } // 'none';
+    diag "writer $w->[0]: acknowledged, errors, last error: $r";
+}
+
+# No row sent after pgnear saw the move landed on the old address.
+my $late = $rows->($old, "sent > $t_seen");
+is $late, 0, 'no write on 127.0.0.1 was sent after the move was seen'
+  or diag $old->psql_admin("SELECT writer, n, sent - $t_seen FROM w WHERE sent > $t_seen ORDER BY sent LIMIT 10",
+                           dbname => $PgNearTest::APP_DB);
+diag sprintf 'rows: %d on 127.0.0.1, %d on 127.0.0.2', $rows->($old), $rows->($new);
+
+$proxy->stop;
+done_testing;
