@@ -80,9 +80,11 @@ static bool dns_follow_answered(struct dns_name *n)
     struct dns_follower *f = n->f;
     n->asking = false;
     f->asking--;
-    if (f->stopped && f->asking == 0)
+    if (!f->stopped)
+        return true;
+    if (f->asking == 0)
         dns_follow_free(f);
-    return !f->stopped;
+    return false;
 }
 
 /* n asked again after ms. */
@@ -142,6 +144,58 @@ static void dns_follow_resolved(struct dns_name *n, int family, const void *addr
 }
 
 /* evdns's answer to an A or AAAA question. */
+/* The addresses of res of n's family, packed as evdns gives them, into out: how many. */
+static int dns_follow_pack(const struct dns_name *n, const struct evutil_addrinfo *res,
+                           unsigned char *out, int max)
+{
+    int count = 0;
+    for (const struct evutil_addrinfo *a = res; a != NULL && count < max; a = a->ai_next) {
+        if (a->ai_family != n->addr.ss_family)
+            continue;
+        if (a->ai_family == AF_INET)
+            memcpy(out + count * 4, &((const struct sockaddr_in *)a->ai_addr)->sin_addr, 4);
+        else
+            memcpy(out + count * 16, &((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr, 16);
+        count++;
+    }
+    return count;
+}
+
+/*
+ * evdns_getaddrinfo's answer: /etc/hosts first (read with resolv.conf),
+ * then DNS again with the search list; it carries no TTL: kept
+ * dns_max_ttl.
+ */
+static void dns_follow_hosts_answer(int err, struct evutil_addrinfo *res, void *arg)
+{
+    struct dns_name *n = arg;
+    unsigned char addrs[16 * 16];
+    int count = err == 0 ? dns_follow_pack(n, res, addrs, 16) : 0;
+    if (res != NULL)
+        evutil_freeaddrinfo(res);
+    if (!dns_follow_answered(n))
+        return;
+    if (count > 0)
+        dns_follow_resolved(n, n->addr.ss_family, addrs, count, n->f->p.max_ttl_ms / 1000);
+    else
+        dns_follow_failed(n, err != 0 ? evutil_gai_strerror(err) : "no address");
+}
+
+/* Asks for n through evdns_getaddrinfo, whose answer always comes (at once from /etc/hosts). */
+static void dns_follow_ask_hosts(struct dns_name *n)
+{
+    struct evutil_addrinfo hints = {.ai_family = n->addr.ss_family, .ai_socktype = SOCK_STREAM};
+    n->asking = true;
+    n->f->asking++;
+    /* An answer from /etc/hosts comes before this returns (NULL): nothing more to do then. */
+    (void)evdns_getaddrinfo(n->f->dns, n->name, NULL, &hints, dns_follow_hosts_answer, n);
+}
+
+/*
+ * evdns's answer to an A or AAAA question.  Without dns_server, a name DNS
+ * does not answer is looked for in /etc/hosts, as the load's getaddrinfo
+ * found it (localhost).
+ */
 static void dns_follow_answer(int result, char type, int count, int ttl, void *addresses, void *arg)
 {
     struct dns_name *n = arg;
@@ -149,6 +203,8 @@ static void dns_follow_answer(int result, char type, int count, int ttl, void *a
         return;
     if (result == DNS_ERR_NONE && count > 0 && (type == DNS_IPv4_A || type == DNS_IPv6_AAAA))
         dns_follow_resolved(n, type == DNS_IPv4_A ? AF_INET : AF_INET6, addresses, count, ttl);
+    else if (n->f->p.server[0] == '\0')
+        dns_follow_ask_hosts(n);
     else
         dns_follow_failed(n, result == DNS_ERR_NONE ? "no address" : evdns_err_to_string(result));
 }
