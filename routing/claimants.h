@@ -73,10 +73,9 @@ void claimants_judge(struct claimants *c, const struct region_set *regions,
  * The address old of a host name that DNS moved (proxy/runtime's DNS
  * follower): fenced at once, as a former primary is, so that its sessions
  * leave it and nothing more is written there; now, the entry of the new
- * address and its region, once the configuration that names it is bound
- * (NULL before).  claimants_unfence_moved: an entry that DNS had moved
- * away from serves again (a name moved back, or a move whose configuration
- * did not load).  The checks' thread (worker 0's).
+ * address and its region (NULL: not known).  claimants_unfence_moved: an
+ * entry that DNS had moved away from serves again (a name moved back).
+ * The checks' thread (worker 0's).
  */
 void claimants_fence_moved(struct registry_host *old, struct registry_host *now,
                            struct registry_region *region);

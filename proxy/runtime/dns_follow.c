@@ -311,25 +311,12 @@ static const struct region_host *dns_follow_same_name(const struct region_set *f
     return NULL;
 }
 
-int dns_follow_fence_name(const struct region_set *regions, const char *name)
+/* The hosts of fresh that a move had fenced (a name moved back) serve again. */
+static void dns_follow_unfence(const struct region_set *fresh)
 {
-    int fenced = 0;
-    for (size_t r = 0; r < regions->count; r++)
-        for (size_t i = 0; i < regions->items[r].nhosts; i++) {
-            const struct region_host *h = &regions->items[r].hosts[i];
-            if (strcasecmp(h->name, name) != 0)
-                continue;
-            claimants_fence_moved(h->runtime, NULL, NULL);
-            fenced++;
-        }
-    return fenced;
-}
-
-void dns_follow_unfence(const struct region_set *regions)
-{
-    for (size_t r = 0; r < regions->count; r++)
-        for (size_t i = 0; i < regions->items[r].nhosts; i++)
-            claimants_unfence_moved(regions->items[r].hosts[i].runtime);
+    for (size_t r = 0; r < fresh->count; r++)
+        for (size_t i = 0; i < fresh->items[r].nhosts; i++)
+            claimants_unfence_moved(fresh->items[r].hosts[i].runtime);
 }
 
 int dns_follow_fence_moved(const struct region_set *old, const struct region_set *fresh)

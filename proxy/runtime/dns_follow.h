@@ -8,11 +8,11 @@
  * proxy/base/dns_lookup.h) once its answer's TTL has passed, at most
  * dns_max_ttl after the last answer.  An answer that no longer holds the
  * address the configuration uses is a move: the follower says so once
- * (its moved hook: the reloader fences the old address at once,
- * dns_follow_fence_name, so that its sessions leave it as a former
- * primary's do and no new one goes there, and loads the configuration
- * again, whose load resolves the name afresh); the swap names the new
- * address as the old one's successor (dns_follow_fence_moved).  A name that stops resolving keeps
+ * (its moved hook: the reloader loads the configuration again, whose load
+ * resolves the name afresh), and the swap fences the old address as the
+ * new one enters (dns_follow_fence_moved), so that no new session or
+ * transaction goes there and its sessions leave it, to the new address,
+ * as a former primary's do.  A name that stops resolving keeps
  * its last address, said once until it resolves again (across reloads: told).
  *
  * Worker 0's thread only: it owns the configuration in force, its
@@ -56,18 +56,6 @@ struct dns_follower *dns_follow_start(struct event_base *base, const struct regi
 
 /* Stops asking; what is still in flight is let go.  NULL is fine. */
 void dns_follow_stop(struct dns_follower *f);
-
-/*
- * The moved hook's first step: every host of regions (the configuration
- * in force) named name is fenced at once (CLAIMANTS_DNS, no successor
- * known yet), so that nothing more goes to the address DNS left while the
- * configuration loads again; returns how many (their sessions are then
- * told: worker_host_fenced_fn).
- */
-int dns_follow_fence_name(const struct region_set *regions, const char *name);
-
-/* The hosts of regions that a move fenced serve again: the configuration did not load. */
-void dns_follow_unfence(const struct region_set *regions);
 
 /*
  * Before fresh is handed to the workers, with both bound to the registry:

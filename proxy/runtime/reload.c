@@ -61,7 +61,6 @@ struct reloader {
     struct patroni_told patroni_told; /* members left out, said once across reloads */
     struct dns_follower *dns;         /* the configuration's host names asked again */
     struct dns_follow_told dns_told;  /* names that stopped resolving, said once across reloads */
-    bool dns_moving; /* a reload for a name DNS moved runs (its old address fenced) */
 };
 
 /*
@@ -176,21 +175,17 @@ static void reload_start_patroni(struct reloader *rl)
 }
 
 /*
- * A host name resolves to another address: the old one is fenced at once (its
- * sessions leave it, no new one goes there), and the configuration is loaded
- * again, resolving the name afresh.
+ * A host name resolves to another address: the configuration is loaded again,
+ * resolving it afresh; the swap fences the old address (dns_follow_fence_moved)
+ * as the new one enters, so that its sessions have somewhere to move to.
  */
 static void reload_dns_moved(void *arg, const char *name, const char *was, const char *now)
 {
-    struct reloader *rl = arg;
-    log_warn(0,
-             "host name \"%s\" resolves to %s now, no longer to %s: %s is fenced, and the "
-             "configuration is loaded again with the new address",
-             name, now, was, was);
-    if (dns_follow_fence_name(&rl->cfg->regions, name) > 0)
-        reload_tell_fenced(rl);
-    rl->dns_moving = true;
-    reload_start(rl);
+    log_info(0,
+             "host name \"%s\" resolves to %s now, no longer to %s: loading the configuration "
+             "again with the new address",
+             name, now, was);
+    reload_start(arg);
 }
 
 /* The current configuration's host names asked again at their TTL (dns_follow.h). */
@@ -377,13 +372,7 @@ static void reload_done(evutil_socket_t fd, short what, void *arg)
     if (job->fresh == NULL) {
         snprintf(o.error, sizeof(o.error), "%s", job->err);
         log_error(0, "reload failed, keeping the current configuration: %s", job->err);
-        if (rl->dns_moving) { /* not followed: the addresses in force serve again */
-            log_error(0, "a host name's move is not followed until the configuration loads");
-            dns_follow_unfence(&rl->cfg->regions);
-        }
-        rl->dns_moving = false;
     } else {
-        rl->dns_moving = false;
         reload_swap(rl, job->fresh, &o);
     }
     reload_job_free(job);
