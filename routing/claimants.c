@@ -4,6 +4,7 @@
  */
 #include "routing/claimants.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -119,6 +120,36 @@ static void claimants_weigh(struct claimed_system *cs, const struct region_host 
     cs->holder_region = h->region->runtime;
 }
 
+/* rh's address as text, into buf (left as it is for none). */
+static void claimants_address(const struct registry_host *rh, char *buf, size_t cap)
+{
+    if (rh->addr.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&rh->addr)->sin_addr, buf, (socklen_t)cap);
+    else if (rh->addr.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&rh->addr)->sin6_addr, buf,
+                  (socklen_t)cap);
+}
+
+void claimants_fence_moved(struct registry_host *old, struct registry_host *now,
+                           struct registry_region *region)
+{
+    struct host_health *hh = &old->health;
+    __atomic_store_n(&hh->fenced_by, now, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->fenced_by_region, region, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->fenced_timeline, hh->timeline, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->fenced_by_timeline, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&hh->fenced_why, (uint8_t)CLAIMANTS_DNS, __ATOMIC_RELAXED);
+    if (!__atomic_exchange_n(&hh->fenced, true, __ATOMIC_RELAXED))
+        __atomic_add_fetch(&hh->fences, 1, __ATOMIC_RELAXED);
+}
+
+void claimants_unfence_moved(struct registry_host *now)
+{
+    struct host_health *hh = &now->health;
+    if (__atomic_load_n(&hh->fenced_why, __ATOMIC_RELAXED) == CLAIMANTS_DNS)
+        __atomic_store_n(&hh->fenced, false, __ATOMIC_RELAXED);
+}
+
 void claimants_describe(const struct registry_host *rh, char *buf, size_t cap)
 {
     const struct host_health *hh = &rh->health;
@@ -126,8 +157,15 @@ void claimants_describe(const struct registry_host *rh, char *buf, size_t cap)
     const struct registry_region *region = __atomic_load_n(&hh->fenced_by_region, __ATOMIC_RELAXED);
     uint32_t own = __atomic_load_n(&hh->fenced_timeline, __ATOMIC_RELAXED);
     uint32_t theirs = __atomic_load_n(&hh->fenced_by_timeline, __ATOMIC_RELAXED);
-    bool ha = __atomic_load_n(&hh->fenced_why, __ATOMIC_RELAXED) == CLAIMANTS_HA;
-    if (ha && (by == NULL || region == NULL))
+    uint8_t why = __atomic_load_n(&hh->fenced_why, __ATOMIC_RELAXED);
+    bool ha = why == CLAIMANTS_HA;
+    if (why == CLAIMANTS_DNS) {
+        char was[INET6_ADDRSTRLEN] = "?", now[INET6_ADDRSTRLEN] = "another address";
+        claimants_address(rh, was, sizeof(was));
+        if (by != NULL)
+            claimants_address(by, now, sizeof(now));
+        snprintf(buf, cap, "former address %s of its name, which resolves to %s now", was, now);
+    } else if (ha && (by == NULL || region == NULL))
         snprintf(buf, cap, "former primary: timeline %u, its HA manager names no leader", own);
     else if (ha)
         snprintf(buf, cap, "former primary: timeline %u, its HA manager names %s:%d of %s leader",

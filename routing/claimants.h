@@ -42,6 +42,7 @@
 struct region_host;
 struct region_set;
 struct registry_host;
+struct registry_region;
 
 struct claimants;
 
@@ -49,6 +50,7 @@ struct claimants;
 enum claimants_fence {
     CLAIMANTS_TIMELINE, /* another host of its system serves a newer timeline, or holds it */
     CLAIMANTS_HA,       /* its HA manager names another member leader, or none */
+    CLAIMANTS_DNS,      /* its name resolves to another address now (a managed failover) */
 };
 
 /* A host fenced (fenced true) or serving again, with why in a line. */
@@ -66,6 +68,18 @@ void claimants_free(struct claimants *c);
  */
 void claimants_judge(struct claimants *c, const struct region_set *regions,
                      claimants_report_fn report, void *arg);
+
+/*
+ * The address old of a host name that DNS moved (proxy/runtime's DNS
+ * follower): fenced at once, as a former primary is, so that its sessions
+ * leave it and nothing more is written there; now, the entry of the new
+ * address and its region (NULL: not known).  claimants_unfence_moved: an
+ * entry that DNS had moved away from serves again (a name moved back).
+ * The checks' thread (worker 0's).
+ */
+void claimants_fence_moved(struct registry_host *old, struct registry_host *now,
+                           struct registry_region *region);
+void claimants_unfence_moved(struct registry_host *now);
 
 /* "former primary: timeline 1, 127.0.0.1:5433 of eu-west is primary on timeline 2" into buf. */
 void claimants_describe(const struct registry_host *rh, char *buf, size_t cap);

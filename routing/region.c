@@ -112,7 +112,8 @@ static bool host_addr_lookup(const char *host, int port, struct host_addr *out, 
     return true;
 }
 
-bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap)
+/* Splits spec ("host:port" or "[v6]:port") into out's host and port, resolving nothing. */
+static bool host_addr_split(const char *spec, struct host_addr *out, char *err, size_t errcap)
 {
     char buf[sizeof(out->host) + 8], *host, *port, *end;
     if (strlen(spec) >= sizeof(buf)) {
@@ -122,11 +123,23 @@ bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_
     strcpy(buf, spec);
     long p;
     if (!split_host_port(buf, &host, &port) || host[0] == '\0' ||
-        (p = strtol(port, &end, 10)) <= 0 || p > 65535 || *end != '\0') {
+        (p = strtol(port, &end, 10)) <= 0 || p > 65535 || *end != '\0' ||
+        strlen(host) >= sizeof(out->host)) {
         snprintf(err, errcap, "invalid host \"%s\": expected host:port", spec);
         return false;
     }
-    return host_addr_lookup(host, (int)p, out, err, errcap);
+    memset(out, 0, sizeof(*out));
+    strcpy(out->host, host);
+    out->port = (int)p;
+    return true;
+}
+
+bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_t errcap)
+{
+    struct host_addr split;
+    if (!host_addr_split(spec, &split, err, errcap))
+        return false;
+    return host_addr_lookup(split.host, split.port, out, err, errcap);
 }
 
 /* A DNS name as RFC 1123 spells one: dot-separated labels of letters, digits and inner hyphens. */
@@ -186,15 +199,19 @@ const char *region_add_addr(struct region *r, const struct host_addr *ep, char *
         return err;
     }
     h->port = ep->port;
-    memcpy(&h->addr, &ep->addr, ep->addrlen);
+    memcpy(&h->addr, &ep->addr, ep->addrlen); /* addrlen 0: not resolved yet */
     h->addrlen = ep->addrlen;
     h->region = r;
     r->nhosts++;
     return NULL;
 }
 
-/* One "host[:port]" of a region's hosts list, resolved now; NULL, or err (returned) saying why. */
-static const char *region_add_host(struct region *r, const char *spec, char *err, size_t errcap)
+/*
+ * One "host:port" of a region's hosts list, resolved now or (resolve
+ * false) left for region_resolve_hosts; NULL, or err (returned) saying why.
+ */
+static const char *region_add_host(struct region *r, const char *spec, bool resolve, char *err,
+                                   size_t errcap)
 {
     struct host_addr ep;
     char why[384];
@@ -202,14 +219,17 @@ static const char *region_add_host(struct region *r, const char *spec, char *err
         snprintf(err, errcap, "too many hosts in region \"%s\"", r->name);
         return err;
     }
-    if (!host_addr_resolve(spec, &ep, why, sizeof(why))) {
+    if (!(resolve ? host_addr_resolve(spec, &ep, why, sizeof(why))
+                  : host_addr_split(spec, &ep, why, sizeof(why)))) {
         snprintf(err, errcap, "region \"%s\": %s", r->name, why);
         return err;
     }
     return region_add_addr(r, &ep, err, errcap);
 }
 
-const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap)
+/* region_parse_hosts, each host resolved now or left for region_resolve_hosts. */
+static const char *region_parse_hosts_as(struct region *r, const char *text, bool resolve,
+                                         char *err, size_t errcap)
 {
     char *copy = strdup(text), *save = NULL;
     if (copy == NULL) {
@@ -219,13 +239,45 @@ const char *region_parse_hosts(struct region *r, const char *text, char *err, si
     const char *msg = NULL;
     for (char *tok = strtok_r(copy, ", \t", &save); tok && !msg;
          tok = strtok_r(NULL, ", \t", &save))
-        msg = region_add_host(r, tok, err, errcap);
+        msg = region_add_host(r, tok, resolve, err, errcap);
     free(copy);
     if (msg == NULL && r->nhosts == 0) {
         snprintf(err, errcap, "region \"%s\" has no hosts", r->name);
         msg = err;
     }
     return msg;
+}
+
+const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap)
+{
+    return region_parse_hosts_as(r, text, true, err, errcap);
+}
+
+const char *region_parse_hosts_unresolved(struct region *r, const char *text, char *err,
+                                          size_t errcap)
+{
+    return region_parse_hosts_as(r, text, false, err, errcap);
+}
+
+const char *region_resolve_hosts(struct region *r, host_lookup_fn lookup, void *arg, char *err,
+                                 size_t errcap)
+{
+    for (size_t i = 0; i < r->nhosts; i++) {
+        struct region_host *h = &r->hosts[i];
+        struct host_addr ep;
+        char why[384];
+        if (h->addrlen > 0)
+            continue;
+        bool ok = lookup != NULL ? lookup(arg, h->name, h->port, &ep, why, sizeof(why))
+                                 : host_addr_lookup(h->name, h->port, &ep, why, sizeof(why));
+        if (!ok) {
+            snprintf(err, errcap, "region \"%s\": %s", r->name, why);
+            return err;
+        }
+        memcpy(&h->addr, &ep.addr, ep.addrlen);
+        h->addrlen = ep.addrlen;
+    }
+    return NULL;
 }
 
 /* The region named so, its case ignored, or NULL. */
@@ -329,7 +381,7 @@ bool registry_bind(struct registry *reg, struct region_set *set)
             return false;
         for (size_t i = 0; i < region->nhosts; i++) {
             struct region_host *h = &region->hosts[i];
-            h->runtime = registry_host_entry(reg, h->name, h->port);
+            h->runtime = registry_host_entry(reg, h->name, h->port, &h->addr, h->addrlen);
             if (h->runtime == NULL)
                 return false;
         }

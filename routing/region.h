@@ -19,6 +19,7 @@
 struct region_host {
     char *name; /* host name or address literal, as configured (for TLS verify-full) */
     int port;
+    /* What name resolved to as this configuration loaded (a DNS move makes a new one). */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     /* Health, kept across reloads: set by registry_bind before anyone routes here. */
@@ -156,6 +157,25 @@ const char *region_add_addr(struct region *r, const struct host_addr *ep, char *
  * Returns NULL or a message for the configuration error.
  */
 const char *region_parse_hosts(struct region *r, const char *text, char *err, size_t errcap);
+
+/*
+ * The same without resolving: each host is kept with no address (addrlen
+ * 0) until region_resolve_hosts gives it one; nothing may use it before.
+ */
+const char *region_parse_hosts_unresolved(struct region *r, const char *text, char *err,
+                                          size_t errcap);
+
+/* Resolves host at port now into out (a resolver of the caller's); false with err set. */
+typedef bool (*host_lookup_fn)(void *arg, const char *host, int port, struct host_addr *out,
+                               char *err, size_t errcap);
+
+/*
+ * Resolves every host of r that has no address yet, with lookup (NULL:
+ * the system's resolver, getaddrinfo).  NULL, or err (returned) for the
+ * first that does not resolve.
+ */
+const char *region_resolve_hosts(struct region *r, host_lookup_fn lookup, void *arg, char *err,
+                                 size_t errcap);
 
 /*
  * Points every region and host of set at its registry entry (regions by

@@ -5,6 +5,7 @@
  */
 #include "routing/registry.h"
 
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -88,15 +89,30 @@ struct registry_region *registry_region_entry(struct registry *reg, const char *
     return rr;
 }
 
+bool registry_same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET)
+        return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+                      &((const struct sockaddr_in *)b)->sin_addr, sizeof(struct in_addr)) == 0;
+    if (a->ss_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
 /*
- * The entry of host name:port, made (up, lag unknown) the first time any
- * configuration names it; NULL when out of memory.
+ * The entry of host name:port at addr, made (up, lag unknown) the first
+ * time any configuration names it there; NULL when out of memory.
  */
-struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port)
+struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port,
+                                          const struct sockaddr_storage *addr, socklen_t addrlen)
 {
     for (size_t i = 0; i < reg->hosts.count; i++) {
         struct registry_host *rh = reg->hosts.items[i];
-        if (rh->port == port && strcmp(rh->name, name) == 0)
+        if (rh->port == port && strcmp(rh->name, name) == 0 &&
+            (rh->addrlen == 0 ? addrlen == 0 : registry_same_address(&rh->addr, addr)))
             return rh;
     }
     struct registry_host *rh = calloc(1, sizeof(*rh));
@@ -104,6 +120,10 @@ struct registry_host *registry_host_entry(struct registry *reg, const char *name
         return NULL;
     rh->name = strdup(name);
     rh->port = port;
+    if (addrlen > 0 && addrlen <= sizeof(rh->addr)) {
+        memcpy(&rh->addr, addr, addrlen);
+        rh->addrlen = addrlen;
+    }
     rh->health.up = true; /* until a check or a client says otherwise */
     rh->health.lag_bytes = rh->health.lag_ms = -1;
     if (rh->name == NULL || !entry_list_append(&reg->hosts, rh)) {

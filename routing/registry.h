@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
 #include "routing/rtt.h"
 
 /*
@@ -160,10 +162,17 @@ struct host_health {
     uint8_t fenced_why;
 };
 
-/* One host's entry, by name (as configured) and port. */
+/*
+ * One host's entry, by name (as configured), port and the address the name
+ * resolved to: a name that DNS moves to another address (a managed
+ * failover) is a new host, whose health the checks learn afresh, while the
+ * old address's entry stays behind for the sessions still there.
+ */
 struct registry_host {
     char *name;
     int port;
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
     struct host_health health;
 };
 
@@ -184,7 +193,11 @@ struct registry_region *registry_find_region(const struct registry *reg, const c
  * thread only.
  */
 struct registry_region *registry_region_entry(struct registry *reg, const char *name);
-struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port);
+struct registry_host *registry_host_entry(struct registry *reg, const char *name, int port,
+                                          const struct sockaddr_storage *addr, socklen_t addrlen);
+
+/* Whether a and b are the same IP address (ports aside); false for an unknown family. */
+bool registry_same_address(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 /* Whether route_plan may choose the region (enabled); safe from any thread. */
 bool registry_takes_sessions(const struct registry_region *rr);

@@ -113,6 +113,8 @@ static const struct setting config_settings[] = {
     S(nearest_read_functions, T_STR, "", true),
     S(patroni, T_STR, "", true),
     S(patroni_hosts, T_STR, "", true),
+    S(dns_max_ttl_ms, T_MS, "15s", true),
+    S(dns_server, T_STR, "", true),
     S(max_client_conn, T_INT, "10000", true),
     S(client_login_timeout_ms, T_MS, "60s", true),
     S(server_connect_timeout_ms, T_MS, "5s", true),

@@ -133,6 +133,9 @@ struct config {
     char *nearest_read_functions; /* volatile routines vouched to only read: nearest runs near */
     char *patroni; /* Patroni's REST endpoints: members, regions and leader (routing/patroni.h) */
     char *patroni_hosts; /* addresses and CIDRs where a member no region lists may be added */
+    /* A host name is resolved again at its record's TTL, at most this long after; 0: not again. */
+    int dns_max_ttl_ms;
+    char *dns_server; /* "address:port" asked instead of /etc/resolv.conf's; "": resolv.conf */
     int max_client_conn;
     int client_login_timeout_ms;
     int server_connect_timeout_ms;

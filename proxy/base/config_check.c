@@ -7,6 +7,7 @@
  * source, and the TLS contexts.
  */
 #include "proxy/base/config_int.h"
+#include "proxy/base/dns_lookup.h"
 
 #include "proxy/base/auth_throttle.h"
 #include "proxy/base/log.h"
@@ -38,6 +39,28 @@ static void config_check_placement(struct load_ctx *lc)
     }
 }
 
+/*
+ * The regions' hosts resolved, now that the whole file is read: through
+ * dns_server where it names one (dns_lookup.h), else the system's resolver.
+ */
+static void config_resolve_regions(struct load_ctx *lc)
+{
+    struct config *cfg = lc->cfg;
+    char at[320], err[512];
+    bool own = cfg->dns_server[0] != '\0';
+    if (own && !dns_server_valid(cfg->dns_server, err, sizeof(err))) {
+        config_problem(lc, "pgnear:dns_server", "%s", err);
+        return;
+    }
+    for (size_t i = 0; i < cfg->regions.count; i++) {
+        struct region *r = &cfg->regions.items[i];
+        snprintf(at, sizeof(at), "[region %s]", r->name);
+        if (region_resolve_hosts(r, own ? dns_lookup_blocking : NULL, cfg->dns_server, err,
+                                 sizeof(err)) != NULL)
+            config_problem(lc, at, "%s", err);
+    }
+}
+
 void config_check_regions(struct load_ctx *lc)
 {
     struct config *cfg = lc->cfg;
@@ -54,6 +77,7 @@ void config_check_regions(struct load_ctx *lc)
         if (r->nhosts == 0 && cfg->patroni[0] == '\0')
             config_problem(lc, at, "region \"%s\" has no hosts", r->name);
     }
+    config_resolve_regions(lc);
     char err[256];
     if (cfg->patroni[0] != '\0' && patroni_check_urls(cfg->patroni, err, sizeof(err)) != NULL)
         config_problem(lc, NULL, "%s", err);

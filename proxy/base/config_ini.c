@@ -70,7 +70,8 @@ static void load_region_key(struct load_ctx *lc, struct region *r, const char *k
         char why[512];
         if (value[strspn(value, " \t")] == '\0')
             return; /* none: the region's hosts come from Patroni (config_check says otherwise) */
-        if (region_parse_hosts(r, value, why, sizeof(why)) != NULL)
+        /* Resolved once the file is read (config_check_regions): dns_server may come later. */
+        if (region_parse_hosts_unresolved(r, value, why, sizeof(why)) != NULL)
             config_problem(lc, key, "%s", why);
         return;
     }

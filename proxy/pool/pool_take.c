@@ -63,8 +63,9 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
 {
     if (sc->host == h && sc->region == r) /* the same configuration's: no names to compare */
         return true;
-    return sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0 &&
-           strcmp(sc->region->name, r->name) == 0;
+    /* The same registry entry too: a name that DNS moved is another host at its new address. */
+    return sc->host->runtime == h->runtime && sc->host->port == h->port &&
+           strcmp(sc->host->name, h->name) == 0 && strcmp(sc->region->name, r->name) == 0;
 }
 
 /* How sc's login fits s's: database, user, then the startup parameters. */

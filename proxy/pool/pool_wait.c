@@ -145,7 +145,9 @@ static struct server_conn *pool_idle_holding(const struct session *s, const stru
     list_for_each_safe(pos, tmp, &s->w->idle_servers)
     {
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
-        bool same_host = sc->host->port == h->port && strcmp(sc->host->name, h->name) == 0;
+        /* The same registry entry: name, port and address (a name DNS moved is another). */
+        bool same_host = sc->host->runtime == h->runtime && sc->host->port == h->port &&
+                         strcmp(sc->host->name, h->name) == 0;
         bool same_pool = strcmp(sc->region->name, s->region->name) == 0 &&
                          strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0;
         bool same_user = same_host && strcmp(sc->user, s->user) == 0;

@@ -23,6 +23,7 @@
 #include "proxy/base/fd_limit.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
+#include "proxy/runtime/dns_follow.h"
 #include "proxy/runtime/shared.h"
 #include "proxy/runtime/worker.h"
 #include "routing/health.h"
@@ -58,6 +59,8 @@ struct reloader {
     struct patroni_place places[PATRONI_PLACES_MAX];
     size_t nplaces;
     struct patroni_told patroni_told; /* members left out, said once across reloads */
+    struct dns_follower *dns;         /* the configuration's host names asked again */
+    struct dns_follow_told dns_told;  /* names that stopped resolving, said once across reloads */
 };
 
 /*
@@ -177,10 +180,37 @@ static void reload_start_patroni(struct reloader *rl)
         log_error(0, "could not start reading Patroni's members: out of memory");
 }
 
-/* Health checks run for the current configuration only, on worker 0's loop. */
+/*
+ * A host name resolves to another address: the configuration is loaded again,
+ * resolving it afresh; the swap fences the old address (dns_follow_fence_moved)
+ * as the new one enters, so that its sessions have somewhere to move to.
+ */
+static void reload_dns_moved(void *arg, const char *name, const char *was, const char *now)
+{
+    log_info(0,
+             "host name \"%s\" resolves to %s now, no longer to %s: loading the configuration "
+             "again with the new address",
+             name, now, was);
+    reload_start(arg);
+}
+
+/* The current configuration's host names asked again at their TTL (dns_follow.h). */
+static void reload_start_dns(struct reloader *rl)
+{
+    struct config *cfg = rl->cfg;
+    struct dns_follow_params p = {.max_ttl_ms = cfg->dns_max_ttl_ms,
+                                  .server = cfg->dns_server,
+                                  .moved = reload_dns_moved,
+                                  .arg = rl,
+                                  .told = &rl->dns_told};
+    rl->dns = dns_follow_start(rl->shared->workers[0]->base, &cfg->regions, &p);
+}
+
+/* Health checks and the DNS follower run for the current configuration only, on worker 0's loop. */
 void reload_start_health(struct reloader *rl)
 {
     struct config *cfg = rl->cfg;
+    reload_start_dns(rl);
     if (cfg->health_check_interval_ms <= 0)
         return;
     struct health_params params = {.interval_ms = cfg->health_check_interval_ms,
@@ -203,6 +233,8 @@ void reload_start_health(struct reloader *rl)
  */
 static void reload_stop_health(struct reloader *rl)
 {
+    dns_follow_stop(rl->dns);
+    rl->dns = NULL;
     patroni_stop(rl->patroni);
     rl->patroni = NULL;
     health_stop(rl->cfg->health);
@@ -278,9 +310,13 @@ static void reload_swap(struct reloader *rl, struct config *fresh, struct reload
     log_set_format((enum log_format)fresh->log_format);
     log_set_syslog(fresh->syslog, fresh->syslog_ident, fresh->syslog_facility);
     reload_stop_health(rl);
+    /* A name DNS moved: its old address fenced before anyone routes by fresh. */
+    int moved = dns_follow_fence_moved(&rl->cfg->regions, &fresh->regions);
     struct config *old = rl->cfg;
     rl->cfg = fresh;
     reload_publish(rl, fresh);
+    if (moved > 0)
+        reload_tell_fenced(rl);
     config_unref(old);
     reload_start_health(rl);
     o->ok = true;

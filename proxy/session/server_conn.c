@@ -81,7 +81,8 @@ static void server_conn_account(struct server_conn *sc, struct session *s)
  * (newer) one, its region and host pointed at their entries there: the old
  * configuration, which they pointed into, may be freed as its last
  * reference goes.  One whose host the new configuration no longer names (a
- * member Patroni dropped) keeps its own.
+ * member Patroni dropped, or the old address of a name DNS moved) keeps
+ * its own.
  */
 static void server_conn_follow_config(struct server_conn *sc, struct config *cfg)
 {
@@ -93,8 +94,9 @@ static void server_conn_follow_config(struct server_conn *sc, struct config *cfg
     struct region *r = sc->region != NULL ? region_set_find(&cfg->regions, sc->region->name) : NULL;
     for (size_t i = 0; r != NULL && i < r->nhosts; i++) {
         struct region_host *h = &r->hosts[i];
-        if (h->port != sc->host->port || strcmp(h->name, sc->host->name) != 0)
-            continue;
+        if (h->runtime != sc->host->runtime || h->port != sc->host->port ||
+            strcmp(h->name, sc->host->name) != 0)
+            continue; /* (the same registry entry: a name DNS moved is another host) */
         config_unref(sc->cfg);
         sc->cfg = config_ref(cfg);
         sc->region = r;

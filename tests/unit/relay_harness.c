@@ -328,7 +328,8 @@ static char rig_host_name[] = "relay-test-server";
  */
 static struct registry_region rig_region_state = {.name = rig_region_name,
                                                   .admin_state = REGION_ENABLED};
-static struct registry_host rig_host_state = {rig_host_name, 5432, {.up = true}};
+static struct registry_host rig_host_state = {
+    .name = rig_host_name, .port = 5432, .health = {.up = true}};
 
 int rig_init(struct relay_rig *r)
 {

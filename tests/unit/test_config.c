@@ -373,6 +373,28 @@ static void test_err_unknown_setting(void **state)
     expect_error(*state, REGION_OK "colour = red\n", "colour", NULL);
 }
 
+/*
+ * dns_max_ttl (PgBouncer's, 15 s) and dns_server: an address and port, the
+ * regions' address literals taken as they are (no question asked of it).
+ */
+static void test_dns_settings(void **state)
+{
+    struct config *cfg = expect_load(*state, "[pgnear]\n" REGION_OK);
+    assert_int_equal(cfg->dns_max_ttl_ms, 15000);
+    assert_string_equal(cfg->dns_server, "");
+    config_unref(cfg);
+    cfg = expect_load(*state, "[pgnear]\ndns_max_ttl = 5\ndns_server = 127.0.0.1:5353\n" REGION_OK);
+    assert_int_equal(cfg->dns_max_ttl_ms, 5000);
+    assert_string_equal(cfg->dns_server, "127.0.0.1:5353");
+    config_unref(cfg);
+    cfg = expect_load(*state, "[pgnear]\ndns_server = [::1]:53\n" REGION_OK);
+    config_unref(cfg);
+    expect_error(*state, "[pgnear]\ndns_server = localhost:53\n" REGION_OK, "dns_server",
+                 "localhost:53");
+    expect_error(*state, "[pgnear]\ndns_server = 127.0.0.1\n" REGION_OK, "dns_server", NULL);
+    expect_error(*state, "[pgnear]\ndns_server = 127.0.0.1:0\n" REGION_OK, "dns_server", NULL);
+}
+
 static void test_err_unknown_section(void **state)
 {
     expect_error(*state, REGION_OK "[mystery]\nx = 1\n", "mystery", NULL);
@@ -1406,6 +1428,7 @@ int main(void)
         T(test_reload_shares_tables),
         T(test_visit),
         T(test_err_unknown_setting),
+        T(test_dns_settings),
         T(test_err_unknown_section),
         T(test_err_duplicates),
         T(test_inline_comments),

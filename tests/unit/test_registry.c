@@ -4,7 +4,8 @@
  *    configuration's regions and hosts to entries, a second configuration
  *    (a reload) finding the same entries by name and port so that health
  *    carries on, new hosts starting fresh, dropped names kept, and
- *    route_plan leaving out a region the admin disabled.  Regions are
+ *    route_plan leaving out a region the admin disabled; a name that DNS
+ *    moved is a new host, its old address fenced for the sessions there.  Regions are
  *    parsed from address literals, so nothing is resolved over a network.
  */
 #include <stdarg.h>
@@ -16,6 +17,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
+#include "routing/claimants.h"
 #include "routing/health.h"
 #include "routing/region.h"
 #include "routing/registry.h"
@@ -38,6 +42,78 @@ static void set_back_pointers(struct region_set *set)
     for (size_t i = 0; i < set->count; i++)
         for (size_t h = 0; h < set->items[i].nhosts; h++)
             set->items[i].hosts[h].region = &set->items[i];
+}
+
+/* A resolver of the test's: every name resolves to the IPv4 address at arg. */
+static bool lookup_at(void *arg, const char *host, int port, struct host_addr *out, char *err,
+                      size_t errcap)
+{
+    (void)err;
+    (void)errcap;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&out->addr;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->host, sizeof(out->host), "%s", host);
+    out->port = port;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    assert_int_equal(inet_pton(AF_INET, arg, &v4->sin_addr), 1);
+    out->addrlen = sizeof(*v4);
+    return true;
+}
+
+/* A region of one host name, parsed unresolved and resolved to addr. */
+static struct region *add_named(struct region_set *set, const char *addr)
+{
+    char err[256];
+    struct region *r = region_set_add(set, "eu");
+    assert_non_null(r);
+    assert_null(region_parse_hosts_unresolved(r, "db.example.com:5432", err, sizeof(err)));
+    assert_int_equal(r->hosts[0].addrlen, 0); /* nothing resolved yet */
+    assert_null(region_resolve_hosts(r, lookup_at, (void *)addr, err, sizeof(err)));
+    assert_int_equal(r->hosts[0].addrlen, sizeof(struct sockaddr_in));
+    return r;
+}
+
+/*
+ * A name that DNS moved is another host: a fresh entry at the new address,
+ * the old one fenced (CLAIMANTS_DNS) for the sessions still there, freed
+ * again when the name moves back.
+ */
+static void test_moved_name_is_new_host(void **state)
+{
+    (void)state;
+    struct registry *reg = registry_new();
+    struct region_set old = {0}, fresh = {0}, back = {0};
+    char why[256];
+    assert_non_null(reg);
+    add_named(&old, "10.0.0.5");
+    add_named(&fresh, "10.0.0.7");
+    add_named(&back, "10.0.0.5");
+    set_back_pointers(&old);
+    set_back_pointers(&fresh);
+    set_back_pointers(&back);
+    assert_true(registry_bind(reg, &old));
+    assert_true(registry_bind(reg, &fresh));
+    struct region_host *was = &old.items[0].hosts[0], *now = &fresh.items[0].hosts[0];
+    assert_ptr_not_equal(was->runtime, now->runtime);
+    assert_true(registry_same_address(&was->runtime->addr, &was->addr));
+
+    claimants_fence_moved(was->runtime, now->runtime, now->region->runtime);
+    assert_true(host_is_fenced(was));
+    assert_false(host_is_fenced(now));
+    claimants_describe(was->runtime, why, sizeof(why));
+    assert_string_equal(why, "former address 10.0.0.5 of its name, which resolves to 10.0.0.7 now");
+
+    /* moved back: the old entry comes back to life, and serves again */
+    assert_true(registry_bind(reg, &back));
+    assert_ptr_equal(back.items[0].hosts[0].runtime, was->runtime);
+    claimants_unfence_moved(back.items[0].hosts[0].runtime);
+    assert_false(host_is_fenced(&back.items[0].hosts[0]));
+
+    region_set_free(&old);
+    region_set_free(&fresh);
+    region_set_free(&back);
+    registry_free(reg);
 }
 
 static void test_bind_fresh(void **state)
@@ -230,6 +306,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bind_fresh),
         cmocka_unit_test(test_rebind_keeps_health),
+        cmocka_unit_test(test_moved_name_is_new_host),
         cmocka_unit_test(test_dropped_name_kept),
         cmocka_unit_test(test_plan_skips_disabled),
         cmocka_unit_test(test_plan_disabled_named_region),
