@@ -1,6 +1,6 @@
 # The list-append history checker (tests/lib/PgNearHistory.pm) on
 # hand-made histories: each kind of violation found in a history made to
-# have it, with the operations that show it, and counted but not failed
+# have it (monotonic reads apart from those from a standby to a primary), with the operations that show it, and counted but not failed
 # where the session's need does not promise it; clean histories (one
 # session, several sessions interleaved, a failed append nobody saw, an
 # unknown one seen or not) pass with no violation.  No server is started.
@@ -11,7 +11,8 @@ use lib "$FindBin::RealBin/../lib";
 use Test::More;
 use PgNearHistory qw(check describe);
 
-my $ALL = { map { $_ => [qw(ryw monotonic-reads monotonic-writes writes-follow-reads long-fork)] }
+my $ALL = { map { $_ => [qw(ryw monotonic-reads monotonic-reads-primary monotonic-writes writes-follow-reads
+                             long-fork)] }
             qw(nearest read-write) };
 
 # Operations from short specs: [session, 'a', key, value, outcome?] appends one value;
@@ -24,7 +25,8 @@ sub history {
         my $op = { id => scalar @ops, session => $session, need => 'nearest', invoke => $t, complete => $t + 0.001,
                    server => 'eu-west-1', outcome => 'ok' };
         if ($what eq 'a') { $op->{append} = [[ $rest[0], $rest[1] ]]; $op->{outcome} = $rest[2] if $rest[2] }
-        else              { $op->{read} = $rest[0] }
+        else              { $op->{read} = $rest[0]; $op->{standby} = 1 }
+        @$op{qw(server standby)} = ('us-east', 0) if $rest[-1] eq 'primary';
         $op->{need} = $rest[-1] if !ref $rest[-1] && $rest[-1] =~ /^(read-only|read-write)$/;
         push @ops, $op;
         $t += 0.002;
@@ -70,6 +72,9 @@ my @cases = (
      qr/misses 11, which the session appended before/],
     ['monotonic-reads' => [[s1 => a => 1, 10], [s1 => a => 1, 11], [s2 => r => { 1 => [10, 11] }],
                            [s2 => r => { 1 => [10] }]], { 1 => [10, 11] }, qr/read on eu-west-1 as 1 values after 2/],
+    ['monotonic-reads-primary' => [[s1 => a => 1, 10], [s1 => a => 1, 11], [s2 => r => { 1 => [10, 11] }],
+                                   [s2 => r => { 1 => [10] }, 'primary']], { 1 => [10, 11] },
+     qr/read on us-east as 1 values after 2 values read on eu-west-1/],
     ['monotonic-writes' => [[s1 => a => 1, 10], [s1 => a => 1, 11]], { 1 => [11, 10] },
      qr/append of 11 to key 1 is before 10/],
     ['monotonic-writes' => [[s1 => a => 1, 10], [s1 => a => 2, 20], [s2 => r => { 1 => [], 2 => [20] }]],

@@ -10,6 +10,7 @@ package PgNearHistory;
 #   { id => 17, session => 's3', need => 'nearest',
 #     invoke => 12.301, complete => 12.304,       # seconds (any one clock)
 #     server => 'eu-west-1',                      # who answered, when known
+#     standby => 1,                               # a read: whether it ran on a standby, when known
 #     outcome => 'ok' | 'failed' | 'unknown',     # unknown: no answer, or lost with the link
 #     append => [[KEY, VALUE], ...],              # what the transaction appended, or
 #     read   => { KEY => [VALUES], ... } }        # what it read (one snapshot)
@@ -32,6 +33,9 @@ package PgNearHistory;
 #   incompatible-order   a read that is not a prefix of the final state
 #   ryw                  a session's read misses a value the session appended (acknowledged) before it
 #   monotonic-reads      a session's read of a key is not an extension of its earlier read of that key
+#   monotonic-reads-primary  the same, where the earlier read ran on a standby and the later on
+#                        a primary (PostgreSQL shows a commit on a standby before the primary's
+#                        own snapshots do: a separate promise)
 #   monotonic-writes     a session's append is ordered before its own earlier acknowledged append
 #                        (same key: after it in the list; two keys: a read that has the later, not
 #                        the earlier)
@@ -49,7 +53,8 @@ use Exporter 'import';
 our @EXPORT_OK = qw(check describe);
 
 our @ALWAYS = qw(lost duplicated aborted-read incompatible-order);
-our @KINDS  = (@ALWAYS, qw(ryw monotonic-reads monotonic-writes writes-follow-reads long-fork));
+our @KINDS  = (@ALWAYS, qw(ryw monotonic-reads monotonic-reads-primary monotonic-writes writes-follow-reads
+                           long-fork));
 
 sub check {
     my ($history, $final, %o) = @_;
@@ -171,6 +176,8 @@ sub _reads_against_final {
         for my $k (sort { $a <=> $b } keys %{ $op->{read} }) {
             my $list = $op->{read}{$k};
             my $fin = $self->{final}{$k} // [];
+            my $i = _common_prefix($list, $fin);
+            next if $i == @$list;    # a prefix of the final state, which was looked at above
             my $before = @{ $self->{violations} };
             $self->_add('duplicated', "read of key $k shows $_ twice", $op) for _dups($list);
             for my $val (@$list) {
@@ -180,8 +187,7 @@ sub _reads_against_final {
                 $self->_add('aborted-read', "read of key $k shows $val, whose append failed", $w, $op)
                   if $w && $w->{outcome} eq 'failed';
             }
-            my $i = _common_prefix($list, $fin);
-            next if $i == @$list || @{ $self->{violations} } > $before;    # said already, more precisely
+            next if @{ $self->{violations} } > $before;    # said already, more precisely
             $self->_add('incompatible-order', sprintf('read of key %s differs from the final state at index %d '
                           . '(%s where the final state has %s)', $k, $i, $list->[$i], $fin->[$i] // 'nothing'), $op);
         }
@@ -208,14 +214,16 @@ sub _sessions {
             if ($op->{read}) {
                 $self->_ryw($op, \%mine);
                 $self->_monotonic_read($op, \%last_read);
-                for my $k (keys %{ $op->{read} }) {
-                    $self->_dep(\%deps, $k, $_, $op, 'read') for @{ $op->{read}{$k} };
+                for my $k (keys %{ $op->{read} }) {    # a prefix: its last value is its furthest
+                    $self->_dep(\%deps, $k, $op->{read}{$k}[-1], $op, 'read') if @{ $op->{read}{$k} };
                 }
             }
             next unless $op->{append};
             $self->_write_order($op, \%deps);
             for my $a (@{ $op->{append} }) {
-                $mine{ $a->[0] }{ $a->[1] } = $op;
+                my ($k, $p) = ($a->[0], $self->{pos}{ $a->[0] }{ $a->[1] } // 1e9);    # lost: look at each
+                $mine{$k}{ops}{ $a->[1] } = $op;
+                $mine{$k}{furthest} = $p if ($mine{$k}{furthest} // -1) < $p;
                 $self->_dep(\%deps, @$a, $op, 'own');
             }
         }
@@ -229,13 +237,19 @@ sub _dep {
     $deps->{$k}{$why} = [$val, $op, $p] if !$d || $p > $d->[2];
 }
 
+# A read that is a prefix of the final state has every value of the
+# session's further in the list than its last: only a read that stops
+# short of the session's furthest append is looked at value by value.
 sub _ryw {
     my ($self, $op, $mine) = @_;
     for my $k (sort { $a <=> $b } keys %{ $op->{read} }) {
-        my %has = map { $_ => 1 } @{ $op->{read}{$k} };
-        for my $val (sort { $a <=> $b } keys %{ $mine->{$k} // {} }) {
+        my $list = $op->{read}{$k};
+        my $furthest = $mine->{$k}{furthest} // next;
+        next if $furthest < @$list && $list->[$furthest] == $self->{final}{$k}[$furthest];
+        my %has = map { $_ => 1 } @$list;
+        for my $val (sort { $a <=> $b } keys %{ $mine->{$k}{ops} }) {
             next if $has{$val};
-            $self->_add('ryw', "read of key $k misses $val, which the session appended before", $mine->{$k}{$val},
+            $self->_add('ryw', "read of key $k misses $val, which the session appended before", $mine->{$k}{ops}{$val},
                         $op);
         }
     }
@@ -248,7 +262,9 @@ sub _monotonic_read {
         if (my $prev = $last->{$k}) {
             my $plist = $prev->{read}{$k};
             if (_common_prefix($plist, $list) < @$plist) {
-                $self->_add('monotonic-reads', sprintf('key %s read on %s as %d values after %d values read on %s '
+                my $kind = $prev->{standby} && defined $op->{standby} && !$op->{standby}
+                         ? 'monotonic-reads-primary' : 'monotonic-reads';
+                $self->_add($kind, sprintf('key %s read on %s as %d values after %d values read on %s '
                               . '%.0f ms earlier', $k, $op->{server} // '?', scalar @$list, scalar @$plist,
                               $prev->{server} // '?', 1000 * ($op->{invoke} - $prev->{complete})), $prev, $op);
                 next;    # the longer read stays the one to extend

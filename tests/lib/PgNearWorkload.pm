@@ -5,7 +5,7 @@ package PgNearWorkload;
 # against a table of a few keys, each either appending a unique value to
 # one key or reading every key, and writes one line per transaction:
 # invocation and completion time, its session, the server that answered
-# (cluster_name), the outcome (ok, failed: the server answered an error;
+# (cluster_name:port), the outcome (ok, failed: the server answered an error;
 # unknown: no answer, or the connection was lost with it) and what it
 # appended or read.  A client whose connection fails logs in again as a
 # new session (s3, then s3.2, ...).
@@ -16,7 +16,7 @@ package PgNearWorkload;
 #       { need => 'nearest', port => $p->port, location => '53.35,-6.26', appends => 0.2 },
 #       { need => 'read-write', port => $q->port, location => '42.36,-71.06' },
 #       { need => 'read-only-fenced', port => $p->port, location => '53.35,-6.26' } ]);
-#   ... a nemesis ...
+#   ... a nemesis ...; $w->stop;                          # or let the seconds run out
 #   my $h = $w->finish;                                    # the history, in order per session
 #   my $final = $w->final_state($primary);
 #
@@ -48,10 +48,17 @@ sub new {
 
 sub seed { $_[0]{seed} }
 
+# A cluster (PgNearTest::Cluster: its psql_admin), or a function that runs
+# SQL as a superuser on the primary and returns psql's unaligned output.
+sub _on_primary {
+    my ($self, $primary, $sql) = @_;
+    return ref $primary eq 'CODE' ? $primary->($sql) : $primary->psql_admin($sql, dbname => $self->{database});
+}
+
 sub setup {
     my ($self, $primary) = @_;
     my $rows = join ',', map { "($_)" } 1 .. $self->{keys};
-    $primary->psql_admin(<<SQL, dbname => $self->{database});
+    $self->_on_primary($primary, <<SQL);
 DROP TABLE IF EXISTS la;
 CREATE TABLE la (key int PRIMARY KEY, vals int[] NOT NULL DEFAULT '{}');
 INSERT INTO la (key) VALUES $rows;
@@ -65,7 +72,7 @@ sub start {
     my ($self, %o) = @_;
     my $until = time + $o{seconds};
     my $i = 0;
-    unlink glob "$self->{dir}/client-*.jsonl";
+    unlink glob("$self->{dir}/client-*.jsonl"), "$self->{dir}/stop";
     $self->{clients} = @{ $o{clients} };
     for my $c (@{ $o{clients} }) {
         $i++;
@@ -80,6 +87,10 @@ sub start {
     }
     return 1;
 }
+
+# Ends the run before its seconds are up: each client stops after its
+# transaction in flight.
+sub stop { PgNearTest::write_file("$_[0]{dir}/stop", '') }
 
 # Waits for the clients; the history, each client's operations in order,
 # and per client the longest time without an answer ($w->{gaps}).
@@ -112,8 +123,7 @@ sub gaps { $_[0]{gaps} }
 sub final_state {
     my ($self, $primary) = @_;
     my %final;
-    for my $line (split /\n/, $primary->psql_admin("SELECT key, array_to_string(vals, ',') FROM la ORDER BY key",
-                                                   dbname => $self->{database})) {
+    for my $line (split /\n/, $self->_on_primary($primary, "SELECT key, array_to_string(vals, ',') FROM la ORDER BY key")) {
         my ($k, $v) = split /\|/, $line, 2;
         $final{$k} = [grep { length } split /,/, $v // ''];
     }
@@ -142,12 +152,27 @@ sub _run {
     my $deadline = time + $self->{timeout};
     until ($dbh->pg_ready) {
         my $left = $deadline - time;
-        return (undef, 'unknown', "no answer in $self->{timeout} s") if $left <= 0;
+        if ($left <= 0) {
+            _abandon($dbh);
+            return (undef, 'unknown', "no answer in $self->{timeout} s");
+        }
         select(my $r = $bits, undef, undef, $left);
     }
     my $r = $dbh->pg_result;
     return (undef, _outcome($dbh), $dbh->errstr) unless defined $r;
     return ($sth->fetchall_arrayref, undef);
+}
+
+# A connection whose statement never got its answer is closed as a client
+# that gives up closes its socket: DBD::Pg would cancel the statement first
+# (libpq's PQcancel waits for the far end to close the cancel connection,
+# which a server that never answers may never do) and then wait for it.
+sub _abandon {
+    my ($dbh) = @_;
+    my $fd = $dbh->{pg_socket};
+    $dbh->{InactiveDestroy} = 1;
+    $dbh->{private_abandoned} = 1;
+    POSIX::close($fd) if defined $fd && $fd >= 0;
 }
 
 # An error that the server answered for the statement is a failure; one of
@@ -188,7 +213,7 @@ sub _client {
     my ($gen, $count, $fence, $dbh) = (0, 0, undef, undef);
     my ($last_answer, $gap) = (time, 0);
     my $session;
-    while (time < $until) {
+    while (time < $until && !-e "$self->{dir}/stop") {
         unless ($dbh) {
             $dbh = $self->_connect($c, $fenced ? 'read-write' : $c->{need}, ());
             unless ($dbh) { sleep 0.05; next }
@@ -202,7 +227,7 @@ sub _client {
             $op->{append} = [[$k, $v]];
             $op->{invoke} = time;
             my ($rows, $bad, $why) = $self->_run($dbh, "UPDATE la SET vals = vals || $v WHERE key = $k "
-                                                     . "RETURNING current_setting('cluster_name')");
+                                                     . "RETURNING current_setting('cluster_name') || ':' || inet_server_port()");
             $op->{complete} = time;
             $op->{outcome} = $bad // 'ok';
             $op->{server} = $rows->[0][0] if $rows && @$rows;
@@ -217,7 +242,8 @@ sub _client {
             $on = $self->_connect($c, 'read-only', $fence ? "-c pgnear.min_lsn=$fence" : ()) if $fenced;
             $op->{min_lsn} = $fence if $fenced;
             $op->{invoke} = time;
-            my ($rows, $bad, $why) = $on ? $self->_run($on, "SELECT key, vals, current_setting('cluster_name') "
+            my ($rows, $bad, $why) = $on ? $self->_run($on, "SELECT key, vals, current_setting('cluster_name') || ':' "
+                                                          . '|| inet_server_port(), pg_is_in_recovery() '
                                                           . 'FROM la ORDER BY key')
                                          : (undef, 'failed', 'read-only login failed');
             $op->{complete} = time;
@@ -225,9 +251,9 @@ sub _client {
             $op->{error} = $why if $bad;
             if ($rows) {
                 $op->{read} = { map { $_->[0] => $_->[1] } @$rows };
-                $op->{server} = $rows->[0][2] if @$rows;
+                ($op->{server}, $op->{standby}) = ($rows->[0][2], $rows->[0][3] ? 1 : 0) if @$rows;
             }
-            $on->disconnect if $fenced && $on;
+            $on->disconnect if $fenced && $on && !$on->{private_abandoned};
             undef $dbh if $bad && !$fenced;
         }
         print $out $json->encode($op), "\n";
@@ -251,7 +277,8 @@ sub _client {
 # duplicated, aborted reads and reads out of the final order fail for all).
 our %PROMISES = (
     'nearest'          => [qw(ryw monotonic-reads monotonic-writes writes-follow-reads)],
-    'read-write'       => [qw(ryw monotonic-reads monotonic-writes writes-follow-reads long-fork)],
+    'read-write'       => [qw(ryw monotonic-reads monotonic-reads-primary monotonic-writes writes-follow-reads
+                              long-fork)],
     'read-only-fenced' => [qw(ryw monotonic-writes writes-follow-reads)],
 );
 
