@@ -73,7 +73,7 @@ sub segment {
     my $h = $w->finish;
     my $end = $us->current_lsn;
     $_->wait_replay($end) for $eu, $fra;
-    return $w->verdict($name, $h, $w->final_state($us), max_gap => 10, min_ops => 200);
+    return $w->verdict($name, $h, $w->final_state($us), max_gap => 10, min_ops => 50);
 }
 
 # The nearest standby killed a third of the way in, started again at two thirds.
