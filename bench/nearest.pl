@@ -22,7 +22,11 @@
 #   bench/nearest.pl [--seconds 10] [--rounds 3] [--clients 8] [--delay-ms 40]
 #                    [--apply-delay 1s] [--writes 10] [--blocks 50]
 #                    [--pool_mode session|transaction|none] [--protocol prepared|params|simple]
-#                    [--only 'direct,pgpool'] [--smoke]
+#                    [--only 'direct,pgpool'] [--baseline PATH] [--smoke]
+#
+# --baseline PATH adds the target nearest-base: nearest again, run by the
+# pgnear binary at PATH (another build, say the one before a change),
+# interleaved with the rest round by round, to measure what a change costs.
 #
 # --protocol says how the clients send their statements: prepared (the
 # default: named statements, prepared at connect, as drivers run the
@@ -55,9 +59,10 @@ use PgNearTest;
 
 $| = 1;
 my %opt = (seconds => 10, rounds => 3, clients => 8, 'delay-ms' => 40, 'apply-delay' => '1s',
-           writes => 10, blocks => 50, pool_mode => 'session', protocol => 'prepared', only => '');
+           writes => 10, blocks => 50, pool_mode => 'session', protocol => 'prepared', only => '',
+           baseline => '');
 GetOptions(\%opt, 'seconds=f', 'rounds=i', 'clients=i', 'delay-ms=f', 'apply-delay=s', 'writes=f',
-           'blocks=f', 'pool_mode=s', 'protocol=s', 'only=s', 'smoke')
+           'blocks=f', 'pool_mode=s', 'protocol=s', 'only=s', 'baseline=s', 'smoke')
     or die "usage: see the head of $0\n";
 %opt = (%opt, seconds => 2, rounds => 1, clients => 2) if $opt{smoke};
 $ENV{PGNEAR} //= -x "$FindBin::RealBin/../build/pgnear" ? "$FindBin::RealBin/../build/pgnear" : './pgnear';
@@ -134,9 +139,9 @@ sub start_relay {
 # ---------------------------------------------------------------- targets
 
 sub pgnear_proxy {
-    my ($need, $relay_port, $eu, $dir) = @_;
+    my ($need, $relay_port, $eu, $dir, $binary) = @_;
     return PgNearTest::Proxy->new(
-        start => 0, args => ['-q'],
+        start => 0, args => ['-q'], binary => $binary // $ENV{PGNEAR},
         regions => [{ name => 'us-east', location => '39.04, -77.49', hosts => ["127.0.0.1:$relay_port"] },
                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$eu] }],
         settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
@@ -147,16 +152,16 @@ sub pgnear_proxy {
 # A pgnear target for $need, or (undef, why) when `pgnear --check` refuses the
 # configuration: a need this build does not know is reported, not replaced.
 sub pgnear_target {
-    my ($need, @args) = @_;
-    my $p = pgnear_proxy($need, @args);
-    my ($rc, $out, $err) = run_cmd([$ENV{PGNEAR}, '--check', $p->config_path], timeout => 60);
+    my ($need, $relay_port, $eu, $dir, $binary, $name) = @_;
+    my $p = pgnear_proxy($need, $relay_port, $eu, $dir, $binary);
+    my ($rc, $out, $err) = run_cmd([$binary // $ENV{PGNEAR}, '--check', $p->config_path], timeout => 60);
     if ($rc != 0) {
         my ($why) = grep {/target_session_attrs/} split /\n/, $err;
         $why = ($why // $err) =~ s/^pgnear: \S+:\d+: //r;
         return (undef, "pgnear --check refuses it: $why");
     }
     $p->start;
-    return ({ name => $need, port => $p->port, options => "-c pgnear.location=$DUBLIN", proxy => $p });
+    return ({ name => $name // $need, port => $p->port, options => "-c pgnear.location=$DUBLIN", proxy => $p });
 }
 
 sub start_pgpool {
@@ -447,13 +452,13 @@ sub median { pct(0.5, grep { defined } @_) }
 
 sub print_results {
     my ($order, $results, $absent) = @_;
-    printf "%-11s %7s", 'target', 'tps';
+    printf "%-12s %7s", 'target', 'tps';
     printf " %15s", "$_ p50/p99" for @KINDS;
     printf " %10s %9s %16s %7s\n", 'reads near', 'RT/txn', 'stale/readbacks', 'failed';
     for my $name (@$order) {
-        if ($absent->{$name}) { printf "%-11s not available: %s\n", $name, $absent->{$name}; next }
+        if ($absent->{$name}) { printf "%-12s not available: %s\n", $name, $absent->{$name}; next }
         my @rounds = @{ $results->{$name} };
-        printf "%-11s %7.1f", $name, median(map { $_->{tps} } @rounds);
+        printf "%-12s %7.1f", $name, median(map { $_->{tps} } @rounds);
         for my $k (@KINDS) {
             my ($p50, $p99) = map { my $p = $_; median(map { pct($p, @{ $_->{lat}{$k} }) } @rounds) } 0.5, 0.99;
             printf " %15s", defined $p50 ? sprintf('%.1f/%.1f', $p50, $p99) : '-';
@@ -489,8 +494,14 @@ my ($rw, $why_rw) = pgnear_target('read-write', $relay_port, $eu, $dir);
 die "the read-write configuration fails its check: $why_rw\n" unless $rw;
 $target{'read-write'} = $rw;
 ($target{nearest}, $absent{nearest}) = pgnear_target('nearest', $relay_port, $eu, $dir);
+if (length $opt{baseline}) {
+    die "no pgnear binary at $opt{baseline}\n" unless -x $opt{baseline};
+    ($target{'nearest-base'}, $absent{'nearest-base'}) =
+      pgnear_target('nearest', $relay_port, $eu, $dir, $opt{baseline}, 'nearest-base');
+}
 $target{pgpool} = $pgpool = start_pgpool($relay_port, $eu);
-my @order = grep { !length $opt{only} || ",$opt{only}," =~ /,\Q$_\E,/ } qw(direct read-write nearest pgpool);
+my @order = grep { !length $opt{only} || ",$opt{only}," =~ /,\Q$_\E,/ }
+  ('direct', 'read-write', 'nearest', (length $opt{baseline} ? ('nearest-base') : ()), 'pgpool');
 wait_target($target{$_}) for grep { $target{$_} } @order;
 
 my $ids = { map { my $t = $_; $t => [split /\n/, $us->psql_admin("SELECT id FROM $t ORDER BY id", dbname => 'movr')] }
@@ -504,7 +515,7 @@ for my $round (1 .. $opt{rounds}) {
     for my $name (grep { $target{$_} } @order) {
         my $r = run_round($target{$name}, \%servers, $ids, $dir);
         push @{ $results{$name} }, $r;
-        printf "round %d %-11s %7.1f tps, reads near %5.1f%%, %.2f round trips to us-east a transaction, "
+        printf "round %d %-12s %7.1f tps, reads near %5.1f%%, %.2f round trips to us-east a transaction, "
              . "stale %d/%d, failed %d\n", $round, $name, $r->{tps}, 100 * $r->{near}, $r->{crossings},
             $r->{stale}, $r->{readbacks}, $r->{failed};
     }

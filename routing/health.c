@@ -306,7 +306,7 @@ static void health_note_state(struct health_checker *hc, struct region_host *h, 
     health_forget_login_role(&hh->login_saw_standby_ms, started_ms);
     bool standby = health_column_true(res, 0);
     __atomic_store_n(&hh->system_id, health_column_uint(res, 6), __ATOMIC_RELAXED);
-    hh->started_us = health_column_uint(res, 8);
+    __atomic_store_n(&hh->started_us, health_column_uint(res, 8), __ATOMIC_RELAXED);
     health_note_role(hc, h, standby);
     __atomic_store_n(&hh->read_only, health_column_true(res, 1), __ATOMIC_RELAXED);
     uint64_t lsn = health_column_uint(res, 2);

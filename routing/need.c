@@ -84,24 +84,59 @@ static enum need_fit need_known_fit(enum session_need need, bool standby, bool r
 
 bool need_has_position(const struct need_spec *need)
 {
-    return need->min_lsn != 0 || need->read_at != NULL;
+    return need->min_lsn != 0 || need->read_at != NULL || need->read_lsn != 0;
 }
 
-/* Whether h (a standby at position lsn) is known to have what the session last read. */
+bool need_read_at_same_run(const struct need_spec *need)
+{
+    const struct host_health *hh = &need->read_at->health;
+    return __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE) == need->read_downs &&
+           __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE) == need->read_started_us;
+}
+
+/*
+ * The position of hh by a check that started after until_ms, into *lsn.
+ * A check that started in the very millisecond the transaction ended may
+ * have read the position before it: only a later millisecond counts.  The
+ * time is read first: the position is that check's or a later one's.
+ */
+static bool need_checked_after(const struct host_health *hh, int64_t until_ms, uint64_t *lsn)
+{
+    if (__atomic_load_n(&hh->lsn_since_ms, __ATOMIC_ACQUIRE) <= until_ms)
+        return false;
+    *lsn = __atomic_load_n(&hh->lsn, __ATOMIC_ACQUIRE);
+    return *lsn != 0;
+}
+
+bool need_read_bound(const struct need_spec *need, bool own_only, uint64_t *bound)
+{
+    const struct registry_host *at = need->read_at;
+    if (at == NULL)
+        return false;
+    /* The run is read after the position: a restart's check stores its start time first. */
+    if (need_checked_after(&at->health, need->read_until_ms, bound) && need_read_at_same_run(need))
+        return true;
+    const struct registry_host *p = need->read_primary;
+    if (own_only || p == NULL || __atomic_load_n(&p->health.in_recovery, __ATOMIC_ACQUIRE))
+        return false;
+    return need_checked_after(&p->health, need->read_until_ms, bound);
+}
+
+/* Whether h (a standby at position lsn) is known to have what the session read before. */
 static bool need_past_last_read(const struct region_host *h, uint64_t lsn,
                                 const struct need_spec *need)
 {
     const struct registry_host *at = need->read_at;
-    if (at == NULL || h->runtime == at)
+    /* The server the session read on, still running: it has what it showed, and what before. */
+    if (at != NULL && h->runtime == at && need_read_at_same_run(need))
         return true;
-    /*
-     * Not checked since: how far the session read is not known.  A check
-     * that started in the very millisecond the transaction ended may have
-     * read the position before it: only a later millisecond counts.
-     */
-    if (__atomic_load_n(&at->health.lsn_since_ms, __ATOMIC_ACQUIRE) <= need->read_until_ms)
+    if (lsn < need->read_lsn)
         return false;
-    return lsn >= __atomic_load_n(&at->health.lsn, __ATOMIC_ACQUIRE);
+    uint64_t bound;
+    if (at == NULL)
+        return true;
+    /* Not checked since: how far the session read is not known. */
+    return need_read_bound(need, false, &bound) && lsn >= bound;
 }
 
 /* Whether the standby h is known to have replayed the session's position (need_spec). */
@@ -173,7 +208,7 @@ enum need_fit need_host_fit(const struct region_host *h, const struct need_spec 
     if (fit == NEED_FIT_NONE || !need_has_position(need))
         return fit;
     /* The host the session last read has what it read, whatever its checks say yet. */
-    if (need->min_lsn == 0 && h->runtime == need->read_at)
+    if (need->min_lsn == 0 && h->runtime == need->read_at && need_read_at_same_run(need))
         return fit;
     /* A position to have replayed: a primary has it; a standby must be known to. */
     const struct host_health *hh = &h->runtime->health;

@@ -69,9 +69,26 @@ struct need_spec {
      * session read only when a check of read_at that started after
      * read_until_ms read a position it has replayed.  Until such a check,
      * no other standby is.
+     *
+     * A standby's position grows only while its server runs: one that
+     * restarted may come back behind what it showed (it opens for reads
+     * at its minimum recovery point).  read_downs and read_started_us are
+     * read_at's as the transaction ended (health.downs and started_us);
+     * once either changed, read_at fits only by its position, as any
+     * other standby, and its checks since bound nothing.  read_primary: a
+     * primary of read_at's database system (NULL: none known), whose WAL
+     * position by a check that started after read_until_ms bounds what
+     * any standby of it had replayed by then, when read_at's own checks
+     * cannot (it went down, or restarted).  read_lsn: a bound of what the
+     * session's earlier transactions read (0: none), which every standby
+     * but read_at in the same run must have replayed.
      */
     const struct registry_host *read_at;
     int64_t read_until_ms;
+    unsigned read_downs;
+    uint64_t read_started_us;
+    uint64_t read_lsn;
+    const struct registry_host *read_primary;
 };
 
 enum need_fit {
@@ -108,6 +125,20 @@ bool need_may_catch_up(const struct region_host *h, const struct need_spec *need
 
 /* Whether the need names a position to have replayed (min_lsn, or a last read to follow). */
 bool need_has_position(const struct need_spec *need);
+
+/*
+ * Whether read_at is the server the session read on, not restarted since
+ * (need_spec: read_downs, read_started_us).
+ */
+bool need_read_at_same_run(const struct need_spec *need);
+
+/*
+ * A bound of what the session's last transaction (on read_at) read, into
+ * *bound: the position of read_at by a check of the same run started
+ * after it ended, or, with own_only false, of read_primary by such a
+ * check; false when no such check is known yet.
+ */
+bool need_read_bound(const struct need_spec *need, bool own_only, uint64_t *bound);
 
 /* How well h serves need; safe from any worker thread. */
 enum need_fit need_host_fit(const struct region_host *h, const struct need_spec *need);

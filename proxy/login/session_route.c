@@ -29,8 +29,8 @@ static bool session_route_replay_pick(const struct region_host *h, void *arg)
     struct session_replay_pick *p = arg;
     bool catching_up = need_may_catch_up(h, p->need);
     p->any |= catching_up;
-    /* The last read's host too: its next check tells how far the session read. */
-    return catching_up || h->runtime == p->need->read_at;
+    /* The last read's host and its primary too: their next checks tell how far it read. */
+    return catching_up || h->runtime == p->need->read_at || h->runtime == p->need->read_primary;
 }
 
 /*

@@ -100,6 +100,8 @@ struct near_state {
     /* Its last transaction that may have written ended on this primary, then: not checked since. */
     const struct registry_host *wrote_on;
     int64_t wrote_at_ms;
+    /* The primary its last transaction that may have written ran on (kept once checked). */
+    const struct registry_host *last_primary;
     struct near_placed placed;
     /* Where its transactions ran, for SHOW CLIENTS (region entries live as long as pgnear). */
     const struct registry_region *reads_at;  /* of its last transaction placed near; NULL none */

@@ -110,7 +110,13 @@ void near_position(struct session *s, struct need_spec *need)
 {
     struct near_state *ns = s->near;
     const struct registry_host *at = ns->wrote_on;
-    need->read_at = NULL; /* its own writes, not its reads, are what it must see (near.h) */
+    /*
+     * What it read on a primary is what it may have written there: the
+     * position below covers it.  What it read on a standby, the next
+     * standby must have too (need.h: read_at; monotonic reads).
+     */
+    if (need->read_at != NULL && need->read_at == ns->last_primary)
+        need->read_at = NULL;
     if (at != NULL && !__atomic_load_n(&at->health.role_known, __ATOMIC_ACQUIRE)) {
         /*
          * Its checks cannot tell what the host is (they cannot log in): no
@@ -181,6 +187,7 @@ bool near_wrote(struct session *s, struct region_host *primary)
 {
     struct near_state *ns = s->near;
     ns->wrote_on = primary->runtime;
+    ns->last_primary = primary->runtime;
     ns->wrote_at_ms = monotonic_ms();
     /* No role known there: its position would help no read (near_position); none is asked. */
     if (!__atomic_load_n(&primary->runtime->health.role_known, __ATOMIC_ACQUIRE))

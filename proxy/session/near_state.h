@@ -65,9 +65,9 @@ void near_sync_set(struct session *s, struct near_sync *y);
  * rises with every other session's writes, and a session's own reads on
  * the primary meanwhile do not move it, so a busy primary's sessions read
  * near again within a few checks.  The session sees its own writes;
- * other sessions' as a standby's staleness allows, as for any session
- * reading a standby (its reads are not kept monotonic across standbys,
- * as transaction pooling's are).
+ * other sessions' as a standby's staleness allows.  Its reads on a
+ * standby are kept monotonic as any session's under transaction pooling
+ * (need.h: read_at), its reads on a primary by the position above.
  */
 void near_position(struct session *s, struct need_spec *need);
 

@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "protocol/clock.h"
 #include "protocol/lsn.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
@@ -63,10 +64,69 @@ static struct need_spec session_need_at_login(const struct session *s)
     return need;
 }
 
+void session_note_read(struct session *s, const struct registry_host *at)
+{
+    const struct host_health *hh = &at->health;
+    s->txn_read_at = at;
+    s->txn_read_until_ms = monotonic_ms();
+    s->txn_read_downs = __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE);
+    s->txn_read_started_us = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * An up primary of at's database system (the same system identifier, where
+ * both are known): what any of its standbys replayed, it had written first.
+ */
+static const struct registry_host *session_primary_of(const struct session *s,
+                                                      const struct registry_host *at)
+{
+    const struct region_set *regions = &s->w->cfg->regions;
+    uint64_t system = __atomic_load_n(&at->health.system_id, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < regions->count; i++) {
+        const struct region *r = &regions->items[i];
+        for (size_t j = 0; j < r->nhosts; j++) {
+            const struct region_host *h = &r->hosts[j];
+            const struct host_health *hh = &h->runtime->health;
+            uint64_t sys = __atomic_load_n(&hh->system_id, __ATOMIC_RELAXED);
+            if (!host_is_up(h) || host_is_fenced(h) ||
+                !__atomic_load_n(&hh->role_known, __ATOMIC_RELAXED) || host_is_standby(h) ||
+                (system != 0 && sys != system))
+                continue;
+            return h->runtime;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * What the session has read, for its next server (need.h: read_at and the
+ * rest): a standby that has replayed it, the server it read on if it has
+ * not restarted, or a primary.  A bound its server's check gives is kept
+ * in the session at once: a restart may hide it later.
+ */
+static void session_read_position(struct session *s, struct need_spec *need)
+{
+    need->read_at = s->txn_read_at;
+    need->read_until_ms = s->txn_read_until_ms;
+    need->read_downs = s->txn_read_downs;
+    need->read_started_us = s->txn_read_started_us;
+    need->read_lsn = s->txn_read_lsn;
+    need->read_primary = NULL;
+    if (need->read_at == NULL)
+        return;
+    uint64_t bound;
+    if (need_read_bound(need, true, &bound)) {
+        if (bound > s->txn_read_lsn)
+            s->txn_read_lsn = need->read_lsn = bound;
+        return;
+    }
+    need->read_primary = session_primary_of(s, need->read_at);
+}
+
 /*
  * The next transaction's: no standby older than what the session has
- * seen: its last server's position when that transaction ended (need.h),
- * its own last write (pgnear.fence), nearest's writes.
+ * seen: its reads (session_read_position), its own last write
+ * (pgnear.fence), nearest's writes.
  */
 static struct need_spec session_need_at_transaction(struct session *s)
 {
@@ -77,8 +137,7 @@ static struct need_spec session_need_at_transaction(struct session *s)
         return need;
     /* Without health checks no position is ever known: nothing to follow by. */
     if (s->cfg->health_check_interval_ms > 0)
-        need.read_at = s->txn_read_at;
-    need.read_until_ms = s->txn_read_until_ms;
+        session_read_position(s, &need);
     if (s->fence.lsn > need.min_lsn) {
         need.min_lsn = s->fence.lsn;
         need.min_tli = 0;
@@ -101,6 +160,8 @@ struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t s
     case NEED_AT_TRANSACTION:
         return session_need_at_transaction(s);
     case NEED_AT_MOVE:
+        if (need_reads_standbys(need.role) && s->cfg->health_check_interval_ms > 0)
+            session_read_position(s, &need);
         if (seen_lsn != 0 && (need.min_lsn < seen_lsn || need.min_tli != 0)) {
             need.min_lsn = seen_lsn;
             need.min_tli = 0;

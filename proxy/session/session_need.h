@@ -22,12 +22,15 @@
  *                login waits (min_lsn_wait)
  *                for one to replay it
  *   TRANSACTION  LOGIN's; nearest: what this   LOGIN's, the last transaction's
- *                request needs (near.h)        host and end (read_at), its own
+ *                request needs (near.h)        host, end and run (read_at), a
+ *                                              bound of what it read before
+ *                                              (read_lsn), its own
  *                                              last write (pgnear.fence), and
  *                                              nearest's writes: for a role
  *                                              that reads standbys only
  *   MOVE         LOGIN's; a primary for a      LOGIN's or the position its server
- *                nearest session's pin carried had (seen_lsn), the later
+ *                nearest session's pin carried had (seen_lsn), the later, and
+ *                                              what it read (as TRANSACTION)
  *                off a standby (move.h's
  *                move_target, txn.c)
  *
@@ -46,6 +49,7 @@ struct config;
 struct locality;
 struct region;
 struct region_subset;
+struct registry_host;
 struct session;
 
 enum need_at {
@@ -61,6 +65,12 @@ enum need_at {
  * asks near.h what the waiting request needs, which it notes.
  */
 struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t seen_lsn);
+
+/*
+ * s's transaction on host at ended now: its next standby must have what
+ * it read (need.h: read_at), the bound of its reads before kept.
+ */
+void session_note_read(struct session *s, const struct registry_host *at);
 
 /*
  * Why s, needing nearest, cannot have each transaction placed: pgnear

@@ -166,9 +166,16 @@ struct session {
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
     struct txn_settings *txn_set; /* its settings, following it (txn_settings.h); NULL: not */
     bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
-    /* Its last transaction's host and when that ended, for the next one's (need.h: read_at). */
+    /*
+     * Its last transaction's host, when that ended, and the host's run
+     * then (its downs and server start), for the next one's (need.h:
+     * read_at); txn_read_lsn: a bound of what its transactions before read.
+     */
     const struct registry_host *txn_read_at;
     int64_t txn_read_until_ms;
+    unsigned txn_read_downs;
+    uint64_t txn_read_started_us;
+    uint64_t txn_read_lsn;
     uint64_t transactions;        /* server connections given back after a transaction */
     char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
     const char *closing_why;      /* while session_close runs its hooks: why */

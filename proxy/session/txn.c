@@ -36,6 +36,7 @@
 #include "proxy/session/relay.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_need.h"
 #include "proxy/session/txn_cancel.h"
 #include "proxy/session/txn_fetch.h"
 #include "proxy/session/txn_notify.h"
@@ -553,8 +554,7 @@ static bool txn_may_release(const struct session *s)
 /* What the session has seen, for its next server: never an older standby (txn.h, need.h). */
 static void txn_note_position(struct session *s, const struct server_conn *sc)
 {
-    s->txn_read_at = sc->host->runtime;
-    s->txn_read_until_ms = monotonic_ms();
+    session_note_read(s, sc->host->runtime);
 }
 
 /* The connection goes back to the pool (txn_may_let_go held): the session is detached. */

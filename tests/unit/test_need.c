@@ -364,6 +364,67 @@ static void test_fit_last_read(void **state)
     env_free(&e);
 }
 
+/*
+ * The host last read restarted (it went down, or its server started
+ * again): it may be behind what it showed, so it fits only by a position,
+ * and its checks since bound nothing.  A primary's check that started
+ * after the read bounds it instead.
+ */
+static void test_fit_last_read_restarted(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e);
+    struct region_host *primary = host(&e, 0), *near = host(&e, 1), *far = host(&e, 2);
+    near->runtime->health.lsn = 1000;
+    near->runtime->health.lsn_since_ms = 100;
+    near->runtime->health.started_us = 7;
+    far->runtime->health.lsn = 3000;
+    far->runtime->health.lsn_since_ms = 100;
+    primary->runtime->health.lsn = 4000;
+    primary->runtime->health.lsn_since_ms = 100;
+    struct need_spec last = {.role = NEED_NEAREST};
+    last.read_at = near->runtime;
+    last.read_until_ms = 200;
+    last.read_started_us = 7;
+    uint64_t bound = 0;
+    assert_true(need_read_at_same_run(&last));
+    assert_false(need_read_bound(&last, false, &bound)); /* nobody checked since */
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE);
+    /* Its server started again, and came back behind what the session read there. */
+    near->runtime->health.started_us = 8;
+    near->runtime->health.lsn = 500;
+    near->runtime->health.lsn_since_ms = 300;
+    assert_false(need_read_at_same_run(&last));
+    assert_false(need_read_bound(&last, false, &bound)); /* its new run's check bounds nothing */
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(primary, &last), NEED_FIT_GOOD); /* a primary has it */
+    /* A check of the primary since: its position bounds what any standby had replayed. */
+    last.read_primary = primary->runtime;
+    primary->runtime->health.lsn_since_ms = 250;
+    assert_true(need_read_bound(&last, false, &bound));
+    assert_int_equal(bound, 4000);
+    assert_false(need_read_bound(&last, true, &bound));         /* not its own check */
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE); /* 3000 < 4000 */
+    far->runtime->health.lsn = 4000;
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_GOOD);
+    near->runtime->health.lsn = 4100; /* caught up: fits by its position */
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    /* A bound of earlier reads counts for every standby but the one read, in its run. */
+    last.read_lsn = 4050;
+    assert_int_equal(need_host_fit(far, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    last.read_started_us = 8; /* the session read near in its new run: it fits as it is */
+    near->runtime->health.lsn = 100;
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    /* Down and up again, its start time unknown: a restart all the same. */
+    near->runtime->health.downs++;
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    env_free(&e);
+}
+
 static void test_judge_hysteresis(void **state)
 {
     (void)state;
@@ -401,6 +462,7 @@ int main(void)
         cmocka_unit_test(test_lsn_record_end),
         cmocka_unit_test(test_fit_fenced),
         cmocka_unit_test(test_fit_last_read),
+        cmocka_unit_test(test_fit_last_read_restarted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
