@@ -50,7 +50,7 @@ PERL="perl libipc-run-perl libdbd-pg-perl libmaxmind-db-writer-perl libio-socket
 # as make install puts it (tests/doc/install.t): the package only, nothing
 # is started with it
 # dnsmasq (dnsmasq-base: the program alone, no service) is the DNS server on
-# loopback whose record 306_dns_follow.t moves under pgnear
+# loopback whose record 310_dns_follow.t moves under pgnear
 TOOLS="iproute2 procps groff-base man-db curl systemd dnsmasq-base"
 # a real browser on the status page (307_status_page.t): Debian's Chromium,
 # driven headless over WebDriver by chromedriver (chromium-driver)
