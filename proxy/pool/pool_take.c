@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include "protocol/clock.h"
+#include "protocol/utf8.h"
 #include "proxy/base/config.h"
 #include "proxy/pool/pool_idle.h"
 #include "proxy/runtime/worker.h"
@@ -45,11 +46,23 @@ static enum pool_fit pool_params_fit(const struct server_conn *sc, const struct 
             return FIT_NONE;
         same = same && strcmp(mine, value) == 0;
     }
+    same = same && s->server_startup.count == sc->startup.count;
+    /*
+     * Nor a value that is not UTF-8: set_config's parameter would be
+     * refused (22021) where a login takes it (PostgreSQL cleans an
+     * application_name of what is not ASCII), so such a client logs in.
+     */
+    for (size_t off = 0; !same && param_set_next(&s->server_startup, &off, &name, &value);) {
+        const char *its = param_set_get(&sc->startup, name);
+        if ((its == NULL || strcmp(its, value) != 0) &&
+            utf8_invalid_at((const uint8_t *)value, strlen(value)) != strlen(value))
+            return FIT_NONE;
+    }
     /* Options sc did not log in with cannot be added either. */
     if (param_set_get(&s->server_startup, "options") != NULL &&
         param_set_get(&sc->startup, "options") == NULL)
         return FIT_NONE;
-    return same && s->server_startup.count == sc->startup.count ? FIT_EXACT : FIT_SET;
+    return same ? FIT_EXACT : FIT_SET;
 }
 
 /* How s's pool is pooled ([database]/[user] pool_mode, else pool_mode). */
