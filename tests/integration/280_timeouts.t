@@ -276,9 +276,9 @@ int kill(pid_t pid, int sig)
     return real_kill(pid, sig);
 }
 C
-    my ($rc, $out, $err) = run_cmd([require_tool('cc'), '-shared', '-fPIC', '-o', "$shim_dir/late_sigint.so",
+    my ($rc, $out, $err) = run_cmd([require_tool('clang'), '-shared', '-fPIC', '-o', "$shim_dir/late_sigint.so",
                                     "$shim_dir/late_sigint.c", '-ldl']);
-    die "cc late_sigint.so: $out$err" if $rc != 0;
+    die "clang late_sigint.so: $out$err" if $rc != 0;
     chmod 0755, "$shim_dir/late_sigint.so";
     my $late = PgNearTest::Cluster->new(name => 'late-cancel', location => '39.04, -77.49', env => { LD_PRELOAD => "$shim_dir/late_sigint.so" });
     my $late_users = "$auth_dir/late_userlist.txt";
