@@ -113,9 +113,13 @@ void near_position(struct session *s, struct need_spec *need)
     /*
      * What it read on a primary is what it may have written there: the
      * position below covers it.  What it read on a standby, the next
-     * standby must have too (need.h: read_at; monotonic reads).
+     * standby must have too (need.h: read_at; monotonic reads), unless
+     * no check can tell what that server is: then no standby is known to
+     * have replayed anything, and reads go where the session logged in.
      */
-    if (need->read_at != NULL && need->read_at == ns->last_primary)
+    if (need->read_at != NULL &&
+        (need->read_at == ns->last_primary ||
+         !__atomic_load_n(&need->read_at->health.role_known, __ATOMIC_ACQUIRE)))
         need->read_at = NULL;
     if (at != NULL && !__atomic_load_n(&at->health.role_known, __ATOMIC_ACQUIRE)) {
         /*
