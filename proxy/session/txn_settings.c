@@ -188,7 +188,7 @@ static void ts_read_end(struct session *s, char status)
      * before it: a statement parsed earlier that may change them (psycopg's
      * Parse and Sync, then its Bind) may run there, so it is read back after.
      */
-    t->dirty = (t->named_changes || t->unnamed_changes) && evbuffer_get_length(s->client.in) > 0;
+    t->dirty = false;
     if (why != NULL) {
         session_state_free(&t->read);
     } else {
