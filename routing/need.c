@@ -87,11 +87,20 @@ bool need_has_position(const struct need_spec *need)
     return need->min_lsn != 0 || need->read_at != NULL || need->read_lsn != 0;
 }
 
+/*
+ * A read before the host's first check knew its run (read_started_us 0)
+ * was on the run that started before the read ended: a restart since
+ * would have started later.
+ */
 bool need_read_at_same_run(const struct need_spec *need)
 {
     const struct host_health *hh = &need->read_at->health;
-    return __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE) == need->read_downs &&
-           __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE) == need->read_started_us;
+    if (__atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE) != need->read_downs)
+        return false;
+    uint64_t started = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
+    if (need->read_started_us == 0 && started != 0)
+        return started < need->read_wall_us;
+    return started == need->read_started_us;
 }
 
 /*

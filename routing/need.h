@@ -73,7 +73,9 @@ struct need_spec {
      * A standby's position grows only while its server runs: one that
      * restarted may come back behind what it showed (it opens for reads
      * at its minimum recovery point).  read_downs and read_started_us are
-     * read_at's as the transaction ended (health.downs and started_us);
+     * read_at's as the transaction ended (health.downs and started_us;
+     * read_wall_us, wall_clock_us then, tells the run where no check had
+     * yet read started_us);
      * once either changed, read_at fits only by its position, as any
      * other standby, and its checks since bound nothing.  read_primary: a
      * primary of read_at's database system (NULL: none known), whose WAL
@@ -87,6 +89,7 @@ struct need_spec {
     int64_t read_until_ms;
     unsigned read_downs;
     uint64_t read_started_us;
+    uint64_t read_wall_us;
     uint64_t read_lsn;
     const struct registry_host *read_primary;
 };

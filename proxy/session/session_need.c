@@ -71,6 +71,7 @@ void session_note_read(struct session *s, const struct registry_host *at)
     s->txn_read_until_ms = monotonic_ms();
     s->txn_read_downs = __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE);
     s->txn_read_started_us = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
+    s->txn_read_wall_us = (uint64_t)wall_clock_us();
 }
 
 /*
@@ -110,6 +111,7 @@ static void session_read_position(struct session *s, struct need_spec *need)
     need->read_until_ms = s->txn_read_until_ms;
     need->read_downs = s->txn_read_downs;
     need->read_started_us = s->txn_read_started_us;
+    need->read_wall_us = s->txn_read_wall_us;
     need->read_lsn = s->txn_read_lsn;
     need->read_primary = NULL;
     if (need->read_at == NULL)

@@ -175,6 +175,7 @@ struct session {
     int64_t txn_read_until_ms;
     unsigned txn_read_downs;
     uint64_t txn_read_started_us;
+    uint64_t txn_read_wall_us;
     uint64_t txn_read_lsn;
     uint64_t transactions;        /* server connections given back after a transaction */
     char txn_region[64];          /* where a move sent its next transactions ("": its own route) */

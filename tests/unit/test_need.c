@@ -425,6 +425,38 @@ static void test_fit_last_read_restarted(void **state)
     env_free(&e);
 }
 
+/*
+ * A read before any check had said when the host's server started (a
+ * session's login right after pgnear started): the run that started
+ * before the read ended is the one read on; one that started after is a
+ * restart.
+ */
+static void test_fit_last_read_before_first_check(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e);
+    struct region_host *near = host(&e, 1);
+    struct need_spec last = {.role = NEED_NEAREST};
+    last.read_at = near->runtime;
+    last.read_until_ms = 200;
+    last.read_started_us = 0;
+    last.read_wall_us = 5000;
+    assert_true(need_read_at_same_run(&last)); /* still unknown: trusted until its first check */
+    near->runtime->health.started_us = 4000;
+    near->runtime->health.lsn = 10;
+    near->runtime->health.lsn_since_ms = 100; /* its check started before the read ended */
+    assert_true(need_read_at_same_run(&last));
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    near->runtime->health.started_us = 6000; /* started after the read: a restart */
+    assert_false(need_read_at_same_run(&last));
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    near->runtime->health.started_us = 4000;
+    near->runtime->health.downs++;
+    assert_false(need_read_at_same_run(&last));
+    env_free(&e);
+}
+
 static void test_judge_hysteresis(void **state)
 {
     (void)state;
@@ -463,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_fit_fenced),
         cmocka_unit_test(test_fit_last_read),
         cmocka_unit_test(test_fit_last_read_restarted),
+        cmocka_unit_test(test_fit_last_read_before_first_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
