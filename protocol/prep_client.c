@@ -67,6 +67,19 @@ static int read_bind(const uint8_t *body, size_t len, struct bind_msg *m)
     return PREP_OK;
 }
 
+bool prep_client_bind_changes_settings(const struct prep_client *c, const uint8_t *body, size_t len)
+{
+    struct bind_msg m;
+    if (read_bind(body, len, &m) != PREP_OK)
+        return false;
+    const struct prep_stmt *st = c->unnamed_spec;
+    if (m.stmt_len > 0) {
+        const struct prep_name *n = prep_name_find(c, m.stmt, m.stmt_len);
+        st = n != NULL ? n->spec : NULL;
+    }
+    return st != NULL && st->settings;
+}
+
 /* Describe and Close: 'S' or 'P' and a name. */
 static int read_target(const uint8_t *body, size_t len, uint8_t *kind, const char **name,
                        size_t *name_len)

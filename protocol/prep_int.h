@@ -72,9 +72,10 @@ struct prep_stmt {
     const char *text;     /* NUL-terminated */
     uint32_t refs;
     uint16_t ntypes;
-    bool barrier; /* the text mentions DISCARD or DEALLOCATE */
-    bool proven;  /* a server has parsed it: a Parse of it can be answered without one */
-    bool stale;   /* a server refused its plan, whose result type changed: see prep_stmt_retire */
+    bool barrier;  /* the text mentions DISCARD or DEALLOCATE */
+    bool settings; /* the text may change the session's settings (txn_pin_scan_carried) */
+    bool proven;   /* a server has parsed it: a Parse of it can be answered without one */
+    bool stale;    /* a server refused its plan, whose result type changed: see prep_stmt_retire */
     bool superseded; /* its text plans otherwise now (prep_plan_check): left to the names it has */
     bool described;  /* a client was told its description: desc (prep_verify_send) */
     uint64_t desc;   /* prep_desc_hash of the first Describe 'S' a client had of it */

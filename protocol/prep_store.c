@@ -13,6 +13,7 @@
 #include "protocol/bytes8.h"
 #include "protocol/fnv.h"
 #include "protocol/prep_int.h"
+#include "protocol/txn_pin.h"
 
 /* ---- hash tables: intrusive, chained, a power of two buckets ---- */
 
@@ -200,6 +201,7 @@ static struct prep_stmt *stmt_make(struct prep_registry *reg, const struct stmt_
     st->text = text;
     st->ntypes = src->ntypes;
     st->barrier = prep_text_may_deallocate(text, src->text_len);
+    (void)txn_pin_scan_carried((const uint8_t *)text, src->text_len, &st->settings);
     snprintf(st->name, sizeof(st->name), PREP_NAME_PREFIX "%016llx", (unsigned long long)id);
     if (table_add(&reg->stmts, &st->link) != 0) {
         free(st);

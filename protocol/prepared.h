@@ -326,6 +326,14 @@ bool prep_client_take_whole(struct prep_client *c, struct prep_server *s, uint8_
                             const uint8_t *body, size_t len, struct evbuffer *to_client);
 
 /*
+ * Whether the client's Bind (body: len bytes) runs a statement whose text
+ * may change the session's settings (SET, set_config): the name as the
+ * client's messages so far make it.  False for a malformed Bind, which the
+ * server refuses, and for a name the client does not hold.
+ */
+bool prep_client_bind_changes_settings(const struct prep_client *c, const uint8_t *body,
+                                       size_t len);
+/*
  * A client's named Parse answered without a server (the client has no
  * server connection now, and would wait for one just to be told
  * ParseComplete): when the registry holds that statement for the client's

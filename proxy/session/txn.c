@@ -237,6 +237,8 @@ static int txn_client_rewrite(struct session *s, uint8_t type, uint32_t len, siz
         session_close(s, "out of memory");
         return -1;
     }
+    if (type == 'B')
+        txn_settings_bound(s, msg + 5, len - 4);
     int rc = type == 'Q' ? txn_prep_deallocate(s, msg + 5, len - 4) : 0;
     if (rc != 0) {
         if (rc > 0)
@@ -301,6 +303,8 @@ static bool txn_client_take(struct session *s, uint8_t type, const uint8_t *body
     if (type == 'X' ||
         (type == 'P' && s->pinned == NULL && txn_message_pins(s, 'P', body, blen, NULL) != NULL))
         return false;
+    if (type == 'B')
+        txn_settings_bound(s, body, blen);
     if (!notify_watch_on(s)) {
         if (!txn_prep_client_take(s, type, body, blen))
             return false;
@@ -347,6 +351,8 @@ static int txn_client_step(struct session *s)
         return txn_client_rewrite(s, h.type, h.len, h.avail);
     if (notify_watch_on(s) && (rc = txn_notify_watch_msg(s, &h, TXN_SCAN_MAX)) <= 0)
         return rc;
+    if (h.type == 'B')
+        txn_settings_bound(s, NULL, 0); /* named statements pinned (txn_message_pins) */
     tx_track_client(&s->server_conn->tx, h.type);
     txn_client_consumed(s, h.type, h.avail < 1 + (size_t)h.len ? h.avail : 1 + (size_t)h.len, true);
     return msg_step_pass(s, src, dst, &h);

@@ -90,6 +90,16 @@ void txn_settings_parsed(struct session *s, bool named, bool changes)
         txn_settings_touched(s);
 }
 
+void txn_settings_bound(struct session *s, const uint8_t *body, uint32_t blen)
+{
+    const struct txn_settings *t = ts_of(s);
+    if (t == NULL || !(t->named_changes || t->unnamed_changes))
+        return;
+    if (body == NULL ? t->unnamed_changes
+                     : s->prep != NULL && prep_client_bind_changes_settings(s->prep, body, blen))
+        txn_settings_touched(s);
+}
+
 void txn_settings_touched(struct session *s)
 {
     struct txn_settings *t = ts_of(s);

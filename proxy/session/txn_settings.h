@@ -68,6 +68,17 @@ void txn_settings_touched(struct session *s);
  */
 void txn_settings_parsed(struct session *s, bool named, bool changes);
 
+/*
+ * A Bind (body: blen bytes; NULL: of the unnamed statement, without the
+ * prepared-statement follower) of a statement parsed earlier whose text
+ * may change them: they may change where it runs.  A Bind the client sent
+ * while the last transaction's settings were read back runs on that
+ * connection after the read, in no new transaction's replay: without
+ * this, psycopg's Bind of a prepared set_config() after its Parse and
+ * Sync changed a setting nobody read back.
+ */
+void txn_settings_bound(struct session *s, const uint8_t *body, uint32_t blen);
+
 /* Settings recorded (for SHOW CLIENTS): 0 when none. */
 unsigned txn_settings_count(const struct session *s);
 

@@ -1236,6 +1236,30 @@ static void test_parse_known(void **state)
     world_free(&w);
 }
 
+/* A Bind's statement may change the session's settings: by the name as the client made it. */
+static void test_bind_changes_settings(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 1, 1, 10);
+    struct prep_client *pc = w.c[0].pc;
+    static const uint8_t bind_s[] = "\0s\0\0\0\0\0\0\0", bind_q[] = "\0q\0\0\0\0\0\0\0",
+                         bind_unnamed[] = "\0\0\0\0\0\0\0\0", bind_bad[] = "\0s";
+    send_parse(&w, 0, "s", "SELECT set_config('search_path', 'x', false)", 0);
+    send_parse(&w, 0, "q", "SELECT 1", 0);
+    send_sync(&w, 0);
+    pump(&w);
+    assert_true(prep_client_bind_changes_settings(pc, bind_s, sizeof(bind_s) - 1));
+    assert_false(prep_client_bind_changes_settings(pc, bind_q, sizeof(bind_q) - 1));
+    assert_false(prep_client_bind_changes_settings(pc, bind_unnamed, sizeof(bind_unnamed) - 1));
+    assert_false(prep_client_bind_changes_settings(pc, bind_bad, sizeof(bind_bad) - 1));
+    send_parse(&w, 0, "", "SET TimeZone = 'UTC'", 0);
+    send_sync(&w, 0);
+    pump(&w);
+    assert_true(prep_client_bind_changes_settings(pc, bind_unnamed, sizeof(bind_unnamed) - 1));
+    world_free(&w);
+}
+
 /* The word looked for in a Query's text: any case, anywhere, never past len. */
 static void test_text_mentions(void **state)
 {
@@ -1628,6 +1652,7 @@ int main(void)
         cmocka_unit_test(test_unknown_name),
         cmocka_unit_test(test_injected_parse_fails),
         cmocka_unit_test(test_parse_known),
+        cmocka_unit_test(test_bind_changes_settings),
         cmocka_unit_test(test_result_type_changed),
         cmocka_unit_test(test_described_elsewhere),
         cmocka_unit_test(test_deallocate_query),
