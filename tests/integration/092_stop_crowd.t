@@ -65,15 +65,37 @@ sub crowd {
                             password => $PgNearTest::APP_PASSWORD, count => $n);
 }
 
+# The server's processes (its backends, the postmaster's children).
+sub server_processes {
+    my $pid = PgNearTest::_postmaster_pid($us->{datadir}) or return -1;
+    my $n = 0;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next; # gone meanwhile
+        my $line = <$fh> // '';
+        $n++ if $line =~ /^\d+ \(.*\) \S (\d+)/ && $1 == $pid;
+    }
+    return $n;
+}
+my $server_base = server_processes();
+
 sub round {
     my ($backend, $workers) = @_;
     my $what = "io_backend = $backend, workers = $workers";
+    # The last round's 2,000 backends end after it: on two cores that takes
+    # the server tens of seconds of CPU, during which a login waits for it
+    # (through pgnear past server_connect_timeout: 08001).  Each round starts
+    # on a quiet server.
+    my $left;
+    ok wait_until(sub { ($left = server_processes()) <= $server_base }, timeout => 120, interval => 0.5),
+      "$what: the server's backends of the last round have ended ($left processes)";
     my $p = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', io_backend => $backend,
                       workers => $workers, max_client_conn => $CROWD + $STAYING + 50,
                       client_login_timeout => '60s' });
     my $staying = crowd($p, $STAYING);
-    is $staying->login(deadline => 60)->{ok}, $STAYING, "$what: $STAYING sessions log in and stay";
+    my $sr = $staying->login(deadline => 60);
+    is $sr->{ok}, $STAYING, "$what: $STAYING sessions log in and stay"
+      or diag explain { %$sr, errors => $sr->{errors} };
     my $before = descriptors($p->pid);
 
     my $c = crowd($p, $CROWD);
