@@ -1362,6 +1362,8 @@ sub _write_config {
         ($ENV{PGNEAR_TEST_WORKERS} ? (workers => $ENV{PGNEAR_TEST_WORKERS}) : ()),
         # PGNEAR_TEST_LOG_FORMAT=json runs every proxy of the suite with JSON logs, each line checked
         ($ENV{PGNEAR_TEST_LOG_FORMAT} ? (log_format => $ENV{PGNEAR_TEST_LOG_FORMAT}) : ()),
+        # PGNEAR_TEST_IO_BACKEND=epoll|io_uring runs every proxy of the suite with that backend
+        ($ENV{PGNEAR_TEST_IO_BACKEND} ? (io_backend => $ENV{PGNEAR_TEST_IO_BACKEND}) : ()),
     );
     my %s = %{ $self->{settings} };
     my @lines;
@@ -2221,6 +2223,7 @@ PgNearTest - integration-test harness for pgnear (real PostgreSQL servers, TAP)
   PGNEAR_TEST_KEEP  keep the temp root (/tmp/pgnear-test-*) for inspection
   PGNEAR_TEST_NO_IPV6  behave as if ::1 were unavailable
   PGNEAR_TEST_WORKERS  run every pgnear with this many event-loop threads
+  PGNEAR_TEST_IO_BACKEND  run every pgnear with this io_backend (epoll, io_uring)
 
 Loading the module deletes every PG* libpq variable from %ENV and sets
 LC_ALL=C.UTF-8, so that tools behave the same everywhere.
