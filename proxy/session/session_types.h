@@ -164,7 +164,10 @@ struct session {
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    struct txn_settings *txn_set; /* its settings, following it (txn_settings.h); NULL: not */
+    /* Its settings follow it (txn_settings.h); txn_set: what it changed, NULL until it changes one.
+     */
+    bool txn_settings_follow;
+    struct txn_settings *txn_set;
     bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
     /*
      * Its last transaction's host, when that ended, and the host's run

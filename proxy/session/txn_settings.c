@@ -41,7 +41,6 @@ struct txn_settings {
     unsigned reads;            /* state queries sent for this read */
     bool canceled;             /* the last one was canceled (57014): asked again */
     bool failed;
-    struct pg_error error; /* the replay's refusal, told to the client */
     txn_settings_read_done read_done;
 };
 
@@ -53,10 +52,23 @@ static struct txn_settings *ts_of(const struct session *s)
     return s->txn_set;
 }
 
+/*
+ * The record, made at the session's first change: a client that never
+ * sets anything (most of an idle crowd) carries none.  NULL when out of
+ * memory: the session keeps its connection from then on instead.
+ */
+static struct txn_settings *ts_made(struct session *s)
+{
+    if (s->txn_set == NULL && s->txn_settings_follow && s->pinned == NULL &&
+        (s->txn_set = calloc(1, sizeof(*s->txn_set))) == NULL)
+        s->pinned = "out of memory";
+    return s->txn_set;
+}
+
 int txn_settings_start(struct session *s)
 {
-    s->txn_set = calloc(1, sizeof(*s->txn_set));
-    return s->txn_set != NULL ? 0 : -1;
+    s->txn_settings_follow = true;
+    return 0;
 }
 
 void txn_settings_end(struct session *s)
@@ -74,14 +86,14 @@ void txn_settings_end(struct session *s)
 
 bool txn_settings_on(const struct session *s)
 {
-    return ts_of(s) != NULL;
+    return s->txn_settings_follow;
 }
 
 void txn_settings_parsed(struct session *s, bool named, bool changes)
 {
-    struct txn_settings *t = ts_of(s);
+    struct txn_settings *t = changes ? ts_made(s) : ts_of(s);
     if (t == NULL)
-        return;
+        return; /* nothing changed yet, or pinned */
     if (named)
         t->named_changes |= changes;
     else
@@ -102,7 +114,7 @@ void txn_settings_bound(struct session *s, const uint8_t *body, uint32_t blen)
 
 void txn_settings_touched(struct session *s)
 {
-    struct txn_settings *t = ts_of(s);
+    struct txn_settings *t = ts_made(s);
     if (t != NULL && t->step != TXN_SETTINGS_READING) /* its own answers are not the client's */
         t->dirty = t->on_conn = true;
 }
@@ -263,10 +275,11 @@ static int ts_pipelined_message(struct session *s, char type, const uint8_t *bod
 {
     struct txn_settings *t = ts_of(s);
     if (type == 'E') {
-        pg_error_from_report(&t->error, body, len);
+        struct pg_error error;
+        pg_error_from_report(&error, body, len);
         t->step = TXN_SETTINGS_IDLE;
         slog_info(s, "its settings could not be applied to its next server connection");
-        session_fail(s, &t->error); /* the server's words; it skips the client's up to a Sync */
+        session_fail(s, &error); /* the server's words; it skips the client's up to a Sync */
         return MSG_STOP;
     }
     if (type != 'Z')

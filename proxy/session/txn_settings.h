@@ -48,7 +48,7 @@ typedef void (*txn_settings_go)(struct session *s);
 /* The read is done: why (static text) the client must be pinned, or NULL. */
 typedef void (*txn_settings_read_done)(struct session *s, const char *why);
 
-/* Settings follow this session from now on (0), or -1: out of memory. */
+/* Settings follow this session from now on (0); its record is made at its first change. */
 int txn_settings_start(struct session *s);
 
 /* The session ends: its record goes. */
