@@ -26,7 +26,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "protocol/utf8.h"
+#include "protocol/json_out.h"
 
 #include "proxy/admin/snapshot.h"
 #include "proxy/base/config.h"
@@ -41,28 +41,10 @@ struct probe {
     struct event *late;
 };
 
-/* A JSON string: quotes, backslashes and control bytes escaped; ill-formed UTF-8 as U+FFFD. */
+/* A JSON string (json_out.h: escaped, ill-formed UTF-8 as U+FFFD). */
 static void put_json_string(struct evbuffer *out, const char *s)
 {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t n = strlen(s);
-    evbuffer_add(out, "\"", 1);
-    while (n > 0) {
-        size_t len = utf8_seq_len(p, n);
-        if (len == 0) {
-            evbuffer_add(out, "\\ufffd", 6);
-            len = 1;
-        } else if (*p == '"' || *p == '\\') {
-            evbuffer_add_printf(out, "\\%c", *p);
-        } else if (*p < 0x20) {
-            evbuffer_add_printf(out, "\\u%04x", *p);
-        } else {
-            evbuffer_add(out, p, len);
-        }
-        p += len;
-        n -= len;
-    }
-    evbuffer_add(out, "\"", 1);
+    json_out_add(out, s, strlen(s), 0);
 }
 
 /* The index past the last host of the region whose first host is at i (hosts come grouped). */

@@ -9,9 +9,9 @@
  * filled its part, so nothing here reads another loop's memory.  It holds
  * only what SHOW shows — regions, their location and hosts' health, the
  * callers' places, counters — and never a password or a conninfo.  Every
- * string is JSON-escaped here (with <, > and & as \u escapes) and set as
- * text, never as markup, by the page: a region's name comes from the
- * configuration, a city from a client.
+ * string is JSON-escaped by protocol/json_out.c (with <, > and & as \u
+ * escapes too) and set as text, never as markup, by the page: a region's
+ * name comes from the configuration, a city from a client.
  */
 #include "proxy/admin/status_page.h"
 
@@ -21,6 +21,8 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
+
+#include "protocol/json_out.h"
 
 #include "proxy/admin/latency_report.h"
 #include "proxy/admin/snapshot.h"
@@ -38,19 +40,10 @@ struct status_wait {
     struct evhttp_request *req;
 };
 
-/* A JSON string: quotes, backslash and controls escaped, and <, >, & too (inert in any HTML). */
+/* A JSON string, with <, > and & escaped too (json_out.h: inert in any HTML). */
 static void put_str(struct evbuffer *out, const char *s)
 {
-    evbuffer_add(out, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\')
-            evbuffer_add_printf(out, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f || *p == '<' || *p == '>' || *p == '&')
-            evbuffer_add_printf(out, "\\u%04x", *p);
-        else
-            evbuffer_add(out, p, 1);
-    }
-    evbuffer_add(out, "\"", 1);
+    json_out_add(out, s, strlen(s), JSON_OUT_HTML);
 }
 
 /* "key": "value" with a leading comma unless first. */

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "protocol/clock.h"
-#include "protocol/utf8.h"
+#include "protocol/json_out.h"
 #include "proxy/base/log_syslog.h"
 
 static struct {
@@ -128,52 +128,6 @@ void log_set_thread_worker(int index)
     log_thread_worker = index;
 }
 
-/* One escape of a byte below 0x20: the short form JSON has for it, else \u00XX. */
-static size_t json_control(char *out, unsigned char c)
-{
-    static const char hex[] = "0123456789abcdef";
-    const char *shortcut = c == '\b'   ? "\\b"
-                           : c == '\f' ? "\\f"
-                           : c == '\n' ? "\\n"
-                           : c == '\r' ? "\\r"
-                           : c == '\t' ? "\\t"
-                                       : NULL;
-    if (shortcut != NULL) {
-        memcpy(out, shortcut, 2);
-        return 2;
-    }
-    memcpy(out, "\\u00", 4);
-    out[4] = hex[c >> 4];
-    out[5] = hex[c & 15];
-    return 6;
-}
-
-size_t log_json_escape(char *out, size_t cap, const char *text, size_t len)
-{
-    const uint8_t *t = (const uint8_t *)text;
-    size_t n = 0;
-    for (size_t i = 0; i < len;) {
-        char piece[8];
-        size_t plen, used;
-        if (t[i] < 0x20) {
-            plen = json_control(piece, t[i]), used = 1;
-        } else if (t[i] == '"' || t[i] == '\\') {
-            piece[0] = '\\', piece[1] = (char)t[i], plen = 2, used = 1;
-        } else if ((used = utf8_seq_len(t + i, len - i)) == 0) {
-            memcpy(piece, "\xEF\xBF\xBD", 3), plen = 3, used = 1; /* U+FFFD */
-        } else {
-            memcpy(piece, t + i, used), plen = used;
-        }
-        if (n + plen >= cap)
-            break;
-        memcpy(out + n, piece, plen);
-        n += plen;
-        i += used;
-    }
-    out[n] = '\0';
-    return n;
-}
-
 /* A piece of a record appended to buf (cap bytes) at *len; left out whole when it does not fit. */
 static void rec_put(char *buf, size_t cap, size_t *len, const char *piece)
 {
@@ -192,7 +146,7 @@ static void rec_put_string(char *buf, size_t cap, size_t *len, const char *key, 
     rec_put(buf, cap, len, ",\"");
     rec_put(buf, cap, len, key);
     rec_put(buf, cap, len, "\":\"");
-    *len += log_json_escape(buf + *len, cap - *len - 2, value, strlen(value));
+    *len += json_out_escape(buf + *len, cap - *len - 2, value, strlen(value), 0);
     rec_put(buf, cap, len, "\"");
 }
 
@@ -229,7 +183,7 @@ static size_t log_json_record(char *rec, size_t cap, enum log_level level,
     }
     rec_put(rec, cap, &len, ",\"message\":\"");
     /* Room for the closing quote and brace whatever the message. */
-    len += log_json_escape(rec + len, cap - len - 2, msg, msglen);
+    len += json_out_escape(rec + len, cap - len - 2, msg, msglen, 0);
     rec[len++] = '"';
     rec[len++] = '}';
     return len;

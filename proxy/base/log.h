@@ -59,15 +59,6 @@ void log_vat(enum log_level level, const struct log_fields *f, const char *fmt, 
     __attribute__((format(printf, 3, 0)));
 
 /*
- * text[0 .. len) as the inside of a JSON string into out (cap bytes, cap >
- * 0, always NUL-terminated): '"', '\\' and the control characters escaped,
- * each byte that is not well-formed UTF-8 written as U+FFFD.  Stops before
- * a character or escape that would not fit whole; returns the length
- * written.  No allocation.
- */
-size_t log_json_escape(char *out, size_t cap, const char *text, size_t len);
-
-/*
  * A notice or warning a server sent to one of pgnear's own connections,
  * as libpq words it, logged as "what: NOTICE: ..." (what: a C string, the
  * connection's purpose); the hook of libpq's notice processor, so that
