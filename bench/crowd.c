@@ -21,12 +21,14 @@
  * Measured: the login rate (clients logged in and answered over the time
  * from the first connect() to the last answer); with --pid, the growth of
  * that process's Rss and Pss (/proc/PID/smaps_rollup) over the crowd,
- * read before it and after --hold, a client; the kernel's socket memory
- * apart (the TCP and sock_inode_cache slabs from /proc/slabinfo, both
- * ends of every connection, and the pages /proc/net/sockstat counts in
- * socket buffers), kernel-wide; and a probe client's login and `SELECT 1`
- * every --probe-ms, started on schedule whether the last has answered or
- * not, p50/p99/max while the crowd builds and while it holds.
+ * read before it and after --hold, a client, and its CPU (utime + stime,
+ * /proc/PID/stat) a login while the crowd builds and while it holds; the
+ * kernel's socket memory apart (the TCP and sock_inode_cache slabs from
+ * /proc/slabinfo, both ends of every connection, and the pages
+ * /proc/net/sockstat counts in socket buffers), kernel-wide; and a probe
+ * client's login and `SELECT 1` every --probe-ms, started on schedule
+ * whether the last has answered or not, p50/p99/max while the crowd
+ * builds and while it holds.
  *
  * One libevent loop a process, a bufferevent a client.  The crowd is
  * split over child processes (crowd_members.c) when it passes one
@@ -269,6 +271,7 @@ static void built(struct run *r)
     size_t ok, failed, gone;
 
     r->res.t_built = crowd_now();
+    crowd_mem_read(&r->res.built, r->o.pid);
     r->phase = PHASE_HOLD;
     kids_counts(r, &ok, &failed, &gone);
     fprintf(stderr, "crowd: %zu logged in, %zu failed in %.2f s; holding %g s\n", ok, failed,

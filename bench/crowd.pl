@@ -15,6 +15,8 @@
 # process, so a second crowd in the same one would show less), one crowd:
 #   login rate      clients logged in and answered, a second, from the first
 #                   connect() to the last answer (--window logins in flight)
+#   CPU             the proxy's utime + stime (/proc/PID/stat, all threads)
+#                   a login and its `SELECT 1`, and over the whole hold
 #   Rss, Pss        the proxy's growth over the crowd, KiB a client
 #                   (/proc/PID/smaps_rollup before the crowd and after --hold)
 #   slabs           the kernel's TCP socket slabs (TCP, sock_inode_cache),
@@ -131,6 +133,8 @@ if (defined $opt{json}) {
 my @rows = (
     ['logged in (least)',       sub { $_[0]{logged_in} }, 'least'],
     ['login rate, a second',    sub { $_[0]{login_rate} }, '%.0f'],
+    ['CPU ms a login',          sub { $_[0]{cpu_ms_per_login} }, '%.3f'],
+    ['CPU ms while holding',    sub { $_[0]{cpu_ms_holding} }, '%.0f'],
     ['Rss KiB a client',        sub { $_[0]{rss_kib_per_client} }, '%.2f'],
     ['Pss KiB a client',        sub { $_[0]{pss_kib_per_client} }, '%.2f'],
     ['TCP slabs KiB a client',  sub { $_[0]{slab_kib_per_client} }, '%.2f'],

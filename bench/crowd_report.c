@@ -72,11 +72,34 @@ static void read_slab(struct crowd_mem *m)
         m->slab_kib = bytes / 1024;
 }
 
+/* utime and stime, the 14th and 15th fields, counted after the command's closing parenthesis. */
+static void read_cpu(struct crowd_mem *m, long pid)
+{
+    char path[64], line[1024];
+    unsigned long long utime, stime;
+    FILE *f;
+    char *p;
+    long ticks = sysconf(_SC_CLK_TCK);
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    p = fgets(line, sizeof(line), f) != NULL ? strrchr(line, ')') : NULL;
+    if (p != NULL && ticks > 0 &&
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) ==
+            2)
+        m->cpu_s = (double)(utime + stime) / (double)ticks;
+    fclose(f);
+}
+
 void crowd_mem_read(struct crowd_mem *m, long pid)
 {
-    *m = (struct crowd_mem){-1, -1, -1, -1, -1};
-    if (pid > 0)
+    *m = (struct crowd_mem){-1, -1, -1, -1, -1, -1};
+    if (pid > 0) {
         read_smaps(m, pid);
+        read_cpu(m, pid);
+    }
     read_sockstat(m);
     read_slab(m);
 }
@@ -195,6 +218,17 @@ static void json_growth(const char *name, long before, long after, size_t ok)
     json_num(key, have && ok > 0 ? (double)(after - before) / (double)ok : 0, have && ok > 0);
 }
 
+/* The --pid process's CPU: a login (and its `SELECT 1`) while building, and while holding. */
+static void json_cpu(const struct crowd_result *r)
+{
+    int build = r->before.cpu_s >= 0 && r->built.cpu_s >= 0 && r->ok > 0;
+    int hold = r->built.cpu_s >= 0 && r->after.cpu_s >= 0;
+
+    json_num("cpu_ms_per_login",
+             build ? (r->built.cpu_s - r->before.cpu_s) * 1000 / (double)r->ok : 0, build);
+    json_num("cpu_ms_holding", hold ? (r->after.cpu_s - r->built.cpu_s) * 1000 : 0, hold);
+}
+
 static long ports_per_source(void)
 {
     FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
@@ -266,6 +300,7 @@ static void json_tail(struct crowd_result *r)
     char limit[256];
     const char *why = limit_of(r, limit, sizeof(limit));
 
+    json_cpu(r);
     json_growth("rss_kib", r->before.rss_kib, r->after.rss_kib, r->ok);
     json_growth("pss_kib", r->before.pss_kib, r->after.pss_kib, r->ok);
     json_growth("slab_kib", r->before.slab_kib, r->after.slab_kib, r->ok);
@@ -316,6 +351,10 @@ static void summary(const struct crowd_result *r)
                 (double)(r->after.rss_kib - r->before.rss_kib) / ok,
                 r->after.pss_kib - r->before.pss_kib,
                 (double)(r->after.pss_kib - r->before.pss_kib) / ok);
+    if (r->before.cpu_s >= 0 && r->built.cpu_s >= 0 && r->after.cpu_s >= 0)
+        fprintf(stderr, "crowd: pid %ld: CPU %.3f ms a login, %.0f ms while holding\n", r->pid,
+                (r->built.cpu_s - r->before.cpu_s) * 1000 / ok,
+                (r->after.cpu_s - r->built.cpu_s) * 1000);
     if (r->before.slab_kib >= 0 && r->after.slab_kib >= 0)
         fprintf(stderr,
                 "crowd: kernel TCP socket slabs %+ld KiB (%.2f KiB a client, both ends), "

@@ -14,12 +14,13 @@ enum { PHASE_BUILD = 0, PHASE_HOLD = 1, PHASE_OVER = 2 };
 
 #define CROWD_MAX_CODES 32
 
-/* One reading; a field is -1 where it could not be read. */
+/* One reading; a field is negative where it could not be read. */
 struct crowd_mem {
     long rss_kib, pss_kib; /* the --pid process, /proc/PID/smaps_rollup */
     long sock_pages;       /* /proc/net/sockstat TCP mem: pages in TCP socket buffers */
     long tcp_inuse;        /* /proc/net/sockstat TCP inuse */
     long slab_kib;         /* /proc/slabinfo: TCP + sock_inode_cache, active objects */
+    double cpu_s;          /* the --pid process's utime + stime, all threads (/proc/PID/stat) */
 };
 
 struct crowd_probes {
@@ -43,7 +44,7 @@ struct crowd_result {
     enum crowd_auth auth;
     double derive_ms, hold_s;
     double t_start, t_built;
-    struct crowd_mem before, after;
+    struct crowd_mem before, built, after; /* before the crowd, once built, after holding */
     struct crowd_probes probes[2];
     struct crowd_code codes[CROWD_MAX_CODES];
     size_t ncodes;

@@ -4,9 +4,10 @@
 #    pgnear (transaction pooling over 20), in two crowd processes from four
 #    loopback source addresses, run `SELECT 1` and hold; then the same
 #    against PgBouncer where it is installed.  Each crowd's JSON has every
-#    client logged in, a login rate, a positive finite growth of the
-#    proxy's Rss and Pss a client, and probes answered with p50 <= p99 <=
-#    max, while the crowd builds and while it holds; the table is printed.
+#    client logged in, a login rate, the proxy's CPU a login, a positive
+#    finite growth of its Rss and Pss a client, and probes answered with
+#    p50 <= p99 <= max, while the crowd builds and while it holds; the
+#    table is printed.
 #  - What stops a crowd is said: against a pgnear whose max_client_conn is
 #    40, a crowd of 60 has 40 logged in, the rest refused with 53300, and
 #    "limit" names it; the client exits 1 with its report.
@@ -50,6 +51,8 @@ for my $name (@targets) {
     is($r->{sources}, 4, "$name: from four source addresses");
     ok(finite_positive($r->{login_rate}), "$name: a login rate ($r->{login_rate} a second)");
     ok(finite_positive($r->{derive_ms}), "$name: the keys derived once ($r->{derive_ms} ms)");
+    ok(finite_positive($r->{cpu_ms_per_login}), "$name: its CPU a login ($r->{cpu_ms_per_login} ms)");
+    ok(defined $r->{cpu_ms_holding}, "$name: its CPU while the crowd holds ($r->{cpu_ms_holding} ms)");
     for my $m ('rss_kib', 'pss_kib') {
         ok(finite_positive($r->{"${m}_per_client"}), "$name: $m a client, positive and finite")
           or diag("$m before $r->{\"${m}_before\"}, after $r->{\"${m}_after\"}");
