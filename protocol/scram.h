@@ -90,6 +90,14 @@ int scram_parse_verifier(const char *text, size_t len, struct scram_verifier *ou
 int scram_make_verifier(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
                         struct scram_verifier *out);
 
+/*
+ * The same from one PBKDF2 run, with the ClientKey that a client logging
+ * in with the password proves it holds (scram_client_init's client_key):
+ * a client that logs in many times with one password derives it once.
+ */
+int scram_derive_keys(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
+                      uint8_t client_key[SCRAM_KEY_LEN], struct scram_verifier *out);
+
 /* Back to the text form; SCRAM_ENOSPACE if cap is too small. */
 int scram_format_verifier(const struct scram_verifier *v, char *out, size_t cap);
 
@@ -190,6 +198,14 @@ int scram_client_first(struct scram_client *c, char *out, size_t cap, size_t *ou
  */
 int scram_client_handle_first(struct scram_client *c, const uint8_t *server_first, size_t len,
                               char *out, size_t cap, size_t *outlen);
+
+/*
+ * The salt and iteration count a server-first-message announces, read
+ * without an exchange: a client that holds only a password learns from
+ * them what to derive (scram_derive_keys).  SCRAM_EPROTO when malformed.
+ */
+int scram_client_read_secret(const uint8_t *server_first, size_t len,
+                             uint8_t salt[SCRAM_MAX_SALT_LEN], size_t *salt_len, int *iterations);
 
 /* Verifies the server signature; "e=" gives SCRAM_EAUTH. */
 int scram_client_handle_final(struct scram_client *c, const uint8_t *server_final, size_t len);

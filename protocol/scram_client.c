@@ -106,21 +106,43 @@ int scram_client_first(struct scram_client *c, char *out, size_t cap, size_t *ou
     return SCRAM_OK;
 }
 
-/* Splits server-first-message into nonce, salt and iteration fields. */
-static int client_parse_server_first(struct scram_client *c, const uint8_t *msg, size_t len,
-                                     struct slice *nonce, struct slice *salt, struct slice *iter)
+/* "r=" nonce ",s=" salt ",i=" iterations, and nothing after; false when not so. */
+static bool split_server_first(const uint8_t *msg, size_t len, struct slice *nonce,
+                               struct slice *salt, struct slice *iter)
 {
     struct cursor cur;
 
     scram_cur_init(&cur, msg, len);
-    if (scram_cur_peek(&cur) == 'm')
+    return scram_cur_attr(&cur, 'r', nonce) && scram_cur_accept(&cur, ',') &&
+           scram_cur_attr(&cur, 's', salt) && scram_cur_accept(&cur, ',') &&
+           scram_cur_attr(&cur, 'i', iter) && scram_cur_end(&cur);
+}
+
+/* Splits server-first-message into nonce, salt and iteration fields. */
+static int client_parse_server_first(struct scram_client *c, const uint8_t *msg, size_t len,
+                                     struct slice *nonce, struct slice *salt, struct slice *iter)
+{
+    if (len > 0 && msg[0] == 'm')
         return client_fail(c, SCRAM_EPROTO,
                            "The server requires an unsupported SCRAM "
                            "extension.");
-    if (!scram_cur_attr(&cur, 'r', nonce) || !scram_cur_accept(&cur, ',') ||
-        !scram_cur_attr(&cur, 's', salt) || !scram_cur_accept(&cur, ',') ||
-        !scram_cur_attr(&cur, 'i', iter) || !scram_cur_end(&cur))
+    if (!split_server_first(msg, len, nonce, salt, iter))
         return client_fail(c, SCRAM_EPROTO, "Malformed SCRAM server-first-message.");
+    return SCRAM_OK;
+}
+
+int scram_client_read_secret(const uint8_t *server_first, size_t len,
+                             uint8_t salt[SCRAM_MAX_SALT_LEN], size_t *salt_len, int *iterations)
+{
+    struct slice nonce, s, iter;
+
+    if (server_first == NULL || salt == NULL || salt_len == NULL || iterations == NULL ||
+        scram_has_nul(server_first, len) ||
+        !split_server_first(server_first, len, &nonce, &s, &iter))
+        return SCRAM_EPROTO;
+    if (!scram_b64_decode(s, salt, SCRAM_MAX_SALT_LEN, salt_len) || *salt_len == 0 ||
+        !scram_parse_positive_int(iter, iterations))
+        return SCRAM_EPROTO;
     return SCRAM_OK;
 }
 

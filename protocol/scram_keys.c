@@ -154,15 +154,14 @@ bool scram_password_usable(const char *password, size_t *len)
     return true;
 }
 
-int scram_make_verifier(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
-                        struct scram_verifier *out)
+int scram_derive_keys(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
+                      uint8_t client_key[SCRAM_KEY_LEN], struct scram_verifier *out)
 {
     uint8_t salted[SCRAM_KEY_LEN];
-    uint8_t client_key[SCRAM_KEY_LEN];
     size_t pwlen;
     bool ok;
 
-    if (password == NULL || salt == NULL || out == NULL || salt_len == 0 ||
+    if (password == NULL || salt == NULL || client_key == NULL || out == NULL || salt_len == 0 ||
         salt_len > SCRAM_MAX_SALT_LEN || iterations <= 0 ||
         !scram_password_usable(password, &pwlen))
         return SCRAM_EFORMAT;
@@ -173,8 +172,8 @@ int scram_make_verifier(const char *password, const uint8_t *salt, size_t salt_l
          scram_sha256(client_key, SCRAM_KEY_LEN, out->stored_key) &&
          scram_hmac_sha256_str(salted, SCRAM_KEY_LEN, "Server Key", out->server_key);
     OPENSSL_cleanse(salted, sizeof(salted));
-    OPENSSL_cleanse(client_key, sizeof(client_key));
     if (!ok) {
+        OPENSSL_cleanse(client_key, SCRAM_KEY_LEN);
         OPENSSL_cleanse(out, sizeof(*out));
         return SCRAM_EINTERNAL;
     }
@@ -182,6 +181,16 @@ int scram_make_verifier(const char *password, const uint8_t *salt, size_t salt_l
     memcpy(out->salt, salt, salt_len);
     out->salt_len = salt_len;
     return SCRAM_OK;
+}
+
+int scram_make_verifier(const char *password, const uint8_t *salt, size_t salt_len, int iterations,
+                        struct scram_verifier *out)
+{
+    uint8_t client_key[SCRAM_KEY_LEN];
+    int rc = scram_derive_keys(password, salt, salt_len, iterations, client_key, out);
+
+    OPENSSL_cleanse(client_key, sizeof(client_key));
+    return rc;
 }
 
 int scram_format_verifier(const struct scram_verifier *v, char *out, size_t cap)

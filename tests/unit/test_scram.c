@@ -437,6 +437,84 @@ static void test_format_verifier_space(void **state)
     assert_int_equal(scram_format_verifier(&v, text, sizeof(text)), SCRAM_OK);
 }
 
+/*
+ * scram_derive_keys() gives scram_make_verifier()'s verifier and the
+ * ClientKey a password proves, which scram_client_init() accepts for it.
+ */
+static void test_derive_keys(void **state)
+{
+    struct scram_verifier made, derived, pg;
+    struct scram_client c;
+    uint8_t key[SCRAM_KEY_LEN], ref[SCRAM_KEY_LEN];
+
+    (void)state;
+    assert_int_equal(
+        scram_make_verifier(TEST_PASSWORD, test_salt, sizeof(test_salt), TEST_ITERATIONS, &made),
+        SCRAM_OK);
+    assert_int_equal(scram_derive_keys(TEST_PASSWORD, test_salt, sizeof(test_salt), TEST_ITERATIONS,
+                                       key, &derived),
+                     SCRAM_OK);
+    assert_memory_equal(&made, &derived, sizeof(made));
+    ref_client_key(TEST_PASSWORD, test_salt, sizeof(test_salt), TEST_ITERATIONS, ref);
+    assert_memory_equal(key, ref, SCRAM_KEY_LEN);
+    assert_int_equal(scram_client_init(&c, key, &derived, NULL, 0), SCRAM_OK);
+    scram_client_cleanup(&c);
+    /* PostgreSQL's own verifier of PG_PASSWORD */
+    assert_int_equal(scram_parse_verifier(PG_VERIFIER, strlen(PG_VERIFIER), &pg), SCRAM_OK);
+    assert_int_equal(
+        scram_derive_keys(PG_PASSWORD, pg.salt, pg.salt_len, pg.iterations, key, &derived),
+        SCRAM_OK);
+    assert_memory_equal(derived.stored_key, pg.stored_key, SCRAM_KEY_LEN);
+    assert_memory_equal(derived.server_key, pg.server_key, SCRAM_KEY_LEN);
+    assert_int_equal(scram_derive_keys("pw", test_salt, 16, 0, key, &derived), SCRAM_EFORMAT);
+    assert_int_equal(scram_derive_keys("pw", test_salt, 16, 1, NULL, &derived), SCRAM_EFORMAT);
+    assert_int_equal(scram_derive_keys("p\xc3\xa4ss", test_salt, 16, 1, key, &derived),
+                     SCRAM_EFORMAT);
+}
+
+/* The salt and iterations of a server-first-message, read without an exchange. */
+static void test_client_read_secret(void **state)
+{
+    static const char *bad[] = {
+        "",
+        "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==",
+        "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=0",
+        "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=-1",
+        "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,x=1",
+        "r=abc,s=not base64,i=4096",
+        "r=abc,s=,i=4096",
+        "s=W22ZaJ0SNY7soEsUEjb6gQ==,r=abc,i=4096",
+        "m=ext,r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+    };
+    uint8_t salt[SCRAM_MAX_SALT_LEN], want[32];
+    size_t salt_len = 0;
+    int iterations = 0;
+    char nul[] = "r=abc,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+
+    (void)state;
+    assert_int_equal(scram_client_read_secret((const uint8_t *)RFC_SERVER_FIRST,
+                                              strlen(RFC_SERVER_FIRST), salt, &salt_len,
+                                              &iterations),
+                     SCRAM_OK);
+    assert_int_equal(ref_unb64(RFC_SALT_B64, want), 16);
+    assert_int_equal(salt_len, 16);
+    assert_memory_equal(salt, want, 16);
+    assert_int_equal(iterations, 4096);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(scram_client_read_secret((const uint8_t *)bad[i], strlen(bad[i]), salt,
+                                                  &salt_len, &iterations),
+                         SCRAM_EPROTO);
+    /* the length is the message's, not a NUL: one byte short cuts the count, a NUL is refused */
+    assert_int_equal(scram_client_read_secret((const uint8_t *)nul, strlen(nul) - 1, salt,
+                                              &salt_len, &iterations),
+                     SCRAM_OK);
+    assert_int_equal(iterations, 409);
+    nul[3] = '\0';
+    assert_int_equal(scram_client_read_secret((const uint8_t *)nul, sizeof(nul) - 1, salt,
+                                              &salt_len, &iterations),
+                     SCRAM_EPROTO);
+}
+
 /* ---------------------------------------------------------------------
  * Full exchanges
  * ------------------------------------------------------------------- */
@@ -1294,6 +1372,8 @@ int main(void)
         cmocka_unit_test(test_verifier_rejects_malformed),
         cmocka_unit_test(test_make_verifier_rejects_bad_input),
         cmocka_unit_test(test_format_verifier_space),
+        cmocka_unit_test(test_derive_keys),
+        cmocka_unit_test(test_client_read_secret),
         cmocka_unit_test(test_exchange_recovers_client_key),
         cmocka_unit_test(test_exchange_postgres_verifier),
         cmocka_unit_test(test_exchange_messages_look_right),

@@ -1,0 +1,167 @@
+#!/usr/bin/perl
+# A crowd of idle clients beside PgBouncer: the project's crowd client
+# (bench/crowd, crowd.c) logs N clients in with SCRAM-SHA-256 from many
+# loopback source addresses, runs `SELECT 1` on each and holds them idle,
+# through pgnear and through PgBouncer configured alike (transaction
+# pooling over pool_size server connections, SCRAM from an auth_file, no
+# TLS), and prints what each proxy paid side by side:
+#
+#   bench/crowd.pl [--clients 2000] [--hold 5] [--rounds 1] [--pool_size 20]
+#                  [--workers 1] [--window 100] [--per-source 10000] [--procs K]
+#                  [--only pgnear,pgbouncer] [--baseline path/to/older/pgnear]
+#                  [--json FILE] [--smoke]
+#
+# For each round and target a fresh proxy (freed memory stays in a
+# process, so a second crowd in the same one would show less), one crowd:
+#   login rate      clients logged in and answered, a second, from the first
+#                   connect() to the last answer (--window logins in flight)
+#   CPU             the proxy's utime + stime (/proc/PID/stat, all threads)
+#                   a login and its `SELECT 1`, and over the whole hold
+#   Rss, Pss        the proxy's growth over the crowd, KiB a client
+#                   (/proc/PID/smaps_rollup before the crowd and after --hold)
+#   slabs           the kernel's TCP socket slabs (TCP, sock_inode_cache),
+#                   KiB a client, kernel-wide: both ends of each connection
+#                   and the proxy's side alike for both targets
+#   probe           a new client's login and `SELECT 1` every 100 ms, while
+#                   the crowd builds and while it holds: p50 / p99 / max ms
+# Medians of the rounds.  --json FILE writes every crowd's JSON object
+# ({target => [runs]}).  --procs K: the crowd client in K processes at
+# least.  --smoke: 2,000 clients, --hold 2, one round, in two processes
+# from four source addresses, PgBouncer only where it is installed
+# (tests/integration/311_crowd_smoke.t).
+#
+# Needs build/pgnear (or $PGNEAR), the crowd client next to it
+# (build/bench/crowd: `make bench/crowd` in the build directory, or
+# $CROWD), PgBouncer (scripts/install-deps.sh), and an open-file limit
+# (ulimit -n) above the clients for the proxies; the crowd client splits
+# itself over processes by its own limit.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../tests/lib";
+use File::Basename qw(dirname);
+use Getopt::Long;
+use JSON::PP ();
+use PgNearTest;
+use PgNearBouncer;
+
+$| = 1;
+my %opt = (clients => 2000, hold => 5, rounds => 1, pool_size => 20, workers => 1, window => 100,
+           'per-source' => 10000, only => 'pgnear,pgbouncer');
+GetOptions(\%opt, 'clients=i', 'hold=f', 'rounds=i', 'pool_size=i', 'workers=i', 'window=i',
+           'per-source=i', 'procs=i', 'only=s', 'baseline=s', 'json=s', 'smoke') or die "bad options\n";
+$ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
+die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
+my $crowd = $ENV{CROWD} // dirname($ENV{PGNEAR}) . '/bench/crowd';
+die "no crowd client at $crowd: make bench/crowd in the build directory\n" unless -x $crowd;
+die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
+my $have_bouncer = eval { PgNearTest::require_tool('pgbouncer') } ? 1 : 0;
+# The smoke run also takes the crowd client's less trodden paths: two processes, four sources.
+if ($opt{smoke}) {
+    %opt = (%opt, clients => 2000, hold => 2, rounds => 1, procs => 2, 'per-source' => 500);
+    $opt{only} = join ',', grep { $_ ne 'pgbouncer' || $have_bouncer } split /,/, $opt{only};
+}
+my @targets = split /,/, $opt{only};
+push @targets, 'baseline' if defined $opt{baseline};
+for (@targets) { die "--only: pgnear or pgbouncer, not $_\n" unless /^(pgnear|pgbouncer|baseline)$/ }
+die "pgbouncer is not installed (scripts/install-deps.sh)\n" if grep({ $_ eq 'pgbouncer' } @targets) && !$have_bouncer;
+
+my $pg = PgNearTest::Cluster->new(name => 'crowd', location => '39.04, -77.49',
+    conf => { max_connections => 2 * $opt{pool_size} + 30 });
+my $verifier = $pg->scram_verifier($PgNearTest::APP_USER);
+my $dir = tmpdir(name => 'crowd', mode => 0755);
+write_file("$dir/userlist.txt", qq{"$PgNearTest::APP_USER" "$verifier"\n}, mode => 0644);
+my $max_client_conn = $opt{clients} + 100;
+
+# A fresh proxy: [port, pid, stop].
+sub start_target {
+    my ($name) = @_;
+    if ($name eq 'pgbouncer') {
+        my $b = PgNearBouncer->new(
+            pool_mode => 'transaction',
+            databases => { $PgNearTest::APP_DB => 'host=127.0.0.1 port=' . $pg->port . " dbname=$PgNearTest::APP_DB" },
+            users => { $PgNearTest::APP_USER => $verifier },
+            settings => { default_pool_size => $opt{pool_size}, max_client_conn => $max_client_conn,
+                          server_tls_sslmode => 'disable' });
+        return [$b->port, $b->pid, sub { $b->stop }];
+    }
+    my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
+        binary => $name eq 'baseline' ? $opt{baseline} : $ENV{PGNEAR},
+        settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
+                      workers => $opt{workers}, pool_mode => 'transaction',
+                      pool_size => $opt{pool_size}, max_client_conn => $max_client_conn });
+    return [$p->port, $p->pid, sub { $p->stop }];
+}
+
+# One crowd against a fresh proxy: the crowd client's JSON object, decoded.
+sub one_crowd {
+    my ($name) = @_;
+    my ($port, $pid, $stop) = @{ start_target($name) };
+    my @cmd = ($crowd, '--port', $port, '--user', $PgNearTest::APP_USER,
+               '--database', $PgNearTest::APP_DB, '--password', $PgNearTest::APP_PASSWORD,
+               '--clients', $opt{clients}, '--hold', $opt{hold}, '--pid', $pid,
+               '--window', $opt{window}, '--per-source', $opt{'per-source'}, '--label', $name,
+               ($opt{procs} ? ('--procs', $opt{procs}) : ()));
+    open(my $out, '-|', @cmd) or die "crowd: $!\n";    # its stderr goes to ours
+    my $json = do { local $/; <$out> };
+    close $out;
+    my $status = $? >> 8;
+    $stop->();
+    die "crowd against $name printed no report (exit $status)\n" if $status > 1 || !length $json;
+    return JSON::PP::decode_json($json);
+}
+
+sub median {
+    my @s = sort { $a <=> $b } grep { defined } @_;
+    return undef unless @s;
+    return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
+}
+
+my %runs;
+for my $round (1 .. $opt{rounds}) {
+    for my $name (@targets) {
+        print STDERR "# round $round: $name\n";
+        push @{ $runs{$name} }, one_crowd($name);
+    }
+}
+if (defined $opt{json}) {
+    open(my $fh, '>', $opt{json}) or die "$opt{json}: $!\n";
+    print $fh JSON::PP->new->canonical->encode(\%runs), "\n";
+    close $fh;
+}
+
+my @rows = (
+    ['logged in (least)',       sub { $_[0]{logged_in} }, 'least'],
+    ['login rate, a second',    sub { $_[0]{login_rate} }, '%.0f'],
+    ['CPU ms a login',          sub { $_[0]{cpu_ms_per_login} }, '%.3f'],
+    ['CPU ms while holding',    sub { $_[0]{cpu_ms_holding} }, '%.0f'],
+    ['Rss KiB a client',        sub { $_[0]{rss_kib_per_client} }, '%.2f'],
+    ['Pss KiB a client',        sub { $_[0]{pss_kib_per_client} }, '%.2f'],
+    ['TCP slabs KiB a client',  sub { $_[0]{slab_kib_per_client} }, '%.2f'],
+    ['probe building p50 ms',   sub { $_[0]{probe_build}{p50_ms} }, '%.1f'],
+    ['probe building p99 ms',   sub { $_[0]{probe_build}{p99_ms} }, '%.1f'],
+    ['probe building max ms',   sub { $_[0]{probe_build}{max_ms} }, '%.1f'],
+    ['probe holding p50 ms',    sub { $_[0]{probe_hold}{p50_ms} }, '%.1f'],
+    ['probe holding p99 ms',    sub { $_[0]{probe_hold}{p99_ms} }, '%.1f'],
+    ['probe holding max ms',    sub { $_[0]{probe_hold}{max_ms} }, '%.1f'],
+);
+my $cpus = () = PgNearTest::slurp_file('/proc/cpuinfo') =~ /^processor/mg;
+printf "%d clients (SCRAM, SELECT 1, then idle for %g s), %d round(s); transaction pooling over %d; "
+     . "pgnear workers %d; %d CPUs\n", $opt{clients}, $opt{hold}, $opt{rounds}, $opt{pool_size},
+     $opt{workers}, $cpus;
+printf "%-24s" . (" %12s" x @targets) . "\n", '', @targets;
+for my $row (@rows) {
+    my ($label, $get, $fmt) = @$row;
+    my @cells = map {
+        my @v = map { $get->($_) } @{ $runs{$_} };
+        $fmt eq 'least' ? (sort { $a <=> $b } @v)[0] . "/$opt{clients}"
+          : defined(median(@v)) ? sprintf($fmt, median(@v)) : '-';
+    } @targets;
+    printf "%-24s" . (" %12s" x @cells) . "\n", $label, @cells;
+}
+for my $name (@targets) {
+    for my $r (grep { defined $_->{limit} } @{ $runs{$name} }) {
+        print "$name stopped by $r->{limit}\n";
+    }
+}
+print "medians of the rounds; slabs: kernel-wide, both ends of every connection\n";

@@ -1,0 +1,94 @@
+# The crowd bench (bench/crowd.pl and its client, bench/crowd) runs and
+# reports numbers that make sense:
+#  - `crowd.pl --smoke`: 2,000 clients log in with SCRAM-SHA-256 through
+#    pgnear (transaction pooling over 20), in two crowd processes from four
+#    loopback source addresses, run `SELECT 1` and hold; then the same
+#    against PgBouncer where it is installed.  Each crowd's JSON has every
+#    client logged in, a login rate, the proxy's CPU a login, a positive
+#    finite growth of its Rss and Pss a client, and probes answered with
+#    p50 <= p99 <= max, while the crowd builds and while it holds; the
+#    table is printed.
+#  - What stops a crowd is said: against a pgnear whose max_client_conn is
+#    40, a crowd of 60 has 40 logged in, the rest refused with 53300, and
+#    "limit" names it; the client exits 1 with its report.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::RealBin/../lib";
+use Test::More;
+use JSON::PP ();
+use POSIX qw(isinf isnan);
+use PgNearTest;
+
+$SIG{PIPE} = 'IGNORE';
+my $srcdir = $ENV{PGNEAR_SRCDIR} // die "PGNEAR_SRCDIR is not set (make check sets it)\n";
+my $builddir = $ENV{PGNEAR_BUILDDIR} // die "PGNEAR_BUILDDIR is not set (make check sets it)\n";
+my $crowd = "$builddir/bench/crowd";
+die "$crowd is missing: make check (or make bench/crowd) builds it\n" unless -x $crowd;
+my $have_bouncer = eval { require_tool('pgbouncer') } ? 1 : 0;
+my $dir = tmpdir(name => 'crowd-smoke');
+
+sub finite_positive { my ($v) = @_; defined $v && !isnan($v) && !isinf($v) && $v > 0 }
+
+# ---- crowd.pl --smoke
+
+my ($rc, $out, $err) = run_cmd([$^X, "$srcdir/bench/crowd.pl", '--smoke', '--json', "$dir/crowd.json"],
+    timeout => 180, env => { CROWD => $crowd });
+is($rc, 0, 'crowd.pl --smoke ran') or diag("stdout:\n$out\nstderr:\n$err");
+note($out);
+my $runs = eval { JSON::PP::decode_json(slurp_file("$dir/crowd.json")) } // {};
+like($out, qr/^login rate, a second\s+\d+/m, 'the table has the login rate');
+
+my @targets = ('pgnear', $have_bouncer ? 'pgbouncer' : ());
+for my $name (@targets) {
+    my $r = $runs->{$name}[0];
+    ok($r, "$name: a report") or next;
+    note("$name: " . JSON::PP->new->canonical->encode($r));
+    is($r->{clients}, 2000, "$name: 2,000 clients");
+    is($r->{logged_in}, 2000, "$name: every client logged in and answered") or diag(explain($r->{errors}));
+    is($r->{auth}, 'scram-sha-256', "$name: with SCRAM-SHA-256");
+    is($r->{processes}, 2, "$name: in two processes");
+    is($r->{sources}, 4, "$name: from four source addresses");
+    ok(finite_positive($r->{login_rate}), "$name: a login rate ($r->{login_rate} a second)");
+    ok(finite_positive($r->{derive_ms}), "$name: the keys derived once ($r->{derive_ms} ms)");
+    ok(finite_positive($r->{cpu_ms_per_login}), "$name: its CPU a login ($r->{cpu_ms_per_login} ms)");
+    ok(defined $r->{cpu_ms_holding}, "$name: its CPU while the crowd holds ($r->{cpu_ms_holding} ms)");
+    for my $m ('rss_kib', 'pss_kib') {
+        ok(finite_positive($r->{"${m}_per_client"}), "$name: $m a client, positive and finite")
+          or diag("$m before $r->{\"${m}_before\"}, after $r->{\"${m}_after\"}");
+    }
+    ok(defined $r->{slab_kib_per_client}, "$name: the kernel's socket slabs apart")
+      or diag('/proc/slabinfo unreadable?');
+    for my $phase ('probe_build', 'probe_hold') {
+        my $p = $r->{$phase};
+        ok($p->{answered} > 0, "$name: $phase answered ($p->{answered} of $p->{sent})");
+        ok(defined $p->{p50_ms} && defined $p->{p99_ms} && defined $p->{max_ms}
+           && $p->{p50_ms} > 0 && $p->{p50_ms} <= $p->{p99_ms} && $p->{p99_ms} <= $p->{max_ms},
+           "$name: $phase p50 <= p99 <= max") or diag(explain($p));
+    }
+    is($r->{gone}, 0, "$name: no client lost while idle");
+    ok(!defined $r->{limit}, "$name: nothing stopped the crowd") or diag($r->{limit});
+}
+
+# ---- what stops a crowd is said
+
+my $pg = PgNearTest::Cluster->new(name => 'us-east');
+write_file("$dir/userlist.txt", qq{"app" "} . $pg->scram_verifier('app') . qq{"\n});
+my $proxy = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
+    settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
+                  pool_mode => 'transaction', pool_size => 5, max_client_conn => 40 });
+($rc, $out, $err) = run_cmd([$crowd, '--port', $proxy->port, '--user', 'app', '--database', 'movr',
+    '--password', 'app-secret', '--clients', 60, '--hold', 0.5, '--window', 10], timeout => 60);
+is($rc, 1, 'a crowd past max_client_conn exits 1') or diag($err);
+my $r = eval { JSON::PP::decode_json($out) } // {};
+note($err);
+# The probe holds a client slot while it runs; so does a login refused a moment ago.
+ok(($r->{logged_in} // 0) >= 35 && ($r->{logged_in} // 99) <= 40,
+   "at most max_client_conn logged in ($r->{logged_in})");
+is(($r->{logged_in} // 0) + ($r->{failed} // 0), 60, 'the rest failed');
+ok($r->{errors}{53300} && $r->{errors}{53300}{count} == $r->{failed}, 'refused with 53300')
+  or diag(explain($r->{errors}));
+like($r->{limit} // '', qr/^53300: .*too many clients/, 'limit names the refusal');
+ok(!defined $r->{rss_kib_per_client}, 'no --pid, no memory of a process');
+
+done_testing();
