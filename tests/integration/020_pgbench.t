@@ -288,7 +288,8 @@ if ($ring_receives) {
         my $log = $pa->log_contents;
         like $log, qr/io_backend = auto: no io_uring \($why\); sockets send through epoll/,
             "io_backend = auto, io_uring_$deny refused ($errno): the fallback and its reason are logged";
-        like $log, qr/started \(pid \d+\), 2 workers sending through epoll/,
+        # The line comes after the listeners open, which is all that new() waits for.
+        ok $pa->wait_for_log(qr/started \(pid \d+\), 2 workers sending through epoll/, timeout => 10),
             "io_backend = auto, io_uring_$deny refused ($errno): pgnear starts, sending through epoll";
         ($rc, $out, $err) = pgbench(['-M', 'extended', '-c', '4', '-j', '2', '-t', '100', '-n'],
                                     $pa->conninfo, timeout => 60);
