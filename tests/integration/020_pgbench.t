@@ -169,7 +169,7 @@ my $ring_receives = do {
 {
     my $pe = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'epoll' });
-    like $pe->log_contents, qr/started \(pid \d+\), \d+ workers? sending through epoll/,
+    ok $pe->wait_for_log(qr/started \(pid \d+\), \d+ workers? sending through epoll/),
         'io_backend = epoll: pgnear says it sends through epoll';
     for my $mode (qw(simple extended prepared)) {
         ($rc, $out, $err) = pgbench(['-M', $mode, '-c', '8', '-j', '2', '-t', '200', '-n'],
@@ -252,7 +252,7 @@ if ($ring_receives) {
 if ($ring_receives) {
     my $pu = PgNearTest::Proxy->new(regions => [$us],
         settings => { auth => 'passthrough', server_tls => 'disable', io_backend => 'io_uring' });
-    like $pu->log_contents, qr/started \(pid \d+\), \d+ workers? sending and receiving through io_uring/,
+    ok $pu->wait_for_log(qr/started \(pid \d+\), \d+ workers? sending and receiving through io_uring/),
         'io_backend = io_uring: pgnear says it sends and receives through io_uring';
     for my $load (['simple', 8], ['extended', 8], ['prepared', 8], ['simple', 1]) {
         my ($mode, $clients) = @$load;
