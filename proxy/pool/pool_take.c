@@ -104,6 +104,14 @@ static enum pool_fit pool_fit_of(struct server_conn *sc, const struct session *s
  * rest go at server_idle_timeout when the load falls, as with PgBouncer's
  * default (server_round_robin = 0).
  */
+/*
+ * A connection idle this long is looked at before it is taken: its server
+ * may have spoken meanwhile (a FATAL as it shuts down, then its end) while
+ * the loop, on a loaded machine, has not yet read it.  One that was just
+ * given back is taken as it is: the look is a system call.
+ */
+#define POOL_LOOK_AFTER_US 1000
+
 /* pool_find, with the worker's clock read (now_us). */
 static struct server_conn *pool_find_at(struct session *s, const struct region *r,
                                         const struct region_host *h, bool exact, int64_t now_us)
@@ -116,6 +124,8 @@ static struct server_conn *pool_find_at(struct session *s, const struct region *
         struct server_conn *sc = list_entry(pos, struct server_conn, node);
         if (!pool_same_place(sc, r, h) || evbuffer_get_length(sc->ep.in) > 0)
             continue; /* (part of a message from the server is still coming: not now) */
+        if (now_us - sc->idle_since >= POOL_LOOK_AFTER_US && endpoint_peer_spoke(&sc->ep))
+            continue; /* its reader reads it first (a shutdown's FATAL: it is closed) */
         enum pool_fit how = pool_fit_of(sc, s);
         if (how == FIT_NONE)
             continue;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -424,6 +425,17 @@ void endpoint_use_ring(struct endpoint *ep)
         ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
         endpoint_arm(ep);
     }
+}
+
+bool endpoint_peer_spoke(const struct endpoint *ep)
+{
+    uint8_t b;
+    if (evbuffer_get_length(ep->in) > 0 || ep->eof)
+        return true;
+    if (ep->stream.fd < 0 || (ep->rx != NULL && ep->rx->armed))
+        return false;
+    ssize_t n = recv(ep->stream.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 size_t endpoint_queued(const struct endpoint *ep)

@@ -131,6 +131,12 @@ void endpoint_use_ring(struct endpoint *ep);
 /* Bytes queued for the socket and not yet taken by it: in out, and in the ring's send. */
 size_t endpoint_queued(const struct endpoint *ep);
 /*
+ * Whether the peer sent something not yet read, or ended, as its socket
+ * says (a look, a system call): true also for bytes read and not taken.
+ * False while the ring receives for it (what came is the ring's to tell).
+ */
+bool endpoint_peer_spoke(const struct endpoint *ep);
+/*
  * on_write is to run as the ring's sends complete, not only when the
  * socket reports room: someone waits for the queued bytes to drain (a
  * paused peer, a close after the last bytes).  Under epoll it changes

@@ -312,18 +312,36 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
     }
 }
 
+static void relay_server_read(struct session *s)
+{
+    relay_read(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
+}
+
+/*
+ * An idle session's server that spoke while the loop was elsewhere (a
+ * switchover's FATAL, on a loaded machine, come before the client's next
+ * request but not yet read): its bytes are read first, so that its end
+ * moves the session before the request goes to it.  True when the client's
+ * bytes must wait (the session moves or ended).
+ */
+static bool relay_server_spoke_first(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (!relay_server_idle(s, &sc->ep) || !endpoint_peer_spoke(&sc->ep))
+        return false;
+    relay_server_read(s);
+    return s->closed || s->server_conn != sc || s->client.read_paused;
+}
+
 static void relay_client_read(struct session *s)
 {
     /* A host fenced as a former primary gets no request more (former_primary.h). */
     if (__builtin_expect(host_is_fenced(s->server_conn->host), 0) &&
         !s->w->shared->flow->server_fenced(s))
         return;
+    if (relay_server_spoke_first(s))
+        return;
     relay_read(s, &s->client, &s->server_conn->ep, FRAME_FROM_CLIENT);
-}
-
-static void relay_server_read(struct session *s)
-{
-    relay_read(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
 }
 
 static int relay_server_pump(struct session *s)

@@ -128,17 +128,26 @@ sub log_time {
 }
 
 # Member $m's last fast shutdown: when its PostgreSQL logged "received fast
-# shutdown request", when the last of its backends logged the FATAL that ended
-# it (the shutdown's, 57P01) after that, and when each did (backend pid =>
-# time); undef each when it did not.
+# shutdown request", when the last of its backends ended by the FATAL of the
+# shutdown (57P01) after that, and when each did (backend pid => time); undef
+# each when it did not.  A backend's end is its "disconnection" line
+# (log_disconnections), logged as it exits, after its FATAL went out: the
+# FATAL's own line comes before it is sent, and a backend that a loaded
+# machine keeps waiting between the two sends it that much later.
 sub shutdown_window {
     my ($m) = @_;
     my @lines = split /\n/, slurp_file($m->{log});
     my ($at) = grep { $lines[$_] =~ /received fast shutdown request/ } reverse 0 .. $#lines;
     return (undef, undef, {}) unless defined $at;
-    my @fatal = grep { /FATAL:  terminating connection due to administrator command/ } @lines[$at .. $#lines];
-    my %by_pid = map { /^\S+ \S+ UTC \[(\d+)\]/ ? ($1 => log_time($_)) : () } @fatal;
-    return (log_time($lines[$at]), log_time($fatal[-1]), \%by_pid);
+    my (%fatal, %gone);
+    for (@lines[$at .. $#lines]) {
+        my ($pid) = /^\S+ \S+ UTC \[(\d+)\]/ or next;
+        $fatal{$pid} //= log_time($_) if /FATAL:  terminating connection due to administrator command/;
+        $gone{$pid} //= log_time($_) if /LOG:  disconnection: /;
+    }
+    my %by_pid = map { ($_ => $gone{$_} // $fatal{$_}) } keys %fatal;
+    my ($last) = sort { $b <=> $a } values %by_pid;
+    return (log_time($lines[$at]), $last, \%by_pid);
 }
 
 # A switchover: each error since $t0 was for a statement sent before its

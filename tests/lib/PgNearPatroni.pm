@@ -230,6 +230,7 @@ postgresql:
     fsync: 'off'
     password_encryption: scram-sha-256
     log_line_prefix: '%m [%p] %q%u\@%d '
+    log_disconnections: 'on'
 tags:
   pgnear_region: @{[ $q->($m->{region}) ]}
 EOF
