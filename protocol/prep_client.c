@@ -69,12 +69,17 @@ static int read_bind(const uint8_t *body, size_t len, struct bind_msg *m)
 
 bool prep_client_bind_changes_settings(const struct prep_client *c, const uint8_t *body, size_t len)
 {
-    struct bind_msg m;
-    if (read_bind(body, len, &m) != PREP_OK)
+    /* Only the names: the rest is read where the Bind goes on (client_bind). */
+    struct pktreader r;
+    pkt_reader_init(&r, body, len);
+    pkt_get_cstr(&r); /* the portal */
+    const char *stmt = pkt_get_cstr(&r);
+    if (r.failed)
         return false;
+    size_t stmt_len = strlen(stmt);
     const struct prep_stmt *st = c->unnamed_spec;
-    if (m.stmt_len > 0) {
-        const struct prep_name *n = prep_name_find(c, m.stmt, m.stmt_len);
+    if (stmt_len > 0) {
+        const struct prep_name *n = prep_name_find(c, stmt, stmt_len);
         st = n != NULL ? n->spec : NULL;
     }
     return st != NULL && st->settings;

@@ -81,6 +81,14 @@ static bool pool_same_place(const struct server_conn *sc, const struct region *r
            strcmp(sc->host->name, h->name) == 0 && strcmp(sc->region->name, r->name) == 0;
 }
 
+/*
+ * A connection idle this long is looked at before it is taken: its server
+ * may have spoken meanwhile (a FATAL as it shuts down, then its end) while
+ * the loop, on a loaded machine, has not yet read it.  One that was just
+ * given back is taken as it is: the look is a system call.
+ */
+#define POOL_LOOK_AFTER_US 1000
+
 /* How sc's login fits s's: database, user, then the startup parameters. */
 static enum pool_fit pool_fit_of(struct server_conn *sc, const struct session *s)
 {
@@ -104,14 +112,6 @@ static enum pool_fit pool_fit_of(struct server_conn *sc, const struct session *s
  * rest go at server_idle_timeout when the load falls, as with PgBouncer's
  * default (server_round_robin = 0).
  */
-/*
- * A connection idle this long is looked at before it is taken: its server
- * may have spoken meanwhile (a FATAL as it shuts down, then its end) while
- * the loop, on a loaded machine, has not yet read it.  One that was just
- * given back is taken as it is: the look is a system call.
- */
-#define POOL_LOOK_AFTER_US 1000
-
 /* pool_find, with the worker's clock read (now_us). */
 static struct server_conn *pool_find_at(struct session *s, const struct region *r,
                                         const struct region_host *h, bool exact, int64_t now_us)

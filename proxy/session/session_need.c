@@ -71,7 +71,8 @@ void session_note_read(struct session *s, const struct registry_host *at)
     s->txn_read_until_ms = monotonic_ms();
     s->txn_read_downs = __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE);
     s->txn_read_started_us = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
-    s->txn_read_wall_us = (uint64_t)wall_clock_us();
+    /* Only a read before the host's first check needs it (need_read_at_same_run). */
+    s->txn_read_wall_us = s->txn_read_started_us == 0 ? (uint64_t)wall_clock_us() : 0;
 }
 
 /*

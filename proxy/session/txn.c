@@ -123,8 +123,8 @@ void txn_session_start(struct session *s)
         s->txn = &txn_hooks_carried;
     /* The client's settings follow it where the pool resets what it gives back (txn_settings.h). */
     if (mode == POOL_TRANSACTION && s->near == NULL && s->pinned == NULL &&
-        s->cfg->server_reset_query[0] != '\0' && txn_settings_start(s) != 0)
-        s->pinned = "out of memory";
+        s->cfg->server_reset_query[0] != '\0')
+        txn_settings_start(s);
 }
 
 /* The transaction's connection takes the session's waiting messages on. */

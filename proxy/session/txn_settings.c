@@ -65,10 +65,9 @@ static struct txn_settings *ts_made(struct session *s)
     return s->txn_set;
 }
 
-int txn_settings_start(struct session *s)
+void txn_settings_start(struct session *s)
 {
     s->txn_settings_follow = true;
-    return 0;
 }
 
 void txn_settings_end(struct session *s)

@@ -48,8 +48,8 @@ typedef void (*txn_settings_go)(struct session *s);
 /* The read is done: why (static text) the client must be pinned, or NULL. */
 typedef void (*txn_settings_read_done)(struct session *s, const char *why);
 
-/* Settings follow this session from now on (0); its record is made at its first change. */
-int txn_settings_start(struct session *s);
+/* Settings follow this session from now on; its record is made at its first change. */
+void txn_settings_start(struct session *s);
 
 /* The session ends: its record goes. */
 void txn_settings_end(struct session *s);
