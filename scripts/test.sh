@@ -31,11 +31,19 @@ cd "$dir"
 status=0
 make -j2 check || status=$?
 if [ "$status" -ne 0 ]; then
-    # Show what failed, with the logs of the failing tests.
-    for trs in $(find . -name '*.trs'); do
+    # What failed, compactly and last, since CI may keep only the end of
+    # the output: each failing file's "not ok" lines with the diagnostics
+    # after them, why it ended, and a short tail of its log.
+    for trs in $(find . -name '*.trs' | sort); do
         grep -q -E '^:test-result: (FAIL|ERROR)' "$trs" || continue
-        echo "==== ${trs%.trs}.log"
-        tail -n 80 "${trs%.trs}.log"
+        log=${trs%.trs}.log
+        echo "==== $log"
+        grep -E -A 4 '^not ok' "$log" | grep -v -E '^(PASS|FAIL|ERROR): ' | head -n 16
+        grep -E '^(# Looks like|ERROR: |Bail out)| at .* line [0-9]+\.$|^sanitizer report' "$log" | head -n 6
+        echo "---- the last lines of $log"
+        tail -n 6 "$log"
     done
+    echo "==== failing files:"
+    grep -l -E '^:test-result: (FAIL|ERROR)' $(find . -name '*.trs' | sort) || true
 fi
 exit "$status"

@@ -240,7 +240,7 @@ my $LOAD_BOUND = 300;
 sub writer {
     my ($city, $n) = @_;
     write_file("$dir/$city.sql", "INSERT INTO users (city, name) VALUES ('$city', 'bench');\n");
-    my $ci = $p->conninfo(dbname => 'movr', options => "-c pgnear.city=$city");
+    my $ci = $p->conninfo(dbname => 'movr', options => "-c pgnear.city=$city", application_name => "writer $city");
     my %w = (out => '', err => '');
     $w{h} = IPC::Run::start([require_tool('pgbench'), '-n', '-c', $n, '-T', $LOAD_BOUND, '-f',
                              "$dir/$city.sql", $ci], '>', \$w{out}, '2>', \$w{err});
@@ -253,11 +253,14 @@ sub ended {
     $w->{h}->finish;
     return parse_pgbench($w->{out} . $w->{err});
 }
+# The sessions a city's writer has on a server (its application_name names the city).
+sub writers_on { $_[0]->psql_admin("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'writer $_[1]'") }
 sub bench_rows { $_[0]->psql_admin("SELECT count(*) FROM users WHERE name = 'bench' AND city = '$_[1]'",
                                    dbname => 'movr') }
 my %load = (seattle => writer('seattle', 2), boston => writer('boston', 2));
-ok wait_until(sub { bench_rows($us, 'seattle') > 0 && bench_rows($us, 'boston') > 0 }, timeout => 30),
-  'both writers commit in us-east';
+ok wait_until(sub { bench_rows($us, 'seattle') > 0 && bench_rows($us, 'boston') > 0
+                   && writers_on($us, 'seattle') == 2 }, timeout => 30),
+  'both writers commit in us-east, seattle\'s two sessions there';
 
 # A client of a city on an instance.
 sub client {
@@ -304,8 +307,14 @@ my ($hold_col) = grep { $cols[$_] eq 'hold_ms' } 0 .. $#cols;
 my ($longest) = sort { $b <=> $a } map { (split /\|/)[$hold_col] } @held[1 .. $#held];
 cmp_ok $longest, '>', $gate_hold, "... the longest row's hold_ms counting from its session's hold at the gate";
 
-ok wait_until(sub { bench_rows($west, 'seattle') > bench_rows($us, 'seattle') }, timeout => 30),
-  "seattle's writer goes on in us-west";
+# Its rows are also copied to us-east, so a count there can pass one in us-west read a moment before:
+# that the writer writes in us-west is its two sessions there and the rows growing while they run.
+my $seattle1;
+ok wait_until(sub { writers_on($west, 'seattle') == 2 }, timeout => 30)
+  && ($seattle1 = bench_rows($west, 'seattle'))
+  && wait_until(sub { writers_on($west, 'seattle') == 2 && bench_rows($west, 'seattle') > $seattle1 + 20 },
+                timeout => 30),
+  "seattle's writer goes on in us-west, its two sessions there";
 my $boston1 = bench_rows($us, 'boston');
 ok wait_until(sub { bench_rows($us, 'boston') > $boston1 }, timeout => 30), "boston's in us-east";
 is one('SELECT inet_server_port()'), $west->port, 'the held seattle client is on us-west now';
