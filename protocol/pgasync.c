@@ -27,6 +27,7 @@ struct pgasync {
     bool in_callback;         /* pgasync_keep() is allowed only from the done callback */
     bool kept;                /* the owner keeps the connection after the callback */
     bool timed_out;           /* the query's timer ended it */
+    bool on_kept;             /* the query runs on a connection logged in before it */
     pgasync_closed_fn closed; /* while idle: the server went away */
     void *closed_arg;
     pgasync_notify_fn notify; /* each NotificationResponse, whenever it comes; NULL: dropped */
@@ -138,7 +139,8 @@ static void pgasync_finish(struct pgasync *q, const char *error)
             msg[--n] = '\0';
     }
     pgasync_drain_notifies(q);
-    bool answered = error != NULL && q->conn != NULL &&
+    /* A kept connection's password was asked for at its login, not now: a timeout is silence. */
+    bool answered = error != NULL && q->conn != NULL && !(q->on_kept && q->timed_out) &&
                     (PQconnectionNeedsPassword(q->conn) || PQconnectionUsedPassword(q->conn));
     q->in_callback = true;
     q->done(q->arg, error ? NULL : q->last, error ? msg : NULL, answered);
@@ -364,6 +366,7 @@ int pgasync_requery(struct pgasync *q, const char *sql, int nparams, const char 
         return -1;
     q->done = done;
     q->arg = arg;
+    q->on_kept = true;
     /* Queued here, flushed from the loop: done is never called before we return. */
     if (!pgasync_send_query(q))
         return -1;

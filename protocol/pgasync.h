@@ -21,7 +21,8 @@ struct pgasync;
  */
 /*
  * server_answered: on a failure, whether a server took part (it asked for
- * a password, or refused the one given) — up, though pgnear cannot log in.
+ * a password, or refused the one given) — up, though pgnear cannot log in;
+ * never for a timeout on a kept connection (its password was long ago).
  */
 typedef void (*pgasync_done_fn)(void *arg, const PGresult *res, const char *error,
                                 bool server_answered);

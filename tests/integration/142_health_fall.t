@@ -13,7 +13,8 @@
 # pick checks by their connection.  Last, on a connection kept between
 # checks (the default): a kept connection that is lost is replaced by a
 # fresh login without taking the host down, and a frozen server (SIGSTOP)
-# goes down at the same fall-th timeout.
+# goes down at the same fall-th timeout, a login meanwhile never told the
+# host answers other connections (its kept check's timeout is no answer).
 #
 # On a busy machine a check the relay let through may time out by itself
 # — the very thing health_check_fall is for — and spoil a phase's exact
@@ -284,7 +285,7 @@ my $relay2 = PgNearTest::Relay->new(to => $us->port);
 my $k = PgNearTest::Proxy->new(
     regions  => [{ name => 'us-east', location => $us->location, hosts => [$relay2->hostport] }],
     settings => { auth => 'passthrough', server_tls => 'disable', health_check_interval => "${INTERVAL}s",
-                  health_check_timeout => ($TIMEOUT * 1000) . 'ms' });
+                  health_check_timeout => ($TIMEOUT * 1000) . 'ms', server_connect_timeout => '2s' });
 my $KHOST = quotemeta($relay2->hostport) . ' of region us-east';
 my $check_pid = sub {
     $us->psql_admin("SELECT pid FROM pg_stat_activity WHERE application_name = '$CHECK' AND state = 'idle'");
@@ -309,10 +310,19 @@ my @frozen = ($pm, grep { parent_of($_) == $pm } map { m{/proc/(\d+)$} ? $1 : ()
 my $off = $k->log_size;
 kill 'STOP', @frozen;
 my $t0 = time;
+# A login meanwhile: nothing answers, so nothing may make the host look busy to it (the kept
+# connection's timed-out check once counted as an answer: its password was asked at its login).
+my $login = IPC::Run::start([require_tool('psql'), '-X', '-c', 'SELECT 1', $k->conninfo(connect_timeout => 20)],
+                            '>', \my $login_out, '2>', \my $login_err);
 my $down = $k->wait_for_log(qr/host $KHOST is down: health check timed out \(3 in a row/, offset => $off,
                             timeout => 3 * $INTERVAL + 5);
 my $took = time - $t0;
+sleep 2.5 - (time - $t0) if time - $t0 < 2.5; # the login's server_connect_timeout passed while frozen
+my $frozen_log = substr($k->log_contents, $off);
 kill 'CONT', @frozen;
+$login->finish;
+unlike $frozen_log, qr/answers other connections/, 'kept: while frozen, no login is told the host answers others'
+  or diag $frozen_log;
 ok $down, 'kept: a frozen server goes down at the third timeout in a row';
 cmp_ok $took, '<=', 3 * $INTERVAL + $TIMEOUT + 1, sprintf('... within 3 intervals and a timeout (%.1f s)', $took);
 like substr($k->log_contents, $off), qr/host $KHOST timed out \(1 of 3\)/, '... the first on the kept connection';
