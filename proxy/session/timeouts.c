@@ -78,6 +78,8 @@ static int64_t timeouts_deadline(const struct timeouts_state *t)
     case TIMEOUTS_QUERY:
         if (!t->canceled)
             timeouts_earliest(&d, t->query_since_ms, t->query_ms);
+        else if (t->cancel_watched) /* the server has as long again to say something */
+            timeouts_earliest(&d, t->cancel_sent_ms, t->query_ms);
         timeouts_earliest(&d, t->transaction_since_ms, t->transaction_ms);
         break;
     case TIMEOUTS_IDLE_TXN:
@@ -122,6 +124,7 @@ static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t
     if (phase == TIMEOUTS_QUERY) {
         t->query_since_ms = now;
         t->canceled = false;
+        t->cancel_watched = false;
     } else {
         t->idle_since_ms = now;
     }
@@ -236,6 +239,48 @@ static void timeouts_cancel(struct session *s)
     /* Sent to the server that runs it (not answered here): its 57014 is named on the way. */
     if (sent && !s->closed && s->server_conn == sc && sc != NULL && sc->ep.on_read == reader->read)
         endpoint_set_reader(&sc->ep, timeouts_rewrite_reader);
+    /* Sent to a server: watched until it says something (timeouts_cancel_unanswered). */
+    t->cancel_watched = sent && !s->closed && s->server_conn == sc && sc != NULL;
+    if (t->cancel_watched) {
+        t->cancel_on = sc;
+        t->cancel_bytes_in = sc->ep.bytes_in;
+        t->cancel_sent_ms = monotonic_ms();
+    }
+}
+
+/*
+ * query_timeout's cancel sent query_timeout ago.  A server that said
+ * anything since is alive (rows a slow client has not read yet keep it
+ * from seeing the cancel): looked at again later.  One that said nothing
+ * answers nobody, as a hung host or a network that drops every packet:
+ * what the request did is unknown, so the session ends as on a lost
+ * connection, and no client waits much past twice query_timeout for a
+ * server that is gone.
+ */
+static void timeouts_cancel_unanswered(struct session *s, int64_t now)
+{
+    struct timeouts_state *t = &s->timeouts;
+    const struct server_conn *sc = s->server_conn;
+    if (sc != t->cancel_on || sc == NULL) {
+        t->cancel_watched = false; /* the request left that connection: answered, or moved on */
+        return;
+    }
+    if (sc->ep.bytes_in != t->cancel_bytes_in) {
+        t->cancel_bytes_in = sc->ep.bytes_in;
+        t->cancel_sent_ms = now;
+        return;
+    }
+    slog_warn(s, "query_timeout (%d ms): the server answered nothing in %d ms after the cancel",
+              (int)t->query_ms, (int)t->query_ms);
+    struct pg_error e;
+    pg_error_set(&e, "08006",
+                 "terminating connection because the server did not answer query_timeout's cancel");
+    pg_error_detail(&e,
+                    "The request ran longer than query_timeout (%d ms), and nothing came from its "
+                    "server in the %d ms after the cancel; whether it ran is unknown.",
+                    (int)t->query_ms, (int)t->query_ms);
+    pg_error_hint(&e, "Reconnect: a new session is sent to a server that answers.");
+    session_fail(s, &e);
 }
 
 void timeouts_expired(struct session *s)
@@ -259,6 +304,9 @@ void timeouts_expired(struct session *s)
              now >= t->idle_since_ms + t->client_idle_ms)
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
+    else if (t->where == TIMEOUTS_QUERY && t->canceled && t->cancel_watched && t->query_ms > 0 &&
+             now >= t->cancel_sent_ms + t->query_ms)
+        timeouts_cancel_unanswered(s, now);
     else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&
              now >= t->query_since_ms + t->query_ms) {
         if (s->server_conn != NULL && s->server_conn->ep.writes_held)

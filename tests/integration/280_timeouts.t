@@ -14,7 +14,9 @@
 # database's); a reload changes them for sessions already open; with none
 # set (the defaults) a long pg_sleep and a long idle transaction are
 # untouched; and the same SQLSTATEs as PostgreSQL's own settings give on
-# a direct connection.
+# a direct connection.  A server that answers nothing (a stopped relay in
+# front of it): the cancel unanswered for query_timeout more ends the
+# session with 08006; one that talks on after the cancel is waited for.
 use strict;
 use warnings;
 use FindBin;
@@ -303,6 +305,43 @@ C
         $p->stop;
     }
     $late->stop;
+}
+
+# ------------------------------------------------------------ a server that answers nothing
+
+# A relay in front of the server, stopped (SIGSTOP): its kernel still takes connections and bytes,
+# nothing comes back, as from a hung host or across a network that drops every packet.  query_timeout's
+# cancel goes unanswered too: the session ends with 08006 after as long again, not left waiting.  A
+# server that keeps talking after the cancel (a statement that catches it) is alive and not ended.
+{
+    my $relay = PgNearTest::Relay->new(to => $us->port);
+    for my $mode (qw(session transaction nearest)) {
+        my $p = PgNearTest::Proxy->new(
+            regions => [{ name => 'us-east', location => $us->location, hosts => [$relay->hostport] }],
+            settings => { auth => 'scram', auth_file => $userlist, server_tls => 'disable', workers => 1,
+                          query_timeout => '1s', %{ $MODES{$mode} } });
+        my $w = login($p);
+        my ($took, $q) = timed($w, q{DO $$ BEGIN FOR i IN 1 .. 12 LOOP
+              BEGIN PERFORM pg_sleep(0.25); EXCEPTION WHEN query_canceled THEN NULL; END;
+              RAISE NOTICE 'still here %', i; END LOOP; END $$});
+        ok !$q->{error} && $took >= 2.5,
+           sprintf("$mode: a statement that catches query_timeout's cancel and goes on talking runs to its end (%.1f s)", $took)
+          or diag explain $q->{error};
+        is one($w, 'SELECT 1'), 1, "$mode: ... and the session goes on";
+        kill 'STOP', $relay->{pid};
+        my $off = $p->log_size;
+        ($took, $q) = timed($w, 'SELECT 1');
+        kill 'CONT', $relay->{pid};
+        is $q->{error}{C}, '08006', "$mode: a server that answers nothing: 08006 once query_timeout's cancel goes unanswered"
+          or diag explain $q;
+        like $q->{error}{M}, qr/did not answer query_timeout's cancel/, "$mode: ... saying so";
+        ok $took >= 1.9 && $took < 5, sprintf("$mode: ... after twice query_timeout (%.1f s)", $took);
+        ok $p->wait_for_log(qr/the server answered nothing in 1000 ms after the cancel/, offset => $off),
+           "$mode: ... and the log says so";
+        is one(login($p), 'SELECT 1'), 1, "$mode: the server answering again, a new session is served";
+        $p->stop;
+    }
+    $relay->stop;
 }
 
 # ------------------------------------------------------------ as PostgreSQL's own settings

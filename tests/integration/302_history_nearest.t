@@ -8,7 +8,8 @@
 # read-only with a fence.  One nemesis per segment: the nearest standby
 # killed (immediate stop) and started again; the nearest standby stalled
 # (its replay paused, then resumed); the nearest region drained (DRAIN),
-# then enabled and its sessions moved home (MOVE CLIENTS HOME).  Each segment: 0 lost, 0 duplicated,
+# then enabled and its sessions moved home (MOVE CLIENTS HOME); the nearest
+# region blackholed (the relay in front of it stopped), then released.  Each segment: 0 lost, 0 duplicated,
 # 0 aborted reads, and no read-your-writes, monotonic-read, monotonic-write
 # or writes-follow-reads violation where the need promises it; every
 # client answered within a bound.  PGNEAR_HISTORY_SEED replays a run.
@@ -38,12 +39,15 @@ my $auth_dir = tmpdir(name => 'history-auth');
 write_file("$auth_dir/userlist.txt", qq{"app" "} . $us->scram_verifier('app') . qq{"\n}
   . qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n});
 my $WORKERS = $ENV{PGNEAR_TEST_WORKERS} // 2;
+# eu-west is reached through a relay, which a segment stops (a blackhole).
+my $eu_relay = PgNearTest::Relay->new(to => $eu->port, lifetime => 1800);
 my @proxies = map {
     PgNearTest::Proxy->new(
-        regions  => [$us, $eu, $fra],
+        regions  => [$us, { name => 'eu-west', location => $eu->location, hosts => [$eu_relay->hostport] }, $fra],
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin', server_tls => 'disable',
                       health_check_interval => '100ms', workers => $WORKERS, pool_mode => $_,
-                      failover_wait => '2s' })
+                      failover_wait => '2s', query_timeout => '2s',
+                      health_check_timeout => '1s' })
 } qw(transaction session);
 for my $p (@proxies) {
     ok wait_until(sub { my $l = $p->log_contents; $l =~ /region eu-west is up: it is a standby/
@@ -100,6 +104,17 @@ segment('nearest region drained and moved home', sub {
     sleep $SECONDS / 3;
     $_->admin_rows('ENABLE eu-west') for @proxies;
     $_->admin_rows('MOVE CLIENTS HOME') for @proxies;
+});
+
+# The nearest region blackholed: its relay stopped, so its host takes connections and bytes and
+# answers nothing, then released.  A request waiting there ends with 08006 once query_timeout's cancel
+# goes unanswered too (no wait past twice query_timeout); the health checks take the host down, and
+# sessions logging in meanwhile go to the next region.
+segment('nearest region blackholed', sub {
+    sleep $SECONDS / 8;
+    kill 'STOP', $eu_relay->{pid};
+    sleep 12; # past the workload's end and the 10 s bound: a client left waiting there fails it
+    kill 'CONT', $eu_relay->{pid};
 });
 
 done_testing;
