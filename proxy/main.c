@@ -262,6 +262,31 @@ static void print_fd_limit(const struct config *cfg)
                                               "limit (ulimit -Hn, LimitNOFILE)");
 }
 
+/*
+ * Measured costs of an idle client (doc/performance.md, "A crowd of idle
+ * clients" and "Memory a session"), in bytes: pgnear's own under
+ * transaction pooling, plain and with client TLS; the kernel's for one TCP
+ * socket (its TCP and sock_inode_cache slabs, nothing queued).
+ */
+#define CROWD_CLIENT_BYTES     (3.7 * 1024)
+#define CROWD_TLS_CLIENT_BYTES (17.0 * 1024)
+#define CROWD_SOCKET_BYTES     (3.7 * 1024)
+
+/* What --check says a crowd of max_client_conn idle clients costs: the capacity model's numbers. */
+static void print_crowd(const struct config *cfg)
+{
+    double n = cfg->max_client_conn, mib = 1024.0 * 1024.0;
+    int per = fd_limit_per_client(cfg);
+    printf("crowd: %d idle clients need about %lld open files (%d a client%s) and about %.0f MiB "
+           "of pgnear's memory (%.1f KiB a client, %.0f with TLS%s), the kernel about %.0f MiB "
+           "more for their sockets (%.1f KiB a socket)\n",
+           cfg->max_client_conn, fd_limit_needed(cfg), per,
+           per == 1 ? ", and the pools' server connections" : ": its own and its server's",
+           n * CROWD_CLIENT_BYTES / mib, CROWD_CLIENT_BYTES / 1024, CROWD_TLS_CLIENT_BYTES / 1024,
+           per == 1 ? "" : ", its server connection's not counted",
+           n * per * CROWD_SOCKET_BYTES / mib, CROWD_SOCKET_BYTES / 1024);
+}
+
 static void check_tell_warning(const char *line, void *arg)
 {
     (void)arg;
@@ -292,6 +317,7 @@ static int run_check(const char *path)
     print_wait_notify(cfg);
     print_rollback(cfg);
     print_fd_limit(cfg);
+    print_crowd(cfg);
     print_access(cfg);
     if (cfg->cities != NULL)
         printf("city table: %zu cities from %s\n", city_table_count(cfg->cities), cfg->cities_file);

@@ -15,12 +15,38 @@
 /* The rest: log, health checks, auth_query, metrics, reload's files. */
 #define FD_SPARE 64
 
-long long fd_limit_needed(const struct config *cfg)
+/* Hosts of every region: each may have a pool, and a health check each. */
+static long long fd_limit_hosts(const struct config *cfg)
 {
     long long hosts = 0;
     for (size_t i = 0; i < cfg->regions.count; i++)
         hosts += (long long)cfg->regions.items[i].nhosts;
-    return 2LL * cfg->max_client_conn + (long long)FD_PER_WORKER * cfg->workers + hosts + FD_SPARE;
+    return hosts;
+}
+
+/* Descriptors pgnear holds whatever its clients. */
+static long long fd_limit_own(const struct config *cfg)
+{
+    return (long long)FD_PER_WORKER * cfg->workers + fd_limit_hosts(cfg) + FD_SPARE;
+}
+
+int fd_limit_per_client(const struct config *cfg)
+{
+    return cfg->pool_mode == POOL_TRANSACTION ? 1 : 2;
+}
+
+long long fd_limit_servers(const struct config *cfg)
+{
+    if (fd_limit_per_client(cfg) == 2)
+        return 0; /* counted with each client */
+    long long pools = (long long)cfg->pool_size * fd_limit_hosts(cfg);
+    return cfg->pool_size > 0 && pools < cfg->max_client_conn ? pools : cfg->max_client_conn;
+}
+
+long long fd_limit_needed(const struct config *cfg)
+{
+    return (long long)fd_limit_per_client(cfg) * cfg->max_client_conn + fd_limit_servers(cfg) +
+           fd_limit_own(cfg);
 }
 
 /* An rlimit as a number the messages can print; unlimited reads as LLONG_MAX. */
@@ -57,8 +83,8 @@ long long fd_limit_raise(const struct config *cfg)
 
 long long fd_limit_sessions(const struct config *cfg, long long soft)
 {
-    long long own = fd_limit_needed(cfg) - 2LL * cfg->max_client_conn;
-    return soft > own ? (soft - own) / 2 : 0;
+    long long own = fd_limit_own(cfg) + fd_limit_servers(cfg);
+    return soft > own ? (soft - own) / fd_limit_per_client(cfg) : 0;
 }
 
 bool fd_limit_short(const struct config *cfg, long long soft, char *buf, size_t cap)

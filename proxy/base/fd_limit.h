@@ -3,8 +3,12 @@
  * max_client_conn.
  *
  * PostgreSQL serves each connection from a process of its own; pgnear
- * serves them all from one, with two descriptors per client session (the
- * client's and its server's).  Many systems start a service with a soft
+ * serves them all from one: two descriptors per client session under
+ * pool_mode = session (the client's and its server's), one under
+ * transaction pooling, whose server connections are its pools' (pool_size
+ * a host for one database and user; each further pair may take as many:
+ * the model counts one, a section's pool_mode of its own is not counted).
+ * Many systems start a service with a soft
  * limit of 1024, which would stop pgnear at about 500 sessions where the
  * server would take more: at start pgnear raises its soft limit to the
  * hard one, and says so when even that is below what max_client_conn
@@ -20,6 +24,12 @@ struct config;
 
 /* The descriptors max_client_conn sessions may hold, with pgnear's own (listeners, workers). */
 long long fd_limit_needed(const struct config *cfg);
+
+/* Descriptors a client session holds: 2 under pool_mode = session, 1 under transaction. */
+int fd_limit_per_client(const struct config *cfg);
+
+/* Server connections counted apart from the clients: a transaction-mode pool's (0 otherwise). */
+long long fd_limit_servers(const struct config *cfg);
 
 /* The process's limits now (LLONG_MAX: none); false when they cannot be read. */
 bool fd_limit_get(long long *soft, long long *hard);

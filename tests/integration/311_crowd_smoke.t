@@ -11,6 +11,9 @@
 #  - What stops a crowd is said: against a pgnear whose max_client_conn is
 #    40, a crowd of 60 has 40 logged in, the rest refused with 53300, and
 #    "limit" names it; the client exits 1 with its report.
+#  - `pgnear --check` gives the capacity model's numbers for max_client_conn:
+#    the open files (one a client under transaction pooling, two under
+#    session) and the memory, and the room the open-files limit leaves.
 use strict;
 use warnings;
 use FindBin;
@@ -90,5 +93,24 @@ ok($r->{errors}{53300} && $r->{errors}{53300}{count} == $r->{failed}, 'refused w
   or diag(explain($r->{errors}));
 like($r->{limit} // '', qr/^53300: .*too many clients/, 'limit names the refusal');
 ok(!defined $r->{rss_kib_per_client}, 'no --pid, no memory of a process');
+
+# ---- pgnear --check: the capacity model's numbers for max_client_conn
+
+# One host, two workers: pgnear's own descriptors are 8 a worker, one a host and 64 spare (81); under
+# transaction pooling a client takes one and the pool 20 (pool_size a host), under session two.
+for my $case (['transaction', 100_000 + 20 + 81, int((5000 - 81 - 20) / 1)],
+              ['session', 2 * 100_000 + 81, int((5000 - 81) / 2)]) {
+    my ($mode, $files, $room) = @$case;
+    write_file("$dir/check-$mode.ini", "[pgnear]\nlisten_port = 6432\nworkers = 2\npool_mode = $mode\n"
+      . "pool_size = 20\nmax_client_conn = 100000\nserver_tls = disable\n"
+      . "[region us-east]\nlocation = 39.04, -77.49\nhosts = 127.0.0.1:5432\n");
+    my ($crc, $cout, $cerr) = run_cmd(['sh', '-c', 'ulimit -n 5000 && exec "$0" --check "$1"', $ENV{PGNEAR},
+                                       "$dir/check-$mode.ini"]);
+    is $crc, 0, "--check, $mode pooling" or diag $cerr;
+    like $cout, qr/^open files: soft limit 5000, hard 5000 in this shell; .* room for about $room client sessions, fewer than max_client_conn/m,
+      "... the open files leave room for $room clients";
+    like $cout, qr/^crowd: 100000 idle clients need about $files open files \(@{[ $mode eq 'session' ? 2 : 1 ]} a client.*\) and about 361 MiB of pgnear's memory \(3\.7 KiB a client, 17 with TLS[^)]*\), the kernel about @{[ $mode eq 'session' ? 723 : 361 ]} MiB more/m,
+      "... and a crowd of max_client_conn needs $files and the memory measured a client" or diag $cout;
+}
 
 done_testing();
