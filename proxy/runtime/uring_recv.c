@@ -148,6 +148,20 @@ struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done,
     return op;
 }
 
+bool uring_recv_completion_waits(const struct uring_recv *op)
+{
+    struct io_uring *ring = &op->ring->ring;
+    uint64_t id = (uint64_t)(uintptr_t)op | URING_ID_RECV;
+    struct io_uring_cqe *cqe;
+    unsigned head;
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+        if (io_uring_cqe_get_data64(cqe) == id && cqe->res != -ECANCELED)
+            return true;
+    }
+    return false;
+}
+
 int uring_recv_arm(struct uring_recv *op)
 {
     if (op->armed) {

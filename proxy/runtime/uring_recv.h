@@ -49,6 +49,12 @@ struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done,
 int uring_recv_arm(struct uring_recv *op);
 /* Cancels an armed op: completions already made may still be told. */
 void uring_recv_stop(struct uring_recv *op);
+/*
+ * Whether a completion of op's, bytes or an end, waits in the ring to be
+ * told as the turn's reaping goes on: the kernel has taken them from the
+ * socket, and op's owner has not yet heard of them.
+ */
+bool uring_recv_completion_waits(const struct uring_recv *op);
 /* The owner is done with op (the socket closes next): told nothing more, freed when the kernel is.
  */
 void uring_recv_release(struct uring_recv *op);

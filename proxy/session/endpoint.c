@@ -430,12 +430,25 @@ void endpoint_use_ring(struct endpoint *ep)
 bool endpoint_peer_spoke(const struct endpoint *ep)
 {
     uint8_t b;
-    if (evbuffer_get_length(ep->in) > 0 || ep->eof)
+    if (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_p != NULL ||
+        (ep->rx != NULL && ep->rx_errno != 0))
         return true;
-    if (ep->stream.fd < 0 || (ep->rx != NULL && ep->rx->armed))
+    /*
+     * The ring's armed receive takes bytes as the loop's turn ends (its work
+     * is deferred to this thread): until then they wait in the socket, and
+     * from then until its completion is told, in the ring.
+     */
+    if (ep->stream.fd < 0)
         return false;
+    if (ep->rx != NULL && ep->rx->armed && uring_recv_completion_waits(ep->rx))
+        return true;
     ssize_t n = recv(ep->stream.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+bool endpoint_ring_receiving(const struct endpoint *ep)
+{
+    return ep->rx != NULL && ep->rx->armed;
 }
 
 size_t endpoint_queued(const struct endpoint *ep)
@@ -587,10 +600,11 @@ void endpoint_resume_read(struct endpoint *ep)
     endpoint_arm(ep);
     /*
      * TLS may hold decrypted bytes no socket event will announce, the
-     * ring's receive bytes it received while paused; an ended stream none
-     * at all.
+     * ring's receive bytes it received while paused, or told to a reader
+     * that left them; an ended stream none at all.
      */
-    if (ep->rev && (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread))
+    if (ep->rev &&
+        (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread || ep->rx_p != NULL))
         event_active(ep->rev, EV_READ, 0);
     ep->rx_unread = false;
 }

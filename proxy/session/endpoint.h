@@ -136,6 +136,9 @@ size_t endpoint_queued(const struct endpoint *ep);
  * False while the ring receives for it (what came is the ring's to tell).
  */
 bool endpoint_peer_spoke(const struct endpoint *ep);
+
+/* Whether ep's bytes come through the ring's receive, at the end of the loop's turn, not a read. */
+bool endpoint_ring_receiving(const struct endpoint *ep);
 /*
  * on_write is to run as the ring's sends complete, not only when the
  * socket reports room: someone waits for the queued bytes to drain (a

@@ -312,9 +312,22 @@ static void relay_write(struct session *s, struct endpoint *ep, struct endpoint 
     }
 }
 
+static void relay_client_after_server(struct session *s);
+
 static void relay_server_read(struct session *s)
 {
     relay_read(s, &s->server_conn->ep, &s->client, FRAME_FROM_SERVER);
+    if (__builtin_expect(s->client_after_server, 0))
+        relay_client_after_server(s);
+}
+
+/* The server's bytes that came first are read: its client's next, unless it moved or ended. */
+static void relay_client_after_server(struct session *s)
+{
+    s->client_after_server = false;
+    if (!s->closed && s->server_conn != NULL && !s->hold.held &&
+        endpoint_queued(&s->server_conn->ep) <= RELAY_LOW_WATER)
+        endpoint_resume_read(&s->client);
 }
 
 /*
@@ -322,13 +335,22 @@ static void relay_server_read(struct session *s)
  * switchover's FATAL, on a loaded machine, come before the client's next
  * request but not yet read): its bytes are read first, so that its end
  * moves the session before the request goes to it.  True when the client's
- * bytes must wait (the session moves or ended).
+ * bytes must wait (the session moves or ended, or the server's bytes come
+ * with the ring's receive at the end of this turn: the client is read
+ * after them).
  */
 static bool relay_server_spoke_first(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     if (!relay_server_idle(s, &sc->ep) || !endpoint_peer_spoke(&sc->ep))
         return false;
+    if (endpoint_ring_receiving(&sc->ep)) {
+        if (sc->ep.on_read != relay_server_read)
+            return false; /* a fence's reader: its bytes are not this relay's to wait for */
+        s->client_after_server = true;
+        endpoint_pause_read(&s->client);
+        return true;
+    }
     relay_server_read(s);
     return s->closed || s->server_conn != sc || s->client.read_paused;
 }
@@ -373,6 +395,7 @@ int relay_attach_server(struct session *s)
 {
     struct endpoint *server = &s->server_conn->ep;
     const struct server_reader *reader = relay_server_reader(s);
+    s->client_after_server = false; /* a server that came first is gone: this one is new */
     server->on_write = relay_server_write;
     server->read_paused = false;
     endpoint_use_ring(server);

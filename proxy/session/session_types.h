@@ -82,8 +82,9 @@ struct session {
     struct config *cfg; /* the configuration the session started under (a reference) */
     uint64_t id;
     enum session_phase phase;
-    int busy;    /* event callbacks of this session on the stack */
-    bool closed; /* closed inside a callback: freed when it returns */
+    int busy;                 /* event callbacks of this session on the stack */
+    bool closed;              /* closed inside a callback: freed when it returns */
+    bool client_after_server; /* its client's bytes wait for its server's, come first (relay.c) */
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */

@@ -13,6 +13,8 @@
 #     while no primary is up and moves them as DRAIN does;
 #   - one whose transaction was sent while no primary was up (after the
 #     stop, before the promotion) is held, not failed, and writes on eu-west;
+#     so is one whose transaction came while its server's 57P01 was still
+#     unread (pgnear stopped by SIGSTOP while the backends were ended);
 #   - a session inside a transaction at the stop gets an error, and its
 #     write is nowhere;
 #   - under pool_mode = session, a session whose state pgnear cannot carry
@@ -77,7 +79,8 @@ sub ext_insert {
 }
 
 # The shipped io_backend (auto) is io_uring on a kernel that has it; epoll once too.
-my @CASES = ([session => 2], [transaction => 2], [session => 1], [transaction => 1], [session => 2, 'epoll']);
+my @CASES = ([session => 2], [transaction => 2], [session => 1], [transaction => 1], [session => 2, 'epoll'],
+             [session => 2, 'io_uring']);
 @CASES = grep { $_->[1] == $ENV{PGNEAR_TEST_WORKERS} } @CASES if $ENV{PGNEAR_TEST_ONLY_WORKERS};
 
 for my $case (@CASES) {
@@ -119,7 +122,8 @@ SQL
              near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
              ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
              fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'),
-             held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
+             held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
+             unread => login($p, $BOSTON, rw()));
     # eu-west replays nothing written from here on until the switchover: a
     # nearest session's next transaction must see its own write, which only
     # us-east has.
@@ -164,6 +168,14 @@ SQL
         my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
         ($r->{error}{C} // '') eq '57P03';
     }, timeout => 20), "$tag: ... us-east refuses new logins with 57P03";
+    # pgnear is stopped (SIGSTOP) while one idle session sends its next write and then the backends
+    # end: the write and that session's server's 57P01 wait for pgnear together, the write first, and
+    # the end must be read first all the same, so that the session moves before the write goes to
+    # the ended server.
+    kill 'STOP', $p->{pid};
+    ok wait_until(sub { !grep { (eval { slurp_file($_) } // '') !~ /^\d+ \(.*\) [Tt] / } glob("/proc/$p->{pid}/task/*/stat") },
+                  timeout => 10, interval => 0.01), "$tag: pgnear stopped (SIGSTOP), each of its threads";
+    eval { $s{unread}->send_query(q{INSERT INTO writes (what) VALUES ('unread after') RETURNING written_on}) };
     is one($holder, q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
                       WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
                         AND usename <> 'postgres'}), 't',
@@ -176,6 +188,7 @@ SQL
                        WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
                          AND usename IS DISTINCT FROM 'postgres'}) == 0
     }, timeout => 20), "$tag: ... gone";
+    kill 'CONT', $p->{pid};
     # A nearest write now: its connection must be fetched from us-east, which refuses logins.
     eval { $s{held}->send_query(q{INSERT INTO writes (what) VALUES ('held after') RETURNING written_on}) };
     # A transaction sent while no primary is up: held until there is one.
@@ -190,6 +203,9 @@ SQL
     my $r = eval { $s{gap}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
        "$tag: the transaction sent while no primary was up waited and wrote on eu-west");
+    $r = eval { $s{unread}->read_result } // { error => { C => 'died', M => $@ } };
+    is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
+       "$tag: the write sent while its server's 57P01 waited unread (pgnear stopped) waited and wrote on eu-west");
     $r = eval { $s{held}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" . ($r->{error}{D} ? " ($r->{error}{D})" : '')
                    : $r->{rows}[0][0], 'eu-west',
@@ -198,7 +214,7 @@ SQL
     ok $p->wait_for_log(qr/of region us-east is down: (?:server refused the connection: 57P03|FATAL:\s+the database system is shutting down)/,
                         offset => $held_off, timeout => 5),
       "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
-    for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' } keys %s) {
+    for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' && $_ ne 'unread' } keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
            "$tag: $n, idle at the stop, writes on eu-west with no error");
     }
