@@ -123,7 +123,8 @@ SQL
              ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
              fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'),
              held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
-             unread => login($p, $BOSTON, rw()));
+             unread => login($p, $BOSTON, rw()),
+             unread_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
     # eu-west replays nothing written from here on until the switchover: a
     # nearest session's next transaction must see its own write, which only
     # us-east has.
@@ -175,7 +176,8 @@ SQL
     kill 'STOP', $p->{pid};
     ok wait_until(sub { !grep { (eval { slurp_file($_) } // '') !~ /^\d+ \(.*\) [Tt] / } glob("/proc/$p->{pid}/task/*/stat") },
                   timeout => 10, interval => 0.01), "$tag: pgnear stopped (SIGSTOP), each of its threads";
-    eval { $s{unread}->send_query(q{INSERT INTO writes (what) VALUES ('unread after') RETURNING written_on}) };
+    eval { $s{$_}->send_query(qq{INSERT INTO writes (what) VALUES ('$_ after') RETURNING written_on}) }
+      for qw(unread unread_near);
     is one($holder, q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
                       WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
                         AND usename <> 'postgres'}), 't',
@@ -203,9 +205,11 @@ SQL
     my $r = eval { $s{gap}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
        "$tag: the transaction sent while no primary was up waited and wrote on eu-west");
-    $r = eval { $s{unread}->read_result } // { error => { C => 'died', M => $@ } };
-    is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
-       "$tag: the write sent while its server's 57P01 waited unread (pgnear stopped) waited and wrote on eu-west");
+    for my $n (qw(unread unread_near)) {
+        $r = eval { $s{$n}->read_result } // { error => { C => 'died', M => $@ } };
+        is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
+           "$tag: $n: the write sent while its server's 57P01 waited unread (pgnear stopped) waited and wrote on eu-west");
+    }
     $r = eval { $s{held}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" . ($r->{error}{D} ? " ($r->{error}{D})" : '')
                    : $r->{rows}[0][0], 'eu-west',
@@ -214,7 +218,7 @@ SQL
     ok $p->wait_for_log(qr/of region us-east is down: (?:server refused the connection: 57P03|FATAL:\s+the database system is shutting down)/,
                         offset => $held_off, timeout => 5),
       "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
-    for my $n (sort grep { $_ ne 'gap' && $_ ne 'held' && $_ ne 'unread' } keys %s) {
+    for my $n (sort grep { !/^(gap|held|unread|unread_near)$/ } keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
            "$tag: $n, idle at the stop, writes on eu-west with no error");
     }
