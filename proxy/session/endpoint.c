@@ -433,15 +433,17 @@ bool endpoint_peer_spoke(const struct endpoint *ep)
     if (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_p != NULL ||
         (ep->rx != NULL && ep->rx_errno != 0))
         return true;
-    /*
-     * The ring's armed receive takes bytes as the loop's turn ends (its work
-     * is deferred to this thread): until then they wait in the socket, and
-     * from then until its completion is told, in the ring.
-     */
     if (ep->stream.fd < 0)
         return false;
-    if (ep->rx != NULL && ep->rx->armed && uring_recv_completion_waits(ep->rx))
-        return true;
+    /*
+     * Through the ring's armed receive, bytes come as the loop's turn ends
+     * (its work is deferred to this thread), their completions told in the
+     * order they came: one may wait in the ring behind the one being told.
+     * Bytes that came during this turn are taken at its end, as if they had
+     * come just after: no look at the socket, a system call per request.
+     */
+    if (ep->rx != NULL && ep->rx->armed)
+        return uring_recv_completion_waits(ep->rx);
     ssize_t n = recv(ep->stream.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
