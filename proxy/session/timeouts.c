@@ -78,7 +78,7 @@ static int64_t timeouts_deadline(const struct timeouts_state *t)
     case TIMEOUTS_QUERY:
         if (!t->canceled)
             timeouts_earliest(&d, t->query_since_ms, t->query_ms);
-        else if (t->cancel_watched) /* the server has as long again to say something */
+        else if (t->cancel_on != NULL) /* the server has as long again to say something */
             timeouts_earliest(&d, t->cancel_sent_ms, t->query_ms);
         timeouts_earliest(&d, t->transaction_since_ms, t->transaction_ms);
         break;
@@ -124,7 +124,7 @@ static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t
     if (phase == TIMEOUTS_QUERY) {
         t->query_since_ms = now;
         t->canceled = false;
-        t->cancel_watched = false;
+        t->cancel_on = NULL;
     } else {
         t->idle_since_ms = now;
     }
@@ -240,8 +240,8 @@ static void timeouts_cancel(struct session *s)
     if (sent && !s->closed && s->server_conn == sc && sc != NULL && sc->ep.on_read == reader->read)
         endpoint_set_reader(&sc->ep, timeouts_rewrite_reader);
     /* Sent to a server: watched until it says something (timeouts_cancel_unanswered). */
-    t->cancel_watched = sent && !s->closed && s->server_conn == sc && sc != NULL;
-    if (t->cancel_watched) {
+    t->cancel_on = NULL;
+    if (sent && !s->closed && s->server_conn == sc && sc != NULL) {
         t->cancel_on = sc;
         t->cancel_bytes_in = sc->ep.bytes_in;
         t->cancel_sent_ms = monotonic_ms();
@@ -262,7 +262,7 @@ static void timeouts_cancel_unanswered(struct session *s, int64_t now)
     struct timeouts_state *t = &s->timeouts;
     const struct server_conn *sc = s->server_conn;
     if (sc != t->cancel_on || sc == NULL) {
-        t->cancel_watched = false; /* the request left that connection: answered, or moved on */
+        t->cancel_on = NULL; /* the request left that connection: answered, or moved on */
         return;
     }
     if (sc->ep.bytes_in != t->cancel_bytes_in) {
@@ -304,7 +304,7 @@ void timeouts_expired(struct session *s)
              now >= t->idle_since_ms + t->client_idle_ms)
         timeouts_fail(s, "57P05", "terminating connection due to idle-session timeout",
                       "client_idle_timeout", t->client_idle_ms);
-    else if (t->where == TIMEOUTS_QUERY && t->canceled && t->cancel_watched && t->query_ms > 0 &&
+    else if (t->where == TIMEOUTS_QUERY && t->canceled && t->cancel_on != NULL && t->query_ms > 0 &&
              now >= t->cancel_sent_ms + t->query_ms)
         timeouts_cancel_unanswered(s, now);
     else if (t->where == TIMEOUTS_QUERY && !t->canceled && t->query_ms > 0 &&

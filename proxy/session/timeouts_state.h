@@ -22,8 +22,7 @@ struct timeouts_state {
     bool armed;     /* the session timer runs for deadline_ms */
     bool canceled;  /* query_timeout canceled the request going on */
     bool canceling; /* that cancel is being answered here (txn_cancel.h) */
-    bool cancel_watched; /* that cancel went to a server, which has said nothing since */
-    uint8_t where;       /* enum timeouts_phase */
+    uint8_t where;  /* enum timeouts_phase */
     /* The values in force (milliseconds, 0: off), read as its transaction started. */
     int32_t query_ms, transaction_ms, idle_transaction_ms, client_idle_ms;
     /* monotonic_ms: the request, the transaction, the idle time began; the timer's deadline */
@@ -36,8 +35,11 @@ struct timeouts_state {
      */
     const void *answered_on; /* that connection (compared, never followed) */
     uint64_t answered, answered_idle;
-    /* query_timeout's cancel: the connection it was sent for, its bytes read then, when
-     * (monotonic_ms) */
+    /*
+     * query_timeout's cancel sent to a server that has said nothing since:
+     * the connection (NULL: none watched), its bytes read then, when
+     * (monotonic_ms).
+     */
     const void *cancel_on;
     uint64_t cancel_bytes_in;
     int64_t cancel_sent_ms;
