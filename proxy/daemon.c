@@ -233,15 +233,6 @@ static int daemonize(void)
 static void daemon_free(struct daemon *d)
 {
     struct shared *sh = &d->shared;
-    reload_stop(d->reload);
-    metrics_stop(d->metrics);
-    d->metrics = NULL;
-    /* Every mailbox closed before any is freed: a call queued on one may answer to another. */
-    for (int i = 0; sh->workers && i < sh->nworkers; i++)
-        if (sh->workers[i] != NULL)
-            worker_calls_close(sh->workers[i]);
-    for (int i = sh->nworkers - 1; sh->workers && i >= 0; i--)
-        worker_free(sh->workers[i]);
     if (d->sig_term)
         event_free(d->sig_term);
     if (d->sig_int)
@@ -262,6 +253,15 @@ static void daemon_free(struct daemon *d)
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
+    reload_stop(d->reload);
+    metrics_stop(d->metrics);
+    d->metrics = NULL;
+    /* Every mailbox closed before any is freed: a call queued on one may answer to another. */
+    for (int i = 0; sh->workers && i < sh->nworkers; i++)
+        if (sh->workers[i] != NULL)
+            worker_calls_close(sh->workers[i]);
+    for (int i = sh->nworkers - 1; sh->workers && i >= 0; i--)
+        worker_free(sh->workers[i]);
     shared_destroy(sh);
     reloader_free(d->reload);
     free(d);

@@ -39,7 +39,12 @@ if [ "$status" -ne 0 ]; then
         log=${trs%.trs}.log
         echo "==== $log"
         grep -E -A 4 '^not ok' "$log" | grep -v -E '^(PASS|FAIL|ERROR): ' | head -n 16
-        grep -E '^(# Looks like|ERROR: |Bail out)| at .* line [0-9]+\.$|^sanitizer report' "$log" | head -n 6
+        grep -E '^(# Looks like|ERROR: |Bail out)| at .* line [0-9]+\.$' "$log" | head -n 6
+        # A sanitizer's report (the file's END prints it as diagnostics):
+        # what it found and where, without the rest of the log's tail.
+        grep -E -A 80 '^# sanitizer report in ' "$log" |
+            grep -E 'sanitizer report in |ERROR: [A-Za-z]+Sanitizer|WARNING: ThreadSanitizer|runtime error:|SUMMARY: |#[0-9]+ 0x' |
+            head -n 24
         echo "---- the last lines of $log"
         tail -n 6 "$log"
     done

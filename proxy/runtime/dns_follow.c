@@ -283,10 +283,10 @@ struct dns_follower *dns_follow_start(struct event_base *base, const struct regi
     return f;
 }
 
-void dns_follow_stop(struct dns_follower *f)
+bool dns_follow_stop(struct dns_follower *f)
 {
     if (f == NULL)
-        return;
+        return false;
     for (size_t i = 0; i < f->count; i++)
         if (f->names[i].timer != NULL)
             event_del(f->names[i].timer);
@@ -294,8 +294,10 @@ void dns_follow_stop(struct dns_follower *f)
     /* Every question in flight is answered DNS_ERR_SHUTDOWN, now or on a later turn. */
     evdns_base_free(f->dns, 1);
     f->dns = NULL;
-    if (f->asking == 0)
-        dns_follow_free(f);
+    if (f->asking > 0)
+        return true;
+    dns_follow_free(f);
+    return false;
 }
 
 /* The host of fresh with h's name and port, or NULL. */

@@ -54,8 +54,13 @@ struct dns_follower;
 struct dns_follower *dns_follow_start(struct event_base *base, const struct region_set *regions,
                                       const struct dns_follow_params *p);
 
-/* Stops asking; what is still in flight is let go.  NULL is fine. */
-void dns_follow_stop(struct dns_follower *f);
+/*
+ * Stops asking; what is still in flight is let go.  NULL is fine.  True when
+ * libevent still owes answers to questions in flight (DNS_ERR_SHUTDOWN, on a
+ * later turn of f's loop): the follower, and libevent's own memory for them,
+ * are freed when they come, so a loop that has ended must turn once more.
+ */
+bool dns_follow_stop(struct dns_follower *f);
 
 /*
  * Before fresh is handed to the workers, with both bound to the registry:

@@ -229,16 +229,18 @@ void reload_start_health(struct reloader *rl)
 
 /*
  * The old configuration's checks stop before the new one's start, so a host is
- * checked by one set at a time.
+ * checked by one set at a time.  True when the DNS follower waits for answers
+ * its loop still owes it (dns_follow_stop).
  */
-static void reload_stop_health(struct reloader *rl)
+static bool reload_stop_health(struct reloader *rl)
 {
-    dns_follow_stop(rl->dns);
-    rl->dns = NULL;
     patroni_stop(rl->patroni);
     rl->patroni = NULL;
     health_stop(rl->cfg->health);
     rl->cfg->health = NULL;
+    bool owed = dns_follow_stop(rl->dns);
+    rl->dns = NULL;
+    return owed;
 }
 
 /* A worker whose loop had ended did not take the configuration it was handed. */
@@ -309,7 +311,7 @@ static void reload_swap(struct reloader *rl, struct config *fresh, struct reload
         log_error(0, "could not open logfile \"%s\": %s", fresh->logfile, strerror(errno));
     log_set_format((enum log_format)fresh->log_format);
     log_set_syslog(fresh->syslog, fresh->syslog_ident, fresh->syslog_facility);
-    reload_stop_health(rl);
+    (void)reload_stop_health(rl);
     /* A name DNS moved: its old address fenced before anyone routes by fresh. */
     int moved = dns_follow_fence_moved(&rl->cfg->regions, &fresh->regions);
     struct config *old = rl->cfg;
@@ -587,8 +589,13 @@ void reload_stop(struct reloader *rl)
         } /* else its loader thread still runs and owns the job; the process is ending */
         rl->job = NULL;
     }
-    if (rl->shared->workers != NULL && rl->shared->workers[0] != NULL)
-        reload_stop_health(rl);
+    /*
+     * Worker 0's loop has ended: what libevent owes the DNS follower comes on
+     * one more turn, without waiting (the signals are ignored by now, and no
+     * session is left for that turn to serve), else it leaks at exit.
+     */
+    if (rl->shared->workers != NULL && rl->shared->workers[0] != NULL && reload_stop_health(rl))
+        event_base_loop(rl->shared->workers[0]->base, EVLOOP_NONBLOCK);
     /* Whoever waits for a reload hears that none comes (their workers answer nobody now). */
     struct reload_outcome gone = {.error = "pgnear is shutting down"};
     reload_tell(rl, rl->waiters, &gone);

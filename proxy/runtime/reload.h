@@ -25,8 +25,9 @@ typedef void (*reload_done_fn)(struct shared *sh, const struct reload_outcome *o
 /* Takes over cfg, the configuration in force; NULL when out of memory (cfg still the caller's). */
 struct reloader *reloader_new(struct shared *sh, struct config *cfg, int log_level);
 /*
- * Before the workers are freed: stops the health checks and a reload in
- * progress; its waiters hear that pgnear is shutting down.
+ * Before the workers are freed, once their loops have ended and the signals
+ * are ignored: stops the health checks and a reload in progress; its waiters
+ * hear that pgnear is shutting down.  May turn worker 0's loop once more.
  */
 void reload_stop(struct reloader *rl);
 /* After the workers: lets go of the configuration and the registry. */

@@ -270,7 +270,6 @@ SKIP: {
     $pdns->update_config(settings => { default_region => 'us-east' });
     $pdns->stop;
     $pdns->start;
-    my $q;
     ($r, $q) = wire_login($pdns, sql => $SSL_ON);
     ok $r->{ok} && $q->{rows}[0][0] eq 't', 'verify-full by DNS name "localhost" against a localhost certificate works'
         or diag explain $r->{error};
