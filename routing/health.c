@@ -561,14 +561,15 @@ static void health_probe_start(struct health_checker *hc, struct region_host *h)
 /* A group's preferred region changed (route_rtt.h): the log's line, with the numbers. */
 static void health_prefer_log(void *arg, const struct region *home, const struct region *from,
                               const struct region *to, double from_ms, double to_ms,
-                              int64_t held_ms)
+                              int64_t held_ms, bool from_slow)
 {
     struct health_checker *hc = arg;
-    char why[256];
+    char why[320];
     snprintf(why, sizeof(why),
              "callers nearest it now try region %s first (score %.1f ms) instead of %s (%.1f ms), "
-             "preferred for %.3f s",
-             to->name, to_ms, from->name, from_ms, (double)held_ms / 1000.0);
+             "preferred for %.3f s%s",
+             to->name, to_ms, from->name, from_ms, (double)held_ms / 1000.0,
+             from_slow ? " (no hold-down: it was just judged slow)" : "");
     hc->log(hc->arg, home, NULL, HEALTH_PREFERENCE, why);
 }
 

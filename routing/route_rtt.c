@@ -169,8 +169,9 @@ static void route_prefer_group(const struct region_set *set, const struct region
      * is none, and a region just marked slow keeps its callers through
      * no hold-down.
      */
-    bool held = __atomic_load_n(&hr->preference_changes, __ATOMIC_RELAXED) > 0 &&
-                !route_region_slow(&set->items[cur], now_ms);
+    bool changed_before = __atomic_load_n(&hr->preference_changes, __ATOMIC_RELAXED) > 0;
+    bool from_slow = !first && changed_before && route_region_slow(&set->items[cur], now_ms);
+    bool held = changed_before && !from_slow;
     if (!first && !rtt_should_switch(&rank->damping, sc[cur].score_ms, sc[best].score_ms,
                                      held ? since : -1, now_ms))
         return;
@@ -181,7 +182,7 @@ static void route_prefer_group(const struct region_set *set, const struct region
     __atomic_add_fetch(&hr->preference_changes, 1, __ATOMIC_RELAXED);
     if (log != NULL)
         log(arg, home, &set->items[cur], &set->items[best], sc[cur].score_ms, sc[best].score_ms,
-            now_ms - since);
+            now_ms - since, from_slow);
 }
 
 void route_prefer_update(const struct region_set *set, const struct route_rank *rank,

@@ -42,11 +42,12 @@ const struct region *route_home(const struct region_set *set, const double *orig
 
 /*
  * A group's preferred region changed: home's callers now try to first,
- * scoring to_ms; from had been preferred for held_ms.
+ * scoring to_ms; from had been preferred for held_ms, and was left without
+ * waiting for the hold-down when from_slow (just judged slow).
  */
 typedef void (*route_prefer_log_fn)(void *arg, const struct region *home, const struct region *from,
                                     const struct region *to, double from_ms, double to_ms,
-                                    int64_t held_ms);
+                                    int64_t held_ms, bool from_slow);
 
 /*
  * Each group's preferred region (registry_region's preferred), damped as

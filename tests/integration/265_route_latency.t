@@ -151,10 +151,12 @@ sub route_changes {
     my ($p) = @_;
     my @lines;
     for ($p->log_contents =~ /^(.*route: region .*)$/mg) {
-        my ($y, $mo, $d, $h, $mi, $s, $ms, $home, $to, $to_ms, $from, $from_ms, $held) = m{^(\d+)-(\d+)-(\d+)\ (\d+):(\d+):(\d+)\.(\d+)\ UTC\ .*
+        my ($y, $mo, $d, $h, $mi, $s, $ms, $home, $to, $to_ms, $from, $from_ms, $held, $slow) = m{^(\d+)-(\d+)-(\d+)\ (\d+):(\d+):(\d+)\.(\d+)\ UTC\ .*
             route:\ region\ (\S+):\ callers\ nearest\ it\ now\ try\ region\ (\S+)\ first\ \(score\ ([\d.]+)\ ms\)
-            \ instead\ of\ (\S+)\ \(([\d.]+)\ ms\),\ preferred\ for\ ([\d.]+)\ s}x or next;
-        push @lines, [timegm($s, $mi, $h, $d, $mo - 1, $y) + $ms / 1000, $home, $to, $to_ms, $from, $from_ms, $held];
+            \ instead\ of\ (\S+)\ \(([\d.]+)\ ms\),\ preferred\ for\ ([\d.]+)\ s
+            (\ \(no\ hold-down:\ it\ was\ just\ judged\ slow\))?}x or next;
+        push @lines, [timegm($s, $mi, $h, $d, $mo - 1, $y) + $ms / 1000, $home, $to, $to_ms, $from, $from_ms, $held,
+                      $slow ? 1 : 0];
     }
     return @lines;
 }
@@ -208,7 +210,11 @@ is scalar(@changes), 2, 'two changes of preference logged';
 is "@{ $changes[1] // [] }[1, 2, 4]", 'eu-west eu-west eu-central', 'the log: callers nearest eu-west now try eu-west first again';
 # The hold by pgnear's own monotonic clock, as its log line says; the lines' wall-clock stamps
 # (milliseconds, taken as each line is written) agree with it to within a few.
-cmp_ok $changes[1][6] // 0, '>=', $HOLD, "the second change came no sooner than route_hold_down ($HOLD s) after the first"
+# Sooner only when the line says eu-central had just been judged slow (its checks slowed by a loaded
+# machine): a slow region keeps its callers through no hold-down.
+ok +($changes[1][6] // 0) >= $HOLD || $changes[1][7],
+  "the second change came no sooner than route_hold_down ($HOLD s) after the first, or said why"
+  or diag explain $changes[1]
   if @changes == 2;
 cmp_ok abs(($changes[1][6] // 0) - ($changes[1][0] - $when)), '<', 0.05,
   'the hold the log line gives is the time between the two lines'
