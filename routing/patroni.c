@@ -157,7 +157,8 @@ const char *patroni_allowed_addrs(const char *urls, const char *hosts, struct ci
 
 /* Adds one place to its region of set; false with why in err when it is left out. */
 static bool patroni_admit_one(struct region_set *set, const struct cidr_list *allowed,
-                              const struct patroni_place *pl, char *err, size_t errcap)
+                              const struct patroni_place *pl, host_lookup_fn lookup,
+                              void *lookup_arg, char *err, size_t errcap)
 {
     struct region *r = region_set_find(set, pl->region);
     if (r == NULL) {
@@ -169,7 +170,12 @@ static bool patroni_admit_one(struct region_set *set, const struct cidr_list *al
             return true; /* the file lists it */
     struct host_addr addr;
     char why[300];
-    if (!host_addr_resolve_at(pl->host, pl->port, &addr, why, sizeof(why))) {
+    if (lookup != NULL && !host_is_address_or_name(pl->host)) {
+        snprintf(err, errcap, "\"%.80s\" is neither an IP address nor a DNS name", pl->host);
+        return false;
+    }
+    if (lookup != NULL ? !lookup(lookup_arg, pl->host, pl->port, &addr, why, sizeof(why))
+                       : !host_addr_resolve_at(pl->host, pl->port, &addr, why, sizeof(why))) {
         snprintf(err, errcap, "%s", why);
         return false;
     }
@@ -191,11 +197,12 @@ static bool patroni_admit_one(struct region_set *set, const struct cidr_list *al
 }
 
 void patroni_admit(struct region_set *set, const struct cidr_list *allowed,
-                   const struct patroni_place *places, size_t n, patroni_log_fn log, void *arg)
+                   const struct patroni_place *places, size_t n, host_lookup_fn lookup,
+                   void *lookup_arg, patroni_log_fn log, void *arg)
 {
     for (size_t i = 0; i < n; i++) {
         char err[400], line[800];
-        if (patroni_admit_one(set, allowed, &places[i], err, sizeof(err)))
+        if (patroni_admit_one(set, allowed, &places[i], lookup, lookup_arg, err, sizeof(err)))
             continue;
         snprintf(line, sizeof(line), "patroni: member %.255s port %d of region %s is left out: %s",
                  places[i].host, places[i].port, places[i].region, err);

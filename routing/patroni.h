@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include "protocol/patroni_cluster.h"
+#include "routing/region.h"
 
 struct cidr_list;
 struct event_base;
@@ -78,10 +79,13 @@ const char *patroni_allowed_addrs(const char *urls, const char *hosts, struct ci
  * being loaded), resolving its host now: on the loader's thread, never a
  * loop's.  A place whose address is not in allowed, or one that cannot
  * be added (its region full, its host no address or DNS name, or
- * unresolved), is left out with a warning to log.
+ * unresolved), is left out with a warning to log.  Names are resolved
+ * with lookup and its lookup_arg (the configuration's dns_server, as the
+ * hosts of the file are); NULL: the system's resolver.
  */
 void patroni_admit(struct region_set *set, const struct cidr_list *allowed,
-                   const struct patroni_place *places, size_t n, patroni_log_fn log, void *arg);
+                   const struct patroni_place *places, size_t n, host_lookup_fn lookup,
+                   void *lookup_arg, patroni_log_fn log, void *arg);
 
 /* The longest line said about one member. */
 #define PATRONI_LINE_MAX 400

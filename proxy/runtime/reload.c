@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "proxy/base/config.h"
+#include "proxy/base/dns_lookup.h"
 #include "proxy/base/fd_limit.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pgconn.h"
@@ -353,9 +354,13 @@ static void *reload_thread(void *arg)
     struct reload_job *job = arg;
     job->fresh = config_load_overridden(job->path, job->overrides, job->noverrides, job->running,
                                         job->err, sizeof(job->err));
-    if (job->fresh != NULL && job->nplaces > 0)
+    /* Members' names are asked of dns_server where it names one, as the file's hosts are. */
+    if (job->fresh != NULL && job->nplaces > 0) {
+        char *server = job->fresh->dns_server;
         patroni_admit(&job->fresh->regions, &job->fresh->patroni_allowed, job->places, job->nplaces,
-                      reload_patroni_log, NULL);
+                      server[0] != '\0' ? dns_lookup_blocking : NULL, server, reload_patroni_log,
+                      NULL);
+    }
     /* The last touch of job: worker 0 frees it once it has read this byte. */
     ssize_t w;
     do

@@ -235,7 +235,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         health_stop(hc);
         /* The reload: the file's regions again, with the members the hook heard. */
         if (config_regions(&fresh)) {
-            patroni_admit(&fresh, &allowed, heard, nheard, fuzz_patroni_log, NULL);
+            patroni_admit(&fresh, &allowed, heard, nheard, NULL, NULL, fuzz_patroni_log, NULL);
             if (registry_bind(reg, &fresh)) {
                 check_set(&fresh, &allowed, true);
                 hc = checks(base, &fresh);

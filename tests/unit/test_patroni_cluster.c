@@ -18,7 +18,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include "protocol/patroni_cluster.h"
+#include "routing/cidr.h"
+#include "routing/patroni.h"
+#include "routing/region.h"
 
 /* Patroni 3.0.2, settled: m1 leads, m2 and m3 stream from it. */
 static const char body_steady[] =
@@ -372,6 +378,61 @@ static void test_no_message(void **state)
                      PATRONI_OK);
 }
 
+/* A resolver of the test's: db.internal is 10.1.0.7, and each name asked is counted. */
+static int lookups;
+static bool fake_lookup(void *arg, const char *host, int port, struct host_addr *out, char *err,
+                        size_t errcap)
+{
+    assert_string_equal(arg, "10.0.0.53:53");
+    lookups++;
+    if (strcmp(host, "db.internal") != 0) {
+        snprintf(err, errcap, "could not resolve host \"%s\": no address", host);
+        return false;
+    }
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+    memset(out, 0, sizeof(*out));
+    snprintf(out->host, sizeof(out->host), "%s", host);
+    out->port = port;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "10.1.0.7", &sin->sin_addr);
+    out->addrlen = sizeof(*sin);
+    return true;
+}
+
+static char admit_said[PATRONI_LINE_MAX];
+static void admit_log(void *arg, bool warn, const char *line)
+{
+    (void)arg;
+    assert_true(warn);
+    snprintf(admit_said, sizeof(admit_said), "%s", line);
+}
+
+/* Members named by DNS are asked of the resolver handed down (dns_server's), not the system's. */
+static void test_admit_lookup(void **state)
+{
+    struct region_set set = {0};
+    struct cidr_list allowed;
+    char err[256];
+    struct patroni_place places[] = {
+        {"eu", "db.internal", 5432}, {"eu", "gone.internal", 5432}, {"eu", "bad name!", 5432}};
+
+    (void)state;
+    assert_non_null(region_set_add(&set, "eu"));
+    assert_true(cidr_list_parse(&allowed, "10.1.0.0/16", err, sizeof(err)));
+    lookups = 0;
+    patroni_admit(&set, &allowed, places, 3, fake_lookup, "10.0.0.53:53", admit_log, NULL);
+    assert_int_equal(lookups, 2); /* never for a name that is not one */
+    assert_int_equal(set.items[0].nhosts, 1);
+    assert_string_equal(set.items[0].hosts[0].name, "db.internal");
+    char a[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)&set.items[0].hosts[0].addr)->sin_addr, a,
+              sizeof(a));
+    assert_string_equal(a, "10.1.0.7");
+    assert_non_null(strstr(admit_said, "neither an IP address nor a DNS name"));
+    region_set_free(&set);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,7 +441,7 @@ int main(void)
         cmocka_unit_test(test_lenient),     cmocka_unit_test(test_escapes),
         cmocka_unit_test(test_malformed),   cmocka_unit_test(test_malformed_later),
         cmocka_unit_test(test_lengths),     cmocka_unit_test(test_member_count),
-        cmocka_unit_test(test_no_message),
+        cmocka_unit_test(test_no_message),  cmocka_unit_test(test_admit_lookup),
     };
 
     cmocka_set_message_output(CM_OUTPUT_TAP);
