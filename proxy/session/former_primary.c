@@ -109,7 +109,7 @@ static bool former_primary_move(struct session *s)
             slog_info(s, "moving: its host %s:%d of region %s is fenced as a former primary",
                       s->server_conn->host->name, s->server_conn->host->port, s->region->name);
             s->leaving_fenced = true;
-            struct move_target t = {.hold_first = true};
+            struct move_target t = {.hold_first = true, .wait_for_role = true};
             move_session(s, &t, former_primary_moved, s->w);
         }
         if (!s->closed && !s->hold.held)

@@ -64,6 +64,10 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
                  "no server took it within failover_wait and move_timeout (%d ms) after its own "
                  "ended",
                  s->cfg->failover_wait_ms + s->cfg->move_timeout_ms);
+    else if (mv->target.wait_for_role && !mv->mover_ready)
+        snprintf(why, sizeof(why),
+                 "no server that fits took it within failover_wait and move_timeout (%d ms)",
+                 s->cfg->failover_wait_ms + s->cfg->move_timeout_ms);
     else if (mv->step == MOVE_WAITING && mv->mover != NULL && !mv->mover_ready)
         snprintf(why, sizeof(why), "logging in to the target took longer than move_timeout (%d ms)",
                  s->cfg->move_timeout_ms);
@@ -132,7 +136,8 @@ static struct session_move *move_new(struct session *s, const struct move_target
     mv->res.client_id = s->id;
     snprintf(mv->res.from, sizeof(mv->res.from), "%s", s->region->name);
     snprintf(mv->res.to, sizeof(mv->res.to), "%s", t->region);
-    struct timeval tv = {s->cfg->move_timeout_ms / 1000, (s->cfg->move_timeout_ms % 1000) * 1000};
+    int limit_ms = s->cfg->move_timeout_ms + (t->wait_for_role ? s->cfg->failover_wait_ms : 0);
+    struct timeval tv = {limit_ms / 1000, (limit_ms % 1000) * 1000};
     evtimer_add(mv->timer, &tv);
     s->move = mv;
     s->moving = &move_session_hooks;
