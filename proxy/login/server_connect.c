@@ -378,6 +378,29 @@ static void server_fail_need(struct session *s)
     session_fail(s, &err);
 }
 
+/*
+ * A login that began before a reload and finds no host under the
+ * configuration it began with (a name DNS moved: its one address fenced)
+ * takes the one swapped in since, once, and plans again; its named region
+ * is looked up there by name.
+ */
+static bool server_take_reload(struct session *s)
+{
+    struct session_login *l = s->login;
+    struct config *now = s->w->cfg;
+    if (now == s->cfg || l->cfg_began != NULL)
+        return false;
+    l->cfg_began = s->cfg;
+    s->cfg = config_ref(now);
+    if (l->loc.region != NULL)
+        l->loc.region = region_set_find(&now->regions, l->loc.region->name);
+    l->retry_host = NULL;
+    session_route_plan(s);
+    slog_info(s, "route: planned again under the configuration loaded since it came: %s",
+              l->plan_len > 0 ? l->plan[0]->name : "no region has a host that fits yet");
+    return true;
+}
+
 void server_connect_enter(struct session *s)
 {
     latency_wait_begin(&s->lat);
@@ -390,6 +413,8 @@ void server_connect_enter(struct session *s)
         return;
     }
     struct region_host *h = server_next_host(s);
+    if (h == NULL && server_take_reload(s))
+        h = server_next_host(s);
     if (h != NULL) {
         l->servers_tried = true;
         server_connect_host(s, h);
@@ -438,7 +463,8 @@ void server_role_wait_tick(struct session *s)
 {
     struct session_login *l = s->login;
     bool nearer_waited = l->nearer_waiting;
-    session_route_plan(s);
+    if (!server_take_reload(s))
+        session_route_plan(s);
     if (l->nearer_waiting && !nearer_waited)
         slog_info(s,
                   "route: region %s has replayed pgnear.min_lsn; waiting up to %d ms for a "

@@ -315,6 +315,7 @@ void session_login_end(struct session *s)
     auth_lookup_cancel(l->auth_lookup);
     s->w->shared->flow->login_end(s);
     free(l->server_options);
+    config_unref(l->cfg_began);
     free(l->pp);
     free(l->geo);
     param_set_free(&l->handover.params);

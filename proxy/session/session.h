@@ -105,6 +105,11 @@ struct session_login {
     struct startup_hints hints;
     char *server_options; /* the client's options without pgnear.* hints; NULL: none */
     struct locality loc;
+    /*
+     * The configuration the login began under, once it has taken a reload's
+     * (server_connect.c): kept until the login ends, as loc points into it.
+     */
+    struct config *cfg_began;
     struct region *plan[ROUTE_MAX_REGIONS];
     double plan_cos[ROUTE_MAX_REGIONS]; /* route_km() gives the distance */
     size_t plan_len, plan_index;

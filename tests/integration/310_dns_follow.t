@@ -23,7 +23,8 @@
 #   - a pgnear stopped while its DNS server answers nothing stops at once
 #     and leaks nothing;
 #   - under auth = scram, an idle session on an address the name left is
-#     moved to the new one once that is checked, however late.
+#     moved to the new one once that is checked, however late, and a
+#     login under way as the name moves logs in at the new address.
 use strict;
 use warnings;
 use FindBin;
@@ -195,9 +196,8 @@ for my $w (@writers) {
 
 # The scram pgnear's writer goes on on the new address.  Its session is moved there when the move
 # finds it idle, ended when it is mid-statement (as on a fenced former primary): which one is
-# timing, so printed, not asserted; the block below moves an idle one.  Not asserted (found here,
-# left open): a login that began under the old configuration fails 08001 (no host: the only one
-# is fenced).  A write that reached the old server after it was demoted is read-only there (25006).
+# timing, so printed, not asserted; a block below moves an idle one.  A write that reached the old
+# server after it was demoted is read-only there (25006).
 my ($scram_acked, $scram_errors) = split ' ', eval { PgNearTest::slurp_file("$dir/scram.result") } // '0 ?';
 diag "under auth = scram: $scram_errors errors";
 ok $rows->($new, "writer = 'scram'") > 0, 'the scram writer goes on on 127.0.0.2';
@@ -265,6 +265,30 @@ $scram->stop;
       '... and is moved once that server is known to be the primary';
     is $addr->(), '127.0.0.1', '... where it runs on';
     unlike substr($p->log_contents, $at), qr/could not be moved|cannot be moved/, '... not ended';
+    $p->stop(signal => 'INT');
+}
+
+# A login under way as the name moves: the SCRAM exchange is held before its proof while the record
+# moves to 127.0.0.2 and pgnear fences 127.0.0.1; the login, begun under the configuration whose
+# only address is now fenced, takes the one loaded since and logs in there (08001 before: no host).
+{
+    my $p = PgNearTest::Proxy->new(regions => $regions,
+                                   settings => { %dns, auth => 'scram', auth_file => "$dir/users.txt" });
+    $p->wait_healthy;
+    my $at = $p->log_size;
+    my $c = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 20);
+    my $fenced;
+    my $r = $c->startup(user => $PgNearTest::APP_USER, database => $PgNearTest::APP_DB,
+                        password => $PgNearTest::APP_PASSWORD, before_final => sub {
+        set_record('127.0.0.2');
+        kill 'HUP', $dns_pid;
+        $fenced = $p->wait_for_log(qr/host \Q$NAME\E:\d+ of region eu-west moved from 127\.0\.0\.1 to 127\.0\.0\.2/,
+                                   offset => $at, timeout => 20);
+    });
+    ok $fenced, 'a login under way as the name moves to 127.0.0.2';
+    ok $r->{ok}, '... logs in' or diag explain $r->{error};
+    my $q = $r->{ok} ? $c->query('SELECT host(inet_server_addr())') : {};
+    is $q->{rows} && $q->{rows}[0][0], '127.0.0.2', '... on the new address';
     $p->stop(signal => 'INT');
 }
 

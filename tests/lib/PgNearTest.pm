@@ -2021,6 +2021,8 @@ sub startup {
                 my $am = "$scram->{bare},$sf,$wo";
                 my $proof = $ck ^ hmac_sha256($am, sha256($ck));
                 $scram->{expect} = encode_base64(hmac_sha256($am, hmac_sha256('Server Key', $salted)), '');
+                # before_final => sub { ... }: runs with the login paused before the proof is sent
+                $o{before_final}->() if $o{before_final};
                 $self->send_msg('p', "$wo,p=" . encode_base64($proof, ''));
             } elsif ($code == 12) {
                 my ($v) = substr($m, 4) =~ /v=([^,]+)/;
