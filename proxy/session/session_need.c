@@ -165,7 +165,9 @@ struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t s
     case NEED_AT_MOVE:
         if (need_reads_standbys(need.role) && s->cfg->health_check_interval_ms > 0)
             session_read_position(s, &need);
-        if (seen_lsn != 0 && (need.min_lsn < seen_lsn || need.min_tli != 0)) {
+        /* Raised to what it has seen, never lowered (a position on an older timeline that is
+         * past what the session's server has may be a write a failover lost: none has it). */
+        if (seen_lsn != 0 && need.min_lsn < seen_lsn) {
             need.min_lsn = seen_lsn;
             need.min_tli = 0;
         }

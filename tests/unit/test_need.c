@@ -18,7 +18,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <stdlib.h>
+
 #include "protocol/lsn.h"
+#include "proxy/base/config.h"
+#include "proxy/session/session_need.h"
+#include "proxy/session/session_types.h"
 #include "routing/health.h"
 #include "routing/lag.h"
 #include "routing/need.h"
@@ -482,6 +487,35 @@ static void test_judge_hysteresis(void **state)
     assert_int_equal(lag_judge(&hh, (struct lag_reading){1 << 30, 1 << 30}, &limits), 0);
 }
 
+/*
+ * A move's target has what the session has seen: the position it read
+ * where it is raises pgnear.min_lsn, and never lowers one given on an
+ * older timeline past it (a write a failover lost, which no server has).
+ */
+static void test_move_keeps_min_lsn(void **state)
+{
+    struct config *cfg = calloc(1, sizeof(*cfg));
+    struct session *s = calloc(1, sizeof(*s));
+    (void)state;
+    assert_non_null(cfg);
+    assert_non_null(s);
+    s->cfg = cfg; /* health_check_interval 0: no read position followed */
+    s->need = (struct need_spec){.role = NEED_STANDBY, .min_lsn = 0x5000, .min_tli = 0};
+    struct need_spec n = session_need_for(s, NEED_AT_MOVE, 0x6000);
+    assert_int_equal(n.min_lsn, 0x6000);
+    n = session_need_for(s, NEED_AT_MOVE, 0x4000);
+    assert_int_equal(n.min_lsn, 0x5000);
+    s->need.min_tli = 1;
+    n = session_need_for(s, NEED_AT_MOVE, 0x4000);
+    assert_int_equal(n.min_lsn, 0x5000);
+    assert_int_equal(n.min_tli, 1);
+    n = session_need_for(s, NEED_AT_MOVE, 0x6000);
+    assert_int_equal(n.min_lsn, 0x6000);
+    assert_int_equal(n.min_tli, 0);
+    free(s);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_fit_last_read),
         cmocka_unit_test(test_fit_last_read_restarted),
         cmocka_unit_test(test_fit_last_read_before_first_check),
+        cmocka_unit_test(test_move_keeps_min_lsn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
