@@ -140,6 +140,23 @@ int param_set_copy(struct param_set *dst, const struct param_set *src)
 }
 
 /* Frees the values; ps is left empty and may be used again. */
+void param_set_shrink(struct param_set *ps)
+{
+    if (ps->data == NULL || ps->used == ps->cap)
+        return;
+    if (ps->used == 0) {
+        free(ps->data);
+        ps->data = NULL;
+        ps->cap = 0;
+        return;
+    }
+    char *p = realloc(ps->data, ps->used);
+    if (p != NULL) {
+        ps->data = p;
+        ps->cap = ps->used;
+    }
+}
+
 void param_set_free(struct param_set *ps)
 {
     free(ps->data);

@@ -64,6 +64,12 @@ int param_set_copy(struct param_set *dst, const struct param_set *src);
 /* Iterates: *off starts at 0; false after the last entry. */
 bool param_set_next(const struct param_set *ps, size_t *off, const char **name, const char **value);
 
+/*
+ * Gives back the room past what ps holds (a set kept for a session's
+ * life); out of memory it stays as it is.  A later put grows it again.
+ */
+void param_set_shrink(struct param_set *ps);
+
 void param_set_free(struct param_set *ps);
 
 #endif

@@ -40,6 +40,8 @@ int server_params_build(struct session *s)
         if (value != NULL && param_set_put(&s->server_startup, sp->params[i].name, value) != 0)
             return -1;
     }
+    /* Kept as long as the session lives: what a crowd of idle clients holds (performance.md). */
+    param_set_shrink(&s->server_startup);
     return 0;
 }
 

@@ -155,13 +155,23 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     phase_timeout(arg);
 }
 
-void session_set_timer(struct session *s, int ms)
+struct event *session_timer(struct session *s)
+{
+    if (s->timer == NULL)
+        s->timer = evtimer_new(s->w->base, session_timer_cb, s);
+    return s->timer;
+}
+
+bool session_set_timer(struct session *s, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    if (ms > 0)
-        event_add(s->timer, &tv);
-    else
-        event_del(s->timer);
+    if (ms <= 0) {
+        if (s->timer != NULL)
+            event_del(s->timer);
+        return true;
+    }
+    struct event *timer = session_timer(s);
+    return timer != NULL && event_add(timer, &tv) == 0;
 }
 
 struct session *session_new(struct worker *w, int fd)
@@ -312,6 +322,14 @@ void session_login_end(struct session *s)
     if (s->client.stream.fd >= 0) /* an internal session (a fetcher) has no origin to show */
         session_keep_origin(s, l);
     session_keep_secret(s, l);
+    /*
+     * The login's timeouts end with it, and an idle session needs no timer
+     * of its own: one is made again when a timeout is armed (timeouts.c).
+     */
+    if (s->timer != NULL) {
+        event_free(s->timer);
+        s->timer = NULL;
+    }
     auth_lookup_cancel(l->auth_lookup);
     s->w->shared->flow->login_end(s);
     free(l->server_options);
@@ -449,7 +467,10 @@ static void session_finish(struct session *s)
     s->client.on_write = session_close_when_flushed;
     endpoint_want_drain(&s->client, true);
     endpoint_set_reader(&s->client, NULL);
-    session_set_timer(s, 5000);
+    if (!session_set_timer(s, 5000)) {
+        session_close(s, "out of memory");
+        return;
+    }
     session_close_when_flushed(s);
 }
 

@@ -296,7 +296,13 @@ void session_fail_msg(struct session *s, const char *sqlstate, const char *fmt, 
 void session_count_login_failure(struct session *s, const char *sqlstate);
 /* Closes s during its login without an answer (an invalid startup packet, ...): a failed login. */
 void session_login_closed(struct session *s, const char *why);
-void session_set_timer(struct session *s, int ms);
+/*
+ * The session's timer (phase_timeout), armed for ms, or stopped (ms <= 0);
+ * false when it could not be made (out of memory).  An idle session has
+ * none (let go as its login ends): session_timer makes it again.
+ */
+bool session_set_timer(struct session *s, int ms);
+struct event *session_timer(struct session *s);
 /* Frees what only the login needed (struct session_login), as the login ends. */
 void session_login_end(struct session *s);
 void session_format_peer(struct session *s, const struct sockaddr *sa);

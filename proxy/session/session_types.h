@@ -88,12 +88,12 @@ struct session {
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
-    struct event *timer;              /* login timeout, then server connect timeout */
-    struct event *ws_ping;            /* websocket_ping_interval's pings; NULL: none */
-    uint64_t ws_ping_traffic;         /* the client's bytes at the last tick */
-    bool ws_ping_waiting;             /* a ping went out on a quiet connection */
-    struct session_login *login;      /* NULL once relaying */
-    struct console *console;          /* the admin console's state (PHASE_ADMIN only) */
+    struct event *timer;      /* login and server connect timeouts, then timeouts.c's; NULL: none */
+    struct event *ws_ping;    /* websocket_ping_interval's pings; NULL: none */
+    uint64_t ws_ping_traffic; /* the client's bytes at the last tick */
+    bool ws_ping_waiting;     /* a ping went out on a quiet connection */
+    struct session_login *login; /* NULL once relaying */
+    struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
 
     char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
     struct sockaddr_storage addr; /* the caller's real address */

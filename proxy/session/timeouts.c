@@ -108,7 +108,8 @@ static void timeouts_arm(struct session *s, int64_t now)
         return;
     int64_t ms = d > now ? d - now : 0;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    t->armed = event_add(s->timer, &tv) == 0;
+    struct event *timer = session_timer(s);
+    t->armed = timer != NULL && event_add(timer, &tv) == 0;
     t->deadline_ms = d;
 }
 

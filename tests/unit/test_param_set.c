@@ -147,6 +147,27 @@ static void test_limit_and_copy(void **state)
     param_set_free(&cramped);
 }
 
+/* Shrunk to what it holds, it reads the same and grows again on a put. */
+static void test_shrink(void **state)
+{
+    struct param_set ps = {0};
+    (void)state;
+    param_set_shrink(&ps); /* empty: nothing to do */
+    assert_null(ps.data);
+    assert_int_equal(param_set_put(&ps, "application_name", "crowd"), 0);
+    assert_int_equal(param_set_put(&ps, "DateStyle", "ISO, MDY"), 0);
+    assert_true(ps.cap > ps.used);
+    param_set_shrink(&ps);
+    assert_int_equal(ps.cap, ps.used);
+    assert_string_equal(param_set_get(&ps, "application_name"), "crowd");
+    assert_string_equal(param_set_get(&ps, "DateStyle"), "ISO, MDY");
+    assert_int_equal(param_set_put(&ps, "TimeZone", "Europe/Dublin"), 0);
+    assert_string_equal(param_set_get(&ps, "TimeZone"), "Europe/Dublin");
+    assert_string_equal(param_set_get(&ps, "application_name"), "crowd");
+    assert_int_equal(ps.count, 3);
+    param_set_free(&ps);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_write),
         cmocka_unit_test(test_limit_and_copy),
+        cmocka_unit_test(test_shrink),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("param_set", tests, NULL, NULL);
