@@ -2323,9 +2323,10 @@ log is printed as diagnostics.
   Runs "$PGNEAR -v CONFIG.ini", output to log_path, and waits until the
   process listens on 127.0.0.1:port; dies with the log tail otherwise.
   PGNEAR_TEST_LOG_FORMAT=json writes log_format = json into every file (a
-  test's own log_format wins), and a pgnear's log with a line that is not a
-  JSON log line (time, level, pid, message) fails the test file (status 96)
-  at its stop and at the end.  log_contents, log_size, wait_for_log and
+  test's own log_format wins), and the log of a pgnear whose file says so
+  (not one whose test wrote the file itself without it: 193's shipped
+  file) with a line that is not a JSON log line (time, level, pid,
+  message) fails the test file (status 96) at its stop and at the end.  log_contents, log_size, wait_for_log and
   their offsets read a JSON line as the text line it stands for.
 
   $p->port, host, pid, dir, socket_dir, config_path, config_text, log_path,
