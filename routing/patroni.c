@@ -170,12 +170,7 @@ static bool patroni_admit_one(struct region_set *set, const struct cidr_list *al
             return true; /* the file lists it */
     struct host_addr addr;
     char why[300];
-    if (lookup != NULL && !host_is_address_or_name(pl->host)) {
-        snprintf(err, errcap, "\"%.80s\" is neither an IP address nor a DNS name", pl->host);
-        return false;
-    }
-    if (lookup != NULL ? !lookup(lookup_arg, pl->host, pl->port, &addr, why, sizeof(why))
-                       : !host_addr_resolve_at(pl->host, pl->port, &addr, why, sizeof(why))) {
+    if (!host_addr_resolve_at(pl->host, pl->port, lookup, lookup_arg, &addr, why, sizeof(why))) {
         snprintf(err, errcap, "%s", why);
         return false;
     }

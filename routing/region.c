@@ -112,6 +112,14 @@ static bool host_addr_lookup(const char *host, int port, struct host_addr *out, 
     return true;
 }
 
+/* host at port resolved by lookup with arg, or by the system's resolver when lookup is NULL. */
+static bool host_addr_lookup_by(host_lookup_fn lookup, void *arg, const char *host, int port,
+                                struct host_addr *out, char *err, size_t errcap)
+{
+    return lookup != NULL ? lookup(arg, host, port, out, err, errcap)
+                          : host_addr_lookup(host, port, out, err, errcap);
+}
+
 /* Splits spec ("host:port" or "[v6]:port") into out's host and port, resolving nothing. */
 static bool host_addr_split(const char *spec, struct host_addr *out, char *err, size_t errcap)
 {
@@ -172,8 +180,8 @@ bool host_is_address_or_name(const char *s)
            host_is_dns_name(s);
 }
 
-bool host_addr_resolve_at(const char *host, int port, struct host_addr *out, char *err,
-                          size_t errcap)
+bool host_addr_resolve_at(const char *host, int port, host_lookup_fn lookup, void *arg,
+                          struct host_addr *out, char *err, size_t errcap)
 {
     if (port <= 0 || port > 65535) {
         snprintf(err, errcap, "port %d is not one", port);
@@ -183,7 +191,7 @@ bool host_addr_resolve_at(const char *host, int port, struct host_addr *out, cha
         snprintf(err, errcap, "\"%.80s\" is neither an IP address nor a DNS name", host);
         return false;
     }
-    return host_addr_lookup(host, port, out, err, errcap);
+    return host_addr_lookup_by(lookup, arg, host, port, out, err, errcap);
 }
 
 const char *region_add_addr(struct region *r, const struct host_addr *ep, char *err, size_t errcap)
@@ -268,9 +276,7 @@ const char *region_resolve_hosts(struct region *r, host_lookup_fn lookup, void *
         char why[384];
         if (h->addrlen > 0)
             continue;
-        bool ok = lookup != NULL ? lookup(arg, h->name, h->port, &ep, why, sizeof(why))
-                                 : host_addr_lookup(h->name, h->port, &ep, why, sizeof(why));
-        if (!ok) {
+        if (!host_addr_lookup_by(lookup, arg, h->name, h->port, &ep, why, sizeof(why))) {
             snprintf(err, errcap, "region \"%s\": %s", r->name, why);
             return err;
         }

@@ -138,12 +138,17 @@ bool host_addr_resolve(const char *spec, struct host_addr *out, char *err, size_
  */
 bool host_is_address_or_name(const char *s);
 
+/* Resolves host at port now into out (a resolver of the caller's); false with err set. */
+typedef bool (*host_lookup_fn)(void *arg, const char *host, int port, struct host_addr *out,
+                               char *err, size_t errcap);
+
 /*
  * host, which host_is_address_or_name must accept (it is never split at
- * a colon or a comma), and port, resolved now; false with err set.
+ * a colon or a comma), and port, resolved now with lookup and its arg
+ * (NULL: the system's resolver); false with err set.
  */
-bool host_addr_resolve_at(const char *host, int port, struct host_addr *out, char *err,
-                          size_t errcap);
+bool host_addr_resolve_at(const char *host, int port, host_lookup_fn lookup, void *arg,
+                          struct host_addr *out, char *err, size_t errcap);
 
 /*
  * Appends a host at ep to r with its region set: a host never exists
@@ -164,10 +169,6 @@ const char *region_parse_hosts(struct region *r, const char *text, char *err, si
  */
 const char *region_parse_hosts_unresolved(struct region *r, const char *text, char *err,
                                           size_t errcap);
-
-/* Resolves host at port now into out (a resolver of the caller's); false with err set. */
-typedef bool (*host_lookup_fn)(void *arg, const char *host, int port, struct host_addr *out,
-                               char *err, size_t errcap);
 
 /*
  * Resolves every host of r that has no address yet, with lookup (NULL:

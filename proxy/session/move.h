@@ -81,8 +81,9 @@ struct move_target {
     /* To a primary, whatever the session needs: a nearest session's pin carried off a standby
      * (txn.c), where its writes must run. */
     bool primary;
-    /* Where no server fits yet, its mover waits as a login does (failover_wait more): a former
-     * primary's sessions, whose new primary may not have been checked yet (a name DNS moved). */
+    /* Where no server fits yet, its mover waits as a login does (failover_wait more): a session
+     * whose server ended, or one leaving a former primary, whose new primary may not have been
+     * checked yet (a name DNS moved). */
     bool wait_for_role;
 };
 

@@ -226,7 +226,8 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
                   refusal);
         return false;
     }
-    struct move_target t = {.hold_first = true};
+    /* Its mover may wait for a primary being promoted as a login would: failover_wait more. */
+    struct move_target t = {.hold_first = true, .wait_for_role = true};
     struct session_move *mv = move_new(s, &t, move_lost_done, NULL);
     if (mv == NULL)
         return false;
@@ -238,10 +239,6 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
     mv->lost = true;
     mv->lost_downs = health_downs(s->server_conn->host);
     mv->old_gone = true;
-    /* Its mover may wait for a primary being promoted as a login would: failover_wait more. */
-    int limit_ms = s->cfg->failover_wait_ms + s->cfg->move_timeout_ms;
-    struct timeval tv = {limit_ms / 1000, (limit_ms % 1000) * 1000};
-    evtimer_add(mv->timer, &tv);
     mv->step = MOVE_CONNECTING;
     mv->held_us = monotonic_us();
     snprintf(mv->old_why, sizeof(mv->old_why), "%s", why);

@@ -138,10 +138,10 @@ void move_start_mover(struct session_move *mv, bool early)
         return;
     }
     /*
-     * A session whose server ended waits, as a login does, for a primary
-     * being promoted; so does one leaving a former primary (wait_for_role).
+     * A session whose server ended, or one leaving a former primary, waits
+     * as a login does for a primary being promoted (wait_for_role).
      */
-    if (n == 0 && !mv->lost && !mv->target.wait_for_role) {
+    if (n == 0 && !mv->target.wait_for_role) {
         move_end(mv, false, "no region to move it to has a server that fits what it needs");
         return;
     }

@@ -1041,10 +1041,11 @@ static void test_member_host(void **state)
             fail_msg("\"%s\" taken as an address or a DNS name", bad[i]);
     struct host_addr a;
     char err[256] = "";
-    assert_false(host_addr_resolve_at("127.1]:5432,[127.0.0.1", 5433, &a, err, sizeof(err)));
+    assert_false(
+        host_addr_resolve_at("127.1]:5432,[127.0.0.1", 5433, NULL, NULL, &a, err, sizeof(err)));
     assert_non_null(strstr(err, "neither an IP address nor a DNS name"));
-    assert_false(host_addr_resolve_at("127.0.0.1", 0, &a, err, sizeof(err)));
-    assert_true(host_addr_resolve_at("::1", 5433, &a, err, sizeof(err)));
+    assert_false(host_addr_resolve_at("127.0.0.1", 0, NULL, NULL, &a, err, sizeof(err)));
+    assert_true(host_addr_resolve_at("::1", 5433, NULL, NULL, &a, err, sizeof(err)));
     struct region_set set = {0};
     struct region *r = region_set_add(&set, "eu-west");
     assert_non_null(r);
