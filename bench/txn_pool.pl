@@ -15,7 +15,14 @@
 #                     [--only simple-8,extended-64,...: any mode-clients]
 #                     [--baseline path/to/older/pgnear]
 #                     [--backends auto,epoll] [--floor] [--pool_mode session]
-#                     [--machine]
+#                     [--machine] [--tails]
+#
+# --tails: a busy crowd's latency, from pgbench's log of every transaction
+# (-l): p50, p99 and the longest of each target over its rounds, p99/p50
+# beside PgBouncer's, and the longest over the median (a client starved
+# waits many medians).  For a crowd, --only simple-1000,simple-5000: the
+# proxies take max_client_conn for the largest load, and `ulimit -n` must
+# allow the clients twice over (pgbench's ends and the proxy's).
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
@@ -71,7 +78,7 @@ $| = 1;
 my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto',
            pool_mode => 'transaction');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s', 'floor', 'pool_mode=s', 'machine')
+    'backends=s', 'floor', 'pool_mode=s', 'machine', 'tails')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -79,6 +86,8 @@ die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt
 die "--pool_mode is transaction or session\n" unless $opt{pool_mode} =~ /^(transaction|session)$/;
 # Session mode holds a server connection a client: enough for every client of the loads.
 my $pool_size = $opt{pool_mode} eq 'session' ? 100 : 20;
+# Room for the largest load's clients (--only), 1,000 at least.
+my ($most_clients) = sort { $b <=> $a } 1000, map { /-([0-9]+)$/ ? $1 + 10 : () } split /,/, $opt{only};
 require_tool('pgbench');
 my $ticks = sysconf(_SC_CLK_TCK) || 100;
 my $floor_relay = $ENV{FLOOR_RELAY} // "$FindBin::RealBin/../build/bench/floor_relay";
@@ -106,7 +115,7 @@ for my $workers (split /,/, $opt{workers}) {
             next if $targets{$name};
             my $p = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'], binary => $bins{$what},
                 settings => { auth => 'scram', auth_file => "$dir/userlist.txt",
-                              server_tls => 'disable', max_client_conn => 1000,
+                              server_tls => 'disable', max_client_conn => $most_clients,
                               workers => $workers, pool_mode => $opt{pool_mode}, pool_size => $pool_size,
                               # an older binary (--baseline) knows no io_backend
                               $what eq 'pgnear' ? (io_backend => $backend) : () });
@@ -119,7 +128,7 @@ for my $workers (split /,/, $opt{workers}) {
 my $bouncer = PgNearBouncer->new(
     pool_mode => $opt{pool_mode}, databases => { bench => 'host=127.0.0.1 port=' . $pg->port . ' dbname=bench' },
     users => { app => $verifier },
-    settings => { max_client_conn => 1000, default_pool_size => $pool_size, server_tls_sslmode => 'disable' });
+    settings => { max_client_conn => $most_clients, default_pool_size => $pool_size, server_tls_sslmode => 'disable' });
 my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
@@ -194,14 +203,31 @@ sub machine_counters {
     return \%m;
 }
 
+# The latencies, in microseconds, of every transaction in pgbench's logs
+# under $prefix (one a thread: "client transaction latency ..."), the logs removed.
+sub logged_latencies {
+    my ($prefix) = @_;
+    my @us;
+    for my $file (glob "$prefix.*") {
+        open my $in, '<', $file or die "$file: $!\n";
+        while (<$in>) { push @us, (split ' ')[2] }
+        close $in;
+        unlink $file;
+    }
+    return \@us;
+}
+
 # One pgbench run: its tps and the proxy's CPU milliseconds per 1,000
-# transactions (and with --machine the machine's figures, per transaction).
+# transactions (and with --machine the machine's figures, per transaction;
+# with --tails the latency of each transaction, in microseconds).
 sub run_one {
     my ($load, $name) = @_;
     my ($port, $pid) = @{ $targets{$name} };
     my $m0 = $opt{machine} ? machine_counters($pid) : undef;
+    my $prefix = "$dir/latency-$name";
+    my @log = $opt{tails} ? ('-l', '--log-prefix', $prefix) : ();
     my ($user0, $sys0) = cpu_ticks($pid);
-    my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, '-T', $opt{seconds}],
+    my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, @log, '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
                         password => 'app-secret', sslmode => 'disable'),
         timeout => $opt{seconds} * 4 + 60);
@@ -219,7 +245,30 @@ sub run_one {
                     delay => $d{delay} / 1000 / $r->{processed});
     }
     return ($r->{tps}, ($user1 - $user0 + $sys1 - $sys0) * $per_1k, ($user1 - $user0) * $per_1k,
-            \%machine);
+            \%machine, $opt{tails} ? logged_latencies($prefix) : undef);
+}
+
+# The q-quantile of sorted numbers (nearest rank).
+sub quantile {
+    my ($sorted, $q) = @_;
+    my $i = int($q * @$sorted + 0.999999) - 1;
+    return $sorted->[$i < 0 ? 0 : $i];
+}
+
+# --tails' rows for one load: each target's quantiles over all its rounds.
+sub tail_rows {
+    my ($load, $lat) = @_;
+    my %q;
+    for my $name (@order) {
+        my @s = sort { $a <=> $b } @{ $lat->{$name} };
+        $q{$name} = [map { quantile(\@s, $_) / 1000 } 0.5, 0.99, 1];
+    }
+    my $ratio = sub { my $v = $q{ $_[0] }; $v->[1] / ($v->[0] || 1) };
+    return map {
+        my $v = $q{$_};
+        sprintf "%-12s %-12s %9.2f %9.2f %9.1f %8.2f %12.2f %9.1f", $load->{name}, $_, @$v,
+            $ratio->($_), $ratio->($_) / ($ratio->('pgbouncer') || 1), $v->[2] / ($v->[0] || 1)
+    } @order;
 }
 
 sub median {
@@ -232,18 +281,20 @@ printf "pgbench -n -S -T %d, %d rounds interleaved (%s); %s pooling over %d; sca
     $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{pool_mode}, $pool_size, $opt{scale}, $cpus;
 printf "%-12s %-12s %9s %11s %11s %9s %9s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer',
     'ms CPU/1k tx', 'CPU/bouncer', 'user ms', 'sys ms';
-my @machine_rows;
+my (@machine_rows, @tail_rows);
 for my $load (@loads) {
-    my (%tps, %cpu, %user, %machine);
+    my (%tps, %cpu, %user, %machine, %lat);
     for my $round (1 .. $opt{rounds}) {
         for my $name (@order) {
-            my ($t, $c, $u, $m) = run_one($load, $name);
+            my ($t, $c, $u, $m, $l) = run_one($load, $name);
             push @{ $tps{$name} }, $t;
             push @{ $cpu{$name} }, $c;
             push @{ $user{$name} }, $u;
             push @{ $machine{$name}{$_} }, $m->{$_} for keys %$m;
+            push @{ $lat{$name} }, @$l if $l;
         }
     }
+    push @tail_rows, tail_rows($load, \%lat) if $opt{tails};
     for my $name ($opt{machine} ? @order : ()) {
         push @machine_rows, sprintf "%-12s %-12s %7.1f %11.1f %12.2f %9.2f %12.1f", $load->{name},
             $name, map { median(@{ $machine{$name}{$_} }) } qw(idle pg nvcs vcs delay);
@@ -259,6 +310,13 @@ for my $load (@loads) {
 }
 print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions;\n",
     "user ms: utime alone (its median), sys ms: the CPU's median less it\n";
+if (@tail_rows) {
+    printf "\n%-12s %-12s %9s %9s %9s %8s %12s %9s\n", 'load', 'proxy', 'p50 ms', 'p99 ms', 'max ms',
+        'p99/p50', 'vs bouncer', 'max/p50';
+    print "$_\n" for @tail_rows;
+    print "every transaction of the rounds (pgbench -l); vs bouncer: p99/p50 over PgBouncer's;\n",
+        "max/p50: the longest wait in medians (a starved client's is many)\n";
+}
 if (@machine_rows) {
     printf "\n%-12s %-12s %7s %11s %12s %9s %12s\n", 'load', 'proxy', 'idle %', 'PG ms/1k tx',
         'preempted/tx', 'sleeps/tx', 'waited us/tx';

@@ -40,6 +40,9 @@ if [ "$status" -ne 0 ]; then
         echo "==== $log"
         grep -E -A 4 '^not ok' "$log" | grep -v -E '^(PASS|FAIL|ERROR): ' | head -n 16
         grep -E '^(# Looks like|ERROR: |Bail out)| at .* line [0-9]+\.$' "$log" | head -n 6
+        # What the file printed to explain itself (stderr comes out of
+        # step with the checks; its routine lines left out).
+        grep -E '^# ' "$log" | grep -v -E '^#   (at |Failed test)|^# (PgNearTest:|Looks like)' | head -n 30
         # A sanitizer's report (the file's END prints it as diagnostics):
         # what it found and where, without the rest of the log's tail.
         grep -E -A 80 '^# sanitizer report in ' "$log" |
@@ -49,6 +52,6 @@ if [ "$status" -ne 0 ]; then
         tail -n 6 "$log"
     done
     echo "==== failing files:"
-    grep -l -E '^:test-result: (FAIL|ERROR)' $(find . -name '*.trs' | sort) || true
+    find . -name '*.trs' | sort | xargs grep -l -E '^:test-result: (FAIL|ERROR)' || true
 fi
 exit "$status"

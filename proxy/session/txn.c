@@ -614,7 +614,14 @@ static bool txn_server_idle(struct session *s)
     /* An admin's wish that waited while the answer was held (near_owes_request). */
     if (s->near != NULL && s->hold.on_safe != SAFE_NOTHING && !gate_act_at_safe_point(s))
         return false;
-    bool stays = !txn_may_release(s);
+    /*
+     * A request its client sent before this ReadyForQuery (a pipelining
+     * client, or one that sent while its settings were read back) takes
+     * its turn as any other would: the connection goes back at every
+     * transaction's end, and a client waiting for it is not passed over.
+     */
+    bool sent_more = s->near == NULL && evbuffer_get_length(s->client.in) > 0;
+    bool stays = sent_more ? !txn_conn_between(s) : !txn_may_release(s);
     if (!stays && s->pinned == NULL && txn_settings_read(s, txn_settings_read_end))
         return !s->closed; /* its settings are read back first */
     if (stays && !s->closed)
@@ -627,6 +634,8 @@ static bool txn_server_idle(struct session *s)
     txn_let_go(s);
     endpoint_resume_read(&s->client);
     notify_hub_idle(s);
+    if (sent_more && !s->closed)
+        txn_client_pump(s); /* its next transaction: a connection for it */
     return !s->closed;
 }
 

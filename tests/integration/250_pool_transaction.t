@@ -556,12 +556,16 @@ for my $workers (1, 2) {
     $c->send_query('SELECT 42');
     ok !IO::Select->new($c->socket)->can_read(0.3), 'a client of the full pool waits';
     cmp_ok $pool->(), '>=', 1, 'SHOW POOLS counts it in cl_waiting';
-    my ($row) = grep { ($_->{state} // '') eq 'waiting' && ($_->{user} // '') eq 'app' } $p->admin_rows('SHOW CLIENTS');
-    ok $row, 'SHOW CLIENTS shows the client itself waiting';
+    my @clients = $p->admin_rows('SHOW CLIENTS');
+    my ($row) = grep { ($_->{state} // '') eq 'waiting' && ($_->{user} // '') eq 'app' } @clients;
+    ok $row, 'SHOW CLIENTS shows the client itself waiting'
+      or diag explain [map { "$_->{id} $_->{user} $_->{state} server=" . ($_->{server} // '') } @clients],
+              [$p->admin_rows('SHOW POOLS')], [$p->admin_rows('SHOW SERVERS')];
     my $t0 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $rc->{pid}, key => $rc->{key});
     my $res = $c->read_result;
-    is sqlstate($res->{error}), '57014', 'its cancel request answers the waiting query 57014';
+    is sqlstate($res->{error}), '57014', 'its cancel request answers the waiting query 57014'
+      or diag explain $res, sprintf('%.3f s after the cancel; the log: %s', time - $t0, substr($p->log_contents, -6000));
     cmp_ok time - $t0, '<', 1.5, 'at once';
     is $pool->(), 0, 'and it waits no more';
 
@@ -572,7 +576,7 @@ for my $workers (1, 2) {
 
     $t0 = time;
     $res = $c->query('SELECT 44');
-    is sqlstate($res->{error}), '53300', 'past query_wait_timeout a waiting query gets 53300';
+    is sqlstate($res->{error}), '53300', 'past query_wait_timeout a waiting query gets 53300' or diag explain $res;
     my $dt = time - $t0;
     cmp_ok $dt, '>=', 1.8, 'after query_wait_timeout (2 s)';
     cmp_ok $dt, '<', 3.5, 'counted once, not again by the fetcher that says so';

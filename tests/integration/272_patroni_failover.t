@@ -64,7 +64,7 @@ sub start_writer {
     open my $err, '>>', "$dir/$name.errors" or POSIX::_exit(1);
     $out->autoflush(1);
     $err->autoflush(1);
-    my ($dbh, $n, $pid) = (undef, 0, 0);
+    my ($dbh, $n, $last_backend) = (undef, 0, 0);
     my $until = time + 240;
     while (!-e "$dir/stop" && time < $until && getppid() == $parent) {
         my $t_login = time;
@@ -81,11 +81,11 @@ sub start_writer {
             'INSERT INTO writes (id) VALUES (?) RETURNING inet_server_port(), pg_backend_pid()', undef, $id);
         if (defined $port) {
             printf {$out} "%s %.6f %d %d\n", $id, time, $port, $backend;
-            $pid = $backend;
+            $last_backend = $backend;
         } else {
             (my $why = $dbh->errstr // '?') =~ s/\s+/ /g;
-            printf {$err} "%s %.6f %.6f %d %s\n", $id, $t_send, time, $pid, $why;
-            $pid = 0;
+            printf {$err} "%s %.6f %.6f %d %s\n", $id, $t_send, time, $last_backend, $why;
+            $last_backend = 0;
         }
         if (!defined $port && !$dbh->ping) {
             $dbh->disconnect;
