@@ -723,6 +723,19 @@ bool health_hurry(struct region_host *h, int64_t until_ms)
     return __atomic_exchange_n(&hh->hurry_idle, false, __ATOMIC_SEQ_CST);
 }
 
+bool health_note_conn_lost(struct region_host *h)
+{
+    struct host_health *hh = &h->runtime->health;
+    if (!__atomic_load_n(&hh->in_recovery, __ATOMIC_RELAXED))
+        return false;
+    int64_t now = monotonic_ms();
+    int64_t seen = __atomic_load_n(&hh->doubted_ms, __ATOMIC_RELAXED);
+    while (seen < now && !__atomic_compare_exchange_n(&hh->doubted_ms, &seen, now, true,
+                                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    return health_hurry(h, now + HEALTH_DOUBT_HURRY_MS);
+}
+
 bool health_hurry_hosts(struct region_set *regions, health_host_pick pick, void *arg,
                         int64_t until_ms)
 {

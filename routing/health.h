@@ -152,6 +152,19 @@ void health_judge_now(struct health_checker *hc);
 /* Starts hc's hurry timer if it is idle.  On hc's thread (worker 0's); NULL: nothing. */
 void health_wake(struct health_checker *hc);
 
+/* How long the checks of a standby whose server ended a connection are hurried (health_hurry). */
+#define HEALTH_DOUBT_HURRY_MS 5000
+
+/*
+ * The server of h ended one of pgnear's connections to it (its end of
+ * file, a receive error, a FATAL): a standby may have restarted behind
+ * what it showed, so its position is in doubt (host_health.doubted_ms)
+ * until a check that starts after now, and its checks are hurried.  A
+ * primary's is not: it has every position it wrote.  True when the
+ * checker must be woken (as health_hurry).  Safe from any worker thread.
+ */
+bool health_note_conn_lost(struct region_host *h);
+
 /* One of pgnear's connections to h got its first answer.  Safe from any worker thread. */
 void health_note_answer(struct region_host *h);
 

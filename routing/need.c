@@ -88,14 +88,29 @@ bool need_has_position(const struct need_spec *need)
 }
 
 /*
+ * Whether hh's checks have read its position since its server last ended
+ * a connection of pgnear's (host_health.doubted_ms): until then it may
+ * have restarted behind what they read.
+ */
+static bool need_position_current(const struct host_health *hh, int64_t *doubted_ms)
+{
+    *doubted_ms = __atomic_load_n(&hh->doubted_ms, __ATOMIC_ACQUIRE);
+    return *doubted_ms == 0 || __atomic_load_n(&hh->lsn_since_ms, __ATOMIC_ACQUIRE) > *doubted_ms;
+}
+
+/*
  * A read before the host's first check knew its run (read_started_us 0)
  * was on the run that started before the read ended: a restart since
- * would have started later.
+ * would have started later.  A connection ended by the server after the
+ * read may have been a restart: not the same run until a check says.
  */
 bool need_read_at_same_run(const struct need_spec *need)
 {
     const struct host_health *hh = &need->read_at->health;
     if (__atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE) != need->read_downs)
+        return false;
+    int64_t doubted_ms;
+    if (!need_position_current(hh, &doubted_ms) && doubted_ms >= need->read_until_ms)
         return false;
     uint64_t started = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
     if (need->read_started_us == 0 && started != 0)
@@ -154,6 +169,9 @@ static bool need_has_replayed(const struct region_host *h, const struct need_spe
     const struct host_health *hh = &h->runtime->health;
     if (need->min_tli != 0 && __atomic_load_n(&hh->timeline, __ATOMIC_RELAXED) != need->min_tli)
         return false;
+    int64_t doubted_ms;
+    if (!need_position_current(hh, &doubted_ms))
+        return false; /* it may have restarted behind its position (health_note_conn_lost) */
     uint64_t lsn = __atomic_load_n(&hh->lsn, __ATOMIC_RELAXED);
     return lsn >= need->min_lsn && need_past_last_read(h, lsn, need);
 }

@@ -83,6 +83,15 @@ struct host_health {
      */
     int64_t login_saw_standby_ms;
     /*
+     * When the server last ended one of pgnear's connections to this
+     * standby (monotonic_ms; 0: never; atomic): it may have restarted, and
+     * a restarted standby opens for reads at its minimum recovery point,
+     * maybe behind what it showed.  Its position and its run (started_us)
+     * are not trusted for a session that needs a position until a check
+     * that started after that reads them (need.h).
+     */
+    int64_t doubted_ms;
+    /*
      * A standby passed over for reads (read-only, standby, prefer-standby):
      * its lag went over max_standby_lag, and it has not yet been back
      * under it for HEALTH_LAG_RISE checks in a row (atomic).

@@ -325,6 +325,7 @@ static bool pool_message(struct server_conn *sc, char type, const uint8_t *body,
     case 'E':
         pool_log_error(sc, body, len);
         if (!resetting) {
+            server_conn_ended_by_server(sc); /* a FATAL: a shutdown, maybe a restart */
             pool_close(sc, "the server sent an error to an idle connection");
             return false;
         }
@@ -356,6 +357,7 @@ static bool pool_read(struct server_conn *sc)
     if (n == STREAM_AGAIN && evbuffer_get_length(sc->ep.in) == 0)
         return true;
     if (n < 0 && n != STREAM_AGAIN) {
+        server_conn_ended_by_server(sc);
         pool_close(sc, n == STREAM_EOF ? "the server closed the connection"
                                        : "could not receive from the server");
         return false;

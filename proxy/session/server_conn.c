@@ -21,6 +21,7 @@
 #include "proxy/session/cancel_send.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/session_types.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 struct server_conn *server_conn_new(struct session *s, struct region *region,
@@ -232,6 +233,13 @@ void server_conn_note_param(struct server_conn *sc, const uint8_t *body, uint32_
         p->default_transaction_read_only = server_param_flag(value);
     else if (strcmp(name, "is_superuser") == 0)
         p->is_superuser = server_param_flag(value);
+}
+
+void server_conn_ended_by_server(struct server_conn *sc)
+{
+    if (sc->host == NULL || !health_note_conn_lost(sc->host))
+        return;
+    worker_wake_checks(sc->w);
 }
 
 void server_conn_uncount(struct server_conn *sc)

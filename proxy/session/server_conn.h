@@ -163,6 +163,13 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
 void server_conn_close(struct server_conn *sc, bool paced);
 
 /*
+ * The server ended sc (its end of file, a receive error, a FATAL): a
+ * standby's position is in doubt until its next check, which is hurried
+ * (health_note_conn_lost).  Called before sc is closed.
+ */
+void server_conn_ended_by_server(struct server_conn *sc);
+
+/*
  * A connection whose server has ended, kept a while by its session (a move
  * without its server, move.h): its place in the pool's limits goes now,
  * for the connection that replaces it.

@@ -564,6 +564,7 @@ void session_server_gone(struct session *s, const char *why)
         session_close(s, "client terminated the session");
         return;
     }
+    server_conn_ended_by_server(sc);
     /* What transaction pooling holds of the server's answer is the client's, a FATAL in it too. */
     if (s->txn != NULL && s->phase == PHASE_ACTIVE && !s->txn->server_gone(s))
         return;

@@ -15,6 +15,10 @@
 #      more on eu-b, nor two sessions that read on eu-a before it died and
 #      nothing since (it came back behind what it showed them); a new
 #      session, which read nothing, does read there.
+#   4. eu-a restarts behind again, its checks 60 s apart: the server
+#      ending pgnear's idle connection to it casts doubt on its position
+#      until a check (hurried) has read it, so a session that read there
+#      reads elsewhere meanwhile.
 # Run with workers = PGNEAR_TEST_WORKERS (2 by default).
 use strict;
 use warnings;
@@ -150,10 +154,44 @@ is read_marks($fresh)->[0], 'eu-a', 'a new session, which read nothing, reads on
 
 $_->{w}->terminate for @sessions;
 $fresh->terminate;
-$ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
 for my $mode (sort keys %proxy) {
     ok $proxy{$mode}->is_running, "$mode: pgnear is running";
     $proxy{$mode}->stop;
 }
+
+# 4. eu-a restarts behind while no check of it is due (health_check_interval
+#    60 s): its server ending pgnear's idle connection to it is the only
+#    sign.  A session that read there must not read there again before a
+#    check has read its new run and position.
+$ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
+$ea->psql_admin('SELECT pg_reload_conf()');
+$lsn = add_rows(1);
+ok $ea->wait_replay($lsn), 'eu-a caught up';
+$ea->psql_admin('CHECKPOINT'); # a restartpoint: it comes back here
+$ea->psql_admin(q{ALTER SYSTEM SET recovery_min_apply_delay = '1h'});
+my $slow = PgNearTest::Proxy->new(
+    regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                 { name => 'eu-west', location => '53.35, -6.26', hosts => [$ea, $eb] }],
+    settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                  server_tls => 'disable', pool_mode => 'transaction', workers => $WORKERS,
+                  health_check_interval => '60s', max_standby_lag => '120s',
+                  min_lsn_wait => '300ms', failover_wait => '2s' });
+ok wait_until(sub { 3 == grep { $_->{up} eq 't' && $_->{lsn} ne '' } $slow->admin_rows('SHOW REGIONS') },
+              timeout => 30), 'checks 60 s apart: the first ones know every host, with positions';
+$lsn = add_rows(10);
+ok $ea->wait_replay($lsn) && $eb->wait_replay($lsn), 'both standbys replayed 10 rows more';
+my $s = { name => 'nearest, eu-a restarted between checks', w => session($slow, 'nearest') };
+is read_on($s, 'a read before the restart'), 'eu-a', "$s->{name}: it read on eu-a";
+is $s->{seen}, $next - 1, "$s->{name}: every row";
+$ea->stop(mode => 'immediate');
+$ea->start;
+$behind = $ea->psql_admin('SELECT count(*) FROM marks', dbname => 'movr');
+ok $behind < $s->{seen}, "eu-a came back behind: $behind rows of $s->{seen}";
+my @hosts = map { read_on($s, "read $_ right after eu-a came back") } 1 .. 3;
+ok !(grep { $_ eq 'eu-a' } @hosts), "$s->{name}: none on eu-a (@hosts)";
+$s->{w}->terminate;
+ok $slow->is_running, 'pgnear is running';
+$slow->stop;
+$ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
 
 done_testing;

@@ -462,6 +462,63 @@ static void test_fit_last_read_before_first_check(void **state)
     env_free(&e);
 }
 
+/*
+ * The server of a standby ended a connection of pgnear's after the
+ * session's read (host_health.doubted_ms): it may have restarted behind
+ * what it showed, though no check has said so yet.  Neither the host read
+ * nor one known by its position fits a session that needs one, until a
+ * check that started after that; one that does not need one is not
+ * concerned.  A doubt from before the read casts none on it.
+ */
+static void test_fit_doubted_position(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e);
+    struct region_host *near = host(&e, 1), *far = host(&e, 2);
+    near->runtime->health.in_recovery = far->runtime->health.in_recovery = true;
+    near->runtime->health.lsn = far->runtime->health.lsn = 1000;
+    near->runtime->health.lsn_since_ms = far->runtime->health.lsn_since_ms = 100;
+    near->runtime->health.started_us = 7;
+    struct need_spec last = {.role = NEED_NEAREST};
+    last.read_at = near->runtime;
+    last.read_until_ms = 200;
+    last.read_started_us = 7;
+    struct need_spec wrote = {.role = NEED_PREFER_STANDBY, .min_lsn = 900};
+    struct need_spec plain = {.role = NEED_PREFER_STANDBY};
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(far, &wrote), NEED_FIT_GOOD);
+    /* Its connections ended by their servers at 300 and 250, after the read. */
+    near->runtime->health.doubted_ms = 300;
+    far->runtime->health.doubted_ms = 250;
+    assert_false(need_read_at_same_run(&last));
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_NONE);
+    assert_int_equal(need_host_fit(far, &wrote), NEED_FIT_NONE);
+    assert_true(need_may_catch_up(far, &wrote)); /* a session waits for its check */
+    assert_int_equal(need_host_fit(far, &plain), NEED_FIT_GOOD);
+    /* A check that started after: its run and position are known again. */
+    near->runtime->health.lsn_since_ms = 310;
+    far->runtime->health.lsn_since_ms = 260;
+    assert_true(need_read_at_same_run(&last));
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    assert_int_equal(need_host_fit(far, &wrote), NEED_FIT_GOOD);
+    /* A doubt before the read ended: the read was on the run it followed. */
+    near->runtime->health.doubted_ms = 400;
+    last.read_until_ms = 500;
+    assert_true(need_read_at_same_run(&last));
+    assert_int_equal(need_host_fit(near, &last), NEED_FIT_GOOD);
+    /* A primary's connection ended by its server casts no doubt: it has what it wrote. */
+    struct region_host *primary = host(&e, 0);
+    primary->runtime->health.in_recovery = false;
+    primary->runtime->health.doubted_ms = 0;
+    health_note_conn_lost(primary);
+    assert_int_equal(primary->runtime->health.doubted_ms, 0);
+    far->runtime->health.doubted_ms = 0;
+    health_note_conn_lost(far);
+    assert_true(far->runtime->health.doubted_ms > 0);
+    env_free(&e);
+}
+
 static void test_judge_hysteresis(void **state)
 {
     (void)state;
@@ -529,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_fit_fenced),
         cmocka_unit_test(test_fit_last_read),
         cmocka_unit_test(test_fit_last_read_restarted),
+        cmocka_unit_test(test_fit_doubted_position),
         cmocka_unit_test(test_fit_last_read_before_first_check),
         cmocka_unit_test(test_move_keeps_min_lsn),
     };
