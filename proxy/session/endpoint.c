@@ -95,7 +95,8 @@ static int endpoint_new_events(struct endpoint *ep, int fd)
 {
     ep->rev = event_new(ep->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
     ep->wev = event_new(ep->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
-    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
+    ep->rev_mask = EV_READ;
+    ep->rev_armed = ep->wev_armed = false;
     return ep->rev && ep->wev ? 0 : -1;
 }
 
@@ -137,10 +138,8 @@ void endpoint_detach(struct endpoint *ep)
         event_free(ep->rev);
     if (ep->wev)
         event_free(ep->wev);
-    if (ep->hev)
-        event_free(ep->hev);
-    ep->rev = ep->wev = ep->hev = NULL;
-    ep->rev_armed = ep->wev_armed = ep->hev_armed = false;
+    ep->rev = ep->wev = NULL;
+    ep->rev_armed = ep->wev_armed = false;
     ep->read_paused = false;
     ep->eof = false;
     ep->on_read = NULL;
@@ -178,6 +177,25 @@ static void endpoint_set_event(struct event *ev, bool *armed, bool want)
     *armed = want;
 }
 
+/*
+ * The read event waits for mask (EV_READ, EV_CLOSED, both; 0: nothing).
+ * Its mask changes only while it is not pending (event_assign's rule).
+ */
+static void endpoint_set_read_event(struct endpoint *ep, short mask)
+{
+    if (mask == ep->rev_mask) {
+        endpoint_set_event(ep->rev, &ep->rev_armed, mask != 0);
+        return;
+    }
+    endpoint_set_event(ep->rev, &ep->rev_armed, false);
+    if (mask == 0)
+        return;
+    event_assign(ep->rev, ep->w->base, ep->stream.fd, (short)(mask | EV_PERSIST), endpoint_event_cb,
+                 ep);
+    ep->rev_mask = mask;
+    endpoint_set_event(ep->rev, &ep->rev_armed, true);
+}
+
 void endpoint_arm(struct endpoint *ep)
 {
     if (ep->rev == NULL)
@@ -210,14 +228,20 @@ void endpoint_arm(struct endpoint *ep)
     uint8_t rw = ep->stream.read_want, ww = ep->stream.write_want;
     bool want_r = (reading && rw == STREAM_WANT_READ) || (writing && ww == STREAM_WANT_READ);
     bool want_w = (reading && rw == STREAM_WANT_WRITE) || (writing && ww == STREAM_WANT_WRITE);
-    /* A paused reader's hangup: the ring's receive, while it stays armed, tells it itself. */
-    bool want_h = ep->on_read != NULL && ep->read_paused && !ep->hangup_seen &&
-                  (ep->rx == NULL || !ep->rx->armed || ep->rx->stopping);
-    if (want_r == ep->rev_armed && want_w == ep->wev_armed && want_h == ep->hev_armed)
+    /*
+     * A paused client's hangup (its FIN sets EPOLLRDHUP once the bytes it
+     * sent before are in our socket buffer): the ring's receive, while it
+     * stays armed, tells it itself.
+     */
+    bool want_h = ep->client && ep->on_read != NULL && ep->read_paused && !ep->hangup_seen &&
+                  (ep->rx == NULL || !ep->rx->armed || ep->rx->stopping) &&
+                  (event_base_get_features(ep->w->base) & EV_FEATURE_EARLY_CLOSE);
+    short mask = (short)((want_r ? EV_READ : 0) | (want_h ? EV_CLOSED : 0));
+    bool read_as_was = mask == 0 ? !ep->rev_armed : ep->rev_armed && mask == ep->rev_mask;
+    if (read_as_was && want_w == ep->wev_armed)
         return; /* as it was: most calls (several a transaction) */
-    endpoint_set_event(ep->rev, &ep->rev_armed, want_r);
+    endpoint_set_read_event(ep, mask);
     endpoint_set_event(ep->wev, &ep->wev_armed, want_w);
-    endpoint_set_event(ep->hev, &ep->hev_armed, want_h);
 }
 
 /* Hands bytes that arrived before now to the reader, on the next loop turn. */
@@ -560,16 +584,8 @@ void endpoint_pause_read(struct endpoint *ep)
     log_debug(ep->owner->log_id(ep), "reading from the %s paused",
               ep->client ? "client" : "server");
     /*
-     * A client that leaves meanwhile must still be noticed: its FIN sets
-     * EPOLLRDHUP once the bytes it sent before are in our socket buffer.
-     */
-    if (ep->client && ep->hev == NULL && ep->rev != NULL &&
-        (event_base_get_features(ep->w->base) & EV_FEATURE_EARLY_CLOSE))
-        ep->hev =
-            event_new(ep->w->base, ep->stream.fd, EV_CLOSED | EV_PERSIST, endpoint_event_cb, ep);
-    /*
      * An armed read event stays armed until it fires paused (endpoint_dispatch
-     * then disarms it and arms the hangup watch): readiness is level-triggered,
+     * then makes it a client's hangup watch): readiness is level-triggered,
      * so nothing is lost, and a pause that ends before the loop turns again —
      * transaction pooling's, while an idle connection is taken for the client —
      * costs no epoll_ctl, where disarming and arming again cost four.  The

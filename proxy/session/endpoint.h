@@ -54,8 +54,12 @@ struct endpoint_owner {
  */
 struct endpoint {
     struct stream stream;
+    /*
+     * rev: readability, and a client's hangup while its reads are paused
+     * (EV_CLOSED: the same event, its mask changed, rather than one more
+     * event a client); rev_mask: what it is assigned now.
+     */
     struct event *rev, *wev;
-    struct event *hev; /* client only: a hangup while reads are paused */
     struct evbuffer *in, *out;
     endpoint_handler on_read;  /* the phase's input step (or handshake, connect); NULL: none */
     endpoint_handler on_write; /* runs when queued output may move; NULL: just flush */
@@ -80,7 +84,8 @@ struct endpoint {
      * message drops a cancel that came meanwhile.
      */
     bool writes_held;
-    bool rev_armed, wev_armed, hev_armed;
+    bool rev_armed, wev_armed;
+    short rev_mask;
     /*
      * ring: sends go through the worker's io_uring (endpoint_use_ring); tx
      * is the ring's send while there are bytes to send (NULL when idle),
