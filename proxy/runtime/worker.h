@@ -70,6 +70,8 @@ struct worker {
     struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;
+    /* The SCRAM keys its sessions keep, one copy each (session_secret.h); NULL while none. */
+    struct session_secrets *secrets;
     struct close_queue closing;  /* server sockets of ended sessions, closed at a pace */
     struct linger_set lingering; /* client sockets after pgnear's last word, closed after a FIN */
     uint64_t next_client_id;

@@ -19,6 +19,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/session_need.h"
+#include "proxy/session/session_secret.h"
 #include "routing/need.h"
 #include "routing/region.h"
 #include "routing/route.h"

@@ -31,6 +31,7 @@
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
+#include "proxy/session/session_secret.h"
 #include "routing/region.h"
 #include "routing/route.h"
 
@@ -306,12 +307,8 @@ static void session_keep_secret(struct session *s, const struct session_login *l
         s->unmovable = "the client connected with pgnear.movable=off";
     else if (!config_session_movable(s->cfg, s->user, s->database))
         s->unmovable = "movable = off for its user or database";
-    else if ((s->secret = malloc(sizeof(*s->secret))) == NULL)
+    else if ((s->secret = session_secret_take(s->w, key, &l->verifier)) == NULL)
         s->unmovable = "out of memory";
-    else {
-        memcpy(s->secret->client_key, key, SCRAM_KEY_LEN);
-        s->secret->verifier = l->verifier;
-    }
 }
 
 void session_login_end(struct session *s)
@@ -415,11 +412,8 @@ void session_close(struct session *s, const char *why)
         s->login->auth_lookup = NULL;
         w->shared->flow->login_abort(s);
     }
-    if (s->secret != NULL) {
-        OPENSSL_cleanse(s->secret, sizeof(*s->secret));
-        free(s->secret);
-        s->secret = NULL;
-    }
+    session_secret_drop(s->w, s->secret);
+    s->secret = NULL;
     list_remove(s->list, &s->node);
     endpoint_free(&s->client);
     if (s->server_conn != NULL)

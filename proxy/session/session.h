@@ -174,17 +174,6 @@ static inline bool session_login_internal(const struct session_login *l)
 }
 
 /*
- * What pgnear logs in to another server with when it moves a session
- * under auth = scram (move.h): the ClientKey the client's proof revealed
- * and the user's verifier.  Kept only for a session that may move; wiped
- * when it ends.
- */
-struct session_secret {
-    uint8_t client_key[SCRAM_KEY_LEN];
-    struct scram_verifier verifier;
-};
-
-/*
  * What reads a relaying session's server side, chosen once as the relay
  * takes the server (relay_attach_server): the relay's bytes as they come,
  * the fence reader's messages (fence.h), or transaction pooling's with

@@ -139,9 +139,9 @@ struct session {
     struct cancel_entry cancel;
 
     /* moves to another server (move.h) */
-    const char *unmovable;         /* why it may not move (static text); NULL: it may */
-    struct session_secret *secret; /* its login's keys, for a move; NULL when it may not move */
-    struct session_move *move;     /* a move under way; NULL: none */
+    const char *unmovable;               /* why it may not move (static text); NULL: it may */
+    const struct session_secret *secret; /* its keys for a move (session_secret.h); NULL: none */
+    struct session_move *move;           /* a move under way; NULL: none */
     bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
     uint32_t moves;        /* moves done */
     bool move_answer_owed; /* the server owes the answer of a move's own query */
