@@ -240,6 +240,15 @@ bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t n
     return report;
 }
 
+int pool_limits_waiting(struct pool_limits *pl, const char *pool)
+{
+    pthread_mutex_lock(&pl->lock);
+    const struct pool_count *c = count_find(pl, pool, false);
+    int waiting = c != NULL ? c->waiting : 0;
+    pthread_mutex_unlock(&pl->lock);
+    return waiting;
+}
+
 int pool_limits_user_servers(struct pool_limits *pl, const char *user)
 {
     char prefix[POOL_KEY_MAX];

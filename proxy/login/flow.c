@@ -311,6 +311,7 @@ const struct session_flow login_flow =
         .server_take = pool_take,
         .server_wait = pool_txn_wait,
         .server_wait_end = pool_txn_wait_end,
+        .server_queued = pool_queued,
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
         .server_fenced = former_primary_check,

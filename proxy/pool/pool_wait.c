@@ -284,6 +284,16 @@ static void pool_wait(struct session *s, struct region_host *h, enum pool_reserv
     pool_wake_all(s->w);
 }
 
+bool pool_queued(const struct session *s, const struct region *r)
+{
+    if (__atomic_load_n(&s->w->shared->pool_limits.waiting, __ATOMIC_RELAXED) == 0 ||
+        s->w->server_waiters.count == 0)
+        return false;
+    char pool[POOL_KEY_MAX];
+    pool_slice_key(pool, r->name, s->database, s->user, pool_slice_of(s));
+    return pool_limits_waiting(&s->w->shared->pool_limits, pool) > 0;
+}
+
 bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
 {
     int slice = pool_slice_of(s);
@@ -291,9 +301,10 @@ bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
      * An idle connection of the pool is the fetcher's: due for its check,
      * it checks it; with other startup parameters, it closes it for the
      * slot (pool_close_for).  Another worker's would have to be shed.
+     * One that clients already queued for will be theirs (pool_queued).
      */
     if (s->cfg->server_check_delay_ms == 0 || (slice < 0 && s->w->shared->nworkers > 1) ||
-        pool_idle_holding(s, h, POOL_FULL) != NULL)
+        (pool_idle_holding(s, h, POOL_FULL) != NULL && !(join && pool_queued(s, s->region))))
         return false;
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     pool_session_keys(s, h, slice, pool, host);

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 
+struct region;
 struct region_host;
 struct server_conn;
 struct session;
@@ -43,13 +44,25 @@ void pool_wait_stop(struct session *s);
  * a fetcher log in: the pool is full by its own pool_size, on this worker
  * alone (its slice, or the only worker), and no idle connection of the
  * pool is there (one due for its check, or with other startup parameters:
- * the fetcher checks it or closes it for the slot).  join: s begins to
+ * the fetcher checks it or closes it for the slot) but one that clients
+ * queued before s will have (pool_queued).  join: s begins to
  * wait, at the end of the queue and counted as waiting (the log's reports,
  * pool_wake) until pool_txn_wait_end; else s waits already, and asks
  * whether it still should.
  */
 bool pool_txn_wait(struct session *s, struct region_host *h, bool join);
 void pool_txn_wait_end(struct session *s);
+
+/*
+ * Whether clients of s's pool in region r wait in this worker's queue:
+ * an idle connection of the pool is theirs, in their turn (pool_wake
+ * hands it over on the loop's next pass), and a transaction that comes
+ * now waits behind them rather than take it at once.  First come, first
+ * served: else a crowd's newcomers take each connection given back
+ * before the queue is served, and the clients in it wait many times the
+ * median.
+ */
+bool pool_queued(const struct session *s, const struct region *r);
 
 /*
  * A login waiting for a host that fits its need (PHASE_WAIT_ROLE, a

@@ -149,17 +149,15 @@ struct server_conn *fetch_take(struct session *s, const struct fetch_want *want,
 {
     struct worker *w = s->w;
     bool waited = spot->host != NULL;
-    /*
-     * A fetcher logs in under the worker's config: one reloaded meanwhile
-     * comes with it.  Clients waiting on the worker do not stop the take: a
-     * fetcher made instead would take the same idle connection before them
-     * (server_connect.c takes a kept one whoever waits), only later.
-     */
+    /* A fetcher logs in under the worker's config: one reloaded meanwhile comes with it. */
     if (s->cfg != w->cfg || !config_pooling(s->cfg) ||
         !(waited ? fetch_spot_serves(s, spot, &want->need) : fetch_spot_find(s, want, spot))) {
         *spot = (struct fetch_spot){NULL, NULL};
         return NULL;
     }
+    /* Clients queued for the pool first: a newcomer waits behind them (pool_queued). */
+    if (!waited && w->shared->flow->server_queued(s, spot->region))
+        return NULL;
     struct server_conn *sc = w->shared->flow->server_take(s, spot->region, spot->host, true);
     if (sc == NULL)
         return NULL;

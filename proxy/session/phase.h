@@ -91,6 +91,8 @@ struct session_flow {
      */
     bool (*server_wait)(struct session *s, struct region_host *h, bool join);
     void (*server_wait_end)(struct session *s);
+    /* Whether clients of s's pool in r wait in its worker's queue: it waits behind them. */
+    bool (*server_queued)(const struct session *s, const struct region *r);
     /* After an event of a relaying session whose timeouts are followed (timeouts.h). */
     void (*relay_event)(struct session *s);
     /* The cancel requests on their way to sc ended: a connection held back for them goes on. */
