@@ -570,7 +570,9 @@ for my $workers (1, 2) {
     is $pool->(), 0, 'and it waits no more';
 
     $gone->send_query('SELECT 43');
-    ok wait_until(sub { $pool->() >= 1 }, timeout => 5), 'another client waits';
+    ok wait_until(sub { $pool->() >= 1 }, timeout => 5), 'another client waits'
+      or diag explain [map { "$_->{id} $_->{user} $_->{state} server=" . ($_->{server} // '') } $p->admin_rows('SHOW CLIENTS')],
+              [$p->admin_rows('SHOW POOLS')], [$p->admin_rows('SHOW SERVERS')], substr($p->log_contents, -8000);
     close $gone->socket;
     ok wait_until(sub { $pool->() == 0 }, timeout => 5), 'it hangs up: counted as waiting no more';
 
