@@ -67,7 +67,9 @@ is $rc, 0, 'pgbench -i through pgnear' or diag $err;
 my $bench_out = "$auth_dir/bench.out";
 my $pid = fork // die "fork: $!";
 if ($pid == 0) {
-    my ($brc, $bo, $be) = pgbench(['-n', '-c', '16', '-j', '2', '-T', '6', '-S'], $boston, timeout => 60);
+    # Long enough to run on after RESUME: each admin query below is a psql of
+    # its own, which a loaded machine can take a second to start.
+    my ($brc, $bo, $be) = pgbench(['-n', '-c', '16', '-j', '2', '-T', '14', '-S'], $boston, timeout => 90);
     write_file($bench_out, "rc=$brc\n$bo\n$be");
     exit 0;
 }
