@@ -284,14 +284,36 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
  * lands in a block the peer lends instead, which its send keeps until the
  * kernel has the bytes (endpoint_borrow_block): still no copy.
  */
+/*
+ * An idle session's server bytes that the ring's receive put in src->in
+ * (relay_read): when one is a FATAL, the session moves as from a read
+ * (relay_server_ends), what came before it still the client's.  They are
+ * copied out first: the move drops what src->in holds.  True when it moved.
+ */
+static bool relay_idle_buffered_ends(struct session *s, struct endpoint *src, struct endpoint *dst)
+{
+    size_t len = evbuffer_get_length(src->in), send;
+    uint8_t *block = s->w->relay_block;
+    if (len > RELAY_BLOCK_SIZE || evbuffer_copyout(src->in, block, len) != (ssize_t)len ||
+        !relay_server_ends(s, block, len, &send))
+        return false;
+    if (send > 0)
+        endpoint_send_bytes(s, dst, block, send);
+    return true;
+}
+
 static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
                        enum frame_side side)
 {
     if (evbuffer_get_length(src->in) > RELAY_CARRY_MAX) {
         /* Bytes the ring's receive put in src->in (no reader then): on from there, then the new. */
         int more;
-        if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) >= 0)
-            relay_pump(s, src, dst, side);
+        if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0)
+            return;
+        if (side == FRAME_FROM_SERVER && __builtin_expect(relay_server_idle(s, src), 0) &&
+            relay_idle_buffered_ends(s, src, dst))
+            return;
+        relay_pump(s, src, dst, side);
         return;
     }
     uint8_t *lent = endpoint_borrow_block(dst);
