@@ -222,18 +222,29 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
+bool server_error_unasked(const struct session *s, uint8_t type)
+{
+    return type == 'E' && s->txn != NULL && s->pinned == NULL && !fence_asking(&s->fence) &&
+           tx_track_at_safe_point(&s->server_conn->tx);
+}
+
 /*
- * An ErrorResponse from the server of a session idle under session pooling
- * (h, whole or not yet): the FATAL of a backend that ends.  MSG_ENDED when
- * the flow's server_ended_idle moves the session instead (the connection
- * is the move's: nothing more is read here), MSG_WAIT for the rest of it,
- * MSG_HEAD when it goes on to the client as any message.
+ * An ErrorResponse from the server of a session idle (h, whole or not
+ * yet): the FATAL of a backend that ends, perhaps read with the answer
+ * before it.  Under session pooling, MSG_ENDED when the flow's
+ * server_ended_idle moves the session instead (the connection is the
+ * move's: nothing more is read here), MSG_WAIT for the rest of it.  Under
+ * transaction pooling, MSG_WAIT when it is not the client's
+ * (server_error_unasked).  MSG_HEAD when it goes on to the client as any
+ * message.
  */
 static int fence_idle_error(struct session *s, struct endpoint *src, const struct msg_head *h)
 {
     const struct session_flow *flow = s->w->shared->flow;
-    if (s->txn != NULL || h->type != 'E' || fence_asking(&s->fence) ||
-        !tx_track_at_safe_point(&s->server_conn->tx) || flow->server_ended_idle == NULL)
+    if (s->txn != NULL)
+        return server_error_unasked(s, h->type) ? MSG_WAIT : MSG_HEAD;
+    if (h->type != 'E' || fence_asking(&s->fence) || !tx_track_at_safe_point(&s->server_conn->tx) ||
+        flow->server_ended_idle == NULL)
         return MSG_HEAD;
     if (!msg_whole(h))
         return MSG_WAIT;

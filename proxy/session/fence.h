@@ -70,4 +70,17 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
  */
 int fence_ask_after(struct session *s);
 
+/*
+ * Under transaction pooling, whether a server message of type is an
+ * ErrorResponse that the session did not ask for: nothing outstanding on
+ * its connection, which it is not pinned to.  A backend's FATAL as it
+ * ends (a shutdown's 57P01), perhaps read with the ReadyForQuery before
+ * it: the server's readers leave it in the connection's input, and the
+ * connection goes back (the pool reads it there and closes the
+ * connection) or parks (nearest's slots drop it); the client, between
+ * transactions, sees nothing of it, as of any connection that ended in
+ * the pool.
+ */
+bool server_error_unasked(const struct session *s, uint8_t type);
+
 #endif

@@ -219,8 +219,10 @@ static const struct endpoint_owner move_lost_old_owner = {
 bool move_session_lost(struct session *s, const uint8_t *error, size_t len, const char *why)
 {
     const char *refusal = move_lost_refusal(s);
-    if (refusal == move_lost_not_idle)
+    if (refusal == move_lost_not_idle) {
+        slog_debug(s, "its server ended while it was not idle (%s): no move", why);
         return false;
+    }
     if (refusal != NULL) {
         slog_info(s, "its server ended while it was idle (%s); it cannot move without it: %s", why,
                   refusal);

@@ -121,9 +121,10 @@ static inline __attribute__((always_inline)) void relay_watch_client(struct sess
 }
 
 /*
- * Whether the server of a session idle under session pooling may end it:
- * what it sends now is no answer, and an ErrorResponse among it is a
- * backend's FATAL (a fast shutdown's 57P01).
+ * Whether the server of a session under session pooling is idle after
+ * the bytes just scanned: nothing asked, nothing of a message left.  Its
+ * ErrorResponse then is no answer but a backend's FATAL (a fast
+ * shutdown's 57P01), and the last thing it sends.
  */
 static inline __attribute__((always_inline)) bool relay_server_idle(const struct session *s,
                                                                     const struct endpoint *src)
@@ -133,30 +134,46 @@ static inline __attribute__((always_inline)) bool relay_server_idle(const struct
 }
 
 /*
- * The idle session's server bytes p (len, whole headers from p on): when
- * one is an ErrorResponse, whole, the flow's server_ended_idle may move
- * the session instead of ending it.  True when it does: *send is then how
- * many bytes before the error still go to the client; the rest is the
- * move's.
+ * Whether the server's bytes just scanned (sc) left it idle with an
+ * ErrorResponse last.  Checked after the scan, not before: the answer to
+ * the client's last request (its ReadyForQuery) and the FATAL of a backend
+ * that ends at once after it may come in one read.
  */
-static bool relay_server_ends(struct session *s, const uint8_t *p, size_t len, size_t *send)
+static inline __attribute__((always_inline)) bool
+relay_server_ended_idle(const struct session *s, const struct endpoint *src, enum frame_side side,
+                        const struct frame_scan *sc)
 {
-    size_t pos = 0;
+    return __builtin_expect(side == FRAME_FROM_SERVER && sc->messages > 0 && sc->last_type == 'E',
+                            0) &&
+           relay_server_idle(s, src);
+}
+
+/*
+ * The idle session's server bytes p (len: skip bytes that end a message
+ * begun before, then whole messages, the last an ErrorResponse): the flow's server_ended_idle may
+ * move the session instead of ending it.  True when it does: *send is then how many bytes before
+ * the error still go to the client; the rest is the move's.
+ */
+static bool relay_server_ends(struct session *s, const uint8_t *p, size_t len, size_t skip,
+                              size_t *send)
+{
+    size_t pos = skip, last = len;
     while (len - pos >= 5) {
         uint32_t mlen = pkt_be32(p + pos + 1);
         if (mlen < 4 || (size_t)mlen - 4 > len - pos - 5)
             return false;
-        if (p[pos] == 'E') {
-            const struct session_flow *flow = s->w->shared->flow;
-            if (flow->server_ended_idle == NULL ||
-                !flow->server_ended_idle(s, p + pos + 5, mlen - 4, "it sent a FATAL error"))
-                return false;
-            *send = pos;
-            return true;
-        }
+        last = pos;
         pos += 1 + (size_t)mlen;
     }
-    return false;
+    if (last == len || p[last] != 'E')
+        return false;
+    const struct session_flow *flow = s->w->shared->flow;
+    if (flow->server_ended_idle == NULL ||
+        !flow->server_ended_idle(s, p + last + 5, pkt_be32(p + last + 1) - 4,
+                                 "it sent a FATAL error"))
+        return false;
+    *send = last;
+    return true;
 }
 
 /* The client's bytes at the front of in that the watch reads (relay_watch_client). */
@@ -169,6 +186,26 @@ static void relay_watch_client_in(struct session *s, struct evbuffer *in, size_t
         state_watch_client(s, flat, len, skip);
     else
         state_watch_unread(s);
+}
+
+/*
+ * The idle session's server bytes in src->in (forward of them scanned,
+ * skip first: relay_server_ends): when the last is a FATAL, the session
+ * moves as from a read, what came before it still the client's.  They are
+ * copied out first: the move drops what src->in holds.  True when it moved.
+ */
+static bool relay_buffered_ends(struct session *s, struct endpoint *src, struct endpoint *dst,
+                                size_t forward, size_t skip)
+{
+    uint8_t *block = s->w->relay_block;
+    size_t send;
+    if (forward > RELAY_BLOCK_SIZE ||
+        evbuffer_copyout(src->in, block, forward) != (ssize_t)forward ||
+        !relay_server_ends(s, block, forward, skip, &send))
+        return false;
+    if (send > 0)
+        endpoint_send_bytes(s, dst, block, send);
+    return true;
 }
 
 static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *dst,
@@ -184,6 +221,9 @@ static int relay_pump(struct session *s, struct endpoint *src, struct endpoint *
     size_t forward = sc.forward;
     if (side == FRAME_FROM_CLIENT)
         relay_watch_client_in(s, src->in, forward, skip);
+    if (relay_server_ended_idle(s, src, side, &sc) &&
+        relay_buffered_ends(s, src, dst, forward, skip))
+        return 0;
     if (__builtin_expect(sc.last_type == 'X', 0) && side == FRAME_FROM_CLIENT &&
         (forward = relay_keep_terminate_in(s, src->in, forward)) < sc.forward) {
         /* The session ends here, as a server ends it after Terminate; its connection may stay. */
@@ -245,7 +285,6 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
         (block[0] == 'Q' || block[0] == 'P'))
         db_unhold_bytes(s, block, avail);
     size_t skip = src->fwd_remaining;
-    bool idle = side == FRAME_FROM_SERVER && relay_server_idle(s, src);
     struct frame_scan sc;
     frame_scan_bytes(block, avail, src->fwd_remaining, &sc, &s->server_conn->tx, side);
     if (relay_note_scan(s, src, &sc) < 0)
@@ -256,7 +295,8 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
     }
     size_t send = sc.forward;
     relay_watch_client(s, side, block, send, skip);
-    if (__builtin_expect(idle, 0) && relay_server_ends(s, block, send, &send)) {
+    if (relay_server_ended_idle(s, src, side, &sc) &&
+        relay_server_ends(s, block, send, skip, &send)) {
         /* The session moves; what its server said before its FATAL is still the client's. */
         if (send > 0)
             endpoint_send_bytes(s, dst, block, send);
@@ -284,24 +324,6 @@ static void relay_read_into(struct session *s, struct endpoint *src, struct endp
  * lands in a block the peer lends instead, which its send keeps until the
  * kernel has the bytes (endpoint_borrow_block): still no copy.
  */
-/*
- * An idle session's server bytes that the ring's receive put in src->in
- * (relay_read): when one is a FATAL, the session moves as from a read
- * (relay_server_ends), what came before it still the client's.  They are
- * copied out first: the move drops what src->in holds.  True when it moved.
- */
-static bool relay_idle_buffered_ends(struct session *s, struct endpoint *src, struct endpoint *dst)
-{
-    size_t len = evbuffer_get_length(src->in), send;
-    uint8_t *block = s->w->relay_block;
-    if (len > RELAY_BLOCK_SIZE || evbuffer_copyout(src->in, block, len) != (ssize_t)len ||
-        !relay_server_ends(s, block, len, &send))
-        return false;
-    if (send > 0)
-        endpoint_send_bytes(s, dst, block, send);
-    return true;
-}
-
 static void relay_read(struct session *s, struct endpoint *src, struct endpoint *dst,
                        enum frame_side side)
 {
@@ -309,9 +331,6 @@ static void relay_read(struct session *s, struct endpoint *src, struct endpoint 
         /* Bytes the ring's receive put in src->in (no reader then): on from there, then the new. */
         int more;
         if (endpoint_fill(s, src, RELAY_BLOCK_SIZE, &more) < 0)
-            return;
-        if (side == FRAME_FROM_SERVER && __builtin_expect(relay_server_idle(s, src), 0) &&
-            relay_idle_buffered_ends(s, src, dst))
             return;
         relay_pump(s, src, dst, side);
         return;

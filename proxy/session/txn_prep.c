@@ -211,7 +211,7 @@ static bool txn_prep_server_take(struct session *s, uint8_t type, const uint8_t 
                                  uint32_t blen)
 {
     struct server_conn *sc = s->server_conn;
-    if (prep_server_answers_own(sc->prep) ||
+    if (prep_server_answers_own(sc->prep) || server_error_unasked(s, type) ||
         (!prep_server_passes_whole(sc->prep, type, body, blen) &&
          !prep_server_take_whole(sc->prep, type, body, blen)))
         return false;
@@ -236,6 +236,9 @@ static int txn_prep_server_step(struct session *s)
     if (rc != MSG_HEAD)
         return rc;
     struct prep_server *ps = s->server_conn->prep;
+    if (__builtin_expect(h.type == 'E', 0) && (ps == NULL || !prep_server_answers_own(ps)) &&
+        server_error_unasked(s, h.type))
+        return MSG_WAIT; /* the connection's, not the client's */
     if (h.len - 4 >= TXN_PREP_STREAM_MIN && !fence_asking(&s->fence) &&
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */

@@ -123,7 +123,7 @@ SQL
              ext => login($p, $BOSTON, rw()), gap => login($p, $BOSTON, rw()),
              fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'),
              held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
-             unread => login($p, $BOSTON, rw()),
+             unread => login($p, $BOSTON, rw()), answered => login($p, $BOSTON, rw()),
              unread_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
     # eu-west replays nothing written from here on until the switchover: a
     # nearest session's next transaction must see its own write, which only
@@ -162,6 +162,15 @@ SQL
     my $holder = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
     ok $holder->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok},
       "$tag: a direct session to us-east";
+    # Another's statement waits for a lock the direct session holds, let go
+    # while pgnear is stopped (below): its answer (its ReadyForQuery) and the
+    # 57P01 after it then reach pgnear in one read, the session idle after
+    # the first, so it moves.
+    is one($holder, 'SELECT pg_advisory_lock(4242)'), '', "$tag: the direct session takes an advisory lock";
+    $s{answered}->send_query('SELECT pg_advisory_xact_lock(4242)');
+    my $waiting = sub { one($holder, q{SELECT state FROM pg_stat_activity WHERE query = 'SELECT pg_advisory_xact_lock(4242)'}) // '' };
+    ok wait_until(sub { $waiting->() eq 'active' }, timeout => 10, interval => 0.02),
+      "$tag: a session's statement waits for it";
     my ($rc, $out, $err) = $us->_pg_ctl('-m', 'smart', '-W', '-s', 'stop');
     is $rc, 0, "$tag: us-east's smart shutdown begins (pg_ctl stop -m smart -W)";
     ok wait_until(sub {
@@ -176,6 +185,9 @@ SQL
     kill 'STOP', $p->{pid};
     ok wait_until(sub { !grep { (eval { slurp_file($_) } // '') !~ /^\d+ \(.*\) [Tt] / } glob("/proc/$p->{pid}/task/*/stat") },
                   timeout => 10, interval => 0.01), "$tag: pgnear stopped (SIGSTOP), each of its threads";
+    is one($holder, 'SELECT pg_advisory_unlock(4242)'), 't', "$tag: ... the lock the waiting statement waits for is let go";
+    ok wait_until(sub { $waiting->() eq 'idle' }, timeout => 10, interval => 0.05),
+      "$tag: ... and that statement is answered while pgnear is stopped";
     eval { $s{$_}->send_query(qq{INSERT INTO writes (what) VALUES ('$_ after') RETURNING written_on}) }
       for qw(unread unread_near);
     is one($holder, q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
@@ -191,6 +203,9 @@ SQL
                          AND usename IS DISTINCT FROM 'postgres'}) == 0
     }, timeout => 20), "$tag: ... gone";
     kill 'CONT', $p->{pid};
+    my $slept = eval { $s{answered}->read_result } // { error => { C => 'died', M => $@ } };
+    is($slept->{error} ? "$slept->{error}{C} $slept->{error}{M}" : 'answered', 'answered',
+       "$tag: answered: the statement's answer, read with its server's 57P01 after it, reaches the client alone");
     # A nearest write now: its connection must be fetched from us-east, which refuses logins.
     eval { $s{held}->send_query(q{INSERT INTO writes (what) VALUES ('held after') RETURNING written_on}) };
     # A transaction sent while no primary is up: held until there is one.
