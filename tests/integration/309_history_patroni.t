@@ -3,8 +3,10 @@
 # leading, m2 in us-west, m3 in eu-west; synchronous_mode on), pgnear
 # learning the leader from Patroni's REST API: two pgnear, one under
 # pool_mode = transaction and one under session, clients in Dublin and
-# Boston that need nearest and read-write.  The nemesis: a switchover to
-# the synchronous standby while the workload runs.  The history, checked by
+# Boston that need nearest and read-write.  One nemesis per segment, while
+# the workload runs: a switchover to the synchronous standby; a failover
+# (the leader's Patroni and postmaster killed -9); the leader's Patroni
+# stopped (SIGSTOP) while its PostgreSQL runs on as a primary.  The history, checked by
 # tests/lib/PgNearHistory.pm against what each need promises
 # (doc/concepts/consistency.md's table): 0 lost, 0 duplicated, 0 aborted
 # reads, no read-your-writes, monotonic-read, monotonic-write or
@@ -63,23 +65,65 @@ my @clients = map {
      { need => 'read-write', port => $port, location => $DUBLIN, appends => 0.7, think => 0.05 })
 } @proxies;
 
-# A switchover half way in (the workload runs on for the other half of its
-# seconds once it is done), to the synchronous standby (the one
-# candidate synchronous_mode allows).
-my ($sync) = map { $_->{name} } grep { $_->{role} eq 'sync_standby' } @{ ($pc->cluster // {})->{members} // [] };
-ok $sync, "the synchronous standby: $sync";
-$w->start(seconds => 120, clients => \@clients);
-sleep $SECONDS / 2;
-my $new = $pc->switchover($sync);
-is $new->{name}, $sync, "Patroni switched over to $sync ($new->{region}) while the workload ran";
-sleep $SECONDS / 2;
-$w->stop;
-my $h = $w->finish;
-my @on = grep { $_->{outcome} eq 'ok' && $_->{append} } @$h;
-my %where;
-$where{ (split /:/, $_->{server} // '?:?')[1] }++ for @on;
-ok $where{ $new->{port} },
-  'appends ran on the new leader after the switchover (by port: ' . join(', ', map { "$_ $where{$_}" } sort keys %where) . ')';
-$w->verdict('switchover', $h, $w->final_state($on_leader), max_gap => 15, min_ops => 200);
+# One segment: the table made again on the leader, the workload, the
+# nemesis half way in (it returns the new leader once that takes writes;
+# the workload runs on for the other half of its seconds), the verdict,
+# and appends seen on the new leader (by port).
+sub segment {
+    my ($name, $nemesis) = @_;
+    $pc->wait_streaming(timeout => 90);
+    ok wait_until(sub { my $c = $pc->cluster; $c && grep { $_->{role} eq 'sync_standby' } @{ $c->{members} } },
+                  timeout => 60, interval => 0.2), "$name: a synchronous standby follows the leader"
+      or diag $pc->cluster_line;
+    $w->setup($on_leader);
+    $w->start(seconds => 180, clients => \@clients);
+    sleep $SECONDS / 2;
+    my $new = $nemesis->();
+    sleep $SECONDS / 2;
+    $w->stop;
+    my $h = $w->finish;
+    my @on = grep { $_->{outcome} eq 'ok' && $_->{append} } @$h;
+    my %where;
+    $where{ (split /:/, $_->{server} // '?:?')[1] }++ for @on;
+    ok $where{ $new->{port} },
+      "$name: appends ran on the new leader (by port: " . join(', ', map { "$_ $where{$_}" } sort keys %where) . ')';
+    $w->verdict($name, $h, $w->final_state($on_leader), max_gap => 20, min_ops => 200);
+    return $new;
+}
+
+# A switchover, to the synchronous standby (the one candidate
+# synchronous_mode allows).
+segment('switchover', sub {
+    my ($sync) = map { $_->{name} } grep { $_->{role} eq 'sync_standby' } @{ ($pc->cluster // {})->{members} // [] };
+    ok $sync, "switchover: the synchronous standby: $sync";
+    my $new = $pc->switchover($sync);
+    is $new->{name}, $sync, "Patroni switched over to $sync ($new->{region}) while the workload ran";
+    return $new;
+});
+
+# A failover: the leader's Patroni and postmaster killed (-9); its lock
+# expires (ttl 10 s) and the synchronous standby is promoted.  The killed
+# member comes back afterwards and rejoins (pg_rewind).
+my $killed;
+segment('leader killed', sub {
+    $killed = $pc->kill_leader;
+    my $new = $pc->wait_leader(not => $killed->{name}, timeout => 60);
+    isnt $new->{name}, $killed->{name}, "leader killed: $new->{name} leads after $killed->{name} was killed";
+    return $new;
+});
+$pc->start_member($killed);
+
+# The leader's Patroni stopped (SIGSTOP) while its PostgreSQL runs on as a
+# primary: another member is promoted when the lock expires, and pgnear
+# must take no write to the old one (its appends would be lost when it
+# rejoins).  It is resumed at the end and rejoins.
+my $stopped;
+segment('leader\'s Patroni stopped', sub {
+    $stopped = $pc->stop_leader_patroni;
+    my $new = $pc->wait_leader(not => $stopped->{name}, timeout => 60);
+    isnt $new->{name}, $stopped->{name}, "Patroni stopped: $new->{name} promoted while $stopped->{name}'s PostgreSQL runs on";
+    return $new;
+});
+$pc->resume($stopped);
 
 done_testing;
