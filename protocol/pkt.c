@@ -208,3 +208,11 @@ const char *pkt_report_field(const uint8_t *body, size_t len, char code)
     }
     return NULL;
 }
+
+bool pkt_report_fatal(const uint8_t *body, size_t len)
+{
+    const char *severity = pkt_report_field(body, len, 'V');
+    if (severity == NULL)
+        severity = pkt_report_field(body, len, 'S');
+    return severity != NULL && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
+}

@@ -99,6 +99,14 @@ void pkt_reader_init(struct pktreader *r, const uint8_t *p, size_t len);
  * is malformed before it.
  */
 const char *pkt_report_field(const uint8_t *body, size_t len, char code);
+
+/*
+ * Whether a report's body (len bytes, never trusted; a prefix that holds
+ * the severity does) says FATAL or PANIC: the server ends the connection
+ * after it.  Its severity as PostgreSQL writes it in any language ('V',
+ * since 9.6), else as the server's language has it ('S').
+ */
+bool pkt_report_fatal(const uint8_t *body, size_t len);
 uint8_t pkt_get_u8(struct pktreader *r);
 uint16_t pkt_get_u16(struct pktreader *r);
 uint32_t pkt_get_u32(struct pktreader *r);

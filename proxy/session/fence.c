@@ -228,6 +228,32 @@ bool server_error_unasked(const struct session *s, uint8_t type)
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
+void server_error_passes(struct session *s, const uint8_t *body, size_t len)
+{
+    if (pkt_report_fatal(body, len))
+        s->server_conn->fatal_sent = true;
+}
+
+/* Enough of a report to hold its severity fields (S and V, "FATAL" each). */
+#define SERVER_ERROR_PEEK 64
+
+void server_error_passes_head(struct session *s, struct endpoint *src, const struct msg_head *h)
+{
+    uint8_t head[PKT_HEADER_LEN + SERVER_ERROR_PEEK];
+    size_t want = 1 + (size_t)h->len < sizeof(head) ? 1 + (size_t)h->len : sizeof(head);
+    ev_ssize_t n = evbuffer_copyout(src->in, head, want);
+    if (n > PKT_HEADER_LEN)
+        server_error_passes(s, head + PKT_HEADER_LEN, (size_t)n - PKT_HEADER_LEN);
+}
+
+bool server_error_ended(struct session *s, struct server_conn *sc)
+{
+    if (__builtin_expect(!sc->fatal_sent, 1) || s->closed || s->server_conn != sc)
+        return false;
+    session_server_gone(s, "it sent a FATAL error");
+    return true;
+}
+
 /*
  * An ErrorResponse from the server of a session idle (h, whole or not
  * yet): the FATAL of a backend that ends, perhaps read with the answer
@@ -283,12 +309,15 @@ static int fence_step(struct session *s)
     if (notify_watch_on(s))
         notify_watch_server_msg(s, h.type, NULL, 0);
     fence_note(s, (char)h.type, NULL, 0);
+    if (__builtin_expect(h.type == 'E', 0))
+        server_error_passes_head(s, src, &h);
     return msg_step_pass(s, src, s->client.out, &h);
 }
 
 static int fence_pump(struct session *s)
 {
-    if (msg_pump(s, fence_step) < 0)
+    struct server_conn *sc = s->server_conn;
+    if (msg_pump(s, fence_step) < 0 || server_error_ended(s, sc))
         return -1;
     /* Under transaction pooling the connection may go back to the pool here. */
     if (s->txn != NULL && !s->txn->server_idle(s))

@@ -32,9 +32,13 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stddef.h>
 
 struct session;
 struct server_reader;
+struct server_conn;
+struct endpoint;
+struct msg_head;
 
 /* The server side of a session with report_fence, and of transaction pooling's plain ones. */
 extern const struct server_reader fence_reader;
@@ -82,5 +86,20 @@ int fence_ask_after(struct session *s);
  * the pool.
  */
 bool server_error_unasked(const struct session *s, uint8_t type);
+
+/*
+ * A server's ErrorResponse on its way to the client through these readers
+ * (body: len bytes of it, at least its start): a FATAL or PANIC marks the
+ * connection (fatal_sent), and the reader's pump ends the session once it
+ * is out (server_error_ended), as the server's end of file would, instead
+ * of waiting for that end: a client that sends its next request at once
+ * (the error told it nothing of the end) must not have it taken by a
+ * connection its server is closing.
+ */
+void server_error_passes(struct session *s, const uint8_t *body, size_t len);
+/* The same for the ErrorResponse whose header h is at the front of src's input. */
+void server_error_passes_head(struct session *s, struct endpoint *src, const struct msg_head *h);
+/* After a pump of sc's messages: true when its FATAL went out and the session ended. */
+bool server_error_ended(struct session *s, struct server_conn *sc);
 
 #endif

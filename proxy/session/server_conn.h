@@ -89,6 +89,7 @@ struct server_conn {
     bool in_callback;    /* a kept connection's event callback is running: free after it */
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
+    bool fatal_sent;     /* its server's FATAL went to the client: it ends (server_error_passes) */
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
     bool owes_fence;     /* given back owing the answer to pgnear's question of its WAL position
                             (fence_ask_after): the pool reads it before the reset's (pool_idle.h) */

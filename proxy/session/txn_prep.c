@@ -185,6 +185,8 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, len - 4));
     if (!own && notify_watch_on(s))
         notify_watch_server_msg(s, type, body, len - 4);
+    if (type == 'E' && !own)
+        server_error_passes(s, body, len - 4);
     /* The ReadyForQuery that ends a writing transaction waits for its fence, followed meanwhile. */
     bool fence = !own && fence_note(s, (char)type, body, len);
     struct evbuffer *to = fence ? NULL : s->near != NULL ? near_sink(s, type) : s->client.out;
@@ -218,6 +220,8 @@ static bool txn_prep_server_take(struct session *s, uint8_t type, const uint8_t 
     tx_track_server(&sc->tx, type, pkt_ready_status((char)type, body, blen));
     if (notify_watch_on(s))
         notify_watch_server_msg(s, type, body, blen);
+    if (type == 'E')
+        server_error_passes(s, body, blen);
     return true;
 }
 
@@ -245,6 +249,8 @@ static int txn_prep_server_step(struct session *s)
         tx_track_server(&s->server_conn->tx, h.type, 0);
         if (notify_watch_on(s))
             notify_watch_server_msg(s, h.type, NULL, 0);
+        if (h.type == 'E')
+            server_error_passes_head(s, src, &h);
         return msg_step_pass(s, src, s->near != NULL ? near_sink(s, h.type) : s->client.out, &h);
     }
     if (!msg_whole(&h))
@@ -255,7 +261,7 @@ static int txn_prep_server_step(struct session *s)
 static int txn_prep_server_pump(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
-    if (msg_pump(s, txn_prep_server_step) < 0)
+    if (msg_pump(s, txn_prep_server_step) < 0 || server_error_ended(s, sc))
         return -1;
     /* A client message that waited for this answer goes on now. */
     if (evbuffer_get_length(s->client.in) > 0 && !s->hold.held && s->txn->client_pump(s) < 0)

@@ -6,7 +6,9 @@
  *    as its value; the set stays within its bounds; the messages written
  *    parse back into the same set.  Each body is also read as an
  *    ErrorResponse (pkt_report_field, as a kept connection's reset and a
- *    handover read the server's errors): a field found lies within it.
+ *    handover read the server's errors): a field found lies within it; its
+ *    severity (pkt_report_fatal, as the readers of transaction pooling
+ *    read each of the server's errors) is read within it too.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -54,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(strcmp(param_set_get(&ps, (const char *)body),
                          (const char *)body + strlen((const char *)body) + 1) == 0);
         check(ps.used <= PARAM_SET_MAX_BYTES && ps.count <= PARAM_SET_MAX);
+        (void)pkt_report_fatal(body, n);
         for (const char *codes = "CMDH"; *codes != '\0'; codes++) {
             const char *v = pkt_report_field(body, n, *codes);
             check(v == NULL ||

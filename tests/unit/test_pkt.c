@@ -290,6 +290,33 @@ static void test_report_field(void **state)
     assert_null(pkt_report_field(body, 0, 'C'));
 }
 
+/* A report's severity: FATAL and PANIC end the connection; a prefix with it is enough. */
+static void test_report_fatal(void **state)
+{
+    (void)state;
+    static const char *const severities[] = {"FATAL",   "PANIC",  "ERROR",
+                                             "WARNING", "FATALE", "FATA"};
+    for (size_t i = 0; i < sizeof(severities) / sizeof(severities[0]); i++) {
+        uint8_t buf[256];
+        struct pktbuf pb;
+        pkt_init(&pb, buf, sizeof(buf));
+        struct pkt_report r = {severities[i], "57P01", "terminating connection", NULL, NULL};
+        pkt_put_report(&pb, 'E', &r);
+        bool fatal = i < 2;
+        assert_int_equal(pkt_report_fatal(buf + PKT_HEADER_LEN, pb.len - PKT_HEADER_LEN), fatal);
+        /* S, then V: the two fields are enough (a peek at the message's start). */
+        size_t prefix = 2 * (strlen(severities[i]) + 2);
+        assert_int_equal(pkt_report_fatal(buf + PKT_HEADER_LEN, prefix), fatal);
+        assert_false(pkt_report_fatal(buf + PKT_HEADER_LEN, 1));
+    }
+    /* The language-independent V decides, whatever the localized S says. */
+    static const uint8_t localized[] = "SFATAL\0VERROR\0C22023\0";
+    assert_false(pkt_report_fatal(localized, sizeof(localized)));
+    static const uint8_t only_s[] = "SPANIC\0C58000\0";
+    assert_true(pkt_report_fatal(only_s, sizeof(only_s)));
+    assert_false(pkt_report_fatal(NULL, 0));
+}
+
 static void test_report_without_optional(void **state)
 {
     uint8_t buf[128];
@@ -755,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_begin_overflow),
         cmocka_unit_test(test_report_all_fields),
         cmocka_unit_test(test_report_field),
+        cmocka_unit_test(test_report_fatal),
         cmocka_unit_test(test_report_without_optional),
         cmocka_unit_test(test_report_overflow),
         cmocka_unit_test(test_ready_for_query),
