@@ -101,29 +101,28 @@ segment('switchover', sub {
     return $new;
 });
 
+# The leader lost by $lose (a PgNearPatroni method that returns its
+# member): the new leader once another member takes writes.
+my $lost;
+sub leader_lost {
+    my ($lose) = @_;
+    return sub {
+        $lost = $pc->$lose;
+        return $pc->wait_leader(not => $lost->{name}, timeout => 60);
+    };
+}
+
 # A failover: the leader's Patroni and postmaster killed (-9); its lock
 # expires (ttl 10 s) and the synchronous standby is promoted.  The killed
 # member comes back afterwards and rejoins (pg_rewind).
-my $killed;
-segment('leader killed', sub {
-    $killed = $pc->kill_leader;
-    my $new = $pc->wait_leader(not => $killed->{name}, timeout => 60);
-    isnt $new->{name}, $killed->{name}, "leader killed: $new->{name} leads after $killed->{name} was killed";
-    return $new;
-});
-$pc->start_member($killed);
+segment('leader killed', leader_lost('kill_leader'));
+$pc->start_member($lost);
 
 # The leader's Patroni stopped (SIGSTOP) while its PostgreSQL runs on as a
 # primary: another member is promoted when the lock expires, and pgnear
 # must take no write to the old one (its appends would be lost when it
 # rejoins).  It is resumed at the end and rejoins.
-my $stopped;
-segment('leader\'s Patroni stopped', sub {
-    $stopped = $pc->stop_leader_patroni;
-    my $new = $pc->wait_leader(not => $stopped->{name}, timeout => 60);
-    isnt $new->{name}, $stopped->{name}, "Patroni stopped: $new->{name} promoted while $stopped->{name}'s PostgreSQL runs on";
-    return $new;
-});
-$pc->resume($stopped);
+segment('leader\'s Patroni stopped', leader_lost('stop_leader_patroni'));
+$pc->resume($lost);
 
 done_testing;
