@@ -389,13 +389,32 @@ static bool health_error_is_local(const char *error)
     return false;
 }
 
-/* The server closed the kept connection while idle: forgotten; the next check logs in. */
+/* A standby's position in doubt from now (health_note_conn_lost); false for a primary's. */
+static bool health_doubt(struct host_health *hh, int64_t now)
+{
+    if (!__atomic_load_n(&hh->in_recovery, __ATOMIC_RELAXED))
+        return false;
+    int64_t seen = __atomic_load_n(&hh->doubted_ms, __ATOMIC_RELAXED);
+    while (seen < now && !__atomic_compare_exchange_n(&hh->doubted_ms, &seen, now, true,
+                                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+        ;
+    return true;
+}
+
+/*
+ * The server closed the kept connection while idle: forgotten; the next
+ * check logs in.  A standby's may have restarted, and come back behind
+ * what it showed (crash recovery replays from its last restartpoint): its
+ * position is in doubt until that check, as when it ends a session's
+ * connection (health_note_conn_lost), also where pgnear holds no other.
+ */
 static void health_kept_closed(void *arg)
 {
     struct region_host *h = arg;
     struct pgasync *conn = h->check_conn;
     h->check_conn = NULL;
     pgasync_abandon(conn); /* the next check logs in afresh */
+    health_doubt(&h->runtime->health, monotonic_ms());
 }
 
 /* A check that passed leaves its connection to the next one, within the login bound. */
@@ -725,15 +744,8 @@ bool health_hurry(struct region_host *h, int64_t until_ms)
 
 bool health_note_conn_lost(struct region_host *h)
 {
-    struct host_health *hh = &h->runtime->health;
-    if (!__atomic_load_n(&hh->in_recovery, __ATOMIC_RELAXED))
-        return false;
     int64_t now = monotonic_ms();
-    int64_t seen = __atomic_load_n(&hh->doubted_ms, __ATOMIC_RELAXED);
-    while (seen < now && !__atomic_compare_exchange_n(&hh->doubted_ms, &seen, now, true,
-                                                      __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-        ;
-    return health_hurry(h, now + HEALTH_DOUBT_HURRY_MS);
+    return health_doubt(&h->runtime->health, now) && health_hurry(h, now + HEALTH_DOUBT_HURRY_MS);
 }
 
 bool health_hurry_hosts(struct region_set *regions, health_host_pick pick, void *arg,

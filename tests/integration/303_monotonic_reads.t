@@ -19,6 +19,8 @@
 #      ending pgnear's idle connection to it casts doubt on its position
 #      until a check (hurried) has read it, so a session that read there
 #      reads elsewhere meanwhile.
+#   5. The same with no pooled connection to eu-a: the health checks' kept
+#      connection, ended by its server, casts the doubt.
 # Run with workers = PGNEAR_TEST_WORKERS (2 by default).
 use strict;
 use warnings;
@@ -163,35 +165,50 @@ for my $mode (sort keys %proxy) {
 #    60 s): its server ending pgnear's idle connection to it is the only
 #    sign.  A session that read there must not read there again before a
 #    check has read its new run and position.
-$ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
-$ea->psql_admin('SELECT pg_reload_conf()');
-$lsn = add_rows(1);
-ok $ea->wait_replay($lsn), 'eu-a caught up';
-$ea->psql_admin('CHECKPOINT'); # a restartpoint: it comes back here
-$ea->psql_admin(q{ALTER SYSTEM SET recovery_min_apply_delay = '1h'});
-my $slow = PgNearTest::Proxy->new(
-    regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
-                 { name => 'eu-west', location => '53.35, -6.26', hosts => [$ea, $eb] }],
-    settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
-                  server_tls => 'disable', pool_mode => 'transaction', workers => $WORKERS,
-                  health_check_interval => '60s', max_standby_lag => '120s',
-                  min_lsn_wait => '300ms', failover_wait => '2s' });
-ok wait_until(sub { 3 == grep { $_->{up} eq 't' && $_->{lsn} ne '' } $slow->admin_rows('SHOW REGIONS') },
-              timeout => 30), 'checks 60 s apart: the first ones know every host, with positions';
-$lsn = add_rows(10);
-ok $ea->wait_replay($lsn) && $eb->wait_replay($lsn), 'both standbys replayed 10 rows more';
-my $s = { name => 'nearest, eu-a restarted between checks', w => session($slow, 'nearest') };
-is read_on($s, 'a read before the restart'), 'eu-a', "$s->{name}: it read on eu-a";
-is $s->{seen}, $next - 1, "$s->{name}: every row";
-$ea->stop(mode => 'immediate');
-$ea->start;
-$behind = $ea->psql_admin('SELECT count(*) FROM marks', dbname => 'movr');
-ok $behind < $s->{seen}, "eu-a came back behind: $behind rows of $s->{seen}";
-my @hosts = map { read_on($s, "read $_ right after eu-a came back") } 1 .. 3;
-ok !(grep { $_ eq 'eu-a' } @hosts), "$s->{name}: none on eu-a (@hosts)";
-$s->{w}->terminate;
-ok $slow->is_running, 'pgnear is running';
-$slow->stop;
-$ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
+# 5. The same where pgnear holds no connection of a session to eu-a (its
+#    pool's closed after server_idle_timeout): the kept connection of the
+#    health checks, which the server ends too, is the sign.
+sub restart_between_checks {
+    my ($name, %settings) = @_;
+    $ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
+    $ea->psql_admin('SELECT pg_reload_conf()');
+    $lsn = add_rows(1);
+    ok $ea->wait_replay($lsn), "$name: eu-a caught up";
+    $ea->psql_admin('CHECKPOINT'); # a restartpoint: it comes back here
+    $ea->psql_admin(q{ALTER SYSTEM SET recovery_min_apply_delay = '1h'});
+    my $slow = PgNearTest::Proxy->new(
+        regions  => [{ name => 'us-east', location => '39.04, -77.49', hosts => [$us] },
+                     { name => 'eu-west', location => '53.35, -6.26', hosts => [$ea, $eb] }],
+        settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
+                      server_tls => 'disable', pool_mode => 'transaction', workers => $WORKERS,
+                      health_check_interval => '60s', max_standby_lag => '120s',
+                      min_lsn_wait => '300ms', failover_wait => '2s', %settings });
+    ok wait_until(sub { 3 == grep { $_->{up} eq 't' && $_->{lsn} ne '' } $slow->admin_rows('SHOW REGIONS') },
+                  timeout => 30), "$name: the first checks know every host, with positions";
+    $lsn = add_rows(10);
+    ok $ea->wait_replay($lsn) && $eb->wait_replay($lsn), "$name: both standbys replayed 10 rows more";
+    my $s = { name => $name, w => session($slow, 'nearest') };
+    is read_on($s, 'a read before the restart'), 'eu-a', "$s->{name}: it read on eu-a";
+    is $s->{seen}, $next - 1, "$s->{name}: every row";
+    if ($settings{server_idle_timeout}) {
+        ok wait_until(sub { $ea->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'app'}) eq '0' },
+                      timeout => 20), "$name: pgnear's pool holds no connection to eu-a";
+        ok wait_until(sub { $ea->psql_admin(q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'pgnear'}) ne '0' },
+                      timeout => 5), "$name: ... only the health checks' kept one";
+    }
+    $ea->stop(mode => 'immediate');
+    $ea->start;
+    $behind = $ea->psql_admin('SELECT count(*) FROM marks', dbname => 'movr');
+    ok $behind < $s->{seen}, "$name: eu-a came back behind: $behind rows of $s->{seen}";
+    my @hosts = map { read_on($s, "read $_ right after eu-a came back") } 1 .. 3;
+    ok !(grep { $_ eq 'eu-a' } @hosts), "$s->{name}: none on eu-a (@hosts)";
+    $s->{w}->terminate;
+    ok $slow->is_running, "$name: pgnear is running";
+    $slow->stop;
+    $ea->psql_admin('ALTER SYSTEM RESET recovery_min_apply_delay');
+}
+restart_between_checks('nearest, eu-a restarted between checks');
+restart_between_checks('nearest, eu-a restarted between checks, no pooled connection to it',
+                       server_idle_timeout => '1s');
 
 done_testing;
