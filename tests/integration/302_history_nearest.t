@@ -8,8 +8,10 @@
 # read-only with a fence.  One nemesis per segment: the nearest standby
 # killed (immediate stop) and started again; the nearest standby stalled
 # (its replay paused, then resumed); the nearest region drained (DRAIN),
-# then enabled and its sessions moved home (MOVE CLIENTS HOME); the nearest
-# region blackholed (the relay in front of it stopped), then released.  Each segment: 0 lost, 0 duplicated,
+# then enabled and its sessions moved home (MOVE CLIENTS HOME); two at
+# once: the next standby stalled, and the nearest killed while it is; the
+# nearest region blackholed (the relay in front of it stopped), then
+# released.  Each segment: 0 lost, 0 duplicated,
 # 0 aborted reads, and no read-your-writes, monotonic-read, monotonic-write
 # or writes-follow-reads violation where the need promises it; every
 # client answered within a bound.  PGNEAR_HISTORY_SEED replays a run.
@@ -104,6 +106,21 @@ segment('nearest region drained and moved home', sub {
     sleep $SECONDS / 3;
     $_->admin_rows('ENABLE eu-west') for @proxies;
     $_->admin_rows('MOVE CLIENTS HOME') for @proxies;
+});
+
+# Two faults at once: the next standby (eu-central) stalls, then the
+# nearest (eu-west) dies while it is stalled: the sessions' reads have
+# nowhere near to go that has what they saw but the primary; eu-west comes
+# back, then eu-central resumes.
+segment('nearest standby killed while the next is stalled', sub {
+    sleep $SECONDS / 6;
+    $fra->pause_replay;
+    sleep $SECONDS / 6;
+    $eu->stop(mode => 'immediate');
+    sleep $SECONDS / 3;
+    $eu->start;
+    sleep $SECONDS / 6;
+    $fra->resume_replay;
 });
 
 # The nearest region blackholed: its relay stopped, so its host takes connections and bytes and
