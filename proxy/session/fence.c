@@ -100,8 +100,11 @@ static int fence_send_query(struct session *s)
 
 int fence_ask_after(struct session *s)
 {
-    s->fence.after = true;
     s->fence.position_after = 0;
+    /* Its backend's FATAL came after the transaction's end: nothing to ask (it ends). */
+    if (server_conn_error_waits(s->server_conn))
+        return 0;
+    s->fence.after = true;
     return fence_send_query(s);
 }
 
@@ -154,6 +157,39 @@ static int fence_tell(struct session *s)
     return 0;
 }
 
+/*
+ * The server ended the connection as it answered pgnear's own question (a
+ * shutdown's 57P01, body: its blen bytes): no ReadyForQuery follows.  The
+ * question ends here as at one, the ReadyForQuery held for it to the
+ * client (no fence), and the connection serves nothing more (fatal_read):
+ * transaction pooling lets it go, closed, and a session idle under
+ * session pooling moves, as from an idle server's FATAL.  <0: the session
+ * ended or moved.
+ */
+static int fence_answer_fatal(struct session *s, const uint8_t *body, uint32_t blen, uint32_t len)
+{
+    struct server_conn *sc = s->server_conn;
+    const struct session_flow *flow = s->w->shared->flow;
+    slog_info(s, "server connection %llu: its server ended it as it answered pgnear's question",
+              (unsigned long long)sc->id);
+    sc->fatal_read = true;
+    sc->ep.last_type = 'Z'; /* the error was pgnear's, not the client's */
+    tx_track_server(&sc->tx, 'Z', 'I');
+    sc->tx.answered--;
+    sc->tx.answered_idle--;
+    bool after = s->fence.after;
+    s->fence.after = false;
+    if (!after && fence_tell(s) < 0)
+        return -1;
+    if (s->txn == NULL && flow->server_ended_idle != NULL &&
+        flow->server_ended_idle(s, body, blen, "it sent a FATAL error")) {
+        endpoint_flush(s, &s->client); /* the ReadyForQuery held is the client's */
+        return -1;
+    }
+    evbuffer_drain(sc->ep.in, 1 + (size_t)len);
+    return 0;
+}
+
 int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
     struct server_conn *sc = s->server_conn;
@@ -177,6 +213,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
         else if (fence_read(value, &tli, &lsn))
             s->fence.position_after = lsn;
     }
+    if (type == 'E' && pkt_report_fatal(body, blen))
+        return fence_answer_fatal(s, body, blen, len);
     if (type == 'E')
         slog_debug(s, "the server could not say where its WAL is: no fence");
     uint8_t status = pkt_ready_status(type, body, blen); /* read before the drain frees it */

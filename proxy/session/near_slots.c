@@ -130,7 +130,7 @@ static bool near_slot_ended(const struct server_conn *sc)
 {
     /* (The ring's receive may hold its bytes, not yet told: endpoint_peer_spoke looks there too.)
      */
-    return sc->ep.stream.fd < 0 || stream_has_pending(&sc->ep.stream) ||
+    return sc->ep.stream.fd < 0 || sc->fatal_read || stream_has_pending(&sc->ep.stream) ||
            endpoint_peer_spoke(&sc->ep);
 }
 

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
+
 #include "protocol/clock.h"
 #include "protocol/prepared.h"
 #include "protocol/pkt.h"
@@ -233,6 +235,13 @@ void server_conn_note_param(struct server_conn *sc, const uint8_t *body, uint32_
         p->default_transaction_read_only = server_param_flag(value);
     else if (strcmp(name, "is_superuser") == 0)
         p->is_superuser = server_param_flag(value);
+}
+
+bool server_conn_error_waits(const struct server_conn *sc)
+{
+    uint8_t type;
+    return server_conn_at_safe_point(sc) && evbuffer_copyout(sc->ep.in, &type, 1) == 1 &&
+           type == 'E';
 }
 
 void server_conn_ended_by_server(struct server_conn *sc)

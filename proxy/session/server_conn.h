@@ -90,6 +90,8 @@ struct server_conn {
     bool closed;         /* closed during that callback */
     bool reset_failed;   /* the reset query's answer had an error */
     bool fatal_sent;     /* its server's FATAL went to the client: it ends (server_error_passes) */
+    bool fatal_read;     /* its server's FATAL answered pgnear's own question: it ends, serves
+                            nothing more (fence_answer) */
     bool txn_return;     /* given back after a transaction (txn.h): kept as it is, no reset */
     bool owes_fence;     /* given back owing the answer to pgnear's question of its WAL position
                             (fence_ask_after): the pool reads it before the reset's (pool_idle.h) */
@@ -214,6 +216,14 @@ static inline bool server_conn_at_safe_point(const struct server_conn *sc)
 {
     return tx_track_at_safe_point(&sc->tx);
 }
+
+/*
+ * At a safe point, an ErrorResponse first in its input: the FATAL of its
+ * backend's end, which the readers of transaction pooling leave there
+ * (server_error_unasked): the connection ends, and nothing more is asked
+ * of it.
+ */
+bool server_conn_error_waits(const struct server_conn *sc);
 
 /* The server's last ReadyForQuery said 'T' or 'E' (false for NULL: no connection). */
 static inline bool server_conn_in_transaction(const struct server_conn *sc)

@@ -526,18 +526,6 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
 }
 
 /*
- * The connection's input holds nothing of the session's: nothing, or a
- * FATAL nobody asked for that its reader left there for the pool
- * (server_error_unasked, at a safe point: an ErrorResponse first is that).
- */
-static bool txn_conn_input_idle(const struct server_conn *sc)
-{
-    uint8_t type;
-    return evbuffer_get_length(sc->ep.in) == 0 ||
-           (evbuffer_copyout(sc->ep.in, &type, 1) == 1 && type == 'E');
-}
-
-/*
  * Whether the session's server connection is between transactions with
  * nothing owed either way, whatever its client sent meanwhile and
  * whatever the admin asked of it at this point (a hold, a close).
@@ -548,7 +536,8 @@ static bool txn_conn_idle(const struct session *s)
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->hold.held &&
            !s->move_answer_owed && !fence_asking(&s->fence) && sc->ep.fwd_remaining == 0 &&
-           txn_conn_input_idle(sc) && s->client.fwd_remaining == 0 && txn_prep_idle(sc);
+           (evbuffer_get_length(sc->ep.in) == 0 || server_conn_error_waits(sc)) &&
+           s->client.fwd_remaining == 0 && txn_prep_idle(sc);
 }
 
 /* ... and nothing the admin asked of it at this point (a move asked waits for none). */

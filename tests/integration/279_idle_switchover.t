@@ -124,6 +124,7 @@ SQL
              fenced => login($p, $BOSTON, options => '-c pgnear.target_session_attrs=read-write -c pgnear.report_fence=on'),
              held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
              unread => login($p, $BOSTON, rw()), answered => login($p, $BOSTON, rw()),
+             answered_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
              unread_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
     # eu-west replays nothing written from here on until the switchover: a
     # nearest session's next transaction must see its own write, which only
@@ -162,15 +163,24 @@ SQL
     my $holder = PgNearTest::Wire->connect(host => '127.0.0.1', port => $us->port, timeout => 30);
     ok $holder->startup(user => 'app', database => 'movr', password => 'app-secret')->{ok},
       "$tag: a direct session to us-east";
-    # Another's statement waits for a lock the direct session holds, let go
-    # while pgnear is stopped (below): its answer (its ReadyForQuery) and the
-    # 57P01 after it then reach pgnear in one read, the session idle after
-    # the first, so it moves.
+    # Two sessions' statements wait for a lock the direct session holds, let
+    # go while pgnear is stopped (below): each answer (its ReadyForQuery) and
+    # the 57P01 after it then reach pgnear in one read, the session idle
+    # after the first, so it moves (session pooling) or its connection goes
+    # (transaction pooling).  The nearest one's is a write, run again on
+    # us-east: pgnear asks where us-east's WAL is after it, and the 57P01
+    # is the answer.
     is one($holder, 'SELECT pg_advisory_lock(4242)'), '', "$tag: the direct session takes an advisory lock";
-    $s{answered}->send_query('SELECT pg_advisory_xact_lock(4242)');
-    my $waiting = sub { one($holder, q{SELECT state FROM pg_stat_activity WHERE query = 'SELECT pg_advisory_xact_lock(4242)'}) // '' };
-    ok wait_until(sub { $waiting->() eq 'active' }, timeout => 10, interval => 0.02),
-      "$tag: a session's statement waits for it";
+    my %waits = (answered => 'SELECT pg_advisory_xact_lock(4242)',
+                 answered_near => q{INSERT INTO writes (what) SELECT 'answered_near waited' }
+                                . q{FROM pg_advisory_xact_lock(4242) RETURNING written_on});
+    $s{$_}->send_query($waits{$_}) for sort keys %waits;
+    my $waiting = sub {
+        my $q = join ', ', map { "'" . ($_ =~ s/'/''/gr) . "'" } sort values %waits;
+        one($holder, qq{SELECT string_agg(state, ',') FROM pg_stat_activity WHERE query IN ($q)}) // '';
+    };
+    ok wait_until(sub { $waiting->() eq 'active,active' }, timeout => 10, interval => 0.02),
+      "$tag: two sessions' statements wait for it";
     my ($rc, $out, $err) = $us->_pg_ctl('-m', 'smart', '-W', '-s', 'stop');
     is $rc, 0, "$tag: us-east's smart shutdown begins (pg_ctl stop -m smart -W)";
     ok wait_until(sub {
@@ -186,8 +196,8 @@ SQL
     ok wait_until(sub { !grep { (eval { slurp_file($_) } // '') !~ /^\d+ \(.*\) [Tt] / } glob("/proc/$p->{pid}/task/*/stat") },
                   timeout => 10, interval => 0.01), "$tag: pgnear stopped (SIGSTOP), each of its threads";
     is one($holder, 'SELECT pg_advisory_unlock(4242)'), 't', "$tag: ... the lock the waiting statement waits for is let go";
-    ok wait_until(sub { $waiting->() eq 'idle' }, timeout => 10, interval => 0.05),
-      "$tag: ... and that statement is answered while pgnear is stopped";
+    ok wait_until(sub { $waiting->() eq 'idle,idle' }, timeout => 10, interval => 0.05),
+      "$tag: ... and those statements are answered while pgnear is stopped";
     eval { $s{$_}->send_query(qq{INSERT INTO writes (what) VALUES ('$_ after') RETURNING written_on}) }
       for qw(unread unread_near);
     is one($holder, q{SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
@@ -206,6 +216,9 @@ SQL
     my $slept = eval { $s{answered}->read_result } // { error => { C => 'died', M => $@ } };
     is($slept->{error} ? "$slept->{error}{C} $slept->{error}{M}" : 'answered', 'answered',
        "$tag: answered: the statement's answer, read with its server's 57P01 after it, reaches the client alone");
+    $slept = eval { $s{answered_near}->read_result } // { error => { C => 'died', M => $@ } };
+    is($slept->{error} ? "$slept->{error}{C} $slept->{error}{M}" : $slept->{rows}[0][0], 'us-east',
+       "$tag: answered_near: the write's answer, read with its server's 57P01 after it, reaches the client alone");
     # A nearest write now: its connection must be fetched from us-east, which refuses logins.
     eval { $s{held}->send_query(q{INSERT INTO writes (what) VALUES ('held after') RETURNING written_on}) };
     # A transaction sent while no primary is up: held until there is one.
