@@ -46,7 +46,7 @@ static bool pool_client_done(const struct server_conn *sc, const struct session 
 static const char *pool_refusal(const struct server_conn *sc, const struct session *s,
                                 int64_t now_us)
 {
-    if (sc->fatal_read)
+    if (sc->fatal_read || server_conn_error_waits(sc))
         return "its server ended it";
     if (!sc->poolable || !config_pooling(s->cfg))
         return "pooling is off for it";
