@@ -54,6 +54,7 @@ static void txn_resume_cb(struct session *s);
 static void txn_closing(struct session *s);
 static void txn_attached(struct session *s);
 static bool txn_between(const struct session *s);
+static bool txn_conn_between(const struct session *s);
 static void txn_attached_go(struct session *s);
 static void txn_fetch_again(struct session *s);
 static void txn_settings_read_end(struct session *s, const char *why);
@@ -459,12 +460,29 @@ static int txn_need_server(struct session *s)
     return s->closed ? -1 : 0;
 }
 
+/*
+ * A connection kept between transactions whose server ended it (its
+ * FATAL waits in the input, or answered pgnear's question): true when the
+ * transaction takes another, as one refused by a standby does.
+ */
+static bool txn_server_ended_between(struct session *s)
+{
+    struct server_conn *sc = s->server_conn;
+    if (__builtin_expect(!sc->fatal_read && !server_conn_error_waits(sc), 1) ||
+        !txn_conn_between(s))
+        return false;
+    txn_fetch_again(s);
+    return true;
+}
+
 static int txn_client_pump(struct session *s)
 {
     if (s->server_conn == NULL)
         return txn_need_server(s);
     if (txn_settings_busy(s))
         return 0; /* its settings are read or replayed: its messages wait */
+    if (txn_server_ended_between(s))
+        return s->closed ? -1 : 0;
     /* A host fenced as a former primary gets no request more (former_primary.h). */
     if (__builtin_expect(host_is_fenced(s->server_conn->host), 0) &&
         !s->w->shared->flow->server_fenced(s))
