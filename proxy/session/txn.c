@@ -528,6 +528,12 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
         return;
     if (strcmp(name, "client_encoding") == 0)
         txn_notify_encoding(s, value);
+    /*
+     * The server's role, not the session's state: a promotion reports it to
+     * every session of the server, none of which set it (PGC_INTERNAL).
+     */
+    if (strcmp(name, "in_hot_standby") == 0)
+        return;
     if (near_carries(s))
         return; /* nearest's connections are its own: carried, not pinned */
     if (txn_settings_on(s)) {

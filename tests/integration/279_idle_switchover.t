@@ -29,6 +29,11 @@
 #     write that only us-east has, is fetched a connection there, refused
 #     57P03, and waits (failover_wait) for a primary: no error, it writes
 #     on eu-west once eu-west is promoted;
+#   - a nearest write that began on eu-west while it was a standby and was
+#     refused there (25006) as its promotion ended, the promotion's
+#     ParameterStatus (in_hot_standby off) before its ReadyForQuery, runs
+#     again on a primary: the server's role is not a setting the session
+#     changed (which would keep it where it is);
 #   - every write acknowledged is on eu-west, once;
 #   - before all that, a session idle while the primary restarts in place
 #     (pg_ctl restart -m fast) writes there again with no error.
@@ -94,6 +99,10 @@ CREATE TABLE writes (id serial PRIMARY KEY, what text NOT NULL,
 GRANT ALL ON writes TO app;
 GRANT ALL ON SEQUENCE writes_id_seq TO app;
 GRANT pg_signal_backend TO app;
+CREATE FUNCTION slept_write(what text) RETURNS text LANGUAGE sql AS $$
+    SELECT pg_sleep(2);
+    INSERT INTO writes (what) VALUES (what) RETURNING written_on;
+$$;
 SQL
     my $eu = PgNearTest::Cluster->new_standby(primary => $us, name => 'eu-west');
     my $auth_dir = tmpdir(name => 'idle-switchover-auth');
@@ -106,6 +115,7 @@ SQL
         settings => { auth => 'scram', auth_file => "$auth_dir/userlist.txt", admin_users => 'admin',
                       server_tls => 'disable', health_check_interval => '250ms', workers => $workers,
                       pool_mode => $mode, failover_wait => '20s', move_timeout => '20s',
+                      nearest_read_functions => 'slept_write',
                       ($io ? (io_backend => $io) : ()) });
     ok $p->wait_for_log(qr/region eu-west is up: it is a standby/, timeout => 20),
       "$tag: pgnear knows eu-west is a standby";
@@ -125,7 +135,8 @@ SQL
              held => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
              unread => login($p, $BOSTON, rw()), answered => login($p, $BOSTON, rw()),
              answered_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
-             unread_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
+             unread_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'),
+             slept_near => login($p, $DUBLIN, options => '-c pgnear.target_session_attrs=nearest'));
     # eu-west replays nothing written from here on until the switchover: a
     # nearest session's next transaction must see its own write, which only
     # us-east has.
@@ -227,12 +238,25 @@ SQL
     $holder->terminate;
     ok wait_until(sub { !$us->is_running }, timeout => 30), "$tag: us-east's shutdown ends";
     $eu->resume_replay;
+    # A nearest write its text does not show (a function that nearest_read_functions vouches for,
+    # wrongly), which begins on eu-west while it is a standby and is refused there once the
+    # promotion is done (its transaction began read-only): the 25006, then the promotion's
+    # ParameterStatus (in_hot_standby off), then the ReadyForQuery.  The server's new role is not
+    # a setting of the session's: the write runs again on a primary, as any refused one.
+    my $sleeper = q{SELECT slept_write('slept_near after')};
+    eval { $s{slept_near}->send_query($sleeper) };
+    ok wait_until(sub {
+        $eu->psql_admin(qq{SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query = \$\$$sleeper\$\$}) == 1
+    }, timeout => 20, interval => 0.05), "$tag: slept_near: a nearest write sleeps on the eu-west standby before it writes";
     $eu->promote;
     ok !$eu->is_in_recovery, "$tag: eu-west promoted";
 
     my $r = eval { $s{gap}->read_result } // { error => { C => 'died', M => $@ } };
     is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
        "$tag: the transaction sent while no primary was up waited and wrote on eu-west");
+    $r = eval { $s{slept_near}->read_result } // { error => { C => 'died', M => $@ } };
+    is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
+       "$tag: slept_near: the write refused by eu-west as its promotion ended (its in_hot_standby off after the 25006) ran again there");
     for my $n (qw(unread unread_near)) {
         $r = eval { $s{$n}->read_result } // { error => { C => 'died', M => $@ } };
         is($r->{error} ? "$r->{error}{C} $r->{error}{M}" : $r->{rows}[0][0], 'eu-west',
@@ -246,7 +270,7 @@ SQL
     ok $p->wait_for_log(qr/of region us-east is down: (?:server refused the connection: 57P03|FATAL:\s+the database system is shutting down)/,
                         offset => $held_off, timeout => 5),
       "$tag: ... us-east, refusing logins as it shut down, was marked down at once (not tried again until its checks pass)";
-    for my $n (sort grep { !/^(gap|held|unread|unread_near)$/ } keys %s) {
+    for my $n (sort grep { !/^(gap|held|unread|unread_near|slept_near)$/ } keys %s) {
         is($n eq 'ext' ? ext_insert($s{$n}, "$n after") : insert($s{$n}, "$n after"), 'eu-west',
            "$tag: $n, idle at the stop, writes on eu-west with no error");
     }
