@@ -125,8 +125,10 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                  h->port);
     }
     row->source = placed ? route_source_name((enum locality_source)s->origin.source) : "";
-    copy_name(row->place, sizeof(row->place), placed ? s->origin.place : NULL);
-    copy_name(row->via, sizeof(row->via), placed ? s->origin.via : NULL);
+    copy_name(row->place, sizeof(row->place),
+              placed ? session_origin_text(&s->origin, ORIGIN_PLACE) : NULL);
+    copy_name(row->via, sizeof(row->via),
+              placed ? session_origin_text(&s->origin, ORIGIN_VIA) : NULL);
     row->has_coords = placed && s->origin.has_coords;
     row->lat = s->origin.lat;
     row->lon = s->origin.lon;

@@ -153,7 +153,8 @@ bool gate_in_scope(const struct gate_scope *scope, const struct session *s)
     if (scope->one_client && s->id != scope->client_id)
         return false;
     if (scope->city_key[0] != '\0' &&
-        !placement_is_city(scope->city_key, s->origin.city, s->origin.place))
+        !placement_is_city(scope->city_key, session_origin_text(&s->origin, ORIGIN_CITY),
+                           session_origin_text(&s->origin, ORIGIN_PLACE)))
         return false;
     return scope->database[0] == '\0' || strcmp(s->database, scope->database) == 0;
 }
@@ -227,7 +228,8 @@ uint8_t gate_reasons_for(const struct session *s, const struct region *r)
     if (registry_migration_hold(r->runtime) && strcmp(s->database, s->w->cfg->migrations_db) == 0)
         reasons |= HOLD_MIGRATION;
     if (placement_held(placement, s->database) ||
-        placement_city_held(placement, s->database, s->origin.city, s->origin.place))
+        placement_city_held(placement, s->database, session_origin_text(&s->origin, ORIGIN_CITY),
+                            session_origin_text(&s->origin, ORIGIN_PLACE)))
         reasons |= HOLD_DBMOVE;
     return reasons;
 }

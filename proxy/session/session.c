@@ -271,22 +271,43 @@ void session_accept_backlog(struct worker *w, int fd, const struct sockaddr *add
     session_accept_as(w, fd, addr, addrlen, transport, true);
 }
 
-/* What SHOW CLIENTS tells of the caller's place once the login's state is gone. */
+/*
+ * What SHOW CLIENTS and the session's routes take of the caller's place
+ * once the login's state is gone.  Out of memory, its texts stay "" (the
+ * coordinates and the region it serves from still route it).
+ */
 static void session_keep_origin(struct session *s, const struct session_login *l)
 {
     struct session_origin *o = &s->origin;
     const char *place = l->loc.matched != NULL ? l->loc.matched : l->loc.city;
     o->source = (uint8_t)l->loc.source;
-    snprintf(o->via, sizeof(o->via), "%s", l->loc.via != NULL ? l->loc.via : "");
     o->has_coords = l->loc.has_coords;
     o->lat = (float)l->loc.lat;
     o->lon = (float)l->loc.lon;
     o->km = -1.0f;
     if (l->plan_index < l->plan_len && locality_caller_placed(&l->loc))
         o->km = (float)route_km(l->plan_cos[l->plan_index]);
-    snprintf(o->place, sizeof(o->place), "%.*s", (int)sizeof(o->place) - 1, place);
-    snprintf(o->region, sizeof(o->region), "%s", l->loc.region != NULL ? l->loc.region->name : "");
-    snprintf(o->city, sizeof(o->city), "%.*s", (int)sizeof(o->city) - 1, l->loc.city);
+    const char *text[ORIGIN_TEXTS] = {
+        [ORIGIN_VIA] = l->loc.via != NULL ? l->loc.via : "",
+        [ORIGIN_PLACE] = place,
+        [ORIGIN_REGION] = l->loc.region != NULL ? l->loc.region->name : "",
+        [ORIGIN_CITY] = l->loc.city,
+    };
+    static const size_t max[ORIGIN_TEXTS] = {ORIGIN_VIA_MAX, ORIGIN_PLACE_MAX, ORIGIN_REGION_MAX,
+                                             ORIGIN_CITY_MAX};
+    size_t len[ORIGIN_TEXTS], total = 0;
+    for (int i = 0; i < ORIGIN_TEXTS; i++)
+        total += (len[i] = strnlen(text[i], max[i]));
+    free(o->texts);
+    o->texts = NULL;
+    if (total == 0 || (o->texts = malloc(total + ORIGIN_TEXTS)) == NULL)
+        return;
+    char *p = o->texts;
+    for (int i = 0; i < ORIGIN_TEXTS; i++) {
+        memcpy(p, text[i], len[i]);
+        p[len[i]] = '\0';
+        p += len[i] + 1;
+    }
 }
 
 /*
@@ -378,6 +399,7 @@ static void session_free(struct session *s)
     session_login_end(s);
     phase_end(s);
     server_conn_reap(s);
+    free(s->origin.texts);
     free(s);
     __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);

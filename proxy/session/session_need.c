@@ -193,28 +193,30 @@ size_t session_replan(const struct session *s, const struct config *cfg, const s
                       max);
 }
 
-_Static_assert(sizeof(((struct session_origin *)0)->city) <= ROUTE_TEXT_MAX,
-               "a session's city fits a locality's");
+_Static_assert(ORIGIN_CITY_MAX < ROUTE_TEXT_MAX, "a session's city fits a locality's");
 
 void session_locality(const struct session *s, const char *region, struct locality *loc)
 {
     const struct config *cfg = s->w->cfg;
     const struct session_origin *o = &s->origin;
     /* Field by field: each transaction's route asks (no memset of the notes, no snprintf). */
-    size_t city_len = strnlen(o->city, sizeof(o->city) - 1);
+    const char *origin_region = session_origin_text(o, ORIGIN_REGION);
+    const char *city = session_origin_text(o, ORIGIN_CITY);
+    const char *place = session_origin_text(o, ORIGIN_PLACE);
+    size_t city_len = strlen(city);
     loc->source = (enum locality_source)o->source;
     loc->via = "the session's login";
     loc->has_coords = o->has_coords;
     loc->lat = o->lat;
     loc->lon = o->lon;
-    loc->region = o->region[0] ? region_set_find(&cfg->regions, o->region) : NULL;
-    memcpy(loc->city, o->city, city_len);
+    loc->region = origin_region[0] ? region_set_find(&cfg->regions, origin_region) : NULL;
+    memcpy(loc->city, city, city_len);
     loc->city[city_len] = '\0';
     loc->country[0] = '\0';
     loc->unplaced = 0;
     loc->note[0] = '\0';
     /* The city table's name, as the login matched it: a home is found by it too (Seattle, US). */
-    loc->matched = o->place[0] != '\0' ? o->place : NULL;
+    loc->matched = place[0] != '\0' ? place : NULL;
     if (region != NULL && region[0] != '\0') {
         loc->source = LOCALITY_REGION_HINT;
         loc->region = region_set_find(&cfg->regions, region);

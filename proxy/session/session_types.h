@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "protocol/param_set.h"
@@ -62,18 +63,42 @@ enum session_phase {
 
 /*
  * Where the caller was placed and how, kept past the login (whose state
- * is freed) for SHOW CLIENTS: about 48 bytes instead of the login's 5 KB.
+ * is freed) for SHOW CLIENTS and each transaction's route.  Its texts are
+ * one allocation of their own lengths, NULL while all are "": an idle
+ * client carries what it was told, not four buffers for the longest.
  */
+enum origin_text {
+    ORIGIN_VIA,    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
+    ORIGIN_PLACE,  /* the city as matched in the table, or as given */
+    ORIGIN_REGION, /* the region the evidence named (a hint, [cities], default_region) */
+    ORIGIN_CITY,   /* the city as given (its home, where rows are homed by city) */
+    ORIGIN_TEXTS
+};
+
+/* The longest each text is kept (bytes, without its NUL), as SHOW CLIENTS and routes take them. */
+#define ORIGIN_VIA_MAX    39
+#define ORIGIN_PLACE_MAX  33
+#define ORIGIN_REGION_MAX 63
+#define ORIGIN_CITY_MAX   63
+
 struct session_origin {
     float lat, lon; /* valid when has_coords */
     float km;       /* to the serving region; negative when unknown */
     uint8_t source; /* enum locality_source */
     bool has_coords;
-    char via[40];    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
-    char place[34];  /* the city as matched in the table, or as given; "" when none */
-    char region[64]; /* the region the evidence named (a hint, [cities], default_region); "" */
-    char city[64];   /* the city as given (its home, where rows are homed by city); "" */
+    char *texts; /* the enum origin_text's, in its order, each ending in a NUL; NULL: all "" */
 };
+
+/* One of the origin's texts: "" when it has none. */
+static inline const char *session_origin_text(const struct session_origin *o, enum origin_text i)
+{
+    const char *t = o->texts;
+    if (t == NULL)
+        return "";
+    for (int k = 0; k < (int)i; k++)
+        t += strlen(t) + 1;
+    return t;
+}
 
 struct session {
     struct list_node node; /* on one of the worker's session lists */
