@@ -91,13 +91,35 @@ static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
     ep->owner->event(ep, what);
 }
 
+/*
+ * The read event now; the write event at its first use (endpoint_wev):
+ * most sockets, an idle client's above all, never wait to write.
+ */
 static int endpoint_new_events(struct endpoint *ep, int fd)
 {
     ep->rev = event_new(ep->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
-    ep->wev = event_new(ep->w->base, fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+    ep->wev = NULL;
     ep->rev_mask = EV_READ;
     ep->rev_armed = ep->wev_armed = false;
-    return ep->rev && ep->wev ? 0 : -1;
+    return ep->rev != NULL ? 0 : -1;
+}
+
+/*
+ * The write event, made as it is first needed.  NULL when out of memory:
+ * the endpoint's sends count as failed (tx_failed), which its next flush
+ * tells its owner.
+ */
+static struct event *endpoint_wev(struct endpoint *ep)
+{
+    if (ep->wev == NULL && ep->rev != NULL) {
+        ep->wev =
+            event_new(ep->w->base, ep->stream.fd, EV_WRITE | EV_PERSIST, endpoint_event_cb, ep);
+        if (ep->wev == NULL && !ep->tx_failed) {
+            ep->tx_failed = true;
+            ep->tx_errno = ENOMEM;
+        }
+    }
+    return ep->wev;
 }
 
 int endpoint_init(struct endpoint *ep, struct worker *w, const struct endpoint_owner *owner,
@@ -241,6 +263,8 @@ void endpoint_arm(struct endpoint *ep)
     if (read_as_was && want_w == ep->wev_armed)
         return; /* as it was: most calls (several a transaction) */
     endpoint_set_read_event(ep, mask);
+    if (want_w && endpoint_wev(ep) == NULL)
+        event_active(ep->rev, EV_WRITE, 0); /* its flush tells the failure (tx_failed) */
     endpoint_set_event(ep->wev, &ep->wev_armed, want_w);
 }
 
@@ -315,7 +339,7 @@ static void endpoint_sent(struct uring_send *op, int res)
         endpoint_sent_bytes(ep, op, (size_t)res);
         if (endpoint_fill_send(op)) {
             if (uring_send_start(op) == 0) {
-                if (ep->drain_wanted && ep->wev != NULL)
+                if (ep->drain_wanted && endpoint_wev(ep) != NULL)
                     event_active(ep->wev, EV_WRITE, 0); /* the queue shrank */
                 return;
             }
@@ -329,8 +353,10 @@ static void endpoint_sent(struct uring_send *op, int res)
     /* Nothing left to send: the send goes back to the ring's cache until the next bytes. */
     ep->tx = NULL;
     uring_send_release(op);
-    if ((res < 0 || ep->drain_wanted) && ep->wev != NULL)
+    if ((res < 0 || ep->drain_wanted) && endpoint_wev(ep) != NULL)
         event_active(ep->wev, EV_WRITE, 0);
+    else if (res < 0 || ep->drain_wanted)
+        event_active(ep->rev, EV_WRITE, 0); /* no write event to be had: the read event tells it */
 }
 
 /* The endpoint's send, taken from the ring's cache when it has none; NULL when out of memory. */
@@ -514,6 +540,10 @@ void endpoint_return_block(struct endpoint *ep)
 
 int endpoint_write_out(struct endpoint *ep)
 {
+    if (ep->tx_failed && !ep->ring) { /* its write event could not be made (endpoint_wev) */
+        errno = ep->tx_errno;
+        return -1;
+    }
     if (ep->writes_held) {
         endpoint_arm(ep); /* its reads go on; its writes wait for endpoint_release_writes */
         return 0;

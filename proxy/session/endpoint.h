@@ -57,7 +57,8 @@ struct endpoint {
     /*
      * rev: readability, and a client's hangup while its reads are paused
      * (EV_CLOSED: the same event, its mask changed, rather than one more
-     * event a client); rev_mask: what it is assigned now.
+     * event a client); rev_mask: what it is assigned now.  wev:
+     * writability, made as a send first waits for it (NULL until then).
      */
     struct event *rev, *wev;
     struct evbuffer *in, *out;
@@ -94,7 +95,8 @@ struct endpoint {
      */
     bool ring;
     struct uring_send *tx;
-    bool tx_failed;    /* the ring's send failed; the next flush tells the owner */
+    bool tx_failed;    /* a send failed (the ring's; no write event to be had): the next flush tells
+                          the owner */
     int tx_errno;      /* why */
     bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */
     /*
