@@ -3,6 +3,7 @@
  * words (session_fail, session_send_last), closed and freed.
  */
 #include "proxy/session/session.h"
+#include "proxy/session/timeouts_state.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -82,7 +83,8 @@ void session_endpoint_event(struct endpoint *ep, short what)
     else
         endpoint_dispatch(s, ep, what, &s->closed);
     /* Where it is now, for its timeouts: nothing while they are all off. */
-    if (__builtin_expect(s->timeouts.on, 0) && !s->closed && s->phase == PHASE_ACTIVE)
+    if (__builtin_expect(s->timeouts != NULL, 0) && s->timeouts->on && !s->closed &&
+        s->phase == PHASE_ACTIVE)
         s->w->shared->flow->relay_event(s);
     session_callback_done(s);
 }
@@ -400,6 +402,7 @@ static void session_free(struct session *s)
     phase_end(s);
     server_conn_reap(s);
     free(s->origin.texts);
+    free(s->timeouts);
     free(s);
     __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);

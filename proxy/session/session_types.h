@@ -20,7 +20,6 @@
 #include "proxy/session/endpoint.h"
 #include "proxy/session/fence_state.h"
 #include "proxy/session/gate_state.h"
-#include "proxy/session/timeouts_state.h"
 #include "proxy/session/txn_next.h"
 #include "proxy/session/wait_turn.h"
 #include "routing/need.h"
@@ -37,6 +36,7 @@ struct session_hooks;
 struct session_login;
 struct session_move;
 struct session_secret;
+struct timeouts_state;
 struct txn_hooks;
 struct notify_client;
 struct notify_watch;
@@ -158,7 +158,7 @@ struct session {
     struct fence_state fence; /* written by fence.c alone (fence_state.h) */
     uint64_t server_bytes;    /* bytes read from server connections already closed */
     struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
-    struct timeouts_state timeouts; /* PgBouncer's timeouts, written by timeouts.c alone */
+    struct timeouts_state *timeouts; /* PgBouncer's timeouts (timeouts.c alone); NULL: none */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
     struct cancel_entry cancel;

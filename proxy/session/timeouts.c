@@ -6,6 +6,7 @@
 #include "proxy/session/timeouts.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -32,21 +33,34 @@
 
 static const char canceled_message[] = "canceling statement due to query_timeout";
 
-/* The values in force for s now, from its worker's configuration. */
-static void timeouts_read_values(struct session *s)
+/*
+ * The values in force for s now, from its worker's configuration.  Its
+ * state is made as a timeout first applies to it (most sessions never
+ * have one) and kept after; false when it could not be (out of memory).
+ */
+static bool timeouts_read_values(struct session *s)
 {
-    struct timeouts_state *t = &s->timeouts;
     const struct config *cfg = s->w->cfg;
-    t->query_ms = config_section_value(cfg, SECTION_QUERY_TIMEOUT, s->user, s->database);
-    t->transaction_ms =
+    int32_t query_ms = config_section_value(cfg, SECTION_QUERY_TIMEOUT, s->user, s->database);
+    int32_t transaction_ms =
         config_section_value(cfg, SECTION_TRANSACTION_TIMEOUT, s->user, s->database);
-    t->idle_transaction_ms =
+    int32_t idle_transaction_ms =
         config_section_value(cfg, SECTION_IDLE_TRANSACTION_TIMEOUT, s->user, s->database);
-    t->client_idle_ms =
+    int32_t client_idle_ms =
         config_section_value(cfg, SECTION_CLIENT_IDLE_TIMEOUT, s->user, s->database);
+    bool on = query_ms > 0 || transaction_ms > 0 || idle_transaction_ms > 0 || client_idle_ms > 0;
+    if (!on && s->timeouts == NULL)
+        return true; /* none, as before: nothing to keep */
+    if (s->timeouts == NULL && (s->timeouts = calloc(1, sizeof(*s->timeouts))) == NULL)
+        return false;
+    struct timeouts_state *t = s->timeouts;
+    t->query_ms = query_ms;
+    t->transaction_ms = transaction_ms;
+    t->idle_transaction_ms = idle_transaction_ms;
+    t->client_idle_ms = client_idle_ms;
     t->stale = false;
-    t->on = t->query_ms > 0 || t->transaction_ms > 0 || t->idle_transaction_ms > 0 ||
-            t->client_idle_ms > 0;
+    t->on = on;
+    return true;
 }
 
 /* Where s is now (enum timeouts_phase), from what the relay and transaction pooling keep. */
@@ -102,7 +116,7 @@ static int64_t timeouts_deadline(const struct timeouts_state *t)
  */
 static void timeouts_arm(struct session *s, int64_t now)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
     int64_t d = timeouts_deadline(t);
     if (d == INT64_MAX || (t->armed && t->deadline_ms <= d))
         return;
@@ -116,10 +130,10 @@ static void timeouts_arm(struct session *s, int64_t now)
 /* s enters phase (from t->where) at now; a transaction that starts reads the values anew. */
 static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t now)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
     bool from_idle = t->where == TIMEOUTS_IDLE;
     if (t->stale && (from_idle || phase == TIMEOUTS_IDLE))
-        timeouts_read_values(s);
+        (void)timeouts_read_values(s); /* its state is there: this cannot fail */
     if (phase != TIMEOUTS_IDLE && from_idle)
         t->transaction_since_ms = now;
     if (phase == TIMEOUTS_QUERY) {
@@ -134,7 +148,9 @@ static void timeouts_enter(struct session *s, enum timeouts_phase phase, int64_t
 
 void timeouts_note(struct session *s)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
+    if (t == NULL)
+        return;
     enum timeouts_phase phase = timeouts_phase_now(s);
     const struct server_conn *sc = s->server_conn;
     bool next = false, ended = false;
@@ -164,10 +180,15 @@ void timeouts_note(struct session *s)
 
 void timeouts_start(struct session *s)
 {
-    struct timeouts_state *t = &s->timeouts;
     if (s->client.stream.fd < 0)
         return; /* pgnear's own: no client to time */
-    timeouts_read_values(s);
+    if (!timeouts_read_values(s)) {
+        session_close(s, "out of memory");
+        return;
+    }
+    struct timeouts_state *t = s->timeouts;
+    if (t == NULL)
+        return; /* no timeout applies */
     t->where = (uint8_t)timeouts_phase_now(s);
     int64_t now = monotonic_ms();
     t->query_since_ms = t->transaction_since_ms = t->idle_since_ms = now;
@@ -181,9 +202,13 @@ void timeouts_reconfigured(struct worker *w)
     list_for_each_safe(pos, tmp, &w->active_sessions)
     {
         struct session *s = list_entry(pos, struct session, node);
-        struct timeouts_state *t = &s->timeouts;
         if (s->phase != PHASE_ACTIVE || s->client.stream.fd < 0)
             continue;
+        if (s->timeouts == NULL && (s->timeouts = calloc(1, sizeof(*s->timeouts))) == NULL) {
+            session_close(s, "out of memory");
+            continue;
+        }
+        struct timeouts_state *t = s->timeouts;
         t->stale = true;
         if (!t->on) { /* not followed till now: where it is, from now */
             int64_t now = monotonic_ms();
@@ -193,7 +218,7 @@ void timeouts_reconfigured(struct worker *w)
         t->on = true; /* followed until its next transaction's start reads them */
         if (t->where != TIMEOUTS_IDLE)
             continue;
-        timeouts_read_values(s); /* between transactions: at once */
+        (void)timeouts_read_values(s); /* between transactions: at once (its state is there) */
         if (t->on) {
             timeouts_arm(s, monotonic_ms());
         } else if (t->armed) {
@@ -211,7 +236,7 @@ const struct pkt_report *timeouts_cancel_report(const struct session *s)
         .message = canceled_message,
         .detail = "The request waited for a server connection longer than query_timeout "
                   "allows; it did not run."};
-    return s->timeouts.canceling ? &waited : NULL;
+    return s->timeouts != NULL && s->timeouts->canceling ? &waited : NULL;
 }
 
 /* One FATAL of a timeout, in PostgreSQL's words, the setting named in the detail. */
@@ -229,7 +254,7 @@ static void timeouts_rewrite_reader(struct session *s);
 /* query_timeout: the request canceled, the server's 57014 named when it comes. */
 static void timeouts_cancel(struct session *s)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
     struct server_conn *sc = s->server_conn;
     const struct server_reader *reader = relay_server_reader(s);
     t->canceled = true;
@@ -260,7 +285,7 @@ static void timeouts_cancel(struct session *s)
  */
 static void timeouts_cancel_unanswered(struct session *s, int64_t now)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
     const struct server_conn *sc = s->server_conn;
     if (sc != t->cancel_on || sc == NULL) {
         t->cancel_on = NULL; /* the request left that connection: answered, or moved on */
@@ -286,7 +311,9 @@ static void timeouts_cancel_unanswered(struct session *s, int64_t now)
 
 void timeouts_expired(struct session *s)
 {
-    struct timeouts_state *t = &s->timeouts;
+    struct timeouts_state *t = s->timeouts;
+    if (t == NULL)
+        return; /* its timer is armed for timeouts only once they are followed */
     s->busy++;
     t->armed = false;
     timeouts_note(s);
@@ -358,7 +385,7 @@ static size_t timeouts_name_error(const struct session *s, struct evbuffer *in, 
         return 1 + (size_t)len;
     pg_error_set(&e, "57014", "%s", canceled_message);
     pg_error_detail(&e, "The statement ran longer than query_timeout (%d ms) allows.",
-                    (int)s->timeouts.query_ms);
+                    (int)s->timeouts->query_ms);
     uint8_t msg[2048];
     struct pktbuf pb;
     pkt_init(&pb, msg, sizeof(msg));

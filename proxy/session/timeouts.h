@@ -10,7 +10,7 @@
  * whether a request waits for a connection (no server, a fetcher or a
  * full pool's queue, or nearest's held answer: txn_hooks' owes_request).
  * It is read after each event of the session (session_endpoint_event):
- * O(1), and nothing at all while every timeout is off (s->timeouts.on).
+ * O(1), and nothing at all while every timeout is off (s->timeouts->on).
  * One timer, the session's own (unused once it relays), is armed for the
  * nearest deadline of the phase it is in, or left armed for an earlier
  * one, which finds nothing due and arms it again.
@@ -39,6 +39,8 @@
 
 #include <stdbool.h>
 
+#include "proxy/session/timeouts_state.h"
+
 struct pkt_report;
 struct session;
 struct worker;
@@ -46,7 +48,7 @@ struct worker;
 /* The session begins to relay: its values read, followed if any is set. */
 void timeouts_start(struct session *s);
 
-/* After an event of a relaying session that follows them (s->timeouts.on): where it is now. */
+/* After an event of a relaying session that follows them (s->timeouts->on): where it is now. */
 void timeouts_note(struct session *s);
 
 /* The session timer of a relaying session expired (the phase table's ACTIVE row). */

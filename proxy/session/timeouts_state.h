@@ -1,7 +1,7 @@
 /*
  * timeouts_state.h — what PgBouncer's timeouts keep of a session
- * (timeouts.h), embedded in struct session as s->timeouts.  Only
- * timeouts.c writes it; the others read it.
+ * (timeouts.h), s->timeouts from the first timeout that applies to the
+ * session (NULL before).  Only timeouts.c writes it; the others read it.
  */
 #ifndef PGNEAR_PROXY_SESSION_TIMEOUTS_STATE_H
 #define PGNEAR_PROXY_SESSION_TIMEOUTS_STATE_H
