@@ -7,6 +7,7 @@
 #include "proxy/session/move.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/event.h>
@@ -208,7 +209,11 @@ const char *move_route_detached(struct session *s, const struct move_target *t,
             snprintf(r->to, sizeof(r->to), "%s", plan[i]->name);
     if (r->to[0] == '\0')
         return "no region to move it to has a server that fits what it needs";
-    snprintf(s->txn_region, sizeof(s->txn_region), "%s", strcmp(home, r->to) == 0 ? "" : r->to);
+    char *region = NULL;
+    if (strcmp(home, r->to) != 0 && (region = strdup(r->to)) == NULL)
+        return "out of memory";
+    free(s->txn_region);
+    s->txn_region = region;
     /* It belongs to that region now (a DRAIN of the old one ends those still there). */
     struct region *to = region_set_find(&s->cfg->regions, r->to);
     if (to != NULL)

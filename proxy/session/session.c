@@ -403,6 +403,7 @@ static void session_free(struct session *s)
     server_conn_reap(s);
     free(s->origin.texts);
     free(s->timeouts);
+    free(s->txn_region);
     free(s);
     __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
     worker_check_drained(w);

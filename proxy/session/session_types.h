@@ -206,9 +206,9 @@ struct session {
     uint64_t txn_read_started_us;
     uint64_t txn_read_wall_us;
     uint64_t txn_read_lsn;
-    uint64_t transactions;        /* server connections given back after a transaction */
-    char txn_region[64];          /* where a move sent its next transactions ("": its own route) */
-    const char *closing_why;      /* while session_close runs its hooks: why */
+    uint64_t transactions;   /* server connections given back after a transaction */
+    char *txn_region;        /* where a move sent its next transactions (NULL: its own route) */
+    const char *closing_why; /* while session_close runs its hooks: why */
     struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
     struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
     uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
