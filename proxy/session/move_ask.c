@@ -63,24 +63,24 @@ static void move_timeout_cb(evutil_socket_t fd, short what, void *arg)
         snprintf(why, sizeof(why),
                  "no server took it within failover_wait and move_timeout (%d ms) after its own "
                  "ended",
-                 s->cfg->failover_wait_ms + s->cfg->move_timeout_ms);
+                 mv->failover_ms + mv->timeout_ms);
     else if (mv->target.wait_for_role && !mv->mover_ready)
         snprintf(why, sizeof(why),
                  "no server that fits took it within failover_wait and move_timeout (%d ms)",
-                 s->cfg->failover_wait_ms + s->cfg->move_timeout_ms);
+                 mv->failover_ms + mv->timeout_ms);
     else if (mv->step == MOVE_WAITING && mv->mover != NULL && !mv->mover_ready)
         snprintf(why, sizeof(why), "logging in to the target took longer than move_timeout (%d ms)",
-                 s->cfg->move_timeout_ms);
+                 mv->timeout_ms);
     else if (mv->step == MOVE_WAITING)
         snprintf(why, sizeof(why), "it reached no transaction boundary within move_timeout (%d ms)",
-                 s->cfg->move_timeout_ms);
+                 mv->timeout_ms);
     else if (mv->step == MOVE_CONNECTING && mv->mover == NULL)
         snprintf(why, sizeof(why),
                  "no standby of the region replayed its position within move_timeout (%d ms)",
-                 s->cfg->move_timeout_ms);
+                 mv->timeout_ms);
     else
         snprintf(why, sizeof(why), "the move took longer than move_timeout (%d ms)",
-                 s->cfg->move_timeout_ms);
+                 mv->timeout_ms);
     s->busy++;
     move_end(mv, false, why);
     session_callback_done(s);
@@ -136,7 +136,10 @@ static struct session_move *move_new(struct session *s, const struct move_target
     mv->res.client_id = s->id;
     snprintf(mv->res.from, sizeof(mv->res.from), "%s", s->region->name);
     snprintf(mv->res.to, sizeof(mv->res.to), "%s", t->region);
-    int limit_ms = s->cfg->move_timeout_ms + (t->wait_for_role ? s->cfg->failover_wait_ms : 0);
+    /* The worker's values now: an admin's SET move_timeout before a DRAIN is what it waits. */
+    mv->timeout_ms = s->w->cfg->move_timeout_ms;
+    mv->failover_ms = s->w->cfg->failover_wait_ms;
+    int limit_ms = mv->timeout_ms + (t->wait_for_role ? mv->failover_ms : 0);
     struct timeval tv = {limit_ms / 1000, (limit_ms % 1000) * 1000};
     evtimer_add(mv->timer, &tv);
     s->move = mv;

@@ -50,6 +50,8 @@ struct session_move {
     struct move_result res;
     struct session_state st;
     struct event *timer; /* move_timeout */
+    /* move_timeout and failover_wait as the move began (the worker's, reloads included). */
+    int timeout_ms, failover_ms;
     struct event *retry; /* waiting for a standby to replay the session's position */
     int64_t held_us;     /* when the client was held; 0: not yet */
     char failure[200];   /* why the read or the replay failed; "" */

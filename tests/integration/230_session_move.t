@@ -281,6 +281,16 @@ for my $sql (sort keys %unmovable) {
     is one($u, 'SELECT 2'), 2, '... the transaction goes on';
     is $u->query('COMMIT')->{tag}, 'COMMIT', '... and commits where it was';
     is one($u, 'SELECT inet_server_port()'), $uw->port, '... on us-west still';
+    # move_timeout as the move begins, not as the session logged in: a SET (a reload) applies.
+    my ($set) = $p->admin_rows(q{SET move_timeout = '1s'}, errors => 'row');
+    ok !($set && $set->{error}), 'SET move_timeout = 1s, the session logged in under 3s';
+    $u->query('BEGIN');
+    $r = move_one($cid, 'us-east');
+    like $r->{reason}, qr/no transaction boundary within move_timeout \(1000 ms\)/,
+      '... its next move waits the 1 s set since';
+    is $u->query('COMMIT')->{tag}, 'COMMIT', '... its transaction commits where it was';
+    ($set) = $p->admin_rows(q{SET move_timeout = '3s'}, errors => 'row');
+    ok !($set && $set->{error}), 'SET move_timeout = 3s again';
     $u->terminate;
 }
 
@@ -543,7 +553,7 @@ for my $ci ($boston, $seattle) {
 {
     my %st = map { ($_->{stat} // '') => $_->{value} } $p->admin_rows('SHOW STATS', errors => 'row');
     is $st{moves_done}, $moves, "SHOW STATS: moves_done counts the moves done ($moves)";
-    is $st{moves_failed}, 13, '... and moves_failed the 13 that were not';
+    is $st{moves_failed}, 14, '... and moves_failed the 14 that were not';
     my (undef, $m) = http_get($metrics_port, '/metrics');
     like $m, qr/^pgnear_session_moves_total\{result="moved"\} $moves$/m, '/metrics: pgnear_session_moves_total';
     like $m, qr/^pgnear_session_move_hold_seconds_count $moves$/m, '... and the histogram of holds';
