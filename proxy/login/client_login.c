@@ -645,7 +645,7 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
     if (!pp->local) {
         char via[64];
         snprintf(via, sizeof(via), "%s", s->peer);
-        memcpy(&s->addr, &pp->src, sizeof(s->addr));
+        session_set_addr(s, (const struct sockaddr *)&pp->src, sizeof(pp->src));
         session_format_peer(s, (const struct sockaddr *)&s->addr);
         s->from_proxy = true;
         slog_info(s, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,

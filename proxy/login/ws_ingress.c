@@ -172,7 +172,7 @@ static void ws_take_access_addr(struct session *s, const struct geo_header_names
         return;
     char via[64];
     snprintf(via, sizeof(via), "%s", s->peer);
-    memcpy(&s->addr, &g.addr, sizeof(s->addr));
+    session_set_addr(s, (const struct sockaddr *)&g.addr, sizeof(g.addr));
     s->from_proxy = true;
     session_format_peer(s, (const struct sockaddr *)&s->addr);
     slog_info(s, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via, s->peer);

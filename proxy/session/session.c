@@ -130,6 +130,19 @@ void session_tune_tcp(const struct config *cfg, int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt, sizeof(cfg->tcp_keepcnt));
 }
 
+void session_set_addr(struct session *s, const struct sockaddr *sa, size_t len)
+{
+    memset(&s->addr, 0, sizeof(s->addr));
+    if (sa->sa_family == AF_INET && len >= sizeof(s->addr.in))
+        s->addr.in = *(const struct sockaddr_in *)sa;
+    else if (sa->sa_family == AF_INET6 && len >= sizeof(s->addr.in6))
+        s->addr.in6 = *(const struct sockaddr_in6 *)sa;
+    else
+        s->addr.sa.sa_family = sa->sa_family == AF_INET || sa->sa_family == AF_INET6
+                                   ? AF_UNSPEC /* cut short: no address */
+                                   : sa->sa_family;
+}
+
 void session_format_peer(struct session *s, const struct sockaddr *sa)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -249,8 +262,7 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
     s->websocket = transport == TRANSPORT_WEBSOCKET;
     if (!unix_socket)
         session_tune_tcp(s->cfg, fd);
-    if ((size_t)addrlen <= sizeof(s->addr))
-        memcpy(&s->addr, addr, (size_t)addrlen);
+    session_set_addr(s, addr, (size_t)addrlen);
     session_format_peer(s, addr);
     if (s->login == NULL) {
         session_close(s, "out of memory");

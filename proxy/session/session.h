@@ -294,6 +294,11 @@ bool session_set_timer(struct session *s, int ms);
 struct event *session_timer(struct session *s);
 /* Frees what only the login needed (struct session_login), as the login ends. */
 void session_login_end(struct session *s);
+/*
+ * The caller's address, sa (len bytes): IPv4 and IPv6 kept whole, any
+ * other family as the family alone.
+ */
+void session_set_addr(struct session *s, const struct sockaddr *sa, size_t len);
 void session_format_peer(struct session *s, const struct sockaddr *sa);
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "protocol/param_set.h"
@@ -100,6 +101,17 @@ static inline const char *session_origin_text(const struct session_origin *o, en
     return t;
 }
 
+/*
+ * A caller's address: IPv4 or IPv6, or the family alone (AF_UNIX: a Unix
+ * socket's caller, or a PROXY header's, has no address pgnear uses).  28
+ * bytes, where a sockaddr_storage takes 128 a client.
+ */
+union session_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in;
+    struct sockaddr_in6 in6;
+};
+
 struct session {
     struct list_node node; /* on one of the worker's session lists */
     struct list *list;     /* the list it is on */
@@ -120,10 +132,10 @@ struct session {
     struct session_login *login; /* NULL once relaying */
     struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
 
-    char peer[64]; /* client address for logs (the real caller behind a trusted proxy) */
-    struct sockaddr_storage addr; /* the caller's real address */
-    bool from_proxy;              /* a trusted PROXY header said who the caller is */
-    bool client_tls;              /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
+    char peer[64];           /* client address for logs (the real caller behind a trusted proxy) */
+    union session_addr addr; /* the caller's real address (session_set_addr) */
+    bool from_proxy;         /* a trusted PROXY header said who the caller is */
+    bool client_tls;         /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
     bool unix_socket;
     bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
     bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
