@@ -33,6 +33,9 @@
     "(SELECT setting FROM pg_settings WHERE name = 'wal_segment_size') "                           \
     "FROM pg_current_wal_insert_lsn() AS i"
 
+/* FENCE_QUERY's answer is read only this long (the position and the two sizes). */
+#define FENCE_ANSWER_MAX (LSN_TEXT_MAX + 32)
+
 /* The fence's statement on the server, for the length of its request (fence_add_request). */
 #define FENCE_STATEMENT PREP_NAME_PREFIX "FENCE"
 
@@ -112,7 +115,7 @@ int fence_ask(struct session *s, uint32_t z_len)
 {
     evbuffer_drain(s->server_conn->ep.in, 1 + (size_t)z_len);
     s->fence.asked = true;
-    s->fence.value[0] = '\0';
+    s->fence.answered = false;
     return fence_send_query(s);
 }
 
@@ -133,18 +136,17 @@ static int fence_tell(struct session *s)
 {
     uint8_t buf[64];
     struct pktbuf pb;
-    uint32_t tli;
-    uint64_t lsn;
     s->fence.asked = false;
     s->fence.wrote = false;
     pkt_init(&pb, buf, sizeof(buf));
-    if (fence_read(s->fence.value, &tli, &lsn)) {
-        s->fence.tli = tli;
-        s->fence.lsn = lsn;
-        lsn_format(tli, lsn, s->fence.value, sizeof(s->fence.value));
+    if (s->fence.answered) {
+        char fence[LSN_TEXT_MAX];
+        s->fence.tli = s->fence.answer_tli;
+        s->fence.lsn = s->fence.answer_lsn;
+        lsn_format(s->fence.tli, s->fence.lsn, fence, sizeof(fence));
         pkt_begin(&pb, 'S');
         pkt_put_cstr(&pb, "pgnear.fence");
-        pkt_put_cstr(&pb, s->fence.value);
+        pkt_put_cstr(&pb, fence);
         pkt_end(&pb);
     } else {
         slog_debug(s, "no fence for the transaction that wrote: the server did not say");
@@ -200,18 +202,22 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
             s->txn->server_param(s, body, len);
         return fence_move(s, 1 + (size_t)len);
     }
-    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < sizeof(s->fence.value) &&
+    if (type == 'D' && blen >= 6 && pkt_be32(body + 2) < FENCE_ANSWER_MAX &&
         6 + pkt_be32(body + 2) <= blen) {
         uint32_t n = pkt_be32(body + 2);
-        char value[sizeof(s->fence.value)];
+        char value[FENCE_ANSWER_MAX];
         uint32_t tli;
         uint64_t lsn;
         memcpy(value, body + 6, n);
         value[n] = '\0';
-        if (!s->fence.after)
-            memcpy(s->fence.value, value, n + 1);
-        else if (fence_read(value, &tli, &lsn))
+        bool read = fence_read(value, &tli, &lsn);
+        if (read && s->fence.after)
             s->fence.position_after = lsn;
+        else if (read) {
+            s->fence.answered = true;
+            s->fence.answer_tli = tli;
+            s->fence.answer_lsn = lsn;
+        }
     }
     if (type == 'E' && pkt_report_fatal(body, blen))
         return fence_answer_fatal(s, body, blen, len);

@@ -25,8 +25,10 @@ struct fence_state {
      * everything the session did there (0: none yet).
      */
     bool after;
+    bool answered; /* while asked: the server said where (answer_tli/answer_lsn), to be the fence */
+    uint32_t answer_tli;
     uint64_t position_after;
-    char value[LSN_TEXT_MAX + 32]; /* its answer (the position and WAL sizes); the fence */
+    uint64_t answer_lsn;
 };
 
 /* The server owes pgnear the answer to its question (either way): its messages are fence.c's. */
