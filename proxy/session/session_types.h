@@ -122,13 +122,13 @@ struct session {
     int busy;                 /* event callbacks of this session on the stack */
     bool closed;              /* closed inside a callback: freed when it returns */
     bool client_after_server; /* its client's bytes wait for its server's, come first (relay.c) */
+    bool ws_ping_waiting;     /* a ping went out on a quiet connection */
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
     struct event *timer;      /* login and server connect timeouts, then timeouts.c's; NULL: none */
     struct event *ws_ping;    /* websocket_ping_interval's pings; NULL: none */
     uint64_t ws_ping_traffic; /* the client's bytes at the last tick */
-    bool ws_ping_waiting;     /* a ping went out on a quiet connection */
     struct session_login *login; /* NULL once relaying */
     struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
 
@@ -137,14 +137,16 @@ struct session {
     bool from_proxy;         /* a trusted PROXY header said who the caller is */
     bool client_tls;         /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
     bool unix_socket;
-    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
-    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
-    bool websocket_tls; /* ... over wss */
+    bool cancel_only;    /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
+    bool websocket;      /* came to websocket_port (its stream is a WebSocket once upgraded) */
+    bool websocket_tls;  /* ... over wss */
+    bool client_counted; /* in the client limits of user and database (login_limits.h) */
+    bool report_fence;   /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    uint16_t client_minor; /* protocol minor version agreed with the client */
 
     /* the startup packet, kept whole; user and database point into it */
     uint8_t *startup_raw;
     const char *user, *database;
-    bool client_counted; /* in the client limits of user and database (login_limits.h) */
     /*
      * The startup parameters the server is given besides user and database:
      * the client's, in its order, without pgnear.* hints (options without
@@ -154,7 +156,6 @@ struct session {
      */
     struct param_set server_startup;
     const char *application_name; /* NULL when the client sent none */
-    uint16_t client_minor;        /* protocol minor version agreed with the client */
 
     struct session_origin origin; /* set as the login ends */
     int64_t connected_at;         /* when the client connected (Unix time, seconds) */
@@ -166,7 +167,6 @@ struct session {
      */
     struct region *region;
     struct need_spec need;    /* what its server must be (target_session_attrs, pgnear.min_lsn) */
-    bool report_fence;        /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     struct fence_state fence; /* written by fence.c alone (fence_state.h) */
     uint64_t server_bytes;    /* bytes read from server connections already closed */
     struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
@@ -180,8 +180,8 @@ struct session {
     const struct session_secret *secret; /* its keys for a move (session_secret.h); NULL: none */
     struct session_move *move;           /* a move under way; NULL: none */
     bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
-    uint32_t moves;        /* moves done */
     bool move_answer_owed; /* the server owes the answer of a move's own query */
+    uint32_t moves;        /* moves done */
     /*
      * Under session pooling, why pgnear no longer knows the session's state
      * to be its login's (static text; NULL: it knows): a session that still
@@ -205,8 +205,8 @@ struct session {
     /* Its settings follow it (txn_settings.h); txn_set: what it changed, NULL until it changes one.
      */
     bool txn_settings_follow;
-    struct txn_settings *txn_set;
     bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
+    struct txn_settings *txn_set;
     /*
      * Its last transaction's host, when that ended, and the host's run
      * then (its downs and server start), for the next one's (need.h:
