@@ -94,11 +94,12 @@ struct endpoint {
      * flush writes to the socket itself.
      */
     bool ring;
-    struct uring_send *tx;
     bool tx_failed;    /* a send failed (the ring's; no write event to be had): the next flush tells
                           the owner */
-    int tx_errno;      /* why */
     bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */
+    bool rx_unread;    /* rx's bytes came for no reader: the next reader is to be run for them */
+    int tx_errno;      /* why tx_failed */
+    struct uring_send *tx;
     /*
      * rx: with ring, the ring's receive when the worker's ring can receive
      * (NULL: reads call recv on the loop's read events).  It is armed
@@ -116,7 +117,6 @@ struct endpoint {
     const uint8_t *rx_p;
     size_t rx_len;
     unsigned rx_bid;
-    bool rx_unread; /* bytes came for no reader: the next reader is to be run for them */
     int rx_errno;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
