@@ -1,6 +1,7 @@
 #!/usr/bin/perl
 # The parts of struct session and struct session_login that one file
-# writes (doc/architecture.md): each is an embedded struct, and outside
+# writes (doc/architecture.md): each is an embedded struct (or one its
+# writer makes as it is first needed, s->timeouts), and outside
 # its writer a source only reads it.  A write is an assignment to one of
 # its fields (=, op=, ++, --), or its address or a field's taken (&),
 # which hands it to something that may write, but for the accessors that
@@ -56,8 +57,9 @@ my $assign = qr/(?:[-+*\/%|&^]|<<|>>)?=(?!=)/;
 for my $member (sort keys %owner) {
     my ($writer, @also) = @{ $owner{$member} };
     my %may = map { $_ => 1 } $writer, @also;
-    # s->fence.lsn, l->pool_wait.key[0], ...: x->M.F, or &x->M whole
-    my $field = qr/->\s*\Q$member\E\s*\.\s*\w+(?:\s*\[[^\]]*\])*/;
+    # s->fence.lsn, l->pool_wait.key[0], ...: x->M.F; a part kept apart (s->timeouts, made by
+    # its writer as it is first needed): x->M->F, and x->M = ...; or &x->M whole
+    my $field = qr/->\s*\Q$member\E\s*(?:\.|->)\s*\w+(?:\s*\[[^\]]*\])*|->\s*\Q$member\E(?=\s*$assign)/;
     my (@bad, $writes);
     for my $file (sort @files) {
         open(my $fh, '<', "$src/$file") or die "$file: $!\n";
