@@ -186,6 +186,8 @@ sub server_stats {
         my %row;
         @row{@cols} = split /,/, $l, -1;
         next unless ($row{svname} // '') eq 'p';
+        # The last check's status, "* " before it while the next check runs (HAProxy's management.txt).
+        $row{check_status} =~ s/^\* // if defined $row{check_status};
         $out{ $row{pxname} } = \%row;
     }
     return \%out;
