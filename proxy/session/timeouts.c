@@ -33,31 +33,44 @@
 
 static const char canceled_message[] = "canceling statement due to query_timeout";
 
+/* The values in force for s now (milliseconds, 0: off), from its worker's configuration. */
+struct timeouts_values {
+    int32_t query_ms, transaction_ms, idle_transaction_ms, client_idle_ms;
+};
+
+/* Reads them into v; whether any is on. */
+static bool timeouts_values_of(const struct session *s, struct timeouts_values *v)
+{
+    const struct config *cfg = s->w->cfg;
+    v->query_ms = config_section_value(cfg, SECTION_QUERY_TIMEOUT, s->user, s->database);
+    v->transaction_ms =
+        config_section_value(cfg, SECTION_TRANSACTION_TIMEOUT, s->user, s->database);
+    v->idle_transaction_ms =
+        config_section_value(cfg, SECTION_IDLE_TRANSACTION_TIMEOUT, s->user, s->database);
+    v->client_idle_ms =
+        config_section_value(cfg, SECTION_CLIENT_IDLE_TIMEOUT, s->user, s->database);
+    return v->query_ms > 0 || v->transaction_ms > 0 || v->idle_transaction_ms > 0 ||
+           v->client_idle_ms > 0;
+}
+
 /*
- * The values in force for s now, from its worker's configuration.  Its
- * state is made as a timeout first applies to it (most sessions never
- * have one) and kept after; false when it could not be (out of memory).
+ * The values in force for s now, kept in its state.  The state is made
+ * as a timeout first applies to it (most sessions never have one) and kept
+ * after; false when it could not be (out of memory).
  */
 static bool timeouts_read_values(struct session *s)
 {
-    const struct config *cfg = s->w->cfg;
-    int32_t query_ms = config_section_value(cfg, SECTION_QUERY_TIMEOUT, s->user, s->database);
-    int32_t transaction_ms =
-        config_section_value(cfg, SECTION_TRANSACTION_TIMEOUT, s->user, s->database);
-    int32_t idle_transaction_ms =
-        config_section_value(cfg, SECTION_IDLE_TRANSACTION_TIMEOUT, s->user, s->database);
-    int32_t client_idle_ms =
-        config_section_value(cfg, SECTION_CLIENT_IDLE_TIMEOUT, s->user, s->database);
-    bool on = query_ms > 0 || transaction_ms > 0 || idle_transaction_ms > 0 || client_idle_ms > 0;
+    struct timeouts_values v;
+    bool on = timeouts_values_of(s, &v);
     if (!on && s->timeouts == NULL)
         return true; /* none, as before: nothing to keep */
     if (s->timeouts == NULL && (s->timeouts = calloc(1, sizeof(*s->timeouts))) == NULL)
         return false;
     struct timeouts_state *t = s->timeouts;
-    t->query_ms = query_ms;
-    t->transaction_ms = transaction_ms;
-    t->idle_transaction_ms = idle_transaction_ms;
-    t->client_idle_ms = client_idle_ms;
+    t->query_ms = v.query_ms;
+    t->transaction_ms = v.transaction_ms;
+    t->idle_transaction_ms = v.idle_transaction_ms;
+    t->client_idle_ms = v.client_idle_ms;
     t->stale = false;
     t->on = on;
     return true;
@@ -204,6 +217,9 @@ void timeouts_reconfigured(struct worker *w)
         struct session *s = list_entry(pos, struct session, node);
         if (s->phase != PHASE_ACTIVE || s->client.stream.fd < 0)
             continue;
+        struct timeouts_values v;
+        if (s->timeouts == NULL && !timeouts_values_of(s, &v))
+            continue; /* none before, none now: nothing to follow (a crowd keeps no state) */
         if (s->timeouts == NULL && (s->timeouts = calloc(1, sizeof(*s->timeouts))) == NULL) {
             session_close(s, "out of memory");
             continue;
