@@ -243,11 +243,13 @@ static void render_lists(const struct snapshot *snap, struct admin_result *res)
     lists_row(res, "clients_login", sum.login_sessions);
     lists_row(res, "clients_waiting", sum.waiting_sessions);
     lists_row(res, "clients_active", sum.active_sessions);
+    lists_row(res, "clients_quiet", sum.quiet_clients); /* of the active: no buffers held */
     lists_row(res, "admin_sessions", sum.admin_sessions);
     lists_row(res, "servers_login", sum.login_servers);
     lists_row(res, "servers_active", sum.active_servers);
     lists_row(res, "servers_used", sum.used_servers);
     lists_row(res, "servers_idle", sum.idle_servers);
+    lists_row(res, "buffers_spare", sum.spare_buffers);
     lists_row(res, "hosts", p0->nhosts);
     lists_row(res, "hosts_up", up);
     lists_row(res, "workers", (uint64_t)snap->nparts);

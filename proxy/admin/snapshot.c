@@ -359,6 +359,8 @@ static void part_count_lists(struct snapshot_part *p, const struct worker *w)
         .active_servers = w->active_servers.count,
         .used_servers = w->used_servers.count,
         .idle_servers = w->idle_servers.count,
+        .quiet_clients = w->buffers.quiet_users,
+        .spare_buffers = w->buffers.nspare,
     };
 }
 
@@ -472,6 +474,8 @@ void snapshot_sum_lists(const struct snapshot *snap, struct snapshot_lists *out)
         out->active_servers += l->active_servers;
         out->used_servers += l->used_servers;
         out->idle_servers += l->idle_servers;
+        out->quiet_clients += l->quiet_clients;
+        out->spare_buffers += l->spare_buffers;
     }
 }
 

@@ -163,6 +163,7 @@ struct region_sessions {
 struct snapshot_lists {
     uint64_t login_sessions, waiting_sessions, active_sessions, admin_sessions;
     uint64_t login_servers, active_servers, used_servers, idle_servers;
+    uint64_t quiet_clients, spare_buffers; /* runtime/buffer_pool.h */
 };
 
 /* One region's latency histograms (latency.h), copied from a worker or summed over them. */

@@ -226,8 +226,8 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     w->base = event_base_new();
     linger_init(&w->lingering, w->base);
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
-    if (w->base == NULL || w->relay_block == NULL || worker_calls_init(w) != 0 ||
-        auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+    if (w->base == NULL || w->relay_block == NULL || buffer_pool_init(&w->buffers) != 0 ||
+        worker_calls_init(w) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
         func_catalog_init(&w->funcs, w->base, &shared->func_generation, worker_placed_hosts, w) !=
             0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
@@ -327,6 +327,7 @@ void worker_free(struct worker *w)
     config_unref(w->cfg);
     prep_registry_free(w->prep_registry); /* every session and connection is gone */
     free(w->relay_block);
+    buffer_pool_free(&w->buffers);  /* every socket gave its buffers back */
     latency_book_free(&w->latency); /* every connection that pointed into it is gone */
     free(w);
 }

@@ -17,6 +17,7 @@
 #include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/buffer_pool.h"
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/linger.h"
 #include "proxy/runtime/worker_call.h"
@@ -66,8 +67,9 @@ struct worker {
     struct auth_lookup_pool auth_lookups; /* kept auth_query connections */
     struct func_catalog funcs;            /* per database, the routines that may write */
     struct notify_hub *notify_hub;        /* channels listened on without pinning (notify_hub.h) */
-    uint8_t *relay_block; /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
-    struct uring *uring;  /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
+    uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
+    struct buffer_pool buffers; /* its sockets' buffers, lent while they have bytes to hold */
+    struct uring *uring; /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;
     /* The SCRAM keys its sessions keep, one copy each (session_secret.h); NULL while none. */

@@ -19,6 +19,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/buffer_pool.h"
 #include "proxy/runtime/linger.h"
 #include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
@@ -59,6 +60,10 @@ static void endpoint_run_reader(struct session *s, struct endpoint *ep, const bo
  */
 void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const bool *ended)
 {
+    if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
+        endpoint_failed(s, ep, "out of memory", false);
+        return;
+    }
     uint8_t ready = (what & EV_READ) ? STREAM_WANT_READ : STREAM_WANT_WRITE;
     if (ep->ring && ready == STREAM_WANT_WRITE) {
         /* Only the ring's completions make a write event here (endpoint_sent). */
@@ -171,9 +176,9 @@ void endpoint_detach(struct endpoint *ep)
     else
         stream_close(&ep->stream);
     ep->linger = false;
-    if (ep->in)
+    if (ep->in && !ep->parked)
         evbuffer_drain(ep->in, evbuffer_get_length(ep->in));
-    if (ep->out)
+    if (ep->out && !ep->parked)
         evbuffer_drain(ep->out, evbuffer_get_length(ep->out));
     ep->fwd_remaining = 0;
 }
@@ -181,11 +186,52 @@ void endpoint_detach(struct endpoint *ep)
 void endpoint_free(struct endpoint *ep)
 {
     endpoint_detach(ep);
+    if (ep->parked) { /* the worker's quiet buffer, not its own */
+        ep->in = ep->out = NULL;
+        ep->w->buffers.quiet_users--;
+    }
+    ep->parked = false;
     if (ep->in)
         evbuffer_free(ep->in);
     if (ep->out)
         evbuffer_free(ep->out);
     ep->in = ep->out = NULL;
+}
+
+bool endpoint_park(struct endpoint *ep)
+{
+    if (ep->parked || ep->in == NULL || ep->tx != NULL || ep->rx_p != NULL || ep->rx_unread ||
+        ep->writes_held || ep->eof || ep->fwd_remaining != 0 || evbuffer_get_length(ep->in) > 0 ||
+        evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream) ||
+        stream_has_pending(&ep->stream))
+        return false;
+    struct buffer_pool *bp = &ep->w->buffers;
+    buffer_pool_put(bp, ep->in);
+    buffer_pool_put(bp, ep->out);
+    ep->in = ep->out = bp->quiet;
+    ep->parked = true;
+    bp->quiet_users++;
+    return true;
+}
+
+int endpoint_wake(struct endpoint *ep)
+{
+    if (!ep->parked)
+        return 0;
+    struct buffer_pool *bp = &ep->w->buffers;
+    struct evbuffer *in = buffer_pool_get(bp), *out = buffer_pool_get(bp);
+    if (in == NULL || out == NULL) {
+        if (in != NULL)
+            buffer_pool_put(bp, in);
+        if (out != NULL)
+            buffer_pool_put(bp, out);
+        return -1;
+    }
+    ep->in = in;
+    ep->out = out;
+    ep->parked = false;
+    bp->quiet_users--;
+    return 0;
 }
 
 static void endpoint_set_event(struct event *ev, bool *armed, bool want)
@@ -301,7 +347,8 @@ void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
 static bool endpoint_fill_send(struct uring_send *op)
 {
     struct endpoint *ep = op->owner;
-    if (op->block_len == 0 && evbuffer_get_length(op->buf) == 0 && !ep->writes_held) {
+    if (op->block_len == 0 && evbuffer_get_length(op->buf) == 0 && !ep->writes_held &&
+        !ep->parked) {
         struct evbuffer *queued = ep->out;
         ep->out = op->buf;
         op->buf = queued;
@@ -357,6 +404,8 @@ static void endpoint_sent(struct uring_send *op, int res)
         event_active(ep->wev, EV_WRITE, 0);
     else if (res < 0 || ep->drain_wanted)
         event_active(ep->rev, EV_WRITE, 0); /* no write event to be had: the read event tells it */
+    else if (ep->owner->drained != NULL)
+        ep->owner->drained(ep);
 }
 
 /* The endpoint's send, taken from the ring's cache when it has none; NULL when out of memory. */
@@ -439,6 +488,13 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
         endpoint_arm(ep); /* stopped: the socket's event, or the receive again, as now wanted */
         return false;
     }
+    if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
+        /* Its bytes are dropped: its next read tells the failure, which ends its owner. */
+        ep->rx_errno = ENOMEM;
+        uring_recv_stop(op);
+        ep->owner->event(ep, EV_READ);
+        return false;
+    }
     endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
     if (res > 0) {
         ep->rx_p = p;
@@ -475,38 +531,6 @@ void endpoint_use_ring(struct endpoint *ep)
         ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
         endpoint_arm(ep);
     }
-}
-
-bool endpoint_peer_spoke(const struct endpoint *ep)
-{
-    uint8_t b;
-    if (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_p != NULL ||
-        (ep->rx != NULL && ep->rx_errno != 0))
-        return true;
-    if (ep->stream.fd < 0)
-        return false;
-    /*
-     * Through the ring's armed receive, bytes come as the loop's turn ends
-     * (its work is deferred to this thread), their completions told in the
-     * order they came: one may wait in the ring behind the one being told.
-     * Bytes that came during this turn are taken at its end, as if they had
-     * come just after: no look at the socket, a system call per request.
-     */
-    if (ep->rx != NULL && ep->rx->armed)
-        return uring_recv_completion_waits(ep->rx);
-    ssize_t n = recv(ep->stream.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
-}
-
-bool endpoint_ring_receiving(const struct endpoint *ep)
-{
-    return ep->rx != NULL && ep->rx->armed;
-}
-
-size_t endpoint_queued(const struct endpoint *ep)
-{
-    size_t n = evbuffer_get_length(ep->out);
-    return ep->tx != NULL ? n + ep->tx->block_len + evbuffer_get_length(ep->tx->buf) : n;
 }
 
 /* Nothing queued nor in flight: bytes sent now go out first, from wherever they lie. */
@@ -659,7 +683,7 @@ void endpoint_resume_read(struct endpoint *ep)
 
 int endpoint_send(struct session *s, struct endpoint *ep, const void *p, size_t n)
 {
-    if (evbuffer_add(ep->out, p, n) != 0) {
+    if (endpoint_wake(ep) != 0 || evbuffer_add(ep->out, p, n) != 0) {
         endpoint_failed(s, ep, "out of memory", false);
         return -1;
     }

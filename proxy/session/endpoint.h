@@ -38,6 +38,8 @@ struct endpoint_owner {
     void (*failed)(struct session *s, struct endpoint *ep, const char *why, bool gone);
     /* The id its log lines carry (a session's; 0: none). */
     uint64_t (*log_id)(const struct endpoint *ep);
+    /* The ring has sent all it was given, and nobody waits for that: NULL: nothing to do. */
+    void (*drained)(struct endpoint *ep);
 };
 
 /*
@@ -85,6 +87,12 @@ struct endpoint {
      * message drops a cancel that came meanwhile.
      */
     bool writes_held;
+    /*
+     * Its in and out went back to the worker while it waits with nothing
+     * pending (endpoint_park): both point to the worker's quiet buffer,
+     * which reads as empty and takes nothing, until endpoint_wake.
+     */
+    bool parked;
     bool rev_armed, wev_armed;
     short rev_mask;
     /*
@@ -172,6 +180,17 @@ void endpoint_return_block(struct endpoint *ep);
 int endpoint_write_out(struct endpoint *ep);
 /* Detaches, then frees the buffers. */
 void endpoint_free(struct endpoint *ep);
+/*
+ * An idle client's buffers go back to its worker (runtime/buffer_pool.h)
+ * when it holds nothing — no byte read and not taken, none queued or in
+ * flight, no half message — and is not parked already: true when they
+ * went.  Its owner decides when it is idle; the endpoint wakes itself for
+ * its own events (endpoint_dispatch, the ring's receive), and whoever
+ * else writes to it wakes it first.
+ */
+bool endpoint_park(struct endpoint *ep);
+/* Its buffers again, when parked: 0, or -1 when out of memory (it stays parked). */
+int endpoint_wake(struct endpoint *ep);
 /* Arms exactly the events the endpoint's reader and queued output wait for. */
 void endpoint_arm(struct endpoint *ep);
 /*

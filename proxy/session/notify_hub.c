@@ -53,7 +53,8 @@ bool notify_client_flush(struct notify_client *c)
     }
     if (c->wait_seq != 0 || s->txn == NULL || !s->txn->between(s))
         return true; /* it waits for the session's next pause between transactions */
-    if (evbuffer_add_buffer(s->client.out, c->queue) != 0) {
+    /* An idle client's buffers are its worker's until something is sent (endpoint_park). */
+    if (endpoint_wake(&s->client) != 0 || evbuffer_add_buffer(s->client.out, c->queue) != 0) {
         session_close(s, "out of memory");
         return false;
     }
@@ -62,7 +63,10 @@ bool notify_client_flush(struct notify_client *c)
         session_fail(s, &e);
         return false;
     }
-    return endpoint_flush(s, &s->client) == 0;
+    if (endpoint_flush(s, &s->client) != 0)
+        return false;
+    session_rest(s); /* written at once: the buffers go back */
+    return true;
 }
 
 /* c on the hub's list of clients to flush, once. */
@@ -218,8 +222,8 @@ static void notify_client_unlisten_all(struct notify_client *c)
 static bool notify_client_answer(struct notify_client *c)
 {
     struct session *s = c->s;
-    int rc = 0;
-    if (c->refused != NULL) {
+    int rc = endpoint_wake(&s->client);
+    if (rc == 0 && c->refused != NULL) {
         /* The Query failed whole, as on the server: its new channels are not listened on. */
         for (size_t i = 0; i < c->nundo; i++) {
             struct notify_reg *r = notify_client_reg(c, c->undo[i]);

@@ -38,6 +38,22 @@
 
 static void session_free(struct session *s);
 
+/*
+ * Whether the session waits for its client and nothing else, as a crowd
+ * of idle clients under transaction pooling does: between transactions,
+ * no server connection, nothing queued, held, moved or listened for on
+ * its behalf.  Its client's side then gives its buffers back
+ * (endpoint_park) until the client's next bytes, or a last word, wake it.
+ * Nearest's sessions and the console's keep theirs.
+ */
+static bool session_quiet(const struct session *s)
+{
+    return s->busy == 0 && !s->closed && s->phase == PHASE_ACTIVE && txn_next_detached_idle(s) &&
+           s->login == NULL && s->console == NULL && s->near == NULL && s->move == NULL &&
+           !s->move_answer_owed && !s->hold.held && s->client.on_read != NULL &&
+           !s->client.read_paused; /* paused too while the notification hub answers its LISTEN */
+}
+
 void session_callback_done(struct session *s)
 {
     if (--s->busy > 0)
@@ -46,6 +62,21 @@ void session_callback_done(struct session *s)
         session_free(s);
     else if (s->servers_gone != NULL)
         server_conn_reap(s);
+    else
+        session_rest(s);
+}
+
+void session_rest(struct session *s)
+{
+    if (session_quiet(s))
+        endpoint_park(&s->client);
+}
+
+/* The ring sent all the client was owed (the transaction's answer, as a rule). */
+static void session_endpoint_drained(struct endpoint *ep)
+{
+    if (ep->session != NULL && ep->client)
+        session_rest(ep->session);
 }
 
 /*
@@ -115,6 +146,7 @@ const struct endpoint_owner session_endpoint_owner = {
     .event = session_endpoint_event,
     .failed = session_endpoint_failed,
     .log_id = session_endpoint_log_id,
+    .drained = session_endpoint_drained,
 };
 
 void session_tune_tcp(const struct config *cfg, int fd)
@@ -522,7 +554,8 @@ static bool session_may_report(const struct session *s)
 
 void session_send_last(struct session *s, const void *p, size_t n, const char *why)
 {
-    if (n == 0 || s->client.stream.fd < 0 || evbuffer_add(s->client.out, p, n) != 0) {
+    if (n == 0 || s->client.stream.fd < 0 || endpoint_wake(&s->client) < 0 ||
+        evbuffer_add(s->client.out, p, n) != 0) {
         session_close(s, why);
         return;
     }
@@ -572,7 +605,7 @@ void session_fail(struct session *s, const struct pg_error *e)
     /* Drop the server side now; the client gets the report (or what came before), then EOF. */
     if (s->server_conn != NULL)
         server_conn_close(s->server_conn, false);
-    if (!pkt_ok(&pb) || s->client.stream.fd < 0) {
+    if (!pkt_ok(&pb) || s->client.stream.fd < 0 || endpoint_wake(&s->client) < 0) {
         /* An internal session keeps it for whoever it logs in for (a fetcher's session, txn.c). */
         if (pkt_ok(&pb) && s->client.out != NULL)
             evbuffer_add(s->client.out, buf, pb.len);

@@ -314,9 +314,16 @@ struct session *session_find(struct worker *w, uint64_t id);
 void session_tune_tcp(const struct config *cfg, int fd);
 /*
  * After an event callback of s (s->busy counted up before it): frees s when
- * it was closed inside, and the server connections closed inside.
+ * it was closed inside, and the server connections closed inside; an idle
+ * client's buffers go back (session_rest).
  */
 void session_callback_done(struct session *s);
+/*
+ * A session that waits for its client and nothing else (an idle client
+ * under transaction pooling) gives its client's buffers back to the worker
+ * (endpoint_park); the end of each of its callbacks does this itself.
+ */
+void session_rest(struct session *s);
 /*
  * The event of one of the session's endpoints (struct endpoint_owner): run
  * inside the session's callback bracket (busy, session_callback_done).  A

@@ -174,6 +174,7 @@ like $err0, qr/NOTICE:.*pool_mode = none/, '... says there is nothing to replace
 
 my %lists = map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW LISTS');
 is $lists{clients_active}, 1, 'SHOW LISTS: one active client';
+is $lists{clients_quiet}, 0, 'SHOW LISTS: no quiet client (no pooling: nothing to give back)';
 is $lists{admin_sessions}, 1, 'SHOW LISTS: this admin session';
 is $lists{servers_active}, 1, 'SHOW LISTS: one active server connection';
 is $lists{servers_login}, 0, 'SHOW LISTS: no server connection logging in';
