@@ -67,7 +67,7 @@ static enum client_row_state client_state(const struct session *s)
 {
     if (s->phase == PHASE_CLOSING)
         return CLIENT_ROW_CLOSING;
-    if (s->phase == PHASE_WAIT_SERVER || s->txn_next.how == TXN_NEXT_QUEUED)
+    if (s->phase == PHASE_WAIT_SERVER || txn_next_queued(s))
         return CLIENT_ROW_WAITING;
     if (s->phase != PHASE_ACTIVE)
         return CLIENT_ROW_LOGIN;

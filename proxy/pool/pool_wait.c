@@ -322,7 +322,7 @@ void pool_txn_wait_end(struct session *s)
 {
     char pool[POOL_KEY_MAX];
     pool_queue_leave(s);
-    pool_slice_key(pool, s->txn_next.spot.region->name, s->database, s->user, pool_slice_of(s));
+    pool_slice_key(pool, s->txn_next->spot.region->name, s->database, s->user, pool_slice_of(s));
     pool_limits_wait(&s->w->shared->pool_limits, pool, -1);
 }
 
@@ -447,7 +447,7 @@ static void pool_wait_error(const struct session *s, const struct region *r,
 static struct session *pool_waiter_client(struct session *s)
 {
     struct session *c = NULL;
-    if (s->txn_next.how == TXN_NEXT_QUEUED)
+    if (txn_next_queued(s))
         c = s;
     else if ((s->phase == PHASE_WAIT_SERVER || s->phase == PHASE_WAIT_ROLE) &&
              s->login->fetch != NULL && s->login->fetch->waiting_client != NULL)
@@ -464,9 +464,9 @@ static struct session *pool_waiter_client(struct session *s)
  */
 static void pool_wait_notice(const struct session *s, struct pg_error *e)
 {
-    bool txn = s->txn_next.how == TXN_NEXT_QUEUED;
-    const struct region *r = txn ? s->txn_next.spot.region : s->region;
-    const struct region_host *h = txn ? s->txn_next.spot.host : s->login->pool_wait.host;
+    bool txn = txn_next_queued(s);
+    const struct region *r = txn ? s->txn_next->spot.region : s->region;
+    const struct region_host *h = txn ? s->txn_next->spot.host : s->login->pool_wait.host;
     enum pool_reserve reason = txn ? POOL_FULL : (enum pool_reserve)s->login->pool_wait.reason;
     char msg[160], detail[320];
     double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
@@ -543,8 +543,8 @@ static void pool_wait_expired(struct session *s)
 {
     struct pg_error err;
     s->busy++;
-    if (s->txn_next.how == TXN_NEXT_QUEUED) {
-        pool_wait_error(s, s->txn_next.spot.region, s->txn_next.spot.host, POOL_FULL, &err);
+    if (txn_next_queued(s)) {
+        pool_wait_error(s, s->txn_next->spot.region, s->txn_next->spot.host, POOL_FULL, &err);
         txn_wait_give_up(s, &err);
     } else if (s->phase == PHASE_WAIT_SERVER) {
         struct session_login *l = s->login;
@@ -691,7 +691,7 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
         struct session *s = list_entry(pos, struct session, turn.node);
-        if (s->txn_next.how == TXN_NEXT_QUEUED) {
+        if (txn_next_queued(s)) {
             /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
             if (w->idle_servers.count > 0 || recheck)
                 txn_wait_serve(s, recheck, &full_for);

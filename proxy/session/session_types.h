@@ -196,8 +196,9 @@ struct session {
 
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
-    const char *pinned;       /* why it keeps its server connection after all (static text); NULL */
-    struct txn_next txn_next; /* how it gets its next transaction's connection (txn_next.h) */
+    const char *pinned; /* why it keeps its server connection after all (static text); NULL */
+    /* How it gets its next transaction's connection (txn_next.h); NULL: it gets none now. */
+    struct txn_next *txn_next;
     struct wait_turn turn;    /* its place in the queue for a full pool (wait_turn.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
@@ -244,12 +245,18 @@ struct session {
  */
 static inline bool txn_next_waiting(const struct session *s)
 {
-    return s->txn_next.how != TXN_NEXT_NONE;
+    return s->txn_next != NULL && s->txn_next->how != TXN_NEXT_NONE;
+}
+
+/* Whether it waits in the pool's queue (s->txn_next->spot: where). */
+static inline bool txn_next_queued(const struct session *s)
+{
+    return s->txn_next != NULL && s->txn_next->how == TXN_NEXT_QUEUED;
 }
 
 static inline bool txn_next_detached_idle(const struct session *s)
 {
-    return s->txn != NULL && s->server_conn == NULL && s->txn_next.how == TXN_NEXT_NONE;
+    return s->txn != NULL && s->server_conn == NULL && !txn_next_waiting(s);
 }
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include "proxy/session/txn_fetch.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
@@ -44,11 +45,29 @@ static void txn_fetch_failed(struct session *s, const char *why)
     session_fail(s, &err);
 }
 
+/*
+ * s->txn_next, made as the session sets out to get a connection (how
+ * NONE until it is on its way): most sessions, an idle client's above
+ * all, are getting none.  NULL when out of memory.
+ */
+static struct txn_next *txn_next_begin(struct session *s)
+{
+    if (s->txn_next == NULL)
+        s->txn_next = calloc(1, sizeof(*s->txn_next));
+    return s->txn_next;
+}
+
+/* The session gets no connection now (it has one, or waits for no message). */
+static void txn_next_end(struct session *s)
+{
+    free(s->txn_next);
+    s->txn_next = NULL;
+}
+
 /* s's fetcher is done (it logged in, failed, or was let go): none gets its connection now. */
 static void txn_fetcher_done(struct session *s)
 {
-    s->txn_next.how = TXN_NEXT_NONE;
-    s->txn_next.fetcher = NULL;
+    txn_next_end(s);
 }
 
 /* The fetcher m logged in: its connection takes the session's waiting message on. */
@@ -114,9 +133,16 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
                                  int64_t waited_since_us)
 {
     want->waited_since_us = waited_since_us;
-    /* FETCHER before its login begins: a kept connection's handover may end it at once. */
-    s->txn_next.how = TXN_NEXT_FETCHER;
-    const char *why = fetch_start(s, want, &txn_fetch_ops, s, &s->txn_next.fetcher);
+    if (txn_next_begin(s) == NULL) {
+        txn_fetch_failed(s, "out of memory");
+        return;
+    }
+    /*
+     * FETCHER before its login begins: a kept connection's handover may end
+     * it at once, s->txn_next freed (fetch_start names the fetcher first).
+     */
+    s->txn_next->how = TXN_NEXT_FETCHER;
+    const char *why = fetch_start(s, want, &txn_fetch_ops, s, &s->txn_next->fetcher);
     if (why != NULL) {
         txn_fetcher_done(s);
         txn_fetch_failed(s, why);
@@ -127,10 +153,11 @@ static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
 
 static void txn_wait_leave(struct session *s)
 {
-    if (s->txn_next.how != TXN_NEXT_QUEUED)
+    if (!txn_next_queued(s))
         return;
-    s->txn_next.how = TXN_NEXT_NONE;
-    s->w->shared->flow->server_wait_end(s); /* by s->txn_next.spot.region, kept */
+    s->txn_next->how = TXN_NEXT_NONE;
+    s->w->shared->flow->server_wait_end(s); /* by s->txn_next->spot.region, kept till now */
+    txn_next_end(s);
 }
 
 /* A waiter goes the fetcher's way after all, its wait so far counted (query_wait_timeout). */
@@ -161,15 +188,17 @@ void txn_wait_give_up(struct session *s, const struct pg_error *err)
 static bool txn_wait_join(struct session *s, const struct fetch_spot *spot,
                           const struct need_spec *need)
 {
-    if (s->near != NULL || spot->host == NULL)
+    if (s->near != NULL || spot->host == NULL || txn_next_begin(s) == NULL)
         return false;
-    s->txn_next.spot.region = spot->region;
+    s->txn_next->spot.region = spot->region;
     s->region = spot->region; /* the pool's key */
-    if (!s->w->shared->flow->server_wait(s, spot->host, true))
+    if (!s->w->shared->flow->server_wait(s, spot->host, true)) {
+        txn_next_end(s);
         return false;
-    s->txn_next.how = TXN_NEXT_QUEUED;
-    s->txn_next.spot.host = spot->host;
-    s->txn_next.need = *need;
+    }
+    s->txn_next->how = TXN_NEXT_QUEUED;
+    s->txn_next->spot.host = spot->host;
+    s->txn_next->need = *need;
     return true;
 }
 
@@ -186,8 +215,8 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
     if (!recheck)
         return true;
     const struct session *f = *full_for;
-    if (f != NULL && f->txn_next.spot.host == spot->host &&
-        f->txn_next.spot.region == spot->region && strcmp(f->database, s->database) == 0 &&
+    if (f != NULL && f->txn_next != NULL && f->txn_next->spot.host == spot->host &&
+        f->txn_next->spot.region == spot->region && strcmp(f->database, s->database) == 0 &&
         strcmp(f->user, s->user) == 0)
         return true;
     if (!s->w->shared->flow->server_wait(s, spot->host, false))
@@ -198,14 +227,14 @@ static bool txn_wait_still(struct session *s, const struct fetch_spot *spot, boo
 
 void txn_wait_serve(struct session *s, bool recheck, struct session **full_for)
 {
-    struct fetch_spot spot = s->txn_next.spot;
-    struct fetch_want want = {.need = s->txn_next.need};
+    struct fetch_spot spot = s->txn_next->spot;
+    struct fetch_want want = {.need = s->txn_next->need};
     struct server_conn *sc = fetch_take(s, &want, &spot);
     if (sc != NULL) {
         txn_wait_leave(s);
         txn_took(s);
     } else if (spot.host == NULL /* the spot serves it no more */ ||
-               !txn_wait_still(s, &s->txn_next.spot, recheck || s->w->idle_servers.count > 0,
+               !txn_wait_still(s, &s->txn_next->spot, recheck || s->w->idle_servers.count > 0,
                                full_for)) {
         /* The fetcher's way: an idle connection of its pool to close for the slot, room. */
         *full_for = NULL;
@@ -233,10 +262,12 @@ void txn_fetch_start(struct session *s)
 
 void txn_next_stop(struct session *s, const char *why)
 {
-    struct session *m = s->txn_next.fetcher;
+    struct session *m = s->txn_next != NULL ? s->txn_next->fetcher : NULL;
     txn_wait_leave(s);
-    if (m == NULL)
+    if (m == NULL) {
+        txn_next_end(s); /* made, and never on its way (out of memory) */
         return;
+    }
     txn_fetcher_done(s);
     fetch_close(m, why);
 }

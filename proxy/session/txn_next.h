@@ -1,15 +1,18 @@
 /*
  * txn_next.h — how a session under transaction pooling is getting the
- * server connection for its next transaction: embedded in struct session
- * as s->txn_next.  Only txn_fetch.c writes it (tests/doc/owners.t); the
- * others ask it through session_types.h's txn_next_waiting and
- * txn_next_detached_idle and stop it with txn_fetch.h's txn_next_stop;
- * the pool's queue and SHOW CLIENTS read whether it is QUEUED.  Its place
- * in the worker's queue is s->turn (wait_turn.h).
+ * server connection for its next transaction: s->txn_next, made as it
+ * sets out and freed as it gets one or stops (NULL meanwhile: an idle
+ * client holds none).  Only txn_fetch.c writes it (tests/doc/owners.t);
+ * the others ask it through session_types.h's txn_next_waiting,
+ * txn_next_queued and txn_next_detached_idle and stop it with
+ * txn_fetch.h's txn_next_stop; the pool's queue and SHOW CLIENTS read
+ * whether it is QUEUED, and where.  Its place in the worker's queue is
+ * s->turn (wait_turn.h).
  *
  * The next connection comes one way, txn_fetch_start, with four outcomes:
  * a parked slot of nearest's own (near_slots.h) or an idle connection
- * taken at once (fetch_take) attach it there and then, how staying NONE;
+ * taken at once (fetch_take) attach it there and then, s->txn_next
+ * staying NULL;
  * else it waits in the pool's queue (QUEUED) for a connection given back
  * at its spot, or a fetcher logs in for it (FETCHER).
  */
@@ -29,7 +32,7 @@ struct fetch_spot {
 };
 
 enum txn_next_how {
-    TXN_NEXT_NONE,    /* not getting one: it has its connection, or waits for no message */
+    TXN_NEXT_NONE,    /* made, not yet on its way (s->txn_next NULL: getting none) */
     TXN_NEXT_QUEUED,  /* in the pool's queue, its pool full on this worker, with no fetcher */
     TXN_NEXT_FETCHER, /* a fetcher (fetch.h) logs in for it */
 };

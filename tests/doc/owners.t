@@ -96,7 +96,7 @@ my %asked = (
         owner => ['proxy/session/txn_fetch.c', 'proxy/session/txn_next.h',
                   'proxy/session/session_types.h'],
         restated => qr/->\s*fetcher\b|->\s*txn_wait\b|\bTXN_NEXT_(?:NONE|FETCHER)\b
-                      |->\s*txn_next\s*\.\s*(?:fetcher|need)\b/x,
+                      |->\s*txn_next\s*(?:\.|->)\s*(?:fetcher|need)\b/x,
         instead => 'txn_next_waiting, txn_next_detached_idle, txn_next_stop',
     },
     fetch_take => {
