@@ -26,6 +26,7 @@
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
 static void endpoint_rx_give(struct endpoint *ep);
+static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid);
 
 _Static_assert(URING_BLOCK_SIZE >= RELAY_BLOCK_SIZE, "a relay read fits in a ring's block");
 
@@ -270,6 +271,13 @@ void endpoint_arm(struct endpoint *ep)
         return;
     /* After the end of stream the socket is always readable: the reader is run, never armed. */
     bool reading = ep->on_read != NULL && !ep->read_paused && !ep->eof;
+    /*
+     * The ring's receive is made as a read first finds it wanted: an idle
+     * client of a quiet worker never holds one.  Out of memory: its reads
+     * stay with the loop's events.
+     */
+    if (ep->rx == NULL && ep->ring && reading && uring_recv_wanted(ep->w->uring))
+        ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
     /*
      * The ring's receive is armed while a reader reads and the worker's
      * load makes it pay (uring_recv_wanted), and stopped when bytes come
@@ -526,11 +534,7 @@ void endpoint_use_ring(struct endpoint *ep)
         ep->stream.ws != NULL)
         return;
     ep->ring = true;
-    if (ep->rx == NULL && uring_can_recv(ep->w->uring)) {
-        /* Out of memory: reads stay with the loop's events. */
-        ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
-        endpoint_arm(ep);
-    }
+    endpoint_arm(ep); /* the ring's receive, if the worker's load wants it now */
 }
 
 /* Nothing queued nor in flight: bytes sent now go out first, from wherever they lie. */
@@ -746,10 +750,11 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
         return STREAM_AGAIN;
     ssize_t n = in != NULL ? stream_read(&ep->stream, in, max, more)
                            : stream_read_bytes(&ep->stream, p, max, more);
-    if (ep->rx != NULL && ep->rx_errno == 0 && n > 0) {
-        uring_count_read(ep->rx->ring);
+    if (ep->ring && n > 0 && (ep->rx == NULL || ep->rx_errno == 0) &&
+        uring_can_recv(ep->w->uring)) {
+        uring_count_read(ep->w->uring);
         /* The worker's load makes the ring pay again: its receive reads what comes next. */
-        if (uring_recv_wanted(ep->rx->ring) && ep->on_read != NULL && !ep->read_paused)
+        if (uring_recv_wanted(ep->w->uring) && ep->on_read != NULL && !ep->read_paused)
             endpoint_arm(ep);
     }
     return n;

@@ -109,8 +109,9 @@ struct endpoint {
     int tx_errno;      /* why tx_failed */
     struct uring_send *tx;
     /*
-     * rx: with ring, the ring's receive when the worker's ring can receive
-     * (NULL: reads call recv on the loop's read events).  It is armed
+     * rx: with ring, the ring's receive when the worker's ring can receive,
+     * made as a read first finds it wanted (NULL: reads call recv on the
+     * loop's read events).  It is armed
      * while the worker's load makes it pay (uring_recv_wanted), the socket
      * read on its read events otherwise, and moves as it next reads: from
      * the ring once its stop is told, to it at once (the socket read no
