@@ -388,6 +388,12 @@ size_t prep_client_count(const struct prep_client *c)
     return c->nnames;
 }
 
+bool prep_client_empty(const struct prep_client *c)
+{
+    return c->names.count == 0 && c->nnames == 0 && c->unnamed_real == NULL &&
+           c->unnamed_spec == NULL && c->entries == 0 && c->server == NULL && !c->replaying;
+}
+
 const char *prep_client_statement_text(const struct prep_client *c, const char *name, size_t len,
                                        size_t *text_len)
 {

@@ -68,8 +68,8 @@ void session_callback_done(struct session *s)
 
 void session_rest(struct session *s)
 {
-    if (session_quiet(s))
-        endpoint_park(&s->client);
+    if (session_quiet(s) && endpoint_park(&s->client) && s->txn->rest != NULL)
+        s->txn->rest(s);
 }
 
 /* The ring sent all the client was owed (the transaction's answer, as a rule). */

@@ -228,6 +228,12 @@ struct txn_hooks {
     bool (*client_ended)(struct session *s, bool hangup);
     /* Whether its client waits for no answer: a notification may go to it now (notify_hub.h). */
     bool (*between)(const struct session *s);
+    /*
+     * Its client went quiet (session_rest, its buffers given back): what
+     * only a busy session needs goes too, and comes back as the client's
+     * reader next runs.  NULL: nothing.
+     */
+    void (*rest)(struct session *s);
 };
 
 /* Output queued towards a peer below which reading from it resumes (relay.c, gate.c). */

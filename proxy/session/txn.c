@@ -71,6 +71,7 @@ static void txn_settings_read_end(struct session *s, const char *why);
 static const struct txn_hooks txn_hooks_prep = {
     TXN_HOOKS_COMMON,
     .server = &txn_prep_reader,
+    .rest = txn_prep_rest,
 };
 
 /*
@@ -477,6 +478,11 @@ static bool txn_server_ended_between(struct session *s)
 
 static int txn_client_pump(struct session *s)
 {
+    /* A quiet client's empty statement table went with its buffers (txn_prep_rest). */
+    if (__builtin_expect(s->prep == NULL, 0) && s->txn == &txn_hooks_prep && !txn_prep_start(s)) {
+        session_fail_msg(s, "53200", "out of memory");
+        return -1;
+    }
     if (s->server_conn == NULL)
         return txn_need_server(s);
     if (txn_settings_busy(s))

@@ -63,6 +63,12 @@ void txn_prep_end(struct session *s)
     s->prep = NULL;
 }
 
+void txn_prep_rest(struct session *s)
+{
+    if (s->prep != NULL && prep_client_empty(s->prep))
+        txn_prep_end(s);
+}
+
 bool txn_prep_idle(const struct server_conn *sc)
 {
     return sc->prep == NULL || prep_server_idle(sc->prep);

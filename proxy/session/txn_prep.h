@@ -38,6 +38,12 @@ struct server_reader;
 
 /* Starts following s's statements (s->prep); false when out of memory. */
 bool txn_prep_start(struct session *s);
+/*
+ * A quiet client (txn_hooks.rest) that names no statement gives its empty
+ * table back; its reader makes it anew (txn_prep_start) before its next
+ * message.  Meanwhile s->prep is NULL though its statements are followed.
+ */
+void txn_prep_rest(struct session *s);
 
 /*
  * One whole client message (body: blen bytes, at the head of the client's
