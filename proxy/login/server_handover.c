@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "protocol/pg_encoding.h"
 #include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
@@ -86,8 +87,10 @@ static int handover_greet(struct session *s)
     param_set_write_merged(&sc->reported, &s->login->handover.params, &pb);
     /* What the client is told of its encoding, for what pgnear says itself (notify_hub.h). */
     const char *enc = param_set_get(&s->login->handover.params, "client_encoding");
-    if (enc != NULL)
-        snprintf(s->client_encoding, sizeof(s->client_encoding), "%s", enc);
+    if (enc != NULL) {
+        const char *canonical = pg_encoding_canonical(enc);
+        s->client_encoding = canonical != NULL ? canonical : "?"; /* one pgnear cannot convert */
+    }
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {

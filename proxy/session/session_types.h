@@ -227,9 +227,11 @@ struct session {
     uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
     /*
      * Its client_encoding as its server last reported it (txn.c; a kept
-     * connection's handover, login/server_handover.c): notify_hub speaks in it.
+     * connection's handover, login/server_handover.c): notify_hub speaks in
+     * it.  The server's name for it (pg_encoding_canonical's static text;
+     * "?": one pgnear cannot convert); NULL: none reported yet.
      */
-    char client_encoding[24];
+    const char *client_encoding;
 };
 
 /*

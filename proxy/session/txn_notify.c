@@ -24,18 +24,15 @@
 void txn_notify_encoding(struct session *s, const char *value)
 {
     const char *canonical = value != NULL ? pg_encoding_canonical(value) : "UTF8";
-    snprintf(s->client_encoding, sizeof(s->client_encoding), "%s",
-             canonical != NULL                            ? canonical
-             : strlen(value) < sizeof(s->client_encoding) ? value
-                                                          : "?");
+    s->client_encoding = canonical != NULL ? canonical : "?"; /* one pgnear cannot convert */
 }
 
 /* The encoding the client was told at login: a kept connection's handover's (noted), or its
  * login's. */
 const char *txn_notify_login_encoding(const struct session *s, const struct server_conn *sc)
 {
-    return s->client_encoding[0] != '\0' ? s->client_encoding
-                                         : param_set_get(&sc->reported, "client_encoding");
+    return s->client_encoding != NULL ? s->client_encoding
+                                      : param_set_get(&sc->reported, "client_encoding");
 }
 
 /*
