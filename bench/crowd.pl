@@ -24,6 +24,9 @@
 #                   and the proxy's side alike for both targets
 #   probe           a new client's login and `SELECT 1` every 100 ms, while
 #                   the crowd builds and while it holds: p50 / p99 / max ms
+#   left / before   the proxy's Rss once the crowd has gone (its open files
+#                   back to where they were, its pool's aside) over its Rss
+#                   before the crowd: what it gave back (rss_kib_left)
 # Medians of the rounds.  --json FILE writes every crowd's JSON object
 # ({target => [runs]}).  --procs K: the crowd client in K processes at
 # least.  --smoke: 2,000 clients, --hold 2, one round, in two processes
@@ -42,6 +45,7 @@ use lib "$FindBin::RealBin/../tests/lib";
 use File::Basename qw(dirname);
 use Getopt::Long;
 use JSON::PP ();
+use Time::HiRes ();
 use PgNearTest;
 use PgNearBouncer;
 
@@ -93,10 +97,31 @@ sub start_target {
     return [$p->port, $p->pid, sub { $p->stop }];
 }
 
-# One crowd against a fresh proxy: the crowd client's JSON object, decoded.
+sub open_files { my ($pid) = @_; opendir(my $d, "/proc/$pid/fd") or return undef; scalar(grep { /^\d/ } readdir $d) }
+sub rss_kib { my ($pid) = @_; (eval { PgNearTest::slurp_file("/proc/$pid/smaps_rollup") } // '') =~ /^Rss:\s+(\d+) kB/m ? $1 : undef }
+
+# Once the crowd has gone (the proxy's open files back to where they were, its pool's server
+# connections aside, within 30 s), and a second more: the proxy's Rss, KiB; undef when it did not
+# get there.
+sub rss_after_leaving {
+    my ($pid, $files0) = @_;
+    return undef unless defined $files0;
+    my $deadline = Time::HiRes::time() + 30;
+    while (Time::HiRes::time() < $deadline) {
+        my $n = open_files($pid) // return undef;
+        if ($n <= $files0 + $opt{pool_size} + 10) { Time::HiRes::sleep(1); return rss_kib($pid) }
+        Time::HiRes::sleep(0.2);
+    }
+    return undef;
+}
+
+# One crowd against a fresh proxy: the crowd client's JSON object, decoded, with the proxy's Rss
+# once the crowd left (rss_kib_left).
 sub one_crowd {
     my ($name) = @_;
     my ($port, $pid, $stop) = @{ start_target($name) };
+    Time::HiRes::sleep(0.5);    # its health checks' and pools' first files
+    my $files0 = open_files($pid);
     my @cmd = ($crowd, '--port', $port, '--user', $PgNearTest::APP_USER,
                '--database', $PgNearTest::APP_DB, '--password', $PgNearTest::APP_PASSWORD,
                '--clients', $opt{clients}, '--hold', $opt{hold}, '--pid', $pid,
@@ -106,9 +131,12 @@ sub one_crowd {
     my $json = do { local $/; <$out> };
     close $out;
     my $status = $? >> 8;
+    my $left = rss_after_leaving($pid, $files0);
     $stop->();
     die "crowd against $name printed no report (exit $status)\n" if $status > 1 || !length $json;
-    return JSON::PP::decode_json($json);
+    my $r = JSON::PP::decode_json($json);
+    $r->{rss_kib_left} = $left;
+    return $r;
 }
 
 sub median {
@@ -138,6 +166,8 @@ my @rows = (
     ['Rss KiB a client',        sub { $_[0]{rss_kib_per_client} }, '%.2f'],
     ['Pss KiB a client',        sub { $_[0]{pss_kib_per_client} }, '%.2f'],
     ['TCP slabs KiB a client',  sub { $_[0]{slab_kib_per_client} }, '%.2f'],
+    ['Rss left / before',       sub { $_[0]{rss_kib_left} && $_[0]{rss_kib_before}
+                                      ? $_[0]{rss_kib_left} / $_[0]{rss_kib_before} : undef }, '%.2f'],
     ['probe building p50 ms',   sub { $_[0]{probe_build}{p50_ms} }, '%.1f'],
     ['probe building p99 ms',   sub { $_[0]{probe_build}{p99_ms} }, '%.1f'],
     ['probe building max ms',   sub { $_[0]{probe_build}{max_ms} }, '%.1f'],
