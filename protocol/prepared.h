@@ -442,10 +442,7 @@ void prep_server_stats(const struct prep_server *s, struct prep_stats *out);
 const char *prep_client_lookup(const struct prep_client *c, const char *name);
 /* Names client c has now (speculatively: messages sent but not answered count). */
 size_t prep_client_count(const struct prep_client *c);
-/*
- * Whether c holds nothing: no name, no unnamed statement, no message
- * unanswered, not replaying; freeing it and making it anew loses nothing.
- */
+/* Whether c holds nothing (no name, no unnamed statement, nothing owed, not replaying). */
 bool prep_client_empty(const struct prep_client *c);
 
 #endif
