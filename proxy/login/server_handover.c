@@ -10,7 +10,6 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "protocol/pg_encoding.h"
 #include "protocol/clock.h"
 #include "protocol/framing.h"
 #include "protocol/pkt.h"
@@ -28,6 +27,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
+#include "proxy/session/txn_notify.h"
 #include "routing/health.h"
 
 /*
@@ -87,10 +87,8 @@ static int handover_greet(struct session *s)
     param_set_write_merged(&sc->reported, &s->login->handover.params, &pb);
     /* What the client is told of its encoding, for what pgnear says itself (notify_hub.h). */
     const char *enc = param_set_get(&s->login->handover.params, "client_encoding");
-    if (enc != NULL) {
-        const char *canonical = pg_encoding_canonical(enc);
-        s->client_encoding = canonical != NULL ? canonical : "?"; /* one pgnear cannot convert */
-    }
+    if (enc != NULL)
+        txn_notify_encoding(s, enc);
     pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {

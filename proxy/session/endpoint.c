@@ -159,7 +159,7 @@ void endpoint_detach(struct endpoint *ep)
     uring_recv_release(ep->rx);
     ep->rx = NULL;
     ep->rx_errno = 0;
-    ep->ring = false;
+    ep->ring = ep->ring_rx = false;
     ep->tx_failed = false;
     ep->drain_wanted = false;
     if (ep->rev)
@@ -276,7 +276,7 @@ void endpoint_arm(struct endpoint *ep)
      * client of a quiet worker never holds one.  Out of memory: its reads
      * stay with the loop's events.
      */
-    if (ep->rx == NULL && ep->ring && reading && uring_recv_wanted(ep->w->uring))
+    if (ep->rx == NULL && ep->ring_rx && reading && uring_recv_wanted(ep->w->uring))
         ep->rx = uring_recv_new(ep->w->uring, ep->stream.fd, endpoint_received, ep);
     /*
      * The ring's receive is armed while a reader reads and the worker's
@@ -534,6 +534,7 @@ void endpoint_use_ring(struct endpoint *ep)
         ep->stream.ws != NULL)
         return;
     ep->ring = true;
+    ep->ring_rx = uring_can_recv(ep->w->uring);
     endpoint_arm(ep); /* the ring's receive, if the worker's load wants it now */
 }
 
@@ -750,8 +751,7 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
         return STREAM_AGAIN;
     ssize_t n = in != NULL ? stream_read(&ep->stream, in, max, more)
                            : stream_read_bytes(&ep->stream, p, max, more);
-    if (ep->ring && n > 0 && (ep->rx == NULL || ep->rx_errno == 0) &&
-        uring_can_recv(ep->w->uring)) {
+    if (ep->ring_rx && n > 0 && (ep->rx == NULL || ep->rx_errno == 0)) {
         uring_count_read(ep->w->uring);
         /* The worker's load makes the ring pay again: its receive reads what comes next. */
         if (uring_recv_wanted(ep->w->uring) && ep->on_read != NULL && !ep->read_paused)

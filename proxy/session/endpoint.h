@@ -99,9 +99,10 @@ struct endpoint {
      * ring: sends go through the worker's io_uring (endpoint_use_ring); tx
      * is the ring's send while there are bytes to send (NULL when idle),
      * the bytes in flight in it, what comes meanwhile in out.  Else each
-     * flush writes to the socket itself.
+     * flush writes to the socket itself.  ring_rx: the worker's ring can
+     * receive for it too (asked once, as ring is set).
      */
-    bool ring;
+    bool ring : 1, ring_rx : 1;
     bool tx_failed;    /* a send failed (the ring's; no write event to be had): the next flush tells
                           the owner */
     bool drain_wanted; /* run on_write as the ring's sends complete (someone waits for them) */

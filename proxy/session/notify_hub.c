@@ -222,8 +222,12 @@ static void notify_client_unlisten_all(struct notify_client *c)
 static bool notify_client_answer(struct notify_client *c)
 {
     struct session *s = c->s;
-    int rc = endpoint_wake(&s->client);
-    if (rc == 0 && c->refused != NULL) {
+    int rc = 0;
+    if (endpoint_wake(&s->client) != 0) { /* its buffers, given back while it was quiet */
+        session_close(s, "out of memory");
+        return false;
+    }
+    if (c->refused != NULL) {
         /* The Query failed whole, as on the server: its new channels are not listened on. */
         for (size_t i = 0; i < c->nundo; i++) {
             struct notify_reg *r = notify_client_reg(c, c->undo[i]);

@@ -264,10 +264,7 @@ void txn_next_stop(struct session *s, const char *why)
 {
     struct session *m = s->txn_next != NULL ? s->txn_next->fetcher : NULL;
     txn_wait_leave(s);
-    if (m == NULL) {
-        txn_next_end(s); /* made, and never on its way (out of memory) */
-        return;
-    }
-    txn_fetcher_done(s);
-    fetch_close(m, why);
+    txn_next_end(s);
+    if (m != NULL)
+        fetch_close(m, why);
 }
