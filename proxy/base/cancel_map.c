@@ -21,6 +21,7 @@ int cancel_map_init(struct cancel_map *m, size_t capacity_pow2)
     if (m->slots == NULL)
         return -1;
     m->mask = capacity_pow2 - 1;
+    m->floor = capacity_pow2;
     m->count = 0;
     return 0;
 }
@@ -44,17 +45,21 @@ static void cancel_map_put(struct cancel_map *m, uint32_t tag, void *owner)
     m->count++;
 }
 
-/* Doubles the table and re-places every entry; the old table stays as it was on failure. */
-static int cancel_map_grow(struct cancel_map *m)
+/*
+ * The table made capacity slots and every entry re-placed; the old table
+ * stays as it was on failure.
+ */
+static int cancel_map_resize(struct cancel_map *m, size_t capacity)
 {
-    struct cancel_map bigger;
-    if (cancel_map_init(&bigger, (m->mask + 1) * 2) != 0)
+    struct cancel_map other;
+    if (cancel_map_init(&other, capacity) != 0)
         return -1;
+    other.floor = m->floor;
     for (size_t i = 0; i <= m->mask; i++)
         if (m->slots[i].owner != NULL)
-            cancel_map_put(&bigger, m->slots[i].tag, m->slots[i].owner);
+            cancel_map_put(&other, m->slots[i].tag, m->slots[i].owner);
     free(m->slots);
-    *m = bigger;
+    *m = other;
     return 0;
 }
 
@@ -63,7 +68,7 @@ bool cancel_map_insert(struct cancel_map *m, uint32_t tag, void *owner, bool *oo
     *oom = false;
     if (cancel_map_find(m, tag) != NULL)
         return false;
-    if ((m->count + 1) * 2 > m->mask + 1 && cancel_map_grow(m) != 0) {
+    if ((m->count + 1) * 2 > m->mask + 1 && cancel_map_resize(m, (m->mask + 1) * 2) != 0) {
         *oom = true;
         return false;
     }
@@ -112,6 +117,13 @@ bool cancel_map_remove(struct cancel_map *m, uint32_t tag, const void *owner)
         m->slots[i].owner = NULL;
         m->count--;
         cancel_map_close_gap(m, i);
+        /*
+         * A crowd gone leaves no table of its size behind: an eighth full,
+         * halved (a quarter full then; doubled again only at a half).
+         * Out of memory, it stays as it is.
+         */
+        if (m->count * 8 < m->mask + 1 && m->mask + 1 > m->floor)
+            cancel_map_resize(m, (m->mask + 1) / 2);
         return true;
     }
     return false;

@@ -17,7 +17,8 @@ struct cancel_slot {
 
 struct cancel_map {
     struct cancel_slot *slots;
-    size_t mask; /* capacity - 1, capacity a power of two */
+    size_t mask;  /* capacity - 1, capacity a power of two */
+    size_t floor; /* the capacity it was made with, below which it is not shrunk */
     size_t count;
 };
 

@@ -223,11 +223,13 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->idle_servers);
     list_init(&w->server_waiters);
     list_init(&w->cancel_conns);
+    slab_init(&w->sessions);
     w->base = event_base_new();
     linger_init(&w->lingering, w->base);
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
     if (w->base == NULL || w->relay_block == NULL || buffer_pool_init(&w->buffers) != 0 ||
-        worker_calls_init(w) != 0 || auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
+        crowd_memory_init(&w->crowd, w->base) != 0 || worker_calls_init(w) != 0 ||
+        auth_lookup_pool_init(&w->auth_lookups, w->base) != 0 ||
         func_catalog_init(&w->funcs, w->base, &shared->func_generation, worker_placed_hosts, w) !=
             0 ||
         close_queue_init(&w->closing, w->base, CLOSE_QUEUE_CAP) != 0) {
@@ -322,6 +324,7 @@ void worker_free(struct worker *w)
     if (w->drain_timer)
         event_free(w->drain_timer);
     worker_calls_free(w);
+    crowd_memory_free(&w->crowd);
     if (w->base)
         event_base_free(w->base);
     config_unref(w->cfg);
@@ -329,6 +332,7 @@ void worker_free(struct worker *w)
     free(w->relay_block);
     buffer_pool_free(&w->buffers);  /* every socket gave its buffers back */
     latency_book_free(&w->latency); /* every connection that pointed into it is gone */
+    slab_destroy(&w->sessions);     /* every session is gone */
     free(w);
 }
 

@@ -18,6 +18,8 @@
 #include "proxy/base/list.h"
 #include "proxy/base/stats.h"
 #include "proxy/runtime/buffer_pool.h"
+#include "proxy/runtime/crowd_memory.h"
+#include "proxy/runtime/slab.h"
 #include "proxy/runtime/close_queue.h"
 #include "proxy/runtime/linger.h"
 #include "proxy/runtime/worker_call.h"
@@ -69,6 +71,8 @@ struct worker {
     struct notify_hub *notify_hub;        /* channels listened on without pinning (notify_hub.h) */
     uint8_t *relay_block;       /* RELAY_BLOCK_SIZE bytes: the relay's direct reads land here */
     struct buffer_pool buffers; /* its sockets' buffers, lent while they have bytes to hold */
+    struct crowd_memory crowd;  /* what a crowd leaves in memory, given back */
+    struct slab sessions;       /* where its sessions are (session_new) */
     struct uring *uring; /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;

@@ -224,7 +224,7 @@ bool session_set_timer(struct session *s, int ms)
 
 struct session *session_new(struct worker *w, int fd)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = slab_alloc(&w->sessions, sizeof(*s));
     if (s == NULL) {
         __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
         return NULL;
@@ -283,12 +283,14 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
         session_refuse(w, fd, transport);
         return;
     }
+    crowd_memory_fd(&w->crowd, fd);
     struct session *s = session_new(w, fd);
     if (s == NULL) {
         close(fd);
         log_error(0, "out of memory accepting a connection");
         return;
     }
+    crowd_memory_clients(&w->crowd, worker_client_count(w));
     s->unix_socket = unix_socket;
     s->cancel_only = transport == TRANSPORT_CANCEL;
     s->websocket = transport == TRANSPORT_WEBSOCKET;
@@ -448,8 +450,9 @@ static void session_free(struct session *s)
     free(s->origin.texts);
     free(s->timeouts);
     free(s->txn_region);
-    free(s);
+    slab_free(&w->sessions, s);
     __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
+    crowd_memory_clients(&w->crowd, worker_client_count(w));
     worker_check_drained(w);
 }
 

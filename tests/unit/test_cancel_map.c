@@ -119,6 +119,34 @@ static void test_remove_needs_owner(void **state)
     cancel_map_free(&m);
 }
 
+/*
+ * A crowd that leaves takes its table's size with it: 20,000 entries
+ * grow the table; as they go it halves, never below what it was made
+ * with, and every entry left is found all the way down.
+ */
+static void test_shrinks_as_a_crowd_leaves(void **state)
+{
+    (void)state;
+    struct cancel_map m;
+    assert_int_equal(cancel_map_init(&m, 64), 0);
+    for (uint32_t t = 0; t < 20000; t++)
+        insert_ok(&m, t * 2654435761u, &owners[t % 8]);
+    size_t grown = m.mask + 1;
+    assert_true(grown >= 40000);
+    for (uint32_t t = 0; t < 19990; t++) {
+        assert_true(cancel_map_remove(&m, t * 2654435761u, &owners[t % 8]));
+        assert_true(m.count * 2 <= m.mask + 1);
+        if (t % 997 == 0)
+            for (uint32_t u = t + 1; u < 20000; u += 37)
+                assert_ptr_equal(cancel_map_find(&m, u * 2654435761u), &owners[u % 8]);
+    }
+    assert_int_equal(m.count, 10);
+    assert_int_equal(m.mask + 1, 64);
+    for (uint32_t t = 19990; t < 20000; t++)
+        assert_ptr_equal(cancel_map_find(&m, t * 2654435761u), &owners[t % 8]);
+    cancel_map_free(&m);
+}
+
 /* Capacities that are not powers of two still give a working map. */
 static void test_odd_capacity(void **state)
 {
@@ -436,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_same_home_slot),
         cmocka_unit_test(test_same_home_every_removal_order),
         cmocka_unit_test(test_same_home_reinsert),
+        cmocka_unit_test(test_shrinks_as_a_crowd_leaves),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("cancel_map", tests, NULL, NULL);
