@@ -5,6 +5,7 @@
 # resident memory divided by N (KiB per idle session).
 #
 #   bench/idle_memory.pl [--sessions 1000] [--rounds 2] [--pool-mode transaction]
+#                        [--websocket]
 #
 # With --pool-mode transaction both proxies pool by transaction over 5
 # server connections (pgnear's pool_size, PgBouncer's default_pool_size),
@@ -12,6 +13,11 @@
 # protocol, which pgnear follows and PgBouncer 1.18 does not): N may then
 # be far above the server's max_connections.  The shell's open-files limit
 # must allow N connections (ulimit -n).
+#
+# --websocket: pgnear alone, its clients over plain TCP, a WebSocket and a
+# WebSocket over TLS (wss: websocket_tls, one pgnear each), each logged in
+# with SCRAM and having run `SELECT 1` (no prepared statement), and what
+# each costs over plain TCP.
 #
 # Needs a built ./build/pgnear (or $PGNEAR) and pgbouncer (scripts/install-deps.sh).
 use strict;
@@ -25,10 +31,11 @@ use DBI;
 use DBD::Pg;
 use PgNearTest;
 use PgNearBouncer;
+use PgNearWs;
 
 $| = 1;
 my %opt = (sessions => 1000, rounds => 2, 'pool-mode' => 'session');
-GetOptions(\%opt, 'sessions=i', 'rounds=i', 'pool-mode=s') or die "bad options\n";
+GetOptions(\%opt, 'sessions=i', 'rounds=i', 'pool-mode=s', 'websocket') or die "bad options\n";
 my $txn = $opt{'pool-mode'} eq 'transaction';
 die "--pool-mode: session or transaction\n" unless $txn || $opt{'pool-mode'} eq 'session';
 my $pool_size = $txn ? 5 : $opt{sessions} + 10;
@@ -104,6 +111,53 @@ sub kib_per_session {
     @keep = ();
     $_->disconnect for @h;
     return ($after - $before) / $opt{sessions};
+}
+
+# --websocket: a pgnear whose websocket_port speaks ws or wss, and KiB per
+# idle session of clients over transport: plain (its TCP port), ws or wss.
+sub kib_per_websocket_session {
+    my ($transport) = @_;
+    my $wsport = free_port();
+    my $near = PgNearTest::Proxy->new(regions => [$pg], args => ['-q'],
+        settings => { auth => 'scram', auth_file => "$dir/userlist.txt", server_tls => 'disable',
+                      max_client_conn => $opt{sessions} + 100, pool_mode => $opt{'pool-mode'},
+                      ($txn ? (pool_size => $pool_size) : ()),
+                      client_tls => 'allow', client_tls_cert_file => $cert->{cert},
+                      client_tls_key_file => $cert->{key}, websocket_port => $wsport,
+                      websocket_tls => $transport eq 'wss' ? 'on' : 'off', websocket_auth => 'scram' });
+    my $open = sub {
+        my $c = $transport eq 'plain'
+          ? PgNearTest::Wire->connect(port => $near->port, timeout => 30)
+          : PgNearWs::Pg->connect(port => $wsport, timeout => 30,
+                                  ($transport eq 'wss' ? (tls => 1, ca => $ca->cert) : ()));
+        my $r = $c->startup(user => 'app', database => 'movr', password => 'app-secret');
+        die "$transport login: " . ($r->{error}{M} // 'failed') . "\n" unless $r->{ok};
+        my $q = $c->query('SELECT 1');
+        die "$transport query failed\n" if $q->{error};
+        return $c;
+    };
+    undef $_ for $open->();
+    sleep 0.5;
+    my $before = rss_kib($near->pid);
+    my @h = map { $open->() } 1 .. $opt{sessions};
+    sleep 1;
+    my $after = rss_kib($near->pid);
+    @h = ();
+    $near->stop;
+    return ($after - $before) / $opt{sessions};
+}
+
+if ($opt{websocket}) {
+    PgNearWs::require_ssl();
+    my %ws;
+    for my $round (1 .. $opt{rounds}) {
+        push @{ $ws{$_} }, kib_per_websocket_session($_) for 'plain', 'ws', 'wss';
+    }
+    printf "%-10s %10s %12s   (pgnear, KiB per idle session, least of %d rounds, %d sessions, pool_mode %s)\n",
+        'client', 'KiB', 'over plain', $opt{rounds}, $opt{sessions}, $opt{'pool-mode'};
+    my $plain = min(@{ $ws{plain} });
+    printf "%-10s %10.2f %12.2f\n", $_, min(@{ $ws{$_} }), min(@{ $ws{$_} }) / $plain for 'plain', 'ws', 'wss';
+    exit 0;
 }
 
 # A fresh proxy for every measurement: freed memory stays in the process,

@@ -58,6 +58,12 @@ bool stream_has_pending(const struct stream *s)
     return sock_tls_pending(s->ssl) || (s->ws != NULL && ws_has_pending(s->ws));
 }
 
+void stream_rest(struct stream *s)
+{
+    if (s->ws != NULL)
+        ws_rest(s->ws);
+}
+
 int stream_flush(struct stream *s)
 {
     if (s->ws == NULL)

@@ -67,6 +67,12 @@ ssize_t stream_write_bytes(struct stream *s, const void *p, size_t n);
 /* Decrypted bytes are waiting inside OpenSSL (no socket event will announce them). */
 bool stream_has_pending(const struct stream *s);
 
+/*
+ * A stream with nothing under way lets go of what it can make again (a
+ * WebSocket's frame state), as an idle client's buffers go.
+ */
+void stream_rest(struct stream *s);
+
 /* The WebSocket keeps control frames for the socket (then write_want says what they wait for). */
 static inline bool stream_has_output(const struct stream *s)
 {

@@ -154,13 +154,26 @@ static int ws_genmask_cb(uint8_t *buf, size_t len, void *user_data)
     return RAND_bytes(buf, (int)len) == 1 ? 0 : -1;
 }
 
+static const struct wslay_frame_callbacks ws_callbacks = {ws_send_cb, ws_recv_cb, ws_genmask_cb};
+
+/*
+ * wslay's frame state (some 4 KiB, its input block): made with the
+ * connection, let go by ws_rest while nothing is under way, made again as
+ * the next frame is read or sent.  0, or -1 when out of memory.
+ */
+static int ws_frames(struct ws_conn *ws)
+{
+    if (ws->frames != NULL)
+        return 0;
+    return wslay_frame_context_init(&ws->frames, &ws_callbacks, ws) == 0 ? 0 : -1;
+}
+
 struct ws_conn *ws_new(struct sock *below, uint64_t max_frame)
 {
-    static const struct wslay_frame_callbacks callbacks = {ws_send_cb, ws_recv_cb, ws_genmask_cb};
     struct ws_conn *ws = calloc(1, sizeof(*ws));
     if (ws == NULL)
         return NULL;
-    if (wslay_frame_context_init(&ws->frames, &callbacks, ws) != 0) {
+    if (ws_frames(ws) != 0) {
         free(ws);
         return NULL;
     }
@@ -198,6 +211,11 @@ static ssize_t ws_out_send(struct ws_conn *ws, const uint8_t *data, size_t len)
                                  .data = data,
                                  .data_length = len};
     ws->lower_status = 0;
+    if (ws_frames(ws) != 0) {
+        ws->failed = true;
+        snprintf(ws->error, sizeof(ws->error), "out of memory");
+        return STREAM_ERROR;
+    }
     ssize_t r = wslay_frame_send(ws->frames, &f);
     if (r == WSLAY_ERR_WANT_WRITE) {
         if (ws->lower_status == STREAM_AGAIN || ws->lower_status == 0)
@@ -493,6 +511,11 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
             *more = sock_pending(&ws->lower);
             return (ssize_t)got;
         }
+        if (ws_frames(ws) != 0) {
+            ws->failed = true;
+            snprintf(ws->error, sizeof(ws->error), "out of memory");
+            return got > 0 ? (ssize_t)got : STREAM_ERROR;
+        }
         struct wslay_frame_iocb f;
         memset(&f, 0, sizeof(f));
         ws->lower_status = 0;
@@ -510,6 +533,19 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
     ws->maybe_buffered = true;
     *more = 1;
     return (ssize_t)got;
+}
+
+bool ws_rest(struct ws_conn *ws)
+{
+    if (ws->frames == NULL)
+        return true;
+    /* wslay holds nothing: no byte fed that a frame has not taken, no frame half read or sent. */
+    if (ws->in_frame || ws->held_len > 0 || ws->maybe_buffered || ws->fed != ws->consumed ||
+        ws->out_busy || ws->stash_len > 0 || ws_has_output(ws))
+        return false;
+    wslay_frame_context_free(ws->frames);
+    ws->frames = NULL;
+    return true;
 }
 
 bool ws_has_pending(const struct ws_conn *ws)
@@ -544,7 +580,8 @@ int ws_free(struct ws_conn *ws)
 {
     if (!ws->failed && !ws->got_close)
         ws_close(ws, WS_CLOSE_NORMAL, NULL);
-    wslay_frame_context_free(ws->frames);
+    if (ws->frames != NULL)
+        wslay_frame_context_free(ws->frames);
     int fd = sock_take_fd(&ws->lower);
     free(ws);
     return fd;

@@ -102,6 +102,13 @@ const char *ws_error(const struct ws_conn *ws);
  */
 BIO *ws_bio_new(struct ws_conn *ws);
 
+/*
+ * Lets wslay's frame state go (some 4 KiB) while nothing is under way in
+ * either direction, as an idle client's buffers go: true when it is gone
+ * (or was).  The next read or write makes it again.
+ */
+bool ws_rest(struct ws_conn *ws);
+
 /* Frames received since the last ws_pong_seen() call saw a pong (ping liveness). */
 bool ws_pong_seen(struct ws_conn *ws);
 

@@ -212,6 +212,7 @@ bool endpoint_park(struct endpoint *ep)
     ep->in = ep->out = bp->quiet;
     ep->parked = true;
     bp->quiet_users++;
+    stream_rest(&ep->stream);
     return true;
 }
 

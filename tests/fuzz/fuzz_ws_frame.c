@@ -16,8 +16,11 @@
  *           payload, and the end a clean EOF.
  *
  *    Then ws_write sends the stream read back; the peer must find it in
- *    binary frames, unchanged.
+ *    binary frames, unchanged.  With the first byte's second bit, wslay's
+ *    frame state is let go after each read where nothing is under way
+ *    (ws_rest, as an idle client's): in built mode the same must hold.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +87,12 @@ static size_t build_frames(const uint8_t *d, size_t n, size_t *expect_len, size_
 }
 
 /* Reads the stream in chunks of step bytes until it ends; returns its length. */
-static size_t read_all(struct ws_conn *ws, size_t step, ssize_t *end)
+/*
+ * rest: after each read, wslay's frame state is let go where nothing is
+ * under way (ws_rest), as an idle client's is: no byte may be lost or
+ * changed by it.
+ */
+static size_t read_all(struct ws_conn *ws, size_t step, bool rest, ssize_t *end)
 {
     size_t total = 0;
     for (;;) {
@@ -101,6 +109,8 @@ static size_t read_all(struct ws_conn *ws, size_t step, ssize_t *end)
         }
         check((size_t)n <= room);
         total += (size_t)n;
+        if (rest)
+            ws_rest(ws);
     }
 }
 
@@ -169,7 +179,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct ws_conn *ws = ws_new(&lower, max_frame);
     check(ws != NULL);
     ssize_t end;
-    size_t n = read_all(ws, step, &end);
+    bool rest = (data[0] & 2) != 0;
+    size_t n = read_all(ws, step, rest, &end);
+    if (rest)
+        ws_rest(ws);
     check(n <= wlen);
     if (built) {
         check(end == STREAM_EOF && n == expect_len && memcmp(got, expect, n) == 0);

@@ -1,10 +1,11 @@
 # Idle clients hold no buffers (proxy/runtime/buffer_pool.h,
 # endpoint_park): under transaction pooling a client between
 # transactions gives its two buffers back to its worker until its next
-# bytes, and nothing it sees changes.  With one worker and with two, 20
-# plain clients and 3 over TLS (openssl s_client) log in and run a query:
-# SHOW LISTS then counts all 23 as clients_quiet, with buffers_spare
-# within its bound.  Each then sends a 900 kB query (its input lent again)
+# bytes, and nothing it sees changes; a WebSocket client's frame state
+# (wslay's, some 4 KiB) goes too (protocol/ws.h, ws_rest).  With one worker
+# and with two, 20 plain clients, 3 over TLS and 2 over a WebSocket log in
+# and run a query: SHOW LISTS then counts all 25 as clients_quiet, with
+# buffers_spare within its bound.  Each then sends a 900 kB query (its input lent again)
 # and reads a 300,000-byte answer in 2,000 rows, checked byte for byte,
 # and goes quiet again; a quiet client's pipelined batch (100 queries in
 # one write) is answered in order.  A quiet listener gets a NOTIFY made
@@ -21,6 +22,7 @@ use Test::More;
 use Digest::MD5 qw(md5_hex);
 use Time::HiRes qw(time sleep);
 use PgNearTest;
+use PgNearWs;
 
 $SIG{PIPE} = 'IGNORE';
 require_tool($_) for qw(psql openssl);
@@ -35,22 +37,31 @@ write_file($userlist,
     qq{"admin" "} . make_scram_verifier('admin-secret') . qq{"\n}
   . qq{"app" "} . $us->scram_verifier('app') . qq{"\n});
 
-my ($PLAIN, $TLS) = (20, 3);
+my ($PLAIN, $TLS, $WS) = (20, 3, 2);
+my %wsport;
 
 sub proxy {
     my ($workers, %o) = @_;
-    PgNearTest::Proxy->new(regions => [$us], settings => {
+    my $wsport = free_port();
+    my $p = PgNearTest::Proxy->new(regions => [$us], settings => {
         auth => 'scram', auth_file => $userlist, admin_users => 'admin', server_tls => 'disable',
         pool_mode => 'transaction', pool_size => 4, workers => $workers, client_tls => 'allow',
-        client_tls_cert_file => $cert->{cert}, client_tls_key_file => $cert->{key}, %o });
+        client_tls_cert_file => $cert->{cert}, client_tls_key_file => $cert->{key},
+        websocket_port => $wsport, websocket_tls => 'off', websocket_auth => 'scram', %o });
+    $wsport{$p} = $wsport;
+    return $p;
 }
+
+# The i-th client (from 1) of a crowd: plain, then TLS, then WebSocket.
+sub kind_of { my ($i) = @_; $i <= $PLAIN ? 'plain' : $i <= $PLAIN + $TLS ? 'tls' : 'ws' }
 
 sub lists { my ($p) = @_; return { map { ($_->{list} => $_->{items}) } $p->admin_rows('SHOW LISTS') } }
 
 sub login {
-    my ($p, $tls, $app) = @_;
-    my $w = $tls
+    my ($p, $kind, $app) = @_;
+    my $w = $kind eq 'tls'
       ? PgNearTest::TlsWire->connect(host => '127.0.0.1', port => $p->port, ca => $ca->cert, timeout => 30)
+      : $kind eq 'ws' ? PgNearWs::Pg->connect(port => $wsport{$p}, timeout => 30)
       : PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
     my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
                         params => [application_name => $app // 'quiet']);
@@ -82,10 +93,11 @@ sub told_then_ended {
 
 for my $workers (1, 2) {
     my $p = proxy($workers);
-    my @c = map { login($p, $_ > $PLAIN) } 1 .. $PLAIN + $TLS;
+    my @c = map { login($p, kind_of($_)) } 1 .. $PLAIN + $TLS + $WS;
     my $n = @c;
     my @got = map { one($c[$_], "SELECT $_ + 1000") } 0 .. $#c;
-    is_deeply \@got, [map { $_ + 1000 } 0 .. $#c], "workers = $workers: $n clients ($TLS over TLS) ran a query";
+    is_deeply \@got, [map { $_ + 1000 } 0 .. $#c],
+        "workers = $workers: $n clients ($TLS over TLS, $WS over a WebSocket) ran a query";
     my $l = quiet_is($p, $n, "workers = $workers: SHOW LISTS: all $n idle clients quiet (no buffers held)");
     is $l->{clients_active}, $n, '... of as many active';
     cmp_ok $l->{buffers_spare}, '<=', 256 * $workers, "... buffers_spare within its bound ($l->{buffers_spare})";
@@ -109,6 +121,10 @@ for my $workers (1, 2) {
     $w0->send_raw(join '', map { my $s = "SELECT $_\0"; pack('a N', 'Q', 4 + length $s) . $s } 1 .. 100);
     my @answers = map { my $r = $w0->read_result; $r->{error} ? 'E' : $r->{rows}[0][0] } 1 .. 100;
     is_deeply \@answers, [1 .. 100], "workers = $workers: 100 pipelined queries from a quiet client answered in order";
+    my $ws0 = $c[-1];
+    $ws0->send_raw(join '', map { my $s = "SELECT $_\0"; pack('a N', 'Q', 4 + length $s) . $s } 1 .. 100);
+    @answers = map { my $r = $ws0->read_result; $r->{error} ? 'E' : $r->{rows}[0][0] } 1 .. 100;
+    is_deeply \@answers, [1 .. 100], '... and from a quiet WebSocket client, in one frame';
 
     # A quiet listener, beside a direct one.
     my $lsn = $c[1];
@@ -132,7 +148,7 @@ for my $workers (1, 2) {
     $direct->terminate;
 
     # Ending a quiet client tells it why.
-    my $victim = login($p, 0, 'victim');
+    my $victim = login($p, 'plain', 'victim');
     is one($victim, 'SELECT 1'), 1, "workers = $workers: one more client runs a query";
     quiet_is($p, $n + 1, '... and is quiet');
     my ($vid) = map { $_->{id} } grep { ($_->{application_name} // '') eq 'victim' } $p->admin_rows('SHOW CLIENTS');
@@ -145,21 +161,24 @@ for my $workers (1, 2) {
     # client_idle_timeout: a quiet client is ended with 57P05 and told so.
     {
         my $q = proxy($workers, client_idle_timeout => '1s');
-        my $w = login($q, 0);
+        my $w = login($q, 'plain');
         is one($w, 'SELECT 1'), 1, "workers = $workers: client_idle_timeout = 1s: a client runs a query";
         is told_then_ended($w), '57P05', '... and, quiet past the timeout, reads 57P05, then the end';
-        my $t = login($q, 1);
+        my $t = login($q, 'tls');
         is one($t, 'SELECT 1'), 1, '... a TLS client too';
         is told_then_ended($t), '57P05', '... reads 57P05, then the end';
+        my $ws = login($q, 'ws');
+        is one($ws, 'SELECT 1'), 1, '... a WebSocket client too';
+        is told_then_ended($ws), '57P05', '... reads 57P05 (its frame state made again), then the end';
         $q->stop;
     }
 
     # SIGINT: every quiet client is told 57P01 before its stream ends.
-    my @last = @c[0 .. 4];
+    my @last = @c[0 .. 4, -2, -1];
     quiet_is($p, $n, "workers = $workers: all quiet before SIGINT");
     $p->stop(signal => 'INT');
-    is_deeply [map { told_then_ended($_) } @last], [('57P01') x 5],
-      "workers = $workers: SIGINT: quiet clients read 57P01, then the end";
+    is_deeply [map { told_then_ended($_) } @last], [('57P01') x 7],
+      "workers = $workers: SIGINT: quiet clients (two over a WebSocket) read 57P01, then the end";
 }
 
 done_testing;

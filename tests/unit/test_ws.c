@@ -149,6 +149,53 @@ static void test_split_and_fragmented(void **state)
     pair_close(&p);
 }
 
+/*
+ * ws_rest lets wslay's frame state go only while nothing is under way: not
+ * with half a frame read, nor with a frame's payload still to come, nor
+ * with a pong waiting; after it, frames are read and written as before.
+ */
+static void test_rest(void **state)
+{
+    (void)state;
+    struct pair p;
+    pair_open(&p, 1024, 0);
+    uint8_t got[64], f[200], raw[64];
+    ssize_t end;
+    size_t flen;
+    assert_true(ws_rest(p.ws)); /* nothing read yet */
+    send_frame(&p, 1, 2, "SELECT", 6);
+    assert_int_equal(read_stream(&p, got, sizeof(got), &end), 6);
+    assert_memory_equal(got, "SELECT", 6);
+    assert_true(ws_rest(p.ws));
+    assert_true(ws_rest(p.ws)); /* again: nothing to let go */
+    /* Half a header, then the rest after a rest that must not happen. */
+    size_t len = client_frame(raw, 1, 2, "abcdef", 6, 1);
+    assert_int_equal(write(p.client, raw, 1), 1);
+    assert_int_equal(read_stream(&p, got, sizeof(got), &end), 0);
+    assert_int_equal(end, STREAM_AGAIN);
+    assert_false(ws_rest(p.ws));
+    /* Part of the payload: still under way. */
+    assert_int_equal(write(p.client, raw + 1, len - 4), (ssize_t)(len - 4));
+    assert_int_equal(read_stream(&p, got, sizeof(got), &end), 3);
+    assert_false(ws_rest(p.ws));
+    assert_int_equal(write(p.client, raw + len - 3, 3), 3);
+    assert_int_equal(read_stream(&p, got + 3, sizeof(got) - 3, &end), 3);
+    assert_memory_equal(got, "abcdef", 6);
+    assert_true(ws_rest(p.ws));
+    /* A ping read while the socket takes no more would leave its pong waiting: not here. */
+    send_frame(&p, 1, 9, "hi", 2);
+    assert_int_equal(read_stream(&p, got, sizeof(got), &end), 0);
+    assert_true(ws_rest(p.ws)); /* the pong went at once */
+    assert_int_equal(read_frame(&p, f, sizeof(f), &flen), 10);
+    assert_memory_equal(f, "hi", 2);
+    /* Written after a rest: a frame as any. */
+    assert_int_equal(ws_write(p.ws, "xyz", 3), 3);
+    assert_int_equal(read_frame(&p, f, sizeof(f), &flen), 2);
+    assert_int_equal(flen, 3);
+    assert_memory_equal(f, "xyz", 3);
+    pair_close(&p);
+}
+
 /* Each frame a client may not send: the stream fails and the close frame has the code. */
 static void expect_refused(int fin, int opcode, const void *data, size_t n, int mask, uint16_t code)
 {
@@ -259,6 +306,7 @@ int main(void)
         cmocka_unit_test(test_split_and_fragmented),
         cmocka_unit_test(test_refused_frames),
         cmocka_unit_test(test_partial_writes),
+        cmocka_unit_test(test_rest),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests(tests, NULL, NULL);
