@@ -40,6 +40,18 @@ struct ws_control {
     uint8_t payload[WS_CONTROL_MAX];
 };
 
+/*
+ * What control frames and a failure need (some 700 bytes): made as a
+ * control frame comes or is owed, or the stream fails; let go with the
+ * frame state once nothing is owed (ws_rest), so an idle client holds none.
+ */
+struct ws_control_part {
+    uint8_t in[WS_CONTROL_MAX]; /* the payload of the control frame being read */
+    size_t in_len;
+    struct ws_control slot[WS_SLOTS];
+    char error[160];
+};
+
 struct ws_conn {
     struct sock lower; /* the socket, and its TLS for wss */
     wslay_frame_context_ptr frames;
@@ -56,9 +68,7 @@ struct ws_conn {
     size_t held_len;        /* (it stays valid until wslay is called again) */
     bool maybe_buffered;    /* a read stopped before wslay said it needed the socket */
     uint64_t fed, consumed; /* bytes handed to wslay, and those its frames took so far */
-    uint8_t ctrl_in[WS_CONTROL_MAX];
-    size_t ctrl_in_len;
-    bool got_close; /* the client's close frame came: the stream has ended */
+    bool got_close;         /* the client's close frame came: the stream has ended */
     bool pong_seen;
 
     /* writing */
@@ -68,12 +78,39 @@ struct ws_conn {
     uint64_t out_len, out_left; /* its payload, and what of it is still to go */
     uint8_t stash[16];          /* header bytes wslay counts as sent, still to go out */
     size_t stash_len;
-    struct ws_control ctrl[WS_SLOTS];
     bool close_sent;
 
     bool failed;
-    char error[160];
+    struct ws_control_part *ctl; /* NULL: none owed, nothing read, no failure */
 };
+
+/* The control part, made when missing; NULL when out of memory (the stream failed then). */
+static struct ws_control_part *ws_ctl(struct ws_conn *ws)
+{
+    if (ws->ctl == NULL && (ws->ctl = calloc(1, sizeof(*ws->ctl))) == NULL)
+        ws->failed = true;
+    return ws->ctl;
+}
+
+static void ws_set_error(struct ws_conn *ws, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Why the stream failed, for ws_error (out of memory, said so without a control part). */
+static void ws_set_error(struct ws_conn *ws, const char *fmt, ...)
+{
+    ws->failed = true;
+    if (ws_ctl(ws) == NULL)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ws->ctl->error, sizeof(ws->ctl->error), fmt, ap);
+    va_end(ap);
+}
+
+static bool ws_slot_queued(const struct ws_conn *ws, enum ws_slot slot)
+{
+    return ws->ctl != NULL && ws->ctl->slot[slot].queued;
+}
 
 /* ---- wslay's callbacks: the socket below ---- */
 
@@ -212,8 +249,7 @@ static ssize_t ws_out_send(struct ws_conn *ws, const uint8_t *data, size_t len)
                                  .data_length = len};
     ws->lower_status = 0;
     if (ws_frames(ws) != 0) {
-        ws->failed = true;
-        snprintf(ws->error, sizeof(ws->error), "out of memory");
+        ws_set_error(ws, "out of memory");
         return STREAM_ERROR;
     }
     ssize_t r = wslay_frame_send(ws->frames, &f);
@@ -224,8 +260,7 @@ static ssize_t ws_out_send(struct ws_conn *ws, const uint8_t *data, size_t len)
         return STREAM_ERROR;
     }
     if (r < 0) {
-        ws->failed = true;
-        snprintf(ws->error, sizeof(ws->error), "could not build a WebSocket frame");
+        ws_set_error(ws, "could not build a WebSocket frame");
         return STREAM_ERROR;
     }
     ws->out_left -= (uint64_t)r;
@@ -243,7 +278,7 @@ static int ws_next_slot(const struct ws_conn *ws)
     if (ws->close_sent)
         return -1;
     for (int i = 0; i < WS_SLOTS; i++)
-        if (ws->ctrl[i].queued)
+        if (ws_slot_queued(ws, (enum ws_slot)i))
             return i;
     return -1;
 }
@@ -257,9 +292,9 @@ int ws_flush(struct ws_conn *ws)
             int slot = ws_next_slot(ws);
             if (slot < 0)
                 return 0;
-            ws_out_begin(ws, ws->ctrl[slot].opcode, slot, ws->ctrl[slot].len);
+            ws_out_begin(ws, ws->ctl->slot[slot].opcode, slot, ws->ctl->slot[slot].len);
         }
-        struct ws_control *c = &ws->ctrl[ws->out_slot];
+        struct ws_control *c = &ws->ctl->slot[ws->out_slot];
         ssize_t r = ws_out_send(ws, c->payload + (c->len - ws->out_left), (size_t)ws->out_left);
         if (r < 0)
             return (int)r;
@@ -279,7 +314,7 @@ ssize_t ws_write(struct ws_conn *ws, const void *p, size_t n)
 {
     const uint8_t *data = p;
     size_t taken = 0;
-    if (ws->failed || ws->close_sent || ws->ctrl[WS_SLOT_CLOSE].queued)
+    if (ws->failed || ws->close_sent || ws_slot_queued(ws, WS_SLOT_CLOSE))
         return STREAM_ERROR;
     while (taken < n) {
         if (!ws->out_busy || ws->out_slot >= 0) {
@@ -309,9 +344,11 @@ ssize_t ws_write(struct ws_conn *ws, const void *p, size_t n)
 static void ws_queue(struct ws_conn *ws, enum ws_slot slot, uint8_t opcode, const uint8_t *p,
                      size_t len)
 {
-    struct ws_control *c = &ws->ctrl[slot];
     if (ws->out_busy && ws->out_slot == (int)slot)
         return; /* being sent: a pong for an older ping does as well (RFC 6455 5.5.3) */
+    if (ws_ctl(ws) == NULL)
+        return; /* out of memory: the stream failed */
+    struct ws_control *c = &ws->ctl->slot[slot];
     c->queued = true;
     c->opcode = opcode;
     c->len = (uint8_t)(len < WS_CONTROL_MAX ? len : WS_CONTROL_MAX);
@@ -322,7 +359,7 @@ void ws_close(struct ws_conn *ws, uint16_t code, const char *reason)
 {
     uint8_t body[WS_CONTROL_MAX];
     size_t rlen = reason ? strlen(reason) : 0;
-    if (ws->close_sent || ws->ctrl[WS_SLOT_CLOSE].queued)
+    if (ws->close_sent || ws_slot_queued(ws, WS_SLOT_CLOSE))
         return;
     if (rlen > sizeof(body) - 2)
         rlen = sizeof(body) - 2;
@@ -345,11 +382,13 @@ int ws_ping(struct ws_conn *ws)
 /* A protocol violation: the close frame saying why goes out, the stream fails. */
 static ssize_t ws_fail(struct ws_conn *ws, uint16_t code, const char *fmt, ...)
 {
+    if (ws_ctl(ws) == NULL)
+        return STREAM_ERROR; /* out of memory: no close frame can be owed */
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ws->error, sizeof(ws->error), fmt, ap);
+    vsnprintf(ws->ctl->error, sizeof(ws->ctl->error), fmt, ap);
     va_end(ap);
-    ws_close(ws, code, ws->error);
+    ws_close(ws, code, ws->ctl->error);
     ws->failed = true;
     return STREAM_ERROR;
 }
@@ -384,7 +423,9 @@ static ssize_t ws_frame_start(struct ws_conn *ws, const struct wslay_frame_iocb 
     case WSLAY_PING:
     case WSLAY_PONG:
     case WSLAY_CONNECTION_CLOSE:
-        ws->ctrl_in_len = 0;
+        if (ws_ctl(ws) == NULL)
+            return STREAM_ERROR; /* out of memory: the stream failed */
+        ws->ctl->in_len = 0;
         break;
     default:
         return ws_fail(ws, WS_CLOSE_PROTOCOL, "WebSocket frame with unknown opcode %u",
@@ -418,14 +459,14 @@ static bool ws_close_code_valid(uint16_t code)
 static ssize_t ws_close_received(struct ws_conn *ws)
 {
     uint16_t code = WS_CLOSE_NORMAL;
-    if (ws->ctrl_in_len == 1)
+    const struct ws_control_part *ctl = ws->ctl; /* made as the frame began */
+    if (ctl->in_len == 1)
         return ws_fail(ws, WS_CLOSE_PROTOCOL, "WebSocket close frame of one byte");
-    if (ws->ctrl_in_len >= 2)
-        code = (uint16_t)(ws->ctrl_in[0] << 8 | ws->ctrl_in[1]);
+    if (ctl->in_len >= 2)
+        code = (uint16_t)(ctl->in[0] << 8 | ctl->in[1]);
     if (!ws_close_code_valid(code))
         return ws_fail(ws, WS_CLOSE_PROTOCOL, "WebSocket close frame with code %u", (unsigned)code);
-    if (ws->ctrl_in_len > 2 &&
-        utf8_invalid_at(ws->ctrl_in + 2, ws->ctrl_in_len - 2) != ws->ctrl_in_len - 2)
+    if (ctl->in_len > 2 && utf8_invalid_at(ctl->in + 2, ctl->in_len - 2) != ctl->in_len - 2)
         return ws_fail(ws, WS_CLOSE_BAD_DATA, "WebSocket close reason that is not UTF-8");
     ws->got_close = true;
     ws_close(ws, code, NULL);
@@ -437,7 +478,7 @@ static ssize_t ws_control_done(struct ws_conn *ws)
 {
     switch (ws->in_opcode) {
     case WSLAY_PING:
-        ws_queue(ws, WS_SLOT_PONG, WSLAY_PONG, ws->ctrl_in, ws->ctrl_in_len);
+        ws_queue(ws, WS_SLOT_PONG, WSLAY_PONG, ws->ctl->in, ws->ctl->in_len);
         return ws_flush(ws) == STREAM_ERROR ? STREAM_ERROR : 0;
     case WSLAY_PONG:
         ws->pong_seen = true;
@@ -469,8 +510,8 @@ static ssize_t ws_take(struct ws_conn *ws, const struct wslay_frame_iocb *f)
         ws->held = f->data;
         ws->held_len = f->data_length;
     } else {
-        memcpy(ws->ctrl_in + ws->ctrl_in_len, f->data, f->data_length);
-        ws->ctrl_in_len += f->data_length;
+        memcpy(ws->ctl->in + ws->ctl->in_len, f->data, f->data_length);
+        ws->ctl->in_len += f->data_length;
     }
     if (ws->in_left > 0)
         return 0;
@@ -512,8 +553,7 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
             return (ssize_t)got;
         }
         if (ws_frames(ws) != 0) {
-            ws->failed = true;
-            snprintf(ws->error, sizeof(ws->error), "out of memory");
+            ws_set_error(ws, "out of memory");
             return got > 0 ? (ssize_t)got : STREAM_ERROR;
         }
         struct wslay_frame_iocb f;
@@ -537,14 +577,17 @@ ssize_t ws_read(struct ws_conn *ws, void *p, size_t max, int *more)
 
 bool ws_rest(struct ws_conn *ws)
 {
-    if (ws->frames == NULL)
-        return true;
     /* wslay holds nothing: no byte fed that a frame has not taken, no frame half read or sent. */
     if (ws->in_frame || ws->held_len > 0 || ws->maybe_buffered || ws->fed != ws->consumed ||
         ws->out_busy || ws->stash_len > 0 || ws_has_output(ws))
         return false;
-    wslay_frame_context_free(ws->frames);
+    if (ws->frames != NULL)
+        wslay_frame_context_free(ws->frames);
     ws->frames = NULL;
+    if (!ws->failed) { /* a failure's text stays for ws_error */
+        free(ws->ctl);
+        ws->ctl = NULL;
+    }
     return true;
 }
 
@@ -566,7 +609,9 @@ uint8_t ws_write_want(const struct ws_conn *ws)
 
 const char *ws_error(const struct ws_conn *ws)
 {
-    return ws->error;
+    if (ws->ctl != NULL)
+        return ws->ctl->error;
+    return ws->failed ? "out of memory" : "";
 }
 
 bool ws_pong_seen(struct ws_conn *ws)
@@ -582,6 +627,7 @@ int ws_free(struct ws_conn *ws)
         ws_close(ws, WS_CLOSE_NORMAL, NULL);
     if (ws->frames != NULL)
         wslay_frame_context_free(ws->frames);
+    free(ws->ctl);
     int fd = sock_take_fd(&ws->lower);
     free(ws);
     return fd;

@@ -103,9 +103,10 @@ const char *ws_error(const struct ws_conn *ws);
 BIO *ws_bio_new(struct ws_conn *ws);
 
 /*
- * Lets wslay's frame state go (some 4 KiB) while nothing is under way in
- * either direction, as an idle client's buffers go: true when it is gone
- * (or was).  The next read or write makes it again.
+ * Lets wslay's frame state (some 4 KiB) and the control frames' part (700
+ * bytes) go while nothing is under way in either direction and no control
+ * frame is owed, as an idle client's buffers go: true when they are gone
+ * (or were).  The next read or write makes them again.
  */
 bool ws_rest(struct ws_conn *ws);
 
