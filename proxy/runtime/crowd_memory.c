@@ -129,7 +129,8 @@ void crowd_memory_clients(struct crowd_memory *cm, size_t clients)
         cm->most = clients;
         return;
     }
-    if (cm->most - clients < CROWD_TRIM_CLIENTS || evtimer_pending(cm->trim, NULL))
+    if (cm->trim == NULL || cm->most - clients < CROWD_TRIM_CLIENTS ||
+        evtimer_pending(cm->trim, NULL))
         return;
     struct timeval tv = {0, CROWD_TRIM_DELAY_MS * 1000};
     evtimer_add(cm->trim, &tv);

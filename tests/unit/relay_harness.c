@@ -341,6 +341,7 @@ int rig_init(struct relay_rig *r)
         return -1;
     r->w.cfg = r->cfg;
     r->shared.flow = &login_flow;
+    slab_init(&r->w.sessions);
     list_init(&r->w.login_sessions);
     list_init(&r->w.waiting_sessions);
     list_init(&r->w.server_waiters);
@@ -388,6 +389,7 @@ void rig_free(struct relay_rig *r)
         session_close(list_entry(pos, struct session, node), "test over");
     close_queue_free(&r->w.closing);
     linger_free(&r->w.lingering);
+    slab_destroy(&r->w.sessions);
     uring_free(r->ring);
     r->ring = NULL;
     r->w.uring = NULL;
@@ -427,7 +429,7 @@ static int rig_attach(struct endpoint *ep, int fd, SSL *ssl)
 
 struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SSL *sssl)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = slab_alloc(&r->w.sessions, sizeof(*s)); /* session_free gives it back */
     if (s == NULL) {
         SSL_free(cssl);
         SSL_free(sssl);
