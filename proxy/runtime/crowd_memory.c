@@ -52,8 +52,7 @@ static void crowd_fd_unused(evutil_socket_t fd, short what, void *arg)
     (void)arg;
 }
 
-/* libevent's entry for descriptor fd, open and ours for now: made by adding an event and taking it
- * off. */
+/* libevent's entry for descriptor fd, open and ours for now: an event added and taken off. */
 static void crowd_fd_entry(struct event_base *base, struct event *ev, int fd)
 {
     if (event_assign(ev, base, fd, EV_READ, crowd_fd_unused, NULL) == 0 && event_add(ev, NULL) == 0)
