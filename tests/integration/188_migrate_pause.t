@@ -220,7 +220,9 @@ is_deeply states($us), ['1:applied'], 'us-east: nor there';
 ok !has_table($eu, 'held'), '... and it did not run';
 ($took, $rc, $out, $err) = timed(sub { psql(in_region('eu-west'), 'SELECT count(*) FROM pgbench_branches') });
 is "$rc $out", '0 1', 'a new client of movr in eu-west is answered: the gate is open' or diag $err;
-cmp_ok $took, '<', 1, '... at once';
+# A closed gate would hold it until the step ends; a psql login alone
+# takes most of a second on CI's machine.
+cmp_ok $took, '<', 1.9, sprintf('... at once: before migration_hold_timeout (%.2f s)', $took);
 my $q = $holder->query('COMMIT');
 is $q->{tag}, 'COMMIT', 'the client in a transaction commits' or diag explain $q;
 
@@ -259,7 +261,7 @@ for my $cmd ('MIGRATE UP', 'MIGRATE NEXT', 'MIGRATE RETRY 3', 'MIGRATE DOWN TO 1
     like $err, qr/a migration is already running on this pgnear/, '... saying so';
     like $err, qr/DETAIL:\s+MIGRATE UP by admin admin, started \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\./,
         '... and which one: command, admin, when';
-    cmp_ok $took, '<', 1, '... at once';
+    cmp_ok $took, '<', 5, sprintf('... at once, not after the step\'s 30 s (%.2f s)', $took);
 }
 ($took, $rc, $out, $err) = timed(sub { admin_full('MIGRATE ABORT') });
 is $rc, 0, 'MIGRATE ABORT from a second admin session' or diag $err;

@@ -410,16 +410,16 @@ for my $mps (200, 0) {
     }
 
     my ($c, $rc) = login($p);
-    $c->send_query('SELECT pg_sleep(10)');
+    $c->send_query('SELECT pg_sleep(20)');
     my $pid;
     ok wait_until(sub {
-        $pid = $us->psql_admin(q{SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(10)' AND state = 'active'});
-        $pid ne '' }, timeout => 5), 'cancel: the pooled transaction runs pg_sleep(10)';
+        $pid = $us->psql_admin(q{SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(20)' AND state = 'active'});
+        $pid ne '' }, timeout => 5), 'cancel: the pooled transaction runs pg_sleep(20)';
     my $t1 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $rc->{pid}, key => $rc->{key});
     my $res = $c->read_result;
     is sqlstate($res->{error}), '57014', 'cancel: the client\'s key cancels the query on the backend running it';
-    cmp_ok time - $t1, '<', 3, 'cancel: promptly';
+    cmp_ok time - $t1, '<', 5, sprintf('cancel: promptly (%.2f s)', time - $t1);
     is one($c, 'SELECT 1'), '1', 'cancel: the client goes on';
     $_->terminate for $x, $y, $c;
 
