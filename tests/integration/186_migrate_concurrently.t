@@ -137,7 +137,7 @@ is history_row($us), '', 'us-east: nothing ran there (regions one after the othe
 
 my ($took, $rc, $out, $err) = timed(sub { psql($admin_ci, 'SHOW MIGRATIONS', verbose => 1) });
 is $rc, 0, 'a second admin session: SHOW MIGRATIONS answers' or diag $err;
-cmp_ok $took, '<', 2, '... at once';
+cmp_ok $took, '<', 5, sprintf('... at once, not when the build ends (%.2f s)', $took);
 is_deeply [map { join '|', (split /\|/)[0 .. 3] } split /\n/, $out],
     ['1|idx|eu-west|running', '1|idx|us-east|pending'],
     '... the step running in eu-west, pending in us-east';
@@ -145,7 +145,7 @@ is_deeply [map { join '|', (split /\|/)[0 .. 3] } split /\n/, $out],
 for my $region ('eu-west', 'us-east') {
     ($took, $rc, $out, $err) = timed(sub { psql(in_region($region), 'SELECT count(*) FROM t') });
     is "$rc $out", '0 5000', "a new client in $region: its query is answered" or diag $err;
-    cmp_ok $took, '<', 2, '... at once';
+    cmp_ok $took, '<', 5, sprintf('... at once, not when the build ends (%.2f s)', $took);
 }
 my $busy = wire_in('eu-west');
 my ($slowest, @wrong) = (0);

@@ -248,6 +248,13 @@ my $next_id = 1;
 for my $mode (qw(transaction session)) {
     # Each mode counts its own rows (the checks count by rider).
     $us->psql_admin('TRUNCATE rides', dbname => 'movr');
+    # The standby takes TRUNCATE's lock as it replays the lock's record and
+    # lets it go at the commit's, half a second later: replay paused between
+    # (below) leaves every query of rides there waiting, the INSERT that
+    # tries near first too.  A primary just restarted (the mode before) has
+    # the standby reconnect and replay late.
+    my $truncated = $us->psql_admin('SELECT pg_current_wal_lsn()');
+    ok $eu->wait_replay($truncated), "$mode: the standby has replayed the TRUNCATE";
     my $first_id = $next_id;
     my $mport = free_port();
     my $p = proxy(pool_mode => $mode, metrics_addr => "127.0.0.1:$mport");
@@ -474,23 +481,23 @@ for my $mode (qw(transaction session)) {
     # ---- a cancel request during a long read held on the standby reaches the standby's backend
     # (a new session reads near at once: it has written nothing)
     my $c = login($p);
-    $c->send_query('SELECT count(*) FROM pg_sleep(5), rides');
-    ok backend_running($eu, 'SELECT count(*) FROM pg_sleep(5), rides'), "$mode: a long read runs on the standby";
+    $c->send_query('SELECT count(*) FROM pg_sleep(20), rides');
+    ok backend_running($eu, 'SELECT count(*) FROM pg_sleep(20), rides'), "$mode: a long read runs on the standby";
     my $t0 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
     $q = $c->read_result;
     is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it: 57014";
-    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    cmp_ok time - $t0, '<', 5, sprintf("$mode: ... at once, well inside its 20 s (%.2f s)", time - $t0);
     # ... and during a forwarded write, the primary's backend
     $id = $next_id++;
-    $c->send_query("INSERT INTO rides (id, rider) SELECT $id, 'cancel' FROM pg_sleep(5)");
+    $c->send_query("INSERT INTO rides (id, rider) SELECT $id, 'cancel' FROM pg_sleep(20)");
     ok backend_running($us, "INSERT INTO rides (id, rider) SELECT $id, 'cancel'%"),
       "$mode: a write that sleeps is forwarded to the primary";
     $t0 = time;
     PgNearTest::Wire->cancel(host => '127.0.0.1', port => $p->port, pid => $c->{pid}, key => $c->{key});
     $q = $c->read_result;
     is sqlstate($q->{error}), '57014', "$mode: a cancel request stops it too: 57014";
-    cmp_ok time - $t0, '<', 2, "$mode: ... at once";
+    cmp_ok time - $t0, '<', 5, sprintf("$mode: ... at once, well inside its 20 s (%.2f s)", time - $t0);
     is primary_count("id = $id"), 0, "$mode: ... and it wrote nothing";
     $c->terminate;
     # ... and while the forwarded write waits for the primary's connection (max_db_connections = 1,
@@ -524,7 +531,7 @@ for my $mode (qw(transaction session)) {
             }
         };
         is join(',', @t), '1,2,E57014,Z', "$mode, a full pool: a cancel request answers it 57014 after its ParseComplete, BindComplete";
-        cmp_ok time - $t0, '<', 2, "$mode, a full pool: ... at once";
+        cmp_ok time - $t0, '<', 5, sprintf("$mode, a full pool: ... at once, not when the block ends (%.2f s)", time - $t0);
         # A read-write session's request waiting in the queue likewise (transaction pooling: it has
         # no connection of its own between transactions).
         if ($mode eq 'transaction') {
