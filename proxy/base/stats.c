@@ -111,6 +111,9 @@ static const struct stat_field fields[] = {
       "Throttle records dropped to make room for others."),
     F(server_reuses, "server_connection_reuses",
       "Logins served by a kept server connection instead of a new one (pool_mode = session)."),
+    F(logins_without_server, "logins_without_server",
+      "Logins answered without a server connection, as one of their pool's connections logged "
+      "in (pool_mode = transaction)."),
     F(servers_kept, "server_connections_kept",
       "Server connections kept for the next client as their client left."),
     F(servers_not_kept, "server_connections_not_kept",

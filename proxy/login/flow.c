@@ -96,7 +96,10 @@ static void flow_active_enter(struct session *s)
     session_login_end(s);
     txn_session_start(s);
     s->busy++; /* relay_start may end the session (a bad first message): read it after */
-    relay_start(s);
+    if (s->server_conn != NULL)
+        relay_start(s);
+    else
+        relay_start_detached(s); /* answered without a server (login_greet.h) */
     if (!s->closed && s->phase == PHASE_ACTIVE)
         timeouts_start(s);
     session_callback_done(s);
@@ -249,17 +252,19 @@ const struct session_flow login_flow =
                 /*
                  * A server that does not answer in time counts as unreachable.  The dial
                  * labels its stages (SERVER_SSL, SERVER_TLS); a kept connection is handed
-                 * over (SERVER_LOGIN); a failed host is left for the next (CONNECT again);
+                 * over (SERVER_LOGIN), or the login answered without one (ACTIVE,
+                 * login_greet.h); a failed host is left for the next (CONNECT again);
                  * a session may wait for a host that fits (WAIT_ROLE) or for the pool
                  * (WAIT_SERVER).
                  */
                 [PHASE_CONNECT] = {.enter = server_connect_enter,
                                    .on_timeout = flow_server_timeout,
                                    .done = flow_to_server_login,
-                                   .exits =
-                                       PHASE_BIT(PHASE_SERVER_SSL) | PHASE_BIT(PHASE_SERVER_TLS) |
-                                       PHASE_BIT(PHASE_SERVER_LOGIN) | PHASE_BIT(PHASE_CONNECT) |
-                                       PHASE_BIT(PHASE_WAIT_ROLE) | PHASE_BIT(PHASE_WAIT_SERVER)},
+                                   .exits = PHASE_BIT(PHASE_SERVER_SSL) |
+                                            PHASE_BIT(PHASE_SERVER_TLS) |
+                                            PHASE_BIT(PHASE_SERVER_LOGIN) |
+                                            PHASE_BIT(PHASE_CONNECT) | PHASE_BIT(PHASE_WAIT_ROLE) |
+                                            PHASE_BIT(PHASE_WAIT_SERVER) | PHASE_BIT(PHASE_ACTIVE)},
                 /* No host fits the session's need yet: CONNECT again once one does. */
                 [PHASE_WAIT_ROLE] = {.enter = server_role_wait_enter,
                                      .on_timeout = server_role_wait_tick,

@@ -17,6 +17,7 @@
 #include "protocol/tls.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
+#include "proxy/login/login_greet.h"
 #include "proxy/login/session_route.h"
 #include "proxy/pool/pool.h"
 #include "proxy/pool/pool_wait.h"
@@ -216,6 +217,8 @@ static bool server_take_kept(struct session *s, struct region_host *h)
 static void server_connect_host(struct session *s, struct region_host *h)
 {
     s->login->resumed = false;
+    if (login_greet(s, server_region(s), h))
+        return;
     if (server_take_kept(s, h) || !pool_reserve(s, h))
         return;
     struct server_conn *sc = server_conn_new(s, server_region(s), h);

@@ -66,6 +66,33 @@ static int handover_check(struct session *s, struct evbuffer *out)
     return pkt_add_query(out, s->cfg->server_check_query);
 }
 
+int server_greet_client(struct session *s, const struct param_set *reported,
+                        const struct param_set *changed)
+{
+    uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * 2 * PARAM_SET_MAX + 128];
+    struct pktbuf pb;
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
+    param_set_write_merged(reported, changed, &pb);
+    /* What the client is told of its encoding, for what pgnear says itself (notify_hub.h). */
+    const char *enc = param_set_get(changed, "client_encoding");
+    if (enc == NULL)
+        enc = param_set_get(reported, "client_encoding");
+    if (enc != NULL)
+        txn_notify_encoding(s, enc);
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+                             s->cancel.client_key_len);
+    if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
+        session_fail_msg(s, "53200", "out of memory");
+        return -1;
+    }
+    hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
+    pkt_init(&pb, buf, sizeof(buf));
+    pkt_put_ready_for_query(&pb, 'I');
+    evbuffer_add(s->client.out, buf, pb.len);
+    return 0;
+}
+
 /*
  * What a server says at login, said by pgnear to the client for the kept
  * connection, with a cancel key of its own.  0, or -1 when the session
@@ -80,26 +107,7 @@ static int handover_greet(struct session *s)
         session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return -1;
     }
-    uint8_t buf[2 * PARAM_SET_MAX_BYTES + 5 * 2 * PARAM_SET_MAX + 128];
-    struct pktbuf pb;
-    pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_authentication(&pb, AUTH_OK, NULL, 0);
-    param_set_write_merged(&sc->reported, &s->login->handover.params, &pb);
-    /* What the client is told of its encoding, for what pgnear says itself (notify_hub.h). */
-    const char *enc = param_set_get(&s->login->handover.params, "client_encoding");
-    if (enc != NULL)
-        txn_notify_encoding(s, enc);
-    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
-                             s->cancel.client_key_len);
-    if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
-        session_fail_msg(s, "53200", "out of memory");
-        return -1;
-    }
-    hint_notice_queue(s); /* after AuthenticationOk, before the first ReadyForQuery */
-    pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_ready_for_query(&pb, 'I');
-    evbuffer_add(s->client.out, buf, pb.len);
-    return 0;
+    return server_greet_client(s, &sc->reported, &s->login->handover.params);
 }
 
 /*

@@ -20,8 +20,19 @@
 #ifndef PGNEAR_PROXY_SERVER_HANDOVER_H
 #define PGNEAR_PROXY_SERVER_HANDOVER_H
 
+struct param_set;
 struct session;
 
 void server_handover_enter(struct session *s);
+
+/*
+ * Writes to s's client what a server says as a login succeeds:
+ * AuthenticationOk, the ParameterStatus values of reported with those of
+ * changed in their place, BackendKeyData with s's key (registered by the
+ * caller), pgnear's notices, ReadyForQuery.  0, or -1 when s failed (out
+ * of memory).
+ */
+int server_greet_client(struct session *s, const struct param_set *reported,
+                        const struct param_set *changed);
 
 #endif

@@ -18,6 +18,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
+#include "routing/health.h"
 #include "routing/region.h"
 
 /* How well a kept connection's login parameters suit a client. */
@@ -167,4 +168,45 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
     sc->region = r;
     sc->host = h;
     return sc;
+}
+
+/*
+ * Whether sc's login told what a login of s's would be told now: a live
+ * pooled connection to the same place, logged in with exactly s's startup
+ * parameters, its report whole and its key known, within
+ * server_lifetime, and of the role its host has now (in_hot_standby, which
+ * a promotion changes for every connection of the server).
+ */
+static bool pool_greets(struct server_conn *sc, const struct session *s, const struct region *r,
+                        const struct region_host *h, int64_t oldest_us)
+{
+    if (sc->closed || !sc->poolable || sc->reconnect || sc->fatal_sent || sc->fatal_read ||
+        sc->key_len == 0 || sc->reported.count == 0 || sc->reported.overflowed ||
+        sc->connect_time < oldest_us || !pool_same_place(sc, r, h) ||
+        pool_fit_of(sc, s) != FIT_EXACT)
+        return false;
+    const char *standby = param_set_get(&sc->reported, "in_hot_standby");
+    return standby == NULL || (strcmp(standby, "on") == 0) == host_is_standby(h);
+}
+
+static struct server_conn *pool_greeter_on(struct list *servers, const struct session *s,
+                                           const struct region *r, const struct region_host *h,
+                                           int64_t oldest_us)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, servers)
+    {
+        struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        if (pool_greets(sc, s, r, h, oldest_us))
+            return sc;
+    }
+    return NULL;
+}
+
+struct server_conn *pool_find_greeter(struct session *s, const struct region *r,
+                                      const struct region_host *h)
+{
+    int64_t oldest = worker_clock_us(s->w) - (int64_t)s->cfg->server_lifetime_ms * 1000;
+    struct server_conn *sc = pool_greeter_on(&s->w->idle_servers, s, r, h, oldest);
+    return sc != NULL ? sc : pool_greeter_on(&s->w->active_servers, s, r, h, oldest);
 }

@@ -30,6 +30,15 @@ struct server_conn *pool_take(struct session *s, struct region *r, struct region
 struct server_conn *pool_find(struct session *s, const struct region *r,
                               const struct region_host *h, bool exact);
 
+/*
+ * A connection of s's pool at host h of r, idle or serving another client,
+ * whose login reported what a login of s's would be told now (its
+ * ParameterStatus values): s can be answered from it without taking it
+ * (login_greet.h).  NULL when none.
+ */
+struct server_conn *pool_find_greeter(struct session *s, const struct region *r,
+                                      const struct region_host *h);
+
 /* How s's pool is pooled ([database]/[user] pool_mode, else pool_mode). */
 int pool_mode_of(const struct session *s);
 

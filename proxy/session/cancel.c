@@ -67,16 +67,16 @@ struct cancel_order {
  * whose process ID is console_pid).  The caller unregistered the old key
  * before changing what it stood for.
  */
-static int cancel_register_entry(struct session *s, const struct server_conn *sc,
-                                 uint32_t console_pid)
+static int cancel_register_entry(struct session *s, const struct server_conn *sc, bool console,
+                                 uint32_t pid)
 {
     struct cancel_entry *e = &s->cancel;
     e->server = sc;
-    e->console = sc == NULL;
+    e->console = console;
     e->client_id = s->id;
     e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
-    return cancel_keys_add(s->w->shared, s->w->cfg, e, sc != NULL ? sc->pid : console_pid);
+    return cancel_keys_add(s->w->shared, s->w->cfg, e, pid);
 }
 
 int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *server_key,
@@ -96,14 +96,20 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
      */
     if (s->login != NULL && session_login_internal(s->login))
         return 0;
-    return cancel_register_entry(s, sc, 0);
+    return cancel_register_entry(s, sc, false, sc->pid);
+}
+
+int cancel_register_detached(struct session *s, uint32_t pid)
+{
+    cancel_keys_remove(s->w->shared, &s->cancel);
+    return cancel_register_entry(s, NULL, false, pid);
 }
 
 int cancel_register_console(struct session *s)
 {
     cancel_keys_remove(s->w->shared, &s->cancel);
     /* Any number will do (the key is what proves the caller); a positive one, as a pid is. */
-    return cancel_register_entry(s, NULL, (uint32_t)(s->id % 0x3ffffffe) + 1);
+    return cancel_register_entry(s, NULL, true, (uint32_t)(s->id % 0x3ffffffe) + 1);
 }
 
 void cancel_retarget(struct session *s, const struct server_conn *sc)

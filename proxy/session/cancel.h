@@ -61,6 +61,14 @@ int cancel_register(struct session *s, uint32_t server_pid, const uint8_t *serve
 int cancel_register_console(struct session *s);
 
 /*
+ * A key for a session logged in without a server connection (transaction
+ * pooling, login_greet.h), given with process ID pid: it stands for no
+ * server until a transaction's connection is attached (cancel_retarget).
+ * 0, or -1 when out of memory.
+ */
+int cancel_register_detached(struct session *s, uint32_t pid);
+
+/*
  * The session moved to sc (move.h): its key, unchanged, now stands for
  * sc's process ID and key, so that a CancelRequest reaches the new backend.
  */

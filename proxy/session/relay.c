@@ -479,3 +479,26 @@ void relay_start(struct session *s)
     if (s->txn != NULL)
         s->txn->server_idle(s);
 }
+
+void relay_start_detached(struct session *s)
+{
+    session_set_timer(s, 0);
+    if (s->txn == NULL) { /* (login_greet.h chose only sessions that pool transactions) */
+        session_fail_msg(s, "53200", "out of memory");
+        return;
+    }
+    s->client.on_write = NULL;
+    s->client.fwd_remaining = 0;
+    slog_info(s, "session established: user=%s database=%s region=%s, no server connection yet",
+              s->user, s->database, s->region->name);
+    s->client.read_paused = false;
+    endpoint_use_ring(&s->client);
+    endpoint_set_reader(&s->client, s->txn->client_read);
+    if (endpoint_flush(s, &s->client) < 0)
+        return;
+    uint8_t reasons = gate_reasons_for(s, s->region);
+    if (reasons != 0 && !gate_hold_session(s, reasons))
+        return;
+    if (evbuffer_get_length(s->client.in) > 0)
+        s->txn->client_pump(s);
+}

@@ -18,6 +18,13 @@ struct session;
 void relay_start(struct session *s);
 
 /*
+ * ACTIVE for a session answered without a server connection (transaction
+ * pooling): it starts between transactions, its client read for the
+ * first, which takes a connection as any other would.
+ */
+void relay_start_detached(struct session *s);
+
+/*
  * The relay takes over s's server connection (a new one after a move):
  * its reader and writer, and what it sent already goes to the client.
  * -1 when the session ended.

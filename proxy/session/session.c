@@ -362,21 +362,35 @@ static void session_keep_origin(struct session *s, const struct session_login *l
  * Whether the session may be moved to another server later (move.h), and
  * under auth = scram the keys to log in for it there.
  */
-static void session_keep_secret(struct session *s, const struct session_login *l)
+/* Why pgnear may not log in for the client elsewhere (static text); NULL: it may. */
+static const char *session_unmovable_why(const struct session *s, const struct session_login *l)
 {
     bool movable = true;
-    const uint8_t *key = scram_server_client_key(&l->scram_srv);
+    if (s->cfg->auth != AUTH_SCRAM || scram_server_client_key(&l->scram_srv) == NULL)
+        return s->cfg->auth == AUTH_PASSTHROUGH
+                   ? "auth = passthrough: pgnear cannot log in for the client"
+                   : "auth is not scram: pgnear cannot log in for the client elsewhere";
+    if (l->hints.has_movable && config_parse_bool(l->hints.movable, &movable) && !movable)
+        return "the client connected with pgnear.movable=off";
+    if (!config_session_movable(s->cfg, s->user, s->database))
+        return "movable = off for its user or database";
+    return NULL;
+}
+
+bool session_may_log_in_elsewhere(const struct session *s)
+{
+    return s->login != NULL && !session_login_internal(s->login) && !s->login->for_console &&
+           session_unmovable_why(s, s->login) == NULL;
+}
+
+static void session_keep_secret(struct session *s, const struct session_login *l)
+{
     if (s->phase != PHASE_ACTIVE || session_login_internal(l) || l->for_console)
         return;
-    if (s->cfg->auth != AUTH_SCRAM || key == NULL)
-        s->unmovable = s->cfg->auth == AUTH_PASSTHROUGH
-                           ? "auth = passthrough: pgnear cannot log in for the client"
-                           : "auth is not scram: pgnear cannot log in for the client elsewhere";
-    else if (l->hints.has_movable && config_parse_bool(l->hints.movable, &movable) && !movable)
-        s->unmovable = "the client connected with pgnear.movable=off";
-    else if (!config_session_movable(s->cfg, s->user, s->database))
-        s->unmovable = "movable = off for its user or database";
-    else if ((s->secret = session_secret_take(s->w, key, &l->verifier)) == NULL)
+    s->unmovable = session_unmovable_why(s, l);
+    if (s->unmovable == NULL &&
+        (s->secret = session_secret_take(s->w, scram_server_client_key(&l->scram_srv),
+                                         &l->verifier)) == NULL)
         s->unmovable = "out of memory";
 }
 

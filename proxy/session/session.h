@@ -354,6 +354,14 @@ extern const struct endpoint_owner session_endpoint_owner;
  */
 bool session_may_share_server(const struct session *s);
 
+/*
+ * Whether, once s's login ends, pgnear may log in for its client on other
+ * server connections (s->secret: auth = scram, the client's key known,
+ * movable): what transaction pooling needs to pass its transactions
+ * around.  Said of a login under way.
+ */
+bool session_may_log_in_elsewhere(const struct session *s);
+
 /* The sessions' life on a worker: listeners, and the session lists at drain, stop and free. */
 extern const struct worker_part session_part;
 

@@ -100,8 +100,9 @@ static const struct near_pooling txn_near_pooling = {
 
 void txn_session_start(struct session *s)
 {
+    /* No connection: a login answered without one (login_greet.h), which pools transactions. */
     struct server_conn *sc = s->server_conn;
-    if (s->cfg == NULL || sc == NULL || !sc->poolable)
+    if (s->cfg == NULL || (sc != NULL && !sc->poolable))
         return;
     /* Under session pooling only nearest places transactions, on connections of its own. */
     int mode = config_session_pool_mode(s->cfg, s->user, s->database);
@@ -117,7 +118,8 @@ void txn_session_start(struct session *s)
         s->pinned = "out of memory";
     }
     s->txn = prep ? &txn_hooks_prep : &txn_hooks_plain;
-    txn_notify_encoding(s, txn_notify_login_encoding(s, sc));
+    if (sc != NULL) /* (else its greeting told it: server_greet_client) */
+        txn_notify_encoding(s, txn_notify_login_encoding(s, sc));
     if ((!prep || !near_session_start(s, own_slots, &txn_near_pooling)) &&
         s->need.role == NEED_NEAREST && s->pinned == NULL)
         s->pinned = "out of memory";
@@ -536,10 +538,15 @@ static void txn_param(struct session *s, const uint8_t *body, uint32_t len)
         txn_notify_encoding(s, value);
     /*
      * The server's role, not the session's state: a promotion reports it to
-     * every session of the server, none of which set it (PGC_INTERNAL).
+     * every session of the server, none of which set it (PGC_INTERNAL).  It
+     * is the connection's now, for the logins answered as it logged in
+     * (login_greet.h).
      */
-    if (strcmp(name, "in_hot_standby") == 0)
+    if (strcmp(name, "in_hot_standby") == 0) {
+        if (param_set_note(&sc->reported, body, blen) != PARAM_SET_OK)
+            sc->poolable = false; /* its report is no longer whole: not kept, greets nobody */
         return;
+    }
     if (near_carries(s))
         return; /* nearest's connections are its own: carried, not pinned */
     if (txn_settings_on(s)) {

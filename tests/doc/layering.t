@@ -65,8 +65,9 @@ my %phase_header = (
 # headers the phase files use for more than phases: the auth throttle's gate, the
 # pool's slots and kept connections, a kept connection's handover, the warm-up's
 # logins, and the fetcher that logs in for a session (a move's mover, transaction
-# pooling's next transaction: its login begins at CONNECT, as a warm-up's).
-my @phase_movers = ('proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
+# pooling's next transaction: its login begins at CONNECT, as a warm-up's), and
+# a transaction-pooled login answered without a server (CONNECT to ACTIVE).
+my @phase_movers = ('proxy/login/login_greet.c', 'proxy/login/login_throttle.c', 'proxy/login/server_handover.c',
     'proxy/pool/pool_wait.c', 'proxy/pool/pool_warm.c', 'proxy/session/fetch.c');
 my $phase_table  = 'proxy/login/flow.c';      # the rows, and the only file that writes one
 my $phase_engine = 'proxy/session/phase.c';   # the only file that sets s->phase

@@ -4,6 +4,9 @@
 # SHOW POOLS' cl_waiting while they wait; a transaction waiting in the
 # queue when a PAUSE comes runs after RESUME; a login and a transaction
 # that wait past query_wait_timeout get the same 53300, naming the pool.
+# The logins that queue have startup parameters no connection of the pool
+# logged in with: one with the same is answered without a server
+# (login_greet.h, 314_login_without_server.t).
 use strict;
 use warnings;
 use FindBin;
@@ -37,9 +40,9 @@ sub cl_waiting {
 }
 
 sub login {
-    my ($p) = @_;
+    my ($p, @params) = @_;
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret', params => {@params});
     die 'login through pgnear failed: ' . ($r->{error} ? "$r->{error}{C} $r->{error}{M}" : 'eof') . "\n"
       unless $r->{ok};
     return $w;
@@ -59,7 +62,7 @@ sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}
     my $done = "$auth_dir/l-done";
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my $l = eval { login($p) };
+        my $l = eval { login($p, application_name => 'L') };
         write_file($done, $l ? sprintf('%.3f', time) : "failed: $@");
         $l->terminate if $l;
         exit 0;
@@ -146,7 +149,8 @@ sub one { my ($w, $sql) = @_; my $q = $w->query($sql); die "$sql: $q->{error}{M}
     is one($h, 'BEGIN'), undef, 'H: BEGIN holds the only connection';
     my $w = PgNearTest::Wire->connect(host => '127.0.0.1', port => $p->port, timeout => 30);
     my $t0 = time;
-    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret');
+    my $r = $w->startup(user => 'app', database => 'movr', password => 'app-secret',
+                        params => { application_name => 'late' });
     my $login_wait = time - $t0;
     is sqlstate($r->{error}), '53300', 'a login past query_wait_timeout: 53300';
     cmp_ok $login_wait, '>=', 0.8, sprintf('after query_wait_timeout (%.2f s)', $login_wait);
