@@ -33,8 +33,12 @@ static inline void latency_session_attached(struct session *s)
 /* The login is over, its server connection ready: the login's duration and wait. */
 static inline void latency_session_login_end(struct session *s)
 {
-    if (s->server_conn != NULL)
-        latency_login_end(&s->lat, &s->w->latency, s->server_conn->region->runtime);
+    /* A login answered without a server (login_greet.h) waited for none: its route's region. */
+    const struct region *r = s->server_conn != NULL ? s->server_conn->region : s->region;
+    if (s->server_conn == NULL)
+        s->lat.wait_since_us = 0;
+    if (r != NULL)
+        latency_login_end(&s->lat, &s->w->latency, r->runtime);
 }
 
 #endif
