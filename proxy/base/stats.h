@@ -67,11 +67,10 @@ struct worker_stats {
     uint64_t logins_throttle_refused; /* refused: their pair's attempts were booked too far ahead */
     uint64_t auth_throttle_evictions; /* pairs' records dropped to make room for others */
     /* Server-connection pooling (pool.c, server_handover.c). */
-    uint64_t server_reuses; /* logins served by a kept connection */
-    uint64_t
-        logins_without_server; /* transaction-pooled logins answered without one (login_greet.h) */
-    uint64_t servers_kept;     /* connections kept as their client left */
-    uint64_t servers_not_kept; /* connections closed as their client left, though poolable */
+    uint64_t server_reuses;         /* logins served by a kept connection */
+    uint64_t logins_without_server; /* ... answered without one (login_greet.h) */
+    uint64_t servers_kept;          /* connections kept as their client left */
+    uint64_t servers_not_kept;      /* connections closed as their client left, though poolable */
     /* Of clients gone inside a transaction: rolled back and kept (pool_idle.c). */
     uint64_t servers_rolled_back;
     /* Transaction pooling (txn.c). */

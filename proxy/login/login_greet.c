@@ -46,6 +46,7 @@ bool login_greet(struct session *s, struct region *r, struct region_host *h)
               "pooling: no server connection until its first transaction)",
               (unsigned long long)from->id, h->name, h->port);
     stat_inc(&s->w->stats.logins_without_server);
+    pool_unreserve(s); /* a slot a wait for the pool reserved for it (pool_wait.h) */
     login_throttle_succeeded(s);
     pool_warm_note(s);
     phase_enter(s, PHASE_ACTIVE);
