@@ -102,7 +102,8 @@ static void client_row_fill(struct client_row *row, const struct session *s)
                          : POOL_NONE;
     copy_name(row->application_name, sizeof(row->application_name), s->application_name);
     row->state = client_state(s);
-    row->wait_since_us = s->turn.queued ? s->turn.since_us : 0;
+    const struct wait_turn *turn = session_turn(s);
+    row->wait_since_us = turn != NULL && turn->queued ? turn->since_us : 0;
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
     row->need = need_name(s->need.role);

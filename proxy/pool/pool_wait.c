@@ -237,12 +237,13 @@ static int64_t pool_notify_at(const struct session *s, int64_t since_us, int64_t
  */
 static void pool_queue_join(struct session *s, int64_t since_us, bool login)
 {
-    struct wait_turn *t = &s->turn;
+    struct wait_turn *t = session_turn(s);
     int timeout = s->cfg->query_wait_timeout_ms;
     int64_t left = timeout - (wall_clock_us() - since_us) / 1000;
     if (t->queued)
         return;
     t->queued = true;
+    t->session = s;
     t->since_us = since_us;
     t->until_ms = timeout > 0 || login ? monotonic_ms() + (left > 0 ? left : 1) : 0;
     t->notify_ms = pool_notify_at(s, since_us, t->until_ms);
@@ -252,10 +253,11 @@ static void pool_queue_join(struct session *s, int64_t since_us, bool login)
 
 static void pool_queue_leave(struct session *s)
 {
-    if (!s->turn.queued)
+    struct wait_turn *t = session_turn(s);
+    if (t == NULL || !t->queued)
         return;
-    s->turn.queued = false;
-    list_remove(&s->w->server_waiters, &s->turn.node);
+    t->queued = false;
+    list_remove(&s->w->server_waiters, &t->node);
 }
 
 static void pool_wait(struct session *s, struct region_host *h, enum pool_reserve rc)
@@ -422,7 +424,7 @@ static void pool_wait_error(const struct session *s, const struct region *r,
                             struct pg_error *err)
 {
     char msg[160], detail[320];
-    double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
+    double waited = (double)(wall_clock_us() - session_turn(s)->since_us) / 1e6;
     pool_wait_why(s, r, h, reason, "were", msg, detail);
     pg_error_set(err, "53300", "%s", msg);
     pg_error_detail(err, "%s for the %.1f s this client waited (query_wait_timeout).", detail,
@@ -469,7 +471,7 @@ static void pool_wait_notice(const struct session *s, struct pg_error *e)
     const struct region_host *h = txn ? s->txn_next->spot.host : s->login->pool_wait.host;
     enum pool_reserve reason = txn ? POOL_FULL : (enum pool_reserve)s->login->pool_wait.reason;
     char msg[160], detail[320];
-    double waited = (double)(wall_clock_us() - s->turn.since_us) / 1e6;
+    double waited = (double)(wall_clock_us() - session_turn(s)->since_us) / 1e6;
     uint8_t held = gate_reasons_for(s, r);
     if (held != 0) { /* what keeps it waiting now: the hold, whether or not the pool is full */
         snprintf(msg, sizeof(msg), "the region is %s",
@@ -505,9 +507,11 @@ static void pool_wait_tell(struct session *c, const struct pg_error *e)
 static void pool_wait_notify(struct session *s)
 {
     struct session *c = pool_waiter_client(s);
-    if (c == NULL || c->turn.told_since_us == s->turn.since_us)
+    struct wait_turn *told = c != NULL ? session_turn(c) : NULL;
+    int64_t since = session_turn(s)->since_us;
+    if (told == NULL || told->told_since_us == since)
         return;
-    c->turn.told_since_us = s->turn.since_us;
+    told->told_since_us = since;
     struct pg_error e;
     pool_wait_notice(s, &e);
     pool_wait_tell(c, &e);
@@ -575,10 +579,10 @@ static struct session *pool_queue_due(struct worker *w, int64_t now, int64_t *ne
     *next = 0;
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
-        struct session *s = list_entry(pos, struct session, turn.node);
-        int64_t at = pool_earlier(s->turn.until_ms, s->turn.notify_ms);
+        struct wait_turn *t = list_entry(pos, struct wait_turn, node);
+        int64_t at = pool_earlier(t->until_ms, t->notify_ms);
         if (at != 0 && at <= now)
-            return s;
+            return t->session;
         *next = pool_earlier(*next, at);
     }
     return NULL;
@@ -598,8 +602,9 @@ static void pool_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     int64_t next, now;
     w->server_wait_timer_ms = 0;
     while ((s = pool_queue_due(w, now = monotonic_ms(), &next)) != NULL) {
-        if (s->turn.notify_ms != 0 && s->turn.notify_ms <= now) {
-            s->turn.notify_ms = 0; /* first: telling the client may end s */
+        struct wait_turn *t = session_turn(s);
+        if (t->notify_ms != 0 && t->notify_ms <= now) {
+            t->notify_ms = 0; /* first: telling the client may end s */
             pool_wait_notify(s);
         } else {
             pool_wait_expired(s);
@@ -690,7 +695,7 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
-        struct session *s = list_entry(pos, struct session, turn.node);
+        struct session *s = list_entry(pos, struct wait_turn, node)->session;
         if (txn_next_queued(s)) {
             /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
             if (w->idle_servers.count > 0 || recheck)

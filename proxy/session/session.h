@@ -47,7 +47,7 @@ struct pgasync;
 /*
  * A login waiting for a server connection because a pool limit is reached
  * (PHASE_WAIT_SERVER, pool.h): written by pool_wait.c alone; its place in
- * the worker's queue is s->turn (wait_turn.h).
+ * the worker's queue is the login's turn (wait_turn.h).
  */
 struct login_pool_wait {
     bool waiting;             /* counted as waiting */
@@ -140,6 +140,7 @@ struct session_login {
     struct region_host *slot_host;    /* to this host */
     int8_t slot_slice;                /* of this worker's slice of the pool (pool.c); -1: shared */
     struct login_pool_wait pool_wait; /* waiting for a pool limit (pool_wait.c) */
+    struct wait_turn turn;            /* its place in the queue meanwhile (wait_turn.h) */
     int64_t wait_began_us; /* a fetcher's client waited without it since (txn_fetch.c); 0 */
     struct login_handover handover; /* a kept connection's handover (server_handover.c) */
 
@@ -166,6 +167,17 @@ struct session_login {
     const struct fetch_ops *fetch;
     void *fetch_arg;
 };
+
+/*
+ * Its place in the queue for a full pool (wait_turn.h): its login's, or
+ * its next transaction's; NULL when it is getting no connection.
+ */
+static inline struct wait_turn *session_turn(const struct session *s)
+{
+    if (s->txn_next != NULL)
+        return &s->txn_next->turn;
+    return s->login != NULL ? &s->login->turn : NULL;
+}
 
 /* A login of pgnear's own, with no client: min_pool_size's, a move's mover, a fetcher. */
 static inline bool session_login_internal(const struct session_login *l)

@@ -22,7 +22,6 @@
 #include "proxy/session/fence_state.h"
 #include "proxy/session/gate_state.h"
 #include "proxy/session/txn_next.h"
-#include "proxy/session/wait_turn.h"
 #include "routing/need.h"
 
 struct config;
@@ -199,7 +198,6 @@ struct session {
     const char *pinned; /* why it keeps its server connection after all (static text); NULL */
     /* How it gets its next transaction's connection (txn_next.h); NULL: it gets none now. */
     struct txn_next *txn_next;
-    struct wait_turn turn;    /* its place in the queue for a full pool (wait_turn.h) */
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */

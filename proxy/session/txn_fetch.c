@@ -128,15 +128,19 @@ static void txn_took(struct session *s)
     session_callback_done(s);
 }
 
-/* A fetcher for the next transaction of s, whose client has waited since waited_since_us (0). */
+/*
+ * A fetcher for the next transaction of s, whose client has waited since
+ * waited_since_us (0), and was told of the wait since told_since_us (0).
+ */
 static void txn_fetch_by_fetcher(struct session *s, struct fetch_want *want,
-                                 int64_t waited_since_us)
+                                 int64_t waited_since_us, int64_t told_since_us)
 {
     want->waited_since_us = waited_since_us;
     if (txn_next_begin(s) == NULL) {
         txn_fetch_failed(s, "out of memory");
         return;
     }
+    s->txn_next->turn.told_since_us = told_since_us;
     /*
      * FETCHER before its login begins: a kept connection's handover may end
      * it at once, s->txn_next freed (fetch_start names the fetcher first).
@@ -163,11 +167,11 @@ static void txn_wait_leave(struct session *s)
 /* A waiter goes the fetcher's way after all, its wait so far counted (query_wait_timeout). */
 static void txn_wait_to_fetcher(struct session *s)
 {
-    int64_t since = s->turn.since_us;
+    struct wait_turn turn = s->txn_next->turn;
     struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
     txn_wait_leave(s);
     s->busy++;
-    txn_fetch_by_fetcher(s, &want, since);
+    txn_fetch_by_fetcher(s, &want, turn.since_us, turn.told_since_us);
     session_callback_done(s);
 }
 
@@ -255,7 +259,7 @@ void txn_fetch_start(struct session *s)
         return;
     }
     if (!txn_wait_join(s, &spot, &want.need))
-        txn_fetch_by_fetcher(s, &want, 0);
+        txn_fetch_by_fetcher(s, &want, 0, 0);
 }
 
 /* ---- stopping it ---- */

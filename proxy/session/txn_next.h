@@ -7,7 +7,7 @@
  * txn_next_queued and txn_next_detached_idle and stop it with
  * txn_fetch.h's txn_next_stop; the pool's queue and SHOW CLIENTS read
  * whether it is QUEUED, and where.  Its place in the worker's queue is
- * s->turn (wait_turn.h).
+ * its turn (wait_turn.h).
  *
  * The next connection comes one way, txn_fetch_start, with four outcomes:
  * a parked slot of nearest's own (near_slots.h) or an idle connection
@@ -19,6 +19,7 @@
 #ifndef PGNEAR_PROXY_SESSION_TXN_NEXT_H
 #define PGNEAR_PROXY_SESSION_TXN_NEXT_H
 
+#include "proxy/session/wait_turn.h"
 #include "routing/need.h"
 
 struct region;
@@ -43,6 +44,7 @@ struct txn_next {
     /* QUEUED: the spot (spot.region: the pool's key, pool_wait.h) and need its take asks. */
     struct fetch_spot spot;
     struct need_spec need;
+    struct wait_turn turn; /* QUEUED: its place in the queue; told_since_us, its client's */
 };
 
 #endif
