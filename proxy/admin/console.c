@@ -719,7 +719,7 @@ void console_enter(struct session *s)
         return;
     }
     session_login_end(s);
-    slog_info(s, "admin console session for user %s from %s", s->user, s->peer);
+    slog_info(s, "admin console session for user %s from %s", s->user, session_peer(s).text);
     if (console_send_welcome(s) < 0)
         return;
     endpoint_set_reader(&s->client, console_on_read);

@@ -179,7 +179,7 @@ static int dbmove_run(struct session *s, const struct admin_cmd *cmd, struct con
     char what[DBMOVE_NAME_MAX * 2 + 32];
     snprintf(req.database, sizeof(req.database), "%s", cmd->database);
     snprintf(req.to_region, sizeof(req.to_region), "%s", cmd->to_region);
-    snprintf(req.by, sizeof(req.by), "%s from %s", s->user, s->peer);
+    snprintf(req.by, sizeof(req.by), "%s from %s", s->user, session_peer(s).text);
     if (cmd->kind == ADMIN_MOVE_CITY) {
         snprintf(req.city, sizeof(req.city), "%s", cmd->city);
         snprintf(what, sizeof(what), "CITY '%s' OF DATABASE %s", req.city, req.database);

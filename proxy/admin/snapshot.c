@@ -94,7 +94,7 @@ static void client_row_fill(struct client_row *row, const struct session *s)
 {
     row->id = s->id;
     row->worker = s->w->index;
-    copy_name(row->addr, sizeof(row->addr), s->peer);
+    copy_name(row->addr, sizeof(row->addr), session_peer(s).text);
     copy_name(row->user, sizeof(row->user), s->user);
     copy_name(row->database, sizeof(row->database), s->database);
     row->pool_mode = s->cfg != NULL && s->user != NULL && s->database != NULL

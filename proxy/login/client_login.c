@@ -466,8 +466,9 @@ static void client_handle_startup(struct session *s)
         return;
     }
     const char *app = startup_param(sp, "application_name");
-    slog_info(s, "login from %s: user=%s database=%s%s%s%s", s->peer, sp->user, sp->database,
-              app ? " application_name=" : "", app ? app : "", s->client_tls ? " tls" : "");
+    slog_info(s, "login from %s: user=%s database=%s%s%s%s", session_peer(s).text, sp->user,
+              sp->database, app ? " application_name=" : "", app ? app : "",
+              s->client_tls ? " tls" : "");
     /* Whatever the client sent behind the startup packet waits for the next phase's reader. */
     endpoint_set_reader(&s->client, NULL);
     /* The admin database never reaches a server: it is not routed. */
@@ -592,7 +593,8 @@ static void client_startup_process(struct session *s)
             continue;
         case STARTUP_CANCEL_REQUEST: {
             struct session_login *l = s->login;
-            struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, s->peer, l->pp,
+            struct peer_text peer = session_peer(s);
+            struct cancel_origin o = {s->id, (const struct sockaddr *)&s->addr, peer.text, l->pp,
                                       l->pp_from_peer ? (const struct sockaddr *)&l->conn_addr
                                                       : (const struct sockaddr *)&s->addr};
             /* Closed once delivered, as PostgreSQL closes it once the backend is signalled. */
@@ -634,7 +636,7 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
         s->login->pp_from_peer = true;
         memcpy(&s->login->conn_addr, &s->addr, sizeof(s->addr));
     } else if (!trusted) {
-        slog_warn(s, "PROXY header from %s, which is not in trusted_proxies", s->peer);
+        slog_warn(s, "PROXY header from %s, which is not in trusted_proxies", session_peer(s).text);
         struct pg_error err;
         pg_error_set(&err, "28000", "PROXY protocol header from an untrusted address");
         pg_error_detail(&err, "Only addresses in trusted_proxies may send PROXY headers.");
@@ -643,13 +645,11 @@ static void client_take_proxy_header(struct session *s, const struct pp_header *
     }
     evbuffer_drain(s->client.in, pp->length);
     if (!pp->local) {
-        char via[64];
-        snprintf(via, sizeof(via), "%s", s->peer);
+        struct peer_text via = session_peer(s);
         session_set_addr(s, (const struct sockaddr *)&pp->src, sizeof(pp->src));
-        session_format_peer(s, (const struct sockaddr *)&s->addr);
         s->from_proxy = true;
-        slog_info(s, "PROXY v%d header from %s: caller %s%s%s", pp->version, via, s->peer,
-                  pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
+        slog_info(s, "PROXY v%d header from %s: caller %s%s%s", pp->version, via.text,
+                  session_peer(s).text, pp->has_city ? " city=" : "", pp->has_city ? pp->city : "");
     }
     s->login->pp = malloc(sizeof(*pp));
     if (s->login->pp == NULL) {

@@ -55,7 +55,7 @@ static void login_throttle_log(struct session *s, const char *what, const struct
     slog_info(s,
               "login of user \"%s\" from %s %s %" PRId64 " ms: %" PRIu32
               " failed logins in a row from this address%s",
-              s->user, s->peer, what, st->wait_ms, st->failures, note);
+              s->user, session_peer(s).text, what, st->wait_ms, st->failures, note);
 }
 
 static void login_throttle_wake(evutil_socket_t fd, short what, void *arg)
@@ -132,7 +132,7 @@ void login_throttle_failed(struct session *s)
         slog_info(s,
                   "%" PRIu32 " failed logins in a row for user \"%s\" from %s: its next attempts "
                   "wait, from %d ms%s",
-                  n, s->user, s->peer, p.delay_ms, note);
+                  n, s->user, session_peer(s).text, p.delay_ms, note);
 }
 
 void login_throttle_succeeded(struct session *s)

@@ -526,7 +526,7 @@ static int server_login_error(struct session *s, const uint8_t *body, uint32_t l
     }
     session_count_login_failure(s, sqlstate); /* a login error is FATAL: the server ends it */
     server_error_words(body, len, s->login->server_failure, sizeof(s->login->server_failure));
-    session_log(LOG_INFO, s, sqlstate, "%s: the server refused the login: %s", s->peer,
+    session_log(LOG_INFO, s, sqlstate, "%s: the server refused the login: %s", session_peer(s).text,
                 s->login->server_failure);
     int rc = server_forward(s, len);
     if (rc < 0 || s->client.stream.fd >= 0 || !session_login_internal(s->login))

@@ -121,7 +121,7 @@ static void ws_answer(struct session *s, int status, const char *extra, const ch
         stat_inc(&s->w->stats.websocket_refused);
     if (why != NULL) {
         char line[320];
-        snprintf(line, sizeof(line), "HTTP %d to %s: %s", status, s->peer, why);
+        snprintf(line, sizeof(line), "HTTP %d to %s: %s", status, session_peer(s).text, why);
         ws_log_refusal(s, false, line);
     }
     session_send_last(s, buf, n, why != NULL ? why : "HTTP request answered");
@@ -170,12 +170,11 @@ static void ws_take_access_addr(struct session *s, const struct geo_header_names
     geo_headers_read(names, header_view_get, view, hop_trusted_http, (void *)s->cfg, &g);
     if (!g.has_addr)
         return;
-    char via[64];
-    snprintf(via, sizeof(via), "%s", s->peer);
+    struct peer_text via = session_peer(s);
     session_set_addr(s, (const struct sockaddr *)&g.addr, sizeof(g.addr));
     s->from_proxy = true;
-    session_format_peer(s, (const struct sockaddr *)&s->addr);
-    slog_info(s, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via, s->peer);
+    slog_info(s, "%s from %s (trusted_http_proxies): caller %s", g.addr_header, via.text,
+              session_peer(s).text);
 }
 
 /*
@@ -213,7 +212,7 @@ static bool ws_take_geo(struct session *s, const struct http_request *req)
         }
         char line[160];
         snprintf(line, sizeof(line), "locality headers from %s ignored: not in trusted_proxies",
-                 s->peer);
+                 session_peer(s).text);
         ws_log_refusal(s, true, line);
         return true;
     }
@@ -305,7 +304,7 @@ static void ws_request(struct session *s, const struct http_request *req)
     stat_inc(&s->w->stats.websocket_upgrades);
     char note[192];
     ws_locality_note(s, note, sizeof(note));
-    slog_info(s, "WebSocket upgrade from %s (path %s%s%s)", s->peer, req->path,
+    slog_info(s, "WebSocket upgrade from %s (path %s%s%s)", session_peer(s).text, req->path,
               s->websocket_tls ? ", wss" : "", note);
     phase_done(s);
 }

@@ -177,7 +177,7 @@ static void warm_start(struct worker *w, struct pool_warm_pair *p, struct region
     struct session *s = session_new(w, -1);
     if (s == NULL)
         return;
-    snprintf(s->peer, sizeof(s->peer), "min_pool_size");
+    session_label_peer(s, "min_pool_size");
     if (s->login == NULL || warm_login_init(s, p, r) != 0) {
         session_close(s, "out of memory");
         return;

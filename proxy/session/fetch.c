@@ -38,7 +38,7 @@ static struct session *fetch_new_session(struct session *s, const char *what, co
     *why = "out of memory";
     if (m == NULL)
         return NULL;
-    snprintf(m->peer, sizeof(m->peer), "%s of client %llu", what, (unsigned long long)s->id);
+    session_label_peer(m, "%s of client %llu", what, (unsigned long long)s->id);
     size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
     m->server_startup.limit = s->server_startup.limit;
     if (m->login == NULL || s->secret == NULL || (m->startup_raw = malloc(ulen + dlen)) == NULL ||

@@ -294,7 +294,7 @@ static bool count_late_one(struct session *s, void *arg)
     if (late->count < GATE_NAME_LATE) {
         struct late_session *c = &late->named[late->count];
         c->id = s->id;
-        snprintf(c->addr, sizeof(c->addr), "%s", s->peer);
+        snprintf(c->addr, sizeof(c->addr), "%s", session_peer(s).text);
         c->in_transaction = server_conn_in_transaction(s->server_conn);
     }
     late->count++;

@@ -175,23 +175,15 @@ void session_set_addr(struct session *s, const struct sockaddr *sa, size_t len)
                                    : sa->sa_family;
 }
 
-void session_format_peer(struct session *s, const struct sockaddr *sa)
+void session_label_peer(struct session *s, const char *fmt, ...)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    } else {
-        snprintf(s->peer, sizeof(s->peer), "unix socket");
-        return;
-    }
-    snprintf(s->peer, sizeof(s->peer), sa->sa_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+    va_list ap;
+    char *label;
+    va_start(ap, fmt);
+    int n = vasprintf(&label, fmt, ap);
+    va_end(ap);
+    free(s->peer_label);
+    s->peer_label = n >= 0 ? label : NULL;
 }
 
 static void session_close_when_flushed(struct session *s);
@@ -297,13 +289,12 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
     if (!unix_socket)
         session_tune_tcp(s->cfg, fd);
     session_set_addr(s, addr, (size_t)addrlen);
-    session_format_peer(s, addr);
     if (s->login == NULL) {
         session_close(s, "out of memory");
         return;
     }
     stat_inc(&w->stats.sessions_total);
-    slog_debug(s, "connection from %s", s->peer);
+    slog_debug(s, "connection from %s", session_peer(s).text);
     phase_begin(s);
 }
 
@@ -462,6 +453,7 @@ static void session_free(struct session *s)
     phase_end(s);
     server_conn_reap(s);
     free(s->origin.texts);
+    free(s->peer_label);
     free(s->timeouts);
     free(s->txn_region);
     slab_free(&w->sessions, s);
@@ -478,16 +470,17 @@ void session_close(struct session *s, const char *why)
     uint64_t server_bytes =
         s->server_bytes +
         (s->server_conn ? s->server_conn->ep.bytes_in - s->server_conn->bytes_in_at_attach : 0);
+    struct peer_text peer = session_peer(s);
     if (s->list == &w->active_sessions)
         slog_info(s, "closing session of %s: %s (%llu bytes from client, %llu from server)",
-                  s->peer, why, (unsigned long long)s->client.bytes_in,
+                  peer.text, why, (unsigned long long)s->client.bytes_in,
                   (unsigned long long)server_bytes);
     else if (s->list == &w->admin_sessions)
-        slog_info(s, "closing admin console session of %s: %s", s->peer, why);
+        slog_info(s, "closing admin console session of %s: %s", peer.text, why);
     else if (s->client.stream.fd < 0) /* internal (a mover, a fetcher): each says what failed */
-        slog_debug(s, "closing %s: %s", s->peer, why);
+        slog_debug(s, "closing %s: %s", peer.text, why);
     else
-        slog_info(s, "closing connection from %s during login: %s", s->peer, why);
+        slog_info(s, "closing connection from %s during login: %s", peer.text, why);
     cancel_keys_remove(w->shared, &s->cancel);
     s->closing_why = why;
     if (s->moving != NULL)

@@ -317,7 +317,9 @@ void session_login_end(struct session *s);
  * other family as the family alone.
  */
 void session_set_addr(struct session *s, const struct sockaddr *sa, size_t len);
-void session_format_peer(struct session *s, const struct sockaddr *sa);
+/* Names an internal session (a fetcher, min_pool_size's) in logs; out of memory: unnamed. */
+void session_label_peer(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The server hung up: the client gets what came before, and an error unless the server sent one. */
 void session_server_gone(struct session *s, const char *why);
 

@@ -2,7 +2,8 @@
  * session_log.h — a log line about a session: its id, the caller's
  * address, the region and host it is served from (its server connection's,
  * else the region being tried) and a SQLSTATE where the line has one, as
- * log.h's structured fields, which log_format = json writes as keys.
+ * log.h's structured fields, which log_format = json writes as keys;
+ * and the caller's address as text.
  */
 #ifndef PGNEAR_PROXY_SESSION_LOG_H
 #define PGNEAR_PROXY_SESSION_LOG_H
@@ -10,6 +11,18 @@
 #include "proxy/base/log.h"
 
 struct session;
+
+/*
+ * Who the client is, for logs and SHOW CLIENTS: its address (the real
+ * caller's behind a trusted proxy) as "host:port", "unix socket", or an
+ * internal session's label; "" when none is known.  Made as it is asked
+ * for, so that an idle client carries no text: session_peer(s).text
+ * lives until the end of the full expression that asks.
+ */
+struct peer_text {
+    char text[64];
+};
+struct peer_text session_peer(const struct session *s);
 
 /* A line about s; sqlstate NULL when it has none.  Nothing is worked out below the log level. */
 void session_log(enum log_level level, const struct session *s, const char *sqlstate,

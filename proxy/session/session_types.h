@@ -131,7 +131,7 @@ struct session {
     struct session_login *login; /* NULL once relaying */
     struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
 
-    char peer[64];           /* client address for logs (the real caller behind a trusted proxy) */
+    char *peer_label;        /* an internal session's name in logs (its own); NULL: addr names it */
     union session_addr addr; /* the caller's real address (session_set_addr) */
     bool from_proxy;         /* a trusted PROXY header said who the caller is */
     bool client_tls;         /* TLS of the PostgreSQL stream (inside the WebSocket for one) */

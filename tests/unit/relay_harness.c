@@ -442,7 +442,7 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
     s->list = &r->w.login_sessions;
     list_append(s->list, &s->node);
     __atomic_add_fetch(&r->shared.clients, 1, __ATOMIC_RELAXED);
-    snprintf(s->peer, sizeof(s->peer), "relay test client");
+    session_label_peer(s, "relay test client");
     s->client_tls = cssl != NULL;
     s->user = "relay-test";
     s->database = "relay-test";
