@@ -82,6 +82,17 @@ static enum need_fit need_known_fit(enum session_need need, bool standby, bool r
     return prefer ? NEED_FIT_FALLBACK : NEED_FIT_NONE;
 }
 
+void need_forget_reads(struct need_spec *need)
+{
+    need->read_at = NULL;
+    need->read_until_ms = 0;
+    need->read_downs = 0;
+    need->read_started_us = 0;
+    need->read_wall_us = 0;
+    need->read_lsn = 0;
+    need->read_primary = NULL;
+}
+
 bool need_has_position(const struct need_spec *need)
 {
     return need->min_lsn != 0 || need->read_at != NULL || need->read_lsn != 0;

@@ -101,6 +101,9 @@ enum need_fit {
     NEED_FIT_NONE,
 };
 
+/* The need without what the session read (read_at and the rest): its role and position alone. */
+void need_forget_reads(struct need_spec *need);
+
 /* "read-write" etc., case-insensitively; false for anything else. */
 bool need_parse(const char *text, enum session_need *out);
 

@@ -42,8 +42,10 @@ static size_t move_route(const struct session *s, struct region **plan)
 {
     struct locality loc;
     double cosines[ROUTE_MAX_REGIONS];
+    struct need_spec need = s->need; /* its role, not what its transactions read */
+    need_forget_reads(&need);
     session_locality(s, NULL, &loc);
-    return session_replan(s, s->w->cfg, &loc, &s->need, plan, cosines, ROUTE_MAX_REGIONS);
+    return session_replan(s, s->w->cfg, &loc, &need, plan, cosines, ROUTE_MAX_REGIONS);
 }
 
 void move_home_region(const struct session *s, char *out, size_t cap)

@@ -67,12 +67,13 @@ static struct need_spec session_need_at_login(const struct session *s)
 void session_note_read(struct session *s, const struct registry_host *at)
 {
     const struct host_health *hh = &at->health;
-    s->txn_read_at = at;
-    s->txn_read_until_ms = monotonic_ms();
-    s->txn_read_downs = __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE);
-    s->txn_read_started_us = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
+    struct need_spec *mark = &s->need;
+    mark->read_at = at;
+    mark->read_until_ms = monotonic_ms();
+    mark->read_downs = __atomic_load_n(&hh->downs, __ATOMIC_ACQUIRE);
+    mark->read_started_us = __atomic_load_n(&hh->started_us, __ATOMIC_ACQUIRE);
     /* Only a read before the host's first check needs it (need_read_at_same_run). */
-    s->txn_read_wall_us = s->txn_read_started_us == 0 ? (uint64_t)wall_clock_us() : 0;
+    mark->read_wall_us = mark->read_started_us == 0 ? (uint64_t)wall_clock_us() : 0;
 }
 
 /*
@@ -101,29 +102,32 @@ static const struct registry_host *session_primary_of(const struct session *s,
 }
 
 /*
- * What the session has read, for its next server (need.h: read_at and the
- * rest): a standby that has replayed it, the server it read on if it has
- * not restarted, or a primary.  A bound its server's check gives is kept
- * in the session at once: a restart may hide it later.
+ * What the session has read, for its next server (need, a copy of
+ * s->need, which keeps its reads: need.h, read_at and the rest): a
+ * standby that has replayed it, the server it read on if it has not
+ * restarted, or a primary.  A bound its server's check gives is kept in
+ * the session at once: a restart may hide it later.
  */
 static void session_read_position(struct session *s, struct need_spec *need)
 {
-    need->read_at = s->txn_read_at;
-    need->read_until_ms = s->txn_read_until_ms;
-    need->read_downs = s->txn_read_downs;
-    need->read_started_us = s->txn_read_started_us;
-    need->read_wall_us = s->txn_read_wall_us;
-    need->read_lsn = s->txn_read_lsn;
     need->read_primary = NULL;
     if (need->read_at == NULL)
         return;
     uint64_t bound;
     if (need_read_bound(need, true, &bound)) {
-        if (bound > s->txn_read_lsn)
-            s->txn_read_lsn = need->read_lsn = bound;
+        if (bound > s->need.read_lsn)
+            s->need.read_lsn = need->read_lsn = bound;
         return;
     }
     need->read_primary = session_primary_of(s, need->read_at);
+}
+
+/* A need that follows no reads: the session's role and position alone. */
+static struct need_spec session_need_without_reads(const struct session *s)
+{
+    struct need_spec need = s->need;
+    need_forget_reads(&need);
+    return need;
 }
 
 /*
@@ -136,11 +140,15 @@ static struct need_spec session_need_at_transaction(struct session *s)
     struct need_spec need = s->need;
     if (s->near != NULL)
         need.role = near_next_need(s);
-    if (!need_reads_standbys(need.role))
+    if (!need_reads_standbys(need.role)) {
+        need_forget_reads(&need);
         return need;
+    }
     /* Without health checks no position is ever known: nothing to follow by. */
     if (s->cfg->health_check_interval_ms > 0)
         session_read_position(s, &need);
+    else
+        need_forget_reads(&need);
     if (s->fence.lsn > need.min_lsn) {
         need.min_lsn = s->fence.lsn;
         need.min_tli = 0;
@@ -157,6 +165,7 @@ struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t s
     case NEED_AT_LOGIN:
         return session_need_at_login(s);
     case NEED_AT_ROUTE:
+        need = session_need_without_reads(s);
         if (s->login->replay_waiting)
             need.role = NEED_STANDBY; /* one that has replayed it, or none yet */
         return need;
@@ -165,6 +174,8 @@ struct need_spec session_need_for(struct session *s, enum need_at at, uint64_t s
     case NEED_AT_MOVE:
         if (need_reads_standbys(need.role) && s->cfg->health_check_interval_ms > 0)
             session_read_position(s, &need);
+        else
+            need_forget_reads(&need);
         /* Raised to what it has seen, never lowered (a position on an older timeline that is
          * past what the session's server has may be a write a failover lost: none has it). */
         if (seen_lsn != 0 && need.min_lsn < seen_lsn) {

@@ -165,10 +165,16 @@ struct session {
      * the one serving (the server connection's, while there is one).
      */
     struct region *region;
-    struct need_spec need;    /* what its server must be (target_session_attrs, pgnear.min_lsn) */
-    struct fence_state fence; /* written by fence.c alone (fence_state.h) */
-    uint64_t server_bytes;    /* bytes read from server connections already closed */
-    struct gate_state hold;   /* its holds at safe points, written by gate.c alone */
+    /*
+     * What its server must be (target_session_attrs, pgnear.min_lsn), and
+     * under transaction pooling what its transactions read, for the next
+     * one's (need.h: read_at and the rest; session_need.c alone writes
+     * them).  Only its copies follow the reads (session_need_for).
+     */
+    struct need_spec need;
+    struct fence_state fence;        /* written by fence.c alone (fence_state.h) */
+    uint64_t server_bytes;           /* bytes read from server connections already closed */
+    struct gate_state hold;          /* its holds at safe points, written by gate.c alone */
     struct timeouts_state *timeouts; /* PgBouncer's timeouts (timeouts.c alone); NULL: none */
 
     /* the cancel key pgnear gave the client, naming the server connection's */
@@ -206,17 +212,6 @@ struct session {
     bool txn_settings_follow;
     bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
     struct txn_settings *txn_set;
-    /*
-     * Its last transaction's host, when that ended, and the host's run
-     * then (its downs and server start), for the next one's (need.h:
-     * read_at); txn_read_lsn: a bound of what its transactions before read.
-     */
-    const struct registry_host *txn_read_at;
-    int64_t txn_read_until_ms;
-    unsigned txn_read_downs;
-    uint64_t txn_read_started_us;
-    uint64_t txn_read_wall_us;
-    uint64_t txn_read_lsn;
     uint64_t transactions;   /* server connections given back after a transaction */
     char *txn_region;        /* where a move sent its next transactions (NULL: its own route) */
     const char *closing_why; /* while session_close runs its hooks: why */
