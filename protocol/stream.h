@@ -31,9 +31,9 @@ struct evbuffer;
  * are what the socket under its frames waits for.
  */
 struct stream {
-    int fd;
     SSL *ssl;           /* TLS of the stream (inside the WebSocket when ws is set) */
     struct ws_conn *ws; /* the stream is a WebSocket's (ws.h); it owns the socket's TLS */
+    int fd;
     uint8_t read_want;  /* what an unfinished read (or handshake) waits for */
     uint8_t write_want; /* what unwritten bytes wait for */
 };

@@ -107,8 +107,8 @@ static void client_row_fill(struct client_row *row, const struct session *s)
     row->in_transaction = s->phase == PHASE_ACTIVE && server_conn_in_transaction(s->server_conn);
     row->tls = s->client_tls || s->websocket_tls;
     row->need = need_name(s->need.role);
-    if (s->fence.lsn != 0)
-        lsn_format(s->fence.tli, s->fence.lsn, row->fence, sizeof(row->fence));
+    if (s->fence != NULL && s->fence->lsn != 0)
+        lsn_format(s->fence->tli, s->fence->lsn, row->fence, sizeof(row->fence));
     if (s->need.min_lsn != 0)
         lsn_format(s->need.min_tli, s->need.min_lsn, row->min_lsn, sizeof(row->min_lsn));
     row->transport = s->websocket ? "websocket" : s->unix_socket ? "unix" : "tcp";

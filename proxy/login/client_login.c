@@ -24,6 +24,7 @@
 #include "proxy/login/session_route.h"
 #include "proxy/runtime/worker.h"
 #include "proxy/session/cancel.h"
+#include "proxy/session/fence.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_params.h"
 #include "proxy/session/session.h"
@@ -322,7 +323,7 @@ static bool client_fail_hint_value(struct session *s, const char *name, const ch
  * The hints that say what the session needs: pgnear.target_session_attrs,
  * pgnear.report_fence and pgnear.min_lsn (read-your-writes, fence.h).
  * False (the session failed, 22023) for a value that is none of those the
- * settings take.
+ * settings take, or 53200 when out of memory.
  */
 static bool client_check_need_hints(struct session *s)
 {
@@ -339,6 +340,10 @@ static bool client_check_need_hints(struct session *s)
     if (h->has_report_fence && !config_parse_bool(h->report_fence, &s->report_fence))
         return client_fail_hint_value(s, "pgnear.report_fence", h->report_fence,
                                       "Write on or off.");
+    if (s->report_fence && fence_begin(s) != 0) {
+        session_fail_msg(s, "53200", "out of memory");
+        return false;
+    }
     if (h->has_min_lsn && lsn_parse(h->min_lsn, strlen(h->min_lsn), &tli, &lsn) != LSN_OK)
         return client_fail_hint_value(
             s, "pgnear.min_lsn", h->min_lsn,

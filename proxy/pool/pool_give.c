@@ -29,7 +29,7 @@
  */
 static bool pool_owes_fence(const struct server_conn *sc, const struct session *s)
 {
-    return s->fence.after && sc->tx.status == 'I' && sc->tx.outstanding == 1 &&
+    return s->fence != NULL && s->fence->after && sc->tx.status == 'I' && sc->tx.outstanding == 1 &&
            sc->cancels_in_flight == 0 && !(sc->tx.flags & (TX_BATCH | TX_COPYING | TX_UNSURE));
 }
 

@@ -20,9 +20,9 @@ struct shared;
 struct cancel_entry {
     uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
     uint8_t client_key_len;
-    uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
     bool registered;
-    bool console; /* a session pgnear answers itself: no server */
+    bool console;        /* a session pgnear answers itself: no server */
+    uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
     uint64_t client_id;
     /* whose process ID and key this stands for, or NULL; read on the session's worker only */
     const struct server_conn *server;

@@ -101,21 +101,28 @@ static int fence_send_query(struct session *s)
     return endpoint_flush(s, &sc->ep);
 }
 
+int fence_begin(struct session *s)
+{
+    if (s->fence == NULL)
+        s->fence = calloc(1, sizeof(*s->fence));
+    return s->fence != NULL ? 0 : -1;
+}
+
 int fence_ask_after(struct session *s)
 {
-    s->fence.position_after = 0;
+    s->fence->position_after = 0;
     /* Its backend's FATAL came after the transaction's end: nothing to ask (it ends). */
     if (server_conn_error_waits(s->server_conn))
         return 0;
-    s->fence.after = true;
+    s->fence->after = true;
     return fence_send_query(s);
 }
 
 int fence_ask(struct session *s, uint32_t z_len)
 {
     evbuffer_drain(s->server_conn->ep.in, 1 + (size_t)z_len);
-    s->fence.asked = true;
-    s->fence.answered = false;
+    s->fence->asked = true;
+    s->fence->answered = false;
     return fence_send_query(s);
 }
 
@@ -136,14 +143,14 @@ static int fence_tell(struct session *s)
 {
     uint8_t buf[64];
     struct pktbuf pb;
-    s->fence.asked = false;
-    s->fence.wrote = false;
+    s->fence->asked = false;
+    s->fence->wrote = false;
     pkt_init(&pb, buf, sizeof(buf));
-    if (s->fence.answered) {
+    if (s->fence->answered) {
         char fence[LSN_TEXT_MAX];
-        s->fence.tli = s->fence.answer_tli;
-        s->fence.lsn = s->fence.answer_lsn;
-        lsn_format(s->fence.tli, s->fence.lsn, fence, sizeof(fence));
+        s->fence->tli = s->fence->answer_tli;
+        s->fence->lsn = s->fence->answer_lsn;
+        lsn_format(s->fence->tli, s->fence->lsn, fence, sizeof(fence));
         pkt_begin(&pb, 'S');
         pkt_put_cstr(&pb, "pgnear.fence");
         pkt_put_cstr(&pb, fence);
@@ -179,8 +186,8 @@ static int fence_answer_fatal(struct session *s, const uint8_t *body, uint32_t b
     tx_track_server(&sc->tx, 'Z', 'I');
     sc->tx.answered--;
     sc->tx.answered_idle--;
-    bool after = s->fence.after;
-    s->fence.after = false;
+    bool after = s->fence->after;
+    s->fence->after = false;
     if (!after && fence_tell(s) < 0)
         return -1;
     if (s->txn == NULL && flow->server_ended_idle != NULL &&
@@ -211,12 +218,12 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
         memcpy(value, body + 6, n);
         value[n] = '\0';
         bool read = fence_read(value, &tli, &lsn);
-        if (read && s->fence.after)
-            s->fence.position_after = lsn;
+        if (read && s->fence->after)
+            s->fence->position_after = lsn;
         else if (read) {
-            s->fence.answered = true;
-            s->fence.answer_tli = tli;
-            s->fence.answer_lsn = lsn;
+            s->fence->answered = true;
+            s->fence->answer_tli = tli;
+            s->fence->answer_lsn = lsn;
         }
     }
     if (type == 'E' && pkt_report_fatal(body, blen))
@@ -231,8 +238,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
     /* pgnear's own request is no query of the client's (SHOW STATS). */
     sc->tx.answered--;
     sc->tx.answered_idle -= sc->tx.status == 'I';
-    if (s->fence.after) {
-        s->fence.after = false;
+    if (s->fence->after) {
+        s->fence->after = false;
         return 0;
     }
     return fence_tell(s);
@@ -260,15 +267,15 @@ bool fence_note(struct session *s, char type, const uint8_t *body, uint32_t len)
     if (!s->report_fence)
         return false;
     if ((type == 'C' && body != NULL && len >= 4 && fence_tag_writes(body, len - 4)) || type == 'G')
-        s->fence.wrote = true; /* (G: COPY FROM STDIN) */
+        s->fence->wrote = true; /* (G: COPY FROM STDIN) */
     /* With more of a pipelining client's requests outstanding, the next quiet one asks. */
-    return pkt_ready_status(type, body, len >= 4 ? len - 4 : 0) == 'I' && s->fence.wrote &&
+    return pkt_ready_status(type, body, len >= 4 ? len - 4 : 0) == 'I' && s->fence->wrote &&
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
 bool server_error_unasked(const struct session *s, uint8_t type)
 {
-    return type == 'E' && s->txn != NULL && s->pinned == NULL && !fence_asking(&s->fence) &&
+    return type == 'E' && s->txn != NULL && s->pinned == NULL && !fence_asking(s->fence) &&
            tx_track_at_safe_point(&s->server_conn->tx);
 }
 
@@ -313,7 +320,7 @@ static int fence_idle_error(struct session *s, struct endpoint *src, const struc
     const struct session_flow *flow = s->w->shared->flow;
     if (s->txn != NULL)
         return server_error_unasked(s, h->type) ? MSG_WAIT : MSG_HEAD;
-    if (h->type != 'E' || fence_asking(&s->fence) || !tx_track_at_safe_point(&s->server_conn->tx) ||
+    if (h->type != 'E' || fence_asking(s->fence) || !tx_track_at_safe_point(&s->server_conn->tx) ||
         flow->server_ended_idle == NULL)
         return MSG_HEAD;
     if (!msg_whole(h))
@@ -339,14 +346,14 @@ static int fence_step(struct session *s)
         return rc;
     /* Transaction pooling follows the reported settings (txn.h). */
     bool tag = h.type == 'C' || h.type == 'Z' || (h.type == 'S' && s->txn != NULL);
-    if (fence_asking(&s->fence) || (tag && h.len <= FENCE_TAG_MAX)) {
+    if (fence_asking(s->fence) || (tag && h.len <= FENCE_TAG_MAX)) {
         if (!msg_whole(&h))
             return MSG_WAIT;
         const uint8_t *body = msg_body(s, src, &h);
         if (body == NULL)
             return MSG_ENDED;
-        rc = fence_asking(&s->fence) ? fence_answer(s, (char)h.type, body, h.len)
-                                     : fence_watch(s, (char)h.type, body, h.len);
+        rc = fence_asking(s->fence) ? fence_answer(s, (char)h.type, body, h.len)
+                                    : fence_watch(s, (char)h.type, body, h.len);
         return rc < 0 ? MSG_ENDED : MSG_MOVED;
     }
     tx_track_server(&s->server_conn->tx, h.type, 0);

@@ -44,6 +44,13 @@ struct msg_head;
 extern const struct server_reader fence_reader;
 
 /*
+ * s->fence, made for a session that reports fences (report_fence) or
+ * follows nearest, before its first transaction: 0, or -1 when out of
+ * memory.
+ */
+int fence_begin(struct session *s);
+
+/*
  * For a reader of its own (transaction pooling's prepared-statement
  * reader, txn_prep.c), which calls these with each whole server message
  * (len: the length word), after tx_track_server:
@@ -54,7 +61,7 @@ extern const struct server_reader fence_reader;
  * on, and calls fence_ask, which drains it from the input, holds it, and
  * asks the server; <0: the session ended.
  *
- * While s->fence.asked, the server's messages are the answer: fence_answer
+ * While s->fence->asked, the server's messages are the answer: fence_answer
  * takes each whole one off the input (a ParameterStatus goes on to the
  * client), and at its end writes the fence and the held ReadyForQuery to
  * the client; <0: the session ended.
@@ -67,8 +74,8 @@ int fence_answer(struct session *s, char type, const uint8_t *body, uint32_t len
  * The same question, asked after a transaction whose ReadyForQuery went
  * on to the client, nothing held: the client's next request, if it comes
  * meanwhile, follows it on the connection.  The answer (while
- * s->fence.after, fence_answer takes it off the input, none of it for the
- * client) sets s->fence.position_after; a server that could not say leaves it
+ * s->fence->after, fence_answer takes it off the input, none of it for the
+ * client) sets s->fence->position_after; a server that could not say leaves it
  * 0.  <0: the session ended.  (The nearest need: where a session's writes
  * on a primary end, near.h.)
  */

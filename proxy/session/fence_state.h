@@ -1,7 +1,9 @@
 /*
  * fence_state.h — what the read-your-writes fence keeps of a session
- * (fence.h), embedded in struct session as s->fence.  Only fence.c writes
- * it; the others read it (SHOW CLIENTS' fence, the next transaction's
+ * (fence.h), s->fence: made by fence_begin for a session that reports
+ * fences or follows nearest, which alone ask the server where its WAL is
+ * (NULL otherwise: an idle client of neither carries none).  Only fence.c
+ * writes it; the others read it (SHOW CLIENTS' fence, the next transaction's
  * min_lsn, nearest's write position, whether the server owes pgnear an
  * answer).  Whether the session reports fences at all is its login's
  * choice (s->report_fence), not this state.
@@ -34,7 +36,7 @@ struct fence_state {
 /* The server owes pgnear the answer to its question (either way): its messages are fence.c's. */
 static inline bool fence_asking(const struct fence_state *f)
 {
-    return f->asked || f->after;
+    return f != NULL && (f->asked || f->after);
 }
 
 #endif

@@ -47,6 +47,10 @@ bool near_session_start(struct session *s, bool own_slots, const struct near_poo
         return false;
     }
     s->near = n;
+    if (fence_begin(s) != 0) { /* its writes' positions (fence_ask_after) */
+        near_session_end(s);
+        return false;
+    }
     n->slots.own = own_slots;
     n->pool = pool;
     if (txn_open_startup_serializable(
@@ -447,8 +451,9 @@ static bool near_at_start(const struct session *s)
 static bool near_follows_on_primary(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
-    return s->near->leg == NEAR_BETWEEN && s->fence.after && sc->tx.status == 'I' &&
-           !host_is_standby(sc->host) && sc->tx.outstanding == 1 && !(sc->tx.flags & TX_BATCH);
+    return s->near->leg == NEAR_BETWEEN && s->fence != NULL && s->fence->after &&
+           sc->tx.status == 'I' && !host_is_standby(sc->host) && sc->tx.outstanding == 1 &&
+           !(sc->tx.flags & TX_BATCH);
 }
 
 /*

@@ -132,10 +132,10 @@ void near_position(struct session *s, struct need_spec *need)
         need->read_until_ms = ns->wrote_at_ms;
         return;
     }
-    if (at != NULL && s->fence.position_after != 0) {
+    if (at != NULL && s->fence != NULL && s->fence->position_after != 0) {
         /* The server said where its WAL was right after the session's last transaction there. */
-        if (s->fence.position_after > ns->write_lsn)
-            ns->write_lsn = s->fence.position_after;
+        if (s->fence->position_after > ns->write_lsn)
+            ns->write_lsn = s->fence->position_after;
         ns->wrote_on = NULL;
     } else if (at != NULL) {
         /* Started in a later millisecond: after the commit (need.h's read_until_ms). */
@@ -198,5 +198,5 @@ bool near_wrote(struct session *s, struct region_host *primary)
         return true;
     if (s->cfg->health_check_interval_ms > 0)
         near_hurry_checks(s, primary);
-    return fence_asking(&s->fence) || fence_ask_after(s) == 0;
+    return fence_asking(s->fence) || fence_ask_after(s) == 0;
 }

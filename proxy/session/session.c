@@ -183,6 +183,7 @@ void session_label_peer(struct session *s, const char *fmt, ...)
     int n = vasprintf(&label, fmt, ap);
     va_end(ap);
     free(s->peer_label);
+    free(s->fence);
     s->peer_label = n >= 0 ? label : NULL;
 }
 
@@ -454,6 +455,7 @@ static void session_free(struct session *s)
     server_conn_reap(s);
     free(s->origin.texts);
     free(s->peer_label);
+    free(s->fence);
     free(s->timeouts);
     free(s->txn_region);
     slab_free(&w->sessions, s);

@@ -149,8 +149,8 @@ static struct need_spec session_need_at_transaction(struct session *s)
         session_read_position(s, &need);
     else
         need_forget_reads(&need);
-    if (s->fence.lsn > need.min_lsn) {
-        need.min_lsn = s->fence.lsn;
+    if (s->fence != NULL && s->fence->lsn > need.min_lsn) {
+        need.min_lsn = s->fence->lsn;
         need.min_tli = 0;
     }
     if (s->near != NULL)

@@ -172,7 +172,7 @@ struct session {
      * them).  Only its copies follow the reads (session_need_for).
      */
     struct need_spec need;
-    struct fence_state fence;        /* written by fence.c alone (fence_state.h) */
+    struct fence_state *fence;       /* written by fence.c alone (fence_state.h); NULL: none */
     uint64_t server_bytes;           /* bytes read from server connections already closed */
     struct gate_state hold;          /* its holds at safe points, written by gate.c alone */
     struct timeouts_state *timeouts; /* PgBouncer's timeouts (timeouts.c alone); NULL: none */

@@ -572,7 +572,7 @@ static bool txn_conn_idle(const struct session *s)
     const struct server_conn *sc = s->server_conn;
     return sc != NULL && s->pinned == NULL && !s->closed && s->phase == PHASE_ACTIVE &&
            sc->poolable && server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !s->hold.held &&
-           !s->move_answer_owed && !fence_asking(&s->fence) && sc->ep.fwd_remaining == 0 &&
+           !s->move_answer_owed && !fence_asking(s->fence) && sc->ep.fwd_remaining == 0 &&
            (evbuffer_get_length(sc->ep.in) == 0 || server_conn_error_waits(sc)) &&
            s->client.fwd_remaining == 0 && txn_prep_idle(sc);
 }
@@ -768,7 +768,7 @@ static bool txn_between(const struct session *s)
     const struct server_conn *sc = s->server_conn;
     if (sc == NULL)
         return txn_next_detached_idle(s);
-    return server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !fence_asking(&s->fence) &&
+    return server_conn_at_safe_point(sc) && sc->tx.status == 'I' && !fence_asking(s->fence) &&
            sc->ep.fwd_remaining == 0 && evbuffer_get_length(sc->ep.in) == 0 && txn_prep_idle(sc) &&
            !s->txn->owes_request(s, false);
 }

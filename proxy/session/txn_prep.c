@@ -181,7 +181,7 @@ static int txn_prep_server_message(struct session *s, uint8_t type, uint32_t len
         return -1;
     }
     const uint8_t *body = msg + 5;
-    if (fence_asking(&s->fence)) /* the answer to pgnear's own question (fence.h) */
+    if (fence_asking(s->fence)) /* the answer to pgnear's own question (fence.h) */
         return fence_answer(s, (char)type, body, len);
     if (type == 'S')
         s->txn->server_param(s, body, len);
@@ -239,7 +239,7 @@ static int txn_prep_server_step(struct session *s)
     int rc;
     /* A fence's session has each CommandComplete read for whether it wrote (fence_note). */
     if (s->server_conn->prep != NULL && s->near == NULL && !s->report_fence &&
-        !fence_asking(&s->fence) &&
+        !fence_asking(s->fence) &&
         (rc = msg_run(s, src, s->client.out, txn_prep_server_take)) != MSG_WAIT)
         return rc;
     rc = msg_step_head(s, src, near_answers(s), &h, "server");
@@ -249,7 +249,7 @@ static int txn_prep_server_step(struct session *s)
     if (__builtin_expect(h.type == 'E', 0) && (ps == NULL || !prep_server_answers_own(ps)) &&
         server_error_unasked(s, h.type))
         return MSG_WAIT; /* the connection's, not the client's */
-    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !fence_asking(&s->fence) &&
+    if (h.len - 4 >= TXN_PREP_STREAM_MIN && !fence_asking(s->fence) &&
         (ps == NULL || prep_server_passes(ps, h.type))) {
         /* A large row or COPY data of an answer: on as it comes, never whole in memory. */
         tx_track_server(&s->server_conn->tx, h.type, 0);
