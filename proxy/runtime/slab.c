@@ -44,8 +44,14 @@ static struct slab_page *slab_page_of(const void *obj)
 
 void slab_init(struct slab *sl)
 {
-    *sl = (struct slab){0};
+    *sl = (struct slab){.spare_max = 1};
     list_init(&sl->lending);
+    list_init(&sl->spares);
+}
+
+void slab_keep_spares(struct slab *sl, size_t n)
+{
+    sl->spare_max = n > 0 ? n : 1;
 }
 
 /* A page mapped on a boundary of its size: twice the size mapped, the rest unmapped. */
@@ -81,20 +87,33 @@ void slab_destroy(struct slab *sl)
         list_remove(&sl->lending, pos);
         slab_unmap(sl, list_entry(pos, struct slab_page, node));
     }
-    if (sl->spare != NULL)
-        slab_unmap(sl, sl->spare);
-    sl->spare = NULL;
+    list_for_each_safe(pos, tmp, &sl->spares)
+    {
+        list_remove(&sl->spares, pos);
+        slab_unmap(sl, list_entry(pos, struct slab_page, node));
+    }
 }
 
-/* A page to lend from: a listed one, the spare, or a new one (listed). */
+void slab_trim(struct slab *sl)
+{
+    while (sl->spares.count > 1) {
+        struct list_node *pos = sl->spares.head.next;
+        list_remove(&sl->spares, pos);
+        slab_unmap(sl, list_entry(pos, struct slab_page, node));
+    }
+}
+
+/* A page to lend from: a listed one, a spare, or a new one (listed). */
 static struct slab_page *slab_page_to_lend(struct slab *sl)
 {
     if (sl->lending.count > 0)
         return list_entry(sl->lending.head.next, struct slab_page, node);
-    struct slab_page *pg = sl->spare;
-    if (pg != NULL)
-        sl->spare = NULL;
-    else if ((pg = slab_map()) != NULL)
+    struct slab_page *pg = NULL;
+    if (sl->spares.count > 0) {
+        struct list_node *pos = sl->spares.head.next;
+        list_remove(&sl->spares, pos);
+        pg = list_entry(pos, struct slab_page, node);
+    } else if ((pg = slab_map()) != NULL)
         sl->pages++;
     else
         return NULL;
@@ -151,11 +170,11 @@ void slab_free(struct slab *sl, void *obj)
     if (pg->listed)
         list_remove(&sl->lending, &pg->node);
     pg->listed = false;
-    if (sl->spare == NULL) {
+    if (sl->spares.count < sl->spare_max) {
         pg->free = NULL;
         pg->carved = 0;
         SLAB_POISON((char *)pg + SLAB_FIRST, SLAB_PAGE_SIZE - SLAB_FIRST);
-        sl->spare = pg;
+        list_append(&sl->spares, &pg->node);
     } else {
         slab_unmap(sl, pg);
     }

@@ -224,6 +224,9 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->server_waiters);
     list_init(&w->cancel_conns);
     slab_init(&w->sessions);
+    slab_init(&w->logins);
+    /* A crowd logs in 100 at a time, some 9 pages: their churn is kept, and trimmed as it ends. */
+    slab_keep_spares(&w->logins, 16);
     w->base = event_base_new();
     linger_init(&w->lingering, w->base);
     w->relay_block = malloc(RELAY_BLOCK_SIZE);
@@ -333,6 +336,7 @@ void worker_free(struct worker *w)
     buffer_pool_free(&w->buffers);  /* every socket gave its buffers back */
     latency_book_free(&w->latency); /* every connection that pointed into it is gone */
     slab_destroy(&w->sessions);     /* every session is gone */
+    slab_destroy(&w->logins);
     free(w);
 }
 

@@ -73,6 +73,13 @@ struct worker {
     struct buffer_pool buffers; /* its sockets' buffers, lent while they have bytes to hold */
     struct crowd_memory crowd;  /* what a crowd leaves in memory, given back */
     struct slab sessions;       /* where its sessions are (session_new) */
+    /*
+     * Where its logins' states are (struct session_login, 10 kB each):
+     * pages of their own, so that those of the last logins of a crowd,
+     * freed among the crowd's sessions' strings, go back to the system
+     * (spares kept while logins go on, trimmed once none is in flight).
+     */
+    struct slab logins;
     struct uring *uring; /* sends of logged-in plain sockets (io_backend); NULL: epoll alone */
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;

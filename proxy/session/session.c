@@ -232,11 +232,11 @@ struct session *session_new(struct worker *w, int fd)
     s->list = &w->login_sessions;
     list_append(s->list, &s->node);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
-    s->login = calloc(1, sizeof(*s->login));
+    s->login = slab_alloc(&w->logins, sizeof(*s->login));
     if (s->timer == NULL || s->login == NULL ||
         endpoint_init(&s->client, w, &session_endpoint_owner, s, true, fd) != 0) {
         /* The caller closes it (it owns fd until then); session_close frees what is here. */
-        free(s->login);
+        slab_free(&w->logins, s->login);
         s->login = NULL;
     }
     return s;
@@ -419,8 +419,10 @@ void session_login_end(struct session *s)
     scram_client_cleanup(&l->scram_cli);
     OPENSSL_cleanse(&l->verifier, sizeof(l->verifier));
     OPENSSL_cleanse(l->warm_client_key, sizeof(l->warm_client_key));
-    free(l);
+    slab_free(&s->w->logins, l);
     s->login = NULL;
+    if (s->w->logins.lent == 0) /* no login in flight: the pages kept for more go */
+        slab_trim(&s->w->logins);
 }
 
 static struct session *session_find_on(struct list *l, uint64_t id)

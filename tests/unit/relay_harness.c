@@ -342,6 +342,7 @@ int rig_init(struct relay_rig *r)
     r->w.cfg = r->cfg;
     r->shared.flow = &login_flow;
     slab_init(&r->w.sessions);
+    slab_init(&r->w.logins);
     list_init(&r->w.login_sessions);
     list_init(&r->w.waiting_sessions);
     list_init(&r->w.server_waiters);
@@ -390,6 +391,7 @@ void rig_free(struct relay_rig *r)
     close_queue_free(&r->w.closing);
     linger_free(&r->w.lingering);
     slab_destroy(&r->w.sessions);
+    slab_destroy(&r->w.logins);
     uring_free(r->ring);
     r->ring = NULL;
     r->w.uring = NULL;

@@ -97,6 +97,42 @@ static void test_pages_go_back_as_they_empty(void **state)
     assert_int_equal(sl.pages, 0);
 }
 
+/*
+ * A slab told to keep spares (logins) keeps that many empty pages as its
+ * objects come back, lends from them before it maps another, and lets
+ * them go but one when trimmed.
+ */
+static void test_spares_kept_then_trimmed(void **state)
+{
+    (void)state;
+    static void *objs[MANY];
+    struct slab sl;
+    slab_init(&sl);
+    slab_keep_spares(&sl, 3);
+    for (int i = 0; i < MANY; i++)
+        assert_non_null(objs[i] = slab_alloc(&sl, OBJ));
+    size_t full = sl.pages;
+    assert_true(full >= 5);
+    for (int i = 0; i < MANY; i++)
+        slab_free(&sl, objs[i]);
+    assert_int_equal(sl.lent, 0);
+    assert_int_equal(sl.pages, 3); /* the spares; the rest unmapped */
+    for (size_t i = 0; i < 3 * sl.per_page; i++)
+        assert_non_null(objs[i] = slab_alloc(&sl, OBJ));
+    assert_int_equal(sl.pages, 3); /* lent from the spares, none mapped */
+    assert_non_null(objs[3 * sl.per_page] = slab_alloc(&sl, OBJ));
+    assert_int_equal(sl.pages, 4);
+    for (size_t i = 0; i <= 3 * sl.per_page; i++)
+        slab_free(&sl, objs[i]);
+    assert_int_equal(sl.pages, 3);
+    slab_trim(&sl);
+    assert_int_equal(sl.pages, 1);
+    slab_trim(&sl); /* one stays */
+    assert_int_equal(sl.pages, 1);
+    slab_destroy(&sl);
+    assert_int_equal(sl.pages, 0);
+}
+
 /* A slab serves the size of its first object: a larger one is refused. */
 static void test_one_size(void **state)
 {
@@ -117,6 +153,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_objects_zeroed_apart_aligned),
         cmocka_unit_test(test_pages_go_back_as_they_empty),
+        cmocka_unit_test(test_spares_kept_then_trimmed),
         cmocka_unit_test(test_one_size),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
