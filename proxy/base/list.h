@@ -31,6 +31,16 @@ static inline void list_append(struct list *l, struct list_node *n)
     l->count++;
 }
 
+/* n goes right after at (&l->head: first), a node of l. */
+static inline void list_insert_after(struct list *l, struct list_node *at, struct list_node *n)
+{
+    n->prev = at;
+    n->next = at->next;
+    at->next->prev = n;
+    at->next = n;
+    l->count++;
+}
+
 static inline void list_remove(struct list *l, struct list_node *n)
 {
     n->prev->next = n->next;

@@ -28,6 +28,7 @@
 #include "proxy/runtime/worker.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/session.h"
+#include "proxy/session/ws_keepalive.h"
 #include "routing/cidr.h"
 #include "routing/health.h"
 #include "routing/region.h"
@@ -376,28 +377,25 @@ void ws_ingress_timeout(struct session *s)
  * traffic; a quiet connection whose ping went unanswered for a whole tick
  * (while pgnear was reading it) has lost its client and is closed.
  */
-static void ws_ping_cb(evutil_socket_t fd, short what, void *arg)
+static void ws_ping_tick(struct session *s, struct ws_keepalive *k)
 {
-    struct session *s = arg;
     struct endpoint *ep = &s->client;
-    (void)fd;
-    (void)what;
     if (ep->stream.ws == NULL || s->closed)
         return;
     uint64_t traffic = ep->bytes_in + ep->bytes_out;
-    if (traffic != s->ws_ping_traffic) {
-        s->ws_ping_traffic = traffic;
-        s->ws_ping_waiting = false;
+    if (traffic != k->traffic) {
+        k->traffic = traffic;
+        k->waiting = false;
         return;
     }
     if (ws_pong_seen(ep->stream.ws))
-        s->ws_ping_waiting = false;
-    if (s->ws_ping_waiting && ep->on_read != NULL && !ep->read_paused) {
+        k->waiting = false;
+    if (k->waiting && ep->on_read != NULL && !ep->read_paused) {
         session_close(s, "the WebSocket client did not answer a ping within "
                          "websocket_ping_interval");
         return;
     }
-    s->ws_ping_waiting = true;
+    k->waiting = true;
     if (ws_ping(ep->stream.ws) != 0) {
         session_close(s, "could not send a WebSocket ping");
         return;
@@ -405,14 +403,21 @@ static void ws_ping_cb(evutil_socket_t fd, short what, void *arg)
     endpoint_arm(&s->client); /* a ping the socket did not take waits for writability */
 }
 
+static void ws_ping_due(void *owner, struct ws_keepalive *k)
+{
+    struct session *s = owner;
+    s->busy++;
+    ws_ping_tick(s, k);
+    session_callback_done(s);
+}
+
 int ws_ingress_start_pings(struct session *s)
 {
     int ms = s->cfg->websocket_ping_interval_ms;
-    if (ms <= 0)
+    if (ms <= 0 || s->ws_keepalive != NULL)
         return 0;
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
-    s->ws_ping = event_new(s->w->base, -1, EV_PERSIST, ws_ping_cb, s);
-    if (s->ws_ping == NULL || event_add(s->ws_ping, &tv) != 0) {
+    s->ws_keepalive = ws_keepalive_start(s->w, ms, ws_ping_due, s);
+    if (s->ws_keepalive == NULL) {
         session_close(s, "out of memory");
         return -1;
     }

@@ -222,6 +222,7 @@ struct worker *worker_new(struct shared *shared, int index, struct config *cfg, 
     list_init(&w->used_servers);
     list_init(&w->idle_servers);
     list_init(&w->server_waiters);
+    list_init(&w->ws_keepalives);
     list_init(&w->cancel_conns);
     slab_init(&w->sessions);
     slab_init(&w->logins);

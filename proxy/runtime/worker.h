@@ -30,6 +30,7 @@ struct config;
 struct shared;
 struct event_base;
 struct event;
+struct ws_keepalive;
 struct listener_set;
 struct migrations_request;
 struct pool_warm;
@@ -61,6 +62,10 @@ struct worker {
      * order (pool/pool_wait.c; session/wait_turn.h), with one query_wait_timeout timer. */
     struct list server_waiters;
     struct event *server_wait_timer;
+    /* WebSocket clients by their next ping's tick, and its timer (session/ws_keepalive.h). */
+    struct list ws_keepalives;
+    struct event *ws_keepalive_timer;
+    void (*ws_keepalive_tick)(void *owner, struct ws_keepalive *k);
     int64_t server_wait_timer_ms;         /* monotonic_ms it is set for; 0: not set */
     bool server_waiters_recheck;          /* a slot may have freed: are their pools still full? */
     struct list cancel_conns;             /* forwarding one cancel request each */

@@ -3,6 +3,7 @@
  * words (session_fail, session_send_last), closed and freed.
  */
 #include "proxy/session/session.h"
+#include "proxy/session/ws_keepalive.h"
 #include "proxy/session/timeouts_state.h"
 
 #include <arpa/inet.h>
@@ -505,9 +506,8 @@ void session_close(struct session *s, const char *why)
     if (s->timer)
         event_free(s->timer);
     s->timer = NULL;
-    if (s->ws_ping)
-        event_free(s->ws_ping);
-    s->ws_ping = NULL;
+    ws_keepalive_stop(w, s->ws_keepalive);
+    s->ws_keepalive = NULL;
     if (s->client_counted) /* before user and database, which point into startup_raw, go */
         client_limits_leave(&w->shared->client_limits, s->user, s->database);
     s->client_counted = false;

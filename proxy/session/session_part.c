@@ -12,6 +12,7 @@
 #include "proxy/session/former_primary.h"
 #include "proxy/session/listener.h"
 #include "proxy/session/timeouts.h"
+#include "proxy/session/ws_keepalive.h"
 
 static void session_fail_all(struct list *l, const char *msg)
 {
@@ -80,6 +81,7 @@ static void session_part_free(struct worker *w)
     w->listeners = NULL;
     listener_close(w->cancel_listener);
     w->cancel_listener = NULL;
+    ws_keepalive_free(w);
 }
 
 const struct worker_part session_part = {

@@ -121,15 +121,13 @@ struct session {
     int busy;                 /* event callbacks of this session on the stack */
     bool closed;              /* closed inside a callback: freed when it returns */
     bool client_after_server; /* its client's bytes wait for its server's, come first (relay.c) */
-    bool ws_ping_waiting;     /* a ping went out on a quiet connection */
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
-    struct event *timer;      /* login and server connect timeouts, then timeouts.c's; NULL: none */
-    struct event *ws_ping;    /* websocket_ping_interval's pings; NULL: none */
-    uint64_t ws_ping_traffic; /* the client's bytes at the last tick */
-    struct session_login *login; /* NULL once relaying */
-    struct console *console;     /* the admin console's state (PHASE_ADMIN only) */
+    struct event *timer; /* login and server connect timeouts, then timeouts.c's; NULL: none */
+    struct ws_keepalive *ws_keepalive; /* websocket_ping_interval's pings; NULL: none */
+    struct session_login *login;       /* NULL once relaying */
+    struct console *console;           /* the admin console's state (PHASE_ADMIN only) */
 
     char *peer_label;        /* an internal session's name in logs (its own); NULL: addr names it */
     union session_addr addr; /* the caller's real address (session_set_addr) */

@@ -23,9 +23,13 @@ my $src = $ENV{PGNEAR_SRCDIR} // dirname(dirname(dirname(__FILE__)));
 my %owner = (
     fence    => ['proxy/session/fence.c'],
     hold     => ['proxy/session/gate.c'],
-    txn_next => ['proxy/session/txn_fetch.c'],
+    # session.h's session_turn hands out the queue's place inside it (&s->txn_next->turn).
+    txn_next => ['proxy/session/txn_fetch.c', 'proxy/session/session.h'],
     timeouts => ['proxy/session/timeouts.c'],
-    turn     => ['proxy/pool/pool_wait.c'],
+    # A place in the queue is part of a login's state or of a txn_next, handed out by
+    # session_turn alone; pool_wait.c writes it through that, and txn_fetch.c carries its
+    # told_since_us over as a queued transaction goes on to wait behind a fetcher.
+    turn     => ['proxy/session/session.h', 'proxy/session/txn_fetch.c'],
     pool_wait => ['proxy/pool/pool_wait.c'],
     throttle => ['proxy/login/login_throttle.c'],
     # The login's end frees the settings' parameters with the rest of it.
