@@ -41,8 +41,8 @@ enum stream_want {
  * to read first (WANT_READ).
  */
 struct sock {
+    SSL *ssl; /* NULL: plain */
     int fd;
-    SSL *ssl;           /* NULL: plain */
     uint8_t read_want;  /* what an unfinished read waits for */
     uint8_t write_want; /* what unwritten bytes wait for */
 };

@@ -58,29 +58,29 @@ struct ws_conn {
     uint64_t max_frame;
     ssize_t lower_status; /* the socket's last refusal (a stream_status), 0 when none */
     uint8_t read_want;    /* what the last refused read waits for */
+    bool failed;
 
     /* reading */
-    bool in_frame;          /* a frame's payload is still coming */
-    uint8_t in_opcode;      /* that frame's opcode */
+    bool in_frame;       /* a frame's payload is still coming */
+    uint8_t in_opcode;   /* that frame's opcode */
+    bool in_message;     /* a fragmented binary message goes on */
+    bool maybe_buffered; /* a read stopped before wslay said it needed the socket */
+    bool got_close;      /* the client's close frame came: the stream has ended */
+    bool pong_seen;
     uint64_t in_left;       /* its payload bytes still to come */
-    bool in_message;        /* a fragmented binary message goes on */
     const uint8_t *held;    /* payload wslay returned that the caller had no room for */
     size_t held_len;        /* (it stays valid until wslay is called again) */
-    bool maybe_buffered;    /* a read stopped before wslay said it needed the socket */
     uint64_t fed, consumed; /* bytes handed to wslay, and those its frames took so far */
-    bool got_close;         /* the client's close frame came: the stream has ended */
-    bool pong_seen;
 
-    /* writing */
-    bool out_busy;              /* a frame is partly sent: nothing else may go first */
-    int out_slot;               /* the control frame being sent, or -1 for data */
+    /* writing (ordered by size: an idle WebSocket client keeps this struct) */
+    bool out_busy; /* a frame is partly sent: nothing else may go first */
+    bool close_sent;
     uint8_t out_opcode;         /* the frame being sent */
+    uint8_t stash_len;          /* of stash */
+    int out_slot;               /* the control frame being sent, or -1 for data */
     uint64_t out_len, out_left; /* its payload, and what of it is still to go */
     uint8_t stash[16];          /* header bytes wslay counts as sent, still to go out */
-    size_t stash_len;
-    bool close_sent;
 
-    bool failed;
     struct ws_control_part *ctl; /* NULL: none owed, nothing read, no failure */
 };
 
@@ -161,7 +161,7 @@ static ssize_t ws_send_cb(const uint8_t *data, size_t len, int flags, void *user
     struct ws_conn *ws = user_data;
     if ((flags & WSLAY_MSG_MORE) && ws->stash_len == 0 && len <= sizeof(ws->stash)) {
         memcpy(ws->stash, data, len);
-        ws->stash_len = len;
+        ws->stash_len = (uint8_t)len;
         return (ssize_t)len;
     }
     ssize_t w = ws_lower_write(ws, data, len);
@@ -171,7 +171,7 @@ static ssize_t ws_send_cb(const uint8_t *data, size_t len, int flags, void *user
     }
     if ((size_t)w < ws->stash_len) {
         memmove(ws->stash, ws->stash + w, ws->stash_len - (size_t)w);
-        ws->stash_len -= (size_t)w;
+        ws->stash_len = (uint8_t)(ws->stash_len - (size_t)w);
         ws->lower_status = STREAM_AGAIN;
         return -1;
     }
