@@ -448,32 +448,45 @@ int relay_attach_server(struct session *s)
     return 0;
 }
 
+/* The client's side as its session starts to relay, with or without a server connection. */
+static void relay_client_begin(struct session *s, endpoint_handler on_write,
+                               endpoint_handler reader)
+{
+    session_set_timer(s, 0);
+    s->client.on_write = on_write;
+    s->client.fwd_remaining = 0;
+    s->client.read_paused = false;
+    endpoint_use_ring(&s->client);
+    endpoint_set_reader(&s->client, reader);
+}
+
+/*
+ * A paused region holds new sessions at the same gate as open ones: false
+ * when s ended there.
+ */
+static bool relay_pass_gate(struct session *s)
+{
+    uint8_t reasons = gate_reasons_for(s, s->region);
+    return reasons == 0 || gate_hold_session(s, reasons);
+}
+
 void relay_start(struct session *s)
 {
     struct server_conn *sc = s->server_conn;
     struct endpoint *server = &sc->ep;
-    session_set_timer(s, 0);
-    session_login_end(s);
     server_conn_move(sc, &s->w->active_servers);
-    s->client.on_write = relay_client_write;
-    s->client.fwd_remaining = 0;
     server->fwd_remaining = 0;
     slog_info(s, "session established: user=%s database=%s region=%s server=%s:%d", s->user,
               s->database, sc->region->name, sc->host->name, sc->host->port);
-    s->client.read_paused = false;
-    endpoint_use_ring(&s->client);
-    endpoint_set_reader(&s->client, s->txn != NULL ? s->txn->client_read : relay_client_read);
+    relay_client_begin(s, relay_client_write,
+                       s->txn != NULL ? s->txn->client_read : relay_client_read);
     if (relay_attach_server(s) < 0)
         return;
     if (evbuffer_get_length(s->client.in) > 0 &&
         (s->txn != NULL ? s->txn->client_pump(s)
                         : relay_pump(s, &s->client, server, FRAME_FROM_CLIENT)) < 0)
         return;
-    if (endpoint_flush(s, &s->client) < 0)
-        return;
-    /* A paused region holds new sessions at the same gate as open ones. */
-    uint8_t reasons = gate_reasons_for(s, s->region);
-    if (reasons != 0 && !gate_hold_session(s, reasons))
+    if (endpoint_flush(s, &s->client) < 0 || !relay_pass_gate(s))
         return;
     /* Under transaction pooling the login's connection is given back until the client asks. */
     if (s->txn != NULL)
@@ -482,22 +495,15 @@ void relay_start(struct session *s)
 
 void relay_start_detached(struct session *s)
 {
-    session_set_timer(s, 0);
     if (s->txn == NULL) { /* (login_greet.h chose only sessions that pool transactions) */
         session_fail_msg(s, "53200", "out of memory");
         return;
     }
-    s->client.on_write = NULL;
-    s->client.fwd_remaining = 0;
     slog_info(s, "session established: user=%s database=%s region=%s, no server connection yet",
               s->user, s->database, s->region->name);
-    s->client.read_paused = false;
-    endpoint_use_ring(&s->client);
-    endpoint_set_reader(&s->client, s->txn->client_read);
-    if (endpoint_flush(s, &s->client) < 0)
-        return;
-    uint8_t reasons = gate_reasons_for(s, s->region);
-    if (reasons != 0 && !gate_hold_session(s, reasons))
+    relay_client_begin(s, NULL, s->txn->client_read);
+    /* Its first message waits at the gate too: it would fetch a connection. */
+    if (endpoint_flush(s, &s->client) < 0 || !relay_pass_gate(s))
         return;
     if (evbuffer_get_length(s->client.in) > 0)
         s->txn->client_pump(s);

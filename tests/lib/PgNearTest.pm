@@ -89,6 +89,14 @@ sub _root {
     return $ROOT;
 }
 
+# A diagnostic line: TAP's, where Test::More is loaded (a test); else on stderr (a benchmark).
+sub note_diag {
+    my ($msg) = @_;
+    return Test::More::diag($msg) if defined &Test::More::diag;
+    print STDERR map { "# $_\n" } split /\n/, $msg;
+    return 0;
+}
+
 sub tmpdir {
     my (%o) = @_;
     my $prefix = $o{name} // 'tmp';
@@ -1596,15 +1604,15 @@ sub _stop {
     kill($sig, $pid);
     my $st = $self->wait_for_exit(timeout => $o{timeout} // 15);
     # A slow stop is most often sessions left open: the log says so, to find where time goes.
-    Test::More::diag(sprintf('PgNearTest: pgnear %d took %.1f s to stop on SIG%s%s', $pid,
+    PgNearTest::note_diag(sprintf('PgNearTest: pgnear %d took %.1f s to stop on SIG%s%s', $pid,
                              Time::HiRes::time() - $t0, $sig, defined $st ? '' : ' (killed)'))
       if Time::HiRes::time() - $t0 > 2;
     return $st if defined $st;
-    Test::More::diag("PgNearTest: pgnear $pid still running after SIG$sig; its threads:\n" . $self->threads_state);
+    PgNearTest::note_diag("PgNearTest: pgnear $pid still running after SIG$sig; its threads:\n" . $self->threads_state);
     kill 'KILL', $pid;
     $st = $self->wait_for_exit(timeout => 10);
     return $st if defined $st;
-    Test::More::diag("PgNearTest: pgnear $pid not reaped 10 s after SIGKILL (a thread stuck in the kernel); "
+    PgNearTest::note_diag("PgNearTest: pgnear $pid not reaped 10 s after SIGKILL (a thread stuck in the kernel); "
                      . "its threads:\n" . $self->threads_state);
     return undef;
 }
