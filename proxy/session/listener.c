@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "protocol/clock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/runtime/shared.h"
@@ -27,16 +28,28 @@
 #define LISTENER_MAX   16
 #define LISTEN_BACKLOG 1024
 
+/* After a listener's TCP options changed, how long the sockets it accepts get them one by one. */
+#define LISTENER_RETUNE_MS 2000
+
 /* How long accepting rests after running out of descriptors or memory. */
 #define ACCEPT_REST_MS 100
 /* While accepts keep failing, one log line per this many seconds, with a count. */
 #define ACCEPT_LOG_INTERVAL_S 10
+
+/* The TCP options a listening socket was given, which the sockets it accepts inherit. */
+struct listener_tune {
+    bool set;
+    bool keepalive;
+    int idle_ms, intvl_ms, cnt;
+};
 
 struct listener_set {
     struct worker *w;
     size_t count;
     struct evconnlistener *items[LISTENER_MAX];
     enum session_transport kinds[LISTENER_MAX];
+    struct listener_tune tuned[LISTENER_MAX];
+    int64_t tune_each_until_ms; /* monotonic_ms: an accepted socket is tuned itself until then */
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t unix_dev; /* the socket file as bound: another pgnear may bind the path anew */
     ino_t unix_ino;
@@ -58,6 +71,52 @@ static void listener_accepted(struct listener_set *ls)
     ls->failing = false;
 }
 
+/* The TCP options cfg asks a client's socket for. */
+static struct listener_tune listener_tune_wanted(const struct config *cfg)
+{
+    return (struct listener_tune){true, cfg->tcp_keepalive, cfg->tcp_keepidle_ms,
+                                  cfg->tcp_keepintvl_ms, cfg->tcp_keepcnt};
+}
+
+static bool listener_tune_same(const struct listener_tune *a, const struct listener_tune *b)
+{
+    return a->set == b->set && a->keepalive == b->keepalive && a->idle_ms == b->idle_ms &&
+           a->intvl_ms == b->intvl_ms && a->cnt == b->cnt;
+}
+
+/* fd gets cfg's TCP options, keepalive off said too (it may have been on). */
+static void listener_tune_socket(const struct config *cfg, int fd)
+{
+    int off = 0;
+    if (!cfg->tcp_keepalive)
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &off, sizeof(off));
+    session_tune_tcp(cfg, fd);
+}
+
+/*
+ * fd, accepted on listener i, has the TCP options the configuration asks
+ * for (TCP_NODELAY, keepalive).  Linux copies a listening socket's options
+ * to the sockets it accepts, so the listener has them from its start, and
+ * again once a reload changed them; a login then makes no system call for
+ * them (five before).  For a while after such a change, what was queued
+ * before it is given them one by one.
+ */
+static void listener_tune(struct listener_set *ls, size_t i, int fd)
+{
+    if (ls->kinds[i] == TRANSPORT_UNIX || ls->kinds[i] == TRANSPORT_CANCEL)
+        return;
+    const struct config *cfg = ls->w->cfg;
+    struct listener_tune want = listener_tune_wanted(cfg);
+    bool changed = !listener_tune_same(&ls->tuned[i], &want);
+    if (changed) {
+        listener_tune_socket(cfg, evconnlistener_get_fd(ls->items[i]));
+        ls->tuned[i] = want;
+        ls->tune_each_until_ms = monotonic_ms() + LISTENER_RETUNE_MS;
+    }
+    if (changed || (ls->tune_each_until_ms != 0 && monotonic_ms() < ls->tune_each_until_ms))
+        listener_tune_socket(cfg, fd);
+}
+
 /* A connection accepted on one of the set's listeners, as the listener's kind says. */
 static void listener_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                             int addrlen, void *arg)
@@ -67,6 +126,7 @@ static void listener_accept(struct evconnlistener *l, evutil_socket_t fd, struct
     while (i + 1 < ls->count && ls->items[i] != l)
         i++;
     listener_accepted(ls);
+    listener_tune(ls, i, fd);
     session_accept(ls->w, fd, addr, addrlen, ls->kinds[i]);
 }
 
@@ -174,6 +234,7 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (ai->ai_family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        listener_tune_socket(w->cfg, fd); /* before listen: all it accepts inherit them */
         if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
             listener_add(ls, w, fd, t) != 0) {
             snprintf(err, errcap, "could not listen on %s port %d: %s", host, port,
@@ -182,6 +243,7 @@ static int listener_bind_tcp(struct listener_set *ls, struct worker *w, const ch
             freeaddrinfo(res);
             return -1;
         }
+        ls->tuned[ls->count - 1] = listener_tune_wanted(w->cfg);
         opened++;
     }
     freeaddrinfo(res);
@@ -326,6 +388,7 @@ void listener_take_backlog(struct listener_set *ls)
             int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
             if (fd < 0)
                 break;
+            listener_tune(ls, i, fd);
             session_accept_backlog(ls->w, fd, (struct sockaddr *)&ss, (int)len, ls->kinds[i]);
         }
     }

@@ -288,9 +288,7 @@ static void session_accept_as(struct worker *w, int fd, const struct sockaddr *a
     s->unix_socket = unix_socket;
     s->cancel_only = transport == TRANSPORT_CANCEL;
     s->websocket = transport == TRANSPORT_WEBSOCKET;
-    if (!unix_socket)
-        session_tune_tcp(s->cfg, fd);
-    session_set_addr(s, addr, (size_t)addrlen);
+    session_set_addr(s, addr, (size_t)addrlen); /* its TCP options are its listener's */
     if (s->login == NULL) {
         session_close(s, "out of memory");
         return;
