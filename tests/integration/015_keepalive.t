@@ -66,6 +66,12 @@ sub session_sockets {
     ok defined $c && $c > 0 && $c <= 7, "new sessions: client side idle 7 s ($c s left)";
     ok defined $s && $s > 0 && $s <= 7, "new sessions: server side idle 7 s ($s s left)";
     $w->terminate;
+    # Later ones too, whose sockets have their listener's options (given once, at the change).
+    Time::HiRes::sleep(2.5);
+    my ($w2, $client2) = session_sockets();
+    my $c2 = keepalive_left(@$client2);
+    ok defined $c2 && $c2 > 0 && $c2 <= 7, "a session 2.5 s later: client side idle 7 s ($c2 s left)";
+    $w2->terminate;
 }
 
 {
