@@ -570,10 +570,11 @@ static int64_t pool_earlier(int64_t a, int64_t b)
 }
 
 /*
- * The first waiter whose query_wait_timeout or query_wait_notify is past,
- * or NULL and *next: the earliest of them to come.
+ * The place of the first waiter whose query_wait_timeout or
+ * query_wait_notify is past, or NULL and *next: the earliest of them to
+ * come.
  */
-static struct session *pool_queue_due(struct worker *w, int64_t now, int64_t *next)
+static struct wait_turn *pool_queue_due(struct worker *w, int64_t now, int64_t *next)
 {
     struct list_node *pos, *tmp;
     *next = 0;
@@ -582,7 +583,7 @@ static struct session *pool_queue_due(struct worker *w, int64_t now, int64_t *ne
         struct wait_turn *t = list_entry(pos, struct wait_turn, node);
         int64_t at = pool_earlier(t->until_ms, t->notify_ms);
         if (at != 0 && at <= now)
-            return t->session;
+            return t;
         *next = pool_earlier(*next, at);
     }
     return NULL;
@@ -598,11 +599,11 @@ static void pool_queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     (void)fd;
     (void)what;
-    struct session *s;
+    struct wait_turn *t;
     int64_t next, now;
     w->server_wait_timer_ms = 0;
-    while ((s = pool_queue_due(w, now = monotonic_ms(), &next)) != NULL) {
-        struct wait_turn *t = session_turn(s);
+    while ((t = pool_queue_due(w, now = monotonic_ms(), &next)) != NULL) {
+        struct session *s = t->session;
         if (t->notify_ms != 0 && t->notify_ms <= now) {
             t->notify_ms = 0; /* first: telling the client may end s */
             pool_wait_notify(s);

@@ -113,7 +113,9 @@ static void listener_tune(struct listener_set *ls, size_t i, int fd)
         ls->tuned[i] = want;
         ls->tune_each_until_ms = monotonic_ms() + LISTENER_RETUNE_MS;
     }
-    if (changed || (ls->tune_each_until_ms != 0 && monotonic_ms() < ls->tune_each_until_ms))
+    if (!changed && ls->tune_each_until_ms != 0 && monotonic_ms() >= ls->tune_each_until_ms)
+        ls->tune_each_until_ms = 0; /* the queue before the change is taken: inherited from now */
+    if (changed || ls->tune_each_until_ms != 0)
         listener_tune_socket(cfg, fd);
 }
 
