@@ -192,7 +192,8 @@ my %rows = map { my ($k, $n) = split /\|/; ($k => $n) }
 my @lost = grep { ($rows{$_} // 0) < $logged{$_} } sort keys %logged;
 is_deeply \@lost, [], 'no committed transaction lost: node2 has, per round and client, '
                     . 'at least the rows pgbench saw committed'
-  or diag join "\n", map { "round/client $_: logged $logged{$_}, rows " . ($rows{$_} // 0) } @lost;
+  or diag join("\n", map { "round/client $_: logged $logged{$_}, rows " . ($rows{$_} // 0) } @lost),
+          "\n", $f->failover_story;
 
 my ($before, $after) = split /\|/, $f->psql($new,
     "SELECT count(*) FILTER (WHERE port = $old->{port}) || '|' || count(*) FILTER (WHERE port = $new->{port}) "

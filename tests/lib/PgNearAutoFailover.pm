@@ -313,6 +313,32 @@ sub log_contents {
     return -e $what->{log} ? PgNearTest::slurp_file($what->{log}) : '';
 }
 
+# What a failed check needs to tell a loss of the formation's own from
+# pgnear's: the monitor's events, each keeper's lines about its role, and
+# each Postgres's about its synchronous replication, its shutdowns and its
+# promotion (at most 60 lines each).
+sub failover_story {
+    my ($self) = @_;
+    my @events = eval {
+        $self->_monitor_query("SELECT to_char(eventtime, 'HH24:MI:SS.MS') || ' ' || nodename || ' ' "
+                            . "|| reportedstate || ' -> ' || goalstate || ': ' || description "
+                            . "FROM (SELECT * FROM pgautofailover.event ORDER BY eventid DESC LIMIT 40) e "
+                            . "ORDER BY eventid");
+    };
+    my $story = "--- monitor events:\n" . (@events ? join("\n", @events) : "(none: $@)") . "\n";
+    my $keeper = qr/synchronous|transition|assigned|demot|draining|promot|read.only|stopping|pg_ctl/i;
+    my $server = qr/synchronous|canceling|terminat|shut|promot|parameter|received|timeline|
+                    recovery|ready to accept|redo/xi;
+    my $last60 = sub { my @l = @_; splice @l, 0, @l - 60 if @l > 60; join("\n", @l) . "\n" };
+    for my $n (@{ $self->{nodes} }) {
+        $story .= "--- $n->{name}'s keeper ($n->{log}):\n"
+                . $last60->(grep { /$keeper/ } split /\n/, $self->log_contents($n));
+        my $text = join '', map { PgNearTest::slurp_file($_) } sort glob("$n->{pgdata}/log/*.log");
+        $story .= "--- $n->{name}'s Postgres ($n->{pgdata}/log):\n" . $last60->(grep { /$server/ } split /\n/, $text);
+    }
+    return $story;
+}
+
 # Processes (not zombies) of process group $pgid.
 sub _group_members {
     my ($pgid) = @_;
