@@ -230,8 +230,8 @@ static int kill_client(struct session *s, const struct admin_cmd *cmd, struct co
     req->id = cmd->client_id;
     req->wait = wait;
     snprintf(req->admin, sizeof(req->admin), "%.*s", SNAPSHOT_NAME_MAX - 1, s->user);
-    /* Ids interleave the workers (session_accept): the owner is known without asking all. */
-    int owner = cmd->client_id == 0 ? 0 : (int)((cmd->client_id - 1) % (uint64_t)sh->nworkers);
+    /* Ids interleave the workers: the owner is known without asking all. */
+    int owner = shared_client_worker(sh, cmd->client_id);
     if (worker_call(s->w, sh->workers[owner], kill_on_worker, req, kill_answered, NULL) != 0) {
         free(req);
         admin_error_oom(&wait->err);

@@ -60,6 +60,15 @@ struct shared {
     int nparts;
 };
 
+/*
+ * The worker a client's session runs on, from its ID alone: each worker
+ * hands out every nworkers-th ID (session_new), so no table says it.
+ */
+static inline int shared_client_worker(const struct shared *sh, uint64_t client_id)
+{
+    return client_id == 0 ? 0 : (int)((client_id - 1) % (uint64_t)sh->nworkers);
+}
+
 /* Makes the tables; 0, or -1 with err filled (nothing to free then). */
 int shared_init(struct shared *sh, int nworkers, char *err, size_t errcap);
 /* Frees what shared_init made (not the workers, nor the reloader). */

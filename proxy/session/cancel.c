@@ -74,7 +74,6 @@ static int cancel_register_entry(struct session *s, const struct server_conn *sc
     e->server = sc;
     e->console = console;
     e->client_id = s->id;
-    e->worker = s->w->index;
     e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
     return cancel_keys_add(s->w->shared, s->w->cfg, e, pid);
 }

@@ -79,7 +79,7 @@ bool cancel_keys_find(struct shared *sh, const uint8_t *key, size_t len, uint32_
     if (e != NULL && e->client_key_len == len && CRYPTO_memcmp(e->client_key, key, len) == 0 &&
         e->client_pid == pid) {
         t->client_id = e->client_id;
-        t->worker = e->worker;
+        t->worker = shared_client_worker(sh, e->client_id);
         t->console = e->console;
         found = true;
     }

@@ -23,10 +23,9 @@ struct cancel_entry {
     bool registered;
     bool console;        /* a session pgnear answers itself: no server */
     uint32_t client_pid; /* the process ID given with it: the server's, or synthetic */
-    uint64_t client_id;
+    uint64_t client_id;  /* its session's, which names its worker (shared_client_worker) */
     /* whose process ID and key this stands for, or NULL; read on the session's worker only */
     const struct server_conn *server;
-    int worker; /* the session's worker: a console's cancel is handled there */
 };
 
 /* Whose key it is, copied from the registry under its lock. */
