@@ -39,6 +39,15 @@ struct uring_recv {
     bool starved;          /* ended by the kernel out of buffers: armed again as one comes back */
     unsigned long gives;   /* the ring's buffers given back when it was last armed */
     struct list_node node; /* on the ring's list of orphans, or of the starved */
+    /*
+     * Its owner's: the bytes of the last completion it kept, not yet taken
+     * (held_len of them, in the ring's buffer held_bid; held NULL: none),
+     * and the failure it met, which its next read tells (0: none).
+     */
+    const uint8_t *held;
+    size_t held_len;
+    unsigned held_bid;
+    int error;
 };
 
 /* A buffer an owner kept (uring_recv_done), its bytes taken: the kernel's again. */

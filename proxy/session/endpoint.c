@@ -158,7 +158,6 @@ void endpoint_detach(struct endpoint *ep)
     endpoint_rx_give(ep);
     uring_recv_release(ep->rx);
     ep->rx = NULL;
-    ep->rx_errno = 0;
     ep->ring = ep->ring_rx = false;
     ep->tx_failed = false;
     ep->drain_wanted = false;
@@ -201,7 +200,7 @@ void endpoint_free(struct endpoint *ep)
 
 bool endpoint_park(struct endpoint *ep)
 {
-    if (ep->parked || ep->in == NULL || ep->tx != NULL || ep->rx_p != NULL || ep->rx_unread ||
+    if (ep->parked || ep->in == NULL || ep->tx != NULL || endpoint_rx_holds(ep) || ep->rx_unread ||
         ep->writes_held || ep->eof || ep->fwd_remaining != 0 || evbuffer_get_length(ep->in) > 0 ||
         evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream) ||
         stream_has_pending(&ep->stream))
@@ -287,7 +286,7 @@ void endpoint_arm(struct endpoint *ep)
      * told, and arms what reads next), and is on otherwise, the ring out
      * of room included.
      */
-    if (ep->rx != NULL && ep->rx_errno == 0) {
+    if (ep->rx != NULL && ep->rx->error == 0) {
         bool wanted = uring_recv_wanted(ep->rx->ring);
         if (!reading || ep->stream.read_want != STREAM_WANT_READ)
             reading = false;
@@ -327,7 +326,7 @@ void endpoint_arm(struct endpoint *ep)
 static void endpoint_kick(struct endpoint *ep)
 {
     if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || ep->rx_p != NULL ||
+        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || endpoint_rx_holds(ep) ||
          ep->stream.ssl != NULL || stream_has_pending(&ep->stream)))
         event_active(ep->rev, EV_READ, 0);
 }
@@ -437,11 +436,11 @@ static void endpoint_count_in(struct endpoint *ep, size_t n)
 /* The ring's buffer the endpoint holds goes back, its bytes (if any are left) dropped. */
 static void endpoint_rx_give(struct endpoint *ep)
 {
-    if (ep->rx_p == NULL)
+    if (!endpoint_rx_holds(ep))
         return;
-    uring_buf_give(ep->w->uring, ep->rx_bid);
-    ep->rx_p = NULL;
-    ep->rx_len = 0;
+    uring_buf_give(ep->w->uring, ep->rx->held_bid);
+    ep->rx->held = NULL;
+    ep->rx->held_len = 0;
 }
 
 /*
@@ -451,17 +450,17 @@ static void endpoint_rx_give(struct endpoint *ep)
 static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_t *p, size_t max,
                                 int *more)
 {
-    size_t n = ep->rx_len < max ? ep->rx_len : max;
+    size_t n = ep->rx->held_len < max ? ep->rx->held_len : max;
     if (in != NULL) {
-        if (evbuffer_add(in, ep->rx_p, n) != 0)
+        if (evbuffer_add(in, ep->rx->held, n) != 0)
             return STREAM_ERROR; /* errno: ENOMEM */
     } else if (p != NULL) {
-        memcpy(p, ep->rx_p, n);
+        memcpy(p, ep->rx->held, n);
     }
-    ep->rx_p += n;
-    ep->rx_len -= n;
-    *more = ep->rx_len > 0;
-    if (ep->rx_len == 0)
+    ep->rx->held += n;
+    ep->rx->held_len -= n;
+    *more = ep->rx->held_len > 0;
+    if (ep->rx->held_len == 0)
         endpoint_rx_give(ep);
     return (ssize_t)n;
 }
@@ -471,11 +470,11 @@ static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_
 static void endpoint_rx_stash(struct endpoint *ep)
 {
     int more;
-    size_t n = ep->rx_len;
-    if (ep->rx_p == NULL)
+    if (!endpoint_rx_holds(ep))
         return;
+    size_t n = ep->rx->held_len;
     if (endpoint_rx_take(ep, ep->in, NULL, n, &more) < 0) {
-        ep->rx_errno = ENOMEM;
+        ep->rx->error = ENOMEM;
         endpoint_rx_give(ep);
         uring_recv_stop(ep->rx);
         return;
@@ -499,20 +498,20 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
     }
     if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
         /* Its bytes are dropped: its next read tells the failure, which ends its owner. */
-        ep->rx_errno = ENOMEM;
+        ep->rx->error = ENOMEM;
         uring_recv_stop(op);
         ep->owner->event(ep, EV_READ);
         return false;
     }
     endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
     if (res > 0) {
-        ep->rx_p = p;
-        ep->rx_len = (size_t)res;
-        ep->rx_bid = bid;
+        ep->rx->held = p;
+        ep->rx->held_len = (size_t)res;
+        ep->rx->held_bid = bid;
     } else if (res == 0) {
         ep->eof = true;
     } else {
-        ep->rx_errno = -res;
+        ep->rx->error = -res;
         uring_recv_stop(op);
     }
     if (ep->on_read == NULL || ep->read_paused) {
@@ -682,7 +681,7 @@ void endpoint_resume_read(struct endpoint *ep)
      * that left them; an ended stream none at all.
      */
     if (ep->rev &&
-        (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread || ep->rx_p != NULL))
+        (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread || endpoint_rx_holds(ep)))
         event_active(ep->rev, EV_READ, 0);
     ep->rx_unread = false;
 }
@@ -740,19 +739,19 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
                                   int *more)
 {
     *more = 0;
-    if (ep->rx_p != NULL)
+    if (endpoint_rx_holds(ep))
         return endpoint_rx_take(ep, in, p, max, more);
     if (ep->eof)
         return STREAM_EOF;
-    if (ep->rx != NULL && ep->rx_errno != 0) {
-        errno = ep->rx_errno; /* for stream_error */
+    if (ep->rx != NULL && ep->rx->error != 0) {
+        errno = ep->rx->error; /* for stream_error */
         return STREAM_ERROR;
     }
     if (ep->rx != NULL && ep->rx->armed)
         return STREAM_AGAIN;
     ssize_t n = in != NULL ? stream_read(&ep->stream, in, max, more)
                            : stream_read_bytes(&ep->stream, p, max, more);
-    if (ep->ring_rx && n > 0 && (ep->rx == NULL || ep->rx_errno == 0)) {
+    if (ep->ring_rx && n > 0 && (ep->rx == NULL || ep->rx->error == 0)) {
         uring_count_read(ep->w->uring);
         /* The worker's load makes the ring pay again: its receive reads what comes next. */
         if (uring_recv_wanted(ep->w->uring) && ep->on_read != NULL && !ep->read_paused)

@@ -15,8 +15,8 @@
 bool endpoint_peer_spoke(const struct endpoint *ep)
 {
     uint8_t b;
-    if (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_p != NULL ||
-        (ep->rx != NULL && ep->rx_errno != 0))
+    if (evbuffer_get_length(ep->in) > 0 || ep->eof || endpoint_rx_holds(ep) ||
+        (ep->rx != NULL && ep->rx->error != 0))
         return true;
     if (ep->stream.fd < 0)
         return false;
