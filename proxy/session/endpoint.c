@@ -86,8 +86,8 @@ void endpoint_dispatch(struct session *s, struct endpoint *ep, short what, const
     if (ep->on_read != NULL && !ep->read_paused &&
         (ready == STREAM_WANT_READ || ep->stream.read_want == STREAM_WANT_WRITE))
         endpoint_run_reader(s, ep, ended);
-    else if (ep->read_paused)
-        endpoint_arm(ep); /* a pause left armed (endpoint_pause_read) takes effect */
+    else if (ep->read_paused || ep->on_read == NULL)
+        endpoint_arm(ep); /* a pause or no reader left armed (endpoint_set_reader) takes effect */
 }
 
 static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -331,10 +331,25 @@ static void endpoint_kick(struct endpoint *ep)
         event_active(ep->rev, EV_READ, 0);
 }
 
+/*
+ * A client's read event left without a reader stays armed until it fires
+ * with none (endpoint_dispatch disarms it then), as a pause's does: a
+ * login's phase sets the next one's reader before the loop turns again,
+ * which then costs no epoll_ctl, where disarming and arming again cost
+ * two, twice a login.  Only a client's: a server connection set aside
+ * has no session to take its event.  True: nothing to arm now.
+ */
+static bool endpoint_disarm_later(const struct endpoint *ep)
+{
+    return ep->on_read == NULL && ep->client && ep->rev_armed;
+}
+
 void endpoint_set_reader(struct endpoint *ep, endpoint_handler h)
 {
     ep->on_read = h;
     ep->stream.read_want = STREAM_WANT_READ;
+    if (endpoint_disarm_later(ep))
+        return;
     endpoint_arm(ep);
     endpoint_kick(ep);
 }
@@ -535,7 +550,8 @@ void endpoint_use_ring(struct endpoint *ep)
         return;
     ep->ring = true;
     ep->ring_rx = uring_can_recv(ep->w->uring);
-    endpoint_arm(ep); /* the ring's receive, if the worker's load wants it now */
+    if (!endpoint_disarm_later(ep))
+        endpoint_arm(ep); /* the ring's receive, if the worker's load wants it now */
 }
 
 /* Nothing queued nor in flight: bytes sent now go out first, from wherever they lie. */
