@@ -224,7 +224,7 @@ struct session *session_new(struct worker *w, int fd)
         return NULL;
     }
     s->w = w;
-    /* Unique across workers: the worker's own count, interleaved. */
+    /* Unique across workers: the worker's own count, interleaved (shared_client_worker). */
     s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
             (uint64_t)w->shared->nworkers + 1;
     s->connected_at = (int64_t)time(NULL);
@@ -312,10 +312,11 @@ void session_accept_backlog(struct worker *w, int fd, const struct sockaddr *add
 
 /*
  * What SHOW CLIENTS and the session's routes take of the caller's place
- * once the login's state is gone.  Out of memory, its texts stay "" (the
- * coordinates and the region it serves from still route it).
+ * once the login's state is gone: the coordinates, and the texts whose
+ * lengths it returns in len (their sum).
  */
-static void session_keep_origin(struct session *s, const struct session_login *l)
+static size_t session_keep_origin(struct session *s, const struct session_login *l,
+                                  const char *text[ORIGIN_TEXTS], size_t len[ORIGIN_TEXTS])
 {
     struct session_origin *o = &s->origin;
     const char *place = l->loc.matched != NULL ? l->loc.matched : l->loc.city;
@@ -326,27 +327,64 @@ static void session_keep_origin(struct session *s, const struct session_login *l
     o->km = -1.0f;
     if (l->plan_index < l->plan_len && locality_caller_placed(&l->loc))
         o->km = (float)route_km(l->plan_cos[l->plan_index]);
-    const char *text[ORIGIN_TEXTS] = {
-        [ORIGIN_VIA] = l->loc.via != NULL ? l->loc.via : "",
-        [ORIGIN_PLACE] = place,
-        [ORIGIN_REGION] = l->loc.region != NULL ? l->loc.region->name : "",
-        [ORIGIN_CITY] = l->loc.city,
-    };
+    text[ORIGIN_VIA] = l->loc.via != NULL ? l->loc.via : "";
+    text[ORIGIN_PLACE] = place;
+    text[ORIGIN_REGION] = l->loc.region != NULL ? l->loc.region->name : "";
+    text[ORIGIN_CITY] = l->loc.city;
     static const size_t max[ORIGIN_TEXTS] = {ORIGIN_VIA_MAX, ORIGIN_PLACE_MAX, ORIGIN_REGION_MAX,
                                              ORIGIN_CITY_MAX};
-    size_t len[ORIGIN_TEXTS], total = 0;
+    size_t total = 0;
     for (int i = 0; i < ORIGIN_TEXTS; i++)
         total += (len[i] = strnlen(text[i], max[i]));
-    free(o->texts);
-    o->texts = NULL;
-    if (total == 0 || (o->texts = malloc(total + ORIGIN_TEXTS)) == NULL)
-        return;
-    char *p = o->texts;
-    for (int i = 0; i < ORIGIN_TEXTS; i++) {
+    return total;
+}
+
+/* Copies n strings of the given lengths to p, each ending in a NUL; where the copies are in out. */
+static char *session_copy_texts(char *p, const char *const *text, const size_t *len, int n,
+                                const char **out)
+{
+    for (int i = 0; i < n; i++) {
         memcpy(p, text[i], len[i]);
         p[len[i]] = '\0';
+        if (out != NULL)
+            out[i] = p;
         p += len[i] + 1;
     }
+    return p;
+}
+
+/*
+ * What the session keeps of its startup packet and its login once the
+ * login ends: user, database and application_name, then the origin's
+ * texts (NULL when all are ""), in one allocation of their lengths.  The
+ * packet itself, whole (an idle client's largest string), is freed.  Out
+ * of memory, the packet stays and the origin's texts are "" (its
+ * coordinates and the region it serves from still route it).
+ */
+static void session_keep_identity(struct session *s, const struct session_login *l)
+{
+    const char *text[ORIGIN_TEXTS];
+    size_t len[ORIGIN_TEXTS];
+    size_t texts_len = session_keep_origin(s, l, text, len);
+    const char *name[3] = {s->user, s->database,
+                           s->application_name != NULL ? s->application_name : ""};
+    size_t name_len[3], names = s->application_name != NULL ? 3 : 2, total = texts_len;
+    for (size_t i = 0; i < names; i++)
+        total += (name_len[i] = strlen(name[i])) + 1;
+    char *kept = malloc(total + (texts_len > 0 ? ORIGIN_TEXTS : 0));
+    if (kept == NULL)
+        return;
+    const char *at[3];
+    char *p = session_copy_texts(kept, name, name_len, (int)names, at);
+    s->user = at[0];
+    s->database = at[1];
+    s->application_name = names == 3 ? at[2] : NULL;
+    if (texts_len > 0) {
+        s->origin.texts = p;
+        session_copy_texts(p, text, len, ORIGIN_TEXTS, NULL);
+    }
+    free(s->startup_raw);
+    s->startup_raw = (uint8_t *)kept;
 }
 
 /*
@@ -390,8 +428,6 @@ void session_login_end(struct session *s)
     struct session_login *l = s->login;
     if (l == NULL)
         return;
-    if (s->client.stream.fd >= 0) /* an internal session (a fetcher) has no origin to show */
-        session_keep_origin(s, l);
     session_keep_secret(s, l);
     /*
      * The login's timeouts end with it, and an idle session needs no timer
@@ -418,6 +454,9 @@ void session_login_end(struct session *s)
     scram_client_cleanup(&l->scram_cli);
     OPENSSL_cleanse(&l->verifier, sizeof(l->verifier));
     OPENSSL_cleanse(l->warm_client_key, sizeof(l->warm_client_key));
+    /* Last: the login's startup packet, which its hints point into, goes with it. */
+    if (s->client.stream.fd >= 0 && !s->closed && s->user != NULL) /* a fetcher has no origin */
+        session_keep_identity(s, l);
     slab_free(&s->w->logins, l);
     s->login = NULL;
     if (s->w->logins.lent == 0) /* no login in flight: the pages kept for more go */
@@ -454,7 +493,6 @@ static void session_free(struct session *s)
     session_login_end(s);
     phase_end(s);
     server_conn_reap(s);
-    free(s->origin.texts);
     free(s->peer_label);
     free(s->fence);
     free(s->timeouts);

@@ -63,9 +63,10 @@ enum session_phase {
 
 /*
  * Where the caller was placed and how, kept past the login (whose state
- * is freed) for SHOW CLIENTS and each transaction's route.  Its texts are
- * one allocation of their own lengths, NULL while all are "": an idle
- * client carries what it was told, not four buffers for the longest.
+ * is freed) for SHOW CLIENTS and each transaction's route.  Its texts
+ * are of their own lengths, after the names the session keeps of its
+ * startup packet (startup_raw), NULL while all are "": an idle client
+ * carries what it was told, not four buffers for the longest.
  */
 enum origin_text {
     ORIGIN_VIA,    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
@@ -86,7 +87,8 @@ struct session_origin {
     float km;       /* to the serving region; negative when unknown */
     uint8_t source; /* enum locality_source */
     bool has_coords;
-    char *texts; /* the enum origin_text's, in its order, each ending in a NUL; NULL: all "" */
+    /* the enum origin_text's in its order, each ending in a NUL, in startup_raw; NULL: all "" */
+    const char *texts;
 };
 
 /* One of the origin's texts: "" when it has none. */
@@ -121,6 +123,13 @@ struct session {
     int busy;                 /* event callbacks of this session on the stack */
     bool closed;              /* closed inside a callback: freed when it returns */
     bool client_after_server; /* its client's bytes wait for its server's, come first (relay.c) */
+    /* How the client came (in the bytes the fields above leave before client) */
+    bool from_proxy; /* a trusted PROXY header said who the caller is */
+    bool client_tls; /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
+    bool unix_socket;
+    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
+    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
+    bool websocket_tls; /* ... over wss */
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
@@ -131,17 +140,16 @@ struct session {
 
     char *peer_label;        /* an internal session's name in logs (its own); NULL: addr names it */
     union session_addr addr; /* the caller's real address (session_set_addr) */
-    bool from_proxy;         /* a trusted PROXY header said who the caller is */
-    bool client_tls;         /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
-    bool unix_socket;
-    bool cancel_only;    /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
-    bool websocket;      /* came to websocket_port (its stream is a WebSocket once upgraded) */
-    bool websocket_tls;  /* ... over wss */
-    bool client_counted; /* in the client limits of user and database (login_limits.h) */
-    bool report_fence;   /* pgnear.fence is sent after each transaction that wrote (fence.h) */
-    uint16_t client_minor; /* protocol minor version agreed with the client */
+    bool client_counted;     /* in the client limits of user and database (login_limits.h) */
+    bool report_fence;       /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
+    uint16_t client_minor;    /* protocol minor version agreed with the client */
 
-    /* the startup packet, kept whole; user and database point into it */
+    /*
+     * The startup packet, whole during the login; user, database and
+     * application_name point into it.  As the login ends it is replaced
+     * by a copy of those three and the origin's texts (session_keep_identity).
+     */
     uint8_t *startup_raw;
     const char *user, *database;
     /*
@@ -184,7 +192,10 @@ struct session {
     struct session_move *move;           /* a move under way; NULL: none */
     bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
     bool move_answer_owed; /* the server owes the answer of a move's own query */
-    uint32_t moves;        /* moves done */
+    /* (transaction pooling's, here to fill the word: txn.h) */
+    bool txn_settings_follow; /* its settings follow it (txn_settings.h) */
+    bool txn_client_gone;     /* its client's stream ended: a Terminate put after its messages */
+    uint32_t moves;           /* moves done */
     /*
      * Under session pooling, why pgnear no longer knows the session's state
      * to be its login's (static text; NULL: it knows): a session that still
@@ -204,11 +215,7 @@ struct session {
     struct txn_next *txn_next;
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
-    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    /* Its settings follow it (txn_settings.h); txn_set: what it changed, NULL until it changes one.
-     */
-    bool txn_settings_follow;
-    bool txn_client_gone; /* its client's stream ended: a Terminate put after its messages */
+    /* What its settings changed (txn_settings.h), NULL until it changes one. */
     struct txn_settings *txn_set;
     uint64_t transactions;   /* server connections given back after a transaction */
     char *txn_region;        /* where a move sent its next transactions (NULL: its own route) */
