@@ -41,14 +41,20 @@ struct uring_recv {
     struct list_node node; /* on the ring's list of orphans, or of the starved */
     /*
      * Its owner's: the bytes of the last completion it kept, not yet taken
-     * (held_len of them, in the ring's buffer held_bid; held NULL: none),
+     * (kept_len of them, in the ring's buffer kept_bid; kept NULL: none),
      * and the failure it met, which its next read tells (0: none).
      */
-    const uint8_t *held;
-    size_t held_len;
-    unsigned held_bid;
+    const uint8_t *kept;
+    size_t kept_len;
+    unsigned kept_bid;
     int error;
 };
+
+/* Whether op (NULL: none) holds bytes of a completion its owner has not taken yet. */
+static inline bool uring_recv_holds(const struct uring_recv *op)
+{
+    return op != NULL && op->kept != NULL;
+}
 
 /* A buffer an owner kept (uring_recv_done), its bytes taken: the kernel's again. */
 void uring_buf_give(struct uring *u, unsigned bid);

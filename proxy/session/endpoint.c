@@ -25,8 +25,6 @@
 #include "proxy/runtime/worker.h"
 
 static ssize_t endpoint_read_ended(struct session *s, struct endpoint *ep, ssize_t n);
-static void endpoint_rx_give(struct endpoint *ep);
-static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid);
 
 _Static_assert(URING_BLOCK_SIZE >= RELAY_BLOCK_SIZE, "a relay read fits in a ring's block");
 
@@ -150,6 +148,110 @@ int endpoint_attach(struct endpoint *ep, int fd)
     return endpoint_new_events(ep, fd);
 }
 
+/* Bytes taken from the socket, by a read or into ep->in. */
+static void endpoint_count_in(struct endpoint *ep, size_t n)
+{
+    ep->bytes_in += (uint64_t)n;
+    stat_add(ep->client ? &ep->w->stats.bytes_client_to_server
+                        : &ep->w->stats.bytes_server_to_client,
+             (uint64_t)n);
+}
+
+/* The ring's buffer the endpoint holds goes back, its bytes (if any are left) dropped. */
+static void endpoint_rx_give(struct endpoint *ep)
+{
+    if (!uring_recv_holds(ep->rx))
+        return;
+    uring_buf_give(ep->w->uring, ep->rx->kept_bid);
+    ep->rx->kept = NULL;
+    ep->rx->kept_len = 0;
+}
+
+/*
+ * Takes up to max of the held bytes: appended to in, else copied to p.
+ * The buffer goes back once they are all taken; *more: some are left.
+ */
+static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_t *p, size_t max,
+                                int *more)
+{
+    size_t n = ep->rx->kept_len < max ? ep->rx->kept_len : max;
+    if (in != NULL) {
+        if (evbuffer_add(in, ep->rx->kept, n) != 0)
+            return STREAM_ERROR; /* errno: ENOMEM */
+    } else if (p != NULL) {
+        memcpy(p, ep->rx->kept, n);
+    }
+    ep->rx->kept += n;
+    ep->rx->kept_len -= n;
+    *more = ep->rx->kept_len > 0;
+    if (ep->rx->kept_len == 0)
+        endpoint_rx_give(ep);
+    return (ssize_t)n;
+}
+
+/* The held bytes go to ep->in, for whichever reader comes (out of memory: told by the next read).
+ */
+static void endpoint_rx_stash(struct endpoint *ep)
+{
+    int more;
+    if (!uring_recv_holds(ep->rx))
+        return;
+    size_t n = ep->rx->kept_len;
+    if (endpoint_rx_take(ep, ep->in, NULL, n, &more) < 0) {
+        ep->rx->error = ENOMEM;
+        endpoint_rx_give(ep);
+        uring_recv_stop(ep->rx);
+        return;
+    }
+    endpoint_count_in(ep, n);
+}
+
+/*
+ * A completion of the ring's receive: its bytes held for the reader,
+ * which runs now and reads them as it would read the socket; with no
+ * reader reading (paused, or between phases) they go to ep->in and the
+ * receive stops, until a reader reads again (endpoint_arm).  The buffer
+ * is the endpoint's from here (given back as its bytes are taken).
+ */
+static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid)
+{
+    struct endpoint *ep = op->owner;
+    if (res == -ECANCELED) {
+        endpoint_arm(ep); /* stopped: the socket's event, or the receive again, as now wanted */
+        return false;
+    }
+    if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
+        /* Its bytes are dropped: its next read tells the failure, which ends its owner. */
+        ep->rx->error = ENOMEM;
+        uring_recv_stop(op);
+        ep->owner->event(ep, EV_READ);
+        return false;
+    }
+    endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
+    if (res > 0) {
+        ep->rx->kept = p;
+        ep->rx->kept_len = (size_t)res;
+        ep->rx->kept_bid = bid;
+    } else if (res == 0) {
+        ep->eof = true;
+    } else {
+        ep->rx->error = -res;
+        uring_recv_stop(op);
+    }
+    if (ep->on_read == NULL || ep->read_paused) {
+        endpoint_rx_stash(ep);
+        ep->rx_unread = true;
+        uring_recv_stop(op);
+        endpoint_arm(ep); /* a paused client's hangup is watched instead */
+        return res > 0;
+    }
+    /* The worker's load no longer pays for the ring: the socket's readiness from the next bytes. */
+    if (!uring_recv_wanted(op->ring))
+        uring_recv_stop(op);
+    ep->owner->event(ep, EV_READ);
+    return res > 0;
+}
+
 void endpoint_detach(struct endpoint *ep)
 {
     /* Before the socket closes: a send still queued in the ring goes out now or not at all. */
@@ -200,10 +302,10 @@ void endpoint_free(struct endpoint *ep)
 
 bool endpoint_park(struct endpoint *ep)
 {
-    if (ep->parked || ep->in == NULL || ep->tx != NULL || endpoint_rx_holds(ep) || ep->rx_unread ||
-        ep->writes_held || ep->eof || ep->fwd_remaining != 0 || evbuffer_get_length(ep->in) > 0 ||
-        evbuffer_get_length(ep->out) > 0 || stream_has_output(&ep->stream) ||
-        stream_has_pending(&ep->stream))
+    if (ep->parked || ep->in == NULL || ep->tx != NULL || uring_recv_holds(ep->rx) ||
+        ep->rx_unread || ep->writes_held || ep->eof || ep->fwd_remaining != 0 ||
+        evbuffer_get_length(ep->in) > 0 || evbuffer_get_length(ep->out) > 0 ||
+        stream_has_output(&ep->stream) || stream_has_pending(&ep->stream))
         return false;
     struct buffer_pool *bp = &ep->w->buffers;
     buffer_pool_put(bp, ep->in);
@@ -326,7 +428,7 @@ void endpoint_arm(struct endpoint *ep)
 static void endpoint_kick(struct endpoint *ep)
 {
     if (ep->on_read != NULL && !ep->read_paused && ep->rev != NULL &&
-        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || endpoint_rx_holds(ep) ||
+        (evbuffer_get_length(ep->in) > 0 || ep->eof || ep->rx_unread || uring_recv_holds(ep->rx) ||
          ep->stream.ssl != NULL || stream_has_pending(&ep->stream)))
         event_active(ep->rev, EV_READ, 0);
 }
@@ -334,10 +436,8 @@ static void endpoint_kick(struct endpoint *ep)
 /*
  * A client's read event left without a reader stays armed until it fires
  * with none (endpoint_dispatch disarms it then), as a pause's does: a
- * login's phase sets the next one's reader before the loop turns again,
- * which then costs no epoll_ctl, where disarming and arming again cost
- * two, twice a login.  Only a client's: a server connection set aside
- * has no session to take its event.  True: nothing to arm now.
+ * login's phases set the next reader in the same callback, with no
+ * epoll_ctl.  Not a server's: one set aside has no session to take it.
  */
 static bool endpoint_disarm_later(const struct endpoint *ep)
 {
@@ -348,10 +448,9 @@ void endpoint_set_reader(struct endpoint *ep, endpoint_handler h)
 {
     ep->on_read = h;
     ep->stream.read_want = STREAM_WANT_READ;
-    if (endpoint_disarm_later(ep))
-        return;
-    endpoint_arm(ep);
-    endpoint_kick(ep);
+    if (!endpoint_disarm_later(ep))
+        endpoint_arm(ep);
+    endpoint_kick(ep); /* nothing without a reader */
 }
 
 void endpoint_wait_writable(struct endpoint *ep, endpoint_handler h)
@@ -437,110 +536,6 @@ static struct uring_send *endpoint_tx(struct endpoint *ep)
     if (ep->tx == NULL)
         ep->tx = uring_send_get(ep->w->uring, ep->stream.fd, endpoint_sent, endpoint_fill_send, ep);
     return ep->tx;
-}
-
-/* Bytes taken from the socket, by a read or into ep->in. */
-static void endpoint_count_in(struct endpoint *ep, size_t n)
-{
-    ep->bytes_in += (uint64_t)n;
-    stat_add(ep->client ? &ep->w->stats.bytes_client_to_server
-                        : &ep->w->stats.bytes_server_to_client,
-             (uint64_t)n);
-}
-
-/* The ring's buffer the endpoint holds goes back, its bytes (if any are left) dropped. */
-static void endpoint_rx_give(struct endpoint *ep)
-{
-    if (!endpoint_rx_holds(ep))
-        return;
-    uring_buf_give(ep->w->uring, ep->rx->held_bid);
-    ep->rx->held = NULL;
-    ep->rx->held_len = 0;
-}
-
-/*
- * Takes up to max of the held bytes: appended to in, else copied to p.
- * The buffer goes back once they are all taken; *more: some are left.
- */
-static ssize_t endpoint_rx_take(struct endpoint *ep, struct evbuffer *in, uint8_t *p, size_t max,
-                                int *more)
-{
-    size_t n = ep->rx->held_len < max ? ep->rx->held_len : max;
-    if (in != NULL) {
-        if (evbuffer_add(in, ep->rx->held, n) != 0)
-            return STREAM_ERROR; /* errno: ENOMEM */
-    } else if (p != NULL) {
-        memcpy(p, ep->rx->held, n);
-    }
-    ep->rx->held += n;
-    ep->rx->held_len -= n;
-    *more = ep->rx->held_len > 0;
-    if (ep->rx->held_len == 0)
-        endpoint_rx_give(ep);
-    return (ssize_t)n;
-}
-
-/* The held bytes go to ep->in, for whichever reader comes (out of memory: told by the next read).
- */
-static void endpoint_rx_stash(struct endpoint *ep)
-{
-    int more;
-    if (!endpoint_rx_holds(ep))
-        return;
-    size_t n = ep->rx->held_len;
-    if (endpoint_rx_take(ep, ep->in, NULL, n, &more) < 0) {
-        ep->rx->error = ENOMEM;
-        endpoint_rx_give(ep);
-        uring_recv_stop(ep->rx);
-        return;
-    }
-    endpoint_count_in(ep, n);
-}
-
-/*
- * A completion of the ring's receive: its bytes held for the reader,
- * which runs now and reads them as it would read the socket; with no
- * reader reading (paused, or between phases) they go to ep->in and the
- * receive stops, until a reader reads again (endpoint_arm).  The buffer
- * is the endpoint's from here (given back as its bytes are taken).
- */
-static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, unsigned bid)
-{
-    struct endpoint *ep = op->owner;
-    if (res == -ECANCELED) {
-        endpoint_arm(ep); /* stopped: the socket's event, or the receive again, as now wanted */
-        return false;
-    }
-    if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
-        /* Its bytes are dropped: its next read tells the failure, which ends its owner. */
-        ep->rx->error = ENOMEM;
-        uring_recv_stop(op);
-        ep->owner->event(ep, EV_READ);
-        return false;
-    }
-    endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
-    if (res > 0) {
-        ep->rx->held = p;
-        ep->rx->held_len = (size_t)res;
-        ep->rx->held_bid = bid;
-    } else if (res == 0) {
-        ep->eof = true;
-    } else {
-        ep->rx->error = -res;
-        uring_recv_stop(op);
-    }
-    if (ep->on_read == NULL || ep->read_paused) {
-        endpoint_rx_stash(ep);
-        ep->rx_unread = true;
-        uring_recv_stop(op);
-        endpoint_arm(ep); /* a paused client's hangup is watched instead */
-        return res > 0;
-    }
-    /* The worker's load no longer pays for the ring: the socket's readiness from the next bytes. */
-    if (!uring_recv_wanted(op->ring))
-        uring_recv_stop(op);
-    ep->owner->event(ep, EV_READ);
-    return res > 0;
 }
 
 void endpoint_use_ring(struct endpoint *ep)
@@ -697,7 +692,7 @@ void endpoint_resume_read(struct endpoint *ep)
      * that left them; an ended stream none at all.
      */
     if (ep->rev &&
-        (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread || endpoint_rx_holds(ep)))
+        (stream_has_pending(&ep->stream) || ep->eof || ep->rx_unread || uring_recv_holds(ep->rx)))
         event_active(ep->rev, EV_READ, 0);
     ep->rx_unread = false;
 }
@@ -755,7 +750,7 @@ static ssize_t endpoint_read_into(struct endpoint *ep, struct evbuffer *in, uint
                                   int *more)
 {
     *more = 0;
-    if (endpoint_rx_holds(ep))
+    if (uring_recv_holds(ep->rx))
         return endpoint_rx_take(ep, in, p, max, more);
     if (ep->eof)
         return STREAM_EOF;

@@ -11,12 +11,12 @@
 #include <sys/types.h>
 
 #include "protocol/stream.h"
-#include "proxy/runtime/uring_recv.h"
 
 struct endpoint;
 struct evbuffer;
 struct event;
 struct session;
+struct uring_recv;
 struct uring_send;
 struct worker;
 
@@ -117,7 +117,7 @@ struct endpoint {
      * read on its read events otherwise, and moves as it next reads: from
      * the ring once its stop is told, to it at once (the socket read no
      * more while it is armed, so the bytes stay in order).  The bytes of its
-     * last completion stay in the ring's buffer (rx->held) until a read
+     * last completion stay in the ring's buffer (rx->kept) until a read
      * takes them, as a read would take them from the socket; what a reader
      * does not take before the next completion, or what comes for no
      * reader, goes to in.  rx->error is its failure, which the next read
@@ -126,12 +126,6 @@ struct endpoint {
     struct uring_recv *rx;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
 };
-
-/* Whether the ring's receive holds bytes of a completion that no read has taken yet. */
-static inline bool endpoint_rx_holds(const struct endpoint *ep)
-{
-    return ep->rx != NULL && ep->rx->held != NULL;
-}
 
 /*
  * Buffers, and events on w's loop when fd >= 0, for s (a client's side

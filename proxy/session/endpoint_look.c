@@ -15,7 +15,7 @@
 bool endpoint_peer_spoke(const struct endpoint *ep)
 {
     uint8_t b;
-    if (evbuffer_get_length(ep->in) > 0 || ep->eof || endpoint_rx_holds(ep) ||
+    if (evbuffer_get_length(ep->in) > 0 || ep->eof || uring_recv_holds(ep->rx) ||
         (ep->rx != NULL && ep->rx->error != 0))
         return true;
     if (ep->stream.fd < 0)
