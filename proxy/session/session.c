@@ -428,7 +428,14 @@ void session_login_end(struct session *s)
     struct session_login *l = s->login;
     if (l == NULL)
         return;
-    session_keep_secret(s, l);
+    session_keep_secret(s, l); /* (reads the hints, in the startup packet) */
+    /*
+     * Before what the origin's texts point into goes (the PROXY header's
+     * TLVs, the headers, the configuration the login began under); with it
+     * the startup packet, which nothing below reads.
+     */
+    if (s->client.stream.fd >= 0 && !s->closed && s->user != NULL) /* a fetcher has no origin */
+        session_keep_identity(s, l);
     /*
      * The login's timeouts end with it, and an idle session needs no timer
      * of its own: one is made again when a timeout is armed (timeouts.c).
@@ -454,9 +461,6 @@ void session_login_end(struct session *s)
     scram_client_cleanup(&l->scram_cli);
     OPENSSL_cleanse(&l->verifier, sizeof(l->verifier));
     OPENSSL_cleanse(l->warm_client_key, sizeof(l->warm_client_key));
-    /* Last: the login's startup packet, which its hints point into, goes with it. */
-    if (s->client.stream.fd >= 0 && !s->closed && s->user != NULL) /* a fetcher has no origin */
-        session_keep_identity(s, l);
     slab_free(&s->w->logins, l);
     s->login = NULL;
     if (s->w->logins.lent == 0) /* no login in flight: the pages kept for more go */
