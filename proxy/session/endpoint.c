@@ -222,20 +222,20 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
     }
     if (__builtin_expect(ep->parked, 0) && endpoint_wake(ep) < 0) {
         /* Its bytes are dropped: its next read tells the failure, which ends its owner. */
-        ep->rx->error = ENOMEM;
+        op->error = ENOMEM;
         uring_recv_stop(op);
         ep->owner->event(ep, EV_READ);
         return false;
     }
     endpoint_rx_stash(ep); /* bytes the reader left: before the new ones */
     if (res > 0) {
-        ep->rx->kept = p;
-        ep->rx->kept_len = (size_t)res;
-        ep->rx->kept_bid = bid;
+        op->kept = p;
+        op->kept_len = (size_t)res;
+        op->kept_bid = bid;
     } else if (res == 0) {
         ep->eof = true;
     } else {
-        ep->rx->error = -res;
+        op->error = -res;
         uring_recv_stop(op);
     }
     if (ep->on_read == NULL || ep->read_paused) {
