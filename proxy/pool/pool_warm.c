@@ -147,14 +147,9 @@ static const struct fetch_ops warm_fetch_ops = {.what = "min_pool_size", .ready 
 static int warm_login_init(struct session *s, const struct pool_warm_pair *p, struct region *r)
 {
     struct session_login *l = s->login;
-    size_t ulen = strlen(p->user) + 1, dlen = strlen(p->database) + 1;
     /* user and database as a client's point into its startup packet: here into a copy of them */
-    if ((s->startup_raw = malloc(ulen + dlen)) == NULL)
+    if (session_keep_names(s, p->user, p->database, NULL, 0) == NULL)
         return -1;
-    memcpy(s->startup_raw, p->user, ulen);
-    memcpy(s->startup_raw + ulen, p->database, dlen);
-    s->user = (const char *)s->startup_raw;
-    s->database = (const char *)s->startup_raw + ulen;
     s->server_startup.limit = STARTUP_MAX_LEN;
     if (param_set_copy(&s->server_startup, &p->params) != PARAM_SET_OK)
         return -1;

@@ -39,17 +39,13 @@ static struct session *fetch_new_session(struct session *s, const char *what, co
     if (m == NULL)
         return NULL;
     session_label_peer(m, "%s of client %llu", what, (unsigned long long)s->id);
-    size_t ulen = strlen(s->user) + 1, dlen = strlen(s->database) + 1;
     m->server_startup.limit = s->server_startup.limit;
-    if (m->login == NULL || s->secret == NULL || (m->startup_raw = malloc(ulen + dlen)) == NULL ||
+    if (m->login == NULL || s->secret == NULL ||
+        session_keep_names(m, s->user, s->database, NULL, 0) == NULL ||
         param_set_copy(&m->server_startup, &s->server_startup) != PARAM_SET_OK) {
         session_close(m, *why);
         return NULL;
     }
-    memcpy(m->startup_raw, s->user, ulen);
-    memcpy(m->startup_raw + ulen, s->database, dlen);
-    m->user = (const char *)m->startup_raw;
-    m->database = (const char *)m->startup_raw + ulen;
     m->application_name = param_set_get(&m->server_startup, "application_name");
     m->login->verifier = s->secret->verifier;
     memcpy(m->login->warm_client_key, s->secret->client_key, SCRAM_KEY_LEN);

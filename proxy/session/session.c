@@ -353,38 +353,45 @@ static char *session_copy_texts(char *p, const char *const *text, const size_t *
     return p;
 }
 
+char *session_keep_names(struct session *s, const char *user, const char *database,
+                         const char *application_name, size_t extra)
+{
+    const char *name[3] = {user, database, application_name != NULL ? application_name : ""};
+    size_t name_len[3], names = application_name != NULL ? 3 : 2, total = extra;
+    for (size_t i = 0; i < names; i++)
+        total += (name_len[i] = strlen(name[i])) + 1;
+    char *kept = malloc(total);
+    if (kept == NULL)
+        return NULL;
+    const char *at[3];
+    char *rest = session_copy_texts(kept, name, name_len, (int)names, at);
+    s->user = at[0];
+    s->database = at[1];
+    s->application_name = names == 3 ? at[2] : NULL;
+    free(s->startup_raw);
+    s->startup_raw = (uint8_t *)kept;
+    return rest;
+}
+
 /*
  * What the session keeps of its startup packet and its login once the
- * login ends: user, database and application_name, then the origin's
- * texts (NULL when all are ""), in one allocation of their lengths.  The
- * packet itself, whole (an idle client's largest string), is freed.  Out
- * of memory, the packet stays and the origin's texts are "" (its
- * coordinates and the region it serves from still route it).
+ * login ends: its names (session_keep_names), then the origin's texts
+ * (NULL when all are "").  The packet itself, whole (an idle client's
+ * largest string), is freed.  Out of memory, the packet stays and the
+ * origin's texts are "" (its coordinates and the region it serves from
+ * still route it).
  */
 static void session_keep_identity(struct session *s, const struct session_login *l)
 {
     const char *text[ORIGIN_TEXTS];
     size_t len[ORIGIN_TEXTS];
     size_t texts_len = session_keep_origin(s, l, text, len);
-    const char *name[3] = {s->user, s->database,
-                           s->application_name != NULL ? s->application_name : ""};
-    size_t name_len[3], names = s->application_name != NULL ? 3 : 2, total = texts_len;
-    for (size_t i = 0; i < names; i++)
-        total += (name_len[i] = strlen(name[i])) + 1;
-    char *kept = malloc(total + (texts_len > 0 ? ORIGIN_TEXTS : 0));
-    if (kept == NULL)
-        return;
-    const char *at[3];
-    char *p = session_copy_texts(kept, name, name_len, (int)names, at);
-    s->user = at[0];
-    s->database = at[1];
-    s->application_name = names == 3 ? at[2] : NULL;
-    if (texts_len > 0) {
+    char *p = session_keep_names(s, s->user, s->database, s->application_name,
+                                 texts_len > 0 ? texts_len + ORIGIN_TEXTS : 0);
+    if (p != NULL && texts_len > 0) {
         s->origin.texts = p;
         session_copy_texts(p, text, len, ORIGIN_TEXTS, NULL);
     }
-    free(s->startup_raw);
-    s->startup_raw = (uint8_t *)kept;
 }
 
 /*
