@@ -6,7 +6,7 @@
  *         [--password P | $PGPASSWORD] [--clients 1000] [--hold 5]
  *         [--pid PID] [--window 100] [--procs K] [--per-source 10000]
  *         [--source 127.0.0.2] [--login-timeout 60] [--probe-ms 100]
- *         [--label NAME]
+ *         [--label NAME] [--query 'SELECT 1']
  *
  * N clients, each from a loopback source address of its own range
  * (127.0.0.2 for the first --per-source, 127.0.0.3 for the next, ...:
@@ -28,7 +28,9 @@
  * /proc/net/sockstat counts in socket buffers), kernel-wide; and a probe
  * client's login and `SELECT 1` every --probe-ms, started on schedule
  * whether the last has answered or not, p50/p99/max while the crowd
- * builds and while it holds.
+ * builds and while it holds.  --query: what each client (the probe
+ * too) runs instead of `SELECT 1`, one row back (`SELECT pg_sleep(1)`
+ * fills a pool: crowd.pl).
  *
  * One libevent loop a process, a bufferevent a client.  The crowd is
  * split over child processes (crowd_members.c) when it passes one
@@ -65,7 +67,7 @@
 #define MAX_KID_LINE 1024
 
 struct opts {
-    const char *host, *user, *database, *password, *label;
+    const char *host, *user, *database, *password, *label, *query;
     int port;
     size_t clients, window, per_source;
     int procs;
@@ -109,7 +111,7 @@ static void usage(void)
                     "             [--password P] [--clients 1000] [--hold 5] [--pid PID]\n"
                     "             [--window 100] [--procs K] [--per-source 10000]\n"
                     "             [--source 127.0.0.2] [--login-timeout 60] [--probe-ms 100]\n"
-                    "             [--label NAME]\n");
+                    "             [--label NAME] [--query 'SELECT 1']\n");
     exit(2);
 }
 
@@ -174,6 +176,9 @@ static void parse_one(struct opts *o, int ch, const char *arg)
     case 'l':
         o->label = arg;
         break;
+    case 'q':
+        o->query = arg;
+        break;
     default:
         usage();
     }
@@ -182,14 +187,12 @@ static void parse_one(struct opts *o, int ch, const char *arg)
 static void parse_opts(struct opts *o, int argc, char **argv)
 {
     static const struct option longs[] = {
-        {"host", 1, NULL, 'h'},          {"port", 1, NULL, 'p'},
-        {"user", 1, NULL, 'U'},          {"database", 1, NULL, 'd'},
-        {"password", 1, NULL, 'W'},      {"clients", 1, NULL, 'c'},
-        {"hold", 1, NULL, 'H'},          {"pid", 1, NULL, 'P'},
-        {"window", 1, NULL, 'w'},        {"procs", 1, NULL, 'k'},
-        {"per-source", 1, NULL, 's'},    {"source", 1, NULL, 'S'},
-        {"login-timeout", 1, NULL, 't'}, {"probe-ms", 1, NULL, 'r'},
-        {"label", 1, NULL, 'l'},         {NULL, 0, NULL, 0},
+        {"host", 1, NULL, 'h'},          {"port", 1, NULL, 'p'},       {"user", 1, NULL, 'U'},
+        {"database", 1, NULL, 'd'},      {"password", 1, NULL, 'W'},   {"clients", 1, NULL, 'c'},
+        {"hold", 1, NULL, 'H'},          {"pid", 1, NULL, 'P'},        {"window", 1, NULL, 'w'},
+        {"procs", 1, NULL, 'k'},         {"per-source", 1, NULL, 's'}, {"source", 1, NULL, 'S'},
+        {"login-timeout", 1, NULL, 't'}, {"probe-ms", 1, NULL, 'r'},   {"label", 1, NULL, 'l'},
+        {"query", 1, NULL, 'q'},         {NULL, 0, NULL, 0},
     };
     int ch;
 
@@ -197,6 +200,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
                        .user = "app",
                        .password = getenv("PGPASSWORD"),
                        .label = "",
+                       .query = "SELECT 1",
                        .clients = 1000,
                        .window = 100,
                        .per_source = 10000,
@@ -223,9 +227,12 @@ static void probe_done(struct crowd_conn *c, const char *code, const char *text)
     struct crowd_probes *ph = &r->res.probes[p->phase];
 
     (void)text;
-    if (code == NULL)
-        crowd_probes_add(ph, (crowd_now() - c->started) * 1000.0);
-    else
+    if (code == NULL) {
+        double ms = (crowd_now() - c->started) * 1000.0;
+        crowd_probes_add(ph, ms);
+        crowd_probes_slowest(ph, (c->answered - c->started) * 1000.0,
+                             (c->logged_in - c->started) * 1000.0, ms);
+    } else
         ph->failed++;
     r->probes_inflight--;
     free(p);
@@ -467,6 +474,7 @@ static int resolve(struct run *r)
     r->login.user = r->o.user;
     r->login.database = r->o.database;
     r->login.password = r->o.password;
+    r->login.query = r->o.query;
     r->login.timeout_s = r->o.timeout_s;
     return 0;
 }

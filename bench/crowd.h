@@ -34,7 +34,8 @@ struct crowd_login {
     const char *user;
     const char *database;
     const char *password;
-    double timeout_s; /* a login and its `SELECT 1`, from connect() */
+    const char *query; /* each client's, after its login: `SELECT 1`, or --query's (one row) */
+    double timeout_s;  /* a login and its query, from connect() */
     enum crowd_auth auth;
     struct scram_verifier verifier;
     uint8_t client_key[SCRAM_KEY_LEN];
@@ -56,9 +57,10 @@ struct crowd_conn {
     struct crowd_login *login;
     struct scram_client *scram; /* during a SCRAM exchange only */
     enum crowd_kind kind;
-    int state;      /* crowd_conn.c's enum conn_state */
-    int rows;       /* DataRows of the `SELECT 1` */
-    double started; /* crowd_now() at connect() */
+    int state;                  /* crowd_conn.c's enum conn_state */
+    int rows;                   /* DataRows of the `SELECT 1` */
+    double started;             /* crowd_now() at connect() */
+    double answered, logged_in; /* its first message, its login's ReadyForQuery (0: not yet) */
     crowd_done_fn done;
     crowd_done_fn gone; /* a member's idle connection ended by the server (may be NULL) */
     void *owner;

@@ -9,7 +9,7 @@
 #   bench/crowd.pl [--clients 2000] [--hold 5] [--rounds 1] [--pool_size 20]
 #                  [--workers 1] [--window 100] [--per-source 10000] [--procs K]
 #                  [--only pgnear,pgbouncer] [--baseline path/to/older/pgnear]
-#                  [--json FILE] [--smoke]
+#                  [--json FILE] [--smoke] [--cold]
 #
 # For each round and target a fresh proxy (freed memory stays in a
 # process, so a second crowd in the same one would show less), one crowd:
@@ -27,6 +27,14 @@
 #   left / before   the proxy's Rss once the crowd has gone (its open files
 #                   back to where they were, its pool's aside) over its Rss
 #                   before the crowd: what it gave back (rss_kib_left)
+# Before each crowd, pool_size clients of the crowd client each run
+# `SELECT pg_sleep(1)` through the proxy at once, so that its pool holds
+# pool_size server connections, as a running service's does, for both
+# proxies alike.
+# --cold leaves the pool as the proxy starts it (one connection): the
+# crowd's first transactions then wait while PostgreSQL starts the
+# pool's backends, a few hundred milliseconds on two cores for either
+# proxy, and the probe that comes with them waits as long.
 # Medians of the rounds.  --json FILE writes every crowd's JSON object
 # ({target => [runs]}).  --procs K: the crowd client in K processes at
 # least.  --smoke: 2,000 clients, --hold 2, one round, in two processes
@@ -53,7 +61,8 @@ $| = 1;
 my %opt = (clients => 2000, hold => 5, rounds => 1, pool_size => 20, workers => 1, window => 100,
            'per-source' => 10000, only => 'pgnear,pgbouncer');
 GetOptions(\%opt, 'clients=i', 'hold=f', 'rounds=i', 'pool_size=i', 'workers=i', 'window=i',
-           'per-source=i', 'procs=i', 'only=s', 'baseline=s', 'json=s', 'smoke') or die "bad options\n";
+           'per-source=i', 'procs=i', 'only=s', 'baseline=s', 'json=s', 'smoke', 'cold')
+  or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 my $crowd = $ENV{CROWD} // dirname($ENV{PGNEAR}) . '/bench/crowd';
@@ -97,6 +106,29 @@ sub start_target {
     return [$p->port, $p->pid, sub { $p->stop }];
 }
 
+# The app's backends on the server now.
+sub app_backends {
+    $pg->psql_admin(qq{SELECT count(*) FROM pg_stat_activity WHERE usename = '$PgNearTest::APP_USER'
+                       AND backend_type = 'client backend'});
+}
+
+# pool_size clients at once, each logged in as the crowd's are (the same startup parameters:
+# pgnear's pool serves a client only from connections that logged in with its own) and running
+# `SELECT pg_sleep(1)` through the proxy on port: its pool fills.  Dies unless each answered
+# and the server has as many of the app's backends.
+sub warm_pool {
+    my ($name, $port) = @_;
+    my @cmd = ($crowd, '--port', $port, '--user', $PgNearTest::APP_USER,
+               '--database', $PgNearTest::APP_DB, '--password', $PgNearTest::APP_PASSWORD,
+               '--clients', $opt{pool_size}, '--window', $opt{pool_size}, '--hold', 0,
+               '--query', 'SELECT pg_sleep(1)', '--label', "$name warm-up");
+    my ($rc, $out, $err) = PgNearTest::run_cmd(\@cmd, timeout => 60);
+    die "crowd: warming ${name}'s pool failed (exit $rc):\n$err" if $rc != 0;
+    my $backends = app_backends();
+    die "crowd: ${name}'s pool holds $backends server connections, not $opt{pool_size}\n"
+      if $backends < $opt{pool_size};
+}
+
 sub open_files { my ($pid) = @_; opendir(my $d, "/proc/$pid/fd") or return undef; scalar(grep { /^\d/ } readdir $d) }
 sub rss_kib { my ($pid) = @_; (eval { PgNearTest::slurp_file("/proc/$pid/smaps_rollup") } // '') =~ /^Rss:\s+(\d+) kB/m ? $1 : undef }
 
@@ -121,6 +153,7 @@ sub one_crowd {
     my ($name) = @_;
     my ($port, $pid, $stop) = @{ start_target($name) };
     Time::HiRes::sleep(0.5);    # its health checks' and pools' first files
+    warm_pool($name, $port) unless $opt{cold};
     my $files0 = open_files($pid);
     my @cmd = ($crowd, '--port', $port, '--user', $PgNearTest::APP_USER,
                '--database', $PgNearTest::APP_DB, '--password', $PgNearTest::APP_PASSWORD,
@@ -176,8 +209,9 @@ my @rows = (
     ['probe holding max ms',    sub { $_[0]{probe_hold}{max_ms} }, '%.1f'],
 );
 my $cpus = () = PgNearTest::slurp_file('/proc/cpuinfo') =~ /^processor/mg;
-printf "%d clients (SCRAM, SELECT 1, then idle for %g s), %d round(s); transaction pooling over %d; "
-     . "pgnear workers %d; %d CPUs\n", $opt{clients}, $opt{hold}, $opt{rounds}, $opt{pool_size},
+printf "%d clients (SCRAM, SELECT 1, then idle for %g s), %d round(s); transaction pooling over %d "
+     . "(%s); pgnear workers %d; %d CPUs\n", $opt{clients}, $opt{hold}, $opt{rounds}, $opt{pool_size},
+     $opt{cold} ? 'cold: one connection as the crowd comes' : 'filled before the crowd',
      $opt{workers}, $cpus;
 printf "%-24s" . (" %12s" x @targets) . "\n", '', @targets;
 for my $row (@rows) {

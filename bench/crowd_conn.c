@@ -323,24 +323,25 @@ static int on_auth(struct crowd_conn *c, const uint8_t *p, size_t len)
     }
 }
 
-/* ReadyForQuery: after the login, `SELECT 1` goes; after it, the login is done. */
+/* ReadyForQuery: after the login, its query goes (`SELECT 1`); after it, the login is done. */
 static int on_ready(struct crowd_conn *c)
 {
-    static const char query[] = "SELECT 1";
-
     if (c->state == CONN_LOGIN) {
         c->state = CONN_QUERY;
-        send_msg(c, 'Q', query, sizeof(query));
+        c->logged_in = crowd_now();
+        send_msg(c, 'Q', c->login->query, strlen(c->login->query) + 1);
         return READ_ON;
     }
     if (c->state == CONN_QUERY)
         return c->rows == 1 ? conn_finish(c, NULL, NULL)
-                            : conn_finish(c, "ROWS", "SELECT 1 did not return one row");
+                            : conn_finish(c, "ROWS", "the query did not return one row");
     return READ_ON;
 }
 
 static int on_message(struct crowd_conn *c, uint8_t type, const uint8_t *p, size_t len)
 {
+    if (c->answered == 0)
+        c->answered = crowd_now();
     switch (type) {
     case 'R':
         return on_auth(c, p, len);

@@ -183,6 +183,15 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void crowd_probes_slowest(struct crowd_probes *p, double answered, double logged_in, double ms)
+{
+    if (ms < p->slowest_ms)
+        return;
+    p->slowest_answered = answered;
+    p->slowest_logged_in = logged_in;
+    p->slowest_ms = ms;
+}
+
 /* Nearest rank: the smallest value with at least p of them at or below it. */
 static double percentile(const struct crowd_probes *p, double q)
 {
@@ -201,6 +210,8 @@ static void json_probes(const char *name, struct crowd_probes *p)
     json_num("p50_ms", have ? percentile(p, 0.50) : 0, have);
     json_num("p99_ms", have ? percentile(p, 0.99) : 0, have);
     json_num("max_ms", have ? p->ms[p->n - 1] : 0, have);
+    json_num("slowest_answered_ms", p->slowest_answered, have);
+    json_num("slowest_logged_in_ms", p->slowest_logged_in, have);
     printf("}");
 }
 
@@ -334,6 +345,10 @@ static void summary_probes(const char *when, const struct crowd_probes *p)
     }
     fprintf(stderr, "crowd: probe %s: %zu of %zu answered, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
             when, p->n, p->sent, percentile(p, 0.5), percentile(p, 0.99), p->ms[p->n - 1]);
+    fprintf(stderr,
+            "crowd:   the slowest: first answer at %.1f ms, logged in at %.1f, its query's "
+            "answer at %.1f\n",
+            p->slowest_answered, p->slowest_logged_in, p->slowest_ms);
 }
 
 static void summary(const struct crowd_result *r)

@@ -27,6 +27,8 @@ struct crowd_probes {
     double *ms; /* answered probes' login + `SELECT 1`, milliseconds */
     size_t n, cap;
     size_t sent, failed;
+    /* The slowest's milliseconds to its first answer, to its login's end, to its `SELECT 1`'s */
+    double slowest_answered, slowest_logged_in, slowest_ms;
 };
 
 struct crowd_code {
@@ -52,6 +54,8 @@ struct crowd_result {
 
 void crowd_mem_read(struct crowd_mem *m, long pid);
 void crowd_probes_add(struct crowd_probes *p, double ms);
+/* An answered probe: its times kept when it is the slowest so far (milliseconds from connect). */
+void crowd_probes_slowest(struct crowd_probes *p, double answered, double logged_in, double ms);
 void crowd_codes_add(struct crowd_result *r, const char *code, size_t count, const char *text);
 /* The JSON object on stdout, the summary on stderr. */
 void crowd_result_print(struct crowd_result *r);
