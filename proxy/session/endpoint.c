@@ -19,7 +19,6 @@
 
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
-#include "proxy/runtime/buffer_pool.h"
 #include "proxy/runtime/linger.h"
 #include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
@@ -298,43 +297,6 @@ void endpoint_free(struct endpoint *ep)
     if (ep->out)
         evbuffer_free(ep->out);
     ep->in = ep->out = NULL;
-}
-
-bool endpoint_park(struct endpoint *ep)
-{
-    if (ep->parked || ep->in == NULL || ep->tx != NULL || uring_recv_holds(ep->rx) ||
-        ep->rx_unread || ep->writes_held || ep->eof || ep->fwd_remaining != 0 ||
-        evbuffer_get_length(ep->in) > 0 || evbuffer_get_length(ep->out) > 0 ||
-        stream_has_output(&ep->stream) || stream_has_pending(&ep->stream))
-        return false;
-    struct buffer_pool *bp = &ep->w->buffers;
-    buffer_pool_put(bp, ep->in);
-    buffer_pool_put(bp, ep->out);
-    ep->in = ep->out = bp->quiet;
-    ep->parked = true;
-    bp->quiet_users++;
-    stream_rest(&ep->stream);
-    return true;
-}
-
-int endpoint_wake(struct endpoint *ep)
-{
-    if (!ep->parked)
-        return 0;
-    struct buffer_pool *bp = &ep->w->buffers;
-    struct evbuffer *in = buffer_pool_get(bp), *out = buffer_pool_get(bp);
-    if (in == NULL || out == NULL) {
-        if (in != NULL)
-            buffer_pool_put(bp, in);
-        if (out != NULL)
-            buffer_pool_put(bp, out);
-        return -1;
-    }
-    ep->in = in;
-    ep->out = out;
-    ep->parked = false;
-    bp->quiet_users--;
-    return 0;
 }
 
 static void endpoint_set_event(struct event *ev, bool *armed, bool want)

@@ -60,7 +60,8 @@ struct endpoint {
      * rev: readability, and a client's hangup while its reads are paused
      * (EV_CLOSED: the same event, its mask changed, rather than one more
      * event a client); rev_mask: what it is assigned now.  wev:
-     * writability, made as a send first waits for it (NULL until then).
+     * writability, made as a send first waits for it (NULL until then),
+     * let go as the endpoint parks (endpoint_park.c).
      */
     struct event *rev, *wev;
     struct evbuffer *in, *out;
@@ -179,10 +180,10 @@ int endpoint_write_out(struct endpoint *ep);
 /* Detaches, then frees the buffers. */
 void endpoint_free(struct endpoint *ep);
 /*
- * An idle client's buffers go back to its worker (runtime/buffer_pool.h)
- * when it holds nothing — no byte read and not taken, none queued or in
- * flight, no half message — and is not parked already: true when they
- * went.  Its owner decides when it is idle; the endpoint wakes itself for
+ * An idle client's buffers go back to its worker (runtime/buffer_pool.h),
+ * and its write event goes, when it holds nothing — no byte read and not
+ * taken, none queued or in flight, no half message — and is not parked
+ * already: true when they went.  Its owner decides when it is idle; the endpoint wakes itself for
  * its own events (endpoint_dispatch, the ring's receive), and whoever
  * else writes to it wakes it first.
  */

@@ -1,0 +1,70 @@
+/*
+ * endpoint_park.c — an idle endpoint lets go of what it can make again:
+ * its buffers go back to its worker (runtime/buffer_pool.h), its
+ * stream's frame state (a WebSocket's), and its write event, which a
+ * client's first flush may have made (its login's last messages, sent as
+ * it waits to read) and which it may not need again.  A client that
+ * sits idle for hours carries none of them.
+ */
+#include "proxy/session/endpoint.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxy/runtime/buffer_pool.h"
+#include "proxy/runtime/uring.h"
+#include "proxy/runtime/worker.h"
+
+/*
+ * The write event goes: nothing is left to write, so none waits for room
+ * — unless a drain is waited for, or its event is told already (a ring's
+ * send that completed), whose callback must still run.  endpoint_wev
+ * makes it again as a send next waits.
+ */
+static void endpoint_let_go_wev(struct endpoint *ep)
+{
+    if (ep->wev == NULL || ep->drain_wanted ||
+        (!ep->wev_armed && event_pending(ep->wev, EV_WRITE, NULL)))
+        return;
+    event_free(ep->wev);
+    ep->wev = NULL;
+    ep->wev_armed = false;
+}
+
+bool endpoint_park(struct endpoint *ep)
+{
+    if (ep->parked || ep->in == NULL || ep->tx != NULL || uring_recv_holds(ep->rx) ||
+        ep->rx_unread || ep->writes_held || ep->eof || ep->fwd_remaining != 0 ||
+        evbuffer_get_length(ep->in) > 0 || evbuffer_get_length(ep->out) > 0 ||
+        stream_has_output(&ep->stream) || stream_has_pending(&ep->stream))
+        return false;
+    struct buffer_pool *bp = &ep->w->buffers;
+    buffer_pool_put(bp, ep->in);
+    buffer_pool_put(bp, ep->out);
+    ep->in = ep->out = bp->quiet;
+    ep->parked = true;
+    bp->quiet_users++;
+    stream_rest(&ep->stream);
+    endpoint_let_go_wev(ep);
+    return true;
+}
+
+int endpoint_wake(struct endpoint *ep)
+{
+    if (!ep->parked)
+        return 0;
+    struct buffer_pool *bp = &ep->w->buffers;
+    struct evbuffer *in = buffer_pool_get(bp), *out = buffer_pool_get(bp);
+    if (in == NULL || out == NULL) {
+        if (in != NULL)
+            buffer_pool_put(bp, in);
+        if (out != NULL)
+            buffer_pool_put(bp, out);
+        return -1;
+    }
+    ep->in = in;
+    ep->out = out;
+    ep->parked = false;
+    bp->quiet_users--;
+    return 0;
+}
