@@ -19,6 +19,7 @@
 
 #include "proxy/base/log.h"
 #include "proxy/base/stats.h"
+#include "proxy/runtime/buffer_pool.h"
 #include "proxy/runtime/linger.h"
 #include "proxy/runtime/uring.h"
 #include "proxy/runtime/worker.h"
@@ -297,6 +298,26 @@ void endpoint_free(struct endpoint *ep)
     if (ep->out)
         evbuffer_free(ep->out);
     ep->in = ep->out = NULL;
+}
+
+int endpoint_wake(struct endpoint *ep)
+{
+    if (!ep->parked)
+        return 0;
+    struct buffer_pool *bp = &ep->w->buffers;
+    struct evbuffer *in = buffer_pool_get(bp), *out = buffer_pool_get(bp);
+    if (in == NULL || out == NULL) {
+        if (in != NULL)
+            buffer_pool_put(bp, in);
+        if (out != NULL)
+            buffer_pool_put(bp, out);
+        return -1;
+    }
+    ep->in = in;
+    ep->out = out;
+    ep->parked = false;
+    bp->quiet_users--;
+    return 0;
 }
 
 static void endpoint_set_event(struct event *ev, bool *armed, bool want)

@@ -4,7 +4,8 @@
  * stream's frame state (a WebSocket's), and its write event, which a
  * client's first flush may have made (its login's last messages, sent as
  * it waits to read) and which it may not need again.  A client that
- * sits idle for hours carries none of them.
+ * sits idle for hours carries none of them; endpoint_wake (endpoint.c)
+ * lends it buffers again.
  */
 #include "proxy/session/endpoint.h"
 
@@ -47,24 +48,4 @@ bool endpoint_park(struct endpoint *ep)
     stream_rest(&ep->stream);
     endpoint_let_go_wev(ep);
     return true;
-}
-
-int endpoint_wake(struct endpoint *ep)
-{
-    if (!ep->parked)
-        return 0;
-    struct buffer_pool *bp = &ep->w->buffers;
-    struct evbuffer *in = buffer_pool_get(bp), *out = buffer_pool_get(bp);
-    if (in == NULL || out == NULL) {
-        if (in != NULL)
-            buffer_pool_put(bp, in);
-        if (out != NULL)
-            buffer_pool_put(bp, out);
-        return -1;
-    }
-    ep->in = in;
-    ep->out = out;
-    ep->parked = false;
-    bp->quiet_users--;
-    return 0;
 }
