@@ -96,16 +96,20 @@ static void endpoint_event_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /*
- * The read event now; the write event at its first use (endpoint_wev):
- * most sockets, an idle client's above all, never wait to write.
+ * The read event now, in the endpoint itself; the write event at its
+ * first use (endpoint_wev): most sockets, an idle client's above all,
+ * never wait to write.
  */
 static int endpoint_new_events(struct endpoint *ep, int fd)
 {
-    ep->rev = event_new(ep->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb, ep);
     ep->wev = NULL;
     ep->rev_mask = EV_READ;
     ep->rev_armed = ep->wev_armed = false;
-    return ep->rev != NULL ? 0 : -1;
+    if (event_assign(&ep->rev_event, ep->w->base, fd, EV_READ | EV_PERSIST, endpoint_event_cb,
+                     ep) != 0)
+        return -1;
+    ep->rev = &ep->rev_event;
+    return 0;
 }
 
 /*
@@ -264,7 +268,7 @@ void endpoint_detach(struct endpoint *ep)
     ep->tx_failed = false;
     ep->drain_wanted = false;
     if (ep->rev)
-        event_free(ep->rev);
+        event_del(ep->rev); /* (its storage is the endpoint's) */
     if (ep->wev)
         event_free(ep->wev);
     ep->rev = ep->wev = NULL;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <event2/event_struct.h>
+
 #include "protocol/stream.h"
 
 struct endpoint;
@@ -61,7 +63,8 @@ struct endpoint {
      * (EV_CLOSED: the same event, its mask changed, rather than one more
      * event a client); rev_mask: what it is assigned now.  wev:
      * writability, made as a send first waits for it (NULL until then),
-     * let go as the endpoint parks (endpoint_park.c).
+     * let go as the endpoint parks (endpoint_park.c).  rev is NULL until
+     * the socket is attached, then rev_event (below).
      */
     struct event *rev, *wev;
     struct evbuffer *in, *out;
@@ -126,6 +129,11 @@ struct endpoint {
      */
     struct uring_recv *rx;
     uint64_t bytes_in, bytes_out; /* read from and written to the socket */
+    /*
+     * The read event's storage (event_assign): a crowd's clients each
+     * hold one, and in the endpoint it costs no allocation of its own.
+     */
+    struct event rev_event;
 };
 
 /*

@@ -227,7 +227,7 @@ struct session *session_new(struct worker *w, int fd)
     /* Unique across workers: the worker's own count, interleaved (shared_client_worker). */
     s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
             (uint64_t)w->shared->nworkers + 1;
-    s->connected_at = (int64_t)time(NULL);
+    s->connected_at = (uint32_t)time(NULL);
     s->lat.accepted_us = monotonic_us();
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;

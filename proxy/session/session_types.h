@@ -144,6 +144,7 @@ struct session {
     bool report_fence;       /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
     uint16_t client_minor;    /* protocol minor version agreed with the client */
+    uint32_t connected_at;    /* when the client connected (Unix time, seconds; to 2106) */
 
     /*
      * The startup packet, whole during the login; user, database and
@@ -163,7 +164,6 @@ struct session {
     const char *application_name; /* NULL when the client sent none */
 
     struct session_origin origin; /* set as the login ends */
-    int64_t connected_at;         /* when the client connected (Unix time, seconds) */
     struct latency_times lat;     /* its login and its waits for a server, timed (latency.h) */
 
     /*
