@@ -26,6 +26,13 @@ static uint32_t key_tag(const uint8_t *key, size_t len)
     return len == CANCEL_KEY_V32_LEN ? pkt_be32(key + 4) : pkt_be32(key) & ~1u;
 }
 
+/* An entry's tag, as the map asks it (its key does not change while it is registered). */
+static uint32_t entry_tag(const void *owner)
+{
+    const struct cancel_entry *e = owner;
+    return key_tag(e->client_key, e->client_key_len);
+}
+
 /* cancel_keys_add under cancel_lock: a key no other entry has. */
 static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct cancel_entry *e,
                            uint32_t real_pid)
@@ -38,8 +45,7 @@ static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct c
             cancel_key_make(real_pid, cfg->peer_id, rnd, secret, cfg->peer_secret_len,
                             &e->client_pid, e->client_key, e->client_key_len) != 0)
             return -1;
-        if (cancel_map_insert(&sh->cancel_keys, key_tag(e->client_key, e->client_key_len), e,
-                              &oom)) {
+        if (cancel_map_insert(&sh->cancel_keys, e, entry_tag, &oom)) {
             e->registered = true;
             return 0;
         }
@@ -63,7 +69,7 @@ void cancel_keys_remove(struct shared *sh, struct cancel_entry *e)
     if (!e->registered)
         return;
     pthread_mutex_lock(&sh->cancel_lock);
-    cancel_map_remove(&sh->cancel_keys, key_tag(e->client_key, e->client_key_len), e);
+    cancel_map_remove(&sh->cancel_keys, e, entry_tag);
     pthread_mutex_unlock(&sh->cancel_lock);
     e->registered = false;
     e->server = NULL;
@@ -74,7 +80,7 @@ bool cancel_keys_find(struct shared *sh, const uint8_t *key, size_t len, uint32_
 {
     bool found = false;
     pthread_mutex_lock(&sh->cancel_lock);
-    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(key, len));
+    const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(key, len), entry_tag);
     /* Both the whole key and the process ID must match, compared in constant time. */
     if (e != NULL && e->client_key_len == len && CRYPTO_memcmp(e->client_key, key, len) == 0 &&
         e->client_pid == pid) {

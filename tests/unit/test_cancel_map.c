@@ -14,8 +14,18 @@
 
 #include "proxy/base/cancel_map.h"
 
-/* Distinct non-NULL owners. */
-static char owners[8];
+/* An owner in these tests: the tag it is kept under is what it holds. */
+struct owner {
+    uint32_t tag;
+};
+
+static uint32_t owner_tag(const void *o)
+{
+    return ((const struct owner *)o)->tag;
+}
+
+/* Distinct owners for the small tests. */
+static struct owner owners[8];
 
 static uint64_t rng_state;
 
@@ -43,11 +53,28 @@ static void shuffle(size_t *a, size_t n)
     }
 }
 
-static void insert_ok(struct cancel_map *m, uint32_t tag, void *owner)
+/* owner, given tag first: whether the map took it. */
+static bool insert_as(struct cancel_map *m, uint32_t tag, struct owner *owner, bool *oom)
+{
+    owner->tag = tag;
+    return cancel_map_insert(m, owner, owner_tag, oom);
+}
+
+static void insert_ok(struct cancel_map *m, uint32_t tag, struct owner *owner)
 {
     bool oom = true;
-    assert_true(cancel_map_insert(m, tag, owner, &oom));
+    assert_true(insert_as(m, tag, owner, &oom));
     assert_false(oom);
+}
+
+static void *find(const struct cancel_map *m, uint32_t tag)
+{
+    return cancel_map_find(m, tag, owner_tag);
+}
+
+static bool remove_owner(struct cancel_map *m, const struct owner *owner)
+{
+    return cancel_map_remove(m, owner, owner_tag);
 }
 
 /* ---- basics ---- */
@@ -57,9 +84,10 @@ static void test_empty(void **state)
     struct cancel_map m;
     assert_int_equal(cancel_map_init(&m, 64), 0);
     assert_int_equal(m.count, 0);
-    assert_null(cancel_map_find(&m, 0));
-    assert_null(cancel_map_find(&m, 12345));
-    assert_false(cancel_map_remove(&m, 12345, &owners[0]));
+    assert_null(find(&m, 0));
+    assert_null(find(&m, 12345));
+    owners[0].tag = 12345;
+    assert_false(remove_owner(&m, &owners[0]));
     cancel_map_free(&m);
 }
 
@@ -71,17 +99,17 @@ static void test_insert_find_remove(void **state)
     insert_ok(&m, 0, &owners[1]);
     insert_ok(&m, 0xFFFFFFFF, &owners[2]);
     assert_int_equal(m.count, 3);
-    assert_ptr_equal(cancel_map_find(&m, 0xDEADBEEF), &owners[0]);
-    assert_ptr_equal(cancel_map_find(&m, 0), &owners[1]);
-    assert_ptr_equal(cancel_map_find(&m, 0xFFFFFFFF), &owners[2]);
-    assert_null(cancel_map_find(&m, 0xDEADBEEE));
+    assert_ptr_equal(find(&m, 0xDEADBEEF), &owners[0]);
+    assert_ptr_equal(find(&m, 0), &owners[1]);
+    assert_ptr_equal(find(&m, 0xFFFFFFFF), &owners[2]);
+    assert_null(find(&m, 0xDEADBEEE));
 
-    assert_true(cancel_map_remove(&m, 0, &owners[1]));
+    assert_true(remove_owner(&m, &owners[1]));
     assert_int_equal(m.count, 2);
-    assert_null(cancel_map_find(&m, 0));
-    assert_ptr_equal(cancel_map_find(&m, 0xDEADBEEF), &owners[0]);
-    assert_ptr_equal(cancel_map_find(&m, 0xFFFFFFFF), &owners[2]);
-    assert_false(cancel_map_remove(&m, 0, &owners[1]));
+    assert_null(find(&m, 0));
+    assert_ptr_equal(find(&m, 0xDEADBEEF), &owners[0]);
+    assert_ptr_equal(find(&m, 0xFFFFFFFF), &owners[2]);
+    assert_false(remove_owner(&m, &owners[1]));
     cancel_map_free(&m);
 }
 
@@ -91,12 +119,12 @@ static void test_duplicate_refused(void **state)
     assert_int_equal(cancel_map_init(&m, 64), 0);
     insert_ok(&m, 77, &owners[0]);
     bool oom = true;
-    assert_false(cancel_map_insert(&m, 77, &owners[1], &oom));
+    assert_false(insert_as(&m, 77, &owners[1], &oom));
     assert_false(oom);
-    assert_false(cancel_map_insert(&m, 77, &owners[0], &oom));
+    assert_false(insert_as(&m, 77, &owners[0], &oom));
     assert_false(oom);
     assert_int_equal(m.count, 1);
-    assert_ptr_equal(cancel_map_find(&m, 77), &owners[0]);
+    assert_ptr_equal(find(&m, 77), &owners[0]);
     cancel_map_free(&m);
 }
 
@@ -105,17 +133,17 @@ static void test_remove_needs_owner(void **state)
     struct cancel_map m;
     assert_int_equal(cancel_map_init(&m, 64), 0);
     insert_ok(&m, 500, &owners[0]);
-    assert_false(cancel_map_remove(&m, 500, &owners[1]));
-    assert_false(cancel_map_remove(&m, 500, NULL));
+    owners[1].tag = 500; /* the same tag, another owner */
+    assert_false(remove_owner(&m, &owners[1]));
+    assert_false(remove_owner(&m, NULL));
     assert_int_equal(m.count, 1);
-    assert_ptr_equal(cancel_map_find(&m, 500), &owners[0]);
-    assert_false(cancel_map_remove(&m, 501, &owners[0]));
-    assert_true(cancel_map_remove(&m, 500, &owners[0]));
+    assert_ptr_equal(find(&m, 500), &owners[0]);
+    assert_true(remove_owner(&m, &owners[0]));
     assert_int_equal(m.count, 0);
-    assert_null(cancel_map_find(&m, 500));
+    assert_null(find(&m, 500));
     /* The tag is free again, for someone else. */
     insert_ok(&m, 500, &owners[1]);
-    assert_ptr_equal(cancel_map_find(&m, 500), &owners[1]);
+    assert_ptr_equal(find(&m, 500), &owners[1]);
     cancel_map_free(&m);
 }
 
@@ -127,24 +155,27 @@ static void test_remove_needs_owner(void **state)
 static void test_shrinks_as_a_crowd_leaves(void **state)
 {
     (void)state;
+    struct owner *crowd = calloc(20000, sizeof(*crowd));
+    assert_non_null(crowd);
     struct cancel_map m;
     assert_int_equal(cancel_map_init(&m, 64), 0);
     for (uint32_t t = 0; t < 20000; t++)
-        insert_ok(&m, t * 2654435761u, &owners[t % 8]);
+        insert_ok(&m, t * 2654435761u, &crowd[t]);
     size_t grown = m.mask + 1;
     assert_true(grown * 3 >= 20000 * 4); /* three quarters full at most */
     for (uint32_t t = 0; t < 19990; t++) {
-        assert_true(cancel_map_remove(&m, t * 2654435761u, &owners[t % 8]));
+        assert_true(remove_owner(&m, &crowd[t]));
         assert_true(m.count * 4 <= (m.mask + 1) * 3);
         if (t % 997 == 0)
             for (uint32_t u = t + 1; u < 20000; u += 37)
-                assert_ptr_equal(cancel_map_find(&m, u * 2654435761u), &owners[u % 8]);
+                assert_ptr_equal(find(&m, u * 2654435761u), &crowd[u]);
     }
     assert_int_equal(m.count, 10);
     assert_int_equal(m.mask + 1, 64);
     for (uint32_t t = 19990; t < 20000; t++)
-        assert_ptr_equal(cancel_map_find(&m, t * 2654435761u), &owners[t % 8]);
+        assert_ptr_equal(find(&m, t * 2654435761u), &crowd[t]);
     cancel_map_free(&m);
+    free(crowd);
 }
 
 /* Capacities that are not powers of two still give a working map. */
@@ -152,13 +183,14 @@ static void test_odd_capacity(void **state)
 {
     static const size_t caps[] = {0, 1, 3, 7, 100, 1000};
     for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+        struct owner some[200];
         struct cancel_map m;
         assert_int_equal(cancel_map_init(&m, caps[c]), 0);
         assert_int_equal((m.mask + 1) & m.mask, 0);
         for (uint32_t t = 0; t < 200; t++)
-            insert_ok(&m, t * 7919u, &owners[t % 8]);
+            insert_ok(&m, t * 7919u, &some[t]);
         for (uint32_t t = 0; t < 200; t++)
-            assert_ptr_equal(cancel_map_find(&m, t * 7919u), &owners[t % 8]);
+            assert_ptr_equal(find(&m, t * 7919u), &some[t]);
         cancel_map_free(&m);
     }
 }
@@ -201,7 +233,7 @@ static bool ref_has(const struct ref *r, uint32_t tag)
 }
 
 /* Owner of tags[i] in these tests. */
-static void *owner_of(size_t i, char *base)
+static struct owner *owner_of(size_t i, struct owner *base)
 {
     return base + i;
 }
@@ -211,7 +243,7 @@ static void test_growth_100000(void **state)
     const size_t n = 100000;
     struct ref r;
     make_tags(&r, n, 42);
-    char *base = malloc(n);
+    struct owner *base = calloc(n, sizeof(*base));
     assert_non_null(base);
     size_t *order = malloc(n * sizeof(*order));
     assert_non_null(order);
@@ -226,10 +258,10 @@ static void test_growth_100000(void **state)
     assert_int_equal(m.count, n);
     assert_true(m.mask + 1 >= n);
     for (size_t i = 0; i < n; i++)
-        assert_ptr_equal(cancel_map_find(&m, r.tags[i]), owner_of(i, base));
+        assert_ptr_equal(find(&m, r.tags[i]), owner_of(i, base));
     for (int probe = 0; probe < 100000; probe++) {
         uint32_t t = rng_next();
-        assert_true((cancel_map_find(&m, t) != NULL) == ref_has(&r, t));
+        assert_true((find(&m, t) != NULL) == ref_has(&r, t));
     }
     cancel_map_free(&m);
     free(order);
@@ -239,11 +271,11 @@ static void test_growth_100000(void **state)
 
 /* Every tag: found with its owner when present, absent otherwise. */
 static void check_all(const struct cancel_map *m, const struct ref *r, const bool *present,
-                      char *base)
+                      struct owner *base)
 {
     size_t live = 0;
     for (size_t i = 0; i < r->n; i++) {
-        void *got = cancel_map_find(m, r->tags[i]);
+        void *got = find(m, r->tags[i]);
         if (present[i]) {
             assert_ptr_equal(got, owner_of(i, base));
             live++;
@@ -258,7 +290,7 @@ static void delete_in_random_order(size_t n, uint64_t seed)
 {
     struct ref r;
     make_tags(&r, n, seed);
-    char *base = malloc(n);
+    struct owner *base = calloc(n, sizeof(*base));
     bool *present = malloc(n * sizeof(*present));
     size_t *order = malloc(n * sizeof(*order));
     assert_true(base && present && order);
@@ -272,7 +304,7 @@ static void delete_in_random_order(size_t n, uint64_t seed)
     shuffle(order, n);
     for (size_t k = 0; k < n; k++) {
         size_t i = order[k];
-        assert_true(cancel_map_remove(&m, r.tags[i], owner_of(i, base)));
+        assert_true(remove_owner(&m, owner_of(i, base)));
         present[i] = false;
         check_all(&m, &r, present, base);
     }
@@ -297,7 +329,7 @@ static void test_mixed_operations(void **state)
     const size_t n = 2000;
     struct ref r;
     make_tags(&r, n, 7);
-    char *base = malloc(n);
+    struct owner *base = calloc(n, sizeof(*base));
     bool *present = calloc(n, sizeof(*present));
     assert_true(base && present);
     struct cancel_map m;
@@ -306,10 +338,10 @@ static void test_mixed_operations(void **state)
         size_t i = rng_next() % n;
         bool oom = true;
         if (present[i]) {
-            assert_true(cancel_map_remove(&m, r.tags[i], owner_of(i, base)));
+            assert_true(remove_owner(&m, owner_of(i, base)));
             present[i] = false;
         } else {
-            assert_true(cancel_map_insert(&m, r.tags[i], owner_of(i, base), &oom));
+            assert_true(insert_as(&m, r.tags[i], owner_of(i, base), &oom));
             present[i] = true;
         }
         if (step % 5000 == 0)
@@ -332,7 +364,7 @@ static size_t home_of(uint32_t tag, size_t capacity)
     insert_ok(&m, tag, &owners[0]);
     size_t home = SIZE_MAX;
     for (size_t i = 0; i <= m.mask; i++)
-        if (m.slots[i].owner != NULL)
+        if (m.slots[i] != NULL)
             home = i;
     cancel_map_free(&m);
     assert_true(home != SIZE_MAX);
@@ -369,14 +401,14 @@ static void test_same_home_slot(void **state)
         insert_ok(&m, tags[i], &owners[i]);
     assert_int_equal(m.mask, 63); /* no growth, so the collisions are real */
     for (size_t i = 0; i < CLUSTER; i++)
-        assert_ptr_equal(cancel_map_find(&m, tags[i]), &owners[i]);
+        assert_ptr_equal(find(&m, tags[i]), &owners[i]);
     /* Eight tags share three home slots: the run fills 62, 63 and wraps to 0..5. */
     size_t used = 0;
     for (size_t i = 0; i <= m.mask; i++)
-        used += m.slots[i].owner != NULL;
+        used += m.slots[i] != NULL;
     assert_int_equal(used, CLUSTER);
-    assert_non_null(m.slots[63].owner);
-    assert_non_null(m.slots[5].owner);
+    assert_non_null(m.slots[63]);
+    assert_non_null(m.slots[5]);
     cancel_map_free(&m);
 }
 
@@ -390,10 +422,10 @@ static void remove_in_order(const uint32_t *tags, const size_t *order)
     memset(present, 1, sizeof(present));
     for (size_t k = 0; k < CLUSTER; k++) {
         size_t gone = order[k];
-        assert_true(cancel_map_remove(&m, tags[gone], &owners[gone]));
+        assert_true(remove_owner(&m, &owners[gone]));
         present[gone] = false;
         for (size_t i = 0; i < CLUSTER; i++)
-            assert_ptr_equal(cancel_map_find(&m, tags[i]), present[i] ? &owners[i] : NULL);
+            assert_ptr_equal(find(&m, tags[i]), present[i] ? &owners[i] : NULL);
     }
     assert_int_equal(m.count, 0);
     cancel_map_free(&m);
@@ -436,16 +468,17 @@ static void test_same_home_reinsert(void **state)
     assert_int_equal(cancel_map_init(&m, 64), 0);
     for (size_t i = 0; i < CLUSTER; i++)
         insert_ok(&m, tags[i], &owners[i]);
-    assert_true(cancel_map_remove(&m, tags[1], &owners[1]));
-    assert_true(cancel_map_remove(&m, tags[4], &owners[4]));
+    assert_true(remove_owner(&m, &owners[1]));
+    assert_true(remove_owner(&m, &owners[4]));
     bool oom;
     /* Still present, so refused even though a hole opened before them. */
-    assert_false(cancel_map_insert(&m, tags[5], &owners[0], &oom));
-    assert_false(cancel_map_insert(&m, tags[7], &owners[0], &oom));
+    struct owner other;
+    assert_false(insert_as(&m, tags[5], &other, &oom));
+    assert_false(insert_as(&m, tags[7], &other, &oom));
     insert_ok(&m, tags[4], &owners[4]);
     insert_ok(&m, tags[1], &owners[1]);
     for (size_t i = 0; i < CLUSTER; i++)
-        assert_ptr_equal(cancel_map_find(&m, tags[i]), &owners[i]);
+        assert_ptr_equal(find(&m, tags[i]), &owners[i]);
     assert_int_equal(m.count, CLUSTER);
     cancel_map_free(&m);
 }
