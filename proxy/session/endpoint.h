@@ -191,9 +191,9 @@ void endpoint_free(struct endpoint *ep);
  * An idle client's buffers go back to its worker (runtime/buffer_pool.h),
  * and its write event goes, when it holds nothing — no byte read and not
  * taken, none queued or in flight, no half message — and is not parked
- * already: true when they went.  Its owner decides when it is idle; the endpoint wakes itself for
- * its own events (endpoint_dispatch, the ring's receive), and whoever
- * else writes to it wakes it first.
+ * already: true when they went.  Its owner decides when it is idle; the
+ * endpoint wakes itself for its own events (endpoint_dispatch, the ring's
+ * receive), and whoever else writes to it wakes it first.
  */
 bool endpoint_park(struct endpoint *ep);
 /* Its buffers again, when parked: 0, or -1 when out of memory (it stays parked). */
