@@ -122,7 +122,7 @@ sub warm_pool {
     my @cmd = ($crowd, '--port', $port, '--user', $PgNearTest::APP_USER,
                '--database', $PgNearTest::APP_DB, '--password', $PgNearTest::APP_PASSWORD,
                '--clients', 2 * $opt{pool_size}, '--window', 2 * $opt{pool_size}, '--hold', 0,
-               '--query', 'SELECT pg_sleep(1)', '--probe-ms', 60000, '--label', "$name warm-up");
+               '--query', 'SELECT pg_sleep(1)', '--label', "$name warm-up");
     my ($rc, $out, $err) = PgNearTest::run_cmd(\@cmd, timeout => 60);
     die "crowd: warming ${name}'s pool failed (exit $rc):\n$err" if $rc != 0;
     my $backends = app_backends();
