@@ -30,12 +30,9 @@
 #include "routing/cities_int.h"
 #include "routing/file_id.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CITIES_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(CITIES_ASAN)
+#include "protocol/asan.h"
+
+#if defined(PGNEAR_ASAN)
 /* The room parts do not use is poisoned: AddressSanitizer knows no parts of a mapping. */
 #include <sanitizer/asan_interface.h>
 #else

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "protocol/asan.h"
+
+#if defined(PGNEAR_ASAN)
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/lsan_interface.h>
 #define SLAB_POISON(p, n)   ASAN_POISON_MEMORY_REGION((p), (n))

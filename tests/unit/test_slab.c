@@ -12,9 +12,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "protocol/asan.h"
 #include "proxy/runtime/slab.h"
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PGNEAR_ASAN)
 #include <sanitizer/asan_interface.h>
 #endif
 
@@ -77,7 +78,7 @@ static void test_pages_go_back_as_they_empty(void **state)
     for (int i = 0; i < MANY; i += 2)
         slab_free(&sl, objs[i]);
     assert_int_equal(sl.pages, full);
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(PGNEAR_ASAN)
     /* A use after free is caught: what is back is poisoned, past its free list word. */
     assert_true(__asan_address_is_poisoned((char *)objs[0] + sizeof(void *)));
     assert_true(__asan_address_is_poisoned((char *)objs[0] + OBJ - 1));
