@@ -94,12 +94,12 @@ static void notify_client_heard(struct notify_client *c, struct notify_spelt *sp
 {
     if (c->fatal != NULL)
         return;
-    notify_spell(sp, n, pid, c->s->client_encoding);
+    notify_spell(sp, n, pid, session_client_encoding(c->s));
     if (sp->rc == PG_ENC_UNMAPPABLE || sp->rc == PG_ENC_INVALID) {
         if ((c->fatal = malloc(sizeof(*c->fatal))) != NULL)
             *c->fatal = sp->why;
         slog_info(c->s, "a notification on channel \"%s\" cannot be sent in %s: %s", n->relname,
-                  c->s->client_encoding, sp->why.message);
+                  session_client_encoding(c->s), sp->why.message);
     } else if (sp->rc != PG_ENC_OK || evbuffer_add(c->queue, evbuffer_pullup(sp->msg, -1),
                                                    evbuffer_get_length(sp->msg)) != 0) {
         slog_warn(c->s, "out of memory: a notification on channel \"%s\" is lost", n->relname);

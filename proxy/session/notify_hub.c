@@ -288,11 +288,11 @@ static bool notify_client_apply(struct notify_client *c, const struct listen_op 
 static bool notify_query_utf8(const struct session *s, const char **text, size_t *len, char *conv,
                               size_t cap)
 {
-    if (pg_encoding_is_utf8(s->client_encoding))
+    const char *enc = session_client_encoding(s);
+    if (pg_encoding_is_utf8(enc))
         return true; /* checked once read as LISTEN and UNLISTEN */
     size_t out_len, bad_at;
-    if (pg_encoding_convert(s->client_encoding, "UTF8", *text, *len, conv, cap, &out_len,
-                            &bad_at) != PG_ENC_OK)
+    if (pg_encoding_convert(enc, "UTF8", *text, *len, conv, cap, &out_len, &bad_at) != PG_ENC_OK)
         return false;
     *text = conv;
     *len = out_len;

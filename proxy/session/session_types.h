@@ -233,6 +233,17 @@ struct session {
 };
 
 /*
+ * The client's encoding as pgnear speaks to it (the notification hub):
+ * one none reported yet is UTF8, as txn_notify_encoding takes a server
+ * that reports none.  A login answered without a server connection, or a
+ * server that never reports it, leaves s->client_encoding NULL.
+ */
+static inline const char *session_client_encoding(const struct session *s)
+{
+    return s->client_encoding != NULL ? s->client_encoding : "UTF8";
+}
+
+/*
  * What s->txn_next (txn_next.h) says, each question stated here once for
  * the gate, a move, the timeouts, the fan-out, a cancel and transaction
  * pooling, which add their own tails (a hold, a pin, unread input);
