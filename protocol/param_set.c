@@ -56,11 +56,28 @@ static int param_set_reserve(struct param_set *ps, size_t need)
     return 0;
 }
 
+/* A lent set's values copied to its own allocation, to be changed; -1: out of memory. */
+static int param_set_own(struct param_set *ps)
+{
+    if (!ps->lent)
+        return 0;
+    char *own = malloc(ps->used > 0 ? ps->used : 1);
+    if (own == NULL)
+        return -1;
+    memcpy(own, ps->data, ps->used);
+    ps->data = own;
+    ps->cap = ps->used;
+    ps->lent = false;
+    return 0;
+}
+
 int param_set_put(struct param_set *ps, const char *name, const char *value)
 {
     size_t nlen = strlen(name), vlen = strlen(value);
     if (nlen == 0)
         return PARAM_SET_BAD;
+    if (param_set_own(ps) != 0)
+        return set_full(ps);
     for (size_t off = 0; off < ps->used;) {
         const char *n, *v;
         size_t next = entry_next(ps, off, &n, &v);
@@ -139,10 +156,9 @@ int param_set_copy(struct param_set *dst, const struct param_set *src)
     return PARAM_SET_OK;
 }
 
-/* Frees the values; ps is left empty and may be used again. */
 void param_set_shrink(struct param_set *ps)
 {
-    if (ps->data == NULL || ps->used == ps->cap)
+    if (ps->data == NULL || ps->lent || ps->used == ps->cap)
         return;
     if (ps->used == 0) {
         free(ps->data);
@@ -157,8 +173,18 @@ void param_set_shrink(struct param_set *ps)
     }
 }
 
+void param_set_lend(struct param_set *ps, const char *data)
+{
+    if (!ps->lent)
+        free(ps->data);
+    ps->data = (char *)data;
+    ps->cap = ps->used;
+    ps->lent = true;
+}
+
 void param_set_free(struct param_set *ps)
 {
-    free(ps->data);
+    if (!ps->lent)
+        free(ps->data);
     memset(ps, 0, sizeof(*ps));
 }

@@ -29,6 +29,7 @@ struct param_set {
     uint16_t count;  /* parameters */
     uint16_t limit;  /* the most bytes it may hold; 0: PARAM_SET_MAX_BYTES */
     bool overflowed; /* a value did not fit: the set is not the server's whole story */
+    bool lent;       /* data is another's, read-only (param_set_lend): a change copies it first */
 };
 
 /* param_set_put's and param_set_note's results. */
@@ -70,6 +71,15 @@ bool param_set_next(const struct param_set *ps, size_t *off, const char **name, 
  */
 void param_set_shrink(struct param_set *ps);
 
+/*
+ * ps reads its values from data, a read-only copy of its own data that
+ * another holds (a session's kept identity), in place of its own, which
+ * is freed: data must outlive ps's use of it.  A later change copies
+ * them back first; param_set_free leaves them.
+ */
+void param_set_lend(struct param_set *ps, const char *data);
+
+/* Frees the values (not lent ones); ps is left empty and may be used again. */
 void param_set_free(struct param_set *ps);
 
 #endif

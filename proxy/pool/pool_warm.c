@@ -25,6 +25,7 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_identity.h"
 #include "routing/region.h"
 
 /* A (region, database, user) seen since start, and what logging in for it again takes. */

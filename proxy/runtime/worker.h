@@ -25,6 +25,7 @@
 #include "proxy/runtime/worker_call.h"
 
 struct prep_registry;
+struct intern_table;
 
 struct config;
 struct shared;
@@ -89,7 +90,12 @@ struct worker {
     /* Statements prepared through transaction pooling (txn_prep.h); NULL until one is. */
     struct prep_registry *prep_registry;
     /* The SCRAM keys its sessions keep, one copy each (session_secret.h); NULL while none. */
-    struct session_secrets *secrets;
+    struct intern_table *secrets;
+    /*
+     * What its sessions keep of their logins, one copy each: names, the
+     * origin's texts, the server's startup parameters (session_identity.h).
+     */
+    struct intern_table *identities;
     struct close_queue closing;  /* server sockets of ended sessions, closed at a pace */
     struct linger_set lingering; /* client sockets after pgnear's last word, closed after a FIN */
     uint64_t next_client_id;

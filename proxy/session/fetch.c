@@ -18,6 +18,7 @@
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
+#include "proxy/session/session_identity.h"
 #include "proxy/session/session_need.h"
 #include "proxy/session/session_secret.h"
 #include "routing/need.h"

@@ -33,6 +33,7 @@
 #include "proxy/session/cancel_keys.h"
 #include "proxy/session/phase.h"
 #include "proxy/session/server_conn.h"
+#include "proxy/session/session_identity.h"
 #include "proxy/session/session_secret.h"
 #include "routing/region.h"
 #include "routing/route.h"
@@ -184,7 +185,6 @@ void session_label_peer(struct session *s, const char *fmt, ...)
     int n = vasprintf(&label, fmt, ap);
     va_end(ap);
     free(s->peer_label);
-    free(s->fence);
     s->peer_label = n >= 0 ? label : NULL;
 }
 
@@ -339,59 +339,16 @@ static size_t session_keep_origin(struct session *s, const struct session_login 
     return total;
 }
 
-/* Copies n strings of the given lengths to p, each ending in a NUL; where the copies are in out. */
-static char *session_copy_texts(char *p, const char *const *text, const size_t *len, int n,
-                                const char **out)
-{
-    for (int i = 0; i < n; i++) {
-        memcpy(p, text[i], len[i]);
-        p[len[i]] = '\0';
-        if (out != NULL)
-            out[i] = p;
-        p += len[i] + 1;
-    }
-    return p;
-}
-
-char *session_keep_names(struct session *s, const char *user, const char *database,
-                         const char *application_name, size_t extra)
-{
-    const char *name[3] = {user, database, application_name != NULL ? application_name : ""};
-    size_t name_len[3], names = application_name != NULL ? 3 : 2, total = extra;
-    for (size_t i = 0; i < names; i++)
-        total += (name_len[i] = strlen(name[i])) + 1;
-    char *kept = malloc(total);
-    if (kept == NULL)
-        return NULL;
-    const char *at[3];
-    char *rest = session_copy_texts(kept, name, name_len, (int)names, at);
-    s->user = at[0];
-    s->database = at[1];
-    s->application_name = names == 3 ? at[2] : NULL;
-    free(s->startup_raw);
-    s->startup_raw = (uint8_t *)kept;
-    return rest;
-}
-
 /*
- * What the session keeps of its startup packet and its login once the
- * login ends: its names (session_keep_names), then the origin's texts
- * (NULL when all are "").  The packet itself, whole (an idle client's
- * largest string), is freed.  Out of memory, the packet stays and the
- * origin's texts are "" (its coordinates and the region it serves from
- * still route it).
+ * What the session keeps of its login as it ends (session_identity.h):
+ * its names, the origin's texts, server_startup.
  */
-static void session_keep_identity(struct session *s, const struct session_login *l)
+static void session_keep_what_login_gave(struct session *s, const struct session_login *l)
 {
     const char *text[ORIGIN_TEXTS];
     size_t len[ORIGIN_TEXTS];
-    size_t texts_len = session_keep_origin(s, l, text, len);
-    char *p = session_keep_names(s, s->user, s->database, s->application_name,
-                                 texts_len > 0 ? texts_len + ORIGIN_TEXTS : 0);
-    if (p != NULL && texts_len > 0) {
-        s->origin.texts = p;
-        session_copy_texts(p, text, len, ORIGIN_TEXTS, NULL);
-    }
+    session_keep_origin(s, l, text, len);
+    session_keep_identity(s, text, len);
 }
 
 /*
@@ -442,7 +399,7 @@ void session_login_end(struct session *s)
      * the startup packet, which nothing below reads.
      */
     if (s->client.stream.fd >= 0 && !s->closed && s->user != NULL) /* a fetcher has no origin */
-        session_keep_identity(s, l);
+        session_keep_what_login_gave(s, l);
     /*
      * The login's timeouts end with it, and an idle session needs no timer
      * of its own: one is made again when a timeout is armed (timeouts.c).
@@ -555,12 +512,10 @@ void session_close(struct session *s, const char *why)
     s->timer = NULL;
     ws_keepalive_stop(w, s->ws_keepalive);
     s->ws_keepalive = NULL;
-    if (s->client_counted) /* before user and database, which point into startup_raw, go */
+    if (s->client_counted) /* before user and database, which point into what it kept, go */
         client_limits_leave(&w->shared->client_limits, s->user, s->database);
     s->client_counted = false;
-    free(s->startup_raw);
-    s->startup_raw = NULL;
-    param_set_free(&s->server_startup);
+    session_drop_identity(s);
     config_unref(s->cfg);
     s->cfg = NULL;
     s->closed = true;

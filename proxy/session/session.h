@@ -317,16 +317,6 @@ void session_login_end(struct session *s);
  * other family as the family alone.
  */
 void session_set_addr(struct session *s, const struct sockaddr *sa, size_t len);
-/*
- * Gives s its names in one allocation of their lengths, in place of what
- * startup_raw held (freed after they are copied, so they may point into
- * it): user, database and application_name (NULL: none), then extra bytes
- * of the caller's, whose start it returns.  NULL when out of memory:
- * nothing changed.
- */
-char *session_keep_names(struct session *s, const char *user, const char *database,
-                         const char *application_name, size_t extra);
-
 /* Names an internal session (a fetcher, min_pool_size's) in logs; out of memory: unnamed. */
 void session_label_peer(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -3,8 +3,9 @@
  * elsewhere (a move, transaction pooling's next server): the ClientKey
  * the client's proof revealed and the user's verifier.  The sessions of a
  * worker whose clients proved the same keys share one copy, counted: a
- * crowd of one user's clients keeps one, not one a client.  Wiped when
- * the last session that holds it ends.  On the sessions' worker only.
+ * crowd of one user's clients keeps one, not one a client (intern.h, in
+ * the worker's secrets).  Wiped when the last session that holds it ends.
+ * On the sessions' worker only.
  */
 #ifndef PGNEAR_PROXY_SESSION_SECRET_H
 #define PGNEAR_PROXY_SESSION_SECRET_H
@@ -17,9 +18,7 @@ struct worker;
 
 struct session_secret {
     uint8_t client_key[SCRAM_KEY_LEN];
-    struct scram_verifier verifier;
-    struct session_secret *next; /* in its bucket of the worker's table */
-    unsigned refs;               /* the sessions that hold it */
+    struct scram_verifier verifier; /* its salt zero past salt_len: copies compare whole */
 };
 
 /*

@@ -65,8 +65,8 @@ enum session_phase {
  * Where the caller was placed and how, kept past the login (whose state
  * is freed) for SHOW CLIENTS and each transaction's route.  Its texts
  * are of their own lengths, after the names the session keeps of its
- * startup packet (startup_raw), NULL while all are "": an idle client
- * carries what it was told, not four buffers for the longest.
+ * startup packet (session_identity.h), NULL while all are "": an idle
+ * client carries what it was told, not four buffers for the longest.
  */
 enum origin_text {
     ORIGIN_VIA,    /* the evidence's channel: "startup hint", "header cf-ipcity", "GeoIP" */
@@ -143,13 +143,16 @@ struct session {
     bool client_counted;     /* in the client limits of user and database (login_limits.h) */
     bool report_fence;       /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
+    bool identity_shared;     /* startup_raw is the worker's shared copy (session_identity.h) */
     uint16_t client_minor;    /* protocol minor version agreed with the client */
     uint32_t connected_at;    /* when the client connected (Unix time, seconds; to 2106) */
 
     /*
      * The startup packet, whole during the login; user, database and
      * application_name point into it.  As the login ends it is replaced
-     * by a copy of those three and the origin's texts (session_keep_identity).
+     * by what the session keeps of it (session_identity.h): those three,
+     * the origin's texts and server_startup's bytes, a copy the worker's
+     * sessions share (identity_shared), read only.
      */
     uint8_t *startup_raw;
     const char *user, *database;

@@ -168,6 +168,43 @@ static void test_shrink(void **state)
     param_set_free(&ps);
 }
 
+/* A lent set reads another's bytes; a change copies them first, and freeing it leaves them. */
+static void test_lend(void **state)
+{
+    (void)state;
+    struct param_set ps;
+    memset(&ps, 0, sizeof(ps));
+    assert_int_equal(param_set_put(&ps, "client_encoding", "UTF8"), PARAM_SET_OK);
+    assert_int_equal(param_set_put(&ps, "DateStyle", "ISO"), PARAM_SET_OK);
+    char other[64];
+    memcpy(other, ps.data, ps.used);
+    const char before[] = "client_encoding\0UTF8\0DateStyle\0ISO";
+    param_set_lend(&ps, other);
+    assert_true(ps.lent);
+    assert_ptr_equal(ps.data, other);
+    assert_string_equal(param_set_get(&ps, "DateStyle"), "ISO");
+    param_set_shrink(&ps); /* nothing of its own to shrink */
+    assert_ptr_equal(ps.data, other);
+    /* A change: its own copy first; the lender's bytes unchanged. */
+    assert_int_equal(param_set_put(&ps, "client_encoding", "LATIN1"), PARAM_SET_OK);
+    assert_false(ps.lent);
+    assert_ptr_not_equal(ps.data, other);
+    assert_memory_equal(other, before, sizeof(before));
+    assert_string_equal(param_set_get(&ps, "client_encoding"), "LATIN1");
+    assert_string_equal(param_set_get(&ps, "DateStyle"), "ISO");
+    assert_int_equal(ps.count, 2);
+    param_set_free(&ps);
+    /* Freed while lent: the lender's bytes stay (ASan would see a bad free). */
+    struct param_set lent;
+    memset(&lent, 0, sizeof(lent));
+    lent.used = (uint16_t)sizeof(before);
+    lent.count = 2;
+    param_set_lend(&lent, other);
+    param_set_free(&lent);
+    assert_null(lent.data);
+    assert_memory_equal(other, before, sizeof(before));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -177,6 +214,7 @@ int main(void)
         cmocka_unit_test(test_write),
         cmocka_unit_test(test_limit_and_copy),
         cmocka_unit_test(test_shrink),
+        cmocka_unit_test(test_lend),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("param_set", tests, NULL, NULL);
