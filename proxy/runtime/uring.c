@@ -74,10 +74,14 @@
  * ring, through the ring below 1.6 moves back.  A window starts after the
  * last, so it counts one side (but for sockets still moving, each as it
  * next reads), and a load between the two moves once a window at most.
+ *
+ * A window also ends after URING_WEIGH_MS, weighed by the wake-ups it
+ * had: a worker that went quiet (a crowd built, then idle) wakes too
+ * seldom to fill one for minutes, and its idle clients' receives stay
+ * armed in the ring until it is weighed quiet (worker_part.ring_quiet).
  */
 #define URING_WEIGH_WAKEUPS 1024
-#define URING_READS_QUIET   (URING_WEIGH_WAKEUPS * 8 / 5) /* 1.6 a wake-up, through the ring */
-#define URING_READS_BUSY    (URING_WEIGH_WAKEUPS * 5 / 4) /* 1.25 a wake-up, on readiness */
+#define URING_WEIGH_MS      1000
 
 /* A request's id is its op's address, a receive's with the low bit set; a cancel's is 0. */
 static void uring_complete(struct uring *u, uint64_t id, int res, unsigned flags)
@@ -267,13 +271,18 @@ void uring_count_read(struct uring *u)
 
 bool uring_weigh_wakeup(struct uring *u, double *avg)
 {
-    if (++u->wakeups < URING_WEIGH_WAKEUPS)
+    int64_t now = monotonic_ms();
+    if (u->window_ms == 0)
+        u->window_ms = now;
+    if (++u->wakeups < URING_WEIGH_WAKEUPS && now - u->window_ms < URING_WEIGH_MS)
         return false;
-    unsigned long reads = u->reads;
+    unsigned long reads = u->reads, wakeups = u->wakeups;
     u->reads = 0;
     u->wakeups = 0;
-    *avg = (double)reads / URING_WEIGH_WAKEUPS;
-    bool busy = u->recv_busy ? reads >= URING_READS_QUIET : reads > URING_READS_BUSY;
+    u->window_ms = now;
+    *avg = (double)reads / (double)wakeups;
+    /* Through the ring below 1.6 reads a wake-up moves back; on readiness above 1.25 moves. */
+    bool busy = u->recv_busy ? reads * 5 >= wakeups * 8 : reads * 4 > wakeups * 5;
     if (busy == u->recv_busy)
         return false;
     u->recv_busy = busy;

@@ -55,7 +55,7 @@ bool uring_recv_wanted(const struct uring *u);
 void uring_count_read(struct uring *u);
 /*
  * The loop is about to wait: a wake-up counted, and at the end of a window
- * of them the reads a wake-up weighed (*avg), which decide
+ * of them (or of a second) the reads a wake-up weighed (*avg), which decide
  * uring_recv_wanted.  True when that changed (the sockets move as they
  * next read); *avg is set only then.
  */

@@ -57,6 +57,7 @@ struct uring {
     bool recv_busy;      /* the reads a wake-up make receiving through the ring pay */
     unsigned long reads; /* reads in this window of wake-ups */
     unsigned wakeups;    /* wake-ups in it, up to URING_WEIGH_WAKEUPS */
+    int64_t window_ms;   /* when it began (monotonic_ms); 0: with the next wake-up */
 };
 
 /* Submits what is queued; false when the kernel takes nothing now (tell completions first). */

@@ -280,10 +280,14 @@ static int worker_loop_with_ring(struct worker *w)
         uring_turn(w->uring);
         bool sleep = uring_sleep(w->uring);
         double reads;
-        if (sleep && uring_weigh_wakeup(w->uring, &reads))
+        if (sleep && uring_weigh_wakeup(w->uring, &reads)) {
             log_debug(0, "worker %d: sockets now receive %s (%.2f reads a wake-up)", w->index,
                       uring_recv_wanted(w->uring) ? "through its io_uring" : "on their readiness",
                       reads);
+            /* Those that read move as they next read; the idle ones are moved now. */
+            if (!uring_recv_wanted(w->uring))
+                WORKER_PARTS_RUN(w, ring_quiet);
+        }
         if (!sleep && ++ring_turns < WORKER_RING_TURNS &&
             event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             continue;

@@ -221,6 +221,10 @@ static bool endpoint_received(struct uring_recv *op, const uint8_t *p, int res, 
 {
     struct endpoint *ep = op->owner;
     if (res == -ECANCELED) {
+        if (ep->parked) { /* an idle client's (endpoint_park_rx): made again as a read wants it */
+            uring_recv_release(op);
+            ep->rx = NULL;
+        }
         endpoint_arm(ep); /* stopped: the socket's event, or the receive again, as now wanted */
         return false;
     }

@@ -5,7 +5,9 @@
  * client's first flush may have made (its login's last messages, sent as
  * it waits to read) and which it may not need again.  A client that
  * sits idle for hours carries none of them; endpoint_wake (endpoint.c)
- * lends it buffers again.
+ * lends it buffers again.  Its ring receive, armed while its worker's load
+ * made the ring pay, goes once it no longer does (endpoint_park_rx): an
+ * idle client then waits on its socket's readiness, as on a quiet worker.
  */
 #include "proxy/session/endpoint.h"
 
@@ -47,5 +49,13 @@ bool endpoint_park(struct endpoint *ep)
     bp->quiet_users++;
     stream_rest(&ep->stream);
     endpoint_let_go_wev(ep);
+    if (ep->rx != NULL && !uring_recv_wanted(ep->rx->ring))
+        endpoint_park_rx(ep);
     return true;
+}
+
+void endpoint_park_rx(struct endpoint *ep)
+{
+    if (ep->parked && ep->rx != NULL && ep->rx->armed && !ep->rx->stopping)
+        uring_recv_stop(ep->rx);
 }

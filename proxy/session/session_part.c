@@ -84,6 +84,16 @@ static void session_part_free(struct worker *w)
     ws_keepalive_free(w);
 }
 
+/* The worker's ring no longer pays: its idle clients' receives stop (endpoint_park_rx). */
+static void session_part_ring_quiet(struct worker *w)
+{
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &w->active_sessions)
+    {
+        endpoint_park_rx(&list_entry(pos, struct session, node)->client);
+    }
+}
+
 const struct worker_part session_part = {
     .name = "sessions",
     .start = session_part_start,
@@ -92,4 +102,5 @@ const struct worker_part session_part = {
     .free = session_part_free,
     .host_fenced = former_primary_sweep,
     .reconfigured = timeouts_reconfigured,
+    .ring_quiet = session_part_ring_quiet,
 };

@@ -590,8 +590,9 @@ static int wake_ups(struct uring *u, const unsigned *reads, int nreads, int n)
  * the end of their first whole window, not before, and move back below
  * 1.6 (one client through the ring, 1.3); a load that counts between the
  * two sides' thresholds on both moves once a window at most; io_backend =
- * io_uring receives through the ring whatever comes.  Before Linux 6.1
- * nothing moves: the ring cannot receive.
+ * io_uring receives through the ring whatever comes; a window of a
+ * quiet worker ends after a second.  Before Linux 6.1 nothing moves: the
+ * ring cannot receive.
  */
 static void test_recv_follows_the_load(void **state)
 {
@@ -622,6 +623,19 @@ static void test_recv_follows_the_load(void **state)
         left -= at + 1;
     }
     assert_in_range(moves, 9, 10);
+
+    /*
+     * A worker gone quiet: a window ends after a second, however few its
+     * wake-ups, and the sockets move back to readiness.
+     */
+    static const unsigned none[] = {0};
+    assert_in_range(wake_ups(f->u, two, 1, 3000), 1023, 2047);
+    assert_true(uring_recv_wanted(f->u));
+    assert_int_equal(wake_ups(f->u, none, 1, 10), -1);
+    assert_true(uring_recv_wanted(f->u));
+    usleep(1050 * 1000);
+    assert_int_equal(wake_ups(f->u, none, 1, 1), 0);
+    assert_false(uring_recv_wanted(f->u));
 
     uring_receive_always(f->u, true);
     assert_true(uring_recv_wanted(f->u));
