@@ -38,6 +38,21 @@ static bool worker_parts_busy(const struct worker *w)
                 (w)->shared->parts[i_]->hook(w);                                                   \
     } while (0)
 
+/*
+ * The ring's receives no longer pay: each part's ring_quiet hook moves a
+ * batch of its idle sockets back to their readiness; true while one has
+ * more, for the next turn (so that a crowd's ten thousand cancels and
+ * epoll_ctl calls do not hold the loop up at once).
+ */
+static bool worker_ring_quiet(struct worker *w)
+{
+    bool more = false;
+    for (int i = 0; i < w->shared->nparts; i++)
+        if (w->shared->parts[i]->ring_quiet != NULL && w->shared->parts[i]->ring_quiet(w))
+            more = true;
+    return more;
+}
+
 /* The loop ends after the callback running now (both loops: see worker_loop_with_ring). */
 static void worker_end_loop(struct worker *w)
 {
@@ -276,6 +291,7 @@ static int worker_loop_with_ring(struct worker *w)
         log_error(0, "worker %d: could not enable its io_uring: %s", w->index, strerror(-rc));
         return -1;
     }
+    bool quieting = false; /* the idle sockets move back to readiness, a batch a turn */
     for (int ring_turns = 0;;) {
         uring_turn(w->uring);
         bool sleep = uring_sleep(w->uring);
@@ -285,14 +301,15 @@ static int worker_loop_with_ring(struct worker *w)
                       uring_recv_wanted(w->uring) ? "through its io_uring" : "on their readiness",
                       reads);
             /* Those that read move as they next read; the idle ones are moved now. */
-            if (!uring_recv_wanted(w->uring))
-                WORKER_PARTS_RUN(w, ring_quiet);
+            quieting = !uring_recv_wanted(w->uring);
         }
+        if (quieting)
+            quieting = !uring_recv_wanted(w->uring) && worker_ring_quiet(w);
         if (!sleep && ++ring_turns < WORKER_RING_TURNS &&
             event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             continue;
         ring_turns = 0;
-        rc = event_base_loop(w->base, sleep ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
+        rc = event_base_loop(w->base, sleep && !quieting ? EVLOOP_ONCE : EVLOOP_NONBLOCK);
         uring_awake(w->uring);
         if (rc != 0 || w->loop_ended)
             return rc < 0 ? -1 : 0;

@@ -54,8 +54,10 @@ bool endpoint_park(struct endpoint *ep)
     return true;
 }
 
-void endpoint_park_rx(struct endpoint *ep)
+bool endpoint_park_rx(struct endpoint *ep)
 {
-    if (ep->parked && ep->rx != NULL && ep->rx->armed && !ep->rx->stopping)
-        uring_recv_stop(ep->rx);
+    if (!ep->parked || ep->rx == NULL || !ep->rx->armed || ep->rx->stopping)
+        return false;
+    uring_recv_stop(ep->rx);
+    return true;
 }
