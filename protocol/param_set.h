@@ -22,15 +22,17 @@ struct pktbuf;
 #define PARAM_SET_MAX_BYTES 4096
 #define PARAM_SET_MAX       64
 
+/* 16 bytes: a session keeps one, and a crowd's sessions are many. */
 struct param_set {
-    char *data;      /* NULL until the first value */
-    uint16_t used;   /* bytes of data in use */
-    uint16_t cap;    /* bytes allocated */
-    uint16_t count;  /* parameters */
-    uint16_t limit;  /* the most bytes it may hold; 0: PARAM_SET_MAX_BYTES */
-    bool overflowed; /* a value did not fit: the set is not the server's whole story */
-    bool lent;       /* data is another's, read-only (param_set_lend): a change copies it first */
+    char *data;              /* NULL until the first value */
+    uint16_t used;           /* bytes of data in use */
+    uint16_t cap;            /* bytes allocated */
+    uint16_t limit;          /* the most bytes it may hold; 0: PARAM_SET_MAX_BYTES */
+    uint16_t count : 8;      /* parameters (at most PARAM_SET_MAX) */
+    uint16_t overflowed : 1; /* a value did not fit: the set is not the server's whole story */
+    uint16_t lent : 1; /* data is another's, read-only (param_set_lend): a change copies it first */
 };
+_Static_assert(PARAM_SET_MAX < 256, "count is 8 bits");
 
 /* param_set_put's and param_set_note's results. */
 enum param_set_result {

@@ -139,7 +139,7 @@ static int console_send_tag(struct session *s, const char *tag)
 /* An error in the extended protocol: say so, then skip to the next Sync. */
 static int console_fail(struct session *s, const struct pg_error *e)
 {
-    s->console->skip_to_sync = true;
+    s->rare->console->skip_to_sync = true;
     return console_send_error(s, e);
 }
 
@@ -234,9 +234,9 @@ static struct console_portal *console_new_portal(struct session *s, const char *
     }
     for (int i = 0; bind != NULL && i < p->ncols; i++)
         p->formats[i] = qp_bind_result_format(bind, i);
-    console_drop_portal(s->console, name);
-    p->next = s->console->portals;
-    s->console->portals = p;
+    console_drop_portal(s->rare->console, name);
+    p->next = s->rare->console->portals;
+    s->rare->console->portals = p;
     return p;
 }
 
@@ -331,7 +331,7 @@ static void console_command_done(struct console_wait *wait, int rc)
         free(wait);
         return;
     }
-    struct console *c = s->console;
+    struct console *c = s->rare->console;
     c->wait = NULL;
     if (console_take_answer(s, c->wait_portal, wait, rc, c->wait_max_rows, c->wait_simple) < 0)
         return;
@@ -383,7 +383,7 @@ static int console_execute(struct session *s, struct console_portal *p, int32_t 
     int rc = command_run(s, &p->plan, wait);
     if (rc != CMD_PENDING)
         return console_take_answer(s, p, wait, rc, max_rows, simple);
-    struct console *c = s->console;
+    struct console *c = s->rare->console;
     c->wait = wait;
     c->wait_portal = p;
     c->wait_max_rows = max_rows;
@@ -402,7 +402,7 @@ static int console_execute(struct session *s, struct console_portal *p, int32_t 
 /* Query: the unnamed statement and portal of this text, run at once, then ReadyForQuery. */
 static int console_query(struct session *s, const struct qp_query *q)
 {
-    struct console *c = s->console;
+    struct console *c = s->rare->console;
     struct command_plan plan;
     struct pg_error err;
     console_drop_stmt(c, "");
@@ -431,7 +431,7 @@ static int console_query(struct session *s, const struct qp_query *q)
  */
 static int console_parse(struct session *s, const struct qp_parse *m)
 {
-    struct console *c = s->console;
+    struct console *c = s->rare->console;
     struct pg_error err;
     if (m->name[0] != '\0' && console_find_stmt(c, m->name) != NULL) {
         pg_error_set(&err, "42P05", "prepared statement \"%s\" already exists", m->name);
@@ -476,7 +476,7 @@ static int console_bind(struct session *s, const struct qp_bind *b)
 {
     struct pg_error err;
     struct qp_error qe;
-    const struct console_stmt *st = console_find_stmt(s->console, b->statement);
+    const struct console_stmt *st = console_find_stmt(s->rare->console, b->statement);
     if (st == NULL) {
         pg_error_set(&err, "26000", "prepared statement \"%s\" does not exist", b->statement);
         return console_fail(s, &err);
@@ -506,7 +506,7 @@ static int console_describe(struct session *s, const struct qp_target *t)
 {
     struct pg_error err;
     if (t->kind == 'P') {
-        const struct console_portal *p = console_find_portal(s->console, t->name);
+        const struct console_portal *p = console_find_portal(s->rare->console, t->name);
         if (p == NULL) {
             pg_error_set(&err, "34000", "portal \"%s\" does not exist", t->name);
             return console_fail(s, &err);
@@ -514,7 +514,7 @@ static int console_describe(struct session *s, const struct qp_target *t)
         return p->empty ? console_send_simple(s, qp_put_no_data)
                         : console_send_row_description(s, p);
     }
-    const struct console_stmt *st = console_find_stmt(s->console, t->name);
+    const struct console_stmt *st = console_find_stmt(s->rare->console, t->name);
     if (st == NULL) {
         pg_error_set(&err, "26000", "prepared statement \"%s\" does not exist", t->name);
         return console_fail(s, &err);
@@ -537,7 +537,7 @@ static int console_describe(struct session *s, const struct qp_target *t)
 /* Execute: runs or goes on with the portal; 1 when the answer comes later. */
 static int console_exec(struct session *s, const struct qp_execute *e)
 {
-    struct console_portal *p = console_find_portal(s->console, e->portal);
+    struct console_portal *p = console_find_portal(s->rare->console, e->portal);
     if (p == NULL) {
         struct pg_error err;
         pg_error_set(&err, "34000", "portal \"%s\" does not exist", e->portal);
@@ -550,17 +550,17 @@ static int console_exec(struct session *s, const struct qp_execute *e)
 static int console_close(struct session *s, const struct qp_target *t)
 {
     if (t->kind == 'S')
-        console_drop_stmt(s->console, t->name);
+        console_drop_stmt(s->rare->console, t->name);
     else
-        console_drop_portal(s->console, t->name);
+        console_drop_portal(s->rare->console, t->name);
     return console_send_simple(s, qp_put_close_complete);
 }
 
 /* Sync: the implicit transaction ends, with its portals; errors stop being skipped. */
 static int console_sync(struct session *s)
 {
-    s->console->skip_to_sync = false;
-    console_drop_portals(s->console);
+    s->rare->console->skip_to_sync = false;
+    console_drop_portals(s->rare->console);
     if (console_send_ready(s) < 0)
         return -1;
     return endpoint_flush(s, &s->client);
@@ -614,7 +614,7 @@ static int console_message(struct session *s, char type, const uint8_t *body, ui
         return MSG_STOP;
     }
     /* After an error, everything up to Sync is read and dropped; a Query is not extended. */
-    if (s->console->skip_to_sync && type != 'S')
+    if (s->rare->console->skip_to_sync && type != 'S')
         return MSG_CONSUMED;
     if (rc != QP_OK)
         rc = type == 'Q' ? console_fail_qp(s, &qe) < 0 ? -1 : console_send_ready(s)
@@ -702,7 +702,7 @@ static int console_send_welcome(struct session *s)
         session_fail_msg(s, "53200", "out of memory registering the cancel key");
         return -1;
     }
-    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, cancel_entry_key(&s->cancel),
                              s->cancel.client_key_len);
     pkt_put_ready_for_query(&pb, 'I');
     if (console_queue(s, &pb) < 0)
@@ -713,8 +713,8 @@ static int console_send_welcome(struct session *s)
 void console_enter(struct session *s)
 {
     session_set_timer(s, 0);
-    s->console = calloc(1, sizeof(*s->console));
-    if (s->console == NULL) {
+    struct session_rare *r = session_rare_own(&s->rare);
+    if (r == NULL || (r->console = calloc(1, sizeof(*r->console))) == NULL) {
         session_fail_msg(s, "53200", "out of memory");
         return;
     }
@@ -737,7 +737,7 @@ bool console_trusts_peer(const struct session *s)
 
 void console_end(struct session *s)
 {
-    struct console *c = s->console;
+    struct console *c = s->rare->console;
     if (c == NULL)
         return;
     if (c->wait != NULL && c->wait->abandoned) {
@@ -755,14 +755,14 @@ void console_end(struct session *s)
         free(st);
     }
     free(c);
-    s->console = NULL;
+    session_rare_own(&s->rare)->console = NULL; /* (c was set: the part is the session's) */
 }
 
 void console_cancel_session(struct session *s)
 {
-    if (s->console == NULL)
+    if (s->rare->console == NULL)
         return;
-    struct console_wait *wait = s->console->wait;
+    struct console_wait *wait = s->rare->console->wait;
     if (wait != NULL) {
         slog_info(s, "admin console: cancel request for the command waiting");
         if (wait->on_cancel != NULL)

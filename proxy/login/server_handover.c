@@ -80,7 +80,7 @@ int server_greet_client(struct session *s, const struct param_set *reported,
         enc = param_set_get(reported, "client_encoding");
     if (enc != NULL)
         txn_notify_encoding(s, enc);
-    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, cancel_entry_key(&s->cancel),
                              s->cancel.client_key_len);
     if (!pkt_ok(&pb) || evbuffer_add(s->client.out, buf, pb.len) != 0) {
         session_fail_msg(s, "53200", "out of memory");

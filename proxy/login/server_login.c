@@ -438,7 +438,7 @@ static int server_handle_key(struct session *s, const uint8_t *body, uint32_t le
     uint8_t buf[64];
     struct pktbuf pb;
     pkt_init(&pb, buf, sizeof(buf));
-    pkt_put_backend_key_data(&pb, s->cancel.client_pid, s->cancel.client_key,
+    pkt_put_backend_key_data(&pb, s->cancel.client_pid, cancel_entry_key(&s->cancel),
                              s->cancel.client_key_len);
     return evbuffer_add(s->client.out, buf, pb.len);
 }

@@ -74,7 +74,11 @@ static int cancel_register_entry(struct session *s, const struct server_conn *sc
     e->server = sc;
     e->console = console;
     e->client_id = s->id;
-    e->client_key_len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
+    uint8_t len = s->client_minor >= 2 ? CANCEL_KEY_V32_LEN : CANCEL_KEY_V30_LEN;
+    if (e->client_key_len != len) { /* (the first key: the union's side is chosen) */
+        cancel_entry_free(e);
+        e->client_key_len = len;
+    }
     return cancel_keys_add(s->w->shared, s->w->cfg, e, pid);
 }
 

@@ -5,6 +5,8 @@
 #include "proxy/session/cancel_keys.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -30,7 +32,7 @@ static uint32_t key_tag(const uint8_t *key, size_t len)
 static uint32_t entry_tag(const void *owner)
 {
     const struct cancel_entry *e = owner;
-    return key_tag(e->client_key, e->client_key_len);
+    return key_tag(cancel_entry_key(e), e->client_key_len);
 }
 
 /* cancel_keys_add under cancel_lock: a key no other entry has. */
@@ -38,12 +40,13 @@ static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct c
                            uint32_t real_pid)
 {
     const uint8_t *secret = cfg->peer_secret_len > 0 ? cfg->peer_secret : NULL;
+    uint8_t *key = e->client_key_len == CANCEL_KEY_V32_LEN ? e->key.v32 : e->key.v30;
     for (int i = 0; i < CANCEL_KEY_ATTEMPTS; i++) {
         uint8_t rnd[CANCEL_KEY_RANDOM];
         bool oom;
         if (RAND_bytes(rnd, sizeof(rnd)) != 1 ||
             cancel_key_make(real_pid, cfg->peer_id, rnd, secret, cfg->peer_secret_len,
-                            &e->client_pid, e->client_key, e->client_key_len) != 0)
+                            &e->client_pid, key, e->client_key_len) != 0)
             return -1;
         if (cancel_map_insert(&sh->cancel_keys, e, entry_tag, &oom)) {
             e->registered = true;
@@ -58,6 +61,9 @@ static int cancel_pick_key(struct shared *sh, const struct config *cfg, struct c
 int cancel_keys_add(struct shared *sh, const struct config *cfg, struct cancel_entry *e,
                     uint32_t real_pid)
 {
+    if (e->client_key_len == CANCEL_KEY_V32_LEN && e->key.v32 == NULL &&
+        (e->key.v32 = calloc(1, CANCEL_KEY_V32_LEN)) == NULL)
+        return -1;
     pthread_mutex_lock(&sh->cancel_lock);
     int rc = cancel_pick_key(sh, cfg, e, real_pid);
     pthread_mutex_unlock(&sh->cancel_lock);
@@ -75,6 +81,15 @@ void cancel_keys_remove(struct shared *sh, struct cancel_entry *e)
     e->server = NULL;
 }
 
+void cancel_entry_free(struct cancel_entry *e)
+{
+    if (e->client_key_len == CANCEL_KEY_V32_LEN && e->key.v32 != NULL) {
+        OPENSSL_cleanse(e->key.v32, CANCEL_KEY_V32_LEN);
+        free(e->key.v32);
+    }
+    memset(&e->key, 0, sizeof(e->key));
+}
+
 bool cancel_keys_find(struct shared *sh, const uint8_t *key, size_t len, uint32_t pid,
                       struct cancel_target *t)
 {
@@ -82,8 +97,8 @@ bool cancel_keys_find(struct shared *sh, const uint8_t *key, size_t len, uint32_
     pthread_mutex_lock(&sh->cancel_lock);
     const struct cancel_entry *e = cancel_map_find(&sh->cancel_keys, key_tag(key, len), entry_tag);
     /* Both the whole key and the process ID must match, compared in constant time. */
-    if (e != NULL && e->client_key_len == len && CRYPTO_memcmp(e->client_key, key, len) == 0 &&
-        e->client_pid == pid) {
+    if (e != NULL && e->client_key_len == len &&
+        CRYPTO_memcmp(cancel_entry_key(e), key, len) == 0 && e->client_pid == pid) {
         t->client_id = e->client_id;
         t->worker = shared_client_worker(sh, e->client_id);
         t->console = e->console;

@@ -18,7 +18,16 @@ struct server_conn;
 struct shared;
 
 struct cancel_entry {
-    uint8_t client_key[CANCEL_KEY_V32_LEN]; /* pgnear's key, as given to the client */
+    /*
+     * pgnear's key, as given to the client (cancel_entry_key): a 3.0 key's
+     * four bytes here, a 3.2 key's 32 in an allocation of its own, made
+     * with its first key and kept for the next (cancel_entry_free): most
+     * clients speak 3.0, and a crowd's keys need no 32 bytes each.
+     */
+    union {
+        uint8_t v30[CANCEL_KEY_V30_LEN];
+        uint8_t *v32;
+    } key;
     uint8_t client_key_len;
     bool registered;
     bool console;        /* a session pgnear answers itself: no server */
@@ -27,6 +36,12 @@ struct cancel_entry {
     /* whose process ID and key this stands for, or NULL; read on the session's worker only */
     const struct server_conn *server;
 };
+
+/* e's key, client_key_len bytes (NULL: a 3.2 key not yet made). */
+static inline const uint8_t *cancel_entry_key(const struct cancel_entry *e)
+{
+    return e->client_key_len == CANCEL_KEY_V32_LEN ? e->key.v32 : e->key.v30;
+}
 
 /* Whose key it is, copied from the registry under its lock. */
 struct cancel_target {
@@ -46,6 +61,9 @@ int cancel_keys_add(struct shared *sh, const struct config *cfg, struct cancel_e
 
 /* Forgets e's key (nothing when it has none): a request with it finds nothing from now on. */
 void cancel_keys_remove(struct shared *sh, struct cancel_entry *e);
+
+/* Frees what e holds (a 3.2 key's bytes, wiped), once removed: its session ends. */
+void cancel_entry_free(struct cancel_entry *e);
 
 /*
  * The entry of this key and process ID (the key as this instance made it),

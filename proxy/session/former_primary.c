@@ -104,7 +104,7 @@ static void former_primary_moved(const struct move_result *r, void *arg)
  */
 static bool former_primary_move(struct session *s)
 {
-    if (s->leaving_fenced || s->move == NULL) {
+    if (s->leaving_fenced || s->rare->move == NULL) {
         if (!s->leaving_fenced) {
             slog_info(s, "moving: its host %s:%d of region %s is fenced as a former primary",
                       s->server_conn->host->name, s->server_conn->host->port, s->region->name);
@@ -146,7 +146,7 @@ bool former_primary_check(struct session *s)
         former_primary_end(s, sc->host, what);
         return false;
     }
-    const char *refusal = s->move == NULL ? move_refusal(s) : NULL;
+    const char *refusal = s->rare->move == NULL ? move_refusal(s) : NULL;
     if (refusal != NULL) {
         char what[300];
         snprintf(what, sizeof(what), "it cannot be moved: %s", refusal);

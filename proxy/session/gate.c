@@ -68,8 +68,8 @@ bool gate_act_at_safe_point(struct session *s)
         s->hold.held = true;
         s->hold.held_at_us = monotonic_us();
         endpoint_pause_read(&s->client);
-        if ((s->hold.hold_reasons & HOLD_MOVE) && s->moving != NULL)
-            s->moving->holding(s);
+        if ((s->hold.hold_reasons & HOLD_MOVE) && s->rare->moving != NULL)
+            s->rare->moving->holding(s);
     }
     return true;
 }

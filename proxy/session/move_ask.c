@@ -43,7 +43,7 @@ const char *move_refusal(const struct session *s)
         return "it is not relaying";
     if (s->secret == NULL)
         return "pgnear has no key to log in for it";
-    if (s->move != NULL)
+    if (s->rare->move != NULL)
         return "it is being moved already";
     if (s->hold.on_safe == SAFE_CLOSE)
         return "it is being drained";
@@ -119,7 +119,8 @@ static void move_detached(struct session *s, const struct move_target *t, move_d
 static struct session_move *move_new(struct session *s, const struct move_target *t,
                                      move_done_fn done, void *arg)
 {
-    struct session_move *mv = calloc(1, sizeof(*mv));
+    struct session_rare *rare = session_rare_own(&s->rare);
+    struct session_move *mv = rare != NULL ? calloc(1, sizeof(*mv)) : NULL;
     if (mv == NULL)
         return NULL;
     if (session_state_init(&mv->st) != SESSION_STATE_OK ||
@@ -142,8 +143,8 @@ static struct session_move *move_new(struct session *s, const struct move_target
     int limit_ms = mv->timeout_ms + (t->wait_for_role ? mv->failover_ms : 0);
     struct timeval tv = {limit_ms / 1000, (limit_ms % 1000) * 1000};
     evtimer_add(mv->timer, &tv);
-    s->move = mv;
-    s->moving = &move_session_hooks;
+    rare->move = mv;
+    rare->moving = &move_session_hooks;
     return mv;
 }
 
@@ -172,7 +173,7 @@ void move_session(struct session *s, const struct move_target *t, move_done_fn d
      * standby must replay the position the read will tell), it is held now.
      */
     move_start_mover(mv, true);
-    if (s->move == mv && (mv->mover == NULL || t->hold_first))
+    if (s->rare->move == mv && (mv->mover == NULL || t->hold_first))
         move_hold(mv);
     session_callback_done(s);
 }
@@ -263,7 +264,7 @@ bool move_session_lost(struct session *s, const uint8_t *error, size_t len, cons
     s->busy++;
     if (session_state_finish(&mv->st) != SESSION_STATE_OK)
         move_end(mv, false, "out of memory");
-    else if (gate_hold_session(s, HOLD_MOVE) && s->move == mv)
+    else if (gate_hold_session(s, HOLD_MOVE) && s->rare->move == mv)
         move_start_mover(mv, false);
     session_callback_done(s);
     return true;

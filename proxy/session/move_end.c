@@ -85,8 +85,10 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
     if (mv->retry != NULL)
         event_free(mv->retry);
     session_state_free(&mv->st);
-    s->move = NULL;
-    s->moving = NULL;
+    struct session_rare *rare =
+        session_rare_own(&s->rare); /* (the move was set: the session's part) */
+    rare->move = NULL;
+    rare->moving = NULL;
     mv->mover = NULL;
     if (mover != NULL)
         fetch_close(mover, moved ? "its connection went to the moved session" : reason);
@@ -118,7 +120,7 @@ void move_end(struct session_move *mv, bool moved, const char *reason)
 
 void move_abandon(struct session *s)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     move_end(mv, false, s->closing_why != NULL ? s->closing_why : "the session ended");
 }
 
@@ -147,7 +149,7 @@ void move_bad_length(struct session *s)
  */
 static int move_old_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     if (type != 'E')
         return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
     if (mv->old_error_len == 0 && len <= sizeof(mv->old_error)) {

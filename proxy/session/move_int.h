@@ -80,7 +80,7 @@ void move_fail_text(struct session_move *mv, const char *prefix, const char *tex
 void move_fail_report(struct session_move *mv, const char *prefix, const uint8_t *body,
                       uint32_t len);
 void move_end(struct session_move *mv, bool moved, const char *reason);
-/* s ends while a move of it is under way: the move ends with it (s->moving's closing). */
+/* s ends while a move of it is under way: the move ends with it (s->rare->moving's closing). */
 void move_abandon(struct session *s);
 /* A message of the old server that is not the move's: on to the client, as the relay would. */
 int move_pass_on(struct session *s, char type, const uint8_t *body, uint32_t len);
@@ -118,7 +118,8 @@ const char *move_route_detached(struct session *s, const struct move_target *t,
 
 /* The session is asked to stop at its next safe point (now, if it is at one). */
 void move_hold(struct session_move *mv);
-/* What the mover tells the move (fetch.h), and what the gate and the close tell it (s->moving). */
+/* What the mover tells the move (fetch.h), and what the gate and the close tell it
+ * (s->rare->moving). */
 extern const struct fetch_ops move_mover_ops;
 extern const struct session_hooks move_session_hooks;
 

@@ -214,8 +214,15 @@ const char *move_route_detached(struct session *s, const struct move_target *t,
     char *region = NULL;
     if (strcmp(home, r->to) != 0 && (region = strdup(r->to)) == NULL)
         return "out of memory";
-    free(s->txn_region);
-    s->txn_region = region;
+    if (region != NULL || s->rare->txn_region != NULL) {
+        struct session_rare *rare = session_rare_own(&s->rare);
+        if (rare == NULL) {
+            free(region);
+            return "out of memory";
+        }
+        free(rare->txn_region);
+        rare->txn_region = region;
+    }
     /* It belongs to that region now (a DRAIN of the old one ends those still there). */
     struct region *to = region_set_find(&s->cfg->regions, r->to);
     if (to != NULL)

@@ -53,7 +53,7 @@ static void move_switch(struct session_move *mv);
 static void move_old_failed(struct session *s, struct endpoint *ep, const char *why, bool gone)
 {
     (void)gone;
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     if (mv->old_gone)
         return;
     mv->old_gone = true;
@@ -79,7 +79,7 @@ static const struct endpoint_owner move_old_owner = {
 /* The old server answered the state query (status: its ReadyForQuery's). */
 static void move_state_done(struct session *s, char status)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     s->move_answer_owed = false;
     if (mv == NULL) {
         relay_attach_server(s); /* the move ended meanwhile (move_timeout): the relay goes on */
@@ -110,7 +110,7 @@ static void move_state_done(struct session *s, char status)
 /* One message of the old server's answer to the state query. */
 static int move_state_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     int rc;
     if (mv == NULL && type != 'Z')
         return MSG_CONSUMED; /* the move ended before the answer did */
@@ -144,17 +144,17 @@ static void move_held(struct session *s);
 void move_hold(struct session_move *mv)
 {
     struct session *s = mv->s;
-    if (gate_hold_session(s, HOLD_MOVE) && s->move == mv && s->hold.held)
+    if (gate_hold_session(s, HOLD_MOVE) && s->rare->move == mv && s->hold.held)
         move_held(s);
 }
 
 /*
- * The session is held at its safe point (s->moving's holding): the old
+ * The session is held at its safe point (s->rare->moving's holding): the old
  * server is asked for the state.
  */
 static void move_held(struct session *s)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     if (mv == NULL || mv->step != MOVE_WAITING)
         return;
     struct server_conn *old = s->server_conn;
@@ -208,7 +208,7 @@ static void move_switch(struct session_move *mv)
               ns->region->name, ns->pid);
     if (relay_attach_server(s) == 0 && !s->closed)
         move_end(mv, true, NULL);
-    else if (s->move == mv)
+    else if (s->rare->move == mv)
         move_end(mv, false, "the session ended");
     session_callback_done(s);
 }
@@ -220,7 +220,7 @@ static void move_switch(struct session_move *mv)
  */
 static int move_drain_message(struct session *s, char type, const uint8_t *body, uint32_t len)
 {
-    struct session_move *mv = s->move;
+    struct session_move *mv = s->rare->move;
     if (type == 'A' || type == 'S' || type == 'N')
         return move_pass_on(s, type, body, len) < 0 ? MSG_STOP : MSG_CONSUMED;
     if (type != 'Z')

@@ -275,7 +275,7 @@ static void near_pin_leave_standby(struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     if (s->near == NULL || sc == NULL || s->closed || !host_is_standby(sc->host) ||
-        sc->tx.status != 'I' || s->move != NULL)
+        sc->tx.status != 'I' || s->rare->move != NULL)
         return;
     /* Its client sent more already: the setting pins it now, before more runs there. */
     if (s->pinned == NULL && s->txn_params_moved > 0 && !s->near->slots.own)

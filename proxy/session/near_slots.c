@@ -98,7 +98,8 @@ static int near_slot_pick(const struct session *s, const struct need_spec *need)
     int fallback = -1;
     for (int i = 0; i < NEAR_SLOTS; i++) {
         const struct server_conn *sc = n->slots.conn[i];
-        if (sc == NULL || (s->txn_region != NULL && strcmp(sc->region->name, s->txn_region)))
+        if (sc == NULL ||
+            (s->rare->txn_region != NULL && strcmp(sc->region->name, s->rare->txn_region)))
             continue; /* (a move named another region: that one's) */
         enum need_fit fit = need_host_fit(sc->host, need);
         if (fit == NEED_FIT_GOOD && (i == NEAR_SLOT_NEAR || need->role != NEED_NEAREST))

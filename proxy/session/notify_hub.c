@@ -30,7 +30,7 @@
 
 bool notify_hub_waiting(const struct session *s)
 {
-    return s->notify != NULL && s->notify->wait_seq != 0;
+    return s->rare->notify != NULL && s->rare->notify->wait_seq != 0;
 }
 
 /* c's queue, to its client when it is between transactions; false: the session ended. */
@@ -104,9 +104,10 @@ void notify_client_warn(struct notify_client *c, const struct pg_error *e)
 /* s's side of the hub, made (in its database's table) the first time; NULL: out of memory. */
 static struct notify_client *notify_client_get(struct session *s)
 {
-    if (s->notify != NULL)
-        return s->notify;
-    struct notify_db *db = notify_db_get(s->w->notify_hub, s->database);
+    if (s->rare->notify != NULL)
+        return s->rare->notify;
+    struct session_rare *r = session_rare_own(&s->rare);
+    struct notify_db *db = r != NULL ? notify_db_get(s->w->notify_hub, s->database) : NULL;
     struct notify_client *c = db != NULL ? calloc(1, sizeof(*c)) : NULL;
     if (c == NULL)
         return NULL;
@@ -118,7 +119,7 @@ static struct notify_client *notify_client_get(struct session *s)
     c->s = s;
     list_init(&c->regs);
     list_append(&db->clients, &c->db_node);
-    s->notify = c;
+    r->notify = c;
     return c;
 }
 
@@ -412,7 +413,7 @@ int notify_hub_query(struct session *s)
 /* An UNLISTEN its server ran and committed: pgnear stops delivering too. */
 void notify_hub_unlisten(struct session *s, const struct listen_op *op)
 {
-    if (s->notify != NULL && notify_client_apply(s->notify, op))
+    if (s->rare->notify != NULL && notify_client_apply(s->rare->notify, op))
         slog_debug(s, "an UNLISTEN run on its server stops pgnear's delivery too (%s)",
                    op->channel[0] != '\0' ? op->channel : "*");
 }
@@ -420,14 +421,14 @@ void notify_hub_unlisten(struct session *s, const struct listen_op *op)
 /* Between transactions: what waited for the session goes out. */
 void notify_hub_idle(struct session *s)
 {
-    if (s->notify != NULL)
-        notify_client_flush(s->notify);
+    if (s->rare->notify != NULL)
+        notify_client_flush(s->rare->notify);
 }
 
 /* The session's channels dropped, its place in the waiters' and flush lists given up. */
 void notify_hub_session_end(struct session *s)
 {
-    struct notify_client *c = s->notify;
+    struct notify_client *c = s->rare->notify;
     if (c == NULL)
         return;
     notify_client_unlisten_all(c);
@@ -441,7 +442,7 @@ void notify_hub_session_end(struct session *s)
     free(c->undo);
     free(c->fatal);
     free(c);
-    s->notify = NULL;
+    session_rare_own(&s->rare)->notify = NULL; /* (c was set: the part is the session's) */
 }
 
 /* The first waiter, answered (done: the server listens; else it failed), its client read again. */

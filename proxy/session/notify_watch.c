@@ -40,9 +40,10 @@ struct notify_watch {
 
 bool notify_watch_start(struct session *s)
 {
-    if (s->notify_watch == NULL)
-        s->notify_watch = calloc(1, sizeof(*s->notify_watch));
-    return s->notify_watch != NULL;
+    if (s->rare->notify_watch != NULL)
+        return true;
+    struct session_rare *r = session_rare_own(&s->rare);
+    return r != NULL && (r->notify_watch = calloc(1, sizeof(*r->notify_watch))) != NULL;
 }
 
 /* The entry of table named name (n bytes), or NULL; make: a free (or the first) one. */
@@ -138,7 +139,7 @@ void notify_watch_read(uint8_t type, const uint8_t *body, size_t blen, struct no
 
 void notify_watch_client(struct session *s, const struct notify_watch_msg *m)
 {
-    struct notify_watch *w = s->notify_watch;
+    struct notify_watch *w = s->rare->notify_watch;
     struct notify_named *e;
     if (w == NULL)
         return;
@@ -225,7 +226,7 @@ static bool notify_tag_is(const uint8_t *body, size_t blen, const char *tag)
 
 void notify_watch_server_msg(struct session *s, uint8_t type, const uint8_t *body, size_t blen)
 {
-    struct notify_watch *w = s->notify_watch;
+    struct notify_watch *w = s->rare->notify_watch;
     if (w == NULL)
         return;
     if (type == 'E') {
@@ -246,7 +247,7 @@ void notify_watch_server_msg(struct session *s, uint8_t type, const uint8_t *bod
 
 void notify_watch_detached(struct session *s)
 {
-    struct notify_watch *w = s->notify_watch;
+    struct notify_watch *w = s->rare->notify_watch;
     if (w == NULL)
         return;
     w->sent = w->answered; /* nothing outstanding: the counts agree again, whatever they missed */
@@ -256,6 +257,8 @@ void notify_watch_detached(struct session *s)
 
 void notify_watch_end(struct session *s)
 {
-    free(s->notify_watch);
-    s->notify_watch = NULL;
+    if (s->rare->notify_watch == NULL)
+        return;
+    free(s->rare->notify_watch);
+    session_rare_own(&s->rare)->notify_watch = NULL; /* (it was set: the part is the session's) */
 }

@@ -4,7 +4,7 @@
  * applies it: at the commit of its transaction, not at all when that
  * rolls back.
  *
- * A session that listens through pgnear (s->notify set) may still send
+ * A session that listens through pgnear (s->rare->notify set) may still send
  * UNLISTEN to its server: in a transaction block, beside other statements
  * (asyncpg's reset: `...; UNLISTEN *; RESET ALL;`), as DISCARD ALL (an
  * application pool's reset), or through the extended protocol.  The server
@@ -64,7 +64,7 @@ bool notify_watch_start(struct session *s);
 /* Whether the session's messages are followed. */
 static inline bool notify_watch_on(const struct session *s)
 {
-    return __builtin_expect(s->notify_watch != NULL, 0);
+    return __builtin_expect(s->rare->notify_watch != NULL, 0);
 }
 
 /* The session gave its connection back, nothing outstanding: the counts start again. */

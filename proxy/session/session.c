@@ -51,8 +51,9 @@ static void session_free(struct session *s);
 static bool session_quiet(const struct session *s)
 {
     return s->busy == 0 && !s->closed && s->phase == PHASE_ACTIVE && txn_next_detached_idle(s) &&
-           s->login == NULL && s->console == NULL && s->near == NULL && s->move == NULL &&
-           !s->move_answer_owed && !s->hold.held && s->client.on_read != NULL &&
+           s->login == NULL && s->rare->console == NULL && s->near == NULL &&
+           s->rare->move == NULL && !s->move_answer_owed && !s->hold.held &&
+           s->client.on_read != NULL &&
            !s->client.read_paused; /* paused too while the notification hub answers its LISTEN */
 }
 
@@ -70,6 +71,7 @@ void session_callback_done(struct session *s)
 
 void session_rest(struct session *s)
 {
+    session_rare_settle(&s->rare, false);
     if (session_quiet(s) && endpoint_park(&s->client) && s->txn->rest != NULL)
         s->txn->rest(s);
 }
@@ -184,8 +186,14 @@ void session_label_peer(struct session *s, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vasprintf(&label, fmt, ap);
     va_end(ap);
-    free(s->peer_label);
-    s->peer_label = n >= 0 ? label : NULL;
+    struct session_rare *r = n >= 0 ? session_rare_own(&s->rare) : NULL;
+    if (r == NULL) {
+        if (n >= 0)
+            free(label);
+        return;
+    }
+    free(r->peer_label);
+    r->peer_label = label;
 }
 
 static void session_close_when_flushed(struct session *s);
@@ -224,6 +232,7 @@ struct session *session_new(struct worker *w, int fd)
         return NULL;
     }
     s->w = w;
+    s->rare = &session_rare_none;
     /* Unique across workers: the worker's own count, interleaved (shared_client_worker). */
     s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
             (uint64_t)w->shared->nworkers + 1;
@@ -461,10 +470,9 @@ static void session_free(struct session *s)
     session_login_end(s);
     phase_end(s);
     server_conn_reap(s);
-    free(s->peer_label);
     free(s->fence);
     free(s->timeouts);
-    free(s->txn_region);
+    session_rare_settle(&s->rare, true);
     slab_free(&w->sessions, s);
     __atomic_sub_fetch(&w->shared->clients, 1, __ATOMIC_RELAXED);
     crowd_memory_clients(&w->crowd, worker_client_count(w));
@@ -491,9 +499,10 @@ void session_close(struct session *s, const char *why)
     else
         slog_info(s, "closing connection from %s during login: %s", peer.text, why);
     cancel_keys_remove(w->shared, &s->cancel);
+    cancel_entry_free(&s->cancel);
     s->closing_why = why;
-    if (s->moving != NULL)
-        s->moving->closing(s);
+    if (s->rare->moving != NULL)
+        s->rare->moving->closing(s);
     if (s->txn != NULL)
         s->txn->life.closing(s);
     if (s->login != NULL) {

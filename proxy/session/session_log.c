@@ -17,8 +17,8 @@ struct peer_text session_peer(const struct session *s)
 {
     struct peer_text p = {""};
     char host[INET6_ADDRSTRLEN] = "?";
-    if (s->peer_label != NULL) {
-        snprintf(p.text, sizeof(p.text), "%s", s->peer_label);
+    if (s->rare->peer_label != NULL) {
+        snprintf(p.text, sizeof(p.text), "%s", s->rare->peer_label);
     } else if (s->addr.sa.sa_family == AF_INET) {
         inet_ntop(AF_INET, &s->addr.in.sin_addr, host, sizeof(host));
         snprintf(p.text, sizeof(p.text), "%s:%d", host, ntohs(s->addr.in.sin_port));

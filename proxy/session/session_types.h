@@ -21,25 +21,21 @@
 #include "proxy/session/endpoint.h"
 #include "proxy/session/fence_state.h"
 #include "proxy/session/gate_state.h"
+#include "proxy/session/session_rare.h"
 #include "proxy/session/txn_next.h"
 #include "routing/need.h"
 
 struct config;
-struct console;
 struct event;
 struct near_state;
 struct prep_client;
 struct region;
 struct registry_host;
 struct server_conn;
-struct session_hooks;
 struct session_login;
-struct session_move;
 struct session_secret;
 struct timeouts_state;
 struct txn_hooks;
-struct notify_client;
-struct notify_watch;
 struct worker;
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
@@ -119,33 +115,34 @@ struct session {
     struct worker *w;
     struct config *cfg; /* the configuration the session started under (a reference) */
     uint64_t id;
-    enum session_phase phase;
-    int busy;                 /* event callbacks of this session on the stack */
+    int busy; /* event callbacks of this session on the stack */
+    enum session_phase phase : 8;
+    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
+    uint16_t client_minor;    /* protocol minor version agreed with the client */
     bool closed;              /* closed inside a callback: freed when it returns */
     bool client_after_server; /* its client's bytes wait for its server's, come first (relay.c) */
-    /* How the client came (in the bytes the fields above leave before client) */
-    bool from_proxy; /* a trusted PROXY header said who the caller is */
-    bool client_tls; /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
-    bool unix_socket;
-    bool cancel_only;   /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
-    bool websocket;     /* came to websocket_port (its stream is a WebSocket once upgraded) */
-    bool websocket_tls; /* ... over wss */
+    /* How the client came (bits: a crowd's sessions are many) */
+    bool from_proxy : 1;  /* a trusted PROXY header said who the caller is */
+    bool client_tls : 1;  /* TLS of the PostgreSQL stream (inside the WebSocket for one) */
+    bool unix_socket : 1; /* came to a Unix socket */
+    bool
+        cancel_only : 1; /* came to a draining pgnear's cancel socket: a CancelRequest or nothing */
+    bool websocket : 1;  /* came to websocket_port (its stream is a WebSocket once upgraded) */
+    bool websocket_tls : 1; /* ... over wss */
+    bool client_counted;    /* in the client limits of user and database (login_limits.h) */
+    bool report_fence;      /* pgnear.fence is sent after each transaction that wrote (fence.h) */
+    bool identity_shared;   /* startup_raw is the worker's shared copy (session_identity.h) */
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
     struct event *timer; /* login and server connect timeouts, then timeouts.c's; NULL: none */
     struct ws_keepalive *ws_keepalive; /* websocket_ping_interval's pings; NULL: none */
     struct session_login *login;       /* NULL once relaying */
-    struct console *console;           /* the admin console's state (PHASE_ADMIN only) */
+    /* What few sessions set: the console's state, a move, LISTENs (session_rare.h). */
+    const struct session_rare *rare;
 
-    char *peer_label;        /* an internal session's name in logs (its own); NULL: addr names it */
     union session_addr addr; /* the caller's real address (session_set_addr) */
-    bool client_counted;     /* in the client limits of user and database (login_limits.h) */
-    bool report_fence;       /* pgnear.fence is sent after each transaction that wrote (fence.h) */
-    uint8_t txn_params_moved; /* reported settings now other than its login's (txn.c) */
-    bool identity_shared;     /* startup_raw is the worker's shared copy (session_identity.h) */
-    uint16_t client_minor;    /* protocol minor version agreed with the client */
-    uint32_t connected_at;    /* when the client connected (Unix time, seconds; to 2106) */
+    uint32_t connected_at;   /* when the client connected (Unix time, seconds; to 2106) */
 
     /*
      * The startup packet, whole during the login; user, database and
@@ -192,8 +189,7 @@ struct session {
     /* moves to another server (move.h) */
     const char *unmovable;               /* why it may not move (static text); NULL: it may */
     const struct session_secret *secret; /* its keys for a move (session_secret.h); NULL: none */
-    struct session_move *move;           /* a move under way; NULL: none */
-    bool leaving_fenced;   /* that move leaves a fenced host: its client unread until it holds */
+    bool leaving_fenced;   /* its move leaves a fenced host: its client unread until it holds */
     bool move_answer_owed; /* the server owes the answer of a move's own query */
     /* (transaction pooling's, here to fill the word: txn.h) */
     bool txn_settings_follow; /* its settings follow it (txn_settings.h) */
@@ -208,8 +204,6 @@ struct session {
      * moved: the new server has the login's state).
      */
     const char *state_unknown;
-    /* The move's hooks (holding, closing), set and cleared with s->move (move.h). */
-    const struct session_hooks *moving;
 
     /* transaction pooling (txn.h) */
     const struct txn_hooks *txn; /* transaction pooling applies (txn.h); NULL: it does not */
@@ -218,14 +212,9 @@ struct session {
     struct txn_next *txn_next;
     struct prep_client *prep; /* its prepared statements, followed (txn_prep.h); NULL: not */
     struct near_state *near;  /* target_session_attrs = nearest, followed (near.h); NULL: not */
-    /* What its settings changed (txn_settings.h), NULL until it changes one. */
-    struct txn_settings *txn_set;
-    uint64_t transactions;   /* server connections given back after a transaction */
-    char *txn_region;        /* where a move sent its next transactions (NULL: its own route) */
-    const char *closing_why; /* while session_close runs its hooks: why */
-    struct notify_client *notify; /* its channels and notifications (notify_hub.c); NULL: none */
-    struct notify_watch *notify_watch; /* its UNLISTENs run on the server (notify_watch.c) */
-    uint64_t notify_holding; /* its server connection's holding noted as may notify; 0: none */
+    uint64_t transactions;    /* server connections given back after a transaction */
+    const char *closing_why;  /* while session_close runs its hooks: why */
+    uint64_t notify_holding;  /* its server connection's holding noted as may notify; 0: none */
     /*
      * Its client_encoding as its server last reported it (txn.c; a kept
      * connection's handover, login/server_handover.c): notify_hub speaks in

@@ -436,7 +436,7 @@ static int txn_need_server(struct session *s)
     int heard;
     while ((heard = notify_hub_query(s)) > 0) {
         /* Its UNLISTENs on a server followed from now, nothing outstanding (notify_watch.h). */
-        if (s->notify != NULL && !notify_watch_start(s)) {
+        if (s->rare->notify != NULL && !notify_watch_start(s)) {
             session_close(s, "out of memory");
             return -1;
         }
@@ -580,7 +580,7 @@ static bool txn_conn_idle(const struct session *s)
 /* ... and nothing the admin asked of it at this point (a move asked waits for none). */
 static bool txn_conn_between(const struct session *s)
 {
-    return txn_conn_idle(s) && s->hold.on_safe == SAFE_NOTHING && s->move == NULL;
+    return txn_conn_idle(s) && s->hold.on_safe == SAFE_NOTHING && s->rare->move == NULL;
 }
 
 /* Whether the connection could go back now, whatever the client sent: its settings as at login. */
@@ -707,7 +707,7 @@ static bool txn_may_roll_back(const struct session *s)
 {
     const struct server_conn *sc = s->server_conn;
     if (sc == NULL || s->cfg->server_rollback_timeout_ms == 0 || s->near != NULL ||
-        s->pinned != NULL || s->phase != PHASE_ACTIVE || !sc->poolable || s->move != NULL ||
+        s->pinned != NULL || s->phase != PHASE_ACTIVE || !sc->poolable || s->rare->move != NULL ||
         s->move_answer_owed || sc->cancels_in_flight > 0)
         return false;
     /* Idle outside a transaction, it is given back as ever (reset: pool_give.h). */
@@ -762,8 +762,8 @@ static void txn_closing(struct session *s)
  */
 static bool txn_between(const struct session *s)
 {
-    if (s->closed || s->phase != PHASE_ACTIVE || s->move != NULL || s->client.fwd_remaining != 0 ||
-        evbuffer_get_length(s->client.in) != 0)
+    if (s->closed || s->phase != PHASE_ACTIVE || s->rare->move != NULL ||
+        s->client.fwd_remaining != 0 || evbuffer_get_length(s->client.in) != 0)
         return false;
     const struct server_conn *sc = s->server_conn;
     if (sc == NULL)

@@ -168,7 +168,7 @@ static void txn_wait_leave(struct session *s)
 static void txn_wait_to_fetcher(struct session *s)
 {
     struct wait_turn turn = s->txn_next->turn;
-    struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
+    struct fetch_want want = {.need = txn_need(s), .region = s->rare->txn_region};
     txn_wait_leave(s);
     s->busy++;
     txn_fetch_by_fetcher(s, &want, turn.since_us, turn.told_since_us);
@@ -250,7 +250,7 @@ void txn_wait_serve(struct session *s, bool recheck, struct session **full_for)
 void txn_fetch_start(struct session *s)
 {
     latency_wait_begin(&s->lat);
-    struct fetch_want want = {.need = txn_need(s), .region = s->txn_region};
+    struct fetch_want want = {.need = txn_need(s), .region = s->rare->txn_region};
     struct fetch_spot spot = {NULL, NULL}; /* the route's first region and host, planned */
     if (near_slot_take(s, &want.need))
         return;

@@ -49,7 +49,7 @@ struct txn_settings {
 
 static struct txn_settings *ts_of(const struct session *s)
 {
-    return s->txn_set;
+    return s->rare->txn_set;
 }
 
 /*
@@ -59,10 +59,12 @@ static struct txn_settings *ts_of(const struct session *s)
  */
 static struct txn_settings *ts_made(struct session *s)
 {
-    if (s->txn_set == NULL && s->txn_settings_follow && s->pinned == NULL &&
-        (s->txn_set = calloc(1, sizeof(*s->txn_set))) == NULL)
+    if (s->rare->txn_set != NULL || !s->txn_settings_follow || s->pinned != NULL)
+        return s->rare->txn_set;
+    struct session_rare *r = session_rare_own(&s->rare);
+    if (r == NULL || (r->txn_set = calloc(1, sizeof(*r->txn_set))) == NULL)
         s->pinned = "out of memory";
-    return s->txn_set;
+    return s->rare->txn_set;
 }
 
 void txn_settings_start(struct session *s)
@@ -80,7 +82,7 @@ void txn_settings_end(struct session *s)
     if (t->step == TXN_SETTINGS_READING)
         session_state_free(&t->read);
     free(t);
-    s->txn_set = NULL;
+    session_rare_own(&s->rare)->txn_set = NULL; /* (t was set: the part is the session's) */
 }
 
 bool txn_settings_on(const struct session *s)
@@ -146,7 +148,7 @@ bool txn_settings_let_go(struct session *s)
 {
     bool reset = txn_settings_on_conn(s);
     if (reset)
-        s->txn_set->on_conn = false;
+        s->rare->txn_set->on_conn = false;
     return reset;
 }
 
