@@ -26,7 +26,7 @@ static void crowd_trim_cb(evutil_socket_t fd, short what, void *arg)
 #else
     int gave = 0;
 #endif
-    log_debug(0, "%zu clients left (the most was %zu): the heap trimmed%s", cm->clients, cm->most,
+    log_debug(0, "%zu clients (the most was %zu): the heap trimmed%s", cm->clients, cm->most,
               gave ? "" : ", nothing to give back");
     cm->most = cm->clients;
 }
@@ -121,6 +121,14 @@ void crowd_memory_fd(struct crowd_memory *cm, int fd)
     cm->fd_entries_end = b.end; /* not tried again, made or not */
 }
 
+void crowd_memory_trim_soon(struct crowd_memory *cm)
+{
+    if (cm->trim == NULL || evtimer_pending(cm->trim, NULL))
+        return;
+    struct timeval tv = {0, CROWD_TRIM_DELAY_MS * 1000};
+    evtimer_add(cm->trim, &tv);
+}
+
 void crowd_memory_clients(struct crowd_memory *cm, size_t clients)
 {
     cm->clients = clients;
@@ -128,9 +136,6 @@ void crowd_memory_clients(struct crowd_memory *cm, size_t clients)
         cm->most = clients;
         return;
     }
-    if (cm->trim == NULL || cm->most - clients < CROWD_TRIM_CLIENTS ||
-        evtimer_pending(cm->trim, NULL))
-        return;
-    struct timeval tv = {0, CROWD_TRIM_DELAY_MS * 1000};
-    evtimer_add(cm->trim, &tv);
+    if (cm->most - clients >= CROWD_TRIM_CLIENTS)
+        crowd_memory_trim_soon(cm);
 }

@@ -13,7 +13,8 @@
  * - free() returns only the heap's top; pages freed in its middle stay
  *   until malloc_trim.  Once CROWD_TRIM_CLIENTS have left since the most
  *   the worker held, the heap is trimmed CROWD_TRIM_DELAY_MS later (the
- *   rest of a crowd leaving meanwhile), at most once in that time.
+ *   rest of a crowd leaving meanwhile), at most once in that time; and
+ *   so once a crowd that stays has let go of its ring receives.
  */
 #ifndef PGNEAR_PROXY_CROWD_MEMORY_H
 #define PGNEAR_PROXY_CROWD_MEMORY_H
@@ -48,5 +49,11 @@ void crowd_memory_free(struct crowd_memory *cm);
 void crowd_memory_fd(struct crowd_memory *cm, int fd);
 /* The worker's clients now, after one came or went. */
 void crowd_memory_clients(struct crowd_memory *cm, size_t clients);
+/*
+ * Many allocations of a crowd's went while it stays (the receives its idle
+ * clients held, uring_recv_quiet): the heap is trimmed CROWD_TRIM_DELAY_MS
+ * later, unless a trim is due already.
+ */
+void crowd_memory_trim_soon(struct crowd_memory *cm);
 
 #endif

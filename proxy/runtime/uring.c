@@ -78,7 +78,7 @@
  * A window also ends after URING_WEIGH_MS, weighed by the wake-ups it
  * had: a worker that went quiet (a crowd built, then idle) wakes too
  * seldom to fill one for minutes, and its idle clients' receives stay
- * armed in the ring until it is weighed quiet (worker_part.ring_quiet).
+ * armed in the ring until it is weighed quiet (uring_recv_quiet).
  */
 #define URING_WEIGH_WAKEUPS 1024
 #define URING_WEIGH_MS      1000
@@ -217,6 +217,7 @@ struct uring *uring_new(struct event_base *base, char *err, size_t errcap)
     list_init(&u->orphans);
     list_init(&u->recv_orphans);
     list_init(&u->starved);
+    list_init(&u->recv_armed);
     list_init(&u->free_sends);
     if (!uring_has_opcodes(&u->ring, err, errcap)) {
         uring_free(u);

@@ -44,6 +44,7 @@ struct uring {
     struct list orphans;   /* sends whose owner left while they were in flight */
     struct list recv_orphans; /* receives whose owner left while they were armed */
     struct list starved;      /* receives waiting for a buffer to come back */
+    struct list recv_armed;   /* receives armed for an owner, not being stopped (armed_node) */
     /* The receives' buffers, as the kernel takes them (NULL: none yet), and their memory. */
     struct io_uring_buf_ring *bufs;
     uint8_t *buf_mem;

@@ -16,6 +16,15 @@
 
 #include "proxy/runtime/uring_int.h"
 
+/* op leaves the ring's list of armed receives, if it is on it. */
+static void uring_recv_unlist(struct uring_recv *op)
+{
+    if (!op->on_armed)
+        return;
+    list_remove(&op->ring->recv_armed, &op->armed_node);
+    op->on_armed = false;
+}
+
 static void uring_recv_unstarve(struct uring_recv *op)
 {
     if (!op->starved)
@@ -77,6 +86,7 @@ void uring_recv_complete(struct uring *u, struct uring_recv *op, int res, unsign
             again = true;
         }
         op->armed = op->stopping = op->rearm = false;
+        uring_recv_unlist(op);
         u->inflight--;
         if (op->done == NULL) {
             list_remove(&u->recv_orphans, &op->node);
@@ -179,6 +189,10 @@ int uring_recv_arm(struct uring_recv *op)
     op->gives = u->buf_gives;
     op->armed = true;
     op->stopping = false;
+    if (op->done != NULL && !op->on_armed) {
+        list_append(&u->recv_armed, &op->armed_node);
+        op->on_armed = true;
+    }
     u->queued++;
     u->inflight++;
     return 0;
@@ -197,7 +211,18 @@ void uring_recv_stop(struct uring_recv *op)
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | URING_ID_RECV, 0);
     io_uring_sqe_set_data64(sqe, 0);
     op->stopping = true;
+    uring_recv_unlist(op);
     u->queued++;
+}
+
+bool uring_recv_quiet(struct uring *u, unsigned max)
+{
+    for (unsigned n = 0; n < max && u->recv_armed.count > 0; n++) {
+        struct uring_recv *op = list_entry(u->recv_armed.head.next, struct uring_recv, armed_node);
+        uring_recv_stop(op);
+        uring_recv_unlist(op); /* (out of room, the stop waits for its next completion) */
+    }
+    return u->recv_armed.count > 0;
 }
 
 void uring_recv_release(struct uring_recv *op)
@@ -206,6 +231,7 @@ void uring_recv_release(struct uring_recv *op)
         return;
     op->done = NULL;
     op->owner = NULL;
+    uring_recv_unlist(op);
     uring_recv_unstarve(op);
     if (!op->armed) {
         free(op);

@@ -39,6 +39,9 @@ struct uring_recv {
     bool starved;          /* ended by the kernel out of buffers: armed again as one comes back */
     unsigned long gives;   /* the ring's buffers given back when it was last armed */
     struct list_node node; /* on the ring's list of orphans, or of the starved */
+    /* On the ring's list of those armed for an owner and not being stopped (uring_recv_quiet). */
+    struct list_node armed_node;
+    bool on_armed;
     /*
      * Its owner's: the bytes of the last completion it kept, not yet taken
      * (kept_len of them, in the ring's buffer kept_bid; kept NULL: none),
@@ -64,6 +67,15 @@ struct uring_recv *uring_recv_new(struct uring *u, int fd, uring_recv_done done,
 int uring_recv_arm(struct uring_recv *op);
 /* Cancels an armed op: completions already made may still be told. */
 void uring_recv_stop(struct uring_recv *op);
+/*
+ * The worker's load no longer pays for the ring: up to max of its armed
+ * receives stop (their owners are told, and read on readiness from then
+ * on), the oldest armed first; true while more are left.  The idle
+ * sockets of a crowd that logged in while the ring paid do not read
+ * again to move; a batch a loop turn keeps their cancels and the read
+ * events their owners arm from holding the loop up.
+ */
+bool uring_recv_quiet(struct uring *u, unsigned max);
 /*
  * Whether a completion of op's, bytes or an end, waits in the ring to be
  * told as the turn's reaping goes on: the kernel has taken them from the

@@ -39,19 +39,12 @@ static bool worker_parts_busy(const struct worker *w)
     } while (0)
 
 /*
- * The ring's receives no longer pay: each part's ring_quiet hook moves a
- * batch of its idle sockets back to their readiness; true while one has
- * more, for the next turn (so that a crowd's ten thousand cancels and
- * epoll_ctl calls do not hold the loop up at once).
+ * The ring's receives stopped a loop turn at most, once its load no
+ * longer pays (uring_recv_quiet): a crowd's are ten thousand.
  */
-static bool worker_ring_quiet(struct worker *w)
-{
-    bool more = false;
-    for (int i = 0; i < w->shared->nparts; i++)
-        if (w->shared->parts[i]->ring_quiet != NULL && w->shared->parts[i]->ring_quiet(w))
-            more = true;
-    return more;
-}
+#define WORKER_QUIET_BATCH 64
+/* Batches (of receives of 96 bytes each) after which the heap is worth trimming. */
+#define WORKER_QUIET_TRIM_TURNS 16
 
 /* The loop ends after the callback running now (both loops: see worker_loop_with_ring). */
 static void worker_end_loop(struct worker *w)
@@ -292,6 +285,7 @@ static int worker_loop_with_ring(struct worker *w)
         return -1;
     }
     bool quieting = false; /* the idle sockets move back to readiness, a batch a turn */
+    int quiet_turns = 0;
     for (int ring_turns = 0;;) {
         uring_turn(w->uring);
         bool sleep = uring_sleep(w->uring);
@@ -300,11 +294,18 @@ static int worker_loop_with_ring(struct worker *w)
             log_debug(0, "worker %d: sockets now receive %s (%.2f reads a wake-up)", w->index,
                       uring_recv_wanted(w->uring) ? "through its io_uring" : "on their readiness",
                       reads);
-            /* Those that read move as they next read; the idle ones are moved now. */
+            /* Those that read would move as they next read; the idle ones never would. */
             quieting = !uring_recv_wanted(w->uring);
         }
-        if (quieting)
-            quieting = !uring_recv_wanted(w->uring) && worker_ring_quiet(w);
+        if (quieting) {
+            quieting =
+                !uring_recv_wanted(w->uring) && uring_recv_quiet(w->uring, WORKER_QUIET_BATCH);
+            /* A crowd's receives gone, their memory in the middle of the heap: given back. */
+            if (++quiet_turns == WORKER_QUIET_TRIM_TURNS)
+                crowd_memory_trim_soon(&w->crowd);
+            if (!quieting)
+                quiet_turns = 0;
+        }
         if (!sleep && ++ring_turns < WORKER_RING_TURNS &&
             event_base_get_num_events(w->base, EVENT_BASE_COUNT_ACTIVE) == 0)
             continue;

@@ -128,8 +128,6 @@ struct worker_part {
     void (*free)(struct worker *w);
     void (*host_fenced)(struct worker *w);  /* a host was fenced as a former primary */
     void (*reconfigured)(struct worker *w); /* w->cfg is a reload's new configuration */
-    /* Its ring's receives no longer pay (uring.h): a batch of idle sockets moved; true: more. */
-    bool (*ring_quiet)(struct worker *w);
 };
 
 /* The most one relay read takes in (also the size of relay_block). */

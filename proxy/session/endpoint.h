@@ -196,14 +196,6 @@ void endpoint_free(struct endpoint *ep);
  * receive), and whoever else writes to it wakes it first.
  */
 bool endpoint_park(struct endpoint *ep);
-/*
- * A parked endpoint's ring receive stops, when one is armed: it is let go
- * as its stop is told (endpoint_received), and the socket's readiness
- * watched instead.  For an idle client of a worker whose load no longer
- * makes the ring pay; one is made again as a read finds it wanted.  True
- * when it stopped one.
- */
-bool endpoint_park_rx(struct endpoint *ep);
 /* Its buffers again, when parked: 0, or -1 when out of memory (it stays parked). */
 int endpoint_wake(struct endpoint *ep);
 /* Arms exactly the events the endpoint's reader and queued output wait for. */

@@ -6,8 +6,9 @@
  * it waits to read) and which it may not need again.  A client that
  * sits idle for hours carries none of them; endpoint_wake (endpoint.c)
  * lends it buffers again.  Its ring receive, armed while its worker's load
- * made the ring pay, goes once it no longer does (endpoint_park_rx): an
- * idle client then waits on its socket's readiness, as on a quiet worker.
+ * made the ring pay, goes once it no longer does (endpoint_park_rx, and
+ * the ring's own uring_recv_quiet for those parked before): an idle
+ * client then waits on its socket's readiness, as on a quiet worker.
  */
 #include "proxy/session/endpoint.h"
 
@@ -34,6 +35,18 @@ static void endpoint_let_go_wev(struct endpoint *ep)
     ep->wev_armed = false;
 }
 
+/*
+ * Its ring receive stops, when one is armed and the worker's load no
+ * longer makes the ring pay: let go as its stop is told
+ * (endpoint_received), the socket's readiness watched instead; one is made
+ * again as a read finds it wanted.
+ */
+static void endpoint_park_rx(struct endpoint *ep)
+{
+    if (ep->rx != NULL && ep->rx->armed && !ep->rx->stopping && !uring_recv_wanted(ep->rx->ring))
+        uring_recv_stop(ep->rx);
+}
+
 bool endpoint_park(struct endpoint *ep)
 {
     if (ep->parked || ep->in == NULL || ep->tx != NULL || uring_recv_holds(ep->rx) ||
@@ -49,15 +62,6 @@ bool endpoint_park(struct endpoint *ep)
     bp->quiet_users++;
     stream_rest(&ep->stream);
     endpoint_let_go_wev(ep);
-    if (ep->rx != NULL && !uring_recv_wanted(ep->rx->ring))
-        endpoint_park_rx(ep);
-    return true;
-}
-
-bool endpoint_park_rx(struct endpoint *ep)
-{
-    if (!ep->parked || ep->rx == NULL || !ep->rx->armed || ep->rx->stopping)
-        return false;
-    uring_recv_stop(ep->rx);
+    endpoint_park_rx(ep);
     return true;
 }

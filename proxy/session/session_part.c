@@ -84,28 +84,6 @@ static void session_part_free(struct worker *w)
     ws_keepalive_free(w);
 }
 
-/* The idle clients' ring receives stopped a turn at most: a crowd's are ten thousand. */
-#define RING_QUIET_BATCH 64
-
-/*
- * The worker's ring no longer pays: a batch of its idle clients' receives
- * stop (endpoint_park_rx); true when there may be more.  Each batch walks
- * the list from its start, past those stopped already: a walk costs far
- * less than the stops it paces.
- */
-static bool session_part_ring_quiet(struct worker *w)
-{
-    int stopped = 0;
-    struct list_node *pos, *tmp;
-    list_for_each_safe(pos, tmp, &w->active_sessions)
-    {
-        if (endpoint_park_rx(&list_entry(pos, struct session, node)->client) &&
-            ++stopped == RING_QUIET_BATCH)
-            return true;
-    }
-    return false;
-}
-
 const struct worker_part session_part = {
     .name = "sessions",
     .start = session_part_start,
@@ -114,5 +92,4 @@ const struct worker_part session_part = {
     .free = session_part_free,
     .host_fenced = former_primary_sweep,
     .reconfigured = timeouts_reconfigured,
-    .ring_quiet = session_part_ring_quiet,
 };

@@ -505,6 +505,54 @@ static void test_recv_stop_and_arm_again(void **state)
 }
 
 /*
+ * A quiet ring stops its armed receives a batch at a time, the oldest
+ * first, each owner told its stop once; a receive stopped already, or
+ * released, is not on its list; one armed again is.
+ */
+static void test_recv_quiet_in_batches(void **state)
+{
+    struct fixture *f = *state;
+    if (!ring_must_receive(f))
+        return;
+    enum { N = 5 };
+    static struct listener l[N];
+    memset(l, 0, sizeof(l));
+    int sv[N][2];
+    struct uring_recv *op[N];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv[i]), 0);
+        op[i] = uring_recv_new(f->u, sv[i][0], on_received, &l[i]);
+        assert_non_null(op[i]);
+        assert_int_equal(uring_recv_arm(op[i]), 0);
+    }
+    uring_turn(f->u);
+    uring_recv_release(op[4]); /* released: off the list */
+    assert_true(uring_recv_quiet(f->u, 2));
+    assert_true(op[0]->stopping && op[1]->stopping && !op[2]->stopping);
+    assert_false(uring_recv_quiet(f->u, 2));
+    assert_true(op[2]->stopping && op[3]->stopping);
+    assert_false(uring_recv_quiet(f->u, 2)); /* none left */
+    TURN_UNTIL(f,
+               l[0].stops + l[1].stops + l[2].stops + l[3].stops == 4 && uring_orphans(f->u) == 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(l[i].stops, 1);
+        assert_false(op[i]->armed);
+    }
+    /* Armed again: quieted again. */
+    assert_int_equal(uring_recv_arm(op[0]), 0);
+    assert_false(uring_recv_quiet(f->u, 2));
+    assert_true(op[0]->stopping);
+    TURN_UNTIL(f, l[0].stops == 2);
+    assert_int_equal(l[0].stops, 2);
+    for (int i = 0; i < N; i++) {
+        if (i < 4)
+            uring_recv_release(op[i]);
+        close(sv[i][0]);
+        close(sv[i][1]);
+    }
+}
+
+/*
  * An owner that keeps every buffer starves the receive: it waits, armed,
  * telling nothing, until a buffer comes back; then every byte arrives, in
  * order.
@@ -659,6 +707,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recv_starved_waits_for_buffers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recv_release_armed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recv_follows_the_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recv_quiet_in_batches, setup, teardown),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
