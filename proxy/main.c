@@ -268,7 +268,7 @@ static void print_fd_limit(const struct config *cfg)
  * transaction pooling, plain and with client TLS; the kernel's for one TCP
  * socket (its TCP and sock_inode_cache slabs, nothing queued).
  */
-#define CROWD_CLIENT_BYTES     (1.12 * 1024)
+#define CROWD_CLIENT_BYTES     (0.89 * 1024)
 #define CROWD_TLS_CLIENT_BYTES (17.0 * 1024)
 #define CROWD_SOCKET_BYTES     (3.7 * 1024)
 

@@ -127,7 +127,7 @@ for my $case (['transaction', 100_000 + 20 + 81, int((5000 - 81 - 20) / 1)],
     is $crc, 0, "--check, $mode pooling" or diag $cerr;
     like $cout, qr/^open files: soft limit 5000, hard 5000 in this shell; .* room for about $room client sessions, fewer than max_client_conn/m,
       "... the open files leave room for $room clients";
-    like $cout, qr/^crowd: 100000 idle clients need about $files open files \(@{[ $mode eq 'session' ? 2 : 1 ]} a client.*\) and about 109 MiB of pgnear's memory \(1\.1 KiB a client, 17 with TLS[^)]*\), the kernel about @{[ $mode eq 'session' ? 723 : 361 ]} MiB more/m,
+    like $cout, qr/^crowd: 100000 idle clients need about $files open files \(@{[ $mode eq 'session' ? 2 : 1 ]} a client.*\) and about 87 MiB of pgnear's memory \(0\.9 KiB a client, 17 with TLS[^)]*\), the kernel about @{[ $mode eq 'session' ? 723 : 361 ]} MiB more/m,
       "... and a crowd of max_client_conn needs $files and the memory measured a client" or diag $cout;
 }
 
