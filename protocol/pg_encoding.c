@@ -100,6 +100,30 @@ const char *pg_encoding_canonical(const char *name)
     return NULL;
 }
 
+/* Numbers: UTF8 1, SQL_ASCII 2 (neither converts, neither is in pg_encoding_names), then its. */
+#define PG_ENCODING_NAMES (sizeof(pg_encoding_names) / sizeof(pg_encoding_names[0]))
+
+unsigned pg_encoding_number(const char *canonical)
+{
+    if (strcmp(canonical, "UTF8") == 0)
+        return 1;
+    if (strcmp(canonical, "SQL_ASCII") == 0)
+        return 2;
+    for (size_t i = 0; i < PG_ENCODING_NAMES; i++)
+        if (strcmp(canonical, pg_encoding_names[i].pg) == 0)
+            return (unsigned)i + 3;
+    return 0;
+}
+
+const char *pg_encoding_name(unsigned number)
+{
+    if (number == 1)
+        return "UTF8";
+    if (number == 2)
+        return "SQL_ASCII";
+    return number >= 3 && number - 3 < PG_ENCODING_NAMES ? pg_encoding_names[number - 3].pg : NULL;
+}
+
 bool pg_encoding_is_utf8(const char *name)
 {
     return strcasecmp(name, "UTF8") == 0 || strcasecmp(name, "SQL_ASCII") == 0;

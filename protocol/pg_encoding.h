@@ -32,6 +32,14 @@ enum pg_enc_rc {
  * known. */
 const char *pg_encoding_canonical(const char *name);
 
+/*
+ * A canonical name's number, 1 up (UTF8 is 1), for what keeps one a
+ * session in a byte; 0 for a name that is none of them.  pg_encoding_name
+ * gives the name back (NULL for a number that is none).
+ */
+unsigned pg_encoding_number(const char *canonical);
+const char *pg_encoding_name(unsigned number);
+
 /* Whether text in encoding name (as the server reports client_encoding) needs no conversion to
  * UTF8. */
 bool pg_encoding_is_utf8(const char *name);

@@ -177,14 +177,13 @@ void latency_wait_end(struct latency_times *lt, struct latency_book *b,
     lt->wait_since_us = 0;
 }
 
-void latency_login_end(struct latency_times *lt, struct latency_book *b,
+void latency_login_end(struct latency_times *lt, int64_t accepted_us, struct latency_book *b,
                        const struct registry_region *rr)
 {
     latency_wait_end(lt, b, rr);
-    if (lt->accepted_us == 0)
+    if (accepted_us == 0)
         return;
     struct latency_set *set = latency_set_of(b, rr);
     if (set != NULL)
-        latency_add(&set->hist[LATENCY_LOGIN], monotonic_us() - lt->accepted_us);
-    lt->accepted_us = 0;
+        latency_add(&set->hist[LATENCY_LOGIN], monotonic_us() - accepted_us);
 }

@@ -78,7 +78,6 @@ struct latency_marks {
 
 /* A client session's login: when it was accepted, when it asked for a server connection. */
 struct latency_times {
-    int64_t accepted_us;
     int64_t wait_since_us; /* 0: not asking */
 };
 
@@ -159,8 +158,12 @@ static inline void latency_wait_begin(struct latency_times *lt)
 void latency_wait_end(struct latency_times *lt, struct latency_book *b,
                       const struct registry_region *rr);
 
-/* The login ended with the client's ReadyForQuery: its duration and its wait are counted. */
-void latency_login_end(struct latency_times *lt, struct latency_book *b,
+/*
+ * The login ended with the client's ReadyForQuery: its duration (since
+ * accepted_us, monotonic_us as the client was accepted; 0: not counted)
+ * and its wait are counted.
+ */
+void latency_login_end(struct latency_times *lt, int64_t accepted_us, struct latency_book *b,
                        const struct registry_region *rr);
 
 #endif

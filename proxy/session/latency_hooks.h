@@ -38,7 +38,8 @@ static inline void latency_session_login_end(struct session *s)
     if (s->server_conn == NULL)
         s->lat.wait_since_us = 0;
     if (r != NULL)
-        latency_login_end(&s->lat, &s->w->latency, r->runtime);
+        latency_login_end(&s->lat, s->login != NULL ? s->login->accepted_us : 0, &s->w->latency,
+                          r->runtime);
 }
 
 #endif

@@ -237,12 +237,13 @@ struct session *session_new(struct worker *w, int fd)
     s->id = ++w->next_client_id * (uint64_t)w->shared->nworkers + (uint64_t)w->index -
             (uint64_t)w->shared->nworkers + 1;
     s->connected_at = (uint32_t)time(NULL);
-    s->lat.accepted_us = monotonic_us();
     s->cfg = config_ref(w->cfg);
     s->list = &w->login_sessions;
     list_append(s->list, &s->node);
     s->timer = evtimer_new(w->base, session_timer_cb, s);
     s->login = slab_alloc(&w->logins, sizeof(*s->login));
+    if (s->login != NULL)
+        s->login->accepted_us = monotonic_us();
     if (s->timer == NULL || s->login == NULL ||
         endpoint_init(&s->client, w, &session_endpoint_owner, s, true, fd) != 0) {
         /* The caller closes it (it owns fd until then); session_close frees what is here. */

@@ -84,6 +84,7 @@ struct login_handover {
  * a third of the memory).
  */
 struct session_login {
+    int64_t accepted_us;  /* when the client was accepted (monotonic_us): the login's time */
     struct pp_header *pp; /* the PROXY header's TLVs, kept until routing is decided */
     /*
      * The PROXY header was believed only because the connection came from

@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 
 #include "protocol/param_set.h"
+#include "protocol/pg_encoding.h"
 #include "proxy/base/latency.h"
 #include "proxy/base/list.h"
 #include "proxy/session/cancel_keys.h"
@@ -37,6 +38,9 @@ struct session_secret;
 struct timeouts_state;
 struct txn_hooks;
 struct worker;
+
+/* s->client_encoding for an encoding pgnear cannot convert (the notification hub leaves it). */
+#define CLIENT_ENCODING_UNKNOWN 255
 
 /* Where a session is in its life; what each phase does is the phase table's (phase.h). */
 enum session_phase {
@@ -132,6 +136,14 @@ struct session {
     bool client_counted;    /* in the client limits of user and database (login_limits.h) */
     bool report_fence;      /* pgnear.fence is sent after each transaction that wrote (fence.h) */
     bool identity_shared;   /* startup_raw is the worker's shared copy (session_identity.h) */
+    /*
+     * Its client_encoding as its server last reported it (txn.c; a kept
+     * connection's handover, login/server_handover.c): notify_hub speaks in
+     * it.  pg_encoding_number's for the server's name for it;
+     * CLIENT_ENCODING_UNKNOWN: one pgnear cannot convert; 0: none reported
+     * yet.  Read through session_client_encoding.
+     */
+    uint8_t client_encoding;
     struct endpoint client;
     struct server_conn *server_conn;  /* the server side; NULL before connecting and after */
     struct server_conn *servers_gone; /* closed during a callback, freed when it returns */
@@ -215,24 +227,20 @@ struct session {
     uint64_t transactions;    /* server connections given back after a transaction */
     const char *closing_why;  /* while session_close runs its hooks: why */
     uint64_t notify_holding;  /* its server connection's holding noted as may notify; 0: none */
-    /*
-     * Its client_encoding as its server last reported it (txn.c; a kept
-     * connection's handover, login/server_handover.c): notify_hub speaks in
-     * it.  The server's name for it (pg_encoding_canonical's static text;
-     * "?": one pgnear cannot convert); NULL: none reported yet.
-     */
-    const char *client_encoding;
 };
 
 /*
  * The client's encoding as pgnear speaks to it (the notification hub):
  * one none reported yet is UTF8, as txn_notify_encoding takes a server
  * that reports none.  A login answered without a server connection, or a
- * server that never reports it, leaves s->client_encoding NULL.
+ * server that never reports it, leaves s->client_encoding 0.
  */
 static inline const char *session_client_encoding(const struct session *s)
 {
-    return s->client_encoding != NULL ? s->client_encoding : "UTF8";
+    if (s->client_encoding == CLIENT_ENCODING_UNKNOWN)
+        return "?";
+    const char *name = pg_encoding_name(s->client_encoding);
+    return name != NULL ? name : "UTF8";
 }
 
 /*

@@ -24,15 +24,17 @@
 void txn_notify_encoding(struct session *s, const char *value)
 {
     const char *canonical = value != NULL ? pg_encoding_canonical(value) : "UTF8";
-    s->client_encoding = canonical != NULL ? canonical : "?"; /* one pgnear cannot convert */
+    unsigned n = canonical != NULL ? pg_encoding_number(canonical) : 0;
+    s->client_encoding =
+        n > 0 && n < CLIENT_ENCODING_UNKNOWN ? (uint8_t)n : CLIENT_ENCODING_UNKNOWN;
 }
 
 /* The encoding the client was told at login: a kept connection's handover's (noted), or its
  * login's. */
 const char *txn_notify_login_encoding(const struct session *s, const struct server_conn *sc)
 {
-    return s->client_encoding != NULL ? s->client_encoding
-                                      : param_set_get(&sc->reported, "client_encoding");
+    return s->client_encoding != 0 ? session_client_encoding(s)
+                                   : param_set_get(&sc->reported, "client_encoding");
 }
 
 /*

@@ -109,12 +109,38 @@ static void test_senders(void **state)
     notify_senders_destroy(&ns);
 }
 
+/* Every canonical name has a number a byte holds, which gives the name back; others have 0. */
+static void test_numbers(void **state)
+{
+    (void)state;
+    static const char *const spelt[] = {"utf-8",   "unicode", "SQL_ASCII", "latin1", "ISO-8859-2",
+                                        "win1252", "koi8",    "EUC_JP",    "sjis",   "GB18030"};
+    unsigned seen[sizeof(spelt) / sizeof(spelt[0])];
+    for (size_t i = 0; i < sizeof(spelt) / sizeof(spelt[0]); i++) {
+        const char *canonical = pg_encoding_canonical(spelt[i]);
+        assert_non_null(canonical);
+        unsigned n = pg_encoding_number(canonical);
+        assert_in_range(n, 1, 254);
+        assert_string_equal(pg_encoding_name(n), canonical);
+        seen[i] = n;
+    }
+    assert_int_equal(seen[0], 1); /* UTF8 */
+    assert_int_equal(seen[1], 1);
+    assert_int_equal(pg_encoding_number("latin-1"), 0); /* a spelling, not the canonical name */
+    assert_int_equal(pg_encoding_number("MULE_INTERNAL"), 0);
+    assert_null(pg_encoding_name(0));
+    assert_null(pg_encoding_name(254));
+    for (unsigned n = 1; pg_encoding_name(n) != NULL; n++)
+        assert_int_equal(pg_encoding_number(pg_encoding_name(n)), n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latin1),
         cmocka_unit_test(test_utf8_checked),
         cmocka_unit_test(test_senders),
+        cmocka_unit_test(test_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
