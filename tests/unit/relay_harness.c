@@ -440,6 +440,7 @@ struct session *rig_session(struct relay_rig *r, int cfd, SSL *cssl, int sfd, SS
         return NULL;
     }
     s->w = &r->w;
+    s->rare = &session_rare_none; /* as session_new sets it */
     s->id = ++r->w.next_client_id;
     s->list = &r->w.login_sessions;
     list_append(s->list, &s->node);
