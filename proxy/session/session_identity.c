@@ -44,6 +44,17 @@ static char *session_copy_texts(char *p, const char *const *text, const size_t *
     return p;
 }
 
+/* What startup_raw holds goes: the shared copy let go, or its own freed. */
+static void session_let_go_raw(struct session *s)
+{
+    if (s->identity_shared)
+        intern_drop(&s->w->identities, s->startup_raw);
+    else
+        free(s->startup_raw);
+    s->startup_raw = NULL;
+    s->identity_shared = false;
+}
+
 char *session_keep_names(struct session *s, const char *user, const char *database,
                          const char *application_name, size_t extra)
 {
@@ -59,12 +70,8 @@ char *session_keep_names(struct session *s, const char *user, const char *databa
     s->user = at[0];
     s->database = at[1];
     s->application_name = names == 3 ? at[2] : NULL;
-    if (s->identity_shared)
-        intern_drop(&s->w->identities, s->startup_raw);
-    else
-        free(s->startup_raw);
+    session_let_go_raw(s);
     s->startup_raw = (uint8_t *)kept;
-    s->identity_shared = false;
     return rest;
 }
 
@@ -111,7 +118,7 @@ static void session_read_kept(struct session *s, const char *kept, size_t len)
         p += strlen(p) + 1;
     }
     s->origin.texts = head.has_texts ? p : NULL;
-    free(s->startup_raw);
+    session_let_go_raw(s);
     s->startup_raw = (uint8_t *)kept;
     s->identity_shared = true;
     param_set_lend(&s->server_startup, kept + len - head.params_used);
@@ -136,12 +143,7 @@ void session_keep_identity(struct session *s, const char *const text[ORIGIN_TEXT
 
 void session_drop_identity(struct session *s)
 {
-    if (s->identity_shared)
-        intern_drop(&s->w->identities, s->startup_raw);
-    else
-        free(s->startup_raw);
-    s->startup_raw = NULL;
-    s->identity_shared = false;
+    session_let_go_raw(s);
     s->user = s->database = s->application_name = NULL;
     s->origin.texts = NULL;
     param_set_free(&s->server_startup);
