@@ -15,14 +15,19 @@
 #                     [--only simple-8,extended-64,...: any mode-clients]
 #                     [--baseline path/to/older/pgnear]
 #                     [--backends auto,epoll] [--floor] [--pool_mode session]
-#                     [--machine] [--tails]
+#                     [--machine] [--tails [--keep-logs DIR]]
 #
 # --tails: a busy crowd's latency, from pgbench's log of every transaction
 # (-l): p50, p99 and the longest of each target over its rounds, p99/p50
 # beside PgBouncer's, and the longest over the median (a client starved
-# waits many medians).  For a crowd, --only simple-1000,simple-5000: the
+# waits many medians); and p99/p50 from each client's third transaction
+# on ("later": without the first burst of a crowd into a cold pool, which
+# a short run's tail is mostly made of).  For a crowd, --only simple-1000,simple-5000: the
 # proxies take max_client_conn for the largest load, and `ulimit -n` must
 # allow the clients twice over (pgbench's ends and the proxy's).
+# --keep-logs moves pgbench's logs to DIR (one a thread, named by target,
+# numbered in run order) for a closer look: which clients and which moments the
+# tail holds.
 #
 # --baseline runs a second pgnear binary with the same settings beside the
 # first (each worker count), interleaved, and prints its figures too: what
@@ -78,7 +83,7 @@ $| = 1;
 my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto',
            pool_mode => 'transaction');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s', 'floor', 'pool_mode=s', 'machine', 'tails')
+    'backends=s', 'floor', 'pool_mode=s', 'machine', 'tails', 'keep-logs=s')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -203,18 +208,32 @@ sub machine_counters {
     return \%m;
 }
 
-# The latencies, in microseconds, of every transaction in pgbench's logs
-# under $prefix (one a thread: "client transaction latency ..."), the logs removed.
+# The latencies, in microseconds, in pgbench's logs under $prefix (one a
+# thread: "client transaction latency ..."), the logs removed: every
+# transaction's (all), and those from each client's third on (later): a
+# crowd's first two wait for the pool to fill, its connections' first
+# queries and pgbench's other thread's logins, and make much of a short
+# run's tail.
+my $kept = 0;
 sub logged_latencies {
     my ($prefix) = @_;
-    my @us;
+    my %us = (all => [], later => []);
     for my $file (glob "$prefix.*") {
         open my $in, '<', $file or die "$file: $!\n";
-        while (<$in>) { push @us, (split ' ')[2] }
+        while (<$in>) {
+            my (undef, $nth, $latency) = split ' ';
+            push @{ $us{all} }, $latency;
+            push @{ $us{later} }, $latency if $nth > 2;
+        }
         close $in;
-        unlink $file;
+        if ($opt{'keep-logs'}) {
+            (my $name = $file) =~ s{.*/}{};
+            rename $file, "$opt{'keep-logs'}/$name-" . $kept++ or die "$file: $!\n";
+        } else {
+            unlink $file;
+        }
     }
-    return \@us;
+    return \%us;
 }
 
 # One pgbench run: its tps and the proxy's CPU milliseconds per 1,000
@@ -255,19 +274,24 @@ sub quantile {
     return $sorted->[$i < 0 ? 0 : $i];
 }
 
-# --tails' rows for one load: each target's quantiles over all its rounds.
+# --tails' rows for one load: each target's quantiles over all its rounds,
+# of every transaction and of the later ones (logged_latencies).
 sub tail_rows {
     my ($load, $lat) = @_;
     my %q;
     for my $name (@order) {
-        my @s = sort { $a <=> $b } @{ $lat->{$name} };
-        $q{$name} = [map { quantile(\@s, $_) / 1000 } 0.5, 0.99, 1];
+        for my $which (qw(all later)) {
+            my @s = sort { $a <=> $b } @{ $lat->{$name}{$which} };
+            $q{$name}{$which} = [map { quantile(\@s, $_) / 1000 } 0.5, 0.99, 1];
+        }
     }
-    my $ratio = sub { my $v = $q{ $_[0] }; $v->[1] / ($v->[0] || 1) };
+    my $ratio = sub { my $v = $q{ $_[0] }{ $_[1] }; $v->[1] / ($v->[0] || 1) };
     return map {
-        my $v = $q{$_};
-        sprintf "%-12s %-12s %9.2f %9.2f %9.1f %8.2f %12.2f %9.1f", $load->{name}, $_, @$v,
-            $ratio->($_), $ratio->($_) / ($ratio->('pgbouncer') || 1), $v->[2] / ($v->[0] || 1)
+        my $v = $q{$_}{all};
+        sprintf "%-12s %-12s %9.2f %9.2f %9.1f %8.2f %12.2f %9.1f %10.2f %12.2f", $load->{name}, $_, @$v,
+            $ratio->($_, 'all'), $ratio->($_, 'all') / ($ratio->('pgbouncer', 'all') || 1),
+            $v->[2] / ($v->[0] || 1), $ratio->($_, 'later'),
+            $ratio->($_, 'later') / ($ratio->('pgbouncer', 'later') || 1)
     } @order;
 }
 
@@ -291,7 +315,7 @@ for my $load (@loads) {
             push @{ $cpu{$name} }, $c;
             push @{ $user{$name} }, $u;
             push @{ $machine{$name}{$_} }, $m->{$_} for keys %$m;
-            push @{ $lat{$name} }, @$l if $l;
+            push @{ $lat{$name}{$_} }, @{ $l->{$_} } for $l ? keys %$l : ();
         }
     }
     push @tail_rows, tail_rows($load, \%lat) if $opt{tails};
@@ -311,11 +335,12 @@ for my $load (@loads) {
 print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions;\n",
     "user ms: utime alone (its median), sys ms: the CPU's median less it\n";
 if (@tail_rows) {
-    printf "\n%-12s %-12s %9s %9s %9s %8s %12s %9s\n", 'load', 'proxy', 'p50 ms', 'p99 ms', 'max ms',
-        'p99/p50', 'vs bouncer', 'max/p50';
+    printf "\n%-12s %-12s %9s %9s %9s %8s %12s %9s %10s %12s\n", 'load', 'proxy', 'p50 ms', 'p99 ms',
+        'max ms', 'p99/p50', 'vs bouncer', 'max/p50', 'later', 'later/bouncer';
     print "$_\n" for @tail_rows;
     print "every transaction of the rounds (pgbench -l); vs bouncer: p99/p50 over PgBouncer's;\n",
-        "max/p50: the longest wait in medians (a starved client's is many)\n";
+        "max/p50: the longest wait in medians (a starved client's is many); later: p99/p50 of\n",
+        "each client's third transaction on, without the crowd's first burst into a cold pool\n";
 }
 if (@machine_rows) {
     printf "\n%-12s %-12s %7s %11s %12s %9s %12s\n", 'load', 'proxy', 'idle %', 'PG ms/1k tx',
