@@ -696,6 +696,13 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
     struct list_node *pos, *tmp;
     list_for_each_safe(pos, tmp, &w->server_waiters)
     {
+        /*
+         * Nothing idle left and no slot freed: nobody further on can go
+         * (a login too takes an idle connection, or closes one for its
+         * slot).  A crowd's queue is long, and is woken at each give-back.
+         */
+        if (!recheck && w->idle_servers.count == 0)
+            break;
         struct session *s = list_entry(pos, struct wait_turn, node)->session;
         if (txn_next_queued(s)) {
             /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
