@@ -704,13 +704,10 @@ static void pool_wake_cb(evutil_socket_t fd, short what, void *arg)
         if (!recheck && w->idle_servers.count == 0)
             break;
         struct session *s = list_entry(pos, struct wait_turn, node)->session;
-        if (txn_next_queued(s)) {
-            /* Nothing given back and no slot freed: nothing for it (a fetcher's way else). */
-            if (w->idle_servers.count > 0 || recheck)
-                txn_wait_serve(s, recheck, &full_for);
-        } else if (s->phase == PHASE_WAIT_SERVER && pool_waiter_may_go(s, &refused)) {
+        if (txn_next_queued(s))
+            txn_wait_serve(s, recheck, &full_for);
+        else if (s->phase == PHASE_WAIT_SERVER && pool_waiter_may_go(s, &refused))
             pool_waiter_go(s);
-        }
     }
     pool_shed_idle(w);
 }
