@@ -88,6 +88,9 @@ GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'ba
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
 die "no pgnear binary at $opt{baseline}\n" if defined $opt{baseline} && !-x $opt{baseline};
+if (defined $opt{'keep-logs'} && !-d $opt{'keep-logs'}) {
+    mkdir $opt{'keep-logs'} or die "--keep-logs $opt{'keep-logs'}: $!\n";
+}
 die "--pool_mode is transaction or session\n" unless $opt{pool_mode} =~ /^(transaction|session)$/;
 # Session mode holds a server connection a client: enough for every client of the loads.
 my $pool_size = $opt{pool_mode} eq 'session' ? 100 : 20;

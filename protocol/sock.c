@@ -6,7 +6,22 @@
  */
 #include "protocol/sock.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include <openssl/err.h>
+
+int64_t sock_tcp_rtt_us(int fd)
+{
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_rtt) + sizeof(info.tcpi_rtt) || info.tcpi_rtt == 0)
+        return -1;
+    return info.tcpi_rtt;
+}
 
 /* A plain socket; TLS is added after with its SSL. */
 void sock_init(struct sock *k, int fd)

@@ -63,6 +63,14 @@ ssize_t sock_write(struct sock *k, const void *p, size_t n);
 int sock_take_fd(struct sock *k);
 
 /*
+ * The kernel's smoothed round trip of TCP socket fd, in microseconds: the
+ * network's, measured on its acknowledgments, which neither the peer's
+ * work nor this process's waits for a core inflate.  -1 when fd has none
+ * (not TCP, or nothing measured yet).
+ */
+int64_t sock_tcp_rtt_us(int fd);
+
+/*
  * The parts of the above, for a stream whose TLS runs over something else
  * than its socket (a WebSocket, stream.c).  Each takes what it needs and
  * sets *want to the readiness an unfinished operation waits for: for TLS,

@@ -791,3 +791,32 @@ bool health_answered_since(const struct region_host *h, int64_t since_ms)
     int64_t last = __atomic_load_n(&h->runtime->health.last_answer_ms, __ATOMIC_RELAXED);
     return last != 0 && last >= since_ms;
 }
+
+unsigned health_login_overlap(int64_t login_us, int64_t rtt_us, int round_trips)
+{
+    if (login_us <= 0 || rtt_us <= 0 || round_trips <= 0)
+        return 1;
+    int64_t network_us = rtt_us * round_trips;
+    int64_t server_us = login_us - network_us;
+    if (server_us * HEALTH_LOGINS_AT_ONCE_MAX <= login_us)
+        return HEALTH_LOGINS_AT_ONCE_MAX;
+    return (unsigned)(login_us / server_us);
+}
+
+void health_note_login_time(struct region_host *h, int64_t login_us, int64_t tcp_rtt_us,
+                            int round_trips)
+{
+    int64_t rtt_us = (int64_t)(rtt_floor_ms(&h->runtime->health.rtt) * 1000);
+    if (tcp_rtt_us > rtt_us)
+        rtt_us = tcp_rtt_us;
+    unsigned n = health_login_overlap(login_us, rtt_us, round_trips);
+    /* Loaded first: a crowd's logins to one host mostly find the same figure. */
+    if (__atomic_load_n(&h->runtime->health.logins_at_once, __ATOMIC_RELAXED) != n)
+        __atomic_store_n(&h->runtime->health.logins_at_once, n, __ATOMIC_RELAXED);
+}
+
+unsigned health_logins_at_once(const struct region_host *h)
+{
+    unsigned n = __atomic_load_n(&h->runtime->health.logins_at_once, __ATOMIC_RELAXED);
+    return n > 0 ? n : 1;
+}

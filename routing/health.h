@@ -171,4 +171,39 @@ void health_note_answer(struct region_host *h);
 /* Whether h answered one of pgnear's connections at since_ms or later. */
 bool health_answered_since(const struct region_host *h, int64_t since_ms);
 
+/* The most logins of one pool to a host that health_logins_at_once allows. */
+#define HEALTH_LOGINS_AT_ONCE_MAX 64
+
+/*
+ * How many logins to a host may be under way at once without taking its
+ * CPU from each other: a login of login_us, round_trips of rtt_us of it
+ * on the network, keeps the server busy for the rest; while one is busy,
+ * that many others can wait on the network.  A host on this machine or
+ * a local network (round trips a small part of the login) takes one at a
+ * time, as PgBouncer logs in: a crowd arriving at a cold pool then has a
+ * server connection more every login, instead of pool_size server
+ * processes starting together on the cores that serve it and none ready
+ * until all are.  A distant host takes many: its logins wait on the
+ * network, and one at a time would fill a pool in pool_size times three
+ * round trips or more.  At least 1, at most HEALTH_LOGINS_AT_ONCE_MAX.
+ */
+unsigned health_login_overlap(int64_t login_us, int64_t rtt_us, int round_trips);
+
+/*
+ * A login to h took login_us, from connect to ReadyForQuery, in
+ * round_trips: what h's pools may start at once now
+ * (health_login_overlap), over the longer of two round trips: TCP's of
+ * the login's connection (tcp_rtt_us, the kernel's, which neither the
+ * server's work nor pgnear's waits for a core inflate; <= 0: none), and
+ * the checks' least lately (rtt_floor_ms: through whatever relays the
+ * path holds, which TCP sees only the first leg of; the least, since a
+ * check's answer waits for a loaded server and a busy pgnear, as a crowd
+ * arriving makes them).  Safe from any worker thread.
+ */
+void health_note_login_time(struct region_host *h, int64_t login_us, int64_t tcp_rtt_us,
+                            int round_trips);
+
+/* What the last login timed on h allows (health_note_login_time); 1 until one was. */
+unsigned health_logins_at_once(const struct region_host *h);
+
 #endif

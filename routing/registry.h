@@ -138,6 +138,11 @@ struct host_health {
      * answers others while a connection waits is busy, not gone.
      */
     int64_t last_answer_ms;
+    /*
+     * How many logins of one pool to it may be under way at once, from the
+     * last login timed (health_note_login_time; atomic); 0 until one was.
+     */
+    uint32_t logins_at_once;
     bool busy_said; /* a check timed out on it while it answered sessions, and the log said so */
     double rtt_ms;  /* of the last successful check: the query, and the login if it made one */
     struct rtt_estimate rtt; /* the checks on a kept connection, for routing (rtt.h) */

@@ -84,10 +84,27 @@ static void rtt_fold(struct rtt_estimate *e, double ms, int64_t now_ms)
     e->run_side = 0;
 }
 
+/* The least of the last RTT_FLOOR_WINDOW to twice that samples: two windows, the last one full. */
+static void rtt_floor(struct rtt_estimate *e, double ms)
+{
+    uint32_t us = rtt_us(ms);
+    if (e->floor_count == 0 || us < e->floor_now_us)
+        e->floor_now_us = us;
+    if (++e->floor_count == RTT_FLOOR_WINDOW) {
+        e->floor_last_us = e->floor_now_us;
+        e->floor_count = 0;
+    }
+    uint32_t least = e->floor_now_us;
+    if (e->floor_last_us != 0 && e->floor_last_us < least)
+        least = e->floor_last_us;
+    __atomic_store_n(&e->floor_us, least, __ATOMIC_RELAXED);
+}
+
 void rtt_sample(struct rtt_estimate *e, double ms, int64_t now_ms)
 {
     if (!(ms >= 0))
         return;
+    rtt_floor(e, ms);
     uint32_t n = __atomic_load_n(&e->samples, __ATOMIC_RELAXED);
     if (n == 0)
         e->avg_ms = ms; /* the first sample seeds it */
@@ -104,6 +121,13 @@ double rtt_estimate_ms(const struct rtt_estimate *e)
     if (__atomic_load_n(&e->samples, __ATOMIC_RELAXED) < RTT_MIN_SAMPLES)
         return -1;
     return __atomic_load_n(&e->avg_us, __ATOMIC_RELAXED) / 1000.0;
+}
+
+double rtt_floor_ms(const struct rtt_estimate *e)
+{
+    if (__atomic_load_n(&e->samples, __ATOMIC_RELAXED) == 0)
+        return -1;
+    return __atomic_load_n(&e->floor_us, __ATOMIC_RELAXED) / 1000.0;
 }
 
 double rtt_last_ms(const struct rtt_estimate *e)

@@ -58,6 +58,7 @@
 #define RTT_SLOW_HOLD_MS     10000
 #define RTT_PRIOR_MS_PER_KM  0.016
 #define RTT_PRIOR_BASE_MS    2.0
+#define RTT_FLOOR_WINDOW     16
 
 enum route_by {
     ROUTE_BY_HYBRID,
@@ -81,10 +82,14 @@ struct rtt_estimate {
     double run_ms[RTT_OUTLIER_RUN]; /* the outliers of the run going on */
     int run_side;                   /* +1 above, -1 below, 0 none */
     unsigned run_len;
+    uint32_t floor_now_us;  /* the least of the window going on ... */
+    uint32_t floor_last_us; /* ... and of the one before (0: none yet) */
+    unsigned floor_count;   /* samples in the window going on */
     /* published (atomic) */
     uint32_t avg_us;
     uint32_t last_us;
     uint32_t samples;
+    uint32_t floor_us;     /* the least sample lately (rtt_floor_ms) */
     int64_t slow_until_ms; /* monotonic_ms; 0: never marked */
 };
 
@@ -93,6 +98,15 @@ void rtt_sample(struct rtt_estimate *e, double ms, int64_t now_ms);
 
 /* The published average in ms, or -1 while fewer than RTT_MIN_SAMPLES came. */
 double rtt_estimate_ms(const struct rtt_estimate *e);
+
+/*
+ * The least of the last RTT_FLOOR_WINDOW samples or more (up to twice
+ * that), in ms; -1 while none came.  What the network and the server's
+ * least work take, which a loaded server's or pgnear's own slow answers
+ * do not raise while one quiet check is among them: the round trip a
+ * login's time is weighed against (health_note_login_time).
+ */
+double rtt_floor_ms(const struct rtt_estimate *e);
 
 /* The last sample in ms (0: none); the samples so far; whether marked slow at now_ms. */
 double rtt_last_ms(const struct rtt_estimate *e);

@@ -1,7 +1,8 @@
 /*
  * show_rtt.c — SHOW RTT: each host's round trips as routing measures
- * them (routing/rtt.h), and beside them the region that callers nearest
- * the host's region try first (routing/route_rtt.h), rendered from
+ * them (routing/rtt.h), beside them the region that callers nearest the
+ * host's region try first (routing/route_rtt.h), and how many logins of
+ * one pool to the host may overlap (health_logins_at_once), rendered from
  * worker 0's part of a snapshot, as SHOW REGIONS is.
  */
 #include "proxy/admin/show.h"
@@ -16,7 +17,8 @@ static const struct admin_column show_rtt_cols[] = {{"region", ADMIN_TEXT, 0},
                                                     {"samples", ADMIN_INT8, 0},
                                                     {"state", ADMIN_TEXT, 0},
                                                     {"preferred", ADMIN_TEXT, 0},
-                                                    {"preferred_since", ADMIN_TIMESTAMPTZ, 0}};
+                                                    {"preferred_since", ADMIN_TIMESTAMPTZ, 0},
+                                                    {"logins_at_once", ADMIN_INT8, 0}};
 
 /* cold until the estimate is used, slow while marked, else ok. */
 static const char *rtt_state_name(const struct host_row *h)
@@ -49,6 +51,7 @@ static void rtt_row(struct admin_result *res, const struct host_row *h)
         result_null(res);
         result_null(res);
     }
+    result_int(res, h->logins_at_once);
 }
 
 static void render_rtt(const struct snapshot *snap, struct admin_result *res)

@@ -141,6 +141,8 @@ struct host_row {
     double rtt_avg_ms;  /* the estimate; -1 while cold (fewer than RTT_MIN_SAMPLES) */
     uint32_t rtt_samples;
     bool rtt_slow; /* marked slow now */
+    /* How many logins of one pool to it overlap (health_logins_at_once). */
+    unsigned logins_at_once;
     /*
      * The region that callers nearest this host's region try first
      * (route_rtt.h); "" none yet; since then (wall clock, µs).

@@ -240,13 +240,24 @@ bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t n
     return report;
 }
 
-int pool_limits_waiting(struct pool_limits *pl, const char *pool)
+/* One of pool's counts, read under the lock: its servers, else its waiting clients; 0: none. */
+static int count_read(struct pool_limits *pl, const char *pool, bool servers)
 {
     pthread_mutex_lock(&pl->lock);
     const struct pool_count *c = count_find(pl, pool, false);
-    int waiting = c != NULL ? c->waiting : 0;
+    int n = c == NULL ? 0 : servers ? c->servers : c->waiting;
     pthread_mutex_unlock(&pl->lock);
-    return waiting;
+    return n;
+}
+
+int pool_limits_waiting(struct pool_limits *pl, const char *pool)
+{
+    return count_read(pl, pool, false);
+}
+
+int pool_limits_servers(struct pool_limits *pl, const char *pool)
+{
+    return count_read(pl, pool, true);
 }
 
 int pool_limits_user_servers(struct pool_limits *pl, const char *user)

@@ -99,6 +99,9 @@ bool pool_limits_wait_report(struct pool_limits *pl, const char *pool, int64_t n
 /* The clients counted as waiting under pool (pool_limits_wait_report), 0 when none. */
 int pool_limits_waiting(struct pool_limits *pl, const char *pool);
 
+/* The server connections open or opening of pool (or under any one key). */
+int pool_limits_servers(struct pool_limits *pl, const char *pool);
+
 /* The server connections open or opening for user, all hosts together. */
 int pool_limits_user_servers(struct pool_limits *pl, const char *user);
 

@@ -319,6 +319,7 @@ const struct session_flow login_flow =
         .server_queued = pool_queued,
         .server_cancel_done = pool_cancel_done,
         .server_closed = pool_uncount,
+        .server_logged_in = pool_logged_in,
         .server_fenced = former_primary_check,
         .server_ended_idle = move_session_lost,
         .database_unhold = pool_unhold_database,

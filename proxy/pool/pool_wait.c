@@ -13,6 +13,7 @@
 #include "protocol/clock.h"
 #include "protocol/pg_error.h"
 #include "protocol/pkt.h"
+#include "protocol/sock.h"
 #include "proxy/base/config.h"
 #include "proxy/base/log.h"
 #include "proxy/base/pool_limits.h"
@@ -27,6 +28,7 @@
 #include "proxy/session/server_conn.h"
 #include "proxy/session/session.h"
 #include "proxy/session/txn_fetch.h"
+#include "routing/health.h"
 #include "routing/need.h"
 #include "routing/region.h"
 
@@ -87,6 +89,21 @@ static void pool_wake_all(struct worker *w)
 {
     if (worker_call_all(w, pool_wake_soon, NULL, NULL, NULL) != 0)
         log_warn(0, "out of memory waking the clients waiting for a server connection");
+}
+
+/* A server login's round trips: connect, startup, SCRAM's two; TLS's request and handshake. */
+#define LOGIN_ROUND_TRIPS     4
+#define LOGIN_TLS_ROUND_TRIPS 2
+
+void pool_logged_in(struct server_conn *sc)
+{
+    /* Timed for how many logins to its host may overlap (pool_growing). */
+    health_note_login_time(sc->host, wall_clock_us() - sc->connect_time,
+                           sock_tcp_rtt_us(sc->ep.stream.fd),
+                           LOGIN_ROUND_TRIPS + (sc->tls ? LOGIN_TLS_ROUND_TRIPS : 0));
+    /* Transactions that waited while their pool grew look again. */
+    if (sc->w->server_waiters.count > 0)
+        pool_wake_soon(sc->w, NULL);
 }
 
 void pool_uncount(struct server_conn *sc)
@@ -296,6 +313,27 @@ bool pool_queued(const struct session *s, const struct region *r)
     return pool_limits_waiting(&s->w->shared->pool_limits, pool) > 0;
 }
 
+/*
+ * Whether s's pool, on this worker, grows as fast as h allows: as many of
+ * its connections logging in here as logins to h may overlap
+ * (health_logins_at_once: one at a time to a near host).
+ */
+static bool pool_growing(const struct session *s, const struct region_host *h, int slice)
+{
+    unsigned at_once = health_logins_at_once(h), logging_in = 0;
+    struct list_node *pos, *tmp;
+    list_for_each_safe(pos, tmp, &s->w->login_servers)
+    {
+        const struct server_conn *sc = list_entry(pos, struct server_conn, node);
+        if (sc->counted && sc->pool_slice == slice &&
+            strcmp(sc->region->name, s->region->name) == 0 &&
+            strcmp(sc->database, s->database) == 0 && strcmp(sc->user, s->user) == 0 &&
+            ++logging_in >= at_once)
+            return true;
+    }
+    return false;
+}
+
 bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
 {
     int slice = pool_slice_of(s);
@@ -310,12 +348,17 @@ bool pool_txn_wait(struct session *s, struct region_host *h, bool join)
         return false;
     char pool[POOL_KEY_MAX], host[POOL_KEY_MAX];
     pool_session_keys(s, h, slice, pool, host);
-    if (pool_limits_full(&s->w->shared->pool_limits, pool, host, pool_slice_size(s, slice),
-                         s->cfg->max_db_connections) != POOL_FULL)
+    enum pool_reserve rc = pool_limits_full(&s->w->shared->pool_limits, pool, host,
+                                            pool_slice_size(s, slice), s->cfg->max_db_connections);
+    bool growing = rc == POOL_RESERVED && pool_growing(s, h, slice);
+    if (rc != POOL_FULL && !growing)
         return false;
     if (join) {
         pool_queue_join(s, wall_clock_us(), false);
-        pool_wait_count(s, pool, h, POOL_FULL);
+        if (growing) /* counted as waiting (pool_queued), but no limit is reached to say so */
+            pool_limits_wait(&s->w->shared->pool_limits, pool, 1);
+        else
+            pool_wait_count(s, pool, h, POOL_FULL);
     }
     return true;
 }
@@ -383,6 +426,33 @@ void pool_wait_enter(struct session *s)
 }
 
 /*
+ * Why a client of s waits for a connection of its pool in region r (at
+ * host h): the pool is full, or grows as fast as h allows (pool_growing).
+ */
+static void pool_size_why(const struct session *s, const struct region *r,
+                          const struct region_host *h, const char *verb, char detail[320])
+{
+    int slice = pool_slice_of(s), size = pool_slice_size(s, slice);
+    const char *limit = slice < 0 ? "pool_size" : "this worker's share of pool_size";
+    char pool[POOL_KEY_MAX];
+    pool_slice_key(pool, r->name, s->database, s->user, slice);
+    int open = pool_limits_servers(&s->w->shared->pool_limits, pool);
+    bool now = verb[0] == 'a'; /* "are": it still waits */
+    if (open < size && h != NULL) {
+        unsigned at_once = health_logins_at_once(h);
+        snprintf(detail, 320,
+                 "The pool of region %s %s growing, %u login%s at a time to host %s:%d (SHOW "
+                 "RTT's logins_at_once), and %s %d of its %d server connections (%s)",
+                 r->name, now ? "is" : "was", at_once, at_once == 1 ? "" : "s", h->name, h->port,
+                 now ? "holds" : "held", open, size, limit);
+    } else {
+        snprintf(detail, 320,
+                 "The pool of region %s is full: its %d server connections (%s) %s in use", r->name,
+                 size, limit, verb);
+    }
+}
+
+/*
  * Why a client of s waits for a connection to h of region r, full by
  * reason: the message of its 53300 (which names the pool or the host),
  * and the start of its detail, with the limit and its number.  verb:
@@ -395,11 +465,7 @@ static void pool_wait_why(const struct session *s, const struct region *r,
     if (reason == POOL_FULL) {
         snprintf(msg, 160, "no server connection free for database \"%s\", user \"%s\"",
                  s->database, s->user);
-        int slice = pool_slice_of(s);
-        snprintf(detail, 320,
-                 "The pool of region %s is full: its %d server connections (%s) %s in use", r->name,
-                 pool_slice_size(s, slice),
-                 slice < 0 ? "pool_size" : "this worker's share of pool_size", verb);
+        pool_size_why(s, r, h, verb, detail);
     } else if (reason == POOL_USER_FULL) {
         snprintf(msg, 160, "no server connection free for user \"%s\" on host %s:%d", s->user,
                  h->name, h->port);

@@ -33,6 +33,14 @@ void pool_unreserve(struct session *s);
 /* A counted connection closed (server_conn_close): waiting clients are told. */
 void pool_uncount(struct server_conn *sc);
 
+/*
+ * A connection logged in (it left login_servers): its login is timed for
+ * how many logins to its host may overlap (health_note_login_time), and
+ * transactions waiting while their pool grew as fast as that allows
+ * (pool_txn_wait) look again.
+ */
+void pool_logged_in(struct server_conn *sc);
+
 /* PHASE_WAIT_SERVER's enter, and its end however it ends. */
 void pool_wait_enter(struct session *s);
 void pool_wait_stop(struct session *s);
@@ -42,10 +50,14 @@ void pool_wait_stop(struct session *s);
  * idle connection to h of its region (s->txn_next.spot.region) to take,
  * should wait for one of this worker's to be given back rather than have
  * a fetcher log in: the pool is full by its own pool_size, on this worker
- * alone (its slice, or the only worker), and no idle connection of the
- * pool is there (one due for its check, or with other startup parameters:
- * the fetcher checks it or closes it for the slot) but one that clients
- * queued before s will have (pool_queued).  join: s begins to
+ * alone (its slice, or the only worker), or grows there as fast as h
+ * allows (as many of its connections logging in as logins to h may
+ * overlap, health_logins_at_once: one at a time to a near host, so that a
+ * crowd at a cold pool does not start pool_size server processes at once);
+ * and no idle connection of the pool is there (one due for its check, or
+ * with other startup parameters: the fetcher checks it or closes it for
+ * the slot) but one that clients queued before s will have (pool_queued).
+ * join: s begins to
  * wait, at the end of the queue and counted as waiting (the log's reports,
  * pool_wake) until pool_txn_wait_end; else s waits already, and asks
  * whether it still should.

@@ -99,6 +99,8 @@ struct session_flow {
     void (*server_cancel_done)(struct server_conn *sc);
     /* A server connection counted in the pool's limits closed. */
     void (*server_closed)(struct server_conn *sc);
+    /* A server connection's login ended well: it left the worker's login_servers. */
+    void (*server_logged_in)(struct server_conn *sc);
     /*
      * s's server is a host fenced as a former primary: whether its client's
      * bytes may go on to it (session/former_primary.h); false when s ended

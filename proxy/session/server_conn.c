@@ -57,9 +57,12 @@ struct server_conn *server_conn_new(struct session *s, struct region *region,
 
 void server_conn_move(struct server_conn *sc, struct list *to)
 {
+    bool logged_in = sc->list == &sc->w->login_servers && to != sc->list;
     list_remove(sc->list, &sc->node);
     sc->list = to;
     list_append(to, &sc->node);
+    if (logged_in && sc->w->shared->flow->server_logged_in != NULL)
+        sc->w->shared->flow->server_logged_in(sc);
 }
 
 void server_conn_free(struct server_conn *sc)

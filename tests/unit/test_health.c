@@ -305,6 +305,65 @@ static void test_login_brings_up(void **state)
     world_free(&w);
 }
 
+/* ---- how many logins to a host overlap: its round trips' share of a login ---- */
+
+static void test_login_overlap(void **state)
+{
+    (void)state;
+    /* This machine: 10 ms a login, 30 µs a round trip: one at a time. */
+    assert_int_equal(health_login_overlap(10000, 30, 4), 1);
+    /* A local network: 6 ms, 0.3 ms round trips (1.2 of the 6 on the network). */
+    assert_int_equal(health_login_overlap(6000, 300, 4), 1);
+    /* Half of it on the network: two. */
+    assert_int_equal(health_login_overlap(8000, 1000, 4), 2);
+    /* 80 ms away: 4 round trips and 10 ms of the server's, 33 at once. */
+    assert_int_equal(health_login_overlap(330000, 80000, 4), 33);
+    /* All of it, or more, on the network (a round trip measured long): the most. */
+    assert_int_equal(health_login_overlap(320000, 80000, 4), HEALTH_LOGINS_AT_ONCE_MAX);
+    assert_int_equal(health_login_overlap(100000, 80000, 6), HEALTH_LOGINS_AT_ONCE_MAX);
+    assert_int_equal(health_login_overlap(64 * 1000 + 999, 16000, 4), HEALTH_LOGINS_AT_ONCE_MAX);
+    /* Nothing measured: one at a time. */
+    assert_int_equal(health_login_overlap(0, 80000, 4), 1);
+    assert_int_equal(health_login_overlap(-5, 80000, 4), 1);
+    assert_int_equal(health_login_overlap(330000, 0, 4), 1);
+    assert_int_equal(health_login_overlap(330000, -1, 4), 1);
+    assert_int_equal(health_login_overlap(330000, 80000, 0), 1);
+}
+
+/* The host keeps the last login's figure, over the longer of TCP's round trip and the checks'. */
+static void test_logins_at_once(void **state)
+{
+    (void)state;
+    struct world w;
+    world_init(&w, 5432);
+    w.fd = -1;
+    assert_int_equal(health_logins_at_once(w.host), 1); /* none timed */
+    health_note_login_time(w.host, 330000, 80000, 4);
+    assert_int_equal(health_logins_at_once(w.host), 33);
+    health_note_login_time(w.host, 10000, 30, 4);
+    assert_int_equal(health_logins_at_once(w.host), 1);
+    /* No TCP figure (or a first leg to a relay): the checks' round trip stands in ... */
+    struct rtt_estimate *e = &w.host->runtime->health.rtt;
+    int64_t now = 0;
+    rtt_sample(e, 40.0, now);
+    health_note_login_time(w.host, 170000, -1, 4);
+    assert_int_equal(health_logins_at_once(w.host), 17);
+    health_note_login_time(w.host, 170000, 30, 4);
+    assert_int_equal(health_logins_at_once(w.host), 17);
+    /* ... the least of them lately: slow answers of a loaded server do not raise it. */
+    for (int i = 0; i < 5; i++)
+        rtt_sample(e, 90.0, now += 1000);
+    health_note_login_time(w.host, 170000, 30, 4);
+    assert_int_equal(health_logins_at_once(w.host), 17);
+    rtt_sample(e, 30.0, now += 1000);
+    health_note_login_time(w.host, 170000, 30, 4);
+    assert_int_equal(health_logins_at_once(w.host), 170000 / (170000 - 4 * 30000));
+    /* A longer TCP round trip than the checks' wins. */
+    health_note_login_time(w.host, 330000, 80000, 4);
+    assert_int_equal(health_logins_at_once(w.host), 33);
+    world_free(&w);
+}
+
 /* ---- region_primary: what the dbmove jobs and the record of moves read from ---- */
 
 static void set_host(struct region_host *h, bool up, bool standby)
@@ -353,6 +412,8 @@ int main(void)
         cmocka_unit_test(test_reset_is_at_once),
         cmocka_unit_test(test_session_timeouts_count),
         cmocka_unit_test(test_login_brings_up),
+        cmocka_unit_test(test_login_overlap),
+        cmocka_unit_test(test_logins_at_once),
     };
     cmocka_set_message_output(CM_OUTPUT_TAP);
     return cmocka_run_group_tests_name("health", tests, NULL, NULL);

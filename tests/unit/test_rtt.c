@@ -350,12 +350,32 @@ static void test_close_scores_keep_distance_order(void **state)
     assert_string_equal(second_for(e, DUBLIN), "eu-central");
 }
 
+/* The floor: the least sample of the last window or two, past a run of slow answers. */
+static void test_floor(void **state)
+{
+    (void)state;
+    struct rtt_estimate e = {0};
+    int64_t now = 0;
+    assert_true(rtt_floor_ms(&e) < 0);
+    rtt_sample(&e, 10.0, now);
+    assert_float_equal(rtt_floor_ms(&e), 10.0, 0.001);
+    for (int i = 1; i < 2 * RTT_FLOOR_WINDOW - 1; i++) {
+        rtt_sample(&e, 50.0, now += 1000);
+        assert_float_equal(rtt_floor_ms(&e), 10.0, 0.001); /* the quiet one is still among them */
+    }
+    rtt_sample(&e, 50.0, now += 1000);
+    assert_float_equal(rtt_floor_ms(&e), 50.0, 0.001); /* two windows on, the level is the floor */
+    rtt_sample(&e, 20.0, now += 1000);
+    assert_float_equal(rtt_floor_ms(&e), 20.0, 0.001); /* a quieter one lowers it at once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_estimate_seeds_and_waits),
         cmocka_unit_test(test_estimate_outliers),
         cmocka_unit_test(test_damping),
+        cmocka_unit_test(test_floor),
         cmocka_unit_test_setup_teardown(test_slow_region_loses_and_wins_back, env_setup,
                                         env_teardown),
         cmocka_unit_test_setup_teardown(test_first_choice_starts_no_hold_down, env_setup,
