@@ -15,7 +15,8 @@
 #                     [--only simple-8,extended-64,...: any mode-clients]
 #                     [--baseline path/to/older/pgnear]
 #                     [--backends auto,epoll] [--floor] [--pool_mode session]
-#                     [--machine] [--tails [--keep-logs DIR]]
+#                     [--machine] [--tails [--keep-logs DIR]] [--rate TPS]
+#                     [--proxy-cpu N]
 #
 # --tails: a busy crowd's latency, from pgbench's log of every transaction
 # (-l): p50, p99 and the longest of each target over its rounds, p99/p50
@@ -25,6 +26,18 @@
 # a short run's tail is mostly made of).  For a crowd, --only simple-1000,simple-5000: the
 # proxies take max_client_conn for the largest load, and `ulimit -n` must
 # allow the clients twice over (pgbench's ends and the proxy's).
+# --rate runs pgbench at that many transactions a second (-R), all
+# clients together, for tails at the same load through every target: a
+# rate below each one's capacity leaves no proxy's queue full, so that its
+# median is not set by its throughput (a closed loop of 1,000 clients
+# waits 1,000 transactions' time, less through the faster proxy) and its
+# p99 says how long its stalls are; pgbench measures each latency from the
+# transaction's scheduled start.
+# --proxy-cpu gives each proxy CPU N alone (taskset, every thread) and
+# PostgreSQL and pgbench the others: what each proxy's own scheduling
+# adds to the tails, apart from waiting for a core that the server
+# processes and pgbench hold (on a machine of two cores they outnumber
+# the cores many times over).
 # --keep-logs moves pgbench's logs to DIR (one a thread, named by target,
 # numbered in run order) for a closer look: which clients and which moments the
 # tail holds.
@@ -83,7 +96,7 @@ $| = 1;
 my %opt = (seconds => 10, rounds => 3, scale => 10, workers => '1,2', only => '', backends => 'auto',
            pool_mode => 'transaction');
 GetOptions(\%opt, 'seconds=i', 'rounds=i', 'scale=i', 'workers=s', 'only=s', 'baseline=s',
-    'backends=s', 'floor', 'pool_mode=s', 'machine', 'tails', 'keep-logs=s')
+    'backends=s', 'floor', 'pool_mode=s', 'machine', 'tails', 'keep-logs=s', 'rate=i', 'proxy-cpu=i')
     or die "bad options\n";
 $ENV{PGNEAR} //= "$FindBin::RealBin/../build/pgnear";
 die "no pgnear binary at $ENV{PGNEAR}: build first\n" unless -x $ENV{PGNEAR};
@@ -101,6 +114,20 @@ my $ticks = sysconf(_SC_CLK_TCK) || 100;
 my $floor_relay = $ENV{FLOOR_RELAY} // "$FindBin::RealBin/../build/bench/floor_relay";
 die "no floor relay at $floor_relay: run `make bench/floor_relay` in the build directory\n"
     if $opt{floor} && !-x $floor_relay;
+
+# --proxy-cpu: this script, and so PostgreSQL and pgbench, on the other CPUs; each proxy on its own.
+sub pin {
+    my ($cpus, $pid, $threads) = @_;
+    my $out = qx{taskset @{[ $threads ? '-a' : '' ]} -p -c $cpus $pid 2>&1};
+    die "taskset -p -c $cpus $pid failed: $out" if $?;
+}
+my $cpus = () = PgNearTest::slurp_file('/proc/cpuinfo') =~ /^processor/mg;
+if (defined $opt{'proxy-cpu'}) {
+    require_tool('taskset');
+    my $n = $opt{'proxy-cpu'};
+    die "--proxy-cpu $n: this machine has CPUs 0 to " . ($cpus - 1) . "\n" if $n < 0 || $n >= $cpus || $cpus < 2;
+    pin(join(',', grep { $_ != $n } 0 .. $cpus - 1), $$, 0);
+}
 
 my $pg = PgNearTest::Cluster->new(name => 'txnbench', location => '39.04, -77.49',
     conf => { max_connections => 300, shared_buffers => '256MB' });
@@ -140,6 +167,9 @@ my $bouncer = PgNearBouncer->new(
 my ($bouncer_port, $bouncer_pid) = ($bouncer->port, $bouncer->pid);
 push @order, 'pgbouncer';
 $targets{pgbouncer} = [$bouncer_port, $bouncer_pid];
+if (defined $opt{'proxy-cpu'}) {
+    pin($opt{'proxy-cpu'}, $targets{$_}[1], 1) for @order;
+}
 
 # The floors: bench/floor_relay straight to PostgreSQL, on epoll, on io_uring, and on both.
 my @floor_pids;
@@ -248,6 +278,7 @@ sub run_one {
     my $m0 = $opt{machine} ? machine_counters($pid) : undef;
     my $prefix = "$dir/latency-$name";
     my @log = $opt{tails} ? ('-l', '--log-prefix', $prefix) : ();
+    push @log, '-R', $opt{rate} if $opt{rate};
     my ($user0, $sys0) = cpu_ticks($pid);
     my ($c, $o, $e) = pgbench(['-n', '-S', @{ $load->{args} }, @log, '-T', $opt{seconds}],
         conninfo_string(host => '127.0.0.1', port => $port, dbname => 'bench', user => 'app',
@@ -303,9 +334,9 @@ sub median {
     return @s % 2 ? $s[$#s / 2] : ($s[@s / 2 - 1] + $s[@s / 2]) / 2;
 }
 
-my $cpus = () = PgNearTest::slurp_file('/proc/cpuinfo') =~ /^processor/mg;
-printf "pgbench -n -S -T %d, %d rounds interleaved (%s); %s pooling over %d; scale %d; %d CPUs\n",
-    $opt{seconds}, $opt{rounds}, join(' ', @order), $opt{pool_mode}, $pool_size, $opt{scale}, $cpus;
+printf "pgbench -n -S -T %d%s, %d rounds interleaved (%s); %s pooling over %d; scale %d; %d CPUs\n",
+    $opt{seconds}, $opt{rate} ? " -R $opt{rate}" : '', $opt{rounds}, join(' ', @order), $opt{pool_mode},
+    $pool_size, $opt{scale}, $cpus;
 printf "%-12s %-12s %9s %11s %11s %9s %9s %9s\n", 'load', 'proxy', 'tps', 'tps/bouncer',
     'ms CPU/1k tx', 'CPU/bouncer', 'user ms', 'sys ms';
 my (@machine_rows, @tail_rows);
