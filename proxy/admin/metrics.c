@@ -246,6 +246,11 @@ static void put_route_rtt(struct evbuffer *out, const struct snapshot_part *p0)
         if (p0->hosts[i].rtt_avg_ms >= 0)
             put_host_sample(out, "host_rtt_estimate_seconds", &p0->hosts[i], "%.6f",
                             p0->hosts[i].rtt_avg_ms / 1000.0);
+    put_header(out, "host_logins_at_once", "gauge",
+               "How many logins of one transaction pool to the host go at once as it grows.");
+    for (size_t i = 0; i < p0->nhosts; i++)
+        put_host_sample(out, "host_logins_at_once", &p0->hosts[i], "%u",
+                        p0->hosts[i].logins_at_once);
     put_header(out, "route_preference_changes_total", "counter",
                "Times the region that callers nearest this one try first changed.");
     for (size_t i = 0; i < p0->nhosts; i++) {
