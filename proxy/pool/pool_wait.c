@@ -430,42 +430,41 @@ void pool_wait_enter(struct session *s)
  * host h): the pool is full, or grows as fast as h allows (pool_growing).
  */
 static void pool_size_why(const struct session *s, const struct region *r,
-                          const struct region_host *h, const char *verb, char detail[320])
+                          const struct region_host *h, bool still, char detail[320])
 {
     int slice = pool_slice_of(s), size = pool_slice_size(s, slice);
     const char *limit = slice < 0 ? "pool_size" : "this worker's share of pool_size";
     char pool[POOL_KEY_MAX];
     pool_slice_key(pool, r->name, s->database, s->user, slice);
     int open = pool_limits_servers(&s->w->shared->pool_limits, pool);
-    bool now = verb[0] == 'a'; /* "are": it still waits */
     if (open < size && h != NULL) {
         unsigned at_once = health_logins_at_once(h);
         snprintf(detail, 320,
                  "The pool of region %s %s growing, %u login%s at a time to host %s:%d (SHOW "
                  "RTT's logins_at_once), and %s %d of its %d server connections (%s)",
-                 r->name, now ? "is" : "was", at_once, at_once == 1 ? "" : "s", h->name, h->port,
-                 now ? "holds" : "held", open, size, limit);
+                 r->name, still ? "is" : "was", at_once, at_once == 1 ? "" : "s", h->name, h->port,
+                 still ? "holds" : "held", open, size, limit);
     } else {
         snprintf(detail, 320,
                  "The pool of region %s is full: its %d server connections (%s) %s in use", r->name,
-                 size, limit, verb);
+                 size, limit, still ? "are" : "were");
     }
 }
 
 /*
  * Why a client of s waits for a connection to h of region r, full by
  * reason: the message of its 53300 (which names the pool or the host),
- * and the start of its detail, with the limit and its number.  verb:
- * "are" for a client still waiting, "were" for one that waited.
+ * and the start of its detail, with the limit and its number, said of
+ * a client that still waits, else of one that waited.
  */
 static void pool_wait_why(const struct session *s, const struct region *r,
-                          const struct region_host *h, enum pool_reserve reason, const char *verb,
+                          const struct region_host *h, enum pool_reserve reason, bool still,
                           char msg[160], char detail[320])
 {
     if (reason == POOL_FULL) {
         snprintf(msg, 160, "no server connection free for database \"%s\", user \"%s\"",
                  s->database, s->user);
-        pool_size_why(s, r, h, verb, detail);
+        pool_size_why(s, r, h, still, detail);
     } else if (reason == POOL_USER_FULL) {
         snprintf(msg, 160, "no server connection free for user \"%s\" on host %s:%d", s->user,
                  h->name, h->port);
@@ -491,7 +490,7 @@ static void pool_wait_error(const struct session *s, const struct region *r,
 {
     char msg[160], detail[320];
     double waited = (double)(wall_clock_us() - session_turn(s)->since_us) / 1e6;
-    pool_wait_why(s, r, h, reason, "were", msg, detail);
+    pool_wait_why(s, r, h, reason, false, msg, detail);
     pg_error_set(err, "53300", "%s", msg);
     pg_error_detail(err, "%s for the %.1f s this client waited (query_wait_timeout).", detail,
                     waited);
@@ -545,7 +544,7 @@ static void pool_wait_notice(const struct session *s, struct pg_error *e)
         snprintf(detail, sizeof(detail), "Its clients wait until %s",
                  held & HOLD_PAUSE ? "an administrator lets it go (RESUME)" : "the hold ends");
     } else {
-        pool_wait_why(s, r, h, reason, "are", msg, detail);
+        pool_wait_why(s, r, h, reason, true, msg, detail);
     }
     pg_error_set(e, "00000", "waiting for a server connection of region %s: %s", r->name, msg);
     pg_error_detail(e,
