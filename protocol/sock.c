@@ -7,7 +7,7 @@
 #include "protocol/sock.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* tcpi_min_rtt, which glibc's struct tcp_info lacks */
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -17,10 +17,15 @@ int64_t sock_tcp_rtt_us(int fd)
 {
     struct tcp_info info;
     socklen_t len = sizeof(info);
-    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
-        len < offsetof(struct tcp_info, tcpi_rtt) + sizeof(info.tcpi_rtt) || info.tcpi_rtt == 0)
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0)
         return -1;
-    return info.tcpi_rtt;
+    /* The least first (Linux 4.6 on); UINT32_MAX: no sample yet. */
+    if (len >= offsetof(struct tcp_info, tcpi_min_rtt) + sizeof(info.tcpi_min_rtt) &&
+        info.tcpi_min_rtt != 0 && info.tcpi_min_rtt != UINT32_MAX)
+        return info.tcpi_min_rtt;
+    if (len >= offsetof(struct tcp_info, tcpi_rtt) + sizeof(info.tcpi_rtt) && info.tcpi_rtt != 0)
+        return info.tcpi_rtt;
+    return -1;
 }
 
 /* A plain socket; TLS is added after with its SSL. */

@@ -63,10 +63,12 @@ ssize_t sock_write(struct sock *k, const void *p, size_t n);
 int sock_take_fd(struct sock *k);
 
 /*
- * The kernel's smoothed round trip of TCP socket fd, in microseconds: the
- * network's, measured on its acknowledgments, which neither the peer's
- * work nor this process's waits for a core inflate.  -1 when fd has none
- * (not TCP, or nothing measured yet).
+ * The least round trip the kernel measured on TCP socket fd, in
+ * microseconds (its smoothed one on kernels before 4.6): the network's,
+ * timed on acknowledgments from the handshake on.  The smoothed figure
+ * is not used where the least is known: a peer in interactive mode
+ * delays its acknowledgment until it answers, and that sample then holds
+ * the peer's work.  -1 when fd has none (not TCP, or nothing measured).
  */
 int64_t sock_tcp_rtt_us(int fd);
 

@@ -48,7 +48,9 @@
  * read: the timeline it replays is that one or a later one
  * (health_standby_timeline); and when the server started, which tells
  * two addresses of one server (a relay in front of it) from two servers
- * of one system (claimants.h).  Positions come as byte offsets (numeric),
+ * of one system (claimants.h); and, last, the server's own time for the
+ * query, which the round trip less it leaves the network's (rtt.h's
+ * floor).  Positions come as byte offsets (numeric),
  * NULL where they do not apply.  A primary's position is where its WAL
  * is inserted, past every commit it has answered: the written position
  * (pg_current_wal_lsn) lags behind a commit by up to wal_writer_delay
@@ -68,8 +70,9 @@
     "CASE WHEN pg_is_in_recovery() THEN greatest((SELECT timeline_id FROM "                        \
     "pg_control_checkpoint()), "                                                                   \
     "(SELECT min_recovery_end_timeline FROM pg_control_recovery())) END, "                         \
-    "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8"
-#define HEALTH_QUERY_COLUMNS 9
+    "(extract(epoch FROM pg_postmaster_start_time()) * 1000000)::int8, "                           \
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000000)::int8"
+#define HEALTH_QUERY_COLUMNS 10
 
 struct health_checker {
     struct event_base *base;
@@ -187,6 +190,14 @@ static uint64_t health_column_uint(const PGresult *res, int col)
     errno = 0;
     unsigned long long v = strtoull(PQgetvalue(res, 0, col), &end, 10);
     return errno == 0 && *end == '\0' ? (uint64_t)v : 0;
+}
+
+/* The server's own time for the check, ms: its last column (0 when it did not answer it). */
+static double health_server_ms(const PGresult *res)
+{
+    if (res == NULL || PQntuples(res) < 1 || PQnfields(res) < HEALTH_QUERY_COLUMNS)
+        return 0;
+    return health_column_uint(res, HEALTH_QUERY_COLUMNS - 1) / 1000.0;
 }
 
 /*
@@ -344,8 +355,10 @@ static void health_check_passed(struct health_probe *p, const PGresult *res, con
     hh->login_failing = error != NULL;
     hh->busy_said = false;
     hh->rtt_ms = elapsed_ms(&p->started);
-    if (p->on_kept) /* a login's round trips are not one (rtt.h) */
+    if (p->on_kept) { /* a login's round trips are not one (rtt.h) */
         rtt_sample(&hh->rtt, hh->rtt_ms, monotonic_ms());
+        rtt_floor_sample(&hh->rtt, hh->rtt_ms - health_server_ms(res));
+    }
     if (res != NULL)
         health_note_state(p->hc, h, res, p->started_ms);
     hh->consecutive_fail = 0;
@@ -806,7 +819,8 @@ unsigned health_login_overlap(int64_t login_us, int64_t rtt_us, int round_trips)
 void health_note_login_time(struct region_host *h, int64_t login_us, int64_t tcp_rtt_us,
                             int round_trips)
 {
-    int64_t rtt_us = (int64_t)(rtt_floor_ms(&h->runtime->health.rtt) * 1000);
+    int64_t rtt_us =
+        (int64_t)(rtt_floor_ms(&h->runtime->health.rtt) * 1000) - HEALTH_CHECK_SLACK_US;
     if (tcp_rtt_us > rtt_us)
         rtt_us = tcp_rtt_us;
     unsigned n = health_login_overlap(login_us, rtt_us, round_trips);

@@ -190,15 +190,27 @@ bool health_answered_since(const struct region_host *h, int64_t since_ms);
 unsigned health_login_overlap(int64_t login_us, int64_t rtt_us, int round_trips);
 
 /*
+ * What of a check's network time (rtt_floor_ms) may still be the two
+ * ends' processes: the checker thread's wake-up and libpq, the server
+ * process's own before and after the statement it timed.  Under a
+ * millisecond on a quiet machine, they take that much on a loaded one
+ * (and more than the wire to a near host): a login is weighed against
+ * the checks' time less this, so that a busy pgnear does not take a near
+ * host for a distant one.
+ */
+#define HEALTH_CHECK_SLACK_US 1000
+
+/*
  * A login to h took login_us, from connect to ReadyForQuery, in
  * round_trips: what h's pools may start at once now
- * (health_login_overlap), over the longer of two round trips: TCP's of
- * the login's connection (tcp_rtt_us, the kernel's, which neither the
- * server's work nor pgnear's waits for a core inflate; <= 0: none), and
- * the checks' least lately (rtt_floor_ms: through whatever relays the
- * path holds, which TCP sees only the first leg of; the least, since a
- * check's answer waits for a loaded server and a busy pgnear, as a crowd
- * arriving makes them).  Safe from any worker thread.
+ * (health_login_overlap), over the longer of two round trips: TCP's
+ * least on the login's connection (tcp_rtt_us, the kernel's, which
+ * neither the server's work nor pgnear's waits for a core inflate; <= 0:
+ * none), and the checks' network time lately, less HEALTH_CHECK_SLACK_US
+ * (rtt_floor_ms: through whatever relays the path holds, which TCP sees
+ * only the first leg of; the least, since a check's answer also waits for
+ * a busy pgnear, as a crowd arriving makes it).  Safe from any worker
+ * thread.
  */
 void health_note_login_time(struct region_host *h, int64_t login_us, int64_t tcp_rtt_us,
                             int round_trips);

@@ -85,9 +85,11 @@ static void rtt_fold(struct rtt_estimate *e, double ms, int64_t now_ms)
 }
 
 /* The least of the last RTT_FLOOR_WINDOW to twice that samples: two windows, the last one full. */
-static void rtt_floor(struct rtt_estimate *e, double ms)
+void rtt_floor_sample(struct rtt_estimate *e, double ms)
 {
-    uint32_t us = rtt_us(ms);
+    if (!(ms >= 0))
+        return;
+    uint32_t us = rtt_us(ms) > 0 ? rtt_us(ms) : 1; /* 0 is "none yet" */
     if (e->floor_count == 0 || us < e->floor_now_us)
         e->floor_now_us = us;
     if (++e->floor_count == RTT_FLOOR_WINDOW) {
@@ -104,7 +106,6 @@ void rtt_sample(struct rtt_estimate *e, double ms, int64_t now_ms)
 {
     if (!(ms >= 0))
         return;
-    rtt_floor(e, ms);
     uint32_t n = __atomic_load_n(&e->samples, __ATOMIC_RELAXED);
     if (n == 0)
         e->avg_ms = ms; /* the first sample seeds it */
@@ -125,9 +126,8 @@ double rtt_estimate_ms(const struct rtt_estimate *e)
 
 double rtt_floor_ms(const struct rtt_estimate *e)
 {
-    if (__atomic_load_n(&e->samples, __ATOMIC_RELAXED) == 0)
-        return -1;
-    return __atomic_load_n(&e->floor_us, __ATOMIC_RELAXED) / 1000.0;
+    uint32_t us = __atomic_load_n(&e->floor_us, __ATOMIC_RELAXED);
+    return us == 0 ? -1 : us / 1000.0;
 }
 
 double rtt_last_ms(const struct rtt_estimate *e)

@@ -89,7 +89,7 @@ struct rtt_estimate {
     uint32_t avg_us;
     uint32_t last_us;
     uint32_t samples;
-    uint32_t floor_us;     /* the least sample lately (rtt_floor_ms) */
+    uint32_t floor_us;     /* the least network time lately (rtt_floor_ms; 0 none) */
     int64_t slow_until_ms; /* monotonic_ms; 0: never marked */
 };
 
@@ -100,11 +100,19 @@ void rtt_sample(struct rtt_estimate *e, double ms, int64_t now_ms);
 double rtt_estimate_ms(const struct rtt_estimate *e);
 
 /*
- * The least of the last RTT_FLOOR_WINDOW samples or more (up to twice
- * that), in ms; -1 while none came.  What the network and the server's
- * least work take, which a loaded server's or pgnear's own slow answers
- * do not raise while one quiet check is among them: the round trip a
- * login's time is weighed against (health_note_login_time).
+ * The floor, fed apart from the estimate: one check's network time, ms —
+ * its round trip less the server's own time for the query, which the
+ * check reports.  A routing estimate wants the whole answer (a loaded
+ * region answers slowly); what a login's time is weighed against wants
+ * only the wire (health_note_login_time).
+ */
+void rtt_floor_sample(struct rtt_estimate *e, double ms);
+
+/*
+ * The least of the last RTT_FLOOR_WINDOW network times or more (up to
+ * twice that), in ms; -1 while none came.  The least, because what else
+ * a check's answer waits for (pgnear's checker thread, a core for it)
+ * only adds: one quiet check among them is the wire's.
  */
 double rtt_floor_ms(const struct rtt_estimate *e);
 

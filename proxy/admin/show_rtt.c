@@ -2,7 +2,8 @@
  * show_rtt.c — SHOW RTT: each host's round trips as routing measures
  * them (routing/rtt.h), beside them the region that callers nearest the
  * host's region try first (routing/route_rtt.h), and how many logins of
- * one pool to the host may overlap (health_logins_at_once), rendered from
+ * one pool to the host may overlap (health_logins_at_once) over the wire's
+ * part of a check (rtt_floor_ms), rendered from
  * worker 0's part of a snapshot, as SHOW REGIONS is.
  */
 #include "proxy/admin/show.h"
@@ -18,6 +19,7 @@ static const struct admin_column show_rtt_cols[] = {{"region", ADMIN_TEXT, 0},
                                                     {"state", ADMIN_TEXT, 0},
                                                     {"preferred", ADMIN_TEXT, 0},
                                                     {"preferred_since", ADMIN_TIMESTAMPTZ, 0},
+                                                    {"wire_ms", ADMIN_NUMERIC, 3},
                                                     {"logins_at_once", ADMIN_INT8, 0}};
 
 /* cold until the estimate is used, slow while marked, else ok. */
@@ -51,6 +53,10 @@ static void rtt_row(struct admin_result *res, const struct host_row *h)
         result_null(res);
         result_null(res);
     }
+    if (h->rtt_wire_ms >= 0)
+        result_numeric(res, h->rtt_wire_ms);
+    else
+        result_null(res);
     result_int(res, h->logins_at_once);
 }
 

@@ -278,6 +278,7 @@ static void host_row_fill(struct host_row *row, const struct region *r, const st
     row->rtt_avg_ms = rtt_estimate_ms(&hh->rtt);
     row->rtt_samples = rtt_samples(&hh->rtt);
     row->rtt_slow = rtt_is_slow(&hh->rtt, monotonic_ms());
+    row->rtt_wire_ms = rtt_floor_ms(&hh->rtt);
     row->logins_at_once = health_logins_at_once(h);
 }
 

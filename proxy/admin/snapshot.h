@@ -140,7 +140,8 @@ struct host_row {
     double rtt_last_ms; /* the last check's on a kept connection; 0: none */
     double rtt_avg_ms;  /* the estimate; -1 while cold (fewer than RTT_MIN_SAMPLES) */
     uint32_t rtt_samples;
-    bool rtt_slow; /* marked slow now */
+    bool rtt_slow;      /* marked slow now */
+    double rtt_wire_ms; /* the least of the checks' network times lately; -1: none */
     /* How many logins of one pool to it overlap (health_logins_at_once). */
     unsigned logins_at_once;
     /*

@@ -147,6 +147,8 @@ for my $r (sort keys %$rtt) {
     # Under localhost round trips no challenger beats the nearest by route_deadband_min.
     is $f[7], $r, "SHOW RTT $r: its callers prefer it";
     like $f[8], qr/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\+00$/, "SHOW RTT $r: preferred_since";
+    like $f[9], qr/^\d+\.\d{3}$/, "SHOW RTT $r: wire_ms in ms";
+    cmp_ok $f[9], '<', $f[4], "SHOW RTT $r: wire_ms, the network's part, below avg_ms";
 }
 
 sub show_stats { return { map { my @f = split /\|/; ($f[0] => $f[1]) } split /\n/, admin('SHOW STATS') } }

@@ -4,10 +4,14 @@
 #  - A near host (this machine) takes one at a time: 24 clients send a
 #    query together into a pool of 8 holding one connection; PostgreSQL's
 #    log shows the 7 logins that fill it, none begun before the one before
-#    it was authorized; every query is answered; SHOW RTT says 1.
+#    it was authorized; every query is answered; SHOW RTT says 1.  Its
+#    wire_ms, the checks' round trips less the server's time for them,
+#    is below their average (that time would make a loaded near host look
+#    distant).
 #  - A distant host (behind a delay relay, 30 ms each way) takes several:
 #    the same crowd's logins overlap, as SHOW RTT's figure allows (2 or
-#    more: nearly all of such a login is spent on the network).
+#    more: nearly all of such a login is spent on the network); the
+#    relay's delay counts in wire_ms, which TCP's figure stops short of.
 #  - A transaction that waits while its pool grows is told why: a login
 #    through a relay that stalls it holds the pool's growth, and a second
 #    client's query waits for it rather than dialing too, then gets 53300
@@ -83,6 +87,11 @@ sub crowd_burst {
 # ================================================================ a near host: one at a time
 {
     my $p = PgNearTest::Proxy->new(regions => [$pg], settings => {%BASE});
+    ok wait_until(sub { my ($r) = $p->admin_rows('SHOW RTT'); $r && $r->{samples} >= 5 },
+                  timeout => 20), 'near: the checks measured the host';
+    my ($rtt) = $p->admin_rows('SHOW RTT');
+    cmp_ok $rtt->{wire_ms}, '<', $rtt->{avg_ms},
+      "near: SHOW RTT's wire_ms leaves out the server's time for the checks ($rtt->{wire_ms} ms of $rtt->{avg_ms})";
     my $first = login($p);
     is $first->query('SELECT 1')->{rows}[0][0], 1, 'near: the pool holds one connection';
     $first->terminate;
@@ -115,6 +124,8 @@ sub crowd_burst {
                                    settings => {%BASE, server_connect_timeout => '10s'});
     ok wait_until(sub { my ($r) = $p->admin_rows('SHOW RTT'); $r && $r->{samples} >= 1 },
                   timeout => 20), 'far: a check measured the round trip';
+    my ($rtt) = $p->admin_rows('SHOW RTT');
+    cmp_ok $rtt->{wire_ms}, '>=', 60, "far: the relay's 60 ms count as the wire's ($rtt->{wire_ms} ms)";
     my $first = login($p);
     is $first->query('SELECT 1')->{rows}[0][0], 1, 'far: the pool holds one connection';
     $first->terminate;

@@ -350,22 +350,28 @@ static void test_close_scores_keep_distance_order(void **state)
     assert_string_equal(second_for(e, DUBLIN), "eu-central");
 }
 
-/* The floor: the least sample of the last window or two, past a run of slow answers. */
+/* The floor: the least network time of the last window or two, past a run of slow answers. */
 static void test_floor(void **state)
 {
     (void)state;
     struct rtt_estimate e = {0};
-    int64_t now = 0;
     assert_true(rtt_floor_ms(&e) < 0);
-    rtt_sample(&e, 10.0, now);
+    rtt_sample(&e, 10.0, 0); /* the estimate's samples are not the floor's */
+    assert_true(rtt_floor_ms(&e) < 0);
+    rtt_floor_sample(&e, -0.2); /* a server's time longer than the round trip: none */
+    assert_true(rtt_floor_ms(&e) < 0);
+    rtt_floor_sample(&e, 0.0); /* none of it on the wire: the least there is */
+    assert_float_equal(rtt_floor_ms(&e), 0.001, 0.0001);
+    e = (struct rtt_estimate){0};
+    rtt_floor_sample(&e, 10.0);
     assert_float_equal(rtt_floor_ms(&e), 10.0, 0.001);
     for (int i = 1; i < 2 * RTT_FLOOR_WINDOW - 1; i++) {
-        rtt_sample(&e, 50.0, now += 1000);
+        rtt_floor_sample(&e, 50.0);
         assert_float_equal(rtt_floor_ms(&e), 10.0, 0.001); /* the quiet one is still among them */
     }
-    rtt_sample(&e, 50.0, now += 1000);
+    rtt_floor_sample(&e, 50.0);
     assert_float_equal(rtt_floor_ms(&e), 50.0, 0.001); /* two windows on, the level is the floor */
-    rtt_sample(&e, 20.0, now += 1000);
+    rtt_floor_sample(&e, 20.0);
     assert_float_equal(rtt_floor_ms(&e), 20.0, 0.001); /* a quieter one lowers it at once */
 }
 
