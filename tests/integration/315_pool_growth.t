@@ -101,7 +101,7 @@ sub crowd_burst {
     my @logins = logins_since($from);
     is scalar(@logins), 7, 'near: 7 logins filled the pool of 8';
     is most_at_once(@logins), 1, 'near: none of them began before the one before it was authorized'
-      or diag explain \@logins;
+      or diag explain [\@logins, $p->admin_rows('SHOW RTT')];
     $p->stop;
 }
 
