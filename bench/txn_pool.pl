@@ -21,9 +21,12 @@
 # --tails: a busy crowd's latency, from pgbench's log of every transaction
 # (-l): p50, p99 and the longest of each target over its rounds, p99/p50
 # beside PgBouncer's, and the longest over the median (a client starved
-# waits many medians); and p99/p50 from each client's third transaction
+# waits many medians); p99/p50 from each client's third transaction
 # on ("later": without the first burst of a crowd into a cold pool, which
-# a short run's tail is mostly made of).  For a crowd, --only simple-1000,simple-5000: the
+# a short run's tail is mostly made of); and p99/p50 of the rounds after
+# the first, from STEADY_AFTER_S into each ("steady": a warm pool, and
+# pgbench on its schedule, which under --rate it falls behind while its
+# crowd logs in).  For a crowd, --only simple-1000,simple-5000: the
 # proxies take max_client_conn for the largest load, and `ulimit -n` must
 # allow the clients twice over (pgbench's ends and the proxy's).
 # --rate runs pgbench at that many transactions a second (-R), all
@@ -242,21 +245,26 @@ sub machine_counters {
 }
 
 # The latencies, in microseconds, in pgbench's logs under $prefix (one a
-# thread: "client transaction latency ..."), the logs removed: every
-# transaction's (all), and those from each client's third on (later): a
-# crowd's first two wait for the pool to fill, its connections' first
-# queries and pgbench's other thread's logins, and make much of a short
-# run's tail.
+# thread: "client transaction latency script epoch_s us [lag]"), the logs
+# removed: every transaction's (all), and those from each client's third
+# on (later): a crowd's first two wait for the pool to fill, its
+# connections' first queries and pgbench's other thread's logins, and
+# make much of a short run's tail.  In a round after the first ($warm),
+# those that ended STEADY_AFTER_S or more after the round's first did
+# (steady).
+use constant STEADY_AFTER_S => 2;
 my $kept = 0;
 sub logged_latencies {
-    my ($prefix) = @_;
-    my %us = (all => [], later => []);
+    my ($prefix, $warm) = @_;
+    my %us = (all => [], later => [], steady => []);
+    my @ended; # [end in s, latency]
     for my $file (glob "$prefix.*") {
         open my $in, '<', $file or die "$file: $!\n";
         while (<$in>) {
-            my (undef, $nth, $latency) = split ' ';
+            my (undef, $nth, $latency, undef, $s, $frac) = split ' ';
             push @{ $us{all} }, $latency;
             push @{ $us{later} }, $latency if $nth > 2;
+            push @ended, [$s + $frac / 1e6, $latency] if $warm;
         }
         close $in;
         if ($opt{'keep-logs'}) {
@@ -266,6 +274,10 @@ sub logged_latencies {
             unlink $file;
         }
     }
+    if (@ended) {
+        my $first = (sort { $a <=> $b } map { $_->[0] } @ended)[0];
+        $us{steady} = [map { $_->[1] } grep { $_->[0] >= $first + STEADY_AFTER_S } @ended];
+    }
     return \%us;
 }
 
@@ -273,7 +285,7 @@ sub logged_latencies {
 # transactions (and with --machine the machine's figures, per transaction;
 # with --tails the latency of each transaction, in microseconds).
 sub run_one {
-    my ($load, $name) = @_;
+    my ($load, $name, $round) = @_;
     my ($port, $pid) = @{ $targets{$name} };
     my $m0 = $opt{machine} ? machine_counters($pid) : undef;
     my $prefix = "$dir/latency-$name";
@@ -298,7 +310,7 @@ sub run_one {
                     delay => $d{delay} / 1000 / $r->{processed});
     }
     return ($r->{tps}, ($user1 - $user0 + $sys1 - $sys0) * $per_1k, ($user1 - $user0) * $per_1k,
-            \%machine, $opt{tails} ? logged_latencies($prefix) : undef);
+            \%machine, $opt{tails} ? logged_latencies($prefix, $round > 1) : undef);
 }
 
 # The q-quantile of sorted numbers (nearest rank).
@@ -314,18 +326,21 @@ sub tail_rows {
     my ($load, $lat) = @_;
     my %q;
     for my $name (@order) {
-        for my $which (qw(all later)) {
-            my @s = sort { $a <=> $b } @{ $lat->{$name}{$which} };
+        for my $which (qw(all later steady)) {
+            my @s = sort { $a <=> $b } @{ $lat->{$name}{$which} // [] };
             $q{$name}{$which} = [map { quantile(\@s, $_) / 1000 } 0.5, 0.99, 1];
         }
     }
-    my $ratio = sub { my $v = $q{ $_[0] }{ $_[1] }; $v->[1] / ($v->[0] || 1) };
+    my $ratio = sub { my $v = $q{ $_[0] }{ $_[1] }; ($v->[1] // 0) / ($v->[0] || 1) };
+    my $beside = sub { $ratio->(@_) / ($ratio->('pgbouncer', $_[1]) || 1) };
     return map {
         my $v = $q{$_}{all};
-        sprintf "%-12s %-12s %9.2f %9.2f %9.1f %8.2f %12.2f %9.1f %10.2f %12.2f", $load->{name}, $_, @$v,
-            $ratio->($_, 'all'), $ratio->($_, 'all') / ($ratio->('pgbouncer', 'all') || 1),
-            $v->[2] / ($v->[0] || 1), $ratio->($_, 'later'),
-            $ratio->($_, 'later') / ($ratio->('pgbouncer', 'later') || 1)
+        my $steady = $opt{rounds} > 1
+          ? sprintf('%8.2f %8.2f %15.2f', $q{$_}{steady}[1] // 0, $ratio->($_, 'steady'), $beside->($_, 'steady'))
+          : sprintf('%8s %8s %15s', '-', '-', '-');
+        sprintf "%-12s %-12s %9.2f %9.2f %9.1f %8.2f %12.2f %9.1f %10.2f %12.2f %s", $load->{name}, $_, @$v,
+            $ratio->($_, 'all'), $beside->($_, 'all'), $v->[2] / ($v->[0] || 1), $ratio->($_, 'later'),
+            $beside->($_, 'later'), $steady
     } @order;
 }
 
@@ -344,7 +359,7 @@ for my $load (@loads) {
     my (%tps, %cpu, %user, %machine, %lat);
     for my $round (1 .. $opt{rounds}) {
         for my $name (@order) {
-            my ($t, $c, $u, $m, $l) = run_one($load, $name);
+            my ($t, $c, $u, $m, $l) = run_one($load, $name, $round);
             push @{ $tps{$name} }, $t;
             push @{ $cpu{$name} }, $c;
             push @{ $user{$name} }, $u;
@@ -369,12 +384,14 @@ for my $load (@loads) {
 print "medians of the rounds; CPU: the proxy process's utime + stime per 1,000 transactions;\n",
     "user ms: utime alone (its median), sys ms: the CPU's median less it\n";
 if (@tail_rows) {
-    printf "\n%-12s %-12s %9s %9s %9s %8s %12s %9s %10s %12s\n", 'load', 'proxy', 'p50 ms', 'p99 ms',
-        'max ms', 'p99/p50', 'vs bouncer', 'max/p50', 'later', 'later/bouncer';
+    printf "\n%-12s %-12s %9s %9s %9s %8s %12s %9s %10s %12s %8s %8s %15s\n", 'load', 'proxy', 'p50 ms',
+        'p99 ms', 'max ms', 'p99/p50', 'vs bouncer', 'max/p50', 'later', 'later/bouncer', 'steady99',
+        'steady', 'steady/bouncer';
     print "$_\n" for @tail_rows;
     print "every transaction of the rounds (pgbench -l); vs bouncer: p99/p50 over PgBouncer's;\n",
         "max/p50: the longest wait in medians (a starved client's is many); later: p99/p50 of\n",
-        "each client's third transaction on, without the crowd's first burst into a cold pool\n";
+        "each client's third transaction on, without the crowd's first burst into a cold pool;\n",
+        "steady: p99/p50 of the rounds after the first, from ", STEADY_AFTER_S, " s into each (steady99: its p99 ms)\n";
 }
 if (@machine_rows) {
     printf "\n%-12s %-12s %7s %11s %12s %9s %12s\n", 'load', 'proxy', 'idle %', 'PG ms/1k tx',
