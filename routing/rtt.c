@@ -89,7 +89,9 @@ void rtt_floor_sample(struct rtt_estimate *e, double ms)
 {
     if (!(ms >= 0))
         return;
-    uint32_t us = rtt_us(ms) > 0 ? rtt_us(ms) : 1; /* 0 is "none yet" */
+    uint32_t us = rtt_us(ms);
+    if (us == 0)
+        us = 1; /* 0 is "none yet" */
     if (e->floor_count == 0 || us < e->floor_now_us)
         e->floor_now_us = us;
     if (++e->floor_count == RTT_FLOOR_WINDOW) {
