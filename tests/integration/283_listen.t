@@ -213,7 +213,8 @@ sub listening_backends {
     # inside a transaction block it still pins, on the server's own LISTEN
     $q = $l->query('BEGIN; LISTEN blockch; COMMIT');
     ok !$q->{error}, 'LISTEN inside a transaction block runs on the server';
-    @pinned = grep { ($_->{pinned} // '') =~ /LISTEN/ } admin_rows($p, 'SHOW CLIENTS');
+    # (the pin is found when the session's state is read back, after its ReadyForQuery)
+    wait_until(sub { @pinned = grep { ($_->{pinned} // '') =~ /LISTEN/ } admin_rows($p, 'SHOW CLIENTS') });
     is scalar(@pinned), 1, '... and pins the session, as before';
     direct_notify('blockch', 'pinned');
     is_deeply [map { $_->{payload} } @{ idle_read($l, 3, 1) }], ['pinned'], '... whose server delivers its notifications';
