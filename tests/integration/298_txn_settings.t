@@ -78,20 +78,18 @@ sub stat_value {
     my ($row) = grep { $_->{stat} eq $name } $p->admin_rows('SHOW STATS');
     return $row ? $row->{value} : undef;
 }
+# app's clients that are pinned (SHOW CLIENTS rows).
+sub pinned_rows { grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } $_[0]->admin_rows('SHOW CLIENTS') }
+sub pinned_clients { scalar pinned_rows($_[0]) }
 # Why app's clients are pinned, once one's reason matches $want: what pins is
 # known when the settings are read back, after the client has its
 # ReadyForQuery, and a client that just left may still be listed.
 sub pinned_why {
     my ($p, $want) = @_;
     my $why = '';
-    wait_until(sub {
-        $why = join ', ', map { $_->{pinned} }
-            grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } $p->admin_rows('SHOW CLIENTS');
-        $why =~ $want;
-    });
+    wait_until(sub { ($why = join ', ', map { $_->{pinned} } pinned_rows($p)) =~ $want });
     $why;
 }
-sub pinned_clients { scalar grep { ($_->{user} // '') eq 'app' && ($_->{pinned} // '') ne '' } $_[0]->admin_rows('SHOW CLIENTS') }
 
 # Two clients on one worker: pool_size = 1 there, so one server connection serves both.
 sub same_connection {
